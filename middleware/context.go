@@ -1,0 +1,151 @@
+package middleware
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+type teamKey struct{}
+type stageKey struct{}
+type callKey struct{}
+type observerKey struct{}
+
+// WithTeam returns a context whose calls are attributed to team: team
+// budgets, team-scoped cache entries and the team's policy apply to them.
+func WithTeam(ctx context.Context, team string) context.Context {
+	return context.WithValue(ctx, teamKey{}, team)
+}
+
+// TeamFrom returns the team set by WithTeam, or "".
+func TeamFrom(ctx context.Context) string {
+	t, _ := ctx.Value(teamKey{}).(string)
+	return t
+}
+
+// Stage is the step of an agent loop a call belongs to.
+type Stage string
+
+// The stages of an agent loop (the seed's multi-model pattern).
+const (
+	StageUnknown        Stage = ""
+	StageToolSelection  Stage = "tool_selection"  // choosing which tool to call
+	StageResultAnalysis Stage = "result_analysis" // reading tool results
+	StageFinalAnswer    Stage = "final_answer"    // writing the answer to the user
+)
+
+// WithStage returns a context that declares the stage of the calls made
+// with it, overriding automatic detection.
+func WithStage(ctx context.Context, s Stage) context.Context {
+	return context.WithValue(ctx, stageKey{}, s)
+}
+
+// StageFrom returns the stage set by WithStage, or StageUnknown.
+func StageFrom(ctx context.Context) Stage {
+	s, _ := ctx.Value(stageKey{}).(Stage)
+	return s
+}
+
+// DetectStage infers a call's stage when the caller did not declare it:
+// the last message a tool result means result analysis; a conversation
+// ending with the user (the task, or a one-shot agent's prompt on the first
+// call of a run) means tool selection. priorCalls is the number of calls
+// the run already made; a one-shot (ReAct) agent re-sends its scratchpad as
+// a user message, so a user-last request after tool calls in a run that
+// offers no native tools is result analysis too.
+func DetectStage(req *Request, priorCalls int) Stage {
+	last := req.LastMessage()
+	if last == nil {
+		return StageToolSelection
+	}
+	switch last.Role {
+	case RoleTool:
+		return StageResultAnalysis
+	case RoleAssistant:
+		return StageFinalAnswer
+	}
+	if priorCalls > 0 && len(req.Tools) == 0 {
+		return StageResultAnalysis
+	}
+	return StageToolSelection
+}
+
+// CacheStatus says how a cache treated a call.
+type CacheStatus string
+
+// Cache statuses recorded in CallFacts.
+const (
+	CacheNone    CacheStatus = ""       // no cache on the path
+	CacheHit     CacheStatus = "hit"    // answered from the cache
+	CacheMiss    CacheStatus = "miss"   // not found; the answer may have been stored
+	CacheBypass  CacheStatus = "bypass" // the request was not eligible or asked to bypass
+	CacheRefresh CacheStatus = "refresh"
+)
+
+// Attempt is one try of a call against one model.
+type Attempt struct {
+	Model   string
+	Latency time.Duration
+	Err     error // nil for the successful attempt
+	Hedge   bool  // started by hedging, in parallel with another attempt
+}
+
+// CallFacts are the facts middlewares learn about one call while it runs.
+type CallFacts struct {
+	Run            string // run id, "" outside a run
+	Seq            int    // 1-based number of the call in its run
+	Team           string
+	Stage          Stage
+	RequestedModel string // the model the caller asked for
+	Model          string // the model that answered (or was last tried)
+	Rule           string // why the router picked Model, e.g. `rule 2 "cheap-tools": stage=tool_selection`
+	Cache          CacheStatus
+	Saved          Usage // tokens a cache hit or a compaction saved
+	SavedMicros    int64 // USD (micro) those saved tokens represent
+	CostMicros     int64 // USD (micro) billed for this call, all attempts
+	Attempts       []Attempt
+	Notes          []string // free-form remarks of middlewares (e.g. "compacted 12 messages")
+}
+
+// CallInfo holds the CallFacts of one running call. Middlewares update it
+// through Update; it is safe for concurrent use (hedged attempts run in
+// parallel).
+type CallInfo struct {
+	mu    sync.Mutex
+	facts CallFacts
+}
+
+// Update runs fn with the facts locked.
+func (ci *CallInfo) Update(fn func(f *CallFacts)) {
+	if ci == nil {
+		return
+	}
+	ci.mu.Lock()
+	fn(&ci.facts)
+	ci.mu.Unlock()
+}
+
+// Facts returns a copy of the facts.
+func (ci *CallInfo) Facts() CallFacts {
+	if ci == nil {
+		return CallFacts{}
+	}
+	ci.mu.Lock()
+	f := ci.facts
+	f.Attempts = append([]Attempt(nil), ci.facts.Attempts...)
+	f.Notes = append([]string(nil), ci.facts.Notes...)
+	ci.mu.Unlock()
+	return f
+}
+
+// WithCallInfo returns a context carrying ci.
+func WithCallInfo(ctx context.Context, ci *CallInfo) context.Context {
+	return context.WithValue(ctx, callKey{}, ci)
+}
+
+// CallInfoFrom returns the call's CallInfo, or nil outside an instrumented
+// call. A nil *CallInfo is safe to Update (it does nothing).
+func CallInfoFrom(ctx context.Context) *CallInfo {
+	ci, _ := ctx.Value(callKey{}).(*CallInfo)
+	return ci
+}

@@ -1,0 +1,39 @@
+// Package middleware is the framework-neutral core of tokenwise.
+//
+// It defines the vocabulary every other tokenwise package speaks: a chat
+// [Request] and its [Response], [Message]s, [ToolCall]s, [Usage], streamed
+// [Chunk]s, the [Handler] that serves a request, the [Middleware] that
+// decorates a handler, and [Chain], which composes middlewares so that the
+// first one is the outermost.
+//
+// Adapters translate a framework's native calls (a langchaingo llms.Model,
+// the OpenAI wire JSON a go-openai client sends) into a Request, run it
+// through a chain and translate the Response back. Middlewares never see a
+// framework type.
+//
+// # Streaming
+//
+// A request with a non-nil [Request.Stream] is a streaming request: the
+// innermost handler calls Stream once per chunk, in order, before it returns
+// the assembled Response. A middleware that wants to see chunks (a time to
+// first token timeout, a cache that records a stream, a router that hides a
+// cheap model's draft) copies the request and replaces Stream with its own
+// function that forwards to the original. Because Handle returns only when
+// the stream has ended, a budget reserves before and settles after, and a
+// circuit breaker judges the stream when it ends.
+//
+// # Runs
+//
+// [StartRun] opens a run scope (one agent task): every call made with the
+// returned context is recorded in the [Run] (model, stage, tokens, USD,
+// latency, cache status) and [Run.Report] renders it.
+//
+// # Errors
+//
+// Provider failures are classified once, at the adapter edge, into a
+// [*ProviderError] whose Is method matches exactly one sentinel of the
+// taxonomy ([ErrRateLimited], [ErrUnavailable], [ErrContextWindow], ...).
+// Callers use errors.Is and errors.As; no code compares error strings.
+//
+// The package imports nothing outside the standard library.
+package middleware

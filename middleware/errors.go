@@ -1,0 +1,216 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The error taxonomy. A provider failure matches exactly one of these with
+// errors.Is; [*ProviderError] carries the details.
+var (
+	// ErrRateLimited: the provider throttled the call (HTTP 429). Transient;
+	// the ProviderError's RetryAfter says how long the provider asked to wait.
+	ErrRateLimited = errors.New("tokenwise: rate limited")
+	// ErrQuotaExceeded: the account has no quota left (429 insufficient_quota).
+	// Not transient: retrying cannot succeed.
+	ErrQuotaExceeded = errors.New("tokenwise: quota exceeded")
+	// ErrUnavailable: the provider failed or is overloaded (5xx). Transient.
+	ErrUnavailable = errors.New("tokenwise: provider unavailable")
+	// ErrContextWindow: the request does not fit the model's context window.
+	ErrContextWindow = errors.New("tokenwise: context window exceeded")
+	// ErrContentFilter: the provider refused the content.
+	ErrContentFilter = errors.New("tokenwise: content filtered")
+	// ErrAuth: the credentials were refused (401, 403).
+	ErrAuth = errors.New("tokenwise: authentication failed")
+	// ErrBadRequest: the provider rejected the request as invalid (400, 404, 422).
+	ErrBadRequest = errors.New("tokenwise: bad request")
+	// ErrTimeout: a deadline ran out (a tokenwise timeout or the provider's 408/504).
+	ErrTimeout = errors.New("tokenwise: timeout")
+	// ErrBudget: a tokenwise budget refused the call.
+	ErrBudget = errors.New("tokenwise: budget exceeded")
+	// ErrNetwork: the provider could not be reached or the connection broke.
+	ErrNetwork = errors.New("tokenwise: network error")
+	// ErrMalformed: the provider answered with something that is not a valid
+	// response (bad JSON, a missing choice, an unparsable stream chunk).
+	ErrMalformed = errors.New("tokenwise: malformed provider response")
+	// ErrStreamCut: a stream ended before the provider said it was complete.
+	ErrStreamCut = errors.New("tokenwise: stream cut before completion")
+)
+
+// ProviderError is a classified provider failure. Its Is method matches its
+// Kind (one of the taxonomy's sentinels), and Unwrap returns the cause.
+type ProviderError struct {
+	Kind       error  // the taxonomy sentinel, e.g. ErrRateLimited
+	Provider   string // e.g. "openai"
+	Model      string
+	StatusCode int    // HTTP status, 0 when there was none
+	Type       string // provider error type, e.g. "invalid_request_error"
+	Code       string // provider error code, e.g. "context_length_exceeded"
+	Message    string // provider message
+	RetryAfter time.Duration
+	Err        error // underlying cause, may be nil
+}
+
+func (e *ProviderError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Kind.Error())
+	if e.Provider != "" || e.Model != "" {
+		b.WriteString(" (")
+		b.WriteString(strings.TrimSpace(e.Provider + " " + e.Model))
+		b.WriteString(")")
+	}
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, ": HTTP %d", e.StatusCode)
+	}
+	if e.Code != "" {
+		b.WriteString(" " + e.Code)
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	}
+	if e.Err != nil && e.Message == "" {
+		b.WriteString(": " + e.Err.Error())
+	}
+	return b.String()
+}
+
+// Is reports whether target is the error's kind.
+func (e *ProviderError) Is(target error) bool { return target == e.Kind }
+
+// Unwrap returns the cause.
+func (e *ProviderError) Unwrap() error { return e.Err }
+
+// Classify maps an HTTP status and the provider's error code and type to a
+// sentinel of the taxonomy. It is the one place where status codes are
+// interpreted; every adapter uses it.
+func Classify(status int, code, typ string) error {
+	switch {
+	case code == "context_length_exceeded" || code == "string_above_max_length" && status == 400:
+		return ErrContextWindow
+	case code == "content_filter" || code == "content_policy_violation":
+		return ErrContentFilter
+	case code == "insufficient_quota" || typ == "insufficient_quota":
+		return ErrQuotaExceeded
+	}
+	switch {
+	case status == http.StatusTooManyRequests:
+		return ErrRateLimited
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return ErrAuth
+	case status == http.StatusRequestTimeout || status == http.StatusGatewayTimeout:
+		return ErrTimeout
+	case status == 529 || status >= 500:
+		return ErrUnavailable
+	case status >= 400:
+		return ErrBadRequest
+	}
+	return ErrMalformed
+}
+
+// Transient reports whether err is worth retrying on the same model: a rate
+// limit, an unavailable provider, a timeout of the provider (not of the
+// caller's own context), a network failure, or a stream cut before
+// completion. Cancellations, budget refusals and client errors are not.
+func Transient(err error) bool {
+	if err == nil || IsCancellation(err) || errors.Is(err, ErrBudget) || errors.Is(err, ErrQuotaExceeded) {
+		return false
+	}
+	return errors.Is(err, ErrRateLimited) || errors.Is(err, ErrUnavailable) ||
+		errors.Is(err, ErrTimeout) || errors.Is(err, ErrNetwork) || errors.Is(err, ErrStreamCut)
+}
+
+// IsCancellation reports whether err is a cancellation by the caller
+// (context.Canceled) rather than a failure. Cancellations never count
+// against a circuit breaker.
+func IsCancellation(err error) bool {
+	return errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// RetryAfter returns the wait a provider asked for in err, if any.
+func RetryAfter(err error) (time.Duration, bool) {
+	var pe *ProviderError
+	if errors.As(err, &pe) && pe.RetryAfter > 0 {
+		return pe.RetryAfter, true
+	}
+	return 0, false
+}
+
+// ParseRetryAfter reads the provider's requested wait from response
+// headers: retry-after-ms (milliseconds), then Retry-After as seconds
+// (fractions allowed) or an HTTP date relative to now. It returns 0 when
+// none is given or the value is unusable.
+func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// DeadlineError is returned when a tokenwise timeout runs out. It matches
+// context.DeadlineExceeded, ErrTimeout and its Cause (the sentinel of the
+// timeout that fired, e.g. timeout.ErrCall) with errors.Is.
+type DeadlineError struct {
+	Cause error         // the sentinel given to context.WithTimeoutCause
+	Limit time.Duration // the configured limit, 0 if unknown
+}
+
+func (e *DeadlineError) Error() string {
+	if e.Limit > 0 {
+		return fmt.Sprintf("%v after %s", e.Cause, e.Limit)
+	}
+	return e.Cause.Error()
+}
+
+// Is matches context.DeadlineExceeded and ErrTimeout.
+func (e *DeadlineError) Is(target error) bool {
+	return target == context.DeadlineExceeded || target == ErrTimeout
+}
+
+// Unwrap returns the cause.
+func (e *DeadlineError) Unwrap() error { return e.Cause }
+
+// DeadlineCause returns a *DeadlineError when ctx ended because one of the
+// given sentinels' deadlines ran out (its context.Cause is one of them),
+// and nil otherwise. Timeout middlewares call it after the inner handler
+// returned an error, to report which deadline fired.
+func DeadlineCause(ctx context.Context, limit time.Duration, sentinels ...error) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	cause := context.Cause(ctx)
+	for _, s := range sentinels {
+		if errors.Is(cause, s) {
+			var de *DeadlineError
+			if errors.As(cause, &de) {
+				return de
+			}
+			return &DeadlineError{Cause: cause, Limit: limit}
+		}
+	}
+	return nil
+}

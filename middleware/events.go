@@ -1,0 +1,212 @@
+package middleware
+
+import (
+	"context"
+	"time"
+)
+
+// Event is something that happened in tokenwise, delivered to observers.
+// The core defines the events every layer shares; packages may define their
+// own by implementing Kind. Events are values: observers may keep them.
+type Event interface {
+	Kind() string
+}
+
+// Observer receives events. Observe is called synchronously on the hot
+// path, never under a tokenwise lock: implementations must be quick, safe
+// for concurrent use, and must not block.
+type Observer interface {
+	Observe(ctx context.Context, e Event)
+}
+
+// ObserverFunc adapts a function to an Observer.
+type ObserverFunc func(ctx context.Context, e Event)
+
+// Observe calls f(ctx, e).
+func (f ObserverFunc) Observe(ctx context.Context, e Event) { f(ctx, e) }
+
+type multiObserver []Observer
+
+func (m multiObserver) Observe(ctx context.Context, e Event) {
+	for _, o := range m {
+		o.Observe(ctx, e)
+	}
+}
+
+// Observers fans events out to every non-nil observer, in order. It
+// returns nil when there is none.
+func Observers(obs ...Observer) Observer {
+	var m multiObserver
+	for _, o := range obs {
+		switch o := o.(type) {
+		case nil:
+		case multiObserver:
+			m = append(m, o...)
+		default:
+			m = append(m, o)
+		}
+	}
+	switch len(m) {
+	case 0:
+		return nil
+	case 1:
+		return m[0]
+	}
+	return m
+}
+
+// WithObserver returns a context whose events also go to o, after the
+// observers the context already had.
+func WithObserver(ctx context.Context, o Observer) context.Context {
+	if o == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, observerKey{}, Observers(ObserverFrom(ctx), o))
+}
+
+// ObserverFrom returns the context's observer, or nil.
+func ObserverFrom(ctx context.Context) Observer {
+	o, _ := ctx.Value(observerKey{}).(Observer)
+	return o
+}
+
+// Emit delivers e to the context's observers. It does nothing when there
+// are none; build the event only when Observing(ctx) if that is costly.
+func Emit(ctx context.Context, e Event) {
+	if o := ObserverFrom(ctx); o != nil {
+		o.Observe(ctx, e)
+	}
+}
+
+// Observing reports whether events emitted with ctx reach any observer.
+func Observing(ctx context.Context) bool { return ObserverFrom(ctx) != nil }
+
+// CallStarted: a call entered the chain.
+type CallStarted struct {
+	Run    string
+	Seq    int
+	Team   string
+	Stage  Stage
+	Model  string // as requested
+	Stream bool
+	Time   time.Time
+}
+
+// CallFinished: a call left the chain, answered or failed.
+type CallFinished struct {
+	Facts   CallFacts // model, stage, rule, cache status, attempts, cost
+	Usage   Usage
+	Latency time.Duration
+	Err     error
+}
+
+// RouteDecided: a router picked a model.
+type RouteDecided struct {
+	From, To string // requested and chosen model
+	Rule     string // the rule and the reason, e.g. `rule 2 "cheap": stage=tool_selection`
+	Stage    Stage
+}
+
+// Retrying: a transient failure will be retried after Wait.
+type Retrying struct {
+	Model   string
+	Attempt int // the attempt that failed, 1-based
+	Wait    time.Duration
+	Err     error
+}
+
+// FellBack: a model failed and the next one in the chain is tried.
+type FellBack struct {
+	From, To string
+	Err      error
+}
+
+// BreakerChanged: a model's circuit breaker changed state.
+type BreakerChanged struct {
+	Model    string
+	From, To string // "closed", "open", "half-open"
+}
+
+// BudgetWarning: spend crossed a soft-limit fraction of a budget.
+type BudgetWarning struct {
+	Scope    string // "run", "team:devops", ...
+	Unit     string // "usd_micros" or "tokens"
+	Fraction float64
+	Limit    int64
+	Used     int64
+}
+
+// BudgetExceeded: a budget refused or downgraded a call.
+type BudgetExceeded struct {
+	Scope    string
+	Unit     string
+	Limit    int64
+	Used     int64  // settled
+	Reserved int64  // held by calls in flight
+	Need     int64  // what this call would have reserved
+	Action   string // "reject", "downgrade", "warn"
+}
+
+// CacheLookup: a response cache answered or missed.
+type CacheLookup struct {
+	Status      CacheStatus
+	Model       string
+	Saved       Usage // on a hit: what the call would have cost in tokens
+	SavedMicros int64
+}
+
+// StoreFailed: a shared store (cache, budget ledger, artifacts) failed; the
+// call went on according to policy.
+type StoreFailed struct {
+	Store string // "cache", "budget", "artifacts", ...
+	Op    string
+	Err   error
+}
+
+// ToolFinished: one tool call ended.
+type ToolFinished struct {
+	Name     string
+	CallID   string
+	Duration time.Duration
+	Err      error // nil on success; the error the model was shown otherwise
+	Cached   bool
+	Bytes    int // size of the result
+}
+
+// ArtifactStored: a large tool result was offloaded to an artifact.
+type ArtifactStored struct {
+	ID          string
+	Tool        string
+	Bytes       int
+	SavedTokens int64 // estimated tokens kept out of the conversation
+}
+
+// ContextCompacted: a request was compacted to fit its token ceiling.
+type ContextCompacted struct {
+	Strategy     string
+	BeforeTokens int64
+	AfterTokens  int64
+}
+
+// PolicyChanged: a policy was (re)loaded, or a reload failed and the last
+// good policy stays in force.
+type PolicyChanged struct {
+	Name string
+	Path string
+	Err  error
+}
+
+func (CallStarted) Kind() string      { return "call.started" }
+func (CallFinished) Kind() string     { return "call.finished" }
+func (RouteDecided) Kind() string     { return "route.decided" }
+func (Retrying) Kind() string         { return "retry" }
+func (FellBack) Kind() string         { return "fallback" }
+func (BreakerChanged) Kind() string   { return "breaker.changed" }
+func (BudgetWarning) Kind() string    { return "budget.warning" }
+func (BudgetExceeded) Kind() string   { return "budget.exceeded" }
+func (CacheLookup) Kind() string      { return "cache.lookup" }
+func (StoreFailed) Kind() string      { return "store.failed" }
+func (ToolFinished) Kind() string     { return "tool.finished" }
+func (ArtifactStored) Kind() string   { return "artifact.stored" }
+func (ContextCompacted) Kind() string { return "context.compacted" }
+func (PolicyChanged) Kind() string    { return "policy.changed" }

@@ -1,0 +1,187 @@
+package middleware_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+func pass(next middleware.Handler) middleware.Handler {
+	return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		return next.Handle(ctx, req)
+	})
+}
+
+var okResp = &middleware.Response{Model: "m"}
+
+func BenchmarkChain5PassThrough(b *testing.B) {
+	h := middleware.Chain(pass, pass, pass, pass, pass)(middleware.HandlerFunc(
+		func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) { return okResp, nil }))
+	ctx := context.Background()
+	req := &middleware.Request{Model: "m"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.Handle(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestChainSkipsNil(t *testing.T) {
+	var order []string
+	mk := func(n string) middleware.Middleware {
+		return func(next middleware.Handler) middleware.Handler {
+			return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+				order = append(order, n)
+				return next.Handle(ctx, req)
+			})
+		}
+	}
+	h := middleware.Chain(mk("a"), nil, mk("b"))(middleware.HandlerFunc(
+		func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) { return okResp, nil }))
+	if _, err := h.Handle(context.Background(), &middleware.Request{}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(order, ",") != "a,b" {
+		t.Fatalf("order = %v", order)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	cases := []struct {
+		status    int
+		code, typ string
+		want      error
+		transient bool
+	}{
+		{429, "rate_limit_exceeded", "requests", middleware.ErrRateLimited, true},
+		{429, "insufficient_quota", "insufficient_quota", middleware.ErrQuotaExceeded, false},
+		{400, "context_length_exceeded", "invalid_request_error", middleware.ErrContextWindow, false},
+		{400, "", "invalid_request_error", middleware.ErrBadRequest, false},
+		{401, "invalid_api_key", "", middleware.ErrAuth, false},
+		{500, "", "server_error", middleware.ErrUnavailable, true},
+		{503, "", "", middleware.ErrUnavailable, true},
+		{504, "", "", middleware.ErrTimeout, true},
+		{400, "content_filter", "", middleware.ErrContentFilter, false},
+	}
+	for _, c := range cases {
+		kind := middleware.Classify(c.status, c.code, c.typ)
+		if kind != c.want {
+			t.Errorf("Classify(%d,%q) = %v, want %v", c.status, c.code, kind, c.want)
+		}
+		err := error(&middleware.ProviderError{Kind: kind, StatusCode: c.status, Code: c.code})
+		if !errors.Is(err, c.want) || middleware.Transient(err) != c.transient {
+			t.Errorf("%d %q: Is=%v transient=%v", c.status, c.code, errors.Is(err, c.want), middleware.Transient(err))
+		}
+	}
+	if middleware.Transient(context.Canceled) || !middleware.IsCancellation(context.Canceled) {
+		t.Error("a cancellation is not transient")
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	h := func(kv ...string) http.Header {
+		x := http.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			x.Set(kv[i], kv[i+1])
+		}
+		return x
+	}
+	cases := []struct {
+		h    http.Header
+		want time.Duration
+	}{
+		{h("Retry-After", "2"), 2 * time.Second},
+		{h("Retry-After", "0.5"), 500 * time.Millisecond},
+		{h("retry-after-ms", "1500", "Retry-After", "9"), 1500 * time.Millisecond},
+		{h("Retry-After", now.Add(7*time.Second).Format(http.TimeFormat)), 7 * time.Second},
+		{h("Retry-After", "soon"), 0},
+		{h(), 0},
+	}
+	for _, c := range cases {
+		if got := middleware.ParseRetryAfter(c.h, now); got != c.want {
+			t.Errorf("%v: got %v want %v", c.h, got, c.want)
+		}
+	}
+}
+
+func TestDeadlineError(t *testing.T) {
+	errCall := errors.New("call timeout")
+	ctx, cancel := context.WithTimeoutCause(context.Background(), -1, errCall)
+	defer cancel()
+	err := middleware.DeadlineCause(ctx, time.Second, errCall)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, errCall) || !errors.Is(err, middleware.ErrTimeout) {
+		t.Fatalf("err = %v", err)
+	}
+	if middleware.DeadlineCause(context.Background(), 0, errCall) != nil {
+		t.Fatal("live context has no deadline error")
+	}
+}
+
+func TestAccumulatorAndReplayRoundTrip(t *testing.T) {
+	orig := &middleware.Response{
+		Message: middleware.Message{Role: middleware.RoleAssistant, Content: "héllo wörld, this is long", Reasoning: "think",
+			ToolCalls: []middleware.ToolCall{{ID: "c1", Name: "a", Arguments: `{"x":1}`}, {ID: "c2", Name: "b", Arguments: `{}`}}},
+		FinishReason: "tool_calls", Usage: middleware.Usage{InputTokens: 10, OutputTokens: 5},
+	}
+	var acc middleware.Accumulator
+	err := middleware.Replay(context.Background(), orig, 3, func(ctx context.Context, c middleware.Chunk) error {
+		acc.Add(c)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := acc.Response()
+	if got.Message.Content != orig.Message.Content || got.Message.Reasoning != "think" || got.FinishReason != "tool_calls" ||
+		len(got.Message.ToolCalls) != 2 || got.Message.ToolCalls[1] != orig.Message.ToolCalls[1] || got.Usage != orig.Usage {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestDetectStage(t *testing.T) {
+	u := middleware.Message{Role: middleware.RoleUser, Content: "fix disk"}
+	tool := middleware.Message{Role: middleware.RoleTool, Content: "95%"}
+	tools := []middleware.Tool{{Name: "check_disk"}}
+	if s := middleware.DetectStage(&middleware.Request{Messages: []middleware.Message{u}, Tools: tools}, 0); s != middleware.StageToolSelection {
+		t.Error(s)
+	}
+	if s := middleware.DetectStage(&middleware.Request{Messages: []middleware.Message{u, tool}, Tools: tools}, 1); s != middleware.StageResultAnalysis {
+		t.Error(s)
+	}
+	if s := middleware.DetectStage(&middleware.Request{Messages: []middleware.Message{u}}, 2); s != middleware.StageResultAnalysis {
+		t.Error("one-shot agent second call:", s)
+	}
+}
+
+func TestRunConcurrentRecording(t *testing.T) {
+	ctx, run := middleware.StartRun(context.Background(), "r")
+	h := middleware.Then(middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		return &middleware.Response{Model: "m", Usage: middleware.Usage{InputTokens: 1, OutputTokens: 1}}, nil
+	}), middleware.Instrument(nil, nil))
+	done := make(chan struct{})
+	for range 8 {
+		go func() {
+			for range 50 {
+				h.Handle(ctx, &middleware.Request{Model: "m"})
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	tot := run.Totals()
+	if tot.Calls != 400 || tot.Usage.Total() != 800 || run.Seq() != 400 {
+		t.Fatalf("totals %+v", tot)
+	}
+	if !strings.Contains(run.Report(), "run r: 400 calls") {
+		t.Fatal(run.Report())
+	}
+}

@@ -1,0 +1,277 @@
+package middleware
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+)
+
+type runKey struct{}
+
+// Run is the scope of one agent task: every call made with its context is
+// recorded, and middlewares keep per-run state (budgets, counters) in it.
+// A Run is safe for concurrent use.
+type Run struct {
+	id    string
+	start time.Time
+
+	mu     sync.Mutex
+	seq    int
+	calls  []CallRecord
+	tools  []ToolRecord
+	values map[any]any
+}
+
+// CallRecord is what a run remembers of one call.
+type CallRecord struct {
+	CallFacts
+	Usage   Usage
+	Latency time.Duration
+	Start   time.Time
+	Err     error
+}
+
+// ToolRecord is what a run remembers of one tool call.
+type ToolRecord struct {
+	Name     string
+	CallID   string
+	Duration time.Duration
+	Err      error
+	Cached   bool
+}
+
+// StartRun opens a run scope. Calls made with the returned context (and
+// contexts derived from it) are recorded in the returned Run.
+func StartRun(ctx context.Context, id string) (context.Context, *Run) {
+	r := &Run{id: id, start: time.Now()}
+	return context.WithValue(ctx, runKey{}, r), r
+}
+
+// RunFrom returns the run of ctx, or nil outside a run.
+func RunFrom(ctx context.Context) *Run {
+	r, _ := ctx.Value(runKey{}).(*Run)
+	return r
+}
+
+// ID returns the run's id.
+func (r *Run) ID() string { return r.id }
+
+// Started returns when the run started.
+func (r *Run) Started() time.Time { return r.start }
+
+// NextSeq reserves and returns the number of the next call of the run
+// (1-based). Run guards count calls with it before they start.
+func (r *Run) NextSeq() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seq++
+	return r.seq
+}
+
+// Seq returns how many calls the run has started.
+func (r *Run) Seq() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seq
+}
+
+// Record appends a finished call.
+func (r *Run) Record(c CallRecord) {
+	r.mu.Lock()
+	r.calls = append(r.calls, c)
+	r.mu.Unlock()
+}
+
+// RecordTool appends a finished tool call.
+func (r *Run) RecordTool(t ToolRecord) {
+	r.mu.Lock()
+	r.tools = append(r.tools, t)
+	r.mu.Unlock()
+}
+
+// Calls returns the finished calls, in the order they finished.
+func (r *Run) Calls() []CallRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]CallRecord(nil), r.calls...)
+}
+
+// Tools returns the finished tool calls.
+func (r *Run) Tools() []ToolRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]ToolRecord(nil), r.tools...)
+}
+
+// Value returns the run-scoped value stored under key, creating it with
+// init when absent. Middlewares keep per-run state this way (a run budget's
+// ledger, a compaction's stable prefix); key should be an unexported type.
+func (r *Run) Value(key any, init func() any) any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, ok := r.values[key]; ok {
+		return v
+	}
+	if r.values == nil {
+		r.values = make(map[any]any)
+	}
+	v := init()
+	r.values[key] = v
+	return v
+}
+
+// Totals sums a run's calls.
+type Totals struct {
+	Calls       int
+	Failed      int
+	CacheHits   int
+	Usage       Usage
+	CostMicros  int64
+	Saved       Usage
+	SavedMicros int64
+	LLMTime     time.Duration // sum of call latencies
+	ToolCalls   int
+	ToolTime    time.Duration // sum of tool durations
+	Wall        time.Duration // since the run started
+	ByModel     map[string]ModelTotals
+}
+
+// ModelTotals sums the calls answered by one model.
+type ModelTotals struct {
+	Calls      int
+	Usage      Usage
+	CostMicros int64
+}
+
+// Totals returns the run's sums so far.
+func (r *Run) Totals() Totals {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := Totals{Calls: len(r.calls), ToolCalls: len(r.tools), Wall: time.Since(r.start), ByModel: map[string]ModelTotals{}}
+	for _, c := range r.calls {
+		if c.Err != nil {
+			t.Failed++
+		}
+		if c.Cache == CacheHit {
+			t.CacheHits++
+		}
+		t.Usage = t.Usage.Add(c.Usage)
+		t.CostMicros += c.CostMicros
+		t.Saved = t.Saved.Add(c.Saved)
+		t.SavedMicros += c.SavedMicros
+		t.LLMTime += c.Latency
+		if c.Model != "" {
+			m := t.ByModel[c.Model]
+			m.Calls++
+			m.Usage = m.Usage.Add(c.Usage)
+			m.CostMicros += c.CostMicros
+			t.ByModel[c.Model] = m
+		}
+	}
+	for _, tr := range r.tools {
+		t.ToolTime += tr.Duration
+	}
+	return t
+}
+
+// FormatUSD renders micro-USD as dollars, e.g. 1234 -> "$0.001234".
+func FormatUSD(micros int64) string {
+	sign := ""
+	if micros < 0 {
+		sign, micros = "-", -micros
+	}
+	return fmt.Sprintf("%s$%d.%06d", sign, micros/1_000_000, micros%1_000_000)
+}
+
+// Report renders the run as a human-readable table: one line per call
+// (model, stage, tokens, USD, latency, cache status, routing rule) and the
+// totals, per model and for the run.
+func (r *Run) Report() string {
+	calls := r.Calls()
+	t := r.Totals()
+	var b strings.Builder
+	fmt.Fprintf(&b, "run %s: %d calls, %d tokens (%d in / %d out, %d cached), %s, llm %s, tools %d in %s, wall %s\n",
+		r.id, t.Calls, t.Usage.Total(), t.Usage.InputTokens, t.Usage.OutputTokens, t.Usage.CachedInputTokens,
+		FormatUSD(t.CostMicros), t.LLMTime.Round(time.Millisecond), t.ToolCalls, t.ToolTime.Round(time.Millisecond),
+		t.Wall.Round(time.Millisecond))
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tmodel\tstage\tin\tcached\tout\tusd\tlatency\tcache\trule\terror")
+	for _, c := range calls {
+		errText := ""
+		if c.Err != nil {
+			errText = c.Err.Error()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", c.Seq, c.Model, c.Stage,
+			c.Usage.InputTokens, c.Usage.CachedInputTokens, c.Usage.OutputTokens, FormatUSD(c.CostMicros),
+			c.Latency.Round(time.Millisecond), c.Cache, c.Rule, errText)
+	}
+	tw.Flush()
+	models := make([]string, 0, len(t.ByModel))
+	for m := range t.ByModel {
+		models = append(models, m)
+	}
+	sort.Strings(models)
+	for _, m := range models {
+		mt := t.ByModel[m]
+		fmt.Fprintf(&b, "  %s: %d calls, %d tokens, %s\n", m, mt.Calls, mt.Usage.Total(), FormatUSD(mt.CostMicros))
+	}
+	if t.CacheHits > 0 || t.Saved.Total() > 0 {
+		fmt.Fprintf(&b, "  saved: %d tokens, %s (%d cache hits)\n", t.Saved.Total(), FormatUSD(t.SavedMicros), t.CacheHits)
+	}
+	return b.String()
+}
+
+// MarshalJSON renders the run report as JSON.
+func (r *Run) MarshalJSON() ([]byte, error) {
+	type call struct {
+		Seq         int      `json:"seq"`
+		Model       string   `json:"model"`
+		Requested   string   `json:"requested_model,omitempty"`
+		Stage       Stage    `json:"stage,omitempty"`
+		Rule        string   `json:"rule,omitempty"`
+		Cache       string   `json:"cache,omitempty"`
+		Input       int64    `json:"input_tokens"`
+		Cached      int64    `json:"cached_input_tokens"`
+		Output      int64    `json:"output_tokens"`
+		Reasoning   int64    `json:"reasoning_tokens"`
+		CostMicros  int64    `json:"cost_usd_micros"`
+		SavedMicros int64    `json:"saved_usd_micros,omitempty"`
+		LatencyMs   float64  `json:"latency_ms"`
+		Attempts    int      `json:"attempts"`
+		Notes       []string `json:"notes,omitempty"`
+		Err         string   `json:"error,omitempty"`
+	}
+	t := r.Totals()
+	out := struct {
+		Run         string  `json:"run"`
+		Calls       []call  `json:"calls"`
+		Input       int64   `json:"input_tokens"`
+		Output      int64   `json:"output_tokens"`
+		CostMicros  int64   `json:"cost_usd_micros"`
+		SavedMicros int64   `json:"saved_usd_micros"`
+		CacheHits   int     `json:"cache_hits"`
+		ToolCalls   int     `json:"tool_calls"`
+		ToolMs      float64 `json:"tool_ms"`
+		WallMs      float64 `json:"wall_ms"`
+	}{Run: r.id, Input: t.Usage.InputTokens, Output: t.Usage.OutputTokens, CostMicros: t.CostMicros,
+		SavedMicros: t.SavedMicros, CacheHits: t.CacheHits, ToolCalls: t.ToolCalls,
+		ToolMs: ms(t.ToolTime), WallMs: ms(t.Wall), Calls: []call{}}
+	for _, c := range r.Calls() {
+		e := ""
+		if c.Err != nil {
+			e = c.Err.Error()
+		}
+		out.Calls = append(out.Calls, call{Seq: c.Seq, Model: c.Model, Requested: c.RequestedModel, Stage: c.Stage,
+			Rule: c.Rule, Cache: string(c.Cache), Input: c.Usage.InputTokens, Cached: c.Usage.CachedInputTokens,
+			Output: c.Usage.OutputTokens, Reasoning: c.Usage.ReasoningTokens, CostMicros: c.CostMicros,
+			SavedMicros: c.SavedMicros, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Notes: c.Notes, Err: e})
+	}
+	return json.Marshal(out)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,0 +1,273 @@
+package middleware
+
+import (
+	"context"
+	"strings"
+)
+
+// Role is the author of a message.
+type Role string
+
+// The roles of the OpenAI chat format, which every supported framework maps onto.
+const (
+	RoleSystem    Role = "system"
+	RoleUser      Role = "user"
+	RoleAssistant Role = "assistant"
+	RoleTool      Role = "tool"
+)
+
+// Finish reasons reported in [Response.FinishReason] and [Chunk.FinishReason].
+const (
+	FinishStop          = "stop"
+	FinishLength        = "length"
+	FinishToolCalls     = "tool_calls"
+	FinishContentFilter = "content_filter"
+)
+
+// Part is one part of a multi-part message (text, an image, a file).
+type Part struct {
+	Type     string // "text", "image_url", "file", "input_audio", ...
+	Text     string // for Type "text"
+	URL      string // for Type "image_url": an http(s) or data: URL
+	Detail   string // image detail hint ("low", "high", "auto"), empty = provider default
+	MIMEType string // for binary data
+	Data     []byte // binary data, when the framework carries raw bytes
+}
+
+// Message is one message of a conversation.
+//
+// A plain text message has Content and no Parts. A multi-part message has
+// Parts; its Content is empty. Use [Message.Text] to read the text of either.
+type Message struct {
+	Role       Role
+	Content    string
+	Parts      []Part
+	Name       string     // optional participant name
+	ToolCalls  []ToolCall // assistant messages: the tools the model asked for
+	ToolCallID string     // tool messages: the call this result answers
+	Reasoning  string     // assistant messages: reasoning text, when the provider returns it
+}
+
+// Text returns the message's text: Content, or the text parts joined by newlines.
+func (m *Message) Text() string {
+	if len(m.Parts) == 0 {
+		return m.Content
+	}
+	var b strings.Builder
+	for _, p := range m.Parts {
+		if p.Type != "text" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p.Text)
+	}
+	return b.String()
+}
+
+// Clone returns a deep copy of the message.
+func (m Message) Clone() Message {
+	if m.Parts != nil {
+		parts := make([]Part, len(m.Parts))
+		copy(parts, m.Parts)
+		for i := range parts {
+			if parts[i].Data != nil {
+				parts[i].Data = append([]byte(nil), parts[i].Data...)
+			}
+		}
+		m.Parts = parts
+	}
+	if m.ToolCalls != nil {
+		m.ToolCalls = append([]ToolCall(nil), m.ToolCalls...)
+	}
+	return m
+}
+
+// ToolCall is a model's request to run one tool.
+type ToolCall struct {
+	ID        string
+	Name      string
+	Arguments string // JSON text, as the model wrote it
+}
+
+// Tool describes a tool offered to the model.
+type Tool struct {
+	Name        string
+	Description string
+	Parameters  []byte // JSON Schema of the arguments, as JSON text; nil = none
+	Strict      bool
+}
+
+// Usage is the token usage of one call.
+//
+// The counts follow OpenAI's convention: InputTokens includes
+// CachedInputTokens and CacheWriteTokens, OutputTokens includes
+// ReasoningTokens. Adapters normalise other providers' usage to it.
+type Usage struct {
+	InputTokens       int64
+	OutputTokens      int64
+	CachedInputTokens int64
+	CacheWriteTokens  int64
+	ReasoningTokens   int64
+}
+
+// Total returns input plus output tokens.
+func (u Usage) Total() int64 { return u.InputTokens + u.OutputTokens }
+
+// Add returns the sum of u and v.
+func (u Usage) Add(v Usage) Usage {
+	return Usage{
+		InputTokens:       u.InputTokens + v.InputTokens,
+		OutputTokens:      u.OutputTokens + v.OutputTokens,
+		CachedInputTokens: u.CachedInputTokens + v.CachedInputTokens,
+		CacheWriteTokens:  u.CacheWriteTokens + v.CacheWriteTokens,
+		ReasoningTokens:   u.ReasoningTokens + v.ReasoningTokens,
+	}
+}
+
+// IsZero reports whether no tokens were counted.
+func (u Usage) IsZero() bool { return u == Usage{} }
+
+// Request is one chat completion request in the core's terms.
+//
+// Handlers must treat a received *Request as read-only: a middleware that
+// changes a request works on [Request.Clone] and replaces any slice it
+// edits. Optional sampling fields are pointers so that "not set" (the
+// provider's default) differs from zero.
+type Request struct {
+	Model          string
+	Messages       []Message
+	Tools          []Tool
+	ToolChoice     string // "" = provider default; "auto", "none", "required", or a tool name
+	Temperature    *float64
+	TopP           *float64
+	Seed           *int64
+	Stop           []string
+	MaxTokens      int    // 0 = not set
+	ResponseFormat []byte // JSON text of the response format; nil = default (text)
+	N              int    // 0 = not set (one choice)
+
+	// Stream, when non-nil, makes the request a streaming request: the
+	// innermost handler calls it once per chunk, in order, before returning
+	// the assembled response. An error it returns stops the stream and is
+	// returned by Handle.
+	Stream StreamFunc
+
+	// Native is the adapter's own representation of the original request
+	// (for example the raw wire JSON), used to pass through fields the core
+	// does not model. Middlewares keep it as it is; it is never mutated.
+	Native any
+}
+
+// Clone returns a shallow copy of r: a new Request whose slices still share
+// their backing arrays with r. Replace a slice before changing it.
+func (r *Request) Clone() *Request {
+	c := *r
+	return &c
+}
+
+// DeepClone returns a copy of r that shares no mutable memory with it
+// (Native is shared: it is immutable by contract).
+func (r *Request) DeepClone() *Request {
+	c := *r
+	if r.Messages != nil {
+		c.Messages = make([]Message, len(r.Messages))
+		for i, m := range r.Messages {
+			c.Messages[i] = m.Clone()
+		}
+	}
+	if r.Tools != nil {
+		c.Tools = make([]Tool, len(r.Tools))
+		for i, t := range r.Tools {
+			if t.Parameters != nil {
+				t.Parameters = append([]byte(nil), t.Parameters...)
+			}
+			c.Tools[i] = t
+		}
+	}
+	if r.Temperature != nil {
+		v := *r.Temperature
+		c.Temperature = &v
+	}
+	if r.TopP != nil {
+		v := *r.TopP
+		c.TopP = &v
+	}
+	if r.Seed != nil {
+		v := *r.Seed
+		c.Seed = &v
+	}
+	if r.Stop != nil {
+		c.Stop = append([]string(nil), r.Stop...)
+	}
+	if r.ResponseFormat != nil {
+		c.ResponseFormat = append([]byte(nil), r.ResponseFormat...)
+	}
+	return &c
+}
+
+// LastMessage returns the last message, or nil when there is none.
+func (r *Request) LastMessage() *Message {
+	if len(r.Messages) == 0 {
+		return nil
+	}
+	return &r.Messages[len(r.Messages)-1]
+}
+
+// LastUserText returns the text of the last user message, or "".
+func (r *Request) LastUserText() string {
+	for i := len(r.Messages) - 1; i >= 0; i-- {
+		if r.Messages[i].Role == RoleUser {
+			return r.Messages[i].Text()
+		}
+	}
+	return ""
+}
+
+// Response is the answer to a Request: the first choice's message.
+type Response struct {
+	ID           string
+	Model        string  // the model that answered, as the provider named it
+	Message      Message // Role is RoleAssistant
+	FinishReason string
+	Usage        Usage
+	FromCache    bool // served by a cache, no provider call was made
+
+	// Native is the adapter's representation of the provider's response
+	// (for example the raw wire JSON). It is immutable and shared by copies.
+	Native any
+}
+
+// Clone returns a deep copy of the response.
+func (r *Response) Clone() *Response {
+	c := *r
+	c.Message = r.Message.Clone()
+	return &c
+}
+
+// StreamFunc receives the chunks of a streaming call, one at a time and in
+// order. It must not retain the chunk's slices after it returns.
+type StreamFunc func(ctx context.Context, c Chunk) error
+
+// Chunk is one piece of a streamed response.
+type Chunk struct {
+	Content      string
+	Reasoning    string
+	ToolCalls    []ToolCallDelta
+	FinishReason string
+	Usage        *Usage // set on the chunk that carries the final usage, if any
+
+	// Native is the adapter's representation of the wire chunk (for example
+	// the raw SSE data payload); nil for chunks a middleware synthesised.
+	Native any
+}
+
+// ToolCallDelta is a fragment of a streamed tool call. The first fragment
+// of a call carries its ID and Name; later ones append to Arguments.
+type ToolCallDelta struct {
+	Index     int
+	ID        string
+	Name      string
+	Arguments string
+}
