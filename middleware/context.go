@@ -125,6 +125,16 @@ func (ci *CallInfo) Update(fn func(f *CallFacts)) {
 	ci.mu.Unlock()
 }
 
+// Seq returns the call's number in its run (0 outside a run).
+func (ci *CallInfo) Seq() int {
+	if ci == nil {
+		return 0
+	}
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	return ci.facts.Seq
+}
+
 // Facts returns a copy of the facts.
 func (ci *CallInfo) Facts() CallFacts {
 	if ci == nil {

@@ -1,0 +1,74 @@
+// Package langchaingo connects langchaingo (github.com/tmc/langchaingo) to
+// the tokenwise core: a [Model] is an llms.Model that runs every call
+// through a [middleware.Middleware] chain, and whose innermost handler calls
+// the langchaingo model the (possibly rerouted) request names.
+//
+// Users import it under an alias, since its name is langchaingo's:
+//
+//	import twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
+//
+//	strong, _ := openai.New(openai.WithModel("gpt-4o"))
+//	cheap, _ := openai.New(openai.WithModel("gpt-4o-mini"))
+//	llm := twlc.New(twlc.Models{"gpt-4o": strong, "gpt-4o-mini": cheap}, chain,
+//		twlc.WithDefaultModel("gpt-4o"))
+//	// llm is an llms.Model: hand it to agents.NewOpenAIFunctionsAgent,
+//	// agents.NewOneShotAgent, chains, ... as before.
+//
+// # Requests
+//
+// GenerateContent converts the messages (text, image URL and binary parts,
+// tool calls, tool call responses) and options (model, temperature, top_p,
+// seed, n, max tokens, stop words, tools and functions, tool choice, JSON
+// mode) to a [middleware.Request]. Options langchaingo cannot report as
+// "not set" (a zero temperature looks like no temperature) are detected by
+// applying them to sentinel values, so an omitted temperature stays nil in
+// the core request, as a cache key needs. The call's own messages and
+// options travel in Request.Native.
+//
+// The innermost handler ([Provider]) calls Models[req.Model] with the
+// caller's original messages and options plus overrides for what the chain
+// changed: llms.WithModel(req.Model) always, and max tokens, sampling
+// parameters, stop words, tools, tool choice, JSON mode and messages when a
+// middleware changed them. Messages and tools the chain left alone are
+// passed as the caller wrote them, parts the core does not model included.
+// Options the core does not model (top-k, penalties, metadata, thinking
+// mode) pass through untouched. The adapter never adds Metadata (the
+// openai backend sends it to the API); hints travel in the context.
+//
+// # Responses and usage
+//
+// The core response is the first choice's message; usage comes from the
+// first choice's GenerationInfo, normalised by [UsageFromGenerationInfo]
+// across the backends' keys and number types. When the answer reaches the
+// caller unchanged, the caller gets a copy of the inner model's response
+// (every choice, every GenerationInfo key, the backend's own number types);
+// when a middleware answered (a cache hit carries the original) or rewrote
+// it, a single choice is built from the core response. Either way the
+// response is the caller's own: mutating it never affects a later call.
+//
+// # Streaming
+//
+// A call with StreamingFunc and/or StreamingReasoningFunc becomes a
+// streaming core request. The provider installs its own funcs of the same
+// kinds on the inner call and turns what they receive into
+// [middleware.Chunk]s (content, reasoning, and the openai backend's JSON
+// tool call deltas as ToolCallDelta); the outermost side hands the chunks
+// that come out of the chain to the caller's funcs. A chunk the chain did
+// not touch reaches the caller exactly as the inner model produced it; a
+// chunk a middleware synthesised (a cache replay, a router that hid a
+// draft and streams the final answer) is delivered as its text, and tool
+// calls in the openai backend's JSON form.
+//
+// # Errors
+//
+// Errors of the inner model become core errors in one place: a cancelled
+// or expired context stays context.Canceled / context.DeadlineExceeded
+// (with its cause); HTTP failures become a [*middleware.ProviderError]. For
+// the openai and anthropic backends, which return errors as text, install
+// [NewTransport] in the inner model's HTTP client to classify from the
+// status, error code and Retry-After headers instead of the text.
+//
+// Embeddings ([Model.CreateEmbedding]) and [Model.SupportsReasoning] are
+// forwarded to the default model; embedding calls do not go through the
+// chain.
+package langchaingo

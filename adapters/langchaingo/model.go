@@ -1,0 +1,242 @@
+package langchaingo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"reflect"
+	"slices"
+
+	"github.com/tmc/langchaingo/llms"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// Models maps model names to the langchaingo models that serve them. A name
+// is what the chain routes by, budgets and prices, and what the inner model
+// is asked for (llms.WithModel), so use the provider's model names
+// ("gpt-4o-mini"), not aliases. One llms.Model may serve several names.
+type Models map[string]llms.Model
+
+// Option configures a [Model].
+type Option interface{ apply(*config) }
+
+type config struct {
+	defaultModel string
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithDefaultModel names the model of calls that set no llms.WithModel.
+// Without it, a Model with exactly one entry in its Models uses that one,
+// and otherwise calls must name their model (or a router in the chain must
+// pick one).
+func WithDefaultModel(name string) Option {
+	return optionFunc(func(c *config) { c.defaultModel = name })
+}
+
+// Model is an llms.Model that runs every call through a tokenwise
+// middleware chain, whose innermost handler calls the langchaingo model
+// named by the (possibly rerouted) request. It is safe for concurrent use.
+type Model struct {
+	provider *provider
+	def      string
+	handler  middleware.Handler
+}
+
+var (
+	_ llms.Model          = (*Model)(nil)
+	_ llms.ReasoningModel = (*Model)(nil)
+)
+
+// New returns a Model that serves calls with models through mw (nil means
+// no middleware: calls go straight to the models). The Models map is
+// copied.
+func New(models Models, mw middleware.Middleware, opts ...Option) *Model {
+	var cfg config
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	p := newProvider(models)
+	if cfg.defaultModel == "" && len(p.known) == 1 {
+		cfg.defaultModel = p.known[0]
+	}
+	m := &Model{provider: p, def: cfg.defaultModel, handler: p}
+	if mw != nil {
+		m.handler = mw(p)
+	}
+	return m
+}
+
+// DefaultModel returns the name used for calls that name no model.
+func (m *Model) DefaultModel() string { return m.def }
+
+// GenerateContent converts the call to a core request, runs it through the
+// chain and converts the answer back. Streaming calls (StreamingFunc,
+// StreamingReasoningFunc) stream through the chain: the caller's funcs
+// receive what the chain lets through. The response is always the caller's
+// own copy.
+func (m *Model) GenerateContent(ctx context.Context, messages []llms.MessageContent, options ...llms.CallOption) (*llms.ContentResponse, error) {
+	req, fw, err := buildRequest(m.def, messages, options)
+	if err != nil {
+		return nil, err
+	}
+	if fw != nil {
+		req.Stream = fw.send
+	}
+	resp, err := m.handler.Handle(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if resp == nil {
+		return nil, errors.New("langchaingo: the middleware chain returned no response and no error")
+	}
+	return contentResponse(resp), nil
+}
+
+// Call generates a completion for a single prompt; it goes through
+// GenerateContent.
+//
+// Deprecated: as llms.Model's Call, kept for compatibility. Use
+// GenerateContent or llms.GenerateFromSinglePrompt.
+func (m *Model) Call(ctx context.Context, prompt string, options ...llms.CallOption) (string, error) {
+	return llms.GenerateFromSinglePrompt(ctx, m, prompt, options...)
+}
+
+// SupportsReasoning reports whether the default model supports reasoning
+// (llms.ReasoningModel); false when it does not implement the interface.
+func (m *Model) SupportsReasoning() bool {
+	r, ok := m.provider.inner[m.def].llm.(llms.ReasoningModel)
+	return ok && r.SupportsReasoning()
+}
+
+// CreateEmbedding creates embeddings with the default model, when it
+// implements embeddings.EmbedderClient. Embedding calls do not go through
+// the chain (the core models chat completions only).
+func (m *Model) CreateEmbedding(ctx context.Context, texts []string) ([][]float32, error) {
+	im, ok := m.provider.inner[m.def]
+	if !ok {
+		return nil, &UnknownModelError{Model: m.def, Known: m.provider.known}
+	}
+	inner := im.llm
+	e, ok := inner.(interface {
+		CreateEmbedding(ctx context.Context, texts []string) ([][]float32, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("%w: %q is served by a %T", ErrNoEmbeddings, m.def, inner)
+	}
+	return e.CreateEmbedding(ctx, texts)
+}
+
+// Provider returns the innermost handler of a [Model]'s chain: it serves a
+// core request with the langchaingo model named by req.Model. Requests that
+// came from a Model are sent with the caller's original messages and
+// options, overridden where the chain changed them; others are converted
+// from the core request alone. It is safe for concurrent use.
+func Provider(models Models) middleware.Handler { return newProvider(models) }
+
+type provider struct {
+	known []string // sorted names
+	inner map[string]innerModel
+}
+
+// innerModel is what the provider keeps per model name.
+type innerModel struct {
+	llm       llms.Model
+	name      string          // the backend's name for errors ("openai")
+	withModel llms.CallOption // llms.WithModel(model name), built once
+}
+
+func newProvider(models Models) *provider {
+	p := &provider{inner: make(map[string]innerModel, len(models))}
+	for name, m := range models {
+		if m == nil {
+			continue
+		}
+		p.known = append(p.known, name)
+		p.inner[name] = innerModel{llm: m, name: providerName(m), withModel: llms.WithModel(name)}
+	}
+	slices.Sort(p.known)
+	return p
+}
+
+// providerName names the backend of a model by its package ("openai",
+// "anthropic", ...).
+func providerName(m llms.Model) string {
+	t := reflect.TypeOf(m)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.PkgPath() == "" {
+		return ""
+	}
+	return path.Base(t.PkgPath())
+}
+
+func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+	inner, ok := p.inner[req.Model]
+	if !ok {
+		return nil, &UnknownModelError{Model: req.Model, Known: p.known}
+	}
+	nat, _ := req.Native.(*nativeRequest)
+	call, err := providerCallFor(req, nat, inner.withModel)
+	if err != nil {
+		return nil, err
+	}
+	var ps *providerStream
+	switch {
+	case req.Stream != nil:
+		var caller streamMode
+		if nat != nil {
+			caller = nat.stream
+		}
+		mode := innerMode(caller)
+		ps = &providerStream{stream: req.Stream, mode: mode, parseTools: len(req.Tools) > 0}
+		var fn func(context.Context, []byte) error
+		var rfn func(context.Context, []byte, []byte) error
+		if mode&streamContent != 0 {
+			fn = ps.content
+		}
+		if mode&streamReasoning != 0 {
+			rfn = ps.reasoning
+		}
+		call.options = append(call.options, func(o *llms.CallOptions) { o.StreamingFunc, o.StreamingReasoningFunc = fn, rfn })
+	case nat != nil && nat.stream != 0:
+		// The chain made the call a plain one: the caller's funcs must not
+		// run behind its back.
+		call.options = append(call.options, func(o *llms.CallOptions) { o.StreamingFunc, o.StreamingReasoningFunc = nil, nil })
+	}
+
+	fctx := &failureContext{Context: ctx}
+	cr, err := inner.llm.GenerateContent(fctx, call.messages, call.options...)
+	if err != nil {
+		facts := callFacts{provider: inner.name, model: req.Model, failure: &fctx.slot, streaming: ps != nil}
+		if ps != nil {
+			facts.streamErr = ps.err
+		}
+		return nil, classify(ctx, err, facts)
+	}
+	resp, ok := coreResponse(cr, req)
+	if !ok {
+		return nil, &middleware.ProviderError{Kind: middleware.ErrMalformed, Provider: inner.name, Model: req.Model,
+			Message: "the model returned no choices"}
+	}
+	if ps != nil {
+		// langchaingo's openai backend ends a stream that stopped before
+		// its finish_reason without an error: report the cut.
+		if inner.name == "openai" && cr.Choices[0].StopReason == "" {
+			return nil, &middleware.ProviderError{Kind: middleware.ErrStreamCut, Provider: "openai", Model: req.Model,
+				Message: "the stream ended before a finish reason"}
+		}
+		u := resp.Usage
+		if err := req.Stream(ctx, middleware.Chunk{FinishReason: resp.FinishReason, Usage: &u}); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}

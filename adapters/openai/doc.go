@@ -1,0 +1,115 @@
+// Package openai connects go-openai (github.com/sashabaranov/go-openai),
+// and any other client of the OpenAI Chat Completions wire format, to the
+// tokenwise core: an [http.RoundTripper] that runs chat completions through
+// a [middleware.Middleware] chain, and a [Provider] that serves core
+// requests with an OpenAI-compatible endpoint.
+//
+// The package name clashes with go-openai's; import it under an alias:
+//
+//	import twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+//
+// # Adoption
+//
+// A go-openai user keeps *openai.Client and every call site; only the
+// config changes:
+//
+//	cfg := openai.DefaultConfig(key)
+//	cfg.HTTPClient = twopenai.NewHTTPClient(chain)
+//	client := openai.NewClientWithConfig(cfg)
+//
+// langchaingo's openai backend takes the same client:
+// openai.New(openai.WithHTTPClient(twopenai.NewHTTPClient(chain))).
+//
+// # Data flow
+//
+// [Transport.RoundTrip] decodes a POST to ".../chat/completions" into a
+// [middleware.Request] (model, messages with multi-part content, names,
+// tool calls and tool call ids, function tools, tool_choice, temperature,
+// top_p, seed, stop, max_tokens or max_completion_tokens, response_format,
+// n and stream) and runs it through the chain. The chain's innermost
+// handler is a [Provider] that sends the request to the original URL with
+// the original headers (Authorization included) through the base transport.
+// Other requests go to the base transport untouched.
+//
+// The translation is lossless for what the core does not model. Each
+// decoded value's Native is a [*Wire] holding the wire JSON:
+//   - a request the chain did not change is sent as the caller's bytes; a
+//     changed one is patched: only the changed top-level members are
+//     re-encoded, every other member (unknown ones included, e.g.
+//     "metadata", "user", "logprobs") keeps its bytes and order, and in a
+//     changed message list each message equal to an original one keeps its
+//     bytes. Removing every tool also removes tool_choice and
+//     parallel_tool_calls, which OpenAI refuses without tools.
+//   - a response the chain did not change reaches the caller as the
+//     provider's bytes; a changed or synthesised one (a cache hit, a
+//     regenerated answer) is encoded as a chat.completion object.
+//   - streamed chunks likewise: the provider's event bytes pass through,
+//     chunks a middleware produced or changed are encoded as
+//     chat.completion.chunk objects, then "data: [DONE]".
+//
+// Limits: only function tools are modelled; when a middleware changes the
+// tool list, tools of other types are not sent. A content part of a type
+// the core does not model is carried as a [middleware.Part] with MIMEType
+// [PartMIMEType] and its wire JSON in Data. A message re-encoded because it
+// changed loses fields the core does not model and its reasoning_content.
+// A tool_choice object other than {"type":"function",...} decodes as "".
+// When a middleware sets MaxTokens on a request that had no limit it is sent
+// as max_completion_tokens (see [WithLegacyMaxTokens]).
+//
+// # Streams and usage
+//
+// The provider always asks the upstream for usage on streams
+// (stream_options.include_usage), so that budgets can settle on real
+// numbers. A caller that did not ask for it does not see the usage-only
+// chunk, nor a "usage" field in the other chunks.
+//
+// RoundTrip runs a streaming chain in its own goroutine and returns the
+// response (200, text/event-stream) as soon as the first chunk is ready;
+// chunks go through an [io.Pipe]. Closing the body early cancels the
+// chain's context and waits for its goroutine. If the chain fails after the
+// first chunk, the body read fails with the chain's error, never with
+// io.EOF: go-openai's Recv returns that error, so a cut stream is never
+// taken for a complete one. As with any HTTP response, a caller must read
+// the body to its end or close it (go-openai's stream.Close does): a body
+// left open holds the chain's goroutine until the request's context ends.
+//
+// The provider reads SSE line by line, each "data:" line being one event,
+// as OpenAI sends them and as go-openai reads them.
+//
+// # Errors
+//
+// The Provider returns [*middleware.ProviderError]s: a non-2xx answer is
+// classified with [middleware.Classify] from the status and the OpenAI
+// error body (Message, Type, Code), with RetryAfter from the response
+// headers and Err an [*HTTPError] holding the response; a network failure
+// is [middleware.ErrNetwork]; a body that is not a valid answer (malformed
+// JSON, no choices, a bad stream chunk) is [middleware.ErrMalformed]; a
+// stream that ends before "data: [DONE]" is [middleware.ErrStreamCut]. An
+// error object inside a 200 body or a stream is classified by its type. A
+// failure caused by the caller's context returns the context's error
+// (matching context.Canceled or context.DeadlineExceeded, and its cause).
+//
+// Once a stream has delivered chunks, every failure (a cut, a malformed
+// chunk, an error event, a cancellation, an error returned by
+// Request.Stream) is returned together with the partial [middleware.Response]
+// assembled so far, so that a budget can bill what was already produced.
+//
+// The Transport gives a provider error that carries an HTTP status back to
+// the caller as that HTTP response (status, Retry-After, the original error
+// body), so that go-openai returns its usual *openai.APIError. Every other
+// error (tokenwise's own: a budget, a run guard, a timeout, a cut stream, a
+// network failure) is returned by RoundTrip; http.Client wraps it in a
+// *url.Error and go-openai returns that as is, so errors.Is and errors.As
+// match tokenwise's sentinels through the go-openai call. langchaingo's
+// openai backend replaces every *url.Error (a net.Error) by a fixed
+// message; give it the [*Transport] itself, whose [Transport.Do] returns
+// errors unwrapped, to keep them matchable there too.
+//
+// # Performance
+//
+// The hot paths (a request body, each streamed chunk) are decoded by a
+// small validating scanner that reads only the fields the core models and
+// copies no string without escapes; an unchanged request or response is
+// not re-encoded at all. The package's benchmarks measure the request path,
+// a whole RoundTrip and the per-chunk cost of a stream.
+package openai

@@ -1,0 +1,526 @@
+package openai
+
+import (
+	"bytes"
+	"encoding/base64"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// encodeOptions are the provider's encoding choices.
+type encodeOptions struct {
+	legacyMaxTokens bool // inject max_tokens instead of max_completion_tokens
+}
+
+// encodeRequest returns the wire JSON to send upstream for req. When req
+// came from decodeRequest, unchanged fields (and every field the core does
+// not model) are copied from the original body, and an unchanged
+// non-streaming request is the original body itself.
+func encodeRequest(req *middleware.Request, o encodeOptions) []byte {
+	if w, ok := req.Native.(*Wire); ok && w.req != nil {
+		return patchRequest(w, req, o)
+	}
+	return appendRequest(nil, req, o)
+}
+
+// patch holds the new value of a top-level member: nil removes it.
+type patch struct {
+	set   [numFields]bool
+	value [numFields][]byte
+}
+
+func (p *patch) put(f field, v []byte) { p.set[f], p.value[f] = true, v }
+
+func patchRequest(w *Wire, req *middleware.Request, o encodeOptions) []byte {
+	s := w.req
+	orig := &s.core
+	var p patch
+	changed := false
+	mark := func(f field, v []byte) { p.put(f, v); changed = true }
+
+	if req.Model != orig.Model {
+		mark(fieldModel, appendString(nil, req.Model))
+	}
+	if !sameMessages(req.Messages, orig.Messages) {
+		mark(fieldMessages, appendMessagesReusing(nil, req.Messages, orig.Messages, s.msgSpans, w.JSON))
+	}
+	toolsChanged := !sameTools(req.Tools, orig.Tools)
+	if toolsChanged {
+		if len(req.Tools) == 0 {
+			mark(fieldTools, nil)
+			// OpenAI refuses these without tools.
+			if s.present[fieldParallelToolCalls] {
+				mark(fieldParallelToolCalls, nil)
+			}
+			if req.ToolChoice == orig.ToolChoice && s.present[fieldToolChoice] {
+				mark(fieldToolChoice, nil)
+			}
+		} else {
+			mark(fieldTools, appendToolsReusing(nil, req.Tools, orig.Tools, s.toolSpans, w.JSON))
+		}
+	}
+	if req.ToolChoice != orig.ToolChoice {
+		mark(fieldToolChoice, appendToolChoice(nil, req.ToolChoice))
+	}
+	if !sameFloat(req.Temperature, orig.Temperature) {
+		mark(fieldTemperature, appendFloat(nil, req.Temperature))
+	}
+	if !sameFloat(req.TopP, orig.TopP) {
+		mark(fieldTopP, appendFloat(nil, req.TopP))
+	}
+	if !samePtr(req.Seed, orig.Seed) {
+		var v []byte
+		if req.Seed != nil {
+			v = appendInt(nil, *req.Seed)
+		}
+		mark(fieldSeed, v)
+	}
+	if !slices.Equal(req.Stop, orig.Stop) {
+		mark(fieldStop, appendStop(nil, req.Stop))
+	}
+	if req.MaxTokens != orig.MaxTokens {
+		var v []byte
+		if req.MaxTokens > 0 {
+			v = appendInt(nil, int64(req.MaxTokens))
+		}
+		switch {
+		case s.present[fieldMaxTokens] || s.present[fieldMaxCompletionTokens]:
+			for _, f := range []field{fieldMaxTokens, fieldMaxCompletionTokens} {
+				if s.present[f] {
+					mark(f, v)
+				}
+			}
+		case o.legacyMaxTokens:
+			mark(fieldMaxTokens, v)
+		default:
+			mark(fieldMaxCompletionTokens, v)
+		}
+	}
+	if !bytes.Equal(req.ResponseFormat, orig.ResponseFormat) {
+		mark(fieldResponseFormat, slices.Clip(req.ResponseFormat))
+	}
+	if req.N != orig.N {
+		var v []byte
+		if req.N > 0 {
+			v = appendInt(nil, int64(req.N))
+		}
+		mark(fieldN, v)
+	}
+	if req.Stream != nil {
+		// Always ask for usage, so that budgets see it.
+		if !s.stream {
+			mark(fieldStream, []byte("true"))
+		}
+		if !s.includeUsage {
+			mark(fieldStreamOptions, streamOptionsWithUsage(w.JSON, s))
+		}
+	} else if s.stream {
+		mark(fieldStream, []byte("false"))
+		if s.present[fieldStreamOptions] {
+			mark(fieldStreamOptions, nil)
+		}
+	}
+	if !changed {
+		return w.JSON
+	}
+	return applyPatch(make([]byte, 0, len(w.JSON)+256), w.JSON, s, &p)
+}
+
+// applyPatch writes the original object with p applied: members keep their
+// order and bytes unless patched; new members are appended.
+func applyPatch(dst, src []byte, s *requestSnapshot, p *patch) []byte {
+	dst = append(dst, '{')
+	first := true
+	sep := func() {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+	}
+	for _, m := range s.members {
+		if m.field != fieldOther && p.set[m.field] {
+			v := p.value[m.field]
+			if v == nil {
+				continue
+			}
+			sep()
+			dst = append(dst, src[m.start:m.value.start]...) // the original name and colon
+			dst = append(dst, v...)
+			continue
+		}
+		sep()
+		dst = append(dst, src[m.start:m.end]...)
+	}
+	for f := fieldModel; f < numFields; f++ {
+		if p.set[f] && p.value[f] != nil && !s.present[f] {
+			sep()
+			dst = append(dst, '"')
+			dst = append(dst, fieldNames[f]...)
+			dst = append(dst, '"', ':')
+			dst = append(dst, p.value[f]...)
+		}
+	}
+	return append(dst, '}')
+}
+
+// streamOptionsWithUsage returns the request's stream_options object with
+// include_usage set to true, keeping its other members.
+func streamOptionsWithUsage(src []byte, s *requestSnapshot) []byte {
+	const on = `"include_usage":true`
+	for _, m := range s.members {
+		if m.field != fieldStreamOptions {
+			continue
+		}
+		v := src[m.value.start:m.value.end]
+		if len(v) == 0 || v[0] != '{' {
+			break
+		}
+		// Rebuild the object without include_usage, then add it.
+		out := []byte{'{'}
+		r := getReader(v)
+		defer putReader(r)
+		if ok, err := r.open('{'); err != nil || !ok {
+			break
+		}
+		for r.more() {
+			start := r.next()
+			name, err := r.name()
+			if err != nil {
+				return []byte("{" + on + "}")
+			}
+			isUsage := name == "include_usage"
+			if err := r.skip(); err != nil {
+				return []byte("{" + on + "}")
+			}
+			if !isUsage {
+				if len(out) > 1 {
+					out = append(out, ',')
+				}
+				out = append(out, v[start:r.offset()]...)
+			}
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, on...)
+		return append(out, '}')
+	}
+	return []byte("{" + on + "}")
+}
+
+// appendRequest encodes req from scratch.
+func appendRequest(dst []byte, req *middleware.Request, o encodeOptions) []byte {
+	dst = append(dst, '{')
+	dst = appendKey(dst, "model")
+	dst = appendString(dst, req.Model)
+	dst = appendKey(dst, "messages")
+	dst = appendMessagesReusing(dst, req.Messages, nil, nil, nil)
+	if len(req.Tools) > 0 {
+		dst = appendKey(dst, "tools")
+		dst = appendToolsReusing(dst, req.Tools, nil, nil, nil)
+	}
+	if v := appendToolChoice(nil, req.ToolChoice); v != nil {
+		dst = appendKey(dst, "tool_choice")
+		dst = append(dst, v...)
+	}
+	if v := appendFloat(nil, req.Temperature); v != nil {
+		dst = appendKey(dst, "temperature")
+		dst = append(dst, v...)
+	}
+	if v := appendFloat(nil, req.TopP); v != nil {
+		dst = appendKey(dst, "top_p")
+		dst = append(dst, v...)
+	}
+	if req.Seed != nil {
+		dst = appendKey(dst, "seed")
+		dst = appendInt(dst, *req.Seed)
+	}
+	if len(req.Stop) > 0 {
+		dst = appendKey(dst, "stop")
+		dst = appendStop(dst, req.Stop)
+	}
+	if req.MaxTokens > 0 {
+		if o.legacyMaxTokens {
+			dst = appendKey(dst, "max_tokens")
+		} else {
+			dst = appendKey(dst, "max_completion_tokens")
+		}
+		dst = appendInt(dst, int64(req.MaxTokens))
+	}
+	if len(req.ResponseFormat) > 0 {
+		dst = appendKey(dst, "response_format")
+		dst = append(dst, req.ResponseFormat...)
+	}
+	if req.N > 0 {
+		dst = appendKey(dst, "n")
+		dst = appendInt(dst, int64(req.N))
+	}
+	if req.Stream != nil {
+		dst = appendKey(dst, "stream")
+		dst = append(dst, "true"...)
+		dst = appendKey(dst, "stream_options")
+		dst = append(dst, `{"include_usage":true}`...)
+	}
+	return append(dst, '}')
+}
+
+// appendMessagesReusing encodes msgs as a JSON array; a message equal to
+// one of orig (searched in order) is copied from its original bytes.
+func appendMessagesReusing(dst []byte, msgs, orig []middleware.Message, spans []span, src []byte) []byte {
+	dst = append(dst, '[')
+	cursor := 0
+	for i := range msgs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		m := &msgs[i]
+		found := false
+		for j := cursor; j < len(orig); j++ {
+			if sameMessage(m, &orig[j]) {
+				dst = append(dst, src[spans[j].start:spans[j].end]...)
+				cursor, found = j+1, true
+				break
+			}
+		}
+		if !found {
+			dst = appendMessage(dst, m)
+		}
+	}
+	return append(dst, ']')
+}
+
+func appendMessage(dst []byte, m *middleware.Message) []byte {
+	dst = append(dst, `{"role":`...)
+	dst = appendString(dst, string(m.Role))
+	dst = appendKey(dst, "content")
+	switch {
+	case m.Parts != nil:
+		dst = append(dst, '[')
+		for i := range m.Parts {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendPart(dst, &m.Parts[i])
+		}
+		dst = append(dst, ']')
+	case m.Content == "" && len(m.ToolCalls) > 0 && m.Role == middleware.RoleAssistant:
+		dst = append(dst, "null"...)
+	default:
+		dst = appendString(dst, m.Content)
+	}
+	if m.Name != "" {
+		dst = appendKey(dst, "name")
+		dst = appendString(dst, m.Name)
+	}
+	if len(m.ToolCalls) > 0 {
+		dst = appendKey(dst, "tool_calls")
+		dst = append(dst, '[')
+		for i, c := range m.ToolCalls {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"id":`...)
+			dst = appendString(dst, c.ID)
+			dst = append(dst, `,"type":"function","function":{"name":`...)
+			dst = appendString(dst, c.Name)
+			dst = append(dst, `,"arguments":`...)
+			dst = appendString(dst, c.Arguments)
+			dst = append(dst, `}}`...)
+		}
+		dst = append(dst, ']')
+	}
+	if m.ToolCallID != "" {
+		dst = appendKey(dst, "tool_call_id")
+		dst = appendString(dst, m.ToolCallID)
+	}
+	// Reasoning is not sent back: providers that return reasoning_content
+	// (DeepSeek) reject it in input messages.
+	return append(dst, '}')
+}
+
+func appendPart(dst []byte, p *middleware.Part) []byte {
+	if p.MIMEType == PartMIMEType && jsontext.Value(p.Data).IsValid() {
+		return append(dst, p.Data...)
+	}
+	switch {
+	case p.Type == "text":
+		dst = append(dst, `{"type":"text","text":`...)
+		dst = appendString(dst, p.Text)
+		return append(dst, '}')
+	case p.Type == "input_audio" || (p.URL == "" && strings.HasPrefix(p.MIMEType, "audio/")):
+		dst = append(dst, `{"type":"input_audio","input_audio":{"data":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, p.Data)
+		dst = append(dst, `","format":`...)
+		dst = appendString(dst, strings.TrimPrefix(p.MIMEType, "audio/"))
+		return append(dst, `}}`...)
+	case p.Type == "image_url" || p.URL != "" || strings.HasPrefix(p.MIMEType, "image/"):
+		dst = append(dst, `{"type":"image_url","image_url":{"url":`...)
+		if p.URL != "" {
+			dst = appendString(dst, p.URL)
+		} else {
+			dst = appendDataURL(dst, p.MIMEType, p.Data)
+		}
+		if p.Detail != "" {
+			dst = append(dst, `,"detail":`...)
+			dst = appendString(dst, p.Detail)
+		}
+		return append(dst, `}}`...)
+	case p.Data != nil:
+		dst = append(dst, `{"type":"file","file":{"file_data":`...)
+		dst = appendDataURL(dst, p.MIMEType, p.Data)
+		return append(dst, `}}`...)
+	}
+	dst = append(dst, `{"type":`...)
+	dst = appendString(dst, p.Type)
+	if p.Text != "" {
+		dst = append(dst, `,"text":`...)
+		dst = appendString(dst, p.Text)
+	}
+	return append(dst, '}')
+}
+
+func appendDataURL(dst []byte, mime string, data []byte) []byte {
+	q := appendString(nil, mime)
+	dst = append(dst, `"data:`...)
+	dst = append(dst, q[1:len(q)-1]...)
+	dst = append(dst, ";base64,"...)
+	dst = base64.StdEncoding.AppendEncode(dst, data)
+	return append(dst, '"')
+}
+
+func appendToolsReusing(dst []byte, tools, orig []middleware.Tool, spans []span, src []byte) []byte {
+	dst = append(dst, '[')
+	cursor := 0
+	for i := range tools {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		t := &tools[i]
+		found := false
+		for j := cursor; j < len(orig); j++ {
+			if sameTool(t, &orig[j]) {
+				dst = append(dst, src[spans[j].start:spans[j].end]...)
+				cursor, found = j+1, true
+				break
+			}
+		}
+		if found {
+			continue
+		}
+		dst = append(dst, `{"type":"function","function":{"name":`...)
+		dst = appendString(dst, t.Name)
+		if t.Description != "" {
+			dst = append(dst, `,"description":`...)
+			dst = appendString(dst, t.Description)
+		}
+		if len(t.Parameters) > 0 {
+			dst = append(dst, `,"parameters":`...)
+			dst = append(dst, t.Parameters...)
+		}
+		if t.Strict {
+			dst = append(dst, `,"strict":true`...)
+		}
+		dst = append(dst, `}}`...)
+	}
+	return append(dst, ']')
+}
+
+// appendToolChoice encodes a core tool choice; "" encodes as nil (absent).
+func appendToolChoice(dst []byte, choice string) []byte {
+	switch choice {
+	case "":
+		return nil
+	case "auto", "none", "required":
+		return appendString(dst, choice)
+	}
+	dst = append(dst, `{"type":"function","function":{"name":`...)
+	dst = appendString(dst, choice)
+	return append(dst, `}}`...)
+}
+
+// appendFloat encodes f; nil, NaN and infinities encode as nil (absent).
+func appendFloat(dst []byte, f *float64) []byte {
+	if f == nil || math.IsNaN(*f) || math.IsInf(*f, 0) {
+		return nil
+	}
+	return jsontext.AppendFloat(dst, *f, 64)
+}
+
+// appendStop encodes stop sequences; none encodes as nil (absent).
+func appendStop(dst []byte, stop []string) []byte {
+	if len(stop) == 0 {
+		return nil
+	}
+	dst = append(dst, '[')
+	for i, s := range stop {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, s)
+	}
+	return append(dst, ']')
+}
+
+func sameFloat(a, b *float64) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b || (math.IsNaN(*a) && math.IsNaN(*b))
+}
+
+func samePtr[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// sameMessages reports whether a and b hold equal messages; the common
+// case, the very same slice, costs nothing.
+func sameMessages(a, b []middleware.Message) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	for i := range a {
+		if !sameMessage(&a[i], &b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameMessage(a, b *middleware.Message) bool {
+	return a.Role == b.Role && a.Content == b.Content && a.Name == b.Name && a.ToolCallID == b.ToolCallID &&
+		a.Reasoning == b.Reasoning && slices.Equal(a.ToolCalls, b.ToolCalls) &&
+		(a.Parts == nil) == (b.Parts == nil) && slices.EqualFunc(a.Parts, b.Parts, func(x, y middleware.Part) bool {
+		return x.Type == y.Type && x.Text == y.Text && x.URL == y.URL && x.Detail == y.Detail &&
+			x.MIMEType == y.MIMEType && bytes.Equal(x.Data, y.Data)
+	})
+}
+
+func sameTools(a, b []middleware.Tool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) == 0 || &a[0] == &b[0] {
+		return true
+	}
+	for i := range a {
+		if !sameTool(&a[i], &b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameTool(a, b *middleware.Tool) bool {
+	return a.Name == b.Name && a.Description == b.Description && a.Strict == b.Strict && bytes.Equal(a.Parameters, b.Parameters)
+}

@@ -1,0 +1,79 @@
+package openai
+
+import (
+	"net/http"
+)
+
+// DefaultProviderName is the provider name recorded in errors and events
+// when [WithProviderName] is not given.
+const DefaultProviderName = "openai"
+
+// An Option configures a [Transport] or a [Provider]. Options are code-side
+// settings only; policies live in the chain.
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithBaseTransport sets the RoundTripper that carries requests upstream,
+// and, for a Transport, every request that is not a chat completion. The
+// default is [http.DefaultTransport]. A nil rt keeps the default.
+func WithBaseTransport(rt http.RoundTripper) Option {
+	return optionFunc(func(c *config) {
+		if rt != nil {
+			c.base = rt
+		}
+	})
+}
+
+// WithProviderName sets the provider name that [middleware.ProviderError]s
+// carry, e.g. "azure" or "vllm". The default is [DefaultProviderName].
+func WithProviderName(name string) Option {
+	return optionFunc(func(c *config) {
+		if name != "" {
+			c.name = name
+		}
+	})
+}
+
+// WithHeader adds a header to every upstream chat completion request, after
+// the caller's own headers (it replaces a header of the same name). Use it
+// for a [Provider] that needs more than a bearer token, e.g. "api-key" for
+// Azure OpenAI.
+func WithHeader(key, value string) Option {
+	return optionFunc(func(c *config) {
+		if c.header == nil {
+			c.header = http.Header{}
+		}
+		c.header.Set(key, value)
+	})
+}
+
+// WithLegacyMaxTokens makes a middleware's output cap (a budget injecting
+// [middleware.Request.MaxTokens] into a request that had none) travel as
+// "max_tokens" instead of "max_completion_tokens", for OpenAI-compatible
+// servers that only know the older field. A request that already carried
+// either field keeps its own.
+func WithLegacyMaxTokens() Option {
+	return optionFunc(func(c *config) { c.enc.legacyMaxTokens = true })
+}
+
+type config struct {
+	base   http.RoundTripper
+	name   string
+	header http.Header
+	enc    encodeOptions
+}
+
+func newConfig(opts []Option) config {
+	c := config{base: http.DefaultTransport, name: DefaultProviderName}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	return c
+}

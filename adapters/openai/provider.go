@@ -1,0 +1,380 @@
+package openai
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// maxErrorBody bounds how much of an error response is read.
+const maxErrorBody = 1 << 20
+
+// Provider is the innermost handler of a chain: it serves core requests
+// with an OpenAI-compatible Chat Completions endpoint, over HTTP.
+//
+// It encodes the request (losslessly, see the package doc), posts it,
+// decodes the answer into a [middleware.Response] and, for a streaming
+// request, calls [middleware.Request.Stream] once per chunk. It always asks
+// for usage on streams. Failures are [*middleware.ProviderError]s; see the
+// package doc for the error kinds and for the partial response returned
+// with a failure after the first chunk.
+//
+// A Provider is safe for concurrent use.
+type Provider struct {
+	cfg    config
+	url    string // the chat completions endpoint; "" in a Transport
+	apiKey string
+}
+
+var _ middleware.Handler = (*Provider)(nil)
+
+// NewProvider returns a Provider for the OpenAI-compatible API at baseURL
+// (e.g. "https://api.openai.com/v1"; requests go to baseURL +
+// "/chat/completions"), authenticating with apiKey as a bearer token when
+// it is not empty.
+func NewProvider(baseURL, apiKey string, opts ...Option) *Provider {
+	return &Provider{
+		cfg:    newConfig(opts),
+		url:    strings.TrimRight(baseURL, "/") + chatSuffix,
+		apiKey: apiKey,
+	}
+}
+
+const chatSuffix = "/chat/completions"
+
+// callKey keys the *call of a request that came through a Transport.
+type callKey struct{}
+
+// call is one request intercepted by a Transport: its provider sends the
+// chain's request to the original URL with the original headers.
+type call struct {
+	owner *Provider
+	req   *http.Request
+
+	mu     sync.Mutex
+	header http.Header // the last upstream response's headers
+}
+
+func (c *call) setHeader(h http.Header) {
+	c.mu.Lock()
+	c.header = h
+	c.mu.Unlock()
+}
+
+func (c *call) upstreamHeader() http.Header {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.header
+}
+
+// Handle serves req upstream.
+func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+	if ctx.Err() != nil {
+		return nil, ctxError(ctx)
+	}
+	c, _ := ctx.Value(callKey{}).(*call)
+	if c != nil && c.owner != p {
+		c = nil // a call of another Transport: not ours to redirect
+	}
+	stream := req.Stream != nil
+	body := encodeRequest(req, p.cfg.enc)
+	hreq, err := p.newRequest(ctx, c, body, stream)
+	if err != nil {
+		return nil, err
+	}
+	hresp, err := p.cfg.base.RoundTrip(hreq)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx)
+		}
+		return nil, p.fail(middleware.ErrNetwork, req, "", err)
+	}
+	defer hresp.Body.Close()
+	if c != nil {
+		c.setHeader(hresp.Header)
+	}
+	if hresp.StatusCode < 200 || hresp.StatusCode > 299 {
+		return nil, p.statusError(ctx, req, hresp)
+	}
+	if stream && !strings.HasPrefix(hresp.Header.Get("Content-Type"), "application/json") {
+		return p.readStream(ctx, req, hresp.Body)
+	}
+	data, err := io.ReadAll(hresp.Body)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx)
+		}
+		return nil, p.fail(middleware.ErrNetwork, req, "reading the response", err)
+	}
+	resp, apiErr, err := decodeResponse(data)
+	switch {
+	case apiErr != nil:
+		return nil, p.embeddedError(req, apiErr)
+	case err != nil:
+		return nil, p.fail(middleware.ErrMalformed, req, "", err)
+	}
+	if stream { // the upstream answered a streaming request in one piece
+		if err := middleware.Replay(ctx, resp, 0, req.Stream); err != nil {
+			return resp, err
+		}
+	}
+	return resp, nil
+}
+
+func (p *Provider) newRequest(ctx context.Context, c *call, body []byte, stream bool) (*http.Request, error) {
+	var hreq *http.Request
+	if c != nil {
+		hreq = c.req.Clone(ctx)
+		hreq.Method = http.MethodPost
+		hreq.TransferEncoding = nil
+		hreq.Close = false
+		if hreq.Header == nil {
+			hreq.Header = http.Header{}
+		}
+		hreq.Header.Del("Content-Length")
+		// Let the base transport negotiate compression: we decode the body.
+		hreq.Header.Del("Accept-Encoding")
+	} else {
+		if p.url == chatSuffix {
+			return nil, errors.New("tokenwise/openai: Provider has no base URL")
+		}
+		var err error
+		hreq, err = http.NewRequestWithContext(ctx, http.MethodPost, p.url, nil)
+		if err != nil {
+			return nil, fmt.Errorf("tokenwise/openai: %w", err)
+		}
+		if p.apiKey != "" {
+			hreq.Header.Set("Authorization", "Bearer "+p.apiKey)
+		}
+	}
+	hreq.Body = io.NopCloser(bytes.NewReader(body))
+	hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	hreq.ContentLength = int64(len(body))
+	hreq.Header.Set("Content-Type", "application/json")
+	if stream {
+		hreq.Header.Set("Accept", "text/event-stream")
+	} else {
+		hreq.Header.Set("Accept", "application/json")
+	}
+	for k, v := range p.cfg.header {
+		hreq.Header[k] = append([]string(nil), v...)
+	}
+	return hreq, nil
+}
+
+// fail returns a ProviderError of kind without an HTTP status.
+func (p *Provider) fail(kind error, req *middleware.Request, msg string, err error) *middleware.ProviderError {
+	return &middleware.ProviderError{Kind: kind, Provider: p.cfg.name, Model: req.Model, Message: msg, Err: err}
+}
+
+// statusError classifies a non-2xx answer.
+func (p *Provider) statusError(ctx context.Context, req *middleware.Request, hresp *http.Response) error {
+	body, err := io.ReadAll(io.LimitReader(hresp.Body, maxErrorBody))
+	if err != nil && ctx.Err() != nil {
+		return ctxError(ctx)
+	}
+	he := &HTTPError{StatusCode: hresp.StatusCode, Header: hresp.Header.Clone(), Body: body}
+	pe := &middleware.ProviderError{
+		Provider:   p.cfg.name,
+		Model:      req.Model,
+		StatusCode: hresp.StatusCode,
+		RetryAfter: middleware.ParseRetryAfter(hresp.Header, time.Now()),
+		Err:        he,
+	}
+	if e := decodeError(body); e != nil {
+		pe.Message, pe.Type, pe.Code, he.Param = e.Message, e.Type, e.Code, e.Param
+	}
+	pe.Kind = middleware.Classify(hresp.StatusCode, pe.Code, pe.Type)
+	return pe
+}
+
+// embeddedError classifies an error object found in a 2xx body or in a
+// stream's data: there is no HTTP status, so the error type stands for it.
+func (p *Provider) embeddedError(req *middleware.Request, e *apiError) error {
+	status := http.StatusInternalServerError // an unknown failure of the provider
+	switch {
+	case e.Code == "rate_limit_exceeded" || e.Type == "rate_limit_error" || e.Type == "requests" || e.Type == "tokens":
+		status = http.StatusTooManyRequests
+	case e.Type == "invalid_request_error":
+		status = http.StatusBadRequest
+	case e.Type == "authentication_error" || e.Code == "invalid_api_key":
+		status = http.StatusUnauthorized
+	}
+	return &middleware.ProviderError{
+		Kind:     middleware.Classify(status, e.Code, e.Type),
+		Provider: p.cfg.name,
+		Model:    req.Model,
+		Type:     e.Type,
+		Code:     e.Code,
+		Message:  e.Message,
+	}
+}
+
+// readStream reads server-sent events until "data: [DONE]", passing each
+// chunk to req.Stream. After the first chunk every return carries the
+// partial response assembled so far.
+func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body io.Reader) (*middleware.Response, error) {
+	br := bufio.NewReaderSize(body, 8<<10)
+	var (
+		mem      chunkArena
+		acc      middleware.Accumulator
+		meta     chunkMeta
+		haveMeta bool
+		long     []byte
+		done     bool
+		readErr  error
+	)
+	r := getReader(nil)
+	defer putReader(r)
+	partial := func() *middleware.Response {
+		resp := acc.Response()
+		resp.ID, resp.Model = meta.id, meta.model
+		return resp
+	}
+	for !done && readErr == nil {
+		var line []byte
+		line, long, readErr = readLine(br, long[:0])
+		payload, ok := dataPayload(line)
+		if !ok {
+			continue
+		}
+		if string(payload) == "[DONE]" {
+			done = true
+			break
+		}
+		data := mem.copy(payload) // Native must outlive the reader's buffer
+		c, m, apiErr, err := r.chunk(mem.wire(), data, !haveMeta)
+		switch {
+		case apiErr != nil:
+			return partial(), p.embeddedError(req, apiErr)
+		case err != nil:
+			return partial(), p.fail(middleware.ErrMalformed, req, fmt.Sprintf("chunk %d", acc.Chunks()+1), err)
+		}
+		if !haveMeta {
+			meta, haveMeta = m, true
+		}
+		acc.Add(c)
+		if err := req.Stream(ctx, c); err != nil {
+			return partial(), err
+		}
+	}
+	if !done {
+		if ctx.Err() != nil {
+			return partial(), ctxError(ctx)
+		}
+		pe := p.fail(middleware.ErrStreamCut, req, fmt.Sprintf("stream ended after %d chunks without [DONE]", acc.Chunks()), readErr)
+		if readErr == io.EOF {
+			pe.Err = nil
+		}
+		return partial(), pe
+	}
+	if acc.Chunks() == 0 {
+		return partial(), p.fail(middleware.ErrMalformed, req, "stream has no chunks", nil)
+	}
+	return partial(), nil
+}
+
+// chunkArena hands out the memory of a stream's chunks (their JSON and
+// their Wire) from blocks, to spare one allocation per chunk. Blocks are
+// never reused: what a chunk references stays valid and unchanged for as
+// long as anyone holds the chunk.
+type chunkArena struct {
+	data  []byte
+	wires []Wire
+}
+
+func (a *chunkArena) copy(b []byte) []byte {
+	if len(b) > 2<<10 {
+		return bytes.Clone(b)
+	}
+	if cap(a.data)-len(a.data) < len(b) {
+		a.data = make([]byte, 0, 16<<10)
+	}
+	n := len(a.data)
+	a.data = append(a.data, b...)
+	return a.data[n:len(a.data):len(a.data)]
+}
+
+func (a *chunkArena) wire() *Wire {
+	if len(a.wires) == 0 {
+		a.wires = make([]Wire, 32)
+	}
+	w := &a.wires[0]
+	a.wires = a.wires[1:]
+	return w
+}
+
+// readLine reads one line without its line ending. Lines longer than the
+// reader's buffer are gathered in long, which is returned for reuse.
+func readLine(br *bufio.Reader, long []byte) (line, buf []byte, err error) {
+	line, err = br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		long = append(long, line...)
+		for err == bufio.ErrBufferFull {
+			line, err = br.ReadSlice('\n')
+			long = append(long, line...)
+		}
+		line = long
+	}
+	for n := len(line); n > 0 && (line[n-1] == '\n' || line[n-1] == '\r'); n-- {
+		line = line[:n-1]
+	}
+	return line, long, err
+}
+
+// dataPayload returns the payload of an SSE "data:" line. Every data line
+// is one event, as OpenAI sends them (and as go-openai reads them).
+func dataPayload(line []byte) ([]byte, bool) {
+	if len(line) < 5 || string(line[:5]) != "data:" {
+		return nil, false
+	}
+	rest := line[5:]
+	for len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
+		rest = rest[1:]
+	}
+	for n := len(rest); n > 0 && (rest[n-1] == ' ' || rest[n-1] == '\t'); n-- {
+		rest = rest[:n-1]
+	}
+	return rest, len(rest) > 0
+}
+
+// ctxError returns the error of a done context so that it matches both
+// ctx.Err() (context.Canceled or context.DeadlineExceeded) and its cause.
+func ctxError(ctx context.Context) error {
+	err := ctx.Err()
+	cause := context.Cause(ctx)
+	switch {
+	case cause == nil || cause == err:
+		return err
+	case errors.Is(cause, err):
+		return cause
+	}
+	return fmt.Errorf("%w: %w", err, cause)
+}
+
+// HTTPError is the cause ([middleware.ProviderError].Err) of a failure the
+// upstream answered with an HTTP error status: the response as received,
+// which a [Transport] gives back to its caller unchanged.
+type HTTPError struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte // at most 1 MiB of it
+	Param      string // the error object's "param", e.g. "messages"
+}
+
+func (e *HTTPError) Error() string {
+	body := e.Body
+	if len(body) > 200 {
+		body = body[:200]
+	}
+	return fmt.Sprintf("HTTP %d: %s", e.StatusCode, bytes.TrimSpace(body))
+}

@@ -1,0 +1,509 @@
+package openai
+
+import (
+	"encoding/base64"
+	"errors"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// PartMIMEType marks a [middleware.Part] that carries a content part the
+// core does not model (a "file" part, or any future part type): its Data is
+// the part's wire JSON, sent on verbatim.
+const PartMIMEType = "application/vnd.tokenwise.openai-part+json"
+
+// field names a top-level request member the core models.
+type field uint8
+
+const (
+	fieldOther field = iota
+	fieldModel
+	fieldMessages
+	fieldTools
+	fieldToolChoice
+	fieldParallelToolCalls
+	fieldTemperature
+	fieldTopP
+	fieldSeed
+	fieldStop
+	fieldMaxTokens
+	fieldMaxCompletionTokens
+	fieldResponseFormat
+	fieldN
+	fieldStream
+	fieldStreamOptions
+	numFields
+)
+
+var fieldNames = [numFields]string{
+	fieldModel:               "model",
+	fieldMessages:            "messages",
+	fieldTools:               "tools",
+	fieldToolChoice:          "tool_choice",
+	fieldParallelToolCalls:   "parallel_tool_calls",
+	fieldTemperature:         "temperature",
+	fieldTopP:                "top_p",
+	fieldSeed:                "seed",
+	fieldStop:                "stop",
+	fieldMaxTokens:           "max_tokens",
+	fieldMaxCompletionTokens: "max_completion_tokens",
+	fieldResponseFormat:      "response_format",
+	fieldN:                   "n",
+	fieldStream:              "stream",
+	fieldStreamOptions:       "stream_options",
+}
+
+// member is one top-level member of the request object.
+type member struct {
+	field field
+	span       // `"name":value`
+	value span // value
+}
+
+// requestSnapshot is what a request body decoded to, with the byte spans
+// needed to patch it.
+type requestSnapshot struct {
+	core         middleware.Request // as decoded; Stream and Native nil
+	members      []member
+	present      [numFields]bool
+	msgSpans     []span // the wire JSON of each core message
+	toolSpans    []span // the wire JSON of each core tool
+	stream       bool   // "stream": true
+	includeUsage bool   // "stream_options": {"include_usage": true}
+}
+
+// decodeRequest decodes a chat completion request body. The returned
+// request's Native is a *Wire holding body.
+func decodeRequest(body []byte) (*middleware.Request, error) {
+	r := getReader(body)
+	defer putReader(r)
+	s := &requestSnapshot{}
+	req := &s.core
+	ok, err := r.open('{')
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errors.New("request body is null")
+	}
+	s.members = make([]member, 0, 16)
+	for r.more() {
+		start := r.next()
+		name, err := r.name()
+		if err != nil {
+			return nil, err
+		}
+		f := lookupField(name)
+		vstart := r.next()
+		switch f {
+		case fieldModel:
+			req.Model, err = r.str()
+		case fieldMessages:
+			err = r.messages(s)
+		case fieldTools:
+			err = r.tools(s)
+		case fieldToolChoice:
+			req.ToolChoice, err = r.toolChoice()
+		case fieldTemperature:
+			req.Temperature, err = r.float()
+		case fieldTopP:
+			req.TopP, err = r.float()
+		case fieldSeed:
+			var n int64
+			var ok bool
+			if n, ok, err = r.int(); ok {
+				req.Seed = &n
+			}
+		case fieldStop:
+			req.Stop, err = r.stop()
+		case fieldMaxTokens, fieldMaxCompletionTokens:
+			var n int64
+			if n, _, err = r.int(); n > 0 && (f == fieldMaxCompletionTokens || !s.present[fieldMaxCompletionTokens] || req.MaxTokens == 0) {
+				req.MaxTokens = int(n)
+			}
+		case fieldResponseFormat:
+			req.ResponseFormat, err = r.raw()
+		case fieldN:
+			var n int64
+			n, _, err = r.int()
+			req.N = int(n)
+		case fieldStream:
+			s.stream, err = r.bool()
+		case fieldStreamOptions:
+			err = r.details(func(name string) (bool, error) {
+				if name != "include_usage" {
+					return false, nil
+				}
+				v, err := r.bool()
+				s.includeUsage = v
+				return true, err
+			})
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return nil, err
+		}
+		end := r.offset()
+		s.present[f] = true
+		s.members = append(s.members, member{field: f, span: span{start, end}, value: span{vstart, end}})
+	}
+	if err := r.close(); err != nil {
+		return nil, err
+	}
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+	out := *req
+	out.Native = &Wire{JSON: body, req: s}
+	return &out, nil
+}
+
+func lookupField(name string) field {
+	switch name {
+	case "model":
+		return fieldModel
+	case "messages":
+		return fieldMessages
+	case "tools":
+		return fieldTools
+	case "tool_choice":
+		return fieldToolChoice
+	case "parallel_tool_calls":
+		return fieldParallelToolCalls
+	case "temperature":
+		return fieldTemperature
+	case "top_p":
+		return fieldTopP
+	case "seed":
+		return fieldSeed
+	case "stop":
+		return fieldStop
+	case "max_tokens":
+		return fieldMaxTokens
+	case "max_completion_tokens":
+		return fieldMaxCompletionTokens
+	case "response_format":
+		return fieldResponseFormat
+	case "n":
+		return fieldN
+	case "stream":
+		return fieldStream
+	case "stream_options":
+		return fieldStreamOptions
+	}
+	return fieldOther
+}
+
+func (r *reader) messages(s *requestSnapshot) error {
+	ok, err := r.open('[')
+	if err != nil || !ok {
+		return err
+	}
+	msgs := make([]middleware.Message, 0, 8)
+	spans := make([]span, 0, 8)
+	for r.more() {
+		start := r.next()
+		m, err := r.message()
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, m)
+		spans = append(spans, span{start, r.offset()})
+	}
+	s.core.Messages, s.msgSpans = msgs, spans
+	return r.close()
+}
+
+func (r *reader) message() (middleware.Message, error) {
+	var m middleware.Message
+	ok, err := r.open('{')
+	if err != nil || !ok {
+		if err == nil {
+			err = errors.New("message is null")
+		}
+		return m, err
+	}
+	for r.more() {
+		name, err := r.name()
+		if err != nil {
+			return m, err
+		}
+		switch name {
+		case "role":
+			var role string
+			role, err = r.str()
+			m.Role = middleware.Role(role)
+		case "content":
+			switch r.peek() {
+			case '[':
+				m.Parts, err = r.parts()
+			default:
+				m.Content, err = r.str()
+			}
+		case "name":
+			m.Name, err = r.str()
+		case "tool_calls":
+			m.ToolCalls, err = r.toolCalls()
+		case "tool_call_id":
+			m.ToolCallID, err = r.str()
+		case "reasoning_content":
+			m.Reasoning, err = r.str()
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return m, err
+		}
+	}
+	return m, r.close()
+}
+
+func (r *reader) parts() ([]middleware.Part, error) {
+	if _, err := r.open('['); err != nil {
+		return nil, err
+	}
+	parts := []middleware.Part{}
+	for r.more() {
+		p, err := r.part()
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, p)
+	}
+	return parts, r.close()
+}
+
+func (r *reader) part() (middleware.Part, error) {
+	var p middleware.Part
+	start := r.next()
+	ok, err := r.open('{')
+	if err != nil || !ok {
+		if err == nil {
+			err = errors.New("content part is null")
+		}
+		return p, err
+	}
+	var audioData, audioFormat string
+	for r.more() {
+		name, err := r.name()
+		if err != nil {
+			return p, err
+		}
+		switch name {
+		case "type":
+			p.Type, err = r.str()
+		case "text":
+			p.Text, err = r.str()
+		case "image_url":
+			err = r.pair("url", &p.URL, "detail", &p.Detail)
+		case "input_audio":
+			err = r.pair("data", &audioData, "format", &audioFormat)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return p, err
+		}
+	}
+	if err := r.close(); err != nil {
+		return p, err
+	}
+	switch p.Type {
+	case "text", "image_url":
+		return p, nil
+	case "input_audio":
+		if data, err := base64.StdEncoding.DecodeString(audioData); err == nil {
+			return middleware.Part{Type: p.Type, MIMEType: "audio/" + audioFormat, Data: data}, nil
+		}
+	}
+	// A part the core does not model travels as its wire JSON.
+	return middleware.Part{Type: p.Type, MIMEType: PartMIMEType, Data: r.src[start:r.offset():r.offset()]}, nil
+}
+
+// pair reads an object (or null) of which only two string members matter.
+func (r *reader) pair(k1 string, v1 *string, k2 string, v2 *string) error {
+	ok, err := r.open('{')
+	if err != nil || !ok {
+		return err
+	}
+	for r.more() {
+		name, err := r.name()
+		if err != nil {
+			return err
+		}
+		switch name {
+		case k1:
+			*v1, err = r.str()
+		case k2:
+			*v2, err = r.str()
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return r.close()
+}
+
+func (r *reader) toolCalls() ([]middleware.ToolCall, error) {
+	ok, err := r.open('[')
+	if err != nil || !ok {
+		return nil, err
+	}
+	var calls []middleware.ToolCall
+	for r.more() {
+		var c middleware.ToolCall
+		if ok, err := r.open('{'); err != nil || !ok {
+			if err == nil {
+				err = errors.New("tool call is null")
+			}
+			return nil, err
+		}
+		for r.more() {
+			name, err := r.name()
+			if err != nil {
+				return nil, err
+			}
+			switch name {
+			case "id":
+				c.ID, err = r.str()
+			case "function":
+				err = r.pair("name", &c.Name, "arguments", &c.Arguments)
+			default:
+				err = r.skip()
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		if err := r.close(); err != nil {
+			return nil, err
+		}
+		calls = append(calls, c)
+	}
+	return calls, r.close()
+}
+
+func (r *reader) tools(s *requestSnapshot) error {
+	ok, err := r.open('[')
+	if err != nil || !ok {
+		return err
+	}
+	var tools []middleware.Tool
+	var spans []span
+	for r.more() {
+		start := r.next()
+		var t middleware.Tool
+		var typ string
+		if ok, err := r.open('{'); err != nil || !ok {
+			if err == nil {
+				err = errors.New("tool is null")
+			}
+			return err
+		}
+		for r.more() {
+			name, err := r.name()
+			if err != nil {
+				return err
+			}
+			switch name {
+			case "type":
+				typ, err = r.str()
+			case "function":
+				err = r.function(&t)
+			default:
+				err = r.skip()
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if err := r.close(); err != nil {
+			return err
+		}
+		if typ != "function" {
+			continue // the core models function tools only
+		}
+		tools = append(tools, t)
+		spans = append(spans, span{start, r.offset()})
+	}
+	s.core.Tools, s.toolSpans = tools, spans
+	return r.close()
+}
+
+func (r *reader) function(t *middleware.Tool) error {
+	ok, err := r.open('{')
+	if err != nil || !ok {
+		return err
+	}
+	for r.more() {
+		name, err := r.name()
+		if err != nil {
+			return err
+		}
+		switch name {
+		case "name":
+			t.Name, err = r.str()
+		case "description":
+			t.Description, err = r.str()
+		case "parameters":
+			t.Parameters, err = r.raw()
+		case "strict":
+			t.Strict, err = r.bool()
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return r.close()
+}
+
+// toolChoice reads "auto"/"none"/"required" or {"type":"function",
+// "function":{"name":...}}; other forms read as "" (they pass through
+// untouched unless a middleware sets ToolChoice).
+func (r *reader) toolChoice() (string, error) {
+	if r.peek() != '{' {
+		return r.str()
+	}
+	var name string
+	err := r.details(func(n string) (bool, error) {
+		if n != "function" {
+			return false, nil
+		}
+		return true, r.details(func(n string) (bool, error) {
+			if n != "name" {
+				return false, nil
+			}
+			var err error
+			name, err = r.str()
+			return true, err
+		})
+	})
+	return name, err
+}
+
+func (r *reader) stop() ([]string, error) {
+	switch r.peek() {
+	case '"':
+		s, err := r.str()
+		return []string{s}, err
+	case 'n':
+		return nil, r.skip()
+	}
+	if _, err := r.open('['); err != nil {
+		return nil, err
+	}
+	var out []string
+	for r.more() {
+		s, err := r.str()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, r.close()
+}

@@ -1,0 +1,640 @@
+package openai
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+var (
+	errNoChoices = errors.New("response has no choices")
+	errNotObject = errors.New("not a JSON object")
+)
+
+// apiError is an OpenAI error object: {"message","type","param","code"}.
+type apiError struct {
+	Message, Type, Param, Code string
+}
+
+// decodeResponse decodes a non-streaming chat completion body: the first
+// choice only, and the usage. A body that carries an error object returns
+// it as *apiError.
+func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
+	r := getReader(body)
+	defer putReader(r)
+	resp := &middleware.Response{Message: middleware.Message{Role: middleware.RoleAssistant}}
+	ok, err := r.open('{')
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return nil, nil, errNotObject
+	}
+	choices := 0
+	var apiErr *apiError
+	for r.more() {
+		name, err := r.name()
+		if err != nil {
+			return nil, nil, err
+		}
+		switch name {
+		case "id":
+			resp.ID, err = r.str()
+		case "model":
+			resp.Model, err = r.str()
+		case "choices":
+			choices, err = r.choices(func() error {
+				return r.details(func(name string) (bool, error) {
+					var err error
+					switch name {
+					case "message":
+						err = r.responseMessage(&resp.Message)
+					case "finish_reason":
+						resp.FinishReason, err = r.str()
+					default:
+						return false, nil
+					}
+					return true, err
+				})
+			})
+		case "usage":
+			resp.Usage, _, err = r.usage()
+		case "error":
+			apiErr, err = r.apiError()
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := r.close(); err != nil {
+		return nil, nil, err
+	}
+	if err := r.end(); err != nil {
+		return nil, nil, err
+	}
+	if apiErr != nil {
+		return nil, apiErr, nil
+	}
+	if choices == 0 {
+		return nil, nil, errNoChoices
+	}
+	snap := resp.Clone()
+	resp.Native = &Wire{JSON: body, resp: snap}
+	return resp, nil, nil
+}
+
+// choices reads an array of choices, calling first for the first one and
+// skipping the others. It returns the number of choices.
+func (r *reader) choices(first func() error) (int, error) {
+	ok, err := r.open('[')
+	if err != nil || !ok {
+		return 0, err
+	}
+	n := 0
+	for r.more() {
+		if n == 0 {
+			err = first()
+		} else {
+			err = r.skip()
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, r.close()
+}
+
+func (r *reader) responseMessage(m *middleware.Message) error {
+	ok, err := r.open('{')
+	if err != nil || !ok {
+		return err
+	}
+	for r.more() {
+		name, err := r.name()
+		if err != nil {
+			return err
+		}
+		switch name {
+		case "content":
+			m.Content, err = r.str()
+		case "reasoning_content", "reasoning":
+			var s string
+			if s, err = r.str(); s != "" {
+				m.Reasoning = s
+			}
+		case "tool_calls":
+			m.ToolCalls, err = r.toolCalls()
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return r.close()
+}
+
+// apiError reads an OpenAI error object (or a bare error string).
+func (r *reader) apiError() (*apiError, error) {
+	e := &apiError{}
+	if k := r.peek(); k == '"' {
+		var err error
+		e.Message, err = r.str()
+		return e, err
+	}
+	err := r.details(func(name string) (bool, error) {
+		var err error
+		switch name {
+		case "message":
+			if r.peek() == '[' { // some servers send a list of messages
+				var msgs []string
+				if msgs, err = r.stop(); err == nil && len(msgs) > 0 {
+					e.Message = msgs[0]
+					for _, m := range msgs[1:] {
+						e.Message += ", " + m
+					}
+				}
+				return true, err
+			}
+			e.Message, err = r.str()
+		case "type":
+			e.Type, err = r.str()
+		case "param":
+			e.Param, err = r.scalar()
+		case "code":
+			e.Code, err = r.scalar()
+		default:
+			return false, nil
+		}
+		return true, err
+	})
+	return e, err
+}
+
+// decodeError decodes an error response body; nil when it has no error object.
+func decodeError(body []byte) *apiError {
+	r := getReader(body)
+	defer putReader(r)
+	if ok, err := r.open('{'); err != nil || !ok {
+		return nil
+	}
+	for r.more() {
+		name, err := r.name()
+		if err != nil {
+			return nil
+		}
+		if name == "error" {
+			e, err := r.apiError()
+			if err != nil {
+				return nil
+			}
+			return e
+		}
+		if r.skip() != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// chunkMeta is what a stream's chunks share: id, model and creation time.
+type chunkMeta struct {
+	id, model string
+	created   int64
+}
+
+// decodeChunk decodes the data payload of one streamed event. With
+// wantMeta it also returns the chunk's id, model and created time. A
+// payload that carries an error object returns it as *apiError.
+func decodeChunk(data []byte, wantMeta bool) (middleware.Chunk, chunkMeta, *apiError, error) {
+	r := getReader(nil)
+	defer putReader(r)
+	return r.chunk(&Wire{}, data, wantMeta)
+}
+
+// chunk is decodeChunk with the reader and the Wire to fill supplied.
+func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, chunkMeta, *apiError, error) {
+	var c middleware.Chunk
+	var meta chunkMeta
+	r.src, r.pos, r.stack, r.err = data, 0, r.stack[:0], nil
+	*w = Wire{JSON: data}
+	snap := &w.chunk
+	ok, err := r.open('{')
+	if err == nil && !ok {
+		err = errNotObject
+	}
+	if err != nil {
+		return c, meta, nil, err
+	}
+	choices := -1
+	var apiErr *apiError
+	for r.more() {
+		start := r.next()
+		name, err := r.name()
+		if err != nil {
+			return c, meta, nil, err
+		}
+		switch name {
+		case "id":
+			if wantMeta {
+				meta.id, err = r.str()
+			} else {
+				err = r.skip()
+			}
+		case "model":
+			if wantMeta {
+				meta.model, err = r.str()
+			} else {
+				err = r.skip()
+			}
+		case "created":
+			if wantMeta {
+				meta.created, _, err = r.int()
+			} else {
+				err = r.skip()
+			}
+		case "choices":
+			choices = 0
+			var first bool
+			ok, err = r.open('[')
+			for err == nil && ok && r.more() {
+				choices++
+				err = r.chunkChoice(&c, &first)
+			}
+			if err == nil && ok {
+				err = r.close()
+			}
+		case "usage":
+			var u middleware.Usage
+			var has bool
+			if u, has, err = r.usage(); has {
+				c.Usage = new(u)
+			}
+			// The span to cut for callers that did not ask for usage:
+			// the member and the comma before it, or after it when first.
+			end := r.offset()
+			snap.cutStart, snap.cutEnd = start, end
+			if i := lastNonSpace(data, start); i >= 0 && data[i] == ',' {
+				snap.cutStart = i
+			} else if k := skipSpace(data, end); k < len(data) && data[k] == ',' {
+				snap.cutEnd = k + 1
+			}
+		case "error":
+			apiErr, err = r.apiError()
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return c, meta, nil, err
+		}
+	}
+	if err := r.close(); err != nil {
+		return c, meta, nil, err
+	}
+	if err := r.end(); err != nil {
+		return c, meta, nil, err
+	}
+	if apiErr != nil {
+		return c, meta, apiErr, nil
+	}
+	if choices < 0 && c.Usage == nil {
+		return c, meta, nil, errNoChoices
+	}
+	snap.usageOnly = choices <= 0 && c.Usage != nil
+	snap.c = c
+	w.isChunk = true
+	c.Native = w
+	return c, meta, nil, nil
+}
+
+// lastNonSpace returns the index of the last non-whitespace byte before
+// i, or -1.
+func lastNonSpace(b []byte, i int) int {
+	for i--; i >= 0; i-- {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+		default:
+			return i
+		}
+	}
+	return -1
+}
+
+// skipSpace returns the index of the first non-whitespace byte from i.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// chunkChoice reads one choice of a chunk; the first choice with index 0
+// fills c, the others are skipped.
+func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
+	var (
+		content, reasoning, finish string
+		calls                      []middleware.ToolCallDelta
+		index                      int64
+	)
+	ok, err := r.open('{')
+	if err != nil || !ok {
+		return err
+	}
+	for r.more() {
+		name, err := r.name()
+		if err != nil {
+			return err
+		}
+		switch name {
+		case "index":
+			index, _, err = r.int()
+		case "finish_reason":
+			finish, err = r.str()
+		case "delta":
+			if ok, err = r.open('{'); err != nil || !ok {
+				break
+			}
+			for err == nil && r.more() {
+				if name, err = r.name(); err != nil {
+					break
+				}
+				switch name {
+				case "content":
+					content, err = r.str()
+				case "reasoning_content", "reasoning":
+					var s string
+					if s, err = r.str(); s != "" {
+						reasoning = s
+					}
+				case "tool_calls":
+					calls, err = r.toolCallDeltas()
+				default:
+					err = r.skip()
+				}
+			}
+			if err == nil {
+				err = r.close()
+			}
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := r.close(); err != nil || index != 0 || *taken {
+		return err
+	}
+	*taken = true
+	c.Content, c.Reasoning, c.FinishReason, c.ToolCalls = content, reasoning, finish, calls
+	return nil
+}
+
+func (r *reader) toolCallDeltas() ([]middleware.ToolCallDelta, error) {
+	ok, err := r.open('[')
+	if err != nil || !ok {
+		return nil, err
+	}
+	var out []middleware.ToolCallDelta
+	for r.more() {
+		d := middleware.ToolCallDelta{Index: len(out)}
+		if ok, err := r.open('{'); err != nil || !ok {
+			if err == nil {
+				err = errors.New("tool call delta is null")
+			}
+			return nil, err
+		}
+		for r.more() {
+			name, err := r.name()
+			if err != nil {
+				return nil, err
+			}
+			switch name {
+			case "index":
+				var n int64
+				n, _, err = r.int()
+				d.Index = int(n)
+			case "id":
+				d.ID, err = r.str()
+			case "function":
+				err = r.pair("name", &d.Name, "arguments", &d.Arguments)
+			default:
+				err = r.skip()
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		if err := r.close(); err != nil {
+			return nil, err
+		}
+		if d.Index < 0 || d.Index > 1<<16 {
+			return nil, errors.New("tool call index out of range")
+		}
+		out = append(out, d)
+	}
+	return out, r.close()
+}
+
+// decodeMeta reads the id, model and created time of a chunk or response.
+func decodeMeta(data []byte) chunkMeta {
+	var m chunkMeta
+	r := getReader(data)
+	defer putReader(r)
+	if ok, err := r.open('{'); err != nil || !ok {
+		return m
+	}
+	for r.more() {
+		name, err := r.name()
+		if err != nil {
+			return m
+		}
+		switch name {
+		case "id":
+			m.id, err = r.str()
+		case "model":
+			m.model, err = r.str()
+		case "created":
+			m.created, _, err = r.int()
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return m
+		}
+	}
+	return m
+}
+
+// sameResponse reports whether a (returned by the chain) still equals the
+// snapshot s taken when the provider's JSON was decoded.
+func sameResponse(a, s *middleware.Response) bool {
+	return a.ID == s.ID && a.Model == s.Model && a.FinishReason == s.FinishReason && a.Usage == s.Usage &&
+		sameMessage(&a.Message, &s.Message)
+}
+
+func sameChunk(a *middleware.Chunk, s *middleware.Chunk) bool {
+	return a.Content == s.Content && a.Reasoning == s.Reasoning && a.FinishReason == s.FinishReason &&
+		slices.Equal(a.ToolCalls, s.ToolCalls) && samePtr(a.Usage, s.Usage)
+}
+
+// appendResponse encodes resp as a chat.completion object.
+func appendResponse(dst []byte, resp *middleware.Response, meta chunkMeta) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = appendString(dst, meta.id)
+	dst = append(dst, `,"object":"chat.completion","created":`...)
+	dst = appendInt(dst, meta.created)
+	dst = append(dst, `,"model":`...)
+	dst = appendString(dst, meta.model)
+	dst = append(dst, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
+	m := &resp.Message
+	if m.Content == "" && len(m.ToolCalls) > 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendString(dst, m.Text())
+	}
+	if m.Reasoning != "" {
+		dst = append(dst, `,"reasoning_content":`...)
+		dst = appendString(dst, m.Reasoning)
+	}
+	if len(m.ToolCalls) > 0 {
+		dst = append(dst, `,"tool_calls":[`...)
+		for i, c := range m.ToolCalls {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"id":`...)
+			dst = appendString(dst, c.ID)
+			dst = append(dst, `,"type":"function","function":{"name":`...)
+			dst = appendString(dst, c.Name)
+			dst = append(dst, `,"arguments":`...)
+			dst = appendString(dst, c.Arguments)
+			dst = append(dst, `}}`...)
+		}
+		dst = append(dst, ']')
+	}
+	dst = append(dst, `,"refusal":null},"logprobs":null,"finish_reason":`...)
+	dst = appendString(dst, finishOr(resp))
+	dst = append(dst, `}],"usage":`...)
+	dst = appendUsage(dst, resp.Usage)
+	return append(dst, '}')
+}
+
+func finishOr(resp *middleware.Response) string {
+	if resp.FinishReason != "" {
+		return resp.FinishReason
+	}
+	if len(resp.Message.ToolCalls) > 0 {
+		return middleware.FinishToolCalls
+	}
+	return middleware.FinishStop
+}
+
+// appendChunkJSON encodes c as a chat.completion.chunk with one choice.
+func appendChunkJSON(dst []byte, c *middleware.Chunk, meta chunkMeta, role bool) []byte {
+	dst = appendChunkHead(dst, meta)
+	dst = append(dst, `[{"index":0,"delta":{`...)
+	if role {
+		dst = append(dst, `"role":"assistant"`...)
+	}
+	if c.Content != "" {
+		dst = appendKey(dst, "content")
+		dst = appendString(dst, c.Content)
+	}
+	if c.Reasoning != "" {
+		dst = appendKey(dst, "reasoning_content")
+		dst = appendString(dst, c.Reasoning)
+	}
+	if len(c.ToolCalls) > 0 {
+		dst = appendKey(dst, "tool_calls")
+		dst = append(dst, '[')
+		for i, d := range c.ToolCalls {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"index":`...)
+			dst = appendInt(dst, int64(d.Index))
+			if d.ID != "" {
+				dst = append(dst, `,"id":`...)
+				dst = appendString(dst, d.ID)
+				dst = append(dst, `,"type":"function"`...)
+			}
+			dst = append(dst, `,"function":{`...)
+			if d.Name != "" {
+				dst = append(dst, `"name":`...)
+				dst = appendString(dst, d.Name)
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `"arguments":`...)
+			dst = appendString(dst, d.Arguments)
+			dst = append(dst, `}}`...)
+		}
+		dst = append(dst, ']')
+	}
+	dst = append(dst, `},"logprobs":null,"finish_reason":`...)
+	if c.FinishReason != "" {
+		dst = appendString(dst, c.FinishReason)
+	} else {
+		dst = append(dst, "null"...)
+	}
+	return append(dst, `}]}`...)
+}
+
+// appendUsageChunkJSON encodes the include_usage chunk: no choices, usage.
+func appendUsageChunkJSON(dst []byte, u middleware.Usage, meta chunkMeta) []byte {
+	dst = appendChunkHead(dst, meta)
+	dst = append(dst, `[],"usage":`...)
+	dst = appendUsage(dst, u)
+	return append(dst, '}')
+}
+
+func appendChunkHead(dst []byte, meta chunkMeta) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = appendString(dst, meta.id)
+	dst = append(dst, `,"object":"chat.completion.chunk","created":`...)
+	dst = appendInt(dst, meta.created)
+	dst = append(dst, `,"model":`...)
+	dst = appendString(dst, meta.model)
+	return append(dst, `,"choices":`...)
+}
+
+// appendErrorBody encodes an OpenAI error body.
+func appendErrorBody(dst []byte, e *middleware.ProviderError, param string) []byte {
+	dst = append(dst, `{"error":{"message":`...)
+	msg := e.Message
+	if msg == "" {
+		msg = e.Error()
+	}
+	dst = appendString(dst, msg)
+	dst = append(dst, `,"type":`...)
+	dst = appendString(dst, e.Type)
+	dst = append(dst, `,"param":`...)
+	dst = appendNullable(dst, param)
+	dst = append(dst, `,"code":`...)
+	dst = appendNullable(dst, e.Code)
+	return append(dst, "}}\n"...)
+}
+
+func appendNullable(dst []byte, s string) []byte {
+	if s == "" {
+		return append(dst, "null"...)
+	}
+	return appendString(dst, s)
+}
+
+// retryAfterHeaders sets Retry-After (whole seconds, rounded up) and
+// retry-after-ms for a wait.
+func retryAfterHeaders(h http.Header, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	h.Set("Retry-After-Ms", strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10))
+	h.Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
+}

@@ -1,0 +1,422 @@
+package openai
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// Transport is an [http.RoundTripper] that runs OpenAI chat completion
+// requests through a tokenwise chain. Give it to go-openai (ClientConfig.
+// HTTPClient), to langchaingo's openai backend (openai.WithHTTPClient) or to
+// any client of the OpenAI wire format, through [NewHTTPClient].
+//
+// POST requests to a path ending in "/chat/completions" are decoded into a
+// [middleware.Request], served by the chain, whose innermost handler sends
+// them to the original URL with the original headers, and rendered back in
+// the wire format. Every other request, and a chat request whose body is not
+// a valid chat completion object, goes to the base transport untouched.
+//
+// A Transport is safe for concurrent use.
+type Transport struct {
+	base     http.RoundTripper
+	provider *Provider
+	handler  middleware.Handler
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// NewTransport returns a Transport that serves chat completions with chain
+// (nil: none) around a [Provider] that talks to the requests' own upstream.
+func NewTransport(chain middleware.Middleware, opts ...Option) *Transport {
+	cfg := newConfig(opts)
+	p := &Provider{cfg: cfg}
+	var h middleware.Handler = p
+	if chain != nil {
+		h = chain(p)
+	}
+	return &Transport{base: cfg.base, provider: p, handler: h}
+}
+
+// NewHTTPClient returns an http.Client whose transport is
+// NewTransport(chain, opts...). It has no timeout of its own: deadlines come
+// from the caller's context and from the chain.
+func NewHTTPClient(chain middleware.Middleware, opts ...Option) *http.Client {
+	return &http.Client{Transport: NewTransport(chain, opts...)}
+}
+
+// Do sends r as an http.Client using t would, except that the error of a
+// chat completion is returned as is rather than wrapped in a *url.Error. It
+// makes a Transport a Doer for clients that take one, such as langchaingo's
+// openai.WithHTTPClient: langchaingo replaces every net.Error (which a
+// *url.Error is) by a fixed message, so errors.Is(err, middleware.ErrBudget)
+// only works through langchaingo with the Transport itself as the client.
+// (Context errors it replaces in any case.)
+func (t *Transport) Do(r *http.Request) (*http.Response, error) {
+	if !isChat(r) {
+		return (&http.Client{Transport: t.base}).Do(r)
+	}
+	return t.RoundTrip(r)
+}
+
+func isChat(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.Body != nil && r.Body != http.NoBody && r.URL != nil &&
+		strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), chatSuffix)
+}
+
+// RoundTrip implements [http.RoundTripper].
+func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if !isChat(r) {
+		return t.base.RoundTrip(r)
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	req, err := decodeRequest(body)
+	if err != nil {
+		// Not a request we understand: the upstream will say what is wrong.
+		r2 := r.Clone(r.Context())
+		r2.Body = io.NopCloser(bytes.NewReader(body))
+		r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		r2.ContentLength = int64(len(body))
+		return t.base.RoundTrip(r2)
+	}
+	c := &call{owner: t.provider, req: r}
+	snap := req.Native.(*Wire).req
+	if snap.stream {
+		return t.stream(r, c, req, snap.includeUsage)
+	}
+	ctx := context.WithValue(r.Context(), callKey{}, c)
+	resp, err := t.handler.Handle(ctx, req)
+	if err != nil {
+		return errorResponse(r, err)
+	}
+	if resp == nil {
+		return nil, errors.New("tokenwise/openai: chain returned no response and no error")
+	}
+	var out []byte
+	if w, ok := resp.Native.(*Wire); ok && w.resp != nil && sameResponse(resp, w.resp) {
+		out = w.JSON // unchanged: the provider's bytes
+	} else {
+		out = appendResponse(nil, resp, responseMeta(resp, req.Model))
+	}
+	h := responseHeader(c.upstreamHeader())
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	return newResponse(r, http.StatusOK, h, io.NopCloser(bytes.NewReader(out)), int64(len(out))), nil
+}
+
+// readBody reads and closes a request's body, in one allocation when its
+// length is known.
+func readBody(r *http.Request) ([]byte, error) {
+	defer r.Body.Close()
+	if n := r.ContentLength; n > 0 && n < 64<<20 {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	return io.ReadAll(r.Body)
+}
+
+// responseMeta returns the id, model and creation time to render resp with.
+func responseMeta(resp *middleware.Response, model string) chunkMeta {
+	m := chunkMeta{id: resp.ID, model: resp.Model, created: time.Now().Unix()}
+	if w, ok := resp.Native.(*Wire); ok {
+		if wm := decodeMeta(w.JSON); wm.created != 0 {
+			m.created = wm.created
+		}
+	}
+	if m.id == "" {
+		m.id = newID()
+	}
+	if m.model == "" {
+		m.model = model
+	}
+	return m
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "chatcmpl-tw" + hex.EncodeToString(b[:])
+}
+
+// responseHeader returns the headers to give the caller: the upstream's
+// (rate limits, request id, ...) without those that described its body.
+func responseHeader(upstream http.Header) http.Header {
+	h := upstream.Clone()
+	if h == nil {
+		return http.Header{}
+	}
+	for _, k := range []string{"Content-Length", "Content-Encoding", "Transfer-Encoding", "Content-Type", "Etag", "Last-Modified"} {
+		h.Del(k)
+	}
+	return h
+}
+
+func newResponse(r *http.Request, status int, h http.Header, body io.ReadCloser, n int64) *http.Response {
+	return &http.Response{
+		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
+		StatusCode:    status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          body,
+		ContentLength: n,
+		Request:       r,
+	}
+}
+
+// errorResponse maps a chain failure for the caller: a provider error with
+// an HTTP status becomes that HTTP response again (so go-openai returns its
+// usual *openai.APIError); anything else (a budget, a run guard, a timeout,
+// a cut stream, a network failure) is returned as the RoundTrip error, which
+// http.Client wraps in a *url.Error that errors.Is and errors.As see through.
+func errorResponse(r *http.Request, err error) (*http.Response, error) {
+	var pe *middleware.ProviderError
+	if !errors.As(err, &pe) || pe.StatusCode < 400 {
+		return nil, err
+	}
+	var he *HTTPError
+	var body []byte
+	var h http.Header
+	if errors.As(pe, &he) && len(he.Body) > 0 {
+		body = he.Body
+		h = responseHeader(he.Header)
+		if ct := he.Header.Get("Content-Type"); ct != "" {
+			h.Set("Content-Type", ct)
+		}
+	} else {
+		param := ""
+		if he != nil {
+			param = he.Param
+		}
+		body = appendErrorBody(nil, pe, param)
+		h = http.Header{}
+		retryAfterHeaders(h, pe.RetryAfter)
+	}
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "application/json")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	return newResponse(r, pe.StatusCode, h, io.NopCloser(bytes.NewReader(body)), int64(len(body))), nil
+}
+
+// errBodyClosed is the cause of a stream's cancellation when the caller
+// closes the response body before the end.
+var errBodyClosed = errors.New("tokenwise/openai: response body closed by the caller")
+
+// errStreamDone refuses chunks that arrive after the chain returned.
+var errStreamDone = errors.New("tokenwise/openai: chunk after the end of the stream")
+
+// stream serves a streaming request: the chain runs in its own goroutine
+// and RoundTrip returns as soon as the first chunk is ready.
+func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, includeUsage bool) (*http.Response, error) {
+	ctx, cancel := context.WithCancelCause(r.Context())
+	ctx = context.WithValue(ctx, callKey{}, c)
+	pr, pw := io.Pipe()
+	sw := &sseWriter{w: pw, ctx: ctx, includeUsage: includeUsage, model: req.Model, ready: make(chan struct{})}
+	// A done context unblocks a chunk write the caller is not reading.
+	stop := context.AfterFunc(ctx, func() { pw.CloseWithError(ctxError(ctx)) })
+	type result struct {
+		resp *middleware.Response
+		err  error
+	}
+	res := make(chan result, 1)
+	done := make(chan struct{})
+	req.Stream = sw.send
+	go func() {
+		defer close(done)
+		defer cancel(context.Canceled)
+		defer stop()
+		resp, err := t.handler.Handle(ctx, req)
+		if !sw.finish() {
+			pw.Close()
+			res <- result{resp, err}
+			return
+		}
+		if err != nil {
+			pw.CloseWithError(streamError(err))
+			return
+		}
+		if _, err := pw.Write([]byte("data: [DONE]\n\n")); err == nil {
+			pw.Close()
+		}
+	}()
+	select {
+	case <-sw.ready:
+		h := responseHeader(c.upstreamHeader())
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		body := &streamBody{pr: pr, cancel: cancel, done: done}
+		return newResponse(r, http.StatusOK, h, body, -1), nil
+	case x := <-res:
+		<-done
+		if x.err != nil {
+			return errorResponse(r, x.err)
+		}
+		if x.resp == nil {
+			return nil, errors.New("tokenwise/openai: chain returned no response and no error")
+		}
+		// The chain answered without streaming: replay its answer.
+		var buf bytes.Buffer
+		rw := &sseWriter{w: &buf, includeUsage: includeUsage, model: req.Model, ready: make(chan struct{}), meta: responseMeta(x.resp, req.Model), haveMeta: true}
+		if err := middleware.Replay(r.Context(), x.resp, 0, rw.send); err != nil {
+			return nil, err
+		}
+		buf.WriteString("data: [DONE]\n\n")
+		h := responseHeader(c.upstreamHeader())
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		return newResponse(r, http.StatusOK, h, io.NopCloser(&buf), int64(buf.Len())), nil
+	}
+}
+
+// streamError is the error a caller's read returns when the chain failed
+// after the first chunk. It is never io.EOF, which would pass for the end.
+func streamError(err error) error {
+	if errors.Is(err, io.EOF) {
+		return &middleware.ProviderError{Kind: middleware.ErrStreamCut, Message: "stream ended early", Err: io.ErrUnexpectedEOF}
+	}
+	return err
+}
+
+// streamBody is a streaming response's body. Close cancels the chain and
+// waits for its goroutine, so that nothing outlives the call.
+type streamBody struct {
+	pr     *io.PipeReader
+	cancel context.CancelCauseFunc
+	done   <-chan struct{}
+	once   sync.Once
+}
+
+func (b *streamBody) Read(p []byte) (int, error) { return b.pr.Read(p) }
+
+func (b *streamBody) Close() error {
+	b.once.Do(func() {
+		b.cancel(errBodyClosed)
+		b.pr.CloseWithError(errBodyClosed)
+	})
+	<-b.done
+	return nil
+}
+
+// sseWriter renders chunks as server-sent events for the caller. Chunks
+// the provider decoded and nobody changed go out as the provider's bytes;
+// others are encoded. It is safe for concurrent use, though chunks arrive
+// one at a time.
+type sseWriter struct {
+	w            io.Writer
+	ctx          context.Context // the stream's context, nil when w cannot fail
+	includeUsage bool            // the caller asked for the usage chunk
+	model        string          // the requested model, for chunks made from scratch
+	ready        chan struct{}
+
+	mu       sync.Mutex
+	started  bool // a chunk was written (ready is closed)
+	finished bool
+	role     bool // the assistant role was announced
+	meta     chunkMeta
+	haveMeta bool
+	last     *Wire // the last provider chunk seen, for meta
+	buf      []byte
+}
+
+// send writes one chunk; it is the request's StreamFunc.
+func (s *sseWriter) send(_ context.Context, c middleware.Chunk) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return errStreamDone
+	}
+	s.buf = s.appendEvents(s.buf[:0], &c)
+	if len(s.buf) == 0 {
+		return nil
+	}
+	if !s.started {
+		s.started = true
+		close(s.ready)
+	}
+	s.role = true
+	if _, err := s.w.Write(s.buf); err != nil {
+		if s.ctx != nil && s.ctx.Err() != nil {
+			return ctxError(s.ctx) // the caller closed the body or gave up
+		}
+		return err
+	}
+	return nil
+}
+
+// finish marks the end of the chain and reports whether a chunk was written.
+func (s *sseWriter) finish() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.finished = true
+	return s.started
+}
+
+func (s *sseWriter) appendEvents(dst []byte, c *middleware.Chunk) []byte {
+	if w, ok := c.Native.(*Wire); ok && w.isChunk {
+		s.last = w
+		if sameChunk(c, &w.chunk.c) {
+			switch {
+			case s.includeUsage:
+				return appendEvent(dst, w.JSON)
+			case w.chunk.usageOnly:
+				return dst // the caller did not ask for it
+			case w.chunk.cutEnd > 0:
+				dst = append(dst, "data: "...)
+				dst = append(dst, w.JSON[:w.chunk.cutStart]...)
+				dst = append(dst, w.JSON[w.chunk.cutEnd:]...)
+				return append(dst, "\n\n"...)
+			}
+			return appendEvent(dst, w.JSON)
+		}
+	}
+	if !s.haveMeta {
+		s.haveMeta = true
+		if s.last != nil {
+			s.meta = decodeMeta(s.last.JSON)
+		}
+		if s.meta.id == "" {
+			s.meta.id = newID()
+		}
+		if s.meta.model == "" {
+			s.meta.model = s.model
+		}
+		if s.meta.created == 0 {
+			s.meta.created = time.Now().Unix()
+		}
+	}
+	if c.Content != "" || c.Reasoning != "" || len(c.ToolCalls) > 0 || c.FinishReason != "" {
+		dst = append(dst, "data: "...)
+		dst = appendChunkJSON(dst, c, s.meta, !s.role)
+		dst = append(dst, "\n\n"...)
+	}
+	if c.Usage != nil && s.includeUsage {
+		dst = append(dst, "data: "...)
+		dst = appendUsageChunkJSON(dst, *c.Usage, s.meta)
+		dst = append(dst, "\n\n"...)
+	}
+	return dst
+}
+
+func appendEvent(dst, data []byte) []byte {
+	dst = append(dst, "data: "...)
+	dst = append(dst, data...)
+	return append(dst, "\n\n"...)
+}

@@ -1,0 +1,195 @@
+package openai
+
+import (
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// Wire is the Native value of the core requests, responses and chunks this
+// package decodes: the OpenAI wire JSON they were decoded from (a request
+// body, a response body, or the data payload of one server-sent event).
+//
+// A Wire is immutable. It also remembers what it decoded to, so that the
+// adapter can tell whether the chain changed a value: an unchanged value is
+// sent on as the original bytes, a changed one is patched or re-encoded.
+// The strings of the decoded value share memory with JSON (decoding them
+// copies nothing), which is one more reason never to modify JSON.
+type Wire struct {
+	// JSON is the wire JSON, exactly as received. It must not be modified.
+	JSON []byte
+
+	req     *requestSnapshot     // set for a request
+	resp    *middleware.Response // set for a response: as decoded, Native nil
+	isChunk bool                 // set for a chunk, with chunk
+	chunk   chunkSnapshot
+}
+
+// chunkSnapshot is what a chunk's JSON decoded to.
+type chunkSnapshot struct {
+	c         middleware.Chunk // as decoded, Native nil
+	usageOnly bool             // no choices, only usage: the include_usage chunk
+	// cutStart, cutEnd delimit the top-level "usage" member and one adjacent
+	// comma, for callers that did not ask for usage; cutEnd == 0: none.
+	cutStart, cutEnd int
+}
+
+// span is a byte range [start, end) of a JSON document.
+type span struct{ start, end int }
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			default:
+				const hex = "0123456789abcdef"
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// appendKey appends "key": after a comma unless the object was just opened.
+func appendKey(dst []byte, key string) []byte {
+	if n := len(dst); n > 0 && dst[n-1] != '{' && dst[n-1] != '[' {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, '"')
+	dst = append(dst, key...)
+	return append(dst, '"', ':')
+}
+
+func appendInt(dst []byte, n int64) []byte { return strconv.AppendInt(dst, n, 10) }
+
+func appendUsage(dst []byte, u middleware.Usage) []byte {
+	dst = append(dst, `{"prompt_tokens":`...)
+	dst = appendInt(dst, u.InputTokens)
+	dst = append(dst, `,"completion_tokens":`...)
+	dst = appendInt(dst, u.OutputTokens)
+	dst = append(dst, `,"total_tokens":`...)
+	dst = appendInt(dst, u.Total())
+	dst = append(dst, `,"prompt_tokens_details":{"cached_tokens":`...)
+	dst = appendInt(dst, u.CachedInputTokens)
+	dst = append(dst, `},"completion_tokens_details":{"reasoning_tokens":`...)
+	dst = appendInt(dst, u.ReasoningTokens)
+	return append(dst, `}}`...)
+}
+
+// readUsage decodes an OpenAI usage object (null reads as zero usage).
+func (r *reader) usage() (middleware.Usage, bool, error) {
+	var u middleware.Usage
+	ok, err := r.open('{')
+	if err != nil || !ok {
+		return u, false, err
+	}
+	var deepseekCached int64
+	var sawDetails bool
+	for r.more() {
+		name, err := r.name()
+		if err != nil {
+			return u, false, err
+		}
+		switch name {
+		case "prompt_tokens":
+			u.InputTokens, _, err = r.int()
+		case "completion_tokens":
+			u.OutputTokens, _, err = r.int()
+		case "prompt_cache_hit_tokens": // DeepSeek
+			deepseekCached, _, err = r.int()
+		case "prompt_tokens_details":
+			sawDetails = true
+			err = r.details(func(name string) (bool, error) {
+				switch name {
+				case "cached_tokens":
+					n, _, err := r.int()
+					u.CachedInputTokens = n
+					return true, err
+				case "cache_creation_tokens", "cache_write_tokens":
+					n, _, err := r.int()
+					u.CacheWriteTokens = n
+					return true, err
+				}
+				return false, nil
+			})
+		case "completion_tokens_details":
+			err = r.details(func(name string) (bool, error) {
+				if name == "reasoning_tokens" {
+					n, _, err := r.int()
+					u.ReasoningTokens = n
+					return true, err
+				}
+				return false, nil
+			})
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return u, false, err
+		}
+	}
+	if !sawDetails || u.CachedInputTokens == 0 {
+		u.CachedInputTokens = max(u.CachedInputTokens, deepseekCached)
+	}
+	return u, true, r.close()
+}
+
+// details reads an object (or null), handing each member name to fn; fn
+// reads the value and reports true, or reports false to have it skipped.
+func (r *reader) details(fn func(name string) (bool, error)) error {
+	ok, err := r.open('{')
+	if err != nil || !ok {
+		return err
+	}
+	for r.more() {
+		name, err := r.name()
+		if err != nil {
+			return err
+		}
+		read, err := fn(name)
+		if err != nil {
+			return err
+		}
+		if !read {
+			if err := r.skip(); err != nil {
+				return err
+			}
+		}
+	}
+	return r.close()
+}

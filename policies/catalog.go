@@ -1,0 +1,230 @@
+package policies
+
+import (
+	"cmp"
+	_ "embed"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// CatalogDate is the date of the list prices in the embedded catalog.
+const CatalogDate = "2025-08-01"
+
+//go:embed catalog.yaml
+var catalogYAML []byte
+
+// catalogFile is the shape of catalog.yaml.
+type catalogFile struct {
+	Date   string               `yaml:"date"`
+	Models map[string]ModelSpec `yaml:"models"`
+}
+
+type catalog struct {
+	date   string
+	models map[string]ModelSpec
+	byLen  []string // names, longest first, for prefix lookup
+}
+
+// defaultCatalog parses the embedded catalog once. It is immutable after
+// that; a broken catalog is a bug caught by the package tests.
+var defaultCatalog = sync.OnceValue(func() *catalog {
+	var f catalogFile
+	src := &sourceMap{file: "catalog.yaml", pos: map[string]position{}}
+	if probs, _ := decodeDocument(catalogYAML, &f, src); len(probs) > 0 {
+		sortProblems(probs)
+		panic("policies: embedded catalog.yaml: " + (&ValidationError{Problems: probs}).Error())
+	}
+	c := &catalog{date: f.Date, models: f.Models, byLen: slices.Collect(maps.Keys(f.Models))}
+	slices.SortFunc(c.byLen, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return cmp.Compare(a, b)
+	})
+	return c
+})
+
+// DefaultCatalog returns a copy of the embedded price catalog: list prices
+// as of CatalogDate for OpenAI, Anthropic and Google models, keyed by model
+// name. Policies override and extend it under models:.
+func DefaultCatalog() map[string]ModelSpec {
+	return maps.Clone(defaultCatalog().models)
+}
+
+// lookup finds name in the catalog exactly, else the longest key that name
+// is a snapshot of (isModelPrefix). It returns the length of the matched key.
+func (c *catalog) lookup(name string) (ModelSpec, int, bool) {
+	if m, ok := c.models[name]; ok {
+		return m, len(name), true
+	}
+	for _, k := range c.byLen {
+		if isModelPrefix(k, name) {
+			return c.models[k], len(k), true
+		}
+	}
+	return ModelSpec{}, 0, false
+}
+
+// lookupModels is lookup over a policy's models map.
+func lookupModels(models map[string]ModelSpec, name string) (ModelSpec, int, bool) {
+	if m, ok := models[name]; ok {
+		return m, len(name), true
+	}
+	best, bestLen := "", 0
+	for k := range models {
+		if len(k) > bestLen && isModelPrefix(k, name) || len(k) == bestLen && k < best && isModelPrefix(k, name) {
+			best, bestLen = k, len(k)
+		}
+	}
+	if bestLen == 0 {
+		return ModelSpec{}, 0, false
+	}
+	return models[best], bestLen, true
+}
+
+// isModelPrefix reports whether name is a dated or versioned snapshot of
+// key: key, a separator ('-', '_', '@', ':'), then only version-like parts
+// separated by '-', '_', '.', '@' or ':' — numbers, "v" plus a number,
+// "latest", "preview" or "exp". So "gpt-4o-2024-08-06",
+// "claude-sonnet-4@20250514" and "gemini-2.5-flash-preview-05-20" match
+// their base model, while "gpt-4o-mini-2024-07-18" matches gpt-4o-mini and
+// not gpt-4o, and an unknown variant such as "o3-pro" matches nothing
+// rather than being priced as o3.
+func isModelPrefix(key, name string) bool {
+	if len(key) == 0 || len(name) <= len(key)+1 || name[:len(key)] != key {
+		return false
+	}
+	switch name[len(key)] {
+	case '-', '_', '@', ':':
+	default:
+		return false
+	}
+	rest := name[len(key)+1:]
+	for rest != "" {
+		i := strings.IndexAny(rest, "-_.@:")
+		tok := rest
+		if i >= 0 {
+			tok, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		if !versionToken(tok) {
+			return false
+		}
+	}
+	return true
+}
+
+func versionToken(t string) bool {
+	switch t {
+	case "", "latest", "preview", "exp":
+		return true
+	}
+	if t[0] == 'v' && len(t) > 1 {
+		t = t[1:]
+	}
+	return allDigits(t)
+}
+
+// Model returns the spec of the named model: the catalog entry of the name
+// (exact, else the longest catalog name it is a dated or versioned
+// snapshot of, e.g. "gpt-4o-2024-08-06" → gpt-4o), overlaid with the
+// policy's models entry of the same or a more specific name, whose non-zero
+// fields win (a zero field keeps the catalog's value). It reports false
+// when neither knows the model. Model may be called on a nil *Policy to
+// read the catalog alone. It does not allocate.
+func (p *Policy) Model(name string) (ModelSpec, bool) {
+	base, baseLen, baseOK := defaultCatalog().lookup(name)
+	if p != nil && len(p.Models) > 0 {
+		over, overLen, ok := lookupModels(p.Models, name)
+		if ok && (!baseOK || overLen >= baseLen) {
+			if baseOK {
+				return mergeSpec(base, over), true
+			}
+			return over, true
+		}
+	}
+	return base, baseOK
+}
+
+// mergeSpec overlays the non-zero fields of over on base.
+func mergeSpec(base, over ModelSpec) ModelSpec {
+	if over.Provider != "" {
+		base.Provider = over.Provider
+	}
+	if over.InputPer1M != 0 {
+		base.InputPer1M = over.InputPer1M
+	}
+	if over.OutputPer1M != 0 {
+		base.OutputPer1M = over.OutputPer1M
+	}
+	if over.CachedInputPer1M != 0 {
+		base.CachedInputPer1M = over.CachedInputPer1M
+	}
+	if over.CacheWritePer1M != 0 {
+		base.CacheWritePer1M = over.CacheWritePer1M
+	}
+	if over.ContextWindow != 0 {
+		base.ContextWindow = over.ContextWindow
+	}
+	if over.MaxOutputTokens != 0 {
+		base.MaxOutputTokens = over.MaxOutputTokens
+	}
+	if over.Encoding != "" {
+		base.Encoding = over.Encoding
+	}
+	if over.Free {
+		base.Free = true
+	}
+	return base
+}
+
+// TokenCounts is the token usage of one call, normalised the OpenAI way.
+// The core package has its own Usage type; adapters convert.
+type TokenCounts struct {
+	// Input counts every input (prompt) token, including CachedInput and
+	// CacheWrite. (Anthropic reports these three separately: add them up.)
+	Input int64
+	// Output counts every output token, including Reasoning.
+	Output int64
+	// CachedInput counts input tokens read from the provider's prompt cache.
+	CachedInput int64
+	// CacheWrite counts input tokens written to the provider's prompt cache.
+	CacheWrite int64
+	// Reasoning counts the output tokens spent on hidden reasoning. They are
+	// already part of Output and billed at the output rate; the field is
+	// informational and does not change Cost.
+	Reasoning int64
+}
+
+// Cost prices u at m's rates, in integer micro-dollars:
+//
+//	(Input − CachedInput − CacheWrite) × InputPer1M
+//	+ CachedInput × CachedInputPer1M (InputPer1M when zero)
+//	+ CacheWrite × CacheWritePer1M (InputPer1M when zero)
+//	+ Output × OutputPer1M
+//
+// each term divided by one million and rounded up, so a call is never
+// under-billed. Reasoning tokens are part of Output. Negative counts count
+// as zero, CachedInput and CacheWrite are capped at Input, and the result
+// saturates instead of overflowing. A model without a price costs $0: check
+// HasPrice first.
+func (m ModelSpec) Cost(u TokenCounts) USD {
+	in := max(u.Input, 0)
+	cached := min(max(u.CachedInput, 0), in)
+	write := min(max(u.CacheWrite, 0), in-cached)
+	cachedRate, writeRate := m.CachedInputPer1M, m.CacheWritePer1M
+	if cachedRate == 0 {
+		cachedRate = m.InputPer1M
+	}
+	if writeRate == 0 {
+		writeRate = m.InputPer1M
+	}
+	c := perMillion(in-cached-write, m.InputPer1M)
+	c = addSat(c, perMillion(cached, cachedRate))
+	c = addSat(c, perMillion(write, writeRate))
+	c = addSat(c, perMillion(u.Output, m.OutputPer1M))
+	return c
+}

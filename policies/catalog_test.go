@@ -1,0 +1,238 @@
+package policies
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestCatalog(t *testing.T) {
+	c := defaultCatalog()
+	if c.date != CatalogDate {
+		t.Errorf("catalog.yaml date %q, CatalogDate %q", c.date, CatalogDate)
+	}
+	tests := []struct {
+		name                string
+		in, out, cached, wr USD
+		window, maxOut      int64
+		encoding            string
+	}{
+		{"gpt-4o", 2_500_000, 10_000_000, 1_250_000, 0, 128_000, 16_384, "o200k_base"},
+		{"gpt-4o-mini", 150_000, 600_000, 75_000, 0, 128_000, 16_384, "o200k_base"},
+		{"gpt-4.1", 2_000_000, 8_000_000, 500_000, 0, 1_047_576, 32_768, "o200k_base"},
+		{"gpt-4.1-mini", 400_000, 1_600_000, 100_000, 0, 1_047_576, 32_768, "o200k_base"},
+		{"gpt-4.1-nano", 100_000, 400_000, 25_000, 0, 1_047_576, 32_768, "o200k_base"},
+		{"o3", 2_000_000, 8_000_000, 500_000, 0, 200_000, 100_000, "o200k_base"},
+		{"o4-mini", 1_100_000, 4_400_000, 275_000, 0, 200_000, 100_000, "o200k_base"},
+		{"gpt-4-turbo", 10_000_000, 30_000_000, 0, 0, 128_000, 4096, "cl100k_base"},
+		{"gpt-3.5-turbo", 500_000, 1_500_000, 0, 0, 16_385, 4096, "cl100k_base"},
+		{"claude-sonnet-4", 3_000_000, 15_000_000, 300_000, 3_750_000, 200_000, 64_000, ""},
+		{"claude-3-7-sonnet", 3_000_000, 15_000_000, 300_000, 3_750_000, 200_000, 64_000, ""},
+		{"claude-3-5-haiku", 800_000, 4_000_000, 80_000, 1_000_000, 200_000, 8192, ""},
+		{"claude-haiku-4-5", 1_000_000, 5_000_000, 100_000, 1_250_000, 200_000, 64_000, ""},
+		{"claude-opus-4", 15_000_000, 75_000_000, 1_500_000, 18_750_000, 200_000, 32_000, ""},
+		{"gemini-2.5-flash", 300_000, 2_500_000, 75_000, 0, 1_048_576, 65_536, ""},
+		{"gemini-2.5-pro", 1_250_000, 10_000_000, 310_000, 0, 1_048_576, 65_536, ""},
+		{"gemini-2.0-flash", 100_000, 400_000, 25_000, 0, 1_048_576, 8192, ""},
+	}
+	for _, tt := range tests {
+		m, ok := c.models[tt.name]
+		if !ok {
+			t.Errorf("%s missing from the catalog", tt.name)
+			continue
+		}
+		got := [7]any{m.InputPer1M, m.OutputPer1M, m.CachedInputPer1M, m.CacheWritePer1M, m.ContextWindow, m.MaxOutputTokens, m.Encoding}
+		want := [7]any{tt.in, tt.out, tt.cached, tt.wr, tt.window, tt.maxOut, tt.encoding}
+		if got != want {
+			t.Errorf("%s = %v, want %v", tt.name, got, want)
+		}
+	}
+	for name, m := range c.models {
+		if !m.HasPrice() || m.Provider == "" || m.ContextWindow == 0 || m.MaxOutputTokens == 0 {
+			t.Errorf("catalog entry %s incomplete: %+v", name, m)
+		}
+	}
+	// DefaultCatalog is a copy.
+	cp := DefaultCatalog()
+	delete(cp, "gpt-4o")
+	if _, ok := (*Policy)(nil).Model("gpt-4o"); !ok {
+		t.Error("DefaultCatalog shares its map")
+	}
+}
+
+func TestModelLookup(t *testing.T) {
+	tests := []struct {
+		name string
+		want string // catalog entry expected, "" = unknown
+	}{
+		{"gpt-4o", "gpt-4o"},
+		{"gpt-4o-2024-08-06", "gpt-4o"},
+		{"gpt-4o-mini-2024-07-18", "gpt-4o-mini"},
+		{"gpt-4.1-2025-04-14", "gpt-4.1"},
+		{"gpt-4.1-mini-2025-04-14", "gpt-4.1-mini"},
+		{"gpt-4.1-nano-2025-04-14", "gpt-4.1-nano"},
+		{"gpt-4-turbo-2024-04-09", "gpt-4-turbo"},
+		{"gpt-4-turbo-preview", "gpt-4-turbo"},
+		{"gpt-4-0613", "gpt-4"},
+		{"gpt-3.5-turbo-0125", "gpt-3.5-turbo"},
+		{"o3-2025-04-16", "o3"},
+		{"o3-mini-2025-01-31", "o3-mini"},
+		{"o4-mini-2025-04-16", "o4-mini"},
+		{"claude-sonnet-4-20250514", "claude-sonnet-4"},
+		{"claude-sonnet-4@20250514", "claude-sonnet-4"},
+		{"claude-3-7-sonnet-latest", "claude-3-7-sonnet"},
+		{"claude-3-5-haiku-20241022", "claude-3-5-haiku"},
+		{"claude-haiku-4-5-20251001", "claude-haiku-4-5"},
+		{"claude-opus-4-1-20250805", "claude-opus-4"},
+		{"gemini-2.5-flash-preview-05-20", "gemini-2.5-flash"},
+		{"gemini-2.5-flash-lite-preview-06-17", "gemini-2.5-flash-lite"},
+		{"gemini-2.0-flash-001", "gemini-2.0-flash"},
+		{"o3-pro", ""},                  // a different model, not an o3 snapshot
+		{"gpt-4o-realtime-preview", ""}, // ditto
+		{"gpt-4omni", ""},
+		{"gpt-4o-", ""},
+		{"", ""},
+		{"llama-3", ""},
+	}
+	cat := defaultCatalog().models
+	for _, tt := range tests {
+		got, ok := (*Policy)(nil).Model(tt.name)
+		if tt.want == "" {
+			if ok {
+				t.Errorf("Model(%q) = %+v, want unknown", tt.name, got)
+			}
+			continue
+		}
+		if !ok || got != cat[tt.want] {
+			t.Errorf("Model(%q) = %+v, %v; want %s", tt.name, got, ok, tt.want)
+		}
+	}
+}
+
+func TestPolicyModelOverlay(t *testing.T) {
+	p := &Policy{Models: map[string]ModelSpec{
+		"gpt-4o":            {InputPer1M: 2_000_000},                  // discount on one field
+		"gpt-4o-2024-11-20": {OutputPer1M: 9_000_000},                 // more specific than the catalog
+		"my-llama":          {Provider: "local", Free: true},          // new model
+		"gpt":               {InputPer1M: 1},                          // never a snapshot base of gpt-4o-mini
+		"claude-sonnet-4":   {ContextWindow: 1_000_000, Encoding: ""}, // 1M context beta
+	}}
+	cat := DefaultCatalog()
+	want4o := cat["gpt-4o"]
+	want4o.InputPer1M = 2_000_000
+	want1120 := cat["gpt-4o"]
+	want1120.OutputPer1M = 9_000_000
+	wantSonnet := cat["claude-sonnet-4"]
+	wantSonnet.ContextWindow = 1_000_000
+	tests := []struct {
+		name string
+		want ModelSpec
+	}{
+		{"gpt-4o", want4o},
+		{"gpt-4o-2024-08-06", want4o},
+		{"gpt-4o-2024-11-20", want1120},
+		{"gpt-4o-mini", cat["gpt-4o-mini"]},
+		{"gpt-4o-mini-2024-07-18", cat["gpt-4o-mini"]},
+		{"my-llama", ModelSpec{Provider: "local", Free: true}},
+		{"my-llama-v2", ModelSpec{Provider: "local", Free: true}},
+		{"claude-sonnet-4-20250514", wantSonnet},
+	}
+	for _, tt := range tests {
+		got, ok := p.Model(tt.name)
+		if !ok || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("Model(%q) = %+v, %v; want %+v", tt.name, got, ok, tt.want)
+		}
+	}
+}
+
+func TestCost(t *testing.T) {
+	cat := DefaultCatalog()
+	tests := []struct {
+		name  string
+		model ModelSpec
+		u     TokenCounts
+		want  USD
+	}{
+		{
+			// 6000 × $2.50 + 4000 × $1.25 + 1000 × $10 per 1M
+			// = $0.015 + $0.005 + $0.010 = $0.030; the 300 reasoning tokens
+			// are part of the 1000 output tokens.
+			"gpt-4o cached and reasoning", cat["gpt-4o"],
+			TokenCounts{Input: 10_000, CachedInput: 4_000, Output: 1_000, Reasoning: 300},
+			30_000,
+		},
+		{
+			// 1000 × $3 + 2000 × $0.30 + 500 × $3.75 + 100 × $15 per 1M
+			// = 3000 + 600 + 1875 + 1500 µ$.
+			"claude cache read and write", cat["claude-sonnet-4"],
+			TokenCounts{Input: 3_500, CachedInput: 2_000, CacheWrite: 500, Output: 100},
+			6_975,
+		},
+		{
+			// No cached price: cached tokens are billed as input.
+			"gpt-4-turbo no cache price", cat["gpt-4-turbo"],
+			TokenCounts{Input: 1_000, CachedInput: 1_000},
+			10_000,
+		},
+		// One token at $0.15/1M is 0.15 µ$, rounded up to 1 µ$.
+		{"rounds up", cat["gpt-4o-mini"], TokenCounts{Input: 1}, 1},
+		// Each component rounds up on its own: 0.15 + 0.075 + 0.6 µ$.
+		{"rounds up per component", cat["gpt-4o-mini"], TokenCounts{Input: 2, CachedInput: 1, Output: 1}, 3},
+		{"zero", cat["gpt-4o"], TokenCounts{}, 0},
+		{"negatives count as zero", cat["gpt-4o"], TokenCounts{Input: -5, Output: -1}, 0},
+		{"cached capped at input", cat["gpt-4o"], TokenCounts{Input: 1_000_000, CachedInput: 2_000_000}, 1_250_000},
+		{"free", ModelSpec{Free: true}, TokenCounts{Input: 1e9, Output: 1e9}, 0},
+		{"saturates", ModelSpec{InputPer1M: 1 << 62}, TokenCounts{Input: 1 << 62}, 1<<63 - 1},
+		{"saturates in sum", ModelSpec{InputPer1M: 1 << 61, OutputPer1M: 1 << 61}, TokenCounts{Input: 5e6, Output: 5e6}, 1<<63 - 1},
+	}
+	for _, tt := range tests {
+		if got := tt.model.Cost(tt.u); got != tt.want {
+			t.Errorf("%s: Cost = %s (%d µ$), want %s (%d µ$)", tt.name, got, int64(got), tt.want, int64(tt.want))
+		}
+	}
+	if got := cat["gpt-4o"].Cost(TokenCounts{Input: 10_000, CachedInput: 4_000, Output: 1_000, Reasoning: 300}).String(); got != "$0.03" {
+		t.Errorf("String = %s", got)
+	}
+}
+
+func BenchmarkModelExact(b *testing.B) {
+	p := Default()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := p.Model("gpt-4o-mini"); !ok {
+			b.Fatal("not found")
+		}
+	}
+}
+
+func BenchmarkModelSnapshot(b *testing.B) {
+	p := Default()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := p.Model("gpt-4o-mini-2024-07-18"); !ok {
+			b.Fatal("not found")
+		}
+	}
+}
+
+func BenchmarkCost(b *testing.B) {
+	m, _ := (*Policy)(nil).Model("gpt-4o")
+	u := TokenCounts{Input: 10_000, CachedInput: 4_000, Output: 1_000, Reasoning: 300}
+	b.ReportAllocs()
+	for b.Loop() {
+		if m.Cost(u) != 30_000 {
+			b.Fatal("wrong cost")
+		}
+	}
+}
+
+func TestModelExactDoesNotAllocate(t *testing.T) {
+	p := Default()
+	p.Models = map[string]ModelSpec{"gpt-4o": {InputPer1M: 1}}
+	allocs := testing.AllocsPerRun(100, func() {
+		p.Model("gpt-4o")
+		p.Model("gpt-4o-mini-2024-07-18")
+	})
+	if allocs != 0 {
+		t.Errorf("Model allocates %v times", allocs)
+	}
+}

@@ -1,0 +1,495 @@
+package policies
+
+import (
+	"encoding"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
+)
+
+// The strict decoder walks the goccy/go-yaml AST alongside the Go type by
+// reflection. Unlike a stop-at-first-error decoder it records every unknown
+// key and type error with its position, keeps going, and records the
+// position of every field path it sets (for Validate's messages). JSON is
+// read by the same parser, so JSON files get the same treatment.
+
+const (
+	maxDecodeNodes = 1 << 20 // bounds alias expansion ("billion laughs")
+	maxDecodeDepth = 100
+)
+
+var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+type decoder struct {
+	src     *sourceMap
+	anchors map[string]ast.Node
+	probs   []Problem
+	nodes   int
+	tooBig  bool
+}
+
+// decodeDocument parses b and decodes its single document into v (a
+// pointer to a struct). It returns the problems found; positions of decoded
+// paths are recorded in src. parsed is false after a syntax error, when
+// nothing was decoded.
+func decodeDocument(b []byte, v any, src *sourceMap) (probs []Problem, parsed bool) {
+	f, err := parser.ParseBytes(b, 0)
+	if err != nil {
+		return []Problem{syntaxProblem(err, src.file)}, false
+	}
+	d := &decoder{src: src, anchors: map[string]ast.Node{}}
+	var body ast.Node
+	for _, doc := range f.Docs {
+		if doc == nil || doc.Body == nil {
+			continue
+		}
+		if body != nil {
+			d.problem("", doc.Body, "a policy file holds one YAML document; found another")
+			continue
+		}
+		body = doc.Body
+	}
+	rv := reflect.ValueOf(v).Elem()
+	if body == nil {
+		return d.probs, true
+	}
+	d.collectAnchors(body, 0)
+	d.src.pos[""] = position{1, 1}
+	d.decode("", body, rv, 0)
+	return d.probs, true
+}
+
+func syntaxProblem(err error, file string) Problem {
+	p := Problem{File: file, Msg: err.Error()}
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		p.Msg = "syntax error: " + ye.GetMessage()
+		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+			p.Line, p.Column = tk.Position.Line, tk.Position.Column
+		}
+	}
+	return p
+}
+
+func (d *decoder) problem(path string, n ast.Node, format string, args ...any) {
+	p := Problem{Path: path, File: d.src.file, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		if tk := n.GetToken(); tk != nil && tk.Position != nil {
+			p.Line, p.Column = tk.Position.Line, tk.Position.Column
+		}
+	}
+	d.probs = append(d.probs, p)
+}
+
+func (d *decoder) record(path string, n ast.Node) {
+	if n == nil {
+		return
+	}
+	if tk := n.GetToken(); tk != nil && tk.Position != nil {
+		if _, dup := d.src.pos[path]; !dup {
+			d.src.pos[path] = position{tk.Position.Line, tk.Position.Column}
+		}
+	}
+}
+
+// collectAnchors indexes every anchor of the document by name, so that an
+// alias resolves wherever it sits.
+func (d *decoder) collectAnchors(n ast.Node, depth int) {
+	if n == nil || depth > maxDecodeDepth {
+		return
+	}
+	switch t := n.(type) {
+	case *ast.AnchorNode:
+		if t.Name != nil {
+			d.anchors[t.Name.GetToken().Value] = t.Value
+		}
+		d.collectAnchors(t.Value, depth+1)
+	case *ast.MappingNode:
+		for _, mv := range t.Values {
+			d.collectAnchors(mv, depth+1)
+		}
+	case *ast.MappingValueNode:
+		d.collectAnchors(t.Key, depth+1)
+		d.collectAnchors(t.Value, depth+1)
+	case *ast.MappingKeyNode:
+		d.collectAnchors(t.Value, depth+1)
+	case *ast.SequenceNode:
+		for _, e := range t.Values {
+			d.collectAnchors(e, depth+1)
+		}
+	case *ast.TagNode:
+		d.collectAnchors(t.Value, depth+1)
+	}
+}
+
+// resolve strips anchors, tags and aliases. asString is set by a !!str tag.
+// It returns nil after recording a problem for an unknown alias.
+func (d *decoder) resolve(path string, n ast.Node) (res ast.Node, asString bool) {
+	for range maxDecodeDepth {
+		switch t := n.(type) {
+		case *ast.AnchorNode:
+			n = t.Value
+		case *ast.TagNode:
+			if t.Start != nil && (t.Start.Value == "!!str" || t.Start.Value == "tag:yaml.org,2002:str") {
+				asString = true
+			}
+			n = t.Value
+		case *ast.AliasNode:
+			name := ""
+			if t.Value != nil {
+				name = t.Value.GetToken().Value
+			}
+			target, ok := d.anchors[name]
+			if !ok {
+				d.problem(path, t, "unknown alias *%s", name)
+				return nil, false
+			}
+			n = target
+		case *ast.MappingKeyNode:
+			n = t.Value
+		default:
+			return n, asString
+		}
+	}
+	d.problem(path, n, "aliases nest too deep")
+	return nil, false
+}
+
+func (d *decoder) decode(path string, n ast.Node, v reflect.Value, depth int) {
+	if d.tooBig {
+		return
+	}
+	if d.nodes++; d.nodes > maxDecodeNodes {
+		d.tooBig = true
+		d.problem(path, n, "document too large (alias expansion?)")
+		return
+	}
+	if depth > maxDecodeDepth {
+		d.problem(path, n, "nesting too deep")
+		return
+	}
+	orig := n
+	n, asString := d.resolve(path, n)
+	if n == nil {
+		return
+	}
+	if _, ok := n.(*ast.NullNode); ok && !asString {
+		v.SetZero()
+		return
+	}
+	if v.Kind() != reflect.Pointer && reflect.PointerTo(v.Type()).Implements(textUnmarshalerType) {
+		text, ok := scalarText(n)
+		if !ok {
+			d.problem(path, orig, "expected %s, got %s", describeType(v.Type()), describeNode(n))
+			return
+		}
+		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(text)); err != nil {
+			d.problem(path, orig, "%v", err)
+		}
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		elem := reflect.New(v.Type().Elem())
+		d.decode(path, orig, elem.Elem(), depth+1)
+		v.Set(elem)
+	case reflect.Struct:
+		d.decodeStruct(path, orig, n, v, depth)
+	case reflect.Map:
+		d.decodeMap(path, orig, n, v, depth)
+	case reflect.Slice:
+		seq, ok := n.(*ast.SequenceNode)
+		if !ok {
+			d.problem(path, orig, "expected a list, got %s", describeNode(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(seq.Values), len(seq.Values))
+		for i, e := range seq.Values {
+			ep := indexPath(path, i)
+			d.record(ep, e)
+			d.decode(ep, e, s.Index(i), depth+1)
+		}
+		v.Set(s)
+	case reflect.String:
+		text, ok := scalarText(n)
+		_, isStr := n.(*ast.StringNode)
+		_, isLit := n.(*ast.LiteralNode)
+		if !ok || !(isStr || isLit || asString) {
+			d.problem(path, orig, "expected a string, got %s%s", describeNode(n), quoteHint(n))
+			return
+		}
+		v.SetString(text)
+	case reflect.Bool:
+		b, ok := n.(*ast.BoolNode)
+		if !ok || asString {
+			d.problem(path, orig, "expected true or false, got %s", describeNode(n))
+			return
+		}
+		v.SetBool(b.Value)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		in, ok := n.(*ast.IntegerNode)
+		if !ok || asString {
+			if s, isStr := n.(*ast.StringNode); isStr && s.Token.Type == token.StringType && s.Value != "" && allDigits(strings.TrimLeft(s.Value, "+-")) {
+				// The parser leaves integers beyond 64 bits as plain strings.
+				d.problem(path, orig, "integer %s is too large", s.Value)
+				return
+			}
+			d.problem(path, orig, "expected an integer, got %s", describeNode(n))
+			return
+		}
+		var i int64
+		switch x := in.Value.(type) {
+		case int64:
+			i = x
+		case uint64:
+			if x > 1<<63-1 {
+				d.problem(path, orig, "integer %s is too large", in.Token.Value)
+				return
+			}
+			i = int64(x)
+		}
+		if v.OverflowInt(i) {
+			d.problem(path, orig, "integer %s is too large", in.Token.Value)
+			return
+		}
+		v.SetInt(i)
+	case reflect.Float32, reflect.Float64:
+		switch x := n.(type) {
+		case *ast.IntegerNode:
+			f, err := strconv.ParseFloat(strings.ReplaceAll(x.Token.Value, "_", ""), 64)
+			if err != nil || asString {
+				d.problem(path, orig, "expected a number, got %s", describeNode(n))
+				return
+			}
+			v.SetFloat(f)
+		case *ast.FloatNode:
+			if asString {
+				d.problem(path, orig, "expected a number, got %s", describeNode(n))
+				return
+			}
+			v.SetFloat(x.Value)
+		default:
+			d.problem(path, orig, "expected a number, got %s", describeNode(n))
+		}
+	default:
+		d.problem(path, orig, "cannot decode into %s", v.Type())
+	}
+}
+
+// entry is one key of a mapping, after merge keys are expanded.
+type entry struct {
+	key     string
+	keyNode ast.Node
+	value   ast.Node
+	badKey  bool
+}
+
+// entries lists the keys of a mapping node. Explicit keys win over keys
+// brought in by a merge key (<<), and earlier merged maps win over later ones.
+func (d *decoder) entries(path string, n ast.Node, depth int) ([]entry, bool) {
+	var values []*ast.MappingValueNode
+	switch t := n.(type) {
+	case *ast.MappingNode:
+		values = t.Values
+	case *ast.MappingValueNode:
+		values = []*ast.MappingValueNode{t}
+	default:
+		return nil, false
+	}
+	var explicit, merged []entry
+	for _, mv := range values {
+		if mv.Key != nil && mv.Key.IsMergeKey() {
+			if depth > maxDecodeDepth {
+				d.problem(path, mv.Key, "merge keys nest too deep")
+				continue
+			}
+			src, _ := d.resolve(path, mv.Value)
+			var srcs []ast.Node
+			if seq, ok := src.(*ast.SequenceNode); ok {
+				for _, e := range seq.Values {
+					r, _ := d.resolve(path, e)
+					srcs = append(srcs, r)
+				}
+			} else {
+				srcs = []ast.Node{src}
+			}
+			for _, s := range srcs {
+				if s == nil {
+					continue
+				}
+				es, ok := d.entries(path, s, depth+1)
+				if !ok {
+					d.problem(path, mv.Value, "merge key << needs a mapping or a list of mappings, got %s", describeNode(s))
+					continue
+				}
+				merged = append(merged, es...)
+			}
+			continue
+		}
+		k, _ := d.resolve(path, mv.Key)
+		text, ok := scalarText(k)
+		e := entry{key: text, keyNode: mv.Key, value: mv.Value, badKey: !ok}
+		if _, isNull := k.(*ast.NullNode); isNull {
+			e.badKey = true
+		}
+		explicit = append(explicit, e)
+	}
+	if len(merged) == 0 {
+		return explicit, true
+	}
+	seen := make(map[string]bool, len(explicit)+len(merged))
+	for _, e := range explicit {
+		seen[e.key] = true
+	}
+	out := explicit
+	for _, e := range merged {
+		if !seen[e.key] {
+			seen[e.key] = true
+			out = append(out, e)
+		}
+	}
+	return out, true
+}
+
+func (d *decoder) decodeStruct(path string, orig, n ast.Node, v reflect.Value, depth int) {
+	es, ok := d.entries(path, n, depth)
+	if !ok {
+		d.problem(path, orig, "expected a mapping, got %s", describeNode(n))
+		return
+	}
+	fields := fieldsOf(v.Type())
+	for _, e := range es {
+		if e.badKey {
+			d.problem(path, e.keyNode, "keys must be plain strings")
+			continue
+		}
+		fp := joinPath(path, e.key)
+		idx, ok := fields.index[e.key]
+		if !ok {
+			d.problem(fp, e.keyNode, "unknown field %q%s", e.key, suggest(e.key, fields.names))
+			continue
+		}
+		d.record(fp, e.keyNode)
+		d.decode(fp, e.value, v.Field(idx), depth+1)
+	}
+}
+
+func (d *decoder) decodeMap(path string, orig, n ast.Node, v reflect.Value, depth int) {
+	if v.Type().Key().Kind() != reflect.String {
+		d.problem(path, orig, "cannot decode into %s", v.Type())
+		return
+	}
+	es, ok := d.entries(path, n, depth)
+	if !ok {
+		d.problem(path, orig, "expected a mapping, got %s", describeNode(n))
+		return
+	}
+	if v.IsNil() {
+		v.Set(reflect.MakeMapWithSize(v.Type(), len(es)))
+	}
+	for _, e := range es {
+		if e.badKey || e.key == "" {
+			d.problem(path, e.keyNode, "keys must be non-empty plain strings")
+			continue
+		}
+		kp := keyPath(path, e.key)
+		d.record(kp, e.keyNode)
+		elem := reflect.New(v.Type().Elem()).Elem()
+		d.decode(kp, e.value, elem, depth+1)
+		v.SetMapIndex(reflect.ValueOf(e.key).Convert(v.Type().Key()), elem)
+	}
+}
+
+type structFields struct {
+	index map[string]int
+	names []string
+}
+
+// fieldsOf maps the yaml names of t's exported fields to their index.
+func fieldsOf(t reflect.Type) structFields {
+	sf := structFields{index: make(map[string]int, t.NumField())}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		sf.index[name] = i
+		sf.names = append(sf.names, name)
+	}
+	return sf
+}
+
+// scalarText returns the text of a scalar node: the unquoted value of a
+// string, the source text of a number (so that 2.50 stays "2.50").
+func scalarText(n ast.Node) (string, bool) {
+	switch t := n.(type) {
+	case *ast.StringNode:
+		return t.Value, true
+	case *ast.LiteralNode:
+		if t.Value == nil {
+			return "", true
+		}
+		return t.Value.Value, true
+	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.InfinityNode, *ast.NanNode, *ast.NullNode:
+		return n.GetToken().Value, true
+	}
+	return "", false
+}
+
+func describeNode(n ast.Node) string {
+	switch t := n.(type) {
+	case *ast.MappingNode, *ast.MappingValueNode:
+		return "a mapping"
+	case *ast.SequenceNode:
+		return "a list"
+	case *ast.StringNode:
+		return fmt.Sprintf("string %q", t.Value)
+	case *ast.LiteralNode:
+		return "a block string"
+	case *ast.IntegerNode:
+		return "integer " + t.Token.Value
+	case *ast.FloatNode:
+		return "number " + t.Token.Value
+	case *ast.BoolNode:
+		return t.Token.Value
+	case *ast.NullNode:
+		return "null"
+	case *ast.InfinityNode, *ast.NanNode:
+		return n.GetToken().Value
+	}
+	return n.Type().String()
+}
+
+func quoteHint(n ast.Node) string {
+	switch n.(type) {
+	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode:
+		return fmt.Sprintf(" (quote it: \"%s\")", n.GetToken().Value)
+	}
+	return ""
+}
+
+func describeType(t reflect.Type) string {
+	switch t {
+	case reflect.TypeFor[USD]():
+		return "a dollar amount like 1.50"
+	case reflect.TypeFor[Duration]():
+		return `a duration like "30s"`
+	case reflect.TypeFor[ByteSize]():
+		return `a size like 8192 or "64MiB"`
+	}
+	return "a scalar"
+}

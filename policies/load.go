@@ -1,0 +1,87 @@
+package policies
+
+import (
+	_ "embed"
+	"fmt"
+	"io"
+	"os"
+)
+
+// maxPolicySize bounds what Load reads.
+const maxPolicySize = 16 << 20
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default returns a fresh copy of the embedded default policy: gpt-4o by
+// default and gpt-4o-mini for tool selection, at most 10 LLM calls and 5
+// minutes per run, 30s per call, 10,000 input tokens per request, a 1h
+// response cache, fallback gpt-4o → gpt-4o-mini with 3 attempts, and up to 4
+// tools in parallel with 30s each. See default.yaml.
+func Default() *Policy {
+	p, err := LoadBytes(defaultYAML, "default.yaml")
+	if err != nil {
+		panic("policies: embedded default.yaml: " + err.Error()) // caught by the package tests
+	}
+	return p
+}
+
+// LoadFile reads and validates the policy file at path; see LoadBytes.
+func LoadFile(path string) (*Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	return LoadBytes(b, path)
+}
+
+// Load reads a policy from r and validates it; name is used in messages
+// (typically the file name). See LoadBytes.
+func Load(r io.Reader, name string) (*Policy, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxPolicySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("policies: reading %s: %w", name, err)
+	}
+	if len(b) > maxPolicySize {
+		return nil, fmt.Errorf("policies: %s: larger than %d bytes", name, maxPolicySize)
+	}
+	return LoadBytes(b, name)
+}
+
+// LoadBytes decodes a policy from YAML or JSON (JSON is read as YAML) and
+// validates it. Decoding is strict: unknown keys and values of the wrong
+// type are errors. Every problem of the file — syntax aside, which stops
+// the parse — is reported at once in a *ValidationError, each with its
+// field path and name:line:column. name is used in messages.
+//
+// Extends is kept as data and not resolved here.
+func LoadBytes(b []byte, name string) (*Policy, error) {
+	p := &Policy{}
+	src := &sourceMap{file: name, pos: map[string]position{}}
+	probs, parsed := decodeDocument(b, p, src)
+	if !parsed {
+		return nil, &ValidationError{Problems: probs}
+	}
+	p.src = src
+	for _, vp := range p.problems() {
+		if !shadowed(vp, probs) {
+			probs = append(probs, vp)
+		}
+	}
+	if len(probs) > 0 {
+		sortProblems(probs)
+		return nil, &ValidationError{Problems: probs}
+	}
+	return p, nil
+}
+
+// shadowed reports whether a validation problem sits at or below a path
+// that already failed to decode: its zero value would only repeat it.
+func shadowed(vp Problem, decodeProbs []Problem) bool {
+	for _, dp := range decodeProbs {
+		if dp.Path != "" && under(vp.Path, dp.Path) {
+			return true
+		}
+	}
+	return false
+}
