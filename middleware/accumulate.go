@@ -6,6 +6,9 @@ import (
 	"unicode/utf8"
 )
 
+// MaxToolCalls bounds the tool-call index an Accumulator accepts.
+const MaxToolCalls = 1024
+
 // Accumulator assembles streamed chunks into a Response. The zero value is
 // ready to use. It is not safe for concurrent use.
 type Accumulator struct {
@@ -24,6 +27,9 @@ func (a *Accumulator) Add(c Chunk) {
 	a.content.WriteString(c.Content)
 	a.reasoning.WriteString(c.Reasoning)
 	for _, d := range c.ToolCalls {
+		if d.Index < 0 || d.Index >= MaxToolCalls {
+			continue // adapters reject such indexes; never panic or grow without bound
+		}
 		for len(a.calls) <= d.Index {
 			a.calls = append(a.calls, ToolCall{})
 			a.args = append(a.args, strings.Builder{})

@@ -51,6 +51,7 @@ type ProviderError struct {
 	StatusCode int    // HTTP status, 0 when there was none
 	Type       string // provider error type, e.g. "invalid_request_error"
 	Code       string // provider error code, e.g. "context_length_exceeded"
+	Param      string // the request parameter the provider blamed, if any
 	Message    string // provider message
 	RetryAfter time.Duration
 	Err        error // underlying cause, may be nil
@@ -116,9 +117,11 @@ func Classify(status int, code, typ string) error {
 }
 
 // Transient reports whether err is worth retrying on the same model: a rate
-// limit, an unavailable provider, a timeout of the provider (not of the
-// caller's own context), a network failure, or a stream cut before
+// limit, an unavailable provider, a timeout (the provider's, or a tokenwise
+// per-attempt timeout), a network failure, or a stream cut before
 // completion. Cancellations, budget refusals and client errors are not.
+// Transient looks at err only: a retry layer must also check that its own
+// context is still live before it tries again.
 func Transient(err error) bool {
 	if err == nil || IsCancellation(err) || errors.Is(err, ErrBudget) || errors.Is(err, ErrQuotaExceeded) {
 		return false

@@ -148,6 +148,11 @@ type Request struct {
 	ResponseFormat []byte // JSON text of the response format; nil = default (text)
 	N              int    // 0 = not set (one choice)
 
+	// Extra is canonical JSON (sorted keys) of the settings that change the
+	// answer but the core does not model (e.g. reasoning_effort, logit_bias,
+	// top_k, penalties). Adapters fill it; caches key on it. nil = none.
+	Extra []byte
+
 	// Stream, when non-nil, makes the request a streaming request: the
 	// innermost handler calls it once per chunk, in order, before returning
 	// the assembled response. An error it returns stops the stream and is
@@ -201,6 +206,9 @@ func (r *Request) DeepClone() *Request {
 	if r.Stop != nil {
 		c.Stop = append([]string(nil), r.Stop...)
 	}
+	if r.Extra != nil {
+		c.Extra = append([]byte(nil), r.Extra...)
+	}
 	if r.ResponseFormat != nil {
 		c.ResponseFormat = append([]byte(nil), r.ResponseFormat...)
 	}
@@ -236,6 +244,9 @@ type Response struct {
 
 	// Native is the adapter's representation of the provider's response
 	// (for example the raw wire JSON). It is immutable and shared by copies.
+	// A middleware that changes a response it did not create keeps Native
+	// only if the change is visible in the core fields (adapters compare
+	// them against Native); a response it synthesises has Native nil.
 	Native any
 }
 

@@ -1,0 +1,108 @@
+package llmwrap
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// Option configures Build with code-side things (observers, stores,
+// loggers): never policy data.
+type Option func(*options)
+
+type options struct {
+	observers []middleware.Observer
+	logger    *slog.Logger
+	ext       map[any]any // per-layer options, keyed by unexported types of the layer files
+}
+
+func (o *options) set(k, v any) {
+	if o.ext == nil {
+		o.ext = map[any]any{}
+	}
+	o.ext[k] = v
+}
+
+func (o *options) get(k any) any { return o.ext[k] }
+
+// WithObserver adds an observer of every event of the chain.
+func WithObserver(obs middleware.Observer) Option {
+	return func(o *options) { o.observers = append(o.observers, obs) }
+}
+
+// WithLogger sets the logger used for warnings (budget, store failures).
+// Default: slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// layer builds one layer of the chain from the policy; it returns nil when
+// the policy leaves the layer off.
+type layer func(p *policies.Policy, o *options) (middleware.Middleware, error)
+
+// layers is the onion, outermost first (see the package doc).
+var layers = []struct {
+	name  string
+	build layer
+}{
+	{"guard", guardLayer},
+	{"cache", cacheLayer},
+	{"route", routeLayer},
+	{"context", contextLayer},
+	{"fallback", fallbackLayer},
+	{"budget", budgetLayer},
+	{"breaker", breakerLayer},
+	{"retry", retryLayer},
+	{"timeout", timeoutLayer},
+}
+
+// Build returns the middleware chain that enforces p. The policy must be
+// valid (policies.Load validates; Build validates again for policies built
+// in code). The result is safe for concurrent use.
+func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
+	if p == nil {
+		p = policies.Default()
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	o := &options{logger: slog.Default()}
+	for _, opt := range opts {
+		opt(o)
+	}
+	mws := []middleware.Middleware{middleware.Instrument(Pricer(p), middleware.Observers(o.observers...))}
+	for _, l := range layers {
+		mw, err := l.build(p, o)
+		if err != nil {
+			return nil, fmt.Errorf("tokenwise: building the %s layer: %w", l.name, err)
+		}
+		mws = append(mws, mw)
+	}
+	return middleware.Chain(mws...), nil
+}
+
+// MustBuild is Build for policies known to be valid (tests, examples).
+func MustBuild(p *policies.Policy, opts ...Option) middleware.Middleware {
+	mw, err := Build(p, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return mw
+}
+
+// Pricer prices usage with the policy's models over the embedded catalog.
+func Pricer(p *policies.Policy) middleware.Pricer {
+	return middleware.PricerFunc(func(model string, u middleware.Usage) (int64, bool) {
+		spec, ok := p.Model(model)
+		if !ok || !spec.HasPrice() {
+			return 0, false
+		}
+		return int64(spec.Cost(TokenCounts(u))), true
+	})
+}
+
+// TokenCounts converts core usage to the policies package's counts.
+func TokenCounts(u middleware.Usage) policies.TokenCounts {
+	return policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
+		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens}
+}
