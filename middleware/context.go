@@ -113,6 +113,29 @@ type CallFacts struct {
 type CallInfo struct {
 	mu    sync.Mutex
 	facts CallFacts
+	memo  map[any]any
+}
+
+// Memo returns the per-call value stored under key, computing it with fn
+// the first time. Layers share per-call work this way (the input token
+// estimate is computed once per call and model, whoever asks first). fn
+// runs under the CallInfo's lock: keep it free of calls back into ci. On a
+// nil *CallInfo, Memo just calls fn.
+func (ci *CallInfo) Memo(key any, fn func() any) any {
+	if ci == nil {
+		return fn()
+	}
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	if v, ok := ci.memo[key]; ok {
+		return v
+	}
+	if ci.memo == nil {
+		ci.memo = make(map[any]any, 2)
+	}
+	v := fn()
+	ci.memo[key] = v
+	return v
 }
 
 // Update runs fn with the facts locked.
