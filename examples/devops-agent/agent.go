@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	goopenai "github.com/sashabaranov/go-openai"
+	"github.com/tmc/langchaingo/agents"
+	"github.com/tmc/langchaingo/chains"
+	"github.com/tmc/langchaingo/llms"
+	lcopenai "github.com/tmc/langchaingo/llms/openai"
+	"github.com/tmc/langchaingo/tools"
+
+	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// env is what both agents share: the policy, the chain and the provider.
+type env struct {
+	out     io.Writer
+	policy  *policies.Policy
+	chain   middleware.Middleware
+	baseURL string
+	apiKey  string
+	base    http.RoundTripper // how requests reach the provider
+	srv     *openaitest.Server
+}
+
+func newEnv(out io.Writer, cfg config) (*env, error) {
+	e := &env{out: out, apiKey: cfg.apiKey, baseURL: cfg.baseURL, base: http.DefaultTransport}
+	var err error
+	if cfg.policyFile != "" {
+		e.policy, err = policies.LoadFile(cfg.policyFile)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		e.policy = policies.Default()
+	}
+	if e.apiKey == "" {
+		e.srv = newScriptedServer()
+		e.apiKey, e.baseURL, e.base = "scripted", e.srv.URL, e.srv.Transport()
+		fmt.Fprintln(out, "provider: embedded scripted OpenAI-compatible server (set OPENAI_API_KEY for a real endpoint)")
+	} else if e.baseURL == "" {
+		e.baseURL = "https://api.openai.com/v1"
+	}
+	e.chain, err = llmwrap.Build(e.policy, llmwrap.WithObserver(middleware.ObserverFunc(e.printCall)))
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *env) close() {
+	if e.srv != nil {
+		e.srv.Close()
+	}
+}
+
+// printCall prints one line per finished LLM call.
+func (e *env) printCall(ctx context.Context, ev middleware.Event) {
+	f, ok := ev.(middleware.CallFinished)
+	if !ok {
+		return
+	}
+	status := "ok"
+	if f.Err != nil {
+		status = "error: " + f.Err.Error()
+	}
+	if f.Facts.Cache == middleware.CacheHit {
+		status = "cache hit"
+	}
+	fmt.Fprintf(e.out, "  call %d  %-12s %-16s %5d in %4d out  %s  %6s  %s\n", f.Facts.Seq, f.Facts.Model, f.Facts.Stage,
+		f.Usage.InputTokens, f.Usage.OutputTokens, middleware.FormatUSD(f.Facts.CostMicros),
+		f.Latency.Round(time.Millisecond), status)
+}
+
+// runLangchaingo runs the task as a langchaingo OpenAI-functions agent whose
+// llms.Model is wrapped by tokenwise.
+func (e *env) runLangchaingo(ctx context.Context, task string) error {
+	models := twlc.Models{}
+	for _, name := range []string{"gpt-4o", "gpt-4o-mini"} {
+		m, err := lcopenai.New(lcopenai.WithModel(name), lcopenai.WithToken(e.apiKey), lcopenai.WithBaseURL(e.baseURL),
+			lcopenai.WithHTTPClient(&http.Client{Transport: e.base}))
+		if err != nil {
+			return err
+		}
+		models[name] = m
+	}
+	llm := twlc.New(models, e.chain, twlc.WithDefaultModel(e.defaultModel()))
+	var ts []tools.Tool
+	for _, t := range devopsTools() {
+		ts = append(ts, t)
+	}
+	agent := agents.NewOpenAIFunctionsAgent(llm, ts)
+	exec := agents.NewExecutor(agent, agents.WithMaxIterations(10))
+
+	ctx, run := middleware.StartRun(ctx, "langchaingo-agent")
+	fmt.Fprintf(e.out, "\n== langchaingo agent: %q\n", task)
+	answer, err := chains.Run(ctx, exec, task)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.out, "answer: %s\n\n%s", answer, run.Report())
+	return nil
+}
+
+// runGoOpenAI runs the task as a plain go-openai tool loop. The only
+// tokenwise line is the HTTP client in the config.
+func (e *env) runGoOpenAI(ctx context.Context, task string) error {
+	cfg := goopenai.DefaultConfig(e.apiKey)
+	cfg.BaseURL = e.baseURL
+	cfg.HTTPClient = twopenai.NewHTTPClient(e.chain, twopenai.WithBaseTransport(e.base))
+	client := goopenai.NewClientWithConfig(cfg)
+
+	toolset := map[string]tool{}
+	var defs []goopenai.Tool
+	for _, t := range devopsTools() {
+		toolset[t.name] = t
+		defs = append(defs, goopenai.Tool{Type: goopenai.ToolTypeFunction, Function: &goopenai.FunctionDefinition{
+			Name: t.name, Description: t.description,
+			Parameters: map[string]any{"type": "object", "properties": map[string]any{"__arg1": map[string]string{"type": "string"}}},
+		}})
+	}
+	msgs := []goopenai.ChatCompletionMessage{{Role: goopenai.ChatMessageRoleUser, Content: task}}
+
+	ctx, run := middleware.StartRun(ctx, "go-openai-loop")
+	fmt.Fprintf(e.out, "\n== go-openai loop: %q\n", task)
+	for {
+		resp, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{
+			Model: e.defaultModel(), Messages: msgs, Tools: defs,
+		})
+		if err != nil {
+			return err
+		}
+		if len(resp.Choices) == 0 {
+			return errors.New("the provider returned no choice")
+		}
+		msg := resp.Choices[0].Message
+		msgs = append(msgs, msg)
+		if len(msg.ToolCalls) == 0 {
+			fmt.Fprintf(e.out, "answer: %s\n\n%s", msg.Content, run.Report())
+			return nil
+		}
+		for _, tc := range msg.ToolCalls {
+			t, ok := toolset[tc.Function.Name]
+			result := "unknown tool " + tc.Function.Name
+			if ok {
+				if r, err := t.run(ctx, argOf(tc.Function.Arguments)); err != nil {
+					result = "error: " + err.Error()
+				} else {
+					result = r
+				}
+			}
+			msgs = append(msgs, goopenai.ChatCompletionMessage{Role: goopenai.ChatMessageRoleTool, ToolCallID: tc.ID, Content: result})
+		}
+	}
+}
+
+func (e *env) defaultModel() string {
+	if e.policy.Routing.Default != "" {
+		return e.policy.Routing.Default
+	}
+	return "gpt-4o"
+}
+
+var _ llms.Model = (*twlc.Model)(nil)
