@@ -1,0 +1,92 @@
+package llmwrap_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	goopenai "github.com/sashabaranov/go-openai"
+	"go.uber.org/goleak"
+
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/llmwrap/guard"
+	"github.com/tokenwise/tokenwise/llmwrap/timeout"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+func client(srv *openaitest.Server, p *policies.Policy) *goopenai.Client {
+	cfg := goopenai.DefaultConfig("test")
+	cfg.BaseURL = srv.URL
+	cfg.HTTPClient = twopenai.NewHTTPClient(llmwrap.MustBuild(p), twopenai.WithBaseTransport(srv.Transport()))
+	return goopenai.NewClientWithConfig(cfg)
+}
+
+func chatReq() goopenai.ChatCompletionRequest {
+	return goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "status?"}}}
+}
+
+// A call over the policy's call timeout fails with an error that matches
+// both context.DeadlineExceeded and timeout.ErrCall, through the real
+// go-openai client, after exactly the configured time, and leaves no
+// goroutine behind.
+func TestPolicyCallTimeoutThroughGoOpenAI(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	synctest.Test(t, func(t *testing.T) {
+		srv := openaitest.New()
+		defer srv.Close()
+		srv.On().Reply(openaitest.Stall())
+		p, err := policies.LoadBytes([]byte("version: 1\ntimeouts: {call: 30s}\n"), "t.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err = client(srv, p).CreateChatCompletion(context.Background(), chatReq())
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, timeout.ErrCall) {
+			t.Fatalf("err = %v", err)
+		}
+		if d := time.Since(start); d != 30*time.Second {
+			t.Fatalf("timed out after %v, want 30s", d)
+		}
+	})
+}
+
+// The run guard built from a policy refuses the 11th call of a run limited
+// to 10, through the go-openai client, with a typed error.
+func TestPolicyRunGuardThroughGoOpenAI(t *testing.T) {
+	srv := openaitest.New()
+	defer srv.Close()
+	srv.On().Reply(openaitest.Text("ok"))
+	p, err := policies.LoadBytes([]byte("version: 1\nlimits: {max_calls: 10}\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client(srv, p)
+	ctx, run := middlewareRun()
+	for i := 1; i <= 10; i++ {
+		if _, err := c.CreateChatCompletion(ctx, chatReq()); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	_, err = c.CreateChatCompletion(ctx, chatReq())
+	var le *guard.LimitError
+	if !errors.Is(err, guard.ErrMaxCalls) || !errors.As(err, &le) || le.Call != 11 {
+		t.Fatalf("11th call: %v", err)
+	}
+	if srv.Count() != 10 {
+		t.Fatalf("provider saw %d requests, want 10", srv.Count())
+	}
+	if got := len(run.Calls()); got != 11 {
+		t.Fatalf("run recorded %d calls", got)
+	}
+}
+
+func TestBuildRejectsInvalidPolicy(t *testing.T) {
+	p := &policies.Policy{Version: 1, Routing: policies.Routing{Default: "no-such-model"}}
+	if _, err := llmwrap.Build(p); err == nil || !errors.Is(err, policies.ErrInvalid) {
+		t.Fatalf("err = %v", err)
+	}
+}

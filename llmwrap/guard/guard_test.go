@@ -1,0 +1,82 @@
+package guard_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/tokenwise/tokenwise/llmwrap/guard"
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+var ok = middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+	return &middleware.Response{Model: req.Model}, nil
+})
+
+func TestStopsTheEleventhCall(t *testing.T) {
+	h := middleware.Then(ok, middleware.Instrument(nil, nil), guard.New(guard.Limits{MaxCalls: 10}))
+	ctx, run := middleware.StartRun(context.Background(), "t")
+	for i := 1; i <= 10; i++ {
+		if _, err := h.Handle(ctx, &middleware.Request{Model: "m"}); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	_, err := h.Handle(ctx, &middleware.Request{Model: "m"})
+	var le *guard.LimitError
+	if !errors.Is(err, guard.ErrMaxCalls) || !errors.As(err, &le) || le.Limit != 10 || le.Call != 11 || le.Run != "t" {
+		t.Fatalf("11th call: err = %v", err)
+	}
+	if calls := run.Calls(); len(calls) != 11 || calls[10].Err == nil {
+		t.Fatalf("the refused call is recorded too: %d calls", len(calls))
+	}
+	// Another run has its own count; calls outside a run are not limited.
+	ctx2, _ := middleware.StartRun(context.Background(), "t2")
+	if _, err := h.Handle(ctx2, &middleware.Request{Model: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Handle(context.Background(), &middleware.Request{Model: "m"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCountsWithoutInstrument(t *testing.T) {
+	h := middleware.Then(ok, guard.New(guard.Limits{MaxCalls: 2}))
+	ctx, _ := middleware.StartRun(context.Background(), "t")
+	h.Handle(ctx, &middleware.Request{})
+	h.Handle(ctx, &middleware.Request{})
+	if _, err := h.Handle(ctx, &middleware.Request{}); !errors.Is(err, guard.ErrMaxCalls) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRunDeadlineBoundsEveryCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		slow := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		})
+		h := middleware.Then(slow, guard.New(guard.Limits{RunTimeout: 5 * time.Minute}))
+		ctx, _ := middleware.StartRun(context.Background(), "t")
+		start := time.Now()
+		_, err := h.Handle(ctx, &middleware.Request{})
+		if !errors.Is(err, guard.ErrRunDeadline) || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, middleware.ErrTimeout) {
+			t.Fatalf("err = %v", err)
+		}
+		if d := time.Since(start); d != 5*time.Minute {
+			t.Fatalf("ended after %v", d)
+		}
+		// Once the run's deadline passed, further calls are refused at once.
+		_, err = h.Handle(ctx, &middleware.Request{})
+		if !errors.Is(err, guard.ErrRunDeadline) || time.Since(start) != 5*time.Minute {
+			t.Fatalf("late call: %v", err)
+		}
+	})
+}
+
+func TestZeroLimitsAddNoLayer(t *testing.T) {
+	if guard.New(guard.Limits{}) != nil {
+		t.Fatal("zero limits must add no layer")
+	}
+}
