@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -68,7 +69,7 @@ func Instrument(pricer Pricer, obs Observer) Middleware {
 					if resp.FromCache && f.Cache == CacheNone {
 						f.Cache = CacheHit
 					}
-					if declared == StageUnknown && len(resp.Message.ToolCalls) == 0 && resp.Message.Content != "" {
+					if declared == StageUnknown && isFinalAnswer(&resp.Message) {
 						f.Stage = StageFinalAnswer
 					}
 				}
@@ -91,4 +92,18 @@ func Instrument(pricer Pricer, obs Observer) Middleware {
 			return resp, err
 		})
 	}
+}
+
+// isFinalAnswer reports whether an assistant message answers the user
+// rather than asking for a tool: no native tool calls, some content, and not
+// a ReAct (one-shot agent) action line.
+func isFinalAnswer(m *Message) bool {
+	if len(m.ToolCalls) > 0 || m.Content == "" {
+		return false
+	}
+	c := m.Content
+	if strings.Contains(c, "Final Answer:") {
+		return true
+	}
+	return !strings.HasPrefix(c, "Action:") && !strings.Contains(c, "\nAction:")
 }
