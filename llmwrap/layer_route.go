@@ -1,11 +1,64 @@
 package llmwrap
 
 import (
+	"context"
+
+	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
+	"github.com/tokenwise/tokenwise/tokens"
 )
 
-// routeLayer builds the route layer. Not built yet: the layer is off.
+type routeOptsKey struct{}
+
+// routeOpts collects the route layer's code-side options.
+func routeOpts(o *options) *[]route.Option {
+	v, _ := o.get(routeOptsKey{}).(*[]route.Option)
+	if v == nil {
+		v = new([]route.Option)
+		o.set(routeOptsKey{}, v)
+	}
+	return v
+}
+
+// WithRouter replaces the policy's routing rules by a Router of your own
+// (a team's classifier). Regeneration, cascade and larger-window
+// escalation still follow the policy.
+func WithRouter(r route.Router) Option {
+	return func(o *options) { *routeOpts(o) = append(*routeOpts(o), route.WithRouter(r)) }
+}
+
+// WithCascadeCheck adds a custom acceptance check to the policy's cascade:
+// an answer it rejects is escalated to the next model.
+func WithCascadeCheck(name string, check route.Check) Option {
+	return func(o *options) { *routeOpts(o) = append(*routeOpts(o), route.WithCheck(name, check)) }
+}
+
+// WithBudgetReader lets budget_below routing conditions read the remaining
+// share of a budget (the team scope; the run scope is read from the run
+// without it).
+func WithBudgetReader(b route.BudgetReader) Option {
+	return func(o *options) { *routeOpts(o) = append(*routeOpts(o), route.WithBudget(b)) }
+}
+
+// WithTokenEstimator sets the input token estimator of routing conditions
+// and context-window checks. Give the budget's estimator so that a call's
+// tokens are counted once.
+func WithTokenEstimator(e route.Estimator) Option {
+	return func(o *options) { *routeOpts(o) = append(*routeOpts(o), route.WithEstimator(e)) }
+}
+
 func routeLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
-	return nil, nil
+	est := tokens.New()
+	opts := []route.Option{
+		route.WithPricer(Pricer(p)),
+		// Memoised per call: the budget and compaction layers share the count.
+		route.WithEstimator(route.EstimatorFunc(func(ctx context.Context, model string, req *middleware.Request) int64 {
+			return tokens.ForCall(ctx, est, model, req)
+		})),
+	}
+	if v, ok := o.get(routeOptsKey{}).(*[]route.Option); ok {
+		opts = append(opts, *v...)
+	}
+	return route.New(p, opts...)
 }

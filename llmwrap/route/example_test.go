@@ -1,0 +1,39 @@
+package route_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tokenwise/tokenwise/llmwrap/route"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// Rules route by stage and by whole-word keywords, and explain each
+// decision.
+func Example() {
+	p, err := policies.LoadBytes([]byte(`version: 1
+routing:
+  default: gpt-4o
+  rules:
+    - name: cheap-tool-selection
+      when: {stage: tool_selection, keywords: [check, status]}
+      model: gpt-4o-mini
+`), "devops.yaml")
+	if err != nil {
+		panic(err)
+	}
+	rules, err := route.NewRules(p)
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	for _, task := range []string{"Check the disk on web-3", "checkout the repo and fix the build"} {
+		req := &middleware.Request{Messages: []middleware.Message{{Role: middleware.RoleUser, Content: task}}}
+		d, _ := rules.Route(ctx, route.NewQuery(ctx, req))
+		fmt.Printf("%-36q → %s (%s)\n", task, d.Model, d.Rule)
+	}
+	// Output:
+	// "Check the disk on web-3"            → gpt-4o-mini (rule 1 "cheap-tool-selection": stage=tool_selection, keyword "check")
+	// "checkout the repo and fix the build" → gpt-4o (default "gpt-4o": no rule matched)
+}

@@ -1,0 +1,369 @@
+package route
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// Option configures New with code-side things.
+type Option func(*config)
+
+type config struct {
+	router    Router
+	estimator Estimator
+	budget    BudgetReader
+	pricer    middleware.Pricer
+	checks    []namedCheck
+}
+
+// WithRouter replaces the policy's rules by r (a team's own classifier).
+// Regeneration, cascade and larger-window escalation still follow the
+// policy.
+func WithRouter(r Router) Option { return func(c *config) { c.router = r } }
+
+// WithEstimator sets the input token estimator (see Estimator). Default: a
+// conservative estimate of about four bytes per token.
+func WithEstimator(e Estimator) Option { return func(c *config) { c.estimator = e } }
+
+// WithBudget sets the reader of budget_below conditions (see BudgetReader).
+func WithBudget(b BudgetReader) Option { return func(c *config) { c.budget = b } }
+
+// WithPricer prices the extra calls of a cascade or a regeneration when no
+// inner layer (a budget) billed them. Default: none; the outermost
+// instrument then prices the call's summed usage at the answering model.
+func WithPricer(p middleware.Pricer) Option { return func(c *config) { c.pricer = p } }
+
+// WithCheck adds a custom cascade check, run after the policy's checks;
+// name appears in reports when it rejects an answer.
+func WithCheck(name string, fn Check) Option {
+	return func(c *config) { c.checks = append(c.checks, namedCheck{name, fn}) }
+}
+
+// New returns the routing middleware of p, or nil when p routes nothing
+// (no rules, no default, no cascade, no regeneration, no larger window) and
+// no Router is given. The middleware is safe for concurrent use.
+func New(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	rt := p.Routing
+	if cfg.router == nil {
+		if len(rt.Rules) == 0 && rt.Default == "" && len(rt.Cascade.Models) == 0 && !rt.RegenerateFinal.Enabled && len(rt.LargerWindow) == 0 {
+			return nil, nil
+		}
+		var ropts []RulesOption
+		if cfg.estimator != nil {
+			ropts = append(ropts, WithRulesEstimator(cfg.estimator))
+		}
+		if cfg.budget != nil {
+			ropts = append(ropts, WithRulesBudget(cfg.budget))
+		}
+		rules, err := NewRules(p, ropts...)
+		if err != nil {
+			return nil, err
+		}
+		cfg.router = rules
+	}
+	r := &router{cfg: cfg, p: p, cascade: rt.Cascade.Models, wider: rt.LargerWindow, hasDefault: rt.Default != ""}
+	if rt.RegenerateFinal.Enabled {
+		r.regen = rt.RegenerateFinal.Model
+		if r.regen == "" {
+			r.regen = rt.Default
+		}
+	}
+	if len(r.cascade) > 0 {
+		r.checks = append(builtinChecks(rt.Cascade.Checks), cfg.checks...)
+	}
+	return func(next middleware.Handler) middleware.Handler {
+		return &handler{router: r, next: next}
+	}, nil
+}
+
+type router struct {
+	cfg        config
+	p          *policies.Policy
+	regen      string
+	cascade    []string
+	checks     []namedCheck
+	wider      []string
+	hasDefault bool
+}
+
+type handler struct {
+	*router
+	next middleware.Handler
+}
+
+// call is the state of one routed call.
+type call struct {
+	ci     *middleware.CallInfo
+	stage  middleware.Stage
+	rule   string // the explanation so far
+	billed int64  // micro-USD priced here for extra calls
+	usage  middleware.Usage
+	calls  int
+}
+
+func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+	ci := middleware.CallInfoFrom(ctx)
+	q := &Query{Request: req, Stage: stageOf(ctx, req), Team: middleware.TeamFrom(ctx), ctx: ctx,
+		estimator: h.cfg.estimator, model: req.Model}
+	if h.router.p.Routing.Default != "" {
+		q.model = h.router.p.Routing.Default
+	}
+	c := &call{ci: ci, stage: q.Stage}
+	ci.Update(func(f *middleware.CallFacts) {
+		if f.Stage != q.Stage {
+			f.Stage = q.Stage
+		}
+	})
+	model := req.Model
+	if d, ok := h.cfg.router.Route(ctx, q); ok {
+		if d.Model != "" {
+			model = d.Model
+		}
+		c.rule = d.Rule
+	}
+	if w, why := h.fitWindow(q, model); w != "" {
+		model = w
+		c.rule = joinRule(c.rule, why)
+	}
+	c.decide(ctx, req.Model, model, c.rule)
+	r := req
+	if model != req.Model {
+		r = req.Clone()
+		r.Model = model
+	}
+
+	regen := h.regen != "" && model != h.regen
+	if !regen {
+		resp, err := h.serve(ctx, c, r)
+		return c.finish(resp, err)
+	}
+	// The strong model may have to rewrite the answer: hold the first
+	// model's chunks back until we know.
+	held := r
+	if req.Stream != nil {
+		held = r.Clone()
+		held.Stream = discard
+	}
+	resp, err := h.serve(ctx, c, held)
+	if err != nil || !IsFinalAnswer(resp) {
+		if err == nil && req.Stream != nil {
+			if rerr := middleware.Replay(ctx, resp, 0, req.Stream); rerr != nil {
+				return c.finish(nil, rerr)
+			}
+		}
+		return c.finish(resp, err)
+	}
+	from := resp.Model
+	if from == "" {
+		from = r.Model
+	}
+	g := req.Clone()
+	g.Model, g.Tools, g.ToolChoice = h.regen, nil, ""
+	why := "regenerated the final answer of " + r.Model + " with " + h.regen + " (no tools)"
+	c.rule = joinRule(c.rule, why)
+	c.decide(ctx, from, h.regen, c.rule)
+	c.note(why)
+	resp2, err := h.attempt(ctx, c, g)
+	return c.finish(resp2, err)
+}
+
+func discard(context.Context, middleware.Chunk) error { return nil }
+
+// serve runs r through the cascade, when it applies, or as one call. The
+// answer streams to r.Stream.
+func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*middleware.Response, error) {
+	start := -1
+	if len(h.cascade) > 0 {
+		start = slices.Index(h.cascade, r.Model)
+		if start < 0 && c.rule == "" && !h.hasDefault {
+			start = 0 // no rule matched, no default: the cascade decides
+		}
+	}
+	if start < 0 {
+		return h.attempt(ctx, c, r)
+	}
+	out := r.Stream
+	for i := start; i < len(h.cascade); i++ {
+		m := h.cascade[i]
+		last := i == len(h.cascade)-1
+		held := out != nil && !last // a draft that may be rejected is not shown
+		step := r
+		if step.Model != m || held {
+			step = r.Clone()
+			step.Model = m
+			if held {
+				step.Stream = discard
+			}
+		}
+		if i > start {
+			c.decide(ctx, h.cascade[i-1], m, c.rule)
+		}
+		resp, err := h.attempt(ctx, c, step)
+		if err != nil {
+			if last || !escalates(ctx, err) {
+				return nil, err
+			}
+			c.rule = joinRule(c.rule, "cascade: "+m+" failed ("+shortErr(err)+") → "+h.cascade[i+1])
+			c.note("cascade: " + m + " failed: " + err.Error())
+			continue
+		}
+		if last {
+			return resp, nil
+		}
+		if rej := h.check(step, resp, m); rej != nil {
+			c.rule = joinRule(c.rule, "cascade: "+m+" "+rej.Check+" failed → "+h.cascade[i+1])
+			c.note("cascade: " + rej.Error())
+			continue
+		}
+		if held {
+			if err := middleware.Replay(ctx, resp, 0, out); err != nil {
+				return nil, err
+			}
+		}
+		return resp, nil
+	}
+	return nil, errors.New("route: empty cascade") // unreachable: the loop returns on its last step
+}
+
+// check runs the cascade's checks on an answer.
+func (h *handler) check(req *middleware.Request, resp *middleware.Response, model string) *RejectedError {
+	for _, ch := range h.checks {
+		if err := ch.fn(req, resp); err != nil {
+			return &RejectedError{Model: model, Check: ch.name, Err: err}
+		}
+	}
+	return nil
+}
+
+// escalates reports whether a cascade step's error moves on to the next
+// model: a provider failure, not a cancellation, a deadline or a budget.
+func escalates(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || middleware.IsCancellation(err) || errors.Is(err, middleware.ErrBudget) {
+		return false
+	}
+	var pe *middleware.ProviderError
+	return errors.As(err, &pe)
+}
+
+// fitWindow returns a larger-window model when the estimate of q does not
+// fit model's window, with the reason.
+func (h *handler) fitWindow(q *Query, model string) (string, string) {
+	if len(h.wider) == 0 {
+		return "", ""
+	}
+	spec, ok := h.p.Model(model)
+	if !ok || spec.ContextWindow <= 0 {
+		return "", ""
+	}
+	need := q.InputTokens() + int64(q.Request.MaxTokens)
+	if need <= spec.ContextWindow {
+		return "", ""
+	}
+	next := h.widerThan(model, need)
+	if next == "" {
+		return "", ""
+	}
+	return next, "estimate " + strconv.FormatInt(need, 10) + " tokens > " + model + " window " +
+		strconv.FormatInt(spec.ContextWindow, 10) + " → larger_window " + strconv.Quote(next)
+}
+
+// widerThan returns the first larger_window model whose window is larger
+// than model's and at least need tokens. (A call that fails with a
+// context-window error is escalated by the fallback layer, under this one.)
+func (h *handler) widerThan(model string, need int64) string {
+	cur, _ := h.p.Model(model)
+	for _, w := range h.wider {
+		if w == model {
+			continue
+		}
+		spec, ok := h.p.Model(w)
+		if !ok {
+			continue
+		}
+		if (cur.ContextWindow == 0 || spec.ContextWindow > cur.ContextWindow) && spec.ContextWindow >= need {
+			return w
+		}
+	}
+	return ""
+}
+
+// attempt makes one inner call, and accounts for it: its usage is summed
+// into the call's, and its cost priced here when no inner layer billed it.
+func (h *handler) attempt(ctx context.Context, c *call, r *middleware.Request) (*middleware.Response, error) {
+	before := c.cost()
+	resp, err := h.next.Handle(ctx, r)
+	c.calls++
+	if resp != nil && !resp.FromCache {
+		c.usage = c.usage.Add(resp.Usage)
+		if c.cost() == before {
+			if h.cfg.pricer != nil {
+				if micros, ok := h.cfg.pricer.Cost(r.Model, resp.Usage); ok {
+					c.billed += micros
+				}
+			}
+		}
+	}
+	return resp, err
+}
+
+func (c *call) cost() int64 {
+	var v int64
+	c.ci.Update(func(f *middleware.CallFacts) { v = f.CostMicros })
+	return v
+}
+
+// decide records a routing decision and emits it.
+func (c *call) decide(ctx context.Context, from, to, rule string) {
+	c.ci.Update(func(f *middleware.CallFacts) {
+		f.Model = to
+		f.Rule = rule
+	})
+	if rule != "" && middleware.Observing(ctx) {
+		middleware.Emit(ctx, middleware.RouteDecided{From: from, To: to, Rule: rule, Stage: c.stage})
+	}
+}
+
+func (c *call) note(s string) {
+	c.ci.Update(func(f *middleware.CallFacts) { f.Notes = append(f.Notes, s) })
+}
+
+// finish sums the usage of several calls into the answer and bills the
+// calls no inner layer billed.
+func (c *call) finish(resp *middleware.Response, err error) (*middleware.Response, error) {
+	if c.calls <= 1 || resp == nil {
+		return resp, err
+	}
+	if c.billed > 0 {
+		c.ci.Update(func(f *middleware.CallFacts) { f.CostMicros += c.billed })
+	}
+	if resp.Usage != c.usage {
+		resp = resp.Clone()
+		resp.Usage = c.usage
+	}
+	return resp, err
+}
+
+func joinRule(rule, more string) string {
+	if rule == "" {
+		return more
+	}
+	return rule + "; " + more
+}
+
+func shortErr(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, ':'); i > 0 && i < 60 {
+		s = s[:i]
+	}
+	return s
+}
