@@ -88,6 +88,7 @@ type Attempt struct {
 	Latency time.Duration
 	Err     error // nil for the successful attempt
 	Hedge   bool  // started by hedging, in parallel with another attempt
+	Usage   Usage // billed: the answer's, a cut stream's partial usage, or an estimate for a cancelled hedge
 }
 
 // CallFacts are the facts middlewares learn about one call while it runs.

@@ -1,7 +1,3 @@
-// Package timeout bounds LLM calls: the whole call, the wait for the first
-// streamed chunk, and the gap between two chunks. Every timeout error
-// matches context.DeadlineExceeded, middleware.ErrTimeout and this
-// package's sentinel for the limit that fired.
 package timeout
 
 import (
@@ -25,54 +21,63 @@ var (
 // Limits configures the timeouts. A zero field is no limit; the zero value
 // adds no layer.
 type Limits struct {
-	Call       time.Duration // one call, from send to the last chunk
-	FirstToken time.Duration // streaming: until the first chunk
-	Idle       time.Duration // streaming: between two chunks
+	// Call bounds one call, from send to the last chunk.
+	Call time.Duration
+	// FirstToken bounds, for a streaming call, the wait for the first chunk.
+	FirstToken time.Duration
+	// Idle bounds, for a streaming call, the gap between two chunks. It
+	// starts with the first chunk: the wait for the first one is FirstToken's.
+	Idle time.Duration
 }
 
-// New returns the timeout middleware. It is safe for concurrent use and
-// leaves no goroutine or timer behind when a call returns.
+// New returns the timeout middleware, or nil when l sets no limit. The
+// middleware is safe for concurrent use and leaves no goroutine or timer
+// behind when a call returns.
+//
+// The idle and first-token clocks stop while the caller's stream function
+// runs: a slow consumer is not a stalled provider.
 func New(l Limits) middleware.Middleware {
 	if l.Call <= 0 && l.FirstToken <= 0 && l.Idle <= 0 {
 		return nil
 	}
+	// DeadlineErrors are immutable: one per limit serves every call.
+	callCause := &middleware.DeadlineError{Cause: ErrCall, Limit: l.Call}
 	return func(next middleware.Handler) middleware.Handler {
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 			if l.Call > 0 {
 				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeoutCause(ctx, l.Call, &middleware.DeadlineError{Cause: ErrCall, Limit: l.Call})
+				ctx, cancel = context.WithTimeoutCause(ctx, l.Call, callCause)
 				defer cancel()
 			}
 			if req.Stream == nil || (l.FirstToken <= 0 && l.Idle <= 0) {
 				resp, err := next.Handle(ctx, req)
-				return resp, wrap(ctx, err, l)
+				return resp, wrap(ctx, err)
 			}
 			sctx, cancel := context.WithCancelCause(ctx)
 			defer cancel(nil)
-			w := &watchdog{cancel: cancel, idle: l.Idle}
+			w := &watchdog{cancel: cancel}
+			defer w.stop()
 			if l.FirstToken > 0 {
 				w.arm(l.FirstToken, ErrFirstToken)
-			} else {
-				w.arm(l.Idle, ErrIdle)
 			}
-			defer w.stop()
 			inner := req.Stream
 			r := req.Clone()
 			r.Stream = func(ctx context.Context, c middleware.Chunk) error {
 				w.stop()
 				err := inner(ctx, c)
-				if l.Idle > 0 {
+				if l.Idle > 0 && err == nil {
 					w.arm(l.Idle, ErrIdle)
 				}
 				return err
 			}
 			resp, err := next.Handle(sctx, r)
-			return resp, wrap(sctx, err, l)
+			return resp, wrap(sctx, err)
 		})
 	}
 }
 
-func wrap(ctx context.Context, err error, l Limits) error {
+// wrap reports which of this package's deadlines ended the call, if one did.
+func wrap(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -82,26 +87,39 @@ func wrap(ctx context.Context, err error, l Limits) error {
 	return err
 }
 
-// watchdog cancels a stream's context when its timer fires.
+// watchdog cancels a stream's context when its timer fires. One timer is
+// reused for the whole stream; stop and arm may race with the timer firing,
+// in which case the stream is cancelled (the limit did run out).
 type watchdog struct {
 	mu     sync.Mutex
 	t      *time.Timer
-	idle   time.Duration
+	cause  error
 	cancel context.CancelCauseFunc
 }
 
 func (w *watchdog) arm(d time.Duration, sentinel error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	cause := &middleware.DeadlineError{Cause: sentinel, Limit: d}
-	w.t = time.AfterFunc(d, func() { w.cancel(cause) })
+	w.cause = &middleware.DeadlineError{Cause: sentinel, Limit: d}
+	if w.t == nil {
+		w.t = time.AfterFunc(d, w.fire)
+		return
+	}
+	w.t.Reset(d)
 }
 
+func (w *watchdog) fire() {
+	w.mu.Lock()
+	cause := w.cause
+	w.mu.Unlock()
+	w.cancel(cause)
+}
+
+// stop pauses the timer; arm restarts it.
 func (w *watchdog) stop() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.t != nil {
 		w.t.Stop()
-		w.t = nil
 	}
 }

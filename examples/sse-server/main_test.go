@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bufio"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// A real HTTP client reads the stream: chunked text events, each flushed
+// as it comes, then [DONE]; the answer comes from the fallback model since
+// the embedded gpt-4o is down.
+func TestServesTheAnswerAsSSE(t *testing.T) {
+	h, err := newHandler("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL + "/chat?q=" + url.QueryEscape("How full is the disk?"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var text strings.Builder
+	events, done := 0, false
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			t.Fatalf("unexpected line %q", line)
+		}
+		if data == "[DONE]" {
+			done = true
+			continue
+		}
+		if done {
+			t.Fatal("data after [DONE]")
+		}
+		events++
+		text.WriteString(data)
+	}
+	if !done || events < 10 || !strings.HasPrefix(text.String(), "The disk is 95% full") {
+		t.Fatalf("done %v, %d events, text %q", done, events, text.String())
+	}
+
+	bad, err := http.Get(srv.URL + "/chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Body.Close()
+	if bad.StatusCode != http.StatusBadRequest {
+		t.Fatalf("no question: status %d", bad.StatusCode)
+	}
+}

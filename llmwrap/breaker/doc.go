@@ -1,0 +1,21 @@
+// Package breaker is a circuit breaker per model, built on
+// sony/gobreaker/v2's TwoStepCircuitBreaker: a call is admitted first and
+// judged when Handle returns, so a stream is judged when it ends.
+//
+// A breaker trips after ConsecutiveFailures failures in a row, or when the
+// failure ratio over a rolling Window reaches FailureRatio once MinRequests
+// calls were seen. An open breaker refuses calls at once with an
+// [*OpenError] (matching [ErrOpen]) for OpenFor; then HalfOpenProbes trial
+// calls are let through, and their success closes it again.
+//
+// What counts: failures are the errors that say the model is unhealthy
+// (middleware.Transient: rate limits, 5xx, timeouts, network failures,
+// cut streams) and malformed answers. A client error (bad request, auth,
+// context window, content filter) is the request's fault, not the model's,
+// and counts as a success. A cancellation, a budget refusal, and any
+// failure that happened because the caller's own context ended (the run
+// deadline, a hedge that lost) are not counted at all.
+//
+// State changes are emitted as middleware.BreakerChanged events, after the
+// breaker's lock is released.
+package breaker

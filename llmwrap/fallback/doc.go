@@ -1,0 +1,37 @@
+// Package fallback runs a call against an ordered chain of models: the
+// requested model first, then the configured fallback models, each tried at
+// most once per call (a model is never tried twice, so a chain cannot
+// loop).
+//
+// Which failures move on is configurable ([Config.On]); by default rate
+// limits (and exhausted quotas), unavailable providers, timeouts, network
+// failures, cut streams, malformed answers, open circuit breakers and
+// context-window errors do, while bad requests, auth failures, content
+// filters, budget refusals and cancellations end the call. A context-window
+// error only moves on to a model with a larger window ([Config.Window]),
+// the configured fallback models first, then [Config.LargerWindow].
+//
+// A streaming call falls back only while no chunk has reached the caller;
+// after that its failure is returned to the caller (never as a normal end),
+// with the partial response so that what was produced is billed.
+//
+// Every attempt is recorded in the call's [middleware.CallInfo]
+// (CallFacts.Attempts), every move to the next model emits a
+// [middleware.FellBack] event, and when more than one model was tried and
+// the call still failed, the error is one [*Error] that lists each attempt
+// and matches each attempt's error with errors.Is and errors.As.
+//
+// The whole chain runs under the caller's context: one deadline (the run
+// guard's) bounds every attempt together; per-attempt limits are the
+// timeout layer's.
+//
+// # Hedging
+//
+// With [Config.Hedge] on, a non-streaming call that the first model has not
+// answered after a delay (fixed, or a percentile of the model's recent
+// latencies, whichever is smaller) is sent to the next model too. The
+// first successful answer wins, the other attempt is cancelled and waited
+// for, and both are billed: the loser with its partial usage if it
+// reported one, else with an estimate of its input tokens, since a
+// provider bills a prompt it received. Streaming calls are not hedged.
+package fallback

@@ -1,0 +1,475 @@
+package fallback
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenwise/tokenwise/llmwrap/breaker"
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// ErrChainFailed: the call failed on every model the chain tried.
+var ErrChainFailed = errors.New("tokenwise/fallback: every model tried failed")
+
+// ErrHedgeLost is the cause of the cancellation of a hedged attempt that
+// lost the race.
+var ErrHedgeLost = errors.New("tokenwise/fallback: another attempt answered first")
+
+// Error is returned when more than one model was tried and the call still
+// failed. It lists every attempt in order; errors.Is matches
+// ErrChainFailed and each attempt's error (so a chain that ended on a rate
+// limit matches middleware.ErrRateLimited), errors.As finds the first
+// attempt error of the wanted type.
+type Error struct {
+	Attempts []middleware.Attempt
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(ErrChainFailed.Error())
+	fmt.Fprintf(&b, " (%d attempts)", len(e.Attempts))
+	for i, a := range e.Attempts {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(a.Model)
+		if a.Hedge {
+			b.WriteString(" (hedge)")
+		}
+		b.WriteString(": ")
+		if a.Err != nil {
+			b.WriteString(a.Err.Error())
+		} else {
+			b.WriteString("ok")
+		}
+	}
+	return b.String()
+}
+
+// Is matches ErrChainFailed.
+func (e *Error) Is(target error) bool { return target == ErrChainFailed }
+
+// Unwrap returns the attempts' errors, in order.
+func (e *Error) Unwrap() []error {
+	errs := make([]error, 0, len(e.Attempts))
+	for _, a := range e.Attempts {
+		if a.Err != nil {
+			errs = append(errs, a.Err)
+		}
+	}
+	return errs
+}
+
+// DefaultOn returns the errors that move a call on when Config.On is nil:
+// rate limits, exhausted quotas, unavailable providers, timeouts, network
+// failures, cut streams, malformed answers, open breakers and
+// context-window errors.
+func DefaultOn() []error {
+	return []error{middleware.ErrRateLimited, middleware.ErrQuotaExceeded, middleware.ErrUnavailable,
+		middleware.ErrTimeout, middleware.ErrNetwork, middleware.ErrStreamCut, middleware.ErrMalformed,
+		breaker.ErrOpen, middleware.ErrContextWindow}
+}
+
+// Config is the chain. The zero value has no fallback models (New returns
+// nil).
+type Config struct {
+	// Models are tried in order after the requested model, each at most once.
+	Models []string
+	// On lists the errors (matched with errors.Is) that move a call to the
+	// next model. Nil: DefaultOn. A cancellation never moves on.
+	On []error
+	// Window returns a model's context window in tokens, false when
+	// unknown. A context-window error moves on only to models whose window
+	// is known and larger. Nil: context-window errors do not move on.
+	Window func(model string) (int64, bool)
+	// LargerWindow lists extra models, tried after Models, only to escalate
+	// a context-window error.
+	LargerWindow []string
+	// Hedge configures hedging. Zero: off.
+	Hedge Hedge
+}
+
+// Hedge configures hedging: the call is sent to the next model too when the
+// first has not answered after min(Delay, the Percentile of its recent
+// latencies). With only Percentile set, hedging starts once MinSamples
+// latencies were seen.
+type Hedge struct {
+	Delay      time.Duration // zero: not used
+	Percentile float64       // in (0,100); zero: not used
+	MinSamples int           // zero: 20
+	Samples    int           // latencies kept per model; zero: 256
+}
+
+func (h Hedge) enabled() bool { return h.Delay > 0 || h.Percentile > 0 }
+
+// Option configures code-side aspects of the middleware.
+type Option interface{ apply(*fallback) }
+
+type optionFunc func(*fallback)
+
+func (f optionFunc) apply(fb *fallback) { f(fb) }
+
+// WithPricer prices every attempt so that a call that used several models
+// (a hedge, a cut stream before a fallback) is billed for all of them. A
+// layer further in (a budget) that bills the call itself takes precedence.
+func WithPricer(p middleware.Pricer) Option { return optionFunc(func(f *fallback) { f.pricer = p }) }
+
+// WithInputEstimate replaces the estimate of a request's input tokens used
+// to bill a cancelled hedge that reported no usage. Default: [EstimateInput].
+func WithInputEstimate(fn func(*middleware.Request) int64) Option {
+	return optionFunc(func(f *fallback) {
+		if fn != nil {
+			f.estimate = fn
+		}
+	})
+}
+
+// EstimateInput is a conservative estimate of a request's input tokens:
+// 3 + Σ (4 + bytes/3) per message + (8 + bytes/3) per tool, rounding up.
+func EstimateInput(r *middleware.Request) int64 {
+	n := int64(3)
+	for i := range r.Messages {
+		m := &r.Messages[i]
+		b := len(m.Text()) + len(m.Name)
+		for _, tc := range m.ToolCalls {
+			b += len(tc.Name) + len(tc.Arguments)
+		}
+		n += 4 + int64(b+2)/3
+	}
+	for _, t := range r.Tools {
+		n += 8 + int64(len(t.Name)+len(t.Description)+len(t.Parameters)+2)/3
+	}
+	return n
+}
+
+type fallback struct {
+	c        Config
+	on       []error
+	pricer   middleware.Pricer
+	estimate func(*middleware.Request) int64
+
+	mu   sync.Mutex
+	lat  map[string]*ring
+	next middleware.Handler
+}
+
+// New returns the fallback middleware, or nil when c has no models to fall
+// back to. The middleware is safe for concurrent use.
+func New(c Config, opts ...Option) middleware.Middleware {
+	if len(c.Models) == 0 && len(c.LargerWindow) == 0 {
+		return nil
+	}
+	proto := fallback{c: c, on: c.On, estimate: EstimateInput}
+	if proto.on == nil {
+		proto.on = DefaultOn()
+	}
+	if c.Hedge.MinSamples <= 0 {
+		proto.c.Hedge.MinSamples = 20
+	}
+	if c.Hedge.Samples <= 0 {
+		proto.c.Hedge.Samples = 256
+	}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&proto)
+		}
+	}
+	return func(next middleware.Handler) middleware.Handler {
+		f := &fallback{c: proto.c, on: proto.on, pricer: proto.pricer, estimate: proto.estimate,
+			lat: map[string]*ring{}, next: next}
+		return f
+	}
+}
+
+// result is the outcome of one attempt.
+type result struct {
+	model   string
+	resp    *middleware.Response
+	err     error
+	lat     time.Duration
+	hedge   bool
+	started bool // a chunk reached the caller
+	usage   middleware.Usage
+}
+
+func (f *fallback) moveOn(err error) bool {
+	if middleware.IsCancellation(err) {
+		return false
+	}
+	for _, s := range f.on {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Handle implements middleware.Handler.
+func (f *fallback) Handle(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+	var (
+		triedBuf [4]string // no allocation for short chains
+		resBuf   [2]result
+		tried    = triedBuf[:0]
+		results  = resBuf[:0]
+		last     *result
+	)
+	for {
+		model, ok := f.nextModel(req.Model, tried, last)
+		if !ok {
+			break
+		}
+		if last != nil && middleware.Observing(ctx) {
+			middleware.Emit(ctx, middleware.FellBack{From: last.model, To: model, Err: last.err})
+		}
+		var rs []result
+		hedgeTo := ""
+		if len(tried) == 0 && req.Stream == nil && f.c.Hedge.enabled() {
+			hedgeTo, _ = f.nextModel(req.Model, []string{model}, nil)
+		}
+		if hedgeTo != "" {
+			rs = f.hedged(ctx, req, model, hedgeTo)
+		} else {
+			rs = []result{f.try(ctx, req, model, false)}
+		}
+		for i := range rs {
+			tried = append(tried, rs[i].model)
+		}
+		results = append(results, rs...)
+		if win := winner(rs); win != nil {
+			return f.finish(ctx, req, results, win)
+		}
+		last = &results[len(results)-1]
+		if last.started || ctx.Err() != nil || !f.moveOn(last.err) {
+			break
+		}
+	}
+	return f.finish(ctx, req, results, nil)
+}
+
+func winner(rs []result) *result {
+	for i := range rs {
+		if rs[i].err == nil {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+// nextModel returns the next model to try: the requested one first, then
+// the fallback models, skipping those tried; after a context-window error,
+// only models with a larger known window, LargerWindow included.
+func (f *fallback) nextModel(requested string, tried []string, last *result) (string, bool) {
+	if len(tried) == 0 {
+		return requested, true
+	}
+	window := last != nil && errors.Is(last.err, middleware.ErrContextWindow)
+	var need int64
+	if window {
+		if f.c.Window == nil {
+			return "", false
+		}
+		need, _ = f.c.Window(last.model)
+	}
+	cands := f.c.Models
+	if window {
+		cands = append(slices.Clip(cands), f.c.LargerWindow...)
+	}
+	for _, m := range cands {
+		if m == requested || slices.Contains(tried, m) {
+			continue
+		}
+		if window {
+			if w, ok := f.c.Window(m); !ok || w <= need {
+				continue
+			}
+		}
+		return m, true
+	}
+	return "", false
+}
+
+// try runs one attempt against model.
+func (f *fallback) try(ctx context.Context, req *middleware.Request, model string, hedge bool) result {
+	r := req
+	var started *atomic.Bool
+	if model != req.Model || req.Stream != nil {
+		r = req.Clone()
+		r.Model = model
+	}
+	if req.Stream != nil {
+		started = new(atomic.Bool)
+		inner := req.Stream
+		r.Stream = func(ctx context.Context, c middleware.Chunk) error {
+			started.Store(true)
+			return inner(ctx, c)
+		}
+	}
+	start := time.Now()
+	resp, err := f.next.Handle(ctx, r)
+	res := result{model: model, resp: resp, err: err, lat: time.Since(start), hedge: hedge}
+	if started != nil {
+		res.started = started.Load()
+	}
+	if resp != nil && !resp.FromCache {
+		res.usage = resp.Usage
+	}
+	if err == nil {
+		f.record(model, res.lat)
+	}
+	return res
+}
+
+// hedged runs model, and hedgeTo as well if model is slow. It returns the
+// attempts in the order they started, after all of them ended.
+func (f *fallback) hedged(ctx context.Context, req *middleware.Request, model, hedgeTo string) []result {
+	delay, ok := f.delay(model)
+	if !ok {
+		return []result{f.try(ctx, req, model, false)}
+	}
+	ctx0, cancel0 := context.WithCancelCause(ctx)
+	defer cancel0(nil)
+	ch := make(chan result, 2)
+	go func() { ch <- f.try(ctx0, req, model, false) }()
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return []result{r}
+	case <-ctx.Done():
+		return []result{<-ch}
+	case <-t.C:
+	}
+	ctx1, cancel1 := context.WithCancelCause(ctx)
+	defer cancel1(nil)
+	go func() { ch <- f.try(ctx1, req, hedgeTo, true) }()
+	first := <-ch
+	if first.err == nil {
+		if first.model == model {
+			cancel1(ErrHedgeLost)
+		} else {
+			cancel0(ErrHedgeLost)
+		}
+	}
+	second := <-ch
+	if first.err == nil {
+		if second.err != nil && second.usage.IsZero() {
+			second.usage = middleware.Usage{InputTokens: f.estimate(req)}
+		}
+		if second.model == model && second.err != nil {
+			f.record(model, second.lat) // censored: it was at least this slow
+		}
+	}
+	if first.hedge {
+		first, second = second, first // report in start order
+	}
+	return []result{first, second}
+}
+
+// finish records the attempts, bills them and returns the call's outcome.
+func (f *fallback) finish(ctx context.Context, req *middleware.Request, rs []result, win *result) (*middleware.Response, error) {
+	var cost int64
+	billed := 0
+	if f.pricer != nil && len(rs) > 1 {
+		for _, r := range rs {
+			if !r.usage.IsZero() {
+				if c, ok := f.pricer.Cost(r.model, r.usage); ok {
+					cost += c
+					billed++
+				}
+			}
+		}
+	}
+	final := win
+	if final == nil {
+		final = &rs[len(rs)-1]
+	}
+	if ci := middleware.CallInfoFrom(ctx); ci != nil {
+		ci.Update(func(fc *middleware.CallFacts) {
+			for _, r := range rs {
+				fc.Attempts = append(fc.Attempts, r.attempt())
+			}
+			fc.Model = final.model
+			if billed > 1 && fc.CostMicros == 0 {
+				fc.CostMicros = cost
+			}
+		})
+	}
+	if win != nil {
+		return win.resp, nil
+	}
+	if len(rs) == 1 {
+		return final.resp, final.err
+	}
+	atts := make([]middleware.Attempt, len(rs))
+	for i := range rs {
+		atts[i] = rs[i].attempt()
+	}
+	return final.resp, &Error{Attempts: atts}
+}
+
+func (r *result) attempt() middleware.Attempt {
+	return middleware.Attempt{Model: r.model, Latency: r.lat, Err: r.err, Hedge: r.hedge, Usage: r.usage}
+}
+
+// ring keeps a model's recent latencies.
+type ring struct {
+	d    []time.Duration
+	next int
+	full bool
+}
+
+func (f *fallback) record(model string, d time.Duration) {
+	if f.c.Hedge.Percentile <= 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.lat[model]
+	if r == nil {
+		r = &ring{d: make([]time.Duration, f.c.Hedge.Samples)}
+		f.lat[model] = r
+	}
+	r.d[r.next] = d
+	r.next++
+	if r.next == len(r.d) {
+		r.next, r.full = 0, true
+	}
+}
+
+// delay returns how long to wait before hedging a call to model, false
+// when it should not be hedged (yet).
+func (f *fallback) delay(model string) (time.Duration, bool) {
+	h := f.c.Hedge
+	d, ok := h.Delay, h.Delay > 0
+	if h.Percentile <= 0 {
+		return d, ok
+	}
+	f.mu.Lock()
+	var xs []time.Duration
+	if r := f.lat[model]; r != nil {
+		n := r.next
+		if r.full {
+			n = len(r.d)
+		}
+		xs = append(xs, r.d[:n]...)
+	}
+	f.mu.Unlock()
+	if len(xs) < h.MinSamples {
+		return d, ok
+	}
+	slices.Sort(xs)
+	i := int(float64(len(xs)) * h.Percentile / 100)
+	i = min(max(i, 0), len(xs)-1)
+	if p := xs[i]; !ok || p < d {
+		return p, true
+	}
+	return d, true
+}

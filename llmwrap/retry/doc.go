@@ -1,0 +1,20 @@
+// Package retry retries transient failures of an LLM call on the same
+// model: rate limits, unavailable providers, timeouts, network failures and
+// streams cut before their first chunk (see middleware.Transient).
+// Everything else is returned at once: a bad request, an auth failure, a
+// context-window error, a budget refusal, a cancellation, and a 429
+// insufficient_quota, which no wait can fix.
+//
+// Waits use exponential backoff with full jitter (a uniform draw in
+// [0, min(MaxDelay, BaseDelay·2^(n-1)))) unless the provider asked for a
+// wait with Retry-After (seconds or an HTTP date) or retry-after-ms, which
+// is honoured exactly. A wait that would end after the call's deadline, or
+// push the call's total wait past MaxTotalWait, is not started: the last
+// error is returned at once, so that a fallback can move on immediately
+// instead of sleeping into a timeout.
+//
+// A streaming call is retried only while no chunk has reached the caller;
+// after that a failure is the caller's to see.
+//
+// Every retry emits a middleware.Retrying event before its wait.
+package retry

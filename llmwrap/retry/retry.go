@@ -1,0 +1,170 @@
+package retry
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// Defaults of a zero Policy field.
+const (
+	DefaultBaseDelay = 200 * time.Millisecond
+	DefaultMaxDelay  = 10 * time.Second
+)
+
+// Policy configures the retries. MaxAttempts of zero or one turns retries
+// off (New returns nil).
+type Policy struct {
+	// MaxAttempts counts attempts per call, the first included.
+	MaxAttempts int
+	// BaseDelay is the first backoff's upper bound. Zero: DefaultBaseDelay.
+	BaseDelay time.Duration
+	// MaxDelay caps one backoff, and a Retry-After: a provider asking for a
+	// longer wait is not retried. Zero: DefaultMaxDelay.
+	MaxDelay time.Duration
+	// MaxTotalWait caps the sum of the waits of one call. Zero: only the
+	// call's deadline bounds it.
+	MaxTotalWait time.Duration
+}
+
+// Option configures code-side aspects of the middleware.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithJitter replaces the source of jitter: f returns a number in [0, 1)
+// and must be safe for concurrent use. Default: math/rand/v2.Float64.
+// Tests use it to make backoffs deterministic.
+func WithJitter(f func() float64) Option {
+	return optionFunc(func(c *config) {
+		if f != nil {
+			c.jitter = f
+		}
+	})
+}
+
+type config struct {
+	Policy
+	jitter func() float64
+}
+
+// New returns the retry middleware, or nil when p allows a single attempt.
+// The middleware is safe for concurrent use.
+func New(p Policy, opts ...Option) middleware.Middleware {
+	if p.MaxAttempts <= 1 {
+		return nil
+	}
+	c := &config{Policy: p, jitter: rand.Float64}
+	if c.BaseDelay <= 0 {
+		c.BaseDelay = DefaultBaseDelay
+	}
+	if c.MaxDelay <= 0 {
+		c.MaxDelay = DefaultMaxDelay
+	}
+	if c.BaseDelay > c.MaxDelay {
+		c.BaseDelay = c.MaxDelay
+	}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(c)
+		}
+	}
+	return func(next middleware.Handler) middleware.Handler {
+		return &handler{c: c, next: next}
+	}
+}
+
+type handler struct {
+	c    *config
+	next middleware.Handler
+}
+
+func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+	r := req
+	var started *atomic.Bool
+	if req.Stream != nil {
+		started = new(atomic.Bool)
+		inner := req.Stream
+		r = req.Clone()
+		r.Stream = func(ctx context.Context, c middleware.Chunk) error {
+			started.Store(true)
+			return inner(ctx, c)
+		}
+	}
+	var waited time.Duration
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for attempt := 1; ; attempt++ {
+		resp, err := h.next.Handle(ctx, r)
+		if err == nil || attempt >= h.c.MaxAttempts || !middleware.Transient(err) || ctx.Err() != nil ||
+			(started != nil && started.Load()) {
+			return resp, err
+		}
+		wait, ok := h.wait(ctx, attempt, waited, err)
+		if !ok {
+			return resp, err
+		}
+		if middleware.Observing(ctx) {
+			middleware.Emit(ctx, middleware.Retrying{Model: req.Model, Attempt: attempt, Wait: wait, Err: err})
+		}
+		if wait > 0 {
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			select {
+			case <-ctx.Done():
+				// The call's context ended while waiting: report the
+				// provider's failure, which says why we were waiting.
+				return resp, err
+			case <-timer.C:
+			}
+		}
+		waited += wait
+	}
+}
+
+// wait returns how long to wait before the next attempt, and false when
+// the call should not be retried: the wait would outlast the deadline, the
+// total wait cap or MaxDelay (for a provider's Retry-After).
+func (h *handler) wait(ctx context.Context, attempt int, waited time.Duration, err error) (time.Duration, bool) {
+	var d time.Duration
+	if ra, ok := middleware.RetryAfter(err); ok {
+		if ra > h.c.MaxDelay {
+			return 0, false
+		}
+		d = ra
+	} else {
+		d = Backoff(h.c.BaseDelay, h.c.MaxDelay, attempt, h.c.jitter())
+	}
+	if h.c.MaxTotalWait > 0 && waited+d > h.c.MaxTotalWait {
+		return 0, false
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Add(d).Before(dl) {
+		return 0, false
+	}
+	return d, true
+}
+
+// Backoff returns the full-jitter backoff before retry number attempt
+// (1-based): u · min(max, base·2^(attempt-1)), with u in [0, 1).
+func Backoff(base, max time.Duration, attempt int, u float64) time.Duration {
+	ceil := base
+	for i := 1; i < attempt && ceil < max; i++ {
+		ceil *= 2
+	}
+	if ceil > max {
+		ceil = max
+	}
+	return time.Duration(u * float64(ceil))
+}

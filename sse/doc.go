@@ -1,0 +1,15 @@
+// Package sse streams the final answer of an LLM call, or of a whole agent
+// run, to a web client as Server-Sent Events: one "data:" event per chunk
+// of text, flushed at once, and "data: [DONE]" at the end.
+//
+// The wire format: each chunk's text is sent as an event whose data lines
+// are the text's lines (a client joins them with "\n", per the SSE
+// specification). A failure after the first event is sent as an
+// "event: error" whose data is the error text, and no "[DONE]" follows, so a
+// client never takes a cut stream for a complete answer. A failure before
+// the first event is an HTTP error status instead (504 for timeouts, 429
+// for rate limits and budgets, 502 otherwise).
+//
+// When the client disconnects, the request's context ends, and with it the
+// upstream call: a [RunFunc] must use the context it is given.
+package sse

@@ -1,0 +1,169 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// Stream writes one SSE response. The stream functions ([Stream.Send],
+// [Stream.Chunk], [Stream.Write]) are safe for concurrent use; events are
+// written in the order the calls take the stream's lock.
+type Stream struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	buf     []byte
+}
+
+// Send writes text as one event and flushes it. Empty text sends nothing.
+// It returns the write error when the client went away.
+func (s *Stream) Send(text string) error {
+	if text == "" {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	s.buf = appendEvent(s.buf[:0], "", text)
+	return s.writeLocked()
+}
+
+var errClosed = errors.New("tokenwise/sse: stream already ended")
+
+// Chunk sends a chunk's content; it is a [middleware.StreamFunc].
+func (s *Stream) Chunk(_ context.Context, c middleware.Chunk) error { return s.Send(c.Content) }
+
+// Write sends chunk as text. Its signature is langchaingo's streaming
+// function's: pass it to llms.WithStreamingFunc (or an agent's) as is.
+func (s *Stream) Write(_ context.Context, chunk []byte) error { return s.Send(string(chunk)) }
+
+// Started reports whether an event was written (the status line is sent).
+func (s *Stream) Started() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.started
+}
+
+func (s *Stream) writeLocked() error {
+	if !s.started {
+		s.started = true
+		h := s.w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no") // keep proxies from buffering
+		s.w.WriteHeader(http.StatusOK)
+	}
+	if _, err := s.w.Write(s.buf); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+// end writes the final event: [DONE], or the error.
+func (s *Stream) end(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if err != nil {
+		s.buf = appendEvent(s.buf[:0], "error", err.Error())
+	} else {
+		s.buf = append(s.buf[:0], "data: [DONE]\n\n"...)
+	}
+	_ = s.writeLocked()
+}
+
+// appendEvent renders one event: an optional event name and the text's
+// lines as data lines.
+func appendEvent(dst []byte, name, text string) []byte {
+	if name != "" {
+		dst = append(dst, "event: "...)
+		dst = append(dst, name...)
+		dst = append(dst, '\n')
+	}
+	text = strings.ReplaceAll(text, "\r\n", "\n")
+	for {
+		line, rest, more := strings.Cut(text, "\n")
+		dst = append(dst, "data: "...)
+		dst = append(dst, strings.ReplaceAll(line, "\r", "")...)
+		dst = append(dst, '\n')
+		if !more {
+			break
+		}
+		text = rest
+	}
+	return append(dst, '\n')
+}
+
+// RunFunc produces an answer for r and streams its final text to s, for
+// example by passing s.Chunk as a request's Stream or s.Write as
+// langchaingo's streaming function. It must stop when ctx ends (the client
+// disconnected).
+type RunFunc func(ctx context.Context, r *http.Request, s *Stream) error
+
+// Handler returns an http.Handler that serves run as an SSE stream. It is
+// safe for concurrent use if run is.
+func Handler(run RunFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := &Stream{w: w, rc: http.NewResponseController(w)}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		err := run(ctx, r, s)
+		if err != nil && !s.Started() {
+			http.Error(w, err.Error(), Status(err))
+			return
+		}
+		if r.Context().Err() != nil {
+			return // the client is gone
+		}
+		s.end(err)
+	})
+}
+
+// CallHandler returns an http.Handler that serves one LLM call: decode
+// turns the HTTP request into a core request, h (a tokenwise chain around a
+// provider) answers it, and the answer's text is streamed as it arrives.
+func CallHandler(h middleware.Handler, decode func(*http.Request) (*middleware.Request, error)) http.Handler {
+	return Handler(func(ctx context.Context, r *http.Request, s *Stream) error {
+		req, err := decode(r)
+		if err != nil {
+			return &badRequest{err}
+		}
+		req = req.Clone()
+		req.Stream = s.Chunk
+		_, err = h.Handle(ctx, req)
+		return err
+	})
+}
+
+type badRequest struct{ error }
+
+func (e *badRequest) Unwrap() error { return e.error }
+
+// Status is the HTTP status for a failure before the first event.
+func Status(err error) int {
+	var br *badRequest
+	switch {
+	case errors.As(err, &br):
+		return http.StatusBadRequest
+	case errors.Is(err, middleware.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, middleware.ErrRateLimited), errors.Is(err, middleware.ErrBudget), errors.Is(err, middleware.ErrQuotaExceeded):
+		return http.StatusTooManyRequests
+	case errors.Is(err, middleware.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadGateway
+}
