@@ -1,11 +1,69 @@
 package llmwrap
 
 import (
+	"github.com/tokenwise/tokenwise/llmwrap/compact"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
-// contextLayer builds the context layer. Not built yet: the layer is off.
+type contextOptsKey struct{}
+
+func contextOpts(o *options) *[]compact.Option {
+	v, _ := o.get(contextOptsKey{}).(*[]compact.Option)
+	if v == nil {
+		v = new([]compact.Option)
+		o.set(contextOptsKey{}, v)
+	}
+	return v
+}
+
+// WithContextOffloader sets the artifact store the context layer's offload
+// strategy moves old tool results to (the tools package's artifact store,
+// whose read_artifact tool lets the agent read them back). Without it the
+// offload strategy is skipped.
+func WithContextOffloader(off compact.Offloader) Option {
+	return func(o *options) { *contextOpts(o) = append(*contextOpts(o), compact.WithOffloader(off)) }
+}
+
+// WithContextOptions passes code-side options to the context layer (an
+// estimator, a summariser handler, the summary cache size).
+func WithContextOptions(opts ...compact.Option) Option {
+	return func(o *options) { *contextOpts(o) = append(*contextOpts(o), opts...) }
+}
+
+// contextLayer builds the context compaction layer from p.Context: off
+// unless a ceiling (max_input_tokens or window_fraction) is set. It sits
+// under the router, so the ceiling is the routed model's, and above the
+// fallback and the budget, so that summary calls go through them (billed,
+// retried) and every attempt is sent the compacted request.
 func contextLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
-	return nil, nil
+	x := p.Context
+	if x.MaxInputTokens <= 0 && x.WindowFraction <= 0 {
+		return nil, nil
+	}
+	cfg := compact.Config{
+		MaxInputTokens:   x.MaxInputTokens,
+		WindowFraction:   x.WindowFraction,
+		KeepLastTurns:    x.KeepLastTurns,
+		OffloadOverBytes: int(x.OffloadOverBytes),
+		BlockSize:        x.BlockSize,
+		SummaryModel:     x.SummaryModel,
+	}
+	if cfg.SummaryModel == "" {
+		cfg.SummaryModel = p.Routing.Default
+	}
+	for _, s := range x.Strategies {
+		cfg.Strategies = append(cfg.Strategies, compact.Strategy(s))
+	}
+	opts := []compact.Option{
+		compact.WithPricer(Pricer(p)),
+		compact.WithWindow(func(model string) int64 {
+			spec, _ := p.Model(model)
+			return spec.ContextWindow
+		}),
+	}
+	if v, ok := o.get(contextOptsKey{}).(*[]compact.Option); ok {
+		opts = append(opts, *v...)
+	}
+	return compact.New(cfg, opts...)
 }

@@ -206,8 +206,8 @@ func (r *Run) Report() string {
 		if c.Err != nil {
 			errText = c.Err.Error()
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", c.Seq, c.Model, c.Stage,
-			c.Usage.InputTokens, c.Usage.CachedInputTokens, c.Usage.OutputTokens, FormatUSD(c.CostMicros),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", c.Seq, c.Model, c.Stage,
+			c.Usage.InputTokens, cachedCell(c.Usage), c.Usage.OutputTokens, FormatUSD(c.CostMicros),
 			c.Latency.Round(time.Millisecond), c.Cache, c.Rule, errText)
 	}
 	tw.Flush()
@@ -237,6 +237,7 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 		Cache       string   `json:"cache,omitempty"`
 		Input       int64    `json:"input_tokens"`
 		Cached      int64    `json:"cached_input_tokens"`
+		CachedShare float64  `json:"cached_share"`
 		Output      int64    `json:"output_tokens"`
 		Reasoning   int64    `json:"reasoning_tokens"`
 		CostMicros  int64    `json:"cost_usd_micros"`
@@ -267,11 +268,28 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 			e = c.Err.Error()
 		}
 		out.Calls = append(out.Calls, call{Seq: c.Seq, Model: c.Model, Requested: c.RequestedModel, Stage: c.Stage,
-			Rule: c.Rule, Cache: string(c.Cache), Input: c.Usage.InputTokens, Cached: c.Usage.CachedInputTokens,
+			Rule: c.Rule, Cache: string(c.Cache), Input: c.Usage.InputTokens, Cached: c.Usage.CachedInputTokens, CachedShare: CachedShare(c.Usage),
 			Output: c.Usage.OutputTokens, Reasoning: c.Usage.ReasoningTokens, CostMicros: c.CostMicros,
 			SavedMicros: c.SavedMicros, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Notes: c.Notes, Err: e})
 	}
 	return json.Marshal(out)
+}
+
+// CachedShare returns the share of u's input tokens that the provider read
+// from its prompt cache, in [0,1]; 0 without input.
+func CachedShare(u Usage) float64 {
+	if u.InputTokens <= 0 {
+		return 0
+	}
+	return float64(u.CachedInputTokens) / float64(u.InputTokens)
+}
+
+// cachedCell renders cached input tokens with their share of the input.
+func cachedCell(u Usage) string {
+	if u.CachedInputTokens == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (%.0f%%)", u.CachedInputTokens, 100*CachedShare(u))
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
