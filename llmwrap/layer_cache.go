@@ -1,11 +1,44 @@
 package llmwrap
 
 import (
+	"errors"
+
+	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
-// cacheLayer builds the cache layer. Not built yet: the layer is off.
+type cacheStoreKey struct{}
+
+// WithCacheStore sets the store of the response cache (for example a Redis
+// store shared by replicas, adapters/redis.NewCacheStore). The caller owns
+// it (and closes it). Default: an in-memory store bounded by the policy's
+// cache.max_entries and cache.max_bytes; a policy whose cache.store is
+// redis requires this option.
+func WithCacheStore(s cache.Store) Option {
+	return func(o *options) { o.set(cacheStoreKey{}, s) }
+}
+
+// cacheLayer builds the response cache from p.Cache (off unless enabled).
 func cacheLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
-	return nil, nil
+	c := p.Cache
+	if !c.Enabled {
+		return nil, nil
+	}
+	store, _ := o.get(cacheStoreKey{}).(cache.Store)
+	if store == nil {
+		if c.Store == policies.StoreRedis {
+			return nil, errors.New("cache.store is redis: pass the store with llmwrap.WithCacheStore")
+		}
+		// No sweeper: Build returns no Close; expired entries are never
+		// served and are pushed out by the LRU bounds.
+		store = cache.NewMemory(cache.MemoryOptions{MaxEntries: c.MaxEntries, MaxBytes: int64(c.MaxBytes)})
+	}
+	return cache.New(store, cache.Config{
+		TTL:        c.TTL.Duration(),
+		Global:     c.Scope == policies.CacheScopeGlobal,
+		AnyRequest: !c.IsDeterministicOnly(),
+		FailClosed: c.FailClosed,
+		Pricer:     Pricer(p),
+	}), nil
 }

@@ -108,6 +108,7 @@ func buildRequest(defaultModel string, messages []llms.MessageContent, options [
 	}
 	req.ToolChoice = toolChoiceName(co.ToolChoice, co.FunctionCallBehavior)
 	req.ResponseFormat = responseFormat(co.JSONMode, co.ResponseMIMEType)
+	req.Extra = extraOptions(&co)
 
 	var err error
 	if req.Tools, nat.tools, err = coreTools(co.Tools, co.Functions); err != nil {

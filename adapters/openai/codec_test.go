@@ -76,6 +76,8 @@ func TestDecodeRequest(t *testing.T) {
 		MaxTokens:      100,
 		ResponseFormat: []byte(`{"type": "json_object"}`),
 		N:              1,
+		// Answer-affecting members the core does not model, canonical.
+		Extra: []byte(`{"logprobs":true,"parallel_tool_calls":false}`),
 	}
 	w := req.Native.(*Wire)
 	req.Native = nil
@@ -230,6 +232,9 @@ func TestEncodeRequestRoundTrip(t *testing.T) {
 	}
 	again.Native = nil
 	req.Stream = nil
+	// Extra is a cache-key input: a core request is encoded without it
+	// (only the caller's own bytes carry unmodelled members upstream).
+	req.Extra = nil
 	// The assistant's null content and the raw part survive; the only
 	// difference is the field name of the limit.
 	if !reflect.DeepEqual(again, req) {

@@ -87,6 +87,7 @@ func decodeRequest(body []byte) (*middleware.Request, error) {
 		return nil, errors.New("request body is null")
 	}
 	s.members = make([]member, 0, 16)
+	var extra []extraMember
 	for r.more() {
 		start := r.next()
 		name, err := r.name()
@@ -103,7 +104,12 @@ func decodeRequest(body []byte) (*middleware.Request, error) {
 		case fieldTools:
 			err = r.tools(s)
 		case fieldToolChoice:
+			obj := r.peek() == '{'
 			req.ToolChoice, err = r.toolChoice()
+			if err == nil && obj && req.ToolChoice == "" {
+				// A choice the core cannot name still changes the answer.
+				extra = append(extra, extraMember{name, r.src[vstart:r.offset():r.offset()]})
+			}
 		case fieldTemperature:
 			req.Temperature, err = r.float()
 		case fieldTopP:
@@ -139,7 +145,14 @@ func decodeRequest(body []byte) (*middleware.Request, error) {
 				return true, err
 			})
 		default:
-			err = r.skip()
+			if answerAffecting(name) {
+				var v []byte
+				if v, err = r.raw(); v != nil {
+					extra = append(extra, extraMember{name, v})
+				}
+			} else {
+				err = r.skip()
+			}
 		}
 		if err != nil {
 			return nil, err
@@ -155,6 +168,7 @@ func decodeRequest(body []byte) (*middleware.Request, error) {
 		return nil, err
 	}
 	out := *req
+	out.Extra = canonicalExtra(extra)
 	out.Native = &Wire{JSON: body, req: s}
 	return &out, nil
 }

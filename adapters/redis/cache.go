@@ -1,0 +1,70 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tokenwise/tokenwise/llmwrap/cache"
+)
+
+// CacheStore is a [cache.Store] in Redis, shared by every replica that uses
+// the same server and prefix. Each entry is one string key,
+// "<prefix>:cache:<key in hex>", holding the entry's binary form (canonical
+// request included, so a hit is still checked against the request) with
+// the entry's TTL as the key's expiry. It is safe for concurrent use.
+type CacheStore struct {
+	client goredis.UniversalClient
+	prefix string
+}
+
+var _ cache.Store = (*CacheStore)(nil)
+
+// NewCacheStore returns a cache store on client. prefix namespaces the keys
+// (empty: "tokenwise"). The caller owns the client.
+func NewCacheStore(client goredis.UniversalClient, prefix string) *CacheStore {
+	if prefix == "" {
+		prefix = "tokenwise"
+	}
+	return &CacheStore{client: client, prefix: prefix + ":cache:"}
+}
+
+// Key returns the Redis key of a cache key.
+func (s *CacheStore) Key(key uint64) string {
+	b := make([]byte, 0, len(s.prefix)+16)
+	b = append(b, s.prefix...)
+	h := strconv.AppendUint(nil, key, 16)
+	for range 16 - len(h) {
+		b = append(b, '0')
+	}
+	return string(append(b, h...))
+}
+
+// Get returns the entry under key, nil on a miss. An entry Redis holds
+// that does not decode (another version) is a miss.
+func (s *CacheStore) Get(ctx context.Context, key uint64) (*cache.Entry, error) {
+	b, err := s.client.Get(ctx, s.Key(key)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	e := &cache.Entry{}
+	if e.UnmarshalBinary(b) != nil {
+		return nil, nil
+	}
+	return e, nil
+}
+
+// Set stores e under key with Redis expiry ttl (0: none).
+func (s *CacheStore) Set(ctx context.Context, key uint64, e *cache.Entry, ttl time.Duration) error {
+	b, err := e.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return s.client.Set(ctx, s.Key(key), b, ttl).Err()
+}

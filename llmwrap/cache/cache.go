@@ -1,0 +1,352 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// Store keeps cache entries by key ([Sum] of the canonical request).
+// Implementations must be safe for concurrent use. Get returns nil, nil on
+// a miss (an expired entry is a miss); the returned Entry may be shared and
+// must not be modified. Set stores e for ttl (0 = no expiry) and must not
+// keep or modify anything but e itself, which it then owns.
+type Store interface {
+	Get(ctx context.Context, key uint64) (*Entry, error)
+	Set(ctx context.Context, key uint64, e *Entry, ttl time.Duration) error
+}
+
+// ErrStore matches the error of a call refused because the cache store
+// failed and the cache is fail-closed.
+var ErrStore = errors.New("tokenwise/cache: store failed")
+
+// StoreError is a store failure returned to the caller by a fail-closed
+// cache. It matches ErrStore with errors.Is and unwraps to the store's
+// error.
+type StoreError struct {
+	Op  string // "get"
+	Err error
+}
+
+func (e *StoreError) Error() string { return fmt.Sprintf("%v: %s: %v", ErrStore, e.Op, e.Err) }
+
+// Is matches ErrStore.
+func (e *StoreError) Is(target error) bool { return target == ErrStore }
+
+// Unwrap returns the store's error.
+func (e *StoreError) Unwrap() error { return e.Err }
+
+// Config configures the cache middleware. The zero value caches
+// deterministic requests per team, forever (until evicted), failing open.
+type Config struct {
+	// TTL is how long an answer stays. Zero: until evicted.
+	TTL time.Duration
+	// Global shares answers between teams. False: an answer is served only
+	// to the team (middleware.TeamFrom) whose call produced it.
+	Global bool
+	// AnyRequest caches non-deterministic requests too. False: only
+	// requests with temperature 0 or a seed are cached (an omitted
+	// temperature is the provider's default, not 0).
+	AnyRequest bool
+	// FailClosed fails a call whose lookup hits a store error. False: a
+	// store error is a miss. Either way it is reported as a
+	// middleware.StoreFailed event. A failed write never fails a call (the
+	// answer was paid for).
+	FailClosed bool
+	// Pricer prices the tokens a hit saved (CallFacts.SavedMicros). Nil:
+	// no USD figure.
+	Pricer middleware.Pricer
+	// ReplayChunk is the size in bytes of the content pieces a hit replays
+	// to a streaming caller. Zero: 64.
+	ReplayChunk int
+}
+
+// The scopes the cache layer keys on (see [AppendCanonical]): ScopeGlobal,
+// or ScopeTeamPrefix followed by the team (middleware.TeamFrom).
+const (
+	ScopeGlobal     = "global"
+	ScopeTeamPrefix = "team:"
+)
+
+type controlKey struct{}
+
+// control is the per-request cache control carried by a context.
+type control struct {
+	bypass, refresh bool
+	ttl             time.Duration
+}
+
+func controlFrom(ctx context.Context) control {
+	c, _ := ctx.Value(controlKey{}).(control)
+	return c
+}
+
+// WithBypass returns a context whose calls neither read nor write the cache.
+func WithBypass(ctx context.Context) context.Context {
+	c := controlFrom(ctx)
+	c.bypass = true
+	return context.WithValue(ctx, controlKey{}, c)
+}
+
+// WithRefresh returns a context whose calls skip the lookup, call the
+// provider and overwrite the cached answer.
+func WithRefresh(ctx context.Context) context.Context {
+	c := controlFrom(ctx)
+	c.refresh = true
+	return context.WithValue(ctx, controlKey{}, c)
+}
+
+// WithTTL returns a context whose calls store their answer for d instead of
+// the configured TTL.
+func WithTTL(ctx context.Context, d time.Duration) context.Context {
+	c := controlFrom(ctx)
+	c.ttl = d
+	return context.WithValue(ctx, controlKey{}, c)
+}
+
+// Deterministic reports whether req asks for a reproducible answer:
+// temperature 0 or a seed.
+func Deterministic(req *middleware.Request) bool {
+	return req.Seed != nil || req.Temperature != nil && *req.Temperature == 0
+}
+
+// Complete reports whether resp is an answer worth keeping: it finished
+// normally (stop or tool calls), not truncated (length) or filtered.
+func Complete(resp *middleware.Response) bool {
+	switch resp.FinishReason {
+	case middleware.FinishStop, middleware.FinishToolCalls, "function_call":
+		return true
+	}
+	return false
+}
+
+// New returns the response cache middleware over store. Per call it:
+//   - bypasses the cache for requests that are not eligible
+//     (non-deterministic unless AnyRequest) or whose context says
+//     WithBypass (CacheBypass);
+//   - looks the request up under its canonical key and scope; a hit is
+//     served as a deep copy with FromCache set and zero Usage (nothing was
+//     spent), the saved tokens and USD go to the call's CallFacts (Saved,
+//     SavedMicros) and a middleware.CacheLookup event; a streaming caller
+//     gets it replayed chunk by chunk (middleware.Replay);
+//   - on a miss, coalesces identical concurrent misses into one call of
+//     next: followers wait for the leader and are served its answer as a
+//     hit; if the leader fails for a reason of its own (its caller
+//     cancelled, its run's budget refused) the followers try again;
+//   - stores complete answers only (see [Complete]), never errors.
+//
+// The middleware is safe for concurrent use.
+func New(store Store, cfg Config) middleware.Middleware {
+	if cfg.ReplayChunk <= 0 {
+		cfg.ReplayChunk = 64
+	}
+	c := &cacher{store: store, cfg: cfg, flights: map[uint64]*flight{}}
+	return func(next middleware.Handler) middleware.Handler {
+		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			return c.handle(ctx, req, next)
+		})
+	}
+}
+
+type cacher struct {
+	store Store
+	cfg   Config
+
+	mu      sync.Mutex
+	flights map[uint64]*flight
+}
+
+// flight is one provider call that identical concurrent misses share.
+type flight struct {
+	req  []byte // canonical request
+	done chan struct{}
+	resp *middleware.Response // set before done closes; nil when not shareable
+	err  error                // the provider's refusal, shared with the followers
+}
+
+// sharedError reports whether a leader's error is the provider's answer to
+// the request itself, which identical followers would get too: a
+// classified provider error other than a broken connection or stream.
+// Errors of the leader's own (its cancellation, its run's budget or
+// deadline) are not shared: the followers try again.
+func sharedError(err error) bool {
+	var pe *middleware.ProviderError
+	return errors.As(err, &pe) && !middleware.IsCancellation(err) &&
+		!errors.Is(err, middleware.ErrNetwork) && !errors.Is(err, middleware.ErrStreamCut) &&
+		!errors.Is(err, context.DeadlineExceeded)
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
+	ctl := controlFrom(ctx)
+	if ctl.bypass || !c.cfg.AnyRequest && !Deterministic(req) {
+		c.mark(ctx, req, middleware.CacheBypass)
+		return next.Handle(ctx, req)
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	var enc []byte
+	if c.cfg.Global {
+		enc = appendCanonical((*bp)[:0], ScopeGlobal, "", req)
+	} else {
+		enc = appendCanonical((*bp)[:0], ScopeTeamPrefix, middleware.TeamFrom(ctx), req)
+	}
+	*bp = enc
+	key := Sum(enc)
+
+	for {
+		if !ctl.refresh {
+			e, err := c.store.Get(ctx, key)
+			if err != nil {
+				c.storeFailed(ctx, "get", err)
+				if c.cfg.FailClosed {
+					return nil, &StoreError{Op: "get", Err: err}
+				}
+			}
+			if e != nil && bytes.Equal(e.Request, enc) {
+				return c.serve(ctx, req, &e.Response)
+			}
+		}
+		f, leader := c.join(key, enc)
+		if leader {
+			return c.lead(ctx, req, next, key, f, ctl)
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if f.resp != nil {
+			return c.serve(ctx, req, f.resp)
+		}
+		if f.err != nil {
+			return nil, f.err
+		}
+		// The leader failed for a reason of its own: try again (the loop
+		// ends: every round either serves, leads or waits for a leader that
+		// made a call).
+	}
+}
+
+// join returns the flight of key, creating it (leader true) when there is
+// none. A flight of another request with the same key (a hash collision)
+// is not shared: the caller leads an unregistered flight of its own.
+func (c *cacher) join(key uint64, enc []byte) (*flight, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.flights[key]; ok {
+		if bytes.Equal(f.req, enc) {
+			return f, false
+		}
+		return &flight{req: append([]byte(nil), enc...), done: make(chan struct{})}, true
+	}
+	f := &flight{req: append([]byte(nil), enc...), done: make(chan struct{})}
+	c.flights[key] = f
+	return f, true
+}
+
+func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middleware.Handler, key uint64, f *flight, ctl control) (resp *middleware.Response, err error) {
+	var shared *middleware.Response
+	var sharedErr error
+	defer func() {
+		c.mu.Lock()
+		if c.flights[key] == f {
+			delete(c.flights, key)
+		}
+		f.resp, f.err = shared, sharedErr
+		c.mu.Unlock()
+		close(f.done)
+	}()
+	status := middleware.CacheMiss
+	if ctl.refresh {
+		status = middleware.CacheRefresh
+	}
+	c.mark(ctx, req, status)
+	resp, err = next.Handle(ctx, req)
+	if err != nil || resp == nil || !Complete(resp) {
+		switch {
+		case err == nil && resp != nil:
+			// Not worth keeping (truncated, filtered), but it is the answer
+			// to this very request: the followers get it too.
+			shared = stripped(resp)
+		case sharedError(err):
+			sharedErr = err
+		}
+		return resp, err
+	}
+	ttl := c.cfg.TTL
+	if ctl.ttl > 0 {
+		ttl = ctl.ttl
+	}
+	e := &Entry{Request: f.req, Response: *stripped(resp)}
+	shared = &e.Response
+	if serr := c.store.Set(context.WithoutCancel(ctx), key, e, ttl); serr != nil {
+		c.storeFailed(ctx, "set", serr)
+	}
+	return resp, nil
+}
+
+// stripped returns a deep copy of resp fit for storing: no Native, not
+// marked as cached.
+func stripped(resp *middleware.Response) *middleware.Response {
+	r := resp.Clone()
+	r.Native = nil
+	r.FromCache = false
+	return r
+}
+
+// serve answers req with a deep copy of stored.
+func (c *cacher) serve(ctx context.Context, req *middleware.Request, stored *middleware.Response) (*middleware.Response, error) {
+	resp := stored.Clone()
+	resp.FromCache = true
+	saved := resp.Usage
+	resp.Usage = middleware.Usage{} // nothing was spent
+	var micros int64
+	if c.cfg.Pricer != nil && !saved.IsZero() {
+		model := req.Model
+		if resp.Model != "" {
+			model = resp.Model
+		}
+		if m, ok := c.cfg.Pricer.Cost(model, saved); ok {
+			micros = m
+		} else if m, ok := c.cfg.Pricer.Cost(req.Model, saved); ok {
+			micros = m
+		}
+	}
+	middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+		f.Cache = middleware.CacheHit
+		f.Saved = f.Saved.Add(saved)
+		f.SavedMicros += micros
+	})
+	if middleware.Observing(ctx) {
+		middleware.Emit(ctx, middleware.CacheLookup{Status: middleware.CacheHit, Model: req.Model, Saved: saved, SavedMicros: micros})
+	}
+	if req.Stream != nil {
+		if err := middleware.Replay(ctx, resp, c.cfg.ReplayChunk, req.Stream); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+func (c *cacher) mark(ctx context.Context, req *middleware.Request, s middleware.CacheStatus) {
+	middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.Cache = s })
+	if middleware.Observing(ctx) {
+		middleware.Emit(ctx, middleware.CacheLookup{Status: s, Model: req.Model})
+	}
+}
+
+func (c *cacher) storeFailed(ctx context.Context, op string, err error) {
+	middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+		f.Notes = append(f.Notes, "cache "+op+" failed: "+err.Error())
+	})
+	if middleware.Observing(ctx) {
+		middleware.Emit(ctx, middleware.StoreFailed{Store: "cache", Op: op, Err: err})
+	}
+}

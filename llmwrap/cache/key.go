@@ -1,0 +1,161 @@
+package cache
+
+import (
+	"encoding/binary"
+	"math"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// KeyVersion is the version of the canonical request encoding. It is the
+// first bytes of every encoding, so entries written by another version of
+// the encoding never match.
+const KeyVersion = "twc1"
+
+// Field tags of the canonical encoding. Every field that changes the answer
+// has its own tag; a field that is unset is omitted, so "omitted" and
+// "zero" never encode alike.
+const (
+	tagScope byte = iota + 1
+	tagModel
+	tagMessage
+	tagTool
+	tagToolChoice
+	tagTemperature
+	tagTopP
+	tagSeed
+	tagStop
+	tagMaxTokens
+	tagResponseFormat
+	tagN
+	tagExtra
+)
+
+// AppendCanonical appends to dst the canonical, versioned encoding of
+// everything in req that changes the answer, under the cache scope scope
+// (for example "team:devops" or "global"): the model, every message (role,
+// content, parts, name, tool calls, tool call id, reasoning), the tools,
+// tool_choice, temperature (unset is not 0), top_p, seed, stop, max tokens,
+// the response format, n and Extra. It never looks at Stream or Native,
+// nor at anything in the context (trace ids, metadata, callbacks).
+//
+// The encoding is deterministic and unambiguous: every variable-length
+// value is length-prefixed and every field is tagged, so two requests
+// encode alike if and only if those fields are equal.
+func AppendCanonical(dst []byte, scope string, req *middleware.Request) []byte {
+	return appendCanonical(dst, scope, "", req)
+}
+
+// appendCanonical encodes the scope scopePrefix+scope without
+// concatenating the strings.
+func appendCanonical(dst []byte, scopePrefix, scope string, req *middleware.Request) []byte {
+	dst = append(dst, KeyVersion...)
+	dst = binary.AppendUvarint(append(dst, tagScope), uint64(len(scopePrefix)+len(scope)))
+	dst = append(append(dst, scopePrefix...), scope...)
+	dst = appendStr(append(dst, tagModel), req.Model)
+	for i := range req.Messages {
+		dst = appendMessage(append(dst, tagMessage), &req.Messages[i])
+	}
+	for i := range req.Tools {
+		t := &req.Tools[i]
+		dst = append(dst, tagTool)
+		dst = appendStr(dst, t.Name)
+		dst = appendStr(dst, t.Description)
+		dst = appendBytes(dst, t.Parameters)
+		dst = appendBool(dst, t.Strict)
+	}
+	if req.ToolChoice != "" {
+		dst = appendStr(append(dst, tagToolChoice), req.ToolChoice)
+	}
+	if req.Temperature != nil {
+		dst = appendFloat(append(dst, tagTemperature), *req.Temperature)
+	}
+	if req.TopP != nil {
+		dst = appendFloat(append(dst, tagTopP), *req.TopP)
+	}
+	if req.Seed != nil {
+		dst = binary.AppendVarint(append(dst, tagSeed), *req.Seed)
+	}
+	if req.Stop != nil {
+		dst = binary.AppendUvarint(append(dst, tagStop), uint64(len(req.Stop)))
+		for _, s := range req.Stop {
+			dst = appendStr(dst, s)
+		}
+	}
+	if req.MaxTokens != 0 {
+		dst = binary.AppendVarint(append(dst, tagMaxTokens), int64(req.MaxTokens))
+	}
+	if req.ResponseFormat != nil {
+		dst = appendBytes(append(dst, tagResponseFormat), req.ResponseFormat)
+	}
+	if req.N != 0 {
+		dst = binary.AppendVarint(append(dst, tagN), int64(req.N))
+	}
+	if req.Extra != nil {
+		dst = appendBytes(append(dst, tagExtra), req.Extra)
+	}
+	return dst
+}
+
+// Sum returns the 64-bit xxHash of a canonical encoding: the cache key.
+// Sum is not collision-free; a hit therefore also compares the stored
+// canonical encoding with the request's (see [Entry.Request]), so a
+// collision costs a miss, never a wrong answer.
+func Sum(canonical []byte) uint64 { return xxhash.Sum64(canonical) }
+
+func appendMessage(dst []byte, m *middleware.Message) []byte {
+	dst = appendStr(dst, string(m.Role))
+	dst = appendStr(dst, m.Content)
+	dst = binary.AppendUvarint(dst, uint64(len(m.Parts)))
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		dst = appendStr(dst, p.Type)
+		dst = appendStr(dst, p.Text)
+		dst = appendStr(dst, p.URL)
+		dst = appendStr(dst, p.Detail)
+		dst = appendStr(dst, p.MIMEType)
+		dst = appendBytes(dst, p.Data)
+	}
+	dst = appendStr(dst, m.Name)
+	dst = binary.AppendUvarint(dst, uint64(len(m.ToolCalls)))
+	for _, c := range m.ToolCalls {
+		dst = appendStr(dst, c.ID)
+		dst = appendStr(dst, c.Name)
+		dst = appendStr(dst, c.Arguments)
+	}
+	dst = appendStr(dst, m.ToolCallID)
+	return appendStr(dst, m.Reasoning)
+}
+
+func appendStr(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// appendBytes tells nil from empty: nil is "not set".
+func appendBytes(dst, b []byte) []byte {
+	if b == nil {
+		return append(dst, 0)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(b))+1)
+	return append(dst, b...)
+}
+
+func appendBool(dst []byte, b bool) []byte {
+	if b {
+		return append(dst, 1)
+	}
+	return append(dst, 0)
+}
+
+func appendFloat(dst []byte, f float64) []byte {
+	switch {
+	case f == 0:
+		f = 0 // -0 and +0 are the same setting
+	case math.IsNaN(f):
+		f = math.NaN()
+	}
+	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+}

@@ -1,0 +1,96 @@
+package cache_test
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/sashabaranov/go-openai"
+	"github.com/tmc/langchaingo/llms"
+	lcopenai "github.com/tmc/langchaingo/llms/openai"
+	"go.uber.org/goleak"
+
+	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// cachePolicy is a policy with only the cache on, so that the tests do not
+// depend on other layers.
+func cachePolicy(c policies.Cache) *policies.Policy {
+	c.Enabled = true
+	return &policies.Policy{Version: policies.Version, Cache: c}
+}
+
+// events records the events of a chain. It is safe for concurrent use.
+type events struct {
+	mu  sync.Mutex
+	all []middleware.Event
+}
+
+func (e *events) Observe(_ context.Context, ev middleware.Event) {
+	e.mu.Lock()
+	e.all = append(e.all, ev)
+	e.mu.Unlock()
+}
+
+func (e *events) lookups() []middleware.CacheLookup {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []middleware.CacheLookup
+	for _, ev := range e.all {
+		if l, ok := ev.(middleware.CacheLookup); ok {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (e *events) storeFailures() []middleware.StoreFailed {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []middleware.StoreFailed
+	for _, ev := range e.all {
+		if l, ok := ev.(middleware.StoreFailed); ok {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// goOpenAI returns a real go-openai client whose HTTP client runs chain in
+// its transport, talking to srv through rt (nil: a real socket transport
+// closed at the end of the test).
+func goOpenAI(t testing.TB, srv *openaitest.Server, chain middleware.Middleware, rt http.RoundTripper) *openai.Client {
+	t.Helper()
+	if rt == nil {
+		base := &http.Transport{}
+		t.Cleanup(base.CloseIdleConnections)
+		rt = base
+	}
+	cfg := openai.DefaultConfig("test-key")
+	cfg.BaseURL = srv.URL
+	cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(rt))
+	return openai.NewClientWithConfig(cfg)
+}
+
+// langchaingo returns the tokenwise langchaingo Model over langchaingo's
+// real openai client talking to srv.
+func langchaingo(t testing.TB, srv *openaitest.Server, chain middleware.Middleware, model string) *twlc.Model {
+	t.Helper()
+	base := &http.Transport{}
+	t.Cleanup(base.CloseIdleConnections)
+	inner, err := lcopenai.New(lcopenai.WithBaseURL(srv.URL), lcopenai.WithToken("test"), lcopenai.WithModel(model),
+		lcopenai.WithHTTPClient(&http.Client{Transport: base}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return twlc.New(twlc.Models{model: inner}, chain)
+}
+
+func human(text string) llms.MessageContent { return llms.TextParts(llms.ChatMessageTypeHuman, text) }
