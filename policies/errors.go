@@ -87,6 +87,9 @@ type position struct{ line, col int }
 type sourceMap struct {
 	file string
 	pos  map[string]position
+	// files names the file of each path of a policy merged by extends
+	// (see extends.go); nil for a single file.
+	files map[string]string
 }
 
 // locate returns the position of path, or of its nearest recorded ancestor.

@@ -59,6 +59,9 @@ func (c *checker) add(path, format string, args ...any) {
 		pr.File = s.file
 		if pos, ok := s.locate(path); ok {
 			pr.Line, pr.Column = pos.line, pos.col
+			if f := s.fileOf(path); f != "" {
+				pr.File = f
+			}
 		}
 	}
 	c.probs = append(c.probs, pr)

@@ -1,0 +1,32 @@
+// Package otel reports tokenwise's core events to OpenTelemetry: a span
+// per LLM call with a child span per attempt, and metrics following the
+// OpenTelemetry GenAI semantic conventions.
+//
+//	obs, err := otel.New(otel.WithTracerProvider(tp), otel.WithMeterProvider(mp))
+//	chain, err := llmwrap.Build(pol, llmwrap.WithObserver(obs))
+//
+// # Spans
+//
+// "chat {model}" (kind client) from call start to call end, a child of the
+// span in the caller's context, with gen_ai.operation.name, gen_ai.system,
+// gen_ai.request.model, gen_ai.response.model, gen_ai.usage.input_tokens,
+// gen_ai.usage.output_tokens and tokenwise.* attributes (team, run, stage,
+// routing rule, cache status, cost). Each attempt (one try against one
+// model) is a child span "attempt {model}". Retries, fallbacks, budget
+// warnings and refusals, cache lookups and breaker changes during the call
+// are span events. A failed call has status Error and error.type.
+//
+// # Metrics
+//
+//   - gen_ai.client.token.usage (histogram, {token}) with gen_ai.token.type
+//     input|output
+//   - gen_ai.client.operation.duration (histogram, s), with error.type on
+//     failures
+//   - tokenwise.cost (counter, micro-USD: {usd_micro}) by model and team
+//   - tokenwise.cache.lookups (counter) by tokenwise.cache.status
+//   - tokenwise.cache.saved (counter, {usd_micro}) saved by cache hits
+//   - tokenwise.fallbacks, tokenwise.retries, tokenwise.budget.warnings,
+//     tokenwise.breaker.changes (counters)
+//
+// An Observer is safe for concurrent use.
+package otel

@@ -1,0 +1,240 @@
+package otel
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// ScopeName is the instrumentation scope of the tracer and meter.
+const ScopeName = "github.com/tokenwise/tokenwise/adapters/otel"
+
+// Option configures New.
+type Option func(*config)
+
+type config struct {
+	tp     trace.TracerProvider
+	mp     metric.MeterProvider
+	system string
+}
+
+// WithTracerProvider sets the tracer provider. Default: no spans.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(c *config) { c.tp = tp } }
+
+// WithMeterProvider sets the meter provider. Default: no metrics.
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(c *config) { c.mp = mp } }
+
+// WithSystem sets gen_ai.system. Default "openai".
+func WithSystem(s string) Option { return func(c *config) { c.system = s } }
+
+// Observer turns tokenwise events into spans and metrics. It is safe for
+// concurrent use.
+type Observer struct {
+	tracer trace.Tracer
+	system attribute.KeyValue
+
+	tokens, duration                                  metric.Float64Histogram
+	cost, cacheLookups, cacheSaved                    metric.Int64Counter
+	fallbacks, retries, budgetWarnings, breakerChange metric.Int64Counter
+
+	mu    sync.Mutex
+	spans map[*middleware.CallInfo]callSpan
+}
+
+type callSpan struct {
+	span  trace.Span
+	ctx   context.Context
+	start time.Time
+}
+
+var _ middleware.Observer = (*Observer)(nil)
+
+// New returns an observer for the given providers.
+func New(opts ...Option) (*Observer, error) {
+	c := config{tp: tracenoop.NewTracerProvider(), mp: noop.NewMeterProvider(), system: "openai"}
+	for _, o := range opts {
+		o(&c)
+	}
+	m := c.mp.Meter(ScopeName)
+	o := &Observer{tracer: c.tp.Tracer(ScopeName), system: attribute.String("gen_ai.system", c.system), spans: map[*middleware.CallInfo]callSpan{}}
+	var errs []error
+	h := func(name, unit, desc string, bounds ...float64) metric.Float64Histogram {
+		x, err := m.Float64Histogram(name, metric.WithUnit(unit), metric.WithDescription(desc), metric.WithExplicitBucketBoundaries(bounds...))
+		errs = append(errs, err)
+		return x
+	}
+	ctr := func(name, unit, desc string) metric.Int64Counter {
+		x, err := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return x
+	}
+	// Bucket boundaries as advised by the GenAI semantic conventions.
+	o.tokens = h("gen_ai.client.token.usage", "{token}", "Measures number of input and output tokens used",
+		1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+	o.duration = h("gen_ai.client.operation.duration", "s", "GenAI operation duration",
+		0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+	o.cost = ctr("tokenwise.cost", "{usd_micro}", "Money spent on LLM calls, in micro-USD")
+	o.cacheLookups = ctr("tokenwise.cache.lookups", "{lookup}", "Response cache lookups by status")
+	o.cacheSaved = ctr("tokenwise.cache.saved", "{usd_micro}", "Money saved by response cache hits, in micro-USD")
+	o.fallbacks = ctr("tokenwise.fallbacks", "{fallback}", "Calls moved to the next model of the fallback chain")
+	o.retries = ctr("tokenwise.retries", "{retry}", "Retries of transient failures")
+	o.budgetWarnings = ctr("tokenwise.budget.warnings", "{warning}", "Soft-limit warnings of budgets")
+	o.breakerChange = ctr("tokenwise.breaker.changes", "{change}", "Circuit breaker state changes")
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// Observe handles one event.
+func (o *Observer) Observe(ctx context.Context, e middleware.Event) {
+	ci := middleware.CallInfoFrom(ctx)
+	switch e := e.(type) {
+	case middleware.CallStarted:
+		if ci == nil {
+			return
+		}
+		sctx, span := o.tracer.Start(ctx, "chat "+e.Model, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(e.Time),
+			trace.WithAttributes(attribute.String("gen_ai.operation.name", "chat"), o.system,
+				attribute.String("gen_ai.request.model", e.Model), attribute.String("tokenwise.team", e.Team),
+				attribute.String("tokenwise.run", e.Run), attribute.Int("tokenwise.seq", e.Seq), attribute.Bool("tokenwise.stream", e.Stream)))
+		o.mu.Lock()
+		o.spans[ci] = callSpan{span: span, ctx: sctx, start: e.Time}
+		o.mu.Unlock()
+	case middleware.CallFinished:
+		o.finish(ctx, ci, e)
+	case middleware.Retrying:
+		o.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("gen_ai.request.model", e.Model)))
+		o.event(ci, "tokenwise.retry", attribute.String("gen_ai.request.model", e.Model), attribute.Int("tokenwise.attempt", e.Attempt),
+			attribute.String("tokenwise.wait", e.Wait.String()), attribute.String("error.type", errType(e.Err)))
+	case middleware.FellBack:
+		o.fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String("tokenwise.from", e.From), attribute.String("tokenwise.to", e.To)))
+		o.event(ci, "tokenwise.fallback", attribute.String("tokenwise.from", e.From), attribute.String("tokenwise.to", e.To),
+			attribute.String("error.type", errType(e.Err)))
+	case middleware.BudgetWarning:
+		o.budgetWarnings.Add(ctx, 1, metric.WithAttributes(attribute.String("tokenwise.budget.scope", e.Scope),
+			attribute.String("tokenwise.budget.unit", e.Unit), attribute.Float64("tokenwise.budget.fraction", e.Fraction)))
+		o.event(ci, "tokenwise.budget.warning", attribute.String("tokenwise.budget.scope", e.Scope), attribute.String("tokenwise.budget.unit", e.Unit),
+			attribute.Float64("tokenwise.budget.fraction", e.Fraction), attribute.Int64("tokenwise.budget.limit", e.Limit), attribute.Int64("tokenwise.budget.used", e.Used))
+	case middleware.BudgetExceeded:
+		o.event(ci, "tokenwise.budget.exceeded", attribute.String("tokenwise.budget.scope", e.Scope), attribute.String("tokenwise.budget.action", e.Action),
+			attribute.Int64("tokenwise.budget.limit", e.Limit), attribute.Int64("tokenwise.budget.need", e.Need))
+	case middleware.CacheLookup:
+		o.cacheLookups.Add(ctx, 1, metric.WithAttributes(attribute.String("tokenwise.cache.status", string(e.Status))))
+		if e.Status == middleware.CacheHit && e.SavedMicros > 0 {
+			o.cacheSaved.Add(ctx, e.SavedMicros, metric.WithAttributes(attribute.String("gen_ai.request.model", e.Model)))
+		}
+		o.event(ci, "tokenwise.cache.lookup", attribute.String("tokenwise.cache.status", string(e.Status)), attribute.Int64("tokenwise.cache.saved_usd_micros", e.SavedMicros))
+	case middleware.BreakerChanged:
+		o.breakerChange.Add(ctx, 1, metric.WithAttributes(attribute.String("gen_ai.request.model", e.Model), attribute.String("tokenwise.breaker.to", e.To)))
+		o.event(ci, "tokenwise.breaker.changed", attribute.String("gen_ai.request.model", e.Model), attribute.String("tokenwise.breaker.from", e.From),
+			attribute.String("tokenwise.breaker.to", e.To))
+	case middleware.RouteDecided:
+		o.event(ci, "tokenwise.route", attribute.String("tokenwise.from", e.From), attribute.String("tokenwise.to", e.To), attribute.String("tokenwise.rule", e.Rule))
+	}
+}
+
+func (o *Observer) event(ci *middleware.CallInfo, name string, attrs ...attribute.KeyValue) {
+	if ci == nil {
+		return
+	}
+	o.mu.Lock()
+	cs, ok := o.spans[ci]
+	o.mu.Unlock()
+	if ok {
+		cs.span.AddEvent(name, trace.WithAttributes(attrs...))
+	}
+}
+
+func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middleware.CallFinished) {
+	f := e.Facts
+	base := []attribute.KeyValue{attribute.String("gen_ai.operation.name", "chat"), o.system,
+		attribute.String("gen_ai.request.model", f.RequestedModel), attribute.String("gen_ai.response.model", f.Model)}
+	durAttrs := base
+	if e.Err != nil {
+		durAttrs = append(append([]attribute.KeyValue(nil), base...), attribute.String("error.type", errType(e.Err)))
+	}
+	o.duration.Record(ctx, e.Latency.Seconds(), metric.WithAttributes(durAttrs...))
+	if !e.Usage.IsZero() {
+		in := append(append([]attribute.KeyValue(nil), base...), attribute.String("gen_ai.token.type", "input"))
+		out := append(append([]attribute.KeyValue(nil), base...), attribute.String("gen_ai.token.type", "output"))
+		o.tokens.Record(ctx, float64(e.Usage.InputTokens), metric.WithAttributes(in...))
+		o.tokens.Record(ctx, float64(e.Usage.OutputTokens), metric.WithAttributes(out...))
+	}
+	if f.CostMicros > 0 {
+		o.cost.Add(ctx, f.CostMicros, metric.WithAttributes(attribute.String("gen_ai.response.model", f.Model), attribute.String("tokenwise.team", f.Team)))
+	}
+	if ci == nil {
+		return
+	}
+	o.mu.Lock()
+	cs, ok := o.spans[ci]
+	delete(o.spans, ci)
+	o.mu.Unlock()
+	if !ok {
+		return
+	}
+	// Attempts: sequential ones follow each other from the call's start;
+	// hedged ones start alongside the previous attempt.
+	at := cs.start
+	var prevStart time.Time
+	for i, a := range f.Attempts {
+		start := at
+		if a.Hedge && i > 0 {
+			start = prevStart
+		}
+		_, as := o.tracer.Start(cs.ctx, "attempt "+a.Model, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(start),
+			trace.WithAttributes(attribute.String("gen_ai.request.model", a.Model), attribute.Int("tokenwise.attempt", i+1), attribute.Bool("tokenwise.hedge", a.Hedge)))
+		if a.Err != nil {
+			as.SetStatus(codes.Error, a.Err.Error())
+			as.SetAttributes(attribute.String("error.type", errType(a.Err)))
+		}
+		as.End(trace.WithTimestamp(start.Add(a.Latency)))
+		prevStart = start
+		if !a.Hedge {
+			at = start.Add(a.Latency)
+		}
+	}
+	cs.span.SetAttributes(attribute.String("gen_ai.response.model", f.Model),
+		attribute.Int64("gen_ai.usage.input_tokens", e.Usage.InputTokens), attribute.Int64("gen_ai.usage.output_tokens", e.Usage.OutputTokens),
+		attribute.String("tokenwise.stage", string(f.Stage)), attribute.String("tokenwise.rule", f.Rule), attribute.String("tokenwise.cache", string(f.Cache)),
+		attribute.Int64("tokenwise.cost_usd_micros", f.CostMicros), attribute.Int64("tokenwise.saved_usd_micros", f.SavedMicros))
+	if e.Err != nil {
+		cs.span.SetStatus(codes.Error, e.Err.Error())
+		cs.span.SetAttributes(attribute.String("error.type", errType(e.Err)))
+	}
+	cs.span.End(trace.WithTimestamp(cs.start.Add(e.Latency)))
+}
+
+// errType names an error's class of the tokenwise taxonomy (error.type).
+func errType(err error) string {
+	if err == nil {
+		return ""
+	}
+	for _, k := range []struct {
+		err  error
+		name string
+	}{
+		{middleware.ErrRateLimited, "rate_limited"}, {middleware.ErrQuotaExceeded, "quota_exceeded"},
+		{middleware.ErrUnavailable, "unavailable"}, {middleware.ErrContextWindow, "context_window"},
+		{middleware.ErrContentFilter, "content_filter"}, {middleware.ErrAuth, "auth"},
+		{middleware.ErrBadRequest, "bad_request"}, {middleware.ErrTimeout, "timeout"}, {middleware.ErrBudget, "budget"},
+		{middleware.ErrNetwork, "network"}, {middleware.ErrMalformed, "malformed"}, {middleware.ErrStreamCut, "stream_cut"},
+		{context.Canceled, "canceled"},
+	} {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	return "_OTHER"
+}

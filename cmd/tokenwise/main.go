@@ -1,0 +1,279 @@
+// Command tokenwise checks and explains policy files and replays recorded
+// traces through a policy.
+//
+//	tokenwise policy check DIR|FILE               validate; every problem as file:line:col: field: message; exit 1 on any
+//	tokenwise policy explain DIR|FILE --team T    the effective policy after extends, each value with its file:line
+//	tokenwise replay --policy FILE TRACE.jsonl    what the trace would have cost and saved under the policy
+//
+// The trace format is documented in package observe; the DevOps example
+// writes one with -trace FILE.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/observe"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+const usage = `usage:
+  tokenwise policy check DIR|FILE
+  tokenwise policy explain DIR|FILE [--team T]
+  tokenwise replay --policy FILE|DIR [--team T] [--progress auto|always|never] TRACE.jsonl
+`
+
+// run is the command; it returns the exit status (0 ok, 1 problems, 2 usage).
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch {
+	case args[0] == "policy" && len(args) > 1 && args[1] == "check":
+		return check(args[2:], stdout, stderr)
+	case args[0] == "policy" && len(args) > 1 && args[1] == "explain":
+		return explain(args[2:], stdout, stderr)
+	case args[0] == "replay":
+		return replay(args[1:], stdout, stderr)
+	}
+	fmt.Fprint(stderr, usage)
+	return 2
+}
+
+// parse parses flags placed before or after the positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func printErr(w io.Writer, err error) {
+	var ve *policies.ValidationError
+	if errors.As(err, &ve) {
+		for _, p := range ve.Problems {
+			fmt.Fprintln(w, p.String())
+		}
+		// Other joined errors (unreadable files) too.
+		if s := strings.TrimSpace(strings.Replace(err.Error(), ve.Error(), "", 1)); s != "" {
+			fmt.Fprintln(w, s)
+		}
+		return
+	}
+	fmt.Fprintln(w, err)
+}
+
+// load reads a policy file (with extends resolved within its directory) or
+// a directory (the team's policy).
+func load(path, team string) (*policies.Policy, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		set, err := policies.LoadDir(path)
+		if err != nil {
+			return nil, err
+		}
+		return set.Policy(team), nil
+	}
+	return policies.LoadFileExtends(path)
+}
+
+func check(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("policy check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	pos, err := parse(fs, args)
+	if err != nil || len(pos) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	status := 0
+	for _, path := range pos {
+		st, err := os.Stat(path)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			status = 1
+			continue
+		}
+		if st.IsDir() {
+			set, err := policies.LoadDir(path)
+			if err != nil {
+				printErr(stderr, err)
+				status = 1
+				continue
+			}
+			fmt.Fprintf(stdout, "%s: %d policies ok (%s)\n", path, len(set.Teams), strings.Join(set.Names(), ", "))
+			continue
+		}
+		if _, err := policies.LoadFileExtends(path); err != nil {
+			printErr(stderr, err)
+			status = 1
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", path)
+	}
+	return status
+}
+
+func explain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("policy explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	team := fs.String("team", "", "the team whose policy to explain (for a directory)")
+	pos, err := parse(fs, args)
+	if err != nil || len(pos) != 1 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	path := pos[0]
+	if st, err := os.Stat(path); err == nil && !st.IsDir() && *team != "" {
+		// A file and a team: the team's file beside it, if there is one.
+		for _, ext := range []string{".yaml", ".yml", ".json"} {
+			if cand := filepath.Join(filepath.Dir(path), *team+ext); fileExists(cand) {
+				path = cand
+				break
+			}
+		}
+	}
+	p, err := load(path, *team)
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "# effective policy %q (team %q)\n", p.Name, *team)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	for _, o := range p.Explain() {
+		from := "(default)"
+		if o.File != "" {
+			from = fmt.Sprintf("%s:%d", o.File, o.Line)
+		}
+		fmt.Fprintf(tw, "%s:\t%s\t# %s\n", o.Path, o.Value, from)
+	}
+	tw.Flush()
+	return 0
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+func replay(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	polPath := fs.String("policy", "", "policy file or directory (required)")
+	team := fs.String("team", "", "team, when --policy is a directory and the trace has no team")
+	progress := fs.String("progress", "auto", "progress bar on stderr: auto (long traces on a terminal), always, never")
+	pos, err := parse(fs, args)
+	if err != nil || len(pos) != 1 || *polPath == "" {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	p, err := load(*polPath, *team)
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	f, err := os.Open(pos[0])
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	recs, err := observe.ReadTrace(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	show := *progress == "always" || *progress == "auto" && len(recs) >= longTrace && isTerminal(stderr)
+	bar := &progressBar{w: stderr}
+	opts := observe.ReplayOptions{}
+	if show {
+		opts.Progress = bar.update
+	}
+	res, err := observe.Replay(context.Background(), p, recs, opts)
+	if show {
+		bar.done()
+	}
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	printReplay(stdout, pos[0], p, res)
+	return 0
+}
+
+// longTrace is the number of records from which auto shows a progress bar.
+const longTrace = 200
+
+func printReplay(w io.Writer, trace string, p *policies.Policy, res *observe.ReplayResult) {
+	fmt.Fprintf(w, "replayed %d calls of %s under policy %q\n", res.Calls, trace, p.Name)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "run\tcalls\tfailed\tcache hits\ttokens\tcost\tsaved")
+	for _, r := range res.Runs {
+		t := r.Totals()
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", r.ID(), t.Calls, t.Failed, t.CacheHits, t.Usage.Total(),
+			middleware.FormatUSD(t.CostMicros), middleware.FormatUSD(t.SavedMicros))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "recorded cost:   %s\n", middleware.FormatUSD(res.RecordedCost))
+	fmt.Fprintf(w, "cost under policy: %s\n", middleware.FormatUSD(res.CostMicros))
+	fmt.Fprintf(w, "saved by cache:  %s (%d hits)\n", middleware.FormatUSD(res.SavedMicros), res.CacheHits)
+	if res.RecordedCost > 0 {
+		fmt.Fprintf(w, "difference:      %s (%.1f%% of the recorded cost)\n",
+			middleware.FormatUSD(res.CostMicros-res.RecordedCost), 100*float64(res.CostMicros)/float64(res.RecordedCost))
+	}
+	if res.Failed > 0 {
+		fmt.Fprintf(w, "failed calls:    %d (refused by the policy or not recorded)\n", res.Failed)
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progressBar draws "[#####.....]  512/1024" on one line, redrawn at most
+// once per percent.
+type progressBar struct {
+	w    io.Writer
+	last int
+}
+
+func (b *progressBar) update(done, total int) {
+	if total == 0 {
+		return
+	}
+	pct := done * 100 / total
+	if pct == b.last && done != total {
+		return
+	}
+	b.last = pct
+	const width = 30
+	n := done * width / total
+	fmt.Fprintf(b.w, "\r[%s%s] %3d%% %d/%d", strings.Repeat("#", n), strings.Repeat(".", width-n), pct, done, total)
+}
+
+func (b *progressBar) done() { fmt.Fprintln(b.w) }

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCmd(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestPolicyCheckBrokenDirectory(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"default.yaml": "version: 1\nlimits: {max_calls: 10}\n",
+		"devops.yaml":  "version: 1\nextends: default.yaml\nbudget:\n  warn_at: [0.5, 2]\n",
+		"ml.yaml":      "version: 1\nextends: default.yaml\ncache:\n  enabeld: true\n",
+	}
+	for n, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, _, stderr := runCmd("policy", "check", dir)
+	if code == 0 {
+		t.Fatal("exit 0 for a broken directory")
+	}
+	for _, want := range []string{
+		filepath.Join(dir, "devops.yaml") + ":4:", "budget.warn_at[1]",
+		filepath.Join(dir, "ml.yaml") + ":4:3: cache.enabeld: unknown field \"enabeld\"",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	// The good file alone passes.
+	if code, out, stderr := runCmd("policy", "check", filepath.Join(dir, "default.yaml")); code != 0 || !strings.Contains(out, "ok") {
+		t.Errorf("check default.yaml: %d %s %s", code, out, stderr)
+	}
+}
+
+func TestPolicyExplainShowsOrigins(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "default.yaml"), []byte("version: 1\nlimits: {max_calls: 10, run_timeout: 5m}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "devops.yaml"), []byte("version: 1\nextends: default.yaml\nlimits: {max_calls: 3}\n"), 0o644)
+	code, out, stderr := runCmd("policy", "explain", dir, "--team", "devops")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"limits.max_calls:", "3", "devops.yaml:3", "limits.run_timeout:", "5m", "default.yaml:2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// testdata/devops.jsonl was recorded by `go run ./examples/devops-agent
+// -trace`, which printed: langchaingo-agent routed $0.001217, go-openai-loop
+// routed $0.001075. Replaying it through the same policy reproduces them.
+func TestReplayDevOpsTrace(t *testing.T) {
+	code, out, stderr := runCmd("replay", "--policy", "../../policies/default.yaml", "--progress", "always", "testdata/devops.jsonl")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"$0.001217", "$0.001075", "cost under policy: $0.002292", "recorded cost:   $0.002292"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("replay lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(stderr, "100% 6/6") {
+		t.Errorf("no progress bar: %q", stderr)
+	}
+}

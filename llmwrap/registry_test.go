@@ -1,0 +1,269 @@
+package llmwrap_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goopenai "github.com/sashabaranov/go-openai"
+	"go.uber.org/goleak"
+
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/llmwrap/guard"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+const regDefault = `version: 1
+limits: {max_calls: 10}
+cache: {enabled: true, ttl: 1h, deterministic_only: false}
+`
+
+func teamFile(maxCalls int) string {
+	return fmt.Sprintf("version: 1\nextends: default.yaml\nlimits: {max_calls: %d}\n", maxCalls)
+}
+
+// writeAtomic replaces a file the way editors do: write a temp file, rename.
+func writeAtomic(t *testing.T, path, body string) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type eventLog struct {
+	mu     sync.Mutex
+	events []middleware.Event
+}
+
+func (l *eventLog) Observe(_ context.Context, e middleware.Event) {
+	l.mu.Lock()
+	l.events = append(l.events, e)
+	l.mu.Unlock()
+}
+
+func (l *eventLog) policyErrors() []middleware.PolicyChanged {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []middleware.PolicyChanged
+	for _, e := range l.events {
+		if pc, ok := e.(middleware.PolicyChanged); ok && pc.Err != nil {
+			out = append(out, pc)
+		}
+	}
+	return out
+}
+
+// Editing a team file on disk switches new calls to the new policy within
+// a second (fsnotify); a broken edit leaves the old one in force, is
+// reported as an event and in the log; the response cache keeps its
+// contents across reloads. Calls go through the real go-openai client.
+func TestRegistryHotReload(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	dir := t.TempDir()
+	writeAtomic(t, filepath.Join(dir, "default.yaml"), regDefault)
+	devops := filepath.Join(dir, "devops.yaml")
+	writeAtomic(t, devops, teamFile(1))
+
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil))
+	preg, err := policies.NewRegistry(dir, policies.WithRegistryLogger(logger), policies.WithDebounce(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := &eventLog{}
+	reg, err := llmwrap.NewRegistry(preg, llmwrap.WithObserver(events), llmwrap.WithLogger(logger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	// Subscribed after the chain registry: subscribers run in order, so a
+	// change seen here has been handled (and reported) by reg.
+	changes := make(chan policies.Change, 16)
+	defer preg.Subscribe(func(c policies.Change) { changes <- c })()
+
+	ctx, stop := context.WithCancel(context.Background())
+	watched := make(chan error, 1)
+	go func() { watched <- preg.Watch(ctx) }()
+	defer func() {
+		stop()
+		if err := <-watched; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	srv := openaitest.New()
+	defer srv.Close()
+	srv.On().Reply(openaitest.Text("ok"))
+	cfg := goopenai.DefaultConfig("test")
+	cfg.BaseURL = srv.URL
+	cfg.HTTPClient = twopenai.NewHTTPClient(reg.Middleware(), twopenai.WithBaseTransport(srv.Transport()))
+	client := goopenai.NewClientWithConfig(cfg)
+	ask := func(ctx context.Context, text string) error {
+		_, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini",
+			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: text}}})
+		return err
+	}
+	// callsAllowed makes calls in a fresh devops run until the guard refuses.
+	callsAllowed := func() int {
+		rctx, _ := middleware.StartRun(middleware.WithTeam(context.Background(), "devops"), "r")
+		for i := 1; i <= 20; i++ {
+			if err := ask(rctx, fmt.Sprintf("call %d %d", i, time.Now().UnixNano())); err != nil {
+				if !errors.Is(err, guard.ErrMaxCalls) {
+					t.Fatalf("call %d: %v", i, err)
+				}
+				return i - 1
+			}
+		}
+		return 20
+	}
+	waitChange := func(want func(policies.Change) bool) policies.Change {
+		t.Helper()
+		deadline := time.After(time.Second)
+		for {
+			select {
+			case c := <-changes:
+				if want(c) {
+					return c
+				}
+			case <-deadline:
+				t.Fatal("no reload within a second")
+			}
+		}
+	}
+
+	if got := callsAllowed(); got != 1 {
+		t.Fatalf("devops allows %d calls, want 1", got)
+	}
+	// A team without a file gets the default policy.
+	if err := ask(middleware.WithTeam(context.Background(), "nobody"), "hello cache"); err != nil {
+		t.Fatal(err)
+	}
+	served := srv.Count()
+
+	writeAtomic(t, devops, teamFile(3))
+	waitChange(func(c policies.Change) bool { return len(c.Updated) == 1 && c.Updated[0] == "devops" })
+	if got := callsAllowed(); got != 3 {
+		t.Fatalf("after the edit devops allows %d calls, want 3", got)
+	}
+
+	// A broken edit: the last good policy stays, the problem is reported.
+	writeAtomic(t, devops, "version: 1\nextends: default.yaml\nlimits: {max_calls: lots}\n")
+	c := waitChange(func(c policies.Change) bool { return c.Failed["devops"] != nil })
+	if !strings.Contains(c.Failed["devops"].Error(), "devops.yaml:3:") || !strings.Contains(c.Failed["devops"].Error(), "limits.max_calls") {
+		t.Errorf("failure does not name file:line and field: %v", c.Failed["devops"])
+	}
+	if got := callsAllowed(); got != 3 {
+		t.Fatalf("after a broken edit devops allows %d calls, want the last good 3", got)
+	}
+	if errs := events.policyErrors(); len(errs) == 0 || errs[0].Name != "devops" {
+		t.Errorf("no PolicyChanged event with the error: %+v", errs)
+	}
+	logMu.Lock()
+	if !strings.Contains(logs.String(), "last good policy stays in force") {
+		t.Errorf("log lacks the warning:\n%s", logs.String())
+	}
+	logMu.Unlock()
+
+	// The cache survived both reloads: the same question is a hit.
+	before := srv.Count()
+	if err := ask(middleware.WithTeam(context.Background(), "nobody"), "hello cache"); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Count() != before {
+		t.Errorf("cache lost its contents over the reloads (served %d before, %d now; first ask at %d)", before, srv.Count(), served)
+	}
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// No call ever sees a half-applied policy: while files are rewritten and
+// reloaded, every policy read (and every chain built from it) is one of
+// the complete versions written. Run with -race.
+func TestRegistryNoHalfAppliedPolicy(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	dir := t.TempDir()
+	body := func(n int) string {
+		// Two fields that always change together.
+		return fmt.Sprintf("version: 1\nlimits: {max_calls: %d}\ntimeouts: {call: %ds}\n", n, n)
+	}
+	path := filepath.Join(dir, "devops.yaml")
+	writeAtomic(t, path, body(1))
+	preg, err := policies.NewRegistry(dir, policies.WithRegistryLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := llmwrap.NewRegistry(preg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	h := reg.Handler(middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		return &middleware.Response{Message: middleware.Message{Role: middleware.RoleAssistant, Content: "ok"}}, nil
+	}))
+	ctx := middleware.WithTeam(context.Background(), "devops")
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				p := preg.Policy("devops")
+				if time.Duration(p.Limits.MaxCalls)*time.Second != p.Timeouts.Call.Duration() {
+					t.Errorf("half-applied policy: max_calls %d, call timeout %s", p.Limits.MaxCalls, p.Timeouts.Call)
+					return
+				}
+				if _, err := h.Handle(ctx, &middleware.Request{Model: "gpt-4o", Messages: []middleware.Message{{Role: "user", Content: "x"}}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for n := 2; n <= 30; n++ {
+		if n%7 == 0 {
+			writeAtomic(t, path, "version: 1\nlimits: {max_calls: -1}\n") // broken: kept out
+		} else {
+			writeAtomic(t, path, body(n))
+		}
+		_ = preg.Reload()
+	}
+	close(done)
+	wg.Wait()
+	if got := preg.Policy("devops").Limits.MaxCalls; got != 30 {
+		t.Errorf("final max_calls = %d, want 30", got)
+	}
+	if reg.Generation() != preg.Generation() {
+		t.Errorf("chains at generation %d, policies at %d", reg.Generation(), preg.Generation())
+	}
+}

@@ -1,0 +1,289 @@
+package policies
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Registry holds the policies of a directory, one per team, and swaps
+// them atomically when files change (Reload, or Watch for hot reload).
+//
+// A reload re-reads every file and resolves extends again. A team whose
+// file (or one of its bases) is now invalid keeps its last good policy and
+// the problem is reported (Subscribe, and a slog warning); the other teams
+// get their new policy. Readers never see a half-applied policy: Policy
+// returns one immutable *Policy, and the set of all teams is replaced by
+// one atomic store.
+//
+// A Registry is safe for concurrent use.
+type Registry struct {
+	dir      string
+	logger   *slog.Logger
+	debounce time.Duration
+
+	cur atomic.Pointer[regSnapshot]
+
+	mu     sync.Mutex // serialises reloads and guards subs
+	subs   []subscriber
+	nextID int
+}
+
+type subscriber struct {
+	id int
+	fn func(Change)
+}
+
+type regSnapshot struct {
+	gen   uint64
+	teams map[string]*Policy
+	files map[string]string
+	def   *Policy
+}
+
+// Change reports one reload of a registry: which teams got a new policy
+// and which files failed (their teams keep the last good policy).
+type Change struct {
+	Generation uint64            // increases with every reload that changed something
+	Updated    []string          // teams whose policy was (re)loaded
+	Removed    []string          // teams whose file disappeared
+	Failed     map[string]error  // team → why its file was rejected
+	Files      map[string]string // team → file
+}
+
+// RegistryOption configures NewRegistry.
+type RegistryOption func(*Registry)
+
+// WithRegistryLogger sets the logger of reload problems. Default:
+// slog.Default().
+func WithRegistryLogger(l *slog.Logger) RegistryOption {
+	return func(r *Registry) { r.logger = l }
+}
+
+// WithDebounce sets how long Watch waits after a file event before it
+// reloads, so that an editor's burst of writes is read once. Default 50ms.
+func WithDebounce(d time.Duration) RegistryOption {
+	return func(r *Registry) { r.debounce = d }
+}
+
+// NewRegistry loads the policy directory dir. Startup is strict: any
+// invalid file is an error (a *ValidationError listing every problem).
+func NewRegistry(dir string, opts ...RegistryOption) (*Registry, error) {
+	r := &Registry{dir: dir, logger: slog.Default(), debounce: 50 * time.Millisecond}
+	for _, o := range opts {
+		o(r)
+	}
+	set, err := LoadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &regSnapshot{gen: 1, teams: set.Teams, files: set.Files}
+	s.def = set.Policy(DefaultTeam)
+	r.cur.Store(s)
+	return r, nil
+}
+
+// Dir returns the registry's directory.
+func (r *Registry) Dir() string { return r.dir }
+
+// Policy returns the policy of team, or the default policy (default.yaml,
+// else the embedded Default) for "" and teams without a file. It does not
+// allocate.
+func (r *Registry) Policy(team string) *Policy {
+	s := r.cur.Load()
+	if p, ok := s.teams[team]; ok {
+		return p
+	}
+	return s.def
+}
+
+// Lookup is Policy with the generation of the registry it was read from,
+// so that callers caching something per policy can tell when to refresh.
+func (r *Registry) Lookup(team string) (*Policy, uint64) {
+	s := r.cur.Load()
+	if p, ok := s.teams[team]; ok {
+		return p, s.gen
+	}
+	return s.def, s.gen
+}
+
+// Generation returns the number of the policies in force; it increases
+// with every reload that changed something.
+func (r *Registry) Generation() uint64 { return r.cur.Load().gen }
+
+// Teams returns the teams that have a file, with their policies.
+func (r *Registry) Teams() map[string]*Policy {
+	s := r.cur.Load()
+	out := make(map[string]*Policy, len(s.teams))
+	for k, v := range s.teams {
+		out[k] = v
+	}
+	return out
+}
+
+// Snapshot returns the teams' policies, the default policy and their
+// generation, all read from one consistent state.
+func (r *Registry) Snapshot() (teams map[string]*Policy, def *Policy, gen uint64) {
+	s := r.cur.Load()
+	teams = make(map[string]*Policy, len(s.teams))
+	for k, v := range s.teams {
+		teams[k] = v
+	}
+	return teams, s.def, s.gen
+}
+
+// Default returns the policy of calls without a team.
+func (r *Registry) Default() *Policy { return r.cur.Load().def }
+
+// Subscribe calls fn after every reload (also one that only failed), in
+// the goroutine that reloaded, never under the registry's lock, in the
+// order the subscriptions were made. It returns
+// a function that cancels the subscription.
+func (r *Registry) Subscribe(fn func(Change)) (cancel func()) {
+	r.mu.Lock()
+	id := r.nextID
+	r.nextID++
+	r.subs = append(r.subs, subscriber{id, fn})
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		r.subs = slices.DeleteFunc(r.subs, func(s subscriber) bool { return s.id == id })
+		r.mu.Unlock()
+	}
+}
+
+// Reload re-reads the directory and swaps in every team whose file is
+// valid; invalid files keep their team's last good policy. It returns the
+// problems of the rejected files, joined (nil when all are valid).
+func (r *Registry) Reload() error {
+	r.mu.Lock()
+	ch, err := r.reloadLocked()
+	subs := make([]func(Change), 0, len(r.subs))
+	for _, s := range r.subs {
+		subs = append(subs, s.fn)
+	}
+	r.mu.Unlock()
+	if ch == nil {
+		return err
+	}
+	for team, ferr := range ch.Failed {
+		r.logger.Warn("tokenwise: policy reload rejected; the last good policy stays in force",
+			"team", team, "file", ch.Files[team], "error", ferr)
+	}
+	for _, team := range ch.Updated {
+		r.logger.Info("tokenwise: policy reloaded", "team", team, "file", ch.Files[team], "generation", ch.Generation)
+	}
+	for _, fn := range subs {
+		fn(*ch)
+	}
+	return err
+}
+
+func (r *Registry) reloadLocked() (*Change, error) {
+	res, err := loadTeams(r.dir)
+	if err != nil {
+		r.logger.Warn("tokenwise: policy directory unreadable; the last good policies stay in force", "dir", r.dir, "error", err)
+		return &Change{Failed: map[string]error{"": err}, Generation: r.Generation()}, err
+	}
+	old := r.cur.Load()
+	next := &regSnapshot{gen: old.gen, teams: make(map[string]*Policy, len(res)), files: make(map[string]string, len(res))}
+	ch := &Change{Failed: map[string]error{}, Files: map[string]string{}}
+	var errs []error
+	present := map[string]bool{}
+	for _, tr := range res {
+		present[tr.team] = true
+		ch.Files[tr.team] = tr.file
+		if tr.err != nil {
+			ch.Failed[tr.team] = tr.err
+			errs = append(errs, tr.err)
+			if p, ok := old.teams[tr.team]; ok {
+				next.teams[tr.team] = p
+				next.files[tr.team] = old.files[tr.team]
+			}
+			continue
+		}
+		next.teams[tr.team] = tr.policy
+		next.files[tr.team] = tr.file
+		if prev, ok := old.teams[tr.team]; !ok || !samePolicy(prev, tr.policy) {
+			ch.Updated = append(ch.Updated, tr.team)
+		}
+	}
+	for team := range old.teams {
+		if !present[team] {
+			ch.Removed = append(ch.Removed, team)
+		}
+	}
+	if len(ch.Updated) > 0 || len(ch.Removed) > 0 {
+		next.gen++
+		if p, ok := next.teams[DefaultTeam]; ok {
+			next.def = p
+		} else {
+			next.def = Default()
+		}
+		r.cur.Store(next)
+	}
+	ch.Generation = r.cur.Load().gen
+	return ch, errors.Join(errs...)
+}
+
+// samePolicy reports whether two loaded policies hold the same data.
+func samePolicy(a, b *Policy) bool {
+	ea, eb := a.Explain(), b.Explain()
+	if len(ea) != len(eb) {
+		return false
+	}
+	for i := range ea {
+		if ea[i].Path != eb[i].Path || ea[i].Value != eb[i].Value {
+			return false
+		}
+	}
+	return true
+}
+
+// Watch reloads the registry whenever a policy file of its directory is
+// written, created, renamed or removed (editors that save by renaming are
+// covered: the directory is watched, not the files), until ctx is done.
+// Bursts of events within the debounce interval cause one reload. Watch
+// blocks; run it in a goroutine you own and cancel ctx to stop it.
+func (r *Registry) Watch(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("policies: watching %s: %w", r.dir, err)
+	}
+	defer w.Close()
+	if err := w.Add(r.dir); err != nil {
+		return fmt.Errorf("policies: watching %s: %w", r.dir, err)
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if !policyFile(filepath.Base(ev.Name)) {
+				continue
+			}
+			timer.Reset(r.debounce)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			r.logger.Warn("tokenwise: policy watcher error", "dir", r.dir, "error", err)
+		case <-timer.C:
+			_ = r.Reload() // reported to subscribers and the logger
+		}
+	}
+}
