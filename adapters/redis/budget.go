@@ -1,0 +1,237 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
+)
+
+// BudgetStore is a budget.Store on Redis, shared by every replica that uses
+// the same server and policy: one hash per ledger window holds the settled
+// spend (per bucket for rolling windows) and the reserved totals; a sorted
+// set holds each reservation ("<id> <usd> <tokens>") scored by its expiry. Reserve
+// and settle are single Lua scripts, so they are atomic across replicas;
+// expired reservations (a crashed replica) are purged by the next script
+// that touches the ledger, using the Redis server's clock.
+//
+// Keys: "{<key>:<window>}:l" and "{<key>:<window>}:z", where key is the
+// namespaced ledger key the budget layer passes
+// ("<prefix>:budget:<policy>:<team>") and the braces keep both keys in one
+// Redis Cluster slot. Ledger keys expire after their window (plus a day).
+//
+// A BudgetStore is safe for concurrent use.
+type BudgetStore struct {
+	c goredis.UniversalClient
+}
+
+var _ budget.Store = (*BudgetStore)(nil)
+
+// NewBudgetStore returns a BudgetStore on c. The caller owns c.
+func NewBudgetStore(c goredis.UniversalClient) *BudgetStore { return &BudgetStore{c: c} }
+
+const luaCommon = `
+local h, z = KEYS[1], KEYS[2]
+local t = redis.call('TIME')
+local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expired = redis.call('ZRANGEBYSCORE', z, '-inf', nowms)
+for _, m in ipairs(expired) do
+  local u, tk = string.match(m, ' (%-?%d+) (%-?%d+)$')
+  redis.call('HINCRBY', h, 'ru', 0 - tonumber(u))
+  redis.call('HINCRBY', h, 'rt', 0 - tonumber(tk))
+  redis.call('HINCRBY', h, 'n', -1)
+  redis.call('ZREM', z, m)
+end
+local function used(cur, nb)
+  if nb == 0 then
+    local v = redis.call('HMGET', h, 'uu', 'ut')
+    return tonumber(v[1]) or 0, tonumber(v[2]) or 0
+  end
+  local fu, ft = {}, {}
+  for b = cur - nb + 1, cur do
+    fu[#fu + 1] = 'uu:' .. b
+    ft[#ft + 1] = 'ut:' .. b
+  end
+  local vu = redis.call('HMGET', h, unpack(fu))
+  local vt = redis.call('HMGET', h, unpack(ft))
+  local su, st = 0, 0
+  for i = 1, #vu do
+    su = su + (tonumber(vu[i]) or 0)
+    st = st + (tonumber(vt[i]) or 0)
+  end
+  return su, st
+end
+local function state()
+  local v = redis.call('HMGET', h, 'ru', 'rt', 'n')
+  return tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
+end
+`
+
+// reserve: ARGV id, need_u, need_t, lim_u, lim_t, ttl_ms, bucket, nbuckets, key_ttl_ms
+// returns {ok, unit, used_u, used_t, res_u, res_t}
+var reserveScript = goredis.NewScript(luaCommon + `
+local id, nu, nt = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local lu, lt = tonumber(ARGV[4]), tonumber(ARGV[5])
+local ttl, cur, nb, kttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local uu, ut = used(cur, nb)
+local ru, rt = state()
+if lu > 0 and uu + ru + nu > lu then return {0, 1, uu, ut, ru, rt} end
+if lt > 0 and ut + rt + nt > lt then return {0, 2, uu, ut, ru, rt} end
+redis.call('HINCRBY', h, 'ru', nu)
+redis.call('HINCRBY', h, 'rt', nt)
+redis.call('HINCRBY', h, 'n', 1)
+redis.call('ZADD', z, nowms + ttl, id .. ' ' .. nu .. ' ' .. nt)
+if nb > 0 then redis.call('HDEL', h, 'uu:' .. (cur - nb), 'ut:' .. (cur - nb)) end
+redis.call('PEXPIRE', h, kttl)
+redis.call('PEXPIRE', z, kttl)
+return {1, 0, uu, ut, ru + nu, rt + nt}
+`)
+
+// settle: ARGV member ("<id> <need_u> <need_t>"), act_u, act_t, bucket, nbuckets, cur_bucket
+// returns {used_u, used_t, res_u, res_t, n}
+var settleScript = goredis.NewScript(luaCommon + `
+local id, au, at = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local b, nb, cur = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+if redis.call('ZREM', z, id) == 1 then
+  local u, tk = string.match(id, ' (%-?%d+) (%-?%d+)$')
+  redis.call('HINCRBY', h, 'ru', 0 - tonumber(u))
+  redis.call('HINCRBY', h, 'rt', 0 - tonumber(tk))
+  redis.call('HINCRBY', h, 'n', -1)
+end
+if au ~= 0 or at ~= 0 then
+  if nb == 0 then
+    redis.call('HINCRBY', h, 'uu', au)
+    redis.call('HINCRBY', h, 'ut', at)
+  else
+    redis.call('HINCRBY', h, 'uu:' .. b, au)
+    redis.call('HINCRBY', h, 'ut:' .. b, at)
+  end
+end
+local uu, ut = used(cur, nb)
+local ru, rt, n = state()
+return {uu, ut, ru, rt, n}
+`)
+
+// balance: ARGV cur_bucket, nbuckets; returns {used_u, used_t, res_u, res_t, n}
+var balanceScript = goredis.NewScript(luaCommon + `
+local uu, ut = used(tonumber(ARGV[1]), tonumber(ARGV[2]))
+local ru, rt, n = state()
+return {uu, ut, ru, rt, n}
+`)
+
+func keys(key string, w budget.Window) []string {
+	base := "{" + key + ":" + w.ID() + "}"
+	return []string{base + ":l", base + ":z"}
+}
+
+func buckets(w budget.Window, now time.Time) (cur int64, nb int) {
+	if w.Rolling <= 0 {
+		return 0, 0
+	}
+	cur, _ = w.Bucket(now)
+	return cur, budget.RollingBuckets
+}
+
+// keyTTL keeps a ledger a day past its window (for reading), or two
+// rolling windows.
+func keyTTL(w budget.Window, now time.Time, resTTL time.Duration) time.Duration {
+	d := w.Remains(now) + 24*time.Hour
+	if w.Rolling > 0 {
+		d = 2 * w.Rolling
+	}
+	return max(d, 2*resTTL, time.Minute)
+}
+
+var seq atomic.Uint64
+
+// Reserve runs the reserve script.
+func (s *BudgetStore) Reserve(ctx context.Context, r budget.Reservation) (budget.Hold, error) {
+	cur, nb := buckets(r.Window, r.Now)
+	ttl := r.TTL
+	if ttl <= 0 {
+		ttl = budget.DefaultReservationTTL
+	}
+	id := r.ID
+	if id == "" {
+		id = strconv.FormatUint(seq.Add(1), 36) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	k := keys(r.Key, r.Window)
+	v, err := reserveScript.Run(ctx, s.c, k, id, r.Need.USDMicros, r.Need.Tokens, r.Limit.USDMicros, r.Limit.Tokens,
+		ttl.Milliseconds(), cur, nb, keyTTL(r.Window, r.Now, ttl).Milliseconds()).Int64Slice()
+	if err != nil {
+		return nil, &budget.StoreError{Op: "reserve", Err: err}
+	}
+	if len(v) != 6 {
+		return nil, &budget.StoreError{Op: "reserve", Err: fmt.Errorf("unexpected reply %v", v)}
+	}
+	if v[0] == 0 {
+		if v[1] == 1 {
+			return nil, &budget.ExceededError{Unit: budget.UnitUSD, Limit: r.Limit.USDMicros, Used: v[2], Reserved: v[4], Need: r.Need.USDMicros}
+		}
+		return nil, &budget.ExceededError{Unit: budget.UnitTokens, Limit: r.Limit.Tokens, Used: v[3], Reserved: v[5], Need: r.Need.Tokens}
+	}
+	member := id + " " + strconv.FormatInt(r.Need.USDMicros, 10) + " " + strconv.FormatInt(r.Need.Tokens, 10)
+	return &redisHold{s: s, keys: k, id: member, w: r.Window, bucket: cur}, nil
+}
+
+type redisHold struct {
+	s      *BudgetStore
+	keys   []string
+	id     string // the reservation's member of the expiry set
+	w      budget.Window
+	bucket int64
+	done   atomic.Bool
+}
+
+func toBalance(v []int64) budget.Balance {
+	return budget.Balance{Used: budget.Amount{USDMicros: v[0], Tokens: v[1]},
+		Reserved: budget.Amount{USDMicros: v[2], Tokens: v[3]}, InFlight: v[4]}
+}
+
+// Settle runs the settle script once.
+func (h *redisHold) Settle(ctx context.Context, actual budget.Amount, now time.Time) (budget.Balance, error) {
+	cur, nb := buckets(h.w, now)
+	if h.done.Swap(true) {
+		return h.s.balance(ctx, h.keys, cur, nb)
+	}
+	v, err := settleScript.Run(ctx, h.s.c, h.keys, h.id, actual.USDMicros, actual.Tokens, h.bucket, nb, cur).Int64Slice()
+	if err != nil {
+		return budget.Balance{}, &budget.StoreError{Op: "settle", Err: err}
+	}
+	if len(v) != 5 {
+		return budget.Balance{}, &budget.StoreError{Op: "settle", Err: fmt.Errorf("unexpected reply %v", v)}
+	}
+	return toBalance(v), nil
+}
+
+// Balance reads a ledger, purging expired reservations first.
+func (s *BudgetStore) Balance(ctx context.Context, key string, w budget.Window, now time.Time) (budget.Balance, error) {
+	cur, nb := buckets(w, now)
+	return s.balance(ctx, keys(key, w), cur, nb)
+}
+
+func (s *BudgetStore) balance(ctx context.Context, k []string, cur int64, nb int) (budget.Balance, error) {
+	v, err := balanceScript.Run(ctx, s.c, k, cur, nb).Int64Slice()
+	if err != nil {
+		return budget.Balance{}, &budget.StoreError{Op: "balance", Err: err}
+	}
+	if len(v) != 5 {
+		return budget.Balance{}, &budget.StoreError{Op: "balance", Err: errors.New("unexpected reply")}
+	}
+	return toBalance(v), nil
+}
+
+// Mark sets flag with SET NX and a TTL (none when ttl <= 0).
+func (s *BudgetStore) Mark(ctx context.Context, flag string, ttl time.Duration, _ time.Time) (bool, error) {
+	ok, err := s.c.SetNX(ctx, flag, 1, max(ttl, 0)).Result()
+	if err != nil {
+		return false, &budget.StoreError{Op: "mark", Err: err}
+	}
+	return ok, nil
+}

@@ -1,0 +1,317 @@
+package redis_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goopenai "github.com/sashabaranov/go-openai"
+	"go.uber.org/goleak"
+
+	oaiadapter "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/adapters/redis"
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+func window() budget.Window {
+	return budget.WindowFor(policies.PeriodDaily, 0, time.Now())
+}
+
+func TestRedisBudgetReserveSettle(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	c := testRedis(t)
+	key := testPrefix(t, c) + ":budget:p:team"
+	s := redis.NewBudgetStore(c)
+	ctx := context.Background()
+	w := window()
+	lim := budget.Amount{USDMicros: 1000, Tokens: 100}
+	r := budget.Reservation{Key: key, ID: "a", Need: budget.Amount{USDMicros: 600, Tokens: 50}, Limit: lim, Window: w, Now: time.Now(), TTL: time.Minute}
+	h, err := s.Reserve(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ID = "b"
+	_, err = s.Reserve(ctx, r)
+	var e *budget.ExceededError
+	if !errors.As(err, &e) || e.Unit != budget.UnitUSD || e.Reserved != 600 || e.Need != 600 || e.Limit != 1000 {
+		t.Fatalf("second reserve: %v", err)
+	}
+	bal, err := h.Settle(ctx, budget.Amount{USDMicros: 400, Tokens: 30}, time.Now())
+	if err != nil || bal.Used != (budget.Amount{USDMicros: 400, Tokens: 30}) || !bal.Reserved.IsZero() || bal.InFlight != 0 {
+		t.Fatalf("settle: %+v %v", bal, err)
+	}
+	if _, err := h.Settle(ctx, budget.Amount{USDMicros: 400}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if bal, _ := s.Balance(ctx, key, w, time.Now()); bal.Used.USDMicros != 400 {
+		t.Fatalf("a second settle changed the ledger: %+v", bal)
+	}
+	if first, _ := s.Mark(ctx, key+":warn", time.Minute, time.Now()); !first {
+		t.Fatal("first mark not first")
+	}
+	if first, _ := s.Mark(ctx, key+":warn", time.Minute, time.Now()); first {
+		t.Fatal("second mark is first")
+	}
+}
+
+// A reservation never settled is freed when its TTL expires (Redis' clock).
+func TestRedisReservationTTL(t *testing.T) {
+	c := testRedis(t)
+	key := testPrefix(t, c) + ":budget:p:team"
+	s := redis.NewBudgetStore(c)
+	ctx := context.Background()
+	w := window()
+	r := budget.Reservation{Key: key, ID: "x", Need: budget.Amount{Tokens: 90}, Limit: budget.Amount{Tokens: 100}, Window: w, Now: time.Now(), TTL: 200 * time.Millisecond}
+	if _, err := s.Reserve(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if bal, _ := s.Balance(ctx, key, w, time.Now()); bal.InFlight != 1 || bal.Reserved.Tokens != 90 {
+		t.Fatalf("balance %+v", bal)
+	}
+	waitFreed(t, s, key, w, 200*time.Millisecond)
+	r.ID = "y"
+	if _, err := s.Reserve(ctx, r); err != nil {
+		t.Fatalf("after TTL: %v", err)
+	}
+}
+
+// waitFreed polls the ledger (Redis keeps real time, which a test cannot
+// fake) until no reservation is held, failing after ttl plus a margin.
+func waitFreed(t *testing.T, s *redis.BudgetStore, key string, w budget.Window, ttl time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(ttl + 2*time.Second)
+	for {
+		bal, err := s.Balance(context.Background(), key, w, time.Now())
+		if err == nil && bal.InFlight == 0 && bal.Reserved.IsZero() {
+			return time.Since(start)
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("reservation not freed within TTL %s: %+v %v", ttl, bal, err)
+		}
+	}
+}
+
+func TestRedisBudgetConcurrentNeverOvershoots(t *testing.T) {
+	c := testRedis(t)
+	key := testPrefix(t, c) + ":budget:p:team"
+	s := redis.NewBudgetStore(c)
+	ctx := context.Background()
+	w := window()
+	lim := budget.Amount{USDMicros: 100_000}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 50 {
+				r := budget.Reservation{Key: key, ID: fmt.Sprintf("%d-%d", g, i), Need: budget.Amount{USDMicros: 1_000}, Limit: lim, Window: w, Now: time.Now(), TTL: time.Minute}
+				h, err := s.Reserve(ctx, r)
+				if err != nil {
+					continue
+				}
+				if _, err := h.Settle(ctx, budget.Amount{USDMicros: 700 + int64(i%4)*100}, time.Now()); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	bal, err := s.Balance(ctx, key, w, time.Now())
+	if err != nil || bal.Used.USDMicros > lim.USDMicros || bal.InFlight != 0 || bal.Used.USDMicros < lim.USDMicros-1_000 {
+		t.Fatalf("balance %+v over limit %d", bal, lim.USDMicros)
+	}
+}
+
+// The child process of TestRedisBudgetFourProcesses: it runs calls through
+// the full chain (go-openai → tokenwise transport → budget on Redis →
+// openaitest) and prints its results. Not a test on its own.
+func TestRedisBudgetChild(t *testing.T) {
+	mode := os.Getenv("TOKENWISE_BUDGET_CHILD")
+	if mode == "" {
+		t.Skip("child process of TestRedisBudgetFourProcesses")
+	}
+	c := testRedis(t)
+	p := childPolicy(os.Getenv("TOKENWISE_BUDGET_PREFIX"))
+	srv := openaitest.NewServer(t)
+	if mode == "hang" {
+		// The matcher runs when the request reached the server, i.e. after
+		// the budget reserved: tell the parent, then hang.
+		srv.On(func(*openaitest.ChatRequest) bool { fmt.Println("CALLING"); return true }).
+			Reply(openaitest.Reply{Content: "late", Latency: time.Hour})
+	} else {
+		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Text(strings.Repeat("x", 400)), openaitest.ServerError(),
+			openaitest.Text(strings.Repeat("y", 200)), openaitest.Text("short"))
+	}
+	chain := llmwrap.MustBuild(p, llmwrap.WithBudgetStore(redis.NewBudgetStore(c)), llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
+	base := &http.Transport{}
+	defer base.CloseIdleConnections()
+	cfg := goopenai.DefaultConfig("k")
+	cfg.BaseURL = srv.URL
+	cfg.HTTPClient = oaiadapter.NewHTTPClient(chain, oaiadapter.WithBaseTransport(base))
+	client := goopenai.NewClientWithConfig(cfg)
+	team := "sre"
+	if mode == "hang" {
+		team = "oncall" // a fresh ledger: the hanging call must get its reservation
+	}
+	ctx := middleware.WithTeam(context.Background(), team)
+	if mode == "hang" {
+		client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o", Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hang"}}})
+		return
+	}
+	var ok, rejected, failed int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 25 {
+				_, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o",
+					Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: fmt.Sprintf("check disk %d-%d", g, i)}}})
+				mu.Lock()
+				switch {
+				case err == nil:
+					ok++
+				case errors.Is(err, budget.ErrExceeded):
+					rejected++
+				default:
+					failed++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Printf("RESULT %d %d %d\n", ok, rejected, failed)
+}
+
+func childPolicy(prefix string) *policies.Policy {
+	return &policies.Policy{Version: 1, Name: "procs", Budget: policies.Budget{
+		Request: policies.RequestBudget{MaxOutputTokens: 200},
+		Team:    policies.TeamBudget{Period: policies.PeriodDaily, MaxUSD: policies.MicroUSD(10_000)},
+		Store:   policies.BudgetStore{Kind: policies.StoreRedis, KeyPrefix: prefix, ReservationTTL: policies.Duration(time.Second)},
+	}}
+}
+
+func child(t *testing.T, mode, prefix string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRedisBudgetChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "TOKENWISE_BUDGET_CHILD="+mode, "TOKENWISE_BUDGET_PREFIX="+prefix, "TOKENWISE_REDIS_ADDR="+redisAddr())
+	return cmd
+}
+
+// Four separate processes (8 concurrent callers each) share a $0.01 daily
+// team budget on one Redis:
+// the settled spend stays within it, and a fifth process killed mid-call
+// frees its reservation within the reservation TTL (1s).
+func TestRedisBudgetFourProcesses(t *testing.T) {
+	if os.Getenv("TOKENWISE_BUDGET_CHILD") != "" {
+		t.Skip("in a child")
+	}
+	c := testRedis(t)
+	prefix := testPrefix(t, c)
+	p := childPolicy(prefix)
+	store := redis.NewBudgetStore(c)
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ok, rejected, failed int
+	for range 4 {
+		cmd := child(t, "run", prefix)
+		wg.Go(func() {
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Errorf("child: %v\n%s", err, out)
+				return
+			}
+			for line := range strings.Lines(string(out)) {
+				if f := strings.Fields(line); len(f) == 4 && f[0] == "RESULT" {
+					a, _ := strconv.Atoi(f[1])
+					b, _ := strconv.Atoi(f[2])
+					c, _ := strconv.Atoi(f[3])
+					mu.Lock()
+					ok, rejected, failed = ok+a, rejected+b, failed+c
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b, err := budget.New(p, budget.WithStore(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rem, err := b.Remaining(context.Background(), "sre")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("4 processes: ok %d, rejected %d, failed %d; spent %s of %s", ok, rejected, failed,
+		middleware.FormatUSD(rem.Used.USDMicros), middleware.FormatUSD(rem.Limit.USDMicros))
+	if ok+rejected+failed != 800 || ok == 0 || rejected == 0 {
+		t.Fatalf("calls: ok %d, rejected %d, failed %d", ok, rejected, failed)
+	}
+	if rem.Used.USDMicros > 10_000 || rem.InFlight != 0 || !rem.Reserved.IsZero() {
+		t.Fatalf("over the limit or reservations left: %+v", rem.Balance)
+	}
+
+	// A process killed mid-call: its reservation is freed within the TTL.
+	cmd := child(t, "hang", prefix)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && !strings.Contains(sc.Text(), "CALLING") {
+	}
+	rem, _ = b.Remaining(context.Background(), "oncall")
+	if rem.InFlight != 1 || rem.Reserved.IsZero() {
+		t.Fatalf("the hanging call holds no reservation: %+v", rem.Balance)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	took := waitFreed(t, store, b.TeamKey("oncall"), rem.Window, time.Second)
+	t.Logf("killed process's reservation freed %s after the kill (TTL 1s)", took.Round(10*time.Millisecond))
+}
+
+// BenchmarkRedisReserveSettle16 runs reserve+settle pairs from 16
+// concurrent clients on one ledger; pairs/s is reported.
+func BenchmarkRedisReserveSettle16(b *testing.B) {
+	c := testRedis(b)
+	key := testPrefix(b, c) + ":budget:p:team"
+	s := redis.NewBudgetStore(c)
+	ctx := context.Background()
+	w := window()
+	need := budget.Amount{USDMicros: 100, Tokens: 10}
+	lim := budget.Amount{USDMicros: 1 << 50, Tokens: 1 << 50}
+	b.SetParallelism(max(1, 16/runtimeProcs()))
+	b.ReportAllocs()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			h, err := s.Reserve(ctx, budget.Reservation{Key: key, Need: need, Limit: lim, Window: w, Now: time.Now(), TTL: time.Minute})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := h.Settle(ctx, need, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "pairs/s")
+}

@@ -1,0 +1,12 @@
+// Package redis holds tokenwise's shared state for many replicas on one Redis
+// server (github.com/redis/go-redis/v9): the budget ledger (atomic reserve and
+// settle in Lua scripts, reservations with a TTL), and, in sibling files, the
+// response cache and the artifact store.
+//
+// Every key is namespaced: a caller-chosen prefix (default "tokenwise"), then
+// the concern ("budget", "cache", ...), then the policy and team scope, so
+// that several policies and teams can share one server without collisions.
+//
+// The package depends on go-redis only through a redis.UniversalClient the
+// caller passes in; it never dials on its own.
+package redis

@@ -1,0 +1,511 @@
+package budget
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+	"github.com/tokenwise/tokenwise/tokens"
+)
+
+// DefaultMaxOutput is the max_tokens injected (and reserved) when neither
+// the request, nor budget.request.max_output_tokens, nor the model's
+// max_output_tokens bounds the output.
+const DefaultMaxOutput = 4096
+
+// DefaultReservationTTL is the reservation TTL when the policy sets none.
+const DefaultReservationTTL = 2 * time.Minute
+
+// DefaultLocalFraction is the share of each team limit a replica spends
+// alone while the shared store is unavailable (on_unavailable: local).
+const DefaultLocalFraction = 0.1
+
+// Option configures a Budget with code-side things.
+type Option func(*Budget)
+
+// WithStore sets the store of team ledgers. Default: a new MemoryStore.
+// Policies with budget.store.kind redis must be given a shared store
+// (adapters/redis.NewBudgetStore).
+func WithStore(s Store) Option { return func(b *Budget) { b.store = s } }
+
+// WithClock sets the clock that picks windows and buckets. Default: time.Now.
+func WithClock(now func() time.Time) Option { return func(b *Budget) { b.now = now } }
+
+// WithLogger sets the logger of soft-limit warnings, exceeded budgets in
+// warn mode and store failures. Default: slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(b *Budget) { b.log = l } }
+
+// WithEstimator sets the token estimator. Default: tokens.New().
+func WithEstimator(e *tokens.Estimator) Option { return func(b *Budget) { b.est = e } }
+
+// Budget enforces a policy's budget section: per request, per run and per
+// team per period. Build one with New and put Budget.Middleware in the
+// chain (llmwrap.Build does). A Budget is safe for concurrent use.
+type Budget struct {
+	pol   *policies.Policy
+	cfg   policies.Budget
+	store Store
+	local *MemoryStore // on_unavailable: local
+	now   func() time.Time
+	log   *slog.Logger
+	est   *tokens.Estimator
+
+	prefix   string
+	ttl      time.Duration
+	warnAt   []float64
+	teamLim  Amount
+	runLim   Amount
+	localLim Amount
+	needTeam bool
+	needRun  bool
+
+	seq    atomic.Uint64
+	idBase string
+	warned sync.Map // soft-limit flags known to be set → end of their window
+	pruned atomic.Int64
+}
+
+// New returns the Budget of p's budget section. It fails for a policy that
+// asks for a Redis store when no store was given.
+func New(p *policies.Policy, opts ...Option) (*Budget, error) {
+	if p == nil {
+		p = policies.Default()
+	}
+	b := &Budget{pol: p, cfg: p.Budget, now: time.Now, log: slog.Default()}
+	for _, o := range opts {
+		o(b)
+	}
+	if b.store == nil {
+		if b.cfg.Store.Kind == policies.StoreRedis {
+			return nil, errors.New("budget.store.kind is redis but no store was given: pass llmwrap.WithBudgetStore(redis.NewBudgetStore(client, ...))")
+		}
+		b.store = NewMemoryStore()
+	}
+	if b.est == nil {
+		b.est = tokens.New()
+	}
+	b.prefix = cmp(b.cfg.Store.KeyPrefix, "tokenwise")
+	b.ttl = b.cfg.Store.ReservationTTL.Duration()
+	if b.ttl <= 0 {
+		b.ttl = DefaultReservationTTL
+	}
+	b.warnAt = slices.Sorted(slices.Values(b.cfg.WarnAt))
+	b.teamLim = Amount{USDMicros: b.cfg.Team.MaxUSD.Micro(), Tokens: b.cfg.Team.MaxTokens}
+	b.runLim = Amount{USDMicros: b.cfg.Run.MaxUSD.Micro(), Tokens: b.cfg.Run.MaxTokens}
+	b.needTeam = !b.teamLim.IsZero()
+	b.needRun = !b.runLim.IsZero()
+	if b.cfg.Store.OnUnavailable == policies.UnavailableLocal {
+		f := b.cfg.Store.LocalFraction
+		if f <= 0 {
+			f = DefaultLocalFraction
+		}
+		b.local = NewMemoryStore()
+		b.localLim = Amount{USDMicros: int64(float64(b.teamLim.USDMicros) * f), Tokens: int64(float64(b.teamLim.Tokens) * f)}
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	b.idBase = hex.EncodeToString(rnd[:])
+	return b, nil
+}
+
+func cmp(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// Active reports whether the policy sets any budget this layer enforces.
+func (b *Budget) Active() bool {
+	r := b.cfg.Request
+	return b.needTeam || b.needRun || r.MaxInputTokens > 0 || r.MaxOutputTokens > 0
+}
+
+// Team returns the team a call is attributed to: the context's team, else
+// the policy's name, else "default".
+func (b *Budget) Team(ctx context.Context) string {
+	if t := middleware.TeamFrom(ctx); t != "" {
+		return t
+	}
+	return cmp(b.pol.Name, "default")
+}
+
+// TeamKey returns the namespaced ledger key of team:
+// "<prefix>:budget:<policy>:<team>".
+func (b *Budget) TeamKey(team string) string {
+	return b.prefix + ":budget:" + cmp(b.pol.Name, "default") + ":" + team
+}
+
+// Remaining is a team's budget in its current window.
+type Remaining struct {
+	Team    string
+	Window  Window
+	Balance // limits, used, reserved, in flight
+}
+
+// Remaining reads team's budget in the current window (the limit is zero
+// in a unit without a limit). It reads the shared store.
+func (b *Budget) Remaining(ctx context.Context, team string) (Remaining, error) {
+	now := b.now()
+	w := WindowFor(b.cfg.Team.Period, b.cfg.Team.Window.Duration(), now)
+	bal, err := b.store.Balance(ctx, b.TeamKey(team), w, now)
+	if err != nil {
+		return Remaining{}, &StoreError{Op: "balance", Err: err}
+	}
+	bal.Limit = b.teamLim
+	return Remaining{Team: team, Window: w, Balance: bal}, nil
+}
+
+type runLedgerKey struct{ b *Budget }
+
+func (b *Budget) runLedger(run *middleware.Run) *ledger {
+	return run.Value(runLedgerKey{b}, func() any { return &ledger{} }).(*ledger)
+}
+
+// RunBalance returns the run's spend and reservations under this budget.
+func (b *Budget) RunBalance(run *middleware.Run) Balance {
+	if run == nil {
+		return Balance{}
+	}
+	bal := b.runLedger(run).balance(b.now())
+	bal.Limit = b.runLim
+	return bal
+}
+
+// Middleware returns the budget layer; nil when the policy sets no budget
+// it enforces. It belongs under the fallback layer, so that every model
+// tried is reserved at its own price.
+func (b *Budget) Middleware() middleware.Middleware {
+	if !b.Active() {
+		return nil
+	}
+	return func(next middleware.Handler) middleware.Handler {
+		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			return b.handle(ctx, req, next)
+		})
+	}
+}
+
+// holds are the reservations of one call.
+type holds struct {
+	run, team Hold
+	runL      *ledger
+	teamW     Window
+	teamName  string
+	teamKey   string
+	teamStore Store
+}
+
+func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
+	req, h, spec, est, err := b.admit(ctx, req, false)
+	if err != nil {
+		return nil, err
+	}
+	settled := false
+	defer func() {
+		if !settled { // a panic below: release, then let it go on
+			b.settle(context.WithoutCancel(ctx), h, Amount{})
+		}
+	}()
+	resp, err := next.Handle(ctx, req)
+	usage, billed := b.usage(req, resp, est)
+	var actual Amount
+	if billed {
+		actual = Amount{Tokens: usage.Total(), USDMicros: spec.Cost(toCounts(usage)).Micro()}
+		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.CostMicros += actual.USDMicros })
+	}
+	settled = true
+	b.settle(context.WithoutCancel(ctx), h, actual)
+	return resp, err
+}
+
+// usage returns what to bill: the provider's usage, or for a response that
+// carries none (a cut stream) the estimated input plus the tokens of the
+// partial output. A failure without a response bills nothing.
+func (b *Budget) usage(req *middleware.Request, resp *middleware.Response, est int64) (middleware.Usage, bool) {
+	if resp == nil {
+		return middleware.Usage{}, false
+	}
+	if resp.FromCache {
+		return middleware.Usage{}, false
+	}
+	if !resp.Usage.IsZero() {
+		return resp.Usage, true
+	}
+	m := &resp.Message
+	out := b.est.Text(req.Model, m.Content) + b.est.Text(req.Model, m.Reasoning)
+	for _, tc := range m.ToolCalls {
+		out += 3 + b.est.Text(req.Model, tc.Name) + b.est.Text(req.Model, tc.Arguments)
+	}
+	return middleware.Usage{InputTokens: est, OutputTokens: out}, true
+}
+
+func toCounts(u middleware.Usage) policies.TokenCounts {
+	return policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
+		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens}
+}
+
+// admit checks the request caps and reserves the worst case in the run and
+// team ledgers, downgrading or warning as the policy says. It returns the
+// request to send (max_tokens injected, model downgraded).
+func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded bool) (*middleware.Request, *holds, policies.ModelSpec, int64, error) {
+	spec, known := b.pol.Model(req.Model)
+	est := tokens.ForCall(ctx, b.est, req.Model, req)
+	out, inject := b.outputBound(req, spec, est)
+	if inject {
+		req = req.Clone()
+		req.MaxTokens = int(out)
+	}
+	exceeded := func(e *ExceededError) (*middleware.Request, *holds, policies.ModelSpec, int64, error) {
+		e.Model = req.Model
+		return b.onExceeded(ctx, req, e, downgraded)
+	}
+	if mx := b.cfg.Request.MaxInputTokens; mx > 0 && est > mx {
+		e := &ExceededError{Scope: "request", Unit: UnitTokens, Limit: mx, Need: est}
+		if r, h, s, n, err := exceeded(e); err != nil || r != nil {
+			return r, h, s, n, err
+		}
+	}
+	need := Amount{Tokens: est + out}
+	if b.cfg.Run.MaxUSD > 0 || b.cfg.Team.MaxUSD > 0 {
+		if !known || !spec.HasPrice() {
+			return nil, nil, spec, est, &refusal{kind: ErrUnpriced, msg: fmt.Sprintf("a USD budget applies and model %q has no price in the catalog or the policy", req.Model)}
+		}
+	}
+	need.USDMicros = spec.Cost(policies.TokenCounts{Input: est, Output: out}).Micro()
+	h, err := b.reserve(ctx, need, b.runLim, b.teamLim)
+	if err != nil {
+		var e *ExceededError
+		if !errors.As(err, &e) {
+			return nil, nil, spec, est, err
+		}
+		r, h2, s, n, err := exceeded(e)
+		if err != nil || r != nil {
+			return r, h2, s, n, err
+		}
+		// warn: reserve without limits, so that the spend is still recorded
+		if h, err = b.reserve(ctx, need, Amount{}, Amount{}); err != nil {
+			return nil, nil, spec, est, err
+		}
+	}
+	return req, h, spec, est, nil
+}
+
+// onExceeded applies on_exceed. It returns a nil request and nil error for
+// warn (the caller goes on), the downgraded admission for downgrade, and
+// the error for reject.
+func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *ExceededError, downgraded bool) (*middleware.Request, *holds, policies.ModelSpec, int64, error) {
+	action := b.cfg.OnExceed
+	if action == "" || (action == policies.OnExceedDowngrade && (downgraded || req.Model == b.cfg.DowngradeTo)) {
+		action = policies.OnExceedReject
+	}
+	middleware.Emit(ctx, middleware.BudgetExceeded{Scope: e.Scope, Unit: e.Unit, Limit: e.Limit, Used: e.Used,
+		Reserved: e.Reserved, Need: e.Need, Action: string(action)})
+	switch action {
+	case policies.OnExceedWarn:
+		b.log.WarnContext(ctx, "tokenwise: budget exceeded, call let through (on_exceed: warn)", "scope", e.Scope,
+			"unit", e.Unit, "limit", e.Limit, "used", e.Used, "reserved", e.Reserved, "need", e.Need, "model", e.Model)
+		return nil, nil, policies.ModelSpec{}, 0, nil
+	case policies.OnExceedDowngrade:
+		d := req.Clone()
+		d.Model = b.cfg.DowngradeTo
+		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+			f.Model = d.Model
+			f.Notes = append(f.Notes, fmt.Sprintf("budget: %s over its %s limit, downgraded %s → %s", e.Scope, e.Unit, req.Model, d.Model))
+		})
+		r, h, s, n, err := b.admit(ctx, d, true)
+		var e2 *ExceededError
+		if errors.As(err, &e2) && e2.Err == nil {
+			e2.Err = e
+		}
+		return r, h, s, n, err
+	}
+	return nil, nil, policies.ModelSpec{}, 0, e
+}
+
+// outputBound returns the output tokens to reserve and whether max_tokens
+// must be set on the request: the request's own max_tokens, capped by the
+// policy; else the policy's cap, the model's max output, or
+// DefaultMaxOutput; never more than the context window leaves.
+func (b *Budget) outputBound(req *middleware.Request, spec policies.ModelSpec, est int64) (int64, bool) {
+	out := int64(req.MaxTokens)
+	limit := b.cfg.Request.MaxOutputTokens
+	inject := false
+	if out <= 0 || (limit > 0 && out > limit) {
+		inject = true
+		switch {
+		case limit > 0:
+			out = limit
+		case spec.MaxOutputTokens > 0:
+			out = spec.MaxOutputTokens
+		default:
+			out = DefaultMaxOutput
+		}
+	}
+	if w := spec.ContextWindow; w > 0 && est < w && out > w-est {
+		out, inject = w-est, true
+	}
+	return out, inject
+}
+
+func (b *Budget) nextID() string {
+	return b.idBase + "-" + strconv.FormatUint(b.seq.Add(1), 36)
+}
+
+// reserve holds need in the run ledger, then in the team ledger; on a team
+// refusal the run hold is released.
+func (b *Budget) reserve(ctx context.Context, need, runLim, teamLim Amount) (*holds, error) {
+	now := b.now()
+	h := &holds{}
+	if run := middleware.RunFrom(ctx); run != nil && b.needRun {
+		h.runL = b.runLedger(run)
+		hold, err := h.runL.reserve(need, runLim, now)
+		if err != nil {
+			err.(*ExceededError).Scope = "run"
+			return nil, err
+		}
+		h.run = hold
+	}
+	if !b.needTeam {
+		return h, nil
+	}
+	team := b.Team(ctx)
+	h.teamName = team
+	h.teamKey = b.TeamKey(team)
+	h.teamW = WindowFor(b.cfg.Team.Period, b.cfg.Team.Window.Duration(), now)
+	r := Reservation{Key: h.teamKey, ID: b.nextID(), Need: need, Limit: teamLim, Window: h.teamW, Now: now, TTL: b.ttl}
+	h.teamStore = b.store
+	hold, err := b.store.Reserve(ctx, r)
+	if err != nil {
+		var e *ExceededError
+		if errors.As(err, &e) {
+			e.Scope = "team:" + team
+		} else {
+			hold, err = b.unavailable(ctx, r, teamLim, err)
+			h.teamStore = b.local
+		}
+		if err != nil {
+			if h.run != nil {
+				_, _ = h.run.Settle(ctx, Amount{}, now)
+			}
+			if errors.As(err, &e) {
+				e.Scope = "team:" + team
+			}
+			return nil, err
+		}
+	}
+	h.team = hold
+	return h, nil
+}
+
+// unavailable handles a store failure per policy: fail_closed refuses the
+// call; local reserves in the local store with the local share of limits.
+func (b *Budget) unavailable(ctx context.Context, r Reservation, teamLim Amount, cause error) (Hold, error) {
+	middleware.Emit(ctx, middleware.StoreFailed{Store: "budget", Op: "reserve", Err: cause})
+	if b.local == nil {
+		b.log.ErrorContext(ctx, "tokenwise: budget store unavailable, call refused (on_unavailable: fail_closed)", "err", cause)
+		return nil, &refusal{kind: ErrStoreUnavailable, msg: "on_unavailable is fail_closed", err: cause}
+	}
+	b.log.WarnContext(ctx, "tokenwise: budget store unavailable, spending the local share (on_unavailable: local)", "err", cause)
+	if !teamLim.IsZero() {
+		r.Limit = b.localLim
+	}
+	return b.local.Reserve(ctx, r)
+}
+
+// settle settles the call's holds and fires soft-limit events.
+func (b *Budget) settle(ctx context.Context, h *holds, actual Amount) {
+	now := b.now()
+	if h.run != nil {
+		bal, _ := h.run.Settle(ctx, actual, now)
+		if !actual.IsZero() {
+			b.warn(ctx, "run", "", Window{}, b.runLim, bal, now, h.runL)
+		}
+	}
+	if h.team != nil {
+		bal, err := h.team.Settle(ctx, actual, now)
+		if err != nil {
+			middleware.Emit(ctx, middleware.StoreFailed{Store: "budget", Op: "settle", Err: err})
+			b.log.WarnContext(ctx, "tokenwise: budget settle failed; the reservation expires with its TTL", "err", err)
+			return
+		}
+		if !actual.IsZero() && h.teamStore == b.store {
+			b.warn(ctx, "team:"+h.teamName, h.teamKey, h.teamW, b.teamLim, bal, now, nil)
+		}
+	}
+}
+
+// warn fires the soft-limit events crossed by bal, once per window and
+// fraction: run flags live in the run's ledger, team flags in the store.
+func (b *Budget) warn(ctx context.Context, scope, key string, w Window, limit Amount, bal Balance, now time.Time, runL *ledger) {
+	if len(b.warnAt) == 0 {
+		return
+	}
+	for _, u := range [2]struct {
+		unit        string
+		used, limit int64
+	}{{UnitUSD, bal.Used.USDMicros, limit.USDMicros}, {UnitTokens, bal.Used.Tokens, limit.Tokens}} {
+		if u.limit <= 0 {
+			continue
+		}
+		for _, f := range b.warnAt {
+			if float64(u.used) < f*float64(u.limit) {
+				break
+			}
+			if runL != nil {
+				if runL.markOnce(u.unit + ":" + strconv.FormatFloat(f, 'g', -1, 64)) {
+					b.fire(ctx, scope, u.unit, f, u.limit, u.used)
+				}
+				continue
+			}
+			flag := key + ":warn:" + w.ID() + ":" + u.unit + ":" + strconv.FormatFloat(f, 'g', -1, 64)
+			if w.Rolling <= 0 {
+				if _, seen := b.warned.Load(flag); seen {
+					continue // known to be set: spare the store a round trip
+				}
+			}
+			first, err := b.store.Mark(ctx, flag, w.Remains(now), now)
+			if err != nil {
+				first = true // better a duplicate warning than none
+			}
+			if w.Rolling <= 0 {
+				b.warned.Store(flag, w.End)
+				b.pruneWarned(now)
+			}
+			if first {
+				b.fire(ctx, scope, u.unit, f, u.limit, u.used)
+			}
+		}
+	}
+}
+
+// pruneWarned drops the local copies of flags of ended windows, at most
+// once a minute.
+func (b *Budget) pruneWarned(now time.Time) {
+	last := b.pruned.Load()
+	if now.Unix()-last < 60 || !b.pruned.CompareAndSwap(last, now.Unix()) {
+		return
+	}
+	b.warned.Range(func(k, v any) bool {
+		if end, ok := v.(time.Time); ok && !now.Before(end) {
+			b.warned.Delete(k)
+		}
+		return true
+	})
+}
+
+func (b *Budget) fire(ctx context.Context, scope, unit string, f float64, limit, used int64) {
+	b.log.WarnContext(ctx, "tokenwise: budget soft limit reached", "scope", scope, "unit", unit,
+		"fraction", f, "limit", limit, "used", used)
+	middleware.Emit(ctx, middleware.BudgetWarning{Scope: scope, Unit: unit, Fraction: f, Limit: limit, Used: used})
+}

@@ -1,0 +1,458 @@
+package budget_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+	"github.com/tokenwise/tokenwise/tokens"
+)
+
+var est = tokens.New()
+
+// echo answers with the exact estimated input and min(max_tokens, out)
+// output tokens, like a provider that honours max_tokens.
+func echo(out int64) middleware.Handler {
+	return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		o := out
+		if req.MaxTokens > 0 && int64(req.MaxTokens) < o {
+			o = int64(req.MaxTokens)
+		}
+		return &middleware.Response{Model: req.Model, Message: middleware.Message{Role: middleware.RoleAssistant, Content: "ok"},
+			FinishReason: "stop", Usage: middleware.Usage{InputTokens: est.Request(req.Model, req), OutputTokens: o}}, nil
+	})
+}
+
+func request(model string) *middleware.Request {
+	return &middleware.Request{Model: model, Messages: []middleware.Message{{Role: middleware.RoleUser, Content: "Check the disk."}}}
+}
+
+// reqTokens is the estimate of request(model).
+func reqTokens(model string) int64 { return est.Request(model, request(model)) }
+
+type recorder struct {
+	mu     sync.Mutex
+	events []middleware.Event
+}
+
+func (r *recorder) Observe(_ context.Context, e middleware.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+}
+
+func (r *recorder) warnings() []middleware.BudgetWarning {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var w []middleware.BudgetWarning
+	for _, e := range r.events {
+		if bw, ok := e.(middleware.BudgetWarning); ok {
+			w = append(w, bw)
+		}
+	}
+	return w
+}
+
+func chain(t *testing.T, p *policies.Policy, next middleware.Handler, opts ...budget.Option) (*budget.Budget, middleware.Handler) {
+	t.Helper()
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := budget.New(p, append([]budget.Option{budget.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, middleware.Then(next, middleware.Instrument(nil, nil), b.Middleware())
+}
+
+func teamPolicy(tb policies.TeamBudget) *policies.Policy {
+	return &policies.Policy{Version: 1, Name: "devops", Budget: policies.Budget{
+		Request: policies.RequestBudget{MaxOutputTokens: 100}, Team: tb}}
+}
+
+func TestRejectIsTyped(t *testing.T) {
+	per := reqTokens("gpt-4o") + 100
+	_, h := chain(t, teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: 2*per + 1}), echo(100))
+	ctx := middleware.WithTeam(context.Background(), "sre")
+	for i := range 2 {
+		if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	_, err := h.Handle(ctx, request("gpt-4o"))
+	var e *budget.ExceededError
+	if !errors.As(err, &e) || !errors.Is(err, budget.ErrExceeded) || !errors.Is(err, middleware.ErrBudget) {
+		t.Fatalf("third call: %v, want *ExceededError matching ErrExceeded and middleware.ErrBudget", err)
+	}
+	want := budget.ExceededError{Scope: "team:sre", Unit: budget.UnitTokens, Limit: 2*per + 1, Used: 2 * per, Reserved: 0, Need: per, Model: "gpt-4o"}
+	if *e != want {
+		t.Fatalf("error = %+v\nwant    %+v", *e, want)
+	}
+}
+
+func TestMaxTokensInjectedAndCapped(t *testing.T) {
+	var seen []int
+	var mu sync.Mutex
+	h0 := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		mu.Lock()
+		seen = append(seen, req.MaxTokens)
+		mu.Unlock()
+		return echo(10).Handle(ctx, req)
+	})
+	_, h := chain(t, teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: 1_000_000}), h0)
+	for _, mt := range []int{0, 500, 50} {
+		r := request("gpt-4o")
+		r.MaxTokens = mt
+		if _, err := h.Handle(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if r.MaxTokens != mt {
+			t.Fatal("the caller's request was mutated")
+		}
+	}
+	if want := []int{100, 100, 50}; !equal(seen, want) {
+		t.Fatalf("max_tokens sent = %v, want %v", seen, want)
+	}
+	// Without a request cap the model's max output is injected.
+	p := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxTokens: 1_000_000}}}
+	seen = nil
+	_, h = chain(t, p, h0)
+	ctx, _ := middleware.StartRun(context.Background(), "r")
+	if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{16384}; !equal(seen, want) {
+		t.Fatalf("max_tokens sent = %v, want %v (gpt-4o's max output)", seen, want)
+	}
+}
+
+func equal(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestInputCap(t *testing.T) {
+	p := &policies.Policy{Version: 1, Budget: policies.Budget{Request: policies.RequestBudget{MaxInputTokens: 20}}}
+	_, h := chain(t, p, echo(10))
+	if _, err := h.Handle(context.Background(), request("gpt-4o")); err != nil {
+		t.Fatalf("small request: %v", err)
+	}
+	big := request("gpt-4o")
+	big.Messages[0].Content = strings.Repeat("disk ", 50)
+	_, err := h.Handle(context.Background(), big)
+	var e *budget.ExceededError
+	if !errors.As(err, &e) || e.Scope != "request" || e.Limit != 20 || e.Need != est.Request("gpt-4o", big) {
+		t.Fatalf("big request: %v", err)
+	}
+}
+
+// Cost of a call with cached and reasoning tokens, by hand: gpt-4o at
+// $2.50 input, $1.25 cached input, $10 output per 1M tokens.
+// 10,000 input of which 4,000 cached, 2,000 output of which 500 reasoning:
+// 6,000×2.50 + 4,000×1.25 + 2,000×10 = 15,000 + 5,000 + 20,000 = $0.040000.
+func TestCostWithCachedAndReasoningTokens(t *testing.T) {
+	u := middleware.Usage{InputTokens: 10_000, CachedInputTokens: 4_000, OutputTokens: 2_000, ReasoningTokens: 500}
+	h0 := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		return &middleware.Response{Model: req.Model, Usage: u}, nil
+	})
+	p := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxUSD: policies.Dollar}}}
+	b, h := chain(t, p, h0)
+	ctx, run := middleware.StartRun(context.Background(), "r")
+	if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
+		t.Fatal(err)
+	}
+	if got := run.Totals().CostMicros; got != 40_000 {
+		t.Fatalf("cost = %d micro-USD, want 40000", got)
+	}
+	if bal := b.RunBalance(run); bal.Used.USDMicros != 40_000 || bal.Used.Tokens != 12_000 || !bal.Reserved.IsZero() {
+		t.Fatalf("run balance = %+v", bal)
+	}
+}
+
+func TestReleaseOnErrorCancelAndPanic(t *testing.T) {
+	store := budget.NewMemoryStore()
+	fail := errors.New("boom")
+	mode := "error"
+	h0 := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		switch mode {
+		case "panic":
+			panic("handler panic")
+		case "cancel":
+			return nil, ctx.Err()
+		}
+		return nil, fail
+	})
+	p := teamPolicy(policies.TeamBudget{Period: policies.PeriodMonthly, MaxUSD: policies.Dollar})
+	b, h := chain(t, p, h0, budget.WithStore(store))
+	if _, err := h.Handle(context.Background(), request("gpt-4o")); !errors.Is(err, fail) {
+		t.Fatalf("err = %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	mode = "cancel"
+	if _, err := h.Handle(ctx, request("gpt-4o")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	mode = "panic"
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("no panic")
+			}
+		}()
+		h.Handle(context.Background(), request("gpt-4o"))
+	}()
+	rem, err := b.Remaining(context.Background(), "devops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rem.Used.IsZero() || !rem.Reserved.IsZero() || rem.InFlight != 0 || rem.Remaining().USDMicros != 1_000_000 {
+		t.Fatalf("after failures: %+v", rem)
+	}
+}
+
+// A stream cut mid-way returns a partial response with ErrStreamCut and no
+// usage: the estimated input and the partial output are billed.
+func TestCutStreamIsBilled(t *testing.T) {
+	partial := "The disk is 95% full; /var/log holds most of"
+	h0 := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		return &middleware.Response{Model: req.Model, Message: middleware.Message{Role: middleware.RoleAssistant, Content: partial}},
+			&middleware.ProviderError{Kind: middleware.ErrStreamCut}
+	})
+	p := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxTokens: 1_000_000}}}
+	b, h := chain(t, p, h0)
+	ctx, run := middleware.StartRun(context.Background(), "r")
+	if _, err := h.Handle(ctx, request("gpt-4o")); !errors.Is(err, middleware.ErrStreamCut) {
+		t.Fatal(err)
+	}
+	want := reqTokens("gpt-4o") + est.Text("gpt-4o", partial)
+	if bal := b.RunBalance(run); bal.Used.Tokens != want || !bal.Reserved.IsZero() {
+		t.Fatalf("run balance %+v, want %d tokens used", bal, want)
+	}
+	if run.Totals().CostMicros == 0 {
+		t.Fatal("the cut stream was not priced")
+	}
+}
+
+func TestUnpricedModelRefusedAtRuntime(t *testing.T) {
+	p := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxUSD: policies.Dollar}}}
+	_, h := chain(t, p, echo(10))
+	ctx, _ := middleware.StartRun(context.Background(), "r")
+	_, err := h.Handle(ctx, request("my-llama"))
+	if !errors.Is(err, budget.ErrUnpriced) || !errors.Is(err, middleware.ErrBudget) {
+		t.Fatalf("err = %v, want ErrUnpriced", err)
+	}
+}
+
+// A policy with a USD budget and an unpriced model fails to load.
+func TestUSDBudgetWithUnpricedModelFailsToLoad(t *testing.T) {
+	_, err := policies.LoadBytes([]byte("version: 1\nmodels:\n  my-llama: {provider: local}\nrouting: {default: my-llama}\nbudget:\n  team: {period: daily, max_usd: 5}\n"), "team.yaml")
+	if err == nil || !strings.Contains(err.Error(), `budget.team.max_usd is set but model "my-llama" has no price`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRunBudget(t *testing.T) {
+	per := reqTokens("gpt-4o") + 100
+	p := &policies.Policy{Version: 1, Budget: policies.Budget{Request: policies.RequestBudget{MaxOutputTokens: 100},
+		Run: policies.RunBudget{MaxTokens: 3 * per}}}
+	_, h := chain(t, p, echo(100))
+	ctx, _ := middleware.StartRun(context.Background(), "r1")
+	for range 3 {
+		if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var e *budget.ExceededError
+	if _, err := h.Handle(ctx, request("gpt-4o")); !errors.As(err, &e) || e.Scope != "run" {
+		t.Fatalf("4th call: %v", err)
+	}
+	ctx2, _ := middleware.StartRun(context.Background(), "r2")
+	if _, err := h.Handle(ctx2, request("gpt-4o")); err != nil {
+		t.Fatalf("another run: %v", err)
+	}
+}
+
+// Downgrade then reject, in fake time: gpt-4o's worst case no longer fits,
+// gpt-4o-mini's does until it does not either.
+func TestDowngradeThenReject(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cost := func(model string) int64 {
+			s, _ := (&policies.Policy{Version: 1}).Model(model)
+			return s.Cost(policies.TokenCounts{Input: reqTokens(model), Output: 100}).Micro()
+		}
+		p := teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxUSD: policies.MicroUSD(cost("gpt-4o") + 2*cost("gpt-4o-mini"))})
+		p.Budget.OnExceed = policies.OnExceedDowngrade
+		p.Budget.DowngradeTo = "gpt-4o-mini"
+		rec := &recorder{}
+		var models []string
+		var mu sync.Mutex
+		h0 := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			mu.Lock()
+			models = append(models, req.Model)
+			mu.Unlock()
+			return echo(100).Handle(ctx, req)
+		})
+		_, h := chain(t, p, h0)
+		ctx := middleware.WithObserver(context.Background(), rec)
+		for range 3 {
+			if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
+				t.Fatalf("calls %v: %v", models, err)
+			}
+		}
+		_, err := h.Handle(ctx, request("gpt-4o"))
+		var e *budget.ExceededError
+		if !errors.As(err, &e) || e.Model != "gpt-4o-mini" || !errors.As(e.Err, new(*budget.ExceededError)) {
+			t.Fatalf("4th call: %v", err)
+		}
+		if want := []string{"gpt-4o", "gpt-4o-mini", "gpt-4o-mini"}; strings.Join(models, ",") != strings.Join(want, ",") {
+			t.Fatalf("models called %v, want %v", models, want)
+		}
+		// Next day the strong model fits again.
+		time.Sleep(24 * time.Hour) // fake time: the bubble's clock jumps
+		if _, err := h.Handle(ctx, request("gpt-4o")); err != nil || models[len(models)-1] != "gpt-4o" {
+			t.Fatalf("after roll-over: %v, %v", err, models)
+		}
+	})
+}
+
+func TestWindowRollOver(t *testing.T) {
+	for _, tc := range []struct {
+		period  policies.Period
+		window  time.Duration
+		advance time.Duration // from 2000-01-01 00:00 UTC, the bubble's epoch
+		stay    time.Duration // still in the same window
+	}{
+		{policies.PeriodDaily, 0, 24 * time.Hour, 23*time.Hour + 59*time.Minute},
+		{policies.PeriodMonthly, 0, 31 * 24 * time.Hour, 30 * 24 * time.Hour},
+		{policies.PeriodRolling, time.Hour, time.Hour + time.Minute, 30 * time.Minute},
+	} {
+		t.Run(string(tc.period), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				if now := time.Now().UTC(); now.Hour() != 0 || now.Day() != 1 {
+					t.Fatalf("bubble epoch %v", now)
+				}
+				per := reqTokens("gpt-4o") + 100
+				b, h := chain(t, teamPolicy(policies.TeamBudget{Period: tc.period, Window: policies.Duration(tc.window), MaxTokens: per}), echo(100))
+				ctx := context.Background()
+				if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(tc.stay)
+				if _, err := h.Handle(ctx, request("gpt-4o")); !errors.Is(err, budget.ErrExceeded) {
+					t.Fatalf("same window: %v", err)
+				}
+				time.Sleep(tc.advance - tc.stay)
+				if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
+					t.Fatalf("next window: %v", err)
+				}
+				rem, _ := b.Remaining(ctx, "devops")
+				if rem.Used.Tokens != per || rem.Remaining().Tokens != 0 {
+					t.Fatalf("remaining %+v", rem)
+				}
+			})
+		})
+	}
+}
+
+func TestSoftLimitEventsFireOncePerWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		per := reqTokens("gpt-4o") + 100
+		p := teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: 10 * per})
+		p.Budget.WarnAt = []float64{0.5, 0.8, 1.0}
+		rec := &recorder{}
+		_, h := chain(t, p, echo(100))
+		ctx := middleware.WithObserver(context.Background(), rec)
+		for range 10 {
+			if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []float64
+		for _, w := range rec.warnings() {
+			if w.Unit != budget.UnitTokens || w.Scope != "team:devops" || w.Limit != 10*per {
+				t.Fatalf("warning %+v", w)
+			}
+			got = append(got, w.Fraction)
+		}
+		if len(got) != 3 || got[0] != 0.5 || got[1] != 0.8 || got[2] != 1.0 {
+			t.Fatalf("warnings %v, want [0.5 0.8 1]", got)
+		}
+		time.Sleep(24 * time.Hour)
+		for range 5 {
+			if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := len(rec.warnings()); n != 4 {
+			t.Fatalf("after roll-over %d warnings, want 4 (0.5 again)", n)
+		}
+	})
+}
+
+func TestWarnModeLetsThroughAndRecords(t *testing.T) {
+	per := reqTokens("gpt-4o") + 100
+	p := teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: per})
+	p.Budget.OnExceed = policies.OnExceedWarn
+	rec := &recorder{}
+	b, h := chain(t, p, echo(100))
+	ctx := middleware.WithObserver(context.Background(), rec)
+	for range 2 {
+		if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rem, _ := b.Remaining(ctx, "devops")
+	if rem.Used.Tokens != 2*per {
+		t.Fatalf("used %d, want %d", rem.Used.Tokens, 2*per)
+	}
+	n := 0
+	for _, e := range rec.events {
+		if x, ok := e.(middleware.BudgetExceeded); ok && x.Action == "warn" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d warn events, want 1", n)
+	}
+}
+
+type downStore struct{ budget.MemoryStore }
+
+func (*downStore) Reserve(context.Context, budget.Reservation) (budget.Hold, error) {
+	return nil, errors.New("connection refused")
+}
+
+func TestStoreUnavailable(t *testing.T) {
+	per := reqTokens("gpt-4o") + 100
+	p := teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: 20 * per})
+	_, h := chain(t, p, echo(100), budget.WithStore(&downStore{}))
+	if _, err := h.Handle(context.Background(), request("gpt-4o")); !errors.Is(err, budget.ErrStoreUnavailable) || !errors.Is(err, middleware.ErrBudget) {
+		t.Fatalf("fail_closed: %v", err)
+	}
+	p.Budget.Store = policies.BudgetStore{OnUnavailable: policies.UnavailableLocal, LocalFraction: 0.1}
+	_, h = chain(t, p, echo(100), budget.WithStore(&downStore{}))
+	for i := range 2 {
+		if _, err := h.Handle(context.Background(), request("gpt-4o")); err != nil {
+			t.Fatalf("local call %d: %v", i, err)
+		}
+	}
+	if _, err := h.Handle(context.Background(), request("gpt-4o")); !errors.Is(err, budget.ErrExceeded) {
+		t.Fatalf("beyond the local share (2 calls): %v", err)
+	}
+}

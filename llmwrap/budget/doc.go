@@ -1,0 +1,61 @@
+// Package budget enforces token and money budgets on LLM calls and never
+// lets a hard limit be overshot, whatever the concurrency.
+//
+// # Scopes
+//
+//   - Per request: the estimated input (package tokens) is checked against
+//     budget.request.max_input_tokens before the call, and max_tokens is
+//     injected when the request sets none (or capped when larger), so the
+//     worst case of every call is bounded.
+//   - Per run (middleware.StartRun): tokens and USD, in a ledger kept in
+//     the run (middleware.Run.Value). Calls and wall time of a run are
+//     enforced by the run guard (llmwrap/guard), which reads the same
+//     budget.run section.
+//   - Per team per period: daily or monthly (calendar, UTC) or a rolling
+//     window, in USD and tokens, in a [Store] shared by the replicas.
+//
+// # Reserve, then settle
+//
+// Before the call the layer reserves the worst case, estimated input plus
+// the output bound, priced at the model in the request. It sits under the
+// fallback layer (see llmwrap), so every fallback target is reserved at its
+// own price. After the call it settles what the provider reported (cached
+// input at the cached rate, reasoning as output, see policies.ModelSpec.Cost)
+// and adds the cost to the call's CallFacts.CostMicros. A failure without a
+// response, a cancellation and a panic release the reservation; a cut
+// stream (a partial response with middleware.ErrStreamCut) is billed, from
+// its usage or, when it has none, from the estimated input and the tokens of
+// the partial output.
+//
+// Reserve is atomic in every store (a mutex in memory, one Lua script in
+// Redis), so check-then-charge races cannot overspend: the settled spend
+// stays within the limit as long as the provider's usage stays within the
+// reservation, which holds for OpenAI encodings (exact input counts,
+// output bounded by max_tokens). Non-OpenAI models are estimated
+// conservatively (package tokens). A reservation in a shared store carries
+// a TTL (budget.store.reservation_ttl, default 2m): a crashed replica's
+// reservations are freed when it expires; keep it above the call timeout.
+//
+// # When a budget says no
+//
+// on_exceed reject (the default) fails the call with an *ExceededError
+// (errors.Is matches ErrExceeded and middleware.ErrBudget); downgrade
+// retries the admission with budget.downgrade_to and rejects if that does
+// not fit either; warn lets the call through, records its spend, logs and
+// emits middleware.BudgetExceeded. A USD budget over a model with no price
+// refuses the call (ErrUnpriced) instead of billing $0; policies.Validate
+// already rejects such a policy at load time for the models it names.
+//
+// Soft limits (budget.warn_at) fire middleware.BudgetWarning through slog
+// and the observers, once per window and fraction (across replicas for a
+// shared store).
+//
+// # Stores
+//
+// [MemoryStore] is the default. adapters/redis provides a shared store.
+// When a shared store is unreachable, budget.store.on_unavailable decides:
+// fail_closed (the default) refuses calls with ErrStoreUnavailable; local
+// spends, in a local MemoryStore, budget.store.local_fraction (default 0.1)
+// of each team limit per replica, with a warning and a
+// middleware.StoreFailed event.
+package budget

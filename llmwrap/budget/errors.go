@@ -1,0 +1,83 @@
+package budget
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+var (
+	// ErrExceeded: a budget refused the call. *ExceededError matches it, and
+	// so does middleware.ErrBudget.
+	ErrExceeded = errors.New("tokenwise/budget: budget exceeded")
+	// ErrUnpriced: a USD budget applies but the call's model has no known
+	// price; the call is refused rather than billed $0. Matches
+	// middleware.ErrBudget.
+	ErrUnpriced = errors.New("tokenwise/budget: model has no price")
+	// ErrStoreUnavailable: the shared budget store could not be reached and
+	// the policy is fail_closed. Matches middleware.ErrBudget.
+	ErrStoreUnavailable = errors.New("tokenwise/budget: budget store unavailable")
+)
+
+// Units of ExceededError.Unit and of the budget events.
+const (
+	UnitUSD    = "usd_micros"
+	UnitTokens = "tokens"
+)
+
+// ExceededError reports a budget that refused a call: the scope
+// ("request", "run", "team:<team>"), the unit, the limit, what was settled
+// and reserved by calls in flight when the call asked, and what the call
+// needed. It matches ErrExceeded and middleware.ErrBudget with errors.Is.
+type ExceededError struct {
+	Scope    string
+	Unit     string // UnitUSD or UnitTokens
+	Limit    int64
+	Used     int64
+	Reserved int64
+	Need     int64
+	Model    string // the model the call was priced at
+	Err      error  // cause, e.g. the refusal of the model before a downgrade; may be nil
+}
+
+func (e *ExceededError) Error() string {
+	f := func(n int64) string {
+		if e.Unit == UnitUSD {
+			return middleware.FormatUSD(n)
+		}
+		return fmt.Sprintf("%d tokens", n)
+	}
+	s := fmt.Sprintf("%v: %s limit %s, used %s, reserved %s, call needs %s", ErrExceeded, e.Scope, f(e.Limit), f(e.Used), f(e.Reserved), f(e.Need))
+	if e.Model != "" {
+		s += " (" + e.Model + ")"
+	}
+	if e.Err != nil {
+		s += "; " + e.Err.Error()
+	}
+	return s
+}
+
+// Is matches ErrExceeded and middleware.ErrBudget.
+func (e *ExceededError) Is(target error) bool {
+	return target == ErrExceeded || target == middleware.ErrBudget
+}
+
+// Unwrap returns the cause.
+func (e *ExceededError) Unwrap() error { return e.Err }
+
+// refusal wraps a sentinel that must also match middleware.ErrBudget.
+type refusal struct {
+	kind error
+	msg  string
+	err  error
+}
+
+func (e *refusal) Error() string {
+	if e.err != nil {
+		return e.kind.Error() + ": " + e.msg + ": " + e.err.Error()
+	}
+	return e.kind.Error() + ": " + e.msg
+}
+func (e *refusal) Is(target error) bool { return target == e.kind || target == middleware.ErrBudget }
+func (e *refusal) Unwrap() error        { return e.err }

@@ -1,0 +1,155 @@
+package budget
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// Amount is a quantity of budget in both units: micro-USD and tokens.
+type Amount struct {
+	USDMicros int64
+	Tokens    int64
+}
+
+// Add returns a + b.
+func (a Amount) Add(b Amount) Amount {
+	return Amount{a.USDMicros + b.USDMicros, a.Tokens + b.Tokens}
+}
+
+// Sub returns a - b.
+func (a Amount) Sub(b Amount) Amount {
+	return Amount{a.USDMicros - b.USDMicros, a.Tokens - b.Tokens}
+}
+
+// IsZero reports whether a is zero in both units.
+func (a Amount) IsZero() bool { return a == Amount{} }
+
+// Window is the accounting period of a ledger. A fixed window (daily,
+// monthly) has Start and End and its own ledger; a rolling window has
+// Rolling set and counts the spend of the last Rolling, in [RollingBuckets]
+// buckets (so spend leaves the window up to Rolling/RollingBuckets late:
+// on the safe side). The zero Window is one unbounded period (a run).
+type Window struct {
+	Start, End time.Time     // fixed windows, UTC
+	Rolling    time.Duration // rolling windows
+}
+
+// RollingBuckets is the number of buckets of a rolling window.
+const RollingBuckets = 60
+
+// WindowFor returns the window of period containing now (UTC): the
+// calendar day, the calendar month, or a rolling window of length rolling.
+func WindowFor(period policies.Period, rolling time.Duration, now time.Time) Window {
+	now = now.UTC()
+	switch period {
+	case policies.PeriodDaily:
+		s := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+		return Window{Start: s, End: s.AddDate(0, 0, 1)}
+	case policies.PeriodMonthly:
+		s := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+		return Window{Start: s, End: s.AddDate(0, 1, 0)}
+	case policies.PeriodRolling:
+		return Window{Rolling: rolling}
+	}
+	return Window{}
+}
+
+// ID names the window in keys: "d20260115", "m202601", "r24h0m0s", or "all".
+func (w Window) ID() string {
+	switch {
+	case w.Rolling > 0:
+		return "r" + w.Rolling.String()
+	case w.Start.IsZero():
+		return "all"
+	case w.End.Sub(w.Start) <= 24*time.Hour:
+		return "d" + w.Start.Format("20060102")
+	default:
+		return "m" + w.Start.Format("200601")
+	}
+}
+
+// Bucket returns the rolling bucket of now and the bucket length; (0, 0)
+// for a fixed window.
+func (w Window) Bucket(now time.Time) (idx int64, size time.Duration) {
+	if w.Rolling <= 0 {
+		return 0, 0
+	}
+	size = max(w.Rolling/RollingBuckets, time.Millisecond)
+	return now.UnixNano() / int64(size), size
+}
+
+// Remains returns how long the window lasts after now: until End for a fixed
+// window, Rolling for a rolling one, 0 for the unbounded window.
+func (w Window) Remains(now time.Time) time.Duration {
+	switch {
+	case w.Rolling > 0:
+		return w.Rolling
+	case w.End.IsZero():
+		return 0
+	}
+	return w.End.Sub(now)
+}
+
+// Reservation asks a Store to hold Need against a ledger.
+type Reservation struct {
+	Key    string        // the ledger, namespaced (prefix, policy, team); the store adds the window
+	ID     string        // unique id of this reservation (shared stores key on it)
+	Need   Amount        // the worst case of the call
+	Limit  Amount        // per unit; 0 = no limit in that unit (the spend is still recorded)
+	Window Window        // the accounting period
+	Now    time.Time     // the clock of the caller
+	TTL    time.Duration // a shared store drops a reservation never settled after TTL
+}
+
+// Balance is the state of a ledger in its current window.
+type Balance struct {
+	Limit    Amount // 0 in a unit: no limit
+	Used     Amount // settled spend
+	Reserved Amount // held by calls in flight
+	InFlight int64  // number of reservations held
+}
+
+// Remaining returns Limit - Used - Reserved per unit (negative when a
+// settle went over; meaningless in a unit without a limit).
+func (b Balance) Remaining() Amount { return b.Limit.Sub(b.Used).Sub(b.Reserved) }
+
+// Store keeps ledgers of spend and reservations. Reserve must be atomic:
+// it holds Need only if, in every unit with a limit, Used + Reserved + Need
+// stays within the limit, and otherwise returns an *ExceededError (Scope
+// left empty for the caller) without holding anything. Implementations must
+// be safe for concurrent use; see [MemoryStore] and, for replicas,
+// adapters/redis.
+type Store interface {
+	// Reserve holds r.Need or refuses with an *ExceededError; any other
+	// error means the store could not answer.
+	Reserve(ctx context.Context, r Reservation) (Hold, error)
+	// Balance reads a ledger in window w at now.
+	Balance(ctx context.Context, key string, w Window, now time.Time) (Balance, error)
+	// Mark sets a flag that lives for ttl and reports whether it was not set
+	// before (soft-limit events fire once per window, across replicas).
+	Mark(ctx context.Context, flag string, ttl time.Duration, now time.Time) (bool, error)
+}
+
+// Hold is a reservation held by a Store.
+type Hold interface {
+	// Settle releases the reservation and records actual as spent in the
+	// reservation's window; a zero actual just releases. A second call does
+	// nothing. The returned Balance is the ledger after the settle.
+	Settle(ctx context.Context, actual Amount, now time.Time) (Balance, error)
+}
+
+// StoreError is a failure of the budget store itself (not a refusal).
+type StoreError struct {
+	Op  string
+	Err error
+}
+
+func (e *StoreError) Error() string {
+	return fmt.Sprintf("tokenwise/budget: store %s: %v", e.Op, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *StoreError) Unwrap() error { return e.Err }

@@ -1,0 +1,49 @@
+// Package tokens estimates the input tokens of a chat request before it is
+// sent, so that budgets, routers and context compaction can act on it.
+//
+// # Exact counts for OpenAI encodings
+//
+// For models whose encoding is known ([Estimator.Encoding]: gpt-4o*,
+// chatgpt-4o*, gpt-4.1*, gpt-5*, o1*, o3*, o4* use o200k_base; gpt-4* and
+// gpt-3.5* use cl100k_base) the text is tokenised offline with
+// github.com/tiktoken-go/tokenizer and the chat framing follows the OpenAI
+// cookbook ("How to count tokens with tiktoken"):
+//
+//   - every message costs 3 tokens plus the tokens of its role and content;
+//     a name costs its tokens plus 1 (gpt-3.5-turbo-0301: 4 per message,
+//     and a name replaces the role, -1);
+//   - the reply is primed with 3 tokens;
+//   - tool definitions cost, per function, 7 (o200k_base) or 10
+//     (cl100k_base) tokens plus the tokens of "name:description" (a trailing
+//     period dropped); when it has properties, 3 more plus, per property, 3
+//     and the tokens of "key:type:description", and for an enum -3 plus 3
+//     and the item's tokens per item; 12 tokens close the list.
+//
+// Parts the cookbook does not cover are counted on the safe side: tool calls
+// of assistant messages cost the tokens of their name and arguments plus 3;
+// a tool message's call id is counted like a value; a property with nested
+// schema keys adds the tokens of its JSON text; an image part costs 85
+// tokens at detail "low" and 1445 otherwise (the largest high-detail tile
+// count of a 2048-pixel image); binary parts cost one token per 2 bytes.
+//
+// # Conservative estimate for other models
+//
+// For a model with no known encoding (Claude, Gemini, Llama, ...) text costs
+// 3/2 of its cl100k_base count, rounded up (those tokenisers produce up to
+// about a third more tokens than cl100k_base on English, code and JSON; a
+// byte-length rule was rejected because digit- and punctuation-heavy text
+// such as JSON runs below 2 bytes per token), a message costs 5 tokens of
+// framing plus its role, a tool definition the tokens of its name,
+// description and JSON schema plus 10, and the reply 5. The estimate
+// is meant to be an upper bound for budgeting, not an exact count; the
+// provider's reported usage always wins when the call is settled.
+//
+// # Incremental work
+//
+// Per-message counts are memoised in a bounded LRU keyed by a hash
+// of the encoding and the message, and so are tool definitions: an agent
+// conversation that grows by one message costs hashing the old messages and
+// tokenising only the new one. [ForCall] memoises the whole count once per
+// call (and per model and request), so that the router, the compaction layer
+// and the budget share one computation.
+package tokens

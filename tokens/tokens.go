@@ -1,0 +1,407 @@
+package tokens
+
+import (
+	"context"
+	"encoding/json"
+	"hash/maphash"
+	"math/bits"
+	"strings"
+	"sync"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/tiktoken-go/tokenizer"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// Encoding names returned by [Estimator.Encoding].
+const (
+	O200kBase  = "o200k_base"
+	Cl100kBase = "cl100k_base"
+)
+
+// DefaultCacheSize is the number of memoised message and tool counts kept
+// when no [WithCacheSize] option is given.
+const DefaultCacheSize = 16384
+
+// Option configures an Estimator.
+type Option func(*config)
+
+type config struct {
+	cacheSize int
+	encodings []modelEncoding
+}
+
+// WithCacheSize bounds the memo of per-message counts (entries). n <= 0
+// turns memoisation off.
+func WithCacheSize(n int) Option { return func(c *config) { c.cacheSize = n } }
+
+// WithModelEncoding declares that model (matched exactly, or as a prefix
+// followed by "-") uses encoding (O200kBase or Cl100kBase; any other value,
+// including "", makes the model use the conservative estimate). Declared
+// models are looked up before the built-in table.
+func WithModelEncoding(model, encoding string) Option {
+	return func(c *config) {
+		c.encodings = append(c.encodings, modelEncoding{strings.ToLower(model), encoding})
+	}
+}
+
+type modelEncoding struct{ family, enc string }
+
+// builtin is our own model→encoding table; more specific families first.
+var builtin = []modelEncoding{
+	{"gpt-4o", O200kBase},
+	{"chatgpt-4o", O200kBase},
+	{"gpt-4.1", O200kBase},
+	{"gpt-4.5", O200kBase},
+	{"gpt-5", O200kBase},
+	{"o1", O200kBase},
+	{"o3", O200kBase},
+	{"o4", O200kBase},
+	{"gpt-4", Cl100kBase},
+	{"gpt-3.5", Cl100kBase},
+	{"gpt-35", Cl100kBase},
+}
+
+// Estimator estimates input tokens: exact for OpenAI encodings
+// (o200k_base, cl100k_base), conservative for other models (see the package
+// documentation for both rules). Per-message counts are memoised in a
+// bounded LRU keyed by a hash of the message. The zero value is not usable;
+// call [New]. An Estimator is safe for concurrent use.
+type Estimator struct {
+	encodings []modelEncoding
+	seed1     maphash.Seed
+	memo      *lru.Cache[key, int64]
+
+	o200kOnce, cl100kOnce sync.Once
+	o200k, cl100k         tokenizer.Codec
+}
+
+type key [2]uint64
+
+// New returns an Estimator. Vocabularies are loaded on first use.
+func New(opts ...Option) *Estimator {
+	c := config{cacheSize: DefaultCacheSize}
+	for _, o := range opts {
+		o(&c)
+	}
+	e := &Estimator{
+		encodings: append(c.encodings, builtin...),
+		seed1:     maphash.MakeSeed(),
+	}
+	if c.cacheSize > 0 {
+		e.memo, _ = lru.New[key, int64](c.cacheSize) // error only for size <= 0
+	}
+	return e
+}
+
+// Encoding returns the encoding of model by our own table (gpt-4o*,
+// chatgpt-4o*, gpt-4.1*, gpt-4.5*, gpt-5*, o1*, o3*, o4* → o200k_base;
+// gpt-4*, gpt-3.5* → cl100k_base), or "" when the model is not an OpenAI
+// model with a known encoding. A provider prefix ("openai/") and a
+// fine-tune prefix ("ft:") are ignored.
+func (e *Estimator) Encoding(model string) string {
+	m := strings.ToLower(strings.TrimSpace(model))
+	if i := strings.LastIndexByte(m, '/'); i >= 0 {
+		m = m[i+1:]
+	}
+	m = strings.TrimPrefix(m, "ft:")
+	for _, me := range e.encodings {
+		if m == me.family || (strings.HasPrefix(m, me.family) && (m[len(me.family)] == '-' || m[len(me.family)] == ':')) {
+			if me.enc == O200kBase || me.enc == Cl100kBase {
+				return me.enc
+			}
+			return ""
+		}
+	}
+	return ""
+}
+
+func (e *Estimator) codec(enc string) tokenizer.Codec {
+	switch enc {
+	case O200kBase:
+		e.o200kOnce.Do(func() { e.o200k, _ = tokenizer.Get(tokenizer.O200kBase) })
+		return e.o200k
+	case Cl100kBase:
+		e.cl100kOnce.Do(func() { e.cl100k, _ = tokenizer.Get(tokenizer.Cl100kBase) })
+		return e.cl100k
+	}
+	return nil
+}
+
+// Text returns the number of tokens of s alone (no chat framing) for model.
+func (e *Estimator) Text(model, s string) int64 {
+	return e.text(e.codec(e.Encoding(model)), s)
+}
+
+func (e *Estimator) text(c tokenizer.Codec, s string) int64 {
+	if s == "" {
+		return 0
+	}
+	if c == nil {
+		// Other models: 3/2 of the cl100k_base count, rounded up.
+		n, err := e.codec(Cl100kBase).Count(s)
+		if err != nil {
+			return int64(len(s)) // one token per byte can never undercount
+		}
+		return (int64(n)*3 + 1) / 2
+	}
+	n, err := c.Count(s)
+	if err != nil {
+		return int64(len(s))
+	}
+	return int64(n)
+}
+
+// Framing constants (OpenAI cookbook; see the package doc).
+const (
+	replyPriming     = 3
+	otherMessage     = 5 // conservative framing per message for other models
+	otherReply       = 5
+	otherTool        = 10
+	imageLowTokens   = 85
+	imageHighTokens  = 1445
+	toolCallOverhead = 3
+)
+
+// Request returns the estimated input tokens of req for model: messages
+// with their per-message overhead, tool definitions and the reply priming,
+// by the OpenAI cookbook's rules for OpenAI encodings and by the
+// conservative rule otherwise.
+func (e *Estimator) Request(model string, req *middleware.Request) int64 {
+	if req == nil {
+		return 0
+	}
+	enc := e.Encoding(model)
+	c := e.codec(enc)
+	legacy := strings.HasPrefix(strings.ToLower(model), "gpt-3.5-turbo-0301")
+	var n int64
+	for i := range req.Messages {
+		n += e.message(enc, c, legacy, &req.Messages[i])
+	}
+	if len(req.Tools) > 0 {
+		for i := range req.Tools {
+			n += e.tool(enc, c, &req.Tools[i])
+		}
+		if c != nil {
+			n += 12 // func_end
+		}
+	}
+	if c == nil {
+		return n + otherReply
+	}
+	return n + replyPriming
+}
+
+func (e *Estimator) message(enc string, c tokenizer.Codec, legacy bool, m *middleware.Message) int64 {
+	if e.memo == nil {
+		return e.countMessage(c, legacy, m)
+	}
+	k := e.hashMessage(enc, legacy, m)
+	if v, ok := e.memo.Get(k); ok {
+		return v
+	}
+	v := e.countMessage(c, legacy, m)
+	e.memo.Add(k, v)
+	return v
+}
+
+func (e *Estimator) countMessage(c tokenizer.Codec, legacy bool, m *middleware.Message) int64 {
+	var n int64
+	switch {
+	case c == nil:
+		n = otherMessage
+	case legacy:
+		n = 4
+	default:
+		n = 3
+	}
+	n += e.text(c, string(m.Role))
+	n += e.text(c, m.Content)
+	if m.Name != "" {
+		n += e.text(c, m.Name)
+		if legacy {
+			n--
+		} else {
+			n++
+		}
+	}
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		switch p.Type {
+		case "text":
+			n += e.text(c, p.Text)
+		case "image_url":
+			if p.Detail == "low" {
+				n += imageLowTokens
+			} else {
+				n += imageHighTokens
+			}
+		default:
+			n += int64(len(p.Data)+len(p.URL)+1) / 2
+		}
+	}
+	for _, tc := range m.ToolCalls {
+		n += toolCallOverhead + e.text(c, tc.Name) + e.text(c, tc.Arguments)
+	}
+	if m.ToolCallID != "" {
+		n += e.text(c, m.ToolCallID)
+	}
+	return n
+}
+
+// hasher folds strings into a 128-bit key: a seeded 64-bit hash of every
+// field (maphash.String, one pass each), mixed in order, and the total
+// length with the field count. Collisions need a 64-bit hash collision under
+// a random per-Estimator seed with equal lengths: negligible for a memo.
+type hasher struct {
+	seed maphash.Seed
+	acc  uint64
+	n    uint64
+}
+
+func (h *hasher) add(s string) {
+	x := maphash.String(h.seed, s)
+	h.acc = bits.RotateLeft64((h.acc^x)*0x9E3779B97F4A7C15, 31)
+	h.n += uint64(len(s))<<8 + 1
+}
+
+func (h *hasher) key() key { return key{h.acc, h.n} }
+
+func (e *Estimator) hashMessage(enc string, legacy bool, m *middleware.Message) key {
+	h := hasher{seed: e.seed1}
+	if legacy {
+		h.add("m-legacy")
+	} else {
+		h.add("m")
+	}
+	h.add(enc)
+	h.add(string(m.Role))
+	h.add(m.Content)
+	h.add(m.Name)
+	h.add(m.ToolCallID)
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		h.add(p.Type)
+		h.add(p.Text)
+		h.add(p.Detail)
+		h.add(p.URL)
+		h.add(string(p.Data))
+	}
+	h.add("|")
+	for _, tc := range m.ToolCalls {
+		h.add(tc.Name)
+		h.add(tc.Arguments)
+	}
+	return h.key()
+}
+
+func (e *Estimator) tool(enc string, c tokenizer.Codec, t *middleware.Tool) int64 {
+	if e.memo == nil {
+		return e.countTool(c, t)
+	}
+	h := hasher{seed: e.seed1}
+	h.add("t")
+	h.add(enc)
+	h.add(t.Name)
+	h.add(t.Description)
+	h.add(string(t.Parameters))
+	k := h.key()
+	if v, ok := e.memo.Get(k); ok {
+		return v
+	}
+	v := e.countTool(c, t)
+	e.memo.Add(k, v)
+	return v
+}
+
+type schemaProp struct {
+	Type        json.RawMessage `json:"type"`
+	Description string          `json:"description"`
+	Enum        []any           `json:"enum"`
+}
+
+func (e *Estimator) countTool(c tokenizer.Codec, t *middleware.Tool) int64 {
+	if c == nil {
+		return otherTool + e.text(nil, t.Name) + e.text(nil, t.Description) + e.text(nil, string(t.Parameters))
+	}
+	funcInit := int64(7)
+	if c.GetName() == Cl100kBase {
+		funcInit = 10
+	}
+	n := funcInit + e.text(c, t.Name+":"+strings.TrimSuffix(t.Description, "."))
+	if len(t.Parameters) == 0 {
+		return n
+	}
+	var schema struct {
+		Properties map[string]json.RawMessage `json:"properties"`
+	}
+	if err := json.Unmarshal(t.Parameters, &schema); err != nil {
+		return n + e.text(c, string(t.Parameters)) // not JSON: count it as text
+	}
+	if len(schema.Properties) == 0 {
+		return n
+	}
+	n += 3 // prop_init
+	for name, raw := range schema.Properties {
+		n += 3 // prop_key
+		var p schemaProp
+		_ = json.Unmarshal(raw, &p)
+		typ := strings.Trim(string(p.Type), `"`)
+		if len(p.Type) > 0 && p.Type[0] == '[' {
+			typ = string(p.Type) // a list of types: count its JSON text
+		}
+		if p.Enum != nil {
+			n -= 3 // enum_init
+			for _, it := range p.Enum {
+				n += 3 // enum_item
+				s, ok := it.(string)
+				if !ok {
+					b, _ := json.Marshal(it)
+					s = string(b)
+				}
+				n += e.text(c, s)
+			}
+		}
+		n += e.text(c, name+":"+typ+":"+strings.TrimSuffix(p.Description, "."))
+		if nested(raw) {
+			n += e.text(c, string(raw)) // nested schemas: the cookbook is silent; be safe
+		}
+	}
+	return n
+}
+
+// nested reports whether a property schema has keys the cookbook's rule
+// does not count (properties, items, anyOf, ...).
+func nested(raw json.RawMessage) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return false
+	}
+	for k := range m {
+		switch k {
+		case "type", "description", "enum":
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+type forCallKey struct {
+	model string
+	req   *middleware.Request
+}
+
+// ForCall returns e.Request(model, req) computed at most once per call: the
+// count is memoised in the call's [middleware.CallInfo] under a key of the
+// model and the *Request pointer, so that a layer that rewrote the request
+// (a new pointer) gets a fresh count. Outside an instrumented call it just
+// computes the count.
+func ForCall(ctx context.Context, e *Estimator, model string, req *middleware.Request) int64 {
+	ci := middleware.CallInfoFrom(ctx)
+	if ci == nil {
+		return e.Request(model, req)
+	}
+	return ci.Memo(forCallKey{model, req}, func() any { return e.Request(model, req) }).(int64)
+}
