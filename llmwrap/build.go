@@ -6,6 +6,7 @@ import (
 
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
+	"github.com/tokenwise/tokenwise/tokens"
 )
 
 // Option configures Build with code-side things (observers, stores,
@@ -35,6 +36,18 @@ func WithObserver(obs middleware.Observer) Option {
 // WithLogger sets the logger used for warnings (budget, store failures).
 // Default: slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+type estimatorKey struct{}
+
+// estimator returns the chain's shared token estimator.
+func (o *options) estimator() *tokens.Estimator {
+	if e, ok := o.get(estimatorKey{}).(*tokens.Estimator); ok {
+		return e
+	}
+	e := tokens.New()
+	o.set(estimatorKey{}, e)
+	return e
+}
 
 // layer builds one layer of the chain from the policy; it returns nil when
 // the policy leaves the layer off.
@@ -70,6 +83,10 @@ func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 	for _, opt := range opts {
 		opt(o)
 	}
+	// One estimator per chain (kept across reloads with a State): the
+	// router, the context layer and the budget share its per-message memo,
+	// and tokens.ForCall counts a call once for all of them.
+	o.set(estimatorKey{}, o.shared(estimatorKey{}, func() any { return tokens.New() }))
 	mws := []middleware.Middleware{middleware.Instrument(Pricer(p), middleware.Observers(o.observers...))}
 	for _, l := range layers {
 		mw, err := l.build(p, o)

@@ -8,14 +8,18 @@ import (
 
 // breakerLayer builds one circuit breaker per model from
 // policy.fallback.breaker; the breakers live as long as the built chain.
-func breakerLayer(p *policies.Policy, _ *options) (middleware.Middleware, error) {
+func breakerLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 	b := p.Fallback.Breaker
-	return breaker.New(breaker.Settings{
+	settings := breaker.Settings{
 		ConsecutiveFailures: b.ConsecutiveFailures,
 		FailureRatio:        b.FailureRatio,
 		MinRequests:         b.MinRequests,
 		OpenFor:             b.OpenFor.Duration(),
 		HalfOpenProbes:      b.HalfOpenProbes,
 		Window:              b.Window.Duration(),
-	}).Middleware(), nil
+	}
+	// Breakers keep their state across a registry's reload while the
+	// settings stay the same.
+	set := o.shared(settings, func() any { return breaker.New(settings) }).(*breaker.Set)
+	return set.Middleware(), nil
 }

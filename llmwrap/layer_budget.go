@@ -1,7 +1,10 @@
 package llmwrap
 
 import (
+	"context"
+
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
@@ -27,9 +30,30 @@ func WithBudgetOptions(opts ...budget.Option) Option {
 // budgetLayer builds the budget layer (reserve … settle), under the
 // fallback layer so that every target model is reserved at its own price.
 func budgetLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
-	opts := []budget.Option{budget.WithLogger(o.logger)}
+	b, err := o.budget(p)
+	if err != nil {
+		return nil, err
+	}
+	return b.Middleware(), nil
+}
+
+type budgetKey struct{}
+type budgetMemoryKey struct{}
+
+// budget returns the chain's budget, created once per Build: the router's
+// budget_below conditions read the same ledger the budget layer charges.
+// Without an explicit store, the in-memory ledger is kept in the build's
+// State, so that a registry's reload keeps the money already spent.
+func (o *options) budget(p *policies.Policy) (*budget.Budget, error) {
+	if b, ok := o.get(budgetKey{}).(*budget.Budget); ok {
+		return b, nil
+	}
+	opts := []budget.Option{budget.WithLogger(o.logger), budget.WithEstimator(o.estimator())}
 	if s, ok := o.get(budgetStoreKey{}).(budget.Store); ok && s != nil {
 		opts = append(opts, budget.WithStore(s))
+	} else if p.Budget.Store.Kind != policies.StoreRedis {
+		mem := o.shared(budgetMemoryKey{}, func() any { return budget.NewMemoryStore() }).(*budget.MemoryStore)
+		opts = append(opts, budget.WithStore(mem))
 	}
 	if more, ok := o.get(budgetOptionsKey{}).([]budget.Option); ok {
 		opts = append(opts, more...)
@@ -38,5 +62,29 @@ func budgetLayer(p *policies.Policy, o *options) (middleware.Middleware, error) 
 	if err != nil {
 		return nil, err
 	}
-	return b.Middleware(), nil
+	o.set(budgetKey{}, b)
+	return b, nil
+}
+
+// teamBudgetReader answers budget_below conditions of the team scope from
+// the budget's ledger: the smaller remaining share of its USD and token
+// limits.
+func teamBudgetReader(b *budget.Budget) route.BudgetReader {
+	return route.BudgetReaderFunc(func(ctx context.Context, scope policies.BudgetScope) (float64, bool) {
+		if scope != policies.BudgetScopeTeam {
+			return 0, false
+		}
+		r, err := b.Remaining(ctx, b.Team(ctx))
+		if err != nil {
+			return 0, false
+		}
+		frac, ok := 1.0, false
+		if l := r.Limit.USDMicros; l > 0 {
+			frac, ok = min(frac, float64(r.Remaining().USDMicros)/float64(l)), true
+		}
+		if l := r.Limit.Tokens; l > 0 {
+			frac, ok = min(frac, float64(r.Remaining().Tokens)/float64(l)), true
+		}
+		return max(frac, 0), ok
+	})
 }

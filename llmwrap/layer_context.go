@@ -56,6 +56,7 @@ func contextLayer(p *policies.Policy, o *options) (middleware.Middleware, error)
 		cfg.Strategies = append(cfg.Strategies, compact.Strategy(s))
 	}
 	opts := []compact.Option{
+		compact.WithEstimator(o.estimator()),
 		compact.WithPricer(Pricer(p)),
 		compact.WithWindow(func(model string) int64 {
 			spec, _ := p.Model(model)

@@ -49,13 +49,20 @@ func WithTokenEstimator(e route.Estimator) Option {
 }
 
 func routeLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
-	est := tokens.New()
+	est := o.estimator()
 	opts := []route.Option{
 		route.WithPricer(Pricer(p)),
 		// Memoised per call: the budget and compaction layers share the count.
 		route.WithEstimator(route.EstimatorFunc(func(ctx context.Context, model string, req *middleware.Request) int64 {
 			return tokens.ForCall(ctx, est, model, req)
 		})),
+	}
+	if p.Budget.Team.MaxUSD > 0 || p.Budget.Team.MaxTokens > 0 {
+		b, err := o.budget(p)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, route.WithBudget(teamBudgetReader(b)))
 	}
 	if v, ok := o.get(routeOptsKey{}).(*[]route.Option); ok {
 		opts = append(opts, *v...)

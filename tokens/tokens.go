@@ -388,20 +388,40 @@ func nested(raw json.RawMessage) bool {
 	return false
 }
 
+// forCallKey identifies what a count depends on: the estimator, the
+// encoding (models that share one share counts; unknown models count by
+// name) and the identity of the message and tool slices. A router that only
+// changes the model clones the request but keeps its slices, so its count
+// is reused; a layer that rewrites the messages gets a fresh count.
 type forCallKey struct {
-	model string
-	req   *middleware.Request
+	e     *Estimator
+	enc   string
+	msgs  *middleware.Message
+	n     int
+	tools *middleware.Tool
+	nt    int
 }
 
 // ForCall returns e.Request(model, req) computed at most once per call: the
 // count is memoised in the call's [middleware.CallInfo] under a key of the
-// model and the *Request pointer, so that a layer that rewrote the request
-// (a new pointer) gets a fresh count. Outside an instrumented call it just
-// computes the count.
+// model's encoding and the identity of the request's message and tool
+// slices, so that a clone that only changed the model reuses the count and
+// a layer that rewrote the messages gets a fresh one. Outside an
+// instrumented call it just computes the count.
 func ForCall(ctx context.Context, e *Estimator, model string, req *middleware.Request) int64 {
 	ci := middleware.CallInfoFrom(ctx)
 	if ci == nil {
 		return e.Request(model, req)
 	}
-	return ci.Memo(forCallKey{model, req}, func() any { return e.Request(model, req) }).(int64)
+	k := forCallKey{e: e, enc: e.Encoding(model), n: len(req.Messages), nt: len(req.Tools)}
+	if k.enc == "" {
+		k.enc = "model:" + model
+	}
+	if len(req.Messages) > 0 {
+		k.msgs = &req.Messages[0]
+	}
+	if len(req.Tools) > 0 {
+		k.tools = &req.Tools[0]
+	}
+	return ci.Memo(k, func() any { return e.Request(model, req) }).(int64)
 }

@@ -179,24 +179,27 @@ func TestMemoisationMatchesColdAndSeesChanges(t *testing.T) {
 	}
 }
 
-func TestForCallMemoisesPerModelAndRequest(t *testing.T) {
+func TestForCallMemoisesPerEncodingAndMessages(t *testing.T) {
 	e := New()
 	ci := &middleware.CallInfo{}
 	ctx := middleware.WithCallInfo(context.Background(), ci)
 	req := &middleware.Request{Messages: cookbookMessages()}
 	a := ForCall(ctx, e, "gpt-4", req)
-	// The memo answers for the same pointer even if a (misbehaving) caller
-	// mutated it: the key is the pointer, by contract requests are read-only.
-	req.Messages = append(req.Messages, middleware.Message{Role: middleware.RoleUser, Content: "more"})
-	if b := ForCall(ctx, e, "gpt-4", req); b != a {
-		t.Fatalf("ForCall recomputed for the same request: %d then %d", a, b)
+	// A router's clone that only changes the model keeps the slices: the
+	// count of the same encoding is reused, not recomputed.
+	routed := req.Clone()
+	routed.Model = "gpt-3.5-turbo"
+	if b := ForCall(ctx, e, "gpt-3.5-turbo", routed); b != a {
+		t.Fatalf("same encoding, same messages: %d then %d", a, b)
 	}
 	if c := ForCall(ctx, e, "claude-3-haiku", req); c == a {
-		t.Fatalf("ForCall for another model returned the memoised %d", c)
+		t.Fatalf("ForCall for another encoding returned the memoised %d", c)
 	}
+	// A layer that rewrites the messages gets a fresh count.
 	rewritten := req.Clone()
-	if d := ForCall(ctx, e, "gpt-4", rewritten); d == a {
-		t.Fatalf("a rewritten request got the old count %d", d)
+	rewritten.Messages = append(cookbookMessages(), middleware.Message{Role: middleware.RoleUser, Content: "more"})
+	if d := ForCall(ctx, e, "gpt-4", rewritten); d <= a {
+		t.Fatalf("a rewritten request got %d, want more than %d", d, a)
 	}
 	if got := ForCall(context.Background(), e, "gpt-4", &middleware.Request{Messages: cookbookMessages()}); got != 129 {
 		t.Fatalf("ForCall outside a call = %d, want 129", got)
