@@ -25,6 +25,9 @@ type Run struct {
 	calls  []CallRecord
 	tools  []ToolRecord
 	values map[any]any
+
+	toolTurns int
+	toolWall  time.Duration
 }
 
 // CallRecord is what a run remembers of one call.
@@ -43,6 +46,9 @@ type ToolRecord struct {
 	Duration time.Duration
 	Err      error
 	Cached   bool
+
+	Artifact    string // artifact id when the result was offloaded
+	SavedTokens int64  // estimated tokens the artifact kept out of the conversation
 }
 
 // StartRun opens a run scope. Calls made with the returned context (and
@@ -94,6 +100,15 @@ func (r *Run) RecordTool(t ToolRecord) {
 	r.mu.Unlock()
 }
 
+// RecordToolTurn adds the wall time of one turn of tool calls (several
+// calls may have run in parallel within it).
+func (r *Run) RecordToolTurn(wall time.Duration) {
+	r.mu.Lock()
+	r.toolTurns++
+	r.toolWall += wall
+	r.mu.Unlock()
+}
+
 // Calls returns the finished calls, in the order they finished.
 func (r *Run) Calls() []CallRecord {
 	r.mu.Lock()
@@ -139,6 +154,11 @@ type Totals struct {
 	ToolTime    time.Duration // sum of tool durations
 	Wall        time.Duration // since the run started
 	ByModel     map[string]ModelTotals
+
+	ToolTurns           int           // turns of tool calls (RecordToolTurn)
+	ToolWall            time.Duration // wall time of those turns; ToolTime-ToolWall was saved by parallel runs
+	Artifacts           int           // tool results offloaded to artifacts
+	ArtifactSavedTokens int64         // estimated tokens those artifacts kept out of the conversation
 }
 
 // ModelTotals sums the calls answered by one model.
@@ -175,7 +195,12 @@ func (r *Run) Totals() Totals {
 	}
 	for _, tr := range r.tools {
 		t.ToolTime += tr.Duration
+		if tr.Artifact != "" {
+			t.Artifacts++
+			t.ArtifactSavedTokens += tr.SavedTokens
+		}
 	}
+	t.ToolTurns, t.ToolWall = r.toolTurns, r.toolWall
 	return t
 }
 
@@ -223,6 +248,14 @@ func (r *Run) Report() string {
 	if t.CacheHits > 0 || t.Saved.Total() > 0 {
 		fmt.Fprintf(&b, "  saved: %d tokens, %s (%d cache hits)\n", t.Saved.Total(), FormatUSD(t.SavedMicros), t.CacheHits)
 	}
+	if t.ToolTurns > 0 {
+		fmt.Fprintf(&b, "  tools: %d calls in %d turns, %s of tool time in %s wall (parallel saved %s)\n",
+			t.ToolCalls, t.ToolTurns, t.ToolTime.Round(time.Millisecond), t.ToolWall.Round(time.Millisecond),
+			max(t.ToolTime-t.ToolWall, 0).Round(time.Millisecond))
+	}
+	if t.Artifacts > 0 {
+		fmt.Fprintf(&b, "  artifacts: %d, ~%d tokens kept out of the conversation\n", t.Artifacts, t.ArtifactSavedTokens)
+	}
 	return b.String()
 }
 
@@ -258,8 +291,11 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 		CacheHits   int     `json:"cache_hits"`
 		ToolCalls   int     `json:"tool_calls"`
 		ToolMs      float64 `json:"tool_ms"`
+		ToolWallMs  float64 `json:"tool_wall_ms,omitempty"`
+		Artifacts   int     `json:"artifacts,omitempty"`
+		ArtSaved    int64   `json:"artifact_saved_tokens,omitempty"`
 		WallMs      float64 `json:"wall_ms"`
-	}{Run: r.id, Input: t.Usage.InputTokens, Output: t.Usage.OutputTokens, CostMicros: t.CostMicros,
+	}{ToolWallMs: ms(t.ToolWall), Artifacts: t.Artifacts, ArtSaved: t.ArtifactSavedTokens, Run: r.id, Input: t.Usage.InputTokens, Output: t.Usage.OutputTokens, CostMicros: t.CostMicros,
 		SavedMicros: t.SavedMicros, CacheHits: t.CacheHits, ToolCalls: t.ToolCalls,
 		ToolMs: ms(t.ToolTime), WallMs: ms(t.Wall), Calls: []call{}}
 	for _, c := range r.Calls() {

@@ -13,7 +13,6 @@ import (
 	"github.com/tmc/langchaingo/chains"
 	"github.com/tmc/langchaingo/llms"
 	lcopenai "github.com/tmc/langchaingo/llms/openai"
-	"github.com/tmc/langchaingo/tools"
 
 	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
@@ -96,12 +95,14 @@ func (e *env) runLangchaingo(ctx context.Context, task string) error {
 		models[name] = m
 	}
 	llm := twlc.New(models, e.chain, twlc.WithDefaultModel(e.defaultModel()))
-	var ts []tools.Tool
-	for _, t := range devopsTools() {
-		ts = append(ts, t)
+	ex, err := e.toolExecutor()
+	if err != nil {
+		return err
 	}
-	agent := agents.NewOpenAIFunctionsAgent(llm, ts)
-	exec := agents.NewExecutor(agent, agents.WithMaxIterations(10))
+	// The agent offers the executor's tools (read_artifact included); the
+	// ParallelAgent runs one turn's actions at once for the sequential Executor.
+	agent := agents.NewOpenAIFunctionsAgent(llm, twlc.Tools(ex))
+	exec := agents.NewExecutor(twlc.NewParallelAgent(agent, ex), agents.WithMaxIterations(10))
 
 	ctx, run := middleware.StartRun(ctx, "langchaingo-agent")
 	fmt.Fprintf(e.out, "\n== langchaingo agent: %q\n", task)
@@ -121,15 +122,11 @@ func (e *env) runGoOpenAI(ctx context.Context, task string) error {
 	cfg.HTTPClient = twopenai.NewHTTPClient(e.chain, twopenai.WithBaseTransport(e.base))
 	client := goopenai.NewClientWithConfig(cfg)
 
-	toolset := map[string]tool{}
-	var defs []goopenai.Tool
-	for _, t := range devopsTools() {
-		toolset[t.name] = t
-		defs = append(defs, goopenai.Tool{Type: goopenai.ToolTypeFunction, Function: &goopenai.FunctionDefinition{
-			Name: t.name, Description: t.description,
-			Parameters: map[string]any{"type": "object", "properties": map[string]any{"__arg1": map[string]string{"type": "string"}}},
-		}})
+	ex, err := e.toolExecutor()
+	if err != nil {
+		return err
 	}
+	defs := twopenai.ToolDefinitions(ex)
 	msgs := []goopenai.ChatCompletionMessage{{Role: goopenai.ChatMessageRoleUser, Content: task}}
 
 	ctx, run := middleware.StartRun(ctx, "go-openai-loop")
@@ -150,18 +147,12 @@ func (e *env) runGoOpenAI(ctx context.Context, task string) error {
 			fmt.Fprintf(e.out, "answer: %s\n\n%s", msg.Content, run.Report())
 			return nil
 		}
-		for _, tc := range msg.ToolCalls {
-			t, ok := toolset[tc.Function.Name]
-			result := "unknown tool " + tc.Function.Name
-			if ok {
-				if r, err := t.run(ctx, argOf(tc.Function.Arguments)); err != nil {
-					result = "error: " + err.Error()
-				} else {
-					result = r
-				}
-			}
-			msgs = append(msgs, goopenai.ChatCompletionMessage{Role: goopenai.ChatMessageRoleTool, ToolCallID: tc.ID, Content: result})
+		// One turn's tool calls run in parallel, results in call order.
+		toolMsgs, err := twopenai.ExecuteToolCalls(ctx, ex, msg.ToolCalls)
+		if err != nil {
+			return err
 		}
+		msgs = append(msgs, toolMsgs...)
 	}
 }
 

@@ -8,8 +8,9 @@ import (
 )
 
 // The example runs end to end on the embedded scripted server through both
-// agents: each makes three calls (check_disk, clean_logs, answer) and prints
-// the report.
+// agents: each makes five calls (check_disk + check_memory in one turn,
+// read_logs, read_artifact, clean_logs, answer) and prints the report, which
+// shows the wall time the parallel turn saved and the artifact's savings.
 func TestDevOpsAgentRunsOnScriptedServer(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), &out, config{mode: "both", task: "I'm out of disk space. Sort it out."}); err != nil {
@@ -18,7 +19,8 @@ func TestDevOpsAgentRunsOnScriptedServer(t *testing.T) {
 	s := out.String()
 	for _, want := range []string{
 		"== langchaingo agent", "== go-openai loop",
-		"run langchaingo-agent: 3 calls", "run go-openai-loop: 3 calls",
+		"run langchaingo-agent: 5 calls", "run go-openai-loop: 5 calls",
+		"parallel saved", "artifacts: 1, ~",
 		"freed 20GB",
 	} {
 		if !strings.Contains(s, want) {

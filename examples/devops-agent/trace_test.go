@@ -37,8 +37,8 @@ func TestTraceReplayReproducesTheCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 6 {
-		t.Fatalf("trace has %d records, want 6", len(recs))
+	if len(recs) != 10 {
+		t.Fatalf("trace has %d records, want 10", len(recs))
 	}
 	res, err := observe.Replay(context.Background(), policies.Default(), recs, observe.ReplayOptions{})
 	if err != nil {

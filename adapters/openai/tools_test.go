@@ -1,0 +1,265 @@
+package openai_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	goopenai "github.com/sashabaranov/go-openai"
+
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/tokens"
+	"github.com/tokenwise/tokenwise/toolwrap"
+)
+
+func waitTool(name string, d time.Duration) toolwrap.Tool {
+	return toolwrap.Tool{Name: name, Description: "checks " + name, Call: func(ctx context.Context, args string) (string, error) {
+		select {
+		case <-time.After(d):
+			return name + ": OK", nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}}
+}
+
+// agentLoop is the seed's ReAct loop on a go-openai client: call the model,
+// execute its tool calls with ExecuteToolCalls, repeat until it answers.
+func agentLoop(ctx context.Context, t *testing.T, client *goopenai.Client, ex *toolwrap.Executor, task string) ([]goopenai.ChatCompletionMessage, string) {
+	t.Helper()
+	msgs := []goopenai.ChatCompletionMessage{{Role: goopenai.ChatMessageRoleUser, Content: task}}
+	for range 10 {
+		resp, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{
+			Model: "gpt-4o-mini", Messages: msgs, Tools: twopenai.ToolDefinitions(ex)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := resp.Choices[0].Message
+		msgs = append(msgs, msg)
+		if len(msg.ToolCalls) == 0 {
+			return msgs, msg.Content
+		}
+		toolMsgs, err := twopenai.ExecuteToolCalls(ctx, ex, msg.ToolCalls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, toolMsgs...)
+	}
+	t.Fatal("no final answer in 10 iterations")
+	return nil, ""
+}
+
+func toolMessages(r openaitest.Recorded) []openaitest.Message {
+	var out []openaitest.Message
+	for _, m := range r.Chat.Messages {
+		if m.Role == "tool" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// One turn asks for three independent 2s tools: the turn takes 2s of fake
+// time, and the next request carries the results in call order with their
+// call ids.
+func TestExecuteToolCallsParallelGoOpenAI(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := openaitest.New()
+		srv.On(openaitest.LastRole("user")).Reply(openaitest.ToolCalls(
+			openaitest.Call("call_disk", "check_disk", `{}`),
+			openaitest.Call("call_mem", "check_memory", `{}`),
+			openaitest.Call("call_cpu", "check_cpu", `{}`)))
+		srv.On(openaitest.LastRole("tool")).Reply(openaitest.Text("All healthy."))
+		cfg := goopenai.DefaultConfig("test-key")
+		cfg.BaseURL = srv.URL
+		cfg.HTTPClient = &http.Client{Transport: srv.Transport()}
+		client := goopenai.NewClientWithConfig(cfg)
+
+		ex, err := toolwrap.New([]toolwrap.Tool{
+			waitTool("check_disk", 2*time.Second), waitTool("check_memory", 2*time.Second), waitTool("check_cpu", 2*time.Second),
+		}, toolwrap.WithMaxParallel(4), toolwrap.WithTimeout(30*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, run := middleware.StartRun(t.Context(), "parallel")
+		start := time.Now()
+		_, answer := agentLoop(ctx, t, client, ex, "How is the server?")
+		if got := time.Since(start); got != 2*time.Second {
+			t.Errorf("run took %v of fake time, want 2s (3 tools × 2s in parallel)", got)
+		}
+		if answer != "All healthy." {
+			t.Errorf("answer %q", answer)
+		}
+		reqs := srv.Requests()
+		if len(reqs) != 2 {
+			t.Fatalf("%d requests", len(reqs))
+		}
+		tm := toolMessages(reqs[1])
+		want := [][2]string{{"call_disk", "check_disk: OK"}, {"call_mem", "check_memory: OK"}, {"call_cpu", "check_cpu: OK"}}
+		if len(tm) != 3 {
+			t.Fatalf("%d tool messages", len(tm))
+		}
+		for i, w := range want {
+			if tm[i].ToolCallID != w[0] || tm[i].Content.String() != w[1] {
+				t.Errorf("tool message %d = %s %q, want %s %q", i, tm[i].ToolCallID, tm[i].Content.String(), w[0], w[1])
+			}
+		}
+		if tot := run.Totals(); tot.ToolTime-tot.ToolWall != 4*time.Second {
+			t.Errorf("saved wall time %v, want 4s", tot.ToolTime-tot.ToolWall)
+		}
+	})
+}
+
+// A tool that panics, one that times out and one that errors: the loop goes
+// on and the model's next request carries three observations.
+func TestExecuteToolCallsFailuresAreObservations(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := openaitest.New()
+		srv.On(openaitest.LastRole("user")).Reply(openaitest.ToolCalls(
+			openaitest.Call("c1", "check_disk", `{}`),
+			openaitest.Call("c2", "clean_logs", `{}`),
+			openaitest.Call("c3", "restart_nginx", `{}`)))
+		srv.On(openaitest.LastRole("tool")).Reply(openaitest.Text("I could not fix it; here is why."))
+		cfg := goopenai.DefaultConfig("test-key")
+		cfg.BaseURL = srv.URL
+		cfg.HTTPClient = &http.Client{Transport: srv.Transport()}
+		client := goopenai.NewClientWithConfig(cfg)
+
+		slow := waitTool("clean_logs", time.Hour)
+		slow.Meta.Timeout = 30 * time.Second
+		ex, _ := toolwrap.New([]toolwrap.Tool{
+			{Name: "check_disk", Call: func(context.Context, string) (string, error) {
+				var m map[string]int
+				m["x"] = 1 // panics
+				return "", nil
+			}},
+			slow,
+			{Name: "restart_nginx", Call: func(context.Context, string) (string, error) {
+				return "", errors.New("permission denied")
+			}},
+		}, toolwrap.WithMaxParallel(3))
+		_, answer := agentLoop(t.Context(), t, client, ex, "Sort it out.")
+		if answer == "" {
+			t.Fatal("no answer")
+		}
+		tm := toolMessages(srv.Requests()[1])
+		if len(tm) != 3 {
+			t.Fatalf("%d tool messages", len(tm))
+		}
+		for i, want := range []string{
+			"tool check_disk failed: panic: assignment to entry in nil map",
+			"tool clean_logs timed out after 30s",
+			"tool restart_nginx failed: permission denied",
+		} {
+			if got := tm[i].Content.String(); got != want {
+				t.Errorf("observation %d = %q, want %q", i, got, want)
+			}
+		}
+	})
+}
+
+// A 2MB log becomes an artifact: the next request carries a small excerpt,
+// and the model reads lines and greps through read_artifact.
+func TestExecuteToolCallsArtifactGoOpenAI(t *testing.T) {
+	var b strings.Builder
+	n := 0
+	for ; b.Len() < 2<<20; n++ {
+		if n == 12345 {
+			fmt.Fprintf(&b, "2025-11-26 ERROR disk full on /var pid=%d\n", n)
+			continue
+		}
+		fmt.Fprintf(&b, "2025-11-26 INFO request ok pid=%d\n", n)
+	}
+	log := b.String()
+	arts := toolwrap.NewArtifacts(toolwrap.NewMemoryStore(0), toolwrap.ArtifactConfig{ThresholdBytes: 4096}, nil)
+	ex, err := toolwrap.New([]toolwrap.Tool{{Name: "read_logs", Description: "returns the syslog",
+		Call: func(context.Context, string) (string, error) { return log, nil }}}, toolwrap.WithArtifacts(arts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := openaitest.NewServer(t)
+	srv.On(openaitest.LastRole("user")).Reply(openaitest.ToolCalls(openaitest.Call("c1", "read_logs", `{}`)))
+	cfg := goopenai.DefaultConfig("test-key")
+	cfg.BaseURL = srv.URL
+	cfg.HTTPClient = twopenai.NewHTTPClient(middleware.Chain())
+	client := goopenai.NewClientWithConfig(cfg)
+	ctx, run := middleware.StartRun(t.Context(), "logs")
+
+	msgs := []goopenai.ChatCompletionMessage{{Role: goopenai.ChatMessageRoleUser, Content: "Why is the disk full?"}}
+	resp, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: msgs, Tools: twopenai.ToolDefinitions(ex)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs = append(msgs, resp.Choices[0].Message)
+	tm, err := twopenai.ExecuteToolCalls(ctx, ex, resp.Choices[0].Message.ToolCalls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs = append(msgs, tm...)
+	id := run.Tools()[0].Artifact
+	if id == "" {
+		t.Fatal("no artifact")
+	}
+	// the model reads lines 100-109, then greps for the error
+	srv.On(openaitest.LastContains("[tool result stored as artifact")).Reply(openaitest.ToolCalls(
+		openaitest.Call("c2", "read_artifact", fmt.Sprintf(`{"id":%q,"offset":100,"limit":10}`, id)),
+		openaitest.Call("c3", "read_artifact", fmt.Sprintf(`{"id":%q,"grep":"ERROR"}`, id))))
+	srv.On(openaitest.LastRole("tool")).Reply(openaitest.Text("/var filled up at pid 12345."))
+	for range 3 {
+		resp, err = client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: msgs, Tools: twopenai.ToolDefinitions(ex)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := resp.Choices[0].Message
+		msgs = append(msgs, m)
+		if len(m.ToolCalls) == 0 {
+			break
+		}
+		tm, _ := twopenai.ExecuteToolCalls(ctx, ex, m.ToolCalls)
+		msgs = append(msgs, tm...)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	// request 2 carries the excerpt: under 2KB of the 2MB log
+	excerpt := toolMessages(reqs[1])[0].Content.String()
+	est := tokens.New()
+	excerptTokens, logTokens := est.Text("gpt-4o", excerpt), toolwrap.DefaultTokenCounter()(log)
+	t.Logf("request 2: %d bytes of body; excerpt %d bytes / %d tokens instead of %d bytes / ~%d tokens",
+		len(reqs[1].Body), len(excerpt), excerptTokens, len(log), logTokens)
+	if len(excerpt) >= 2048 || len(reqs[1].Body) >= 4096 || excerptTokens*100 > logTokens {
+		t.Errorf("excerpt %d bytes, %d tokens; body %d bytes", len(excerpt), excerptTokens, len(reqs[1].Body))
+	}
+	// request 3 carries the exact lines and the grep hit
+	reads := toolMessages(reqs[2])
+	lines := strings.Split(reads[1].Content.String(), "\n")
+	if len(lines) != 11 {
+		t.Fatalf("range read: %q", reads[1].Content.String())
+	}
+	for i, l := range lines[1:] {
+		if want := fmt.Sprintf("2025-11-26 INFO request ok pid=%d", 100+i); l != want {
+			t.Errorf("line %d = %q, want %q", 100+i, l, want)
+		}
+	}
+	if g := reads[2].Content.String(); !strings.Contains(g, "12345: 2025-11-26 ERROR disk full on /var pid=12345") {
+		t.Errorf("grep: %q", g)
+	}
+	// another run cannot read the artifact
+	other, _ := middleware.StartRun(t.Context(), "other")
+	stolen, _ := twopenai.ExecuteToolCalls(other, ex, []goopenai.ToolCall{{ID: "x", Type: "function",
+		Function: goopenai.FunctionCall{Name: "read_artifact", Arguments: fmt.Sprintf(`{"id":%q}`, id)}}})
+	if !strings.Contains(stolen[0].Content, "not found") {
+		t.Errorf("another run read %q", stolen[0].Content)
+	}
+	if !strings.Contains(run.Report(), "artifacts: 1") {
+		t.Errorf("report:\n%s", run.Report())
+	}
+}

@@ -1,0 +1,95 @@
+package toolwrap
+
+import (
+	"bytes"
+	"container/list"
+	"encoding/json"
+	"sync"
+	"time"
+)
+
+// resultCache is a small LRU with a TTL per entry, for idempotent tools'
+// results. It owns no goroutine: expired entries are dropped when read or
+// evicted. Safe for concurrent use.
+type resultCache struct {
+	ttl time.Duration
+	max int
+	now func() time.Time
+
+	mu  sync.Mutex
+	ll  *list.List
+	idx map[string]*list.Element
+}
+
+type cacheEntry struct {
+	key     string
+	val     string
+	expires time.Time
+}
+
+func newResultCache(ttl time.Duration, max int, now func() time.Time) *resultCache {
+	if max <= 0 {
+		max = 1024
+	}
+	return &resultCache{ttl: ttl, max: max, now: now, ll: list.New(), idx: map[string]*list.Element{}}
+}
+
+func (c *resultCache) get(key string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.idx[key]
+	if !ok {
+		return "", false
+	}
+	ent := el.Value.(*cacheEntry)
+	if !c.now().Before(ent.expires) {
+		c.ll.Remove(el)
+		delete(c.idx, key)
+		return "", false
+	}
+	c.ll.MoveToFront(el)
+	return ent.val, true
+}
+
+func (c *resultCache) put(key, val string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	exp := c.now().Add(c.ttl)
+	if el, ok := c.idx[key]; ok {
+		ent := el.Value.(*cacheEntry)
+		ent.val, ent.expires = val, exp
+		c.ll.MoveToFront(el)
+		return
+	}
+	c.idx[key] = c.ll.PushFront(&cacheEntry{key: key, val: val, expires: exp})
+	for c.ll.Len() > c.max {
+		old := c.ll.Back()
+		c.ll.Remove(old)
+		delete(c.idx, old.Value.(*cacheEntry).key)
+	}
+}
+
+// cacheKey keys a call on the tool name and the canonical form of its
+// arguments: JSON re-encoded with sorted object keys and no insignificant
+// space, numbers kept as written; arguments that are not JSON are used as
+// they are.
+func cacheKey(name, args string) string {
+	return name + "\x00" + CanonicalArgs(args)
+}
+
+// CanonicalArgs returns the canonical form of a tool call's JSON arguments
+// (sorted keys, compact, numbers as written), or args unchanged when they
+// are not valid JSON.
+func CanonicalArgs(args string) string {
+	dec := json.NewDecoder(bytes.NewReader([]byte(args)))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		return args
+	}
+	b, err := json.Marshal(v) // maps marshal with sorted keys
+	if err != nil {
+		return args
+	}
+	return string(b)
+}

@@ -1,0 +1,45 @@
+// Package toolwrap runs an agent's tool calls on a budget and fast.
+//
+// A [Tool] is the core tool shape: name, description, JSON Schema of the
+// arguments, a [Func] and its [Meta] (side effects, idempotent, timeout),
+// declared in code or overridden by a policy's tools.per_tool section.
+//
+// An [Executor] runs one turn's calls ([Executor.Execute]):
+//
+//   - calls to tools without side effects run concurrently, at most
+//     MaxParallel at once (policy tools.max_parallel; zero: one at a time);
+//     a tool with side effects waits for the earlier calls, runs alone, and
+//     the later calls wait for it; results come back in call order with
+//     their call ids;
+//   - every call has its own timeout (Meta.Timeout, else the executor's),
+//     built with context.WithTimeoutCause and [ErrTimeout]; the run's
+//     context cancels everything;
+//   - an error, a timeout or a panic becomes an observation the model reads
+//     ("tool clean_logs timed out after 30s"), never a crashed run, unless
+//     [WithFailOnError] is set;
+//   - a result over the artifact threshold is stored ([Artifacts]) and the
+//     conversation gets an excerpt (head and tail lines, the size, the id);
+//     the read_artifact tool ([Artifacts.ReadTool]) reads it back by line
+//     range or grep, bounded so it cannot flood the context;
+//   - successful results of idempotent tools are cached by tool name and
+//     canonical arguments ([WithCache]).
+//
+// Every call is recorded in the run ([middleware.Run.RecordTool]) and
+// emitted as [middleware.ToolFinished]; an offload emits
+// [middleware.ArtifactStored], and the run report shows the tool time
+// saved by parallel turns and the tokens kept out by artifacts.
+//
+// # Artifacts
+//
+// Artifact ids are random ([NewID]: 128 bits from crypto/rand) and scoped
+// to the run that produced them: a [Store] finds an artifact only under its
+// run id, so an agent steered by injected text to read another run's
+// artifact gets "not found". Stores: [MemoryStore] (bounded by bytes, least
+// recently used evicted), [DirStore] (a directory) and the Redis store of
+// adapters/redis. Context compaction reuses [Artifacts.Offload],
+// [Artifacts.Get], [Artifacts.ReadRange] and [Artifacts.Grep].
+//
+// Adapters: adapters/langchaingo wraps tools.Tool and runs an agent's
+// actions of one turn in parallel; adapters/openai turns a go-openai
+// message's ToolCalls into tool messages.
+package toolwrap

@@ -1,0 +1,131 @@
+package toolwrap
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// ReadArtifactName is the name of the tool that reads artifacts back.
+const ReadArtifactName = "read_artifact"
+
+const readArtifactSchema = `{"type":"object","properties":{` +
+	`"id":{"type":"string","description":"the artifact id, art_..."},` +
+	`"offset":{"type":"integer","description":"first line to read, 0-based"},` +
+	`"limit":{"type":"integer","description":"how many lines to read"},` +
+	`"grep":{"type":"string","description":"a regular expression (RE2); returns matching lines with their numbers instead of a range"}},` +
+	`"required":["id"]}`
+
+// ReadArgs are the arguments of the read_artifact tool.
+type ReadArgs struct {
+	ID     string `json:"id"`
+	Offset int    `json:"offset,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+	Grep   string `json:"grep,omitempty"`
+}
+
+// maxPattern bounds a grep pattern's length.
+const maxPattern = 1000
+
+// ReadTool returns the read_artifact tool. A range answer is a header line
+// "[art_… lines a-b of n]" followed by the raw lines; a grep answer is a
+// header followed by "line: text" for each match (line numbers 0-based,
+// usable as offset). Answers are bounded by MaxReadLines, MaxMatches,
+// MaxLineBytes and MaxReadBytes, so a read cannot flood the context. An id
+// of another run, or an unknown one, is "not found".
+func (a *Artifacts) ReadTool() Tool {
+	return Tool{
+		Name: ReadArtifactName,
+		Description: "Read a stored tool result (artifact) by line range, or grep it with a regular expression. " +
+			"Use the id given in the excerpt.",
+		Parameters: []byte(readArtifactSchema),
+		Call:       a.read,
+	}
+}
+
+func (a *Artifacts) read(ctx context.Context, args string) (string, error) {
+	var ra ReadArgs
+	if id := strings.Trim(strings.TrimSpace(args), `"`); ValidID(id) {
+		ra.ID = id // frameworks that pass a plain string (langchaingo's __arg1)
+	} else if err := json.Unmarshal([]byte(args), &ra); err != nil {
+		return "", fmt.Errorf("arguments must be JSON like {\"id\":\"art_...\",\"offset\":0,\"limit\":50}: %v", err)
+	}
+	return a.Read(ctx, ra)
+}
+
+// Read answers one read_artifact call, bounded as ReadTool describes.
+func (a *Artifacts) Read(ctx context.Context, ra ReadArgs) (string, error) {
+	c := a.cfg
+	t, err := a.Get(ctx, ra.ID)
+	if errors.Is(err, ErrNotFound) {
+		return "", fmt.Errorf("artifact %q not found", ra.ID)
+	}
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	budget := c.MaxReadBytes
+	add := func(line string) bool {
+		if len(line)+1 > budget {
+			return false
+		}
+		budget -= len(line) + 1
+		b.WriteString(line)
+		b.WriteByte('\n')
+		return true
+	}
+	if ra.Grep != "" {
+		if len(ra.Grep) > maxPattern {
+			return "", fmt.Errorf("grep pattern longer than %d bytes", maxPattern)
+		}
+		re, err := regexp.Compile(ra.Grep)
+		if err != nil {
+			return "", fmt.Errorf("bad grep pattern: %v", err)
+		}
+		ms := t.Grep(re, max(ra.Offset, 0), c.MaxMatches+1)
+		more := len(ms) > c.MaxMatches
+		if more {
+			ms = ms[:c.MaxMatches]
+		}
+		fmt.Fprintf(&b, "[%s grep %q: %d matches shown of %d lines", ra.ID, ra.Grep, len(ms), t.Lines())
+		if more {
+			b.WriteString("; more matches exist, narrow the pattern or grep from a later offset")
+		}
+		b.WriteString("]\n")
+		budget -= b.Len()
+		for _, m := range ms {
+			if !add(fmt.Sprintf("%d: %s", m.Line, clip(m.Text, c.MaxLineBytes))) {
+				b.WriteString("[answer size limit reached]\n")
+				break
+			}
+		}
+		return strings.TrimSuffix(b.String(), "\n"), nil
+	}
+	limit := ra.Limit
+	if limit <= 0 {
+		limit = c.ReadLines
+	}
+	limit = min(limit, c.MaxReadLines)
+	offset := max(ra.Offset, 0)
+	if offset >= t.Lines() {
+		return fmt.Sprintf("[%s has %d lines; offset %d is past the end]", ra.ID, t.Lines(), offset), nil
+	}
+	lines := t.Range(offset, limit)
+	var body strings.Builder
+	shown := 0
+	for _, l := range lines {
+		l = clip(l, c.MaxLineBytes)
+		if body.Len()+len(l)+1 > budget-100 {
+			break
+		}
+		body.WriteString(l)
+		body.WriteByte('\n')
+		shown++
+	}
+	fmt.Fprintf(&b, "[%s lines %d-%d of %d]\n", ra.ID, offset, offset+shown-1, t.Lines())
+	b.WriteString(body.String())
+	return strings.TrimSuffix(b.String(), "\n"), nil
+}

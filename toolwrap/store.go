@@ -1,0 +1,152 @@
+package toolwrap
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// MemoryStore keeps artifacts in process, bounded by their total size:
+// putting an artifact evicts the least recently used ones until it fits;
+// one larger than the bound is refused with ErrTooLarge. Content is held,
+// not copied (a Text is immutable). The zero value is not usable; call
+// NewMemoryStore. A MemoryStore is safe for concurrent use.
+type MemoryStore struct {
+	max int64
+
+	mu   sync.Mutex
+	size int64
+	ll   *list.List
+	idx  map[memKey]*list.Element
+}
+
+type memKey struct{ run, id string }
+
+type memEntry struct {
+	key memKey
+	t   *Text
+}
+
+// NewMemoryStore returns a store of at most maxBytes. Zero or less: 64MiB.
+func NewMemoryStore(maxBytes int64) *MemoryStore {
+	if maxBytes <= 0 {
+		maxBytes = 64 << 20
+	}
+	return &MemoryStore{max: maxBytes, ll: list.New(), idx: map[memKey]*list.Element{}}
+}
+
+// Put stores t under run and id.
+func (s *MemoryStore) Put(_ context.Context, run, id string, t *Text) error {
+	n := int64(t.Size())
+	if n > s.max {
+		return fmt.Errorf("%w: %d bytes, store holds %d", ErrTooLarge, n, s.max)
+	}
+	k := memKey{run, id}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if el, ok := s.idx[k]; ok {
+		s.size -= int64(el.Value.(*memEntry).t.Size())
+		s.ll.Remove(el)
+	}
+	for s.size+n > s.max {
+		old := s.ll.Back()
+		e := old.Value.(*memEntry)
+		s.ll.Remove(old)
+		delete(s.idx, e.key)
+		s.size -= int64(e.t.Size())
+	}
+	s.idx[k] = s.ll.PushFront(&memEntry{key: k, t: t})
+	s.size += n
+	return nil
+}
+
+// Get returns the artifact of run and id, or ErrNotFound.
+func (s *MemoryStore) Get(_ context.Context, run, id string) (*Text, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	el, ok := s.idx[memKey{run, id}]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	s.ll.MoveToFront(el)
+	return el.Value.(*memEntry).t, nil
+}
+
+// Size returns the bytes held.
+func (s *MemoryStore) Size() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.size
+}
+
+// DirStore keeps artifacts as files in a directory: <dir>/<run hash>/<id>.
+// The run's directory name is a hash of the run id, and ids are checked
+// with ValidID, so no input reaches the file system as a path. Nothing is
+// evicted: clean the directory with your own retention. A DirStore is safe
+// for concurrent use.
+type DirStore struct {
+	dir string
+}
+
+// NewDirStore returns a store in dir, creating it if needed.
+func NewDirStore(dir string) (*DirStore, error) {
+	if dir == "" {
+		return nil, errors.New("toolwrap: DirStore needs a directory")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return &DirStore{dir: dir}, nil
+}
+
+func (s *DirStore) path(run, id string) string {
+	h := sha256.Sum256([]byte(run))
+	return filepath.Join(s.dir, hex.EncodeToString(h[:16]), id)
+}
+
+// Put writes t to a file, atomically (temporary file and rename).
+func (s *DirStore) Put(_ context.Context, run, id string, t *Text) error {
+	if !ValidID(id) {
+		return fmt.Errorf("toolwrap: invalid artifact id %q", id)
+	}
+	p := s.path(run, id)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(t.Bytes()); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), p)
+}
+
+// Get reads the artifact of run and id, or ErrNotFound.
+func (s *DirStore) Get(_ context.Context, run, id string) (*Text, error) {
+	if !ValidID(id) {
+		return nil, ErrNotFound
+	}
+	b, err := os.ReadFile(s.path(run, id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return NewText(b), nil
+}

@@ -1,0 +1,107 @@
+package toolwrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// Func runs a tool with the arguments the model wrote (JSON text, or plain
+// text for frameworks that pass a single string) and returns its result.
+// It should return promptly once ctx is done.
+type Func func(ctx context.Context, args string) (string, error)
+
+// Meta is what the executor needs to know about a tool. The zero value is a
+// read-only, non-cacheable tool without its own timeout.
+type Meta struct {
+	// SideEffects makes the tool run alone and in call order: it waits for
+	// the earlier calls of the turn and the later ones wait for it.
+	SideEffects bool
+	// Idempotent allows caching the tool's results (see WithCache).
+	Idempotent bool
+	// Timeout bounds one call of the tool. Zero: the executor's timeout.
+	Timeout time.Duration
+}
+
+// Tool is the core tool shape: a name, a description, the JSON Schema of
+// its arguments, its metadata and the function that runs it. A Tool is a
+// value; it is safe for concurrent use when its Call is.
+type Tool struct {
+	Name        string
+	Description string
+	Parameters  []byte // JSON Schema of the arguments; nil = none
+	Meta        Meta
+	Call        Func
+}
+
+// Spec returns the tool's description for a chat request.
+func (t Tool) Spec() middleware.Tool {
+	return middleware.Tool{Name: t.Name, Description: t.Description, Parameters: t.Parameters}
+}
+
+// Result is the outcome of one tool call, in the model's terms.
+type Result struct {
+	CallID string
+	Name   string
+	// Content is what the model is shown: the result, its excerpt when it
+	// was offloaded to an artifact, or the observation of an error.
+	Content string
+	// Err is the failure behind an error observation (matching ErrTimeout,
+	// ErrPanic, ErrUnknownTool or the tool's own error); nil on success.
+	Err      error
+	Duration time.Duration
+	Cached   bool
+	Artifact string // the artifact id when the result was offloaded
+	Bytes    int    // size of the raw result
+	// SavedTokens estimates the tokens the artifact kept out of the
+	// conversation (raw result minus excerpt).
+	SavedTokens int64
+}
+
+// Sentinel errors.
+var (
+	// ErrTimeout: a tool call ran out of its timeout. The context of the
+	// call is cancelled with it as the cause, so both
+	// context.DeadlineExceeded and ErrTimeout match.
+	ErrTimeout = errors.New("toolwrap: tool timed out")
+	// ErrPanic: a tool panicked.
+	ErrPanic = errors.New("toolwrap: tool panicked")
+	// ErrUnknownTool: the model asked for a tool the executor does not have.
+	ErrUnknownTool = errors.New("toolwrap: unknown tool")
+	// ErrNotFound: no artifact with that id in this run.
+	ErrNotFound = errors.New("toolwrap: artifact not found")
+	// ErrTooLarge: an artifact is larger than its store allows.
+	ErrTooLarge = errors.New("toolwrap: artifact too large")
+)
+
+// Error is a failed tool call. Its Is matches the sentinel of its reason
+// through Unwrap, and its message is the observation the model reads.
+type Error struct {
+	Tool    string
+	CallID  string
+	Timeout time.Duration // set for timeouts
+	Err     error
+}
+
+func (e *Error) Error() string {
+	switch {
+	case errors.Is(e.Err, ErrTimeout):
+		return fmt.Sprintf("tool %s timed out after %s", e.Tool, e.Timeout)
+	case errors.Is(e.Err, ErrUnknownTool):
+		return fmt.Sprintf("tool %s does not exist", e.Tool)
+	}
+	return fmt.Sprintf("tool %s failed: %v", e.Tool, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// panicError carries a recovered panic value.
+type panicError struct{ v any }
+
+func (p *panicError) Error() string { return fmt.Sprintf("panic: %v", p.v) }
+func (p *panicError) Is(target error) bool {
+	return target == ErrPanic
+}
