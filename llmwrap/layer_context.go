@@ -1,9 +1,12 @@
 package llmwrap
 
 import (
+	"context"
+
 	"github.com/tokenwise/tokenwise/llmwrap/compact"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
+	"github.com/tokenwise/tokenwise/toolwrap"
 )
 
 type contextOptsKey struct{}
@@ -23,6 +26,17 @@ func contextOpts(o *options) *[]compact.Option {
 // offload strategy is skipped.
 func WithContextOffloader(off compact.Offloader) Option {
 	return func(o *options) { *contextOpts(o) = append(*contextOpts(o), compact.WithOffloader(off)) }
+}
+
+// WithArtifacts makes the context layer's offload strategy store old tool
+// results in arts, the same artifact store the agent's tool executor uses
+// (toolwrap.FromPolicy / toolwrap.WithArtifacts), so that the agent reads
+// them back with read_artifact: offloading loses nothing.
+func WithArtifacts(arts *toolwrap.Artifacts) Option {
+	return WithContextOffloader(compact.OffloaderFunc(func(ctx context.Context, _, _ string, content string) (string, error) {
+		excerpt, _, _, err := arts.Offload(ctx, content)
+		return excerpt, err
+	}))
 }
 
 // WithContextOptions passes code-side options to the context layer (an

@@ -10,6 +10,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/compact"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
+	"github.com/tokenwise/tokenwise/toolwrap"
 )
 
 func TestContextLayerFromPolicy(t *testing.T) {
@@ -43,5 +44,51 @@ func TestContextLayerFromPolicy(t *testing.T) {
 	c := run.Calls()[0]
 	if c.Saved.InputTokens <= 0 || c.SavedMicros <= 0 || len(c.Notes) == 0 {
 		t.Fatalf("savings not recorded: %+v", c.CallFacts)
+	}
+}
+
+// With the tools' artifact store, the offload strategy is lossless: the
+// compacted request names an artifact the same run reads back in full.
+func TestContextOffloadToToolArtifacts(t *testing.T) {
+	p := policies.Default()
+	p.Context = policies.ContextPolicy{MaxInputTokens: 8_000, KeepLastTurns: 2, BlockSize: 4,
+		Strategies: []policies.ContextStrategy{policies.StrategyOffload}}
+	arts := toolwrap.NewArtifacts(toolwrap.NewMemoryStore(64<<20), toolwrap.ArtifactConfig{HeadLines: 2, TailLines: 1}, nil)
+	chain := llmwrap.MustBuild(p, llmwrap.WithArtifacts(arts))
+	var sent *middleware.Request
+	h := chain(middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
+		sent = req
+		return &middleware.Response{Model: req.Model, Message: middleware.Message{Role: middleware.RoleAssistant, Content: "ok"}}, nil
+	}))
+	logText := func(i int) string {
+		var b strings.Builder
+		for l := range 300 {
+			fmt.Fprintf(&b, "call %d log line %d\n", i, l)
+		}
+		return b.String()
+	}
+	msgs := []middleware.Message{{Role: middleware.RoleSystem, Content: "sys"}, {Role: middleware.RoleUser, Content: "task"}}
+	for i := range 8 {
+		id := fmt.Sprintf("c%d", i)
+		msgs = append(msgs, middleware.Message{Role: middleware.RoleAssistant, ToolCalls: []middleware.ToolCall{{ID: id, Name: "read_log"}}},
+			middleware.Message{Role: middleware.RoleTool, ToolCallID: id, Content: logText(i)})
+	}
+	ctx, _ := middleware.StartRun(context.Background(), "offload")
+	if _, err := h.Handle(ctx, &middleware.Request{Model: "gpt-4o-mini", Messages: msgs}); err != nil {
+		t.Fatal(err)
+	}
+	excerpt := sent.Messages[3].Content
+	i := strings.Index(excerpt, toolwrap.IDPrefix)
+	if i < 0 || len(excerpt) >= len(msgs[3].Content) {
+		t.Fatalf("first tool result not offloaded: %.200q", excerpt)
+	}
+	id := excerpt[i : i+len(toolwrap.IDPrefix)+26]
+	lines, total, err := arts.ReadRange(ctx, id, 150, 2)
+	if err != nil || total != 300 || len(lines) != 2 || lines[0] != "call 0 log line 150" {
+		t.Fatalf("read back %q of %d: %v", lines, total, err)
+	}
+	other, _ := middleware.StartRun(context.Background(), "other")
+	if _, _, err := arts.ReadRange(other, id, 0, 1); err == nil {
+		t.Fatal("another run read the artifact")
 	}
 }
