@@ -3,6 +3,8 @@ package observe
 import (
 	"context"
 	"log/slog"
+	"strconv"
+	"time"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -51,69 +53,118 @@ func Level(e middleware.Event) slog.Level {
 	return slog.LevelDebug
 }
 
-// Observe logs e.
+// Observe logs e. It builds the record itself rather than going through
+// [slog.Logger.LogAttrs]: that skips capturing a caller PC (which would
+// always point into this file) and keeps the attributes of a finished call
+// in an array on the stack. Empty fields of a finished call (team, run,
+// rule, zero cached tokens, a single attempt) are left out.
 func (s *Slog) Observe(ctx context.Context, e middleware.Event) {
 	lvl := Level(e)
 	if !s.l.Enabled(ctx, lvl) {
 		return
 	}
-	msg := "tokenwise: " + e.Kind()
 	switch e := e.(type) {
 	case middleware.CallStarted:
-		s.l.LogAttrs(ctx, lvl, msg, slog.String("run", e.Run), slog.Int("seq", e.Seq), slog.String("team", e.Team),
+		s.log(ctx, lvl, "tokenwise: call.started", slog.String("run", e.Run), slog.Int("seq", e.Seq), slog.String("team", e.Team),
 			slog.String("stage", string(e.Stage)), slog.String("model", e.Model), slog.Bool("stream", e.Stream))
 	case middleware.CallFinished:
-		f := e.Facts
-		attrs := []slog.Attr{slog.String("run", f.Run), slog.Int("seq", f.Seq), slog.String("team", f.Team),
-			slog.String("stage", string(f.Stage)), slog.String("requested_model", f.RequestedModel), slog.String("model", f.Model),
-			slog.Int64("input_tokens", e.Usage.InputTokens), slog.Int64("output_tokens", e.Usage.OutputTokens),
-			slog.Int64("cached_input_tokens", e.Usage.CachedInputTokens), slog.String("usd", middleware.FormatUSD(f.CostMicros)),
-			slog.Duration("latency", e.Latency), slog.String("cache", string(f.Cache)), slog.String("rule", f.Rule),
-			slog.Int("attempts", len(f.Attempts))}
-		if f.SavedMicros > 0 {
-			attrs = append(attrs, slog.String("saved_usd", middleware.FormatUSD(f.SavedMicros)))
-		}
-		if e.Err != nil {
-			attrs = append(attrs, slog.Any("error", e.Err))
-		}
-		s.l.LogAttrs(ctx, lvl, msg, attrs...)
+		s.callFinished(ctx, lvl, e)
 	case middleware.RouteDecided:
-		s.l.LogAttrs(ctx, lvl, msg, slog.String("from", e.From), slog.String("to", e.To), slog.String("rule", e.Rule), slog.String("stage", string(e.Stage)))
+		s.log(ctx, lvl, "tokenwise: route.decided", slog.String("from", e.From), slog.String("to", e.To), slog.String("rule", e.Rule), slog.String("stage", string(e.Stage)))
 	case middleware.Retrying:
-		s.l.LogAttrs(ctx, lvl, msg, slog.String("model", e.Model), slog.Int("attempt", e.Attempt), slog.Duration("wait", e.Wait), slog.Any("error", e.Err))
+		s.log(ctx, lvl, "tokenwise: retry", slog.String("model", e.Model), slog.Int("attempt", e.Attempt), slog.Duration("wait", e.Wait), slog.Any("error", e.Err))
 	case middleware.FellBack:
-		s.l.LogAttrs(ctx, lvl, msg, slog.String("from", e.From), slog.String("to", e.To), slog.Any("error", e.Err))
+		s.log(ctx, lvl, "tokenwise: fallback", slog.String("from", e.From), slog.String("to", e.To), slog.Any("error", e.Err))
 	case middleware.BreakerChanged:
-		s.l.LogAttrs(ctx, lvl, msg, slog.String("model", e.Model), slog.String("from", e.From), slog.String("to", e.To))
+		s.log(ctx, lvl, "tokenwise: breaker.changed", slog.String("model", e.Model), slog.String("from", e.From), slog.String("to", e.To))
 	case middleware.BudgetWarning:
-		s.l.LogAttrs(ctx, lvl, msg, slog.String("scope", e.Scope), slog.String("unit", e.Unit), slog.Float64("fraction", e.Fraction),
+		s.log(ctx, lvl, "tokenwise: budget.warning", slog.String("scope", e.Scope), slog.String("unit", e.Unit), slog.Float64("fraction", e.Fraction),
 			slog.Int64("limit", e.Limit), slog.Int64("used", e.Used))
 	case middleware.BudgetExceeded:
-		s.l.LogAttrs(ctx, lvl, msg, slog.String("scope", e.Scope), slog.String("unit", e.Unit), slog.Int64("limit", e.Limit),
+		s.log(ctx, lvl, "tokenwise: budget.exceeded", slog.String("scope", e.Scope), slog.String("unit", e.Unit), slog.Int64("limit", e.Limit),
 			slog.Int64("used", e.Used), slog.Int64("reserved", e.Reserved), slog.Int64("need", e.Need), slog.String("action", e.Action))
 	case middleware.CacheLookup:
-		s.l.LogAttrs(ctx, lvl, msg, slog.String("status", string(e.Status)), slog.String("model", e.Model),
-			slog.Int64("saved_tokens", e.Saved.Total()), slog.String("saved_usd", middleware.FormatUSD(e.SavedMicros)))
+		s.log(ctx, lvl, "tokenwise: cache.lookup", slog.String("status", string(e.Status)), slog.String("model", e.Model),
+			slog.Int64("saved_tokens", e.Saved.Total()), slog.String("saved_usd", usd(e.SavedMicros)))
 	case middleware.StoreFailed:
-		s.l.LogAttrs(ctx, lvl, msg, slog.String("store", e.Store), slog.String("op", e.Op), slog.Any("error", e.Err))
+		s.log(ctx, lvl, "tokenwise: store.failed", slog.String("store", e.Store), slog.String("op", e.Op), slog.Any("error", e.Err))
 	case middleware.ToolFinished:
-		attrs := []slog.Attr{slog.String("tool", e.Name), slog.String("call_id", e.CallID), slog.Duration("duration", e.Duration),
-			slog.Bool("cached", e.Cached), slog.Int("bytes", e.Bytes)}
+		var buf [6]slog.Attr
+		a := append(buf[:0], slog.String("tool", e.Name), slog.String("call_id", e.CallID), slog.Duration("duration", e.Duration),
+			slog.Bool("cached", e.Cached), slog.Int("bytes", e.Bytes))
 		if e.Err != nil {
-			attrs = append(attrs, slog.Any("error", e.Err))
+			a = append(a, slog.Any("error", e.Err))
 		}
-		s.l.LogAttrs(ctx, lvl, msg, attrs...)
+		s.log(ctx, lvl, "tokenwise: tool.finished", a...)
 	case middleware.ArtifactStored:
-		s.l.LogAttrs(ctx, lvl, msg, slog.String("id", e.ID), slog.String("tool", e.Tool), slog.Int("bytes", e.Bytes), slog.Int64("saved_tokens", e.SavedTokens))
+		s.log(ctx, lvl, "tokenwise: artifact.stored", slog.String("id", e.ID), slog.String("tool", e.Tool), slog.Int("bytes", e.Bytes), slog.Int64("saved_tokens", e.SavedTokens))
 	case middleware.ContextCompacted:
-		s.l.LogAttrs(ctx, lvl, msg, slog.String("strategy", e.Strategy), slog.Int64("before_tokens", e.BeforeTokens), slog.Int64("after_tokens", e.AfterTokens))
+		s.log(ctx, lvl, "tokenwise: context.compacted", slog.String("strategy", e.Strategy), slog.Int64("before_tokens", e.BeforeTokens), slog.Int64("after_tokens", e.AfterTokens))
 	case middleware.PolicyChanged:
-		attrs := []slog.Attr{slog.String("policy", e.Name), slog.String("path", e.Path)}
+		var buf [3]slog.Attr
+		a := append(buf[:0], slog.String("policy", e.Name), slog.String("path", e.Path))
 		if e.Err != nil {
-			attrs = append(attrs, slog.Any("error", e.Err))
+			a = append(a, slog.Any("error", e.Err))
 		}
-		s.l.LogAttrs(ctx, lvl, msg, attrs...)
+		s.log(ctx, lvl, "tokenwise: policy.changed", a...)
 	default:
-		s.l.LogAttrs(ctx, lvl, msg, slog.Any("event", e))
+		s.log(ctx, lvl, "tokenwise: "+e.Kind(), slog.Any("event", e))
 	}
+}
+
+func (s *Slog) callFinished(ctx context.Context, lvl slog.Level, e middleware.CallFinished) {
+	f := &e.Facts
+	var buf [16]slog.Attr
+	a := buf[:0]
+	if f.Run != "" {
+		a = append(a, slog.String("run", f.Run), slog.Int("seq", f.Seq))
+	}
+	if f.Team != "" {
+		a = append(a, slog.String("team", f.Team))
+	}
+	a = append(a, slog.String("stage", string(f.Stage)), slog.String("requested_model", f.RequestedModel), slog.String("model", f.Model),
+		slog.Int64("input_tokens", e.Usage.InputTokens), slog.Int64("output_tokens", e.Usage.OutputTokens))
+	if e.Usage.CachedInputTokens != 0 {
+		a = append(a, slog.Int64("cached_input_tokens", e.Usage.CachedInputTokens))
+	}
+	a = append(a, slog.String("usd", usd(f.CostMicros)), slog.Duration("latency", e.Latency), slog.String("cache", string(f.Cache)))
+	if f.Rule != "" {
+		a = append(a, slog.String("rule", f.Rule))
+	}
+	if len(f.Attempts) > 1 {
+		a = append(a, slog.Int("attempts", len(f.Attempts)))
+	}
+	if f.SavedMicros > 0 {
+		a = append(a, slog.String("saved_usd", usd(f.SavedMicros)))
+	}
+	if e.Err != nil {
+		a = append(a, slog.Any("error", e.Err))
+	}
+	s.log(ctx, lvl, "tokenwise: call.finished", a...)
+}
+
+// log hands one record to the logger's handler.
+func (s *Slog) log(ctx context.Context, lvl slog.Level, msg string, attrs ...slog.Attr) {
+	r := slog.NewRecord(time.Now(), lvl, msg, 0)
+	r.AddAttrs(attrs...)
+	_ = s.l.Handler().Handle(ctx, r)
+}
+
+// usd formats micro-USD like middleware.FormatUSD ("$0.000350") without fmt.
+func usd(micros int64) string {
+	var b [32]byte
+	out := b[:0]
+	if micros < 0 {
+		out = append(out, '-')
+		micros = -micros
+	}
+	out = append(out, '$')
+	out = strconv.AppendInt(out, micros/1_000_000, 10)
+	out = append(out, '.')
+	frac := micros % 1_000_000
+	for d := int64(100_000); d > 1 && frac < d; d /= 10 {
+		out = append(out, '0')
+	}
+	out = strconv.AppendInt(out, frac, 10)
+	return string(out)
 }

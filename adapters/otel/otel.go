@@ -48,7 +48,11 @@ type Observer struct {
 	fallbacks, retries, budgetWarnings, breakerChange metric.Int64Counter
 
 	mu    sync.Mutex
-	spans map[*middleware.CallInfo]callSpan
+	spans map[*middleware.CallInfo]callSpan // recorded call spans
+
+	starts optCache[string, spanStartOpts]
+	calls  optCache[callKey, callMetricOpts]
+	counts optCache[countKey, []metric.AddOption]
 }
 
 type callSpan struct {
@@ -96,90 +100,116 @@ func New(opts ...Option) (*Observer, error) {
 	return o, nil
 }
 
-// Observe handles one event.
+// Observe handles one event. Attribute sets, metric options and span start
+// options are built once per distinct (model, team, status, ...) key and
+// reused, so a call allocates little beyond what the SDK itself needs; span
+// attributes and events are only built for spans that are recorded.
 func (o *Observer) Observe(ctx context.Context, e middleware.Event) {
-	ci := middleware.CallInfoFrom(ctx)
 	switch e := e.(type) {
 	case middleware.CallStarted:
-		if ci == nil {
-			return
-		}
-		sctx, span := o.tracer.Start(ctx, "chat "+e.Model, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(e.Time),
-			trace.WithAttributes(attribute.String("gen_ai.operation.name", "chat"), o.system,
-				attribute.String("gen_ai.request.model", e.Model), attribute.String("tokenwise.team", e.Team),
-				attribute.String("tokenwise.run", e.Run), attribute.Int("tokenwise.seq", e.Seq), attribute.Bool("tokenwise.stream", e.Stream)))
-		o.mu.Lock()
-		o.spans[ci] = callSpan{span: span, ctx: sctx, start: e.Time}
-		o.mu.Unlock()
+		o.start(ctx, e)
 	case middleware.CallFinished:
-		o.finish(ctx, ci, e)
+		o.finish(ctx, middleware.CallInfoFrom(ctx), e)
 	case middleware.Retrying:
-		o.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("gen_ai.request.model", e.Model)))
-		o.event(ci, "tokenwise.retry", attribute.String("gen_ai.request.model", e.Model), attribute.Int("tokenwise.attempt", e.Attempt),
-			attribute.String("tokenwise.wait", e.Wait.String()), attribute.String("error.type", errType(e.Err)))
-	case middleware.FellBack:
-		o.fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String("tokenwise.from", e.From), attribute.String("tokenwise.to", e.To)))
-		o.event(ci, "tokenwise.fallback", attribute.String("tokenwise.from", e.From), attribute.String("tokenwise.to", e.To),
-			attribute.String("error.type", errType(e.Err)))
-	case middleware.BudgetWarning:
-		o.budgetWarnings.Add(ctx, 1, metric.WithAttributes(attribute.String("tokenwise.budget.scope", e.Scope),
-			attribute.String("tokenwise.budget.unit", e.Unit), attribute.Float64("tokenwise.budget.fraction", e.Fraction)))
-		o.event(ci, "tokenwise.budget.warning", attribute.String("tokenwise.budget.scope", e.Scope), attribute.String("tokenwise.budget.unit", e.Unit),
-			attribute.Float64("tokenwise.budget.fraction", e.Fraction), attribute.Int64("tokenwise.budget.limit", e.Limit), attribute.Int64("tokenwise.budget.used", e.Used))
-	case middleware.BudgetExceeded:
-		o.event(ci, "tokenwise.budget.exceeded", attribute.String("tokenwise.budget.scope", e.Scope), attribute.String("tokenwise.budget.action", e.Action),
-			attribute.Int64("tokenwise.budget.limit", e.Limit), attribute.Int64("tokenwise.budget.need", e.Need))
-	case middleware.CacheLookup:
-		o.cacheLookups.Add(ctx, 1, metric.WithAttributes(attribute.String("tokenwise.cache.status", string(e.Status))))
-		if e.Status == middleware.CacheHit && e.SavedMicros > 0 {
-			o.cacheSaved.Add(ctx, e.SavedMicros, metric.WithAttributes(attribute.String("gen_ai.request.model", e.Model)))
+		o.retries.Add(ctx, 1, o.counterOpts(countKey{kind: kindRetry, a: e.Model})...)
+		if cs, ok := o.recording(ctx); ok {
+			cs.span.AddEvent("tokenwise.retry", trace.WithAttributes(attribute.String("gen_ai.request.model", e.Model), attribute.Int("tokenwise.attempt", e.Attempt),
+				attribute.String("tokenwise.wait", e.Wait.String()), attribute.String("error.type", errType(e.Err))))
 		}
-		o.event(ci, "tokenwise.cache.lookup", attribute.String("tokenwise.cache.status", string(e.Status)), attribute.Int64("tokenwise.cache.saved_usd_micros", e.SavedMicros))
+	case middleware.FellBack:
+		o.fallbacks.Add(ctx, 1, o.counterOpts(countKey{kind: kindFallback, a: e.From, b: e.To})...)
+		if cs, ok := o.recording(ctx); ok {
+			cs.span.AddEvent("tokenwise.fallback", trace.WithAttributes(attribute.String("tokenwise.from", e.From), attribute.String("tokenwise.to", e.To),
+				attribute.String("error.type", errType(e.Err))))
+		}
+	case middleware.BudgetWarning:
+		o.budgetWarnings.Add(ctx, 1, o.counterOpts(countKey{kind: kindBudget, a: e.Scope, b: e.Unit, f: e.Fraction})...)
+		if cs, ok := o.recording(ctx); ok {
+			cs.span.AddEvent("tokenwise.budget.warning", trace.WithAttributes(attribute.String("tokenwise.budget.scope", e.Scope), attribute.String("tokenwise.budget.unit", e.Unit),
+				attribute.Float64("tokenwise.budget.fraction", e.Fraction), attribute.Int64("tokenwise.budget.limit", e.Limit), attribute.Int64("tokenwise.budget.used", e.Used)))
+		}
+	case middleware.BudgetExceeded:
+		if cs, ok := o.recording(ctx); ok {
+			cs.span.AddEvent("tokenwise.budget.exceeded", trace.WithAttributes(attribute.String("tokenwise.budget.scope", e.Scope), attribute.String("tokenwise.budget.action", e.Action),
+				attribute.Int64("tokenwise.budget.limit", e.Limit), attribute.Int64("tokenwise.budget.need", e.Need)))
+		}
+	case middleware.CacheLookup:
+		o.cacheLookups.Add(ctx, 1, o.counterOpts(countKey{kind: kindLookup, a: string(e.Status)})...)
+		if e.Status == middleware.CacheHit && e.SavedMicros > 0 {
+			o.cacheSaved.Add(ctx, e.SavedMicros, o.counterOpts(countKey{kind: kindSaved, a: e.Model})...)
+		}
+		if cs, ok := o.recording(ctx); ok {
+			cs.span.AddEvent("tokenwise.cache.lookup", trace.WithAttributes(attribute.String("tokenwise.cache.status", string(e.Status)),
+				attribute.Int64("tokenwise.cache.saved_usd_micros", e.SavedMicros)))
+		}
 	case middleware.BreakerChanged:
-		o.breakerChange.Add(ctx, 1, metric.WithAttributes(attribute.String("gen_ai.request.model", e.Model), attribute.String("tokenwise.breaker.to", e.To)))
-		o.event(ci, "tokenwise.breaker.changed", attribute.String("gen_ai.request.model", e.Model), attribute.String("tokenwise.breaker.from", e.From),
-			attribute.String("tokenwise.breaker.to", e.To))
+		o.breakerChange.Add(ctx, 1, o.counterOpts(countKey{kind: kindBreaker, a: e.Model, b: e.To})...)
+		if cs, ok := o.recording(ctx); ok {
+			cs.span.AddEvent("tokenwise.breaker.changed", trace.WithAttributes(attribute.String("gen_ai.request.model", e.Model),
+				attribute.String("tokenwise.breaker.from", e.From), attribute.String("tokenwise.breaker.to", e.To)))
+		}
 	case middleware.RouteDecided:
-		o.event(ci, "tokenwise.route", attribute.String("tokenwise.from", e.From), attribute.String("tokenwise.to", e.To), attribute.String("tokenwise.rule", e.Rule))
+		if cs, ok := o.recording(ctx); ok {
+			cs.span.AddEvent("tokenwise.route", trace.WithAttributes(attribute.String("tokenwise.from", e.From), attribute.String("tokenwise.to", e.To),
+				attribute.String("tokenwise.rule", e.Rule)))
+		}
 	}
 }
 
-func (o *Observer) event(ci *middleware.CallInfo, name string, attrs ...attribute.KeyValue) {
+// start opens the call span. Only recorded spans are remembered: events
+// and attempt spans of an unsampled call cost nothing.
+func (o *Observer) start(ctx context.Context, e middleware.CallStarted) {
+	ci := middleware.CallInfoFrom(ctx)
 	if ci == nil {
 		return
+	}
+	st := o.spanStart(e.Model)
+	sctx, span := o.tracer.Start(ctx, st.name, st.kind, st.attrs, trace.WithTimestamp(e.Time))
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(attribute.String("tokenwise.team", e.Team), attribute.String("tokenwise.run", e.Run),
+		attribute.Int("tokenwise.seq", e.Seq), attribute.Bool("tokenwise.stream", e.Stream))
+	o.mu.Lock()
+	o.spans[ci] = callSpan{span: span, ctx: sctx, start: e.Time}
+	o.mu.Unlock()
+}
+
+// recording returns the recorded span of the call in ctx, if any.
+func (o *Observer) recording(ctx context.Context) (callSpan, bool) {
+	ci := middleware.CallInfoFrom(ctx)
+	if ci == nil {
+		return callSpan{}, false
 	}
 	o.mu.Lock()
 	cs, ok := o.spans[ci]
 	o.mu.Unlock()
-	if ok {
-		cs.span.AddEvent(name, trace.WithAttributes(attrs...))
-	}
+	return cs, ok
 }
 
 func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middleware.CallFinished) {
 	f := e.Facts
-	base := []attribute.KeyValue{attribute.String("gen_ai.operation.name", "chat"), o.system,
-		attribute.String("gen_ai.request.model", f.RequestedModel), attribute.String("gen_ai.response.model", f.Model)}
-	durAttrs := base
+	var et string
 	if e.Err != nil {
-		durAttrs = append(append([]attribute.KeyValue(nil), base...), attribute.String("error.type", errType(e.Err)))
+		et = errType(e.Err)
 	}
-	o.duration.Record(ctx, e.Latency.Seconds(), metric.WithAttributes(durAttrs...))
+	co := o.callOpts(callKey{requested: f.RequestedModel, model: f.Model, errType: et})
+	o.duration.Record(ctx, e.Latency.Seconds(), co.duration...)
 	if !e.Usage.IsZero() {
-		in := append(append([]attribute.KeyValue(nil), base...), attribute.String("gen_ai.token.type", "input"))
-		out := append(append([]attribute.KeyValue(nil), base...), attribute.String("gen_ai.token.type", "output"))
-		o.tokens.Record(ctx, float64(e.Usage.InputTokens), metric.WithAttributes(in...))
-		o.tokens.Record(ctx, float64(e.Usage.OutputTokens), metric.WithAttributes(out...))
+		o.tokens.Record(ctx, float64(e.Usage.InputTokens), co.input...)
+		o.tokens.Record(ctx, float64(e.Usage.OutputTokens), co.output...)
 	}
 	if f.CostMicros > 0 {
-		o.cost.Add(ctx, f.CostMicros, metric.WithAttributes(attribute.String("gen_ai.response.model", f.Model), attribute.String("tokenwise.team", f.Team)))
+		o.cost.Add(ctx, f.CostMicros, o.counterOpts(countKey{kind: kindCost, a: f.Model, b: f.Team})...)
 	}
 	if ci == nil {
 		return
 	}
 	o.mu.Lock()
 	cs, ok := o.spans[ci]
-	delete(o.spans, ci)
+	if ok {
+		delete(o.spans, ci)
+	}
 	o.mu.Unlock()
 	if !ok {
 		return
@@ -211,7 +241,7 @@ func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middle
 		attribute.Int64("tokenwise.cost_usd_micros", f.CostMicros), attribute.Int64("tokenwise.saved_usd_micros", f.SavedMicros))
 	if e.Err != nil {
 		cs.span.SetStatus(codes.Error, e.Err.Error())
-		cs.span.SetAttributes(attribute.String("error.type", errType(e.Err)))
+		cs.span.SetAttributes(attribute.String("error.type", et))
 	}
 	cs.span.End(trace.WithTimestamp(cs.start.Add(e.Latency)))
 }

@@ -4,6 +4,7 @@
 //	tokenwise policy check DIR|FILE               validate; every problem as file:line:col: field: message; exit 1 on any
 //	tokenwise policy explain DIR|FILE --team T    the effective policy after extends, each value with its file:line
 //	tokenwise replay --policy FILE TRACE.jsonl    what the trace would have cost and saved under the policy
+//	tokenwise policy schema                       the JSON Schema of policy files (policies/schema.json)
 //
 // The trace format is documented in package observe; the DevOps example
 // writes one with -trace FILE.
@@ -31,6 +32,7 @@ const usage = `usage:
   tokenwise policy check DIR|FILE
   tokenwise policy explain DIR|FILE [--team T]
   tokenwise replay --policy FILE|DIR [--team T] [--progress auto|always|never] TRACE.jsonl
+  tokenwise policy schema
 `
 
 // run is the command; it returns the exit status (0 ok, 1 problems, 2 usage).
@@ -44,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[2:], stdout, stderr)
 	case args[0] == "policy" && len(args) > 1 && args[1] == "explain":
 		return explain(args[2:], stdout, stderr)
+	case args[0] == "policy" && len(args) == 2 && args[1] == "schema":
+		return schema(stdout, stderr)
 	case args[0] == "replay":
 		return replay(args[1:], stdout, stderr)
 	}

@@ -1,0 +1,45 @@
+package otel_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	twotel "github.com/tokenwise/tokenwise/adapters/otel"
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// BenchmarkObserveCall feeds one call's start and finish events to the
+// observer, as Instrument does: the observer's own share of the chain
+// overhead. "unsampled" uses a NeverSample tracer (metrics only), "sampled"
+// records the span too.
+func BenchmarkObserveCall(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		sampler sdktrace.Sampler
+	}{{"unsampled", sdktrace.NeverSample()}, {"sampled", sdktrace.AlwaysSample()}} {
+		b.Run(tc.name, func(b *testing.B) {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(tc.sampler))
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+			obs, err := twotel.New(twotel.WithTracerProvider(tp), twotel.WithMeterProvider(mp))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ci := &middleware.CallInfo{}
+			ctx := middleware.WithCallInfo(context.Background(), ci)
+			start := middleware.CallStarted{Run: "r1", Seq: 1, Team: "devops", Stage: middleware.StageUnknown, Model: "gpt-4o", Time: time.Now()}
+			fin := middleware.CallFinished{Facts: middleware.CallFacts{Team: "devops", RequestedModel: "gpt-4o", Model: "gpt-4o", CostMicros: 350,
+				Attempts: []middleware.Attempt{{Model: "gpt-4o", Latency: time.Millisecond}}},
+				Usage: middleware.Usage{InputTokens: 100, OutputTokens: 10}, Latency: time.Millisecond}
+			var se, fe middleware.Event = start, fin
+			b.ReportAllocs()
+			for b.Loop() {
+				obs.Observe(ctx, se)
+				obs.Observe(ctx, fe)
+			}
+		})
+	}
+}
