@@ -41,9 +41,14 @@
 // # Incremental work
 //
 // Per-message counts are memoised in a bounded LRU keyed by a hash
-// of the encoding and the message, and so are tool definitions: an agent
-// conversation that grows by one message costs hashing the old messages and
-// tokenising only the new one. [ForCall] memoises the whole count once per
+// of the encoding and the message, and so are tool definitions. In front of
+// it, a bounded lock-free table finds a message by the identity of its
+// strings (data pointers and lengths, checked string by string; the entry
+// keeps its strings alive, so an address cannot be reused for other bytes
+// while it exists): an agent conversation that re-sends its old messages
+// and adds one costs a few nanoseconds per old message, whatever its size,
+// and tokenising only the new one. Messages with binary parts, and old
+// messages rebuilt as new strings, are found by the content hash instead. [ForCall] memoises the whole count once per
 // call (and per model and request), so that the router, the compaction layer
 // and the budget share one computation.
 package tokens

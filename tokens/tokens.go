@@ -72,6 +72,7 @@ type Estimator struct {
 	encodings []modelEncoding
 	seed1     maphash.Seed
 	memo      *lru.Cache[key, int64]
+	ids       *idTable // identity fast path in front of memo; nil when memo is
 
 	o200kOnce, cl100kOnce sync.Once
 	o200k, cl100k         tokenizer.Codec
@@ -91,6 +92,7 @@ func New(opts ...Option) *Estimator {
 	}
 	if c.cacheSize > 0 {
 		e.memo, _ = lru.New[key, int64](c.cacheSize) // error only for size <= 0
+		e.ids = newIDTable(c.cacheSize, maxIdentityBytes)
 	}
 	return e
 }
@@ -175,9 +177,10 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	enc := e.Encoding(model)
 	c := e.codec(enc)
 	legacy := strings.HasPrefix(strings.ToLower(model), "gpt-3.5-turbo-0301")
+	variant := variantOf(enc, legacy)
 	var n int64
 	for i := range req.Messages {
-		n += e.message(enc, c, legacy, &req.Messages[i])
+		n += e.message(variant, enc, c, legacy, &req.Messages[i])
 	}
 	if len(req.Tools) > 0 {
 		for i := range req.Tools {
@@ -193,10 +196,25 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	return n + replyPriming
 }
 
-func (e *Estimator) message(enc string, c tokenizer.Codec, legacy bool, m *middleware.Message) int64 {
+func (e *Estimator) message(variant uint64, enc string, c tokenizer.Codec, legacy bool, m *middleware.Message) int64 {
 	if e.memo == nil {
 		return e.countMessage(c, legacy, m)
 	}
+	h, ok := identityHash(variant, m)
+	if !ok {
+		return e.messageByContent(enc, c, legacy, m)
+	}
+	if v, ok := e.ids.get(h, variant, m); ok {
+		return v
+	}
+	v := e.messageByContent(enc, c, legacy, m)
+	e.ids.put(h, variant, m, v)
+	return v
+}
+
+// messageByContent returns the count of m from the memo keyed by a hash of
+// its content, counting it on a miss.
+func (e *Estimator) messageByContent(enc string, c tokenizer.Codec, legacy bool, m *middleware.Message) int64 {
 	k := e.hashMessage(enc, legacy, m)
 	if v, ok := e.memo.Get(k); ok {
 		return v
@@ -394,8 +412,9 @@ func nested(raw json.RawMessage) bool {
 // changes the model clones the request but keeps its slices, so its count
 // is reused; a layer that rewrites the messages gets a fresh count.
 type forCallKey struct {
-	e     *Estimator
-	enc   string
+	e      *Estimator
+	enc    string
+	legacy bool
 	msgs  *middleware.Message
 	n     int
 	tools *middleware.Tool
@@ -413,10 +432,10 @@ func ForCall(ctx context.Context, e *Estimator, model string, req *middleware.Re
 	if ci == nil {
 		return e.Request(model, req)
 	}
-	k := forCallKey{e: e, enc: e.Encoding(model), n: len(req.Messages), nt: len(req.Tools)}
-	if k.enc == "" {
-		k.enc = "model:" + model
-	}
+	// Unknown models share the conservative count, which does not depend on
+	// the model's name; gpt-3.5-turbo-0301 counts messages differently.
+	k := forCallKey{e: e, enc: e.Encoding(model), n: len(req.Messages), nt: len(req.Tools),
+		legacy: strings.HasPrefix(strings.ToLower(model), "gpt-3.5-turbo-0301")}
 	if len(req.Messages) > 0 {
 		k.msgs = &req.Messages[0]
 	}

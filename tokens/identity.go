@@ -1,0 +1,199 @@
+package tokens
+
+import (
+	"math/bits"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// The identity fast path.
+//
+// An agent re-sends the same message values on every call: the strings of
+// an old message are the very strings of the previous call (same data
+// pointer, same length). Hashing their bytes again (about 10 µs per 100 KB)
+// is the whole cost of an incremental estimate, so a message is first
+// looked up by the identity of its strings: their data pointers and
+// lengths, which costs a few nanoseconds whatever their size.
+//
+// This is sound because Go strings are immutable and the entry holds the
+// strings it describes: while an entry exists, the memory its strings point
+// to cannot be freed and reused, so a string with the same data pointer and
+// length has the same bytes. An entry is only ever used after comparing
+// every string of the message with it (the 64-bit identity hash just picks
+// the slot). Byte slices are mutable, so a message with binary parts
+// (Part.Data) never takes this path. (Code that builds strings over mutable
+// memory with unsafe, against the language's rules, must not pass them to
+// the estimator, or must use WithCacheSize(0).)
+//
+// The table is direct-mapped, lock-free (an atomic pointer per slot to an
+// immutable entry) and bounded twice: by slots (the memo's size rounded up
+// to a power of two) and by the bytes of the strings it keeps alive
+// (maxIdentityBytes; messages over a sixteenth of that are never kept, and
+// a full table forgets entries in slot order). A miss falls back to the
+// memo keyed by a hash of the content, so forgetting costs one hash.
+
+// maxIdentityBytes bounds the string bytes the identity table keeps alive.
+const maxIdentityBytes = 64 << 20
+
+// entryOverhead is what an entry costs besides its strings, for the bound.
+const entryOverhead = 160
+
+type idEntry struct {
+	h, variant                  uint64
+	role, content, name, callID string
+	extra                       []string // per part Type, Text, Detail, URL; per tool call Name, Arguments
+	parts, calls                int
+	n                           int64
+	size                        int64
+}
+
+type idTable struct {
+	slots  []atomic.Pointer[idEntry]
+	mask   uint64
+	max    int64
+	bytes  atomic.Int64
+	cursor atomic.Uint64
+}
+
+func newIDTable(n int, maxBytes int64) *idTable {
+	size := 64
+	for size < n {
+		size <<= 1
+	}
+	return &idTable{slots: make([]atomic.Pointer[idEntry], size), mask: uint64(size - 1), max: maxBytes}
+}
+
+// variantOf folds what a count depends on besides the message.
+func variantOf(enc string, legacy bool) uint64 {
+	var v uint64
+	switch enc {
+	case O200kBase:
+		v = 1
+	case Cl100kBase:
+		v = 2
+	}
+	if legacy {
+		v |= 4
+	}
+	return v
+}
+
+func ptr(s string) uint64 {
+	if len(s) == 0 {
+		return 0
+	}
+	return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s))))
+}
+
+func mixID(h uint64, s string) uint64 {
+	h = bits.RotateLeft64((h^ptr(s))*0x9E3779B97F4A7C15, 29)
+	h = (h ^ uint64(len(s))) * 0xBF58476D1CE4E5B9
+	return h ^ h>>31
+}
+
+// same reports whether a and b are the same string value: equal lengths
+// and, when not empty, the same data pointer.
+func same(a, b string) bool {
+	return len(a) == len(b) && (len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b))
+}
+
+// identityHash returns the identity hash of m's counted strings, or false
+// when m has binary parts (mutable bytes: only their content identifies
+// them).
+func identityHash(variant uint64, m *middleware.Message) (uint64, bool) {
+	h := variant*0x94D049BB133111EB + uint64(len(m.Parts))<<32 + uint64(len(m.ToolCalls))
+	h = mixID(h, string(m.Role))
+	h = mixID(h, m.Content)
+	h = mixID(h, m.Name)
+	h = mixID(h, m.ToolCallID)
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		if len(p.Data) > 0 {
+			return 0, false
+		}
+		h = mixID(mixID(mixID(mixID(h, p.Type), p.Text), p.Detail), p.URL)
+	}
+	for i := range m.ToolCalls {
+		h = mixID(mixID(h, m.ToolCalls[i].Name), m.ToolCalls[i].Arguments)
+	}
+	return h, true
+}
+
+func (e *idEntry) matches(variant uint64, m *middleware.Message) bool {
+	if e.variant != variant || e.parts != len(m.Parts) || e.calls != len(m.ToolCalls) ||
+		!same(e.role, string(m.Role)) || !same(e.content, m.Content) || !same(e.name, m.Name) || !same(e.callID, m.ToolCallID) {
+		return false
+	}
+	x := e.extra
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		if len(p.Data) > 0 || !same(x[0], p.Type) || !same(x[1], p.Text) || !same(x[2], p.Detail) || !same(x[3], p.URL) {
+			return false
+		}
+		x = x[4:]
+	}
+	for i := range m.ToolCalls {
+		if !same(x[0], m.ToolCalls[i].Name) || !same(x[1], m.ToolCalls[i].Arguments) {
+			return false
+		}
+		x = x[2:]
+	}
+	return true
+}
+
+func (t *idTable) get(h, variant uint64, m *middleware.Message) (int64, bool) {
+	e := t.slots[h&t.mask].Load()
+	if e == nil || e.h != h || !e.matches(variant, m) {
+		return 0, false
+	}
+	return e.n, true
+}
+
+func (t *idTable) put(h, variant uint64, m *middleware.Message, n int64) {
+	e := &idEntry{h: h, variant: variant, role: string(m.Role), content: m.Content, name: m.Name, callID: m.ToolCallID,
+		parts: len(m.Parts), calls: len(m.ToolCalls), n: n}
+	e.size = entryOverhead + int64(len(e.role)+len(e.content)+len(e.name)+len(e.callID))
+	if k := 4*len(m.Parts) + 2*len(m.ToolCalls); k > 0 {
+		e.extra = make([]string, 0, k)
+		for i := range m.Parts {
+			p := &m.Parts[i]
+			e.extra = append(e.extra, p.Type, p.Text, p.Detail, p.URL)
+		}
+		for i := range m.ToolCalls {
+			e.extra = append(e.extra, m.ToolCalls[i].Name, m.ToolCalls[i].Arguments)
+		}
+		for _, s := range e.extra {
+			e.size += int64(len(s)) + 16
+		}
+	}
+	if e.size > t.max/16 {
+		return // too large to keep alive: hashed on every call instead
+	}
+	size := e.size
+	if old := t.slots[h&t.mask].Swap(e); old != nil {
+		size -= old.size
+	}
+	if t.bytes.Add(size) > t.max {
+		t.evict(h & t.mask)
+	}
+}
+
+// evict forgets entries in slot order, but the one in slot keep (just
+// added), until the table keeps at most three quarters of its byte bound
+// alive.
+func (t *idTable) evict(keep uint64) {
+	for range len(t.slots) {
+		if t.bytes.Load() <= t.max/4*3 {
+			return
+		}
+		i := t.cursor.Add(1) & t.mask
+		if i == keep {
+			continue
+		}
+		if old := t.slots[i].Swap(nil); old != nil {
+			t.bytes.Add(-old.size)
+		}
+	}
+}
