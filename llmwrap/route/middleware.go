@@ -113,25 +113,26 @@ type call struct {
 
 func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 	ci := middleware.CallInfoFrom(ctx)
-	q := &Query{Request: req, Stage: stageOf(ctx, req), Team: middleware.TeamFrom(ctx), ctx: ctx,
-		estimator: h.cfg.estimator, model: req.Model}
+	estModel := req.Model
 	if h.router.p.Routing.Default != "" {
-		q.model = h.router.p.Routing.Default
+		estModel = h.router.p.Routing.Default
 	}
+	var q Query
+	q.init(ctx, req, h.cfg.estimator, estModel)
 	c := &call{ci: ci, stage: q.Stage}
 	ci.Update(func(f *middleware.CallFacts) {
-		if f.Stage != q.Stage {
-			f.Stage = q.Stage
+		if f.Stage != c.stage {
+			f.Stage = c.stage
 		}
 	})
 	model := req.Model
-	if d, ok := h.cfg.router.Route(ctx, q); ok {
+	if d, ok := h.route(ctx, &q); ok {
 		if d.Model != "" {
 			model = d.Model
 		}
 		c.rule = d.Rule
 	}
-	if w, why := h.fitWindow(q, model); w != "" {
+	if w, why := h.fitWindow(&q, model); w != "" {
 		model = w
 		c.rule = joinRule(c.rule, why)
 	}
@@ -175,6 +176,20 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 	c.note(why)
 	resp2, err := h.attempt(ctx, c, g)
 	return c.finish(resp2, err)
+}
+
+// route asks the router. The built-in Rules are called directly, so that
+// the query stays on the caller's stack; another Router gets a copy on the
+// heap (an interface call lets it escape), copied back for fitWindow.
+func (h *handler) route(ctx context.Context, q *Query) (Decision, bool) {
+	if rules, ok := h.cfg.router.(*Rules); ok {
+		return rules.Route(ctx, q)
+	}
+	hq := new(Query)
+	*hq = *q
+	d, ok := h.cfg.router.Route(ctx, hq)
+	*q = *hq
+	return d, ok
 }
 
 func discard(context.Context, middleware.Chunk) error { return nil }

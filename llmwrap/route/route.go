@@ -77,15 +77,31 @@ type Query struct {
 	estimator Estimator
 	model     string // the model token estimates are made for
 	tokens    int64
+	texts     [2]string // last user, conversation
+	have      [2]bool
 	estimated bool
-	texts     [4]string // last user / conversation, raw / lower
-	have      [4]bool
+	// The budget fractions read so far, by scope: read once per decision
+	// however many rules look at them.
+	budgets [2]budgetRead
+}
+
+type budgetRead struct {
+	scope policies.BudgetScope
+	frac  float64
+	ok    bool
+	read  bool
 }
 
 // NewQuery returns the query of req for a router; stage and team are taken
 // from the call's facts or the context, as the route middleware does.
 func NewQuery(ctx context.Context, req *middleware.Request) *Query {
-	return &Query{Request: req, Stage: stageOf(ctx, req), Team: middleware.TeamFrom(ctx), ctx: ctx, model: req.Model}
+	q := new(Query) // kept small enough to inline: a caller's query may stay on its stack
+	q.init(ctx, req, nil, req.Model)
+	return q
+}
+
+func (q *Query) init(ctx context.Context, req *middleware.Request, est Estimator, model string) {
+	*q = Query{Request: req, Stage: stageOf(ctx, req), Team: middleware.TeamFrom(ctx), ctx: ctx, estimator: est, model: model}
 }
 
 // InputTokens returns the estimated input tokens of the request, computed
@@ -106,12 +122,11 @@ func (q *Query) InputTokens() int64 {
 const (
 	textLastUser = iota
 	textConversation
-	lowerLastUser
-	lowerConversation
 )
 
 // Text returns the text keywords and regular expressions are matched
-// against: the last user message, or every message of the conversation.
+// against: the last user message, or every message of the conversation
+// (their texts joined with newlines).
 func (q *Query) Text(scope policies.KeywordScope) string {
 	i := textLastUser
 	if scope == policies.KeywordsInConversation {
@@ -125,24 +140,17 @@ func (q *Query) text(i int) string {
 		return q.texts[i]
 	}
 	var s string
-	switch i {
-	case textLastUser:
+	if i == textLastUser {
 		s = q.Request.LastUserText()
-	case textConversation:
-		s = q.conversation(false)
-	case lowerConversation:
-		s = q.conversation(true)
-	case lowerLastUser:
-		s = lower(q.text(textLastUser))
+	} else {
+		s = q.conversation()
 	}
 	q.texts[i], q.have[i] = s, true
 	return s
 }
 
-// conversation joins the texts of the messages with newlines, lowered on
-// request (in one pass: keywords over the whole conversation never need
-// the raw join).
-func (q *Query) conversation(lowered bool) string {
+// conversation joins the texts of the messages with newlines.
+func (q *Query) conversation() string {
 	msgs := q.Request.Messages
 	n := 0
 	for j := range msgs {
@@ -153,17 +161,56 @@ func (q *Query) conversation(lowered bool) string {
 		if j > 0 {
 			b = append(b, '\n')
 		}
-		t := msgs[j].Text()
-		if !lowered {
-			b = append(b, t...)
-			continue
-		}
-		var ok bool
-		if b, ok = appendLower(b, t); !ok {
-			return lower(q.conversation(false))
-		}
+		b = append(b, msgs[j].Text()...)
 	}
 	return string(b)
+}
+
+// contains reports whether n occurs in the last user message or, conv, in
+// the conversation (as Text has them); whole: as a whole word. The
+// conversation is searched message by message, without joining it (a
+// needle without a newline cannot span two messages, and the joining
+// newline is no word character).
+func (q *Query) contains(n *needle, conv, whole bool) bool {
+	if !conv {
+		return n.in(q.text(textLastUser), whole)
+	}
+	if n.lineBreak || q.have[textConversation] {
+		return n.in(q.text(textConversation), whole)
+	}
+	msgs := q.Request.Messages
+	for j := range msgs {
+		m := &msgs[j]
+		if len(m.Parts) == 0 { // Text is Content
+			if n.in(m.Content, whole) {
+				return true
+			}
+			continue
+		}
+		for _, p := range m.Parts { // Text joins the text parts with newlines
+			if p.Type == "text" && n.in(p.Text, whole) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// remaining reads the remaining fraction of a budget scope, once per
+// query and scope.
+func (q *Query) remaining(ctx context.Context, r BudgetReader, scope policies.BudgetScope) (float64, bool) {
+	for i := range q.budgets {
+		b := &q.budgets[i]
+		if b.read && b.scope == scope {
+			return b.frac, b.ok
+		}
+		if !b.read {
+			b.scope, b.read = scope, true
+			b.frac, b.ok = r.Remaining(ctx, scope)
+			return b.frac, b.ok
+		}
+	}
+	return r.Remaining(ctx, scope) // a third scope: not memoised
 }
 
 // roughKey is the per-call memo key of the conservative estimate.

@@ -20,6 +20,7 @@ import (
 type Rules struct {
 	rules     []rule
 	def       string
+	defWhy    string // the explanation of the default
 	estimator Estimator
 	budget    BudgetReader
 }
@@ -30,17 +31,22 @@ type rule struct {
 	label    string // `rule 2 "cheap-tools"`
 	model    string
 	stage    middleware.Stage
-	keywords []string // lower case
-	lowerIdx int      // Query text index of the keyword text
-	rawIdx   int      // Query text index of the regex text
+	keywords []needle // lower case
+	conv     bool     // keywords and regex look at the whole conversation
 	re       *regexp.Regexp
-	reLit    string // a literal every match contains, lower case; "" = none known
+	reLit    needle // a literal every match contains; s == "" when none is known
 	minTok   int64
 	maxTok   int64
 	hasTools *bool
 	team     string
 	budget   *policies.BudgetBelow
 	always   bool
+
+	// why[k] explains a match on keyword k (why[0] without keywords):
+	// the label and the static conditions; the token and budget parts,
+	// when the rule has them, are appended at match time.
+	why     []string
+	dynamic bool
 }
 
 // RulesOption configures NewRules.
@@ -62,6 +68,9 @@ func NewRules(p *policies.Policy, opts ...RulesOption) (*Rules, error) {
 		return nil, err
 	}
 	r := &Rules{def: p.Routing.Default}
+	if r.def != "" {
+		r.defWhy = "default " + strconv.Quote(r.def) + ": no rule matched"
+	}
 	for _, o := range opts {
 		o(r)
 	}
@@ -74,17 +83,14 @@ func NewRules(p *policies.Policy, opts ...RulesOption) (*Rules, error) {
 	for i, pr := range p.Routing.Rules {
 		w := pr.When
 		c := rule{model: pr.Model, stage: middleware.Stage(w.Stage), minTok: w.MinInputTokens, maxTok: w.MaxInputTokens,
-			hasTools: w.HasTools, team: w.Team, budget: w.BudgetBelow, always: w.IsZero()}
+			hasTools: w.HasTools, team: w.Team, budget: w.BudgetBelow, always: w.IsZero(),
+			conv: w.KeywordsIn == policies.KeywordsInConversation}
 		c.label = "rule " + strconv.Itoa(i+1)
 		if pr.Name != "" {
 			c.label += " " + strconv.Quote(pr.Name)
 		}
-		c.lowerIdx, c.rawIdx = lowerLastUser, textLastUser
-		if w.KeywordsIn == policies.KeywordsInConversation {
-			c.lowerIdx, c.rawIdx = lowerConversation, textConversation
-		}
 		for _, k := range w.Keywords {
-			c.keywords = append(c.keywords, lower(strings.TrimSpace(k)))
+			c.keywords = append(c.keywords, newNeedle(strings.TrimSpace(k)))
 		}
 		if w.Regex != "" {
 			re, err := regexp.Compile(w.Regex)
@@ -92,11 +98,49 @@ func NewRules(p *policies.Policy, opts ...RulesOption) (*Rules, error) {
 				return nil, fmt.Errorf("route: routing.rules[%d].when.regex: %w", i, err)
 			}
 			c.re = re
-			c.reLit = requiredLiteral(w.Regex)
+			c.reLit = newNeedle(requiredLiteral(w.Regex))
 		}
+		c.explainStatic()
 		r.rules = append(r.rules, c)
 	}
 	return r, nil
+}
+
+// explainStatic builds the explanations of the rule's matches but for the
+// token and budget parts, known only at match time.
+func (c *rule) explainStatic() {
+	if c.always {
+		c.why = []string{c.label + ": always"}
+		return
+	}
+	var before, after []string
+	if c.stage != "" {
+		before = append(before, "stage="+string(c.stage))
+	}
+	if c.team != "" {
+		before = append(before, "team="+c.team)
+	}
+	if c.hasTools != nil {
+		before = append(before, "has_tools="+strconv.FormatBool(*c.hasTools))
+	}
+	if c.re != nil {
+		after = append(after, "regex "+strconv.Quote(c.re.String()))
+	}
+	c.dynamic = c.minTok > 0 || c.maxTok > 0 || c.budget != nil
+	join := func(kw string) string {
+		parts := append([]string(nil), before...)
+		if kw != "" {
+			parts = append(parts, "keyword "+strconv.Quote(kw))
+		}
+		return c.label + ": " + strings.Join(append(parts, after...), ", ")
+	}
+	if len(c.keywords) == 0 {
+		c.why = []string{join("")}
+		return
+	}
+	for _, k := range c.keywords {
+		c.why = append(c.why, join(k.s))
+	}
 }
 
 // Route returns the model of the first matching rule, or the default.
@@ -105,171 +149,123 @@ func (r *Rules) Route(ctx context.Context, q *Query) (Decision, bool) {
 		q.estimator = r.estimator
 	}
 	for i := range r.rules {
-		if why, ok := r.rules[i].match(ctx, q, r.budget); ok {
-			return Decision{Model: r.rules[i].model, Rule: r.rules[i].label + ": " + why}, true
+		c := &r.rules[i]
+		if m, ok := c.match(ctx, q, r.budget); ok {
+			return Decision{Model: c.model, Rule: c.explain(m)}, true
 		}
 	}
 	if r.def != "" {
-		return Decision{Model: r.def, Rule: "default " + strconv.Quote(r.def) + ": no rule matched"}, true
+		return Decision{Model: r.def, Rule: r.defWhy}, true
 	}
 	return Decision{}, false
 }
 
-// match evaluates the rule's conditions, cheapest first, and explains a
-// match.
-func (c *rule) match(ctx context.Context, q *Query, budget BudgetReader) (string, bool) {
+// matched is what a match found: the keyword, and the values its
+// explanation shows.
+type matched struct {
+	kw     int
+	tokens int64
+	frac   float64
+}
+
+// match evaluates the rule's conditions, cheapest first.
+func (c *rule) match(ctx context.Context, q *Query, budget BudgetReader) (matched, bool) {
+	var m matched
 	if c.always {
-		return "always", true
+		return m, true
 	}
 	if c.stage != "" && q.Stage != c.stage {
-		return "", false
+		return m, false
 	}
 	if c.team != "" && q.Team != c.team {
-		return "", false
+		return m, false
 	}
 	if c.hasTools != nil && (len(q.Request.Tools) > 0) != *c.hasTools {
-		return "", false
+		return m, false
 	}
-	kw := ""
 	if len(c.keywords) > 0 {
-		text := q.text(c.lowerIdx)
-		for _, k := range c.keywords {
-			if containsWord(text, k) {
-				kw = k
+		m.kw = -1
+		for k := range c.keywords {
+			if q.contains(&c.keywords[k], c.conv, true) {
+				m.kw = k
 				break
 			}
 		}
-		if kw == "" {
-			return "", false
+		if m.kw < 0 {
+			return m, false
 		}
 	}
 	if c.re != nil {
 		// A literal the regex requires, missing from the text, rules it
-		// out without running the regex.
-		if c.reLit != "" && !strings.Contains(q.text(c.rawIdx+2), c.reLit) {
-			return "", false
+		// out without running the regex (or joining the conversation).
+		if c.reLit.s != "" && !q.contains(&c.reLit, c.conv, false) {
+			return m, false
 		}
-		if !c.re.MatchString(q.text(c.rawIdx)) {
-			return "", false
+		i := textLastUser
+		if c.conv {
+			i = textConversation
+		}
+		if !c.re.MatchString(q.text(i)) {
+			return m, false
 		}
 	}
-	var tokens int64
 	if c.minTok > 0 || c.maxTok > 0 {
-		tokens = q.InputTokens()
-		if c.minTok > 0 && tokens < c.minTok || c.maxTok > 0 && tokens > c.maxTok {
-			return "", false
+		m.tokens = q.InputTokens()
+		if c.minTok > 0 && m.tokens < c.minTok || c.maxTok > 0 && m.tokens > c.maxTok {
+			return m, false
 		}
 	}
-	var frac float64
 	if c.budget != nil {
 		var ok bool
-		frac, ok = budget.Remaining(ctx, c.budget.Scope)
-		if !ok || frac >= c.budget.Fraction {
-			return "", false
+		m.frac, ok = q.remaining(ctx, budget, c.budget.Scope)
+		if !ok || m.frac >= c.budget.Fraction {
+			return m, false
 		}
 	}
-	// Matched: explain it.
-	var b strings.Builder
-	sep := func() {
-		if b.Len() > 0 {
-			b.WriteString(", ")
-		}
+	return m, true
+}
+
+// explain returns the explanation of a match, e.g.
+// `rule 3 "short-status": keyword "status", tokens 812 <= 2000`.
+func (c *rule) explain(m matched) string {
+	why := c.why[max(m.kw, 0)]
+	if !c.dynamic {
+		return why
 	}
-	if c.stage != "" {
-		b.WriteString("stage=")
-		b.WriteString(string(c.stage))
-	}
-	if c.team != "" {
-		sep()
-		b.WriteString("team=" + c.team)
-	}
-	if c.hasTools != nil {
-		sep()
-		b.WriteString("has_tools=" + strconv.FormatBool(*c.hasTools))
-	}
-	if kw != "" {
-		sep()
-		b.WriteString("keyword " + strconv.Quote(kw))
-	}
-	if c.re != nil {
-		sep()
-		b.WriteString("regex " + strconv.Quote(c.re.String()))
-	}
+	var buf [192]byte
+	b := append(buf[:0], why...)
+	sep := len(why) > len(c.label)+2 // a condition is already written
 	if c.minTok > 0 || c.maxTok > 0 {
-		sep()
-		b.WriteString("tokens " + strconv.FormatInt(tokens, 10))
+		if sep {
+			b = append(b, ", "...)
+		}
+		sep = true
+		b = append(b, "tokens "...)
+		b = strconv.AppendInt(b, m.tokens, 10)
 		if c.minTok > 0 {
-			b.WriteString(" >= " + strconv.FormatInt(c.minTok, 10))
+			b = append(b, " >= "...)
+			b = strconv.AppendInt(b, c.minTok, 10)
 		}
 		if c.maxTok > 0 {
-			b.WriteString(" <= " + strconv.FormatInt(c.maxTok, 10))
+			b = append(b, " <= "...)
+			b = strconv.AppendInt(b, c.maxTok, 10)
 		}
 	}
 	if c.budget != nil {
-		sep()
+		if sep {
+			b = append(b, ", "...)
+		}
 		scope := c.budget.Scope
 		if scope == "" {
 			scope = policies.BudgetScopeRun
 		}
-		fmt.Fprintf(&b, "%s budget remaining %.2f < %g", scope, frac, c.budget.Fraction)
+		b = append(b, scope...)
+		b = append(b, " budget remaining "...)
+		b = strconv.AppendFloat(b, m.frac, 'f', 2, 64)
+		b = append(b, " < "...)
+		b = strconv.AppendFloat(b, c.budget.Fraction, 'g', -1, 64)
 	}
-	return b.String(), true
-}
-
-// lower returns s in lower case, without allocating when it already is.
-func lower(s string) string {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			return strings.ToLower(s)
-		}
-		if 'A' <= c && c <= 'Z' {
-			b, ok := appendLower(make([]byte, 0, len(s)), s)
-			if !ok {
-				return strings.ToLower(s)
-			}
-			return string(b)
-		}
-	}
-	return s
-}
-
-// appendLower appends s in lower case to b; false when s is not ASCII.
-func appendLower(b []byte, s string) ([]byte, bool) {
-	n := len(b)
-	b = append(b, s...)
-	for i := n; i < len(b); i++ {
-		c := b[i]
-		if c >= utf8.RuneSelf {
-			return b, false
-		}
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + ('a' - 'A')
-		}
-	}
-	return b, true
-}
-
-// containsWord reports whether word occurs in text as a whole word: not
-// preceded nor followed by a letter, digit or underscore. Both are lower
-// case.
-func containsWord(text, word string) bool {
-	if word == "" {
-		return false
-	}
-	for off := 0; ; {
-		i := strings.Index(text[off:], word)
-		if i < 0 {
-			return false
-		}
-		start := off + i
-		end := start + len(word)
-		if !wordBefore(text, start) && !wordAt(text, end) {
-			return true
-		}
-		_, size := utf8.DecodeRuneInString(text[start:])
-		off = start + size
-	}
+	return string(b)
 }
 
 // wordAt reports whether the rune starting at i is a word character.
@@ -339,7 +335,7 @@ func requiredLiteral(expr string) string {
 	if len(best) < 2 {
 		return ""
 	}
-	return lower(best)
+	return strings.ToLower(best)
 }
 
 // RunBudget returns a BudgetReader of the run scope: the share of the
