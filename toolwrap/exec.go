@@ -72,7 +72,7 @@ func WithMeta(name string, m Meta) Option {
 //
 // An Executor is safe for concurrent use.
 type Executor struct {
-	tools       map[string]Tool
+	tools       map[string]*Tool // pointers: calls read them without copying
 	order       []string
 	maxParallel int
 	timeout     time.Duration
@@ -91,7 +91,7 @@ func New(tools []Tool, opts ...Option) (*Executor, error) {
 	for _, o := range opts {
 		o(&c)
 	}
-	e := &Executor{tools: make(map[string]Tool, len(tools)+1), maxParallel: max(c.maxParallel, 1),
+	e := &Executor{tools: make(map[string]*Tool, len(tools)+1), maxParallel: max(c.maxParallel, 1),
 		timeout: c.timeout, failOnError: c.failOnError, arts: c.artifacts, now: c.now}
 	all := append([]Tool(nil), tools...)
 	if e.arts != nil {
@@ -116,7 +116,7 @@ func New(tools []Tool, opts ...Option) (*Executor, error) {
 				t.Meta.Timeout = m.Timeout
 			}
 		}
-		e.tools[t.Name] = t
+		e.tools[t.Name] = &t
 		e.order = append(e.order, t.Name)
 	}
 	if c.cacheTTL > 0 {
@@ -147,7 +147,10 @@ func (e *Executor) Tools() []middleware.Tool {
 // Tool returns the named tool, with its effective metadata.
 func (e *Executor) Tool(name string) (Tool, bool) {
 	t, ok := e.tools[name]
-	return t, ok
+	if !ok {
+		return Tool{}, false
+	}
+	return *t, true
 }
 
 // Artifacts returns the executor's artifacts, or nil.
@@ -165,13 +168,13 @@ func (e *Executor) Execute(ctx context.Context, calls []middleware.ToolCall) ([]
 	results := make([]Result, len(calls))
 	start := e.now()
 	for lo := 0; lo < len(calls); {
-		if e.tools[calls[lo].Name].Meta.SideEffects {
+		if e.sideEffects(calls[lo].Name) {
 			results[lo] = e.one(ctx, calls[lo])
 			lo++
 			continue
 		}
 		hi := lo + 1
-		for hi < len(calls) && !e.tools[calls[hi].Name].Meta.SideEffects {
+		for hi < len(calls) && !e.sideEffects(calls[hi].Name) {
 			hi++
 		}
 		e.group(ctx, calls, results, lo, hi)
@@ -193,9 +196,18 @@ func (e *Executor) Execute(ctx context.Context, calls []middleware.ToolCall) ([]
 	return results, nil
 }
 
+// sideEffects reports whether the named tool has side effects (an unknown
+// tool has none).
+func (e *Executor) sideEffects(name string) bool {
+	t, ok := e.tools[name]
+	return ok && t.Meta.SideEffects
+}
+
 // group runs calls[lo:hi], all without side effects, on at most
 // MaxParallel workers; the calling goroutine is one of them, and workers
-// take the next call as they become free.
+// take the next call as they become free. When every call of the group
+// starts at once under the same timeout (or an abandonable context), the
+// group runs them "direct" instead (see direct).
 func (e *Executor) group(ctx context.Context, calls []middleware.ToolCall, results []Result, lo, hi int) {
 	w := min(e.maxParallel, hi-lo)
 	if w <= 1 {
@@ -203,6 +215,12 @@ func (e *Executor) group(ctx context.Context, calls []middleware.ToolCall, resul
 			results[i] = e.one(ctx, calls[i])
 		}
 		return
+	}
+	if w == hi-lo {
+		if d, same := e.sameTimeout(calls[lo:hi]); same && (d > 0 || ctx.Done() != nil) {
+			e.direct(ctx, d, calls, results, lo, hi)
+			return
+		}
 	}
 	var next atomic.Int64
 	next.Store(int64(lo))
@@ -223,36 +241,176 @@ func (e *Executor) group(ctx context.Context, calls []middleware.ToolCall, resul
 	wg.Wait()
 }
 
-// one runs a single call: cache, timeout, panic recovery, artifact offload,
-// run record and event.
-func (e *Executor) one(ctx context.Context, c middleware.ToolCall) Result {
-	r := Result{CallID: c.ID, Name: c.Name}
-	t, ok := e.tools[c.Name]
+// timeoutOf returns the timeout of a call to t (zero: none).
+func (e *Executor) timeoutOf(t Tool) time.Duration {
+	if t.Meta.Timeout > 0 {
+		return t.Meta.Timeout
+	}
+	return e.timeout
+}
+
+// sameTimeout returns the timeout the calls share, if they do (an unknown
+// tool takes any).
+func (e *Executor) sameTimeout(calls []middleware.ToolCall) (d time.Duration, same bool) {
+	set := false
+	for i := range calls {
+		t, ok := e.tools[calls[i].Name]
+		if !ok {
+			continue
+		}
+		td := e.timeoutOf(*t)
+		if set && td != d {
+			return 0, false
+		}
+		d, set = td, true
+	}
+	return d, true
+}
+
+// slot is one call of a direct group: the call goroutine claims it when
+// its tool returns (state 0 to 1) and fills r; the group claims it when it
+// gives up on the call (0 to 2) and the call's late result is dropped.
+type slot struct {
+	state atomic.Int32
+	r     Result
+	c     *middleware.ToolCall
+	d     time.Duration
+	done  chan<- struct{}
+}
+
+// direct runs calls[lo:hi], which all start at once under the same
+// timeout d (zero: none) in an abandonable context: one timer for the
+// group instead of one per call, and each tool runs on a goroutine of its
+// own, with no further goroutine per call. The calling goroutine waits for
+// them; when the group's context ends it stops waiting: a call still
+// running gets the timeout (or cancellation) observation and its goroutine
+// ends, its result dropped, when the tool returns.
+func (e *Executor) direct(ctx context.Context, d time.Duration, calls []middleware.ToolCall, results []Result, lo, hi int) {
+	gctx := ctx
+	if d > 0 {
+		var cancel context.CancelFunc
+		gctx, cancel = context.WithTimeoutCause(ctx, d, ErrTimeout)
+		defer cancel()
+	}
+	n := hi - lo
+	slots := make([]slot, n)
+	done := make(chan struct{}, n) // never blocks a call goroutine
+	start := e.now()
+	for i := range slots {
+		s := &slots[i]
+		s.c, s.d, s.done = &calls[lo+i], d, done
+		go e.directCall(gctx, s)
+	}
+	pending := n // claimed calls not yet received, and unclaimed ones
+	for pending > 0 {
+		select {
+		case <-done:
+			pending--
+			continue
+		case <-gctx.Done():
+		}
+		for i := range slots {
+			if slots[i].state.CompareAndSwap(0, 2) {
+				c := &calls[lo+i]
+				e.finish(&results[lo+i], gctx, c, nil, start, "", false, callErr(gctx, *c, d, context.Cause(gctx)))
+				pending--
+			}
+		}
+		for ; pending > 0; pending-- {
+			<-done
+		}
+	}
+	for i := range slots {
+		if slots[i].state.Load() == 1 {
+			results[lo+i] = slots[i].r
+		}
+	}
+}
+
+// directCall runs one call of a direct group on its own goroutine (whose
+// stack starts small: the frames stay lean, pointers rather than values).
+func (e *Executor) directCall(ctx context.Context, s *slot) {
+	t := e.tools[s.c.Name]
 	start := e.now()
 	var raw string
+	var cached bool
 	var err error
+	if t != nil && ctx.Err() == nil && (!t.Meta.Idempotent || e.cache == nil) {
+		// The common call, without get's frame: this goroutine's stack
+		// starts small.
+		o := safeCall(ctx, t.Call, s.c.Arguments)
+		raw, err = o.s, o.err
+		if err != nil {
+			err = callErr(ctx, *s.c, s.d, err)
+		}
+	} else {
+		raw, cached, err = e.get(ctx, s.c, t, s.d, true)
+	}
+	if !s.state.CompareAndSwap(0, 1) {
+		return // given up on: the group reported it
+	}
+	e.finish(&s.r, ctx, s.c, t, start, raw, cached, err)
+	s.done <- struct{}{}
+}
+
+// one runs a single call: cache, timeout, panic recovery, artifact offload,
+// run record and event.
+func (e *Executor) one(ctx context.Context, c middleware.ToolCall) (r Result) {
+	t := e.tools[c.Name]
+	start := e.now()
+	raw, cached, err := e.get(ctx, &c, t, 0, false)
+	e.finish(&r, ctx, &c, t, start, raw, cached, err)
+	return r
+}
+
+// get returns the raw result of a call: from the cache, or shared with an
+// identical call in flight, or from the tool. Direct: ctx already carries
+// the call's timeout d and the caller can abandon it, so the tool is called
+// on the calling goroutine.
+func (e *Executor) get(ctx context.Context, c *middleware.ToolCall, t *Tool, d time.Duration, direct bool) (raw string, cached bool, err error) {
 	switch {
-	case !ok:
+	case t == nil:
 		err = &Error{Tool: c.Name, CallID: c.ID, Err: ErrUnknownTool}
 	case ctx.Err() != nil:
 		err = &Error{Tool: c.Name, CallID: c.ID, Err: context.Cause(ctx)}
 	case t.Meta.Idempotent && e.cache != nil:
 		key := cacheKey(c.Name, c.Arguments)
 		if v, hit := e.cache.get(key); hit {
-			raw, r.Cached = v, true
-			break
+			return v, true, nil
 		}
+		tv, cv := *t, *c // copies for the closure: t and c stay on the stack
 		v, ferr, _ := e.flight.Do(key, func() (any, error) {
-			s, err := e.invoke(ctx, t, c)
+			var s string
+			var err error
+			if direct {
+				// The calls sharing this flight wait for it: it must end
+				// when the leader's context does, not when the tool does.
+				s, err = e.await(ctx, tv, cv, d)
+			} else {
+				s, err = e.invoke(ctx, tv, cv)
+			}
 			if err == nil {
 				e.cache.put(key, s)
 			}
 			return s, err
 		})
 		raw, err = v.(string), ferr
+	case direct:
+		o := safeCall(ctx, t.Call, c.Arguments)
+		if o.err != nil {
+			return "", false, callErr(ctx, *c, d, o.err)
+		}
+		raw = o.s
 	default:
-		raw, err = e.invoke(ctx, t, c)
+		raw, err = e.invoke(ctx, *t, *c)
 	}
+	return raw, cached, err
+}
+
+// finish makes the result r of a call to t (nil: unknown tool) and records
+// it in the run and as an event.
+func (e *Executor) finish(r *Result, ctx context.Context, c *middleware.ToolCall, t *Tool, start time.Time, raw string, cached bool, err error) {
+	*r = Result{CallID: c.ID, Name: c.Name, Cached: cached}
 	r.Duration = e.now().Sub(start)
 	r.Bytes = len(raw)
 	if err != nil {
@@ -260,7 +418,7 @@ func (e *Executor) one(ctx context.Context, c middleware.ToolCall) Result {
 		r.Content = err.Error()
 	} else {
 		r.Content = raw
-		if e.arts != nil && t.Name != ReadArtifactName {
+		if t != nil && e.arts != nil && t.Name != ReadArtifactName {
 			r.Content, r.Artifact, r.SavedTokens = e.arts.offload(ctx, t.Name, raw)
 		}
 	}
@@ -272,7 +430,6 @@ func (e *Executor) one(ctx context.Context, c middleware.ToolCall) Result {
 		middleware.Emit(ctx, middleware.ToolFinished{Name: r.Name, CallID: r.CallID, Duration: r.Duration,
 			Err: r.Err, Cached: r.Cached, Bytes: r.Bytes})
 	}
-	return r
 }
 
 type outcome struct {
@@ -284,21 +441,24 @@ type outcome struct {
 // context is abandoned when the context ends: its goroutine finishes on
 // its own and its result is dropped.
 func (e *Executor) invoke(ctx context.Context, t Tool, c middleware.ToolCall) (string, error) {
-	d := t.Meta.Timeout
-	if d <= 0 {
-		d = e.timeout
-	}
+	d := e.timeoutOf(t)
 	if d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, d, ErrTimeout)
 		defer cancel()
 	}
+	return e.await(ctx, t, c, d)
+}
+
+// await calls the tool under ctx, which carries its timeout d, and gives up
+// on it when ctx ends.
+func (e *Executor) await(ctx context.Context, t Tool, c middleware.ToolCall, d time.Duration) (string, error) {
 	var o outcome
 	if ctx.Done() == nil {
-		o = safeCall(ctx, t, c.Arguments)
+		o = safeCall(ctx, t.Call, c.Arguments)
 	} else {
 		ch := make(chan outcome, 1)
-		go func() { ch <- safeCall(ctx, t, c.Arguments) }()
+		go func() { ch <- safeCall(ctx, t.Call, c.Arguments) }()
 		select {
 		case o = <-ch:
 		case <-ctx.Done():
@@ -312,23 +472,29 @@ func (e *Executor) invoke(ctx context.Context, t Tool, c middleware.ToolCall) (s
 	if o.err == nil {
 		return o.s, nil
 	}
-	if ctx.Err() != nil && errors.Is(context.Cause(ctx), ErrTimeout) {
-		return "", &Error{Tool: t.Name, CallID: c.ID, Timeout: d, Err: ErrTimeout}
-	}
-	var te *Error
-	if errors.As(o.err, &te) {
-		return "", o.err
-	}
-	return "", &Error{Tool: t.Name, CallID: c.ID, Err: o.err}
+	return "", callErr(ctx, c, d, o.err)
 }
 
-func safeCall(ctx context.Context, t Tool, args string) (o outcome) {
+// callErr is the error of call c whose tool (or wait) failed with err
+// under ctx.
+func callErr(ctx context.Context, c middleware.ToolCall, d time.Duration, err error) error {
+	if ctx.Err() != nil && errors.Is(context.Cause(ctx), ErrTimeout) {
+		return &Error{Tool: c.Name, CallID: c.ID, Timeout: d, Err: ErrTimeout}
+	}
+	var te *Error
+	if errors.As(err, &te) {
+		return err
+	}
+	return &Error{Tool: c.Name, CallID: c.ID, Err: err}
+}
+
+func safeCall(ctx context.Context, call Func, args string) (o outcome) {
 	defer func() {
 		if v := recover(); v != nil {
 			o = outcome{err: &panicError{v: v}}
 		}
 	}()
-	s, err := t.Call(ctx, args)
+	s, err := call(ctx, args)
 	return outcome{s: s, err: err}
 }
 

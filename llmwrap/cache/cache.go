@@ -163,8 +163,8 @@ type cacher struct {
 
 // flight is one provider call that identical concurrent misses share.
 type flight struct {
-	req  []byte // canonical request
-	done chan struct{}
+	req  []byte               // canonical request
+	done chan struct{}        // made by the first follower; nil while there is none
 	resp *middleware.Response // set before done closes; nil when not shareable
 	err  error                // the provider's refusal, shared with the followers
 }
@@ -183,23 +183,36 @@ func sharedError(err error) bool {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
+// putBuf returns a buffer to bufPool, unless an outsized request grew it.
+func putBuf(bp *[]byte) {
+	if cap(*bp) <= 256<<10 {
+		bufPool.Put(bp)
+	}
+}
+
 func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
 	ctl := controlFrom(ctx)
 	if ctl.bypass || !c.cfg.AnyRequest && !Deterministic(req) {
 		c.mark(ctx, req, middleware.CacheBypass)
 		return next.Handle(ctx, req)
 	}
+	// The canonical request is encoded into a pooled buffer, which a hit
+	// compares in place with the stored one; only a miss copies it, once,
+	// into the slice the flight and the entry keep.
 	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	var enc []byte
+	defer func() {
+		if bp != nil {
+			putBuf(bp)
+		}
+	}()
 	if c.cfg.Global {
-		enc = appendCanonical((*bp)[:0], ScopeGlobal, "", req)
+		*bp = appendCanonical((*bp)[:0], ScopeGlobal, "", req)
 	} else {
-		enc = appendCanonical((*bp)[:0], ScopeTeamPrefix, middleware.TeamFrom(ctx), req)
+		*bp = appendCanonical((*bp)[:0], ScopeTeamPrefix, middleware.TeamFrom(ctx), req)
 	}
-	*bp = enc
-	key := Sum(enc)
+	key := Sum(*bp)
 
+	var enc []byte
 	for {
 		if !ctl.refresh {
 			e, err := c.store.Get(ctx, key)
@@ -209,12 +222,17 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 					return nil, &StoreError{Op: "get", Err: err}
 				}
 			}
-			if e != nil && bytes.Equal(e.Request, enc) {
+			if e != nil && bytes.Equal(e.Request, *bp) {
 				return c.serve(ctx, req, &e.Response)
 			}
 		}
+		if enc == nil {
+			enc = append([]byte(nil), *bp...) // not zeroed first, unlike make
+		}
 		f, leader := c.join(key, enc)
 		if leader {
+			putBuf(bp)
+			bp = nil
 			return c.lead(ctx, req, next, key, f, ctl)
 		}
 		select {
@@ -235,18 +253,23 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 }
 
 // join returns the flight of key, creating it (leader true) when there is
-// none. A flight of another request with the same key (a hash collision)
-// is not shared: the caller leads an unregistered flight of its own.
+// none; enc, the canonical request, is the caller's to give away. A flight
+// of another request with the same key (a hash collision) is not shared:
+// the caller leads an unregistered flight of its own. A flight's done
+// channel is made only when a follower joins: most flights have none.
 func (c *cacher) join(key uint64, enc []byte) (*flight, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f, ok := c.flights[key]; ok {
 		if bytes.Equal(f.req, enc) {
+			if f.done == nil {
+				f.done = make(chan struct{})
+			}
 			return f, false
 		}
-		return &flight{req: append([]byte(nil), enc...), done: make(chan struct{})}, true
+		return &flight{req: enc}, true
 	}
-	f := &flight{req: append([]byte(nil), enc...), done: make(chan struct{})}
+	f := &flight{req: enc}
 	c.flights[key] = f
 	return f, true
 }
@@ -260,8 +283,11 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 			delete(c.flights, key)
 		}
 		f.resp, f.err = shared, sharedErr
+		done := f.done // no follower joins once the flight is out of the map
 		c.mu.Unlock()
-		close(f.done)
+		if done != nil {
+			close(done)
+		}
 	}()
 	status := middleware.CacheMiss
 	if ctl.refresh {
@@ -284,9 +310,17 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	if ctl.ttl > 0 {
 		ttl = ctl.ttl
 	}
-	e := &Entry{Request: f.req, Response: *stripped(resp)}
+	// The entry holds a deep copy of resp (stripped, in place).
+	e := &Entry{Request: f.req, Response: *resp}
+	e.Response.Message = resp.Message.Clone()
+	e.Response.Native = nil
+	e.Response.FromCache = false
 	shared = &e.Response
-	if serr := c.store.Set(context.WithoutCancel(ctx), key, e, ttl); serr != nil {
+	sctx := ctx
+	if ctx.Done() != nil {
+		sctx = context.WithoutCancel(ctx)
+	}
+	if serr := c.store.Set(sctx, key, e, ttl); serr != nil {
 		c.storeFailed(ctx, "set", serr)
 	}
 	return resp, nil

@@ -108,6 +108,11 @@ func Sum(canonical []byte) uint64 { return xxhash.Sum64(canonical) }
 func appendMessage(dst []byte, m *middleware.Message) []byte {
 	dst = appendStr(dst, string(m.Role))
 	dst = appendStr(dst, m.Content)
+	if len(m.Parts) == 0 && m.Name == "" && len(m.ToolCalls) == 0 && m.ToolCallID == "" && m.Reasoning == "" {
+		// The common message: no parts, name, tool calls, tool call id
+		// or reasoning (the same bytes as the general case below).
+		return append(dst, 0, 0, 0, 0, 0)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(m.Parts)))
 	for i := range m.Parts {
 		p := &m.Parts[i]
@@ -120,7 +125,8 @@ func appendMessage(dst []byte, m *middleware.Message) []byte {
 	}
 	dst = appendStr(dst, m.Name)
 	dst = binary.AppendUvarint(dst, uint64(len(m.ToolCalls)))
-	for _, c := range m.ToolCalls {
+	for i := range m.ToolCalls {
+		c := &m.ToolCalls[i]
 		dst = appendStr(dst, c.ID)
 		dst = appendStr(dst, c.Name)
 		dst = appendStr(dst, c.Arguments)
@@ -130,6 +136,9 @@ func appendMessage(dst []byte, m *middleware.Message) []byte {
 }
 
 func appendStr(dst []byte, s string) []byte {
+	if len(s) < 0x80 { // a one-byte uvarint
+		return append(append(dst, byte(len(s))), s...)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
 }

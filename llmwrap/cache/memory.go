@@ -39,7 +39,7 @@ type MemoryOptions struct {
 // optional sweeper (MemoryOptions.SweepEvery) is owned by the store and
 // stopped by Close.
 type Memory struct {
-	lru      *expirable.LRU[uint64, *memEntry]
+	lru      *expirable.LRU[uint64, memEntry] // values, not pointers: one allocation less per Set
 	maxBytes int64
 	bytes    atomic.Int64
 
@@ -66,7 +66,7 @@ func NewMemory(o MemoryOptions) *Memory {
 	}
 	m := &Memory{maxBytes: o.MaxBytes}
 	// The callback runs under the LRU's lock: it only adjusts a counter.
-	m.lru = expirable.NewLRU[uint64, *memEntry](o.MaxEntries, func(_ uint64, v *memEntry) { m.bytes.Add(-v.size) }, 0)
+	m.lru = expirable.NewLRU[uint64, memEntry](o.MaxEntries, func(_ uint64, v memEntry) { m.bytes.Add(-v.size) }, 0)
 	if o.SweepEvery > 0 {
 		m.stop, m.done = make(chan struct{}), make(chan struct{})
 		go m.sweep(o.SweepEvery)
@@ -86,7 +86,7 @@ func (m *Memory) Get(_ context.Context, key uint64) (*Entry, error) {
 // Set stores e under key for ttl (0 = until evicted), evicting the least
 // recently used entries until both bounds hold.
 func (m *Memory) Set(_ context.Context, key uint64, e *Entry, ttl time.Duration) error {
-	v := &memEntry{e: e, size: e.size()}
+	v := memEntry{e: e, size: e.size()}
 	if ttl > 0 {
 		v.expires = time.Now().Add(ttl).UnixNano()
 	}
