@@ -28,6 +28,9 @@ type Run struct {
 
 	toolTurns int
 	toolWall  time.Duration
+
+	spent       Usage // running sums of the recorded calls, for Spent
+	spentMicros int64
 }
 
 // CallRecord is what a run remembers of one call.
@@ -90,7 +93,18 @@ func (r *Run) Seq() int {
 func (r *Run) Record(c CallRecord) {
 	r.mu.Lock()
 	r.calls = append(r.calls, c)
+	r.spent = r.spent.Add(c.Usage)
+	r.spentMicros += c.CostMicros
 	r.mu.Unlock()
+}
+
+// Spent returns the usage and cost (micro-USD) of the calls recorded so
+// far, in constant time and without allocating: budget readers call it on
+// every routing decision.
+func (r *Run) Spent() (Usage, int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.spent, r.spentMicros
 }
 
 // RecordTool appends a finished tool call.

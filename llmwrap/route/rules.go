@@ -350,13 +350,13 @@ func RunBudget(b policies.RunBudget) BudgetReader {
 		if run == nil || b.MaxUSD <= 0 && b.MaxTokens <= 0 {
 			return 0, false
 		}
-		t := run.Totals()
+		used, cost := run.Spent()
 		frac := 1.0
 		if b.MaxUSD > 0 {
-			frac = min(frac, float64(b.MaxUSD.Micro()-t.CostMicros)/float64(b.MaxUSD.Micro()))
+			frac = min(frac, float64(b.MaxUSD.Micro()-cost)/float64(b.MaxUSD.Micro()))
 		}
 		if b.MaxTokens > 0 {
-			frac = min(frac, float64(b.MaxTokens-t.Usage.Total())/float64(b.MaxTokens))
+			frac = min(frac, float64(b.MaxTokens-used.Total())/float64(b.MaxTokens))
 		}
 		return max(frac, 0), true
 	})
