@@ -415,10 +415,10 @@ type forCallKey struct {
 	e      *Estimator
 	enc    string
 	legacy bool
-	msgs  *middleware.Message
-	n     int
-	tools *middleware.Tool
-	nt    int
+	msgs   *middleware.Message
+	n      int
+	tools  *middleware.Tool
+	nt     int
 }
 
 // ForCall returns e.Request(model, req) computed at most once per call: the
