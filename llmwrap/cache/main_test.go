@@ -1,9 +1,7 @@
 package cache_test
 
 import (
-	"context"
 	"net/http"
-	"sync"
 	"testing"
 
 	"github.com/sashabaranov/go-openai"
@@ -15,6 +13,7 @@ import (
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -28,39 +27,14 @@ func cachePolicy(c policies.Cache) *policies.Policy {
 }
 
 // events records the events of a chain. It is safe for concurrent use.
-type events struct {
-	mu  sync.Mutex
-	all []middleware.Event
-}
-
-func (e *events) Observe(_ context.Context, ev middleware.Event) {
-	e.mu.Lock()
-	e.all = append(e.all, ev)
-	e.mu.Unlock()
-}
+type events struct{ middlewaretest.Recorder }
 
 func (e *events) lookups() []middleware.CacheLookup {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []middleware.CacheLookup
-	for _, ev := range e.all {
-		if l, ok := ev.(middleware.CacheLookup); ok {
-			out = append(out, l)
-		}
-	}
-	return out
+	return middlewaretest.Of[middleware.CacheLookup](&e.Recorder)
 }
 
 func (e *events) storeFailures() []middleware.StoreFailed {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []middleware.StoreFailed
-	for _, ev := range e.all {
-		if l, ok := ev.(middleware.StoreFailed); ok {
-			out = append(out, l)
-		}
-	}
-	return out
+	return middlewaretest.Of[middleware.StoreFailed](&e.Recorder)
 }
 
 // goOpenAI returns a real go-openai client whose HTTP client runs chain in

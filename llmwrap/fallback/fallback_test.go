@@ -6,7 +6,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -23,44 +22,20 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // recorder keeps the events of a chain; safe for concurrent use.
-type recorder struct {
-	mu sync.Mutex
-	ev []middleware.Event
-}
-
-func (r *recorder) Observe(_ context.Context, e middleware.Event) {
-	r.mu.Lock()
-	r.ev = append(r.ev, e)
-	r.mu.Unlock()
-}
+type recorder struct{ middlewaretest.Recorder }
 
 func (r *recorder) finished() []middleware.CallFinished {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []middleware.CallFinished
-	for _, e := range r.ev {
-		if f, ok := e.(middleware.CallFinished); ok {
-			out = append(out, f)
-		}
-	}
-	return out
+	return middlewaretest.Of[middleware.CallFinished](&r.Recorder)
 }
 
 func (r *recorder) fellBack() []middleware.FellBack {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []middleware.FellBack
-	for _, e := range r.ev {
-		if f, ok := e.(middleware.FellBack); ok {
-			out = append(out, f)
-		}
-	}
-	return out
+	return middlewaretest.Of[middleware.FellBack](&r.Recorder)
 }
 
 func models(srv *openaitest.Server) []string {
