@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/tokens"
 )
@@ -38,27 +39,10 @@ func request(model string) *middleware.Request {
 // reqTokens is the estimate of request(model).
 func reqTokens(model string) int64 { return est.Request(model, request(model)) }
 
-type recorder struct {
-	mu     sync.Mutex
-	events []middleware.Event
-}
-
-func (r *recorder) Observe(_ context.Context, e middleware.Event) {
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	r.mu.Unlock()
-}
+type recorder struct{ middlewaretest.Recorder }
 
 func (r *recorder) warnings() []middleware.BudgetWarning {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var w []middleware.BudgetWarning
-	for _, e := range r.events {
-		if bw, ok := e.(middleware.BudgetWarning); ok {
-			w = append(w, bw)
-		}
-	}
-	return w
+	return middlewaretest.Of[middleware.BudgetWarning](&r.Recorder)
 }
 
 func chain(t *testing.T, p *policies.Policy, next middleware.Handler, opts ...budget.Option) (*budget.Budget, middleware.Handler) {
@@ -422,7 +406,7 @@ func TestWarnModeLetsThroughAndRecords(t *testing.T) {
 		t.Fatalf("used %d, want %d", rem.Used.Tokens, 2*per)
 	}
 	n := 0
-	for _, e := range rec.events {
+	for _, e := range rec.Events() {
 		if x, ok := e.(middleware.BudgetExceeded); ok && x.Action == "warn" {
 			n++
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,32 +16,16 @@ import (
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // events collects the events of a chain; safe for concurrent use.
-type events struct {
-	mu sync.Mutex
-	ev []middleware.Event
-}
-
-func (e *events) Observe(_ context.Context, ev middleware.Event) {
-	e.mu.Lock()
-	e.ev = append(e.ev, ev)
-	e.mu.Unlock()
-}
+type events struct{ middlewaretest.Recorder }
 
 func (e *events) retries() []middleware.Retrying {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []middleware.Retrying
-	for _, ev := range e.ev {
-		if r, ok := ev.(middleware.Retrying); ok {
-			out = append(out, r)
-		}
-	}
-	return out
+	return middlewaretest.Of[middleware.Retrying](&e.Recorder)
 }
 
 // client returns a go-openai client whose calls run through mw and reach
