@@ -2,23 +2,40 @@ package middleware
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
 
-// MaxToolCalls bounds the tool-call index an Accumulator accepts.
+// MaxToolCalls bounds the tool-call index an Accumulator accepts, and the
+// number of calls it assembles.
 const MaxToolCalls = 1024
 
-// Accumulator assembles streamed chunks into a Response. The zero value is
-// ready to use. It is not safe for concurrent use.
+// Accumulator assembles streamed chunks into a Response, the way the
+// official OpenAI SDKs do: tool-call fragments are merged by their index,
+// in whatever order they arrive (the fragments of several calls may be
+// interleaved, and a call's ID and name may come in any of its fragments,
+// or in every one). A fragment whose ID differs from the ID its index
+// already has starts a new call at that index, as servers that give every
+// parallel call index 0 and an ID of its own require. The assembled calls
+// are ordered by index, and calls sharing an index by arrival.
+//
+// The zero value is ready to use. It is not safe for concurrent use.
 type Accumulator struct {
 	content   strings.Builder
 	reasoning strings.Builder
-	calls     []ToolCall
-	args      []strings.Builder
+	calls     []*accCall // in order of arrival; pointers: a Builder must not move
+	slot      []int32    // by index: 1 + the position in calls of the index's current call; 0 none
 	finish    string
 	usage     *Usage
 	chunks    int
+}
+
+// accCall is one tool call being assembled.
+type accCall struct {
+	index    int
+	id, name string
+	args     strings.Builder
 }
 
 // Add folds one chunk into the accumulated answer.
@@ -26,21 +43,8 @@ func (a *Accumulator) Add(c Chunk) {
 	a.chunks++
 	a.content.WriteString(c.Content)
 	a.reasoning.WriteString(c.Reasoning)
-	for _, d := range c.ToolCalls {
-		if d.Index < 0 || d.Index >= MaxToolCalls {
-			continue // adapters reject such indexes; never panic or grow without bound
-		}
-		for len(a.calls) <= d.Index {
-			a.calls = append(a.calls, ToolCall{})
-			a.args = append(a.args, strings.Builder{})
-		}
-		if d.ID != "" {
-			a.calls[d.Index].ID = d.ID
-		}
-		if d.Name != "" {
-			a.calls[d.Index].Name = d.Name
-		}
-		a.args[d.Index].WriteString(d.Arguments)
+	for i := range c.ToolCalls {
+		a.addCall(&c.ToolCalls[i])
 	}
 	if c.FinishReason != "" {
 		a.finish = c.FinishReason
@@ -50,6 +54,39 @@ func (a *Accumulator) Add(c Chunk) {
 		a.usage = &u
 	}
 }
+
+func (a *Accumulator) addCall(d *ToolCallDelta) {
+	if d.Index < 0 || d.Index >= MaxToolCalls {
+		return // adapters reject such indexes; never panic or grow without bound
+	}
+	if d.Index >= len(a.slot) {
+		a.slot = append(a.slot, make([]int32, d.Index+1-len(a.slot))...)
+	}
+	var call *accCall
+	if s := a.slot[d.Index]; s > 0 {
+		call = a.calls[s-1]
+		if d.ID != "" && call.id != "" && d.ID != call.id {
+			call = nil // a new ID at a used index: a new call
+		}
+	}
+	if call == nil {
+		if len(a.calls) >= MaxToolCalls {
+			return
+		}
+		call = &accCall{index: d.Index}
+		a.calls = append(a.calls, call)
+		a.slot[d.Index] = int32(len(a.calls))
+	}
+	if d.ID != "" {
+		call.id = d.ID
+	}
+	if d.Name != "" {
+		call.name = d.Name
+	}
+	call.args.WriteString(d.Arguments)
+}
+
+func byIndex(a, b *accCall) int { return a.index - b.index }
 
 // Chunks returns how many chunks were added.
 func (a *Accumulator) Chunks() int { return a.chunks }
@@ -73,11 +110,17 @@ func (a *Accumulator) Response() *Response {
 		FinishReason: a.finish,
 	}
 	if len(a.calls) > 0 {
-		r.Message.ToolCalls = make([]ToolCall, len(a.calls))
-		for i, c := range a.calls {
-			c.Arguments = a.args[i].String()
-			r.Message.ToolCalls[i] = c
+		// By index; calls sharing an index in arrival order.
+		order := a.calls
+		if !slices.IsSortedFunc(order, byIndex) {
+			order = slices.Clone(order)
+			slices.SortStableFunc(order, byIndex)
 		}
+		calls := make([]ToolCall, len(order))
+		for i, c := range order {
+			calls[i] = ToolCall{ID: c.id, Name: c.name, Arguments: c.args.String()}
+		}
+		r.Message.ToolCalls = calls
 	}
 	if a.usage != nil {
 		r.Usage = *a.usage

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -216,4 +217,67 @@ func DeadlineCause(ctx context.Context, limit time.Duration, sentinels ...error)
 		}
 	}
 	return nil
+}
+
+// ErrPanic: code under tokenwise (a layer, an observer, a router, a tool,
+// the provider code) panicked. The panic was recovered and became the error
+// of the one call it happened in; [*PanicError] carries the value and the
+// stack, which a [PanicRecovered] event reports as well.
+var ErrPanic = errors.New("tokenwise: panic recovered")
+
+// PanicError is a recovered panic. It matches [ErrPanic] with errors.Is
+// and unwraps to the panic value when that is an error.
+type PanicError struct {
+	Where string // what tokenwise was running, e.g. "openai transport stream"
+	Value any    // the value passed to panic
+	Stack []byte // the stack of the panicking goroutine
+}
+
+func (e *PanicError) Error() string {
+	if e.Where != "" {
+		return fmt.Sprintf("tokenwise: panic in %s: %v", e.Where, e.Value)
+	}
+	return fmt.Sprintf("tokenwise: panic: %v", e.Value)
+}
+
+// Is matches ErrPanic.
+func (e *PanicError) Is(target error) bool { return target == ErrPanic }
+
+// Unwrap returns the panic value when it is an error, else nil.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// Recovered turns a value returned by recover() into a *PanicError with
+// the current goroutine's stack, and reports it as a [PanicRecovered]
+// event on ctx (an observer that panics in turn is ignored). Call it from
+// the deferred function that recovered:
+//
+//	defer func() {
+//		if v := recover(); v != nil {
+//			err = middleware.Recovered(ctx, "my layer", v)
+//		}
+//	}()
+func Recovered(ctx context.Context, where string, v any) *PanicError {
+	pe := &PanicError{Where: where, Value: v, Stack: debug.Stack()}
+	if ctx != nil && Observing(ctx) {
+		func() {
+			defer func() { _ = recover() }()
+			Emit(ctx, PanicRecovered{Where: where, Value: v, Stack: pe.Stack})
+		}()
+	}
+	return pe
+}
+
+// SafeHandle calls h.Handle and turns a panic under it into a *PanicError
+// returned as the call's error. Adapters serve every call through it, so
+// that no panic of a chain reaches the caller's process.
+func SafeHandle(ctx context.Context, h Handler, req *Request, where string) (resp *Response, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			resp, err = nil, Recovered(ctx, where, v)
+		}
+	}()
+	return h.Handle(ctx, req)
 }

@@ -196,6 +196,14 @@ type PolicyChanged struct {
 	Err  error
 }
 
+// PanicRecovered: a panic under tokenwise was recovered and became the
+// error of one call (a [*PanicError]).
+type PanicRecovered struct {
+	Where string
+	Value any
+	Stack []byte
+}
+
 func (CallStarted) Kind() string      { return "call.started" }
 func (CallFinished) Kind() string     { return "call.finished" }
 func (RouteDecided) Kind() string     { return "route.decided" }
@@ -210,3 +218,4 @@ func (ToolFinished) Kind() string     { return "tool.finished" }
 func (ArtifactStored) Kind() string   { return "artifact.stored" }
 func (ContextCompacted) Kind() string { return "context.compacted" }
 func (PolicyChanged) Kind() string    { return "policy.changed" }
+func (PanicRecovered) Kind() string   { return "panic.recovered" }
