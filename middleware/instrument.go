@@ -26,7 +26,9 @@ func (f PricerFunc) Cost(model string, u Usage) (int64, bool) { return f(model, 
 //   - emits [CallStarted] and [CallFinished],
 //   - prices the answer with pricer unless an inner layer (a budget) already
 //     billed it,
-//   - records the call in the run, if the context has one.
+//   - records the call in the run, if the context has one,
+//   - turns a panic under it into the call's error, a [*PanicError]
+//     also reported as a [PanicRecovered] event.
 //
 // pricer and obs may be nil.
 func Instrument(pricer Pricer, obs Observer) Middleware {
@@ -56,7 +58,9 @@ func Instrument(pricer Pricer, obs Observer) Middleware {
 				Emit(ctx, CallStarted{Run: f.Run, Seq: f.Seq, Team: f.Team, Stage: f.Stage, Model: req.Model, Stream: req.Stream != nil, Time: start})
 			}
 
-			resp, err := next.Handle(ctx, req)
+			// A panic of an inner layer, a router, an observer or the
+			// provider code is this call's error, reported to obs.
+			resp, err := SafeHandle(ctx, next, req, "chain")
 
 			latency := time.Since(start)
 			var usage Usage

@@ -72,6 +72,32 @@ type requestSnapshot struct {
 	includeUsage bool   // "stream_options": {"include_usage": true}
 }
 
+// ErrUnreadableRequest: a chat completion request body the adapter cannot
+// decode (not JSON, not an object, or a member of the wrong type). A
+// [Transport] refuses such a request before any layer or provider sees it.
+var ErrUnreadableRequest = errors.New("tokenwise/openai: unreadable chat completion request")
+
+// RequestError is a request body that cannot be decoded. It matches
+// [ErrUnreadableRequest] and [middleware.ErrBadRequest] with errors.Is.
+type RequestError struct {
+	Param string // the top-level member at fault, e.g. "temperature"; "" for the body as a whole
+	Err   error  // what is wrong with it
+}
+
+func (e *RequestError) Error() string {
+	if e.Param == "" {
+		return "the request body is not a valid chat completion request: " + e.Err.Error()
+	}
+	return "invalid value for '" + e.Param + "': " + e.Err.Error()
+}
+
+// Is matches ErrUnreadableRequest and middleware.ErrBadRequest.
+func (e *RequestError) Is(target error) bool {
+	return target == ErrUnreadableRequest || target == middleware.ErrBadRequest
+}
+
+func (e *RequestError) Unwrap() error { return e.Err }
+
 // decodeRequest decodes a chat completion request body. The returned
 // request's Native is a *Wire holding body.
 func decodeRequest(body []byte) (*middleware.Request, error) {
@@ -81,10 +107,10 @@ func decodeRequest(body []byte) (*middleware.Request, error) {
 	req := &s.core
 	ok, err := r.open('{')
 	if err != nil {
-		return nil, err
+		return nil, &RequestError{Err: err}
 	}
 	if !ok {
-		return nil, errors.New("request body is null")
+		return nil, &RequestError{Err: errors.New("request body is null")}
 	}
 	s.members = make([]member, 0, 16)
 	var extra []extraMember
@@ -92,7 +118,7 @@ func decodeRequest(body []byte) (*middleware.Request, error) {
 		start := r.next()
 		name, err := r.name()
 		if err != nil {
-			return nil, err
+			return nil, &RequestError{Err: err}
 		}
 		f := lookupField(name)
 		vstart := r.next()
@@ -155,17 +181,17 @@ func decodeRequest(body []byte) (*middleware.Request, error) {
 			}
 		}
 		if err != nil {
-			return nil, err
+			return nil, &RequestError{Param: name, Err: err}
 		}
 		end := r.offset()
 		s.present[f] = true
 		s.members = append(s.members, member{field: f, span: span{start, end}, value: span{vstart, end}})
 	}
 	if err := r.close(); err != nil {
-		return nil, err
+		return nil, &RequestError{Err: err}
 	}
 	if err := r.end(); err != nil {
-		return nil, err
+		return nil, &RequestError{Err: err}
 	}
 	out := *req
 	out.Extra = canonicalExtra(extra)

@@ -24,8 +24,13 @@ import (
 // POST requests to a path ending in "/chat/completions" are decoded into a
 // [middleware.Request], served by the chain, whose innermost handler sends
 // them to the original URL with the original headers, and rendered back in
-// the wire format. Every other request, and a chat request whose body is not
-// a valid chat completion object, goes to the base transport untouched.
+// the wire format. Every other request goes to the base transport
+// untouched. A chat request whose body cannot be decoded (not JSON, or a
+// member of the wrong type such as "temperature": "0.2") is refused with an
+// OpenAI-shaped 400 error naming the member, before any layer or provider
+// call: what the chain cannot read, it cannot police. A panic under the
+// chain, streaming or not, becomes the error of that call (a
+// [*middleware.PanicError]); it never reaches the process.
 //
 // A Transport is safe for concurrent use.
 type Transport struct {
@@ -85,12 +90,9 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	req, err := decodeRequest(body)
 	if err != nil {
-		// Not a request we understand: the upstream will say what is wrong.
-		r2 := r.Clone(r.Context())
-		r2.Body = io.NopCloser(bytes.NewReader(body))
-		r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		r2.ContentLength = int64(len(body))
-		return t.base.RoundTrip(r2)
+		// Not a request the chain can police: refused here, never passed
+		// upstream behind the policy's back.
+		return refuseRequest(r, err), nil
 	}
 	c := &call{owner: t.provider, req: r}
 	snap := req.Native.(*Wire).req
@@ -98,7 +100,7 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return t.stream(r, c, req, snap.includeUsage)
 	}
 	ctx := context.WithValue(r.Context(), callKey{}, c)
-	resp, err := t.handler.Handle(ctx, req)
+	resp, err := middleware.SafeHandle(ctx, t.handler, req, "openai transport")
 	if err != nil {
 		return errorResponse(r, err)
 	}
@@ -129,6 +131,23 @@ func readBody(r *http.Request) ([]byte, error) {
 		return body, nil
 	}
 	return io.ReadAll(r.Body)
+}
+
+// refuseRequest answers a request whose body cannot be decoded with an
+// OpenAI-shaped 400 error naming the member at fault, which go-openai
+// returns as its usual *openai.APIError.
+func refuseRequest(r *http.Request, err error) *http.Response {
+	var re *RequestError
+	param, code := "", ""
+	if errors.As(err, &re) && re.Param != "" {
+		param, code = re.Param, "invalid_type"
+	}
+	body := appendErrorBody(nil, &middleware.ProviderError{Kind: middleware.ErrBadRequest, Type: "invalid_request_error",
+		Code: code, Message: "tokenwise: " + err.Error()}, param)
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	return newResponse(r, http.StatusBadRequest, h, io.NopCloser(bytes.NewReader(body)), int64(len(body)))
 }
 
 // responseMeta returns the id, model and creation time to render resp with.
@@ -243,7 +262,7 @@ func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, in
 		defer close(done)
 		defer cancel(context.Canceled)
 		defer stop()
-		resp, err := t.handler.Handle(ctx, req)
+		resp, err := middleware.SafeHandle(ctx, t.handler, req, "openai transport stream")
 		if !sw.finish() {
 			pw.Close()
 			res <- result{resp, err}

@@ -1,0 +1,182 @@
+package openai_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sashabaranov/go-openai"
+
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// panicsAfter is a middleware that panics once n chunks went through it
+// (n < 0: before calling the next handler).
+func panicsAfter(n int) middleware.Middleware {
+	return func(next middleware.Handler) middleware.Handler {
+		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			if n < 0 {
+				panic("layer broken before the call")
+			}
+			if req.Stream != nil {
+				inner, seen := req.Stream, 0
+				req = req.Clone()
+				req.Stream = func(ctx context.Context, c middleware.Chunk) error {
+					if seen == n {
+						var m map[string]int
+						m["mid-stream"]++ // a nil map write: a runtime panic
+					}
+					seen++
+					return inner(ctx, c)
+				}
+			}
+			return next.Handle(ctx, req)
+		})
+	}
+}
+
+// panicEvents collects the PanicRecovered events of a chain.
+type panicEvents struct {
+	mu sync.Mutex
+	ev []middleware.PanicRecovered
+}
+
+func (p *panicEvents) Observe(_ context.Context, e middleware.Event) {
+	if e, ok := e.(middleware.PanicRecovered); ok {
+		p.mu.Lock()
+		p.ev = append(p.ev, e)
+		p.mu.Unlock()
+	}
+}
+
+func (p *panicEvents) check(t *testing.T) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.ev) != 1 || len(p.ev[0].Stack) == 0 || !bytes.Contains(p.ev[0].Stack, []byte("robust_test.go")) {
+		t.Errorf("panic events %+v, want one with the stack of the panic", p.ev)
+	}
+}
+
+// TestPanicUnderStreamingCallIsAnError: a layer that panics mid-stream
+// under a real go-openai streaming call: the process survives, the caller
+// gets the error from Recv, and no goroutine is left (TestMain's goleak).
+func TestPanicUnderStreamingCallIsAnError(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	srv.On().Reply(openaitest.Reply{Content: "A long answer streamed in many small pieces.", ChunkSize: 4})
+	obs := &panicEvents{}
+	chain := middleware.Chain(middleware.Instrument(nil, obs), panicsAfter(3))
+	s, err := clientFor(srv, twopenai.NewHTTPClient(chain)).CreateChatCompletionStream(context.Background(), chatRequest(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := recvAll(t, s)
+	var pe *middleware.PanicError
+	if !errors.Is(err, middleware.ErrPanic) || !errors.As(err, &pe) || len(pe.Stack) == 0 {
+		t.Fatalf("Recv after %d chunks: %v, want a *middleware.PanicError", len(got), err)
+	}
+	if len(got) != 3 {
+		t.Errorf("%d chunks before the panic, want 3", len(got))
+	}
+	obs.check(t)
+}
+
+func TestPanicBeforeTheFirstChunkIsAnError(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		srv := openaitest.NewServer(t)
+		srv.On().Reply(openaitest.Text("never seen"))
+		obs := &panicEvents{}
+		chain := middleware.Chain(middleware.Instrument(nil, obs), panicsAfter(-1))
+		client := clientFor(srv, twopenai.NewHTTPClient(chain))
+		var err error
+		if stream {
+			_, err = client.CreateChatCompletionStream(context.Background(), chatRequest(true))
+		} else {
+			_, err = client.CreateChatCompletion(context.Background(), chatRequest(false))
+		}
+		if !errors.Is(err, middleware.ErrPanic) {
+			t.Fatalf("stream %t: %v, want ErrPanic", stream, err)
+		}
+		if srv.Count() != 0 {
+			t.Errorf("stream %t: %d provider calls", stream, srv.Count())
+		}
+		obs.check(t)
+	}
+}
+
+// TestUndecodableBodyIsRefusedBeforeTheProvider: a body the transport
+// cannot read is never passed upstream unpoliced: it gets an OpenAI-shaped
+// 400 naming the member at fault, which go-openai returns as an APIError,
+// even under a chain that would have refused the call anyway.
+func TestUndecodableBodyIsRefusedBeforeTheProvider(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, param string
+	}{
+		{"temperature as a string", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"temperature":"0.2"}`, "temperature"},
+		{"messages as an object", `{"model":"gpt-4o","messages":{"role":"user"}}`, "messages"},
+		{"stream as a string", `{"model":"gpt-4o","messages":[],"stream":"yes"}`, "stream"},
+		{"model as a number", `{"model":4,"messages":[]}`, "model"},
+		{"not JSON", `{"model":"gpt-4o",`, ""},
+		{"an array", `[1,2]`, ""},
+		{"trailing garbage", `{"model":"gpt-4o","messages":[]} x`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := openaitest.NewServer(t)
+			srv.On().Reply(openaitest.Text("must not be reached"))
+			called := false
+			refuseAll := func(middleware.Handler) middleware.Handler {
+				return middleware.HandlerFunc(func(context.Context, *middleware.Request) (*middleware.Response, error) {
+					called = true
+					return nil, middleware.ErrBudget
+				})
+			}
+			hc := twopenai.NewHTTPClient(refuseAll)
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/chat/completions", strings.NewReader(tc.body))
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || srv.Count() != 0 || called {
+				t.Fatalf("status %d, %d provider calls, chain called %t: %s", resp.StatusCode, srv.Count(), called, body)
+			}
+			// go-openai reads the same answer as its usual API error.
+			var apiErr *openai.APIError
+			cfg := openai.DefaultConfig("k")
+			cfg.BaseURL = srv.URL
+			cfg.HTTPClient = &http.Client{Transport: rewriteBody{base: hc.Transport, body: tc.body}}
+			_, err = openai.NewClientWithConfig(cfg).CreateChatCompletion(context.Background(), chatRequest(false))
+			if !errors.As(err, &apiErr) || apiErr.HTTPStatusCode != http.StatusBadRequest || apiErr.Type != "invalid_request_error" {
+				t.Fatalf("go-openai: %v (%T)", err, err)
+			}
+			if tc.param != "" && (apiErr.Param == nil || *apiErr.Param != tc.param || !strings.Contains(apiErr.Message, tc.param)) {
+				t.Errorf("param %v, message %q, want %q named", apiErr.Param, apiErr.Message, tc.param)
+			}
+			if srv.Count() != 0 {
+				t.Errorf("%d provider calls", srv.Count())
+			}
+		})
+	}
+}
+
+// rewriteBody replaces a request's body before the transport under test
+// sees it: go-openai cannot be made to send a body of the wrong shape.
+type rewriteBody struct {
+	base http.RoundTripper
+	body string
+}
+
+func (r rewriteBody) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Body = io.NopCloser(strings.NewReader(r.body))
+	req.ContentLength = int64(len(r.body))
+	return r.base.RoundTrip(req)
+}
