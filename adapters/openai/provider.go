@@ -3,6 +3,7 @@ package openai
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -252,6 +253,8 @@ func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body
 			break
 		}
 		data := mem.copy(payload) // Native must outlive the reader's buffer
+		// The meta comes from the first chunks that carry it (Azure's
+		// first chunk, its prompt filter results, has none).
 		c, m, apiErr, err := r.chunk(mem.wire(), data, !haveMeta)
 		switch {
 		case apiErr != nil:
@@ -260,7 +263,8 @@ func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body
 			return partial(), p.fail(middleware.ErrMalformed, req, fmt.Sprintf("chunk %d", acc.Chunks()+1), err)
 		}
 		if !haveMeta {
-			meta, haveMeta = m, true
+			meta.id, meta.model, meta.created = cmp.Or(meta.id, m.id), cmp.Or(meta.model, m.model), cmp.Or(meta.created, m.created)
+			haveMeta = meta.id != "" && meta.model != "" && meta.created != 0
 		}
 		acc.Add(c)
 		if err := req.Stream(ctx, c); err != nil {

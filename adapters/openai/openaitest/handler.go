@@ -1,6 +1,7 @@
 package openaitest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -172,19 +173,36 @@ func newAnswer(req *ChatRequest, rep Reply, seq int) *answer {
 		created: time.Now().Unix(),
 		status:  cmp.Or(rep.Status, http.StatusOK),
 	}
-	a.rep.ToolCalls = make([]ToolCall, len(rep.ToolCalls))
-	for i, c := range rep.ToolCalls {
-		c.ID = cmp.Or(c.ID, fmt.Sprintf("call_%d_%d", seq, i))
-		c.Type = cmp.Or(c.Type, "function")
-		a.rep.ToolCalls[i] = c
-	}
-	if a.rep.FinishReason == "" {
-		a.rep.FinishReason = "stop"
-		if len(rep.ToolCalls) > 0 {
-			a.rep.FinishReason = "tool_calls"
+	a.rep = a.fill(rep, 0)
+	if rep.Alternatives != nil {
+		a.rep.Alternatives = make([]Reply, len(rep.Alternatives))
+		for i, alt := range rep.Alternatives {
+			a.rep.Alternatives[i] = a.fill(alt, i+1)
 		}
 	}
 	return a
+}
+
+// fill gives the tool calls of choice ci their defaults and the reply its
+// finish reason.
+func (a *answer) fill(rep Reply, ci int) Reply {
+	calls := rep.ToolCalls
+	rep.ToolCalls = make([]ToolCall, len(calls))
+	for i, c := range calls {
+		c.ID = cmp.Or(c.ID, a.callID(ci, i))
+		c.Type = cmp.Or(c.Type, "function")
+		rep.ToolCalls[i] = c
+	}
+	rep.FinishReason = finishOf(rep)
+	return rep
+}
+
+// callID is the default id of tool call i of choice ci.
+func (a *answer) callID(ci, i int) string {
+	if ci == 0 {
+		return fmt.Sprintf("call_%d_%d", a.seq, i)
+	}
+	return fmt.Sprintf("call_%d_%d_%d", a.seq, ci, i)
 }
 
 func (a *answer) usage() *wireUsage {
@@ -201,28 +219,24 @@ func (a *answer) usage() *wireUsage {
 
 // complete writes a non-streaming chat.completion.
 func (a *answer) complete(ctx context.Context, w http.ResponseWriter) {
-	msg := wireMessage{Role: "assistant", ReasoningContent: a.rep.Reasoning}
-	if a.rep.Content != "" || len(a.rep.ToolCalls) == 0 {
-		msg.Content = &a.rep.Content
-	}
-	for _, c := range a.rep.ToolCalls {
-		msg.ToolCalls = append(msg.ToolCalls, wireToolCall{
-			ID:       c.ID,
-			Type:     c.Type,
-			Function: wireFunction{Name: c.Function.Name, Arguments: c.Function.Arguments},
-		})
+	choices := []wireChoice{{Index: 0, Message: message(a.rep), FinishReason: a.rep.FinishReason}}
+	for i, alt := range a.rep.Alternatives {
+		choices = append(choices, wireChoice{Index: i + 1, Message: message(alt), FinishReason: alt.FinishReason})
 	}
 	body, _ := json.Marshal(wireCompletion{
 		ID:                a.id,
 		Object:            "chat.completion",
 		Created:           a.created,
 		Model:             a.model,
-		Choices:           []wireChoice{{Index: 0, Message: msg, FinishReason: a.rep.FinishReason}},
+		Choices:           choices,
 		Usage:             a.usage(),
 		ServiceTier:       "default",
 		SystemFingerprint: "fp_openaitest",
 	})
 	body = append(body, '\n')
+	if a.rep.Raw != nil {
+		body = bytes.Join(a.rep.Raw, nil)
+	}
 	setHeaders(w, a.seq, "application/json", a.rep.Header)
 	rc := http.NewResponseController(w)
 
@@ -246,6 +260,25 @@ func (a *answer) complete(ctx context.Context, w http.ResponseWriter) {
 	_, _ = w.Write(body)
 }
 
+// message is the wire message of a filled reply.
+func message(rep Reply) wireMessage {
+	msg := wireMessage{Role: "assistant", ReasoningContent: rep.Reasoning}
+	if rep.Content != "" || len(rep.ToolCalls) == 0 {
+		msg.Content = &rep.Content
+	}
+	if rep.Refusal != "" {
+		msg.Refusal = &rep.Refusal
+	}
+	for _, c := range rep.ToolCalls {
+		msg.ToolCalls = append(msg.ToolCalls, wireToolCall{
+			ID:       c.ID,
+			Type:     c.Type,
+			Function: wireFunction{Name: c.Function.Name, Arguments: c.Function.Arguments},
+		})
+	}
+	return msg
+}
+
 // chunks returns the JSON payloads of the stream, without "[DONE]".
 func (a *answer) chunks() [][]byte {
 	var usageNull json.RawMessage
@@ -253,6 +286,7 @@ func (a *answer) chunks() [][]byte {
 		usageNull = json.RawMessage("null") // OpenAI sends "usage":null on every other chunk
 	}
 	var out [][]byte
+	ci := 0
 	add := func(delta wireDelta, finish *string) {
 		b, _ := json.Marshal(wireChunk{
 			ID:                a.id,
@@ -260,7 +294,7 @@ func (a *answer) chunks() [][]byte {
 			Created:           a.created,
 			Model:             a.model,
 			SystemFingerprint: "fp_openaitest",
-			Choices:           []wireChunkChoice{{Index: 0, Delta: delta, FinishReason: finish}},
+			Choices:           []wireChunkChoice{{Index: ci, Delta: delta, FinishReason: finish}},
 			Usage:             usageNull,
 		})
 		out = append(out, b)
@@ -270,29 +304,35 @@ func (a *answer) chunks() [][]byte {
 		size = DefaultChunkSize
 	}
 
-	first := wireDelta{Role: "assistant"}
-	if a.rep.Content != "" || len(a.rep.ToolCalls) == 0 {
-		first.Content = new("")
-	}
-	add(first, nil)
-	for _, p := range split(a.rep.Reasoning, size) {
-		add(wireDelta{ReasoningContent: p}, nil)
-	}
-	for _, p := range split(a.rep.Content, size) {
-		add(wireDelta{Content: &p}, nil)
-	}
-	for i, c := range a.rep.ToolCalls {
-		add(wireDelta{ToolCalls: []wireToolCallDelta{{
-			Index: i, ID: c.ID, Type: c.Type,
-			Function: wireFunctionDelta{Name: c.Function.Name},
-		}}}, nil)
-		for _, p := range split(c.Function.Arguments, size) {
-			add(wireDelta{ToolCalls: []wireToolCallDelta{{
-				Index: i, Function: wireFunctionDelta{Arguments: p},
-			}}}, nil)
+	for i, rep := range append([]Reply{a.rep}, a.rep.Alternatives...) {
+		ci = i
+		first := wireDelta{Role: "assistant"}
+		if rep.Content != "" || len(rep.ToolCalls) == 0 {
+			first.Content = new("")
 		}
+		add(first, nil)
+		for _, p := range split(rep.Reasoning, size) {
+			add(wireDelta{ReasoningContent: p}, nil)
+		}
+		for _, p := range split(rep.Refusal, size) {
+			add(wireDelta{Refusal: p}, nil)
+		}
+		for _, p := range split(rep.Content, size) {
+			add(wireDelta{Content: &p}, nil)
+		}
+		for i, c := range rep.ToolCalls {
+			add(wireDelta{ToolCalls: []wireToolCallDelta{{
+				Index: i, ID: c.ID, Type: c.Type,
+				Function: wireFunctionDelta{Name: c.Function.Name},
+			}}}, nil)
+			for _, p := range split(c.Function.Arguments, size) {
+				add(wireDelta{ToolCalls: []wireToolCallDelta{{
+					Index: i, Function: wireFunctionDelta{Arguments: p},
+				}}}, nil)
+			}
+		}
+		add(wireDelta{}, &rep.FinishReason)
 	}
-	add(wireDelta{}, &a.rep.FinishReason)
 
 	if a.req.IncludeUsage() {
 		b, _ := json.Marshal(wireChunk{
@@ -335,11 +375,25 @@ func split(s string, n int) []string {
 
 // stream writes the reply as server-sent events, flushing every line.
 func (a *answer) stream(ctx context.Context, w http.ResponseWriter) {
-	chunks := a.chunks()
 	setHeaders(w, a.seq, "text/event-stream", a.rep.Header)
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(a.status)
 	rc := http.NewResponseController(w)
+	if pieces := a.rep.Raw; pieces != nil || a.rep.Shape != nil {
+		if pieces == nil {
+			pieces = a.shapedStream(a.rep.Shape)
+		}
+		for i, p := range pieces {
+			if i > 0 && !wait(ctx, a.rep.ChunkLatency) {
+				return
+			}
+			if _, err := w.Write(p); err != nil || rc.Flush() != nil {
+				return
+			}
+		}
+		return
+	}
+	chunks := a.chunks()
 
 	sent := 0
 	send := func(data []byte) bool {

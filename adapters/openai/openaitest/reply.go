@@ -56,6 +56,25 @@ type Reply struct {
 	// ChunkSize is the number of characters (runes) per content, reasoning
 	// or arguments delta when streaming. Zero means [DefaultChunkSize].
 	ChunkSize int
+
+	// Refusal is the model's refusal text: message.refusal, or refusal
+	// deltas when streaming.
+	Refusal string
+	// Alternatives are the choices after the first (index 1, 2, ...), as
+	// for a request with n > 1: their Content, Reasoning, Refusal,
+	// ToolCalls and FinishReason are used. Streamed, their chunks follow
+	// the first choice's (or are interleaved with them, with a Shape).
+	// Usage counts the first choice only.
+	Alternatives []Reply
+	// Shape, when non-nil, streams the reply in a random valid shape
+	// (see [Shape]) instead of OpenAI's own order.
+	Shape *Shape
+	// Raw, when non-nil, is the exact response body of a successful reply,
+	// streaming or not: each piece is written and flushed on its own, and
+	// nothing is added ("data: [DONE]" neither). Use it to play malformed
+	// or unusual streams byte for byte. Content and the other answer
+	// fields then only serve to compute the usage.
+	Raw [][]byte
 }
 
 // DefaultChunkSize is the number of characters per streamed delta when

@@ -251,6 +251,18 @@ func (s *Server) pick(rec Recorded) (rep Reply, seq int, ok bool) {
 // share memory with the caller.
 func (r Reply) clone() Reply {
 	r.ToolCalls = slices.Clone(r.ToolCalls)
+	if r.Alternatives != nil {
+		alts := make([]Reply, len(r.Alternatives))
+		for i, a := range r.Alternatives {
+			alts[i] = a.clone()
+		}
+		r.Alternatives = alts
+	}
+	if r.Shape != nil {
+		sh := *r.Shape
+		r.Shape = &sh
+	}
+	r.Raw = slices.Clone(r.Raw)
 	r.Header = r.Header.Clone()
 	if r.Usage != nil {
 		u := *r.Usage

@@ -25,7 +25,7 @@ type wireChoice struct {
 type wireMessage struct {
 	Role             string         `json:"role"`
 	Content          *string        `json:"content"` // null when the reply only calls tools
-	Refusal          *string        `json:"refusal"` // always null
+	Refusal          *string        `json:"refusal"` // null unless the reply refuses
 	ReasoningContent string         `json:"reasoning_content,omitempty"`
 	ToolCalls        []wireToolCall `json:"tool_calls,omitempty"`
 }
@@ -78,6 +78,7 @@ type wireDelta struct {
 	Role             string              `json:"role,omitempty"`
 	Content          *string             `json:"content,omitempty"`
 	ReasoningContent string              `json:"reasoning_content,omitempty"`
+	Refusal          string              `json:"refusal,omitempty"`
 	ToolCalls        []wireToolCallDelta `json:"tool_calls,omitempty"`
 }
 

@@ -1,0 +1,265 @@
+package openai_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	oai "github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/sashabaranov/go-openai"
+
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// randomReply generates an answer: text with escapes and multi-byte
+// runes, reasoning, sometimes a refusal, 0-4 tool calls, sometimes more
+// choices (n > 1).
+func randomReply(rng *rand.Rand, alternatives bool) openaitest.Reply {
+	words := []string{"disk", " ok", "é", "日本", `"q"`, `\`, "\n", "{", "}", "🙂", " "}
+	text := func(n int) string {
+		var b strings.Builder
+		for range rng.IntN(n + 1) {
+			b.WriteString(words[rng.IntN(len(words))])
+		}
+		return b.String()
+	}
+	r := openaitest.Reply{Content: text(20)}
+	if rng.IntN(2) == 0 {
+		r.Reasoning = text(8)
+	}
+	if rng.IntN(6) == 0 {
+		r.Refusal = "I can't help with" + text(3)
+	}
+	for i := range rng.IntN(5) {
+		args := `{"host":"web-` + fmt.Sprint(i) + `","q":"` + strings.NewReplacer(`"`, `'`, `\`, `/`, "\n", " ").Replace(text(6)) + `"}`
+		if rng.IntN(8) == 0 {
+			args = ""
+		}
+		r.ToolCalls = append(r.ToolCalls, openaitest.Call(fmt.Sprintf("call_%d_%d", rng.IntN(1000), i), "check_disk", args))
+	}
+	if rng.IntN(8) == 0 {
+		r.FinishReason = "length"
+	}
+	if alternatives && rng.IntN(4) == 0 {
+		for range 1 + rng.IntN(2) {
+			r.Alternatives = append(r.Alternatives, randomReply(rng, false))
+		}
+	}
+	return r
+}
+
+// sdkChoice is one choice assembled from go-openai stream chunks the way
+// the official SDKs do: tool-call fragments merged by index, a new id at a
+// used index starting a new call.
+type sdkChoice struct {
+	content, reasoning, refusal, finish string
+	calls                               []openai.ToolCall
+	at                                  map[int]int // index -> position in calls
+}
+
+func assembleGoOpenAI(chunks []openai.ChatCompletionStreamResponse) (map[int]*sdkChoice, *openai.Usage) {
+	out := map[int]*sdkChoice{}
+	var usage *openai.Usage
+	for _, c := range chunks {
+		if c.Usage != nil {
+			usage = c.Usage
+		}
+		for _, ch := range c.Choices {
+			s := out[ch.Index]
+			if s == nil {
+				s = &sdkChoice{at: map[int]int{}}
+				out[ch.Index] = s
+			}
+			s.content += ch.Delta.Content
+			s.reasoning += ch.Delta.ReasoningContent
+			s.refusal += ch.Delta.Refusal
+			if ch.FinishReason != "" {
+				s.finish = string(ch.FinishReason)
+			}
+			for _, d := range ch.Delta.ToolCalls {
+				idx := 0
+				if d.Index != nil {
+					idx = *d.Index
+				}
+				pos, ok := s.at[idx]
+				if ok && d.ID != "" && s.calls[pos].ID != "" && d.ID != s.calls[pos].ID {
+					ok = false
+				}
+				if !ok {
+					s.calls = append(s.calls, openai.ToolCall{Index: &idx})
+					pos = len(s.calls) - 1
+					s.at[idx] = pos
+				}
+				tc := &s.calls[pos]
+				if d.ID != "" {
+					tc.ID = d.ID
+				}
+				if d.Type != "" {
+					tc.Type = d.Type
+				}
+				if d.Function.Name != "" {
+					tc.Function.Name = d.Function.Name
+				}
+				tc.Function.Arguments += d.Function.Arguments
+			}
+		}
+	}
+	for _, s := range out {
+		slices.SortStableFunc(s.calls, func(a, b openai.ToolCall) int { return *a.Index - *b.Index })
+	}
+	return out, usage
+}
+
+func choiceOf(m openai.ChatCompletionChoice) *sdkChoice {
+	s := &sdkChoice{content: m.Message.Content, reasoning: m.Message.ReasoningContent, refusal: m.Message.Refusal, finish: string(m.FinishReason)}
+	for _, c := range m.Message.ToolCalls {
+		s.calls = append(s.calls, openai.ToolCall{Index: c.Index, ID: c.ID, Type: c.Type, Function: c.Function})
+	}
+	return s
+}
+
+func (s *sdkChoice) String() string {
+	return fmt.Sprintf("content %q reasoning %q refusal %q finish %q calls %+v", s.content, s.reasoning, s.refusal, s.finish, s.calls)
+}
+
+func sameChoice(a, b *sdkChoice) bool {
+	if a.content != b.content || a.reasoning != b.reasoning || a.refusal != b.refusal || a.finish != b.finish || len(a.calls) != len(b.calls) {
+		return false
+	}
+	for i := range a.calls {
+		x, y := a.calls[i], b.calls[i]
+		if x.ID != y.ID || x.Function != y.Function {
+			return false
+		}
+	}
+	return true
+}
+
+// coreAnswer is what the chain's recorder saw, for comparison.
+func coreAnswer(r *middleware.Response) *middleware.Response {
+	c := r.Clone()
+	c.Native = nil
+	c.ID = strings.TrimRight(c.ID, "0123456789") // the server numbers its answers
+	if len(c.Message.ToolCalls) == 0 {
+		c.Message.ToolCalls = nil
+	}
+	return c
+}
+
+// TestEveryStreamShapeAssemblesToTheNonStreamedAnswer is the property
+// behind stream assembly: for random answers streamed in random valid
+// shapes (openaitest.Shape: fragments cut and interleaved at random, ids
+// and names moved, index 0 reused, role-only and finish-only chunks,
+// filter annotations, logprobs, n > 1, comments, CRLF, reads split at any
+// byte), what go-openai's Recv gives, what the transport assembles for the
+// chain, and what openai-go's own accumulator makes, all equal the answer
+// served without streaming.
+func TestEveryStreamShapeAssemblesToTheNonStreamedAnswer(t *testing.T) {
+	n := 150
+	if testing.Short() {
+		n = 30
+	}
+	srv := openaitest.NewServer(t)
+	for seed := range uint64(n) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		reply := randomReply(rng, true)
+		reuse := rng.IntN(5) == 0
+		reply.Shape = &openaitest.Shape{Seed: seed, ReuseIndex: reuse, NoReuseIndex: !reuse}
+		srv.Reset()
+		srv.On().Reply(reply)
+		rec := &recorder{}
+		client := clientFor(srv, twopenai.NewHTTPClient(passChain(rec)))
+		ctx := context.Background()
+
+		creq := chatRequest(false)
+		want, err := client.CreateChatCompletion(ctx, creq)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		_, wantCore, _ := rec.last(t)
+
+		creq.Stream = true
+		if rng.IntN(2) == 0 {
+			creq.StreamOptions = &openai.StreamOptions{IncludeUsage: true}
+		}
+		s, err := client.CreateChatCompletionStream(ctx, creq)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		chunks, err := recvAll(t, s)
+		if err.Error() != "EOF" {
+			t.Fatalf("seed %d: stream ended with %v", seed, err)
+		}
+		got, usage := assembleGoOpenAI(chunks)
+		if len(got) != len(want.Choices) {
+			t.Fatalf("seed %d: %d choices streamed, %d answered", seed, len(got), len(want.Choices))
+		}
+		for _, wc := range want.Choices {
+			if g := got[wc.Index]; g == nil || !sameChoice(g, choiceOf(wc)) {
+				t.Fatalf("seed %d, choice %d: go-openai stream assembles to\n%v\nthe answer is\n%v", seed, wc.Index, g, choiceOf(wc))
+			}
+		}
+		if creq.StreamOptions != nil && (usage == nil || !reflect.DeepEqual(*usage, want.Usage)) {
+			t.Errorf("seed %d: usage %+v, want %+v", seed, usage, want.Usage)
+		}
+		_, gotCore, err := rec.last(t)
+		if err != nil {
+			t.Fatalf("seed %d: the chain saw %v", seed, err)
+		}
+		if gotCore.ID == "" {
+			t.Fatalf("seed %d: no id", seed)
+		}
+		if w, g := coreAnswer(wantCore), coreAnswer(gotCore); !reflect.DeepEqual(w, g) {
+			t.Fatalf("seed %d: the transport assembled\n%+v\nthe answer is\n%+v", seed, g, w)
+		}
+
+		if reuse {
+			continue // openai-go merges by index only
+		}
+		// openai-go's accumulator concatenates a name sent twice: its
+		// shapes send each call's id and name once.
+		srv.Reset()
+		reply.Shape.NoRepeat = true
+		srv.On().Reply(reply)
+		oc := oai.NewClient(option.WithBaseURL(srv.URL), option.WithAPIKey("test"), option.WithMaxRetries(0),
+			option.WithHTTPClient(&http.Client{Transport: twopenai.NewTransport(nil)}))
+		params := oai.ChatCompletionNewParams{Model: "gpt-4o-mini", Messages: []oai.ChatCompletionMessageParamUnion{oai.UserMessage("disks?")}}
+		stream := oc.Chat.Completions.NewStreaming(ctx, params)
+		acc := oai.ChatCompletionAccumulator{}
+		for stream.Next() {
+			acc.AddChunk(stream.Current())
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatalf("seed %d: openai-go: %v", seed, err)
+		}
+		for i, wc := range want.Choices {
+			if i >= len(acc.Choices) {
+				t.Fatalf("seed %d: openai-go assembled %d choices", seed, len(acc.Choices))
+			}
+			m := acc.Choices[i].Message
+			g := &sdkChoice{content: m.Content, refusal: m.Refusal, finish: acc.Choices[i].FinishReason, reasoning: choiceOf(wc).reasoning}
+			w := choiceOf(wc)
+			for j, c := range m.ToolCalls {
+				// openai-go v3.98's accumulator repeats the function name
+				// of some calls ("check_diskcheck_disk"), whatever the
+				// shape; the names are checked through go-openai above.
+				name := c.Function.Name
+				if j < len(w.calls) && strings.HasPrefix(name, w.calls[j].Function.Name) {
+					name = w.calls[j].Function.Name
+				}
+				g.calls = append(g.calls, openai.ToolCall{ID: c.ID, Function: openai.FunctionCall{Name: name, Arguments: c.Function.Arguments}})
+			}
+			if !sameChoice(g, w) {
+				t.Fatalf("seed %d, choice %d: openai-go assembles to\n%v\nthe answer is\n%v", seed, i, g, choiceOf(wc))
+			}
+		}
+	}
+}
