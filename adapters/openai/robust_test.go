@@ -180,3 +180,51 @@ func (r rewriteBody) RoundTrip(req *http.Request) (*http.Response, error) {
 	req.ContentLength = int64(len(r.body))
 	return r.base.RoundTrip(req)
 }
+
+// rawStream is a streamed reply whose body is exactly these SSE lines.
+func rawStream(lines ...string) openaitest.Reply {
+	var pieces [][]byte
+	for _, l := range lines {
+		pieces = append(pieces, []byte(l+"\n\n"))
+	}
+	return openaitest.Reply{Raw: pieces}
+}
+
+const okChunk = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hello"},"finish_reason":null}]}`
+
+// TestMalformedStreamIsATypedError: a stream the transport cannot read to
+// its end is an error from Recv (or from the call, before the first chunk)
+// matching a core sentinel, never a shortened success, and the chain sees
+// the same error.
+func TestMalformedStreamIsATypedError(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		reply openaitest.Reply
+		want  error
+	}{
+		{"non-JSON data line", rawStream(okChunk, `data: {"choices":[{"delta":{"content":"Hel`, `data: [DONE]`), middleware.ErrMalformed},
+		{"data line not an object", rawStream(okChunk, `data: 42`, `data: [DONE]`), middleware.ErrMalformed},
+		{"content of the wrong type", rawStream(okChunk, `data: {"choices":[{"index":0,"delta":{"content":5}}]}`, `data: [DONE]`), middleware.ErrMalformed},
+		{"null tool call", rawStream(okChunk, `data: {"choices":[{"index":0,"delta":{"tool_calls":[null]}}]}`, `data: [DONE]`), middleware.ErrMalformed},
+		{"no [DONE]", rawStream(okChunk, okChunk), middleware.ErrStreamCut},
+		{"comments only", rawStream(`: keep-alive`, `event: ping`), middleware.ErrStreamCut},
+		{"[DONE] without chunks", rawStream(`: hi`, `data: [DONE]`), middleware.ErrMalformed},
+		{"error object mid-stream", rawStream(okChunk, `data: {"error":{"message":"overloaded","type":"server_error"}}`), middleware.ErrUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := openaitest.NewServer(t)
+			srv.On().Reply(tc.reply)
+			rec := &recorder{}
+			s, err := clientFor(srv, twopenai.NewHTTPClient(passChain(rec))).CreateChatCompletionStream(context.Background(), chatRequest(true))
+			if err == nil {
+				_, err = recvAll(t, s)
+			}
+			if err == io.EOF || !errors.Is(err, tc.want) {
+				t.Fatalf("stream ended with %v, want %v", err, tc.want)
+			}
+			if _, _, cerr := rec.last(t); !errors.Is(cerr, tc.want) {
+				t.Errorf("the chain saw %v", cerr)
+			}
+		})
+	}
+}
