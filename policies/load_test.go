@@ -276,7 +276,7 @@ func TestLoadDecodeProblems(t *testing.T) {
 		{"nan fraction", "version: 1\nbudget: {warn_at: [.nan]}\n", "budget.warn_at[0]", 2, "expected a number, got .nan"},
 		{"second document", "version: 1\n---\nversion: 1\n", "", 3, "a policy file holds one YAML document; found another"},
 		{"unknown alias", "version: 1\nname: *nope\n", "name", 2, "unknown alias *nope"},
-		{"top level list", "- 1\n", "", 1, "the top level is a list, not a mapping"},
+		{"top level list", "- 1\n", "", 1, "the top level is a list, not a mapping of policy fields"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
