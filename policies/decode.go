@@ -22,7 +22,7 @@ import (
 // read by the same parser, so JSON files get the same treatment.
 
 const (
-	maxDecodeNodes = 1 << 20 // bounds alias expansion ("billion laughs")
+	maxDecodeNodes = 4 * maxEntries // bounds alias expansion ("billion laughs")
 	maxDecodeDepth = 100
 )
 
@@ -199,7 +199,8 @@ func (d *decoder) decode(path string, n ast.Node, v reflect.Value, depth int) {
 	}
 	if d.nodes++; d.nodes > maxDecodeNodes {
 		d.tooBig = true
-		d.problem(path, n, "document too large (alias expansion?)")
+		d.problem(path, n, "more than %d values once aliases are expanded", maxDecodeNodes)
+		d.probs[len(d.probs)-1].Err = ErrTooLarge
 		return
 	}
 	if depth > maxDecodeDepth {

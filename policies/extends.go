@@ -318,7 +318,7 @@ func LoadFileExtendsIn(path, root string) (*Policy, error) {
 // (paths recorded in csrc). base is not modified.
 func mergePolicies(base, child *Policy, csrc *sourceMap) *Policy {
 	out := copyPolicy(base)
-	m := &merger{set: csrc.pos}
+	m := &merger{set: csrc.pos, replaced: map[string]bool{}}
 	m.value("", reflect.ValueOf(out).Elem(), reflect.ValueOf(child).Elem())
 	// Provenance: base positions, minus what the child replaced wholesale,
 	// plus every position of the child.
@@ -346,26 +346,38 @@ func mergePolicies(base, child *Policy, csrc *sourceMap) *Policy {
 
 type merger struct {
 	set      map[string]position
-	replaced []string
+	replaced map[string]bool // paths the child replaced wholesale
+	parents  map[string]bool // every strict ancestor of a path in set
 }
 
+// replacedUnder reports whether path or one of its ancestors was replaced.
 func (m *merger) replacedUnder(path string) bool {
-	for _, r := range m.replaced {
-		if under(path, r) {
+	for {
+		if m.replaced[path] {
 			return true
 		}
+		if path == "" {
+			return false
+		}
+		path = parentPath(path)
 	}
-	return false
 }
 
 // hasBelow reports whether the child wrote any path strictly below path.
 func (m *merger) hasBelow(path string) bool {
-	for k := range m.set {
-		if k != path && under(k, path) {
-			return true
+	if m.parents == nil {
+		m.parents = make(map[string]bool, len(m.set))
+		for k := range m.set {
+			for k != "" {
+				k = parentPath(k)
+				if m.parents[k] {
+					break
+				}
+				m.parents[k] = true
+			}
 		}
 	}
-	return false
+	return m.parents[path]
 }
 
 func isLeafType(t reflect.Type) bool {
@@ -387,20 +399,20 @@ func (m *merger) value(path string, dst, src reflect.Value) {
 		case sf.Kind() == reflect.Struct && !isLeafType(sf.Type()):
 			if !m.hasBelow(fp) { // null or {}: reset
 				df.SetZero()
-				m.replaced = append(m.replaced, fp)
+				m.replaced[fp] = true
 				continue
 			}
 			m.value(fp, df, sf)
 		case sf.Kind() == reflect.Map:
 			if sf.IsNil() || sf.Len() == 0 {
 				df.SetZero()
-				m.replaced = append(m.replaced, fp)
+				m.replaced[fp] = true
 				continue
 			}
 			m.mapValue(fp, df, sf)
 		default:
 			df.Set(deepCopy(sf))
-			m.replaced = append(m.replaced, fp)
+			m.replaced[fp] = true
 		}
 	}
 }
@@ -421,7 +433,7 @@ func (m *merger) mapValue(path string, dst, src reflect.Value) {
 			continue
 		}
 		dst.SetMapIndex(k, deepCopy(sv))
-		m.replaced = append(m.replaced, kp)
+		m.replaced[kp] = true
 	}
 }
 

@@ -16,7 +16,9 @@ import (
 //     indentation and the indicators (- ? :) that open a line;
 //   - at most maxFlowOpens flow collections ([ and {) in the whole file,
 //     which bounds their nesting whatever the quoting;
-//   - at most maxEntries entries: non-blank, non-comment lines plus commas.
+//   - at most maxEntries entries: non-blank, non-comment lines plus commas;
+//   - at most maxWidth lines directly under one parent (the parser checks
+//     each key of a block mapping against all the earlier ones).
 //
 // The estimates never count less than the parser will build, so they may
 // refuse a strangely formatted file that the parser would read; a real
@@ -25,9 +27,10 @@ const (
 	maxNesting   = 64
 	maxFlowOpens = 1000
 	maxEntries   = 10000
+	maxWidth     = 1000
 )
 
-type indentLevel struct{ indent, depth int }
+type indentLevel struct{ indent, depth, children int }
 
 // prescan returns the first limit b exceeds, as a problem of file, or nil.
 func prescan(b []byte, file string) *Problem {
@@ -35,6 +38,7 @@ func prescan(b []byte, file string) *Problem {
 		return &Problem{File: file, Msg: fmt.Sprintf("larger than %d bytes", MaxFileSize), Err: ErrTooLarge}
 	}
 	var stack []indentLevel
+	rootChildren := 0
 	blockScalar := -1 // indent of the line that opened a block scalar, -1 outside one
 	opens, entries := 0, 0
 	for lineNo := 1; len(b) > 0; lineNo++ {
@@ -84,15 +88,20 @@ func prescan(b []byte, file string) *Problem {
 		for len(stack) > 0 && stack[len(stack)-1].indent >= indent {
 			stack = stack[:len(stack)-1]
 		}
-		depth := indicators + 1
+		depth, children := indicators+1, &rootChildren
 		if len(stack) > 0 {
 			depth += stack[len(stack)-1].depth
+			children = &stack[len(stack)-1].children
+		}
+		if *children++; *children > maxWidth {
+			return &Problem{File: file, Line: lineNo, Column: indent + 1, Err: ErrTooLarge,
+				Msg: fmt.Sprintf("more than %d entries in one mapping or list", maxWidth)}
 		}
 		if depth > maxNesting {
 			return &Problem{File: file, Line: lineNo, Column: indent + 1, Err: ErrTooDeep,
 				Msg: fmt.Sprintf("nested more than %d levels deep", maxNesting)}
 		}
-		stack = append(stack, indentLevel{indent, depth})
+		stack = append(stack, indentLevel{indent: indent, depth: depth})
 		if opensBlockScalar(rest) {
 			blockScalar = indent
 		}
