@@ -65,6 +65,7 @@ func decodeDocument(b []byte, v any, src *sourceMap) (probs []Problem, parsed bo
 		body = doc.Body
 	}
 	rv := reflect.ValueOf(v).Elem()
+	d.src.pos[""] = position{1, 1} // a missing field is reported at the top of the file
 	if body == nil {
 		return d.probs, true
 	}
@@ -79,7 +80,6 @@ func decodeDocument(b []byte, v any, src *sourceMap) (probs []Problem, parsed bo
 			return d.probs, false
 		}
 	}
-	d.src.pos[""] = position{1, 1}
 	d.decode("", body, rv, 0)
 	return d.probs, true
 }
