@@ -75,25 +75,25 @@ func ParseByteSize(s string) (ByteSize, error) {
 			}
 		}
 		if !found {
-			return 0, fmt.Errorf("invalid size %q: unknown unit %q (use B, KB, MB, GB, KiB, MiB, GiB)", s, t[len(num):])
+			return 0, fmt.Errorf("invalid size %q: unknown unit %q (use B, KB, MB, GB, KiB, MiB, GiB)", clip(s), clip(t[len(num):]))
 		}
 	}
 	neg := strings.HasPrefix(num, "-")
 	num = strings.TrimLeft(num, "+-")
 	if num == "" || !(allDigits(num) || isDecimal(num)) {
-		return 0, fmt.Errorf("invalid size %q: want e.g. 8192, \"64MiB\" or \"2MB\"", s)
+		return 0, fmt.Errorf("invalid size %q: want e.g. 8192, \"64MiB\" or \"2MB\"", clip(s))
 	}
 	r, ok := new(big.Rat).SetString(num)
 	if !ok {
-		return 0, fmt.Errorf("invalid size %q", s)
+		return 0, fmt.Errorf("invalid size %q", clip(s))
 	}
 	r.Mul(r, new(big.Rat).SetInt64(int64(mult)))
 	if !r.IsInt() {
-		return 0, fmt.Errorf("invalid size %q: not a whole number of bytes", s)
+		return 0, fmt.Errorf("invalid size %q: not a whole number of bytes", clip(s))
 	}
 	n := r.Num()
 	if !n.IsInt64() || n.Int64() > math.MaxInt64 {
-		return 0, fmt.Errorf("invalid size %q: too large", s)
+		return 0, fmt.Errorf("invalid size %q: too large", clip(s))
 	}
 	v := ByteSize(n.Int64())
 	if neg {

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -21,7 +22,7 @@ import (
 // read by the same parser, so JSON files get the same treatment.
 
 const (
-	maxDecodeNodes = 1 << 20 // bounds alias expansion ("billion laughs")
+	maxDecodeNodes = 4 * maxEntries // bounds alias expansion ("billion laughs")
 	maxDecodeDepth = 100
 )
 
@@ -39,7 +40,14 @@ type decoder struct {
 // pointer to a struct). It returns the problems found; positions of decoded
 // paths are recorded in src. parsed is false after a syntax error, when
 // nothing was decoded.
+//
+// The limits of prescan are checked first, and a document whose top level
+// is not a mapping is refused (ErrNotPolicy) without quoting it: it may be
+// any file, secrets included.
 func decodeDocument(b []byte, v any, src *sourceMap) (probs []Problem, parsed bool) {
+	if p := prescan(b, src.file); p != nil {
+		return []Problem{*p}, false
+	}
 	f, err := parser.ParseBytes(b, 0)
 	if err != nil {
 		return []Problem{syntaxProblem(err, src.file)}, false
@@ -57,25 +65,48 @@ func decodeDocument(b []byte, v any, src *sourceMap) (probs []Problem, parsed bo
 		body = doc.Body
 	}
 	rv := reflect.ValueOf(v).Elem()
+	d.src.pos[""] = position{1, 1} // a missing field is reported at the top of the file
 	if body == nil {
 		return d.probs, true
 	}
 	d.collectAnchors(body, 0)
-	d.src.pos[""] = position{1, 1}
+	if top, _ := d.resolve("", body); top != nil {
+		switch top.(type) {
+		case *ast.MappingNode, *ast.MappingValueNode, *ast.NullNode:
+		default:
+			d.probs = nil
+			d.problem("", body, "the top level is %s, not a mapping of policy fields", nodeKind(top))
+			d.probs[0].Err = ErrNotPolicy
+			return d.probs, false
+		}
+	}
 	d.decode("", body, rv, 0)
 	return d.probs, true
 }
 
 func syntaxProblem(err error, file string) Problem {
-	p := Problem{File: file, Msg: err.Error()}
+	p := Problem{File: file, Msg: "syntax error"} // err.Error() would quote the source
 	var ye yaml.Error
 	if errors.As(err, &ye) {
-		p.Msg = "syntax error: " + ye.GetMessage()
+		p.Msg = "syntax error: " + clipSyntax(ye.GetMessage())
 		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
 			p.Line, p.Column = tk.Position.Line, tk.Position.Column
 		}
 	}
 	return p
+}
+
+// clipSyntax bounds a parser message, which may quote the file.
+func clipSyntax(msg string) string {
+	const max = 4 * maxEcho
+	if len(msg) <= max {
+		return msg
+	}
+	i := max
+	for i > 0 && !utf8.RuneStart(msg[i]) {
+		i--
+	}
+	return msg[:i] + "…"
 }
 
 func (d *decoder) problem(path string, n ast.Node, format string, args ...any) {
@@ -148,7 +179,7 @@ func (d *decoder) resolve(path string, n ast.Node) (res ast.Node, asString bool)
 			}
 			target, ok := d.anchors[name]
 			if !ok {
-				d.problem(path, t, "unknown alias *%s", name)
+				d.problem(path, t, "unknown alias *%s", clip(name))
 				return nil, false
 			}
 			n = target
@@ -168,7 +199,8 @@ func (d *decoder) decode(path string, n ast.Node, v reflect.Value, depth int) {
 	}
 	if d.nodes++; d.nodes > maxDecodeNodes {
 		d.tooBig = true
-		d.problem(path, n, "document too large (alias expansion?)")
+		d.problem(path, n, "more than %d values once aliases are expanded", maxDecodeNodes)
+		d.probs[len(d.probs)-1].Err = ErrTooLarge
 		return
 	}
 	if depth > maxDecodeDepth {
@@ -238,7 +270,7 @@ func (d *decoder) decode(path string, n ast.Node, v reflect.Value, depth int) {
 		if !ok || asString {
 			if s, isStr := n.(*ast.StringNode); isStr && s.Token.Type == token.StringType && s.Value != "" && allDigits(strings.TrimLeft(s.Value, "+-")) {
 				// The parser leaves integers beyond 64 bits as plain strings.
-				d.problem(path, orig, "integer %s is too large", s.Value)
+				d.problem(path, orig, "integer %s is too large", clip(s.Value))
 				return
 			}
 			d.problem(path, orig, "expected an integer, got %s", describeNode(n))
@@ -250,13 +282,13 @@ func (d *decoder) decode(path string, n ast.Node, v reflect.Value, depth int) {
 			i = x
 		case uint64:
 			if x > 1<<63-1 {
-				d.problem(path, orig, "integer %s is too large", in.Token.Value)
+				d.problem(path, orig, "integer %s is too large", clip(in.Token.Value))
 				return
 			}
 			i = int64(x)
 		}
 		if v.OverflowInt(i) {
-			d.problem(path, orig, "integer %s is too large", in.Token.Value)
+			d.problem(path, orig, "integer %s is too large", clip(in.Token.Value))
 			return
 		}
 		v.SetInt(i)
@@ -373,7 +405,7 @@ func (d *decoder) decodeStruct(path string, orig, n ast.Node, v reflect.Value, d
 		fp := joinPath(path, e.key)
 		idx, ok := fields.index[e.key]
 		if !ok {
-			d.problem(fp, e.keyNode, "unknown field %q%s", e.key, suggest(e.key, fields.names))
+			d.problem(fp, e.keyNode, "unknown field %q%s", clip(e.key), suggest(e.key, fields.names))
 			continue
 		}
 		d.record(fp, e.keyNode)
@@ -450,6 +482,25 @@ func scalarText(n ast.Node) (string, bool) {
 	return "", false
 }
 
+// nodeKind names the kind of a node without its value.
+func nodeKind(n ast.Node) string {
+	switch n.(type) {
+	case *ast.MappingNode, *ast.MappingValueNode:
+		return "a mapping"
+	case *ast.SequenceNode:
+		return "a list"
+	case *ast.StringNode, *ast.LiteralNode:
+		return "a string"
+	case *ast.IntegerNode, *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
+		return "a number"
+	case *ast.BoolNode:
+		return "a boolean"
+	case *ast.NullNode:
+		return "null"
+	}
+	return "a " + n.Type().String()
+}
+
 func describeNode(n ast.Node) string {
 	switch t := n.(type) {
 	case *ast.MappingNode, *ast.MappingValueNode:
@@ -457,13 +508,13 @@ func describeNode(n ast.Node) string {
 	case *ast.SequenceNode:
 		return "a list"
 	case *ast.StringNode:
-		return fmt.Sprintf("string %q", t.Value)
+		return fmt.Sprintf("string %q", clip(t.Value))
 	case *ast.LiteralNode:
 		return "a block string"
 	case *ast.IntegerNode:
-		return "integer " + t.Token.Value
+		return "integer " + clip(t.Token.Value)
 	case *ast.FloatNode:
-		return "number " + t.Token.Value
+		return "number " + clip(t.Token.Value)
 	case *ast.BoolNode:
 		return t.Token.Value
 	case *ast.NullNode:
@@ -477,7 +528,7 @@ func describeNode(n ast.Node) string {
 func quoteHint(n ast.Node) string {
 	switch n.(type) {
 	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode:
-		return fmt.Sprintf(" (quote it: \"%s\")", n.GetToken().Value)
+		return fmt.Sprintf(" (quote it: \"%s\")", clip(n.GetToken().Value))
 	}
 	return ""
 }

@@ -43,7 +43,7 @@ func ParseDuration(s string) (Duration, error) {
 		return 0, errors.New("empty duration: want e.g. \"30s\"")
 	}
 	if allDigits(strings.TrimLeft(t, "+-")) || isDecimal(strings.TrimLeft(t, "+-")) {
-		return 0, fmt.Errorf("invalid duration %q: missing unit, e.g. \"%ss\"", s, strings.TrimLeft(t, "+"))
+		return 0, fmt.Errorf("invalid duration %q: missing unit, e.g. \"%ss\"", clip(s), strings.TrimLeft(t, "+"))
 	}
 	neg := false
 	if t[0] == '-' || t[0] == '+' {
@@ -63,11 +63,11 @@ func ParseDuration(s string) (Duration, error) {
 			j--
 		}
 		if j == i {
-			return 0, fmt.Errorf("invalid duration %q", s)
+			return 0, fmt.Errorf("invalid duration %q", clip(s))
 		}
 		h, err := time.ParseDuration(t[j:i] + "h")
 		if err != nil || h > math.MaxInt64/24 {
-			return 0, fmt.Errorf("invalid duration %q", s)
+			return 0, fmt.Errorf("invalid duration %q", clip(s))
 		}
 		total += h * 24
 		t = t[:j] + t[i+1:]
@@ -75,15 +75,15 @@ func ParseDuration(s string) (Duration, error) {
 	if t != "" {
 		d, err := time.ParseDuration(t)
 		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q: want e.g. \"30s\", \"5m\", \"1h30m\", \"7d\"", s)
+			return 0, fmt.Errorf("invalid duration %q: want e.g. \"30s\", \"5m\", \"1h30m\", \"7d\"", clip(s))
 		}
 		if d < 0 || total > math.MaxInt64-d {
-			return 0, fmt.Errorf("invalid duration %q", s)
+			return 0, fmt.Errorf("invalid duration %q", clip(s))
 		}
 		total += d
 	}
 	if total < 0 {
-		return 0, fmt.Errorf("invalid duration %q: too large", s)
+		return 0, fmt.Errorf("invalid duration %q: too large", clip(s))
 	}
 	if neg {
 		total = -total

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrInvalid matches every *ValidationError with errors.Is.
@@ -22,8 +23,13 @@ type Problem struct {
 	File string
 	// Line and Column are 1-based; zero when unknown.
 	Line, Column int
-	// Msg says what is wrong and, where possible, how to fix it.
+	// Msg says what is wrong and, where possible, how to fix it. It quotes
+	// at most a short prefix of a value from the file.
 	Msg string
+	// Err is the sentinel of the problem when it has one (ErrTooLarge,
+	// ErrTooDeep, ErrNotPolicy, ErrNotRegularFile, ErrExtendsEscape, ...),
+	// so that errors.Is sees through a *ValidationError; nil otherwise.
+	Err error
 }
 
 // String formats the problem as "file:line:col: path: message", leaving out
@@ -70,6 +76,34 @@ func (e *ValidationError) Error() string {
 
 // Is reports whether target is ErrInvalid.
 func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+// Unwrap returns the errors of the problems that carry one, so that
+// errors.Is(err, ErrNotRegularFile) and the like match.
+func (e *ValidationError) Unwrap() []error {
+	var out []error
+	for _, p := range e.Problems {
+		if p.Err != nil {
+			out = append(out, p.Err)
+		}
+	}
+	return out
+}
+
+// maxEcho is the most of a value from a file that a message quotes.
+const maxEcho = 40
+
+// clip shortens s to maxEcho bytes (on a rune boundary) plus "…", so that
+// a message never echoes a long value from the file.
+func clip(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	i := maxEcho
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
+}
 
 func sortProblems(ps []Problem) {
 	slices.SortStableFunc(ps, func(a, b Problem) int {

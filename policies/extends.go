@@ -3,7 +3,6 @@ package policies
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -76,8 +75,16 @@ type resolver struct {
 	root    string // absolute, cleaned
 	display func(abs string) string
 	raw     map[string]*rawFile
-	merged  map[string]*Policy
+	merged  map[string]chainResult
 	errs    map[string][]Problem
+}
+
+// chainResult is the merged policy of a file and the decode problems of
+// its chain (unknown keys, types); the policy is still merged and
+// validated, so that one pass reports every problem.
+type chainResult struct {
+	p     *Policy
+	probs []Problem
 }
 
 func newResolver(root string) (*resolver, error) {
@@ -85,7 +92,7 @@ func newResolver(root string) (*resolver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policies: %w", err)
 	}
-	r := &resolver{root: filepath.Clean(abs), raw: map[string]*rawFile{}, merged: map[string]*Policy{}, errs: map[string][]Problem{}}
+	r := &resolver{root: filepath.Clean(abs), raw: map[string]*rawFile{}, merged: map[string]chainResult{}, errs: map[string][]Problem{}}
 	// Files are named as the caller named the directory: teams/devops.yaml.
 	r.display = func(a string) string {
 		if rel, err := filepath.Rel(r.root, a); err == nil && !strings.HasPrefix(rel, "..") {
@@ -100,12 +107,9 @@ func (r *resolver) read(abs string) (*rawFile, error) {
 	if rf, ok := r.raw[abs]; ok {
 		return rf, nil
 	}
-	b, err := os.ReadFile(abs)
+	b, err := readPolicyFile(abs)
 	if err != nil {
 		return nil, err
-	}
-	if len(b) > maxPolicySize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", r.display(abs), maxPolicySize)
 	}
 	name := r.display(abs)
 	p := &Policy{}
@@ -120,27 +124,33 @@ func (r *resolver) read(abs string) (*rawFile, error) {
 }
 
 // resolve returns the merged policy of the file at abs, validated, or a
-// *ValidationError listing every problem of the chain.
+// *ValidationError listing every problem of the chain: decode problems
+// (unknown keys, wrong types) and the validation of the merged policy
+// together, a validation problem left out only where it would repeat a
+// decode problem of the same value.
 func (r *resolver) resolve(abs string) (*Policy, error) {
 	p, probs := r.resolveChain(abs, nil)
+	probs = slices.Clone(probs)
+	if p != nil {
+		for _, vp := range p.problems() {
+			if !shadowed(vp, probs) {
+				probs = append(probs, vp)
+			}
+		}
+	}
 	if len(probs) > 0 {
 		sortProblems(probs)
 		return nil, &ValidationError{Problems: dedupProblems(probs)}
 	}
-	for _, vp := range p.problems() {
-		probs = append(probs, vp)
-	}
-	if len(probs) > 0 {
-		sortProblems(probs)
-		return nil, &ValidationError{Problems: probs}
-	}
 	return p, nil
 }
 
-// resolveChain returns the merged, unvalidated policy of abs.
+// resolveChain returns the merged, unvalidated policy of abs and the
+// decode problems of its chain. The policy is nil when the chain cannot be
+// merged (a syntax error, a missing base, a cycle).
 func (r *resolver) resolveChain(abs string, stack []string) (*Policy, []Problem) {
-	if p, ok := r.merged[abs]; ok {
-		return p, nil
+	if cr, ok := r.merged[abs]; ok {
+		return cr.p, cr.probs
 	}
 	if probs, ok := r.errs[abs]; ok {
 		return nil, probs
@@ -155,20 +165,20 @@ func (r *resolver) resolveChain(abs string, stack []string) (*Policy, []Problem)
 				}
 				chain = append(chain, filepath.ToSlash(rel))
 			}
-			return nil, []Problem{{File: r.display(stack[len(stack)-1]), Path: "extends",
+			return nil, []Problem{{File: r.display(stack[len(stack)-1]), Path: "extends", Err: ErrExtendsCycle,
 				Msg: fmt.Sprintf("%v: %s", ErrExtendsCycle, strings.Join(chain, " → "))}}
 		}
 	}
 	rf, err := r.read(abs)
 	if err != nil {
-		pr := Problem{File: r.display(abs), Msg: err.Error()}
+		pr := Problem{File: r.display(abs), Msg: err.Error(), Err: err}
 		if len(stack) > 0 {
 			pr.File = r.display(stack[len(stack)-1])
 			pr.Path = "extends"
 		}
 		return nil, []Problem{pr}
 	}
-	if rf.p == nil || len(rf.probs) > 0 {
+	if rf.p == nil {
 		r.errs[abs] = rf.probs
 		return nil, rf.probs
 	}
@@ -179,25 +189,23 @@ func (r *resolver) resolveChain(abs string, stack []string) (*Policy, []Problem)
 		if p.Name == "" {
 			p.Name = stem
 		}
-		r.merged[abs] = p
-		return p, nil
+		r.merged[abs] = chainResult{p, rf.probs}
+		return p, rf.probs
 	}
 	baseAbs, perr := r.basePath(abs, rf.p.Extends)
 	if perr != nil {
-		pr := Problem{File: rf.src.file, Path: "extends", Msg: perr.Error()}
+		pr := Problem{File: rf.src.file, Path: "extends", Msg: perr.Error(), Err: perr}
 		if pos, ok := rf.src.pos["extends"]; ok {
 			pr.Line, pr.Column = pos.line, pos.col
 		}
-		r.errs[abs] = []Problem{pr}
+		r.errs[abs] = append(slices.Clone(rf.probs), pr)
 		return nil, r.errs[abs]
 	}
 	base, probs := r.resolveChain(baseAbs, append(stack, abs))
-	if len(probs) > 0 {
+	if base == nil {
 		// A cycle is reported once, at the file that closes it; other
 		// problems of the base are the base's own.
-		if len(stack) == 0 || !isCycle(probs) {
-			r.errs[abs] = probs
-		}
+		probs = slices.Clone(probs)
 		if pos, ok := rf.src.pos["extends"]; ok {
 			for i := range probs {
 				if probs[i].Line == 0 && probs[i].Path == "extends" && probs[i].File == rf.src.file {
@@ -205,19 +213,24 @@ func (r *resolver) resolveChain(abs string, stack []string) (*Policy, []Problem)
 				}
 			}
 		}
+		probs = append(probs, rf.probs...)
+		if len(stack) == 0 || !isCycle(probs) {
+			r.errs[abs] = probs
+		}
 		return nil, probs
 	}
 	p := mergePolicies(base, rf.p, rf.src)
 	if p.Name == "" || !rf.src.has("name") {
 		p.Name = stem
 	}
-	r.merged[abs] = p
-	return p, nil
+	probs = slices.Concat(probs, rf.probs)
+	r.merged[abs] = chainResult{p, probs}
+	return p, probs
 }
 
 func isCycle(probs []Problem) bool {
 	for _, p := range probs {
-		if strings.Contains(p.Msg, ErrExtendsCycle.Error()) {
+		if errors.Is(p.Err, ErrExtendsCycle) {
 			return true
 		}
 	}
@@ -239,6 +252,12 @@ func dedupProblems(ps []Problem) []Problem {
 // basePath resolves an extends value against the extending file, refusing
 // absolute paths and paths outside the root.
 func (r *resolver) basePath(from, ext string) (string, error) {
+	switch strings.ToLower(filepath.Ext(ext)) {
+	case ".yaml", ".yml", ".json":
+	default:
+		// Never read it: a message about it could quote a .env file.
+		return "", fmt.Errorf("%w: extends %q: a base is a .yaml, .yml or .json file", ErrNotPolicy, clip(ext))
+	}
 	if filepath.IsAbs(ext) || strings.HasPrefix(ext, "/") || filepath.VolumeName(ext) != "" {
 		return "", fmt.Errorf("%w: %q is absolute; name a file of the policy directory", ErrExtendsEscape, ext)
 	}
@@ -299,7 +318,7 @@ func LoadFileExtendsIn(path, root string) (*Policy, error) {
 // (paths recorded in csrc). base is not modified.
 func mergePolicies(base, child *Policy, csrc *sourceMap) *Policy {
 	out := copyPolicy(base)
-	m := &merger{set: csrc.pos}
+	m := &merger{set: csrc.pos, replaced: map[string]bool{}}
 	m.value("", reflect.ValueOf(out).Elem(), reflect.ValueOf(child).Elem())
 	// Provenance: base positions, minus what the child replaced wholesale,
 	// plus every position of the child.
@@ -327,26 +346,38 @@ func mergePolicies(base, child *Policy, csrc *sourceMap) *Policy {
 
 type merger struct {
 	set      map[string]position
-	replaced []string
+	replaced map[string]bool // paths the child replaced wholesale
+	parents  map[string]bool // every strict ancestor of a path in set
 }
 
+// replacedUnder reports whether path or one of its ancestors was replaced.
 func (m *merger) replacedUnder(path string) bool {
-	for _, r := range m.replaced {
-		if under(path, r) {
+	for {
+		if m.replaced[path] {
 			return true
 		}
+		if path == "" {
+			return false
+		}
+		path = parentPath(path)
 	}
-	return false
 }
 
 // hasBelow reports whether the child wrote any path strictly below path.
 func (m *merger) hasBelow(path string) bool {
-	for k := range m.set {
-		if k != path && under(k, path) {
-			return true
+	if m.parents == nil {
+		m.parents = make(map[string]bool, len(m.set))
+		for k := range m.set {
+			for k != "" {
+				k = parentPath(k)
+				if m.parents[k] {
+					break
+				}
+				m.parents[k] = true
+			}
 		}
 	}
-	return false
+	return m.parents[path]
 }
 
 func isLeafType(t reflect.Type) bool {
@@ -368,20 +399,20 @@ func (m *merger) value(path string, dst, src reflect.Value) {
 		case sf.Kind() == reflect.Struct && !isLeafType(sf.Type()):
 			if !m.hasBelow(fp) { // null or {}: reset
 				df.SetZero()
-				m.replaced = append(m.replaced, fp)
+				m.replaced[fp] = true
 				continue
 			}
 			m.value(fp, df, sf)
 		case sf.Kind() == reflect.Map:
 			if sf.IsNil() || sf.Len() == 0 {
 				df.SetZero()
-				m.replaced = append(m.replaced, fp)
+				m.replaced[fp] = true
 				continue
 			}
 			m.mapValue(fp, df, sf)
 		default:
 			df.Set(deepCopy(sf))
-			m.replaced = append(m.replaced, fp)
+			m.replaced[fp] = true
 		}
 	}
 }
@@ -402,7 +433,7 @@ func (m *merger) mapValue(path string, dst, src reflect.Value) {
 			continue
 		}
 		dst.SetMapIndex(k, deepCopy(sv))
-		m.replaced = append(m.replaced, kp)
+		m.replaced[kp] = true
 	}
 }
 

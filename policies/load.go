@@ -4,11 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
-	"os"
 )
-
-// maxPolicySize bounds what Load reads.
-const maxPolicySize = 16 << 20
 
 //go:embed default.yaml
 var defaultYAML []byte
@@ -26,9 +22,12 @@ func Default() *Policy {
 	return p
 }
 
-// LoadFile reads and validates the policy file at path; see LoadBytes.
+// LoadFile reads and validates the policy file at path; see LoadBytes. A
+// path that is not a regular file (a FIFO, a device, a directory) is an
+// error matching ErrNotRegularFile, and a file larger than MaxFileSize one
+// matching ErrTooLarge; neither is read.
 func LoadFile(path string) (*Policy, error) {
-	b, err := os.ReadFile(path)
+	b, err := readPolicyFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("policies: %w", err)
 	}
@@ -38,12 +37,12 @@ func LoadFile(path string) (*Policy, error) {
 // Load reads a policy from r and validates it; name is used in messages
 // (typically the file name). See LoadBytes.
 func Load(r io.Reader, name string) (*Policy, error) {
-	b, err := io.ReadAll(io.LimitReader(r, maxPolicySize+1))
+	b, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("policies: reading %s: %w", name, err)
 	}
-	if len(b) > maxPolicySize {
-		return nil, fmt.Errorf("policies: %s: larger than %d bytes", name, maxPolicySize)
+	if len(b) > MaxFileSize {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrTooLarge, name, MaxFileSize)
 	}
 	return LoadBytes(b, name)
 }
@@ -79,7 +78,7 @@ func LoadBytes(b []byte, name string) (*Policy, error) {
 // that already failed to decode: its zero value would only repeat it.
 func shadowed(vp Problem, decodeProbs []Problem) bool {
 	for _, dp := range decodeProbs {
-		if dp.Path != "" && under(vp.Path, dp.Path) {
+		if dp.Path != "" && dp.File == vp.File && under(vp.Path, dp.Path) {
 			return true
 		}
 	}

@@ -230,9 +230,21 @@ func TestLoadFileMissing(t *testing.T) {
 }
 
 func TestLoadTooLarge(t *testing.T) {
-	_, err := Load(bytes.NewReader(make([]byte, maxPolicySize+1)), "big.yaml")
-	if err == nil || !strings.Contains(err.Error(), "larger than") {
-		t.Errorf("err = %v, want a size error", err)
+	_, err := Load(bytes.NewReader(make([]byte, MaxFileSize+1)), "big.yaml")
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Load: err = %v, want ErrTooLarge", err)
+	}
+	_, err = LoadBytes(make([]byte, MaxFileSize+1), "big.yaml")
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("LoadBytes: err = %v, want ErrTooLarge", err)
+	}
+	path := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(path, make([]byte, MaxFileSize+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadFile(path)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Errorf("LoadFile: err = %v, want ErrTooLarge", err)
 	}
 }
 
@@ -264,7 +276,7 @@ func TestLoadDecodeProblems(t *testing.T) {
 		{"nan fraction", "version: 1\nbudget: {warn_at: [.nan]}\n", "budget.warn_at[0]", 2, "expected a number, got .nan"},
 		{"second document", "version: 1\n---\nversion: 1\n", "", 3, "a policy file holds one YAML document; found another"},
 		{"unknown alias", "version: 1\nname: *nope\n", "name", 2, "unknown alias *nope"},
-		{"top level list", "- 1\n", "", 1, "expected a mapping, got a list"},
+		{"top level list", "- 1\n", "", 1, "the top level is a list, not a mapping of policy fields"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

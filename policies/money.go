@@ -78,10 +78,10 @@ func ParseUSD(s string) (USD, error) {
 	}
 	whole, frac, _ := strings.Cut(t, ".")
 	if whole == "" && frac == "" || !allDigits(whole) || !allDigits(frac) {
-		return 0, fmt.Errorf("invalid dollar amount %q: want a decimal like 1.50 or \"$1.50\"", s)
+		return 0, fmt.Errorf("invalid dollar amount %q: want a decimal like 1.50 or \"$1.50\"", clip(s))
 	}
 	if tr := strings.TrimRight(frac, "0"); len(tr) > 6 {
-		return 0, fmt.Errorf("invalid dollar amount %q: more than 6 decimals (the unit is a micro-dollar)", s)
+		return 0, fmt.Errorf("invalid dollar amount %q: more than 6 decimals (the unit is a micro-dollar)", clip(s))
 	} else {
 		frac = tr
 	}
@@ -90,7 +90,7 @@ func ParseUSD(s string) (USD, error) {
 		hi, lo := bits.Mul64(w, 10)
 		lo, carry := bits.Add64(lo, uint64(c-'0'), 0)
 		if hi != 0 || carry != 0 || lo > math.MaxInt64/1_000_000 {
-			return 0, fmt.Errorf("invalid dollar amount %q: too large", s)
+			return 0, fmt.Errorf("invalid dollar amount %q: too large", clip(s))
 		}
 		w = lo
 	}
@@ -103,7 +103,7 @@ func ParseUSD(s string) (USD, error) {
 	}
 	total := w*1_000_000 + f
 	if total > math.MaxInt64 {
-		return 0, fmt.Errorf("invalid dollar amount %q: too large", s)
+		return 0, fmt.Errorf("invalid dollar amount %q: too large", clip(s))
 	}
 	if neg {
 		return -USD(total), nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tmc/langchaingo/llms"
 
+	"github.com/tokenwise/tokenwise/internal/redact"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -69,8 +70,30 @@ var statusText = regexp.MustCompile(`API returned unexpected status code: (\d{3}
 //  6. the status line langchaingo's openai and anthropic backends write
 //     into their error text, since they return no typed error.
 //
-// Anything else is returned unchanged.
+// Anything else is returned unchanged, its text masked.
+//
+// The message and the cause's text of the error returned are masked (see
+// internal/redact): the request's credentials, when NewTransport saw them,
+// and key-shaped strings, which a backend may copy from the provider's
+// body into its error text.
 func classify(ctx context.Context, err error, c callFacts) error {
+	out := classifyError(ctx, err, c)
+	if ctx.Err() != nil {
+		return out // the context's error: nothing of the provider
+	}
+	f, _ := c.failure.get()
+	var pe *middleware.ProviderError
+	if errors.As(out, &pe) {
+		// Masking is idempotent: a core error of a nested chain, already
+		// masked at its own edge, is left as it is.
+		pe.Message = redact.Mask(pe.Message, f.secrets...)
+		pe.Err = redact.Error(pe.Err, f.secrets...)
+		return out
+	}
+	return redact.Error(out, f.secrets...)
+}
+
+func classifyError(ctx context.Context, err error, c callFacts) error {
 	model := c.model
 	if cerr := ctx.Err(); cerr != nil {
 		if cause := context.Cause(ctx); cause != nil && cause != cerr {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/tokenwise/tokenwise/internal/redact"
 )
 
 // maxErrorBody bounds how much of an error response NewTransport reads.
@@ -50,8 +52,15 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if rerr != nil {
 		body = nil
 	}
-	f := failure{status: resp.StatusCode, header: resp.Header.Clone()}
+	secrets := redact.Secrets(req.Header)
+	for k, vs := range req.URL.Query() {
+		if k := strings.ToLower(k); strings.Contains(k, "key") || strings.Contains(k, "token") {
+			secrets = append(secrets, vs...)
+		}
+	}
+	f := failure{status: resp.StatusCode, header: redact.Header(resp.Header, secrets...), secrets: secrets}
 	f.typ, f.code, f.message = parseErrorBody(body)
+	f.message = redact.Mask(f.message, secrets...)
 	slot.set(f)
 	return resp, nil
 }
@@ -98,7 +107,8 @@ type failure struct {
 	header  http.Header
 	typ     string
 	code    string
-	message string
+	message string   // masked
+	secrets []string // the request's credentials, for classify to mask
 }
 
 // httpFailure is the per-call slot NewTransport fills; the last failure of

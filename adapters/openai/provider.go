@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokenwise/tokenwise/internal/redact"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -77,8 +78,9 @@ func (c *call) upstreamHeader() http.Header {
 	return c.header
 }
 
-// Handle serves req upstream.
-func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+// Handle serves req upstream. A failure's message, body and headers are
+// masked (see [redactError]) before the error leaves the Provider.
+func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *middleware.Response, err error) {
 	if ctx.Err() != nil {
 		return nil, ctxError(ctx)
 	}
@@ -92,6 +94,11 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			err = p.redactError(err, hreq)
+		}
+	}()
 	hresp, err := p.cfg.base.RoundTrip(hreq)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -196,6 +203,42 @@ func (p *Provider) statusError(ctx context.Context, req *middleware.Request, hre
 	}
 	pe.Kind = middleware.Classify(hresp.StatusCode, pe.Code, pe.Type)
 	return pe
+}
+
+// redactError masks the credentials in a failure the provider built: its
+// message, code, type, and its cause — the body and headers of an
+// *HTTPError, the text of any other cause (a network error may quote a URL
+// with a key in its query). What is looked for: the request's own
+// credentials (the Provider's key, or the Authorization and API-key headers
+// and key query values of the caller's request) and key-shaped strings, as
+// internal/redact documents. A *ProviderError is changed in place (it was
+// made by this call); other errors come from the chain and pass unchanged.
+func (p *Provider) redactError(err error, hreq *http.Request) error {
+	var pe *middleware.ProviderError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	secrets := redact.Secrets(hreq.Header)
+	if p.apiKey != "" {
+		secrets = append(secrets, p.apiKey)
+	}
+	for k, vs := range hreq.URL.Query() {
+		if k := strings.ToLower(k); strings.Contains(k, "key") || strings.Contains(k, "token") {
+			secrets = append(secrets, vs...)
+		}
+	}
+	pe.Message = redact.Mask(pe.Message, secrets...)
+	pe.Code = redact.Mask(pe.Code, secrets...)
+	pe.Type = redact.Mask(pe.Type, secrets...)
+	var he *HTTPError
+	if errors.As(pe.Err, &he) {
+		he.Body = redact.Bytes(he.Body, secrets...)
+		he.Header = redact.Header(he.Header, secrets...)
+		he.Param = redact.Mask(he.Param, secrets...)
+	} else {
+		pe.Err = redact.Error(pe.Err, secrets...)
+	}
+	return err
 }
 
 // embeddedError classifies an error object found in a 2xx body or in a
