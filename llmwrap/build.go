@@ -114,7 +114,7 @@ func Pricer(p *policies.Policy) middleware.Pricer {
 		if !ok || !spec.HasPrice() {
 			return 0, false
 		}
-		return int64(spec.Cost(TokenCounts(u))), true
+		return int64(spec.Cost(TokenCounts(u))), true // exact pico-USD
 	})
 }
 

@@ -221,8 +221,9 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	usage, billed := b.usage(req, resp, est)
 	var actual Amount
 	if billed {
-		actual = Amount{Tokens: usage.Total(), USDMicros: spec.Cost(toCounts(usage)).Micro()}
-		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.CostMicros += actual.USDMicros })
+		exact := spec.Cost(toCounts(usage))
+		actual = Amount{Tokens: usage.Total(), USDMicros: exact.Ceil().Micro()}
+		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.CostPico += int64(exact) })
 	}
 	settled = true
 	b.settle(context.WithoutCancel(ctx), h, actual)
@@ -282,7 +283,7 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 			return nil, nil, spec, est, &refusal{kind: ErrUnpriced, msg: fmt.Sprintf("a USD budget applies and model %q has no price in the catalog or the policy", req.Model)}
 		}
 	}
-	need.USDMicros = spec.Cost(policies.TokenCounts{Input: est, Output: out}).Micro()
+	need.USDMicros = spec.Cost(policies.TokenCounts{Input: est, Output: out}).Ceil().Micro()
 	h, err := b.reserve(ctx, need, b.runLim, b.teamLim)
 	if err != nil {
 		var e *ExceededError
