@@ -166,10 +166,14 @@ func (b *Budget) Remaining(ctx context.Context, team string) (Remaining, error) 
 	return Remaining{Team: team, Window: w, Balance: bal}, nil
 }
 
-type runLedgerKey struct{ b *Budget }
+// runLedgerKey names a run's ledger inside the run (which is the run-id
+// part of the key): the policy, not the *Budget instance, so that a
+// Budget rebuilt by a policy reload keeps charging the same run ledger and
+// the money a run already spent stays spent.
+type runLedgerKey struct{ policy string }
 
 func (b *Budget) runLedger(run *middleware.Run) *ledger {
-	return run.Value(runLedgerKey{b}, func() any { return &ledger{} }).(*ledger)
+	return run.Value(runLedgerKey{cmp(b.pol.Name, "default")}, func() any { return &ledger{} }).(*ledger)
 }
 
 // RunBalance returns the run's spend and reservations under this budget.
