@@ -10,7 +10,7 @@ import (
 )
 
 // CatalogDate is the date of the list prices in the embedded catalog.
-const CatalogDate = "2025-08-01"
+const CatalogDate = "2025-10-15"
 
 //go:embed catalog.yaml
 var catalogYAML []byte
@@ -174,6 +174,9 @@ func mergeSpec(base, over ModelSpec) ModelSpec {
 	}
 	if over.Encoding != "" {
 		base.Encoding = over.Encoding
+	}
+	if !over.Image.IsZero() {
+		base.Image = over.Image
 	}
 	if over.Free {
 		base.Free = true

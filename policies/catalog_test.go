@@ -82,11 +82,16 @@ func TestModelLookup(t *testing.T) {
 		{"claude-3-7-sonnet-latest", "claude-3-7-sonnet"},
 		{"claude-3-5-haiku-20241022", "claude-3-5-haiku"},
 		{"claude-haiku-4-5-20251001", "claude-haiku-4-5"},
-		{"claude-opus-4-1-20250805", "claude-opus-4"},
+		{"claude-opus-4-1-20250805", "claude-opus-4-1"},
+		{"claude-sonnet-4-5-20250929", "claude-sonnet-4-5"},
+		{"gpt-5-2025-08-07", "gpt-5"},
+		{"gpt-5-mini-2025-08-07", "gpt-5-mini"},
+		{"gpt-4o-2024-05-13", "gpt-4o-2024-05-13"}, // its own, higher price
+		{"o3-pro-2025-06-10", "o3-pro"},
 		{"gemini-2.5-flash-preview-05-20", "gemini-2.5-flash"},
 		{"gemini-2.5-flash-lite-preview-06-17", "gemini-2.5-flash-lite"},
 		{"gemini-2.0-flash-001", "gemini-2.0-flash"},
-		{"o3-pro", ""},                  // a different model, not an o3 snapshot
+		{"o3-deep-research", ""},        // a different model, not an o3 snapshot
 		{"gpt-4o-realtime-preview", ""}, // ditto
 		{"gpt-4omni", ""},
 		{"gpt-4o-", ""},
