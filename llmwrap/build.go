@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/tokens"
@@ -86,7 +87,9 @@ func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 	// One estimator per chain (kept across reloads with a State): the
 	// router, the context layer and the budget share its per-message memo,
 	// and tokens.ForCall counts a call once for all of them.
-	o.set(estimatorKey{}, o.shared(estimatorKey{}, func() any { return tokens.New() }))
+	// The policy's catalog (encodings, image rules) resolves models.
+	shared := o.shared(estimatorKey{}, func() any { return tokens.New() }).(*tokens.Estimator)
+	o.set(estimatorKey{}, shared.WithModels(budget.EstimatorModels(p)))
 	mws := []middleware.Middleware{middleware.Instrument(Pricer(p), middleware.Observers(o.observers...))}
 	for _, l := range layers {
 		mw, err := l.build(p, o)
@@ -114,7 +117,7 @@ func Pricer(p *policies.Policy) middleware.Pricer {
 		if !ok || !spec.HasPrice() {
 			return 0, false
 		}
-		return int64(spec.Cost(TokenCounts(u))), true
+		return int64(spec.Cost(TokenCounts(u))), true // exact pico-USD
 	})
 }
 

@@ -42,7 +42,7 @@ func TestContextLayerFromPolicy(t *testing.T) {
 		t.Fatalf("offloaded %d; sent %d messages", offloaded, len(sent.Messages))
 	}
 	c := run.Calls()[0]
-	if c.Saved.InputTokens <= 0 || c.SavedMicros <= 0 || len(c.Notes) == 0 {
+	if c.Saved.InputTokens <= 0 || c.SavedPico <= 0 || len(c.Notes) == 0 {
 		t.Fatalf("savings not recorded: %+v", c.CallFacts)
 	}
 }

@@ -102,8 +102,8 @@ type CallFacts struct {
 	Rule           string // why the router picked Model, e.g. `rule 2 "cheap-tools": stage=tool_selection`
 	Cache          CacheStatus
 	Saved          Usage // tokens a cache hit or a compaction saved
-	SavedMicros    int64 // USD (micro) those saved tokens represent
-	CostMicros     int64 // USD (micro) billed for this call, all attempts
+	SavedPico      int64 // USD (pico, exact) those saved tokens represent
+	CostPico       int64 // USD (pico, exact) billed for this call, all attempts
 	Attempts       []Attempt
 	Notes          []string // free-form remarks of middlewares (e.g. "compacted 12 messages")
 }

@@ -149,10 +149,10 @@ type BudgetExceeded struct {
 
 // CacheLookup: a response cache answered or missed.
 type CacheLookup struct {
-	Status      CacheStatus
-	Model       string
-	Saved       Usage // on a hit: what the call would have cost in tokens
-	SavedMicros int64
+	Status    CacheStatus
+	Model     string
+	Saved     Usage // on a hit: what the call would have cost in tokens
+	SavedPico int64
 }
 
 // StoreFailed: a shared store (cache, budget ledger, artifacts) failed; the

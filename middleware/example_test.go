@@ -46,17 +46,18 @@ func ExampleStartRun() {
 			Usage:   middleware.Usage{InputTokens: 1000, OutputTokens: 100}}, nil
 	})
 	price := middleware.PricerFunc(func(model string, u middleware.Usage) (int64, bool) {
-		// $0.15 per 1M input tokens, $0.60 per 1M output tokens.
-		return (u.InputTokens*150_000 + u.OutputTokens*600_000) / 1_000_000, true
+		// $0.15 per 1M input tokens, $0.60 per 1M output tokens: exact
+		// pico-dollars per token.
+		return u.InputTokens*150_000 + u.OutputTokens*600_000, true
 	})
 	h := middleware.Then(provider, middleware.Instrument(price, nil))
 	ctx, run := middleware.StartRun(context.Background(), "ticket-1")
 	h.Handle(ctx, &middleware.Request{Model: "gpt-4o-mini", Messages: []middleware.Message{{Role: middleware.RoleUser, Content: "status?"}}})
 	t := run.Totals()
 	c := run.Calls()[0]
-	fmt.Println(c.Seq, c.Model, c.Stage, c.Usage.Total(), middleware.FormatUSD(c.CostMicros))
-	fmt.Println(t.Calls, middleware.FormatUSD(t.CostMicros))
+	fmt.Println(c.Seq, c.Model, c.Stage, c.Usage.Total(), middleware.FormatPico(c.CostPico))
+	fmt.Println(t.Calls, middleware.FormatPico(t.CostPico))
 	// Output:
-	// 1 gpt-4o-mini final_answer 1100 $0.000210
-	// 1 $0.000210
+	// 1 gpt-4o-mini final_answer 1100 $0.00021
+	// 1 $0.00021
 }

@@ -6,10 +6,11 @@ import (
 	"time"
 )
 
-// Pricer prices usage: it returns the cost in micro-USD of usage on model,
-// and false when the model has no known price.
+// Pricer prices usage: it returns the exact cost in pico-USD (10^-12
+// dollars, see [FormatPico]) of usage on model, and false when the model
+// has no known price.
 type Pricer interface {
-	Cost(model string, u Usage) (micros int64, ok bool)
+	Cost(model string, u Usage) (pico int64, ok bool)
 }
 
 // PricerFunc adapts a function to a Pricer.
@@ -77,9 +78,9 @@ func Instrument(pricer Pricer, obs Observer) Middleware {
 						f.Stage = StageFinalAnswer
 					}
 				}
-				if f.CostMicros == 0 && pricer != nil && !usage.IsZero() && (resp == nil || !resp.FromCache) {
+				if f.CostPico == 0 && pricer != nil && !usage.IsZero() && (resp == nil || !resp.FromCache) {
 					if c, ok := pricer.Cost(f.Model, usage); ok {
-						f.CostMicros = c
+						f.CostPico = c
 					}
 				}
 			})

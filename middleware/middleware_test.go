@@ -3,6 +3,8 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"math/big"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"testing"
@@ -183,5 +185,25 @@ func TestRunConcurrentRecording(t *testing.T) {
 	}
 	if !strings.Contains(run.Report(), "run r: 400 calls") {
 		t.Fatal(run.Report())
+	}
+}
+
+// TestFormatPicoIsExact checks that FormatPico's text reads back as the
+// amount it printed, for random amounts of every magnitude.
+func TestFormatPicoIsExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 10_000 {
+		p := rng.Int64N(1 << (i % 62))
+		if i%2 == 1 {
+			p = -p
+		}
+		s := middleware.FormatPico(p)
+		r, ok := new(big.Rat).SetString(strings.Replace(s, "$", "", 1))
+		if !ok || r.Cmp(big.NewRat(p, 1_000_000_000_000)) != 0 {
+			t.Fatalf("FormatPico(%d) = %q", p, s)
+		}
+	}
+	if got := middleware.FormatPico(56_400_000); got != "$0.0000564" {
+		t.Errorf("FormatPico(56400000) = %q", got)
 	}
 }

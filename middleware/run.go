@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -94,7 +95,7 @@ func (r *Run) Record(c CallRecord) {
 	r.mu.Lock()
 	r.calls = append(r.calls, c)
 	r.spent = r.spent.Add(c.Usage)
-	r.spentMicros += c.CostMicros
+	r.spentMicros += c.CostPico
 	r.mu.Unlock()
 }
 
@@ -156,18 +157,18 @@ func (r *Run) Value(key any, init func() any) any {
 
 // Totals sums a run's calls.
 type Totals struct {
-	Calls       int
-	Failed      int
-	CacheHits   int
-	Usage       Usage
-	CostMicros  int64
-	Saved       Usage
-	SavedMicros int64
-	LLMTime     time.Duration // sum of call latencies
-	ToolCalls   int
-	ToolTime    time.Duration // sum of tool durations
-	Wall        time.Duration // since the run started
-	ByModel     map[string]ModelTotals
+	Calls     int
+	Failed    int
+	CacheHits int
+	Usage     Usage
+	CostPico  int64
+	Saved     Usage
+	SavedPico int64
+	LLMTime   time.Duration // sum of call latencies
+	ToolCalls int
+	ToolTime  time.Duration // sum of tool durations
+	Wall      time.Duration // since the run started
+	ByModel   map[string]ModelTotals
 
 	ToolTurns           int           // turns of tool calls (RecordToolTurn)
 	ToolWall            time.Duration // wall time of those turns; ToolTime-ToolWall was saved by parallel runs
@@ -177,9 +178,9 @@ type Totals struct {
 
 // ModelTotals sums the calls answered by one model.
 type ModelTotals struct {
-	Calls      int
-	Usage      Usage
-	CostMicros int64
+	Calls    int
+	Usage    Usage
+	CostPico int64
 }
 
 // Totals returns the run's sums so far.
@@ -195,15 +196,15 @@ func (r *Run) Totals() Totals {
 			t.CacheHits++
 		}
 		t.Usage = t.Usage.Add(c.Usage)
-		t.CostMicros += c.CostMicros
+		t.CostPico += c.CostPico
 		t.Saved = t.Saved.Add(c.Saved)
-		t.SavedMicros += c.SavedMicros
+		t.SavedPico += c.SavedPico
 		t.LLMTime += c.Latency
 		if c.Model != "" {
 			m := t.ByModel[c.Model]
 			m.Calls++
 			m.Usage = m.Usage.Add(c.Usage)
-			m.CostMicros += c.CostMicros
+			m.CostPico += c.CostPico
 			t.ByModel[c.Model] = m
 		}
 	}
@@ -216,6 +217,24 @@ func (r *Run) Totals() Totals {
 	}
 	t.ToolTurns, t.ToolWall = r.toolTurns, r.toolWall
 	return t
+}
+
+// FormatPico renders an exact amount of pico-USD (10^-12 dollars, the
+// unit of every cost tokenwise reports) as dollars with at least two
+// decimals and no trailing zeros, without rounding: 56_400_000 ->
+// "$0.0000564". The text is the amount, so printed costs add up.
+func FormatPico(pico int64) string {
+	a := uint64(pico)
+	sign := ""
+	if pico < 0 {
+		sign = "-"
+		a = uint64(-(pico + 1)) + 1
+	}
+	fs := strings.TrimRight(fmt.Sprintf("%012d", a%1_000_000_000_000), "0")
+	for len(fs) < 2 {
+		fs += "0"
+	}
+	return sign + "$" + strconv.FormatUint(a/1_000_000_000_000, 10) + "." + fs
 }
 
 // FormatUSD renders micro-USD as dollars, e.g. 1234 -> "$0.001234".
@@ -236,7 +255,7 @@ func (r *Run) Report() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "run %s: %d calls, %d tokens (%d in / %d out, %d cached), %s, llm %s, tools %d in %s, wall %s\n",
 		r.id, t.Calls, t.Usage.Total(), t.Usage.InputTokens, t.Usage.OutputTokens, t.Usage.CachedInputTokens,
-		FormatUSD(t.CostMicros), t.LLMTime.Round(time.Millisecond), t.ToolCalls, t.ToolTime.Round(time.Millisecond),
+		FormatPico(t.CostPico), t.LLMTime.Round(time.Millisecond), t.ToolCalls, t.ToolTime.Round(time.Millisecond),
 		t.Wall.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tmodel\tstage\tin\tcached\tout\tusd\tlatency\tcache\trule\terror")
@@ -246,7 +265,7 @@ func (r *Run) Report() string {
 			errText = c.Err.Error()
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", c.Seq, c.Model, c.Stage,
-			c.Usage.InputTokens, cachedCell(c.Usage), c.Usage.OutputTokens, FormatUSD(c.CostMicros),
+			c.Usage.InputTokens, cachedCell(c.Usage), c.Usage.OutputTokens, FormatPico(c.CostPico),
 			c.Latency.Round(time.Millisecond), c.Cache, c.Rule, errText)
 	}
 	tw.Flush()
@@ -257,10 +276,10 @@ func (r *Run) Report() string {
 	sort.Strings(models)
 	for _, m := range models {
 		mt := t.ByModel[m]
-		fmt.Fprintf(&b, "  %s: %d calls, %d tokens, %s\n", m, mt.Calls, mt.Usage.Total(), FormatUSD(mt.CostMicros))
+		fmt.Fprintf(&b, "  %s: %d calls, %d tokens, %s\n", m, mt.Calls, mt.Usage.Total(), FormatPico(mt.CostPico))
 	}
 	if t.CacheHits > 0 || t.Saved.Total() > 0 {
-		fmt.Fprintf(&b, "  saved: %d tokens, %s (%d cache hits)\n", t.Saved.Total(), FormatUSD(t.SavedMicros), t.CacheHits)
+		fmt.Fprintf(&b, "  saved: %d tokens, %s (%d cache hits)\n", t.Saved.Total(), FormatPico(t.SavedPico), t.CacheHits)
 	}
 	if t.ToolTurns > 0 {
 		fmt.Fprintf(&b, "  tools: %d calls in %d turns, %s of tool time in %s wall (parallel saved %s)\n",
@@ -287,8 +306,8 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 		CachedShare float64  `json:"cached_share"`
 		Output      int64    `json:"output_tokens"`
 		Reasoning   int64    `json:"reasoning_tokens"`
-		CostMicros  int64    `json:"cost_usd_micros"`
-		SavedMicros int64    `json:"saved_usd_micros,omitempty"`
+		CostPico    int64    `json:"cost_usd_pico"`
+		SavedPico   int64    `json:"saved_usd_pico,omitempty"`
 		LatencyMs   float64  `json:"latency_ms"`
 		Attempts    int      `json:"attempts"`
 		Notes       []string `json:"notes,omitempty"`
@@ -296,21 +315,21 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 	}
 	t := r.Totals()
 	out := struct {
-		Run         string  `json:"run"`
-		Calls       []call  `json:"calls"`
-		Input       int64   `json:"input_tokens"`
-		Output      int64   `json:"output_tokens"`
-		CostMicros  int64   `json:"cost_usd_micros"`
-		SavedMicros int64   `json:"saved_usd_micros"`
-		CacheHits   int     `json:"cache_hits"`
-		ToolCalls   int     `json:"tool_calls"`
-		ToolMs      float64 `json:"tool_ms"`
-		ToolWallMs  float64 `json:"tool_wall_ms,omitempty"`
-		Artifacts   int     `json:"artifacts,omitempty"`
-		ArtSaved    int64   `json:"artifact_saved_tokens,omitempty"`
-		WallMs      float64 `json:"wall_ms"`
-	}{ToolWallMs: ms(t.ToolWall), Artifacts: t.Artifacts, ArtSaved: t.ArtifactSavedTokens, Run: r.id, Input: t.Usage.InputTokens, Output: t.Usage.OutputTokens, CostMicros: t.CostMicros,
-		SavedMicros: t.SavedMicros, CacheHits: t.CacheHits, ToolCalls: t.ToolCalls,
+		Run        string  `json:"run"`
+		Calls      []call  `json:"calls"`
+		Input      int64   `json:"input_tokens"`
+		Output     int64   `json:"output_tokens"`
+		CostPico   int64   `json:"cost_usd_pico"`
+		SavedPico  int64   `json:"saved_usd_pico"`
+		CacheHits  int     `json:"cache_hits"`
+		ToolCalls  int     `json:"tool_calls"`
+		ToolMs     float64 `json:"tool_ms"`
+		ToolWallMs float64 `json:"tool_wall_ms,omitempty"`
+		Artifacts  int     `json:"artifacts,omitempty"`
+		ArtSaved   int64   `json:"artifact_saved_tokens,omitempty"`
+		WallMs     float64 `json:"wall_ms"`
+	}{ToolWallMs: ms(t.ToolWall), Artifacts: t.Artifacts, ArtSaved: t.ArtifactSavedTokens, Run: r.id, Input: t.Usage.InputTokens, Output: t.Usage.OutputTokens, CostPico: t.CostPico,
+		SavedPico: t.SavedPico, CacheHits: t.CacheHits, ToolCalls: t.ToolCalls,
 		ToolMs: ms(t.ToolTime), WallMs: ms(t.Wall), Calls: []call{}}
 	for _, c := range r.Calls() {
 		e := ""
@@ -319,8 +338,8 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 		}
 		out.Calls = append(out.Calls, call{Seq: c.Seq, Model: c.Model, Requested: c.RequestedModel, Stage: c.Stage,
 			Rule: c.Rule, Cache: string(c.Cache), Input: c.Usage.InputTokens, Cached: c.Usage.CachedInputTokens, CachedShare: CachedShare(c.Usage),
-			Output: c.Usage.OutputTokens, Reasoning: c.Usage.ReasoningTokens, CostMicros: c.CostMicros,
-			SavedMicros: c.SavedMicros, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Notes: c.Notes, Err: e})
+			Output: c.Usage.OutputTokens, Reasoning: c.Usage.ReasoningTokens, CostPico: c.CostPico,
+			SavedPico: c.SavedPico, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Notes: c.Notes, Err: e})
 	}
 	return json.Marshal(out)
 }

@@ -34,7 +34,7 @@
 //	 "model":"gpt-4o-mini",                   // the model that answered (after routing and fallback)
 //	 "rule":"rule 1 \"cheap\": stage=tool_selection",
 //	 "cache":"miss",
-//	 "cost_usd_micros":162,"saved_usd_micros":0,
+//	 "cost_usd_pico":162000000,
 //	 "latency_ms":30.2,
 //	 "error":""}                              // the call's error, when it failed (no response then)
 //

@@ -34,7 +34,7 @@ func TestSlogLogsFinishedCall(t *testing.T) {
 	if _, err := h.Handle(ctx, &middleware.Request{Model: "gpt-4o", Messages: []middleware.Message{{Role: "user", Content: "hi"}}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`msg="tokenwise: call.finished"`, "team=devops", "model=gpt-4o", "input_tokens=100", "output_tokens=10", "usd=$0.000350"} {
+	for _, want := range []string{`msg="tokenwise: call.finished"`, "team=devops", "model=gpt-4o", "input_tokens=100", "output_tokens=10", "usd=$0.00035"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, buf.String())
 		}
@@ -61,7 +61,7 @@ func TestRecorderRoundTrip(t *testing.T) {
 		t.Fatalf("%v %d", err, len(recs))
 	}
 	r := recs[0]
-	if r.Run != "r1" || r.Seq != 1 || r.Model != "gpt-4o" || r.CostMicros != 350 || r.Response.Usage.InputTokens != 100 ||
+	if r.Run != "r1" || r.Seq != 1 || r.Model != "gpt-4o" || r.CostPico != 350_000_000 || r.Response.Usage.InputTokens != 100 ||
 		*r.Request.Temperature != 0 || r.Request.Tools[0].Name != "check_disk" || r.Request.Request().Messages[0].Content != "hi" {
 		t.Errorf("record = %+v", r)
 	}

@@ -21,9 +21,9 @@ type ReplayResult struct {
 	Calls        int   // calls replayed
 	Failed       int   // calls that failed under the policy (guard, budget, no answer)
 	CacheHits    int   // calls the policy's cache answered
-	RecordedCost int64 // micro-USD the trace says the calls cost
-	CostMicros   int64 // micro-USD they cost under the policy
-	SavedMicros  int64 // micro-USD the policy's cache saved
+	RecordedCost int64 // pico-USD the trace says the calls cost
+	CostPico     int64 // pico-USD they cost under the policy (exact)
+	SavedPico    int64 // pico-USD the policy's cache saved (exact)
 	Usage        middleware.Usage
 	Runs         []*middleware.Run // the replayed runs, in order of first call
 }
@@ -63,7 +63,7 @@ func Replay(ctx context.Context, p *policies.Policy, recs []Record, opts ReplayO
 	res := &ReplayResult{}
 	runs := map[string]context.Context{}
 	for i, rec := range recs {
-		res.RecordedCost += rec.CostMicros
+		res.RecordedCost += rec.cost()
 		if rec.Response == nil {
 			res.Calls++
 			res.Failed++
@@ -94,8 +94,8 @@ func Replay(ctx context.Context, p *policies.Policy, recs []Record, opts ReplayO
 			res.Failed++
 		}
 		if ev := capt.ev; ev != nil {
-			res.CostMicros += ev.Facts.CostMicros
-			res.SavedMicros += ev.Facts.SavedMicros
+			res.CostPico += ev.Facts.CostPico
+			res.SavedPico += ev.Facts.SavedPico
 			res.Usage = res.Usage.Add(ev.Usage)
 			if ev.Facts.Cache == middleware.CacheHit {
 				res.CacheHits++
@@ -148,4 +148,13 @@ func (p *replayProvider) Handle(ctx context.Context, req *middleware.Request) (*
 		}
 	}
 	return resp, nil
+}
+
+// cost returns the recorded cost in pico-USD, converting a trace written
+// in micro-USD.
+func (r *Record) cost() int64 {
+	if r.CostPico == 0 && r.CostMicros != 0 {
+		return r.CostMicros * 1_000_000
+	}
+	return r.CostPico
 }

@@ -3,7 +3,6 @@ package observe
 import (
 	"context"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/tokenwise/tokenwise/middleware"
@@ -85,7 +84,7 @@ func (s *Slog) Observe(ctx context.Context, e middleware.Event) {
 			slog.Int64("used", e.Used), slog.Int64("reserved", e.Reserved), slog.Int64("need", e.Need), slog.String("action", e.Action))
 	case middleware.CacheLookup:
 		s.log(ctx, lvl, "tokenwise: cache.lookup", slog.String("status", string(e.Status)), slog.String("model", e.Model),
-			slog.Int64("saved_tokens", e.Saved.Total()), slog.String("saved_usd", usd(e.SavedMicros)))
+			slog.Int64("saved_tokens", e.Saved.Total()), slog.String("saved_usd", usd(e.SavedPico)))
 	case middleware.StoreFailed:
 		s.log(ctx, lvl, "tokenwise: store.failed", slog.String("store", e.Store), slog.String("op", e.Op), slog.Any("error", e.Err))
 	case middleware.ToolFinished:
@@ -127,15 +126,15 @@ func (s *Slog) callFinished(ctx context.Context, lvl slog.Level, e middleware.Ca
 	if e.Usage.CachedInputTokens != 0 {
 		a = append(a, slog.Int64("cached_input_tokens", e.Usage.CachedInputTokens))
 	}
-	a = append(a, slog.String("usd", usd(f.CostMicros)), slog.Duration("latency", e.Latency), slog.String("cache", string(f.Cache)))
+	a = append(a, slog.String("usd", usd(f.CostPico)), slog.Duration("latency", e.Latency), slog.String("cache", string(f.Cache)))
 	if f.Rule != "" {
 		a = append(a, slog.String("rule", f.Rule))
 	}
 	if len(f.Attempts) > 1 {
 		a = append(a, slog.Int("attempts", len(f.Attempts)))
 	}
-	if f.SavedMicros > 0 {
-		a = append(a, slog.String("saved_usd", usd(f.SavedMicros)))
+	if f.SavedPico > 0 {
+		a = append(a, slog.String("saved_usd", usd(f.SavedPico)))
 	}
 	if e.Err != nil {
 		a = append(a, slog.Any("error", e.Err))
@@ -150,21 +149,5 @@ func (s *Slog) log(ctx context.Context, lvl slog.Level, msg string, attrs ...slo
 	_ = s.l.Handler().Handle(ctx, r)
 }
 
-// usd formats micro-USD like middleware.FormatUSD ("$0.000350") without fmt.
-func usd(micros int64) string {
-	var b [32]byte
-	out := b[:0]
-	if micros < 0 {
-		out = append(out, '-')
-		micros = -micros
-	}
-	out = append(out, '$')
-	out = strconv.AppendInt(out, micros/1_000_000, 10)
-	out = append(out, '.')
-	frac := micros % 1_000_000
-	for d := int64(100_000); d > 1 && frac < d; d /= 10 {
-		out = append(out, '0')
-	}
-	out = strconv.AppendInt(out, frac, 10)
-	return string(out)
-}
+// usd formats exact pico-USD like middleware.FormatPico ("$0.0000564").
+func usd(pico int64) string { return middleware.FormatPico(pico) }

@@ -18,21 +18,25 @@ const TraceVersion = 1
 // Record is one line of a trace: one LLM call. See the package
 // documentation for the format.
 type Record struct {
-	V           int            `json:"v"`
-	Run         string         `json:"run,omitempty"`
-	Seq         int            `json:"seq,omitempty"`
-	Team        string         `json:"team,omitempty"`
-	Stage       string         `json:"stage,omitempty"`
-	Time        time.Time      `json:"time"`
-	Request     TraceRequest   `json:"request"`
-	Response    *TraceResponse `json:"response,omitempty"`
-	Model       string         `json:"model,omitempty"`
-	Rule        string         `json:"rule,omitempty"`
-	Cache       string         `json:"cache,omitempty"`
-	CostMicros  int64          `json:"cost_usd_micros"`
-	SavedMicros int64          `json:"saved_usd_micros,omitempty"`
-	LatencyMs   float64        `json:"latency_ms"`
-	Error       string         `json:"error,omitempty"`
+	V         int            `json:"v"`
+	Run       string         `json:"run,omitempty"`
+	Seq       int            `json:"seq,omitempty"`
+	Team      string         `json:"team,omitempty"`
+	Stage     string         `json:"stage,omitempty"`
+	Time      time.Time      `json:"time"`
+	Request   TraceRequest   `json:"request"`
+	Response  *TraceResponse `json:"response,omitempty"`
+	Model     string         `json:"model,omitempty"`
+	Rule      string         `json:"rule,omitempty"`
+	Cache     string         `json:"cache,omitempty"`
+	CostPico  int64          `json:"cost_usd_pico"`            // exact, 10^-12 dollars
+	SavedPico int64          `json:"saved_usd_pico,omitempty"` // exact, 10^-12 dollars
+	// CostMicros and SavedMicros are read from traces written before costs
+	// were exact (rounded up per component); a reader converts them.
+	CostMicros  int64   `json:"cost_usd_micros,omitempty"`
+	SavedMicros int64   `json:"saved_usd_micros,omitempty"`
+	LatencyMs   float64 `json:"latency_ms"`
+	Error       string  `json:"error,omitempty"`
 }
 
 // TraceRequest is a middleware.Request in the trace.
@@ -252,7 +256,7 @@ func (r *Recorder) Middleware() middleware.Middleware {
 				f := ev.Facts
 				rec.Run, rec.Seq, rec.Team, rec.Stage = f.Run, f.Seq, f.Team, string(f.Stage)
 				rec.Model, rec.Rule, rec.Cache = f.Model, f.Rule, string(f.Cache)
-				rec.CostMicros, rec.SavedMicros = f.CostMicros, f.SavedMicros
+				rec.CostPico, rec.SavedPico = f.CostPico, f.SavedPico
 				rec.LatencyMs = float64(ev.Latency) / float64(time.Millisecond)
 			} else if run := middleware.RunFrom(ctx); run != nil {
 				rec.Run = run.ID()

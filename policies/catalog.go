@@ -10,7 +10,7 @@ import (
 )
 
 // CatalogDate is the date of the list prices in the embedded catalog.
-const CatalogDate = "2025-08-01"
+const CatalogDate = "2025-10-15"
 
 //go:embed catalog.yaml
 var catalogYAML []byte
@@ -175,6 +175,9 @@ func mergeSpec(base, over ModelSpec) ModelSpec {
 	if over.Encoding != "" {
 		base.Encoding = over.Encoding
 	}
+	if !over.Image.IsZero() {
+		base.Image = over.Image
+	}
 	if over.Free {
 		base.Free = true
 	}
@@ -199,19 +202,19 @@ type TokenCounts struct {
 	Reasoning int64
 }
 
-// Cost prices u at m's rates, in integer micro-dollars:
+// Cost prices u at m's rates, exactly, in pico-dollars:
 //
 //	(Input − CachedInput − CacheWrite) × InputPer1M
 //	+ CachedInput × CachedInputPer1M (InputPer1M when zero)
 //	+ CacheWrite × CacheWritePer1M (InputPer1M when zero)
 //	+ Output × OutputPer1M
 //
-// each term divided by one million and rounded up, so a call is never
-// under-billed. Reasoning tokens are part of Output. Negative counts count
-// as zero, CachedInput and CacheWrite are capped at Input, and the result
-// saturates instead of overflowing. A model without a price costs $0: check
-// HasPrice first.
-func (m ModelSpec) Cost(u TokenCounts) USD {
+// with each rate read as pico-dollars per token (micro-dollars per million
+// tokens): no term is rounded. Reasoning tokens are part of Output. Negative
+// counts count as zero, CachedInput and CacheWrite are capped at Input, and
+// the result saturates instead of overflowing. A model without a price
+// costs $0: check HasPrice first.
+func (m ModelSpec) Cost(u TokenCounts) PicoUSD {
 	in := max(u.Input, 0)
 	cached := min(max(u.CachedInput, 0), in)
 	write := min(max(u.CacheWrite, 0), in-cached)
@@ -222,9 +225,9 @@ func (m ModelSpec) Cost(u TokenCounts) USD {
 	if writeRate == 0 {
 		writeRate = m.InputPer1M
 	}
-	c := perMillion(in-cached-write, m.InputPer1M)
-	c = addSat(c, perMillion(cached, cachedRate))
-	c = addSat(c, perMillion(write, writeRate))
-	c = addSat(c, perMillion(u.Output, m.OutputPer1M))
+	c := times(in-cached-write, m.InputPer1M)
+	c = c.Add(times(cached, cachedRate))
+	c = c.Add(times(write, writeRate))
+	c = c.Add(times(u.Output, m.OutputPer1M))
 	return c
 }

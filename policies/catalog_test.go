@@ -82,11 +82,16 @@ func TestModelLookup(t *testing.T) {
 		{"claude-3-7-sonnet-latest", "claude-3-7-sonnet"},
 		{"claude-3-5-haiku-20241022", "claude-3-5-haiku"},
 		{"claude-haiku-4-5-20251001", "claude-haiku-4-5"},
-		{"claude-opus-4-1-20250805", "claude-opus-4"},
+		{"claude-opus-4-1-20250805", "claude-opus-4-1"},
+		{"claude-sonnet-4-5-20250929", "claude-sonnet-4-5"},
+		{"gpt-5-2025-08-07", "gpt-5"},
+		{"gpt-5-mini-2025-08-07", "gpt-5-mini"},
+		{"gpt-4o-2024-05-13", "gpt-4o-2024-05-13"}, // its own, higher price
+		{"o3-pro-2025-06-10", "o3-pro"},
 		{"gemini-2.5-flash-preview-05-20", "gemini-2.5-flash"},
 		{"gemini-2.5-flash-lite-preview-06-17", "gemini-2.5-flash-lite"},
 		{"gemini-2.0-flash-001", "gemini-2.0-flash"},
-		{"o3-pro", ""},                  // a different model, not an o3 snapshot
+		{"o3-deep-research", ""},        // a different model, not an o3 snapshot
 		{"gpt-4o-realtime-preview", ""}, // ditto
 		{"gpt-4omni", ""},
 		{"gpt-4o-", ""},
@@ -150,7 +155,7 @@ func TestCost(t *testing.T) {
 		name  string
 		model ModelSpec
 		u     TokenCounts
-		want  USD
+		want  PicoUSD // exact
 	}{
 		{
 			// 6000 × $2.50 + 4000 × $1.25 + 1000 × $10 per 1M
@@ -158,35 +163,37 @@ func TestCost(t *testing.T) {
 			// are part of the 1000 output tokens.
 			"gpt-4o cached and reasoning", cat["gpt-4o"],
 			TokenCounts{Input: 10_000, CachedInput: 4_000, Output: 1_000, Reasoning: 300},
-			30_000,
+			30_000 * PicoPerMicro,
 		},
 		{
 			// 1000 × $3 + 2000 × $0.30 + 500 × $3.75 + 100 × $15 per 1M
 			// = 3000 + 600 + 1875 + 1500 µ$.
 			"claude cache read and write", cat["claude-sonnet-4"],
 			TokenCounts{Input: 3_500, CachedInput: 2_000, CacheWrite: 500, Output: 100},
-			6_975,
+			6_975 * PicoPerMicro,
 		},
 		{
 			// No cached price: cached tokens are billed as input.
 			"gpt-4-turbo no cache price", cat["gpt-4-turbo"],
 			TokenCounts{Input: 1_000, CachedInput: 1_000},
-			10_000,
+			10_000 * PicoPerMicro,
 		},
-		// One token at $0.15/1M is 0.15 µ$, rounded up to 1 µ$.
-		{"rounds up", cat["gpt-4o-mini"], TokenCounts{Input: 1}, 1},
-		// Each component rounds up on its own: 0.15 + 0.075 + 0.6 µ$.
-		{"rounds up per component", cat["gpt-4o-mini"], TokenCounts{Input: 2, CachedInput: 1, Output: 1}, 3},
+		// One token at $0.15/1M is 0.15 µ$, exactly.
+		{"one token", cat["gpt-4o-mini"], TokenCounts{Input: 1}, 150_000},
+		// No component rounds: 0.15 + 0.075 + 0.6 µ$.
+		{"no rounding per component", cat["gpt-4o-mini"], TokenCounts{Input: 2, CachedInput: 1, Output: 1}, 825_000},
+		// The issue's call: 240 input, 34 output tokens on gpt-4o-mini.
+		{"issue example", cat["gpt-4o-mini"], TokenCounts{Input: 240, Output: 34}, 56_400_000},
 		{"zero", cat["gpt-4o"], TokenCounts{}, 0},
 		{"negatives count as zero", cat["gpt-4o"], TokenCounts{Input: -5, Output: -1}, 0},
-		{"cached capped at input", cat["gpt-4o"], TokenCounts{Input: 1_000_000, CachedInput: 2_000_000}, 1_250_000},
+		{"cached capped at input", cat["gpt-4o"], TokenCounts{Input: 1_000_000, CachedInput: 2_000_000}, 1_250_000 * PicoPerMicro},
 		{"free", ModelSpec{Free: true}, TokenCounts{Input: 1e9, Output: 1e9}, 0},
 		{"saturates", ModelSpec{InputPer1M: 1 << 62}, TokenCounts{Input: 1 << 62}, 1<<63 - 1},
 		{"saturates in sum", ModelSpec{InputPer1M: 1 << 61, OutputPer1M: 1 << 61}, TokenCounts{Input: 5e6, Output: 5e6}, 1<<63 - 1},
 	}
 	for _, tt := range tests {
 		if got := tt.model.Cost(tt.u); got != tt.want {
-			t.Errorf("%s: Cost = %s (%d µ$), want %s (%d µ$)", tt.name, got, int64(got), tt.want, int64(tt.want))
+			t.Errorf("%s: Cost = %s (%d p$), want %s (%d p$)", tt.name, got, int64(got), tt.want, int64(tt.want))
 		}
 	}
 	if got := cat["gpt-4o"].Cost(TokenCounts{Input: 10_000, CachedInput: 4_000, Output: 1_000, Reasoning: 300}).String(); got != "$0.03" {
@@ -219,7 +226,7 @@ func BenchmarkCost(b *testing.B) {
 	u := TokenCounts{Input: 10_000, CachedInput: 4_000, Output: 1_000, Reasoning: 300}
 	b.ReportAllocs()
 	for b.Loop() {
-		if m.Cost(u) != 30_000 {
+		if m.Cost(u) != 30_000*PicoPerMicro {
 			b.Fatal("wrong cost")
 		}
 	}

@@ -45,12 +45,15 @@ func ExampleDefault() {
 	// 10 5m 30s
 }
 
-// Cost prices a call from its token counts, in exact micro-dollars.
+// Cost prices a call from its token counts, exactly, in pico-dollars.
 func ExampleModelSpec_Cost() {
 	var p *policies.Policy // a nil policy reads the embedded catalog alone
 	m, _ := p.Model("gpt-4o-2024-08-06")
 	cost := m.Cost(policies.TokenCounts{Input: 10_000, CachedInput: 4_000, Output: 1_000, Reasoning: 300})
-	fmt.Println(cost, cost.Micro())
+	fmt.Println(cost, cost.Ceil().Micro())
+	small := m.Cost(policies.TokenCounts{Input: 7, Output: 3})
+	fmt.Println(small, small.Ceil())
 	// Output:
 	// $0.03 30000
+	// $0.0000475 $0.000048
 }

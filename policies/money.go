@@ -154,32 +154,85 @@ func (u *USD) UnmarshalJSON(b []byte) error {
 // MarshalYAML writes the amount as a YAML number with its exact decimal text.
 func (u USD) MarshalYAML() ([]byte, error) { return []byte(u.text()), nil }
 
-// perMillion returns ceil(tokens*ratePer1M/1e6) in micro-dollars: the price
-// of tokens at a rate given per one million tokens, rounded up so that a
-// partial micro-dollar is never under-billed. Negative inputs count as zero;
-// the result saturates at the largest USD instead of overflowing.
-func perMillion(tokens int64, ratePer1M USD) USD {
-	if tokens <= 0 || ratePer1M <= 0 {
-		return 0
-	}
-	hi, lo := bits.Mul64(uint64(tokens), uint64(ratePer1M))
-	if hi >= 1_000_000 {
+// PicoUSD is an exact amount of money in pico-dollars: 1 USD = 10^12.
+//
+// Every price of the catalog and of a policy is a whole number of
+// micro-dollars per one million tokens, that is a whole number of
+// pico-dollars per token, so the cost of any usage is an exact PicoUSD:
+// tokens × price, with no rounding. Costs are summed in this unit (per
+// call, per run, per model) and rounded once, when they are displayed
+// ([PicoUSD.String] does not round at all) or charged to a budget ledger
+// kept in micro-dollars ([PicoUSD.Ceil]). An int64 holds up to about
+// $9.2 million; sums saturate rather than overflow ([PicoUSD.Add]).
+type PicoUSD int64
+
+// PicoPerMicro is the number of pico-dollars in a micro-dollar.
+const PicoPerMicro = 1_000_000
+
+// Pico returns the amount in pico-dollars, saturating at the int64 range.
+func (u USD) Pico() PicoUSD {
+	switch {
+	case u > math.MaxInt64/PicoPerMicro:
 		return math.MaxInt64
+	case u < math.MinInt64/PicoPerMicro:
+		return math.MinInt64
 	}
-	q, r := bits.Div64(hi, lo, 1_000_000)
-	if r != 0 {
+	return PicoUSD(u * PicoPerMicro)
+}
+
+// Ceil returns the amount rounded up to a whole micro-dollar: the one
+// rounding of a budget charge, never in the caller's favour.
+func (p PicoUSD) Ceil() USD {
+	q := p / PicoPerMicro
+	if p%PicoPerMicro > 0 {
 		q++
-	}
-	if q > math.MaxInt64 {
-		return math.MaxInt64
 	}
 	return USD(q)
 }
 
-// addSat adds without overflowing past the largest USD.
-func addSat(a, b USD) USD {
-	if b > 0 && a > math.MaxInt64-b {
+// Add returns p + q, saturating instead of overflowing.
+func (p PicoUSD) Add(q PicoUSD) PicoUSD {
+	s := p + q
+	switch {
+	case q > 0 && s < p:
+		return math.MaxInt64
+	case q < 0 && s > p:
+		return math.MinInt64
+	}
+	return s
+}
+
+// Float returns the amount in dollars as a float64, for metrics and
+// display only.
+func (p PicoUSD) Float() float64 { return float64(p) / 1e12 }
+
+// String renders the exact amount with a dollar sign and at least two
+// decimals, trimming further zeros: $0.0000564, $0.15, -$1.00. It never
+// rounds: the text read back is the amount.
+func (p PicoUSD) String() string {
+	a := uint64(p)
+	sign := ""
+	if p < 0 {
+		sign = "-"
+		a = uint64(-(p + 1)) + 1
+	}
+	fs := strings.TrimRight(fmt.Sprintf("%012d", a%1_000_000_000_000), "0")
+	for len(fs) < 2 {
+		fs += "0"
+	}
+	return sign + "$" + strconv.FormatUint(a/1_000_000_000_000, 10) + "." + fs
+}
+
+// times returns tokens × ratePer1M in pico-dollars: a price per one million
+// tokens in micro-dollars is a price per token in pico-dollars. Negative
+// inputs count as zero; the result saturates instead of overflowing.
+func times(tokens int64, ratePer1M USD) PicoUSD {
+	if tokens <= 0 || ratePer1M <= 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(uint64(tokens), uint64(ratePer1M))
+	if hi != 0 || lo > math.MaxInt64 {
 		return math.MaxInt64
 	}
-	return a + b
+	return PicoUSD(lo)
 }

@@ -75,10 +75,56 @@ type ModelSpec struct {
 	// "cl100k_base"). Empty: not an OpenAI tokenizer; token counts are
 	// estimated conservatively.
 	Encoding string `yaml:"encoding,omitempty" json:"encoding,omitzero"`
+	// Image is how the model counts the input tokens of an image (OpenAI's
+	// vision rules differ per model family). Zero: gpt-4o's rule.
+	Image ImageTokens `yaml:"image,omitempty" json:"image,omitzero"`
 	// Free marks a model that costs nothing (e.g. self-hosted). Without it a
 	// model whose input and output prices are both zero has no known price,
 	// which is an error when a USD budget is set.
 	Free bool `yaml:"free,omitempty" json:"free,omitzero"`
+}
+
+// ImageTokens is a model family's rule for the input tokens of one image,
+// as OpenAI documents it. Tile-based families (gpt-4o, gpt-4o-mini, o1,
+// o3, gpt-4.1, gpt-5) count Base tokens per image plus Tile tokens per
+// 512-pixel tile of the resized image at detail high (at most 8 tiles: a
+// 2048×768 image); at detail low only Base. Patch-based families
+// (gpt-4.1-mini, gpt-4.1-nano, o4-mini) count 32-pixel patches, at most
+// 1536, times the family's multiplier: Patch is that maximum, already
+// multiplied. An image of unknown size is reserved at its detail's worst
+// case.
+type ImageTokens struct {
+	// Base is counted for every image; all of it at detail low.
+	Base int64 `yaml:"base,omitempty" json:"base,omitzero"`
+	// Tile is counted per 512-pixel tile at detail high or auto.
+	Tile int64 `yaml:"tile,omitempty" json:"tile,omitzero"`
+	// Patch, for patch-based families, is the tokens of the largest image
+	// (1536 patches × the family multiplier, rounded up); detail is ignored.
+	Patch int64 `yaml:"patch,omitempty" json:"patch,omitzero"`
+}
+
+// MaxImageTiles is the largest number of 512-pixel tiles of one image at
+// detail high: an image is fitted into 2048×2048, then its shortest side
+// scaled to 768 pixels, so 768×2048 (2 × 4 tiles) is the worst case.
+const MaxImageTiles = 8
+
+// IsZero reports whether no rule is set.
+func (t ImageTokens) IsZero() bool { return t == ImageTokens{} }
+
+// WorstCase returns the most tokens one image of unknown size can count at
+// detail ("low", "high", "auto" or "" for the provider's default, auto).
+// A zero rule is gpt-4o's (85 + 170 per tile).
+func (t ImageTokens) WorstCase(detail string) int64 {
+	if t.IsZero() {
+		t = ImageTokens{Base: 85, Tile: 170}
+	}
+	if t.Patch > 0 {
+		return t.Patch
+	}
+	if detail == "low" {
+		return t.Base
+	}
+	return t.Base + MaxImageTiles*t.Tile
 }
 
 // HasPrice reports whether the model's cost is known: it is Free or has an

@@ -173,6 +173,9 @@ func (c *checker) models() {
 		c.nonNeg(joinPath(path, "context_window"), m.ContextWindow)
 		c.nonNeg(joinPath(path, "max_output_tokens"), m.MaxOutputTokens)
 		c.enum(joinPath(path, "encoding"), m.Encoding, "o200k_base", "cl100k_base", "p50k_base", "r50k_base")
+		c.nonNeg(joinPath(path, "image.base"), m.Image.Base)
+		c.nonNeg(joinPath(path, "image.tile"), m.Image.Tile)
+		c.nonNeg(joinPath(path, "image.patch"), m.Image.Patch)
 		if m.Free && (m.InputPer1M != 0 || m.OutputPer1M != 0 || m.CachedInputPer1M != 0 || m.CacheWritePer1M != 0) {
 			c.add(joinPath(path, "free"), "free is set together with prices: keep one")
 		}

@@ -30,7 +30,31 @@ type Option func(*config)
 type config struct {
 	cacheSize int
 	encodings []modelEncoding
+	models    ModelFunc
 }
+
+// Model is what an Estimator needs to know of a model. A model catalog
+// (policies: the embedded catalog and a policy's models:) provides it
+// through [WithModels].
+type Model struct {
+	// Encoding is the model's tokenizer: O200kBase or Cl100kBase count
+	// exactly; any other value, including "", makes the model use the
+	// conservative estimate.
+	Encoding string
+	// ImageLow and ImageHigh are the most input tokens one image of unknown
+	// size counts at detail low, and at detail high or auto. Zero: gpt-4o's
+	// 85 and 1445.
+	ImageLow, ImageHigh int64
+}
+
+// ModelFunc resolves a model name; false means the model is unknown and
+// the built-in tables apply.
+type ModelFunc func(model string) (Model, bool)
+
+// WithModels makes the estimator resolve models with fn before its
+// built-in encoding table: a policy's per-model encoding and the model
+// family's image rule then take effect.
+func WithModels(fn ModelFunc) Option { return func(c *config) { c.models = fn } }
 
 // WithCacheSize bounds the memo of per-message counts (entries). n <= 0
 // turns memoisation off.
@@ -70,10 +94,14 @@ var builtin = []modelEncoding{
 // call [New]. An Estimator is safe for concurrent use.
 type Estimator struct {
 	encodings []modelEncoding
+	models    ModelFunc
 	seed1     maphash.Seed
 	memo      *lru.Cache[key, int64]
 	ids       *idTable // identity fast path in front of memo; nil when memo is
+	codecs    *codecs
+}
 
+type codecs struct {
 	o200kOnce, cl100kOnce sync.Once
 	o200k, cl100k         tokenizer.Codec
 }
@@ -88,7 +116,9 @@ func New(opts ...Option) *Estimator {
 	}
 	e := &Estimator{
 		encodings: append(c.encodings, builtin...),
+		models:    c.models,
 		seed1:     maphash.MakeSeed(),
+		codecs:    &codecs{},
 	}
 	if c.cacheSize > 0 {
 		e.memo, _ = lru.New[key, int64](c.cacheSize) // error only for size <= 0
@@ -97,12 +127,57 @@ func New(opts ...Option) *Estimator {
 	return e
 }
 
-// Encoding returns the encoding of model by our own table (gpt-4o*,
+// WithModels returns an estimator that resolves models with fn (see
+// [WithModels]) and shares e's vocabularies and memo: counts depend only on
+// the encoding, which is part of every memo key. A chain rebuilt for a new
+// policy keeps its warm memo this way.
+func (e *Estimator) WithModels(fn ModelFunc) *Estimator {
+	c := *e
+	c.models = fn
+	return &c
+}
+
+// model returns what e knows of model: the resolver's answer, else the
+// built-in encoding table and gpt-4o's image rule.
+func (e *Estimator) model(model string) Model {
+	if e.models != nil {
+		if m, ok := e.models(model); ok {
+			switch m.Encoding {
+			case O200kBase, Cl100kBase:
+			case "": // the catalog does not say: our own table
+				m.Encoding = e.builtinEncoding(model)
+			default: // an encoding we cannot count exactly
+				m.Encoding = ""
+			}
+			return m
+		}
+	}
+	return Model{Encoding: e.builtinEncoding(model)}
+}
+
+// imageTokens returns the worst-case tokens of one image at detail.
+func (m Model) imageTokens(detail string) int64 {
+	if detail == "low" {
+		if m.ImageLow > 0 {
+			return m.ImageLow
+		}
+		return imageLowTokens
+	}
+	if m.ImageHigh > 0 {
+		return m.ImageHigh
+	}
+	return imageHighTokens
+}
+
+// Encoding returns the encoding of model: the one [WithModels] resolves,
+// else by our own table (gpt-4o*,
 // chatgpt-4o*, gpt-4.1*, gpt-4.5*, gpt-5*, o1*, o3*, o4* → o200k_base;
 // gpt-4*, gpt-3.5* → cl100k_base), or "" when the model is not an OpenAI
 // model with a known encoding. A provider prefix ("openai/") and a
 // fine-tune prefix ("ft:") are ignored.
-func (e *Estimator) Encoding(model string) string {
+func (e *Estimator) Encoding(model string) string { return e.model(model).Encoding }
+
+func (e *Estimator) builtinEncoding(model string) string {
 	m := strings.ToLower(strings.TrimSpace(model))
 	if i := strings.LastIndexByte(m, '/'); i >= 0 {
 		m = m[i+1:]
@@ -122,11 +197,13 @@ func (e *Estimator) Encoding(model string) string {
 func (e *Estimator) codec(enc string) tokenizer.Codec {
 	switch enc {
 	case O200kBase:
-		e.o200kOnce.Do(func() { e.o200k, _ = tokenizer.Get(tokenizer.O200kBase) })
-		return e.o200k
+		cs := e.codecs
+		cs.o200kOnce.Do(func() { cs.o200k, _ = tokenizer.Get(tokenizer.O200kBase) })
+		return cs.o200k
 	case Cl100kBase:
-		e.cl100kOnce.Do(func() { e.cl100k, _ = tokenizer.Get(tokenizer.Cl100kBase) })
-		return e.cl100k
+		cs := e.codecs
+		cs.cl100kOnce.Do(func() { cs.cl100k, _ = tokenizer.Get(tokenizer.Cl100kBase) })
+		return cs.cl100k
 	}
 	return nil
 }
@@ -174,13 +251,20 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	if req == nil {
 		return 0
 	}
-	enc := e.Encoding(model)
+	mi := e.model(model)
+	enc := mi.Encoding
 	c := e.codec(enc)
 	legacy := strings.HasPrefix(strings.ToLower(model), "gpt-3.5-turbo-0301")
 	variant := variantOf(enc, legacy)
 	var n int64
 	for i := range req.Messages {
-		n += e.message(variant, enc, c, legacy, &req.Messages[i])
+		m := &req.Messages[i]
+		n += e.message(variant, enc, c, legacy, m)
+		for j := range m.Parts { // images count by the model family's rule, outside the memo
+			if m.Parts[j].Type == "image_url" {
+				n += mi.imageTokens(m.Parts[j].Detail)
+			}
+		}
 	}
 	if len(req.Tools) > 0 {
 		for i := range req.Tools {
@@ -250,11 +334,7 @@ func (e *Estimator) countMessage(c tokenizer.Codec, legacy bool, m *middleware.M
 		case "text":
 			n += e.text(c, p.Text)
 		case "image_url":
-			if p.Detail == "low" {
-				n += imageLowTokens
-			} else {
-				n += imageHighTokens
-			}
+			// counted by Request, by the called model's rule
 		default:
 			n += int64(len(p.Data)+len(p.URL)+1) / 2
 		}
@@ -414,6 +494,7 @@ func nested(raw json.RawMessage) bool {
 type forCallKey struct {
 	e      *Estimator
 	enc    string
+	img    [2]int64 // the model's image rule
 	legacy bool
 	msgs   *middleware.Message
 	n      int
@@ -434,7 +515,8 @@ func ForCall(ctx context.Context, e *Estimator, model string, req *middleware.Re
 	}
 	// Unknown models share the conservative count, which does not depend on
 	// the model's name; gpt-3.5-turbo-0301 counts messages differently.
-	k := forCallKey{e: e, enc: e.Encoding(model), n: len(req.Messages), nt: len(req.Tools),
+	mi := e.model(model)
+	k := forCallKey{e: e, enc: mi.Encoding, img: [2]int64{mi.ImageLow, mi.ImageHigh}, n: len(req.Messages), nt: len(req.Tools),
 		legacy: strings.HasPrefix(strings.ToLower(model), "gpt-3.5-turbo-0301")}
 	if len(req.Messages) > 0 {
 		k.msgs = &req.Messages[0]

@@ -31,7 +31,7 @@ func BenchmarkObserveCall(b *testing.B) {
 			ci := &middleware.CallInfo{}
 			ctx := middleware.WithCallInfo(context.Background(), ci)
 			start := middleware.CallStarted{Run: "r1", Seq: 1, Team: "devops", Stage: middleware.StageUnknown, Model: "gpt-4o", Time: time.Now()}
-			fin := middleware.CallFinished{Facts: middleware.CallFacts{Team: "devops", RequestedModel: "gpt-4o", Model: "gpt-4o", CostMicros: 350,
+			fin := middleware.CallFinished{Facts: middleware.CallFacts{Team: "devops", RequestedModel: "gpt-4o", Model: "gpt-4o", CostPico: 350,
 				Attempts: []middleware.Attempt{{Model: "gpt-4o", Latency: time.Millisecond}}},
 				Usage: middleware.Usage{InputTokens: 100, OutputTokens: 10}, Latency: time.Millisecond}
 			var se, fe middleware.Event = start, fin

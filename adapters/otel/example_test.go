@@ -81,5 +81,5 @@ func Example() {
 	// gen_ai.client.operation.duration count=1
 	// gen_ai.client.token.usage{input} sum=100
 	// gen_ai.client.token.usage{output} sum=10
-	// tokenwise.cost = 350
+	// tokenwise.cost = 350000000
 }

@@ -87,9 +87,9 @@ func New(opts ...Option) (*Observer, error) {
 		1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 	o.duration = h("gen_ai.client.operation.duration", "s", "GenAI operation duration",
 		0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
-	o.cost = ctr("tokenwise.cost", "{usd_micro}", "Money spent on LLM calls, in micro-USD")
+	o.cost = ctr("tokenwise.cost", "{usd_pico}", "Money spent on LLM calls, in pico-USD (exact: 10^-12 dollars)")
 	o.cacheLookups = ctr("tokenwise.cache.lookups", "{lookup}", "Response cache lookups by status")
-	o.cacheSaved = ctr("tokenwise.cache.saved", "{usd_micro}", "Money saved by response cache hits, in micro-USD")
+	o.cacheSaved = ctr("tokenwise.cache.saved", "{usd_pico}", "Money saved by response cache hits, in pico-USD (exact: 10^-12 dollars)")
 	o.fallbacks = ctr("tokenwise.fallbacks", "{fallback}", "Calls moved to the next model of the fallback chain")
 	o.retries = ctr("tokenwise.retries", "{retry}", "Retries of transient failures")
 	o.budgetWarnings = ctr("tokenwise.budget.warnings", "{warning}", "Soft-limit warnings of budgets")
@@ -135,12 +135,12 @@ func (o *Observer) Observe(ctx context.Context, e middleware.Event) {
 		}
 	case middleware.CacheLookup:
 		o.cacheLookups.Add(ctx, 1, o.counterOpts(countKey{kind: kindLookup, a: string(e.Status)})...)
-		if e.Status == middleware.CacheHit && e.SavedMicros > 0 {
-			o.cacheSaved.Add(ctx, e.SavedMicros, o.counterOpts(countKey{kind: kindSaved, a: e.Model})...)
+		if e.Status == middleware.CacheHit && e.SavedPico > 0 {
+			o.cacheSaved.Add(ctx, e.SavedPico, o.counterOpts(countKey{kind: kindSaved, a: e.Model})...)
 		}
 		if cs, ok := o.recording(ctx); ok {
 			cs.span.AddEvent("tokenwise.cache.lookup", trace.WithAttributes(attribute.String("tokenwise.cache.status", string(e.Status)),
-				attribute.Int64("tokenwise.cache.saved_usd_micros", e.SavedMicros)))
+				attribute.Int64("tokenwise.cache.saved_usd_pico", e.SavedPico)))
 		}
 	case middleware.BreakerChanged:
 		o.breakerChange.Add(ctx, 1, o.counterOpts(countKey{kind: kindBreaker, a: e.Model, b: e.To})...)
@@ -199,8 +199,8 @@ func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middle
 		o.tokens.Record(ctx, float64(e.Usage.InputTokens), co.input...)
 		o.tokens.Record(ctx, float64(e.Usage.OutputTokens), co.output...)
 	}
-	if f.CostMicros > 0 {
-		o.cost.Add(ctx, f.CostMicros, o.counterOpts(countKey{kind: kindCost, a: f.Model, b: f.Team})...)
+	if f.CostPico > 0 {
+		o.cost.Add(ctx, f.CostPico, o.counterOpts(countKey{kind: kindCost, a: f.Model, b: f.Team})...)
 	}
 	if ci == nil {
 		return
@@ -238,7 +238,7 @@ func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middle
 	cs.span.SetAttributes(attribute.String("gen_ai.response.model", f.Model),
 		attribute.Int64("gen_ai.usage.input_tokens", e.Usage.InputTokens), attribute.Int64("gen_ai.usage.output_tokens", e.Usage.OutputTokens),
 		attribute.String("tokenwise.stage", string(f.Stage)), attribute.String("tokenwise.rule", f.Rule), attribute.String("tokenwise.cache", string(f.Cache)),
-		attribute.Int64("tokenwise.cost_usd_micros", f.CostMicros), attribute.Int64("tokenwise.saved_usd_micros", f.SavedMicros))
+		attribute.Int64("tokenwise.cost_usd_pico", f.CostPico), attribute.Int64("tokenwise.saved_usd_pico", f.SavedPico))
 	if e.Err != nil {
 		cs.span.SetStatus(codes.Error, e.Err.Error())
 		cs.span.SetAttributes(attribute.String("error.type", et))

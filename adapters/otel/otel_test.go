@@ -155,8 +155,8 @@ func TestCachedCall(t *testing.T) {
 	if n, sum := histCount(t, m["gen_ai.client.token.usage"], is("gen_ai.token.type", "input")); n != 1 || int64(sum) != calls[0].Usage.InputTokens {
 		t.Errorf("input token usage: %d points, sum %v; want 1, %d", n, sum, calls[0].Usage.InputTokens)
 	}
-	if got := sumOf(t, m["tokenwise.cost"], nil); got != calls[0].CostMicros || got == 0 {
-		t.Errorf("cost = %d, want %d", got, calls[0].CostMicros)
+	if got := sumOf(t, m["tokenwise.cost"], nil); got != calls[0].CostPico || got == 0 {
+		t.Errorf("cost = %d, want %d", got, calls[0].CostPico)
 	}
 	if hits := sumOf(t, m["tokenwise.cache.lookups"], is("tokenwise.cache.status", "hit")); hits != 1 {
 		t.Errorf("cache hits = %d", hits)
@@ -164,8 +164,8 @@ func TestCachedCall(t *testing.T) {
 	if misses := sumOf(t, m["tokenwise.cache.lookups"], is("tokenwise.cache.status", "miss")); misses != 1 {
 		t.Errorf("cache misses = %d", misses)
 	}
-	if saved := sumOf(t, m["tokenwise.cache.saved"], nil); saved != calls[1].SavedMicros || saved == 0 {
-		t.Errorf("saved = %d, want %d", saved, calls[1].SavedMicros)
+	if saved := sumOf(t, m["tokenwise.cache.saved"], nil); saved != calls[1].SavedPico || saved == 0 {
+		t.Errorf("saved = %d, want %d", saved, calls[1].SavedPico)
 	}
 }
 

@@ -235,15 +235,15 @@ func printReplay(w io.Writer, trace string, p *policies.Policy, res *observe.Rep
 	for _, r := range res.Runs {
 		t := r.Totals()
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", r.ID(), t.Calls, t.Failed, t.CacheHits, t.Usage.Total(),
-			middleware.FormatUSD(t.CostMicros), middleware.FormatUSD(t.SavedMicros))
+			middleware.FormatPico(t.CostPico), middleware.FormatPico(t.SavedPico))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "recorded cost:   %s\n", middleware.FormatUSD(res.RecordedCost))
-	fmt.Fprintf(w, "cost under policy: %s\n", middleware.FormatUSD(res.CostMicros))
-	fmt.Fprintf(w, "saved by cache:  %s (%d hits)\n", middleware.FormatUSD(res.SavedMicros), res.CacheHits)
+	fmt.Fprintf(w, "recorded cost:   %s\n", middleware.FormatPico(res.RecordedCost))
+	fmt.Fprintf(w, "cost under policy: %s\n", middleware.FormatPico(res.CostPico))
+	fmt.Fprintf(w, "saved by cache:  %s (%d hits)\n", middleware.FormatPico(res.SavedPico), res.CacheHits)
 	if res.RecordedCost > 0 {
 		fmt.Fprintf(w, "difference:      %s (%.1f%% of the recorded cost)\n",
-			middleware.FormatUSD(res.CostMicros-res.RecordedCost), 100*float64(res.CostMicros)/float64(res.RecordedCost))
+			middleware.FormatPico(res.CostPico-res.RecordedCost), 100*float64(res.CostPico)/float64(res.RecordedCost))
 	}
 	if res.Failed > 0 {
 		fmt.Fprintf(w, "failed calls:    %d (refused by the policy or not recorded)\n", res.Failed)

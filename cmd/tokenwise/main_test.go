@@ -60,14 +60,15 @@ func TestPolicyExplainShowsOrigins(t *testing.T) {
 }
 
 // testdata/devops.jsonl was recorded by `go run ./examples/devops-agent
-// -trace`, which printed: langchaingo-agent routed $0.001217, go-openai-loop
-// routed $0.001075. Replaying it through the same policy reproduces them.
+// -trace` (its costs since converted to exact pico-dollars): langchaingo-agent
+// routed $0.00121545, go-openai-loop routed $0.00107315. Replaying it through
+// the same policy reproduces them exactly.
 func TestReplayDevOpsTrace(t *testing.T) {
 	code, out, stderr := runCmd("replay", "--policy", "../../policies/default.yaml", "--progress", "always", "testdata/devops.jsonl")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"$0.001217", "$0.001075", "cost under policy: $0.002292", "recorded cost:   $0.002292"} {
+	for _, want := range []string{"$0.00121545", "$0.00107315", "cost under policy: $0.0022886", "recorded cost:   $0.0022886"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("replay lacks %q:\n%s", want, out)
 		}

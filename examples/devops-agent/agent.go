@@ -78,7 +78,7 @@ func (e *env) printCall(ctx context.Context, ev middleware.Event) {
 		status = "cache hit"
 	}
 	fmt.Fprintf(e.out, "  call %d  %-12s %-16s %5d in %4d out  %s  %6s  %s\n", f.Facts.Seq, f.Facts.Model, f.Facts.Stage,
-		f.Usage.InputTokens, f.Usage.OutputTokens, middleware.FormatUSD(f.Facts.CostMicros),
+		f.Usage.InputTokens, f.Usage.OutputTokens, middleware.FormatPico(f.Facts.CostPico),
 		f.Latency.Round(time.Millisecond), status)
 }
 

@@ -96,7 +96,7 @@ func run(ctx context.Context, out io.Writer, cfg config) error {
 			continue
 		}
 		fmt.Fprintf(out, "  %-18s routed %s   strong-only %s   (%.0f%% of the cost)\n", id,
-			middleware.FormatUSD(r), middleware.FormatUSD(s), 100*float64(r)/float64(s))
+			middleware.FormatPico(r), middleware.FormatPico(s), 100*float64(r)/float64(s))
 	}
 	return nil
 }
@@ -129,7 +129,7 @@ func (c *costs) Observe(_ context.Context, ev middleware.Event) {
 		if c.byRun == nil {
 			c.byRun = map[string]int64{}
 		}
-		c.byRun[f.Facts.Run] += f.Facts.CostMicros
+		c.byRun[f.Facts.Run] += f.Facts.CostPico
 		c.mu.Unlock()
 	}
 }

@@ -45,11 +45,11 @@ func TestTraceReplayReproducesTheCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range res.Runs {
-		if got := middleware.FormatUSD(r.Totals().CostMicros); got != want[r.ID()] {
+		if got := middleware.FormatPico(r.Totals().CostPico); got != want[r.ID()] {
 			t.Errorf("run %s: replay costs %s, the example printed %s", r.ID(), got, want[r.ID()])
 		}
 	}
-	if res.CostMicros != res.RecordedCost || res.Failed != 0 {
-		t.Errorf("replay %d µ$ (%d failed), recorded %d µ$", res.CostMicros, res.Failed, res.RecordedCost)
+	if res.CostPico != res.RecordedCost || res.Failed != 0 {
+		t.Errorf("replay %d p$ (%d failed), recorded %d p$", res.CostPico, res.Failed, res.RecordedCost)
 	}
 }

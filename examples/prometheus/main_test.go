@@ -56,10 +56,10 @@ func TestScrapeMetrics(t *testing.T) {
 	for _, c := range calls {
 		switch c.Model {
 		case "gpt-4o-mini":
-			miniCost += c.CostMicros
+			miniCost += c.CostPico
 			miniIn += c.Usage.InputTokens
 		case "gpt-4o":
-			gpt4oCost += c.CostMicros
+			gpt4oCost += c.CostPico
 		}
 	}
 	if miniCost == 0 || gpt4oCost == 0 {
@@ -76,7 +76,7 @@ func TestScrapeMetrics(t *testing.T) {
 	check("gen_ai_client_token_usage_sum", []string{`gen_ai_response_model="gpt-4o-mini"`, `gen_ai_token_type="input"`}, miniIn)
 	check("gen_ai_client_token_usage_count", []string{`gen_ai_response_model="gpt-4o-mini"`, `gen_ai_token_type="input"`}, 1)
 	check("tokenwise_cache_lookups_total", []string{`tokenwise_cache_status="hit"`}, 1)
-	check("tokenwise_cache_saved_total", []string{`gen_ai_request_model="gpt-4o-mini"`}, calls[1].SavedMicros)
+	check("tokenwise_cache_saved_total", []string{`gen_ai_request_model="gpt-4o-mini"`}, calls[1].SavedPico)
 	check("gen_ai_client_operation_duration_seconds_count", []string{`gen_ai_request_model="gpt-4o-mini"`}, 2)
 }
 

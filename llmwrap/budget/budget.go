@@ -45,7 +45,8 @@ func WithClock(now func() time.Time) Option { return func(b *Budget) { b.now = n
 // warn mode and store failures. Default: slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(b *Budget) { b.log = l } }
 
-// WithEstimator sets the token estimator. Default: tokens.New().
+// WithEstimator sets the token estimator. Default: tokens.New() resolving
+// models with the policy's catalog (EstimatorModels).
 func WithEstimator(e *tokens.Estimator) Option { return func(b *Budget) { b.est = e } }
 
 // Budget enforces a policy's budget section: per request, per run and per
@@ -92,7 +93,7 @@ func New(p *policies.Policy, opts ...Option) (*Budget, error) {
 		b.store = NewMemoryStore()
 	}
 	if b.est == nil {
-		b.est = tokens.New()
+		b.est = tokens.New(tokens.WithModels(EstimatorModels(p)))
 	}
 	b.prefix = cmp(b.cfg.Store.KeyPrefix, "tokenwise")
 	b.ttl = b.cfg.Store.ReservationTTL.Duration()
@@ -116,6 +117,21 @@ func New(p *policies.Policy, opts ...Option) (*Budget, error) {
 	_, _ = rand.Read(rnd[:])
 	b.idBase = hex.EncodeToString(rnd[:])
 	return b, nil
+}
+
+// EstimatorModels resolves models for a token estimator from p's catalog
+// (the embedded one overlaid with p's models:): the tokenizer encoding —
+// a policy's encoding: takes effect — and the model family's worst-case
+// image tokens. A model the catalog does not know falls back to the
+// estimator's own tables.
+func EstimatorModels(p *policies.Policy) tokens.ModelFunc {
+	return func(model string) (tokens.Model, bool) {
+		spec, ok := p.Model(model)
+		if !ok {
+			return tokens.Model{}, false
+		}
+		return tokens.Model{Encoding: spec.Encoding, ImageLow: spec.Image.WorstCase("low"), ImageHigh: spec.Image.WorstCase("high")}, true
+	}
 }
 
 func cmp(s, def string) string {
@@ -166,10 +182,14 @@ func (b *Budget) Remaining(ctx context.Context, team string) (Remaining, error) 
 	return Remaining{Team: team, Window: w, Balance: bal}, nil
 }
 
-type runLedgerKey struct{ b *Budget }
+// runLedgerKey names a run's ledger inside the run (which is the run-id
+// part of the key): the policy, not the *Budget instance, so that a
+// Budget rebuilt by a policy reload keeps charging the same run ledger and
+// the money a run already spent stays spent.
+type runLedgerKey struct{ policy string }
 
 func (b *Budget) runLedger(run *middleware.Run) *ledger {
-	return run.Value(runLedgerKey{b}, func() any { return &ledger{} }).(*ledger)
+	return run.Value(runLedgerKey{cmp(b.pol.Name, "default")}, func() any { return &ledger{} }).(*ledger)
 }
 
 // RunBalance returns the run's spend and reservations under this budget.
@@ -221,8 +241,9 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	usage, billed := b.usage(req, resp, est)
 	var actual Amount
 	if billed {
-		actual = Amount{Tokens: usage.Total(), USDMicros: spec.Cost(toCounts(usage)).Micro()}
-		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.CostMicros += actual.USDMicros })
+		exact := spec.Cost(toCounts(usage))
+		actual = Amount{Tokens: usage.Total(), USDMicros: exact.Ceil().Micro()}
+		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.CostPico += int64(exact) })
 	}
 	settled = true
 	b.settle(context.WithoutCancel(ctx), h, actual)
@@ -276,13 +297,16 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 			return r, h, s, n, err
 		}
 	}
-	need := Amount{Tokens: est + out}
+	// Every choice of an n > 1 request may produce max_tokens: the
+	// provider bills them all.
+	outAll := out * int64(max(req.N, 1))
+	need := Amount{Tokens: est + outAll}
 	if b.cfg.Run.MaxUSD > 0 || b.cfg.Team.MaxUSD > 0 {
 		if !known || !spec.HasPrice() {
 			return nil, nil, spec, est, &refusal{kind: ErrUnpriced, msg: fmt.Sprintf("a USD budget applies and model %q has no price in the catalog or the policy", req.Model)}
 		}
 	}
-	need.USDMicros = spec.Cost(policies.TokenCounts{Input: est, Output: out}).Micro()
+	need.USDMicros = spec.Cost(policies.TokenCounts{Input: est, Output: outAll}).Ceil().Micro()
 	h, err := b.reserve(ctx, need, b.runLim, b.teamLim)
 	if err != nil {
 		var e *ExceededError

@@ -160,8 +160,8 @@ func TestCostWithCachedAndReasoningTokens(t *testing.T) {
 	if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
 		t.Fatal(err)
 	}
-	if got := run.Totals().CostMicros; got != 40_000 {
-		t.Fatalf("cost = %d micro-USD, want 40000", got)
+	if got := run.Totals().CostPico; got != 40_000*policies.PicoPerMicro {
+		t.Fatalf("cost = %d pico-USD, want 40000 micro-USD exactly", got)
 	}
 	if bal := b.RunBalance(run); bal.Used.USDMicros != 40_000 || bal.Used.Tokens != 12_000 || !bal.Reserved.IsZero() {
 		t.Fatalf("run balance = %+v", bal)
@@ -228,7 +228,7 @@ func TestCutStreamIsBilled(t *testing.T) {
 	if bal := b.RunBalance(run); bal.Used.Tokens != want || !bal.Reserved.IsZero() {
 		t.Fatalf("run balance %+v, want %d tokens used", bal, want)
 	}
-	if run.Totals().CostMicros == 0 {
+	if run.Totals().CostPico == 0 {
 		t.Fatal("the cut stream was not priced")
 	}
 }
@@ -278,7 +278,7 @@ func TestDowngradeThenReject(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cost := func(model string) int64 {
 			s, _ := (&policies.Policy{Version: 1}).Model(model)
-			return s.Cost(policies.TokenCounts{Input: reqTokens(model), Output: 100}).Micro()
+			return s.Cost(policies.TokenCounts{Input: reqTokens(model), Output: 100}).Ceil().Micro()
 		}
 		p := teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxUSD: policies.MicroUSD(cost("gpt-4o") + 2*cost("gpt-4o-mini"))})
 		p.Budget.OnExceed = policies.OnExceedDowngrade

@@ -21,7 +21,7 @@
 // fallback layer (see llmwrap), so every fallback target is reserved at its
 // own price. After the call it settles what the provider reported (cached
 // input at the cached rate, reasoning as output, see policies.ModelSpec.Cost)
-// and adds the cost to the call's CallFacts.CostMicros. A failure without a
+// and adds the cost to the call's CallFacts.CostPico. A failure without a
 // response, a cancellation and a panic release the reservation; a cut
 // stream (a partial response with middleware.ErrStreamCut) is billed, from
 // its usage or, when it has none, from the estimated input and the tokens of

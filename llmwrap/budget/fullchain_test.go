@@ -50,7 +50,8 @@ func scriptReplies(srv *openaitest.Server, n int, seed uint64) {
 // llmwrap.Build, the go-openai client over HTTP with the tokenwise
 // transport, against openaitest with random latencies and 10% failures.
 // The settled spend never exceeds $1.00, no reservation is left behind,
-// and the ledger equals the sum of the calls' billed cost.
+// and the ledger (micro-dollars) equals the sum of the calls' exact costs,
+// each rounded up once to a micro-dollar.
 func TestHammerTeamBudgetFullChain(t *testing.T) {
 	srv := openaitest.NewServer(t)
 	scriptReplies(srv, 1000, 42)
@@ -60,7 +61,7 @@ func TestHammerTeamBudgetFullChain(t *testing.T) {
 	var finished atomic.Int64
 	obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
 		if f, ok := e.(middleware.CallFinished); ok {
-			billed.Add(f.Facts.CostMicros)
+			billed.Add(policies.PicoUSD(f.Facts.CostPico).Ceil().Micro())
 			finished.Add(1)
 		}
 	})

@@ -89,7 +89,7 @@ func TestHitThroughLangchaingo(t *testing.T) {
 			for _, l := range obs.lookups() {
 				if l.Status == middleware.CacheHit {
 					hits++
-					if l.Saved.IsZero() || l.SavedMicros <= 0 {
+					if l.Saved.IsZero() || l.SavedPico <= 0 {
 						t.Fatalf("hit without savings: %+v", l)
 					}
 				}

@@ -53,8 +53,8 @@ func TestConcurrentIdenticalMissesMakeOneCall(t *testing.T) {
 		if c := srv.Count(); c != 1 {
 			t.Fatalf("the provider saw %d requests, want 1", c)
 		}
-		if tot := run.Totals(); tot.CacheHits != n-1 || tot.SavedMicros <= 0 {
-			t.Fatalf("run totals: %d hits, saved %d micros; want %d hits", tot.CacheHits, tot.SavedMicros, n-1)
+		if tot := run.Totals(); tot.CacheHits != n-1 || tot.SavedPico <= 0 {
+			t.Fatalf("run totals: %d hits, saved %d micros; want %d hits", tot.CacheHits, tot.SavedPico, n-1)
 		}
 	})
 }
@@ -284,11 +284,11 @@ func TestHitIsRecordedAsSaved(t *testing.T) {
 		t.Fatalf("%d calls", len(calls))
 	}
 	miss, hit := calls[0], calls[1]
-	if miss.Cache != middleware.CacheMiss || miss.CostMicros <= 0 || miss.Usage.IsZero() {
+	if miss.Cache != middleware.CacheMiss || miss.CostPico <= 0 || miss.Usage.IsZero() {
 		t.Fatalf("miss recorded as %+v", miss)
 	}
-	if hit.Cache != middleware.CacheHit || hit.CostMicros != 0 || !hit.Usage.IsZero() ||
-		hit.Saved != miss.Usage || hit.SavedMicros != miss.CostMicros {
+	if hit.Cache != middleware.CacheHit || hit.CostPico != 0 || !hit.Usage.IsZero() ||
+		hit.Saved != miss.Usage || hit.SavedPico != miss.CostPico {
 		t.Fatalf("hit recorded as %+v (miss %+v)", hit, miss)
 	}
 }

@@ -58,7 +58,7 @@ type Config struct {
 	// middleware.StoreFailed event. A failed write never fails a call (the
 	// answer was paid for).
 	FailClosed bool
-	// Pricer prices the tokens a hit saved (CallFacts.SavedMicros). Nil:
+	// Pricer prices the tokens a hit saved (CallFacts.SavedPico). Nil:
 	// no USD figure.
 	Pricer middleware.Pricer
 	// ReplayChunk is the size in bytes of the content pieces a hit replays
@@ -132,7 +132,7 @@ func Complete(resp *middleware.Response) bool {
 //   - looks the request up under its canonical key and scope; a hit is
 //     served as a deep copy with FromCache set and zero Usage (nothing was
 //     spent), the saved tokens and USD go to the call's CallFacts (Saved,
-//     SavedMicros) and a middleware.CacheLookup event; a streaming caller
+//     SavedPico) and a middleware.CacheLookup event; a streaming caller
 //     gets it replayed chunk by chunk (middleware.Replay);
 //   - on a miss, coalesces identical concurrent misses into one call of
 //     next: followers wait for the leader and are served its answer as a
@@ -356,10 +356,10 @@ func (c *cacher) serve(ctx context.Context, req *middleware.Request, stored *mid
 	middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
 		f.Cache = middleware.CacheHit
 		f.Saved = f.Saved.Add(saved)
-		f.SavedMicros += micros
+		f.SavedPico += micros
 	})
 	if middleware.Observing(ctx) {
-		middleware.Emit(ctx, middleware.CacheLookup{Status: middleware.CacheHit, Model: req.Model, Saved: saved, SavedMicros: micros})
+		middleware.Emit(ctx, middleware.CacheLookup{Status: middleware.CacheHit, Model: req.Model, Saved: saved, SavedPico: micros})
 	}
 	if req.Stream != nil {
 		if err := middleware.Replay(ctx, resp, c.cfg.ReplayChunk, req.Stream); err != nil {

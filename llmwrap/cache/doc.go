@@ -28,7 +28,7 @@
 // A hit is a deep copy with FromCache set and zero Usage: a cached answer
 // costs nothing, so no budget is charged and nothing looks like spend. What
 // the hit saved (the original usage and its price) is recorded in the
-// call's middleware.CallFacts (Saved, SavedMicros, Cache = hit), hence in
+// call's middleware.CallFacts (Saved, SavedPico, Cache = hit), hence in
 // the run report, and in a middleware.CacheLookup event. A streaming
 // caller gets the answer replayed chunk by chunk (reasoning, content,
 // tool-call deltas, finish reason) by middleware.Replay, so adapters render

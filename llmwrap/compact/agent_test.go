@@ -121,7 +121,7 @@ func TestAgentRunThirtyIterations(t *testing.T) {
 	t.Logf("with context budget:    %d input tokens in %d calls (max %d per request, ceiling %d, %.0f%% cached)",
 		with.inputTotal, with.iterations, with.maxInput, agentCeiling, 100*float64(with.cachedTotal)/float64(with.inputTotal))
 	t.Logf("input tokens fell by %.1f%%; %d tool results offloaded; cost %s without, %s with",
-		100*reduction, off.calls, middleware.FormatUSD(without.run.Totals().CostMicros), middleware.FormatUSD(with.run.Totals().CostMicros))
+		100*reduction, off.calls, middleware.FormatUSD(without.run.Totals().CostPico), middleware.FormatUSD(with.run.Totals().CostPico))
 	if with.maxInput > agentCeiling {
 		t.Errorf("a request had %d input tokens, over the ceiling %d", with.maxInput, agentCeiling)
 	}
@@ -162,8 +162,8 @@ func TestAgentRunThirtyIterations(t *testing.T) {
 	}
 
 	tot := with.run.Totals()
-	if tot.Saved.InputTokens <= 0 || tot.SavedMicros <= 0 {
-		t.Errorf("savings not recorded: %+v, %d micro-USD", tot.Saved, tot.SavedMicros)
+	if tot.Saved.InputTokens <= 0 || tot.SavedPico <= 0 {
+		t.Errorf("savings not recorded: %+v, %d micro-USD", tot.Saved, tot.SavedPico)
 	}
 	notes := 0
 	for _, c := range with.run.Calls() {
@@ -172,7 +172,7 @@ func TestAgentRunThirtyIterations(t *testing.T) {
 	if notes < formed {
 		t.Errorf("%d compaction notes for %d compacted calls", notes, formed)
 	}
-	t.Logf("saved %d input tokens (%s) in the run", tot.Saved.InputTokens, middleware.FormatUSD(tot.SavedMicros))
+	t.Logf("saved %d input tokens (%s) in the run", tot.Saved.InputTokens, middleware.FormatPico(tot.SavedPico))
 	if testing.Verbose() {
 		fmt.Println(with.run.Report())
 	}

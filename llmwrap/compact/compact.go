@@ -171,7 +171,7 @@ func WithOffloader(off Offloader) Option { return func(o *options) { o.offloader
 // layers (budget, fallback, retry) and are billed like any call.
 func WithSummariser(h middleware.Handler) Option { return func(o *options) { o.summariser = h } }
 
-// WithPricer prices the tokens a compaction saved (CallFacts.SavedMicros)
+// WithPricer prices the tokens a compaction saved (CallFacts.SavedPico)
 // and the summary calls. Default: none (savings in tokens only).
 func WithPricer(p middleware.Pricer) Option { return func(o *options) { o.pricer = p } }
 
@@ -334,7 +334,7 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 		note := fmt.Sprintf("context: %d -> %d input tokens (ceiling %d; %s)", before, res.after, ceiling, res.describe())
 		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
 			f.Saved.InputTokens += saved
-			f.SavedMicros += micros
+			f.SavedPico += micros
 			f.Notes = append(f.Notes, note)
 		})
 	}

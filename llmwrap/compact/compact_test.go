@@ -227,10 +227,10 @@ func TestSummariseCachedAndBilled(t *testing.T) {
 		}
 		if id == "run-1" {
 			calls := run.Calls()
-			if len(calls) != 3 || calls[0].Stage != compact.StageSummary || calls[0].Model != "gpt-4o-mini" || calls[0].CostMicros != 7 {
+			if len(calls) != 3 || calls[0].Stage != compact.StageSummary || calls[0].Model != "gpt-4o-mini" || calls[0].CostPico != 7 {
 				t.Fatalf("run calls: %+v", calls)
 			}
-			if calls[1].Saved.InputTokens <= 0 || calls[1].SavedMicros != 7 || len(calls[1].Notes) == 0 {
+			if calls[1].Saved.InputTokens <= 0 || calls[1].SavedPico != 7 || len(calls[1].Notes) == 0 {
 				t.Fatalf("savings of the compacted call: %+v", calls[1])
 			}
 		}

@@ -51,7 +51,7 @@
 //
 // Every compacted call records the tokens it removed, and the USD they
 // represent at the model's input price (WithPricer), in the call's
-// CallFacts (Saved, SavedMicros, Notes), which the run totals and report
+// CallFacts (Saved, SavedPico, Notes), which the run totals and report
 // sum, and emits middleware.ContextCompacted.
 //
 // # Cost

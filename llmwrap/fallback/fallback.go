@@ -397,8 +397,8 @@ func (f *fallback) finish(ctx context.Context, req *middleware.Request, rs []res
 				fc.Attempts = append(fc.Attempts, r.attempt())
 			}
 			fc.Model = final.model
-			if billed > 1 && fc.CostMicros == 0 {
-				fc.CostMicros = cost
+			if billed > 1 && fc.CostPico == 0 {
+				fc.CostPico = cost
 			}
 		})
 	}

@@ -76,8 +76,8 @@ func TestHedgingCutsTheTail(t *testing.T) {
 		for _, c := range calls {
 			f := c.Facts
 			if len(f.Attempts) == 1 {
-				if f.CostMicros != mustCost(t, f.Model, c.Usage) {
-					t.Fatalf("single attempt billed %d, want %d", f.CostMicros, mustCost(t, f.Model, c.Usage))
+				if f.CostPico != mustCost(t, f.Model, c.Usage) {
+					t.Fatalf("single attempt billed %d, want %d", f.CostPico, mustCost(t, f.Model, c.Usage))
 				}
 				continue
 			}
@@ -91,8 +91,8 @@ func TestHedgingCutsTheTail(t *testing.T) {
 				}
 				want += mustCost(t, a.Model, a.Usage)
 			}
-			if f.CostMicros != want || f.CostMicros <= mustCost(t, f.Model, c.Usage) {
-				t.Fatalf("hedged call billed %d, want %d (both attempts)", f.CostMicros, want)
+			if f.CostPico != want || f.CostPico <= mustCost(t, f.Model, c.Usage) {
+				t.Fatalf("hedged call billed %d, want %d (both attempts)", f.CostPico, want)
 			}
 			if f.Model == "gpt-4o-mini" {
 				both++

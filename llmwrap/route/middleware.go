@@ -333,7 +333,7 @@ func (h *handler) attempt(ctx context.Context, c *call, r *middleware.Request) (
 
 func (c *call) cost() int64 {
 	var v int64
-	c.ci.Update(func(f *middleware.CallFacts) { v = f.CostMicros })
+	c.ci.Update(func(f *middleware.CallFacts) { v = f.CostPico })
 	return v
 }
 
@@ -359,7 +359,7 @@ func (c *call) finish(resp *middleware.Response, err error) (*middleware.Respons
 		return resp, err
 	}
 	if c.billed > 0 {
-		c.ci.Update(func(f *middleware.CallFacts) { f.CostMicros += c.billed })
+		c.ci.Update(func(f *middleware.CallFacts) { f.CostPico += c.billed })
 	}
 	if resp.Usage != c.usage {
 		resp = resp.Clone()

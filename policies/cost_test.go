@@ -1,0 +1,92 @@
+package policies
+
+import (
+	"math/big"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// ratDollars reads a catalog price per one million tokens from its decimal
+// text, as a rational number of dollars per token.
+func ratPerToken(t *testing.T, price USD) *big.Rat {
+	t.Helper()
+	r, ok := new(big.Rat).SetString(price.text())
+	if !ok {
+		t.Fatalf("price %q is not a decimal", price.text())
+	}
+	return r.Quo(r, big.NewRat(1_000_000, 1))
+}
+
+// TestCostIsExactForEveryCatalogModel prices 10,000 random usages on every
+// catalog model and compares each cost with big-rational arithmetic on the
+// prices' decimal text: the integer cost is exact, its text reads back as
+// the same number, and a sum of costs is the cost of the summed usage's
+// parts.
+func TestCostIsExactForEveryCatalogModel(t *testing.T) {
+	cat := DefaultCatalog()
+	names := slices.Sorted(func(yield func(string) bool) {
+		for k := range cat {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	rng := rand.New(rand.NewPCG(13, 13))
+	pico := big.NewRat(1, 1_000_000_000_000)
+	for _, name := range names {
+		m := cat[name]
+		in, out := ratPerToken(t, m.InputPer1M), ratPerToken(t, m.OutputPer1M)
+		cached, write := in, in
+		if m.CachedInputPer1M != 0 {
+			cached = ratPerToken(t, m.CachedInputPer1M)
+		}
+		if m.CacheWritePer1M != 0 {
+			write = ratPerToken(t, m.CacheWritePer1M)
+		}
+		var sum PicoUSD
+		sumRat := new(big.Rat)
+		for i := range 10_000 {
+			var u TokenCounts
+			switch i % 4 { // small calls, agent-sized calls and whole context windows
+			case 0:
+				u.Input, u.Output = rng.Int64N(50), rng.Int64N(50)
+			case 1, 2:
+				u.Input, u.Output = rng.Int64N(200_000), rng.Int64N(20_000)
+			default:
+				u.Input, u.Output = rng.Int64N(2_000_000), rng.Int64N(200_000)
+			}
+			if u.Input > 0 {
+				u.CachedInput = rng.Int64N(u.Input + 1)
+				u.CacheWrite = rng.Int64N(u.Input - u.CachedInput + 1)
+			}
+			if u.Output > 0 {
+				u.Reasoning = rng.Int64N(u.Output + 1)
+			}
+			want := new(big.Rat).Mul(big.NewRat(u.Input-u.CachedInput-u.CacheWrite, 1), in)
+			want.Add(want, new(big.Rat).Mul(big.NewRat(u.CachedInput, 1), cached))
+			want.Add(want, new(big.Rat).Mul(big.NewRat(u.CacheWrite, 1), write))
+			want.Add(want, new(big.Rat).Mul(big.NewRat(u.Output, 1), out))
+
+			got := m.Cost(u)
+			gotRat := new(big.Rat).Mul(big.NewRat(int64(got), 1), pico)
+			if gotRat.Cmp(want) != 0 {
+				t.Fatalf("%s %+v: Cost = %s, want $%s", name, u, got, want.FloatString(12))
+			}
+			shown, ok := new(big.Rat).SetString(strings.TrimPrefix(got.String(), "$"))
+			if !ok || shown.Cmp(want) != 0 {
+				t.Fatalf("%s %+v: Cost prints as %s, want $%s", name, u, got, want.FloatString(12))
+			}
+			if ceil := got.Ceil(); new(big.Rat).Mul(big.NewRat(int64(ceil), 1_000_000), big.NewRat(1, 1)).Cmp(want) < 0 ||
+				new(big.Rat).Sub(big.NewRat(int64(ceil), 1_000_000), want).Cmp(big.NewRat(1, 1_000_000)) >= 0 {
+				t.Fatalf("%s %+v: Ceil = %s is not the cost $%s rounded up once", name, u, ceil, want.FloatString(12))
+			}
+			sum = sum.Add(got)
+			sumRat.Add(sumRat, want)
+		}
+		if new(big.Rat).Mul(big.NewRat(int64(sum), 1), pico).Cmp(sumRat) != 0 {
+			t.Fatalf("%s: the sum of 10,000 costs is %s, want $%s", name, sum, sumRat.FloatString(12))
+		}
+	}
+}
