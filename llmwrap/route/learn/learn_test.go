@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -138,9 +139,19 @@ func BenchmarkLearnedScore2KB(b *testing.B) {
 	s := text2KB()
 	b.SetBytes(int64(len(s)))
 	b.ReportAllocs()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0, ok := threadCPU()
 	var sink float64
+	n := 0
 	for b.Loop() {
 		sink += m.Score(s)
+		n++
 	}
 	_ = sink
+	// On a shared machine wall time includes other processes' turns:
+	// cpu-ns/op is this thread's own CPU time per score.
+	if cpu1, ok1 := threadCPU(); ok && ok1 && n > 0 {
+		b.ReportMetric(float64(cpu1-cpu0)/float64(n), "cpu-ns/op")
+	}
 }
