@@ -136,7 +136,8 @@ func routeEval(args []string, stdout, stderr io.Writer) int {
 	}
 	if *svg != "" {
 		var b bytes.Buffer
-		if err := routeeval.WriteSVG(&b, rep.Scorer+" on "+filepath.Base(data), rep); err == nil {
+		err := routeeval.WriteSVG(&b, rep.Scorer+" on "+filepath.Base(data), rep)
+		if err == nil {
 			err = os.WriteFile(*svg, b.Bytes(), 0o644)
 		}
 		if err != nil {
