@@ -319,7 +319,31 @@ type Routing struct {
 	// LargerWindow lists models, in order, to escalate to when a call does
 	// not fit the routed model's context window. Empty: no escalation.
 	LargerWindow []string `yaml:"larger_window,omitempty" json:"larger_window,omitzero"`
+	// Learned routes the calls no rule matched with a learned scorer
+	// (`tokenwise route train`) instead of Default. Zero: off.
+	Learned LearnedRouting `yaml:"learned,omitempty" json:"learned,omitzero"`
 }
+
+// LearnedRouting sends a call that no rule matched to Strong when the
+// learned score of its last user message reaches Threshold, to Weak
+// otherwise.
+type LearnedRouting struct {
+	// Weights is the weights file written by `tokenwise route train`; a
+	// relative path is relative to the directory of the policy file that
+	// sets it (to the working directory for a policy built in code).
+	// Required when any other field is set.
+	Weights string `yaml:"weights,omitempty" json:"weights,omitzero"`
+	// Threshold in (0,1]: a score at or above it goes to Strong. Zero: the
+	// threshold calibrated by training, stored in the weights file.
+	Threshold float64 `yaml:"threshold,omitempty" json:"threshold,omitzero"`
+	// Strong is the strong model. Empty: Routing.Default.
+	Strong string `yaml:"strong,omitempty" json:"strong,omitzero"`
+	// Weak is the cheap model; required.
+	Weak string `yaml:"weak,omitempty" json:"weak,omitzero"`
+}
+
+// IsZero reports whether learned routing is off.
+func (l LearnedRouting) IsZero() bool { return l == LearnedRouting{} }
 
 // Rule routes the calls matching When to Model.
 type Rule struct {

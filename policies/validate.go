@@ -1,8 +1,10 @@
 package policies
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -314,6 +316,31 @@ func (c *checker) routing() {
 		c.enum(indexPath("routing.cascade.checks", i), string(ch), CheckValidToolJSON, CheckNonEmpty, CheckFinishReason)
 	}
 	c.modelList("routing.larger_window", r.LargerWindow, "")
+	c.learned(r)
+}
+
+func (c *checker) learned(r Routing) {
+	l := r.Learned
+	if l.IsZero() {
+		return
+	}
+	if l.Weights == "" {
+		c.add("routing.learned.weights", "required: the weights file written by tokenwise route train")
+	}
+	if l.Threshold < 0 || l.Threshold > 1 || math.IsNaN(l.Threshold) {
+		c.add("routing.learned.threshold", "%v not in [0,1] (0: the threshold stored in the weights file)", l.Threshold)
+	}
+	c.model("routing.learned.strong", l.Strong)
+	if l.Strong == "" && r.Default == "" {
+		c.add("routing.learned.strong", "required when routing.default is empty")
+	}
+	if l.Weak == "" {
+		c.add("routing.learned.weak", "required: the model of calls scoring below the threshold")
+	}
+	c.model("routing.learned.weak", l.Weak)
+	if strong := cmp.Or(l.Strong, r.Default); l.Weak != "" && l.Weak == strong {
+		c.add("routing.learned.weak", "the same model as the strong one (%q)", strong)
+	}
 }
 
 func (c *checker) condition(path string, w Condition) {

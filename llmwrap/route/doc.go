@@ -22,6 +22,21 @@
 // Keywords match whole words, case-insensitively: the keyword "check"
 // matches "Check the disk" and "check-up", not "checkout the repo".
 //
+// # Learned routing
+//
+// With routing.learned set, a call no rule matched is scored by a learned
+// model (package learn: hashed word uni- and bigrams, logistic regression,
+// int8 weights trained by `tokenwise route train`): the last user message
+// (its first 4 KB) scoring at or above the threshold goes to the strong
+// model, below it to the weak one, e.g.
+//
+//	learned "router.bin": score >= 0.3017 → gpt-4o
+//
+// The weights file is read when the router is built (a missing or corrupt
+// file is an error then, not on the first call); scoring allocates
+// nothing. Package routeeval measures a policy's routing, a learned
+// scorer or a baseline on labelled data before you trust it.
+//
 // # Stages
 //
 // [DetectStage] infers the stage without help from the caller: the first

@@ -55,7 +55,8 @@ func New(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 	}
 	rt := p.Routing
 	if cfg.router == nil {
-		if len(rt.Rules) == 0 && rt.Default == "" && len(rt.Cascade.Models) == 0 && !rt.RegenerateFinal.Enabled && len(rt.LargerWindow) == 0 {
+		if len(rt.Rules) == 0 && rt.Default == "" && len(rt.Cascade.Models) == 0 && !rt.RegenerateFinal.Enabled && len(rt.LargerWindow) == 0 &&
+			rt.Learned.IsZero() {
 			return nil, nil
 		}
 		var ropts []RulesOption

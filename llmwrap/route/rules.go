@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/tokenwise/tokenwise/llmwrap/route/learn"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
@@ -23,6 +24,9 @@ type Rules struct {
 	defWhy    string // the explanation of the default
 	estimator Estimator
 	budget    BudgetReader
+	// routing.learned: the calls no rule matched (see learned.go).
+	learned      *learnedRoute
+	learnedModel *learn.Model
 }
 
 var _ Router = (*Rules)(nil)
@@ -103,6 +107,9 @@ func NewRules(p *policies.Policy, opts ...RulesOption) (*Rules, error) {
 		c.explainStatic()
 		r.rules = append(r.rules, c)
 	}
+	if err := r.initLearned(p); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -153,6 +160,9 @@ func (r *Rules) Route(ctx context.Context, q *Query) (Decision, bool) {
 		if m, ok := c.match(ctx, q, r.budget); ok {
 			return Decision{Model: c.model, Rule: c.explain(m)}, true
 		}
+	}
+	if r.learned != nil {
+		return r.learned.route(q), true
 	}
 	if r.def != "" {
 		return Decision{Model: r.def, Rule: r.defWhy}, true
