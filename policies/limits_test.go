@@ -18,7 +18,12 @@ func hostileShapes() map[string]string {
 	for i := 0; stair.Len() < MaxFileSize-2*i-4; i++ {
 		stair.WriteString(strings.Repeat(" ", i) + "a:\n")
 	}
+	var crKeys strings.Builder
+	for i := 0; crKeys.Len() < MaxFileSize-16; i++ {
+		fmt.Fprintf(&crKeys, "k%d: 1\r", i) // a lone \r breaks lines too
+	}
 	return map[string]string{
+		"wide mapping, CR":  crKeys.String(),
 		"deep flow list":    fill("["),
 		"deep flow mapping": fill("{a: "),
 		"deep block list":   fill("- "),
