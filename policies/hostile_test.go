@@ -85,6 +85,21 @@ func TestPolicyFromFIFOIsAnError(t *testing.T) {
 	}
 }
 
+// TestPolicyDirectoryThatIsAFIFOIsAnError: LoadDir and NewRegistry of a
+// FIFO fail at once instead of waiting for a writer.
+func TestPolicyDirectoryThatIsAFIFOIsAnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policies")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	if _, err := LoadDir(path); !errors.Is(err, ErrNotRegularFile) {
+		t.Errorf("LoadDir: err = %v, want ErrNotRegularFile", err)
+	}
+	if _, err := NewRegistry(path); !errors.Is(err, ErrNotRegularFile) {
+		t.Errorf("NewRegistry: err = %v, want ErrNotRegularFile", err)
+	}
+}
+
 // shortTempDir is a temporary directory with a path short enough for a
 // unix socket (108 bytes on Linux).
 func shortTempDir(t *testing.T) string {
