@@ -188,27 +188,29 @@ func TestNonPolicyFileIsNeverQuoted(t *testing.T) {
 }
 
 // TestEveryProblemAtOnceThroughExtends: a team file with an unknown key, a
-// value of the wrong type and a semantic problem, extending a base, gets
-// all three in one error, each with file:line:col and field path.
+// value of the wrong type and a semantic problem gets all three in one
+// error, each with file:line:col and field path — alone (LoadFile) and
+// extending a base (LoadFileExtends, LoadDir, NewRegistry).
 func TestEveryProblemAtOnceThroughExtends(t *testing.T) {
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
-		"default.yaml": baseYAML,
-		"ops.yaml": `version: 1
-extends: default.yaml
-routing:
+	const body = `routing:
   defualt: gpt-4o
   rules:
     - name: r
       when: {keywords: [x]}
       model: no-such-model
 limits: {max_calls: many}
-`,
+`
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"default.yaml": baseYAML,
+		"ops.yaml":     "version: 1\nextends: default.yaml\n" + body,
+		"solo.yaml":    "version: 1\n\n" + body,
 	})
-	_, err := LoadFileExtends(filepath.Join(dir, "ops.yaml"))
-	var ve *ValidationError
-	if !errors.As(err, &ve) {
-		t.Fatalf("err = %v, want a *ValidationError", err)
+	loads := map[string]func() error{
+		"LoadFile":        func() error { _, err := LoadFile(filepath.Join(dir, "solo.yaml")); return err },
+		"LoadFileExtends": func() error { _, err := LoadFileExtends(filepath.Join(dir, "ops.yaml")); return err },
+		"LoadDir":         func() error { _, err := LoadDir(dir); return err },
+		"NewRegistry":     func() error { _, err := NewRegistry(dir); return err },
 	}
 	want := []struct {
 		path      string
@@ -219,19 +221,36 @@ limits: {max_calls: many}
 		{"routing.rules[0].model", 8, 7, "unknown model"},
 		{"limits.max_calls", 9, 21, "expected an integer"},
 	}
-	for _, w := range want {
-		found := false
-		for _, p := range ve.Problems {
-			if p.Path == w.path && p.Line == w.line && p.Column == w.col && strings.Contains(p.Msg, w.msg) &&
-				p.File == filepath.Join(dir, "ops.yaml") {
-				found = true
+	for name, load := range loads {
+		err := load()
+		var ve *ValidationError
+		if !errors.As(err, &ve) {
+			t.Fatalf("%s: err = %v, want a *ValidationError", name, err)
+		}
+		for _, file := range []string{"ops.yaml", "solo.yaml"} {
+			if name == "LoadFile" && file == "ops.yaml" || name == "LoadFileExtends" && file == "solo.yaml" {
+				continue
+			}
+			var n int
+			for _, w := range want {
+				found := false
+				for _, p := range ve.Problems {
+					if p.File == filepath.Join(dir, file) && p.Path == w.path && p.Line == w.line && p.Column == w.col && strings.Contains(p.Msg, w.msg) {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("%s: missing %s:%d:%d: %s: %s…\ngot:\n%v", name, file, w.line, w.col, w.path, w.msg, err)
+				}
+			}
+			for _, p := range ve.Problems {
+				if p.File == filepath.Join(dir, file) {
+					n++
+				}
+			}
+			if n != len(want) {
+				t.Errorf("%s: %d problems in %s, want %d:\n%v", name, n, file, len(want), err)
 			}
 		}
-		if !found {
-			t.Errorf("missing %s:%d:%d: %s: %s…\ngot:\n%v", "ops.yaml", w.line, w.col, w.path, w.msg, err)
-		}
-	}
-	if len(ve.Problems) != len(want) {
-		t.Errorf("got %d problems, want %d:\n%v", len(ve.Problems), len(want), err)
 	}
 }
