@@ -45,8 +45,9 @@
 // 10,000 entries and 1,000 entries under one parent (ErrTooDeep,
 // ErrTooLarge, with the line); aliases expand to at most 40,000 values. So
 // any input loads or fails in milliseconds. An extends target that is not
-// a .yaml, .yml or .json file, and a document whose top level is not a
-// mapping, are ErrNotPolicy and never quoted: it may be a .env file.
+// a .yaml, .yml or .json file, a document whose top level is not a
+// mapping, and a mapping none of whose keys is a field (or a typo of one)
+// are ErrNotPolicy and never quoted: it may be a .env file.
 // Messages quote at most 40 bytes of a value. errors.Is sees every
 // sentinel through a *ValidationError (Problem.Err).
 //

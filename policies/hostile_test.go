@@ -154,6 +154,8 @@ func TestNonPolicyFileIsNeverQuoted(t *testing.T) {
 		"OPENAI_API_KEY: " + secret + "\n  bad: indent\n",
 		"{" + secret + "\n",
 		"'" + secret + "'\n---\nx: y\n",
+		"OPENAI_API_KEY: " + secret + "\nDATABASE_URL: postgres://u:" + secret + "@db\n",
+		"services:\n  api:\n    environment:\n      - KEY=" + secret + "\n",
 	}
 	for i, body := range bodies {
 		dir := t.TempDir()
@@ -184,6 +186,11 @@ func TestNonPolicyFileIsNeverQuoted(t *testing.T) {
 		check("LoadFile(.env)", err)
 		_, err = LoadDir(dir)
 		check("LoadDir", err)
+	}
+	// A typo of a field still reads as a policy, with its suggestion.
+	_, err := LoadBytes([]byte("budjet: {}\n"), "p.yaml")
+	if err == nil || !strings.Contains(err.Error(), `did you mean "budget"`) {
+		t.Errorf("a lone typo: %v", err)
 	}
 }
 
