@@ -3,7 +3,6 @@ package policies
 import (
 	"errors"
 	"fmt"
-	"math"
 	"math/big"
 	"strconv"
 	"strings"
@@ -92,7 +91,7 @@ func ParseByteSize(s string) (ByteSize, error) {
 		return 0, fmt.Errorf("invalid size %q: not a whole number of bytes", clip(s))
 	}
 	n := r.Num()
-	if !n.IsInt64() || n.Int64() > math.MaxInt64 {
+	if !n.IsInt64() {
 		return 0, fmt.Errorf("invalid size %q: too large", clip(s))
 	}
 	v := ByteSize(n.Int64())

@@ -71,13 +71,34 @@ func decodeDocument(b []byte, v any, src *sourceMap) (probs []Problem, parsed bo
 	}
 	d.collectAnchors(body, 0)
 	if top, _ := d.resolve("", body); top != nil {
-		switch top.(type) {
-		case *ast.MappingNode, *ast.MappingValueNode, *ast.NullNode:
-		default:
+		notPolicy := func(format string, args ...any) ([]Problem, bool) {
 			d.probs = nil
-			d.problem("", body, "the top level is %s, not a mapping of policy fields", nodeKind(top))
+			d.problem("", body, format, args...)
 			d.probs[0].Err = ErrNotPolicy
 			return d.probs, false
+		}
+		switch top.(type) {
+		case *ast.MappingNode, *ast.MappingValueNode:
+			// A mapping none of whose keys is a field or close to one (an
+			// env file in YAML, another tool's config) is not a policy:
+			// say so, and quote neither its keys nor its values.
+			if es, ok := d.entries("", top, 0); ok && len(es) > 0 {
+				fields := fieldsOf(rv.Type())
+				known := false
+				for _, e := range es {
+					_, ok := fields.index[e.key]
+					if !e.badKey && (ok || suggest(e.key, fields.names) != "") {
+						known = true // a field, or a typo of one
+						break
+					}
+				}
+				if !known {
+					return notPolicy("none of the %d keys of the top level is a field of %s", len(es), typeName(rv.Type()))
+				}
+			}
+		case *ast.NullNode:
+		default:
+			return notPolicy("the top level is %s, not a mapping of policy fields", nodeKind(top))
 		}
 	}
 	d.decode("", body, rv, 0)
@@ -480,6 +501,14 @@ func scalarText(n ast.Node) (string, bool) {
 		return n.GetToken().Value, true
 	}
 	return "", false
+}
+
+// typeName names the document type in messages.
+func typeName(t reflect.Type) string {
+	if t == reflect.TypeFor[Policy]() {
+		return "a policy"
+	}
+	return strings.ToLower(t.Name())
 }
 
 // nodeKind names the kind of a node without its value.

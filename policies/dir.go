@@ -70,6 +70,12 @@ type teamResult struct {
 // loadTeams loads every policy file of dir (not recursively), each with
 // its extends chain, and returns one result per file, sorted by team.
 func loadTeams(dir string) ([]teamResult, error) {
+	// Opening a FIFO blocks until a writer comes: stat first.
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("%w: %s is not a directory", ErrNotRegularFile, dir)
+	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("policies: %w", err)

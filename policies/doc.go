@@ -22,13 +22,34 @@
 //	devops.yaml:9:9: routing.rules[0].when.regex: invalid regex: missing closing ]: `[sz`
 //	devops.yaml:13:7: routing.rules[1].model: unknown model "my-llama": not in the price catalog nor in models
 //
-// Only a YAML syntax error stops the parse; it is reported alone. A Policy
+// Only a YAML syntax error (or a file that is not a policy, see Hostile
+// files) stops the parse; it is reported alone. Through extends, the decode
+// problems of every file of the chain and the validation of the merged
+// policy are reported together. A Policy
 // built in code is checked with Validate; its problems read "path: message".
 // errors.Is(err, ErrInvalid) matches every validation error. Default returns
 // the embedded default policy (default.yaml).
 //
 // YAML anchors, aliases and merge keys (<<) are honoured. Extends is kept
 // as data; resolving it belongs to the loader of a policy directory.
+//
+// # Hostile files
+//
+// Only regular files are read: a FIFO, a device, a socket or a directory
+// named as a policy file or an extends target is an error matching
+// ErrNotRegularFile, found by a stat before the open (and checked again on
+// the descriptor, opened without blocking), never a hang. A file larger
+// than MaxFileSize (1 MiB) is refused before it is read (ErrTooLarge).
+// Before the YAML parser sees a document, its shape is checked on the
+// bytes: at most 64 levels of nesting, 1,000 flow collections ([ and {),
+// 10,000 entries and 1,000 entries under one parent (ErrTooDeep,
+// ErrTooLarge, with the line); aliases expand to at most 40,000 values. So
+// any input loads or fails in milliseconds. An extends target that is not
+// a .yaml, .yml or .json file, a document whose top level is not a
+// mapping, and a mapping none of whose keys is a field (or a typo of one)
+// are ErrNotPolicy and never quoted: it may be a .env file.
+// Messages quote at most 40 bytes of a value. errors.Is sees every
+// sentinel through a *ValidationError (Problem.Err).
 //
 // # Values
 //

@@ -206,6 +206,9 @@ func under(path, p string) bool {
 // "" when none is close: within a small edit distance, or starting with s
 // (as "o200k_base" does with "o200k").
 func suggest(s string, candidates []string) string {
+	if len(s) > 2*maxEcho {
+		return "" // no field name is that long; spare the edit distances
+	}
 	ls := strings.ToLower(s)
 	best, bestD := "", -1
 	prefix := ""

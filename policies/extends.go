@@ -259,19 +259,19 @@ func (r *resolver) basePath(from, ext string) (string, error) {
 		return "", fmt.Errorf("%w: extends %q: a base is a .yaml, .yml or .json file", ErrNotPolicy, clip(ext))
 	}
 	if filepath.IsAbs(ext) || strings.HasPrefix(ext, "/") || filepath.VolumeName(ext) != "" {
-		return "", fmt.Errorf("%w: %q is absolute; name a file of the policy directory", ErrExtendsEscape, ext)
+		return "", fmt.Errorf("%w: %q is absolute; name a file of the policy directory", ErrExtendsEscape, clip(ext))
 	}
 	abs := filepath.Clean(filepath.Join(filepath.Dir(from), filepath.FromSlash(ext)))
 	rel, err := filepath.Rel(r.root, abs)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return "", fmt.Errorf("%w: %q", ErrExtendsEscape, ext)
+		return "", fmt.Errorf("%w: %q", ErrExtendsEscape, clip(ext))
 	}
 	// A symlink inside the directory may still point out of it.
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
 		rootReal, rerr := filepath.EvalSymlinks(r.root)
 		if rerr == nil {
 			if rel, err := filepath.Rel(rootReal, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-				return "", fmt.Errorf("%w: %q links to %s", ErrExtendsEscape, ext, real)
+				return "", fmt.Errorf("%w: %q links to %s", ErrExtendsEscape, clip(ext), real)
 			}
 		}
 	}

@@ -19,8 +19,17 @@ func FuzzLoadPolicy(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	base := Default()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		const name = "fuzz.yaml"
+		// The same bytes as a team file over the default policy: the
+		// extends merge and the validation of its result never panic.
+		child := &Policy{}
+		src := &sourceMap{file: name, pos: map[string]position{}}
+		if _, parsed := decodeDocument(b, child, src); parsed {
+			_ = mergePolicies(base, child, src).problems()
+		}
+
 		const maxMsg = 512 // values are quoted up to maxEcho bytes
 		p, err := LoadBytes(b, name)
 		if err == nil {

@@ -85,6 +85,21 @@ func TestPolicyFromFIFOIsAnError(t *testing.T) {
 	}
 }
 
+// TestPolicyDirectoryThatIsAFIFOIsAnError: LoadDir and NewRegistry of a
+// FIFO fail at once instead of waiting for a writer.
+func TestPolicyDirectoryThatIsAFIFOIsAnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policies")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	if _, err := LoadDir(path); !errors.Is(err, ErrNotRegularFile) {
+		t.Errorf("LoadDir: err = %v, want ErrNotRegularFile", err)
+	}
+	if _, err := NewRegistry(path); !errors.Is(err, ErrNotRegularFile) {
+		t.Errorf("NewRegistry: err = %v, want ErrNotRegularFile", err)
+	}
+}
+
 // shortTempDir is a temporary directory with a path short enough for a
 // unix socket (108 bytes on Linux).
 func shortTempDir(t *testing.T) string {
@@ -139,6 +154,8 @@ func TestNonPolicyFileIsNeverQuoted(t *testing.T) {
 		"OPENAI_API_KEY: " + secret + "\n  bad: indent\n",
 		"{" + secret + "\n",
 		"'" + secret + "'\n---\nx: y\n",
+		"OPENAI_API_KEY: " + secret + "\nDATABASE_URL: postgres://u:" + secret + "@db\n",
+		"services:\n  api:\n    environment:\n      - KEY=" + secret + "\n",
 	}
 	for i, body := range bodies {
 		dir := t.TempDir()
@@ -170,30 +187,37 @@ func TestNonPolicyFileIsNeverQuoted(t *testing.T) {
 		_, err = LoadDir(dir)
 		check("LoadDir", err)
 	}
+	// A typo of a field still reads as a policy, with its suggestion.
+	_, err := LoadBytes([]byte("budjet: {}\n"), "p.yaml")
+	if err == nil || !strings.Contains(err.Error(), `did you mean "budget"`) {
+		t.Errorf("a lone typo: %v", err)
+	}
 }
 
 // TestEveryProblemAtOnceThroughExtends: a team file with an unknown key, a
-// value of the wrong type and a semantic problem, extending a base, gets
-// all three in one error, each with file:line:col and field path.
+// value of the wrong type and a semantic problem gets all three in one
+// error, each with file:line:col and field path — alone (LoadFile) and
+// extending a base (LoadFileExtends, LoadDir, NewRegistry).
 func TestEveryProblemAtOnceThroughExtends(t *testing.T) {
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
-		"default.yaml": baseYAML,
-		"ops.yaml": `version: 1
-extends: default.yaml
-routing:
+	const body = `routing:
   defualt: gpt-4o
   rules:
     - name: r
       when: {keywords: [x]}
       model: no-such-model
 limits: {max_calls: many}
-`,
+`
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"default.yaml": baseYAML,
+		"ops.yaml":     "version: 1\nextends: default.yaml\n" + body,
+		"solo.yaml":    "version: 1\n\n" + body,
 	})
-	_, err := LoadFileExtends(filepath.Join(dir, "ops.yaml"))
-	var ve *ValidationError
-	if !errors.As(err, &ve) {
-		t.Fatalf("err = %v, want a *ValidationError", err)
+	loads := map[string]func() error{
+		"LoadFile":        func() error { _, err := LoadFile(filepath.Join(dir, "solo.yaml")); return err },
+		"LoadFileExtends": func() error { _, err := LoadFileExtends(filepath.Join(dir, "ops.yaml")); return err },
+		"LoadDir":         func() error { _, err := LoadDir(dir); return err },
+		"NewRegistry":     func() error { _, err := NewRegistry(dir); return err },
 	}
 	want := []struct {
 		path      string
@@ -204,19 +228,36 @@ limits: {max_calls: many}
 		{"routing.rules[0].model", 8, 7, "unknown model"},
 		{"limits.max_calls", 9, 21, "expected an integer"},
 	}
-	for _, w := range want {
-		found := false
-		for _, p := range ve.Problems {
-			if p.Path == w.path && p.Line == w.line && p.Column == w.col && strings.Contains(p.Msg, w.msg) &&
-				p.File == filepath.Join(dir, "ops.yaml") {
-				found = true
+	for name, load := range loads {
+		err := load()
+		var ve *ValidationError
+		if !errors.As(err, &ve) {
+			t.Fatalf("%s: err = %v, want a *ValidationError", name, err)
+		}
+		for _, file := range []string{"ops.yaml", "solo.yaml"} {
+			if name == "LoadFile" && file == "ops.yaml" || name == "LoadFileExtends" && file == "solo.yaml" {
+				continue
+			}
+			var n int
+			for _, w := range want {
+				found := false
+				for _, p := range ve.Problems {
+					if p.File == filepath.Join(dir, file) && p.Path == w.path && p.Line == w.line && p.Column == w.col && strings.Contains(p.Msg, w.msg) {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("%s: missing %s:%d:%d: %s: %s…\ngot:\n%v", name, file, w.line, w.col, w.path, w.msg, err)
+				}
+			}
+			for _, p := range ve.Problems {
+				if p.File == filepath.Join(dir, file) {
+					n++
+				}
+			}
+			if n != len(want) {
+				t.Errorf("%s: %d problems in %s, want %d:\n%v", name, n, file, len(want), err)
 			}
 		}
-		if !found {
-			t.Errorf("missing %s:%d:%d: %s: %s…\ngot:\n%v", "ops.yaml", w.line, w.col, w.path, w.msg, err)
-		}
-	}
-	if len(ve.Problems) != len(want) {
-		t.Errorf("got %d problems, want %d:\n%v", len(ve.Problems), len(want), err)
 	}
 }

@@ -18,7 +18,12 @@ func hostileShapes() map[string]string {
 	for i := 0; stair.Len() < MaxFileSize-2*i-4; i++ {
 		stair.WriteString(strings.Repeat(" ", i) + "a:\n")
 	}
+	var crKeys strings.Builder
+	for i := 0; crKeys.Len() < MaxFileSize-16; i++ {
+		fmt.Fprintf(&crKeys, "k%d: 1\r", i) // a lone \r breaks lines too
+	}
 	return map[string]string{
+		"wide mapping, CR":  crKeys.String(),
 		"deep flow list":    fill("["),
 		"deep flow mapping": fill("{a: "),
 		"deep block list":   fill("- "),
@@ -160,6 +165,7 @@ func worstWithinLimits() map[string]string {
 	rules.WriteString(strings.Repeat("    - *r\n", maxWidth-1))
 	return map[string]string{
 		"rule bomb":  rules.String(),
+		"long key":   strings.Repeat("k", MaxFileSize-4) + ": 1",
 		"deep block": nest.String(),
 		"deep flow":  "x: " + strings.Repeat("[", maxFlowOpens) + strings.Repeat("]", maxFlowOpens) + "\n",
 		"wide maps":  models.String(),
@@ -195,7 +201,7 @@ func BenchmarkLoadDeep(b *testing.B) {
 func BenchmarkLoadWide(b *testing.B) {
 	docs := worstWithinLimits()
 	shapes := hostileShapes()
-	for _, name := range []string{"wide maps", "wide list", "alias bomb", "rule bomb"} {
+	for _, name := range []string{"wide maps", "wide list", "alias bomb", "rule bomb", "long key"} {
 		benchLoad(b, name+" within limits", docs[name])
 	}
 	benchLoad(b, "wide flow 1MiB", shapes["wide flow list"])

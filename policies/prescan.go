@@ -42,9 +42,14 @@ func prescan(b []byte, file string) *Problem {
 	blockScalar := -1 // indent of the line that opened a block scalar, -1 outside one
 	opens, entries := 0, 0
 	for lineNo := 1; len(b) > 0; lineNo++ {
+		// YAML breaks lines at \n, \r\n and a lone \r.
 		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
+		if i := bytes.IndexAny(b, "\r\n"); i >= 0 {
+			next := i + 1
+			if b[i] == '\r' && next < len(b) && b[next] == '\n' {
+				next++
+			}
+			line, b = b[:i], b[next:]
 		} else {
 			b = nil
 		}

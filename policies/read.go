@@ -14,8 +14,9 @@ import (
 const MaxFileSize = 1 << 20
 
 // ErrNotRegularFile matches a team file or extends target that is a FIFO,
-// a device, a socket or a directory. It is refused before it is read, so a
-// FIFO named devops.yaml never blocks a load.
+// a device, a socket or a directory, and a policy directory that is not a
+// directory. It is refused before it is read, so a FIFO named devops.yaml
+// never blocks a load.
 var ErrNotRegularFile = errors.New("policies: not a regular file")
 
 // ErrTooLarge matches a policy file larger than MaxFileSize or with more

@@ -3,6 +3,7 @@ package toolwrap
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -110,7 +111,10 @@ func DefaultTokenCounter() TokenCounter {
 // Artifacts offloads large tool results to a Store, renders the excerpt
 // the conversation gets, and reads artifacts back for the read_artifact
 // tool. Everything is scoped to the run of the context
-// (middleware.RunFrom; outside a run, to the empty run id).
+// (middleware.RunFrom). A call outside any run is a scope of its own, shared
+// with no other call: Put refuses to store (ErrNoRun: no later call could
+// read the artifact back), the executor keeps an excerpt without an id,
+// and Get finds nothing (ErrNotFound). Start a run to offload.
 //
 // Artifacts is safe for concurrent use.
 type Artifacts struct {
@@ -131,11 +135,13 @@ func NewArtifacts(store Store, cfg ArtifactConfig, count TokenCounter) *Artifact
 // Store returns the underlying store.
 func (a *Artifacts) Store() Store { return a.store }
 
-func runID(ctx context.Context) string {
+// runID returns the artifact scope of ctx: its run's id. ok is false
+// outside a run, whose scope holds nothing.
+func runID(ctx context.Context) (id string, ok bool) {
 	if r := middleware.RunFrom(ctx); r != nil {
-		return r.ID()
+		return r.ID(), true
 	}
-	return ""
+	return "", false
 }
 
 // Exceeds reports whether s is over the configured thresholds.
@@ -153,9 +159,13 @@ func (a *Artifacts) Exceeds(s string) bool {
 
 // Put stores s in the run of ctx and returns its id and indexed text.
 func (a *Artifacts) Put(ctx context.Context, s string) (string, *Text, error) {
+	run, ok := runID(ctx)
+	if !ok {
+		return "", nil, ErrNoRun
+	}
 	t := NewText([]byte(s))
 	id := NewID()
-	if err := a.store.Put(ctx, runID(ctx), id, t); err != nil {
+	if err := a.store.Put(ctx, run, id, t); err != nil {
 		return "", nil, err
 	}
 	return id, t, nil
@@ -163,10 +173,11 @@ func (a *Artifacts) Put(ctx context.Context, s string) (string, *Text, error) {
 
 // Get returns the artifact id of the run of ctx, or ErrNotFound.
 func (a *Artifacts) Get(ctx context.Context, id string) (*Text, error) {
-	if !ValidID(id) {
+	run, ok := runID(ctx)
+	if !ok || !ValidID(id) {
 		return nil, ErrNotFound
 	}
-	return a.store.Get(ctx, runID(ctx), id)
+	return a.store.Get(ctx, run, id)
 }
 
 // ReadRange returns up to limit lines of the artifact from line offset
@@ -215,6 +226,10 @@ func (a *Artifacts) offload(ctx context.Context, tool, s string) (string, string
 		return s, "", 0
 	}
 	excerpt, id, saved, err := a.Offload(ctx, s)
+	if errors.Is(err, ErrNoRun) {
+		t := NewText([]byte(s))
+		return a.excerpt("", t, "the full result is not kept: calls outside a run share no artifacts"), "", 0
+	}
 	if err != nil {
 		middleware.Emit(ctx, middleware.StoreFailed{Store: "artifacts", Op: "put", Err: err})
 		t := NewText([]byte(s))

@@ -182,6 +182,7 @@ func TestArtifactStoreFailureKeepsContextSmall(t *testing.T) {
 			failed++
 		}
 	}))
+	ctx, _ = middleware.StartRun(ctx, "r")
 	res, _ := ex.Execute(ctx, []middleware.ToolCall{{ID: "c", Name: "read_logs"}})
 	if res[0].Artifact != "" || len(res[0].Content) > 2048 || !strings.Contains(res[0].Content, "could not be stored") || failed != 1 {
 		t.Errorf("%d bytes, failed events %d: %.200q", len(res[0].Content), failed, res[0].Content)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
+	"strconv"
 	"strings"
 )
 
@@ -30,6 +32,13 @@ type ReadArgs struct {
 // maxPattern bounds a grep pattern's length.
 const maxPattern = 1000
 
+// maxEcho bounds how much of an id or a pattern the model gave an answer
+// or an error repeats: a hostile argument is never echoed whole.
+const maxEcho = 40
+
+// echo quotes at most maxEcho bytes of s.
+func echo(s string) string { return strconv.Quote(clip(s, maxEcho)) }
+
 // ReadTool returns the read_artifact tool. A range answer is a header line
 // "[art_… lines a-b of n]" followed by the raw lines; a grep answer is a
 // header followed by "line: text" for each match (line numbers 0-based,
@@ -51,6 +60,7 @@ func (a *Artifacts) read(ctx context.Context, args string) (string, error) {
 	if id := strings.Trim(strings.TrimSpace(args), `"`); ValidID(id) {
 		ra.ID = id // frameworks that pass a plain string (langchaingo's __arg1)
 	} else if err := json.Unmarshal([]byte(args), &ra); err != nil {
+		// json's messages quote at most a character of the input.
 		return "", fmt.Errorf("arguments must be JSON like {\"id\":\"art_...\",\"offset\":0,\"limit\":50}: %v", err)
 	}
 	return a.Read(ctx, ra)
@@ -61,7 +71,7 @@ func (a *Artifacts) Read(ctx context.Context, ra ReadArgs) (string, error) {
 	c := a.cfg
 	t, err := a.Get(ctx, ra.ID)
 	if errors.Is(err, ErrNotFound) {
-		return "", fmt.Errorf("artifact %q not found", ra.ID)
+		return "", fmt.Errorf("artifact %s not found", echo(ra.ID))
 	}
 	if err != nil {
 		return "", err
@@ -83,14 +93,21 @@ func (a *Artifacts) Read(ctx context.Context, ra ReadArgs) (string, error) {
 		}
 		re, err := regexp.Compile(ra.Grep)
 		if err != nil {
-			return "", fmt.Errorf("bad grep pattern: %v", err)
+			// A syntax error quotes the pattern from the fault on: say
+			// what is wrong and quote a prefix only.
+			msg := "invalid pattern"
+			var se *syntax.Error
+			if errors.As(err, &se) {
+				msg = string(se.Code) + " at " + echo(se.Expr)
+			}
+			return "", fmt.Errorf("bad grep pattern: %s", msg)
 		}
 		ms := t.Grep(re, max(ra.Offset, 0), c.MaxMatches+1)
 		more := len(ms) > c.MaxMatches
 		if more {
 			ms = ms[:c.MaxMatches]
 		}
-		fmt.Fprintf(&b, "[%s grep %q: %d matches shown of %d lines", ra.ID, ra.Grep, len(ms), t.Lines())
+		fmt.Fprintf(&b, "[%s grep %s: %d matches shown of %d lines", ra.ID, echo(ra.Grep), len(ms), t.Lines())
 		if more {
 			b.WriteString("; more matches exist, narrow the pattern or grep from a later offset")
 		}

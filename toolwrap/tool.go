@@ -75,6 +75,10 @@ var (
 	ErrNotFound = errors.New("toolwrap: artifact not found")
 	// ErrTooLarge: an artifact is larger than its store allows.
 	ErrTooLarge = errors.New("toolwrap: artifact too large")
+	// ErrNoRun: an artifact put outside a run (middleware.StartRun). Every
+	// call outside a run is its own artifact scope, which no later call can
+	// read, so nothing is stored.
+	ErrNoRun = errors.New("toolwrap: no run to keep the artifact in")
 )
 
 // Error is a failed tool call. Its Is matches the sentinel of its reason

@@ -158,7 +158,7 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body []byte, stream 
 		var err error
 		hreq, err = http.NewRequestWithContext(ctx, http.MethodPost, p.url, nil)
 		if err != nil {
-			return nil, fmt.Errorf("tokenwise/openai: %w", err)
+			return nil, fmt.Errorf("tokenwise/openai: %w", redact.Error(err, p.apiKey)) // the URL may hold a key
 		}
 		if p.apiKey != "" {
 			hreq.Header.Set("Authorization", "Bearer "+p.apiKey)
