@@ -185,11 +185,15 @@ func policyScorer(p *policies.Policy, path, strong string) (*routeeval.Policy, e
 	return ps, nil
 }
 
-// policyWeak is the weak model of a policy: routing.learned.weak, else the
-// first rule's model that is not the strong one ("" if none).
+// policyWeak is the weak model of a policy: routing.learned.weak, else
+// routing.default when it is not the strong one, else the first rule's
+// model that is not the strong one ("" if none).
 func policyWeak(p *policies.Policy, strong string) string {
 	if w := p.Routing.Learned.Weak; w != "" {
 		return w
+	}
+	if d := p.Routing.Default; d != "" && d != strong {
+		return d
 	}
 	for _, r := range p.Routing.Rules {
 		if r.Model != strong {
