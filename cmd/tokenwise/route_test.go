@@ -147,3 +147,19 @@ func TestRouteEvalRouteLLMExtract(t *testing.T) {
 		}
 	}
 }
+
+// --policy takes a directory and a team, as replay does.
+func TestRouteEvalPolicyDirectory(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "default.yaml"), []byte("version: 1\nrouting:\n  default: gpt-4o\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "devops.yaml"), []byte("version: 1\nextends: default.yaml\nrouting:\n  rules:\n    - {name: easy, when: {keywords: [simple, quick]}, model: gpt-4o-mini}\n"), 0o644)
+	code, out, stderr := runCmd("route", "eval", "--policy", dir, "--team", "devops", "--routers", "20", examples+"test.jsonl")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"(team devops)", "policy's own routing", "weak   gpt-4o-mini"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
