@@ -16,7 +16,7 @@ import (
 )
 
 const routeUsage = `usage:
-  tokenwise route eval (--policy FILE | --weights FILE | --baseline length|category)
+  tokenwise route eval (--policy FILE|DIR [--team T] | --weights FILE | --baseline length|category)
                        [--strong MODEL] [--weak MODEL] [--target 0.9] [--svg OUT.svg]
                        [--transfer OTHER.jsonl] [--output-tokens 256] [--routers 200] [--seed 1] DATA.jsonl
   tokenwise route train --out WEIGHTS [--label only-strong|strong-better] [--target 0.9]
@@ -40,7 +40,8 @@ func routeCmd(args []string, stdout, stderr io.Writer) int {
 func routeEval(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("route eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	polPath := fs.String("policy", "", "policy file: its routing rules (and routing.learned) are the router")
+	polPath := fs.String("policy", "", "policy file or directory: its routing rules (and routing.learned) are the router")
+	team := fs.String("team", "", "team, when --policy is a directory")
 	weights := fs.String("weights", "", "weights file of `tokenwise route train`")
 	baseline := fs.String("baseline", "", "built-in scorer: length or category")
 	strong := fs.String("strong", "", "strong model, for prices (default: the policy's, else gpt-4o)")
@@ -67,7 +68,7 @@ func routeEval(args []string, stdout, stderr io.Writer) int {
 	strongM, weakM := "gpt-4o", "gpt-4o-mini"
 	switch {
 	case *polPath != "":
-		pol, err = policies.LoadFileExtends(*polPath)
+		pol, err = load(*polPath, *team)
 		if err != nil {
 			printErr(stderr, err)
 			return 1
@@ -76,6 +77,9 @@ func routeEval(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
+		}
+		if *team != "" {
+			ps.Label += " (team " + *team + ")"
 		}
 		sc = ps
 		strongM, weakM = ps.Strong, policyWeak(pol, ps.Strong)
@@ -185,11 +189,15 @@ func policyScorer(p *policies.Policy, path, strong string) (*routeeval.Policy, e
 	return ps, nil
 }
 
-// policyWeak is the weak model of a policy: routing.learned.weak, else the
-// first rule's model that is not the strong one ("" if none).
+// policyWeak is the weak model of a policy: routing.learned.weak, else
+// routing.default when it is not the strong one, else the first rule's
+// model that is not the strong one ("" if none).
 func policyWeak(p *policies.Policy, strong string) string {
 	if w := p.Routing.Learned.Weak; w != "" {
 		return w
+	}
+	if d := p.Routing.Default; d != "" && d != strong {
+		return d
 	}
 	for _, r := range p.Routing.Rules {
 		if r.Model != strong {

@@ -143,7 +143,7 @@ func (m *Model) Check() error {
 func finite(f float32) bool { return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0) }
 
 // Score returns how much text needs the strong model, in [0,1]. It
-// allocates nothing.
+// allocates nothing. The model must pass Check (Read and Load check it).
 func (m *Model) Score(text string) float64 {
 	if n := m.maxBytes(); len(text) > n {
 		text = text[:n]
