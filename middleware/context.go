@@ -105,7 +105,9 @@ type CallFacts struct {
 	SavedMicros    int64 // USD (micro) those saved tokens represent
 	CostMicros     int64 // USD (micro) billed for this call, all attempts
 	Attempts       []Attempt
-	Notes          []string // free-form remarks of middlewares (e.g. "compacted 12 messages")
+	Notes          []string      // free-form remarks of middlewares (e.g. "compacted 12 messages")
+	RateWait       time.Duration // time spent waiting for rate-limit admission, all models
+	RateRefusals   int           // rate-limit refusals (rejected or moved on to the next model)
 }
 
 // CallInfo holds the CallFacts of one running call. Middlewares update it
