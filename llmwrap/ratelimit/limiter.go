@@ -354,7 +354,7 @@ func (l *Limiter) admit(ctx context.Context, p *plan, team string, need int64) (
 			a.accepted = true
 			return a, d.Wait, nil
 		}
-		if d.Concurrency && !deadline.IsZero() && time.Now().Add(d.Wait).Before(deadline) {
+		if d.Retry && !deadline.IsZero() && time.Now().Add(d.Wait).Before(deadline) {
 			if err := sleep(ctx, d.Wait); err != nil {
 				return nil, 0, err
 			}

@@ -79,6 +79,10 @@ func (m *MemoryStore) Admit(_ context.Context, a *Admission) (Decision, error) {
 		d.Wait = time.Duration(delay)
 		return d, nil
 	}
+	if delay > 0 && m.gap(a, ls, now+delay) {
+		d.Wait, d.Retry = time.Duration(delay), true
+		return d, nil
+	}
 	for i := range a.Slots {
 		s := &a.Slots[i]
 		st := m.slots[s.Key]
@@ -91,7 +95,7 @@ func (m *MemoryStore) Admit(_ context.Context, a *Admission) (Decision, error) {
 			}
 		}
 		if int64(len(st.leases)) >= s.Max {
-			return Decision{Wait: concurrencyPoll, Limit: s.Name, Concurrency: true}, nil
+			return Decision{Wait: concurrencyPoll, Limit: s.Name, Concurrency: true, Retry: true}, nil
 		}
 	}
 	at := now + delay
@@ -119,6 +123,20 @@ func (m *MemoryStore) Admit(_ context.Context, a *Admission) (Decision, error) {
 	}
 	d.OK, d.Wait = true, time.Duration(delay)
 	return d, nil
+}
+
+// gap reports whether a slot reserved at `at` would leave a limit idle
+// before it: that limit's next slot is earlier.
+func (m *MemoryStore) gap(a *Admission, ls *learnedState, at int64) bool {
+	for i := range a.Cells {
+		if *m.cell(a.Cells[i].Key) < at {
+			return true
+		}
+	}
+	if ls != nil && (ls.reqI > 0 && ls.reqTAT < at || ls.tokI > 0 && ls.tokTAT < at) {
+		return true
+	}
+	return false
 }
 
 // concurrencyPoll is how often a call waiting for a concurrency slot asks

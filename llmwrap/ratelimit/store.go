@@ -63,6 +63,11 @@ type Decision struct {
 	Limit string
 	// Concurrency: refused because a concurrency limit is full.
 	Concurrency bool
+	// Retry: not admitted now, but the call may be after Wait, within
+	// MaxWait: ask again then. A slot in the future is reserved only when
+	// every limit's own next slot is that late (reserving it in a limit
+	// that would be free earlier would waste that limit's capacity).
+	Retry bool
 }
 
 // Settlement corrects an admitted call.
