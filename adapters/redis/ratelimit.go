@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -46,19 +45,19 @@ local function put(k, v)
 end
 `
 
-// admit: KEYS cells.., slots.., [learned]
-// ARGV ncells, nslots, maxwait_us, requests, tokens, lease, lease_ttl_ms, has_learned,
-//      per cell: interval_us, tolerance_us, is_tokens, name; per slot: max, name
+// admit: KEYS cells.., slots.., [learned]; ARGV ncells, nslots, maxwait_ns,
+// requests, tokens, lease, lease_ttl_ms, has_learned, then per cell
+// interval_ns, tolerance_ns, is_tokens, name and per slot max, name;
 // returns {ok, wait_us, limit, flag} with flag 1 = retry, 2 = concurrency
 var rlAdmitScript = goredis.NewScript(luaNow + `
 local nc, ns = tonumber(ARGV[1]), tonumber(ARGV[2])
-local maxwait, reqs, toks = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local maxwait, reqs, toks = tonumber(ARGV[3]) / 1000, tonumber(ARGV[4]), tonumber(ARGV[5])
 local lease, lttl, hasl = ARGV[6], tonumber(ARGV[7]), ARGV[8] == '1'
 local delay, which = 0, ''
 local tats, incs = {}, {}
 local a = 9
 for i = 1, nc do
-  local iv, tol, tk, name = tonumber(ARGV[a]), tonumber(ARGV[a+1]), ARGV[a+2], ARGV[a+3]
+  local iv, tol, tk, name = tonumber(ARGV[a]) / 1000, tonumber(ARGV[a+1]) / 1000, ARGV[a+2], ARGV[a+3]
   a = a + 4
   local cost = reqs
   if tk == '1' then cost = toks end
@@ -129,14 +128,14 @@ end
 return {1, math.ceil(delay), which, 0}
 `)
 
-// settle: KEYS cells.., slots.., [learned]
-// ARGV ncells, nslots, requests, tokens, lease, has_learned, per cell: interval_us, is_tokens
+// settle: KEYS cells.., slots.., [learned]; ARGV ncells, nslots, requests,
+// tokens, lease, has_learned, then per cell interval_ns, is_tokens
 var rlSettleScript = goredis.NewScript(`
 local nc, ns = tonumber(ARGV[1]), tonumber(ARGV[2])
 local reqs, toks, lease, hasl = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6] == '1'
 local a = 7
 for i = 1, nc do
-  local iv, tk = tonumber(ARGV[a]), ARGV[a+1]
+  local iv, tk = tonumber(ARGV[a]) / 1000, ARGV[a+1]
   a = a + 2
   local cost = reqs
   if tk == '1' then cost = toks end
@@ -156,28 +155,26 @@ end
 return 1
 `)
 
-// learn: KEYS learned; ARGV pause_us, rreset_us, riv_us, treset_us, tiv_us
+// learn: KEYS learned; ARGV pause, request reset, request interval, token
+// reset, token interval (ns)
 var rlLearnScript = goredis.NewScript(luaNow + `
 local k = KEYS[1]
 local v = redis.call('HMGET', k, 'p', 'rt', 'tt')
 local p, rt, tt = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
-local pause, rr, ri, tr, ti = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local pause, rr, ri = tonumber(ARGV[1]) / 1000, tonumber(ARGV[2]) / 1000, tonumber(ARGV[3]) / 1000
+local tr, ti = tonumber(ARGV[4]) / 1000, tonumber(ARGV[5]) / 1000
 if pause > 0 and now + pause > p then redis.call('HSET', k, 'p', string.format('%.0f', now + pause)) end
 if ri > 0 then
   if now + rr > rt then rt = now + rr end
-  redis.call('HSET', k, 'rt', string.format('%.0f', rt), 'ri', ARGV[3])
+  redis.call('HSET', k, 'rt', string.format('%.0f', rt), 'ri', ri)
 end
 if ti > 0 then
   if now + tr > tt then tt = now + tr end
-  redis.call('HSET', k, 'tt', string.format('%.0f', tt), 'ti', ARGV[5])
+  redis.call('HSET', k, 'tt', string.format('%.0f', tt), 'ti', ti)
 end
 redis.call('PEXPIRE', k, 120000)
 return 1
 `)
-
-func us(d time.Duration) string {
-	return strconv.FormatFloat(float64(d)/float64(time.Microsecond), 'f', -1, 64)
-}
 
 func bit(b bool) string {
 	if b {
@@ -199,11 +196,11 @@ func (s *RateLimitStore) Admit(ctx context.Context, a *ratelimit.Admission) (rat
 	if a.Learned != "" {
 		keys = append(keys, a.Learned)
 	}
-	args = append(args, len(a.Cells), len(a.Slots), us(a.MaxWait), a.Requests, a.Tokens, a.Lease,
+	args = append(args, len(a.Cells), len(a.Slots), int64(a.MaxWait), a.Requests, a.Tokens, a.Lease,
 		a.LeaseTTL.Milliseconds(), bit(a.Learned != ""))
 	for i := range a.Cells {
 		c := &a.Cells[i]
-		args = append(args, us(c.Interval), us(c.Tolerance), bit(c.Tokens), c.Name)
+		args = append(args, int64(c.Interval), int64(c.Tolerance), bit(c.Tokens), c.Name)
 	}
 	for i := range a.Slots {
 		args = append(args, a.Slots[i].Max, a.Slots[i].Name)
@@ -238,7 +235,7 @@ func (s *RateLimitStore) Settle(ctx context.Context, st *ratelimit.Settlement) e
 	}
 	args = append(args, len(st.Cells), len(st.Slots), st.Requests, st.Tokens, st.Lease, bit(st.Learned != ""))
 	for i := range st.Cells {
-		args = append(args, us(st.Cells[i].Interval), bit(st.Cells[i].Tokens))
+		args = append(args, int64(st.Cells[i].Interval), bit(st.Cells[i].Tokens))
 	}
 	if err := rlSettleScript.Run(ctx, s.c, keys, args...).Err(); err != nil {
 		return fmt.Errorf("tokenwise/redis: rate-limit settlement: %w", err)
@@ -248,8 +245,8 @@ func (s *RateLimitStore) Settle(ctx context.Context, st *ratelimit.Settlement) e
 
 // Learn implements ratelimit.Store.
 func (s *RateLimitStore) Learn(ctx context.Context, key string, f ratelimit.Feedback) error {
-	err := rlLearnScript.Run(ctx, s.c, []string{key}, us(f.Pause), us(f.ResetRequests), us(f.IntervalRequests),
-		us(f.ResetTokens), us(f.IntervalTokens)).Err()
+	err := rlLearnScript.Run(ctx, s.c, []string{key}, int64(f.Pause), int64(f.ResetRequests), int64(f.IntervalRequests),
+		int64(f.ResetTokens), int64(f.IntervalTokens)).Err()
 	if err != nil {
 		return fmt.Errorf("tokenwise/redis: rate-limit feedback: %w", err)
 	}
