@@ -345,11 +345,11 @@ func BenchmarkRedisRateLimitAdmission16(b *testing.B) {
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			done, err := l.Admit(ctx, "gpt-4o", "", 100)
+			t, err := l.Reserve(ctx, "gpt-4o", "", 100)
 			if err != nil {
 				b.Fatal(err)
 			}
-			done(-1, 1)
+			t.Done(ctx, -1, 1)
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "admissions/s")

@@ -37,13 +37,12 @@ type Limiter struct {
 	rl     policies.RateLimits
 	store  Store
 	local  *MemoryStore // admits a conservative share while a shared store is down
-	shared bool         // store is not the in-process MemoryStore
 	est    *tokens.Estimator
 	log    *slog.Logger
 	prefix string
 
-	mu    sync.RWMutex
-	plans map[planKey]*plan
+	mu    sync.Mutex                        // serialises plan builds
+	plans atomic.Pointer[map[planKey]*plan] // copied on write: lookups take no lock
 
 	leaseBase string
 	leaseSeq  atomic.Uint64
@@ -60,7 +59,9 @@ type plan struct {
 	localCells []Cell // LocalFraction of each limit, for on_unavailable local
 	localSlots []Slot
 	learned    string
-	tokens     bool // a tokens-per-minute limit applies
+	tokens     bool   // a tokens-per-minute limit applies
+	mem        *bound // the state of cells, slots and learned in the store, when it is a MemoryStore
+	memLocal   *bound // the state of localCells and localSlots in Limiter.local
 }
 
 // New returns the Limiter of p.RateLimits, or nil when no model is rate
@@ -69,7 +70,8 @@ func New(p *policies.Policy, opts ...Option) *Limiter {
 	if !p.RateLimits.Enabled() {
 		return nil
 	}
-	l := &Limiter{rl: p.RateLimits, log: slog.Default(), plans: map[planKey]*plan{}, local: NewMemoryStore()}
+	l := &Limiter{rl: p.RateLimits, log: slog.Default(), local: NewMemoryStore()}
+	l.plans.Store(&map[planKey]*plan{})
 	for _, o := range opts {
 		if o != nil {
 			o(l)
@@ -78,8 +80,6 @@ func New(p *policies.Policy, opts ...Option) *Limiter {
 	if l.store == nil {
 		l.store = NewMemoryStore()
 	}
-	_, mem := l.store.(*MemoryStore)
-	l.shared = !mem
 	if l.est == nil {
 		l.est = tokens.New()
 	}
@@ -110,19 +110,33 @@ func (l *Limiter) group(team string) string {
 
 func (l *Limiter) plan(model, team string) *plan {
 	k := planKey{model, l.group(team)}
-	l.mu.RLock()
-	p, ok := l.plans[k]
-	l.mu.RUnlock()
-	if ok {
+	if p, ok := (*l.plans.Load())[k]; ok {
 		return p
+	}
+	if _, ok := l.rl.Models[model]; !ok {
+		return nil // not cached: callers name any model they like
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if p, ok := l.plans[k]; ok {
+	old := *l.plans.Load()
+	if p, ok := old[k]; ok {
 		return p
 	}
-	p = l.build(k)
-	l.plans[k] = p
+	p := l.build(k)
+	if p != nil {
+		if m, ok := l.store.(*MemoryStore); ok {
+			p.mem = m.bind(p.cells, p.slots, p.learned)
+		}
+		p.memLocal = l.local.bind(p.localCells, p.localSlots, "")
+	}
+	// Only models of the policy get a plan, and teams not listed share
+	// the "*" or "" group: the map stays bounded by the policy.
+	m := make(map[planKey]*plan, len(old)+1)
+	for kk, v := range old {
+		m[kk] = v
+	}
+	m[k] = p
+	l.plans.Store(&m)
 	return p
 }
 
@@ -220,37 +234,34 @@ func (l *Limiter) Middleware() middleware.Middleware {
 	}
 }
 
-// admitted is an admitted call, to settle when it ends.
-type admitted struct {
-	store    Store
-	cells    []Cell
-	slots    []Slot
-	learned  string
-	tokens   int64
-	lease    string
-	accepted bool
+// Ticket is an admitted call. Its Done must be called once the call
+// ended. The zero Ticket (a model without limits) does nothing.
+type Ticket struct {
+	l      *Limiter
+	p      *plan
+	local  bool // admitted by the local share while the shared store was down
+	tokens int64
+	lease  string
 }
 
-// Admit admits one call of the given cost in tokens to model for team,
-// waiting when the policy says so; done must be called when the call
-// ended, with the tokens the provider reported (or -1 when unknown) and
-// the number of requests the call made upstream (0: the provider was
-// never called). Admit is the Middleware's engine, exported for callers
-// that do not use a chain.
-func (l *Limiter) Admit(ctx context.Context, model, team string, tokens int64) (done func(usedTokens int64, requests int), err error) {
+// Reserve admits one call to model for team costing tokens (input
+// estimate plus reserved output; 0 without a tokens-per-minute limit),
+// waiting as the policy says, and returns its Ticket. It is the
+// middleware's engine, exported for callers that do not use a chain.
+func (l *Limiter) Reserve(ctx context.Context, model, team string, tokens int64) (Ticket, error) {
 	p := l.plan(model, team)
 	if p == nil {
-		return func(int64, int) {}, nil
+		return Ticket{}, nil
 	}
-	a, wait, err := l.admit(ctx, p, team, tokens)
+	t, wait, err := l.admit(ctx, p, team, tokens)
 	if err != nil {
-		return nil, err
+		return Ticket{}, err
 	}
 	if err := sleep(ctx, wait); err != nil {
-		l.settle(ctx, a, 0, 0)
-		return nil, err
+		t.Done(ctx, 0, 0)
+		return Ticket{}, err
 	}
-	return func(used int64, requests int) { l.settle(ctx, a, used, requests) }, nil
+	return t, nil
 }
 
 func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
@@ -271,11 +282,11 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 		need = tokens.ForCall(ctx, l.est, req.Model, req) + out*int64(max(req.N, 1))
 	}
 	start := time.Now()
-	a, wait, err := l.admit(ctx, p, team, need)
+	t, wait, err := l.admit(ctx, p, team, need)
 	if err == nil && wait > 0 {
 		err = sleep(ctx, wait)
 		if err != nil {
-			l.settle(ctx, a, 0, 0)
+			t.Done(ctx, 0, 0)
 		}
 	}
 	waited := time.Since(start)
@@ -305,17 +316,18 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 	case obs != nil && obs.responses.Load() > 1:
 		requests = int(obs.responses.Load()) // retries below this layer
 	}
-	l.settle(ctx, a, used, requests)
+	t.Done(ctx, used, requests)
 	return resp, err
 }
 
-// admit asks the store, waiting for a concurrency slot when the policy
+// admit asks the store, waiting for a slot that cannot be reserved ahead
+// (a full concurrency limit, a limit that would idle) when the policy
 // waits. It returns the admission and how long to sleep for its slot.
-func (l *Limiter) admit(ctx context.Context, p *plan, team string, need int64) (*admitted, time.Duration, error) {
+func (l *Limiter) admit(ctx context.Context, p *plan, team string, need int64) (Ticket, time.Duration, error) {
 	maxWait := time.Duration(0)
-	now := time.Now()
 	var deadline time.Time
 	if l.rl.OnLimit == "" || l.rl.OnLimit == policies.OnLimitWait {
+		now := time.Now()
 		maxWait = l.rl.MaxWait.Duration()
 		if maxWait <= 0 {
 			maxWait = policies.DefaultMaxWait
@@ -325,43 +337,86 @@ func (l *Limiter) admit(ctx context.Context, p *plan, team string, need int64) (
 		}
 		deadline = now.Add(maxWait)
 	}
-	a := &admitted{store: l.store, cells: p.cells, slots: p.slots, learned: p.learned, tokens: need}
+	t := Ticket{l: l, p: p, tokens: need}
 	adm := Admission{Cells: p.cells, Slots: p.slots, Learned: p.learned, Requests: 1, Tokens: need, MaxWait: max(maxWait, 0)}
 	if len(p.slots) > 0 {
-		a.lease = l.leaseBase + strconv.FormatUint(l.leaseSeq.Add(1), 36)
-		adm.Lease = a.lease
+		t.lease = l.leaseBase + strconv.FormatUint(l.leaseSeq.Add(1), 36)
+		adm.Lease = t.lease
 		adm.LeaseTTL = l.rl.Store.LeaseTTL.Duration()
 		if adm.LeaseTTL <= 0 {
 			adm.LeaseTTL = 2 * time.Minute
 		}
 	}
 	for {
-		d, err := a.store.Admit(ctx, &adm)
+		d, err := l.storeAdmit(ctx, p, t.local, &adm)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, 0, ctx.Err()
-			}
-			if !l.shared || l.rl.Store.OnUnavailable != policies.UnavailableLocal {
-				l.storeFailed(ctx, "admit", err)
-				return nil, 0, l.refuse(ctx, p, team, Decision{Limit: "store", Wait: time.Second}, err)
+				return Ticket{}, 0, ctx.Err()
 			}
 			l.storeFailed(ctx, "admit", err)
-			a.store, a.cells, a.slots, a.learned = l.local, p.localCells, p.localSlots, ""
+			if l.rl.Store.OnUnavailable != policies.UnavailableLocal {
+				return Ticket{}, 0, l.refuse(ctx, p, team, Decision{Limit: "store", Wait: time.Second}, err)
+			}
+			t.local = true
 			adm.Cells, adm.Slots, adm.Learned = p.localCells, p.localSlots, ""
 			continue
 		}
 		if d.OK {
-			a.accepted = true
-			return a, d.Wait, nil
+			return t, d.Wait, nil
 		}
 		if d.Retry && !deadline.IsZero() && time.Now().Add(d.Wait).Before(deadline) {
 			if err := sleep(ctx, d.Wait); err != nil {
-				return nil, 0, err
+				return Ticket{}, 0, err
 			}
 			adm.MaxWait = max(time.Until(deadline), 0)
 			continue
 		}
-		return nil, 0, l.refuse(ctx, p, team, d, nil)
+		return Ticket{}, 0, l.refuse(ctx, p, team, d, nil)
+	}
+}
+
+func (l *Limiter) storeAdmit(ctx context.Context, p *plan, local bool, a *Admission) (Decision, error) {
+	switch {
+	case local:
+		return l.local.admit(a, p.memLocal), nil
+	case p.mem != nil:
+		return l.store.(*MemoryStore).admit(a, p.mem), nil
+	}
+	c := *a // a stays on the caller's stack on the in-memory paths
+	return l.store.Admit(ctx, &c)
+}
+
+// Done settles the call with what it used: the provider's token count
+// (used < 0: unknown, the reservation stands) and the requests it made
+// upstream (0 refunds the admission; more than 1 charges retries).
+func (t Ticket) Done(ctx context.Context, used int64, requests int) {
+	if t.p == nil {
+		return
+	}
+	l, p := t.l, t.p
+	s := Settlement{Cells: p.cells, Slots: p.slots, Learned: p.learned, Lease: t.lease, Requests: int64(requests) - 1}
+	if t.local {
+		s.Cells, s.Slots, s.Learned = p.localCells, p.localSlots, ""
+	}
+	switch {
+	case requests == 0:
+		s.Tokens = -t.tokens
+	case used >= 0 && t.tokens > 0:
+		s.Tokens = used - t.tokens
+	}
+	if s.Requests == 0 && s.Tokens == 0 && len(s.Slots) == 0 {
+		return
+	}
+	switch {
+	case t.local:
+		l.local.settle(&s, p.memLocal)
+	case p.mem != nil:
+		l.store.(*MemoryStore).settle(&s, p.mem)
+	default:
+		c := s
+		if err := l.store.Settle(context.WithoutCancel(ctx), &c); err != nil {
+			l.storeFailed(ctx, "settle", err)
+		}
 	}
 }
 
@@ -377,28 +432,6 @@ func (l *Limiter) refuse(ctx context.Context, p *plan, team string, d Decision, 
 		middleware.Emit(ctx, middleware.RateLimited{Model: p.model, Team: team, Action: action, Limit: d.Limit, Wait: d.Wait, Err: e})
 	}
 	return e
-}
-
-// settle corrects the admission with what the call used: the provider's
-// token count (used < 0: unknown, the reservation stands) and the requests
-// made (0 refunds the admission).
-func (l *Limiter) settle(ctx context.Context, a *admitted, used int64, requests int) {
-	if a == nil || !a.accepted {
-		return
-	}
-	s := Settlement{Cells: a.cells, Slots: a.slots, Learned: a.learned, Lease: a.lease, Requests: int64(requests) - 1}
-	switch {
-	case requests == 0:
-		s.Tokens = -a.tokens
-	case used >= 0 && a.tokens > 0:
-		s.Tokens = used - a.tokens
-	}
-	if s.Requests == 0 && s.Tokens == 0 && len(s.Slots) == 0 {
-		return
-	}
-	if err := a.store.Settle(context.WithoutCancel(ctx), &s); err != nil {
-		l.storeFailed(ctx, "settle", err)
-	}
 }
 
 func (l *Limiter) storeFailed(ctx context.Context, op string, err error) {

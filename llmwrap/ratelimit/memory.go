@@ -7,11 +7,12 @@ import (
 )
 
 // MemoryStore keeps the limits in this process: one GCRA state (a
-// theoretical arrival time) per cell, a lease count per slot. A
-// MemoryStore is safe for concurrent use; one admission takes one lock.
+// theoretical arrival time) per cell, a lease set per slot. A MemoryStore
+// is safe for concurrent use; one admission takes one lock.
 type MemoryStore struct {
+	base    time.Time // times are monotonic ns since base: one clock read per admission
 	mu      sync.Mutex
-	cells   map[string]*int64 // theoretical arrival time, ns since the epoch
+	cells   map[string]*int64 // theoretical arrival time
 	slots   map[string]*slotState
 	learned map[string]*learnedState
 }
@@ -28,38 +29,81 @@ type learnedState struct {
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{cells: map[string]*int64{}, slots: map[string]*slotState{}, learned: map[string]*learnedState{}}
+	return &MemoryStore{base: time.Now(), cells: map[string]*int64{}, slots: map[string]*slotState{}, learned: map[string]*learnedState{}}
 }
 
 var _ Store = (*MemoryStore)(nil)
 
-func (m *MemoryStore) cell(key string) *int64 {
-	p := m.cells[key]
-	if p == nil {
-		p = new(int64)
-		m.cells[key] = p
+// bound is an admission's state in a MemoryStore, looked up once per plan.
+type bound struct {
+	tats    []*int64
+	slots   []*slotState
+	learned *learnedState
+}
+
+// bind returns the state of the cells, slots and learned key, creating it.
+func (m *MemoryStore) bind(cells []Cell, slots []Slot, learned string) *bound {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bindLocked(cells, slots, learned)
+}
+
+func (m *MemoryStore) bindLocked(cells []Cell, slots []Slot, learned string) *bound {
+	b := &bound{tats: make([]*int64, len(cells)), slots: make([]*slotState, len(slots))}
+	for i := range cells {
+		p := m.cells[cells[i].Key]
+		if p == nil {
+			p = new(int64)
+			m.cells[cells[i].Key] = p
+		}
+		b.tats[i] = p
 	}
-	return p
+	for i := range slots {
+		st := m.slots[slots[i].Key]
+		if st == nil {
+			st = &slotState{leases: map[string]int64{}}
+			m.slots[slots[i].Key] = st
+		}
+		b.slots[i] = st
+	}
+	if learned != "" {
+		ls := m.learned[learned]
+		if ls == nil {
+			ls = &learnedState{}
+			m.learned[learned] = ls
+		}
+		b.learned = ls
+	}
+	return b
 }
 
 // Admit implements Store.
 func (m *MemoryStore) Admit(_ context.Context, a *Admission) (Decision, error) {
-	now := time.Now().UnixNano()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.admitLocked(a, m.bindLocked(a.Cells, a.Slots, a.Learned)), nil
+}
+
+func (m *MemoryStore) admit(a *Admission, b *bound) Decision {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.admitLocked(a, b)
+}
+
+func (m *MemoryStore) now() int64 { return int64(time.Since(m.base)) }
+
+func (m *MemoryStore) admitLocked(a *Admission, b *bound) Decision {
+	now := m.now()
 	var d Decision
 	var delay int64
 	for i := range a.Cells {
 		c := &a.Cells[i]
 		inc := int64(c.Interval) * cost(c, a.Requests, a.Tokens)
-		if w := conformAt(*m.cell(c.Key), inc, int64(c.Tolerance), now); w > delay {
+		if w := conformAt(*b.tats[i], inc, int64(c.Tolerance), now); w > delay {
 			delay, d.Limit = w, c.Name
 		}
 	}
-	var ls *learnedState
-	if a.Learned != "" {
-		ls = m.learned[a.Learned]
-	}
+	ls := b.learned
 	if ls != nil {
 		if w := ls.pause - now; w > delay {
 			delay, d.Limit = w, "provider"
@@ -77,31 +121,26 @@ func (m *MemoryStore) Admit(_ context.Context, a *Admission) (Decision, error) {
 	}
 	if delay > int64(a.MaxWait) {
 		d.Wait = time.Duration(delay)
-		return d, nil
+		return d
 	}
-	if delay > 0 && m.gap(a, ls, now+delay) {
+	at := now + delay
+	if delay > 0 && gap(b, at) {
 		d.Wait, d.Retry = time.Duration(delay), true
-		return d, nil
+		return d
 	}
-	for i := range a.Slots {
-		s := &a.Slots[i]
-		st := m.slots[s.Key]
-		if st == nil {
-			continue
-		}
+	for i, st := range b.slots {
 		for id, exp := range st.leases {
 			if exp <= now {
 				delete(st.leases, id)
 			}
 		}
-		if int64(len(st.leases)) >= s.Max {
-			return Decision{Wait: concurrencyPoll, Limit: s.Name, Concurrency: true, Retry: true}, nil
+		if int64(len(st.leases)) >= a.Slots[i].Max {
+			return Decision{Wait: concurrencyPoll, Limit: a.Slots[i].Name, Concurrency: true, Retry: true}
 		}
 	}
-	at := now + delay
 	for i := range a.Cells {
 		c := &a.Cells[i]
-		p := m.cell(c.Key)
+		p := b.tats[i]
 		*p = max(*p, at) + int64(c.Interval)*cost(c, a.Requests, a.Tokens)
 	}
 	if ls != nil {
@@ -112,31 +151,23 @@ func (m *MemoryStore) Admit(_ context.Context, a *Admission) (Decision, error) {
 			ls.tokTAT = max(ls.tokTAT, at) + ls.tokI*a.Tokens
 		}
 	}
-	for i := range a.Slots {
-		s := &a.Slots[i]
-		st := m.slots[s.Key]
-		if st == nil {
-			st = &slotState{leases: map[string]int64{}}
-			m.slots[s.Key] = st
-		}
+	for _, st := range b.slots {
 		st.leases[a.Lease] = now + int64(a.LeaseTTL)
 	}
 	d.OK, d.Wait = true, time.Duration(delay)
-	return d, nil
+	return d
 }
 
 // gap reports whether a slot reserved at `at` would leave a limit idle
 // before it: that limit's next slot is earlier.
-func (m *MemoryStore) gap(a *Admission, ls *learnedState, at int64) bool {
-	for i := range a.Cells {
-		if *m.cell(a.Cells[i].Key) < at {
+func gap(b *bound, at int64) bool {
+	for _, p := range b.tats {
+		if *p < at {
 			return true
 		}
 	}
-	if ls != nil && (ls.reqI > 0 && ls.reqTAT < at || ls.tokI > 0 && ls.tokTAT < at) {
-		return true
-	}
-	return false
+	ls := b.learned
+	return ls != nil && (ls.reqI > 0 && ls.reqTAT < at || ls.tokI > 0 && ls.tokTAT < at)
 }
 
 // concurrencyPoll is how often a call waiting for a concurrency slot asks
@@ -154,13 +185,24 @@ func cost(c *Cell, requests, tokens int64) int64 {
 func (m *MemoryStore) Settle(_ context.Context, s *Settlement) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.settleLocked(s, m.bindLocked(s.Cells, s.Slots, s.Learned))
+	return nil
+}
+
+func (m *MemoryStore) settle(s *Settlement, b *bound) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.settleLocked(s, b)
+}
+
+func (m *MemoryStore) settleLocked(s *Settlement, b *bound) {
 	for i := range s.Cells {
 		c := &s.Cells[i]
 		if n := cost(c, s.Requests, s.Tokens); n != 0 {
-			*m.cell(c.Key) += int64(c.Interval) * n
+			*b.tats[i] += int64(c.Interval) * n
 		}
 	}
-	if ls := m.learned[s.Learned]; ls != nil && s.Learned != "" {
+	if ls := b.learned; ls != nil {
 		if ls.reqI > 0 {
 			ls.reqTAT += ls.reqI * s.Requests
 		}
@@ -168,17 +210,14 @@ func (m *MemoryStore) Settle(_ context.Context, s *Settlement) error {
 			ls.tokTAT += ls.tokI * s.Tokens
 		}
 	}
-	for i := range s.Slots {
-		if st := m.slots[s.Slots[i].Key]; st != nil {
-			delete(st.leases, s.Lease)
-		}
+	for _, st := range b.slots {
+		delete(st.leases, s.Lease)
 	}
-	return nil
 }
 
 // Learn implements Store.
 func (m *MemoryStore) Learn(_ context.Context, key string, f Feedback) error {
-	now := time.Now().UnixNano()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ls := m.learned[key]
