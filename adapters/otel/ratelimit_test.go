@@ -65,7 +65,7 @@ func TestRateLimitMetrics(t *testing.T) {
 	got := map[string]int64{}
 	for _, dp := range g.DataPoints {
 		u, _ := dp.Attributes.Value("tokenwise.ratelimit.unit")
-		got[u.Emit()] = dp.Value
+		got[u.String()] = dp.Value
 	}
 	if got["requests"] != 4321 || got["tokens"] != 799000 {
 		t.Errorf("remaining = %v, want requests 4321 and tokens 799000", got)
