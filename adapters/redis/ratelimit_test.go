@@ -354,3 +354,43 @@ func BenchmarkRedisRateLimitAdmission16(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "admissions/s")
 }
+
+// One replica's 429 protects the others: its Retry-After, learned through
+// Redis, refuses the other replica's call before the provider with the
+// time left to wait.
+func TestRedisProviderRetryAfterIsShared(t *testing.T) {
+	prefix := testPrefix(t, testRedis(t))
+	srv := openaitest.NewServer(t)
+	srv.On(openaitest.LastContains("first")).Reply(openaitest.RateLimited(30 * time.Second))
+	srv.Default(openaitest.Text("ok"))
+	p := &policies.Policy{Version: 1, RateLimits: policies.RateLimits{
+		Models:  map[string]policies.ModelRateLimit{"gpt-4o": {RPM: 600}},
+		OnLimit: policies.OnLimitReject,
+		Store:   policies.RateLimitStore{Kind: policies.StoreRedis, KeyPrefix: prefix},
+	}}
+	replica := func() *goopenai.Client {
+		chain := llmwrap.MustBuild(p, llmwrap.WithRateLimitStore(redis.NewRateLimitStore(testRedis(t))))
+		cfg := goopenai.DefaultConfig("k")
+		cfg.BaseURL = srv.URL
+		cfg.HTTPClient = oaiadapter.NewHTTPClient(chain, oaiadapter.WithBaseTransport(srv.Transport()))
+		return goopenai.NewClientWithConfig(cfg)
+	}
+	a, b := replica(), replica()
+	ask := func(c *goopenai.Client, text string) error {
+		_, err := c.CreateChatCompletion(context.Background(), goopenai.ChatCompletionRequest{Model: "gpt-4o",
+			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: text}}})
+		return err
+	}
+	var ae *goopenai.APIError
+	if err := ask(a, "first"); !errors.As(err, &ae) || ae.HTTPStatusCode != http.StatusTooManyRequests {
+		t.Fatalf("first call: %v, want the provider's 429", err)
+	}
+	err := ask(b, "second")
+	var rle *ratelimit.Error
+	if !errors.As(err, &rle) || rle.Limit != "provider" || rle.RetryAfter <= 20*time.Second || rle.RetryAfter > 30*time.Second {
+		t.Fatalf("other replica: %v, want a refusal before the provider with ~30s to wait", err)
+	}
+	if n := srv.Count(); n != 1 {
+		t.Errorf("the provider saw %d requests, want 1", n)
+	}
+}
