@@ -58,7 +58,8 @@
 // (remaining of limit, refilled at limit per minute), so admissions slow
 // down before the next 429. With a shared store this is shared: one
 // replica's 429 holds the others. Retries below this layer are charged
-// when the call ends.
+// when the call ends, counted by the provider's reports (OpenAI sends its
+// headers with every answer).
 //
 // # Where it runs
 //

@@ -242,6 +242,7 @@ type Ticket struct {
 	local  bool // admitted by the local share while the shared store was down
 	tokens int64
 	lease  string
+	polled bool // the admission slept before it was granted
 }
 
 // Reserve admits one call to model for team costing tokens (input
@@ -289,11 +290,12 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 			t.Done(ctx, 0, 0)
 		}
 	}
-	waited := time.Since(start)
 	if err != nil {
 		return nil, err
 	}
-	if waited > 0 {
+	var waited time.Duration
+	if wait > 0 || t.polled {
+		waited = time.Since(start)
 		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.RateWait += waited })
 	}
 	if middleware.Observing(ctx) {
@@ -304,7 +306,14 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 		obs = &feedback{l: l, p: p}
 		ctx = middleware.WithObserver(ctx, obs)
 	}
+	settled := false
+	defer func() {
+		if !settled { // a panic below: free the slot, keep the reservation
+			t.Done(ctx, -1, 1)
+		}
+	}()
 	resp, err := next.Handle(ctx, req)
+	settled = true
 	used := int64(-1)
 	if resp != nil && !resp.Usage.IsZero() {
 		used = resp.Usage.Total()
@@ -368,6 +377,7 @@ func (l *Limiter) admit(ctx context.Context, p *plan, team string, need int64) (
 			if err := sleep(ctx, d.Wait); err != nil {
 				return Ticket{}, 0, err
 			}
+			t.polled = true
 			adm.MaxWait = max(time.Until(deadline), 0)
 			continue
 		}

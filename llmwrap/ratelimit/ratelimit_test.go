@@ -327,6 +327,9 @@ func TestOnLimitFallbackAndReject(t *testing.T) {
 					models = append(models, r.Chat.Model)
 				}
 				tot := run.Totals()
+				if tot.RateWaits != 0 || tot.RateWait != 0 {
+					t.Errorf("run report: %d calls waited %v; nothing waits with %s", tot.RateWaits, tot.RateWait, mode)
+				}
 				switch mode {
 				case policies.OnLimitFallback:
 					// 1 on gpt-4o, 1 on gpt-4o-mini, then both are at their limit.
@@ -346,5 +349,28 @@ func TestOnLimitFallbackAndReject(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// A panic below the layer frees the call's concurrency slot.
+func TestPanicFreesTheSlot(t *testing.T) {
+	l := ratelimit.New(policy(policies.RateLimits{
+		Models:  map[string]policies.ModelRateLimit{"gpt-4o": {MaxConcurrent: 1}},
+		OnLimit: policies.OnLimitReject,
+	}))
+	boom := middleware.HandlerFunc(func(context.Context, *middleware.Request) (*middleware.Response, error) { panic("boom") })
+	ok := middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
+		return &middleware.Response{Model: req.Model}, nil
+	})
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the panic did not propagate")
+			}
+		}()
+		middleware.Then(boom, l.Middleware()).Handle(context.Background(), &middleware.Request{Model: "gpt-4o"})
+	}()
+	if _, err := middleware.Then(ok, l.Middleware()).Handle(context.Background(), &middleware.Request{Model: "gpt-4o"}); err != nil {
+		t.Fatalf("after a panic: %v, want the slot back", err)
 	}
 }
