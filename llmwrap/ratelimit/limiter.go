@@ -272,7 +272,7 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 		return next.Handle(ctx, req)
 	}
 	var need int64
-	if p.tokens {
+	if p.tokens || p.learned != "" { // the provider's token limit is learned too
 		out := int64(req.MaxTokens)
 		if out <= 0 {
 			out = l.rl.ReserveOutput
@@ -404,9 +404,11 @@ func (t Ticket) Done(ctx context.Context, used int64, requests int) {
 		return
 	}
 	l, p := t.l, t.p
-	s := Settlement{Cells: p.cells, Slots: p.slots, Learned: p.learned, Lease: t.lease, Requests: int64(requests) - 1}
+	// The provider-learned cells are not settled: the provider's next
+	// report already counts what the call really used.
+	s := Settlement{Cells: p.cells, Slots: p.slots, Lease: t.lease, Requests: int64(requests) - 1}
 	if t.local {
-		s.Cells, s.Slots, s.Learned = p.localCells, p.localSlots, ""
+		s.Cells, s.Slots = p.localCells, p.localSlots
 	}
 	switch {
 	case requests == 0:

@@ -202,7 +202,7 @@ func (m *MemoryStore) settleLocked(s *Settlement, b *bound) {
 			*b.tats[i] += int64(c.Interval) * n
 		}
 	}
-	if ls := b.learned; ls != nil {
+	if ls := b.learned; ls != nil && s.Learned != "" {
 		if ls.reqI > 0 {
 			ls.reqTAT += ls.reqI * s.Requests
 		}

@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -373,4 +374,35 @@ func TestPanicFreesTheSlot(t *testing.T) {
 	if _, err := middleware.Then(ok, l.Middleware()).Handle(context.Background(), &middleware.Request{Model: "gpt-4o"}); err != nil {
 		t.Fatalf("after a panic: %v, want the slot back", err)
 	}
+}
+
+// The provider's token limit is learned too, also for a model limited by
+// requests only: with no tokens left, the next call waits for the tokens
+// it needs (its input estimate plus the output reserve) to come back.
+func TestProviderTokenHeadersSlowAdmissions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := openaitest.New()
+		srv.Default(openaitest.Reply{Content: "ok", Header: http.Header{
+			"X-Ratelimit-Limit-Tokens": {"60000"}, "X-Ratelimit-Remaining-Tokens": {"0"}, "X-Ratelimit-Reset-Tokens": {"1m0s"}}})
+		rl := policies.RateLimits{Models: map[string]policies.ModelRateLimit{"gpt-4o": {RPM: 600}},
+			OnLimit: policies.OnLimitReject, ReserveOutput: 990}
+		c := client(srv, build(policy(rl), nil))
+		if _, err := ask(context.Background(), c, "gpt-4o", "one"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ask(context.Background(), c, "gpt-4o", "two")
+		var rle *ratelimit.Error
+		if !errors.As(err, &rle) || rle.Limit != "provider tpm" {
+			t.Fatalf("second call: %v, want a refusal by the provider's token limit", err)
+		}
+		// 60,000 tokens a minute is one a millisecond: the call's ~1,000
+		// tokens come back in about a second.
+		if rle.RetryAfter < 990*time.Millisecond || rle.RetryAfter > 1100*time.Millisecond {
+			t.Errorf("retry after %v, want about 1s", rle.RetryAfter)
+		}
+		time.Sleep(rle.RetryAfter)
+		if _, err := ask(context.Background(), c, "gpt-4o", "three"); err != nil {
+			t.Fatalf("after the wait: %v", err)
+		}
+	})
 }
