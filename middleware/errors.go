@@ -152,6 +152,22 @@ func RetryAfter(err error) (time.Duration, bool) {
 	return 0, false
 }
 
+// maxHeaderWait caps the waits read from headers: beyond it a value is
+// nonsense, and converting it would overflow a Duration.
+const maxHeaderWait = 365 * 24 * time.Hour
+
+// seconds converts a non-negative number of seconds from a header to a
+// Duration, capped at maxHeaderWait; NaN is no wait.
+func seconds(s float64) time.Duration {
+	switch {
+	case s != s:
+		return 0
+	case s >= maxHeaderWait.Seconds():
+		return maxHeaderWait
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
 // ParseRateLimitHeaders reads OpenAI's rate-limit headers
 // (x-ratelimit-limit-requests, -limit-tokens, -remaining-requests,
 // -remaining-tokens, -reset-requests, -reset-tokens) and the Retry-After
@@ -171,7 +187,7 @@ func ParseRateLimitHeaders(h http.Header, status int, now time.Time) (l Provider
 			if d, err := time.ParseDuration(v); err == nil && d >= 0 {
 				*dst, ok = d, true
 			} else if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
-				*dst, ok = time.Duration(s*float64(time.Second)), true
+				*dst, ok = seconds(s), true
 			}
 		}
 	}
@@ -194,7 +210,7 @@ func ParseRateLimitHeaders(h http.Header, status int, now time.Time) (l Provider
 func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
 		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			return time.Duration(ms * float64(time.Millisecond))
+			return seconds(ms / 1000)
 		}
 	}
 	v := strings.TrimSpace(h.Get("Retry-After"))
@@ -205,7 +221,7 @@ func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 		if s <= 0 {
 			return 0
 		}
-		return time.Duration(s * float64(time.Second))
+		return seconds(s)
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {

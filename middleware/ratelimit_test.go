@@ -93,3 +93,26 @@ func TestReportRateLimits(t *testing.T) {
 		t.Errorf("JSON: %s", b)
 	}
 }
+
+// Whatever the headers say, parsing never panics, counts are -1 or
+// non-negative, durations non-negative, and a 429 is always reported.
+func FuzzParseRateLimitHeaders(f *testing.F) {
+	f.Add("5000", "4999", "12ms", "1m30.5s", "3", 200)
+	f.Add("x", "-1", "-5s", "1e400", "Wed, 21 Oct 2015 07:28:00 GMT", 429)
+	f.Fuzz(func(t *testing.T, limit, remaining, resetReq, resetTok, retryAfter string, status int) {
+		h := http.Header{"X-Ratelimit-Limit-Requests": {limit}, "X-Ratelimit-Remaining-Requests": {remaining},
+			"X-Ratelimit-Reset-Requests": {resetReq}, "X-Ratelimit-Reset-Tokens": {resetTok}, "Retry-After": {retryAfter}}
+		l, ok := middleware.ParseRateLimitHeaders(h, status, time.Now())
+		if status == http.StatusTooManyRequests && !ok {
+			t.Fatal("a 429 was not reported")
+		}
+		for _, n := range []int64{l.LimitRequests, l.LimitTokens, l.RemainingRequests, l.RemainingTokens} {
+			if n < -1 {
+				t.Fatalf("count %d", n)
+			}
+		}
+		if l.ResetRequests < 0 || l.ResetTokens < 0 || l.RetryAfter < 0 {
+			t.Fatalf("negative duration: %+v", l)
+		}
+	})
+}
