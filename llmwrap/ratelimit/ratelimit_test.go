@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -405,4 +406,17 @@ func TestProviderTokenHeadersSlowAdmissions(t *testing.T) {
 			t.Fatalf("after the wait: %v", err)
 		}
 	})
+}
+
+// A policy that keeps its rate limits in Redis cannot be built without the
+// store: the limits would silently be per process.
+func TestRedisKindNeedsTheStore(t *testing.T) {
+	p := policy(policies.RateLimits{Models: map[string]policies.ModelRateLimit{"gpt-4o": {RPM: 60}},
+		Store: policies.RateLimitStore{Kind: policies.StoreRedis}})
+	if _, err := llmwrap.Build(p); err == nil || !strings.Contains(err.Error(), "WithRateLimitStore") {
+		t.Fatalf("Build: %v, want an error naming WithRateLimitStore", err)
+	}
+	if _, err := llmwrap.Build(p, llmwrap.WithRateLimitStore(ratelimit.NewMemoryStore())); err != nil {
+		t.Fatalf("Build with a store: %v", err)
+	}
 }
