@@ -100,7 +100,8 @@ type RateLimitStore struct {
 	// KeyPrefix prefixes shared-store keys. Empty: "tokenwise".
 	KeyPrefix string `yaml:"key_prefix,omitempty" json:"key_prefix,omitzero"`
 	// LeaseTTL frees a concurrency slot never released (a crashed
-	// replica). Zero: 2m.
+	// replica); set it above your longest call, whose slot would otherwise
+	// be freed while it runs. Zero: 2m.
 	LeaseTTL Duration `yaml:"lease_ttl,omitempty" json:"lease_ttl,omitzero"`
 	// OnUnavailable is the reaction to an unreachable store: fail_closed
 	// (reject) or local (admit against LocalFraction of each limit in this

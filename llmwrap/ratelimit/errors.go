@@ -26,7 +26,8 @@ var (
 // Error is a rate limit's refusal of a call. It matches
 // middleware.ErrRateLimited, ErrLimited and ErrRejected or ErrMoveOn with
 // errors.Is; RetryAfter (also given by middleware.RetryAfter) is how long
-// the call would have had to wait.
+// the call would have had to wait (for a full concurrency limit, which
+// frees when a call ends, a polling hint).
 type Error struct {
 	Model      string
 	Team       string
