@@ -95,9 +95,6 @@ if delay > 0 then
   for i = 1, nc do
     if tats[i] < at then return {0, math.ceil(delay), which, 1} end
   end
-  if hasl and ((lv[3] > 0 and lv[2] < at) or (lv[5] > 0 and lv[4] < at)) then
-    return {0, math.ceil(delay), which, 1}
-  end
 end
 local nowms = math.floor(now / 1000)
 for j = 1, ns do

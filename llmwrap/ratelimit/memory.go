@@ -158,16 +158,17 @@ func (m *MemoryStore) admitLocked(a *Admission, b *bound) Decision {
 	return d
 }
 
-// gap reports whether a slot reserved at `at` would leave a limit idle
-// before it: that limit's next slot is earlier.
+// gap reports whether a slot reserved at `at` would leave one of our
+// limits idle before it: that limit's next slot is earlier. (The cells
+// learned from the provider mirror its state and are reset by its next
+// report: they do not count.)
 func gap(b *bound, at int64) bool {
 	for _, p := range b.tats {
 		if *p < at {
 			return true
 		}
 	}
-	ls := b.learned
-	return ls != nil && (ls.reqI > 0 && ls.reqTAT < at || ls.tokI > 0 && ls.tokTAT < at)
+	return false
 }
 
 // concurrencyPoll is how often a call waiting for a concurrency slot asks
