@@ -153,12 +153,12 @@ func cmp(a, b string) string {
 }
 
 // sharedLimitPolicy is the policy of the processes of
-// TestFourProcessesShareAModelLimit: 600 rpm, spent at most half a second
-// at once (the provider allows a second's worth: our burst leaves room for
-// the jitter between admission and arrival).
+// TestFourProcessesShareAModelLimit: 600 rpm, at most 200ms of it at once
+// (the provider allows a second's worth: the difference absorbs the
+// jitter between an admission and the request's arrival).
 func sharedLimitPolicy(prefix string) *policies.Policy {
 	return &policies.Policy{Version: 1, Name: "procs", RateLimits: policies.RateLimits{
-		Models:  map[string]policies.ModelRateLimit{"gpt-4o": {RPM: 600, Burst: policies.Duration(500 * time.Millisecond)}},
+		Models:  map[string]policies.ModelRateLimit{"gpt-4o": {RPM: 600, Burst: policies.Duration(200 * time.Millisecond)}},
 		MaxWait: policies.Duration(5 * time.Second),
 		Store:   policies.RateLimitStore{Kind: policies.StoreRedis, KeyPrefix: prefix},
 	}}
