@@ -169,7 +169,9 @@ if ti > 0 then
   if now + tr > tt then tt = now + tr end
   redis.call('HSET', k, 'tt', string.format('%.0f', tt), 'ti', ti)
 end
-redis.call('PEXPIRE', k, 120000)
+local ttl = math.floor(pause / 1000) + 60000
+if ttl < 120000 then ttl = 120000 end
+if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ttl) end
 return 1
 `)
 
