@@ -65,6 +65,7 @@ var layers = []struct {
 	{"context", contextLayer},
 	{"fallback", fallbackLayer},
 	{"budget", budgetLayer},
+	{"ratelimit", rateLimitLayer},
 	{"breaker", breakerLayer},
 	{"retry", retryLayer},
 	{"timeout", timeoutLayer},

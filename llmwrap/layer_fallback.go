@@ -3,6 +3,7 @@ package llmwrap
 import (
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
+	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
@@ -16,13 +17,16 @@ func fallbackLayer(p *policies.Policy, _ *options) (middleware.Middleware, error
 	if len(classes) == 0 {
 		classes = policies.DefaultFallbackOn()
 	}
-	on := []error{breaker.ErrOpen}
+	// A rate limit's refusal with on_limit fallback always moves on; one
+	// with reject (or a wait that could not end in time) never does.
+	on := []error{breaker.ErrOpen, ratelimit.ErrMoveOn}
 	for _, c := range classes {
 		on = append(on, classErrors(c)...)
 	}
 	cfg := fallback.Config{
 		Models:       f.Models,
 		On:           on,
+		Stop:         []error{ratelimit.ErrRejected},
 		LargerWindow: p.Routing.LargerWindow,
 		Window: func(model string) (int64, bool) {
 			spec, ok := p.Model(model)

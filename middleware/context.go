@@ -105,7 +105,9 @@ type CallFacts struct {
 	SavedPico      int64 // USD (pico, exact) those saved tokens represent
 	CostPico       int64 // USD (pico, exact) billed for this call, all attempts
 	Attempts       []Attempt
-	Notes          []string // free-form remarks of middlewares (e.g. "compacted 12 messages")
+	Notes          []string      // free-form remarks of middlewares (e.g. "compacted 12 messages")
+	RateWait       time.Duration // time spent waiting for rate-limit admission, all models
+	RateRefusals   int           // rate-limit refusals (rejected or moved on to the next model)
 }
 
 // CallInfo holds the CallFacts of one running call. Middlewares update it

@@ -138,13 +138,70 @@ func IsCancellation(err error) bool {
 	return errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
-// RetryAfter returns the wait a provider asked for in err, if any.
+// RetryAfter returns the wait a provider asked for in err, if any, or the
+// wait a tokenwise rate limit named when it refused a call (an error with
+// a TimeToWait method).
 func RetryAfter(err error) (time.Duration, bool) {
 	var pe *ProviderError
 	if errors.As(err, &pe) && pe.RetryAfter > 0 {
 		return pe.RetryAfter, true
 	}
+	var w interface{ TimeToWait() time.Duration }
+	if errors.As(err, &w) && w.TimeToWait() > 0 {
+		return w.TimeToWait(), true
+	}
 	return 0, false
+}
+
+// maxHeaderWait caps the waits read from headers: beyond it a value is
+// nonsense, and converting it would overflow a Duration.
+const maxHeaderWait = 365 * 24 * time.Hour
+
+// seconds converts a non-negative number of seconds from a header to a
+// Duration, capped at maxHeaderWait; NaN is no wait.
+func seconds(s float64) time.Duration {
+	switch {
+	case s != s:
+		return 0
+	case s >= maxHeaderWait.Seconds():
+		return maxHeaderWait
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
+// ParseRateLimitHeaders reads OpenAI's rate-limit headers
+// (x-ratelimit-limit-requests, -limit-tokens, -remaining-requests,
+// -remaining-tokens, -reset-requests, -reset-tokens) and the Retry-After
+// of a response. ok is false when the response carries none of them.
+// Unknown counts are -1; resets are Go durations ("1s", "6m0s", "20ms").
+func ParseRateLimitHeaders(h http.Header, status int, now time.Time) (l ProviderLimits, ok bool) {
+	l = ProviderLimits{Status: status, LimitRequests: -1, LimitTokens: -1, RemainingRequests: -1, RemainingTokens: -1}
+	count := func(name string, dst *int64) {
+		if v := strings.TrimSpace(h.Get(name)); v != "" {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+				*dst, ok = n, true
+			}
+		}
+	}
+	reset := func(name string, dst *time.Duration) {
+		if v := strings.TrimSpace(h.Get(name)); v != "" {
+			if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+				*dst, ok = d, true
+			} else if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+				*dst, ok = seconds(s), true
+			}
+		}
+	}
+	count("X-Ratelimit-Limit-Requests", &l.LimitRequests)
+	count("X-Ratelimit-Limit-Tokens", &l.LimitTokens)
+	count("X-Ratelimit-Remaining-Requests", &l.RemainingRequests)
+	count("X-Ratelimit-Remaining-Tokens", &l.RemainingTokens)
+	reset("X-Ratelimit-Reset-Requests", &l.ResetRequests)
+	reset("X-Ratelimit-Reset-Tokens", &l.ResetTokens)
+	if status == http.StatusTooManyRequests {
+		l.RetryAfter, ok = ParseRetryAfter(h, now), true
+	}
+	return l, ok
 }
 
 // ParseRetryAfter reads the provider's requested wait from response
@@ -154,7 +211,7 @@ func RetryAfter(err error) (time.Duration, bool) {
 func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
 		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			return time.Duration(ms * float64(time.Millisecond))
+			return seconds(ms / 1000)
 		}
 	}
 	v := strings.TrimSpace(h.Get("Retry-After"))
@@ -165,7 +222,7 @@ func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 		if s <= 0 {
 			return 0
 		}
-		return time.Duration(s * float64(time.Second))
+		return seconds(s)
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {

@@ -219,3 +219,34 @@ func (ArtifactStored) Kind() string   { return "artifact.stored" }
 func (ContextCompacted) Kind() string { return "context.compacted" }
 func (PolicyChanged) Kind() string    { return "policy.changed" }
 func (PanicRecovered) Kind() string   { return "panic.recovered" }
+
+// RateLimited: a rate limit admitted a call after a wait, refused it, or
+// moved it on to the next model. Calls admitted at once emit it too, with
+// Action "admitted" and no Wait, so that observers can count admissions.
+type RateLimited struct {
+	Model  string
+	Team   string
+	Action string        // "admitted", "rejected", "fallback"
+	Limit  string        // the limit that held the call: "rpm", "tpm", "concurrency", "team rpm", "provider", "store", ...
+	Wait   time.Duration // admitted: how long the call waited; refused: how long it should wait
+	Err    error         // refused: the refusal
+}
+
+// ProviderLimits: a provider reported its rate-limit state in a response
+// (OpenAI's x-ratelimit-* headers) or throttled a call (429). Adapters emit
+// it for every upstream response that carries such headers. A negative
+// count is unknown.
+type ProviderLimits struct {
+	Model             string
+	Status            int           // HTTP status of the response
+	LimitRequests     int64         // requests per minute allowed
+	LimitTokens       int64         // tokens per minute allowed
+	RemainingRequests int64         // requests left before the limit is hit
+	RemainingTokens   int64         // tokens left before the limit is hit
+	ResetRequests     time.Duration // until the request limit is back to full
+	ResetTokens       time.Duration // until the token limit is back to full
+	RetryAfter        time.Duration // a 429's Retry-After, 0 if none
+}
+
+func (RateLimited) Kind() string    { return "ratelimit" }
+func (ProviderLimits) Kind() string { return "provider.limits" }

@@ -174,6 +174,10 @@ type Totals struct {
 	ToolWall            time.Duration // wall time of those turns; ToolTime-ToolWall was saved by parallel runs
 	Artifacts           int           // tool results offloaded to artifacts
 	ArtifactSavedTokens int64         // estimated tokens those artifacts kept out of the conversation
+
+	RateWaits    int           // calls that waited for rate-limit admission
+	RateWait     time.Duration // their total wait
+	RateRefusals int           // rate-limit refusals
 }
 
 // ModelTotals sums the calls answered by one model.
@@ -200,6 +204,11 @@ func (r *Run) Totals() Totals {
 		t.Saved = t.Saved.Add(c.Saved)
 		t.SavedPico += c.SavedPico
 		t.LLMTime += c.Latency
+		if c.RateWait > 0 {
+			t.RateWaits++
+			t.RateWait += c.RateWait
+		}
+		t.RateRefusals += c.RateRefusals
 		if c.Model != "" {
 			m := t.ByModel[c.Model]
 			m.Calls++
@@ -286,6 +295,9 @@ func (r *Run) Report() string {
 			t.ToolCalls, t.ToolTurns, t.ToolTime.Round(time.Millisecond), t.ToolWall.Round(time.Millisecond),
 			max(t.ToolTime-t.ToolWall, 0).Round(time.Millisecond))
 	}
+	if t.RateWaits > 0 || t.RateRefusals > 0 {
+		fmt.Fprintf(&b, "  rate limits: %d calls waited %s, %d refused\n", t.RateWaits, t.RateWait.Round(time.Millisecond), t.RateRefusals)
+	}
 	if t.Artifacts > 0 {
 		fmt.Fprintf(&b, "  artifacts: %d, ~%d tokens kept out of the conversation\n", t.Artifacts, t.ArtifactSavedTokens)
 	}
@@ -312,23 +324,27 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 		Attempts    int      `json:"attempts"`
 		Notes       []string `json:"notes,omitempty"`
 		Err         string   `json:"error,omitempty"`
+		RateWaitMs  float64  `json:"rate_wait_ms,omitempty"`
+		RateRefused int      `json:"rate_refusals,omitempty"`
 	}
 	t := r.Totals()
 	out := struct {
-		Run        string  `json:"run"`
-		Calls      []call  `json:"calls"`
-		Input      int64   `json:"input_tokens"`
-		Output     int64   `json:"output_tokens"`
-		CostPico   int64   `json:"cost_usd_pico"`
-		SavedPico  int64   `json:"saved_usd_pico"`
-		CacheHits  int     `json:"cache_hits"`
-		ToolCalls  int     `json:"tool_calls"`
-		ToolMs     float64 `json:"tool_ms"`
-		ToolWallMs float64 `json:"tool_wall_ms,omitempty"`
-		Artifacts  int     `json:"artifacts,omitempty"`
-		ArtSaved   int64   `json:"artifact_saved_tokens,omitempty"`
-		WallMs     float64 `json:"wall_ms"`
-	}{ToolWallMs: ms(t.ToolWall), Artifacts: t.Artifacts, ArtSaved: t.ArtifactSavedTokens, Run: r.id, Input: t.Usage.InputTokens, Output: t.Usage.OutputTokens, CostPico: t.CostPico,
+		Run         string  `json:"run"`
+		Calls       []call  `json:"calls"`
+		Input       int64   `json:"input_tokens"`
+		Output      int64   `json:"output_tokens"`
+		CostPico    int64   `json:"cost_usd_pico"`
+		SavedPico   int64   `json:"saved_usd_pico"`
+		CacheHits   int     `json:"cache_hits"`
+		ToolCalls   int     `json:"tool_calls"`
+		ToolMs      float64 `json:"tool_ms"`
+		ToolWallMs  float64 `json:"tool_wall_ms,omitempty"`
+		Artifacts   int     `json:"artifacts,omitempty"`
+		ArtSaved    int64   `json:"artifact_saved_tokens,omitempty"`
+		WallMs      float64 `json:"wall_ms"`
+		RateWaitMs  float64 `json:"rate_wait_ms,omitempty"`
+		RateRefused int     `json:"rate_refusals,omitempty"`
+	}{RateWaitMs: ms(t.RateWait), RateRefused: t.RateRefusals, ToolWallMs: ms(t.ToolWall), Artifacts: t.Artifacts, ArtSaved: t.ArtifactSavedTokens, Run: r.id, Input: t.Usage.InputTokens, Output: t.Usage.OutputTokens, CostPico: t.CostPico,
 		SavedPico: t.SavedPico, CacheHits: t.CacheHits, ToolCalls: t.ToolCalls,
 		ToolMs: ms(t.ToolTime), WallMs: ms(t.Wall), Calls: []call{}}
 	for _, c := range r.Calls() {
@@ -339,7 +355,8 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 		out.Calls = append(out.Calls, call{Seq: c.Seq, Model: c.Model, Requested: c.RequestedModel, Stage: c.Stage,
 			Rule: c.Rule, Cache: string(c.Cache), Input: c.Usage.InputTokens, Cached: c.Usage.CachedInputTokens, CachedShare: CachedShare(c.Usage),
 			Output: c.Usage.OutputTokens, Reasoning: c.Usage.ReasoningTokens, CostPico: c.CostPico,
-			SavedPico: c.SavedPico, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Notes: c.Notes, Err: e})
+			SavedPico: c.SavedPico, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Notes: c.Notes, Err: e,
+			RateWaitMs: ms(c.RateWait), RateRefused: c.RateRefusals})
 	}
 	return json.Marshal(out)
 }

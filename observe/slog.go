@@ -26,8 +26,8 @@ func NewSlog(l *slog.Logger) *Slog {
 var _ middleware.Observer = (*Slog)(nil)
 
 // Level returns the level an event is logged at: warn for retries,
-// fallbacks, breaker changes, budget warnings and refusals, store failures
-// and rejected policy reloads; info for finished calls and policy reloads
+// fallbacks, breaker changes, budget warnings and refusals, rate-limit
+// refusals, store failures and rejected policy reloads; info for finished calls and policy reloads
 // (warn when the call failed); debug for the rest.
 func Level(e middleware.Event) slog.Level {
 	switch e := e.(type) {
@@ -46,6 +46,10 @@ func Level(e middleware.Event) slog.Level {
 		return slog.LevelInfo
 	case middleware.ToolFinished:
 		if e.Err != nil {
+			return slog.LevelWarn
+		}
+	case middleware.RateLimited:
+		if e.Action != "admitted" {
 			return slog.LevelWarn
 		}
 	}
@@ -99,6 +103,9 @@ func (s *Slog) Observe(ctx context.Context, e middleware.Event) {
 		s.log(ctx, lvl, "tokenwise: artifact.stored", slog.String("id", e.ID), slog.String("tool", e.Tool), slog.Int("bytes", e.Bytes), slog.Int64("saved_tokens", e.SavedTokens))
 	case middleware.ContextCompacted:
 		s.log(ctx, lvl, "tokenwise: context.compacted", slog.String("strategy", e.Strategy), slog.Int64("before_tokens", e.BeforeTokens), slog.Int64("after_tokens", e.AfterTokens))
+	case middleware.RateLimited:
+		s.log(ctx, lvl, "tokenwise: ratelimit", slog.String("model", e.Model), slog.String("team", e.Team), slog.String("action", e.Action),
+			slog.String("limit", e.Limit), slog.Duration("wait", e.Wait))
 	case middleware.PolicyChanged:
 		var buf [3]slog.Attr
 		a := append(buf[:0], slog.String("policy", e.Name), slog.String("path", e.Path))

@@ -35,6 +35,9 @@ type Policy struct {
 	Routing Routing `yaml:"routing,omitempty" json:"routing,omitzero"`
 	// Fallback is the resilience chain. Zero: no fallback, no retry, no breaker.
 	Fallback Fallback `yaml:"fallback,omitempty" json:"fallback,omitzero"`
+	// RateLimits admits calls within the providers' limits, per model and
+	// team. Zero: no rate limits.
+	RateLimits RateLimits `yaml:"rate_limits,omitempty" json:"rate_limits,omitzero"`
 	// Tools governs tool execution. Zero: tools run one at a time, unbounded,
 	// and an error becomes an observation.
 	Tools Tools `yaml:"tools,omitempty" json:"tools,omitzero"`

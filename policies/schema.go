@@ -46,6 +46,7 @@ var schemaEnums = map[reflect.Type][]string{
 	reflect.TypeFor[Period]():          {string(PeriodDaily), string(PeriodMonthly), string(PeriodRolling)},
 	reflect.TypeFor[StoreKind]():       {string(StoreMemory), string(StoreRedis), string(StoreDir)},
 	reflect.TypeFor[OnUnavailable]():   {string(UnavailableFailClosed), string(UnavailableLocal)},
+	reflect.TypeFor[OnLimit]():         {string(OnLimitWait), string(OnLimitReject), string(OnLimitFallback)},
 	reflect.TypeFor[CacheScope]():      {string(CacheScopeTeam), string(CacheScopeGlobal)},
 	reflect.TypeFor[Stage]():           {string(StageToolSelection), string(StageResultAnalysis), string(StageFinalAnswer)},
 	reflect.TypeFor[KeywordScope]():    {string(KeywordsInLastUser), string(KeywordsInConversation)},

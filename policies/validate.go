@@ -48,6 +48,7 @@ func (p *Policy) problems() []Problem {
 	c.cache()
 	c.routing()
 	c.fallback()
+	c.rateLimits()
 	c.tools()
 	c.context()
 	c.enum("observability.log_level", string(p.Observability.LogLevel), LogDebug, LogInfo, LogWarn, LogError)

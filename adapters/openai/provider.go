@@ -110,6 +110,13 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 	if c != nil {
 		c.setHeader(hresp.Header)
 	}
+	if middleware.Observing(ctx) {
+		// Rate limits learn from the provider's own account of its limits.
+		if l, ok := middleware.ParseRateLimitHeaders(hresp.Header, hresp.StatusCode, time.Now()); ok {
+			l.Model = req.Model
+			middleware.Emit(ctx, l)
+		}
+	}
 	if hresp.StatusCode < 200 || hresp.StatusCode > 299 {
 		return nil, p.statusError(ctx, req, hresp)
 	}

@@ -97,13 +97,14 @@ const (
 	kindLookup
 	kindSaved
 	kindBreaker
+	kindRate
 )
 
 // countKey selects the attribute set of one counter increment.
 type countKey struct {
-	kind uint8
-	a, b string
-	f    float64
+	kind    uint8
+	a, b, c string
+	f       float64
 }
 
 func buildCounterOpts(_ *Observer, k countKey) []metric.AddOption {
@@ -122,6 +123,11 @@ func buildCounterOpts(_ *Observer, k countKey) []metric.AddOption {
 		kv = []attribute.KeyValue{attribute.String("tokenwise.cache.status", k.a)}
 	case kindBreaker:
 		kv = []attribute.KeyValue{attribute.String("gen_ai.request.model", k.a), attribute.String("tokenwise.breaker.to", k.b)}
+	case kindRate:
+		kv = []attribute.KeyValue{attribute.String("gen_ai.request.model", k.a), attribute.String("tokenwise.ratelimit.action", k.b)}
+		if k.c != "" {
+			kv = append(kv, attribute.String("tokenwise.ratelimit.limit", k.c))
+		}
 	}
 	return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(kv...))}
 }

@@ -46,6 +46,9 @@ type Observer struct {
 	tokens, duration                                  metric.Float64Histogram
 	cost, cacheLookups, cacheSaved                    metric.Int64Counter
 	fallbacks, retries, budgetWarnings, breakerChange metric.Int64Counter
+	rateAdmissions                                    metric.Int64Counter
+	rateWait                                          metric.Float64Histogram
+	rateRemaining                                     metric.Int64Gauge
 
 	mu    sync.Mutex
 	spans map[*middleware.CallInfo]callSpan // recorded call spans
@@ -94,6 +97,13 @@ func New(opts ...Option) (*Observer, error) {
 	o.retries = ctr("tokenwise.retries", "{retry}", "Retries of transient failures")
 	o.budgetWarnings = ctr("tokenwise.budget.warnings", "{warning}", "Soft-limit warnings of budgets")
 	o.breakerChange = ctr("tokenwise.breaker.changes", "{change}", "Circuit breaker state changes")
+	o.rateAdmissions = ctr("tokenwise.ratelimit.decisions", "{call}", "Rate-limit decisions: admitted, rejected or moved on to the next model")
+	o.rateWait = h("tokenwise.ratelimit.wait", "s", "Time calls waited for rate-limit admission",
+		0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+	var err error
+	o.rateRemaining, err = m.Int64Gauge("tokenwise.ratelimit.remaining", metric.WithUnit("{unit}"),
+		metric.WithDescription("What the provider reported left of its rate limits (x-ratelimit-remaining-*), by unit: requests or tokens"))
+	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -147,6 +157,25 @@ func (o *Observer) Observe(ctx context.Context, e middleware.Event) {
 		if cs, ok := o.recording(ctx); ok {
 			cs.span.AddEvent("tokenwise.breaker.changed", trace.WithAttributes(attribute.String("gen_ai.request.model", e.Model),
 				attribute.String("tokenwise.breaker.from", e.From), attribute.String("tokenwise.breaker.to", e.To)))
+		}
+	case middleware.RateLimited:
+		o.rateAdmissions.Add(ctx, 1, o.counterOpts(countKey{kind: kindRate, a: e.Model, b: e.Action, c: e.Limit})...)
+		if e.Action == "admitted" {
+			o.rateWait.Record(ctx, e.Wait.Seconds(), metric.WithAttributeSet(attribute.NewSet(attribute.String("gen_ai.request.model", e.Model))))
+		}
+		if cs, ok := o.recording(ctx); ok && (e.Action != "admitted" || e.Wait > 0) {
+			cs.span.AddEvent("tokenwise.ratelimit", trace.WithAttributes(attribute.String("gen_ai.request.model", e.Model),
+				attribute.String("tokenwise.ratelimit.action", e.Action), attribute.String("tokenwise.ratelimit.limit", e.Limit),
+				attribute.String("tokenwise.wait", e.Wait.String())))
+		}
+	case middleware.ProviderLimits:
+		if e.RemainingRequests >= 0 {
+			o.rateRemaining.Record(ctx, e.RemainingRequests, metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("gen_ai.request.model", e.Model), attribute.String("tokenwise.ratelimit.unit", "requests"))))
+		}
+		if e.RemainingTokens >= 0 {
+			o.rateRemaining.Record(ctx, e.RemainingTokens, metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("gen_ai.request.model", e.Model), attribute.String("tokenwise.ratelimit.unit", "tokens"))))
 		}
 	case middleware.RouteDecided:
 		if cs, ok := o.recording(ctx); ok {

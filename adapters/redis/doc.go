@@ -1,7 +1,8 @@
 // Package redis holds tokenwise's shared state for many replicas on one Redis
 // server (github.com/redis/go-redis/v9): the budget ledger (atomic reserve and
 // settle in Lua scripts, reservations with a TTL), and, in sibling files, the
-// response cache and the artifact store.
+// response cache, the artifact store and the rate limits' state
+// (RateLimitStore: one Lua script per admission).
 //
 // Every key is namespaced: a caller-chosen prefix (default "tokenwise"), then
 // the concern ("budget", "cache", ...), then the policy and team scope, so

@@ -77,3 +77,28 @@ func TestReplayDevOpsTrace(t *testing.T) {
 		t.Errorf("no progress bar: %q", stderr)
 	}
 }
+
+// A team file overrides one model's rate limit of the shared default;
+// explain shows each value with the file it comes from, and check rejects
+// an unknown model under rate_limits with its line.
+func TestPolicyExplainRateLimits(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "default.yaml"), []byte("version: 1\nrate_limits:\n  models:\n    gpt-4o: {rpm: 500, tpm: 30000}\n  on_limit: wait\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "devops.yaml"), []byte("version: 1\nextends: default.yaml\nrate_limits:\n  models:\n    gpt-4o: {rpm: 100}\n  teams:\n    devops: {weight: 1}\n"), 0o644)
+	code, out, stderr := runCmd("policy", "explain", dir, "--team", "devops")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"rate_limits.models.gpt-4o.rpm:", "100", "devops.yaml:5", "rate_limits.models.gpt-4o.tpm:", "30000",
+		"default.yaml:4", "rate_limits.on_limit:", "rate_limits.teams.devops.weight:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain lacks %q:\n%s", want, out)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("version: 1\nrate_limits:\n  models:\n    gpt-40: {rpm: 5}\n"), 0o644)
+	if code, out, stderr := runCmd("policy", "check", bad); code == 0 || !strings.Contains(out+stderr, "bad.yaml:4") ||
+		!strings.Contains(out+stderr, `unknown model "gpt-40"`) {
+		t.Errorf("check of an unknown rate-limited model: exit %d\n%s%s", code, out, stderr)
+	}
+}

@@ -90,6 +90,9 @@ type Config struct {
 	// unknown. A context-window error moves on only to models whose window
 	// is known and larger. Nil: context-window errors do not move on.
 	Window func(model string) (int64, bool)
+	// Stop lists errors (matched with errors.Is) that never move on, even
+	// when they match On: e.g. a rate limit's refusal meant for the caller.
+	Stop []error
 	// LargerWindow lists extra models, tried after Models, only to escalate
 	// a context-window error.
 	LargerWindow []string
@@ -203,6 +206,11 @@ type result struct {
 func (f *fallback) moveOn(err error) bool {
 	if middleware.IsCancellation(err) {
 		return false
+	}
+	for _, s := range f.c.Stop {
+		if errors.Is(err, s) {
+			return false
+		}
 	}
 	for _, s := range f.on {
 		if errors.Is(err, s) {

@@ -70,16 +70,16 @@ type Operating struct {
 	Acc       float64 // mean quality
 	PGR       float64
 	// Costs in micro-USD, when the evaluation has prices.
-	CostMicros, AllStrongMicros int64
+	CostPico, AllStrongPico int64
 }
 
 // Saving is the cost saved against sending every call to the strong
 // model, as a fraction (0 without prices).
 func (o Operating) Saving() float64 {
-	if o.AllStrongMicros == 0 {
+	if o.AllStrongPico == 0 {
 		return 0
 	}
-	return 1 - float64(o.CostMicros)/float64(o.AllStrongMicros)
+	return 1 - float64(o.CostPico)/float64(o.AllStrongPico)
 }
 
 // RulePoint is a first-match rule policy's single operating point,
@@ -160,8 +160,8 @@ func priceAll(ex []Example, p *Prices) *costs {
 		ns := est.Request(p.StrongModel, ex[i].Request(p.StrongModel))
 		nw := est.Request(p.WeakModel, ex[i].Request(p.WeakModel))
 		in += float64(ns)
-		c.strong[i] = p.Strong.Cost(policies.TokenCounts{Input: ns, Output: out}).Micro()
-		c.weak[i] = p.Weak.Cost(policies.TokenCounts{Input: nw, Output: out}).Micro()
+		c.strong[i] = int64(p.Strong.Cost(policies.TokenCounts{Input: ns, Output: out}))
+		c.weak[i] = int64(p.Weak.Cost(policies.TokenCounts{Input: nw, Output: out}))
 		c.allStrong += c.strong[i]
 	}
 	c.avgInput = in / float64(len(ex))
@@ -185,9 +185,9 @@ func apply(ex []Example, c *costs, th float64, decide func(i int) bool) Operatin
 		}
 		if c != nil {
 			if strong {
-				o.CostMicros += c.strong[i]
+				o.CostPico += c.strong[i]
 			} else {
-				o.CostMicros += c.weak[i]
+				o.CostPico += c.weak[i]
 			}
 		}
 	}
@@ -195,7 +195,7 @@ func apply(ex []Example, c *costs, th float64, decide func(i int) bool) Operatin
 	o.Strong, o.Acc = float64(k)/n, acc/n
 	o.PGR = (o.Acc - w) / (s - w)
 	if c != nil {
-		o.AllStrongMicros = c.allStrong
+		o.AllStrongPico = c.allStrong
 	}
 	return o
 }

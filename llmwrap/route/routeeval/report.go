@@ -7,7 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
 )
 
 func pct(f float64) string {
@@ -87,7 +87,7 @@ func WriteText(w io.Writer, file string, r *Report) error {
 }
 
 func costText(o Operating, r *Report) string {
-	if r.Prices == nil || o.AllStrongMicros == 0 {
+	if r.Prices == nil || o.AllStrongPico == 0 {
 		return ""
 	}
 	out := r.Prices.OutputTokens
@@ -95,7 +95,7 @@ func costText(o Operating, r *Report) string {
 		out = 256
 	}
 	return fmt.Sprintf(", cost %s vs all-strong %s: saving %.1f%% (avg %.0f input + %d output tokens)",
-		middleware.FormatUSD(o.CostMicros), middleware.FormatUSD(o.AllStrongMicros), 100*o.Saving(), r.AvgInputTokens, out)
+		policies.PicoUSD(o.CostPico), policies.PicoUSD(o.AllStrongPico), 100*o.Saving(), r.AvgInputTokens, out)
 }
 
 type errWriter struct {

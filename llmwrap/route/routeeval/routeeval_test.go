@@ -152,8 +152,8 @@ func TestRouteEvalRulesAreOneOperatingPoint(t *testing.T) {
 				t.Fatalf("rule point %.4f at %.3f strong: inside the band [%.4f, %.4f] = %v, want %v",
 					rp.Acc, rp.Strong, rp.RandomLo, rp.RandomHi, rp.Inside(), tc.inside)
 			}
-			if rp.CostMicros <= 0 || rp.CostMicros >= rp.AllStrongMicros || rp.Saving() <= 0 {
-				t.Fatalf("rule point costs %d of %d", rp.CostMicros, rp.AllStrongMicros)
+			if rp.CostPico <= 0 || rp.CostPico >= rp.AllStrongPico || rp.Saving() <= 0 {
+				t.Fatalf("rule point costs %d of %d", rp.CostPico, rp.AllStrongPico)
 			}
 			var out bytes.Buffer
 			if err := routeeval.WriteText(&out, "test.jsonl", r); err != nil {

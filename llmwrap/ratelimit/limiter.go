@@ -1,0 +1,520 @@
+package ratelimit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenwise/tokenwise/llmwrap/breaker"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+	"github.com/tokenwise/tokenwise/tokens"
+)
+
+// Option configures code-side aspects of a Limiter.
+type Option func(*Limiter)
+
+// WithStore sets the store of the limits' state, e.g. a shared Redis store
+// (adapters/redis.NewRateLimitStore). Default: a new MemoryStore.
+func WithStore(s Store) Option { return func(l *Limiter) { l.store = s } }
+
+// WithEstimator sets the token estimator (shared with the budget layer so
+// that a call's input is counted once). Default: tokens.New().
+func WithEstimator(e *tokens.Estimator) Option { return func(l *Limiter) { l.est = e } }
+
+// WithLogger sets the logger of store failures. Default: slog.Default().
+func WithLogger(lg *slog.Logger) Option { return func(l *Limiter) { l.log = lg } }
+
+// Limiter admits calls within a policy's rate limits. It is safe for
+// concurrent use.
+type Limiter struct {
+	rl     policies.RateLimits
+	store  Store
+	local  *MemoryStore // admits a conservative share while a shared store is down
+	est    *tokens.Estimator
+	log    *slog.Logger
+	prefix string
+
+	mu    sync.Mutex                        // serialises plan builds
+	plans atomic.Pointer[map[planKey]*plan] // copied on write: lookups take no lock
+
+	leaseBase string
+	leaseSeq  atomic.Uint64
+}
+
+type planKey struct{ model, group string }
+
+// plan is what one (model, team group) is admitted against.
+type plan struct {
+	model      string
+	group      string
+	cells      []Cell
+	slots      []Slot
+	localCells []Cell // LocalFraction of each limit, for on_unavailable local
+	localSlots []Slot
+	learned    string
+	tokens     bool   // a tokens-per-minute limit applies
+	mem        *bound // the state of cells, slots and learned in the store, when it is a MemoryStore
+	memLocal   *bound // the state of localCells and localSlots in Limiter.local
+}
+
+// New returns the Limiter of p.RateLimits, or nil when no model is rate
+// limited. The policy must be valid.
+func New(p *policies.Policy, opts ...Option) *Limiter {
+	if !p.RateLimits.Enabled() {
+		return nil
+	}
+	l := &Limiter{rl: p.RateLimits, log: slog.Default(), local: NewMemoryStore()}
+	l.plans.Store(&map[planKey]*plan{})
+	for _, o := range opts {
+		if o != nil {
+			o(l)
+		}
+	}
+	if l.store == nil {
+		l.store = NewMemoryStore()
+	}
+	if l.est == nil {
+		l.est = tokens.New()
+	}
+	l.prefix = p.RateLimits.Store.KeyPrefix
+	if l.prefix == "" {
+		l.prefix = "tokenwise"
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	l.leaseBase = hex.EncodeToString(b[:]) + ":"
+	return l
+}
+
+// group returns the team group whose share a team's calls use: the team
+// when listed, "*" for the others when "*" is listed, "" (no share).
+func (l *Limiter) group(team string) string {
+	if len(l.rl.Teams) == 0 {
+		return ""
+	}
+	if _, ok := l.rl.Teams[team]; ok && team != "" {
+		return team
+	}
+	if _, ok := l.rl.Teams["*"]; ok {
+		return "*"
+	}
+	return ""
+}
+
+func (l *Limiter) plan(model, team string) *plan {
+	k := planKey{model, l.group(team)}
+	if p, ok := (*l.plans.Load())[k]; ok {
+		return p
+	}
+	if _, ok := l.rl.Models[model]; !ok {
+		return nil // not cached: callers name any model they like
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := *l.plans.Load()
+	if p, ok := old[k]; ok {
+		return p
+	}
+	p := l.build(k)
+	if p != nil {
+		if m, ok := l.store.(*MemoryStore); ok {
+			p.mem = m.bind(p.cells, p.slots, p.learned)
+		}
+		p.memLocal = l.local.bind(p.localCells, p.localSlots, "")
+	}
+	// Only models of the policy get a plan, and teams not listed share
+	// the "*" or "" group: the map stays bounded by the policy.
+	m := make(map[planKey]*plan, len(old)+1)
+	for kk, v := range old {
+		m[kk] = v
+	}
+	m[k] = p
+	l.plans.Store(&m)
+	return p
+}
+
+// interval returns the GCRA interval of a per-minute limit.
+func interval(perMinute float64) time.Duration {
+	return max(time.Duration(float64(time.Minute)/perMinute), 1)
+}
+
+func (l *Limiter) build(k planKey) *plan {
+	ml, ok := l.rl.Models[k.model]
+	if !ok {
+		return nil
+	}
+	burst := ml.Burst.Duration()
+	if burst <= 0 {
+		burst = time.Second
+	}
+	base := "{" + l.prefix + ":rl:" + k.model + "}"
+	p := &plan{model: k.model, group: k.group}
+	if l.rl.IsLearning() {
+		p.learned = base + ":learned"
+	}
+	frac := l.rl.Store.LocalFraction
+	if frac <= 0 {
+		frac = 0.1
+	}
+	addRate := func(key, name string, perMinute float64, tokens bool) {
+		if perMinute <= 0 {
+			return
+		}
+		iv := interval(perMinute)
+		p.cells = append(p.cells, Cell{Key: key, Name: name, Interval: iv, Tolerance: max(burst, iv), Tokens: tokens})
+		liv := interval(perMinute * frac)
+		p.localCells = append(p.localCells, Cell{Key: key, Name: name, Interval: liv, Tolerance: max(time.Duration(float64(burst)*frac), liv), Tokens: tokens})
+		p.tokens = p.tokens || tokens
+	}
+	addSlot := func(key, name string, n float64) {
+		if n <= 0 {
+			return
+		}
+		p.slots = append(p.slots, Slot{Key: key, Name: name, Max: max(int64(n), 1)})
+		p.localSlots = append(p.localSlots, Slot{Key: key, Name: name, Max: max(int64(n*frac), 1)})
+	}
+	addRate(base+":rpm", "rpm", float64(ml.RPM), false)
+	addRate(base+":tpm", "tpm", float64(ml.TPM), true)
+	addSlot(base+":conc", "concurrency", float64(ml.MaxConcurrent))
+	if k.group != "" {
+		share := l.share(k.group)
+		t := l.rl.Teams[k.group]
+		tb := base + ":team:" + k.group
+		addRate(tb+":rpm", "team rpm", capped(float64(ml.RPM)*share, float64(t.RPM)), false)
+		addRate(tb+":tpm", "team tpm", capped(float64(ml.TPM)*share, float64(t.TPM)), true)
+		addSlot(tb+":conc", "team concurrency", capped(float64(ml.MaxConcurrent)*share, float64(t.MaxConcurrent)))
+	}
+	return p
+}
+
+// share returns a team group's weighted share of each limit: its weight
+// over the sum of the weights; 1 when it has no weight.
+func (l *Limiter) share(group string) float64 {
+	w := l.rl.Teams[group].Weight
+	if w <= 0 {
+		return 1
+	}
+	var sum float64
+	for _, t := range l.rl.Teams {
+		sum += t.Weight
+	}
+	return w / sum
+}
+
+// capped returns the smaller positive of a share and a cap (0: none).
+func capped(share, limit float64) float64 {
+	switch {
+	case limit <= 0:
+		return share
+	case share <= 0:
+		return limit
+	}
+	return min(share, limit)
+}
+
+// Middleware returns the rate-limit layer: each call is admitted against
+// the limits of the model it is sent to (under a fallback chain, each
+// target's own limits) before it goes on, and settled with the provider's
+// usage after it.
+func (l *Limiter) Middleware() middleware.Middleware {
+	if l == nil {
+		return nil
+	}
+	return func(next middleware.Handler) middleware.Handler {
+		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			return l.handle(ctx, req, next)
+		})
+	}
+}
+
+// Ticket is an admitted call. Its Done must be called once the call
+// ended. The zero Ticket (a model without limits) does nothing.
+type Ticket struct {
+	l      *Limiter
+	p      *plan
+	local  bool // admitted by the local share while the shared store was down
+	tokens int64
+	lease  string
+	polled bool // the admission slept before it was granted
+}
+
+// Reserve admits one call to model for team costing tokens (input
+// estimate plus reserved output; 0 without a tokens-per-minute limit),
+// waiting as the policy says, and returns its Ticket. It is the
+// middleware's engine, exported for callers that do not use a chain.
+func (l *Limiter) Reserve(ctx context.Context, model, team string, tokens int64) (Ticket, error) {
+	p := l.plan(model, team)
+	if p == nil {
+		return Ticket{}, nil
+	}
+	t, wait, err := l.admit(ctx, p, team, tokens)
+	if err != nil {
+		return Ticket{}, err
+	}
+	if err := sleep(ctx, wait); err != nil {
+		t.Done(ctx, 0, 0)
+		return Ticket{}, err
+	}
+	return t, nil
+}
+
+func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
+	team := middleware.TeamFrom(ctx)
+	p := l.plan(req.Model, team)
+	if p == nil {
+		return next.Handle(ctx, req)
+	}
+	var need int64
+	if p.tokens || p.learned != "" { // the provider's token limit is learned too
+		out := int64(req.MaxTokens)
+		if out <= 0 {
+			out = l.rl.ReserveOutput
+			if out <= 0 {
+				out = policies.DefaultReserveOutput
+			}
+		}
+		need = tokens.ForCall(ctx, l.est, req.Model, req) + out*int64(max(req.N, 1))
+	}
+	start := time.Now()
+	t, wait, err := l.admit(ctx, p, team, need)
+	if err == nil && wait > 0 {
+		err = sleep(ctx, wait)
+		if err != nil {
+			t.Done(ctx, 0, 0)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	var waited time.Duration
+	if wait > 0 || t.polled {
+		waited = time.Since(start)
+		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.RateWait += waited })
+	}
+	if middleware.Observing(ctx) {
+		middleware.Emit(ctx, middleware.RateLimited{Model: req.Model, Team: team, Action: "admitted", Wait: waited})
+	}
+	var obs *feedback
+	if p.learned != "" {
+		obs = &feedback{l: l, p: p}
+		ctx = middleware.WithObserver(ctx, obs)
+	}
+	settled := false
+	defer func() {
+		if !settled { // a panic below: free the slot, keep the reservation
+			t.Done(ctx, -1, 1)
+		}
+	}()
+	resp, err := next.Handle(ctx, req)
+	settled = true
+	used := int64(-1)
+	if resp != nil && !resp.Usage.IsZero() {
+		used = resp.Usage.Total()
+	}
+	requests := 1
+	switch {
+	case errors.Is(err, breaker.ErrOpen):
+		requests = 0 // the provider was never called
+	case obs != nil && obs.responses.Load() > 1:
+		requests = int(obs.responses.Load()) // retries below this layer
+	}
+	t.Done(ctx, used, requests)
+	return resp, err
+}
+
+// admit asks the store, waiting for a slot that cannot be reserved ahead
+// (a full concurrency limit, a limit that would idle) when the policy
+// waits. It returns the admission and how long to sleep for its slot.
+func (l *Limiter) admit(ctx context.Context, p *plan, team string, need int64) (Ticket, time.Duration, error) {
+	maxWait := time.Duration(0)
+	var deadline time.Time
+	if l.rl.OnLimit == "" || l.rl.OnLimit == policies.OnLimitWait {
+		now := time.Now()
+		maxWait = l.rl.MaxWait.Duration()
+		if maxWait <= 0 {
+			maxWait = policies.DefaultMaxWait
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			maxWait = min(maxWait, dl.Sub(now))
+		}
+		deadline = now.Add(maxWait)
+	}
+	t := Ticket{l: l, p: p, tokens: need}
+	adm := Admission{Cells: p.cells, Slots: p.slots, Learned: p.learned, Requests: 1, Tokens: need, MaxWait: max(maxWait, 0)}
+	if len(p.slots) > 0 {
+		t.lease = l.leaseBase + strconv.FormatUint(l.leaseSeq.Add(1), 36)
+		adm.Lease = t.lease
+		adm.LeaseTTL = l.rl.Store.LeaseTTL.Duration()
+		if adm.LeaseTTL <= 0 {
+			adm.LeaseTTL = 2 * time.Minute
+		}
+	}
+	for {
+		d, err := l.storeAdmit(ctx, p, t.local, &adm)
+		if err != nil {
+			if ctx.Err() != nil {
+				return Ticket{}, 0, ctx.Err()
+			}
+			l.storeFailed(ctx, "admit", err)
+			if l.rl.Store.OnUnavailable != policies.UnavailableLocal {
+				return Ticket{}, 0, l.refuse(ctx, p, team, Decision{Limit: "store", Wait: time.Second}, err)
+			}
+			t.local = true
+			adm.Cells, adm.Slots, adm.Learned = p.localCells, p.localSlots, ""
+			continue
+		}
+		if d.OK {
+			return t, d.Wait, nil
+		}
+		if d.Retry && !deadline.IsZero() && time.Now().Add(d.Wait).Before(deadline) {
+			if err := sleep(ctx, d.Wait); err != nil {
+				return Ticket{}, 0, err
+			}
+			t.polled = true
+			adm.MaxWait = max(time.Until(deadline), 0)
+			continue
+		}
+		return Ticket{}, 0, l.refuse(ctx, p, team, d, nil)
+	}
+}
+
+func (l *Limiter) storeAdmit(ctx context.Context, p *plan, local bool, a *Admission) (Decision, error) {
+	switch {
+	case local:
+		return l.local.admit(a, p.memLocal), nil
+	case p.mem != nil:
+		return l.store.(*MemoryStore).admit(a, p.mem), nil
+	}
+	c := *a // a stays on the caller's stack on the in-memory paths
+	return l.store.Admit(ctx, &c)
+}
+
+// Done settles the call with what it used: the provider's token count
+// (used < 0: unknown, the reservation stands) and the requests it made
+// upstream (0 refunds the admission; more than 1 charges retries).
+func (t Ticket) Done(ctx context.Context, used int64, requests int) {
+	if t.p == nil {
+		return
+	}
+	l, p := t.l, t.p
+	// The provider-learned cells are not settled: the provider's next
+	// report already counts what the call really used.
+	s := Settlement{Cells: p.cells, Slots: p.slots, Lease: t.lease, Requests: int64(requests) - 1}
+	if t.local {
+		s.Cells, s.Slots = p.localCells, p.localSlots
+	}
+	switch {
+	case requests == 0:
+		s.Tokens = -t.tokens
+	case used >= 0 && t.tokens > 0:
+		s.Tokens = used - t.tokens
+	}
+	if s.Requests == 0 && s.Tokens == 0 && len(s.Slots) == 0 {
+		return
+	}
+	switch {
+	case t.local:
+		l.local.settle(&s, p.memLocal)
+	case p.mem != nil:
+		l.store.(*MemoryStore).settle(&s, p.mem)
+	default:
+		c := s
+		if err := l.store.Settle(context.WithoutCancel(ctx), &c); err != nil {
+			l.storeFailed(ctx, "settle", err)
+		}
+	}
+}
+
+func (l *Limiter) refuse(ctx context.Context, p *plan, team string, d Decision, storeErr error) error {
+	e := &Error{Model: p.model, Team: team, Limit: d.Limit, RetryAfter: d.Wait, Err: storeErr,
+		Fallback: l.rl.OnLimit == policies.OnLimitFallback}
+	middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.RateRefusals++ })
+	if middleware.Observing(ctx) {
+		action := "rejected"
+		if e.Fallback {
+			action = "fallback"
+		}
+		middleware.Emit(ctx, middleware.RateLimited{Model: p.model, Team: team, Action: action, Limit: d.Limit, Wait: d.Wait, Err: e})
+	}
+	return e
+}
+
+func (l *Limiter) storeFailed(ctx context.Context, op string, err error) {
+	l.log.WarnContext(ctx, "tokenwise: rate-limit store failed", "op", op, "err", err)
+	if middleware.Observing(ctx) {
+		middleware.Emit(ctx, middleware.StoreFailed{Store: "ratelimit", Op: op, Err: err})
+	}
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
+}
+
+// feedback learns from the provider's reports during one call.
+type feedback struct {
+	l         *Limiter
+	p         *plan
+	responses atomic.Int32
+}
+
+func (f *feedback) Observe(ctx context.Context, e middleware.Event) {
+	pl, ok := e.(middleware.ProviderLimits)
+	if !ok {
+		return
+	}
+	f.responses.Add(1)
+	f.l.learn(ctx, f.p, pl)
+}
+
+// learn turns a provider's report into Feedback and records it when it
+// matters: a 429, or a limit with a tenth or less left.
+func (l *Limiter) learn(ctx context.Context, p *plan, pl middleware.ProviderLimits) {
+	var f Feedback
+	if pl.Status == 429 {
+		f.Pause = pl.RetryAfter
+		if f.Pause <= 0 {
+			f.Pause = time.Second
+		}
+	}
+	mirror := func(limit, remaining int64, reset time.Duration, iv, rs *time.Duration) {
+		switch {
+		case remaining < 0:
+		case limit > 0 && remaining*10 <= limit:
+			// The provider's own GCRA state: remaining of limit left,
+			// refilled at limit per minute.
+			*iv = interval(float64(limit))
+			*rs = min(reset, time.Duration(limit-remaining)*(*iv))
+			if reset <= 0 {
+				*rs = time.Duration(limit-remaining) * (*iv)
+			}
+		case limit <= 0 && remaining == 0:
+			f.Pause = max(f.Pause, min(reset, providerWindow))
+		}
+	}
+	mirror(pl.LimitRequests, pl.RemainingRequests, pl.ResetRequests, &f.IntervalRequests, &f.ResetRequests)
+	mirror(pl.LimitTokens, pl.RemainingTokens, pl.ResetTokens, &f.IntervalTokens, &f.ResetTokens)
+	if f == (Feedback{}) {
+		return
+	}
+	if err := l.store.Learn(context.WithoutCancel(ctx), p.learned, f); err != nil {
+		l.storeFailed(ctx, "learn", err)
+	}
+}
