@@ -35,10 +35,10 @@ func cacheLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 		store = cache.NewMemory(cache.MemoryOptions{MaxEntries: c.MaxEntries, MaxBytes: int64(c.MaxBytes)})
 	}
 	return cache.New(store, cache.Config{
-		TTL:        c.TTL.Duration(),
-		Global:     c.Scope == policies.CacheScopeGlobal,
-		AnyRequest: !c.IsDeterministicOnly(),
-		FailClosed: c.FailClosed,
-		Pricer:     Pricer(p),
+		TTL:               c.TTL.Duration(),
+		Global:            c.Scope == policies.CacheScopeGlobal,
+		DeterministicOnly: c.DeterministicOnly,
+		FailClosed:        c.FailClosed,
+		Pricer:            Pricer(p),
 	}), nil
 }

@@ -106,6 +106,7 @@ type CallFacts struct {
 	CostMicros     int64 // USD (micro) billed for this call, all attempts
 	Attempts       []Attempt
 	Notes          []string // free-form remarks of middlewares (e.g. "compacted 12 messages")
+	CacheReason    string   // why the cache missed or bypassed ("request not deterministic"); "" for a hit or a plain miss
 }
 
 // CallInfo holds the CallFacts of one running call. Middlewares update it

@@ -97,7 +97,7 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if snap.stream {
 		return t.stream(r, c, req, snap.includeUsage)
 	}
-	ctx := context.WithValue(r.Context(), callKey{}, c)
+	ctx := context.WithValue(withCacheControl(r), callKey{}, c)
 	resp, err := t.handler.Handle(ctx, req)
 	if err != nil {
 		return errorResponse(r, err)
@@ -115,6 +115,29 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(out)))
 	return newResponse(r, http.StatusOK, h, io.NopCloser(bytes.NewReader(out)), int64(len(out))), nil
+}
+
+// withCacheControl returns r's context, carrying the response-cache
+// directives of its Cache-Control header: no-store (neither read nor
+// write a cache) and no-cache (do not read; call and overwrite).
+func withCacheControl(r *http.Request) context.Context {
+	ctx := r.Context()
+	v := r.Header.Get("Cache-Control")
+	if v == "" {
+		return ctx
+	}
+	c := middleware.CacheControlFrom(ctx)
+	for d := range strings.SplitSeq(v, ",") {
+		switch d = strings.ToLower(strings.TrimSpace(d)); d {
+		case "no-store":
+			c.NoStore, c.Source = true, "cache-control no-store"
+		case "no-cache":
+			if !c.NoStore {
+				c.NoCache, c.Source = true, "cache-control no-cache"
+			}
+		}
+	}
+	return middleware.WithCacheControl(ctx, c)
 }
 
 // readBody reads and closes a request's body, in one allocation when its
@@ -226,7 +249,7 @@ var errStreamDone = errors.New("tokenwise/openai: chunk after the end of the str
 // stream serves a streaming request: the chain runs in its own goroutine
 // and RoundTrip returns as soon as the first chunk is ready.
 func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, includeUsage bool) (*http.Response, error) {
-	ctx, cancel := context.WithCancelCause(r.Context())
+	ctx, cancel := context.WithCancelCause(withCacheControl(r))
 	ctx = context.WithValue(ctx, callKey{}, c)
 	pr, pw := io.Pipe()
 	sw := &sseWriter{w: pw, ctx: ctx, includeUsage: includeUsage, model: req.Model, ready: make(chan struct{})}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -41,18 +42,20 @@ func (e *StoreError) Is(target error) bool { return target == ErrStore }
 // Unwrap returns the store's error.
 func (e *StoreError) Unwrap() error { return e.Err }
 
-// Config configures the cache middleware. The zero value caches
-// deterministic requests per team, forever (until evicted), failing open.
+// Config configures the cache middleware. The zero value caches every
+// request per team, whatever its temperature, forever (until evicted),
+// failing open.
 type Config struct {
 	// TTL is how long an answer stays. Zero: until evicted.
 	TTL time.Duration
 	// Global shares answers between teams. False: an answer is served only
 	// to the team (middleware.TeamFrom) whose call produced it.
 	Global bool
-	// AnyRequest caches non-deterministic requests too. False: only
-	// requests with temperature 0 or a seed are cached (an omitted
-	// temperature is the provider's default, not 0).
-	AnyRequest bool
+	// DeterministicOnly caches only requests with temperature 0 or a seed
+	// (an omitted temperature is the provider's default, not 0); the
+	// others are a bypass. False: identical requests share an answer
+	// whatever their temperature.
+	DeterministicOnly bool
 	// FailClosed fails a call whose lookup hits a store error. False: a
 	// store error is a miss. Either way it is reported as a
 	// middleware.StoreFailed event. A failed write never fails a call (the
@@ -73,40 +76,41 @@ const (
 	ScopeTeamPrefix = "team:"
 )
 
-type controlKey struct{}
+// The reasons the cache gives for a miss, a bypass or a refresh, in
+// CallFacts.CacheReason and middleware.CacheLookup.Reason (a plain miss and
+// a hit have none). A bypass or refresh asked through the context gives
+// its middleware.CacheControl Source ("cache.WithBypass", "cache-control
+// no-store", ...).
+const (
+	ReasonNotDeterministic = "request not deterministic (deterministic_only)"
+	ReasonCollision        = "another request under the same hash"
+	ReasonStoreFailed      = "store failed"
+	reasonNotStored        = "answer not stored: "
+)
 
-// control is the per-request cache control carried by a context.
-type control struct {
-	bypass, refresh bool
-	ttl             time.Duration
-}
-
-func controlFrom(ctx context.Context) control {
-	c, _ := ctx.Value(controlKey{}).(control)
-	return c
-}
-
-// WithBypass returns a context whose calls neither read nor write the cache.
+// WithBypass returns a context whose calls neither read nor write the cache
+// (middleware.CacheControl NoStore).
 func WithBypass(ctx context.Context) context.Context {
-	c := controlFrom(ctx)
-	c.bypass = true
-	return context.WithValue(ctx, controlKey{}, c)
+	c := middleware.CacheControlFrom(ctx)
+	c.NoStore, c.Source = true, "cache.WithBypass"
+	return middleware.WithCacheControl(ctx, c)
 }
 
 // WithRefresh returns a context whose calls skip the lookup, call the
-// provider and overwrite the cached answer.
+// provider and overwrite the cached answer (middleware.CacheControl
+// NoCache).
 func WithRefresh(ctx context.Context) context.Context {
-	c := controlFrom(ctx)
-	c.refresh = true
-	return context.WithValue(ctx, controlKey{}, c)
+	c := middleware.CacheControlFrom(ctx)
+	c.NoCache, c.Source = true, "cache.WithRefresh"
+	return middleware.WithCacheControl(ctx, c)
 }
 
 // WithTTL returns a context whose calls store their answer for d instead of
 // the configured TTL.
 func WithTTL(ctx context.Context, d time.Duration) context.Context {
-	c := controlFrom(ctx)
-	c.ttl = d
-	return context.WithValue(ctx, controlKey{}, c)
+	c := middleware.CacheControlFrom(ctx)
+	c.TTL = d
+	return middleware.WithCacheControl(ctx, c)
 }
 
 // Deterministic reports whether req asks for a reproducible answer:
@@ -127,8 +131,9 @@ func Complete(resp *middleware.Response) bool {
 
 // New returns the response cache middleware over store. Per call it:
 //   - bypasses the cache for requests that are not eligible
-//     (non-deterministic unless AnyRequest) or whose context says
-//     WithBypass (CacheBypass);
+//     (non-deterministic under DeterministicOnly) or whose context says
+//     WithBypass or carries a middleware.CacheControl NoStore
+//     (CacheBypass, with the reason);
 //   - looks the request up under its canonical key and scope; a hit is
 //     served as a deep copy with FromCache set and zero Usage (nothing was
 //     spent), the saved tokens and USD go to the call's CallFacts (Saved,
@@ -191,9 +196,13 @@ func putBuf(bp *[]byte) {
 }
 
 func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
-	ctl := controlFrom(ctx)
-	if ctl.bypass || !c.cfg.AnyRequest && !Deterministic(req) {
-		c.mark(ctx, req, middleware.CacheBypass)
+	ctl := middleware.CacheControlFrom(ctx)
+	switch {
+	case ctl.NoStore:
+		c.mark(ctx, req, middleware.CacheBypass, ctl.Source)
+		return next.Handle(ctx, req)
+	case c.cfg.DeterministicOnly && !Deterministic(req):
+		c.mark(ctx, req, middleware.CacheBypass, ReasonNotDeterministic)
 		return next.Handle(ctx, req)
 	}
 	// The canonical request is encoded into a pooled buffer, which a hit
@@ -213,17 +222,22 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 	key := Sum(*bp)
 
 	var enc []byte
+	reason := ""
 	for {
-		if !ctl.refresh {
+		if !ctl.NoCache {
 			e, err := c.store.Get(ctx, key)
 			if err != nil {
 				c.storeFailed(ctx, "get", err)
 				if c.cfg.FailClosed {
 					return nil, &StoreError{Op: "get", Err: err}
 				}
+				reason = ReasonStoreFailed
 			}
-			if e != nil && bytes.Equal(e.Request, *bp) {
-				return c.serve(ctx, req, &e.Response)
+			if e != nil {
+				if bytes.Equal(e.Request, *bp) {
+					return c.serve(ctx, req, &e.Response)
+				}
+				reason = ReasonCollision
 			}
 		}
 		if enc == nil {
@@ -233,7 +247,7 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 		if leader {
 			putBuf(bp)
 			bp = nil
-			return c.lead(ctx, req, next, key, f, ctl)
+			return c.lead(ctx, req, next, key, f, ctl, reason)
 		}
 		select {
 		case <-f.done:
@@ -274,7 +288,7 @@ func (c *cacher) join(key uint64, enc []byte) (*flight, bool) {
 	return f, true
 }
 
-func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middleware.Handler, key uint64, f *flight, ctl control) (resp *middleware.Response, err error) {
+func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middleware.Handler, key uint64, f *flight, ctl middleware.CacheControl, reason string) (resp *middleware.Response, err error) {
 	var shared *middleware.Response
 	var sharedErr error
 	defer func() {
@@ -290,10 +304,10 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 		}
 	}()
 	status := middleware.CacheMiss
-	if ctl.refresh {
-		status = middleware.CacheRefresh
+	if ctl.NoCache {
+		status, reason = middleware.CacheRefresh, ctl.Source
 	}
-	c.mark(ctx, req, status)
+	c.mark(ctx, req, status, reason)
 	resp, err = next.Handle(ctx, req)
 	if err != nil || resp == nil || !Complete(resp) {
 		switch {
@@ -301,14 +315,17 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 			// Not worth keeping (truncated, filtered), but it is the answer
 			// to this very request: the followers get it too.
 			shared = stripped(resp)
+			middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+				f.CacheReason = reasonNotStored + "finish_reason " + strconv.Quote(resp.FinishReason)
+			})
 		case sharedError(err):
 			sharedErr = err
 		}
 		return resp, err
 	}
 	ttl := c.cfg.TTL
-	if ctl.ttl > 0 {
-		ttl = ctl.ttl
+	if ctl.TTL > 0 {
+		ttl = ctl.TTL
 	}
 	// The entry holds a deep copy of resp (stripped, in place).
 	e := &Entry{Request: f.req, Response: *resp}
@@ -369,10 +386,10 @@ func (c *cacher) serve(ctx context.Context, req *middleware.Request, stored *mid
 	return resp, nil
 }
 
-func (c *cacher) mark(ctx context.Context, req *middleware.Request, s middleware.CacheStatus) {
-	middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.Cache = s })
+func (c *cacher) mark(ctx context.Context, req *middleware.Request, s middleware.CacheStatus, reason string) {
+	middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.Cache, f.CacheReason = s, reason })
 	if middleware.Observing(ctx) {
-		middleware.Emit(ctx, middleware.CacheLookup{Status: s, Model: req.Model})
+		middleware.Emit(ctx, middleware.CacheLookup{Status: s, Reason: reason, Model: req.Model})
 	}
 }
 
