@@ -117,27 +117,24 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return newResponse(r, http.StatusOK, h, io.NopCloser(bytes.NewReader(out)), int64(len(out))), nil
 }
 
-// withCacheControl returns r's context, carrying the response-cache
-// directives of its Cache-Control header: no-store (neither read nor
-// write a cache) and no-cache (do not read; call and overwrite).
+// withCacheControl returns r's context, carrying a no-store directive of
+// its Cache-Control header (middleware.CacheControl NoStore: neither read
+// nor write a response cache). no-cache is not honoured: SSE clients,
+// go-openai among them, send it with every streaming request.
 func withCacheControl(r *http.Request) context.Context {
 	ctx := r.Context()
 	v := r.Header.Get("Cache-Control")
 	if v == "" {
 		return ctx
 	}
-	c := middleware.CacheControlFrom(ctx)
 	for d := range strings.SplitSeq(v, ",") {
-		switch d = strings.ToLower(strings.TrimSpace(d)); d {
-		case "no-store":
+		if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+			c := middleware.CacheControlFrom(ctx)
 			c.NoStore, c.Source = true, "cache-control no-store"
-		case "no-cache":
-			if !c.NoStore {
-				c.NoCache, c.Source = true, "cache-control no-cache"
-			}
+			return middleware.WithCacheControl(ctx, c)
 		}
 	}
-	return middleware.WithCacheControl(ctx, c)
+	return ctx
 }
 
 // readBody reads and closes a request's body, in one allocation when its

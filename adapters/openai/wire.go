@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"encoding/binary"
 	"strconv"
 	"unicode/utf8"
 
@@ -24,6 +25,28 @@ type Wire struct {
 	resp    *middleware.Response // set for a response: as decoded, Native nil
 	isChunk bool                 // set for a chunk, with chunk
 	chunk   chunkSnapshot
+}
+
+var _ middleware.NativeKeyer = (*Wire)(nil)
+
+// AppendCacheKey implements middleware.NativeKeyer for a request: it
+// appends every top-level member of the body but the neutral ones
+// (middleware.NeutralFields), each length-prefixed, as the bytes the
+// caller sent, so that every field of every message and tool, unknown
+// fields and the exact escapes of strings (a lone surrogate is not
+// U+FFFD) are part of the key. Other Wires append nothing.
+func (w *Wire) AppendCacheKey(dst []byte) []byte {
+	if w.req == nil {
+		return dst
+	}
+	for _, m := range w.req.members {
+		if m.neutral {
+			continue
+		}
+		dst = binary.AppendUvarint(dst, uint64(m.end-m.start))
+		dst = append(dst, w.JSON[m.start:m.end]...)
+	}
+	return dst
 }
 
 // chunkSnapshot is what a chunk's JSON decoded to.

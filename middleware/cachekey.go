@@ -1,0 +1,43 @@
+package middleware
+
+// neutralFields are the request fields known not to change the answer, by
+// their OpenAI wire names. Everything else a request carries is part of a
+// response cache's key.
+var neutralFields = [...]string{
+	"metadata",          // caller's tags, stored with the completion
+	"prompt_cache_key",  // routing hint for the provider's prompt cache
+	"safety_identifier", // end-user id for abuse monitoring
+	"service_tier",      // latency / price class, same model and answer
+	"store",             // whether the provider keeps the completion
+	"stream",            // how the answer is delivered
+	"stream_options",    // include_usage, include_obfuscation: delivery details
+	"user",              // end-user id for abuse monitoring
+}
+
+// NeutralFields returns the request fields known not to change the answer
+// (OpenAI wire names, sorted): metadata, prompt_cache_key,
+// safety_identifier, service_tier, store, stream, stream_options, user.
+// Response caches key on everything else, present or future, known or not.
+func NeutralFields() []string { return append([]string(nil), neutralFields[:]...) }
+
+// NeutralField reports whether the top-level request field name is one of
+// NeutralFields.
+func NeutralField(name string) bool {
+	switch name {
+	case "metadata", "prompt_cache_key", "safety_identifier", "service_tier", "store", "stream", "stream_options", "user":
+		return true
+	}
+	return false
+}
+
+// NativeKeyer is implemented by a Request's Native when the request was
+// decoded from a richer form than the core models (the OpenAI adapter's
+// wire JSON): AppendCacheKey appends to dst an encoding of every part of
+// the native request except the NeutralFields, so that a response cache
+// keys on all of it, including fields the core does not model (unknown
+// and vendor fields, every field of every message and tool). Requests
+// that are equal in their native form and their core fields get the same
+// answer.
+type NativeKeyer interface {
+	AppendCacheKey(dst []byte) []byte
+}
