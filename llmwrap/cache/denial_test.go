@@ -17,8 +17,10 @@ import (
 	"testing"
 
 	openaigo "github.com/openai/openai-go/v3"
+	"github.com/tmc/langchaingo/llms"
 	"github.com/sashabaranov/go-openai"
 
+	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/internal/httprr"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
@@ -456,5 +458,69 @@ func TestKeyTellsApartWhatTheCoreConflates(t *testing.T) {
 		if bytes.Equal(a, b) {
 			t.Errorf("same key for\n%s\n%s", pair[0], pair[1])
 		}
+	}
+}
+
+// TestEveryLangchaingoOptionSplitsTheKey: through the langchaingo adapter,
+// setting any field of llms.CallOptions (filled by reflection) gives
+// another key, except the streaming funcs and Metadata other than the
+// backend switches langchaingo's backends read from it.
+func TestEveryLangchaingoOptionSplitsTheKey(t *testing.T) {
+	var key []byte
+	chain := func(middleware.Handler) middleware.Handler {
+		return middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
+			key = cache.AppendCanonical(nil, cache.ScopeGlobal, req)
+			return nil, errKeyed
+		})
+	}
+	llm := twlc.New(twlc.Models{"m": stubModel{}}, chain)
+	keyOf := func(opts ...llms.CallOption) []byte {
+		key = nil
+		_, _ = llm.GenerateContent(context.Background(), []llms.MessageContent{human("q")}, opts...)
+		if key == nil {
+			t.Fatal("the chain was not called")
+		}
+		return key
+	}
+	base := keyOf(llms.WithModel("m"))
+	neutral := map[string]bool{"StreamingFunc": true, "StreamingReasoningFunc": true, "Metadata": true}
+	typ := reflect.TypeFor[llms.CallOptions]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if f.Name == "Model" {
+			continue
+		}
+		v := reflect.New(f.Type).Elem()
+		switch f.Type.Kind() {
+		case reflect.Func:
+			v = reflect.MakeFunc(f.Type, func([]reflect.Value) []reflect.Value {
+				return []reflect.Value{reflect.Zero(f.Type.Out(0))}
+			})
+		case reflect.Interface:
+			v.Set(reflect.ValueOf("required"))
+		default:
+			fill(v, 0)
+		}
+		got := keyOf(llms.WithModel("m"), func(o *llms.CallOptions) { reflect.ValueOf(o).Elem().Field(i).Set(v) })
+		if same := bytes.Equal(got, base); same != neutral[f.Name] {
+			t.Errorf("CallOptions.%s = %v: same key %v, want %v", f.Name, v, same, neutral[f.Name])
+		}
+	}
+	for _, m := range []map[string]any{
+		{"thinking_config": &llms.ThinkingConfig{Mode: llms.ThinkingModeHigh}},
+		{"CachedContentName": "cachedContents/abc"},
+		{"anthropic:beta_headers": []string{"output-128k-2025-02-19"}},
+	} {
+		if bytes.Equal(keyOf(llms.WithModel("m"), llms.WithMetadata(m)), base) {
+			t.Errorf("metadata switch %v did not split the key", m)
+		}
+	}
+	if !bytes.Equal(keyOf(llms.WithModel("m"), llms.WithMetadata(map[string]any{"trace": "t"})), base) {
+		t.Error("metadata trace data split the key")
+	}
+	// A forced function named like a mode is not the mode.
+	if bytes.Equal(keyOf(llms.WithModel("m"), llms.WithToolChoice("auto")),
+		keyOf(llms.WithModel("m"), llms.WithToolChoice(llms.ToolChoice{Type: "function", Function: &llms.FunctionReference{Name: "auto"}}))) {
+		t.Error(`tool_choice "auto" and the function named auto share a key`)
 	}
 }
