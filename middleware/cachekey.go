@@ -41,3 +41,22 @@ func NeutralField(name string) bool {
 type NativeKeyer interface {
 	AppendCacheKey(dst []byte) []byte
 }
+
+// NativeMarshaler is implemented by a Response's Native that can be kept
+// as bytes by a store (a response cache) and given back to its adapter
+// later: MarshalNative returns the format (a name the adapter recognises,
+// with a version) and the bytes (immutable; a store keeps them as they
+// are), or ok false when there is nothing worth keeping. This is how a
+// cached answer keeps what the core does not model (every choice,
+// logprobs, refusal, audio, annotations, ...).
+type NativeMarshaler interface {
+	MarshalNative() (format string, data []byte, ok bool)
+}
+
+// StoredNative is the Native of a response served from a store: what its
+// original Native's MarshalNative returned. Adapters that recognise Format
+// render the answer from Data. It is immutable.
+type StoredNative struct {
+	Format string
+	Data   []byte
+}

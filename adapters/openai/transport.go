@@ -108,10 +108,13 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	var out []byte
 	if w, ok := resp.Native.(*Wire); ok && w.resp != nil && sameResponse(resp, w.resp) {
 		out = w.JSON // unchanged: the provider's bytes
-	} else {
+	} else if out = storedBody(resp); out == nil {
 		out = appendResponse(nil, resp, responseMeta(resp, req.Model))
 	}
 	h := responseHeader(c.upstreamHeader())
+	if resp.FromCache {
+		h.Set(CacheHeader, "hit")
+	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(out)))
 	return newResponse(r, http.StatusOK, h, io.NopCloser(bytes.NewReader(out)), int64(len(out))), nil
@@ -135,6 +138,35 @@ func withCacheControl(r *http.Request) context.Context {
 		}
 	}
 	return ctx
+}
+
+// CacheHeader is the response header that marks an answer served by a
+// cache: "X-Tokenwise-Cache: hit".
+const CacheHeader = "X-Tokenwise-Cache"
+
+// storedBody returns the body of a response a cache kept
+// (middleware.StoredNative of NativeFormat), when the chain did not change
+// the answer: the provider's body as it was sent, every choice, logprobs,
+// refusal, audio, annotations, system_fingerprint, service_tier and usage
+// included (a hit's core Usage is zero, as nothing was spent; the body
+// says what the answer cost when it was made). nil otherwise.
+func storedBody(resp *middleware.Response) []byte {
+	sn, ok := resp.Native.(*middleware.StoredNative)
+	if !ok || sn.Format != NativeFormat {
+		return nil
+	}
+	stored, _, err := decodeResponse(sn.Data)
+	if err != nil || stored == nil {
+		return nil
+	}
+	a := *resp
+	if a.FromCache && a.Usage.IsZero() {
+		a.Usage = stored.Usage
+	}
+	if !sameResponse(&a, stored) {
+		return nil
+	}
+	return sn.Data
 }
 
 // readBody reads and closes a request's body, in one allocation when its

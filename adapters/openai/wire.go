@@ -49,6 +49,21 @@ func (w *Wire) AppendCacheKey(dst []byte) []byte {
 	return dst
 }
 
+// NativeFormat is the format of a chat completion response body in
+// middleware.NativeMarshaler and middleware.StoredNative.
+const NativeFormat = "openai.chat.completion/v1"
+
+var _ middleware.NativeMarshaler = (*Wire)(nil)
+
+// MarshalNative implements middleware.NativeMarshaler for a response: the
+// provider's body, every choice and field as it was sent.
+func (w *Wire) MarshalNative() (string, []byte, bool) {
+	if w.resp == nil {
+		return "", nil, false
+	}
+	return NativeFormat, w.JSON, true
+}
+
 // chunkSnapshot is what a chunk's JSON decoded to.
 type chunkSnapshot struct {
 	c         middleware.Chunk // as decoded, Native nil

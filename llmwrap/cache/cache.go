@@ -327,10 +327,12 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	if ctl.TTL > 0 {
 		ttl = ctl.TTL
 	}
-	// The entry holds a deep copy of resp (stripped, in place).
+	// The entry holds a deep copy of resp (stripped, in place) and, when
+	// the adapter can give it as bytes, its Native: what the core does not
+	// model (every choice, logprobs, refusal, audio, ...).
 	e := &Entry{Request: f.req, Response: *resp}
 	e.Response.Message = resp.Message.Clone()
-	e.Response.Native = nil
+	e.Response.Native = storedNative(resp.Native)
 	e.Response.FromCache = false
 	shared = &e.Response
 	sctx := ctx
@@ -341,6 +343,21 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 		c.storeFailed(ctx, "set", serr)
 	}
 	return resp, nil
+}
+
+// storedNative returns the bytes of a response's Native, copied, when it
+// is a middleware.NativeMarshaler with something to keep (or was itself
+// served from a store); nil otherwise.
+func storedNative(n any) any {
+	switch n := n.(type) {
+	case *middleware.StoredNative:
+		return n
+	case middleware.NativeMarshaler:
+		if format, data, ok := n.MarshalNative(); ok {
+			return &middleware.StoredNative{Format: format, Data: bytes.Clone(data)}
+		}
+	}
+	return nil
 }
 
 // stripped returns a deep copy of resp fit for storing: no Native, not

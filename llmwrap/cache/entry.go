@@ -16,12 +16,14 @@ type Entry struct {
 	// request's own encoding.
 	Request []byte
 	// Response is the complete answer as the provider gave it, usage
-	// included; FromCache is false and Native nil.
+	// included; FromCache is false. Native is nil or a
+	// *middleware.StoredNative: the adapter's own form of the answer, kept
+	// so that a hit is lossless (see middleware.NativeMarshaler).
 	Response middleware.Response
 }
 
 // entryVersion prefixes the binary form of an Entry.
-const entryVersion = 1
+const entryVersion = 2
 
 // ErrCorruptEntry is returned by [Entry.UnmarshalBinary] for bytes that are
 // not an entry of this version.
@@ -42,7 +44,12 @@ func (e *Entry) AppendBinary(dst []byte) ([]byte, error) {
 		r.Usage.CacheWriteTokens, r.Usage.ReasoningTokens} {
 		dst = binary.AppendVarint(dst, n)
 	}
-	return appendMessage(dst, &r.Message), nil
+	dst = appendMessage(dst, &r.Message)
+	if sn, ok := r.Native.(*middleware.StoredNative); ok {
+		dst = appendStr(append(dst, 1), sn.Format)
+		return appendBytes(dst, sn.Data), nil
+	}
+	return append(dst, 0), nil
 }
 
 // UnmarshalBinary decodes an entry written by MarshalBinary. The entry
@@ -81,6 +88,11 @@ func (e *Entry) UnmarshalBinary(data []byte) error {
 	}
 	m.ToolCallID = d.str()
 	m.Reasoning = d.str()
+	if d.byte() == 1 {
+		sn := &middleware.StoredNative{Format: d.str()}
+		sn.Data = d.bytes()
+		r.Native = sn
+	}
 	if d.bad || len(d.b) != 0 {
 		return ErrCorruptEntry
 	}
