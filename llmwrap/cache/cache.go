@@ -64,8 +64,9 @@ type Config struct {
 	// Pricer prices the tokens a hit saved (CallFacts.SavedMicros). Nil:
 	// no USD figure.
 	Pricer middleware.Pricer
-	// ReplayChunk is the size in bytes of the content pieces a hit replays
-	// to a streaming caller. Zero: 64.
+	// ReplayChunk is the largest size in bytes of the content, reasoning
+	// and argument pieces a hit replays to a streaming caller. Zero: 16
+	// (a few tokens, as providers stream).
 	ReplayChunk int
 }
 
@@ -138,7 +139,8 @@ func Complete(resp *middleware.Response) bool {
 //     served as a deep copy with FromCache set and zero Usage (nothing was
 //     spent), the saved tokens and USD go to the call's CallFacts (Saved,
 //     SavedMicros) and a middleware.CacheLookup event; a streaming caller
-//     gets it replayed chunk by chunk (middleware.Replay);
+//     gets it replayed chunked like a provider's stream (content in
+//     pieces, tool calls by index, finish reason, usage);
 //   - on a miss, coalesces identical concurrent misses into one call of
 //     next: followers wait for the leader and are served its answer as a
 //     hit; if the leader fails for a reason of its own (its caller
@@ -148,7 +150,7 @@ func Complete(resp *middleware.Response) bool {
 // The middleware is safe for concurrent use.
 func New(store Store, cfg Config) middleware.Middleware {
 	if cfg.ReplayChunk <= 0 {
-		cfg.ReplayChunk = 64
+		cfg.ReplayChunk = 16
 	}
 	c := &cacher{store: store, cfg: cfg, flights: map[uint64]*flight{}}
 	return func(next middleware.Handler) middleware.Handler {
@@ -396,7 +398,7 @@ func (c *cacher) serve(ctx context.Context, req *middleware.Request, stored *mid
 		middleware.Emit(ctx, middleware.CacheLookup{Status: middleware.CacheHit, Model: req.Model, Saved: saved, SavedMicros: micros})
 	}
 	if req.Stream != nil {
-		if err := middleware.Replay(ctx, resp, c.cfg.ReplayChunk, req.Stream); err != nil {
+		if err := replay(ctx, resp, saved, c.cfg.ReplayChunk, req.Stream); err != nil {
 			return nil, err
 		}
 	}
