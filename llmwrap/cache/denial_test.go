@@ -17,8 +17,8 @@ import (
 	"testing"
 
 	openaigo "github.com/openai/openai-go/v3"
-	"github.com/tmc/langchaingo/llms"
 	"github.com/sashabaranov/go-openai"
+	"github.com/tmc/langchaingo/llms"
 
 	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
