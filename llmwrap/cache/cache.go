@@ -243,7 +243,7 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 			}
 		}
 		if enc == nil {
-			enc = append([]byte(nil), *bp...) // not zeroed first, unlike make
+			enc = bytes.Clone(*bp) // of its own size: the entry keeps it
 		}
 		f, leader := c.join(key, enc)
 		if leader {
@@ -332,8 +332,7 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	// The entry holds a deep copy of resp (stripped, in place) and, when
 	// the adapter can give it as bytes, its Native: what the core does not
 	// model (every choice, logprobs, refusal, audio, ...).
-	e := &Entry{Request: f.req, Response: *resp}
-	e.Response.Message = resp.Message.Clone()
+	e := &Entry{Request: f.req, Response: compact(resp)}
 	e.Response.Native = storedNative(resp.Native)
 	e.Response.FromCache = false
 	shared = &e.Response
