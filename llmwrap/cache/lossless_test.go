@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sashabaranov/go-openai"
 	"github.com/tmc/langchaingo/llms"
 	lcopenai "github.com/tmc/langchaingo/llms/openai"
 
+	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap"
@@ -66,8 +68,9 @@ func (b *bodyRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
 // byte (n choices, logprobs, refusal, audio, annotations,
 // system_fingerprint, service_tier, usage details; nothing is fresh) and
 // decodes to the same value; through langchaingo's openai backend over
-// the transport the hit is the same ContentResponse, every choice and its
-// generation info included.
+// the transport, and through twlc.Models over it, the hit is the same
+// ContentResponse, every choice and its generation info (Go types kept)
+// included.
 func TestHitIsLossless(t *testing.T) {
 	for _, tc := range []struct {
 		name, body string
@@ -109,6 +112,29 @@ func TestHitIsLossless(t *testing.T) {
 			}
 		})
 	}
+	t.Run("twlc.Models n=3", func(t *testing.T) {
+		srv := openaitest.NewServer(t)
+		srv.On().Reply(openaitest.Reply{Body: []byte(threeChoicesWithLogprobs)})
+		llm := langchaingo(t, srv, llmwrap.MustBuild(cachePolicy(policies.Cache{})), "gpt-4o-mini")
+		msgs := []llms.MessageContent{human("How full is the disk?")}
+		first, err := llm.GenerateContent(context.Background(), msgs, llms.WithN(3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := llm.GenerateContent(context.Background(), msgs, llms.WithN(3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := srv.Count(); n != 1 {
+			t.Fatalf("the provider saw %d requests, want 1", n)
+		}
+		if len(second.Choices) != 3 || !reflect.DeepEqual(first, second) {
+			t.Fatalf("hit %+v\nwant %+v", second.Choices, first.Choices)
+		}
+		if second.Choices[0].GenerationInfo["TotalTokens"] != 32 {
+			t.Fatalf("generation info %v: the stored answer's usage, with its Go types", second.Choices[0].GenerationInfo)
+		}
+	})
 	t.Run("langchaingo n=3", func(t *testing.T) {
 		srv := openaitest.NewServer(t)
 		srv.On().Reply(openaitest.Reply{Body: []byte(threeChoicesWithLogprobs)})
@@ -135,4 +161,63 @@ func TestHitIsLossless(t *testing.T) {
 			t.Fatalf("hit %+v\nwant %+v", second.Choices, first.Choices)
 		}
 	})
+}
+
+// infoModel answers with two candidates whose GenerationInfo holds info.
+type infoModel struct {
+	info  map[string]any
+	calls *atomic.Int32
+}
+
+func (m infoModel) GenerateContent(context.Context, []llms.MessageContent, ...llms.CallOption) (*llms.ContentResponse, error) {
+	m.calls.Add(1)
+	return &llms.ContentResponse{Choices: []*llms.ContentChoice{
+		{Content: "one", StopReason: "stop", GenerationInfo: m.info},
+		{Content: "two", StopReason: "stop", GenerationInfo: map[string]any{"PromptTokens": 3}},
+	}}, nil
+}
+
+func (m infoModel) Call(ctx context.Context, prompt string, options ...llms.CallOption) (string, error) {
+	return llms.GenerateFromSinglePrompt(ctx, m, prompt, options...)
+}
+
+// TestLangchaingoHitKeepsGenerationInfoTypes: a twlc.Models hit gives back
+// every candidate and GenerationInfo values with their Go types; an answer
+// with a value a store cannot keep (a struct) is still a hit, with the
+// core view.
+func TestLangchaingoHitKeepsGenerationInfoTypes(t *testing.T) {
+	info := map[string]any{"PromptTokens": int32(5), "CompletionTokens": int64(7), "TotalTokens": 12, "Score": 1.5,
+		"Ratio": float32(0.25), "Model": "m", "Cached": true, "Nothing": nil, "Unsigned": uint64(9)}
+	calls := &atomic.Int32{}
+	llm := twlcOver(infoModel{info, calls})
+	first, err := llm.GenerateContent(context.Background(), []llms.MessageContent{human("q")}, llms.WithN(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := llm.GenerateContent(context.Background(), []llms.MessageContent{human("q")}, llms.WithN(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("the model was called %d times, want 1", calls.Load())
+	}
+	if !reflect.DeepEqual(first, second) || !reflect.DeepEqual(second.Choices[0].GenerationInfo, info) {
+		t.Fatalf("hit %+v %+v\nwant %+v", second.Choices[0], second.Choices[1], first.Choices[0])
+	}
+
+	calls = &atomic.Int32{}
+	llm = twlcOver(infoModel{map[string]any{"Raw": struct{ X int }{1}}, calls})
+	for range 2 {
+		out, err := llm.GenerateContent(context.Background(), []llms.MessageContent{human("q")}, llms.WithN(2))
+		if err != nil || out.Choices[0].Content != "one" {
+			t.Fatal(out, err)
+		}
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("the model was called %d times, want 1", calls.Load())
+	}
+}
+
+func twlcOver(m llms.Model) llms.Model {
+	return twlc.New(twlc.Models{"m": m}, llmwrap.MustBuild(cachePolicy(policies.Cache{})), twlc.WithDefaultModel("m"))
 }
