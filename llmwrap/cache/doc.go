@@ -47,7 +47,9 @@
 // system_fingerprint, service_tier and usage details (no field is fresh:
 // id and created are those of the stored answer, and usage says what it
 // cost when it was made), marked by the response header X-Tokenwise-Cache:
-// hit. A streaming caller gets the answer chunked as a provider streams it
+// hit. Through the langchaingo adapter a hit is the inner model's
+// response, every candidate and GenerationInfo (Go types kept). A
+// streaming caller gets the answer chunked as a provider streams it
 // (content and reasoning in pieces of [Config].ReplayChunk bytes, tool
 // calls by index with their arguments in pieces, the finish reason, then
 // the usage chunk, which the transport sends only to callers who asked for
