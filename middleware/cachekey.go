@@ -37,9 +37,11 @@ func NeutralField(name string) bool {
 // keys on all of it, including fields the core does not model (unknown
 // and vendor fields, every field of every message and tool). Requests
 // that are equal in their native form and their core fields get the same
-// answer.
+// answer. whole reports that req's core fields are still those the native
+// request decoded to, so that the encoding stands for the whole request
+// and a cache may leave the core fields out of its key.
 type NativeKeyer interface {
-	AppendCacheKey(dst []byte) []byte
+	AppendCacheKey(dst []byte, req *Request) (out []byte, whole bool)
 }
 
 // NativeMarshaler is implemented by a Response's Native that can be kept

@@ -64,7 +64,7 @@ type member struct {
 // requestSnapshot is what a request body decoded to, with the byte spans
 // needed to patch it.
 type requestSnapshot struct {
-	core         middleware.Request // as decoded; Stream and Native nil
+	core         middleware.Request // as decoded, Extra included; Stream and Native nil
 	members      []member
 	present      [numFields]bool
 	msgSpans     []span // the wire JSON of each core message
@@ -169,8 +169,8 @@ func decodeRequest(body []byte) (*middleware.Request, error) {
 	if err := r.end(); err != nil {
 		return nil, err
 	}
+	req.Extra = canonicalExtra(extra)
 	out := *req
-	out.Extra = canonicalExtra(extra)
 	out.Native = &Wire{JSON: body, req: s}
 	return &out, nil
 }

@@ -525,3 +525,45 @@ func TestEveryLangchaingoOptionSplitsTheKey(t *testing.T) {
 		t.Error(`tool_choice "auto" and the function named auto share a key`)
 	}
 }
+
+// TestKeyOfARequestChangedOutsideTheCache: when a middleware outside the
+// cache changes a request that came through the transport, the key holds
+// the changed core fields as well as the body: it differs from the
+// unchanged request's and is the same for the same change.
+func TestKeyOfARequestChangedOutsideTheCache(t *testing.T) {
+	var key []byte
+	addSystem := func(next middleware.Handler) middleware.Handler {
+		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			r := req.Clone()
+			r.Messages = append([]middleware.Message{{Role: "system", Content: "be brief"}}, req.Messages...)
+			return next.Handle(ctx, r)
+		})
+	}
+	capture := func(middleware.Handler) middleware.Handler {
+		return middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
+			key = cache.AppendCanonical(nil, cache.ScopeGlobal, req)
+			return nil, errKeyed
+		})
+	}
+	base := roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, errNotForwarded })
+	changed := twopenai.NewTransport(middleware.Chain(addSystem, capture), twopenai.WithBaseTransport(base))
+	keyOf := func(tr *twopenai.Transport, body string) []byte {
+		key = nil
+		r, _ := http.NewRequest(http.MethodPost, "http://upstream.test/v1/chat/completions", strings.NewReader(body))
+		if resp, _ := tr.RoundTrip(r); resp != nil {
+			resp.Body.Close()
+		}
+		if key == nil {
+			t.Fatal("not keyed")
+		}
+		return key
+	}
+	k := newKeyer()
+	for _, body := range handShapes {
+		plain, _ := k.of([]byte(body))
+		c1, c2 := keyOf(changed, body), keyOf(changed, body)
+		if bytes.Equal(plain, c1) || !bytes.Equal(c1, c2) {
+			t.Errorf("%s: changed key equal to the plain one %v, stable %v", body, bytes.Equal(plain, c1), bytes.Equal(c1, c2))
+		}
+	}
+}

@@ -32,6 +32,7 @@ const (
 	tagN
 	tagExtra
 	tagNative
+	tagWholeNative
 )
 
 // AppendCanonical appends to dst the canonical, versioned encoding of
@@ -41,7 +42,9 @@ const (
 // tools, tool_choice, temperature (unset is not 0), top_p, seed, stop, max
 // tokens, the response format, n, Extra, and, when req.Native is a
 // middleware.NativeKeyer (the OpenAI adapter's wire JSON), the whole
-// native request but its neutral fields (middleware.NeutralFields). The
+// native request but its neutral fields (middleware.NeutralFields); when
+// the core fields are still those the native request decoded to, the
+// native request alone (the core fields are a function of it). The
 // key is by denial: what the core does not model is in it through Extra
 // and the native request. It never looks at Stream, nor at anything in the
 // context (trace ids, callbacks).
@@ -59,6 +62,17 @@ func appendCanonical(dst []byte, scopePrefix, scope string, req *middleware.Requ
 	dst = append(dst, KeyVersion...)
 	dst = binary.AppendUvarint(append(dst, tagScope), uint64(len(scopePrefix)+len(scope)))
 	dst = append(append(dst, scopePrefix...), scope...)
+	k, native := req.Native.(middleware.NativeKeyer)
+	if native {
+		// An unchanged native request stands for the whole request: its
+		// bytes alone are the key (the core fields are decoded from them).
+		start := len(dst)
+		out, whole := k.AppendCacheKey(append(dst, tagWholeNative), req)
+		if whole {
+			return out
+		}
+		dst = out[:start]
+	}
 	dst = appendStr(append(dst, tagModel), req.Model)
 	for i := range req.Messages {
 		dst = appendMessage(append(dst, tagMessage), &req.Messages[i])
@@ -101,9 +115,9 @@ func appendCanonical(dst []byte, scopePrefix, scope string, req *middleware.Requ
 	if req.Extra != nil {
 		dst = appendBytes(append(dst, tagExtra), req.Extra)
 	}
-	if k, ok := req.Native.(middleware.NativeKeyer); ok {
+	if native {
 		// Last: it runs to the end of the encoding, so needs no length.
-		dst = k.AppendCacheKey(append(dst, tagNative))
+		dst, _ = k.AppendCacheKey(append(dst, tagNative), req)
 	}
 	return dst
 }
