@@ -114,6 +114,15 @@ func WithTTL(ctx context.Context, d time.Duration) context.Context {
 	return middleware.WithCacheControl(ctx, c)
 }
 
+// controlSource is the reason a bypass or refresh asked through the
+// context gives: who asked.
+func controlSource(c middleware.CacheControl) string {
+	if c.Source == "" {
+		return "middleware.CacheControl"
+	}
+	return c.Source
+}
+
 // Deterministic reports whether req asks for a reproducible answer:
 // temperature 0 or a seed.
 func Deterministic(req *middleware.Request) bool {
@@ -201,7 +210,7 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 	ctl := middleware.CacheControlFrom(ctx)
 	switch {
 	case ctl.NoStore:
-		c.mark(ctx, req, middleware.CacheBypass, ctl.Source)
+		c.mark(ctx, req, middleware.CacheBypass, controlSource(ctl))
 		return next.Handle(ctx, req)
 	case c.cfg.DeterministicOnly && !Deterministic(req):
 		c.mark(ctx, req, middleware.CacheBypass, ReasonNotDeterministic)
@@ -307,7 +316,7 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	}()
 	status := middleware.CacheMiss
 	if ctl.NoCache {
-		status, reason = middleware.CacheRefresh, ctl.Source
+		status, reason = middleware.CacheRefresh, controlSource(ctl)
 	}
 	c.mark(ctx, req, status, reason)
 	resp, err = next.Handle(ctx, req)
