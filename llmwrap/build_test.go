@@ -90,3 +90,45 @@ func TestBuildRejectsInvalidPolicy(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestWithStateKeepsTheCache: two Builds of a cache policy given the same
+// State share the in-memory cache (an answer stored through the first
+// chain is a hit through the second); without a State they do not.
+func TestWithStateKeepsTheCache(t *testing.T) {
+	p, err := policies.LoadBytes([]byte("version: 1\ncache: {enabled: true, ttl: 1h}\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		state *llmwrap.State
+		want  int // provider requests for two identical calls through two builds
+	}{{"with state", llmwrap.NewState(), 1}, {"without state", nil, 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := openaitest.New()
+			defer srv.Close()
+			srv.On().Reply(openaitest.Text("the disk is fine"))
+			var opts []llmwrap.Option
+			if tc.state != nil {
+				opts = append(opts, llmwrap.WithState(tc.state))
+			}
+			var answers []string
+			for range 2 {
+				cfg := goopenai.DefaultConfig("test")
+				cfg.BaseURL = srv.URL
+				cfg.HTTPClient = twopenai.NewHTTPClient(llmwrap.MustBuild(p, opts...), twopenai.WithBaseTransport(srv.Transport()))
+				resp, err := goopenai.NewClientWithConfig(cfg).CreateChatCompletion(context.Background(), chatReq())
+				if err != nil {
+					t.Fatal(err)
+				}
+				answers = append(answers, resp.Choices[0].Message.Content)
+			}
+			if n := srv.Count(); n != tc.want {
+				t.Fatalf("%d provider requests, want %d", n, tc.want)
+			}
+			if answers[0] != "the disk is fine" || answers[1] != answers[0] {
+				t.Fatalf("answers %q", answers)
+			}
+		})
+	}
+}

@@ -10,6 +10,9 @@ import (
 
 type cacheStoreKey struct{}
 
+// memoryCacheKey is the State key of the in-memory cache store.
+type memoryCacheKey struct{}
+
 // WithCacheStore sets the store of the response cache (for example a Redis
 // store shared by replicas, adapters/redis.NewCacheStore). The caller owns
 // it (and closes it). Default: an in-memory store bounded by the policy's
@@ -31,14 +34,18 @@ func cacheLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 			return nil, errors.New("cache.store is redis: pass the store with llmwrap.WithCacheStore")
 		}
 		// No sweeper: Build returns no Close; expired entries are never
-		// served and are pushed out by the LRU bounds.
-		store = cache.NewMemory(cache.MemoryOptions{MaxEntries: c.MaxEntries, MaxBytes: int64(c.MaxBytes)})
+		// served and are pushed out by the LRU bounds. With a State (see
+		// WithState) every Build shares one store, created by the first
+		// with its policy's bounds, so a rebuild keeps the cache contents.
+		store = o.shared(memoryCacheKey{}, func() any {
+			return cache.NewMemory(cache.MemoryOptions{MaxEntries: c.MaxEntries, MaxBytes: int64(c.MaxBytes)})
+		}).(cache.Store)
 	}
 	return cache.New(store, cache.Config{
-		TTL:        c.TTL.Duration(),
-		Global:     c.Scope == policies.CacheScopeGlobal,
-		AnyRequest: !c.IsDeterministicOnly(),
-		FailClosed: c.FailClosed,
-		Pricer:     Pricer(p),
+		TTL:               c.TTL.Duration(),
+		Global:            c.Scope == policies.CacheScopeGlobal,
+		DeterministicOnly: c.DeterministicOnly,
+		FailClosed:        c.FailClosed,
+		Pricer:            Pricer(p),
 	}), nil
 }

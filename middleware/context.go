@@ -108,6 +108,7 @@ type CallFacts struct {
 	Notes          []string      // free-form remarks of middlewares (e.g. "compacted 12 messages")
 	RateWait       time.Duration // time spent waiting for rate-limit admission, all models
 	RateRefusals   int           // rate-limit refusals (rejected or moved on to the next model)
+	CacheReason    string        // why the cache missed or bypassed ("request not deterministic"); "" for a hit or a plain miss
 }
 
 // CallInfo holds the CallFacts of one running call. Middlewares update it

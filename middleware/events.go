@@ -150,6 +150,7 @@ type BudgetExceeded struct {
 // CacheLookup: a response cache answered or missed.
 type CacheLookup struct {
 	Status    CacheStatus
+	Reason    string // why it missed or bypassed, as in CallFacts.CacheReason
 	Model     string
 	Saved     Usage // on a hit: what the call would have cost in tokens
 	SavedPico int64

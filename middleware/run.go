@@ -275,7 +275,7 @@ func (r *Run) Report() string {
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", c.Seq, c.Model, c.Stage,
 			c.Usage.InputTokens, cachedCell(c.Usage), c.Usage.OutputTokens, FormatPico(c.CostPico),
-			c.Latency.Round(time.Millisecond), c.Cache, c.Rule, errText)
+			c.Latency.Round(time.Millisecond), cacheCell(c.CallFacts), c.Rule, errText)
 	}
 	tw.Flush()
 	models := make([]string, 0, len(t.ByModel))
@@ -313,6 +313,7 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 		Stage       Stage    `json:"stage,omitempty"`
 		Rule        string   `json:"rule,omitempty"`
 		Cache       string   `json:"cache,omitempty"`
+		CacheReason string   `json:"cache_reason,omitempty"`
 		Input       int64    `json:"input_tokens"`
 		Cached      int64    `json:"cached_input_tokens"`
 		CachedShare float64  `json:"cached_share"`
@@ -353,12 +354,21 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 			e = c.Err.Error()
 		}
 		out.Calls = append(out.Calls, call{Seq: c.Seq, Model: c.Model, Requested: c.RequestedModel, Stage: c.Stage,
-			Rule: c.Rule, Cache: string(c.Cache), Input: c.Usage.InputTokens, Cached: c.Usage.CachedInputTokens, CachedShare: CachedShare(c.Usage),
+			Rule: c.Rule, Cache: string(c.Cache), CacheReason: c.CacheReason, Input: c.Usage.InputTokens, Cached: c.Usage.CachedInputTokens, CachedShare: CachedShare(c.Usage),
 			Output: c.Usage.OutputTokens, Reasoning: c.Usage.ReasoningTokens, CostPico: c.CostPico,
 			SavedPico: c.SavedPico, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Notes: c.Notes, Err: e,
 			RateWaitMs: ms(c.RateWait), RateRefused: c.RateRefusals})
 	}
 	return json.Marshal(out)
+}
+
+// cacheCell renders a call's cache status with its reason, if any
+// ("miss", "bypass: request not deterministic").
+func cacheCell(f CallFacts) string {
+	if f.CacheReason == "" {
+		return string(f.Cache)
+	}
+	return string(f.Cache) + ": " + f.CacheReason
 }
 
 // CachedShare returns the share of u's input tokens that the provider read

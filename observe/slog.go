@@ -87,7 +87,7 @@ func (s *Slog) Observe(ctx context.Context, e middleware.Event) {
 		s.log(ctx, lvl, "tokenwise: budget.exceeded", slog.String("scope", e.Scope), slog.String("unit", e.Unit), slog.Int64("limit", e.Limit),
 			slog.Int64("used", e.Used), slog.Int64("reserved", e.Reserved), slog.Int64("need", e.Need), slog.String("action", e.Action))
 	case middleware.CacheLookup:
-		s.log(ctx, lvl, "tokenwise: cache.lookup", slog.String("status", string(e.Status)), slog.String("model", e.Model),
+		s.log(ctx, lvl, "tokenwise: cache.lookup", slog.String("status", string(e.Status)), slog.String("reason", e.Reason), slog.String("model", e.Model),
 			slog.Int64("saved_tokens", e.Saved.Total()), slog.String("saved_usd", usd(e.SavedPico)))
 	case middleware.StoreFailed:
 		s.log(ctx, lvl, "tokenwise: store.failed", slog.String("store", e.Store), slog.String("op", e.Op), slog.Any("error", e.Err))

@@ -114,7 +114,7 @@
 //	  max_entries: 10000
 //	  max_bytes: 64MiB
 //	  scope: team|global          # default team
-//	  deterministic_only: true    # default true
+//	  deterministic_only: false   # default false: identical requests hit whatever their temperature
 //	  store: memory|redis
 //	  fail_closed: false
 //	routing:

@@ -97,7 +97,7 @@ func TestLoadFullExample(t *testing.T) {
 		{"budget.store.on_unavailable", p.Budget.Store.OnUnavailable, UnavailableLocal},
 		{"budget.store.local_fraction", p.Budget.Store.LocalFraction, 0.1},
 		{"cache.max_bytes", p.Cache.MaxBytes, 64 * MiB},
-		{"cache.deterministic_only", p.Cache.IsDeterministicOnly(), false},
+		{"cache.deterministic_only", p.Cache.DeterministicOnly, true},
 		{"cache.scope", p.Cache.Scope, CacheScopeTeam},
 		{"rules", len(p.Routing.Rules), 3},
 		{"rules[0].keywords", p.Routing.Rules[0].When.Keywords, []string{"check", "status"}},

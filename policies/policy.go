@@ -291,19 +291,15 @@ type Cache struct {
 	MaxBytes ByteSize `yaml:"max_bytes,omitempty" json:"max_bytes,omitzero"`
 	// Scope is team or global. Empty: team.
 	Scope CacheScope `yaml:"scope,omitempty" json:"scope,omitzero"`
-	// DeterministicOnly caches only deterministic requests (temperature 0 or
-	// a seed). Nil: true. Use IsDeterministicOnly to read it.
-	DeterministicOnly *bool `yaml:"deterministic_only,omitempty" json:"deterministic_only,omitzero"`
+	// DeterministicOnly stores only the answers of deterministic requests
+	// (temperature 0 or a seed). False: identical requests share an answer
+	// whatever their temperature, as LiteLLM, Portkey and Helicone do.
+	DeterministicOnly bool `yaml:"deterministic_only,omitempty" json:"deterministic_only,omitzero"`
 	// Store is memory or redis. Empty: memory.
 	Store StoreKind `yaml:"store,omitempty" json:"store,omitzero"`
 	// FailClosed fails the call when the cache store errors. False: a store
 	// error is a miss.
 	FailClosed bool `yaml:"fail_closed,omitempty" json:"fail_closed,omitzero"`
-}
-
-// IsDeterministicOnly reports DeterministicOnly with its default (true).
-func (c Cache) IsDeterministicOnly() bool {
-	return c.DeterministicOnly == nil || *c.DeterministicOnly
 }
 
 // Routing picks the model for each call.

@@ -2,18 +2,24 @@ package langchaingo
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/tmc/langchaingo/llms"
 )
 
-// extraOptions renders the options that change the answer but that the core
-// does not model as canonical JSON (sorted keys) for Request.Extra, which
-// caches key on: top_k, penalties, min/max length, a response MIME type
-// other than JSON, and the thinking configuration. Zero values are
-// langchaingo's "not set" and are left out, as is Metadata (trace data,
-// backend switches). nil when there is none.
+// extraOptions renders the options that may change the answer but that the
+// core does not model as canonical JSON (sorted keys) for Request.Extra,
+// which caches key on: top_k, penalties, min/max length, a response MIME
+// type other than JSON, a tool choice naming a function like a mode
+// ("auto"), tool types other than "function", and the backend switches
+// langchaingo's backends read from Metadata (thinking_config, googleai's
+// CachedContentName, anthropic:beta_headers). Zero values are langchaingo's
+// "not set" and are left out. The rest of Metadata is neutral: it is what
+// langchaingo's openai backend sends as the OpenAI "metadata" field (see
+// middleware.NeutralFields). The streaming funcs are delivery, not
+// content. nil when there is none.
 func extraOptions(co *llms.CallOptions) []byte {
 	var b []byte
 	add := func(key string) {
@@ -37,7 +43,19 @@ func extraOptions(co *llms.CallOptions) []byte {
 			b = strconv.AppendInt(b, int64(n), 10)
 		}
 	}
+	raw := func(key string, v any) {
+		if j, err := json.Marshal(v); err == nil {
+			add(key)
+			b = append(b, j...)
+		}
+	}
 	// Keys in sorted order.
+	if v, ok := co.Metadata["anthropic:beta_headers"]; ok && v != nil {
+		raw("anthropic_beta", v)
+	}
+	if v, ok := co.Metadata["CachedContentName"].(string); ok && v != "" {
+		raw("cached_content", v)
+	}
 	num("frequency_penalty", co.FrequencyPenalty)
 	integer("max_length", co.MaxLength)
 	integer("min_length", co.MinLength)
@@ -54,9 +72,55 @@ func extraOptions(co *llms.CallOptions) []byte {
 			b = append(b, j...)
 		}
 	}
+	if name, ok := functionChoice(co.ToolChoice); ok && (name == "auto" || name == "none" || name == "required") {
+		raw("tool_choice_function", name)
+	}
+	if types := toolTypes(co.Tools); types != nil {
+		raw("tool_types", types)
+	}
 	integer("top_k", co.TopK)
 	if b != nil {
 		b = append(b, '}')
 	}
 	return b
+}
+
+// functionChoice returns the function a langchaingo tool choice forces, if
+// it forces one.
+func functionChoice(choice any) (string, bool) {
+	switch c := choice.(type) {
+	case llms.ToolChoice:
+		if c.Function != nil {
+			return c.Function.Name, true
+		}
+	case *llms.ToolChoice:
+		if c != nil && c.Function != nil {
+			return c.Function.Name, true
+		}
+	case llms.FunctionReference:
+		return c.Name, true
+	case *llms.FunctionReference:
+		if c != nil {
+			return c.Name, true
+		}
+	case map[string]any:
+		if f, ok := c["function"].(map[string]any); ok {
+			name, ok := f["name"].(string)
+			return name, ok
+		}
+	}
+	return "", false
+}
+
+// toolTypes returns the type of every tool when one is not a function tool
+// (the core models function tools only), else nil.
+func toolTypes(tools []llms.Tool) []string {
+	if !slices.ContainsFunc(tools, func(t llms.Tool) bool { return t.Type != "function" && t.Type != "" }) {
+		return nil
+	}
+	types := make([]string, len(tools))
+	for i, t := range tools {
+		types[i] = t.Type
+	}
+	return types
 }

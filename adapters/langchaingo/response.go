@@ -17,6 +17,7 @@ import (
 type nativeResponse struct {
 	raw  *llms.ContentResponse
 	view middleware.Response // Native nil, Message cloned
+	n    int                 // the request's candidate count
 }
 
 // coreResponse converts the inner model's response. The message is the
@@ -51,7 +52,7 @@ func coreResponse(cr *llms.ContentResponse, req *middleware.Request) (*middlewar
 			}
 		}
 	}
-	*nr = nativeResponse{raw: cr, view: *resp}
+	*nr = nativeResponse{raw: cr, view: *resp, n: req.N}
 	nr.view.Message = resp.Message.Clone()
 	resp.Native = nr
 	return resp, true
@@ -111,6 +112,9 @@ func contentResponse(resp *middleware.Response) *llms.ContentResponse {
 	nr, _ := resp.Native.(*nativeResponse)
 	if nr != nil && sameAnswer(resp, &nr.view) {
 		return copyContentResponse(nr.raw)
+	}
+	if cr := storedContentResponse(resp); cr != nil {
+		return cr // a cache hit: every choice of the stored answer
 	}
 	m := &resp.Message
 	c := &llms.ContentChoice{Content: m.Content, ReasoningContent: m.Reasoning, StopReason: resp.FinishReason}

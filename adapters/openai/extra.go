@@ -7,26 +7,12 @@ import (
 	"strings"
 )
 
-// extraMember is a top-level request member that changes the answer but
-// that the core does not model; it goes to Request.Extra.
+// extraMember is a top-level request member that the core does not model
+// and that is not neutral (middleware.NeutralField): it may change the
+// answer, so it goes to Request.Extra.
 type extraMember struct {
 	name  string
 	value []byte // wire JSON
-}
-
-// answerAffecting reports whether a top-level member the core does not
-// model changes the answer (and so belongs in Request.Extra, which caches
-// key on). Members that do not ("metadata", "user", "store",
-// "service_tier", "stream_options", ...) are left out.
-func answerAffecting(name string) bool {
-	switch name {
-	case "frequency_penalty", "presence_penalty", "logit_bias", "logprobs", "top_logprobs",
-		"reasoning_effort", "reasoning", "verbosity", "modalities", "audio", "prediction",
-		"web_search_options", "functions", "function_call", "parallel_tool_calls",
-		"top_k", "min_p", "repetition_penalty", "thinking", "chat_template_kwargs":
-		return true
-	}
-	return false
 }
 
 // canonicalExtra renders the members as canonical JSON: an object with

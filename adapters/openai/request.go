@@ -55,15 +55,16 @@ var fieldNames = [numFields]string{
 
 // member is one top-level member of the request object.
 type member struct {
-	field field
-	span       // `"name":value`
-	value span // value
+	field   field
+	neutral bool // middleware.NeutralField: not part of the cache key
+	span         // `"name":value`
+	value   span // value
 }
 
 // requestSnapshot is what a request body decoded to, with the byte spans
 // needed to patch it.
 type requestSnapshot struct {
-	core         middleware.Request // as decoded; Stream and Native nil
+	core         middleware.Request // as decoded, Extra included; Stream and Native nil
 	members      []member
 	present      [numFields]bool
 	msgSpans     []span // the wire JSON of each core message
@@ -132,8 +133,9 @@ func decodeRequest(body []byte) (*middleware.Request, error) {
 		case fieldToolChoice:
 			obj := r.peek() == '{'
 			req.ToolChoice, err = r.toolChoice()
-			if err == nil && obj && req.ToolChoice == "" {
-				// A choice the core cannot name still changes the answer.
+			if err == nil && obj && (req.ToolChoice == "" || reservedChoice(req.ToolChoice)) {
+				// A choice the core cannot name (or a function named like
+				// a mode, "auto") still changes the answer.
 				extra = append(extra, extraMember{name, r.src[vstart:r.offset():r.offset()]})
 			}
 		case fieldTemperature:
@@ -171,7 +173,7 @@ func decodeRequest(body []byte) (*middleware.Request, error) {
 				return true, err
 			})
 		default:
-			if answerAffecting(name) {
+			if !middleware.NeutralField(name) {
 				var v []byte
 				if v, err = r.raw(); v != nil {
 					extra = append(extra, extraMember{name, v})
@@ -185,7 +187,7 @@ func decodeRequest(body []byte) (*middleware.Request, error) {
 		}
 		end := r.offset()
 		s.present[f] = true
-		s.members = append(s.members, member{field: f, span: span{start, end}, value: span{vstart, end}})
+		s.members = append(s.members, member{field: f, neutral: middleware.NeutralField(name), span: span{start, end}, value: span{vstart, end}})
 	}
 	if err := r.close(); err != nil {
 		return nil, &RequestError{Err: err}
@@ -193,8 +195,8 @@ func decodeRequest(body []byte) (*middleware.Request, error) {
 	if err := r.end(); err != nil {
 		return nil, &RequestError{Err: err}
 	}
+	req.Extra = canonicalExtra(extra)
 	out := *req
-	out.Extra = canonicalExtra(extra)
 	out.Native = &Wire{JSON: body, req: s}
 	return &out, nil
 }
@@ -501,6 +503,10 @@ func (r *reader) function(t *middleware.Tool) error {
 	}
 	return r.close()
 }
+
+// reservedChoice reports whether a tool choice names a mode rather than a
+// function; a function of that name needs the wire form to tell them apart.
+func reservedChoice(c string) bool { return c == "auto" || c == "none" || c == "required" }
 
 // toolChoice reads "auto"/"none"/"required" or {"type":"function",
 // "function":{"name":...}}; other forms read as "" (they pass through

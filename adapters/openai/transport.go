@@ -99,7 +99,7 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if snap.stream {
 		return t.stream(r, c, req, snap.includeUsage)
 	}
-	ctx := context.WithValue(r.Context(), callKey{}, c)
+	ctx := context.WithValue(withCacheControl(r), callKey{}, c)
 	resp, err := middleware.SafeHandle(ctx, t.handler, req, "openai transport")
 	if err != nil {
 		return errorResponse(r, err)
@@ -110,13 +110,65 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	var out []byte
 	if w, ok := resp.Native.(*Wire); ok && w.resp != nil && sameResponse(resp, w.resp) {
 		out = w.JSON // unchanged: the provider's bytes
-	} else {
+	} else if out = storedBody(resp); out == nil {
 		out = appendResponse(nil, resp, responseMeta(resp, req.Model))
 	}
 	h := responseHeader(c.upstreamHeader())
+	if resp.FromCache {
+		h.Set(CacheHeader, "hit")
+	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(out)))
 	return newResponse(r, http.StatusOK, h, io.NopCloser(bytes.NewReader(out)), int64(len(out))), nil
+}
+
+// withCacheControl returns r's context, carrying a no-store directive of
+// its Cache-Control header (middleware.CacheControl NoStore: neither read
+// nor write a response cache). no-cache is not honoured: SSE clients,
+// go-openai among them, send it with every streaming request.
+func withCacheControl(r *http.Request) context.Context {
+	ctx := r.Context()
+	v := r.Header.Get("Cache-Control")
+	if v == "" {
+		return ctx
+	}
+	for d := range strings.SplitSeq(v, ",") {
+		if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+			c := middleware.CacheControlFrom(ctx)
+			c.NoStore, c.Source = true, "cache-control no-store"
+			return middleware.WithCacheControl(ctx, c)
+		}
+	}
+	return ctx
+}
+
+// CacheHeader is the response header that marks an answer served by a
+// cache: "X-Tokenwise-Cache: hit".
+const CacheHeader = "X-Tokenwise-Cache"
+
+// storedBody returns the body of a response a cache kept
+// (middleware.StoredNative of NativeFormat), when the chain did not change
+// the answer: the provider's body as it was sent, every choice, logprobs,
+// refusal, audio, annotations, system_fingerprint, service_tier and usage
+// included (a hit's core Usage is zero, as nothing was spent; the body
+// says what the answer cost when it was made). nil otherwise.
+func storedBody(resp *middleware.Response) []byte {
+	sn, ok := resp.Native.(*middleware.StoredNative)
+	if !ok || sn.Format != NativeFormat {
+		return nil
+	}
+	stored, _, err := decodeResponse(sn.Data)
+	if err != nil || stored == nil {
+		return nil
+	}
+	a := *resp
+	if a.FromCache && a.Usage.IsZero() {
+		a.Usage = stored.Usage
+	}
+	if !sameResponse(&a, stored) {
+		return nil
+	}
+	return sn.Data
 }
 
 // readBody reads and closes a request's body, in one allocation when its
@@ -245,7 +297,7 @@ var errStreamDone = errors.New("tokenwise/openai: chunk after the end of the str
 // stream serves a streaming request: the chain runs in its own goroutine
 // and RoundTrip returns as soon as the first chunk is ready.
 func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, includeUsage bool) (*http.Response, error) {
-	ctx, cancel := context.WithCancelCause(r.Context())
+	ctx, cancel := context.WithCancelCause(withCacheControl(r))
 	ctx = context.WithValue(ctx, callKey{}, c)
 	pr, pw := io.Pipe()
 	sw := &sseWriter{w: pw, ctx: ctx, includeUsage: includeUsage, model: req.Model, ready: make(chan struct{})}

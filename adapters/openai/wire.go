@@ -1,6 +1,9 @@
 package openai
 
 import (
+	"bytes"
+	"encoding/binary"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -24,6 +27,54 @@ type Wire struct {
 	resp    *middleware.Response // set for a response: as decoded, Native nil
 	isChunk bool                 // set for a chunk, with chunk
 	chunk   chunkSnapshot
+}
+
+var _ middleware.NativeKeyer = (*Wire)(nil)
+
+// AppendCacheKey implements middleware.NativeKeyer for a request: it
+// appends every top-level member of the body but the neutral ones
+// (middleware.NeutralFields), each length-prefixed, as the bytes the
+// caller sent, so that every field of every message and tool, unknown
+// fields and the exact escapes of strings (a lone surrogate is not
+// U+FFFD) are part of the key. It reports whole when req's core fields
+// are still those the body decoded to: the provider then sends the body's
+// own bytes, which the key holds. Other Wires append nothing.
+func (w *Wire) AppendCacheKey(dst []byte, req *middleware.Request) ([]byte, bool) {
+	if w.req == nil {
+		return dst, false
+	}
+	for _, m := range w.req.members {
+		if m.neutral {
+			continue
+		}
+		dst = binary.AppendUvarint(dst, uint64(m.end-m.start))
+		dst = append(dst, w.JSON[m.start:m.end]...)
+	}
+	return dst, sameCore(req, &w.req.core)
+}
+
+// sameCore reports whether a's core fields equal b's (Stream and Native
+// aside); the common case, an unchanged request, costs a few compares.
+func sameCore(a, b *middleware.Request) bool {
+	return a.Model == b.Model && a.ToolChoice == b.ToolChoice && a.MaxTokens == b.MaxTokens && a.N == b.N &&
+		sameFloat(a.Temperature, b.Temperature) && sameFloat(a.TopP, b.TopP) && samePtr(a.Seed, b.Seed) &&
+		slices.Equal(a.Stop, b.Stop) && bytes.Equal(a.ResponseFormat, b.ResponseFormat) && bytes.Equal(a.Extra, b.Extra) &&
+		sameMessages(a.Messages, b.Messages) && sameTools(a.Tools, b.Tools)
+}
+
+// NativeFormat is the format of a chat completion response body in
+// middleware.NativeMarshaler and middleware.StoredNative.
+const NativeFormat = "openai.chat.completion/v1"
+
+var _ middleware.NativeMarshaler = (*Wire)(nil)
+
+// MarshalNative implements middleware.NativeMarshaler for a response: the
+// provider's body, every choice and field as it was sent.
+func (w *Wire) MarshalNative() (string, []byte, bool) {
+	if w.resp == nil {
+		return "", nil, false
+	}
+	return NativeFormat, w.JSON, true
 }
 
 // chunkSnapshot is what a chunk's JSON decoded to.

@@ -150,7 +150,7 @@ func (o *Observer) Observe(ctx context.Context, e middleware.Event) {
 		}
 		if cs, ok := o.recording(ctx); ok {
 			cs.span.AddEvent("tokenwise.cache.lookup", trace.WithAttributes(attribute.String("tokenwise.cache.status", string(e.Status)),
-				attribute.Int64("tokenwise.cache.saved_usd_pico", e.SavedPico)))
+				attribute.String("tokenwise.cache.reason", e.Reason), attribute.Int64("tokenwise.cache.saved_usd_pico", e.SavedPico)))
 		}
 	case middleware.BreakerChanged:
 		o.breakerChange.Add(ctx, 1, o.counterOpts(countKey{kind: kindBreaker, a: e.Model, b: e.To})...)

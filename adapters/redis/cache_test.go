@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -194,5 +195,46 @@ func TestCacheStoreRedisDown(t *testing.T) {
 	defer mu.Unlock()
 	if len(failed) != 4 || failed[0].Store != "cache" || failed[0].Op != "get" || failed[1].Op != "set" || failed[0].Err == nil {
 		t.Fatalf("reported failures: %+v", failed)
+	}
+}
+
+// TestCacheStoreHitIsLossless: through Redis too, a second replica's hit is
+// the provider's body byte for byte (three choices with logprobs here),
+// marked as a hit.
+func TestCacheStoreHitIsLossless(t *testing.T) {
+	noLeaks(t)
+	a := cacheRedis(t)
+	prefix := cachePrefix(t, a)
+	b := cacheRedis(t)
+	body := `{"id":"chatcmpl-n3","object":"chat.completion","created":1733000000,"model":"gpt-4o-mini","system_fingerprint":"fp_1","choices":[` +
+		`{"index":0,"message":{"role":"assistant","content":"one","refusal":null},"logprobs":{"content":[{"token":"one","logprob":-0.1,"bytes":[111],"top_logprobs":[]}]},"finish_reason":"stop"},` +
+		`{"index":1,"message":{"role":"assistant","content":"two","refusal":null},"logprobs":null,"finish_reason":"stop"},` +
+		`{"index":2,"message":{"role":"assistant","content":null,"refusal":"no"},"logprobs":null,"finish_reason":"stop"}],` +
+		`"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}`
+	srv := openaitest.NewServer(t)
+	srv.On().Reply(openaitest.Reply{Body: []byte(body)})
+	pa := process(t, srv, twredis.NewCacheStore(a, prefix))
+	pb := process(t, srv, twredis.NewCacheStore(b, prefix))
+	req := cacheRequest()
+	req.N, req.LogProbs = 3, true
+	ctx := context.Background()
+	first, err := pa.CreateChatCompletion(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := pb.CreateChatCompletion(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.Count() != 1 {
+		t.Fatalf("the provider saw %d requests, want 1", srv.Count())
+	}
+	if second.Header().Get(twopenai.CacheHeader) != "hit" {
+		t.Fatalf("no hit header: %v", second.Header())
+	}
+	first.SetHeader(nil)
+	second.SetHeader(nil)
+	if !reflect.DeepEqual(first, second) || len(second.Choices) != 3 || second.Choices[2].Message.Refusal != "no" || second.Choices[0].LogProbs == nil {
+		t.Fatalf("replica b got %+v, want %+v", second, first)
 	}
 }

@@ -166,13 +166,13 @@ func TestOnlyCompleteAnswersAreStored(t *testing.T) {
 	}
 }
 
-// TestDeterministicOnly: without temperature 0 or a seed a request is not
-// cached unless the policy widens it.
+// TestDeterministicOnly: by default a request without temperature 0 or a
+// seed is cached like any other; deterministic_only makes it a bypass.
 func TestDeterministicOnly(t *testing.T) {
 	for _, tc := range []struct {
-		only *bool
+		only bool
 		want int
-	}{{nil, 2}, {new(true), 2}, {new(false), 1}} {
+	}{{false, 1}, {true, 2}} {
 		srv := openaitest.NewServer(t)
 		srv.On().Reply(openaitest.Text("answer"))
 		client := goOpenAI(t, srv, llmwrap.MustBuild(cachePolicy(policies.Cache{DeterministicOnly: tc.only})), nil)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -41,18 +42,20 @@ func (e *StoreError) Is(target error) bool { return target == ErrStore }
 // Unwrap returns the store's error.
 func (e *StoreError) Unwrap() error { return e.Err }
 
-// Config configures the cache middleware. The zero value caches
-// deterministic requests per team, forever (until evicted), failing open.
+// Config configures the cache middleware. The zero value caches every
+// request per team, whatever its temperature, forever (until evicted),
+// failing open.
 type Config struct {
 	// TTL is how long an answer stays. Zero: until evicted.
 	TTL time.Duration
 	// Global shares answers between teams. False: an answer is served only
 	// to the team (middleware.TeamFrom) whose call produced it.
 	Global bool
-	// AnyRequest caches non-deterministic requests too. False: only
-	// requests with temperature 0 or a seed are cached (an omitted
-	// temperature is the provider's default, not 0).
-	AnyRequest bool
+	// DeterministicOnly caches only requests with temperature 0 or a seed
+	// (an omitted temperature is the provider's default, not 0); the
+	// others are a bypass. False: identical requests share an answer
+	// whatever their temperature.
+	DeterministicOnly bool
 	// FailClosed fails a call whose lookup hits a store error. False: a
 	// store error is a miss. Either way it is reported as a
 	// middleware.StoreFailed event. A failed write never fails a call (the
@@ -61,8 +64,9 @@ type Config struct {
 	// Pricer prices the tokens a hit saved (CallFacts.SavedPico). Nil:
 	// no USD figure.
 	Pricer middleware.Pricer
-	// ReplayChunk is the size in bytes of the content pieces a hit replays
-	// to a streaming caller. Zero: 64.
+	// ReplayChunk is the largest size in bytes of the content, reasoning
+	// and argument pieces a hit replays to a streaming caller. Zero: 16
+	// (a few tokens, as providers stream).
 	ReplayChunk int
 }
 
@@ -73,40 +77,50 @@ const (
 	ScopeTeamPrefix = "team:"
 )
 
-type controlKey struct{}
+// The reasons the cache gives for a miss, a bypass or a refresh, in
+// CallFacts.CacheReason and middleware.CacheLookup.Reason (a plain miss and
+// a hit have none). A bypass or refresh asked through the context gives
+// its middleware.CacheControl Source ("cache.WithBypass", "cache-control
+// no-store", ...).
+const (
+	ReasonNotDeterministic = "request not deterministic (deterministic_only)"
+	ReasonCollision        = "another request under the same hash"
+	ReasonStoreFailed      = "store failed"
+	reasonNotStored        = "answer not stored: "
+)
 
-// control is the per-request cache control carried by a context.
-type control struct {
-	bypass, refresh bool
-	ttl             time.Duration
-}
-
-func controlFrom(ctx context.Context) control {
-	c, _ := ctx.Value(controlKey{}).(control)
-	return c
-}
-
-// WithBypass returns a context whose calls neither read nor write the cache.
+// WithBypass returns a context whose calls neither read nor write the cache
+// (middleware.CacheControl NoStore).
 func WithBypass(ctx context.Context) context.Context {
-	c := controlFrom(ctx)
-	c.bypass = true
-	return context.WithValue(ctx, controlKey{}, c)
+	c := middleware.CacheControlFrom(ctx)
+	c.NoStore, c.Source = true, "cache.WithBypass"
+	return middleware.WithCacheControl(ctx, c)
 }
 
 // WithRefresh returns a context whose calls skip the lookup, call the
-// provider and overwrite the cached answer.
+// provider and overwrite the cached answer (middleware.CacheControl
+// NoCache).
 func WithRefresh(ctx context.Context) context.Context {
-	c := controlFrom(ctx)
-	c.refresh = true
-	return context.WithValue(ctx, controlKey{}, c)
+	c := middleware.CacheControlFrom(ctx)
+	c.NoCache, c.Source = true, "cache.WithRefresh"
+	return middleware.WithCacheControl(ctx, c)
 }
 
 // WithTTL returns a context whose calls store their answer for d instead of
 // the configured TTL.
 func WithTTL(ctx context.Context, d time.Duration) context.Context {
-	c := controlFrom(ctx)
-	c.ttl = d
-	return context.WithValue(ctx, controlKey{}, c)
+	c := middleware.CacheControlFrom(ctx)
+	c.TTL = d
+	return middleware.WithCacheControl(ctx, c)
+}
+
+// controlSource is the reason a bypass or refresh asked through the
+// context gives: who asked.
+func controlSource(c middleware.CacheControl) string {
+	if c.Source == "" {
+		return "middleware.CacheControl"
+	}
+	return c.Source
 }
 
 // Deterministic reports whether req asks for a reproducible answer:
@@ -127,13 +141,15 @@ func Complete(resp *middleware.Response) bool {
 
 // New returns the response cache middleware over store. Per call it:
 //   - bypasses the cache for requests that are not eligible
-//     (non-deterministic unless AnyRequest) or whose context says
-//     WithBypass (CacheBypass);
+//     (non-deterministic under DeterministicOnly) or whose context says
+//     WithBypass or carries a middleware.CacheControl NoStore
+//     (CacheBypass, with the reason);
 //   - looks the request up under its canonical key and scope; a hit is
 //     served as a deep copy with FromCache set and zero Usage (nothing was
 //     spent), the saved tokens and USD go to the call's CallFacts (Saved,
 //     SavedPico) and a middleware.CacheLookup event; a streaming caller
-//     gets it replayed chunk by chunk (middleware.Replay);
+//     gets it replayed chunked like a provider's stream (content in
+//     pieces, tool calls by index, finish reason, usage);
 //   - on a miss, coalesces identical concurrent misses into one call of
 //     next: followers wait for the leader and are served its answer as a
 //     hit; if the leader fails for a reason of its own (its caller
@@ -143,7 +159,7 @@ func Complete(resp *middleware.Response) bool {
 // The middleware is safe for concurrent use.
 func New(store Store, cfg Config) middleware.Middleware {
 	if cfg.ReplayChunk <= 0 {
-		cfg.ReplayChunk = 64
+		cfg.ReplayChunk = 16
 	}
 	c := &cacher{store: store, cfg: cfg, flights: map[uint64]*flight{}}
 	return func(next middleware.Handler) middleware.Handler {
@@ -191,9 +207,13 @@ func putBuf(bp *[]byte) {
 }
 
 func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
-	ctl := controlFrom(ctx)
-	if ctl.bypass || !c.cfg.AnyRequest && !Deterministic(req) {
-		c.mark(ctx, req, middleware.CacheBypass)
+	ctl := middleware.CacheControlFrom(ctx)
+	switch {
+	case ctl.NoStore:
+		c.mark(ctx, req, middleware.CacheBypass, controlSource(ctl))
+		return next.Handle(ctx, req)
+	case c.cfg.DeterministicOnly && !Deterministic(req):
+		c.mark(ctx, req, middleware.CacheBypass, ReasonNotDeterministic)
 		return next.Handle(ctx, req)
 	}
 	// The canonical request is encoded into a pooled buffer, which a hit
@@ -213,27 +233,32 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 	key := Sum(*bp)
 
 	var enc []byte
+	reason := ""
 	for {
-		if !ctl.refresh {
+		if !ctl.NoCache {
 			e, err := c.store.Get(ctx, key)
 			if err != nil {
 				c.storeFailed(ctx, "get", err)
 				if c.cfg.FailClosed {
 					return nil, &StoreError{Op: "get", Err: err}
 				}
+				reason = ReasonStoreFailed
 			}
-			if e != nil && bytes.Equal(e.Request, *bp) {
-				return c.serve(ctx, req, &e.Response)
+			if e != nil {
+				if bytes.Equal(e.Request, *bp) {
+					return c.serve(ctx, req, &e.Response)
+				}
+				reason = ReasonCollision
 			}
 		}
 		if enc == nil {
-			enc = append([]byte(nil), *bp...) // not zeroed first, unlike make
+			enc = bytes.Clone(*bp) // of its own size: the entry keeps it
 		}
 		f, leader := c.join(key, enc)
 		if leader {
 			putBuf(bp)
 			bp = nil
-			return c.lead(ctx, req, next, key, f, ctl)
+			return c.lead(ctx, req, next, key, f, ctl, reason)
 		}
 		select {
 		case <-f.done:
@@ -274,7 +299,7 @@ func (c *cacher) join(key uint64, enc []byte) (*flight, bool) {
 	return f, true
 }
 
-func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middleware.Handler, key uint64, f *flight, ctl control) (resp *middleware.Response, err error) {
+func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middleware.Handler, key uint64, f *flight, ctl middleware.CacheControl, reason string) (resp *middleware.Response, err error) {
 	var shared *middleware.Response
 	var sharedErr error
 	defer func() {
@@ -290,10 +315,10 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 		}
 	}()
 	status := middleware.CacheMiss
-	if ctl.refresh {
-		status = middleware.CacheRefresh
+	if ctl.NoCache {
+		status, reason = middleware.CacheRefresh, controlSource(ctl)
 	}
-	c.mark(ctx, req, status)
+	c.mark(ctx, req, status, reason)
 	resp, err = next.Handle(ctx, req)
 	if err != nil || resp == nil || !Complete(resp) {
 		switch {
@@ -301,19 +326,23 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 			// Not worth keeping (truncated, filtered), but it is the answer
 			// to this very request: the followers get it too.
 			shared = stripped(resp)
+			middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+				f.CacheReason = reasonNotStored + "finish_reason " + strconv.Quote(resp.FinishReason)
+			})
 		case sharedError(err):
 			sharedErr = err
 		}
 		return resp, err
 	}
 	ttl := c.cfg.TTL
-	if ctl.ttl > 0 {
-		ttl = ctl.ttl
+	if ctl.TTL > 0 {
+		ttl = ctl.TTL
 	}
-	// The entry holds a deep copy of resp (stripped, in place).
-	e := &Entry{Request: f.req, Response: *resp}
-	e.Response.Message = resp.Message.Clone()
-	e.Response.Native = nil
+	// The entry holds a deep copy of resp (stripped, in place) and, when
+	// the adapter can give it as bytes, its Native: what the core does not
+	// model (every choice, logprobs, refusal, audio, ...).
+	e := &Entry{Request: f.req, Response: compact(resp)}
+	e.Response.Native = storedNative(resp.Native)
 	e.Response.FromCache = false
 	shared = &e.Response
 	sctx := ctx
@@ -324,6 +353,21 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 		c.storeFailed(ctx, "set", serr)
 	}
 	return resp, nil
+}
+
+// storedNative returns the bytes of a response's Native, copied, when it
+// is a middleware.NativeMarshaler with something to keep (or was itself
+// served from a store); nil otherwise.
+func storedNative(n any) any {
+	switch n := n.(type) {
+	case *middleware.StoredNative:
+		return n
+	case middleware.NativeMarshaler:
+		if format, data, ok := n.MarshalNative(); ok {
+			return &middleware.StoredNative{Format: format, Data: bytes.Clone(data)}
+		}
+	}
+	return nil
 }
 
 // stripped returns a deep copy of resp fit for storing: no Native, not
@@ -362,17 +406,17 @@ func (c *cacher) serve(ctx context.Context, req *middleware.Request, stored *mid
 		middleware.Emit(ctx, middleware.CacheLookup{Status: middleware.CacheHit, Model: req.Model, Saved: saved, SavedPico: micros})
 	}
 	if req.Stream != nil {
-		if err := middleware.Replay(ctx, resp, c.cfg.ReplayChunk, req.Stream); err != nil {
+		if err := replay(ctx, resp, saved, c.cfg.ReplayChunk, req.Stream); err != nil {
 			return nil, err
 		}
 	}
 	return resp, nil
 }
 
-func (c *cacher) mark(ctx context.Context, req *middleware.Request, s middleware.CacheStatus) {
-	middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.Cache = s })
+func (c *cacher) mark(ctx context.Context, req *middleware.Request, s middleware.CacheStatus, reason string) {
+	middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.Cache, f.CacheReason = s, reason })
 	if middleware.Observing(ctx) {
-		middleware.Emit(ctx, middleware.CacheLookup{Status: s, Model: req.Model})
+		middleware.Emit(ctx, middleware.CacheLookup{Status: s, Reason: reason, Model: req.Model})
 	}
 }
 

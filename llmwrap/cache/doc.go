@@ -4,24 +4,33 @@
 // # Key
 //
 // The key is the 64-bit xxHash ([Sum]) of a canonical, versioned encoding
-// ([AppendCanonical], [KeyVersion]) of everything that changes the answer:
-// model, every message part, tools and tool_choice, temperature (omitted is
-// the provider's default, not 0), top_p, seed, stop, max tokens, response
-// format, n, the adapters' Request.Extra (penalties, top_k,
-// reasoning_effort, ...) and the scope: the team (middleware.TeamFrom), or
-// global. Never trace ids, metadata, callbacks or the stream flag. The
-// encoding is tagged and length-prefixed, so it is unambiguous, and holds
-// no Go map. Every entry keeps its request's encoding and a lookup is a hit
-// only when it is equal: a hash collision costs a miss, never an answer to
-// another request (or another team).
+// ([AppendCanonical], [KeyVersion]) of the request, by denial: everything
+// is in it except the fields on one short list known not to change the
+// answer, middleware.NeutralFields (metadata, prompt_cache_key,
+// safety_identifier, service_tier, store, stream, stream_options, user),
+// the scope aside: the team (middleware.TeamFrom), or global. The core
+// fields are encoded one by one (temperature omitted is the provider's
+// default, not 0); what the core does not model is in the key through
+// Request.Extra and, for a request that came through the OpenAI transport,
+// the wire body itself (middleware.NativeKeyer): unknown and vendor
+// fields (guided_choice, min_tokens, ...), every field of every message
+// (function_call, refusal, audio, ...), tools of every type, tool_choice in
+// every form, strings as sent (a lone surrogate is not U+FFFD). The
+// langchaingo adapter puts every CallOptions field but the streaming funcs
+// and trace Metadata in the core or Extra. The encoding is tagged and
+// length-prefixed, so it is unambiguous. Every entry keeps its request's
+// encoding and a lookup is a hit only when it is equal: a hash collision
+// costs a miss, never an answer to another request (or another team).
 //
 // # What is stored
 //
 // Only complete answers ([Complete]: finished by stop or tool calls): no
-// errors, no truncated or filtered answers, no cut streams. By default only
-// deterministic requests ([Deterministic]: temperature 0 or a seed);
-// [Config].AnyRequest widens it. Tool-call answers are cached: they are the
-// agent's plan.
+// errors, no truncated or filtered answers, no cut streams. By default
+// identical requests share an answer whatever their temperature, as
+// LiteLLM, Portkey and Helicone do; [Config].DeterministicOnly (policy
+// deterministic_only: true) stores only deterministic requests
+// ([Deterministic]: temperature 0 or a seed). Tool-call answers are cached:
+// they are the agent's plan.
 //
 // # Hits
 //
@@ -29,10 +38,34 @@
 // costs nothing, so no budget is charged and nothing looks like spend. What
 // the hit saved (the original usage and its price) is recorded in the
 // call's middleware.CallFacts (Saved, SavedPico, Cache = hit), hence in
-// the run report, and in a middleware.CacheLookup event. A streaming
-// caller gets the answer replayed chunk by chunk (reasoning, content,
-// tool-call deltas, finish reason) by middleware.Replay, so adapters render
-// it as a normal stream.
+// the run report, and in a middleware.CacheLookup event.
+//
+// Hits are lossless: when the adapter's Native is a
+// middleware.NativeMarshaler (the OpenAI adapter's response body) the entry
+// keeps it, and a hit through the OpenAI transport is the provider's body
+// byte for byte: all n choices, logprobs, refusal, audio, annotations,
+// system_fingerprint, service_tier and usage details (no field is fresh:
+// id and created are those of the stored answer, and usage says what it
+// cost when it was made), marked by the response header X-Tokenwise-Cache:
+// hit. Through the langchaingo adapter a hit is the inner model's
+// response, every candidate and GenerationInfo (Go types kept). A
+// streaming caller gets the answer chunked as a provider streams it
+// (content and reasoning in pieces of [Config].ReplayChunk bytes, tool
+// calls by index with their arguments in pieces, the finish reason, then
+// the usage chunk, which the transport sends only to callers who asked for
+// it).
+//
+// # Misses and bypasses
+//
+// Every miss and bypass has its reason in CallFacts.CacheReason (the run
+// report shows "bypass: request not deterministic (deterministic_only)")
+// and in the CacheLookup event: a plain miss has none; others are
+// [ReasonCollision], [ReasonStoreFailed], [ReasonNotDeterministic], or the
+// middleware.CacheControl Source of a request that asked for a bypass or a
+// refresh ("cache.WithBypass", "cache.WithRefresh", "cache-control
+// no-store" for an HTTP request through the OpenAI transport). An answer
+// that is not stored says why ("answer not stored: finish_reason
+// "length"").
 //
 // # Coalescing
 //

@@ -1,8 +1,12 @@
 package cache
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"slices"
+	"strings"
+	"unsafe"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -16,12 +20,14 @@ type Entry struct {
 	// request's own encoding.
 	Request []byte
 	// Response is the complete answer as the provider gave it, usage
-	// included; FromCache is false and Native nil.
+	// included; FromCache is false. Native is nil or a
+	// *middleware.StoredNative: the adapter's own form of the answer, kept
+	// so that a hit is lossless (see middleware.NativeMarshaler).
 	Response middleware.Response
 }
 
 // entryVersion prefixes the binary form of an Entry.
-const entryVersion = 1
+const entryVersion = 2
 
 // ErrCorruptEntry is returned by [Entry.UnmarshalBinary] for bytes that are
 // not an entry of this version.
@@ -42,7 +48,12 @@ func (e *Entry) AppendBinary(dst []byte) ([]byte, error) {
 		r.Usage.CacheWriteTokens, r.Usage.ReasoningTokens} {
 		dst = binary.AppendVarint(dst, n)
 	}
-	return appendMessage(dst, &r.Message), nil
+	dst = appendMessage(dst, &r.Message)
+	if sn, ok := r.Native.(*middleware.StoredNative); ok {
+		dst = appendStr(append(dst, 1), sn.Format)
+		return appendBytes(dst, sn.Data), nil
+	}
+	return append(dst, 0), nil
 }
 
 // UnmarshalBinary decodes an entry written by MarshalBinary. The entry
@@ -81,6 +92,11 @@ func (e *Entry) UnmarshalBinary(data []byte) error {
 	}
 	m.ToolCallID = d.str()
 	m.Reasoning = d.str()
+	if d.byte() == 1 {
+		sn := &middleware.StoredNative{Format: d.str()}
+		sn.Data = d.bytes()
+		r.Native = sn
+	}
 	if d.bad || len(d.b) != 0 {
 		return ErrCorruptEntry
 	}
@@ -88,18 +104,175 @@ func (e *Entry) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
-// size estimates the memory an entry holds, for the byte bound.
+// perEntryOverhead is the memory a [Memory] store spends per entry besides
+// the entry's own allocations: the LRU's list element (about 90 bytes,
+// rounded to its size class) and one slot in each of its two maps (items
+// and the expiry bucket: 16 bytes of key and pointer, a control byte, at a
+// load factor that can fall to 7/16 after growth).
+const perEntryOverhead = 96 + 2*40
+
+// size returns the heap memory the entry holds, for the byte bound: every
+// allocation it owns rounded up to the allocator's size class, plus the
+// store's per-entry overhead. It assumes the entry owns its memory, as
+// those the cache layer builds do (see compact): a string that is a slice
+// of a larger buffer keeps all of that buffer alive.
 func (e *Entry) size() int64 {
 	r := &e.Response
 	m := &r.Message
-	n := 256 + len(e.Request) + len(r.ID) + len(r.Model) + len(r.FinishReason) + len(m.Content) + len(m.Reasoning) + len(m.Name)
-	for _, p := range m.Parts {
-		n += 96 + len(p.Text) + len(p.URL) + len(p.Data) + len(p.Type) + len(p.MIMEType)
+	n := allocSize(int(unsafe.Sizeof(Entry{}))) + allocSize(cap(e.Request)) + allocSize(arenaLen(r))
+	if m.Parts != nil {
+		n += allocSize(cap(m.Parts) * int(unsafe.Sizeof(middleware.Part{})))
+		for _, p := range m.Parts {
+			n += allocSize(cap(p.Data))
+		}
+	}
+	if m.ToolCalls != nil {
+		n += allocSize(cap(m.ToolCalls) * int(unsafe.Sizeof(middleware.ToolCall{})))
+	}
+	if sn, ok := r.Native.(*middleware.StoredNative); ok {
+		n += allocSize(int(unsafe.Sizeof(*sn))) + allocSize(len(sn.Format)) + allocSize(cap(sn.Data))
+	}
+	return int64(n + perEntryOverhead)
+}
+
+// constant returns the static string equal to s when s is one of the
+// common roles and finish reasons, so that an entry does not hold a copy.
+func constant(s string) (string, bool) {
+	switch s {
+	case "":
+		return "", true
+	case string(middleware.RoleAssistant):
+		return string(middleware.RoleAssistant), true
+	case middleware.FinishStop:
+		return middleware.FinishStop, true
+	case middleware.FinishToolCalls:
+		return middleware.FinishToolCalls, true
+	}
+	return s, false
+}
+
+// arenaLen is the length of the one allocation compact puts r's strings in.
+func arenaLen(r *middleware.Response) int {
+	n := 0
+	add := func(s string) {
+		if _, ok := constant(s); !ok {
+			n += len(s)
+		}
+	}
+	m := &r.Message
+	for _, s := range [...]string{r.ID, r.Model, r.FinishReason, string(m.Role), m.Content, m.Name, m.ToolCallID, m.Reasoning} {
+		add(s)
+	}
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		for _, s := range [...]string{p.Type, p.Text, p.URL, p.Detail, p.MIMEType} {
+			add(s)
+		}
 	}
 	for _, c := range m.ToolCalls {
-		n += 48 + len(c.ID) + len(c.Name) + len(c.Arguments)
+		add(c.ID)
+		add(c.Name)
+		add(c.Arguments)
 	}
-	return int64(n)
+	return n
+}
+
+// compact returns a deep copy of r that owns its memory in as few
+// allocations as possible: every string in one buffer (a decoded string
+// often points into a whole response body, which the entry would otherwise
+// keep alive), the common roles and finish reasons as constants, and new
+// Parts and ToolCalls slices of exact capacity. Native is left to the
+// caller.
+func compact(r *middleware.Response) middleware.Response {
+	out := *r
+	m := &out.Message
+	var b strings.Builder
+	b.Grow(arenaLen(r))
+	write := func(s string) {
+		if _, ok := constant(s); !ok {
+			b.WriteString(s)
+		}
+	}
+	for _, s := range [...]string{r.ID, r.Model, r.FinishReason, string(m.Role), m.Content, m.Name, m.ToolCallID, m.Reasoning} {
+		write(s)
+	}
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		for _, s := range [...]string{p.Type, p.Text, p.URL, p.Detail, p.MIMEType} {
+			write(s)
+		}
+	}
+	for _, c := range m.ToolCalls {
+		write(c.ID)
+		write(c.Name)
+		write(c.Arguments)
+	}
+	all, off := b.String(), 0
+	take := func(s *string) {
+		if c, ok := constant(*s); ok {
+			*s = c
+			return
+		}
+		n := len(*s)
+		*s = all[off : off+n]
+		off += n
+	}
+	take(&out.ID)
+	take(&out.Model)
+	take(&out.FinishReason)
+	role := string(m.Role)
+	take(&role)
+	m.Role = middleware.Role(role)
+	take(&m.Content)
+	take(&m.Name)
+	take(&m.ToolCallID)
+	take(&m.Reasoning)
+	if r.Message.Parts != nil {
+		m.Parts = make([]middleware.Part, len(r.Message.Parts))
+		copy(m.Parts, r.Message.Parts)
+		for i := range m.Parts {
+			p := &m.Parts[i]
+			take(&p.Type)
+			take(&p.Text)
+			take(&p.URL)
+			take(&p.Detail)
+			take(&p.MIMEType)
+			if p.Data != nil {
+				p.Data = bytes.Clone(p.Data)
+			}
+		}
+	}
+	if r.Message.ToolCalls != nil {
+		m.ToolCalls = make([]middleware.ToolCall, len(r.Message.ToolCalls))
+		copy(m.ToolCalls, r.Message.ToolCalls)
+		for i := range m.ToolCalls {
+			c := &m.ToolCalls[i]
+			take(&c.ID)
+			take(&c.Name)
+			take(&c.Arguments)
+		}
+	}
+	return out
+}
+
+// sizeClasses are the Go allocator's size classes up to 32 KiB
+// (runtime/sizeclasses.go); larger objects take whole 8 KiB pages.
+var sizeClasses = [...]int{8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320,
+	352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792, 2048, 2304, 2688, 3072,
+	3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912, 8192, 9472, 9728, 10240, 10880, 12288, 13568, 14336, 16384,
+	18432, 19072, 20480, 21760, 24576, 27264, 28672, 32768}
+
+// allocSize returns the heap memory an allocation of n bytes takes.
+func allocSize(n int) int {
+	if n <= 0 {
+		return 0
+	}
+	if n > sizeClasses[len(sizeClasses)-1] {
+		const page = 8 << 10
+		return (n + page - 1) / page * page
+	}
+	i, _ := slices.BinarySearch(sizeClasses[:], n)
+	return sizeClasses[i]
 }
 
 type decoder struct {

@@ -12,7 +12,7 @@ import (
 // KeyVersion is the version of the canonical request encoding. It is the
 // first bytes of every encoding, so entries written by another version of
 // the encoding never match.
-const KeyVersion = "twc1"
+const KeyVersion = "twc2"
 
 // Field tags of the canonical encoding. Every field that changes the answer
 // has its own tag; a field that is unset is omitted, so "omitted" and
@@ -31,15 +31,23 @@ const (
 	tagResponseFormat
 	tagN
 	tagExtra
+	tagNative
+	tagWholeNative
 )
 
 // AppendCanonical appends to dst the canonical, versioned encoding of
-// everything in req that changes the answer, under the cache scope scope
-// (for example "team:devops" or "global"): the model, every message (role,
-// content, parts, name, tool calls, tool call id, reasoning), the tools,
-// tool_choice, temperature (unset is not 0), top_p, seed, stop, max tokens,
-// the response format, n and Extra. It never looks at Stream or Native,
-// nor at anything in the context (trace ids, metadata, callbacks).
+// everything in req that may change the answer, under the cache scope
+// scope (for example "team:devops" or "global"): the model, every message
+// (role, content, parts, name, tool calls, tool call id, reasoning), the
+// tools, tool_choice, temperature (unset is not 0), top_p, seed, stop, max
+// tokens, the response format, n, Extra, and, when req.Native is a
+// middleware.NativeKeyer (the OpenAI adapter's wire JSON), the whole
+// native request but its neutral fields (middleware.NeutralFields); when
+// the core fields are still those the native request decoded to, the
+// native request alone (the core fields are a function of it). The
+// key is by denial: what the core does not model is in it through Extra
+// and the native request. It never looks at Stream, nor at anything in the
+// context (trace ids, callbacks).
 //
 // The encoding is deterministic and unambiguous: every variable-length
 // value is length-prefixed and every field is tagged, so two requests
@@ -54,6 +62,17 @@ func appendCanonical(dst []byte, scopePrefix, scope string, req *middleware.Requ
 	dst = append(dst, KeyVersion...)
 	dst = binary.AppendUvarint(append(dst, tagScope), uint64(len(scopePrefix)+len(scope)))
 	dst = append(append(dst, scopePrefix...), scope...)
+	k, native := req.Native.(middleware.NativeKeyer)
+	if native {
+		// An unchanged native request stands for the whole request: its
+		// bytes alone are the key (the core fields are decoded from them).
+		start := len(dst)
+		out, whole := k.AppendCacheKey(append(dst, tagWholeNative), req)
+		if whole {
+			return out
+		}
+		dst = out[:start]
+	}
 	dst = appendStr(append(dst, tagModel), req.Model)
 	for i := range req.Messages {
 		dst = appendMessage(append(dst, tagMessage), &req.Messages[i])
@@ -95,6 +114,10 @@ func appendCanonical(dst []byte, scopePrefix, scope string, req *middleware.Requ
 	}
 	if req.Extra != nil {
 		dst = appendBytes(append(dst, tagExtra), req.Extra)
+	}
+	if native {
+		// Last: it runs to the end of the encoding, so needs no length.
+		dst, _ = k.AppendCacheKey(append(dst, tagNative), req)
 	}
 	return dst
 }

@@ -18,9 +18,11 @@ type MemoryOptions struct {
 	// MaxEntries bounds the number of entries (least recently used go
 	// first). Zero: DefaultMaxEntries.
 	MaxEntries int
-	// MaxBytes bounds the estimated size of the entries, canonical request
-	// included. An entry larger than MaxBytes is not stored. Zero: no byte
-	// bound.
+	// MaxBytes bounds the heap memory of the entries: every allocation an
+	// entry owns (canonical request, answer, native body) rounded up to
+	// the allocator's size class, plus the store's own overhead per entry
+	// (LRU element, map slots). An entry larger than MaxBytes is not
+	// stored. Zero: no byte bound.
 	MaxBytes int64
 	// SweepEvery runs a background goroutine that removes expired entries
 	// at this interval; Close stops it. Zero: no goroutine; an expired entry
@@ -96,16 +98,16 @@ func (m *Memory) Set(_ context.Context, key uint64, e *Entry, ttl time.Duration)
 		m.lru.Remove(key) // never leave an older answer in place of this one
 		return nil
 	}
-	if old, ok := m.lru.Peek(key); ok {
-		m.bytes.Add(-old.size) // Add replaces without calling the eviction callback
-	}
-	m.bytes.Add(v.size)
-	m.lru.Add(key, v)
-	for m.maxBytes > 0 && m.bytes.Load() > m.maxBytes {
+	m.lru.Remove(key) // the eviction callback subtracts its size
+	// Make room first, so that Bytes never exceeds the bound, even for a
+	// moment.
+	for m.maxBytes > 0 && m.bytes.Load()+v.size > m.maxBytes {
 		if _, _, ok := m.lru.RemoveOldest(); !ok {
 			break
 		}
 	}
+	m.bytes.Add(v.size)
+	m.lru.Add(key, v)
 	return nil
 }
 
@@ -120,7 +122,7 @@ func (m *Memory) Delete(_ context.Context, key uint64) error {
 // Len returns the number of entries, expired ones not yet removed included.
 func (m *Memory) Len() int { return m.lru.Len() }
 
-// Bytes returns the estimated size of the entries.
+// Bytes returns the heap memory the entries hold, as MaxBytes counts it.
 func (m *Memory) Bytes() int64 { return m.bytes.Load() }
 
 // Close stops the sweeper, if any, and waits for it. The store stays

@@ -124,7 +124,8 @@ func TestEntryBinaryRoundTrip(t *testing.T) {
 		Usage: middleware.Usage{InputTokens: 100, OutputTokens: 20, CachedInputTokens: 50, ReasoningTokens: 7},
 		Message: middleware.Message{Role: "assistant", Content: "héllo", Reasoning: "because",
 			Parts:     []middleware.Part{{Type: "text", Text: "t", Data: []byte{0, 1}}},
-			ToolCalls: []middleware.ToolCall{{ID: "c1", Name: "f", Arguments: `{"a":1}`}}}}}
+			ToolCalls: []middleware.ToolCall{{ID: "c1", Name: "f", Arguments: `{"a":1}`}}},
+		Native: &middleware.StoredNative{Format: "openai.chat.completion/v1", Data: []byte(`{"choices":[]}`)}}}
 	b, err := e.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)

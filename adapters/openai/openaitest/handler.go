@@ -98,6 +98,12 @@ func serve(ctx context.Context, w http.ResponseWriter, req *ChatRequest, rep Rep
 		writeError(w, seq, status, rep.Header, apiErr)
 		return
 	}
+	if rep.Body != nil && !req.Stream {
+		setHeaders(w, seq, "application/json", rep.Header)
+		w.Header().Set("Content-Length", strconv.Itoa(len(rep.Body)))
+		_, _ = w.Write(rep.Body)
+		return
+	}
 	a := newAnswer(req, rep, seq)
 	if req.Stream {
 		a.stream(ctx, w)

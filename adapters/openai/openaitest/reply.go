@@ -32,6 +32,12 @@ type Reply struct {
 	// [UsageFor]); use it to script cached or reasoning tokens.
 	Usage *Usage
 
+	// Body, when non-nil, is sent verbatim as the body of a non-streaming
+	// answer (status 200), for shapes the fields above do not model: n
+	// choices, logprobs, refusal, audio, annotations. Streaming requests
+	// ignore it.
+	Body []byte
+
 	// Status is the HTTP status. Zero means 200, or 500 when Error is set.
 	// A Status of 400 or more without Error gets a generic error body.
 	Status int

@@ -1,0 +1,39 @@
+package middleware
+
+import (
+	"context"
+	"time"
+)
+
+// CacheControl is what a request asks of response caches, carried by its
+// context. Adapters set it from their framework's own convention (the
+// OpenAI transport reads the HTTP request's Cache-Control header); package
+// llmwrap/cache sets it with cache.WithBypass, WithRefresh and WithTTL.
+// The zero value asks nothing.
+type CacheControl struct {
+	// NoStore: neither read nor write a cache (the call is a bypass).
+	NoStore bool
+	// NoCache: do not read a cache; call the provider and overwrite the
+	// stored answer (the call is a refresh).
+	NoCache bool
+	// TTL stores the answer for this long instead of the configured TTL.
+	// Zero: the configured TTL.
+	TTL time.Duration
+	// Source says who asked, for the reason in the run report and events
+	// (for example "cache-control no-store" or "cache.WithBypass").
+	Source string
+}
+
+type cacheControlKey struct{}
+
+// WithCacheControl returns a context whose calls carry c.
+func WithCacheControl(ctx context.Context, c CacheControl) context.Context {
+	return context.WithValue(ctx, cacheControlKey{}, c)
+}
+
+// CacheControlFrom returns the cache control carried by ctx (zero when
+// none).
+func CacheControlFrom(ctx context.Context) CacheControl {
+	c, _ := ctx.Value(cacheControlKey{}).(CacheControl)
+	return c
+}

@@ -1,0 +1,64 @@
+package middleware
+
+// neutralFields are the request fields known not to change the answer, by
+// their OpenAI wire names. Everything else a request carries is part of a
+// response cache's key.
+var neutralFields = [...]string{
+	"metadata",          // caller's tags, stored with the completion
+	"prompt_cache_key",  // routing hint for the provider's prompt cache
+	"safety_identifier", // end-user id for abuse monitoring
+	"service_tier",      // latency / price class, same model and answer
+	"store",             // whether the provider keeps the completion
+	"stream",            // how the answer is delivered
+	"stream_options",    // include_usage, include_obfuscation: delivery details
+	"user",              // end-user id for abuse monitoring
+}
+
+// NeutralFields returns the request fields known not to change the answer
+// (OpenAI wire names, sorted): metadata, prompt_cache_key,
+// safety_identifier, service_tier, store, stream, stream_options, user.
+// Response caches key on everything else, present or future, known or not.
+func NeutralFields() []string { return append([]string(nil), neutralFields[:]...) }
+
+// NeutralField reports whether the top-level request field name is one of
+// NeutralFields.
+func NeutralField(name string) bool {
+	switch name {
+	case "metadata", "prompt_cache_key", "safety_identifier", "service_tier", "store", "stream", "stream_options", "user":
+		return true
+	}
+	return false
+}
+
+// NativeKeyer is implemented by a Request's Native when the request was
+// decoded from a richer form than the core models (the OpenAI adapter's
+// wire JSON): AppendCacheKey appends to dst an encoding of every part of
+// the native request except the NeutralFields, so that a response cache
+// keys on all of it, including fields the core does not model (unknown
+// and vendor fields, every field of every message and tool). Requests
+// that are equal in their native form and their core fields get the same
+// answer. whole reports that req's core fields are still those the native
+// request decoded to, so that the encoding stands for the whole request
+// and a cache may leave the core fields out of its key.
+type NativeKeyer interface {
+	AppendCacheKey(dst []byte, req *Request) (out []byte, whole bool)
+}
+
+// NativeMarshaler is implemented by a Response's Native that can be kept
+// as bytes by a store (a response cache) and given back to its adapter
+// later: MarshalNative returns the format (a name the adapter recognises,
+// with a version) and the bytes (immutable; a store keeps them as they
+// are), or ok false when there is nothing worth keeping. This is how a
+// cached answer keeps what the core does not model (every choice,
+// logprobs, refusal, audio, annotations, ...).
+type NativeMarshaler interface {
+	MarshalNative() (format string, data []byte, ok bool)
+}
+
+// StoredNative is the Native of a response served from a store: what its
+// original Native's MarshalNative returned. Adapters that recognise Format
+// render the answer from Data. It is immutable.
+type StoredNative struct {
+	Format string
+	Data   []byte
+}
