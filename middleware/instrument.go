@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -48,7 +47,7 @@ func Instrument(pricer Pricer, obs Observer) Middleware {
 			}
 			f.Stage = declared
 			if declared == StageUnknown {
-				f.Stage = DetectStage(req, max(f.Seq-1, 0))
+				f.Stage = DetectStage(req)
 			}
 			ctx = WithCallInfo(ctx, ci)
 			start := time.Now()
@@ -69,9 +68,9 @@ func Instrument(pricer Pricer, obs Observer) Middleware {
 					if resp.FromCache && f.Cache == CacheNone {
 						f.Cache = CacheHit
 					}
-					if declared == StageUnknown && isFinalAnswer(&resp.Message) {
-						f.Stage = StageFinalAnswer
-					}
+					// The stage stays the one the call was routed as; the
+					// report shows the answer as final beside it.
+					f.Final = IsFinalAnswer(&resp.Message)
 				}
 				if f.CostMicros == 0 && pricer != nil && !usage.IsZero() && (resp == nil || !resp.FromCache) {
 					if c, ok := pricer.Cost(f.Model, usage); ok {
@@ -92,18 +91,4 @@ func Instrument(pricer Pricer, obs Observer) Middleware {
 			return resp, err
 		})
 	}
-}
-
-// isFinalAnswer reports whether an assistant message answers the user
-// rather than asking for a tool: no native tool calls, some content, and not
-// a ReAct (one-shot agent) action line.
-func isFinalAnswer(m *Message) bool {
-	if len(m.ToolCalls) > 0 || m.Content == "" {
-		return false
-	}
-	c := m.Content
-	if strings.Contains(c, "Final Answer:") {
-		return true
-	}
-	return !strings.HasPrefix(c, "Action:") && !strings.Contains(c, "\nAction:")
 }
