@@ -129,8 +129,8 @@ type CallFacts struct {
 	Run            string // run id, "" outside a run
 	Seq            int    // 1-based number of the call in its run
 	Team           string
-	Stage          Stage // declared with WithStage, else detected once (DetectStage) before the call
-	Final          bool  // the answer was a final answer (no tool call), whatever the stage
+	Stage          Stage  // declared with WithStage, else detected once (DetectStage) before the call
+	Final          bool   // the answer was a final answer (no tool call), whatever the stage
 	RequestedModel string // the model the caller asked for
 	Model          string // the model that answered (or was last tried)
 	Rule           string // why the router picked Model, e.g. `rule 2 "cheap-tools": stage=tool_selection`
