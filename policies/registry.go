@@ -7,12 +7,30 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
+
+// ErrUnknownTeam matches the error of a call whose team has no policy file
+// when the default policy says teams: {unknown: error} (see UnknownTeamError).
+var ErrUnknownTeam = errors.New("policies: unknown team")
+
+// UnknownTeamError is the refusal of a call whose team has no policy file.
+type UnknownTeamError struct {
+	Team  string   // the caller's team
+	Known []string // the teams that have a file, sorted
+}
+
+func (e *UnknownTeamError) Error() string {
+	return fmt.Sprintf("policies: unknown team %q (teams with a policy file: %s)", e.Team, strings.Join(e.Known, ", "))
+}
+
+// Is matches ErrUnknownTeam.
+func (e *UnknownTeamError) Is(target error) bool { return target == ErrUnknownTeam }
 
 // Registry holds the policies of a directory, one per team, and swaps
 // them atomically when files change (Reload, or Watch for hot reload).
@@ -113,6 +131,27 @@ func (r *Registry) Lookup(team string) (*Policy, uint64) {
 		return p, s.gen
 	}
 	return s.def, s.gen
+}
+
+// Known reports whether team has a policy file, or is "" or "default"
+// (the callers the default policy is for).
+func (r *Registry) Known(team string) bool {
+	if team == "" || team == DefaultTeam {
+		return true
+	}
+	_, ok := r.cur.Load().teams[team]
+	return ok
+}
+
+// Names returns the teams that have a policy file, sorted.
+func (r *Registry) Names() []string {
+	s := r.cur.Load()
+	out := make([]string, 0, len(s.teams))
+	for t := range s.teams {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Generation returns the number of the policies in force; it increases

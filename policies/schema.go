@@ -65,6 +65,7 @@ var schemaEnums = map[reflect.Type][]string{
 	reflect.TypeFor[ToolErrorMode]():   {string(ToolErrorObserve), string(ToolErrorFail)},
 	reflect.TypeFor[ContextStrategy](): {string(StrategyOffload), string(StrategyDrop), string(StrategySummarise)},
 	reflect.TypeFor[LogLevel]():        {string(LogDebug), string(LogInfo), string(LogWarn), string(LogError)},
+	reflect.TypeFor[UnknownTeams]():    {string(UnknownTeamsWarn), string(UnknownTeamsError)},
 	reflect.TypeFor[ErrorClass](): {string(ClassRateLimited), string(ClassUnavailable), string(ClassTimeout), string(ClassNetwork),
 		string(ClassContextWindow), string(ClassBudget), string(ClassContentFilter), string(ClassAuth), string(ClassBadRequest)},
 }

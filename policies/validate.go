@@ -49,6 +49,7 @@ func (p *Policy) problems() []Problem {
 	c.tools()
 	c.context()
 	c.enum("observability.log_level", string(p.Observability.LogLevel), LogDebug, LogInfo, LogWarn, LogError)
+	c.enum("teams.unknown", string(p.Teams.Unknown), UnknownTeamsWarn, UnknownTeamsError)
 	c.prices()
 	return c.probs
 }

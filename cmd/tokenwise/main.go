@@ -97,7 +97,13 @@ func load(path, team string) (*policies.Policy, error) {
 		if err != nil {
 			return nil, err
 		}
+		if _, ok := set.Teams[team]; !ok && team != "" && team != policies.DefaultTeam {
+			return nil, &policies.UnknownTeamError{Team: team, Known: set.Names()}
+		}
 		return set.Policy(team), nil
+	}
+	if stem := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)); team != "" && team != stem {
+		return nil, &policies.UnknownTeamError{Team: team, Known: []string{stem}}
 	}
 	return policies.LoadFileExtends(path)
 }

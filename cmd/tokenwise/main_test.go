@@ -76,3 +76,33 @@ func TestReplayDevOpsTrace(t *testing.T) {
 		t.Errorf("no progress bar: %q", stderr)
 	}
 }
+
+// A team without a policy file is an error of explain (and replay), not a
+// silent fallback to the default policy: a typo exits non-zero and names
+// the teams that exist.
+func TestExplainUnknownTeamFails(t *testing.T) {
+	for _, args := range [][]string{
+		{"policy", "explain", "../../examples/policies", "--team", "paymnts"},
+		{"policy", "explain", "../../examples/policies/default.yaml", "--team", "paymnts"},
+		{"replay", "--policy", "../../examples/policies", "--team", "paymnts", "../../examples/traces/devops.jsonl"},
+	} {
+		code, out, stderr := runCmd(args...)
+		if code == 0 || !strings.Contains(stderr, `unknown team "paymnts"`) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, stderr)
+		}
+	}
+	if code, _, stderr := runCmd("policy", "explain", "../../examples/policies", "--team", "payments"); code != 0 {
+		t.Errorf("known team: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := runCmd("policy", "explain", "../../examples/policies"); code != 0 {
+		t.Errorf("no team: exit %d: %s", code, stderr)
+	}
+}
+
+// policies/testdata/full.yaml, the policy using every section, passes its
+// own check (it extends the testdata default.yaml).
+func TestFullPolicyChecks(t *testing.T) {
+	if code, out, stderr := runCmd("policy", "check", "../../policies/testdata/full.yaml", "../../policies/testdata"); code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, stderr)
+	}
+}
