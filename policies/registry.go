@@ -287,38 +287,73 @@ func samePolicy(a, b *Policy) bool {
 	return true
 }
 
-// Watch reloads the registry whenever a policy file of its directory is
-// written, created, renamed or removed (editors that save by renaming are
-// covered: the directory is watched, not the files), until ctx is done.
-// Bursts of events within the debounce interval cause one reload. Watch
-// blocks; run it in a goroutine you own and cancel ctx to stop it.
+// Watch reloads the registry whenever the policies of its directory
+// change, until ctx is done; it blocks (run it in a goroutine you own and
+// cancel ctx to stop it). See StartWatch for what counts as a change.
 func (r *Registry) Watch(ctx context.Context) error {
+	wait, err := r.StartWatch(ctx)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// StartWatch puts a watch on the registry's directory and returns once it
+// is in place, so that every change made after it returns is seen. A
+// goroutine then reloads the registry until ctx is done; wait blocks until
+// that goroutine has exited.
+//
+// A change is any create, write, rename or removal of a policy file
+// (editors that save by writing a temporary file and renaming it over the
+// policy are covered: the directory is watched, not the files), and any
+// event on a name starting with ".." — a Kubernetes ConfigMap volume
+// updates by creating a new ..<timestamp> directory and swapping the
+// ..data symlink, which the visible policy files point through. Bursts of
+// events within the debounce interval cause one reload.
+func (r *Registry) StartWatch(ctx context.Context) (wait func() error, err error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("policies: watching %s: %w", r.dir, err)
+		return nil, fmt.Errorf("policies: watching %s: %w", r.dir, err)
 	}
-	defer w.Close()
 	if err := w.Add(r.dir); err != nil {
-		return fmt.Errorf("policies: watching %s: %w", r.dir, err)
+		w.Close()
+		return nil, fmt.Errorf("policies: watching %s: %w", r.dir, err)
 	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer w.Close()
+		r.watchLoop(ctx, w)
+	}()
+	return func() error { <-done; return nil }, nil
+}
+
+// reloadTrigger reports whether an event on name (a base name) may change
+// the policies: a policy file, or a Kubernetes ConfigMap's ..data symlink
+// or ..<timestamp> directory.
+func reloadTrigger(name string) bool {
+	return policyFile(name) || strings.HasPrefix(name, "..") && name != ".."
+}
+
+func (r *Registry) watchLoop(ctx context.Context, w *fsnotify.Watcher) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case ev, ok := <-w.Events:
 			if !ok {
-				return nil
+				return
 			}
-			if !policyFile(filepath.Base(ev.Name)) {
+			if ev.Op == fsnotify.Chmod || !reloadTrigger(filepath.Base(ev.Name)) {
 				continue
 			}
 			timer.Reset(r.debounce)
 		case err, ok := <-w.Errors:
 			if !ok {
-				return nil
+				return
 			}
 			r.logger.Warn("tokenwise: policy watcher error", "dir", r.dir, "error", err)
 		case <-timer.C:
