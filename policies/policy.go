@@ -465,7 +465,8 @@ type Breaker struct {
 }
 
 // Hedge sends the call to the next fallback model as well when the first has
-// not answered in time, takes the first answer, cancels and bills both.
+// not answered in time (to the same model again when there is no other),
+// takes the first answer, cancels and bills both.
 type Hedge struct {
 	// Enabled turns hedging on. False: off.
 	Enabled bool `yaml:"enabled,omitempty" json:"enabled,omitzero"`

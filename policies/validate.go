@@ -384,9 +384,6 @@ func (c *checker) fallback() {
 		if h.Delay == 0 && h.Percentile == 0 {
 			c.add("fallback.hedge", "enabled without delay or percentile: set one")
 		}
-		if len(f.Models) == 0 {
-			c.add("fallback.hedge", "enabled, but fallback.models is empty: nothing to hedge to")
-		}
 	}
 }
 
