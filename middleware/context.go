@@ -124,6 +124,13 @@ type Attempt struct {
 	Usage   Usage // billed: the answer's, a cut stream's partial usage, or an estimate for a cancelled hedge
 }
 
+// Retry is one failed try that a retry layer tried again.
+type Retry struct {
+	Model string
+	Wait  time.Duration // the backoff before the next try
+	Err   error
+}
+
 // CallFacts are the facts middlewares learn about one call while it runs.
 type CallFacts struct {
 	Run            string // run id, "" outside a run
@@ -139,6 +146,8 @@ type CallFacts struct {
 	SavedMicros    int64 // USD (micro) those saved tokens represent
 	CostMicros     int64 // USD (micro) billed for this call, all attempts
 	Attempts       []Attempt
+	Retries        []Retry  // tries a retry layer repeated, in order
+	ToolCalls      []string // the tools the answer asked for, by name, in order
 	Notes          []string // free-form remarks of middlewares (e.g. "compacted 12 messages")
 }
 
@@ -213,6 +222,8 @@ func (ci *CallInfo) Facts() CallFacts {
 	f := ci.facts
 	f.Attempts = append([]Attempt(nil), ci.facts.Attempts...)
 	f.Notes = append([]string(nil), ci.facts.Notes...)
+	f.Retries = append([]Retry(nil), ci.facts.Retries...)
+	f.ToolCalls = append([]string(nil), ci.facts.ToolCalls...)
 	ci.mu.Unlock()
 	return f
 }

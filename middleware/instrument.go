@@ -71,6 +71,12 @@ func Instrument(pricer Pricer, obs Observer) Middleware {
 					// The stage stays the one the call was routed as; the
 					// report shows the answer as final beside it.
 					f.Final = IsFinalAnswer(&resp.Message)
+					if n := len(resp.Message.ToolCalls); n > 0 && len(f.ToolCalls) == 0 {
+						f.ToolCalls = make([]string, n)
+						for i, tc := range resp.Message.ToolCalls {
+							f.ToolCalls[i] = tc.Name
+						}
+					}
 				}
 				if f.CostMicros == 0 && pricer != nil && !usage.IsZero() && (resp == nil || !resp.FromCache) {
 					if c, ok := pricer.Cost(f.Model, usage); ok {

@@ -28,6 +28,7 @@ type Run struct {
 
 	toolTurns int
 	toolWall  time.Duration
+	turnWalls []time.Duration // wall time of each tool turn
 
 	spent       Usage // running sums of the recorded calls, for Spent
 	spentMicros int64
@@ -52,6 +53,8 @@ type ToolRecord struct {
 
 	Artifact    string // artifact id when the result was offloaded
 	SavedTokens int64  // estimated tokens the artifact kept out of the conversation
+
+	Turn int // 1-based tool turn of the run (RecordToolTurn closes a turn); set by RecordTool when 0
 }
 
 // StartRun opens a run scope. Calls made with the returned context (and
@@ -110,6 +113,9 @@ func (r *Run) Spent() (Usage, int64) {
 // RecordTool appends a finished tool call.
 func (r *Run) RecordTool(t ToolRecord) {
 	r.mu.Lock()
+	if t.Turn == 0 {
+		t.Turn = r.toolTurns + 1
+	}
 	r.tools = append(r.tools, t)
 	r.mu.Unlock()
 }
@@ -120,6 +126,7 @@ func (r *Run) RecordToolTurn(wall time.Duration) {
 	r.mu.Lock()
 	r.toolTurns++
 	r.toolWall += wall
+	r.turnWalls = append(r.turnWalls, wall)
 	r.mu.Unlock()
 }
 
@@ -177,9 +184,11 @@ type Totals struct {
 
 // ModelTotals sums the calls answered by one model.
 type ModelTotals struct {
-	Calls      int
-	Usage      Usage
-	CostMicros int64
+	Calls       int
+	CacheHits   int // calls answered from the cache (no tokens spent)
+	Usage       Usage
+	CostMicros  int64
+	SavedMicros int64
 }
 
 // Totals returns the run's sums so far.
@@ -202,8 +211,12 @@ func (r *Run) Totals() Totals {
 		if c.Model != "" {
 			m := t.ByModel[c.Model]
 			m.Calls++
+			if c.Cache == CacheHit {
+				m.CacheHits++
+			}
 			m.Usage = m.Usage.Add(c.Usage)
 			m.CostMicros += c.CostMicros
+			m.SavedMicros += c.SavedMicros
 			t.ByModel[c.Model] = m
 		}
 	}
@@ -227,29 +240,105 @@ func FormatUSD(micros int64) string {
 	return fmt.Sprintf("%s$%d.%06d", sign, micros/1_000_000, micros%1_000_000)
 }
 
-// Report renders the run as a human-readable table: one line per call
-// (model, stage, tokens, USD, latency, cache status, routing rule) and the
-// totals, per model and for the run.
+// Report renders the run as a human-readable story: a header with the
+// totals, one line per call (model, stage, tokens, USD, latency, cache
+// status, routing rule, and what the answer did: the tools it asked for or
+// "answer"), what happened inside calls (retries, fallbacks, hedges,
+// downgrades and other layers' notes), the totals per model, and the
+// tools by name per turn. Columns and lines with nothing to say are left
+// out.
 func (r *Run) Report() string {
 	calls := r.Calls()
 	t := r.Totals()
+	r.mu.Lock()
+	tools := append([]ToolRecord(nil), r.tools...)
+	walls := append([]time.Duration(nil), r.turnWalls...)
+	r.mu.Unlock()
+
 	var b strings.Builder
-	fmt.Fprintf(&b, "run %s: %d calls, %d tokens (%d in / %d out, %d cached), %s, llm %s, tools %d in %s, wall %s\n",
-		r.id, t.Calls, t.Usage.Total(), t.Usage.InputTokens, t.Usage.OutputTokens, t.Usage.CachedInputTokens,
-		FormatUSD(t.CostMicros), t.LLMTime.Round(time.Millisecond), t.ToolCalls, t.ToolTime.Round(time.Millisecond),
-		t.Wall.Round(time.Millisecond))
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\tmodel\tstage\tin\tcached\tout\tusd\tlatency\tcache\trule\terror")
-	for _, c := range calls {
-		errText := ""
-		if c.Err != nil {
-			errText = c.Err.Error()
+	fmt.Fprintf(&b, "run %s: %s", r.id, plural(t.Calls, "call"))
+	if t.Calls > 0 {
+		fmt.Fprintf(&b, ", %s (%d in / %d out", plural64(t.Usage.Total(), "token"), t.Usage.InputTokens, t.Usage.OutputTokens)
+		if t.Usage.CachedInputTokens > 0 {
+			fmt.Fprintf(&b, ", %d cached", t.Usage.CachedInputTokens)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", c.Seq, c.Model, c.Stage,
-			c.Usage.InputTokens, cachedCell(c.Usage), c.Usage.OutputTokens, FormatUSD(c.CostMicros),
-			c.Latency.Round(time.Millisecond), c.Cache, c.Rule, errText)
+		fmt.Fprintf(&b, "), %s, llm %s", FormatUSD(t.CostMicros), t.LLMTime.Round(time.Millisecond))
+	}
+	if t.ToolCalls > 0 {
+		fmt.Fprintf(&b, ", %s in %s", plural(t.ToolCalls, "tool call"), t.ToolTime.Round(time.Millisecond))
+	}
+	fmt.Fprintf(&b, ", wall %s\n", t.Wall.Round(time.Millisecond))
+	var hasCached, hasCache, hasErr, hasNext bool
+	for _, c := range calls {
+		hasCached = hasCached || c.Usage.CachedInputTokens > 0
+		hasCache = hasCache || c.Cache != CacheNone
+		hasErr = hasErr || c.Err != nil
+		hasNext = hasNext || len(c.ToolCalls) > 0 || c.Final
+	}
+	cols := []string{"#", "model", "stage", "in"}
+	if hasCached {
+		cols = append(cols, "cached")
+	}
+	cols = append(cols, "out", "usd", "latency")
+	if hasCache {
+		cols = append(cols, "cache")
+	}
+	cols = append(cols, "rule")
+	if hasNext {
+		cols = append(cols, "→")
+	}
+	if hasErr {
+		cols = append(cols, "error")
+	}
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	if len(calls) > 0 {
+		fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	}
+	for _, c := range calls {
+		in, out, usd := fmt.Sprint(c.Usage.InputTokens), fmt.Sprint(c.Usage.OutputTokens), FormatUSD(c.CostMicros)
+		if c.Cache == CacheHit {
+			// Nothing was spent: say what was saved, not "0 tokens".
+			in, out, usd = "-", "-", "saved "+FormatUSD(c.SavedMicros)
+		}
+		row := []string{fmt.Sprint(c.Seq), c.Model, string(c.Stage), in}
+		if hasCached {
+			row = append(row, cachedCell(c.Usage))
+		}
+		row = append(row, out, usd, c.Latency.Round(time.Millisecond).String())
+		if hasCache {
+			row = append(row, string(c.Cache))
+		}
+		rule := c.Rule
+		for _, n := range c.Notes {
+			if strings.HasPrefix(n, "budget:") && strings.Contains(n, "downgraded") {
+				rule = strings.TrimPrefix(rule+"; budget downgrade → "+c.Model, "; ")
+				break
+			}
+		}
+		row = append(row, rule)
+		if hasNext {
+			next := strings.Join(c.ToolCalls, ", ")
+			if next == "" && c.Final {
+				next = "answer"
+			}
+			row = append(row, next)
+		}
+		if hasErr {
+			e := ""
+			if c.Err != nil {
+				e = c.Err.Error()
+			}
+			row = append(row, e)
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	tw.Flush()
+	for _, c := range calls {
+		for _, line := range callStory(c) {
+			fmt.Fprintf(&b, "  call %d: %s\n", c.Seq, line)
+		}
+	}
+
 	models := make([]string, 0, len(t.ByModel))
 	for m := range t.ByModel {
 		models = append(models, m)
@@ -257,20 +346,126 @@ func (r *Run) Report() string {
 	sort.Strings(models)
 	for _, m := range models {
 		mt := t.ByModel[m]
-		fmt.Fprintf(&b, "  %s: %d calls, %d tokens, %s\n", m, mt.Calls, mt.Usage.Total(), FormatUSD(mt.CostMicros))
+		fmt.Fprintf(&b, "  %s: %s", m, plural(mt.Calls, "call"))
+		if mt.CacheHits > 0 {
+			fmt.Fprintf(&b, " (%d from the cache, saved %s)", mt.CacheHits, FormatUSD(mt.SavedMicros))
+		}
+		if mt.CacheHits < mt.Calls {
+			fmt.Fprintf(&b, ", %s, %s", plural64(mt.Usage.Total(), "token"), FormatUSD(mt.CostMicros))
+		}
+		b.WriteString("\n")
 	}
 	if t.CacheHits > 0 || t.Saved.Total() > 0 {
-		fmt.Fprintf(&b, "  saved: %d tokens, %s (%d cache hits)\n", t.Saved.Total(), FormatUSD(t.SavedMicros), t.CacheHits)
+		fmt.Fprintf(&b, "  saved: %s, %s", plural64(t.Saved.Total(), "token"), FormatUSD(t.SavedMicros))
+		if t.CacheHits > 0 {
+			fmt.Fprintf(&b, " (%s)", plural(t.CacheHits, "cache hit"))
+		}
+		b.WriteString("\n")
 	}
-	if t.ToolTurns > 0 {
-		fmt.Fprintf(&b, "  tools: %d calls in %d turns, %s of tool time in %s wall (parallel saved %s)\n",
-			t.ToolCalls, t.ToolTurns, t.ToolTime.Round(time.Millisecond), t.ToolWall.Round(time.Millisecond),
-			max(t.ToolTime-t.ToolWall, 0).Round(time.Millisecond))
+	if len(tools) > 0 {
+		fmt.Fprintf(&b, "  tools: %s\n", toolStory(tools, walls))
+		if t.ToolTurns > 0 {
+			fmt.Fprintf(&b, "         %s in %s, %s of tool time in %s wall", plural(t.ToolCalls, "call"), plural(t.ToolTurns, "turn"),
+				t.ToolTime.Round(time.Millisecond), t.ToolWall.Round(time.Millisecond))
+			if saved := t.ToolTime - t.ToolWall; saved > 0 {
+				fmt.Fprintf(&b, " (parallel saved %s)", saved.Round(time.Millisecond))
+			}
+			b.WriteString("\n")
+		}
 	}
 	if t.Artifacts > 0 {
-		fmt.Fprintf(&b, "  artifacts: %d, ~%d tokens kept out of the conversation\n", t.Artifacts, t.ArtifactSavedTokens)
+		fmt.Fprintf(&b, "  artifacts: %d, ~%s kept out of the conversation\n", t.Artifacts, plural64(t.ArtifactSavedTokens, "token"))
 	}
 	return b.String()
+}
+
+// callStory tells what happened inside one call: its attempts (retries,
+// fallbacks, hedges) and the notes of the layers (downgrades, compaction,
+// fitted max_tokens, cache bypass reasons).
+func callStory(c CallRecord) []string {
+	var out []string
+	for _, r := range c.Retries {
+		out = append(out, fmt.Sprintf("%s failed (%s), retried after %s", r.Model, shortErr(r.Err), r.Wait.Round(time.Millisecond)))
+	}
+	if len(c.Attempts) > 1 {
+		parts := make([]string, len(c.Attempts))
+		for i, a := range c.Attempts {
+			p := a.Model
+			switch {
+			case a.Hedge:
+				p = "hedge " + p
+			case i > 0 && a.Model != c.Attempts[i-1].Model:
+				p = "fallback " + p
+			}
+			if a.Err != nil {
+				p += " failed (" + shortErr(a.Err) + ")"
+			} else {
+				p += " ok"
+			}
+			parts[i] = fmt.Sprintf("%s in %s", p, a.Latency.Round(time.Millisecond))
+		}
+		out = append(out, fmt.Sprintf("%d attempts: %s", len(c.Attempts), strings.Join(parts, " → ")))
+	}
+	out = append(out, c.Notes...)
+	return out
+}
+
+// shortErr is the first line of err, cut to 80 bytes.
+func shortErr(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
+
+// toolStory lists the tools by name per turn, "check_disk, check_memory
+// (parallel) → clean_logs" (sorted by name within a turn); a turn whose
+// calls overlapped in time is marked parallel.
+func toolStory(tools []ToolRecord, walls []time.Duration) string {
+	byTurn := map[int][]ToolRecord{}
+	var turns []int
+	for _, tr := range tools {
+		if _, ok := byTurn[tr.Turn]; !ok {
+			turns = append(turns, tr.Turn)
+		}
+		byTurn[tr.Turn] = append(byTurn[tr.Turn], tr)
+	}
+	sort.Ints(turns)
+	parts := make([]string, 0, len(turns))
+	for _, n := range turns {
+		trs := byTurn[n]
+		sort.SliceStable(trs, func(i, j int) bool {
+			return trs[i].CallID < trs[j].CallID && trs[i].CallID != "" && trs[j].CallID != ""
+		})
+		names := make([]string, len(trs))
+		var sum time.Duration
+		for i, tr := range trs {
+			names[i] = tr.Name
+			if tr.Err != nil {
+				names[i] += " (failed)"
+			} else if tr.Cached {
+				names[i] += " (cached)"
+			}
+			sum += tr.Duration
+		}
+		p := strings.Join(names, ", ")
+		if len(trs) > 1 && n-1 < len(walls) && walls[n-1] < sum {
+			p += " (parallel)"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, " → ")
+}
+
+// plural renders n with its noun, "1 call", "2 calls".
+func plural(n int, noun string) string { return plural64(int64(n), noun) }
+
+func plural64(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // MarshalJSON renders the run report as JSON.
@@ -291,6 +486,9 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 		SavedMicros int64    `json:"saved_usd_micros,omitempty"`
 		LatencyMs   float64  `json:"latency_ms"`
 		Attempts    int      `json:"attempts"`
+		Retries     int      `json:"retries,omitempty"`
+		Final       bool     `json:"final_answer,omitempty"`
+		ToolCalls   []string `json:"tool_calls,omitempty"`
 		Notes       []string `json:"notes,omitempty"`
 		Err         string   `json:"error,omitempty"`
 	}
@@ -320,7 +518,8 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 		out.Calls = append(out.Calls, call{Seq: c.Seq, Model: c.Model, Requested: c.RequestedModel, Stage: c.Stage,
 			Rule: c.Rule, Cache: string(c.Cache), Input: c.Usage.InputTokens, Cached: c.Usage.CachedInputTokens, CachedShare: CachedShare(c.Usage),
 			Output: c.Usage.OutputTokens, Reasoning: c.Usage.ReasoningTokens, CostMicros: c.CostMicros,
-			SavedMicros: c.SavedMicros, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Notes: c.Notes, Err: e})
+			SavedMicros: c.SavedMicros, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Retries: len(c.Retries), Final: c.Final,
+			ToolCalls: c.ToolCalls, Notes: c.Notes, Err: e})
 	}
 	return json.Marshal(out)
 }

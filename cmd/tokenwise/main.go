@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -244,6 +245,36 @@ func printReplay(w io.Writer, trace string, p *policies.Policy, res *observe.Rep
 			middleware.FormatUSD(t.CostMicros), middleware.FormatUSD(t.SavedMicros))
 	}
 	tw.Flush()
+	// Per model, over every run.
+	byModel := map[string]middleware.ModelTotals{}
+	for _, r := range res.Runs {
+		for m, mt := range r.Totals().ByModel {
+			sum := byModel[m]
+			sum.Calls += mt.Calls
+			sum.CacheHits += mt.CacheHits
+			sum.Usage = sum.Usage.Add(mt.Usage)
+			sum.CostMicros += mt.CostMicros
+			sum.SavedMicros += mt.SavedMicros
+			byModel[m] = sum
+		}
+	}
+	if len(byModel) > 0 {
+		models := make([]string, 0, len(byModel))
+		for m := range byModel {
+			models = append(models, m)
+		}
+		slices.Sort(models)
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "model\tcalls\tcache hits\tin\tout\tcost\tsaved")
+		for _, m := range models {
+			mt := byModel[m]
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", m, mt.Calls, mt.CacheHits, mt.Usage.InputTokens, mt.Usage.OutputTokens,
+				middleware.FormatUSD(mt.CostMicros), middleware.FormatUSD(mt.SavedMicros))
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "recorded cost:   %s\n", middleware.FormatUSD(res.RecordedCost))
 	fmt.Fprintf(w, "cost under policy: %s\n", middleware.FormatUSD(res.CostMicros))
 	fmt.Fprintf(w, "saved by cache:  %s (%d hits)\n", middleware.FormatUSD(res.SavedMicros), res.CacheHits)

@@ -72,6 +72,13 @@ func TestReplayDevOpsTrace(t *testing.T) {
 			t.Errorf("replay lacks %q:\n%s", want, out)
 		}
 	}
+	// The per-model breakdown: the default policy picks tools with
+	// gpt-4o-mini and reads results with gpt-4o.
+	for _, want := range []string{"model  ", "gpt-4o-mini  ", "gpt-4o  "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("replay lacks the per-model line %q:\n%s", want, out)
+		}
+	}
 	if !strings.Contains(stderr, "100% 6/6") {
 		t.Errorf("no progress bar: %q", stderr)
 	}
