@@ -394,8 +394,13 @@ func callStory(c CallRecord) []string {
 			switch {
 			case a.Hedge:
 				p = "hedge " + p
-			case i > 0 && a.Model != c.Attempts[i-1].Model:
+			case i == 0:
+			case c.Attempts[i-1].Err == nil:
+				p = "then " + p // a regeneration or a cascade step
+			case a.Model != c.Attempts[i-1].Model:
 				p = "fallback " + p
+			default:
+				p = "again " + p
 			}
 			if a.Err != nil {
 				p += " failed (" + shortErr(a.Err) + ")"
@@ -406,7 +411,11 @@ func callStory(c CallRecord) []string {
 		}
 		out = append(out, fmt.Sprintf("%d attempts: %s", len(c.Attempts), strings.Join(parts, " → ")))
 	}
-	out = append(out, c.Notes...)
+	for _, n := range c.Notes {
+		if !strings.Contains(c.Rule, n) { // the router's notes are in the rule already
+			out = append(out, n)
+		}
+	}
 	return out
 }
 
