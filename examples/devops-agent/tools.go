@@ -90,16 +90,3 @@ func (e *env) toolExecutor() (*toolwrap.Executor, error) {
 	}
 	return toolwrap.FromPolicy(e.policy, coreTools(), nil, opts...)
 }
-
-// argOf reads the single string argument of a tool call (the shape
-// langchaingo's OpenAI-functions agent declares: {"__arg1": "..."}).
-func argOf(arguments string) string {
-	var m map[string]any
-	if err := json.Unmarshal([]byte(arguments), &m); err != nil {
-		return arguments
-	}
-	if v, ok := m["__arg1"]; ok {
-		return fmt.Sprint(v)
-	}
-	return arguments
-}
