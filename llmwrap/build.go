@@ -15,9 +15,10 @@ import (
 type Option func(*options)
 
 type options struct {
-	observers []middleware.Observer
-	logger    *slog.Logger
-	ext       map[any]any // per-layer options, keyed by unexported types of the layer files
+	observers    []middleware.Observer
+	logger       *slog.Logger
+	unknownTeams policies.UnknownTeams // for NewRegistry
+	ext          map[any]any           // per-layer options, keyed by unexported types of the layer files
 }
 
 func (o *options) set(k, v any) {
@@ -37,6 +38,14 @@ func WithObserver(obs middleware.Observer) Option {
 // WithLogger sets the logger used for warnings (budget, store failures).
 // Default: slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithUnknownTeams sets what a Registry does with a call whose team has no
+// policy file, overriding the default policy's teams.unknown: warn (serve
+// it under the default policy, warning once per team) or error (refuse it
+// with an error matching policies.ErrUnknownTeam). Build ignores it.
+func WithUnknownTeams(mode policies.UnknownTeams) Option {
+	return func(o *options) { o.unknownTeams = mode }
+}
 
 type estimatorKey struct{}
 

@@ -2,6 +2,7 @@ package llmwrap
 
 import (
 	"context"
+	"slices"
 
 	"github.com/tokenwise/tokenwise/llmwrap/compact"
 	"github.com/tokenwise/tokenwise/middleware"
@@ -23,7 +24,8 @@ func contextOpts(o *options) *[]compact.Option {
 // WithContextOffloader sets the artifact store the context layer's offload
 // strategy moves old tool results to (the tools package's artifact store,
 // whose read_artifact tool lets the agent read them back). Without it the
-// offload strategy is skipped.
+// offload strategy uses toolwrap.RunArtifacts: a bounded in-memory store
+// per run, which read_artifact also reads.
 func WithContextOffloader(off compact.Offloader) Option {
 	return func(o *options) { *contextOpts(o) = append(*contextOpts(o), compact.WithOffloader(off)) }
 }
@@ -76,6 +78,14 @@ func contextLayer(p *policies.Policy, o *options) (middleware.Middleware, error)
 			spec, _ := p.Model(model)
 			return spec.ContextWindow
 		}),
+	}
+	if slices.Contains(cfg.Strategies, compact.Offload) {
+		// The default, overridden by WithArtifacts / WithContextOffloader
+		// below (the last WithOffloader wins).
+		opts = append(opts, compact.WithOffloader(compact.OffloaderFunc(func(ctx context.Context, _, _ string, content string) (string, error) {
+			excerpt, _, _, err := toolwrap.RunArtifacts(ctx).Offload(ctx, content)
+			return excerpt, err
+		})))
 	}
 	if v, ok := o.get(contextOptsKey{}).(*[]compact.Option); ok {
 		opts = append(opts, *v...)

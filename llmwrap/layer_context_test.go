@@ -92,3 +92,62 @@ func TestContextOffloadToToolArtifacts(t *testing.T) {
 		t.Fatal("another run read the artifact")
 	}
 }
+
+// offload without an artifact store given in code is not a silent no-op:
+// old tool results go to a bounded in-memory store of the run
+// (toolwrap.RunArtifacts), and the agent's read_artifact tool — from an
+// executor with its own, different store — reads them back in the same
+// run, and only there.
+func TestOffloadWithoutAStore(t *testing.T) {
+	p := policies.Default()
+	p.Context = policies.ContextPolicy{MaxInputTokens: 8_000, KeepLastTurns: 2, BlockSize: 4,
+		Strategies: []policies.ContextStrategy{policies.StrategyOffload}}
+	chain := llmwrap.MustBuild(p) // no WithArtifacts
+	var sent *middleware.Request
+	h := chain(middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
+		sent = req
+		return &middleware.Response{Model: req.Model, Message: middleware.Message{Role: middleware.RoleAssistant, Content: "ok"}}, nil
+	}))
+	msgs := []middleware.Message{{Role: middleware.RoleSystem, Content: "sys"}, {Role: middleware.RoleUser, Content: "task"}}
+	for i := range 8 {
+		var b strings.Builder
+		for l := range 300 {
+			fmt.Fprintf(&b, "call %d log line %d\n", i, l)
+		}
+		id := fmt.Sprintf("c%d", i)
+		msgs = append(msgs, middleware.Message{Role: middleware.RoleAssistant, ToolCalls: []middleware.ToolCall{{ID: id, Name: "read_log"}}},
+			middleware.Message{Role: middleware.RoleTool, ToolCallID: id, Content: b.String()})
+	}
+	ctx, run := middleware.StartRun(context.Background(), "offload-default")
+	if _, err := h.Handle(ctx, &middleware.Request{Model: "gpt-4o-mini", Messages: msgs}); err != nil {
+		t.Fatal(err)
+	}
+	excerpt := sent.Messages[3].Content
+	i := strings.Index(excerpt, toolwrap.IDPrefix)
+	if i < 0 || len(excerpt) >= len(msgs[3].Content) {
+		t.Fatalf("first tool result not offloaded: %.200q", excerpt)
+	}
+	if c := run.Calls()[0]; c.Saved.InputTokens <= 0 {
+		t.Errorf("no savings recorded: %+v", c.CallFacts)
+	}
+	id := excerpt[i : i+len(toolwrap.IDPrefix)+26]
+	// The agent's executor has its own store; read_artifact still finds it.
+	ex, err := toolwrap.FromPolicy(p, nil, nil, toolwrap.WithArtifacts(toolwrap.NewArtifacts(toolwrap.NewMemoryStore(1<<20), toolwrap.ArtifactConfig{}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(ctx context.Context) (string, error) {
+		return ex.Artifacts().Read(ctx, toolwrap.ReadArgs{ID: id, Offset: 150, Limit: 1})
+	}
+	if out, err := read(ctx); err != nil || !strings.Contains(out, "call 0 log line 150") {
+		t.Fatalf("read_artifact in the run: %q, %v", out, err)
+	}
+	other, _ := middleware.StartRun(context.Background(), "other")
+	if _, err := read(other); err == nil {
+		t.Fatal("another run read the artifact")
+	}
+	// Bounded: the run's store never holds more than toolwrap.RunStoreBytes.
+	if got := toolwrap.RunArtifacts(ctx).Store().(*toolwrap.MemoryStore).Size(); got <= 0 || got > toolwrap.RunStoreBytes {
+		t.Errorf("run store holds %d bytes", got)
+	}
+}

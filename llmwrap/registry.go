@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -27,11 +28,16 @@ import (
 //
 // A Registry is safe for concurrent use. Close stops following reloads.
 type Registry struct {
-	pol    *policies.Registry
-	opts   []Option
-	state  *State
-	obs    middleware.Observer
-	cancel func()
+	pol     *policies.Registry
+	opts    []Option
+	state   *State
+	obs     middleware.Observer
+	logger  *slog.Logger
+	unknown policies.UnknownTeams // "" = the default policy's teams.unknown
+	cancel  func()
+
+	unknownMu   sync.Mutex
+	unknownSeen map[string]bool // teams already reported, bounded by maxUnknownTeams
 
 	mu  sync.Mutex // serialises rebuilds
 	cur atomic.Pointer[chainSet]
@@ -52,7 +58,10 @@ func NewRegistry(reg *policies.Registry, opts ...Option) (*Registry, error) {
 	for _, opt := range opts {
 		opt(o)
 	}
-	r := &Registry{pol: reg, opts: opts, state: o.stateOf(), obs: middleware.Observers(o.observers...)}
+	r := &Registry{pol: reg, opts: opts, state: o.stateOf(), obs: middleware.Observers(o.observers...), logger: o.logger, unknown: o.unknownTeams}
+	if r.logger == nil {
+		r.logger = slog.Default()
+	}
 	if r.state == nil {
 		r.state = NewState()
 		r.opts = append(append([]Option(nil), opts...), WithState(r.state))
@@ -231,18 +240,72 @@ func (h *registryHandler) bind(cs *chainSet) *boundSet {
 	return b
 }
 
-// handlerFor returns the handler of the call's team. It does not allocate.
-func (h *registryHandler) handlerFor(ctx context.Context) middleware.Handler {
+// handlerFor returns the handler of the call's team. It does not allocate
+// for a known team.
+func (h *registryHandler) handlerFor(ctx context.Context) (middleware.Handler, error) {
 	b := h.cur.Load()
 	if cs := h.r.current(); b.set != cs {
 		b = h.bind(cs)
 	}
-	if hh, ok := b.teams[middleware.TeamFrom(ctx)]; ok {
-		return hh
+	team := middleware.TeamFrom(ctx)
+	if hh, ok := b.teams[team]; ok {
+		return hh, nil
 	}
-	return b.def
+	if team != "" && team != policies.DefaultTeam {
+		if err := h.r.unknownTeam(team); err != nil {
+			return nil, err
+		}
+	}
+	return b.def, nil
 }
 
 func (h *registryHandler) Handle(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
-	return h.handlerFor(ctx).Handle(ctx, req)
+	hh, err := h.handlerFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return hh.Handle(ctx, req)
+}
+
+// maxUnknownTeams bounds the memory of reported unknown teams: a caller
+// inventing team names cannot grow it without limit.
+const maxUnknownTeams = 1024
+
+// unknownTeam handles a call whose team has no policy: it reports the team
+// once (a slog warning and an UnknownTeam event) and returns an
+// *policies.UnknownTeamError when unknown teams are errors.
+func (r *Registry) unknownTeam(team string) error {
+	mode := r.unknown
+	if mode == "" {
+		mode = r.pol.Default().Teams.Unknown
+	}
+	refuse := mode == policies.UnknownTeamsError
+	r.unknownMu.Lock()
+	first := !r.unknownSeen[team] && len(r.unknownSeen) < maxUnknownTeams
+	if first {
+		if r.unknownSeen == nil {
+			r.unknownSeen = map[string]bool{}
+		}
+		r.unknownSeen[team] = true
+	}
+	r.unknownMu.Unlock()
+	var known []string
+	if first || refuse {
+		known = r.pol.Names()
+	}
+	if first {
+		if refuse {
+			r.logger.Warn("tokenwise: call refused: its team has no policy file (teams.unknown: error)", "team", team, "known", known, "dir", r.pol.Dir())
+		} else {
+			r.logger.Warn("tokenwise: unknown team: its calls use the default policy (set teams: {unknown: error} in the default policy to refuse them)",
+				"team", team, "known", known, "dir", r.pol.Dir())
+		}
+		if r.obs != nil {
+			r.obs.Observe(context.Background(), middleware.UnknownTeam{Team: team, Known: known, Refused: refuse})
+		}
+	}
+	if refuse {
+		return &policies.UnknownTeamError{Team: team, Known: known}
+	}
+	return nil
 }

@@ -34,7 +34,7 @@ func BenchmarkRegistryLookup(b *testing.B) {
 	b.Run("chain", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if lookup(ctx) == nil {
+			if hh, _ := lookup(ctx); hh == nil {
 				b.Fatal("nil")
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -68,8 +69,8 @@ func (l *eventLog) policyErrors() []middleware.PolicyChanged {
 	return out
 }
 
-// Editing a team file on disk switches new calls to the new policy within
-// a second (fsnotify); a broken edit leaves the old one in force, is
+// Editing a team file on disk switches new calls to the new policy once
+// the watcher has reloaded it; a broken edit leaves the old one in force, is
 // reported as an event and in the log; the response cache keeps its
 // contents across reloads. Calls go through the real go-openai client.
 func TestRegistryHotReload(t *testing.T) {
@@ -82,7 +83,7 @@ func TestRegistryHotReload(t *testing.T) {
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil))
-	preg, err := policies.NewRegistry(dir, policies.WithRegistryLogger(logger), policies.WithDebounce(20*time.Millisecond))
+	preg, err := policies.NewRegistry(dir, policies.WithRegistryLogger(logger), policies.WithDebounce(time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,12 +98,16 @@ func TestRegistryHotReload(t *testing.T) {
 	changes := make(chan policies.Change, 16)
 	defer preg.Subscribe(func(c policies.Change) { changes <- c })()
 
+	// The watch is in place when StartWatch returns: no edit below can be
+	// missed, and nothing waits on the clock.
 	ctx, stop := context.WithCancel(context.Background())
-	watched := make(chan error, 1)
-	go func() { watched <- preg.Watch(ctx) }()
+	wait, err := preg.StartWatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer func() {
 		stop()
-		if err := <-watched; err != nil {
+		if err := wait(); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -132,17 +137,18 @@ func TestRegistryHotReload(t *testing.T) {
 		}
 		return 20
 	}
+	// waitChange blocks until a reload reports the wanted change; the
+	// test's own deadline is the only bound.
 	waitChange := func(want func(policies.Change) bool) policies.Change {
 		t.Helper()
-		deadline := time.After(time.Second)
 		for {
 			select {
 			case c := <-changes:
 				if want(c) {
 					return c
 				}
-			case <-deadline:
-				t.Fatal("no reload within a second")
+			case <-t.Context().Done():
+				t.Fatal("the test ended before the reload")
 			}
 		}
 	}
@@ -265,5 +271,107 @@ func TestRegistryNoHalfAppliedPolicy(t *testing.T) {
 	}
 	if reg.Generation() != preg.Generation() {
 		t.Errorf("chains at generation %d, policies at %d", reg.Generation(), preg.Generation())
+	}
+}
+
+func (l *eventLog) unknownTeams() []middleware.UnknownTeam {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []middleware.UnknownTeam
+	for _, e := range l.events {
+		if u, ok := e.(middleware.UnknownTeam); ok {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// A typo in a team name is visible: the call is served under the default
+// policy, and the registry warns once per unknown team (slog and an
+// UnknownTeam event), however many calls the team makes. With teams:
+// {unknown: error} in the default policy, or WithUnknownTeams, the call is
+// refused with an error matching policies.ErrUnknownTeam.
+func TestUnknownTeamWarnsOnce(t *testing.T) {
+	dir := t.TempDir()
+	writeAtomic(t, filepath.Join(dir, "default.yaml"), regDefault)
+	writeAtomic(t, filepath.Join(dir, "payments.yaml"), teamFile(5))
+	srv := openaitest.NewServer(t)
+	srv.On().Reply(openaitest.Text("ok"))
+	client := func(reg *llmwrap.Registry) *goopenai.Client {
+		cfg := goopenai.DefaultConfig("test")
+		cfg.BaseURL = srv.URL
+		cfg.HTTPClient = twopenai.NewHTTPClient(reg.Middleware(), twopenai.WithBaseTransport(srv.Transport()))
+		return goopenai.NewClientWithConfig(cfg)
+	}
+	ask := func(c *goopenai.Client, team string, i int) error {
+		_, err := c.CreateChatCompletion(middleware.WithTeam(context.Background(), team), goopenai.ChatCompletionRequest{Model: "gpt-4o-mini",
+			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: fmt.Sprintf("question %d", i)}}})
+		return err
+	}
+	newReg := func(dir string, opts ...llmwrap.Option) (*llmwrap.Registry, *eventLog, *bytes.Buffer) {
+		preg, err := policies.NewRegistry(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events := &eventLog{}
+		var logs bytes.Buffer
+		logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &sync.Mutex{}}, nil))
+		reg, err := llmwrap.NewRegistry(preg, append([]llmwrap.Option{llmwrap.WithObserver(events), llmwrap.WithLogger(logger)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { reg.Close() })
+		return reg, events, &logs
+	}
+
+	reg, events, logs := newReg(dir)
+	c := client(reg)
+	for i := range 5 {
+		for _, team := range []string{"paymnts", "payments", "", "default", "devosp"} {
+			if err := ask(c, team, i); err != nil {
+				t.Fatalf("team %q: %v", team, err)
+			}
+		}
+	}
+	got := events.unknownTeams()
+	if len(got) != 2 || got[0].Team != "paymnts" || got[1].Team != "devosp" || got[0].Refused ||
+		!slices.Equal(got[0].Known, []string{"default", "payments"}) {
+		t.Errorf("unknown-team events %+v, want one for paymnts and one for devosp", got)
+	}
+	if n := strings.Count(logs.String(), "unknown team"); n != 2 || !strings.Contains(logs.String(), "team=paymnts") {
+		t.Errorf("%d warnings in the log, want 2:\n%s", n, logs.String())
+	}
+
+	// teams: {unknown: error} in the default policy refuses the call.
+	strict := t.TempDir()
+	writeAtomic(t, filepath.Join(strict, "default.yaml"), regDefault+"teams: {unknown: error}\n")
+	writeAtomic(t, filepath.Join(strict, "payments.yaml"), teamFile(5))
+	reg, events, _ = newReg(strict)
+	c = client(reg)
+	before := srv.Count()
+	for i := range 3 {
+		err := ask(c, "paymnts", i)
+		if !errors.Is(err, policies.ErrUnknownTeam) || !strings.Contains(err.Error(), `"paymnts"`) {
+			t.Fatalf("strict registry: err = %v, want policies.ErrUnknownTeam", err)
+		}
+	}
+	if err := ask(c, "payments", 0); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Count() != before+1 {
+		t.Errorf("refused calls reached the provider: %d calls, want 1", srv.Count()-before)
+	}
+	if got := events.unknownTeams(); len(got) != 1 || !got[0].Refused {
+		t.Errorf("strict events %+v", got)
+	}
+
+	// The registry option overrides the policy, both ways.
+	reg, _, _ = newReg(dir, llmwrap.WithUnknownTeams(policies.UnknownTeamsError))
+	if err := ask(client(reg), "paymnts", 9); !errors.Is(err, policies.ErrUnknownTeam) {
+		t.Errorf("WithUnknownTeams(error): %v", err)
+	}
+	reg, _, _ = newReg(strict, llmwrap.WithUnknownTeams(policies.UnknownTeamsWarn))
+	if err := ask(client(reg), "paymnts", 9); err != nil {
+		t.Errorf("WithUnknownTeams(warn): %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 )
@@ -46,17 +47,23 @@ func StageFrom(ctx context.Context) Stage {
 	return s
 }
 
-// DetectStage infers a call's stage when the caller did not declare it:
-// the last message a tool result means result analysis; a conversation
-// ending with the user (the task, or a one-shot agent's prompt on the first
-// call of a run) means tool selection. priorCalls is the number of calls
-// the run already made; a one-shot (ReAct) agent re-sends its scratchpad as
-// a user message, so a user-last request after tool calls in a run that
-// offers no native tools is result analysis too.
-func DetectStage(req *Request, priorCalls int) Stage {
+// DetectStage infers a call's stage when the caller did not declare it. It
+// is the only stage detector of tokenwise: the instrument layer runs it
+// once per call, records the result in the call's facts, and the router
+// reads it from there.
+//
+//   - the last message a tool result: result analysis;
+//   - the last message the assistant's (a continuation): final answer;
+//   - the last message the user's and tools offered: tool selection;
+//   - a one-shot (ReAct) agent's prompt — tools described in the text, with
+//     "Question:" and "Action Input:" — is tool selection, or result
+//     analysis once its scratchpad holds an Observation after the question;
+//   - anything else offers no tool, so the model can only answer: final
+//     answer. A request without tools is never tool selection.
+func DetectStage(req *Request) Stage {
 	last := req.LastMessage()
 	if last == nil {
-		return StageToolSelection
+		return StageFinalAnswer
 	}
 	switch last.Role {
 	case RoleTool:
@@ -64,10 +71,36 @@ func DetectStage(req *Request, priorCalls int) Stage {
 	case RoleAssistant:
 		return StageFinalAnswer
 	}
-	if priorCalls > 0 && len(req.Tools) == 0 {
-		return StageResultAnalysis
+	if len(req.Tools) > 0 {
+		return StageToolSelection
 	}
-	return StageToolSelection
+	if last.Role == RoleUser {
+		text := last.Text()
+		if q := strings.LastIndex(text, "Question:"); q >= 0 && strings.Contains(text, "Action Input:") {
+			if strings.Contains(text[q:], "\nObservation:") {
+				return StageResultAnalysis
+			}
+			return StageToolSelection
+		}
+	}
+	return StageFinalAnswer
+}
+
+// IsFinalAnswer reports whether an assistant message answers the user
+// rather than asking for a tool: no native tool calls, some text, and not
+// a one-shot (ReAct) agent's "Action:" step.
+func IsFinalAnswer(m *Message) bool {
+	if m == nil || len(m.ToolCalls) > 0 {
+		return false
+	}
+	c := m.Text()
+	if strings.TrimSpace(c) == "" {
+		return false
+	}
+	if strings.Contains(c, "Final Answer:") {
+		return true
+	}
+	return !strings.HasPrefix(c, "Action:") && !strings.Contains(c, "\nAction:")
 }
 
 // CacheStatus says how a cache treated a call.
@@ -91,12 +124,20 @@ type Attempt struct {
 	Usage   Usage // billed: the answer's, a cut stream's partial usage, or an estimate for a cancelled hedge
 }
 
+// Retry is one failed try that a retry layer tried again.
+type Retry struct {
+	Model string
+	Wait  time.Duration // the backoff before the next try
+	Err   error
+}
+
 // CallFacts are the facts middlewares learn about one call while it runs.
 type CallFacts struct {
 	Run            string // run id, "" outside a run
 	Seq            int    // 1-based number of the call in its run
 	Team           string
-	Stage          Stage
+	Stage          Stage  // declared with WithStage, else detected once (DetectStage) before the call
+	Final          bool   // the answer was a final answer (no tool call), whatever the stage
 	RequestedModel string // the model the caller asked for
 	Model          string // the model that answered (or was last tried)
 	Rule           string // why the router picked Model, e.g. `rule 2 "cheap-tools": stage=tool_selection`
@@ -105,6 +146,8 @@ type CallFacts struct {
 	SavedPico      int64 // USD (pico, exact) those saved tokens represent
 	CostPico       int64 // USD (pico, exact) billed for this call, all attempts
 	Attempts       []Attempt
+	Retries        []Retry       // tries a retry layer repeated, in order
+	ToolCalls      []string      // the tools the answer asked for, by name, in order
 	Notes          []string      // free-form remarks of middlewares (e.g. "compacted 12 messages")
 	RateWait       time.Duration // time spent waiting for rate-limit admission, all models
 	RateRefusals   int           // rate-limit refusals (rejected or moved on to the next model)
@@ -162,6 +205,17 @@ func (ci *CallInfo) Seq() int {
 	return ci.facts.Seq
 }
 
+// Stage returns the call's stage without copying its facts; StageUnknown
+// on a nil *CallInfo.
+func (ci *CallInfo) Stage() Stage {
+	if ci == nil {
+		return StageUnknown
+	}
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	return ci.facts.Stage
+}
+
 // Facts returns a copy of the facts.
 func (ci *CallInfo) Facts() CallFacts {
 	if ci == nil {
@@ -171,6 +225,8 @@ func (ci *CallInfo) Facts() CallFacts {
 	f := ci.facts
 	f.Attempts = append([]Attempt(nil), ci.facts.Attempts...)
 	f.Notes = append([]string(nil), ci.facts.Notes...)
+	f.Retries = append([]Retry(nil), ci.facts.Retries...)
+	f.ToolCalls = append([]string(nil), ci.facts.ToolCalls...)
 	ci.mu.Unlock()
 	return f
 }

@@ -205,6 +205,17 @@ type PanicRecovered struct {
 	Stack []byte
 }
 
+// UnknownTeam: a call named a team (WithTeam) that has no policy; it was
+// served under the default policy (Refused false) or refused (Refused
+// true). Emitted once per team by a registry.
+type UnknownTeam struct {
+	Team    string
+	Known   []string // the teams that have a policy
+	Refused bool
+}
+
+func (UnknownTeam) Kind() string { return "team.unknown" }
+
 func (CallStarted) Kind() string      { return "call.started" }
 func (CallFinished) Kind() string     { return "call.finished" }
 func (RouteDecided) Kind() string     { return "route.decided" }

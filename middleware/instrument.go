@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -51,7 +50,7 @@ func Instrument(pricer Pricer, obs Observer) Middleware {
 			}
 			f.Stage = declared
 			if declared == StageUnknown {
-				f.Stage = DetectStage(req, max(f.Seq-1, 0))
+				f.Stage = DetectStage(req)
 			}
 			ctx = WithCallInfo(ctx, ci)
 			start := time.Now()
@@ -74,8 +73,14 @@ func Instrument(pricer Pricer, obs Observer) Middleware {
 					if resp.FromCache && f.Cache == CacheNone {
 						f.Cache = CacheHit
 					}
-					if declared == StageUnknown && isFinalAnswer(&resp.Message) {
-						f.Stage = StageFinalAnswer
+					// The stage stays the one the call was routed as; the
+					// report shows the answer as final beside it.
+					f.Final = IsFinalAnswer(&resp.Message)
+					if n := len(resp.Message.ToolCalls); n > 0 && len(f.ToolCalls) == 0 {
+						f.ToolCalls = make([]string, n)
+						for i, tc := range resp.Message.ToolCalls {
+							f.ToolCalls[i] = tc.Name
+						}
 					}
 				}
 				if f.CostPico == 0 && pricer != nil && !usage.IsZero() && (resp == nil || !resp.FromCache) {
@@ -97,18 +102,4 @@ func Instrument(pricer Pricer, obs Observer) Middleware {
 			return resp, err
 		})
 	}
-}
-
-// isFinalAnswer reports whether an assistant message answers the user
-// rather than asking for a tool: no native tool calls, some content, and not
-// a ReAct (one-shot agent) action line.
-func isFinalAnswer(m *Message) bool {
-	if len(m.ToolCalls) > 0 || m.Content == "" {
-		return false
-	}
-	c := m.Content
-	if strings.Contains(c, "Final Answer:") {
-		return true
-	}
-	return !strings.HasPrefix(c, "Action:") && !strings.Contains(c, "\nAction:")
 }

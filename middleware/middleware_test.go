@@ -148,17 +148,70 @@ func TestAccumulatorAndReplayRoundTrip(t *testing.T) {
 }
 
 func TestDetectStage(t *testing.T) {
-	u := middleware.Message{Role: middleware.RoleUser, Content: "fix disk"}
-	tool := middleware.Message{Role: middleware.RoleTool, Content: "95%"}
-	tools := []middleware.Tool{{Name: "check_disk"}}
-	if s := middleware.DetectStage(&middleware.Request{Messages: []middleware.Message{u}, Tools: tools}, 0); s != middleware.StageToolSelection {
-		t.Error(s)
+	tool := middleware.Message{Role: middleware.RoleTool, Content: "ok"}
+	user := middleware.Message{Role: middleware.RoleUser, Content: "fix it"}
+	asst := middleware.Message{Role: middleware.RoleAssistant, Content: "done"}
+	mrkl := "Answer the following questions...\nQuestion: the input question you must answer\nThought: ...\nAction: ...\nAction Input: ...\nObservation: the result of the action\n...\nBegin!\n\nQuestion: I'm out of disk space.\n"
+	for _, tc := range []struct {
+		name  string
+		msgs  []middleware.Message
+		tools bool
+		want  middleware.Stage
+	}{
+		{"empty", nil, false, middleware.StageFinalAnswer},
+		{"user first", []middleware.Message{user}, true, middleware.StageToolSelection},
+		{"plain chat", []middleware.Message{user}, false, middleware.StageFinalAnswer},
+		{"plain chat, later turn", []middleware.Message{user, asst, user}, false, middleware.StageFinalAnswer},
+		{"tool result", []middleware.Message{user, tool}, true, middleware.StageResultAnalysis},
+		{"tool result, tools withdrawn", []middleware.Message{user, tool}, false, middleware.StageResultAnalysis},
+		{"assistant last", []middleware.Message{user, asst}, false, middleware.StageFinalAnswer},
+		{"one-shot first", []middleware.Message{{Role: middleware.RoleUser, Content: mrkl}}, false, middleware.StageToolSelection},
+		{"one-shot observation", []middleware.Message{{Role: middleware.RoleUser, Content: mrkl + "Thought: look\nAction: check_disk\nAction Input: /\nObservation: 95%\n"}}, false, middleware.StageResultAnalysis},
+	} {
+		req := &middleware.Request{Messages: tc.msgs}
+		if tc.tools {
+			req.Tools = []middleware.Tool{{Name: "t"}}
+		}
+		if got := middleware.DetectStage(req); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
 	}
-	if s := middleware.DetectStage(&middleware.Request{Messages: []middleware.Message{u, tool}, Tools: tools}, 1); s != middleware.StageResultAnalysis {
-		t.Error(s)
-	}
-	if s := middleware.DetectStage(&middleware.Request{Messages: []middleware.Message{u}}, 2); s != middleware.StageResultAnalysis {
-		t.Error("one-shot agent second call:", s)
+}
+
+// Property: whatever the conversation, a request that offers no tool
+// (natively or as a one-shot agent's format instructions) is never tool
+// selection, so plain chat is never routed to a tool-selection model.
+func TestRequestWithoutToolsIsNotToolSelection(t *testing.T) {
+	roles := []middleware.Role{middleware.RoleSystem, middleware.RoleUser, middleware.RoleAssistant, middleware.RoleTool}
+	words := []string{"check", "disk", "Question:", "Thought:", "Observation:", "Final Answer:", "tool", "select", "\n", "Action:", "why"}
+	rng := rand.New(rand.NewPCG(1, 15))
+	for i := range 5000 {
+		req := &middleware.Request{Model: "gpt-4o"}
+		for range rng.IntN(6) {
+			var b strings.Builder
+			for range rng.IntN(12) {
+				b.WriteString(words[rng.IntN(len(words))])
+				b.WriteByte(' ')
+			}
+			req.Messages = append(req.Messages, middleware.Message{Role: roles[rng.IntN(len(roles))], Content: b.String()})
+		}
+		if got := middleware.DetectStage(req); got == middleware.StageToolSelection {
+			t.Fatalf("case %d: request without tools detected as %s: %+v", i, got, req.Messages)
+		}
+		// Through the instrument layer too, in a run and outside one.
+		h := middleware.Then(middleware.HandlerFunc(func(ctx context.Context, r *middleware.Request) (*middleware.Response, error) {
+			if s := middleware.CallInfoFrom(ctx).Stage(); s == middleware.StageToolSelection {
+				t.Fatalf("case %d: instrumented stage %s", i, s)
+			}
+			return &middleware.Response{Model: r.Model}, nil
+		}), middleware.Instrument(nil, nil))
+		ctx, _ := middleware.StartRun(context.Background(), "r")
+		if i%2 == 0 {
+			ctx = context.Background()
+		}
+		if _, err := h.Handle(ctx, req); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

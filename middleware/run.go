@@ -29,6 +29,7 @@ type Run struct {
 
 	toolTurns int
 	toolWall  time.Duration
+	turnWalls []time.Duration // wall time of each tool turn
 
 	spent       Usage // running sums of the recorded calls, for Spent
 	spentMicros int64
@@ -53,6 +54,8 @@ type ToolRecord struct {
 
 	Artifact    string // artifact id when the result was offloaded
 	SavedTokens int64  // estimated tokens the artifact kept out of the conversation
+
+	Turn int // 1-based tool turn of the run (RecordToolTurn closes a turn); set by RecordTool when 0
 }
 
 // StartRun opens a run scope. Calls made with the returned context (and
@@ -111,6 +114,9 @@ func (r *Run) Spent() (Usage, int64) {
 // RecordTool appends a finished tool call.
 func (r *Run) RecordTool(t ToolRecord) {
 	r.mu.Lock()
+	if t.Turn == 0 {
+		t.Turn = r.toolTurns + 1
+	}
 	r.tools = append(r.tools, t)
 	r.mu.Unlock()
 }
@@ -121,6 +127,7 @@ func (r *Run) RecordToolTurn(wall time.Duration) {
 	r.mu.Lock()
 	r.toolTurns++
 	r.toolWall += wall
+	r.turnWalls = append(r.turnWalls, wall)
 	r.mu.Unlock()
 }
 
@@ -182,9 +189,11 @@ type Totals struct {
 
 // ModelTotals sums the calls answered by one model.
 type ModelTotals struct {
-	Calls    int
-	Usage    Usage
-	CostPico int64
+	Calls     int
+	CacheHits int // calls answered from the cache (no tokens spent)
+	Usage     Usage
+	CostPico  int64
+	SavedPico int64
 }
 
 // Totals returns the run's sums so far.
@@ -212,8 +221,12 @@ func (r *Run) Totals() Totals {
 		if c.Model != "" {
 			m := t.ByModel[c.Model]
 			m.Calls++
+			if c.Cache == CacheHit {
+				m.CacheHits++
+			}
 			m.Usage = m.Usage.Add(c.Usage)
 			m.CostPico += c.CostPico
+			m.SavedPico += c.SavedPico
 			t.ByModel[c.Model] = m
 		}
 	}
@@ -255,29 +268,105 @@ func FormatUSD(micros int64) string {
 	return fmt.Sprintf("%s$%d.%06d", sign, micros/1_000_000, micros%1_000_000)
 }
 
-// Report renders the run as a human-readable table: one line per call
-// (model, stage, tokens, USD, latency, cache status, routing rule) and the
-// totals, per model and for the run.
+// Report renders the run as a human-readable story: a header with the
+// totals, one line per call (model, stage, tokens, USD, latency, cache
+// status, routing rule, and what the answer did: the tools it asked for or
+// "answer"), what happened inside calls (retries, fallbacks, hedges,
+// downgrades and other layers' notes), the totals per model, and the
+// tools by name per turn. Columns and lines with nothing to say are left
+// out.
 func (r *Run) Report() string {
 	calls := r.Calls()
 	t := r.Totals()
+	r.mu.Lock()
+	tools := append([]ToolRecord(nil), r.tools...)
+	walls := append([]time.Duration(nil), r.turnWalls...)
+	r.mu.Unlock()
+
 	var b strings.Builder
-	fmt.Fprintf(&b, "run %s: %d calls, %d tokens (%d in / %d out, %d cached), %s, llm %s, tools %d in %s, wall %s\n",
-		r.id, t.Calls, t.Usage.Total(), t.Usage.InputTokens, t.Usage.OutputTokens, t.Usage.CachedInputTokens,
-		FormatPico(t.CostPico), t.LLMTime.Round(time.Millisecond), t.ToolCalls, t.ToolTime.Round(time.Millisecond),
-		t.Wall.Round(time.Millisecond))
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\tmodel\tstage\tin\tcached\tout\tusd\tlatency\tcache\trule\terror")
-	for _, c := range calls {
-		errText := ""
-		if c.Err != nil {
-			errText = c.Err.Error()
+	fmt.Fprintf(&b, "run %s: %s", r.id, plural(t.Calls, "call"))
+	if t.Calls > 0 {
+		fmt.Fprintf(&b, ", %s (%d in / %d out", plural64(t.Usage.Total(), "token"), t.Usage.InputTokens, t.Usage.OutputTokens)
+		if t.Usage.CachedInputTokens > 0 {
+			fmt.Fprintf(&b, ", %d cached", t.Usage.CachedInputTokens)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", c.Seq, c.Model, c.Stage,
-			c.Usage.InputTokens, cachedCell(c.Usage), c.Usage.OutputTokens, FormatPico(c.CostPico),
-			c.Latency.Round(time.Millisecond), cacheCell(c.CallFacts), c.Rule, errText)
+		fmt.Fprintf(&b, "), %s, llm %s", FormatPico(t.CostPico), t.LLMTime.Round(time.Millisecond))
+	}
+	if t.ToolCalls > 0 {
+		fmt.Fprintf(&b, ", %s in %s", plural(t.ToolCalls, "tool call"), t.ToolTime.Round(time.Millisecond))
+	}
+	fmt.Fprintf(&b, ", wall %s\n", t.Wall.Round(time.Millisecond))
+	var hasCached, hasCache, hasErr, hasNext bool
+	for _, c := range calls {
+		hasCached = hasCached || c.Usage.CachedInputTokens > 0
+		hasCache = hasCache || c.Cache != CacheNone
+		hasErr = hasErr || c.Err != nil
+		hasNext = hasNext || len(c.ToolCalls) > 0 || c.Final
+	}
+	cols := []string{"#", "model", "stage", "in"}
+	if hasCached {
+		cols = append(cols, "cached")
+	}
+	cols = append(cols, "out", "usd", "latency")
+	if hasCache {
+		cols = append(cols, "cache")
+	}
+	cols = append(cols, "rule")
+	if hasNext {
+		cols = append(cols, "→")
+	}
+	if hasErr {
+		cols = append(cols, "error")
+	}
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	if len(calls) > 0 {
+		fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	}
+	for _, c := range calls {
+		in, out, usd := fmt.Sprint(c.Usage.InputTokens), fmt.Sprint(c.Usage.OutputTokens), FormatPico(c.CostPico)
+		if c.Cache == CacheHit {
+			// Nothing was spent: say what was saved, not "0 tokens".
+			in, out, usd = "-", "-", "saved "+FormatPico(c.SavedPico)
+		}
+		row := []string{fmt.Sprint(c.Seq), c.Model, string(c.Stage), in}
+		if hasCached {
+			row = append(row, cachedCell(c.Usage))
+		}
+		row = append(row, out, usd, c.Latency.Round(time.Millisecond).String())
+		if hasCache {
+			row = append(row, cacheCell(c.CallFacts))
+		}
+		rule := c.Rule
+		for _, n := range c.Notes {
+			if strings.HasPrefix(n, "budget:") && strings.Contains(n, "downgraded") {
+				rule = strings.TrimPrefix(rule+"; budget downgrade → "+c.Model, "; ")
+				break
+			}
+		}
+		row = append(row, rule)
+		if hasNext {
+			next := strings.Join(c.ToolCalls, ", ")
+			if next == "" && c.Final {
+				next = "answer"
+			}
+			row = append(row, next)
+		}
+		if hasErr {
+			e := ""
+			if c.Err != nil {
+				e = c.Err.Error()
+			}
+			row = append(row, e)
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	tw.Flush()
+	for _, c := range calls {
+		for _, line := range callStory(c) {
+			fmt.Fprintf(&b, "  call %d: %s\n", c.Seq, line)
+		}
+	}
+
 	models := make([]string, 0, len(t.ByModel))
 	for m := range t.ByModel {
 		models = append(models, m)
@@ -285,23 +374,138 @@ func (r *Run) Report() string {
 	sort.Strings(models)
 	for _, m := range models {
 		mt := t.ByModel[m]
-		fmt.Fprintf(&b, "  %s: %d calls, %d tokens, %s\n", m, mt.Calls, mt.Usage.Total(), FormatPico(mt.CostPico))
+		fmt.Fprintf(&b, "  %s: %s", m, plural(mt.Calls, "call"))
+		if mt.CacheHits > 0 {
+			fmt.Fprintf(&b, " (%d from the cache, saved %s)", mt.CacheHits, FormatPico(mt.SavedPico))
+		}
+		if mt.CacheHits < mt.Calls {
+			fmt.Fprintf(&b, ", %s, %s", plural64(mt.Usage.Total(), "token"), FormatPico(mt.CostPico))
+		}
+		b.WriteString("\n")
 	}
 	if t.CacheHits > 0 || t.Saved.Total() > 0 {
-		fmt.Fprintf(&b, "  saved: %d tokens, %s (%d cache hits)\n", t.Saved.Total(), FormatPico(t.SavedPico), t.CacheHits)
+		fmt.Fprintf(&b, "  saved: %s, %s", plural64(t.Saved.Total(), "token"), FormatPico(t.SavedPico))
+		if t.CacheHits > 0 {
+			fmt.Fprintf(&b, " (%s)", plural(t.CacheHits, "cache hit"))
+		}
+		b.WriteString("\n")
 	}
-	if t.ToolTurns > 0 {
-		fmt.Fprintf(&b, "  tools: %d calls in %d turns, %s of tool time in %s wall (parallel saved %s)\n",
-			t.ToolCalls, t.ToolTurns, t.ToolTime.Round(time.Millisecond), t.ToolWall.Round(time.Millisecond),
-			max(t.ToolTime-t.ToolWall, 0).Round(time.Millisecond))
+	if len(tools) > 0 {
+		fmt.Fprintf(&b, "  tools: %s\n", toolStory(tools, walls))
+		if t.ToolTurns > 0 {
+			fmt.Fprintf(&b, "         %s in %s, %s of tool time in %s wall", plural(t.ToolCalls, "call"), plural(t.ToolTurns, "turn"),
+				t.ToolTime.Round(time.Millisecond), t.ToolWall.Round(time.Millisecond))
+			if saved := t.ToolTime - t.ToolWall; saved > 0 {
+				fmt.Fprintf(&b, " (parallel saved %s)", saved.Round(time.Millisecond))
+			}
+			b.WriteString("\n")
+		}
 	}
 	if t.RateWaits > 0 || t.RateRefusals > 0 {
 		fmt.Fprintf(&b, "  rate limits: %d calls waited %s, %d refused\n", t.RateWaits, t.RateWait.Round(time.Millisecond), t.RateRefusals)
 	}
 	if t.Artifacts > 0 {
-		fmt.Fprintf(&b, "  artifacts: %d, ~%d tokens kept out of the conversation\n", t.Artifacts, t.ArtifactSavedTokens)
+		fmt.Fprintf(&b, "  artifacts: %d, ~%s kept out of the conversation\n", t.Artifacts, plural64(t.ArtifactSavedTokens, "token"))
 	}
 	return b.String()
+}
+
+// callStory tells what happened inside one call: its attempts (retries,
+// fallbacks, hedges) and the notes of the layers (downgrades, compaction,
+// fitted max_tokens, cache bypass reasons).
+func callStory(c CallRecord) []string {
+	var out []string
+	for _, r := range c.Retries {
+		out = append(out, fmt.Sprintf("%s failed (%s), retried after %s", r.Model, shortErr(r.Err), r.Wait.Round(time.Millisecond)))
+	}
+	if len(c.Attempts) > 1 {
+		parts := make([]string, len(c.Attempts))
+		for i, a := range c.Attempts {
+			p := a.Model
+			switch {
+			case a.Hedge:
+				p = "hedge " + p
+			case i == 0:
+			case c.Attempts[i-1].Err == nil:
+				p = "then " + p // a regeneration or a cascade step
+			case a.Model != c.Attempts[i-1].Model:
+				p = "fallback " + p
+			default:
+				p = "again " + p
+			}
+			if a.Err != nil {
+				p += " failed (" + shortErr(a.Err) + ")"
+			} else {
+				p += " ok"
+			}
+			parts[i] = fmt.Sprintf("%s in %s", p, a.Latency.Round(time.Millisecond))
+		}
+		out = append(out, fmt.Sprintf("%d attempts: %s", len(c.Attempts), strings.Join(parts, " → ")))
+	}
+	for _, n := range c.Notes {
+		if !strings.Contains(c.Rule, n) { // the router's notes are in the rule already
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// shortErr is the first line of err, cut to 80 bytes.
+func shortErr(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
+
+// toolStory lists the tools by name per turn, "check_disk, check_memory
+// (parallel) → clean_logs" (sorted by name within a turn); a turn whose
+// calls overlapped in time is marked parallel.
+func toolStory(tools []ToolRecord, walls []time.Duration) string {
+	byTurn := map[int][]ToolRecord{}
+	var turns []int
+	for _, tr := range tools {
+		if _, ok := byTurn[tr.Turn]; !ok {
+			turns = append(turns, tr.Turn)
+		}
+		byTurn[tr.Turn] = append(byTurn[tr.Turn], tr)
+	}
+	sort.Ints(turns)
+	parts := make([]string, 0, len(turns))
+	for _, n := range turns {
+		trs := byTurn[n]
+		sort.SliceStable(trs, func(i, j int) bool {
+			return trs[i].CallID < trs[j].CallID && trs[i].CallID != "" && trs[j].CallID != ""
+		})
+		names := make([]string, len(trs))
+		var sum time.Duration
+		for i, tr := range trs {
+			names[i] = tr.Name
+			if tr.Err != nil {
+				names[i] += " (failed)"
+			} else if tr.Cached {
+				names[i] += " (cached)"
+			}
+			sum += tr.Duration
+		}
+		p := strings.Join(names, ", ")
+		if len(trs) > 1 && n-1 < len(walls) && walls[n-1] < sum {
+			p += " (parallel)"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, " → ")
+}
+
+// plural renders n with its noun, "1 call", "2 calls".
+func plural(n int, noun string) string { return plural64(int64(n), noun) }
+
+func plural64(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // MarshalJSON renders the run report as JSON.
@@ -323,6 +527,9 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 		SavedPico   int64    `json:"saved_usd_pico,omitempty"`
 		LatencyMs   float64  `json:"latency_ms"`
 		Attempts    int      `json:"attempts"`
+		Retries     int      `json:"retries,omitempty"`
+		Final       bool     `json:"final_answer,omitempty"`
+		ToolCalls   []string `json:"tool_calls,omitempty"`
 		Notes       []string `json:"notes,omitempty"`
 		Err         string   `json:"error,omitempty"`
 		RateWaitMs  float64  `json:"rate_wait_ms,omitempty"`
@@ -356,7 +563,8 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 		out.Calls = append(out.Calls, call{Seq: c.Seq, Model: c.Model, Requested: c.RequestedModel, Stage: c.Stage,
 			Rule: c.Rule, Cache: string(c.Cache), CacheReason: c.CacheReason, Input: c.Usage.InputTokens, Cached: c.Usage.CachedInputTokens, CachedShare: CachedShare(c.Usage),
 			Output: c.Usage.OutputTokens, Reasoning: c.Usage.ReasoningTokens, CostPico: c.CostPico,
-			SavedPico: c.SavedPico, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Notes: c.Notes, Err: e,
+			SavedPico: c.SavedPico, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Retries: len(c.Retries), Final: c.Final,
+			ToolCalls: c.ToolCalls, Notes: c.Notes, Err: e,
 			RateWaitMs: ms(c.RateWait), RateRefused: c.RateRefusals})
 	}
 	return json.Marshal(out)

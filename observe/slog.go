@@ -27,7 +27,7 @@ var _ middleware.Observer = (*Slog)(nil)
 
 // Level returns the level an event is logged at: warn for retries,
 // fallbacks, breaker changes, budget warnings and refusals, rate-limit
-// refusals, store failures and rejected policy reloads; info for finished calls and policy reloads
+// refusals, store failures, unknown teams and rejected policy reloads; info for finished calls and policy reloads
 // (warn when the call failed); debug for the rest.
 func Level(e middleware.Event) slog.Level {
 	switch e := e.(type) {
@@ -37,7 +37,7 @@ func Level(e middleware.Event) slog.Level {
 		}
 		return slog.LevelInfo
 	case middleware.Retrying, middleware.FellBack, middleware.BreakerChanged, middleware.BudgetWarning,
-		middleware.BudgetExceeded, middleware.StoreFailed:
+		middleware.BudgetExceeded, middleware.StoreFailed, middleware.UnknownTeam:
 		return slog.LevelWarn
 	case middleware.PolicyChanged:
 		if e.Err != nil {

@@ -155,6 +155,7 @@
 //	  block_size: 10
 //	  summary_model: gpt-4o-mini
 //	observability: {log_level: debug|info|warn|error}
+//	teams: {unknown: warn|error}      # default policy only: a call whose team has no file
 //
 // # Concurrency
 //

@@ -43,7 +43,8 @@ func ParseDuration(s string) (Duration, error) {
 		return 0, errors.New("empty duration: want e.g. \"30s\"")
 	}
 	if allDigits(strings.TrimLeft(t, "+-")) || isDecimal(strings.TrimLeft(t, "+-")) {
-		return 0, fmt.Errorf("invalid duration %q: missing unit, e.g. \"%ss\"", clip(s), strings.TrimLeft(t, "+"))
+		n := strings.TrimLeft(t, "+")
+		return 0, fmt.Errorf("invalid duration %q: missing unit: write %q, %q or %q", clip(s), n+"ms", n+"s", n+"m")
 	}
 	neg := false
 	if t[0] == '-' || t[0] == '+' {

@@ -268,7 +268,7 @@ func TestLoadDecodeProblems(t *testing.T) {
 		{"string for bool", "version: 1\ncache: {enabled: \"yes\"}\n", "cache.enabled", 2, `expected true or false, got string "yes"`},
 		{"scalar for section", "version: 1\nbudget: 5\n", "budget", 2, "expected a mapping, got integer 5"},
 		{"scalar for list", "version: 1\nfallback: {models: gpt-4o}\n", "fallback.models", 2, `expected a list, got string "gpt-4o"`},
-		{"bad duration", "version: 1\ntimeouts: {call: 30}\n", "timeouts.call", 2, `invalid duration "30": missing unit, e.g. "30s"`},
+		{"bad duration", "version: 1\ntimeouts: {call: 30}\n", "timeouts.call", 2, `invalid duration "30": missing unit: write "30ms", "30s" or "30m"`},
 		{"bad usd", "version: 1\nbudget: {run: {max_usd: 1.0000001}}\n", "budget.run.max_usd", 2, `invalid dollar amount "1.0000001": more than 6 decimals (the unit is a micro-dollar)`},
 		{"bad size", "version: 1\ncache: {max_bytes: 64XB}\n", "cache.max_bytes", 2, `invalid size "64XB": unknown unit "XB" (use B, KB, MB, GB, KiB, MiB, GiB)`},
 		{"list for usd", "version: 1\nbudget: {run: {max_usd: [1]}}\n", "budget.run.max_usd", 2, "expected a dollar amount like 1.50, got a list"},

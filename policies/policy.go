@@ -46,6 +46,10 @@ type Policy struct {
 	Context ContextPolicy `yaml:"context,omitempty" json:"context,omitzero"`
 	// Observability holds logging settings. Zero: defaults (info level).
 	Observability Observability `yaml:"observability,omitempty" json:"observability,omitzero"`
+	// Teams says how a registry treats callers. It is read from the
+	// directory's default policy. Zero: an unknown team gets the default
+	// policy with a warning.
+	Teams TeamsPolicy `yaml:"teams,omitempty" json:"teams,omitzero"`
 
 	// src holds the positions of the file the policy was loaded from, so
 	// that Validate can name file:line:col. Nil for a policy built in code.
@@ -530,7 +534,8 @@ type Breaker struct {
 }
 
 // Hedge sends the call to the next fallback model as well when the first has
-// not answered in time, takes the first answer, cancels and bills both.
+// not answered in time (to the same model again when there is no other),
+// takes the first answer, cancels and bills both.
 type Hedge struct {
 	// Enabled turns hedging on. False: off.
 	Enabled bool `yaml:"enabled,omitempty" json:"enabled,omitzero"`
@@ -647,4 +652,24 @@ const (
 type Observability struct {
 	// LogLevel is debug, info, warn or error. Empty: info.
 	LogLevel LogLevel `yaml:"log_level,omitempty" json:"log_level,omitzero"`
+}
+
+// UnknownTeams says what a registry does with a call whose team
+// (middleware.WithTeam) has no policy file.
+type UnknownTeams string
+
+// UnknownTeams values. The zero value means UnknownTeamsWarn.
+const (
+	// UnknownTeamsWarn serves the call under the default policy and warns
+	// once per unknown team (slog and an event), so a typo is visible.
+	UnknownTeamsWarn UnknownTeams = "warn"
+	// UnknownTeamsError refuses the call with an error matching
+	// ErrUnknownTeam.
+	UnknownTeamsError UnknownTeams = "error"
+)
+
+// TeamsPolicy is the teams section of a directory's default policy.
+type TeamsPolicy struct {
+	// Unknown is warn or error. Empty: warn.
+	Unknown UnknownTeams `yaml:"unknown,omitempty" json:"unknown,omitzero"`
 }

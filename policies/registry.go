@@ -7,12 +7,30 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
+
+// ErrUnknownTeam matches the error of a call whose team has no policy file
+// when the default policy says teams: {unknown: error} (see UnknownTeamError).
+var ErrUnknownTeam = errors.New("policies: unknown team")
+
+// UnknownTeamError is the refusal of a call whose team has no policy file.
+type UnknownTeamError struct {
+	Team  string   // the caller's team
+	Known []string // the teams that have a file, sorted
+}
+
+func (e *UnknownTeamError) Error() string {
+	return fmt.Sprintf("policies: unknown team %q (teams with a policy file: %s)", e.Team, strings.Join(e.Known, ", "))
+}
+
+// Is matches ErrUnknownTeam.
+func (e *UnknownTeamError) Is(target error) bool { return target == ErrUnknownTeam }
 
 // Registry holds the policies of a directory, one per team, and swaps
 // them atomically when files change (Reload, or Watch for hot reload).
@@ -113,6 +131,27 @@ func (r *Registry) Lookup(team string) (*Policy, uint64) {
 		return p, s.gen
 	}
 	return s.def, s.gen
+}
+
+// Known reports whether team has a policy file, or is "" or "default"
+// (the callers the default policy is for).
+func (r *Registry) Known(team string) bool {
+	if team == "" || team == DefaultTeam {
+		return true
+	}
+	_, ok := r.cur.Load().teams[team]
+	return ok
+}
+
+// Names returns the teams that have a policy file, sorted.
+func (r *Registry) Names() []string {
+	s := r.cur.Load()
+	out := make([]string, 0, len(s.teams))
+	for t := range s.teams {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Generation returns the number of the policies in force; it increases
@@ -248,38 +287,73 @@ func samePolicy(a, b *Policy) bool {
 	return true
 }
 
-// Watch reloads the registry whenever a policy file of its directory is
-// written, created, renamed or removed (editors that save by renaming are
-// covered: the directory is watched, not the files), until ctx is done.
-// Bursts of events within the debounce interval cause one reload. Watch
-// blocks; run it in a goroutine you own and cancel ctx to stop it.
+// Watch reloads the registry whenever the policies of its directory
+// change, until ctx is done; it blocks (run it in a goroutine you own and
+// cancel ctx to stop it). See StartWatch for what counts as a change.
 func (r *Registry) Watch(ctx context.Context) error {
+	wait, err := r.StartWatch(ctx)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// StartWatch puts a watch on the registry's directory and returns once it
+// is in place, so that every change made after it returns is seen. A
+// goroutine then reloads the registry until ctx is done; wait blocks until
+// that goroutine has exited.
+//
+// A change is any create, write, rename or removal of a policy file
+// (editors that save by writing a temporary file and renaming it over the
+// policy are covered: the directory is watched, not the files), and any
+// event on a name starting with ".." — a Kubernetes ConfigMap volume
+// updates by creating a new ..<timestamp> directory and swapping the
+// ..data symlink, which the visible policy files point through. Bursts of
+// events within the debounce interval cause one reload.
+func (r *Registry) StartWatch(ctx context.Context) (wait func() error, err error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("policies: watching %s: %w", r.dir, err)
+		return nil, fmt.Errorf("policies: watching %s: %w", r.dir, err)
 	}
-	defer w.Close()
 	if err := w.Add(r.dir); err != nil {
-		return fmt.Errorf("policies: watching %s: %w", r.dir, err)
+		w.Close()
+		return nil, fmt.Errorf("policies: watching %s: %w", r.dir, err)
 	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer w.Close()
+		r.watchLoop(ctx, w)
+	}()
+	return func() error { <-done; return nil }, nil
+}
+
+// reloadTrigger reports whether an event on name (a base name) may change
+// the policies: a policy file, or a Kubernetes ConfigMap's ..data symlink
+// or ..<timestamp> directory.
+func reloadTrigger(name string) bool {
+	return policyFile(name) || strings.HasPrefix(name, "..") && name != ".."
+}
+
+func (r *Registry) watchLoop(ctx context.Context, w *fsnotify.Watcher) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case ev, ok := <-w.Events:
 			if !ok {
-				return nil
+				return
 			}
-			if !policyFile(filepath.Base(ev.Name)) {
+			if ev.Op == fsnotify.Chmod || !reloadTrigger(filepath.Base(ev.Name)) {
 				continue
 			}
 			timer.Reset(r.debounce)
 		case err, ok := <-w.Errors:
 			if !ok {
-				return nil
+				return
 			}
 			r.logger.Warn("tokenwise: policy watcher error", "dir", r.dir, "error", err)
 		case <-timer.C:

@@ -14,9 +14,11 @@ const SchemaID = "https://github.com/tokenwise/tokenwise/policies/schema.json"
 // JSONSchema returns the JSON Schema (draft 2020-12) of the policy file
 // format, generated from the Policy struct by reflection over its yaml tags:
 // every section is an object that allows only its own keys; USD amounts are a
-// number or a string ("0.15", "$2.50"), durations a string ("30s", "1d") or 0,
-// byte sizes an integer or a string ("64MiB"), and enumerated fields (on_exceed,
-// period, store kinds, stages, ...) list their allowed values. The output is
+// number or a string ("0.15", "$2.50"), durations a string with a unit
+// ("30s", "1d") or 0 (a bare number is an error, as in the loader), byte sizes
+// an integer or a string ("64MiB"), counts are non-negative, fractions and
+// percentiles carry the loader's bounds, and enumerated fields (on_exceed,
+// period, store kinds, stages, ...) list the values the loader accepts. The output is
 // deterministic (indented, keys sorted, newline-terminated); policies/schema.json
 // in the repository is this output, kept in sync by a test. Regenerate it with
 //
@@ -30,6 +32,15 @@ func JSONSchema() ([]byte, error) {
 	root["required"] = []string{"version"}
 	props := root["properties"].(map[string]any)
 	props["version"] = map[string]any{"type": "integer", "const": Version}
+	for path, bounds := range schemaBounds {
+		node := schemaAt(root, path)
+		if node == nil {
+			return nil, fmt.Errorf("policies: schema bounds for unknown field %s", path)
+		}
+		for k, v := range bounds {
+			node[k] = v
+		}
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf) // maps are written with sorted keys
 	enc.SetIndent("", "  ")
@@ -55,8 +66,58 @@ var schemaEnums = map[reflect.Type][]string{
 	reflect.TypeFor[ToolErrorMode]():   {string(ToolErrorObserve), string(ToolErrorFail)},
 	reflect.TypeFor[ContextStrategy](): {string(StrategyOffload), string(StrategyDrop), string(StrategySummarise)},
 	reflect.TypeFor[LogLevel]():        {string(LogDebug), string(LogInfo), string(LogWarn), string(LogError)},
+	reflect.TypeFor[UnknownTeams]():    {string(UnknownTeamsWarn), string(UnknownTeamsError)},
 	reflect.TypeFor[ErrorClass](): {string(ClassRateLimited), string(ClassUnavailable), string(ClassTimeout), string(ClassNetwork),
 		string(ClassContextWindow), string(ClassBudget), string(ClassContentFilter), string(ClassAuth), string(ClassBadRequest)},
+}
+
+// durationPattern is what ParseDuration accepts, non-negative: 0, or one
+// or more number+unit segments (Go's units and d for days). A number
+// without a unit is an error in the loader and here.
+const durationPattern = `^\s*\+?(0|-0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h|d))+)\s*$`
+
+// byteSizePattern is what ParseByteSize accepts: a number, optionally with
+// a unit.
+const byteSizePattern = `^\s*\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*([kKmMgGtT]([iI]?[bB]?)|[bB])?\s*$`
+
+// schemaBounds are the loader's checks that the types alone do not carry:
+// fractions, percentiles and the store kinds each field accepts. Keys are
+// paths in the schema ("a.b" for properties, "a[]" for array items, "a.*"
+// for map values).
+var schemaBounds = map[string]map[string]any{
+	"budget.warn_at[]":                           {"exclusiveMinimum": 0, "maximum": 1},
+	"budget.store.local_fraction":                {"minimum": 0, "maximum": 1},
+	"budget.store.kind":                          {"enum": []string{string(StoreMemory), string(StoreRedis)}},
+	"cache.store":                                {"enum": []string{string(StoreMemory), string(StoreRedis)}},
+	"routing.rules[].when.budget_below.fraction": {"exclusiveMinimum": 0, "maximum": 1},
+	"fallback.breaker.failure_ratio":             {"minimum": 0, "maximum": 1},
+	"fallback.hedge.percentile":                  {"minimum": 0, "exclusiveMaximum": 100},
+	"context.window_fraction":                    {"minimum": 0, "maximum": 1},
+}
+
+// schemaAt returns the schema node at path, or nil.
+func schemaAt(root map[string]any, path string) map[string]any {
+	node := root
+	for _, part := range strings.Split(path, ".") {
+		items := strings.HasSuffix(part, "[]")
+		part = strings.TrimSuffix(part, "[]")
+		var next map[string]any
+		if part == "*" {
+			next, _ = node["additionalProperties"].(map[string]any)
+		} else if props, ok := node["properties"].(map[string]any); ok {
+			next, _ = props[part].(map[string]any)
+		}
+		if next == nil {
+			return nil
+		}
+		if items {
+			if next, _ = next["items"].(map[string]any); next == nil {
+				return nil
+			}
+		}
+		node = next
+	}
+	return node
 }
 
 func schemaOf(t reflect.Type) map[string]any {
@@ -66,10 +127,10 @@ func schemaOf(t reflect.Type) map[string]any {
 			"anyOf": []any{map[string]any{"type": "number", "minimum": 0}, map[string]any{"type": "string", "pattern": `^\s*\+?\$?([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*$`}}}
 	case reflect.TypeFor[Duration]():
 		return map[string]any{"description": "a duration in Go syntax with days (\"30s\", \"5m\", \"1h30m\", \"1d\"), or 0",
-			"anyOf": []any{map[string]any{"type": "string"}, map[string]any{"type": "integer", "const": 0}}}
+			"anyOf": []any{map[string]any{"type": "string", "pattern": durationPattern}, map[string]any{"type": "integer", "const": 0}}}
 	case reflect.TypeFor[ByteSize]():
 		return map[string]any{"description": "a size in bytes: an integer (8192) or a string with a unit (\"64MiB\", \"2KB\")",
-			"anyOf": []any{map[string]any{"type": "integer", "minimum": 0}, map[string]any{"type": "string"}}}
+			"anyOf": []any{map[string]any{"type": "integer", "minimum": 0}, map[string]any{"type": "string", "pattern": byteSizePattern}}}
 	}
 	if vals, ok := schemaEnums[t]; ok {
 		return map[string]any{"type": "string", "enum": vals}
@@ -81,7 +142,7 @@ func schemaOf(t reflect.Type) map[string]any {
 		return map[string]any{"type": "boolean"}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return map[string]any{"type": "integer"}
+		return map[string]any{"type": "integer", "minimum": 0} // every count and limit: the loader rejects negatives
 	case reflect.Float32, reflect.Float64:
 		return map[string]any{"type": "number"}
 	case reflect.String:

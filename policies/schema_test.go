@@ -163,3 +163,167 @@ func unknownKeys(path string, s map[string]any, v any) []string {
 	}
 	return out
 }
+
+// valid reports whether v satisfies schema s, for the keywords the policy
+// schema uses (type, const, enum, pattern, bounds, anyOf, properties,
+// additionalProperties, items, required).
+func valid(s map[string]any, v any) bool {
+	if alts, ok := s["anyOf"].([]any); ok {
+		if !slices.ContainsFunc(alts, func(a any) bool { return valid(a.(map[string]any), v) }) {
+			return false
+		}
+	}
+	num, isNum := v.(float64)
+	switch s["type"] {
+	case "string":
+		str, ok := v.(string)
+		if !ok {
+			return false
+		}
+		if p, ok := s["pattern"].(string); ok && !regexp.MustCompile(p).MatchString(str) {
+			return false
+		}
+	case "integer":
+		if !isNum || num != float64(int64(num)) {
+			return false
+		}
+	case "number":
+		if !isNum {
+			return false
+		}
+	case "boolean":
+		if _, ok := v.(bool); !ok {
+			return false
+		}
+	case "array":
+		arr, ok := v.([]any)
+		if !ok {
+			return false
+		}
+		for _, x := range arr {
+			if !valid(s["items"].(map[string]any), x) {
+				return false
+			}
+		}
+	case "object":
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		props, _ := s["properties"].(map[string]any)
+		for k, x := range obj {
+			if sub, ok := props[k].(map[string]any); ok {
+				if !valid(sub, x) {
+					return false
+				}
+			} else if sub, ok := s["additionalProperties"].(map[string]any); ok {
+				if !valid(sub, x) {
+					return false
+				}
+			} else if s["additionalProperties"] == false {
+				return false
+			}
+		}
+		if req, ok := s["required"].([]any); ok {
+			for _, r := range req {
+				if _, ok := obj[r.(string)]; !ok {
+					return false
+				}
+			}
+		}
+	}
+	if c, ok := s["const"]; ok && c != v {
+		return false
+	}
+	if e, ok := s["enum"].([]any); ok && !slices.Contains(e, v) {
+		return false
+	}
+	if isNum {
+		if m, ok := s["minimum"].(float64); ok && num < m {
+			return false
+		}
+		if m, ok := s["maximum"].(float64); ok && num > m {
+			return false
+		}
+		if m, ok := s["exclusiveMinimum"].(float64); ok && num <= m {
+			return false
+		}
+		if m, ok := s["exclusiveMaximum"].(float64); ok && num >= m {
+			return false
+		}
+	}
+	return true
+}
+
+// TestSchemaAsStrictAsTheLoader sets single fields to many values —
+// durations with and without units, negative counts, fractions out of
+// range, store kinds — and checks that the schema an editor uses accepts
+// exactly what the loader accepts.
+func TestSchemaAsStrictAsTheLoader(t *testing.T) {
+	s := loadSchema(t)
+	durations := []string{"0", "30s", "200ms", "1h30m", "1d", "1.5s", ".5m", "7d12h", "200", "1.5", "-5s", "5 s", "s", "5x", "\"30s\"", "\"200\"", "-0", "0s", "1us"}
+	counts := []string{"0", "1", "10", "-1", "-100", "1.5", "\"3\"", "true"}
+	fractions := []string{"0", "0.5", "1", "1.01", "-0.1", "2", "\"0.5\""}
+	percentiles := []string{"0", "50", "95", "99.9", "100", "-1", "150"}
+	sizes := []string{"0", "8192", "64MiB", "2KB", "1.5KiB", "100b", "-1", "64 mib", "lots", "1PB"}
+	stores := []string{"memory", "redis", "dir", "disk", "Memory"}
+	fields := []struct {
+		doc    string // %s is the value
+		values []string
+	}{
+		{"timeouts: {call: %s}", durations},
+		{"fallback:\n  retry: {base_delay: %s}", durations},
+		{"cache: {ttl: %s}", durations},
+		{"limits: {max_calls: %s}", counts},
+		{"cache: {max_entries: %s}", counts},
+		{"tools: {max_parallel: %s}", counts},
+		{"budget:\n  request: {max_input_tokens: %s}", counts},
+		{"budget: {warn_at: [%s]}", fractions},
+		{"fallback:\n  breaker: {failure_ratio: %s}", fractions},
+		{"context: {window_fraction: %s}", fractions},
+		{"fallback:\n  hedge: {percentile: %s}", percentiles},
+		{"cache: {max_bytes: %s}", sizes},
+		{"budget:\n  store: {kind: %s}", stores},
+		{"cache: {store: %s}", stores},
+		{"tools:\n  artifacts: {store: %s}", []string{"memory", "redis", "disk", "Memory"}}, // dir needs a dir: a cross-field rule
+	}
+	checked := 0
+	for _, f := range fields {
+		for _, v := range f.values {
+			src := "version: 1\n" + strings.ReplaceAll(f.doc, "%s", v) + "\n"
+			_, loadErr := policies.LoadBytes([]byte(src), "p.yaml")
+			var doc any
+			if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+				t.Fatalf("%q: %v", src, err)
+			}
+			// Compare as JSON values: what an editor's validator sees.
+			b, err := json.Marshal(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var jv any
+			if err := json.Unmarshal(b, &jv); err != nil {
+				t.Fatal(err)
+			}
+			if schemaOK := valid(s, jv); schemaOK != (loadErr == nil) {
+				t.Errorf("%q: schema accepts=%v, loader error=%v", src, schemaOK, loadErr)
+			}
+			checked++
+		}
+	}
+	t.Logf("%d documents: schema and loader agree", checked)
+}
+
+// A duration without a unit is an error whose message does not guess the
+// unit: 200 may mean 200ms as well as 200s.
+func TestDurationWithoutUnitIsAnError(t *testing.T) {
+	for _, v := range []string{"200", "1.5", "\"200\""} {
+		_, err := policies.LoadBytes([]byte("version: 1\nfallback:\n  retry: {base_delay: "+v+"}\n"), "p.yaml")
+		if err == nil {
+			t.Fatalf("base_delay: %s accepted", v)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "missing unit") || !strings.Contains(msg, "ms") || strings.Contains(msg, "e.g. \"200s\"") {
+			t.Errorf("base_delay: %s: %v", v, err)
+		}
+	}
+}

@@ -52,6 +52,7 @@ func (p *Policy) problems() []Problem {
 	c.tools()
 	c.context()
 	c.enum("observability.log_level", string(p.Observability.LogLevel), LogDebug, LogInfo, LogWarn, LogError)
+	c.enum("teams.unknown", string(p.Teams.Unknown), UnknownTeamsWarn, UnknownTeamsError)
 	c.prices()
 	return c.probs
 }
@@ -413,9 +414,6 @@ func (c *checker) fallback() {
 	if h.Enabled {
 		if h.Delay == 0 && h.Percentile == 0 {
 			c.add("fallback.hedge", "enabled without delay or percentile: set one")
-		}
-		if len(f.Models) == 0 {
-			c.add("fallback.hedge", "enabled, but fallback.models is empty: nothing to hedge to")
 		}
 	}
 }

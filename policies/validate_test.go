@@ -60,7 +60,6 @@ func TestValidate(t *testing.T) {
 		{"breaker ratio", "fallback:\n  breaker: {failure_ratio: 50}\n", "fallback.breaker.failure_ratio", 3, "must be a fraction in (0,1], got 50"},
 		{"hedge percentile", "fallback:\n  models: [gpt-4o]\n  hedge: {enabled: true, percentile: 100}\n", "fallback.hedge.percentile", 4, "must be in (0,100)"},
 		{"hedge without delay", "fallback:\n  models: [gpt-4o]\n  hedge: {enabled: true}\n", "fallback.hedge", 4, "without delay or percentile"},
-		{"hedge without models", "fallback:\n  hedge: {enabled: true, delay: 1s}\n", "fallback.hedge", 3, "nothing to hedge to"},
 		{"bad on_error", "tools: {on_error: ignore}\n", "tools.on_error", 2, `invalid value "ignore": want observe or fail`},
 		{"dir store without dir", "tools:\n  artifacts: {store: dir}\n", "tools.artifacts.dir", 3, "required for store dir"},
 		{"negative tool timeout", "tools:\n  per_tool:\n    clean_logs: {timeout: -1s}\n", "tools.per_tool.clean_logs.timeout", 4, "must not be negative"},

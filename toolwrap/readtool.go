@@ -69,7 +69,7 @@ func (a *Artifacts) read(ctx context.Context, args string) (string, error) {
 // Read answers one read_artifact call, bounded as ReadTool describes.
 func (a *Artifacts) Read(ctx context.Context, ra ReadArgs) (string, error) {
 	c := a.cfg
-	t, err := a.Get(ctx, ra.ID)
+	t, err := a.getOrRun(ctx, ra.ID)
 	if errors.Is(err, ErrNotFound) {
 		return "", fmt.Errorf("artifact %s not found", echo(ra.ID))
 	}

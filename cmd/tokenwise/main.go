@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -102,7 +103,13 @@ func load(path, team string) (*policies.Policy, error) {
 		if err != nil {
 			return nil, err
 		}
+		if _, ok := set.Teams[team]; !ok && team != "" && team != policies.DefaultTeam {
+			return nil, &policies.UnknownTeamError{Team: team, Known: set.Names()}
+		}
 		return set.Policy(team), nil
+	}
+	if stem := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)); team != "" && team != stem {
+		return nil, &policies.UnknownTeamError{Team: team, Known: []string{stem}}
 	}
 	return policies.LoadFileExtends(path)
 }
@@ -243,6 +250,36 @@ func printReplay(w io.Writer, trace string, p *policies.Policy, res *observe.Rep
 			middleware.FormatPico(t.CostPico), middleware.FormatPico(t.SavedPico))
 	}
 	tw.Flush()
+	// Per model, over every run.
+	byModel := map[string]middleware.ModelTotals{}
+	for _, r := range res.Runs {
+		for m, mt := range r.Totals().ByModel {
+			sum := byModel[m]
+			sum.Calls += mt.Calls
+			sum.CacheHits += mt.CacheHits
+			sum.Usage = sum.Usage.Add(mt.Usage)
+			sum.CostPico += mt.CostPico
+			sum.SavedPico += mt.SavedPico
+			byModel[m] = sum
+		}
+	}
+	if len(byModel) > 0 {
+		models := make([]string, 0, len(byModel))
+		for m := range byModel {
+			models = append(models, m)
+		}
+		slices.Sort(models)
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "model\tcalls\tcache hits\tin\tout\tcost\tsaved")
+		for _, m := range models {
+			mt := byModel[m]
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", m, mt.Calls, mt.CacheHits, mt.Usage.InputTokens, mt.Usage.OutputTokens,
+				middleware.FormatPico(mt.CostPico), middleware.FormatPico(mt.SavedPico))
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "recorded cost:   %s\n", middleware.FormatPico(res.RecordedCost))
 	fmt.Fprintf(w, "cost under policy: %s\n", middleware.FormatPico(res.CostPico))
 	fmt.Fprintf(w, "saved by cache:  %s (%d hits)\n", middleware.FormatPico(res.SavedPico), res.CacheHits)

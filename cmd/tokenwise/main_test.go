@@ -73,6 +73,13 @@ func TestReplayDevOpsTrace(t *testing.T) {
 			t.Errorf("replay lacks %q:\n%s", want, out)
 		}
 	}
+	// The per-model breakdown: the default policy picks tools with
+	// gpt-4o-mini and reads results with gpt-4o.
+	for _, want := range []string{"model  ", "gpt-4o-mini  ", "gpt-4o  "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("replay lacks the per-model line %q:\n%s", want, out)
+		}
+	}
 	if !strings.Contains(stderr, "100% 6/6") {
 		t.Errorf("no progress bar: %q", stderr)
 	}
@@ -100,5 +107,35 @@ func TestPolicyExplainRateLimits(t *testing.T) {
 	if code, out, stderr := runCmd("policy", "check", bad); code == 0 || !strings.Contains(out+stderr, "bad.yaml:4") ||
 		!strings.Contains(out+stderr, `unknown model "gpt-40"`) {
 		t.Errorf("check of an unknown rate-limited model: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// A team without a policy file is an error of explain (and replay), not a
+// silent fallback to the default policy: a typo exits non-zero and names
+// the teams that exist.
+func TestExplainUnknownTeamFails(t *testing.T) {
+	for _, args := range [][]string{
+		{"policy", "explain", "../../examples/policies", "--team", "paymnts"},
+		{"policy", "explain", "../../examples/policies/default.yaml", "--team", "paymnts"},
+		{"replay", "--policy", "../../examples/policies", "--team", "paymnts", "../../examples/traces/devops.jsonl"},
+	} {
+		code, out, stderr := runCmd(args...)
+		if code == 0 || !strings.Contains(stderr, `unknown team "paymnts"`) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, stderr)
+		}
+	}
+	if code, _, stderr := runCmd("policy", "explain", "../../examples/policies", "--team", "payments"); code != 0 {
+		t.Errorf("known team: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := runCmd("policy", "explain", "../../examples/policies"); code != 0 {
+		t.Errorf("no team: exit %d: %s", code, stderr)
+	}
+}
+
+// policies/testdata/full.yaml, the policy using every section, passes its
+// own check (it extends the testdata default.yaml).
+func TestFullPolicyChecks(t *testing.T) {
+	if code, out, stderr := runCmd("policy", "check", "../../policies/testdata/full.yaml", "../../policies/testdata"); code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, stderr)
 	}
 }

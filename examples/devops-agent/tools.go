@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -89,17 +88,4 @@ func (e *env) toolExecutor() (*toolwrap.Executor, error) {
 			toolwrap.ArtifactConfig{ThresholdBytes: 8 << 10}, nil)))
 	}
 	return toolwrap.FromPolicy(e.policy, coreTools(), nil, opts...)
-}
-
-// argOf reads the single string argument of a tool call (the shape
-// langchaingo's OpenAI-functions agent declares: {"__arg1": "..."}).
-func argOf(arguments string) string {
-	var m map[string]any
-	if err := json.Unmarshal([]byte(arguments), &m); err != nil {
-		return arguments
-	}
-	if v, ok := m["__arg1"]; ok {
-		return fmt.Sprint(v)
-	}
-	return arguments
 }

@@ -2,8 +2,13 @@
 // Server-Sent Events, through a tokenwise chain with a fallback
 // (gpt-4o → gpt-4o-mini), retries, a circuit breaker and timeouts.
 //
-//	go run ./examples/sse-server -addr :8080
-//	curl -N 'http://localhost:8080/chat?q=How+full+is+the+disk%3F'
+//	go run ./examples/sse-server
+//	curl -N 'http://127.0.0.1:8080/chat?q=How+full+is+the+disk%3F'
+//
+// It listens on loopback (127.0.0.1:8080) unless -addr says otherwise
+// (-addr :8080 listens on every interface) and prints the URL to try,
+// built from the address it actually listens on (-addr 127.0.0.1:0 picks a
+// free port).
 //
 // By default it answers from an embedded scripted OpenAI-compatible server
 // (no key, no network), whose gpt-4o is down, so every answer shows the
@@ -16,7 +21,9 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
@@ -29,15 +36,33 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", ":8080", "listen address")
+	addr := flag.String("addr", "127.0.0.1:8080", "listen address (loopback by default; :8080 listens on every interface)")
 	flag.Parse()
 	h, err := newHandler(os.Getenv("OPENAI_API_KEY"), os.Getenv("OPENAI_BASE_URL"))
 	if err != nil {
 		log.Fatal(err)
 	}
-	log.Printf("sse-server: listening on %s; try curl -N 'http://localhost%s/chat?q=hello'", *addr, *addr)
-	srv := &http.Server{Addr: *addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	log.Fatal(srv.ListenAndServe())
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("sse-server: listening on %s; try curl -N '%s'", ln.Addr(), chatURL(ln.Addr()))
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	log.Fatal(srv.Serve(ln))
+}
+
+// chatURL is a URL of the chat route that works from this machine for a
+// server listening on a: an unspecified address (every interface) is
+// reached through localhost.
+func chatURL(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		host, port = "localhost", "8080"
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/chat?q=" + url.QueryEscape("How full is the disk?")
 }
 
 // policy is the resilience part of a team policy.

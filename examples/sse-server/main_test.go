@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -65,5 +67,37 @@ func TestServesTheAnswerAsSSE(t *testing.T) {
 	bad.Body.Close()
 	if bad.StatusCode != http.StatusBadRequest {
 		t.Fatalf("no question: status %d", bad.StatusCode)
+	}
+}
+
+// The URL the server prints works: for the loopback default, an explicit
+// loopback address and every interface (":0" is reached via localhost).
+func TestPrintedURLWorks(t *testing.T) {
+	h, err := newHandler("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range []string{"127.0.0.1:0", "localhost:0", ":0"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: h}
+		go srv.Serve(ln)
+		u := chatURL(ln.Addr())
+		if strings.Contains(u, "[::]") || strings.Contains(u, "0.0.0.0") {
+			t.Errorf("%s: printed URL %s names no reachable host", addr, u)
+		}
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Errorf("%s: GET %s: %v", addr, u, err)
+		} else {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(body), "[DONE]") {
+				t.Errorf("%s: GET %s: %d %q", addr, u, resp.StatusCode, body)
+			}
+		}
+		srv.Close()
 	}
 }

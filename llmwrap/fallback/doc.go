@@ -29,7 +29,9 @@
 //
 // With [Config.Hedge] on, a non-streaming call that the first model has not
 // answered after a delay (fixed, or a percentile of the model's recent
-// latencies, whichever is smaller) is sent to the next model too. The
+// latencies, whichever is smaller) is sent to the next model too — or, when
+// there is no other model, to the same model again (a second connection,
+// usually another replica: hedging with one model is never a no-op). The
 // first successful answer wins, the other attempt is cancelled and waited
 // for, and both are billed: the loser with its partial usage if it
 // reported one, else with an estimate of its input tokens, since a

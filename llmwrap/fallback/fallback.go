@@ -165,9 +165,9 @@ type fallback struct {
 }
 
 // New returns the fallback middleware, or nil when c has no models to fall
-// back to. The middleware is safe for concurrent use.
+// back to and no hedging. The middleware is safe for concurrent use.
 func New(c Config, opts ...Option) middleware.Middleware {
-	if len(c.Models) == 0 && len(c.LargerWindow) == 0 {
+	if len(c.Models) == 0 && len(c.LargerWindow) == 0 && !c.Hedge.enabled() {
 		return nil
 	}
 	proto := fallback{c: c, on: c.On, estimate: EstimateInput}
@@ -241,6 +241,11 @@ func (f *fallback) Handle(ctx context.Context, req *middleware.Request) (*middle
 		hedgeTo := ""
 		if len(tried) == 0 && req.Stream == nil && f.c.Hedge.enabled() {
 			hedgeTo, _ = f.nextModel(req.Model, []string{model}, nil)
+			if hedgeTo == "" {
+				// One model: the hedge is a second request to the same
+				// model (another connection, often another replica).
+				hedgeTo = model
+			}
 		}
 		if hedgeTo != "" {
 			rs = f.hedged(ctx, req, model, hedgeTo)
@@ -360,7 +365,7 @@ func (f *fallback) hedged(ctx context.Context, req *middleware.Request, model, h
 	go func() { ch <- f.try(ctx1, req, hedgeTo, true) }()
 	first := <-ch
 	if first.err == nil {
-		if first.model == model {
+		if !first.hedge {
 			cancel1(ErrHedgeLost)
 		} else {
 			cancel0(ErrHedgeLost)
@@ -371,7 +376,7 @@ func (f *fallback) hedged(ctx context.Context, req *middleware.Request, model, h
 		if second.err != nil && second.usage.IsZero() {
 			second.usage = middleware.Usage{InputTokens: f.estimate(req)}
 		}
-		if second.model == model && second.err != nil {
+		if !second.hedge && second.err != nil {
 			f.record(model, second.lat) // censored: it was at least this slow
 		}
 	}

@@ -130,3 +130,43 @@ func TestNoHedgeForStreamsAndFastAnswers(t *testing.T) {
 		}
 	})
 }
+
+// Hedging with a single model — no fallback models, or only the requested
+// one — is not a no-op: a slow call is sent to the same model again, the
+// first answer wins and both attempts are billed.
+func TestHedgingWithOneModel(t *testing.T) {
+	for _, models := range [][]string{nil, {"gpt-4o"}} {
+		synctest.Test(t, func(t *testing.T) {
+			srv := openaitest.New()
+			defer srv.Close()
+			srv.On(openaitest.Model("gpt-4o")).Reply(
+				openaitest.Reply{Content: "slow replica", Latency: 5 * time.Second, Usage: &openaitest.Usage{PromptTokens: 100, CompletionTokens: 10}},
+				openaitest.Reply{Content: "fast replica", Latency: 200 * time.Millisecond, Usage: &openaitest.Usage{PromptTokens: 100, CompletionTokens: 10}})
+			rec := &recorder{}
+			h := middleware.Then(provider(srv), middleware.Instrument(prices, rec),
+				fallback.New(fallback.Config{Models: models, Hedge: fallback.Hedge{Delay: time.Second}}, fallback.WithPricer(prices)))
+			start := time.Now()
+			resp, err := h.Handle(context.Background(), user("How full is the disk?"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); resp.Message.Content != "fast replica" || took != 1200*time.Millisecond {
+				t.Fatalf("models %v: answer %q after %v, want the hedge's after 1.2s", models, resp.Message.Content, took)
+			}
+			if got := srv.Count(); got != 2 {
+				t.Fatalf("models %v: %d requests, want 2", models, got)
+			}
+			f := rec.finished()[0].Facts
+			if len(f.Attempts) != 2 || f.Attempts[0].Model != "gpt-4o" || f.Attempts[1].Model != "gpt-4o" || !f.Attempts[1].Hedge {
+				t.Fatalf("models %v: attempts %+v", models, f.Attempts)
+			}
+			var want int64
+			for _, a := range f.Attempts {
+				want += mustCost(t, a.Model, a.Usage)
+			}
+			if f.CostPico != want || want <= mustCost(t, "gpt-4o", middleware.Usage{InputTokens: 100, OutputTokens: 10}) {
+				t.Fatalf("models %v: billed %d, want %d for both attempts", models, f.CostPico, want)
+			}
+		})
+	}
+}

@@ -113,6 +113,9 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 		if !ok {
 			return resp, err
 		}
+		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+			f.Retries = append(f.Retries, middleware.Retry{Model: req.Model, Wait: wait, Err: err})
+		})
 		if middleware.Observing(ctx) {
 			middleware.Emit(ctx, middleware.Retrying{Model: req.Model, Attempt: attempt, Wait: wait, Err: err})
 		}

@@ -3,6 +3,7 @@ package route_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
 )
 
 var diskTools = []goopenai.Tool{{Type: goopenai.ToolTypeFunction, Function: &goopenai.FunctionDefinition{
@@ -56,7 +58,7 @@ func TestStageRoutingThroughGoOpenAI(t *testing.T) {
 	if c := calls[0]; c.Model != "gpt-4o-mini" || c.Stage != middleware.StageToolSelection || c.Rule != `rule 1 "cheap-tool-selection": stage=tool_selection` {
 		t.Errorf("call 1: %s %s %q", c.Model, c.Stage, c.Rule)
 	}
-	if c := calls[1]; c.Model != "gpt-4o" || c.Stage != middleware.StageFinalAnswer || c.Rule != `default "gpt-4o": no rule matched` {
+	if c := calls[1]; c.Model != "gpt-4o" || c.Stage != middleware.StageResultAnalysis || !c.Final || c.Rule != `default "gpt-4o": no rule matched` {
 		t.Errorf("call 2: %s %s %q", c.Model, c.Stage, c.Rule)
 	}
 	if !strings.Contains(run.Report(), `rule 1 "cheap-tool-selection": stage=tool_selection`) {
@@ -65,6 +67,34 @@ func TestStageRoutingThroughGoOpenAI(t *testing.T) {
 	rd := ev.routes()
 	if len(rd) != 2 || rd[0].From != "gpt-4o" || rd[0].To != "gpt-4o-mini" || rd[0].Stage != middleware.StageToolSelection || rd[1].Stage != middleware.StageResultAnalysis {
 		t.Errorf("route events %+v", rd)
+	}
+}
+
+// Plain chat — a request offering no tools — is never tool selection: with
+// the default policy (cheap model for tool selection) a caller asking for
+// gpt-4o gets gpt-4o, on the first call of a run, on later calls and
+// outside a run, and the report's stage agrees with the rule.
+func TestPlainChatIsNotToolSelection(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	srv.On().Reply(openaitest.Text("Paris."))
+	client := goClient(t, srv, policies.Default())
+	ctx, run := middleware.StartRun(context.Background(), "chat")
+	for i, c := range []context.Context{ctx, ctx, context.Background()} {
+		if _, err := client.CreateChatCompletion(c, goopenai.ChatCompletionRequest{Model: "gpt-4o",
+			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: fmt.Sprintf("Capital of France? (%d)", i)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := join(upstreamModels(srv)); got != "gpt-4o,gpt-4o,gpt-4o" {
+		t.Fatalf("upstream models %s", got)
+	}
+	for _, c := range run.Calls() {
+		if c.Stage != middleware.StageFinalAnswer || !c.Final || c.Rule != `default "gpt-4o": no rule matched` {
+			t.Errorf("call %d: stage %s final %v rule %q", c.Seq, c.Stage, c.Final, c.Rule)
+		}
+	}
+	if rep := run.Report(); strings.Contains(rep, "tool_selection") {
+		t.Errorf("report:\n%s", rep)
 	}
 }
 
@@ -91,8 +121,8 @@ func TestStageRoutingThroughLangchaingoFunctionsAgent(t *testing.T) {
 		t.Fatalf("upstream models %s\n%s", got, run.Report())
 	}
 	calls := run.Calls()
-	if calls[0].Stage != middleware.StageToolSelection || calls[1].Stage != middleware.StageFinalAnswer {
-		t.Errorf("stages %s, %s", calls[0].Stage, calls[1].Stage)
+	if calls[0].Stage != middleware.StageToolSelection || calls[0].Final || calls[1].Stage != middleware.StageResultAnalysis || !calls[1].Final {
+		t.Errorf("stages %s (final %v), %s (final %v)", calls[0].Stage, calls[0].Final, calls[1].Stage, calls[1].Final)
 	}
 }
 

@@ -39,12 +39,16 @@
 //
 // # Stages
 //
-// [DetectStage] infers the stage without help from the caller: the first
-// call of a run or a conversation ending with the user is tool selection;
-// a conversation ending with a tool result is result analysis; so is a
-// one-shot (ReAct) agent's prompt whose scratchpad holds an Observation
-// after the question. A stage set with [middleware.WithStage] wins. An
-// answer without tool calls is a final answer (the report shows it so).
+// [middleware.DetectStage], the one stage detector of tokenwise, infers the
+// stage without help from the caller (the instrument layer runs it once per
+// call and the router reads the result): a conversation ending with the
+// user while tools are offered is tool selection; a conversation ending
+// with a tool result is result analysis; so is a one-shot (ReAct) agent's
+// prompt whose scratchpad holds an Observation after the question. A
+// request that offers no tool is never tool selection: plain chat is a
+// final answer. A stage set with [middleware.WithStage] wins. The report
+// shows the stage each call was routed as, and marks answers without tool
+// calls as final.
 //
 // # Regeneration, cascade, larger windows
 //

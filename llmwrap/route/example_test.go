@@ -10,7 +10,8 @@ import (
 )
 
 // Rules route by stage and by whole-word keywords, and explain each
-// decision.
+// decision. The requests offer a tool: a request without tools is never
+// tool selection.
 func Example() {
 	p, err := policies.LoadBytes([]byte(`version: 1
 routing:
@@ -29,7 +30,8 @@ routing:
 	}
 	ctx := context.Background()
 	for _, task := range []string{"Check the disk on web-3", "checkout the repo and fix the build"} {
-		req := &middleware.Request{Messages: []middleware.Message{{Role: middleware.RoleUser, Content: task}}}
+		req := &middleware.Request{Messages: []middleware.Message{{Role: middleware.RoleUser, Content: task}},
+			Tools: []middleware.Tool{{Name: "check_disk"}}}
 		d, _ := rules.Route(ctx, route.NewQuery(ctx, req))
 		fmt.Printf("%-36q → %s (%s)\n", task, d.Model, d.Rule)
 	}

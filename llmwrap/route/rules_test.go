@@ -11,8 +11,9 @@ import (
 	"github.com/tokenwise/tokenwise/policies"
 )
 
+// userReq is an agent's request: user texts, one tool offered.
 func userReq(texts ...string) *middleware.Request {
-	r := &middleware.Request{Model: "gpt-4o"}
+	r := &middleware.Request{Model: "gpt-4o", Tools: []middleware.Tool{{Name: "check_disk"}}}
 	for _, s := range texts {
 		r.Messages = append(r.Messages, middleware.Message{Role: middleware.RoleUser, Content: s})
 	}
@@ -102,6 +103,10 @@ routing:
 		r.Tools = []middleware.Tool{{Name: "check_disk"}}
 		return r
 	}
+	noTools := func(r *middleware.Request) *middleware.Request {
+		r.Tools = nil
+		return r
+	}
 	for _, tc := range []struct {
 		name  string
 		req   *middleware.Request
@@ -109,11 +114,11 @@ routing:
 		rule  string
 	}{
 		{"regex", userReq("look at inc-12345 please"), "gpt-4.1-mini", `rule 1 "ticket": regex "(?i)\\bINC-\\d{4,}\\b"`},
-		{"regex needs the whole id", userReq("INC-12 " + strings.Repeat("x", 10)), "gpt-4o", `default "gpt-4o": no rule matched`},
+		{"regex needs the whole id", noTools(userReq("INC-12 " + strings.Repeat("x", 10))), "gpt-4o", `default "gpt-4o": no rule matched`},
 		{"min tokens", userReq(strings.Repeat("a", 1000)), "gpt-4.1", `rule 2 "huge": tokens 1000 >= 1000`},
 		{"max tokens with tools", withTools(userReq(strings.Repeat("a", 50))), "gpt-4o-mini", `rule 3 "small-with-tools": has_tools=true, tokens 50 <= 50`},
 		{"over max", withTools(userReq(strings.Repeat("a", 51))), "gpt-4o", `default "gpt-4o": no rule matched`},
-		{"no tools", userReq("hi"), "gpt-4o", `default "gpt-4o": no rule matched`},
+		{"no tools", noTools(userReq("hi")), "gpt-4o", `default "gpt-4o": no rule matched`},
 	} {
 		asked = asked[:0]
 		d := decide(t, rules, ctx, tc.req)
@@ -250,36 +255,6 @@ routing:
 	for _, want := range []string{"team.yaml:5", "invalid regex", "team.yaml:8", "can never match", "team.yaml:11", "unknown model"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
-		}
-	}
-}
-
-func TestDetectStage(t *testing.T) {
-	tool := middleware.Message{Role: middleware.RoleTool, Content: "ok"}
-	user := middleware.Message{Role: middleware.RoleUser, Content: "fix it"}
-	asst := middleware.Message{Role: middleware.RoleAssistant, Content: "done"}
-	mrkl := "Answer the following questions...\nQuestion: the input question you must answer\nThought: ...\nAction: ...\nAction Input: ...\nObservation: the result of the action\n...\nBegin!\n\nQuestion: I'm out of disk space.\n"
-	for _, tc := range []struct {
-		name  string
-		msgs  []middleware.Message
-		tools bool
-		prior int
-		want  middleware.Stage
-	}{
-		{"empty", nil, false, 0, middleware.StageToolSelection},
-		{"user first", []middleware.Message{user}, true, 0, middleware.StageToolSelection},
-		{"tool result", []middleware.Message{user, tool}, true, 1, middleware.StageResultAnalysis},
-		{"assistant last", []middleware.Message{user, asst}, false, 1, middleware.StageFinalAnswer},
-		{"one-shot first", []middleware.Message{{Role: middleware.RoleUser, Content: mrkl}}, false, 0, middleware.StageToolSelection},
-		{"one-shot first of a busy run", []middleware.Message{{Role: middleware.RoleUser, Content: mrkl}}, false, 4, middleware.StageToolSelection},
-		{"one-shot observation", []middleware.Message{{Role: middleware.RoleUser, Content: mrkl + "Thought: look\nAction: check_disk\nAction Input: /\nObservation: 95%\n"}}, false, 0, middleware.StageResultAnalysis},
-	} {
-		req := &middleware.Request{Messages: tc.msgs}
-		if tc.tools {
-			req.Tools = []middleware.Tool{{Name: "t"}}
-		}
-		if got := route.DetectStage(req, tc.prior); got != tc.want {
-			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }

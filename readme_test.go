@@ -1,0 +1,110 @@
+// Package readme_test keeps README.md true: every command it shows runs.
+package readme_test
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// blocks returns the bodies of README's fenced code blocks of language lang.
+func blocks(t *testing.T, lang string) []string {
+	t.Helper()
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	var cur *strings.Builder
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case cur == nil && strings.TrimSpace(line) == "```"+lang:
+			cur = &strings.Builder{}
+		case cur != nil && strings.TrimSpace(line) == "```":
+			out = append(out, cur.String())
+			cur = nil
+		case cur != nil:
+			cur.WriteString(line + "\n")
+		}
+	}
+	return out
+}
+
+// trailingComment is a shell comment after a command.
+var trailingComment = regexp.MustCompile(`\s+#.*$`)
+
+// TestReadmeCommandsRun runs every command of README's sh blocks from the
+// repository root, without an API key (the examples then use the embedded
+// scripted server), and wants exit 0 from each. `go test` itself is
+// skipped (it would run this test again). Each command is bounded.
+func TestReadmeCommandsRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs README's commands")
+	}
+	var cmds []string
+	for _, b := range blocks(t, "sh") {
+		for _, line := range strings.Split(b, "\n") {
+			cmd := strings.TrimSpace(trailingComment.ReplaceAllString(line, ""))
+			if cmd == "" || strings.HasPrefix(cmd, "#") {
+				continue
+			}
+			cmds = append(cmds, cmd)
+		}
+	}
+	if len(cmds) < 5 {
+		t.Fatalf("found only %d commands in README.md: %q", len(cmds), cmds)
+	}
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OPENAI_") {
+			env = append(env, kv)
+		}
+	}
+	ran := 0
+	for _, cmd := range cmds {
+		if strings.HasPrefix(cmd, "go test") {
+			continue
+		}
+		if strings.ContainsAny(cmd, "><|;&`$") {
+			t.Errorf("README command %q redirects, pipes or expands: show commands that only print", cmd)
+			continue
+		}
+		t.Run(cmd, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+			defer cancel()
+			c := exec.CommandContext(ctx, "sh", "-c", cmd)
+			c.Env = env
+			out, err := c.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", cmd, err, out)
+			}
+			if len(strings.TrimSpace(string(out))) == 0 {
+				t.Errorf("%s printed nothing", cmd)
+			}
+		})
+		ran++
+	}
+	t.Logf("ran %d README commands", ran)
+}
+
+// Every policy README shows in a yaml block loads.
+func TestReadmePoliciesLoad(t *testing.T) {
+	bs := blocks(t, "yaml")
+	if len(bs) == 0 {
+		t.Fatal("no yaml block in README.md")
+	}
+	for i, b := range bs {
+		if _, err := policies.LoadBytes([]byte(b), "README.md yaml block"); err != nil {
+			t.Errorf("block %d: %v\n%s", i+1, err, b)
+		}
+	}
+}
