@@ -42,9 +42,9 @@ func TestTraceReplayReproducesTheCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, want := res.CostPico, usd(t, m[1]); got != want || res.Failed != 0 {
-		t.Errorf("replay costs %d µ$ (%d failed), the example printed %d µ$", got, res.Failed, want)
+		t.Errorf("replay costs %d p$ (%d failed), the example printed %d p$", got, res.Failed, want)
 	}
 	if res.CostPico != res.RecordedCost {
-		t.Errorf("replay %d µ$, recorded %d µ$", res.CostPico, res.RecordedCost)
+		t.Errorf("replay %d p$, recorded %d p$", res.CostPico, res.RecordedCost)
 	}
 }
