@@ -247,6 +247,9 @@ func (c *checker) budget() {
 	s := b.Store
 	c.enum("budget.store.kind", string(s.Kind), StoreMemory, StoreRedis)
 	c.nonNegDur("budget.store.reservation_ttl", s.ReservationTTL)
+	if ttl, call := s.ReservationTTL.Duration(), c.p.Timeouts.Call.Duration(); ttl > 0 && call > 0 && ttl < call {
+		c.add("budget.store.reservation_ttl", "%s is shorter than timeouts.call (%s): a reservation must outlive the call it holds money for", s.ReservationTTL, c.p.Timeouts.Call)
+	}
 	c.enum("budget.store.on_unavailable", string(s.OnUnavailable), UnavailableFailClosed, UnavailableLocal)
 	c.fraction("budget.store.local_fraction", s.LocalFraction, true)
 	if s.LocalFraction != 0 && s.OnUnavailable != UnavailableLocal {

@@ -23,7 +23,11 @@ import (
 // max_output_tokens bounds the output.
 const DefaultMaxOutput = 4096
 
-// DefaultReservationTTL is the reservation TTL when the policy sets none.
+// DefaultReservationTTL is the reservation TTL when the policy sets none
+// (or the policy's call timeout, when that is longer). A reservation is
+// extended every third of its TTL while its call is in flight, so the TTL
+// only bounds how long a dead replica's reservation stays reserved before
+// it is charged.
 const DefaultReservationTTL = 2 * time.Minute
 
 // DefaultLocalFraction is the share of each team limit a replica spends
@@ -98,7 +102,7 @@ func New(p *policies.Policy, opts ...Option) (*Budget, error) {
 	b.prefix = cmp(b.cfg.Store.KeyPrefix, "tokenwise")
 	b.ttl = b.cfg.Store.ReservationTTL.Duration()
 	if b.ttl <= 0 {
-		b.ttl = DefaultReservationTTL
+		b.ttl = max(DefaultReservationTTL, p.Timeouts.Call.Duration())
 	}
 	b.warnAt = slices.Sorted(slices.Values(b.cfg.WarnAt))
 	b.teamLim = Amount{USDMicros: b.cfg.Team.MaxUSD.Micro(), Tokens: b.cfg.Team.MaxTokens}
@@ -232,7 +236,9 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		return nil, err
 	}
 	settled := false
+	stop := b.keepAlive(ctx, h)
 	defer func() {
+		stop()
 		if !settled { // a panic below: release, then let it go on
 			b.settle(context.WithoutCancel(ctx), h, Amount{})
 		}
@@ -248,6 +254,49 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	settled = true
 	b.settle(context.WithoutCancel(ctx), h, actual)
 	return resp, err
+}
+
+// keepAlive extends the call's team reservation every third of the TTL
+// while the call is in flight (retries, fallbacks, slow streams), when its
+// store lets reservations expire. The returned stop ends it and waits for
+// an extension in progress.
+func (b *Budget) keepAlive(ctx context.Context, h *holds) (stop func()) {
+	ext, ok := h.team.(Extender)
+	if !ok {
+		return func() {}
+	}
+	every := max(b.ttl/3, time.Millisecond)
+	ctx = context.WithoutCancel(ctx)
+	var (
+		mu      sync.Mutex // held while extending
+		stopped bool
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		err := ext.Extend(ctx, b.ttl)
+		switch {
+		case errors.Is(err, ErrReservationExpired):
+			b.log.WarnContext(ctx, "tokenwise: budget reservation expired while its call was in flight; it was charged at its reserved amount", "team", h.teamName)
+			return
+		case err != nil:
+			middleware.Emit(ctx, middleware.StoreFailed{Store: "budget", Op: "extend", Err: err})
+			b.log.WarnContext(ctx, "tokenwise: budget reservation not extended; retrying", "err", err)
+		}
+		t.Reset(every)
+	})
+	return func() {
+		t.Stop()
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+	}
 }
 
 // usage returns what to bill: the provider's usage, or for a response that
