@@ -183,6 +183,12 @@ type Budget struct {
 	WarnAt []float64 `yaml:"warn_at,omitempty" json:"warn_at,omitzero"`
 	// Store is where team spend is kept. Zero: in memory.
 	Store BudgetStore `yaml:"store,omitempty" json:"store,omitzero"`
+	// MinOutputTokens is the smallest useful answer. When a run or team
+	// budget cannot afford a call's max_tokens but affords at least this
+	// many output tokens, the call is sent with max_tokens lowered to what
+	// the budget affords (and a note says so); below it the call is
+	// refused (on_exceed applies). Zero: 256.
+	MinOutputTokens int64 `yaml:"min_output_tokens,omitempty" json:"min_output_tokens,omitzero"`
 }
 
 // RequestBudget caps a single LLM call.

@@ -244,6 +244,7 @@ func (c *checker) budget() {
 		}
 		seen[f] = true
 	}
+	c.nonNeg("budget.min_output_tokens", b.MinOutputTokens)
 	s := b.Store
 	c.enum("budget.store.kind", string(s.Kind), StoreMemory, StoreRedis)
 	c.nonNegDur("budget.store.reservation_ttl", s.ReservationTTL)

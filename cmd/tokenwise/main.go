@@ -126,14 +126,19 @@ func check(args []string, stdout, stderr io.Writer) int {
 				continue
 			}
 			fmt.Fprintf(stdout, "%s: %d policies ok (%s)\n", path, len(set.Teams), strings.Join(set.Names(), ", "))
+			for _, name := range set.Names() {
+				printWarnings(stdout, set.Policy(name))
+			}
 			continue
 		}
-		if _, err := policies.LoadFileExtends(path); err != nil {
+		p, err := policies.LoadFileExtends(path)
+		if err != nil {
 			printErr(stderr, err)
 			status = 1
 			continue
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", path)
+		printWarnings(stdout, p)
 	}
 	return status
 }
@@ -281,3 +286,11 @@ func (b *progressBar) update(done, total int) {
 }
 
 func (b *progressBar) done() { fmt.Fprintln(b.w) }
+
+// printWarnings prints what a valid policy will do that its reader may not
+// expect (policies.Policy.Warnings); they do not fail the check.
+func printWarnings(w io.Writer, p *policies.Policy) {
+	for _, pr := range p.Warnings() {
+		fmt.Fprintf(w, "warning: %s\n", pr)
+	}
+}

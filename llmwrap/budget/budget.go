@@ -23,6 +23,10 @@ import (
 // max_output_tokens bounds the output.
 const DefaultMaxOutput = 4096
 
+// DefaultMinOutputTokens is the smallest answer a call is fitted to when
+// the policy sets no budget.min_output_tokens.
+const DefaultMinOutputTokens = 256
+
 // DefaultReservationTTL is the reservation TTL when the policy sets none
 // (or the policy's call timeout, when that is longer). A reservation is
 // extended every third of its TTL while its call is in flight, so the TTL
@@ -346,17 +350,37 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 			return r, h, s, n, err
 		}
 	}
-	// Every choice of an n > 1 request may produce max_tokens: the
-	// provider bills them all.
-	outAll := out * int64(max(req.N, 1))
-	need := Amount{Tokens: est + outAll}
 	if b.cfg.Run.MaxUSD > 0 || b.cfg.Team.MaxUSD > 0 {
 		if !known || !spec.HasPrice() {
 			return nil, nil, spec, est, &refusal{kind: ErrUnpriced, msg: fmt.Sprintf("a USD budget applies and model %q has no price in the catalog or the policy", req.Model)}
 		}
 	}
-	need.USDMicros = spec.Cost(policies.TokenCounts{Input: est, Output: outAll}).Ceil().Micro()
-	h, err := b.reserve(ctx, need, b.runLim, b.teamLim)
+	// Every choice of an n > 1 request may produce max_tokens: the
+	// provider bills them all.
+	choices := int64(max(req.N, 1))
+	need := func() Amount {
+		return Amount{Tokens: est + out*choices, USDMicros: spec.Cost(policies.TokenCounts{Input: est, Output: out * choices}).Ceil().Micro()}
+	}
+	h, err := b.reserve(ctx, need(), b.runLim, b.teamLim)
+	for range 3 { // fit instead of refuse; another call may take the rest meanwhile: try again
+		var e *ExceededError
+		if err == nil || !errors.As(err, &e) {
+			break
+		}
+		fit := affordable(spec, est, choices, e)
+		if fit < b.minOutput() || fit >= out {
+			break
+		}
+		middleware.Emit(ctx, middleware.BudgetExceeded{Scope: e.Scope, Unit: e.Unit, Limit: e.Limit, Used: e.Used,
+			Reserved: e.Reserved, Need: e.Need, Action: "fit"})
+		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+			f.Notes = append(f.Notes, fmt.Sprintf("budget: the %s budget affords %d of %d output tokens: max_tokens lowered to %d", e.Scope, fit, out, fit))
+		})
+		out = fit
+		req = req.Clone()
+		req.MaxTokens = int(out)
+		h, err = b.reserve(ctx, need(), b.runLim, b.teamLim)
+	}
 	if err != nil {
 		var e *ExceededError
 		if !errors.As(err, &e) {
@@ -367,11 +391,34 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 			return r, h2, s, n, err
 		}
 		// warn: reserve without limits, so that the spend is still recorded
-		if h, err = b.reserve(ctx, need, Amount{}, Amount{}); err != nil {
+		if h, err = b.reserve(ctx, need(), Amount{}, Amount{}); err != nil {
 			return nil, nil, spec, est, err
 		}
 	}
 	return req, h, spec, est, nil
+}
+
+func (b *Budget) minOutput() int64 {
+	if m := b.cfg.MinOutputTokens; m > 0 {
+		return m
+	}
+	return DefaultMinOutputTokens
+}
+
+// affordable returns the most output tokens per choice that fit what e
+// says is left of its limit, with est input tokens on spec: the largest
+// out whose reservation (cost rounded up once to a micro-dollar) fits.
+func affordable(spec policies.ModelSpec, est, choices int64, e *ExceededError) int64 {
+	left := e.Limit - e.Used - e.Reserved
+	if e.Unit == UnitTokens {
+		return max(left-est, 0) / choices
+	}
+	room := policies.USD(left).Pico() - spec.Cost(policies.TokenCounts{Input: est})
+	rate := int64(spec.OutputPer1M) * choices // pico-dollars per token, all choices
+	if room <= 0 || rate <= 0 {
+		return 0
+	}
+	return int64(room) / rate
 }
 
 // onExceeded applies on_exceed. It returns a nil request and nil error for
