@@ -98,6 +98,9 @@ func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 		}
 		mws = append(mws, mw)
 	}
+	// Innermost, at the provider: the one record of each attempt and its
+	// cost (run report, events, OpenTelemetry and replay read it).
+	mws = append(mws, middleware.Meter(Pricer(p), budget.BilledUsage(o.estimator())))
 	return middleware.Chain(mws...), nil
 }
 

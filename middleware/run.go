@@ -176,7 +176,10 @@ type Totals struct {
 	ArtifactSavedTokens int64         // estimated tokens those artifacts kept out of the conversation
 }
 
-// ModelTotals sums the calls answered by one model.
+// ModelTotals sums what one model did in a run: Calls counts the calls it
+// answered; Usage and CostPico sum every provider attempt made on it (so
+// a failed attempt before a fallback counts under its own model), and add
+// up to the run's totals exactly.
 type ModelTotals struct {
 	Calls    int
 	Usage    Usage
@@ -200,7 +203,22 @@ func (r *Run) Totals() Totals {
 		t.Saved = t.Saved.Add(c.Saved)
 		t.SavedPico += c.SavedPico
 		t.LLMTime += c.Latency
-		if c.Model != "" {
+		switch {
+		case len(c.Attempts) > 0 && c.Cache != CacheHit:
+			// each provider attempt under its own model (a fallback, a
+			// cascade step or a regeneration billed on another model)
+			if c.Model != "" {
+				m := t.ByModel[c.Model]
+				m.Calls++
+				t.ByModel[c.Model] = m
+			}
+			for _, a := range c.Attempts {
+				m := t.ByModel[a.Model]
+				m.Usage = m.Usage.Add(a.Usage)
+				m.CostPico += a.CostPico
+				t.ByModel[a.Model] = m
+			}
+		case c.Model != "":
 			m := t.ByModel[c.Model]
 			m.Calls++
 			m.Usage = m.Usage.Add(c.Usage)

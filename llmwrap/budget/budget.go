@@ -251,9 +251,9 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	usage, billed := b.usage(req, resp, est)
 	var actual Amount
 	if billed {
-		exact := spec.Cost(toCounts(usage))
-		actual = Amount{Tokens: usage.Total(), USDMicros: exact.Ceil().Micro()}
-		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.CostPico += int64(exact) })
+		// The ledger's charge: the exact cost rounded up once. The call's
+		// reported cost is the Meter's (middleware.Meter), not written here.
+		actual = Amount{Tokens: usage.Total(), USDMicros: spec.Cost(toCounts(usage)).Ceil().Micro()}
 	}
 	settled = true
 	b.settle(context.WithoutCancel(ctx), h, actual)
@@ -316,12 +316,32 @@ func (b *Budget) usage(req *middleware.Request, resp *middleware.Response, est i
 	if !resp.Usage.IsZero() {
 		return resp.Usage, true
 	}
+	return middleware.Usage{InputTokens: est, OutputTokens: partialOutput(b.est, req.Model, resp)}, true
+}
+
+// partialOutput counts the output of a response that reported no usage (a
+// cut stream): its text, reasoning and tool calls.
+func partialOutput(e *tokens.Estimator, model string, resp *middleware.Response) int64 {
 	m := &resp.Message
-	out := b.est.Text(req.Model, m.Content) + b.est.Text(req.Model, m.Reasoning)
+	out := e.Text(model, m.Content) + e.Text(model, m.Reasoning)
 	for _, tc := range m.ToolCalls {
-		out += 3 + b.est.Text(req.Model, tc.Name) + b.est.Text(req.Model, tc.Arguments)
+		out += 3 + e.Text(model, tc.Name) + e.Text(model, tc.Arguments)
 	}
-	return middleware.Usage{InputTokens: est, OutputTokens: out}, true
+	return out
+}
+
+// BilledUsage is the middleware.UsageFunc of a chain with this estimator:
+// a stream cut before its usage is billed its estimated input plus the
+// partial answer's tokens, an attempt cancelled or timed out in flight its
+// estimated input — the same counts the budget settles.
+func BilledUsage(e *tokens.Estimator) middleware.UsageFunc {
+	return func(req *middleware.Request, resp *middleware.Response, _ error) middleware.Usage {
+		u := middleware.Usage{InputTokens: e.Request(req.Model, req)}
+		if resp != nil {
+			u.OutputTokens = partialOutput(e, req.Model, resp)
+		}
+		return u
+	}
 }
 
 func toCounts(u middleware.Usage) policies.TokenCounts {
