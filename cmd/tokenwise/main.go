@@ -5,6 +5,7 @@
 //	tokenwise policy explain DIR|FILE --team T    the effective policy after extends, each value with its file:line
 //	tokenwise replay --policy FILE TRACE.jsonl    what the trace would have cost and saved under the policy
 //	tokenwise policy schema                       the JSON Schema of policy files (policies/schema.json)
+//	tokenwise catalog import PRICES.json          LiteLLM's price file as a policy file of models (extend it); skipped entries on stderr
 //
 // The trace format is documented in package observe; the DevOps example
 // writes one with -trace FILE.
@@ -33,6 +34,7 @@ const usage = `usage:
   tokenwise policy explain DIR|FILE [--team T]
   tokenwise replay --policy FILE|DIR [--team T] [--progress auto|always|never] TRACE.jsonl
   tokenwise policy schema
+  tokenwise catalog import [-o FILE] [--provider P,...] PRICES.json
 `
 
 // run is the command; it returns the exit status (0 ok, 1 problems, 2 usage).
@@ -50,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return schema(stdout, stderr)
 	case args[0] == "replay":
 		return replay(args[1:], stdout, stderr)
+	case args[0] == "catalog" && len(args) > 1 && args[1] == "import":
+		return catalogImport(args[2:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return 2
