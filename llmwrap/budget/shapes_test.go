@@ -179,7 +179,7 @@ func imageMessage(detail goopenai.ImageURLDetail) goopenai.ChatCompletionMessage
 // max_tokens, and the reservation covers them all.
 func TestNChoicesAreReserved(t *testing.T) {
 	for _, n := range []int{1, 2, 4} {
-		checkShape(t, "n="+strconv.Itoa(n), goopenai.ChatCompletionRequest{Model: "gpt-4o", N: n, MaxTokens: 300,
+		checkShape(t, "n="+strconv.Itoa(n), goopenai.ChatCompletionRequest{Model: "gpt-4o", N: n, MaxCompletionTokens: 300,
 			Messages: []goopenai.ChatCompletionMessage{userText("Suggest a name for the new disk-cleanup job.")}})
 	}
 }
@@ -195,7 +195,7 @@ func TestImagesOnMiniAreReservedAtMiniRates(t *testing.T) {
 		}
 	}
 	// The mini reservation is at mini's rule, not gpt-4o's.
-	mini, _, _ := shape(t, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", MaxTokens: 1, Messages: []goopenai.ChatCompletionMessage{imageMessage(goopenai.ImageURLDetailHigh)}})
+	mini, _, _ := shape(t, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", MaxCompletionTokens: 1, Messages: []goopenai.ChatCompletionMessage{imageMessage(goopenai.ImageURLDetailHigh)}})
 	if want := int64(2833 + 8*5667); mini.Tokens < want {
 		t.Errorf("gpt-4o-mini image reserved %d tokens, want at least %d", mini.Tokens, want)
 	}
