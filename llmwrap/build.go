@@ -125,7 +125,4 @@ func Pricer(p *policies.Policy) middleware.Pricer {
 }
 
 // TokenCounts converts core usage to the policies package's counts.
-func TokenCounts(u middleware.Usage) policies.TokenCounts {
-	return policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
-		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens}
-}
+func TokenCounts(u middleware.Usage) policies.TokenCounts { return budget.TokenCounts(u) }

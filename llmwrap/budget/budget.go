@@ -253,7 +253,7 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	if billed {
 		// The ledger's charge: the exact cost rounded up once. The call's
 		// reported cost is the Meter's (middleware.Meter), not written here.
-		actual = Amount{Tokens: usage.Total(), USDMicros: spec.Cost(toCounts(usage)).Ceil().Micro()}
+		actual = Amount{Tokens: usage.Total(), USDMicros: spec.Cost(TokenCounts(usage)).Ceil().Micro()}
 	}
 	settled = true
 	b.settle(context.WithoutCancel(ctx), h, actual)
@@ -344,7 +344,9 @@ func BilledUsage(e *tokens.Estimator) middleware.UsageFunc {
 	}
 }
 
-func toCounts(u middleware.Usage) policies.TokenCounts {
+// TokenCounts converts the core's usage to the catalog's token counts (the
+// one conversion; llmwrap.Pricer uses it too).
+func TokenCounts(u middleware.Usage) policies.TokenCounts {
 	return policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
 		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens}
 }
