@@ -2,6 +2,7 @@ package llmwrap_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"testing"
 
@@ -69,5 +70,41 @@ func TestEachAttemptIsBilledOnce(t *testing.T) {
 	}
 	if got := middleware.FormatPico(want); got != "$0.0001425" {
 		t.Errorf("printed %s", got)
+	}
+
+	// The JSON report reads the same record: each attempt under its own
+	// model, and figures that add up.
+	b, err := json.Marshal(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Cost  int64 `json:"cost_usd_pico"`
+		Calls []struct {
+			Cost   int64 `json:"cost_usd_pico"`
+			Billed []struct {
+				Model string `json:"model"`
+				Cost  int64  `json:"cost_usd_pico"`
+			} `json:"billed_attempts"`
+		} `json:"calls"`
+		ByModel map[string]struct {
+			Cost int64 `json:"cost_usd_pico"`
+		} `json:"by_model"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	var attempts, models int64
+	for _, c := range rep.Calls {
+		for _, a := range c.Billed {
+			attempts += a.Cost
+		}
+	}
+	for _, m := range rep.ByModel {
+		models += m.Cost
+	}
+	if rep.Cost != want || len(rep.Calls) != 1 || rep.Calls[0].Cost != want || len(rep.Calls[0].Billed) != 3 ||
+		rep.Calls[0].Billed[0].Model != "gpt-4o" || attempts != want || models != want {
+		t.Errorf("JSON report does not add up to %d: %s", int64(want), b)
 	}
 }

@@ -328,27 +328,39 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 		SavedPico   int64    `json:"saved_usd_pico,omitempty"`
 		LatencyMs   float64  `json:"latency_ms"`
 		Attempts    int      `json:"attempts"`
+		Billed      []billed `json:"billed_attempts,omitempty"`
 		Notes       []string `json:"notes,omitempty"`
 		Err         string   `json:"error,omitempty"`
 	}
+	type model struct {
+		Calls    int   `json:"calls"`
+		Input    int64 `json:"input_tokens"`
+		Cached   int64 `json:"cached_input_tokens"`
+		Output   int64 `json:"output_tokens"`
+		CostPico int64 `json:"cost_usd_pico"`
+	}
 	t := r.Totals()
 	out := struct {
-		Run        string  `json:"run"`
-		Calls      []call  `json:"calls"`
-		Input      int64   `json:"input_tokens"`
-		Output     int64   `json:"output_tokens"`
-		CostPico   int64   `json:"cost_usd_pico"`
-		SavedPico  int64   `json:"saved_usd_pico"`
-		CacheHits  int     `json:"cache_hits"`
-		ToolCalls  int     `json:"tool_calls"`
-		ToolMs     float64 `json:"tool_ms"`
-		ToolWallMs float64 `json:"tool_wall_ms,omitempty"`
-		Artifacts  int     `json:"artifacts,omitempty"`
-		ArtSaved   int64   `json:"artifact_saved_tokens,omitempty"`
-		WallMs     float64 `json:"wall_ms"`
+		Run        string           `json:"run"`
+		Calls      []call           `json:"calls"`
+		Input      int64            `json:"input_tokens"`
+		Output     int64            `json:"output_tokens"`
+		CostPico   int64            `json:"cost_usd_pico"`
+		SavedPico  int64            `json:"saved_usd_pico"`
+		CacheHits  int              `json:"cache_hits"`
+		ToolCalls  int              `json:"tool_calls"`
+		ToolMs     float64          `json:"tool_ms"`
+		ToolWallMs float64          `json:"tool_wall_ms,omitempty"`
+		Artifacts  int              `json:"artifacts,omitempty"`
+		ArtSaved   int64            `json:"artifact_saved_tokens,omitempty"`
+		WallMs     float64          `json:"wall_ms"`
+		ByModel    map[string]model `json:"by_model"`
 	}{ToolWallMs: ms(t.ToolWall), Artifacts: t.Artifacts, ArtSaved: t.ArtifactSavedTokens, Run: r.id, Input: t.Usage.InputTokens, Output: t.Usage.OutputTokens, CostPico: t.CostPico,
 		SavedPico: t.SavedPico, CacheHits: t.CacheHits, ToolCalls: t.ToolCalls,
-		ToolMs: ms(t.ToolTime), WallMs: ms(t.Wall), Calls: []call{}}
+		ToolMs: ms(t.ToolTime), WallMs: ms(t.Wall), Calls: []call{}, ByModel: map[string]model{}}
+	for name, m := range t.ByModel {
+		out.ByModel[name] = model{Calls: m.Calls, Input: m.Usage.InputTokens, Cached: m.Usage.CachedInputTokens, Output: m.Usage.OutputTokens, CostPico: m.CostPico}
+	}
 	for _, c := range r.Calls() {
 		e := ""
 		if c.Err != nil {
@@ -357,9 +369,34 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 		out.Calls = append(out.Calls, call{Seq: c.Seq, Model: c.Model, Requested: c.RequestedModel, Stage: c.Stage,
 			Rule: c.Rule, Cache: string(c.Cache), Input: c.Usage.InputTokens, Cached: c.Usage.CachedInputTokens, CachedShare: CachedShare(c.Usage),
 			Output: c.Usage.OutputTokens, Reasoning: c.Usage.ReasoningTokens, CostPico: c.CostPico,
-			SavedPico: c.SavedPico, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Notes: c.Notes, Err: e})
+			SavedPico: c.SavedPico, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Billed: billedAttempts(c.Attempts), Notes: c.Notes, Err: e})
 	}
 	return json.Marshal(out)
+}
+
+// billed is one provider attempt in the JSON report: its own model, usage
+// and exact cost (the Meter's record).
+type billed struct {
+	Model    string `json:"model"`
+	Input    int64  `json:"input_tokens"`
+	Cached   int64  `json:"cached_input_tokens,omitempty"`
+	Output   int64  `json:"output_tokens"`
+	CostPico int64  `json:"cost_usd_pico"`
+	Err      string `json:"error,omitempty"`
+}
+
+func billedAttempts(as []Attempt) []billed {
+	if len(as) < 2 { // one attempt: the call's own fields say it all
+		return nil
+	}
+	out := make([]billed, len(as))
+	for i, a := range as {
+		out[i] = billed{Model: a.Model, Input: a.Usage.InputTokens, Cached: a.Usage.CachedInputTokens, Output: a.Usage.OutputTokens, CostPico: a.CostPico}
+		if a.Err != nil {
+			out[i].Err = a.Err.Error()
+		}
+	}
+	return out
 }
 
 // CachedShare returns the share of u's input tokens that the provider read
