@@ -49,6 +49,8 @@ type litellmEntry struct {
 //	output_cost_per_token         → output_per_1m
 //	cache_read_input_token_cost   → cached_input_per_1m
 //	cache_creation_input_token_cost → cache_write_per_1m
+//	input_cost_per_audio_token    → audio_input_per_1m
+//	output_cost_per_audio_token   → audio_output_per_1m
 //	max_input_tokens              → context_window
 //	max_output_tokens (max_tokens) → max_output_tokens
 //	litellm_provider              → provider
@@ -58,7 +60,7 @@ type litellmEntry struct {
 // completion and responses (embeddings, images, audio, ...), entries
 // without an input or output price, prices finer than a micro-dollar per
 // million tokens (our unit), and models priced per unit we do not model
-// (a reasoning or audio token price different from the text one). Only
+// (a reasoning token price different from the output one). Only
 // entries whose provider is in providers are kept (all when empty).
 func ImportLiteLLM(r io.Reader, providers ...string) (*Imported, error) {
 	dec := json.NewDecoder(r)
@@ -109,10 +111,10 @@ func ImportLiteLLM(r io.Reader, providers ...string) (*Imported, error) {
 		price("output_cost_per_token", e.Output, &m.OutputPer1M)
 		price("cache_read_input_token_cost", e.CacheRead, &m.CachedInputPer1M)
 		price("cache_creation_input_token_cost", e.CacheWrite, &m.CacheWritePer1M)
-		var reasoning, audioIn, audioOut USD
+		var reasoning USD
 		price("output_cost_per_reasoning_token", e.Reasoning, &reasoning)
-		price("input_cost_per_audio_token", e.InputAudio, &audioIn)
-		price("output_cost_per_audio_token", e.OutputAudio, &audioOut)
+		price("input_cost_per_audio_token", e.InputAudio, &m.AudioInputPer1M)
+		price("output_cost_per_audio_token", e.OutputAudio, &m.AudioOutputPer1M)
 		if len(bad) > 0 {
 			skip(name, "%s", strings.Join(bad, "; "))
 			continue
@@ -123,9 +125,6 @@ func ImportLiteLLM(r io.Reader, providers ...string) (*Imported, error) {
 			continue
 		case reasoning != 0 && reasoning != m.OutputPer1M:
 			skip(name, "reasoning tokens priced apart from output (%s per 1M)", reasoning)
-			continue
-		case audioIn != 0 && audioIn != m.InputPer1M || audioOut != 0 && audioOut != m.OutputPer1M:
-			skip(name, "audio tokens priced apart from text")
 			continue
 		}
 		var err error
@@ -203,7 +202,8 @@ func (im *Imported) YAML(header string) []byte {
 		for _, p := range []struct {
 			k string
 			v USD
-		}{{"input_per_1m", m.InputPer1M}, {"output_per_1m", m.OutputPer1M}, {"cached_input_per_1m", m.CachedInputPer1M}, {"cache_write_per_1m", m.CacheWritePer1M}} {
+		}{{"input_per_1m", m.InputPer1M}, {"output_per_1m", m.OutputPer1M}, {"cached_input_per_1m", m.CachedInputPer1M}, {"cache_write_per_1m", m.CacheWritePer1M},
+			{"audio_input_per_1m", m.AudioInputPer1M}, {"audio_output_per_1m", m.AudioOutputPer1M}} {
 			if p.v != 0 {
 				f = append(f, p.k+": "+p.v.text())
 			}

@@ -65,6 +65,13 @@ type ModelSpec struct {
 	// CacheWritePer1M is the price of one million input tokens written to the
 	// provider's prompt cache (Anthropic). Zero: billed at InputPer1M.
 	CacheWritePer1M USD `yaml:"cache_write_per_1m,omitempty" json:"cache_write_per_1m,omitzero"`
+	// AudioInputPer1M is the price of one million audio input tokens
+	// (OpenAI's audio models). Zero: billed at InputPer1M.
+	AudioInputPer1M USD `yaml:"audio_input_per_1m,omitempty" json:"audio_input_per_1m,omitzero"`
+	// AudioOutputPer1M is the price of one million audio output tokens.
+	// Zero: billed at OutputPer1M. A model with an audio output price is
+	// reserved at the dearer of the two output prices.
+	AudioOutputPer1M USD `yaml:"audio_output_per_1m,omitempty" json:"audio_output_per_1m,omitzero"`
 	// ContextWindow is the maximum number of tokens, input plus output.
 	// Zero: unknown.
 	ContextWindow int64 `yaml:"context_window,omitempty" json:"context_window,omitzero"`

@@ -170,6 +170,8 @@ func (c *checker) models() {
 		c.nonNegUSD(joinPath(path, "output_per_1m"), m.OutputPer1M)
 		c.nonNegUSD(joinPath(path, "cached_input_per_1m"), m.CachedInputPer1M)
 		c.nonNegUSD(joinPath(path, "cache_write_per_1m"), m.CacheWritePer1M)
+		c.nonNegUSD(joinPath(path, "audio_input_per_1m"), m.AudioInputPer1M)
+		c.nonNegUSD(joinPath(path, "audio_output_per_1m"), m.AudioOutputPer1M)
 		c.nonNeg(joinPath(path, "context_window"), m.ContextWindow)
 		c.nonNeg(joinPath(path, "max_output_tokens"), m.MaxOutputTokens)
 		c.enum(joinPath(path, "encoding"), m.Encoding, "o200k_base", "cl100k_base", "p50k_base", "r50k_base")

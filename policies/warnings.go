@@ -62,7 +62,11 @@ func (p *Policy) Warnings() []Problem {
 			maxOut = defaultMaxOutput
 		}
 		in := b.Request.MaxInputTokens
-		worst := spec.Cost(TokenCounts{Input: in, Output: maxOut}).Ceil()
+		wc := TokenCounts{Input: in, Output: maxOut}
+		if spec.AudioOutputPer1M > spec.OutputPer1M {
+			wc.AudioOutput = maxOut // a spoken answer may be all audio
+		}
+		worst := spec.Cost(wc).Ceil()
 		for _, l := range limits {
 			var msg string
 			switch {

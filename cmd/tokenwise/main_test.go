@@ -90,7 +90,7 @@ func TestCatalogImportCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if stdout != "" || !strings.Contains(stderr, "imported 4 models, skipped 5") || !strings.Contains(stderr, "skipped text-embedding-3-small: mode embedding") {
+	if stdout != "" || !strings.Contains(stderr, "imported 5 models, skipped 4") || !strings.Contains(stderr, "skipped text-embedding-3-small: mode embedding") {
 		t.Errorf("stdout %q, stderr:\n%s", stdout, stderr)
 	}
 	team := filepath.Join(dir, "devops.yaml")

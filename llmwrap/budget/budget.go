@@ -348,7 +348,7 @@ func BilledUsage(e *tokens.Estimator) middleware.UsageFunc {
 // one conversion; llmwrap.Pricer uses it too).
 func TokenCounts(u middleware.Usage) policies.TokenCounts {
 	return policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
-		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens}
+		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens, AudioInput: u.AudioInputTokens, AudioOutput: u.AudioOutputTokens}
 }
 
 // admit checks the request caps and reserves the worst case in the run and
@@ -380,8 +380,9 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 	// Every choice of an n > 1 request may produce max_tokens: the
 	// provider bills them all.
 	choices := int64(max(req.N, 1))
+	audio := b.est.AudioInput(req)
 	need := func() Amount {
-		return Amount{Tokens: est + out*choices, USDMicros: spec.Cost(policies.TokenCounts{Input: est, Output: out * choices}).Ceil().Micro()}
+		return Amount{Tokens: est + out*choices, USDMicros: spec.Cost(worstCase(spec, est, audio, out*choices)).Ceil().Micro()}
 	}
 	h, err := b.reserve(ctx, need(), b.runLim, b.teamLim)
 	for range 3 { // fit instead of refuse; another call may take the rest meanwhile: try again
@@ -389,7 +390,7 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 		if err == nil || !errors.As(err, &e) {
 			break
 		}
-		fit := affordable(spec, est, choices, e)
+		fit := affordable(spec, est, audio, choices, e)
 		if fit < b.minOutput() || fit >= out {
 			break
 		}
@@ -427,16 +428,27 @@ func (b *Budget) minOutput() int64 {
 	return DefaultMinOutputTokens
 }
 
+// worstCase is what a call may be billed: est input tokens of which audio
+// are audio, and out output tokens, all of them audio when the model's
+// audio output is dearer than its text output.
+func worstCase(spec policies.ModelSpec, est, audio, out int64) policies.TokenCounts {
+	c := policies.TokenCounts{Input: est, AudioInput: min(audio, est), Output: out}
+	if spec.AudioOutputPer1M > spec.OutputPer1M {
+		c.AudioOutput = out
+	}
+	return c
+}
+
 // affordable returns the most output tokens per choice that fit what e
 // says is left of its limit, with est input tokens on spec: the largest
 // out whose reservation (cost rounded up once to a micro-dollar) fits.
-func affordable(spec policies.ModelSpec, est, choices int64, e *ExceededError) int64 {
+func affordable(spec policies.ModelSpec, est, audio, choices int64, e *ExceededError) int64 {
 	left := e.Limit - e.Used - e.Reserved
 	if e.Unit == UnitTokens {
 		return max(left-est, 0) / choices
 	}
-	room := policies.USD(left).Pico() - spec.Cost(policies.TokenCounts{Input: est})
-	rate := int64(spec.OutputPer1M) * choices // pico-dollars per token, all choices
+	room := policies.USD(left).Pico() - spec.Cost(worstCase(spec, est, audio, 0))
+	rate := int64(max(spec.OutputPer1M, spec.AudioOutputPer1M)) * choices // pico-dollars per token, all choices
 	if room <= 0 || rate <= 0 {
 		return 0
 	}
