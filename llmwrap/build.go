@@ -108,6 +108,9 @@ func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 		}
 		mws = append(mws, mw)
 	}
+	// Innermost, at the provider: the one record of each attempt and its
+	// cost (run report, events, OpenTelemetry and replay read it).
+	mws = append(mws, middleware.Meter(Pricer(p), budget.BilledUsage(o.estimator())))
 	return middleware.Chain(mws...), nil
 }
 
@@ -132,7 +135,4 @@ func Pricer(p *policies.Policy) middleware.Pricer {
 }
 
 // TokenCounts converts core usage to the policies package's counts.
-func TokenCounts(u middleware.Usage) policies.TokenCounts {
-	return policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
-		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens}
-}
+func TokenCounts(u middleware.Usage) policies.TokenCounts { return budget.TokenCounts(u) }

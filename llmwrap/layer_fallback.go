@@ -36,7 +36,7 @@ func fallbackLayer(p *policies.Policy, _ *options) (middleware.Middleware, error
 	if h := f.Hedge; h.Enabled {
 		cfg.Hedge = fallback.Hedge{Delay: h.Delay.Duration(), Percentile: h.Percentile}
 	}
-	return fallback.New(cfg, fallback.WithPricer(Pricer(p))), nil
+	return fallback.New(cfg), nil
 }
 
 // classErrors maps a policy error class to the core errors it covers.

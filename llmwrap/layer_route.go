@@ -51,7 +51,6 @@ func WithTokenEstimator(e route.Estimator) Option {
 func routeLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 	est := o.estimator()
 	opts := []route.Option{
-		route.WithPricer(Pricer(p)),
 		// Memoised per call: the budget and compaction layers share the count.
 		route.WithEstimator(route.EstimatorFunc(func(ctx context.Context, model string, req *middleware.Request) int64 {
 			return tokens.ForCall(ctx, est, model, req)

@@ -122,6 +122,9 @@ type Attempt struct {
 	Err     error // nil for the successful attempt
 	Hedge   bool  // started by hedging, in parallel with another attempt
 	Usage   Usage // billed: the answer's, a cut stream's partial usage, or an estimate for a cancelled hedge
+	// CostPico is what Usage cost on Model, exact, in pico-USD (see
+	// FormatPico): priced once, by the Meter.
+	CostPico int64
 }
 
 // Retry is one failed try that a retry layer tried again.
@@ -144,7 +147,7 @@ type CallFacts struct {
 	Cache          CacheStatus
 	Saved          Usage // tokens a cache hit or a compaction saved
 	SavedPico      int64 // USD (pico, exact) those saved tokens represent
-	CostPico       int64 // USD (pico, exact) billed for this call, all attempts
+	CostPico       int64 // USD (pico, exact) billed for this call: the sum of its Attempts' costs (see Meter)
 	Attempts       []Attempt
 	Retries        []Retry       // tries a retry layer repeated, in order
 	ToolCalls      []string      // the tools the answer asked for, by name, in order

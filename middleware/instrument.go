@@ -24,8 +24,9 @@ func (f PricerFunc) Cost(model string, u Usage) (int64, bool) { return f(model, 
 //     requested model) that inner layers update,
 //   - attaches obs to the context so that every layer's [Emit] reaches it,
 //   - emits [CallStarted] and [CallFinished],
-//   - prices the answer with pricer unless an inner layer (a budget) already
-//     billed it,
+//   - sums the costs of the provider attempts the [Meter] recorded into
+//     CallFacts.CostPico (in a chain without a Meter, prices the answer's
+//     usage with pricer),
 //   - records the call in the run, if the context has one,
 //   - turns a panic under it into the call's error, a [*PanicError]
 //     also reported as a [PanicRecovered] event.
@@ -83,7 +84,16 @@ func Instrument(pricer Pricer, obs Observer) Middleware {
 						}
 					}
 				}
-				if f.CostPico == 0 && pricer != nil && !usage.IsZero() && (resp == nil || !resp.FromCache) {
+				switch {
+				case len(f.Attempts) > 0: // the Meter priced each attempt once
+					f.CostPico = 0
+					var sum Usage
+					for _, a := range f.Attempts {
+						f.CostPico += a.CostPico
+						sum = sum.Add(a.Usage)
+					}
+					usage = sum
+				case pricer != nil && !usage.IsZero() && (resp == nil || !resp.FromCache):
 					if c, ok := pricer.Cost(f.Model, usage); ok {
 						f.CostPico = c
 					}

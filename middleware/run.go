@@ -187,7 +187,10 @@ type Totals struct {
 	RateRefusals int           // rate-limit refusals
 }
 
-// ModelTotals sums the calls answered by one model.
+// ModelTotals sums what one model did in a run: Calls counts the calls it
+// answered; Usage and CostPico sum every provider attempt made on it (so
+// a failed attempt before a fallback counts under its own model), and add
+// up to the run's totals exactly.
 type ModelTotals struct {
 	Calls     int
 	CacheHits int // calls answered from the cache (no tokens spent)
@@ -218,7 +221,23 @@ func (r *Run) Totals() Totals {
 			t.RateWait += c.RateWait
 		}
 		t.RateRefusals += c.RateRefusals
-		if c.Model != "" {
+		switch {
+		case len(c.Attempts) > 0 && c.Cache != CacheHit:
+			// each provider attempt under its own model (a fallback, a
+			// cascade step or a regeneration billed on another model)
+			if c.Model != "" {
+				m := t.ByModel[c.Model]
+				m.Calls++
+				m.SavedPico += c.SavedPico
+				t.ByModel[c.Model] = m
+			}
+			for _, a := range c.Attempts {
+				m := t.ByModel[a.Model]
+				m.Usage = m.Usage.Add(a.Usage)
+				m.CostPico += a.CostPico
+				t.ByModel[a.Model] = m
+			}
+		case c.Model != "":
 			m := t.ByModel[c.Model]
 			m.Calls++
 			if c.Cache == CacheHit {
@@ -530,31 +549,43 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 		Retries     int      `json:"retries,omitempty"`
 		Final       bool     `json:"final_answer,omitempty"`
 		ToolCalls   []string `json:"tool_calls,omitempty"`
+		Billed      []billed `json:"billed_attempts,omitempty"`
 		Notes       []string `json:"notes,omitempty"`
 		Err         string   `json:"error,omitempty"`
 		RateWaitMs  float64  `json:"rate_wait_ms,omitempty"`
 		RateRefused int      `json:"rate_refusals,omitempty"`
 	}
+	type model struct {
+		Calls    int   `json:"calls"`
+		Input    int64 `json:"input_tokens"`
+		Cached   int64 `json:"cached_input_tokens"`
+		Output   int64 `json:"output_tokens"`
+		CostPico int64 `json:"cost_usd_pico"`
+	}
 	t := r.Totals()
 	out := struct {
-		Run         string  `json:"run"`
-		Calls       []call  `json:"calls"`
-		Input       int64   `json:"input_tokens"`
-		Output      int64   `json:"output_tokens"`
-		CostPico    int64   `json:"cost_usd_pico"`
-		SavedPico   int64   `json:"saved_usd_pico"`
-		CacheHits   int     `json:"cache_hits"`
-		ToolCalls   int     `json:"tool_calls"`
-		ToolMs      float64 `json:"tool_ms"`
-		ToolWallMs  float64 `json:"tool_wall_ms,omitempty"`
-		Artifacts   int     `json:"artifacts,omitempty"`
-		ArtSaved    int64   `json:"artifact_saved_tokens,omitempty"`
-		WallMs      float64 `json:"wall_ms"`
-		RateWaitMs  float64 `json:"rate_wait_ms,omitempty"`
-		RateRefused int     `json:"rate_refusals,omitempty"`
+		Run         string           `json:"run"`
+		Calls       []call           `json:"calls"`
+		Input       int64            `json:"input_tokens"`
+		Output      int64            `json:"output_tokens"`
+		CostPico    int64            `json:"cost_usd_pico"`
+		SavedPico   int64            `json:"saved_usd_pico"`
+		CacheHits   int              `json:"cache_hits"`
+		ToolCalls   int              `json:"tool_calls"`
+		ToolMs      float64          `json:"tool_ms"`
+		ToolWallMs  float64          `json:"tool_wall_ms,omitempty"`
+		Artifacts   int              `json:"artifacts,omitempty"`
+		ArtSaved    int64            `json:"artifact_saved_tokens,omitempty"`
+		WallMs      float64          `json:"wall_ms"`
+		RateWaitMs  float64          `json:"rate_wait_ms,omitempty"`
+		RateRefused int              `json:"rate_refusals,omitempty"`
+		ByModel     map[string]model `json:"by_model"`
 	}{RateWaitMs: ms(t.RateWait), RateRefused: t.RateRefusals, ToolWallMs: ms(t.ToolWall), Artifacts: t.Artifacts, ArtSaved: t.ArtifactSavedTokens, Run: r.id, Input: t.Usage.InputTokens, Output: t.Usage.OutputTokens, CostPico: t.CostPico,
 		SavedPico: t.SavedPico, CacheHits: t.CacheHits, ToolCalls: t.ToolCalls,
-		ToolMs: ms(t.ToolTime), WallMs: ms(t.Wall), Calls: []call{}}
+		ToolMs: ms(t.ToolTime), WallMs: ms(t.Wall), Calls: []call{}, ByModel: map[string]model{}}
+	for name, m := range t.ByModel {
+		out.ByModel[name] = model{Calls: m.Calls, Input: m.Usage.InputTokens, Cached: m.Usage.CachedInputTokens, Output: m.Usage.OutputTokens, CostPico: m.CostPico}
+	}
 	for _, c := range r.Calls() {
 		e := ""
 		if c.Err != nil {
@@ -564,7 +595,7 @@ func (r *Run) MarshalJSON() ([]byte, error) {
 			Rule: c.Rule, Cache: string(c.Cache), CacheReason: c.CacheReason, Input: c.Usage.InputTokens, Cached: c.Usage.CachedInputTokens, CachedShare: CachedShare(c.Usage),
 			Output: c.Usage.OutputTokens, Reasoning: c.Usage.ReasoningTokens, CostPico: c.CostPico,
 			SavedPico: c.SavedPico, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Retries: len(c.Retries), Final: c.Final,
-			ToolCalls: c.ToolCalls, Notes: c.Notes, Err: e,
+			Billed: billedAttempts(c.Attempts), ToolCalls: c.ToolCalls, Notes: c.Notes, Err: e,
 			RateWaitMs: ms(c.RateWait), RateRefused: c.RateRefusals})
 	}
 	return json.Marshal(out)
@@ -577,6 +608,31 @@ func cacheCell(f CallFacts) string {
 		return string(f.Cache)
 	}
 	return string(f.Cache) + ": " + f.CacheReason
+}
+
+// billed is one provider attempt in the JSON report: its own model, usage
+// and exact cost (the Meter's record).
+type billed struct {
+	Model    string `json:"model"`
+	Input    int64  `json:"input_tokens"`
+	Cached   int64  `json:"cached_input_tokens,omitempty"`
+	Output   int64  `json:"output_tokens"`
+	CostPico int64  `json:"cost_usd_pico"`
+	Err      string `json:"error,omitempty"`
+}
+
+func billedAttempts(as []Attempt) []billed {
+	if len(as) < 2 { // one attempt: the call's own fields say it all
+		return nil
+	}
+	out := make([]billed, len(as))
+	for i, a := range as {
+		out[i] = billed{Model: a.Model, Input: a.Usage.InputTokens, Cached: a.Usage.CachedInputTokens, Output: a.Usage.OutputTokens, CostPico: a.CostPico}
+		if a.Err != nil {
+			out[i].Err = a.Err.Error()
+		}
+	}
+	return out
 }
 
 // CachedShare returns the share of u's input tokens that the provider read

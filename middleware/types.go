@@ -102,14 +102,17 @@ type Tool struct {
 // Usage is the token usage of one call.
 //
 // The counts follow OpenAI's convention: InputTokens includes
-// CachedInputTokens and CacheWriteTokens, OutputTokens includes
-// ReasoningTokens. Adapters normalise other providers' usage to it.
+// CachedInputTokens, CacheWriteTokens and AudioInputTokens, OutputTokens
+// includes ReasoningTokens and AudioOutputTokens. Adapters normalise other
+// providers' usage to it.
 type Usage struct {
 	InputTokens       int64
 	OutputTokens      int64
 	CachedInputTokens int64
 	CacheWriteTokens  int64
 	ReasoningTokens   int64
+	AudioInputTokens  int64
+	AudioOutputTokens int64
 }
 
 // Total returns input plus output tokens.
@@ -123,6 +126,8 @@ func (u Usage) Add(v Usage) Usage {
 		CachedInputTokens: u.CachedInputTokens + v.CachedInputTokens,
 		CacheWriteTokens:  u.CacheWriteTokens + v.CacheWriteTokens,
 		ReasoningTokens:   u.ReasoningTokens + v.ReasoningTokens,
+		AudioInputTokens:  u.AudioInputTokens + v.AudioInputTokens,
+		AudioOutputTokens: u.AudioOutputTokens + v.AudioOutputTokens,
 	}
 }
 

@@ -99,16 +99,20 @@ type TraceUsage struct {
 	CachedInputTokens int64 `json:"cached_input_tokens"`
 	CacheWriteTokens  int64 `json:"cache_write_tokens"`
 	ReasoningTokens   int64 `json:"reasoning_tokens"`
+	AudioInputTokens  int64 `json:"audio_input_tokens,omitempty"`
+	AudioOutputTokens int64 `json:"audio_output_tokens,omitempty"`
 }
 
 func traceUsage(u middleware.Usage) TraceUsage {
-	return TraceUsage{u.InputTokens, u.OutputTokens, u.CachedInputTokens, u.CacheWriteTokens, u.ReasoningTokens}
+	return TraceUsage{u.InputTokens, u.OutputTokens, u.CachedInputTokens, u.CacheWriteTokens, u.ReasoningTokens,
+		u.AudioInputTokens, u.AudioOutputTokens}
 }
 
 // Usage returns the core usage.
 func (u TraceUsage) Usage() middleware.Usage {
 	return middleware.Usage{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, CachedInputTokens: u.CachedInputTokens,
-		CacheWriteTokens: u.CacheWriteTokens, ReasoningTokens: u.ReasoningTokens}
+		CacheWriteTokens: u.CacheWriteTokens, ReasoningTokens: u.ReasoningTokens, AudioInputTokens: u.AudioInputTokens,
+		AudioOutputTokens: u.AudioOutputTokens}
 }
 
 func traceCalls(tcs []middleware.ToolCall) []TraceToolCall {

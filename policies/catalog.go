@@ -166,6 +166,12 @@ func mergeSpec(base, over ModelSpec) ModelSpec {
 	if over.CacheWritePer1M != 0 {
 		base.CacheWritePer1M = over.CacheWritePer1M
 	}
+	if over.AudioInputPer1M != 0 {
+		base.AudioInputPer1M = over.AudioInputPer1M
+	}
+	if over.AudioOutputPer1M != 0 {
+		base.AudioOutputPer1M = over.AudioOutputPer1M
+	}
 	if over.ContextWindow != 0 {
 		base.ContextWindow = over.ContextWindow
 	}
@@ -200,34 +206,46 @@ type TokenCounts struct {
 	// already part of Output and billed at the output rate; the field is
 	// informational and does not change Cost.
 	Reasoning int64
+	// AudioInput counts the input tokens that were audio (part of Input).
+	AudioInput int64
+	// AudioOutput counts the output tokens that were audio (part of Output).
+	AudioOutput int64
 }
 
 // Cost prices u at m's rates, exactly, in pico-dollars:
 //
-//	(Input − CachedInput − CacheWrite) × InputPer1M
+//	(Input − CachedInput − CacheWrite − AudioInput) × InputPer1M
 //	+ CachedInput × CachedInputPer1M (InputPer1M when zero)
 //	+ CacheWrite × CacheWritePer1M (InputPer1M when zero)
-//	+ Output × OutputPer1M
+//	+ AudioInput × AudioInputPer1M (InputPer1M when zero)
+//	+ (Output − AudioOutput) × OutputPer1M
+//	+ AudioOutput × AudioOutputPer1M (OutputPer1M when zero)
 //
 // with each rate read as pico-dollars per token (micro-dollars per million
 // tokens): no term is rounded. Reasoning tokens are part of Output. Negative
 // counts count as zero, CachedInput and CacheWrite are capped at Input, and
-// the result saturates instead of overflowing. A model without a price
-// costs $0: check HasPrice first.
+// the result saturates instead of overflowing. (Audio tokens read from a
+// cache count as cached.) A model without a price costs $0: check HasPrice
+// first.
 func (m ModelSpec) Cost(u TokenCounts) PicoUSD {
 	in := max(u.Input, 0)
 	cached := min(max(u.CachedInput, 0), in)
 	write := min(max(u.CacheWrite, 0), in-cached)
-	cachedRate, writeRate := m.CachedInputPer1M, m.CacheWritePer1M
-	if cachedRate == 0 {
-		cachedRate = m.InputPer1M
-	}
-	if writeRate == 0 {
-		writeRate = m.InputPer1M
-	}
-	c := times(in-cached-write, m.InputPer1M)
-	c = c.Add(times(cached, cachedRate))
-	c = c.Add(times(write, writeRate))
-	c = c.Add(times(u.Output, m.OutputPer1M))
+	audioIn := min(max(u.AudioInput, 0), in-cached-write)
+	out := max(u.Output, 0)
+	audioOut := min(max(u.AudioOutput, 0), out)
+	c := times(in-cached-write-audioIn, m.InputPer1M)
+	c = c.Add(times(cached, or(m.CachedInputPer1M, m.InputPer1M)))
+	c = c.Add(times(write, or(m.CacheWritePer1M, m.InputPer1M)))
+	c = c.Add(times(audioIn, or(m.AudioInputPer1M, m.InputPer1M)))
+	c = c.Add(times(out-audioOut, m.OutputPer1M))
+	c = c.Add(times(audioOut, or(m.AudioOutputPer1M, m.OutputPer1M)))
 	return c
+}
+
+func or(rate, def USD) USD {
+	if rate == 0 {
+		return def
+	}
+	return rate
 }

@@ -45,6 +45,13 @@ func TestCostIsExactForEveryCatalogModel(t *testing.T) {
 		if m.CacheWritePer1M != 0 {
 			write = ratPerToken(t, m.CacheWritePer1M)
 		}
+		audioIn, audioOut := in, out
+		if m.AudioInputPer1M != 0 {
+			audioIn = ratPerToken(t, m.AudioInputPer1M)
+		}
+		if m.AudioOutputPer1M != 0 {
+			audioOut = ratPerToken(t, m.AudioOutputPer1M)
+		}
 		var sum PicoUSD
 		sumRat := new(big.Rat)
 		for i := range 10_000 {
@@ -64,10 +71,16 @@ func TestCostIsExactForEveryCatalogModel(t *testing.T) {
 			if u.Output > 0 {
 				u.Reasoning = rng.Int64N(u.Output + 1)
 			}
-			want := new(big.Rat).Mul(big.NewRat(u.Input-u.CachedInput-u.CacheWrite, 1), in)
+			if i%3 == 0 { // audio on every third call
+				u.AudioInput = rng.Int64N(u.Input - u.CachedInput - u.CacheWrite + 1)
+				u.AudioOutput = rng.Int64N(u.Output + 1)
+			}
+			want := new(big.Rat).Mul(big.NewRat(u.Input-u.CachedInput-u.CacheWrite-u.AudioInput, 1), in)
 			want.Add(want, new(big.Rat).Mul(big.NewRat(u.CachedInput, 1), cached))
 			want.Add(want, new(big.Rat).Mul(big.NewRat(u.CacheWrite, 1), write))
-			want.Add(want, new(big.Rat).Mul(big.NewRat(u.Output, 1), out))
+			want.Add(want, new(big.Rat).Mul(big.NewRat(u.AudioInput, 1), audioIn))
+			want.Add(want, new(big.Rat).Mul(big.NewRat(u.Output-u.AudioOutput, 1), out))
+			want.Add(want, new(big.Rat).Mul(big.NewRat(u.AudioOutput, 1), audioOut))
 
 			got := m.Cost(u)
 			gotRat := new(big.Rat).Mul(big.NewRat(int64(got), 1), pico)

@@ -72,6 +72,13 @@ type ModelSpec struct {
 	// CacheWritePer1M is the price of one million input tokens written to the
 	// provider's prompt cache (Anthropic). Zero: billed at InputPer1M.
 	CacheWritePer1M USD `yaml:"cache_write_per_1m,omitempty" json:"cache_write_per_1m,omitzero"`
+	// AudioInputPer1M is the price of one million audio input tokens
+	// (OpenAI's audio models). Zero: billed at InputPer1M.
+	AudioInputPer1M USD `yaml:"audio_input_per_1m,omitempty" json:"audio_input_per_1m,omitzero"`
+	// AudioOutputPer1M is the price of one million audio output tokens.
+	// Zero: billed at OutputPer1M. A model with an audio output price is
+	// reserved at the dearer of the two output prices.
+	AudioOutputPer1M USD `yaml:"audio_output_per_1m,omitempty" json:"audio_output_per_1m,omitzero"`
 	// ContextWindow is the maximum number of tokens, input plus output.
 	// Zero: unknown.
 	ContextWindow int64 `yaml:"context_window,omitempty" json:"context_window,omitzero"`
@@ -190,6 +197,12 @@ type Budget struct {
 	WarnAt []float64 `yaml:"warn_at,omitempty" json:"warn_at,omitzero"`
 	// Store is where team spend is kept. Zero: in memory.
 	Store BudgetStore `yaml:"store,omitempty" json:"store,omitzero"`
+	// MinOutputTokens is the smallest useful answer. When a run or team
+	// budget cannot afford a call's max_tokens but affords at least this
+	// many output tokens, the call is sent with max_tokens lowered to what
+	// the budget affords (and a note says so); below it the call is
+	// refused (on_exceed applies). Zero: 256.
+	MinOutputTokens int64 `yaml:"min_output_tokens,omitempty" json:"min_output_tokens,omitzero"`
 }
 
 // RequestBudget caps a single LLM call.

@@ -174,6 +174,8 @@ func (c *checker) models() {
 		c.nonNegUSD(joinPath(path, "output_per_1m"), m.OutputPer1M)
 		c.nonNegUSD(joinPath(path, "cached_input_per_1m"), m.CachedInputPer1M)
 		c.nonNegUSD(joinPath(path, "cache_write_per_1m"), m.CacheWritePer1M)
+		c.nonNegUSD(joinPath(path, "audio_input_per_1m"), m.AudioInputPer1M)
+		c.nonNegUSD(joinPath(path, "audio_output_per_1m"), m.AudioOutputPer1M)
 		c.nonNeg(joinPath(path, "context_window"), m.ContextWindow)
 		c.nonNeg(joinPath(path, "max_output_tokens"), m.MaxOutputTokens)
 		c.enum(joinPath(path, "encoding"), m.Encoding, "o200k_base", "cl100k_base", "p50k_base", "r50k_base")
@@ -248,9 +250,13 @@ func (c *checker) budget() {
 		}
 		seen[f] = true
 	}
+	c.nonNeg("budget.min_output_tokens", b.MinOutputTokens)
 	s := b.Store
 	c.enum("budget.store.kind", string(s.Kind), StoreMemory, StoreRedis)
 	c.nonNegDur("budget.store.reservation_ttl", s.ReservationTTL)
+	if ttl, call := s.ReservationTTL.Duration(), c.p.Timeouts.Call.Duration(); ttl > 0 && call > 0 && ttl < call {
+		c.add("budget.store.reservation_ttl", "%s is shorter than timeouts.call (%s): a reservation must outlive the call it holds money for", s.ReservationTTL, c.p.Timeouts.Call)
+	}
 	c.enum("budget.store.on_unavailable", string(s.OnUnavailable), UnavailableFailClosed, UnavailableLocal)
 	c.fraction("budget.store.local_fraction", s.LocalFraction, true)
 	if s.LocalFraction != 0 && s.OnUnavailable != UnavailableLocal {

@@ -232,6 +232,22 @@ func (e *Estimator) text(c tokenizer.Codec, s string) int64 {
 	return int64(n)
 }
 
+// AudioInput returns the part of Request's estimate that is audio: the
+// tokens counted for the request's input_audio parts (one per two bytes
+// of data, far above OpenAI's 10 tokens a second), which a model with an
+// audio input price bills at that price.
+func (e *Estimator) AudioInput(req *middleware.Request) int64 {
+	var n int64
+	for i := range req.Messages {
+		for _, p := range req.Messages[i].Parts {
+			if p.Type == "input_audio" {
+				n += int64(len(p.Data)+len(p.URL)+1) / 2
+			}
+		}
+	}
+	return n
+}
+
 // Framing constants (OpenAI cookbook; see the package doc).
 const (
 	replyPriming     = 3

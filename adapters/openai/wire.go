@@ -195,14 +195,23 @@ func (r *reader) usage() (middleware.Usage, bool, error) {
 					n, _, err := r.int()
 					u.CacheWriteTokens = n
 					return true, err
+				case "audio_tokens":
+					n, _, err := r.int()
+					u.AudioInputTokens = n
+					return true, err
 				}
 				return false, nil
 			})
 		case "completion_tokens_details":
 			err = r.details(func(name string) (bool, error) {
-				if name == "reasoning_tokens" {
+				switch name {
+				case "reasoning_tokens":
 					n, _, err := r.int()
 					u.ReasoningTokens = n
+					return true, err
+				case "audio_tokens":
+					n, _, err := r.int()
+					u.AudioOutputTokens = n
 					return true, err
 				}
 				return false, nil

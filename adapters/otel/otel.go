@@ -243,17 +243,24 @@ func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middle
 	if !ok {
 		return
 	}
-	// Attempts: sequential ones follow each other from the call's start;
-	// hedged ones start alongside the previous attempt.
+	// Attempts (one span each when a call made more than one: retries,
+	// fallbacks, hedges, cascades): sequential ones follow each other from
+	// the call's start; hedged ones start alongside the previous attempt.
 	at := cs.start
 	var prevStart time.Time
-	for i, a := range f.Attempts {
+	attempts := f.Attempts
+	if len(attempts) == 1 {
+		attempts = nil
+	}
+	for i, a := range attempts {
 		start := at
 		if a.Hedge && i > 0 {
 			start = prevStart
 		}
 		_, as := o.tracer.Start(cs.ctx, "attempt "+a.Model, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(start),
-			trace.WithAttributes(attribute.String("gen_ai.request.model", a.Model), attribute.Int("tokenwise.attempt", i+1), attribute.Bool("tokenwise.hedge", a.Hedge)))
+			trace.WithAttributes(attribute.String("gen_ai.request.model", a.Model), attribute.Int("tokenwise.attempt", i+1), attribute.Bool("tokenwise.hedge", a.Hedge),
+				attribute.Int64("gen_ai.usage.input_tokens", a.Usage.InputTokens), attribute.Int64("gen_ai.usage.output_tokens", a.Usage.OutputTokens),
+				attribute.Int64("tokenwise.cost_usd_pico", a.CostPico)))
 		if a.Err != nil {
 			as.SetStatus(codes.Error, a.Err.Error())
 			as.SetAttributes(attribute.String("error.type", errType(a.Err)))

@@ -171,19 +171,22 @@ func TestCachedCall(t *testing.T) {
 
 func itoa(n int64) string { return attribute.Int64Value(n).Emit() }
 
-// A fallback and a budget warning. The fallback and budget layers emit
-// these core events; here a stand-in layer under Instrument plays them
-// (gpt-4o fails unavailable after 2s, gpt-4o-mini answers in 1s, spend
-// crosses 80% of the run budget), so the test pins the observer's output.
+// A fallback and a budget warning. The fallback, budget and meter layers
+// emit these core events and facts; here a stand-in layer under Instrument
+// plays them (gpt-4o fails unavailable after 2s, gpt-4o-mini answers in
+// 1s, spend crosses 80% of the run budget), so the test pins the
+// observer's output.
 func TestFallbackAndBudgetWarning(t *testing.T) {
 	h := newHarness(t)
 	p, _ := policies.LoadBytes([]byte("version: 1\n"), "t.yaml")
 	standIn := func(next middleware.Handler) middleware.Handler {
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 			unavailable := &middleware.ProviderError{Kind: middleware.ErrUnavailable, StatusCode: 503}
+			used := middleware.Usage{InputTokens: 100, OutputTokens: 10}
+			cost, _ := llmwrap.Pricer(p).Cost("gpt-4o-mini", used)
 			middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
 				f.Attempts = append(f.Attempts, middleware.Attempt{Model: "gpt-4o", Latency: 2 * time.Second, Err: unavailable},
-					middleware.Attempt{Model: "gpt-4o-mini", Latency: time.Second})
+					middleware.Attempt{Model: "gpt-4o-mini", Latency: time.Second, Usage: used, CostPico: cost})
 				f.Model = "gpt-4o-mini"
 			})
 			middleware.Emit(ctx, middleware.FellBack{From: "gpt-4o", To: "gpt-4o-mini", Err: unavailable})
@@ -195,7 +198,7 @@ func TestFallbackAndBudgetWarning(t *testing.T) {
 		return &middleware.Response{Model: "gpt-4o-mini", Message: middleware.Message{Role: middleware.RoleAssistant, Content: "ok"},
 			FinishReason: "stop", Usage: middleware.Usage{InputTokens: 100, OutputTokens: 10}}, nil
 	})
-	hd := middleware.Then(provider, llmwrap.MustBuild(p, llmwrap.WithObserver(h.obs)), standIn)
+	hd := middleware.Then(provider, middleware.Instrument(llmwrap.Pricer(p), h.obs), standIn)
 	if _, err := hd.Handle(context.Background(), &middleware.Request{Model: "gpt-4o", Messages: []middleware.Message{{Role: "user", Content: "fix it"}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -17,11 +17,18 @@ import (
 // the same server and policy: one hash per ledger window holds the settled
 // spend (per bucket for rolling windows) and the reserved totals; a sorted
 // set holds each reservation ("<id> <usd> <tokens>") scored by its expiry. Reserve
-// and settle are single Lua scripts, so they are atomic across replicas;
-// expired reservations (a crashed replica) are purged by the next script
-// that touches the ledger, using the Redis server's clock.
+// and settle are single Lua scripts, so they are atomic across replicas.
 //
-// Keys: "{<key>:<window>}:l" and "{<key>:<window>}:z", where key is the
+// A reservation lives while its call is in flight: the budget layer extends
+// it (Extend) every third of its TTL. One that expires anyway — its replica
+// died, or lost Redis for a whole TTL — is CHARGED at its reserved amount by
+// the next script that touches the ledger (using the Redis server's clock),
+// not released: the provider may well have billed the call, and a budget
+// must not spend that money twice. If the call settles after all, its
+// settle corrects the charge to the actual amount.
+//
+// Keys: "{<key>:<window>}:l", "{<key>:<window>}:z" and "{<key>:<window>}:x"
+// (reservations charged at expiry, until their settle), where key is the
 // namespaced ledger key the budget layer passes
 // ("<prefix>:budget:<policy>:<team>") and the braces keep both keys in one
 // Redis Cluster slot. Ledger keys expire after their window (plus a day).
@@ -37,16 +44,33 @@ var _ budget.Store = (*BudgetStore)(nil)
 func NewBudgetStore(c goredis.UniversalClient) *BudgetStore { return &BudgetStore{c: c} }
 
 const luaCommon = `
-local h, z = KEYS[1], KEYS[2]
+local h, z, x = KEYS[1], KEYS[2], KEYS[3]
 local t = redis.call('TIME')
 local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local expired = redis.call('ZRANGEBYSCORE', z, '-inf', nowms)
-for _, m in ipairs(expired) do
-  local u, tk = string.match(m, ' (%-?%d+) (%-?%d+)$')
-  redis.call('HINCRBY', h, 'ru', 0 - tonumber(u))
-  redis.call('HINCRBY', h, 'rt', 0 - tonumber(tk))
-  redis.call('HINCRBY', h, 'n', -1)
-  redis.call('ZREM', z, m)
+local function charge(b, nb, u, tk)
+  if nb == 0 then
+    redis.call('HINCRBY', h, 'uu', u)
+    redis.call('HINCRBY', h, 'ut', tk)
+  else
+    redis.call('HINCRBY', h, 'uu:' .. b, u)
+    redis.call('HINCRBY', h, 'ut:' .. b, tk)
+  end
+end
+-- expired reservations are charged at their reserved amount: their calls
+-- may have been billed (see BudgetStore).
+local function purge(cur, nb)
+  local expired = redis.call('ZRANGEBYSCORE', z, '-inf', nowms)
+  for _, m in ipairs(expired) do
+    local u, tk = string.match(m, ' (%-?%d+) (%-?%d+)$')
+    u, tk = tonumber(u), tonumber(tk)
+    redis.call('HINCRBY', h, 'ru', 0 - u)
+    redis.call('HINCRBY', h, 'rt', 0 - tk)
+    redis.call('HINCRBY', h, 'n', -1)
+    charge(cur, nb, u, tk)
+    redis.call('ZREM', z, m)
+    redis.call('SADD', x, m)
+  end
+  if #expired > 0 then redis.call('PEXPIRE', x, math.max(redis.call('PTTL', h), 60000)) end
 end
 local function used(cur, nb)
   if nb == 0 then
@@ -79,6 +103,7 @@ var reserveScript = goredis.NewScript(luaCommon + `
 local id, nu, nt = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local lu, lt = tonumber(ARGV[4]), tonumber(ARGV[5])
 local ttl, cur, nb, kttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+purge(cur, nb)
 local uu, ut = used(cur, nb)
 local ru, rt = state()
 if lu > 0 and uu + ru + nu > lu then return {0, 1, uu, ut, ru, rt} end
@@ -95,31 +120,35 @@ return {1, 0, uu, ut, ru + nu, rt + nt}
 
 // settle: ARGV member ("<id> <need_u> <need_t>"), act_u, act_t, bucket, nbuckets, cur_bucket
 // returns {used_u, used_t, res_u, res_t, n}
+//
+// A reservation that expired (and was charged at its reserved amount) before
+// its call settled is corrected to the actual amount.
 var settleScript = goredis.NewScript(luaCommon + `
 local id, au, at = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local b, nb, cur = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+purge(cur, nb)
+local u, tk = string.match(id, ' (%-?%d+) (%-?%d+)$')
 if redis.call('ZREM', z, id) == 1 then
-  local u, tk = string.match(id, ' (%-?%d+) (%-?%d+)$')
   redis.call('HINCRBY', h, 'ru', 0 - tonumber(u))
   redis.call('HINCRBY', h, 'rt', 0 - tonumber(tk))
   redis.call('HINCRBY', h, 'n', -1)
+elseif redis.call('SREM', x, id) == 1 then
+  au, at = au - tonumber(u), at - tonumber(tk)
 end
-if au ~= 0 or at ~= 0 then
-  if nb == 0 then
-    redis.call('HINCRBY', h, 'uu', au)
-    redis.call('HINCRBY', h, 'ut', at)
-  else
-    redis.call('HINCRBY', h, 'uu:' .. b, au)
-    redis.call('HINCRBY', h, 'ut:' .. b, at)
-  end
-end
+if au ~= 0 or at ~= 0 then charge(b, nb, au, at) end
 local uu, ut = used(cur, nb)
 local ru, rt, n = state()
 return {uu, ut, ru, rt, n}
 `)
 
+// extend: ARGV member, ttl_ms; returns 1, or 0 when the reservation is gone
+var extendScript = goredis.NewScript(luaCommon + `
+return redis.call('ZADD', z, 'XX', 'CH', nowms + tonumber(ARGV[2]), ARGV[1])
+`)
+
 // balance: ARGV cur_bucket, nbuckets; returns {used_u, used_t, res_u, res_t, n}
 var balanceScript = goredis.NewScript(luaCommon + `
+purge(tonumber(ARGV[1]), tonumber(ARGV[2]))
 local uu, ut = used(tonumber(ARGV[1]), tonumber(ARGV[2]))
 local ru, rt, n = state()
 return {uu, ut, ru, rt, n}
@@ -127,7 +156,7 @@ return {uu, ut, ru, rt, n}
 
 func keys(key string, w budget.Window) []string {
 	base := "{" + key + ":" + w.ID() + "}"
-	return []string{base + ":l", base + ":z"}
+	return []string{base + ":l", base + ":z", base + ":x"}
 }
 
 func buckets(w budget.Window, now time.Time) (cur int64, nb int) {
@@ -178,6 +207,25 @@ func (s *BudgetStore) Reserve(ctx context.Context, r budget.Reservation) (budget
 	}
 	member := id + " " + strconv.FormatInt(r.Need.USDMicros, 10) + " " + strconv.FormatInt(r.Need.Tokens, 10)
 	return &redisHold{s: s, keys: k, id: member, w: r.Window, bucket: cur}, nil
+}
+
+// Extend moves the reservation's expiry to ttl from now (Redis's clock).
+// It returns budget.ErrReservationExpired when the reservation already
+// expired (and was charged) or was settled.
+func (h *redisHold) Extend(ctx context.Context, ttl time.Duration) error {
+	if h.done.Load() {
+		return budget.ErrReservationExpired
+	}
+	n, err := extendScript.Run(ctx, h.s.c, h.keys, h.id, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return &budget.StoreError{Op: "extend", Err: err}
+	}
+	if n == 0 {
+		// ZADD XX CH reports 0 both for a missing member and an unchanged
+		// score; a score moved into the future always changes.
+		return budget.ErrReservationExpired
+	}
+	return nil
 }
 
 type redisHold struct {

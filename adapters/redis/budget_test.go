@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,7 +69,9 @@ func TestRedisBudgetReserveSettle(t *testing.T) {
 	}
 }
 
-// A reservation never settled is freed when its TTL expires (Redis' clock).
+// A reservation never settled is charged at its reserved amount when its
+// TTL expires (Redis' clock); a settle that comes after all corrects the
+// charge to the actual amount.
 func TestRedisReservationTTL(t *testing.T) {
 	c := testRedis(t)
 	key := testPrefix(t, c) + ":budget:p:team"
@@ -83,9 +86,56 @@ func TestRedisReservationTTL(t *testing.T) {
 		t.Fatalf("balance %+v", bal)
 	}
 	waitFreed(t, s, key, w, 200*time.Millisecond)
+	if bal, _ := s.Balance(ctx, key, w, time.Now()); bal.Used.Tokens != 90 {
+		t.Fatalf("expired reservation not charged: %+v", bal)
+	}
 	r.ID = "y"
-	if _, err := s.Reserve(ctx, r); err != nil {
-		t.Fatalf("after TTL: %v", err)
+	var e *budget.ExceededError
+	if _, err := s.Reserve(ctx, r); !errors.As(err, &e) || e.Used != 90 {
+		t.Fatalf("after TTL: %v, want a refusal with the expired reservation charged", err)
+	}
+
+	// A late settle (the process lived, its heartbeat failed) corrects the
+	// charge to what the call cost.
+	r.ID, r.Need = "z", budget.Amount{Tokens: 10}
+	h, err := s.Reserve(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFreed(t, s, key, w, 200*time.Millisecond)
+	if ext, ok := h.(budget.Extender); !ok || !errors.Is(ext.Extend(ctx, time.Minute), budget.ErrReservationExpired) {
+		t.Fatal("an expired reservation was extended")
+	}
+	bal, err := h.Settle(ctx, budget.Amount{Tokens: 4}, time.Now())
+	if err != nil || bal.Used.Tokens != 94 {
+		t.Fatalf("late settle: %+v %v, want 90 + 4 used", bal, err)
+	}
+}
+
+// Extend keeps a reservation past its TTL; a settled one cannot be extended.
+func TestRedisReservationExtend(t *testing.T) {
+	c := testRedis(t)
+	key := testPrefix(t, c) + ":budget:p:team"
+	s := redis.NewBudgetStore(c)
+	ctx := context.Background()
+	w := window()
+	h, err := s.Reserve(ctx, budget.Reservation{Key: key, ID: "e", Need: budget.Amount{Tokens: 5}, Window: w, Now: time.Now(), TTL: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := h.(budget.Extender)
+	if err := ext.Extend(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	bal, _ := s.Balance(ctx, key, w, time.Now())
+	if bal.InFlight != 1 {
+		t.Fatalf("extended reservation gone: %+v", bal)
+	}
+	if bal, err := h.Settle(ctx, budget.Amount{Tokens: 3}, time.Now()); err != nil || bal.Used.Tokens != 3 || bal.InFlight != 0 {
+		t.Fatalf("settle: %+v %v", bal, err)
+	}
+	if err := ext.Extend(ctx, time.Hour); !errors.Is(err, budget.ErrReservationExpired) {
+		t.Fatalf("extend after settle: %v", err)
 	}
 }
 
@@ -215,9 +265,7 @@ func child(t *testing.T, mode, prefix string) *exec.Cmd {
 }
 
 // Four separate processes (8 concurrent callers each) share a $0.01 daily
-// team budget on one Redis:
-// the settled spend stays within it, and a fifth process killed mid-call
-// frees its reservation within the reservation TTL (1s).
+// team budget on one Redis: the settled spend stays within it.
 func TestRedisBudgetFourProcesses(t *testing.T) {
 	if os.Getenv("TOKENWISE_BUDGET_CHILD") != "" {
 		t.Skip("in a child")
@@ -267,8 +315,24 @@ func TestRedisBudgetFourProcesses(t *testing.T) {
 	if rem.Used.USDMicros > 10_000 || rem.InFlight != 0 || !rem.Reserved.IsZero() {
 		t.Fatalf("over the limit or reservations left: %+v", rem.Balance)
 	}
+}
 
-	// A process killed mid-call: its reservation is freed within the TTL.
+// TestExpiredReservationOfADeadProcessIsCharged: a process whose call is in
+// flight keeps its reservation alive past the TTL (1s) by extending it;
+// once the process is SIGKILLed, the reservation expires within the TTL and
+// is charged at its reserved amount — the provider may have billed the
+// call — instead of being released and spent again.
+func TestExpiredReservationOfADeadProcessIsCharged(t *testing.T) {
+	if os.Getenv("TOKENWISE_BUDGET_CHILD") != "" {
+		t.Skip("in a child")
+	}
+	c := testRedis(t)
+	prefix := testPrefix(t, c)
+	store := redis.NewBudgetStore(c)
+	b, err := budget.New(childPolicy(prefix), budget.WithStore(store))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := child(t, "hang", prefix)
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -277,16 +341,30 @@ func TestRedisBudgetFourProcesses(t *testing.T) {
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() && !strings.Contains(sc.Text(), "CALLING") {
 	}
-	rem, _ = b.Remaining(context.Background(), "oncall")
+	rem, _ := b.Remaining(context.Background(), "oncall")
 	if rem.InFlight != 1 || rem.Reserved.IsZero() {
 		t.Fatalf("the hanging call holds no reservation: %+v", rem.Balance)
 	}
-	if err := cmd.Process.Kill(); err != nil {
+	held := rem.Reserved
+	// Alive, the process extends its reservation: after three TTLs it is
+	// still held, not charged.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for alive := time.Now(); time.Since(alive) < 3*time.Second; <-tick.C {
+		if rem, _ := b.Remaining(context.Background(), "oncall"); rem.InFlight != 1 || rem.Reserved != held || !rem.Used.IsZero() {
+			t.Fatalf("a live call's reservation expired after %s (TTL 1s): %+v", time.Since(alive), rem.Balance)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Wait()
 	took := waitFreed(t, store, b.TeamKey("oncall"), rem.Window, time.Second)
-	t.Logf("killed process's reservation freed %s after the kill (TTL 1s)", took.Round(10*time.Millisecond))
+	rem, _ = b.Remaining(context.Background(), "oncall")
+	t.Logf("killed process's reservation expired %s after the kill (TTL 1s) and was charged: %+v", took.Round(10*time.Millisecond), rem.Balance)
+	if rem.Used != held || !rem.Reserved.IsZero() || rem.InFlight != 0 {
+		t.Fatalf("after the kill: %+v, want the reservation %+v charged", rem.Balance, held)
+	}
 }
 
 // BenchmarkRedisReserveSettle16 runs reserve+settle pairs from 16

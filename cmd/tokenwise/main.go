@@ -7,6 +7,7 @@
 //	tokenwise policy schema                       the JSON Schema of policy files (policies/schema.json)
 //	tokenwise route eval ... DATA.jsonl           measure a router on labelled data (see route.go)
 //	tokenwise route train --out W DATA.jsonl      train a learned router on labelled data
+//	tokenwise catalog import PRICES.json          LiteLLM's price file as a policy file of models (extend it); skipped entries on stderr
 //
 // The trace format is documented in package observe; the DevOps example
 // writes one with -trace FILE.
@@ -37,6 +38,7 @@ const usage = `usage:
   tokenwise replay --policy FILE|DIR [--team T] [--progress auto|always|never] TRACE.jsonl
   tokenwise policy schema
   tokenwise route eval|train ... DATA.jsonl
+  tokenwise catalog import [-o FILE] [--provider P,...] PRICES.json
 `
 
 // run is the command; it returns the exit status (0 ok, 1 problems, 2 usage).
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return replay(args[1:], stdout, stderr)
 	case args[0] == "route":
 		return routeCmd(args[1:], stdout, stderr)
+	case args[0] == "catalog" && len(args) > 1 && args[1] == "import":
+		return catalogImport(args[2:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return 2
@@ -138,14 +142,19 @@ func check(args []string, stdout, stderr io.Writer) int {
 				continue
 			}
 			fmt.Fprintf(stdout, "%s: %d policies ok (%s)\n", path, len(set.Teams), strings.Join(set.Names(), ", "))
+			for _, name := range set.Names() {
+				printWarnings(stdout, set.Policy(name))
+			}
 			continue
 		}
-		if _, err := policies.LoadFileExtends(path); err != nil {
+		p, err := policies.LoadFileExtends(path)
+		if err != nil {
 			printErr(stderr, err)
 			status = 1
 			continue
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", path)
+		printWarnings(stdout, p)
 	}
 	return status
 }
@@ -323,3 +332,11 @@ func (b *progressBar) update(done, total int) {
 }
 
 func (b *progressBar) done() { fmt.Fprintln(b.w) }
+
+// printWarnings prints what a valid policy will do that its reader may not
+// expect (policies.Policy.Warnings); they do not fail the check.
+func printWarnings(w io.Writer, p *policies.Policy) {
+	for _, pr := range p.Warnings() {
+		fmt.Fprintf(w, "warning: %s\n", pr)
+	}
+}

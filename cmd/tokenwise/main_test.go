@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tokenwise/tokenwise/policies"
 )
 
 func runCmd(args ...string) (int, string, string) {
@@ -137,5 +139,35 @@ func TestExplainUnknownTeamFails(t *testing.T) {
 func TestFullPolicyChecks(t *testing.T) {
 	if code, out, stderr := runCmd("policy", "check", "../../policies/testdata/full.yaml", "../../policies/testdata"); code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, stderr)
+	}
+}
+
+// TestCatalogImportCommand imports a LiteLLM price file into a policy
+// file that a team policy extends: its prices then override the catalog,
+// and every skipped entry is reported.
+func TestCatalogImportCommand(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "prices.yaml")
+	code, stdout, stderr := runCmd("catalog", "import", "-o", out, "../../policies/testdata/litellm_prices.json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if stdout != "" || !strings.Contains(stderr, "imported 5 models, skipped 4") || !strings.Contains(stderr, "skipped text-embedding-3-small: mode embedding") {
+		t.Errorf("stdout %q, stderr:\n%s", stdout, stderr)
+	}
+	team := filepath.Join(dir, "devops.yaml")
+	os.WriteFile(team, []byte("version: 1\nextends: prices.yaml\nbudget: {run: {max_usd: 1}}\nrouting: {default: gpt-5-pro-2030-01-01}\n"), 0o644)
+	p, err := policies.LoadFileExtends(team)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := p.Model("gpt-5-pro-2030-01-01"); !ok || m.OutputPer1M != 120*policies.Dollar {
+		t.Errorf("imported model in the extending policy: %+v %v", m, ok)
+	}
+	if code, out, stderr := runCmd("policy", "check", team); code != 0 || !strings.Contains(out, "ok") {
+		t.Errorf("check: %d %s %s", code, out, stderr)
+	}
+	if code, _, _ := runCmd("catalog", "import", filepath.Join(dir, "missing.json")); code != 1 {
+		t.Errorf("a missing file exits %d", code)
 	}
 }

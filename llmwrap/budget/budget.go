@@ -23,7 +23,15 @@ import (
 // max_output_tokens bounds the output.
 const DefaultMaxOutput = 4096
 
-// DefaultReservationTTL is the reservation TTL when the policy sets none.
+// DefaultMinOutputTokens is the smallest answer a call is fitted to when
+// the policy sets no budget.min_output_tokens.
+const DefaultMinOutputTokens = 256
+
+// DefaultReservationTTL is the reservation TTL when the policy sets none
+// (or the policy's call timeout, when that is longer). A reservation is
+// extended every third of its TTL while its call is in flight, so the TTL
+// only bounds how long a dead replica's reservation stays reserved before
+// it is charged.
 const DefaultReservationTTL = 2 * time.Minute
 
 // DefaultLocalFraction is the share of each team limit a replica spends
@@ -98,7 +106,7 @@ func New(p *policies.Policy, opts ...Option) (*Budget, error) {
 	b.prefix = cmp(b.cfg.Store.KeyPrefix, "tokenwise")
 	b.ttl = b.cfg.Store.ReservationTTL.Duration()
 	if b.ttl <= 0 {
-		b.ttl = DefaultReservationTTL
+		b.ttl = max(DefaultReservationTTL, p.Timeouts.Call.Duration())
 	}
 	b.warnAt = slices.Sorted(slices.Values(b.cfg.WarnAt))
 	b.teamLim = Amount{USDMicros: b.cfg.Team.MaxUSD.Micro(), Tokens: b.cfg.Team.MaxTokens}
@@ -232,7 +240,9 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		return nil, err
 	}
 	settled := false
+	stop := b.keepAlive(ctx, h)
 	defer func() {
+		stop()
 		if !settled { // a panic below: release, then let it go on
 			b.settle(context.WithoutCancel(ctx), h, Amount{})
 		}
@@ -241,13 +251,56 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	usage, billed := b.usage(req, resp, est)
 	var actual Amount
 	if billed {
-		exact := spec.Cost(toCounts(usage))
-		actual = Amount{Tokens: usage.Total(), USDMicros: exact.Ceil().Micro()}
-		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.CostPico += int64(exact) })
+		// The ledger's charge: the exact cost rounded up once. The call's
+		// reported cost is the Meter's (middleware.Meter), not written here.
+		actual = Amount{Tokens: usage.Total(), USDMicros: spec.Cost(TokenCounts(usage)).Ceil().Micro()}
 	}
 	settled = true
 	b.settle(context.WithoutCancel(ctx), h, actual)
 	return resp, err
+}
+
+// keepAlive extends the call's team reservation every third of the TTL
+// while the call is in flight (retries, fallbacks, slow streams), when its
+// store lets reservations expire. The returned stop ends it and waits for
+// an extension in progress.
+func (b *Budget) keepAlive(ctx context.Context, h *holds) (stop func()) {
+	ext, ok := h.team.(Extender)
+	if !ok {
+		return func() {}
+	}
+	every := max(b.ttl/3, time.Millisecond)
+	ctx = context.WithoutCancel(ctx)
+	var (
+		mu      sync.Mutex // held while extending
+		stopped bool
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		err := ext.Extend(ctx, b.ttl)
+		switch {
+		case errors.Is(err, ErrReservationExpired):
+			b.log.WarnContext(ctx, "tokenwise: budget reservation expired while its call was in flight; it was charged at its reserved amount", "team", h.teamName)
+			return
+		case err != nil:
+			middleware.Emit(ctx, middleware.StoreFailed{Store: "budget", Op: "extend", Err: err})
+			b.log.WarnContext(ctx, "tokenwise: budget reservation not extended; retrying", "err", err)
+		}
+		t.Reset(every)
+	})
+	return func() {
+		t.Stop()
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+	}
 }
 
 // usage returns what to bill: the provider's usage, or for a response that
@@ -263,17 +316,39 @@ func (b *Budget) usage(req *middleware.Request, resp *middleware.Response, est i
 	if !resp.Usage.IsZero() {
 		return resp.Usage, true
 	}
-	m := &resp.Message
-	out := b.est.Text(req.Model, m.Content) + b.est.Text(req.Model, m.Reasoning)
-	for _, tc := range m.ToolCalls {
-		out += 3 + b.est.Text(req.Model, tc.Name) + b.est.Text(req.Model, tc.Arguments)
-	}
-	return middleware.Usage{InputTokens: est, OutputTokens: out}, true
+	return middleware.Usage{InputTokens: est, OutputTokens: partialOutput(b.est, req.Model, resp)}, true
 }
 
-func toCounts(u middleware.Usage) policies.TokenCounts {
+// partialOutput counts the output of a response that reported no usage (a
+// cut stream): its text, reasoning and tool calls.
+func partialOutput(e *tokens.Estimator, model string, resp *middleware.Response) int64 {
+	m := &resp.Message
+	out := e.Text(model, m.Content) + e.Text(model, m.Reasoning)
+	for _, tc := range m.ToolCalls {
+		out += 3 + e.Text(model, tc.Name) + e.Text(model, tc.Arguments)
+	}
+	return out
+}
+
+// BilledUsage is the middleware.UsageFunc of a chain with this estimator:
+// a stream cut before its usage is billed its estimated input plus the
+// partial answer's tokens, an attempt cancelled or timed out in flight its
+// estimated input — the same counts the budget settles.
+func BilledUsage(e *tokens.Estimator) middleware.UsageFunc {
+	return func(req *middleware.Request, resp *middleware.Response, _ error) middleware.Usage {
+		u := middleware.Usage{InputTokens: e.Request(req.Model, req)}
+		if resp != nil {
+			u.OutputTokens = partialOutput(e, req.Model, resp)
+		}
+		return u
+	}
+}
+
+// TokenCounts converts the core's usage to the catalog's token counts (the
+// one conversion; llmwrap.Pricer uses it too).
+func TokenCounts(u middleware.Usage) policies.TokenCounts {
 	return policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
-		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens}
+		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens, AudioInput: u.AudioInputTokens, AudioOutput: u.AudioOutputTokens}
 }
 
 // admit checks the request caps and reserves the worst case in the run and
@@ -297,17 +372,38 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 			return r, h, s, n, err
 		}
 	}
-	// Every choice of an n > 1 request may produce max_tokens: the
-	// provider bills them all.
-	outAll := out * int64(max(req.N, 1))
-	need := Amount{Tokens: est + outAll}
 	if b.cfg.Run.MaxUSD > 0 || b.cfg.Team.MaxUSD > 0 {
 		if !known || !spec.HasPrice() {
 			return nil, nil, spec, est, &refusal{kind: ErrUnpriced, msg: fmt.Sprintf("a USD budget applies and model %q has no price in the catalog or the policy", req.Model)}
 		}
 	}
-	need.USDMicros = spec.Cost(policies.TokenCounts{Input: est, Output: outAll}).Ceil().Micro()
-	h, err := b.reserve(ctx, need, b.runLim, b.teamLim)
+	// Every choice of an n > 1 request may produce max_tokens: the
+	// provider bills them all.
+	choices := int64(max(req.N, 1))
+	audio := b.est.AudioInput(req)
+	need := func() Amount {
+		return Amount{Tokens: est + out*choices, USDMicros: spec.Cost(worstCase(spec, est, audio, out*choices)).Ceil().Micro()}
+	}
+	h, err := b.reserve(ctx, need(), b.runLim, b.teamLim)
+	for range 3 { // fit instead of refuse; another call may take the rest meanwhile: try again
+		var e *ExceededError
+		if err == nil || !errors.As(err, &e) {
+			break
+		}
+		fit := affordable(spec, est, audio, choices, e)
+		if fit < b.minOutput() || fit >= out {
+			break
+		}
+		middleware.Emit(ctx, middleware.BudgetExceeded{Scope: e.Scope, Unit: e.Unit, Limit: e.Limit, Used: e.Used,
+			Reserved: e.Reserved, Need: e.Need, Action: "fit"})
+		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+			f.Notes = append(f.Notes, fmt.Sprintf("budget: the %s budget affords %d of %d output tokens: max_tokens lowered to %d", e.Scope, fit, out, fit))
+		})
+		out = fit
+		req = req.Clone()
+		req.MaxTokens = int(out)
+		h, err = b.reserve(ctx, need(), b.runLim, b.teamLim)
+	}
 	if err != nil {
 		var e *ExceededError
 		if !errors.As(err, &e) {
@@ -318,11 +414,45 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 			return r, h2, s, n, err
 		}
 		// warn: reserve without limits, so that the spend is still recorded
-		if h, err = b.reserve(ctx, need, Amount{}, Amount{}); err != nil {
+		if h, err = b.reserve(ctx, need(), Amount{}, Amount{}); err != nil {
 			return nil, nil, spec, est, err
 		}
 	}
 	return req, h, spec, est, nil
+}
+
+func (b *Budget) minOutput() int64 {
+	if m := b.cfg.MinOutputTokens; m > 0 {
+		return m
+	}
+	return DefaultMinOutputTokens
+}
+
+// worstCase is what a call may be billed: est input tokens of which audio
+// are audio, and out output tokens, all of them audio when the model's
+// audio output is dearer than its text output.
+func worstCase(spec policies.ModelSpec, est, audio, out int64) policies.TokenCounts {
+	c := policies.TokenCounts{Input: est, AudioInput: min(audio, est), Output: out}
+	if spec.AudioOutputPer1M > spec.OutputPer1M {
+		c.AudioOutput = out
+	}
+	return c
+}
+
+// affordable returns the most output tokens per choice that fit what e
+// says is left of its limit, with est input tokens on spec: the largest
+// out whose reservation (cost rounded up once to a micro-dollar) fits.
+func affordable(spec policies.ModelSpec, est, audio, choices int64, e *ExceededError) int64 {
+	left := e.Limit - e.Used - e.Reserved
+	if e.Unit == UnitTokens {
+		return max(left-est, 0) / choices
+	}
+	room := policies.USD(left).Pico() - spec.Cost(worstCase(spec, est, audio, 0))
+	rate := int64(max(spec.OutputPer1M, spec.AudioOutputPer1M)) * choices // pico-dollars per token, all choices
+	if room <= 0 || rate <= 0 {
+		return 0
+	}
+	return int64(room) / rate
 }
 
 // onExceeded applies on_exceed. It returns a nil request and nil error for

@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
@@ -54,7 +55,7 @@ func chain(t *testing.T, p *policies.Policy, next middleware.Handler, opts ...bu
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b, middleware.Then(next, middleware.Instrument(nil, nil), b.Middleware())
+	return b, middleware.Then(next, middleware.Instrument(nil, nil), b.Middleware(), middleware.Meter(llmwrap.Pricer(p), budget.BilledUsage(est)))
 }
 
 func teamPolicy(tb policies.TeamBudget) *policies.Policy {

@@ -16,16 +16,23 @@
 //
 // # Reserve, then settle
 //
-// Before the call the layer reserves the worst case, estimated input plus
-// the output bound, priced at the model in the request. It sits under the
-// fallback layer (see llmwrap), so every fallback target is reserved at its
-// own price. After the call it settles what the provider reported (cached
-// input at the cached rate, reasoning as output, see policies.ModelSpec.Cost)
-// and adds the cost to the call's CallFacts.CostPico. A failure without a
-// response, a cancellation and a panic release the reservation; a cut
-// stream (a partial response with middleware.ErrStreamCut) is billed, from
-// its usage or, when it has none, from the estimated input and the tokens of
-// the partial output.
+// Before the call the layer reserves the worst case, priced at the model in
+// the request: the estimated input (images by the called model's vision
+// rule at their detail's worst case, tool definitions) plus the output
+// bound for every one of n choices. It sits under the fallback layer (see
+// llmwrap), so every fallback target is reserved at its own price. When a
+// run or team budget cannot afford the output bound but affords at least
+// budget.min_output_tokens (DefaultMinOutputTokens), max_tokens is lowered
+// to what it affords (a note in the call's facts, a BudgetExceeded event
+// with action "fit"). After the call it settles what the provider reported
+// (cached input at the cached rate, reasoning as output, see
+// policies.ModelSpec.Cost), the exact cost rounded up once to the ledger's
+// micro-dollar. It does not write the call's cost: middleware.Meter records
+// and prices each provider attempt. A failure without a response, a
+// cancellation and a panic release the reservation; a cut stream (a partial
+// response with middleware.ErrStreamCut) is billed, from its usage or, when
+// it has none, from the estimated input and the tokens of the partial
+// output (BilledUsage, the same counts the Meter bills).
 //
 // Reserve is atomic in every store (a mutex in memory, one Lua script in
 // Redis), so check-then-charge races cannot overspend: the settled spend
@@ -33,8 +40,15 @@
 // reservation, which holds for OpenAI encodings (exact input counts,
 // output bounded by max_tokens). Non-OpenAI models are estimated
 // conservatively (package tokens). A reservation in a shared store carries
-// a TTL (budget.store.reservation_ttl, default 2m): a crashed replica's
-// reservations are freed when it expires; keep it above the call timeout.
+// a TTL (budget.store.reservation_ttl, default the larger of 2m and
+// timeouts.call; a shorter one than timeouts.call does not load) and the
+// layer extends it every third of the TTL while the call is in flight
+// ([Extender]). A reservation that expires anyway — its replica died — is
+// charged at its reserved amount, not released: the provider may have
+// billed the call.
+//
+// A run's ledger lives in the run, keyed by the policy's name, so a Budget
+// rebuilt by a policy reload keeps charging it.
 //
 // # When a budget says no
 //

@@ -18,6 +18,10 @@ var (
 	// ErrStoreUnavailable: the shared budget store could not be reached and
 	// the policy is fail_closed. Matches middleware.ErrBudget.
 	ErrStoreUnavailable = errors.New("tokenwise/budget: budget store unavailable")
+	// ErrReservationExpired: a reservation could not be extended because
+	// its TTL ran out (a shared store then charges it at its reserved
+	// amount) or it was settled.
+	ErrReservationExpired = errors.New("tokenwise/budget: reservation expired")
 )
 
 // Units of ExceededError.Unit and of the budget events.

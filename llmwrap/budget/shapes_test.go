@@ -3,11 +3,14 @@ package budget_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	goopenai "github.com/sashabaranov/go-openai"
@@ -70,11 +73,23 @@ func (bt *billingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, err
 	}
+	var modal struct {
+		Modalities []string `json:"modalities"`
+	}
+	_ = json.Unmarshal(body, &modal)
 	est := tokens.New()
-	prompt := int64(3)
+	prompt, audioIn := int64(3), int64(0)
 	for _, m := range req.Messages {
 		prompt += 3 + est.Text("gpt-4o", m.Role) + est.Text("gpt-4o", m.Content.String())
 		for _, p := range m.Content.Parts {
+			if p.Type == "input_audio" { // 10 tokens a second of 16 kHz 16-bit audio (32,000 bytes)
+				var a struct {
+					InputAudio struct{ Data string } `json:"input_audio"`
+				}
+				_ = json.Unmarshal(p.Raw, &a)
+				raw, _ := base64.StdEncoding.DecodeString(a.InputAudio.Data)
+				audioIn += int64(len(raw)+3199) / 3200
+			}
 			if p.Type == "image_url" {
 				var img struct {
 					ImageURL struct{ Detail string } `json:"image_url"`
@@ -113,7 +128,13 @@ func (bt *billingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	completion := int64(n * maxTok)
-	out["usage"] = map[string]any{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+	audioOut := int64(0)
+	if slices.Contains(modal.Modalities, "audio") {
+		audioOut = completion // a spoken answer: every output token is audio
+	}
+	prompt += audioIn
+	out["usage"] = map[string]any{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+		"prompt_tokens_details": map[string]any{"audio_tokens": audioIn}, "completion_tokens_details": map[string]any{"audio_tokens": audioOut}}
 	raw, _ = json.Marshal(out)
 	resp.Body = io.NopCloser(bytes.NewReader(raw))
 	resp.ContentLength = int64(len(raw))
@@ -179,7 +200,7 @@ func imageMessage(detail goopenai.ImageURLDetail) goopenai.ChatCompletionMessage
 // max_tokens, and the reservation covers them all.
 func TestNChoicesAreReserved(t *testing.T) {
 	for _, n := range []int{1, 2, 4} {
-		checkShape(t, "n="+strconv.Itoa(n), goopenai.ChatCompletionRequest{Model: "gpt-4o", N: n, MaxTokens: 300,
+		checkShape(t, "n="+strconv.Itoa(n), goopenai.ChatCompletionRequest{Model: "gpt-4o", N: n, MaxCompletionTokens: 300,
 			Messages: []goopenai.ChatCompletionMessage{userText("Suggest a name for the new disk-cleanup job.")}})
 	}
 }
@@ -195,7 +216,7 @@ func TestImagesOnMiniAreReservedAtMiniRates(t *testing.T) {
 		}
 	}
 	// The mini reservation is at mini's rule, not gpt-4o's.
-	mini, _, _ := shape(t, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", MaxTokens: 1, Messages: []goopenai.ChatCompletionMessage{imageMessage(goopenai.ImageURLDetailHigh)}})
+	mini, _, _ := shape(t, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", MaxCompletionTokens: 1, Messages: []goopenai.ChatCompletionMessage{imageMessage(goopenai.ImageURLDetailHigh)}})
 	if want := int64(2833 + 8*5667); mini.Tokens < want {
 		t.Errorf("gpt-4o-mini image reserved %d tokens, want at least %d", mini.Tokens, want)
 	}
@@ -208,4 +229,50 @@ func TestToolsAndReasoningAreReserved(t *testing.T) {
 	checkShape(t, "tools on o4-mini", goopenai.ChatCompletionRequest{Model: "o4-mini", MaxCompletionTokens: 2000,
 		Messages: []goopenai.ChatCompletionMessage{userText("How full is /var?")},
 		Tools:    []goopenai.Tool{{Type: goopenai.ToolTypeFunction, Function: &goopenai.FunctionDefinition{Name: "check_disk", Description: "Reports disk usage.", Parameters: params}}}})
+}
+
+// TestAudioIsReservedAtAudioRates: audio input and a spoken answer are
+// billed at the audio prices ($40 and $80 per 1M on gpt-4o-audio-preview,
+// 16× and 8× the text ones); the reservation covers them. go-openai has no
+// input_audio part, so the request is raw JSON through the tokenwise
+// transport.
+func TestAudioIsReservedAtAudioRates(t *testing.T) {
+	p := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxUSD: 10 * policies.Dollar}}}
+	b, err := budget.New(p, budget.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := openaitest.New()
+	srv.On().Reply(openaitest.Text("The disk alarm says /var is full."))
+	bt := &billingTransport{srv: srv, b: b}
+	chain := middleware.Chain(middleware.Instrument(nil, nil), b.Middleware(), middleware.Meter(llmwrap.Pricer(p), nil))
+	client := &http.Client{Transport: oaiadapter.NewTransport(chain, oaiadapter.WithBaseTransport(bt))}
+	wav := base64.StdEncoding.EncodeToString(make([]byte, 5*32_000)) // five seconds
+	body := `{"model":"gpt-4o-audio-preview","modalities":["text","audio"],"audio":{"voice":"alloy","format":"wav"},"max_completion_tokens":300,` +
+		`"messages":[{"role":"user","content":[{"type":"text","text":"What does the alarm say?"},{"type":"input_audio","input_audio":{"data":"` + wav + `","format":"wav"}}]}]}`
+	ctx, run := middleware.StartRun(context.Background(), "audio")
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://openai.test/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	settled, cost := b.RunBalance(run).Used, run.Totals().CostPico
+	u := run.Calls()[0].Usage
+	if u.AudioInputTokens != 50 || u.AudioOutputTokens != 300 {
+		t.Fatalf("usage %+v, want 50 audio input and 300 audio output tokens", u)
+	}
+	// 50 × $40 + 300 × $80 per 1M, plus the text input at $2.50.
+	text := u.InputTokens - u.AudioInputTokens
+	if want := 50*40_000_000 + 300*80_000_000 + text*2_500_000; cost != want {
+		t.Errorf("cost %s, want %s", middleware.FormatPico(cost), middleware.FormatPico(want))
+	}
+	if settled.USDMicros > bt.reserved.USDMicros || cost > bt.reserved.USDMicros*policies.PicoPerMicro || settled.Tokens > bt.reserved.Tokens {
+		t.Errorf("settled %+v (exact %s) exceeds the reservation %+v", settled, middleware.FormatPico(cost), bt.reserved)
+	}
 }

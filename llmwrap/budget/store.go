@@ -141,6 +141,17 @@ type Hold interface {
 	Settle(ctx context.Context, actual Amount, now time.Time) (Balance, error)
 }
 
+// Extender is a Hold whose reservation expires (a shared store's TTL). The
+// budget layer extends it every third of its TTL while the call is in
+// flight, so that no sequence of retries, fallbacks or slow streams
+// outlives it. An expired reservation is charged at its reserved amount
+// (the provider may have billed the call), not released.
+type Extender interface {
+	// Extend moves the expiry to ttl from now; ErrReservationExpired when
+	// the reservation is gone.
+	Extend(ctx context.Context, ttl time.Duration) error
+}
+
 // StoreError is a failure of the budget store itself (not a refusal).
 type StoreError struct {
 	Op  string

@@ -22,7 +22,7 @@ func BenchmarkResilienceLayers(b *testing.B) {
 		return answer, nil
 	})
 	layers := map[string]middleware.Middleware{
-		"fallback": fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}, fallback.WithPricer(prices)),
+		"fallback": fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}),
 		"breaker":  breaker.New(breaker.Settings{ConsecutiveFailures: 5, FailureRatio: 0.5}).Middleware(),
 		"retry":    retry.New(retry.Policy{MaxAttempts: 3}),
 		"timeout":  timeout.New(timeout.Limits{Call: 30 * time.Second, FirstToken: 5 * time.Second, Idle: 10 * time.Second}),

@@ -15,8 +15,10 @@
 // after that its failure is returned to the caller (never as a normal end),
 // with the partial response so that what was produced is billed.
 //
-// Every attempt is recorded in the call's [middleware.CallInfo]
-// (CallFacts.Attempts), every move to the next model emits a
+// Every provider attempt is recorded (and priced, once) in the call's
+// CallFacts.Attempts by middleware.Meter at the bottom of the chain; a
+// hedged attempt runs under middleware.WithHedgedAttempt so that it is
+// recorded as one. Every move to the next model emits a
 // [middleware.FellBack] event, and when more than one model was tried and
 // the call still failed, the error is one [*Error] that lists each attempt
 // and matches each attempt's error with errors.Is and errors.As.

@@ -24,7 +24,7 @@ func Example() {
 		}
 	})
 	h := middleware.Then(provider, middleware.Instrument(nil, obs),
-		fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}))
+		fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}), middleware.Meter(nil, nil))
 	resp, err := h.Handle(context.Background(), &middleware.Request{Model: "gpt-4o"})
 	fmt.Println(resp.Message.Content, err)
 	for _, a := range facts.Attempts {

@@ -120,13 +120,10 @@ type optionFunc func(*fallback)
 
 func (f optionFunc) apply(fb *fallback) { f(fb) }
 
-// WithPricer prices every attempt so that a call that used several models
-// (a hedge, a cut stream before a fallback) is billed for all of them. A
-// layer further in (a budget) that bills the call itself takes precedence.
-func WithPricer(p middleware.Pricer) Option { return optionFunc(func(f *fallback) { f.pricer = p }) }
-
-// WithInputEstimate replaces the estimate of a request's input tokens used
-// to bill a cancelled hedge that reported no usage. Default: [EstimateInput].
+// WithInputEstimate replaces the estimate of a request's input tokens that
+// a cancelled hedge reported in the fallback's Error is given. Default:
+// middleware.EstimateInput. (What a call cost is the Meter's business:
+// middleware.Meter records and prices each attempt.)
 func WithInputEstimate(fn func(*middleware.Request) int64) Option {
 	return optionFunc(func(f *fallback) {
 		if fn != nil {
@@ -135,28 +132,9 @@ func WithInputEstimate(fn func(*middleware.Request) int64) Option {
 	})
 }
 
-// EstimateInput is a conservative estimate of a request's input tokens:
-// 3 + Σ (4 + bytes/3) per message + (8 + bytes/3) per tool, rounding up.
-func EstimateInput(r *middleware.Request) int64 {
-	n := int64(3)
-	for i := range r.Messages {
-		m := &r.Messages[i]
-		b := len(m.Text()) + len(m.Name)
-		for _, tc := range m.ToolCalls {
-			b += len(tc.Name) + len(tc.Arguments)
-		}
-		n += 4 + int64(b+2)/3
-	}
-	for _, t := range r.Tools {
-		n += 8 + int64(len(t.Name)+len(t.Description)+len(t.Parameters)+2)/3
-	}
-	return n
-}
-
 type fallback struct {
 	c        Config
 	on       []error
-	pricer   middleware.Pricer
 	estimate func(*middleware.Request) int64
 
 	mu   sync.Mutex
@@ -170,7 +148,7 @@ func New(c Config, opts ...Option) middleware.Middleware {
 	if len(c.Models) == 0 && len(c.LargerWindow) == 0 && !c.Hedge.enabled() {
 		return nil
 	}
-	proto := fallback{c: c, on: c.On, estimate: EstimateInput}
+	proto := fallback{c: c, on: c.On, estimate: middleware.EstimateInput}
 	if proto.on == nil {
 		proto.on = DefaultOn()
 	}
@@ -186,7 +164,7 @@ func New(c Config, opts ...Option) middleware.Middleware {
 		}
 	}
 	return func(next middleware.Handler) middleware.Handler {
-		f := &fallback{c: proto.c, on: proto.on, pricer: proto.pricer, estimate: proto.estimate,
+		f := &fallback{c: proto.c, on: proto.on, estimate: proto.estimate,
 			lat: map[string]*ring{}, next: next}
 		return f
 	}
@@ -325,6 +303,9 @@ func (f *fallback) try(ctx context.Context, req *middleware.Request, model strin
 			return inner(ctx, c)
 		}
 	}
+	if hedge {
+		ctx = middleware.WithHedgedAttempt(ctx)
+	}
 	start := time.Now()
 	resp, err := f.next.Handle(ctx, r)
 	res := result{model: model, resp: resp, err: err, lat: time.Since(start), hedge: hedge}
@@ -386,34 +367,15 @@ func (f *fallback) hedged(ctx context.Context, req *middleware.Request, model, h
 	return []result{first, second}
 }
 
-// finish records the attempts, bills them and returns the call's outcome.
+// finish returns the call's outcome. (The attempts and their costs are
+// recorded by middleware.Meter, at the provider.)
 func (f *fallback) finish(ctx context.Context, req *middleware.Request, rs []result, win *result) (*middleware.Response, error) {
-	var cost int64
-	billed := 0
-	if f.pricer != nil && len(rs) > 1 {
-		for _, r := range rs {
-			if !r.usage.IsZero() {
-				if c, ok := f.pricer.Cost(r.model, r.usage); ok {
-					cost += c
-					billed++
-				}
-			}
-		}
-	}
 	final := win
 	if final == nil {
 		final = &rs[len(rs)-1]
 	}
 	if ci := middleware.CallInfoFrom(ctx); ci != nil {
-		ci.Update(func(fc *middleware.CallFacts) {
-			for _, r := range rs {
-				fc.Attempts = append(fc.Attempts, r.attempt())
-			}
-			fc.Model = final.model
-			if billed > 1 && fc.CostPico == 0 {
-				fc.CostPico = cost
-			}
-		})
+		ci.Update(func(fc *middleware.CallFacts) { fc.Model = final.model })
 	}
 	if win != nil {
 		return win.resp, nil

@@ -73,7 +73,7 @@ func TestEveryModelFails(t *testing.T) {
 		h := middleware.Then(provider(srv), middleware.Instrument(nil, rec),
 			// gpt-4o listed again: the chain must not loop back to it
 			fallback.New(fallback.Config{Models: []string{"gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"}}),
-			timeout.New(timeout.Limits{Call: 10 * time.Second}))
+			timeout.New(timeout.Limits{Call: 10 * time.Second}), middleware.Meter(nil, nil))
 		start := time.Now()
 		resp, err := h.Handle(context.Background(), user("status?"))
 		if resp != nil {
@@ -123,7 +123,7 @@ func TestBadRequestStops(t *testing.T) {
 		mw := middleware.Chain(middleware.Instrument(nil, nil),
 			fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}),
 			breaker.New(breaker.Settings{ConsecutiveFailures: 1}).Middleware(),
-			retry.New(retry.Policy{MaxAttempts: 5}))
+			retry.New(retry.Policy{MaxAttempts: 5}), middleware.Meter(nil, nil))
 		_, err := goOpenAI(srv, mw).CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
 			Model: "gpt-4o", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
 		var apiErr *openai.APIError
@@ -184,7 +184,7 @@ func streamChain(rec *recorder) middleware.Middleware {
 		fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}),
 		breaker.New(breaker.Settings{ConsecutiveFailures: 5}).Middleware(),
 		retry.New(retry.Policy{MaxAttempts: 2, BaseDelay: time.Millisecond}, retry.WithJitter(func() float64 { return 0 })),
-		timeout.New(timeout.Limits{Call: time.Minute, FirstToken: 2 * time.Second, Idle: 5 * time.Second}))
+		timeout.New(timeout.Limits{Call: time.Minute, FirstToken: 2 * time.Second, Idle: 5 * time.Second}), middleware.Meter(nil, nil))
 }
 
 // Must show: a stream that never starts hits the first-token timeout (on

@@ -39,7 +39,7 @@ func simulate(t *testing.T, n int, hedge fallback.Hedge) ([]time.Duration, []mid
 	srv.On(openaitest.Model("gpt-4o-mini")).Reply(openaitest.Reply{Content: "Disk at 42%.", Latency: 300 * time.Millisecond})
 	rec := &recorder{}
 	h := middleware.Then(provider(srv), middleware.Instrument(prices, rec),
-		fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}, Hedge: hedge}, fallback.WithPricer(prices)))
+		fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}, Hedge: hedge}), middleware.Meter(prices, nil))
 	lats := make([]time.Duration, n)
 	for i := range n {
 		start := time.Now()
@@ -84,14 +84,20 @@ func TestHedgingCutsTheTail(t *testing.T) {
 			if len(f.Attempts) != 2 || !f.Attempts[1].Hedge || f.Attempts[1].Model != "gpt-4o-mini" {
 				t.Fatalf("attempts %+v", f.Attempts)
 			}
-			var want int64
+			var want, winner int64
 			for _, a := range f.Attempts {
 				if a.Usage.IsZero() {
 					t.Fatalf("attempt %+v was not billed", a)
 				}
-				want += mustCost(t, a.Model, a.Usage)
+				if a.CostPico != mustCost(t, a.Model, a.Usage) {
+					t.Fatalf("attempt %+v not priced at its own model", a)
+				}
+				want += a.CostPico
+				if a.Err == nil {
+					winner = a.CostPico
+				}
 			}
-			if f.CostPico != want || f.CostPico <= mustCost(t, f.Model, c.Usage) {
+			if f.CostPico != want || f.CostPico <= winner {
 				t.Fatalf("hedged call billed %d, want %d (both attempts)", f.CostPico, want)
 			}
 			if f.Model == "gpt-4o-mini" {
@@ -144,7 +150,7 @@ func TestHedgingWithOneModel(t *testing.T) {
 				openaitest.Reply{Content: "fast replica", Latency: 200 * time.Millisecond, Usage: &openaitest.Usage{PromptTokens: 100, CompletionTokens: 10}})
 			rec := &recorder{}
 			h := middleware.Then(provider(srv), middleware.Instrument(prices, rec),
-				fallback.New(fallback.Config{Models: models, Hedge: fallback.Hedge{Delay: time.Second}}, fallback.WithPricer(prices)))
+				fallback.New(fallback.Config{Models: models, Hedge: fallback.Hedge{Delay: time.Second}}), middleware.Meter(prices, nil))
 			start := time.Now()
 			resp, err := h.Handle(context.Background(), user("How full is the disk?"))
 			if err != nil {

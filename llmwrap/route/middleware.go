@@ -18,7 +18,6 @@ type config struct {
 	router    Router
 	estimator Estimator
 	budget    BudgetReader
-	pricer    middleware.Pricer
 	checks    []namedCheck
 }
 
@@ -33,11 +32,6 @@ func WithEstimator(e Estimator) Option { return func(c *config) { c.estimator = 
 
 // WithBudget sets the reader of budget_below conditions (see BudgetReader).
 func WithBudget(b BudgetReader) Option { return func(c *config) { c.budget = b } }
-
-// WithPricer prices the extra calls of a cascade or a regeneration when no
-// inner layer (a budget) billed them. Default: none; the outermost
-// instrument then prices the call's summed usage at the answering model.
-func WithPricer(p middleware.Pricer) Option { return func(c *config) { c.pricer = p } }
 
 // WithCheck adds a custom cascade check, run after the policy's checks;
 // name appears in reports when it rejects an answer.
@@ -104,12 +98,11 @@ type handler struct {
 
 // call is the state of one routed call.
 type call struct {
-	ci     *middleware.CallInfo
-	stage  middleware.Stage
-	rule   string // the explanation so far
-	billed int64  // micro-USD priced here for extra calls
-	usage  middleware.Usage
-	calls  int
+	ci    *middleware.CallInfo
+	stage middleware.Stage
+	rule  string // the explanation so far
+	usage middleware.Usage
+	calls int
 }
 
 func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
@@ -313,29 +306,15 @@ func (h *handler) widerThan(model string, need int64) string {
 	return ""
 }
 
-// attempt makes one inner call, and accounts for it: its usage is summed
-// into the call's, and its cost priced here when no inner layer billed it.
+// attempt makes one inner call; its usage is summed into the call's. (Its
+// cost is recorded, under its own model, by middleware.Meter.)
 func (h *handler) attempt(ctx context.Context, c *call, r *middleware.Request) (*middleware.Response, error) {
-	before := c.cost()
 	resp, err := h.next.Handle(ctx, r)
 	c.calls++
 	if resp != nil && !resp.FromCache {
 		c.usage = c.usage.Add(resp.Usage)
-		if c.cost() == before {
-			if h.cfg.pricer != nil {
-				if micros, ok := h.cfg.pricer.Cost(r.Model, resp.Usage); ok {
-					c.billed += micros
-				}
-			}
-		}
 	}
 	return resp, err
-}
-
-func (c *call) cost() int64 {
-	var v int64
-	c.ci.Update(func(f *middleware.CallFacts) { v = f.CostPico })
-	return v
 }
 
 // decide records a routing decision and emits it.
@@ -353,14 +332,10 @@ func (c *call) note(s string) {
 	c.ci.Update(func(f *middleware.CallFacts) { f.Notes = append(f.Notes, s) })
 }
 
-// finish sums the usage of several calls into the answer and bills the
-// calls no inner layer billed.
+// finish sums the usage of several calls into the answer.
 func (c *call) finish(resp *middleware.Response, err error) (*middleware.Response, error) {
 	if c.calls <= 1 || resp == nil {
 		return resp, err
-	}
-	if c.billed > 0 {
-		c.ci.Update(func(f *middleware.CallFacts) { f.CostPico += c.billed })
 	}
 	if resp.Usage != c.usage {
 		resp = resp.Clone()

@@ -1,0 +1,124 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+type hedgeKey struct{}
+
+// WithHedgedAttempt marks the calls made with ctx as a hedged attempt,
+// started alongside another one: the [Meter] records them so.
+func WithHedgedAttempt(ctx context.Context) context.Context {
+	return context.WithValue(ctx, hedgeKey{}, true)
+}
+
+func hedgedAttempt(ctx context.Context) bool {
+	h, _ := ctx.Value(hedgeKey{}).(bool)
+	return h
+}
+
+// UsageFunc returns the usage to bill for a provider attempt that reported
+// none: a stream cut before its usage chunk (resp holds the partial
+// answer), or an attempt cancelled or timed out in flight (resp is nil),
+// which the provider may have billed for its input.
+type UsageFunc func(req *Request, resp *Response, err error) Usage
+
+// Meter returns the innermost middleware of a chain, the one owner of what
+// a call cost. Every provider attempt that passes through it — each retry,
+// fallback, hedge, cascade step or regeneration — is recorded once in the
+// call's [CallFacts].Attempts with its model, usage, latency, error and
+// exact cost, priced once by pricer. [Instrument] sums the attempts into
+// CallFacts.CostPico; no other layer writes a cost.
+//
+// An attempt the provider reported no usage for is billed what fill
+// returns (nil: [EstimateUsage], a conservative estimate). pricer may be
+// nil (attempts are recorded, costs stay zero).
+func Meter(pricer Pricer, fill UsageFunc) Middleware {
+	if fill == nil {
+		fill = EstimateUsage
+	}
+	return func(next Handler) Handler {
+		return HandlerFunc(func(ctx context.Context, req *Request) (*Response, error) {
+			ci := CallInfoFrom(ctx)
+			if ci == nil {
+				return next.Handle(ctx, req)
+			}
+			// The attempt's place is taken when it starts: attempts are
+			// listed in start order, also when a hedge finishes first.
+			var idx int
+			ci.Update(func(f *CallFacts) {
+				idx = len(f.Attempts)
+				f.Attempts = append(f.Attempts, Attempt{Model: req.Model, Hedge: hedgedAttempt(ctx)})
+			})
+			start := time.Now()
+			resp, err := next.Handle(ctx, req)
+			a := Attempt{Model: req.Model, Latency: time.Since(start), Err: err, Hedge: hedgedAttempt(ctx)}
+			switch {
+			case resp != nil && resp.FromCache: // not a provider attempt
+				ci.Update(func(f *CallFacts) {
+					if idx == len(f.Attempts)-1 {
+						f.Attempts = f.Attempts[:idx]
+					}
+				})
+				return resp, err
+			case resp != nil:
+				if resp.Model != "" {
+					a.Model = resp.Model // the provider's name: a dated snapshot may have its own price
+				}
+				a.Usage = resp.Usage
+				if a.Usage.IsZero() {
+					a.Usage = fill(req, resp, err)
+				}
+			case err != nil && (IsCancellation(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout)):
+				a.Usage = fill(req, nil, err)
+			}
+			if pricer != nil && !a.Usage.IsZero() {
+				if c, ok := pricer.Cost(a.Model, a.Usage); ok {
+					a.CostPico = c
+				} else if a.Model != req.Model {
+					a.CostPico, _ = pricer.Cost(req.Model, a.Usage)
+				}
+			}
+			ci.Update(func(f *CallFacts) { f.Attempts[idx] = a })
+			return resp, err
+		})
+	}
+}
+
+// EstimateUsage is the default [UsageFunc]: for a cut stream, the input
+// estimate plus the partial answer's output; for an attempt that ended
+// without a response, the input estimate. Both estimate one token per
+// three bytes, rounding up, with OpenAI's framing: conservative for every
+// tokenizer tokenwise knows.
+func EstimateUsage(req *Request, resp *Response, _ error) Usage {
+	u := Usage{InputTokens: EstimateInput(req)}
+	if resp != nil {
+		m := &resp.Message
+		b := len(m.Content) + len(m.Reasoning)
+		for _, tc := range m.ToolCalls {
+			b += 3 + len(tc.Name) + len(tc.Arguments)
+		}
+		u.OutputTokens = int64(b+2) / 3
+	}
+	return u
+}
+
+// EstimateInput is a conservative estimate of a request's input tokens:
+// 3 + Σ (4 + bytes/3) per message + (8 + bytes/3) per tool, rounding up.
+func EstimateInput(r *Request) int64 {
+	n := int64(3)
+	for i := range r.Messages {
+		m := &r.Messages[i]
+		b := len(m.Text()) + len(m.Name)
+		for _, tc := range m.ToolCalls {
+			b += len(tc.Name) + len(tc.Arguments)
+		}
+		n += 4 + int64(b+2)/3
+	}
+	for _, t := range r.Tools {
+		n += 8 + int64(len(t.Name)+len(t.Description)+len(t.Parameters)+2)/3
+	}
+	return n
+}

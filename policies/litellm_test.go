@@ -1,0 +1,95 @@
+package policies
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestCatalogImportFromLiteLLMFile maps a price file in LiteLLM's format
+// onto ModelSpecs — exact prices from their decimal text, context window,
+// max output, provider — reports every entry it skipped and why, and
+// renders a policy file that loads and prices its models.
+func TestCatalogImportFromLiteLLMFile(t *testing.T) {
+	f, err := os.Open("testdata/litellm_prices.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	im, err := ImportLiteLLM(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]ModelSpec{
+		"gpt-4.1-mini": {Provider: "openai", InputPer1M: 400_000, OutputPer1M: 1_600_000, CachedInputPer1M: 100_000,
+			ContextWindow: 1_047_576, MaxOutputTokens: 32_768},
+		"gpt-5-pro-2030-01-01": {Provider: "openai", InputPer1M: 15 * Dollar, OutputPer1M: 120 * Dollar, ContextWindow: 400_000, MaxOutputTokens: 272_000},
+		"claude-sonnet-4-5-20250929": {Provider: "anthropic", InputPer1M: 3 * Dollar, OutputPer1M: 15 * Dollar, CachedInputPer1M: 300_000,
+			CacheWritePer1M: 3_750_000, ContextWindow: 200_000, MaxOutputTokens: 64_000},
+		"gemini/gemini-2.0-flash-lite": {Provider: "gemini", InputPer1M: 75_000, OutputPer1M: 300_000, ContextWindow: 1_048_576, MaxOutputTokens: 8_192},
+		"gpt-4o-audio-preview": {Provider: "openai", InputPer1M: 2_500_000, OutputPer1M: 10 * Dollar, AudioInputPer1M: 40 * Dollar, AudioOutputPer1M: 80 * Dollar,
+			ContextWindow: 128_000, MaxOutputTokens: 16_384},
+	}
+	if len(im.Models) != len(want) {
+		t.Errorf("imported %d models, want %d: %v", len(im.Models), len(want), im.Models)
+	}
+	for name, w := range want {
+		if got := im.Models[name]; got != w {
+			t.Errorf("%s = %+v, want %+v", name, got, w)
+		}
+	}
+	skipped := map[string]string{}
+	for _, s := range im.Skipped {
+		skipped[s.Model] = s.Reason
+	}
+	for name, reason := range map[string]string{
+		"text-embedding-3-small":        "mode embedding",
+		"dall-e-3":                      "mode image_generation",
+		"openrouter/some-lab/tiny:free": "no input or output price",
+		"fireworks_ai/odd-price":        "finer than a micro-dollar per million tokens",
+	} {
+		if !strings.Contains(skipped[name], reason) {
+			t.Errorf("%s skipped for %q, want %q", name, skipped[name], reason)
+		}
+	}
+	if len(im.Skipped) != 4 {
+		t.Errorf("skipped %v, want 4 entries", im.Skipped)
+	}
+
+	// The rendered file is a policy: extend it, or copy its models.
+	src := im.YAML("imported from testdata/litellm_prices.json")
+	p, err := LoadBytes(src, "imported.yaml")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, src)
+	}
+	for name, w := range want {
+		got, ok := p.Model(name)
+		if !ok || got.InputPer1M != w.InputPer1M || got.OutputPer1M != w.OutputPer1M || got.CachedInputPer1M != w.CachedInputPer1M ||
+			got.AudioInputPer1M != w.AudioInputPer1M || got.AudioOutputPer1M != w.AudioOutputPer1M {
+			t.Errorf("loaded %s = %+v", name, got)
+		}
+	}
+	// A dated name of an imported model resolves to it.
+	if m, ok := p.Model("gpt-5-pro-2030-01-01"); !ok || m.Cost(TokenCounts{Input: 1_000, Output: 100}) != 27*PicoPerMicro*1_000 {
+		t.Errorf("gpt-5-pro costs %s for 1,000 in + 100 out, want $0.027", m.Cost(TokenCounts{Input: 1_000, Output: 100}))
+	}
+
+	// A provider filter keeps only its models.
+	f.Seek(0, 0)
+	only, err := ImportLiteLLM(f, "anthropic")
+	if err != nil || len(only.Models) != 1 || only.Models["claude-sonnet-4-5-20250929"].Provider != "anthropic" {
+		t.Errorf("anthropic only: %+v %v", only, err)
+	}
+}
+
+func TestImportLiteLLMRejectsBrokenFiles(t *testing.T) {
+	for _, src := range []string{"", "[]", `{"m": 1`, "not json"} {
+		if _, err := ImportLiteLLM(strings.NewReader(src)); err == nil {
+			t.Errorf("ImportLiteLLM(%q) succeeded", src)
+		}
+	}
+	im, err := ImportLiteLLM(strings.NewReader(`{"m": {"input_cost_per_token": -1e-6, "output_cost_per_token": 1e-6}, "n": "x"}`))
+	if err != nil || len(im.Models) != 0 || len(im.Skipped) != 2 {
+		t.Errorf("negative price or non-object entry imported: %+v %v", im, err)
+	}
+}
