@@ -393,11 +393,17 @@ func (r *Run) Report() string {
 	sort.Strings(models)
 	for _, m := range models {
 		mt := t.ByModel[m]
-		fmt.Fprintf(&b, "  %s: %s", m, plural(mt.Calls, "call"))
+		if mt.Calls > 0 {
+			fmt.Fprintf(&b, "  %s: %s", m, plural(mt.Calls, "call"))
+		} else {
+			// a model that answered no call but was billed for attempts
+			// (a fallback's failure, a regenerated draft, a dated snapshot)
+			fmt.Fprintf(&b, "  %s: attempts only", m)
+		}
 		if mt.CacheHits > 0 {
 			fmt.Fprintf(&b, " (%d from the cache, saved %s)", mt.CacheHits, FormatPico(mt.SavedPico))
 		}
-		if mt.CacheHits < mt.Calls {
+		if mt.CacheHits < mt.Calls || mt.CostPico != 0 || !mt.Usage.IsZero() {
 			fmt.Fprintf(&b, ", %s, %s", plural64(mt.Usage.Total(), "token"), FormatPico(mt.CostPico))
 		}
 		b.WriteString("\n")
@@ -456,6 +462,10 @@ func callStory(c CallRecord) []string {
 				p += " failed (" + shortErr(a.Err) + ")"
 			} else {
 				p += " ok"
+			}
+			if !a.Usage.IsZero() || a.CostPico != 0 {
+				// each attempt billed under its own model
+				p += fmt.Sprintf(" [%d in, %d cached, %d out, %s]", a.Usage.InputTokens, a.Usage.CachedInputTokens, a.Usage.OutputTokens, FormatPico(a.CostPico))
 			}
 			parts[i] = fmt.Sprintf("%s in %s", p, a.Latency.Round(time.Millisecond))
 		}

@@ -137,7 +137,7 @@ func TestExplainUnknownTeamFails(t *testing.T) {
 // policies/testdata/full.yaml, the policy using every section, passes its
 // own check (it extends the testdata default.yaml).
 func TestFullPolicyChecks(t *testing.T) {
-	if code, out, stderr := runCmd("policy", "check", "../../policies/testdata/full.yaml", "../../policies/testdata"); code != 0 {
+	if code, out, stderr := runCmd("policy", "check", "../../policies/testdata/full.yaml", "../../policies/testdata/default.yaml"); code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, stderr)
 	}
 }

@@ -90,9 +90,23 @@ var listPrice = map[string][3]string{
 var (
 	rowRE   = regexp.MustCompile(`^(\d+)\s+(\S+)\s+\S+\s+(\d+)\s+(\d+)(?: \(\d+%\))?\s+(\d+)\s+(\$[0-9.]+)\s`)
 	runRE   = regexp.MustCompile(`^run (\S+): \d+ calls, .*?, (\$[0-9.]+), llm`)
-	modelRE = regexp.MustCompile(`^  (gpt-\S+): \d+ calls, \d+ tokens, (\$[0-9.]+)$`)
-	costRE  = regexp.MustCompile(`^  (\S+)\s+routed (\$[0-9.]+)\s+strong-only (\$[0-9.]+)`)
+	modelRE = regexp.MustCompile(`^  (gpt-\S+): .*?(\$[0-9.]+)$`)
+	// "  call 5: 2 attempts: gpt-4o-mini ok [771 in, 385 cached, 30 out, $0.0001] in 3ms → then gpt-4o ok [...] in 4ms"
+	attemptRE = regexp.MustCompile(`(\S+) (?:ok|failed \([^)]*\)) \[(\d+) in, (\d+) cached, (\d+) out, (\$[0-9.]+)\]`)
+	storyRE   = regexp.MustCompile(`^  call (\d+): \d+ attempts: `)
+	costRE    = regexp.MustCompile(`^  (\S+)\s+routed (\$[0-9.]+)\s+strong-only (\$[0-9.]+)`)
 )
+
+// cost is list price × tokens for in input tokens of which c cached, and o
+// output tokens, exactly.
+func cost(price [3]string, in, c, o int64) *big.Rat {
+	want := new(big.Rat)
+	for i, n := range []int64{in - c, c, o} {
+		p, _ := new(big.Rat).SetString(price[i])
+		want.Add(want, p.Mul(p, big.NewRat(n, 1_000_000)))
+	}
+	return want
+}
 
 func dollars(t *testing.T, s string) *big.Rat {
 	t.Helper()
@@ -123,6 +137,8 @@ func TestPrintedCostsAreListPriceTimesTokens(t *testing.T) {
 		sum       = map[string]*big.Rat{}
 		modelSum  = map[string]*big.Rat{}
 		totals    = map[string]*big.Rat{}
+		multi     = map[string]*big.Rat{} // run/call → printed cost of a call of several attempts
+		attempts  int
 	)
 	for line := range strings.Lines(out.String()) {
 		line = strings.TrimRight(line, "\n")
@@ -142,17 +158,45 @@ func TestPrintedCostsAreListPriceTimesTokens(t *testing.T) {
 			in, _ := strconv.ParseInt(m[3], 10, 64)
 			c, _ := strconv.ParseInt(m[4], 10, 64)
 			o, _ := strconv.ParseInt(m[5], 10, 64)
-			want := new(big.Rat)
-			for i, n := range []int64{in - c, c, o} {
-				p, _ := new(big.Rat).SetString(price[i])
-				want.Add(want, p.Mul(p, big.NewRat(n, 1_000_000)))
-			}
-			if got := dollars(t, m[6]); got.Cmp(want) != 0 {
+			want := cost(price, in, c, o)
+			if strings.Contains(line, "regenerated") {
+				// two attempts on two models: checked one by one on the
+				// call's story line below
+				want = dollars(t, m[6])
+				multi[runID+"/"+m[1]] = want
+			} else if got := dollars(t, m[6]); got.Cmp(want) != 0 {
 				t.Errorf("%s: printed %s, list price × tokens is $%s", line, m[6], want.FloatString(12))
 			}
 			sum[runID].Add(sum[runID], want)
 			rows++
 			cached += c
+			continue
+		}
+		if m := storyRE.FindStringSubmatch(line); m != nil && runID != "" {
+			key := runID + "/" + m[1]
+			want, ok := multi[key]
+			if !ok {
+				continue
+			}
+			got := new(big.Rat)
+			for _, a := range attemptRE.FindAllStringSubmatch(line, -1) {
+				price, ok := listPrice[a[1]]
+				if !ok {
+					t.Fatalf("attempt on %q: %s", a[1], line)
+				}
+				in, _ := strconv.ParseInt(a[2], 10, 64)
+				c, _ := strconv.ParseInt(a[3], 10, 64)
+				o, _ := strconv.ParseInt(a[4], 10, 64)
+				if ac := cost(price, in, c, o); dollars(t, a[5]).Cmp(ac) != 0 {
+					t.Errorf("%s: attempt on %s printed %s, list price × tokens is $%s", line, a[1], a[5], ac.FloatString(12))
+				}
+				got.Add(got, dollars(t, a[5]))
+				attempts++
+			}
+			if got.Cmp(want) != 0 {
+				t.Errorf("%s: attempts add up to $%s, the call printed $%s", line, got.FloatString(12), want.FloatString(12))
+			}
+			delete(multi, key)
 			continue
 		}
 		if m := modelRE.FindStringSubmatch(line); m != nil && runID != "" {
@@ -168,7 +212,10 @@ func TestPrintedCostsAreListPriceTimesTokens(t *testing.T) {
 			}
 		}
 	}
-	if rows < 10 || cached == 0 || snapshots == 0 || len(totals) != 2 {
+	for key := range multi {
+		t.Errorf("call %s of several attempts has no story line", key)
+	}
+	if rows < 10 || cached == 0 || snapshots == 0 || len(totals) < 2 || attempts == 0 {
 		t.Fatalf("parsed %d call rows (%d cached tokens, %d dated snapshots), %d runs from:\n%s", rows, cached, snapshots, len(totals), out.String())
 	}
 	for id, tot := range totals {
