@@ -83,6 +83,10 @@ func classify(ctx context.Context, err error, c callFacts) error {
 	}
 	var pe *middleware.ProviderError
 	var de *middleware.DeadlineError
+	var sf *streamFault
+	if errors.As(err, &sf) {
+		return &middleware.ProviderError{Kind: sf.kind, Provider: c.provider, Model: model, Message: sf.msg, Err: sf.cause}
+	}
 	if errors.As(err, &pe) || errors.As(err, &de) || errors.Is(err, middleware.ErrBudget) {
 		return err
 	}
