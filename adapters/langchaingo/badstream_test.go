@@ -21,8 +21,9 @@ import (
 )
 
 // backends are the ways a langchaingo openai backend reaches the server:
-// with twlc.NewTransport (which checks the stream), or over the go-openai
-// Transport of adapters/openai (which reads the stream itself).
+// with twlc.NewTransport (which checks and reshapes the stream), over the
+// go-openai Transport of adapters/openai (which reads the stream itself),
+// or both.
 var backends = []struct {
 	name string
 	llm  func(t *testing.T, srv *openaitest.Server) llms.Model
@@ -33,6 +34,17 @@ var backends = []struct {
 		t.Cleanup(base.CloseIdleConnections)
 		llm, err := openai.New(openai.WithBaseURL(srv.URL), openai.WithToken("test"), openai.WithModel("gpt-4o"),
 			openai.WithHTTPClient(twopenai.NewTransport(nil, twopenai.WithBaseTransport(base))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return llm
+	}},
+	{"NewTransport over openai Transport", func(t *testing.T, srv *openaitest.Server) llms.Model {
+		base := &http.Transport{}
+		t.Cleanup(base.CloseIdleConnections)
+		rt := twlc.NewTransport(twopenai.NewTransport(nil, twopenai.WithBaseTransport(base)))
+		llm, err := openai.New(openai.WithBaseURL(srv.URL), openai.WithToken("test"), openai.WithModel("gpt-4o"),
+			openai.WithHTTPClient(&http.Client{Transport: rt}))
 		if err != nil {
 			t.Fatal(err)
 		}

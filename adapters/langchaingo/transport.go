@@ -1,9 +1,11 @@
 package langchaingo
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -25,17 +27,21 @@ const maxErrorBody = 64 << 10
 // its headers. With this transport installed, the adapter sees the status,
 // the provider's error type and code, and the Retry-After headers of a
 // failed call, so the error it returns is a [middleware.ProviderError]
-// with RetryAfter set, classified without reading error text. It only
-// reads error responses (status 400 and above) of calls made through a
-// [Model]; the body the client reads is unchanged. base nil means
+// with RetryAfter set, classified without reading error text. It reads
+// error responses (status 400 and above) of calls made through a [Model]
+// and gives the client their body unchanged. base nil means
 // [http.DefaultTransport]. It is safe for concurrent use.
 //
 // It also checks the server-sent events of a streamed answer as the
-// backend reads them: a data line that is not JSON (which langchaingo's
-// openai backend would skip, returning a shortened answer as a success)
-// fails the read with a [middleware.ErrMalformed] error, and a stream that
-// ends without "data: [DONE]" with a [middleware.ErrStreamCut] error, so
-// that the call fails (and is neither cached nor settled as complete).
+// backend reads them, and puts them in the shape langchaingo's openai
+// backend assembles correctly (see checkedStream): a data line that is not
+// a valid chunk (which the backend would skip, returning a shortened
+// answer as a success) fails the read with a [middleware.ErrMalformed]
+// error, a stream that ends without "data: [DONE]" with a
+// [middleware.ErrStreamCut] error, and tool-call fragments in any order
+// are merged by index and delivered whole before the finish reason. Give
+// it as the base of the other (twlc.NewTransport(twopenai.NewTransport(
+// chain))) to use both.
 func NewTransport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
@@ -51,13 +57,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	slot, _ := req.Context().Value(failureKey{}).(*httpFailure)
-	if slot == nil {
-		return resp, nil
-	}
 	if resp.StatusCode < 400 {
 		if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 			resp.Body = &checkedStream{rc: resp.Body}
 		}
+		return resp, nil
+	}
+	if slot == nil {
 		return resp, nil
 	}
 	body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
@@ -155,76 +161,231 @@ func (c *failureContext) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-// checkedStream checks an event stream line by line as it is read.
+// checkedStream checks an event stream as langchaingo's openai backend
+// reads it, and puts it in the one shape that backend assembles correctly:
+//
+//   - a data line that is not JSON, or whose fields have the wrong type
+//     (both of which the backend skips), fails the read with a
+//     middleware.ErrMalformed error; a stream that ends without
+//     "data: [DONE]" fails it with middleware.ErrStreamCut;
+//   - tool-call fragments are held back and merged by index (as the
+//     official SDKs do: any order, ids and names in any fragment, a new id at
+//     a used index is a new call), and delivered as one complete delta per
+//     call just before the finish_reason: the backend appends untyped
+//     fragments to its last call, so it mis-assembles interleaved ones;
+//   - choices other than index 0 are dropped (the backend reads
+//     choices[0] of every chunk, whatever its index), and "reasoning" is
+//     renamed "reasoning_content", the name the backend reads.
+//
+// Lines that need none of this pass unchanged.
 type checkedStream struct {
 	rc   io.ReadCloser
-	line []byte // the current line, up to a bounded length
-	over bool   // the current line is longer than the bound
-	done bool   // "data: [DONE]" was read
+	br   *bufio.Reader
+	out  []byte // transformed bytes not yet read
+	line []byte
+	acc  middleware.Accumulator // the held-back tool calls
+	held bool                   // acc holds calls not yet delivered
+	sent bool                   // the calls were delivered
+	done bool                   // "data: [DONE]" was read
 	err  error
 }
 
-// maxCheckedLine bounds the part of a line kept for checking: a longer data
-// line is checked by its prefix only (its end is not kept).
-const maxCheckedLine = 1 << 20
-
 func (s *checkedStream) Read(p []byte) (int, error) {
-	if s.err != nil {
-		return 0, s.err
+	if s.br == nil {
+		s.br = bufio.NewReaderSize(s.rc, 16<<10)
 	}
-	n, err := s.rc.Read(p)
-	for _, b := range p[:n] {
-		if b != '\n' {
-			if len(s.line) < maxCheckedLine {
-				s.line = append(s.line, b)
-			} else {
-				s.over = true
-			}
-			continue
-		}
-		if cerr := s.check(); cerr != nil {
-			s.err = cerr
-			return 0, cerr
-		}
+	for len(s.out) == 0 && s.err == nil {
+		s.step()
 	}
-	if err == io.EOF {
-		if len(s.line) > 0 {
-			if cerr := s.check(); cerr != nil {
-				s.err = cerr
-				return 0, cerr
-			}
-		}
-		if !s.done {
-			s.err = &streamFault{kind: middleware.ErrStreamCut, msg: "the stream ended without [DONE]", cause: io.ErrUnexpectedEOF}
-			return n, s.err
-		}
+	if len(s.out) > 0 {
+		n := copy(p, s.out)
+		s.out = s.out[n:]
+		return n, nil
 	}
-	return n, err
+	return 0, s.err
 }
 
-// check checks the line just completed.
-func (s *checkedStream) check() error {
-	line := bytes.TrimRight(s.line, "\r")
-	over := s.over
-	s.line, s.over = s.line[:0], false
-	payload, ok := bytes.CutPrefix(line, []byte("data:"))
+// step reads one line and appends what it becomes to out, or sets err.
+func (s *checkedStream) step() {
+	line, err := s.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		s.line = append(s.line[:0], line...)
+		for err == bufio.ErrBufferFull {
+			line, err = s.br.ReadSlice('\n')
+			s.line = append(s.line, line...)
+		}
+		line = s.line
+	}
+	if len(line) > 0 {
+		if ferr := s.transform(line); ferr != nil {
+			s.out, s.err = nil, ferr
+			return
+		}
+	}
+	switch {
+	case err == io.EOF && !s.done:
+		s.err = &streamFault{kind: middleware.ErrStreamCut, msg: "the stream ended without [DONE]", cause: io.ErrUnexpectedEOF}
+	case err != nil:
+		s.err = err
+	}
+}
+
+// transform appends what one line (with its line ending) becomes to out.
+func (s *checkedStream) transform(line []byte) error {
+	text := bytes.TrimRight(line, "\r\n")
+	payload, ok := bytes.CutPrefix(text, []byte("data:"))
 	if !ok {
+		s.out = append(s.out, line...)
 		return nil
 	}
 	payload = bytes.TrimSpace(payload)
 	switch {
-	case len(payload) == 0, over:
+	case len(payload) == 0:
+		s.out = append(s.out, line...)
 		return nil
 	case string(payload) == "[DONE]":
 		s.done = true
+		s.flushCalls()
+		s.out = append(s.out, line...)
 		return nil
-	case !json.Valid(payload):
-		return &streamFault{kind: middleware.ErrMalformed, msg: "a streamed data line is not JSON"}
 	}
+	var c lcChunk
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return &streamFault{kind: middleware.ErrMalformed, msg: "a streamed data line is not a valid chunk", cause: err}
+	}
+	rewrite, finish := false, false
+	for _, ch := range c.Choices {
+		if ch.Index != 0 {
+			rewrite = true
+			continue
+		}
+		if ch.Delta.Reasoning != nil || len(ch.Delta.ToolCalls) > 0 {
+			rewrite = true
+		}
+		for i, d := range ch.Delta.ToolCalls {
+			if d == nil {
+				return &streamFault{kind: middleware.ErrMalformed, msg: "a streamed tool call is null"}
+			}
+			td := middleware.ToolCallDelta{Index: i}
+			if d.Index != nil {
+				td.Index = int(*d.Index)
+			}
+			if d.ID != nil {
+				td.ID = *d.ID
+			}
+			if d.Function != nil {
+				if d.Function.Name != nil {
+					td.Name = *d.Function.Name
+				}
+				if d.Function.Arguments != nil {
+					td.Arguments = *d.Function.Arguments
+				}
+			}
+			s.acc.Add(middleware.Chunk{ToolCalls: []middleware.ToolCallDelta{td}})
+			s.held = true
+		}
+		if ch.FinishReason != nil && *ch.FinishReason != "" {
+			finish = true
+		}
+	}
+	if finish {
+		s.flushCalls()
+	}
+	if !rewrite {
+		s.out = append(s.out, line...)
+		return nil
+	}
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return &streamFault{kind: middleware.ErrMalformed, msg: "a streamed data line is not a valid chunk", cause: err}
+	}
+	choices, _ := m["choices"].([]any)
+	kept := choices[:0]
+	for _, ch := range choices {
+		cm, _ := ch.(map[string]any)
+		if cm == nil || fmt.Sprint(cm["index"]) != "0" && cm["index"] != nil {
+			continue
+		}
+		if delta, _ := cm["delta"].(map[string]any); delta != nil {
+			delete(delta, "tool_calls")
+			if r, ok := delta["reasoning"]; ok {
+				delete(delta, "reasoning")
+				if _, has := delta["reasoning_content"]; !has {
+					delta["reasoning_content"] = r
+				}
+			}
+		}
+		kept = append(kept, cm)
+	}
+	m["choices"] = kept
+	b, err := json.Marshal(m)
+	if err != nil {
+		return &streamFault{kind: middleware.ErrMalformed, msg: "a streamed data line cannot be re-encoded", cause: err}
+	}
+	s.out = append(s.out, "data: "...)
+	s.out = append(s.out, b...)
+	s.out = append(s.out, "\n\n"...)
 	return nil
 }
 
+// flushCalls delivers the held tool calls, once, as one chunk with a
+// complete delta per call.
+func (s *checkedStream) flushCalls() {
+	if !s.held || s.sent {
+		return
+	}
+	s.sent = true
+	calls := s.acc.Response().Message.ToolCalls
+	deltas := make([]map[string]any, len(calls))
+	for i, c := range calls {
+		deltas[i] = map[string]any{"index": i, "id": c.ID, "type": "function",
+			"function": map[string]any{"name": c.Name, "arguments": c.Arguments}}
+	}
+	b, _ := json.Marshal(map[string]any{"object": "chat.completion.chunk",
+		"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"tool_calls": deltas}}}})
+	s.out = append(s.out, "data: "...)
+	s.out = append(s.out, b...)
+	s.out = append(s.out, "\n\n"...)
+}
+
 func (s *checkedStream) Close() error { return s.rc.Close() }
+
+// lcChunk is the part of a chunk checkedStream reads, with the types
+// langchaingo's openai backend decodes it with (a chunk that does not
+// decode is one the backend would skip).
+type lcChunk struct {
+	ID      string  `json:"id"`
+	Created float64 `json:"created"`
+	Model   string  `json:"model"`
+	Choices []struct {
+		Index float64 `json:"index"`
+		Delta struct {
+			Role             string        `json:"role"`
+			Content          string        `json:"content"`
+			ReasoningContent string        `json:"reasoning_content"`
+			Reasoning        *string       `json:"reasoning"`
+			ToolCalls        []*lcToolCall `json:"tool_calls"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+		TotalTokens      int `json:"total_tokens"`
+	} `json:"usage"`
+}
+
+type lcToolCall struct {
+	Index    *float64 `json:"index"`
+	ID       *string  `json:"id"`
+	Type     *string  `json:"type"`
+	Function *struct {
+		Name      *string `json:"name"`
+		Arguments *string `json:"arguments"`
+	} `json:"function"`
+}
 
 // streamFault is what checkedStream fails a read with; classify makes it a
 // ProviderError of its kind.
