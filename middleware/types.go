@@ -46,6 +46,7 @@ type Message struct {
 	ToolCalls  []ToolCall // assistant messages: the tools the model asked for
 	ToolCallID string     // tool messages: the call this result answers
 	Reasoning  string     // assistant messages: reasoning text, when the provider returns it
+	Refusal    string     // assistant messages: the model's refusal, when it refused (OpenAI's "refusal")
 }
 
 // Text returns the message's text: Content, or the text parts joined by newlines.
@@ -265,6 +266,7 @@ type StreamFunc func(ctx context.Context, c Chunk) error
 type Chunk struct {
 	Content      string
 	Reasoning    string
+	Refusal      string
 	ToolCalls    []ToolCallDelta
 	FinishReason string
 	Usage        *Usage // set on the chunk that carries the final usage, if any

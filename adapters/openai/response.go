@@ -129,6 +129,8 @@ func (r *reader) responseMessage(m *middleware.Message) error {
 			if s, err = r.str(); s != "" {
 				m.Reasoning = s
 			}
+		case "refusal":
+			m.Refusal, err = r.str()
 		case "tool_calls":
 			m.ToolCalls, err = r.toolCalls()
 		default:
@@ -339,7 +341,7 @@ func skipSpace(b []byte, i int) int {
 // fills c, the others are skipped.
 func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 	var (
-		content, reasoning, finish string
+		content, reasoning, refusal, finish string
 		calls                      []middleware.ToolCallDelta
 		index                      int64
 	)
@@ -373,6 +375,8 @@ func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 					if s, err = r.str(); s != "" {
 						reasoning = s
 					}
+				case "refusal":
+					refusal, err = r.str()
 				case "tool_calls":
 					calls, err = r.toolCallDeltas()
 				default:
@@ -393,7 +397,7 @@ func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 		return err
 	}
 	*taken = true
-	c.Content, c.Reasoning, c.FinishReason, c.ToolCalls = content, reasoning, finish, calls
+	c.Content, c.Reasoning, c.Refusal, c.FinishReason, c.ToolCalls = content, reasoning, refusal, finish, calls
 	return nil
 }
 
@@ -481,7 +485,7 @@ func sameResponse(a, s *middleware.Response) bool {
 }
 
 func sameChunk(a *middleware.Chunk, s *middleware.Chunk) bool {
-	return a.Content == s.Content && a.Reasoning == s.Reasoning && a.FinishReason == s.FinishReason &&
+	return a.Content == s.Content && a.Reasoning == s.Reasoning && a.Refusal == s.Refusal && a.FinishReason == s.FinishReason &&
 		slices.Equal(a.ToolCalls, s.ToolCalls) && samePtr(a.Usage, s.Usage)
 }
 
@@ -520,7 +524,9 @@ func appendResponse(dst []byte, resp *middleware.Response, meta chunkMeta) []byt
 		}
 		dst = append(dst, ']')
 	}
-	dst = append(dst, `,"refusal":null},"logprobs":null,"finish_reason":`...)
+	dst = append(dst, `,"refusal":`...)
+	dst = appendNullable(dst, m.Refusal)
+	dst = append(dst, `},"logprobs":null,"finish_reason":`...)
 	dst = appendString(dst, finishOr(resp))
 	dst = append(dst, `}],"usage":`...)
 	dst = appendUsage(dst, resp.Usage)
@@ -551,6 +557,10 @@ func appendChunkJSON(dst []byte, c *middleware.Chunk, meta chunkMeta, role bool)
 	if c.Reasoning != "" {
 		dst = appendKey(dst, "reasoning_content")
 		dst = appendString(dst, c.Reasoning)
+	}
+	if c.Refusal != "" {
+		dst = appendKey(dst, "refusal")
+		dst = appendString(dst, c.Refusal)
 	}
 	if len(c.ToolCalls) > 0 {
 		dst = appendKey(dst, "tool_calls")

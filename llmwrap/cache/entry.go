@@ -20,8 +20,9 @@ type Entry struct {
 	Response middleware.Response
 }
 
-// entryVersion prefixes the binary form of an Entry.
-const entryVersion = 1
+// entryVersion prefixes the binary form of an Entry. Version 2 adds the
+// message's refusal; version 1 entries (without it) are still read.
+const entryVersion = 2
 
 // ErrCorruptEntry is returned by [Entry.UnmarshalBinary] for bytes that are
 // not an entry of this version.
@@ -42,14 +43,16 @@ func (e *Entry) AppendBinary(dst []byte) ([]byte, error) {
 		r.Usage.CacheWriteTokens, r.Usage.ReasoningTokens} {
 		dst = binary.AppendVarint(dst, n)
 	}
-	return appendMessage(dst, &r.Message), nil
+	dst = appendMessage(dst, &r.Message)
+	return appendStr(dst, r.Message.Refusal), nil
 }
 
 // UnmarshalBinary decodes an entry written by MarshalBinary. The entry
 // shares no memory with data.
 func (e *Entry) UnmarshalBinary(data []byte) error {
 	d := decoder{b: data}
-	if d.byte() != entryVersion {
+	version := d.byte()
+	if version != entryVersion && version != 1 {
 		return ErrCorruptEntry
 	}
 	var out Entry
@@ -81,6 +84,9 @@ func (e *Entry) UnmarshalBinary(data []byte) error {
 	}
 	m.ToolCallID = d.str()
 	m.Reasoning = d.str()
+	if version >= 2 {
+		m.Refusal = d.str()
+	}
 	if d.bad || len(d.b) != 0 {
 		return ErrCorruptEntry
 	}
@@ -92,7 +98,7 @@ func (e *Entry) UnmarshalBinary(data []byte) error {
 func (e *Entry) size() int64 {
 	r := &e.Response
 	m := &r.Message
-	n := 256 + len(e.Request) + len(r.ID) + len(r.Model) + len(r.FinishReason) + len(m.Content) + len(m.Reasoning) + len(m.Name)
+	n := 256 + len(e.Request) + len(r.ID) + len(r.Model) + len(r.FinishReason) + len(m.Content) + len(m.Reasoning) + len(m.Refusal) + len(m.Name)
 	for _, p := range m.Parts {
 		n += 96 + len(p.Text) + len(p.URL) + len(p.Data) + len(p.Type) + len(p.MIMEType)
 	}

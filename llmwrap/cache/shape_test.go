@@ -34,6 +34,9 @@ func TestStreamedAnswerIsStoredAsTheAnswer(t *testing.T) {
 			return b.String()
 		}
 		reply := openaitest.Reply{Content: text(20), Reasoning: text(5), Shape: &openaitest.Shape{Seed: seed}}
+		if rng.IntN(4) == 0 {
+			reply.Refusal = "I can't help with " + text(3) // a refusal is part of the answer
+		}
 		for i := range rng.IntN(4) {
 			reply.ToolCalls = append(reply.ToolCalls, openaitest.Call(fmt.Sprintf("call_%d", i), "check_disk", `{"q":"`+strings.NewReplacer(`"`, "", `\`, "", "\n", "").Replace(text(4))+`"}`))
 		}
@@ -69,5 +72,23 @@ func TestStreamedAnswerIsStoredAsTheAnswer(t *testing.T) {
 				t.Fatalf("seed %d: %s\n%+v %q\nthe answer\n%+v %q", seed, name, got.Message, got.FinishReason, want.Message, want.FinishReason)
 			}
 		}
+	}
+}
+
+// TestVersion1EntriesStillRead: entries written before the refusal was
+// stored (version 1) still decode, with no refusal.
+func TestVersion1EntriesStillRead(t *testing.T) {
+	e := cache.Entry{Request: []byte("req"), Response: middleware.Response{ID: "c", FinishReason: "stop",
+		Message: middleware.Message{Role: middleware.RoleAssistant, Content: "hi", Refusal: "no"}}}
+	b, _ := e.MarshalBinary()
+	var back cache.Entry
+	if err := back.UnmarshalBinary(b); err != nil || !reflect.DeepEqual(back, e) {
+		t.Fatalf("version 2 round trip: %v\n%+v", err, back)
+	}
+	e.Response.Message.Refusal = ""
+	b, _ = e.MarshalBinary()
+	v1 := append([]byte{1}, b[1:len(b)-1]...) // version 1: no trailing refusal
+	if err := back.UnmarshalBinary(v1); err != nil || !reflect.DeepEqual(back, e) {
+		t.Fatalf("version 1: %v\n%+v", err, back)
 	}
 }
