@@ -342,8 +342,8 @@ func skipSpace(b []byte, i int) int {
 func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 	var (
 		content, reasoning, refusal, finish string
-		calls                      []middleware.ToolCallDelta
-		index                      int64
+		calls                               []middleware.ToolCallDelta
+		index                               int64
 	)
 	ok, err := r.open('{')
 	if err != nil || !ok {
