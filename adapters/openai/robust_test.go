@@ -30,8 +30,7 @@ func panicsAfter(n int) middleware.Middleware {
 				req = req.Clone()
 				req.Stream = func(ctx context.Context, c middleware.Chunk) error {
 					if seen == n {
-						var m map[string]int
-						m["mid-stream"]++ // a nil map write: a runtime panic
+						panic(errors.New("layer broken mid-stream"))
 					}
 					seen++
 					return inner(ctx, c)

@@ -54,10 +54,6 @@ func (a *answer) shapedStream(s *Shape) [][]byte {
 	repeats := func() bool { return coin(4) && !s.NoRepeat }
 	usageNull := a.req.IncludeUsage() && coin(2)
 
-	type item struct {
-		choice int
-		delta  map[string]any
-	}
 	base := func() map[string]any {
 		m := map[string]any{"id": a.id, "object": "chat.completion.chunk", "created": a.created, "model": a.model,
 			"system_fingerprint": "fp_openaitest"}
