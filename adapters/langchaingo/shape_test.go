@@ -40,6 +40,9 @@ func TestEveryStreamShapeAssemblesThroughLangchaingo(t *testing.T) {
 					return b.String()
 				}
 				reply := openaitest.Reply{Content: text(20), Reasoning: text(4), Shape: &openaitest.Shape{Seed: seed}}
+				if seed%3 == 0 {
+					reply.Shape.ReasoningField = "reasoning" // which the backend alone does not read
+				}
 				for i := range rng.IntN(4) {
 					reply.ToolCalls = append(reply.ToolCalls, openaitest.Call(fmt.Sprintf("call_%d_%d", seed, i), "check_disk",
 						`{"path":"`+strings.NewReplacer(`"`, "", `\`, "", "\n", "").Replace(text(4))+`"}`))

@@ -29,6 +29,9 @@ func FuzzStreamShapes(f *testing.F) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		reply := randomReply(rng, alternatives)
 		reply.Shape = &openaitest.Shape{Seed: seed, ReuseIndex: reuse, NoReuseIndex: !reuse}
+		if seed%2 == 1 {
+			reply.Shape.ReasoningField = "reasoning" // the core reads both names
+		}
 		ctx := context.Background()
 		req := &middleware.Request{Model: "m", Messages: []middleware.Message{{Role: middleware.RoleUser, Content: "q"}}}
 		want, err := p.Handle(ctx, withReply(srv, reply, req))
