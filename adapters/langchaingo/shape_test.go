@@ -75,3 +75,22 @@ func TestEveryStreamShapeAssemblesThroughLangchaingo(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeToolCallArgumentsSurviveTheReshapedStream: arguments far larger
+// than langchaingo's 64 KiB line limit, streamed interleaved, arrive whole.
+func TestLargeToolCallArgumentsSurviveTheReshapedStream(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	big := `{"path":"` + strings.Repeat(`é"\`, 30000) + `"}`
+	srv.On().Reply(openaitest.Reply{ToolCalls: []openaitest.ToolCall{
+		openaitest.Call("call_a", "check_disk", big), openaitest.Call("call_b", "check_disk", `{"path":"/"}`),
+	}, Shape: &openaitest.Shape{Seed: 1, NoReuseIndex: true}})
+	llm := twlc.New(twlc.Models{"gpt-4o": newOpenAI(t, srv, "gpt-4o", true)}, nil)
+	resp, err := llm.GenerateContent(t.Context(), []llms.MessageContent{human("q")}, llms.WithTools(weatherTools("check_disk")), streaming())
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := resp.Choices[0].ToolCalls
+	if len(calls) != 2 || calls[0].FunctionCall.Arguments != big || calls[1].FunctionCall.Arguments != `{"path":"/"}` {
+		t.Fatalf("%d calls, first arguments %d bytes, want %d", len(calls), len(calls[0].FunctionCall.Arguments), len(big))
+	}
+}

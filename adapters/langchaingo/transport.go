@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -330,25 +331,41 @@ func (s *checkedStream) transform(line []byte) error {
 	return nil
 }
 
-// flushCalls delivers the held tool calls, once, as one chunk with a
-// complete delta per call.
+// flushCalls delivers the held tool calls, once, one after the other: a
+// chunk with each call's id, type, name and first piece of arguments, then
+// chunks with the rest of its arguments in pieces (langchaingo's backend
+// reads lines of at most 64 KiB).
 func (s *checkedStream) flushCalls() {
 	if !s.held || s.sent {
 		return
 	}
 	s.sent = true
-	calls := s.acc.Response().Message.ToolCalls
-	deltas := make([]map[string]any, len(calls))
-	for i, c := range calls {
-		deltas[i] = map[string]any{"index": i, "id": c.ID, "type": "function",
-			"function": map[string]any{"name": c.Name, "arguments": c.Arguments}}
+	for i, c := range s.acc.Response().Message.ToolCalls {
+		args := c.Arguments
+		first := true
+		for first || args != "" {
+			n := min(len(args), maxArgsPiece)
+			for n < len(args) && !utf8.RuneStart(args[n]) {
+				n--
+			}
+			d := map[string]any{"index": i, "function": map[string]any{"arguments": args[:n]}}
+			if first {
+				d["id"], d["type"] = c.ID, "function"
+				d["function"].(map[string]any)["name"] = c.Name
+			}
+			args, first = args[n:], false
+			b, _ := json.Marshal(map[string]any{"object": "chat.completion.chunk",
+				"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"tool_calls": []any{d}}}}})
+			s.out = append(s.out, "data: "...)
+			s.out = append(s.out, b...)
+			s.out = append(s.out, "\n\n"...)
+		}
 	}
-	b, _ := json.Marshal(map[string]any{"object": "chat.completion.chunk",
-		"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"tool_calls": deltas}}}})
-	s.out = append(s.out, "data: "...)
-	s.out = append(s.out, b...)
-	s.out = append(s.out, "\n\n"...)
 }
+
+// maxArgsPiece bounds the bytes of arguments per delivered chunk: escaped,
+// a piece stays well within langchaingo's 64 KiB line limit.
+const maxArgsPiece = 8 << 10
 
 func (s *checkedStream) Close() error { return s.rc.Close() }
 
