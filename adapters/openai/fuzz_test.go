@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"testing"
+	"testing/iotest"
 
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
@@ -83,10 +84,21 @@ func (b bodyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		Body: io.NopCloser(bytes.NewReader(b)), Request: r}, nil
 }
 
+// oneByteTransport answers like bodyTransport, one byte per read.
+type oneByteTransport []byte
+
+func (b oneByteTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := bodyTransport(b).RoundTrip(r)
+	if err == nil {
+		resp.Body = io.NopCloser(iotest.OneByteReader(resp.Body))
+	}
+	return resp, err
+}
+
 // FuzzStreamBytes: any bytes as a streamed body give either a typed error
 // (malformed, cut, or the provider's error) or an answer equal to what the
-// chunks passed on assemble to; never a panic, and never a success without
-// "data: [DONE]".
+// chunks passed on assemble to; never a panic, never a success without
+// "data: [DONE]", and the same outcome whatever the reads' boundaries.
 func FuzzStreamBytes(f *testing.F) {
 	f.Add([]byte(okChunk + "\n\ndata: [DONE]\n\n"))
 	f.Add([]byte(okChunk + "\r\n\r\n: c\r\nevent: x\r\ndata:[DONE]\r\n\r\n"))
@@ -100,6 +112,17 @@ func FuzzStreamBytes(f *testing.F) {
 		req := &middleware.Request{Model: "m", Messages: []middleware.Message{{Role: middleware.RoleUser, Content: "q"}}}
 		req.Stream = func(_ context.Context, c middleware.Chunk) error { acc.Add(c); return nil }
 		resp, err := p.Handle(context.Background(), req)
+		// The same body read one byte at a time gives the same outcome.
+		slow := twopenai.NewProvider("http://fuzz.invalid/v1", "", twopenai.WithBaseTransport(oneByteTransport(body)))
+		req2 := req.DeepClone()
+		req2.Stream = func(context.Context, middleware.Chunk) error { return nil }
+		resp2, err2 := slow.Handle(context.Background(), req2)
+		if (err == nil) != (err2 == nil) || err != nil && err.Error() != err2.Error() {
+			t.Fatalf("whole reads: %v; one byte at a time: %v", err, err2)
+		}
+		if err == nil && !reflect.DeepEqual(coreAnswer(resp), coreAnswer(resp2)) {
+			t.Fatalf("whole reads\n%+v\none byte at a time\n%+v", resp, resp2)
+		}
 		if err != nil {
 			var pe *middleware.ProviderError
 			if !errors.As(err, &pe) {

@@ -439,7 +439,8 @@ func (r *reader) toolCallDeltas() ([]middleware.ToolCallDelta, error) {
 		if err := r.close(); err != nil {
 			return nil, err
 		}
-		if d.Index < 0 || d.Index > 1<<16 {
+		if d.Index < 0 || d.Index >= middleware.MaxToolCalls {
+			// The Accumulator would drop it: an error, never a shorter answer.
 			return nil, errors.New("tool call index out of range")
 		}
 		out = append(out, d)
