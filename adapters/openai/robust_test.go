@@ -120,6 +120,7 @@ func TestUndecodableBodyIsRefusedBeforeTheProvider(t *testing.T) {
 	}{
 		{"temperature as a string", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"temperature":"0.2"}`, "temperature"},
 		{"messages as an object", `{"model":"gpt-4o","messages":{"role":"user"}}`, "messages"},
+		{"content as a number", `{"model":"gpt-4o","messages":[{"role":"system","content":"s"},{"role":"user","content":5}]}`, "messages[1].content"},
 		{"stream as a string", `{"model":"gpt-4o","messages":[],"stream":"yes"}`, "stream"},
 		{"model as a number", `{"model":4,"messages":[]}`, "model"},
 		{"not JSON", `{"model":"gpt-4o",`, ""},
@@ -156,7 +157,7 @@ func TestUndecodableBodyIsRefusedBeforeTheProvider(t *testing.T) {
 			if !errors.As(err, &apiErr) || apiErr.HTTPStatusCode != http.StatusBadRequest || apiErr.Type != "invalid_request_error" {
 				t.Fatalf("go-openai: %v (%T)", err, err)
 			}
-			if tc.param != "" && (apiErr.Param == nil || *apiErr.Param != tc.param || !strings.Contains(apiErr.Message, tc.param)) {
+			if param, _, _ := strings.Cut(tc.param, "["); tc.param != "" && (apiErr.Param == nil || *apiErr.Param != param || !strings.Contains(apiErr.Message, tc.param)) {
 				t.Errorf("param %v, message %q, want %q named", apiErr.Param, apiErr.Message, tc.param)
 			}
 			if srv.Count() != 0 {
