@@ -122,3 +122,16 @@ func nilEmpty(r *middleware.Request) *middleware.Request {
 	}
 	return r
 }
+
+func TestResponseIsTheChoiceWithIndexZero(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"choices":[{"index":1,"message":{"content":"one"}},{"index":0,"message":{"content":"zero"},"finish_reason":"stop"}]}`: "zero",
+		`{"choices":[{"message":{"content":"first"}},{"message":{"content":"second"}}]}`:                                        "first",
+		`{"choices":[{"index":2,"message":{"content":"two"}}]}`:                                                                 "two",
+	} {
+		resp, _, err := decodeResponse([]byte(body))
+		if err != nil || resp.Message.Content != want {
+			t.Errorf("%s: %+v %v, want %q", body, resp, err, want)
+		}
+	}
+}

@@ -47,19 +47,31 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 		case "model":
 			resp.Model, err = r.str()
 		case "choices":
+			// The choice with index 0, else the first.
+			found0, taken := false, false
 			choices, err = r.choices(func() error {
-				return r.details(func(name string) (bool, error) {
+				msg := middleware.Message{Role: middleware.RoleAssistant}
+				var finish string
+				index := int64(-1)
+				err := r.details(func(name string) (bool, error) {
 					var err error
 					switch name {
+					case "index":
+						index, _, err = r.int()
 					case "message":
-						err = r.responseMessage(&resp.Message)
+						err = r.responseMessage(&msg)
 					case "finish_reason":
-						resp.FinishReason, err = r.str()
+						finish, err = r.str()
 					default:
 						return false, nil
 					}
 					return true, err
 				})
+				if err == nil && (index == 0 && !found0 || !taken) {
+					resp.Message, resp.FinishReason, taken = msg, finish, true
+					found0 = found0 || index == 0
+				}
+				return err
 			})
 		case "usage":
 			resp.Usage, _, err = r.usage()
@@ -89,21 +101,16 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 	return resp, nil, nil
 }
 
-// choices reads an array of choices, calling first for the first one and
-// skipping the others. It returns the number of choices.
-func (r *reader) choices(first func() error) (int, error) {
+// choices reads an array of choices, calling each for every one. It
+// returns the number of choices.
+func (r *reader) choices(each func() error) (int, error) {
 	ok, err := r.open('[')
 	if err != nil || !ok {
 		return 0, err
 	}
 	n := 0
 	for r.more() {
-		if n == 0 {
-			err = first()
-		} else {
-			err = r.skip()
-		}
-		if err != nil {
+		if err = each(); err != nil {
 			return n, err
 		}
 		n++
