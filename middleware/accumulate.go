@@ -108,8 +108,8 @@ func (a *Accumulator) Response() *Response {
 			Role:      RoleAssistant,
 			Content:   a.content.String(),
 			Reasoning: a.reasoning.String(),
-			Refusal:   a.refusal.String(),
 		},
+		Refusal:      a.refusal.String(),
 		FinishReason: a.finish,
 	}
 	if len(a.calls) > 0 {
@@ -146,8 +146,8 @@ func Replay(ctx context.Context, resp *Response, size int, fn StreamFunc) error 
 			return err
 		}
 	}
-	if resp.Message.Refusal != "" {
-		if err := fn(ctx, Chunk{Refusal: resp.Message.Refusal}); err != nil {
+	if resp.Refusal != "" {
+		if err := fn(ctx, Chunk{Refusal: resp.Refusal}); err != nil {
 			return err
 		}
 	}

@@ -61,7 +61,7 @@ func scatter(rng *rand.Rand, want *middleware.Response, reuse bool) []middleware
 	for _, p := range fragments(rng, want.Message.Reasoning) {
 		out = append(out, middleware.Chunk{Reasoning: p})
 	}
-	for _, p := range fragments(rng, want.Message.Refusal) {
+	for _, p := range fragments(rng, want.Refusal) {
 		out = append(out, middleware.Chunk{Refusal: p})
 	}
 	content := fragments(rng, want.Message.Content)
@@ -119,7 +119,7 @@ func randomAnswer(rng *rand.Rand) *middleware.Response {
 		Usage:        middleware.Usage{InputTokens: rng.Int64N(100), OutputTokens: rng.Int64N(100)},
 	}
 	if rng.IntN(5) == 0 {
-		r.Message.Refusal = "I can't" + text(3)
+		r.Refusal = "I can't" + text(3)
 	}
 	for i := range rng.IntN(5) {
 		r.Message.ToolCalls = append(r.Message.ToolCalls, middleware.ToolCall{

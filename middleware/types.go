@@ -46,7 +46,6 @@ type Message struct {
 	ToolCalls  []ToolCall // assistant messages: the tools the model asked for
 	ToolCallID string     // tool messages: the call this result answers
 	Reasoning  string     // assistant messages: reasoning text, when the provider returns it
-	Refusal    string     // assistant messages: the model's refusal, when it refused (OpenAI's "refusal")
 }
 
 // Text returns the message's text: Content, or the text parts joined by newlines.
@@ -242,6 +241,11 @@ type Response struct {
 	FinishReason string
 	Usage        Usage
 	FromCache    bool // served by a cache, no provider call was made
+
+	// Refusal is the model's refusal text (OpenAI's message.refusal), when
+	// it refused. It is a field of the response rather than of Message,
+	// which requests share: it costs request decoding nothing.
+	Refusal string
 
 	// Native is the adapter's representation of the provider's response
 	// (for example the raw wire JSON). It is immutable and shared by copies.

@@ -501,7 +501,7 @@ func sameMessages(a, b []middleware.Message) bool {
 
 func sameMessage(a, b *middleware.Message) bool {
 	return a.Role == b.Role && a.Content == b.Content && a.Name == b.Name && a.ToolCallID == b.ToolCallID &&
-		a.Reasoning == b.Reasoning && a.Refusal == b.Refusal && slices.Equal(a.ToolCalls, b.ToolCalls) &&
+		a.Reasoning == b.Reasoning && slices.Equal(a.ToolCalls, b.ToolCalls) &&
 		(a.Parts == nil) == (b.Parts == nil) && slices.EqualFunc(a.Parts, b.Parts, func(x, y middleware.Part) bool {
 		return x.Type == y.Type && x.Text == y.Text && x.URL == y.URL && x.Detail == y.Detail &&
 			x.MIMEType == y.MIMEType && bytes.Equal(x.Data, y.Data)

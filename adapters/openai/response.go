@@ -51,7 +51,7 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 			found0, taken := false, false
 			choices, err = r.choices(func() error {
 				msg := middleware.Message{Role: middleware.RoleAssistant}
-				var finish string
+				var finish, refusal string
 				index := int64(-1)
 				err := r.details(func(name string) (bool, error) {
 					var err error
@@ -59,7 +59,7 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 					case "index":
 						index, _, err = r.int()
 					case "message":
-						err = r.responseMessage(&msg)
+						err = r.responseMessage(&msg, &refusal)
 					case "finish_reason":
 						finish, err = r.str()
 					default:
@@ -68,7 +68,7 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 					return true, err
 				})
 				if err == nil && (index == 0 && !found0 || !taken) {
-					resp.Message, resp.FinishReason, taken = msg, finish, true
+					resp.Message, resp.FinishReason, resp.Refusal, taken = msg, finish, refusal, true
 					found0 = found0 || index == 0
 				}
 				return err
@@ -118,7 +118,7 @@ func (r *reader) choices(each func() error) (int, error) {
 	return n, r.close()
 }
 
-func (r *reader) responseMessage(m *middleware.Message) error {
+func (r *reader) responseMessage(m *middleware.Message, refusal *string) error {
 	ok, err := r.open('{')
 	if err != nil || !ok {
 		return err
@@ -137,7 +137,7 @@ func (r *reader) responseMessage(m *middleware.Message) error {
 				m.Reasoning = s
 			}
 		case "refusal":
-			m.Refusal, err = r.str()
+			*refusal, err = r.str()
 		case "tool_calls":
 			m.ToolCalls, err = r.toolCalls()
 		default:
@@ -489,7 +489,7 @@ func decodeMeta(data []byte) chunkMeta {
 // snapshot s taken when the provider's JSON was decoded.
 func sameResponse(a, s *middleware.Response) bool {
 	return a.ID == s.ID && a.Model == s.Model && a.FinishReason == s.FinishReason && a.Usage == s.Usage &&
-		sameMessage(&a.Message, &s.Message)
+		a.Refusal == s.Refusal && sameMessage(&a.Message, &s.Message)
 }
 
 func sameChunk(a *middleware.Chunk, s *middleware.Chunk) bool {
@@ -533,7 +533,7 @@ func appendResponse(dst []byte, resp *middleware.Response, meta chunkMeta) []byt
 		dst = append(dst, ']')
 	}
 	dst = append(dst, `,"refusal":`...)
-	dst = appendNullable(dst, m.Refusal)
+	dst = appendNullable(dst, resp.Refusal)
 	dst = append(dst, `},"logprobs":null,"finish_reason":`...)
 	dst = appendString(dst, finishOr(resp))
 	dst = append(dst, `}],"usage":`...)

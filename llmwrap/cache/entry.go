@@ -44,7 +44,7 @@ func (e *Entry) AppendBinary(dst []byte) ([]byte, error) {
 		dst = binary.AppendVarint(dst, n)
 	}
 	dst = appendMessage(dst, &r.Message)
-	return appendStr(dst, r.Message.Refusal), nil
+	return appendStr(dst, r.Refusal), nil
 }
 
 // UnmarshalBinary decodes an entry written by MarshalBinary. The entry
@@ -85,7 +85,7 @@ func (e *Entry) UnmarshalBinary(data []byte) error {
 	m.ToolCallID = d.str()
 	m.Reasoning = d.str()
 	if version >= 2 {
-		m.Refusal = d.str()
+		r.Refusal = d.str()
 	}
 	if d.bad || len(d.b) != 0 {
 		return ErrCorruptEntry
@@ -98,7 +98,7 @@ func (e *Entry) UnmarshalBinary(data []byte) error {
 func (e *Entry) size() int64 {
 	r := &e.Response
 	m := &r.Message
-	n := 256 + len(e.Request) + len(r.ID) + len(r.Model) + len(r.FinishReason) + len(m.Content) + len(m.Reasoning) + len(m.Refusal) + len(m.Name)
+	n := 256 + len(e.Request) + len(r.ID) + len(r.Model) + len(r.FinishReason) + len(m.Content) + len(m.Reasoning) + len(r.Refusal) + len(m.Name)
 	for _, p := range m.Parts {
 		n += 96 + len(p.Text) + len(p.URL) + len(p.Data) + len(p.Type) + len(p.MIMEType)
 	}

@@ -68,7 +68,7 @@ func TestStreamedAnswerIsStoredAsTheAnswer(t *testing.T) {
 			t.Fatalf("seed %d: %d provider calls, want 2", seed, up.Count())
 		}
 		for name, got := range map[string]*middleware.Response{"hit": hit, "replay": acc.Response()} {
-			if !reflect.DeepEqual(got.Message, want.Message) || got.FinishReason != want.FinishReason {
+			if !reflect.DeepEqual(got.Message, want.Message) || got.FinishReason != want.FinishReason || got.Refusal != want.Refusal {
 				t.Fatalf("seed %d: %s\n%+v %q\nthe answer\n%+v %q", seed, name, got.Message, got.FinishReason, want.Message, want.FinishReason)
 			}
 		}
@@ -78,14 +78,14 @@ func TestStreamedAnswerIsStoredAsTheAnswer(t *testing.T) {
 // TestVersion1EntriesStillRead: entries written before the refusal was
 // stored (version 1) still decode, with no refusal.
 func TestVersion1EntriesStillRead(t *testing.T) {
-	e := cache.Entry{Request: []byte("req"), Response: middleware.Response{ID: "c", FinishReason: "stop",
-		Message: middleware.Message{Role: middleware.RoleAssistant, Content: "hi", Refusal: "no"}}}
+	e := cache.Entry{Request: []byte("req"), Response: middleware.Response{ID: "c", FinishReason: "stop", Refusal: "no",
+		Message: middleware.Message{Role: middleware.RoleAssistant, Content: "hi"}}}
 	b, _ := e.MarshalBinary()
 	var back cache.Entry
 	if err := back.UnmarshalBinary(b); err != nil || !reflect.DeepEqual(back, e) {
 		t.Fatalf("version 2 round trip: %v\n%+v", err, back)
 	}
-	e.Response.Message.Refusal = ""
+	e.Response.Refusal = ""
 	b, _ = e.MarshalBinary()
 	v1 := append([]byte{1}, b[1:len(b)-1]...) // version 1: no trailing refusal
 	if err := back.UnmarshalBinary(v1); err != nil || !reflect.DeepEqual(back, e) {
