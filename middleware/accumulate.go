@@ -24,6 +24,7 @@ const MaxToolCalls = 1024
 type Accumulator struct {
 	content   strings.Builder
 	reasoning strings.Builder
+	refusal   strings.Builder
 	calls     []*accCall // in order of arrival; pointers: a Builder must not move
 	slot      []int32    // by index: 1 + the position in calls of the index's current call; 0 none
 	finish    string
@@ -43,6 +44,7 @@ func (a *Accumulator) Add(c Chunk) {
 	a.chunks++
 	a.content.WriteString(c.Content)
 	a.reasoning.WriteString(c.Reasoning)
+	a.refusal.WriteString(c.Refusal)
 	for i := range c.ToolCalls {
 		a.addCall(&c.ToolCalls[i])
 	}
@@ -107,6 +109,7 @@ func (a *Accumulator) Response() *Response {
 			Content:   a.content.String(),
 			Reasoning: a.reasoning.String(),
 		},
+		Refusal:      a.refusal.String(),
 		FinishReason: a.finish,
 	}
 	if len(a.calls) > 0 {
@@ -140,6 +143,11 @@ func Replay(ctx context.Context, resp *Response, size int, fn StreamFunc) error 
 	}
 	if resp.Message.Reasoning != "" {
 		if err := fn(ctx, Chunk{Reasoning: resp.Message.Reasoning}); err != nil {
+			return err
+		}
+	}
+	if resp.Refusal != "" {
+		if err := fn(ctx, Chunk{Refusal: resp.Refusal}); err != nil {
 			return err
 		}
 	}

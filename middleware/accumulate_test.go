@@ -61,6 +61,9 @@ func scatter(rng *rand.Rand, want *middleware.Response, reuse bool) []middleware
 	for _, p := range fragments(rng, want.Message.Reasoning) {
 		out = append(out, middleware.Chunk{Reasoning: p})
 	}
+	for _, p := range fragments(rng, want.Refusal) {
+		out = append(out, middleware.Chunk{Refusal: p})
+	}
 	content := fragments(rng, want.Message.Content)
 	next := 0 // with reuse, calls go strictly one after the other
 	for {
@@ -114,6 +117,9 @@ func randomAnswer(rng *rand.Rand) *middleware.Response {
 		Message:      middleware.Message{Role: middleware.RoleAssistant, Content: text(12), Reasoning: text(4)},
 		FinishReason: "stop",
 		Usage:        middleware.Usage{InputTokens: rng.Int64N(100), OutputTokens: rng.Int64N(100)},
+	}
+	if rng.IntN(5) == 0 {
+		r.Refusal = "I can't" + text(3)
 	}
 	for i := range rng.IntN(5) {
 		r.Message.ToolCalls = append(r.Message.ToolCalls, middleware.ToolCall{

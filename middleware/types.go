@@ -247,6 +247,11 @@ type Response struct {
 	Usage        Usage
 	FromCache    bool // served by a cache, no provider call was made
 
+	// Refusal is the model's refusal text (OpenAI's message.refusal), when
+	// it refused. It is a field of the response rather than of Message,
+	// which requests share: it costs request decoding nothing.
+	Refusal string
+
 	// Native is the adapter's representation of the provider's response
 	// (for example the raw wire JSON). It is immutable and shared by copies.
 	// A middleware that changes a response it did not create keeps Native
@@ -270,6 +275,7 @@ type StreamFunc func(ctx context.Context, c Chunk) error
 type Chunk struct {
 	Content      string
 	Reasoning    string
+	Refusal      string
 	ToolCalls    []ToolCallDelta
 	FinishReason string
 	Usage        *Usage // set on the chunk that carries the final usage, if any

@@ -3,6 +3,7 @@ package observe_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -108,4 +109,25 @@ func BenchmarkObserverOverhead(b *testing.B) {
 		}
 		bench(b, llmwrap.WithObserver(observe.NewSlog(slog.New(slog.NewTextHandler(io.Discard, nil)))), llmwrap.WithObserver(ot))
 	})
+}
+
+// TestSlogLogsARecoveredPanicWithItsStack: a provider that panics under a
+// built chain fails the call, and the log has the panic and its stack at
+// error level.
+func TestSlogLogsARecoveredPanicWithItsStack(t *testing.T) {
+	var buf bytes.Buffer
+	p, _ := policies.LoadBytes([]byte("version: 1\n"), "t.yaml")
+	broken := middleware.HandlerFunc(func(context.Context, *middleware.Request) (*middleware.Response, error) {
+		panic("provider broken")
+	})
+	h := middleware.Then(broken, llmwrap.MustBuild(p, llmwrap.WithObserver(observe.NewSlog(slog.New(slog.NewTextHandler(&buf, nil))))))
+	_, err := h.Handle(context.Background(), &middleware.Request{Model: "gpt-4o", Messages: []middleware.Message{{Role: "user", Content: "hi"}}})
+	if !errors.Is(err, middleware.ErrPanic) {
+		t.Fatalf("err %v, want middleware.ErrPanic", err)
+	}
+	for _, want := range []string{"level=ERROR", `msg="tokenwise: panic.recovered"`, `panic="provider broken"`, "observe_test.go"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, buf.String())
+		}
+	}
 }

@@ -2,6 +2,7 @@ package observe
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -27,7 +28,8 @@ var _ middleware.Observer = (*Slog)(nil)
 
 // Level returns the level an event is logged at: warn for retries,
 // fallbacks, breaker changes, budget warnings and refusals, rate-limit
-// refusals, store failures, unknown teams and rejected policy reloads; info for finished calls and policy reloads
+// refusals, store failures, unknown teams and rejected policy reloads; error
+// for recovered panics; info for finished calls and policy reloads
 // (warn when the call failed); debug for the rest.
 func Level(e middleware.Event) slog.Level {
 	switch e := e.(type) {
@@ -52,6 +54,8 @@ func Level(e middleware.Event) slog.Level {
 		if e.Action != "admitted" {
 			return slog.LevelWarn
 		}
+	case middleware.PanicRecovered:
+		return slog.LevelError
 	}
 	return slog.LevelDebug
 }
@@ -113,6 +117,9 @@ func (s *Slog) Observe(ctx context.Context, e middleware.Event) {
 			a = append(a, slog.Any("error", e.Err))
 		}
 		s.log(ctx, lvl, "tokenwise: policy.changed", a...)
+	case middleware.PanicRecovered:
+		s.log(ctx, lvl, "tokenwise: panic.recovered", slog.String("where", e.Where), slog.String("panic", fmt.Sprint(e.Value)),
+			slog.String("stack", string(e.Stack)))
 	default:
 		s.log(ctx, lvl, "tokenwise: "+e.Kind(), slog.Any("event", e))
 	}

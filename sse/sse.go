@@ -114,13 +114,14 @@ func appendEvent(dst []byte, name, text string) []byte {
 type RunFunc func(ctx context.Context, r *http.Request, s *Stream) error
 
 // Handler returns an http.Handler that serves run as an SSE stream. It is
-// safe for concurrent use if run is.
+// safe for concurrent use if run is. A panic in run is recovered: the
+// client gets a 500, or an error event after the first one.
 func Handler(run RunFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := &Stream{w: w, rc: http.NewResponseController(w)}
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
-		err := run(ctx, r, s)
+		err := safeRun(ctx, run, r, s)
 		if err != nil && !s.Started() {
 			http.Error(w, err.Error(), Status(err))
 			return
@@ -130,6 +131,18 @@ func Handler(run RunFunc) http.Handler {
 		}
 		s.end(err)
 	})
+}
+
+// safeRun calls run and turns a panic under it into a *middleware.PanicError,
+// so that the client gets an error (a 500, or an error event) instead of a
+// connection torn down by net/http.
+func safeRun(ctx context.Context, run RunFunc, r *http.Request, s *Stream) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = middleware.Recovered(ctx, "sse handler", v)
+		}
+	}()
+	return run(ctx, r, s)
 }
 
 // CallHandler returns an http.Handler that serves one LLM call: decode
@@ -158,6 +171,8 @@ func Status(err error) int {
 	switch {
 	case errors.As(err, &br):
 		return http.StatusBadRequest
+	case errors.Is(err, middleware.ErrPanic):
+		return http.StatusInternalServerError
 	case errors.Is(err, middleware.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
 	case errors.Is(err, middleware.ErrRateLimited), errors.Is(err, middleware.ErrBudget), errors.Is(err, middleware.ErrQuotaExceeded):

@@ -169,7 +169,7 @@ func (e *Executor) Execute(ctx context.Context, calls []middleware.ToolCall) ([]
 	start := e.now()
 	for lo := 0; lo < len(calls); {
 		if e.sideEffects(calls[lo].Name) {
-			results[lo] = e.one(ctx, calls[lo])
+			results[lo] = e.safeOne(ctx, calls[lo])
 			lo++
 			continue
 		}
@@ -212,7 +212,7 @@ func (e *Executor) group(ctx context.Context, calls []middleware.ToolCall, resul
 	w := min(e.maxParallel, hi-lo)
 	if w <= 1 {
 		for i := lo; i < hi; i++ {
-			results[i] = e.one(ctx, calls[i])
+			results[i] = e.safeOne(ctx, calls[i])
 		}
 		return
 	}
@@ -230,7 +230,7 @@ func (e *Executor) group(ctx context.Context, calls []middleware.ToolCall, resul
 			if i >= hi {
 				return
 			}
-			results[i] = e.one(ctx, calls[i])
+			results[i] = e.safeOne(ctx, calls[i])
 		}
 	}
 	var wg sync.WaitGroup
@@ -330,6 +330,18 @@ func (e *Executor) direct(ctx context.Context, d time.Duration, calls []middlewa
 // directCall runs one call of a direct group on its own goroutine (whose
 // stack starts small: the frames stay lean, pointers rather than values).
 func (e *Executor) directCall(ctx context.Context, s *slot) {
+	claimed := false
+	defer func() {
+		if v := recover(); v != nil {
+			// The executor's own work panicked (a tool's panic is
+			// recovered by safeCall): the call's error, and the group is
+			// told, whoever claimed the slot.
+			if claimed || s.state.CompareAndSwap(0, 1) {
+				s.r = panicResult(ctx, s.c, v)
+				s.done <- struct{}{}
+			}
+		}
+	}()
 	t := e.tools[s.c.Name]
 	start := e.now()
 	var raw string
@@ -349,8 +361,28 @@ func (e *Executor) directCall(ctx context.Context, s *slot) {
 	if !s.state.CompareAndSwap(0, 1) {
 		return // given up on: the group reported it
 	}
+	claimed = true
 	e.finish(&s.r, ctx, s.c, t, start, raw, cached, err)
 	s.done <- struct{}{}
+}
+
+// safeOne is one on a worker goroutine: a panic of the executor's own work
+// for the call (an observer, an artifact store) is the call's error, never
+// the process's end.
+func (e *Executor) safeOne(ctx context.Context, c middleware.ToolCall) (r Result) {
+	defer func() {
+		if v := recover(); v != nil {
+			r = panicResult(ctx, &c, v)
+		}
+	}()
+	return e.one(ctx, c)
+}
+
+// panicResult is the result of call c whose work panicked with v.
+func panicResult(ctx context.Context, c *middleware.ToolCall, v any) Result {
+	pe := &panicError{v: v, stack: middleware.Recovered(ctx, "tool executor", v).Stack}
+	err := &Error{Tool: c.Name, CallID: c.ID, Err: pe}
+	return Result{CallID: c.ID, Name: c.Name, Err: err, Content: err.Error()}
 }
 
 // one runs a single call: cache, timeout, panic recovery, artifact offload,
@@ -491,7 +523,7 @@ func callErr(ctx context.Context, c middleware.ToolCall, d time.Duration, err er
 func safeCall(ctx context.Context, call Func, args string) (o outcome) {
 	defer func() {
 		if v := recover(); v != nil {
-			o = outcome{err: &panicError{v: v}}
+			o = outcome{err: &panicError{v: v, stack: middleware.Recovered(ctx, "tool", v).Stack}}
 		}
 	}()
 	s, err := call(ctx, args)

@@ -231,10 +231,20 @@ func TestExecuteFailuresBecomeObservations(t *testing.T) {
 			t.Errorf("run recorded %d tools, want 5", len(run.Tools()))
 		}
 		mu.Lock()
-		n := len(events)
+		var n, panics int
+		for _, e := range events {
+			switch e := e.(type) {
+			case middleware.ToolFinished:
+				n++
+			case middleware.PanicRecovered:
+				if len(e.Stack) > 0 {
+					panics++
+				}
+			}
+		}
 		mu.Unlock()
-		if n != 5 {
-			t.Errorf("%d ToolFinished events, want 5", n)
+		if n != 5 || panics != 1 {
+			t.Errorf("%d ToolFinished events, want 5; %d PanicRecovered with a stack, want 1", n, panics)
 		}
 	})
 }
@@ -347,6 +357,33 @@ func TestNewRejectsBadTools(t *testing.T) {
 	} {
 		if _, err := toolwrap.New(tools); err == nil {
 			t.Errorf("New(%v) accepted", tools)
+		}
+	}
+}
+
+// TestPanicInTheExecutorsWorkIsACallError: an observer that panics while
+// the executor reports a call (on a worker goroutine, or in a direct
+// group) fails that call with an error matching middleware.ErrPanic; the
+// process and the other calls go on.
+func TestPanicInTheExecutorsWorkIsACallError(t *testing.T) {
+	for _, workers := range []int{2, 3} { // a worker pool; a direct group (every call at once)
+		ok := func(context.Context, string) (string, error) { return "fine", nil }
+		ex, _ := toolwrap.New([]toolwrap.Tool{{Name: "a", Call: ok}, {Name: "bad", Call: ok}},
+			toolwrap.WithMaxParallel(workers), toolwrap.WithTimeout(time.Minute))
+		ctx := middleware.WithObserver(t.Context(), middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
+			if f, isf := e.(middleware.ToolFinished); isf && f.Name == "bad" {
+				panic("observer broken")
+			}
+		}))
+		res, err := ex.Execute(ctx, calls("a", "bad", "a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(res[1].Err, middleware.ErrPanic) || !errors.Is(res[1].Err, toolwrap.ErrPanic) {
+			t.Errorf("%d workers: the call whose report panicked: %+v", workers, res[1])
+		}
+		if res[0].Err != nil || res[2].Err != nil || res[0].Content != "fine" {
+			t.Errorf("%d workers: the other calls: %+v %+v", workers, res[0], res[2])
 		}
 	}
 }

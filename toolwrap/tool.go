@@ -67,7 +67,10 @@ var (
 	// call is cancelled with it as the cause, so both
 	// context.DeadlineExceeded and ErrTimeout match.
 	ErrTimeout = errors.New("toolwrap: tool timed out")
-	// ErrPanic: a tool panicked.
+	// ErrPanic: a tool panicked, or the executor's own work for a call did
+	// (an observer, an artifact store). Such errors match
+	// middleware.ErrPanic too; the stack is in a middleware.PanicRecovered
+	// event.
 	ErrPanic = errors.New("toolwrap: tool panicked")
 	// ErrUnknownTool: the model asked for a tool the executor does not have.
 	ErrUnknownTool = errors.New("toolwrap: unknown tool")
@@ -102,10 +105,14 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// panicError carries a recovered panic value.
-type panicError struct{ v any }
+// panicError carries a recovered panic value and its stack. It matches
+// ErrPanic and middleware.ErrPanic.
+type panicError struct {
+	v     any
+	stack []byte
+}
 
 func (p *panicError) Error() string { return fmt.Sprintf("panic: %v", p.v) }
 func (p *panicError) Is(target error) bool {
-	return target == ErrPanic
+	return target == ErrPanic || target == middleware.ErrPanic
 }

@@ -106,6 +106,10 @@ func classifyError(ctx context.Context, err error, c callFacts) error {
 	}
 	var pe *middleware.ProviderError
 	var de *middleware.DeadlineError
+	var sf *streamFault
+	if errors.As(err, &sf) {
+		return &middleware.ProviderError{Kind: sf.kind, Provider: c.provider, Model: model, Message: sf.msg, Err: sf.cause}
+	}
 	if errors.As(err, &pe) || errors.As(err, &de) || errors.Is(err, middleware.ErrBudget) {
 		return err
 	}

@@ -89,7 +89,7 @@ func (m *Model) GenerateContent(ctx context.Context, messages []llms.MessageCont
 	if fw != nil {
 		req.Stream = fw.send
 	}
-	resp, err := m.handler.Handle(ctx, req)
+	resp, err := middleware.SafeHandle(ctx, m.handler, req, "langchaingo model")
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +219,15 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 		if ps != nil {
 			facts.streamErr = ps.err
 		}
-		return nil, classify(ctx, err, facts)
+		err = classify(ctx, err, facts)
+		if ps != nil && ps.acc.Chunks() > 0 {
+			// The provider may already charge for what it streamed: the
+			// partial answer goes with the error, for the budget to bill.
+			partial := ps.acc.Response()
+			partial.Model = req.Model
+			return partial, err
+		}
+		return nil, err
 	}
 	resp, ok := coreResponse(cr, req)
 	if !ok {
@@ -230,7 +238,8 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 		// langchaingo's openai backend ends a stream that stopped before
 		// its finish_reason without an error: report the cut.
 		if inner.name == "openai" && cr.Choices[0].StopReason == "" {
-			return nil, &middleware.ProviderError{Kind: middleware.ErrStreamCut, Provider: "openai", Model: req.Model,
+			// Returned with the partial answer, which the budget bills.
+			return resp, &middleware.ProviderError{Kind: middleware.ErrStreamCut, Provider: "openai", Model: req.Model,
 				Message: "the stream ended before a finish reason"}
 		}
 		u := resp.Usage

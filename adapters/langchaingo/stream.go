@@ -79,6 +79,9 @@ type providerStream struct {
 	parseTools bool
 	calls      int   // tool calls started so far (openai delta protocol)
 	err        error // the first error the core stream returned
+	// acc assembles what the inner model streamed: the partial answer
+	// returned (and billed) with the error of a stream that broke.
+	acc middleware.Accumulator
 }
 
 func (p *providerStream) content(ctx context.Context, chunk []byte) error {
@@ -114,6 +117,7 @@ func (p *providerStream) fill(c *middleware.Chunk, n *nativeChunk, chunk []byte)
 }
 
 func (p *providerStream) send(ctx context.Context, c middleware.Chunk) error {
+	p.acc.Add(c)
 	err := p.stream(ctx, c)
 	if err != nil && p.err == nil {
 		p.err = err

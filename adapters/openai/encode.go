@@ -344,7 +344,9 @@ func appendMessage(dst []byte, m *middleware.Message) []byte {
 }
 
 func appendPart(dst []byte, p *middleware.Part) []byte {
-	if p.MIMEType == PartMIMEType && jsontext.Value(p.Data).IsValid() {
+	// Duplicate names are allowed: the part was valid JSON to the reader
+	// that kept it, and is sent on as it came.
+	if p.MIMEType == PartMIMEType && jsontext.Value(p.Data).IsValid(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)) {
 		return append(dst, p.Data...)
 	}
 	switch {

@@ -3,6 +3,8 @@ package openai
 import (
 	"encoding/base64"
 	"errors"
+	"strconv"
+	"strings"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -88,6 +90,13 @@ type RequestError struct {
 func (e *RequestError) Error() string {
 	if e.Param == "" {
 		return "the request body is not a valid chat completion request: " + e.Err.Error()
+	}
+	var pe *pathError
+	if errors.As(e.Err, &pe) && pe == e.Err {
+		// "invalid value for 'messages[3].content': ..."
+		full := pe.Error()
+		i := strings.Index(full, ": ")
+		return "invalid value for '" + e.Param + full[:i] + "'" + full[i:]
 	}
 	return "invalid value for '" + e.Param + "': " + e.Err.Error()
 }
@@ -248,7 +257,7 @@ func (r *reader) messages(s *requestSnapshot) error {
 		start := r.next()
 		m, err := r.message()
 		if err != nil {
-			return err
+			return &pathError{path: "[" + strconv.Itoa(len(msgs)) + "]", err: err}
 		}
 		msgs = append(msgs, m)
 		spans = append(spans, span{start, r.offset()})
@@ -295,11 +304,33 @@ func (r *reader) message() (middleware.Message, error) {
 			err = r.skip()
 		}
 		if err != nil {
-			return m, err
+			return m, &pathError{path: "." + name, err: err}
 		}
 	}
 	return m, r.close()
 }
+
+// pathError locates an error inside a member: "[3]" then ".content" make
+// "messages[3].content".
+type pathError struct {
+	path string
+	err  error
+}
+
+func (e *pathError) Error() string {
+	p, err := e.path, e.err
+	for {
+		var inner *pathError
+		if !errors.As(err, &inner) || inner != err {
+			break
+		}
+		p += inner.path
+		err = inner.err
+	}
+	return p + ": " + err.Error()
+}
+
+func (e *pathError) Unwrap() error { return e.err }
 
 func (r *reader) parts() ([]middleware.Part, error) {
 	if _, err := r.open('['); err != nil {

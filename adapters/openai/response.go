@@ -47,19 +47,31 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 		case "model":
 			resp.Model, err = r.str()
 		case "choices":
+			// The choice with index 0, else the first.
+			found0, taken := false, false
 			choices, err = r.choices(func() error {
-				return r.details(func(name string) (bool, error) {
+				msg := middleware.Message{Role: middleware.RoleAssistant}
+				var finish, refusal string
+				index := int64(-1)
+				err := r.details(func(name string) (bool, error) {
 					var err error
 					switch name {
+					case "index":
+						index, _, err = r.int()
 					case "message":
-						err = r.responseMessage(&resp.Message)
+						err = r.responseMessage(&msg, &refusal)
 					case "finish_reason":
-						resp.FinishReason, err = r.str()
+						finish, err = r.str()
 					default:
 						return false, nil
 					}
 					return true, err
 				})
+				if err == nil && (index == 0 && !found0 || !taken) {
+					resp.Message, resp.FinishReason, resp.Refusal, taken = msg, finish, refusal, true
+					found0 = found0 || index == 0
+				}
+				return err
 			})
 		case "usage":
 			resp.Usage, _, err = r.usage()
@@ -89,21 +101,16 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 	return resp, nil, nil
 }
 
-// choices reads an array of choices, calling first for the first one and
-// skipping the others. It returns the number of choices.
-func (r *reader) choices(first func() error) (int, error) {
+// choices reads an array of choices, calling each for every one. It
+// returns the number of choices.
+func (r *reader) choices(each func() error) (int, error) {
 	ok, err := r.open('[')
 	if err != nil || !ok {
 		return 0, err
 	}
 	n := 0
 	for r.more() {
-		if n == 0 {
-			err = first()
-		} else {
-			err = r.skip()
-		}
-		if err != nil {
+		if err = each(); err != nil {
 			return n, err
 		}
 		n++
@@ -111,7 +118,7 @@ func (r *reader) choices(first func() error) (int, error) {
 	return n, r.close()
 }
 
-func (r *reader) responseMessage(m *middleware.Message) error {
+func (r *reader) responseMessage(m *middleware.Message, refusal *string) error {
 	ok, err := r.open('{')
 	if err != nil || !ok {
 		return err
@@ -129,6 +136,8 @@ func (r *reader) responseMessage(m *middleware.Message) error {
 			if s, err = r.str(); s != "" {
 				m.Reasoning = s
 			}
+		case "refusal":
+			*refusal, err = r.str()
 		case "tool_calls":
 			m.ToolCalls, err = r.toolCalls()
 		default:
@@ -339,9 +348,9 @@ func skipSpace(b []byte, i int) int {
 // fills c, the others are skipped.
 func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 	var (
-		content, reasoning, finish string
-		calls                      []middleware.ToolCallDelta
-		index                      int64
+		content, reasoning, refusal, finish string
+		calls                               []middleware.ToolCallDelta
+		index                               int64
 	)
 	ok, err := r.open('{')
 	if err != nil || !ok {
@@ -373,6 +382,8 @@ func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 					if s, err = r.str(); s != "" {
 						reasoning = s
 					}
+				case "refusal":
+					refusal, err = r.str()
 				case "tool_calls":
 					calls, err = r.toolCallDeltas()
 				default:
@@ -393,7 +404,7 @@ func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 		return err
 	}
 	*taken = true
-	c.Content, c.Reasoning, c.FinishReason, c.ToolCalls = content, reasoning, finish, calls
+	c.Content, c.Reasoning, c.Refusal, c.FinishReason, c.ToolCalls = content, reasoning, refusal, finish, calls
 	return nil
 }
 
@@ -435,7 +446,8 @@ func (r *reader) toolCallDeltas() ([]middleware.ToolCallDelta, error) {
 		if err := r.close(); err != nil {
 			return nil, err
 		}
-		if d.Index < 0 || d.Index > 1<<16 {
+		if d.Index < 0 || d.Index >= middleware.MaxToolCalls {
+			// The Accumulator would drop it: an error, never a shorter answer.
 			return nil, errors.New("tool call index out of range")
 		}
 		out = append(out, d)
@@ -477,11 +489,11 @@ func decodeMeta(data []byte) chunkMeta {
 // snapshot s taken when the provider's JSON was decoded.
 func sameResponse(a, s *middleware.Response) bool {
 	return a.ID == s.ID && a.Model == s.Model && a.FinishReason == s.FinishReason && a.Usage == s.Usage &&
-		sameMessage(&a.Message, &s.Message)
+		a.Refusal == s.Refusal && sameMessage(&a.Message, &s.Message)
 }
 
 func sameChunk(a *middleware.Chunk, s *middleware.Chunk) bool {
-	return a.Content == s.Content && a.Reasoning == s.Reasoning && a.FinishReason == s.FinishReason &&
+	return a.Content == s.Content && a.Reasoning == s.Reasoning && a.Refusal == s.Refusal && a.FinishReason == s.FinishReason &&
 		slices.Equal(a.ToolCalls, s.ToolCalls) && samePtr(a.Usage, s.Usage)
 }
 
@@ -520,7 +532,9 @@ func appendResponse(dst []byte, resp *middleware.Response, meta chunkMeta) []byt
 		}
 		dst = append(dst, ']')
 	}
-	dst = append(dst, `,"refusal":null},"logprobs":null,"finish_reason":`...)
+	dst = append(dst, `,"refusal":`...)
+	dst = appendNullable(dst, resp.Refusal)
+	dst = append(dst, `},"logprobs":null,"finish_reason":`...)
 	dst = appendString(dst, finishOr(resp))
 	dst = append(dst, `}],"usage":`...)
 	dst = appendUsage(dst, resp.Usage)
@@ -551,6 +565,10 @@ func appendChunkJSON(dst []byte, c *middleware.Chunk, meta chunkMeta, role bool)
 	if c.Reasoning != "" {
 		dst = appendKey(dst, "reasoning_content")
 		dst = appendString(dst, c.Reasoning)
+	}
+	if c.Refusal != "" {
+		dst = appendKey(dst, "refusal")
+		dst = appendString(dst, c.Refusal)
 	}
 	if len(c.ToolCalls) > 0 {
 		dst = appendKey(dst, "tool_calls")

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -30,8 +32,7 @@ func panicsAfter(n int) middleware.Middleware {
 				req = req.Clone()
 				req.Stream = func(ctx context.Context, c middleware.Chunk) error {
 					if seen == n {
-						var m map[string]int
-						m["mid-stream"]++ // a nil map write: a runtime panic
+						panic(errors.New("layer broken mid-stream"))
 					}
 					seen++
 					return inner(ctx, c)
@@ -121,6 +122,7 @@ func TestUndecodableBodyIsRefusedBeforeTheProvider(t *testing.T) {
 	}{
 		{"temperature as a string", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"temperature":"0.2"}`, "temperature"},
 		{"messages as an object", `{"model":"gpt-4o","messages":{"role":"user"}}`, "messages"},
+		{"content as a number", `{"model":"gpt-4o","messages":[{"role":"system","content":"s"},{"role":"user","content":5}]}`, "messages[1].content"},
 		{"stream as a string", `{"model":"gpt-4o","messages":[],"stream":"yes"}`, "stream"},
 		{"model as a number", `{"model":4,"messages":[]}`, "model"},
 		{"not JSON", `{"model":"gpt-4o",`, ""},
@@ -157,7 +159,7 @@ func TestUndecodableBodyIsRefusedBeforeTheProvider(t *testing.T) {
 			if !errors.As(err, &apiErr) || apiErr.HTTPStatusCode != http.StatusBadRequest || apiErr.Type != "invalid_request_error" {
 				t.Fatalf("go-openai: %v (%T)", err, err)
 			}
-			if tc.param != "" && (apiErr.Param == nil || *apiErr.Param != tc.param || !strings.Contains(apiErr.Message, tc.param)) {
+			if param, _, _ := strings.Cut(tc.param, "["); tc.param != "" && (apiErr.Param == nil || *apiErr.Param != param || !strings.Contains(apiErr.Message, tc.param)) {
 				t.Errorf("param %v, message %q, want %q named", apiErr.Param, apiErr.Message, tc.param)
 			}
 			if srv.Count() != 0 {
@@ -226,5 +228,39 @@ func TestMalformedStreamIsATypedError(t *testing.T) {
 				t.Errorf("the chain saw %v", cerr)
 			}
 		})
+	}
+}
+
+// TestInterleavedToolCallFragmentsThroughTheTransport is the crash of the
+// issue, byte for byte: both call headers first, then the arguments in
+// small pieces, alternating. It once panicked ("strings.Builder copied by
+// value") in the transport's goroutine and took the process down.
+func TestInterleavedToolCallFragmentsThroughTheTransport(t *testing.T) {
+	head := `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":`
+	lines := []string{
+		head + `{"role":"assistant","tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"check_disk","arguments":""}}]},"finish_reason":null}]}`,
+		head + `{"tool_calls":[{"index":1,"id":"call_b","type":"function","function":{"name":"check_disk","arguments":""}}]},"finish_reason":null}]}`,
+	}
+	a, b := `{"host":"web-1"}`, `{"host":"web-2"}`
+	for i := 0; i < len(a); i += 3 {
+		for idx, s := range []string{a, b} {
+			lines = append(lines, head+fmt.Sprintf(`{"tool_calls":[{"index":%d,"function":{"arguments":%q}}]},"finish_reason":null}]}`, idx, s[i:min(i+3, len(s))]))
+		}
+	}
+	lines = append(lines, head+`{},"finish_reason":"tool_calls"}]}`, `data: [DONE]`)
+	srv := openaitest.NewServer(t)
+	srv.On().Reply(rawStream(lines...))
+	rec := &recorder{}
+	s, err := clientFor(srv, twopenai.NewHTTPClient(passChain(rec))).CreateChatCompletionStream(context.Background(), chatRequest(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recvAll(t, s); err != io.EOF {
+		t.Fatalf("stream ended with %v", err)
+	}
+	_, resp, err := rec.last(t)
+	want := []middleware.ToolCall{{ID: "call_a", Name: "check_disk", Arguments: a}, {ID: "call_b", Name: "check_disk", Arguments: b}}
+	if err != nil || !reflect.DeepEqual(resp.Message.ToolCalls, want) {
+		t.Fatalf("assembled %+v, %v", resp.Message.ToolCalls, err)
 	}
 }

@@ -263,3 +263,53 @@ func TestEveryStreamShapeAssemblesToTheNonStreamedAnswer(t *testing.T) {
 		}
 	}
 }
+
+// stripNative is a layer that passes every chunk on as a copy the adapter
+// did not decode, so that the transport encodes each one itself.
+func stripNative(next middleware.Handler) middleware.Handler {
+	return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		if req.Stream != nil {
+			inner := req.Stream
+			req = req.Clone()
+			req.Stream = func(ctx context.Context, c middleware.Chunk) error {
+				c.Native = nil
+				return inner(ctx, c)
+			}
+		}
+		return next.Handle(ctx, req)
+	})
+}
+
+// TestEveryStreamShapeSurvivesReEncoding: when a layer passes chunks on as
+// its own (the transport encodes them instead of forwarding the provider's
+// bytes), go-openai still assembles the first choice of the non-streamed
+// answer, whatever the shape.
+func TestEveryStreamShapeSurvivesReEncoding(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	client := clientFor(srv, twopenai.NewHTTPClient(stripNative))
+	for seed := range uint64(80) {
+		rng := rand.New(rand.NewPCG(seed, 13))
+		reply := randomReply(rng, false)
+		reply.Shape = &openaitest.Shape{Seed: seed}
+		srv.Reset()
+		srv.On().Reply(reply)
+		creq := chatRequest(false)
+		want, err := client.CreateChatCompletion(context.Background(), creq)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		creq.Stream = true
+		s, err := client.CreateChatCompletionStream(context.Background(), creq)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		chunks, err := recvAll(t, s)
+		if err.Error() != "EOF" {
+			t.Fatalf("seed %d: stream ended with %v", seed, err)
+		}
+		got, _ := assembleGoOpenAI(chunks)
+		if g, w := got[0], choiceOf(want.Choices[0]); g == nil || !sameChoice(g, w) {
+			t.Fatalf("seed %d: re-encoded stream assembles to\n%v\nthe answer is\n%v", seed, g, w)
+		}
+	}
+}

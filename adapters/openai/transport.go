@@ -473,7 +473,7 @@ func (s *sseWriter) appendEvents(dst []byte, c *middleware.Chunk) []byte {
 			s.meta.created = time.Now().Unix()
 		}
 	}
-	if c.Content != "" || c.Reasoning != "" || len(c.ToolCalls) > 0 || c.FinishReason != "" {
+	if c.Content != "" || c.Reasoning != "" || c.Refusal != "" || len(c.ToolCalls) > 0 || c.FinishReason != "" {
 		dst = append(dst, "data: "...)
 		dst = appendChunkJSON(dst, c, s.meta, !s.role)
 		dst = append(dst, "\n\n"...)

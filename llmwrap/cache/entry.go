@@ -26,7 +26,9 @@ type Entry struct {
 	Response middleware.Response
 }
 
-// entryVersion prefixes the binary form of an Entry.
+// entryVersion prefixes the binary form of an Entry. Version 2 adds the
+// response's refusal and the adapter's stored native answer; version 1
+// entries (without them) are still read.
 const entryVersion = 2
 
 // ErrCorruptEntry is returned by [Entry.UnmarshalBinary] for bytes that are
@@ -49,6 +51,7 @@ func (e *Entry) AppendBinary(dst []byte) ([]byte, error) {
 		dst = binary.AppendVarint(dst, n)
 	}
 	dst = appendMessage(dst, &r.Message)
+	dst = appendStr(dst, r.Refusal)
 	if sn, ok := r.Native.(*middleware.StoredNative); ok {
 		dst = appendStr(append(dst, 1), sn.Format)
 		return appendBytes(dst, sn.Data), nil
@@ -60,7 +63,8 @@ func (e *Entry) AppendBinary(dst []byte) ([]byte, error) {
 // shares no memory with data.
 func (e *Entry) UnmarshalBinary(data []byte) error {
 	d := decoder{b: data}
-	if d.byte() != entryVersion {
+	version := d.byte()
+	if version != entryVersion && version != 1 {
 		return ErrCorruptEntry
 	}
 	var out Entry
@@ -92,7 +96,10 @@ func (e *Entry) UnmarshalBinary(data []byte) error {
 	}
 	m.ToolCallID = d.str()
 	m.Reasoning = d.str()
-	if d.byte() == 1 {
+	if version >= 2 {
+		r.Refusal = d.str()
+	}
+	if version >= 2 && d.byte() == 1 {
 		sn := &middleware.StoredNative{Format: d.str()}
 		sn.Data = d.bytes()
 		r.Native = sn
@@ -160,7 +167,7 @@ func arenaLen(r *middleware.Response) int {
 		}
 	}
 	m := &r.Message
-	for _, s := range [...]string{r.ID, r.Model, r.FinishReason, string(m.Role), m.Content, m.Name, m.ToolCallID, m.Reasoning} {
+	for _, s := range [...]string{r.ID, r.Model, r.FinishReason, r.Refusal, string(m.Role), m.Content, m.Name, m.ToolCallID, m.Reasoning} {
 		add(s)
 	}
 	for i := range m.Parts {
@@ -193,7 +200,7 @@ func compact(r *middleware.Response) middleware.Response {
 			b.WriteString(s)
 		}
 	}
-	for _, s := range [...]string{r.ID, r.Model, r.FinishReason, string(m.Role), m.Content, m.Name, m.ToolCallID, m.Reasoning} {
+	for _, s := range [...]string{r.ID, r.Model, r.FinishReason, r.Refusal, string(m.Role), m.Content, m.Name, m.ToolCallID, m.Reasoning} {
 		write(s)
 	}
 	for i := range m.Parts {
@@ -220,6 +227,7 @@ func compact(r *middleware.Response) middleware.Response {
 	take(&out.ID)
 	take(&out.Model)
 	take(&out.FinishReason)
+	take(&out.Refusal)
 	role := string(m.Role)
 	take(&role)
 	m.Role = middleware.Role(role)

@@ -321,6 +321,17 @@ func (f *fallback) try(ctx context.Context, req *middleware.Request, model strin
 	return res
 }
 
+// safeTry is try on a goroutine of its own: a panic under it is the
+// attempt's error (a *middleware.PanicError), never the process's end.
+func (f *fallback) safeTry(ctx context.Context, req *middleware.Request, model string, hedge bool) (res result) {
+	defer func() {
+		if v := recover(); v != nil {
+			res = result{model: model, hedge: hedge, err: middleware.Recovered(ctx, "fallback hedge", v)}
+		}
+	}()
+	return f.try(ctx, req, model, hedge)
+}
+
 // hedged runs model, and hedgeTo as well if model is slow. It returns the
 // attempts in the order they started, after all of them ended.
 func (f *fallback) hedged(ctx context.Context, req *middleware.Request, model, hedgeTo string) []result {
@@ -331,7 +342,7 @@ func (f *fallback) hedged(ctx context.Context, req *middleware.Request, model, h
 	ctx0, cancel0 := context.WithCancelCause(ctx)
 	defer cancel0(nil)
 	ch := make(chan result, 2)
-	go func() { ch <- f.try(ctx0, req, model, false) }()
+	go func() { ch <- f.safeTry(ctx0, req, model, false) }()
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {
@@ -343,7 +354,7 @@ func (f *fallback) hedged(ctx context.Context, req *middleware.Request, model, h
 	}
 	ctx1, cancel1 := context.WithCancelCause(ctx)
 	defer cancel1(nil)
-	go func() { ch <- f.try(ctx1, req, hedgeTo, true) }()
+	go func() { ch <- f.safeTry(ctx1, req, hedgeTo, true) }()
 	first := <-ch
 	if first.err == nil {
 		if !first.hedge {

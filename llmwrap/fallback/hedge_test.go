@@ -176,3 +176,27 @@ func TestHedgingWithOneModel(t *testing.T) {
 		})
 	}
 }
+
+// TestPanicInAHedgedAttemptIsItsError: an attempt that panics on the
+// hedging goroutine fails that attempt only; the other one answers.
+func TestPanicInAHedgedAttemptIsItsError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		inner := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			if req.Model == "gpt-4o-mini" {
+				panic("hedge target broken")
+			}
+			select {
+			case <-time.After(2 * time.Second):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return &middleware.Response{Model: req.Model, FinishReason: "stop",
+				Message: middleware.Message{Role: middleware.RoleAssistant, Content: "slow but fine"}}, nil
+		})
+		h := middleware.Then(inner, fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}, Hedge: fallback.Hedge{Delay: time.Second}}))
+		resp, err := h.Handle(context.Background(), user("How full is the disk?"))
+		if err != nil || resp.Message.Content != "slow but fine" {
+			t.Fatalf("resp %+v, err %v", resp, err)
+		}
+	})
+}

@@ -48,6 +48,22 @@
 //     include_usage no chunk has a usage field);
 //  6. "data: [DONE]".
 //
+// [Reply].Refusal is sent as message.refusal, or refusal deltas after the
+// reasoning; [Reply].Alternatives are the choices of n > 1, streamed after
+// the first choice's chunks.
+//
+// # Other servers' shapes
+//
+// OpenAI's order is one of many valid ones. With [Reply].Shape the stream
+// arrives in a random valid shape, drawn from its Seed, as servers other
+// than OpenAI's send them (fragments cut and interleaved at random, ids and
+// names late or repeated, every call at index 0, filter-annotation chunks,
+// logprobs, comments, CRLF, writes split at any byte; see [Shape]): every
+// shape assembles, by the official SDKs' rules, to the answer served
+// without streaming, which makes property tests of stream assembly easy.
+// [Reply].Raw plays a body byte for byte, for the shapes no valid stream
+// has (a line that is not JSON, a stream without "[DONE]").
+//
 // Errors use OpenAI's status codes and body,
 // {"error":{"message","type","param","code"}}: see [RateLimited],
 // [InsufficientQuota], [ServerError], [Unavailable], [ContextLengthExceeded],

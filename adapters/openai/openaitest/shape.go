@@ -40,6 +40,11 @@ type Shape struct {
 	// NoRepeat sends a call's id and name once each, never repeated in
 	// later fragments (clients such as openai-go concatenate repeated names).
 	NoRepeat bool
+	// ReasoningField names the reasoning deltas: "reasoning_content" (the
+	// default, as DeepSeek and vLLM) or "reasoning" (as OpenRouter and
+	// newer vLLM). Clients that read only one of them see the other as no
+	// reasoning at all.
+	ReasoningField string
 	// Sequential keeps each call's fragments together, in index order, the
 	// id and name in its first fragment: the order that clients assembling
 	// "append to the last call" (such as langchaingo's openai backend) read.
@@ -54,10 +59,6 @@ func (a *answer) shapedStream(s *Shape) [][]byte {
 	repeats := func() bool { return coin(4) && !s.NoRepeat }
 	usageNull := a.req.IncludeUsage() && coin(2)
 
-	type item struct {
-		choice int
-		delta  map[string]any
-	}
 	base := func() map[string]any {
 		m := map[string]any{"id": a.id, "object": "chat.completion.chunk", "created": a.created, "model": a.model,
 			"system_fingerprint": "fp_openaitest"}
@@ -73,8 +74,12 @@ func (a *answer) shapedStream(s *Shape) [][]byte {
 	queues := make([][]map[string]any, len(choices))
 	for ci, rep := range choices {
 		var q []map[string]any
+		reasoningField := s.ReasoningField
+		if reasoningField == "" {
+			reasoningField = "reasoning_content"
+		}
 		for _, p := range randomPieces(rng, rep.Reasoning) {
-			q = append(q, map[string]any{"reasoning_content": p})
+			q = append(q, map[string]any{reasoningField: p})
 		}
 		for _, p := range randomPieces(rng, rep.Refusal) {
 			q = append(q, map[string]any{"refusal": p})

@@ -1,0 +1,94 @@
+package cache_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap/cache"
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// TestStreamedAnswerIsStoredAsTheAnswer: whatever valid shape a streamed
+// answer arrives in (openaitest.Shape), what the cache stores from the
+// stream, served to a plain call and replayed to a streaming one, is the
+// answer the provider gives without streaming.
+func TestStreamedAnswerIsStoredAsTheAnswer(t *testing.T) {
+	words := []string{"disk", " ok", "é", "日本", `"q"`, "\n", "🙂", `\`}
+	up := openaitest.New()
+	defer up.Close()
+	p := twopenai.NewProvider(up.URL, "k", twopenai.WithBaseTransport(up.Transport()))
+	h := cache.New(cache.NewMemory(cache.MemoryOptions{}), cache.Config{ReplayChunk: 5})(p)
+	for seed := range uint64(60) {
+		rng := rand.New(rand.NewPCG(seed, 5))
+		text := func(n int) string {
+			var b strings.Builder
+			for range rng.IntN(n + 1) {
+				b.WriteString(words[rng.IntN(len(words))])
+			}
+			return b.String()
+		}
+		reply := openaitest.Reply{Content: text(20), Reasoning: text(5), Shape: &openaitest.Shape{Seed: seed}}
+		if rng.IntN(4) == 0 {
+			reply.Refusal = "I can't help with " + text(3) // a refusal is part of the answer
+		}
+		for i := range rng.IntN(4) {
+			reply.ToolCalls = append(reply.ToolCalls, openaitest.Call(fmt.Sprintf("call_%d", i), "check_disk", `{"q":"`+strings.NewReplacer(`"`, "", `\`, "", "\n", "").Replace(text(4))+`"}`))
+		}
+		up.Reset()
+		up.On().Reply(reply)
+		req := func(stream middleware.StreamFunc) *middleware.Request {
+			return &middleware.Request{Model: "gpt-4o", Stream: stream,
+				Messages: []middleware.Message{{Role: middleware.RoleUser, Content: fmt.Sprint("question ", seed)}}}
+		}
+		ctx := context.Background()
+		want, err := p.Handle(ctx, req(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		noop := func(context.Context, middleware.Chunk) error { return nil }
+		if _, err := h.Handle(ctx, req(noop)); err != nil { // a miss: the stream is stored
+			t.Fatal(err)
+		}
+		hit, err := h.Handle(ctx, req(nil))
+		if err != nil || !hit.FromCache {
+			t.Fatalf("seed %d: %v, from cache %v", seed, err, hit != nil && hit.FromCache)
+		}
+		var acc middleware.Accumulator
+		replayed, err := h.Handle(ctx, req(func(_ context.Context, c middleware.Chunk) error { acc.Add(c); return nil }))
+		if err != nil || !replayed.FromCache {
+			t.Fatalf("seed %d: replay %v", seed, err)
+		}
+		if up.Count() != 2 {
+			t.Fatalf("seed %d: %d provider calls, want 2", seed, up.Count())
+		}
+		for name, got := range map[string]*middleware.Response{"hit": hit, "replay": acc.Response()} {
+			if !reflect.DeepEqual(got.Message, want.Message) || got.FinishReason != want.FinishReason || got.Refusal != want.Refusal {
+				t.Fatalf("seed %d: %s\n%+v %q\nthe answer\n%+v %q", seed, name, got.Message, got.FinishReason, want.Message, want.FinishReason)
+			}
+		}
+	}
+}
+
+// TestVersion1EntriesStillRead: entries written before the refusal was
+// stored (version 1) still decode, with no refusal.
+func TestVersion1EntriesStillRead(t *testing.T) {
+	e := cache.Entry{Request: []byte("req"), Response: middleware.Response{ID: "c", FinishReason: "stop", Refusal: "no",
+		Message: middleware.Message{Role: middleware.RoleAssistant, Content: "hi"}}}
+	b, _ := e.MarshalBinary()
+	var back cache.Entry
+	if err := back.UnmarshalBinary(b); err != nil || !reflect.DeepEqual(back, e) {
+		t.Fatalf("version 2 round trip: %v\n%+v", err, back)
+	}
+	e.Response.Refusal = ""
+	b, _ = e.MarshalBinary()
+	v1 := append([]byte{1}, b[1:len(b)-1]...) // version 1: no trailing refusal
+	if err := back.UnmarshalBinary(v1); err != nil || !reflect.DeepEqual(back, e) {
+		t.Fatalf("version 1: %v\n%+v", err, back)
+	}
+}
