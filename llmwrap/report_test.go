@@ -94,7 +94,7 @@ func TestReportNamesToolsAttemptsAndReasons(t *testing.T) {
 			"tools: check_disk, check_memory (parallel) → clean_logs",
 			"3 calls in 2 turns, 700ms of tool time in 400ms wall (parallel saved 300ms)",
 			"call 1: gpt-4o failed (", "rate limit", "retried after ",
-			"call 2: 2 attempts: gpt-4o failed (", "fallback gpt-4o-mini ok",
+			"call 2: 3 attempts: gpt-4o failed (", "again gpt-4o failed (", "fallback gpt-4o-mini ok",
 			"check_disk, check_memory\n", "clean_logs\n", "answer\n",
 			"saved $0.", "(1 from the cache, saved $",
 			"1 cache hit",
