@@ -136,9 +136,7 @@ func TestExecuteToolCallsFailuresAreObservations(t *testing.T) {
 		slow.Meta.Timeout = 30 * time.Second
 		ex, _ := toolwrap.New([]toolwrap.Tool{
 			{Name: "check_disk", Call: func(context.Context, string) (string, error) {
-				var m map[string]int
-				m["x"] = 1 // panics
-				return "", nil
+				panic("check_disk broke") // a tool that panics
 			}},
 			slow,
 			{Name: "restart_nginx", Call: func(context.Context, string) (string, error) {
@@ -154,7 +152,7 @@ func TestExecuteToolCallsFailuresAreObservations(t *testing.T) {
 			t.Fatalf("%d tool messages", len(tm))
 		}
 		for i, want := range []string{
-			"tool check_disk failed: panic: assignment to entry in nil map",
+			"tool check_disk failed: panic: check_disk broke",
 			"tool clean_logs timed out after 30s",
 			"tool restart_nginx failed: permission denied",
 		} {

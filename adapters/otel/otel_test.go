@@ -57,7 +57,7 @@ func (h *harness) metrics(t *testing.T) map[string]metricdata.Aggregation {
 func attr(attrs []attribute.KeyValue, k string) string {
 	for _, a := range attrs {
 		if string(a.Key) == k {
-			return a.Value.Emit()
+			return a.Value.String()
 		}
 	}
 	return ""
@@ -94,7 +94,7 @@ func histCount(t *testing.T, a metricdata.Aggregation, match func(attribute.Set)
 }
 
 func is(k, v string) func(attribute.Set) bool {
-	return func(s attribute.Set) bool { x, ok := s.Value(attribute.Key(k)); return ok && x.Emit() == v }
+	return func(s attribute.Set) bool { x, ok := s.Value(attribute.Key(k)); return ok && x.String() == v }
 }
 
 // A cached call through the real go-openai client: the first call is a
@@ -169,7 +169,7 @@ func TestCachedCall(t *testing.T) {
 	}
 }
 
-func itoa(n int64) string { return attribute.Int64Value(n).Emit() }
+func itoa(n int64) string { return attribute.Int64Value(n).String() }
 
 // A fallback and a budget warning. The fallback, budget and meter layers
 // emit these core events and facts; here a stand-in layer under Instrument

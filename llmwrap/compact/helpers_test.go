@@ -90,7 +90,6 @@ type promptCache struct {
 	srv *openaitest.Server
 
 	mu   sync.Mutex
-	seen [][]byte // the message prefixes seen, as JSON per message, joined
 	prev []openaitest.Message
 }
 
