@@ -69,6 +69,25 @@ func TestReadmeCommandsRun(t *testing.T) {
 			env = append(env, kv)
 		}
 	}
+	// Commands may write files (a plot, trained weights) into the working
+	// tree: remove what was not there before, so a test run leaves the
+	// checkout as it found it.
+	before := map[string]bool{}
+	entries, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		before[e.Name()] = true
+	}
+	t.Cleanup(func() {
+		after, _ := os.ReadDir(".")
+		for _, e := range after {
+			if !before[e.Name()] {
+				os.RemoveAll(e.Name())
+			}
+		}
+	})
 	ran := 0
 	for _, cmd := range cmds {
 		if strings.HasPrefix(cmd, "go test") {
