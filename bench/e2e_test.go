@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -121,7 +122,8 @@ func newClient(tb testing.TB, srv *httptest.Server, tokenwise bool, chain middle
 // upstream call for every final answer, which is a feature, not overhead.
 func fullPolicy(tb testing.TB) middleware.Middleware {
 	tb.Helper()
-	mw, err := llmwrap.Build(policies.Default())
+	// Calls outside a run are warned about once; not part of the figures.
+	mw, err := llmwrap.Build(policies.Default(), llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		tb.Fatal(err)
 	}
