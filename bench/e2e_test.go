@@ -199,12 +199,13 @@ func newMessage(n int) goopenai.ChatCompletionMessage {
 	return goopenai.ChatCompletionMessage{Role: goopenai.ChatMessageRoleUser, Content: s[:500]}
 }
 
-// sides runs f as the sub-benchmarks "raw" and "tokenwise" (through chain),
+// sides runs f as the sub-benchmarks "client=raw" and "client=tokenwise"
+// (through chain; benchstat -col /client puts them side by side),
 // both against the same server, and reports cpu-ns/op.
 func sides(b *testing.B, chain func(testing.TB) middleware.Middleware, f func(b *testing.B, c *goopenai.Client)) {
 	srv := newServer(b)
 	for _, side := range []string{"raw", "tokenwise"} {
-		b.Run(side, func(b *testing.B) {
+		b.Run("client="+side, func(b *testing.B) {
 			var mw middleware.Middleware
 			if side == "tokenwise" {
 				mw = chain(b)
