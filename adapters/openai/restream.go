@@ -3,8 +3,11 @@ package openai
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tokenwise/tokenwise/middleware"
 )
 
 // restreamPiece is the largest size in bytes of the content, reasoning,
@@ -262,4 +265,146 @@ func cutPiece(s string, size int) int {
 		_, n = utf8.DecodeRuneInString(s)
 	}
 	return n
+}
+
+// streamedBody is the Native of a response the provider streamed: its
+// chunks' data payloads, which MarshalNative merges into the chat
+// completion body the provider would have sent without streaming, so that
+// a cache keeps every choice, logprobs, refusal, the id, model,
+// system_fingerprint and usage of a streamed answer too.
+type streamedBody struct {
+	chunks [][]byte
+}
+
+var _ middleware.NativeMarshaler = (*streamedBody)(nil)
+
+// MarshalNative implements middleware.NativeMarshaler: the merged body,
+// or not ok when a chunk does not decode.
+func (s *streamedBody) MarshalNative() (string, []byte, bool) {
+	b, err := mergeChunks(s.chunks)
+	if err != nil {
+		return "", nil, false
+	}
+	return NativeFormat, b, true
+}
+
+// mergeChunks merges the data payloads of a chat completion stream into
+// the body of the same answer unstreamed.
+func mergeChunks(chunks [][]byte) ([]byte, error) {
+	type call struct {
+		ID       string      `json:"id"`
+		Type     string      `json:"type"`
+		Function sseFunction `json:"function"`
+	}
+	type message struct {
+		Role             string  `json:"role"`
+		Content          *string `json:"content"`
+		ReasoningContent string  `json:"reasoning_content,omitempty"`
+		Refusal          *string `json:"refusal"`
+		ToolCalls        []call  `json:"tool_calls,omitempty"`
+	}
+	type choice struct {
+		Index        int          `json:"index"`
+		Message      message      `json:"message"`
+		Logprobs     *sseLogprobs `json:"logprobs"`
+		FinishReason *string      `json:"finish_reason"`
+	}
+	var out struct {
+		ID                string          `json:"id"`
+		Object            string          `json:"object"`
+		Created           int64           `json:"created"`
+		Model             string          `json:"model"`
+		ServiceTier       string          `json:"service_tier,omitempty"`
+		SystemFingerprint string          `json:"system_fingerprint,omitempty"`
+		Choices           []choice        `json:"choices"`
+		Usage             json.RawMessage `json:"usage,omitempty"`
+	}
+	out.Object = "chat.completion"
+	var text []*struct{ content, refusal strings.Builder }
+	for _, data := range chunks {
+		var c struct {
+			sseChunk
+			Choices []struct {
+				Index int `json:"index"`
+				Delta struct {
+					Content          *string `json:"content"`
+					ReasoningContent string  `json:"reasoning_content"`
+					Reasoning        string  `json:"reasoning"`
+					Refusal          *string `json:"refusal"`
+					ToolCalls        []struct {
+						Index    int         `json:"index"`
+						ID       string      `json:"id"`
+						Type     string      `json:"type"`
+						Function sseFunction `json:"function"`
+					} `json:"tool_calls"`
+				} `json:"delta"`
+				Logprobs     *sseLogprobs `json:"logprobs"`
+				FinishReason *string      `json:"finish_reason"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal(data, &c); err != nil {
+			return nil, err
+		}
+		out.ID, out.Created, out.Model = cmp.Or(out.ID, c.ID), cmp.Or(out.Created, c.Created), cmp.Or(out.Model, c.Model)
+		out.ServiceTier, out.SystemFingerprint = cmp.Or(out.ServiceTier, c.ServiceTier), cmp.Or(out.SystemFingerprint, c.SystemFingerprint)
+		if len(c.Usage) > 0 && string(c.Usage) != "null" {
+			out.Usage = c.Usage
+		}
+		for _, d := range c.Choices {
+			if d.Index < 0 || d.Index > 1<<10 {
+				return nil, errors.New("tokenwise/openai: choice index out of range")
+			}
+			for len(out.Choices) <= d.Index {
+				out.Choices = append(out.Choices, choice{Index: len(out.Choices), Message: message{Role: "assistant"}})
+				text = append(text, &struct{ content, refusal strings.Builder }{})
+			}
+			ch, tx := &out.Choices[d.Index], text[d.Index]
+			if d.Delta.Content != nil {
+				tx.content.WriteString(*d.Delta.Content)
+			}
+			if d.Delta.Refusal != nil {
+				tx.refusal.WriteString(*d.Delta.Refusal)
+			}
+			ch.Message.ReasoningContent += d.Delta.ReasoningContent + d.Delta.Reasoning
+			for _, tc := range d.Delta.ToolCalls {
+				if tc.Index < 0 || tc.Index > 1<<10 {
+					return nil, errors.New("tokenwise/openai: tool call index out of range")
+				}
+				for len(ch.Message.ToolCalls) <= tc.Index {
+					ch.Message.ToolCalls = append(ch.Message.ToolCalls, call{})
+				}
+				t := &ch.Message.ToolCalls[tc.Index]
+				t.ID, t.Type = cmp.Or(t.ID, tc.ID), cmp.Or(t.Type, tc.Type)
+				t.Function.Name += tc.Function.Name
+				t.Function.Arguments += tc.Function.Arguments
+			}
+			if d.Logprobs != nil {
+				if ch.Logprobs == nil {
+					ch.Logprobs = &sseLogprobs{}
+				}
+				ch.Logprobs.Content = append(ch.Logprobs.Content, d.Logprobs.Content...)
+				ch.Logprobs.Refusal = append(ch.Logprobs.Refusal, d.Logprobs.Refusal...)
+			}
+			if d.FinishReason != nil {
+				ch.FinishReason = d.FinishReason
+			}
+		}
+	}
+	for i := range out.Choices {
+		ch, tx := &out.Choices[i], text[i]
+		if tx.content.Len() > 0 || len(ch.Message.ToolCalls) == 0 && tx.refusal.Len() == 0 {
+			s := tx.content.String()
+			ch.Message.Content = &s
+		}
+		if tx.refusal.Len() > 0 {
+			s := tx.refusal.String()
+			ch.Message.Refusal = &s
+		}
+		for j := range ch.Message.ToolCalls {
+			if ch.Message.ToolCalls[j].Type == "" {
+				ch.Message.ToolCalls[j].Type = "function"
+			}
+		}
+	}
+	return json.Marshal(&out)
 }

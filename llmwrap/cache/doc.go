@@ -64,8 +64,11 @@
 // system_fingerprint, and the stored usage when the caller asked for it
 // (stream_options.include_usage); what a stream cannot carry (annotations,
 // audio) is left out. A streamed hit is marked X-Tokenwise-Cache: hit too.
-// An answer stored from a stream has no provider body (the core answer
-// only): its streamed hits are the cache's replay, choice 0 only.
+// An answer the OpenAI provider streamed keeps its body too: its Native
+// merges the stream's chunks into the body the provider would have sent
+// unstreamed (every choice, logprobs, refusal, tool calls, id, model,
+// system_fingerprint, usage), so its hits, streamed or not, are lossless
+// as well.
 //
 // # Misses and bypasses
 //

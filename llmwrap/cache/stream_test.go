@@ -216,6 +216,81 @@ func TestStreamedHitIsLossless(t *testing.T) {
 	}
 }
 
+// rawStream is a provider's stream of two interleaved choices with
+// logprobs, a refusal in choice 1 and a usage chunk, as OpenAI sends it.
+func rawStream() [][]byte {
+	head := `{"id":"chatcmpl-s2","object":"chat.completion.chunk","created":1733000009,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_s2","choices":[`
+	lp := func(tok string) string {
+		return `{"content":[{"token":"` + tok + `","logprob":-0.5,"bytes":[1,2],"top_logprobs":[{"token":"` + tok + `","logprob":-0.5,"bytes":[1,2]}]}]}`
+	}
+	var out [][]byte
+	ev := func(s string) { out = append(out, []byte("data: "+s+"\n\n")) }
+	ev(head + `{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":null}`)
+	ev(head + `{"index":1,"delta":{"role":"assistant","content":null,"refusal":""},"logprobs":null,"finish_reason":null}],"usage":null}`)
+	for _, tok := range []string{"Disk", " at", " 95%."} {
+		ev(head + `{"index":0,"delta":{"content":"` + tok + `"},"logprobs":` + lp(tok) + `,"finish_reason":null}],"usage":null}`)
+		ev(head + `{"index":1,"delta":{"refusal":"No` + tok + `"},"logprobs":null,"finish_reason":null}],"usage":null}`)
+	}
+	ev(head + `{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}`)
+	ev(head + `{"index":1,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}`)
+	ev(head + `],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}`)
+	ev("[DONE]")
+	return out
+}
+
+// TestStreamedMissIsStoredWhole: an answer stored from a stream keeps what
+// the stream carried: a streamed hit streams the same choices, logprobs,
+// refusal, id, model, fingerprint and usage as the miss; a non-streamed hit
+// has them all in its body.
+func TestStreamedMissIsStoredWhole(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	srv.On().Reply(openaitest.Reply{Content: "Disk at 95%.", Raw: rawStream()})
+	client := goOpenAI(t, srv, llmwrap.MustBuild(cachePolicy(policies.Cache{})), nil)
+	req := openai.ChatCompletionRequest{Model: "gpt-4o-mini", N: 2, LogProbs: true, TopLogProbs: 1, Temperature: 0.7,
+		StreamOptions: &openai.StreamOptions{IncludeUsage: true},
+		Messages:      []openai.ChatCompletionMessage{{Role: "user", Content: "How full is the disk?"}}}
+	miss := readWholeStream(t, client, req)
+	hit := readWholeStream(t, client, req)
+	if n := srv.Count(); n != 1 {
+		t.Fatalf("the provider saw %d requests, want 1", n)
+	}
+	if miss.header != "" || hit.header != "hit" {
+		t.Errorf("%s: miss %q, hit %q", twopenai.CacheHeader, miss.header, hit.header)
+	}
+	if len(miss.choices) != 2 || miss.choices[1].refusal == "" || len(miss.choices[0].logprobs) != 3 {
+		t.Fatalf("the miss is not the scripted stream: %+v %+v", miss.choices[0], miss.choices[1])
+	}
+	for i, m := range miss.choices {
+		h := hit.choices[i]
+		if h == nil || h.content != m.content || h.refusal != m.refusal || h.finish != m.finish || !reflect.DeepEqual(h.logprobs, m.logprobs) {
+			t.Errorf("choice %d: hit %+v, miss %+v", i, h, m)
+		}
+	}
+	if !reflect.DeepEqual(hit.ids, miss.ids) || !reflect.DeepEqual(hit.models, miss.models) || !reflect.DeepEqual(hit.fingerprints, miss.fingerprints) ||
+		hit.usage == nil || miss.usage == nil || !reflect.DeepEqual(*hit.usage, *miss.usage) {
+		t.Errorf("hit %v %v %v %+v, miss %v %v %v %+v", hit.ids, hit.models, hit.fingerprints, hit.usage, miss.ids, miss.models, miss.fingerprints, miss.usage)
+	}
+	req.StreamOptions = nil
+	whole, err := client.CreateChatCompletion(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if whole.Header().Get(twopenai.CacheHeader) != "hit" || srv.Count() != 1 || len(whole.Choices) != 2 || !miss.ids[whole.ID] ||
+		whole.Usage.TotalTokens != miss.usage.TotalTokens {
+		t.Fatalf("non-streamed hit %+v", whole)
+	}
+	for _, c := range whole.Choices {
+		m := miss.choices[c.Index]
+		var lps []tokenLogprob
+		if c.LogProbs != nil {
+			lps = fromCompletion(c.LogProbs.Content)
+		}
+		if c.Message.Content != m.content || c.Message.Refusal != m.refusal || string(c.FinishReason) != m.finish || !reflect.DeepEqual(lps, m.logprobs) {
+			t.Errorf("choice %d: %+v %+v, miss %+v", c.Index, c.Message, lps, m)
+		}
+	}
+}
+
 // TestStreamedHitSaysHit: the X-Tokenwise-Cache header marks a streamed
 // hit, whether the transport renders it from the stored body or the cache
 // replays it (an answer stored from a stream); a miss has none.
