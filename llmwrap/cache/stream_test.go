@@ -291,15 +291,34 @@ func TestStreamedMissIsStoredWhole(t *testing.T) {
 	}
 }
 
+// dropNative is a layer that gives its callers answers without their
+// Native, as an adapter that has no wire body would.
+func dropNative(next middleware.Handler) middleware.Handler {
+	return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		resp, err := next.Handle(ctx, req)
+		if resp != nil {
+			resp.Native = nil
+		}
+		return resp, err
+	})
+}
+
 // TestStreamedHitSaysHit: the X-Tokenwise-Cache header marks a streamed
-// hit, whether the transport renders it from the stored body or the cache
-// replays it (an answer stored from a stream); a miss has none.
+// hit, whether the transport renders it from the stored body (an answer
+// stored from a non-streamed or a streamed call) or the cache replays it
+// (an answer stored without a body); a miss has none.
 func TestStreamedHitSaysHit(t *testing.T) {
-	for _, firstStreamed := range []bool{false, true} {
-		t.Run(fmt.Sprintf("stored from a stream %v", firstStreamed), func(t *testing.T) {
+	for _, tc := range []struct{ firstStreamed, withoutBody bool }{{false, false}, {true, false}, {true, true}, {false, true}} {
+		firstStreamed := tc.firstStreamed
+		t.Run(fmt.Sprintf("stored from a stream %v without body %v", tc.firstStreamed, tc.withoutBody), func(t *testing.T) {
 			srv := openaitest.NewServer(t)
 			srv.On().Reply(openaitest.Text("The disk is at 95%; rotate the logs."))
-			client := goOpenAI(t, srv, llmwrap.MustBuild(cachePolicy(policies.Cache{})), nil)
+			chain := llmwrap.MustBuild(cachePolicy(policies.Cache{}))
+			if tc.withoutBody {
+				built := chain
+				chain = func(next middleware.Handler) middleware.Handler { return built(dropNative(next)) }
+			}
+			client := goOpenAI(t, srv, chain, nil)
 			req := chatRequest("disk?")
 			var content string
 			if firstStreamed {
