@@ -152,3 +152,34 @@ func TestRestreamRefusesBrokenInput(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMergeChunks is what a cache pays, once per stored streamed
+// answer, to keep its body: merging 1000 chunks.
+func BenchmarkMergeChunks(b *testing.B) {
+	var payloads [][]byte
+	for ev := range bytes.SplitSeq(sseBody(1000), []byte("\n\n")) {
+		if data, ok := bytes.CutPrefix(ev, []byte("data: ")); ok && string(data) != "[DONE]" {
+			payloads = append(payloads, data)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := mergeChunks(payloads); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRestream is rendering a streamed hit of n=3 with logprobs from
+// its stored body.
+func BenchmarkRestream(b *testing.B) {
+	body := randomAnswer(rand.New(rand.NewPCG(1, 2)))
+	var dst []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if dst, err = appendRestream(dst[:0], body, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
