@@ -354,15 +354,18 @@ func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, in
 			return nil, errors.New("tokenwise/openai: chain returned no response and no error")
 		}
 		// The chain answered without streaming: replay its answer, a hit
-		// from the stored body when nobody changed it.
+		// from the stored body when nobody changed it (and from the core
+		// answer when that body, which the provider's decoder read, does
+		// not restream).
 		var buf bytes.Buffer
+		restreamed := false
 		if stored := storedBody(x.resp); x.resp.FromCache && stored != nil {
-			b, err := appendRestream(buf.Bytes(), stored, includeUsage)
-			if err != nil {
-				return nil, err
+			if b, err := appendRestream(nil, stored, includeUsage); err == nil {
+				buf.Write(b)
+				restreamed = true
 			}
-			buf.Write(b)
-		} else {
+		}
+		if !restreamed {
 			rw := &sseWriter{w: &buf, includeUsage: includeUsage, model: req.Model, ready: make(chan struct{}), meta: responseMeta(x.resp, req.Model), haveMeta: true}
 			if err := middleware.Replay(r.Context(), withStoredUsage(x.resp), 0, rw.send); err != nil {
 				return nil, err
