@@ -46,6 +46,7 @@ func cacheLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 		Global:            c.Scope == policies.CacheScopeGlobal,
 		DeterministicOnly: c.DeterministicOnly,
 		FailClosed:        c.FailClosed,
+		NoStreams:         !c.CachesStreams(),
 		Pricer:            Pricer(p),
 	}), nil
 }

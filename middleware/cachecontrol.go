@@ -22,7 +22,19 @@ type CacheControl struct {
 	// Source says who asked, for the reason in the run report and events
 	// (for example "cache-control no-store" or "cache.WithBypass").
 	Source string
+	// ReplayFormat, when set, says that the caller renders a streamed hit
+	// itself when the stored answer's native form (a *StoredNative) has
+	// this Format: a cache then answers such a hit without calling the
+	// request's Stream, and the caller streams the stored answer with
+	// everything it carried (the OpenAI transport sets it to its
+	// NativeFormat). It is no request to the cache.
+	ReplayFormat string
 }
+
+// CachedChunk is the Native of the chunks a response cache replays to a
+// streaming caller from a stored answer: the caller can tell a streamed
+// hit from its first chunk (the OpenAI transport marks it with a header).
+type CachedChunk struct{}
 
 type cacheControlKey struct{}
 

@@ -117,6 +117,7 @@
 //	  deterministic_only: false   # default false: identical requests hit whatever their temperature
 //	  store: memory|redis
 //	  fail_closed: false
+//	  streams: true               # default true; false: streaming requests bypass the cache
 //	routing:
 //	  default: gpt-4o
 //	  rules:                      # first match wins

@@ -78,6 +78,7 @@ func TestLoadFullExample(t *testing.T) {
 	}{
 		{"name", p.Name, "devops"},
 		{"extends", p.Extends, "default.yaml"},
+		{"cache streams", p.Cache.CachesStreams(), false},
 		{"models.gpt-4o.input_per_1m", p.Models["gpt-4o"].InputPer1M, MicroUSD(2_400_000)},
 		{"models.my-llama.input_per_1m", p.Models["my-llama"].InputPer1M, MicroUSD(50_000)},
 		{"models.my-llama.output_per_1m", p.Models["my-llama"].OutputPer1M, MicroUSD(100_000)},

@@ -317,7 +317,15 @@ type Cache struct {
 	// FailClosed fails the call when the cache store errors. False: a store
 	// error is a miss.
 	FailClosed bool `yaml:"fail_closed,omitempty" json:"fail_closed,omitzero"`
+	// Streams caches streaming requests (a hit is replayed as a stream).
+	// False: a streaming request neither reads nor writes the cache (a
+	// bypass, "stream not cacheable under this policy"). Nil: true. Use
+	// CachesStreams to read it.
+	Streams *bool `yaml:"streams,omitempty" json:"streams,omitzero"`
 }
+
+// CachesStreams reports Streams with its default (true).
+func (c Cache) CachesStreams() bool { return c.Streams == nil || *c.Streams }
 
 // Routing picks the model for each call.
 type Routing struct {

@@ -74,7 +74,17 @@
 // left open holds the chain's goroutine until the request's context ends.
 //
 // The provider reads SSE line by line, each "data:" line being one event,
-// as OpenAI sends them and as go-openai reads them.
+// as OpenAI sends them and as go-openai reads them. A streamed answer's
+// Native merges its chunks into the body the upstream would have sent
+// unstreamed (every choice, logprobs, refusal, tool calls, id, model,
+// usage), which is what a response cache keeps of it.
+//
+// A cache hit (package llmwrap/cache) whose entry keeps an OpenAI body is
+// the stored body byte for byte when not streamed; streamed, the transport
+// renders it from that body (middleware.CacheControl ReplayFormat): every
+// choice interleaved by index, logprobs per chunk, the stored id, created,
+// model and system_fingerprint, usage when the caller asked. Either way the
+// response carries the header X-Tokenwise-Cache: hit ([CacheHeader]).
 //
 // # Errors
 //

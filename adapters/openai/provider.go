@@ -281,6 +281,7 @@ func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body
 		meta     chunkMeta
 		haveMeta bool
 		long     []byte
+		payloads [][]byte // every chunk's data, for the response's Native
 		done     bool
 		readErr  error
 	)
@@ -317,6 +318,7 @@ func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body
 			haveMeta = meta.id != "" && meta.model != "" && meta.created != 0
 		}
 		acc.Add(c)
+		payloads = append(payloads, data)
 		if err := req.Stream(ctx, c); err != nil {
 			return partial(), err
 		}
@@ -334,7 +336,9 @@ func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body
 	if acc.Chunks() == 0 {
 		return partial(), p.fail(middleware.ErrMalformed, req, "stream has no chunks", nil)
 	}
-	return partial(), nil
+	resp := partial()
+	resp.Native = &streamedBody{chunks: payloads}
+	return resp, nil
 }
 
 // chunkArena hands out the memory of a stream's chunks (their JSON and

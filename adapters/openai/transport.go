@@ -297,7 +297,14 @@ var errStreamDone = errors.New("tokenwise/openai: chunk after the end of the str
 // stream serves a streaming request: the chain runs in its own goroutine
 // and RoundTrip returns as soon as the first chunk is ready.
 func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, includeUsage bool) (*http.Response, error) {
-	ctx, cancel := context.WithCancelCause(withCacheControl(r))
+	// A streamed hit whose stored answer is an OpenAI body is rendered
+	// here, from that body (see appendRestream), rather than replayed by
+	// the cache from the core answer: every choice, logprobs, the stored
+	// id and model.
+	ctx := withCacheControl(r)
+	cc := middleware.CacheControlFrom(ctx)
+	cc.ReplayFormat = NativeFormat
+	ctx, cancel := context.WithCancelCause(middleware.WithCacheControl(ctx, cc))
 	ctx = context.WithValue(ctx, callKey{}, c)
 	pr, pw := io.Pipe()
 	sw := &sseWriter{w: pw, ctx: ctx, includeUsage: includeUsage, model: req.Model, ready: make(chan struct{})}
@@ -331,6 +338,9 @@ func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, in
 	select {
 	case <-sw.ready:
 		h := responseHeader(c.upstreamHeader())
+		if sw.hit {
+			h.Set(CacheHeader, "hit")
+		}
 		h.Set("Content-Type", "text/event-stream")
 		h.Set("Cache-Control", "no-cache")
 		body := &streamBody{pr: pr, cancel: cancel, done: done}
@@ -343,18 +353,50 @@ func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, in
 		if x.resp == nil {
 			return nil, errors.New("tokenwise/openai: chain returned no response and no error")
 		}
-		// The chain answered without streaming: replay its answer.
+		// The chain answered without streaming: replay its answer, a hit
+		// from the stored body when nobody changed it (and from the core
+		// answer when that body, which the provider's decoder read, does
+		// not restream).
 		var buf bytes.Buffer
-		rw := &sseWriter{w: &buf, includeUsage: includeUsage, model: req.Model, ready: make(chan struct{}), meta: responseMeta(x.resp, req.Model), haveMeta: true}
-		if err := middleware.Replay(r.Context(), x.resp, 0, rw.send); err != nil {
-			return nil, err
+		restreamed := false
+		if stored := storedBody(x.resp); x.resp.FromCache && stored != nil {
+			if b, err := appendRestream(nil, stored, includeUsage); err == nil {
+				buf.Write(b)
+				restreamed = true
+			}
+		}
+		if !restreamed {
+			rw := &sseWriter{w: &buf, includeUsage: includeUsage, model: req.Model, ready: make(chan struct{}), meta: responseMeta(x.resp, req.Model), haveMeta: true}
+			if err := middleware.Replay(r.Context(), withStoredUsage(x.resp), 0, rw.send); err != nil {
+				return nil, err
+			}
 		}
 		buf.WriteString("data: [DONE]\n\n")
 		h := responseHeader(c.upstreamHeader())
+		if x.resp.FromCache {
+			h.Set(CacheHeader, "hit")
+		}
 		h.Set("Content-Type", "text/event-stream")
 		h.Set("Cache-Control", "no-cache")
 		return newResponse(r, http.StatusOK, h, io.NopCloser(&buf), int64(buf.Len())), nil
 	}
+}
+
+// withStoredUsage returns a hit with the usage of its stored OpenAI body
+// (what the answer cost when it was made, which a streaming caller who
+// asked for usage is given), or resp itself.
+func withStoredUsage(resp *middleware.Response) *middleware.Response {
+	sn, ok := resp.Native.(*middleware.StoredNative)
+	if !resp.FromCache || !resp.Usage.IsZero() || !ok || sn.Format != NativeFormat {
+		return resp
+	}
+	stored, _, err := decodeResponse(sn.Data)
+	if err != nil || stored == nil {
+		return resp
+	}
+	a := *resp
+	a.Usage = stored.Usage
+	return &a
 }
 
 // streamError is the error a caller's read returns when the chain failed
@@ -399,6 +441,7 @@ type sseWriter struct {
 
 	mu       sync.Mutex
 	started  bool // a chunk was written (ready is closed)
+	hit      bool // the first chunk was replayed by a cache
 	finished bool
 	role     bool // the assistant role was announced
 	meta     chunkMeta
@@ -420,6 +463,7 @@ func (s *sseWriter) send(_ context.Context, c middleware.Chunk) error {
 	}
 	if !s.started {
 		s.started = true
+		_, s.hit = c.Native.(middleware.CachedChunk)
 		close(s.ready)
 	}
 	s.role = true

@@ -64,6 +64,11 @@ type Config struct {
 	// Pricer prices the tokens a hit saved (CallFacts.SavedPico). Nil:
 	// no USD figure.
 	Pricer middleware.Pricer
+	// NoStreams makes streaming requests a bypass
+	// (ReasonStreamNotCacheable): they neither read nor write the cache.
+	// False: a streaming request is cached as any other, and a hit is
+	// replayed as a stream.
+	NoStreams bool
 	// ReplayChunk is the largest size in bytes of the content, reasoning
 	// and argument pieces a hit replays to a streaming caller. Zero: 16
 	// (a few tokens, as providers stream).
@@ -83,10 +88,11 @@ const (
 // its middleware.CacheControl Source ("cache.WithBypass", "cache-control
 // no-store", ...).
 const (
-	ReasonNotDeterministic = "request not deterministic (deterministic_only)"
-	ReasonCollision        = "another request under the same hash"
-	ReasonStoreFailed      = "store failed"
-	reasonNotStored        = "answer not stored: "
+	ReasonNotDeterministic   = "request not deterministic (deterministic_only)"
+	ReasonStreamNotCacheable = "stream not cacheable under this policy"
+	ReasonCollision          = "another request under the same hash"
+	ReasonStoreFailed        = "store failed"
+	reasonNotStored          = "answer not stored: "
 )
 
 // WithBypass returns a context whose calls neither read nor write the cache
@@ -141,7 +147,8 @@ func Complete(resp *middleware.Response) bool {
 
 // New returns the response cache middleware over store. Per call it:
 //   - bypasses the cache for requests that are not eligible
-//     (non-deterministic under DeterministicOnly) or whose context says
+//     (non-deterministic under DeterministicOnly, streaming under
+//     NoStreams) or whose context says
 //     WithBypass or carries a middleware.CacheControl NoStore
 //     (CacheBypass, with the reason);
 //   - looks the request up under its canonical key and scope; a hit is
@@ -149,7 +156,9 @@ func Complete(resp *middleware.Response) bool {
 //     spent), the saved tokens and USD go to the call's CallFacts (Saved,
 //     SavedPico) and a middleware.CacheLookup event; a streaming caller
 //     gets it replayed chunked like a provider's stream (content in
-//     pieces, tool calls by index, finish reason, usage);
+//     pieces, tool calls by index, finish reason, usage), unless it
+//     renders the stored native answer itself (middleware.CacheControl
+//     ReplayFormat), as the OpenAI transport does;
 //   - on a miss, coalesces identical concurrent misses into one call of
 //     next: followers wait for the leader and are served its answer as a
 //     hit; if the leader fails for a reason of its own (its caller
@@ -211,6 +220,9 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 	switch {
 	case ctl.NoStore:
 		c.mark(ctx, req, middleware.CacheBypass, controlSource(ctl))
+		return next.Handle(ctx, req)
+	case c.cfg.NoStreams && req.Stream != nil:
+		c.mark(ctx, req, middleware.CacheBypass, ReasonStreamNotCacheable)
 		return next.Handle(ctx, req)
 	case c.cfg.DeterministicOnly && !Deterministic(req):
 		c.mark(ctx, req, middleware.CacheBypass, ReasonNotDeterministic)
@@ -405,12 +417,21 @@ func (c *cacher) serve(ctx context.Context, req *middleware.Request, stored *mid
 	if middleware.Observing(ctx) {
 		middleware.Emit(ctx, middleware.CacheLookup{Status: middleware.CacheHit, Model: req.Model, Saved: saved, SavedPico: micros})
 	}
-	if req.Stream != nil {
+	if req.Stream != nil && !replaysNative(ctx, resp) {
 		if err := replay(ctx, resp, saved, c.cfg.ReplayChunk, req.Stream); err != nil {
 			return nil, err
 		}
 	}
 	return resp, nil
+}
+
+// replaysNative reports whether the streaming caller renders the hit resp
+// itself from its stored native form (middleware.CacheControl
+// ReplayFormat): then the cache does not stream it.
+func replaysNative(ctx context.Context, resp *middleware.Response) bool {
+	sn, ok := resp.Native.(*middleware.StoredNative)
+	f := middleware.CacheControlFrom(ctx).ReplayFormat
+	return ok && f != "" && sn.Format == f
 }
 
 func (c *cacher) mark(ctx context.Context, req *middleware.Request, s middleware.CacheStatus, reason string) {

@@ -50,17 +50,34 @@
 // hit. Through the langchaingo adapter a hit is the inner model's
 // response, every candidate and GenerationInfo (Go types kept). A
 // streaming caller gets the answer chunked as a provider streams it
-// (content and reasoning in pieces of [Config].ReplayChunk bytes, tool
-// calls by index with their arguments in pieces, the finish reason, then
-// the usage chunk, which the transport sends only to callers who asked for
-// it).
+// (reasoning, refusal and content in pieces of [Config].ReplayChunk bytes,
+// tool calls by index with their arguments in pieces, the finish reason,
+// then the usage chunk, which the transport sends only to callers who
+// asked for it), each chunk's Native a middleware.CachedChunk. A caller
+// that can render the stored native answer itself says so with
+// middleware.CacheControl ReplayFormat; the cache then answers its
+// streamed hit without streaming it. The OpenAI transport does: a streamed
+// hit whose entry keeps the provider's body is streamed from that body,
+// every choice interleaved by index (one choice a chunk), logprobs per
+// chunk (one token a chunk when the tokens spell the text), refusal, tool
+// calls, the stored id, created, model, service_tier and
+// system_fingerprint, and the stored usage when the caller asked for it
+// (stream_options.include_usage); what a stream cannot carry (annotations,
+// audio) is left out. A streamed hit is marked X-Tokenwise-Cache: hit too.
+// An answer the OpenAI provider streamed keeps its body too: its Native
+// merges the stream's chunks into the body the provider would have sent
+// unstreamed (every choice, logprobs, refusal, tool calls, id, model,
+// system_fingerprint, usage), so its hits, streamed or not, are lossless
+// as well.
 //
 // # Misses and bypasses
 //
 // Every miss and bypass has its reason in CallFacts.CacheReason (the run
 // report shows "bypass: request not deterministic (deterministic_only)")
 // and in the CacheLookup event: a plain miss has none; others are
-// [ReasonCollision], [ReasonStoreFailed], [ReasonNotDeterministic], or the
+// [ReasonCollision], [ReasonStoreFailed], [ReasonNotDeterministic],
+// [ReasonStreamNotCacheable] (a streaming request under [Config].NoStreams,
+// policy cache.streams: false), or the
 // middleware.CacheControl Source of a request that asked for a bypass or a
 // refresh ("cache.WithBypass", "cache.WithRefresh", "cache-control
 // no-store" for an HTTP request through the OpenAI transport). An answer

@@ -1,0 +1,185 @@
+package openai
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// randomAnswer returns a chat completion body of random shape: 1 to 3
+// choices, each with content, a refusal or tool calls, maybe reasoning,
+// maybe logprobs (whose tokens spell the text or not), and usage.
+func randomAnswer(r *rand.Rand) []byte {
+	words := []string{"disk", " at", " 95%", "é", "日本", " ", "\n", "/var/log", `"q"`, "a longer piece of text than sixteen bytes"}
+	text := func() (string, []any) {
+		var sb strings.Builder
+		var toks []any
+		for range r.IntN(8) {
+			w := words[r.IntN(len(words))]
+			sb.WriteString(w)
+			toks = append(toks, map[string]any{"token": w, "logprob": -float64(r.IntN(100)) / 10, "bytes": []int{1}, "top_logprobs": []any{}})
+		}
+		if r.IntN(4) == 0 && len(toks) > 1 { // tokens that do not spell the text
+			toks = toks[1:]
+		}
+		return sb.String(), toks
+	}
+	var choices []any
+	for i := range 1 + r.IntN(3) {
+		msg := map[string]any{"role": "assistant", "content": nil, "refusal": nil}
+		ch := map[string]any{"index": i, "logprobs": nil, "finish_reason": []string{"stop", "length", "tool_calls", "content_filter"}[r.IntN(4)]}
+		var lpContent, lpRefusal []any
+		switch r.IntN(3) {
+		case 0:
+			msg["content"], lpContent = text()
+		case 1:
+			msg["refusal"], lpRefusal = text()
+			if msg["refusal"] == "" {
+				msg["refusal"], msg["content"] = nil, ""
+			}
+		default:
+			var calls []any
+			for j := range 1 + r.IntN(2) {
+				args, _ := text()
+				calls = append(calls, map[string]any{"id": fmt.Sprint("call_", i, j), "type": "function",
+					"function": map[string]any{"name": "check_disk", "arguments": args}})
+			}
+			msg["tool_calls"] = calls
+		}
+		if r.IntN(3) == 0 {
+			if s, _ := text(); s != "" {
+				msg["reasoning_content"] = s
+			}
+		}
+		if len(lpContent) > 0 || len(lpRefusal) > 0 {
+			lp := map[string]any{}
+			if len(lpContent) > 0 {
+				lp["content"] = lpContent
+			}
+			if len(lpRefusal) > 0 {
+				lp["refusal"] = lpRefusal
+			}
+			ch["logprobs"] = lp
+		}
+		ch["message"] = msg
+		choices = append(choices, ch)
+	}
+	a := map[string]any{"id": fmt.Sprint("chatcmpl-", r.Int()), "object": "chat.completion", "created": 1733000000 + r.IntN(1000),
+		"model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_x", "choices": choices,
+		"usage": map[string]any{"prompt_tokens": r.IntN(100), "completion_tokens": r.IntN(100), "total_tokens": 200}}
+	b, err := json.Marshal(a)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// ssePayloads returns the data payloads of a stream's events.
+func ssePayloads(t *testing.T, stream []byte) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for ev := range bytes.SplitSeq(stream, []byte("\n\n")) {
+		if len(ev) == 0 {
+			continue
+		}
+		data, ok := bytes.CutPrefix(ev, []byte("data: "))
+		if !ok || !json.Valid(data) {
+			t.Fatalf("bad event %q", ev)
+		}
+		out = append(out, data)
+	}
+	return out
+}
+
+func decodeAny(t *testing.T, b []byte) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestRestreamRoundTrip: for answers of every shape, the stream rendered
+// from a stored body (one choice a chunk, no piece over restreamPiece bytes
+// unless it is one logprob token) merges back into the same body: what a
+// streamed hit gives a caller is what was stored, and what a cache stores
+// of a stream is what the stream carried.
+func TestRestreamRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(14, 14))
+	for i := range 2000 {
+		body := randomAnswer(r)
+		stream, err := appendRestream(nil, body, true)
+		if err != nil {
+			t.Fatalf("%d: %v\n%s", i, err, body)
+		}
+		payloads := ssePayloads(t, stream)
+		for _, p := range payloads[:len(payloads)-1] {
+			var c sseChunk
+			if err := json.Unmarshal(p, &c); err != nil || len(c.Choices) != 1 {
+				t.Fatalf("%d: chunk %s: %d choices, %v", i, p, len(c.Choices), err)
+			}
+		}
+		merged, err := mergeChunks(payloads)
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		if got, want := decodeAny(t, merged), decodeAny(t, body); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%d: merged\n%s\nwant\n%s\nstream\n%s", i, merged, body, stream)
+		}
+		noUsage, err := appendRestream(nil, body, false)
+		if err != nil || bytes.Contains(noUsage, []byte(`"usage"`)) {
+			t.Fatalf("%d: usage sent unasked (%v):\n%s", i, err, noUsage)
+		}
+	}
+}
+
+// TestRestreamRefusesBrokenInput: neither a broken stored body nor a
+// broken chunk is a silent success.
+func TestRestreamRefusesBrokenInput(t *testing.T) {
+	for _, body := range []string{``, `{`, `{"choices":[{"message":{"tool_calls":[1]}}]}`, `{"choices":"x"}`} {
+		if _, err := appendRestream(nil, []byte(body), true); err == nil {
+			t.Errorf("appendRestream(%q) succeeded", body)
+		}
+	}
+	for _, chunk := range []string{`{`, `{"choices":[{"index":-1,"delta":{}}]}`, `{"choices":[{"index":0,"delta":{"tool_calls":[{"index":5000}]}}]}`} {
+		if _, err := mergeChunks([][]byte{[]byte(chunk)}); err == nil {
+			t.Errorf("mergeChunks(%q) succeeded", chunk)
+		}
+	}
+}
+
+// BenchmarkMergeChunks is what a cache pays, once per stored streamed
+// answer, to keep its body: merging 1000 chunks.
+func BenchmarkMergeChunks(b *testing.B) {
+	var payloads [][]byte
+	for ev := range bytes.SplitSeq(sseBody(1000), []byte("\n\n")) {
+		if data, ok := bytes.CutPrefix(ev, []byte("data: ")); ok && string(data) != "[DONE]" {
+			payloads = append(payloads, data)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := mergeChunks(payloads); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRestream is rendering a streamed hit of n=3 with logprobs from
+// its stored body.
+func BenchmarkRestream(b *testing.B) {
+	body := randomAnswer(rand.New(rand.NewPCG(1, 2)))
+	var dst []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if dst, err = appendRestream(dst[:0], body, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
