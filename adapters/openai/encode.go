@@ -361,14 +361,23 @@ func appendPart(dst []byte, p *middleware.Part) []byte {
 		dst = appendString(dst, strings.TrimPrefix(p.MIMEType, "audio/"))
 		return append(dst, `}}`...)
 	case p.Type == "image_url" || p.URL != "" || strings.HasPrefix(p.MIMEType, "image/"):
-		dst = append(dst, `{"type":"image_url","image_url":{"url":`...)
-		if p.URL != "" {
+		dst = append(dst, `{"type":"image_url","image_url":{`...)
+		switch {
+		case p.URL != "":
+			dst = append(dst, `"url":`...)
 			dst = appendString(dst, p.URL)
-		} else {
+		case p.Data != nil || p.MIMEType != "":
+			dst = append(dst, `"url":`...)
 			dst = appendDataURL(dst, p.MIMEType, p.Data)
+		default:
+			// A part that came without an image is sent on without one
+			// (the provider's 400 says so), never with an invented URL.
 		}
 		if p.Detail != "" {
-			dst = append(dst, `,"detail":`...)
+			if dst[len(dst)-1] != '{' {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `"detail":`...)
 			dst = appendString(dst, p.Detail)
 		}
 		return append(dst, `}}`...)
