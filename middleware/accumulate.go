@@ -179,3 +179,27 @@ func Replay(ctx context.Context, resp *Response, size int, fn StreamFunc) error 
 	u := resp.Usage
 	return fn(ctx, Chunk{FinishReason: resp.FinishReason, Usage: &u})
 }
+
+// NextPiece returns the length of the next piece of s when text is
+// streamed in pieces of at most size bytes: it ends after the last space or
+// newline in the second half of that window when there is one, never in the
+// middle of a UTF-8 sequence, and holds at least one character. Replays of
+// cached answers use it so that a hit streams like a provider.
+func NextPiece(s string, size int) int {
+	if len(s) <= size {
+		return len(s)
+	}
+	for i := size; i > size/2; i-- {
+		if s[i-1] == ' ' || s[i-1] == '\n' {
+			return i
+		}
+	}
+	n := size
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	if n == 0 { // a character longer than size
+		_, n = utf8.DecodeRuneInString(s)
+	}
+	return n
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -161,7 +160,7 @@ func choiceChunks(c *storedChoice) ([]sseChoice, error) {
 		out = append(out, sseChoice{Index: c.Index, Delta: d, Logprobs: lp})
 	}
 	for s := cmp.Or(c.Message.ReasoningContent, c.Message.Reasoning); s != ""; {
-		n := cutPiece(s, restreamPiece)
+		n := middleware.NextPiece(s, restreamPiece)
 		add(sseDelta{ReasoningContent: s[:n]}, nil)
 		s = s[n:]
 	}
@@ -194,7 +193,7 @@ func choiceChunks(c *storedChoice) ([]sseChoice, error) {
 		}
 		add(sseDelta{ToolCalls: []sseCall{{Index: i, ID: tc.ID, Type: tc.Type, Function: sseFunction{Name: tc.Function.Name}}}}, nil)
 		for s := tc.Function.Arguments; s != ""; {
-			n := cutPiece(s, restreamPiece)
+			n := middleware.NextPiece(s, restreamPiece)
 			add(sseDelta{ToolCalls: []sseCall{{Index: i, Function: sseFunction{Arguments: s[:n]}}}}, nil)
 			s = s[n:]
 		}
@@ -238,33 +237,11 @@ func pieces(text string, lp []json.RawMessage, fn func(s string, lp []json.RawMe
 		}
 	}
 	for s := text; s != ""; {
-		n := cutPiece(s, restreamPiece)
+		n := middleware.NextPiece(s, restreamPiece)
 		fn(s[:n], lp)
 		lp = nil
 		s = s[n:]
 	}
-}
-
-// cutPiece returns the length of the next piece of s: at most size bytes,
-// ending after the last space in that window when there is one, never in
-// the middle of a UTF-8 sequence (a piece holds at least one character).
-func cutPiece(s string, size int) int {
-	if len(s) <= size {
-		return len(s)
-	}
-	for i := size; i > size/2; i-- {
-		if s[i-1] == ' ' || s[i-1] == '\n' {
-			return i
-		}
-	}
-	n := size
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	if n == 0 { // a character longer than size
-		_, n = utf8.DecodeRuneInString(s)
-	}
-	return n
 }
 
 // streamedBody is the Native of a response the provider streamed: its

@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"unicode/utf8"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -20,21 +19,21 @@ var cached any = middleware.CachedChunk{}
 // Every chunk's Native is middleware.CachedChunk.
 func replay(ctx context.Context, resp *middleware.Response, usage middleware.Usage, size int, fn middleware.StreamFunc) error {
 	for s := resp.Message.Reasoning; s != ""; {
-		n := piece(s, size)
+		n := middleware.NextPiece(s, size)
 		if err := fn(ctx, middleware.Chunk{Reasoning: s[:n], Native: cached}); err != nil {
 			return err
 		}
 		s = s[n:]
 	}
 	for s := resp.Refusal; s != ""; {
-		n := piece(s, size)
+		n := middleware.NextPiece(s, size)
 		if err := fn(ctx, middleware.Chunk{Refusal: s[:n], Native: cached}); err != nil {
 			return err
 		}
 		s = s[n:]
 	}
 	for s := resp.Message.Content; s != ""; {
-		n := piece(s, size)
+		n := middleware.NextPiece(s, size)
 		if err := fn(ctx, middleware.Chunk{Content: s[:n], Native: cached}); err != nil {
 			return err
 		}
@@ -47,7 +46,7 @@ func replay(ctx context.Context, resp *middleware.Response, usage middleware.Usa
 			return err
 		}
 		for s := tc.Arguments; s != ""; {
-			n := piece(s, size)
+			n := middleware.NextPiece(s, size)
 			d[0] = middleware.ToolCallDelta{Index: i, Arguments: s[:n]}
 			if err := fn(ctx, middleware.Chunk{ToolCalls: d[:], Native: cached}); err != nil {
 				return err
@@ -59,26 +58,4 @@ func replay(ctx context.Context, resp *middleware.Response, usage middleware.Usa
 		return err
 	}
 	return fn(ctx, middleware.Chunk{Usage: &usage, Native: cached})
-}
-
-// piece returns the length of the next piece of s: at most size bytes,
-// ending after the last space in that window when there is one, never in
-// the middle of a UTF-8 sequence (a piece holds at least one character).
-func piece(s string, size int) int {
-	if len(s) <= size {
-		return len(s)
-	}
-	for i := size; i > size/2; i-- {
-		if s[i-1] == ' ' || s[i-1] == '\n' {
-			return i
-		}
-	}
-	n := size
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	if n == 0 { // a character longer than size
-		_, n = utf8.DecodeRuneInString(s)
-	}
-	return n
 }
