@@ -158,29 +158,49 @@ func constant(s string) (string, bool) {
 	return s, false
 }
 
+// eachString calls f with a pointer to every string of r that an entry
+// keeps, in one fixed order (the one list arenaLen and compact share). The
+// role is passed as a string and written back only when f changed it, so a
+// read-only f never writes to r.
+func eachString(r *middleware.Response, f func(*string)) {
+	m := &r.Message
+	f(&r.ID)
+	f(&r.Model)
+	f(&r.FinishReason)
+	f(&r.Refusal)
+	role := string(m.Role)
+	f(&role)
+	if role != string(m.Role) {
+		m.Role = middleware.Role(role)
+	}
+	f(&m.Content)
+	f(&m.Name)
+	f(&m.ToolCallID)
+	f(&m.Reasoning)
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		f(&p.Type)
+		f(&p.Text)
+		f(&p.URL)
+		f(&p.Detail)
+		f(&p.MIMEType)
+	}
+	for i := range m.ToolCalls {
+		c := &m.ToolCalls[i]
+		f(&c.ID)
+		f(&c.Name)
+		f(&c.Arguments)
+	}
+}
+
 // arenaLen is the length of the one allocation compact puts r's strings in.
 func arenaLen(r *middleware.Response) int {
 	n := 0
-	add := func(s string) {
-		if _, ok := constant(s); !ok {
-			n += len(s)
+	eachString(r, func(s *string) {
+		if _, ok := constant(*s); !ok {
+			n += len(*s)
 		}
-	}
-	m := &r.Message
-	for _, s := range [...]string{r.ID, r.Model, r.FinishReason, r.Refusal, string(m.Role), m.Content, m.Name, m.ToolCallID, m.Reasoning} {
-		add(s)
-	}
-	for i := range m.Parts {
-		p := &m.Parts[i]
-		for _, s := range [...]string{p.Type, p.Text, p.URL, p.Detail, p.MIMEType} {
-			add(s)
-		}
-	}
-	for _, c := range m.ToolCalls {
-		add(c.ID)
-		add(c.Name)
-		add(c.Arguments)
-	}
+	})
 	return n
 }
 
@@ -193,59 +213,11 @@ func arenaLen(r *middleware.Response) int {
 func compact(r *middleware.Response) middleware.Response {
 	out := *r
 	m := &out.Message
-	var b strings.Builder
-	b.Grow(arenaLen(r))
-	write := func(s string) {
-		if _, ok := constant(s); !ok {
-			b.WriteString(s)
-		}
-	}
-	for _, s := range [...]string{r.ID, r.Model, r.FinishReason, r.Refusal, string(m.Role), m.Content, m.Name, m.ToolCallID, m.Reasoning} {
-		write(s)
-	}
-	for i := range m.Parts {
-		p := &m.Parts[i]
-		for _, s := range [...]string{p.Type, p.Text, p.URL, p.Detail, p.MIMEType} {
-			write(s)
-		}
-	}
-	for _, c := range m.ToolCalls {
-		write(c.ID)
-		write(c.Name)
-		write(c.Arguments)
-	}
-	all, off := b.String(), 0
-	take := func(s *string) {
-		if c, ok := constant(*s); ok {
-			*s = c
-			return
-		}
-		n := len(*s)
-		*s = all[off : off+n]
-		off += n
-	}
-	take(&out.ID)
-	take(&out.Model)
-	take(&out.FinishReason)
-	take(&out.Refusal)
-	role := string(m.Role)
-	take(&role)
-	m.Role = middleware.Role(role)
-	take(&m.Content)
-	take(&m.Name)
-	take(&m.ToolCallID)
-	take(&m.Reasoning)
 	if r.Message.Parts != nil {
 		m.Parts = make([]middleware.Part, len(r.Message.Parts))
 		copy(m.Parts, r.Message.Parts)
 		for i := range m.Parts {
-			p := &m.Parts[i]
-			take(&p.Type)
-			take(&p.Text)
-			take(&p.URL)
-			take(&p.Detail)
-			take(&p.MIMEType)
-			if p.Data != nil {
+			if p := &m.Parts[i]; p.Data != nil {
 				p.Data = bytes.Clone(p.Data)
 			}
 		}
@@ -253,13 +225,24 @@ func compact(r *middleware.Response) middleware.Response {
 	if r.Message.ToolCalls != nil {
 		m.ToolCalls = make([]middleware.ToolCall, len(r.Message.ToolCalls))
 		copy(m.ToolCalls, r.Message.ToolCalls)
-		for i := range m.ToolCalls {
-			c := &m.ToolCalls[i]
-			take(&c.ID)
-			take(&c.Name)
-			take(&c.Arguments)
-		}
 	}
+	var b strings.Builder
+	b.Grow(arenaLen(r))
+	eachString(&out, func(s *string) {
+		if _, ok := constant(*s); !ok {
+			b.WriteString(*s)
+		}
+	})
+	all, off := b.String(), 0
+	eachString(&out, func(s *string) {
+		if c, ok := constant(*s); ok {
+			*s = c
+			return
+		}
+		n := len(*s)
+		*s = all[off : off+n]
+		off += n
+	})
 	return out
 }
 
