@@ -119,7 +119,7 @@ func (c *checker) rateLimits() {
 		mp := keyPath(joinPath(root, "models"), name)
 		m := r.Models[name]
 		if _, ok := c.p.Model(name); !ok {
-			c.add(mp, "unknown model %q: not in the price catalog nor in models", name)
+			c.add(mp, "unknown model %q: not in the price catalog nor in models", clip(name))
 		}
 		c.nonNeg(joinPath(mp, "rpm"), m.RPM)
 		c.nonNeg(joinPath(mp, "tpm"), m.TPM)

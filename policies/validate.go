@@ -132,7 +132,7 @@ func (c *checker) model(path, name string) {
 			names = append(names, k)
 		}
 		slices.Sort(names)
-		c.add(path, "unknown model %q: not in the price catalog nor in models%s", name, suggest(name, names))
+		c.add(path, "unknown model %q: not in the price catalog nor in models%s", clip(name), suggest(name, names))
 		return
 	}
 	c.used = append(c.used, modelUse{path, name})
