@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -90,33 +88,6 @@ func (e *ProviderError) Is(target error) bool { return target == e.Kind }
 // Unwrap returns the cause.
 func (e *ProviderError) Unwrap() error { return e.Err }
 
-// Classify maps an HTTP status and the provider's error code and type to a
-// sentinel of the taxonomy. It is the one place where status codes are
-// interpreted; every adapter uses it.
-func Classify(status int, code, typ string) error {
-	switch {
-	case code == "context_length_exceeded" || code == "string_above_max_length" && status == 400:
-		return ErrContextWindow
-	case code == "content_filter" || code == "content_policy_violation":
-		return ErrContentFilter
-	case code == "insufficient_quota" || typ == "insufficient_quota":
-		return ErrQuotaExceeded
-	}
-	switch {
-	case status == http.StatusTooManyRequests:
-		return ErrRateLimited
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return ErrAuth
-	case status == http.StatusRequestTimeout || status == http.StatusGatewayTimeout:
-		return ErrTimeout
-	case status == 529 || status >= 500:
-		return ErrUnavailable
-	case status >= 400:
-		return ErrBadRequest
-	}
-	return ErrMalformed
-}
-
 // Transient reports whether err is worth retrying on the same model: a rate
 // limit, an unavailable provider, a timeout (the provider's, or a tokenwise
 // per-attempt timeout), a network failure, or a stream cut before
@@ -151,85 +122,6 @@ func RetryAfter(err error) (time.Duration, bool) {
 		return w.TimeToWait(), true
 	}
 	return 0, false
-}
-
-// maxHeaderWait caps the waits read from headers: beyond it a value is
-// nonsense, and converting it would overflow a Duration.
-const maxHeaderWait = 365 * 24 * time.Hour
-
-// seconds converts a non-negative number of seconds from a header to a
-// Duration, capped at maxHeaderWait; NaN is no wait.
-func seconds(s float64) time.Duration {
-	switch {
-	case s != s:
-		return 0
-	case s >= maxHeaderWait.Seconds():
-		return maxHeaderWait
-	}
-	return time.Duration(s * float64(time.Second))
-}
-
-// ParseRateLimitHeaders reads OpenAI's rate-limit headers
-// (x-ratelimit-limit-requests, -limit-tokens, -remaining-requests,
-// -remaining-tokens, -reset-requests, -reset-tokens) and the Retry-After
-// of a response. ok is false when the response carries none of them.
-// Unknown counts are -1; resets are Go durations ("1s", "6m0s", "20ms").
-func ParseRateLimitHeaders(h http.Header, status int, now time.Time) (l ProviderLimits, ok bool) {
-	l = ProviderLimits{Status: status, LimitRequests: -1, LimitTokens: -1, RemainingRequests: -1, RemainingTokens: -1}
-	count := func(name string, dst *int64) {
-		if v := strings.TrimSpace(h.Get(name)); v != "" {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-				*dst, ok = n, true
-			}
-		}
-	}
-	reset := func(name string, dst *time.Duration) {
-		if v := strings.TrimSpace(h.Get(name)); v != "" {
-			if d, err := time.ParseDuration(v); err == nil && d >= 0 {
-				*dst, ok = d, true
-			} else if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
-				*dst, ok = seconds(s), true
-			}
-		}
-	}
-	count("X-Ratelimit-Limit-Requests", &l.LimitRequests)
-	count("X-Ratelimit-Limit-Tokens", &l.LimitTokens)
-	count("X-Ratelimit-Remaining-Requests", &l.RemainingRequests)
-	count("X-Ratelimit-Remaining-Tokens", &l.RemainingTokens)
-	reset("X-Ratelimit-Reset-Requests", &l.ResetRequests)
-	reset("X-Ratelimit-Reset-Tokens", &l.ResetTokens)
-	if status == http.StatusTooManyRequests {
-		l.RetryAfter, ok = ParseRetryAfter(h, now), true
-	}
-	return l, ok
-}
-
-// ParseRetryAfter reads the provider's requested wait from response
-// headers: retry-after-ms (milliseconds), then Retry-After as seconds
-// (fractions allowed) or an HTTP date relative to now. It returns 0 when
-// none is given or the value is unusable.
-func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			return seconds(ms / 1000)
-		}
-	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s <= 0 {
-			return 0
-		}
-		return seconds(s)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
 
 // DeadlineError is returned when a tokenwise timeout runs out. It matches

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math/big"
 	"math/rand/v2"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -51,65 +50,6 @@ func TestChainSkipsNil(t *testing.T) {
 	}
 	if strings.Join(order, ",") != "a,b" {
 		t.Fatalf("order = %v", order)
-	}
-}
-
-func TestClassify(t *testing.T) {
-	cases := []struct {
-		status    int
-		code, typ string
-		want      error
-		transient bool
-	}{
-		{429, "rate_limit_exceeded", "requests", middleware.ErrRateLimited, true},
-		{429, "insufficient_quota", "insufficient_quota", middleware.ErrQuotaExceeded, false},
-		{400, "context_length_exceeded", "invalid_request_error", middleware.ErrContextWindow, false},
-		{400, "", "invalid_request_error", middleware.ErrBadRequest, false},
-		{401, "invalid_api_key", "", middleware.ErrAuth, false},
-		{500, "", "server_error", middleware.ErrUnavailable, true},
-		{503, "", "", middleware.ErrUnavailable, true},
-		{504, "", "", middleware.ErrTimeout, true},
-		{400, "content_filter", "", middleware.ErrContentFilter, false},
-	}
-	for _, c := range cases {
-		kind := middleware.Classify(c.status, c.code, c.typ)
-		if kind != c.want {
-			t.Errorf("Classify(%d,%q) = %v, want %v", c.status, c.code, kind, c.want)
-		}
-		err := error(&middleware.ProviderError{Kind: kind, StatusCode: c.status, Code: c.code})
-		if !errors.Is(err, c.want) || middleware.Transient(err) != c.transient {
-			t.Errorf("%d %q: Is=%v transient=%v", c.status, c.code, errors.Is(err, c.want), middleware.Transient(err))
-		}
-	}
-	if middleware.Transient(context.Canceled) || !middleware.IsCancellation(context.Canceled) {
-		t.Error("a cancellation is not transient")
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	h := func(kv ...string) http.Header {
-		x := http.Header{}
-		for i := 0; i < len(kv); i += 2 {
-			x.Set(kv[i], kv[i+1])
-		}
-		return x
-	}
-	cases := []struct {
-		h    http.Header
-		want time.Duration
-	}{
-		{h("Retry-After", "2"), 2 * time.Second},
-		{h("Retry-After", "0.5"), 500 * time.Millisecond},
-		{h("retry-after-ms", "1500", "Retry-After", "9"), 1500 * time.Millisecond},
-		{h("Retry-After", now.Add(7*time.Second).Format(http.TimeFormat)), 7 * time.Second},
-		{h("Retry-After", "soon"), 0},
-		{h(), 0},
-	}
-	for _, c := range cases {
-		if got := middleware.ParseRetryAfter(c.h, now); got != c.want {
-			t.Errorf("%v: got %v want %v", c.h, got, c.want)
-		}
 	}
 }
 

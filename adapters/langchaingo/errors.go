@@ -15,6 +15,7 @@ import (
 
 	"github.com/tmc/langchaingo/llms"
 
+	"github.com/tokenwise/tokenwise/internal/httperr"
 	"github.com/tokenwise/tokenwise/internal/redact"
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -116,8 +117,8 @@ func classifyError(ctx context.Context, err error, c callFacts) error {
 	perr := &middleware.ProviderError{Provider: c.provider, Model: model, Err: err}
 	if f, ok := c.failure.get(); ok {
 		perr.StatusCode, perr.Type, perr.Code, perr.Message = f.status, f.typ, f.code, f.message
-		perr.Kind = middleware.Classify(f.status, f.code, f.typ)
-		perr.RetryAfter = middleware.ParseRetryAfter(f.header, time.Now())
+		perr.Kind = httperr.Classify(f.status, f.code, f.typ)
+		perr.RetryAfter = httperr.ParseRetryAfter(f.header, time.Now())
 		return perr
 	}
 	var lerr *llms.Error
@@ -129,14 +130,14 @@ func classifyError(ctx context.Context, err error, c callFacts) error {
 	}
 	if status := statusCodeOf(err); status != 0 {
 		perr.StatusCode = status
-		perr.Kind = middleware.Classify(status, "", "")
+		perr.Kind = httperr.Classify(status, "", "")
 		return perr
 	}
 	if m := statusText.FindStringSubmatch(err.Error()); m != nil {
 		status, _ := strconv.Atoi(m[1])
 		perr.StatusCode, perr.Message = status, m[2]
 		perr.Code = codeFromMessage(m[2])
-		perr.Kind = middleware.Classify(status, perr.Code, "")
+		perr.Kind = httperr.Classify(status, perr.Code, "")
 		return perr
 	}
 	var nerr net.Error

@@ -89,7 +89,7 @@
 // # Errors
 //
 // The Provider returns [*middleware.ProviderError]s: a non-2xx answer is
-// classified with [middleware.Classify] from the status and the OpenAI
+// classified with internal/httperr.Classify from the status and the OpenAI
 // error body (Message, Type, Code), with RetryAfter from the response
 // headers and Err an [*HTTPError] holding the response; a network failure
 // is [middleware.ErrNetwork]; a body that is not a valid answer (malformed

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokenwise/tokenwise/internal/httperr"
 	"github.com/tokenwise/tokenwise/internal/redact"
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -112,7 +113,7 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 	}
 	if middleware.Observing(ctx) {
 		// Rate limits learn from the provider's own account of its limits.
-		if l, ok := middleware.ParseRateLimitHeaders(hresp.Header, hresp.StatusCode, time.Now()); ok {
+		if l, ok := httperr.ParseRateLimitHeaders(hresp.Header, hresp.StatusCode, time.Now()); ok {
 			l.Model = req.Model
 			middleware.Emit(ctx, l)
 		}
@@ -202,13 +203,13 @@ func (p *Provider) statusError(ctx context.Context, req *middleware.Request, hre
 		Provider:   p.cfg.name,
 		Model:      req.Model,
 		StatusCode: hresp.StatusCode,
-		RetryAfter: middleware.ParseRetryAfter(hresp.Header, time.Now()),
+		RetryAfter: httperr.ParseRetryAfter(hresp.Header, time.Now()),
 		Err:        he,
 	}
 	if e := decodeError(body); e != nil {
 		pe.Message, pe.Type, pe.Code, he.Param = e.Message, e.Type, e.Code, e.Param
 	}
-	pe.Kind = middleware.Classify(hresp.StatusCode, pe.Code, pe.Type)
+	pe.Kind = httperr.Classify(hresp.StatusCode, pe.Code, pe.Type)
 	return pe
 }
 
@@ -261,7 +262,7 @@ func (p *Provider) embeddedError(req *middleware.Request, e *apiError) error {
 		status = http.StatusUnauthorized
 	}
 	return &middleware.ProviderError{
-		Kind:     middleware.Classify(status, e.Code, e.Type),
+		Kind:     httperr.Classify(status, e.Code, e.Type),
 		Provider: p.cfg.name,
 		Model:    req.Model,
 		Type:     e.Type,
