@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/tokens"
@@ -100,7 +101,7 @@ func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 	// The policy's catalog (encodings, image rules) resolves models.
 	shared := o.shared(estimatorKey{}, func() any { return tokens.New() }).(*tokens.Estimator)
 	o.set(estimatorKey{}, shared.WithModels(budget.EstimatorModels(p)))
-	mws := []middleware.Middleware{middleware.Instrument(Pricer(p), middleware.Observers(o.observers...))}
+	mws := []middleware.Middleware{instrument.New(Pricer(p), middleware.Observers(o.observers...))}
 	for _, l := range layers {
 		mw, err := l.build(p, o)
 		if err != nil {

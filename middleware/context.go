@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 )
@@ -47,62 +46,6 @@ func StageFrom(ctx context.Context) Stage {
 	return s
 }
 
-// DetectStage infers a call's stage when the caller did not declare it. It
-// is the only stage detector of tokenwise: the instrument layer runs it
-// once per call, records the result in the call's facts, and the router
-// reads it from there.
-//
-//   - the last message a tool result: result analysis;
-//   - the last message the assistant's (a continuation): final answer;
-//   - the last message the user's and tools offered: tool selection;
-//   - a one-shot (ReAct) agent's prompt — tools described in the text, with
-//     "Question:" and "Action Input:" — is tool selection, or result
-//     analysis once its scratchpad holds an Observation after the question;
-//   - anything else offers no tool, so the model can only answer: final
-//     answer. A request without tools is never tool selection.
-func DetectStage(req *Request) Stage {
-	last := req.LastMessage()
-	if last == nil {
-		return StageFinalAnswer
-	}
-	switch last.Role {
-	case RoleTool:
-		return StageResultAnalysis
-	case RoleAssistant:
-		return StageFinalAnswer
-	}
-	if len(req.Tools) > 0 {
-		return StageToolSelection
-	}
-	if last.Role == RoleUser {
-		text := last.Text()
-		if q := strings.LastIndex(text, "Question:"); q >= 0 && strings.Contains(text, "Action Input:") {
-			if strings.Contains(text[q:], "\nObservation:") {
-				return StageResultAnalysis
-			}
-			return StageToolSelection
-		}
-	}
-	return StageFinalAnswer
-}
-
-// IsFinalAnswer reports whether an assistant message answers the user
-// rather than asking for a tool: no native tool calls, some text, and not
-// a one-shot (ReAct) agent's "Action:" step.
-func IsFinalAnswer(m *Message) bool {
-	if m == nil || len(m.ToolCalls) > 0 {
-		return false
-	}
-	c := m.Text()
-	if strings.TrimSpace(c) == "" {
-		return false
-	}
-	if strings.Contains(c, "Final Answer:") {
-		return true
-	}
-	return !strings.HasPrefix(c, "Action:") && !strings.Contains(c, "\nAction:")
-}
-
 // CacheStatus says how a cache treated a call.
 type CacheStatus string
 
@@ -139,7 +82,7 @@ type CallFacts struct {
 	Run            string // run id, "" outside a run
 	Seq            int    // 1-based number of the call in its run
 	Team           string
-	Stage          Stage  // declared with WithStage, else detected once (DetectStage) before the call
+	Stage          Stage  // declared with WithStage, else detected once before the call (llmwrap/instrument)
 	Final          bool   // the answer was a final answer (no tool call), whatever the stage
 	RequestedModel string // the model the caller asked for
 	Model          string // the model that answered (or was last tried)
@@ -165,6 +108,10 @@ type CallInfo struct {
 	facts CallFacts
 	memo  map[any]any
 }
+
+// NewCallInfo returns a CallInfo holding f: the instrument layer opens
+// every call with one. The zero CallInfo is ready to use as well.
+func NewCallInfo(f CallFacts) *CallInfo { return &CallInfo{facts: f} }
 
 // Memo returns the per-call value stored under key, computing it with fn
 // the first time. Layers share per-call work this way (the input token

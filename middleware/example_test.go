@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -50,7 +51,7 @@ func ExampleStartRun() {
 		// pico-dollars per token.
 		return u.InputTokens*150_000 + u.OutputTokens*600_000, true
 	})
-	h := middleware.Then(provider, middleware.Instrument(price, nil))
+	h := middleware.Then(provider, instrument.New(price, nil))
 	ctx, run := middleware.StartRun(context.Background(), "ticket-1")
 	h.Handle(ctx, &middleware.Request{Model: "gpt-4o-mini", Messages: []middleware.Message{{Role: middleware.RoleUser, Content: "status?"}}})
 	t := run.Totals()

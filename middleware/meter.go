@@ -6,6 +6,19 @@ import (
 	"time"
 )
 
+// Pricer prices usage: it returns the exact cost in pico-USD (10^-12
+// dollars, see [FormatPico]) of usage on model, and false when the model
+// has no known price.
+type Pricer interface {
+	Cost(model string, u Usage) (pico int64, ok bool)
+}
+
+// PricerFunc adapts a function to a Pricer.
+type PricerFunc func(model string, u Usage) (int64, bool)
+
+// Cost calls f.
+func (f PricerFunc) Cost(model string, u Usage) (int64, bool) { return f(model, u) }
+
 type hedgeKey struct{}
 
 // WithHedgedAttempt marks the calls made with ctx as a hedged attempt,
@@ -29,7 +42,7 @@ type UsageFunc func(req *Request, resp *Response, err error) Usage
 // a call cost. Every provider attempt that passes through it — each retry,
 // fallback, hedge, cascade step or regeneration — is recorded once in the
 // call's [CallFacts].Attempts with its model, usage, latency, error and
-// exact cost, priced once by pricer. [Instrument] sums the attempts into
+// exact cost, priced once by pricer. The instrument layer (llmwrap/instrument) sums the attempts into
 // CallFacts.CostPico; no other layer writes a cost.
 //
 // An attempt the provider reported no usage for is billed what fill

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -33,7 +34,7 @@ func TestReportRateLimits(t *testing.T) {
 		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.RateWait += 1500 * time.Millisecond; f.RateRefusals++ })
 		return &middleware.Response{Model: req.Model, Message: middleware.Message{Role: middleware.RoleAssistant, Content: "ok"}}, nil
 	})
-	h := middleware.Then(provider, middleware.Instrument(nil, nil))
+	h := middleware.Then(provider, instrument.New(nil, nil))
 	for range 2 {
 		if _, err := h.Handle(ctx, &middleware.Request{Model: "gpt-4o"}); err != nil {
 			t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
@@ -71,7 +72,7 @@ func TestCutStreamIsBilledNeverSettledAsZero(t *testing.T) {
 					t.Fatal(err)
 				}
 				sp := &spy{}
-				llm := twlc.New(twlc.Models{"gpt-4o": be.llm(t, srv)}, middleware.Chain(middleware.Instrument(nil, nil), b.Middleware(), sp.mw))
+				llm := twlc.New(twlc.Models{"gpt-4o": be.llm(t, srv)}, middleware.Chain(instrument.New(nil, nil), b.Middleware(), sp.mw))
 				ctx, run := middleware.StartRun(t.Context(), "cut")
 				_, err = llm.GenerateContent(ctx, []llms.MessageContent{human("q")}, streaming())
 				if !errors.Is(err, middleware.ErrStreamCut) {

@@ -8,6 +8,7 @@ import (
 	"github.com/tmc/langchaingo/llms"
 
 	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -60,7 +61,7 @@ func BenchmarkRoundTrip10Messages(b *testing.B) {
 		opts []llms.CallOption
 	}{
 		{"passthrough", passThrough, []llms.CallOption{llms.WithTemperature(0), llms.WithMaxTokens(256)}},
-		{"instrumented", middleware.Instrument(nil, nil), []llms.CallOption{llms.WithTemperature(0), llms.WithMaxTokens(256)}},
+		{"instrumented", instrument.New(nil, nil), []llms.CallOption{llms.WithTemperature(0), llms.WithMaxTokens(256)}},
 		{"streaming", passThrough, []llms.CallOption{llms.WithStreamingFunc(func(context.Context, []byte) error { return nil })}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

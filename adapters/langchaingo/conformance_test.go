@@ -7,6 +7,7 @@ import (
 
 	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -28,7 +29,7 @@ func TestConformanceLLMTest(t *testing.T) {
 
 	var sp spy
 	llm := twlc.New(twlc.Models{"gpt-4o": newOpenAI(t, srv, "gpt-4o", true)},
-		middleware.Chain(middleware.Instrument(nil, nil), sp.mw))
+		middleware.Chain(instrument.New(nil, nil), sp.mw))
 
 	// TestLLM marks the test parallel and runs its checks as parallel
 	// subtests, which finish after this function returns: check what went

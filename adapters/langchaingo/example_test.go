@@ -7,6 +7,7 @@ import (
 	"github.com/tmc/langchaingo/llms"
 
 	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -45,7 +46,7 @@ func ExampleNew() {
 		})
 	}
 	llm := twlc.New(twlc.Models{"gpt-4o": echoModel{}, "gpt-4o-mini": echoModel{}},
-		middleware.Chain(middleware.Instrument(nil, nil), cheapForShort),
+		middleware.Chain(instrument.New(nil, nil), cheapForShort),
 		twlc.WithDefaultModel("gpt-4o"))
 
 	ctx, run := middleware.StartRun(context.Background(), "ticket-4711")

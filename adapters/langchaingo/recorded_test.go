@@ -19,6 +19,7 @@ import (
 
 	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 	"github.com/tokenwise/tokenwise/internal/httprr"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -237,7 +238,7 @@ func TestRecordedOpenAITraffic(t *testing.T) {
 			})
 
 			t.Run("Instrumented", func(t *testing.T) {
-				llm := twlc.New(twlc.Models{rec.model: newClient(t)}, middleware.Instrument(nil, nil))
+				llm := twlc.New(twlc.Models{rec.model: newClient(t)}, instrument.New(nil, nil))
 				ctx, run := middleware.StartRun(t.Context(), rec.name)
 				got := rec.call(t, ctx, llm)
 				compareOutcomes(t, plain, got)

@@ -12,6 +12,7 @@ import (
 
 	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -292,7 +293,7 @@ func TestToolCallsPreserved(t *testing.T) {
 		openaitest.Call("call_4", "check_disk", `{"path":"/var"}`)))
 	var sp spy
 	inner := newOpenAI(t, srv, "gpt-4o", false)
-	llm := twlc.New(twlc.Models{"gpt-4o": inner}, middleware.Chain(middleware.Instrument(nil, nil), sp.mw))
+	llm := twlc.New(twlc.Models{"gpt-4o": inner}, middleware.Chain(instrument.New(nil, nil), sp.mw))
 
 	// As agents.OpenAIFunctionsAgent builds the call.
 	msgs := []llms.MessageContent{

@@ -16,6 +16,7 @@ import (
 
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -73,7 +74,7 @@ func TestPanicUnderStreamingCallIsAnError(t *testing.T) {
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Reply{Content: "A long answer streamed in many small pieces.", ChunkSize: 4})
 	obs := &panicEvents{}
-	chain := middleware.Chain(middleware.Instrument(nil, obs), panicsAfter(3))
+	chain := middleware.Chain(instrument.New(nil, obs), panicsAfter(3))
 	s, err := clientFor(srv, twopenai.NewHTTPClient(chain)).CreateChatCompletionStream(context.Background(), chatRequest(true))
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +95,7 @@ func TestPanicBeforeTheFirstChunkIsAnError(t *testing.T) {
 		srv := openaitest.NewServer(t)
 		srv.On().Reply(openaitest.Text("never seen"))
 		obs := &panicEvents{}
-		chain := middleware.Chain(middleware.Instrument(nil, obs), panicsAfter(-1))
+		chain := middleware.Chain(instrument.New(nil, obs), panicsAfter(-1))
 		client := clientFor(srv, twopenai.NewHTTPClient(chain))
 		var err error
 		if stream {

@@ -18,6 +18,7 @@ import (
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	twotel "github.com/tokenwise/tokenwise/adapters/otel"
 	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
@@ -198,7 +199,7 @@ func TestFallbackAndBudgetWarning(t *testing.T) {
 		return &middleware.Response{Model: "gpt-4o-mini", Message: middleware.Message{Role: middleware.RoleAssistant, Content: "ok"},
 			FinishReason: "stop", Usage: middleware.Usage{InputTokens: 100, OutputTokens: 10}}, nil
 	})
-	hd := middleware.Then(provider, middleware.Instrument(llmwrap.Pricer(p), h.obs), standIn)
+	hd := middleware.Then(provider, instrument.New(llmwrap.Pricer(p), h.obs), standIn)
 	if _, err := hd.Handle(context.Background(), &middleware.Request{Model: "gpt-4o", Messages: []middleware.Message{{Role: "user", Content: "fix it"}}}); err != nil {
 		t.Fatal(err)
 	}

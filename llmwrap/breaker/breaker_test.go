@@ -14,6 +14,7 @@ import (
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -66,7 +67,7 @@ func TestDeadPrimaryOpensTheBreaker(t *testing.T) {
 		ev := &events{}
 		set := breaker.New(breaker.Settings{ConsecutiveFailures: 3, OpenFor: 30 * time.Second})
 		h := middleware.Then(twopenai.NewProvider(srv.URL, "sk-test", twopenai.WithBaseTransport(srv.Transport())),
-			middleware.Instrument(nil, ev),
+			instrument.New(nil, ev),
 			fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}),
 			set.Middleware())
 		call := func() (*middleware.Response, error) { return h.Handle(context.Background(), user("status?")) }

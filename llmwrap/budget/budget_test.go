@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 	"github.com/tokenwise/tokenwise/policies"
@@ -55,7 +56,7 @@ func chain(t *testing.T, p *policies.Policy, next middleware.Handler, opts ...bu
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b, middleware.Then(next, middleware.Instrument(nil, nil), b.Middleware(), middleware.Meter(llmwrap.Pricer(p), budget.BilledUsage(est)))
+	return b, middleware.Then(next, instrument.New(nil, nil), b.Middleware(), middleware.Meter(llmwrap.Pricer(p), budget.BilledUsage(est)))
 }
 
 func teamPolicy(tb policies.TeamBudget) *policies.Policy {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
@@ -21,7 +22,7 @@ func Example() {
 		fmt.Println("sent with max_tokens", req.MaxTokens)
 		return &middleware.Response{Usage: middleware.Usage{InputTokens: 11, OutputTokens: 80}}, nil
 	})
-	h := middleware.Then(provider, middleware.Instrument(nil, nil), b.Middleware())
+	h := middleware.Then(provider, instrument.New(nil, nil), b.Middleware())
 	ctx := middleware.WithTeam(context.Background(), "sre")
 	req := &middleware.Request{Model: "gpt-4o", Messages: []middleware.Message{{Role: middleware.RoleUser, Content: "Check the disk."}}}
 	for range 3 {

@@ -19,6 +19,7 @@ import (
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/tokens"
@@ -157,7 +158,7 @@ func shape(t *testing.T, req goopenai.ChatCompletionRequest) (reserved, settled 
 	srv := openaitest.New()
 	srv.On().Reply(openaitest.Text("The rack looks fine."))
 	bt := &billingTransport{srv: srv, b: b, imgW: 768, imgH: 2048} // a tall image: the most tiles
-	chain := middleware.Chain(middleware.Instrument(llmwrap.Pricer(p), nil), b.Middleware())
+	chain := middleware.Chain(instrument.New(llmwrap.Pricer(p), nil), b.Middleware())
 	cfg := goopenai.DefaultConfig("test-key")
 	cfg.BaseURL = "http://openai.test/v1"
 	cfg.HTTPClient = oaiadapter.NewHTTPClient(chain, oaiadapter.WithBaseTransport(bt))
@@ -245,7 +246,7 @@ func TestAudioIsReservedAtAudioRates(t *testing.T) {
 	srv := openaitest.New()
 	srv.On().Reply(openaitest.Text("The disk alarm says /var is full."))
 	bt := &billingTransport{srv: srv, b: b}
-	chain := middleware.Chain(middleware.Instrument(nil, nil), b.Middleware(), middleware.Meter(llmwrap.Pricer(p), nil))
+	chain := middleware.Chain(instrument.New(nil, nil), b.Middleware(), middleware.Meter(llmwrap.Pricer(p), nil))
 	client := &http.Client{Transport: oaiadapter.NewTransport(chain, oaiadapter.WithBaseTransport(bt))}
 	wav := base64.StdEncoding.EncodeToString(make([]byte, 5*32_000)) // five seconds
 	body := `{"model":"gpt-4o-audio-preview","modalities":["text","audio"],"audio":{"voice":"alloy","format":"wav"},"max_completion_tokens":300,` +

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -17,7 +18,7 @@ func Example() {
 			Usage:   middleware.Usage{InputTokens: 120, OutputTokens: 6}}, nil
 	})
 	store := cache.NewMemory(cache.MemoryOptions{MaxEntries: 1000, MaxBytes: 64 << 20})
-	h := middleware.Then(provider, middleware.Instrument(nil, nil), cache.New(store, cache.Config{}))
+	h := middleware.Then(provider, instrument.New(nil, nil), cache.New(store, cache.Config{}))
 
 	zero := 0.0 // deterministic: cacheable
 	req := &middleware.Request{Model: "gpt-4o-mini", Temperature: &zero,

@@ -14,6 +14,7 @@ import (
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/compact"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -109,8 +110,8 @@ func TestAgentRunThirtyIterations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	without := runAgent(t, middleware.Chain(middleware.Instrument(pricer, nil)))
-	with := runAgent(t, middleware.Chain(middleware.Instrument(pricer, nil), mw))
+	without := runAgent(t, middleware.Chain(instrument.New(pricer, nil)))
+	with := runAgent(t, middleware.Chain(instrument.New(pricer, nil), mw))
 
 	if with.iterations != agentIterations || without.iterations != agentIterations {
 		t.Fatalf("iterations: with %d, without %d; want %d", with.iterations, without.iterations, agentIterations)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/compact"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -215,7 +216,7 @@ func TestSummariseCachedAndBilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := middleware.Then(rec, middleware.Instrument(pricer, nil), c.Middleware())
+	h := middleware.Then(rec, instrument.New(pricer, nil), c.Middleware())
 	msgs := conversation(6, 1, 4_000)
 	for _, id := range []string{"run-1", "run-2"} {
 		ctx, run := middleware.StartRun(context.Background(), id)
@@ -278,7 +279,7 @@ func TestFrozenPrefixReused(t *testing.T) {
 	})
 	mw, _ := compact.New(compact.Config{MaxInputTokens: 8_000, KeepLastTurns: 2, BlockSize: 2, Strategies: []compact.Strategy{compact.Drop}},
 		compact.WithEstimator(compact.Approx{}))
-	h := middleware.Then(rec, middleware.Instrument(nil, obs), mw)
+	h := middleware.Then(rec, instrument.New(nil, obs), mw)
 	ctx, _ := middleware.StartRun(context.Background(), "frozen")
 	full := conversation(12, 1, 4_000)
 	var prefix []middleware.Message

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -369,7 +370,7 @@ func (c *Compactor) summaryJob(b *block, model string) *summaryJob {
 func (c *Compactor) summarise(ctx context.Context, next middleware.Handler, sj *summaryJob) (string, error) {
 	h := c.o.summariser
 	if h == nil {
-		h = middleware.Then(next, middleware.Instrument(c.o.pricer, nil))
+		h = middleware.Then(next, instrument.New(c.o.pricer, nil))
 	}
 	zero := 0.0
 	req := &middleware.Request{

@@ -34,7 +34,7 @@ func BenchmarkResilienceLayers(b *testing.B) {
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			// a fresh CallInfo per call, as middleware.Instrument makes
+			// a fresh CallInfo per call, as instrument.New makes
 			ctx := middleware.WithCallInfo(context.Background(), &middleware.CallInfo{})
 			if _, err := h.Handle(ctx, req); err != nil {
 				b.Fatal(err)

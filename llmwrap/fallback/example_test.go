@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -23,7 +24,7 @@ func Example() {
 			facts = f.Facts
 		}
 	})
-	h := middleware.Then(provider, middleware.Instrument(nil, obs),
+	h := middleware.Then(provider, instrument.New(nil, obs),
 		fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}), middleware.Meter(nil, nil))
 	resp, err := h.Handle(context.Background(), &middleware.Request{Model: "gpt-4o"})
 	fmt.Println(resp.Message.Content, err)

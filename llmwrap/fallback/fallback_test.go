@@ -19,6 +19,7 @@ import (
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
@@ -70,7 +71,7 @@ func TestEveryModelFails(t *testing.T) {
 		srv.On(openaitest.Model("gpt-4o-mini")).Reply(openaitest.RateLimited(0))
 		srv.On(openaitest.Model("gpt-4.1-mini")).Reply(openaitest.Stall())
 		rec := &recorder{}
-		h := middleware.Then(provider(srv), middleware.Instrument(nil, rec),
+		h := middleware.Then(provider(srv), instrument.New(nil, rec),
 			// gpt-4o listed again: the chain must not loop back to it
 			fallback.New(fallback.Config{Models: []string{"gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"}}),
 			timeout.New(timeout.Limits{Call: 10 * time.Second}), middleware.Meter(nil, nil))
@@ -120,7 +121,7 @@ func TestBadRequestStops(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Error(400, "invalid_request_error", "", "bad tool schema"))
 		srv.On().Reply(openaitest.Text("never"))
-		mw := middleware.Chain(middleware.Instrument(nil, nil),
+		mw := middleware.Chain(instrument.New(nil, nil),
 			fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}),
 			breaker.New(breaker.Settings{ConsecutiveFailures: 1}).Middleware(),
 			retry.New(retry.Policy{MaxAttempts: 5}), middleware.Meter(nil, nil))
@@ -180,7 +181,7 @@ func stream(c *openai.Client, q string) (string, error) {
 }
 
 func streamChain(rec *recorder) middleware.Middleware {
-	return middleware.Chain(middleware.Instrument(nil, rec),
+	return middleware.Chain(instrument.New(nil, rec),
 		fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}),
 		breaker.New(breaker.Settings{ConsecutiveFailures: 5}).Middleware(),
 		retry.New(retry.Policy{MaxAttempts: 2, BaseDelay: time.Millisecond}, retry.WithJitter(func() float64 { return 0 })),

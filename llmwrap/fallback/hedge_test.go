@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -38,7 +39,7 @@ func simulate(t *testing.T, n int, hedge fallback.Hedge) ([]time.Duration, []mid
 	srv.On(openaitest.Model("gpt-4o")).Reply(replies...)
 	srv.On(openaitest.Model("gpt-4o-mini")).Reply(openaitest.Reply{Content: "Disk at 42%.", Latency: 300 * time.Millisecond})
 	rec := &recorder{}
-	h := middleware.Then(provider(srv), middleware.Instrument(prices, rec),
+	h := middleware.Then(provider(srv), instrument.New(prices, rec),
 		fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}, Hedge: hedge}), middleware.Meter(prices, nil))
 	lats := make([]time.Duration, n)
 	for i := range n {
@@ -149,7 +150,7 @@ func TestHedgingWithOneModel(t *testing.T) {
 				openaitest.Reply{Content: "slow replica", Latency: 5 * time.Second, Usage: &openaitest.Usage{PromptTokens: 100, CompletionTokens: 10}},
 				openaitest.Reply{Content: "fast replica", Latency: 200 * time.Millisecond, Usage: &openaitest.Usage{PromptTokens: 100, CompletionTokens: 10}})
 			rec := &recorder{}
-			h := middleware.Then(provider(srv), middleware.Instrument(prices, rec),
+			h := middleware.Then(provider(srv), instrument.New(prices, rec),
 				fallback.New(fallback.Config{Models: models, Hedge: fallback.Hedge{Delay: time.Second}}), middleware.Meter(prices, nil))
 			start := time.Now()
 			resp, err := h.Handle(context.Background(), user("How full is the disk?"))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -46,7 +47,7 @@ func TestStopNeverMovesOn(t *testing.T) {
 					return next.Handle(ctx, req)
 				})
 			}
-			h := middleware.Then(provider(srv), middleware.Instrument(nil, nil),
+			h := middleware.Then(provider(srv), instrument.New(nil, nil),
 				fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}, Stop: []error{errFinal}}), refuseFirst)
 			_, err := h.Handle(context.Background(), user("hi"))
 			if !slices.Equal(tried, tc.want) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -18,7 +19,7 @@ func Example() {
 	provider := middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
 		return &middleware.Response{Model: req.Model}, nil
 	})
-	h := middleware.Then(provider, middleware.Instrument(nil, nil), guard.New(guard.Limits{MaxCalls: 2, RunTimeout: 5 * time.Minute}))
+	h := middleware.Then(provider, instrument.New(nil, nil), guard.New(guard.Limits{MaxCalls: 2, RunTimeout: 5 * time.Minute}))
 
 	ctx, run := middleware.StartRun(context.Background(), "ticket-4711")
 	for i := 1; i <= 3; i++ {

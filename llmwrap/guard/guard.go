@@ -41,8 +41,8 @@ type Limits struct {
 }
 
 // New returns the run guard middleware. Calls outside a run
-// (middleware.StartRun) are not limited. Place it inside
-// middleware.Instrument, which numbers the calls; without it, the guard
+// (middleware.StartRun) are not limited. Place it inside the instrument
+// layer (llmwrap/instrument), which numbers the calls; without it, the guard
 // numbers them itself. The middleware is safe for concurrent use.
 func New(l Limits) middleware.Middleware {
 	if l.MaxCalls <= 0 && l.RunTimeout <= 0 {

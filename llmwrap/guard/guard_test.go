@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -16,7 +17,7 @@ var ok = middleware.HandlerFunc(func(ctx context.Context, req *middleware.Reques
 })
 
 func TestStopsTheEleventhCall(t *testing.T) {
-	h := middleware.Then(ok, middleware.Instrument(nil, nil), guard.New(guard.Limits{MaxCalls: 10}))
+	h := middleware.Then(ok, instrument.New(nil, nil), guard.New(guard.Limits{MaxCalls: 10}))
 	ctx, run := middleware.StartRun(context.Background(), "t")
 	for i := 1; i <= 10; i++ {
 		if _, err := h.Handle(ctx, &middleware.Request{Model: "m"}); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
@@ -43,7 +44,7 @@ func ask(ctx context.Context, c *openai.Client) (openai.ChatCompletionResponse, 
 }
 
 func chain(ev *events, p retry.Policy, opts ...retry.Option) middleware.Middleware {
-	return middleware.Chain(middleware.Instrument(nil, ev), retry.New(p, opts...))
+	return middleware.Chain(instrument.New(nil, ev), retry.New(p, opts...))
 }
 
 // Must show: 429 with Retry-After: 2 then success — one retry, after 2 s of

@@ -39,7 +39,7 @@
 //
 // # Stages
 //
-// [middleware.DetectStage], the one stage detector of tokenwise, infers the
+// [instrument.DetectStage], the one stage detector of tokenwise, infers the
 // stage without help from the caller (the instrument layer runs it once per
 // call and the router reads the result): a conversation ending with the
 // user while tools are offered is tool selection; a conversation ending

@@ -68,7 +68,7 @@ type Query struct {
 	// Request is the call's request; read-only.
 	Request *middleware.Request
 	// Stage is the call's stage: declared with middleware.WithStage, or
-	// detected (see middleware.DetectStage).
+	// detected (see instrument.DetectStage).
 	Stage middleware.Stage
 	// Team is the caller's team (middleware.WithTeam), or "".
 	Team string

@@ -1,0 +1,173 @@
+// Package instrument is the front door of a tokenwise chain: its
+// middleware ([New]) opens every call — numbers it in its run, fills the
+// call's [middleware.CallInfo], detects the call's stage ([DetectStage], the
+// one stage detector of tokenwise), emits the call's events, sums what the
+// [middleware.Meter] recorded and records the call in its run.
+//
+// llmwrap.Build puts it outermost; layers that make calls of their own (a
+// compactor's summary) use it too, so it lives in a package of its own that
+// layers may import without importing llmwrap. Layers read the stage it
+// detected from the call's facts ([middleware.CallInfo.Stage]).
+package instrument
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// New returns the outermost middleware of a tokenwise chain. For every
+// call it:
+//   - numbers the call in its run and fills a [middleware.CallInfo] (team,
+//     stage, requested model) that inner layers update,
+//   - attaches obs to the context so that every layer's [middleware.Emit]
+//     reaches it,
+//   - emits [middleware.CallStarted] and [middleware.CallFinished],
+//   - sums the costs of the provider attempts the [middleware.Meter]
+//     recorded into CallFacts.CostPico (in a chain without a Meter, prices
+//     the answer's usage with pricer),
+//   - records the call in the run, if the context has one,
+//   - turns a panic under it into the call's error, a
+//     [*middleware.PanicError] also reported as a
+//     [middleware.PanicRecovered] event.
+//
+// pricer and obs may be nil.
+func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middleware {
+	return func(next middleware.Handler) middleware.Handler {
+		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			if obs != nil {
+				ctx = middleware.WithObserver(ctx, obs)
+			}
+			run := middleware.RunFrom(ctx)
+			f := middleware.CallFacts{
+				Team:           middleware.TeamFrom(ctx),
+				RequestedModel: req.Model,
+				Model:          req.Model,
+				Stage:          middleware.StageFrom(ctx),
+			}
+			if run != nil {
+				f.Run = run.ID()
+				f.Seq = run.NextSeq()
+			}
+			if f.Stage == middleware.StageUnknown {
+				f.Stage = DetectStage(req)
+			}
+			ci := middleware.NewCallInfo(f)
+			ctx = middleware.WithCallInfo(ctx, ci)
+			start := time.Now()
+			if middleware.Observing(ctx) {
+				middleware.Emit(ctx, middleware.CallStarted{Run: f.Run, Seq: f.Seq, Team: f.Team, Stage: f.Stage, Model: req.Model, Stream: req.Stream != nil, Time: start})
+			}
+
+			// A panic of an inner layer, a router, an observer or the
+			// provider code is this call's error, reported to obs.
+			resp, err := middleware.SafeHandle(ctx, next, req, "chain")
+
+			latency := time.Since(start)
+			var usage middleware.Usage
+			ci.Update(func(f *middleware.CallFacts) {
+				if resp != nil {
+					usage = resp.Usage
+					if resp.Model != "" && !resp.FromCache {
+						f.Model = resp.Model
+					}
+					if resp.FromCache && f.Cache == middleware.CacheNone {
+						f.Cache = middleware.CacheHit
+					}
+					// The stage stays the one the call was routed as; the
+					// report shows the answer as final beside it.
+					f.Final = IsFinalAnswer(&resp.Message)
+					if n := len(resp.Message.ToolCalls); n > 0 && len(f.ToolCalls) == 0 {
+						f.ToolCalls = make([]string, n)
+						for i, tc := range resp.Message.ToolCalls {
+							f.ToolCalls[i] = tc.Name
+						}
+					}
+				}
+				switch {
+				case len(f.Attempts) > 0: // the Meter priced each attempt once
+					f.CostPico = 0
+					var sum middleware.Usage
+					for _, a := range f.Attempts {
+						f.CostPico += a.CostPico
+						sum = sum.Add(a.Usage)
+					}
+					usage = sum
+				case pricer != nil && !usage.IsZero() && (resp == nil || !resp.FromCache):
+					if c, ok := pricer.Cost(f.Model, usage); ok {
+						f.CostPico = c
+					}
+				}
+			})
+			facts := ci.Facts()
+			if resp != nil && resp.FromCache {
+				usage = middleware.Usage{} // nothing was spent
+			}
+			if run != nil {
+				run.Record(middleware.CallRecord{CallFacts: facts, Usage: usage, Latency: latency, Start: start, Err: err})
+			}
+			if middleware.Observing(ctx) {
+				middleware.Emit(ctx, middleware.CallFinished{Facts: facts, Usage: usage, Latency: latency, Err: err})
+			}
+			return resp, err
+		})
+	}
+}
+
+// DetectStage infers a call's stage when the caller did not declare it. It
+// is the only stage detector of tokenwise: the instrument layer runs it
+// once per call, records the result in the call's facts, and the router
+// reads it from there.
+//
+//   - the last message a tool result: result analysis;
+//   - the last message the assistant's (a continuation): final answer;
+//   - the last message the user's and tools offered: tool selection;
+//   - a one-shot (ReAct) agent's prompt — tools described in the text, with
+//     "Question:" and "Action Input:" — is tool selection, or result
+//     analysis once its scratchpad holds an Observation after the question;
+//   - anything else offers no tool, so the model can only answer: final
+//     answer. A request without tools is never tool selection.
+func DetectStage(req *middleware.Request) middleware.Stage {
+	last := req.LastMessage()
+	if last == nil {
+		return middleware.StageFinalAnswer
+	}
+	switch last.Role {
+	case middleware.RoleTool:
+		return middleware.StageResultAnalysis
+	case middleware.RoleAssistant:
+		return middleware.StageFinalAnswer
+	}
+	if len(req.Tools) > 0 {
+		return middleware.StageToolSelection
+	}
+	if last.Role == middleware.RoleUser {
+		text := last.Text()
+		if q := strings.LastIndex(text, "Question:"); q >= 0 && strings.Contains(text, "Action Input:") {
+			if strings.Contains(text[q:], "\nObservation:") {
+				return middleware.StageResultAnalysis
+			}
+			return middleware.StageToolSelection
+		}
+	}
+	return middleware.StageFinalAnswer
+}
+
+// IsFinalAnswer reports whether an assistant message answers the user
+// rather than asking for a tool: no native tool calls, some text, and not
+// a one-shot (ReAct) agent's "Action:" step.
+func IsFinalAnswer(m *middleware.Message) bool {
+	if m == nil || len(m.ToolCalls) > 0 {
+		return false
+	}
+	c := m.Text()
+	if strings.TrimSpace(c) == "" {
+		return false
+	}
+	if strings.Contains(c, "Final Answer:") {
+		return true
+	}
+	return !strings.HasPrefix(c, "Action:") && !strings.Contains(c, "\nAction:")
+}

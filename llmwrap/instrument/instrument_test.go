@@ -1,0 +1,105 @@
+package instrument_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+func TestDetectStage(t *testing.T) {
+	tool := middleware.Message{Role: middleware.RoleTool, Content: "ok"}
+	user := middleware.Message{Role: middleware.RoleUser, Content: "fix it"}
+	asst := middleware.Message{Role: middleware.RoleAssistant, Content: "done"}
+	mrkl := "Answer the following questions...\nQuestion: the input question you must answer\nThought: ...\nAction: ...\nAction Input: ...\nObservation: the result of the action\n...\nBegin!\n\nQuestion: I'm out of disk space.\n"
+	for _, tc := range []struct {
+		name  string
+		msgs  []middleware.Message
+		tools bool
+		want  middleware.Stage
+	}{
+		{"empty", nil, false, middleware.StageFinalAnswer},
+		{"user first", []middleware.Message{user}, true, middleware.StageToolSelection},
+		{"plain chat", []middleware.Message{user}, false, middleware.StageFinalAnswer},
+		{"plain chat, later turn", []middleware.Message{user, asst, user}, false, middleware.StageFinalAnswer},
+		{"tool result", []middleware.Message{user, tool}, true, middleware.StageResultAnalysis},
+		{"tool result, tools withdrawn", []middleware.Message{user, tool}, false, middleware.StageResultAnalysis},
+		{"assistant last", []middleware.Message{user, asst}, false, middleware.StageFinalAnswer},
+		{"one-shot first", []middleware.Message{{Role: middleware.RoleUser, Content: mrkl}}, false, middleware.StageToolSelection},
+		{"one-shot observation", []middleware.Message{{Role: middleware.RoleUser, Content: mrkl + "Thought: look\nAction: check_disk\nAction Input: /\nObservation: 95%\n"}}, false, middleware.StageResultAnalysis},
+	} {
+		req := &middleware.Request{Messages: tc.msgs}
+		if tc.tools {
+			req.Tools = []middleware.Tool{{Name: "t"}}
+		}
+		if got := instrument.DetectStage(req); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// Property: whatever the conversation, a request that offers no tool
+// (natively or as a one-shot agent's format instructions) is never tool
+// selection, so plain chat is never routed to a tool-selection model.
+func TestRequestWithoutToolsIsNotToolSelection(t *testing.T) {
+	roles := []middleware.Role{middleware.RoleSystem, middleware.RoleUser, middleware.RoleAssistant, middleware.RoleTool}
+	words := []string{"check", "disk", "Question:", "Thought:", "Observation:", "Final Answer:", "tool", "select", "\n", "Action:", "why"}
+	rng := rand.New(rand.NewPCG(1, 15))
+	for i := range 5000 {
+		req := &middleware.Request{Model: "gpt-4o"}
+		for range rng.IntN(6) {
+			var b strings.Builder
+			for range rng.IntN(12) {
+				b.WriteString(words[rng.IntN(len(words))])
+				b.WriteByte(' ')
+			}
+			req.Messages = append(req.Messages, middleware.Message{Role: roles[rng.IntN(len(roles))], Content: b.String()})
+		}
+		if got := instrument.DetectStage(req); got == middleware.StageToolSelection {
+			t.Fatalf("case %d: request without tools detected as %s: %+v", i, got, req.Messages)
+		}
+		// Through the instrument layer too, in a run and outside one.
+		h := middleware.Then(middleware.HandlerFunc(func(ctx context.Context, r *middleware.Request) (*middleware.Response, error) {
+			if s := middleware.CallInfoFrom(ctx).Stage(); s == middleware.StageToolSelection {
+				t.Fatalf("case %d: instrumented stage %s", i, s)
+			}
+			return &middleware.Response{Model: r.Model}, nil
+		}), instrument.New(nil, nil))
+		ctx, _ := middleware.StartRun(context.Background(), "r")
+		if i%2 == 0 {
+			ctx = context.Background()
+		}
+		if _, err := h.Handle(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestRunConcurrentRecording(t *testing.T) {
+	ctx, run := middleware.StartRun(context.Background(), "r")
+	h := middleware.Then(middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		return &middleware.Response{Model: "m", Usage: middleware.Usage{InputTokens: 1, OutputTokens: 1}}, nil
+	}), instrument.New(nil, nil))
+	done := make(chan struct{})
+	for range 8 {
+		go func() {
+			for range 50 {
+				h.Handle(ctx, &middleware.Request{Model: "m"})
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	tot := run.Totals()
+	if tot.Calls != 400 || tot.Usage.Total() != 800 || run.Seq() != 400 {
+		t.Fatalf("totals %+v", tot)
+	}
+	if !strings.Contains(run.Report(), "run r: 400 calls") {
+		t.Fatal(run.Report())
+	}
+}
