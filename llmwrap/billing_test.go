@@ -13,6 +13,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
+	"github.com/tokenwise/tokenwise/observe"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -74,7 +75,7 @@ func TestEachAttemptIsBilledOnce(t *testing.T) {
 
 	// The JSON report reads the same record: each attempt under its own
 	// model, and figures that add up.
-	b, err := json.Marshal(run)
+	b, err := observe.ReportJSON(run)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/observe"
 	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/toolwrap"
 )
@@ -88,7 +89,7 @@ func TestReportNamesToolsAttemptsAndReasons(t *testing.T) {
 		if _, err := client.CreateChatCompletion(ctx, last); err != nil { // the same question again
 			t.Fatal(err)
 		}
-		rep := run.Report()
+		rep := observe.Report(run)
 		t.Log("\n" + rep)
 		for _, want := range []string{
 			"tools: check_disk, check_memory (parallel) → clean_logs",
@@ -132,7 +133,7 @@ budget:
 		Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "What is the capital of France?"}}}); err != nil {
 		t.Fatal(err)
 	}
-	rep := run.Report()
+	rep := observe.Report(run)
 	t.Log("\n" + rep)
 	for _, want := range []string{"run chat: 1 call,", "downgraded gpt-4o → gpt-4o-mini", "gpt-4o-mini: 1 call,"} {
 		if !strings.Contains(rep, want) {

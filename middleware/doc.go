@@ -26,7 +26,7 @@
 //
 // [StartRun] opens a run scope (one agent task): every call made with the
 // returned context is recorded in the [Run] (model, stage, tokens, USD,
-// latency, cache status) and [Run.Report] renders it.
+// latency, cache status); package observe renders the report.
 //
 // # Errors
 //

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/observe"
 	"github.com/tokenwise/tokenwise/tokens"
 	"github.com/tokenwise/tokenwise/toolwrap"
 )
@@ -111,8 +112,8 @@ func testArtifactTwoMegabyteResult(t *testing.T, store toolwrap.Store) {
 	if tot := run.Totals(); tot.Artifacts != 1 || tot.ArtifactSavedTokens != r.SavedTokens {
 		t.Errorf("run totals: %d artifacts, %d saved", tot.Artifacts, tot.ArtifactSavedTokens)
 	}
-	if !strings.Contains(run.Report(), "artifacts: 1") {
-		t.Errorf("report lacks artifacts:\n%s", run.Report())
+	if !strings.Contains(observe.Report(run), "artifacts: 1") {
+		t.Errorf("report lacks artifacts:\n%s", observe.Report(run))
 	}
 
 	// exact lines by range

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/observe"
 	"github.com/tokenwise/tokenwise/toolwrap"
 )
 
@@ -92,8 +93,8 @@ func TestExecuteParallelThreeTwoSecondTools(t *testing.T) {
 		if tot.ToolCalls != 3 || tot.ToolTime != 6*time.Second || tot.ToolWall != 2*time.Second || tot.ToolTurns != 1 {
 			t.Errorf("totals: %d calls, %v tool time, %v wall, %d turns; want 3, 6s, 2s, 1", tot.ToolCalls, tot.ToolTime, tot.ToolWall, tot.ToolTurns)
 		}
-		if !strings.Contains(run.Report(), "parallel saved 4s") {
-			t.Errorf("report does not show the saved wall time:\n%s", run.Report())
+		if !strings.Contains(observe.Report(run), "parallel saved 4s") {
+			t.Errorf("report does not show the saved wall time:\n%s", observe.Report(run))
 		}
 	})
 }

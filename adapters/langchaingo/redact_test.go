@@ -62,7 +62,7 @@ func TestProviderErrorEchoingTheKeyIsRedactedThroughLangchaingo(t *testing.T) {
 				if err == nil {
 					t.Fatal("the call succeeded")
 				}
-				for name, text := range map[string]string{"error": err.Error(), "slog": logs.String(), "run report": run.Report()} {
+				for name, text := range map[string]string{"error": err.Error(), "slog": logs.String(), "run report": observe.Report(run)} {
 					if strings.Contains(text, key) || strings.Contains(text, key[8:]) {
 						t.Errorf("%s holds the key:\n%s", name, text)
 					}

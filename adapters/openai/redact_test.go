@@ -3,7 +3,6 @@ package openai_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -114,7 +113,7 @@ fallback: {models: [gpt-4o, gpt-4o-mini]}
 	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
-	report, err := json.Marshal(run)
+	report, err := observe.ReportJSON(run)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +125,7 @@ fallback: {models: [gpt-4o, gpt-4o-mini]}
 		"spans":           spanText(spans.Ended()),
 		"metrics":         fmt.Sprintf("%+v", rm),
 		"trace":           trace.String(),
-		"run report":      run.Report(),
+		"run report":      observe.Report(run),
 		"run report json": string(report),
 	}
 	for name, text := range sinks {

@@ -15,6 +15,7 @@ import (
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/observe"
 	"github.com/tokenwise/tokenwise/tokens"
 	"github.com/tokenwise/tokenwise/toolwrap"
 )
@@ -257,7 +258,7 @@ func TestExecuteToolCallsArtifactGoOpenAI(t *testing.T) {
 	if !strings.Contains(stolen[0].Content, "not found") {
 		t.Errorf("another run read %q", stolen[0].Content)
 	}
-	if !strings.Contains(run.Report(), "artifacts: 1") {
-		t.Errorf("report:\n%s", run.Report())
+	if !strings.Contains(observe.Report(run), "artifacts: 1") {
+		t.Errorf("report:\n%s", observe.Report(run))
 	}
 }

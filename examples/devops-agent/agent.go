@@ -21,6 +21,7 @@ import (
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/observe"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -143,7 +144,7 @@ func (e *env) runLangchaingo(ctx context.Context, id, task string) error {
 	if err != nil {
 		return err
 	}
-	e.printf("answer: %s\n\n%s", answer, run.Report())
+	e.printf("answer: %s\n\n%s", answer, observe.Report(run))
 	return nil
 }
 
@@ -177,7 +178,7 @@ func (e *env) runGoOpenAI(ctx context.Context, id, task string) error {
 		msg := resp.Choices[0].Message
 		msgs = append(msgs, msg)
 		if len(msg.ToolCalls) == 0 {
-			e.printf("answer: %s\n\n%s", msg.Content, run.Report())
+			e.printf("answer: %s\n\n%s", msg.Content, observe.Report(run))
 			return nil
 		}
 		// One turn's tool calls run in parallel, results in call order.

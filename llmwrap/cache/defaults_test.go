@@ -15,6 +15,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/observe"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -91,7 +92,7 @@ func TestDefaultPolicyHitsForGoOpenAIAndLangchaingo(t *testing.T) {
 				if len(recs) != len(tc.want) {
 					t.Fatalf("%d calls in the run, want %d", len(recs), len(tc.want))
 				}
-				report := run.Report()
+				report := observe.Report(run)
 				for i, r := range recs {
 					cell := string(r.Cache)
 					if r.CacheReason != "" {
@@ -146,7 +147,7 @@ func TestBypassAndRefreshGiveTheirReason(t *testing.T) {
 		}
 	}
 	want := []string{"miss", "bypass: cache.WithBypass", "refresh: cache.WithRefresh", "bypass: cache-control no-store", "hit"}
-	report := run.Report()
+	report := observe.Report(run)
 	for i, r := range run.Calls() {
 		cell := string(r.Cache)
 		if r.CacheReason != "" {

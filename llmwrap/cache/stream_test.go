@@ -16,6 +16,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/observe"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -395,7 +396,7 @@ func TestStreamsPolicy(t *testing.T) {
 	}
 	bypass := "bypass: " + cache.ReasonStreamNotCacheable
 	want := []string{bypass, "miss", bypass, "hit"}
-	report := run.Report()
+	report := observe.Report(run)
 	recs := run.Calls()
 	if len(recs) != len(want) {
 		t.Fatalf("%d calls in the run, want %d", len(recs), len(want))

@@ -16,6 +16,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/compact"
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/observe"
 )
 
 const (
@@ -175,7 +176,7 @@ func TestAgentRunThirtyIterations(t *testing.T) {
 	}
 	t.Logf("saved %d input tokens (%s) in the run", tot.Saved.InputTokens, middleware.FormatPico(tot.SavedPico))
 	if testing.Verbose() {
-		fmt.Println(with.run.Report())
+		fmt.Println(observe.Report(with.run))
 	}
 }
 

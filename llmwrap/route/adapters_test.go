@@ -18,6 +18,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/observe"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -61,8 +62,8 @@ func TestStageRoutingThroughGoOpenAI(t *testing.T) {
 	if c := calls[1]; c.Model != "gpt-4o" || c.Stage != middleware.StageResultAnalysis || !c.Final || c.Rule != `default "gpt-4o": no rule matched` {
 		t.Errorf("call 2: %s %s %q", c.Model, c.Stage, c.Rule)
 	}
-	if !strings.Contains(run.Report(), `rule 1 "cheap-tool-selection": stage=tool_selection`) {
-		t.Errorf("report:\n%s", run.Report())
+	if !strings.Contains(observe.Report(run), `rule 1 "cheap-tool-selection": stage=tool_selection`) {
+		t.Errorf("report:\n%s", observe.Report(run))
 	}
 	rd := ev.routes()
 	if len(rd) != 2 || rd[0].From != "gpt-4o" || rd[0].To != "gpt-4o-mini" || rd[0].Stage != middleware.StageToolSelection || rd[1].Stage != middleware.StageResultAnalysis {
@@ -93,7 +94,7 @@ func TestPlainChatIsNotToolSelection(t *testing.T) {
 			t.Errorf("call %d: stage %s final %v rule %q", c.Seq, c.Stage, c.Final, c.Rule)
 		}
 	}
-	if rep := run.Report(); strings.Contains(rep, "tool_selection") {
+	if rep := observe.Report(run); strings.Contains(rep, "tool_selection") {
 		t.Errorf("report:\n%s", rep)
 	}
 }
@@ -118,7 +119,7 @@ func TestStageRoutingThroughLangchaingoFunctionsAgent(t *testing.T) {
 		t.Fatalf("answer %q", out)
 	}
 	if got := join(upstreamModels(srv)); got != "gpt-4o-mini,gpt-4o" {
-		t.Fatalf("upstream models %s\n%s", got, run.Report())
+		t.Fatalf("upstream models %s\n%s", got, observe.Report(run))
 	}
 	calls := run.Calls()
 	if calls[0].Stage != middleware.StageToolSelection || calls[0].Final || calls[1].Stage != middleware.StageResultAnalysis || !calls[1].Final {
@@ -147,7 +148,7 @@ func TestStageRoutingThroughLangchaingoOneShotAgent(t *testing.T) {
 		t.Fatalf("answer %q", out)
 	}
 	if got := join(upstreamModels(srv)); got != "gpt-4o-mini,gpt-4o" {
-		t.Fatalf("upstream models %s\n%s", got, run.Report())
+		t.Fatalf("upstream models %s\n%s", got, observe.Report(run))
 	}
 	if r := run.Calls()[1].Rule; r != `default "gpt-4o": no rule matched` {
 		t.Errorf("second call rule %q", r)
@@ -391,7 +392,7 @@ routing:
 		t.Fatalf("upstream %s", got)
 	}
 	if r := run.Calls()[1].Rule; !strings.Contains(r, "> tiny window 50") {
-		t.Fatalf("rule %q\n%s", r, run.Report())
+		t.Fatalf("rule %q\n%s", r, observe.Report(run))
 	}
 }
 
@@ -446,7 +447,7 @@ routing:
 	}
 	// 20k tokens a call: 100%, 80%, 60% left → strong; 40% left → mini.
 	if got := join(upstreamModels(srv)); got != "gpt-4o,gpt-4o,gpt-4o,gpt-4o-mini" {
-		t.Fatalf("upstream %s\n%s", got, run.Report())
+		t.Fatalf("upstream %s\n%s", got, observe.Report(run))
 	}
 	if r := run.Calls()[3].Rule; r != `rule 1 "low-budget": run budget remaining 0.40 < 0.5` {
 		t.Fatalf("rule %q", r)

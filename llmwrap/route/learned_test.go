@@ -17,6 +17,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/route/learn"
 	"github.com/tokenwise/tokenwise/llmwrap/route/routeeval"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/observe"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -82,7 +83,7 @@ func TestLearnedRoutingThroughGoOpenAI(t *testing.T) {
 		}
 	}
 	if got := join(upstreamModels(srv)); got != "gpt-4o,gpt-4o-mini,gpt-4.1-nano" {
-		t.Fatalf("upstream %s\n%s", got, run.Report())
+		t.Fatalf("upstream %s\n%s", got, observe.Report(run))
 	}
 	calls := run.Calls()
 	for i, want := range []string{`learned "router.bin": score >= `, `learned "router.bin": score < `, `rule 1 "status"`} {
