@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"bytes"
 	"context"
 	"strings"
 )
@@ -72,9 +73,7 @@ func (m Message) Clone() Message {
 		parts := make([]Part, len(m.Parts))
 		copy(parts, m.Parts)
 		for i := range parts {
-			if parts[i].Data != nil {
-				parts[i].Data = append([]byte(nil), parts[i].Data...)
-			}
+			parts[i].Data = bytes.Clone(parts[i].Data) // nil stays nil, empty stays empty
 		}
 		m.Parts = parts
 	}

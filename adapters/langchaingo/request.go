@@ -431,57 +431,8 @@ func llmsToolChoice(name string) any {
 	return llms.ToolChoice{Type: "function", Function: &llms.FunctionReference{Name: name}}
 }
 
-// messageEqual reports whether two core messages are identical.
-func messageEqual(a, b *middleware.Message) bool {
-	if a.Role != b.Role || a.Content != b.Content || a.Name != b.Name || a.ToolCallID != b.ToolCallID ||
-		a.Reasoning != b.Reasoning || len(a.Parts) != len(b.Parts) || len(a.ToolCalls) != len(b.ToolCalls) {
-		return false
-	}
-	for i := range a.Parts {
-		p, q := &a.Parts[i], &b.Parts[i]
-		if p.Type != q.Type || p.Text != q.Text || p.URL != q.URL || p.Detail != q.Detail ||
-			p.MIMEType != q.MIMEType || !bytes.Equal(p.Data, q.Data) || (p.Data == nil) != (q.Data == nil) {
-			return false
-		}
-	}
-	for i := range a.ToolCalls {
-		if a.ToolCalls[i] != b.ToolCalls[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func sameBacking[T any](a, b []T) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
-}
-
-func toolsEqual(a, b []middleware.Tool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !toolEqual(&a[i], &b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func toolEqual(a, b *middleware.Tool) bool {
-	return a.Name == b.Name && a.Description == b.Description && a.Strict == b.Strict && bytes.Equal(a.Parameters, b.Parameters)
-}
-
-func stringsEqual(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func floatPtrEqual(a, b *float64) bool {
@@ -535,10 +486,10 @@ func providerCallFor(req *middleware.Request, nat *nativeRequest, withModel llms
 		n := req.N
 		opts = append(opts, func(o *llms.CallOptions) { o.N, o.CandidateCount = n, n })
 	}
-	if !stringsEqual(req.Stop, snap.Stop) {
+	if !slices.Equal(req.Stop, snap.Stop) {
 		opts = append(opts, llms.WithStopWords(req.Stop))
 	}
-	if !sameBacking(req.Tools, snap.Tools) && !toolsEqual(req.Tools, snap.Tools) {
+	if !middleware.EqualTools(req.Tools, snap.Tools) {
 		tools, err := rebuildTools(req.Tools, nat)
 		if err != nil {
 			return providerCall{}, err
@@ -617,7 +568,7 @@ func rebuildMessages(msgs []middleware.Message, nat *nativeRequest) []llms.Messa
 	for i := range msgs {
 		found := -1
 		for k := j; k < len(orig); k++ {
-			if nat.source(k) >= 0 && messageEqual(&msgs[i], &orig[k]) {
+			if nat.source(k) >= 0 && msgs[i].Equal(&orig[k]) {
 				found = k
 				break
 			}
@@ -643,7 +594,7 @@ next:
 	for i := range tools {
 		if nat != nil {
 			for k := range nat.core.Tools {
-				if toolEqual(&tools[i], &nat.core.Tools[k]) {
+				if tools[i].Equal(&nat.core.Tools[k]) {
 					out = append(out, nat.tools[k])
 					continue next
 				}

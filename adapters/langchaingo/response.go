@@ -139,7 +139,7 @@ func contentResponse(resp *middleware.Response) *llms.ContentResponse {
 }
 
 func sameAnswer(a, b *middleware.Response) bool {
-	return a.FinishReason == b.FinishReason && a.Usage == b.Usage && messageEqual(&a.Message, &b.Message)
+	return a.FinishReason == b.FinishReason && a.Usage == b.Usage && a.Message.Equal(&b.Message)
 }
 
 // copyContentResponse copies a response down to its choices' tool calls and

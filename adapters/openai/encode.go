@@ -46,10 +46,10 @@ func patchRequest(w *Wire, req *middleware.Request, o encodeOptions) []byte {
 	if req.Model != orig.Model {
 		mark(fieldModel, appendString(nil, req.Model))
 	}
-	if !sameMessages(req.Messages, orig.Messages) {
+	if !middleware.EqualMessages(req.Messages, orig.Messages) {
 		mark(fieldMessages, appendMessagesReusing(nil, req.Messages, orig.Messages, s.msgSpans, w.JSON))
 	}
-	toolsChanged := !sameTools(req.Tools, orig.Tools)
+	toolsChanged := !middleware.EqualTools(req.Tools, orig.Tools)
 	if toolsChanged {
 		if len(req.Tools) == 0 {
 			mark(fieldTools, nil)
@@ -281,7 +281,7 @@ func appendMessagesReusing(dst []byte, msgs, orig []middleware.Message, spans []
 		m := &msgs[i]
 		found := false
 		for j := cursor; j < len(orig); j++ {
-			if sameMessage(m, &orig[j]) {
+			if m.Equal(&orig[j]) {
 				dst = append(dst, src[spans[j].start:spans[j].end]...)
 				cursor, found = j+1, true
 				break
@@ -414,7 +414,7 @@ func appendToolsReusing(dst []byte, tools, orig []middleware.Tool, spans []span,
 		t := &tools[i]
 		found := false
 		for j := cursor; j < len(orig); j++ {
-			if sameTool(t, &orig[j]) {
+			if t.Equal(&orig[j]) {
 				dst = append(dst, src[spans[j].start:spans[j].end]...)
 				cursor, found = j+1, true
 				break
@@ -489,49 +489,4 @@ func samePtr[T comparable](a, b *T) bool {
 		return a == b
 	}
 	return *a == *b
-}
-
-// sameMessages reports whether a and b hold equal messages; the common
-// case, the very same slice, costs nothing.
-func sameMessages(a, b []middleware.Message) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	if len(a) == 0 || &a[0] == &b[0] {
-		return true
-	}
-	for i := range a {
-		if !sameMessage(&a[i], &b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func sameMessage(a, b *middleware.Message) bool {
-	return a.Role == b.Role && a.Content == b.Content && a.Name == b.Name && a.ToolCallID == b.ToolCallID &&
-		a.Reasoning == b.Reasoning && slices.Equal(a.ToolCalls, b.ToolCalls) &&
-		(a.Parts == nil) == (b.Parts == nil) && slices.EqualFunc(a.Parts, b.Parts, func(x, y middleware.Part) bool {
-		return x.Type == y.Type && x.Text == y.Text && x.URL == y.URL && x.Detail == y.Detail &&
-			x.MIMEType == y.MIMEType && bytes.Equal(x.Data, y.Data)
-	})
-}
-
-func sameTools(a, b []middleware.Tool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	if len(a) == 0 || &a[0] == &b[0] {
-		return true
-	}
-	for i := range a {
-		if !sameTool(&a[i], &b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func sameTool(a, b *middleware.Tool) bool {
-	return a.Name == b.Name && a.Description == b.Description && a.Strict == b.Strict && bytes.Equal(a.Parameters, b.Parameters)
 }

@@ -489,7 +489,7 @@ func decodeMeta(data []byte) chunkMeta {
 // snapshot s taken when the provider's JSON was decoded.
 func sameResponse(a, s *middleware.Response) bool {
 	return a.ID == s.ID && a.Model == s.Model && a.FinishReason == s.FinishReason && a.Usage == s.Usage &&
-		a.Refusal == s.Refusal && sameMessage(&a.Message, &s.Message)
+		a.Refusal == s.Refusal && a.Message.Equal(&s.Message)
 }
 
 func sameChunk(a *middleware.Chunk, s *middleware.Chunk) bool {

@@ -59,7 +59,7 @@ func sameCore(a, b *middleware.Request) bool {
 	return a.Model == b.Model && a.ToolChoice == b.ToolChoice && a.MaxTokens == b.MaxTokens && a.N == b.N &&
 		sameFloat(a.Temperature, b.Temperature) && sameFloat(a.TopP, b.TopP) && samePtr(a.Seed, b.Seed) &&
 		slices.Equal(a.Stop, b.Stop) && bytes.Equal(a.ResponseFormat, b.ResponseFormat) && bytes.Equal(a.Extra, b.Extra) &&
-		sameMessages(a.Messages, b.Messages) && sameTools(a.Tools, b.Tools)
+		middleware.EqualMessages(a.Messages, b.Messages) && middleware.EqualTools(a.Tools, b.Tools)
 }
 
 // NativeFormat is the format of a chat completion response body in

@@ -139,7 +139,7 @@ func (c *Compactor) plan(cv *conv, req *middleware.Request, lay *layout, before,
 	// conversation; the first that does not, and every later one, go.
 	prev := lay.head
 	for i, b := range cv.blocks {
-		if b.start != prev || b.end > lay.tailStart || !lay.boundary(b.end) || !sameMessages(msgs[b.start:b.end], b.orig) {
+		if b.start != prev || b.end > lay.tailStart || !lay.boundary(b.end) || !middleware.EqualMessages(msgs[b.start:b.end], b.orig) {
 			clear(cv.blocks[i:])
 			cv.blocks = cv.blocks[:i]
 			break

@@ -37,7 +37,7 @@ func (s *runState) conversation(head []middleware.Message, create bool) *conv {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, cv := range s.convs {
-		if sameMessages(cv.head, head) {
+		if middleware.EqualMessages(cv.head, head) {
 			if i != len(s.convs)-1 {
 				s.convs = append(slices.Delete(s.convs, i, i+1), cv)
 			}
@@ -180,31 +180,4 @@ func cloneMessages(ms []middleware.Message) []middleware.Message {
 		out[i] = m.Clone()
 	}
 	return out
-}
-
-func sameMessages(a, b []middleware.Message) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !sameMessage(&a[i], &b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func sameMessage(a, b *middleware.Message) bool {
-	if a.Role != b.Role || a.Content != b.Content || a.Name != b.Name || a.ToolCallID != b.ToolCallID ||
-		a.Reasoning != b.Reasoning || !slices.Equal(a.ToolCalls, b.ToolCalls) || len(a.Parts) != len(b.Parts) {
-		return false
-	}
-	for i := range a.Parts {
-		p, q := &a.Parts[i], &b.Parts[i]
-		if p.Type != q.Type || p.Text != q.Text || p.URL != q.URL || p.Detail != q.Detail || p.MIMEType != q.MIMEType ||
-			string(p.Data) != string(q.Data) {
-			return false
-		}
-	}
-	return true
 }
