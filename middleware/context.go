@@ -106,34 +106,42 @@ type CallFacts struct {
 type CallInfo struct {
 	mu    sync.Mutex
 	facts CallFacts
-	memo  map[any]any
+	memo  map[any]any // CallMemo's values, by stateKey
 }
 
 // NewCallInfo returns a CallInfo holding f: the instrument layer opens
 // every call with one. The zero CallInfo is ready to use as well.
 func NewCallInfo(f CallFacts) *CallInfo { return &CallInfo{facts: f} }
 
-// Memo returns the per-call value stored under key, computing it with fn
-// the first time. Layers share per-call work this way (the input token
-// estimate is computed once per call and model, whoever asks first). fn
-// runs under the CallInfo's lock: keep it free of calls back into ci. On a
-// nil *CallInfo, Memo just calls fn.
-func (ci *CallInfo) Memo(key any, fn func() any) any {
+// CallMemo returns the per-call value of type V kept in ci under key,
+// computing it with fn the first time. Layers share per-call work this way
+// (the input token estimate is computed once per call and model, whoever
+// asks first). The key's type and V together name the value: a package
+// keys its values with a type of its own, so packages never collide and a
+// value is never read as another type. fn runs under the CallInfo's lock:
+// keep it free of calls back into ci. On a nil *CallInfo, CallMemo just
+// calls fn.
+func CallMemo[K comparable, V any](ci *CallInfo, key K, fn func() V) V {
 	if ci == nil {
 		return fn()
 	}
+	k := stateKey[K, V]{key}
 	ci.mu.Lock()
 	defer ci.mu.Unlock()
-	if v, ok := ci.memo[key]; ok {
-		return v
+	if v, ok := ci.memo[k]; ok {
+		return v.(V)
 	}
 	if ci.memo == nil {
 		ci.memo = make(map[any]any, 2)
 	}
 	v := fn()
-	ci.memo[key] = v
+	ci.memo[k] = v
 	return v
 }
+
+// stateKey is the key of a value kept by CallMemo or RunValue: the
+// caller's key, typed with the value's type.
+type stateKey[K comparable, V any] struct{ k K }
 
 // Update runs fn with the facts locked.
 func (ci *CallInfo) Update(fn func(f *CallFacts)) {

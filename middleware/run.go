@@ -22,7 +22,7 @@ type Run struct {
 	seq    int
 	calls  []CallRecord
 	tools  []ToolRecord
-	values map[any]any
+	values map[any]any // RunValue's values, by stateKey
 
 	toolTurns int
 	toolWall  time.Duration
@@ -150,20 +150,25 @@ func (r *Run) ToolTurnWalls() []time.Duration {
 	return append([]time.Duration(nil), r.turnWalls...)
 }
 
-// Value returns the run-scoped value stored under key, creating it with
-// init when absent. Middlewares keep per-run state this way (a run budget's
-// ledger, a compaction's stable prefix); key should be an unexported type.
-func (r *Run) Value(key any, init func() any) any {
+// RunValue returns the value of type V kept in r under key, creating it
+// with init when absent. Layers keep per-run state this way (a run budget's
+// ledger, a compaction's stable prefix, the run's artifacts). The key's
+// type and V together name the value: a package keys its values with a type
+// of its own, so packages never collide and a value is never read as
+// another type. init runs under the run's lock: keep it free of calls back
+// into r.
+func RunValue[K comparable, V any](r *Run, key K, init func() V) V {
+	k := stateKey[K, V]{key}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if v, ok := r.values[key]; ok {
-		return v
+	if v, ok := r.values[k]; ok {
+		return v.(V)
 	}
 	if r.values == nil {
 		r.values = make(map[any]any)
 	}
 	v := init()
-	r.values[key] = v
+	r.values[k] = v
 	return v
 }
 

@@ -540,5 +540,5 @@ func ForCall(ctx context.Context, e *Estimator, model string, req *middleware.Re
 	if len(req.Tools) > 0 {
 		k.tools = &req.Tools[0]
 	}
-	return ci.Memo(k, func() any { return e.Request(model, req) }).(int64)
+	return middleware.CallMemo(ci, k, func() int64 { return e.Request(model, req) })
 }

@@ -31,9 +31,9 @@ func RunArtifacts(ctx context.Context) *Artifacts {
 	if run == nil {
 		return orphans()
 	}
-	return run.Value(runArtifactsKey{}, func() any {
+	return middleware.RunValue(run, runArtifactsKey{}, func() *Artifacts {
 		return NewArtifacts(NewMemoryStore(RunStoreBytes), ArtifactConfig{}, nil)
-	}).(*Artifacts)
+	})
 }
 
 // getOrRun reads id from a, else from the run's RunArtifacts.

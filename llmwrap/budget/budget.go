@@ -197,7 +197,7 @@ func (b *Budget) Remaining(ctx context.Context, team string) (Remaining, error) 
 type runLedgerKey struct{ policy string }
 
 func (b *Budget) runLedger(run *middleware.Run) *ledger {
-	return run.Value(runLedgerKey{cmp(b.pol.Name, "default")}, func() any { return &ledger{} }).(*ledger)
+	return middleware.RunValue(run, runLedgerKey{cmp(b.pol.Name, "default")}, func() *ledger { return &ledger{} })
 }
 
 // RunBalance returns the run's spend and reservations under this budget.

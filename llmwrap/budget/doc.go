@@ -8,7 +8,7 @@
 //     injected when the request sets none (or capped when larger), so the
 //     worst case of every call is bounded.
 //   - Per run (middleware.StartRun): tokens and USD, in a ledger kept in
-//     the run (middleware.Run.Value). Calls and wall time of a run are
+//     the run (middleware.RunValue). Calls and wall time of a run are
 //     enforced by the run guard (llmwrap/guard), which reads the same
 //     budget.run section.
 //   - Per team per period: daily or monthly (calendar, UTC) or a rolling

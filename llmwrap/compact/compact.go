@@ -308,7 +308,7 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 	run := middleware.RunFrom(ctx)
 	var st *runState
 	if run != nil {
-		st = run.Value(stateKey{c}, newRunState).(*runState)
+		st = middleware.RunValue(run, stateKey{c}, newRunState)
 	}
 	var before int64
 	if te, ok := c.o.est.(*tokens.Estimator); ok {

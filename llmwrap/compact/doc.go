@@ -40,7 +40,7 @@
 // Providers cache prompt prefixes (OpenAI: 1,024 tokens and more), so a
 // compaction that rewrites the first messages on every call would make
 // every call a cache miss. This one compacts in blocks of BlockSize turns,
-// oldest first, and freezes each block in the run ([middleware.Run.Value]):
+// oldest first, and freezes each block in the run ([middleware.RunValue]):
 // later calls of the run send exactly the same compacted prefix, byte for
 // byte, and only compact again (the next block, or a stronger strategy for
 // the oldest weakest block) when the request no longer fits. Outside a run

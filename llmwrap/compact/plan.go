@@ -87,7 +87,7 @@ func (c *Compactor) compact(ctx context.Context, next middleware.Handler, run *m
 	if st != nil {
 		cv = st.conversation(head, before > ceiling)
 	} else if before > ceiling {
-		cv = &conv{run: newRunState().(*runState), head: head} // outside a run: this call only
+		cv = &conv{run: newRunState(), head: head} // outside a run: this call only
 	}
 	if cv == nil {
 		return req, result{after: before}, nil

@@ -27,7 +27,7 @@ type runState struct {
 
 type offloadKey struct{ callID, content string }
 
-func newRunState() any { return &runState{offloaded: map[offloadKey]string{}} }
+func newRunState() *runState { return &runState{offloaded: map[offloadKey]string{}} }
 
 func (s *runState) empty() bool { return !s.used.Load() }
 

@@ -219,7 +219,7 @@ type roughKey struct{}
 // roughTokens is the fallback estimate: about four bytes per token plus a
 // few tokens per message and tool, memoised per call.
 func roughTokens(ctx context.Context, req *middleware.Request) int64 {
-	return middleware.CallInfoFrom(ctx).Memo(roughKey{}, func() any {
+	return middleware.CallMemo(middleware.CallInfoFrom(ctx), roughKey{}, func() int64 {
 		n := 3
 		for i := range req.Messages {
 			m := &req.Messages[i]
@@ -238,5 +238,5 @@ func roughTokens(ctx context.Context, req *middleware.Request) int64 {
 			n += 8 + (len(t.Name)+len(t.Description)+len(t.Parameters)+3)/4
 		}
 		return int64(n)
-	}).(int64)
+	})
 }
