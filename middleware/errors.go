@@ -14,31 +14,31 @@ import (
 var (
 	// ErrRateLimited: the provider throttled the call (HTTP 429). Transient;
 	// the ProviderError's RetryAfter says how long the provider asked to wait.
-	ErrRateLimited = errors.New("tokenwise: rate limited")
+	ErrRateLimited = errors.New("tokenwise/middleware: rate limited")
 	// ErrQuotaExceeded: the account has no quota left (429 insufficient_quota).
 	// Not transient: retrying cannot succeed.
-	ErrQuotaExceeded = errors.New("tokenwise: quota exceeded")
+	ErrQuotaExceeded = errors.New("tokenwise/middleware: quota exceeded")
 	// ErrUnavailable: the provider failed or is overloaded (5xx). Transient.
-	ErrUnavailable = errors.New("tokenwise: provider unavailable")
+	ErrUnavailable = errors.New("tokenwise/middleware: provider unavailable")
 	// ErrContextWindow: the request does not fit the model's context window.
-	ErrContextWindow = errors.New("tokenwise: context window exceeded")
+	ErrContextWindow = errors.New("tokenwise/middleware: context window exceeded")
 	// ErrContentFilter: the provider refused the content.
-	ErrContentFilter = errors.New("tokenwise: content filtered")
+	ErrContentFilter = errors.New("tokenwise/middleware: content filtered")
 	// ErrAuth: the credentials were refused (401, 403).
-	ErrAuth = errors.New("tokenwise: authentication failed")
+	ErrAuth = errors.New("tokenwise/middleware: authentication failed")
 	// ErrBadRequest: the provider rejected the request as invalid (400, 404, 422).
-	ErrBadRequest = errors.New("tokenwise: bad request")
+	ErrBadRequest = errors.New("tokenwise/middleware: bad request")
 	// ErrTimeout: a deadline ran out (a tokenwise timeout or the provider's 408/504).
-	ErrTimeout = errors.New("tokenwise: timeout")
+	ErrTimeout = errors.New("tokenwise/middleware: timeout")
 	// ErrBudget: a tokenwise budget refused the call.
-	ErrBudget = errors.New("tokenwise: budget exceeded")
+	ErrBudget = errors.New("tokenwise/middleware: budget exceeded")
 	// ErrNetwork: the provider could not be reached or the connection broke.
-	ErrNetwork = errors.New("tokenwise: network error")
+	ErrNetwork = errors.New("tokenwise/middleware: network error")
 	// ErrMalformed: the provider answered with something that is not a valid
 	// response (bad JSON, a missing choice, an unparsable stream chunk).
-	ErrMalformed = errors.New("tokenwise: malformed provider response")
+	ErrMalformed = errors.New("tokenwise/middleware: malformed provider response")
 	// ErrStreamCut: a stream ended before the provider said it was complete.
-	ErrStreamCut = errors.New("tokenwise: stream cut before completion")
+	ErrStreamCut = errors.New("tokenwise/middleware: stream cut before completion")
 )
 
 // ProviderError is a classified provider failure. Its Is method matches its
@@ -172,7 +172,7 @@ func DeadlineCause(ctx context.Context, limit time.Duration, sentinels ...error)
 // the provider code) panicked. The panic was recovered and became the error
 // of the one call it happened in; [*PanicError] carries the value and the
 // stack, which a [PanicRecovered] event reports as well.
-var ErrPanic = errors.New("tokenwise: panic recovered")
+var ErrPanic = errors.New("tokenwise/middleware: panic recovered")
 
 // PanicError is a recovered panic. It matches [ErrPanic] with errors.Is
 // and unwraps to the panic value when that is an error.
@@ -184,9 +184,9 @@ type PanicError struct {
 
 func (e *PanicError) Error() string {
 	if e.Where != "" {
-		return fmt.Sprintf("tokenwise: panic in %s: %v", e.Where, e.Value)
+		return fmt.Sprintf("tokenwise/middleware: panic in %s: %v", e.Where, e.Value)
 	}
-	return fmt.Sprintf("tokenwise: panic: %v", e.Value)
+	return fmt.Sprintf("tokenwise/middleware: panic: %v", e.Value)
 }
 
 // Is matches ErrPanic.

@@ -14,7 +14,7 @@ import (
 
 // ErrNotRecorded is returned by the replay provider for a request the
 // trace holds no answer to.
-var ErrNotRecorded = errors.New("observe: no recorded answer for this request")
+var ErrNotRecorded = errors.New("tokenwise/observe: no recorded answer for this request")
 
 // ReplayResult sums a replay.
 type ReplayResult struct {

@@ -303,15 +303,15 @@ func ReadTrace(rd io.Reader) ([]Record, error) {
 		}
 		var rec Record
 		if err := json.Unmarshal(b, &rec); err != nil {
-			return nil, fmt.Errorf("trace line %d: %w", line, err)
+			return nil, fmt.Errorf("tokenwise/observe: trace line %d: %w", line, err)
 		}
 		if rec.V != TraceVersion {
-			return nil, fmt.Errorf("trace line %d: unsupported trace version %d (want %d)", line, rec.V, TraceVersion)
+			return nil, fmt.Errorf("tokenwise/observe: trace line %d: unsupported trace version %d (want %d)", line, rec.V, TraceVersion)
 		}
 		out = append(out, rec)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("trace line %d: %w", line+1, err)
+		return nil, fmt.Errorf("tokenwise/observe: trace line %d: %w", line+1, err)
 	}
 	return out, nil
 }

@@ -34,7 +34,7 @@ var defaultCatalog = sync.OnceValue(func() *catalog {
 	src := &sourceMap{file: "catalog.yaml", pos: map[string]position{}}
 	if probs, _ := decodeDocument(catalogYAML, &f, src); len(probs) > 0 {
 		sortProblems(probs)
-		panic("policies: embedded catalog.yaml: " + (&ValidationError{Problems: probs}).Error())
+		panic("tokenwise/policies: embedded catalog.yaml: " + (&ValidationError{Problems: probs}).Error())
 	}
 	c := &catalog{date: f.Date, models: f.Models, byLen: slices.Collect(maps.Keys(f.Models))}
 	slices.SortFunc(c.byLen, func(a, b string) int {

@@ -72,13 +72,13 @@ type teamResult struct {
 func loadTeams(dir string) ([]teamResult, error) {
 	// Opening a FIFO blocks until a writer comes: stat first.
 	if fi, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("policies: %w", err)
+		return nil, fmt.Errorf("tokenwise/policies: %w", err)
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("%w: %s is not a directory", ErrNotRegularFile, dir)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("policies: %w", err)
+		return nil, fmt.Errorf("tokenwise/policies: %w", err)
 	}
 	r, err := newResolver(dir)
 	if err != nil {

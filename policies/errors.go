@@ -10,7 +10,7 @@ import (
 )
 
 // ErrInvalid matches every *ValidationError with errors.Is.
-var ErrInvalid = errors.New("policies: invalid policy")
+var ErrInvalid = errors.New("tokenwise/policies: invalid policy")
 
 // Problem is one thing wrong with a policy.
 type Problem struct {

@@ -40,10 +40,10 @@ import (
 // value came from.
 
 // ErrExtendsCycle matches an extends chain that loops back on itself.
-var ErrExtendsCycle = errors.New("policies: extends cycle")
+var ErrExtendsCycle = errors.New("tokenwise/policies: extends cycle")
 
 // ErrExtendsEscape matches an extends path outside the policy directory.
-var ErrExtendsEscape = errors.New("policies: extends path outside the policy directory")
+var ErrExtendsEscape = errors.New("tokenwise/policies: extends path outside the policy directory")
 
 // fileOf returns the file a path's value came from in a merged policy, or
 // "" for a policy read from a single file.
@@ -90,7 +90,7 @@ type chainResult struct {
 func newResolver(root string) (*resolver, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
-		return nil, fmt.Errorf("policies: %w", err)
+		return nil, fmt.Errorf("tokenwise/policies: %w", err)
 	}
 	r := &resolver{root: filepath.Clean(abs), raw: map[string]*rawFile{}, merged: map[string]chainResult{}, errs: map[string][]Problem{}}
 	// Files are named as the caller named the directory: teams/devops.yaml.
@@ -309,7 +309,7 @@ func LoadFileExtendsIn(path, root string) (*Policy, error) {
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, fmt.Errorf("policies: %w", err)
+		return nil, fmt.Errorf("tokenwise/policies: %w", err)
 	}
 	return r.resolve(abs)
 }

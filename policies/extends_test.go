@@ -214,8 +214,8 @@ func TestExtendsEscape(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		"up.yaml:2:1: extends: policies: extends path outside the policy directory: \"../outside.yaml\"",
-		"abs.yaml:2:1: extends: policies: extends path outside the policy directory",
+		"up.yaml:2:1: extends: tokenwise/policies: extends path outside the policy directory: \"../outside.yaml\"",
+		"abs.yaml:2:1: extends: tokenwise/policies: extends path outside the policy directory",
 		"vialink.yaml:2:1: extends:",
 		"missing.yaml:2:1: extends:",
 	} {

@@ -17,7 +17,7 @@ var defaultYAML []byte
 func Default() *Policy {
 	p, err := LoadBytes(defaultYAML, "default.yaml")
 	if err != nil {
-		panic("policies: embedded default.yaml: " + err.Error()) // caught by the package tests
+		panic("tokenwise/policies: embedded default.yaml: " + err.Error()) // caught by the package tests
 	}
 	return p
 }
@@ -29,7 +29,7 @@ func Default() *Policy {
 func LoadFile(path string) (*Policy, error) {
 	b, err := readPolicyFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("policies: %w", err)
+		return nil, fmt.Errorf("tokenwise/policies: %w", err)
 	}
 	return LoadBytes(b, path)
 }
@@ -39,7 +39,7 @@ func LoadFile(path string) (*Policy, error) {
 func Load(r io.Reader, name string) (*Policy, error) {
 	b, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("policies: reading %s: %w", name, err)
+		return nil, fmt.Errorf("tokenwise/policies: reading %s: %w", name, err)
 	}
 	if len(b) > MaxFileSize {
 		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrTooLarge, name, MaxFileSize)

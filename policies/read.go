@@ -17,19 +17,19 @@ const MaxFileSize = 1 << 20
 // a device, a socket or a directory, and a policy directory that is not a
 // directory. It is refused before it is read, so a FIFO named devops.yaml
 // never blocks a load.
-var ErrNotRegularFile = errors.New("policies: not a regular file")
+var ErrNotRegularFile = errors.New("tokenwise/policies: not a regular file")
 
 // ErrTooLarge matches a policy file larger than MaxFileSize or with more
 // entries than a policy can hold (see the package documentation, Limits).
-var ErrTooLarge = errors.New("policies: policy file too large")
+var ErrTooLarge = errors.New("tokenwise/policies: policy file too large")
 
 // ErrTooDeep matches a policy file nested deeper than a policy can be.
-var ErrTooDeep = errors.New("policies: policy file nested too deep")
+var ErrTooDeep = errors.New("tokenwise/policies: policy file nested too deep")
 
 // ErrNotPolicy matches a file that cannot be a policy: an extends target
 // whose name does not end in .yaml, .yml or .json, or a document whose top
 // level is not a mapping. Its contents are never quoted in the message.
-var ErrNotPolicy = errors.New("policies: not a policy file")
+var ErrNotPolicy = errors.New("tokenwise/policies: not a policy file")
 
 // readPolicyFile reads the regular file at path, at most MaxFileSize
 // bytes. Anything else (FIFO, device, socket, directory) is refused after a

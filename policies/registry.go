@@ -17,7 +17,7 @@ import (
 
 // ErrUnknownTeam matches the error of a call whose team has no policy file
 // when the default policy says teams: {unknown: error} (see UnknownTeamError).
-var ErrUnknownTeam = errors.New("policies: unknown team")
+var ErrUnknownTeam = errors.New("tokenwise/policies: unknown team")
 
 // UnknownTeamError is the refusal of a call whose team has no policy file.
 type UnknownTeamError struct {
@@ -26,7 +26,7 @@ type UnknownTeamError struct {
 }
 
 func (e *UnknownTeamError) Error() string {
-	return fmt.Sprintf("policies: unknown team %q (teams with a policy file: %s)", e.Team, strings.Join(e.Known, ", "))
+	return fmt.Sprintf("tokenwise/policies: unknown team %q (teams with a policy file: %s)", e.Team, strings.Join(e.Known, ", "))
 }
 
 // Is matches ErrUnknownTeam.
@@ -313,11 +313,11 @@ func (r *Registry) Watch(ctx context.Context) error {
 func (r *Registry) StartWatch(ctx context.Context) (wait func() error, err error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return nil, fmt.Errorf("policies: watching %s: %w", r.dir, err)
+		return nil, fmt.Errorf("tokenwise/policies: watching %s: %w", r.dir, err)
 	}
 	if err := w.Add(r.dir); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("policies: watching %s: %w", r.dir, err)
+		return nil, fmt.Errorf("tokenwise/policies: watching %s: %w", r.dir, err)
 	}
 	done := make(chan struct{})
 	go func() {

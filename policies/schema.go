@@ -35,7 +35,7 @@ func JSONSchema() ([]byte, error) {
 	for path, bounds := range schemaBounds {
 		node := schemaAt(root, path)
 		if node == nil {
-			return nil, fmt.Errorf("policies: schema bounds for unknown field %s", path)
+			return nil, fmt.Errorf("tokenwise/policies: schema bounds for unknown field %s", path)
 		}
 		for k, v := range bounds {
 			node[k] = v
@@ -168,5 +168,5 @@ func schemaOf(t reflect.Type) map[string]any {
 		}
 		return map[string]any{"type": "object", "properties": props, "additionalProperties": false}
 	}
-	panic("policies: no JSON Schema for " + t.String())
+	panic("tokenwise/policies: no JSON Schema for " + t.String())
 }

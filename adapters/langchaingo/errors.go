@@ -22,11 +22,11 @@ import (
 
 // ErrUnknownModel is matched by the [*UnknownModelError] a call returns when
 // the model it asks for (or the default model) is not in the [Models].
-var ErrUnknownModel = errors.New("langchaingo: unknown model")
+var ErrUnknownModel = errors.New("tokenwise/langchaingo: unknown model")
 
 // ErrNoEmbeddings is returned by [Model.CreateEmbedding] when the default
 // model does not create embeddings.
-var ErrNoEmbeddings = errors.New("langchaingo: the default model does not create embeddings")
+var ErrNoEmbeddings = errors.New("tokenwise/langchaingo: the default model does not create embeddings")
 
 // UnknownModelError reports a model name with no [llms.Model] behind it.
 type UnknownModelError struct {
@@ -37,9 +37,9 @@ type UnknownModelError struct {
 func (e *UnknownModelError) Error() string {
 	known := strings.Join(e.Known, ", ")
 	if e.Model == "" {
-		return "langchaingo: no model requested and no default model (known models: " + known + ")"
+		return "tokenwise/langchaingo: no model requested and no default model (known models: " + known + ")"
 	}
-	return fmt.Sprintf("langchaingo: unknown model %q (known models: %s)", e.Model, known)
+	return fmt.Sprintf("tokenwise/langchaingo: unknown model %q (known models: %s)", e.Model, known)
 }
 
 // Is matches ErrUnknownModel.
@@ -98,9 +98,9 @@ func classifyError(ctx context.Context, err error, c callFacts) error {
 	model := c.model
 	if cerr := ctx.Err(); cerr != nil {
 		if cause := context.Cause(ctx); cause != nil && cause != cerr {
-			return fmt.Errorf("langchaingo %s: %w: %w", model, cerr, cause)
+			return fmt.Errorf("tokenwise/langchaingo: %s: %w: %w", model, cerr, cause)
 		}
-		return fmt.Errorf("langchaingo %s: %w", model, cerr)
+		return fmt.Errorf("tokenwise/langchaingo: %s: %w", model, cerr)
 	}
 	if c.streamErr != nil && errors.Is(err, c.streamErr) {
 		return c.streamErr

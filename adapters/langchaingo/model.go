@@ -94,7 +94,7 @@ func (m *Model) GenerateContent(ctx context.Context, messages []llms.MessageCont
 		return nil, err
 	}
 	if resp == nil {
-		return nil, errors.New("langchaingo: the middleware chain returned no response and no error")
+		return nil, errors.New("tokenwise/langchaingo: the middleware chain returned no response and no error")
 	}
 	return contentResponse(resp), nil
 }

@@ -193,7 +193,7 @@ func coreTools(tools []llms.Tool, functions []llms.FunctionDefinition) ([]middle
 			if t.Function.Parameters != nil {
 				b, err := json.Marshal(t.Function.Parameters)
 				if err != nil {
-					return fmt.Errorf("langchaingo: tool %q: parameters: %w", t.Function.Name, err)
+					return fmt.Errorf("tokenwise/langchaingo: tool %q: parameters: %w", t.Function.Name, err)
 				}
 				if !bytes.Equal(b, []byte("null")) {
 					ct.Parameters = b
@@ -407,7 +407,7 @@ func llmsTool(t middleware.Tool) (llms.Tool, error) {
 	if len(t.Parameters) > 0 {
 		var params map[string]any
 		if err := json.Unmarshal(t.Parameters, &params); err != nil {
-			return llms.Tool{}, fmt.Errorf("langchaingo: tool %q: parameters: %w", t.Name, err)
+			return llms.Tool{}, fmt.Errorf("tokenwise/langchaingo: tool %q: parameters: %w", t.Name, err)
 		}
 		fd.Parameters = params
 	}

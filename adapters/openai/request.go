@@ -88,17 +88,18 @@ type RequestError struct {
 }
 
 func (e *RequestError) Error() string {
+	const prefix = "tokenwise/openai: "
 	if e.Param == "" {
-		return "the request body is not a valid chat completion request: " + e.Err.Error()
+		return prefix + "the request body is not a valid chat completion request: " + e.Err.Error()
 	}
 	var pe *pathError
 	if errors.As(e.Err, &pe) && pe == e.Err {
 		// "invalid value for 'messages[3].content': ..."
 		full := pe.Error()
 		i := strings.Index(full, ": ")
-		return "invalid value for '" + e.Param + full[:i] + "'" + full[i:]
+		return prefix + "invalid value for '" + e.Param + full[:i] + "'" + full[i:]
 	}
-	return "invalid value for '" + e.Param + "': " + e.Err.Error()
+	return prefix + "invalid value for '" + e.Param + "': " + e.Err.Error()
 }
 
 // Is matches ErrUnreadableRequest and middleware.ErrBadRequest.

@@ -190,12 +190,15 @@ func readBody(r *http.Request) ([]byte, error) {
 // returns as its usual *openai.APIError.
 func refuseRequest(r *http.Request, err error) *http.Response {
 	var re *RequestError
-	param, code := "", ""
+	param, code, msg := "", "", err.Error()
 	if errors.As(err, &re) && re.Param != "" {
 		param, code = re.Param, "invalid_type"
 	}
+	if !strings.HasPrefix(msg, "tokenwise/") {
+		msg = "tokenwise/openai: " + msg
+	}
 	body := appendErrorBody(nil, &middleware.ProviderError{Kind: middleware.ErrBadRequest, Type: "invalid_request_error",
-		Code: code, Message: "tokenwise: " + err.Error()}, param)
+		Code: code, Message: msg}, param)
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))

@@ -48,7 +48,7 @@ func (s *ArtifactStore) Key(run, id string) string {
 // Put stores t under run and id with the store's TTL.
 func (s *ArtifactStore) Put(ctx context.Context, run, id string, t *toolwrap.Text) error {
 	if !toolwrap.ValidID(id) {
-		return errors.New("redis: invalid artifact id")
+		return errors.New("tokenwise/redis: invalid artifact id")
 	}
 	return s.client.Set(ctx, s.Key(run, id), t.Bytes(), s.ttl).Err()
 }

@@ -75,16 +75,16 @@ func Open(file string) (*Replayer, error) {
 	if strings.HasSuffix(file, ".gz") {
 		zr, err := gzip.NewReader(bytes.NewReader(data))
 		if err != nil {
-			return nil, fmt.Errorf("httprr: %s: %w", file, err)
+			return nil, fmt.Errorf("tokenwise/httprr: %s: %w", file, err)
 		}
 		data, err = io.ReadAll(zr)
 		if err != nil {
-			return nil, fmt.Errorf("httprr: %s: %w", file, err)
+			return nil, fmt.Errorf("tokenwise/httprr: %s: %w", file, err)
 		}
 	}
 	r, err := Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("httprr: %s: %w", file, err)
+		return nil, fmt.Errorf("tokenwise/httprr: %s: %w", file, err)
 	}
 	r.file = file
 	return r, nil
@@ -180,7 +180,7 @@ func (r *Replayer) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	if len(matches) == 0 {
-		return nil, fmt.Errorf("httprr: %s: no recorded response for %s %s with body:\n%s", r.name(), req.Method, url, body)
+		return nil, fmt.Errorf("tokenwise/httprr: %s: no recorded response for %s %s with body:\n%s", r.name(), req.Method, url, body)
 	}
 	// Records with an identical key share one queue, keyed by the first.
 	r.mu.Lock()
@@ -190,7 +190,7 @@ func (r *Replayer) RoundTrip(req *http.Request) (*http.Response, error) {
 	rec := r.records[matches[min(n, len(matches)-1)]]
 	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(rec.Response)), req)
 	if err != nil {
-		return nil, fmt.Errorf("httprr: %s: corrupt response: %w", r.name(), err)
+		return nil, fmt.Errorf("tokenwise/httprr: %s: corrupt response: %w", r.name(), err)
 	}
 	return resp, nil
 }

@@ -33,6 +33,6 @@ func Example() {
 	}
 	// Output:
 	// ok <nil>
-	// gpt-4o tokenwise: provider unavailable (gpt-4o): HTTP 503
+	// gpt-4o tokenwise/middleware: provider unavailable (gpt-4o): HTTP 503
 	// gpt-4o-mini <nil>
 }

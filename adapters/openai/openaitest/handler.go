@@ -67,7 +67,7 @@ func unmatchedMessage(seq int, chat *ChatRequest) string {
 	if utf8.RuneCountInString(text) > 80 {
 		text = string([]rune(text)[:80]) + "..."
 	}
-	return fmt.Sprintf("openaitest: no rule matches request #%d (model %q, stream %t, %d messages, last %q message %q, %d tools); add one with Server.On or set Server.Default",
+	return fmt.Sprintf("tokenwise/openaitest: no rule matches request #%d (model %q, stream %t, %d messages, last %q message %q, %d tools); add one with Server.On or set Server.Default",
 		seq, chat.Model, chat.Stream, len(chat.Messages), last.Role, text, len(chat.Tools))
 }
 

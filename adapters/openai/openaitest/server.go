@@ -63,7 +63,7 @@ func (s *Server) Start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
-		panic("openaitest: Server already started")
+		panic("tokenwise/openaitest: Server already started")
 	}
 	s.started = true
 	s.ts = httptest.NewServer(s)

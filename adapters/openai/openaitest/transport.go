@@ -14,7 +14,7 @@ import (
 
 // errBodyClosed is the cause of a handler's context cancellation when the
 // client closes the response body.
-var errBodyClosed = errors.New("openaitest: response body closed by the client")
+var errBodyClosed = errors.New("tokenwise/openaitest: response body closed by the client")
 
 // NewTransport returns an [http.RoundTripper] that serves every request by
 // calling h in-process, whatever the request's URL: no socket is opened, so
@@ -95,7 +95,7 @@ func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			case http.ErrAbortHandler:
 				rw.abort(io.ErrUnexpectedEOF)
 			default:
-				rw.abort(fmt.Errorf("openaitest: handler panic: %v", v))
+				rw.abort(fmt.Errorf("tokenwise/openaitest: handler panic: %v", v))
 			}
 		}()
 		t.h.ServeHTTP(rw, sreq)
@@ -132,7 +132,7 @@ func (w *pipeWriter) Header() http.Header { return w.header }
 
 func (w *pipeWriter) WriteHeader(code int) {
 	if code < 100 || code > 999 {
-		panic(fmt.Sprintf("openaitest: invalid WriteHeader code %d", code))
+		panic(fmt.Sprintf("tokenwise/openaitest: invalid WriteHeader code %d", code))
 	}
 	if w.committed || w.status != 0 || code < 200 {
 		return // superfluous, or informational (not forwarded)
