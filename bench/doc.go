@@ -1,10 +1,11 @@
-// Package bench holds the end-to-end benchmarks of tokenwise: what a user
-// runs, beside its reference in the same run. Each benchmark sends the same
-// requests with a real go-openai client twice, as sub-benchmarks: "raw" with
-// a plain http.Client, and "tokenwise" with the client returned by the
-// openai adapter's NewHTTPClient around a chain. Both talk to the same local
-// OpenAI-compatible server, which answers instantly with canned bytes, so
-// the difference between the two is what tokenwise costs per call.
+// Package bench is the measuring room: it holds the end-to-end benchmarks of
+// tokenwise: what a user runs, beside its reference in the same run. Each
+// benchmark sends the same requests with a real go-openai client twice, as
+// sub-benchmarks: "raw" with a plain http.Client, and "tokenwise" with the
+// client returned by the openai adapter's NewHTTPClient around a chain. Both
+// talk to the same local OpenAI-compatible server, which answers instantly
+// with canned bytes, so the difference between the two is what tokenwise
+// costs per call.
 //
 // Besides ns/op and allocations, every benchmark reports cpu-ns/op: the
 // process's user+system CPU time over the loop divided by b.N. It includes

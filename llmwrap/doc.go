@@ -1,4 +1,5 @@
-// Package llmwrap turns a policy into a middleware chain around LLM calls.
+// Package llmwrap is the wiring of tokenwise: it turns a policy into a
+// middleware chain of the layers (llmwrap/*) around LLM calls.
 //
 // Each concern lives in its own package (guard, timeout, budget, cache,
 // route, fallback, ...); [Build] composes the ones a policy turns on, in

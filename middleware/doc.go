@@ -1,4 +1,7 @@
-// Package middleware is the framework-neutral core of tokenwise.
+// Package middleware is the contract every layer and adapter of tokenwise
+// shares: the types of a call, [Handler], [Middleware] and [Chain], the run
+// scope, the events and the error taxonomy. It holds no policy, no rendering
+// and no wire format.
 //
 // It defines the vocabulary every other tokenwise package speaks: a chat
 // [Request] and its [Response], [Message]s, [ToolCall]s, [Usage], streamed
@@ -35,5 +38,15 @@
 // taxonomy ([ErrRateLimited], [ErrUnavailable], [ErrContextWindow], ...).
 // Callers use errors.Is and errors.As; no code compares error strings.
 //
-// The package imports nothing outside the standard library.
+// # What lives elsewhere
+//
+// The instrument layer that opens every call and detects its stage is
+// package llmwrap/instrument; the run report's rendering (text and JSON) is
+// package observe; reading a provider's HTTP answer (status codes, error
+// codes, rate-limit headers) is internal/httperr, shared by the adapters.
+// The core keeps the facts they work on: [CallFacts], [Run], [Totals] and
+// [ProviderError].
+//
+// The package imports nothing outside the standard library, and no
+// net/http.
 package middleware

@@ -1,5 +1,8 @@
-// Package observe turns tokenwise's core events into logs and traces:
+// Package observe is where tokenwise is watched from: it turns the core's
+// events into logs and traces, and renders a run's report:
 //
+//   - [Report] renders a run (middleware.Run) as a human-readable story,
+//     one line per call, and [ReportJSON] as JSON.
 //   - [Slog] is a middleware.Observer that logs every event with log/slog:
 //     one line per finished call (model, stage, tokens, USD, latency, cache
 //     status, routing rule), warnings for retries, fallbacks, breaker

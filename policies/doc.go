@@ -1,8 +1,8 @@
-// Package policies is tokenwise's policy schema as plain data: the structs
-// a team's policy file decodes into, strict loading from YAML or JSON,
-// validation that reports every problem with its field path and
-// file:line:col, money as exact micro-dollars, and the embedded price
-// catalog.
+// Package policies is the configuration of tokenwise, its policy schema as
+// plain data: the structs a team's policy file decodes into, strict loading
+// from YAML or JSON, validation that reports every problem with its field
+// path and file:line:col, money as exact micro-dollars, and the embedded
+// price catalog.
 //
 // It imports no provider SDK and nothing else of tokenwise; the middlewares
 // read a *Policy, the policy never calls them.

@@ -1,6 +1,7 @@
-// Package sse streams the final answer of an LLM call, or of a whole agent
-// run, to a web client as Server-Sent Events: one "data:" event per chunk
-// of text, flushed at once, and "data: [DONE]" at the end.
+// Package sse is an output adapter for web clients: it streams the final
+// answer of an LLM call, or of a whole agent run, to a web client as
+// Server-Sent Events: one "data:" event per chunk of text, flushed at once,
+// and "data: [DONE]" at the end.
 //
 // The wire format: each chunk's text is sent as an event whose data lines
 // are the text's lines (a client joins them with "\n", per the SSE

@@ -1,5 +1,6 @@
-// Package tokens estimates the input tokens of a chat request before it is
-// sent, so that budgets, routers and context compaction can act on it.
+// Package tokens is the token counter the layers share: it estimates the
+// input tokens of a chat request before it is sent, so that budgets, routers
+// and context compaction can act on it.
 //
 // # Exact counts for OpenAI encodings
 //

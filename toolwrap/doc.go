@@ -1,4 +1,5 @@
-// Package toolwrap runs an agent's tool calls on a budget and fast.
+// Package toolwrap is the tool side of an agent: it runs an agent's tool
+// calls on a budget and fast.
 //
 // A [Tool] is the core tool shape: name, description, JSON Schema of the
 // arguments, a [Func] and its [Meta] (side effects, idempotent, timeout),

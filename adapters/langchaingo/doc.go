@@ -1,7 +1,8 @@
-// Package langchaingo connects langchaingo (github.com/tmc/langchaingo) to
-// the tokenwise core: a [Model] is an llms.Model that runs every call
-// through a [middleware.Middleware] chain, and whose innermost handler calls
-// the langchaingo model the (possibly rerouted) request names.
+// Package langchaingo is the langchaingo adapter: it connects langchaingo
+// (github.com/tmc/langchaingo) to the tokenwise core: a [Model] is an
+// llms.Model that runs every call through a [middleware.Middleware] chain,
+// and whose innermost handler calls the langchaingo model the (possibly
+// rerouted) request names.
 //
 // Users import it under an alias, since its name is langchaingo's:
 //

@@ -1,8 +1,9 @@
-// Package openai connects go-openai (github.com/sashabaranov/go-openai),
-// and any other client of the OpenAI Chat Completions wire format, to the
-// tokenwise core: an [http.RoundTripper] that runs chat completions through
-// a [middleware.Middleware] chain, and a [Provider] that serves core
-// requests with an OpenAI-compatible endpoint.
+// Package openai is the OpenAI wire adapter: it connects go-openai
+// (github.com/sashabaranov/go-openai), and any other client of the OpenAI
+// Chat Completions wire format, to the tokenwise core: an
+// [http.RoundTripper] that runs chat completions through a
+// [middleware.Middleware] chain, and a [Provider] that serves core requests
+// with an OpenAI-compatible endpoint.
 //
 // The package name clashes with go-openai's; import it under an alias:
 //

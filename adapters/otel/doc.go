@@ -1,6 +1,7 @@
-// Package otel reports tokenwise's core events to OpenTelemetry: a span
-// per LLM call with a child span per attempt, and metrics following the
-// OpenTelemetry GenAI semantic conventions.
+// Package otel is the OpenTelemetry observer adapter: it reports tokenwise's
+// core events to OpenTelemetry: a span per LLM call with a child span per
+// attempt, and metrics following the OpenTelemetry GenAI semantic
+// conventions.
 //
 //	obs, err := otel.New(otel.WithTracerProvider(tp), otel.WithMeterProvider(mp))
 //	chain, err := llmwrap.Build(pol, llmwrap.WithObserver(obs))

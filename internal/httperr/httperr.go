@@ -1,4 +1,4 @@
-// Package httperr is where tokenwise reads a provider's HTTP answer: it
+// Package httperr is the adapters' reader of a provider's HTTP answer: it
 // classifies a failed response (its status and the OpenAI error body's code
 // and type) into a sentinel of the [middleware] error taxonomy, and parses
 // the rate-limit and Retry-After headers. Both adapters (adapters/openai and

@@ -1,7 +1,8 @@
-// Package httprr replays HTTP traffic recorded in the ".httprr" trace format
-// of langchaingo's internal/httprr package (github.com/tmc/langchaingo,
-// internal/httprr/rr.go), so that tokenwise tests can run langchaingo's own
-// recordings of real provider traffic through the real langchaingo clients.
+// Package httprr is a test helper of the adapters: it replays HTTP traffic
+// recorded in the ".httprr" trace format of langchaingo's internal/httprr
+// package (github.com/tmc/langchaingo, internal/httprr/rr.go), so that
+// tokenwise tests can run langchaingo's own recordings of real provider
+// traffic through the real langchaingo clients.
 //
 // langchaingo's package is internal to its module and cannot be imported;
 // this is a minimal, replay-only reader of the same files. It never records

@@ -1,6 +1,6 @@
-// Package redact removes credentials from what a provider sends back
-// (error bodies, error messages, headers) before it reaches an error, an
-// event, a log, a trace, a run report or a cache.
+// Package redact is a helper of the adapters that removes credentials from
+// what a provider sends back (error bodies, error messages, headers) before
+// it reaches an error, an event, a log, a trace, a run report or a cache.
 //
 // What is replaced by [Mask]:
 //

@@ -1,6 +1,6 @@
-// Package breaker is a circuit breaker per model, built on
-// sony/gobreaker/v2's TwoStepCircuitBreaker: a call is admitted first and
-// judged when Handle returns, so a stream is judged when it ends.
+// Package breaker is a layer of the chain: a circuit breaker per model,
+// built on sony/gobreaker/v2's TwoStepCircuitBreaker: a call is admitted
+// first and judged when Handle returns, so a stream is judged when it ends.
 //
 // A breaker trips after ConsecutiveFailures failures in a row, or when the
 // failure ratio over a rolling Window reaches FailureRatio once MinRequests

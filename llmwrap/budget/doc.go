@@ -1,5 +1,6 @@
-// Package budget enforces token and money budgets on LLM calls and never
-// lets a hard limit be overshot, whatever the concurrency.
+// Package budget is a layer of the chain that enforces token and money
+// budgets on LLM calls and never lets a hard limit be overshot, whatever the
+// concurrency.
 //
 // # Scopes
 //

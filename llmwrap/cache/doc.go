@@ -1,5 +1,5 @@
-// Package cache is tokenwise's response cache: an exact-match cache of LLM
-// answers that never serves a wrong one.
+// Package cache is a layer of the chain, tokenwise's response cache: an
+// exact-match cache of LLM answers that never serves a wrong one.
 //
 // # Key
 //

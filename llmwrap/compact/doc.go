@@ -1,6 +1,6 @@
-// Package compact keeps every LLM request under an input token ceiling by
-// compacting the old turns of the conversation, without breaking the
-// tool-call protocol or the provider's prompt cache.
+// Package compact is a layer of the chain that keeps every LLM request under
+// an input token ceiling by compacting the old turns of the conversation,
+// without breaking the tool-call protocol or the provider's prompt cache.
 //
 // The middleware estimates a request's input tokens before the call. When
 // they exceed the ceiling (Config.MaxInputTokens, or Config.WindowFraction

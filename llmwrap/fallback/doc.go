@@ -1,7 +1,7 @@
-// Package fallback runs a call against an ordered chain of models: the
-// requested model first, then the configured fallback models, each tried at
-// most once per call (a model is never tried twice, so a chain cannot
-// loop).
+// Package fallback is a layer of the chain that runs a call against an
+// ordered chain of models: the requested model first, then the configured
+// fallback models, each tried at most once per call (a model is never tried
+// twice, so a chain cannot loop).
 //
 // Which failures move on is configurable ([Config.On]); by default rate
 // limits (and exhausted quotas), unavailable providers, timeouts, network

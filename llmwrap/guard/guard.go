@@ -1,5 +1,6 @@
-// Package guard is the run guard: it caps the LLM calls (agent iterations)
-// of a run and bounds every call of the run by the run's deadline.
+// Package guard is a layer of the chain, the run guard: it caps the LLM
+// calls (agent iterations) of a run and bounds every call of the run by the
+// run's deadline.
 package guard
 
 import (

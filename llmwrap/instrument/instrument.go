@@ -1,5 +1,5 @@
-// Package instrument is the front door of a tokenwise chain: its
-// middleware ([New]) opens every call — numbers it in its run, fills the
+// Package instrument is the front door of the chain, its outermost layer:
+// its middleware ([New]) opens every call — numbers it in its run, fills the
 // call's [middleware.CallInfo], detects the call's stage ([DetectStage], the
 // one stage detector of tokenwise), emits the call's events, sums what the
 // [middleware.Meter] recorded and records the call in its run.

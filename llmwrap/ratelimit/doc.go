@@ -1,7 +1,8 @@
-// Package ratelimit admits LLM calls before the provider's own rate limits
-// would refuse them: requests and tokens per minute and concurrent calls
-// per model, each team's share of them, shared by replicas through a
-// [Store], and slowed down by what the provider reports.
+// Package ratelimit is a layer of the chain that admits LLM calls before the
+// provider's own rate limits would refuse them: requests and tokens per
+// minute and concurrent calls per model, each team's share of them, shared
+// by replicas through a [Store], and slowed down by what the provider
+// reports.
 //
 // # Limits
 //

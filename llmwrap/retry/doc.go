@@ -1,9 +1,9 @@
-// Package retry retries transient failures of an LLM call on the same
-// model: rate limits, unavailable providers, timeouts, network failures and
-// streams cut before their first chunk (see middleware.Transient).
-// Everything else is returned at once: a bad request, an auth failure, a
-// context-window error, a budget refusal, a cancellation, and a 429
-// insufficient_quota, which no wait can fix.
+// Package retry is a layer of the chain that retries transient failures of
+// an LLM call on the same model: rate limits, unavailable providers,
+// timeouts, network failures and streams cut before their first chunk (see
+// middleware.Transient). Everything else is returned at once: a bad request,
+// an auth failure, a context-window error, a budget refusal, a cancellation,
+// and a 429 insufficient_quota, which no wait can fix.
 //
 // Waits use exponential backoff with full jitter (a uniform draw in
 // [0, min(MaxDelay, BaseDelay·2^(n-1)))) unless the provider asked for a

@@ -1,10 +1,10 @@
-// Package route picks the model of each LLM call: by ordered rules of the
-// policy (stage of the agent loop, whole-word keywords, regular
-// expressions, estimated input tokens, tools present, team, remaining
-// budget), by a [Router] of your own, by cascade (cheap first, escalate
-// when a check fails), by regeneration of a cheap model's final answer
-// with the strong model, and by escalation to a model with a larger
-// context window.
+// Package route is a layer of the chain that picks the model of each LLM
+// call: by ordered rules of the policy (stage of the agent loop, whole-word
+// keywords, regular expressions, estimated input tokens, tools present,
+// team, remaining budget), by a [Router] of your own, by cascade (cheap
+// first, escalate when a check fails), by regeneration of a cheap model's
+// final answer with the strong model, and by escalation to a model with a
+// larger context window.
 //
 // # Rules
 //

@@ -1,9 +1,10 @@
-// Package timeout bounds LLM calls: the whole call, the wait for the first
-// streamed chunk, and the gap between two chunks. Every timeout error is a
-// [*middleware.DeadlineError] that matches context.DeadlineExceeded,
-// middleware.ErrTimeout and this package's sentinel for the limit that
-// fired ([ErrCall], [ErrFirstToken], [ErrIdle]), so a retry or a fallback
-// treats it as transient and callers can tell the limits apart.
+// Package timeout is a layer of the chain that bounds LLM calls: the whole
+// call, the wait for the first streamed chunk, and the gap between two
+// chunks. Every timeout error is a [*middleware.DeadlineError] that matches
+// context.DeadlineExceeded, middleware.ErrTimeout and this package's
+// sentinel for the limit that fired ([ErrCall], [ErrFirstToken], [ErrIdle]),
+// so a retry or a fallback treats it as transient and callers can tell the
+// limits apart.
 //
 // The run's own deadline is the run guard's (package guard); in the default
 // onion (see package llmwrap) this layer is the innermost and bounds one

@@ -1,5 +1,5 @@
-// Package middlewaretest holds helpers for testing tokenwise middlewares,
-// ours and yours.
+// Package middlewaretest is the core's test kit: helpers for testing
+// tokenwise middlewares, ours and yours.
 package middlewaretest
 
 import (

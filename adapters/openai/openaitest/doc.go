@@ -1,7 +1,8 @@
-// Package openaitest is a scripted OpenAI-compatible Chat Completions server
-// for tests: real clients (go-openai, langchaingo, plain net/http) talk to it
-// in the real wire format, JSON and server-sent events alike, and it answers
-// what the test scripted, including the failures a provider produces.
+// Package openaitest is the test floor's provider: a scripted
+// OpenAI-compatible Chat Completions server for tests: real clients
+// (go-openai, langchaingo, plain net/http) talk to it in the real wire
+// format, JSON and server-sent events alike, and it answers what the test
+// scripted, including the failures a provider produces.
 //
 // It depends on the standard library only.
 //

@@ -1,9 +1,9 @@
-// Package learn is the learned scorer of the router: hashed word unigrams
-// and bigrams of a message, weighted by a logistic regression whose weights
-// are int8-quantised, read from a small file. A Model scores a text in
-// [0,1]: how much it needs the strong model. Scoring reads at most
-// MaxBytes of the text, allocates nothing and takes a few microseconds for
-// a 2 KB message (BenchmarkLearnedScore2KB).
+// Package learn is a part of the router layer, its learned scorer: hashed
+// word unigrams and bigrams of a message, weighted by a logistic regression
+// whose weights are int8-quantised, read from a small file. A Model scores a
+// text in [0,1]: how much it needs the strong model. Scoring reads at most
+// MaxBytes of the text, allocates nothing and takes a few microseconds for a
+// 2 KB message (BenchmarkLearnedScore2KB).
 //
 // The package holds the scorer and its file format only; training and
 // evaluation are in package routeeval, the routing decision in package

@@ -1,7 +1,7 @@
-// Package routeeval measures a router before you trust it: it replays
-// labelled queries (which of a weak and a strong model answered each one
-// well) through a scorer and reports what routing by that score would
-// have cost and recovered.
+// Package routeeval is the router's test bench: it measures a router before
+// you trust it: it replays labelled queries (which of a weak and a strong
+// model answered each one well) through a scorer and reports what routing by
+// that score would have cost and recovered.
 //
 // It lives beside package route, not in it: it is offline analysis, not a
 // middleware, and it depends on route (to replay a policy's rules) and on
