@@ -1,7 +1,7 @@
 // Package middleware is the contract every layer and adapter of tokenwise
 // shares: the types of a call, [Handler], [Middleware] and [Chain], the run
-// scope, the events and the error taxonomy. It holds no policy, no rendering
-// and no wire format.
+// scope, the events and the error taxonomy. It holds no policy, no report
+// rendering and no wire format.
 //
 // It defines the vocabulary every other tokenwise package speaks: a chat
 // [Request] and its [Response], [Message]s, [ToolCall]s, [Usage], streamed
