@@ -5,11 +5,8 @@ import (
 	"testing"
 
 	"github.com/sashabaranov/go-openai"
-	"github.com/tmc/langchaingo/llms"
-	lcopenai "github.com/tmc/langchaingo/llms/openai"
 	"go.uber.org/goleak"
 
-	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/middleware"
@@ -52,19 +49,3 @@ func goOpenAI(t testing.TB, srv *openaitest.Server, chain middleware.Middleware,
 	cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(rt))
 	return openai.NewClientWithConfig(cfg)
 }
-
-// langchaingo returns the tokenwise langchaingo Model over langchaingo's
-// real openai client talking to srv.
-func langchaingo(t testing.TB, srv *openaitest.Server, chain middleware.Middleware, model string) *twlc.Model {
-	t.Helper()
-	base := &http.Transport{}
-	t.Cleanup(base.CloseIdleConnections)
-	inner, err := lcopenai.New(lcopenai.WithBaseURL(srv.URL), lcopenai.WithToken("test"), lcopenai.WithModel(model),
-		lcopenai.WithHTTPClient(&http.Client{Transport: base}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return twlc.New(twlc.Models{model: inner}, chain)
-}
-
-func human(text string) llms.MessageContent { return llms.TextParts(llms.ChatMessageTypeHuman, text) }

@@ -1,4 +1,4 @@
-package cache_test
+package e2e
 
 import (
 	"context"
@@ -141,7 +141,7 @@ func TestBypassAndRefreshGiveTheirReason(t *testing.T) {
 		context.WithValue(ctx, headerKey{}, "no-store, max-age=0"),
 		ctx,
 	} {
-		if _, err := client.CreateChatCompletion(c, chatRequest("q")); err != nil {
+		if _, err := client.CreateChatCompletion(c, cacheRequest("q")); err != nil {
 			t.Fatal(err)
 		}
 	}
