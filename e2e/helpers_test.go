@@ -33,10 +33,6 @@ func (e *events) lookups() []middleware.CacheLookup {
 	return middlewaretest.Of[middleware.CacheLookup](&e.Recorder)
 }
 
-func (e *events) storeFailures() []middleware.StoreFailed {
-	return middlewaretest.Of[middleware.StoreFailed](&e.Recorder)
-}
-
 func (e *events) routes() []middleware.RouteDecided {
 	return middlewaretest.Of[middleware.RouteDecided](&e.Recorder)
 }
@@ -209,11 +205,6 @@ func pass(next middleware.Handler) middleware.Handler {
 	})
 }
 
-// passChain is four pass-through layers and the recorder.
-func passChain(rec *recorder) middleware.Middleware {
-	return middleware.Chain(pass, pass, pass, pass, rec.mw)
-}
-
 func clientFor(srv *openaitest.Server, httpClient goopenai.HTTPDoer) *goopenai.Client {
 	cfg := goopenai.DefaultConfig("test-key")
 	cfg.BaseURL = srv.URL
@@ -236,22 +227,6 @@ func chatRequest(stream bool) goopenai.ChatCompletionRequest {
 			Name: "check_disk", Description: "Disk usage of a host",
 			Parameters: json.RawMessage(`{"type":"object","properties":{"host":{"type":"string"}},"required":["host"]}`),
 		}}},
-	}
-}
-
-// recvAll reads a stream to its end and returns the responses with their
-// per-request fields cleared, and the error that ended it.
-func recvAll(t *testing.T, s *goopenai.ChatCompletionStream) ([]goopenai.ChatCompletionStreamResponse, error) {
-	t.Helper()
-	defer s.Close()
-	var out []goopenai.ChatCompletionStreamResponse
-	for {
-		r, err := s.Recv()
-		if err != nil {
-			return out, err
-		}
-		r.ID, r.Created = "", 0
-		out = append(out, r)
 	}
 }
 

@@ -57,7 +57,6 @@ func randomReply(rng *rand.Rand, alternatives bool) openaitest.Reply {
 type sdkChoice struct {
 	content, reasoning, refusal, finish string
 	calls                               []openai.ToolCall
-	at                                  map[int]int // index -> position in calls
 }
 
 func choiceOf(m openai.ChatCompletionChoice) *sdkChoice {
