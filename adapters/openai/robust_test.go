@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sashabaranov/go-openai"
@@ -17,6 +16,7 @@ import (
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 // panicsAfter is a middleware that panics once n chunks went through it
@@ -43,26 +43,14 @@ func panicsAfter(n int) middleware.Middleware {
 	}
 }
 
-// panicEvents collects the PanicRecovered events of a chain.
-type panicEvents struct {
-	mu sync.Mutex
-	ev []middleware.PanicRecovered
-}
-
-func (p *panicEvents) Observe(_ context.Context, e middleware.Event) {
-	if e, ok := e.(middleware.PanicRecovered); ok {
-		p.mu.Lock()
-		p.ev = append(p.ev, e)
-		p.mu.Unlock()
-	}
-}
+// panicEvents records the events of a chain, for its PanicRecovered ones.
+type panicEvents struct{ middlewaretest.Recorder }
 
 func (p *panicEvents) check(t *testing.T) {
 	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.ev) != 1 || len(p.ev[0].Stack) == 0 || !bytes.Contains(p.ev[0].Stack, []byte("robust_test.go")) {
-		t.Errorf("panic events %+v, want one with the stack of the panic", p.ev)
+	ev := middlewaretest.Of[middleware.PanicRecovered](&p.Recorder)
+	if len(ev) != 1 || len(ev[0].Stack) == 0 || !bytes.Contains(ev[0].Stack, []byte("robust_test.go")) {
+		t.Errorf("panic events %+v, want one with the stack of the panic", ev)
 	}
 }
 

@@ -15,28 +15,25 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// events records the events of a chain; safe for concurrent use.
 type events struct {
-	mu sync.Mutex
-	ev []middleware.BreakerChanged
+	middlewaretest.Recorder
+	mu    sync.Mutex
+	taken int // BreakerChanged events already returned by take
 }
 
-func (e *events) Observe(_ context.Context, ev middleware.Event) {
-	if b, ok := ev.(middleware.BreakerChanged); ok {
-		e.mu.Lock()
-		e.ev = append(e.ev, b)
-		e.mu.Unlock()
-	}
-}
-
+// take returns the BreakerChanged events recorded since the last take.
 func (e *events) take() []middleware.BreakerChanged {
+	all := middlewaretest.Of[middleware.BreakerChanged](&e.Recorder)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := e.ev
-	e.ev = nil
+	out := all[e.taken:]
+	e.taken = len(all)
 	return out
 }
 
