@@ -141,7 +141,7 @@ func TestBypassAndRefreshGiveTheirReason(t *testing.T) {
 		context.WithValue(ctx, headerKey{}, "no-store, max-age=0"),
 		ctx,
 	} {
-		if _, err := client.CreateChatCompletion(c, cacheRequest("q")); err != nil {
+		if _, err := client.CreateChatCompletion(c, chatRequest("q")); err != nil {
 			t.Fatal(err)
 		}
 	}

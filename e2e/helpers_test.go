@@ -27,18 +27,47 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // events records the events of a chain. It is safe for concurrent use.
-type events struct{ middlewaretest.Recorder }
+type events struct {
+	middlewaretest.Recorder
+	mu    sync.Mutex
+	taken int // BreakerChanged events already returned by take
+}
+
+// take returns the BreakerChanged events recorded since the last take.
+func (e *events) take() []middleware.BreakerChanged {
+	all := middlewaretest.Of[middleware.BreakerChanged](&e.Recorder)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := all[e.taken:]
+	e.taken = len(all)
+	return out
+}
 
 func (e *events) lookups() []middleware.CacheLookup {
 	return middlewaretest.Of[middleware.CacheLookup](&e.Recorder)
+}
+
+func (e *events) storeFailures() []middleware.StoreFailed {
+	return middlewaretest.Of[middleware.StoreFailed](&e.Recorder)
+}
+
+func (e *events) retries() []middleware.Retrying {
+	return middlewaretest.Of[middleware.Retrying](&e.Recorder)
 }
 
 func (e *events) routes() []middleware.RouteDecided {
 	return middlewaretest.Of[middleware.RouteDecided](&e.Recorder)
 }
 
-func (e *events) finished() []middleware.CallFinished {
-	return middlewaretest.Of[middleware.CallFinished](&e.Recorder)
+// recorder keeps the events of a chain; safe for concurrent use.
+type recorder struct{ middlewaretest.Recorder }
+
+func (r *recorder) finished() []middleware.CallFinished {
+	return middlewaretest.Of[middleware.CallFinished](&r.Recorder)
+}
+
+func (r *recorder) fellBack() []middleware.FellBack {
+	return middlewaretest.Of[middleware.FellBack](&r.Recorder)
 }
 
 // cachePolicy is a policy with only the cache on, so that the tests do not
@@ -55,12 +84,6 @@ func mustPolicy(t testing.TB, yaml string) *policies.Policy {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// cacheRequest is a one-message go-openai request with a seed (cacheable).
-func cacheRequest(text string) goopenai.ChatCompletionRequest {
-	return goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", Seed: new(42),
-		Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: text}}}
 }
 
 // goOpenAI returns a real go-openai client whose HTTP client runs chain in
@@ -155,8 +178,8 @@ routing:
       model: gpt-4o-mini
 `
 
-// recorder is a pass-through middleware that remembers what it saw.
-type recorder struct {
+// tap is a pass-through middleware that remembers what it saw.
+type tap struct {
 	mu     sync.Mutex
 	reqs   []*middleware.Request
 	resps  []*middleware.Response
@@ -164,7 +187,7 @@ type recorder struct {
 	chunks []middleware.Chunk
 }
 
-func (r *recorder) mw(next middleware.Handler) middleware.Handler {
+func (r *tap) mw(next middleware.Handler) middleware.Handler {
 	return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 		r.mu.Lock()
 		r.reqs = append(r.reqs, req)
@@ -188,7 +211,7 @@ func (r *recorder) mw(next middleware.Handler) middleware.Handler {
 	})
 }
 
-func (r *recorder) last(t *testing.T) (*middleware.Request, *middleware.Response, error) {
+func (r *tap) last(t *testing.T) (*middleware.Request, *middleware.Response, error) {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -214,8 +237,8 @@ func clientFor(srv *openaitest.Server, httpClient goopenai.HTTPDoer) *goopenai.C
 	return goopenai.NewClientWithConfig(cfg)
 }
 
-// chatRequest is an SRE agent's request with one tool.
-func chatRequest(stream bool) goopenai.ChatCompletionRequest {
+// sreRequest is an SRE agent's request with one tool.
+func sreRequest(stream bool) goopenai.ChatCompletionRequest {
 	return goopenai.ChatCompletionRequest{
 		Model:  "gpt-4o-mini",
 		Stream: stream,

@@ -18,7 +18,7 @@ func TestLangchaingoThroughTheTransport(t *testing.T) {
 	srv := openaitest.NewServer(t)
 	srv.On(openaitest.Streaming()).Reply(openaitest.Reply{Content: "Streaming works.", ChunkSize: 4})
 	srv.On().Reply(openaitest.Text("The disk is 42% full."))
-	rec := &recorder{}
+	rec := &tap{}
 	llm, err := lcopenai.New(
 		lcopenai.WithToken("test-key"),
 		lcopenai.WithBaseURL(srv.URL),

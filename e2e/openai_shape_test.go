@@ -105,7 +105,7 @@ func TestEveryStreamShapeAssemblesForOpenAIGo(t *testing.T) {
 		}
 		srv.Reset()
 		srv.On().Reply(reply)
-		want, err := client.CreateChatCompletion(ctx, chatRequest(false))
+		want, err := client.CreateChatCompletion(ctx, sreRequest(false))
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}

@@ -1,4 +1,4 @@
-package route_test
+package e2e
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package retry_test
+package e2e
 
 import (
 	"context"
@@ -10,23 +10,12 @@ import (
 	"time"
 
 	"github.com/sashabaranov/go-openai"
-	"go.uber.org/goleak"
 
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// events collects the events of a chain; safe for concurrent use.
-type events struct{ middlewaretest.Recorder }
-
-func (e *events) retries() []middleware.Retrying {
-	return middlewaretest.Of[middleware.Retrying](&e.Recorder)
-}
 
 // client returns a go-openai client whose calls run through mw and reach
 // srv in memory (usable inside a synctest bubble).

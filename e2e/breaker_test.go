@@ -1,4 +1,4 @@
-package breaker_test
+package e2e
 
 import (
 	"context"
@@ -8,34 +8,12 @@ import (
 	"testing/synctest"
 	"time"
 
-	"go.uber.org/goleak"
-
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// events records the events of a chain; safe for concurrent use.
-type events struct {
-	middlewaretest.Recorder
-	mu    sync.Mutex
-	taken int // BreakerChanged events already returned by take
-}
-
-// take returns the BreakerChanged events recorded since the last take.
-func (e *events) take() []middleware.BreakerChanged {
-	all := middlewaretest.Of[middleware.BreakerChanged](&e.Recorder)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := all[e.taken:]
-	e.taken = len(all)
-	return out
-}
 
 func user(text string) *middleware.Request {
 	return &middleware.Request{Model: "gpt-4o", Messages: []middleware.Message{{Role: middleware.RoleUser, Content: text}}}

@@ -1,4 +1,4 @@
-package timeout_test
+package e2e
 
 import (
 	"context"
@@ -7,15 +7,11 @@ import (
 	"testing/synctest"
 	"time"
 
-	"go.uber.org/goleak"
-
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func handler(srv *openaitest.Server, l timeout.Limits) middleware.Handler {
 	return middleware.Then(twopenai.NewProvider(srv.URL, "k", twopenai.WithBaseTransport(srv.Transport())), timeout.New(l))
