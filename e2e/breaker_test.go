@@ -33,6 +33,7 @@ func count(srv *openaitest.Server, model string) int {
 // calls go straight to the fallback without touching the primary; after the
 // open duration one probe is let through.
 func TestDeadPrimaryOpensTheBreaker(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Unavailable()).Times(4)
@@ -117,6 +118,7 @@ func fake(fail *error) middleware.Handler {
 
 // Cancellations, budget refusals and client errors never trip the breaker.
 func TestWhatCounts(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		set := breaker.New(breaker.Settings{ConsecutiveFailures: 2})
 		var fail error
@@ -163,6 +165,7 @@ func TestWhatCounts(t *testing.T) {
 }
 
 func TestFailureRatioOverWindow(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		set := breaker.New(breaker.Settings{FailureRatio: 0.5, MinRequests: 4, Window: 10 * time.Second})
 		var fail error
@@ -219,6 +222,7 @@ func TestStreamJudgedAtTheEnd(t *testing.T) {
 }
 
 func TestHalfOpenProbesLimit(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		set := breaker.New(breaker.Settings{ConsecutiveFailures: 1, OpenFor: time.Second, HalfOpenProbes: 2})
 		release := make(chan struct{})

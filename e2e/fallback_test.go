@@ -45,6 +45,7 @@ func fbClient(srv *openaitest.Server, mw middleware.Middleware) *openai.Client {
 // Must show: every model fails — one error listing each attempt, each
 // model tried once, errors.Is matching every attempt's kind.
 func TestEveryModelFails(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Unavailable())
@@ -97,6 +98,7 @@ func TestEveryModelFails(t *testing.T) {
 // Must show: bad request is not retried and does not fall back; through
 // go-openai the caller gets the provider's own 400.
 func TestBadRequestStops(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Error(400, "invalid_request_error", "", "bad tool schema"))
@@ -118,6 +120,7 @@ func TestBadRequestStops(t *testing.T) {
 }
 
 func TestContextWindowGoesToALargerWindow(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.ContextLengthExceeded(128000, 150000))
@@ -172,6 +175,7 @@ func streamChain(rec *recorder) middleware.Middleware {
 // each retry) and falls back; a stalled stream hits the idle timeout and,
 // having reached the caller, is an error and does not fall back.
 func TestStreamTimeouts(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o"), openaitest.LastContains("never")).Reply(openaitest.Stall())
@@ -214,6 +218,7 @@ func TestStreamTimeouts(t *testing.T) {
 // Must show: a stream cut after chunks were delivered returns an error to
 // the go-openai and to the langchaingo caller, never a normal end.
 func TestCutStreamIsAnErrorForBothClients(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.CutAfter(3))
@@ -249,6 +254,7 @@ func TestCutStreamIsAnErrorForBothClients(t *testing.T) {
 }
 
 func TestCancellationDoesNotFallBack(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Stall())

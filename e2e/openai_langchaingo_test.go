@@ -15,6 +15,7 @@ import (
 )
 
 func TestLangchaingoThroughTheTransport(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On(openaitest.Streaming()).Reply(openaitest.Reply{Content: "Streaming works.", ChunkSize: 4})
 	srv.On().Reply(openaitest.Text("The disk is 42% full."))

@@ -38,6 +38,7 @@ func chain(ev *events, p retry.Policy, opts ...retry.Option) middleware.Middlewa
 // Must show: 429 with Retry-After: 2 then success — one retry, after 2 s of
 // fake time, no earlier.
 func TestRetryAfterIsHonouredExactly(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.RateLimited(2*time.Second), openaitest.Text("Disk is fine."))
@@ -101,6 +102,7 @@ func TestRetryAfterHeaderForms(t *testing.T) {
 }
 
 func TestNotRetried(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		reply openaitest.Reply
@@ -138,6 +140,7 @@ func TestNotRetried(t *testing.T) {
 // A wait that would pass the call's deadline is not started: the call
 // fails at once with the provider's error, so a fallback can move on.
 func TestNeverSleepsPastTheDeadline(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.RateLimited(20*time.Second), openaitest.Text("too late"))
@@ -160,6 +163,7 @@ func TestNeverSleepsPastTheDeadline(t *testing.T) {
 }
 
 func TestBackoffWithJitterAndTotalCap(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.Unavailable())
@@ -189,6 +193,7 @@ func TestBackoffWithJitterAndTotalCap(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	base, maxd := 100*time.Millisecond, time.Second
 	for _, tc := range []struct {
 		attempt int
@@ -206,6 +211,7 @@ func TestBackoff(t *testing.T) {
 
 // A stream is retried while nothing reached the caller, and never after.
 func TestStreamRetriedOnlyBeforeFirstChunk(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.LastContains("before")).Reply(openaitest.Unavailable(), openaitest.Text("second try"))
@@ -247,6 +253,7 @@ func TestStreamRetriedOnlyBeforeFirstChunk(t *testing.T) {
 }
 
 func TestCancelledWhileWaiting(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.RateLimited(5 * time.Second))

@@ -23,6 +23,7 @@ func request(stream middleware.StreamFunc) *middleware.Request {
 }
 
 func TestLimits(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		reply    openaitest.Reply
@@ -75,6 +76,7 @@ func TestLimits(t *testing.T) {
 // Idle starts with the first chunk; a healthy slow stream within its limits
 // completes; the caller's own slowness does not count as idle.
 func TestHealthyStreamsPass(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.Reply{Content: "0123456789", ChunkSize: 2, Latency: 5 * time.Second, ChunkLatency: 900 * time.Millisecond})
@@ -93,6 +95,7 @@ func TestHealthyStreamsPass(t *testing.T) {
 }
 
 func TestCallerCancellationIsNotATimeout(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.Stall())

@@ -23,6 +23,7 @@ func provider() middleware.Handler {
 }
 
 func TestSlogLogsFinishedCall(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	p, _ := policies.LoadBytes([]byte("version: 1\n"), "t.yaml")
 	h := middleware.Then(provider(), llmwrap.MustBuild(p, llmwrap.WithObserver(observe.NewSlog(slog.New(slog.NewTextHandler(&buf, nil))))))
@@ -38,6 +39,7 @@ func TestSlogLogsFinishedCall(t *testing.T) {
 }
 
 func TestRecorderRoundTrip(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	rec := observe.NewRecorder(&buf)
 	p, _ := policies.LoadBytes([]byte("version: 1\n"), "t.yaml")
@@ -93,6 +95,7 @@ func BenchmarkObserverOverhead(b *testing.B) {
 // built chain fails the call, and the log has the panic and its stack at
 // error level.
 func TestSlogLogsARecoveredPanicWithItsStack(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	p, _ := policies.LoadBytes([]byte("version: 1\n"), "t.yaml")
 	broken := middleware.HandlerFunc(func(context.Context, *middleware.Request) (*middleware.Response, error) {

@@ -58,6 +58,7 @@ func (p *panicEvents) check(t *testing.T) {
 // under a real go-openai streaming call: the process survives, the caller
 // gets the error from Recv, and no goroutine is left (TestMain's goleak).
 func TestPanicUnderStreamingCallIsAnError(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Reply{Content: "A long answer streamed in many small pieces.", ChunkSize: 4})
 	obs := &panicEvents{}
@@ -78,6 +79,7 @@ func TestPanicUnderStreamingCallIsAnError(t *testing.T) {
 }
 
 func TestPanicBeforeTheFirstChunkIsAnError(t *testing.T) {
+	t.Parallel()
 	for _, stream := range []bool{false, true} {
 		srv := openaitest.NewServer(t)
 		srv.On().Reply(openaitest.Text("never seen"))
@@ -187,6 +189,7 @@ const okChunk = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"
 // matching a core sentinel, never a shortened success, and the chain sees
 // the same error.
 func TestMalformedStreamIsATypedError(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		reply openaitest.Reply
@@ -224,6 +227,7 @@ func TestMalformedStreamIsATypedError(t *testing.T) {
 // small pieces, alternating. It once panicked ("strings.Builder copied by
 // value") in the transport's goroutine and took the process down.
 func TestInterleavedToolCallFragmentsThroughTheTransport(t *testing.T) {
+	t.Parallel()
 	head := `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":`
 	lines := []string{
 		head + `{"role":"assistant","tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"check_disk","arguments":""}}]},"finish_reason":null}]}`,
