@@ -22,6 +22,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -46,23 +47,14 @@ func writeAtomic(t *testing.T, path, body string) {
 	}
 }
 
-type eventLog struct {
-	mu     sync.Mutex
-	events []middleware.Event
-}
-
-func (l *eventLog) Observe(_ context.Context, e middleware.Event) {
-	l.mu.Lock()
-	l.events = append(l.events, e)
-	l.mu.Unlock()
-}
+// eventLog records the events of the registry's chains; safe for
+// concurrent use.
+type eventLog struct{ middlewaretest.Recorder }
 
 func (l *eventLog) policyErrors() []middleware.PolicyChanged {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []middleware.PolicyChanged
-	for _, e := range l.events {
-		if pc, ok := e.(middleware.PolicyChanged); ok && pc.Err != nil {
+	for _, pc := range middlewaretest.Of[middleware.PolicyChanged](&l.Recorder) {
+		if pc.Err != nil {
 			out = append(out, pc)
 		}
 	}
@@ -275,15 +267,7 @@ func TestRegistryNoHalfAppliedPolicy(t *testing.T) {
 }
 
 func (l *eventLog) unknownTeams() []middleware.UnknownTeam {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []middleware.UnknownTeam
-	for _, e := range l.events {
-		if u, ok := e.(middleware.UnknownTeam); ok {
-			out = append(out, u)
-		}
-	}
-	return out
+	return middlewaretest.Of[middleware.UnknownTeam](&l.Recorder)
 }
 
 // A typo in a team name is visible: the call is served under the default

@@ -9,11 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"go.opentelemetry.io/otel/sdk/metric"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-
-	twotel "github.com/tokenwise/tokenwise/adapters/otel"
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/observe"
@@ -28,6 +23,7 @@ func provider() middleware.Handler {
 }
 
 func TestSlogLogsFinishedCall(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	p, _ := policies.LoadBytes([]byte("version: 1\n"), "t.yaml")
 	h := middleware.Then(provider(), llmwrap.MustBuild(p, llmwrap.WithObserver(observe.NewSlog(slog.New(slog.NewTextHandler(&buf, nil))))))
@@ -43,6 +39,7 @@ func TestSlogLogsFinishedCall(t *testing.T) {
 }
 
 func TestRecorderRoundTrip(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	rec := observe.NewRecorder(&buf)
 	p, _ := policies.LoadBytes([]byte("version: 1\n"), "t.yaml")
@@ -69,8 +66,9 @@ func TestRecorderRoundTrip(t *testing.T) {
 }
 
 // BenchmarkObserverOverhead measures the chain with no observer, and with
-// the slog observer (info level, discarding handler) plus the OTel
-// observer (SDK providers) attached. Target: under 2 µs more per call.
+// the slog observer (info level, discarding handler) attached; with the
+// OTel observer: e2e's BenchmarkObserverOverheadOTel. Target: under 2 µs
+// more per call.
 func BenchmarkObserverOverhead(b *testing.B) {
 	p, _ := policies.LoadBytes([]byte("version: 1\n"), "t.yaml")
 	req := &middleware.Request{Model: "gpt-4o", Messages: []middleware.Message{{Role: "user", Content: "hi"}}}
@@ -91,30 +89,13 @@ func BenchmarkObserverOverhead(b *testing.B) {
 	b.Run("slog-warn-level", func(b *testing.B) {
 		bench(b, llmwrap.WithObserver(observe.NewSlog(slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})))))
 	})
-	b.Run("otel", func(b *testing.B) {
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
-		mp := metric.NewMeterProvider(metric.WithReader(metric.NewManualReader()))
-		ot, err := twotel.New(twotel.WithTracerProvider(tp), twotel.WithMeterProvider(mp))
-		if err != nil {
-			b.Fatal(err)
-		}
-		bench(b, llmwrap.WithObserver(ot))
-	})
-	b.Run("slog+otel", func(b *testing.B) {
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()), sdktrace.WithSampler(sdktrace.NeverSample()))
-		mp := metric.NewMeterProvider(metric.WithReader(metric.NewManualReader()))
-		ot, err := twotel.New(twotel.WithTracerProvider(tp), twotel.WithMeterProvider(mp))
-		if err != nil {
-			b.Fatal(err)
-		}
-		bench(b, llmwrap.WithObserver(observe.NewSlog(slog.New(slog.NewTextHandler(io.Discard, nil)))), llmwrap.WithObserver(ot))
-	})
 }
 
 // TestSlogLogsARecoveredPanicWithItsStack: a provider that panics under a
 // built chain fails the call, and the log has the panic and its stack at
 // error level.
 func TestSlogLogsARecoveredPanicWithItsStack(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	p, _ := policies.LoadBytes([]byte("version: 1\n"), "t.yaml")
 	broken := middleware.HandlerFunc(func(context.Context, *middleware.Request) (*middleware.Response, error) {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sashabaranov/go-openai"
@@ -18,6 +17,7 @@ import (
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 // panicsAfter is a middleware that panics once n chunks went through it
@@ -44,26 +44,14 @@ func panicsAfter(n int) middleware.Middleware {
 	}
 }
 
-// panicEvents collects the PanicRecovered events of a chain.
-type panicEvents struct {
-	mu sync.Mutex
-	ev []middleware.PanicRecovered
-}
-
-func (p *panicEvents) Observe(_ context.Context, e middleware.Event) {
-	if e, ok := e.(middleware.PanicRecovered); ok {
-		p.mu.Lock()
-		p.ev = append(p.ev, e)
-		p.mu.Unlock()
-	}
-}
+// panicEvents records the events of a chain, for its PanicRecovered ones.
+type panicEvents struct{ middlewaretest.Recorder }
 
 func (p *panicEvents) check(t *testing.T) {
 	t.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.ev) != 1 || len(p.ev[0].Stack) == 0 || !bytes.Contains(p.ev[0].Stack, []byte("robust_test.go")) {
-		t.Errorf("panic events %+v, want one with the stack of the panic", p.ev)
+	ev := middlewaretest.Of[middleware.PanicRecovered](&p.Recorder)
+	if len(ev) != 1 || len(ev[0].Stack) == 0 || !bytes.Contains(ev[0].Stack, []byte("robust_test.go")) {
+		t.Errorf("panic events %+v, want one with the stack of the panic", ev)
 	}
 }
 
@@ -71,6 +59,7 @@ func (p *panicEvents) check(t *testing.T) {
 // under a real go-openai streaming call: the process survives, the caller
 // gets the error from Recv, and no goroutine is left (TestMain's goleak).
 func TestPanicUnderStreamingCallIsAnError(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Reply{Content: "A long answer streamed in many small pieces.", ChunkSize: 4})
 	obs := &panicEvents{}
@@ -91,6 +80,7 @@ func TestPanicUnderStreamingCallIsAnError(t *testing.T) {
 }
 
 func TestPanicBeforeTheFirstChunkIsAnError(t *testing.T) {
+	t.Parallel()
 	for _, stream := range []bool{false, true} {
 		srv := openaitest.NewServer(t)
 		srv.On().Reply(openaitest.Text("never seen"))
@@ -200,6 +190,7 @@ const okChunk = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"
 // matching a core sentinel, never a shortened success, and the chain sees
 // the same error.
 func TestMalformedStreamIsATypedError(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		reply openaitest.Reply
@@ -237,6 +228,7 @@ func TestMalformedStreamIsATypedError(t *testing.T) {
 // small pieces, alternating. It once panicked ("strings.Builder copied by
 // value") in the transport's goroutine and took the process down.
 func TestInterleavedToolCallFragmentsThroughTheTransport(t *testing.T) {
+	t.Parallel()
 	head := `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":`
 	lines := []string{
 		head + `{"role":"assistant","tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"check_disk","arguments":""}}]},"finish_reason":null}]}`,

@@ -268,6 +268,7 @@ func TestChatCompletionStreamPassThrough(t *testing.T) {
 }
 
 func TestStreamCutIsAnError(t *testing.T) {
+	t.Parallel()
 	for _, reply := range []openaitest.Reply{openaitest.CutAfter(3), openaitest.EOFAfter(3)} {
 		t.Run(reply.Fault.Kind.String(), func(t *testing.T) {
 			srv := openaitest.NewServer(t)
@@ -293,6 +294,7 @@ func TestStreamCutIsAnError(t *testing.T) {
 }
 
 func TestRateLimitedIsAnAPIError(t *testing.T) {
+	t.Parallel()
 	for _, stream := range []bool{false, true} {
 		srv := openaitest.NewServer(t)
 		srv.On().Reply(openaitest.RateLimited(2 * time.Second))
@@ -321,6 +323,7 @@ func TestRateLimitedIsAnAPIError(t *testing.T) {
 }
 
 func TestContextWindowErrorKeepsBody(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.ContextLengthExceeded(128000, 130000))
 	_, err := clientFor(srv, twopenai.NewHTTPClient(nil)).CreateChatCompletion(context.Background(), chatRequest(false))
@@ -409,6 +412,7 @@ func refuse(next middleware.Handler) middleware.Handler {
 }
 
 func TestMiddlewareErrorReachesCaller(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Text("never"))
 	client := clientFor(srv, twopenai.NewHTTPClient(middleware.Chain(pass, refuse)))
@@ -428,6 +432,7 @@ func TestMiddlewareErrorReachesCaller(t *testing.T) {
 }
 
 func TestTransportIsADoer(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Text("ok"))
 	client := clientFor(srv, twopenai.NewTransport(passChain(&recorder{})))
@@ -448,6 +453,7 @@ func TestTransportIsADoer(t *testing.T) {
 }
 
 func TestMalformedResponse(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Malformed())
 	rec := &recorder{}
@@ -521,6 +527,7 @@ func TestGarbageIsMalformed(t *testing.T) {
 }
 
 func TestNonChatRequestsPassThrough(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	rec := &recorder{}
 	client := clientFor(srv, twopenai.NewHTTPClient(passChain(rec)))
@@ -633,6 +640,7 @@ func upper(next middleware.Handler) middleware.Handler {
 }
 
 func TestChangedAnswers(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Reply{Content: "disk is fine", ChunkSize: 3})
 	client := clientFor(srv, twopenai.NewHTTPClient(upper))
@@ -666,6 +674,7 @@ func TestChangedAnswers(t *testing.T) {
 }
 
 func TestCallerStopsReading(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.StallAfter(2))
 	rec := &recorder{}
@@ -685,6 +694,7 @@ func TestCallerStopsReading(t *testing.T) {
 }
 
 func TestCallerCancels(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.StallAfter(2))
 	rec := &recorder{}
@@ -729,6 +739,7 @@ func TestCallerCancels(t *testing.T) {
 }
 
 func TestProviderOptions(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.RateLimited(time.Second))
 	p := twopenai.NewProvider(srv.URL+"/", "sk-test", twopenai.WithProviderName("azure"), twopenai.WithHeader("Api-Key", "k2"))
@@ -750,6 +761,7 @@ func TestProviderOptions(t *testing.T) {
 }
 
 func TestStreamAnsweredInOnePiece(t *testing.T) {
+	t.Parallel()
 	body := `{"id":"x","model":"m","choices":[{"message":{"content":"whole"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}}`
 	p := twopenai.NewProvider("http://upstream.invalid/v1", "", twopenai.WithBaseTransport(canned{200, "application/json", body}))
 	var got []middleware.Chunk

@@ -244,6 +244,7 @@ func TestKeyProperty(t *testing.T) {
 // TestKeyIsStable pins the encoding of one request: a change of the
 // encoding must bump KeyVersion (shared Redis caches outlive a deploy).
 func TestKeyIsStable(t *testing.T) {
+	t.Parallel()
 	zero := 0.0
 	req := &middleware.Request{Model: "gpt-4o-mini", Temperature: &zero, Messages: []middleware.Message{{Role: "user", Content: "hi"}}}
 	if got, want := fmt.Sprintf("%016x", cache.Sum(cache.AppendCanonical(nil, "team:", req))), "fb723b9370470ce3"; got != want {

@@ -1,19 +1,10 @@
 package cache_test
 
 import (
-	"net/http"
 	"testing"
 
-	"github.com/sashabaranov/go-openai"
-	"github.com/tmc/langchaingo/llms"
-	lcopenai "github.com/tmc/langchaingo/llms/openai"
 	"go.uber.org/goleak"
 
-	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
-	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
-	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
-	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -25,46 +16,3 @@ func cachePolicy(c policies.Cache) *policies.Policy {
 	c.Enabled = true
 	return &policies.Policy{Version: policies.Version, Cache: c}
 }
-
-// events records the events of a chain. It is safe for concurrent use.
-type events struct{ middlewaretest.Recorder }
-
-func (e *events) lookups() []middleware.CacheLookup {
-	return middlewaretest.Of[middleware.CacheLookup](&e.Recorder)
-}
-
-func (e *events) storeFailures() []middleware.StoreFailed {
-	return middlewaretest.Of[middleware.StoreFailed](&e.Recorder)
-}
-
-// goOpenAI returns a real go-openai client whose HTTP client runs chain in
-// its transport, talking to srv through rt (nil: a real socket transport
-// closed at the end of the test).
-func goOpenAI(t testing.TB, srv *openaitest.Server, chain middleware.Middleware, rt http.RoundTripper) *openai.Client {
-	t.Helper()
-	if rt == nil {
-		base := &http.Transport{}
-		t.Cleanup(base.CloseIdleConnections)
-		rt = base
-	}
-	cfg := openai.DefaultConfig("test-key")
-	cfg.BaseURL = srv.URL
-	cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(rt))
-	return openai.NewClientWithConfig(cfg)
-}
-
-// langchaingo returns the tokenwise langchaingo Model over langchaingo's
-// real openai client talking to srv.
-func langchaingo(t testing.TB, srv *openaitest.Server, chain middleware.Middleware, model string) *twlc.Model {
-	t.Helper()
-	base := &http.Transport{}
-	t.Cleanup(base.CloseIdleConnections)
-	inner, err := lcopenai.New(lcopenai.WithBaseURL(srv.URL), lcopenai.WithToken("test"), lcopenai.WithModel(model),
-		lcopenai.WithHTTPClient(&http.Client{Transport: base}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return twlc.New(twlc.Models{model: inner}, chain)
-}
-
-func human(text string) llms.MessageContent { return llms.TextParts(llms.ChatMessageTypeHuman, text) }

@@ -23,6 +23,7 @@ func entry(i int, content string) *cache.Entry {
 // goroutines, never leaves more entries or bytes than allowed, and keeps the
 // most recent ones.
 func TestMemoryBounds(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	t.Run("entries", func(t *testing.T) {
 		m := cache.NewMemory(cache.MemoryOptions{MaxEntries: 50})
@@ -89,6 +90,7 @@ func TestMemoryBounds(t *testing.T) {
 // TestMemoryTTL: entries expire after their own TTL; the sweeper removes
 // them and stops with Close.
 func TestMemoryTTL(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		m := cache.NewMemory(cache.MemoryOptions{SweepEvery: time.Minute})
@@ -120,6 +122,7 @@ func TestMemoryTTL(t *testing.T) {
 }
 
 func TestEntryBinaryRoundTrip(t *testing.T) {
+	t.Parallel()
 	e := &cache.Entry{Request: []byte("canonical\x00bytes"), Response: middleware.Response{ID: "id", Model: "gpt-4o", FinishReason: "tool_calls",
 		Usage: middleware.Usage{InputTokens: 100, OutputTokens: 20, CachedInputTokens: 50, ReasoningTokens: 7},
 		Message: middleware.Message{Role: "assistant", Content: "héllo", Reasoning: "because",

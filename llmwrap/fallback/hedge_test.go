@@ -61,6 +61,7 @@ func p99(lats []time.Duration) time.Duration {
 // Must show: hedging cuts the p99 of a long-tailed primary over 1,000
 // simulated calls, and a hedged call is billed for both models.
 func TestHedgingCutsTheTail(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		plain, _ := simulate(t, 1000, fallback.Hedge{})
 		hedged, calls := simulate(t, 1000, fallback.Hedge{Percentile: 90, Delay: time.Second})
@@ -142,6 +143,7 @@ func TestNoHedgeForStreamsAndFastAnswers(t *testing.T) {
 // one — is not a no-op: a slow call is sent to the same model again, the
 // first answer wins and both attempts are billed.
 func TestHedgingWithOneModel(t *testing.T) {
+	t.Parallel()
 	for _, models := range [][]string{nil, {"gpt-4o"}} {
 		synctest.Test(t, func(t *testing.T) {
 			srv := openaitest.New()
@@ -181,6 +183,7 @@ func TestHedgingWithOneModel(t *testing.T) {
 // TestPanicInAHedgedAttemptIsItsError: an attempt that panics on the
 // hedging goroutine fails that attempt only; the other one answers.
 func TestPanicInAHedgedAttemptIsItsError(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		inner := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 			if req.Model == "gpt-4o-mini" {

@@ -26,6 +26,7 @@ func (finalLimit) Is(target error) bool {
 // An error listed in Stop never moves on, even when it matches On; the
 // same kind of error without the Stop match does.
 func TestStopNeverMovesOn(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		err  error

@@ -33,6 +33,7 @@ func decide(t *testing.T, r route.Router, ctx context.Context, req *middleware.R
 // matches whole words, case-insensitively, in the last user message or the
 // whole conversation.
 func TestKeywordsMatchWholeWordsOnly(t *testing.T) {
+	t.Parallel()
 	p := mustPolicy(t, `version: 1
 routing:
   default: gpt-4o
@@ -171,6 +172,7 @@ routing:
 // A rule on the remaining run budget switches model once the run's spend
 // crosses the threshold.
 func TestBudgetFractionRuleReadsTheRun(t *testing.T) {
+	t.Parallel()
 	p := mustPolicy(t, `version: 1
 budget:
   run: {max_tokens: 1000}
@@ -205,6 +207,7 @@ routing:
 
 // A team-scope condition asks the plugged BudgetReader (the budget layer).
 func TestBudgetFractionRuleAsksTheReaderForTeams(t *testing.T) {
+	t.Parallel()
 	p := mustPolicy(t, `version: 1
 budget:
   team: {period: monthly, max_usd: 500}
@@ -235,6 +238,7 @@ routing:
 
 // Every rule is validated at load time, with the file and line.
 func TestInvalidRulesFailAtLoadWithTheirLine(t *testing.T) {
+	t.Parallel()
 	_, err := policies.LoadBytes([]byte(`version: 1
 routing:
   rules:
@@ -260,6 +264,7 @@ routing:
 }
 
 func TestIsFinalAnswer(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		resp middleware.Response
 		want bool
@@ -277,6 +282,7 @@ func TestIsFinalAnswer(t *testing.T) {
 }
 
 func TestValidToolJSON(t *testing.T) {
+	t.Parallel()
 	req := &middleware.Request{Tools: []middleware.Tool{{Name: "clean_logs", Parameters: []byte(`{"type":"object",
 		"properties":{"path":{"type":"string"},"days":{"type":"integer"},"mode":{"enum":["dry","real"]},"tags":{"type":"array","items":{"type":"string"}}},
 		"required":["path"],"additionalProperties":false}`)}}}
@@ -303,6 +309,7 @@ func TestValidToolJSON(t *testing.T) {
 }
 
 func TestStrongOnly(t *testing.T) {
+	t.Parallel()
 	p := policies.Default()
 	s := route.StrongOnly(p, "")
 	if err := s.Validate(); err != nil {

@@ -1,4 +1,4 @@
-package openai_test
+package e2e
 
 import (
 	"bytes"
@@ -36,6 +36,7 @@ import (
 // keys: one shaped like OpenAI's, and one of a local server that only the
 // request's own Authorization header identifies.
 func TestProviderErrorEchoingTheKeyIsRedacted(t *testing.T) {
+	t.Parallel()
 	for _, key := range []string{"sk-proj-Zq8XwL3vN0tQ5rYb7KpA2mE9hJc4UfGd", "local-server-key-7F3a9"} {
 		for _, stream := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%.12s/stream=%v", key, stream), func(t *testing.T) {

@@ -1,4 +1,4 @@
-package route_test
+package e2e
 
 import (
 	"context"
@@ -31,6 +31,7 @@ var diskTools = []goopenai.Tool{{Type: goopenai.ToolTypeFunction, Function: &goo
 // cheap model, result analysis and the final answer on the strong one,
 // explained in the run report and in RouteDecided events.
 func TestStageRoutingThroughGoOpenAI(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On(openaitest.LastRole("tool")).Reply(openaitest.Text("The disk is 95% full; /var/log is the culprit."))
 	srv.On(openaitest.LastRole("user")).Reply(openaitest.ToolCalls(openaitest.Call("c1", "check_disk", `{"path":"/"}`)))
@@ -76,6 +77,7 @@ func TestStageRoutingThroughGoOpenAI(t *testing.T) {
 // gpt-4o gets gpt-4o, on the first call of a run, on later calls and
 // outside a run, and the report's stage agrees with the rule.
 func TestPlainChatIsNotToolSelection(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Text("Paris."))
 	client := goClient(t, srv, policies.Default())
@@ -103,6 +105,7 @@ func TestPlainChatIsNotToolSelection(t *testing.T) {
 // agent: the agent's tool-selection call goes to the cheap model, the
 // analysis of the tool result to the strong one.
 func TestStageRoutingThroughLangchaingoFunctionsAgent(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On(openaitest.LastRole("tool")).Reply(openaitest.Text("Disk was 95% full; cleaned."))
 	srv.On(openaitest.LastRole("user")).Reply(openaitest.ToolCalls(openaitest.Call("c1", "check_disk", `{"__arg1":"/"}`)))
@@ -131,6 +134,7 @@ func TestStageRoutingThroughLangchaingoFunctionsAgent(t *testing.T) {
 // agent, whose every call is one user message: the scratchpad's
 // Observation tells result analysis from tool selection.
 func TestStageRoutingThroughLangchaingoOneShotAgent(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On(openaitest.LastContains("Observation: Disk Usage")).
 		Reply(openaitest.Text("Thought: I now know the final answer\nFinal Answer: /var/log filled the disk."))
@@ -211,6 +215,7 @@ func TestCascadeEscalatesOnInvalidToolJSON(t *testing.T) {
 
 // A valid answer of the cheap model is accepted: one call, no escalation.
 func TestCascadeAcceptsAValidAnswer(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On(openaitest.Model("gpt-4o-mini")).Reply(openaitest.ToolCalls(openaitest.Call("c1", "check_disk", `{"path":"/"}`)))
 	srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Text("strong"))
@@ -231,6 +236,7 @@ func TestCascadeAcceptsAValidAnswer(t *testing.T) {
 // A custom check registered in code escalates too; a streaming caller sees
 // only the accepted answer.
 func TestCascadeCustomCheckAndStreaming(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On(openaitest.Model("gpt-4o-mini")).Reply(openaitest.Text("I don't know."))
 	srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Text("The disk is 95% full."))
@@ -291,6 +297,7 @@ routing:
 // strong model regenerates the answer without tools, and the streaming
 // caller receives exactly one final answer, the strong model's.
 func TestRegenerationStreamsOneFinalAnswerFromTheStrongModel(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On(openaitest.Model("gpt-4o-mini")).Reply(openaitest.Reply{Content: "cheap draft answer", ChunkSize: 3})
 	srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Reply{Content: "Strong answer: clean /var/log.", ChunkSize: 3})
@@ -321,6 +328,7 @@ func TestRegenerationStreamsOneFinalAnswerFromTheStrongModel(t *testing.T) {
 // strong model's answer once, and a cheap tool call is passed through
 // unchanged (no regeneration).
 func TestRegenerationThroughLangchaingoStreaming(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On(openaitest.Model("gpt-4o-mini"), openaitest.LastContains("disk")).Reply(openaitest.ToolCalls(openaitest.Call("c1", "check_disk", `{"path":"/"}`)))
 	srv.On(openaitest.Model("gpt-4o-mini")).Reply(openaitest.Reply{Content: "cheap draft", ChunkSize: 2})
@@ -359,6 +367,7 @@ func TestRegenerationThroughLangchaingoStreaming(t *testing.T) {
 // fallback layer escalates it), and an estimate over the routed model's
 // window is routed there before the call, with the reason.
 func TestLargerWindow(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On(openaitest.Model("gpt-4o-mini")).Reply(openaitest.ContextLengthExceeded(128000, 130000))
 	srv.On(openaitest.Model("gpt-4.1-mini")).Reply(openaitest.Text("fits"))
@@ -398,6 +407,7 @@ routing:
 
 // A team plugs its own classifier; the decision is recorded and explained.
 func TestCustomRouter(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Text("ok"))
 	mine := route.RouterFunc(func(_ context.Context, q *route.Query) (route.Decision, bool) {
@@ -425,6 +435,7 @@ func TestCustomRouter(t *testing.T) {
 // A budget_below rule switches the model once the run crosses the
 // threshold, through the real client.
 func TestBudgetFractionSwitchesModelMidRun(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Reply{Content: "ok", Usage: &openaitest.Usage{PromptTokens: 15000, CompletionTokens: 5000}})
 	p := mustPolicy(t, `version: 1

@@ -1,4 +1,4 @@
-package cache_test
+package e2e
 
 import (
 	"context"
@@ -309,6 +309,7 @@ func dropNative(next middleware.Handler) middleware.Handler {
 // stored from a non-streamed or a streamed call) or the cache replays it
 // (an answer stored without a body); a miss has none.
 func TestStreamedHitSaysHit(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ firstStreamed, withoutBody bool }{{false, false}, {true, false}, {true, true}, {false, true}} {
 		firstStreamed := tc.firstStreamed
 		t.Run(fmt.Sprintf("stored from a stream %v without body %v", tc.firstStreamed, tc.withoutBody), func(t *testing.T) {

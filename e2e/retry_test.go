@@ -1,4 +1,4 @@
-package retry_test
+package e2e
 
 import (
 	"context"
@@ -10,24 +10,13 @@ import (
 	"time"
 
 	"github.com/sashabaranov/go-openai"
-	"go.uber.org/goleak"
 
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// events collects the events of a chain; safe for concurrent use.
-type events struct{ middlewaretest.Recorder }
-
-func (e *events) retries() []middleware.Retrying {
-	return middlewaretest.Of[middleware.Retrying](&e.Recorder)
-}
 
 // client returns a go-openai client whose calls run through mw and reach
 // srv in memory (usable inside a synctest bubble).
@@ -50,6 +39,7 @@ func chain(ev *events, p retry.Policy, opts ...retry.Option) middleware.Middlewa
 // Must show: 429 with Retry-After: 2 then success — one retry, after 2 s of
 // fake time, no earlier.
 func TestRetryAfterIsHonouredExactly(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.RateLimited(2*time.Second), openaitest.Text("Disk is fine."))
@@ -113,6 +103,7 @@ func TestRetryAfterHeaderForms(t *testing.T) {
 }
 
 func TestNotRetried(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		reply openaitest.Reply
@@ -150,6 +141,7 @@ func TestNotRetried(t *testing.T) {
 // A wait that would pass the call's deadline is not started: the call
 // fails at once with the provider's error, so a fallback can move on.
 func TestNeverSleepsPastTheDeadline(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.RateLimited(20*time.Second), openaitest.Text("too late"))
@@ -172,6 +164,7 @@ func TestNeverSleepsPastTheDeadline(t *testing.T) {
 }
 
 func TestBackoffWithJitterAndTotalCap(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.Unavailable())
@@ -201,6 +194,7 @@ func TestBackoffWithJitterAndTotalCap(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	base, maxd := 100*time.Millisecond, time.Second
 	for _, tc := range []struct {
 		attempt int
@@ -218,6 +212,7 @@ func TestBackoff(t *testing.T) {
 
 // A stream is retried while nothing reached the caller, and never after.
 func TestStreamRetriedOnlyBeforeFirstChunk(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.LastContains("before")).Reply(openaitest.Unavailable(), openaitest.Text("second try"))
@@ -259,6 +254,7 @@ func TestStreamRetriedOnlyBeforeFirstChunk(t *testing.T) {
 }
 
 func TestCancelledWhileWaiting(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.RateLimited(5 * time.Second))

@@ -1,4 +1,4 @@
-package cache_test
+package e2e
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package route_test
+package e2e
 
 import (
 	"context"
@@ -67,6 +67,7 @@ func extremes(m *learn.Model) (easy, hard string) {
 // scoring above the calibrated threshold goes to the strong model, one
 // below to the weak model, and a rule that matches wins over the score.
 func TestLearnedRoutingThroughGoOpenAI(t *testing.T) {
+	t.Parallel()
 	p, m := trainedPolicy(t, "  rules:\n    - name: status\n      when: {keywords: [status]}\n      model: gpt-4.1-nano\n")
 	easy, hard := extremes(m)
 	if th := float64(m.Threshold); m.Score(easy) >= th || m.Score(hard) < th {
@@ -95,6 +96,7 @@ func TestLearnedRoutingThroughGoOpenAI(t *testing.T) {
 
 // A policy's threshold overrides the calibrated one.
 func TestLearnedThresholdFromPolicy(t *testing.T) {
+	t.Parallel()
 	_, m := trainedPolicy(t, "")
 	easy, hard := extremes(m)
 	for _, tc := range []struct {
@@ -120,6 +122,7 @@ func TestLearnedThresholdFromPolicy(t *testing.T) {
 // A missing or corrupt weights file fails when the router is built, not
 // on the first call.
 func TestLearnedWeightsErrorsAtBuild(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.bin")
 	if err := os.WriteFile(bad, []byte("TWLW not weights"), 0o644); err != nil {

@@ -1,4 +1,4 @@
-package cache_test
+package e2e
 
 import (
 	"bytes"
@@ -186,6 +186,7 @@ func (m infoModel) Call(ctx context.Context, prompt string, options ...llms.Call
 // with a value a store cannot keep (a struct) is still a hit, with the
 // core view.
 func TestLangchaingoHitKeepsGenerationInfoTypes(t *testing.T) {
+	t.Parallel()
 	info := map[string]any{"PromptTokens": int32(5), "CompletionTokens": int64(7), "TotalTokens": 12, "Score": 1.5,
 		"Ratio": float32(0.25), "Model": "m", "Cached": true, "Nothing": nil, "Unsigned": uint64(9)}
 	calls := &atomic.Int32{}

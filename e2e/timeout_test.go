@@ -1,4 +1,4 @@
-package timeout_test
+package e2e
 
 import (
 	"context"
@@ -7,15 +7,11 @@ import (
 	"testing/synctest"
 	"time"
 
-	"go.uber.org/goleak"
-
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func handler(srv *openaitest.Server, l timeout.Limits) middleware.Handler {
 	return middleware.Then(twopenai.NewProvider(srv.URL, "k", twopenai.WithBaseTransport(srv.Transport())), timeout.New(l))
@@ -27,6 +23,7 @@ func request(stream middleware.StreamFunc) *middleware.Request {
 }
 
 func TestLimits(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		reply    openaitest.Reply
@@ -79,6 +76,7 @@ func TestLimits(t *testing.T) {
 // Idle starts with the first chunk; a healthy slow stream within its limits
 // completes; the caller's own slowness does not count as idle.
 func TestHealthyStreamsPass(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.Reply{Content: "0123456789", ChunkSize: 2, Latency: 5 * time.Second, ChunkLatency: 900 * time.Millisecond})
@@ -97,6 +95,7 @@ func TestHealthyStreamsPass(t *testing.T) {
 }
 
 func TestCallerCancellationIsNotATimeout(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.Stall())

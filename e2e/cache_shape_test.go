@@ -1,4 +1,4 @@
-package cache_test
+package e2e
 
 import (
 	"context"
@@ -78,6 +78,7 @@ func TestStreamedAnswerIsStoredAsTheAnswer(t *testing.T) {
 // TestVersion1EntriesStillRead: entries written before the refusal was
 // stored (version 1) still decode, with no refusal.
 func TestVersion1EntriesStillRead(t *testing.T) {
+	t.Parallel()
 	e := cache.Entry{Request: []byte("req"), Response: middleware.Response{ID: "c", FinishReason: "stop", Refusal: "no",
 		Message: middleware.Message{Role: middleware.RoleAssistant, Content: "hi"}}}
 	b, _ := e.MarshalBinary()

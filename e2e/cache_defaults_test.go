@@ -1,4 +1,4 @@
-package cache_test
+package e2e
 
 import (
 	"context"
@@ -27,6 +27,7 @@ import (
 // deterministic_only the calls without temperature 0 are bypasses, with
 // the reason.
 func TestDefaultPolicyHitsForGoOpenAIAndLangchaingo(t *testing.T) {
+	t.Parallel()
 	paths := map[string]func(t *testing.T, srv *openaitest.Server, chain middleware.Middleware) func(ctx context.Context){
 		"go-openai": func(t *testing.T, srv *openaitest.Server, chain middleware.Middleware) func(ctx context.Context) {
 			client := goOpenAI(t, srv, chain, nil)

@@ -1,4 +1,4 @@
-package cache_test
+package e2e
 
 import (
 	"context"
@@ -26,6 +26,7 @@ func chatRequest(text string) openai.ChatCompletionRequest {
 // misses through go-openai make exactly one provider call; the other 99 are
 // served the leader's answer as hits.
 func TestConcurrentIdenticalMissesMakeOneCall(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.Reply{Content: "Freed 20GB.", Latency: time.Second})
@@ -62,6 +63,7 @@ func TestConcurrentIdenticalMissesMakeOneCall(t *testing.T) {
 // TestCancelledLeaderDoesNotPoisonFollowers: the leader's caller gives up;
 // the followers waiting on it are not failed, one of them calls again.
 func TestCancelledLeaderDoesNotPoisonFollowers(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.Reply{Content: "done", Latency: 2 * time.Second})
@@ -106,6 +108,7 @@ func TestCancelledLeaderDoesNotPoisonFollowers(t *testing.T) {
 // TestTeamScope: team A's answer is never served to team B; with the
 // global scope it is.
 func TestTeamScope(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		scope policies.CacheScope
 		want  int
@@ -129,6 +132,7 @@ func TestTeamScope(t *testing.T) {
 // TestOnlyCompleteAnswersAreStored: errors, truncated and filtered answers
 // and cut streams are never served from the cache.
 func TestOnlyCompleteAnswersAreStored(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		reply  openaitest.Reply
@@ -192,6 +196,7 @@ func TestDeterministicOnly(t *testing.T) {
 // TestPerRequestControl: bypass, refresh and a custom TTL through the
 // context.
 func TestPerRequestControl(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.Text("v1")).Times(1)
@@ -242,6 +247,7 @@ func (failingStore) Set(context.Context, uint64, *cache.Entry, time.Duration) er
 // TestStoreFailure: a failing store is reported and the call succeeds
 // (fail open) or is refused with ErrStore (fail closed).
 func TestStoreFailure(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Text("fine"))
 	obs := &events{}
@@ -270,6 +276,7 @@ func TestStoreFailure(t *testing.T) {
 // TestHitIsRecordedAsSaved: the run report shows a hit as zero spend with
 // its savings.
 func TestHitIsRecordedAsSaved(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Text("The disk is fine."))
 	client := goOpenAI(t, srv, llmwrap.MustBuild(cachePolicy(policies.Cache{})), nil)

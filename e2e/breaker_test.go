@@ -1,4 +1,4 @@
-package breaker_test
+package e2e
 
 import (
 	"context"
@@ -8,8 +8,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"go.uber.org/goleak"
-
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
@@ -17,29 +15,6 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type events struct {
-	mu sync.Mutex
-	ev []middleware.BreakerChanged
-}
-
-func (e *events) Observe(_ context.Context, ev middleware.Event) {
-	if b, ok := ev.(middleware.BreakerChanged); ok {
-		e.mu.Lock()
-		e.ev = append(e.ev, b)
-		e.mu.Unlock()
-	}
-}
-
-func (e *events) take() []middleware.BreakerChanged {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := e.ev
-	e.ev = nil
-	return out
-}
 
 func user(text string) *middleware.Request {
 	return &middleware.Request{Model: "gpt-4o", Messages: []middleware.Message{{Role: middleware.RoleUser, Content: text}}}
@@ -59,6 +34,7 @@ func count(srv *openaitest.Server, model string) int {
 // calls go straight to the fallback without touching the primary; after the
 // open duration one probe is let through.
 func TestDeadPrimaryOpensTheBreaker(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Unavailable()).Times(4)
@@ -143,6 +119,7 @@ func fake(fail *error) middleware.Handler {
 
 // Cancellations, budget refusals and client errors never trip the breaker.
 func TestWhatCounts(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		set := breaker.New(breaker.Settings{ConsecutiveFailures: 2})
 		var fail error
@@ -189,6 +166,7 @@ func TestWhatCounts(t *testing.T) {
 }
 
 func TestFailureRatioOverWindow(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		set := breaker.New(breaker.Settings{FailureRatio: 0.5, MinRequests: 4, Window: 10 * time.Second})
 		var fail error
@@ -245,6 +223,7 @@ func TestStreamJudgedAtTheEnd(t *testing.T) {
 }
 
 func TestHalfOpenProbesLimit(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		set := breaker.New(breaker.Settings{ConsecutiveFailures: 1, OpenFor: time.Second, HalfOpenProbes: 2})
 		release := make(chan struct{})

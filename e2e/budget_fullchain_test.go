@@ -1,4 +1,4 @@
-package budget_test
+package e2e
 
 import (
 	"context"

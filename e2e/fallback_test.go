@@ -1,4 +1,4 @@
-package fallback_test
+package e2e
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"github.com/sashabaranov/go-openai"
 	"github.com/tmc/langchaingo/llms"
 	lcopenai "github.com/tmc/langchaingo/llms/openai"
-	"go.uber.org/goleak"
 
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
@@ -23,21 +22,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// recorder keeps the events of a chain; safe for concurrent use.
-type recorder struct{ middlewaretest.Recorder }
-
-func (r *recorder) finished() []middleware.CallFinished {
-	return middlewaretest.Of[middleware.CallFinished](&r.Recorder)
-}
-
-func (r *recorder) fellBack() []middleware.FellBack {
-	return middlewaretest.Of[middleware.FellBack](&r.Recorder)
-}
 
 func models(srv *openaitest.Server) []string {
 	var out []string
@@ -51,20 +36,17 @@ func provider(srv *openaitest.Server) middleware.Handler {
 	return twopenai.NewProvider(srv.URL, "sk-test", twopenai.WithBaseTransport(srv.Transport()))
 }
 
-func goOpenAI(srv *openaitest.Server, mw middleware.Middleware) *openai.Client {
+func fbClient(srv *openaitest.Server, mw middleware.Middleware) *openai.Client {
 	cfg := openai.DefaultConfig("sk-test")
 	cfg.BaseURL = srv.URL
 	cfg.HTTPClient = twopenai.NewHTTPClient(mw, twopenai.WithBaseTransport(srv.Transport()))
 	return openai.NewClientWithConfig(cfg)
 }
 
-func user(text string) *middleware.Request {
-	return &middleware.Request{Model: "gpt-4o", Messages: []middleware.Message{{Role: middleware.RoleUser, Content: text}}}
-}
-
 // Must show: every model fails — one error listing each attempt, each
 // model tried once, errors.Is matching every attempt's kind.
 func TestEveryModelFails(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Unavailable())
@@ -117,6 +99,7 @@ func TestEveryModelFails(t *testing.T) {
 // Must show: bad request is not retried and does not fall back; through
 // go-openai the caller gets the provider's own 400.
 func TestBadRequestStops(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Error(400, "invalid_request_error", "", "bad tool schema"))
@@ -125,7 +108,7 @@ func TestBadRequestStops(t *testing.T) {
 			fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}),
 			breaker.New(breaker.Settings{ConsecutiveFailures: 1}).Middleware(),
 			retry.New(retry.Policy{MaxAttempts: 5}), middleware.Meter(nil, nil))
-		_, err := goOpenAI(srv, mw).CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
+		_, err := fbClient(srv, mw).CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
 			Model: "gpt-4o", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
 		var apiErr *openai.APIError
 		if !errors.As(err, &apiErr) || apiErr.HTTPStatusCode != 400 || apiErr.Message != "bad tool schema" {
@@ -138,6 +121,7 @@ func TestBadRequestStops(t *testing.T) {
 }
 
 func TestContextWindowGoesToALargerWindow(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.ContextLengthExceeded(128000, 150000))
@@ -192,13 +176,14 @@ func streamChain(rec *recorder) middleware.Middleware {
 // each retry) and falls back; a stalled stream hits the idle timeout and,
 // having reached the caller, is an error and does not fall back.
 func TestStreamTimeouts(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o"), openaitest.LastContains("never")).Reply(openaitest.Stall())
 		srv.On(openaitest.Model("gpt-4o"), openaitest.LastContains("stall")).Reply(openaitest.StallAfter(3))
 		srv.On(openaitest.Model("gpt-4o-mini")).Reply(openaitest.Reply{Content: "The fallback answers.", ChunkSize: 5})
 		rec := &recorder{}
-		c := goOpenAI(srv, streamChain(rec))
+		c := fbClient(srv, streamChain(rec))
 
 		start := time.Now()
 		got, err := stream(c, "never starts")
@@ -234,6 +219,7 @@ func TestStreamTimeouts(t *testing.T) {
 // Must show: a stream cut after chunks were delivered returns an error to
 // the go-openai and to the langchaingo caller, never a normal end.
 func TestCutStreamIsAnErrorForBothClients(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.CutAfter(3))
@@ -241,7 +227,7 @@ func TestCutStreamIsAnErrorForBothClients(t *testing.T) {
 		rec := &recorder{}
 		mw := streamChain(rec)
 
-		got, err := stream(goOpenAI(srv, mw), "hi")
+		got, err := stream(fbClient(srv, mw), "hi")
 		if !errors.Is(err, middleware.ErrStreamCut) || got == "" {
 			t.Fatalf("go-openai: got %q, err %v; want partial text and ErrStreamCut", got, err)
 		}
@@ -269,6 +255,7 @@ func TestCutStreamIsAnErrorForBothClients(t *testing.T) {
 }
 
 func TestCancellationDoesNotFallBack(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Stall())

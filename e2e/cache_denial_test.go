@@ -1,4 +1,4 @@
-package cache_test
+package e2e
 
 import (
 	"bytes"
@@ -352,6 +352,7 @@ func mustMarshal(v any) []byte {
 // under a top-level field of middleware.NeutralFields, where it gives the
 // same key.
 func TestEveryFieldOutsideTheNeutralListSplitsTheKey(t *testing.T) {
+	t.Parallel()
 	k := newKeyer()
 	total, undecodable := 0, 0
 	bodies := corpus(t)
@@ -386,6 +387,7 @@ func TestEveryFieldOutsideTheNeutralListSplitsTheKey(t *testing.T) {
 // middleware.NeutralFields, in any body of the corpus, keeps the key; the
 // list is the documented one.
 func TestNeutralFieldsDoNotSplitTheKey(t *testing.T) {
+	t.Parallel()
 	want := []string{"metadata", "prompt_cache_key", "safety_identifier", "service_tier", "store", "stream", "stream_options", "user"}
 	if got := middleware.NeutralFields(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("NeutralFields() = %v, want %v", got, want)
@@ -440,6 +442,7 @@ func TestNeutralFieldsDoNotSplitTheKey(t *testing.T) {
 // cannot tell apart (the issue's probes) get different keys through the
 // transport.
 func TestKeyTellsApartWhatTheCoreConflates(t *testing.T) {
+	t.Parallel()
 	k := newKeyer()
 	const msgs = `"messages":[{"role":"user","content":"q"}]`
 	for _, pair := range [][2]string{
@@ -467,6 +470,7 @@ func TestKeyTellsApartWhatTheCoreConflates(t *testing.T) {
 // another key, except the streaming funcs and Metadata other than the
 // backend switches langchaingo's backends read from it.
 func TestEveryLangchaingoOptionSplitsTheKey(t *testing.T) {
+	t.Parallel()
 	var key []byte
 	chain := func(middleware.Handler) middleware.Handler {
 		return middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {

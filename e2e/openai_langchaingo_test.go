@@ -1,4 +1,4 @@
-package openai_test
+package e2e
 
 import (
 	"context"
@@ -15,10 +15,11 @@ import (
 )
 
 func TestLangchaingoThroughTheTransport(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On(openaitest.Streaming()).Reply(openaitest.Reply{Content: "Streaming works.", ChunkSize: 4})
 	srv.On().Reply(openaitest.Text("The disk is 42% full."))
-	rec := &recorder{}
+	rec := &tap{}
 	llm, err := lcopenai.New(
 		lcopenai.WithToken("test-key"),
 		lcopenai.WithBaseURL(srv.URL),

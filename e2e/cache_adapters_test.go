@@ -1,4 +1,4 @@
-package cache_test
+package e2e
 
 import (
 	"context"
@@ -28,6 +28,7 @@ var weatherTool = llms.Tool{Type: "function", Function: &llms.FunctionDefinition
 // content, tool calls and finish reason; the provider saw one request per
 // distinct request.
 func TestHitThroughLangchaingo(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		reply openaitest.Reply
@@ -106,6 +107,7 @@ func TestHitThroughLangchaingo(t *testing.T) {
 // callers of a raw go-openai client get the cached answer, the stream as a
 // normal stream; the provider saw one request.
 func TestHitThroughGoOpenAI(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		reply openaitest.Reply
@@ -248,6 +250,7 @@ func TestMetadataDoesNotSplitTheKey(t *testing.T) {
 // model (top_k, penalties) reach the key through Request.Extra; metadata
 // does not.
 func TestLangchaingoOptionsSplitTheKey(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Text("ok"))
 	llm := langchaingo(t, srv, llmwrap.MustBuild(cachePolicy(policies.Cache{})), "gpt-4o-mini")

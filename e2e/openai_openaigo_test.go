@@ -1,4 +1,4 @@
-package openai_test
+package e2e
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 // The official openai-go client takes the same HTTP client: its chat
 // completions, plain and streamed, go through the chain unchanged.
 func TestOfficialOpenAIGoClient(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On(openaitest.Streaming()).Reply(openaitest.Text("streamed through tokenwise"))
 	srv.On().Reply(openaitest.Text("answered through tokenwise"))
@@ -70,6 +71,7 @@ func TestOfficialOpenAIGoClient(t *testing.T) {
 
 // A tokenwise refusal reaches the openai-go caller matchable with errors.Is.
 func TestOfficialOpenAIGoClientSeesTypedErrors(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Text("never"))
 	refuse := func(next middleware.Handler) middleware.Handler {

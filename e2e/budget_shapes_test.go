@@ -1,4 +1,4 @@
-package budget_test
+package e2e
 
 import (
 	"bytes"
@@ -200,6 +200,7 @@ func imageMessage(detail goopenai.ImageURLDetail) goopenai.ChatCompletionMessage
 // TestNChoicesAreReserved: n choices are n completions, each up to
 // max_tokens, and the reservation covers them all.
 func TestNChoicesAreReserved(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{1, 2, 4} {
 		checkShape(t, "n="+strconv.Itoa(n), goopenai.ChatCompletionRequest{Model: "gpt-4o", N: n, MaxCompletionTokens: 300,
 			Messages: []goopenai.ChatCompletionMessage{userText("Suggest a name for the new disk-cleanup job.")}})
@@ -210,6 +211,7 @@ func TestNChoicesAreReserved(t *testing.T) {
 // reserved at the worst case of its detail under the called model's own
 // vision rule (gpt-4o-mini counts an image at ~33× gpt-4o's tokens).
 func TestImagesOnMiniAreReservedAtMiniRates(t *testing.T) {
+	t.Parallel()
 	for _, model := range []string{"gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "o4-mini"} {
 		for _, d := range []goopenai.ImageURLDetail{goopenai.ImageURLDetailHigh, goopenai.ImageURLDetailAuto, goopenai.ImageURLDetailLow} {
 			checkShape(t, model+"/"+string(d), goopenai.ChatCompletionRequest{Model: model, MaxCompletionTokens: 200,
@@ -226,6 +228,7 @@ func TestImagesOnMiniAreReservedAtMiniRates(t *testing.T) {
 // TestToolsAndReasoningAreReserved: tool definitions are input, a
 // reasoning model's hidden reasoning is output within max_tokens.
 func TestToolsAndReasoningAreReserved(t *testing.T) {
+	t.Parallel()
 	params := json.RawMessage(`{"type":"object","properties":{"path":{"type":"string","description":"the mount point"},"unit":{"type":"string","enum":["GB","MB"]}}}`)
 	checkShape(t, "tools on o4-mini", goopenai.ChatCompletionRequest{Model: "o4-mini", MaxCompletionTokens: 2000,
 		Messages: []goopenai.ChatCompletionMessage{userText("How full is /var?")},
@@ -238,6 +241,7 @@ func TestToolsAndReasoningAreReserved(t *testing.T) {
 // input_audio part, so the request is raw JSON through the tokenwise
 // transport.
 func TestAudioIsReservedAtAudioRates(t *testing.T) {
+	t.Parallel()
 	p := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxUSD: 10 * policies.Dollar}}}
 	b, err := budget.New(p, budget.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
