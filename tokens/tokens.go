@@ -104,6 +104,7 @@ type Estimator struct {
 type codecs struct {
 	o200kOnce, cl100kOnce sync.Once
 	o200k, cl100k         tokenizer.Codec
+	o200kBPE, cl100kBPE   *bpe // what counts: the codecs' ranks, our pre-tokenizer
 }
 
 type key [2]uint64
@@ -198,11 +199,19 @@ func (e *Estimator) codec(enc string) tokenizer.Codec {
 	switch enc {
 	case O200kBase:
 		cs := e.codecs
-		cs.o200kOnce.Do(func() { cs.o200k, _ = tokenizer.Get(tokenizer.O200kBase) })
+		cs.o200kOnce.Do(func() {
+			if cs.o200k, _ = tokenizer.Get(tokenizer.O200kBase); cs.o200k != nil {
+				cs.o200kBPE = newBPE(cs.o200k)
+			}
+		})
 		return cs.o200k
 	case Cl100kBase:
 		cs := e.codecs
-		cs.cl100kOnce.Do(func() { cs.cl100k, _ = tokenizer.Get(tokenizer.Cl100kBase) })
+		cs.cl100kOnce.Do(func() {
+			if cs.cl100k, _ = tokenizer.Get(tokenizer.Cl100kBase); cs.cl100k != nil {
+				cs.cl100kBPE = newBPE(cs.cl100k)
+			}
+		})
 		return cs.cl100k
 	}
 	return nil
@@ -219,15 +228,32 @@ func (e *Estimator) text(c tokenizer.Codec, s string) int64 {
 	}
 	if c == nil {
 		// Other models: 3/2 of the cl100k_base count, rounded up.
-		n, err := e.codec(Cl100kBase).Count(s)
-		if err != nil {
-			return int64(len(s)) // one token per byte can never undercount
-		}
-		return (int64(n)*3 + 1) / 2
+		return (e.count(e.codec(Cl100kBase), s)*3 + 1) / 2
+	}
+	return e.count(c, s)
+}
+
+// count counts s with c's ranks and this package's pre-tokenizer (the
+// same tokens as c.Count, see bpe.go), or with c.Count for a codec without
+// them.
+func (e *Estimator) count(c tokenizer.Codec, s string) int64 {
+	if c == nil {
+		return int64(len(s))
+	}
+	// c came from e.codec, whose Once also made the bpe of its name.
+	var b *bpe
+	switch c.GetName() {
+	case O200kBase:
+		b = e.codecs.o200kBPE
+	case Cl100kBase:
+		b = e.codecs.cl100kBPE
+	}
+	if b != nil {
+		return int64(b.count(s))
 	}
 	n, err := c.Count(s)
 	if err != nil {
-		return int64(len(s))
+		return int64(len(s)) // one token per byte can never undercount
 	}
 	return int64(n)
 }
