@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"math"
+	"sync"
 	"unicode/utf8"
 	"unsafe"
 
@@ -15,6 +16,26 @@ import (
 type bpe struct {
 	ranks map[string]uint32
 	next  func(s string, i int) int // the end of the piece at i
+}
+
+// The ranks of each encoding, read once per process on first use and
+// shared by every Estimator.
+var (
+	o200kOnce, cl100kOnce sync.Once
+	o200kBPE, cl100kBPE   *bpe
+)
+
+// bpeOf returns the bpe of c's encoding, nil for another encoding.
+func bpeOf(c tokenizer.Codec) *bpe {
+	switch c.GetName() {
+	case O200kBase:
+		o200kOnce.Do(func() { o200kBPE = newBPE(c) })
+		return o200kBPE
+	case Cl100kBase:
+		cl100kOnce.Do(func() { cl100kBPE = newBPE(c) })
+		return cl100kBPE
+	}
+	return nil
 }
 
 // newBPE reads the ranks of c's vocabulary (token i is Decode([i])) and
@@ -32,8 +53,8 @@ func newBPE(c tokenizer.Codec) *bpe {
 	}
 	initClasses()
 	// The tokens' bytes in one block, the map's keys slices of it.
-	var block []byte
-	var ends []int
+	block := make([]byte, 0, 2<<20)
+	ends := make([]int, 0, 1<<18)
 	misses := 0
 	for id := uint(0); misses < 1024; id++ {
 		s, err := c.Decode([]uint{id})

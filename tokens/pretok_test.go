@@ -66,8 +66,8 @@ func testCodecs(t testing.TB) map[string]struct {
 		c tokenizer.Codec
 		b *bpe
 	}{
-		O200kBase:  {e.codec(O200kBase), e.codecs.o200kBPE},
-		Cl100kBase: {e.codec(Cl100kBase), e.codecs.cl100kBPE},
+		O200kBase:  {e.codec(O200kBase), bpeOf(e.codec(O200kBase))},
+		Cl100kBase: {e.codec(Cl100kBase), bpeOf(e.codec(Cl100kBase))},
 	}
 }
 

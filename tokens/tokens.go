@@ -104,7 +104,6 @@ type Estimator struct {
 type codecs struct {
 	o200kOnce, cl100kOnce sync.Once
 	o200k, cl100k         tokenizer.Codec
-	o200kBPE, cl100kBPE   *bpe // what counts: the codecs' ranks, our pre-tokenizer
 }
 
 type key [2]uint64
@@ -199,19 +198,11 @@ func (e *Estimator) codec(enc string) tokenizer.Codec {
 	switch enc {
 	case O200kBase:
 		cs := e.codecs
-		cs.o200kOnce.Do(func() {
-			if cs.o200k, _ = tokenizer.Get(tokenizer.O200kBase); cs.o200k != nil {
-				cs.o200kBPE = newBPE(cs.o200k)
-			}
-		})
+		cs.o200kOnce.Do(func() { cs.o200k, _ = tokenizer.Get(tokenizer.O200kBase) })
 		return cs.o200k
 	case Cl100kBase:
 		cs := e.codecs
-		cs.cl100kOnce.Do(func() {
-			if cs.cl100k, _ = tokenizer.Get(tokenizer.Cl100kBase); cs.cl100k != nil {
-				cs.cl100kBPE = newBPE(cs.cl100k)
-			}
-		})
+		cs.cl100kOnce.Do(func() { cs.cl100k, _ = tokenizer.Get(tokenizer.Cl100kBase) })
 		return cs.cl100k
 	}
 	return nil
@@ -240,15 +231,7 @@ func (e *Estimator) count(c tokenizer.Codec, s string) int64 {
 	if c == nil {
 		return int64(len(s))
 	}
-	// c came from e.codec, whose Once also made the bpe of its name.
-	var b *bpe
-	switch c.GetName() {
-	case O200kBase:
-		b = e.codecs.o200kBPE
-	case Cl100kBase:
-		b = e.codecs.cl100kBPE
-	}
-	if b != nil {
+	if b := bpeOf(c); b != nil {
 		return int64(b.count(s))
 	}
 	n, err := c.Count(s)
