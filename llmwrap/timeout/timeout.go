@@ -66,11 +66,9 @@ func New(l Limits) middleware.Middleware {
 			}
 			inner := req.Stream
 			r := req.Clone()
-			began := false // only the stream's goroutine reads it
 			r.Stream = func(ctx context.Context, c middleware.Chunk) error {
 				w.inside.Store(true)
-				if !began {
-					began = true
+				if !w.began.Load() && w.began.CompareAndSwap(false, true) {
 					w.begin()
 				}
 				err := inner(ctx, c)
@@ -109,6 +107,7 @@ type watchdog struct {
 	start                 time.Time    // the monotonic origin of last
 	last                  atomic.Int64 // when the last chunk's function returned (since start); -1 before the first
 	inside                atomic.Bool  // a chunk's stream function is running
+	began                 atomic.Bool  // the first chunk arrived
 	idle                  time.Duration
 	firstCause, idleCause error
 	cancel                context.CancelCauseFunc
