@@ -40,6 +40,13 @@ func TestLimits(t *testing.T) {
 		{"first token, slow headers", openaitest.Reply{Content: "late", Latency: 10 * time.Second}, timeout.Limits{FirstToken: 3 * time.Second}, true, timeout.ErrFirstToken, 3 * time.Second, 0},
 		{"idle", openaitest.Reply{Content: "0123456789", ChunkSize: 1, ChunkLatency: 500 * time.Millisecond, Fault: openaitest.Fault{Kind: openaitest.FaultStallStream, After: 4}},
 			timeout.Limits{FirstToken: time.Second, Idle: 2 * time.Second}, true, timeout.ErrIdle, 1500*time.Millisecond + 2*time.Second, 4},
+		// The idle limit is shorter than the first token's: it takes over at
+		// the first chunk.
+		{"idle shorter than first token", openaitest.Reply{Content: "0123456789", ChunkSize: 1, ChunkLatency: 500 * time.Millisecond, Fault: openaitest.Fault{Kind: openaitest.FaultStallStream, After: 3}},
+			timeout.Limits{FirstToken: 10 * time.Second, Idle: 700 * time.Millisecond}, true, timeout.ErrIdle, 1000*time.Millisecond + 700*time.Millisecond, 3},
+		// Idle alone: no clock before the first chunk.
+		{"idle only", openaitest.Reply{Content: "0123456789", ChunkSize: 1, Latency: 4 * time.Second, ChunkLatency: 500 * time.Millisecond, Fault: openaitest.Fault{Kind: openaitest.FaultStallStream, After: 2}},
+			timeout.Limits{Idle: time.Second}, true, timeout.ErrIdle, 4*time.Second + 500*time.Millisecond + time.Second, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

@@ -49,3 +49,19 @@ func CacheControlFrom(ctx context.Context) CacheControl {
 	c, _ := ctx.Value(cacheControlKey{}).(CacheControl)
 	return c
 }
+
+type keepNativeKey struct{}
+
+// WithKeepNative returns a context under which a streaming call's Response
+// must carry a Native a cache can keep (a [NativeMarshaler]): a response
+// cache that will store the streamed answer sets it. Without it an adapter
+// may spare itself keeping every chunk of a stream for that purpose.
+func WithKeepNative(ctx context.Context) context.Context {
+	return context.WithValue(ctx, keepNativeKey{}, true)
+}
+
+// KeepNative reports whether ctx carries [WithKeepNative].
+func KeepNative(ctx context.Context) bool {
+	v, _ := ctx.Value(keepNativeKey{}).(bool)
+	return v
+}

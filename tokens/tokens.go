@@ -219,15 +219,24 @@ func (e *Estimator) text(c tokenizer.Codec, s string) int64 {
 	}
 	if c == nil {
 		// Other models: 3/2 of the cl100k_base count, rounded up.
-		n, err := e.codec(Cl100kBase).Count(s)
-		if err != nil {
-			return int64(len(s)) // one token per byte can never undercount
-		}
-		return (int64(n)*3 + 1) / 2
+		return (e.count(e.codec(Cl100kBase), s)*3 + 1) / 2
+	}
+	return e.count(c, s)
+}
+
+// count counts s with c's ranks and this package's pre-tokenizer (the
+// same tokens as c.Count, see bpe.go), or with c.Count for a codec without
+// them.
+func (e *Estimator) count(c tokenizer.Codec, s string) int64 {
+	if c == nil {
+		return int64(len(s))
+	}
+	if b := bpeOf(c); b != nil {
+		return int64(b.count(s))
 	}
 	n, err := c.Count(s)
 	if err != nil {
-		return int64(len(s))
+		return int64(len(s)) // one token per byte can never undercount
 	}
 	return int64(n)
 }

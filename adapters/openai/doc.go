@@ -78,7 +78,13 @@
 // as OpenAI sends them and as go-openai reads them. A streamed answer's
 // Native merges its chunks into the body the upstream would have sent
 // unstreamed (every choice, logprobs, refusal, tool calls, id, model,
-// usage), which is what a response cache keeps of it.
+// usage), which is what a response cache keeps of it. The chunks are kept
+// for that only when the call's context asks for it
+// (middleware.WithKeepNative, which the cache sets on a streamed miss it
+// will store); otherwise a streamed answer's Native is nil. Events go to
+// the caller through a buffer: the chain does not wait for each chunk to
+// be read (up to 32 KB unread), and a read takes every event written
+// since the previous one.
 //
 // A cache hit (package llmwrap/cache) whose entry keeps an OpenAI body is
 // the stored body byte for byte when not streamed; streamed, the transport

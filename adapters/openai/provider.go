@@ -283,6 +283,7 @@ func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body
 		haveMeta bool
 		long     []byte
 		payloads [][]byte // every chunk's data, for the response's Native
+		keep     = middleware.KeepNative(ctx)
 		done     bool
 		readErr  error
 	)
@@ -319,7 +320,9 @@ func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body
 			haveMeta = meta.id != "" && meta.model != "" && meta.created != 0
 		}
 		acc.Add(c)
-		payloads = append(payloads, data)
+		if keep {
+			payloads = append(payloads, data)
+		}
 		if err := req.Stream(ctx, c); err != nil {
 			return partial(), err
 		}
@@ -338,7 +341,9 @@ func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body
 		return partial(), p.fail(middleware.ErrMalformed, req, "stream has no chunks", nil)
 	}
 	resp := partial()
-	resp.Native = &streamedBody{chunks: payloads}
+	if keep {
+		resp.Native = &streamedBody{chunks: payloads}
+	}
 	return resp, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"unsafe"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -266,122 +267,416 @@ func (s *streamedBody) MarshalNative() (string, []byte, bool) {
 }
 
 // mergeChunks merges the data payloads of a chat completion stream into
-// the body of the same answer unstreamed.
+// the body of the same answer unstreamed. It reads the payloads with the
+// package's own reader (no reflection, strings not copied until they are
+// written out): a cache pays it once per stored streamed answer.
 func mergeChunks(chunks [][]byte) ([]byte, error) {
-	type call struct {
-		ID       string      `json:"id"`
-		Type     string      `json:"type"`
-		Function sseFunction `json:"function"`
-	}
-	type message struct {
-		Role             string  `json:"role"`
-		Content          *string `json:"content"`
-		ReasoningContent string  `json:"reasoning_content,omitempty"`
-		Refusal          *string `json:"refusal"`
-		ToolCalls        []call  `json:"tool_calls,omitempty"`
-	}
-	type choice struct {
-		Index        int          `json:"index"`
-		Message      message      `json:"message"`
-		Logprobs     *sseLogprobs `json:"logprobs"`
-		FinishReason *string      `json:"finish_reason"`
-	}
-	var out struct {
-		ID                string          `json:"id"`
-		Object            string          `json:"object"`
-		Created           int64           `json:"created"`
-		Model             string          `json:"model"`
-		ServiceTier       string          `json:"service_tier,omitempty"`
-		SystemFingerprint string          `json:"system_fingerprint,omitempty"`
-		Choices           []choice        `json:"choices"`
-		Usage             json.RawMessage `json:"usage,omitempty"`
-	}
-	out.Object = "chat.completion"
-	var text []*struct{ content, refusal strings.Builder }
+	var m merger
+	r := getReader(nil)
+	defer putReader(r)
+	size := 0
 	for _, data := range chunks {
-		var c struct {
-			sseChunk
-			Choices []struct {
-				Index int `json:"index"`
-				Delta struct {
-					Content          *string `json:"content"`
-					ReasoningContent string  `json:"reasoning_content"`
-					Reasoning        string  `json:"reasoning"`
-					Refusal          *string `json:"refusal"`
-					ToolCalls        []struct {
-						Index    int         `json:"index"`
-						ID       string      `json:"id"`
-						Type     string      `json:"type"`
-						Function sseFunction `json:"function"`
-					} `json:"tool_calls"`
-				} `json:"delta"`
-				Logprobs     *sseLogprobs `json:"logprobs"`
-				FinishReason *string      `json:"finish_reason"`
-			} `json:"choices"`
-		}
-		if err := json.Unmarshal(data, &c); err != nil {
+		r.src, r.pos, r.stack, r.err = data, 0, r.stack[:0], nil
+		if err := m.chunk(r); err != nil {
 			return nil, err
 		}
-		out.ID, out.Created, out.Model = cmp.Or(out.ID, c.ID), cmp.Or(out.Created, c.Created), cmp.Or(out.Model, c.Model)
-		out.ServiceTier, out.SystemFingerprint = cmp.Or(out.ServiceTier, c.ServiceTier), cmp.Or(out.SystemFingerprint, c.SystemFingerprint)
-		if len(c.Usage) > 0 && string(c.Usage) != "null" {
-			out.Usage = c.Usage
-		}
-		for _, d := range c.Choices {
-			if d.Index < 0 || d.Index > 1<<10 {
-				return nil, errors.New("tokenwise/openai: choice index out of range")
-			}
-			for len(out.Choices) <= d.Index {
-				out.Choices = append(out.Choices, choice{Index: len(out.Choices), Message: message{Role: "assistant"}})
-				text = append(text, &struct{ content, refusal strings.Builder }{})
-			}
-			ch, tx := &out.Choices[d.Index], text[d.Index]
-			if d.Delta.Content != nil {
-				tx.content.WriteString(*d.Delta.Content)
-			}
-			if d.Delta.Refusal != nil {
-				tx.refusal.WriteString(*d.Delta.Refusal)
-			}
-			ch.Message.ReasoningContent += d.Delta.ReasoningContent + d.Delta.Reasoning
-			for _, tc := range d.Delta.ToolCalls {
-				if tc.Index < 0 || tc.Index > 1<<10 {
-					return nil, errors.New("tokenwise/openai: tool call index out of range")
-				}
-				for len(ch.Message.ToolCalls) <= tc.Index {
-					ch.Message.ToolCalls = append(ch.Message.ToolCalls, call{})
-				}
-				t := &ch.Message.ToolCalls[tc.Index]
-				t.ID, t.Type = cmp.Or(t.ID, tc.ID), cmp.Or(t.Type, tc.Type)
-				t.Function.Name += tc.Function.Name
-				t.Function.Arguments += tc.Function.Arguments
-			}
-			if d.Logprobs != nil {
-				if ch.Logprobs == nil {
-					ch.Logprobs = &sseLogprobs{}
-				}
-				ch.Logprobs.Content = append(ch.Logprobs.Content, d.Logprobs.Content...)
-				ch.Logprobs.Refusal = append(ch.Logprobs.Refusal, d.Logprobs.Refusal...)
-			}
-			if d.FinishReason != nil {
-				ch.FinishReason = d.FinishReason
-			}
-		}
+		size += len(data)
 	}
-	for i := range out.Choices {
-		ch, tx := &out.Choices[i], text[i]
-		if tx.content.Len() > 0 || len(ch.Message.ToolCalls) == 0 && tx.refusal.Len() == 0 {
-			s := tx.content.String()
-			ch.Message.Content = &s
-		}
-		if tx.refusal.Len() > 0 {
-			s := tx.refusal.String()
-			ch.Message.Refusal = &s
-		}
-		for j := range ch.Message.ToolCalls {
-			if ch.Message.ToolCalls[j].Type == "" {
-				ch.Message.ToolCalls[j].Type = "function"
-			}
-		}
-	}
-	return json.Marshal(&out)
+	return m.appendBody(make([]byte, 0, size/4+256)), nil
 }
+
+// merger accumulates the chunks of a stream for mergeChunks.
+type merger struct {
+	id, model, serviceTier, fingerprint string
+	created                             int64
+	usage                               []byte
+	choices                             []mergedChoice
+}
+
+type mergedChoice struct {
+	content, refusal, reasoning []byte
+	calls                       []mergedCall
+	logprobs                    bool
+	lpContent, lpRefusal        [][]byte
+	finish                      string
+	hasFinish                   bool
+}
+
+type mergedCall struct {
+	id, typ    string
+	name, args []byte
+}
+
+// maxMergedIndex bounds the choice and tool call indexes a merge accepts.
+const maxMergedIndex = 1 << 10
+
+var (
+	errChoiceIndex = errors.New("tokenwise/openai: choice index out of range")
+	errCallIndex   = errors.New("tokenwise/openai: tool call index out of range")
+)
+
+// chunk reads one payload: the first id, created time, model, service tier
+// and system fingerprint seen win, the last usage wins, deltas append.
+func (m *merger) chunk(r *reader) error {
+	ok, err := r.open('{')
+	if err == nil && !ok {
+		err = errNotObject
+	}
+	if err != nil {
+		return err
+	}
+	var id, model, tier, fp string
+	var created int64
+	for r.more() {
+		name, err := r.name()
+		if err != nil {
+			return err
+		}
+		switch name {
+		case "id":
+			id, err = r.str()
+		case "model":
+			model, err = r.str()
+		case "created":
+			created, _, err = r.int()
+		case "service_tier":
+			tier, err = r.str()
+		case "system_fingerprint":
+			fp, err = r.str()
+		case "usage":
+			var u []byte
+			if u, err = r.raw(); len(u) > 0 {
+				m.usage = u
+			}
+		case "choices":
+			var ok bool
+			ok, err = r.open('[')
+			for err == nil && ok && r.more() {
+				err = m.choice(r)
+			}
+			if err == nil && ok {
+				err = r.close()
+			}
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := r.close(); err != nil {
+		return err
+	}
+	if err := r.end(); err != nil {
+		return err
+	}
+	m.id, m.created, m.model = cmp.Or(m.id, id), cmp.Or(m.created, created), cmp.Or(m.model, model)
+	m.serviceTier, m.fingerprint = cmp.Or(m.serviceTier, tier), cmp.Or(m.fingerprint, fp)
+	return nil
+}
+
+// choice reads one choice of a chunk into the merged choice of its index.
+func (m *merger) choice(r *reader) error {
+	var (
+		index                                   int64
+		content, refusal, reasoning, reasoning2 string
+		calls                                   []mergedCallDelta
+		logprobs                                bool
+		lpContent, lpRefusal                    [][]byte
+		finish                                  string
+		hasFinish                               bool
+	)
+	ok, err := r.open('{')
+	if err != nil {
+		return err
+	}
+	for ok && r.more() {
+		name, err := r.name()
+		if err != nil {
+			return err
+		}
+		switch name {
+		case "index":
+			index, _, err = r.int()
+		case "finish_reason":
+			if r.peek() == 'n' {
+				err = r.literal("null")
+			} else {
+				finish, err = r.str()
+				hasFinish = err == nil
+			}
+		case "logprobs":
+			var ok bool
+			if ok, err = r.open('{'); err != nil || !ok {
+				break
+			}
+			logprobs = true
+			for err == nil && r.more() {
+				if name, err = r.name(); err != nil {
+					break
+				}
+				switch name {
+				case "content":
+					lpContent, err = r.rawElements(lpContent[:0])
+				case "refusal":
+					lpRefusal, err = r.rawElements(lpRefusal[:0])
+				default:
+					err = r.skip()
+				}
+			}
+			if err == nil {
+				err = r.close()
+			}
+		case "delta":
+			var ok bool
+			if ok, err = r.open('{'); err != nil || !ok {
+				break
+			}
+			for err == nil && r.more() {
+				if name, err = r.name(); err != nil {
+					break
+				}
+				switch name {
+				case "content":
+					content, err = r.str()
+				case "refusal":
+					refusal, err = r.str()
+				case "reasoning_content":
+					reasoning, err = r.str()
+				case "reasoning":
+					reasoning2, err = r.str()
+				case "tool_calls":
+					calls, err = r.mergeCallDeltas(calls[:0])
+				default:
+					err = r.skip()
+				}
+			}
+			if err == nil {
+				err = r.close()
+			}
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if ok { // a null choice merges as an empty one at index 0
+		if err := r.close(); err != nil {
+			return err
+		}
+	}
+	if index < 0 || index > maxMergedIndex {
+		return errChoiceIndex
+	}
+	for len(m.choices) <= int(index) {
+		m.choices = append(m.choices, mergedChoice{})
+	}
+	ch := &m.choices[index]
+	ch.content = append(ch.content, content...)
+	ch.refusal = append(ch.refusal, refusal...)
+	ch.reasoning = append(append(ch.reasoning, reasoning...), reasoning2...)
+	for _, d := range calls {
+		for len(ch.calls) <= d.index {
+			ch.calls = append(ch.calls, mergedCall{})
+		}
+		c := &ch.calls[d.index]
+		c.id, c.typ = cmp.Or(c.id, d.id), cmp.Or(c.typ, d.typ)
+		c.name = append(c.name, d.name...)
+		c.args = append(c.args, d.args...)
+	}
+	if logprobs {
+		ch.logprobs = true
+		ch.lpContent = append(ch.lpContent, lpContent...)
+		ch.lpRefusal = append(ch.lpRefusal, lpRefusal...)
+	}
+	if hasFinish {
+		ch.finish, ch.hasFinish = finish, true
+	}
+	return nil
+}
+
+type mergedCallDelta struct {
+	index               int
+	id, typ, name, args string
+}
+
+// mergeCallDeltas reads a delta's tool_calls (null: none).
+func (r *reader) mergeCallDeltas(dst []mergedCallDelta) ([]mergedCallDelta, error) {
+	ok, err := r.open('[')
+	if err != nil || !ok {
+		return dst, err
+	}
+	for r.more() {
+		var d mergedCallDelta
+		ok, err := r.open('{')
+		if err != nil {
+			return dst, err
+		}
+		for ok && r.more() {
+			name, err := r.name()
+			if err != nil {
+				return dst, err
+			}
+			switch name {
+			case "index":
+				var n int64
+				n, _, err = r.int()
+				if n < 0 || n > maxMergedIndex {
+					return dst, errCallIndex
+				}
+				d.index = int(n)
+			case "id":
+				d.id, err = r.str()
+			case "type":
+				d.typ, err = r.str()
+			case "function":
+				err = r.pair("name", &d.name, "arguments", &d.args)
+			default:
+				err = r.skip()
+			}
+			if err != nil {
+				return dst, err
+			}
+		}
+		if ok {
+			if err := r.close(); err != nil {
+				return dst, err
+			}
+		}
+		dst = append(dst, d)
+	}
+	return dst, r.close()
+}
+
+// rawElements reads an array (null: none) and appends its elements' bytes.
+func (r *reader) rawElements(dst [][]byte) ([][]byte, error) {
+	ok, err := r.open('[')
+	if err != nil || !ok {
+		return dst, err
+	}
+	for r.more() {
+		start := r.next()
+		if err := r.skip(); err != nil {
+			return dst, err
+		}
+		dst = append(dst, r.src[start:r.pos:r.pos])
+	}
+	return dst, r.close()
+}
+
+// appendBody appends the merged chat completion body.
+func (m *merger) appendBody(dst []byte) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = appendString(dst, m.id)
+	dst = append(dst, `,"object":"chat.completion","created":`...)
+	dst = appendInt(dst, m.created)
+	dst = append(dst, `,"model":`...)
+	dst = appendString(dst, m.model)
+	if m.serviceTier != "" {
+		dst = append(dst, `,"service_tier":`...)
+		dst = appendString(dst, m.serviceTier)
+	}
+	if m.fingerprint != "" {
+		dst = append(dst, `,"system_fingerprint":`...)
+		dst = appendString(dst, m.fingerprint)
+	}
+	dst = append(dst, `,"choices":`...)
+	if len(m.choices) == 0 {
+		dst = append(dst, "null"...)
+	}
+	for i := range m.choices {
+		ch := &m.choices[i]
+		if i == 0 {
+			dst = append(dst, '[')
+		} else {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"index":`...)
+		dst = appendInt(dst, int64(i))
+		dst = append(dst, `,"message":{"role":"assistant","content":`...)
+		if len(ch.content) > 0 || len(ch.calls) == 0 && len(ch.refusal) == 0 {
+			dst = appendString(dst, bytesString(ch.content))
+		} else {
+			dst = append(dst, "null"...)
+		}
+		if len(ch.reasoning) > 0 {
+			dst = append(dst, `,"reasoning_content":`...)
+			dst = appendString(dst, bytesString(ch.reasoning))
+		}
+		dst = append(dst, `,"refusal":`...)
+		if len(ch.refusal) > 0 {
+			dst = appendString(dst, bytesString(ch.refusal))
+		} else {
+			dst = append(dst, "null"...)
+		}
+		for j := range ch.calls {
+			c := &ch.calls[j]
+			if j == 0 {
+				dst = append(dst, `,"tool_calls":[`...)
+			} else {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"id":`...)
+			dst = appendString(dst, c.id)
+			dst = append(dst, `,"type":`...)
+			dst = appendString(dst, cmp.Or(c.typ, "function"))
+			dst = append(dst, `,"function":{`...)
+			if len(c.name) > 0 {
+				dst = append(dst, `"name":`...)
+				dst = appendString(dst, bytesString(c.name))
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `"arguments":`...)
+			dst = appendString(dst, bytesString(c.args))
+			dst = append(dst, "}}"...)
+			if j == len(ch.calls)-1 {
+				dst = append(dst, ']')
+			}
+		}
+		dst = append(dst, `},"logprobs":`...)
+		if ch.logprobs {
+			dst = append(dst, '{')
+			dst = appendRaws(dst, "content", ch.lpContent)
+			dst = appendRaws(dst, "refusal", ch.lpRefusal)
+			dst = append(dst, '}')
+		} else {
+			dst = append(dst, "null"...)
+		}
+		dst = append(dst, `,"finish_reason":`...)
+		if ch.hasFinish {
+			dst = appendString(dst, ch.finish)
+		} else {
+			dst = append(dst, "null"...)
+		}
+		dst = append(dst, '}')
+		if i == len(m.choices)-1 {
+			dst = append(dst, ']')
+		}
+	}
+	if len(m.usage) > 0 {
+		dst = append(dst, `,"usage":`...)
+		dst = append(dst, m.usage...)
+	}
+	return append(dst, '}')
+}
+
+// appendRaws appends "key":[raw,...] unless raws is empty.
+func appendRaws(dst []byte, key string, raws [][]byte) []byte {
+	if len(raws) == 0 {
+		return dst
+	}
+	dst = appendKey(dst, key)
+	dst = append(dst, '[')
+	for i, b := range raws {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, b...)
+	}
+	return append(dst, ']')
+}
+
+// bytesString returns b's bytes as a string without copying them; b must
+// not change while the string is used.
+func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

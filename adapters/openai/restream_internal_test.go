@@ -2,7 +2,9 @@ package openai
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -180,6 +182,180 @@ func BenchmarkRestream(b *testing.B) {
 		var err error
 		if dst, err = appendRestream(dst[:0], body, true); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// mergeChunksStdlib is the reference for mergeChunks: the same merge with
+// encoding/json, as it was written before the package's reader did it.
+func mergeChunksStdlib(chunks [][]byte) ([]byte, error) {
+	type call struct {
+		ID       string      `json:"id"`
+		Type     string      `json:"type"`
+		Function sseFunction `json:"function"`
+	}
+	type message struct {
+		Role             string  `json:"role"`
+		Content          *string `json:"content"`
+		ReasoningContent string  `json:"reasoning_content,omitempty"`
+		Refusal          *string `json:"refusal"`
+		ToolCalls        []call  `json:"tool_calls,omitempty"`
+	}
+	type choice struct {
+		Index        int          `json:"index"`
+		Message      message      `json:"message"`
+		Logprobs     *sseLogprobs `json:"logprobs"`
+		FinishReason *string      `json:"finish_reason"`
+	}
+	var out struct {
+		ID                string          `json:"id"`
+		Object            string          `json:"object"`
+		Created           int64           `json:"created"`
+		Model             string          `json:"model"`
+		ServiceTier       string          `json:"service_tier,omitempty"`
+		SystemFingerprint string          `json:"system_fingerprint,omitempty"`
+		Choices           []choice        `json:"choices"`
+		Usage             json.RawMessage `json:"usage,omitempty"`
+	}
+	out.Object = "chat.completion"
+	var text []*struct{ content, refusal strings.Builder }
+	for _, data := range chunks {
+		var c struct {
+			sseChunk
+			Choices []struct {
+				Index int `json:"index"`
+				Delta struct {
+					Content          *string `json:"content"`
+					ReasoningContent string  `json:"reasoning_content"`
+					Reasoning        string  `json:"reasoning"`
+					Refusal          *string `json:"refusal"`
+					ToolCalls        []struct {
+						Index    int         `json:"index"`
+						ID       string      `json:"id"`
+						Type     string      `json:"type"`
+						Function sseFunction `json:"function"`
+					} `json:"tool_calls"`
+				} `json:"delta"`
+				Logprobs     *sseLogprobs `json:"logprobs"`
+				FinishReason *string      `json:"finish_reason"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal(data, &c); err != nil {
+			return nil, err
+		}
+		out.ID, out.Created, out.Model = cmp.Or(out.ID, c.ID), cmp.Or(out.Created, c.Created), cmp.Or(out.Model, c.Model)
+		out.ServiceTier, out.SystemFingerprint = cmp.Or(out.ServiceTier, c.ServiceTier), cmp.Or(out.SystemFingerprint, c.SystemFingerprint)
+		if len(c.Usage) > 0 && string(c.Usage) != "null" {
+			out.Usage = c.Usage
+		}
+		for _, d := range c.Choices {
+			if d.Index < 0 || d.Index > 1<<10 {
+				return nil, errors.New("tokenwise/openai: choice index out of range")
+			}
+			for len(out.Choices) <= d.Index {
+				out.Choices = append(out.Choices, choice{Index: len(out.Choices), Message: message{Role: "assistant"}})
+				text = append(text, &struct{ content, refusal strings.Builder }{})
+			}
+			ch, tx := &out.Choices[d.Index], text[d.Index]
+			if d.Delta.Content != nil {
+				tx.content.WriteString(*d.Delta.Content)
+			}
+			if d.Delta.Refusal != nil {
+				tx.refusal.WriteString(*d.Delta.Refusal)
+			}
+			ch.Message.ReasoningContent += d.Delta.ReasoningContent + d.Delta.Reasoning
+			for _, tc := range d.Delta.ToolCalls {
+				if tc.Index < 0 || tc.Index > 1<<10 {
+					return nil, errors.New("tokenwise/openai: tool call index out of range")
+				}
+				for len(ch.Message.ToolCalls) <= tc.Index {
+					ch.Message.ToolCalls = append(ch.Message.ToolCalls, call{})
+				}
+				t := &ch.Message.ToolCalls[tc.Index]
+				t.ID, t.Type = cmp.Or(t.ID, tc.ID), cmp.Or(t.Type, tc.Type)
+				t.Function.Name += tc.Function.Name
+				t.Function.Arguments += tc.Function.Arguments
+			}
+			if d.Logprobs != nil {
+				if ch.Logprobs == nil {
+					ch.Logprobs = &sseLogprobs{}
+				}
+				ch.Logprobs.Content = append(ch.Logprobs.Content, d.Logprobs.Content...)
+				ch.Logprobs.Refusal = append(ch.Logprobs.Refusal, d.Logprobs.Refusal...)
+			}
+			if d.FinishReason != nil {
+				ch.FinishReason = d.FinishReason
+			}
+		}
+	}
+	for i := range out.Choices {
+		ch, tx := &out.Choices[i], text[i]
+		if tx.content.Len() > 0 || len(ch.Message.ToolCalls) == 0 && tx.refusal.Len() == 0 {
+			s := tx.content.String()
+			ch.Message.Content = &s
+		}
+		if tx.refusal.Len() > 0 {
+			s := tx.refusal.String()
+			ch.Message.Refusal = &s
+		}
+		for j := range ch.Message.ToolCalls {
+			if ch.Message.ToolCalls[j].Type == "" {
+				ch.Message.ToolCalls[j].Type = "function"
+			}
+		}
+	}
+	return json.Marshal(&out)
+}
+
+// TestMergeChunksMatchesEncodingJSON: the package reader's merge and the
+// encoding/json reference merge agree on every stream of the restream
+// corpus, on the same streams with members that may be null, and on
+// broken chunks (both refuse them).
+func TestMergeChunksMatchesEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 3))
+	variants := []func([]byte) []byte{
+		func(b []byte) []byte { return b },
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"logprobs":null`), []byte(`"logprobs":{"content":null}`), 1)
+		},
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"delta":{`), []byte(`"delta":{"reasoning":"r","content":null,`), 1)
+		},
+		func(b []byte) []byte { return bytes.Replace(b, []byte(`"choices":[`), []byte(`"choices":[null,`), 1) },
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"tool_calls":[`), []byte(`"tool_calls":[null,`), 1)
+		},
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"finish_reason":"`), []byte(`"finish_reason":null,"x":"`), 1)
+		},
+		func(b []byte) []byte { return bytes.Replace(b, []byte(`"index":`), []byte(`"index":-`), 1) },
+		func(b []byte) []byte { return bytes.Replace(b, []byte(`"id":"`), []byte(`"id":5,"y":"`), 1) },
+		func(b []byte) []byte { return b[:len(b)/2] },
+		func(b []byte) []byte { return bytes.Replace(b, []byte(`}`), []byte(` } `), -1) },
+	}
+	for i := range 1500 {
+		body := randomAnswer(r)
+		stream, err := appendRestream(nil, body, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payloads := ssePayloads(t, stream)
+		if k := r.IntN(len(payloads)); r.IntN(2) == 0 {
+			payloads[k] = variants[r.IntN(len(variants))](bytes.Clone(payloads[k]))
+		}
+		got, gerr := mergeChunks(payloads)
+		want, werr := mergeChunksStdlib(payloads)
+		if (gerr == nil) != (werr == nil) {
+			t.Fatalf("%d: merge error %v, encoding/json's %v\n%s", i, gerr, werr, bytes.Join(payloads, []byte("\n")))
+		}
+		if gerr != nil {
+			continue
+		}
+		if !json.Valid(got) {
+			t.Fatalf("%d: invalid JSON %s", i, got)
+		}
+		if g, w := decodeAny(t, got), decodeAny(t, want); !reflect.DeepEqual(g, w) {
+			t.Fatalf("%d: merged\n%s\nencoding/json merged\n%s", i, got, want)
 		}
 	}
 }

@@ -309,10 +309,10 @@ func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, in
 	cc.ReplayFormat = NativeFormat
 	ctx, cancel := context.WithCancelCause(middleware.WithCacheControl(ctx, cc))
 	ctx = context.WithValue(ctx, callKey{}, c)
-	pr, pw := io.Pipe()
+	pw := newPipe()
 	sw := &sseWriter{w: pw, ctx: ctx, includeUsage: includeUsage, model: req.Model, ready: make(chan struct{})}
 	// A done context unblocks a chunk write the caller is not reading.
-	stop := context.AfterFunc(ctx, func() { pw.CloseWithError(ctxError(ctx)) })
+	stop := context.AfterFunc(ctx, func() { pw.closeWrite(ctxError(ctx)) })
 	type result struct {
 		resp *middleware.Response
 		err  error
@@ -326,16 +326,16 @@ func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, in
 		defer stop()
 		resp, err := middleware.SafeHandle(ctx, t.handler, req, "openai transport stream")
 		if !sw.finish() {
-			pw.Close()
+			pw.closeWrite(nil)
 			res <- result{resp, err}
 			return
 		}
 		if err != nil {
-			pw.CloseWithError(streamError(err))
+			pw.closeWrite(streamError(err))
 			return
 		}
 		if _, err := pw.Write([]byte("data: [DONE]\n\n")); err == nil {
-			pw.Close()
+			pw.closeWrite(nil)
 		}
 	}()
 	select {
@@ -346,7 +346,7 @@ func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, in
 		}
 		h.Set("Content-Type", "text/event-stream")
 		h.Set("Cache-Control", "no-cache")
-		body := &streamBody{pr: pr, cancel: cancel, done: done}
+		body := &streamBody{pr: pw, cancel: cancel, done: done}
 		return newResponse(r, http.StatusOK, h, body, -1), nil
 	case x := <-res:
 		<-done
@@ -414,7 +414,7 @@ func streamError(err error) error {
 // streamBody is a streaming response's body. Close cancels the chain and
 // waits for its goroutine, so that nothing outlives the call.
 type streamBody struct {
-	pr     *io.PipeReader
+	pr     *pipe
 	cancel context.CancelCauseFunc
 	done   <-chan struct{}
 	once   sync.Once
@@ -425,7 +425,7 @@ func (b *streamBody) Read(p []byte) (int, error) { return b.pr.Read(p) }
 func (b *streamBody) Close() error {
 	b.once.Do(func() {
 		b.cancel(errBodyClosed)
-		b.pr.CloseWithError(errBodyClosed)
+		b.pr.closeRead(errBodyClosed)
 	})
 	<-b.done
 	return nil

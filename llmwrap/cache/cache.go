@@ -331,7 +331,11 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 		status, reason = middleware.CacheRefresh, controlSource(ctl)
 	}
 	c.mark(ctx, req, status, reason)
-	resp, err = next.Handle(ctx, req)
+	nctx := ctx
+	if req.Stream != nil { // the stream's chunks are kept for the entry
+		nctx = middleware.WithKeepNative(ctx)
+	}
+	resp, err = next.Handle(nctx, req)
 	if err != nil || resp == nil || !Complete(resp) {
 		switch {
 		case err == nil && resp != nil:

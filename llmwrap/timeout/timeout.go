@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenwise/tokenwise/middleware"
@@ -42,6 +43,8 @@ func New(l Limits) middleware.Middleware {
 	}
 	// DeadlineErrors are immutable: one per limit serves every call.
 	callCause := &middleware.DeadlineError{Cause: ErrCall, Limit: l.Call}
+	firstCause := &middleware.DeadlineError{Cause: ErrFirstToken, Limit: l.FirstToken}
+	idleCause := &middleware.DeadlineError{Cause: ErrIdle, Limit: l.Idle}
 	return func(next middleware.Handler) middleware.Handler {
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 			if l.Call > 0 {
@@ -55,19 +58,22 @@ func New(l Limits) middleware.Middleware {
 			}
 			sctx, cancel := context.WithCancelCause(ctx)
 			defer cancel(nil)
-			w := &watchdog{cancel: cancel}
+			w := &watchdog{cancel: cancel, idle: l.Idle, firstCause: firstCause, idleCause: idleCause, start: time.Now()}
+			w.last.Store(-1)
 			defer w.stop()
 			if l.FirstToken > 0 {
-				w.arm(l.FirstToken, ErrFirstToken)
+				w.t.Store(time.AfterFunc(l.FirstToken, w.fire))
 			}
 			inner := req.Stream
 			r := req.Clone()
 			r.Stream = func(ctx context.Context, c middleware.Chunk) error {
-				w.stop()
-				err := inner(ctx, c)
-				if l.Idle > 0 && err == nil {
-					w.arm(l.Idle, ErrIdle)
+				w.inside.Store(true)
+				if !w.began.Load() && w.began.CompareAndSwap(false, true) {
+					w.begin()
 				}
+				err := inner(ctx, c)
+				w.last.Store(int64(time.Since(w.start)))
+				w.inside.Store(false)
 				return err
 			}
 			resp, err := next.Handle(sctx, r)
@@ -87,39 +93,77 @@ func wrap(ctx context.Context, err error) error {
 	return err
 }
 
-// watchdog cancels a stream's context when its timer fires. One timer is
-// reused for the whole stream; stop and arm may race with the timer firing,
-// in which case the stream is cancelled (the limit did run out).
+// watchdog cancels a stream's context when the wait for its first chunk,
+// or the gap since the end of the last chunk's stream function, runs out.
+// One timer serves the whole stream and chunks never touch it: a chunk
+// records when its stream function returned (an atomic store), and the
+// timer, when it fires, either cancels the stream or sleeps for what is
+// left of the idle limit since that time. A timer that fires while the
+// stream function runs waits a whole limit more: the clock is stopped
+// then. The timer may fire as a chunk arrives, in which case the stream
+// is cancelled (the limit did run out).
 type watchdog struct {
-	mu     sync.Mutex
-	t      *time.Timer
-	cause  error
-	cancel context.CancelCauseFunc
+	t                     atomic.Pointer[time.Timer]
+	start                 time.Time    // the monotonic origin of last
+	last                  atomic.Int64 // when the last chunk's function returned (since start); -1 before the first
+	inside                atomic.Bool  // a chunk's stream function is running
+	began                 atomic.Bool  // the first chunk arrived
+	idle                  time.Duration
+	firstCause, idleCause error
+	cancel                context.CancelCauseFunc
+
+	mu      sync.Mutex // serialises fire and stop, never taken by a chunk
+	stopped bool
 }
 
-func (w *watchdog) arm(d time.Duration, sentinel error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.cause = &middleware.DeadlineError{Cause: sentinel, Limit: d}
-	if w.t == nil {
-		w.t = time.AfterFunc(d, w.fire)
-		return
+// begin is called with the first chunk: the first-token limit is met, the
+// idle clock starts when that chunk's function returns.
+func (w *watchdog) begin() {
+	t := w.t.Load()
+	switch {
+	case w.idle <= 0:
+		if t != nil {
+			t.Stop()
+		}
+	case t == nil:
+		w.t.Store(time.AfterFunc(w.idle, w.fire))
+	default:
+		t.Reset(w.idle)
 	}
-	w.t.Reset(d)
 }
 
 func (w *watchdog) fire() {
 	w.mu.Lock()
-	cause := w.cause
-	w.mu.Unlock()
-	w.cancel(cause)
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	t := w.t.Load()
+	if w.inside.Load() {
+		if w.idle > 0 {
+			t.Reset(w.idle)
+		}
+		return
+	}
+	last := w.last.Load()
+	switch {
+	case last < 0:
+		w.cancel(w.firstCause)
+	case w.idle > 0:
+		if left := w.idle - (time.Since(w.start) - time.Duration(last)); left > 0 {
+			t.Reset(left)
+			return
+		}
+		w.cancel(w.idleCause)
+	}
 }
 
-// stop pauses the timer; arm restarts it.
+// stop stops the timer for good.
 func (w *watchdog) stop() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.t != nil {
-		w.t.Stop()
+	w.stopped = true
+	if t := w.t.Load(); t != nil {
+		t.Stop()
 	}
 }

@@ -1,0 +1,52 @@
+package timeout_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tokenwise/tokenwise/llmwrap/timeout"
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// chunks is an instant streaming model: n chunks, then the answer.
+func chunks(n int) middleware.Handler {
+	return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		for range n {
+			if err := req.Stream(ctx, middleware.Chunk{Content: "x"}); err != nil {
+				return nil, err
+			}
+		}
+		return &middleware.Response{FinishReason: "stop"}, nil
+	})
+}
+
+// BenchmarkStreamChunk is what the first-token and idle watchdog costs per
+// chunk of a 1000-chunk stream from an instant model (ns/chunk).
+func BenchmarkStreamChunk(b *testing.B) {
+	const n = 1000
+	h := timeout.New(timeout.Limits{Call: time.Minute, FirstToken: time.Minute, Idle: time.Minute})(chunks(n))
+	req := request(func(context.Context, middleware.Chunk) error { return nil })
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.Handle(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/chunk")
+}
+
+// BenchmarkCall is the cost of the call limit on an instant, unstreamed
+// call.
+func BenchmarkCall(b *testing.B) {
+	h := timeout.New(timeout.Limits{Call: time.Minute})(chunks(0))
+	req := request(nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.Handle(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
