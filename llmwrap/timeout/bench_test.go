@@ -50,3 +50,9 @@ func BenchmarkCall(b *testing.B) {
 		}
 	}
 }
+
+// request is a one-message request streamed to stream (nil: not streamed).
+func request(stream middleware.StreamFunc) *middleware.Request {
+	return &middleware.Request{Model: "gpt-4o", Stream: stream,
+		Messages: []middleware.Message{{Role: middleware.RoleUser, Content: "hi"}}}
+}
