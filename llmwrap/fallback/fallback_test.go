@@ -73,7 +73,7 @@ func TestEveryModelFails(t *testing.T) {
 		h := middleware.Then(provider(srv), middleware.Instrument(nil, rec),
 			// gpt-4o listed again: the chain must not loop back to it
 			fallback.New(fallback.Config{Models: []string{"gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"}}),
-			timeout.New(timeout.Limits{Call: 10 * time.Second}), middleware.Meter(nil, nil))
+			layer(timeout.New(timeout.Config{Call: 10 * time.Second})), middleware.Meter(nil, nil))
 		start := time.Now()
 		resp, err := h.Handle(context.Background(), user("status?"))
 		if resp != nil {
@@ -184,7 +184,7 @@ func streamChain(rec *recorder) middleware.Middleware {
 		fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}),
 		breaker.New(breaker.Settings{ConsecutiveFailures: 5}).Middleware(),
 		retry.New(retry.Policy{MaxAttempts: 2, BaseDelay: time.Millisecond}, retry.WithJitter(func() float64 { return 0 })),
-		timeout.New(timeout.Limits{Call: time.Minute, FirstToken: 2 * time.Second, Idle: 5 * time.Second}), middleware.Meter(nil, nil))
+		layer(timeout.New(timeout.Config{Call: time.Minute, FirstToken: 2 * time.Second, Idle: 5 * time.Second})), middleware.Meter(nil, nil))
 }
 
 // Must show: a stream that never starts hits the first-token timeout (on
