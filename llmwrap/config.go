@@ -1,6 +1,7 @@
 package llmwrap
 
 import (
+	"github.com/tokenwise/tokenwise/llmwrap/guard"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/policies"
 )
@@ -12,4 +13,18 @@ import (
 func timeoutConfig(p *policies.Policy) timeout.Config {
 	t := p.Timeouts
 	return timeout.Config{Call: t.Call.Duration(), FirstToken: t.FirstToken.Duration(), Idle: t.Idle.Duration()}
+}
+
+// guardConfig maps policy.limits and budget.run's max_calls and
+// max_wall_time: the smaller non-zero value of the two places a policy can
+// set each wins.
+func guardConfig(p *policies.Policy) guard.Config {
+	l := guard.Config{MaxCalls: p.Limits.MaxCalls, RunTimeout: p.Limits.RunTimeout.Duration()}
+	if n := p.Budget.Run.MaxCalls; n > 0 && (l.MaxCalls == 0 || n < l.MaxCalls) {
+		l.MaxCalls = n
+	}
+	if d := p.Budget.Run.MaxWallTime.Duration(); d > 0 && (l.RunTimeout == 0 || d < l.RunTimeout) {
+		l.RunTimeout = d
+	}
+	return l
 }
