@@ -2,6 +2,7 @@ package llmwrap
 
 import (
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
+	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/policies"
 )
@@ -27,4 +28,15 @@ func guardConfig(p *policies.Policy) guard.Config {
 		l.RunTimeout = d
 	}
 	return l
+}
+
+// retryConfig maps policy.fallback.retry.
+func retryConfig(p *policies.Policy) retry.Config {
+	r := p.Fallback.Retry
+	return retry.Config{
+		MaxAttempts:  r.MaxAttempts,
+		BaseDelay:    r.BaseDelay.Duration(),
+		MaxDelay:     r.MaxDelay.Duration(),
+		MaxTotalWait: r.MaxTotalWait.Duration(),
+	}
 }

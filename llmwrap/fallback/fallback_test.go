@@ -123,7 +123,7 @@ func TestBadRequestStops(t *testing.T) {
 		mw := middleware.Chain(middleware.Instrument(nil, nil),
 			fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}),
 			breaker.New(breaker.Settings{ConsecutiveFailures: 1}).Middleware(),
-			retry.New(retry.Policy{MaxAttempts: 5}), middleware.Meter(nil, nil))
+			layer(retry.New(retry.Config{MaxAttempts: 5})), middleware.Meter(nil, nil))
 		_, err := goOpenAI(srv, mw).CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
 			Model: "gpt-4o", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
 		var apiErr *openai.APIError
@@ -183,7 +183,7 @@ func streamChain(rec *recorder) middleware.Middleware {
 	return middleware.Chain(middleware.Instrument(nil, rec),
 		fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}),
 		breaker.New(breaker.Settings{ConsecutiveFailures: 5}).Middleware(),
-		retry.New(retry.Policy{MaxAttempts: 2, BaseDelay: time.Millisecond}, retry.WithJitter(func() float64 { return 0 })),
+		layer(retry.New(retry.Config{MaxAttempts: 2, BaseDelay: time.Millisecond}, retry.WithJitter(func() float64 { return 0 }))),
 		layer(timeout.New(timeout.Config{Call: time.Minute, FirstToken: 2 * time.Second, Idle: 5 * time.Second})), middleware.Meter(nil, nil))
 }
 
