@@ -5,6 +5,10 @@ import (
 	"log/slog"
 
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/cache"
+	"github.com/tokenwise/tokenwise/llmwrap/compact"
+	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
+	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/tokens"
@@ -18,17 +22,20 @@ type options struct {
 	observers    []middleware.Observer
 	logger       *slog.Logger
 	unknownTeams policies.UnknownTeams // for NewRegistry
-	ext          map[any]any           // per-layer options, keyed by unexported types of the layer files
-}
+	state        *State                // WithState; nil: every Build starts afresh
 
-func (o *options) set(k, v any) {
-	if o.ext == nil {
-		o.ext = map[any]any{}
-	}
-	o.ext[k] = v
-}
+	// Per-layer code-side options.
+	cacheStore     cache.Store
+	budgetStore    budget.Store
+	budgetOpts     []budget.Option
+	rateLimitStore ratelimit.Store
+	routeOpts      []route.Option
+	contextOpts    []compact.Option
 
-func (o *options) get(k any) any { return o.ext[k] }
+	// Made by one Build and shared by its layers.
+	tokens *tokens.Estimator // see estimator
+	built  *budget.Budget    // see (*options).budget
+}
 
 // WithObserver adds an observer of every event of the chain.
 func WithObserver(obs middleware.Observer) Option {
@@ -47,16 +54,12 @@ func WithUnknownTeams(mode policies.UnknownTeams) Option {
 	return func(o *options) { o.unknownTeams = mode }
 }
 
-type estimatorKey struct{}
-
 // estimator returns the chain's shared token estimator.
 func (o *options) estimator() *tokens.Estimator {
-	if e, ok := o.get(estimatorKey{}).(*tokens.Estimator); ok {
-		return e
+	if o.tokens == nil {
+		o.tokens = tokens.New()
 	}
-	e := tokens.New()
-	o.set(estimatorKey{}, e)
-	return e
+	return o.tokens
 }
 
 // layer builds one layer of the chain from the policy; it returns nil when
@@ -98,8 +101,7 @@ func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 	// router, the context layer and the budget share its per-message memo,
 	// and tokens.ForCall counts a call once for all of them.
 	// The policy's catalog (encodings, image rules) resolves models.
-	shared := o.shared(estimatorKey{}, func() any { return tokens.New() }).(*tokens.Estimator)
-	o.set(estimatorKey{}, shared.WithModels(budget.EstimatorModels(p)))
+	o.tokens = o.state.sharedEstimator().WithModels(budget.EstimatorModels(p))
 	mws := []middleware.Middleware{middleware.Instrument(Pricer(p), middleware.Observers(o.observers...))}
 	for _, l := range layers {
 		mw, err := l.build(p, o)

@@ -1,6 +1,7 @@
 package llmwrap
 
 import (
+	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
@@ -38,5 +39,18 @@ func retryConfig(p *policies.Policy) retry.Config {
 		BaseDelay:    r.BaseDelay.Duration(),
 		MaxDelay:     r.MaxDelay.Duration(),
 		MaxTotalWait: r.MaxTotalWait.Duration(),
+	}
+}
+
+// breakerConfig maps policy.fallback.breaker.
+func breakerConfig(p *policies.Policy) breaker.Config {
+	b := p.Fallback.Breaker
+	return breaker.Config{
+		ConsecutiveFailures: b.ConsecutiveFailures,
+		FailureRatio:        b.FailureRatio,
+		MinRequests:         b.MinRequests,
+		OpenFor:             b.OpenFor.Duration(),
+		HalfOpenProbes:      b.HalfOpenProbes,
+		Window:              b.Window.Duration(),
 	}
 }

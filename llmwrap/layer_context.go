@@ -10,24 +10,13 @@ import (
 	"github.com/tokenwise/tokenwise/toolwrap"
 )
 
-type contextOptsKey struct{}
-
-func contextOpts(o *options) *[]compact.Option {
-	v, _ := o.get(contextOptsKey{}).(*[]compact.Option)
-	if v == nil {
-		v = new([]compact.Option)
-		o.set(contextOptsKey{}, v)
-	}
-	return v
-}
-
 // WithContextOffloader sets the artifact store the context layer's offload
 // strategy moves old tool results to (the tools package's artifact store,
 // whose read_artifact tool lets the agent read them back). Without it the
 // offload strategy uses toolwrap.RunArtifacts: a bounded in-memory store
 // per run, which read_artifact also reads.
 func WithContextOffloader(off compact.Offloader) Option {
-	return func(o *options) { *contextOpts(o) = append(*contextOpts(o), compact.WithOffloader(off)) }
+	return func(o *options) { o.contextOpts = append(o.contextOpts, compact.WithOffloader(off)) }
 }
 
 // WithArtifacts makes the context layer's offload strategy store old tool
@@ -44,7 +33,7 @@ func WithArtifacts(arts *toolwrap.Artifacts) Option {
 // WithContextOptions passes code-side options to the context layer (an
 // estimator, a summariser handler, the summary cache size).
 func WithContextOptions(opts ...compact.Option) Option {
-	return func(o *options) { *contextOpts(o) = append(*contextOpts(o), opts...) }
+	return func(o *options) { o.contextOpts = append(o.contextOpts, opts...) }
 }
 
 // contextLayer builds the context compaction layer from p.Context: off
@@ -87,8 +76,6 @@ func contextLayer(p *policies.Policy, o *options) (middleware.Middleware, error)
 			return excerpt, err
 		})))
 	}
-	if v, ok := o.get(contextOptsKey{}).(*[]compact.Option); ok {
-		opts = append(opts, *v...)
-	}
+	opts = append(opts, o.contextOpts...)
 	return compact.New(cfg, opts...)
 }

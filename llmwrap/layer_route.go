@@ -9,43 +9,31 @@ import (
 	"github.com/tokenwise/tokenwise/tokens"
 )
 
-type routeOptsKey struct{}
-
-// routeOpts collects the route layer's code-side options.
-func routeOpts(o *options) *[]route.Option {
-	v, _ := o.get(routeOptsKey{}).(*[]route.Option)
-	if v == nil {
-		v = new([]route.Option)
-		o.set(routeOptsKey{}, v)
-	}
-	return v
-}
-
 // WithRouter replaces the policy's routing rules by a Router of your own
 // (a team's classifier). Regeneration, cascade and larger-window
 // escalation still follow the policy.
 func WithRouter(r route.Router) Option {
-	return func(o *options) { *routeOpts(o) = append(*routeOpts(o), route.WithRouter(r)) }
+	return func(o *options) { o.routeOpts = append(o.routeOpts, route.WithRouter(r)) }
 }
 
 // WithCascadeCheck adds a custom acceptance check to the policy's cascade:
 // an answer it rejects is escalated to the next model.
 func WithCascadeCheck(name string, check route.Check) Option {
-	return func(o *options) { *routeOpts(o) = append(*routeOpts(o), route.WithCheck(name, check)) }
+	return func(o *options) { o.routeOpts = append(o.routeOpts, route.WithCheck(name, check)) }
 }
 
 // WithBudgetReader lets budget_below routing conditions read the remaining
 // share of a budget (the team scope; the run scope is read from the run
 // without it).
 func WithBudgetReader(b route.BudgetReader) Option {
-	return func(o *options) { *routeOpts(o) = append(*routeOpts(o), route.WithBudget(b)) }
+	return func(o *options) { o.routeOpts = append(o.routeOpts, route.WithBudget(b)) }
 }
 
 // WithTokenEstimator sets the input token estimator of routing conditions
 // and context-window checks. Give the budget's estimator so that a call's
 // tokens are counted once.
 func WithTokenEstimator(e route.Estimator) Option {
-	return func(o *options) { *routeOpts(o) = append(*routeOpts(o), route.WithEstimator(e)) }
+	return func(o *options) { o.routeOpts = append(o.routeOpts, route.WithEstimator(e)) }
 }
 
 func routeLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
@@ -63,8 +51,6 @@ func routeLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 		}
 		opts = append(opts, route.WithBudget(teamBudgetReader(b)))
 	}
-	if v, ok := o.get(routeOptsKey{}).(*[]route.Option); ok {
-		opts = append(opts, *v...)
-	}
+	opts = append(opts, o.routeOpts...)
 	return route.New(p, opts...)
 }

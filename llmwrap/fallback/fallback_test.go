@@ -122,7 +122,7 @@ func TestBadRequestStops(t *testing.T) {
 		srv.On().Reply(openaitest.Text("never"))
 		mw := middleware.Chain(middleware.Instrument(nil, nil),
 			fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}),
-			breaker.New(breaker.Settings{ConsecutiveFailures: 1}).Middleware(),
+			layer(breaker.New(breaker.Config{ConsecutiveFailures: 1})),
 			layer(retry.New(retry.Config{MaxAttempts: 5})), middleware.Meter(nil, nil))
 		_, err := goOpenAI(srv, mw).CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
 			Model: "gpt-4o", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
@@ -182,7 +182,7 @@ func stream(c *openai.Client, q string) (string, error) {
 func streamChain(rec *recorder) middleware.Middleware {
 	return middleware.Chain(middleware.Instrument(nil, rec),
 		fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}),
-		breaker.New(breaker.Settings{ConsecutiveFailures: 5}).Middleware(),
+		layer(breaker.New(breaker.Config{ConsecutiveFailures: 5})),
 		layer(retry.New(retry.Config{MaxAttempts: 2, BaseDelay: time.Millisecond}, retry.WithJitter(func() float64 { return 0 }))),
 		layer(timeout.New(timeout.Config{Call: time.Minute, FirstToken: 2 * time.Second, Idle: 5 * time.Second})), middleware.Meter(nil, nil))
 }
