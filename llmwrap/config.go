@@ -2,7 +2,9 @@ package llmwrap
 
 import (
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
+	"github.com/tokenwise/tokenwise/llmwrap/fallback"
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
+	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/policies"
@@ -53,4 +55,34 @@ func breakerConfig(p *policies.Policy) breaker.Config {
 		HalfOpenProbes:      b.HalfOpenProbes,
 		Window:              b.Window.Duration(),
 	}
+}
+
+// fallbackConfig maps policy.fallback (models, on, hedge) and
+// routing.larger_window; context windows come from the model specs. An
+// open breaker and a rate limit's on_limit fallback always move on; a rate
+// limit's reject never does.
+func fallbackConfig(p *policies.Policy) fallback.Config {
+	f := p.Fallback
+	classes := f.On
+	if len(classes) == 0 {
+		classes = policies.DefaultFallbackOn()
+	}
+	on := []error{breaker.ErrOpen, ratelimit.ErrMoveOn}
+	for _, c := range classes {
+		on = append(on, classErrors(c)...)
+	}
+	cfg := fallback.Config{
+		Models:       f.Models,
+		On:           on,
+		Stop:         []error{ratelimit.ErrRejected},
+		LargerWindow: p.Routing.LargerWindow,
+		Window: func(model string) (int64, bool) {
+			spec, ok := p.Model(model)
+			return spec.ContextWindow, ok && spec.ContextWindow > 0
+		},
+	}
+	if h := f.Hedge; h.Enabled {
+		cfg.Hedge = fallback.Hedge{Delay: h.Delay.Duration(), Percentile: h.Percentile}
+	}
+	return cfg
 }

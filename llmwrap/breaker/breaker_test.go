@@ -67,7 +67,7 @@ func TestDeadPrimaryOpensTheBreaker(t *testing.T) {
 		set := newSet(t, breaker.Config{ConsecutiveFailures: 3, OpenFor: 30 * time.Second})
 		h := middleware.Then(twopenai.NewProvider(srv.URL, "sk-test", twopenai.WithBaseTransport(srv.Transport())),
 			middleware.Instrument(nil, ev),
-			fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}),
+			layer(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}})),
 			set.Middleware())
 		call := func() (*middleware.Response, error) { return h.Handle(context.Background(), user("status?")) }
 
