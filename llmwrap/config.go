@@ -2,6 +2,7 @@ package llmwrap
 
 import (
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
+	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
 	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
@@ -85,4 +86,17 @@ func fallbackConfig(p *policies.Policy) fallback.Config {
 		cfg.Hedge = fallback.Hedge{Delay: h.Delay.Duration(), Percentile: h.Percentile}
 	}
 	return cfg
+}
+
+// cacheConfig maps policy.cache (its store and bounds are the cache
+// layer's business in layer_cache.go).
+func cacheConfig(p *policies.Policy) cache.Config {
+	c := p.Cache
+	return cache.Config{
+		TTL:               c.TTL.Duration(),
+		Global:            c.Scope == policies.CacheScopeGlobal,
+		DeterministicOnly: c.DeterministicOnly,
+		FailClosed:        c.FailClosed,
+		NoStreams:         !c.CachesStreams(),
+	}
 }

@@ -36,12 +36,9 @@ func cacheLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 			return cache.NewMemory(cache.MemoryOptions{MaxEntries: c.MaxEntries, MaxBytes: int64(c.MaxBytes)})
 		})
 	}
-	return cache.New(store, cache.Config{
-		TTL:               c.TTL.Duration(),
-		Global:            c.Scope == policies.CacheScopeGlobal,
-		DeterministicOnly: c.DeterministicOnly,
-		FailClosed:        c.FailClosed,
-		NoStreams:         !c.CachesStreams(),
-		Pricer:            Pricer(p),
-	}), nil
+	cc, err := cache.New(cacheConfig(p), cache.WithStore(store), cache.WithPricer(Pricer(p)))
+	if err != nil {
+		return nil, err
+	}
+	return cc.Middleware(), nil
 }

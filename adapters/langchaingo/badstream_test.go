@@ -104,8 +104,11 @@ func TestGarbageChunkIsAnErrorNeverCached(t *testing.T) {
 				pieces = append(pieces, []byte(l+"\n\n"))
 			}
 			srv.On().Reply(openaitest.Reply{Raw: pieces})
-			c := cache.New(cache.NewMemory(cache.MemoryOptions{}), cache.Config{})
-			llm := twlc.New(twlc.Models{"gpt-4o": be.llm(t, srv)}, c)
+			c, err := cache.New(cache.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			llm := twlc.New(twlc.Models{"gpt-4o": be.llm(t, srv)}, c.Middleware())
 			for i := range 2 {
 				_, err := llm.GenerateContent(t.Context(), []llms.MessageContent{human("q")}, streaming(), llms.WithTemperature(0))
 				if !errors.Is(err, middleware.ErrMalformed) {
