@@ -3,6 +3,7 @@ package llmwrap
 import (
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
+	"github.com/tokenwise/tokenwise/llmwrap/compact"
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
 	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
@@ -99,4 +100,25 @@ func cacheConfig(p *policies.Policy) cache.Config {
 		FailClosed:        c.FailClosed,
 		NoStreams:         !c.CachesStreams(),
 	}
+}
+
+// compactConfig maps policy.context; the summaries are written by
+// context.summary_model, or routing.default without one.
+func compactConfig(p *policies.Policy) compact.Config {
+	x := p.Context
+	cfg := compact.Config{
+		MaxInputTokens:   x.MaxInputTokens,
+		WindowFraction:   x.WindowFraction,
+		KeepLastTurns:    x.KeepLastTurns,
+		OffloadOverBytes: int(x.OffloadOverBytes),
+		BlockSize:        x.BlockSize,
+		SummaryModel:     x.SummaryModel,
+	}
+	if cfg.SummaryModel == "" {
+		cfg.SummaryModel = p.Routing.Default
+	}
+	for _, s := range x.Strategies {
+		cfg.Strategies = append(cfg.Strategies, compact.Strategy(s))
+	}
+	return cfg
 }

@@ -42,24 +42,10 @@ func WithContextOptions(opts ...compact.Option) Option {
 // fallback and the budget, so that summary calls go through them (billed,
 // retried) and every attempt is sent the compacted request.
 func contextLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
-	x := p.Context
-	if x.MaxInputTokens <= 0 && x.WindowFraction <= 0 {
+	if x := p.Context; x.MaxInputTokens <= 0 && x.WindowFraction <= 0 {
 		return nil, nil
 	}
-	cfg := compact.Config{
-		MaxInputTokens:   x.MaxInputTokens,
-		WindowFraction:   x.WindowFraction,
-		KeepLastTurns:    x.KeepLastTurns,
-		OffloadOverBytes: int(x.OffloadOverBytes),
-		BlockSize:        x.BlockSize,
-		SummaryModel:     x.SummaryModel,
-	}
-	if cfg.SummaryModel == "" {
-		cfg.SummaryModel = p.Routing.Default
-	}
-	for _, s := range x.Strategies {
-		cfg.Strategies = append(cfg.Strategies, compact.Strategy(s))
-	}
+	cfg := compactConfig(p)
 	opts := []compact.Option{
 		compact.WithEstimator(o.estimator()),
 		compact.WithPricer(Pricer(p)),
@@ -77,5 +63,9 @@ func contextLayer(p *policies.Policy, o *options) (middleware.Middleware, error)
 		})))
 	}
 	opts = append(opts, o.contextOpts...)
-	return compact.New(cfg, opts...)
+	c, err := compact.New(cfg, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return c.Middleware(), nil
 }
