@@ -122,3 +122,32 @@ func compactConfig(p *policies.Policy) compact.Config {
 	}
 	return cfg
 }
+
+// rateLimitConfig maps policy.rate_limits (its store kind is the layer's
+// business in layer_ratelimit.go).
+func rateLimitConfig(p *policies.Policy) ratelimit.Config {
+	r := p.RateLimits
+	cfg := ratelimit.Config{
+		OnLimit:       ratelimit.OnLimit(r.OnLimit),
+		MaxWait:       r.MaxWait.Duration(),
+		ReserveOutput: r.ReserveOutput,
+		NoLearning:    !r.IsLearning(),
+		KeyPrefix:     r.Store.KeyPrefix,
+		LeaseTTL:      r.Store.LeaseTTL.Duration(),
+		OnUnavailable: ratelimit.OnUnavailable(r.Store.OnUnavailable),
+		LocalFraction: r.Store.LocalFraction,
+	}
+	if len(r.Models) > 0 {
+		cfg.Models = make(map[string]ratelimit.ModelLimit, len(r.Models))
+		for name, m := range r.Models {
+			cfg.Models[name] = ratelimit.ModelLimit{RPM: m.RPM, TPM: m.TPM, MaxConcurrent: m.MaxConcurrent, Burst: m.Burst.Duration()}
+		}
+	}
+	if len(r.Teams) > 0 {
+		cfg.Teams = make(map[string]ratelimit.TeamShare, len(r.Teams))
+		for name, t := range r.Teams {
+			cfg.Teams[name] = ratelimit.TeamShare{Weight: t.Weight, RPM: t.RPM, TPM: t.TPM, MaxConcurrent: t.MaxConcurrent}
+		}
+	}
+	return cfg
+}

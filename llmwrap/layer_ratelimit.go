@@ -33,5 +33,9 @@ func rateLimitLayer(p *policies.Policy, o *options) (middleware.Middleware, erro
 		// already taken.
 		opts = append(opts, ratelimit.WithStore(o.state.rateLimitMemory()))
 	}
-	return ratelimit.New(p, opts...).Middleware(), nil
+	l, err := ratelimit.New(rateLimitConfig(p), opts...)
+	if err != nil {
+		return nil, err
+	}
+	return l.Middleware(), nil
 }
