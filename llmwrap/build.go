@@ -101,7 +101,7 @@ func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 	// router, the context layer and the budget share its per-message memo,
 	// and tokens.ForCall counts a call once for all of them.
 	// The policy's catalog (encodings, image rules) resolves models.
-	o.tokens = o.state.sharedEstimator().WithModels(budget.EstimatorModels(p))
+	o.tokens = o.state.sharedEstimator().WithModels(EstimatorModels(p))
 	mws := []middleware.Middleware{middleware.Instrument(Pricer(p), middleware.Observers(o.observers...))}
 	for _, l := range layers {
 		mw, err := l.build(p, o)
@@ -136,5 +136,44 @@ func Pricer(p *policies.Policy) middleware.Pricer {
 	})
 }
 
-// TokenCounts converts core usage to the policies package's counts.
-func TokenCounts(u middleware.Usage) policies.TokenCounts { return budget.TokenCounts(u) }
+// TokenCounts converts core usage to the policies package's counts (the
+// one conversion: Pricer and Catalog use it).
+func TokenCounts(u middleware.Usage) policies.TokenCounts {
+	return policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
+		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens, AudioInput: u.AudioInputTokens, AudioOutput: u.AudioOutputTokens}
+}
+
+// Catalog returns the policy's model catalog (the embedded one overlaid
+// with the policy's models:) as the budget layer's Catalog: prices and
+// each model's context window and output limit.
+func Catalog(p *policies.Policy) budget.Catalog { return catalog{p} }
+
+type catalog struct{ p *policies.Policy }
+
+func (c catalog) Cost(model string, u middleware.Usage) (int64, bool) {
+	return Pricer(c.p).Cost(model, u)
+}
+
+func (c catalog) Model(name string) (budget.Model, bool) {
+	spec, ok := c.p.Model(name)
+	if !ok {
+		return budget.Model{}, false
+	}
+	return budget.Model{ContextWindow: spec.ContextWindow, MaxOutputTokens: spec.MaxOutputTokens,
+		OutputPico: int64(spec.OutputPer1M), AudioOutputPico: int64(spec.AudioOutputPer1M)}, true
+}
+
+// EstimatorModels resolves models for a token estimator from p's catalog
+// (the embedded one overlaid with p's models:): the tokenizer encoding —
+// a policy's encoding: takes effect — and the model family's worst-case
+// image tokens. A model the catalog does not know falls back to the
+// estimator's own tables.
+func EstimatorModels(p *policies.Policy) tokens.ModelFunc {
+	return func(model string) (tokens.Model, bool) {
+		spec, ok := p.Model(model)
+		if !ok {
+			return tokens.Model{}, false
+		}
+		return tokens.Model{Encoding: spec.Encoding, ImageLow: spec.Image.WorstCase("low"), ImageHigh: spec.Image.WorstCase("high")}, true
+	}
+}

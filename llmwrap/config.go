@@ -2,6 +2,7 @@ package llmwrap
 
 import (
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/llmwrap/compact"
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
@@ -150,4 +151,33 @@ func rateLimitConfig(p *policies.Policy) ratelimit.Config {
 		}
 	}
 	return cfg
+}
+
+// budgetConfig maps policy.budget (its store kind is the layer's business
+// in layer_budget.go; run.max_calls and run.max_wall_time are the run
+// guard's). A reservation lives at least as long as timeouts.call.
+func budgetConfig(p *policies.Policy) budget.Config {
+	b := p.Budget
+	ttl := b.Store.ReservationTTL.Duration()
+	if ttl <= 0 {
+		ttl = max(budget.DefaultReservationTTL, p.Timeouts.Call.Duration())
+	}
+	return budget.Config{
+		Name:    p.Name,
+		Request: budget.RequestLimit{MaxInputTokens: b.Request.MaxInputTokens, MaxOutputTokens: b.Request.MaxOutputTokens},
+		Run:     budget.Amount{USDMicros: b.Run.MaxUSD.Micro(), Tokens: b.Run.MaxTokens},
+		Team: budget.TeamLimit{
+			Limit:  budget.Amount{USDMicros: b.Team.MaxUSD.Micro(), Tokens: b.Team.MaxTokens},
+			Period: budget.Period(b.Team.Period),
+			Window: b.Team.Window.Duration(),
+		},
+		OnExceed:        budget.OnExceed(b.OnExceed),
+		DowngradeTo:     b.DowngradeTo,
+		WarnAt:          b.WarnAt,
+		MinOutputTokens: b.MinOutputTokens,
+		KeyPrefix:       b.Store.KeyPrefix,
+		ReservationTTL:  ttl,
+		OnUnavailable:   budget.OnUnavailable(b.Store.OnUnavailable),
+		LocalFraction:   b.Store.LocalFraction,
+	}
 }

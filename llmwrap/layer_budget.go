@@ -2,6 +2,7 @@ package llmwrap
 
 import (
 	"context"
+	"errors"
 
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/route"
@@ -39,14 +40,17 @@ func (o *options) budget(p *policies.Policy) (*budget.Budget, error) {
 	if o.built != nil {
 		return o.built, nil
 	}
-	opts := []budget.Option{budget.WithLogger(o.logger), budget.WithEstimator(o.estimator())}
-	if s := o.budgetStore; s != nil {
-		opts = append(opts, budget.WithStore(s))
-	} else if p.Budget.Store.Kind != policies.StoreRedis {
+	opts := []budget.Option{budget.WithLogger(o.logger), budget.WithEstimator(o.estimator()), budget.WithCatalog(Catalog(p))}
+	switch {
+	case o.budgetStore != nil:
+		opts = append(opts, budget.WithStore(o.budgetStore))
+	case p.Budget.Store.Kind == policies.StoreRedis:
+		return nil, errors.New("budget.store.kind is redis but no store was given: pass llmwrap.WithBudgetStore(redis.NewBudgetStore(client, ...))")
+	default:
 		opts = append(opts, budget.WithStore(o.state.budgetMemory()))
 	}
 	opts = append(opts, o.budgetOpts...)
-	b, err := budget.New(p, opts...)
+	b, err := budget.New(budgetConfig(p), opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/policies"
 )
 
 // backends are the ways a langchaingo openai backend reaches the server:
@@ -65,8 +64,7 @@ func TestCutStreamIsBilledNeverSettledAsZero(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%s", be.name, reply.Fault.Kind), func(t *testing.T) {
 				srv := openaitest.NewServer(t)
 				srv.On().Reply(reply)
-				pol := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxTokens: 1_000_000}}}
-				b, err := budget.New(pol, budget.WithLogger(slog.New(slog.DiscardHandler)))
+				b, err := budget.New(budget.Config{Run: budget.Amount{Tokens: 1_000_000}}, budget.WithLogger(slog.New(slog.DiscardHandler)))
 				if err != nil {
 					t.Fatal(err)
 				}

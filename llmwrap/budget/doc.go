@@ -1,6 +1,15 @@
 // Package budget enforces token and money budgets on LLM calls and never
 // lets a hard limit be overshot, whatever the concurrency.
 //
+// Every tokenwise layer is built the same way: New(Config, ...Option)
+// returns a *Budget whose Middleware method gives the middleware.Middleware.
+// Config is plain data whose zero fields are documented defaults or "off"
+// (as gobreaker's Settings), so the layer is usable without a policy file;
+// package llmwrap maps a policy's section to it. Options are functional
+// options (as in connect-go and go-kit) for code-side dependencies (the
+// store, the model Catalog, a clock, a token estimator, a logger) only,
+// never policy data.
+//
 // # Scopes
 //
 //   - Per request: the estimated input (package tokens) is checked against

@@ -150,7 +150,7 @@ func shape(t *testing.T, req goopenai.ChatCompletionRequest) (reserved, settled 
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := budget.New(p, budget.WithLogger(slog.New(slog.DiscardHandler)))
+	b, err := newBudget(p, budget.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestToolsAndReasoningAreReserved(t *testing.T) {
 // transport.
 func TestAudioIsReservedAtAudioRates(t *testing.T) {
 	p := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxUSD: 10 * policies.Dollar}}}
-	b, err := budget.New(p, budget.WithLogger(slog.New(slog.DiscardHandler)))
+	b, err := newBudget(p, budget.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
