@@ -11,6 +11,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/policies"
+	"github.com/tokenwise/tokenwise/toolwrap"
 )
 
 // This file is the one place that maps a policy to the layers' configs:
@@ -180,4 +181,33 @@ func budgetConfig(p *policies.Policy) budget.Config {
 		OnUnavailable:   budget.OnUnavailable(b.Store.OnUnavailable),
 		LocalFraction:   b.Store.LocalFraction,
 	}
+}
+
+// toolsConfig maps policy.tools (its artifacts: artifactConfig): the tool
+// timeout is tools.timeout, else timeouts.tool.
+func toolsConfig(p *policies.Policy) toolwrap.Config {
+	t := p.Tools
+	cfg := toolwrap.Config{
+		MaxParallel: t.MaxParallel,
+		Timeout:     t.Timeout.Duration(),
+		FailOnError: t.OnError == policies.ToolErrorFail,
+		CacheTTL:    t.CacheTTL.Duration(),
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = p.Timeouts.Tool.Duration()
+	}
+	if len(t.PerTool) > 0 {
+		cfg.Meta = make(map[string]toolwrap.Meta, len(t.PerTool))
+		for name, s := range t.PerTool {
+			cfg.Meta[name] = toolwrap.Meta{SideEffects: s.SideEffects, Idempotent: s.Idempotent, Timeout: s.Timeout.Duration()}
+		}
+	}
+	return cfg
+}
+
+// artifactConfig maps policy.tools.artifacts (its store: NewExecutor).
+func artifactConfig(p *policies.Policy) toolwrap.ArtifactConfig {
+	a := p.Tools.Artifacts
+	return toolwrap.ArtifactConfig{ThresholdBytes: int(a.ThresholdBytes), ThresholdTokens: a.ThresholdTokens,
+		HeadLines: a.HeadLines, TailLines: a.TailLines}
 }

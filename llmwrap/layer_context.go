@@ -21,7 +21,7 @@ func WithContextOffloader(off compact.Offloader) Option {
 
 // WithArtifacts makes the context layer's offload strategy store old tool
 // results in arts, the same artifact store the agent's tool executor uses
-// (toolwrap.FromPolicy / toolwrap.WithArtifacts), so that the agent reads
+// (llmwrap.NewExecutor / toolwrap.WithArtifacts), so that the agent reads
 // them back with read_artifact: offloading loses nothing.
 func WithArtifacts(arts *toolwrap.Artifacts) Option {
 	return WithContextOffloader(compact.OffloaderFunc(func(ctx context.Context, _, _ string, content string) (string, error) {
