@@ -105,10 +105,10 @@ func TestPolicyToLayerConfigs(t *testing.T) {
 			OnLimit: ratelimit.OnLimitFallback, MaxWait: 12 * time.Second, ReserveOutput: 512, NoLearning: true,
 			KeyPrefix: "rl-test", LeaseTTL: 4 * time.Minute, OnUnavailable: ratelimit.Local, LocalFraction: 0.3}},
 		{"budget", budgetConfig(p), budget.Config{
-			Name:    "devops",
-			Request: budget.RequestLimit{MaxInputTokens: 10000, MaxOutputTokens: 2000},
-			Run:     budget.Amount{USDMicros: 1_500_000, Tokens: 100000},
-			Team:    budget.TeamLimit{Limit: budget.Amount{USDMicros: 100_000_000, Tokens: 5_000_000}, Period: budget.PeriodRolling, Window: 24 * time.Hour},
+			Name:     "devops",
+			Request:  budget.RequestLimit{MaxInputTokens: 10000, MaxOutputTokens: 2000},
+			Run:      budget.Amount{USDMicros: 1_500_000, Tokens: 100000},
+			Team:     budget.TeamLimit{Limit: budget.Amount{USDMicros: 100_000_000, Tokens: 5_000_000}, Period: budget.PeriodRolling, Window: 24 * time.Hour},
 			OnExceed: budget.OnExceedDowngrade, DowngradeTo: "gpt-4o-mini", WarnAt: []float64{0.5, 0.8}, MinOutputTokens: 300,
 			KeyPrefix: "tw-test", ReservationTTL: 3 * time.Minute, OnUnavailable: budget.Local, LocalFraction: 0.2}},
 		// tools.timeout unset: timeouts.tool.
@@ -123,7 +123,7 @@ func TestPolicyToLayerConfigs(t *testing.T) {
 
 	f := fallbackConfig(p)
 	want := fallback.Config{Models: []string{"gpt-4o-mini"}, LargerWindow: []string{"gpt-4.1"},
-		On: []error{breaker.ErrOpen, ratelimit.ErrMoveOn, middleware.ErrRateLimited, middleware.ErrQuotaExceeded, middleware.ErrTimeout},
+		On:    []error{breaker.ErrOpen, ratelimit.ErrMoveOn, middleware.ErrRateLimited, middleware.ErrQuotaExceeded, middleware.ErrTimeout},
 		Stop:  []error{ratelimit.ErrRejected},
 		Hedge: fallback.Hedge{Delay: 2 * time.Second, Percentile: 95}}
 	if w, ok := f.Window("gpt-4.1"); !ok || w != 1_047_576 {
