@@ -9,7 +9,9 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
 	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
+	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
+	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/toolwrap"
 )
@@ -210,4 +212,42 @@ func artifactConfig(p *policies.Policy) toolwrap.ArtifactConfig {
 	a := p.Tools.Artifacts
 	return toolwrap.ArtifactConfig{ThresholdBytes: int(a.ThresholdBytes), ThresholdTokens: a.ThresholdTokens,
 		HeadLines: a.HeadLines, TailLines: a.TailLines}
+}
+
+// routeConfig maps policy.routing, its learned weights path resolved
+// against the policy file (WeightsPath), and budget.run's limits, which
+// budget_below conditions of the run scope read.
+func routeConfig(p *policies.Policy) route.Config {
+	rt := p.Routing
+	cfg := route.Config{
+		Default:         rt.Default,
+		RegenerateFinal: route.Regenerate{Enabled: rt.RegenerateFinal.Enabled, Model: rt.RegenerateFinal.Model},
+		Cascade:         route.Cascade{Models: rt.Cascade.Models},
+		LargerWindow:    rt.LargerWindow,
+		RunLimit:        route.RunLimit{USDMicros: p.Budget.Run.MaxUSD.Micro(), Tokens: p.Budget.Run.MaxTokens},
+	}
+	for _, c := range rt.Cascade.Checks {
+		cfg.Cascade.Checks = append(cfg.Cascade.Checks, route.CheckName(c))
+	}
+	if l := rt.Learned; !l.IsZero() {
+		cfg.Learned = route.Learned{Weights: WeightsPath(p), Threshold: l.Threshold, Strong: l.Strong, Weak: l.Weak}
+	}
+	for _, r := range rt.Rules {
+		w := r.When
+		c := route.Condition{
+			Stage:          middleware.Stage(w.Stage),
+			Keywords:       w.Keywords,
+			KeywordsIn:     route.KeywordScope(w.KeywordsIn),
+			Regex:          w.Regex,
+			MinInputTokens: w.MinInputTokens,
+			MaxInputTokens: w.MaxInputTokens,
+			HasTools:       w.HasTools,
+			Team:           w.Team,
+		}
+		if b := w.BudgetBelow; b != nil {
+			c.BudgetBelow = &route.BudgetBelow{Scope: route.BudgetScope(b.Scope), Fraction: b.Fraction}
+		}
+		cfg.Rules = append(cfg.Rules, route.Rule{Name: r.Name, Model: r.Model, When: c})
+	}
+	return cfg
 }

@@ -2,6 +2,8 @@ package llmwrap
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
 	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
+	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
@@ -47,6 +50,14 @@ cache:
 routing:
   default: gpt-4o
   larger_window: [gpt-4.1]
+  regenerate_final: {enabled: true, model: gpt-4.1}
+  cascade: {models: [gpt-4o-mini, gpt-4o], checks: [non_empty, finish_reason]}
+  rules:
+    - name: cheap-tools
+      when: {stage: tool_selection, keywords: [check, status], keywords_in: conversation,
+             regex: "(?i)analy[sz]e", min_input_tokens: 10, max_input_tokens: 9000,
+             has_tools: true, team: sre, budget_below: {scope: team, fraction: 0.2}}
+      model: gpt-4o-mini
 fallback:
   models: [gpt-4o-mini]
   on: [rate_limited, timeout]
@@ -79,6 +90,26 @@ context:
   block_size: 10
 `
 
+// TestLearnedWeightsPathIsResolved: the learned router's weights path in
+// the route config is the policy file's directory joined with the
+// relative path the file gives.
+func TestLearnedWeightsPathIsResolved(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "team.yaml")
+	yaml := "version: 1\nrouting:\n  default: gpt-4o\n  learned: {weights: w.bin, weak: gpt-4o-mini, threshold: 0.4}\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policies.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := route.Learned{Weights: filepath.Join(dir, "w.bin"), Threshold: 0.4, Weak: "gpt-4o-mini"}
+	if got := routeConfig(p).Learned; got != want {
+		t.Fatalf("learned: %+v, want %+v", got, want)
+	}
+}
+
 // TestPolicyToLayerConfigs: a policy with every section set yields the
 // layer configs it says, field by field. This is the one link from a
 // policy file to the layers, which never read a policy themselves.
@@ -87,6 +118,7 @@ func TestPolicyToLayerConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	yes := true
 	for _, tc := range []struct {
 		name      string
 		got, want any
@@ -114,6 +146,16 @@ func TestPolicyToLayerConfigs(t *testing.T) {
 		// tools.timeout unset: timeouts.tool.
 		{"tools", toolsConfig(p), toolwrap.Config{MaxParallel: 4, Timeout: 25 * time.Second, FailOnError: true, CacheTTL: 10 * time.Minute,
 			Meta: map[string]toolwrap.Meta{"clean_logs": {SideEffects: true, Timeout: time.Minute}}}},
+		{"route", routeConfig(p), route.Config{
+			Default: "gpt-4o",
+			Rules: []route.Rule{{Name: "cheap-tools", Model: "gpt-4o-mini", When: route.Condition{
+				Stage: middleware.StageToolSelection, Keywords: []string{"check", "status"}, KeywordsIn: route.KeywordsInConversation,
+				Regex: "(?i)analy[sz]e", MinInputTokens: 10, MaxInputTokens: 9000, HasTools: &yes, Team: "sre",
+				BudgetBelow: &route.BudgetBelow{Scope: route.BudgetScopeTeam, Fraction: 0.2}}}},
+			RegenerateFinal: route.Regenerate{Enabled: true, Model: "gpt-4.1"},
+			Cascade:         route.Cascade{Models: []string{"gpt-4o-mini", "gpt-4o"}, Checks: []route.CheckName{route.CheckNonEmpty, route.CheckFinishReason}},
+			LargerWindow:    []string{"gpt-4.1"},
+			RunLimit:        route.RunLimit{USDMicros: 1_500_000, Tokens: 100000}}},
 		{"artifacts", artifactConfig(p), toolwrap.ArtifactConfig{ThresholdBytes: 8192, ThresholdTokens: 100, HeadLines: 20, TailLines: 5}},
 	} {
 		if !reflect.DeepEqual(tc.got, tc.want) {
@@ -149,6 +191,7 @@ func TestPolicyToLayerConfigs(t *testing.T) {
 		"budget":    func() error { _, err := budget.New(budgetConfig(p), budget.WithCatalog(Catalog(p))); return err },
 		"fallback":  func() error { _, err := fallback.New(fallbackConfig(p)); return err },
 		"tools":     func() error { _, err := toolwrap.New(nil, toolsConfig(p)); return err },
+		"route":     func() error { _, err := route.New(routeConfig(p)); return err },
 	} {
 		if err := build(); err != nil {
 			t.Errorf("%s: %v", name, err)
@@ -168,6 +211,7 @@ func TestDefaultPolicyAddsNoLayer(t *testing.T) {
 		"limits":  must(ratelimit.New(rateLimitConfig(p))).Middleware(),
 		"budget":  must(budget.New(budgetConfig(p))).Middleware(),
 		"compact": must(compact.New(compactConfig(p))).Middleware(),
+		"route":   must(route.New(routeConfig(p))).Middleware(),
 	} {
 		if mw != nil {
 			t.Errorf("%s: a layer for the zero policy", name)

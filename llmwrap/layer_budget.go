@@ -62,8 +62,8 @@ func (o *options) budget(p *policies.Policy) (*budget.Budget, error) {
 // the budget's ledger: the smaller remaining share of its USD and token
 // limits.
 func teamBudgetReader(b *budget.Budget) route.BudgetReader {
-	return route.BudgetReaderFunc(func(ctx context.Context, scope policies.BudgetScope) (float64, bool) {
-		if scope != policies.BudgetScopeTeam {
+	return route.BudgetReaderFunc(func(ctx context.Context, scope route.BudgetScope) (float64, bool) {
+		if scope != route.BudgetScopeTeam {
 			return 0, false
 		}
 		r, err := b.Remaining(ctx, b.Team(ctx))

@@ -2,6 +2,7 @@ package llmwrap
 
 import (
 	"context"
+	"path/filepath"
 
 	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
@@ -51,6 +52,54 @@ func routeLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 		}
 		opts = append(opts, route.WithBudget(teamBudgetReader(b)))
 	}
+	opts = append(opts, route.WithWindows(func(model string) int64 {
+		spec, _ := p.Model(model)
+		return spec.ContextWindow
+	}))
 	opts = append(opts, o.routeOpts...)
-	return route.New(p, opts...)
+	r, err := route.New(routeConfig(p), opts...)
+	if err != nil {
+		return nil, err
+	}
+	return r.Middleware(), nil
+}
+
+// NewRules compiles the routing rules of p (package route's built-in
+// Router), its learned weights file resolved as WeightsPath says.
+func NewRules(p *policies.Policy, opts ...route.RulesOption) (*route.Rules, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return route.NewRules(routeConfig(p), opts...)
+}
+
+// WeightsPath returns the path of p's routing.learned weights file: a
+// relative path is resolved against the directory of the policy file that
+// set it (as the loader recorded it), or left as is for a policy built in
+// code.
+func WeightsPath(p *policies.Policy) string {
+	w := p.Routing.Learned.Weights
+	if w == "" || filepath.IsAbs(w) {
+		return w
+	}
+	for _, o := range p.Explain() {
+		if o.Path == "routing.learned.weights" && o.File != "" {
+			return filepath.Join(filepath.Dir(o.File), w)
+		}
+	}
+	return w
+}
+
+// StrongOnly returns a copy of p that sends every call to model: no rules,
+// no cascade, no regeneration (larger_window escalation is kept). It is
+// the baseline a routed run is compared with, e.g. in the DevOps example's
+// side-by-side cost. Empty model means p's routing.default. The copy
+// shares p's other sections: do not mutate either.
+func StrongOnly(p *policies.Policy, model string) *policies.Policy {
+	c := *p
+	if model == "" {
+		model = p.Routing.Default
+	}
+	c.Routing = policies.Routing{Default: model, LargerWindow: p.Routing.LargerWindow}
+	return &c
 }
