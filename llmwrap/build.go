@@ -106,7 +106,7 @@ func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 	for _, l := range layers {
 		mw, err := l.build(p, o)
 		if err != nil {
-			return nil, fmt.Errorf("tokenwise: building the %s layer: %w", l.name, err)
+			return nil, fmt.Errorf("tokenwise/llmwrap: building the %s layer: %w", l.name, err)
 		}
 		mws = append(mws, mw)
 	}

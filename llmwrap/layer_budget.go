@@ -45,7 +45,7 @@ func (o *options) budget(p *policies.Policy) (*budget.Budget, error) {
 	case o.budgetStore != nil:
 		opts = append(opts, budget.WithStore(o.budgetStore))
 	case p.Budget.Store.Kind == policies.StoreRedis:
-		return nil, errors.New("budget.store.kind is redis but no store was given: pass llmwrap.WithBudgetStore(redis.NewBudgetStore(client, ...))")
+		return nil, errors.New("tokenwise/llmwrap: budget.store.kind is redis but no store was given: pass llmwrap.WithBudgetStore(redis.NewBudgetStore(client, ...))")
 	default:
 		opts = append(opts, budget.WithStore(o.state.budgetMemory()))
 	}

@@ -26,7 +26,7 @@ func cacheLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 	store := o.cacheStore
 	if store == nil {
 		if c.Store == policies.StoreRedis {
-			return nil, errors.New("cache.store is redis: pass the store with llmwrap.WithCacheStore")
+			return nil, errors.New("tokenwise/llmwrap: cache.store is redis: pass the store with llmwrap.WithCacheStore")
 		}
 		// No sweeper: Build returns no Close; expired entries are never
 		// served and are pushed out by the LRU bounds. With a State (see

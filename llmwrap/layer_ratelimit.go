@@ -27,7 +27,7 @@ func rateLimitLayer(p *policies.Policy, o *options) (middleware.Middleware, erro
 	if s := o.rateLimitStore; s != nil {
 		opts = append(opts, ratelimit.WithStore(s))
 	} else if p.RateLimits.Store.Kind == policies.StoreRedis {
-		return nil, errors.New("rate_limits.store.kind is redis: pass the store with llmwrap.WithRateLimitStore(redis.NewRateLimitStore(client))")
+		return nil, errors.New("tokenwise/llmwrap: rate_limits.store.kind is redis: pass the store with llmwrap.WithRateLimitStore(redis.NewRateLimitStore(client))")
 	} else {
 		// Kept in the build's State: a registry's reload keeps the slots
 		// already taken.

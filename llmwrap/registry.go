@@ -117,7 +117,7 @@ func (r *Registry) build(prev *chainSet, teams map[string]*policies.Policy, def 
 	for team, p := range teams {
 		mw, err := Build(p, r.teamOptions(team, p)...)
 		if err != nil {
-			err = fmt.Errorf("tokenwise: team %s: %w", team, err)
+			err = fmt.Errorf("tokenwise/llmwrap: team %s: %w", team, err)
 			errs = append(errs, err)
 			if prev != nil {
 				if old, ok := prev.teams[team]; ok {

@@ -29,13 +29,13 @@ func NewExecutor(p *policies.Policy, tools []toolwrap.Tool, store toolwrap.Store
 			case policies.StoreDir:
 				ds, err := toolwrap.NewDirStore(a.Dir)
 				if err != nil {
-					return nil, fmt.Errorf("tokenwise: tools.artifacts: %w", err)
+					return nil, fmt.Errorf("tokenwise/llmwrap: tools.artifacts: %w", err)
 				}
 				store = ds
 			case policies.StoreRedis:
-				return nil, errors.New("tokenwise: tools.artifacts.store is redis: pass a store (adapters/redis)")
+				return nil, errors.New("tokenwise/llmwrap: tools.artifacts.store is redis: pass a store (adapters/redis)")
 			default:
-				return nil, fmt.Errorf("tokenwise: tools.artifacts.store %q unknown", a.Store)
+				return nil, fmt.Errorf("tokenwise/llmwrap: tools.artifacts.store %q unknown", a.Store)
 			}
 		}
 		base = append(base, toolwrap.WithArtifacts(toolwrap.NewArtifacts(store, artifactConfig(p), nil)))

@@ -276,7 +276,7 @@ func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*m
 		}
 		return resp, nil
 	}
-	return nil, errors.New("route: empty cascade") // unreachable: the loop returns on its last step
+	return nil, errors.New("tokenwise/route: empty cascade") // unreachable: the loop returns on its last step
 }
 
 // check runs the cascade's checks on an answer.
