@@ -34,8 +34,8 @@
 // budget.min_output_tokens (DefaultMinOutputTokens), max_tokens is lowered
 // to what it affords (a note in the call's facts, a BudgetExceeded event
 // with action "fit"). After the call it settles what the provider reported
-// (cached input at the cached rate, reasoning as output, see
-// policies.ModelSpec.Cost), the exact cost rounded up once to the ledger's
+// (priced by the [Catalog]: with a policy's catalog cached input at the
+// cached rate, reasoning as output), the exact cost rounded up once to the ledger's
 // micro-dollar. It does not write the call's cost: middleware.Meter records
 // and prices each provider attempt. A failure without a response, a
 // cancellation and a panic release the reservation; a cut stream (a partial
@@ -66,8 +66,9 @@
 // retries the admission with budget.downgrade_to and rejects if that does
 // not fit either; warn lets the call through, records its spend, logs and
 // emits middleware.BudgetExceeded. A USD budget over a model with no price
-// refuses the call (ErrUnpriced) instead of billing $0; policies.Validate
-// already rejects such a policy at load time for the models it names.
+// refuses the call (ErrUnpriced) instead of billing $0; New refuses a USD
+// limit without a Catalog, and a policy's validation already rejects an
+// unpriced model it names at load time.
 //
 // Soft limits (budget.warn_at) fire middleware.BudgetWarning through slog
 // and the observers, once per window and fraction (across replicas for a
