@@ -127,13 +127,7 @@ func MustBuild(p *policies.Policy, opts ...Option) middleware.Middleware {
 
 // Pricer prices usage with the policy's models over the embedded catalog.
 func Pricer(p *policies.Policy) middleware.Pricer {
-	return middleware.PricerFunc(func(model string, u middleware.Usage) (int64, bool) {
-		spec, ok := p.Model(model)
-		if !ok || !spec.HasPrice() {
-			return 0, false
-		}
-		return int64(spec.Cost(TokenCounts(u))), true // exact pico-USD
-	})
+	return catalog{p}
 }
 
 // TokenCounts converts core usage to the policies package's counts (the
@@ -151,7 +145,11 @@ func Catalog(p *policies.Policy) budget.Catalog { return catalog{p} }
 type catalog struct{ p *policies.Policy }
 
 func (c catalog) Cost(model string, u middleware.Usage) (int64, bool) {
-	return Pricer(c.p).Cost(model, u)
+	spec, ok := c.p.Model(model)
+	if !ok || !spec.HasPrice() {
+		return 0, false
+	}
+	return int64(spec.Cost(TokenCounts(u))), true // exact pico-USD
 }
 
 func (c catalog) Model(name string) (budget.Model, bool) {
@@ -159,7 +157,7 @@ func (c catalog) Model(name string) (budget.Model, bool) {
 	if !ok {
 		return budget.Model{}, false
 	}
-	return budget.Model{ContextWindow: spec.ContextWindow, MaxOutputTokens: spec.MaxOutputTokens,
+	return budget.Model{Priced: spec.HasPrice(), ContextWindow: spec.ContextWindow, MaxOutputTokens: spec.MaxOutputTokens,
 		OutputPico: int64(spec.OutputPer1M), AudioOutputPico: int64(spec.AudioOutputPer1M)}, true
 }
 

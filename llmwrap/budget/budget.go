@@ -380,7 +380,7 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 		}
 	}
 	if b.runLim.USDMicros > 0 || b.teamLim.USDMicros > 0 {
-		if _, priced := b.catalog.Cost(req.Model, middleware.Usage{}); !priced {
+		if !spec.Priced {
 			return nil, nil, est, &refusal{kind: ErrUnpriced, msg: fmt.Sprintf("a USD budget applies and model %q has no price in the catalog or the policy", req.Model)}
 		}
 	}

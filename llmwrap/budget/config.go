@@ -110,9 +110,11 @@ type TeamLimit struct {
 	Window time.Duration
 }
 
-// Model is what the budget knows of a model besides its price. A zero
-// field is unknown.
+// Model is what the budget knows of a model. A zero field is unknown.
 type Model struct {
+	// Priced reports that the Catalog prices the model (a free model is
+	// priced at $0). A USD budget refuses a call to a model that is not.
+	Priced bool
 	// ContextWindow in tokens bounds the output reserved for a call.
 	ContextWindow int64
 	// MaxOutputTokens is reserved (and injected as max_tokens) for a

@@ -26,7 +26,7 @@ func (prices) Model(name string) (budget.Model, bool) {
 	if name != "gpt-4o" {
 		return budget.Model{}, false
 	}
-	return budget.Model{ContextWindow: 128_000, MaxOutputTokens: 16_384, OutputPico: 10_000_000}, true
+	return budget.Model{Priced: true, ContextWindow: 128_000, MaxOutputTokens: 16_384, OutputPico: 10_000_000}, true
 }
 
 func Example() {

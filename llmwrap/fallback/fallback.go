@@ -97,6 +97,7 @@ type Config struct {
 	Window func(model string) (int64, bool)
 	// Stop lists errors (matched with errors.Is) that never move on, even
 	// when they match On: e.g. a rate limit's refusal meant for the caller.
+	// Nil: none.
 	Stop []error
 	// LargerWindow lists extra models, tried after Models, only to escalate
 	// a context-window error. Nil: none.
