@@ -41,10 +41,10 @@ func TestDeadPrimaryOpensTheBreaker(t *testing.T) {
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Text("primary is back"))
 		srv.On(openaitest.Model("gpt-4o-mini")).Reply(openaitest.Text("from the fallback"))
 		ev := &events{}
-		set := breaker.New(breaker.Settings{ConsecutiveFailures: 3, OpenFor: 30 * time.Second})
+		set := newSet(t, breaker.Config{ConsecutiveFailures: 3, OpenFor: 30 * time.Second})
 		h := middleware.Then(twopenai.NewProvider(srv.URL, "sk-test", twopenai.WithBaseTransport(srv.Transport())),
 			instrument.New(nil, ev),
-			fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}),
+			layer(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}})),
 			set.Middleware())
 		call := func() (*middleware.Response, error) { return h.Handle(context.Background(), user("status?")) }
 
@@ -121,7 +121,7 @@ func fake(fail *error) middleware.Handler {
 func TestWhatCounts(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		set := breaker.New(breaker.Settings{ConsecutiveFailures: 2})
+		set := newSet(t, breaker.Config{ConsecutiveFailures: 2})
 		var fail error
 		h := set.Middleware()(fake(&fail))
 		for _, err := range []error{
@@ -168,7 +168,7 @@ func TestWhatCounts(t *testing.T) {
 func TestFailureRatioOverWindow(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		set := breaker.New(breaker.Settings{FailureRatio: 0.5, MinRequests: 4, Window: 10 * time.Second})
+		set := newSet(t, breaker.Config{FailureRatio: 0.5, MinRequests: 4, Window: 10 * time.Second})
 		var fail error
 		h := set.Middleware()(fake(&fail))
 		bad := &middleware.ProviderError{Kind: middleware.ErrUnavailable}
@@ -204,7 +204,7 @@ func TestStreamJudgedAtTheEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.CutAfter(3))
-		set := breaker.New(breaker.Settings{ConsecutiveFailures: 1})
+		set := newSet(t, breaker.Config{ConsecutiveFailures: 1})
 		h := set.Middleware()(twopenai.NewProvider(srv.URL, "k", twopenai.WithBaseTransport(srv.Transport())))
 		req := user("x")
 		chunks := 0
@@ -225,7 +225,7 @@ func TestStreamJudgedAtTheEnd(t *testing.T) {
 func TestHalfOpenProbesLimit(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		set := breaker.New(breaker.Settings{ConsecutiveFailures: 1, OpenFor: time.Second, HalfOpenProbes: 2})
+		set := newSet(t, breaker.Config{ConsecutiveFailures: 1, OpenFor: time.Second, HalfOpenProbes: 2})
 		release := make(chan struct{})
 		var fail error = &middleware.ProviderError{Kind: middleware.ErrUnavailable}
 		slow := middleware.HandlerFunc(func(ctx context.Context, r *middleware.Request) (*middleware.Response, error) {
@@ -253,4 +253,30 @@ func TestHalfOpenProbesLimit(t *testing.T) {
 			t.Fatalf("two good probes left the breaker %s", set.State("gpt-4o"))
 		}
 	})
+}
+
+func newSet(t *testing.T, cfg breaker.Config) *breaker.Set {
+	t.Helper()
+	set, err := breaker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func TestOffAddsNoLayer(t *testing.T) {
+	set := newSet(t, breaker.Config{OpenFor: time.Second})
+	if set.Middleware() != nil || set.State("gpt-4o") != "closed" {
+		t.Fatal("a breaker that trips on nothing must add no layer")
+	}
+}
+
+func TestBadConfigIsAnError(t *testing.T) {
+	for _, cfg := range []breaker.Config{{ConsecutiveFailures: -1}, {FailureRatio: 1.5}, {FailureRatio: -0.1},
+		{ConsecutiveFailures: 1, MinRequests: -1}, {ConsecutiveFailures: 1, OpenFor: -1}, {ConsecutiveFailures: 1, HalfOpenProbes: -1},
+		{ConsecutiveFailures: 1, Window: -time.Second}} {
+		if _, err := breaker.New(cfg); !errors.Is(err, breaker.ErrConfig) {
+			t.Errorf("New(%+v): %v, want ErrConfig", cfg, err)
+		}
+	}
 }

@@ -95,7 +95,7 @@ func TestHammerTeamBudgetFullChain(t *testing.T) {
 	}
 	wg.Wait()
 
-	b, err := budget.New(p, budget.WithStore(store))
+	b, err := llmwrap.NewBudget(p, budget.WithStore(store))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,7 +151,7 @@ func shape(t *testing.T, req goopenai.ChatCompletionRequest) (reserved, settled 
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := budget.New(p, budget.WithLogger(slog.New(slog.DiscardHandler)))
+	b, err := llmwrap.NewBudget(p, budget.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestToolsAndReasoningAreReserved(t *testing.T) {
 func TestAudioIsReservedAtAudioRates(t *testing.T) {
 	t.Parallel()
 	p := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxUSD: 10 * policies.Dollar}}}
-	b, err := budget.New(p, budget.WithLogger(slog.New(slog.DiscardHandler)))
+	b, err := llmwrap.NewBudget(p, budget.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}

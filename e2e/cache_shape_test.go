@@ -23,7 +23,7 @@ func TestStreamedAnswerIsStoredAsTheAnswer(t *testing.T) {
 	up := openaitest.New()
 	defer up.Close()
 	p := twopenai.NewProvider(up.URL, "k", twopenai.WithBaseTransport(up.Transport()))
-	h := cache.New(cache.NewMemory(cache.MemoryOptions{}), cache.Config{ReplayChunk: 5})(p)
+	h := layer(cache.New(cache.Config{ReplayChunk: 5}))(p)
 	for seed := range uint64(60) {
 		rng := rand.New(rand.NewPCG(seed, 5))
 		text := func(n int) string {

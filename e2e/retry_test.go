@@ -32,8 +32,8 @@ func ask(ctx context.Context, c *openai.Client) (openai.ChatCompletionResponse, 
 		Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "Check the disk."}}})
 }
 
-func chain(ev *events, p retry.Policy, opts ...retry.Option) middleware.Middleware {
-	return middleware.Chain(instrument.New(nil, ev), retry.New(p, opts...))
+func chain(ev *events, p retry.Config, opts ...retry.Option) middleware.Middleware {
+	return middleware.Chain(instrument.New(nil, ev), layer(retry.New(p, opts...)))
 }
 
 // Must show: 429 with Retry-After: 2 then success — one retry, after 2 s of
@@ -44,7 +44,7 @@ func TestRetryAfterIsHonouredExactly(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.RateLimited(2*time.Second), openaitest.Text("Disk is fine."))
 		ev := &events{}
-		c := client(srv, chain(ev, retry.Policy{MaxAttempts: 3, BaseDelay: 10 * time.Millisecond}))
+		c := client(srv, chain(ev, retry.Config{MaxAttempts: 3, BaseDelay: 10 * time.Millisecond}))
 
 		start := time.Now()
 		resp, err := ask(context.Background(), c)
@@ -89,7 +89,7 @@ func TestRetryAfterHeaderForms(t *testing.T) {
 				// fake time starts on a whole second, so an HTTP date is exact
 				limited.Header = tc.header(time.Now())
 				srv.On().Reply(limited, openaitest.Text("ok"))
-				c := client(srv, chain(&events{}, retry.Policy{MaxAttempts: 2}))
+				c := client(srv, chain(&events{}, retry.Config{MaxAttempts: 2}))
 				if _, err := ask(context.Background(), c); err != nil {
 					t.Fatal(err)
 				}
@@ -125,7 +125,7 @@ func TestNotRetried(t *testing.T) {
 						got = err
 						return resp, err
 					})
-				}, retry.New(retry.Policy{MaxAttempts: 5}))
+				}, layer(retry.New(retry.Config{MaxAttempts: 5})))
 				_, err := ask(context.Background(), client(srv, mw))
 				if err == nil || !errors.Is(got, tc.kind) {
 					t.Fatalf("err %v (chain: %v), want %v", err, got, tc.kind)
@@ -145,7 +145,7 @@ func TestNeverSleepsPastTheDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.RateLimited(20*time.Second), openaitest.Text("too late"))
-		c := client(srv, chain(&events{}, retry.Policy{MaxAttempts: 3, MaxDelay: time.Minute}))
+		c := client(srv, chain(&events{}, retry.Config{MaxAttempts: 3, MaxDelay: time.Minute}))
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		start := time.Now()
@@ -171,7 +171,7 @@ func TestBackoffWithJitterAndTotalCap(t *testing.T) {
 		ev := &events{}
 		// u = 0.5: waits are half of 100ms, 200ms, 400ms, 800ms...; the
 		// total cap of 400ms allows 50+100+200 = 350ms and stops before 400.
-		p := retry.Policy{MaxAttempts: 10, BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second, MaxTotalWait: 400 * time.Millisecond}
+		p := retry.Config{MaxAttempts: 10, BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second, MaxTotalWait: 400 * time.Millisecond}
 		c := client(srv, chain(ev, p, retry.WithJitter(func() float64 { return 0.5 })))
 		start := time.Now()
 		_, err := ask(context.Background(), c)
@@ -217,7 +217,7 @@ func TestStreamRetriedOnlyBeforeFirstChunk(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.LastContains("before")).Reply(openaitest.Unavailable(), openaitest.Text("second try"))
 		srv.On(openaitest.LastContains("after")).Reply(openaitest.CutAfter(2), openaitest.Text("never"))
-		c := client(srv, chain(&events{}, retry.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond}))
+		c := client(srv, chain(&events{}, retry.Config{MaxAttempts: 3, BaseDelay: time.Millisecond}))
 		read := func(q string) (string, error) {
 			s, err := c.CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{Model: "gpt-4o",
 				Messages: []openai.ChatCompletionMessage{{Role: "user", Content: q}}})
@@ -258,7 +258,7 @@ func TestCancelledWhileWaiting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.RateLimited(5 * time.Second))
-		c := client(srv, chain(&events{}, retry.Policy{MaxAttempts: 3}))
+		c := client(srv, chain(&events{}, retry.Config{MaxAttempts: 3}))
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(time.Second, cancel)
 		start := time.Now()
@@ -270,7 +270,15 @@ func TestCancelledWhileWaiting(t *testing.T) {
 }
 
 func TestNilWhenOff(t *testing.T) {
-	if retry.New(retry.Policy{MaxAttempts: 1}) != nil || retry.New(retry.Policy{}) != nil {
+	if layer(retry.New(retry.Config{MaxAttempts: 1})) != nil || layer(retry.New(retry.Config{})) != nil {
 		t.Fatal("a single attempt must add no layer")
+	}
+}
+
+func TestNegativeFieldIsAnError(t *testing.T) {
+	for _, cfg := range []retry.Config{{MaxAttempts: -1}, {MaxAttempts: 2, BaseDelay: -1}, {MaxDelay: -time.Second}, {MaxTotalWait: -1}} {
+		if _, err := retry.New(cfg); !errors.Is(err, retry.ErrConfig) {
+			t.Errorf("New(%+v): %v, want ErrConfig", cfg, err)
+		}
 	}
 }

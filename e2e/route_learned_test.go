@@ -13,6 +13,7 @@ import (
 	goopenai "github.com/sashabaranov/go-openai"
 
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/llmwrap/route/learn"
 	"github.com/tokenwise/tokenwise/llmwrap/route/routeeval"
@@ -105,7 +106,7 @@ func TestLearnedThresholdFromPolicy(t *testing.T) {
 	}{{0.0001, "gpt-4o"}, {1, "gpt-4o-mini"}} {
 		p := &policies.Policy{Version: 1, Routing: policies.Routing{Default: "gpt-4o",
 			Learned: policies.LearnedRouting{Weights: "unused.bin", Threshold: tc.threshold, Weak: "gpt-4o-mini"}}}
-		r, err := route.NewRules(p, route.WithLearnedModel(m))
+		r, err := llmwrap.NewRules(p, route.WithLearnedModel(m))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +135,7 @@ func TestLearnedWeightsErrorsAtBuild(t *testing.T) {
 	}{{filepath.Join(dir, "missing.bin"), fs.ErrNotExist}, {bad, learn.ErrFormat}} {
 		p := &policies.Policy{Version: 1, Routing: policies.Routing{Default: "gpt-4o",
 			Learned: policies.LearnedRouting{Weights: tc.path, Weak: "gpt-4o-mini"}}}
-		if _, err := route.New(p); !errors.Is(err, tc.want) {
+		if _, err := llmwrap.NewRules(p); !errors.Is(err, tc.want) {
 			t.Errorf("%s: err %v, want %v", tc.path, err, tc.want)
 		}
 	}
@@ -147,7 +148,7 @@ func learnedRules(t testing.TB) (*route.Rules, *middleware.Request) {
 	}
 	p := &policies.Policy{Version: 1, Routing: policies.Routing{Default: "gpt-4o",
 		Learned: policies.LearnedRouting{Weights: "w.bin", Weak: "gpt-4o-mini"}}}
-	r, err := route.NewRules(p, route.WithLearnedModel(m))
+	r, err := llmwrap.NewRules(p, route.WithLearnedModel(m))
 	if err != nil {
 		t.Fatal(err)
 	}

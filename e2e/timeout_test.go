@@ -13,8 +13,17 @@ import (
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
-func handler(srv *openaitest.Server, l timeout.Limits) middleware.Handler {
-	return middleware.Then(twopenai.NewProvider(srv.URL, "k", twopenai.WithBaseTransport(srv.Transport())), timeout.New(l))
+func handler(srv *openaitest.Server, l timeout.Config) middleware.Handler {
+	return middleware.Then(twopenai.NewProvider(srv.URL, "k", twopenai.WithBaseTransport(srv.Transport())), timeoutLayer(l))
+}
+
+// timeoutLayer returns the timeout middleware of cfg, panicking on a bad Config.
+func timeoutLayer(cfg timeout.Config) middleware.Middleware {
+	t, err := timeout.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return t.Middleware()
 }
 
 func request(stream middleware.StreamFunc) *middleware.Request {
@@ -27,26 +36,19 @@ func TestLimits(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		reply    openaitest.Reply
-		limits   timeout.Limits
+		limits   timeout.Config
 		stream   bool
 		sentinel error
 		after    time.Duration
 		chunks   int
 	}{
-		{"call, not streaming", openaitest.Stall(), timeout.Limits{Call: 30 * time.Second}, false, timeout.ErrCall, 30 * time.Second, 0},
+		{"call, not streaming", openaitest.Stall(), timeout.Config{Call: 30 * time.Second}, false, timeout.ErrCall, 30 * time.Second, 0},
 		{"call, streaming", openaitest.Reply{Content: "0123456789", ChunkSize: 1, ChunkLatency: time.Second},
-			timeout.Limits{Call: 5500 * time.Millisecond, Idle: 2 * time.Second}, true, timeout.ErrCall, 5500 * time.Millisecond, 6},
-		{"first token", openaitest.Stall(), timeout.Limits{Call: time.Minute, FirstToken: 3 * time.Second, Idle: time.Second}, true, timeout.ErrFirstToken, 3 * time.Second, 0},
-		{"first token, slow headers", openaitest.Reply{Content: "late", Latency: 10 * time.Second}, timeout.Limits{FirstToken: 3 * time.Second}, true, timeout.ErrFirstToken, 3 * time.Second, 0},
+			timeout.Config{Call: 5500 * time.Millisecond, Idle: 2 * time.Second}, true, timeout.ErrCall, 5500 * time.Millisecond, 6},
+		{"first token", openaitest.Stall(), timeout.Config{Call: time.Minute, FirstToken: 3 * time.Second, Idle: time.Second}, true, timeout.ErrFirstToken, 3 * time.Second, 0},
+		{"first token, slow headers", openaitest.Reply{Content: "late", Latency: 10 * time.Second}, timeout.Config{FirstToken: 3 * time.Second}, true, timeout.ErrFirstToken, 3 * time.Second, 0},
 		{"idle", openaitest.Reply{Content: "0123456789", ChunkSize: 1, ChunkLatency: 500 * time.Millisecond, Fault: openaitest.Fault{Kind: openaitest.FaultStallStream, After: 4}},
-			timeout.Limits{FirstToken: time.Second, Idle: 2 * time.Second}, true, timeout.ErrIdle, 1500*time.Millisecond + 2*time.Second, 4},
-		// The idle limit is shorter than the first token's: it takes over at
-		// the first chunk.
-		{"idle shorter than first token", openaitest.Reply{Content: "0123456789", ChunkSize: 1, ChunkLatency: 500 * time.Millisecond, Fault: openaitest.Fault{Kind: openaitest.FaultStallStream, After: 3}},
-			timeout.Limits{FirstToken: 10 * time.Second, Idle: 700 * time.Millisecond}, true, timeout.ErrIdle, 1000*time.Millisecond + 700*time.Millisecond, 3},
-		// Idle alone: no clock before the first chunk.
-		{"idle only", openaitest.Reply{Content: "0123456789", ChunkSize: 1, Latency: 4 * time.Second, ChunkLatency: 500 * time.Millisecond, Fault: openaitest.Fault{Kind: openaitest.FaultStallStream, After: 2}},
-			timeout.Limits{Idle: time.Second}, true, timeout.ErrIdle, 4*time.Second + 500*time.Millisecond + time.Second, 2},
+			timeout.Config{FirstToken: time.Second, Idle: 2 * time.Second}, true, timeout.ErrIdle, 1500*time.Millisecond + 2*time.Second, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -88,7 +90,7 @@ func TestHealthyStreamsPass(t *testing.T) {
 		srv := openaitest.New()
 		srv.On().Reply(openaitest.Reply{Content: "0123456789", ChunkSize: 2, Latency: 5 * time.Second, ChunkLatency: 900 * time.Millisecond})
 		// no FirstToken limit: the 5s wait is not an idle gap
-		h := handler(srv, timeout.Limits{Idle: time.Second})
+		h := handler(srv, timeout.Config{Idle: time.Second})
 		var got string
 		resp, err := h.Handle(context.Background(), request(func(_ context.Context, c middleware.Chunk) error {
 			got += c.Content
@@ -108,7 +110,7 @@ func TestCallerCancellationIsNotATimeout(t *testing.T) {
 		srv.On().Reply(openaitest.Stall())
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(time.Second, cancel)
-		_, err := handler(srv, timeout.Limits{Call: time.Minute, FirstToken: 10 * time.Second}).Handle(ctx, request(func(context.Context, middleware.Chunk) error { return nil }))
+		_, err := handler(srv, timeout.Config{Call: time.Minute, FirstToken: 10 * time.Second}).Handle(ctx, request(func(context.Context, middleware.Chunk) error { return nil }))
 		if !errors.Is(err, context.Canceled) || errors.Is(err, middleware.ErrTimeout) || !middleware.IsCancellation(err) {
 			t.Fatalf("err %v, want a plain cancellation", err)
 		}
@@ -116,7 +118,15 @@ func TestCallerCancellationIsNotATimeout(t *testing.T) {
 }
 
 func TestZeroLimitsAddNoLayer(t *testing.T) {
-	if timeout.New(timeout.Limits{}) != nil {
+	if timeoutLayer(timeout.Config{}) != nil {
 		t.Fatal("zero limits must add no layer")
+	}
+}
+
+func TestNegativeLimitIsAnError(t *testing.T) {
+	for _, cfg := range []timeout.Config{{Call: -1}, {FirstToken: -time.Second}, {Idle: -time.Millisecond}} {
+		if _, err := timeout.New(cfg); !errors.Is(err, timeout.ErrConfig) {
+			t.Errorf("New(%+v): %v, want ErrConfig", cfg, err)
+		}
 	}
 }

@@ -5,7 +5,11 @@ import (
 	"log/slog"
 
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/cache"
+	"github.com/tokenwise/tokenwise/llmwrap/compact"
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
+	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
+	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/tokens"
@@ -19,17 +23,20 @@ type options struct {
 	observers    []middleware.Observer
 	logger       *slog.Logger
 	unknownTeams policies.UnknownTeams // for NewRegistry
-	ext          map[any]any           // per-layer options, keyed by unexported types of the layer files
-}
+	state        *State                // WithState; nil: every Build starts afresh
 
-func (o *options) set(k, v any) {
-	if o.ext == nil {
-		o.ext = map[any]any{}
-	}
-	o.ext[k] = v
-}
+	// Per-layer code-side options.
+	cacheStore     cache.Store
+	budgetStore    budget.Store
+	budgetOpts     []budget.Option
+	rateLimitStore ratelimit.Store
+	routeOpts      []route.Option
+	contextOpts    []compact.Option
 
-func (o *options) get(k any) any { return o.ext[k] }
+	// Made by one Build and shared by its layers.
+	tokens *tokens.Estimator // see estimator
+	built  *budget.Budget    // see (*options).budget
+}
 
 // WithObserver adds an observer of every event of the chain.
 func WithObserver(obs middleware.Observer) Option {
@@ -48,16 +55,12 @@ func WithUnknownTeams(mode policies.UnknownTeams) Option {
 	return func(o *options) { o.unknownTeams = mode }
 }
 
-type estimatorKey struct{}
-
 // estimator returns the chain's shared token estimator.
 func (o *options) estimator() *tokens.Estimator {
-	if e, ok := o.get(estimatorKey{}).(*tokens.Estimator); ok {
-		return e
+	if o.tokens == nil {
+		o.tokens = tokens.New()
 	}
-	e := tokens.New()
-	o.set(estimatorKey{}, e)
-	return e
+	return o.tokens
 }
 
 // layer builds one layer of the chain from the policy; it returns nil when
@@ -99,8 +102,7 @@ func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 	// router, the context layer and the budget share its per-message memo,
 	// and tokens.ForCall counts a call once for all of them.
 	// The policy's catalog (encodings, image rules) resolves models.
-	shared := o.shared(estimatorKey{}, func() any { return tokens.New() }).(*tokens.Estimator)
-	o.set(estimatorKey{}, shared.WithModels(budget.EstimatorModels(p)))
+	o.tokens = o.state.sharedEstimator().WithModels(EstimatorModels(p))
 	mws := []middleware.Middleware{instrument.New(Pricer(p), middleware.Observers(o.observers...))}
 	for _, l := range layers {
 		mw, err := l.build(p, o)
@@ -126,14 +128,51 @@ func MustBuild(p *policies.Policy, opts ...Option) middleware.Middleware {
 
 // Pricer prices usage with the policy's models over the embedded catalog.
 func Pricer(p *policies.Policy) middleware.Pricer {
-	return middleware.PricerFunc(func(model string, u middleware.Usage) (int64, bool) {
-		spec, ok := p.Model(model)
-		if !ok || !spec.HasPrice() {
-			return 0, false
-		}
-		return int64(spec.Cost(TokenCounts(u))), true // exact pico-USD
-	})
+	return catalog{p}
 }
 
-// TokenCounts converts core usage to the policies package's counts.
-func TokenCounts(u middleware.Usage) policies.TokenCounts { return budget.TokenCounts(u) }
+// TokenCounts converts core usage to the policies package's counts (the
+// one conversion: Pricer and Catalog use it).
+func TokenCounts(u middleware.Usage) policies.TokenCounts {
+	return policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
+		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens, AudioInput: u.AudioInputTokens, AudioOutput: u.AudioOutputTokens}
+}
+
+// Catalog returns the policy's model catalog (the embedded one overlaid
+// with the policy's models:) as the budget layer's Catalog: prices and
+// each model's context window and output limit.
+func Catalog(p *policies.Policy) budget.Catalog { return catalog{p} }
+
+type catalog struct{ p *policies.Policy }
+
+func (c catalog) Cost(model string, u middleware.Usage) (int64, bool) {
+	spec, ok := c.p.Model(model)
+	if !ok || !spec.HasPrice() {
+		return 0, false
+	}
+	return int64(spec.Cost(TokenCounts(u))), true // exact pico-USD
+}
+
+func (c catalog) Model(name string) (budget.Model, bool) {
+	spec, ok := c.p.Model(name)
+	if !ok {
+		return budget.Model{}, false
+	}
+	return budget.Model{Priced: spec.HasPrice(), ContextWindow: spec.ContextWindow, MaxOutputTokens: spec.MaxOutputTokens,
+		OutputPico: int64(spec.OutputPer1M), AudioOutputPico: int64(spec.AudioOutputPer1M)}, true
+}
+
+// EstimatorModels resolves models for a token estimator from p's catalog
+// (the embedded one overlaid with p's models:): the tokenizer encoding —
+// a policy's encoding: takes effect — and the model family's worst-case
+// image tokens. A model the catalog does not know falls back to the
+// estimator's own tables.
+func EstimatorModels(p *policies.Policy) tokens.ModelFunc {
+	return func(model string) (tokens.Model, bool) {
+		spec, ok := p.Model(model)
+		if !ok {
+			return tokens.Model{}, false
+		}
+		return tokens.Model{Encoding: spec.Encoding, ImageLow: spec.Image.WorstCase("low"), ImageHigh: spec.Image.WorstCase("high")}, true
+	}
+}

@@ -1,6 +1,18 @@
 // Package llmwrap is the wiring of tokenwise: it turns a policy into a
 // middleware chain of the layers (llmwrap/*) around LLM calls.
 //
+// It is the one place that reads a policy for the layers: config.go maps
+// each policy section to the plain Config of its layer package, and every
+// layer is built the same way, New(Config, ...Option) returning a value
+// whose Middleware method gives the middleware.Middleware (nil when the
+// Config turns the layer off). Configs are plain data with documented zero
+// values, as gobreaker's Settings, so a layer is usable on its own without
+// a policy file; functional options, as in connect-go and go-kit, carry
+// only code-side dependencies (stores, clocks, loggers, estimators). The
+// same split holds here: a policy is data, Options (WithCacheStore,
+// WithLogger, ...) are code. NewExecutor does the same for the tool
+// executor (package toolwrap).
+//
 // Each concern lives in its own package (guard, timeout, budget, cache,
 // route, fallback, ...); [Build] composes the ones a policy turns on, in
 // the documented order (outermost first):

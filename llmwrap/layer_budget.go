@@ -2,6 +2,7 @@ package llmwrap
 
 import (
 	"context"
+	"errors"
 
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/route"
@@ -9,22 +10,16 @@ import (
 	"github.com/tokenwise/tokenwise/policies"
 )
 
-type budgetStoreKey struct{}
-type budgetOptionsKey struct{}
-
 // WithBudgetStore sets the store of team budgets, e.g. a shared Redis store
 // (adapters/redis.NewBudgetStore). Default: in memory. A policy with
 // budget.store.kind redis requires it.
 func WithBudgetStore(s budget.Store) Option {
-	return func(o *options) { o.set(budgetStoreKey{}, s) }
+	return func(o *options) { o.budgetStore = s }
 }
 
 // WithBudgetOptions passes options to the budget layer (clock, estimator).
 func WithBudgetOptions(opts ...budget.Option) Option {
-	return func(o *options) {
-		prev, _ := o.get(budgetOptionsKey{}).([]budget.Option)
-		o.set(budgetOptionsKey{}, append(prev, opts...))
-	}
+	return func(o *options) { o.budgetOpts = append(o.budgetOpts, opts...) }
 }
 
 // budgetLayer builds the budget layer (reserve … settle), under the
@@ -37,32 +32,29 @@ func budgetLayer(p *policies.Policy, o *options) (middleware.Middleware, error) 
 	return b.Middleware(), nil
 }
 
-type budgetKey struct{}
-type budgetMemoryKey struct{}
-
 // budget returns the chain's budget, created once per Build: the router's
 // budget_below conditions read the same ledger the budget layer charges.
 // Without an explicit store, the in-memory ledger is kept in the build's
 // State, so that a registry's reload keeps the money already spent.
 func (o *options) budget(p *policies.Policy) (*budget.Budget, error) {
-	if b, ok := o.get(budgetKey{}).(*budget.Budget); ok {
-		return b, nil
+	if o.built != nil {
+		return o.built, nil
 	}
-	opts := []budget.Option{budget.WithLogger(o.logger), budget.WithEstimator(o.estimator())}
-	if s, ok := o.get(budgetStoreKey{}).(budget.Store); ok && s != nil {
-		opts = append(opts, budget.WithStore(s))
-	} else if p.Budget.Store.Kind != policies.StoreRedis {
-		mem := o.shared(budgetMemoryKey{}, func() any { return budget.NewMemoryStore() }).(*budget.MemoryStore)
-		opts = append(opts, budget.WithStore(mem))
+	opts := []budget.Option{budget.WithLogger(o.logger), budget.WithEstimator(o.estimator()), budget.WithCatalog(Catalog(p))}
+	switch {
+	case o.budgetStore != nil:
+		opts = append(opts, budget.WithStore(o.budgetStore))
+	case p.Budget.Store.Kind == policies.StoreRedis:
+		return nil, errors.New("tokenwise/llmwrap: budget.store.kind is redis but no store was given: pass llmwrap.WithBudgetStore(redis.NewBudgetStore(client, ...))")
+	default:
+		opts = append(opts, budget.WithStore(o.state.budgetMemory()))
 	}
-	if more, ok := o.get(budgetOptionsKey{}).([]budget.Option); ok {
-		opts = append(opts, more...)
-	}
-	b, err := budget.New(p, opts...)
+	opts = append(opts, o.budgetOpts...)
+	b, err := budget.New(budgetConfig(p), opts...)
 	if err != nil {
 		return nil, err
 	}
-	o.set(budgetKey{}, b)
+	o.built = b
 	return b, nil
 }
 
@@ -70,8 +62,8 @@ func (o *options) budget(p *policies.Policy) (*budget.Budget, error) {
 // the budget's ledger: the smaller remaining share of its USD and token
 // limits.
 func teamBudgetReader(b *budget.Budget) route.BudgetReader {
-	return route.BudgetReaderFunc(func(ctx context.Context, scope policies.BudgetScope) (float64, bool) {
-		if scope != policies.BudgetScopeTeam {
+	return route.BudgetReaderFunc(func(ctx context.Context, scope route.BudgetScope) (float64, bool) {
+		if scope != route.BudgetScopeTeam {
 			return 0, false
 		}
 		r, err := b.Remaining(ctx, b.Team(ctx))

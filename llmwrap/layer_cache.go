@@ -8,18 +8,13 @@ import (
 	"github.com/tokenwise/tokenwise/policies"
 )
 
-type cacheStoreKey struct{}
-
-// memoryCacheKey is the State key of the in-memory cache store.
-type memoryCacheKey struct{}
-
 // WithCacheStore sets the store of the response cache (for example a Redis
 // store shared by replicas, adapters/redis.NewCacheStore). The caller owns
 // it (and closes it). Default: an in-memory store bounded by the policy's
 // cache.max_entries and cache.max_bytes; a policy whose cache.store is
 // redis requires this option.
 func WithCacheStore(s cache.Store) Option {
-	return func(o *options) { o.set(cacheStoreKey{}, s) }
+	return func(o *options) { o.cacheStore = s }
 }
 
 // cacheLayer builds the response cache from p.Cache (off unless enabled).
@@ -28,25 +23,22 @@ func cacheLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 	if !c.Enabled {
 		return nil, nil
 	}
-	store, _ := o.get(cacheStoreKey{}).(cache.Store)
+	store := o.cacheStore
 	if store == nil {
 		if c.Store == policies.StoreRedis {
-			return nil, errors.New("cache.store is redis: pass the store with llmwrap.WithCacheStore")
+			return nil, errors.New("tokenwise/llmwrap: cache.store is redis: pass the store with llmwrap.WithCacheStore")
 		}
 		// No sweeper: Build returns no Close; expired entries are never
 		// served and are pushed out by the LRU bounds. With a State (see
 		// WithState) every Build shares one store, created by the first
 		// with its policy's bounds, so a rebuild keeps the cache contents.
-		store = o.shared(memoryCacheKey{}, func() any {
+		store = o.state.memoryCache(func() cache.Store {
 			return cache.NewMemory(cache.MemoryOptions{MaxEntries: c.MaxEntries, MaxBytes: int64(c.MaxBytes)})
-		}).(cache.Store)
+		})
 	}
-	return cache.New(store, cache.Config{
-		TTL:               c.TTL.Duration(),
-		Global:            c.Scope == policies.CacheScopeGlobal,
-		DeterministicOnly: c.DeterministicOnly,
-		FailClosed:        c.FailClosed,
-		NoStreams:         !c.CachesStreams(),
-		Pricer:            Pricer(p),
-	}), nil
+	cc, err := cache.New(cacheConfig(p), cache.WithStore(store), cache.WithPricer(Pricer(p)))
+	if err != nil {
+		return nil, err
+	}
+	return cc.Middleware(), nil
 }

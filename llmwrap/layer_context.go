@@ -10,29 +10,18 @@ import (
 	"github.com/tokenwise/tokenwise/toolwrap"
 )
 
-type contextOptsKey struct{}
-
-func contextOpts(o *options) *[]compact.Option {
-	v, _ := o.get(contextOptsKey{}).(*[]compact.Option)
-	if v == nil {
-		v = new([]compact.Option)
-		o.set(contextOptsKey{}, v)
-	}
-	return v
-}
-
 // WithContextOffloader sets the artifact store the context layer's offload
 // strategy moves old tool results to (the tools package's artifact store,
 // whose read_artifact tool lets the agent read them back). Without it the
 // offload strategy uses toolwrap.RunArtifacts: a bounded in-memory store
 // per run, which read_artifact also reads.
 func WithContextOffloader(off compact.Offloader) Option {
-	return func(o *options) { *contextOpts(o) = append(*contextOpts(o), compact.WithOffloader(off)) }
+	return func(o *options) { o.contextOpts = append(o.contextOpts, compact.WithOffloader(off)) }
 }
 
 // WithArtifacts makes the context layer's offload strategy store old tool
 // results in arts, the same artifact store the agent's tool executor uses
-// (toolwrap.FromPolicy / toolwrap.WithArtifacts), so that the agent reads
+// (llmwrap.NewExecutor / toolwrap.WithArtifacts), so that the agent reads
 // them back with read_artifact: offloading loses nothing.
 func WithArtifacts(arts *toolwrap.Artifacts) Option {
 	return WithContextOffloader(compact.OffloaderFunc(func(ctx context.Context, _, _ string, content string) (string, error) {
@@ -44,7 +33,7 @@ func WithArtifacts(arts *toolwrap.Artifacts) Option {
 // WithContextOptions passes code-side options to the context layer (an
 // estimator, a summariser handler, the summary cache size).
 func WithContextOptions(opts ...compact.Option) Option {
-	return func(o *options) { *contextOpts(o) = append(*contextOpts(o), opts...) }
+	return func(o *options) { o.contextOpts = append(o.contextOpts, opts...) }
 }
 
 // contextLayer builds the context compaction layer from p.Context: off
@@ -53,24 +42,10 @@ func WithContextOptions(opts ...compact.Option) Option {
 // fallback and the budget, so that summary calls go through them (billed,
 // retried) and every attempt is sent the compacted request.
 func contextLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
-	x := p.Context
-	if x.MaxInputTokens <= 0 && x.WindowFraction <= 0 {
+	if x := p.Context; x.MaxInputTokens <= 0 && x.WindowFraction <= 0 {
 		return nil, nil
 	}
-	cfg := compact.Config{
-		MaxInputTokens:   x.MaxInputTokens,
-		WindowFraction:   x.WindowFraction,
-		KeepLastTurns:    x.KeepLastTurns,
-		OffloadOverBytes: int(x.OffloadOverBytes),
-		BlockSize:        x.BlockSize,
-		SummaryModel:     x.SummaryModel,
-	}
-	if cfg.SummaryModel == "" {
-		cfg.SummaryModel = p.Routing.Default
-	}
-	for _, s := range x.Strategies {
-		cfg.Strategies = append(cfg.Strategies, compact.Strategy(s))
-	}
+	cfg := compactConfig(p)
 	opts := []compact.Option{
 		compact.WithEstimator(o.estimator()),
 		compact.WithPricer(Pricer(p)),
@@ -87,8 +62,10 @@ func contextLayer(p *policies.Policy, o *options) (middleware.Middleware, error)
 			return excerpt, err
 		})))
 	}
-	if v, ok := o.get(contextOptsKey{}).(*[]compact.Option); ok {
-		opts = append(opts, *v...)
+	opts = append(opts, o.contextOpts...)
+	c, err := compact.New(cfg, opts...)
+	if err != nil {
+		return nil, err
 	}
-	return compact.New(cfg, opts...)
+	return c.Middleware(), nil
 }

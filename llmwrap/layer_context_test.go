@@ -132,7 +132,7 @@ func TestOffloadWithoutAStore(t *testing.T) {
 	}
 	id := excerpt[i : i+len(toolwrap.IDPrefix)+26]
 	// The agent's executor has its own store; read_artifact still finds it.
-	ex, err := toolwrap.FromPolicy(p, nil, nil, toolwrap.WithArtifacts(toolwrap.NewArtifacts(toolwrap.NewMemoryStore(1<<20), toolwrap.ArtifactConfig{}, nil)))
+	ex, err := llmwrap.NewExecutor(p, nil, nil, toolwrap.WithArtifacts(toolwrap.NewArtifacts(toolwrap.NewMemoryStore(1<<20), toolwrap.ArtifactConfig{}, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

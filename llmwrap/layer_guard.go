@@ -13,23 +13,20 @@ import (
 )
 
 func guardLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
-	l := guard.Limits{MaxCalls: p.Limits.MaxCalls, RunTimeout: p.Limits.RunTimeout.Duration()}
-	// The smaller non-zero value of the two places a policy can set each wins.
-	if n := p.Budget.Run.MaxCalls; n > 0 && (l.MaxCalls == 0 || n < l.MaxCalls) {
-		l.MaxCalls = n
-	}
-	if d := p.Budget.Run.MaxWallTime.Duration(); d > 0 && (l.RunTimeout == 0 || d < l.RunTimeout) {
-		l.RunTimeout = d
+	l := guardConfig(p)
+	g, err := guard.New(l)
+	if err != nil {
+		return nil, err
 	}
 	limits := runLimits(p, l)
 	if limits == "" {
-		return guard.New(l), nil
+		return g.Middleware(), nil
 	}
-	return middleware.Chain(runlessNotice(o.logger, limits), guard.New(l)), nil
+	return middleware.Chain(runlessNotice(o.logger, limits), g.Middleware()), nil
 }
 
 // runLimits describes the policy's run-scoped limits, "" when it has none.
-func runLimits(p *policies.Policy, l guard.Limits) string {
+func runLimits(p *policies.Policy, l guard.Config) string {
 	var parts []string
 	if l.MaxCalls > 0 {
 		parts = append(parts, fmt.Sprintf("max_calls %d", l.MaxCalls))

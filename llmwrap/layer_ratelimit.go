@@ -8,14 +8,11 @@ import (
 	"github.com/tokenwise/tokenwise/policies"
 )
 
-type rateLimitStoreKey struct{}
-type rateLimitMemoryKey struct{}
-
 // WithRateLimitStore sets the store of the rate limits' state, e.g. a
 // shared Redis store (adapters/redis.NewRateLimitStore). Default: in
 // memory. A policy with rate_limits.store.kind redis requires it.
 func WithRateLimitStore(s ratelimit.Store) Option {
-	return func(o *options) { o.set(rateLimitStoreKey{}, s) }
+	return func(o *options) { o.rateLimitStore = s }
 }
 
 // rateLimitLayer admits each call against the limits of the model it is
@@ -27,14 +24,18 @@ func rateLimitLayer(p *policies.Policy, o *options) (middleware.Middleware, erro
 		return nil, nil
 	}
 	opts := []ratelimit.Option{ratelimit.WithLogger(o.logger), ratelimit.WithEstimator(o.estimator())}
-	if s, ok := o.get(rateLimitStoreKey{}).(ratelimit.Store); ok && s != nil {
+	if s := o.rateLimitStore; s != nil {
 		opts = append(opts, ratelimit.WithStore(s))
 	} else if p.RateLimits.Store.Kind == policies.StoreRedis {
-		return nil, errors.New("rate_limits.store.kind is redis: pass the store with llmwrap.WithRateLimitStore(redis.NewRateLimitStore(client))")
+		return nil, errors.New("tokenwise/llmwrap: rate_limits.store.kind is redis: pass the store with llmwrap.WithRateLimitStore(redis.NewRateLimitStore(client))")
 	} else {
 		// Kept in the build's State: a registry's reload keeps the slots
 		// already taken.
-		opts = append(opts, ratelimit.WithStore(o.shared(rateLimitMemoryKey{}, func() any { return ratelimit.NewMemoryStore() }).(*ratelimit.MemoryStore)))
+		opts = append(opts, ratelimit.WithStore(o.state.rateLimitMemory()))
 	}
-	return ratelimit.New(p, opts...).Middleware(), nil
+	l, err := ratelimit.New(rateLimitConfig(p), opts...)
+	if err != nil {
+		return nil, err
+	}
+	return l.Middleware(), nil
 }

@@ -8,11 +8,9 @@ import (
 
 // retryLayer builds the retry layer from policy.fallback.retry.
 func retryLayer(p *policies.Policy, _ *options) (middleware.Middleware, error) {
-	r := p.Fallback.Retry
-	return retry.New(retry.Policy{
-		MaxAttempts:  r.MaxAttempts,
-		BaseDelay:    r.BaseDelay.Duration(),
-		MaxDelay:     r.MaxDelay.Duration(),
-		MaxTotalWait: r.MaxTotalWait.Duration(),
-	}), nil
+	r, err := retry.New(retryConfig(p))
+	if err != nil {
+		return nil, err
+	}
+	return r.Middleware(), nil
 }

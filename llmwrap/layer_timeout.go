@@ -7,6 +7,9 @@ import (
 )
 
 func timeoutLayer(p *policies.Policy, _ *options) (middleware.Middleware, error) {
-	t := p.Timeouts
-	return timeout.New(timeout.Limits{Call: t.Call.Duration(), FirstToken: t.FirstToken.Duration(), Idle: t.Idle.Duration()}), nil
+	t, err := timeout.New(timeoutConfig(p))
+	if err != nil {
+		return nil, err
+	}
+	return t.Middleware(), nil
 }

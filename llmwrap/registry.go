@@ -58,7 +58,7 @@ func NewRegistry(reg *policies.Registry, opts ...Option) (*Registry, error) {
 	for _, opt := range opts {
 		opt(o)
 	}
-	r := &Registry{pol: reg, opts: opts, state: o.stateOf(), obs: middleware.Observers(o.observers...), logger: o.logger, unknown: o.unknownTeams}
+	r := &Registry{pol: reg, opts: opts, state: o.state, obs: middleware.Observers(o.observers...), logger: o.logger, unknown: o.unknownTeams}
 	if r.logger == nil {
 		r.logger = slog.Default()
 	}
@@ -101,15 +101,13 @@ func (r *Registry) teamOptions(team string, p *policies.Policy) []Option {
 			scope = "global"
 		}
 		c := p.Cache
-		store := r.state.Get(registryCacheKey{scope}, func() any {
+		store := r.state.scopeCache(scope, func() cache.Store {
 			return cache.NewMemory(cache.MemoryOptions{MaxEntries: c.MaxEntries, MaxBytes: int64(c.MaxBytes)})
-		}).(cache.Store)
+		})
 		opts = append(append([]Option(nil), opts...), WithCacheStore(store))
 	}
 	return opts
 }
-
-type registryCacheKey struct{ scope string }
 
 // build builds the chains of the given policies, reusing prev's chain for
 // a team whose policy did not change or fails to build.

@@ -1,56 +1,132 @@
 package llmwrap
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/tokenwise/tokenwise/llmwrap/breaker"
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/cache"
+	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
+	"github.com/tokenwise/tokenwise/tokens"
+)
 
 // State keeps the stateful parts of chains (response cache stores, budget
-// ledgers, circuit breakers) across rebuilds: every Build given the same
-// State through WithState shares them, so rebuilding a chain for a
-// reloaded policy keeps cache contents and money already spent. Layers
-// look their state up by a key of their own (an unexported type holding
-// the team or scope) and create it on first use.
+// ledgers, rate limit slots, circuit breakers, the token estimator's memo)
+// across rebuilds: every Build given the same State through WithState
+// shares them, so rebuilding a chain for a reloaded policy keeps cache
+// contents and money already spent. Each part is created on first use.
 //
 // A State is safe for concurrent use.
 type State struct {
-	mu sync.Mutex
-	m  map[any]any
+	mu        sync.Mutex
+	estimator *tokens.Estimator
+	cache     cache.Store            // the memory store of Builds without WithCacheStore
+	caches    map[string]cache.Store // a Registry's memory stores, by cache scope
+	budgetMem *budget.MemoryStore
+	rateMem   *ratelimit.MemoryStore
+	breakers  map[breaker.Config]*breaker.Set
 }
 
 // NewState returns an empty State.
-func NewState() *State { return &State{m: map[any]any{}} }
-
-// Get returns the value stored under key, creating it with init the first
-// time. init runs under the State's lock: keep it quick.
-func (s *State) Get(key any, init func() any) any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if v, ok := s.m[key]; ok {
-		return v
-	}
-	v := init()
-	s.m[key] = v
-	return v
-}
-
-type stateKey struct{}
+func NewState() *State { return &State{} }
 
 // WithState makes Build keep the state of its layers in s (see State).
 // Without it every Build starts from empty stores.
 func WithState(s *State) Option {
-	return func(o *options) { o.set(stateKey{}, s) }
+	return func(o *options) { o.state = s }
 }
 
-// shared returns the layer state stored under key in the build's State,
-// or init() when the build has none. Layers with state use it so that a
-// registry's reload keeps that state.
-func (o *options) shared(key any, init func() any) any {
-	s := o.stateOf()
+// A nil *State is a build without one: every method then creates a fresh
+// part that no other build shares.
+
+func (s *State) sharedEstimator() *tokens.Estimator {
+	if s == nil {
+		return tokens.New()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.estimator == nil {
+		s.estimator = tokens.New()
+	}
+	return s.estimator
+}
+
+// memoryCache returns the in-memory cache store of Builds without
+// WithCacheStore, created by the first with init.
+func (s *State) memoryCache(init func() cache.Store) cache.Store {
 	if s == nil {
 		return init()
 	}
-	return s.Get(key, init)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cache == nil {
+		s.cache = init()
+	}
+	return s.cache
 }
 
-func (o *options) stateOf() *State {
-	s, _ := o.get(stateKey{}).(*State)
-	return s
+// scopeCache returns a Registry's in-memory cache store of a cache scope
+// ("global" or "team:<name>"), created by the first with init.
+func (s *State) scopeCache(scope string, init func() cache.Store) cache.Store {
+	if s == nil {
+		return init()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.caches[scope]
+	if !ok {
+		if s.caches == nil {
+			s.caches = map[string]cache.Store{}
+		}
+		c = init()
+		s.caches[scope] = c
+	}
+	return c
+}
+
+func (s *State) budgetMemory() *budget.MemoryStore {
+	if s == nil {
+		return budget.NewMemoryStore()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.budgetMem == nil {
+		s.budgetMem = budget.NewMemoryStore()
+	}
+	return s.budgetMem
+}
+
+func (s *State) rateLimitMemory() *ratelimit.MemoryStore {
+	if s == nil {
+		return ratelimit.NewMemoryStore()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rateMem == nil {
+		s.rateMem = ratelimit.NewMemoryStore()
+	}
+	return s.rateMem
+}
+
+// breakerSet returns the breakers of cfg: builds with the same breaker
+// config share them, so a reload that leaves the config alone keeps the
+// breakers' state.
+func (s *State) breakerSet(cfg breaker.Config) (*breaker.Set, error) {
+	if s == nil {
+		return breaker.New(cfg)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if set, ok := s.breakers[cfg]; ok {
+		return set, nil
+	}
+	set, err := breaker.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if s.breakers == nil {
+		s.breakers = map[breaker.Config]*breaker.Set{}
+	}
+	s.breakers[cfg] = set
+	return set, nil
 }

@@ -61,7 +61,7 @@ func TestReportNamesToolsAttemptsAndReasons(t *testing.T) {
 			{Name: "check_disk", Call: sleepy(300*time.Millisecond, "Disk: 95%")},
 			{Name: "check_memory", Call: sleepy(300*time.Millisecond, "Memory: 41%")},
 			{Name: "clean_logs", Call: sleepy(100*time.Millisecond, "Freed 20GB"), Meta: toolwrap.Meta{SideEffects: true}},
-		}, toolwrap.WithMaxParallel(4))
+		}, toolwrap.Config{MaxParallel: 4})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -38,7 +38,7 @@ func newArtifactExecutor(t testing.TB, store toolwrap.Store, log string) *toolwr
 	arts := toolwrap.NewArtifacts(store, toolwrap.ArtifactConfig{ThresholdTokens: 1000}, nil)
 	ex, err := toolwrap.New([]toolwrap.Tool{{Name: "read_logs", Call: func(context.Context, string) (string, error) {
 		return log, nil
-	}}}, toolwrap.WithArtifacts(arts), toolwrap.WithMaxParallel(4))
+	}}}, toolwrap.Config{MaxParallel: 4}, toolwrap.WithArtifacts(arts))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,24 +26,24 @@ func BenchmarkExecuteEightInstantTools(b *testing.B) {
 	ts, cs := instantTools(8)
 	for _, bc := range []struct {
 		name string
-		opts []toolwrap.Option
+		cfg  toolwrap.Config
 		ctx  func() (context.Context, context.CancelFunc)
 	}{
-		{"parallel", []toolwrap.Option{toolwrap.WithMaxParallel(8)}, func() (context.Context, context.CancelFunc) {
+		{"parallel", toolwrap.Config{MaxParallel: 8}, func() (context.Context, context.CancelFunc) {
 			return context.Background(), func() {}
 		}},
-		{"parallel_run_timeout", []toolwrap.Option{toolwrap.WithMaxParallel(8), toolwrap.WithTimeout(30 * time.Second)}, func() (context.Context, context.CancelFunc) {
+		{"parallel_run_timeout", toolwrap.Config{MaxParallel: 8, Timeout: 30 * time.Second}, func() (context.Context, context.CancelFunc) {
 			ctx, _ := middleware.StartRun(context.Background(), "bench")
 			return context.WithCancel(ctx)
 		}},
 		// The same, in runs of 100 turns: the run's tool record no longer
 		// grows for the whole benchmark (millions of records), which
 		// otherwise dominates the figure with its append and GC costs.
-		{"parallel_run_timeout_100_turn_runs", []toolwrap.Option{toolwrap.WithMaxParallel(8), toolwrap.WithTimeout(30 * time.Second)}, nil},
-		{"sequential", nil, func() (context.Context, context.CancelFunc) { return context.Background(), func() {} }},
+		{"parallel_run_timeout_100_turn_runs", toolwrap.Config{MaxParallel: 8, Timeout: 30 * time.Second}, nil},
+		{"sequential", toolwrap.Config{}, func() (context.Context, context.CancelFunc) { return context.Background(), func() {} }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			ex, err := toolwrap.New(ts, bc.opts...)
+			ex, err := toolwrap.New(ts, bc.cfg)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -29,7 +29,7 @@ func TestParallelSharedTimeoutAbandonsStuckTool(t *testing.T) {
 			return "", ctx.Err()
 		}},
 	}
-	ex, err := toolwrap.New(tools, toolwrap.WithMaxParallel(8), toolwrap.WithTimeout(50*time.Millisecond))
+	ex, err := toolwrap.New(tools, toolwrap.Config{MaxParallel: 8, Timeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

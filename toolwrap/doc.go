@@ -1,6 +1,13 @@
 // Package toolwrap is the tool side of an agent: it runs an agent's tool
 // calls on a budget and fast.
 //
+// An [Executor] is built like every tokenwise layer: New(tools, Config,
+// ...Option), where Config is plain data whose zero fields are documented
+// defaults or "off" (as gobreaker's Settings) and the functional options
+// (as in connect-go and go-kit) carry code-side dependencies only (an
+// artifact store). llmwrap.NewExecutor maps a policy's tools section to
+// it; this package never reads a policy.
+//
 // A [Tool] is the core tool shape: name, description, JSON Schema of the
 // arguments, a [Func] and its [Meta] (side effects, idempotent, timeout),
 // declared in code or overridden by a policy's tools.per_tool section.
@@ -8,7 +15,8 @@
 // An [Executor] runs one turn's calls ([Executor.Execute]):
 //
 //   - calls to tools without side effects run concurrently, at most
-//     MaxParallel at once (policy tools.max_parallel; zero: one at a time);
+//     Config.MaxParallel at once (policy tools.max_parallel; zero: one at
+//     a time);
 //     a tool with side effects waits for the earlier calls, runs alone, and
 //     the later calls wait for it; results come back in call order with
 //     their call ids;
@@ -17,13 +25,13 @@
 //     context cancels everything;
 //   - an error, a timeout or a panic becomes an observation the model reads
 //     ("tool clean_logs timed out after 30s"), never a crashed run, unless
-//     [WithFailOnError] is set;
+//     Config.FailOnError is set;
 //   - a result over the artifact threshold is stored ([Artifacts]) and the
 //     conversation gets an excerpt (head and tail lines, the size, the id);
 //     the read_artifact tool ([Artifacts.ReadTool]) reads it back by line
 //     range or grep, bounded so it cannot flood the context;
 //   - successful results of idempotent tools are cached by tool name and
-//     canonical arguments ([WithCache]).
+//     canonical arguments (Config.CacheTTL).
 //
 // Every call is recorded in the run ([middleware.Run.RecordTool]) and
 // emitted as [middleware.ToolFinished]; an offload emits

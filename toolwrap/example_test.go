@@ -21,7 +21,7 @@ func ExampleExecutor_Execute() {
 		{Name: "check_memory", Call: func(context.Context, string) (string, error) { return "Memory: 41% used", nil }},
 		{Name: "clean_logs", Meta: toolwrap.Meta{SideEffects: true, Timeout: 30 * time.Second},
 			Call: func(context.Context, string) (string, error) { return "", errors.New("read-only file system") }},
-	}, toolwrap.WithMaxParallel(4))
+	}, toolwrap.Config{MaxParallel: 4})
 	if err != nil {
 		panic(err)
 	}
@@ -54,7 +54,7 @@ func ExampleArtifacts() {
 	arts := toolwrap.NewArtifacts(toolwrap.NewMemoryStore(0),
 		toolwrap.ArtifactConfig{ThresholdBytes: 1024, HeadLines: 2, TailLines: 1}, nil)
 	ex, _ := toolwrap.New([]toolwrap.Tool{{Name: "read_logs",
-		Call: func(context.Context, string) (string, error) { return b.String(), nil }}}, toolwrap.WithArtifacts(arts))
+		Call: func(context.Context, string) (string, error) { return b.String(), nil }}}, toolwrap.Config{}, toolwrap.WithArtifacts(arts))
 
 	ctx, _ := middleware.StartRun(context.Background(), "run-1")
 	res, _ := ex.Execute(ctx, []middleware.ToolCall{{ID: "c1", Name: "read_logs"}})

@@ -14,54 +14,46 @@ import (
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
-// Option configures an Executor.
-type Option func(*config)
-
-type config struct {
-	maxParallel int
-	timeout     time.Duration
-	failOnError bool
-	artifacts   *Artifacts
-	cacheTTL    time.Duration
-	cacheSize   int
-	meta        map[string]Meta
-	now         func() time.Time
+// Config configures an Executor. The zero Config runs calls one at a
+// time, without a timeout, caching or failing on a tool's error.
+type Config struct {
+	// MaxParallel bounds the tool calls of one turn that run at the same
+	// time. Zero: 1 (one at a time).
+	MaxParallel int
+	// Timeout bounds every tool call that has no timeout of its own
+	// (Meta.Timeout). Zero: none.
+	Timeout time.Duration
+	// FailOnError makes Execute return the first failed call's *Error (in
+	// call order) instead of only showing the model the observation.
+	// False: errors, panics and timeouts are observations and the run
+	// goes on.
+	FailOnError bool
+	// CacheTTL caches the successful results of idempotent tools for this
+	// long, keyed on the tool name and the canonical JSON of the
+	// arguments. Zero: no cache.
+	CacheTTL time.Duration
+	// CacheSize bounds the cached results. Zero: 1024.
+	CacheSize int
+	// Meta overrides the metadata of the named tools (a policy's per_tool
+	// section): side effects if either says so; idempotent and timeout
+	// from the override. Nil: the tools' own.
+	Meta map[string]Meta
 }
 
-// WithMaxParallel bounds the tool calls of one turn that run at the same
-// time. Zero or less: 1 (one at a time), as in the policy.
-func WithMaxParallel(n int) Option { return func(c *config) { c.maxParallel = n } }
+// ErrConfig: New was given a Config it cannot use (a negative field).
+var ErrConfig = errors.New("tokenwise/toolwrap: invalid config")
 
-// WithTimeout bounds every tool call that has no timeout of its own.
-// Zero: none.
-func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+// Option configures code-side dependencies of an Executor.
+type Option func(*options)
 
-// WithFailOnError makes Execute return the first failed call's *Error (in
-// call order) instead of only showing the model the observation. Default:
-// errors, panics and timeouts are observations and the run goes on.
-func WithFailOnError(fail bool) Option { return func(c *config) { c.failOnError = fail } }
+type options struct {
+	artifacts *Artifacts
+	now       func() time.Time
+}
 
 // WithArtifacts offloads large results to a (see Artifacts) and adds the
 // read_artifact tool. Default: no offloading.
-func WithArtifacts(a *Artifacts) Option { return func(c *config) { c.artifacts = a } }
-
-// WithCache caches the successful results of idempotent tools for ttl,
-// keyed on the tool name and the canonical JSON of the arguments, bounded
-// by maxEntries (zero: 1024). ttl zero: no cache.
-func WithCache(ttl time.Duration, maxEntries int) Option {
-	return func(c *config) { c.cacheTTL, c.cacheSize = ttl, maxEntries }
-}
-
-// WithMeta overrides the metadata of the named tool (a policy's per_tool
-// section): side effects if either says so; idempotent and timeout from m.
-func WithMeta(name string, m Meta) Option {
-	return func(c *config) {
-		if c.meta == nil {
-			c.meta = map[string]Meta{}
-		}
-		c.meta[name] = m
-	}
-}
+func WithArtifacts(a *Artifacts) Option { return func(o *options) { o.artifacts = a } }
 
 // Executor runs one turn's tool calls: independent calls in parallel,
 // bounded by MaxParallel; a tool with side effects alone and in order; each
@@ -83,16 +75,25 @@ type Executor struct {
 	now         func() time.Time
 }
 
-// New returns an executor of tools. Tool names must be unique and non-empty
-// and every tool needs a Call. With artifacts on, the read_artifact tool is
-// added unless a tool of that name is given.
-func New(tools []Tool, opts ...Option) (*Executor, error) {
-	c := config{now: time.Now}
-	for _, o := range opts {
-		o(&c)
+// New returns an executor of tools configured by cfg. Tool names must be
+// unique and non-empty and every tool needs a Call. With artifacts on, the
+// read_artifact tool is added unless a tool of that name is given.
+//
+// Like the LLM layers it takes a plain Config (package llmwrap maps a
+// policy's tools section to it: llmwrap.NewExecutor) and functional
+// options for code-side dependencies only.
+func New(tools []Tool, cfg Config, opts ...Option) (*Executor, error) {
+	if cfg.MaxParallel < 0 || cfg.Timeout < 0 || cfg.CacheTTL < 0 || cfg.CacheSize < 0 {
+		return nil, fmt.Errorf("%w: negative field in %+v", ErrConfig, cfg)
 	}
-	e := &Executor{tools: make(map[string]*Tool, len(tools)+1), maxParallel: max(c.maxParallel, 1),
-		timeout: c.timeout, failOnError: c.failOnError, arts: c.artifacts, now: c.now}
+	c := options{now: time.Now}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	e := &Executor{tools: make(map[string]*Tool, len(tools)+1), maxParallel: max(cfg.MaxParallel, 1),
+		timeout: cfg.Timeout, failOnError: cfg.FailOnError, arts: c.artifacts, now: c.now}
 	all := append([]Tool(nil), tools...)
 	if e.arts != nil {
 		if _, dup := findTool(all, ReadArtifactName); !dup {
@@ -102,14 +103,14 @@ func New(tools []Tool, opts ...Option) (*Executor, error) {
 	for _, t := range all {
 		switch {
 		case t.Name == "":
-			return nil, errors.New("toolwrap: a tool has no name")
+			return nil, errors.New("tokenwise/toolwrap: a tool has no name")
 		case t.Call == nil:
-			return nil, fmt.Errorf("toolwrap: tool %s has no Call", t.Name)
+			return nil, fmt.Errorf("tokenwise/toolwrap: tool %s has no Call", t.Name)
 		}
 		if _, dup := e.tools[t.Name]; dup {
-			return nil, fmt.Errorf("toolwrap: tool %s given twice", t.Name)
+			return nil, fmt.Errorf("tokenwise/toolwrap: tool %s given twice", t.Name)
 		}
-		if m, ok := c.meta[t.Name]; ok {
+		if m, ok := cfg.Meta[t.Name]; ok {
 			t.Meta.SideEffects = t.Meta.SideEffects || m.SideEffects
 			t.Meta.Idempotent = m.Idempotent
 			if m.Timeout > 0 {
@@ -119,8 +120,8 @@ func New(tools []Tool, opts ...Option) (*Executor, error) {
 		e.tools[t.Name] = &t
 		e.order = append(e.order, t.Name)
 	}
-	if c.cacheTTL > 0 {
-		e.cache = newResultCache(c.cacheTTL, c.cacheSize, c.now)
+	if cfg.CacheTTL > 0 {
+		e.cache = newResultCache(cfg.CacheTTL, cfg.CacheSize, c.now)
 	}
 	return e, nil
 }
@@ -163,7 +164,7 @@ func (e *Executor) Artifacts() *Artifacts { return e.arts }
 // earlier call, runs alone, and the later calls wait for it. When ctx ends
 // (the run's deadline or cancellation) every call is cancelled and Execute
 // returns the results so far with context.Cause(ctx). Otherwise the error
-// is nil unless WithFailOnError is set and a call failed.
+// is nil unless Config.FailOnError is set and a call failed.
 func (e *Executor) Execute(ctx context.Context, calls []middleware.ToolCall) ([]Result, error) {
 	results := make([]Result, len(calls))
 	start := e.now()

@@ -68,7 +68,7 @@ func TestExecuteParallelThreeTwoSecondTools(t *testing.T) {
 			sleepTool("check_disk", 2*time.Second, &log, toolwrap.Meta{}),
 			sleepTool("check_memory", 2*time.Second, &log, toolwrap.Meta{}),
 			sleepTool("check_cpu", 2*time.Second, &log, toolwrap.Meta{}),
-		}, toolwrap.WithMaxParallel(8))
+		}, toolwrap.Config{MaxParallel: 8})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +105,7 @@ func TestExecuteSequentialByDefault(t *testing.T) {
 		ex, _ := toolwrap.New([]toolwrap.Tool{
 			sleepTool("a", time.Second, &log, toolwrap.Meta{}),
 			sleepTool("b", time.Second, &log, toolwrap.Meta{}),
-		})
+		}, toolwrap.Config{})
 		start := time.Now()
 		if _, err := ex.Execute(t.Context(), calls("a", "b")); err != nil {
 			t.Fatal(err)
@@ -125,7 +125,7 @@ func TestExecuteSideEffectsRunAloneInOrder(t *testing.T) {
 			sleepTool("clean_logs", 3*time.Second, &log, toolwrap.Meta{SideEffects: true}),
 			sleepTool("check_cpu", 2*time.Second, &log, toolwrap.Meta{}),
 			sleepTool("check_net", 2*time.Second, &log, toolwrap.Meta{}),
-		}, toolwrap.WithMaxParallel(8))
+		}, toolwrap.Config{MaxParallel: 8})
 		start := time.Now()
 		res, err := ex.Execute(t.Context(), calls("check_disk", "check_memory", "clean_logs", "check_cpu", "check_net"))
 		if err != nil {
@@ -170,7 +170,7 @@ func TestExecuteBoundedParallelism(t *testing.T) {
 			cur.Add(-1)
 			return "ok", nil
 		}}
-		ex, _ := toolwrap.New([]toolwrap.Tool{tool}, toolwrap.WithMaxParallel(3))
+		ex, _ := toolwrap.New([]toolwrap.Tool{tool}, toolwrap.Config{MaxParallel: 3})
 		start := time.Now()
 		if _, err := ex.Execute(t.Context(), calls("t", "t", "t", "t", "t", "t", "t")); err != nil {
 			t.Fatal(err)
@@ -195,7 +195,7 @@ func TestExecuteFailuresBecomeObservations(t *testing.T) {
 			sleepTool("clean_logs", time.Hour, &log, toolwrap.Meta{Timeout: 30 * time.Second}),
 			{Name: "broken", Call: func(context.Context, string) (string, error) { return "", boom }},
 			sleepTool("check_disk", time.Second, &log, toolwrap.Meta{}),
-		}, toolwrap.WithMaxParallel(4))
+		}, toolwrap.Config{MaxParallel: 4})
 		ctx, run := middleware.StartRun(t.Context(), "r")
 		ctx = middleware.WithObserver(ctx, middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
 			mu.Lock()
@@ -255,7 +255,7 @@ func TestExecuteFailOnError(t *testing.T) {
 	ex, _ := toolwrap.New([]toolwrap.Tool{
 		{Name: "ok", Call: func(context.Context, string) (string, error) { return "fine", nil }},
 		{Name: "bad", Call: func(context.Context, string) (string, error) { return "", boom }},
-	}, toolwrap.WithFailOnError(true), toolwrap.WithMaxParallel(2))
+	}, toolwrap.Config{FailOnError: true, MaxParallel: 2})
 	res, err := ex.Execute(t.Context(), calls("ok", "bad"))
 	var te *toolwrap.Error
 	if !errors.As(err, &te) || te.Tool != "bad" || !errors.Is(err, boom) {
@@ -272,7 +272,7 @@ func TestExecuteRunDeadlineCancelsEverything(t *testing.T) {
 		ex, _ := toolwrap.New([]toolwrap.Tool{
 			sleepTool("a", time.Hour, &log, toolwrap.Meta{}),
 			sleepTool("b", time.Hour, &log, toolwrap.Meta{}),
-		}, toolwrap.WithMaxParallel(2))
+		}, toolwrap.Config{MaxParallel: 2})
 		runErr := errors.New("run deadline")
 		ctx, cancel := context.WithTimeoutCause(t.Context(), 5*time.Second, runErr)
 		defer cancel()
@@ -296,7 +296,7 @@ func TestExecuteAbandonsToolIgnoringContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		ex, _ := toolwrap.New([]toolwrap.Tool{{Name: "stuck", Meta: toolwrap.Meta{Timeout: time.Second},
-			Call: func(context.Context, string) (string, error) { <-release; return "late", nil }}})
+			Call: func(context.Context, string) (string, error) { <-release; return "late", nil }}}, toolwrap.Config{})
 		res, err := ex.Execute(t.Context(), calls("stuck"))
 		if err != nil || !errors.Is(res[0].Err, toolwrap.ErrTimeout) {
 			t.Fatalf("res %+v err %v, want a timeout observation", res, err)
@@ -315,7 +315,7 @@ func TestToolCacheRunsIdempotentToolOnce(t *testing.T) {
 				return "10.0.0.1 for " + args, nil
 			}},
 			{Name: "uptime", Call: func(context.Context, string) (string, error) { runs.Add(100); return "up", nil }},
-		}, toolwrap.WithCache(time.Minute, 0))
+		}, toolwrap.Config{CacheTTL: time.Minute})
 		ctx, run := middleware.StartRun(t.Context(), "r")
 		first, _ := ex.Execute(ctx, []middleware.ToolCall{{ID: "1", Name: "dns_lookup", Arguments: `{"host":"db","type":"A"}`}})
 		// same arguments, other key order and spacing: canonical key matches
@@ -356,7 +356,7 @@ func TestNewRejectsBadTools(t *testing.T) {
 		{{Name: "a"}},
 		{{Name: "a", Call: f}, {Name: "a", Call: f}},
 	} {
-		if _, err := toolwrap.New(tools); err == nil {
+		if _, err := toolwrap.New(tools, toolwrap.Config{}); err == nil {
 			t.Errorf("New(%v) accepted", tools)
 		}
 	}
@@ -370,7 +370,7 @@ func TestPanicInTheExecutorsWorkIsACallError(t *testing.T) {
 	for _, workers := range []int{2, 3} { // a worker pool; a direct group (every call at once)
 		ok := func(context.Context, string) (string, error) { return "fine", nil }
 		ex, _ := toolwrap.New([]toolwrap.Tool{{Name: "a", Call: ok}, {Name: "bad", Call: ok}},
-			toolwrap.WithMaxParallel(workers), toolwrap.WithTimeout(time.Minute))
+			toolwrap.Config{MaxParallel: workers, Timeout: time.Minute})
 		ctx := middleware.WithObserver(t.Context(), middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
 			if f, isf := e.(middleware.ToolFinished); isf && f.Name == "bad" {
 				panic("observer broken")

@@ -98,7 +98,7 @@ type DirStore struct {
 // NewDirStore returns a store in dir, creating it if needed.
 func NewDirStore(dir string) (*DirStore, error) {
 	if dir == "" {
-		return nil, errors.New("toolwrap: DirStore needs a directory")
+		return nil, errors.New("tokenwise/toolwrap: DirStore needs a directory")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -114,7 +114,7 @@ func (s *DirStore) path(run, id string) string {
 // Put writes t to a file, atomically (temporary file and rename).
 func (s *DirStore) Put(_ context.Context, run, id string, t *Text) error {
 	if !ValidID(id) {
-		return fmt.Errorf("toolwrap: invalid artifact id %q", id)
+		return fmt.Errorf("tokenwise/toolwrap: invalid artifact id %q", id)
 	}
 	p := s.path(run, id)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {

@@ -66,22 +66,22 @@ var (
 	// ErrTimeout: a tool call ran out of its timeout. The context of the
 	// call is cancelled with it as the cause, so both
 	// context.DeadlineExceeded and ErrTimeout match.
-	ErrTimeout = errors.New("toolwrap: tool timed out")
+	ErrTimeout = errors.New("tokenwise/toolwrap: tool timed out")
 	// ErrPanic: a tool panicked, or the executor's own work for a call did
 	// (an observer, an artifact store). Such errors match
 	// middleware.ErrPanic too; the stack is in a middleware.PanicRecovered
 	// event.
-	ErrPanic = errors.New("toolwrap: tool panicked")
+	ErrPanic = errors.New("tokenwise/toolwrap: tool panicked")
 	// ErrUnknownTool: the model asked for a tool the executor does not have.
-	ErrUnknownTool = errors.New("toolwrap: unknown tool")
+	ErrUnknownTool = errors.New("tokenwise/toolwrap: unknown tool")
 	// ErrNotFound: no artifact with that id in this run.
-	ErrNotFound = errors.New("toolwrap: artifact not found")
+	ErrNotFound = errors.New("tokenwise/toolwrap: artifact not found")
 	// ErrTooLarge: an artifact is larger than its store allows.
-	ErrTooLarge = errors.New("toolwrap: artifact too large")
+	ErrTooLarge = errors.New("tokenwise/toolwrap: artifact too large")
 	// ErrNoRun: an artifact put outside a run (middleware.StartRun). Every
 	// call outside a run is its own artifact scope, which no later call can
 	// read, so nothing is stored.
-	ErrNoRun = errors.New("toolwrap: no run to keep the artifact in")
+	ErrNoRun = errors.New("tokenwise/toolwrap: no run to keep the artifact in")
 )
 
 // Error is a failed tool call. Its Is matches the sentinel of its reason

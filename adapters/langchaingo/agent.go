@@ -27,7 +27,7 @@ import (
 //
 // Use it as the Executor's agent:
 //
-//	ex, _ := toolwrap.New(langchaingo.FromTools(myTools, nil), toolwrap.WithMaxParallel(4))
+//	ex, _ := toolwrap.New(langchaingo.FromTools(myTools, nil), toolwrap.Config{MaxParallel: 4})
 //	agent := agents.NewOpenAIFunctionsAgent(llm, langchaingo.Tools(ex))
 //	executor := agents.NewExecutor(langchaingo.NewParallelAgent(agent, ex))
 //
@@ -62,7 +62,7 @@ func NewParallelAgent(agent agents.Agent, ex *toolwrap.Executor) *ParallelAgent 
 
 // Plan asks the wrapped agent what to do next and, when it plans actions,
 // runs them all before returning them. The error is the wrapped agent's,
-// or the executor's when ctx ended (or WithFailOnError is set).
+// or the executor's when ctx ended (or toolwrap.Config.FailOnError is set).
 func (p *ParallelAgent) Plan(ctx context.Context, steps []schema.AgentStep, inputs map[string]string, options ...chains.ChainCallOption) ([]schema.AgentAction, *schema.AgentFinish, error) {
 	actions, finish, err := p.agent.Plan(ctx, steps, inputs, options...)
 	run := middleware.RunFrom(ctx)

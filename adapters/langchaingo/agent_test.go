@@ -68,7 +68,7 @@ func TestParallelAgentRunsOneTurnsActionsConcurrently(t *testing.T) {
 			slowTool{"check_disk", "Disk Usage: 95% (CRITICAL). Large folder: /var/log", 2 * time.Second, &mu, &log},
 			slowTool{"check_memory", "Memory: 41% used", 2 * time.Second, &mu, &log},
 		}
-		ex, err := toolwrap.New(twlc.FromTools(lcTools, nil), toolwrap.WithMaxParallel(4), toolwrap.WithTimeout(30*time.Second))
+		ex, err := toolwrap.New(twlc.FromTools(lcTools, nil), toolwrap.Config{MaxParallel: 4, Timeout: 30 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +139,7 @@ func TestToolsErrorBecomesObservation(t *testing.T) {
 	srv.On(openaitest.LastRole("tool")).Reply(openaitest.Text("Cleaning failed."))
 	model := twlc.New(twlc.Models{"gpt-4o-mini": newOpenAI(t, srv, "gpt-4o-mini", false)}, passThrough)
 	ex, _ := toolwrap.New([]toolwrap.Tool{{Name: "clean_logs", Description: "cleans logs",
-		Call: func(context.Context, string) (string, error) { return "", fmt.Errorf("read-only file system") }}})
+		Call: func(context.Context, string) (string, error) { return "", fmt.Errorf("read-only file system") }}}, toolwrap.Config{})
 	executor := agents.NewExecutor(agents.NewOpenAIFunctionsAgent(model, twlc.Tools(ex)))
 	out, err := chains.Run(t.Context(), executor, "Sort it out.")
 	if err != nil || out != "Cleaning failed." {

@@ -18,7 +18,6 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/policies"
 )
 
 // backends are the ways a langchaingo openai backend reaches the server:
@@ -66,8 +65,7 @@ func TestCutStreamIsBilledNeverSettledAsZero(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%s", be.name, reply.Fault.Kind), func(t *testing.T) {
 				srv := openaitest.NewServer(t)
 				srv.On().Reply(reply)
-				pol := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxTokens: 1_000_000}}}
-				b, err := budget.New(pol, budget.WithLogger(slog.New(slog.DiscardHandler)))
+				b, err := budget.New(budget.Config{Run: budget.Amount{Tokens: 1_000_000}}, budget.WithLogger(slog.New(slog.DiscardHandler)))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -105,8 +103,11 @@ func TestGarbageChunkIsAnErrorNeverCached(t *testing.T) {
 				pieces = append(pieces, []byte(l+"\n\n"))
 			}
 			srv.On().Reply(openaitest.Reply{Raw: pieces})
-			c := cache.New(cache.NewMemory(cache.MemoryOptions{}), cache.Config{})
-			llm := twlc.New(twlc.Models{"gpt-4o": be.llm(t, srv)}, c)
+			c, err := cache.New(cache.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			llm := twlc.New(twlc.Models{"gpt-4o": be.llm(t, srv)}, c.Middleware())
 			for i := range 2 {
 				_, err := llm.GenerateContent(t.Context(), []llms.MessageContent{human("q")}, streaming(), llms.WithTemperature(0))
 				if !errors.Is(err, middleware.ErrMalformed) {

@@ -34,7 +34,7 @@ func FromTools(ts []tools.Tool, meta map[string]toolwrap.Meta) []toolwrap.Tool {
 // runs through ex: its timeout, its result cache and its artifacts. A
 // failure is returned as the observation with a nil error, so that
 // langchaingo's agent Executor, which aborts the run on a tool error, goes
-// on; with toolwrap.WithFailOnError the error is returned instead.
+// on; with toolwrap.Config.FailOnError the error is returned instead.
 //
 // Hand these to the agent (agents.NewOpenAIFunctionsAgent) so that the
 // model is offered read_artifact. Each call is a turn of its own; to run

@@ -28,7 +28,7 @@ func ExampleExecuteToolCalls() {
 	ex, _ := toolwrap.New([]toolwrap.Tool{
 		{Name: "check_disk", Call: func(context.Context, string) (string, error) { return "Disk Usage: 95%", nil }},
 		{Name: "check_memory", Call: func(context.Context, string) (string, error) { return "Memory: 41%", nil }},
-	}, toolwrap.WithMaxParallel(4))
+	}, toolwrap.Config{MaxParallel: 4})
 	ctx := context.Background()
 	resp, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini",
 		Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "How is the server?"}},

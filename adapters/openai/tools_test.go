@@ -85,7 +85,7 @@ func TestExecuteToolCallsParallelGoOpenAI(t *testing.T) {
 
 		ex, err := toolwrap.New([]toolwrap.Tool{
 			waitTool("check_disk", 2*time.Second), waitTool("check_memory", 2*time.Second), waitTool("check_cpu", 2*time.Second),
-		}, toolwrap.WithMaxParallel(4), toolwrap.WithTimeout(30*time.Second))
+		}, toolwrap.Config{MaxParallel: 4, Timeout: 30 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +143,7 @@ func TestExecuteToolCallsFailuresAreObservations(t *testing.T) {
 			{Name: "restart_nginx", Call: func(context.Context, string) (string, error) {
 				return "", errors.New("permission denied")
 			}},
-		}, toolwrap.WithMaxParallel(3))
+		}, toolwrap.Config{MaxParallel: 3})
 		_, answer := agentLoop(t.Context(), t, client, ex, "Sort it out.")
 		if answer == "" {
 			t.Fatal("no answer")
@@ -179,7 +179,7 @@ func TestExecuteToolCallsArtifactGoOpenAI(t *testing.T) {
 	log := b.String()
 	arts := toolwrap.NewArtifacts(toolwrap.NewMemoryStore(0), toolwrap.ArtifactConfig{ThresholdBytes: 4096}, nil)
 	ex, err := toolwrap.New([]toolwrap.Tool{{Name: "read_logs", Description: "returns the syslog",
-		Call: func(context.Context, string) (string, error) { return log, nil }}}, toolwrap.WithArtifacts(arts))
+		Call: func(context.Context, string) (string, error) { return log, nil }}}, toolwrap.Config{}, toolwrap.WithArtifacts(arts))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func TestArtifactStoreSharedAcrossReplicas(t *testing.T) {
 	replica := func() *toolwrap.Executor {
 		arts := toolwrap.NewArtifacts(twredis.NewArtifactStore(c, prefix, time.Minute), toolwrap.ArtifactConfig{ThresholdBytes: 4096}, nil)
 		ex, err := toolwrap.New([]toolwrap.Tool{{Name: "read_logs", Call: func(context.Context, string) (string, error) { return log, nil }}},
-			toolwrap.WithArtifacts(arts))
+			toolwrap.Config{}, toolwrap.WithArtifacts(arts))
 		if err != nil {
 			t.Fatal(err)
 		}

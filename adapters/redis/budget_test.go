@@ -29,7 +29,7 @@ import (
 )
 
 func window() budget.Window {
-	return budget.WindowFor(policies.PeriodDaily, 0, time.Now())
+	return budget.WindowFor(budget.PeriodDaily, 0, time.Now())
 }
 
 func TestRedisBudgetReserveSettle(t *testing.T) {
@@ -258,6 +258,19 @@ func childPolicy(prefix string) *policies.Policy {
 	}}
 }
 
+// childBudget is the budget layer of childPolicy, built on its own to read
+// the team's ledger.
+func childBudget(prefix string, store budget.Store) (*budget.Budget, error) {
+	p := childPolicy(prefix)
+	return budget.New(budget.Config{
+		Name:           p.Name,
+		Request:        budget.RequestLimit{MaxOutputTokens: 200},
+		Team:           budget.TeamLimit{Period: budget.PeriodDaily, Limit: budget.Amount{USDMicros: 10_000}},
+		KeyPrefix:      prefix,
+		ReservationTTL: time.Second,
+	}, budget.WithStore(store), budget.WithCatalog(llmwrap.Catalog(p)))
+}
+
 func child(t *testing.T, mode, prefix string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestRedisBudgetChild$", "-test.v")
 	cmd.Env = append(os.Environ(), "TOKENWISE_BUDGET_CHILD="+mode, "TOKENWISE_BUDGET_PREFIX="+prefix, "TOKENWISE_REDIS_ADDR="+redisAddr())
@@ -272,7 +285,6 @@ func TestRedisBudgetFourProcesses(t *testing.T) {
 	}
 	c := testRedis(t)
 	prefix := testPrefix(t, c)
-	p := childPolicy(prefix)
 	store := redis.NewBudgetStore(c)
 
 	var wg sync.WaitGroup
@@ -299,7 +311,7 @@ func TestRedisBudgetFourProcesses(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	b, err := budget.New(p, budget.WithStore(store))
+	b, err := childBudget(prefix, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +341,7 @@ func TestExpiredReservationOfADeadProcessIsCharged(t *testing.T) {
 	c := testRedis(t)
 	prefix := testPrefix(t, c)
 	store := redis.NewBudgetStore(c)
-	b, err := budget.New(childPolicy(prefix), budget.WithStore(store))
+	b, err := childBudget(prefix, store)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
-	"github.com/tokenwise/tokenwise/toolwrap"
 )
 
 // Replicas share budgets, cached answers and artifacts through one Redis:
@@ -33,7 +32,7 @@ func Example() {
 		panic(err)
 	}
 	artifacts := twredis.NewArtifactStore(rdb, "tokenwise", 24*time.Hour) // large tool results, read back by any replica
-	ex, err := toolwrap.FromPolicy(pol, nil, artifacts)
+	ex, err := llmwrap.NewExecutor(pol, nil, artifacts)
 	if err != nil {
 		panic(err)
 	}

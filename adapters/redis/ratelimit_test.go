@@ -333,12 +333,14 @@ func TestFourProcessesShareAModelLimit(t *testing.T) {
 func BenchmarkRedisRateLimitAdmission16(b *testing.B) {
 	c := testRedis(b)
 	prefix := testPrefix(b, c)
-	p := &policies.Policy{Version: 1, RateLimits: policies.RateLimits{
-		Models:  map[string]policies.ModelRateLimit{"gpt-4o": {RPM: 1 << 40, TPM: 1 << 50}},
-		OnLimit: policies.OnLimitReject,
-		Store:   policies.RateLimitStore{Kind: policies.StoreRedis, KeyPrefix: prefix},
-	}}
-	l := ratelimit.New(p, ratelimit.WithStore(redis.NewRateLimitStore(c)))
+	l, err := ratelimit.New(ratelimit.Config{
+		Models:    map[string]ratelimit.ModelLimit{"gpt-4o": {RPM: 1 << 40, TPM: 1 << 50}},
+		OnLimit:   ratelimit.OnLimitReject,
+		KeyPrefix: prefix,
+	}, ratelimit.WithStore(redis.NewRateLimitStore(c)))
+	if err != nil {
+		b.Fatal(err)
+	}
 	ctx := context.Background()
 	b.SetParallelism(max(1, 16/runtimeProcs()))
 	b.ReportAllocs()

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/tokenwise/tokenwise/llmwrap/route"
+	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/route/learn"
 	"github.com/tokenwise/tokenwise/llmwrap/route/routeeval"
 	"github.com/tokenwise/tokenwise/policies"
@@ -176,13 +176,13 @@ func policyScorer(p *policies.Policy, path, strong string) (*routeeval.Policy, e
 	if strong == "" {
 		return nil, fmt.Errorf("%s: no routing.default: name the strong model with --strong", path)
 	}
-	rules, err := route.NewRules(p)
+	rules, err := llmwrap.NewRules(p)
 	if err != nil {
 		return nil, err
 	}
 	ps := &routeeval.Policy{Router: rules, Strong: strong, Label: filepath.Base(path)}
 	if !p.Routing.Learned.IsZero() {
-		if ps.Learned, err = learn.Load(route.WeightsPath(p)); err != nil {
+		if ps.Learned, err = learn.Load(llmwrap.WeightsPath(p)); err != nil {
 			return nil, err
 		}
 	}

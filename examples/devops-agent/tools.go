@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/toolwrap"
 )
@@ -87,5 +88,5 @@ func (e *env) toolExecutor() (*toolwrap.Executor, error) {
 		opts = append(opts, toolwrap.WithArtifacts(toolwrap.NewArtifacts(toolwrap.NewMemoryStore(0),
 			toolwrap.ArtifactConfig{ThresholdBytes: 8 << 10}, nil)))
 	}
-	return toolwrap.FromPolicy(e.policy, coreTools(), nil, opts...)
+	return llmwrap.NewExecutor(e.policy, coreTools(), nil, opts...)
 }

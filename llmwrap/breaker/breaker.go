@@ -29,7 +29,7 @@ func (e *OpenError) Error() string {
 // Is matches ErrOpen.
 func (e *OpenError) Is(target error) bool { return target == ErrOpen }
 
-// Defaults of a zero Settings field.
+// Defaults of a zero Config field.
 const (
 	DefaultMinRequests = 10
 	DefaultOpenFor     = 30 * time.Second
@@ -38,9 +38,13 @@ const (
 	windowBuckets = 10
 )
 
-// Settings configures every model's breaker. With ConsecutiveFailures and
-// FailureRatio both zero there is no breaker (New returns nil).
-type Settings struct {
+// ErrConfig: New was given a Config it cannot use (a negative field or a
+// FailureRatio above 1).
+var ErrConfig = errors.New("tokenwise/breaker: invalid config")
+
+// Config configures every model's breaker. With ConsecutiveFailures and
+// FailureRatio both zero there is no breaker (Middleware returns nil).
+type Config struct {
 	// ConsecutiveFailures trips after this many failures in a row. Zero: not used.
 	ConsecutiveFailures int
 	// FailureRatio in (0,1] trips when failures/requests in Window reach it.
@@ -60,10 +64,17 @@ type Settings struct {
 	Window time.Duration
 }
 
+// Option configures code-side dependencies of the breakers. There are
+// none yet; the type keeps the constructor the shape of every layer's.
+type Option func(*options)
+
+type options struct{}
+
 // Set holds one breaker per model, created on first use. It is safe for
 // concurrent use.
 type Set struct {
-	s        Settings
+	s        Config
+	off      bool // trips on nothing: no layer
 	mu       sync.Mutex
 	breakers map[string]*modelBreaker
 }
@@ -75,10 +86,23 @@ type modelBreaker struct {
 	pending []middleware.BreakerChanged // transitions not yet emitted
 }
 
-// New returns a breaker Set, or nil when s trips on nothing.
-func New(s Settings) *Set {
+// New returns the breaker Set of cfg; when cfg trips on nothing its
+// Middleware is nil. It fails (with an error matching ErrConfig) on a
+// negative field or a FailureRatio above 1.
+func New(cfg Config, opts ...Option) (*Set, error) {
+	o := &options{}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(o)
+		}
+	}
+	s := cfg
+	if s.ConsecutiveFailures < 0 || s.FailureRatio < 0 || s.FailureRatio > 1 || s.MinRequests < 0 ||
+		s.OpenFor < 0 || s.HalfOpenProbes < 0 || s.Window < 0 {
+		return nil, fmt.Errorf("%w: %+v", ErrConfig, cfg)
+	}
 	if s.ConsecutiveFailures <= 0 && s.FailureRatio <= 0 {
-		return nil
+		return &Set{off: true}, nil
 	}
 	if s.MinRequests <= 0 {
 		s.MinRequests = DefaultMinRequests
@@ -92,7 +116,7 @@ func New(s Settings) *Set {
 	if s.Window <= 0 {
 		s.Window = DefaultWindow
 	}
-	return &Set{s: s, breakers: map[string]*modelBreaker{}}
+	return &Set{s: s, breakers: map[string]*modelBreaker{}}, nil
 }
 
 // errExcluded is what done is told about a call that must not count.
@@ -150,16 +174,17 @@ func (b *modelBreaker) flush(ctx context.Context) {
 // State returns the state of model's breaker: "closed", "open" or
 // "half-open" ("closed" for a model not seen yet).
 func (s *Set) State(model string) string {
-	if s == nil {
+	if s == nil || s.off {
 		return "closed"
 	}
 	return s.get(model).cb.State().String()
 }
 
 // Middleware returns the middleware that guards each call with the breaker
-// of its req.Model. A nil Set returns nil (no layer).
+// of its req.Model. A Set that trips on nothing (or a nil Set) returns
+// nil (no layer).
 func (s *Set) Middleware() middleware.Middleware {
-	if s == nil {
+	if s == nil || s.off {
 		return nil
 	}
 	return func(next middleware.Handler) middleware.Handler {

@@ -2,6 +2,14 @@
 // built on sony/gobreaker/v2's TwoStepCircuitBreaker: a call is admitted
 // first and judged when Handle returns, so a stream is judged when it ends.
 //
+// Every tokenwise layer is built the same way: New(Config, ...Option)
+// returns a *Set whose Middleware method gives the middleware.Middleware.
+// Config is plain data whose zero fields are documented defaults or "off"
+// (as gobreaker's Settings), so the layer is usable without a policy file;
+// package llmwrap maps a policy's section to it. Options are functional
+// options (as in connect-go and go-kit) for code-side dependencies (none yet
+// for this layer) only, never policy data.
+//
 // A breaker trips after ConsecutiveFailures failures in a row, or when the
 // failure ratio over a rolling Window reaches FailureRatio once MinRequests
 // calls were seen. An open breaker refuses calls at once with an

@@ -17,7 +17,10 @@ func Example() {
 		calls++
 		return nil, &middleware.ProviderError{Kind: middleware.ErrUnavailable, StatusCode: 503}
 	})
-	set := breaker.New(breaker.Settings{ConsecutiveFailures: 2})
+	set, err := breaker.New(breaker.Config{ConsecutiveFailures: 2})
+	if err != nil {
+		panic(err)
+	}
 	h := set.Middleware()(dead)
 	for range 3 {
 		_, err := h.Handle(context.Background(), &middleware.Request{Model: "gpt-4o"})

@@ -8,14 +8,13 @@ import (
 	"time"
 
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
-	"github.com/tokenwise/tokenwise/policies"
 )
 
 func benchReserveSettle(b *testing.B, parallel, sameKey bool) {
 	s := budget.NewMemoryStore()
 	ctx := context.Background()
 	now := time.Now()
-	w := budget.WindowFor(policies.PeriodDaily, 0, now)
+	w := budget.WindowFor(budget.PeriodDaily, 0, now)
 	need := budget.Amount{USDMicros: 100, Tokens: 10}
 	lim := budget.Amount{USDMicros: 1 << 62, Tokens: 1 << 62}
 	b.ReportAllocs()

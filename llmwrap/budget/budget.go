@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/tokens"
 )
 
@@ -27,8 +26,8 @@ const DefaultMaxOutput = 4096
 // the policy sets no budget.min_output_tokens.
 const DefaultMinOutputTokens = 256
 
-// DefaultReservationTTL is the reservation TTL when the policy sets none
-// (or the policy's call timeout, when that is longer). A reservation is
+// DefaultReservationTTL is the reservation TTL when the Config sets none
+// (llmwrap sets the policy's call timeout when that is longer). A reservation is
 // extended every third of its TTL while its call is in flight, so the TTL
 // only bounds how long a dead replica's reservation stays reserved before
 // it is charged.
@@ -38,36 +37,48 @@ const DefaultReservationTTL = 2 * time.Minute
 // alone while the shared store is unavailable (on_unavailable: local).
 const DefaultLocalFraction = 0.1
 
-// Option configures a Budget with code-side things.
-type Option func(*Budget)
+// Option configures a Budget with code-side dependencies.
+type Option func(*options)
 
-// WithStore sets the store of team ledgers. Default: a new MemoryStore.
-// Policies with budget.store.kind redis must be given a shared store
-// (adapters/redis.NewBudgetStore).
-func WithStore(s Store) Option { return func(b *Budget) { b.store = s } }
+type options struct {
+	store   Store
+	now     func() time.Time
+	log     *slog.Logger
+	est     *tokens.Estimator
+	catalog Catalog
+}
+
+// WithStore sets the store of team ledgers, e.g. a shared Redis store
+// (adapters/redis.NewBudgetStore). Default: a new MemoryStore.
+func WithStore(s Store) Option { return func(o *options) { o.store = s } }
 
 // WithClock sets the clock that picks windows and buckets. Default: time.Now.
-func WithClock(now func() time.Time) Option { return func(b *Budget) { b.now = now } }
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // WithLogger sets the logger of soft-limit warnings, exceeded budgets in
 // warn mode and store failures. Default: slog.Default().
-func WithLogger(l *slog.Logger) Option { return func(b *Budget) { b.log = l } }
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
-// WithEstimator sets the token estimator. Default: tokens.New() resolving
-// models with the policy's catalog (EstimatorModels).
-func WithEstimator(e *tokens.Estimator) Option { return func(b *Budget) { b.est = e } }
+// WithEstimator sets the token estimator. Default: tokens.New().
+func WithEstimator(e *tokens.Estimator) Option { return func(o *options) { o.est = e } }
 
-// Budget enforces a policy's budget section: per request, per run and per
-// team per period. Build one with New and put Budget.Middleware in the
-// chain (llmwrap.Build does). A Budget is safe for concurrent use.
+// WithCatalog sets the prices and limits of the models (see Catalog);
+// llmwrap passes the policy's catalog. Default: none, no model is known
+// and none priced, so a Config with a USD limit fails without it.
+func WithCatalog(c Catalog) Option { return func(o *options) { o.catalog = c } }
+
+// Budget enforces a Config's budgets: per request, per run and per team
+// per period. Build one with New and put Budget.Middleware in the chain
+// (llmwrap.Build does). A Budget is safe for concurrent use.
 type Budget struct {
-	pol   *policies.Policy
-	cfg   policies.Budget
-	store Store
-	local *MemoryStore // on_unavailable: local
-	now   func() time.Time
-	log   *slog.Logger
-	est   *tokens.Estimator
+	cfg     Config
+	name    string
+	catalog Catalog
+	store   Store
+	local   *MemoryStore // on_unavailable: local
+	now     func() time.Time
+	log     *slog.Logger
+	est     *tokens.Estimator
 
 	prefix   string
 	ttl      time.Duration
@@ -84,37 +95,48 @@ type Budget struct {
 	pruned atomic.Int64
 }
 
-// New returns the Budget of p's budget section. It fails for a policy that
-// asks for a Redis store when no store was given.
-func New(p *policies.Policy, opts ...Option) (*Budget, error) {
-	if p == nil {
-		p = policies.Default()
+// New returns the Budget of cfg. It fails (every problem joined, each
+// matching ErrConfig) on a negative limit, a team limit without a period,
+// an unknown enum value, a fraction out of range, or a USD limit without
+// a Catalog.
+func New(cfg Config, opts ...Option) (*Budget, error) {
+	o := &options{}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(o)
+		}
 	}
-	b := &Budget{pol: p, cfg: p.Budget, now: time.Now, log: slog.Default()}
-	for _, o := range opts {
-		o(b)
+	if err := cfg.validate(o.catalog != nil); err != nil {
+		return nil, err
+	}
+	b := &Budget{cfg: cfg, name: cmp(cfg.Name, "default"), catalog: o.catalog, store: o.store, now: o.now, log: o.log, est: o.est}
+	if b.catalog == nil {
+		b.catalog = noCatalog{}
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if b.log == nil {
+		b.log = slog.Default()
 	}
 	if b.store == nil {
-		if b.cfg.Store.Kind == policies.StoreRedis {
-			return nil, errors.New("budget.store.kind is redis but no store was given: pass llmwrap.WithBudgetStore(redis.NewBudgetStore(client, ...))")
-		}
 		b.store = NewMemoryStore()
 	}
 	if b.est == nil {
-		b.est = tokens.New(tokens.WithModels(EstimatorModels(p)))
+		b.est = tokens.New()
 	}
-	b.prefix = cmp(b.cfg.Store.KeyPrefix, "tokenwise")
-	b.ttl = b.cfg.Store.ReservationTTL.Duration()
+	b.prefix = cmp(cfg.KeyPrefix, "tokenwise")
+	b.ttl = cfg.ReservationTTL
 	if b.ttl <= 0 {
-		b.ttl = max(DefaultReservationTTL, p.Timeouts.Call.Duration())
+		b.ttl = DefaultReservationTTL
 	}
-	b.warnAt = slices.Sorted(slices.Values(b.cfg.WarnAt))
-	b.teamLim = Amount{USDMicros: b.cfg.Team.MaxUSD.Micro(), Tokens: b.cfg.Team.MaxTokens}
-	b.runLim = Amount{USDMicros: b.cfg.Run.MaxUSD.Micro(), Tokens: b.cfg.Run.MaxTokens}
+	b.warnAt = slices.Sorted(slices.Values(cfg.WarnAt))
+	b.teamLim = cfg.Team.Limit
+	b.runLim = cfg.Run
 	b.needTeam = !b.teamLim.IsZero()
 	b.needRun = !b.runLim.IsZero()
-	if b.cfg.Store.OnUnavailable == policies.UnavailableLocal {
-		f := b.cfg.Store.LocalFraction
+	if cfg.OnUnavailable == Local {
+		f := cfg.LocalFraction
 		if f <= 0 {
 			f = DefaultLocalFraction
 		}
@@ -127,21 +149,6 @@ func New(p *policies.Policy, opts ...Option) (*Budget, error) {
 	return b, nil
 }
 
-// EstimatorModels resolves models for a token estimator from p's catalog
-// (the embedded one overlaid with p's models:): the tokenizer encoding —
-// a policy's encoding: takes effect — and the model family's worst-case
-// image tokens. A model the catalog does not know falls back to the
-// estimator's own tables.
-func EstimatorModels(p *policies.Policy) tokens.ModelFunc {
-	return func(model string) (tokens.Model, bool) {
-		spec, ok := p.Model(model)
-		if !ok {
-			return tokens.Model{}, false
-		}
-		return tokens.Model{Encoding: spec.Encoding, ImageLow: spec.Image.WorstCase("low"), ImageHigh: spec.Image.WorstCase("high")}, true
-	}
-}
-
 func cmp(s, def string) string {
 	if s == "" {
 		return def
@@ -149,25 +156,25 @@ func cmp(s, def string) string {
 	return s
 }
 
-// Active reports whether the policy sets any budget this layer enforces.
+// Active reports whether the Config sets any budget this layer enforces.
 func (b *Budget) Active() bool {
 	r := b.cfg.Request
 	return b.needTeam || b.needRun || r.MaxInputTokens > 0 || r.MaxOutputTokens > 0
 }
 
 // Team returns the team a call is attributed to: the context's team, else
-// the policy's name, else "default".
+// Config's Name, else "default".
 func (b *Budget) Team(ctx context.Context) string {
 	if t := middleware.TeamFrom(ctx); t != "" {
 		return t
 	}
-	return cmp(b.pol.Name, "default")
+	return b.name
 }
 
 // TeamKey returns the namespaced ledger key of team:
-// "<prefix>:budget:<policy>:<team>".
+// "<prefix>:budget:<name>:<team>".
 func (b *Budget) TeamKey(team string) string {
-	return b.prefix + ":budget:" + cmp(b.pol.Name, "default") + ":" + team
+	return b.prefix + ":budget:" + b.name + ":" + team
 }
 
 // Remaining is a team's budget in its current window.
@@ -181,7 +188,7 @@ type Remaining struct {
 // in a unit without a limit). It reads the shared store.
 func (b *Budget) Remaining(ctx context.Context, team string) (Remaining, error) {
 	now := b.now()
-	w := WindowFor(b.cfg.Team.Period, b.cfg.Team.Window.Duration(), now)
+	w := WindowFor(b.cfg.Team.Period, b.cfg.Team.Window, now)
 	bal, err := b.store.Balance(ctx, b.TeamKey(team), w, now)
 	if err != nil {
 		return Remaining{}, &StoreError{Op: "balance", Err: err}
@@ -191,13 +198,13 @@ func (b *Budget) Remaining(ctx context.Context, team string) (Remaining, error) 
 }
 
 // runLedgerKey names a run's ledger inside the run (which is the run-id
-// part of the key): the policy, not the *Budget instance, so that a
-// Budget rebuilt by a policy reload keeps charging the same run ledger and
-// the money a run already spent stays spent.
+// part of the key): the Config's Name, not the *Budget instance, so that
+// a Budget rebuilt by a policy reload keeps charging the same run ledger
+// and the money a run already spent stays spent.
 type runLedgerKey struct{ policy string }
 
 func (b *Budget) runLedger(run *middleware.Run) *ledger {
-	return middleware.RunValue(run, runLedgerKey{cmp(b.pol.Name, "default")}, func() *ledger { return &ledger{} })
+	return middleware.RunValue(run, runLedgerKey{b.name}, func() *ledger { return &ledger{} })
 }
 
 // RunBalance returns the run's spend and reservations under this budget.
@@ -210,7 +217,7 @@ func (b *Budget) RunBalance(run *middleware.Run) Balance {
 	return bal
 }
 
-// Middleware returns the budget layer; nil when the policy sets no budget
+// Middleware returns the budget layer; nil when the Config sets no budget
 // it enforces. It belongs under the fallback layer, so that every model
 // tried is reserved at its own price.
 func (b *Budget) Middleware() middleware.Middleware {
@@ -235,7 +242,7 @@ type holds struct {
 }
 
 func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
-	req, h, spec, est, err := b.admit(ctx, req, false)
+	req, h, est, err := b.admit(ctx, req, false)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +260,7 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	if billed {
 		// The ledger's charge: the exact cost rounded up once. The call's
 		// reported cost is the Meter's (middleware.Meter), not written here.
-		actual = Amount{Tokens: usage.Total(), USDMicros: spec.Cost(TokenCounts(usage)).Ceil().Micro()}
+		actual = Amount{Tokens: usage.Total(), USDMicros: ceilMicro(b.cost(req.Model, usage))}
 	}
 	settled = true
 	b.settle(context.WithoutCancel(ctx), h, actual)
@@ -344,37 +351,37 @@ func BilledUsage(e *tokens.Estimator) middleware.UsageFunc {
 	}
 }
 
-// TokenCounts converts the core's usage to the catalog's token counts (the
-// one conversion; llmwrap.Pricer uses it too).
-func TokenCounts(u middleware.Usage) policies.TokenCounts {
-	return policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
-		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens, AudioInput: u.AudioInputTokens, AudioOutput: u.AudioOutputTokens}
+// cost prices usage on model in pico-dollars: 0 for a model without a
+// price (a USD budget refuses such a model before the call).
+func (b *Budget) cost(model string, u middleware.Usage) int64 {
+	c, _ := b.catalog.Cost(model, u)
+	return c
 }
 
 // admit checks the request caps and reserves the worst case in the run and
 // team ledgers, downgrading or warning as the policy says. It returns the
 // request to send (max_tokens injected, model downgraded).
-func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded bool) (*middleware.Request, *holds, policies.ModelSpec, int64, error) {
-	spec, known := b.pol.Model(req.Model)
+func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded bool) (*middleware.Request, *holds, int64, error) {
+	spec, _ := b.catalog.Model(req.Model)
 	est := tokens.ForCall(ctx, b.est, req.Model, req)
 	out, inject := b.outputBound(req, spec, est)
 	if inject {
 		req = req.Clone()
 		req.MaxTokens = int(out)
 	}
-	exceeded := func(e *ExceededError) (*middleware.Request, *holds, policies.ModelSpec, int64, error) {
+	exceeded := func(e *ExceededError) (*middleware.Request, *holds, int64, error) {
 		e.Model = req.Model
 		return b.onExceeded(ctx, req, e, downgraded)
 	}
 	if mx := b.cfg.Request.MaxInputTokens; mx > 0 && est > mx {
 		e := &ExceededError{Scope: "request", Unit: UnitTokens, Limit: mx, Need: est}
-		if r, h, s, n, err := exceeded(e); err != nil || r != nil {
-			return r, h, s, n, err
+		if r, h, n, err := exceeded(e); err != nil || r != nil {
+			return r, h, n, err
 		}
 	}
-	if b.cfg.Run.MaxUSD > 0 || b.cfg.Team.MaxUSD > 0 {
-		if !known || !spec.HasPrice() {
-			return nil, nil, spec, est, &refusal{kind: ErrUnpriced, msg: fmt.Sprintf("a USD budget applies and model %q has no price in the catalog or the policy", req.Model)}
+	if b.runLim.USDMicros > 0 || b.teamLim.USDMicros > 0 {
+		if !spec.Priced {
+			return nil, nil, est, &refusal{kind: ErrUnpriced, msg: fmt.Sprintf("a USD budget applies and model %q has no price in the catalog or the policy", req.Model)}
 		}
 	}
 	// Every choice of an n > 1 request may produce max_tokens: the
@@ -382,7 +389,7 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 	choices := int64(max(req.N, 1))
 	audio := b.est.AudioInput(req)
 	need := func() Amount {
-		return Amount{Tokens: est + out*choices, USDMicros: spec.Cost(worstCase(spec, est, audio, out*choices)).Ceil().Micro()}
+		return Amount{Tokens: est + out*choices, USDMicros: ceilMicro(b.cost(req.Model, worstCase(spec, est, audio, out*choices)))}
 	}
 	h, err := b.reserve(ctx, need(), b.runLim, b.teamLim)
 	for range 3 { // fit instead of refuse; another call may take the rest meanwhile: try again
@@ -390,7 +397,7 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 		if err == nil || !errors.As(err, &e) {
 			break
 		}
-		fit := affordable(spec, est, audio, choices, e)
+		fit := affordable(spec, b.cost(req.Model, worstCase(spec, est, audio, 0)), choices, est, e)
 		if fit < b.minOutput() || fit >= out {
 			break
 		}
@@ -407,18 +414,18 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 	if err != nil {
 		var e *ExceededError
 		if !errors.As(err, &e) {
-			return nil, nil, spec, est, err
+			return nil, nil, est, err
 		}
-		r, h2, s, n, err := exceeded(e)
+		r, h2, n, err := exceeded(e)
 		if err != nil || r != nil {
-			return r, h2, s, n, err
+			return r, h2, n, err
 		}
 		// warn: reserve without limits, so that the spend is still recorded
 		if h, err = b.reserve(ctx, need(), Amount{}, Amount{}); err != nil {
-			return nil, nil, spec, est, err
+			return nil, nil, est, err
 		}
 	}
-	return req, h, spec, est, nil
+	return req, h, est, nil
 }
 
 func (b *Budget) minOutput() int64 {
@@ -431,24 +438,25 @@ func (b *Budget) minOutput() int64 {
 // worstCase is what a call may be billed: est input tokens of which audio
 // are audio, and out output tokens, all of them audio when the model's
 // audio output is dearer than its text output.
-func worstCase(spec policies.ModelSpec, est, audio, out int64) policies.TokenCounts {
-	c := policies.TokenCounts{Input: est, AudioInput: min(audio, est), Output: out}
-	if spec.AudioOutputPer1M > spec.OutputPer1M {
-		c.AudioOutput = out
+func worstCase(spec Model, est, audio, out int64) middleware.Usage {
+	u := middleware.Usage{InputTokens: est, AudioInputTokens: min(audio, est), OutputTokens: out}
+	if spec.AudioOutputPico > spec.OutputPico {
+		u.AudioOutputTokens = out
 	}
-	return c
+	return u
 }
 
 // affordable returns the most output tokens per choice that fit what e
-// says is left of its limit, with est input tokens on spec: the largest
-// out whose reservation (cost rounded up once to a micro-dollar) fits.
-func affordable(spec policies.ModelSpec, est, audio, choices int64, e *ExceededError) int64 {
+// says is left of its limit, with est input tokens costing inputPico on
+// spec: the largest out whose reservation (cost rounded up once to a
+// micro-dollar) fits.
+func affordable(spec Model, inputPico, choices, est int64, e *ExceededError) int64 {
 	left := e.Limit - e.Used - e.Reserved
 	if e.Unit == UnitTokens {
 		return max(left-est, 0) / choices
 	}
-	room := policies.USD(left).Pico() - spec.Cost(worstCase(spec, est, audio, 0))
-	rate := int64(max(spec.OutputPer1M, spec.AudioOutputPer1M)) * choices // pico-dollars per token, all choices
+	room := picoOf(left) - inputPico
+	rate := max(spec.OutputPico, spec.AudioOutputPico) * choices // pico-dollars per token, all choices
 	if room <= 0 || rate <= 0 {
 		return 0
 	}
@@ -458,40 +466,40 @@ func affordable(spec policies.ModelSpec, est, audio, choices int64, e *ExceededE
 // onExceeded applies on_exceed. It returns a nil request and nil error for
 // warn (the caller goes on), the downgraded admission for downgrade, and
 // the error for reject.
-func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *ExceededError, downgraded bool) (*middleware.Request, *holds, policies.ModelSpec, int64, error) {
+func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *ExceededError, downgraded bool) (*middleware.Request, *holds, int64, error) {
 	action := b.cfg.OnExceed
-	if action == "" || (action == policies.OnExceedDowngrade && (downgraded || req.Model == b.cfg.DowngradeTo)) {
-		action = policies.OnExceedReject
+	if action == "" || (action == OnExceedDowngrade && (downgraded || req.Model == b.cfg.DowngradeTo)) {
+		action = OnExceedReject
 	}
 	middleware.Emit(ctx, middleware.BudgetExceeded{Scope: e.Scope, Unit: e.Unit, Limit: e.Limit, Used: e.Used,
 		Reserved: e.Reserved, Need: e.Need, Action: string(action)})
 	switch action {
-	case policies.OnExceedWarn:
+	case OnExceedWarn:
 		b.log.WarnContext(ctx, "tokenwise: budget exceeded, call let through (on_exceed: warn)", "scope", e.Scope,
 			"unit", e.Unit, "limit", e.Limit, "used", e.Used, "reserved", e.Reserved, "need", e.Need, "model", e.Model)
-		return nil, nil, policies.ModelSpec{}, 0, nil
-	case policies.OnExceedDowngrade:
+		return nil, nil, 0, nil
+	case OnExceedDowngrade:
 		d := req.Clone()
 		d.Model = b.cfg.DowngradeTo
 		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
 			f.Model = d.Model
 			f.Notes = append(f.Notes, fmt.Sprintf("budget: %s over its %s limit, downgraded %s → %s", e.Scope, e.Unit, req.Model, d.Model))
 		})
-		r, h, s, n, err := b.admit(ctx, d, true)
+		r, h, n, err := b.admit(ctx, d, true)
 		var e2 *ExceededError
 		if errors.As(err, &e2) && e2.Err == nil {
 			e2.Err = e
 		}
-		return r, h, s, n, err
+		return r, h, n, err
 	}
-	return nil, nil, policies.ModelSpec{}, 0, e
+	return nil, nil, 0, e
 }
 
 // outputBound returns the output tokens to reserve and whether max_tokens
 // must be set on the request: the request's own max_tokens, capped by the
 // policy; else the policy's cap, the model's max output, or
 // DefaultMaxOutput; never more than the context window leaves.
-func (b *Budget) outputBound(req *middleware.Request, spec policies.ModelSpec, est int64) (int64, bool) {
+func (b *Budget) outputBound(req *middleware.Request, spec Model, est int64) (int64, bool) {
 	out := int64(req.MaxTokens)
 	limit := b.cfg.Request.MaxOutputTokens
 	inject := false
@@ -536,7 +544,7 @@ func (b *Budget) reserve(ctx context.Context, need, runLim, teamLim Amount) (*ho
 	team := b.Team(ctx)
 	h.teamName = team
 	h.teamKey = b.TeamKey(team)
-	h.teamW = WindowFor(b.cfg.Team.Period, b.cfg.Team.Window.Duration(), now)
+	h.teamW = WindowFor(b.cfg.Team.Period, b.cfg.Team.Window, now)
 	r := Reservation{Key: h.teamKey, ID: b.nextID(), Need: need, Limit: teamLim, Window: h.teamW, Now: now, TTL: b.ttl}
 	h.teamStore = b.store
 	hold, err := b.store.Reserve(ctx, r)

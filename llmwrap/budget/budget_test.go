@@ -52,7 +52,7 @@ func chain(t *testing.T, p *policies.Policy, next middleware.Handler, opts ...bu
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := budget.New(p, append([]budget.Option{budget.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
+	b, err := newBudget(p, append([]budget.Option{budget.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,15 @@
 // budgets on LLM calls and never lets a hard limit be overshot, whatever the
 // concurrency.
 //
+// Every tokenwise layer is built the same way: New(Config, ...Option)
+// returns a *Budget whose Middleware method gives the middleware.Middleware.
+// Config is plain data whose zero fields are documented defaults or "off"
+// (as gobreaker's Settings), so the layer is usable without a policy file;
+// package llmwrap maps a policy's section to it. Options are functional
+// options (as in connect-go and go-kit) for code-side dependencies (the
+// store, the model Catalog, a clock, a token estimator, a logger) only,
+// never policy data.
+//
 // # Scopes
 //
 //   - Per request: the estimated input (package tokens) is checked against
@@ -26,8 +35,8 @@
 // budget.min_output_tokens (DefaultMinOutputTokens), max_tokens is lowered
 // to what it affords (a note in the call's facts, a BudgetExceeded event
 // with action "fit"). After the call it settles what the provider reported
-// (cached input at the cached rate, reasoning as output, see
-// policies.ModelSpec.Cost), the exact cost rounded up once to the ledger's
+// (priced by the [Catalog]: with a policy's catalog cached input at the
+// cached rate, reasoning as output), the exact cost rounded up once to the ledger's
 // micro-dollar. It does not write the call's cost: middleware.Meter records
 // and prices each provider attempt. A failure without a response, a
 // cancellation and a panic release the reservation; a cut stream (a partial
@@ -58,8 +67,9 @@
 // retries the admission with budget.downgrade_to and rejects if that does
 // not fit either; warn lets the call through, records its spend, logs and
 // emits middleware.BudgetExceeded. A USD budget over a model with no price
-// refuses the call (ErrUnpriced) instead of billing $0; policies.Validate
-// already rejects such a policy at load time for the models it names.
+// refuses the call (ErrUnpriced) instead of billing $0; New refuses a USD
+// limit without a Catalog, and a policy's validation already rejects an
+// unpriced model it names at load time.
 //
 // Soft limits (budget.warn_at) fire middleware.BudgetWarning through slog
 // and the observers, once per window and fraction (across replicas for a

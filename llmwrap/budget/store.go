@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/tokenwise/tokenwise/policies"
 )
 
 // Amount is a quantity of budget in both units: micro-USD and tokens.
@@ -42,16 +40,16 @@ const RollingBuckets = 60
 
 // WindowFor returns the window of period containing now (UTC): the
 // calendar day, the calendar month, or a rolling window of length rolling.
-func WindowFor(period policies.Period, rolling time.Duration, now time.Time) Window {
+func WindowFor(period Period, rolling time.Duration, now time.Time) Window {
 	now = now.UTC()
 	switch period {
-	case policies.PeriodDaily:
+	case PeriodDaily:
 		s := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 		return Window{Start: s, End: s.AddDate(0, 0, 1)}
-	case policies.PeriodMonthly:
+	case PeriodMonthly:
 		s := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 		return Window{Start: s, End: s.AddDate(0, 1, 0)}
-	case policies.PeriodRolling:
+	case PeriodRolling:
 		return Window{Rolling: rolling}
 	}
 	return Window{}

@@ -63,7 +63,7 @@ func BenchmarkHit(b *testing.B) {
 // iteration is a new request (another seed).
 func BenchmarkMiss(b *testing.B) {
 	store := cache.NewMemory(cache.MemoryOptions{})
-	h := cache.New(store, cache.Config{})(provider)
+	h := layer(cache.New(cache.Config{}, cache.WithStore(store)))(provider)
 	req := benchRequest()
 	req.Temperature = nil
 	seed := int64(0)

@@ -61,9 +61,6 @@ type Config struct {
 	// middleware.StoreFailed event. A failed write never fails a call (the
 	// answer was paid for).
 	FailClosed bool
-	// Pricer prices the tokens a hit saved (CallFacts.SavedPico). Nil:
-	// no USD figure.
-	Pricer middleware.Pricer
 	// NoStreams makes streaming requests a bypass
 	// (ReasonStreamNotCacheable): they neither read nor write the cache.
 	// False: a streaming request is cached as any other, and a hit is
@@ -73,6 +70,55 @@ type Config struct {
 	// and argument pieces a hit replays to a streaming caller. Zero: 16
 	// (a few tokens, as providers stream).
 	ReplayChunk int
+}
+
+// ErrConfig: New was given a Config it cannot use (a negative TTL or
+// ReplayChunk).
+var ErrConfig = errors.New("tokenwise/cache: invalid config")
+
+// Option configures code-side dependencies of the cache: its store and
+// its pricer.
+type Option func(*options)
+
+type options struct {
+	store  Store
+	pricer middleware.Pricer
+}
+
+// WithStore sets the store of the cached answers (a Redis store shared by
+// replicas, adapters/redis.NewCacheStore, or a [Memory] of your bounds).
+// The caller owns it (and closes it). Default: NewMemory(MemoryOptions{}),
+// DefaultMaxEntries entries with no sweeper.
+func WithStore(s Store) Option { return func(o *options) { o.store = s } }
+
+// WithPricer sets the pricer of the tokens a hit saved
+// (CallFacts.SavedPico). Default: none, no USD figure.
+func WithPricer(p middleware.Pricer) Option { return func(o *options) { o.pricer = p } }
+
+// Cache is the response cache layer. It is safe for concurrent use.
+type Cache struct {
+	c *cacher
+}
+
+// New returns the response cache of cfg. It fails (with an error matching
+// ErrConfig) on a negative TTL or ReplayChunk.
+func New(cfg Config, opts ...Option) (*Cache, error) {
+	if cfg.TTL < 0 || cfg.ReplayChunk < 0 {
+		return nil, fmt.Errorf("%w: negative TTL (%v) or replay chunk (%d)", ErrConfig, cfg.TTL, cfg.ReplayChunk)
+	}
+	o := &options{}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(o)
+		}
+	}
+	if o.store == nil {
+		o.store = NewMemory(MemoryOptions{})
+	}
+	if cfg.ReplayChunk == 0 {
+		cfg.ReplayChunk = 16
+	}
+	return &Cache{c: &cacher{store: o.store, cfg: cfg, pricer: o.pricer, flights: map[uint64]*flight{}}}, nil
 }
 
 // The scopes the cache layer keys on (see [AppendCanonical]): ScopeGlobal,
@@ -145,7 +191,7 @@ func Complete(resp *middleware.Response) bool {
 	return false
 }
 
-// New returns the response cache middleware over store. Per call it:
+// Middleware returns the response cache middleware. Per call it:
 //   - bypasses the cache for requests that are not eligible
 //     (non-deterministic under DeterministicOnly, streaming under
 //     NoStreams) or whose context says
@@ -166,11 +212,8 @@ func Complete(resp *middleware.Response) bool {
 //   - stores complete answers only (see [Complete]), never errors.
 //
 // The middleware is safe for concurrent use.
-func New(store Store, cfg Config) middleware.Middleware {
-	if cfg.ReplayChunk <= 0 {
-		cfg.ReplayChunk = 16
-	}
-	c := &cacher{store: store, cfg: cfg, flights: map[uint64]*flight{}}
+func (cc *Cache) Middleware() middleware.Middleware {
+	c := cc.c
 	return func(next middleware.Handler) middleware.Handler {
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 			return c.handle(ctx, req, next)
@@ -179,8 +222,9 @@ func New(store Store, cfg Config) middleware.Middleware {
 }
 
 type cacher struct {
-	store Store
-	cfg   Config
+	store  Store
+	cfg    Config
+	pricer middleware.Pricer
 
 	mu      sync.Mutex
 	flights map[uint64]*flight
@@ -402,14 +446,14 @@ func (c *cacher) serve(ctx context.Context, req *middleware.Request, stored *mid
 	saved := resp.Usage
 	resp.Usage = middleware.Usage{} // nothing was spent
 	var micros int64
-	if c.cfg.Pricer != nil && !saved.IsZero() {
+	if c.pricer != nil && !saved.IsZero() {
 		model := req.Model
 		if resp.Model != "" {
 			model = resp.Model
 		}
-		if m, ok := c.cfg.Pricer.Cost(model, saved); ok {
+		if m, ok := c.pricer.Cost(model, saved); ok {
 			micros = m
-		} else if m, ok := c.cfg.Pricer.Cost(req.Model, saved); ok {
+		} else if m, ok := c.pricer.Cost(req.Model, saved); ok {
 			micros = m
 		}
 	}

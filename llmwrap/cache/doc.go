@@ -1,6 +1,14 @@
 // Package cache is a layer of the chain, tokenwise's response cache: an
 // exact-match cache of LLM answers that never serves a wrong one.
 //
+// Every tokenwise layer is built the same way: New(Config, ...Option)
+// returns a *Cache whose Middleware method gives the middleware.Middleware.
+// Config is plain data whose zero fields are documented defaults or "off"
+// (as gobreaker's Settings), so the layer is usable without a policy file;
+// package llmwrap maps a policy's section to it. Options are functional
+// options (as in connect-go and go-kit) for code-side dependencies (the
+// store, a pricer) only, never policy data.
+//
 // # Key
 //
 // The key is the 64-bit xxHash ([Sum]) of a canonical, versioned encoding

@@ -18,7 +18,11 @@ func Example() {
 			Usage:   middleware.Usage{InputTokens: 120, OutputTokens: 6}}, nil
 	})
 	store := cache.NewMemory(cache.MemoryOptions{MaxEntries: 1000, MaxBytes: 64 << 20})
-	h := middleware.Then(provider, instrument.New(nil, nil), cache.New(store, cache.Config{}))
+	c, err := cache.New(cache.Config{}, cache.WithStore(store))
+	if err != nil {
+		panic(err)
+	}
+	h := middleware.Then(provider, instrument.New(nil, nil), c.Middleware())
 
 	zero := 0.0 // deterministic: cacheable
 	req := &middleware.Request{Model: "gpt-4o-mini", Temperature: &zero,

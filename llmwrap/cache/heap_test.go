@@ -56,7 +56,7 @@ func TestMemoryBoundHoldsOnTheHeap(t *testing.T) {
 	runtime.ReadMemStats(&before)
 
 	store := cache.NewMemory(cache.MemoryOptions{MaxEntries: 1 << 20, MaxBytes: bound})
-	h := cache.New(store, cache.Config{})(provider)
+	h := layer(cache.New(cache.Config{}, cache.WithStore(store)))(provider)
 	filled := 0
 	for filled < 10*bound {
 		seed++

@@ -102,12 +102,12 @@ func TestAgentRunThirtyIterations(t *testing.T) {
 	pricer := middleware.PricerFunc(func(model string, u middleware.Usage) (int64, bool) {
 		return (u.InputTokens-u.CachedInputTokens)*15/100 + u.CachedInputTokens*75/1000 + u.OutputTokens*60/100, true // gpt-4o-mini per 1M: $0.15 in, $0.075 cached, $0.60 out
 	})
-	mw, err := compact.New(compact.Config{
+	mw, err := mwOf(compact.New(compact.Config{
 		MaxInputTokens: agentCeiling,
 		Strategies:     []compact.Strategy{compact.Offload, compact.Drop},
 		KeepLastTurns:  2,
 		BlockSize:      4,
-	}, compact.WithOffloader(off), compact.WithEstimator(compact.Approx{}), compact.WithPricer(pricer))
+	}, compact.WithOffloader(off), compact.WithEstimator(compact.Approx{}), compact.WithPricer(pricer)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ var okResp = &middleware.Response{Message: middleware.Message{Role: middleware.R
 func nop(context.Context, *middleware.Request) (*middleware.Response, error) { return okResp, nil }
 
 func benchFits(b *testing.B, est compact.Estimator) {
-	mw, _ := compact.New(compact.Config{MaxInputTokens: 100_000, Strategies: []compact.Strategy{compact.Drop}}, compact.WithEstimator(est))
+	mw, _ := mwOf(compact.New(compact.Config{MaxInputTokens: 100_000, Strategies: []compact.Strategy{compact.Drop}}, compact.WithEstimator(est)))
 	h := middleware.Then(middleware.HandlerFunc(nop), mw)
 	msgs := fiftyMessages()
 	ctx, _ := middleware.StartRun(context.Background(), "bench")
@@ -94,8 +94,8 @@ func BenchmarkCompact50(b *testing.B) {
 }
 
 func benchCompact(b *testing.B, est compact.Estimator, off compact.Offloader) {
-	mw, _ := compact.New(compact.Config{MaxInputTokens: 8_000, KeepLastTurns: 2, BlockSize: 4,
-		Strategies: []compact.Strategy{compact.Offload, compact.Drop}}, compact.WithEstimator(est), compact.WithOffloader(off))
+	mw, _ := mwOf(compact.New(compact.Config{MaxInputTokens: 8_000, KeepLastTurns: 2, BlockSize: 4,
+		Strategies: []compact.Strategy{compact.Offload, compact.Drop}}, compact.WithEstimator(est), compact.WithOffloader(off)))
 	h := middleware.Then(middleware.HandlerFunc(nop), mw)
 	msgs := fiftyMessages()
 	// Warm up outside the measurement: the conversation's messages were
@@ -116,8 +116,8 @@ func benchCompact(b *testing.B, est compact.Estimator, off compact.Offloader) {
 // Sending a 50-message request whose compacted prefix is already frozen in
 // the run (the steady state of an agent loop).
 func BenchmarkFrozen50(b *testing.B) {
-	mw, _ := compact.New(compact.Config{MaxInputTokens: 8_000, KeepLastTurns: 2, BlockSize: 4,
-		Strategies: []compact.Strategy{compact.Offload, compact.Drop}}, compact.WithEstimator(tokens.New()), compact.WithOffloader(&memOffloader{}))
+	mw, _ := mwOf(compact.New(compact.Config{MaxInputTokens: 8_000, KeepLastTurns: 2, BlockSize: 4,
+		Strategies: []compact.Strategy{compact.Offload, compact.Drop}}, compact.WithEstimator(tokens.New()), compact.WithOffloader(&memOffloader{})))
 	h := middleware.Then(middleware.HandlerFunc(nop), mw)
 	msgs := fiftyMessages()
 	ctx, _ := middleware.StartRun(context.Background(), "bench")

@@ -87,6 +87,9 @@ func (e *TooLargeError) Is(target error) bool {
 // Unwrap returns the cause, if any.
 func (e *TooLargeError) Unwrap() error { return e.Err }
 
+// ErrConfig: New was given a Config it cannot use.
+var ErrConfig = errors.New("tokenwise/compact: invalid config")
+
 // Config is the compaction policy. It is plain data; the zero value turns
 // compaction off (no ceiling).
 type Config struct {
@@ -193,14 +196,16 @@ type Compactor struct {
 	flight     singleflight.Group
 }
 
-// NewCompactor validates cfg and returns a Compactor.
-func NewCompactor(cfg Config, opts ...Option) (*Compactor, error) {
+// New validates cfg and returns the Compactor of the context compaction
+// layer. It fails (with an error matching ErrConfig) on a negative field,
+// a WindowFraction above 1, or an unknown or repeated strategy.
+func New(cfg Config, opts ...Option) (*Compactor, error) {
 	c := &Compactor{cfg: cfg}
 	for _, opt := range opts {
 		opt(&c.o)
 	}
 	if err := c.validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return c, nil
 }
@@ -208,13 +213,13 @@ func NewCompactor(cfg Config, opts ...Option) (*Compactor, error) {
 func (c *Compactor) validate() error {
 	var errs []error
 	if c.cfg.MaxInputTokens < 0 {
-		errs = append(errs, fmt.Errorf("compact: MaxInputTokens %d < 0", c.cfg.MaxInputTokens))
+		errs = append(errs, fmt.Errorf("MaxInputTokens %d < 0", c.cfg.MaxInputTokens))
 	}
 	if c.cfg.WindowFraction < 0 || c.cfg.WindowFraction > 1 {
-		errs = append(errs, fmt.Errorf("compact: WindowFraction %g not in [0,1]", c.cfg.WindowFraction))
+		errs = append(errs, fmt.Errorf("WindowFraction %g not in [0,1]", c.cfg.WindowFraction))
 	}
 	if c.cfg.KeepLastTurns < 0 || c.cfg.BlockSize < 0 || c.cfg.OffloadOverBytes < 0 || c.cfg.SummaryMaxTokens < 0 {
-		errs = append(errs, errors.New("compact: KeepLastTurns, BlockSize, OffloadOverBytes and SummaryMaxTokens must not be negative"))
+		errs = append(errs, errors.New("KeepLastTurns, BlockSize, OffloadOverBytes and SummaryMaxTokens must not be negative"))
 	}
 	if c.cfg.KeepLastTurns == 0 {
 		c.cfg.KeepLastTurns = DefaultKeepLastTurns
@@ -233,11 +238,11 @@ func (c *Compactor) validate() error {
 		switch s {
 		case Offload, Drop, Summarise:
 		default:
-			errs = append(errs, fmt.Errorf("compact: unknown strategy %q", s))
+			errs = append(errs, fmt.Errorf("unknown strategy %q", s))
 			continue
 		}
 		if seen[s] {
-			errs = append(errs, fmt.Errorf("compact: strategy %q listed twice", s))
+			errs = append(errs, fmt.Errorf("strategy %q listed twice", s))
 			continue
 		}
 		seen[s] = true
@@ -276,19 +281,13 @@ func (c *Compactor) Ceiling(model string) int64 {
 	return ceil
 }
 
-// New returns the context compaction middleware for cfg, or nil when cfg
-// sets no ceiling. See the package doc for how it works.
-func New(cfg Config, opts ...Option) (middleware.Middleware, error) {
-	c, err := NewCompactor(cfg, opts...)
-	if err != nil || !c.Enabled() {
-		return nil, err
-	}
-	return c.Middleware(), nil
-}
-
-// Middleware returns the compaction middleware. The middleware is safe for
-// concurrent use.
+// Middleware returns the context compaction middleware, or nil when the
+// Config sets no ceiling. See the package doc for how it works. The
+// middleware is safe for concurrent use.
 func (c *Compactor) Middleware() middleware.Middleware {
+	if !c.Enabled() {
+		return nil
+	}
 	return func(next middleware.Handler) middleware.Handler {
 		return &handler{c: c, next: next}
 	}

@@ -48,7 +48,7 @@ func wire(msgs []middleware.Message) []openaitest.Message {
 
 func TestFitsPassesTheSameRequest(t *testing.T) {
 	rec := &recorder{}
-	mw, _ := compact.New(compact.Config{MaxInputTokens: 100_000, Strategies: []compact.Strategy{compact.Drop}})
+	mw, _ := mwOf(compact.New(compact.Config{MaxInputTokens: 100_000, Strategies: []compact.Strategy{compact.Drop}}))
 	h := middleware.Then(rec, mw)
 	ctx, _ := middleware.StartRun(context.Background(), "fits")
 	req := &middleware.Request{Model: "gpt-4o-mini", Messages: conversation(3, 1, 1000)}
@@ -61,19 +61,19 @@ func TestFitsPassesTheSameRequest(t *testing.T) {
 }
 
 func TestOffByDefault(t *testing.T) {
-	mw, err := compact.New(compact.Config{Strategies: []compact.Strategy{compact.Drop}})
+	mw, err := mwOf(compact.New(compact.Config{Strategies: []compact.Strategy{compact.Drop}}))
 	if err != nil || mw != nil {
 		t.Fatalf("New without a ceiling = %v, %v; want nil, nil", mw != nil, err)
 	}
-	if _, err := compact.New(compact.Config{MaxInputTokens: 10, Strategies: []compact.Strategy{"shrink"}}); err == nil {
-		t.Fatal("unknown strategy accepted")
+	if _, err := compact.New(compact.Config{MaxInputTokens: 10, Strategies: []compact.Strategy{"shrink"}}); !errors.Is(err, compact.ErrConfig) {
+		t.Fatalf("unknown strategy: %v, want ErrConfig", err)
 	}
 }
 
 func TestTooLargeIsTyped(t *testing.T) {
 	rec := &recorder{}
-	mw, _ := compact.New(compact.Config{MaxInputTokens: 2_000, KeepLastTurns: 2, Strategies: []compact.Strategy{compact.Drop}},
-		compact.WithEstimator(compact.Approx{}))
+	mw, _ := mwOf(compact.New(compact.Config{MaxInputTokens: 2_000, KeepLastTurns: 2, Strategies: []compact.Strategy{compact.Drop}},
+		compact.WithEstimator(compact.Approx{})))
 	h := middleware.Then(rec, mw)
 	msgs := conversation(6, 1, 8_000) // the last two turns alone are over the ceiling
 	snapshot := (&middleware.Request{Messages: msgs}).DeepClone().Messages
@@ -93,7 +93,7 @@ func TestTooLargeIsTyped(t *testing.T) {
 		t.Fatal("the caller's messages changed")
 	}
 	// Without strategies a request over the ceiling fails the same way.
-	mw, _ = compact.New(compact.Config{MaxInputTokens: 2_000}, compact.WithEstimator(compact.Approx{}))
+	mw, _ = mwOf(compact.New(compact.Config{MaxInputTokens: 2_000}, compact.WithEstimator(compact.Approx{})))
 	if _, err := middleware.Then(rec, mw).Handle(context.Background(), &middleware.Request{Messages: msgs}); !errors.Is(err, compact.ErrTooLarge) {
 		t.Fatalf("err = %v", err)
 	}
@@ -101,8 +101,8 @@ func TestTooLargeIsTyped(t *testing.T) {
 
 func TestDropKeepsHeadTailAndPairs(t *testing.T) {
 	rec := &recorder{}
-	mw, _ := compact.New(compact.Config{MaxInputTokens: 6_000, KeepLastTurns: 2, BlockSize: 3, Strategies: []compact.Strategy{compact.Drop}},
-		compact.WithEstimator(compact.Approx{}))
+	mw, _ := mwOf(compact.New(compact.Config{MaxInputTokens: 6_000, KeepLastTurns: 2, BlockSize: 3, Strategies: []compact.Strategy{compact.Drop}},
+		compact.WithEstimator(compact.Approx{})))
 	h := middleware.Then(rec, mw)
 	ctx, run := middleware.StartRun(context.Background(), "drop")
 	msgs := conversation(12, 2, 1_500)
@@ -159,8 +159,8 @@ func TestPairingProperty(t *testing.T) {
 		}
 		order := orders[i%len(orders)]
 		rec := &recorder{fn: func(*middleware.Request) string { return "short summary" }}
-		mw, err := compact.New(compact.Config{MaxInputTokens: int64(2000 + r.IntN(20000)), KeepLastTurns: 1 + r.IntN(4), BlockSize: 1 + r.IntN(6),
-			Strategies: order}, compact.WithEstimator(compact.Approx{}), compact.WithOffloader(&memOffloader{}))
+		mw, err := mwOf(compact.New(compact.Config{MaxInputTokens: int64(2000 + r.IntN(20000)), KeepLastTurns: 1 + r.IntN(4), BlockSize: 1 + r.IntN(6),
+			Strategies: order}, compact.WithEstimator(compact.Approx{}), compact.WithOffloader(&memOffloader{})))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +211,7 @@ func TestSummariseCachedAndBilled(t *testing.T) {
 		return "ok"
 	}}
 	pricer := middleware.PricerFunc(func(string, middleware.Usage) (int64, bool) { return 7, true })
-	c, err := compact.NewCompactor(compact.Config{MaxInputTokens: 5_000, KeepLastTurns: 2, BlockSize: 4, SummaryModel: "gpt-4o-mini",
+	c, err := compact.New(compact.Config{MaxInputTokens: 5_000, KeepLastTurns: 2, BlockSize: 4, SummaryModel: "gpt-4o-mini",
 		Strategies: []compact.Strategy{compact.Summarise}}, compact.WithEstimator(compact.Approx{}), compact.WithPricer(pricer))
 	if err != nil {
 		t.Fatal(err)
@@ -254,13 +254,13 @@ func TestSummaryFailureFallsThrough(t *testing.T) {
 		}
 		return &middleware.Response{Message: middleware.Message{Role: middleware.RoleAssistant, Content: "ok"}}, nil
 	})
-	mw, _ := compact.New(compact.Config{MaxInputTokens: 5_000, KeepLastTurns: 2, SummaryModel: "cheap",
-		Strategies: []compact.Strategy{compact.Summarise, compact.Drop}}, compact.WithEstimator(compact.Approx{}))
+	mw, _ := mwOf(compact.New(compact.Config{MaxInputTokens: 5_000, KeepLastTurns: 2, SummaryModel: "cheap",
+		Strategies: []compact.Strategy{compact.Summarise, compact.Drop}}, compact.WithEstimator(compact.Approx{})))
 	if _, err := middleware.Then(next, mw).Handle(context.Background(), &middleware.Request{Model: "m", Messages: conversation(6, 1, 4_000)}); err != nil {
 		t.Fatal(err)
 	}
-	mw, _ = compact.New(compact.Config{MaxInputTokens: 5_000, KeepLastTurns: 2, SummaryModel: "cheap",
-		Strategies: []compact.Strategy{compact.Summarise}}, compact.WithEstimator(compact.Approx{}))
+	mw, _ = mwOf(compact.New(compact.Config{MaxInputTokens: 5_000, KeepLastTurns: 2, SummaryModel: "cheap",
+		Strategies: []compact.Strategy{compact.Summarise}}, compact.WithEstimator(compact.Approx{})))
 	_, err := middleware.Then(next, mw).Handle(context.Background(), &middleware.Request{Model: "m", Messages: conversation(6, 1, 4_000)})
 	if !errors.Is(err, compact.ErrTooLarge) || !errors.Is(err, compact.ErrSummary) || !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
@@ -277,8 +277,8 @@ func TestFrozenPrefixReused(t *testing.T) {
 			events = append(events, cc)
 		}
 	})
-	mw, _ := compact.New(compact.Config{MaxInputTokens: 8_000, KeepLastTurns: 2, BlockSize: 2, Strategies: []compact.Strategy{compact.Drop}},
-		compact.WithEstimator(compact.Approx{}))
+	mw, _ := mwOf(compact.New(compact.Config{MaxInputTokens: 8_000, KeepLastTurns: 2, BlockSize: 2, Strategies: []compact.Strategy{compact.Drop}},
+		compact.WithEstimator(compact.Approx{})))
 	h := middleware.Then(rec, instrument.New(nil, obs), mw)
 	ctx, _ := middleware.StartRun(context.Background(), "frozen")
 	full := conversation(12, 1, 4_000)

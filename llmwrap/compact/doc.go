@@ -2,6 +2,15 @@
 // an input token ceiling by compacting the old turns of the conversation,
 // without breaking the tool-call protocol or the provider's prompt cache.
 //
+// Every tokenwise layer is built the same way: New(Config, ...Option)
+// returns a *Compactor whose Middleware method gives the
+// middleware.Middleware. Config is plain data whose zero fields are
+// documented defaults or "off" (as gobreaker's Settings), so the layer is
+// usable without a policy file; package llmwrap maps a policy's section to
+// it. Options are functional options (as in connect-go and go-kit) for
+// code-side dependencies (estimator, offloader, summariser, pricer, context
+// windows) only, never policy data.
+//
 // The middleware estimates a request's input tokens before the call. When
 // they exceed the ceiling (Config.MaxInputTokens, or Config.WindowFraction
 // of the routed model's context window, the smaller wins), it sends a

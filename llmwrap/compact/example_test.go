@@ -10,12 +10,16 @@ import (
 )
 
 func Example() {
-	mw, _ := compact.New(compact.Config{
+	c, err := compact.New(compact.Config{
 		MaxInputTokens: 3_000,
 		KeepLastTurns:  2,
 		BlockSize:      4,
 		Strategies:     []compact.Strategy{compact.Drop},
 	}, compact.WithEstimator(compact.Approx{}))
+	if err != nil {
+		panic(err)
+	}
+	mw := c.Middleware()
 	provider := middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
 		for _, m := range req.Messages {
 			switch {
@@ -42,7 +46,7 @@ func Example() {
 			middleware.Message{Role: middleware.RoleTool, ToolCallID: id, Content: strings.Repeat("log line\n", 300)})
 	}
 	ctx, _ := middleware.StartRun(context.Background(), "example")
-	_, err := h.Handle(ctx, &middleware.Request{Model: "gpt-4o-mini", Messages: msgs})
+	_, err = h.Handle(ctx, &middleware.Request{Model: "gpt-4o-mini", Messages: msgs})
 	fmt.Println("error:", err)
 	// Output:
 	// system    You are a DevOps agent.

@@ -22,10 +22,10 @@ func BenchmarkResilienceLayers(b *testing.B) {
 		return answer, nil
 	})
 	layers := map[string]middleware.Middleware{
-		"fallback": fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}),
-		"breaker":  breaker.New(breaker.Settings{ConsecutiveFailures: 5, FailureRatio: 0.5}).Middleware(),
-		"retry":    retry.New(retry.Policy{MaxAttempts: 3}),
-		"timeout":  timeout.New(timeout.Limits{Call: 30 * time.Second, FirstToken: 5 * time.Second, Idle: 10 * time.Second}),
+		"fallback": layer(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}})),
+		"breaker":  layer(breaker.New(breaker.Config{ConsecutiveFailures: 5, FailureRatio: 0.5})),
+		"retry":    layer(retry.New(retry.Config{MaxAttempts: 3})),
+		"timeout":  layer(timeout.New(timeout.Config{Call: 30 * time.Second, FirstToken: 5 * time.Second, Idle: 10 * time.Second})),
 	}
 	run := func(b *testing.B, h middleware.Handler, stream bool) {
 		req := user("How full is the disk?")

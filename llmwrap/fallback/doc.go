@@ -3,6 +3,14 @@
 // fallback models, each tried at most once per call (a model is never tried
 // twice, so a chain cannot loop).
 //
+// Every tokenwise layer is built the same way: New(Config, ...Option)
+// returns a *Fallback whose Middleware method gives the
+// middleware.Middleware. Config is plain data whose zero fields are
+// documented defaults or "off" (as gobreaker's Settings), so the layer is
+// usable without a policy file; package llmwrap maps a policy's section to
+// it. Options are functional options (as in connect-go and go-kit) for
+// code-side dependencies (an input estimate) only, never policy data.
+//
 // Which failures move on is configurable ([Config.On]); by default rate
 // limits (and exhausted quotas), unavailable providers, timeouts, network
 // failures, cut streams, malformed answers, open circuit breakers and

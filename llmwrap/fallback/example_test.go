@@ -24,8 +24,11 @@ func Example() {
 			facts = f.Facts
 		}
 	})
-	h := middleware.Then(provider, instrument.New(nil, obs),
-		fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}), middleware.Meter(nil, nil))
+	fb, err := fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}})
+	if err != nil {
+		panic(err)
+	}
+	h := middleware.Then(provider, instrument.New(nil, obs), fb.Middleware(), middleware.Meter(nil, nil))
 	resp, err := h.Handle(context.Background(), &middleware.Request{Model: "gpt-4o"})
 	fmt.Println(resp.Message.Content, err)
 	for _, a := range facts.Attempts {

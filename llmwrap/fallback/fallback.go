@@ -78,10 +78,15 @@ func DefaultOn() []error {
 		breaker.ErrOpen, middleware.ErrContextWindow}
 }
 
-// Config is the chain. The zero value has no fallback models (New returns
-// nil).
+// ErrConfig: New was given a Config it cannot use (a negative hedge
+// field, a percentile outside [0, 100), an empty model name).
+var ErrConfig = errors.New("tokenwise/fallback: invalid config")
+
+// Config is the chain. The zero value has no fallback models (Middleware
+// returns nil).
 type Config struct {
-	// Models are tried in order after the requested model, each at most once.
+	// Models are tried in order after the requested model, each at most
+	// once. Nil: no fallback models.
 	Models []string
 	// On lists the errors (matched with errors.Is) that move a call to the
 	// next model. Nil: DefaultOn. A cancellation never moves on.
@@ -92,9 +97,10 @@ type Config struct {
 	Window func(model string) (int64, bool)
 	// Stop lists errors (matched with errors.Is) that never move on, even
 	// when they match On: e.g. a rate limit's refusal meant for the caller.
+	// Nil: none.
 	Stop []error
 	// LargerWindow lists extra models, tried after Models, only to escalate
-	// a context-window error.
+	// a context-window error. Nil: none.
 	LargerWindow []string
 	// Hedge configures hedging. Zero: off.
 	Hedge Hedge
@@ -114,22 +120,22 @@ type Hedge struct {
 func (h Hedge) enabled() bool { return h.Delay > 0 || h.Percentile > 0 }
 
 // Option configures code-side aspects of the middleware.
-type Option interface{ apply(*fallback) }
+type Option func(*options)
 
-type optionFunc func(*fallback)
-
-func (f optionFunc) apply(fb *fallback) { f(fb) }
+type options struct {
+	estimate func(*middleware.Request) int64
+}
 
 // WithInputEstimate replaces the estimate of a request's input tokens that
 // a cancelled hedge reported in the fallback's Error is given. Default:
 // middleware.EstimateInput. (What a call cost is the Meter's business:
 // middleware.Meter records and prices each attempt.)
 func WithInputEstimate(fn func(*middleware.Request) int64) Option {
-	return optionFunc(func(f *fallback) {
+	return func(o *options) {
 		if fn != nil {
-			f.estimate = fn
+			o.estimate = fn
 		}
-	})
+	}
 }
 
 type fallback struct {
@@ -142,13 +148,35 @@ type fallback struct {
 	next middleware.Handler
 }
 
-// New returns the fallback middleware, or nil when c has no models to fall
-// back to and no hedging. The middleware is safe for concurrent use.
-func New(c Config, opts ...Option) middleware.Middleware {
-	if len(c.Models) == 0 && len(c.LargerWindow) == 0 && !c.Hedge.enabled() {
-		return nil
+// Fallback is the fallback layer. It is safe for concurrent use.
+type Fallback struct {
+	proto *fallback // settings only: each Middleware call makes its own
+	off   bool
+}
+
+// New returns the fallback layer of c. It fails (with an error matching
+// ErrConfig) on a negative hedge field, a percentile outside [0, 100) or
+// an empty model name.
+func New(c Config, opts ...Option) (*Fallback, error) {
+	h := c.Hedge
+	if h.Delay < 0 || h.Percentile < 0 || h.Percentile >= 100 || h.MinSamples < 0 || h.Samples < 0 {
+		return nil, fmt.Errorf("%w: hedge %+v", ErrConfig, h)
 	}
-	proto := fallback{c: c, on: c.On, estimate: middleware.EstimateInput}
+	for _, m := range append(slices.Clip(c.Models), c.LargerWindow...) {
+		if m == "" {
+			return nil, fmt.Errorf("%w: an empty model name", ErrConfig)
+		}
+	}
+	if len(c.Models) == 0 && len(c.LargerWindow) == 0 && !c.Hedge.enabled() {
+		return &Fallback{off: true}, nil
+	}
+	o := &options{estimate: middleware.EstimateInput}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(o)
+		}
+	}
+	proto := &fallback{c: c, on: c.On, estimate: o.estimate}
 	if proto.on == nil {
 		proto.on = DefaultOn()
 	}
@@ -158,11 +186,17 @@ func New(c Config, opts ...Option) middleware.Middleware {
 	if c.Hedge.Samples <= 0 {
 		proto.c.Hedge.Samples = 256
 	}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&proto)
-		}
+	return &Fallback{proto: proto}, nil
+}
+
+// Middleware returns the fallback middleware, or nil when the Config has
+// no models to fall back to and no hedging. The middleware is safe for
+// concurrent use.
+func (fb *Fallback) Middleware() middleware.Middleware {
+	if fb.off {
+		return nil
 	}
+	proto := fb.proto
 	return func(next middleware.Handler) middleware.Handler {
 		f := &fallback{c: proto.c, on: proto.on, estimate: proto.estimate,
 			lat: map[string]*ring{}, next: next}

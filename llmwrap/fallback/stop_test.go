@@ -49,7 +49,7 @@ func TestStopNeverMovesOn(t *testing.T) {
 				})
 			}
 			h := middleware.Then(provider(srv), instrument.New(nil, nil),
-				fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}, Stop: []error{errFinal}}), refuseFirst)
+				layer(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}, Stop: []error{errFinal}})), refuseFirst)
 			_, err := h.Handle(context.Background(), user("hi"))
 			if !slices.Equal(tried, tc.want) {
 				t.Errorf("tried %v, want %v", tried, tc.want)

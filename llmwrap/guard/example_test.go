@@ -19,7 +19,11 @@ func Example() {
 	provider := middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
 		return &middleware.Response{Model: req.Model}, nil
 	})
-	h := middleware.Then(provider, instrument.New(nil, nil), guard.New(guard.Limits{MaxCalls: 2, RunTimeout: 5 * time.Minute}))
+	g, err := guard.New(guard.Config{MaxCalls: 2, RunTimeout: 5 * time.Minute})
+	if err != nil {
+		panic(err)
+	}
+	h := middleware.Then(provider, instrument.New(nil, nil), g.Middleware())
 
 	ctx, run := middleware.StartRun(context.Background(), "ticket-4711")
 	for i := 1; i <= 3; i++ {

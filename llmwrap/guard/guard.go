@@ -1,6 +1,14 @@
 // Package guard is a layer of the chain, the run guard: it caps the LLM
 // calls (agent iterations) of a run and bounds every call of the run by the
 // run's deadline.
+//
+// Every tokenwise layer is built the same way: New(Config, ...Option)
+// returns a *Guard whose Middleware method gives the middleware.Middleware.
+// Config is plain data whose zero fields are documented defaults or "off"
+// (as gobreaker's Settings), so the layer is usable without a policy file;
+// package llmwrap maps a policy's section to it. Options are functional
+// options (as in connect-go and go-kit) for code-side dependencies (none yet
+// for this layer) only, never policy data.
 package guard
 
 import (
@@ -35,17 +43,52 @@ func (e *LimitError) Error() string {
 // Is matches ErrMaxCalls.
 func (e *LimitError) Is(target error) bool { return target == ErrMaxCalls }
 
-// Limits configures the guard. The zero value guards nothing.
-type Limits struct {
-	MaxCalls   int           // LLM calls per run; 0 = unlimited
-	RunTimeout time.Duration // deadline of a run, from middleware.Run.Started; 0 = none
+// ErrConfig: New was given a Config it cannot use (a negative limit).
+var ErrConfig = errors.New("tokenwise/guard: invalid config")
+
+// Config configures the guard. The zero Config guards nothing
+// (Middleware returns nil).
+type Config struct {
+	// MaxCalls caps the LLM calls of a run. Zero: unlimited.
+	MaxCalls int
+	// RunTimeout is the deadline of a run, from middleware.Run.Started.
+	// Zero: none.
+	RunTimeout time.Duration
 }
 
-// New returns the run guard middleware. Calls outside a run
-// (middleware.StartRun) are not limited. Place it inside the instrument
-// layer (llmwrap/instrument), which numbers the calls; without it, the guard
-// numbers them itself. The middleware is safe for concurrent use.
-func New(l Limits) middleware.Middleware {
+// Option configures code-side dependencies of the guard. It has none yet;
+// the type keeps its constructor the shape of every layer's.
+type Option func(*options)
+
+type options struct{}
+
+// Guard is the run guard layer. It is safe for concurrent use.
+type Guard struct {
+	cfg Config
+}
+
+// New returns the run guard for cfg. It fails (with an error matching
+// ErrConfig) on a negative limit.
+func New(cfg Config, opts ...Option) (*Guard, error) {
+	o := &options{}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(o)
+		}
+	}
+	if cfg.MaxCalls < 0 || cfg.RunTimeout < 0 {
+		return nil, fmt.Errorf("%w: negative limit (max calls %d, run timeout %v)", ErrConfig, cfg.MaxCalls, cfg.RunTimeout)
+	}
+	return &Guard{cfg: cfg}, nil
+}
+
+// Middleware returns the run guard middleware, or nil when the Config
+// limits nothing. Calls outside a run (middleware.StartRun) are not
+// limited. Place it inside middleware.Instrument, which numbers the calls;
+// without it, the guard numbers them itself. The middleware is safe for
+// concurrent use.
+func (g *Guard) Middleware() middleware.Middleware {
+	l := g.cfg
 	if l.MaxCalls <= 0 && l.RunTimeout <= 0 {
 		return nil
 	}

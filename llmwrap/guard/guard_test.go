@@ -17,7 +17,7 @@ var ok = middleware.HandlerFunc(func(ctx context.Context, req *middleware.Reques
 })
 
 func TestStopsTheEleventhCall(t *testing.T) {
-	h := middleware.Then(ok, instrument.New(nil, nil), guard.New(guard.Limits{MaxCalls: 10}))
+	h := middleware.Then(ok, instrument.New(nil, nil), layer(guard.New(guard.Config{MaxCalls: 10})))
 	ctx, run := middleware.StartRun(context.Background(), "t")
 	for i := 1; i <= 10; i++ {
 		if _, err := h.Handle(ctx, &middleware.Request{Model: "m"}); err != nil {
@@ -43,7 +43,7 @@ func TestStopsTheEleventhCall(t *testing.T) {
 }
 
 func TestCountsWithoutInstrument(t *testing.T) {
-	h := middleware.Then(ok, guard.New(guard.Limits{MaxCalls: 2}))
+	h := middleware.Then(ok, layer(guard.New(guard.Config{MaxCalls: 2})))
 	ctx, _ := middleware.StartRun(context.Background(), "t")
 	h.Handle(ctx, &middleware.Request{})
 	h.Handle(ctx, &middleware.Request{})
@@ -58,7 +58,7 @@ func TestRunDeadlineBoundsEveryCall(t *testing.T) {
 			<-ctx.Done()
 			return nil, ctx.Err()
 		})
-		h := middleware.Then(slow, guard.New(guard.Limits{RunTimeout: 5 * time.Minute}))
+		h := middleware.Then(slow, layer(guard.New(guard.Config{RunTimeout: 5 * time.Minute})))
 		ctx, _ := middleware.StartRun(context.Background(), "t")
 		start := time.Now()
 		_, err := h.Handle(ctx, &middleware.Request{})
@@ -77,7 +77,15 @@ func TestRunDeadlineBoundsEveryCall(t *testing.T) {
 }
 
 func TestZeroLimitsAddNoLayer(t *testing.T) {
-	if guard.New(guard.Limits{}) != nil {
+	if layer(guard.New(guard.Config{})) != nil {
 		t.Fatal("zero limits must add no layer")
+	}
+}
+
+func TestNegativeLimitIsAnError(t *testing.T) {
+	for _, cfg := range []guard.Config{{MaxCalls: -1}, {RunTimeout: -time.Second}} {
+		if _, err := guard.New(cfg); !errors.Is(err, guard.ErrConfig) {
+			t.Errorf("New(%+v): %v, want ErrConfig", cfg, err)
+		}
 	}
 }

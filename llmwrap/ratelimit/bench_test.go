@@ -5,15 +5,18 @@ import (
 	"testing"
 
 	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
-	"github.com/tokenwise/tokenwise/policies"
 )
 
 func benchLimiter() *ratelimit.Limiter {
-	return ratelimit.New(policy(policies.RateLimits{
-		Models:  map[string]policies.ModelRateLimit{"gpt-4o": {RPM: 1 << 40, TPM: 1 << 50}},
-		Teams:   map[string]policies.TeamShare{"sre": {Weight: 1}, "*": {Weight: 1}},
-		OnLimit: policies.OnLimitReject,
-	}))
+	l, err := ratelimit.New(ratelimit.Config{
+		Models:  map[string]ratelimit.ModelLimit{"gpt-4o": {RPM: 1 << 40, TPM: 1 << 50}},
+		Teams:   map[string]ratelimit.TeamShare{"sre": {Weight: 1}, "*": {Weight: 1}},
+		OnLimit: ratelimit.OnLimitReject,
+	})
+	if err != nil {
+		panic(err)
+	}
+	return l
 }
 
 // BenchmarkLocalAdmission: one admission in memory against a model's rpm

@@ -4,6 +4,15 @@
 // by replicas through a [Store], and slowed down by what the provider
 // reports.
 //
+// Every tokenwise layer is built the same way: New(Config, ...Option)
+// returns a *Limiter whose Middleware method gives the
+// middleware.Middleware. Config is plain data whose zero fields are
+// documented defaults or "off" (as gobreaker's Settings), so the layer is
+// usable without a policy file; package llmwrap maps a policy's section to
+// it. Options are functional options (as in connect-go and go-kit) for
+// code-side dependencies (the store, a token estimator, a logger) only,
+// never policy data.
+//
 // # Limits
 //
 // Each per-minute limit is a GCRA cell (generic cell rate algorithm): one

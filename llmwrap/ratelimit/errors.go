@@ -39,7 +39,7 @@ type Error struct {
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString("tokenwise: rate limited before the provider")
+	b.WriteString("tokenwise/ratelimit: rate limited before the provider")
 	if e.Model != "" {
 		fmt.Fprintf(&b, " (%s)", e.Model)
 	}

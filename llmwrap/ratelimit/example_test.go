@@ -8,23 +8,18 @@ import (
 
 	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/policies"
 )
 
 // A limiter used without a chain: 60 requests a minute with a second of
 // burst admit one call at once; the next is refused with the time to wait.
 func ExampleLimiter_Reserve() {
-	p, err := policies.LoadBytes([]byte(`
-version: 1
-rate_limits:
-  models:
-    gpt-4o: {rpm: 60}
-  on_limit: reject
-`), "example.yaml")
+	l, err := ratelimit.New(ratelimit.Config{
+		Models:  map[string]ratelimit.ModelLimit{"gpt-4o": {RPM: 60}},
+		OnLimit: ratelimit.OnLimitReject,
+	})
 	if err != nil {
 		panic(err)
 	}
-	l := ratelimit.New(p)
 	ctx := context.Background()
 	for i := range 2 {
 		t, err := l.Reserve(ctx, "gpt-4o", "sre", 0)

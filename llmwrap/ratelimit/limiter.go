@@ -13,28 +13,33 @@ import (
 
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/tokens"
 )
 
-// Option configures code-side aspects of a Limiter.
-type Option func(*Limiter)
+// Option configures code-side dependencies of a Limiter.
+type Option func(*options)
+
+type options struct {
+	store Store
+	est   *tokens.Estimator
+	log   *slog.Logger
+}
 
 // WithStore sets the store of the limits' state, e.g. a shared Redis store
 // (adapters/redis.NewRateLimitStore). Default: a new MemoryStore.
-func WithStore(s Store) Option { return func(l *Limiter) { l.store = s } }
+func WithStore(s Store) Option { return func(o *options) { o.store = s } }
 
 // WithEstimator sets the token estimator (shared with the budget layer so
 // that a call's input is counted once). Default: tokens.New().
-func WithEstimator(e *tokens.Estimator) Option { return func(l *Limiter) { l.est = e } }
+func WithEstimator(e *tokens.Estimator) Option { return func(o *options) { o.est = e } }
 
 // WithLogger sets the logger of store failures. Default: slog.Default().
-func WithLogger(lg *slog.Logger) Option { return func(l *Limiter) { l.log = lg } }
+func WithLogger(lg *slog.Logger) Option { return func(o *options) { o.log = lg } }
 
-// Limiter admits calls within a policy's rate limits. It is safe for
+// Limiter admits calls within its Config's rate limits. It is safe for
 // concurrent use.
 type Limiter struct {
-	rl     policies.RateLimits
+	rl     Config
 	store  Store
 	local  *MemoryStore // admits a conservative share while a shared store is down
 	est    *tokens.Estimator
@@ -64,18 +69,24 @@ type plan struct {
 	memLocal   *bound // the state of localCells and localSlots in Limiter.local
 }
 
-// New returns the Limiter of p.RateLimits, or nil when no model is rate
-// limited. The policy must be valid.
-func New(p *policies.Policy, opts ...Option) *Limiter {
-	if !p.RateLimits.Enabled() {
-		return nil
+// New returns the Limiter of cfg; its Middleware is nil when no model is
+// rate limited. It fails (every problem joined, each matching ErrConfig)
+// on a negative limit, an unknown OnLimit or OnUnavailable, or a
+// LocalFraction outside [0, 1].
+func New(cfg Config, opts ...Option) (*Limiter, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	l := &Limiter{rl: p.RateLimits, log: slog.Default(), local: NewMemoryStore()}
-	l.plans.Store(&map[planKey]*plan{})
-	for _, o := range opts {
-		if o != nil {
-			o(l)
+	o := &options{}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(o)
 		}
+	}
+	l := &Limiter{rl: cfg, store: o.store, est: o.est, log: o.log, local: NewMemoryStore()}
+	l.plans.Store(&map[planKey]*plan{})
+	if l.log == nil {
+		l.log = slog.Default()
 	}
 	if l.store == nil {
 		l.store = NewMemoryStore()
@@ -83,14 +94,14 @@ func New(p *policies.Policy, opts ...Option) *Limiter {
 	if l.est == nil {
 		l.est = tokens.New()
 	}
-	l.prefix = p.RateLimits.Store.KeyPrefix
+	l.prefix = cfg.KeyPrefix
 	if l.prefix == "" {
-		l.prefix = "tokenwise"
+		l.prefix = DefaultKeyPrefix
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	l.leaseBase = hex.EncodeToString(b[:]) + ":"
-	return l
+	return l, nil
 }
 
 // group returns the team group whose share a team's calls use: the team
@@ -150,18 +161,18 @@ func (l *Limiter) build(k planKey) *plan {
 	if !ok {
 		return nil
 	}
-	burst := ml.Burst.Duration()
+	burst := ml.Burst
 	if burst <= 0 {
 		burst = time.Second
 	}
 	base := "{" + l.prefix + ":rl:" + k.model + "}"
 	p := &plan{model: k.model, group: k.group}
-	if l.rl.IsLearning() {
+	if !l.rl.NoLearning {
 		p.learned = base + ":learned"
 	}
-	frac := l.rl.Store.LocalFraction
+	frac := l.rl.LocalFraction
 	if frac <= 0 {
-		frac = 0.1
+		frac = DefaultLocalFraction
 	}
 	addRate := func(key, name string, perMinute float64, tokens bool) {
 		if perMinute <= 0 {
@@ -222,9 +233,9 @@ func capped(share, limit float64) float64 {
 // Middleware returns the rate-limit layer: each call is admitted against
 // the limits of the model it is sent to (under a fallback chain, each
 // target's own limits) before it goes on, and settled with the provider's
-// usage after it.
+// usage after it. It is nil when no model is rate limited.
 func (l *Limiter) Middleware() middleware.Middleware {
-	if l == nil {
+	if l == nil || !l.rl.Enabled() {
 		return nil
 	}
 	return func(next middleware.Handler) middleware.Handler {
@@ -277,7 +288,7 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 		if out <= 0 {
 			out = l.rl.ReserveOutput
 			if out <= 0 {
-				out = policies.DefaultReserveOutput
+				out = DefaultReserveOutput
 			}
 		}
 		need = tokens.ForCall(ctx, l.est, req.Model, req) + out*int64(max(req.N, 1))
@@ -335,11 +346,11 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 func (l *Limiter) admit(ctx context.Context, p *plan, team string, need int64) (Ticket, time.Duration, error) {
 	maxWait := time.Duration(0)
 	var deadline time.Time
-	if l.rl.OnLimit == "" || l.rl.OnLimit == policies.OnLimitWait {
+	if l.rl.OnLimit == "" || l.rl.OnLimit == OnLimitWait {
 		now := time.Now()
-		maxWait = l.rl.MaxWait.Duration()
+		maxWait = l.rl.MaxWait
 		if maxWait <= 0 {
-			maxWait = policies.DefaultMaxWait
+			maxWait = DefaultMaxWait
 		}
 		if dl, ok := ctx.Deadline(); ok {
 			maxWait = min(maxWait, dl.Sub(now))
@@ -351,9 +362,9 @@ func (l *Limiter) admit(ctx context.Context, p *plan, team string, need int64) (
 	if len(p.slots) > 0 {
 		t.lease = l.leaseBase + strconv.FormatUint(l.leaseSeq.Add(1), 36)
 		adm.Lease = t.lease
-		adm.LeaseTTL = l.rl.Store.LeaseTTL.Duration()
+		adm.LeaseTTL = l.rl.LeaseTTL
 		if adm.LeaseTTL <= 0 {
-			adm.LeaseTTL = 2 * time.Minute
+			adm.LeaseTTL = DefaultLeaseTTL
 		}
 	}
 	for {
@@ -363,7 +374,7 @@ func (l *Limiter) admit(ctx context.Context, p *plan, team string, need int64) (
 				return Ticket{}, 0, ctx.Err()
 			}
 			l.storeFailed(ctx, "admit", err)
-			if l.rl.Store.OnUnavailable != policies.UnavailableLocal {
+			if l.rl.OnUnavailable != Local {
 				return Ticket{}, 0, l.refuse(ctx, p, team, Decision{Limit: "store", Wait: time.Second}, err)
 			}
 			t.local = true
@@ -434,7 +445,7 @@ func (t Ticket) Done(ctx context.Context, used int64, requests int) {
 
 func (l *Limiter) refuse(ctx context.Context, p *plan, team string, d Decision, storeErr error) error {
 	e := &Error{Model: p.model, Team: team, Limit: d.Limit, RetryAfter: d.Wait, Err: storeErr,
-		Fallback: l.rl.OnLimit == policies.OnLimitFallback}
+		Fallback: l.rl.OnLimit == OnLimitFallback}
 	middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.RateRefusals++ })
 	if middleware.Observing(ctx) {
 		action := "rejected"

@@ -11,7 +11,6 @@ import (
 
 	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/policies"
 )
 
 // For random workloads (callers, arrival gaps, waiting or rejecting, team
@@ -25,12 +24,15 @@ func TestAdmissionsNeverExceedTheLimit(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 			rpm := int64(60 + r.IntN(600))
 			burst := time.Duration(1+r.IntN(3)) * time.Second
-			mode := []policies.OnLimit{policies.OnLimitWait, policies.OnLimitReject}[r.IntN(2)]
-			teams := map[string]policies.TeamShare{"a": {Weight: 1}, "b": {Weight: float64(1 + r.IntN(3))}}
-			l := ratelimit.New(policy(policies.RateLimits{
-				Models: map[string]policies.ModelRateLimit{"m": {RPM: rpm, Burst: policies.Duration(burst)}},
-				Teams:  teams, OnLimit: mode, MaxWait: policies.Duration(time.Minute),
-			}))
+			mode := []ratelimit.OnLimit{ratelimit.OnLimitWait, ratelimit.OnLimitReject}[r.IntN(2)]
+			teams := map[string]ratelimit.TeamShare{"a": {Weight: 1}, "b": {Weight: float64(1 + r.IntN(3))}}
+			l, err := ratelimit.New(ratelimit.Config{
+				Models: map[string]ratelimit.ModelLimit{"m": {RPM: rpm, Burst: burst}},
+				Teams:  teams, OnLimit: mode, MaxWait: time.Minute,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
 			var mu sync.Mutex
 			at := map[string][]time.Duration{}
 			start := time.Now()
@@ -48,7 +50,7 @@ func TestAdmissionsNeverExceedTheLimit(t *testing.T) {
 							at[team] = append(at[team], time.Since(start))
 							mu.Unlock()
 							tk.Done(ctx, -1, 1)
-						} else if mode == policies.OnLimitWait {
+						} else if mode == ratelimit.OnLimitWait {
 							t.Errorf("wait mode refused: %v", err)
 						}
 						time.Sleep(gap)

@@ -356,10 +356,13 @@ func TestOnLimitFallbackAndReject(t *testing.T) {
 
 // A panic below the layer frees the call's concurrency slot.
 func TestPanicFreesTheSlot(t *testing.T) {
-	l := ratelimit.New(policy(policies.RateLimits{
-		Models:  map[string]policies.ModelRateLimit{"gpt-4o": {MaxConcurrent: 1}},
-		OnLimit: policies.OnLimitReject,
-	}))
+	l, err := ratelimit.New(ratelimit.Config{
+		Models:  map[string]ratelimit.ModelLimit{"gpt-4o": {MaxConcurrent: 1}},
+		OnLimit: ratelimit.OnLimitReject,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	boom := middleware.HandlerFunc(func(context.Context, *middleware.Request) (*middleware.Response, error) { panic("boom") })
 	ok := middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
 		return &middleware.Response{Model: req.Model}, nil

@@ -5,6 +5,14 @@
 // an auth failure, a context-window error, a budget refusal, a cancellation,
 // and a 429 insufficient_quota, which no wait can fix.
 //
+// Every tokenwise layer is built the same way: New(Config, ...Option)
+// returns a *Retry whose Middleware method gives the middleware.Middleware.
+// Config is plain data whose zero fields are documented defaults or "off"
+// (as gobreaker's Settings), so the layer is usable without a policy file;
+// package llmwrap maps a policy's section to it. Options are functional
+// options (as in connect-go and go-kit) for code-side dependencies (a jitter
+// source) only, never policy data.
+//
 // Waits use exponential backoff with full jitter (a uniform draw in
 // [0, min(MaxDelay, BaseDelay·2^(n-1)))) unless the provider asked for a
 // wait with Retry-After (seconds or an HTTP date) or retry-after-ms, which

@@ -20,9 +20,12 @@ func Example() {
 		}
 		return &middleware.Response{Message: middleware.Message{Role: middleware.RoleAssistant, Content: "ok"}}, nil
 	})
-	mw := retry.New(retry.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond},
+	r, err := retry.New(retry.Config{MaxAttempts: 3, BaseDelay: time.Millisecond},
 		retry.WithJitter(func() float64 { return 0 }))
-	resp, err := mw(provider).Handle(context.Background(), &middleware.Request{Model: "gpt-4o"})
+	if err != nil {
+		panic(err)
+	}
+	resp, err := r.Middleware()(provider).Handle(context.Background(), &middleware.Request{Model: "gpt-4o"})
 	fmt.Println(resp.Message.Content, err, calls)
 	// Output: ok <nil> 3
 }

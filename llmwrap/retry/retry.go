@@ -2,6 +2,8 @@ package retry
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -9,16 +11,20 @@ import (
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
-// Defaults of a zero Policy field.
+// Defaults of a zero Config field.
 const (
 	DefaultBaseDelay = 200 * time.Millisecond
 	DefaultMaxDelay  = 10 * time.Second
 )
 
-// Policy configures the retries. MaxAttempts of zero or one turns retries
-// off (New returns nil).
-type Policy struct {
-	// MaxAttempts counts attempts per call, the first included.
+// ErrConfig: New was given a Config it cannot use (a negative field).
+var ErrConfig = errors.New("tokenwise/retry: invalid config")
+
+// Config configures the retries. MaxAttempts of zero or one turns retries
+// off (Middleware returns nil).
+type Config struct {
+	// MaxAttempts counts attempts per call, the first included. Zero or
+	// one: no retries.
 	MaxAttempts int
 	// BaseDelay is the first backoff's upper bound. Zero: DefaultBaseDelay.
 	BaseDelay time.Duration
@@ -31,35 +37,46 @@ type Policy struct {
 }
 
 // Option configures code-side aspects of the middleware.
-type Option interface{ apply(*config) }
+type Option func(*options)
 
-type optionFunc func(*config)
-
-func (f optionFunc) apply(c *config) { f(c) }
+type options struct {
+	jitter func() float64
+}
 
 // WithJitter replaces the source of jitter: f returns a number in [0, 1)
 // and must be safe for concurrent use. Default: math/rand/v2.Float64.
 // Tests use it to make backoffs deterministic.
 func WithJitter(f func() float64) Option {
-	return optionFunc(func(c *config) {
+	return func(o *options) {
 		if f != nil {
-			c.jitter = f
+			o.jitter = f
 		}
-	})
+	}
 }
 
 type config struct {
-	Policy
+	Config
 	jitter func() float64
 }
 
-// New returns the retry middleware, or nil when p allows a single attempt.
-// The middleware is safe for concurrent use.
-func New(p Policy, opts ...Option) middleware.Middleware {
-	if p.MaxAttempts <= 1 {
-		return nil
+// Retry is the retry layer. It is safe for concurrent use.
+type Retry struct {
+	c *config
+}
+
+// New returns the retry layer for cfg. It fails (with an error matching
+// ErrConfig) on a negative field.
+func New(cfg Config, opts ...Option) (*Retry, error) {
+	if cfg.MaxAttempts < 0 || cfg.BaseDelay < 0 || cfg.MaxDelay < 0 || cfg.MaxTotalWait < 0 {
+		return nil, fmt.Errorf("%w: negative field in %+v", ErrConfig, cfg)
 	}
-	c := &config{Policy: p, jitter: rand.Float64}
+	o := &options{jitter: rand.Float64}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(o)
+		}
+	}
+	c := &config{Config: cfg, jitter: o.jitter}
 	if c.BaseDelay <= 0 {
 		c.BaseDelay = DefaultBaseDelay
 	}
@@ -69,11 +86,16 @@ func New(p Policy, opts ...Option) middleware.Middleware {
 	if c.BaseDelay > c.MaxDelay {
 		c.BaseDelay = c.MaxDelay
 	}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(c)
-		}
+	return &Retry{c: c}, nil
+}
+
+// Middleware returns the retry middleware, or nil when the Config allows
+// a single attempt. The middleware is safe for concurrent use.
+func (r *Retry) Middleware() middleware.Middleware {
+	if r.c.MaxAttempts <= 1 {
+		return nil
 	}
+	c := r.c
 	return func(next middleware.Handler) middleware.Handler {
 		return &handler{c: c, next: next}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/tokens"
@@ -49,7 +50,7 @@ func benchRequest() *middleware.Request {
 func BenchmarkRouteDecision(b *testing.B) {
 	p := mustPolicy(b, tenRules)
 	est := tokens.New()
-	rules, err := route.NewRules(p, route.WithRulesEstimator(route.EstimatorFunc(func(ctx context.Context, model string, req *middleware.Request) int64 {
+	rules, err := llmwrap.NewRules(p, route.WithRulesEstimator(route.EstimatorFunc(func(ctx context.Context, model string, req *middleware.Request) int64 {
 		return tokens.ForCall(ctx, est, model, req)
 	})))
 	if err != nil {
@@ -74,7 +75,7 @@ func BenchmarkRouteDecision(b *testing.B) {
 func BenchmarkRouteDecisionColdEstimate(b *testing.B) {
 	p := mustPolicy(b, tenRules)
 	est := tokens.New()
-	rules, err := route.NewRules(p, route.WithRulesEstimator(route.EstimatorFunc(func(ctx context.Context, model string, req *middleware.Request) int64 {
+	rules, err := llmwrap.NewRules(p, route.WithRulesEstimator(route.EstimatorFunc(func(ctx context.Context, model string, req *middleware.Request) int64 {
 		return tokens.ForCall(ctx, est, model, req)
 	})))
 	if err != nil {

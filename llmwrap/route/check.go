@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/policies"
 )
 
 // ErrRejected is matched by every *RejectedError: a cascade step's answer
@@ -43,20 +42,20 @@ type namedCheck struct {
 	fn   Check
 }
 
-// builtinChecks returns the policy's checks (all of them when none is
+// builtinChecks returns the Config's checks (all of them when none is
 // listed).
-func builtinChecks(list []policies.CascadeCheck) []namedCheck {
+func builtinChecks(list []CheckName) []namedCheck {
 	if len(list) == 0 {
-		list = []policies.CascadeCheck{policies.CheckValidToolJSON, policies.CheckNonEmpty, policies.CheckFinishReason}
+		list = []CheckName{CheckValidToolJSON, CheckNonEmpty, CheckFinishReason}
 	}
 	var out []namedCheck
 	for _, c := range list {
 		switch c {
-		case policies.CheckValidToolJSON:
+		case CheckValidToolJSON:
 			out = append(out, namedCheck{string(c), ValidToolJSON})
-		case policies.CheckNonEmpty:
+		case CheckNonEmpty:
 			out = append(out, namedCheck{string(c), NonEmpty})
-		case policies.CheckFinishReason:
+		case CheckFinishReason:
 			out = append(out, namedCheck{string(c), FinishedCleanly})
 		}
 	}

@@ -6,6 +6,15 @@
 // final answer with the strong model, and by escalation to a model with a
 // larger context window.
 //
+// Every tokenwise layer is built the same way: New(Config, ...Option)
+// returns a *Routing whose Middleware method gives the
+// middleware.Middleware. Config is plain data whose zero fields are
+// documented defaults or "off" (as gobreaker's Settings), so the layer is
+// usable without a policy file; package llmwrap maps a policy's section to
+// it. Options are functional options (as in connect-go and go-kit) for
+// code-side dependencies (a Router, an estimator, a budget reader, cascade
+// checks, context windows) only, never policy data.
+//
 // # Rules
 //
 // [NewRules] compiles a policy's routing section into a [Router]. Rules

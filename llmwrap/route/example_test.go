@@ -6,25 +6,17 @@ import (
 
 	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/policies"
 )
 
 // Rules route by stage and by whole-word keywords, and explain each
 // decision. The requests offer a tool: a request without tools is never
 // tool selection.
 func Example() {
-	p, err := policies.LoadBytes([]byte(`version: 1
-routing:
-  default: gpt-4o
-  rules:
-    - name: cheap-tool-selection
-      when: {stage: tool_selection, keywords: [check, status]}
-      model: gpt-4o-mini
-`), "devops.yaml")
-	if err != nil {
-		panic(err)
-	}
-	rules, err := route.NewRules(p)
+	rules, err := route.NewRules(route.Config{
+		Default: "gpt-4o",
+		Rules: []route.Rule{{Name: "cheap-tool-selection", Model: "gpt-4o-mini",
+			When: route.Condition{Stage: middleware.StageToolSelection, Keywords: []string{"check", "status"}}}},
+	})
 	if err != nil {
 		panic(err)
 	}

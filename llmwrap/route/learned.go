@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/tokenwise/tokenwise/llmwrap/route/learn"
-	"github.com/tokenwise/tokenwise/policies"
 )
 
 // learnedRoute is routing.learned compiled: the calls no rule matched go
@@ -29,44 +28,27 @@ const learnedPrefix = "learned "
 // scorer (routing.learned) rather than by a rule or the default.
 func IsLearnedDecision(d Decision) bool { return strings.HasPrefix(d.Rule, learnedPrefix) }
 
-// WithLearnedModel gives the model of routing.learned instead of reading
-// the policy's weights file.
+// WithLearnedModel gives the model of Config.Learned instead of reading
+// its weights file.
 func WithLearnedModel(m *learn.Model) RulesOption { return func(r *Rules) { r.learnedModel = m } }
 
-// WeightsPath returns the path of p's routing.learned weights file: a
-// relative path is resolved against the directory of the policy file that
-// set it (as the loader recorded it), or left as is for a policy built in
-// code.
-func WeightsPath(p *policies.Policy) string {
-	w := p.Routing.Learned.Weights
-	if w == "" || filepath.IsAbs(w) {
-		return w
-	}
-	for _, o := range p.Explain() {
-		if o.Path == "routing.learned.weights" && o.File != "" {
-			return filepath.Join(filepath.Dir(o.File), w)
-		}
-	}
-	return w
-}
-
-// initLearned compiles routing.learned, reading its weights file unless a
+// initLearned compiles Config.Learned, reading its weights file unless a
 // model was given with WithLearnedModel.
-func (r *Rules) initLearned(p *policies.Policy) error {
-	l := p.Routing.Learned
+func (r *Rules) initLearned(cfg Config) error {
+	l := cfg.Learned
 	if l.IsZero() {
 		return nil
 	}
 	m := r.learnedModel
 	if m == nil {
 		var err error
-		if m, err = learn.Load(WeightsPath(p)); err != nil {
-			return fmt.Errorf("route: routing.learned.weights: %w", err)
+		if m, err = learn.Load(l.Weights); err != nil {
+			return fmt.Errorf("tokenwise/route: learned weights: %w", err)
 		}
 	} else if err := m.Check(); err != nil {
-		return fmt.Errorf("route: routing.learned: %w", err)
+		return fmt.Errorf("tokenwise/route: learned model: %w", err)
 	}
-	lr := &learnedRoute{model: m, threshold: l.Threshold, strong: cmp.Or(l.Strong, p.Routing.Default), weak: l.Weak}
+	lr := &learnedRoute{model: m, threshold: l.Threshold, strong: cmp.Or(l.Strong, cfg.Default), weak: l.Weak}
 	if lr.threshold == 0 {
 		lr.threshold = float64(m.Threshold)
 	}

@@ -8,10 +8,9 @@ import (
 	"strings"
 
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/policies"
 )
 
-// Option configures New with code-side things.
+// Option configures New with code-side dependencies.
 type Option func(*config)
 
 type config struct {
@@ -19,11 +18,13 @@ type config struct {
 	estimator Estimator
 	budget    BudgetReader
 	checks    []namedCheck
+	window    func(model string) int64
+	rulesOpts []RulesOption
 }
 
-// WithRouter replaces the policy's rules by r (a team's own classifier).
+// WithRouter replaces the Config's rules by r (a team's own classifier).
 // Regeneration, cascade and larger-window escalation still follow the
-// policy.
+// Config.
 func WithRouter(r Router) Option { return func(c *config) { c.router = r } }
 
 // WithEstimator sets the input token estimator (see Estimator). Default: a
@@ -33,40 +34,64 @@ func WithEstimator(e Estimator) Option { return func(c *config) { c.estimator = 
 // WithBudget sets the reader of budget_below conditions (see BudgetReader).
 func WithBudget(b BudgetReader) Option { return func(c *config) { c.budget = b } }
 
-// WithCheck adds a custom cascade check, run after the policy's checks;
+// WithCheck adds a custom cascade check, run after the Config's checks;
 // name appears in reports when it rejects an answer.
 func WithCheck(name string, fn Check) Option {
 	return func(c *config) { c.checks = append(c.checks, namedCheck{name, fn}) }
 }
 
-// New returns the routing middleware of p, or nil when p routes nothing
-// (no rules, no default, no cascade, no regeneration, no larger window) and
-// no Router is given. The middleware is safe for concurrent use.
-func New(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
+// WithWindows tells the router each model's context window in tokens (0:
+// unknown), for Config.LargerWindow. Without it no call is escalated
+// before the provider refuses it (the fallback layer escalates that
+// refusal).
+func WithWindows(fn func(model string) int64) Option { return func(c *config) { c.window = fn } }
+
+// WithRulesOptions passes options to the built-in rules (NewRules), e.g.
+// WithLearnedModel.
+func WithRulesOptions(opts ...RulesOption) Option {
+	return func(c *config) { c.rulesOpts = append(c.rulesOpts, opts...) }
+}
+
+// Routing is the routing layer. It is safe for concurrent use.
+type Routing struct {
+	r *router // nil: routes nothing
+}
+
+// New returns the routing layer of rt. Its Middleware is nil when rt
+// routes nothing (no rules, no default, no cascade, no regeneration, no
+// larger window, no learned routing) and no Router is given. It fails
+// (with errors matching ErrConfig) on a Config NewRules refuses.
+func New(rt Config, opts ...Option) (*Routing, error) {
 	var cfg config
 	for _, o := range opts {
-		o(&cfg)
-	}
-	rt := p.Routing
-	if cfg.router == nil {
-		if len(rt.Rules) == 0 && rt.Default == "" && len(rt.Cascade.Models) == 0 && !rt.RegenerateFinal.Enabled && len(rt.LargerWindow) == 0 &&
-			rt.Learned.IsZero() {
-			return nil, nil
+		if o != nil {
+			o(&cfg)
 		}
-		var ropts []RulesOption
+	}
+	if err := rt.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.router == nil {
+		if !rt.routes() {
+			return &Routing{}, nil
+		}
+		ropts := cfg.rulesOpts
 		if cfg.estimator != nil {
 			ropts = append(ropts, WithRulesEstimator(cfg.estimator))
 		}
 		if cfg.budget != nil {
 			ropts = append(ropts, WithRulesBudget(cfg.budget))
 		}
-		rules, err := NewRules(p, ropts...)
+		rules, err := NewRules(rt, ropts...)
 		if err != nil {
 			return nil, err
 		}
 		cfg.router = rules
 	}
-	r := &router{cfg: cfg, p: p, cascade: rt.Cascade.Models, wider: rt.LargerWindow, hasDefault: rt.Default != ""}
+	if cfg.window == nil {
+		cfg.window = func(string) int64 { return 0 }
+	}
+	r := &router{cfg: cfg, def: rt.Default, cascade: rt.Cascade.Models, wider: rt.LargerWindow, hasDefault: rt.Default != ""}
 	if rt.RegenerateFinal.Enabled {
 		r.regen = rt.RegenerateFinal.Model
 		if r.regen == "" {
@@ -76,14 +101,24 @@ func New(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 	if len(r.cascade) > 0 {
 		r.checks = append(builtinChecks(rt.Cascade.Checks), cfg.checks...)
 	}
+	return &Routing{r: r}, nil
+}
+
+// Middleware returns the routing middleware, or nil when the layer routes
+// nothing. The middleware is safe for concurrent use.
+func (rt *Routing) Middleware() middleware.Middleware {
+	r := rt.r
+	if r == nil {
+		return nil
+	}
 	return func(next middleware.Handler) middleware.Handler {
 		return &handler{router: r, next: next}
-	}, nil
+	}
 }
 
 type router struct {
 	cfg        config
-	p          *policies.Policy
+	def        string // Config.Default
 	regen      string
 	cascade    []string
 	checks     []namedCheck
@@ -108,8 +143,8 @@ type call struct {
 func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 	ci := middleware.CallInfoFrom(ctx)
 	estModel := req.Model
-	if h.router.p.Routing.Default != "" {
-		estModel = h.router.p.Routing.Default
+	if h.router.def != "" {
+		estModel = h.router.def
 	}
 	var q Query
 	q.init(ctx, req, h.cfg.estimator, estModel)
@@ -241,7 +276,7 @@ func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*m
 		}
 		return resp, nil
 	}
-	return nil, errors.New("route: empty cascade") // unreachable: the loop returns on its last step
+	return nil, errors.New("tokenwise/route: empty cascade") // unreachable: the loop returns on its last step
 }
 
 // check runs the cascade's checks on an answer.
@@ -270,12 +305,12 @@ func (h *handler) fitWindow(q *Query, model string) (string, string) {
 	if len(h.wider) == 0 {
 		return "", ""
 	}
-	spec, ok := h.p.Model(model)
-	if !ok || spec.ContextWindow <= 0 {
+	window := h.cfg.window(model)
+	if window <= 0 {
 		return "", ""
 	}
 	need := q.InputTokens() + int64(q.Request.MaxTokens)
-	if need <= spec.ContextWindow {
+	if need <= window {
 		return "", ""
 	}
 	next := h.widerThan(model, need)
@@ -283,23 +318,23 @@ func (h *handler) fitWindow(q *Query, model string) (string, string) {
 		return "", ""
 	}
 	return next, "estimate " + strconv.FormatInt(need, 10) + " tokens > " + model + " window " +
-		strconv.FormatInt(spec.ContextWindow, 10) + " → larger_window " + strconv.Quote(next)
+		strconv.FormatInt(window, 10) + " → larger_window " + strconv.Quote(next)
 }
 
 // widerThan returns the first larger_window model whose window is larger
 // than model's and at least need tokens. (A call that fails with a
 // context-window error is escalated by the fallback layer, under this one.)
 func (h *handler) widerThan(model string, need int64) string {
-	cur, _ := h.p.Model(model)
+	cur := h.cfg.window(model)
 	for _, w := range h.wider {
 		if w == model {
 			continue
 		}
-		spec, ok := h.p.Model(w)
-		if !ok {
+		ww := h.cfg.window(w)
+		if ww <= 0 {
 			continue
 		}
-		if (cur.ContextWindow == 0 || spec.ContextWindow > cur.ContextWindow) && spec.ContextWindow >= need {
+		if (cur == 0 || ww > cur) && ww >= need {
 			return w
 		}
 	}

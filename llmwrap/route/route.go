@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/policies"
 )
 
 // Decision is what a Router picked for one call.
@@ -50,14 +49,14 @@ func (f EstimatorFunc) InputTokens(ctx context.Context, model string, req *middl
 // layer implements it for the team scope; [RunBudget] reads a run's.
 // Implementations must be safe for concurrent use.
 type BudgetReader interface {
-	Remaining(ctx context.Context, scope policies.BudgetScope) (fraction float64, ok bool)
+	Remaining(ctx context.Context, scope BudgetScope) (fraction float64, ok bool)
 }
 
 // BudgetReaderFunc adapts a function to a BudgetReader.
-type BudgetReaderFunc func(ctx context.Context, scope policies.BudgetScope) (float64, bool)
+type BudgetReaderFunc func(ctx context.Context, scope BudgetScope) (float64, bool)
 
 // Remaining calls f.
-func (f BudgetReaderFunc) Remaining(ctx context.Context, scope policies.BudgetScope) (float64, bool) {
+func (f BudgetReaderFunc) Remaining(ctx context.Context, scope BudgetScope) (float64, bool) {
 	return f(ctx, scope)
 }
 
@@ -86,7 +85,7 @@ type Query struct {
 }
 
 type budgetRead struct {
-	scope policies.BudgetScope
+	scope BudgetScope
 	frac  float64
 	ok    bool
 	read  bool
@@ -127,9 +126,9 @@ const (
 // Text returns the text keywords and regular expressions are matched
 // against: the last user message, or every message of the conversation
 // (their texts joined with newlines).
-func (q *Query) Text(scope policies.KeywordScope) string {
+func (q *Query) Text(scope KeywordScope) string {
 	i := textLastUser
-	if scope == policies.KeywordsInConversation {
+	if scope == KeywordsInConversation {
 		i = textConversation
 	}
 	return q.text(i)
@@ -198,7 +197,7 @@ func (q *Query) contains(n *needle, conv, whole bool) bool {
 
 // remaining reads the remaining fraction of a budget scope, once per
 // query and scope.
-func (q *Query) remaining(ctx context.Context, r BudgetReader, scope policies.BudgetScope) (float64, bool) {
+func (q *Query) remaining(ctx context.Context, r BudgetReader, scope BudgetScope) (float64, bool) {
 	for i := range q.budgets {
 		b := &q.budgets[i]
 		if b.read && b.scope == scope {

@@ -12,11 +12,10 @@ import (
 
 	"github.com/tokenwise/tokenwise/llmwrap/route/learn"
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/policies"
 )
 
-// Rules is the built-in Router: the ordered rules of a policy's routing
-// section, first match wins, then the default model. It is immutable and
+// Rules is the built-in Router: the ordered rules of a Config, first
+// match wins, then the default model. It is immutable and
 // safe for concurrent use.
 type Rules struct {
 	rules     []rule
@@ -43,7 +42,7 @@ type rule struct {
 	maxTok   int64
 	hasTools *bool
 	team     string
-	budget   *policies.BudgetBelow
+	budget   *BudgetBelow
 	always   bool
 
 	// why[k] explains a match on keyword k (why[0] without keywords):
@@ -65,30 +64,32 @@ func WithRulesEstimator(e Estimator) RulesOption { return func(r *Rules) { r.est
 // and a team-scope condition never holds.
 func WithRulesBudget(b BudgetReader) RulesOption { return func(r *Rules) { r.budget = b } }
 
-// NewRules compiles the routing rules of p. The policy must be valid
-// (policies.Load validates); an invalid one is an error here too.
-func NewRules(p *policies.Policy, opts ...RulesOption) (*Rules, error) {
-	if err := p.Validate(); err != nil {
+// NewRules compiles the routing rules of cfg. It fails (every problem
+// joined, each matching ErrConfig) on a rule without a model, a bad
+// regular expression, an unknown scope or check, or an incomplete
+// learned section.
+func NewRules(cfg Config, opts ...RulesOption) (*Rules, error) {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	r := &Rules{def: p.Routing.Default}
+	r := &Rules{def: cfg.Default}
 	if r.def != "" {
 		r.defWhy = "default " + strconv.Quote(r.def) + ": no rule matched"
 	}
 	for _, o := range opts {
 		o(r)
 	}
-	run := RunBudget(p.Budget.Run)
+	run := RunBudget(cfg.RunLimit)
 	if r.budget == nil {
 		r.budget = run
 	} else {
 		r.budget = fallbackReader{r.budget, run}
 	}
-	for i, pr := range p.Routing.Rules {
+	for i, pr := range cfg.Rules {
 		w := pr.When
-		c := rule{model: pr.Model, stage: middleware.Stage(w.Stage), minTok: w.MinInputTokens, maxTok: w.MaxInputTokens,
+		c := rule{model: pr.Model, stage: w.Stage, minTok: w.MinInputTokens, maxTok: w.MaxInputTokens,
 			hasTools: w.HasTools, team: w.Team, budget: w.BudgetBelow, always: w.IsZero(),
-			conv: w.KeywordsIn == policies.KeywordsInConversation}
+			conv: w.KeywordsIn == KeywordsInConversation}
 		c.label = "rule " + strconv.Itoa(i+1)
 		if pr.Name != "" {
 			c.label += " " + strconv.Quote(pr.Name)
@@ -99,7 +100,7 @@ func NewRules(p *policies.Policy, opts ...RulesOption) (*Rules, error) {
 		if w.Regex != "" {
 			re, err := regexp.Compile(w.Regex)
 			if err != nil { // Validate checked it; keep the error anyway
-				return nil, fmt.Errorf("route: routing.rules[%d].when.regex: %w", i, err)
+				return nil, fmt.Errorf("%w: rules[%d]: regex: %w", ErrConfig, i, err)
 			}
 			c.re = re
 			c.reLit = newNeedle(requiredLiteral(w.Regex))
@@ -107,7 +108,7 @@ func NewRules(p *policies.Policy, opts ...RulesOption) (*Rules, error) {
 		c.explainStatic()
 		r.rules = append(r.rules, c)
 	}
-	if err := r.initLearned(p); err != nil {
+	if err := r.initLearned(cfg); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -267,7 +268,7 @@ func (c *rule) explain(m matched) string {
 		}
 		scope := c.budget.Scope
 		if scope == "" {
-			scope = policies.BudgetScopeRun
+			scope = BudgetScopeRun
 		}
 		b = append(b, scope...)
 		b = append(b, " budget remaining "...)
@@ -349,24 +350,24 @@ func requiredLiteral(expr string) string {
 }
 
 // RunBudget returns a BudgetReader of the run scope: the share of the
-// policy's run limits (USD and tokens; the smaller share when both are
-// set) left, from the run's recorded calls. It knows no other scope.
-func RunBudget(b policies.RunBudget) BudgetReader {
-	return BudgetReaderFunc(func(ctx context.Context, scope policies.BudgetScope) (float64, bool) {
-		if scope != policies.BudgetScopeRun && scope != "" {
+// run limits b (USD and tokens; the smaller share when both are set) left,
+// from the run's recorded calls. It knows no other scope.
+func RunBudget(b RunLimit) BudgetReader {
+	return BudgetReaderFunc(func(ctx context.Context, scope BudgetScope) (float64, bool) {
+		if scope != BudgetScopeRun && scope != "" {
 			return 0, false
 		}
 		run := middleware.RunFrom(ctx)
-		if run == nil || b.MaxUSD <= 0 && b.MaxTokens <= 0 {
+		if run == nil || b.USDMicros <= 0 && b.Tokens <= 0 {
 			return 0, false
 		}
 		used, cost := run.Spent()
 		frac := 1.0
-		if b.MaxUSD > 0 {
-			frac = min(frac, float64(b.MaxUSD.Micro()-cost)/float64(b.MaxUSD.Micro()))
+		if b.USDMicros > 0 {
+			frac = min(frac, float64(b.USDMicros-cost)/float64(b.USDMicros))
 		}
-		if b.MaxTokens > 0 {
-			frac = min(frac, float64(b.MaxTokens-used.Total())/float64(b.MaxTokens))
+		if b.Tokens > 0 {
+			frac = min(frac, float64(b.Tokens-used.Total())/float64(b.Tokens))
 		}
 		return max(frac, 0), true
 	})
@@ -375,7 +376,7 @@ func RunBudget(b policies.RunBudget) BudgetReader {
 // fallbackReader asks first, then second.
 type fallbackReader struct{ first, second BudgetReader }
 
-func (f fallbackReader) Remaining(ctx context.Context, scope policies.BudgetScope) (float64, bool) {
+func (f fallbackReader) Remaining(ctx context.Context, scope BudgetScope) (float64, bool) {
 	if v, ok := f.first.Remaining(ctx, scope); ok {
 		return v, true
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
@@ -45,7 +46,7 @@ routing:
       when: {keywords: [deploy], keywords_in: conversation}
       model: gpt-4.1
 `)
-	rules, err := route.NewRules(p)
+	rules, err := llmwrap.NewRules(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ routing:
 		asked = append(asked, model)
 		return int64(len(req.LastUserText()))
 	})
-	rules, err := route.NewRules(p, route.WithRulesEstimator(est))
+	rules, err := llmwrap.NewRules(p, route.WithRulesEstimator(est))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ routing:
     - name: rest
       model: gpt-4.1-nano
 `)
-	rules, err := route.NewRules(p)
+	rules, err := llmwrap.NewRules(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +184,7 @@ routing:
       when: {budget_below: {fraction: 0.2}}
       model: gpt-4o-mini
 `)
-	rules, err := route.NewRules(p)
+	rules, err := llmwrap.NewRules(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,10 +220,10 @@ routing:
       model: gpt-4o-mini
 `)
 	left := 0.5
-	reader := route.BudgetReaderFunc(func(ctx context.Context, scope policies.BudgetScope) (float64, bool) {
-		return left, scope == policies.BudgetScopeTeam && middleware.TeamFrom(ctx) == "devops"
+	reader := route.BudgetReaderFunc(func(ctx context.Context, scope route.BudgetScope) (float64, bool) {
+		return left, scope == route.BudgetScopeTeam && middleware.TeamFrom(ctx) == "devops"
 	})
-	rules, err := route.NewRules(p, route.WithRulesBudget(reader))
+	rules, err := llmwrap.NewRules(p, route.WithRulesBudget(reader))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +312,7 @@ func TestValidToolJSON(t *testing.T) {
 func TestStrongOnly(t *testing.T) {
 	t.Parallel()
 	p := policies.Default()
-	s := route.StrongOnly(p, "")
+	s := llmwrap.StrongOnly(p, "")
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func chunks(n int) middleware.Handler {
 // chunk of a 1000-chunk stream from an instant model (ns/chunk).
 func BenchmarkStreamChunk(b *testing.B) {
 	const n = 1000
-	h := timeout.New(timeout.Limits{Call: time.Minute, FirstToken: time.Minute, Idle: time.Minute})(chunks(n))
+	h := mw(b, timeout.Config{Call: time.Minute, FirstToken: time.Minute, Idle: time.Minute})(chunks(n))
 	req := request(func(context.Context, middleware.Chunk) error { return nil })
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -40,7 +40,7 @@ func BenchmarkStreamChunk(b *testing.B) {
 // BenchmarkCall is the cost of the call limit on an instant, unstreamed
 // call.
 func BenchmarkCall(b *testing.B) {
-	h := timeout.New(timeout.Limits{Call: time.Minute})(chunks(0))
+	h := mw(b, timeout.Config{Call: time.Minute})(chunks(0))
 	req := request(nil)
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -55,4 +55,13 @@ func BenchmarkCall(b *testing.B) {
 func request(stream middleware.StreamFunc) *middleware.Request {
 	return &middleware.Request{Model: "gpt-4o", Stream: stream,
 		Messages: []middleware.Message{{Role: middleware.RoleUser, Content: "hi"}}}
+}
+
+// mw is the timeout middleware of cfg.
+func mw(b *testing.B, cfg timeout.Config) middleware.Middleware {
+	t, err := timeout.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return t.Middleware()
 }

@@ -6,6 +6,14 @@
 // so a retry or a fallback treats it as transient and callers can tell the
 // limits apart.
 //
+// Every tokenwise layer is built the same way: New(Config, ...Option)
+// returns a *Timeout whose Middleware method gives the
+// middleware.Middleware. Config is plain data whose zero fields are
+// documented defaults or "off" (as gobreaker's Settings), so the layer is
+// usable without a policy file; package llmwrap maps a policy's section to
+// it. Options are functional options (as in connect-go and go-kit) for
+// code-side dependencies (none yet for this layer) only, never policy data.
+//
 // The run's own deadline is the run guard's (package guard); in the default
 // onion (see package llmwrap) this layer is the innermost and bounds one
 // attempt against one model, while the run deadline bounds the whole

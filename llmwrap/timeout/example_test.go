@@ -17,8 +17,12 @@ func Example() {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	})
-	h := timeout.New(timeout.Limits{Call: 10 * time.Millisecond})(stuck)
-	_, err := h.Handle(context.Background(), &middleware.Request{Model: "gpt-4o"})
+	t, err := timeout.New(timeout.Config{Call: 10 * time.Millisecond})
+	if err != nil {
+		panic(err)
+	}
+	h := t.Middleware()(stuck)
+	_, err = h.Handle(context.Background(), &middleware.Request{Model: "gpt-4o"})
 	fmt.Println(errors.Is(err, timeout.ErrCall), errors.Is(err, context.DeadlineExceeded))
 	fmt.Println(err)
 	// Output:

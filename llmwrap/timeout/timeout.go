@@ -3,6 +3,7 @@ package timeout
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,25 +20,57 @@ var (
 	ErrIdle = errors.New("tokenwise/timeout: stream idle too long")
 )
 
-// Limits configures the timeouts. A zero field is no limit; the zero value
-// adds no layer.
-type Limits struct {
-	// Call bounds one call, from send to the last chunk.
+// ErrConfig: New was given a Config it cannot use (a negative limit).
+var ErrConfig = errors.New("tokenwise/timeout: invalid config")
+
+// Config configures the timeouts. A zero field is no limit; the zero
+// Config adds no layer (Middleware returns nil).
+type Config struct {
+	// Call bounds one call, from send to the last chunk. Zero: no limit.
 	Call time.Duration
-	// FirstToken bounds, for a streaming call, the wait for the first chunk.
+	// FirstToken bounds, for a streaming call, the wait for the first
+	// chunk. Zero: no limit.
 	FirstToken time.Duration
 	// Idle bounds, for a streaming call, the gap between two chunks. It
-	// starts with the first chunk: the wait for the first one is FirstToken's.
+	// starts with the first chunk: the wait for the first one is
+	// FirstToken's. Zero: no limit.
 	Idle time.Duration
 }
 
-// New returns the timeout middleware, or nil when l sets no limit. The
-// middleware is safe for concurrent use and leaves no goroutine or timer
-// behind when a call returns.
+// Option configures code-side dependencies of the layer. The timeout layer
+// has none yet; the type keeps its constructor the shape of every layer's.
+type Option func(*options)
+
+type options struct{}
+
+// Timeout is the timeout layer. It is safe for concurrent use.
+type Timeout struct {
+	cfg Config
+}
+
+// New returns the timeout layer for cfg. It fails (with an error matching
+// ErrConfig) on a negative limit.
+func New(cfg Config, opts ...Option) (*Timeout, error) {
+	o := &options{}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(o)
+		}
+	}
+	if cfg.Call < 0 || cfg.FirstToken < 0 || cfg.Idle < 0 {
+		return nil, fmt.Errorf("%w: negative limit (call %v, first token %v, idle %v)", ErrConfig, cfg.Call, cfg.FirstToken, cfg.Idle)
+	}
+	return &Timeout{cfg: cfg}, nil
+}
+
+// Middleware returns the timeout middleware, or nil when the Config sets
+// no limit. The middleware is safe for concurrent use and leaves no
+// goroutine or timer behind when a call returns.
 //
 // The idle and first-token clocks stop while the caller's stream function
 // runs: a slow consumer is not a stalled provider.
-func New(l Limits) middleware.Middleware {
+func (t *Timeout) Middleware() middleware.Middleware {
+	l := t.cfg
 	if l.Call <= 0 && l.FirstToken <= 0 && l.Idle <= 0 {
 		return nil
 	}

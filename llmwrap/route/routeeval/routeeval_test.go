@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokenwise/tokenwise/llmwrap/route"
+	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/route/routeeval"
 	"github.com/tokenwise/tokenwise/policies"
 )
@@ -108,7 +108,7 @@ func policyScorer(t *testing.T, yaml string) *routeeval.Policy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules, err := route.NewRules(p)
+	rules, err := llmwrap.NewRules(p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,44 @@
+package llmwrap
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tokenwise/tokenwise/policies"
+	"github.com/tokenwise/tokenwise/toolwrap"
+)
+
+// NewExecutor returns an executor of tools configured by p's tools
+// section: max_parallel, the tool timeout (tools.timeout, else
+// timeouts.tool), on_error, the result cache TTL, per_tool metadata and
+// artifacts. An artifact store of kind memory or dir is built here; kind
+// redis needs store (for example adapters/redis's artifact store), which,
+// when non-nil, is used for any kind. opts come after the policy's (a
+// toolwrap.WithArtifacts of yours replaces the policy's artifacts).
+func NewExecutor(p *policies.Policy, tools []toolwrap.Tool, store toolwrap.Store, opts ...toolwrap.Option) (*toolwrap.Executor, error) {
+	if p == nil {
+		p = policies.Default()
+	}
+	var base []toolwrap.Option
+	a := p.Tools.Artifacts
+	if a.ThresholdBytes > 0 || a.ThresholdTokens > 0 {
+		if store == nil {
+			switch a.Store {
+			case policies.StoreMemory, "":
+				store = toolwrap.NewMemoryStore(int64(a.MaxBytes))
+			case policies.StoreDir:
+				ds, err := toolwrap.NewDirStore(a.Dir)
+				if err != nil {
+					return nil, fmt.Errorf("tokenwise/llmwrap: tools.artifacts: %w", err)
+				}
+				store = ds
+			case policies.StoreRedis:
+				return nil, errors.New("tokenwise/llmwrap: tools.artifacts.store is redis: pass a store (adapters/redis)")
+			default:
+				return nil, fmt.Errorf("tokenwise/llmwrap: tools.artifacts.store %q unknown", a.Store)
+			}
+		}
+		base = append(base, toolwrap.WithArtifacts(toolwrap.NewArtifacts(store, artifactConfig(p), nil)))
+	}
+	return toolwrap.New(tools, toolsConfig(p), append(base, opts...)...)
+}
