@@ -111,8 +111,15 @@ func (e *RequestError) Unwrap() error { return e.Err }
 // decodeRequest decodes a chat completion request body. The returned
 // request's Native is a *Wire holding body.
 func decodeRequest(body []byte) (*middleware.Request, error) {
+	return decodeRequestMemo(body, nil)
+}
+
+// decodeRequestMemo is decodeRequest taking the messages memo already
+// holds from it, and keeping the others there (memo nil: none).
+func decodeRequestMemo(body []byte, memo *msgMemo) (*middleware.Request, error) {
 	r := getReader(body)
 	defer putReader(r)
+	r.memo = memo
 	s := &requestSnapshot{}
 	req := &s.core
 	ok, err := r.open('{')
@@ -255,9 +262,29 @@ func (r *reader) messages(s *requestSnapshot) error {
 	spans := make([]span, 0, 8)
 	for r.more() {
 		start := r.next()
+		var h uint64
+		hashed := -1 // the end of the span h is the hash of
+		if r.memo != nil && r.peek() == '{' {
+			if end, ok := skipQuick(r.src, start); ok {
+				var m middleware.Message
+				if m, h, ok = r.memo.get(r.src[start:end]); ok {
+					r.pos = end
+					msgs = append(msgs, m)
+					spans = append(spans, span{start, end})
+					continue
+				}
+				hashed = end
+			}
+		}
 		m, err := r.message()
 		if err != nil {
 			return &pathError{path: "[" + strconv.Itoa(len(msgs)) + "]", err: err}
+		}
+		if r.memo != nil {
+			if hashed != r.offset() {
+				h = r.memo.hash(r.src[start:r.offset()])
+			}
+			m = r.memo.put(h, r.src[start:r.offset()], m)
 		}
 		msgs = append(msgs, m)
 		spans = append(spans, span{start, r.offset()})
