@@ -49,14 +49,24 @@ const (
 	memoEntryOverhead = 256
 )
 
+// The kinds of values the memo keeps.
+const (
+	kindMessage byte = iota + 1
+	kindTool
+)
+
 type memoEntry struct {
-	h    uint64
-	raw  []byte // the message's wire JSON; msg's strings point into it
-	msg  middleware.Message
-	size int64
+	h        uint64
+	kind     byte
+	raw      []byte // the value's wire JSON; the decoded strings point into it
+	msg      middleware.Message
+	tool     middleware.Tool
+	function bool // a tool of type "function" (the core models no other)
+	size     int64
 }
 
-// msgMemo is a Transport's decoded-message memo. Safe for concurrent use.
+// msgMemo is a Transport's memo of decoded messages and tools. Safe for
+// concurrent use.
 type msgMemo struct {
 	seed   maphash.Seed
 	slots  []atomic.Pointer[memoEntry]
@@ -64,6 +74,8 @@ type msgMemo struct {
 	max    int64
 	bytes  atomic.Int64
 	cursor atomic.Uint64
+	// The lengths of the last request's lists, to allocate the next ones.
+	msgsHint, toolsHint atomic.Int32
 }
 
 func newMsgMemo(slots int, maxBytes int64) *msgMemo {
@@ -78,41 +90,77 @@ func (t *msgMemo) slotsOf(h uint64) (uint64, uint64) {
 	return h & t.mask, (h >> 32) & t.mask
 }
 
-func (t *msgMemo) hash(raw []byte) uint64 { return maphash.Bytes(t.seed, raw) }
-
-// get returns the message whose wire JSON is raw, if kept, and the hash
-// of raw for put.
-func (t *msgMemo) get(raw []byte) (middleware.Message, uint64, bool) {
-	h := t.hash(raw)
-	i, j := t.slotsOf(h)
-	if e := t.slots[i].Load(); e != nil && e.h == h && bytes.Equal(e.raw, raw) {
-		return e.msg, h, true
-	}
-	if e := t.slots[j].Load(); e != nil && e.h == h && bytes.Equal(e.raw, raw) {
-		return e.msg, h, true
-	}
-	return middleware.Message{}, h, false
+// hash returns the hash of a value of kind whose wire JSON is raw.
+func (t *msgMemo) hash(kind byte, raw []byte) uint64 {
+	return maphash.Bytes(t.seed, raw) ^ uint64(kind)*0x9E3779B97F4A7C15
 }
 
-// put keeps the message raw (of hash h) decodes to, and returns it as kept
-// (its strings in the memo's copy of raw); m is what the strict reader
-// read from raw, returned as is when raw is not kept.
-func (t *msgMemo) put(h uint64, raw []byte, m middleware.Message) middleware.Message {
+// get returns the entry of the value of kind whose wire JSON is raw, if
+// kept, and the hash of raw for keep.
+func (t *msgMemo) get(kind byte, raw []byte) (*memoEntry, uint64) {
+	h := t.hash(kind, raw)
+	i, j := t.slotsOf(h)
+	if e := t.slots[i].Load(); e != nil && e.h == h && e.kind == kind && bytes.Equal(e.raw, raw) {
+		return e, h
+	}
+	if e := t.slots[j].Load(); e != nil && e.h == h && e.kind == kind && bytes.Equal(e.raw, raw) {
+		return e, h
+	}
+	return nil, h
+}
+
+// copyOf returns a reader over the memo's own copy of raw, a value that
+// decoded without error, when a value of that size may be kept.
+func (t *msgMemo) copyOf(raw []byte) (*reader, bool) {
 	size := int64(len(raw)) + memoEntryOverhead
 	if size > maxMemoMessage || size > t.max/16 {
+		return nil, false
+	}
+	return getReader(bytes.Clone(raw)), true
+}
+
+// putMessage keeps the message raw (of hash h) decodes to, and returns it
+// as kept (its strings in the memo's copy of raw); m is what the strict
+// reader read from raw, returned as is when raw is not kept.
+func (t *msgMemo) putMessage(h uint64, raw []byte, m middleware.Message) middleware.Message {
+	r, ok := t.copyOf(raw)
+	if !ok {
 		return m
 	}
-	cp := bytes.Clone(raw)
-	r := getReader(cp)
+	defer putReader(r)
 	km, err := r.message()
 	if err == nil {
 		err = r.end()
 	}
-	putReader(r)
 	if err != nil {
 		return m // cannot happen: raw decoded once already
 	}
-	e := &memoEntry{h: h, raw: cp, msg: km, size: size}
+	t.keep(&memoEntry{h: h, kind: kindMessage, raw: r.src, msg: km})
+	return km
+}
+
+// putTool is putMessage for a tool.
+func (t *msgMemo) putTool(h uint64, raw []byte, tool middleware.Tool, function bool) middleware.Tool {
+	r, ok := t.copyOf(raw)
+	if !ok {
+		return tool
+	}
+	defer putReader(r)
+	kt, kf, err := r.tool()
+	if err == nil {
+		err = r.end()
+	}
+	if err != nil || kf != function {
+		return tool // cannot happen: raw decoded once already
+	}
+	t.keep(&memoEntry{h: h, kind: kindTool, raw: r.src, tool: kt, function: kf})
+	return kt
+}
+
+// keep stores e in one of its two slots.
+func (t *msgMemo) keep(e *memoEntry) {
+	e.size = int64(len(e.raw)) + memoEntryOverhead
+	size := e.size
 	i, j := t.slotsOf(e.h)
 	slot := &t.slots[i]
 	if old := slot.Load(); old != nil && old.h != e.h {
@@ -128,7 +176,6 @@ func (t *msgMemo) put(h uint64, raw []byte, m middleware.Message) middleware.Mes
 	if t.bytes.Add(size) > t.max {
 		t.evict(slot)
 	}
-	return km
 }
 
 // evict forgets entries in slot order, but keep (just set), until the

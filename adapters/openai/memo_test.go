@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/tokens"
 )
 
 // randomText returns text with the characters that make JSON strings
@@ -85,6 +86,27 @@ func randomMessageJSON(rng *rand.Rand) string {
 	return "{" + ws() + strings.Join(members, ","+ws()) + ws() + "}"
 }
 
+// randomToolJSON returns the wire JSON of a random tool: a function with
+// or without a description, parameters and strict, or a tool of another
+// type (which the core does not model).
+func randomToolJSON(rng *rand.Rand) string {
+	str := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	if rng.IntN(6) == 0 {
+		return `{"type":"custom","custom":{"name":` + str(randomText(rng)) + `}}`
+	}
+	fn := []string{`"name":` + str("f"+randomText(rng))}
+	if rng.IntN(2) == 0 {
+		fn = append(fn, `"description":`+str(randomText(rng)))
+	}
+	if rng.IntN(2) == 0 {
+		fn = append(fn, `"parameters":{"type":"object","properties":{"x":{"type":"string","description":`+str(randomText(rng))+`}}}`)
+	}
+	if rng.IntN(3) == 0 {
+		fn = append(fn, `"strict":true`)
+	}
+	return `{"type":"function","function":{` + strings.Join(fn, ",") + `}}`
+}
+
 func requestBody(msgs []string, tail string) []byte {
 	return []byte(`{"model":"gpt-4o","messages":[` + strings.Join(msgs, ",") + `]` + tail + `}`)
 }
@@ -114,7 +136,8 @@ func decodedEqual(t *testing.T, body []byte, got, want *middleware.Request, gotE
 }
 
 // TestMessageMemoDecodesAsTheStrictReader: over random conversations that
-// grow turn by turn (resending every earlier message, as agents do), with
+// grow turn by turn (resending every earlier message and the tools, as
+// agents do), with
 // random bytes broken in some calls, a Transport's memoised decoding gives
 // exactly what the strict reader gives (request, spans, errors), and a
 // resent message decodes to the very same strings (same data pointers) as
@@ -126,11 +149,19 @@ func TestMessageMemoDecodesAsTheStrictReader(t *testing.T) {
 	for conv := range 300 {
 		var msgs []string
 		var prev *middleware.Request
+		var tools []string
+		for range rng.IntN(4) {
+			tools = append(tools, randomToolJSON(rng))
+		}
 		for turn := range 1 + rng.IntN(8) {
 			for range 1 + rng.IntN(3) {
 				msgs = append(msgs, randomMessageJSON(rng))
 			}
-			body := requestBody(msgs, []string{"", `,"temperature":0.2`, `,"stream":true`}[rng.IntN(3)])
+			tail := []string{"", `,"temperature":0.2`, `,"stream":true`}[rng.IntN(3)]
+			if len(tools) > 0 && rng.IntN(4) > 0 {
+				tail += `,"tools":[` + strings.Join(tools, ",") + `]`
+			}
+			body := requestBody(msgs, tail)
 			if !json.Valid(body) {
 				t.Fatalf("generator made invalid JSON: %s", body)
 			}
@@ -186,7 +217,51 @@ func TestMessageMemoForgetsWithinItsBound(t *testing.T) {
 	if _, err := decodeRequestMemo(big, memo); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok := memo.get(big[len(`{"model":"gpt-4o","messages":[`) : len(big)-2]); ok || memo.bytes.Load() != before {
+	if e, _ := memo.get(kindMessage, big[len(`{"model":"gpt-4o","messages":[`):len(big)-2]); e != nil || memo.bytes.Load() != before {
 		t.Fatal("an outsized message was kept")
+	}
+}
+
+// TestMemoisedCountIsTheFreshCount: over random conversations that grow
+// turn by turn, decoded through a Transport's memo (so that resent
+// messages come back as the same strings and take the estimator's
+// identity path), the memoised token estimate of every request equals the
+// count of an estimator without any memo, for both OpenAI encodings, the
+// legacy framing and the conservative rule.
+func TestMemoisedCountIsTheFreshCount(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 8))
+	memo := newMsgMemo(256, 1<<20)
+	est := tokens.New()
+	fresh := tokens.New(tokens.WithCacheSize(0))
+	models := []string{"gpt-4o", "gpt-4", "gpt-3.5-turbo-0301", "claude-3-5-sonnet"}
+	for range 60 {
+		var msgs []string
+		var tools []string
+		for range rng.IntN(3) {
+			tools = append(tools, randomToolJSON(rng))
+		}
+		for range 1 + rng.IntN(6) {
+			for range 1 + rng.IntN(3) {
+				msgs = append(msgs, randomMessageJSON(rng))
+			}
+			tail := ""
+			if len(tools) > 0 {
+				tail = `,"tools":[` + strings.Join(tools, ",") + `]`
+			}
+			body := requestBody(msgs, tail)
+			req, err := decodeRequestMemo(body, memo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := decodeRequest(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, model := range models {
+				if got, want := est.Request(model, req), fresh.Request(model, plain); got != want {
+					t.Fatalf("%s: memoised count %d, fresh count %d\n%s", model, got, want, body)
+				}
+			}
+		}
 	}
 }

@@ -258,18 +258,22 @@ func (r *reader) messages(s *requestSnapshot) error {
 	if err != nil || !ok {
 		return err
 	}
-	msgs := make([]middleware.Message, 0, 8)
-	spans := make([]span, 0, 8)
+	n := 8
+	if r.memo != nil {
+		n = max(n, int(r.memo.msgsHint.Load()))
+	}
+	msgs := make([]middleware.Message, 0, n)
+	spans := make([]span, 0, n)
 	for r.more() {
 		start := r.next()
 		var h uint64
 		hashed := -1 // the end of the span h is the hash of
 		if r.memo != nil && r.peek() == '{' {
 			if end, ok := skipQuick(r.src, start); ok {
-				var m middleware.Message
-				if m, h, ok = r.memo.get(r.src[start:end]); ok {
+				var e *memoEntry
+				if e, h = r.memo.get(kindMessage, r.src[start:end]); e != nil {
 					r.pos = end
-					msgs = append(msgs, m)
+					msgs = append(msgs, e.msg)
 					spans = append(spans, span{start, end})
 					continue
 				}
@@ -282,12 +286,15 @@ func (r *reader) messages(s *requestSnapshot) error {
 		}
 		if r.memo != nil {
 			if hashed != r.offset() {
-				h = r.memo.hash(r.src[start:r.offset()])
+				h = r.memo.hash(kindMessage, r.src[start:r.offset()])
 			}
-			m = r.memo.put(h, r.src[start:r.offset()], m)
+			m = r.memo.putMessage(h, r.src[start:r.offset()], m)
 		}
 		msgs = append(msgs, m)
 		spans = append(spans, span{start, r.offset()})
+	}
+	if r.memo != nil {
+		r.memo.msgsHint.Store(int32(min(len(msgs), 1<<12)))
 	}
 	s.core.Messages, s.msgSpans = msgs, spans
 	return r.close()
@@ -493,44 +500,86 @@ func (r *reader) tools(s *requestSnapshot) error {
 	}
 	var tools []middleware.Tool
 	var spans []span
+	if r.memo != nil {
+		if n := int(r.memo.toolsHint.Load()); n > 0 {
+			tools, spans = make([]middleware.Tool, 0, n), make([]span, 0, n)
+		}
+	}
 	for r.more() {
 		start := r.next()
 		var t middleware.Tool
-		var typ string
-		if ok, err := r.open('{'); err != nil || !ok {
-			if err == nil {
-				err = errors.New("tool is null")
+		var function bool
+		var h uint64
+		hashed, kept := -1, false
+		if r.memo != nil && r.peek() == '{' {
+			if end, ok := skipQuick(r.src, start); ok {
+				var e *memoEntry
+				if e, h = r.memo.get(kindTool, r.src[start:end]); e != nil {
+					r.pos = end
+					t, function, kept = e.tool, e.function, true
+				}
+				hashed = end
 			}
-			return err
 		}
-		for r.more() {
-			name, err := r.name()
-			if err != nil {
+		if !kept {
+			var err error
+			if t, function, err = r.tool(); err != nil {
 				return err
 			}
-			switch name {
-			case "type":
-				typ, err = r.str()
-			case "function":
-				err = r.function(&t)
-			default:
-				err = r.skip()
-			}
-			if err != nil {
-				return err
+			if r.memo != nil {
+				if hashed != r.offset() {
+					h = r.memo.hash(kindTool, r.src[start:r.offset()])
+				}
+				t = r.memo.putTool(h, r.src[start:r.offset()], t, function)
 			}
 		}
-		if err := r.close(); err != nil {
-			return err
-		}
-		if typ != "function" {
+		if !function {
 			continue // the core models function tools only
 		}
 		tools = append(tools, t)
 		spans = append(spans, span{start, r.offset()})
 	}
+	if r.memo != nil {
+		r.memo.toolsHint.Store(int32(min(len(tools), 1<<10)))
+	}
+	if len(tools) == 0 {
+		tools, spans = nil, nil // as without a hint
+	}
 	s.core.Tools, s.toolSpans = tools, spans
 	return r.close()
+}
+
+// tool reads one tool, and reports whether it is a function tool.
+func (r *reader) tool() (middleware.Tool, bool, error) {
+	var t middleware.Tool
+	var typ string
+	if ok, err := r.open('{'); err != nil || !ok {
+		if err == nil {
+			err = errors.New("tool is null")
+		}
+		return t, false, err
+	}
+	for r.more() {
+		name, err := r.name()
+		if err != nil {
+			return t, false, err
+		}
+		switch name {
+		case "type":
+			typ, err = r.str()
+		case "function":
+			err = r.function(&t)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return t, false, err
+		}
+	}
+	if err := r.close(); err != nil {
+		return t, false, err
+	}
+	return t, typ == "function", nil
 }
 
 func (r *reader) function(t *middleware.Tool) error {
