@@ -159,8 +159,7 @@ func constant(s string) (string, bool) {
 }
 
 // eachString calls f with a pointer to every string of r that an entry
-// keeps, in one fixed order (the one list arenaLen and compact share). The
-// role is passed as a string and written back only when f changed it, so a
+// keeps, in one fixed order (the one list arenaLen and compact share). A
 // read-only f never writes to r.
 func eachString(r *middleware.Response, f func(*string)) {
 	m := &r.Message
@@ -168,11 +167,7 @@ func eachString(r *middleware.Response, f func(*string)) {
 	f(&r.Model)
 	f(&r.FinishReason)
 	f(&r.Refusal)
-	role := string(m.Role)
-	f(&role)
-	if role != string(m.Role) {
-		m.Role = middleware.Role(role)
-	}
+	f((*string)(&m.Role)) // a Role is a string: no copy to escape to the heap
 	f(&m.Content)
 	f(&m.Name)
 	f(&m.ToolCallID)
