@@ -113,10 +113,10 @@ func (e *Entry) UnmarshalBinary(data []byte) error {
 
 // perEntryOverhead is the memory a [Memory] store spends per entry besides
 // the entry's own allocations: the LRU's list element (about 90 bytes,
-// rounded to its size class) and one slot in each of its two maps (items
-// and the expiry bucket: 16 bytes of key and pointer, a control byte, at a
-// load factor that can fall to 7/16 after growth).
-const perEntryOverhead = 96 + 2*40
+// rounded to its size class) and one slot in its map (16 bytes of key and
+// pointer, a control byte, at a load factor that can fall to 7/16 after
+// growth).
+const perEntryOverhead = 96 + 40
 
 // size returns the heap memory the entry holds, for the byte bound: every
 // allocation it owns rounded up to the allocator's size class, plus the
