@@ -89,7 +89,7 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 		c = nil // a call of another Transport: not ours to redirect
 	}
 	stream := req.Stream != nil
-	body := encodeRequest(req, p.cfg.enc)
+	body := encodeRequestBody(req, p.cfg.enc)
 	hreq, err := p.newRequest(ctx, c, body, stream)
 	if err != nil {
 		return nil, err
@@ -145,7 +145,7 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 	return resp, nil
 }
 
-func (p *Provider) newRequest(ctx context.Context, c *call, body []byte, stream bool) (*http.Request, error) {
+func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, stream bool) (*http.Request, error) {
 	var hreq *http.Request
 	if c != nil {
 		hreq = c.req.Clone(ctx)
@@ -171,9 +171,9 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body []byte, stream 
 			hreq.Header.Set("Authorization", "Bearer "+p.apiKey)
 		}
 	}
-	hreq.Body = io.NopCloser(bytes.NewReader(body))
-	hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	hreq.ContentLength = int64(len(body))
+	hreq.Body = io.NopCloser(body.reader())
+	hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader()), nil }
+	hreq.ContentLength = int64(body.n)
 	hreq.Header.Set("Content-Type", "application/json")
 	if stream {
 		hreq.Header.Set("Accept", "text/event-stream")
