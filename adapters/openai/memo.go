@@ -12,7 +12,8 @@ import (
 //
 // An agent resends its whole conversation on every call: all but the last
 // few messages are the very bytes of the previous call. A Transport keeps
-// the messages it decoded, keyed by a hash of their wire JSON, and a
+// the messages (and tools) it decoded, keyed by a hash of their wire JSON,
+// and a
 // message whose bytes it has seen is not decoded again: its end is found
 // by a quick structural scan (strings skipped with IndexByte), its bytes
 // hashed and compared in full with the kept ones, and the kept decoded
@@ -33,7 +34,14 @@ import (
 // (package tokens) and every other per-message memo keyed by string
 // identity hit on a resent message without reading its text. The shared
 // Parts and ToolCalls slices are read-only, as every request's are
-// (middleware.Request).
+// (middleware.Request). Tools are kept the same way.
+//
+// A resent conversation is mostly found without scanning or hashing: each
+// entry remembers the hash of the message that followed it last time, and
+// the next message is first compared with that one's bytes (a prefix
+// compare of the body at the message's offset: equal bytes of a complete
+// JSON value are that value). Only a message not predicted so is scanned
+// and hashed.
 //
 // The table is direct-mapped with two candidate slots per hash, lock-free
 // (an atomic pointer per slot to an immutable entry), and bounded by slots
@@ -63,6 +71,10 @@ type memoEntry struct {
 	tool     middleware.Tool
 	function bool // a tool of type "function" (the core models no other)
 	size     int64
+	// next is the hash of the message that followed this one in the last
+	// request that had it (0: none), tried first for the next message:
+	// a hash, not a pointer, so that an entry never keeps another alive.
+	next atomic.Uint64
 }
 
 // msgMemo is a Transport's memo of decoded messages and tools. Safe for
@@ -109,6 +121,33 @@ func (t *msgMemo) get(kind byte, raw []byte) (*memoEntry, uint64) {
 	return nil, h
 }
 
+// next returns the kept entry of the message that followed prev last
+// time, or nil.
+func (t *msgMemo) next(prev *memoEntry) *memoEntry {
+	if prev == nil {
+		return nil
+	}
+	h := prev.next.Load()
+	if h == 0 {
+		return nil
+	}
+	i, j := t.slotsOf(h)
+	if e := t.slots[i].Load(); e != nil && e.h == h && e.kind == kindMessage {
+		return e
+	}
+	if e := t.slots[j].Load(); e != nil && e.h == h && e.kind == kindMessage {
+		return e
+	}
+	return nil
+}
+
+// link records that e followed prev (either may be nil).
+func (t *msgMemo) link(prev, e *memoEntry) {
+	if prev != nil && e != nil && prev.next.Load() != e.h {
+		prev.next.Store(e.h)
+	}
+}
+
 // copyOf returns a reader over the memo's own copy of raw, a value that
 // decoded without error, when a value of that size may be kept.
 func (t *msgMemo) copyOf(raw []byte) (*reader, bool) {
@@ -120,12 +159,13 @@ func (t *msgMemo) copyOf(raw []byte) (*reader, bool) {
 }
 
 // putMessage keeps the message raw (of hash h) decodes to, and returns it
-// as kept (its strings in the memo's copy of raw); m is what the strict
-// reader read from raw, returned as is when raw is not kept.
-func (t *msgMemo) putMessage(h uint64, raw []byte, m middleware.Message) middleware.Message {
+// as kept (its strings in the memo's copy of raw) with its entry; m is
+// what the strict reader read from raw, returned as is (and no entry) when
+// raw is not kept.
+func (t *msgMemo) putMessage(h uint64, raw []byte, m middleware.Message) (middleware.Message, *memoEntry) {
 	r, ok := t.copyOf(raw)
 	if !ok {
-		return m
+		return m, nil
 	}
 	defer putReader(r)
 	km, err := r.message()
@@ -133,10 +173,11 @@ func (t *msgMemo) putMessage(h uint64, raw []byte, m middleware.Message) middlew
 		err = r.end()
 	}
 	if err != nil {
-		return m // cannot happen: raw decoded once already
+		return m, nil // cannot happen: raw decoded once already
 	}
-	t.keep(&memoEntry{h: h, kind: kindMessage, raw: r.src, msg: km})
-	return km
+	e := &memoEntry{h: h, kind: kindMessage, raw: r.src, msg: km}
+	t.keep(e)
+	return km, e
 }
 
 // putTool is putMessage for a tool.

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"strconv"
@@ -264,8 +265,20 @@ func (r *reader) messages(s *requestSnapshot) error {
 	}
 	msgs := make([]middleware.Message, 0, n)
 	spans := make([]span, 0, n)
+	var prev *memoEntry // the memo's entry of the previous message
 	for r.more() {
 		start := r.next()
+		if r.memo != nil {
+			// The message that followed the previous one last time, when
+			// these are its bytes: no scan, no hash, one comparison.
+			if e := r.memo.next(prev); e != nil && bytes.HasPrefix(r.src[start:], e.raw) {
+				r.pos = start + len(e.raw)
+				msgs = append(msgs, e.msg)
+				spans = append(spans, span{start, r.pos})
+				prev = e
+				continue
+			}
+		}
 		var h uint64
 		hashed := -1 // the end of the span h is the hash of
 		if r.memo != nil && r.peek() == '{' {
@@ -275,6 +288,8 @@ func (r *reader) messages(s *requestSnapshot) error {
 					r.pos = end
 					msgs = append(msgs, e.msg)
 					spans = append(spans, span{start, end})
+					r.memo.link(prev, e)
+					prev = e
 					continue
 				}
 				hashed = end
@@ -288,7 +303,10 @@ func (r *reader) messages(s *requestSnapshot) error {
 			if hashed != r.offset() {
 				h = r.memo.hash(kindMessage, r.src[start:r.offset()])
 			}
-			m = r.memo.putMessage(h, r.src[start:r.offset()], m)
+			var e *memoEntry
+			m, e = r.memo.putMessage(h, r.src[start:r.offset()], m)
+			r.memo.link(prev, e)
+			prev = e
 		}
 		msgs = append(msgs, m)
 		spans = append(spans, span{start, r.offset()})
