@@ -123,7 +123,7 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 	if stream && !strings.HasPrefix(hresp.Header.Get("Content-Type"), "application/json") {
 		return p.readStream(ctx, req, hresp.Body)
 	}
-	data, err := io.ReadAll(hresp.Body)
+	data, err := readResponseBody(hresp)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctxError(ctx)
@@ -184,6 +184,36 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, strea
 		hreq.Header[k] = append([]string(nil), v...)
 	}
 	return hreq, nil
+}
+
+// readResponseBody reads a response's body, in one allocation when its
+// length is known (and believable: a body longer than it says is still
+// read whole).
+func readResponseBody(hresp *http.Response) ([]byte, error) {
+	n := hresp.ContentLength
+	if n <= 0 || n > 64<<20 {
+		return io.ReadAll(hresp.Body)
+	}
+	data := make([]byte, n, n+1) // one spare byte: EOF is seen without growing
+	if _, err := io.ReadFull(hresp.Body, data); err != nil {
+		return nil, err
+	}
+	var one [1]byte
+	for {
+		k, err := hresp.Body.Read(one[:])
+		switch {
+		case k > 0:
+			rest, err := io.ReadAll(hresp.Body)
+			if err != nil {
+				return nil, err
+			}
+			return append(append(data, one[0]), rest...), nil
+		case err == io.EOF:
+			return data, nil
+		case err != nil:
+			return nil, err
+		}
+	}
 }
 
 // fail returns a ProviderError of kind without an HTTP status.

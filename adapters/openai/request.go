@@ -121,7 +121,10 @@ func decodeRequestMemo(body []byte, memo *msgMemo) (*middleware.Request, error) 
 	r := getReader(body)
 	defer putReader(r)
 	r.memo = memo
-	s := &requestSnapshot{}
+	// The snapshot, the Wire and the returned request in one allocation,
+	// the members in the snapshot's own array when there are few.
+	d := &decoded{}
+	s := &d.snap
 	req := &s.core
 	ok, err := r.open('{')
 	if err != nil {
@@ -130,7 +133,7 @@ func decodeRequestMemo(body []byte, memo *msgMemo) (*middleware.Request, error) 
 	if !ok {
 		return nil, &RequestError{Err: errors.New("request body is null")}
 	}
-	s.members = make([]member, 0, 16)
+	s.members = d.members[:0]
 	var extra []extraMember
 	for r.more() {
 		start := r.next()
@@ -213,9 +216,18 @@ func decodeRequestMemo(body []byte, memo *msgMemo) (*middleware.Request, error) 
 		return nil, &RequestError{Err: err}
 	}
 	req.Extra = canonicalExtra(extra)
-	out := *req
-	out.Native = &Wire{JSON: body, req: s}
-	return &out, nil
+	d.out = *req
+	d.wire = Wire{JSON: body, req: s}
+	d.out.Native = &d.wire
+	return &d.out, nil
+}
+
+// decoded is what decodeRequest allocates for a request, in one piece.
+type decoded struct {
+	snap    requestSnapshot
+	members [16]member
+	wire    Wire
+	out     middleware.Request
 }
 
 func lookupField(name string) field {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -93,6 +94,30 @@ func TestSplicedBodyIsThePatchedRequest(t *testing.T) {
 			var buf bytes.Buffer
 			if _, err := io.Copy(&buf, wb.reader()); err != nil || !bytes.Equal(buf.Bytes(), joined) {
 				t.Fatalf("WriteTo gives %q (%v), want %q", buf.Bytes(), err, joined)
+			}
+		}
+	}
+}
+
+// TestResponseBodyIsReadWhateverItsLengthSays: whatever its length says: a body shorter than its
+// Content-Length is an error, a longer one is read whole, an unknown
+// length is read to the end.
+func TestResponseBodyIsReadWhateverItsLengthSays(t *testing.T) {
+	body := []byte(`{"id":"x","choices":[]}`)
+	for _, c := range []struct {
+		length int64
+		want   []byte
+		fails  bool
+	}{
+		{int64(len(body)), body, false},
+		{-1, body, false},
+		{int64(len(body)) - 5, body, false},
+		{int64(len(body)) + 5, nil, true},
+	} {
+		for _, r := range []io.Reader{bytes.NewReader(body), iotest.OneByteReader(bytes.NewReader(body)), iotest.DataErrReader(bytes.NewReader(body))} {
+			got, err := readResponseBody(&http.Response{ContentLength: c.length, Body: io.NopCloser(r)})
+			if c.fails != (err != nil) || !c.fails && !bytes.Equal(got, c.want) {
+				t.Errorf("length %d: %q, %v", c.length, got, err)
 			}
 		}
 	}
