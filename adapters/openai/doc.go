@@ -126,7 +126,8 @@
 // keyed by their wire bytes (compared in full): a message an agent resends
 // is not decoded again, and comes back as the very same strings, on which
 // the token estimator and the router's keyword matching keep per-message
-// results (memo.go). The package's benchmarks measure the request path,
+// results (memo.go; at most 32 MiB of messages per Transport, none over
+// 2 MiB). The package's benchmarks measure the request path,
 // the decoding of a resent conversation, a whole RoundTrip and the
 // per-chunk cost of a stream.
 package openai
