@@ -447,8 +447,13 @@ func (r *reader) part() (middleware.Part, error) {
 		return p, err
 	}
 	switch p.Type {
-	case "text", "image_url":
-		return p, nil
+	case "text":
+		// Only its text: a stray member of another part type ("image_url"
+		// on a text part) is not the core's to carry (the wire bytes of an
+		// unchanged message keep it).
+		return middleware.Part{Type: p.Type, Text: p.Text}, nil
+	case "image_url":
+		return middleware.Part{Type: p.Type, URL: p.URL, Detail: p.Detail}, nil
 	case "input_audio":
 		if data, err := base64.StdEncoding.DecodeString(audioData); err == nil {
 			return middleware.Part{Type: p.Type, MIMEType: "audio/" + audioFormat, Data: data}, nil
