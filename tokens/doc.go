@@ -56,7 +56,9 @@
 // while it exists): an agent conversation that re-sends its old messages
 // and adds one costs a few nanoseconds per old message, whatever its size,
 // and tokenising only the new one. Messages with binary parts, and old
-// messages rebuilt as new strings, are found by the content hash instead. [ForCall] memoises the whole count once per
+// messages rebuilt as new strings, are found by the content hash instead.
+// (The OpenAI transport decodes a resent message to the same strings as
+// the previous call, so its old messages take the identity path.) [ForCall] memoises the whole count once per
 // call (and per model and request), so that the router, the compaction layer
 // and the budget share one computation.
 package tokens

@@ -389,6 +389,13 @@ func (h *hasher) add(s string) {
 	h.n += uint64(len(s))<<8 + 1
 }
 
+// addBytes is add for a byte slice, without converting it to a string.
+func (h *hasher) addBytes(b []byte) {
+	x := maphash.Bytes(h.seed, b)
+	h.acc = bits.RotateLeft64((h.acc^x)*0x9E3779B97F4A7C15, 31)
+	h.n += uint64(len(b))<<8 + 1
+}
+
 func (h *hasher) key() key { return key{h.acc, h.n} }
 
 func (e *Estimator) hashMessage(enc string, legacy bool, m *middleware.Message) key {
@@ -409,7 +416,7 @@ func (e *Estimator) hashMessage(enc string, legacy bool, m *middleware.Message) 
 		h.add(p.Text)
 		h.add(p.Detail)
 		h.add(p.URL)
-		h.add(string(p.Data))
+		h.addBytes(p.Data)
 	}
 	h.add("|")
 	for _, tc := range m.ToolCalls {
@@ -428,7 +435,7 @@ func (e *Estimator) tool(enc string, c tokenizer.Codec, t *middleware.Tool) int6
 	h.add(enc)
 	h.add(t.Name)
 	h.add(t.Description)
-	h.add(string(t.Parameters))
+	h.addBytes(t.Parameters)
 	k := h.key()
 	if v, ok := e.memo.Get(k); ok {
 		return v

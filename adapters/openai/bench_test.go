@@ -109,6 +109,38 @@ func BenchmarkRequestPathRouted(b *testing.B) {
 	}
 }
 
+// BenchmarkRequestDecodeMemo is the transport's decoding of the 8 KB body
+// as an agent sends it turn after turn: a new body every call (a copy,
+// with a distinct last message) whose other messages and tools the
+// Transport's memo decoded before. BenchmarkRequestDecodeNoMemo is the
+// same without the memo.
+func BenchmarkRequestDecodeMemo(b *testing.B) {
+	benchDecodeTurns(b, newMsgMemo(memoSlots, memoMaxBytes))
+}
+
+func BenchmarkRequestDecodeNoMemo(b *testing.B) { benchDecodeTurns(b, nil) }
+
+func benchDecodeTurns(b *testing.B, memo *msgMemo) {
+	body := benchRequest(b)
+	i := bytes.Index(body, []byte(`"Summarise."`))
+	bodies := make([][]byte, 64)
+	for n := range bodies {
+		bodies[n] = bytes.Clone(body)
+		bodies[n][i+1] = byte('A' + n%26)
+		bodies[n][i+2] = byte('a' + n/26)
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		req, err := decodeRequestMemo(bodies[n%len(bodies)], memo)
+		if err != nil || len(req.Messages) != 19 {
+			b.Fatal(err)
+		}
+		n++
+	}
+}
+
 // BenchmarkRequestDecodeStdlib and BenchmarkRequestDecodeJSONv2 are the
 // references: the same body decoded into go-openai's request type by
 // encoding/json and by github.com/go-json-experiment/json.

@@ -127,6 +127,14 @@
 // The hot paths (a request body, each streamed chunk) are decoded by a
 // small validating scanner that reads only the fields the core models and
 // copies no string without escapes; an unchanged request or response is
-// not re-encoded at all. The package's benchmarks measure the request path,
-// a whole RoundTrip and the per-chunk cost of a stream.
+// not re-encoded at all, and a changed one (a router's model, a budget's
+// max_tokens) is sent as the original body with the changed members
+// spliced in. A Transport remembers the messages and tools it decoded,
+// keyed by their wire bytes (compared in full): a message an agent resends
+// is not decoded again, and comes back as the very same strings, on which
+// the token estimator and the router's keyword matching keep per-message
+// results (memo.go; at most 32 MiB of messages per Transport, none over
+// 2 MiB). The package's benchmarks measure the request path,
+// the decoding of a resent conversation, a whole RoundTrip and the
+// per-chunk cost of a stream.
 package openai

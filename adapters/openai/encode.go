@@ -3,6 +3,7 @@ package openai
 import (
 	"bytes"
 	"encoding/base64"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -22,10 +23,85 @@ type encodeOptions struct {
 // not model) are copied from the original body, and an unchanged
 // non-streaming request is the original body itself.
 func encodeRequest(req *middleware.Request, o encodeOptions) []byte {
+	return encodeRequestBody(req, o).bytes()
+}
+
+// encodeRequestBody is encodeRequest without joining the pieces: a
+// request from decodeRequest whose fields a layer changed (a router's
+// model, a budget's max_tokens) is the original body with the changed
+// members spliced in, as slices of the original and the new values, so
+// that sending it copies the body once, into the connection.
+func encodeRequestBody(req *middleware.Request, o encodeOptions) wireBody {
 	if w, ok := req.Native.(*Wire); ok && w.req != nil {
 		return patchRequest(w, req, o)
 	}
-	return appendRequest(nil, req, o)
+	b := appendRequest(nil, req, o)
+	return wireBody{parts: [][]byte{b}, n: len(b)}
+}
+
+// wireBody is a request body in pieces, sent one after the other.
+type wireBody struct {
+	parts [][]byte
+	n     int // the total length
+}
+
+// bytes returns the body in one slice: the only piece itself, or a copy.
+func (b wireBody) bytes() []byte {
+	if len(b.parts) == 1 {
+		return b.parts[0]
+	}
+	out := make([]byte, 0, b.n)
+	for _, p := range b.parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// reader returns a reader of the body.
+func (b wireBody) reader() io.Reader {
+	if len(b.parts) == 1 {
+		return bytes.NewReader(b.parts[0])
+	}
+	return &piecesReader{parts: b.parts}
+}
+
+// piecesReader reads pieces one after the other (io.MultiReader without
+// a reader per piece). It never modifies the pieces: GetBody reads them
+// again.
+type piecesReader struct {
+	parts [][]byte
+	i     int // the piece being read
+	off   int // in it
+}
+
+func (r *piecesReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) && r.i < len(r.parts) {
+		c := copy(p[n:], r.parts[r.i][r.off:])
+		n += c
+		if r.off += c; r.off == len(r.parts[r.i]) {
+			r.i, r.off = r.i+1, 0
+		}
+	}
+	if n == 0 && r.i >= len(r.parts) {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// WriteTo writes the remaining pieces to w.
+func (r *piecesReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for r.i < len(r.parts) {
+		n, err := w.Write(r.parts[r.i][r.off:])
+		total += int64(n)
+		r.off += n
+		if err != nil {
+			return total, err
+		}
+		r.i, r.off = r.i+1, 0
+	}
+	return total, nil
 }
 
 // patch holds the new value of a top-level member: nil removes it.
@@ -36,7 +112,7 @@ type patch struct {
 
 func (p *patch) put(f field, v []byte) { p.set[f], p.value[f] = true, v }
 
-func patchRequest(w *Wire, req *middleware.Request, o encodeOptions) []byte {
+func patchRequest(w *Wire, req *middleware.Request, o encodeOptions) wireBody {
 	s := w.req
 	orig := &s.core
 	var p patch
@@ -126,46 +202,75 @@ func patchRequest(w *Wire, req *middleware.Request, o encodeOptions) []byte {
 		}
 	}
 	if !changed {
-		return w.JSON
+		return wireBody{parts: [][]byte{w.JSON}, n: len(w.JSON)}
 	}
-	return applyPatch(make([]byte, 0, len(w.JSON)+256), w.JSON, s, &p)
+	return splicePatch(w.JSON, s, &p)
 }
 
-// applyPatch writes the original object with p applied: members keep their
-// order and bytes unless patched; new members are appended.
-func applyPatch(dst, src []byte, s *requestSnapshot, p *patch) []byte {
-	dst = append(dst, '{')
-	first := true
-	sep := func() {
-		if !first {
-			dst = append(dst, ',')
+var (
+	openBrace  = []byte{'{'}
+	closeBrace = []byte{'}'}
+	comma      = []byte{','}
+)
+
+// splicePatch returns the original object with p applied, in pieces:
+// members keep their order and bytes unless patched, runs of unchanged
+// members are one slice of src (separators and whitespace between them
+// included); new members are appended.
+func splicePatch(src []byte, s *requestSnapshot, p *patch) wireBody {
+	b := wireBody{parts: make([][]byte, 0, 8)}
+	add := func(piece []byte) {
+		b.parts = append(b.parts, piece)
+		b.n += len(piece)
+	}
+	add(openBrace)
+	emitted := false
+	runStart, runEnd := -1, -1
+	flush := func() {
+		if runStart < 0 {
+			return
 		}
-		first = false
+		if emitted {
+			add(comma)
+		}
+		add(src[runStart:runEnd])
+		emitted, runStart = true, -1
 	}
 	for _, m := range s.members {
 		if m.field != fieldOther && p.set[m.field] {
+			flush()
 			v := p.value[m.field]
 			if v == nil {
 				continue
 			}
-			sep()
-			dst = append(dst, src[m.start:m.value.start]...) // the original name and colon
-			dst = append(dst, v...)
+			if emitted {
+				add(comma)
+			}
+			add(src[m.start:m.value.start]) // the original name and colon
+			add(v)
+			emitted = true
 			continue
 		}
-		sep()
-		dst = append(dst, src[m.start:m.end]...)
+		if runStart < 0 {
+			runStart = m.start
+		}
+		runEnd = m.end
 	}
+	flush()
 	for f := fieldModel; f < numFields; f++ {
 		if p.set[f] && p.value[f] != nil && !s.present[f] {
-			sep()
-			dst = append(dst, '"')
-			dst = append(dst, fieldNames[f]...)
-			dst = append(dst, '"', ':')
-			dst = append(dst, p.value[f]...)
+			if emitted {
+				add(comma)
+			}
+			name := make([]byte, 0, len(fieldNames[f])+3)
+			name = append(append(append(name, '"'), fieldNames[f]...), '"', ':')
+			add(name)
+			add(p.value[f])
+			emitted = true
 		}
 	}
-	return append(dst, '}')
+	add(closeBrace)
+	return b
 }
 
 // streamOptionsWithUsage returns the request's stream_options object with

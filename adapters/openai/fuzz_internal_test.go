@@ -11,7 +11,8 @@ import (
 )
 
 // FuzzDecodeRequest: any body either decodes, or fails with a
-// *RequestError (which the transport turns into a 400); a decoded request
+// *RequestError (which the transport turns into a 400), the same with a
+// Transport's message memo as without; a decoded request
 // encodes to valid JSON that decodes to the same core request, and its
 // unchanged re-encoding for upstream is valid JSON.
 func FuzzDecodeRequest(f *testing.F) {
@@ -20,8 +21,13 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}"}}]}],"stream":true,"stream_options":{"include_usage":true}}`))
 	f.Add([]byte(`{"model":"m","messages":[],"stop":["a","b"],"seed":3,"n":2,"max_tokens":5,"response_format":{"type":"json_object"},"reasoning_effort":"low"}`))
 	f.Add([]byte(`[]`))
+	memo := newMsgMemo(64, 1<<20)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := decodeRequest(body)
+		for range 2 { // the memo decodes as the strict reader, kept or not
+			got, gotErr := decodeRequestMemo(body, memo)
+			decodedEqual(t, body, got, req, gotErr, err)
+		}
 		if err != nil {
 			var re *RequestError
 			if !errors.As(err, &re) || !errors.Is(err, middleware.ErrBadRequest) {

@@ -90,7 +90,7 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 		c = nil // a call of another Transport: not ours to redirect
 	}
 	stream := req.Stream != nil
-	body := encodeRequest(req, p.cfg.enc)
+	body := encodeRequestBody(req, p.cfg.enc)
 	hreq, err := p.newRequest(ctx, c, body, stream)
 	if err != nil {
 		return nil, err
@@ -124,7 +124,7 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 	if stream && !strings.HasPrefix(hresp.Header.Get("Content-Type"), "application/json") {
 		return p.readStream(ctx, req, hresp.Body)
 	}
-	data, err := io.ReadAll(hresp.Body)
+	data, err := readResponseBody(hresp)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctxError(ctx)
@@ -146,7 +146,7 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 	return resp, nil
 }
 
-func (p *Provider) newRequest(ctx context.Context, c *call, body []byte, stream bool) (*http.Request, error) {
+func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, stream bool) (*http.Request, error) {
 	var hreq *http.Request
 	if c != nil {
 		hreq = c.req.Clone(ctx)
@@ -172,9 +172,9 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body []byte, stream 
 			hreq.Header.Set("Authorization", "Bearer "+p.apiKey)
 		}
 	}
-	hreq.Body = io.NopCloser(bytes.NewReader(body))
-	hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	hreq.ContentLength = int64(len(body))
+	hreq.Body = io.NopCloser(body.reader())
+	hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader()), nil }
+	hreq.ContentLength = int64(body.n)
 	hreq.Header.Set("Content-Type", "application/json")
 	if stream {
 		hreq.Header.Set("Accept", "text/event-stream")
@@ -185,6 +185,36 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body []byte, stream 
 		hreq.Header[k] = append([]string(nil), v...)
 	}
 	return hreq, nil
+}
+
+// readResponseBody reads a response's body, in one allocation when its
+// length is known (and believable: a body longer than it says is still
+// read whole).
+func readResponseBody(hresp *http.Response) ([]byte, error) {
+	n := hresp.ContentLength
+	if n <= 0 || n > 64<<20 {
+		return io.ReadAll(hresp.Body)
+	}
+	data := make([]byte, n, n+1) // one spare byte: EOF is seen without growing
+	if _, err := io.ReadFull(hresp.Body, data); err != nil {
+		return nil, err
+	}
+	var one [1]byte
+	for {
+		k, err := hresp.Body.Read(one[:])
+		switch {
+		case k > 0:
+			rest, err := io.ReadAll(hresp.Body)
+			if err != nil {
+				return nil, err
+			}
+			return append(append(data, one[0]), rest...), nil
+		case err == io.EOF:
+			return data, nil
+		case err != nil:
+			return nil, err
+		}
+	}
 }
 
 // fail returns a ProviderError of kind without an HTTP status.

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"strconv"
@@ -112,9 +113,19 @@ func (e *RequestError) Unwrap() error { return e.Err }
 // decodeRequest decodes a chat completion request body. The returned
 // request's Native is a *Wire holding body.
 func decodeRequest(body []byte) (*middleware.Request, error) {
+	return decodeRequestMemo(body, nil)
+}
+
+// decodeRequestMemo is decodeRequest taking the messages memo already
+// holds from it, and keeping the others there (memo nil: none).
+func decodeRequestMemo(body []byte, memo *msgMemo) (*middleware.Request, error) {
 	r := getReader(body)
 	defer putReader(r)
-	s := &requestSnapshot{}
+	r.memo = memo
+	// The snapshot, the Wire and the returned request in one allocation,
+	// the members in the snapshot's own array when there are few.
+	d := &decoded{}
+	s := &d.snap
 	req := &s.core
 	ok, err := r.open('{')
 	if err != nil {
@@ -123,7 +134,7 @@ func decodeRequest(body []byte) (*middleware.Request, error) {
 	if !ok {
 		return nil, &RequestError{Err: errors.New("request body is null")}
 	}
-	s.members = make([]member, 0, 16)
+	s.members = d.members[:0]
 	var extra []extraMember
 	for r.more() {
 		start := r.next()
@@ -206,9 +217,18 @@ func decodeRequest(body []byte) (*middleware.Request, error) {
 		return nil, &RequestError{Err: err}
 	}
 	req.Extra = canonicalExtra(extra)
-	out := *req
-	out.Native = &Wire{JSON: body, req: s}
-	return &out, nil
+	d.out = *req
+	d.wire = Wire{JSON: body, req: s}
+	d.out.Native = &d.wire
+	return &d.out, nil
+}
+
+// decoded is what decodeRequest allocates for a request, in one piece.
+type decoded struct {
+	snap    requestSnapshot
+	members [16]member
+	wire    Wire
+	out     middleware.Request
 }
 
 func lookupField(name string) field {
@@ -252,16 +272,60 @@ func (r *reader) messages(s *requestSnapshot) error {
 	if err != nil || !ok {
 		return err
 	}
-	msgs := make([]middleware.Message, 0, 8)
-	spans := make([]span, 0, 8)
+	n := 8
+	if r.memo != nil {
+		n = max(n, int(r.memo.msgsHint.Load()))
+	}
+	msgs := make([]middleware.Message, 0, n)
+	spans := make([]span, 0, n)
+	var prev *memoEntry // the memo's entry of the previous message
 	for r.more() {
 		start := r.next()
+		if r.memo != nil {
+			// The message that followed the previous one last time, when
+			// these are its bytes: no scan, no hash, one comparison.
+			if e := r.memo.next(prev); e != nil && bytes.HasPrefix(r.src[start:], e.raw) {
+				r.pos = start + len(e.raw)
+				msgs = append(msgs, e.msg)
+				spans = append(spans, span{start, r.pos})
+				prev = e
+				continue
+			}
+		}
+		var h uint64
+		hashed := -1 // the end of the span h is the hash of
+		if r.memo != nil && r.peek() == '{' {
+			if end, ok := skipQuick(r.src, start); ok {
+				var e *memoEntry
+				if e, h = r.memo.get(kindMessage, r.src[start:end]); e != nil {
+					r.pos = end
+					msgs = append(msgs, e.msg)
+					spans = append(spans, span{start, end})
+					r.memo.link(prev, e)
+					prev = e
+					continue
+				}
+				hashed = end
+			}
+		}
 		m, err := r.message()
 		if err != nil {
 			return &pathError{path: "[" + strconv.Itoa(len(msgs)) + "]", err: err}
 		}
+		if r.memo != nil {
+			if hashed != r.offset() {
+				h = r.memo.hash(kindMessage, r.src[start:r.offset()])
+			}
+			var e *memoEntry
+			m, e = r.memo.putMessage(h, r.src[start:r.offset()], m)
+			r.memo.link(prev, e)
+			prev = e
+		}
 		msgs = append(msgs, m)
 		spans = append(spans, span{start, r.offset()})
+	}
+	if r.memo != nil {
+		r.memo.msgsHint.Store(int32(min(len(msgs), 1<<12)))
 	}
 	s.core.Messages, s.msgSpans = msgs, spans
 	return r.close()
@@ -384,8 +448,13 @@ func (r *reader) part() (middleware.Part, error) {
 		return p, err
 	}
 	switch p.Type {
-	case "text", "image_url":
-		return p, nil
+	case "text":
+		// Only its text: a stray member of another part type ("image_url"
+		// on a text part) is not the core's to carry (the wire bytes of an
+		// unchanged message keep it).
+		return middleware.Part{Type: p.Type, Text: p.Text}, nil
+	case "image_url":
+		return middleware.Part{Type: p.Type, URL: p.URL, Detail: p.Detail}, nil
 	case "input_audio":
 		if data, err := base64.StdEncoding.DecodeString(audioData); err == nil {
 			return middleware.Part{Type: p.Type, MIMEType: "audio/" + audioFormat, Data: data}, nil
@@ -467,44 +536,86 @@ func (r *reader) tools(s *requestSnapshot) error {
 	}
 	var tools []middleware.Tool
 	var spans []span
+	if r.memo != nil {
+		if n := int(r.memo.toolsHint.Load()); n > 0 {
+			tools, spans = make([]middleware.Tool, 0, n), make([]span, 0, n)
+		}
+	}
 	for r.more() {
 		start := r.next()
 		var t middleware.Tool
-		var typ string
-		if ok, err := r.open('{'); err != nil || !ok {
-			if err == nil {
-				err = errors.New("tool is null")
+		var function bool
+		var h uint64
+		hashed, kept := -1, false
+		if r.memo != nil && r.peek() == '{' {
+			if end, ok := skipQuick(r.src, start); ok {
+				var e *memoEntry
+				if e, h = r.memo.get(kindTool, r.src[start:end]); e != nil {
+					r.pos = end
+					t, function, kept = e.tool, e.function, true
+				}
+				hashed = end
 			}
-			return err
 		}
-		for r.more() {
-			name, err := r.name()
-			if err != nil {
+		if !kept {
+			var err error
+			if t, function, err = r.tool(); err != nil {
 				return err
 			}
-			switch name {
-			case "type":
-				typ, err = r.str()
-			case "function":
-				err = r.function(&t)
-			default:
-				err = r.skip()
-			}
-			if err != nil {
-				return err
+			if r.memo != nil {
+				if hashed != r.offset() {
+					h = r.memo.hash(kindTool, r.src[start:r.offset()])
+				}
+				t = r.memo.putTool(h, r.src[start:r.offset()], t, function)
 			}
 		}
-		if err := r.close(); err != nil {
-			return err
-		}
-		if typ != "function" {
+		if !function {
 			continue // the core models function tools only
 		}
 		tools = append(tools, t)
 		spans = append(spans, span{start, r.offset()})
 	}
+	if r.memo != nil {
+		r.memo.toolsHint.Store(int32(min(len(tools), 1<<10)))
+	}
+	if len(tools) == 0 {
+		tools, spans = nil, nil // as without a hint
+	}
 	s.core.Tools, s.toolSpans = tools, spans
 	return r.close()
+}
+
+// tool reads one tool, and reports whether it is a function tool.
+func (r *reader) tool() (middleware.Tool, bool, error) {
+	var t middleware.Tool
+	var typ string
+	if ok, err := r.open('{'); err != nil || !ok {
+		if err == nil {
+			err = errors.New("tool is null")
+		}
+		return t, false, err
+	}
+	for r.more() {
+		name, err := r.name()
+		if err != nil {
+			return t, false, err
+		}
+		switch name {
+		case "type":
+			typ, err = r.str()
+		case "function":
+			err = r.function(&t)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return t, false, err
+		}
+	}
+	if err := r.close(); err != nil {
+		return t, false, err
+	}
+	return t, typ == "function", nil
 }
 
 func (r *reader) function(t *middleware.Tool) error {

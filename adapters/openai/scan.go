@@ -27,6 +27,7 @@ type reader struct {
 	pos   int
 	stack []frame // the open objects and arrays
 	err   error
+	memo  *msgMemo // decoded messages to reuse; nil: none
 }
 
 // frame is an open object or array.
@@ -42,12 +43,12 @@ var readerPool = sync.Pool{New: func() any { return &reader{stack: make([]frame,
 
 func getReader(src []byte) *reader {
 	r := readerPool.Get().(*reader)
-	r.src, r.pos, r.stack, r.err = src, 0, r.stack[:0], nil
+	r.src, r.pos, r.stack, r.err, r.memo = src, 0, r.stack[:0], nil, nil
 	return r
 }
 
 func putReader(r *reader) {
-	r.src, r.err = nil, nil
+	r.src, r.err, r.memo = nil, nil, nil
 	readerPool.Put(r)
 }
 

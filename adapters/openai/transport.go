@@ -37,6 +37,7 @@ type Transport struct {
 	base     http.RoundTripper
 	provider *Provider
 	handler  middleware.Handler
+	memo     *msgMemo // messages decoded by earlier calls (see memo.go)
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -50,7 +51,7 @@ func NewTransport(chain middleware.Middleware, opts ...Option) *Transport {
 	if chain != nil {
 		h = chain(p)
 	}
-	return &Transport{base: cfg.base, provider: p, handler: h}
+	return &Transport{base: cfg.base, provider: p, handler: h, memo: newMsgMemo(memoSlots, memoMaxBytes)}
 }
 
 // NewHTTPClient returns an http.Client whose transport is
@@ -88,7 +89,7 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	req, err := decodeRequest(body)
+	req, err := decodeRequestMemo(body, t.memo)
 	if err != nil {
 		// Not a request the chain can police: refused here, never passed
 		// upstream behind the policy's back.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenwise/tokenwise/middleware"
@@ -228,6 +229,10 @@ type cacher struct {
 
 	mu      sync.Mutex
 	flights map[uint64]*flight
+
+	// canonHint is the length of a recent canonical request, the size of
+	// the buffers to encode the next ones in.
+	canonHint atomic.Int64
 }
 
 // flight is one provider call that identical concurrent misses share.
@@ -250,7 +255,7 @@ func sharedError(err error) bool {
 		!errors.Is(err, context.DeadlineExceeded)
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // putBuf returns a buffer to bufPool, unless an outsized request grew it.
 func putBuf(bp *[]byte) {
@@ -272,21 +277,30 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 		c.mark(ctx, req, middleware.CacheBypass, ReasonNotDeterministic)
 		return next.Handle(ctx, req)
 	}
-	// The canonical request is encoded into a pooled buffer, which a hit
-	// compares in place with the stored one; only a miss copies it, once,
-	// into the slice the flight and the entry keep.
+	// The canonical request is encoded once, into a pooled buffer of about
+	// its size (the size of the previous one), which a hit compares in
+	// place with the stored one; a miss keeps that very buffer for the
+	// flight and the entry (a copy only when it came out much larger than
+	// the bytes it holds).
 	bp := bufPool.Get().(*[]byte)
 	defer func() {
 		if bp != nil {
 			putBuf(bp)
 		}
 	}()
+	if h := int(c.canonHint.Load()); cap(*bp) < h {
+		*bp = make([]byte, 0, h+h/16+64)
+	}
 	if c.cfg.Global {
 		*bp = appendCanonical((*bp)[:0], ScopeGlobal, "", req)
 	} else {
 		*bp = appendCanonical((*bp)[:0], ScopeTeamPrefix, middleware.TeamFrom(ctx), req)
 	}
-	key := Sum(*bp)
+	canon := *bp
+	if h := c.canonHint.Load(); int64(len(canon)) > h || int64(len(canon)) < h/2 {
+		c.canonHint.Store(int64(len(canon)))
+	}
+	key := Sum(canon)
 
 	var enc []byte
 	reason := ""
@@ -301,14 +315,18 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 				reason = ReasonStoreFailed
 			}
 			if e != nil {
-				if bytes.Equal(e.Request, *bp) {
+				if bytes.Equal(e.Request, canon) {
 					return c.serve(ctx, req, &e.Response)
 				}
 				reason = ReasonCollision
 			}
 		}
 		if enc == nil {
-			enc = bytes.Clone(*bp) // of its own size: the entry keeps it
+			if cap(canon)-len(canon) <= len(canon)/8+64 {
+				enc, *bp = canon, nil // the entry keeps the buffer; the pool gets a new one
+			} else {
+				enc = bytes.Clone(canon) // of its own size: the entry keeps it
+			}
 		}
 		f, leader := c.join(key, enc)
 		if leader {

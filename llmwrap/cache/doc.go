@@ -110,7 +110,8 @@
 // # Stores
 //
 // [Memory] is an in-process LRU bounded by entries and bytes with a TTL per
-// entry; adapters/redis.CacheStore shares entries between replicas. Any
+// entry, sharded with a lock per shard when large (the byte bound stays the
+// store's as a whole); adapters/redis.CacheStore shares entries between replicas. Any
 // [Store] will do.
 //
 // In the default onion (see package llmwrap) the cache sits outside the

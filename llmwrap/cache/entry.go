@@ -113,10 +113,10 @@ func (e *Entry) UnmarshalBinary(data []byte) error {
 
 // perEntryOverhead is the memory a [Memory] store spends per entry besides
 // the entry's own allocations: the LRU's list element (about 90 bytes,
-// rounded to its size class) and one slot in each of its two maps (items
-// and the expiry bucket: 16 bytes of key and pointer, a control byte, at a
-// load factor that can fall to 7/16 after growth).
-const perEntryOverhead = 96 + 2*40
+// rounded to its size class) and one slot in its map (16 bytes of key and
+// pointer, a control byte, at a load factor that can fall to 7/16 after
+// growth).
+const perEntryOverhead = 96 + 40
 
 // size returns the heap memory the entry holds, for the byte bound: every
 // allocation it owns rounded up to the allocator's size class, plus the
@@ -159,8 +159,7 @@ func constant(s string) (string, bool) {
 }
 
 // eachString calls f with a pointer to every string of r that an entry
-// keeps, in one fixed order (the one list arenaLen and compact share). The
-// role is passed as a string and written back only when f changed it, so a
+// keeps, in one fixed order (the one list arenaLen and compact share). A
 // read-only f never writes to r.
 func eachString(r *middleware.Response, f func(*string)) {
 	m := &r.Message
@@ -168,11 +167,7 @@ func eachString(r *middleware.Response, f func(*string)) {
 	f(&r.Model)
 	f(&r.FinishReason)
 	f(&r.Refusal)
-	role := string(m.Role)
-	f(&role)
-	if role != string(m.Role) {
-		m.Role = middleware.Role(role)
-	}
+	f((*string)(&m.Role)) // a Role is a string: no copy to escape to the heap
 	f(&m.Content)
 	f(&m.Name)
 	f(&m.ToolCallID)

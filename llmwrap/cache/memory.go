@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // DefaultMaxEntries bounds a [Memory] store whose MaxEntries is zero.
@@ -30,26 +30,39 @@ type MemoryOptions struct {
 	SweepEvery time.Duration
 }
 
-// Memory is an in-process [Store]: an LRU (hashicorp/golang-lru/v2
-// expirable) bounded by entries and by bytes, with a TTL per entry. It is
+// Memory is an in-process [Store]: LRU lists (hashicorp/golang-lru/v2
+// simplelru) bounded by entries and by bytes, with a TTL per entry. It is
 // safe for concurrent use.
 //
-// The expirable LRU is used with its own TTL off: its cleanup goroutine
-// cannot be stopped in v2.0.7 and its TTL is the same for every entry,
-// while a cache needs a TTL per entry (per policy and per request). Each
-// entry carries its own expiry instead, checked on every Get, and the
-// optional sweeper (MemoryOptions.SweepEvery) is owned by the store and
-// stopped by Close.
+// A large store is split into shards by key, each an LRU with its own lock
+// (one lock per call, and calls on different shards do not wait for each
+// other): MaxEntries is shared out between them, so that a full shard
+// forgets its least recently used entry while another may have room (the
+// order is least recently used per shard). The byte bound is the store's
+// as a whole: a write first makes room by evicting the least recently used
+// entries of its shard, then of the others, and the store never holds more
+// than MaxBytes, even for a moment. A store of fewer than 4096 entries, or
+// with a byte bound under 64 MiB, has one shard: exactly one LRU order.
+//
+// Each entry carries its own expiry, checked on every Get (an expired
+// entry is never served); the optional sweeper (MemoryOptions.SweepEvery)
+// removes expired entries and is stopped by Close.
 type Memory struct {
-	lru      *expirable.LRU[uint64, memEntry] // values, not pointers: one allocation less per Set
+	shards   []memShard
+	mask     uint64
 	maxBytes int64
 	bytes    atomic.Int64
-
-	mu sync.Mutex // serialises writers, so that the byte bound holds
 
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+}
+
+// memShard is one LRU and its lock, padded to its own cache lines.
+type memShard struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[uint64, memEntry] // values, not pointers: one allocation less per Set
+	_   [64 - 16]byte
 }
 
 type memEntry struct {
@@ -60,15 +73,37 @@ type memEntry struct {
 
 var _ Store = (*Memory)(nil)
 
+// Shards of a large store (see Memory).
+const (
+	memShards          = 16
+	minShardedEntries  = 4096
+	minShardedMaxBytes = 64 << 20
+)
+
 // NewMemory returns an in-memory store. Call Close when done with it if
 // SweepEvery is set.
 func NewMemory(o MemoryOptions) *Memory {
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = DefaultMaxEntries
 	}
-	m := &Memory{maxBytes: o.MaxBytes}
-	// The callback runs under the LRU's lock: it only adjusts a counter.
-	m.lru = expirable.NewLRU[uint64, memEntry](o.MaxEntries, func(_ uint64, v memEntry) { m.bytes.Add(-v.size) }, 0)
+	n := 1
+	if o.MaxEntries >= minShardedEntries && (o.MaxBytes <= 0 || o.MaxBytes >= minShardedMaxBytes) {
+		n = memShards
+	}
+	return newMemory(o, n)
+}
+
+// newMemory returns a store of n shards (a power of two).
+func newMemory(o MemoryOptions, n int) *Memory {
+	m := &Memory{shards: make([]memShard, n), mask: uint64(n - 1), maxBytes: o.MaxBytes}
+	for i := range m.shards {
+		size := o.MaxEntries / n
+		if i < o.MaxEntries%n {
+			size++
+		}
+		// The callback runs under the shard's lock: it only adjusts a counter.
+		m.shards[i].lru, _ = simplelru.NewLRU[uint64, memEntry](size, func(_ uint64, v memEntry) { m.bytes.Add(-v.size) })
+	}
 	if o.SweepEvery > 0 {
 		m.stop, m.done = make(chan struct{}), make(chan struct{})
 		go m.sweep(o.SweepEvery)
@@ -76,9 +111,18 @@ func NewMemory(o MemoryOptions) *Memory {
 	return m
 }
 
+func (m *Memory) shard(key uint64) *memShard {
+	// The key is a hash already; its top bits pick the shard (the low ones
+	// pick map buckets).
+	return &m.shards[(key>>58)&m.mask]
+}
+
 // Get returns the live entry stored under key, or nil.
 func (m *Memory) Get(_ context.Context, key uint64) (*Entry, error) {
-	v, ok := m.lru.Get(key)
+	s := m.shard(key)
+	s.mu.Lock()
+	v, ok := s.lru.Get(key)
+	s.mu.Unlock()
 	if !ok || v.expires != 0 && time.Now().UnixNano() >= v.expires {
 		return nil, nil
 	}
@@ -92,35 +136,83 @@ func (m *Memory) Set(_ context.Context, key uint64, e *Entry, ttl time.Duration)
 	if ttl > 0 {
 		v.expires = time.Now().Add(ttl).UnixNano()
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.maxBytes > 0 && v.size > m.maxBytes {
-		m.lru.Remove(key) // never leave an older answer in place of this one
-		return nil
+	s := m.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lru.Remove(key) // never leave an older answer in place of this one; the callback subtracts its size
+	if m.maxBytes > 0 && !m.reserve(s, v.size) {
+		return nil // larger than the bound, or no room could be made
 	}
-	m.lru.Remove(key) // the eviction callback subtracts its size
-	// Make room first, so that Bytes never exceeds the bound, even for a
-	// moment.
-	for m.maxBytes > 0 && m.bytes.Load()+v.size > m.maxBytes {
-		if _, _, ok := m.lru.RemoveOldest(); !ok {
-			break
+	if m.maxBytes <= 0 {
+		m.bytes.Add(v.size)
+	}
+	s.lru.Add(key, v)
+	return nil
+}
+
+// reserve counts n more bytes, evicting least recently used entries (of
+// s first, whose lock the caller holds, then of the other shards) until
+// they fit under the bound. It reports false, having counted nothing,
+// when they cannot fit.
+func (m *Memory) reserve(s *memShard, n int64) bool {
+	if n > m.maxBytes {
+		return false
+	}
+	for {
+		cur := m.bytes.Load()
+		if cur+n <= m.maxBytes {
+			if m.bytes.CompareAndSwap(cur, cur+n) {
+				return true
+			}
+			continue
+		}
+		if _, _, ok := s.lru.RemoveOldest(); ok {
+			continue
+		}
+		if !m.evictElsewhere(s) {
+			return false
 		}
 	}
-	m.bytes.Add(v.size)
-	m.lru.Add(key, v)
-	return nil
+}
+
+// evictElsewhere evicts the least recently used entry of another shard.
+// Shards whose lock is taken are skipped (waiting for them while holding
+// s could deadlock with a writer there doing the same).
+func (m *Memory) evictElsewhere(s *memShard) bool {
+	for i := range m.shards {
+		o := &m.shards[i]
+		if o == s || !o.mu.TryLock() {
+			continue
+		}
+		_, _, ok := o.lru.RemoveOldest()
+		o.mu.Unlock()
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Delete removes the entry stored under key.
 func (m *Memory) Delete(_ context.Context, key uint64) error {
-	m.mu.Lock()
-	m.lru.Remove(key)
-	m.mu.Unlock()
+	s := m.shard(key)
+	s.mu.Lock()
+	s.lru.Remove(key)
+	s.mu.Unlock()
 	return nil
 }
 
 // Len returns the number of entries, expired ones not yet removed included.
-func (m *Memory) Len() int { return m.lru.Len() }
+func (m *Memory) Len() int {
+	n := 0
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		n += s.lru.Len()
+		s.mu.Unlock()
+	}
+	return n
+}
 
 // Bytes returns the heap memory the entries hold, as MaxBytes counts it.
 func (m *Memory) Bytes() int64 { return m.bytes.Load() }
@@ -153,11 +245,14 @@ func (m *Memory) sweep(every time.Duration) {
 
 func (m *Memory) removeExpired() {
 	now := time.Now().UnixNano()
-	for _, k := range m.lru.Keys() {
-		m.mu.Lock()
-		if v, ok := m.lru.Peek(k); ok && v.expires != 0 && now >= v.expires {
-			m.lru.Remove(k)
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		for _, k := range s.lru.Keys() {
+			if v, ok := s.lru.Peek(k); ok && v.expires != 0 && now >= v.expires {
+				s.lru.Remove(k)
+			}
 		}
-		m.mu.Unlock()
+		s.mu.Unlock()
 	}
 }

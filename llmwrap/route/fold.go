@@ -32,10 +32,12 @@ type needle struct {
 	// lineBreak: the needle holds a '\n', so a match may span the messages
 	// of a conversation (which are joined with newlines).
 	lineBreak bool
+	// bit numbers the needle in its Rules' keyword memo; -1: not memoised.
+	bit int8
 }
 
 func newNeedle(s string) needle {
-	n := needle{s: strings.ToLower(s), lineBreak: strings.IndexByte(s, '\n') >= 0}
+	n := needle{s: strings.ToLower(s), lineBreak: strings.IndexByte(s, '\n') >= 0, bit: -1}
 	if n.s == "" || n.s[0] >= utf8.RuneSelf {
 		return n
 	}

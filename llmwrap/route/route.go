@@ -82,6 +82,7 @@ type Query struct {
 	// The budget fractions read so far, by scope: read once per decision
 	// however many rules look at them.
 	budgets [2]budgetRead
+	kw      *kwMemo // the rules' keyword memo, nil: search every time
 }
 
 type budgetRead struct {
@@ -172,7 +173,7 @@ func (q *Query) conversation() string {
 // newline is no word character).
 func (q *Query) contains(n *needle, conv, whole bool) bool {
 	if !conv {
-		return n.in(q.text(textLastUser), whole)
+		return q.kw.in(n, q.text(textLastUser), whole)
 	}
 	if n.lineBreak || q.have[textConversation] {
 		return n.in(q.text(textConversation), whole)
@@ -181,13 +182,13 @@ func (q *Query) contains(n *needle, conv, whole bool) bool {
 	for j := range msgs {
 		m := &msgs[j]
 		if len(m.Parts) == 0 { // Text is Content
-			if n.in(m.Content, whole) {
+			if q.kw.in(n, m.Content, whole) {
 				return true
 			}
 			continue
 		}
 		for _, p := range m.Parts { // Text joins the text parts with newlines
-			if p.Type == "text" && n.in(p.Text, whole) {
+			if p.Type == "text" && q.kw.in(n, p.Text, whole) {
 				return true
 			}
 		}

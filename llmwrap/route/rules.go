@@ -26,6 +26,7 @@ type Rules struct {
 	// routing.learned: the calls no rule matched (see learned.go).
 	learned      *learnedRoute
 	learnedModel *learn.Model
+	kw           *kwMemo // keyword matches per message text (kwmemo.go); nil without needles
 }
 
 var _ Router = (*Rules)(nil)
@@ -111,6 +112,7 @@ func NewRules(cfg Config, opts ...RulesOption) (*Rules, error) {
 	if err := r.initLearned(cfg); err != nil {
 		return nil, err
 	}
+	r.indexNeedles()
 	return r, nil
 }
 
@@ -156,6 +158,7 @@ func (r *Rules) Route(ctx context.Context, q *Query) (Decision, bool) {
 	if q.estimator == nil {
 		q.estimator = r.estimator
 	}
+	q.kw = r.kw
 	for i := range r.rules {
 		c := &r.rules[i]
 		if m, ok := c.match(ctx, q, r.budget); ok {

@@ -1,0 +1,278 @@
+package openai
+
+import (
+	"bytes"
+	"hash/maphash"
+	"sync/atomic"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// The decoded-message memo.
+//
+// An agent resends its whole conversation on every call: all but the last
+// few messages are the very bytes of the previous call. A Transport keeps
+// the messages (and tools) it decoded, keyed by a hash of their wire JSON,
+// and a
+// message whose bytes it has seen is not decoded again: its end is found
+// by a quick structural scan (strings skipped with IndexByte), its bytes
+// hashed and compared in full with the kept ones, and the kept decoded
+// message is used.
+//
+// Exactness: a message is taken from the memo only when its bytes are
+// equal to bytes that decoded without error; a JSON value is prefix-free,
+// so the strict reader, started at the same offset, would have read those
+// very bytes to the same message and stopped at the same offset. The quick
+// scan only proposes where a message ends: on any other input (invalid
+// JSON, a message never seen) the strict reader decodes it as before, with
+// the same errors.
+//
+// Identity: a kept message's strings point into the memo's own copy of its
+// bytes, never into a request body (which a long-lived entry would keep
+// alive whole). The same bytes therefore decode to the same strings, same
+// data pointers, on every call: the token estimator's identity fast path
+// (package tokens) and every other per-message memo keyed by string
+// identity hit on a resent message without reading its text. The shared
+// Parts and ToolCalls slices are read-only, as every request's are
+// (middleware.Request). Tools are kept the same way.
+//
+// A resent conversation is mostly found without scanning or hashing: each
+// entry remembers the hash of the message that followed it last time, and
+// the next message is first compared with that one's bytes (a prefix
+// compare of the body at the message's offset: equal bytes of a complete
+// JSON value are that value). Only a message not predicted so is scanned
+// and hashed.
+//
+// The table is direct-mapped with two candidate slots per hash, lock-free
+// (an atomic pointer per slot to an immutable entry), and bounded by slots
+// and by bytes: a message over maxMemoMessage bytes is never kept, and a
+// full table forgets entries in slot order.
+
+const (
+	memoSlots      = 8192
+	memoMaxBytes   = 32 << 20
+	maxMemoMessage = memoMaxBytes / 16
+	// memoEntryOverhead is what an entry costs besides its bytes: the
+	// entry, the decoded message, its strings' headers.
+	memoEntryOverhead = 256
+)
+
+// The kinds of values the memo keeps.
+const (
+	kindMessage byte = iota + 1
+	kindTool
+)
+
+type memoEntry struct {
+	h        uint64
+	kind     byte
+	raw      []byte // the value's wire JSON; the decoded strings point into it
+	msg      middleware.Message
+	tool     middleware.Tool
+	function bool // a tool of type "function" (the core models no other)
+	size     int64
+	// next is the hash of the message that followed this one in the last
+	// request that had it (0: none), tried first for the next message:
+	// a hash, not a pointer, so that an entry never keeps another alive.
+	next atomic.Uint64
+}
+
+// msgMemo is a Transport's memo of decoded messages and tools. Safe for
+// concurrent use.
+type msgMemo struct {
+	seed   maphash.Seed
+	slots  []atomic.Pointer[memoEntry]
+	mask   uint64
+	max    int64
+	bytes  atomic.Int64
+	cursor atomic.Uint64
+	// The lengths of the last request's lists, to allocate the next ones.
+	msgsHint, toolsHint atomic.Int32
+}
+
+func newMsgMemo(slots int, maxBytes int64) *msgMemo {
+	n := 64
+	for n < slots {
+		n <<= 1
+	}
+	return &msgMemo{seed: maphash.MakeSeed(), slots: make([]atomic.Pointer[memoEntry], n), mask: uint64(n - 1), max: maxBytes}
+}
+
+func (t *msgMemo) slotsOf(h uint64) (uint64, uint64) {
+	return h & t.mask, (h >> 32) & t.mask
+}
+
+// hash returns the hash of a value of kind whose wire JSON is raw.
+func (t *msgMemo) hash(kind byte, raw []byte) uint64 {
+	return maphash.Bytes(t.seed, raw) ^ uint64(kind)*0x9E3779B97F4A7C15
+}
+
+// get returns the entry of the value of kind whose wire JSON is raw, if
+// kept, and the hash of raw for keep.
+func (t *msgMemo) get(kind byte, raw []byte) (*memoEntry, uint64) {
+	h := t.hash(kind, raw)
+	i, j := t.slotsOf(h)
+	if e := t.slots[i].Load(); e != nil && e.h == h && e.kind == kind && bytes.Equal(e.raw, raw) {
+		return e, h
+	}
+	if e := t.slots[j].Load(); e != nil && e.h == h && e.kind == kind && bytes.Equal(e.raw, raw) {
+		return e, h
+	}
+	return nil, h
+}
+
+// next returns the kept entry of the message that followed prev last
+// time, or nil.
+func (t *msgMemo) next(prev *memoEntry) *memoEntry {
+	if prev == nil {
+		return nil
+	}
+	h := prev.next.Load()
+	if h == 0 {
+		return nil
+	}
+	i, j := t.slotsOf(h)
+	if e := t.slots[i].Load(); e != nil && e.h == h && e.kind == kindMessage {
+		return e
+	}
+	if e := t.slots[j].Load(); e != nil && e.h == h && e.kind == kindMessage {
+		return e
+	}
+	return nil
+}
+
+// link records that e followed prev (either may be nil).
+func (t *msgMemo) link(prev, e *memoEntry) {
+	if prev != nil && e != nil && prev.next.Load() != e.h {
+		prev.next.Store(e.h)
+	}
+}
+
+// copyOf returns a reader over the memo's own copy of raw, a value that
+// decoded without error, when a value of that size may be kept.
+func (t *msgMemo) copyOf(raw []byte) (*reader, bool) {
+	size := int64(len(raw)) + memoEntryOverhead
+	if size > maxMemoMessage || size > t.max/16 {
+		return nil, false
+	}
+	return getReader(bytes.Clone(raw)), true
+}
+
+// putMessage keeps the message raw (of hash h) decodes to, and returns it
+// as kept (its strings in the memo's copy of raw) with its entry; m is
+// what the strict reader read from raw, returned as is (and no entry) when
+// raw is not kept.
+func (t *msgMemo) putMessage(h uint64, raw []byte, m middleware.Message) (middleware.Message, *memoEntry) {
+	r, ok := t.copyOf(raw)
+	if !ok {
+		return m, nil
+	}
+	defer putReader(r)
+	km, err := r.message()
+	if err == nil {
+		err = r.end()
+	}
+	if err != nil {
+		return m, nil // cannot happen: raw decoded once already
+	}
+	e := &memoEntry{h: h, kind: kindMessage, raw: r.src, msg: km}
+	t.keep(e)
+	return km, e
+}
+
+// putTool is putMessage for a tool.
+func (t *msgMemo) putTool(h uint64, raw []byte, tool middleware.Tool, function bool) middleware.Tool {
+	r, ok := t.copyOf(raw)
+	if !ok {
+		return tool
+	}
+	defer putReader(r)
+	kt, kf, err := r.tool()
+	if err == nil {
+		err = r.end()
+	}
+	if err != nil || kf != function {
+		return tool // cannot happen: raw decoded once already
+	}
+	t.keep(&memoEntry{h: h, kind: kindTool, raw: r.src, tool: kt, function: kf})
+	return kt
+}
+
+// keep stores e in one of its two slots.
+func (t *msgMemo) keep(e *memoEntry) {
+	e.size = int64(len(e.raw)) + memoEntryOverhead
+	size := e.size
+	i, j := t.slotsOf(e.h)
+	slot := &t.slots[i]
+	if old := slot.Load(); old != nil && old.h != e.h {
+		if alt := &t.slots[j]; alt.Load() == nil {
+			slot = alt
+		} else if e.h&(1<<16) != 0 {
+			slot = alt // both taken: either may go
+		}
+	}
+	if old := slot.Swap(e); old != nil {
+		size -= old.size
+	}
+	if t.bytes.Add(size) > t.max {
+		t.evict(slot)
+	}
+}
+
+// evict forgets entries in slot order, but keep (just set), until the
+// table keeps at most three quarters of its byte bound.
+func (t *msgMemo) evict(keep *atomic.Pointer[memoEntry]) {
+	for range len(t.slots) {
+		if t.bytes.Load() <= t.max/4*3 {
+			return
+		}
+		s := &t.slots[t.cursor.Add(1)&t.mask]
+		if s == keep {
+			continue
+		}
+		if old := s.Swap(nil); old != nil {
+			t.bytes.Add(-old.size)
+		}
+	}
+}
+
+// skipQuick returns the end of the object or array that starts at src[i],
+// assuming the JSON is valid: strings are skipped to their closing quote
+// with IndexByte, brackets counted, nothing else looked at. On invalid
+// JSON it may return any offset, or false; callers only use it to propose
+// a span that is then compared with bytes known to be valid.
+func skipQuick(src []byte, i int) (int, bool) {
+	depth := 0
+	for i < len(src) {
+		switch src[i] {
+		case '"':
+			j := i + 1
+			for {
+				k := bytes.IndexByte(src[j:], '"')
+				if k < 0 {
+					return 0, false
+				}
+				j += k
+				b := j - 1
+				for src[b] == '\\' {
+					b--
+				}
+				if (j-1-b)%2 == 0 {
+					break // not escaped
+				}
+				j++
+			}
+			i = j + 1
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth <= 0 {
+				return i + 1, depth == 0
+			}
+		}
+		i++
+	}
+	return 0, false
+}
