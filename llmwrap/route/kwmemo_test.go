@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/policies"
 )
 
 // TestKeywordMemoAnswersAsTheSearch: over random texts searched again and
@@ -71,17 +70,11 @@ func TestKeywordMemoAnswersAsTheSearch(t *testing.T) {
 // keyword rules (six keywords, two of them over the whole conversation)
 // miss: with the keyword memo, and without it (every text searched).
 func BenchmarkKeywordsConversation50(b *testing.B) {
-	p, err := policies.LoadBytes([]byte(`version: 1
-routing:
-  default: gpt-4o
-  rules:
-    - {name: deploys, when: {keywords: [deploy, rollback]}, model: gpt-4.1}
-    - {name: incidents, when: {keywords: [incident, outage], keywords_in: conversation}, model: gpt-4.1}
-    - {name: money, when: {keywords: [invoice, refund], keywords_in: conversation}, model: gpt-4o-mini}
-`), "bench.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
+	cfg := Config{Default: "gpt-4o", Rules: []Rule{
+		{Name: "deploys", When: Condition{Keywords: []string{"deploy", "rollback"}}, Model: "gpt-4.1"},
+		{Name: "incidents", When: Condition{Keywords: []string{"incident", "outage"}, KeywordsIn: KeywordsInConversation}, Model: "gpt-4.1"},
+		{Name: "money", When: Condition{Keywords: []string{"invoice", "refund"}, KeywordsIn: KeywordsInConversation}, Model: "gpt-4o-mini"},
+	}}
 	req := &middleware.Request{Model: "gpt-4o"}
 	for i := range 50 {
 		req.Messages = append(req.Messages, middleware.Message{Role: middleware.RoleUser, Content: fmt.Sprintf(
@@ -92,7 +85,7 @@ routing:
 	}
 	for _, memo := range []bool{true, false} {
 		b.Run(fmt.Sprintf("memo=%v", memo), func(b *testing.B) {
-			rules, err := NewRules(p)
+			rules, err := NewRules(cfg)
 			if err != nil {
 				b.Fatal(err)
 			}
