@@ -64,19 +64,41 @@ type Settings struct {
 // concurrent use.
 type Set struct {
 	s        Settings
+	shared   gobreaker.SharedDataStore // nil: state in this process only
 	mu       sync.Mutex
 	breakers map[string]*modelBreaker
 }
 
+// An Option configures New.
+type Option func(*Set)
+
+// WithSharedStore keeps every model's breaker state in st (gobreaker's
+// SharedDataStore, e.g. adapters/redis.NewBreakerStore), so that replicas
+// sharing st share their breakers: one replica's open breaker refuses calls
+// in all of them. Each call reads and writes the shared state twice, under
+// the store's lock (before the call, to be admitted, and after, to count
+// its outcome), never holding the lock during the call itself; calls in
+// the half-open state are admitted until the first outcome arrives. When
+// the store cannot answer, the call is let through (a breaker that fails
+// open) rather than refused.
+func WithSharedStore(st gobreaker.SharedDataStore) Option {
+	return func(s *Set) { s.shared = st }
+}
+
 type modelBreaker struct {
 	cb *gobreaker.TwoStepCircuitBreaker[struct{}]
+
+	// shared mode (WithSharedStore): dcb is created on first use under
+	// mu, which also serialises this process's turns on the shared state.
+	sharedMu sync.Mutex
+	dcb      *gobreaker.DistributedCircuitBreaker[struct{}]
 
 	mu      sync.Mutex
 	pending []middleware.BreakerChanged // transitions not yet emitted
 }
 
 // New returns a breaker Set, or nil when s trips on nothing.
-func New(s Settings) *Set {
+func New(s Settings, opts ...Option) *Set {
 	if s.ConsecutiveFailures <= 0 && s.FailureRatio <= 0 {
 		return nil
 	}
@@ -92,7 +114,13 @@ func New(s Settings) *Set {
 	if s.Window <= 0 {
 		s.Window = DefaultWindow
 	}
-	return &Set{s: s, breakers: map[string]*modelBreaker{}}
+	set := &Set{s: s, breakers: map[string]*modelBreaker{}}
+	for _, o := range opts {
+		if o != nil {
+			o(set)
+		}
+	}
+	return set
 }
 
 // errExcluded is what done is told about a call that must not count.
@@ -105,12 +133,20 @@ func (s *Set) get(model string) *modelBreaker {
 		return b
 	}
 	b := &modelBreaker{}
+	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](s.settings(model, b))
+	s.breakers[model] = b
+	return b
+}
+
+// settings returns gobreaker's settings of model's breaker.
+func (s *Set) settings(model string, b *modelBreaker) gobreaker.Settings {
 	st := s.s
 	bucket := st.Window / windowBuckets
 	if bucket <= 0 {
 		bucket = st.Window
 	}
-	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	shared := s.shared != nil
+	return gobreaker.Settings{
 		Name:         model,
 		MaxRequests:  uint32(st.HalfOpenProbes),
 		Interval:     st.Window,
@@ -120,8 +156,14 @@ func (s *Set) get(model string) *modelBreaker {
 			if st.ConsecutiveFailures > 0 && c.ConsecutiveFailures >= uint32(st.ConsecutiveFailures) {
 				return true
 			}
-			return st.FailureRatio > 0 && c.Requests >= uint32(st.MinRequests) &&
-				float64(c.TotalFailures) >= st.FailureRatio*float64(c.Requests)
+			n := c.Requests
+			if shared {
+				// Shared mode counts each call's admission as an
+				// excluded request: count the calls with an outcome.
+				n = c.Requests - min(c.Requests, c.TotalExclusions)
+			}
+			return st.FailureRatio > 0 && n >= uint32(st.MinRequests) &&
+				float64(c.TotalFailures) >= st.FailureRatio*float64(n)
 		},
 		// Runs under gobreaker's lock: only queue the event.
 		OnStateChange: func(name string, from, to gobreaker.State) {
@@ -131,9 +173,7 @@ func (s *Set) get(model string) *modelBreaker {
 		},
 		IsExcluded:   func(err error) bool { return err == errExcluded },
 		IsSuccessful: func(err error) bool { return err == nil },
-	})
-	s.breakers[model] = b
-	return b
+	}
 }
 
 // flush emits the queued state changes, outside every lock.
@@ -153,7 +193,73 @@ func (s *Set) State(model string) string {
 	if s == nil {
 		return "closed"
 	}
-	return s.get(model).cb.State().String()
+	b := s.get(model)
+	if s.shared != nil {
+		var state gobreaker.State
+		ok := b.withShared(s, model, func(dcb *gobreaker.DistributedCircuitBreaker[struct{}]) {
+			var err error
+			if state, err = dcb.State(); err != nil {
+				state = gobreaker.StateClosed
+			}
+		})
+		if ok {
+			return state.String()
+		}
+	}
+	return b.cb.State().String()
+}
+
+// outerLock guards a model's shared state around gobreaker's own lock:
+// gobreaker reads the shared state before it takes its lock, which would
+// let a concurrent writer's update be overwritten.
+func outerLock(model string) string { return "tokenwise:outer:" + model }
+
+// withShared runs fn with model's distributed breaker, under this
+// process's lock of the model and the store's outer lock. It reports false
+// when the store could not be used (fn did not run).
+func (b *modelBreaker) withShared(s *Set, model string, fn func(*gobreaker.DistributedCircuitBreaker[struct{}])) bool {
+	b.sharedMu.Lock()
+	defer b.sharedMu.Unlock()
+	if err := s.shared.Lock(outerLock(model)); err != nil {
+		return false
+	}
+	defer func() { _ = s.shared.Unlock(outerLock(model)) }()
+	if b.dcb == nil {
+		dcb, err := gobreaker.NewDistributedCircuitBreaker[struct{}](s.shared, s.settings(model, b))
+		if err != nil {
+			return false
+		}
+		b.dcb = dcb
+	}
+	fn(b.dcb)
+	return true
+}
+
+// sharedHandle serves one call with WithSharedStore.
+func (s *Set) sharedHandle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
+	b := s.get(req.Model)
+	var refused error
+	b.withShared(s, req.Model, func(dcb *gobreaker.DistributedCircuitBreaker[struct{}]) {
+		_, err := dcb.Execute(func() (struct{}, error) { return struct{}{}, errExcluded })
+		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+			refused = err
+		}
+	})
+	b.flush(ctx)
+	if refused != nil {
+		state := "open"
+		if errors.Is(refused, gobreaker.ErrTooManyRequests) {
+			state = "half-open"
+		}
+		return nil, &OpenError{Model: req.Model, State: state}
+	}
+	resp, err := next.Handle(ctx, req)
+	outcome := judge(ctx, err)
+	b.withShared(s, req.Model, func(dcb *gobreaker.DistributedCircuitBreaker[struct{}]) {
+		_, _ = dcb.Execute(func() (struct{}, error) { return struct{}{}, outcome })
+	})
+	b.flush(ctx)
+	return resp, err
 }
 
 // Middleware returns the middleware that guards each call with the breaker
@@ -164,6 +270,9 @@ func (s *Set) Middleware() middleware.Middleware {
 	}
 	return func(next middleware.Handler) middleware.Handler {
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			if s.shared != nil {
+				return s.sharedHandle(ctx, req, next)
+			}
 			b := s.get(req.Model)
 			done, err := b.cb.Allow()
 			b.flush(ctx) // an open breaker may just have turned half-open
