@@ -305,3 +305,8 @@ func HashKey(key string) string {
 	h := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(h[:])
 }
+
+// ShutdownGrace returns limits.shutdown_grace or its default.
+func (c *Config) ShutdownGrace() time.Duration {
+	return durationOr(c.Limits.ShutdownGrace, DefaultShutdownGrace)
+}
