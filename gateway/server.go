@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	goredis "github.com/redis/go-redis/v9"
 
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
@@ -50,8 +49,7 @@ type Server struct {
 	ownRedis  bool
 	metrics   *metrics
 
-	runsMu sync.Mutex
-	runs   *expirable.LRU[string, *middleware.Run]
+	runs *runTable
 
 	srv        *http.Server
 	handler    http.Handler
@@ -79,11 +77,16 @@ type keySet struct{ byHash map[string]keyEntry }
 type Option func(*options)
 
 type options struct {
-	logger *slog.Logger
-	base   http.RoundTripper
-	redis  goredis.UniversalClient
-	llm    []llmwrap.Option
+	logger  *slog.Logger
+	base    http.RoundTripper
+	redis   goredis.UniversalClient
+	llm     []llmwrap.Option
+	noWatch bool
 }
+
+// WithPolicyWatch turns the watch of the policy directory on (the default)
+// or off (reload it with Server.Reload, e.g. on SIGHUP).
+func WithPolicyWatch(on bool) Option { return func(o *options) { o.noWatch = !on } }
 
 // WithLogger sets the logger of requests, reloads and problems. Default:
 // slog.Default().
@@ -190,16 +193,18 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 	if maxRuns <= 0 {
 		maxRuns = DefaultMaxRuns
 	}
-	s.runs = expirable.NewLRU[string, *middleware.Run](maxRuns, nil, runIdle)
+	s.runs = newRunTable(maxRuns, runIdle)
 
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
-	watchCtx, stop := context.WithCancel(context.Background())
-	wait, err := pol.StartWatch(watchCtx)
-	if err != nil {
-		stop()
-		s.logger.Warn("tokenwise/gateway: the policy directory is not watched; reload it with SIGHUP", "dir", cfg.PolicyDir(), "err", err)
-	} else {
-		s.stopWatch, s.watchDone = stop, wait
+	if !o.noWatch {
+		watchCtx, stop := context.WithCancel(context.Background())
+		wait, err := pol.StartWatch(watchCtx)
+		if err != nil {
+			stop()
+			s.logger.Warn("tokenwise/gateway: the policy directory is not watched; reload it with SIGHUP", "dir", cfg.PolicyDir(), "err", err)
+		} else {
+			s.stopWatch, s.watchDone = stop, wait
+		}
 	}
 	s.handler = s.routes()
 	s.srv = &http.Server{
@@ -286,12 +291,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
+		// Cut what still runs: the chains' contexts end, and each handler
+		// ends its stream with an error event (never [DONE]) before the
+		// connections are closed.
 		s.cancelBase()
+		cut, cancel := context.WithTimeout(context.Background(), cutGrace)
+		_ = s.srv.Shutdown(cut)
+		cancel()
 		_ = s.srv.Close()
 	}
 	s.close()
 	return err
 }
+
+// cutGrace is how long Shutdown lets handlers whose requests it cut write
+// their last event.
+const cutGrace = time.Second
 
 // Close closes the gateway at once, cutting requests in flight.
 func (s *Server) Close() error {
@@ -322,15 +337,7 @@ func (s *Server) closeRedis() {
 
 // run returns the run of a team's run id, opening it on its first call.
 func (s *Server) run(team, id string) *middleware.Run {
-	k := team + "\x00" + id
-	s.runsMu.Lock()
-	defer s.runsMu.Unlock()
-	if r, ok := s.runs.Get(k); ok {
-		return r
-	}
-	_, r := middleware.StartRun(context.Background(), id)
-	s.runs.Add(k, r)
-	return r
+	return s.runs.get(team+"\x00"+id, id)
 }
 
 // pick returns the upstream of a model.
