@@ -251,3 +251,64 @@ func TestGatewayWithGoClients(t *testing.T) {
 		t.Fatalf("spend: %+v", spend)
 	}
 }
+
+// X-Run-Id groups requests into one run: the policy's per-run call limit
+// holds across them, another run id starts afresh, and requests without
+// one are runs of their own.
+func TestGatewayRunIDHeader(t *testing.T) {
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":  "version: 1\nname: devops\nlimits: {max_calls: 2}\n",
+	}
+	e := start(t, pols, "")
+	e.upstream.Default(openaitest.Text("ok"))
+	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+	for i := range 2 {
+		if resp := e.do(t, "POST", "/v1/chat/completions", devopsKey, body, gateway.RunIDHeader, "ticket-1"); resp.StatusCode != 200 {
+			t.Fatalf("call %d of run ticket-1: %d", i+1, resp.StatusCode)
+		}
+	}
+	resp := e.do(t, "POST", "/v1/chat/completions", devopsKey, body, gateway.RunIDHeader, "ticket-1")
+	if resp.StatusCode != 429 {
+		t.Fatalf("3rd call of a 2-call run: %d, want 429", resp.StatusCode)
+	}
+	if eb := decodeError(t, resp); eb.Error.Code == nil || *eb.Error.Code != "run_call_limit" || resp.Header.Get("X-Should-Retry") != "false" {
+		t.Errorf("refusal: %+v", eb.Error)
+	}
+	for _, hdr := range [][]string{{gateway.RunIDHeader, "ticket-2"}, nil, nil, nil} {
+		if resp := e.do(t, "POST", "/v1/chat/completions", devopsKey, body, hdr...); resp.StatusCode != 200 {
+			t.Fatalf("another run (%v): %d", hdr, resp.StatusCode)
+		}
+	}
+	if resp := e.do(t, "POST", "/v1/chat/completions", devopsKey, body, gateway.RunIDHeader, strings.Repeat("r", 200)); resp.StatusCode != 400 {
+		t.Fatalf("an oversized run id: %d, want 400", resp.StatusCode)
+	}
+	if !strings.Contains(e.logs.String(), `"run_id":"ticket-1"`) {
+		t.Errorf("the logs do not carry the run id")
+	}
+}
+
+// Requests other than chat completions go to the upstream as they are,
+// with the upstream's key; /healthz, /readyz and /metrics answer.
+func TestGatewayPassThroughAndOps(t *testing.T) {
+	e := start(t, nil, "")
+	e.upstream.Default(openaitest.Text("ok"))
+	resp := e.do(t, "POST", "/v1/embeddings?x=1", devopsKey, `{"model":"text-embedding-3-small","input":"hello"}`)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	reqs := e.upstream.Requests()
+	if len(reqs) != 1 || reqs[0].Path != "/v1/embeddings" || reqs[0].Header.Get("Authorization") != "Bearer "+upstreamKey || string(reqs[0].Body) != `{"model":"text-embedding-3-small","input":"hello"}` {
+		t.Fatalf("passed through: %+v", reqs)
+	}
+	e.do(t, "POST", "/v1/chat/completions", devopsKey, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "tokenwise_gateway_requests"} {
+		resp := e.do(t, "GET", path, "", "")
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("%s: %d %.300s", path, resp.StatusCode, b)
+		}
+	}
+	resp = e.do(t, "POST", "/v1/chat/completions", devopsKey, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"`+strings.Repeat("x", 5<<20)+`"}]}`)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 5MiB body: %d, want 413", resp.StatusCode)
+	}
+}
