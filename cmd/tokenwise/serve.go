@@ -97,12 +97,12 @@ func gatewayCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := gateway.LoadConfig(args[0])
 	if err != nil {
-		printErr(stdout, err)
+		printErr(stderr, err)
 		return 1
 	}
 	set, err := policies.LoadDir(cfg.PolicyDir())
 	if err != nil {
-		printErr(stdout, err)
+		printErr(stderr, err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d upstreams, %d keys; policies %s: %d teams: %v)\n", args[0], len(cfg.Upstreams), len(cfg.Keys), cfg.PolicyDir(), len(set.Teams), set.Names())
