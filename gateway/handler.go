@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tokenwise/tokenwise/internal/redact"
@@ -132,7 +133,12 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	if runID == "" {
 		runID = callID // a run of its own
 	}
-	log := s.logger.With("team", k.team, "key", k.name, "run_id", runID, "call_id", callID)
+	// The call's attributes are only formatted for a line that is logged.
+	log := func(level slog.Level, msg string, args ...any) {
+		if s.logger.Enabled(context.Background(), level) {
+			s.logger.Log(context.Background(), level, msg, append([]any{"team", k.team, "key", k.name, "run_id", runID, "call_id", callID}, args...)...)
+		}
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody()))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -142,7 +148,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 				Message: "the request body is larger than the gateway's limits.max_body"}).write(w)
 			return
 		}
-		log.Warn("tokenwise/gateway: reading the request", "err", err)
+		log(slog.LevelWarn, "tokenwise/gateway: reading the request", "err", err)
 		return
 	}
 	model := ""
@@ -168,7 +174,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	if err != nil {
 		e := classify(err, s.secrets...)
 		s.metrics.request(e.Code)
-		log.Info("tokenwise/gateway: call refused", "status", e.Status, "code", e.Code, "err", e.Message, "ms", since(start))
+		log(slog.LevelInfo, "tokenwise/gateway: call refused", "status", e.Status, "code", e.Code, "err", e.Message, "ms", since(start))
 		e.write(w)
 		return
 	}
@@ -195,7 +201,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		_, _ = w.Write(ev)
 		_ = rc.Flush()
 		s.metrics.request(e.Code)
-		log.Warn("tokenwise/gateway: stream failed", "status", resp.StatusCode, "code", e.Code, "err", e.Message, "bytes", n, "ms", since(start))
+		log(slog.LevelWarn, "tokenwise/gateway: stream failed", "status", resp.StatusCode, "code", e.Code, "err", e.Message, "bytes", n, "ms", since(start))
 		return
 	}
 	status := "ok"
@@ -204,28 +210,29 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	}
 	s.metrics.request(status)
 	if err != nil {
-		log.Warn("tokenwise/gateway: response cut", "status", resp.StatusCode, "err", redact.Mask(err.Error(), s.secrets...), "ms", since(start))
+		log(slog.LevelWarn, "tokenwise/gateway: response cut", "status", resp.StatusCode, "err", redact.Mask(err.Error(), s.secrets...), "ms", since(start))
 		return
 	}
-	if log.Enabled(ctx, slog.LevelInfo) {
-		log.Info("tokenwise/gateway: call", "status", resp.StatusCode, "stream", sse, "cache", resp.Header.Get("X-Tokenwise-Cache"), "bytes", n, "ms", since(start))
-	}
+	log(slog.LevelInfo, "tokenwise/gateway: call", "status", resp.StatusCode, "stream", sse, "cache", resp.Header.Get("X-Tokenwise-Cache"), "bytes", n, "ms", since(start))
 }
 
 // copyFlush copies body to w, flushing after each read when streaming.
 func copyFlush(w io.Writer, rc *http.ResponseController, body io.Reader, flush bool) (int64, error) {
-	var buf [32 << 10]byte
+	if !flush {
+		return io.Copy(w, body) // a whole answer: one write from its bytes
+	}
+	bp := streamBufs.Get().(*[]byte)
+	defer streamBufs.Put(bp)
+	buf := *bp
 	var n int64
 	for {
-		m, err := body.Read(buf[:])
+		m, err := body.Read(buf)
 		if m > 0 {
 			if _, werr := w.Write(buf[:m]); werr != nil {
 				return n, werr
 			}
 			n += int64(m)
-			if flush {
-				_ = rc.Flush()
-			}
+			_ = rc.Flush()
 		}
 		if err == io.EOF {
 			return n, nil
@@ -235,6 +242,9 @@ func copyFlush(w io.Writer, rc *http.ResponseController, body io.Reader, flush b
 		}
 	}
 }
+
+// streamBufs are the read buffers of streams.
+var streamBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
 func (s *Server) maxBody() int64 {
 	if s.cfg.Limits.MaxBody > 0 {

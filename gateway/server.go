@@ -93,7 +93,9 @@ func WithPolicyWatch(on bool) Option { return func(o *options) { o.noWatch = !on
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithBaseTransport sets the RoundTripper that carries requests to the
-// upstreams. Default: http.DefaultTransport.
+// upstreams. Default: http.DefaultTransport's settings with up to 256 idle
+// connections per upstream (http.DefaultTransport keeps 2, which under
+// load makes a new connection for most calls).
 func WithBaseTransport(rt http.RoundTripper) Option { return func(o *options) { o.base = rt } }
 
 // WithRedisClient gives the gateway a Redis client for its shared state
@@ -113,7 +115,7 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 	if cfg == nil {
 		return nil, errors.New("tokenwise/gateway: no config")
 	}
-	o := &options{logger: slog.Default(), base: http.DefaultTransport}
+	o := &options{logger: slog.Default(), base: defaultTransport()}
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -360,3 +362,11 @@ func newID(prefix string) string {
 
 // since is time.Since, in milliseconds with a fraction.
 func since(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
+
+// defaultTransport is the transport to the upstreams.
+func defaultTransport() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	return t
+}
