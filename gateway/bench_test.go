@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -167,8 +166,8 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 		b.ReportMetric(float64(p99g.Microseconds()), "gateway-p99-µs")
 		b.ReportMetric(float64((p50g - p50d).Microseconds()), "added-p50-µs")
 		b.ReportMetric(float64((p99g - p99d).Microseconds()), "added-p99-µs")
-		b.Log(fmt.Sprintf("%d req/s for %v: direct p50 %v p99 %v; gateway p50 %v p99 %v; added p50 %v p99 %v",
-			rate, d, p50d, p99d, p50g, p99g, p50g-p50d, p99g-p99d))
+		b.Logf("%d req/s for %v: direct p50 %v p99 %v; gateway p50 %v p99 %v; added p50 %v p99 %v",
+			rate, d, p50d, p99d, p50g, p99g, p50g-p50d, p99g-p99d)
 	}
 }
 

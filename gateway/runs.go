@@ -61,9 +61,3 @@ func (t *runTable) remove(e *list.Element) {
 	delete(t.byID, e.Value.(*runEntry).key)
 	t.lru.Remove(e)
 }
-
-func (t *runTable) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.lru.Len()
-}
