@@ -45,6 +45,10 @@ rate_limits:
     gpt-4o-mini: {rpm: 10000000, tpm: 10000000000}
 `
 
+// benchSeq numbers the benchmarks' prompts: every request is distinct, a
+// response cache miss.
+var benchSeq atomic.Int64
+
 // instantAnswer is the upstream's answer to every request.
 var instantAnswer = []byte(`{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Restart the pod."},"finish_reason":"stop"}],"usage":{"prompt_tokens":40,"completion_tokens":5,"total_tokens":45}}`)
 
@@ -80,7 +84,7 @@ func load(tb testing.TB, client *http.Client, url, key string, rate int, d time.
 		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
 			time.Sleep(wait)
 		}
-		body := []byte(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"system","content":"You are an SRE assistant."},{"role":"user","content":"Pod web-` + strconv.Itoa(i) + ` is crash-looping. What should I do?"}]}`)
+		body := []byte(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"system","content":"You are an SRE assistant."},{"role":"user","content":"Pod web-` + strconv.FormatInt(benchSeq.Add(1), 10) + ` is crash-looping. What should I do?"}]}`)
 		wg.Go(func() {
 			req, _ := http.NewRequest("POST", url+"/chat/completions", bytes.NewReader(body))
 			req.Header.Set("Authorization", "Bearer "+key)
@@ -197,10 +201,8 @@ func BenchmarkGatewayRoundTrip(b *testing.B) {
 	defer client.CloseIdleConnections()
 	for _, c := range []struct{ name, url, key string }{{"direct", upURL, upstreamKey}, {"gateway", "http://" + l.Addr().String() + "/v1", devopsKey}} {
 		b.Run(c.name, func(b *testing.B) {
-			i := 0
 			for b.Loop() {
-				i++
-				body := []byte(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"Pod web-` + strconv.Itoa(i) + ` is crash-looping."}]}`)
+				body := []byte(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"Pod web-` + strconv.FormatInt(benchSeq.Add(1), 10) + ` is crash-looping."}]}`)
 				req, _ := http.NewRequest("POST", c.url+"/chat/completions", bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+c.key)
 				resp, err := client.Do(req)
