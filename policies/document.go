@@ -1,6 +1,9 @@
 package policies
 
-import "fmt"
+import (
+	"fmt"
+	"reflect"
+)
 
 // Source locates the fields of a YAML document decoded by [DecodeStrict],
 // so that a caller's own semantic checks report their problems at the
@@ -46,3 +49,9 @@ func Invalid(probs []Problem) error {
 	sortProblems(probs)
 	return &ValidationError{Problems: probs}
 }
+
+// StructSchema returns the JSON Schema (draft 2020-12) of a struct type
+// that DecodeStrict decodes, built like the policy schema (see JSONSchema):
+// objects allow only their own keys, durations need a unit, byte sizes and
+// USD amounts take their string forms, counts are non-negative.
+func StructSchema(t reflect.Type) map[string]any { return schemaOf(t) }

@@ -108,3 +108,14 @@ func gatewayCheck(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "%s: ok (%d upstreams, %d keys; policies %s: %d teams: %v)\n", args[0], len(cfg.Upstreams), len(cfg.Keys), cfg.PolicyDir(), len(set.Teams), set.Names())
 	return 0
 }
+
+// gatewaySchema prints the JSON Schema of gateway files.
+func gatewaySchema(stdout, stderr io.Writer) int {
+	b, err := gateway.JSONSchema()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	_, _ = stdout.Write(b)
+	return 0
+}
