@@ -20,6 +20,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/gateway"
@@ -34,7 +35,7 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(replicaEnv); path != "" {
 		os.Exit(runReplica(path))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // runReplica serves the gateway file at path on a loopback port, prints
