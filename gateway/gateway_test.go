@@ -311,4 +311,8 @@ func TestGatewayPassThroughAndOps(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("a 5MiB body: %d, want 413", resp.StatusCode)
 	}
+	resp = e.do(t, "POST", "/v1/embeddings", devopsKey, `{"input":"`+strings.Repeat("x", 5<<20)+`"}`)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 5MiB pass-through body: %d, want 413", resp.StatusCode)
+	}
 }

@@ -262,6 +262,9 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	up := s.pick("")
 	start := time.Now()
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody())
+	}
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = up.base.JoinPath(strings.TrimPrefix(pr.In.URL.Path, "/v1"))
@@ -277,6 +280,12 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		Transport:     s.base,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				(&apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
+					Message: "the request body is larger than the gateway's limits.max_body"}).write(w)
+				return
+			}
 			e := &apiError{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_error", Message: "tokenwise/gateway: " + redact.Mask(err.Error(), s.secrets...)}
 			e.write(w)
 		},
