@@ -316,3 +316,41 @@ func TestGatewayPassThroughAndOps(t *testing.T) {
 		t.Errorf("a 5MiB pass-through body: %d, want 413", resp.StatusCode)
 	}
 }
+
+// A stream the upstream cuts after its first chunks reaches the client as
+// an error (an OpenAI error event, no [DONE]), never as a complete answer.
+func TestGatewayCutStreamIsAnError(t *testing.T) {
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": "version: 1\nname: devops\n"}
+	e := start(t, pols, "")
+	cut := openaitest.Text("a long answer that will not arrive whole")
+	cut.Fault = openaitest.CutAfter(3).Fault
+	e.upstream.Default(cut)
+	cfg := goopenai.DefaultConfig(devopsKey)
+	cfg.BaseURL = e.url + "/v1"
+	st, err := goopenai.NewClientWithConfig(cfg).CreateChatCompletionStream(t.Context(), goopenai.ChatCompletionRequest{
+		Model: "gpt-4o-mini", Stream: true, Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var got strings.Builder
+	for {
+		c, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			t.Fatalf("a cut stream ended as complete: %q", got.String())
+		}
+		if err != nil {
+			var ae *goopenai.APIError
+			if !errors.As(err, &ae) || ae.Code != "upstream_error" {
+				t.Fatalf("err = %v, want the gateway's error event", err)
+			}
+			break
+		}
+		for _, ch := range c.Choices {
+			got.WriteString(ch.Delta.Content)
+		}
+	}
+	if got.Len() == 0 || got.String() == "a long answer that will not arrive whole" {
+		t.Fatalf("received %q before the cut", got.String())
+	}
+}
