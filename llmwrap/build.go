@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/sony/gobreaker/v2"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/llmwrap/compact"
@@ -30,6 +31,7 @@ type options struct {
 	budgetStore    budget.Store
 	budgetOpts     []budget.Option
 	rateLimitStore ratelimit.Store
+	breakerStore   gobreaker.SharedDataStore
 	routeOpts      []route.Option
 	contextOpts    []compact.Option
 

@@ -111,16 +111,16 @@ func (s *State) rateLimitMemory() *ratelimit.MemoryStore {
 // breakerSet returns the breakers of cfg: builds with the same breaker
 // config share them, so a reload that leaves the config alone keeps the
 // breakers' state.
-func (s *State) breakerSet(cfg breaker.Config) (*breaker.Set, error) {
+func (s *State) breakerSet(cfg breaker.Config, opts ...breaker.Option) (*breaker.Set, error) {
 	if s == nil {
-		return breaker.New(cfg)
+		return breaker.New(cfg, opts...)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if set, ok := s.breakers[cfg]; ok {
 		return set, nil
 	}
-	set, err := breaker.New(cfg)
+	set, err := breaker.New(cfg, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -62,6 +62,14 @@ func StartRun(ctx context.Context, id string) (context.Context, *Run) {
 	return context.WithValue(ctx, runKey{}, r), r
 }
 
+// WithRun returns ctx carrying the run r, opened earlier by StartRun: a
+// server that receives one run's calls in several requests (the gateway,
+// by X-Run-Id) puts each of them in the same Run, so that per-run budgets
+// and limits hold across them.
+func WithRun(ctx context.Context, r *Run) context.Context {
+	return context.WithValue(ctx, runKey{}, r)
+}
+
 // RunFrom returns the run of ctx, or nil outside a run.
 func RunFrom(ctx context.Context) *Run {
 	r, _ := ctx.Value(runKey{}).(*Run)

@@ -8,6 +8,9 @@
 //	tokenwise route eval ... DATA.jsonl           measure a router on labelled data (see route.go)
 //	tokenwise route train --out W DATA.jsonl      train a learned router on labelled data
 //	tokenwise catalog import PRICES.json          LiteLLM's price file as a policy file of models (extend it); skipped entries on stderr
+//	tokenwise serve -config gateway.yaml          the OpenAI-compatible gateway (package gateway)
+//	tokenwise gateway check gateway.yaml          validate a gateway file and its policy directory
+//	tokenwise gateway schema                      the JSON Schema of gateway files (gateway/schema.json)
 //
 // The trace format is documented in package observe; the DevOps example
 // writes one with -trace FILE.
@@ -39,6 +42,9 @@ const usage = `usage:
   tokenwise policy schema
   tokenwise route eval|train ... DATA.jsonl
   tokenwise catalog import [-o FILE] [--provider P,...] PRICES.json
+  tokenwise serve [-config gateway.yaml] [-listen ADDR] [-log-level L]
+  tokenwise gateway check gateway.yaml
+  tokenwise gateway schema
 `
 
 // run is the command; it returns the exit status (0 ok, 1 problems, 2 usage).
@@ -58,6 +64,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return replay(args[1:], stdout, stderr)
 	case args[0] == "route":
 		return routeCmd(args[1:], stdout, stderr)
+	case args[0] == "serve":
+		return serve(args[1:], stdout, stderr)
+	case args[0] == "gateway" && len(args) == 2 && args[1] == "schema":
+		return gatewaySchema(stdout, stderr)
+	case args[0] == "gateway" && len(args) > 1 && args[1] == "check":
+		return gatewayCheck(args[2:], stdout, stderr)
 	case args[0] == "catalog" && len(args) > 1 && args[1] == "import":
 		return catalogImport(args[2:], stdout, stderr)
 	}

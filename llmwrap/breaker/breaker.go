@@ -64,23 +64,44 @@ type Config struct {
 	Window time.Duration
 }
 
-// Option configures code-side dependencies of the breakers. There are
-// none yet; the type keeps the constructor the shape of every layer's.
+// Option configures code-side dependencies of the breakers (a shared
+// state store).
 type Option func(*options)
 
-type options struct{}
+type options struct {
+	shared gobreaker.SharedDataStore
+}
 
 // Set holds one breaker per model, created on first use. It is safe for
 // concurrent use.
 type Set struct {
 	s        Config
-	off      bool // trips on nothing: no layer
+	off      bool                      // trips on nothing: no layer
+	shared   gobreaker.SharedDataStore // nil: state in this process only
 	mu       sync.Mutex
 	breakers map[string]*modelBreaker
 }
 
+// WithSharedStore keeps every model's breaker state in st (gobreaker's
+// SharedDataStore, e.g. adapters/redis.NewBreakerStore), so that replicas
+// sharing st share their breakers: one replica's open breaker refuses calls
+// in all of them. Each call reads and writes the shared state twice, under
+// the store's lock (before the call, to be admitted, and after, to count
+// its outcome), never holding the lock during the call itself; calls in
+// the half-open state are admitted until the first outcome arrives. When
+// the store cannot answer, the call is let through (a breaker that fails
+// open) rather than refused.
+func WithSharedStore(st gobreaker.SharedDataStore) Option {
+	return func(o *options) { o.shared = st }
+}
+
 type modelBreaker struct {
 	cb *gobreaker.TwoStepCircuitBreaker[struct{}]
+
+	// shared mode (WithSharedStore): dcb is created on first use under
+	// mu, which also serialises this process's turns on the shared state.
+	sharedMu sync.Mutex
+	dcb      *gobreaker.DistributedCircuitBreaker[struct{}]
 
 	mu      sync.Mutex
 	pending []middleware.BreakerChanged // transitions not yet emitted
@@ -116,7 +137,7 @@ func New(cfg Config, opts ...Option) (*Set, error) {
 	if s.Window <= 0 {
 		s.Window = DefaultWindow
 	}
-	return &Set{s: s, breakers: map[string]*modelBreaker{}}, nil
+	return &Set{s: s, shared: o.shared, breakers: map[string]*modelBreaker{}}, nil
 }
 
 // errExcluded is what done is told about a call that must not count.
@@ -129,12 +150,20 @@ func (s *Set) get(model string) *modelBreaker {
 		return b
 	}
 	b := &modelBreaker{}
+	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](s.settings(model, b))
+	s.breakers[model] = b
+	return b
+}
+
+// settings returns gobreaker's settings of model's breaker.
+func (s *Set) settings(model string, b *modelBreaker) gobreaker.Settings {
 	st := s.s
 	bucket := st.Window / windowBuckets
 	if bucket <= 0 {
 		bucket = st.Window
 	}
-	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+	shared := s.shared != nil
+	return gobreaker.Settings{
 		Name:         model,
 		MaxRequests:  uint32(st.HalfOpenProbes),
 		Interval:     st.Window,
@@ -144,8 +173,14 @@ func (s *Set) get(model string) *modelBreaker {
 			if st.ConsecutiveFailures > 0 && c.ConsecutiveFailures >= uint32(st.ConsecutiveFailures) {
 				return true
 			}
-			return st.FailureRatio > 0 && c.Requests >= uint32(st.MinRequests) &&
-				float64(c.TotalFailures) >= st.FailureRatio*float64(c.Requests)
+			n := c.Requests
+			if shared {
+				// Shared mode counts each call's admission as an
+				// excluded request: count the calls with an outcome.
+				n = c.Requests - min(c.Requests, c.TotalExclusions)
+			}
+			return st.FailureRatio > 0 && n >= uint32(st.MinRequests) &&
+				float64(c.TotalFailures) >= st.FailureRatio*float64(n)
 		},
 		// Runs under gobreaker's lock: only queue the event.
 		OnStateChange: func(name string, from, to gobreaker.State) {
@@ -155,9 +190,7 @@ func (s *Set) get(model string) *modelBreaker {
 		},
 		IsExcluded:   func(err error) bool { return err == errExcluded },
 		IsSuccessful: func(err error) bool { return err == nil },
-	})
-	s.breakers[model] = b
-	return b
+	}
 }
 
 // flush emits the queued state changes, outside every lock.
@@ -177,7 +210,73 @@ func (s *Set) State(model string) string {
 	if s == nil || s.off {
 		return "closed"
 	}
-	return s.get(model).cb.State().String()
+	b := s.get(model)
+	if s.shared != nil {
+		var state gobreaker.State
+		ok := b.withShared(s, model, func(dcb *gobreaker.DistributedCircuitBreaker[struct{}]) {
+			var err error
+			if state, err = dcb.State(); err != nil {
+				state = gobreaker.StateClosed
+			}
+		})
+		if ok {
+			return state.String()
+		}
+	}
+	return b.cb.State().String()
+}
+
+// outerLock guards a model's shared state around gobreaker's own lock:
+// gobreaker reads the shared state before it takes its lock, which would
+// let a concurrent writer's update be overwritten.
+func outerLock(model string) string { return "tokenwise:outer:" + model }
+
+// withShared runs fn with model's distributed breaker, under this
+// process's lock of the model and the store's outer lock. It reports false
+// when the store could not be used (fn did not run).
+func (b *modelBreaker) withShared(s *Set, model string, fn func(*gobreaker.DistributedCircuitBreaker[struct{}])) bool {
+	b.sharedMu.Lock()
+	defer b.sharedMu.Unlock()
+	if err := s.shared.Lock(outerLock(model)); err != nil {
+		return false
+	}
+	defer func() { _ = s.shared.Unlock(outerLock(model)) }()
+	if b.dcb == nil {
+		dcb, err := gobreaker.NewDistributedCircuitBreaker[struct{}](s.shared, s.settings(model, b))
+		if err != nil {
+			return false
+		}
+		b.dcb = dcb
+	}
+	fn(b.dcb)
+	return true
+}
+
+// sharedHandle serves one call with WithSharedStore.
+func (s *Set) sharedHandle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
+	b := s.get(req.Model)
+	var refused error
+	b.withShared(s, req.Model, func(dcb *gobreaker.DistributedCircuitBreaker[struct{}]) {
+		_, err := dcb.Execute(func() (struct{}, error) { return struct{}{}, errExcluded })
+		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+			refused = err
+		}
+	})
+	b.flush(ctx)
+	if refused != nil {
+		state := "open"
+		if errors.Is(refused, gobreaker.ErrTooManyRequests) {
+			state = "half-open"
+		}
+		return nil, &OpenError{Model: req.Model, State: state}
+	}
+	resp, err := next.Handle(ctx, req)
+	outcome := judge(ctx, err)
+	b.withShared(s, req.Model, func(dcb *gobreaker.DistributedCircuitBreaker[struct{}]) {
+		_, _ = dcb.Execute(func() (struct{}, error) { return struct{}{}, outcome })
+	})
+	b.flush(ctx)
+	return resp, err
 }
 
 // Middleware returns the middleware that guards each call with the breaker
@@ -189,6 +288,9 @@ func (s *Set) Middleware() middleware.Middleware {
 	}
 	return func(next middleware.Handler) middleware.Handler {
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			if s.shared != nil {
+				return s.sharedHandle(ctx, req, next)
+			}
 			b := s.get(req.Model)
 			done, err := b.cb.Allow()
 			b.flush(ctx) // an open breaker may just have turned half-open

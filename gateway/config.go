@@ -1,0 +1,312 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// Defaults of a zero Config field.
+const (
+	DefaultListen            = "127.0.0.1:8787"
+	DefaultMaxBody           = 4 << 20
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultShutdownGrace     = 30 * time.Second
+	DefaultRunIdle           = time.Hour
+	DefaultMaxRuns           = 100_000
+	DefaultRedisPrefix       = "tokenwise"
+	// MaxFileSize bounds a gateway file.
+	MaxFileSize = 1 << 20
+)
+
+// ErrInvalidConfig matches every error of a gateway file that fails its
+// checks (a *policies.ValidationError listing every problem, each with its
+// line and field path).
+var ErrInvalidConfig = errors.New("tokenwise/gateway: invalid gateway file")
+
+// Config is a gateway file (gateway.yaml). Load it with [LoadConfig] or
+// [ParseConfig], which check it strictly (unknown keys, wrong types,
+// durations without a unit, and the semantic checks of [Config.Problems]).
+type Config struct {
+	// Listen is the address the gateway listens on. Empty: 127.0.0.1:8787
+	// (loopback: put a TLS-terminating proxy in front to expose it).
+	Listen string `yaml:"listen,omitempty"`
+	// Policies is the policy directory, one file per team and a
+	// default.yaml, hot reloaded. A relative path is relative to the
+	// gateway file's directory. Required.
+	Policies string `yaml:"policies"`
+	// Upstreams are the OpenAI-compatible servers the gateway calls. A
+	// request goes to the first upstream whose Models list names its
+	// model, else to the first upstream. At least one.
+	Upstreams []Upstream `yaml:"upstreams"`
+	// Keys are the virtual keys: each maps a bearer token, stored as its
+	// SHA-256, to a team. A reload of the file (SIGHUP, or Server.Reload)
+	// applies a changed list: a key removed is refused from then on.
+	Keys []Key `yaml:"keys"`
+	// Redis shares budgets, the response cache, rate limits and circuit
+	// breakers between replicas. Zero: state in memory, per replica.
+	Redis Redis `yaml:"redis,omitempty"`
+	// Limits are the HTTP server's limits. Zero: defaults.
+	Limits Limits `yaml:"limits,omitempty"`
+
+	dir  string // directory of the file, for relative paths
+	file string
+}
+
+// Upstream is one OpenAI-compatible server.
+type Upstream struct {
+	// Name names the upstream in logs and /v1/models. Required, unique.
+	Name string `yaml:"name"`
+	// BaseURL is the API base, e.g. https://api.openai.com/v1 (requests go
+	// to BaseURL + "/chat/completions"). Required: http or https.
+	BaseURL string `yaml:"base_url"`
+	// APIKeyEnv names the environment variable holding the API key.
+	APIKeyEnv string `yaml:"api_key_env,omitempty"`
+	// APIKeyFile is a file holding the API key (surrounding white space is
+	// trimmed). A relative path is relative to the gateway file.
+	APIKeyFile string `yaml:"api_key_file,omitempty"`
+	// APIKey is refused: a key is never written in a gateway file. It is
+	// only decoded to say so (without echoing it).
+	APIKey string `yaml:"api_key,omitempty"`
+	// Models are the models this upstream serves, for routing requests and
+	// for GET /v1/models. Empty on the first upstream: every model.
+	Models []string `yaml:"models,omitempty"`
+}
+
+// Key is one virtual key.
+type Key struct {
+	// Name identifies the key in logs and events (the key itself never
+	// appears there). Required, unique.
+	Name string `yaml:"name"`
+	// Team is the team whose policy serves the key's calls. Required.
+	Team string `yaml:"team"`
+	// SHA256 is the lowercase hex SHA-256 of the bearer token
+	// (`printf %s "$KEY" | sha256sum`). Required.
+	SHA256 string `yaml:"sha256"`
+}
+
+// Redis configures the shared state.
+type Redis struct {
+	// Addr is host:port of the Redis server. Empty: no Redis.
+	Addr string `yaml:"addr,omitempty"`
+	// PasswordEnv names the environment variable holding the password.
+	PasswordEnv string `yaml:"password_env,omitempty"`
+	// DB is the Redis database number.
+	DB int `yaml:"db,omitempty"`
+	// Prefix namespaces every key of the gateway's state (the breaker's
+	// and the cache's; budgets use the policies' budget.store.key_prefix).
+	// Empty: "tokenwise".
+	Prefix string `yaml:"prefix,omitempty"`
+}
+
+// Limits are the HTTP server's limits.
+type Limits struct {
+	// MaxBody is the largest request body accepted. Zero: 4MiB.
+	MaxBody policies.ByteSize `yaml:"max_body,omitempty"`
+	// ReadHeaderTimeout bounds reading a request's headers. Zero: 10s.
+	ReadHeaderTimeout policies.Duration `yaml:"read_header_timeout,omitempty"`
+	// IdleTimeout closes keep-alive connections idle this long. Zero: 2m.
+	IdleTimeout policies.Duration `yaml:"idle_timeout,omitempty"`
+	// ShutdownGrace is how long a shutdown lets running requests (streams
+	// included) finish before it cuts them. Zero: 30s.
+	ShutdownGrace policies.Duration `yaml:"shutdown_grace,omitempty"`
+	// RunIdle forgets a run (its X-Run-Id, its per-run budget and guard)
+	// after this long without a call. Zero: 1h.
+	RunIdle policies.Duration `yaml:"run_idle,omitempty"`
+	// MaxRuns bounds the runs remembered (least recently used are
+	// forgotten first). Zero: 100000.
+	MaxRuns int `yaml:"max_runs,omitempty"`
+}
+
+// LoadConfig reads and checks the gateway file at path.
+func LoadConfig(path string) (*Config, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenwise/gateway: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("tokenwise/gateway: %s is not a regular file", path)
+	}
+	if st.Size() > MaxFileSize {
+		return nil, fmt.Errorf("tokenwise/gateway: %s is larger than %d bytes", path, MaxFileSize)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenwise/gateway: %w", err)
+	}
+	return ParseConfig(b, path)
+}
+
+// ParseConfig decodes and checks a gateway file; name is the file's path
+// (relative paths in the file are resolved against its directory). Every
+// problem is reported at once in a *policies.ValidationError (matching
+// ErrInvalidConfig and policies.ErrInvalid), each with its line and field.
+func ParseConfig(b []byte, name string) (*Config, error) {
+	c := &Config{}
+	src, probs, parsed := policies.DecodeStrict(b, name, c)
+	c.dir, c.file = filepath.Dir(name), name
+	if parsed {
+		probs = append(probs, c.problems(src)...)
+	}
+	if err := policies.Invalid(probs); err != nil {
+		return nil, &configError{err}
+	}
+	return c, nil
+}
+
+// configError matches ErrInvalidConfig and unwraps to the
+// *policies.ValidationError.
+type configError struct{ err error }
+
+func (e *configError) Error() string        { return e.err.Error() }
+func (e *configError) Unwrap() error        { return e.err }
+func (e *configError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// problems runs the semantic checks.
+func (c *Config) problems(src *policies.Source) []policies.Problem {
+	var ps []policies.Problem
+	add := func(path, format string, args ...any) { ps = append(ps, src.Problem(path, format, args...)) }
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			add("listen", "not a host:port address")
+		}
+	}
+	if c.Policies == "" {
+		add("policies", "required: the policy directory (one file per team, and default.yaml)")
+	} else if st, err := os.Stat(c.path(c.Policies)); err != nil || !st.IsDir() {
+		add("policies", "%s is not a directory", c.path(c.Policies))
+	}
+	if len(c.Upstreams) == 0 {
+		add("upstreams", "required: at least one upstream with name and base_url")
+	}
+	names := map[string]bool{}
+	for i, u := range c.Upstreams {
+		p := fmt.Sprintf("upstreams[%d]", i)
+		switch {
+		case u.Name == "":
+			add(p+".name", "required")
+		case names[u.Name]:
+			add(p+".name", "upstream %q is named twice", u.Name)
+		}
+		names[u.Name] = true
+		if u.BaseURL == "" {
+			add(p+".base_url", "required, e.g. https://api.openai.com/v1")
+		} else if pu, err := url.Parse(u.BaseURL); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			add(p+".base_url", "not an http(s) URL")
+		}
+		if u.APIKey != "" {
+			add(p+".api_key", "a key is never written in the gateway file: name an environment variable (api_key_env) or a file (api_key_file)")
+		}
+		if u.APIKeyEnv != "" && u.APIKeyFile != "" {
+			add(p+".api_key_file", "set api_key_env or api_key_file, not both")
+		}
+		if u.APIKeyFile != "" {
+			if _, err := os.Stat(c.path(u.APIKeyFile)); err != nil {
+				add(p+".api_key_file", "cannot read %s", c.path(u.APIKeyFile))
+			}
+		}
+	}
+	keyNames, hashes := map[string]bool{}, map[string]bool{}
+	for i, k := range c.Keys {
+		p := fmt.Sprintf("keys[%d]", i)
+		switch {
+		case k.Name == "":
+			add(p+".name", "required")
+		case keyNames[k.Name]:
+			add(p+".name", "key %q is named twice", k.Name)
+		}
+		keyNames[k.Name] = true
+		if k.Team == "" {
+			add(p+".team", "required: the team whose policy serves this key")
+		}
+		h := strings.ToLower(k.SHA256)
+		if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
+			add(p+".sha256", "not a SHA-256 in hex (64 characters): store the hash of the key, never the key")
+		} else if hashes[h] {
+			add(p+".sha256", "the same key is listed twice")
+		}
+		hashes[h] = true
+	}
+	if c.Limits.MaxBody < 0 {
+		add("limits.max_body", "must not be negative")
+	}
+	if c.Limits.MaxRuns < 0 {
+		add("limits.max_runs", "must not be negative")
+	}
+	for path, d := range map[string]policies.Duration{
+		"limits.read_header_timeout": c.Limits.ReadHeaderTimeout, "limits.idle_timeout": c.Limits.IdleTimeout,
+		"limits.shutdown_grace": c.Limits.ShutdownGrace, "limits.run_idle": c.Limits.RunIdle,
+	} {
+		if d < 0 {
+			add(path, "must not be negative")
+		}
+	}
+	if c.Redis.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
+			add("redis.addr", "not a host:port address")
+		}
+	}
+	return ps
+}
+
+// path resolves p against the gateway file's directory.
+func (c *Config) path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// PolicyDir returns the policy directory, resolved against the file's.
+func (c *Config) PolicyDir() string { return c.path(c.Policies) }
+
+// File returns the path the config was loaded from ("" when built in code).
+func (c *Config) File() string { return c.file }
+
+// apiKey reads an upstream's key from its environment variable or file.
+func (c *Config) apiKey(u Upstream) (string, error) {
+	switch {
+	case u.APIKeyEnv != "":
+		k, ok := os.LookupEnv(u.APIKeyEnv)
+		if !ok || k == "" {
+			return "", fmt.Errorf("tokenwise/gateway: upstream %s: environment variable %s is not set", u.Name, u.APIKeyEnv)
+		}
+		return k, nil
+	case u.APIKeyFile != "":
+		b, err := os.ReadFile(c.path(u.APIKeyFile))
+		if err != nil {
+			return "", fmt.Errorf("tokenwise/gateway: upstream %s: reading its key: %w", u.Name, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", nil // an upstream without a key (a local server)
+}
+
+func durationOr(d policies.Duration, def time.Duration) time.Duration {
+	if d > 0 {
+		return d.Duration()
+	}
+	return def
+}
+
+// HashKey returns the hex SHA-256 of a virtual key, as a gateway file's
+// keys[].sha256 stores it.
+func HashKey(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(h[:])
+}
+
+// ShutdownGrace returns limits.shutdown_grace or its default.
+func (c *Config) ShutdownGrace() time.Duration {
+	return durationOr(c.Limits.ShutdownGrace, DefaultShutdownGrace)
+}

@@ -1,0 +1,70 @@
+package gateway_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tokenwise/tokenwise/gateway"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// A gateway file with a mistake in every field is refused with every
+// problem at once, each at its line with its field path, and a key
+// written inline is never echoed.
+func TestConfigReportsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "pols"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const inline = "sk-inline-secret-0123456789abcdef0123"
+	file := `listen: localhost
+policie: pols
+upstreams:
+  - name: a
+    base_url: ftp://example.com
+    api_key: ` + inline + `
+  - name: a
+    base_url: https://example.com/v1
+    api_key_env: X
+    api_key_file: missing.txt
+keys:
+  - {name: k, team: devops, sha256: abc}
+  - {name: k, sha256: ` + gateway.HashKey("x") + `}
+limits: {idle_timeout: 5, max_body: 1MB}
+`
+	_, err := gateway.ParseConfig([]byte(file), filepath.Join(dir, "gateway.yaml"))
+	if !errors.Is(err, gateway.ErrInvalidConfig) || !errors.Is(err, policies.ErrInvalid) {
+		t.Fatalf("err = %v, want ErrInvalidConfig", err)
+	}
+	var ve *policies.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("not a ValidationError: %T", err)
+	}
+	want := map[string]int{ // field → line
+		"listen": 1, "policie": 2, "policies": 1, "upstreams[0].base_url": 5, "upstreams[0].api_key": 6,
+		"upstreams[1].name": 7, "upstreams[1].api_key_file": 10, "keys[0].sha256": 12, "keys[1].name": 13,
+		"keys[1].team": 13, "limits.idle_timeout": 14,
+	}
+	got := map[string]int{}
+	for _, p := range ve.Problems {
+		got[p.Path] = p.Line
+		if !strings.HasSuffix(p.File, "gateway.yaml") {
+			t.Errorf("problem without its file: %v", p)
+		}
+	}
+	for path, line := range want {
+		if l, ok := got[path]; !ok || l != line {
+			t.Errorf("%s: line %d (found %v), want line %d\n%v", path, l, ok, line, err)
+		}
+	}
+	if strings.Contains(err.Error(), inline) {
+		t.Errorf("the message echoes the inline key:\n%v", err)
+	}
+	// The example of the README passes.
+	if _, err := gateway.LoadConfig(filepath.Join("testdata", "gateway.yaml")); err != nil {
+		t.Fatalf("testdata/gateway.yaml: %v", err)
+	}
+}

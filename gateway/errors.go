@@ -1,0 +1,105 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tokenwise/tokenwise/internal/redact"
+	"github.com/tokenwise/tokenwise/llmwrap/breaker"
+	"github.com/tokenwise/tokenwise/llmwrap/guard"
+	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// apiError is an OpenAI-shaped error: the body every official SDK reads
+// into its APIError ({"error": {"message", "type", "param", "code"}}).
+type apiError struct {
+	Status     int
+	Message    string
+	Type       string
+	Code       string
+	RetryAfter time.Duration
+	NoRetry    bool // x-should-retry: false (the official SDKs honour it)
+}
+
+type wireError struct {
+	Error wireErrorBody `json:"error"`
+}
+
+type wireErrorBody struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    *string `json:"code"`
+}
+
+func (e *apiError) body() []byte {
+	var code *string
+	if e.Code != "" {
+		code = &e.Code
+	}
+	b, _ := json.Marshal(wireError{wireErrorBody{Message: e.Message, Type: e.Type, Code: code}})
+	return b
+}
+
+func (e *apiError) write(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64(math.Ceil(e.RetryAfter.Seconds())), 10))
+		h.Set("Retry-After-Ms", strconv.FormatInt(e.RetryAfter.Milliseconds(), 10))
+	}
+	if e.NoRetry {
+		h.Set("X-Should-Retry", "false")
+	}
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(e.body())
+}
+
+var (
+	errUnauthorized = &apiError{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
+		Message: "Incorrect API key provided. Use a virtual key of this gateway as the bearer token (Authorization: Bearer <key>)."}
+	errNoRoute = &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
+		Message: "Unknown request URL. The gateway serves /v1/chat/completions, /v1/models, /v1/spend and passes other /v1/ paths to its upstream."}
+)
+
+// classify maps a chain failure to the OpenAI-shaped error a client of the
+// gateway gets. secrets are masked out of the message.
+func classify(err error, secrets ...string) *apiError {
+	msg := redact.Mask(err.Error(), secrets...)
+	var ra time.Duration
+	if d, ok := middleware.RetryAfter(err); ok {
+		ra = d
+	}
+	switch {
+	case errors.Is(err, middleware.ErrBudget):
+		// A 429 like OpenAI's own insufficient_quota, which clients
+		// already handle; never worth a retry.
+		return &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "budget_exceeded", Message: msg, NoRetry: true}
+	case errors.Is(err, guard.ErrMaxCalls):
+		return &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "run_call_limit", Message: msg, NoRetry: true}
+	case errors.Is(err, policies.ErrUnknownTeam):
+		return &apiError{Status: http.StatusForbidden, Type: "invalid_request_error", Code: "unknown_team", Message: msg, NoRetry: true}
+	case errors.Is(err, ratelimit.ErrLimited):
+		return &apiError{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "rate_limit_exceeded", Message: msg, RetryAfter: ra}
+	case errors.Is(err, breaker.ErrOpen):
+		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "circuit_open", Message: msg, RetryAfter: ra}
+	case errors.Is(err, middleware.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return &apiError{Status: http.StatusGatewayTimeout, Type: "server_error", Code: "timeout", Message: msg}
+	case errors.Is(err, middleware.ErrStreamCut), errors.Is(err, middleware.ErrMalformed), errors.Is(err, middleware.ErrNetwork):
+		return &apiError{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_error", Message: msg}
+	case errors.Is(err, context.Canceled):
+		return &apiError{Status: 499, Type: "server_error", Code: "canceled", Message: msg}
+	}
+	var pe *middleware.ProviderError
+	if errors.As(err, &pe) && pe.StatusCode >= 400 {
+		return &apiError{Status: pe.StatusCode, Type: pe.Type, Code: pe.Code, Message: msg, RetryAfter: ra}
+	}
+	return &apiError{Status: http.StatusBadGateway, Type: "server_error", Code: "gateway_error", Message: msg}
+}

@@ -1,0 +1,351 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokenwise/tokenwise/internal/redact"
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// RunIDHeader carries the run id of a call: every call of one run (an agent
+// task) shares its per-run budget, call limit and deadline. Without it,
+// each request is a run of its own.
+const RunIDHeader = "X-Run-Id"
+
+// CallIDHeader is the response header with the gateway's id of the call,
+// which its log line carries too.
+const CallIDHeader = "X-Tokenwise-Call-Id"
+
+// maxRunID bounds a run id's length.
+const maxRunID = 128
+
+func getenv(k string) string { return os.Getenv(k) }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", s.metrics.handler)
+	mux.HandleFunc("POST /v1/chat/completions", s.authed(s.chat))
+	mux.HandleFunc("GET /v1/models", s.authed(s.models))
+	mux.HandleFunc("GET /v1/spend", s.authed(s.spend))
+	mux.HandleFunc("/v1/", s.authed(s.passThrough))
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { errNoRoute.write(w) })
+	return mux
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "shutting down\n")
+		return
+	}
+	if s.rdb != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.rdb.Ping(ctx).Err(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "redis unavailable\n")
+			return
+		}
+	}
+	_, _ = io.WriteString(w, "ready\n")
+}
+
+// bearer returns the token of an Authorization: Bearer header.
+func bearer(r *http.Request) string {
+	a := r.Header.Get("Authorization")
+	if len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	if k := r.Header.Get("Api-Key"); k != "" { // Azure-style clients
+		return k
+	}
+	return ""
+}
+
+// authed checks the virtual key and calls h with its entry. A missing or
+// unknown key gets OpenAI's 401 (the key is never echoed nor logged).
+func (s *Server) authed(h func(http.ResponseWriter, *http.Request, keyEntry)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok := bearer(r)
+		var sum [sha256.Size]byte
+		if tok != "" {
+			sum = sha256.Sum256([]byte(tok))
+		}
+		k, ok := s.keys.Load().byHash[hex.EncodeToString(sum[:])]
+		if tok == "" || !ok {
+			s.metrics.request("unauthorized")
+			s.logger.Warn("tokenwise/gateway: request refused: unknown or missing key", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+			errUnauthorized.write(w)
+			return
+		}
+		h(w, r, k)
+	}
+}
+
+// hopHeaders are not forwarded upstream (nor back), with the caller's
+// credentials and the gateway's own headers.
+var hopHeaders = []string{"Authorization", "Api-Key", "Cookie", "Connection", "Keep-Alive", "Proxy-Authorization", "Proxy-Connection",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Accept-Encoding", "Host", RunIDHeader}
+
+// outHeader returns the caller's headers to send upstream, with the
+// upstream's key.
+func outHeader(in http.Header, up *upstream) http.Header {
+	h := in.Clone()
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+	if up.key != "" {
+		h.Set("Authorization", "Bearer "+up.key)
+	}
+	return h
+}
+
+func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
+	start := time.Now()
+	callID := newID("call-")
+	runID := r.Header.Get(RunIDHeader)
+	if len(runID) > maxRunID || strings.ContainsFunc(runID, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+		(&apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_run_id",
+			Message: "X-Run-Id must be at most 128 printable characters"}).write(w)
+		return
+	}
+	if runID == "" {
+		runID = callID // a run of its own
+	}
+	// The call's attributes are only formatted for a line that is logged.
+	log := func(level slog.Level, msg string, args ...any) {
+		if s.logger.Enabled(context.Background(), level) {
+			s.logger.Log(context.Background(), level, msg, append([]any{"team", k.team, "key", k.name, "run_id", runID, "call_id", callID}, args...)...)
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody()))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.metrics.request("too_large")
+			(&apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
+				Message: "the request body is larger than the gateway's limits.max_body"}).write(w)
+			return
+		}
+		log(slog.LevelWarn, "tokenwise/gateway: reading the request", "err", err)
+		return
+	}
+	model := ""
+	if len(s.upstreams) > 1 {
+		var m struct {
+			Model string `json:"model"`
+		}
+		_ = json.Unmarshal(body, &m)
+		model = m.Model
+	}
+	up := s.pick(model)
+	ctx := middleware.WithTeam(r.Context(), k.team)
+	ctx = middleware.WithRun(ctx, s.run(k.team, runID))
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, up.chat, bytes.NewReader(body))
+	if err != nil {
+		classify(err, s.secrets...).write(w)
+		return
+	}
+	out.Header = outHeader(r.Header, up)
+	out.ContentLength = int64(len(body))
+	w.Header().Set(CallIDHeader, callID)
+	resp, err := s.tr.RoundTrip(out)
+	if err != nil {
+		e := classify(err, s.secrets...)
+		s.metrics.request(e.Code)
+		log(slog.LevelInfo, "tokenwise/gateway: call refused", "status", e.Status, "code", e.Code, "err", e.Message, "ms", since(start))
+		e.write(w)
+		return
+	}
+	defer resp.Body.Close()
+	h := w.Header()
+	for k, v := range resp.Header {
+		if !slices.Contains(hopHeaders, http.CanonicalHeaderKey(k)) {
+			h[k] = v
+		}
+	}
+	sse := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	if !sse && resp.ContentLength >= 0 {
+		h.Set("Content-Length", itoa(resp.ContentLength))
+	}
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	n, err := copyFlush(w, rc, resp.Body, sse)
+	if err != nil && sse {
+		// The chain failed after the first chunk: say so in the stream
+		// (the official SDKs raise an "error" event as an APIError) and
+		// end without [DONE], so that no client takes it for complete.
+		e := classify(err, s.secrets...)
+		ev := append(append([]byte("data: "), e.body()...), '\n', '\n')
+		_, _ = w.Write(ev)
+		_ = rc.Flush()
+		s.metrics.request(e.Code)
+		log(slog.LevelWarn, "tokenwise/gateway: stream failed", "status", resp.StatusCode, "code", e.Code, "err", e.Message, "bytes", n, "ms", since(start))
+		return
+	}
+	status := "ok"
+	if resp.StatusCode >= 400 {
+		status = "upstream_" + itoa(int64(resp.StatusCode))
+	}
+	s.metrics.request(status)
+	if err != nil {
+		log(slog.LevelWarn, "tokenwise/gateway: response cut", "status", resp.StatusCode, "err", redact.Mask(err.Error(), s.secrets...), "ms", since(start))
+		return
+	}
+	log(slog.LevelInfo, "tokenwise/gateway: call", "status", resp.StatusCode, "stream", sse, "cache", resp.Header.Get("X-Tokenwise-Cache"), "bytes", n, "ms", since(start))
+}
+
+// copyFlush copies body to w, flushing after each read when streaming.
+func copyFlush(w io.Writer, rc *http.ResponseController, body io.Reader, flush bool) (int64, error) {
+	if !flush {
+		return io.Copy(w, body) // a whole answer: one write from its bytes
+	}
+	bp := streamBufs.Get().(*[]byte)
+	defer streamBufs.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		m, err := body.Read(buf)
+		if m > 0 {
+			if _, werr := w.Write(buf[:m]); werr != nil {
+				return n, werr
+			}
+			n += int64(m)
+			_ = rc.Flush()
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// streamBufs are the read buffers of streams.
+var streamBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+func (s *Server) maxBody() int64 {
+	if s.cfg.Limits.MaxBody > 0 {
+		return int64(s.cfg.Limits.MaxBody)
+	}
+	return DefaultMaxBody
+}
+
+// passThrough forwards any other /v1/ request to the first upstream, with
+// the upstream's key instead of the virtual key.
+func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry) {
+	if r.Method == http.MethodPost && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/chat/completions") {
+		s.chat(w, r, k) // e.g. /v1/chat/completions/ with a trailing slash
+		return
+	}
+	up := s.pick("")
+	start := time.Now()
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody())
+	}
+	p := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL = up.base.JoinPath(strings.TrimPrefix(pr.In.URL.Path, "/v1"))
+			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+			pr.Out.Host = ""
+			pr.Out.Header.Del(RunIDHeader)
+			pr.Out.Header.Del("Api-Key")
+			pr.Out.Header.Del("Authorization")
+			if up.key != "" {
+				pr.Out.Header.Set("Authorization", "Bearer "+up.key)
+			}
+		},
+		Transport:     s.base,
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				(&apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
+					Message: "the request body is larger than the gateway's limits.max_body"}).write(w)
+				return
+			}
+			e := &apiError{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_error", Message: "tokenwise/gateway: " + redact.Mask(err.Error(), s.secrets...)}
+			e.write(w)
+		},
+	}
+	p.ServeHTTP(w, r)
+	s.metrics.request("pass_through")
+	s.logger.Info("tokenwise/gateway: passed through", "team", k.team, "key", k.name, "method", r.Method, "path", r.URL.Path, "upstream", up.Name, "ms", since(start))
+}
+
+type modelList struct {
+	Object string        `json:"object"`
+	Data   []modelObject `json:"data"`
+}
+
+type modelObject struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+// models lists the models the caller's policy uses (routing, fallback,
+// downgrade, cascade) and those the upstreams declare, in OpenAI's shape.
+func (s *Server) models(w http.ResponseWriter, _ *http.Request, k keyEntry) {
+	p := s.pol.Policy(k.team)
+	seen := map[string]bool{}
+	var out []modelObject
+	add := func(m, owner string) {
+		if m != "" && !seen[m] {
+			seen[m] = true
+			out = append(out, modelObject{ID: m, Object: "model", OwnedBy: owner})
+		}
+	}
+	for _, up := range s.upstreams {
+		for _, m := range up.Models {
+			add(m, up.Name)
+		}
+	}
+	owner := s.upstreams[0].Name
+	add(p.Routing.Default, owner)
+	for _, r := range p.Routing.Rules {
+		add(r.Model, owner)
+	}
+	for _, m := range p.Fallback.Models {
+		add(m, owner)
+	}
+	add(p.Budget.DowngradeTo, owner)
+	slices.SortFunc(out, func(a, b modelObject) int { return strings.Compare(a.ID, b.ID) })
+	writeJSON(w, http.StatusOK, modelList{Object: "list", Data: out})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		(&apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: err.Error()}).write(w)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,61 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	twotel "github.com/tokenwise/tokenwise/adapters/otel"
+)
+
+// metrics serves /metrics: the chains' OpenTelemetry metrics (tokens,
+// cost, cache, fallbacks, breakers, rate limits: adapters/otel) and the
+// gateway's requests by outcome, exported for Prometheus through the OTel
+// Prometheus exporter, on a registry of the gateway's own.
+type metrics struct {
+	observer *twotel.Observer
+	handler  http.Handler
+	requests metric.Int64Counter
+	attrs    map[string]metric.AddOption // outcome → option, built once per outcome
+	provider *sdkmetric.MeterProvider
+}
+
+func newMetrics() (*metrics, error) {
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, err
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	obs, err := twotel.New(twotel.WithMeterProvider(mp))
+	if err != nil {
+		return nil, err
+	}
+	req, err := mp.Meter("github.com/tokenwise/tokenwise/gateway").Int64Counter("tokenwise.gateway.requests",
+		metric.WithUnit("{request}"), metric.WithDescription("Requests the gateway answered, by outcome"))
+	if err != nil {
+		return nil, err
+	}
+	m := &metrics{observer: obs, requests: req, provider: mp, attrs: map[string]metric.AddOption{},
+		handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
+	for _, o := range []string{"ok", "unauthorized", "too_large", "pass_through", "budget_exceeded", "rate_limit_exceeded", "circuit_open", "timeout", "upstream_error", "gateway_error"} {
+		m.attrs[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))
+	}
+	return m, nil
+}
+
+// request counts one request by outcome (a fixed set: unknown outcomes
+// count as "other", so that the series stay bounded).
+func (m *metrics) request(outcome string) {
+	opt, ok := m.attrs[outcome]
+	if !ok {
+		opt = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "other")))
+	}
+	m.requests.Add(context.Background(), 1, opt)
+}

@@ -1,0 +1,294 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/gateway"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// replicaEnv makes the test binary a gateway replica (see TestMain): it
+// names the gateway file.
+const replicaEnv = "TOKENWISE_GATEWAY_TEST_REPLICA"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(replicaEnv); path != "" {
+		os.Exit(runReplica(path))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// runReplica serves the gateway file at path on a loopback port, prints
+// "listening <addr>", and shuts down gracefully when stdin closes.
+func runReplica(path string) int {
+	cfg, err := gateway.LoadConfig(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	srv, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("listening %s\n", l.Addr())
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func redisAddr() string {
+	if a := os.Getenv("TOKENWISE_REDIS_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+// testRedis returns a client of the test Redis and a key prefix unique to
+// the test, whose keys are deleted at cleanup. Without Redis the test is
+// skipped, or fails when CI is set.
+func testRedis(t *testing.T) (*goredis.Client, string) {
+	t.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: redisAddr()})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Redis at %s is unreachable (CI is set): %v", redisAddr(), err)
+		}
+		t.Skipf("Redis at %s is unreachable (set TOKENWISE_REDIS_ADDR to run this test): %v", redisAddr(), err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "twtest-gateway-" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := c.Scan(ctx, 0, "*"+prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+		c.Close()
+	})
+	return c, prefix
+}
+
+// replica is a gateway process.
+type replica struct {
+	url  string
+	logs *syncBuffer
+}
+
+func startReplica(t *testing.T, cfgPath string) *replica {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), replicaEnv+"="+cfgPath)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{logs: &syncBuffer{}}
+	cmd.Stderr = r.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("replica exited: %v\n%s", err, r.logs.String())
+			}
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("replica did not shut down\n%s", r.logs.String())
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("replica did not start: %v\n%s", err, r.logs.String())
+	}
+	r.url = "http://" + strings.TrimSpace(strings.TrimPrefix(line, "listening "))
+	return r
+}
+
+func post(t *testing.T, url, key, body string) (int, string) {
+	req, err := http.NewRequestWithContext(context.Background(), "POST", url+"/v1/chat/completions", strings.NewReader(body))
+	if err != nil {
+		t.Error(err)
+		return 0, ""
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// Two gateway processes on one Redis: concurrent calls on both never
+// spend more than the team's budget together (their spend is one ledger,
+// every cent accounted for), and a circuit breaker opened by failures
+// seen on one replica refuses calls on the other without reaching the
+// upstream.
+func TestTwoGatewayReplicasShareBudgetAndBreaker(t *testing.T) {
+	_, prefix := testRedis(t)
+	t.Setenv(upstreamEnv, upstreamKey)
+	up := openaitest.NewServer(t)
+	up.On(openaitest.Model("gpt-4o")).Reply(openaitest.ServerError())
+	up.Default(openaitest.Text(strings.Repeat("word ", 40))) // ~50 output tokens, under max_tokens
+	const limit = "0.002"
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": fmt.Sprintf(`version: 1
+name: devops
+budget:
+  team: {period: monthly, max_usd: %s}
+  min_output_tokens: 100
+  store: {kind: redis, key_prefix: %s}
+`, limit, prefix),
+		"payments.yaml": `version: 1
+name: payments
+fallback:
+  breaker: {consecutive_failures: 2, open_for: 10m}
+`,
+	}
+	cfgPath := writeFiles(t, up.URL, pols, fmt.Sprintf("redis: {addr: %q, prefix: %s}\n", redisAddr(), prefix))
+	a, b := startReplica(t, cfgPath), startReplica(t, cfgPath)
+
+	// Budget: 2 replicas x 8 workers until the budget is spent.
+	body := `{"model":"gpt-4o-mini","max_tokens":100,"messages":[{"role":"user","content":"` + strings.Repeat("question ", 100) + `"}]}`
+	var mu sync.Mutex
+	var ok, refused int
+	var wg sync.WaitGroup
+	for _, r := range []*replica{a, b} {
+		for range 8 {
+			wg.Go(func() {
+				for range 12 {
+					status, resp := post(t, r.url, devopsKey, body)
+					mu.Lock()
+					switch {
+					case status == 200:
+						ok++
+					case status == 429 && strings.Contains(resp, "budget_exceeded"):
+						refused++
+					default:
+						t.Errorf("status %d: %s", status, resp)
+					}
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if ok == 0 || refused == 0 {
+		t.Fatalf("%d answered, %d refused: want both (the budget spent)", ok, refused)
+	}
+	spends := make([]gateway.Spend, 2)
+	for i, r := range []*replica{a, b} {
+		req, _ := http.NewRequest("GET", r.url+"/v1/spend", nil)
+		req.Header.Set("Authorization", "Bearer "+devopsKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&spends[i])
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if spends[0] != spends[1] {
+		t.Fatalf("the replicas disagree on the spend: %+v vs %+v", spends[0], spends[1])
+	}
+	spent, err := policies.ParseUSD(spends[0].SpentUSD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	max, _ := policies.ParseUSD(limit)
+	if spent > max {
+		t.Fatalf("OVERSHOOT: spent $%s of $%s", spends[0].SpentUSD, limit)
+	}
+	// Every answered call is in the ledger at its exact price.
+	p, _ := policies.Default().Model("gpt-4o-mini")
+	reqs := up.Requests()
+	var want policies.USD
+	for _, rec := range reqs {
+		if rec.Chat == nil || rec.Chat.Model != "gpt-4o-mini" {
+			continue
+		}
+		u := openaitest.UsageFor(rec.Chat, openaitest.Text(strings.Repeat("word ", 40)))
+		want += p.Cost(policies.TokenCounts{Input: int64(u.PromptTokens), Output: int64(u.CompletionTokens)}).Ceil()
+	}
+	if len(reqs) != ok || spent != want {
+		t.Fatalf("%d answered, %d upstream calls; ledger $%s, upstream usage priced $%s", ok, len(reqs), spends[0].SpentUSD, want)
+	}
+	t.Logf("%d answered, %d refused, spent $%s of $%s", ok, refused, spends[0].SpentUSD, limit)
+
+	// Breaker: two failures through replica a open gpt-4o's breaker; b
+	// refuses the next gpt-4o call without calling the upstream.
+	failing := `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
+	for range 2 {
+		if status, resp := post(t, a.url, paymentsKey, failing); status != 500 {
+			t.Fatalf("failing call through a: %d %s", status, resp)
+		}
+	}
+	before := up.Count()
+	status, resp := post(t, b.url, paymentsKey, failing)
+	if status != 503 || !strings.Contains(resp, "circuit_open") {
+		t.Fatalf("gpt-4o through b after a opened its breaker: %d %s; want 503 circuit_open", status, resp)
+	}
+	if up.Count() != before {
+		t.Fatalf("b called the upstream through an open breaker")
+	}
+	if status, resp := post(t, a.url, paymentsKey, failing); status != 503 {
+		t.Fatalf("gpt-4o through a: %d %s; want 503", status, resp)
+	}
+}

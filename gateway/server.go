@@ -1,0 +1,372 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	twredis "github.com/tokenwise/tokenwise/adapters/redis"
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// Server is an OpenAI-compatible gateway that runs every chat completion
+// through the policy of its caller's team. Build one with [New], serve
+// [Server.Handler] yourself or call [Server.ListenAndServe] / [Server.Serve],
+// and stop it with [Server.Shutdown].
+//
+// A Server is safe for concurrent use.
+type Server struct {
+	cfg     *Config
+	logger  *slog.Logger
+	secrets []string // upstream keys, masked out of every message
+
+	keys atomic.Pointer[keySet]
+
+	pol       *policies.Registry
+	reg       *llmwrap.Registry
+	tr        *twopenai.Transport
+	base      http.RoundTripper
+	upstreams []*upstream
+	budgets   budget.Store
+	rdb       goredis.UniversalClient
+	ownRedis  bool
+	metrics   *metrics
+
+	runs *runTable
+
+	srv        *http.Server
+	handler    http.Handler
+	baseCtx    context.Context
+	cancelBase context.CancelFunc
+	stopWatch  context.CancelFunc
+	watchDone  func() error
+	draining   atomic.Bool
+	closeOnce  sync.Once
+}
+
+type upstream struct {
+	Upstream
+	base   *url.URL
+	chat   string
+	key    string
+	models map[string]bool
+}
+
+type keyEntry struct{ name, team string }
+
+type keySet struct{ byHash map[string]keyEntry }
+
+// Option configures New with code-side things.
+type Option func(*options)
+
+type options struct {
+	logger  *slog.Logger
+	base    http.RoundTripper
+	redis   goredis.UniversalClient
+	llm     []llmwrap.Option
+	noWatch bool
+}
+
+// WithPolicyWatch turns the watch of the policy directory on (the default)
+// or off (reload it with Server.Reload, e.g. on SIGHUP).
+func WithPolicyWatch(on bool) Option { return func(o *options) { o.noWatch = !on } }
+
+// WithLogger sets the logger of requests, reloads and problems. Default:
+// slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithBaseTransport sets the RoundTripper that carries requests to the
+// upstreams. Default: http.DefaultTransport's settings with up to 256 idle
+// connections per upstream (http.DefaultTransport keeps 2, which under
+// load makes a new connection for most calls).
+func WithBaseTransport(rt http.RoundTripper) Option { return func(o *options) { o.base = rt } }
+
+// WithRedisClient gives the gateway a Redis client for its shared state
+// (instead of dialing redis.addr). The caller owns it.
+func WithRedisClient(c goredis.UniversalClient) Option { return func(o *options) { o.redis = c } }
+
+// WithLLMOptions passes more options to every chain the gateway builds
+// (observers, stores).
+func WithLLMOptions(opts ...llmwrap.Option) Option {
+	return func(o *options) { o.llm = append(o.llm, opts...) }
+}
+
+// New builds a gateway from cfg: it loads the policy directory (strictly:
+// any invalid file is an error), reads the upstreams' keys, connects the
+// shared stores, and starts following changes of the policy directory.
+func New(cfg *Config, opts ...Option) (*Server, error) {
+	if cfg == nil {
+		return nil, errors.New("tokenwise/gateway: no config")
+	}
+	o := &options{logger: slog.Default(), base: defaultTransport()}
+	for _, opt := range opts {
+		opt(o)
+	}
+	s := &Server{cfg: cfg, logger: o.logger, base: o.base}
+	if len(cfg.Upstreams) == 0 {
+		return nil, errors.New("tokenwise/gateway: no upstream")
+	}
+	for _, u := range cfg.Upstreams {
+		key, err := cfg.apiKey(u)
+		if err != nil {
+			return nil, err
+		}
+		if key != "" {
+			s.secrets = append(s.secrets, key)
+		}
+		base, err := url.Parse(strings.TrimSuffix(u.BaseURL, "/"))
+		if err != nil {
+			return nil, fmt.Errorf("tokenwise/gateway: upstream %s: %w", u.Name, err)
+		}
+		up := &upstream{Upstream: u, base: base, chat: base.String() + "/chat/completions", key: key, models: map[string]bool{}}
+		for _, m := range u.Models {
+			up.models[m] = true
+		}
+		s.upstreams = append(s.upstreams, up)
+	}
+	s.setKeys(cfg.Keys)
+
+	pol, err := policies.NewRegistry(cfg.PolicyDir(), policies.WithRegistryLogger(s.logger))
+	if err != nil {
+		return nil, err
+	}
+	s.pol = pol
+
+	llmOpts := []llmwrap.Option{llmwrap.WithLogger(s.logger)}
+	s.rdb = o.redis
+	if s.rdb == nil && cfg.Redis.Addr != "" {
+		pw := ""
+		if cfg.Redis.PasswordEnv != "" {
+			pw = getenv(cfg.Redis.PasswordEnv)
+		}
+		s.rdb = goredis.NewClient(&goredis.Options{Addr: cfg.Redis.Addr, Password: pw, DB: cfg.Redis.DB})
+		s.ownRedis = true
+	}
+	prefix := cfg.Redis.Prefix
+	if prefix == "" {
+		prefix = DefaultRedisPrefix
+	}
+	if s.rdb != nil {
+		s.budgets = twredis.NewBudgetStore(s.rdb)
+		llmOpts = append(llmOpts,
+			llmwrap.WithCacheStore(twredis.NewCacheStore(s.rdb, prefix)),
+			llmwrap.WithRateLimitStore(twredis.NewRateLimitStore(s.rdb)),
+			llmwrap.WithBreakerStore(twredis.NewBreakerStore(s.rdb, prefix)),
+		)
+	} else {
+		s.budgets = budget.NewMemoryStore()
+	}
+	llmOpts = append(llmOpts, llmwrap.WithBudgetStore(s.budgets))
+	m, err := newMetrics()
+	if err != nil {
+		s.closeRedis()
+		return nil, err
+	}
+	s.metrics = m
+	llmOpts = append(llmOpts, llmwrap.WithObserver(m.observer))
+	llmOpts = append(llmOpts, o.llm...)
+	reg, err := llmwrap.NewRegistry(pol, llmOpts...)
+	if err != nil {
+		s.closeRedis()
+		return nil, err
+	}
+	s.reg = reg
+	s.tr = twopenai.NewTransport(reg.Middleware(), twopenai.WithBaseTransport(s.base))
+
+	runIdle := durationOr(cfg.Limits.RunIdle, DefaultRunIdle)
+	maxRuns := cfg.Limits.MaxRuns
+	if maxRuns <= 0 {
+		maxRuns = DefaultMaxRuns
+	}
+	s.runs = newRunTable(maxRuns, runIdle)
+
+	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+	if !o.noWatch {
+		watchCtx, stop := context.WithCancel(context.Background())
+		wait, err := pol.StartWatch(watchCtx)
+		if err != nil {
+			stop()
+			s.logger.Warn("tokenwise/gateway: the policy directory is not watched; reload it with SIGHUP", "dir", cfg.PolicyDir(), "err", err)
+		} else {
+			s.stopWatch, s.watchDone = stop, wait
+		}
+	}
+	s.handler = s.routes()
+	s.srv = &http.Server{
+		Addr:              cfg.listen(),
+		Handler:           s.handler,
+		ReadHeaderTimeout: durationOr(cfg.Limits.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		IdleTimeout:       durationOr(cfg.Limits.IdleTimeout, DefaultIdleTimeout),
+		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+func (c *Config) listen() string {
+	if c.Listen == "" {
+		return DefaultListen
+	}
+	return c.Listen
+}
+
+func (s *Server) setKeys(keys []Key) {
+	ks := &keySet{byHash: make(map[string]keyEntry, len(keys))}
+	for _, k := range keys {
+		ks.byHash[strings.ToLower(k.SHA256)] = keyEntry{name: k.Name, team: k.Team}
+	}
+	s.keys.Store(ks)
+}
+
+// Reload re-reads the gateway file's keys (a key removed is refused from
+// now on; a key added is accepted) and the policy directory. Other
+// settings of the file need a restart: a change to them is logged.
+func (s *Server) Reload() error {
+	polErr := s.pol.Reload()
+	if s.cfg.file == "" {
+		return polErr
+	}
+	c, err := LoadConfig(s.cfg.file)
+	if err != nil {
+		s.logger.Warn("tokenwise/gateway: reload refused: the gateway file is invalid; the keys in force stay", "file", s.cfg.file, "err", err)
+		return errors.Join(err, polErr)
+	}
+	s.setKeys(c.Keys)
+	if c.Listen != s.cfg.Listen || c.Policies != s.cfg.Policies || c.Redis != s.cfg.Redis || !slices.EqualFunc(c.Upstreams, s.cfg.Upstreams, sameUpstream) || c.Limits != s.cfg.Limits {
+		s.logger.Warn("tokenwise/gateway: reload applied the keys only: listen, policies, upstreams, redis and limits take effect at the next start", "file", s.cfg.file)
+	}
+	s.logger.Info("tokenwise/gateway: reloaded", "file", s.cfg.file, "keys", len(c.Keys))
+	return polErr
+}
+
+func sameUpstream(a, b Upstream) bool {
+	return a.Name == b.Name && a.BaseURL == b.BaseURL && a.APIKeyEnv == b.APIKeyEnv && a.APIKeyFile == b.APIKeyFile && slices.Equal(a.Models, b.Models)
+}
+
+// Handler returns the gateway's HTTP handler, to serve on a server of the
+// caller's (ListenAndServe uses it too).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Addr returns the configured listen address.
+func (s *Server) Addr() string { return s.srv.Addr }
+
+// ListenAndServe listens on the configured address and serves until
+// Shutdown; it returns http.ErrServerClosed after a Shutdown.
+func (s *Server) ListenAndServe() error {
+	l, err := net.Listen("tcp", s.srv.Addr)
+	if err != nil {
+		return fmt.Errorf("tokenwise/gateway: %w", err)
+	}
+	return s.Serve(l)
+}
+
+// Serve serves on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	s.logger.Info("tokenwise/gateway: serving", "addr", l.Addr().String(), "policies", s.cfg.PolicyDir(), "teams", s.pol.Names(), "shared_state", s.rdb != nil)
+	return s.srv.Serve(l)
+}
+
+// Shutdown stops accepting connections, reports not ready, and waits for
+// the requests in flight (streams included) to finish until ctx ends;
+// those still running then are cut (their chains' contexts cancelled, a
+// stream ending with an error event, never with [DONE]) and Shutdown
+// returns ctx's error. It then stops following the policy directory and
+// closes what New opened.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		// Cut what still runs: the chains' contexts end, and each handler
+		// ends its stream with an error event (never [DONE]) before the
+		// connections are closed.
+		s.cancelBase()
+		cut, cancel := context.WithTimeout(context.Background(), cutGrace)
+		_ = s.srv.Shutdown(cut)
+		cancel()
+		_ = s.srv.Close()
+	}
+	s.close()
+	return err
+}
+
+// cutGrace is how long Shutdown lets handlers whose requests it cut write
+// their last event.
+const cutGrace = time.Second
+
+// Close closes the gateway at once, cutting requests in flight.
+func (s *Server) Close() error {
+	s.draining.Store(true)
+	s.cancelBase()
+	err := s.srv.Close()
+	s.close()
+	return err
+}
+
+func (s *Server) close() {
+	s.closeOnce.Do(func() {
+		s.cancelBase()
+		if s.stopWatch != nil {
+			s.stopWatch()
+			_ = s.watchDone()
+		}
+		_ = s.reg.Close()
+		s.closeRedis()
+	})
+}
+
+func (s *Server) closeRedis() {
+	if s.ownRedis && s.rdb != nil {
+		_ = s.rdb.Close()
+	}
+}
+
+// run returns the run of a team's run id, opening it on its first call.
+func (s *Server) run(team, id string) *middleware.Run {
+	return s.runs.get(team+"\x00"+id, id)
+}
+
+// pick returns the upstream of a model.
+func (s *Server) pick(model string) *upstream {
+	if len(s.upstreams) > 1 {
+		for _, u := range s.upstreams {
+			if u.models[model] {
+				return u
+			}
+		}
+	}
+	return s.upstreams[0]
+}
+
+func newID(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// since is time.Since, in milliseconds with a fraction.
+func since(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
+
+// defaultTransport is the transport to the upstreams.
+func defaultTransport() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	return t
+}

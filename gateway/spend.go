@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// Spend is the answer of GET /v1/spend: the caller's team budget in its
+// current period, read from the store every replica shares.
+type Spend struct {
+	Team   string `json:"team"`
+	Policy string `json:"policy"`
+	// Period is the team budget's period (daily, monthly, rolling, ...);
+	// empty when the policy has no team budget.
+	Period      string    `json:"period,omitempty"`
+	WindowStart time.Time `json:"window_start,omitzero"`
+	WindowEnd   time.Time `json:"window_end,omitzero"`
+	// Spent and Reserved are settled spend and the worst case of the calls
+	// in flight; Limit and Remaining are absent in a unit without a limit.
+	SpentUSD      string `json:"spent_usd"`
+	ReservedUSD   string `json:"reserved_usd"`
+	LimitUSD      string `json:"limit_usd,omitempty"`
+	RemainingUSD  string `json:"remaining_usd,omitempty"`
+	SpentTokens   int64  `json:"spent_tokens"`
+	LimitTokens   int64  `json:"limit_tokens,omitempty"`
+	RemainingTok  *int64 `json:"remaining_tokens,omitempty"`
+	InFlightCalls int64  `json:"in_flight_calls"`
+}
+
+func (s *Server) spend(w http.ResponseWriter, r *http.Request, k keyEntry) {
+	p := s.pol.Policy(k.team)
+	b, err := llmwrap.NewBudget(p, budget.WithStore(s.budgets), budget.WithLogger(s.logger))
+	if err != nil {
+		classify(err, s.secrets...).write(w)
+		return
+	}
+	ctx := middleware.WithTeam(r.Context(), k.team)
+	rem, err := b.Remaining(ctx, b.Team(ctx))
+	if err != nil {
+		classify(err, s.secrets...).write(w)
+		return
+	}
+	out := Spend{
+		Team: k.team, Policy: cmpStr(p.Name, policies.DefaultTeam),
+		SpentUSD: usd(rem.Used.USDMicros), ReservedUSD: usd(rem.Reserved.USDMicros),
+		SpentTokens: rem.Used.Tokens, InFlightCalls: rem.InFlight,
+	}
+	if t := p.Budget.Team; t.MaxUSD > 0 || t.MaxTokens > 0 {
+		out.Period = string(t.Period)
+		out.WindowStart, out.WindowEnd = rem.Window.Start, rem.Window.End
+	}
+	if rem.Limit.USDMicros > 0 {
+		out.LimitUSD = usd(rem.Limit.USDMicros)
+		out.RemainingUSD = usd(rem.Remaining().USDMicros)
+	}
+	if rem.Limit.Tokens > 0 {
+		out.LimitTokens = rem.Limit.Tokens
+		n := rem.Remaining().Tokens
+		out.RemainingTok = &n
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func cmpStr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// usd renders micro-USD as an exact decimal string of dollars: "0.001234".
+func usd(micros int64) string {
+	sign := ""
+	if micros < 0 {
+		sign, micros = "-", -micros
+	}
+	return fmt.Sprintf("%s%d.%06d", sign, micros/1_000_000, micros%1_000_000)
+}
