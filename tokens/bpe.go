@@ -112,10 +112,6 @@ func (b *bpe) pieces(s string, fn func(string)) {
 		s = string([]rune(s))
 	}
 	for i := 0; i < len(s); {
-		if skipped(s, i) {
-			i++
-			continue
-		}
 		e := b.next(s, i)
 		fn(s[i:e])
 		i = e

@@ -6,15 +6,18 @@
 //
 // For models whose encoding is known ([Estimator.Encoding]: gpt-4o*,
 // chatgpt-4o*, gpt-4.1*, gpt-5*, o1*, o3*, o4* use o200k_base; gpt-4* and
-// gpt-3.5* use cl100k_base) the text is tokenised offline, token for token
-// as github.com/tiktoken-go/tokenizer does it: its vocabulary's ranks and
-// byte-pair merges, with this package's own pre-tokenizer for the two
-// encodings' split patterns in place of tiktoken-go's regexp2 (7-20 times
-// faster, no allocation per piece; checked id for id against tiktoken-go on
-// a generated corpus and by a fuzz target). It follows tiktoken-go where
-// tiktoken-go's generated regexp departs from OpenAI's tiktoken: DEL
-// (U+007F) counts no token, and a whitespace run with several line breaks
-// splits after the first run of \r and \n. The chat framing follows the
+// gpt-3.5* use cl100k_base) the text is tokenised offline as OpenAI's
+// tiktoken does it: the vocabulary's ranks and byte-pair merges of
+// github.com/tiktoken-go/tokenizer, with this package's own pre-tokenizer for
+// the two encodings' split patterns in place of tiktoken-go's regexp2 (7-20
+// times faster, no allocation per piece). The split is checked piece for
+// piece against the patterns run by an interpreting backtracking engine,
+// and the merges id for id against tiktoken-go, on a generated corpus and
+// by a fuzz target. Where tiktoken-go's generated regexp departs from the
+// pattern, this package follows the pattern, as tiktoken does: DEL (U+007F)
+// is a character like any other (tiktoken-go drops it), and a whitespace
+// run with several line breaks is one piece up to its last break (tiktoken-go
+// splits it after the first run of \r and \n). The chat framing follows the
 // OpenAI cookbook ("How to count tokens with tiktoken"):
 //
 //   - every message costs 3 tokens plus the tokens of its role and content;

@@ -7,7 +7,7 @@ import (
 )
 
 // This file is a hand-written pre-tokenizer for the split patterns of
-// cl100k_base and o200k_base, which tiktoken-go runs with regexp2:
+// cl100k_base and o200k_base, as OpenAI's tiktoken splits text with them:
 //
 //	cl100k_base: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
 //	             ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
@@ -16,12 +16,22 @@ import (
 //	             \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
 //
 // Each alternative is tried in order at the end of the previous piece, with
-// the backtracking regexp2 does: the pieces are the regexp's matches, one
-// after the other (every character starts some alternative, so they cover
-// the text). \s is unicode.IsSpace, \p{..} are Go's Unicode tables, and the
-// case-insensitive contractions also take U+017F (ſ) for s, as regexp2's
-// case folding does. The text must be valid UTF-8 (regexp2 reads it as
-// runes: the caller replaces each invalid byte with U+FFFD first).
+// a backtracking engine's semantics: the pieces are the regexp's matches,
+// one after the other (every character starts some alternative, so they
+// cover the text). \s is unicode.IsSpace, \p{..} are Go's Unicode tables,
+// and the case-insensitive contractions also take U+017F (ſ) for s, as
+// case folding does. The text must be valid UTF-8 (the caller replaces each
+// invalid byte with U+FFFD first).
+//
+// The reference is the pattern itself run by an interpreting backtracking
+// engine (dlclark/regexp2, as pkoukk/tiktoken-go and langchaingo run it;
+// Python's regex, which tiktoken uses, agrees): the tests compare piece for
+// piece. tiktoken-go/tokenizer's generated regexp2 code differs from the
+// pattern in two places, and there this file follows the pattern, not
+// tiktoken-go: it drops DEL (U+007F) from every piece (it is not in its
+// ASCII bitmaps of the negated classes), and in \s*[\r\n]+ it gives back
+// whitespace only to the first line break of a run ("\n\n \n" is two pieces
+// there, one piece in tiktoken).
 
 // Character classes, as bits.
 const (
@@ -31,7 +41,6 @@ const (
 	cNewline             // \r or \n
 	cUpper               // [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]
 	cLower               // [\p{Ll}\p{Lm}\p{Lo}\p{M}]
-	cNone                // in no set: DEL (see skipped)
 )
 
 // bmpClass holds the classes of every rune of the Basic Multilingual
@@ -49,7 +58,6 @@ func initClasses() {
 			t[r] = lookupClass(r)
 		}
 		t['/'] |= cSlash
-		t[0x7f] = cNone
 		bmpClass = &t
 	})
 }
@@ -98,14 +106,8 @@ func at(s string, i int) (rune, int, uint8) {
 }
 
 // isPrefix reports [^\r\n\p{L}\p{N}]; isPunct reports [^\s\p{L}\p{N}].
-func isPrefix(c uint8) bool { return c&(cNewline|cLetter|cNumber|cNone) == 0 }
-func isPunct(c uint8) bool  { return c&(cSpace|cLetter|cNumber|cNone) == 0 }
-
-// skipped reports whether no piece starts at s[i]: tiktoken-go's generated
-// regexp2 code leaves DEL (U+007F) out of the ASCII bitmaps of
-// [^\r\n\p{L}\p{N}] and [^\s\p{L}\p{N}], so no alternative matches it and the
-// regexp skips it: DEL is no part of any piece and counts no token.
-func skipped(s string, i int) bool { return s[i] == 0x7f }
+func isPrefix(c uint8) bool { return c&(cNewline|cLetter|cNumber) == 0 }
+func isPunct(c uint8) bool  { return c&(cSpace|cLetter|cNumber) == 0 }
 
 // run returns the end of the run of runes from i that have a class of mask.
 func run(s string, i int, mask uint8) int {
@@ -149,26 +151,28 @@ func contraction(s string, i int) int {
 // spaces is the three whitespace alternatives both patterns end with, at
 // i where a whitespace rune starts: \s*[\r\n]+ | \s+(?!\S) | \s+.
 //
-// The first is matched as tiktoken-go's generated regexp2 code matches it:
-// when \s* gives back runes it goes back to the first \r or \n of the
-// run, not to the last (so "\n\n \n" is two pieces, "\n\n" and " \n",
-// where a textbook backtracking engine makes one).
+// \s*[\r\n]+ takes the run up to and including its last line break (\s*
+// gives back runes until [\r\n]+ can match, which then takes the one
+// break left); without a break, \s+(?!\S) takes the run but its last rune
+// when a non-space follows (that rune starts the next piece: " word"), or
+// all of it at the end of the text; a single space before a non-space is
+// \s+.
 func spaces(s string, i int) int {
-	end, firstNL, last := i, -1, i
+	end, lastNL, last := i, -1, i
 	for end < len(s) {
 		_, n, c := at(s, end)
 		if c&cSpace == 0 {
 			break
 		}
-		if c&cNewline != 0 && firstNL < 0 {
-			firstNL = end
+		if c&cNewline != 0 {
+			lastNL = end
 		}
 		last = end
 		end += n
 	}
 	switch {
-	case firstNL >= 0:
-		return run(s, firstNL, cNewline)
+	case lastNL >= 0:
+		return lastNL + 1 // \r and \n are one byte
 	case end == len(s) || last == i:
 		return end
 	}
