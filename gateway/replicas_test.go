@@ -109,10 +109,11 @@ func testRedis(t *testing.T) (*goredis.Client, string) {
 // replica is a gateway process.
 type replica struct {
 	url  string
+	pid  int
 	logs *syncBuffer
 }
 
-func startReplica(t *testing.T, cfgPath string) *replica {
+func startReplica(t testing.TB, cfgPath string) *replica {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -133,6 +134,7 @@ func startReplica(t *testing.T, cfgPath string) *replica {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	r.pid = cmd.Process.Pid
 	t.Cleanup(func() {
 		stdin.Close()
 		done := make(chan error, 1)
