@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -71,7 +73,30 @@ type upstream struct {
 
 type keyEntry struct{ name, team string }
 
-type keySet struct{ byHash map[string]keyEntry }
+// keySet is the virtual keys in force. A reload replaces it whole, so a
+// revoked key's memo goes with it.
+type keySet struct {
+	byHash map[[sha256.Size]byte]keyEntry
+	// seen memoizes the tokens found valid, so that a known key costs a
+	// map lookup rather than a SHA-256 per request. Only valid tokens are
+	// stored: its size is bounded by the keys in the file.
+	seen sync.Map // string → keyEntry
+}
+
+// lookup returns the entry of a bearer token.
+func (ks *keySet) lookup(tok string) (keyEntry, bool) {
+	if tok == "" {
+		return keyEntry{}, false
+	}
+	if k, ok := ks.seen.Load(tok); ok {
+		return k.(keyEntry), true
+	}
+	k, ok := ks.byHash[sha256.Sum256([]byte(tok))]
+	if ok {
+		ks.seen.Store(tok, k)
+	}
+	return k, ok
+}
 
 // Option configures New with code-side things.
 type Option func(*options)
@@ -228,9 +253,13 @@ func (c *Config) listen() string {
 }
 
 func (s *Server) setKeys(keys []Key) {
-	ks := &keySet{byHash: make(map[string]keyEntry, len(keys))}
+	ks := &keySet{byHash: make(map[[sha256.Size]byte]keyEntry, len(keys))}
 	for _, k := range keys {
-		ks.byHash[strings.ToLower(k.SHA256)] = keyEntry{name: k.Name, team: k.Team}
+		var sum [sha256.Size]byte
+		if n, err := hex.Decode(sum[:], []byte(k.SHA256)); err != nil || n != len(sum) {
+			continue // LoadConfig refuses such a key: never reached
+		}
+		ks.byHash[sum] = keyEntry{name: k.Name, team: k.Team}
 	}
 	s.keys.Store(ks)
 }
@@ -338,7 +367,13 @@ func (s *Server) closeRedis() {
 }
 
 // run returns the run of a team's run id, opening it on its first call.
-func (s *Server) run(team, id string) *middleware.Run {
+// Without a run id (id == ""), the call is a run of its own, named
+// callID, which no later request can join: it is not remembered.
+func (s *Server) run(team, id, callID string) *middleware.Run {
+	if id == "" {
+		_, r := middleware.StartRun(context.Background(), callID)
+		return r
+	}
 	return s.runs.get(team+"\x00"+id, id)
 }
 
@@ -354,9 +389,13 @@ func (s *Server) pick(model string) *upstream {
 	return s.upstreams[0]
 }
 
+// newID returns a random id (96 bits) with prefix. Ids name calls in logs
+// and headers; they are not secrets, so the runtime's fast generator
+// (ChaCha8, seeded from the OS) serves.
 func newID(prefix string) string {
 	var b [12]byte
-	_, _ = rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint32(b[8:], rand.Uint32())
 	return prefix + hex.EncodeToString(b[:])
 }
 
