@@ -58,9 +58,11 @@ type Server struct {
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
 	stopWatch  context.CancelFunc
-	watchDone  func() error
-	draining   atomic.Bool
-	closeOnce  sync.Once
+	// stopFileWatch ends the watch of the gateway file.
+	stopFileWatch func()
+	watchDone     func() error
+	draining      atomic.Bool
+	closeOnce     sync.Once
 }
 
 type upstream struct {
@@ -109,8 +111,9 @@ type options struct {
 	noWatch bool
 }
 
-// WithPolicyWatch turns the watch of the policy directory on (the default)
-// or off (reload it with Server.Reload, e.g. on SIGHUP).
+// WithPolicyWatch turns the watches of the policy directory and of the
+// gateway file (its keys) on (the default) or off (reload both with
+// Server.Reload, e.g. on SIGHUP).
 func WithPolicyWatch(on bool) Option { return func(o *options) { o.noWatch = !on } }
 
 // WithLogger sets the logger of requests, reloads and problems. Default:
@@ -232,6 +235,13 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		} else {
 			s.stopWatch, s.watchDone = stop, wait
 		}
+		if cfg.file != "" {
+			if stop, err := s.watchFile(cfg.file); err != nil {
+				s.logger.Warn("tokenwise/gateway: the gateway file is not watched; reload its keys with SIGHUP", "file", cfg.file, "err", err)
+			} else {
+				s.stopFileWatch = stop
+			}
+		}
 	}
 	s.handler = s.routes()
 	s.srv = &http.Server{
@@ -266,23 +276,29 @@ func (s *Server) setKeys(keys []Key) {
 
 // Reload re-reads the gateway file's keys (a key removed is refused from
 // now on; a key added is accepted) and the policy directory. Other
-// settings of the file need a restart: a change to them is logged.
+// settings of the file need a restart: a change to them is logged. Both
+// are also followed by watches unless WithPolicyWatch(false).
 func (s *Server) Reload() error {
 	polErr := s.pol.Reload()
+	return errors.Join(s.reloadFile(), polErr)
+}
+
+// reloadFile re-reads the gateway file's keys.
+func (s *Server) reloadFile() error {
 	if s.cfg.file == "" {
-		return polErr
+		return nil
 	}
 	c, err := LoadConfig(s.cfg.file)
 	if err != nil {
 		s.logger.Warn("tokenwise/gateway: reload refused: the gateway file is invalid; the keys in force stay", "file", s.cfg.file, "err", err)
-		return errors.Join(err, polErr)
+		return err
 	}
 	s.setKeys(c.Keys)
 	if c.Listen != s.cfg.Listen || c.Policies != s.cfg.Policies || c.Redis != s.cfg.Redis || !slices.EqualFunc(c.Upstreams, s.cfg.Upstreams, sameUpstream) || c.Limits != s.cfg.Limits {
 		s.logger.Warn("tokenwise/gateway: reload applied the keys only: listen, policies, upstreams, redis and limits take effect at the next start", "file", s.cfg.file)
 	}
 	s.logger.Info("tokenwise/gateway: reloaded", "file", s.cfg.file, "keys", len(c.Keys))
-	return polErr
+	return nil
 }
 
 func sameUpstream(a, b Upstream) bool {
@@ -354,6 +370,9 @@ func (s *Server) close() {
 		if s.stopWatch != nil {
 			s.stopWatch()
 			_ = s.watchDone()
+		}
+		if s.stopFileWatch != nil {
+			s.stopFileWatch()
 		}
 		_ = s.reg.Close()
 		s.closeRedis()
