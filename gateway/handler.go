@@ -279,6 +279,18 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	up := s.pick("")
 	start := time.Now()
+	var modify func(*http.Response) error
+	if isEmbeddings(r) {
+		b, e := s.embeddingsBudget(middleware.WithTeam(r.Context(), k.team), k.team)
+		if e != nil {
+			s.metrics.request(e.Code)
+			e.write(w)
+			return
+		}
+		if b != nil {
+			modify = func(resp *http.Response) error { return s.chargeEmbeddings(resp, b, k.team) }
+		}
+	}
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody())
 	}
@@ -294,8 +306,9 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 				pr.Out.Header.Set("Authorization", "Bearer "+up.key)
 			}
 		},
-		Transport:     s.base,
-		FlushInterval: -1,
+		Transport:      s.base,
+		FlushInterval:  -1,
+		ModifyResponse: modify,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
