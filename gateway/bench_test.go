@@ -197,6 +197,10 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 	b.Setenv(upstreamEnv, upstreamKey)
 	upURL := instantUpstream(b)
 	cfgPath := writeFiles(b, upURL, map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": benchPolicy}, "")
+	// TOKENWISE_BENCH_GATEWAY_PROCS sets the gateway process's GOMAXPROCS.
+	if v := os.Getenv("TOKENWISE_BENCH_GATEWAY_PROCS"); v != "" {
+		b.Setenv("GOMAXPROCS", v)
+	}
 	gw := startReplica(b, cfgPath)
 	direct := newLoadTarget("direct", upURL, upstreamKey)
 	via := newLoadTarget("gateway", gw.url+"/v1", devopsKey)
