@@ -2,16 +2,18 @@ package gateway_test
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,108 +72,191 @@ func instantUpstream(tb testing.TB) string {
 	return "http://" + l.Addr().String()
 }
 
-// load sends rate requests a second for d to url (open loop: a request
-// starts on schedule whether or not the earlier ones are done) and returns
-// each request's latency, sorted, and the number of failures.
-func load(tb testing.TB, client *http.Client, url, key string, rate int, d time.Duration) ([]time.Duration, int) {
+// loadTarget is one side of the load benchmark: the upstream directly or
+// the gateway, each with its own client and connection pool.
+type loadTarget struct {
+	name, url, key string
+	client         *http.Client
+}
+
+func newLoadTarget(name, url, key string) *loadTarget {
+	// HTTP/1.1 keep-alive, a pool large enough that no request waits for
+	// a connection or dials a new one once warm, no gzip.
+	tr := &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute, DisableCompression: true}
+	return &loadTarget{name: name, url: url, key: key, client: &http.Client{Transport: tr}}
+}
+
+// loadRound is what one round of the generator measured.
+type loadRound struct {
+	sched   []time.Duration // from each request's scheduled start to its end
+	service []time.Duration // from each request's actual send to its end
+	failed  int
+}
+
+// load sends rate requests a second for d to t, open loop: request i is
+// due at start+i/rate and sent then (by its own goroutine) whether or not
+// the earlier ones have answered, so a slow server meets the same arrival
+// rate as a fast one and its queueing shows in the latencies (measured
+// from the scheduled start, without coordinated omission).
+func load(t *loadTarget, rate int, d time.Duration) loadRound {
 	n := int(d.Seconds() * float64(rate))
-	lat := make([]time.Duration, n)
+	r := loadRound{sched: make([]time.Duration, n), service: make([]time.Duration, n)}
 	var failed atomic.Int64
 	var wg sync.WaitGroup
 	interval := time.Second / time.Duration(rate)
 	start := time.Now()
 	for i := range n {
-		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+		body := []byte(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"system","content":"You are an SRE assistant."},{"role":"user","content":"Pod web-` + strconv.FormatInt(benchSeq.Add(1), 10) + ` is crash-looping. What should I do?"}]}`)
+		due := start.Add(time.Duration(i) * interval)
+		if wait := time.Until(due); wait > 0 {
 			time.Sleep(wait)
 		}
-		body := []byte(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"system","content":"You are an SRE assistant."},{"role":"user","content":"Pod web-` + strconv.FormatInt(benchSeq.Add(1), 10) + ` is crash-looping. What should I do?"}]}`)
 		wg.Go(func() {
-			req, _ := http.NewRequest("POST", url+"/chat/completions", bytes.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+key)
+			req, _ := http.NewRequest("POST", t.url+"/chat/completions", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+t.key)
 			req.Header.Set("Content-Type", "application/json")
 			t0 := time.Now()
-			resp, err := client.Do(req)
+			resp, err := t.client.Do(req)
 			if err != nil {
 				failed.Add(1)
-				lat[i] = -1
 				return
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			lat[i] = time.Since(t0)
+			end := time.Now()
+			r.sched[i], r.service[i] = end.Sub(due), end.Sub(t0)
 			if resp.StatusCode != 200 {
 				failed.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	slices.Sort(lat)
-	return lat, int(failed.Load())
+	r.failed = int(failed.Load())
+	return r
 }
 
 func pct(lat []time.Duration, p float64) time.Duration {
 	return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 }
 
-// BenchmarkGatewayAddedLatency is the gateway's load benchmark: one Go
-// load generator at 2,000 requests/s (TOKENWISE_BENCH_RATE) for 5 s
-// (TOKENWISE_BENCH_SECONDS) against a local instant upstream directly,
-// then through the gateway with the full policy on, in one run. It
-// reports the median and p99 latency of each and the gateway's addition.
+// procCPU returns the CPU time (user and system) process pid has used,
+// from /proc (Linux), or -1.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The fields after the command (which may hold spaces) in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+// selfCPU returns the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return -1
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkGatewayAddedLatency is the gateway's load benchmark. The
+// gateway runs in a process of its own (this test binary, as in the
+// replica test), with the full policy on, in front of an instant upstream
+// served by the benchmark's process, which also runs one open-loop load
+// generator at 2,000 requests/s (TOKENWISE_BENCH_RATE). Rounds of 1 s
+// (TOKENWISE_BENCH_SECONDS) alternate between the upstream directly and
+// the gateway, 5 of each (TOKENWISE_BENCH_ROUNDS), the order swapped every
+// round, so that both meet the same machine (other load, CPU frequency,
+// GC). It reports the median and p99 latency of each side, measured from
+// each request's scheduled start, the gateway's addition, and the CPU the
+// gateway process spends per request (from /proc/<pid>/stat), which is
+// what the gateway costs on a shared machine whatever the latency shows.
 //
 //	go test -run '^$' -bench GatewayAddedLatency -benchtime 1x ./gateway
 func BenchmarkGatewayAddedLatency(b *testing.B) {
-	rate, secs := 2000, 5.0
+	rate, secs, rounds := 2000, 1.0, 5
 	if v, err := strconv.Atoi(os.Getenv("TOKENWISE_BENCH_RATE")); err == nil && v > 0 {
 		rate = v
 	}
 	if v, err := strconv.ParseFloat(os.Getenv("TOKENWISE_BENCH_SECONDS"), 64); err == nil && v > 0 {
 		secs = v
 	}
+	if v, err := strconv.Atoi(os.Getenv("TOKENWISE_BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
 	d := time.Duration(secs * float64(time.Second))
 	b.Setenv(upstreamEnv, upstreamKey)
 	upURL := instantUpstream(b)
 	cfgPath := writeFiles(b, upURL, map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": benchPolicy}, "")
-	cfg, err := gateway.LoadConfig(cfgPath)
-	if err != nil {
-		b.Fatal(err)
+	// TOKENWISE_BENCH_GATEWAY_PROCS sets the gateway process's GOMAXPROCS.
+	if v := os.Getenv("TOKENWISE_BENCH_GATEWAY_PROCS"); v != "" {
+		b.Setenv("GOMAXPROCS", v)
 	}
-	srv, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-	if err != nil {
-		b.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}()
-	gwURL := "http://" + l.Addr().String() + "/v1"
-	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: time.Minute}}
-	defer client.CloseIdleConnections()
+	gw := startReplica(b, cfgPath)
+	direct := newLoadTarget("direct", upURL, upstreamKey)
+	via := newLoadTarget("gateway", gw.url+"/v1", devopsKey)
+	defer direct.client.CloseIdleConnections()
+	defer via.client.CloseIdleConnections()
 	// Warm up both paths (connections, the chain's first calls).
-	load(b, client, upURL, upstreamKey, rate, time.Second/2)
-	load(b, client, gwURL, devopsKey, rate, time.Second/2)
+	load(direct, rate, time.Second/2)
+	load(via, rate, time.Second/2)
 	b.ResetTimer()
 	for range b.N {
-		direct, f1 := load(b, client, upURL, upstreamKey, rate, d)
-		via, f2 := load(b, client, gwURL, devopsKey, rate, d)
-		if f1+f2 > 0 {
-			b.Fatalf("%d direct and %d gateway requests failed", f1, f2)
+		var all [2]loadRound
+		var selfCPUs [2]time.Duration // this process: generator and upstream
+		var gwCPU time.Duration
+		for i := range rounds {
+			order := []int{0, 1}
+			if i%2 == 1 {
+				order = []int{1, 0}
+			}
+			for _, j := range order {
+				t := []*loadTarget{direct, via}[j]
+				runtime.GC()
+				c0, g0 := selfCPU(), procCPU(gw.pid)
+				r := load(t, rate, d)
+				c1, g1 := selfCPU(), procCPU(gw.pid)
+				selfCPUs[j] += c1 - c0
+				if j == 1 {
+					gwCPU += g1 - g0
+				}
+				if r.failed > 0 {
+					b.Fatalf("%s: %d of %d requests failed\n%s", t.name, r.failed, len(r.sched), gw.logs.String())
+				}
+				all[j].sched = append(all[j].sched, r.sched...)
+				all[j].service = append(all[j].service, r.service...)
+			}
 		}
-		p50d, p99d, p50g, p99g := pct(direct, .5), pct(direct, .99), pct(via, .5), pct(via, .99)
+		for j := range all {
+			slices.Sort(all[j].sched)
+			slices.Sort(all[j].service)
+		}
+		n := len(all[0].sched)
+		p50d, p99d, p50g, p99g := pct(all[0].sched, .5), pct(all[0].sched, .99), pct(all[1].sched, .5), pct(all[1].sched, .99)
 		b.ReportMetric(float64(p50d.Microseconds()), "direct-p50-µs")
 		b.ReportMetric(float64(p99d.Microseconds()), "direct-p99-µs")
 		b.ReportMetric(float64(p50g.Microseconds()), "gateway-p50-µs")
 		b.ReportMetric(float64(p99g.Microseconds()), "gateway-p99-µs")
 		b.ReportMetric(float64((p50g - p50d).Microseconds()), "added-p50-µs")
 		b.ReportMetric(float64((p99g - p99d).Microseconds()), "added-p99-µs")
-		b.Logf("%d req/s for %v: direct p50 %v p99 %v; gateway p50 %v p99 %v; added p50 %v p99 %v",
-			rate, d, p50d, p99d, p50g, p99g, p50g-p50d, p99g-p99d)
+		if gwCPU >= 0 {
+			b.ReportMetric(float64(gwCPU.Microseconds())/float64(n), "gateway-cpu-µs/req")
+		}
+		b.Logf("%d req/s, %d rounds of %v each side: direct p50 %v p99 %v; gateway p50 %v p99 %v; added p50 %v p99 %v",
+			rate, rounds, d, p50d, p99d, p50g, p99g, p50g-p50d, p99g-p99d)
+		b.Logf("service time (from the actual send): direct p50 %v p99 %v; gateway p50 %v p99 %v",
+			pct(all[0].service, .5), pct(all[0].service, .99), pct(all[1].service, .5), pct(all[1].service, .99))
+		b.Logf("CPU per request: gateway process %v; generator+upstream process %v (direct rounds), %v (gateway rounds)",
+			gwCPU/time.Duration(n), selfCPUs[0]/time.Duration(n), selfCPUs[1]/time.Duration(n))
 	}
 }
 

@@ -3,8 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -87,13 +85,8 @@ func bearer(r *http.Request) string {
 // unknown key gets OpenAI's 401 (the key is never echoed nor logged).
 func (s *Server) authed(h func(http.ResponseWriter, *http.Request, keyEntry)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok := bearer(r)
-		var sum [sha256.Size]byte
-		if tok != "" {
-			sum = sha256.Sum256([]byte(tok))
-		}
-		k, ok := s.keys.Load().byHash[hex.EncodeToString(sum[:])]
-		if tok == "" || !ok {
+		k, ok := s.keys.Load().lookup(bearer(r))
+		if !ok {
 			s.metrics.request("unauthorized")
 			s.logger.Warn("tokenwise/gateway: request refused: unknown or missing key", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 			errUnauthorized.write(w)
@@ -103,17 +96,26 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, keyEntry)) ht
 	}
 }
 
-// hopHeaders are not forwarded upstream (nor back), with the caller's
-// credentials and the gateway's own headers.
-var hopHeaders = []string{"Authorization", "Api-Key", "Cookie", "Connection", "Keep-Alive", "Proxy-Authorization", "Proxy-Connection",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Accept-Encoding", "Host", RunIDHeader}
+// isHop reports whether a (canonical) header is not forwarded upstream
+// (nor back): the hop-by-hop headers, the caller's credentials and the
+// gateway's own headers.
+func isHop(k string) bool {
+	switch k {
+	case "Authorization", "Api-Key", "Cookie", "Connection", "Keep-Alive", "Proxy-Authorization", "Proxy-Connection",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Accept-Encoding", "Host", RunIDHeader:
+		return true
+	}
+	return false
+}
 
 // outHeader returns the caller's headers to send upstream, with the
-// upstream's key.
+// upstream's key. The values are shared with in (never modified).
 func outHeader(in http.Header, up *upstream) http.Header {
-	h := in.Clone()
-	for _, k := range hopHeaders {
-		h.Del(k)
+	h := make(http.Header, len(in)+1)
+	for k, v := range in {
+		if !isHop(http.CanonicalHeaderKey(k)) {
+			h[k] = v
+		}
 	}
 	if up.key != "" {
 		h.Set("Authorization", "Bearer "+up.key)
@@ -130,6 +132,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 			Message: "X-Run-Id must be at most 128 printable characters"}).write(w)
 		return
 	}
+	run := s.run(k.team, runID, callID)
 	if runID == "" {
 		runID = callID // a run of its own
 	}
@@ -139,36 +142,50 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 			s.logger.Log(context.Background(), level, msg, append([]any{"team", k.team, "key", k.name, "run_id", runID, "call_id", callID}, args...)...)
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody()))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.metrics.request("too_large")
-			(&apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
-				Message: "the request body is larger than the gateway's limits.max_body"}).write(w)
-			return
-		}
-		log(slog.LevelWarn, "tokenwise/gateway: reading the request", "err", err)
+	tooLarge := func() {
+		s.metrics.request("too_large")
+		(&apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
+			Message: "the request body is larger than the gateway's limits.max_body"}).write(w)
+	}
+	maxBody := s.maxBody()
+	if r.ContentLength > maxBody {
+		tooLarge()
 		return
 	}
+	// The body is read once, by the transport (into a buffer of its
+	// length), unless the model must be known here to pick an upstream or
+	// the length is unknown (chunked).
+	body, size := io.Reader(r.Body), r.ContentLength
 	model := ""
-	if len(s.upstreams) > 1 {
-		var m struct {
-			Model string `json:"model"`
+	if len(s.upstreams) > 1 || size <= 0 {
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				tooLarge()
+				return
+			}
+			log(slog.LevelWarn, "tokenwise/gateway: reading the request", "err", err)
+			return
 		}
-		_ = json.Unmarshal(body, &m)
-		model = m.Model
+		if len(s.upstreams) > 1 {
+			var m struct {
+				Model string `json:"model"`
+			}
+			_ = json.Unmarshal(b, &m)
+			model = m.Model
+		}
+		body, size = bytes.NewReader(b), int64(len(b))
 	}
 	up := s.pick(model)
 	ctx := middleware.WithTeam(r.Context(), k.team)
-	ctx = middleware.WithRun(ctx, s.run(k.team, runID))
-	out, err := http.NewRequestWithContext(ctx, http.MethodPost, up.chat, bytes.NewReader(body))
+	ctx = middleware.WithRun(ctx, run)
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, up.chat, body)
 	if err != nil {
 		classify(err, s.secrets...).write(w)
 		return
 	}
 	out.Header = outHeader(r.Header, up)
-	out.ContentLength = int64(len(body))
+	out.ContentLength = size
 	w.Header().Set(CallIDHeader, callID)
 	resp, err := s.tr.RoundTrip(out)
 	if err != nil {
@@ -181,7 +198,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	defer resp.Body.Close()
 	h := w.Header()
 	for k, v := range resp.Header {
-		if !slices.Contains(hopHeaders, http.CanonicalHeaderKey(k)) {
+		if !isHop(http.CanonicalHeaderKey(k)) {
 			h[k] = v
 		}
 	}
@@ -262,6 +279,18 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	up := s.pick("")
 	start := time.Now()
+	var modify func(*http.Response) error
+	if isEmbeddings(r) {
+		b, e := s.embeddingsBudget(middleware.WithTeam(r.Context(), k.team), k.team)
+		if e != nil {
+			s.metrics.request(e.Code)
+			e.write(w)
+			return
+		}
+		if b != nil {
+			modify = func(resp *http.Response) error { return s.chargeEmbeddings(resp, b, k.team) }
+		}
+	}
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody())
 	}
@@ -277,8 +306,9 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 				pr.Out.Header.Set("Authorization", "Bearer "+up.key)
 			}
 		},
-		Transport:     s.base,
-		FlushInterval: -1,
+		Transport:      s.base,
+		FlushInterval:  -1,
+		ModifyResponse: modify,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -55,6 +56,13 @@ func runReplica(path string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	// TOKENWISE_GATEWAY_TEST_CPUPROFILE names a file for the replica's
+	// CPU profile (the load benchmark's gateway side).
+	if p := os.Getenv("TOKENWISE_GATEWAY_TEST_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
 	}
 	fmt.Printf("listening %s\n", l.Addr())
 	go func() {
@@ -109,10 +117,11 @@ func testRedis(t *testing.T) (*goredis.Client, string) {
 // replica is a gateway process.
 type replica struct {
 	url  string
+	pid  int
 	logs *syncBuffer
 }
 
-func startReplica(t *testing.T, cfgPath string) *replica {
+func startReplica(t testing.TB, cfgPath string) *replica {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -133,6 +142,7 @@ func startReplica(t *testing.T, cfgPath string) *replica {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	r.pid = cmd.Process.Pid
 	t.Cleanup(func() {
 		stdin.Close()
 		done := make(chan error, 1)

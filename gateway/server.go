@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -56,9 +58,11 @@ type Server struct {
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
 	stopWatch  context.CancelFunc
-	watchDone  func() error
-	draining   atomic.Bool
-	closeOnce  sync.Once
+	// stopFileWatch ends the watch of the gateway file.
+	stopFileWatch func()
+	watchDone     func() error
+	draining      atomic.Bool
+	closeOnce     sync.Once
 }
 
 type upstream struct {
@@ -71,7 +75,30 @@ type upstream struct {
 
 type keyEntry struct{ name, team string }
 
-type keySet struct{ byHash map[string]keyEntry }
+// keySet is the virtual keys in force. A reload replaces it whole, so a
+// revoked key's memo goes with it.
+type keySet struct {
+	byHash map[[sha256.Size]byte]keyEntry
+	// seen memoizes the tokens found valid, so that a known key costs a
+	// map lookup rather than a SHA-256 per request. Only valid tokens are
+	// stored: its size is bounded by the keys in the file.
+	seen sync.Map // string → keyEntry
+}
+
+// lookup returns the entry of a bearer token.
+func (ks *keySet) lookup(tok string) (keyEntry, bool) {
+	if tok == "" {
+		return keyEntry{}, false
+	}
+	if k, ok := ks.seen.Load(tok); ok {
+		return k.(keyEntry), true
+	}
+	k, ok := ks.byHash[sha256.Sum256([]byte(tok))]
+	if ok {
+		ks.seen.Store(tok, k)
+	}
+	return k, ok
+}
 
 // Option configures New with code-side things.
 type Option func(*options)
@@ -84,8 +111,9 @@ type options struct {
 	noWatch bool
 }
 
-// WithPolicyWatch turns the watch of the policy directory on (the default)
-// or off (reload it with Server.Reload, e.g. on SIGHUP).
+// WithPolicyWatch turns the watches of the policy directory and of the
+// gateway file (its keys) on (the default) or off (reload both with
+// Server.Reload, e.g. on SIGHUP).
 func WithPolicyWatch(on bool) Option { return func(o *options) { o.noWatch = !on } }
 
 // WithLogger sets the logger of requests, reloads and problems. Default:
@@ -207,6 +235,13 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		} else {
 			s.stopWatch, s.watchDone = stop, wait
 		}
+		if cfg.file != "" {
+			if stop, err := s.watchFile(cfg.file); err != nil {
+				s.logger.Warn("tokenwise/gateway: the gateway file is not watched; reload its keys with SIGHUP", "file", cfg.file, "err", err)
+			} else {
+				s.stopFileWatch = stop
+			}
+		}
 	}
 	s.handler = s.routes()
 	s.srv = &http.Server{
@@ -228,32 +263,42 @@ func (c *Config) listen() string {
 }
 
 func (s *Server) setKeys(keys []Key) {
-	ks := &keySet{byHash: make(map[string]keyEntry, len(keys))}
+	ks := &keySet{byHash: make(map[[sha256.Size]byte]keyEntry, len(keys))}
 	for _, k := range keys {
-		ks.byHash[strings.ToLower(k.SHA256)] = keyEntry{name: k.Name, team: k.Team}
+		var sum [sha256.Size]byte
+		if n, err := hex.Decode(sum[:], []byte(k.SHA256)); err != nil || n != len(sum) {
+			continue // LoadConfig refuses such a key: never reached
+		}
+		ks.byHash[sum] = keyEntry{name: k.Name, team: k.Team}
 	}
 	s.keys.Store(ks)
 }
 
 // Reload re-reads the gateway file's keys (a key removed is refused from
 // now on; a key added is accepted) and the policy directory. Other
-// settings of the file need a restart: a change to them is logged.
+// settings of the file need a restart: a change to them is logged. Both
+// are also followed by watches unless WithPolicyWatch(false).
 func (s *Server) Reload() error {
 	polErr := s.pol.Reload()
+	return errors.Join(s.reloadFile(), polErr)
+}
+
+// reloadFile re-reads the gateway file's keys.
+func (s *Server) reloadFile() error {
 	if s.cfg.file == "" {
-		return polErr
+		return nil
 	}
 	c, err := LoadConfig(s.cfg.file)
 	if err != nil {
 		s.logger.Warn("tokenwise/gateway: reload refused: the gateway file is invalid; the keys in force stay", "file", s.cfg.file, "err", err)
-		return errors.Join(err, polErr)
+		return err
 	}
 	s.setKeys(c.Keys)
 	if c.Listen != s.cfg.Listen || c.Policies != s.cfg.Policies || c.Redis != s.cfg.Redis || !slices.EqualFunc(c.Upstreams, s.cfg.Upstreams, sameUpstream) || c.Limits != s.cfg.Limits {
 		s.logger.Warn("tokenwise/gateway: reload applied the keys only: listen, policies, upstreams, redis and limits take effect at the next start", "file", s.cfg.file)
 	}
 	s.logger.Info("tokenwise/gateway: reloaded", "file", s.cfg.file, "keys", len(c.Keys))
-	return polErr
+	return nil
 }
 
 func sameUpstream(a, b Upstream) bool {
@@ -326,6 +371,9 @@ func (s *Server) close() {
 			s.stopWatch()
 			_ = s.watchDone()
 		}
+		if s.stopFileWatch != nil {
+			s.stopFileWatch()
+		}
 		_ = s.reg.Close()
 		s.closeRedis()
 	})
@@ -338,7 +386,13 @@ func (s *Server) closeRedis() {
 }
 
 // run returns the run of a team's run id, opening it on its first call.
-func (s *Server) run(team, id string) *middleware.Run {
+// Without a run id (id == ""), the call is a run of its own, named
+// callID, which no later request can join: it is not remembered.
+func (s *Server) run(team, id, callID string) *middleware.Run {
+	if id == "" {
+		_, r := middleware.StartRun(context.Background(), callID)
+		return r
+	}
 	return s.runs.get(team+"\x00"+id, id)
 }
 
@@ -354,9 +408,13 @@ func (s *Server) pick(model string) *upstream {
 	return s.upstreams[0]
 }
 
+// newID returns a random id (96 bits) with prefix. Ids name calls in logs
+// and headers; they are not secrets, so the runtime's fast generator
+// (ChaCha8, seeded from the OS) serves.
 func newID(prefix string) string {
 	var b [12]byte
-	_, _ = rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint32(b[8:], rand.Uint32())
 	return prefix + hex.EncodeToString(b[:])
 }
 

@@ -54,13 +54,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		_ = srv.Close()
 		return 1
 	}
+	// The signals are caught before the address is printed: whoever reads
+	// it may signal at once.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
 	// The address, once listening: scripts (and tests) read it.
 	fmt.Fprintf(stdout, "tokenwise gateway listening on http://%s\n", l.Addr())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sig)
 	for {
 		select {
 		case err := <-done:

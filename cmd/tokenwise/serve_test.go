@@ -1,10 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/tokenwise/tokenwise/gateway"
 )
 
 // gateway check lists every problem of a gateway file with its line and
@@ -49,5 +56,93 @@ func TestGatewayCheck(t *testing.T) {
 	}
 	if code, _, _ := runCmd("serve", "-config", bad); code != 1 {
 		t.Errorf("serve with a broken file: exit %d, want 1", code)
+	}
+}
+
+// lineWriter sends every line written to it on a channel (dropping
+// lines when its buffer is full).
+type lineWriter struct {
+	mu    sync.Mutex
+	buf   []byte
+	lines chan string
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		select {
+		case w.lines <- string(w.buf[:i]):
+		default: // nobody waits for more: never block the writer
+		}
+		w.buf = w.buf[i+1:]
+	}
+}
+
+// waitLine returns the first line containing want, failing the test if
+// none comes (the timeout guards against a hang; it is no timing assertion).
+func waitLine(t *testing.T, lines <-chan string, want string) string {
+	t.Helper()
+	for {
+		select {
+		case l := <-lines:
+			if strings.Contains(l, want) {
+				return l
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no line with %q", want)
+		}
+	}
+}
+
+// tokenwise serve reloads the gateway file and the policies on SIGHUP and
+// shuts down gracefully on SIGTERM (exit 0, the port closed).
+func TestServeSignals(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "policies"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "policies", "default.yaml"), []byte("version: 1\nname: default\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\npolicies: policies\nupstreams:\n  - {name: a, base_url: http://127.0.0.1:9/v1}\nkeys:\n  - {name: k, team: ops, sha256: "+gateway.HashKey("sk-tw-serve-test-key")+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout := &lineWriter{lines: make(chan string, 16)}
+	stderr := &lineWriter{lines: make(chan string, 256)}
+	code := make(chan int, 1)
+	go func() { code <- serve([]string{"-config", cfg}, stdout, stderr) }()
+	line := waitLine(t, stdout.lines, "listening on ")
+	url := strings.TrimSpace(line[strings.Index(line, "http://"):])
+	resp, err := http.Get(url + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, stderr.lines, "tokenwise/gateway: reloaded")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("exit %d after SIGTERM, want 0", c)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+	http.DefaultClient.CloseIdleConnections()
+	if resp, err := http.Get(url + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the gateway still answers after SIGTERM: %d", resp.StatusCode)
 	}
 }
