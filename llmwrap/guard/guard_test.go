@@ -10,6 +10,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 var ok = middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
@@ -17,7 +18,7 @@ var ok = middleware.HandlerFunc(func(ctx context.Context, req *middleware.Reques
 })
 
 func TestStopsTheEleventhCall(t *testing.T) {
-	h := middleware.Then(ok, instrument.New(nil, nil), layer(guard.New(guard.Config{MaxCalls: 10})))
+	h := middleware.Then(ok, instrument.New(nil, nil), middlewaretest.Must(guard.New(guard.Config{MaxCalls: 10})))
 	ctx, run := middleware.StartRun(context.Background(), "t")
 	for i := 1; i <= 10; i++ {
 		if _, err := h.Handle(ctx, &middleware.Request{Model: "m"}); err != nil {
@@ -43,7 +44,7 @@ func TestStopsTheEleventhCall(t *testing.T) {
 }
 
 func TestCountsWithoutInstrument(t *testing.T) {
-	h := middleware.Then(ok, layer(guard.New(guard.Config{MaxCalls: 2})))
+	h := middleware.Then(ok, middlewaretest.Must(guard.New(guard.Config{MaxCalls: 2})))
 	ctx, _ := middleware.StartRun(context.Background(), "t")
 	h.Handle(ctx, &middleware.Request{})
 	h.Handle(ctx, &middleware.Request{})
@@ -58,7 +59,7 @@ func TestRunDeadlineBoundsEveryCall(t *testing.T) {
 			<-ctx.Done()
 			return nil, ctx.Err()
 		})
-		h := middleware.Then(slow, layer(guard.New(guard.Config{RunTimeout: 5 * time.Minute})))
+		h := middleware.Then(slow, middlewaretest.Must(guard.New(guard.Config{RunTimeout: 5 * time.Minute})))
 		ctx, _ := middleware.StartRun(context.Background(), "t")
 		start := time.Now()
 		_, err := h.Handle(ctx, &middleware.Request{})
@@ -77,7 +78,7 @@ func TestRunDeadlineBoundsEveryCall(t *testing.T) {
 }
 
 func TestZeroLimitsAddNoLayer(t *testing.T) {
-	if layer(guard.New(guard.Config{})) != nil {
+	if middlewaretest.Must(guard.New(guard.Config{})) != nil {
 		t.Fatal("zero limits must add no layer")
 	}
 }
