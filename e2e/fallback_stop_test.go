@@ -1,4 +1,4 @@
-package fallback_test
+package e2e
 
 import (
 	"context"
