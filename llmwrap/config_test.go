@@ -94,6 +94,7 @@ context:
 // the route config is the policy file's directory joined with the
 // relative path the file gives.
 func TestLearnedWeightsPathIsResolved(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "team.yaml")
 	yaml := "version: 1\nrouting:\n  default: gpt-4o\n  learned: {weights: w.bin, weak: gpt-4o-mini, threshold: 0.4}\n"
@@ -114,6 +115,7 @@ func TestLearnedWeightsPathIsResolved(t *testing.T) {
 // layer configs it says, field by field. This is the one link from a
 // policy file to the layers, which never read a policy themselves.
 func TestPolicyToLayerConfigs(t *testing.T) {
+	t.Parallel()
 	p, err := policies.LoadBytes([]byte(everySection), "every.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -202,6 +204,7 @@ func TestPolicyToLayerConfigs(t *testing.T) {
 // The zero policy maps to zero configs (where a policy adds no default of
 // its own): every layer is off.
 func TestDefaultPolicyAddsNoLayer(t *testing.T) {
+	t.Parallel()
 	p := &policies.Policy{Version: 1}
 	for name, mw := range map[string]middleware.Middleware{
 		"timeout": must(timeout.New(timeoutConfig(p))).Middleware(),

@@ -96,6 +96,7 @@ func sameTokens(t testing.TB, name string, c tokenizer.Codec, b *bpe, s string) 
 // pre-tokenizer and the merges give token for token the ids tiktoken-go
 // gives, for both encodings.
 func TestPretokenizerMatchesTiktoken(t *testing.T) {
+	t.Parallel()
 	texts := corpus(3000, 1)
 	for name, cb := range testCodecs(t) {
 		for _, s := range texts {
