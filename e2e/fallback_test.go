@@ -131,8 +131,7 @@ func TestContextWindowGoesToALargerWindow(t *testing.T) {
 		h := middlewaretest.Must(fallback.New(fallback.Config{
 			Models:       []string{"gpt-4o-mini"},
 			LargerWindow: []string{"gpt-4.1"},
-			Window:       func(m string) (int64, bool) { w, ok := windows[m]; return w, ok },
-		}))(provider(srv))
+		}, fallback.WithWindows(func(m string) int64 { return windows[m] })))(provider(srv))
 		resp, err := h.Handle(context.Background(), user(strings.Repeat("log line ", 100)))
 		if err != nil || resp.Message.Content != "read it all" {
 			t.Fatalf("%v, %v", resp, err)

@@ -64,8 +64,18 @@ func breakerConfig(p *policies.Policy) breaker.Config {
 	}
 }
 
+// windows returns each model's context window from the policy's model
+// specs (0: unknown), for route.WithWindows and fallback.WithWindows.
+func windows(p *policies.Policy) func(model string) int64 {
+	return func(model string) int64 {
+		spec, _ := p.Model(model)
+		return spec.ContextWindow
+	}
+}
+
 // fallbackConfig maps policy.fallback (models, on, hedge) and
-// routing.larger_window; context windows come from the model specs. An
+// routing.larger_window; context windows come from the model specs
+// (windows, given as fallback.WithWindows). An
 // open breaker and a rate limit's on_limit fallback always move on; a rate
 // limit's reject never does.
 func fallbackConfig(p *policies.Policy) fallback.Config {
@@ -83,10 +93,6 @@ func fallbackConfig(p *policies.Policy) fallback.Config {
 		On:           on,
 		Stop:         []error{ratelimit.ErrRejected},
 		LargerWindow: p.Routing.LargerWindow,
-		Window: func(model string) (int64, bool) {
-			spec, ok := p.Model(model)
-			return spec.ContextWindow, ok && spec.ContextWindow > 0
-		},
 	}
 	if h := f.Hedge; h.Enabled {
 		cfg.Hedge = fallback.Hedge{Delay: h.Delay.Duration(), Percentile: h.Percentile}

@@ -170,13 +170,12 @@ func TestPolicyToLayerConfigs(t *testing.T) {
 		On:    []error{breaker.ErrOpen, ratelimit.ErrMoveOn, middleware.ErrRateLimited, middleware.ErrQuotaExceeded, middleware.ErrTimeout},
 		Stop:  []error{ratelimit.ErrRejected},
 		Hedge: fallback.Hedge{Delay: 2 * time.Second, Percentile: 95}}
-	if w, ok := f.Window("gpt-4.1"); !ok || w != 1_047_576 {
-		t.Errorf("fallback: window of gpt-4.1 = %d, %v; want the catalog's", w, ok)
+	if w := windows(p)("gpt-4.1"); w != 1_047_576 {
+		t.Errorf("window of gpt-4.1 = %d; want the catalog's", w)
 	}
-	if _, ok := f.Window("no-such-model"); ok {
-		t.Error("fallback: an unknown model has a window")
+	if w := windows(p)("no-such-model"); w != 0 {
+		t.Errorf("an unknown model has a window of %d", w)
 	}
-	f.Window = nil
 	if !reflect.DeepEqual(f, want) {
 		t.Errorf("fallback:\n got %+v\nwant %+v", f, want)
 	}
