@@ -134,8 +134,9 @@ func compactConfig(p *policies.Policy) compact.Config {
 	return cfg
 }
 
-// rateLimitConfig maps policy.rate_limits (its store kind is the layer's
-// business in layer_ratelimit.go).
+// rateLimitConfig maps policy.rate_limits (rate_limits.reserve_output is
+// Config.ReserveOutput, rate_limits.teams Config.Teams; its store kind is
+// the layer's business in layer_ratelimit.go).
 func rateLimitConfig(p *policies.Policy) ratelimit.Config {
 	r := p.RateLimits
 	cfg := ratelimit.Config{
@@ -163,8 +164,10 @@ func rateLimitConfig(p *policies.Policy) ratelimit.Config {
 	return cfg
 }
 
-// budgetConfig maps policy.budget (its store kind is the layer's business
-// in layer_budget.go; run.max_calls and run.max_wall_time are the run
+// budgetConfig maps policy.budget (budget.min_output_tokens is
+// Config.MinOutputTokens, on_exceed/downgrade_to/warn_at OnExceed,
+// DowngradeTo and WarnAt; its store kind is the layer's business in
+// layer_budget.go; run.max_calls and run.max_wall_time are the run
 // guard's). A reservation lives at least as long as timeouts.call.
 func budgetConfig(p *policies.Policy) budget.Config {
 	b := p.Budget
