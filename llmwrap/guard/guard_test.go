@@ -18,6 +18,7 @@ var ok = middleware.HandlerFunc(func(ctx context.Context, req *middleware.Reques
 })
 
 func TestStopsTheEleventhCall(t *testing.T) {
+	t.Parallel()
 	h := middleware.Then(ok, instrument.New(nil, nil), middlewaretest.Must(guard.New(guard.Config{MaxCalls: 10})))
 	ctx, run := middleware.StartRun(context.Background(), "t")
 	for i := 1; i <= 10; i++ {
@@ -44,6 +45,7 @@ func TestStopsTheEleventhCall(t *testing.T) {
 }
 
 func TestCountsWithoutInstrument(t *testing.T) {
+	t.Parallel()
 	h := middleware.Then(ok, middlewaretest.Must(guard.New(guard.Config{MaxCalls: 2})))
 	ctx, _ := middleware.StartRun(context.Background(), "t")
 	h.Handle(ctx, &middleware.Request{})
@@ -54,6 +56,7 @@ func TestCountsWithoutInstrument(t *testing.T) {
 }
 
 func TestRunDeadlineBoundsEveryCall(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		slow := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 			<-ctx.Done()
@@ -78,12 +81,14 @@ func TestRunDeadlineBoundsEveryCall(t *testing.T) {
 }
 
 func TestZeroLimitsAddNoLayer(t *testing.T) {
+	t.Parallel()
 	if middlewaretest.Must(guard.New(guard.Config{})) != nil {
 		t.Fatal("zero limits must add no layer")
 	}
 }
 
 func TestNegativeLimitIsAnError(t *testing.T) {
+	t.Parallel()
 	for _, cfg := range []guard.Config{{MaxCalls: -1}, {RunTimeout: -time.Second}} {
 		if _, err := guard.New(cfg); !errors.Is(err, guard.ErrConfig) {
 			t.Errorf("New(%+v): %v, want ErrConfig", cfg, err)
