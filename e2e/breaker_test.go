@@ -14,6 +14,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 func user(text string) *middleware.Request {
@@ -44,7 +45,7 @@ func TestDeadPrimaryOpensTheBreaker(t *testing.T) {
 		set := newSet(t, breaker.Config{ConsecutiveFailures: 3, OpenFor: 30 * time.Second})
 		h := middleware.Then(twopenai.NewProvider(srv.URL, "sk-test", twopenai.WithBaseTransport(srv.Transport())),
 			instrument.New(nil, ev),
-			layer(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}})),
+			middlewaretest.Must(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}})),
 			set.Middleware())
 		call := func() (*middleware.Response, error) { return h.Handle(context.Background(), user("status?")) }
 

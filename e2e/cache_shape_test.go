@@ -12,6 +12,7 @@ import (
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 // TestStreamedAnswerIsStoredAsTheAnswer: whatever valid shape a streamed
@@ -23,7 +24,7 @@ func TestStreamedAnswerIsStoredAsTheAnswer(t *testing.T) {
 	up := openaitest.New()
 	defer up.Close()
 	p := twopenai.NewProvider(up.URL, "k", twopenai.WithBaseTransport(up.Transport()))
-	h := layer(cache.New(cache.Config{ReplayChunk: 5}))(p)
+	h := middlewaretest.Must(cache.New(cache.Config{ReplayChunk: 5}))(p)
 	for seed := range uint64(60) {
 		rng := rand.New(rand.NewPCG(seed, 5))
 		text := func(n int) string {

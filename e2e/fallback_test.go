@@ -22,6 +22,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 func models(srv *openaitest.Server) []string {
@@ -55,8 +56,8 @@ func TestEveryModelFails(t *testing.T) {
 		rec := &recorder{}
 		h := middleware.Then(provider(srv), instrument.New(nil, rec),
 			// gpt-4o listed again: the chain must not loop back to it
-			layer(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"}})),
-			layer(timeout.New(timeout.Config{Call: 10 * time.Second})), middleware.Meter(nil, nil))
+			middlewaretest.Must(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"}})),
+			middlewaretest.Must(timeout.New(timeout.Config{Call: 10 * time.Second})), middleware.Meter(nil, nil))
 		start := time.Now()
 		resp, err := h.Handle(context.Background(), user("status?"))
 		if resp != nil {
@@ -105,9 +106,9 @@ func TestBadRequestStops(t *testing.T) {
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Error(400, "invalid_request_error", "", "bad tool schema"))
 		srv.On().Reply(openaitest.Text("never"))
 		mw := middleware.Chain(instrument.New(nil, nil),
-			layer(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}})),
-			layer(breaker.New(breaker.Config{ConsecutiveFailures: 1})),
-			layer(retry.New(retry.Config{MaxAttempts: 5})), middleware.Meter(nil, nil))
+			middlewaretest.Must(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}})),
+			middlewaretest.Must(breaker.New(breaker.Config{ConsecutiveFailures: 1})),
+			middlewaretest.Must(retry.New(retry.Config{MaxAttempts: 5})), middleware.Meter(nil, nil))
 		_, err := fbClient(srv, mw).CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{
 			Model: "gpt-4o", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
 		var apiErr *openai.APIError
@@ -127,11 +128,10 @@ func TestContextWindowGoesToALargerWindow(t *testing.T) {
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.ContextLengthExceeded(128000, 150000))
 		srv.On(openaitest.Model("gpt-4.1")).Reply(openaitest.Text("read it all"))
 		windows := map[string]int64{"gpt-4o": 128000, "gpt-4o-mini": 128000, "gpt-4.1": 1047576}
-		h := layer(fallback.New(fallback.Config{
+		h := middlewaretest.Must(fallback.New(fallback.Config{
 			Models:       []string{"gpt-4o-mini"},
 			LargerWindow: []string{"gpt-4.1"},
-			Window:       func(m string) (int64, bool) { w, ok := windows[m]; return w, ok },
-		}))(provider(srv))
+		}, fallback.WithWindows(func(m string) int64 { return windows[m] })))(provider(srv))
 		resp, err := h.Handle(context.Background(), user(strings.Repeat("log line ", 100)))
 		if err != nil || resp.Message.Content != "read it all" {
 			t.Fatalf("%v, %v", resp, err)
@@ -166,10 +166,10 @@ func stream(c *openai.Client, q string) (string, error) {
 
 func streamChain(rec *recorder) middleware.Middleware {
 	return middleware.Chain(instrument.New(nil, rec),
-		layer(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}})),
-		layer(breaker.New(breaker.Config{ConsecutiveFailures: 5})),
-		layer(retry.New(retry.Config{MaxAttempts: 2, BaseDelay: time.Millisecond}, retry.WithJitter(func() float64 { return 0 }))),
-		layer(timeout.New(timeout.Config{Call: time.Minute, FirstToken: 2 * time.Second, Idle: 5 * time.Second})), middleware.Meter(nil, nil))
+		middlewaretest.Must(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}})),
+		middlewaretest.Must(breaker.New(breaker.Config{ConsecutiveFailures: 5})),
+		middlewaretest.Must(retry.New(retry.Config{MaxAttempts: 2, BaseDelay: time.Millisecond}, retry.WithJitter(func() float64 { return 0 }))),
+		middlewaretest.Must(timeout.New(timeout.Config{Call: time.Minute, FirstToken: 2 * time.Second, Idle: 5 * time.Second})), middleware.Meter(nil, nil))
 }
 
 // Must show: a stream that never starts hits the first-token timeout (on
@@ -260,7 +260,7 @@ func TestCancellationDoesNotFallBack(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Stall())
 		srv.On().Reply(openaitest.Text("never"))
-		h := layer(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}))(provider(srv))
+		h := middlewaretest.Must(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}))(provider(srv))
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(time.Second, cancel)
 		_, err := h.Handle(ctx, user("hi"))

@@ -274,12 +274,3 @@ func refuse(next middleware.Handler) middleware.Handler {
 		return nil, &overBudget{Limit: 100}
 	})
 }
-
-// layer returns a layer's middleware, panicking when its constructor failed
-// (a test's own Config is never bad).
-func layer[L interface{ Middleware() middleware.Middleware }](l L, err error) middleware.Middleware {
-	if err != nil {
-		panic(err)
-	}
-	return l.Middleware()
-}

@@ -16,6 +16,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 // client returns a go-openai client whose calls run through mw and reach
@@ -33,7 +34,7 @@ func ask(ctx context.Context, c *openai.Client) (openai.ChatCompletionResponse, 
 }
 
 func chain(ev *events, p retry.Config, opts ...retry.Option) middleware.Middleware {
-	return middleware.Chain(instrument.New(nil, ev), layer(retry.New(p, opts...)))
+	return middleware.Chain(instrument.New(nil, ev), middlewaretest.Must(retry.New(p, opts...)))
 }
 
 // Must show: 429 with Retry-After: 2 then success — one retry, after 2 s of
@@ -125,7 +126,7 @@ func TestNotRetried(t *testing.T) {
 						got = err
 						return resp, err
 					})
-				}, layer(retry.New(retry.Config{MaxAttempts: 5})))
+				}, middlewaretest.Must(retry.New(retry.Config{MaxAttempts: 5})))
 				_, err := ask(context.Background(), client(srv, mw))
 				if err == nil || !errors.Is(got, tc.kind) {
 					t.Fatalf("err %v (chain: %v), want %v", err, got, tc.kind)
@@ -270,7 +271,7 @@ func TestCancelledWhileWaiting(t *testing.T) {
 }
 
 func TestNilWhenOff(t *testing.T) {
-	if layer(retry.New(retry.Config{MaxAttempts: 1})) != nil || layer(retry.New(retry.Config{})) != nil {
+	if middlewaretest.Must(retry.New(retry.Config{MaxAttempts: 1})) != nil || middlewaretest.Must(retry.New(retry.Config{})) != nil {
 		t.Fatal("a single attempt must add no layer")
 	}
 }

@@ -11,19 +11,11 @@ import (
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 func handler(srv *openaitest.Server, l timeout.Config) middleware.Handler {
-	return middleware.Then(twopenai.NewProvider(srv.URL, "k", twopenai.WithBaseTransport(srv.Transport())), timeoutLayer(l))
-}
-
-// timeoutLayer returns the timeout middleware of cfg, panicking on a bad Config.
-func timeoutLayer(cfg timeout.Config) middleware.Middleware {
-	t, err := timeout.New(cfg)
-	if err != nil {
-		panic(err)
-	}
-	return t.Middleware()
+	return middleware.Then(twopenai.NewProvider(srv.URL, "k", twopenai.WithBaseTransport(srv.Transport())), middlewaretest.Must(timeout.New(l)))
 }
 
 func request(stream middleware.StreamFunc) *middleware.Request {
@@ -118,7 +110,7 @@ func TestCallerCancellationIsNotATimeout(t *testing.T) {
 }
 
 func TestZeroLimitsAddNoLayer(t *testing.T) {
-	if timeoutLayer(timeout.Config{}) != nil {
+	if middlewaretest.Must(timeout.New(timeout.Config{})) != nil {
 		t.Fatal("zero limits must add no layer")
 	}
 }

@@ -23,6 +23,7 @@ import (
 // once at list price; the call's cost, the event's, the run's and the
 // per-model totals are that one figure, exactly.
 func TestEachAttemptIsBilledOnce(t *testing.T) {
+	t.Parallel()
 	p := &policies.Policy{Version: 1,
 		Budget:   policies.Budget{Run: policies.RunBudget{MaxUSD: policies.Dollar}, Team: policies.TeamBudget{Period: policies.PeriodDaily, MaxUSD: policies.Dollar}},
 		Fallback: policies.Fallback{Models: []string{"gpt-4o-mini"}, Retry: policies.Retry{MaxAttempts: 2, BaseDelay: policies.Duration(1)}}}

@@ -21,6 +21,7 @@ import (
 // policy (the registry rebuilds every chain and budget), and checks that
 // the run's next call is still refused for what it already spent.
 func TestRunBudgetSurvivesReload(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	// Each call reserves about 40 input + 100 output tokens of gpt-4o
 	// (≈ $0.0011) and is billed 100 in + 100 out = $0.00125.

@@ -57,6 +57,7 @@ func TestPolicyCallTimeoutThroughGoOpenAI(t *testing.T) {
 // The run guard built from a policy refuses the 11th call of a run limited
 // to 10, through the go-openai client, with a typed error.
 func TestPolicyRunGuardThroughGoOpenAI(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.New()
 	defer srv.Close()
 	srv.On().Reply(openaitest.Text("ok"))
@@ -85,6 +86,7 @@ func TestPolicyRunGuardThroughGoOpenAI(t *testing.T) {
 }
 
 func TestBuildRejectsInvalidPolicy(t *testing.T) {
+	t.Parallel()
 	p := &policies.Policy{Version: 1, Routing: policies.Routing{Default: "no-such-model"}}
 	if _, err := llmwrap.Build(p); err == nil || !errors.Is(err, policies.ErrInvalid) {
 		t.Fatalf("err = %v", err)
@@ -95,6 +97,7 @@ func TestBuildRejectsInvalidPolicy(t *testing.T) {
 // State share the in-memory cache (an answer stored through the first
 // chain is a hit through the second); without a State they do not.
 func TestWithStateKeepsTheCache(t *testing.T) {
+	t.Parallel()
 	p, err := policies.LoadBytes([]byte("version: 1\ncache: {enabled: true, ttl: 1h}\n"), "t.yaml")
 	if err != nil {
 		t.Fatal(err)

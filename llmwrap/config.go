@@ -64,8 +64,18 @@ func breakerConfig(p *policies.Policy) breaker.Config {
 	}
 }
 
+// windows returns each model's context window from the policy's model
+// specs (0: unknown), for route.WithWindows and fallback.WithWindows.
+func windows(p *policies.Policy) func(model string) int64 {
+	return func(model string) int64 {
+		spec, _ := p.Model(model)
+		return spec.ContextWindow
+	}
+}
+
 // fallbackConfig maps policy.fallback (models, on, hedge) and
-// routing.larger_window; context windows come from the model specs. An
+// routing.larger_window; context windows come from the model specs
+// (windows, given as fallback.WithWindows). An
 // open breaker and a rate limit's on_limit fallback always move on; a rate
 // limit's reject never does.
 func fallbackConfig(p *policies.Policy) fallback.Config {
@@ -83,10 +93,6 @@ func fallbackConfig(p *policies.Policy) fallback.Config {
 		On:           on,
 		Stop:         []error{ratelimit.ErrRejected},
 		LargerWindow: p.Routing.LargerWindow,
-		Window: func(model string) (int64, bool) {
-			spec, ok := p.Model(model)
-			return spec.ContextWindow, ok && spec.ContextWindow > 0
-		},
 	}
 	if h := f.Hedge; h.Enabled {
 		cfg.Hedge = fallback.Hedge{Delay: h.Delay.Duration(), Percentile: h.Percentile}
@@ -128,8 +134,9 @@ func compactConfig(p *policies.Policy) compact.Config {
 	return cfg
 }
 
-// rateLimitConfig maps policy.rate_limits (its store kind is the layer's
-// business in layer_ratelimit.go).
+// rateLimitConfig maps policy.rate_limits (rate_limits.reserve_output is
+// Config.ReserveOutput, rate_limits.teams Config.Teams; its store kind is
+// the layer's business in layer_ratelimit.go).
 func rateLimitConfig(p *policies.Policy) ratelimit.Config {
 	r := p.RateLimits
 	cfg := ratelimit.Config{
@@ -157,8 +164,10 @@ func rateLimitConfig(p *policies.Policy) ratelimit.Config {
 	return cfg
 }
 
-// budgetConfig maps policy.budget (its store kind is the layer's business
-// in layer_budget.go; run.max_calls and run.max_wall_time are the run
+// budgetConfig maps policy.budget (budget.min_output_tokens is
+// Config.MinOutputTokens, on_exceed/downgrade_to/warn_at OnExceed,
+// DowngradeTo and WarnAt; its store kind is the layer's business in
+// layer_budget.go; run.max_calls and run.max_wall_time are the run
 // guard's). A reservation lives at least as long as timeouts.call.
 func budgetConfig(p *policies.Policy) budget.Config {
 	b := p.Budget

@@ -94,6 +94,7 @@ context:
 // the route config is the policy file's directory joined with the
 // relative path the file gives.
 func TestLearnedWeightsPathIsResolved(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "team.yaml")
 	yaml := "version: 1\nrouting:\n  default: gpt-4o\n  learned: {weights: w.bin, weak: gpt-4o-mini, threshold: 0.4}\n"
@@ -114,6 +115,7 @@ func TestLearnedWeightsPathIsResolved(t *testing.T) {
 // layer configs it says, field by field. This is the one link from a
 // policy file to the layers, which never read a policy themselves.
 func TestPolicyToLayerConfigs(t *testing.T) {
+	t.Parallel()
 	p, err := policies.LoadBytes([]byte(everySection), "every.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -168,13 +170,12 @@ func TestPolicyToLayerConfigs(t *testing.T) {
 		On:    []error{breaker.ErrOpen, ratelimit.ErrMoveOn, middleware.ErrRateLimited, middleware.ErrQuotaExceeded, middleware.ErrTimeout},
 		Stop:  []error{ratelimit.ErrRejected},
 		Hedge: fallback.Hedge{Delay: 2 * time.Second, Percentile: 95}}
-	if w, ok := f.Window("gpt-4.1"); !ok || w != 1_047_576 {
-		t.Errorf("fallback: window of gpt-4.1 = %d, %v; want the catalog's", w, ok)
+	if w := windows(p)("gpt-4.1"); w != 1_047_576 {
+		t.Errorf("window of gpt-4.1 = %d; want the catalog's", w)
 	}
-	if _, ok := f.Window("no-such-model"); ok {
-		t.Error("fallback: an unknown model has a window")
+	if w := windows(p)("no-such-model"); w != 0 {
+		t.Errorf("an unknown model has a window of %d", w)
 	}
-	f.Window = nil
 	if !reflect.DeepEqual(f, want) {
 		t.Errorf("fallback:\n got %+v\nwant %+v", f, want)
 	}
@@ -202,6 +203,7 @@ func TestPolicyToLayerConfigs(t *testing.T) {
 // The zero policy maps to zero configs (where a policy adds no default of
 // its own): every layer is off.
 func TestDefaultPolicyAddsNoLayer(t *testing.T) {
+	t.Parallel()
 	p := &policies.Policy{Version: 1}
 	for name, mw := range map[string]middleware.Middleware{
 		"timeout": must(timeout.New(timeoutConfig(p))).Middleware(),

@@ -17,6 +17,7 @@ import (
 // overrides the catalog's encoding, for a model of the policy's own it
 // replaces the conservative estimate with the exact count.
 func TestPolicyEncodingTakesEffect(t *testing.T) {
+	t.Parallel()
 	req := &middleware.Request{Messages: []middleware.Message{{Role: middleware.RoleUser,
 		Content: "Récupère l'espace disque: `du -sh /var/log/* | sort -h | tail -n 20` — puis résume-moi ça, s'il te plaît."}}}
 	count := func(enc, model string) int64 {

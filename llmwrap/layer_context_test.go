@@ -14,6 +14,7 @@ import (
 )
 
 func TestContextLayerFromPolicy(t *testing.T) {
+	t.Parallel()
 	p := policies.Default()
 	p.Context = policies.ContextPolicy{MaxInputTokens: 3_000, KeepLastTurns: 2, BlockSize: 4,
 		Strategies: []policies.ContextStrategy{policies.StrategyOffload, policies.StrategyDrop}}
@@ -50,6 +51,7 @@ func TestContextLayerFromPolicy(t *testing.T) {
 // With the tools' artifact store, the offload strategy is lossless: the
 // compacted request names an artifact the same run reads back in full.
 func TestContextOffloadToToolArtifacts(t *testing.T) {
+	t.Parallel()
 	p := policies.Default()
 	p.Context = policies.ContextPolicy{MaxInputTokens: 8_000, KeepLastTurns: 2, BlockSize: 4,
 		Strategies: []policies.ContextStrategy{policies.StrategyOffload}}
@@ -99,6 +101,7 @@ func TestContextOffloadToToolArtifacts(t *testing.T) {
 // executor with its own, different store — reads them back in the same
 // run, and only there.
 func TestOffloadWithoutAStore(t *testing.T) {
+	t.Parallel()
 	p := policies.Default()
 	p.Context = policies.ContextPolicy{MaxInputTokens: 8_000, KeepLastTurns: 2, BlockSize: 4,
 		Strategies: []policies.ContextStrategy{policies.StrategyOffload}}

@@ -52,10 +52,7 @@ func routeLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 		}
 		opts = append(opts, route.WithBudget(teamBudgetReader(b)))
 	}
-	opts = append(opts, route.WithWindows(func(model string) int64 {
-		spec, _ := p.Model(model)
-		return spec.ContextWindow
-	}))
+	opts = append(opts, route.WithWindows(windows(p)))
 	opts = append(opts, o.routeOpts...)
 	r, err := route.New(routeConfig(p), opts...)
 	if err != nil {

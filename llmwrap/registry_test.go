@@ -276,6 +276,7 @@ func (l *eventLog) unknownTeams() []middleware.UnknownTeam {
 // {unknown: error} in the default policy, or WithUnknownTeams, the call is
 // refused with an error matching policies.ErrUnknownTeam.
 func TestUnknownTeamWarnsOnce(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeAtomic(t, filepath.Join(dir, "default.yaml"), regDefault)
 	writeAtomic(t, filepath.Join(dir, "payments.yaml"), teamFile(5))

@@ -35,6 +35,7 @@ fallback:
 // without them. The agent is a real go-openai tool loop over the scripted
 // server; synctest makes the tools' and retries' times exact.
 func TestReportNamesToolsAttemptsAndReasons(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := openaitest.New()
 		defer srv.Close()

@@ -23,6 +23,7 @@ import (
 // StartRun, instead of silently not limiting anything; calls in a run and
 // chains without run limits log nothing.
 func TestRunLimitsOutsideARunWarnOnce(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Text("ok"))
 	client := func(p *policies.Policy) (*goopenai.Client, *bytes.Buffer) {

@@ -30,6 +30,7 @@ routing:
 // charges, and a chain rebuilt with the same State (a registry reload)
 // keeps that ledger: the money spent before the rebuild still counts.
 func TestTeamBudgetRoutingSharesTheLedgerAcrossRebuilds(t *testing.T) {
+	t.Parallel()
 	srv := openaitest.New()
 	defer srv.Close()
 	srv.On().Reply(openaitest.Text(strings.Repeat("disk ok ", 25))) // 50 output tokens

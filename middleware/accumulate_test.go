@@ -135,6 +135,7 @@ func randomAnswer(rng *rand.Rand) *middleware.Response {
 // is the answer that was cut up (this once panicked with "strings.Builder
 // copied by value").
 func TestInterleavedToolCallFragmentsAssembleByIndex(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(2000) {
 		rng := rand.New(rand.NewPCG(seed, 12))
 		want := randomAnswer(rng)
@@ -152,6 +153,7 @@ func TestInterleavedToolCallFragmentsAssembleByIndex(t *testing.T) {
 }
 
 func TestNewIDAtAUsedIndexIsANewCall(t *testing.T) {
+	t.Parallel()
 	var acc middleware.Accumulator
 	for _, d := range []middleware.ToolCallDelta{
 		{Index: 0, ID: "a", Name: "f"}, {Index: 0, Arguments: `{"x"`}, {Index: 0, Arguments: `:1}`},
@@ -167,6 +169,7 @@ func TestNewIDAtAUsedIndexIsANewCall(t *testing.T) {
 }
 
 func TestAccumulatorBoundsIndexesAndCalls(t *testing.T) {
+	t.Parallel()
 	var acc middleware.Accumulator
 	acc.Add(middleware.Chunk{ToolCalls: []middleware.ToolCallDelta{{Index: -1, ID: "x"}, {Index: middleware.MaxToolCalls, ID: "y"}}})
 	for i := range 2 * middleware.MaxToolCalls {
@@ -178,6 +181,7 @@ func TestAccumulatorBoundsIndexesAndCalls(t *testing.T) {
 }
 
 func TestSafeHandleTurnsAPanicIntoAnError(t *testing.T) {
+	t.Parallel()
 	var events []middleware.Event
 	ctx := middleware.WithObserver(context.Background(), middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
 		events = append(events, e)

@@ -36,6 +36,7 @@ func randMessage(rng *rand.Rand) middleware.Message {
 // original, and equal messages have equal fields (checked field by field,
 // with nil and empty slices told apart).
 func TestMessageEqual(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(16, 2))
 	for i := range 20_000 {
 		a, b := randMessage(rng), randMessage(rng)
@@ -68,6 +69,7 @@ func TestMessageEqual(t *testing.T) {
 }
 
 func TestToolEqual(t *testing.T) {
+	t.Parallel()
 	a := []middleware.Tool{{Name: "f", Description: "d", Parameters: []byte(`{}`)}}
 	b := []middleware.Tool{{Name: "f", Description: "d", Parameters: []byte(`{}`)}}
 	if !middleware.EqualTools(a, b) || !middleware.EqualTools(a, a) || !middleware.EqualTools(nil, []middleware.Tool{}) {

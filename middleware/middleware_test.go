@@ -34,6 +34,7 @@ func BenchmarkChain5PassThrough(b *testing.B) {
 }
 
 func TestChainSkipsNil(t *testing.T) {
+	t.Parallel()
 	var order []string
 	mk := func(n string) middleware.Middleware {
 		return func(next middleware.Handler) middleware.Handler {
@@ -54,6 +55,7 @@ func TestChainSkipsNil(t *testing.T) {
 }
 
 func TestDeadlineError(t *testing.T) {
+	t.Parallel()
 	errCall := errors.New("call timeout")
 	ctx, cancel := context.WithTimeoutCause(context.Background(), -1, errCall)
 	defer cancel()
@@ -67,6 +69,7 @@ func TestDeadlineError(t *testing.T) {
 }
 
 func TestAccumulatorAndReplayRoundTrip(t *testing.T) {
+	t.Parallel()
 	orig := &middleware.Response{
 		Message: middleware.Message{Role: middleware.RoleAssistant, Content: "héllo wörld, this is long", Reasoning: "think",
 			ToolCalls: []middleware.ToolCall{{ID: "c1", Name: "a", Arguments: `{"x":1}`}, {ID: "c2", Name: "b", Arguments: `{}`}}},
@@ -90,6 +93,7 @@ func TestAccumulatorAndReplayRoundTrip(t *testing.T) {
 // TestFormatPicoIsExact checks that FormatPico's text reads back as the
 // amount it printed, for random amounts of every magnitude.
 func TestFormatPicoIsExact(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 10_000 {
 		p := rng.Int64N(1 << (i % 62))

@@ -14,6 +14,7 @@ func (w waitErr) Error() string             { return "wait" }
 func (w waitErr) TimeToWait() time.Duration { return time.Duration(w) }
 
 func TestRetryAfterOfRefusals(t *testing.T) {
+	t.Parallel()
 	if d, ok := middleware.RetryAfter(waitErr(2 * time.Second)); !ok || d != 2*time.Second {
 		t.Errorf("RetryAfter = %v, %v", d, ok)
 	}

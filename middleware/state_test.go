@@ -15,6 +15,7 @@ type keyB struct{ name string }
 // and the value's type together name it: keys of two packages (two types)
 // or one key read as two types never collide.
 func TestRunValueAndCallMemo(t *testing.T) {
+	t.Parallel()
 	_, run := middleware.StartRun(context.Background(), "r")
 	ci := &middleware.CallInfo{}
 	var wg sync.WaitGroup

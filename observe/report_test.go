@@ -15,6 +15,7 @@ import (
 // The run report shows the calls that waited for a rate limit and the
 // refusals, in the table and in JSON.
 func TestReportRateLimits(t *testing.T) {
+	t.Parallel()
 	ctx, run := middleware.StartRun(context.Background(), "r1")
 	provider := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.RateWait += 1500 * time.Millisecond; f.RateRefusals++ })

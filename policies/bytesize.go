@@ -1,7 +1,6 @@
 package policies
 
 import (
-	"errors"
 	"fmt"
 	"math/big"
 	"strconv"
@@ -119,15 +118,9 @@ func (b ByteSize) MarshalJSON() ([]byte, error) { return []byte(strconv.FormatIn
 
 // UnmarshalJSON reads a JSON number of bytes or a string such as "64MiB".
 func (b *ByteSize) UnmarshalJSON(p []byte) error {
-	s := string(p)
-	if s == "null" {
-		return nil
-	}
-	if len(s) >= 2 && s[0] == '"' {
-		var err error
-		if s, err = strconv.Unquote(s); err != nil {
-			return errors.New("invalid size: bad JSON string")
-		}
+	s, ok, err := jsonScalar(p, "size")
+	if !ok {
+		return err
 	}
 	return b.UnmarshalText([]byte(s))
 }

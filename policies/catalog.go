@@ -151,43 +151,27 @@ func (p *Policy) Model(name string) (ModelSpec, bool) {
 
 // mergeSpec overlays the non-zero fields of over on base.
 func mergeSpec(base, over ModelSpec) ModelSpec {
-	if over.Provider != "" {
-		base.Provider = over.Provider
-	}
-	if over.InputPer1M != 0 {
-		base.InputPer1M = over.InputPer1M
-	}
-	if over.OutputPer1M != 0 {
-		base.OutputPer1M = over.OutputPer1M
-	}
-	if over.CachedInputPer1M != 0 {
-		base.CachedInputPer1M = over.CachedInputPer1M
-	}
-	if over.CacheWritePer1M != 0 {
-		base.CacheWritePer1M = over.CacheWritePer1M
-	}
-	if over.AudioInputPer1M != 0 {
-		base.AudioInputPer1M = over.AudioInputPer1M
-	}
-	if over.AudioOutputPer1M != 0 {
-		base.AudioOutputPer1M = over.AudioOutputPer1M
-	}
-	if over.ContextWindow != 0 {
-		base.ContextWindow = over.ContextWindow
-	}
-	if over.MaxOutputTokens != 0 {
-		base.MaxOutputTokens = over.MaxOutputTokens
-	}
-	if over.Encoding != "" {
-		base.Encoding = over.Encoding
-	}
-	if !over.Image.IsZero() {
-		base.Image = over.Image
-	}
-	if over.Free {
-		base.Free = true
-	}
+	overlay(&base.Provider, over.Provider)
+	overlay(&base.InputPer1M, over.InputPer1M)
+	overlay(&base.OutputPer1M, over.OutputPer1M)
+	overlay(&base.CachedInputPer1M, over.CachedInputPer1M)
+	overlay(&base.CacheWritePer1M, over.CacheWritePer1M)
+	overlay(&base.AudioInputPer1M, over.AudioInputPer1M)
+	overlay(&base.AudioOutputPer1M, over.AudioOutputPer1M)
+	overlay(&base.ContextWindow, over.ContextWindow)
+	overlay(&base.MaxOutputTokens, over.MaxOutputTokens)
+	overlay(&base.Encoding, over.Encoding)
+	overlay(&base.Image, over.Image)
+	overlay(&base.Free, over.Free)
 	return base
+}
+
+// overlay sets *dst to v unless v is its type's zero value.
+func overlay[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
+	}
 }
 
 // TokenCounts is the token usage of one call, normalised the OpenAI way.

@@ -6,6 +6,7 @@ import (
 )
 
 func TestCatalog(t *testing.T) {
+	t.Parallel()
 	c := defaultCatalog()
 	if c.date != CatalogDate {
 		t.Errorf("catalog.yaml date %q, CatalogDate %q", c.date, CatalogDate)
@@ -60,6 +61,7 @@ func TestCatalog(t *testing.T) {
 }
 
 func TestModelLookup(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		want string // catalog entry expected, "" = unknown
@@ -114,6 +116,7 @@ func TestModelLookup(t *testing.T) {
 }
 
 func TestPolicyModelOverlay(t *testing.T) {
+	t.Parallel()
 	p := &Policy{Models: map[string]ModelSpec{
 		"gpt-4o":            {InputPer1M: 2_000_000},                  // discount on one field
 		"gpt-4o-2024-11-20": {OutputPer1M: 9_000_000},                 // more specific than the catalog
@@ -150,6 +153,7 @@ func TestPolicyModelOverlay(t *testing.T) {
 }
 
 func TestCost(t *testing.T) {
+	t.Parallel()
 	cat := DefaultCatalog()
 	tests := []struct {
 		name  string

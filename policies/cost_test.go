@@ -25,6 +25,7 @@ func ratPerToken(t *testing.T, price USD) *big.Rat {
 // the same number, and a sum of costs is the cost of the summed usage's
 // parts.
 func TestCostIsExactForEveryCatalogModel(t *testing.T) {
+	t.Parallel()
 	cat := DefaultCatalog()
 	names := slices.Sorted(func(yield func(string) bool) {
 		for k := range cat {

@@ -465,20 +465,30 @@ type structFields struct {
 	names []string
 }
 
+// yamlName returns the name a field has in a policy file (its yaml tag's,
+// else its lowercased Go name), and false for a field the file cannot set
+// (unexported, or tagged "-").
+func yamlName(f reflect.StructField) (string, bool) {
+	if !f.IsExported() {
+		return "", false
+	}
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "-" {
+		return "", false
+	}
+	if name == "" {
+		name = strings.ToLower(f.Name)
+	}
+	return name, true
+}
+
 // fieldsOf maps the yaml names of t's exported fields to their index.
 func fieldsOf(t reflect.Type) structFields {
 	sf := structFields{index: make(map[string]int, t.NumField())}
 	for i := range t.NumField() {
-		f := t.Field(i)
-		if !f.IsExported() {
+		name, ok := yamlName(t.Field(i))
+		if !ok {
 			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "-" {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
 		}
 		sf.index[name] = i
 		sf.names = append(sf.names, name)

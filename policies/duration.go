@@ -115,15 +115,27 @@ func (d Duration) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(d.
 
 // UnmarshalJSON reads a JSON string ("30s") or the number 0.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	s := string(b)
-	if s == "null" {
-		return nil
-	}
-	if len(s) >= 2 && s[0] == '"' {
-		var err error
-		if s, err = strconv.Unquote(s); err != nil {
-			return errors.New("invalid duration: bad JSON string")
-		}
+	s, ok, err := jsonScalar(b, "duration")
+	if !ok {
+		return err
 	}
 	return d.UnmarshalText([]byte(s))
+}
+
+// jsonScalar returns the text of the JSON number or string p, unquoted,
+// for the UnmarshalJSON of Duration, ByteSize and USD; false for null (and
+// with an error naming what for a bad JSON string).
+func jsonScalar(p []byte, what string) (string, bool, error) {
+	s := string(p)
+	if s == "null" {
+		return "", false, nil
+	}
+	if len(s) >= 2 && s[0] == '"' {
+		u, err := strconv.Unquote(s)
+		if err != nil {
+			return "", false, errors.New("invalid " + what + ": bad JSON string")
+		}
+		s = u
+	}
+	return s, true, nil
 }

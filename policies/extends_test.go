@@ -50,6 +50,7 @@ tools:
 `
 
 func TestExtendsMergeRules(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
 		"default.yaml": baseYAML,
@@ -150,6 +151,7 @@ func usd(t *testing.T, s string) USD {
 }
 
 func TestExtendsValidatesTheMergeAndNamesTheFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
 		"default.yaml": baseYAML,
@@ -171,6 +173,7 @@ func TestExtendsValidatesTheMergeAndNamesTheFile(t *testing.T) {
 }
 
 func TestExtendsCycle(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
 		"a.yaml":    "version: 1\nextends: b.yaml\n",
@@ -194,6 +197,7 @@ func TestExtendsCycle(t *testing.T) {
 }
 
 func TestExtendsEscape(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	dir := filepath.Join(root, "teams")
 	writeFiles(t, root, map[string]string{
@@ -232,6 +236,7 @@ func TestExtendsEscape(t *testing.T) {
 }
 
 func TestLoadDirDefaultTeam(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"default.yaml": baseYAML, "ml.yaml": "version: 1\nextends: default.yaml\nlimits: {max_calls: 3}\n", "README.md": "not a policy"})
 	set, err := LoadDir(dir)

@@ -18,6 +18,7 @@ const teamYAML = "version: 1\nrouting: {default: gpt-4o}\n"
 // ErrNotRegularFile, returned at once (a blocking read would hang the test,
 // which has no writer on the FIFO).
 func TestPolicyFromFIFOIsAnError(t *testing.T) {
+	t.Parallel()
 	special := map[string]func(t *testing.T, path string){
 		"fifo": func(t *testing.T, path string) {
 			if err := syscall.Mkfifo(path, 0o600); err != nil {
@@ -88,6 +89,7 @@ func TestPolicyFromFIFOIsAnError(t *testing.T) {
 // TestPolicyDirectoryThatIsAFIFOIsAnError: LoadDir and NewRegistry of a
 // FIFO fail at once instead of waiting for a writer.
 func TestPolicyDirectoryThatIsAFIFOIsAnError(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "policies")
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
 		t.Skipf("mkfifo: %v", err)
@@ -115,6 +117,7 @@ func shortTempDir(t *testing.T) string {
 // TestRegistryReloadWithFIFOKeepsTheLastGoodPolicy: a FIFO that appears in
 // a watched directory fails its reload without blocking it.
 func TestRegistryReloadWithFIFOKeepsTheLastGoodPolicy(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"default.yaml": teamYAML, "ops.yaml": teamYAML})
 	reg, err := NewRegistry(dir, WithRegistryLogger(slog.New(slog.DiscardHandler)))
@@ -143,6 +146,7 @@ const secret = "sk-proj-SECRETabcdefghijklmnopqrstuvwxyz0123456789"
 // as a scalar, a list or a syntax error — fails without its contents in
 // the message.
 func TestNonPolicyFileIsNeverQuoted(t *testing.T) {
+	t.Parallel()
 	bodies := []string{
 		"OPENAI_API_KEY=" + secret + "\n",
 		"OPENAI_API_KEY=" + secret + "\nOTHER=1\n",
@@ -199,6 +203,7 @@ func TestNonPolicyFileIsNeverQuoted(t *testing.T) {
 // error, each with file:line:col and field path — alone (LoadFile) and
 // extending a base (LoadFileExtends, LoadDir, NewRegistry).
 func TestEveryProblemAtOnceThroughExtends(t *testing.T) {
+	t.Parallel()
 	const body = `routing:
   defualt: gpt-4o
   rules:

@@ -8,6 +8,7 @@ import (
 // TestValidateLearnedRouting checks routing.learned: each mistake with its
 // path and line, and a valid section loads.
 func TestValidateLearnedRouting(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, src, path string
 		line            int

@@ -39,6 +39,7 @@ func hostileShapes() map[string]string {
 // size limit is an error matching ErrTooDeep or ErrTooLarge, with a
 // position, from the check that runs before the parser.
 func TestHostileShapesAreRefusedBeforeTheParser(t *testing.T) {
+	t.Parallel()
 	for name, doc := range hostileShapes() {
 		if len(doc) > MaxFileSize {
 			t.Fatalf("%s: %d bytes, over the limit", name, len(doc))
@@ -61,6 +62,7 @@ func TestHostileShapesAreRefusedBeforeTheParser(t *testing.T) {
 // TestLimitsLeaveRealPoliciesAlone: every policy file of the repository
 // passes the checks that run before the parser.
 func TestLimitsLeaveRealPoliciesAlone(t *testing.T) {
+	t.Parallel()
 	for _, path := range repoPolicyFiles(t) {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -75,6 +77,7 @@ func TestLimitsLeaveRealPoliciesAlone(t *testing.T) {
 // TestLimitsAreExact: a document at each limit is read; one past it is
 // refused.
 func TestLimitsAreExact(t *testing.T) {
+	t.Parallel()
 	nest := func(n int) string {
 		var b strings.Builder
 		for i := range n {
@@ -177,6 +180,7 @@ func worstWithinLimits() map[string]string {
 // TestWorstWithinLimitsPassTheChecks keeps the benchmarks honest: their
 // documents reach the parser.
 func TestWorstWithinLimitsPassTheChecks(t *testing.T) {
+	t.Parallel()
 	for name, doc := range worstWithinLimits() {
 		if p := prescan([]byte(doc), "p.yaml"); p != nil {
 			t.Errorf("%s: %v", name, p)

@@ -11,6 +11,7 @@ import (
 // max output, provider — reports every entry it skipped and why, and
 // renders a policy file that loads and prices its models.
 func TestCatalogImportFromLiteLLMFile(t *testing.T) {
+	t.Parallel()
 	f, err := os.Open("testdata/litellm_prices.json")
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +84,7 @@ func TestCatalogImportFromLiteLLMFile(t *testing.T) {
 }
 
 func TestImportLiteLLMRejectsBrokenFiles(t *testing.T) {
+	t.Parallel()
 	for _, src := range []string{"", "[]", `{"m": 1`, "not json"} {
 		if _, err := ImportLiteLLM(strings.NewReader(src)); err == nil {
 			t.Errorf("ImportLiteLLM(%q) succeeded", src)

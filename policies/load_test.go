@@ -35,6 +35,7 @@ func problemsOf(t *testing.T, err error) []Problem {
 }
 
 func TestDefault(t *testing.T) {
+	t.Parallel()
 	p := Default()
 	if err := p.Validate(); err != nil {
 		t.Fatalf("Default().Validate() = %v", err)
@@ -68,6 +69,7 @@ func TestDefault(t *testing.T) {
 }
 
 func TestLoadFullExample(t *testing.T) {
+	t.Parallel()
 	p, err := LoadFile(filepath.Join("testdata", "full.yaml"))
 	if err != nil {
 		t.Fatalf("LoadFile: %v", err)
@@ -158,6 +160,7 @@ func TestLoadFullExample(t *testing.T) {
 // TestLoadReportsEveryProblemWithLine is the acceptance test: three
 // different mistakes come back in one error, each with its line.
 func TestLoadReportsEveryProblemWithLine(t *testing.T) {
+	t.Parallel()
 	const src = `version: 1
 name: devops
 routing:
@@ -196,6 +199,7 @@ routing:
 }
 
 func TestLoadJSONProblemHasLine(t *testing.T) {
+	t.Parallel()
 	const src = `{
   "version": 1,
   "limits": {"max_calls": "ten"},
@@ -216,6 +220,7 @@ func TestLoadJSONProblemHasLine(t *testing.T) {
 }
 
 func TestLoadSyntaxError(t *testing.T) {
+	t.Parallel()
 	_, err := LoadBytes([]byte("version: 1\nlimits: [1\n"), "bad.yaml")
 	got := problemsOf(t, err)
 	if len(got) != 1 || got[0].Line != 2 || !strings.HasPrefix(got[0].Msg, "syntax error:") || got[0].File != "bad.yaml" {
@@ -224,6 +229,7 @@ func TestLoadSyntaxError(t *testing.T) {
 }
 
 func TestLoadFileMissing(t *testing.T) {
+	t.Parallel()
 	_, err := LoadFile(filepath.Join(t.TempDir(), "nope.yaml"))
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("err = %v, want os.ErrNotExist", err)
@@ -231,6 +237,7 @@ func TestLoadFileMissing(t *testing.T) {
 }
 
 func TestLoadTooLarge(t *testing.T) {
+	t.Parallel()
 	_, err := Load(bytes.NewReader(make([]byte, MaxFileSize+1)), "big.yaml")
 	if !errors.Is(err, ErrTooLarge) {
 		t.Errorf("Load: err = %v, want ErrTooLarge", err)
@@ -252,6 +259,7 @@ func TestLoadTooLarge(t *testing.T) {
 // TestLoadDecodeProblems covers strict decoding: unknown keys and wrong
 // types anywhere, each reported at its path and line.
 func TestLoadDecodeProblems(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, src string
 		path      string
@@ -295,6 +303,7 @@ func TestLoadDecodeProblems(t *testing.T) {
 // TestLoadShadowedProblems checks that a value that failed to decode is not
 // reported a second time by validation.
 func TestLoadShadowedProblems(t *testing.T) {
+	t.Parallel()
 	_, err := LoadBytes([]byte("version: 1\nbudget: {warn_at: [0.5, x]}\n"), "p.yaml")
 	if got := problemsOf(t, err); len(got) != 1 {
 		t.Errorf("got %d problems, want 1:\n%v", len(got), err)
@@ -302,6 +311,7 @@ func TestLoadShadowedProblems(t *testing.T) {
 }
 
 func TestLoadAnchorsAndMerge(t *testing.T) {
+	t.Parallel()
 	const src = `version: 1
 x-common: &common
   max_attempts: 3
@@ -359,6 +369,7 @@ models:
 }
 
 func TestLoadEmpty(t *testing.T) {
+	t.Parallel()
 	for _, src := range []string{"", "# nothing\n", "{}"} {
 		_, err := LoadBytes([]byte(src), "empty.yaml")
 		got := problemsOf(t, err)

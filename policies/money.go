@@ -1,7 +1,6 @@
 package policies
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -138,15 +137,9 @@ func (u USD) MarshalJSON() ([]byte, error) { return []byte(u.text()), nil }
 
 // UnmarshalJSON reads a JSON number or string by its decimal text.
 func (u *USD) UnmarshalJSON(b []byte) error {
-	s := string(b)
-	if s == "null" {
-		return nil
-	}
-	if len(s) >= 2 && s[0] == '"' {
-		var err error
-		if s, err = strconv.Unquote(s); err != nil {
-			return errors.New("invalid dollar amount: bad JSON string")
-		}
+	s, ok, err := jsonScalar(b, "dollar amount")
+	if !ok {
+		return err
 	}
 	return u.UnmarshalText([]byte(s))
 }

@@ -121,9 +121,7 @@ func (c *checker) rateLimits() {
 		if _, ok := c.p.Model(name); !ok {
 			c.add(mp, "unknown model %q: not in the price catalog nor in models", clip(name))
 		}
-		c.nonNeg(joinPath(mp, "rpm"), m.RPM)
-		c.nonNeg(joinPath(mp, "tpm"), m.TPM)
-		c.nonNeg(joinPath(mp, "max_concurrent"), int64(m.MaxConcurrent))
+		c.rates(mp, m.RPM, m.TPM, m.MaxConcurrent)
 		c.nonNegDur(joinPath(mp, "burst"), m.Burst)
 		if m.Burst > Duration(time.Minute) {
 			c.add(joinPath(mp, "burst"), "must be at most 1m (the limits are per minute), got %s", m.Burst)
@@ -138,9 +136,7 @@ func (c *checker) rateLimits() {
 		if t.Weight < 0 {
 			c.add(joinPath(tp, "weight"), "must not be negative, got %g", t.Weight)
 		}
-		c.nonNeg(joinPath(tp, "rpm"), t.RPM)
-		c.nonNeg(joinPath(tp, "tpm"), t.TPM)
-		c.nonNeg(joinPath(tp, "max_concurrent"), int64(t.MaxConcurrent))
+		c.rates(tp, t.RPM, t.TPM, t.MaxConcurrent)
 		if t.Weight == 0 && t.RPM == 0 && t.TPM == 0 && t.MaxConcurrent == 0 {
 			c.add(tp, "no share set: give weight, rpm, tpm or max_concurrent")
 		}
@@ -156,11 +152,6 @@ func (c *checker) rateLimits() {
 	c.nonNeg(joinPath(root, "reserve_output"), r.ReserveOutput)
 	s := r.Store
 	sp := joinPath(root, "store")
-	c.enum(joinPath(sp, "kind"), string(s.Kind), StoreMemory, StoreRedis)
+	c.store(sp, s.Kind, s.OnUnavailable, s.LocalFraction)
 	c.nonNegDur(joinPath(sp, "lease_ttl"), s.LeaseTTL)
-	c.enum(joinPath(sp, "on_unavailable"), string(s.OnUnavailable), UnavailableFailClosed, UnavailableLocal)
-	c.fraction(joinPath(sp, "local_fraction"), s.LocalFraction, true)
-	if s.LocalFraction != 0 && s.OnUnavailable != UnavailableLocal {
-		c.add(joinPath(sp, "local_fraction"), "only applies with on_unavailable: local")
-	}
 }

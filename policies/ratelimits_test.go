@@ -9,6 +9,7 @@ import (
 // TestValidateRateLimits runs one mistake of the rate_limits section per
 // case through LoadBytes and checks its path, line and message.
 func TestValidateRateLimits(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		src  string // appended to "version: 1\n"
@@ -47,6 +48,7 @@ func TestValidateRateLimits(t *testing.T) {
 
 // TestLoadRateLimits loads a complete section and reads it back.
 func TestLoadRateLimits(t *testing.T) {
+	t.Parallel()
 	src := `version: 1
 fallback: {models: [gpt-4o-mini]}
 rate_limits:

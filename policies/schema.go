@@ -154,17 +154,9 @@ func schemaOf(t reflect.Type) map[string]any {
 	case reflect.Struct:
 		props := map[string]any{}
 		for f := range t.Fields() {
-			if !f.IsExported() {
-				continue
+			if name, ok := yamlName(f); ok {
+				props[name] = schemaOf(f.Type)
 			}
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name == "-" {
-				continue
-			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
-			}
-			props[name] = schemaOf(f.Type)
 		}
 		return map[string]any{"type": "object", "properties": props, "additionalProperties": false}
 	}

@@ -20,6 +20,7 @@ const regenerate = "go run ./cmd/tokenwise policy schema > policies/schema.json"
 // TestSchemaInSync regenerates the JSON Schema from the structs and compares
 // it with the shipped policies/schema.json.
 func TestSchemaInSync(t *testing.T) {
+	t.Parallel()
 	got, err := policies.JSONSchema()
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +51,7 @@ func loadSchema(t *testing.T) map[string]any {
 // yaml key of Policy is a property, objects are closed, enums come from the
 // constants and the unit types accept their spellings.
 func TestSchemaCoversStructs(t *testing.T) {
+	t.Parallel()
 	s := loadSchema(t)
 	props := s["properties"].(map[string]any)
 	for _, k := range []string{"version", "name", "extends", "models", "limits", "timeouts", "budget", "cache", "routing",
@@ -93,6 +95,7 @@ func toStrings(v any) []string {
 // repository (policies/default.yaml, testdata, examples) against the
 // schema's keys: top-level keys first, then every nested key.
 func TestExamplePoliciesMatchSchema(t *testing.T) {
+	t.Parallel()
 	s := loadSchema(t)
 	var files []string
 	for _, pat := range []string{"*.yaml", "testdata/*.yaml", "testdata/*/*.yaml", "../examples/*/*.yaml", "../examples/*/*/*.yaml",
@@ -260,6 +263,7 @@ func valid(s map[string]any, v any) bool {
 // range, store kinds — and checks that the schema an editor uses accepts
 // exactly what the loader accepts.
 func TestSchemaAsStrictAsTheLoader(t *testing.T) {
+	t.Parallel()
 	s := loadSchema(t)
 	durations := []string{"0", "30s", "200ms", "1h30m", "1d", "1.5s", ".5m", "7d12h", "200", "1.5", "-5s", "5 s", "s", "5x", "\"30s\"", "\"200\"", "-0", "0s", "1us"}
 	counts := []string{"0", "1", "10", "-1", "-100", "1.5", "\"3\"", "true"}
@@ -317,6 +321,7 @@ func TestSchemaAsStrictAsTheLoader(t *testing.T) {
 // A duration without a unit is an error whose message does not guess the
 // unit: 200 may mean 200ms as well as 200s.
 func TestDurationWithoutUnitIsAnError(t *testing.T) {
+	t.Parallel()
 	for _, v := range []string{"200", "1.5", "\"200\""} {
 		_, err := policies.LoadBytes([]byte("version: 1\nfallback:\n  retry: {base_delay: "+v+"}\n"), "p.yaml")
 		if err == nil {

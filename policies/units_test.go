@@ -9,6 +9,7 @@ import (
 )
 
 func TestParseUSD(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want USD
@@ -55,6 +56,7 @@ func TestParseUSD(t *testing.T) {
 
 // TestUSDExact shows that amounts add up exactly, unlike float64.
 func TestUSDExact(t *testing.T) {
+	t.Parallel()
 	a, _ := ParseUSD("0.1")
 	b, _ := ParseUSD("0.2")
 	c, _ := ParseUSD("0.3")
@@ -80,6 +82,7 @@ func TestUSDExact(t *testing.T) {
 }
 
 func TestUSDString(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   USD
 		want string
@@ -105,6 +108,7 @@ func TestUSDString(t *testing.T) {
 }
 
 func TestUSDJSON(t *testing.T) {
+	t.Parallel()
 	var v struct{ A, B, C USD }
 	if err := json.Unmarshal([]byte(`{"A": 2.50, "B": "$0.15", "C": null}`), &v); err != nil {
 		t.Fatal(err)
@@ -122,6 +126,7 @@ func TestUSDJSON(t *testing.T) {
 }
 
 func TestParseDuration(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want time.Duration
@@ -159,6 +164,7 @@ func TestParseDuration(t *testing.T) {
 }
 
 func TestDurationStringAndJSON(t *testing.T) {
+	t.Parallel()
 	for d, want := range map[time.Duration]string{
 		5 * time.Minute:         "5m",
 		time.Hour:               "1h",
@@ -188,6 +194,7 @@ func TestDurationStringAndJSON(t *testing.T) {
 }
 
 func TestParseByteSize(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in   string
 		want ByteSize

@@ -252,16 +252,30 @@ func (c *checker) budget() {
 	}
 	c.nonNeg("budget.min_output_tokens", b.MinOutputTokens)
 	s := b.Store
-	c.enum("budget.store.kind", string(s.Kind), StoreMemory, StoreRedis)
+	c.store("budget.store", s.Kind, s.OnUnavailable, s.LocalFraction)
 	c.nonNegDur("budget.store.reservation_ttl", s.ReservationTTL)
 	if ttl, call := s.ReservationTTL.Duration(), c.p.Timeouts.Call.Duration(); ttl > 0 && call > 0 && ttl < call {
 		c.add("budget.store.reservation_ttl", "%s is shorter than timeouts.call (%s): a reservation must outlive the call it holds money for", s.ReservationTTL, c.p.Timeouts.Call)
 	}
-	c.enum("budget.store.on_unavailable", string(s.OnUnavailable), UnavailableFailClosed, UnavailableLocal)
-	c.fraction("budget.store.local_fraction", s.LocalFraction, true)
-	if s.LocalFraction != 0 && s.OnUnavailable != UnavailableLocal {
-		c.add("budget.store.local_fraction", "only applies with on_unavailable: local")
+}
+
+// store checks what the budget's and the rate limits' stores share: the
+// kind and the reaction to an unreachable store.
+func (c *checker) store(path string, kind StoreKind, on OnUnavailable, localFraction float64) {
+	c.enum(joinPath(path, "kind"), string(kind), StoreMemory, StoreRedis)
+	c.enum(joinPath(path, "on_unavailable"), string(on), UnavailableFailClosed, UnavailableLocal)
+	c.fraction(joinPath(path, "local_fraction"), localFraction, true)
+	if localFraction != 0 && on != UnavailableLocal {
+		c.add(joinPath(path, "local_fraction"), "only applies with on_unavailable: local")
 	}
+}
+
+// rates checks the per-minute limits and the concurrency cap that a
+// model's rate limit and a team's share both set.
+func (c *checker) rates(path string, rpm, tpm int64, maxConcurrent int) {
+	c.nonNeg(joinPath(path, "rpm"), rpm)
+	c.nonNeg(joinPath(path, "tpm"), tpm)
+	c.nonNeg(joinPath(path, "max_concurrent"), int64(maxConcurrent))
 }
 
 func cmpOr(a, b string) string {

@@ -9,6 +9,7 @@ import (
 // TestValidate runs one semantic mistake per case through LoadBytes and
 // checks its path, line and message.
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		src  string // appended to "version: 1\n"
@@ -87,6 +88,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestValidateVersion(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ src, msg string }{
 		{"name: x\n", "version: version is required: add version: 1"},
 		{"version: 2\n", "version: unsupported version 2: this build reads version 1"},
@@ -102,6 +104,7 @@ func TestValidateVersion(t *testing.T) {
 // TestValidateInCode validates a policy built in Go: there is no file, so
 // problems read "path: message", and several are reported together.
 func TestValidateInCode(t *testing.T) {
+	t.Parallel()
 	if err := (&Policy{Version: 1}).Validate(); err != nil {
 		t.Errorf("zero policy with version: %v", err)
 	}
@@ -126,6 +129,7 @@ func TestValidateInCode(t *testing.T) {
 // TestValidateAfterLoadKeepsPositions edits a loaded policy and validates
 // again: problems still point into the file.
 func TestValidateAfterLoadKeepsPositions(t *testing.T) {
+	t.Parallel()
 	p, err := LoadBytes([]byte("version: 1\nrouting:\n  default: gpt-4o\n"), "team.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +143,7 @@ func TestValidateAfterLoadKeepsPositions(t *testing.T) {
 }
 
 func TestUSDBudgetWithUnpricedModelFails(t *testing.T) {
+	t.Parallel()
 	const src = `version: 1
 models:
   my-llama: {provider: local, context_window: 8192}

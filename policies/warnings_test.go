@@ -10,6 +10,7 @@ import (
 // that may serve a call, and stays quiet once the request caps make every
 // call fit.
 func TestWarningsWorstCaseCallOverBudget(t *testing.T) {
+	t.Parallel()
 	src := `version: 1
 budget:
   run: {max_usd: 0.10}

@@ -29,6 +29,7 @@ func get(t *testing.T, url string) (int, [][2]string) {
 // provider streams in (openaitest.Shape), the text CallHandler sends its
 // client is the content of the answer served without streaming.
 func TestCallHandlerStreamsEveryShapeAsTheAnswer(t *testing.T) {
+	t.Parallel()
 	words := []string{"disk", " ok", "é", "日本", `"q"`, "\n", "🙂", " "}
 	up := openaitest.New()
 	defer up.Close()
@@ -69,6 +70,7 @@ func TestCallHandlerStreamsEveryShapeAsTheAnswer(t *testing.T) {
 // the first event, gives the client a 500 or an error event; the server
 // goes on.
 func TestPanicInCallHandlerIsAnError(t *testing.T) {
+	t.Parallel()
 	up := openaitest.New()
 	defer up.Close()
 	up.On().Reply(openaitest.Reply{Content: "several pieces of text", ChunkSize: 3})

@@ -51,6 +51,7 @@ func events(t *testing.T, body io.Reader) (out [][2]string) {
 }
 
 func TestStreamsAnAnswer(t *testing.T) {
+	t.Parallel()
 	up := openaitest.New()
 	up.On().Reply(openaitest.Reply{Content: "Line one.\nLine two.", ChunkSize: 4})
 	h := sse.CallHandler(twopenai.NewProvider(up.URL, "k", twopenai.WithBaseTransport(up.Transport())), decode)
@@ -82,6 +83,7 @@ func TestStreamsAnAnswer(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	up := openaitest.New()
 	up.On(openaitest.LastContains("cut")).Reply(openaitest.CutAfter(3))
 	up.On(openaitest.LastContains("busy")).Reply(openaitest.Unavailable())
@@ -120,6 +122,7 @@ func TestErrors(t *testing.T) {
 
 // A client that disconnects stops the upstream call.
 func TestDisconnectStopsUpstream(t *testing.T) {
+	t.Parallel()
 	up := openaitest.New()
 	up.On().Reply(openaitest.StallAfter(2))
 	ended := make(chan error, 1)

@@ -12,6 +12,7 @@ import (
 // caller can make to a message it re-sends: a new string, a shared buffer
 // seen with another length, a tool call or a binary part changed in place.
 func TestIdentityPathSeesEveryChange(t *testing.T) {
+	t.Parallel()
 	warm := New()
 	cold := New(WithCacheSize(0))
 	check := func(what string, msgs []middleware.Message) {
@@ -52,6 +53,7 @@ func TestIdentityPathSeesEveryChange(t *testing.T) {
 
 // The identity table keeps a bounded number of bytes alive.
 func TestIdentityTableBound(t *testing.T) {
+	t.Parallel()
 	tab := newIDTable(1024, 64<<10)
 	for i := range 5000 {
 		m := &middleware.Message{Role: middleware.RoleUser, Content: fmt.Sprintf("%d %s", i, strings.Repeat("x", 200))}

@@ -26,6 +26,7 @@ func cookbookMessages() []middleware.Message {
 // The notebook's published figures: 129 prompt tokens for gpt-3.5-turbo and
 // gpt-4 models, 124 for gpt-4o and gpt-4o-mini.
 func TestCookbookMessages(t *testing.T) {
+	t.Parallel()
 	e := New()
 	for _, tc := range []struct {
 		model string
@@ -61,6 +62,7 @@ func weatherTool() middleware.Tool {
 // The notebook's tool example: 105 tokens for gpt-3.5-turbo and gpt-4, 101
 // for gpt-4o and gpt-4o-mini.
 func TestCookbookTools(t *testing.T) {
+	t.Parallel()
 	e := New()
 	req := &middleware.Request{
 		Messages: []middleware.Message{
@@ -84,6 +86,7 @@ func TestCookbookTools(t *testing.T) {
 // Single-message figures published with the cookbook's rules (also used by
 // openai-messages-token-helper's tests): cl100k_base, then o200k_base.
 func TestCookbookSingleMessages(t *testing.T) {
+	t.Parallel()
 	e := New()
 	for _, tc := range []struct {
 		msg         middleware.Message
@@ -105,6 +108,7 @@ func TestCookbookSingleMessages(t *testing.T) {
 }
 
 func TestEncodingTable(t *testing.T) {
+	t.Parallel()
 	e := New(WithModelEncoding("my-gpt", O200kBase))
 	for model, want := range map[string]string{
 		"gpt-4o": O200kBase, "gpt-4o-mini": O200kBase, "gpt-4o-2024-08-06": O200kBase,
@@ -121,6 +125,7 @@ func TestEncodingTable(t *testing.T) {
 }
 
 func TestText(t *testing.T) {
+	t.Parallel()
 	e := New()
 	if got := e.Text("gpt-4", "tiktoken is great!"); got != 6 {
 		t.Errorf("Text(gpt-4) = %d, want 6", got)
@@ -137,6 +142,7 @@ func TestText(t *testing.T) {
 // The conservative estimate must not undercount: for a mix of prose, code
 // and CJK it stays above the exact o200k and cl100k counts.
 func TestConservativeIsUpperBound(t *testing.T) {
+	t.Parallel()
 	e := New()
 	texts := []string{
 		strings.Repeat("The quick brown fox jumps over the lazy dog. ", 40),
@@ -155,6 +161,7 @@ func TestConservativeIsUpperBound(t *testing.T) {
 }
 
 func TestMemoisationMatchesColdAndSeesChanges(t *testing.T) {
+	t.Parallel()
 	warm := New()
 	cold := New(WithCacheSize(0))
 	msgs := cookbookMessages()
@@ -180,6 +187,7 @@ func TestMemoisationMatchesColdAndSeesChanges(t *testing.T) {
 }
 
 func TestForCallMemoisesPerEncodingAndMessages(t *testing.T) {
+	t.Parallel()
 	e := New()
 	ci := &middleware.CallInfo{}
 	ctx := middleware.WithCallInfo(context.Background(), ci)
@@ -207,6 +215,7 @@ func TestForCallMemoisesPerEncodingAndMessages(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
 	e := New(WithCacheSize(64))
 	var wg sync.WaitGroup
 	for g := range 8 {

@@ -55,6 +55,7 @@ func readArtifact(t *testing.T, ex *toolwrap.Executor, ctx context.Context, args
 }
 
 func TestArtifactTwoMegabyteResult(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(t *testing.T) toolwrap.Store{
 		"memory": func(*testing.T) toolwrap.Store { return toolwrap.NewMemoryStore(0) },
 		"dir": func(t *testing.T) toolwrap.Store {
@@ -167,6 +168,7 @@ func testArtifactTwoMegabyteResult(t *testing.T, store toolwrap.Store) {
 }
 
 func TestArtifactSmallResultStaysInline(t *testing.T) {
+	t.Parallel()
 	ex := newArtifactExecutor(t, toolwrap.NewMemoryStore(0), "Disk Usage: 95% (CRITICAL). Large folder: /var/log")
 	res, _ := ex.Execute(t.Context(), []middleware.ToolCall{{ID: "c", Name: "read_logs"}})
 	if res[0].Artifact != "" || res[0].Content != "Disk Usage: 95% (CRITICAL). Large folder: /var/log" {
@@ -175,6 +177,7 @@ func TestArtifactSmallResultStaysInline(t *testing.T) {
 }
 
 func TestArtifactStoreFailureKeepsContextSmall(t *testing.T) {
+	t.Parallel()
 	log, _ := bigLog(1 << 20)
 	ex := newArtifactExecutor(t, toolwrap.NewMemoryStore(1000), log) // too small: ErrTooLarge
 	var failed int
@@ -191,6 +194,7 @@ func TestArtifactStoreFailureKeepsContextSmall(t *testing.T) {
 }
 
 func TestMemoryStoreEvictsLeastRecentlyUsed(t *testing.T) {
+	t.Parallel()
 	s := toolwrap.NewMemoryStore(100)
 	ctx := t.Context()
 	put := func(id string, n int) {
@@ -217,6 +221,7 @@ func TestMemoryStoreEvictsLeastRecentlyUsed(t *testing.T) {
 }
 
 func TestTextLines(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in    string
 		lines []string
@@ -235,6 +240,7 @@ func TestTextLines(t *testing.T) {
 }
 
 func TestCanonicalArgs(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		`{"b":1, "a":{"d":2,"c":1.50}}`: `{"a":{"c":1.50,"d":2},"b":1}`,
 		`not json`:                      `not json`,

@@ -15,6 +15,7 @@ import (
 // every call is recorded once, and the stuck tool's goroutine ends when it
 // returns (goleak, TestMain).
 func TestParallelSharedTimeoutAbandonsStuckTool(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	returned := make(chan struct{})
 	tools := []toolwrap.Tool{

@@ -62,6 +62,7 @@ func calls(names ...string) []middleware.ToolCall {
 }
 
 func TestExecuteParallelThreeTwoSecondTools(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var log eventLog
 		ex, err := toolwrap.New([]toolwrap.Tool{
@@ -100,6 +101,7 @@ func TestExecuteParallelThreeTwoSecondTools(t *testing.T) {
 }
 
 func TestExecuteSequentialByDefault(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var log eventLog
 		ex, _ := toolwrap.New([]toolwrap.Tool{
@@ -117,6 +119,7 @@ func TestExecuteSequentialByDefault(t *testing.T) {
 }
 
 func TestExecuteSideEffectsRunAloneInOrder(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var log eventLog
 		ex, _ := toolwrap.New([]toolwrap.Tool{
@@ -156,6 +159,7 @@ func TestExecuteSideEffectsRunAloneInOrder(t *testing.T) {
 }
 
 func TestExecuteBoundedParallelism(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var cur, peak atomic.Int32
 		tool := toolwrap.Tool{Name: "t", Call: func(ctx context.Context, _ string) (string, error) {
@@ -185,6 +189,7 @@ func TestExecuteBoundedParallelism(t *testing.T) {
 }
 
 func TestExecuteFailuresBecomeObservations(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var log eventLog
 		boom := errors.New("disk not mounted")
@@ -251,6 +256,7 @@ func TestExecuteFailuresBecomeObservations(t *testing.T) {
 }
 
 func TestExecuteFailOnError(t *testing.T) {
+	t.Parallel()
 	boom := errors.New("boom")
 	ex, _ := toolwrap.New([]toolwrap.Tool{
 		{Name: "ok", Call: func(context.Context, string) (string, error) { return "fine", nil }},
@@ -267,6 +273,7 @@ func TestExecuteFailOnError(t *testing.T) {
 }
 
 func TestExecuteRunDeadlineCancelsEverything(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var log eventLog
 		ex, _ := toolwrap.New([]toolwrap.Tool{
@@ -293,6 +300,7 @@ func TestExecuteRunDeadlineCancelsEverything(t *testing.T) {
 }
 
 func TestExecuteAbandonsToolIgnoringContext(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		ex, _ := toolwrap.New([]toolwrap.Tool{{Name: "stuck", Meta: toolwrap.Meta{Timeout: time.Second},
@@ -307,6 +315,7 @@ func TestExecuteAbandonsToolIgnoringContext(t *testing.T) {
 }
 
 func TestToolCacheRunsIdempotentToolOnce(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var runs atomic.Int32
 		ex, _ := toolwrap.New([]toolwrap.Tool{{Name: "dns_lookup", Meta: toolwrap.Meta{Idempotent: true},
@@ -350,6 +359,7 @@ func TestToolCacheRunsIdempotentToolOnce(t *testing.T) {
 }
 
 func TestNewRejectsBadTools(t *testing.T) {
+	t.Parallel()
 	f := func(context.Context, string) (string, error) { return "", nil }
 	for _, tools := range [][]toolwrap.Tool{
 		{{Name: "", Call: f}},
@@ -367,6 +377,7 @@ func TestNewRejectsBadTools(t *testing.T) {
 // group) fails that call with an error matching middleware.ErrPanic; the
 // process and the other calls go on.
 func TestPanicInTheExecutorsWorkIsACallError(t *testing.T) {
+	t.Parallel()
 	for _, workers := range []int{2, 3} { // a worker pool; a direct group (every call at once)
 		ok := func(context.Context, string) (string, error) { return "fine", nil }
 		ex, _ := toolwrap.New([]toolwrap.Tool{{Name: "a", Call: ok}, {Name: "bad", Call: ok}},

@@ -32,6 +32,7 @@ func (s *countingStore) Put(ctx context.Context, run, id string, t *toolwrap.Tex
 // excerpt without an id; a run-less read finds nothing, not even an
 // artifact of a run; Put outside a run is ErrNoRun.
 func TestCallsOutsideARunShareNoArtifacts(t *testing.T) {
+	t.Parallel()
 	log, _ := bigLog(1 << 20)
 	store := &countingStore{Store: toolwrap.NewMemoryStore(0)}
 	ex := newArtifactExecutor(t, store, log)
@@ -78,6 +79,7 @@ func TestCallsOutsideARunShareNoArtifacts(t *testing.T) {
 // TestReadArtifactEchoesOnlyAPrefix: an id or a grep pattern the model
 // gives is never repeated whole, in an error or in an answer.
 func TestReadArtifactEchoesOnlyAPrefix(t *testing.T) {
+	t.Parallel()
 	log, _ := bigLog(1 << 20)
 	ex := newArtifactExecutor(t, toolwrap.NewMemoryStore(0), log)
 	ctx, run := middleware.StartRun(t.Context(), "r")

@@ -12,6 +12,7 @@ import (
 )
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		status    int
 		code, typ string
@@ -44,6 +45,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	h := func(kv ...string) http.Header {
 		x := http.Header{}
@@ -71,6 +73,7 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestParseRateLimitHeaders(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	for _, tc := range []struct {
 		name   string

@@ -64,6 +64,7 @@ func get(t *testing.T, c *http.Client, method, url, body string) (int, string, e
 }
 
 func TestReplay(t *testing.T) {
+	t.Parallel()
 	const url = "https://api.example.com/v1/chat/completions"
 	trace := "httprr trace v1\n" +
 		record(t, "POST", url, `{"a":1,"b":2}`, 200, `first`) +
@@ -105,6 +106,7 @@ func TestReplay(t *testing.T) {
 }
 
 func TestReplayConcurrent(t *testing.T) {
+	t.Parallel()
 	const url = "https://api.example.com/x"
 	rr, err := httprr.Parse([]byte("httprr trace v1\n" + record(t, "POST", url, "q", 200, "a")))
 	if err != nil {
@@ -124,6 +126,7 @@ func TestReplayConcurrent(t *testing.T) {
 }
 
 func TestOpenGzipAndCRLF(t *testing.T) {
+	t.Parallel()
 	const url = "https://api.example.com/x"
 	rec := record(t, "POST", url, "q", 200, "a")
 	// A trace checked out with CRLF line endings on its length lines.
@@ -148,6 +151,7 @@ func TestOpenGzipAndCRLF(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
+	t.Parallel()
 	for name, trace := range map[string]string{
 		"header":    "not a trace\n",
 		"length":    "httprr trace v1\nx y\n",
@@ -168,6 +172,7 @@ func TestParseErrors(t *testing.T) {
 // TestLangchaingoRecordings reads every trace langchaingo recorded for its
 // openai backend and replays each record's own request.
 func TestLangchaingoRecordings(t *testing.T) {
+	t.Parallel()
 	dir := langchaingoTestdata(t)
 	files, _ := filepath.Glob(filepath.Join(dir, "*.httprr"))
 	if len(files) == 0 {

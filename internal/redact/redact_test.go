@@ -10,6 +10,7 @@ import (
 )
 
 func TestMaskPatterns(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in, gone string
 	}{
@@ -38,6 +39,7 @@ func TestMaskPatterns(t *testing.T) {
 // TestMaskLeavesOrdinaryTextAlone: messages providers send without
 // secrets come through unchanged.
 func TestMaskLeavesOrdinaryTextAlone(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{
 		"This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.",
 		`{"error":{"message":"Rate limit reached for gpt-4o in organization org-abc on tokens per min (TPM)","type":"tokens","code":"rate_limit_exceeded"}}`,
@@ -55,6 +57,7 @@ func TestMaskLeavesOrdinaryTextAlone(t *testing.T) {
 // TestMaskRemovesEveryNamedSecret: a random secret of any shape, anywhere
 // in any text, is gone after Mask.
 func TestMaskRemovesEveryNamedSecret(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(1, 2))
 	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/+= \"'{}"
 	word := func(n int) string {
@@ -77,6 +80,7 @@ func TestMaskRemovesEveryNamedSecret(t *testing.T) {
 }
 
 func TestHeader(t *testing.T) {
+	t.Parallel()
 	h := http.Header{
 		"Authorization": {"Bearer sk-abcdefghijklmnopqrstuvwx"},
 		"X-Api-Key":     {"whatever-it-is"},
@@ -102,6 +106,7 @@ func TestHeader(t *testing.T) {
 }
 
 func TestSecrets(t *testing.T) {
+	t.Parallel()
 	h := http.Header{"Authorization": {"Bearer my-own-key-123"}, "Api-Key": {"azure-key-456"}}
 	got := Secrets(h)
 	if len(got) != 2 || got[0] != "my-own-key-123" || got[1] != "azure-key-456" {
@@ -110,6 +115,7 @@ func TestSecrets(t *testing.T) {
 }
 
 func TestErrorKeepsTheChain(t *testing.T) {
+	t.Parallel()
 	cause := errors.Join(io.ErrUnexpectedEOF, errors.New("key=0123456789abcdef0123"))
 	err := Error(cause)
 	if strings.Contains(err.Error(), "0123456789abcdef") || !errors.Is(err, io.ErrUnexpectedEOF) {

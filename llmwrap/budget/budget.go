@@ -23,7 +23,7 @@ import (
 const DefaultMaxOutput = 4096
 
 // DefaultMinOutputTokens is the smallest answer a call is fitted to when
-// the policy sets no budget.min_output_tokens.
+// Config.MinOutputTokens is zero.
 const DefaultMinOutputTokens = 256
 
 // DefaultReservationTTL is the reservation TTL when the Config sets none
@@ -34,7 +34,7 @@ const DefaultMinOutputTokens = 256
 const DefaultReservationTTL = 2 * time.Minute
 
 // DefaultLocalFraction is the share of each team limit a replica spends
-// alone while the shared store is unavailable (on_unavailable: local).
+// alone while the shared store is unavailable (OnUnavailable Local).
 const DefaultLocalFraction = 0.1
 
 // Option configures a Budget with code-side dependencies.
@@ -75,7 +75,7 @@ type Budget struct {
 	name    string
 	catalog Catalog
 	store   Store
-	local   *MemoryStore // on_unavailable: local
+	local   *MemoryStore // OnUnavailable Local
 	now     func() time.Time
 	log     *slog.Logger
 	est     *tokens.Estimator

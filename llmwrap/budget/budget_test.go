@@ -65,6 +65,7 @@ func teamPolicy(tb policies.TeamBudget) *policies.Policy {
 }
 
 func TestRejectIsTyped(t *testing.T) {
+	t.Parallel()
 	per := reqTokens("gpt-4o") + 100
 	_, h := chain(t, teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: 2*per + 1}), echo(100))
 	ctx := middleware.WithTeam(context.Background(), "sre")
@@ -85,6 +86,7 @@ func TestRejectIsTyped(t *testing.T) {
 }
 
 func TestMaxTokensInjectedAndCapped(t *testing.T) {
+	t.Parallel()
 	var seen []int
 	var mu sync.Mutex
 	h0 := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
@@ -133,6 +135,7 @@ func equal(a, b []int) bool {
 }
 
 func TestInputCap(t *testing.T) {
+	t.Parallel()
 	p := &policies.Policy{Version: 1, Budget: policies.Budget{Request: policies.RequestBudget{MaxInputTokens: 20}}}
 	_, h := chain(t, p, echo(10))
 	if _, err := h.Handle(context.Background(), request("gpt-4o")); err != nil {
@@ -152,6 +155,7 @@ func TestInputCap(t *testing.T) {
 // 10,000 input of which 4,000 cached, 2,000 output of which 500 reasoning:
 // 6,000×2.50 + 4,000×1.25 + 2,000×10 = 15,000 + 5,000 + 20,000 = $0.040000.
 func TestCostWithCachedAndReasoningTokens(t *testing.T) {
+	t.Parallel()
 	u := middleware.Usage{InputTokens: 10_000, CachedInputTokens: 4_000, OutputTokens: 2_000, ReasoningTokens: 500}
 	h0 := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 		return &middleware.Response{Model: req.Model, Usage: u}, nil
@@ -171,6 +175,7 @@ func TestCostWithCachedAndReasoningTokens(t *testing.T) {
 }
 
 func TestReleaseOnErrorCancelAndPanic(t *testing.T) {
+	t.Parallel()
 	store := budget.NewMemoryStore()
 	fail := errors.New("boom")
 	mode := "error"
@@ -212,6 +217,7 @@ func TestReleaseOnErrorCancelAndPanic(t *testing.T) {
 // A stream cut mid-way returns a partial response with ErrStreamCut and no
 // usage: the estimated input and the partial output are billed.
 func TestCutStreamIsBilled(t *testing.T) {
+	t.Parallel()
 	partial := "The disk is 95% full; /var/log holds most of"
 	h0 := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 		return &middleware.Response{Model: req.Model, Message: middleware.Message{Role: middleware.RoleAssistant, Content: partial}},
@@ -233,6 +239,7 @@ func TestCutStreamIsBilled(t *testing.T) {
 }
 
 func TestUnpricedModelRefusedAtRuntime(t *testing.T) {
+	t.Parallel()
 	p := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxUSD: policies.Dollar}}}
 	_, h := chain(t, p, echo(10))
 	ctx, _ := middleware.StartRun(context.Background(), "r")
@@ -244,6 +251,7 @@ func TestUnpricedModelRefusedAtRuntime(t *testing.T) {
 
 // A policy with a USD budget and an unpriced model fails to load.
 func TestUSDBudgetWithUnpricedModelFailsToLoad(t *testing.T) {
+	t.Parallel()
 	_, err := policies.LoadBytes([]byte("version: 1\nmodels:\n  my-llama: {provider: local}\nrouting: {default: my-llama}\nbudget:\n  team: {period: daily, max_usd: 5}\n"), "team.yaml")
 	if err == nil || !strings.Contains(err.Error(), `budget.team.max_usd is set but model "my-llama" has no price`) {
 		t.Fatalf("err = %v", err)
@@ -251,6 +259,7 @@ func TestUSDBudgetWithUnpricedModelFailsToLoad(t *testing.T) {
 }
 
 func TestRunBudget(t *testing.T) {
+	t.Parallel()
 	per := reqTokens("gpt-4o") + 100
 	p := &policies.Policy{Version: 1, Budget: policies.Budget{Request: policies.RequestBudget{MaxOutputTokens: 100},
 		Run: policies.RunBudget{MaxTokens: 3 * per}}}
@@ -274,6 +283,7 @@ func TestRunBudget(t *testing.T) {
 // Downgrade then reject, in fake time: gpt-4o's worst case no longer fits,
 // gpt-4o-mini's does until it does not either.
 func TestDowngradeThenReject(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		cost := func(model string) int64 {
 			s, _ := (&policies.Policy{Version: 1}).Model(model)
@@ -315,6 +325,7 @@ func TestDowngradeThenReject(t *testing.T) {
 }
 
 func TestWindowRollOver(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		period  policies.Period
 		window  time.Duration
@@ -354,6 +365,7 @@ func TestWindowRollOver(t *testing.T) {
 }
 
 func TestSoftLimitEventsFireOncePerWindow(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		per := reqTokens("gpt-4o") + 100
 		p := teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: 10 * per})
@@ -389,6 +401,7 @@ func TestSoftLimitEventsFireOncePerWindow(t *testing.T) {
 }
 
 func TestWarnModeLetsThroughAndRecords(t *testing.T) {
+	t.Parallel()
 	per := reqTokens("gpt-4o") + 100
 	p := teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: per})
 	p.Budget.OnExceed = policies.OnExceedWarn
@@ -422,6 +435,7 @@ func (*downStore) Reserve(context.Context, budget.Reservation) (budget.Hold, err
 }
 
 func TestStoreUnavailable(t *testing.T) {
+	t.Parallel()
 	per := reqTokens("gpt-4o") + 100
 	p := teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: 20 * per})
 	_, h := chain(t, p, echo(100), budget.WithStore(&downStore{}))
@@ -437,5 +451,21 @@ func TestStoreUnavailable(t *testing.T) {
 	}
 	if _, err := h.Handle(context.Background(), request("gpt-4o")); !errors.Is(err, budget.ErrExceeded) {
 		t.Fatalf("beyond the local share (2 calls): %v", err)
+	}
+}
+
+// Below the floor but above zero: refused, not fitted to a useless answer.
+func TestFitStopsAtTheFloor(t *testing.T) {
+	t.Parallel()
+	p := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxUSD: policies.MicroUSD(2_000)}}}
+	h0 := echo(10)
+	b, h := chain(t, p, h0)
+	ctx, run := middleware.StartRun(context.Background(), "floor")
+	_, err := h.Handle(ctx, request("gpt-4o")) // $0.002 affords ~190 gpt-4o output tokens < 256
+	if !errors.Is(err, budget.ErrExceeded) {
+		t.Fatalf("err = %v, want a refusal below the 256-token floor", err)
+	}
+	if bal := b.RunBalance(run); !bal.Used.IsZero() || !bal.Reserved.IsZero() {
+		t.Fatalf("balance %+v", bal)
 	}
 }

@@ -8,6 +8,7 @@ import (
 )
 
 func TestBadConfigIsAnError(t *testing.T) {
+	t.Parallel()
 	for _, cfg := range []budget.Config{
 		{Run: budget.Amount{Tokens: -1}},
 		{Team: budget.TeamLimit{Limit: budget.Amount{Tokens: 10}}},
@@ -27,6 +28,7 @@ func TestBadConfigIsAnError(t *testing.T) {
 }
 
 func TestZeroConfigAddsNoLayer(t *testing.T) {
+	t.Parallel()
 	b, err := budget.New(budget.Config{})
 	if err != nil || b.Middleware() != nil {
 		t.Fatalf("New(Config{}): %v; a layer: %v", err, b != nil && b.Middleware() != nil)

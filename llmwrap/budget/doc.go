@@ -32,7 +32,7 @@
 // bound for every one of n choices. It sits under the fallback layer (see
 // llmwrap), so every fallback target is reserved at its own price. When a
 // run or team budget cannot afford the output bound but affords at least
-// budget.min_output_tokens (DefaultMinOutputTokens), max_tokens is lowered
+// [Config.MinOutputTokens] (DefaultMinOutputTokens), max_tokens is lowered
 // to what it affords (a note in the call's facts, a BudgetExceeded event
 // with action "fit"). After the call it settles what the provider reported
 // (priced by the [Catalog]: with a policy's catalog cached input at the
@@ -62,16 +62,16 @@
 //
 // # When a budget says no
 //
-// on_exceed reject (the default) fails the call with an *ExceededError
-// (errors.Is matches ErrExceeded and middleware.ErrBudget); downgrade
-// retries the admission with budget.downgrade_to and rejects if that does
-// not fit either; warn lets the call through, records its spend, logs and
-// emits middleware.BudgetExceeded. A USD budget over a model with no price
+// [OnExceedReject] (the default [Config.OnExceed]) fails the call with an
+// *ExceededError (errors.Is matches ErrExceeded and middleware.ErrBudget);
+// [OnExceedDowngrade] retries the admission with [Config.DowngradeTo] and
+// rejects if that does not fit either; [OnExceedWarn] lets the call
+// through, records its spend, logs and emits middleware.BudgetExceeded. A USD budget over a model with no price
 // refuses the call (ErrUnpriced) instead of billing $0; New refuses a USD
 // limit without a Catalog, and a policy's validation already rejects an
 // unpriced model it names at load time.
 //
-// Soft limits (budget.warn_at) fire middleware.BudgetWarning through slog
+// Soft limits ([Config.WarnAt]) fire middleware.BudgetWarning through slog
 // and the observers, once per window and fraction (across replicas for a
 // shared store).
 //

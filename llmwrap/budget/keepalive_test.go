@@ -63,6 +63,7 @@ func (h *ttlHold) Settle(ctx context.Context, actual budget.Amount, now time.Tim
 // reservation TTL (seven 503s with jittered backoffs of up to 2m, against
 // a TTL of 1m) keeps its reservation alive until it settles.
 func TestReservationOutlivesRetries(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		p := &policies.Policy{Version: 1, Budget: policies.Budget{
 			Request: policies.RequestBudget{MaxOutputTokens: 100},

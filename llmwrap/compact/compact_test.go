@@ -47,6 +47,7 @@ func wire(msgs []middleware.Message) []openaitest.Message {
 }
 
 func TestFitsPassesTheSameRequest(t *testing.T) {
+	t.Parallel()
 	rec := &recorder{}
 	mw, _ := mwOf(compact.New(compact.Config{MaxInputTokens: 100_000, Strategies: []compact.Strategy{compact.Drop}}))
 	h := middleware.Then(rec, mw)
@@ -61,6 +62,7 @@ func TestFitsPassesTheSameRequest(t *testing.T) {
 }
 
 func TestOffByDefault(t *testing.T) {
+	t.Parallel()
 	mw, err := mwOf(compact.New(compact.Config{Strategies: []compact.Strategy{compact.Drop}}))
 	if err != nil || mw != nil {
 		t.Fatalf("New without a ceiling = %v, %v; want nil, nil", mw != nil, err)
@@ -71,6 +73,7 @@ func TestOffByDefault(t *testing.T) {
 }
 
 func TestTooLargeIsTyped(t *testing.T) {
+	t.Parallel()
 	rec := &recorder{}
 	mw, _ := mwOf(compact.New(compact.Config{MaxInputTokens: 2_000, KeepLastTurns: 2, Strategies: []compact.Strategy{compact.Drop}},
 		compact.WithEstimator(compact.Approx{})))
@@ -100,6 +103,7 @@ func TestTooLargeIsTyped(t *testing.T) {
 }
 
 func TestDropKeepsHeadTailAndPairs(t *testing.T) {
+	t.Parallel()
 	rec := &recorder{}
 	mw, _ := mwOf(compact.New(compact.Config{MaxInputTokens: 6_000, KeepLastTurns: 2, BlockSize: 3, Strategies: []compact.Strategy{compact.Drop}},
 		compact.WithEstimator(compact.Approx{})))
@@ -134,6 +138,7 @@ func TestDropKeepsHeadTailAndPairs(t *testing.T) {
 // Pairing and the untouched head and latest user message hold for random
 // conversations and every strategy order.
 func TestPairingProperty(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(1, 2))
 	orders := [][]compact.Strategy{{compact.Offload, compact.Drop}, {compact.Drop}, {compact.Offload, compact.Summarise, compact.Drop}, {compact.Summarise}}
 	for i := range 200 {
@@ -202,6 +207,7 @@ func TestPairingProperty(t *testing.T) {
 // as its own call, and is cached: the same block is never summarised twice,
 // not even in another run.
 func TestSummariseCachedAndBilled(t *testing.T) {
+	t.Parallel()
 	summaries := 0
 	rec := &recorder{fn: func(req *middleware.Request) string {
 		if req.Model == "gpt-4o-mini" {
@@ -247,6 +253,7 @@ func TestSummariseCachedAndBilled(t *testing.T) {
 
 // A failed summary falls through to the next strategy.
 func TestSummaryFailureFallsThrough(t *testing.T) {
+	t.Parallel()
 	boom := errors.New("boom")
 	next := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 		if req.Model == "cheap" {
@@ -270,6 +277,7 @@ func TestSummaryFailureFallsThrough(t *testing.T) {
 // Once formed, frozen blocks are reused as they are, also when a later
 // call would fit without some of them, and events report the compaction.
 func TestFrozenPrefixReused(t *testing.T) {
+	t.Parallel()
 	rec := &recorder{}
 	var events []middleware.ContextCompacted
 	obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {

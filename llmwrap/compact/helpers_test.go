@@ -1,13 +1,8 @@
 package compact_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -79,63 +74,6 @@ func checkPairing(msgs []openaitest.Message) error {
 		}
 	}
 	return nil
-}
-
-// promptCache wraps a scripted server with OpenAI's automatic prompt
-// caching rule: a request whose first messages repeat an earlier request's
-// reads them from the cache, in steps of 128 tokens once 1,024 are shared.
-// The usage of (non-streaming) answers is rewritten with those cached
-// tokens.
-type promptCache struct {
-	srv *openaitest.Server
-
-	mu   sync.Mutex
-	prev []openaitest.Message
-}
-
-func (p *promptCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	var req openaitest.ChatRequest
-	_ = json.Unmarshal(body, &req)
-	p.mu.Lock()
-	shared := 0
-	for shared < len(req.Messages) && shared < len(p.prev) && sameJSON(req.Messages[shared], p.prev[shared]) {
-		shared++
-	}
-	p.prev = req.Messages
-	p.mu.Unlock()
-	cached := 0
-	if shared > 0 {
-		cached = openaitest.PromptTokens(&openaitest.ChatRequest{Messages: req.Messages[:shared]}) - 3
-	}
-	if cached < 1024 {
-		cached = 0
-	} else {
-		cached = 1024 + (cached-1024)/128*128
-	}
-	rec := httptest.NewRecorder()
-	p.srv.ServeHTTP(rec, r)
-	out := rec.Body.Bytes()
-	var m map[string]any
-	if rec.Code == 200 && json.Unmarshal(out, &m) == nil {
-		if u, ok := m["usage"].(map[string]any); ok {
-			u["prompt_tokens_details"] = map[string]any{"cached_tokens": cached}
-			out, _ = json.Marshal(m)
-		}
-	}
-	for k, v := range rec.Header() {
-		w.Header()[k] = v
-	}
-	w.Header().Del("Content-Length")
-	w.WriteHeader(rec.Code)
-	_, _ = w.Write(out)
-}
-
-func sameJSON(a, b openaitest.Message) bool {
-	x, _ := json.Marshal(a)
-	y, _ := json.Marshal(b)
-	return bytes.Equal(x, y)
 }
 
 // recorder is a terminal handler that records the requests it serves and

@@ -10,6 +10,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 // BenchmarkResilienceLayers measures the fallback, breaker, retry and
@@ -22,10 +23,10 @@ func BenchmarkResilienceLayers(b *testing.B) {
 		return answer, nil
 	})
 	layers := map[string]middleware.Middleware{
-		"fallback": layer(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}})),
-		"breaker":  layer(breaker.New(breaker.Config{ConsecutiveFailures: 5, FailureRatio: 0.5})),
-		"retry":    layer(retry.New(retry.Config{MaxAttempts: 3})),
-		"timeout":  layer(timeout.New(timeout.Config{Call: 30 * time.Second, FirstToken: 5 * time.Second, Idle: 10 * time.Second})),
+		"fallback": middlewaretest.Must(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}})),
+		"breaker":  middlewaretest.Must(breaker.New(breaker.Config{ConsecutiveFailures: 5, FailureRatio: 0.5})),
+		"retry":    middlewaretest.Must(retry.New(retry.Config{MaxAttempts: 3})),
+		"timeout":  middlewaretest.Must(timeout.New(timeout.Config{Call: 30 * time.Second, FirstToken: 5 * time.Second, Idle: 10 * time.Second})),
 	}
 	run := func(b *testing.B, h middleware.Handler, stream bool) {
 		req := user("How full is the disk?")

@@ -16,7 +16,7 @@
 // failures, cut streams, malformed answers, open circuit breakers and
 // context-window errors do, while bad requests, auth failures, content
 // filters, budget refusals and cancellations end the call. A context-window
-// error only moves on to a model with a larger window ([Config.Window]),
+// error only moves on to a model with a larger window ([WithWindows]),
 // the configured fallback models first, then [Config.LargerWindow].
 //
 // A streaming call falls back only while no chunk has reached the caller;

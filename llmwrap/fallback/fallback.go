@@ -91,16 +91,12 @@ type Config struct {
 	// On lists the errors (matched with errors.Is) that move a call to the
 	// next model. Nil: DefaultOn. A cancellation never moves on.
 	On []error
-	// Window returns a model's context window in tokens, false when
-	// unknown. A context-window error moves on only to models whose window
-	// is known and larger. Nil: context-window errors do not move on.
-	Window func(model string) (int64, bool)
 	// Stop lists errors (matched with errors.Is) that never move on, even
 	// when they match On: e.g. a rate limit's refusal meant for the caller.
 	// Nil: none.
 	Stop []error
 	// LargerWindow lists extra models, tried after Models, only to escalate
-	// a context-window error. Nil: none.
+	// a context-window error (see WithWindows). Nil: none.
 	LargerWindow []string
 	// Hedge configures hedging. Zero: off.
 	Hedge Hedge
@@ -124,7 +120,14 @@ type Option func(*options)
 
 type options struct {
 	estimate func(*middleware.Request) int64
+	window   func(model string) int64
 }
+
+// WithWindows tells the fallback each model's context window in tokens (0:
+// unknown), as route.WithWindows tells the router. A context-window error
+// moves on only to a model whose window is known and larger than the
+// failed model's. Without it context-window errors do not move on.
+func WithWindows(fn func(model string) int64) Option { return func(o *options) { o.window = fn } }
 
 // WithInputEstimate replaces the estimate of a request's input tokens that
 // a cancelled hedge reported in the fallback's Error is given. Default:
@@ -142,6 +145,7 @@ type fallback struct {
 	c        Config
 	on       []error
 	estimate func(*middleware.Request) int64
+	window   func(model string) int64 // nil: context-window errors end the call
 
 	mu   sync.Mutex
 	lat  map[string]*ring
@@ -176,7 +180,7 @@ func New(c Config, opts ...Option) (*Fallback, error) {
 			opt(o)
 		}
 	}
-	proto := &fallback{c: c, on: c.On, estimate: o.estimate}
+	proto := &fallback{c: c, on: c.On, estimate: o.estimate, window: o.window}
 	if proto.on == nil {
 		proto.on = DefaultOn()
 	}
@@ -198,7 +202,7 @@ func (fb *Fallback) Middleware() middleware.Middleware {
 	}
 	proto := fb.proto
 	return func(next middleware.Handler) middleware.Handler {
-		f := &fallback{c: proto.c, on: proto.on, estimate: proto.estimate,
+		f := &fallback{c: proto.c, on: proto.on, estimate: proto.estimate, window: proto.window,
 			lat: map[string]*ring{}, next: next}
 		return f
 	}
@@ -298,10 +302,10 @@ func (f *fallback) nextModel(requested string, tried []string, last *result) (st
 	window := last != nil && errors.Is(last.err, middleware.ErrContextWindow)
 	var need int64
 	if window {
-		if f.c.Window == nil {
+		if f.window == nil {
 			return "", false
 		}
-		need, _ = f.c.Window(last.model)
+		need = f.window(last.model)
 	}
 	cands := f.c.Models
 	if window {
@@ -312,7 +316,7 @@ func (f *fallback) nextModel(requested string, tried []string, last *result) (st
 			continue
 		}
 		if window {
-			if w, ok := f.c.Window(m); !ok || w <= need {
+			if w := f.window(m); w <= 0 || w <= need {
 				continue
 			}
 		}

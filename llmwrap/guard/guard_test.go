@@ -10,6 +10,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 var ok = middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
@@ -17,7 +18,8 @@ var ok = middleware.HandlerFunc(func(ctx context.Context, req *middleware.Reques
 })
 
 func TestStopsTheEleventhCall(t *testing.T) {
-	h := middleware.Then(ok, instrument.New(nil, nil), layer(guard.New(guard.Config{MaxCalls: 10})))
+	t.Parallel()
+	h := middleware.Then(ok, instrument.New(nil, nil), middlewaretest.Must(guard.New(guard.Config{MaxCalls: 10})))
 	ctx, run := middleware.StartRun(context.Background(), "t")
 	for i := 1; i <= 10; i++ {
 		if _, err := h.Handle(ctx, &middleware.Request{Model: "m"}); err != nil {
@@ -43,7 +45,8 @@ func TestStopsTheEleventhCall(t *testing.T) {
 }
 
 func TestCountsWithoutInstrument(t *testing.T) {
-	h := middleware.Then(ok, layer(guard.New(guard.Config{MaxCalls: 2})))
+	t.Parallel()
+	h := middleware.Then(ok, middlewaretest.Must(guard.New(guard.Config{MaxCalls: 2})))
 	ctx, _ := middleware.StartRun(context.Background(), "t")
 	h.Handle(ctx, &middleware.Request{})
 	h.Handle(ctx, &middleware.Request{})
@@ -53,12 +56,13 @@ func TestCountsWithoutInstrument(t *testing.T) {
 }
 
 func TestRunDeadlineBoundsEveryCall(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		slow := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 			<-ctx.Done()
 			return nil, ctx.Err()
 		})
-		h := middleware.Then(slow, layer(guard.New(guard.Config{RunTimeout: 5 * time.Minute})))
+		h := middleware.Then(slow, middlewaretest.Must(guard.New(guard.Config{RunTimeout: 5 * time.Minute})))
 		ctx, _ := middleware.StartRun(context.Background(), "t")
 		start := time.Now()
 		_, err := h.Handle(ctx, &middleware.Request{})
@@ -77,12 +81,14 @@ func TestRunDeadlineBoundsEveryCall(t *testing.T) {
 }
 
 func TestZeroLimitsAddNoLayer(t *testing.T) {
-	if layer(guard.New(guard.Config{})) != nil {
+	t.Parallel()
+	if middlewaretest.Must(guard.New(guard.Config{})) != nil {
 		t.Fatal("zero limits must add no layer")
 	}
 }
 
 func TestNegativeLimitIsAnError(t *testing.T) {
+	t.Parallel()
 	for _, cfg := range []guard.Config{{MaxCalls: -1}, {RunTimeout: -time.Second}} {
 		if _, err := guard.New(cfg); !errors.Is(err, guard.ErrConfig) {
 			t.Errorf("New(%+v): %v, want ErrConfig", cfg, err)

@@ -11,6 +11,7 @@ import (
 )
 
 func TestDetectStage(t *testing.T) {
+	t.Parallel()
 	tool := middleware.Message{Role: middleware.RoleTool, Content: "ok"}
 	user := middleware.Message{Role: middleware.RoleUser, Content: "fix it"}
 	asst := middleware.Message{Role: middleware.RoleAssistant, Content: "done"}
@@ -45,6 +46,7 @@ func TestDetectStage(t *testing.T) {
 // (natively or as a one-shot agent's format instructions) is never tool
 // selection, so plain chat is never routed to a tool-selection model.
 func TestRequestWithoutToolsIsNotToolSelection(t *testing.T) {
+	t.Parallel()
 	roles := []middleware.Role{middleware.RoleSystem, middleware.RoleUser, middleware.RoleAssistant, middleware.RoleTool}
 	words := []string{"check", "disk", "Question:", "Thought:", "Observation:", "Final Answer:", "tool", "select", "\n", "Action:", "why"}
 	rng := rand.New(rand.NewPCG(1, 15))
@@ -79,6 +81,7 @@ func TestRequestWithoutToolsIsNotToolSelection(t *testing.T) {
 }
 
 func TestRunConcurrentRecording(t *testing.T) {
+	t.Parallel()
 	ctx, run := middleware.StartRun(context.Background(), "r")
 	h := middleware.Then(middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 		return &middleware.Response{Model: "m", Usage: middleware.Usage{InputTokens: 1, OutputTokens: 1}}, nil

@@ -9,6 +9,7 @@ import (
 )
 
 func TestBadConfigIsAnError(t *testing.T) {
+	t.Parallel()
 	for _, cfg := range []ratelimit.Config{
 		{Models: map[string]ratelimit.ModelLimit{"m": {RPM: -1}}},
 		{Models: map[string]ratelimit.ModelLimit{"m": {RPM: 1, Burst: 2 * time.Minute}}},
@@ -25,6 +26,7 @@ func TestBadConfigIsAnError(t *testing.T) {
 }
 
 func TestNoModelsAddNoLayer(t *testing.T) {
+	t.Parallel()
 	l, err := ratelimit.New(ratelimit.Config{OnLimit: ratelimit.OnLimitReject})
 	if err != nil || l.Middleware() != nil {
 		t.Fatalf("New without models: %v; middleware %v, want none", err, l.Middleware() != nil)

@@ -22,7 +22,7 @@
 // providers quantise per-minute limits). A call admits against every cell
 // of its model and team at once — all or none. Tokens are reserved at the
 // input estimate (exact for OpenAI encodings, shared with the budget
-// layer) plus max_tokens (or rate_limits.reserve_output) and settled with
+// layer) plus max_tokens (or [Config.ReserveOutput]) and settled with
 // the usage the provider reports: the difference is charged or refunded by
 // moving the cell's arrival time. Concurrency caps are leases, released
 // when the call ends (with a TTL against crashed replicas).
@@ -53,7 +53,7 @@
 //
 // # Team shares
 //
-// rate_limits.teams gives a team a weight (its part of the sum of the
+// [Config.Teams] gives a team a weight (its part of the sum of the
 // weights) and/or absolute caps of every limited model; "*" is the share
 // of each team not listed. A team's share is a cell of its own, checked
 // with the model's: a greedy team queues behind its share and cannot

@@ -19,6 +19,7 @@ import (
 // each team's share; and in wait mode every caller that could wait was
 // admitted.
 func TestAdmissionsNeverExceedTheLimit(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(12) {
 		synctest.Test(t, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))

@@ -14,6 +14,7 @@ import (
 // The fast path of ASCII needles relies on asciiPartner holding every
 // non-ASCII rune that lowers or case-folds to an ASCII letter.
 func TestASCIIPartners(t *testing.T) {
+	t.Parallel()
 	want := map[rune]byte{}
 	for r := rune(utf8.RuneSelf); r <= unicode.MaxRune; r++ {
 		if l := unicode.ToLower(r); l < utf8.RuneSelf {
@@ -79,6 +80,7 @@ func oldIn(text, kw string) bool {
 }
 
 func TestNeedleCases(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		text, kw string
 		whole    bool
@@ -126,6 +128,7 @@ func TestNeedleCases(t *testing.T) {
 // change size or fold to ASCII: the search agrees with the definition,
 // and finds every match the previous lower-casing search found.
 func TestNeedleRandom(t *testing.T) {
+	t.Parallel()
 	alphabet := []string{"c", "C", "h", "H", "e", "k", "K", "\u212a", "s", "S", "\u017f", "i", "I", "\u0130",
 		"ı", "é", "É", " ", "-", "_", "\n", "1", "日", "ß", "ẞ", "x"}
 	keywords := []string{"check", "chek", "kiss", "ski", "is", "k", "sé", "ßk", "-k", "check-in", "日c", "éé"}
@@ -155,6 +158,7 @@ func TestNeedleRandom(t *testing.T) {
 // Keywords over the conversation search each message's text (its text
 // parts when it has parts), as if the texts were joined with newlines.
 func TestConversationSearch(t *testing.T) {
+	t.Parallel()
 	req := &middleware.Request{Messages: []middleware.Message{
 		{Role: middleware.RoleSystem, Content: "You are an SRE."},
 		{Role: middleware.RoleUser, Content: "ignored when there are parts: deploy", Parts: []middleware.Part{

@@ -17,6 +17,7 @@ import (
 // the memo's answer is always the search's, and it stays within its byte
 // bound.
 func TestKeywordMemoAnswersAsTheSearch(t *testing.T) {
+	t.Parallel()
 	words := []string{"deploy", "Deploy", "DEPLOY", "deployment", "rollback", "status", "ſtatus", "İstanbul", "istanbul", "k8s", "K8S", "kelvin", "\u212aelvin",
 		"error", "errors", "_error", "error_", "db", "the", "a", "日本", "ünïcode", "x", "\n", " ", ", ", ".", "-", "🚀"}
 	rng := rand.New(rand.NewPCG(11, 12))

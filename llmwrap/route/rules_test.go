@@ -77,6 +77,7 @@ routing:
 }
 
 func TestRegexAndTokenThresholdRules(t *testing.T) {
+	t.Parallel()
 	p := mustPolicy(t, `version: 1
 routing:
   default: gpt-4o
@@ -135,6 +136,7 @@ routing:
 
 // Stage and team conditions; a rule with no conditions matches everything.
 func TestStageAndTeamRules(t *testing.T) {
+	t.Parallel()
 	p := mustPolicy(t, `version: 1
 routing:
   rules:

@@ -42,3 +42,18 @@ func Of[T middleware.Event](r *Recorder) []T {
 	}
 	return out
 }
+
+// Layer is what every tokenwise layer is: a value built by its package's
+// New(Config, ...Option) whose Middleware method returns its middleware.
+type Layer interface{ Middleware() middleware.Middleware }
+
+// Must returns the middleware of a layer built by its New, panicking when
+// New failed. It is for tests whose Config is known to be good:
+//
+//	h := middlewaretest.Must(retry.New(retry.Config{Attempts: 3}))(next)
+func Must[L Layer](l L, err error) middleware.Middleware {
+	if err != nil {
+		panic(err)
+	}
+	return l.Middleware()
+}

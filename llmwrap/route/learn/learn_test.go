@@ -38,6 +38,7 @@ func text2KB() string {
 }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	m := randomModel(1, 12)
 	path := filepath.Join(t.TempDir(), "w.bin")
 	if err := m.Save(path); err != nil {
@@ -67,6 +68,7 @@ func int8s(w []int8) []byte {
 
 // Every corruption of a file is ErrFormat, never a panic or a silent model.
 func TestCorruptFilesAreErrFormat(t *testing.T) {
+	t.Parallel()
 	good, err := randomModel(2, 8).MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -109,6 +111,7 @@ func FuzzUnmarshal(f *testing.F) {
 
 // Score reads only MaxBytes of the text, and folds ASCII case.
 func TestScoreCapsAndFolds(t *testing.T) {
+	t.Parallel()
 	m := randomModel(5, 12)
 	m.MaxBytes = 64
 	base := strings.Repeat("abc def ", 8) // 64 bytes

@@ -26,6 +26,7 @@ var bundled = []struct {
 // generator makes (go test -run Bundled -update rewrites it), and that it
 // reads back as written.
 func TestBundledDataIsSynthetic(t *testing.T) {
+	t.Parallel()
 	for _, b := range bundled {
 		path := filepath.Join("..", "..", "..", "examples", "routing", b.file)
 		ex := routeeval.Synthetic(b.cfg)

@@ -47,6 +47,7 @@ func (r randomScores) Scores(ex []routeeval.Example) ([]float64, error) {
 // the oracle is at least as good as every scorer at every fraction of
 // strong calls.
 func TestRouteEvalRandomBand(t *testing.T) {
+	t.Parallel()
 	for _, data := range [][]routeeval.Example{testSet, shiftedSet} {
 		r := mustEval(t, data, routeeval.Length{}, routeeval.Config{Seed: 7})
 		b := r.Random
@@ -121,6 +122,7 @@ func policyScorer(t *testing.T, yaml string) *routeeval.Policy {
 // ignore difficulty fall inside the random band; rules on the words of
 // hard questions rise above it.
 func TestRouteEvalRulesAreOneOperatingPoint(t *testing.T) {
+	t.Parallel()
 	prices, err := routeeval.PricesFor(nil, "gpt-4o", "gpt-4o-mini")
 	if err != nil {
 		t.Fatal(err)
@@ -174,6 +176,7 @@ func TestRouteEvalRulesAreOneOperatingPoint(t *testing.T) {
 // trained on, on held-out data of the same domain, and its cross-validated
 // estimate is close to the held-out figure. On another domain it is not.
 func TestLearnedScorerMatchesTrainingOnSameData(t *testing.T) {
+	t.Parallel()
 	m, rep, err := routeeval.Train(trainSet, routeeval.TrainConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -212,6 +215,7 @@ func TestLearnedScorerMatchesTrainingOnSameData(t *testing.T) {
 // A threshold fitted on one file and applied to another is reported, and
 // flagged when it does not carry over.
 func TestThresholdTransferIsReported(t *testing.T) {
+	t.Parallel()
 	m, _, err := routeeval.Train(trainSet, routeeval.TrainConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -258,6 +262,7 @@ func TestThresholdTransferIsReported(t *testing.T) {
 // constant scorer is 0.5, CPT is where the PGR is reached, and the fitted
 // threshold reaches the target.
 func TestCurveProperties(t *testing.T) {
+	t.Parallel()
 	for seed := range uint64(30) {
 		rng := rand.New(rand.NewPCG(seed, 2))
 		n := 5 + rng.IntN(200)
@@ -309,6 +314,7 @@ func TestCurveProperties(t *testing.T) {
 }
 
 func TestReadReportsBadLines(t *testing.T) {
+	t.Parallel()
 	good := `{"prompt":"hi","weak_correct":true,"strong_correct":true}`
 	for _, tc := range []struct{ line, want string }{
 		{`not json`, "not a JSON object"},
@@ -337,6 +343,7 @@ func TestReadReportsBadLines(t *testing.T) {
 }
 
 func TestNoGapIsAnError(t *testing.T) {
+	t.Parallel()
 	ex, err := routeeval.Read(strings.NewReader(`{"prompt":"a","weak_correct":true,"strong_correct":false}` + "\n" +
 		`{"prompt":"b","weak_correct":true,"strong_correct":true}`))
 	if err != nil {
@@ -351,6 +358,7 @@ func TestNoGapIsAnError(t *testing.T) {
 }
 
 func TestSVGIsWellFormed(t *testing.T) {
+	t.Parallel()
 	r := mustEval(t, testSet, policyScorer(t, keywordPolicy), routeeval.Config{})
 	var b bytes.Buffer
 	if err := routeeval.WriteSVG(&b, "keywords <&>", r); err != nil {

@@ -1,12 +1,16 @@
-package compact_test
+package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	goopenai "github.com/sashabaranov/go-openai"
@@ -16,6 +20,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/compact"
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 	"github.com/tokenwise/tokenwise/observe"
 )
 
@@ -102,15 +107,12 @@ func TestAgentRunThirtyIterations(t *testing.T) {
 	pricer := middleware.PricerFunc(func(model string, u middleware.Usage) (int64, bool) {
 		return (u.InputTokens-u.CachedInputTokens)*15/100 + u.CachedInputTokens*75/1000 + u.OutputTokens*60/100, true // gpt-4o-mini per 1M: $0.15 in, $0.075 cached, $0.60 out
 	})
-	mw, err := mwOf(compact.New(compact.Config{
+	mw := middlewaretest.Must(compact.New(compact.Config{
 		MaxInputTokens: agentCeiling,
 		Strategies:     []compact.Strategy{compact.Offload, compact.Drop},
 		KeepLastTurns:  2,
 		BlockSize:      4,
 	}, compact.WithOffloader(off), compact.WithEstimator(compact.Approx{}), compact.WithPricer(pricer)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	without := runAgent(t, middleware.Chain(instrument.New(pricer, nil)))
 	with := runAgent(t, middleware.Chain(instrument.New(pricer, nil), mw))
 
@@ -186,3 +188,121 @@ func wireJSON(ms []openaitest.Message) string {
 }
 
 var _ http.Handler = (*promptCache)(nil)
+
+// memOffloader is an in-memory artifact store: the excerpt is the first
+// lines of the result and an artifact id. It is safe for concurrent use.
+type memOffloader struct {
+	mu    sync.Mutex
+	items map[string]string
+	calls int
+}
+
+func (o *memOffloader) Offload(_ context.Context, run, tool, content string) (string, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.items == nil {
+		o.items = map[string]string{}
+	}
+	o.calls++
+	id := fmt.Sprintf("art_%s_%d", run, len(o.items)+1)
+	o.items[id] = content
+	lines := strings.SplitN(content, "\n", 4)
+	head := strings.Join(lines[:min(3, len(lines))], "\n")
+	return fmt.Sprintf("%s\n... [%s output stored as artifact %s (%d bytes); read it with read_artifact]", head, tool, id, len(content)), nil
+}
+
+// bigResult returns a deterministic tool result of about n bytes.
+func bigResult(seed, n int) string {
+	var b strings.Builder
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "%04d-%02d host-%d /var/log/app.log: request %d served in %dms status=%d\n", seed, i%60, seed%7, i*31+seed, (i*seed)%997, 200+(i%3)*100)
+	}
+	return b.String()[:n]
+}
+
+// checkPairing verifies the OpenAI wire rule: an assistant message with
+// tool calls is followed by exactly one tool message per call, and a tool
+// message only ever answers the assistant message just before it.
+func checkPairing(msgs []openaitest.Message) error {
+	for i := 0; i < len(msgs); i++ {
+		m := msgs[i]
+		switch {
+		case m.Role == "tool":
+			return fmt.Errorf("message %d: tool result %q without its assistant message", i, m.ToolCallID)
+		case m.Role == "assistant" && len(m.ToolCalls) > 0:
+			want := map[string]bool{}
+			for _, tc := range m.ToolCalls {
+				want[tc.ID] = true
+			}
+			j := i + 1
+			for ; j < len(msgs) && msgs[j].Role == "tool"; j++ {
+				if !want[msgs[j].ToolCallID] {
+					return fmt.Errorf("message %d: tool result %q answers no call of message %d", j, msgs[j].ToolCallID, i)
+				}
+				delete(want, msgs[j].ToolCallID)
+			}
+			if len(want) > 0 {
+				return fmt.Errorf("message %d: %d tool calls without a result", i, len(want))
+			}
+			i = j - 1
+		}
+	}
+	return nil
+}
+
+// promptCache wraps a scripted server with OpenAI's automatic prompt
+// caching rule: a request whose first messages repeat an earlier request's
+// reads them from the cache, in steps of 128 tokens once 1,024 are shared.
+// The usage of (non-streaming) answers is rewritten with those cached
+// tokens.
+type promptCache struct {
+	srv *openaitest.Server
+
+	mu   sync.Mutex
+	prev []openaitest.Message
+}
+
+func (p *promptCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var req openaitest.ChatRequest
+	_ = json.Unmarshal(body, &req)
+	p.mu.Lock()
+	shared := 0
+	for shared < len(req.Messages) && shared < len(p.prev) && sameJSON(req.Messages[shared], p.prev[shared]) {
+		shared++
+	}
+	p.prev = req.Messages
+	p.mu.Unlock()
+	cached := 0
+	if shared > 0 {
+		cached = openaitest.PromptTokens(&openaitest.ChatRequest{Messages: req.Messages[:shared]}) - 3
+	}
+	if cached < 1024 {
+		cached = 0
+	} else {
+		cached = 1024 + (cached-1024)/128*128
+	}
+	rec := httptest.NewRecorder()
+	p.srv.ServeHTTP(rec, r)
+	out := rec.Body.Bytes()
+	var m map[string]any
+	if rec.Code == 200 && json.Unmarshal(out, &m) == nil {
+		if u, ok := m["usage"].(map[string]any); ok {
+			u["prompt_tokens_details"] = map[string]any{"cached_tokens": cached}
+			out, _ = json.Marshal(m)
+		}
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.Header().Del("Content-Length")
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(out)
+}
+
+func sameJSON(a, b openaitest.Message) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return bytes.Equal(x, y)
+}

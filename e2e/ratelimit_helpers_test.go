@@ -1,4 +1,4 @@
-package ratelimit_test
+package e2e
 
 import (
 	"context"
@@ -20,16 +20,16 @@ import (
 	"github.com/tokenwise/tokenwise/policies"
 )
 
-// client returns a go-openai client whose calls run through chain and
+// rlClient returns a go-openai client whose calls run through chain and
 // reach h in memory (usable inside a synctest bubble).
-func client(h http.Handler, chain middleware.Middleware) *openai.Client {
+func rlClient(h http.Handler, chain middleware.Middleware) *openai.Client {
 	cfg := openai.DefaultConfig("sk-test")
 	cfg.BaseURL = "http://provider.test/v1"
 	cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(openaitest.NewTransport(h)))
 	return openai.NewClientWithConfig(cfg)
 }
 
-func ask(ctx context.Context, c *openai.Client, model, text string) (openai.ChatCompletionResponse, error) {
+func rlAsk(ctx context.Context, c *openai.Client, model, text string) (openai.ChatCompletionResponse, error) {
 	return c.CreateChatCompletion(ctx, openai.ChatCompletionRequest{Model: model,
 		Messages: []openai.ChatCompletionMessage{{Role: "user", Content: text}}})
 }

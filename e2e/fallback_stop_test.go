@@ -1,4 +1,4 @@
-package fallback_test
+package e2e
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 // errFinal stands for a refusal meant for the caller: a rate limit, not
@@ -49,7 +50,7 @@ func TestStopNeverMovesOn(t *testing.T) {
 				})
 			}
 			h := middleware.Then(provider(srv), instrument.New(nil, nil),
-				layer(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}, Stop: []error{errFinal}})), refuseFirst)
+				middlewaretest.Must(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}, Stop: []error{errFinal}})), refuseFirst)
 			_, err := h.Handle(context.Background(), user("hi"))
 			if !slices.Equal(tried, tc.want) {
 				t.Errorf("tried %v, want %v", tried, tc.want)

@@ -1,4 +1,4 @@
-package ratelimit_test
+package e2e
 
 import (
 	"context"
@@ -41,11 +41,11 @@ func TestTokensPerMinuteSettledWithUsage(t *testing.T) {
 				chain := build(policy(policies.RateLimits{
 					Models: map[string]policies.ModelRateLimit{"gpt-4o": {TPM: 6000}}, MaxWait: policies.Duration(time.Minute),
 				}), nil)
-				c := client(srv, chain)
+				c := rlClient(srv, chain)
 				start := time.Now()
 				n := 0
 				for time.Since(start) < time.Minute {
-					if _, err := ask(context.Background(), c, "gpt-4o", "How full is /var?"); err != nil {
+					if _, err := rlAsk(context.Background(), c, "gpt-4o", "How full is /var?"); err != nil {
 						t.Fatal(err)
 					}
 					n++
@@ -74,12 +74,12 @@ func TestConcurrencyCap(t *testing.T) {
 					Models:  map[string]policies.ModelRateLimit{"gpt-4o": {MaxConcurrent: 3}},
 					OnLimit: mode,
 				}), rec)
-				c := client(prov, chain)
+				c := rlClient(prov, chain)
 				var ok, refused atomic.Int64
 				var wg sync.WaitGroup
 				for range 10 {
 					wg.Go(func() {
-						_, err := ask(context.Background(), c, "gpt-4o", "restart nginx")
+						_, err := rlAsk(context.Background(), c, "gpt-4o", "restart nginx")
 						switch {
 						case err == nil:
 							ok.Add(1)
@@ -124,7 +124,7 @@ func TestWaitIsBoundedByTheDeadline(t *testing.T) {
 			Models:  map[string]policies.ModelRateLimit{"gpt-4o": {RPM: 60}},
 			MaxWait: policies.Duration(10 * time.Second),
 		}), rec)
-		c := client(srv, chain)
+		c := rlClient(srv, chain)
 		ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -135,7 +135,7 @@ func TestWaitIsBoundedByTheDeadline(t *testing.T) {
 		results := make(chan result, 5)
 		for range 5 {
 			go func() {
-				_, err := ask(ctx, c, "gpt-4o", "status?")
+				_, err := rlAsk(ctx, c, "gpt-4o", "status?")
 				results <- result{time.Since(start), err}
 			}()
 		}
@@ -179,18 +179,18 @@ func TestWaitIsBoundedByTheDeadline(t *testing.T) {
 		// its slot for the next caller.
 		time.Sleep(time.Minute)
 		ctx2, cancel2 := context.WithCancel(context.Background())
-		if _, err := ask(ctx2, c, "gpt-4o", "first"); err != nil {
+		if _, err := rlAsk(ctx2, c, "gpt-4o", "first"); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error)
-		go func() { _, err := ask(ctx2, c, "gpt-4o", "second"); done <- err }()
+		go func() { _, err := rlAsk(ctx2, c, "gpt-4o", "second"); done <- err }()
 		time.Sleep(500 * time.Millisecond)
 		cancel2()
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Fatalf("cancelled wait: %v", err)
 		}
 		t0 := time.Now()
-		if _, err := ask(context.Background(), c, "gpt-4o", "third"); err != nil {
+		if _, err := rlAsk(context.Background(), c, "gpt-4o", "third"); err != nil {
 			t.Fatal(err)
 		}
 		if w := time.Since(t0); w != 500*time.Millisecond {
@@ -210,7 +210,7 @@ func TestTeamSharesAreFair(t *testing.T) {
 			Models: map[string]policies.ModelRateLimit{"gpt-4o": {RPM: 600}},
 			Teams:  map[string]policies.TeamShare{"search": {Weight: 1}, "billing": {Weight: 1}},
 		}), nil)
-		c := client(srv, chain)
+		c := rlClient(srv, chain)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		var greedy, modest atomic.Int64
@@ -218,7 +218,7 @@ func TestTeamSharesAreFair(t *testing.T) {
 		run := func(team string, n *atomic.Int64) {
 			tctx := middleware.WithTeam(ctx, team)
 			for {
-				if _, err := ask(tctx, c, "gpt-4o", "query"); err != nil {
+				if _, err := rlAsk(tctx, c, "gpt-4o", "query"); err != nil {
 					return
 				}
 				n.Add(1)
@@ -250,11 +250,11 @@ func TestProviderHeadersSlowAdmissions(t *testing.T) {
 				// The provider allows 60 a minute, of which 55 are used.
 				prov := newLimitedProvider(60, 55)
 				rl := policies.RateLimits{Models: map[string]policies.ModelRateLimit{"gpt-4o": {RPM: 600}}, LearnFromProvider: &learn}
-				c := client(prov, build(policy(rl), nil))
+				c := rlClient(prov, build(policy(rl), nil))
 				start := time.Now()
 				var failed int
 				for range 20 {
-					if _, err := ask(context.Background(), c, "gpt-4o", "ping"); err != nil {
+					if _, err := rlAsk(context.Background(), c, "gpt-4o", "ping"); err != nil {
 						if !providerRefused(err) {
 							t.Fatal(err)
 						}
@@ -279,12 +279,12 @@ func TestProviderHeadersSlowAdmissions(t *testing.T) {
 			srv.Default(openaitest.Text("ok"))
 			store := ratelimit.NewMemoryStore()
 			rl := policies.RateLimits{Models: map[string]policies.ModelRateLimit{"gpt-4o": {RPM: 600}}, OnLimit: policies.OnLimitReject}
-			a := client(srv, build(policy(rl), nil, llmwrap.WithRateLimitStore(store)))
-			b := client(srv, build(policy(rl), nil, llmwrap.WithRateLimitStore(store)))
-			if _, err := ask(context.Background(), a, "gpt-4o", "first"); !providerRefused(err) {
+			a := rlClient(srv, build(policy(rl), nil, llmwrap.WithRateLimitStore(store)))
+			b := rlClient(srv, build(policy(rl), nil, llmwrap.WithRateLimitStore(store)))
+			if _, err := rlAsk(context.Background(), a, "gpt-4o", "first"); !providerRefused(err) {
 				t.Fatalf("first call: %v, want the provider's 429", err)
 			}
-			_, err := ask(context.Background(), b, "gpt-4o", "second")
+			_, err := rlAsk(context.Background(), b, "gpt-4o", "second")
 			var rle *ratelimit.Error
 			if !errors.As(err, &rle) || rle.Limit != "provider" || rle.RetryAfter != 3*time.Second {
 				t.Fatalf("other replica: %v, want a refusal before the provider with 3s to wait", err)
@@ -293,7 +293,7 @@ func TestProviderHeadersSlowAdmissions(t *testing.T) {
 				t.Errorf("provider saw %d requests, want 1", srv.Count())
 			}
 			time.Sleep(3 * time.Second)
-			if _, err := ask(context.Background(), b, "gpt-4o", "third"); err != nil {
+			if _, err := rlAsk(context.Background(), b, "gpt-4o", "third"); err != nil {
 				t.Fatalf("after the pause: %v", err)
 			}
 		})
@@ -314,10 +314,10 @@ func TestOnLimitFallbackAndReject(t *testing.T) {
 				})
 				p.Fallback.Models = []string{"gpt-4o-mini"}
 				ctx, run := middleware.StartRun(context.Background(), "r")
-				c := client(srv, build(p, nil))
+				c := rlClient(srv, build(p, nil))
 				var errs int
 				for range 3 {
-					if _, err := ask(ctx, c, "gpt-4o", "hello"); err != nil {
+					if _, err := rlAsk(ctx, c, "gpt-4o", "hello"); err != nil {
 						errs++
 						if !errors.Is(err, middleware.ErrRateLimited) {
 							t.Errorf("error %v", err)
@@ -390,11 +390,11 @@ func TestProviderTokenHeadersSlowAdmissions(t *testing.T) {
 			"X-Ratelimit-Limit-Tokens": {"60000"}, "X-Ratelimit-Remaining-Tokens": {"0"}, "X-Ratelimit-Reset-Tokens": {"1m0s"}}})
 		rl := policies.RateLimits{Models: map[string]policies.ModelRateLimit{"gpt-4o": {RPM: 600}},
 			OnLimit: policies.OnLimitReject, ReserveOutput: 990}
-		c := client(srv, build(policy(rl), nil))
-		if _, err := ask(context.Background(), c, "gpt-4o", "one"); err != nil {
+		c := rlClient(srv, build(policy(rl), nil))
+		if _, err := rlAsk(context.Background(), c, "gpt-4o", "one"); err != nil {
 			t.Fatal(err)
 		}
-		_, err := ask(context.Background(), c, "gpt-4o", "two")
+		_, err := rlAsk(context.Background(), c, "gpt-4o", "two")
 		var rle *ratelimit.Error
 		if !errors.As(err, &rle) || rle.Limit != "provider tpm" {
 			t.Fatalf("second call: %v, want a refusal by the provider's token limit", err)
@@ -405,7 +405,7 @@ func TestProviderTokenHeadersSlowAdmissions(t *testing.T) {
 			t.Errorf("retry after %v, want about 1s", rle.RetryAfter)
 		}
 		time.Sleep(rle.RetryAfter)
-		if _, err := ask(context.Background(), c, "gpt-4o", "three"); err != nil {
+		if _, err := rlAsk(context.Background(), c, "gpt-4o", "three"); err != nil {
 			t.Fatalf("after the wait: %v", err)
 		}
 	})

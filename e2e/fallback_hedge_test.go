@@ -1,4 +1,4 @@
-package fallback_test
+package e2e
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 var prices = middleware.PricerFunc(func(model string, u middleware.Usage) (int64, bool) {
@@ -40,7 +41,7 @@ func simulate(t *testing.T, n int, hedge fallback.Hedge) ([]time.Duration, []mid
 	srv.On(openaitest.Model("gpt-4o-mini")).Reply(openaitest.Reply{Content: "Disk at 42%.", Latency: 300 * time.Millisecond})
 	rec := &recorder{}
 	h := middleware.Then(provider(srv), instrument.New(prices, rec),
-		layer(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}, Hedge: hedge})), middleware.Meter(prices, nil))
+		middlewaretest.Must(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}, Hedge: hedge})), middleware.Meter(prices, nil))
 	lats := make([]time.Duration, n)
 	for i := range n {
 		start := time.Now()
@@ -127,7 +128,7 @@ func TestNoHedgeForStreamsAndFastAnswers(t *testing.T) {
 		srv := openaitest.New()
 		srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Reply{Content: "slow", Latency: 2 * time.Second})
 		srv.On().Reply(openaitest.Text("hedge"))
-		h := layer(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}, Hedge: fallback.Hedge{Delay: time.Second}}))(provider(srv))
+		h := middlewaretest.Must(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}, Hedge: fallback.Hedge{Delay: time.Second}}))(provider(srv))
 		req := user("hi")
 		req.Stream = func(context.Context, middleware.Chunk) error { return nil }
 		if resp, err := h.Handle(context.Background(), req); err != nil || resp.Message.Content != "slow" {
@@ -153,7 +154,7 @@ func TestHedgingWithOneModel(t *testing.T) {
 				openaitest.Reply{Content: "fast replica", Latency: 200 * time.Millisecond, Usage: &openaitest.Usage{PromptTokens: 100, CompletionTokens: 10}})
 			rec := &recorder{}
 			h := middleware.Then(provider(srv), instrument.New(prices, rec),
-				layer(fallback.New(fallback.Config{Models: models, Hedge: fallback.Hedge{Delay: time.Second}})), middleware.Meter(prices, nil))
+				middlewaretest.Must(fallback.New(fallback.Config{Models: models, Hedge: fallback.Hedge{Delay: time.Second}})), middleware.Meter(prices, nil))
 			start := time.Now()
 			resp, err := h.Handle(context.Background(), user("How full is the disk?"))
 			if err != nil {
@@ -197,7 +198,7 @@ func TestPanicInAHedgedAttemptIsItsError(t *testing.T) {
 			return &middleware.Response{Model: req.Model, FinishReason: "stop",
 				Message: middleware.Message{Role: middleware.RoleAssistant, Content: "slow but fine"}}, nil
 		})
-		h := middleware.Then(inner, layer(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}, Hedge: fallback.Hedge{Delay: time.Second}})))
+		h := middleware.Then(inner, middlewaretest.Must(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}, Hedge: fallback.Hedge{Delay: time.Second}})))
 		resp, err := h.Handle(context.Background(), user("How full is the disk?"))
 		if err != nil || resp.Message.Content != "slow but fine" {
 			t.Fatalf("resp %+v, err %v", resp, err)
