@@ -254,7 +254,7 @@ func BenchmarkStreamChunk(b *testing.B) {
 	const n = 1000
 	body := sseBody(n)
 	p := &Provider{cfg: newConfig(nil)}
-	sw := &sseWriter{w: io.Discard, ready: make(chan struct{})}
+	sw := &sseWriter{w: io.Discard}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
