@@ -268,7 +268,7 @@ func BenchmarkStreamChunk(b *testing.B) {
 }
 
 // BenchmarkStreamRoundTrip is a whole streaming RoundTrip of 1000 chunks,
-// with the chain's goroutine and the pipe to the caller.
+// the chain a coroutine driven by the caller's reads.
 func BenchmarkStreamRoundTrip(b *testing.B) {
 	const n = 1000
 	body := benchRequest(b)
