@@ -294,3 +294,26 @@ func BenchmarkStreamRoundTrip(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*(n+3)), "ns/chunk")
 }
+
+// BenchmarkStreamChunkKept is BenchmarkStreamChunk when a cache keeps the
+// stream (middleware.WithKeepNative): each chunk read and merged into the
+// body to store, which MarshalNative renders at the end.
+func BenchmarkStreamChunkKept(b *testing.B) {
+	const n = 1000
+	body := sseBody(n)
+	p := &Provider{cfg: newConfig(nil)}
+	sw := &sseWriter{w: io.Discard}
+	ctx := middleware.WithKeepNative(context.Background())
+	b.ReportAllocs()
+	for b.Loop() {
+		req := &middleware.Request{Model: "gpt-4o-mini", Stream: sw.send}
+		resp, err := p.readStream(ctx, req, bytes.NewReader(body))
+		if err != nil || resp.Usage.OutputTokens != 1000 {
+			b.Fatal(err)
+		}
+		if _, _, ok := resp.Native.(middleware.NativeMarshaler).MarshalNative(); !ok {
+			b.Fatal("not merged")
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*(n+3)), "ns/chunk")
+}
