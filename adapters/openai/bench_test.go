@@ -254,7 +254,7 @@ func BenchmarkStreamChunk(b *testing.B) {
 	const n = 1000
 	body := sseBody(n)
 	p := &Provider{cfg: newConfig(nil)}
-	sw := &sseWriter{w: io.Discard, ready: make(chan struct{})}
+	sw := &sseWriter{w: io.Discard}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -268,7 +268,7 @@ func BenchmarkStreamChunk(b *testing.B) {
 }
 
 // BenchmarkStreamRoundTrip is a whole streaming RoundTrip of 1000 chunks,
-// with the chain's goroutine and the pipe to the caller.
+// the chain a coroutine driven by the caller's reads.
 func BenchmarkStreamRoundTrip(b *testing.B) {
 	const n = 1000
 	body := benchRequest(b)
@@ -291,6 +291,29 @@ func BenchmarkStreamRoundTrip(b *testing.B) {
 			}
 		}
 		resp.Body.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*(n+3)), "ns/chunk")
+}
+
+// BenchmarkStreamChunkKept is BenchmarkStreamChunk when a cache keeps the
+// stream (middleware.WithKeepNative): each chunk read and merged into the
+// body to store, which MarshalNative renders at the end.
+func BenchmarkStreamChunkKept(b *testing.B) {
+	const n = 1000
+	body := sseBody(n)
+	p := &Provider{cfg: newConfig(nil)}
+	sw := &sseWriter{w: io.Discard}
+	ctx := middleware.WithKeepNative(context.Background())
+	b.ReportAllocs()
+	for b.Loop() {
+		req := &middleware.Request{Model: "gpt-4o-mini", Stream: sw.send}
+		resp, err := p.readStream(ctx, req, bytes.NewReader(body))
+		if err != nil || resp.Usage.OutputTokens != 1000 {
+			b.Fatal(err)
+		}
+		if _, _, ok := resp.Native.(middleware.NativeMarshaler).MarshalNative(); !ok {
+			b.Fatal("not merged")
+		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*(n+3)), "ns/chunk")
 }

@@ -64,15 +64,20 @@
 // numbers. A caller that did not ask for it does not see the usage-only
 // chunk, nor a "usage" field in the other chunks.
 //
-// RoundTrip runs a streaming chain in its own goroutine and returns the
-// response (200, text/event-stream) as soon as the first chunk is ready;
-// chunks go through an [io.Pipe]. Closing the body early cancels the
-// chain's context and waits for its goroutine. If the chain fails after the
-// first chunk, the body read fails with the chain's error, never with
-// io.EOF: go-openai's Recv returns that error, so a cut stream is never
-// taken for a complete one. As with any HTTP response, a caller must read
-// the body to its end or close it (go-openai's stream.Close does): a body
-// left open holds the chain's goroutine until the request's context ends.
+// RoundTrip runs a streaming chain as a coroutine the caller drives
+// (iter.Pull): RoundTrip runs it until its first chunk is ready and
+// returns the response (200, text/event-stream); each read of the body
+// resumes it for the next chunk, whose events the read takes without a
+// copy or a goroutine wake-up in between. The chain never runs ahead of the
+// caller; the timeout layer's idle clock stops while the caller holds a
+// chunk, as while any stream function runs. Closing the body early cancels
+// the chain's context and returns once the chain has returned. If the
+// chain fails after the first chunk, the body read fails with the chain's
+// error, never with io.EOF: go-openai's Recv returns that error, so a cut
+// stream is never taken for a complete one. As with any HTTP response, a
+// caller must read the body to its end or close it (go-openai's
+// stream.Close does): a body left open holds the chain until the
+// request's context ends, which stops it.
 //
 // The provider reads SSE line by line, each "data:" line being one event,
 // as OpenAI sends them and as go-openai reads them. A streamed answer's

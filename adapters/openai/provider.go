@@ -312,13 +312,19 @@ func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body
 		meta     chunkMeta
 		haveMeta bool
 		long     []byte
-		payloads [][]byte // every chunk's data, for the response's Native
 		keep     = middleware.KeepNative(ctx)
+		merged   streamedBody // the response's Native, merged as chunks arrive
+		pc       plainChunk
 		done     bool
 		readErr  error
 	)
 	r := getReader(nil)
 	defer putReader(r)
+	if keep {
+		merged.merged = new(merger)
+		r.plain = &pc
+		defer func() { r.plain = nil }()
+	}
 	partial := func() *middleware.Response {
 		resp := acc.Response()
 		resp.ID, resp.Model = meta.id, meta.model
@@ -350,8 +356,14 @@ func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body
 			haveMeta = meta.id != "" && meta.model != "" && meta.created != 0
 		}
 		acc.Add(c)
-		if keep {
-			payloads = append(payloads, data)
+		if keep && merged.mergeErr == nil {
+			merged.size += len(data)
+			if pc.ok {
+				merged.merged.plain(&c, m, &pc)
+			} else {
+				r.src, r.pos, r.stack, r.err = data, 0, r.stack[:0], nil
+				merged.mergeErr = merged.merged.chunk(r)
+			}
 		}
 		if err := req.Stream(ctx, c); err != nil {
 			return partial(), err
@@ -372,7 +384,7 @@ func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body
 	}
 	resp := partial()
 	if keep {
-		resp.Native = &streamedBody{chunks: payloads}
+		resp.Native = &merged
 	}
 	return resp, nil
 }

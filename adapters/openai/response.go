@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"slices"
@@ -244,6 +245,11 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 	}
 	choices := -1
 	var apiErr *apiError
+	taken := false // a choice of index 0 filled c
+	pc := r.plain
+	if pc != nil {
+		pc.ok, pc.choice, pc.tier, pc.fp, pc.usage = true, false, "", "", nil
+	}
 	for r.more() {
 		start := r.next()
 		name, err := r.name()
@@ -251,6 +257,29 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 			return c, meta, nil, err
 		}
 		switch name {
+		case "service_tier", "system_fingerprint":
+			if pc == nil {
+				err = r.skip()
+				break
+			}
+			// A string without escapes, as the merge would read it;
+			// anything else goes to the merge.
+			value := r.next()
+			if err = r.skip(); err != nil {
+				break
+			}
+			v := data[value:r.offset()]
+			switch {
+			case string(v) == "null":
+			case len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0:
+				if name == "service_tier" {
+					pc.tier = bytesString(v[1 : len(v)-1])
+				} else {
+					pc.fp = bytesString(v[1 : len(v)-1])
+				}
+			default:
+				pc.ok = false
+			}
 		case "id":
 			if wantMeta {
 				meta.id, err = r.str()
@@ -271,11 +300,10 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 			}
 		case "choices":
 			choices = 0
-			var first bool
 			ok, err = r.open('[')
 			for err == nil && ok && r.more() {
 				choices++
-				err = r.chunkChoice(&c, &first)
+				err = r.chunkChoice(&c, &taken)
 			}
 			if err == nil && ok {
 				err = r.close()
@@ -283,8 +311,14 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 		case "usage":
 			var u middleware.Usage
 			var has bool
+			value := r.next()
 			if u, has, err = r.usage(); has {
 				c.Usage = new(u)
+			}
+			if pc != nil && err == nil {
+				if v := data[value:r.offset():r.offset()]; string(v) != "null" {
+					pc.usage = v
+				}
 			}
 			// The span to cut for callers that did not ask for usage:
 			// the member and the comma before it, or after it when first.
@@ -315,6 +349,10 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 	}
 	if choices < 0 && c.Usage == nil {
 		return c, meta, nil, errNoChoices
+	}
+	if pc != nil {
+		pc.choice = choices == 1 && taken
+		pc.ok = pc.ok && choices <= 1
 	}
 	snap.usageOnly = choices <= 0 && c.Usage != nil
 	snap.c = c
@@ -352,10 +390,15 @@ func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 		calls                               []middleware.ToolCallDelta
 		index                               int64
 	)
+	pc := r.plain
 	ok, err := r.open('{')
 	if err != nil || !ok {
+		if pc != nil {
+			pc.ok = false // a null choice: the merge makes an empty choice 0 of it
+		}
 		return err
 	}
+	reasonings := 0
 	for r.more() {
 		name, err := r.name()
 		if err != nil {
@@ -365,7 +408,16 @@ func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 		case "index":
 			index, _, err = r.int()
 		case "finish_reason":
+			null := r.peek() == 'n'
 			finish, err = r.str()
+			if pc != nil && !null && finish == "" {
+				pc.ok = false // an empty finish reason the merge keeps
+			}
+		case "logprobs":
+			if pc != nil && r.peek() != 'n' {
+				pc.ok = false
+			}
+			err = r.skip()
 		case "delta":
 			if ok, err = r.open('{'); err != nil || !ok {
 				break
@@ -382,6 +434,7 @@ func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 					if s, err = r.str(); s != "" {
 						reasoning = s
 					}
+					reasonings++
 				case "refusal":
 					refusal, err = r.str()
 				case "tool_calls":
@@ -399,6 +452,9 @@ func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 		if err != nil {
 			return err
 		}
+	}
+	if pc != nil && (index != 0 || *taken || reasonings > 1 || len(calls) > 0) {
+		pc.ok = false // what the merge reads beyond the chunk of choice 0
 	}
 	if err := r.close(); err != nil || index != 0 || *taken {
 		return err

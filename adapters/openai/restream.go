@@ -250,8 +250,14 @@ func pieces(text string, lp []json.RawMessage, fn func(s string, lp []json.RawMe
 // completion body the provider would have sent without streaming, so that
 // a cache keeps every choice, logprobs, refusal, the id, model,
 // system_fingerprint and usage of a streamed answer too.
+//
+// The provider merges as it reads (merged, mergeErr, size); chunks is the
+// other way to give it, the payloads themselves.
 type streamedBody struct {
-	chunks [][]byte
+	chunks   [][]byte
+	merged   *merger
+	mergeErr error
+	size     int // the payloads' bytes
 }
 
 var _ middleware.NativeMarshaler = (*streamedBody)(nil)
@@ -259,11 +265,55 @@ var _ middleware.NativeMarshaler = (*streamedBody)(nil)
 // MarshalNative implements middleware.NativeMarshaler: the merged body,
 // or not ok when a chunk does not decode.
 func (s *streamedBody) MarshalNative() (string, []byte, bool) {
+	if s.merged != nil {
+		if s.mergeErr != nil {
+			return "", nil, false
+		}
+		return NativeFormat, s.merged.appendBody(make([]byte, 0, s.size/4+256)), true
+	}
 	b, err := mergeChunks(s.chunks)
 	if err != nil {
 		return "", nil, false
 	}
 	return NativeFormat, b, true
+}
+
+// plainChunk is what reader.chunk, when the reader has one, finds out for
+// a stream's merge: whether the chunk is plain (at most one choice, of
+// index 0, without logprobs, tool calls or anything else the merge reads
+// that middleware.Chunk does not carry), in which case the merge takes the
+// decoded chunk (merger.plain) rather than reading the payload again, and
+// the members of a plain chunk that Chunk lacks.
+type plainChunk struct {
+	ok       bool   // the chunk is plain
+	choice   bool   // it has a choice (of index 0)
+	tier, fp string // its service_tier and system_fingerprint
+	usage    []byte // its usage member's value; nil for null or none
+}
+
+// plain merges a plain chunk (see plainChunk) as chunk would its payload:
+// c is the decoded chunk, meta what the decoder read of its id, model and
+// created time (nothing once the stream's are known, which the merger
+// then has too).
+func (m *merger) plain(c *middleware.Chunk, meta chunkMeta, p *plainChunk) {
+	m.id, m.created, m.model = cmp.Or(m.id, meta.id), cmp.Or(m.created, meta.created), cmp.Or(m.model, meta.model)
+	m.serviceTier, m.fingerprint = cmp.Or(m.serviceTier, p.tier), cmp.Or(m.fingerprint, p.fp)
+	if p.usage != nil {
+		m.usage = p.usage
+	}
+	if !p.choice {
+		return
+	}
+	if len(m.choices) == 0 {
+		m.choices = append(m.choices, mergedChoice{})
+	}
+	ch := &m.choices[0]
+	ch.content = append(ch.content, c.Content...)
+	ch.refusal = append(ch.refusal, c.Refusal...)
+	ch.reasoning = append(ch.reasoning, c.Reasoning...)
+	if c.FinishReason != "" {
+		ch.finish, ch.hasFinish = c.FinishReason, true
+	}
 }
 
 // mergeChunks merges the data payloads of a chat completion stream into

@@ -3,6 +3,7 @@ package openai
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tokenwise/tokenwise/middleware"
 )
 
 // randomAnswer returns a chat completion body of random shape: 1 to 3
@@ -356,6 +359,75 @@ func TestMergeChunksMatchesEncodingJSON(t *testing.T) {
 		}
 		if g, w := decodeAny(t, got), decodeAny(t, want); !reflect.DeepEqual(g, w) {
 			t.Fatalf("%d: merged\n%s\nencoding/json merged\n%s", i, got, want)
+		}
+	}
+}
+
+// TestStreamMergeAsReadMatchesMergeChunks: the body the provider merges
+// as it reads a stream (taking the decoded chunk of a plain chunk, reading
+// the payload of any other) is, byte for byte, mergeChunks' of the same
+// payloads, and refused exactly when mergeChunks refuses, on every stream
+// of the restream corpus and on the same streams with one chunk changed.
+func TestStreamMergeAsReadMatchesMergeChunks(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 5))
+	variants := []func([]byte) []byte{
+		func(b []byte) []byte { return b },
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"logprobs":null`), []byte(`"logprobs":{"content":null}`), 1)
+		},
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"delta":{`), []byte(`"delta":{"reasoning":"r","content":null,`), 1)
+		},
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"delta":{`), []byte(`"delta":{"reasoning_content":"a","reasoning":"b",`), 1)
+		},
+		func(b []byte) []byte { return bytes.Replace(b, []byte(`"choices":[`), []byte(`"choices":[null,`), 1) },
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"finish_reason":null`), []byte(`"finish_reason":""`), 1)
+		},
+		func(b []byte) []byte { return bytes.Replace(b, []byte(`"index":0`), []byte(`"index":3`), 1) },
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"object":`), []byte(`"service_tier":"a\"b","system_fingerprint":null,"object":`), 1)
+		},
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"object":`), []byte(`"service_tier":5,"object":`), 1)
+		},
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"object":`), []byte(`"usage":null,"system_fingerprint":"late","object":`), 1)
+		},
+		func(b []byte) []byte { return bytes.Replace(b, []byte(`}`), []byte(` } `), -1) },
+	}
+	ctx := middleware.WithKeepNative(context.Background())
+	p := &Provider{cfg: newConfig(nil)}
+	for i := range 1500 {
+		body := randomAnswer(r)
+		stream, err := appendRestream(nil, body, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payloads := ssePayloads(t, stream)
+		for range r.IntN(3) {
+			k := r.IntN(len(payloads))
+			payloads[k] = variants[r.IntN(len(variants))](bytes.Clone(payloads[k]))
+		}
+		var sse []byte
+		for _, pl := range payloads {
+			sse = appendEvent(sse, pl)
+		}
+		sse = append(sse, "data: [DONE]\n\n"...)
+		req := &middleware.Request{Model: "m", Stream: func(context.Context, middleware.Chunk) error { return nil }}
+		resp, err := p.readStream(ctx, req, bytes.NewReader(sse))
+		if err != nil {
+			continue // not a stream the provider accepts: nothing is stored
+		}
+		nm, ok := resp.Native.(middleware.NativeMarshaler)
+		if !ok {
+			t.Fatalf("%d: Native %T", i, resp.Native)
+		}
+		_, got, gok := nm.MarshalNative()
+		want, werr := mergeChunks(payloads)
+		if gok != (werr == nil) || gok && !bytes.Equal(got, want) {
+			t.Fatalf("%d: merged as read (%v)\n%s\nmergeChunks (%v)\n%s\nstream\n%s", i, gok, got, werr, want, sse)
 		}
 	}
 }

@@ -28,6 +28,9 @@ type reader struct {
 	stack []frame // the open objects and arrays
 	err   error
 	memo  *msgMemo // decoded messages to reuse; nil: none
+	// plain receives what a stream's merge needs of a chunk (reader.chunk);
+	// nil: nothing.
+	plain *plainChunk
 }
 
 // frame is an open object or array.

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"iter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -298,8 +299,18 @@ var errBodyClosed = errors.New("tokenwise/openai: response body closed by the ca
 // errStreamDone refuses chunks that arrive after the chain returned.
 var errStreamDone = errors.New("tokenwise/openai: chunk after the end of the stream")
 
-// stream serves a streaming request: the chain runs in its own goroutine
-// and RoundTrip returns as soon as the first chunk is ready.
+// stream serves a streaming request. The chain runs as a coroutine
+// (iter.Pull) driven by the caller: RoundTrip runs it until its first
+// chunk is rendered, and each Read of the body resumes it until the next
+// one, whose events Read hands over without a copy in between. A chunk
+// therefore costs no goroutine wake-up beyond the provider's own network
+// read, and the chain never runs ahead of the caller (the timeout layer's
+// idle clock stops while the caller holds a chunk, as it does while any
+// stream function runs).
+//
+// Close, a done request context or the end of the stream stop the
+// coroutine: a chunk waiting in the stream function returns the context's
+// error, the chain unwinds and Close returns once it has.
 func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, includeUsage bool) (*http.Response, error) {
 	// A streamed hit whose stored answer is an OpenAI body is rendered
 	// here, from that body (see appendRestream), rather than replayed by
@@ -310,81 +321,80 @@ func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, in
 	cc.ReplayFormat = NativeFormat
 	ctx, cancel := context.WithCancelCause(middleware.WithCacheControl(ctx, cc))
 	ctx = context.WithValue(ctx, callKey{}, c)
-	pw := newPipe()
-	sw := &sseWriter{w: pw, ctx: ctx, includeUsage: includeUsage, model: req.Model, ready: make(chan struct{})}
-	// A done context unblocks a chunk write the caller is not reading.
-	stop := context.AfterFunc(ctx, func() { pw.closeWrite(ctxError(ctx)) })
-	type result struct {
+	sw := &sseWriter{ctx: ctx, includeUsage: includeUsage, model: req.Model}
+	body := &streamBody{cancel: cancel}
+	var (
 		resp *middleware.Response
 		err  error
-	}
-	res := make(chan result, 1)
-	done := make(chan struct{})
+	)
 	req.Stream = sw.send
-	go func() {
-		defer close(done)
-		defer cancel(context.Canceled)
-		defer stop()
-		resp, err := middleware.SafeHandle(ctx, t.handler, req, "openai transport stream")
+	body.next, body.stop = iter.Pull(func(yield func([]byte) bool) {
+		defer func() {
+			body.unhook()
+			cancel(context.Canceled)
+		}()
+		sw.yield = yield
+		resp, err = middleware.SafeHandle(ctx, t.handler, req, "openai transport stream")
 		if !sw.finish() {
-			pw.closeWrite(nil)
-			res <- result{resp, err}
 			return
 		}
 		if err != nil {
-			pw.closeWrite(streamError(err))
+			body.err = streamError(err)
 			return
 		}
-		if _, err := pw.Write([]byte("data: [DONE]\n\n")); err == nil {
-			pw.closeWrite(nil)
-		}
-	}()
-	select {
-	case <-sw.ready:
+		yield(sseDone)
+	})
+	// A done context stops a chain the caller has stopped reading.
+	body.unhook = context.AfterFunc(ctx, body.halt)
+	body.mu.Lock()
+	first, started := body.next()
+	body.pending = first
+	body.mu.Unlock()
+	if started {
 		h := responseHeader(c.upstreamHeader())
 		if sw.hit {
 			h.Set(CacheHeader, "hit")
 		}
 		h.Set("Content-Type", "text/event-stream")
 		h.Set("Cache-Control", "no-cache")
-		body := &streamBody{pr: pw, cancel: cancel, done: done}
 		return newResponse(r, http.StatusOK, h, body, -1), nil
-	case x := <-res:
-		<-done
-		if x.err != nil {
-			return errorResponse(r, x.err)
-		}
-		if x.resp == nil {
-			return nil, errors.New("tokenwise/openai: chain returned no response and no error")
-		}
-		// The chain answered without streaming: replay its answer, a hit
-		// from the stored body when nobody changed it (and from the core
-		// answer when that body, which the provider's decoder read, does
-		// not restream).
-		var buf bytes.Buffer
-		restreamed := false
-		if stored := storedBody(x.resp); x.resp.FromCache && stored != nil {
-			if b, err := appendRestream(nil, stored, includeUsage); err == nil {
-				buf.Write(b)
-				restreamed = true
-			}
-		}
-		if !restreamed {
-			rw := &sseWriter{w: &buf, includeUsage: includeUsage, model: req.Model, ready: make(chan struct{}), meta: responseMeta(x.resp, req.Model), haveMeta: true}
-			if err := middleware.Replay(r.Context(), withStoredUsage(x.resp), 0, rw.send); err != nil {
-				return nil, err
-			}
-		}
-		buf.WriteString("data: [DONE]\n\n")
-		h := responseHeader(c.upstreamHeader())
-		if x.resp.FromCache {
-			h.Set(CacheHeader, "hit")
-		}
-		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-cache")
-		return newResponse(r, http.StatusOK, h, io.NopCloser(&buf), int64(buf.Len())), nil
 	}
+	if err != nil {
+		return errorResponse(r, err)
+	}
+	if resp == nil {
+		return nil, errors.New("tokenwise/openai: chain returned no response and no error")
+	}
+	// The chain answered without streaming: replay its answer, a hit
+	// from the stored body when nobody changed it (and from the core
+	// answer when that body, which the provider's decoder read, does
+	// not restream).
+	var buf bytes.Buffer
+	restreamed := false
+	if stored := storedBody(resp); resp.FromCache && stored != nil {
+		if b, err := appendRestream(nil, stored, includeUsage); err == nil {
+			buf.Write(b)
+			restreamed = true
+		}
+	}
+	if !restreamed {
+		rw := &sseWriter{w: &buf, includeUsage: includeUsage, model: req.Model, meta: responseMeta(resp, req.Model), haveMeta: true}
+		if err := middleware.Replay(r.Context(), withStoredUsage(resp), 0, rw.send); err != nil {
+			return nil, err
+		}
+	}
+	buf.Write(sseDone)
+	h := responseHeader(c.upstreamHeader())
+	if resp.FromCache {
+		h.Set(CacheHeader, "hit")
+	}
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	return newResponse(r, http.StatusOK, h, io.NopCloser(&buf), int64(buf.Len())), nil
 }
+
+// sseDone ends a stream.
+var sseDone = []byte("data: [DONE]\n\n")
 
 // withStoredUsage returns a hit with the usage of its stored OpenAI body
 // (what the answer cost when it was made, which a streaming caller who
@@ -412,23 +422,62 @@ func streamError(err error) error {
 	return err
 }
 
-// streamBody is a streaming response's body. Close cancels the chain and
-// waits for its goroutine, so that nothing outlives the call.
+// streamBody is a streaming response's body: Read resumes the chain's
+// coroutine for the next chunk's events; Close stops it and returns once
+// the chain has returned, so that nothing outlives the call.
 type streamBody struct {
-	pr     *pipe
-	cancel context.CancelCauseFunc
-	done   <-chan struct{}
-	once   sync.Once
+	mu      sync.Mutex // serialises next and stop (Read, Close, halt)
+	next    func() ([]byte, bool)
+	stop    func()
+	unhook  func() bool // unregisters halt from the context
+	cancel  context.CancelCauseFunc
+	pending []byte // events handed over, not yet read
+	err     error  // the chain's error after the first chunk (nil: the stream ended)
+	ended   bool   // the chain returned
+	closed  bool
 }
 
-func (b *streamBody) Read(p []byte) (int, error) { return b.pr.Read(p) }
+func (b *streamBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.pending) == 0 {
+		switch {
+		case b.closed:
+			return 0, io.ErrClosedPipe
+		case b.ended:
+			if b.err != nil {
+				return 0, b.err
+			}
+			return 0, io.EOF
+		}
+		events, ok := b.next()
+		if !ok {
+			b.ended = true
+		}
+		b.pending = events
+	}
+	n := copy(p, b.pending)
+	b.pending = b.pending[n:]
+	return n, nil
+}
+
+// halt stops the chain: a chunk waiting in its stream function gets the
+// context's error. The caller reads what was handed over, then that error.
+func (b *streamBody) halt() {
+	b.mu.Lock()
+	b.stop()
+	b.mu.Unlock()
+}
 
 func (b *streamBody) Close() error {
-	b.once.Do(func() {
-		b.cancel(errBodyClosed)
-		b.pr.closeRead(errBodyClosed)
-	})
-	<-b.done
+	b.unhook()
+	b.cancel(errBodyClosed) // unblocks a chain waiting upstream for a Read
+	b.mu.Lock()
+	if !b.closed {
+		b.closed, b.pending = true, nil
+		b.stop()
+	}
+	b.mu.Unlock()
 	return nil
 }
 
@@ -437,16 +486,17 @@ func (b *streamBody) Close() error {
 // others are encoded. It is safe for concurrent use, though chunks arrive
 // one at a time.
 type sseWriter struct {
-	w            io.Writer
-	ctx          context.Context // the stream's context, nil when w cannot fail
-	includeUsage bool            // the caller asked for the usage chunk
-	model        string          // the requested model, for chunks made from scratch
-	ready        chan struct{}
+	w            io.Writer                // where events go, when yield is nil
+	yield        func(events []byte) bool // hands events to the caller's Read (streamBody)
+	ctx          context.Context          // the stream's context, nil when w cannot fail
+	includeUsage bool                     // the caller asked for the usage chunk
+	model        string                   // the requested model, for chunks made from scratch
 
 	mu       sync.Mutex
-	started  bool // a chunk was written (ready is closed)
+	started  bool // a chunk was written
 	hit      bool // the first chunk was replayed by a cache
 	finished bool
+	halted   bool // yield refused a chunk: the caller closed or gave up
 	role     bool // the assistant role was announced
 	meta     chunkMeta
 	haveMeta bool
@@ -461,6 +511,9 @@ func (s *sseWriter) send(_ context.Context, c middleware.Chunk) error {
 	if s.finished {
 		return errStreamDone
 	}
+	if s.halted {
+		return s.haltError()
+	}
 	s.buf = s.appendEvents(s.buf[:0], &c)
 	if len(s.buf) == 0 {
 		return nil
@@ -468,9 +521,17 @@ func (s *sseWriter) send(_ context.Context, c middleware.Chunk) error {
 	if !s.started {
 		s.started = true
 		_, s.hit = c.Native.(middleware.CachedChunk)
-		close(s.ready)
 	}
 	s.role = true
+	if s.yield != nil {
+		// The caller's Read takes s.buf as it is; it asks for the next
+		// chunk (which reuses s.buf) only once it has read all of it.
+		if !s.yield(s.buf) {
+			s.halted = true
+			return s.haltError()
+		}
+		return nil
+	}
 	if _, err := s.w.Write(s.buf); err != nil {
 		if s.ctx != nil && s.ctx.Err() != nil {
 			return ctxError(s.ctx) // the caller closed the body or gave up
@@ -478,6 +539,14 @@ func (s *sseWriter) send(_ context.Context, c middleware.Chunk) error {
 		return err
 	}
 	return nil
+}
+
+// haltError is the error of a chunk the caller will not read.
+func (s *sseWriter) haltError() error {
+	if s.ctx != nil && s.ctx.Err() != nil {
+		return ctxError(s.ctx)
+	}
+	return errBodyClosed
 }
 
 // finish marks the end of the chain and reports whether a chunk was written.
