@@ -193,16 +193,25 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, strea
 	hreq.Body = io.NopCloser(body.reader())
 	hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader()), nil }
 	hreq.ContentLength = int64(body.n)
-	hreq.Header.Set("Content-Type", "application/json")
+	setHeader(hreq.Header, "Content-Type", "application/json")
 	if stream {
-		hreq.Header.Set("Accept", "text/event-stream")
+		setHeader(hreq.Header, "Accept", "text/event-stream")
 	} else {
-		hreq.Header.Set("Accept", "application/json")
+		setHeader(hreq.Header, "Accept", "application/json")
 	}
 	for k, v := range p.cfg.header {
 		hreq.Header[k] = append([]string(nil), v...)
 	}
 	return hreq, nil
+}
+
+// setHeader sets the canonical key k of h to v alone, unless it is so
+// already (as the caller's request usually has it: no new slice then).
+func setHeader(h http.Header, k, v string) {
+	if old := h[k]; len(old) == 1 && old[0] == v {
+		return
+	}
+	h[k] = []string{v}
 }
 
 // readResponseBody reads a response's body, in one allocation when its

@@ -443,7 +443,7 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	e.Response.FromCache = false
 	shared = &e.Response
 	sctx := ctx
-	if ctx.Done() != nil {
+	if ctx.Done() != nil && !c.memory { // a Memory store never looks at the context
 		sctx = context.WithoutCancel(ctx)
 	}
 	if serr := c.store.Set(sctx, key, e, ttl); serr != nil {
