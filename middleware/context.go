@@ -110,6 +110,9 @@ type CallInfo struct {
 	// memoArr holds the first values of memo, in the CallInfo's own
 	// allocation.
 	memoArr [2]memoKV
+	// attemptArr holds the first attempt of facts.Attempts (most calls
+	// make one), in the CallInfo's own allocation.
+	attemptArr [1]Attempt
 }
 
 // memoKV is one value of CallMemo and its key.
@@ -117,7 +120,13 @@ type memoKV struct{ k, v any }
 
 // NewCallInfo returns a CallInfo holding f: the instrument layer opens
 // every call with one. The zero CallInfo is ready to use as well.
-func NewCallInfo(f CallFacts) *CallInfo { return &CallInfo{facts: f} }
+func NewCallInfo(f CallFacts) *CallInfo {
+	ci := &CallInfo{facts: f}
+	if f.Attempts == nil {
+		ci.facts.Attempts = ci.attemptArr[:0]
+	}
+	return ci
+}
 
 // CallMemo returns the per-call value of type V kept in ci under key,
 // computing it with fn the first time. Layers share per-call work this way
