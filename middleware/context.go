@@ -106,12 +106,27 @@ type CallFacts struct {
 type CallInfo struct {
 	mu    sync.Mutex
 	facts CallFacts
-	memo  map[any]any // CallMemo's values, by stateKey
+	memo  []memoKV // CallMemo's values, by stateKey: few, so a list
+	// memoArr holds the first values of memo, in the CallInfo's own
+	// allocation.
+	memoArr [2]memoKV
+	// attemptArr holds the first attempt of facts.Attempts (most calls
+	// make one), in the CallInfo's own allocation.
+	attemptArr [1]Attempt
 }
+
+// memoKV is one value of CallMemo and its key.
+type memoKV struct{ k, v any }
 
 // NewCallInfo returns a CallInfo holding f: the instrument layer opens
 // every call with one. The zero CallInfo is ready to use as well.
-func NewCallInfo(f CallFacts) *CallInfo { return &CallInfo{facts: f} }
+func NewCallInfo(f CallFacts) *CallInfo {
+	ci := &CallInfo{facts: f}
+	if f.Attempts == nil {
+		ci.facts.Attempts = ci.attemptArr[:0]
+	}
+	return ci
+}
 
 // CallMemo returns the per-call value of type V kept in ci under key,
 // computing it with fn the first time. Layers share per-call work this way
@@ -128,14 +143,16 @@ func CallMemo[K comparable, V any](ci *CallInfo, key K, fn func() V) V {
 	k := stateKey[K, V]{key}
 	ci.mu.Lock()
 	defer ci.mu.Unlock()
-	if v, ok := ci.memo[k]; ok {
-		return v.(V)
+	for i := range ci.memo {
+		if kk, ok := ci.memo[i].k.(stateKey[K, V]); ok && kk == k {
+			return ci.memo[i].v.(V)
+		}
 	}
 	if ci.memo == nil {
-		ci.memo = make(map[any]any, 2)
+		ci.memo = ci.memoArr[:0]
 	}
 	v := fn()
-	ci.memo[k] = v
+	ci.memo = append(ci.memo, memoKV{k, v})
 	return v
 }
 

@@ -1,6 +1,8 @@
 package openai
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -14,7 +16,8 @@ import (
 // *RequestError (which the transport turns into a 400), the same with a
 // Transport's message memo as without; a decoded request
 // encodes to valid JSON that decodes to the same core request, and its
-// unchanged re-encoding for upstream is valid JSON.
+// unchanged re-encoding for upstream is valid JSON. Its cache key given by
+// reference (CacheKeySpans) is its cache key (AppendCacheKey).
 func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(fullRequest))
 	f.Add([]byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"temperature":"0.2"}`))
@@ -34,6 +37,19 @@ func FuzzDecodeRequest(f *testing.F) {
 				t.Fatalf("untyped error %T: %v", err, err)
 			}
 			return
+		}
+		// The cache's key by reference is the key: the spans of the body,
+		// length-prefixed, are AppendCacheKey's bytes, and whole agrees.
+		w := req.Native.(*Wire)
+		key, whole := w.AppendCacheKey(nil, req)
+		data, spans, whole2 := w.CacheKeySpans(nil, req)
+		var byRef []byte
+		for i := 0; i+1 < len(spans); i += 2 {
+			byRef = binary.AppendUvarint(byRef, uint64(spans[i+1]-spans[i]))
+			byRef = append(byRef, data[spans[i]:spans[i+1]]...)
+		}
+		if whole != whole2 || len(spans)%2 != 0 || !bytes.Equal(byRef, key) {
+			t.Fatalf("key by reference %q (whole %v), key %q (whole %v)", byRef, whole2, key, whole)
 		}
 		if !utf8.Valid(body) {
 			return // strings are re-encoded with U+FFFD for invalid bytes: no round trip

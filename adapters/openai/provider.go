@@ -79,6 +79,17 @@ func (c *call) upstreamHeader() http.Header {
 	return c.header
 }
 
+// takeHeader returns the last upstream response's headers and forgets
+// them: the caller owns the map (a call's chain is over, and the provider
+// keeps nothing of a response it has read).
+func (c *call) takeHeader() http.Header {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.header
+	c.header = nil
+	return h
+}
+
 // Handle serves req upstream. A failure's message, body and headers are
 // masked (see [redactError]) before the error leaves the Provider.
 func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *middleware.Response, err error) {
@@ -108,9 +119,6 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 		return nil, p.fail(middleware.ErrNetwork, req, "", err)
 	}
 	defer hresp.Body.Close()
-	if c != nil {
-		c.setHeader(hresp.Header)
-	}
 	if middleware.Observing(ctx) {
 		// Rate limits learn from the provider's own account of its limits.
 		if l, ok := httperr.ParseRateLimitHeaders(hresp.Header, hresp.StatusCode, time.Now()); ok {
@@ -118,10 +126,20 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 			middleware.Emit(ctx, l)
 		}
 	}
+	// The headers go to the call last: once there, the Transport may take
+	// the map (call.takeHeader) and nothing here reads it again.
 	if hresp.StatusCode < 200 || hresp.StatusCode > 299 {
-		return nil, p.statusError(ctx, req, hresp)
+		err := p.statusError(ctx, req, hresp)
+		if c != nil {
+			c.setHeader(hresp.Header)
+		}
+		return nil, err
 	}
-	if stream && !strings.HasPrefix(hresp.Header.Get("Content-Type"), "application/json") {
+	sse := stream && !strings.HasPrefix(hresp.Header.Get("Content-Type"), "application/json")
+	if c != nil {
+		c.setHeader(hresp.Header)
+	}
+	if sse {
 		return p.readStream(ctx, req, hresp.Body)
 	}
 	data, err := readResponseBody(hresp)
@@ -175,16 +193,25 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, strea
 	hreq.Body = io.NopCloser(body.reader())
 	hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader()), nil }
 	hreq.ContentLength = int64(body.n)
-	hreq.Header.Set("Content-Type", "application/json")
+	setHeader(hreq.Header, "Content-Type", "application/json")
 	if stream {
-		hreq.Header.Set("Accept", "text/event-stream")
+		setHeader(hreq.Header, "Accept", "text/event-stream")
 	} else {
-		hreq.Header.Set("Accept", "application/json")
+		setHeader(hreq.Header, "Accept", "application/json")
 	}
 	for k, v := range p.cfg.header {
 		hreq.Header[k] = append([]string(nil), v...)
 	}
 	return hreq, nil
+}
+
+// setHeader sets the canonical key k of h to v alone, unless it is so
+// already (as the caller's request usually has it: no new slice then).
+func setHeader(h http.Header, k, v string) {
+	if old := h[k]; len(old) == 1 && old[0] == v {
+		return
+	}
+	h[k] = []string{v}
 }
 
 // readResponseBody reads a response's body, in one allocation when its

@@ -115,7 +115,7 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	} else if out = storedBody(resp); out == nil {
 		out = appendResponse(nil, resp, responseMeta(resp, req.Model))
 	}
-	h := responseHeader(c.upstreamHeader())
+	h := ownHeader(c.takeHeader())
 	if resp.FromCache {
 		h.Set(CacheHeader, "hit")
 	}
@@ -241,6 +241,20 @@ func responseHeader(upstream http.Header) http.Header {
 		h.Del(k)
 	}
 	return h
+}
+
+// ownHeader is responseHeader for headers nobody else holds (the last
+// upstream response of a call that is over, see call.takeHeader): it
+// removes the headers that described the upstream body in place rather
+// than copying the rest.
+func ownHeader(upstream http.Header) http.Header {
+	if upstream == nil {
+		return http.Header{}
+	}
+	for _, k := range []string{"Content-Length", "Content-Encoding", "Transfer-Encoding", "Content-Type", "Etag", "Last-Modified"} {
+		delete(upstream, k)
+	}
+	return upstream
 }
 
 func newResponse(r *http.Request, status int, h http.Header, body io.ReadCloser, n int64) *http.Response {

@@ -53,6 +53,23 @@ func (w *Wire) AppendCacheKey(dst []byte, req *middleware.Request) ([]byte, bool
 	return dst, sameCore(req, &w.req.core)
 }
 
+// CacheKeySpans gives the response cache the key of AppendCacheKey by
+// reference: it returns JSON (immutable) and appends to dst the start and
+// end in it of each member AppendCacheKey appends, in the same order, and
+// reports whole as AppendCacheKey does. A cache entry then keeps the body
+// instead of a copy of the key.
+func (w *Wire) CacheKeySpans(dst []uint32, req *middleware.Request) ([]byte, []uint32, bool) {
+	if w.req == nil || len(w.JSON) > 1<<31 {
+		return nil, dst, false
+	}
+	for _, m := range w.req.members {
+		if !m.neutral {
+			dst = append(dst, uint32(m.start), uint32(m.end))
+		}
+	}
+	return w.JSON, dst, sameCore(req, &w.req.core)
+}
+
 // sameCore reports whether a's core fields equal b's (Stream and Native
 // aside); the common case, an unchanged request, costs a few compares.
 func sameCore(a, b *middleware.Request) bool {

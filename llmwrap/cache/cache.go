@@ -119,7 +119,8 @@ func New(cfg Config, opts ...Option) (*Cache, error) {
 	if cfg.ReplayChunk == 0 {
 		cfg.ReplayChunk = 16
 	}
-	return &Cache{c: &cacher{store: o.store, cfg: cfg, pricer: o.pricer, flights: map[uint64]*flight{}}}, nil
+	_, memory := o.store.(*Memory)
+	return &Cache{c: &cacher{store: o.store, cfg: cfg, pricer: o.pricer, memory: memory, flights: map[uint64]*flight{}}}, nil
 }
 
 // The scopes the cache layer keys on (see [AppendCanonical]): ScopeGlobal,
@@ -227,6 +228,8 @@ type cacher struct {
 	cfg    Config
 	pricer middleware.Pricer
 
+	memory bool // the store is a *Memory: entries are kept as made
+
 	mu      sync.Mutex
 	flights map[uint64]*flight
 
@@ -237,10 +240,19 @@ type cacher struct {
 
 // flight is one provider call that identical concurrent misses share.
 type flight struct {
-	req  []byte               // canonical request
+	req  []byte               // canonical request, or nil and ref
+	ref  *canonRef            // the canonical request by reference
 	done chan struct{}        // made by the first follower; nil while there is none
 	resp *middleware.Response // set before done closes; nil when not shareable
 	err  error                // the provider's refusal, shared with the followers
+}
+
+// matches reports whether the flight's request encodes as canon.
+func (f *flight) matches(canon []byte) bool {
+	if f.ref != nil {
+		return f.ref.equal(canon)
+	}
+	return bytes.Equal(f.req, canon)
 }
 
 // sharedError reports whether a leader's error is the provider's answer to
@@ -303,6 +315,7 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 	key := Sum(canon)
 
 	var enc []byte
+	var ref *canonRef
 	reason := ""
 	for {
 		if !ctl.NoCache {
@@ -315,20 +328,25 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 				reason = ReasonStoreFailed
 			}
 			if e != nil {
-				if bytes.Equal(e.Request, canon) {
+				if e.matches(canon) {
 					return c.serve(ctx, req, &e.Response)
 				}
 				reason = ReasonCollision
 			}
 		}
-		if enc == nil {
+		if enc == nil && ref == nil && c.memory {
+			// A Memory store keeps the entry as it is: it may refer to
+			// the request body rather than copy it.
+			ref = newCanonRef(canon, req)
+		}
+		if enc == nil && ref == nil {
 			if cap(canon)-len(canon) <= len(canon)/8+64 {
 				enc, *bp = canon, nil // the entry keeps the buffer; the pool gets a new one
 			} else {
 				enc = bytes.Clone(canon) // of its own size: the entry keeps it
 			}
 		}
-		f, leader := c.join(key, enc)
+		f, leader := c.join(key, enc, ref, canon)
 		if leader {
 			putBuf(bp)
 			bp = nil
@@ -352,23 +370,24 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 }
 
 // join returns the flight of key, creating it (leader true) when there is
-// none; enc, the canonical request, is the caller's to give away. A flight
+// none; enc or ref, the canonical request canon as the flight keeps it, is
+// the caller's to give away. A flight
 // of another request with the same key (a hash collision) is not shared:
 // the caller leads an unregistered flight of its own. A flight's done
 // channel is made only when a follower joins: most flights have none.
-func (c *cacher) join(key uint64, enc []byte) (*flight, bool) {
+func (c *cacher) join(key uint64, enc []byte, ref *canonRef, canon []byte) (*flight, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f, ok := c.flights[key]; ok {
-		if bytes.Equal(f.req, enc) {
+		if f.matches(canon) {
 			if f.done == nil {
 				f.done = make(chan struct{})
 			}
 			return f, false
 		}
-		return &flight{req: enc}, true
+		return &flight{req: enc, ref: ref}, true
 	}
-	f := &flight{req: enc}
+	f := &flight{req: enc, ref: ref}
 	c.flights[key] = f
 	return f, true
 }
@@ -419,12 +438,12 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	// The entry holds a deep copy of resp (stripped, in place) and, when
 	// the adapter can give it as bytes, its Native: what the core does not
 	// model (every choice, logprobs, refusal, audio, ...).
-	e := &Entry{Request: f.req, Response: compact(resp)}
+	e := &Entry{Request: f.req, ref: f.ref, Response: compact(resp)}
 	e.Response.Native = storedNative(resp.Native)
 	e.Response.FromCache = false
 	shared = &e.Response
 	sctx := ctx
-	if ctx.Done() != nil {
+	if ctx.Done() != nil && !c.memory { // a Memory store never looks at the context
 		sctx = context.WithoutCancel(ctx)
 	}
 	if serr := c.store.Set(sctx, key, e, ttl); serr != nil {

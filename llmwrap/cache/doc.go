@@ -28,7 +28,12 @@
 // and trace Metadata in the core or Extra. The encoding is tagged and
 // length-prefixed, so it is unambiguous. Every entry keeps its request's
 // encoding and a lookup is a hit only when it is equal: a hash collision
-// costs a miss, never an answer to another request (or another team).
+// costs a miss, never an answer to another request (or another team). In
+// a [Memory] store, an entry of a request the OpenAI transport decoded
+// keeps that encoding by reference: the request body (immutable) and where
+// its keyed members are in it, checked to expand to the very encoding
+// before it is kept and compared in place on a lookup ([Entry.Canonical]
+// gives the bytes); a miss then costs no second copy of the body.
 //
 // # What is stored
 //

@@ -17,13 +17,35 @@ import (
 type Entry struct {
 	// Request is the canonical encoding of the request
 	// ([AppendCanonical]); a lookup is a hit only when it equals the
-	// request's own encoding.
+	// request's own encoding. It is nil in an entry the cache layer made
+	// for a [Memory] store from a request the OpenAI adapter decoded: that
+	// entry refers to the request body instead of holding a copy of it
+	// (see [Entry.Canonical]).
 	Request []byte
 	// Response is the complete answer as the provider gave it, usage
 	// included; FromCache is false. Native is nil or a
 	// *middleware.StoredNative: the adapter's own form of the answer, kept
 	// so that a hit is lossless (see middleware.NativeMarshaler).
 	Response middleware.Response
+
+	ref *canonRef // set when Request is nil: the canonical request by reference
+}
+
+// Canonical returns the canonical encoding of the entry's request:
+// Request, or the bytes the entry refers to (a new slice each call).
+func (e *Entry) Canonical() []byte {
+	if e.Request == nil && e.ref != nil {
+		return e.ref.appendTo(nil)
+	}
+	return e.Request
+}
+
+// matches reports whether the entry's request encodes as canon.
+func (e *Entry) matches(canon []byte) bool {
+	if e.Request == nil && e.ref != nil {
+		return e.ref.equal(canon)
+	}
+	return bytes.Equal(e.Request, canon)
 }
 
 // entryVersion prefixes the binary form of an Entry. Version 2 adds the
@@ -42,7 +64,7 @@ func (e *Entry) MarshalBinary() ([]byte, error) { return e.AppendBinary(nil) }
 func (e *Entry) AppendBinary(dst []byte) ([]byte, error) {
 	r := &e.Response
 	dst = append(dst, entryVersion)
-	dst = appendBytes(dst, e.Request)
+	dst = appendBytes(dst, e.Canonical())
 	dst = appendStr(dst, r.ID)
 	dst = appendStr(dst, r.Model)
 	dst = appendStr(dst, r.FinishReason)
@@ -127,6 +149,9 @@ func (e *Entry) size() int64 {
 	r := &e.Response
 	m := &r.Message
 	n := allocSize(int(unsafe.Sizeof(Entry{}))) + allocSize(cap(e.Request)) + allocSize(arenaLen(r))
+	if e.ref != nil {
+		n += e.ref.size()
+	}
 	if m.Parts != nil {
 		n += allocSize(cap(m.Parts) * int(unsafe.Sizeof(middleware.Part{})))
 		for _, p := range m.Parts {
