@@ -178,50 +178,6 @@ routing:
       model: gpt-4o-mini
 `
 
-// tap is a pass-through middleware that remembers what it saw.
-type tap struct {
-	mu     sync.Mutex
-	reqs   []*middleware.Request
-	resps  []*middleware.Response
-	errs   []error
-	chunks []middleware.Chunk
-}
-
-func (r *tap) mw(next middleware.Handler) middleware.Handler {
-	return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
-		r.mu.Lock()
-		r.reqs = append(r.reqs, req)
-		r.mu.Unlock()
-		if req.Stream != nil {
-			inner := req.Stream
-			req = req.Clone()
-			req.Stream = func(ctx context.Context, c middleware.Chunk) error {
-				r.mu.Lock()
-				r.chunks = append(r.chunks, c)
-				r.mu.Unlock()
-				return inner(ctx, c)
-			}
-		}
-		resp, err := next.Handle(ctx, req)
-		r.mu.Lock()
-		r.resps = append(r.resps, resp)
-		r.errs = append(r.errs, err)
-		r.mu.Unlock()
-		return resp, err
-	})
-}
-
-func (r *tap) last(t *testing.T) (*middleware.Request, *middleware.Response, error) {
-	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.resps) == 0 {
-		t.Fatal("the chain saw no call")
-	}
-	n := len(r.resps) - 1
-	return r.reqs[n], r.resps[n], r.errs[n]
-}
-
 func pass(next middleware.Handler) middleware.Handler {
 	return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 		return next.Handle(ctx, req)

@@ -12,6 +12,7 @@ import (
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 func TestLangchaingoThroughTheTransport(t *testing.T) {
@@ -19,12 +20,12 @@ func TestLangchaingoThroughTheTransport(t *testing.T) {
 	srv := openaitest.NewServer(t)
 	srv.On(openaitest.Streaming()).Reply(openaitest.Reply{Content: "Streaming works.", ChunkSize: 4})
 	srv.On().Reply(openaitest.Text("The disk is 42% full."))
-	rec := &tap{}
+	rec := &middlewaretest.Tap{}
 	llm, err := lcopenai.New(
 		lcopenai.WithToken("test-key"),
 		lcopenai.WithBaseURL(srv.URL),
 		lcopenai.WithModel("gpt-4o-mini"),
-		lcopenai.WithHTTPClient(twopenai.NewHTTPClient(middleware.Chain(rec.mw, routeTo("gpt-4o")))),
+		lcopenai.WithHTTPClient(twopenai.NewHTTPClient(middleware.Chain(rec.Middleware, routeTo("gpt-4o")))),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +42,7 @@ func TestLangchaingoThroughTheTransport(t *testing.T) {
 	if got := out.Choices[0].Content; got != "The disk is 42% full." {
 		t.Fatalf("content %q", got)
 	}
-	req, resp, err := rec.last(t)
+	req, resp, err := rec.Last(t)
 	if err != nil || req.Model != "gpt-4o-mini" || req.LastUserText() != "How full is the disk?" || resp.Usage.IsZero() {
 		t.Fatalf("the chain saw %+v / %+v / %v", req, resp, err)
 	}
@@ -60,7 +61,7 @@ func TestLangchaingoThroughTheTransport(t *testing.T) {
 	if streamed.String() != "Streaming works." || out.Choices[0].Content != "Streaming works." {
 		t.Fatalf("streamed %q, content %q", streamed.String(), out.Choices[0].Content)
 	}
-	if _, resp, _ := rec.last(t); resp.Usage.IsZero() {
+	if _, resp, _ := rec.Last(t); resp.Usage.IsZero() {
 		t.Fatal("no usage on the stream")
 	}
 

@@ -16,43 +16,6 @@ import (
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 )
 
-// randomReply generates an answer: text with escapes and multi-byte
-// runes, reasoning, sometimes a refusal, 0-4 tool calls, sometimes more
-// choices (n > 1).
-func randomReply(rng *rand.Rand, alternatives bool) openaitest.Reply {
-	words := []string{"disk", " ok", "é", "日本", `"q"`, `\`, "\n", "{", "}", "🙂", " "}
-	text := func(n int) string {
-		var b strings.Builder
-		for range rng.IntN(n + 1) {
-			b.WriteString(words[rng.IntN(len(words))])
-		}
-		return b.String()
-	}
-	r := openaitest.Reply{Content: text(20)}
-	if rng.IntN(2) == 0 {
-		r.Reasoning = text(8)
-	}
-	if rng.IntN(6) == 0 {
-		r.Refusal = "I can't help with" + text(3)
-	}
-	for i := range rng.IntN(5) {
-		args := `{"host":"web-` + fmt.Sprint(i) + `","q":"` + strings.NewReplacer(`"`, `'`, `\`, `/`, "\n", " ").Replace(text(6)) + `"}`
-		if rng.IntN(8) == 0 {
-			args = ""
-		}
-		r.ToolCalls = append(r.ToolCalls, openaitest.Call(fmt.Sprintf("call_%d_%d", rng.IntN(1000), i), "check_disk", args))
-	}
-	if rng.IntN(8) == 0 {
-		r.FinishReason = "length"
-	}
-	if alternatives && rng.IntN(4) == 0 {
-		for range 1 + rng.IntN(2) {
-			r.Alternatives = append(r.Alternatives, randomReply(rng, false))
-		}
-	}
-	return r
-}
-
 // sdkChoice is one choice as a client library assembled it.
 type sdkChoice struct {
 	content, reasoning, refusal, finish string
@@ -99,7 +62,7 @@ func TestEveryStreamShapeAssemblesForOpenAIGo(t *testing.T) {
 	ctx := context.Background()
 	for seed := range uint64(n) {
 		rng := rand.New(rand.NewPCG(seed, 7))
-		reply := randomReply(rng, true)
+		reply := openaitest.RandomReply(rng, true)
 		if rng.IntN(5) == 0 {
 			continue // openai-go merges by index only: no reused index 0
 		}

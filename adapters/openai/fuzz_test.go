@@ -28,7 +28,7 @@ func FuzzStreamShapes(f *testing.F) {
 	p := twopenai.NewProvider(srv.URL, "k", twopenai.WithBaseTransport(srv.Transport()))
 	f.Fuzz(func(t *testing.T, seed uint64, reuse, alternatives bool) {
 		rng := rand.New(rand.NewPCG(seed, 7))
-		reply := randomReply(rng, alternatives)
+		reply := openaitest.RandomReply(rng, alternatives)
 		reply.Shape = &openaitest.Shape{Seed: seed, ReuseIndex: reuse, NoReuseIndex: !reuse}
 		if seed%2 == 1 {
 			reply.Shape.ReasoningField = "reasoning" // the core reads both names

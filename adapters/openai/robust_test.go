@@ -208,7 +208,7 @@ func TestMalformedStreamIsATypedError(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := openaitest.NewServer(t)
 			srv.On().Reply(tc.reply)
-			rec := &recorder{}
+			rec := &middlewaretest.Tap{}
 			s, err := clientFor(srv, twopenai.NewHTTPClient(passChain(rec))).CreateChatCompletionStream(context.Background(), chatRequest(true))
 			if err == nil {
 				_, err = recvAll(t, s)
@@ -216,7 +216,7 @@ func TestMalformedStreamIsATypedError(t *testing.T) {
 			if err == io.EOF || !errors.Is(err, tc.want) {
 				t.Fatalf("stream ended with %v, want %v", err, tc.want)
 			}
-			if _, _, cerr := rec.last(t); !errors.Is(cerr, tc.want) {
+			if _, _, cerr := rec.Last(t); !errors.Is(cerr, tc.want) {
 				t.Errorf("the chain saw %v", cerr)
 			}
 		})
@@ -243,7 +243,7 @@ func TestInterleavedToolCallFragmentsThroughTheTransport(t *testing.T) {
 	lines = append(lines, head+`{},"finish_reason":"tool_calls"}]}`, `data: [DONE]`)
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(rawStream(lines...))
-	rec := &recorder{}
+	rec := &middlewaretest.Tap{}
 	s, err := clientFor(srv, twopenai.NewHTTPClient(passChain(rec))).CreateChatCompletionStream(context.Background(), chatRequest(true))
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +251,7 @@ func TestInterleavedToolCallFragmentsThroughTheTransport(t *testing.T) {
 	if _, err := recvAll(t, s); err != io.EOF {
 		t.Fatalf("stream ended with %v", err)
 	}
-	_, resp, err := rec.last(t)
+	_, resp, err := rec.Last(t)
 	want := []middleware.ToolCall{{ID: "call_a", Name: "check_disk", Arguments: a}, {ID: "call_b", Name: "check_disk", Arguments: b}}
 	if err != nil || !reflect.DeepEqual(resp.Message.ToolCalls, want) {
 		t.Fatalf("assembled %+v, %v", resp.Message.ToolCalls, err)

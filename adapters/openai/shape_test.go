@@ -14,44 +14,8 @@ import (
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
-
-// randomReply generates an answer: text with escapes and multi-byte
-// runes, reasoning, sometimes a refusal, 0-4 tool calls, sometimes more
-// choices (n > 1).
-func randomReply(rng *rand.Rand, alternatives bool) openaitest.Reply {
-	words := []string{"disk", " ok", "é", "日本", `"q"`, `\`, "\n", "{", "}", "🙂", " "}
-	text := func(n int) string {
-		var b strings.Builder
-		for range rng.IntN(n + 1) {
-			b.WriteString(words[rng.IntN(len(words))])
-		}
-		return b.String()
-	}
-	r := openaitest.Reply{Content: text(20)}
-	if rng.IntN(2) == 0 {
-		r.Reasoning = text(8)
-	}
-	if rng.IntN(6) == 0 {
-		r.Refusal = "I can't help with" + text(3)
-	}
-	for i := range rng.IntN(5) {
-		args := `{"host":"web-` + fmt.Sprint(i) + `","q":"` + strings.NewReplacer(`"`, `'`, `\`, `/`, "\n", " ").Replace(text(6)) + `"}`
-		if rng.IntN(8) == 0 {
-			args = ""
-		}
-		r.ToolCalls = append(r.ToolCalls, openaitest.Call(fmt.Sprintf("call_%d_%d", rng.IntN(1000), i), "check_disk", args))
-	}
-	if rng.IntN(8) == 0 {
-		r.FinishReason = "length"
-	}
-	if alternatives && rng.IntN(4) == 0 {
-		for range 1 + rng.IntN(2) {
-			r.Alternatives = append(r.Alternatives, randomReply(rng, false))
-		}
-	}
-	return r
-}
 
 // sdkChoice is one choice assembled from go-openai stream chunks the way
 // the official SDKs do: tool-call fragments merged by index, a new id at a
@@ -167,12 +131,12 @@ func TestEveryStreamShapeAssemblesToTheNonStreamedAnswer(t *testing.T) {
 	srv := openaitest.NewServer(t)
 	for seed := range uint64(n) {
 		rng := rand.New(rand.NewPCG(seed, 7))
-		reply := randomReply(rng, true)
+		reply := openaitest.RandomReply(rng, true)
 		reuse := rng.IntN(5) == 0
 		reply.Shape = &openaitest.Shape{Seed: seed, ReuseIndex: reuse, NoReuseIndex: !reuse}
 		srv.Reset()
 		srv.On().Reply(reply)
-		rec := &recorder{}
+		rec := &middlewaretest.Tap{}
 		client := clientFor(srv, twopenai.NewHTTPClient(passChain(rec)))
 		ctx := context.Background()
 
@@ -181,7 +145,7 @@ func TestEveryStreamShapeAssemblesToTheNonStreamedAnswer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
-		_, wantCore, _ := rec.last(t)
+		_, wantCore, _ := rec.Last(t)
 
 		creq.Stream = true
 		if rng.IntN(2) == 0 {
@@ -207,7 +171,7 @@ func TestEveryStreamShapeAssemblesToTheNonStreamedAnswer(t *testing.T) {
 		if creq.StreamOptions != nil && (usage == nil || !reflect.DeepEqual(*usage, want.Usage)) {
 			t.Errorf("seed %d: usage %+v, want %+v", seed, usage, want.Usage)
 		}
-		_, gotCore, err := rec.last(t)
+		_, gotCore, err := rec.Last(t)
 		if err != nil {
 			t.Fatalf("seed %d: the chain saw %v", seed, err)
 		}
@@ -246,7 +210,7 @@ func TestEveryStreamShapeSurvivesReEncoding(t *testing.T) {
 	client := clientFor(srv, twopenai.NewHTTPClient(stripNative))
 	for seed := range uint64(80) {
 		rng := rand.New(rand.NewPCG(seed, 13))
-		reply := randomReply(rng, false)
+		reply := openaitest.RandomReply(rng, false)
 		reply.Shape = &openaitest.Shape{Seed: seed}
 		srv.Reset()
 		srv.On().Reply(reply)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,51 +17,8 @@ import (
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
-
-// recorder is a pass-through middleware that remembers what it saw.
-type recorder struct {
-	mu     sync.Mutex
-	reqs   []*middleware.Request
-	resps  []*middleware.Response
-	errs   []error
-	chunks []middleware.Chunk
-}
-
-func (r *recorder) mw(next middleware.Handler) middleware.Handler {
-	return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
-		r.mu.Lock()
-		r.reqs = append(r.reqs, req)
-		r.mu.Unlock()
-		if req.Stream != nil {
-			inner := req.Stream
-			req = req.Clone()
-			req.Stream = func(ctx context.Context, c middleware.Chunk) error {
-				r.mu.Lock()
-				r.chunks = append(r.chunks, c)
-				r.mu.Unlock()
-				return inner(ctx, c)
-			}
-		}
-		resp, err := next.Handle(ctx, req)
-		r.mu.Lock()
-		r.resps = append(r.resps, resp)
-		r.errs = append(r.errs, err)
-		r.mu.Unlock()
-		return resp, err
-	})
-}
-
-func (r *recorder) last(t *testing.T) (*middleware.Request, *middleware.Response, error) {
-	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.resps) == 0 {
-		t.Fatal("the chain saw no call")
-	}
-	n := len(r.resps) - 1
-	return r.reqs[n], r.resps[n], r.errs[n]
-}
 
 func pass(next middleware.Handler) middleware.Handler {
 	return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
@@ -71,8 +27,8 @@ func pass(next middleware.Handler) middleware.Handler {
 }
 
 // passChain is four pass-through layers and the recorder.
-func passChain(rec *recorder) middleware.Middleware {
-	return middleware.Chain(pass, pass, pass, pass, rec.mw)
+func passChain(rec *middlewaretest.Tap) middleware.Middleware {
+	return middleware.Chain(pass, pass, pass, pass, rec.Middleware)
 }
 
 func clientFor(srv *openaitest.Server, httpClient openai.HTTPDoer) *openai.Client {
@@ -116,7 +72,7 @@ func TestChatCompletionPassThrough(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := openaitest.NewServer(t)
 			srv.On().Reply(tc.reply)
-			rec := &recorder{}
+			rec := &middlewaretest.Tap{}
 			ctx := context.Background()
 
 			want, err := clientFor(srv, nil).CreateChatCompletion(ctx, chatRequest(false))
@@ -141,7 +97,7 @@ func TestChatCompletionPassThrough(t *testing.T) {
 				t.Errorf("id %q, headers %v: the upstream's bytes and headers were not passed on", got.ID, got.Header())
 			}
 
-			req, resp, err := rec.last(t)
+			req, resp, err := rec.Last(t)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +151,7 @@ func TestChatCompletionStreamPassThrough(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				srv := openaitest.NewServer(t)
 				srv.On().Reply(tc.reply)
-				rec := &recorder{}
+				rec := &middlewaretest.Tap{}
 				ctx := context.Background()
 				creq := chatRequest(true)
 				if includeUsage {
@@ -248,7 +204,7 @@ func TestChatCompletionStreamPassThrough(t *testing.T) {
 				if !upstream.Chat.IncludeUsage() {
 					t.Error("the adapter did not ask the upstream for usage")
 				}
-				_, resp, err := rec.last(t)
+				_, resp, err := rec.Last(t)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -273,7 +229,7 @@ func TestStreamCutIsAnError(t *testing.T) {
 		t.Run(reply.Fault.Kind.String(), func(t *testing.T) {
 			srv := openaitest.NewServer(t)
 			srv.On().Reply(reply)
-			rec := &recorder{}
+			rec := &middlewaretest.Tap{}
 			s, err := clientFor(srv, twopenai.NewHTTPClient(passChain(rec))).CreateChatCompletionStream(context.Background(), chatRequest(true))
 			if err != nil {
 				t.Fatal(err)
@@ -285,7 +241,7 @@ func TestStreamCutIsAnError(t *testing.T) {
 			if len(got) != 3 {
 				t.Errorf("received %d chunks before the cut, want 3", len(got))
 			}
-			_, resp, cerr := rec.last(t)
+			_, resp, cerr := rec.Last(t)
 			if !errors.Is(cerr, middleware.ErrStreamCut) || resp == nil || resp.Message.Content == "" {
 				t.Errorf("the chain saw %v with partial response %+v", cerr, resp)
 			}
@@ -298,7 +254,7 @@ func TestRateLimitedIsAnAPIError(t *testing.T) {
 	for _, stream := range []bool{false, true} {
 		srv := openaitest.NewServer(t)
 		srv.On().Reply(openaitest.RateLimited(2 * time.Second))
-		rec := &recorder{}
+		rec := &middlewaretest.Tap{}
 		client := clientFor(srv, twopenai.NewHTTPClient(passChain(rec)))
 		var err error
 		if stream {
@@ -314,7 +270,7 @@ func TestRateLimitedIsAnAPIError(t *testing.T) {
 		if !errors.As(err, &apiErr) || apiErr.HTTPStatusCode != 429 || apiErr.Code != "rate_limit_exceeded" || apiErr.Type != "requests" {
 			t.Fatalf("stream=%v: %T %v, want *openai.APIError 429", stream, err, err)
 		}
-		_, _, cerr := rec.last(t)
+		_, _, cerr := rec.Last(t)
 		var pe *middleware.ProviderError
 		if !errors.As(cerr, &pe) || pe.RetryAfter != 2*time.Second || !errors.Is(cerr, middleware.ErrRateLimited) || pe.StatusCode != 429 {
 			t.Fatalf("the chain saw %#v", cerr)
@@ -435,7 +391,7 @@ func TestTransportIsADoer(t *testing.T) {
 	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Text("ok"))
-	client := clientFor(srv, twopenai.NewTransport(passChain(&recorder{})))
+	client := clientFor(srv, twopenai.NewTransport(passChain(&middlewaretest.Tap{})))
 	resp, err := client.CreateChatCompletion(context.Background(), chatRequest(false))
 	if err != nil || resp.Choices[0].Message.Content != "ok" {
 		t.Fatalf("%+v %v", resp, err)
@@ -456,7 +412,7 @@ func TestMalformedResponse(t *testing.T) {
 	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Malformed())
-	rec := &recorder{}
+	rec := &middlewaretest.Tap{}
 	client := clientFor(srv, twopenai.NewHTTPClient(passChain(rec)))
 
 	_, err := client.CreateChatCompletion(context.Background(), chatRequest(false))
@@ -529,7 +485,7 @@ func TestGarbageIsMalformed(t *testing.T) {
 func TestNonChatRequestsPassThrough(t *testing.T) {
 	t.Parallel()
 	srv := openaitest.NewServer(t)
-	rec := &recorder{}
+	rec := &middlewaretest.Tap{}
 	client := clientFor(srv, twopenai.NewHTTPClient(passChain(rec)))
 	_, err := client.ListModels(context.Background())
 	var apiErr *openai.APIError
@@ -539,7 +495,7 @@ func TestNonChatRequestsPassThrough(t *testing.T) {
 	if reqs := srv.Requests(); len(reqs) != 1 || reqs[0].Method != "GET" || reqs[0].Path != "/v1/models" {
 		t.Fatalf("upstream saw %+v", reqs)
 	}
-	if len(rec.reqs) != 0 {
+	if len(rec.Requests()) != 0 {
 		t.Fatal("the chain saw a non-chat request")
 	}
 }
@@ -677,7 +633,7 @@ func TestCallerStopsReading(t *testing.T) {
 	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.StallAfter(2))
-	rec := &recorder{}
+	rec := &middlewaretest.Tap{}
 	client := clientFor(srv, twopenai.NewHTTPClient(passChain(rec)))
 	s, err := client.CreateChatCompletionStream(context.Background(), chatRequest(true))
 	if err != nil {
@@ -687,7 +643,7 @@ func TestCallerStopsReading(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close() // returns once the chain has ended
-	_, _, cerr := rec.last(t)
+	_, _, cerr := rec.Last(t)
 	if !errors.Is(cerr, context.Canceled) {
 		t.Fatalf("the chain ended with %v, want context.Canceled", cerr)
 	}
@@ -697,7 +653,7 @@ func TestCallerCancels(t *testing.T) {
 	t.Parallel()
 	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.StallAfter(2))
-	rec := &recorder{}
+	rec := &middlewaretest.Tap{}
 	client := clientFor(srv, twopenai.NewHTTPClient(passChain(rec)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -718,7 +674,7 @@ func TestCallerCancels(t *testing.T) {
 		t.Fatalf("Recv: %v, want context.Canceled", rerr)
 	}
 	s.Close()
-	if _, _, cerr := rec.last(t); !errors.Is(cerr, context.Canceled) {
+	if _, _, cerr := rec.Last(t); !errors.Is(cerr, context.Canceled) {
 		t.Fatalf("the chain ended with %v", cerr)
 	}
 

@@ -2,6 +2,7 @@ package openaitest
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"unicode/utf8"
@@ -342,4 +343,42 @@ func finishOf(r Reply) string {
 		return "tool_calls"
 	}
 	return "stop"
+}
+
+// RandomReply generates a random valid answer from rng, for property tests:
+// text with JSON escapes and multi-byte runes, sometimes reasoning or a
+// refusal, 0-4 tool calls (some with empty arguments), sometimes a length
+// finish, and, when alternatives is true, sometimes more choices (n > 1).
+func RandomReply(rng *rand.Rand, alternatives bool) Reply {
+	words := []string{"disk", " ok", "é", "日本", `"q"`, `\`, "\n", "{", "}", "🙂", " "}
+	text := func(n int) string {
+		var b strings.Builder
+		for range rng.IntN(n + 1) {
+			b.WriteString(words[rng.IntN(len(words))])
+		}
+		return b.String()
+	}
+	r := Reply{Content: text(20)}
+	if rng.IntN(2) == 0 {
+		r.Reasoning = text(8)
+	}
+	if rng.IntN(6) == 0 {
+		r.Refusal = "I can't help with" + text(3)
+	}
+	for i := range rng.IntN(5) {
+		args := `{"host":"web-` + fmt.Sprint(i) + `","q":"` + strings.NewReplacer(`"`, `'`, `\`, `/`, "\n", " ").Replace(text(6)) + `"}`
+		if rng.IntN(8) == 0 {
+			args = ""
+		}
+		r.ToolCalls = append(r.ToolCalls, Call(fmt.Sprintf("call_%d_%d", rng.IntN(1000), i), "check_disk", args))
+	}
+	if rng.IntN(8) == 0 {
+		r.FinishReason = "length"
+	}
+	if alternatives && rng.IntN(4) == 0 {
+		for range 1 + rng.IntN(2) {
+			r.Alternatives = append(r.Alternatives, RandomReply(rng, false))
+		}
+	}
+	return r
 }
