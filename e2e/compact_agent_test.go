@@ -137,7 +137,7 @@ func TestAgentRunThirtyIterations(t *testing.T) {
 	}
 
 	for _, r := range append(with.requests, without.requests...) {
-		if err := checkPairing(r.Chat.Messages); err != nil {
+		if err := openaitest.CheckToolPairing(r.Chat.Messages); err != nil {
 			t.Errorf("request %d: %v", r.Seq, err)
 		}
 	}
@@ -218,36 +218,6 @@ func bigResult(seed, n int) string {
 		fmt.Fprintf(&b, "%04d-%02d host-%d /var/log/app.log: request %d served in %dms status=%d\n", seed, i%60, seed%7, i*31+seed, (i*seed)%997, 200+(i%3)*100)
 	}
 	return b.String()[:n]
-}
-
-// checkPairing verifies the OpenAI wire rule: an assistant message with
-// tool calls is followed by exactly one tool message per call, and a tool
-// message only ever answers the assistant message just before it.
-func checkPairing(msgs []openaitest.Message) error {
-	for i := 0; i < len(msgs); i++ {
-		m := msgs[i]
-		switch {
-		case m.Role == "tool":
-			return fmt.Errorf("message %d: tool result %q without its assistant message", i, m.ToolCallID)
-		case m.Role == "assistant" && len(m.ToolCalls) > 0:
-			want := map[string]bool{}
-			for _, tc := range m.ToolCalls {
-				want[tc.ID] = true
-			}
-			j := i + 1
-			for ; j < len(msgs) && msgs[j].Role == "tool"; j++ {
-				if !want[msgs[j].ToolCallID] {
-					return fmt.Errorf("message %d: tool result %q answers no call of message %d", j, msgs[j].ToolCallID, i)
-				}
-				delete(want, msgs[j].ToolCallID)
-			}
-			if len(want) > 0 {
-				return fmt.Errorf("message %d: %d tool calls without a result", i, len(want))
-			}
-			i = j - 1
-		}
-	}
-	return nil
 }
 
 // promptCache wraps a scripted server with OpenAI's automatic prompt

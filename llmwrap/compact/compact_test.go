@@ -128,7 +128,7 @@ func TestDropKeepsHeadTailAndPairs(t *testing.T) {
 	if !strings.Contains(got[2].Content, "3 earlier turns (9 messages) were dropped") {
 		t.Fatalf("marker: %q", got[2].Content)
 	}
-	if err := checkPairing(wire(got)); err != nil {
+	if err := openaitest.CheckToolPairing(wire(got)); err != nil {
 		t.Fatal(err)
 	}
 	f := run.Calls()
@@ -183,7 +183,7 @@ func TestPairingProperty(t *testing.T) {
 			continue
 		}
 		got := reqs[len(reqs)-1].Messages // the main call comes after any summary call
-		if err := checkPairing(wire(got)); err != nil {
+		if err := openaitest.CheckToolPairing(wire(got)); err != nil {
 			t.Fatalf("case %d (%v): %v", i, order, err)
 		}
 		if !reflect.DeepEqual(got[:2], msgs[:2]) {

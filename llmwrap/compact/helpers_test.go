@@ -9,7 +9,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -44,36 +43,6 @@ func bigResult(seed, n int) string {
 		fmt.Fprintf(&b, "%04d-%02d host-%d /var/log/app.log: request %d served in %dms status=%d\n", seed, i%60, seed%7, i*31+seed, (i*seed)%997, 200+(i%3)*100)
 	}
 	return b.String()[:n]
-}
-
-// checkPairing verifies the OpenAI wire rule: an assistant message with
-// tool calls is followed by exactly one tool message per call, and a tool
-// message only ever answers the assistant message just before it.
-func checkPairing(msgs []openaitest.Message) error {
-	for i := 0; i < len(msgs); i++ {
-		m := msgs[i]
-		switch {
-		case m.Role == "tool":
-			return fmt.Errorf("message %d: tool result %q without its assistant message", i, m.ToolCallID)
-		case m.Role == "assistant" && len(m.ToolCalls) > 0:
-			want := map[string]bool{}
-			for _, tc := range m.ToolCalls {
-				want[tc.ID] = true
-			}
-			j := i + 1
-			for ; j < len(msgs) && msgs[j].Role == "tool"; j++ {
-				if !want[msgs[j].ToolCallID] {
-					return fmt.Errorf("message %d: tool result %q answers no call of message %d", j, msgs[j].ToolCallID, i)
-				}
-				delete(want, msgs[j].ToolCallID)
-			}
-			if len(want) > 0 {
-				return fmt.Errorf("message %d: %d tool calls without a result", i, len(want))
-			}
-			i = j - 1
-		}
-	}
-	return nil
 }
 
 // recorder is a terminal handler that records the requests it serves and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -211,4 +212,37 @@ func decodeRequest(body []byte) (*ChatRequest, error) {
 			return nil, err
 		}
 	}
+}
+
+// CheckToolPairing reports the first break of OpenAI's rule for tool
+// messages in msgs, as a request's messages: an assistant message with tool
+// calls is followed by exactly one tool message per call, and a tool
+// message only ever answers the assistant message just before it. OpenAI
+// refuses such a request with a 400; tests of code that rewrites
+// conversations (compaction, trimming) check their output with it.
+func CheckToolPairing(msgs []Message) error {
+	for i := 0; i < len(msgs); i++ {
+		m := msgs[i]
+		switch {
+		case m.Role == "tool":
+			return fmt.Errorf("message %d: tool result %q without its assistant message", i, m.ToolCallID)
+		case m.Role == "assistant" && len(m.ToolCalls) > 0:
+			want := map[string]bool{}
+			for _, tc := range m.ToolCalls {
+				want[tc.ID] = true
+			}
+			j := i + 1
+			for ; j < len(msgs) && msgs[j].Role == "tool"; j++ {
+				if !want[msgs[j].ToolCallID] {
+					return fmt.Errorf("message %d: tool result %q answers no call of message %d", j, msgs[j].ToolCallID, i)
+				}
+				delete(want, msgs[j].ToolCallID)
+			}
+			if len(want) > 0 {
+				return fmt.Errorf("message %d: %d tool calls without a result", i, len(want))
+			}
+			i = j - 1
+		}
+	}
+	return nil
 }
