@@ -3,10 +3,9 @@ package gateway
 import (
 	"context"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/tokenwise/tokenwise/internal/dirwatch"
 )
 
 // fileDebounce is how long the watch of the gateway file waits after an
@@ -19,48 +18,20 @@ const fileDebounce = 100 * time.Millisecond
 // added is accepted and a key removed refused without a restart. It
 // returns once the watch is in place; stop ends it and waits for it.
 func (s *Server) watchFile(path string) (stop func(), err error) {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil, err
-	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	if err := w.Add(dir); err != nil {
-		w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	wait, err := dirwatch.Start(ctx, dir, fileDebounce,
+		func(name string) bool { return name == base || dirwatch.ConfigMapSwap(name) },
+		func() { _ = s.reloadFile() }, // logged
+		func(err error) {
+			s.logger.Warn("tokenwise/gateway: gateway file watcher error", "file", path, "err", err)
+		})
+	if err != nil {
+		cancel()
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer w.Close()
-		timer := time.NewTimer(time.Hour)
-		timer.Stop()
-		defer timer.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev, ok := <-w.Events:
-				if !ok {
-					return
-				}
-				name := filepath.Base(ev.Name)
-				if ev.Op == fsnotify.Chmod || name != base && !(strings.HasPrefix(name, "..") && name != "..") {
-					continue
-				}
-				timer.Reset(fileDebounce)
-			case err, ok := <-w.Errors:
-				if !ok {
-					return
-				}
-				s.logger.Warn("tokenwise/gateway: gateway file watcher error", "file", path, "err", err)
-			case <-timer.C:
-				_ = s.reloadFile() // logged
-			}
-		}
-	}()
-	return func() { cancel(); <-done }, nil
+	return func() { cancel(); wait() }, nil
 }

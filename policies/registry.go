@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/tokenwise/tokenwise/internal/dirwatch"
 )
 
 // ErrUnknownTeam matches the error of a call whose team has no policy file
@@ -311,53 +310,18 @@ func (r *Registry) Watch(ctx context.Context) error {
 // ..data symlink, which the visible policy files point through. Bursts of
 // events within the debounce interval cause one reload.
 func (r *Registry) StartWatch(ctx context.Context) (wait func() error, err error) {
-	w, err := fsnotify.NewWatcher()
+	done, err := dirwatch.Start(ctx, r.dir, r.debounce, reloadTrigger,
+		func() { _ = r.Reload() }, // reported to subscribers and the logger
+		func(err error) { r.logger.Warn("tokenwise: policy watcher error", "dir", r.dir, "error", err) })
 	if err != nil {
 		return nil, fmt.Errorf("tokenwise/policies: watching %s: %w", r.dir, err)
 	}
-	if err := w.Add(r.dir); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("tokenwise/policies: watching %s: %w", r.dir, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer w.Close()
-		r.watchLoop(ctx, w)
-	}()
-	return func() error { <-done; return nil }, nil
+	return func() error { done(); return nil }, nil
 }
 
 // reloadTrigger reports whether an event on name (a base name) may change
 // the policies: a policy file, or a Kubernetes ConfigMap's ..data symlink
 // or ..<timestamp> directory.
 func reloadTrigger(name string) bool {
-	return policyFile(name) || strings.HasPrefix(name, "..") && name != ".."
-}
-
-func (r *Registry) watchLoop(ctx context.Context, w *fsnotify.Watcher) {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-w.Events:
-			if !ok {
-				return
-			}
-			if ev.Op == fsnotify.Chmod || !reloadTrigger(filepath.Base(ev.Name)) {
-				continue
-			}
-			timer.Reset(r.debounce)
-		case err, ok := <-w.Errors:
-			if !ok {
-				return
-			}
-			r.logger.Warn("tokenwise: policy watcher error", "dir", r.dir, "error", err)
-		case <-timer.C:
-			_ = r.Reload() // reported to subscribers and the logger
-		}
-	}
+	return policyFile(name) || dirwatch.ConfigMapSwap(name)
 }
