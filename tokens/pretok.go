@@ -201,6 +201,18 @@ func punct(s string, i int, r0 rune, c0 uint8, tail uint8) int {
 	return run(s, end, tail)
 }
 
+// digits is the end of \p{N}{1,3} whose first rune ends at i.
+func digits(s string, i int) int {
+	for k := 1; k < 3; k++ {
+		_, n, c := at(s, i)
+		if c&cNumber == 0 {
+			break
+		}
+		i += n
+	}
+	return i
+}
+
 // cSlash is '/', of o200k's punctuation tail [\r\n/].
 const cSlash = 1 << 7
 
@@ -219,15 +231,7 @@ func nextCl100k(s string, i int) int {
 		return run(s, i, cLetter)
 	}
 	if c0&cNumber != 0 {
-		end := i + n0
-		for k := 1; k < 3; k++ {
-			_, n, c := at(s, end)
-			if c&cNumber == 0 {
-				break
-			}
-			end += n
-		}
-		return end
+		return digits(s, i+n0)
 	}
 	if e := punct(s, i, r0, c0, cNewline); e > 0 {
 		return e
@@ -286,15 +290,7 @@ func nextO200k(s string, i int) int {
 		}
 	}
 	if c0&cNumber != 0 {
-		end := i + n0
-		for k := 1; k < 3; k++ {
-			_, n, c := at(s, end)
-			if c&cNumber == 0 {
-				break
-			}
-			end += n
-		}
-		return end
+		return digits(s, i+n0)
 	}
 	if e := punct(s, i, r0, c0, cNewline|cSlash); e > 0 {
 		return e
