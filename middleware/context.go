@@ -106,17 +106,14 @@ type CallFacts struct {
 type CallInfo struct {
 	mu    sync.Mutex
 	facts CallFacts
-	memo  []memoKV // CallMemo's values, by stateKey: few, so a list
+	memo  []any // CallMemo's values, *memoEntry[K, V]: few, so a list
 	// memoArr holds the first values of memo, in the CallInfo's own
 	// allocation.
-	memoArr [2]memoKV
+	memoArr [2]any
 	// attemptArr holds the first attempt of facts.Attempts (most calls
 	// make one), in the CallInfo's own allocation.
 	attemptArr [1]Attempt
 }
-
-// memoKV is one value of CallMemo and its key.
-type memoKV struct{ k, v any }
 
 // NewCallInfo returns a CallInfo holding f: the instrument layer opens
 // every call with one. The zero CallInfo is ready to use as well.
@@ -127,6 +124,36 @@ func NewCallInfo(f CallFacts) *CallInfo {
 	}
 	return ci
 }
+
+// StartCall returns a context carrying a new CallInfo holding f, and that
+// CallInfo: the instrument layer opens every call with it. It is
+// NewCallInfo and WithCallInfo in one allocation.
+func StartCall(ctx context.Context, f CallFacts) (context.Context, *CallInfo) {
+	c := &callCtx{Context: ctx}
+	c.ci.facts = f
+	if f.Attempts == nil {
+		c.ci.facts.Attempts = c.ci.attemptArr[:0]
+	}
+	return c, &c.ci
+}
+
+// callCtx is the context StartCall returns: the parent and the call's
+// CallInfo in one allocation. It answers CallInfoFrom as
+// context.WithValue(ctx, callKey{}, ci) does, and is otherwise its parent
+// (deadline, cancellation, values).
+type callCtx struct {
+	context.Context
+	ci CallInfo
+}
+
+func (c *callCtx) Value(key any) any {
+	if _, ok := key.(callKey); ok {
+		return &c.ci
+	}
+	return c.Context.Value(key)
+}
+
+func (c *callCtx) String() string { return "middleware.StartCall" }
 
 // CallMemo returns the per-call value of type V kept in ci under key,
 // computing it with fn the first time. Layers share per-call work this way
@@ -140,23 +167,30 @@ func CallMemo[K comparable, V any](ci *CallInfo, key K, fn func() V) V {
 	if ci == nil {
 		return fn()
 	}
-	k := stateKey[K, V]{key}
 	ci.mu.Lock()
 	defer ci.mu.Unlock()
-	for i := range ci.memo {
-		if kk, ok := ci.memo[i].k.(stateKey[K, V]); ok && kk == k {
-			return ci.memo[i].v.(V)
+	for _, m := range ci.memo {
+		// The entry's type is the key's type and V together.
+		if e, ok := m.(*memoEntry[K, V]); ok && e.k == key {
+			return e.v
 		}
 	}
 	if ci.memo == nil {
 		ci.memo = ci.memoArr[:0]
 	}
-	v := fn()
-	ci.memo = append(ci.memo, memoKV{k, v})
-	return v
+	// Key and value in one allocation (boxing each would take two).
+	e := &memoEntry[K, V]{k: key, v: fn()}
+	ci.memo = append(ci.memo, e)
+	return e.v
 }
 
-// stateKey is the key of a value kept by CallMemo or RunValue: the
+// memoEntry is one value of CallMemo with its key.
+type memoEntry[K comparable, V any] struct {
+	k K
+	v V
+}
+
+// stateKey is the key of a value kept by RunValue: the
 // caller's key, typed with the value's type.
 type stateKey[K comparable, V any] struct{ k K }
 

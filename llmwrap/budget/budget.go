@@ -231,6 +231,11 @@ func (b *Budget) Middleware() middleware.Middleware {
 	}
 }
 
+// nothingHeld is what reserve returns when no ledger applies to a call
+// (no team budget, no run budget or no run): nothing to settle. It is
+// never written.
+var nothingHeld holds
+
 // holds are the reservations of one call.
 type holds struct {
 	run, team Hold
@@ -251,7 +256,7 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	defer func() {
 		stop()
 		if !settled { // a panic below: release, then let it go on
-			b.settle(context.WithoutCancel(ctx), h, Amount{})
+			b.settle(ctx, h, Amount{})
 		}
 	}()
 	resp, err := next.Handle(ctx, req)
@@ -263,7 +268,7 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		actual = Amount{Tokens: usage.Total(), USDMicros: ceilMicro(b.cost(req.Model, usage))}
 	}
 	settled = true
-	b.settle(context.WithoutCancel(ctx), h, actual)
+	b.settle(ctx, h, actual)
 	return resp, err
 }
 
@@ -393,8 +398,11 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 	}
 	h, err := b.reserve(ctx, need(), b.runLim, b.teamLim)
 	for range 3 { // fit instead of refuse; another call may take the rest meanwhile: try again
+		if err == nil {
+			break // (before e is declared: errors.As moves it to the heap)
+		}
 		var e *ExceededError
-		if err == nil || !errors.As(err, &e) {
+		if !errors.As(err, &e) {
 			break
 		}
 		fit := affordable(spec, b.cost(req.Model, worstCase(spec, est, audio, 0)), choices, est, e)
@@ -527,9 +535,13 @@ func (b *Budget) nextID() string {
 // reserve holds need in the run ledger, then in the team ledger; on a team
 // refusal the run hold is released.
 func (b *Budget) reserve(ctx context.Context, need, runLim, teamLim Amount) (*holds, error) {
+	run := middleware.RunFrom(ctx)
+	if !b.needTeam && (run == nil || !b.needRun) {
+		return &nothingHeld, nil
+	}
 	now := b.now()
 	h := &holds{}
-	if run := middleware.RunFrom(ctx); run != nil && b.needRun {
+	if run != nil && b.needRun {
 		h.runL = b.runLedger(run)
 		hold, err := h.runL.reserve(need, runLim, now)
 		if err != nil {
@@ -585,8 +597,16 @@ func (b *Budget) unavailable(ctx context.Context, r Reservation, teamLim Amount,
 	return b.local.Reserve(ctx, r)
 }
 
-// settle settles the call's holds and fires soft-limit events.
+// settle settles the call's holds and fires soft-limit events. It runs
+// when the call has ended, also when ctx was cancelled: the stores are
+// given ctx without its cancellation.
 func (b *Budget) settle(ctx context.Context, h *holds, actual Amount) {
+	if h.run == nil && h.team == nil {
+		return
+	}
+	if ctx.Done() != nil { // else ctx can never be cancelled
+		ctx = context.WithoutCancel(ctx)
+	}
 	now := b.now()
 	if h.run != nil {
 		bal, _ := h.run.Settle(ctx, actual, now)

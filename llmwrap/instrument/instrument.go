@@ -40,6 +40,7 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 			if obs != nil {
 				ctx = middleware.WithObserver(ctx, obs)
 			}
+			observing := middleware.Observing(ctx)
 			run := middleware.RunFrom(ctx)
 			f := middleware.CallFacts{
 				Team:           middleware.TeamFrom(ctx),
@@ -54,10 +55,9 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 			if f.Stage == middleware.StageUnknown {
 				f.Stage = DetectStage(req)
 			}
-			ci := middleware.NewCallInfo(f)
-			ctx = middleware.WithCallInfo(ctx, ci)
+			ctx, ci := middleware.StartCall(ctx, f)
 			start := time.Now()
-			if middleware.Observing(ctx) {
+			if observing {
 				middleware.Emit(ctx, middleware.CallStarted{Run: f.Run, Seq: f.Seq, Team: f.Team, Stage: f.Stage, Model: req.Model, Stream: req.Stream != nil, Time: start})
 			}
 
@@ -66,6 +66,11 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 			resp, err := middleware.SafeHandle(ctx, next, req, "chain")
 
 			latency := time.Since(start)
+			if run == nil && !observing {
+				// No run records the call and no observer reads it: its
+				// facts, known only to this call's layers, end here.
+				return resp, err
+			}
 			var usage middleware.Usage
 			ci.Update(func(f *middleware.CallFacts) {
 				if resp != nil {
@@ -108,7 +113,7 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 			if run != nil {
 				run.Record(middleware.CallRecord{CallFacts: facts, Usage: usage, Latency: latency, Start: start, Err: err})
 			}
-			if middleware.Observing(ctx) {
+			if observing {
 				middleware.Emit(ctx, middleware.CallFinished{Facts: facts, Usage: usage, Latency: latency, Err: err})
 			}
 			return resp, err

@@ -81,9 +81,11 @@ func (t *Timeout) Middleware() middleware.Middleware {
 	return func(next middleware.Handler) middleware.Handler {
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 			if l.Call > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeoutCause(ctx, l.Call, callCause)
-				defer cancel()
+				// Its timer starts only if the inner handler watches
+				// ctx (a provider's HTTP client does).
+				d := middleware.WithDeadline(ctx, time.Now().Add(l.Call), callCause)
+				defer d.Stop()
+				ctx = d
 			}
 			if req.Stream == nil || (l.FirstToken <= 0 && l.Idle <= 0) {
 				resp, err := next.Handle(ctx, req)
