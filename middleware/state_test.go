@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
@@ -38,7 +39,53 @@ func TestRunValueAndCallMemo(t *testing.T) {
 	if s := middleware.RunValue(run, keyA{"x"}, func() string { return "as string" }); s != "as string" {
 		t.Errorf("the same key read as another type got %q", s)
 	}
+	// The same for CallMemo: another key type, or the same key read as
+	// another type, is another value; so is another key of the same type.
+	first := middleware.CallMemo(ci, keyA{"x"}, func() int64 { return -2 })
+	if s := middleware.CallMemo(ci, keyB{"x"}, func() int64 { return 40 }); s != 40 {
+		t.Errorf("another key type got %d", s)
+	}
+	if s := middleware.CallMemo(ci, keyA{"x"}, func() string { return "as string" }); s != "as string" {
+		t.Errorf("the same key read as another type got %q", s)
+	}
+	if s := middleware.CallMemo(ci, keyA{"y"}, func() int64 { return 41 }); s != 41 {
+		t.Errorf("another key got %d", s)
+	}
+	if again := middleware.CallMemo(ci, keyA{"x"}, func() int64 { return -3 }); again != first || first < 0 {
+		t.Errorf("the first value %d became %d", first, again)
+	}
 	if v := middleware.CallMemo[keyA, int](nil, keyA{"x"}, func() int { return 7 }); v != 7 {
 		t.Errorf("nil CallInfo: %d", v)
+	}
+}
+
+// StartCall's context carries its CallInfo (the one it returns) and is
+// otherwise its parent: values, deadline, cancellation and its cause.
+func TestStartCallContext(t *testing.T) {
+	t.Parallel()
+	parent, cancel := context.WithCancelCause(middleware.WithTeam(context.Background(), "ops"))
+	ctx, ci := middleware.StartCall(parent, middleware.CallFacts{Model: "m", Stage: middleware.StageFinalAnswer})
+	if middleware.CallInfoFrom(ctx) != ci || ci.Stage() != middleware.StageFinalAnswer || middleware.TeamFrom(ctx) != "ops" {
+		t.Fatalf("CallInfo %p (want %p), stage %q, team %q", middleware.CallInfoFrom(ctx), ci, ci.Stage(), middleware.TeamFrom(ctx))
+	}
+	ci.Update(func(f *middleware.CallFacts) { f.Attempts = append(f.Attempts, middleware.Attempt{Model: "m"}) })
+	if f := ci.Facts(); len(f.Attempts) != 1 || f.Model != "m" {
+		t.Errorf("facts %+v", f)
+	}
+	// A nested call has its own CallInfo.
+	inner, ci2 := middleware.StartCall(ctx, middleware.CallFacts{})
+	if ci2 == ci || middleware.CallInfoFrom(inner) != ci2 || middleware.CallInfoFrom(ctx) != ci {
+		t.Error("nested CallInfo mixed up")
+	}
+	child, stop := context.WithCancel(inner)
+	defer stop()
+	if ctx.Err() != nil || child.Err() != nil {
+		t.Fatal("ended early")
+	}
+	why := errors.New("why")
+	cancel(why)
+	<-child.Done()
+	if !errors.Is(ctx.Err(), context.Canceled) || context.Cause(ctx) != why || context.Cause(child) != why {
+		t.Errorf("err %v, cause %v / %v", ctx.Err(), context.Cause(ctx), context.Cause(child))
 	}
 }
