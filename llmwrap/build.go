@@ -3,6 +3,9 @@ package llmwrap
 import (
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/sony/gobreaker/v2"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
@@ -36,8 +39,9 @@ type options struct {
 	contextOpts    []compact.Option
 
 	// Made by one Build and shared by its layers.
-	tokens *tokens.Estimator // see estimator
-	built  *budget.Budget    // see (*options).budget
+	tokens  *tokens.Estimator // see estimator
+	catalog *catalog          // the policy's models, resolved once per name
+	built   *budget.Budget    // see (*options).budget
 }
 
 // WithObserver adds an observer of every event of the chain.
@@ -104,8 +108,9 @@ func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 	// router, the context layer and the budget share its per-message memo,
 	// and tokens.ForCall counts a call once for all of them.
 	// The policy's catalog (encodings, image rules) resolves models.
-	o.tokens = o.state.sharedEstimator().WithModels(EstimatorModels(p))
-	mws := []middleware.Middleware{instrument.New(Pricer(p), middleware.Observers(o.observers...))}
+	o.catalog = newCatalog(p) // one per chain: every layer's lookups share it
+	o.tokens = o.state.sharedEstimator().WithModels(o.catalog.estimatorModel)
+	mws := []middleware.Middleware{instrument.New(o.catalog, middleware.Observers(o.observers...))}
 	for _, l := range layers {
 		mw, err := l.build(p, o)
 		if err != nil {
@@ -115,7 +120,7 @@ func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 	}
 	// Innermost, at the provider: the one record of each attempt and its
 	// cost (run report, events, OpenTelemetry and replay read it).
-	mws = append(mws, middleware.Meter(Pricer(p), budget.BilledUsage(o.estimator())))
+	mws = append(mws, middleware.Meter(o.catalog, budget.BilledUsage(o.estimator())))
 	return middleware.Chain(mws...), nil
 }
 
@@ -130,7 +135,7 @@ func MustBuild(p *policies.Policy, opts ...Option) middleware.Middleware {
 
 // Pricer prices usage with the policy's models over the embedded catalog.
 func Pricer(p *policies.Policy) middleware.Pricer {
-	return catalog{p}
+	return newCatalog(p)
 }
 
 // TokenCounts converts core usage to the policies package's counts (the
@@ -143,25 +148,68 @@ func TokenCounts(u middleware.Usage) policies.TokenCounts {
 // Catalog returns the policy's model catalog (the embedded one overlaid
 // with the policy's models:) as the budget layer's Catalog: prices and
 // each model's context window and output limit.
-func Catalog(p *policies.Policy) budget.Catalog { return catalog{p} }
+func Catalog(p *policies.Policy) budget.Catalog { return newCatalog(p) }
 
-type catalog struct{ p *policies.Policy }
-
-func (c catalog) Cost(model string, u middleware.Usage) (int64, bool) {
-	spec, ok := c.p.Model(model)
-	if !ok || !spec.HasPrice() {
-		return 0, false
-	}
-	return int64(spec.Cost(TokenCounts(u))), true // exact pico-USD
+// catalog resolves model names in a policy's catalog (the embedded one
+// overlaid with the policy's models:) once per name: a lookup (two maps,
+// a prefix scan for a dated snapshot, the overlay of the policy's fields)
+// would otherwise run several times per call, for the budget, the Meter
+// and the estimator. Up to maxResolved names are remembered; further
+// names are resolved on every use. The policy must not change after it
+// is given (Build's contract).
+type catalog struct {
+	p        *policies.Policy
+	resolved sync.Map // model name -> *resolvedModel
+	n        atomic.Int64
 }
 
-func (c catalog) Model(name string) (budget.Model, bool) {
-	spec, ok := c.p.Model(name)
-	if !ok {
-		return budget.Model{}, false
+// maxResolved bounds the names a catalog remembers, so that callers
+// naming ever new models (a gateway's clients) cannot grow it.
+const maxResolved = 1024
+
+// resolvedModel is one name's entry in the catalog, in the forms its
+// users read.
+type resolvedModel struct {
+	spec   policies.ModelSpec
+	ok     bool
+	budget budget.Model
+	tokens tokens.Model
+}
+
+func newCatalog(p *policies.Policy) *catalog { return &catalog{p: p} }
+
+// resolve returns what the catalog says of name.
+func (c *catalog) resolve(name string) *resolvedModel {
+	if v, ok := c.resolved.Load(name); ok {
+		return v.(*resolvedModel)
 	}
-	return budget.Model{Priced: spec.HasPrice(), ContextWindow: spec.ContextWindow, MaxOutputTokens: spec.MaxOutputTokens,
-		OutputPico: int64(spec.OutputPer1M), AudioOutputPico: int64(spec.AudioOutputPer1M)}, true
+	spec, ok := c.p.Model(name)
+	r := &resolvedModel{spec: spec, ok: ok}
+	if ok {
+		r.budget = budget.Model{Priced: spec.HasPrice(), ContextWindow: spec.ContextWindow, MaxOutputTokens: spec.MaxOutputTokens,
+			OutputPico: int64(spec.OutputPer1M), AudioOutputPico: int64(spec.AudioOutputPer1M)}
+		r.tokens = tokens.Model{Encoding: spec.Encoding, ImageLow: spec.Image.WorstCase("low"), ImageHigh: spec.Image.WorstCase("high")}
+	}
+	if c.n.Load() < maxResolved {
+		// The name may be a piece of a large request body: keep a copy.
+		if _, loaded := c.resolved.LoadOrStore(strings.Clone(name), r); !loaded {
+			c.n.Add(1)
+		}
+	}
+	return r
+}
+
+func (c *catalog) Cost(model string, u middleware.Usage) (int64, bool) {
+	r := c.resolve(model)
+	if !r.ok || !r.budget.Priced {
+		return 0, false
+	}
+	return int64(r.spec.Cost(TokenCounts(u))), true // exact pico-USD
+}
+
+func (c *catalog) Model(name string) (budget.Model, bool) {
+	r := c.resolve(name)
+	return r.budget, r.ok
 }
 
 // EstimatorModels resolves models for a token estimator from p's catalog
@@ -170,11 +218,10 @@ func (c catalog) Model(name string) (budget.Model, bool) {
 // image tokens. A model the catalog does not know falls back to the
 // estimator's own tables.
 func EstimatorModels(p *policies.Policy) tokens.ModelFunc {
-	return func(model string) (tokens.Model, bool) {
-		spec, ok := p.Model(model)
-		if !ok {
-			return tokens.Model{}, false
-		}
-		return tokens.Model{Encoding: spec.Encoding, ImageLow: spec.Image.WorstCase("low"), ImageHigh: spec.Image.WorstCase("high")}, true
-	}
+	return newCatalog(p).estimatorModel
+}
+
+func (c *catalog) estimatorModel(model string) (tokens.Model, bool) {
+	r := c.resolve(model)
+	return r.tokens, r.ok
 }

@@ -40,7 +40,7 @@ func (o *options) budget(p *policies.Policy) (*budget.Budget, error) {
 	if o.built != nil {
 		return o.built, nil
 	}
-	opts := []budget.Option{budget.WithLogger(o.logger), budget.WithEstimator(o.estimator()), budget.WithCatalog(Catalog(p))}
+	opts := []budget.Option{budget.WithLogger(o.logger), budget.WithEstimator(o.estimator()), budget.WithCatalog(o.catalog)}
 	switch {
 	case o.budgetStore != nil:
 		opts = append(opts, budget.WithStore(o.budgetStore))

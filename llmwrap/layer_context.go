@@ -48,7 +48,7 @@ func contextLayer(p *policies.Policy, o *options) (middleware.Middleware, error)
 	cfg := compactConfig(p)
 	opts := []compact.Option{
 		compact.WithEstimator(o.estimator()),
-		compact.WithPricer(Pricer(p)),
+		compact.WithPricer(o.catalog),
 		compact.WithWindow(func(model string) int64 {
 			spec, _ := p.Model(model)
 			return spec.ContextWindow

@@ -1,0 +1,72 @@
+package llmwrap_test
+
+import (
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+	"github.com/tokenwise/tokenwise/tokens"
+)
+
+// The catalog resolves each model name once and remembers it: every
+// answer, remembered or not (past its bound), is what the policy says of
+// the name at that moment — for catalog models, dated snapshots, the
+// policy's own models overlaid on the catalog's and unknown names, asked
+// concurrently and repeatedly.
+func TestCatalogAnswersAsThePolicy(t *testing.T) {
+	t.Parallel()
+	p := policies.Default()
+	p.Models = map[string]policies.ModelSpec{
+		"gpt-4o":       {InputPer1M: 7_000_000, ContextWindow: 99_000}, // overlays the catalog's
+		"house-model":  {InputPer1M: 1_000_000, OutputPer1M: 2_000_000, ContextWindow: 32_000, Encoding: tokens.Cl100kBase},
+		"free-model":   {Free: true},
+		"window-model": {ContextWindow: 8_000}, // no price
+	}
+	names := slices.Sorted(maps.Keys(policies.DefaultCatalog()))
+	names = append(names, slices.Sorted(maps.Keys(p.Models))...)
+	for _, n := range names[:len(names)/2] {
+		names = append(names, n+"-2024-08-06", n+"@latest", n+"-pro", "x"+n)
+	}
+	for i := range 1500 { // past the bound: still answered
+		names = append(names, "unknown-"+strconv.Itoa(i))
+	}
+	pricer, cat, est := llmwrap.Pricer(p), llmwrap.Catalog(p), llmwrap.EstimatorModels(p)
+	usage := middleware.Usage{InputTokens: 1234, OutputTokens: 567, CachedInputTokens: 89, ReasoningTokens: 12, AudioInputTokens: 3, AudioOutputTokens: 4}
+	check := func(name string) {
+		spec, ok := p.Model(name)
+		wantCost, wantPriced := int64(0), false
+		if ok && spec.HasPrice() {
+			wantCost, wantPriced = int64(spec.Cost(llmwrap.TokenCounts(usage))), true
+		}
+		if c, priced := pricer.Cost(name, usage); c != wantCost || priced != wantPriced {
+			t.Errorf("%q: cost %d %v, want %d %v", name, c, priced, wantCost, wantPriced)
+		}
+		m, mok := cat.Model(name)
+		if mok != ok || ok && (m.Priced != spec.HasPrice() || m.ContextWindow != spec.ContextWindow || m.MaxOutputTokens != spec.MaxOutputTokens ||
+			m.OutputPico != int64(spec.OutputPer1M) || m.AudioOutputPico != int64(spec.AudioOutputPer1M)) {
+			t.Errorf("%q: budget model %+v %v; spec %+v %v", name, m, mok, spec, ok)
+		}
+		tm, tok := est(name)
+		if tok != ok || ok && (tm.Encoding != spec.Encoding || tm.ImageLow != spec.Image.WorstCase("low") || tm.ImageHigh != spec.Image.WorstCase("high")) {
+			t.Errorf("%q: estimator model %+v %v; spec %+v %v", name, tm, tok, spec, ok)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			for range 3 { // first use, then remembered
+				for _, i := range rng.Perm(len(names)) {
+					check(names[i])
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
