@@ -56,7 +56,10 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 				f.Stage = DetectStage(req)
 			}
 			ctx, ci := middleware.StartCall(ctx, f)
-			start := time.Now()
+			var start time.Time // read by the run's record and the events only
+			if run != nil || observing {
+				start = time.Now()
+			}
 			if observing {
 				middleware.Emit(ctx, middleware.CallStarted{Run: f.Run, Seq: f.Seq, Team: f.Team, Stage: f.Stage, Model: req.Model, Stream: req.Stream != nil, Time: start})
 			}
@@ -65,12 +68,12 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 			// provider code is this call's error, reported to obs.
 			resp, err := middleware.SafeHandle(ctx, next, req, "chain")
 
-			latency := time.Since(start)
 			if run == nil && !observing {
 				// No run records the call and no observer reads it: its
 				// facts, known only to this call's layers, end here.
 				return resp, err
 			}
+			latency := time.Since(start)
 			var usage middleware.Usage
 			ci.Update(func(f *middleware.CallFacts) {
 				if resp != nil {

@@ -103,3 +103,57 @@ func TestRunConcurrentRecording(t *testing.T) {
 		t.Fatalf("totals %+v", tot)
 	}
 }
+
+// A call no run records and no observer watches skips the bookkeeping
+// (the clock, the facts' copy): its layers see the same CallInfo, and it
+// returns the same answer and error as an observed call and a recorded
+// one, whose facts agree with each other.
+func TestUnobservedCallAnswersAsObserved(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 200 {
+		resp := &middleware.Response{Model: "m-2024", Usage: middleware.Usage{InputTokens: int64(rng.IntN(100)), OutputTokens: int64(rng.IntN(50))},
+			Message: middleware.Message{Role: middleware.RoleAssistant, Content: "done"}, FromCache: rng.IntN(4) == 0}
+		if rng.IntN(2) == 0 {
+			resp.Message.ToolCalls = []middleware.ToolCall{{ID: "c", Name: "check_disk"}}
+		}
+		var wantErr error
+		if rng.IntN(4) == 0 {
+			resp, wantErr = nil, middleware.ErrTimeout
+		}
+		var seen []middleware.CallFacts
+		model := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			seen = append(seen, middleware.CallInfoFrom(ctx).Facts())
+			return resp, wantErr
+		})
+		pricer := middleware.PricerFunc(func(string, middleware.Usage) (int64, bool) { return 7, true })
+		var finished []middleware.CallFacts
+		obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
+			if f, ok := e.(middleware.CallFinished); ok {
+				finished = append(finished, f.Facts)
+			}
+		})
+		req := &middleware.Request{Model: "m", Messages: []middleware.Message{{Role: middleware.RoleUser, Content: "hi"}}}
+		plain := middleware.Then(model, instrument.New(pricer, nil), middleware.Meter(pricer, nil))
+		observed := middleware.Then(model, instrument.New(pricer, obs), middleware.Meter(pricer, nil))
+		ctx := middleware.WithTeam(context.Background(), "ops")
+		runCtx, run := middleware.StartRun(ctx, "r")
+		r1, e1 := plain.Handle(ctx, req)
+		r2, e2 := observed.Handle(ctx, req)
+		r3, e3 := plain.Handle(runCtx, req)
+		if r1 != resp || r2 != resp || r3 != resp || e1 != wantErr || e2 != wantErr || e3 != wantErr {
+			t.Fatalf("case %d: answers %p %p %p (want %p), errors %v %v %v (want %v)", i, r1, r2, r3, resp, e1, e2, e3, wantErr)
+		}
+		for j, f := range seen {
+			if f.Team != "ops" || f.Model != "m" || f.RequestedModel != "m" || f.Stage != seen[0].Stage || len(f.Attempts) != 1 {
+				t.Fatalf("case %d: call %d's layers saw %+v", i, j, f)
+			}
+		}
+		rec := run.Calls()[0].CallFacts
+		fin := finished[0]
+		if rec.Model != fin.Model || rec.CostPico != fin.CostPico || rec.Final != fin.Final || rec.Cache != fin.Cache ||
+			strings.Join(rec.ToolCalls, ",") != strings.Join(fin.ToolCalls, ",") || len(rec.Attempts) != len(fin.Attempts) {
+			t.Fatalf("case %d: recorded %+v, observed %+v", i, rec, fin)
+		}
+	}
+}
