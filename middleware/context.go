@@ -113,6 +113,49 @@ type CallInfo struct {
 	// attemptArr holds the first attempt of facts.Attempts (most calls
 	// make one), in the CallInfo's own allocation.
 	attemptArr [1]Attempt
+
+	// Spare room, in the CallInfo's own allocation, for the first request
+	// copy (CloneRequest) and the first deadline (WithDeadline) of the
+	// call: most calls make one of each.
+	spareReq      Request
+	spareDeadline Deadline
+	spareReqUsed  bool
+	spareDLUsed   bool
+}
+
+// CloneRequest returns a shallow copy of r, as r.Clone does, for a layer
+// of this call that changes it (a model, max_tokens). The first copy of
+// the call takes no allocation of its own. On a nil *CallInfo it is
+// r.Clone().
+func (ci *CallInfo) CloneRequest(r *Request) *Request {
+	if ci == nil {
+		return r.Clone()
+	}
+	ci.mu.Lock()
+	if ci.spareReqUsed {
+		ci.mu.Unlock()
+		return r.Clone()
+	}
+	ci.spareReqUsed = true
+	ci.mu.Unlock()
+	c := &ci.spareReq
+	*c = *r
+	return c
+}
+
+// deadline returns a zero Deadline for the call's first WithDeadline,
+// from the CallInfo's own allocation, or nil when it was taken.
+func (ci *CallInfo) deadline() *Deadline {
+	if ci == nil {
+		return nil
+	}
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	if ci.spareDLUsed {
+		return nil
+	}
+	ci.spareDLUsed = true
+	return &ci.spareDeadline
 }
 
 // NewCallInfo returns a CallInfo holding f: the instrument layer opens

@@ -8,14 +8,15 @@ import (
 
 // Deadline is a context bounded by a deadline, like the one
 // context.WithDeadlineCause returns, whose timer starts only when
-// something watches it. Most calls end long before their deadline; a
+// something watches it, if its parent can never end (its Done is nil, as
+// context.Background's). Most calls end long before their deadline; a
 // handler that never looks at its context's Done channel (an in-process
 // model, a cache) then costs no timer and no cancellation machinery.
+// Under a parent that can end, it is made real at once.
 //
 // Anything that can observe the deadline makes it real first — Done, a
 // child context (context.WithCancel, context.AfterFunc), context.Cause,
-// and Err once the deadline has passed, the parent has ended or Stop was
-// called — so that it behaves in every respect as
+// and Err once the deadline has passed or Stop was called — so that it behaves in every respect as
 // context.WithDeadlineCause(parent, deadline, cause) would: same Done
 // channel, Err, Cause and Deadline. Values are the parent's.
 //
@@ -39,7 +40,20 @@ func WithDeadline(parent context.Context, deadline time.Time, cause error) *Dead
 	if parent == nil {
 		panic("tokenwise/middleware: WithDeadline of a nil context")
 	}
-	return &Deadline{parent: parent, deadline: deadline, cause: cause}
+	// The first deadline of an instrumented call lives in its CallInfo's
+	// allocation.
+	d := CallInfoFrom(parent).deadline()
+	if d == nil {
+		d = new(Deadline)
+	}
+	d.parent, d.deadline, d.cause = parent, deadline, cause
+	if parent.Done() != nil {
+		// A parent that can end makes it real at once: which of the two
+		// ended first decides the cause, and only a timer running from
+		// now can tell.
+		d.materialize()
+	}
+	return d
 }
 
 // materialize returns the real deadline context, making it on first use.

@@ -39,6 +39,12 @@ func TestDeadlineActsAsWithDeadlineCause(t *testing.T) {
 				root, c = context.WithTimeout(root, time.Duration(1+rng.IntN(40))*time.Millisecond)
 				defer c()
 			}
+			if rng.IntN(2) == 0 { // in an instrumented call: its first deadline lives in the CallInfo
+				root, _ = middleware.StartCall(root, middleware.CallFacts{})
+				if rng.IntN(2) == 0 { // and this one is its second
+					middleware.WithDeadline(root, time.Now().Add(time.Hour), why).Stop()
+				}
+			}
 			dl := time.Now().Add(time.Duration(1+rng.IntN(30)) * time.Millisecond)
 			lazy := middleware.WithDeadline(root, dl, why)
 			std, stdCancel := context.WithDeadlineCause(root, dl, why)

@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 
@@ -87,5 +88,45 @@ func TestStartCallContext(t *testing.T) {
 	<-child.Done()
 	if !errors.Is(ctx.Err(), context.Canceled) || context.Cause(ctx) != why || context.Cause(child) != why {
 		t.Errorf("err %v, cause %v / %v", ctx.Err(), context.Cause(ctx), context.Cause(child))
+	}
+}
+
+// CloneRequest copies like Request.Clone — every field, the slices shared
+// — into a request of its own, the first one of a call from the
+// CallInfo's allocation, each later one anew, also concurrently.
+func TestCloneRequest(t *testing.T) {
+	t.Parallel()
+	temp := 0.3
+	r := &middleware.Request{Model: "m", Messages: []middleware.Message{{Role: middleware.RoleUser, Content: "hi"}},
+		Tools: []middleware.Tool{{Name: "t"}}, ToolChoice: "auto", Temperature: &temp, Stop: []string{"x"}, MaxTokens: 9,
+		ResponseFormat: []byte(`{}`), N: 2, Extra: []byte(`{"a":1}`), Native: "native"}
+	orig := *r
+	_, ci := middleware.StartCall(context.Background(), middleware.CallFacts{})
+	var nilCI *middleware.CallInfo
+	copies := make([]*middleware.Request, 9)
+	var wg sync.WaitGroup
+	for i := range copies {
+		wg.Go(func() {
+			if i == 0 {
+				copies[i] = nilCI.CloneRequest(r)
+				return
+			}
+			copies[i] = ci.CloneRequest(r)
+		})
+	}
+	wg.Wait()
+	for i, c := range copies {
+		if c == r || !reflect.DeepEqual(*c, orig) || &c.Messages[0] != &r.Messages[0] {
+			t.Fatalf("copy %d: %+v", i, c)
+		}
+		for j := range i {
+			if copies[j] == c {
+				t.Fatalf("copies %d and %d are one request", j, i)
+			}
+		}
+		c.Model, c.MaxTokens = "other", i
+	}
+	if !reflect.DeepEqual(*r, orig) {
+		t.Errorf("the original changed: %+v", r)
 	}
 }

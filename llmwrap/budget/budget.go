@@ -371,7 +371,7 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 	est := tokens.ForCall(ctx, b.est, req.Model, req)
 	out, inject := b.outputBound(req, spec, est)
 	if inject {
-		req = req.Clone()
+		req = middleware.CallInfoFrom(ctx).CloneRequest(req)
 		req.MaxTokens = int(out)
 	}
 	exceeded := func(e *ExceededError) (*middleware.Request, *holds, int64, error) {

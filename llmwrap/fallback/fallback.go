@@ -330,7 +330,7 @@ func (f *fallback) try(ctx context.Context, req *middleware.Request, model strin
 	r := req
 	var started *atomic.Bool
 	if model != req.Model || req.Stream != nil {
-		r = req.Clone()
+		r = middleware.CallInfoFrom(ctx).CloneRequest(req)
 		r.Model = model
 	}
 	if req.Stream != nil {

@@ -168,7 +168,7 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 	c.decide(ctx, req.Model, model, c.rule)
 	r := req
 	if model != req.Model {
-		r = req.Clone()
+		r = ci.CloneRequest(req)
 		r.Model = model
 	}
 
