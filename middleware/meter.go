@@ -61,13 +61,14 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 			// The attempt's place is taken when it starts: attempts are
 			// listed in start order, also when a hedge finishes first.
 			var idx int
+			hedge := hedgedAttempt(ctx)
 			ci.Update(func(f *CallFacts) {
 				idx = len(f.Attempts)
-				f.Attempts = append(f.Attempts, Attempt{Model: req.Model, Hedge: hedgedAttempt(ctx)})
+				f.Attempts = append(f.Attempts, Attempt{Model: req.Model, Hedge: hedge})
 			})
 			start := time.Now()
 			resp, err := next.Handle(ctx, req)
-			a := Attempt{Model: req.Model, Latency: time.Since(start), Err: err, Hedge: hedgedAttempt(ctx)}
+			a := Attempt{Model: req.Model, Latency: time.Since(start), Err: err, Hedge: hedge}
 			switch {
 			case resp != nil && resp.FromCache: // not a provider attempt
 				ci.Update(func(f *CallFacts) {

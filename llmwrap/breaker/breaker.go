@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -103,8 +104,9 @@ type modelBreaker struct {
 	sharedMu sync.Mutex
 	dcb      *gobreaker.DistributedCircuitBreaker[struct{}]
 
-	mu      sync.Mutex
-	pending []middleware.BreakerChanged // transitions not yet emitted
+	mu         sync.Mutex
+	pending    []middleware.BreakerChanged // transitions not yet emitted
+	hasPending atomic.Bool                 // pending is not empty: flush's lock-free fast path
 }
 
 // New returns the breaker Set of cfg; when cfg trips on nothing its
@@ -186,6 +188,7 @@ func (s *Set) settings(model string, b *modelBreaker) gobreaker.Settings {
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			b.mu.Lock()
 			b.pending = append(b.pending, middleware.BreakerChanged{Model: name, From: from.String(), To: to.String()})
+			b.hasPending.Store(true)
 			b.mu.Unlock()
 		},
 		IsExcluded:   func(err error) bool { return err == errExcluded },
@@ -195,9 +198,15 @@ func (s *Set) settings(model string, b *modelBreaker) gobreaker.Settings {
 
 // flush emits the queued state changes, outside every lock.
 func (b *modelBreaker) flush(ctx context.Context) {
+	// The flag is set under mu with every queued change and cleared only
+	// here, under mu, with the queue: no change is skipped.
+	if !b.hasPending.Load() {
+		return
+	}
 	b.mu.Lock()
 	ev := b.pending
 	b.pending = nil
+	b.hasPending.Store(false)
 	b.mu.Unlock()
 	for _, e := range ev {
 		middleware.Emit(ctx, e)
