@@ -1,8 +1,11 @@
 package llmwrap_test
 
 import (
+	"context"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -69,4 +72,54 @@ func TestCatalogAnswersAsThePolicy(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// Layers that change a request (the router's model, the budget's
+// max_tokens, the fallback's next model) send copies — the first one of a
+// call in its CallInfo's allocation — and never touch the caller's
+// request, which may be sent again, also concurrently.
+func TestChainNeverChangesTheCallersRequest(t *testing.T) {
+	t.Parallel()
+	p := policies.Default()
+	p.Cache.Enabled = false
+	var mu sync.Mutex
+	var sent []middleware.Request
+	quotaOut := true // gpt-4o always refuses: every call falls back
+	model := middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
+		mu.Lock()
+		sent = append(sent, *req)
+		fail := quotaOut && req.Model == "gpt-4o"
+		mu.Unlock()
+		if fail { // the fallback moves on to gpt-4o-mini: a second copy
+			return nil, &middleware.ProviderError{StatusCode: 429, Kind: middleware.ErrQuotaExceeded, Message: "quota"}
+		}
+		return &middleware.Response{Model: req.Model, Message: middleware.Message{Role: middleware.RoleAssistant, Content: "ok"},
+			Usage: middleware.Usage{InputTokens: 10, OutputTokens: 2}}, nil
+	})
+	h := llmwrap.MustBuild(p, llmwrap.WithLogger(slog.New(slog.DiscardHandler)))(model)
+	// No tools: routed to the default, gpt-4o (a copy), max_tokens injected.
+	req := &middleware.Request{Model: "gpt-4o-mini", Messages: []middleware.Message{{Role: middleware.RoleUser, Content: "Summarise the logs."}}}
+	want := req.DeepClone()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, err := h.Handle(context.Background(), req); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if !reflect.DeepEqual(req, want) {
+		t.Fatalf("the caller's request changed: %+v", req)
+	}
+	models := map[string]bool{}
+	for _, s := range sent {
+		models[s.Model] = true
+		if s.MaxTokens <= 0 || &s.Messages[0] != &req.Messages[0] {
+			t.Fatalf("sent %+v", s)
+		}
+	}
+	if !models["gpt-4o"] || !models["gpt-4o-mini"] {
+		t.Fatalf("models sent: %v", models)
+	}
 }
