@@ -8,6 +8,24 @@ import (
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
+// cpuMeter reports cpu-ns/op, the process's CPU time per iteration: on a
+// shared machine wall time also counts the time other processes run.
+type cpuMeter struct {
+	start int64
+	ok    bool
+}
+
+func startCPU() cpuMeter {
+	n, ok := cpuNanos()
+	return cpuMeter{n, ok}
+}
+
+func (m cpuMeter) report(b *testing.B) {
+	if end, ok := cpuNanos(); m.ok && ok && b.N > 0 {
+		b.ReportMetric(float64(end-m.start)/float64(b.N), "cpu-ns/op")
+	}
+}
+
 func conversation(n, size int) []middleware.Message {
 	msgs := make([]middleware.Message, n)
 	for i := range msgs {
@@ -32,12 +50,14 @@ func BenchmarkIncremental50(b *testing.B) {
 	req := &middleware.Request{Messages: old}
 	e.Request("gpt-4o", req)
 	b.ReportAllocs()
+	cpu := startCPU()
 	i := 0
 	for b.Loop() {
 		i++
 		msgs := append(old[:49:49], middleware.Message{Role: middleware.RoleUser, Content: fmt.Sprintf("new question %d: what uses the disk?", i)})
 		e.Request("gpt-4o", &middleware.Request{Messages: msgs})
 	}
+	cpu.report(b)
 }
 
 // BenchmarkCold4KB tokenises one 4 KB message never seen before.
@@ -47,12 +67,38 @@ func BenchmarkCold4KB(b *testing.B) {
 	e.Text("gpt-4o", "warm up the vocabulary")
 	b.ReportAllocs()
 	b.SetBytes(4096)
+	cpu := startCPU()
 	i := 0
 	for b.Loop() {
 		i++
 		s := fmt.Sprintf("%08d", i) + base[8:]
 		e.Request("gpt-4o", &middleware.Request{Messages: []middleware.Message{{Role: middleware.RoleUser, Content: s}}})
 	}
+	cpu.report(b)
+}
+
+// BenchmarkNewMessage500 counts one new 500-byte message of prose (the
+// new turn of ./bench's BenchmarkGoOpenAINewMessageIn50), never seen
+// before: pre-tokenizer, rank lookups and merges.
+func BenchmarkNewMessage500(b *testing.B) {
+	e := New()
+	e.Text("gpt-4o", "warm up the vocabulary")
+	b.ReportAllocs()
+	b.SetBytes(500)
+	cpu := startCPU()
+	i := 0
+	for b.Loop() {
+		i++
+		s := fmt.Sprintf("New question %d: after the last deploy, service api-%d returns HTTP 502 on roughly %d%% of requests from region eu-west-%d. "+
+			"The load balancer shows healthy targets, yet the upstream connect time grew from %d ms to %d ms. "+
+			"Which of the changes in the release notes could explain this, and what should we check first? ",
+			i, i%97, i%13+1, i%3+1, 3+i%7, 40+i%50)
+		for len(s) < 500 {
+			s += "Please be specific. "
+		}
+		e.Text("gpt-4o", s[:500])
+	}
+	cpu.report(b)
 }
 
 func BenchmarkIncremental50Parallel(b *testing.B) {

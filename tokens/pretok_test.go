@@ -239,6 +239,7 @@ func BenchmarkCount(b *testing.B) {
 			b.Run("enc="+enc+"/impl="+impl, func(b *testing.B) {
 				b.SetBytes(int64(len(text)))
 				b.ReportAllocs()
+				cpu := startCPU()
 				for b.Loop() {
 					if impl == "tokenwise" {
 						cb.b.count(text)
@@ -246,6 +247,7 @@ func BenchmarkCount(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				cpu.report(b)
 			})
 		}
 	}
