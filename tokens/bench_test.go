@@ -83,12 +83,8 @@ func BenchmarkCold4KB(b *testing.B) {
 func BenchmarkNewMessage500(b *testing.B) {
 	e := New()
 	e.Text("gpt-4o", "warm up the vocabulary")
-	b.ReportAllocs()
-	b.SetBytes(500)
-	cpu := startCPU()
-	i := 0
-	for b.Loop() {
-		i++
+	msgs := make([]string, 4096)
+	for i := range msgs {
 		s := fmt.Sprintf("New question %d: after the last deploy, service api-%d returns HTTP 502 on roughly %d%% of requests from region eu-west-%d. "+
 			"The load balancer shows healthy targets, yet the upstream connect time grew from %d ms to %d ms. "+
 			"Which of the changes in the release notes could explain this, and what should we check first? ",
@@ -96,20 +92,15 @@ func BenchmarkNewMessage500(b *testing.B) {
 		for len(s) < 500 {
 			s += "Please be specific. "
 		}
-		e.Text("gpt-4o", s[:500])
+		msgs[i] = s[:500]
+	}
+	b.ReportAllocs()
+	b.SetBytes(500)
+	cpu := startCPU()
+	i := 0
+	for b.Loop() {
+		e.Text("gpt-4o", msgs[i%len(msgs)])
+		i++
 	}
 	cpu.report(b)
-}
-
-func BenchmarkIncremental50Parallel(b *testing.B) {
-	e := New()
-	old := conversation(49, 500)
-	e.Request("gpt-4o", &middleware.Request{Messages: old})
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		msgs := append(old[:49:49], middleware.Message{Role: middleware.RoleUser, Content: "what uses the disk?"})
-		for pb.Next() {
-			e.Request("gpt-4o", &middleware.Request{Messages: msgs})
-		}
-	})
 }

@@ -77,18 +77,22 @@ const rankSeed = 0x2545F4914F6CDD1D
 
 // count returns the number of tokens of s.
 func (b *bpe) count(s string) int {
+	if !utf8.ValidString(s) {
+		s = string([]rune(s))
+	}
 	n := 0
-	b.pieces(s, func(p string) {
-		if len(p) == 1 {
+	for i := 0; i < len(s); {
+		e := b.next(s, i)
+		switch p := s[i:e]; {
+		case len(p) == 1:
 			n++ // every byte is a token
-			return
-		}
-		if _, ok := b.ranks.get(p); ok {
+		case b.ranks.has(p):
 			n++
-			return
+		default:
+			n += b.merge(p, nil)
 		}
-		n += b.merge(p, nil)
-	})
+		i = e
+	}
 	return n
 }
 

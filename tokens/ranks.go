@@ -130,6 +130,12 @@ func (t *rankTable) get(s string) (uint32, bool) {
 	return uint32(sl.meta), sl.meta != 0
 }
 
+// has reports whether s is a token.
+func (t *rankTable) has(s string) bool {
+	_, ok := t.get(s)
+	return ok
+}
+
 // bytes reports the memory the table holds.
 func (t *rankTable) bytes() int {
 	return len(t.slots)*int(unsafe.Sizeof(rankSlot{})) + len(t.block) + 4*len(t.start)
