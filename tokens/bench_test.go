@@ -104,3 +104,49 @@ func BenchmarkNewMessage500(b *testing.B) {
 	}
 	cpu.report(b)
 }
+
+// agentRequest is an agent's request of 18 messages (a 700-byte system
+// prompt, a question, eight tool calls with their 550-byte results, a last
+// question), built afresh: its strings are its own.
+func agentRequest(n int) *middleware.Request {
+	var sys strings.Builder
+	for i := range 6 {
+		fmt.Fprintf(&sys, "The service web-%d reported disk usage of %d%% on /var at 12:%02d; logs rotate daily. ", i, 40+i, i)
+	}
+	msgs := []middleware.Message{
+		{Role: middleware.RoleSystem, Content: "You are an SRE assistant. " + sys.String()},
+		{Role: middleware.RoleUser, Content: fmt.Sprintf("Check the disks of the web tier (%d).", n)},
+	}
+	for i := range 8 {
+		id := fmt.Sprintf("call_%d", i)
+		msgs = append(msgs,
+			middleware.Message{Role: middleware.RoleAssistant, ToolCalls: []middleware.ToolCall{{
+				ID: id, Name: "check_disk", Arguments: fmt.Sprintf(`{"host":"web-%d","path":"/var"}`, i)}}},
+			middleware.Message{Role: middleware.RoleTool, ToolCallID: id,
+				Content: fmt.Sprintf("Filesystem Size Used Avail Use%% Mounted on\n/dev/sda1 100G %dG %dG %d%% /var\n", 40+i, 60-i, 40+i) + strings.Repeat("ok ", 160)},
+		)
+	}
+	msgs = append(msgs, middleware.Message{Role: middleware.RoleUser, Content: fmt.Sprintf("Summarise (request %d).", n)})
+	return &middleware.Request{Model: "gpt-4o-mini", Messages: msgs}
+}
+
+// BenchmarkResent18 estimates requests of 18 messages that were all
+// estimated before, cycling through 1024 distinct requests (18,432 message
+// values, as ./bench's BenchmarkChainInstantModelMiss does): the identity
+// fast path, with the memo's working set far out of the CPU's caches.
+func BenchmarkResent18(b *testing.B) {
+	e := New()
+	reqs := make([]*middleware.Request, 1024)
+	for i := range reqs {
+		reqs[i] = agentRequest(i)
+		e.Request("gpt-4o-mini", reqs[i])
+	}
+	b.ReportAllocs()
+	cpu := startCPU()
+	i := 0
+	for b.Loop() {
+		e.Request("gpt-4o-mini", reqs[i%len(reqs)])
+		i++
+	}
+	cpu.report(b)
+}

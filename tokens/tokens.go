@@ -122,10 +122,10 @@ func New(opts ...Option) *Estimator {
 	}
 	if c.cacheSize > 0 {
 		e.memo, _ = lru.New[key, int64](c.cacheSize) // error only for size <= 0
-		// Four slots per memoised count: the table is direct-mapped, and
-		// with as many slots as live messages about two thirds of them
-		// would lose their slot to another between two calls (a slot is
-		// 8 bytes; the bytes the entries keep alive are bounded apart).
+		// Four slots per memoised count: with the 4-way buckets of the
+		// table, a live message almost never loses its slot to another
+		// between two calls (a slot is 16 bytes; the bytes the entries
+		// keep alive are bounded apart).
 		e.ids = newIDTable(4*c.cacheSize, maxIdentityBytes)
 	}
 	return e
