@@ -131,22 +131,28 @@ func agentRequest(n int) *middleware.Request {
 }
 
 // BenchmarkResent18 estimates requests of 18 messages that were all
-// estimated before, cycling through 1024 distinct requests (18,432 message
-// values, as ./bench's BenchmarkChainInstantModelMiss does): the identity
-// fast path, with the memo's working set far out of the CPU's caches.
+// estimated before: the identity fast path. requests=1 re-sends the same
+// request (the memo in the CPU's caches, as for one agent's turns);
+// requests=1024 cycles through 1024 distinct requests (18,432 message
+// values, as ./bench's BenchmarkChainInstantModelMiss does), the memo's
+// working set far out of the caches.
 func BenchmarkResent18(b *testing.B) {
-	e := New()
-	reqs := make([]*middleware.Request, 1024)
-	for i := range reqs {
-		reqs[i] = agentRequest(i)
-		e.Request("gpt-4o-mini", reqs[i])
+	for _, n := range []int{1, 1024} {
+		b.Run(fmt.Sprintf("requests=%d", n), func(b *testing.B) {
+			e := New()
+			reqs := make([]*middleware.Request, n)
+			for i := range reqs {
+				reqs[i] = agentRequest(i)
+				e.Request("gpt-4o-mini", reqs[i])
+			}
+			b.ReportAllocs()
+			cpu := startCPU()
+			i := 0
+			for b.Loop() {
+				e.Request("gpt-4o-mini", reqs[i%len(reqs)])
+				i++
+			}
+			cpu.report(b)
+		})
 	}
-	b.ReportAllocs()
-	cpu := startCPU()
-	i := 0
-	for b.Loop() {
-		e.Request("gpt-4o-mini", reqs[i%len(reqs)])
-		i++
-	}
-	cpu.report(b)
 }

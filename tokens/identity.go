@@ -128,15 +128,20 @@ func same(a, b string) bool {
 	return len(a) == len(b) && (len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b))
 }
 
+// idWord is s's identity (data pointer and length) times the odd constant
+// k: the fields of a message go through independent multiplications, which
+// the CPU runs side by side, instead of one chain of mixes.
+func idWord(s string, k uint64) uint64 {
+	return (ptr(s) + uint64(len(s))*0x9E3779B97F4A7C15) * k
+}
+
 // identityHash returns the identity hash of m's counted strings, or false
 // when m has binary parts (mutable bytes: only their content identifies
 // them).
 func identityHash(variant uint64, m *middleware.Message) (uint64, bool) {
 	h := variant*0x94D049BB133111EB + uint64(len(m.Parts))<<32 + uint64(len(m.ToolCalls))
-	h = mixID(h, string(m.Role))
-	h = mixID(h, m.Content)
-	h = mixID(h, m.Name)
-	h = mixID(h, m.ToolCallID)
+	h ^= idWord(string(m.Role), 0xBF58476D1CE4E5B9) ^ idWord(m.Content, 0xD6E8FEB86659FD93) ^
+		idWord(m.Name, 0xA0761D6478BD642F) ^ idWord(m.ToolCallID, 0xE7037ED1A0B428DB)
 	for i := range m.Parts {
 		p := &m.Parts[i]
 		if len(p.Data) > 0 {
@@ -145,9 +150,11 @@ func identityHash(variant uint64, m *middleware.Message) (uint64, bool) {
 		h = mixID(mixID(mixID(mixID(h, p.Type), p.Text), p.Detail), p.URL)
 	}
 	for i := range m.ToolCalls {
-		h = mixID(mixID(h, m.ToolCalls[i].Name), m.ToolCalls[i].Arguments)
+		h = h*0x9E3779B97F4A7C15 ^ idWord(m.ToolCalls[i].Name, 0x8EBC6AF09C88C6E3) ^ idWord(m.ToolCalls[i].Arguments, 0x589965CC75374CC3)
 	}
-	return h, true
+	h ^= h >> 29
+	h *= 0xBF58476D1CE4E5B9
+	return h ^ h>>32, true
 }
 
 func (e *idEntry) matches(variant uint64, m *middleware.Message) bool {
