@@ -351,13 +351,10 @@ func nextO200k(s string, i int) int {
 		return e
 	}
 	r0, n0, c0 := at(s, i)
-	for _, needUpper := range [2]bool{false, true} {
-		if isPrefix(c0) {
-			if e := upperLower(s, i+n0, needUpper); e > 0 {
-				return e
-			}
-		}
-		if e := upperLower(s, i, needUpper); e > 0 {
+	// The first two alternatives need a letter or mark at i or just after
+	// it: not when both are ASCII non-letters (" 42", ", ", ".\n").
+	if !(n0 == 1 && !asciiLetter(s[i]) && (i+1 == len(s) || s[i+1] < utf8.RuneSelf && !asciiLetter(s[i+1]))) {
+		if e := wordO200k(s, i, n0, c0); e > 0 {
 			return e
 		}
 	}
@@ -368,4 +365,19 @@ func nextO200k(s string, i int) int {
 		return e
 	}
 	return spaces(s, i)
+}
+
+// wordO200k is the first two alternatives of o200k_base at i, or -1.
+func wordO200k(s string, i, n0 int, c0 uint8) int {
+	for _, needUpper := range [2]bool{false, true} {
+		if isPrefix(c0) {
+			if e := upperLower(s, i+n0, needUpper); e > 0 {
+				return e
+			}
+		}
+		if e := upperLower(s, i, needUpper); e > 0 {
+			return e
+		}
+	}
+	return -1
 }

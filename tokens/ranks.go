@@ -65,14 +65,18 @@ func newRankTable(block string, ends []int32, seed uint64) *rankTable {
 
 // head returns the first 8 bytes of s, little-endian, zero-padded.
 func head(s string) uint64 {
-	if len(s) >= 8 {
-		return binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s), 8))
+	b := unsafe.Slice(unsafe.StringData(s), len(s))
+	switch n := len(b); {
+	case n >= 8:
+		return binary.LittleEndian.Uint64(b)
+	case n >= 4: // two overlapping loads: the shared bytes are OR-ed with themselves
+		return uint64(binary.LittleEndian.Uint32(b)) | uint64(binary.LittleEndian.Uint32(b[n-4:]))<<(8*(n-4))
+	case n >= 2:
+		return uint64(binary.LittleEndian.Uint16(b)) | uint64(binary.LittleEndian.Uint16(b[n-2:]))<<(8*(n-2))
+	case n == 1:
+		return uint64(b[0])
 	}
-	var h uint64
-	for i := len(s) - 1; i >= 0; i-- {
-		h = h<<8 | uint64(s[i])
-	}
-	return h
+	return 0
 }
 
 // hash mixes s (whose head is hd) into 64 bits.
