@@ -54,7 +54,7 @@
 //
 // # Incremental work
 //
-// Per-message counts are memoised in a bounded LRU keyed by a hash
+// Per-message counts are memoised in a bounded lock-free table keyed by a hash
 // of the encoding and the message, and so are tool definitions. In front of
 // it, a bounded lock-free table (4-way set-associative, one cache line a
 // bucket) finds a message by the identity of its

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/tiktoken-go/tokenizer"
 
 	"github.com/tokenwise/tokenwise/middleware"
@@ -56,8 +55,8 @@ type ModelFunc func(model string) (Model, bool)
 // family's image rule then take effect.
 func WithModels(fn ModelFunc) Option { return func(c *config) { c.models = fn } }
 
-// WithCacheSize bounds the memo of per-message counts (entries). n <= 0
-// turns memoisation off.
+// WithCacheSize sizes the memo of per-message counts: n entries, rounded
+// up to a power of two. n <= 0 turns memoisation off.
 func WithCacheSize(n int) Option { return func(c *config) { c.cacheSize = n } }
 
 // WithModelEncoding declares that model (matched exactly, or as a prefix
@@ -90,13 +89,13 @@ var builtin = []modelEncoding{
 // Estimator estimates input tokens: exact for OpenAI encodings
 // (o200k_base, cl100k_base), conservative for other models (see the package
 // documentation for both rules). Per-message counts are memoised in a
-// bounded LRU keyed by a hash of the message. The zero value is not usable;
+// bounded table keyed by a hash of the message. The zero value is not usable;
 // call [New]. An Estimator is safe for concurrent use.
 type Estimator struct {
 	encodings []modelEncoding
 	models    ModelFunc
 	seed1     maphash.Seed
-	memo      *lru.Cache[key, int64]
+	memo      *countMemo
 	ids       *idTable // identity fast path in front of memo; nil when memo is
 	codecs    *codecs
 }
@@ -121,7 +120,7 @@ func New(opts ...Option) *Estimator {
 		codecs:    &codecs{},
 	}
 	if c.cacheSize > 0 {
-		e.memo, _ = lru.New[key, int64](c.cacheSize) // error only for size <= 0
+		e.memo = newCountMemo(c.cacheSize)
 		// Four slots per memoised count: with the 4-way buckets of the
 		// table, a live message almost never loses its slot to another
 		// between two calls (a slot is 16 bytes; the bytes the entries
