@@ -17,8 +17,8 @@ func memoCount(i uint64) int64 { return int64(i*7 + 3) }
 
 // TestCountMemoReturnsOnlyWhatWasAdded: keys crowding one bucket (more
 // than it holds) and keys spread over all buckets, added in random order:
-// a hit always returns the count added for that very key, the last
-// four keys added to a bucket are found, and keys never added are not.
+// a hit always returns the count added for that very key, the key just
+// added is found, and keys never added are not.
 func TestCountMemoReturnsOnlyWhatWasAdded(t *testing.T) {
 	t.Parallel()
 	m := newCountMemo(64)
