@@ -198,6 +198,45 @@ func (t *idTable) get(h, variant uint64, m *middleware.Message) (int64, bool) {
 	return 0, false
 }
 
+// idBatch is how many messages Request looks up in the identity table
+// before it compares them.
+const idBatch = 32
+
+// idCandidate is the first step of a lookup: m's identity hash (ok false
+// when m has no identity, see identityHash) and the entry of its bucket
+// with that hash, if any, not yet compared with m.
+type idCandidate struct {
+	h  uint64
+	e  *idEntry
+	ok bool
+}
+
+// candidate returns m's candidate; a nil table gives none.
+func (t *idTable) candidate(variant uint64, m *middleware.Message) idCandidate {
+	h, ok := identityHash(variant, m)
+	if !ok || t == nil {
+		return idCandidate{h: h, ok: ok}
+	}
+	b := t.bucket(h)
+	for i := range b {
+		if b[i].h.Load() == h {
+			if e := b[i].e.Load(); e != nil {
+				return idCandidate{h, e, true}
+			}
+		}
+	}
+	return idCandidate{h: h, ok: true}
+}
+
+// get finishes the lookup: the count of the candidate's entry when it is
+// m's (every string compared), false otherwise.
+func (c idCandidate) get(variant uint64, m *middleware.Message) (int64, bool) {
+	if e := c.e; e != nil && e.h == c.h && e.matches(variant, m) {
+		return e.n, true
+	}
+	return 0, false
+}
+
 func (t *idTable) put(h, variant uint64, m *middleware.Message, n int64) {
 	if len(m.Parts) > math.MaxInt32 || len(m.ToolCalls) > math.MaxInt32 {
 		return

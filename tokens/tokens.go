@@ -285,12 +285,24 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	legacy := strings.HasPrefix(strings.ToLower(model), "gpt-3.5-turbo-0301")
 	variant := variantOf(enc, legacy)
 	var n int64
-	for i := range req.Messages {
-		m := &req.Messages[i]
-		n += e.message(variant, enc, c, legacy, m)
-		for j := range m.Parts { // images count by the model family's rule, outside the memo
-			if m.Parts[j].Type == "image_url" {
-				n += mi.imageTokens(m.Parts[j].Detail)
+	for base := 0; base < len(req.Messages); base += idBatch {
+		msgs := req.Messages[base:min(base+idBatch, len(req.Messages))]
+		// First the identity table's candidate for every message of the
+		// batch, then each message: the table's cache misses of one
+		// message do not wait for those of the one before.
+		var cands [idBatch]idCandidate
+		if e.ids != nil {
+			for i := range msgs {
+				cands[i] = e.ids.candidate(variant, &msgs[i])
+			}
+		}
+		for i := range msgs {
+			m := &msgs[i]
+			n += e.message(variant, enc, c, legacy, m, cands[i])
+			for j := range m.Parts { // images count by the model family's rule, outside the memo
+				if m.Parts[j].Type == "image_url" {
+					n += mi.imageTokens(m.Parts[j].Detail)
+				}
 			}
 		}
 	}
@@ -308,19 +320,19 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	return n + replyPriming
 }
 
-func (e *Estimator) message(variant uint64, enc string, c tokenizer.Codec, legacy bool, m *middleware.Message) int64 {
+// message returns the count of m, cand its identity table candidate.
+func (e *Estimator) message(variant uint64, enc string, c tokenizer.Codec, legacy bool, m *middleware.Message, cand idCandidate) int64 {
 	if e.memo == nil {
 		return e.countMessage(c, legacy, m)
 	}
-	h, ok := identityHash(variant, m)
-	if !ok {
+	if !cand.ok {
 		return e.messageByContent(enc, c, legacy, m)
 	}
-	if v, ok := e.ids.get(h, variant, m); ok {
+	if v, ok := cand.get(variant, m); ok {
 		return v
 	}
 	v := e.messageByContent(enc, c, legacy, m)
-	e.ids.put(h, variant, m, v)
+	e.ids.put(cand.h, variant, m, v)
 	return v
 }
 
