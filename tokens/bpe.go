@@ -14,7 +14,7 @@ import (
 // hand-written pre-tokenizer of pretok.go instead of regexp2, and the same
 // byte-pair merges over the same ranks, read once from the codec.
 type bpe struct {
-	ranks map[string]uint32
+	ranks *rankTable
 	next  func(s string, i int) int // the end of the piece at i
 }
 
@@ -52,9 +52,9 @@ func newBPE(c tokenizer.Codec) *bpe {
 		return nil
 	}
 	initClasses()
-	// The tokens' bytes in one block, the map's keys slices of it.
+	// The tokens' bytes in one block, the table's keys slices of it.
 	block := make([]byte, 0, 2<<20)
-	ends := make([]int, 0, 1<<18)
+	ends := make([]int32, 0, 1<<18)
 	misses := 0
 	for id := uint(0); misses < 1024; id++ {
 		s, err := c.Decode([]uint{id})
@@ -65,42 +65,63 @@ func newBPE(c tokenizer.Codec) *bpe {
 		}
 		misses = 0
 		block = append(block, s...)
-		ends = append(ends, len(block))
+		ends = append(ends, int32(len(block)))
 	}
 	all := unsafe.String(unsafe.SliceData(block), len(block))
-	ranks := make(map[string]uint32, len(ends))
-	start := 0
-	for id, end := range ends {
-		if end < 0 {
-			continue
-		}
-		ranks[all[start:end]] = uint32(id)
-		start = end
-	}
-	return &bpe{ranks: ranks, next: next}
+	return &bpe{ranks: newRankTable(all, ends, rankSeed), next: next}
 }
+
+// rankSeed seeds the rank table's hash. It need not be secret: the table
+// holds only the vocabulary, so no text can lengthen its probe sequences.
+const rankSeed = 0x2545F4914F6CDD1D
 
 // count returns the number of tokens of s.
 func (b *bpe) count(s string) int {
+	if !utf8.ValidString(s) {
+		s = string([]rune(s))
+	}
+	// The pieces are split a batch at a time, then looked up one after the
+	// other: the lookups do not depend on each other, so their cache
+	// misses (the table is 8 MB; in a busy process little of it stays
+	// cached between two messages) overlap instead of each waiting for the
+	// split of the next piece.
+	var ends [countBatch]int
 	n := 0
-	b.pieces(s, func(p string) {
-		if _, ok := b.ranks[p]; ok {
-			n++
-			return
+	for i := 0; i < len(s); {
+		k := 0
+		for j := i; k < countBatch && j < len(s); k++ {
+			j = b.next(s, j)
+			ends[k] = j
 		}
-		n += b.merge(p, nil)
-	})
+		for _, e := range ends[:k] {
+			switch p := s[i:e]; {
+			case len(p) == 1:
+				n++ // every byte is a token
+			case b.ranks.has(p):
+				n++
+			default:
+				n += b.merge(p, nil)
+			}
+			i = e
+		}
+	}
 	return n
 }
+
+// countBatch is how many pieces count splits before looking them up.
+const countBatch = 32
 
 // encode appends the token ids of s to ids.
 func (b *bpe) encode(s string, ids []uint32) []uint32 {
 	b.pieces(s, func(p string) {
-		if id, ok := b.ranks[p]; ok {
+		if id, ok := b.ranks.get(p); ok {
 			ids = append(ids, id)
 			return
 		}
-		b.merge(p, func(tok string) { ids = append(ids, b.ranks[tok]) })
+		b.merge(p, func(tok string) {
+			id, _ := b.ranks.get(tok)
+			ids = append(ids, id)
+		})
 	})
 	return ids
 }
@@ -139,7 +160,7 @@ func (b *bpe) merge(piece string, fn func(string)) int {
 	}
 	get := func(i int) uint32 {
 		if i+2 < n {
-			if r, ok := b.ranks[piece[pos[i]:pos[i+2]]]; ok {
+			if r, ok := b.ranks.get(piece[pos[i]:pos[i+2]]); ok {
 				return r
 			}
 		}
@@ -197,7 +218,7 @@ func (b *bpe) mergeHeap(piece string, fn func(string)) int {
 		if k < 0 {
 			return none
 		}
-		if r, ok := b.ranks[piece[i:k]]; ok {
+		if r, ok := b.ranks.get(piece[i:k]); ok {
 			return r
 		}
 		return none

@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"math"
 	"math/bits"
 	"sync/atomic"
 	"unsafe"
@@ -27,12 +28,17 @@ import (
 // memory with unsafe, against the language's rules, must not pass them to
 // the estimator, or must use WithCacheSize(0).)
 //
-// The table is direct-mapped, lock-free (an atomic pointer per slot to an
-// immutable entry) and bounded twice: by slots (the memo's size rounded up
-// to a power of two) and by the bytes of the strings it keeps alive
+// The table is 4-way set-associative and lock-free: a bucket is one cache
+// line of four slots, each the identity hash of its entry beside an atomic
+// pointer to the entry (immutable), so a lookup compares four hashes in one
+// line and reads only the entry whose hash matches. An entry is one
+// allocation (the strings of its parts and tool calls inline for up to two
+// tool calls or one part). The table is bounded twice: by slots (four per
+// memoised count) and by the bytes of the strings it keeps alive
 // (maxIdentityBytes; messages over a sixteenth of that are never kept, and
-// a full table forgets entries in slot order). A miss falls back to the
-// memo keyed by a hash of the content, so forgetting costs one hash.
+// a full table forgets entries in slot order). A full bucket gives up the
+// slot a shared clock points at. A miss falls back to the memo keyed by a
+// hash of the content, so forgetting costs one hash.
 
 // maxIdentityBytes bounds the string bytes the identity table keeps alive.
 const maxIdentityBytes = 64 << 20
@@ -40,21 +46,44 @@ const maxIdentityBytes = 64 << 20
 // entryOverhead is what an entry costs besides its strings, for the bound.
 const entryOverhead = 160
 
+// idEntry is an identity memo entry; its first 64 bytes hold what every
+// lookup compares.
 type idEntry struct {
-	h, variant                  uint64
-	role, content, name, callID string
-	extra                       []string // per part Type, Text, Detail, URL; per tool call Name, Arguments
-	parts, calls                int
-	n                           int64
-	size                        int64
+	h, variant   uint64
+	n            int64
+	parts, calls int32
+	role         string
+	content      string
+	name, callID string
+	extra        []string // per part Type, Text, Detail, URL; per tool call Name, Arguments
+	size         int64
+}
+
+// idEntryInline is an entry with room for up to idInline extra strings in
+// the same allocation.
+type idEntryInline struct {
+	idEntry
+	buf [idInline]string
+}
+
+const idInline = 4
+
+// idWays is the number of slots of a bucket: 4 slots of 16 bytes, one
+// cache line.
+const idWays = 4
+
+type idSlot struct {
+	h atomic.Uint64
+	e atomic.Pointer[idEntry]
 }
 
 type idTable struct {
-	slots  []atomic.Pointer[idEntry]
-	mask   uint64
+	slots  []idSlot // buckets of idWays slots
+	mask   uint64   // buckets - 1
 	max    int64
 	bytes  atomic.Int64
-	cursor atomic.Uint64
+	cursor atomic.Uint64 // the next slot evict forgets
+	clock  atomic.Uint64 // picks the slot a full bucket gives up
 }
 
 func newIDTable(n int, maxBytes int64) *idTable {
@@ -62,7 +91,7 @@ func newIDTable(n int, maxBytes int64) *idTable {
 	for size < n {
 		size <<= 1
 	}
-	return &idTable{slots: make([]atomic.Pointer[idEntry], size), mask: uint64(size - 1), max: maxBytes}
+	return &idTable{slots: make([]idSlot, size), mask: uint64(size/idWays - 1), max: maxBytes}
 }
 
 // variantOf folds what a count depends on besides the message.
@@ -99,15 +128,20 @@ func same(a, b string) bool {
 	return len(a) == len(b) && (len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b))
 }
 
+// idWord is s's identity (data pointer and length) times the odd constant
+// k: the fields of a message go through independent multiplications, which
+// the CPU runs side by side, instead of one chain of mixes.
+func idWord(s string, k uint64) uint64 {
+	return (ptr(s) + uint64(len(s))*0x9E3779B97F4A7C15) * k
+}
+
 // identityHash returns the identity hash of m's counted strings, or false
 // when m has binary parts (mutable bytes: only their content identifies
 // them).
 func identityHash(variant uint64, m *middleware.Message) (uint64, bool) {
 	h := variant*0x94D049BB133111EB + uint64(len(m.Parts))<<32 + uint64(len(m.ToolCalls))
-	h = mixID(h, string(m.Role))
-	h = mixID(h, m.Content)
-	h = mixID(h, m.Name)
-	h = mixID(h, m.ToolCallID)
+	h ^= idWord(string(m.Role), 0xBF58476D1CE4E5B9) ^ idWord(m.Content, 0xD6E8FEB86659FD93) ^
+		idWord(m.Name, 0xA0761D6478BD642F) ^ idWord(m.ToolCallID, 0xE7037ED1A0B428DB)
 	for i := range m.Parts {
 		p := &m.Parts[i]
 		if len(p.Data) > 0 {
@@ -116,13 +150,15 @@ func identityHash(variant uint64, m *middleware.Message) (uint64, bool) {
 		h = mixID(mixID(mixID(mixID(h, p.Type), p.Text), p.Detail), p.URL)
 	}
 	for i := range m.ToolCalls {
-		h = mixID(mixID(h, m.ToolCalls[i].Name), m.ToolCalls[i].Arguments)
+		h = h*0x9E3779B97F4A7C15 ^ idWord(m.ToolCalls[i].Name, 0x8EBC6AF09C88C6E3) ^ idWord(m.ToolCalls[i].Arguments, 0x589965CC75374CC3)
 	}
-	return h, true
+	h ^= h >> 29
+	h *= 0xBF58476D1CE4E5B9
+	return h ^ h>>32, true
 }
 
 func (e *idEntry) matches(variant uint64, m *middleware.Message) bool {
-	if e.variant != variant || e.parts != len(m.Parts) || e.calls != len(m.ToolCalls) ||
+	if e.variant != variant || int(e.parts) != len(m.Parts) || int(e.calls) != len(m.ToolCalls) ||
 		!same(e.role, string(m.Role)) || !same(e.content, m.Content) || !same(e.name, m.Name) || !same(e.callID, m.ToolCallID) {
 		return false
 	}
@@ -143,56 +179,135 @@ func (e *idEntry) matches(variant uint64, m *middleware.Message) bool {
 	return true
 }
 
+// bucket returns the slots of the bucket of h.
+func (t *idTable) bucket(h uint64) []idSlot {
+	b := (h & t.mask) * idWays
+	return t.slots[b : b+idWays : b+idWays]
+}
+
 func (t *idTable) get(h, variant uint64, m *middleware.Message) (int64, bool) {
-	e := t.slots[h&t.mask].Load()
-	if e == nil || e.h != h || !e.matches(variant, m) {
-		return 0, false
+	b := t.bucket(h)
+	for i := range b {
+		if b[i].h.Load() != h {
+			continue
+		}
+		if e := b[i].e.Load(); e != nil && e.h == h && e.matches(variant, m) {
+			return e.n, true
+		}
 	}
-	return e.n, true
+	return 0, false
+}
+
+// idBatch is how many messages Request looks up in the identity table
+// before it compares them.
+const idBatch = 32
+
+// idCandidate is the first step of a lookup: m's identity hash (ok false
+// when m has no identity, see identityHash) and the entry of its bucket
+// with that hash, if any, not yet compared with m.
+type idCandidate struct {
+	h  uint64
+	e  *idEntry
+	ok bool
+}
+
+// candidate returns m's candidate; a nil table gives none.
+func (t *idTable) candidate(variant uint64, m *middleware.Message) idCandidate {
+	h, ok := identityHash(variant, m)
+	if !ok || t == nil {
+		return idCandidate{h: h, ok: ok}
+	}
+	b := t.bucket(h)
+	for i := range b {
+		if b[i].h.Load() == h {
+			if e := b[i].e.Load(); e != nil {
+				return idCandidate{h, e, true}
+			}
+		}
+	}
+	return idCandidate{h: h, ok: true}
+}
+
+// get finishes the lookup: the count of the candidate's entry when it is
+// m's (every string compared), false otherwise.
+func (c idCandidate) get(variant uint64, m *middleware.Message) (int64, bool) {
+	if e := c.e; e != nil && e.h == c.h && e.matches(variant, m) {
+		return e.n, true
+	}
+	return 0, false
 }
 
 func (t *idTable) put(h, variant uint64, m *middleware.Message, n int64) {
-	e := &idEntry{h: h, variant: variant, role: string(m.Role), content: m.Content, name: m.Name, callID: m.ToolCallID,
-		parts: len(m.Parts), calls: len(m.ToolCalls), n: n}
+	if len(m.Parts) > math.MaxInt32 || len(m.ToolCalls) > math.MaxInt32 {
+		return
+	}
+	var e *idEntry
+	k := 4*len(m.Parts) + 2*len(m.ToolCalls)
+	if k > 0 && k <= idInline {
+		x := &idEntryInline{}
+		x.extra = x.buf[:0:k]
+		e = &x.idEntry
+	} else {
+		e = &idEntry{}
+		if k > 0 {
+			e.extra = make([]string, 0, k)
+		}
+	}
+	e.h, e.variant, e.n = h, variant, n
+	e.parts, e.calls = int32(len(m.Parts)), int32(len(m.ToolCalls))
+	e.role, e.content, e.name, e.callID = string(m.Role), m.Content, m.Name, m.ToolCallID
 	e.size = entryOverhead + int64(len(e.role)+len(e.content)+len(e.name)+len(e.callID))
-	if k := 4*len(m.Parts) + 2*len(m.ToolCalls); k > 0 {
-		e.extra = make([]string, 0, k)
-		for i := range m.Parts {
-			p := &m.Parts[i]
-			e.extra = append(e.extra, p.Type, p.Text, p.Detail, p.URL)
-		}
-		for i := range m.ToolCalls {
-			e.extra = append(e.extra, m.ToolCalls[i].Name, m.ToolCalls[i].Arguments)
-		}
-		for _, s := range e.extra {
-			e.size += int64(len(s)) + 16
-		}
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		e.extra = append(e.extra, p.Type, p.Text, p.Detail, p.URL)
+	}
+	for i := range m.ToolCalls {
+		e.extra = append(e.extra, m.ToolCalls[i].Name, m.ToolCalls[i].Arguments)
+	}
+	for _, s := range e.extra {
+		e.size += int64(len(s)) + 16
 	}
 	if e.size > t.max/16 {
 		return // too large to keep alive: hashed on every call instead
 	}
+	b := t.bucket(h)
+	v := -1
+	for i := range b {
+		if b[i].h.Load() == h {
+			v = i // a stale entry of the same identity hash
+			break
+		}
+		if v < 0 && b[i].e.Load() == nil {
+			v = i
+		}
+	}
+	if v < 0 {
+		v = int(t.clock.Add(1) % idWays)
+	}
 	size := e.size
-	if old := t.slots[h&t.mask].Swap(e); old != nil {
+	if old := b[v].e.Swap(e); old != nil {
 		size -= old.size
 	}
+	b[v].h.Store(h)
 	if t.bytes.Add(size) > t.max {
-		t.evict(h & t.mask)
+		t.evict(&b[v])
 	}
 }
 
 // evict forgets entries in slot order, but the one in slot keep (just
 // added), until the table keeps at most three quarters of its byte bound
 // alive.
-func (t *idTable) evict(keep uint64) {
+func (t *idTable) evict(keep *idSlot) {
+	mask := uint64(len(t.slots) - 1)
 	for range len(t.slots) {
 		if t.bytes.Load() <= t.max/4*3 {
 			return
 		}
-		i := t.cursor.Add(1) & t.mask
-		if i == keep {
+		s := &t.slots[t.cursor.Add(1)&mask]
+		if s == keep {
 			continue
 		}
-		if old := t.slots[i].Swap(nil); old != nil {
+		if old := s.e.Swap(nil); old != nil {
 			t.bytes.Add(-old.size)
 		}
 	}

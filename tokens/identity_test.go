@@ -68,7 +68,7 @@ func TestIdentityTableBound(t *testing.T) {
 	}
 	var sum int64
 	for i := range tab.slots {
-		if e := tab.slots[i].Load(); e != nil {
+		if e := tab.slots[i].e.Load(); e != nil {
 			sum += e.size
 		}
 	}

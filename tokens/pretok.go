@@ -216,8 +216,77 @@ func digits(s string, i int) int {
 // cSlash is '/', of o200k's punctuation tail [\r\n/].
 const cSlash = 1 << 7
 
+// asciiLetter reports whether c is an ASCII letter.
+func asciiLetter(c byte) bool { return (c|0x20)-'a' < 26 }
+
+// asciiWordStart returns where the letters of a word piece start at i
+// (i, or i+1 after a one-byte [^\r\n\p{L}\p{N}] prefix) when both the
+// prefix and the first letter are ASCII, else -1.
+func asciiWordStart(s string, i int) int {
+	c := s[i]
+	if asciiLetter(c) {
+		return i
+	}
+	if c < utf8.RuneSelf && isPrefix(bmpClass[c]) && i+1 < len(s) && asciiLetter(s[i+1]) {
+		return i + 1
+	}
+	return -1
+}
+
+// The ASCII fast paths below give the piece of the general code for the
+// commonest pieces, a word of ASCII letters with at most a one-byte ASCII
+// prefix (" the", "Hello", ".json"), without decoding runes or backtracking;
+// wherever a rune outside ASCII could change the piece (the word runs into
+// one) they return -1 and the general code decides. The corpus test and
+// the fuzz target compare every piece with tiktoken's pattern.
+
+// asciiCl100k is [^\r\n\p{L}\p{N}]?\p{L}+ at i over ASCII, or -1.
+func asciiCl100k(s string, i int) int {
+	if s[i] == '\'' {
+		return -1 // a contraction comes first
+	}
+	j := asciiWordStart(s, i)
+	if j < 0 {
+		return -1
+	}
+	for j < len(s) && asciiLetter(s[j]) {
+		j++
+	}
+	if j < len(s) && s[j] >= utf8.RuneSelf {
+		return -1
+	}
+	return j
+}
+
+// asciiO200k is the first two alternatives of o200k_base at i over ASCII,
+// or -1: upper-case letters, then lower-case ones (without any the first
+// alternative fails and the second takes the same bytes), then a
+// contraction.
+func asciiO200k(s string, i int) int {
+	j := asciiWordStart(s, i)
+	if j < 0 {
+		return -1
+	}
+	for j < len(s) && s[j]-'A' < 26 {
+		j++
+	}
+	for j < len(s) && s[j]-'a' < 26 {
+		j++
+	}
+	if j < len(s) && s[j] >= utf8.RuneSelf {
+		return -1
+	}
+	if e := contraction(s, j); e > 0 {
+		return e
+	}
+	return j
+}
+
 // nextCl100k returns the end of the piece of cl100k_base at i < len(s).
 func nextCl100k(s string, i int) int {
+	if e := asciiCl100k(s, i); e > 0 {
+		return e
+	}
 	r0, n0, c0 := at(s, i)
 	if e := contraction(s, i); e > 0 {
 		return e
@@ -278,14 +347,14 @@ func upperLower(s string, i int, needUpper bool) int {
 
 // nextO200k returns the end of the piece of o200k_base at i < len(s).
 func nextO200k(s string, i int) int {
+	if e := asciiO200k(s, i); e > 0 {
+		return e
+	}
 	r0, n0, c0 := at(s, i)
-	for _, needUpper := range [2]bool{false, true} {
-		if isPrefix(c0) {
-			if e := upperLower(s, i+n0, needUpper); e > 0 {
-				return e
-			}
-		}
-		if e := upperLower(s, i, needUpper); e > 0 {
+	// The first two alternatives need a letter or mark at i or just after
+	// it: not when both are ASCII non-letters (" 42", ", ", ".\n").
+	if !(n0 == 1 && !asciiLetter(s[i]) && (i+1 == len(s) || s[i+1] < utf8.RuneSelf && !asciiLetter(s[i+1]))) {
+		if e := wordO200k(s, i, n0, c0); e > 0 {
 			return e
 		}
 	}
@@ -296,4 +365,19 @@ func nextO200k(s string, i int) int {
 		return e
 	}
 	return spaces(s, i)
+}
+
+// wordO200k is the first two alternatives of o200k_base at i, or -1.
+func wordO200k(s string, i, n0 int, c0 uint8) int {
+	for _, needUpper := range [2]bool{false, true} {
+		if isPrefix(c0) {
+			if e := upperLower(s, i+n0, needUpper); e > 0 {
+				return e
+			}
+		}
+		if e := upperLower(s, i, needUpper); e > 0 {
+			return e
+		}
+	}
+	return -1
 }

@@ -239,6 +239,7 @@ func BenchmarkCount(b *testing.B) {
 			b.Run("enc="+enc+"/impl="+impl, func(b *testing.B) {
 				b.SetBytes(int64(len(text)))
 				b.ReportAllocs()
+				cpu := startCPU()
 				for b.Loop() {
 					if impl == "tokenwise" {
 						cb.b.count(text)
@@ -246,7 +247,39 @@ func BenchmarkCount(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				cpu.report(b)
 			})
+		}
+	}
+}
+
+// asciiEdges are the runes around the ASCII fast paths of the
+// pre-tokenizers: ASCII letters of both cases, the one-byte prefixes,
+// apostrophes and the contraction letters (and ſ), digits, line breaks,
+// and non-ASCII runes that continue a word (lower, upper, title case,
+// modifier letters, other letters, combining marks) or stop it.
+var asciiEdges = []string{
+	"a", "s", "t", "m", "d", "l", "r", "v", "e", "x", "z", "A", "S", "T", "M", "D", "L", "R", "V", "E", "X", "Z",
+	"'", "'", " ", " ", "\t", ".", "-", "_", "@", "\x7f", "\x00", "/", "\n", "\r", "1", "9",
+	"é", "ß", "É", "İ", "ǅ", "ʰ", "ſ", "ª", "中", "\u0301", "ा", "\u00a0", "٣", "😀", "…", "\xff",
+}
+
+// TestASCIIFastPathsMatchTheirPattern: texts made of runs of ASCII
+// letters that meet every rune that could change an ASCII word's piece
+// split as tiktoken's patterns split them, and encode to tiktoken-go's
+// ids.
+func TestASCIIFastPathsMatchTheirPattern(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(11, 11))
+	codecs := testCodecs(t)
+	for range 3000 {
+		var sb strings.Builder
+		for range 1 + r.IntN(12) {
+			sb.WriteString(asciiEdges[r.IntN(len(asciiEdges))])
+		}
+		s := sb.String()
+		for name, cb := range codecs {
+			sameTokens(t, name, cb.c, cb.b, s)
 		}
 	}
 }

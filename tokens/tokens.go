@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/tiktoken-go/tokenizer"
 
 	"github.com/tokenwise/tokenwise/middleware"
@@ -56,8 +55,8 @@ type ModelFunc func(model string) (Model, bool)
 // family's image rule then take effect.
 func WithModels(fn ModelFunc) Option { return func(c *config) { c.models = fn } }
 
-// WithCacheSize bounds the memo of per-message counts (entries). n <= 0
-// turns memoisation off.
+// WithCacheSize sizes the memo of per-message counts: n entries, rounded
+// up to a power of two. n <= 0 turns memoisation off.
 func WithCacheSize(n int) Option { return func(c *config) { c.cacheSize = n } }
 
 // WithModelEncoding declares that model (matched exactly, or as a prefix
@@ -90,13 +89,13 @@ var builtin = []modelEncoding{
 // Estimator estimates input tokens: exact for OpenAI encodings
 // (o200k_base, cl100k_base), conservative for other models (see the package
 // documentation for both rules). Per-message counts are memoised in a
-// bounded LRU keyed by a hash of the message. The zero value is not usable;
+// bounded table keyed by a hash of the message. The zero value is not usable;
 // call [New]. An Estimator is safe for concurrent use.
 type Estimator struct {
 	encodings []modelEncoding
 	models    ModelFunc
 	seed1     maphash.Seed
-	memo      *lru.Cache[key, int64]
+	memo      *countMemo
 	ids       *idTable // identity fast path in front of memo; nil when memo is
 	codecs    *codecs
 }
@@ -121,11 +120,11 @@ func New(opts ...Option) *Estimator {
 		codecs:    &codecs{},
 	}
 	if c.cacheSize > 0 {
-		e.memo, _ = lru.New[key, int64](c.cacheSize) // error only for size <= 0
-		// Four slots per memoised count: the table is direct-mapped, and
-		// with as many slots as live messages about two thirds of them
-		// would lose their slot to another between two calls (a slot is
-		// 8 bytes; the bytes the entries keep alive are bounded apart).
+		e.memo = newCountMemo(c.cacheSize)
+		// Four slots per memoised count: with the 4-way buckets of the
+		// table, a live message almost never loses its slot to another
+		// between two calls (a slot is 16 bytes; the bytes the entries
+		// keep alive are bounded apart).
 		e.ids = newIDTable(4*c.cacheSize, maxIdentityBytes)
 	}
 	return e
@@ -286,12 +285,24 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	legacy := strings.HasPrefix(strings.ToLower(model), "gpt-3.5-turbo-0301")
 	variant := variantOf(enc, legacy)
 	var n int64
-	for i := range req.Messages {
-		m := &req.Messages[i]
-		n += e.message(variant, enc, c, legacy, m)
-		for j := range m.Parts { // images count by the model family's rule, outside the memo
-			if m.Parts[j].Type == "image_url" {
-				n += mi.imageTokens(m.Parts[j].Detail)
+	for base := 0; base < len(req.Messages); base += idBatch {
+		msgs := req.Messages[base:min(base+idBatch, len(req.Messages))]
+		// First the identity table's candidate for every message of the
+		// batch, then each message: the table's cache misses of one
+		// message do not wait for those of the one before.
+		var cands [idBatch]idCandidate
+		if e.ids != nil {
+			for i := range msgs {
+				cands[i] = e.ids.candidate(variant, &msgs[i])
+			}
+		}
+		for i := range msgs {
+			m := &msgs[i]
+			n += e.message(variant, enc, c, legacy, m, cands[i])
+			for j := range m.Parts { // images count by the model family's rule, outside the memo
+				if m.Parts[j].Type == "image_url" {
+					n += mi.imageTokens(m.Parts[j].Detail)
+				}
 			}
 		}
 	}
@@ -309,19 +320,19 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	return n + replyPriming
 }
 
-func (e *Estimator) message(variant uint64, enc string, c tokenizer.Codec, legacy bool, m *middleware.Message) int64 {
+// message returns the count of m, cand its identity table candidate.
+func (e *Estimator) message(variant uint64, enc string, c tokenizer.Codec, legacy bool, m *middleware.Message, cand idCandidate) int64 {
 	if e.memo == nil {
 		return e.countMessage(c, legacy, m)
 	}
-	h, ok := identityHash(variant, m)
-	if !ok {
+	if !cand.ok {
 		return e.messageByContent(enc, c, legacy, m)
 	}
-	if v, ok := e.ids.get(h, variant, m); ok {
+	if v, ok := cand.get(variant, m); ok {
 		return v
 	}
 	v := e.messageByContent(enc, c, legacy, m)
-	e.ids.put(h, variant, m, v)
+	e.ids.put(cand.h, variant, m, v)
 	return v
 }
 
