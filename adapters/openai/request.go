@@ -281,10 +281,12 @@ func (r *reader) messages(s *requestSnapshot) error {
 	var prev *memoEntry // the memo's entry of the previous message
 	for r.more() {
 		start := r.next()
+		first := len(msgs) == 0
 		if r.memo != nil {
-			// The message that followed the previous one last time, when
+			// The message that followed the previous one last time (the
+			// first message of the last request, for the first), when
 			// these are its bytes: no scan, no hash, one comparison.
-			if e := r.memo.next(prev); e != nil && bytes.HasPrefix(r.src[start:], e.raw) {
+			if e := r.memo.next(kindMessage, prev, first); e != nil && bytes.HasPrefix(r.src[start:], e.raw) {
 				r.pos = start + len(e.raw)
 				msgs = append(msgs, e.msg)
 				spans = append(spans, span{start, r.pos})
@@ -297,11 +299,14 @@ func (r *reader) messages(s *requestSnapshot) error {
 		if r.memo != nil && r.peek() == '{' {
 			if end, ok := skipQuick(r.src, start); ok {
 				var e *memoEntry
-				if e, h = r.memo.get(kindMessage, r.src[start:end]); e != nil {
+				if e, h = r.memo.get(kindMessage, r.src[start:end]); e == nil {
+					e = r.memo.decodeNew(kindMessage, r, h, start, end) // a new message, decoded once
+				}
+				if e != nil {
 					r.pos = end
 					msgs = append(msgs, e.msg)
 					spans = append(spans, span{start, end})
-					r.memo.link(prev, e)
+					r.memo.link(kindMessage, prev, e, first)
 					prev = e
 					continue
 				}
@@ -318,7 +323,7 @@ func (r *reader) messages(s *requestSnapshot) error {
 			}
 			var e *memoEntry
 			m, e = r.memo.putMessage(h, r.src[start:r.offset()], m)
-			r.memo.link(prev, e)
+			r.memo.link(kindMessage, prev, e, first)
 			prev = e
 		}
 		msgs = append(msgs, m)
@@ -541,18 +546,32 @@ func (r *reader) tools(s *requestSnapshot) error {
 			tools, spans = make([]middleware.Tool, 0, n), make([]span, 0, n)
 		}
 	}
-	for r.more() {
+	var prev *memoEntry // the memo's entry of the previous tool
+	for i := 0; r.more(); i++ {
 		start := r.next()
 		var t middleware.Tool
 		var function bool
 		var h uint64
 		hashed, kept := -1, false
-		if r.memo != nil && r.peek() == '{' {
+		if r.memo != nil {
+			// Predicted as messages are (see messages).
+			if e := r.memo.next(kindTool, prev, i == 0); e != nil && bytes.HasPrefix(r.src[start:], e.raw) {
+				r.pos = start + len(e.raw)
+				t, function, kept = e.tool, e.function, true
+				prev = e
+			}
+		}
+		if !kept && r.memo != nil && r.peek() == '{' {
 			if end, ok := skipQuick(r.src, start); ok {
 				var e *memoEntry
-				if e, h = r.memo.get(kindTool, r.src[start:end]); e != nil {
+				if e, h = r.memo.get(kindTool, r.src[start:end]); e == nil {
+					e = r.memo.decodeNew(kindTool, r, h, start, end) // a new tool, decoded once
+				}
+				if e != nil {
 					r.pos = end
 					t, function, kept = e.tool, e.function, true
+					r.memo.link(kindTool, prev, e, i == 0)
+					prev = e
 				}
 				hashed = end
 			}
@@ -566,7 +585,10 @@ func (r *reader) tools(s *requestSnapshot) error {
 				if hashed != r.offset() {
 					h = r.memo.hash(kindTool, r.src[start:r.offset()])
 				}
-				t = r.memo.putTool(h, r.src[start:r.offset()], t, function)
+				var e *memoEntry
+				t, e = r.memo.putTool(h, r.src[start:r.offset()], t, function)
+				r.memo.link(kindTool, prev, e, i == 0)
+				prev = e
 			}
 		}
 		if !function {
