@@ -349,6 +349,8 @@ func BenchmarkRoundTripTurns(b *testing.B) {
 		turn = append(turn, body[i:]...)
 		buf = turn
 		r, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/chat/completions", bytes.NewReader(turn))
+		r.Header.Set("Accept", "application/json") // go-openai's headers
+		r.Header.Set("Content-Type", "application/json")
 		r.Header.Set("Authorization", "Bearer k")
 		resp, err := t.RoundTrip(r)
 		if err != nil {
