@@ -299,8 +299,10 @@ func TestMemoDecodesNewValuesAtTheirDepth(t *testing.T) {
 // tool changed decodes as the strict reader does.
 func TestMemoPredictsResentToolsAndTheFirstMessage(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 2))
-	memo := newMsgMemo(1024, 8<<20)
 	for range 200 {
+		// A memo per conversation: the values of one request never
+		// collide in it (a table shared by all could forget one).
+		memo := newMsgMemo(1024, 8<<20)
 		msgs := []string{randomMessageJSON(rng), randomMessageJSON(rng)}
 		tools := []string{randomToolJSON(rng), randomToolJSON(rng)}
 		body := func() []byte { return requestBody(msgs, `,"tools":[`+strings.Join(tools, ",")+`]`) }
