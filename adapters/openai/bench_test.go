@@ -368,3 +368,36 @@ func BenchmarkRoundTripTurns(b *testing.B) {
 		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
 	}
 }
+
+// BenchmarkRequestDecodeGrowing is the transport's decoding of an agent's
+// conversation as it grows: each call resends the previous call's
+// messages and adds an assistant message and a tool result (from 4 to 60
+// messages, then a new conversation).
+func BenchmarkRequestDecodeGrowing(b *testing.B) {
+	memo := newMsgMemo(memoSlots, memoMaxBytes)
+	var bodies [][]byte
+	msgs := []string{`{"role":"system","content":"You are an SRE assistant."}`, `{"role":"user","content":"Check the disks."}`}
+	for i := 0; len(msgs) < 60; i++ {
+		msgs = append(msgs,
+			fmt.Sprintf(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_%d","type":"function","function":{"name":"check_disk","arguments":"{\"host\":\"web-%d\"}"}}]}`, i, i),
+			fmt.Sprintf(`{"role":"tool","tool_call_id":"call_%d","content":"/dev/sda1 100G %dG used on web-%d"}`, i, 40+i, i))
+		bodies = append(bodies, []byte(`{"model":"gpt-4o-mini","messages":[`+strings.Join(msgs, ",")+`]}`))
+	}
+	b.ReportAllocs()
+	n := 0
+	start, ok := cpuNanos()
+	for b.Loop() {
+		if n%len(bodies) == 0 { // a new conversation: new bytes
+			for i, body := range bodies {
+				bodies[i] = bytes.Replace(body, []byte("SRE"), []byte(fmt.Sprintf("S%02d", n/len(bodies)%100)), 1)
+			}
+		}
+		if _, err := decodeRequestMemo(bodies[n%len(bodies)], memo); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	if end, ok2 := cpuNanos(); ok && ok2 {
+		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+	}
+}

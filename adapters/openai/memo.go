@@ -91,8 +91,8 @@ type msgMemo struct {
 	max    int64
 	bytes  atomic.Int64
 	cursor atomic.Uint64
-	// The lengths of the last request's lists, to allocate the next ones.
-	msgsHint, toolsHint atomic.Int32
+	// The length of the last request's tools, to allocate the next ones.
+	toolsHint atomic.Int32
 	// head[kind] is the hash of the first value of kind (message, tool)
 	// of the last request that had one: the prediction of the next
 	// request's first (0: none).

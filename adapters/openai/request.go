@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -272,12 +273,13 @@ func (r *reader) messages(s *requestSnapshot) error {
 	if err != nil || !ok {
 		return err
 	}
-	n := 8
-	if r.memo != nil {
-		n = max(n, int(r.memo.msgsHint.Load()))
-	}
-	msgs := make([]middleware.Message, 0, n)
-	spans := make([]span, 0, n)
+	// Gathered in reused scratch space, allocated at their exact count at
+	// the end: an agent's conversation grows every turn, and appending to
+	// a slice sized for the previous turn would allocate it twice.
+	sc := msgScratchPool.Get().(*msgScratch)
+	defer sc.release()
+	msgs, spans := sc.msgs[:0], sc.spans[:0]
+	defer func() { sc.msgs, sc.spans = msgs, spans }() // keep what append grew
 	var prev *memoEntry // the memo's entry of the previous message
 	for r.more() {
 		start := r.next()
@@ -329,11 +331,30 @@ func (r *reader) messages(s *requestSnapshot) error {
 		msgs = append(msgs, m)
 		spans = append(spans, span{start, r.offset()})
 	}
-	if r.memo != nil {
-		r.memo.msgsHint.Store(int32(min(len(msgs), 1<<12)))
-	}
-	s.core.Messages, s.msgSpans = msgs, spans
+	s.core.Messages = append(make([]middleware.Message, 0, len(msgs)), msgs...)
+	s.msgSpans = append(make([]span, 0, len(spans)), spans...)
 	return r.close()
+}
+
+// msgScratch is where reader.messages gathers a request's messages and
+// their spans before allocating them.
+type msgScratch struct {
+	msgs  []middleware.Message
+	spans []span
+}
+
+var msgScratchPool = sync.Pool{New: func() any { return new(msgScratch) }}
+
+// release forgets the messages gathered (the strings they point to are
+// not kept alive by the pool) and returns the scratch space to the pool,
+// unless it grew too large to keep.
+func (sc *msgScratch) release() {
+	if cap(sc.msgs) > 1<<12 {
+		return
+	}
+	clear(sc.msgs)
+	sc.msgs, sc.spans = sc.msgs[:0], sc.spans[:0]
+	msgScratchPool.Put(sc)
 }
 
 func (r *reader) message() (middleware.Message, error) {
