@@ -279,8 +279,9 @@ func (r *reader) messages(s *requestSnapshot) error {
 	sc := msgScratchPool.Get().(*msgScratch)
 	defer sc.release()
 	msgs, spans := sc.msgs[:0], sc.spans[:0]
-	defer func() { sc.msgs, sc.spans = msgs, spans }() // keep what append grew
-	var prev *memoEntry                                // the memo's entry of the previous message
+	// Keep what append grew.
+	defer func() { sc.msgs, sc.spans = msgs, spans }()
+	var prev *memoEntry // the memo's entry of the previous message
 	for r.more() {
 		start := r.next()
 		first := len(msgs) == 0
