@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -132,12 +133,16 @@ func benchDecodeTurns(b *testing.B, memo *msgMemo) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	n := 0
+	start, ok := cpuNanos()
 	for b.Loop() {
 		req, err := decodeRequestMemo(bodies[n%len(bodies)], memo)
 		if err != nil || len(req.Messages) != 19 {
 			b.Fatal(err)
 		}
 		n++
+	}
+	if end, ok2 := cpuNanos(); ok && ok2 {
+		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
 	}
 }
 
@@ -205,8 +210,12 @@ func (c cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Body != nil {
 		r.Body.Close()
 	}
+	n := int64(-1) // a stream: chunked
+	if c.ctype == "application/json" {
+		n = int64(len(c.body))
+	}
 	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {c.ctype}},
-		Body: io.NopCloser(bytes.NewReader(c.body)), Request: r}, nil
+		Body: io.NopCloser(bytes.NewReader(c.body)), ContentLength: n, Request: r}, nil
 }
 
 // BenchmarkRoundTrip is a whole non-streaming RoundTrip of an 8 KB request
@@ -316,4 +325,79 @@ func BenchmarkStreamChunkKept(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*(n+3)), "ns/chunk")
+}
+
+// BenchmarkRoundTripTurns is the transport's whole non-streaming RoundTrip
+// without layers and without a network, as an agent drives it: an 8 KB
+// request whose last message is new every call (its other messages and
+// tools the memo decoded before), the upstream's answer of 530 bytes with
+// its Content-Length, and the caller reading the answer to the end.
+func BenchmarkRoundTripTurns(b *testing.B) {
+	body := benchRequest(b)
+	i := bytes.Index(body, []byte(`"Summarise."`)) + 1
+	t := NewTransport(middleware.Chain(), WithBaseTransport(cannedTransport{"application/json", []byte(benchResponse)}))
+	buf := bytes.Clone(body)
+	out := make([]byte, 4<<10)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	n := 0
+	start, ok := cpuNanos()
+	for b.Loop() {
+		// A new body every call, as go-openai marshals one.
+		turn := append(buf[:0], body[:i]...)
+		turn = strconv.AppendInt(turn, int64(n), 10)
+		turn = append(turn, body[i:]...)
+		buf = turn
+		r, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/chat/completions", bytes.NewReader(turn))
+		r.Header.Set("Accept", "application/json") // go-openai's headers
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "Bearer k")
+		resp, err := t.RoundTrip(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := resp.Body.Read(out); err != nil {
+				break
+			}
+		}
+		resp.Body.Close()
+		n++
+	}
+	if end, ok2 := cpuNanos(); ok && ok2 {
+		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+	}
+}
+
+// BenchmarkRequestDecodeGrowing is the transport's decoding of an agent's
+// conversation as it grows: each call resends the previous call's
+// messages and adds an assistant message and a tool result (from 4 to 60
+// messages, then a new conversation).
+func BenchmarkRequestDecodeGrowing(b *testing.B) {
+	memo := newMsgMemo(memoSlots, memoMaxBytes)
+	var bodies [][]byte
+	msgs := []string{`{"role":"system","content":"You are an SRE assistant."}`, `{"role":"user","content":"Check the disks."}`}
+	for i := 0; len(msgs) < 60; i++ {
+		msgs = append(msgs,
+			fmt.Sprintf(`{"role":"assistant","content":null,"tool_calls":[{"id":"call_%d","type":"function","function":{"name":"check_disk","arguments":"{\"host\":\"web-%d\"}"}}]}`, i, i),
+			fmt.Sprintf(`{"role":"tool","tool_call_id":"call_%d","content":"/dev/sda1 100G %dG used on web-%d"}`, i, 40+i, i))
+		bodies = append(bodies, []byte(`{"model":"gpt-4o-mini","messages":[`+strings.Join(msgs, ",")+`]}`))
+	}
+	b.ReportAllocs()
+	n := 0
+	start, ok := cpuNanos()
+	for b.Loop() {
+		if n%len(bodies) == 0 { // a new conversation: new bytes
+			for i, body := range bodies {
+				bodies[i] = bytes.Replace(body, []byte("SRE"), []byte(fmt.Sprintf("S%02d", n/len(bodies)%100)), 1)
+			}
+		}
+		if _, err := decodeRequestMemo(bodies[n%len(bodies)], memo); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	if end, ok2 := cpuNanos(); ok && ok2 {
+		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+	}
 }

@@ -57,10 +57,20 @@ func (b wireBody) bytes() []byte {
 	return out
 }
 
+// joinBelow is the length under which a body in pieces is sent joined,
+// as one slice: net/http writes the headers and a body it knows to be in
+// memory (a *bytes.Reader) in one write when they fit its buffer, but
+// flushes the headers of any other body first, one more write system call
+// (and TCP segment) per request for the price of a copy this small.
+const joinBelow = 3 << 10
+
 // reader returns a reader of the body.
 func (b wireBody) reader() io.Reader {
 	if len(b.parts) == 1 {
 		return bytes.NewReader(b.parts[0])
+	}
+	if b.n < joinBelow {
+		return bytes.NewReader(b.bytes())
 	}
 	return &piecesReader{parts: b.parts}
 }

@@ -23,9 +23,13 @@ import (
 // equal to bytes that decoded without error; a JSON value is prefix-free,
 // so the strict reader, started at the same offset, would have read those
 // very bytes to the same message and stopped at the same offset. The quick
-// scan only proposes where a message ends: on any other input (invalid
-// JSON, a message never seen) the strict reader decodes it as before, with
-// the same errors.
+// scan only proposes where a message ends: a message never seen is
+// decoded once, by the strict reader, from the memo's own copy of the
+// proposed bytes at the depth it has in the body (decodeNew), and kept
+// only when those bytes are exactly one valid message (the same argument:
+// the strict reader in the body reads those bytes to that message); on
+// any other input (invalid JSON, a message too large to keep) the strict
+// reader decodes it in the body, with the same errors.
 //
 // Identity: a kept message's strings point into the memo's own copy of its
 // bytes, never into a request body (which a long-lived entry would keep
@@ -38,10 +42,11 @@ import (
 //
 // A resent conversation is mostly found without scanning or hashing: each
 // entry remembers the hash of the message that followed it last time, and
-// the next message is first compared with that one's bytes (a prefix
-// compare of the body at the message's offset: equal bytes of a complete
-// JSON value are that value). Only a message not predicted so is scanned
-// and hashed.
+// the memo the hash of the first message of the last request; the next
+// message is first compared with that one's bytes (a prefix compare of the
+// body at the message's offset: equal bytes of a complete JSON value are
+// that value). Only a message not predicted so is scanned and hashed.
+// Tools are predicted the same way, each from the one before it.
 //
 // The table is direct-mapped with two candidate slots per hash, lock-free
 // (an atomic pointer per slot to an immutable entry), and bounded by slots
@@ -86,8 +91,12 @@ type msgMemo struct {
 	max    int64
 	bytes  atomic.Int64
 	cursor atomic.Uint64
-	// The lengths of the last request's lists, to allocate the next ones.
-	msgsHint, toolsHint atomic.Int32
+	// The length of the last request's tools, to allocate the next ones.
+	toolsHint atomic.Int32
+	// head[kind] is the hash of the first value of kind (message, tool)
+	// of the last request that had one: the prediction of the next
+	// request's first (0: none).
+	head [kindTool + 1]atomic.Uint64
 }
 
 func newMsgMemo(slots int, maxBytes int64) *msgMemo {
@@ -121,30 +130,44 @@ func (t *msgMemo) get(kind byte, raw []byte) (*memoEntry, uint64) {
 	return nil, h
 }
 
-// next returns the kept entry of the message that followed prev last
-// time, or nil.
-func (t *msgMemo) next(prev *memoEntry) *memoEntry {
-	if prev == nil {
-		return nil
+// next returns the kept entry of the value of kind that followed prev
+// last time, or, for the first value of a list (first), the kept first
+// value of kind of the last request; nil if none (prev nil and not first:
+// the previous value is not kept).
+func (t *msgMemo) next(kind byte, prev *memoEntry, first bool) *memoEntry {
+	var h uint64
+	switch {
+	case first:
+		h = t.head[kind].Load()
+	case prev != nil:
+		h = prev.next.Load()
 	}
-	h := prev.next.Load()
 	if h == 0 {
 		return nil
 	}
 	i, j := t.slotsOf(h)
-	if e := t.slots[i].Load(); e != nil && e.h == h && e.kind == kindMessage {
+	if e := t.slots[i].Load(); e != nil && e.h == h && e.kind == kind {
 		return e
 	}
-	if e := t.slots[j].Load(); e != nil && e.h == h && e.kind == kindMessage {
+	if e := t.slots[j].Load(); e != nil && e.h == h && e.kind == kind {
 		return e
 	}
 	return nil
 }
 
-// link records that e followed prev (either may be nil).
-func (t *msgMemo) link(prev, e *memoEntry) {
-	if prev != nil && e != nil && prev.next.Load() != e.h {
-		prev.next.Store(e.h)
+// link records that e (of kind) followed prev, or that it was the first
+// value of its list (first); e nil: nothing to record.
+func (t *msgMemo) link(kind byte, prev, e *memoEntry, first bool) {
+	switch {
+	case e == nil:
+	case first:
+		if t.head[kind].Load() != e.h {
+			t.head[kind].Store(e.h)
+		}
+	case prev != nil:
+		if prev.next.Load() != e.h {
+			prev.next.Store(e.h)
+		}
 	}
 }
 
@@ -181,10 +204,10 @@ func (t *msgMemo) putMessage(h uint64, raw []byte, m middleware.Message) (middle
 }
 
 // putTool is putMessage for a tool.
-func (t *msgMemo) putTool(h uint64, raw []byte, tool middleware.Tool, function bool) middleware.Tool {
+func (t *msgMemo) putTool(h uint64, raw []byte, tool middleware.Tool, function bool) (middleware.Tool, *memoEntry) {
 	r, ok := t.copyOf(raw)
 	if !ok {
-		return tool
+		return tool, nil
 	}
 	defer putReader(r)
 	kt, kf, err := r.tool()
@@ -192,10 +215,47 @@ func (t *msgMemo) putTool(h uint64, raw []byte, tool middleware.Tool, function b
 		err = r.end()
 	}
 	if err != nil || kf != function {
-		return tool // cannot happen: raw decoded once already
+		return tool, nil // cannot happen: raw decoded once already
 	}
-	t.keep(&memoEntry{h: h, kind: kindTool, raw: r.src, tool: kt, function: kf})
-	return kt
+	e := &memoEntry{h: h, kind: kindTool, raw: r.src, tool: kt, function: kf}
+	t.keep(e)
+	return kt, e
+}
+
+// decodeNew decodes a value of kind not in the memo, src[start:end] of
+// in's document (end as skipQuick proposed it, h the hash of those bytes),
+// once: from the memo's own copy of those bytes, at in's nesting depth,
+// and keeps it. It returns nil when the value may not be kept or when the
+// bytes are not exactly one valid value of kind; the caller then decodes
+// it in place with the strict reader, which reports the error.
+//
+// Exactness: the copy holds the same bytes and the reader starts at the
+// same depth, so it reads what the strict reader would read at start; a
+// value that ends exactly at the copy's end is the value the strict
+// reader reads there (a JSON value is prefix-free, and the reader never
+// looks past a value's last byte).
+func (t *msgMemo) decodeNew(kind byte, in *reader, h uint64, start, end int) *memoEntry {
+	r, ok := t.copyOf(in.src[start:end])
+	if !ok {
+		return nil
+	}
+	defer putReader(r)
+	r.stack = append(r.stack[:0], in.stack...)
+	e := &memoEntry{h: h, kind: kind, raw: r.src}
+	var err error
+	switch kind {
+	case kindMessage:
+		e.msg, err = r.message()
+	case kindTool:
+		e.tool, e.function, err = r.tool()
+	default:
+		return nil
+	}
+	if err != nil || r.err != nil || r.pos != len(r.src) || len(r.stack) != len(in.stack) {
+		return nil
+	}
+	t.keep(e)
+	return e
 }
 
 // keep stores e in one of its two slots.

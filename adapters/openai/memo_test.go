@@ -265,3 +265,75 @@ func TestMemoisedCountIsTheFreshCount(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoDecodesNewValuesAtTheirDepth: a message or tool seen the first
+// time is decoded once, from the memo's copy of its bytes, at the depth it
+// has in the body: a value nested just within the reader's depth bound
+// decodes (and is kept) as the strict reader decodes it, one nested just
+// beyond it fails with the strict reader's error, and neither is kept
+// when it fails.
+func TestMemoDecodesNewValuesAtTheirDepth(t *testing.T) {
+	for _, kind := range []string{"message", "tool"} {
+		for d := maxDepth - 6; d <= maxDepth; d++ {
+			nested := strings.Repeat("[", d) + strings.Repeat("]", d)
+			var body []byte
+			if kind == "message" {
+				body = requestBody([]string{`{"role":"user","content":"hi","x":` + nested + `}`}, "")
+			} else {
+				body = requestBody([]string{`{"role":"user","content":"hi"}`},
+					`,"tools":[{"type":"function","function":{"name":"f","parameters":{"x":`+nested+`}}}]`)
+			}
+			memo := newMsgMemo(64, 64<<20)
+			for range 2 { // first seen, then resent
+				got, gotErr := decodeRequestMemo(body, memo)
+				want, wantErr := decodeRequest(body)
+				decodedEqual(t, body, got, want, gotErr, wantErr)
+			}
+		}
+	}
+}
+
+// TestMemoPredictsResentToolsAndTheFirstMessage: a resent request's
+// messages and tools, the first included, come from the memo (the same
+// strings as on the previous call), and a request whose first message or
+// tool changed decodes as the strict reader does.
+func TestMemoPredictsResentToolsAndTheFirstMessage(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 2))
+	for range 200 {
+		// A memo per conversation: the values of one request never
+		// collide in it (a table shared by all could forget one).
+		memo := newMsgMemo(1024, 8<<20)
+		msgs := []string{randomMessageJSON(rng), randomMessageJSON(rng)}
+		tools := []string{randomToolJSON(rng), randomToolJSON(rng)}
+		body := func() []byte { return requestBody(msgs, `,"tools":[`+strings.Join(tools, ",")+`]`) }
+		first, err := decodeRequestMemo(body(), memo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := decodeRequestMemo(body(), memo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := decodeRequest(body())
+		decodedEqual(t, body(), again, want, nil, nil)
+		for i, m := range again.Messages {
+			if m.Content != "" && unsafe.StringData(m.Content) != unsafe.StringData(first.Messages[i].Content) {
+				t.Fatalf("message %d of a resent request was decoded again", i)
+			}
+		}
+		for i, tl := range again.Tools {
+			if tl.Name != "" && unsafe.StringData(tl.Name) != unsafe.StringData(first.Tools[i].Name) {
+				t.Fatalf("tool %d of a resent request was decoded again", i)
+			}
+		}
+		// Change the first message or the first tool: still the strict decode.
+		if rng.IntN(2) == 0 {
+			msgs[0] = randomMessageJSON(rng)
+		} else {
+			tools[0] = randomToolJSON(rng)
+		}
+		got, gotErr := decodeRequestMemo(body(), memo)
+		want, wantErr := decodeRequest(body())
+		decodedEqual(t, body(), got, want, gotErr, wantErr)
+	}
+}

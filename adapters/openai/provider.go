@@ -165,18 +165,21 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 }
 
 func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, stream bool) (*http.Request, error) {
+	accept := "application/json"
+	if stream {
+		accept = "text/event-stream"
+	}
 	var hreq *http.Request
 	if c != nil {
-		hreq = c.req.Clone(ctx)
+		// A shallow copy: the URL and the other members are only read,
+		// by this package and by the base transport (a RoundTripper does
+		// not modify its request), and the caller leaves them alone until
+		// it closes the response body (as http.RoundTripper asks).
+		hreq = c.req.WithContext(ctx)
 		hreq.Method = http.MethodPost
 		hreq.TransferEncoding = nil
 		hreq.Close = false
-		if hreq.Header == nil {
-			hreq.Header = http.Header{}
-		}
-		hreq.Header.Del("Content-Length")
-		// Let the base transport negotiate compression: we decode the body.
-		hreq.Header.Del("Accept-Encoding")
+		hreq.Header = p.upstreamHeader(c.req.Header, accept)
 	} else {
 		if p.url == chatSuffix {
 			return nil, errors.New("tokenwise/openai: Provider has no base URL")
@@ -193,22 +196,54 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, strea
 	hreq.Body = io.NopCloser(body.reader())
 	hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader()), nil }
 	hreq.ContentLength = int64(body.n)
-	setHeader(hreq.Header, "Content-Type", "application/json")
-	if stream {
-		setHeader(hreq.Header, "Accept", "text/event-stream")
-	} else {
-		setHeader(hreq.Header, "Accept", "application/json")
-	}
-	for k, v := range p.cfg.header {
-		hreq.Header[k] = append([]string(nil), v...)
+	if c == nil {
+		setHeader(hreq.Header, "Content-Type", "application/json")
+		setHeader(hreq.Header, "Accept", accept)
+		for k, v := range p.cfg.header {
+			hreq.Header[k] = append([]string(nil), v...)
+		}
 	}
 	return hreq, nil
+}
+
+// upstreamHeader returns the headers to send a caller's request upstream
+// with: the caller's, without Content-Length and Accept-Encoding (the
+// base transport negotiates compression: the body is decoded here), with
+// Content-Type JSON, Accept accept, and the Provider's own headers. It is
+// the caller's map itself, unchanged, when that already says so (as
+// go-openai's does): the upstream request only reads it.
+func (p *Provider) upstreamHeader(h http.Header, accept string) http.Header {
+	if h != nil && len(p.cfg.header) == 0 && onlyValue(h, "Content-Type", "application/json") && onlyValue(h, "Accept", accept) {
+		_, length := h["Content-Length"]
+		_, encoding := h["Accept-Encoding"]
+		if !length && !encoding {
+			return h
+		}
+	}
+	h = h.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	delete(h, "Content-Length")
+	delete(h, "Accept-Encoding")
+	setHeader(h, "Content-Type", "application/json")
+	setHeader(h, "Accept", accept)
+	for k, v := range p.cfg.header {
+		h[k] = append([]string(nil), v...)
+	}
+	return h
+}
+
+// onlyValue reports whether h has v as the one value of the canonical key k.
+func onlyValue(h http.Header, k, v string) bool {
+	old := h[k]
+	return len(old) == 1 && old[0] == v
 }
 
 // setHeader sets the canonical key k of h to v alone, unless it is so
 // already (as the caller's request usually has it: no new slice then).
 func setHeader(h http.Header, k, v string) {
-	if old := h[k]; len(old) == 1 && old[0] == v {
+	if onlyValue(h, k, v) {
 		return
 	}
 	h[k] = []string{v}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -272,19 +273,23 @@ func (r *reader) messages(s *requestSnapshot) error {
 	if err != nil || !ok {
 		return err
 	}
-	n := 8
-	if r.memo != nil {
-		n = max(n, int(r.memo.msgsHint.Load()))
-	}
-	msgs := make([]middleware.Message, 0, n)
-	spans := make([]span, 0, n)
+	// Gathered in reused scratch space, allocated at their exact count at
+	// the end: an agent's conversation grows every turn, and appending to
+	// a slice sized for the previous turn would allocate it twice.
+	sc := msgScratchPool.Get().(*msgScratch)
+	defer sc.release()
+	msgs, spans := sc.msgs[:0], sc.spans[:0]
+	// Keep what append grew.
+	defer func() { sc.msgs, sc.spans = msgs, spans }()
 	var prev *memoEntry // the memo's entry of the previous message
 	for r.more() {
 		start := r.next()
+		first := len(msgs) == 0
 		if r.memo != nil {
-			// The message that followed the previous one last time, when
+			// The message that followed the previous one last time (the
+			// first message of the last request, for the first), when
 			// these are its bytes: no scan, no hash, one comparison.
-			if e := r.memo.next(prev); e != nil && bytes.HasPrefix(r.src[start:], e.raw) {
+			if e := r.memo.next(kindMessage, prev, first); e != nil && bytes.HasPrefix(r.src[start:], e.raw) {
 				r.pos = start + len(e.raw)
 				msgs = append(msgs, e.msg)
 				spans = append(spans, span{start, r.pos})
@@ -297,11 +302,14 @@ func (r *reader) messages(s *requestSnapshot) error {
 		if r.memo != nil && r.peek() == '{' {
 			if end, ok := skipQuick(r.src, start); ok {
 				var e *memoEntry
-				if e, h = r.memo.get(kindMessage, r.src[start:end]); e != nil {
+				if e, h = r.memo.get(kindMessage, r.src[start:end]); e == nil {
+					e = r.memo.decodeNew(kindMessage, r, h, start, end) // a new message, decoded once
+				}
+				if e != nil {
 					r.pos = end
 					msgs = append(msgs, e.msg)
 					spans = append(spans, span{start, end})
-					r.memo.link(prev, e)
+					r.memo.link(kindMessage, prev, e, first)
 					prev = e
 					continue
 				}
@@ -318,17 +326,36 @@ func (r *reader) messages(s *requestSnapshot) error {
 			}
 			var e *memoEntry
 			m, e = r.memo.putMessage(h, r.src[start:r.offset()], m)
-			r.memo.link(prev, e)
+			r.memo.link(kindMessage, prev, e, first)
 			prev = e
 		}
 		msgs = append(msgs, m)
 		spans = append(spans, span{start, r.offset()})
 	}
-	if r.memo != nil {
-		r.memo.msgsHint.Store(int32(min(len(msgs), 1<<12)))
-	}
-	s.core.Messages, s.msgSpans = msgs, spans
+	s.core.Messages = append(make([]middleware.Message, 0, len(msgs)), msgs...)
+	s.msgSpans = append(make([]span, 0, len(spans)), spans...)
 	return r.close()
+}
+
+// msgScratch is where reader.messages gathers a request's messages and
+// their spans before allocating them.
+type msgScratch struct {
+	msgs  []middleware.Message
+	spans []span
+}
+
+var msgScratchPool = sync.Pool{New: func() any { return new(msgScratch) }}
+
+// release forgets the messages gathered (the strings they point to are
+// not kept alive by the pool) and returns the scratch space to the pool,
+// unless it grew too large to keep.
+func (sc *msgScratch) release() {
+	if cap(sc.msgs) > 1<<12 {
+		return
+	}
+	clear(sc.msgs)
+	sc.msgs, sc.spans = sc.msgs[:0], sc.spans[:0]
+	msgScratchPool.Put(sc)
 }
 
 func (r *reader) message() (middleware.Message, error) {
@@ -541,18 +568,32 @@ func (r *reader) tools(s *requestSnapshot) error {
 			tools, spans = make([]middleware.Tool, 0, n), make([]span, 0, n)
 		}
 	}
-	for r.more() {
+	var prev *memoEntry // the memo's entry of the previous tool
+	for i := 0; r.more(); i++ {
 		start := r.next()
 		var t middleware.Tool
 		var function bool
 		var h uint64
 		hashed, kept := -1, false
-		if r.memo != nil && r.peek() == '{' {
+		if r.memo != nil {
+			// Predicted as messages are (see messages).
+			if e := r.memo.next(kindTool, prev, i == 0); e != nil && bytes.HasPrefix(r.src[start:], e.raw) {
+				r.pos = start + len(e.raw)
+				t, function, kept = e.tool, e.function, true
+				prev = e
+			}
+		}
+		if !kept && r.memo != nil && r.peek() == '{' {
 			if end, ok := skipQuick(r.src, start); ok {
 				var e *memoEntry
-				if e, h = r.memo.get(kindTool, r.src[start:end]); e != nil {
+				if e, h = r.memo.get(kindTool, r.src[start:end]); e == nil {
+					e = r.memo.decodeNew(kindTool, r, h, start, end) // a new tool, decoded once
+				}
+				if e != nil {
 					r.pos = end
 					t, function, kept = e.tool, e.function, true
+					r.memo.link(kindTool, prev, e, i == 0)
+					prev = e
 				}
 				hashed = end
 			}
@@ -566,7 +607,10 @@ func (r *reader) tools(s *requestSnapshot) error {
 				if hashed != r.offset() {
 					h = r.memo.hash(kindTool, r.src[start:r.offset()])
 				}
-				t = r.memo.putTool(h, r.src[start:r.offset()], t, function)
+				var e *memoEntry
+				t, e = r.memo.putTool(h, r.src[start:r.offset()], t, function)
+				r.memo.link(kindTool, prev, e, i == 0)
+				prev = e
 			}
 		}
 		if !function {

@@ -27,7 +27,10 @@ type apiError struct {
 func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 	r := getReader(body)
 	defer putReader(r)
-	resp := &middleware.Response{Message: middleware.Message{Role: middleware.RoleAssistant}}
+	// The response, its snapshot and its Wire in one allocation.
+	d := &decodedResponse{}
+	resp := &d.out
+	resp.Message.Role = middleware.RoleAssistant
 	ok, err := r.open('{')
 	if err != nil {
 		return nil, nil, err
@@ -97,9 +100,18 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 	if choices == 0 {
 		return nil, nil, errNoChoices
 	}
-	snap := resp.Clone()
-	resp.Native = &Wire{JSON: body, resp: snap}
+	d.snap = *resp
+	d.snap.Message = resp.Message.Clone()
+	d.wire = Wire{JSON: body, resp: &d.snap}
+	resp.Native = &d.wire
 	return resp, nil, nil
+}
+
+// decodedResponse is what decodeResponse allocates for a response, in one
+// piece.
+type decodedResponse struct {
+	out, snap middleware.Response
+	wire      Wire
 }
 
 // choices reads an array of choices, calling each for every one. It

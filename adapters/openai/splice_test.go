@@ -20,9 +20,16 @@ import (
 // original with the changed members spliced in — is valid JSON, decodes
 // to the changed request, keeps every other member's bytes, and reads the
 // same through Read in one-byte steps, through WriteTo, and again (as
-// GetBody does for a retried request).
+// GetBody does for a retried request), whether it is sent joined (below
+// joinBelow bytes) or in pieces.
 func TestSplicedBodyIsThePatchedRequest(t *testing.T) {
 	rng := rand.New(rand.NewPCG(23, 5))
+	pieces := 0 // bodies sent in pieces
+	defer func() {
+		if pieces == 0 && !t.Failed() {
+			t.Error("no body was sent in pieces")
+		}
+	}()
 	for range 2000 {
 		var msgs, tools []string
 		for range 1 + rng.IntN(4) {
@@ -40,6 +47,9 @@ func TestSplicedBodyIsThePatchedRequest(t *testing.T) {
 		}
 		if len(tools) > 0 {
 			members = append(members, `"tools":[`+strings.Join(tools, ",")+`]`)
+		}
+		if rng.IntN(2) == 0 { // a body around joinBelow and beyond
+			members = append(members, `"x_pad":"`+strings.Repeat("p", rng.IntN(2*joinBelow))+`"`)
 		}
 		rng.Shuffle(len(members), func(i, j int) { members[i], members[j] = members[j], members[i] })
 		body := []byte("{" + strings.Join(members, ", ") + "}")
@@ -85,6 +95,19 @@ func TestSplicedBodyIsThePatchedRequest(t *testing.T) {
 			if w, ok := want[k]; ok && !bytes.Equal(w, have[k]) {
 				t.Fatalf("member %s changed: %s -> %s", k, w, have[k])
 			}
+		}
+		// A body in pieces is sent joined, known to net/http as in
+		// memory, below joinBelow bytes; in pieces from there.
+		switch rd := wb.reader(); {
+		case len(wb.parts) == 1 || wb.n < joinBelow:
+			if _, ok := rd.(*bytes.Reader); !ok {
+				t.Fatalf("a body of %d bytes in %d pieces is read by a %T", wb.n, len(wb.parts), rd)
+			}
+		default:
+			if _, ok := rd.(*piecesReader); !ok {
+				t.Fatalf("a body of %d bytes in %d pieces is read by a %T", wb.n, len(wb.parts), rd)
+			}
+			pieces++
 		}
 		for range 2 {
 			one, err := io.ReadAll(iotest.OneByteReader(wb.reader()))

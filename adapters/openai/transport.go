@@ -119,9 +119,10 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if resp.FromCache {
 		h.Set(CacheHeader, "hit")
 	}
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(out)))
-	return newResponse(r, http.StatusOK, h, io.NopCloser(bytes.NewReader(out)), int64(len(out))), nil
+	// The two values in one allocation (h is the caller's from now on).
+	vals := []string{"application/json", strconv.Itoa(len(out))}
+	h["Content-Type"], h["Content-Length"] = vals[:1:1], vals[1:]
+	return newBytesResponse(r, http.StatusOK, h, out), nil
 }
 
 // withCacheControl returns r's context, carrying a no-store directive of
@@ -204,7 +205,7 @@ func refuseRequest(r *http.Request, err error) *http.Response {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	return newResponse(r, http.StatusBadRequest, h, io.NopCloser(bytes.NewReader(body)), int64(len(body)))
+	return newBytesResponse(r, http.StatusBadRequest, h, body)
 }
 
 // responseMeta returns the id, model and creation time to render resp with.
@@ -259,7 +260,7 @@ func ownHeader(upstream http.Header) http.Header {
 
 func newResponse(r *http.Request, status int, h http.Header, body io.ReadCloser, n int64) *http.Response {
 	return &http.Response{
-		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
+		Status:        statusLine(status),
 		StatusCode:    status,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
@@ -269,6 +270,43 @@ func newResponse(r *http.Request, status int, h http.Header, body io.ReadCloser,
 		ContentLength: n,
 		Request:       r,
 	}
+}
+
+// newBytesResponse is newResponse for a body in memory: the response and
+// its body reader in one allocation.
+func newBytesResponse(r *http.Request, status int, h http.Header, body []byte) *http.Response {
+	m := &bytesResponse{}
+	m.body.Reset(body)
+	m.resp = http.Response{
+		Status:        statusLine(status),
+		StatusCode:    status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          &m.body,
+		ContentLength: int64(len(body)),
+		Request:       r,
+	}
+	return &m.resp
+}
+
+type bytesResponse struct {
+	resp http.Response
+	body bytesBody
+}
+
+// bytesBody is a response body in memory; Close does nothing.
+type bytesBody struct{ bytes.Reader }
+
+func (*bytesBody) Close() error { return nil }
+
+// statusLine returns the Status of an http.Response of status: "200 OK".
+func statusLine(status int) string {
+	if status == http.StatusOK {
+		return "200 OK"
+	}
+	return strconv.Itoa(status) + " " + http.StatusText(status)
 }
 
 // errorResponse maps a chain failure for the caller: a provider error with
@@ -303,7 +341,7 @@ func errorResponse(r *http.Request, err error) (*http.Response, error) {
 		h.Set("Content-Type", "application/json")
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	return newResponse(r, pe.StatusCode, h, io.NopCloser(bytes.NewReader(body)), int64(len(body))), nil
+	return newBytesResponse(r, pe.StatusCode, h, body), nil
 }
 
 // errBodyClosed is the cause of a stream's cancellation when the caller

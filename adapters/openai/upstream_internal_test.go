@@ -1,0 +1,137 @@
+package openai
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"reflect"
+	"testing"
+)
+
+// referenceUpstreamHeader is how the upstream request's headers were made
+// before upstreamHeader shared the caller's: a clone of them, changed.
+func referenceUpstreamHeader(h http.Header, accept string, extra http.Header) http.Header {
+	h = h.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Del("Content-Length")
+	h.Del("Accept-Encoding")
+	h["Content-Type"] = []string{"application/json"}
+	h["Accept"] = []string{accept}
+	for k, v := range extra {
+		h[k] = append([]string(nil), v...)
+	}
+	return h
+}
+
+// randomCallerHeader returns the headers of a random caller's request:
+// each of the headers upstreamHeader looks at absent, right, wrong or
+// repeated, and others.
+func randomCallerHeader(rng *rand.Rand) http.Header {
+	if rng.IntN(10) == 0 {
+		return nil
+	}
+	h := http.Header{}
+	for _, k := range []string{"Content-Type", "Accept", "Content-Length", "Accept-Encoding", "Authorization", "X-Custom"} {
+		switch rng.IntN(8) {
+		case 0, 1, 2: // absent
+		case 3, 4:
+			h[k] = []string{"application/json"}
+		case 5:
+			h[k] = []string{"text/event-stream"}
+		case 6:
+			h[k] = []string{"application/json", "text/plain"}
+		case 7:
+			h[k] = []string{}
+		}
+	}
+	return h
+}
+
+// TestUpstreamHeaderIsTheChangedClone: over random caller headers, stream
+// or not, with and without the Provider's own headers, the upstream
+// request's headers are exactly the changed clone the provider used to
+// send, the caller's map is never modified, and it is shared only when
+// nothing would change.
+func TestUpstreamHeaderIsTheChangedClone(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 17))
+	shared := 0
+	for range 5000 {
+		var opts []Option
+		if rng.IntN(4) == 0 {
+			opts = append(opts, WithHeader("X-Team", "a"))
+		}
+		if rng.IntN(8) == 0 {
+			opts = append(opts, WithHeader("Accept", "application/json"))
+		}
+		p := &Provider{cfg: newConfig(opts)}
+		accept := []string{"application/json", "text/event-stream"}[rng.IntN(2)]
+		h := randomCallerHeader(rng)
+		before := h.Clone()
+		got := p.upstreamHeader(h, accept)
+		want := referenceUpstreamHeader(before, accept, p.cfg.header)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("caller %v, accept %s, provider %v:\ngot  %v\nwant %v", before, accept, p.cfg.header, got, want)
+		}
+		if !reflect.DeepEqual(h, before) {
+			t.Fatalf("the caller's headers changed: %v, were %v", h, before)
+		}
+		if h != nil && reflect.ValueOf(got).UnsafePointer() == reflect.ValueOf(h).UnsafePointer() {
+			shared++
+		}
+	}
+	if shared == 0 {
+		t.Fatal("the caller's headers were never shared")
+	}
+}
+
+// TestUpstreamRequestOfATransportCall: the request a Transport's provider
+// sends for a caller's request has the caller's URL, method POST, the
+// changed headers and the given body, and leaves the caller's request as
+// it was.
+func TestUpstreamRequestOfATransportCall(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		caller, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/chat/completions?api-key=k", http.NoBody)
+		caller.Header.Set("Authorization", "Bearer k")
+		caller.Header.Set("Content-Type", "application/json")
+		caller.Header.Set("Accept-Encoding", "br")
+		caller.TransferEncoding = []string{"chunked"}
+		caller.Close = true
+		callerURL := *caller.URL
+		callerHeader := caller.Header.Clone()
+		p := &Provider{cfg: newConfig(nil)}
+		c := &call{owner: p, req: caller}
+		body := []byte(`{"model":"m","messages":[]}`)
+		type key struct{}
+		ctx := context.WithValue(context.Background(), key{}, 1)
+		hreq, err := p.newRequest(ctx, c, wireBody{parts: [][]byte{body}, n: len(body)}, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		accept := "application/json"
+		if stream {
+			accept = "text/event-stream"
+		}
+		if hreq.Method != http.MethodPost || hreq.URL.String() != callerURL.String() || hreq.Context().Value(key{}) != 1 ||
+			hreq.TransferEncoding != nil || hreq.Close || hreq.ContentLength != int64(len(body)) {
+			t.Fatalf("upstream request %+v", hreq)
+		}
+		if want := referenceUpstreamHeader(callerHeader, accept, nil); !reflect.DeepEqual(hreq.Header, want) {
+			t.Fatalf("headers %v, want %v", hreq.Header, want)
+		}
+		for range 2 { // the body, and GetBody's
+			got := make([]byte, 64)
+			n, _ := hreq.Body.Read(got)
+			if string(got[:n]) != string(body) {
+				t.Fatalf("body %q", got[:n])
+			}
+			if hreq.Body, err = hreq.GetBody(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !reflect.DeepEqual(caller.Header, callerHeader) || *caller.URL != callerURL || !caller.Close || caller.TransferEncoding == nil {
+			t.Fatal("the caller's request changed")
+		}
+	}
+}

@@ -1,0 +1,87 @@
+package openai_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/sashabaranov/go-openai"
+
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// countingConn counts the writes of a connection.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// countingTransport is a fresh base transport whose connections count
+// their writes.
+func countingTransport(t *testing.T, writes *atomic.Int64) *http.Transport {
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(base.CloseIdleConnections)
+	var d net.Dialer
+	base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{c, writes}, nil
+	}
+	return base
+}
+
+// routeModel is a layer that changes the model: the body goes upstream
+// patched (in pieces).
+func routeModel(next middleware.Handler) middleware.Handler {
+	return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		r := req.Clone()
+		r.Model = "gpt-4o"
+		r.MaxTokens = 512
+		return next.Handle(ctx, r)
+	})
+}
+
+// TestUpstreamRequestTakesNoMoreWrites: the transport sends each upstream
+// request in no more writes to the connection than go-openai's own client
+// does with the same base transport, whether the body goes as the caller
+// sent it or patched by a layer, small (where net/http writes headers and
+// body at once) or large.
+func TestUpstreamRequestTakesNoMoreWrites(t *testing.T) {
+	const calls = 5
+	for _, size := range []int{200, 6000} {
+		for _, chain := range []struct {
+			name string
+			mw   middleware.Middleware
+		}{{"unchanged", middleware.Chain(pass)}, {"patched", middleware.Chain(routeModel)}} {
+			srv := openaitest.NewServer(t)
+			srv.On().Reply(openaitest.Reply{Content: "ok"})
+			req := chatRequest(false)
+			req.Messages[1].Content = strings.Repeat("x", size)
+			var rawWrites, twWrites atomic.Int64
+			raw := clientFor(srv, &http.Client{Transport: countingTransport(t, &rawWrites)})
+			tw := clientFor(srv, twopenai.NewHTTPClient(chain.mw, twopenai.WithBaseTransport(countingTransport(t, &twWrites))))
+			for range calls {
+				for _, c := range []*openai.Client{raw, tw} {
+					if _, err := c.CreateChatCompletion(context.Background(), req); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if rawWrites.Load() == 0 || twWrites.Load() > rawWrites.Load() {
+				t.Errorf("%d-byte message, %s: %d writes through the transport, %d by the raw client", size, chain.name, twWrites.Load(), rawWrites.Load())
+			}
+		}
+	}
+}
