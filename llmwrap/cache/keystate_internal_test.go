@@ -363,7 +363,9 @@ func mutateOne(r *rand.Rand, req *middleware.Request) {
 // collidingStore folds every key onto one of 8.
 type collidingStore struct{ m *Memory }
 
-func (s collidingStore) Get(ctx context.Context, key uint64) (*Entry, error) { return s.m.Get(ctx, key&7) }
+func (s collidingStore) Get(ctx context.Context, key uint64) (*Entry, error) {
+	return s.m.Get(ctx, key&7)
+}
 func (s collidingStore) Set(ctx context.Context, key uint64, e *Entry, ttl time.Duration) error {
 	return s.m.Set(ctx, key&7, e, ttl)
 }
