@@ -36,7 +36,7 @@ import (
 // the entries of the store (and to flights), whose byte bound counts them;
 // the memo finds an encoding only while an entry holds it, and keeps
 // nothing of its own alive but its entries' strings, which are the
-// caller's. The table is direct-mapped, lock-free (an atomic pointer per
+// caller's. The table is two-way (two neighbouring slots per hash), lock-free (an atomic pointer per
 // slot to an immutable entry) and bounded by slots and by the bytes of the
 // strings it keeps alive (a message over a sixteenth of the bound is
 // never kept, and a full table forgets entries in slot order; an entry
@@ -44,7 +44,7 @@ import (
 // encoded and hashed, as every message was before.
 
 const (
-	memoSlots    = 1 << 14
+	memoSlots    = 1 << 15
 	memoMaxBytes = 16 << 20
 	// memoEntryOverhead is what an entry costs besides its strings, for
 	// the bound.
@@ -169,18 +169,23 @@ func (e *idEntry) matches(m *middleware.Message) bool {
 }
 
 // get returns the encoding of m, whose identity hash is ih, or nil when
-// the memo does not have it (or no longer: no entry holds it).
+// the memo does not have it (or no longer: no entry holds it). An entry
+// is in one of two neighbouring slots.
 func (t *msgMemo) get(ih uint64, m *middleware.Message) *msgEnc {
-	e := t.slots[ih&t.mask].Load()
-	if e == nil || e.ih != ih || !e.matches(m) {
-		return nil
-	}
-	if p := e.batch.Value(); p != nil {
-		return &unsafe.Slice(p, int(e.n))[e.i]
-	}
-	// No entry holds the encoding any more: forget the strings too.
-	if t.slots[ih&t.mask].CompareAndSwap(e, nil) {
-		t.bytes.Add(-e.size)
+	i := ih & t.mask
+	for range 2 {
+		e := t.slots[i].Load()
+		if e != nil && e.ih == ih && e.matches(m) {
+			if p := e.batch.Value(); p != nil {
+				return &unsafe.Slice(p, int(e.n))[e.i]
+			}
+			// No entry holds the encoding any more: forget the strings too.
+			if t.slots[i].CompareAndSwap(e, nil) {
+				t.bytes.Add(-e.size)
+			}
+			return nil
+		}
+		i ^= 1
 	}
 	return nil
 }
@@ -207,12 +212,17 @@ func (t *msgMemo) put(e *idEntry, m *middleware.Message, extra []string) []strin
 	if e.size > t.max/16 {
 		return extra // too large to keep alive: encoded on every call instead
 	}
+	// Of the two slots, an empty one, else the one the hash picks.
+	i := e.ih & t.mask
+	if t.slots[i].Load() != nil && (t.slots[i^1].Load() == nil || e.ih>>63 != 0) {
+		i ^= 1
+	}
 	size := e.size
-	if old := t.slots[e.ih&t.mask].Swap(e); old != nil {
+	if old := t.slots[i].Swap(e); old != nil {
 		size -= old.size
 	}
 	if t.bytes.Add(size) > t.max {
-		t.evict(e.ih & t.mask)
+		t.evict(i)
 	}
 	return extra
 }
