@@ -135,10 +135,13 @@ func appendTail(dst []byte, req *middleware.Request, k middleware.NativeKeyer) [
 	return dst
 }
 
-// Sum returns the 64-bit xxHash of a canonical encoding: the cache key.
-// Sum is not collision-free; a hit therefore also compares the stored
-// canonical encoding with the request's (see [Entry.Request]), so a
-// collision costs a miss, never a wrong answer.
+// Sum returns the 64-bit xxHash of a canonical encoding: the cache key of
+// a whole native request (one the OpenAI transport decoded and no layer
+// changed); the key of another request hashes its messages' hashes
+// instead of their encodings (see the package doc). Sum is not
+// collision-free; a hit therefore also compares the stored canonical
+// encoding with the request's (see [Entry.Request]), so a collision costs
+// a miss, never a wrong answer.
 func Sum(canonical []byte) uint64 { return xxhash.Sum64(canonical) }
 
 func appendMessage(dst []byte, m *middleware.Message) []byte {
