@@ -122,25 +122,29 @@ func same(a, b string) bool {
 	return len(a) == len(b) && (len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b))
 }
 
-// identityHash returns the identity hash of m's strings, or false when m
-// has binary parts (mutable bytes: only their content identifies them).
+// identityHash returns the identity hash of m, or false when m has
+// binary parts (mutable bytes: only their content identifies them). It
+// mixes only the strings that tell most messages apart (the content, the
+// tool call id, the first tool call's id and arguments, the first part's text and URL)
+// with the counts of
+// parts and tool calls: it picks the slot, and an entry is used only
+// after comparing every string (idEntry.matches).
 func identityHash(m *middleware.Message) (uint64, bool) {
-	h := uint64(len(m.Parts))<<32 + uint64(len(m.ToolCalls))
-	h = mixID(h, string(m.Role))
-	h = mixID(h, m.Content)
-	h = mixID(h, m.Name)
-	h = mixID(h, m.ToolCallID)
-	h = mixID(h, m.Reasoning)
 	for i := range m.Parts {
-		p := &m.Parts[i]
-		if p.Data != nil {
+		if m.Parts[i].Data != nil {
 			return 0, false
 		}
-		h = mixID(mixID(mixID(mixID(mixID(h, p.Type), p.Text), p.URL), p.Detail), p.MIMEType)
 	}
-	for i := range m.ToolCalls {
-		c := &m.ToolCalls[i]
-		h = mixID(mixID(mixID(h, c.ID), c.Name), c.Arguments)
+	h := uint64(len(m.Parts))<<32 + uint64(len(m.ToolCalls))
+	h = mixID(h, m.Content)
+	if m.ToolCallID != "" {
+		h = mixID(h, m.ToolCallID)
+	}
+	if len(m.ToolCalls) > 0 {
+		h = mixID(mixID(h, m.ToolCalls[0].ID), m.ToolCalls[0].Arguments)
+	}
+	if len(m.Parts) > 0 {
+		h = mixID(mixID(h, m.Parts[0].Text), m.Parts[0].URL)
 	}
 	return h, true
 }
@@ -249,20 +253,30 @@ func (t *msgMemo) evict(keep uint64) {
 // the memo's for a message it has (by identity); the others are encoded
 // in one batch (one buffer, one array), which the memo then refers to. A
 // nil memo encodes every message.
-func (t *msgMemo) encodings(encs []*msgEnc, msgs []middleware.Message) []*msgEnc {
-	encs = encs[:0]
+//
+// ihs is scratch space for the messages' identity hashes (returned for
+// reuse).
+func (t *msgMemo) encodings(encs []*msgEnc, ihs []uint64, msgs []middleware.Message) ([]*msgEnc, []uint64) {
+	encs, ihs = encs[:0], ihs[:0]
 	size, misses, memoizable, extras := 0, 0, 0, 0
 	for i := range msgs {
 		m := &msgs[i]
 		var e *msgEnc
+		ih, ok := uint64(0), false
 		if t != nil {
-			if ih, ok := identityHash(m); ok {
+			if ih, ok = identityHash(m); ok {
 				if e = t.get(ih, m); e == nil {
 					memoizable++
 					extras += 5*len(m.Parts) + 3*len(m.ToolCalls)
 				}
 			}
 		}
+		if !ok {
+			ih = 0 // not memoizable
+		} else if ih == 0 {
+			ih = 1 // 0 means not memoizable
+		}
+		ihs = append(ihs, ih)
 		if e == nil {
 			size += messageLenBound(m)
 			misses++
@@ -270,10 +284,12 @@ func (t *msgMemo) encodings(encs []*msgEnc, msgs []middleware.Message) []*msgEnc
 		encs = append(encs, e)
 	}
 	if misses == 0 {
-		return encs
+		return encs, ihs
 	}
 	arena := make([]byte, 0, size)
-	batch := make([]msgEnc, misses)
+	// At least 4 (128 bytes): the runtime keeps the weak pointers of small
+	// objects in a list per span, fewer objects a span a shorter list.
+	batch := make([]msgEnc, max(misses, 4))
 	var ids []idEntry
 	var extra []string
 	var w weak.Pointer[msgEnc]
@@ -295,13 +311,11 @@ func (t *msgMemo) encodings(encs []*msgEnc, msgs []middleware.Message) []*msgEnc
 		b := arena[start:len(arena):len(arena)]
 		batch[j] = msgEnc{b: b, h: xxhash.Sum64(b)}
 		encs[i] = &batch[j]
-		if t != nil {
-			if ih, ok := identityHash(m); ok && len(ids) < cap(ids) {
-				ids = append(ids, idEntry{ih: ih, batch: w, i: int32(j), n: int32(len(batch))})
-				extra = t.put(&ids[len(ids)-1], m, extra)
-			}
+		if ih := ihs[i]; t != nil && ih != 0 && len(ids) < cap(ids) {
+			ids = append(ids, idEntry{ih: ih, batch: w, i: int32(j), n: int32(len(batch))})
+			extra = t.put(&ids[len(ids)-1], m, extra)
 		}
 		j++
 	}
-	return encs
+	return encs, ihs
 }

@@ -55,8 +55,9 @@ type keyState struct {
 	msgs  []*msgEnc // kindCore: each message's encoding
 	data  []byte    // kindSpans: the buffer the spans are in
 	spans []uint32
-	hb    []byte // scratch: the messages' hashes
-	flat  []byte // the flat encoding, once made (see flatBytes)
+	hb    []byte   // scratch: the messages' hashes
+	ihs   []uint64 // scratch: the messages' identity hashes
+	flat  []byte   // the flat encoding, once made (see flatBytes)
 	hasFl bool
 }
 
@@ -111,7 +112,7 @@ func keyOf(st *keyState, memo *msgMemo, scopePrefix, scope string, req *middlewa
 	st.kind = kindCore
 	st.buf = appendStr(append(st.buf, tagModel), req.Model)
 	st.hdr = len(st.buf)
-	st.msgs = memo.encodings(st.msgs, req.Messages)
+	st.msgs, st.ihs = memo.encodings(st.msgs, st.ihs, req.Messages)
 	st.buf = appendTail(st.buf, req, k)
 	st.key = coreKey(st)
 }
