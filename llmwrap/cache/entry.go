@@ -17,7 +17,7 @@ import (
 type Entry struct {
 	// Request is the canonical encoding of the request
 	// ([AppendCanonical]); a lookup is a hit only when it equals the
-	// request's own encoding. It is nil in the entries the cache layer
+	// request's own encoding. It is nil in most entries the cache layer
 	// makes for a [Memory] store: such an entry refers to the request body
 	// the OpenAI adapter decoded, or to its messages' encodings, which the
 	// entries of requests with the same messages share, instead of holding
