@@ -123,7 +123,7 @@ func New(cfg Config, opts ...Option) (*Cache, error) {
 		// Entries keep their messages' encodings, which the memo finds
 		// again by the identity of their strings (another store keeps a
 		// copy of the flat encoding: the memo would find nothing).
-		c.memo = newMsgMemo(memoSlots, memoMaxBytes)
+		c.memo = newMsgMemo(memoSlots, memoMaxBytes, memoMinBytes)
 	}
 	return &Cache{c: c}, nil
 }

@@ -46,6 +46,10 @@ import (
 const (
 	memoSlots    = 1 << 15
 	memoMaxBytes = 16 << 20
+	// memoMinBytes: a message whose encoding may be shorter is encoded
+	// and hashed on every call, which costs about what a lookup does, and
+	// takes no room in the memo.
+	memoMinBytes = 256
 	// memoEntryOverhead is what an entry costs besides its strings, for
 	// the bound.
 	memoEntryOverhead = 160
@@ -92,6 +96,7 @@ type idEntry struct {
 }
 
 type msgMemo struct {
+	min    int // messages of a smaller length bound are not memoized
 	slots  []atomic.Pointer[idEntry]
 	mask   uint64
 	max    int64
@@ -99,8 +104,8 @@ type msgMemo struct {
 	cursor atomic.Uint64
 }
 
-func newMsgMemo(slots int, maxBytes int64) *msgMemo {
-	return &msgMemo{slots: make([]atomic.Pointer[idEntry], slots), mask: uint64(slots - 1), max: maxBytes}
+func newMsgMemo(slots int, maxBytes int64, minBytes int) *msgMemo {
+	return &msgMemo{min: minBytes, slots: make([]atomic.Pointer[idEntry], slots), mask: uint64(slots - 1), max: maxBytes}
 }
 
 func ptr(s string) uint64 {
@@ -250,7 +255,8 @@ func (t *msgMemo) evict(keep uint64) {
 }
 
 // encodings returns encs set to the encoding of each message of msgs:
-// the memo's for a message it has (by identity); the others are encoded
+// the memo's for a message it has (by identity; a short message is not
+// looked up: see memoMinBytes); the others are encoded
 // in one batch (one buffer, one array), which the memo then refers to. A
 // nil memo encodes every message.
 //
@@ -263,7 +269,8 @@ func (t *msgMemo) encodings(encs []*msgEnc, ihs []uint64, msgs []middleware.Mess
 		m := &msgs[i]
 		var e *msgEnc
 		ih, ok := uint64(0), false
-		if t != nil {
+		bound := messageLenBound(m)
+		if t != nil && bound >= t.min {
 			if ih, ok = identityHash(m); ok {
 				if e = t.get(ih, m); e == nil {
 					memoizable++
@@ -278,7 +285,7 @@ func (t *msgMemo) encodings(encs []*msgEnc, ihs []uint64, msgs []middleware.Mess
 		}
 		ihs = append(ihs, ih)
 		if e == nil {
-			size += messageLenBound(m)
+			size += bound
 			misses++
 		}
 		encs = append(encs, e)

@@ -158,8 +158,8 @@ func checkKey(t *testing.T, memo *msgMemo, scope string, req *middleware.Request
 // request matches what an entry would keep of it.
 func TestKeyWithTheMemoIsTheKeyWithout(t *testing.T) {
 	g := &gen{r: rand.New(rand.NewPCG(7, 8))}
-	memo := newMsgMemo(64, 1<<20) // small: slots collide, entries are evicted
-	var keep []canon              // entries hold the encodings the memo refers to
+	memo := newMsgMemo(64, 1<<20, 0) // small: slots collide, entries are evicted
+	var keep []canon                 // entries hold the encodings the memo refers to
 	for i := range 10000 {
 		st := checkKey(t, memo, "team:"+fmt.Sprint(i%3), g.request())
 		keep = append(keep, st.keep(true))
@@ -189,7 +189,7 @@ func FuzzKeyWithTheMemo(f *testing.F) {
 		if flags&2 != 0 && len(req.Messages) > 0 {
 			req.Messages[0].Parts = append(req.Messages[0].Parts, middleware.Part{Type: a, Data: []byte(b)})
 		}
-		memo := newMsgMemo(64, 1<<20)
+		memo := newMsgMemo(64, 1<<20, 0)
 		first := checkKey(t, memo, "team:"+a, req)
 		second := checkKey(t, memo, "team:"+a, req)
 		if first.key != second.key {
@@ -226,6 +226,9 @@ func TestNeverAWrongHit(t *testing.T) {
 			if tc.collide {
 				c.c.store = collidingStore{store} // still kept as a Memory keeps them
 			}
+			// Every message through the memo, however short (by default
+			// only those of memoMinBytes and more).
+			c.c.memo = newMsgMemo(64, 1<<20, 0)
 			h := c.Middleware()(middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
 				return &middleware.Response{FinishReason: "stop", Message: middleware.Message{Role: "assistant",
 					Content: hex.EncodeToString(AppendCanonical(nil, "", req))}}, nil
@@ -386,7 +389,7 @@ func BenchmarkKeyAgentTurn(b *testing.B) {
 			b.Run(fmt.Sprintf("size=%dKB/memo=%s", size, mode), func(b *testing.B) {
 				var memo *msgMemo
 				if mode == "on" {
-					memo = newMsgMemo(memoSlots, memoMaxBytes)
+					memo = newMsgMemo(memoSlots, memoMaxBytes, memoMinBytes)
 				}
 				req := *base
 				req.Messages = append([]middleware.Message(nil), base.Messages...)
