@@ -2,6 +2,7 @@ package cache
 
 import (
 	"math/bits"
+	"slices"
 	"sync/atomic"
 	"unsafe"
 	"weak"
@@ -62,8 +63,9 @@ const (
 // the store (or a flight) holds it, and no longer (the store's byte bound
 // counts it in the entries).
 type msgEnc struct {
-	b []byte
-	h uint64
+	b   []byte
+	h   uint64
+	tmp bool // in a keyState's scratch (encScratch): keep copies it
 }
 
 // messageLenBound is at least the length of m's encoding (tagMessage
@@ -254,53 +256,63 @@ func (t *msgMemo) evict(keep uint64) {
 	}
 }
 
+// encScratch is a keyState's memory for the encodings of the messages the
+// memo does not keep (short ones, ones with binary parts, every one when
+// there is no memo): valid until the state is reused; keep copies them.
+type encScratch struct {
+	arena []byte
+	encs  []msgEnc
+}
+
 // encodings returns encs set to the encoding of each message of msgs:
 // the memo's for a message it has (by identity; a short message is not
-// looked up: see memoMinBytes); the others are encoded
-// in one batch (one buffer, one array), which the memo then refers to. A
-// nil memo encodes every message.
+// looked up: see memoMinBytes); a new one, in one batch (one buffer, one
+// array) which the memo then refers to, for a message the memo may keep;
+// sc's for the others. A nil memo keeps nothing.
 //
 // ihs is scratch space for the messages' identity hashes (returned for
 // reuse).
-func (t *msgMemo) encodings(encs []*msgEnc, ihs []uint64, msgs []middleware.Message) ([]*msgEnc, []uint64) {
+func (t *msgMemo) encodings(encs []*msgEnc, ihs []uint64, sc *encScratch, msgs []middleware.Message) ([]*msgEnc, []uint64) {
 	encs, ihs = encs[:0], ihs[:0]
-	size, misses, memoizable, extras := 0, 0, 0, 0
+	size, owned, memoizable, extras := 0, 0, 0, 0
+	tmpSize, tmp := 0, 0
 	for i := range msgs {
 		m := &msgs[i]
 		var e *msgEnc
-		ih, ok := uint64(0), false
+		ih := uint64(0) // 0: not memoizable
 		bound := messageLenBound(m)
 		if t != nil && bound >= t.min {
-			if ih, ok = identityHash(m); ok {
-				if e = t.get(ih, m); e == nil {
+			if h, ok := identityHash(m); ok {
+				ih = max(h, 1)
+				if e = t.get(h, m); e == nil {
 					memoizable++
 					extras += 5*len(m.Parts) + 3*len(m.ToolCalls)
+					size += bound
+					owned++
 				}
 			}
 		}
-		if !ok {
-			ih = 0 // not memoizable
-		} else if ih == 0 {
-			ih = 1 // 0 means not memoizable
+		if e == nil && ih == 0 {
+			tmpSize += bound
+			tmp++
 		}
 		ihs = append(ihs, ih)
-		if e == nil {
-			size += bound
-			misses++
-		}
 		encs = append(encs, e)
 	}
-	if misses == 0 {
-		return encs, ihs
+	if tmp > 0 {
+		sc.arena = slices.Grow(sc.arena[:0], tmpSize)
+		sc.encs = slices.Grow(sc.encs[:0], tmp) // no append below moves it
 	}
-	arena := make([]byte, 0, size)
-	// At least 4 (128 bytes): the runtime keeps the weak pointers of small
-	// objects in a list per span, fewer objects a span a shorter list.
-	batch := make([]msgEnc, max(misses, 4))
+	var arena []byte
+	var batch []msgEnc
 	var ids []idEntry
 	var extra []string
 	var w weak.Pointer[msgEnc]
-	if memoizable > 0 {
+	if owned > 0 {
+		arena = make([]byte, 0, size)
+		// At least 4: the runtime keeps the weak pointers of small objects
+		// in a list per span, fewer objects a span a shorter list.
+		batch = make([]msgEnc, max(owned, 4))
 		ids = make([]idEntry, 0, memoizable)
 		if extras > 0 {
 			extra = make([]string, 0, extras)
@@ -313,15 +325,21 @@ func (t *msgMemo) encodings(encs []*msgEnc, ihs []uint64, msgs []middleware.Mess
 			continue
 		}
 		m := &msgs[i]
+		if ihs[i] == 0 {
+			start := len(sc.arena)
+			sc.arena = appendMessage(append(sc.arena, tagMessage), m)
+			b := sc.arena[start:len(sc.arena):len(sc.arena)]
+			sc.encs = append(sc.encs, msgEnc{b: b, h: xxhash.Sum64(b), tmp: true})
+			encs[i] = &sc.encs[len(sc.encs)-1]
+			continue
+		}
 		start := len(arena)
 		arena = appendMessage(append(arena, tagMessage), m)
 		b := arena[start:len(arena):len(arena)]
 		batch[j] = msgEnc{b: b, h: xxhash.Sum64(b)}
 		encs[i] = &batch[j]
-		if ih := ihs[i]; t != nil && ih != 0 && len(ids) < cap(ids) {
-			ids = append(ids, idEntry{ih: ih, batch: w, i: int32(j), n: int32(len(batch))})
-			extra = t.put(&ids[len(ids)-1], m, extra)
-		}
+		ids = append(ids, idEntry{ih: ihs[i], batch: w, i: int32(j), n: int32(len(batch))})
+		extra = t.put(&ids[len(ids)-1], m, extra)
 		j++
 	}
 	return encs, ihs

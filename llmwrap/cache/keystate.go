@@ -57,7 +57,8 @@ type keyState struct {
 	spans []uint32
 	hb    []byte   // scratch: the messages' hashes
 	ihs   []uint64 // scratch: the messages' identity hashes
-	flat  []byte   // the flat encoding, once made (see flatBytes)
+	sc    encScratch
+	flat  []byte // the flat encoding, once made (see flatBytes)
 	hasFl bool
 }
 
@@ -65,7 +66,7 @@ var statePool = sync.Pool{New: func() any { return new(keyState) }}
 
 // putState returns st to the pool, unless an outsized request grew it.
 func putState(st *keyState) {
-	if cap(st.buf) > 256<<10 || cap(st.flat) > 256<<10 || cap(st.msgs) > 4096 {
+	if cap(st.buf) > 256<<10 || cap(st.flat) > 256<<10 || cap(st.sc.arena) > 256<<10 || cap(st.msgs) > 4096 {
 		return
 	}
 	clear(st.msgs)
@@ -112,7 +113,7 @@ func keyOf(st *keyState, memo *msgMemo, scopePrefix, scope string, req *middlewa
 	st.kind = kindCore
 	st.buf = appendStr(append(st.buf, tagModel), req.Model)
 	st.hdr = len(st.buf)
-	st.msgs, st.ihs = memo.encodings(st.msgs, st.ihs, req.Messages)
+	st.msgs, st.ihs = memo.encodings(st.msgs, st.ihs, &st.sc, req.Messages)
 	st.buf = appendTail(st.buf, req, k)
 	st.key = coreKey(st)
 }
@@ -194,6 +195,7 @@ func (st *keyState) keep(byRef bool) canon {
 		case kindCore:
 			r := &canonRope{b: bytes.Clone(st.buf), hdr: st.hdr}
 			r.msgs = append(r.arr[:0:len(r.arr)], st.msgs...)
+			r.own()
 			return canon{rope: r}
 		case kindSpans:
 			r := &canonRef{hdr: bytes.Clone(st.buf), data: st.data}
@@ -233,6 +235,33 @@ type canonRope struct {
 	hdr  int    // where the tail starts in b
 	msgs []*msgEnc
 	arr  [24]*msgEnc // msgs of a request of few messages, in the same allocation
+}
+
+// own replaces the encodings of r that are in a keyState's scratch by
+// copies of its own (one buffer, one array).
+func (r *canonRope) own() {
+	n, size := 0, 0
+	for _, m := range r.msgs {
+		if m.tmp {
+			n++
+			size += len(m.b)
+		}
+	}
+	if n == 0 {
+		return
+	}
+	arena := make([]byte, 0, size)
+	batch := make([]msgEnc, n)
+	k := 0
+	for i, m := range r.msgs {
+		if m.tmp {
+			start := len(arena)
+			arena = append(arena, m.b...)
+			batch[k] = msgEnc{b: arena[start:len(arena):len(arena)], h: m.h}
+			r.msgs[i] = &batch[k]
+			k++
+		}
+	}
 }
 
 // equalState reports whether r is the encoding of st, a kindCore state.

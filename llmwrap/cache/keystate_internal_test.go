@@ -214,9 +214,9 @@ func FuzzKeyWithTheMemo(f *testing.F) {
 // miss (its entry was overwritten), never get another's answer.
 func TestNeverAWrongHit(t *testing.T) {
 	for _, tc := range []struct {
-		global, collide bool
-	}{{false, false}, {true, false}, {false, true}} {
-		t.Run(fmt.Sprintf("global=%v/collide=%v", tc.global, tc.collide), func(t *testing.T) {
+		global, collide, shortToo bool
+	}{{false, false, true}, {true, false, true}, {false, true, true}, {false, true, false}} {
+		t.Run(fmt.Sprintf("global=%v/collide=%v/memo_short=%v", tc.global, tc.collide, tc.shortToo), func(t *testing.T) {
 			global := tc.global
 			store := NewMemory(MemoryOptions{MaxEntries: 1 << 16})
 			c, err := New(Config{Global: global}, WithStore(store))
@@ -226,9 +226,11 @@ func TestNeverAWrongHit(t *testing.T) {
 			if tc.collide {
 				c.c.store = collidingStore{store} // still kept as a Memory keeps them
 			}
-			// Every message through the memo, however short (by default
-			// only those of memoMinBytes and more).
-			c.c.memo = newMsgMemo(64, 1<<20, 0)
+			if tc.shortToo {
+				// Every message through the memo, however short (by
+				// default only those of memoMinBytes and more).
+				c.c.memo = newMsgMemo(64, 1<<20, 0)
+			}
 			h := c.Middleware()(middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
 				return &middleware.Response{FinishReason: "stop", Message: middleware.Message{Role: "assistant",
 					Content: hex.EncodeToString(AppendCanonical(nil, "", req))}}, nil
