@@ -36,9 +36,10 @@
 // resent message the strings it decoded the first time; a Go caller keeps
 // its values): with a [Memory] store the cache finds a message's encoding
 // and hash by the identity of its strings (data pointers and lengths,
-// compared in full; a message with binary parts is always encoded), so a
-// miss costs the hash of the request's header, tools and settings and of
-// its new messages only. The keys are the same in every process (a Redis
+// compared in full; a message with binary parts, or of under 256 bytes,
+// is always encoded, which costs about a lookup), so a miss costs the
+// hash of the request's header, tools and settings and of its new and
+// short messages only. The keys are the same in every process (a Redis
 // store is shared).
 //
 // A key is only a hint: every entry keeps its request's encoding and a
