@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tokenwise/tokenwise/middleware"
@@ -119,8 +118,14 @@ func New(cfg Config, opts ...Option) (*Cache, error) {
 	if cfg.ReplayChunk == 0 {
 		cfg.ReplayChunk = 16
 	}
-	_, memory := o.store.(*Memory)
-	return &Cache{c: &cacher{store: o.store, cfg: cfg, pricer: o.pricer, memory: memory, flights: map[uint64]*flight{}}}, nil
+	c := &cacher{store: o.store, cfg: cfg, pricer: o.pricer, flights: map[uint64]*flight{}}
+	if _, c.memory = o.store.(*Memory); c.memory {
+		// Entries keep their messages' encodings, which the memo finds
+		// again by the identity of their strings (another store keeps a
+		// copy of the flat encoding: the memo would find nothing).
+		c.memo = newMsgMemo(memoSlots, memoMaxBytes, memoMinBytes)
+	}
+	return &Cache{c: c}, nil
 }
 
 // The scopes the cache layer keys on (see [AppendCanonical]): ScopeGlobal,
@@ -230,29 +235,20 @@ type cacher struct {
 
 	memory bool // the store is a *Memory: entries are kept as made
 
+	// memo finds the encodings of the messages of the entries by the
+	// identity of their strings (idmemo.go); nil unless memory.
+	memo *msgMemo
+
 	mu      sync.Mutex
 	flights map[uint64]*flight
-
-	// canonHint is the length of a recent canonical request, the size of
-	// the buffers to encode the next ones in.
-	canonHint atomic.Int64
 }
 
 // flight is one provider call that identical concurrent misses share.
 type flight struct {
-	req  []byte               // canonical request, or nil and ref
-	ref  *canonRef            // the canonical request by reference
+	req  canon                // canonical request
 	done chan struct{}        // made by the first follower; nil while there is none
 	resp *middleware.Response // set before done closes; nil when not shareable
 	err  error                // the provider's refusal, shared with the followers
-}
-
-// matches reports whether the flight's request encodes as canon.
-func (f *flight) matches(canon []byte) bool {
-	if f.ref != nil {
-		return f.ref.equal(canon)
-	}
-	return bytes.Equal(f.req, canon)
 }
 
 // sharedError reports whether a leader's error is the provider's answer to
@@ -265,15 +261,6 @@ func sharedError(err error) bool {
 	return errors.As(err, &pe) && !middleware.IsCancellation(err) &&
 		!errors.Is(err, middleware.ErrNetwork) && !errors.Is(err, middleware.ErrStreamCut) &&
 		!errors.Is(err, context.DeadlineExceeded)
-}
-
-var bufPool = sync.Pool{New: func() any { return new([]byte) }}
-
-// putBuf returns a buffer to bufPool, unless an outsized request grew it.
-func putBuf(bp *[]byte) {
-	if cap(*bp) <= 256<<10 {
-		bufPool.Put(bp)
-	}
 }
 
 func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
@@ -289,33 +276,22 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 		c.mark(ctx, req, middleware.CacheBypass, ReasonNotDeterministic)
 		return next.Handle(ctx, req)
 	}
-	// The canonical request is encoded once, into a pooled buffer of about
-	// its size (the size of the previous one), which a hit compares in
-	// place with the stored one; a miss keeps that very buffer for the
-	// flight and the entry (a copy only when it came out much larger than
-	// the bytes it holds).
-	bp := bufPool.Get().(*[]byte)
-	defer func() {
-		if bp != nil {
-			putBuf(bp)
-		}
-	}()
-	if h := int(c.canonHint.Load()); cap(*bp) < h {
-		*bp = make([]byte, 0, h+h/16+64)
-	}
+	// The key is computed from the pieces of the canonical request (see
+	// keyOf): the messages the memo has seen are neither encoded nor hashed
+	// again. The flat encoding is made only when an entry or flight under
+	// the key is not kept in the same pieces, and a miss keeps the pieces
+	// (a Memory store) rather than a copy.
+	st := statePool.Get().(*keyState)
+	defer putState(st)
 	if c.cfg.Global {
-		*bp = appendCanonical((*bp)[:0], ScopeGlobal, "", req)
+		keyOf(st, c.memo, ScopeGlobal, "", req)
 	} else {
-		*bp = appendCanonical((*bp)[:0], ScopeTeamPrefix, middleware.TeamFrom(ctx), req)
+		keyOf(st, c.memo, ScopeTeamPrefix, middleware.TeamFrom(ctx), req)
 	}
-	canon := *bp
-	if h := c.canonHint.Load(); int64(len(canon)) > h || int64(len(canon)) < h/2 {
-		c.canonHint.Store(int64(len(canon)))
-	}
-	key := Sum(canon)
+	key := st.key
 
-	var enc []byte
-	var ref *canonRef
+	var kept canon
+	haveKept := false
 	reason := ""
 	for {
 		if !ctl.NoCache {
@@ -328,28 +304,19 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 				reason = ReasonStoreFailed
 			}
 			if e != nil {
-				if e.matches(canon) {
+				if e.canon().matches(st) {
 					return c.serve(ctx, req, &e.Response)
 				}
 				reason = ReasonCollision
 			}
 		}
-		if enc == nil && ref == nil && c.memory {
-			// A Memory store keeps the entry as it is: it may refer to
-			// the request body rather than copy it.
-			ref = newCanonRef(canon, req)
+		if !haveKept {
+			// A Memory store keeps the entry as it is: it may refer to the
+			// request body or to shared message encodings rather than copy.
+			kept, haveKept = st.keep(c.memory), true
 		}
-		if enc == nil && ref == nil {
-			if cap(canon)-len(canon) <= len(canon)/8+64 {
-				enc, *bp = canon, nil // the entry keeps the buffer; the pool gets a new one
-			} else {
-				enc = bytes.Clone(canon) // of its own size: the entry keeps it
-			}
-		}
-		f, leader := c.join(key, enc, ref, canon)
+		f, leader := c.join(key, kept, st)
 		if leader {
-			putBuf(bp)
-			bp = nil
 			return c.lead(ctx, req, next, key, f, ctl, reason)
 		}
 		select {
@@ -370,24 +337,24 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 }
 
 // join returns the flight of key, creating it (leader true) when there is
-// none; enc or ref, the canonical request canon as the flight keeps it, is
-// the caller's to give away. A flight
-// of another request with the same key (a hash collision) is not shared:
-// the caller leads an unregistered flight of its own. A flight's done
-// channel is made only when a follower joins: most flights have none.
-func (c *cacher) join(key uint64, enc []byte, ref *canonRef, canon []byte) (*flight, bool) {
+// none; kept, the canonical request of st as the flight keeps it, is the
+// caller's to give away. A flight of another request with the same key (a
+// hash collision) is not shared: the caller leads an unregistered flight
+// of its own. A flight's done channel is made only when a follower joins:
+// most flights have none.
+func (c *cacher) join(key uint64, kept canon, st *keyState) (*flight, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f, ok := c.flights[key]; ok {
-		if f.matches(canon) {
+		if f.req.matches(st) {
 			if f.done == nil {
 				f.done = make(chan struct{})
 			}
 			return f, false
 		}
-		return &flight{req: enc, ref: ref}, true
+		return &flight{req: kept}, true
 	}
-	f := &flight{req: enc, ref: ref}
+	f := &flight{req: kept}
 	c.flights[key] = f
 	return f, true
 }
@@ -438,7 +405,7 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	// The entry holds a deep copy of resp (stripped, in place) and, when
 	// the adapter can give it as bytes, its Native: what the core does not
 	// model (every choice, logprobs, refusal, audio, ...).
-	e := &Entry{Request: f.req, ref: f.ref, Response: compact(resp)}
+	e := &Entry{Request: f.req.flat, ref: f.req.ref, rope: f.req.rope, Response: compact(resp)}
 	e.Response.Native = storedNative(resp.Native)
 	e.Response.FromCache = false
 	shared = &e.Response

@@ -11,8 +11,8 @@
 //
 // # Key
 //
-// The key is the 64-bit xxHash ([Sum]) of a canonical, versioned encoding
-// ([AppendCanonical], [KeyVersion]) of the request, by denial: everything
+// The key is built on a canonical, versioned encoding ([AppendCanonical],
+// [KeyVersion]) of the request, by denial: everything
 // is in it except the fields on one short list known not to change the
 // answer, middleware.NeutralFields (metadata, prompt_cache_key,
 // safety_identifier, service_tier, store, stream, stream_options, user),
@@ -26,14 +26,32 @@
 // every form, strings as sent (a lone surrogate is not U+FFFD). The
 // langchaingo adapter puts every CallOptions field but the streaming funcs
 // and trace Metadata in the core or Extra. The encoding is tagged and
-// length-prefixed, so it is unambiguous. Every entry keeps its request's
-// encoding and a lookup is a hit only when it is equal: a hash collision
-// costs a miss, never an answer to another request (or another team). In
-// a [Memory] store, an entry of a request the OpenAI transport decoded
-// keeps that encoding by reference: the request body (immutable) and where
-// its keyed members are in it, checked to expand to the very encoding
-// before it is kept and compared in place on a lookup ([Entry.Canonical]
-// gives the bytes); a miss then costs no second copy of the body.
+// length-prefixed, so it is unambiguous.
+//
+// The key itself is a 64-bit xxHash: of the encoding ([Sum]) for a request
+// the OpenAI transport decoded and no layer changed (hashed in place in
+// the request body, not copied), and otherwise of the encoding with each
+// message's encoding replaced by its own xxHash. An agent resends the same
+// messages every turn, as the same Go strings (the OpenAI adapter gives a
+// resent message the strings it decoded the first time; a Go caller keeps
+// its values): with a [Memory] store the cache finds a message's encoding
+// and hash by the identity of its strings (data pointers and lengths,
+// compared in full; a message with binary parts, or of under 256 bytes,
+// is always encoded, which costs about a lookup), so a miss costs the
+// hash of the request's header, tools and settings and of its new and
+// short messages only. The keys are the same in every process (a Redis
+// store is shared).
+//
+// A key is only a hint: every entry keeps its request's encoding and a
+// lookup is a hit only when it is equal: a hash collision costs a miss,
+// never an answer to another request (or another team). In a [Memory]
+// store an entry keeps that encoding without a copy of the request: a
+// request the OpenAI transport decoded by reference to its body
+// (immutable) and where its keyed members are in it; any other as its
+// header and tail and its messages' encodings, which the entries of an
+// agent's successive turns share. A lookup compares it piece by piece
+// (a message shared by the two requests at once) or in flat form
+// ([Entry.Canonical] gives the bytes).
 //
 // # What is stored
 //

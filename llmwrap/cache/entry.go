@@ -17,10 +17,11 @@ import (
 type Entry struct {
 	// Request is the canonical encoding of the request
 	// ([AppendCanonical]); a lookup is a hit only when it equals the
-	// request's own encoding. It is nil in an entry the cache layer made
-	// for a [Memory] store from a request the OpenAI adapter decoded: that
-	// entry refers to the request body instead of holding a copy of it
-	// (see [Entry.Canonical]).
+	// request's own encoding. It is nil in most entries the cache layer
+	// makes for a [Memory] store: such an entry refers to the request body
+	// the OpenAI adapter decoded, or to its messages' encodings, which the
+	// entries of requests with the same messages share, instead of holding
+	// a copy of its encoding (see [Entry.Canonical]).
 	Request []byte
 	// Response is the complete answer as the provider gave it, usage
 	// included; FromCache is false. Native is nil or a
@@ -28,24 +29,44 @@ type Entry struct {
 	// so that a hit is lossless (see middleware.NativeMarshaler).
 	Response middleware.Response
 
-	ref *canonRef // set when Request is nil: the canonical request by reference
+	// Set when Request is nil: the canonical request by reference.
+	ref  *canonRef
+	rope *canonRope
 }
 
 // Canonical returns the canonical encoding of the entry's request:
 // Request, or the bytes the entry refers to (a new slice each call).
 func (e *Entry) Canonical() []byte {
-	if e.Request == nil && e.ref != nil {
-		return e.ref.appendTo(nil)
+	if e.Request == nil {
+		switch {
+		case e.ref != nil:
+			return e.ref.appendTo(nil)
+		case e.rope != nil:
+			return e.rope.appendTo(nil)
+		}
 	}
 	return e.Request
 }
 
-// matches reports whether the entry's request encodes as canon.
-func (e *Entry) matches(canon []byte) bool {
-	if e.Request == nil && e.ref != nil {
-		return e.ref.equal(canon)
+// canon returns the entry's canonical request as kept.
+func (e *Entry) canon() canon {
+	if e.Request == nil && (e.ref != nil || e.rope != nil) {
+		return canon{ref: e.ref, rope: e.rope}
 	}
-	return bytes.Equal(e.Request, canon)
+	return canon{flat: e.Request}
+}
+
+// matches reports whether the entry's request encodes as flat.
+func (e *Entry) matches(flat []byte) bool {
+	if e.Request == nil {
+		switch {
+		case e.ref != nil:
+			return e.ref.equal(flat)
+		case e.rope != nil:
+			return e.rope.equal(flat)
+		}
+	}
+	return bytes.Equal(e.Request, flat)
 }
 
 // entryVersion prefixes the binary form of an Entry. Version 2 adds the
@@ -151,6 +172,9 @@ func (e *Entry) size() int64 {
 	n := allocSize(int(unsafe.Sizeof(Entry{}))) + allocSize(cap(e.Request)) + allocSize(arenaLen(r))
 	if e.ref != nil {
 		n += e.ref.size()
+	}
+	if e.rope != nil {
+		n += e.rope.size()
 	}
 	if m.Parts != nil {
 		n += allocSize(cap(m.Parts) * int(unsafe.Sizeof(middleware.Part{})))

@@ -59,9 +59,7 @@ func AppendCanonical(dst []byte, scope string, req *middleware.Request) []byte {
 // appendCanonical encodes the scope scopePrefix+scope without
 // concatenating the strings.
 func appendCanonical(dst []byte, scopePrefix, scope string, req *middleware.Request) []byte {
-	dst = append(dst, KeyVersion...)
-	dst = binary.AppendUvarint(append(dst, tagScope), uint64(len(scopePrefix)+len(scope)))
-	dst = append(append(dst, scopePrefix...), scope...)
+	dst = appendHeader(dst, scopePrefix, scope)
 	k, native := req.Native.(middleware.NativeKeyer)
 	if native {
 		// An unchanged native request stands for the whole request: its
@@ -77,6 +75,21 @@ func appendCanonical(dst []byte, scopePrefix, scope string, req *middleware.Requ
 	for i := range req.Messages {
 		dst = appendMessage(append(dst, tagMessage), &req.Messages[i])
 	}
+	return appendTail(dst, req, k)
+}
+
+// appendHeader appends the start of every canonical encoding: the version
+// and the scope scopePrefix+scope.
+func appendHeader(dst []byte, scopePrefix, scope string) []byte {
+	dst = append(dst, KeyVersion...)
+	dst = binary.AppendUvarint(append(dst, tagScope), uint64(len(scopePrefix)+len(scope)))
+	return append(append(dst, scopePrefix...), scope...)
+}
+
+// appendTail appends what the canonical encoding of a request that is not
+// whole native has after its messages: the tools, the settings and, when
+// k is not nil, the native request.
+func appendTail(dst []byte, req *middleware.Request, k middleware.NativeKeyer) []byte {
 	for i := range req.Tools {
 		t := &req.Tools[i]
 		dst = append(dst, tagTool)
@@ -115,17 +128,20 @@ func appendCanonical(dst []byte, scopePrefix, scope string, req *middleware.Requ
 	if req.Extra != nil {
 		dst = appendBytes(append(dst, tagExtra), req.Extra)
 	}
-	if native {
+	if k != nil {
 		// Last: it runs to the end of the encoding, so needs no length.
 		dst, _ = k.AppendCacheKey(append(dst, tagNative), req)
 	}
 	return dst
 }
 
-// Sum returns the 64-bit xxHash of a canonical encoding: the cache key.
-// Sum is not collision-free; a hit therefore also compares the stored
-// canonical encoding with the request's (see [Entry.Request]), so a
-// collision costs a miss, never a wrong answer.
+// Sum returns the 64-bit xxHash of a canonical encoding: the cache key of
+// a whole native request (one the OpenAI transport decoded and no layer
+// changed); the key of another request hashes its messages' hashes
+// instead of their encodings (see the package doc). Sum is not
+// collision-free; a hit therefore also compares the stored canonical
+// encoding with the request's (see [Entry.Request]), so a collision costs
+// a miss, never a wrong answer.
 func Sum(canonical []byte) uint64 { return xxhash.Sum64(canonical) }
 
 func appendMessage(dst []byte, m *middleware.Message) []byte {

@@ -1,0 +1,346 @@
+package cache
+
+import (
+	"math/bits"
+	"slices"
+	"sync/atomic"
+	"unsafe"
+	"weak"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// The per-message memo of the key.
+//
+// An agent resends the same messages on every call, and the adapters give
+// a resent message as the very same strings (the OpenAI adapter's memo of
+// decoded messages; a Go caller's own message values): same data pointers,
+// same lengths. The cache keys a request by the hashes of its messages'
+// encodings (see [cacher.keyOf]) and finds the encoding and hash of a
+// message it has seen by the identity of its strings, which costs a few
+// nanoseconds whatever their size: a resent message is neither encoded
+// nor hashed again.
+//
+// This is sound because Go strings are immutable and an entry holds the
+// strings it describes: while it exists, the memory they point to cannot
+// be freed and reused, so a string with the same data pointer and length
+// has the same bytes (the technique of package tokens' identity memo). An
+// entry is used only after comparing every string of the message with it
+// (the 64-bit identity hash just picks the slot). Byte slices are mutable,
+// so a message with binary parts (Part.Data not nil) never takes this
+// path. (Code that builds strings over mutable memory with unsafe, against
+// the language's rules, must not pass them to the cache.)
+//
+// The memo refers to the encodings weakly (weak.Pointer): they belong to
+// the entries of the store (and to flights), whose byte bound counts them;
+// the memo finds an encoding only while an entry holds it, and keeps
+// nothing of its own alive but its entries' strings, which are the
+// caller's. The table is two-way (two neighbouring slots per hash), lock-free (an atomic pointer per
+// slot to an immutable entry) and bounded by slots and by the bytes of the
+// strings it keeps alive (a message over a sixteenth of the bound is
+// never kept, and a full table forgets entries in slot order; an entry
+// whose encoding is gone is forgotten when found). A message not found is
+// encoded and hashed, as every message was before.
+
+const (
+	memoSlots    = 1 << 15
+	memoMaxBytes = 16 << 20
+	// memoMinBytes: a message whose encoding may be shorter is encoded
+	// and hashed on every call, which costs about what a lookup does, and
+	// takes no room in the memo.
+	memoMinBytes = 256
+	// memoEntryOverhead is what an entry costs besides its strings, for
+	// the bound.
+	memoEntryOverhead = 160
+)
+
+// msgEnc is the canonical encoding of one message, tagMessage first (the
+// bytes appendCanonical appends for it), and its xxHash. It is immutable
+// and shared: by every entry and flight of a request with that message.
+// The memo refers to it weakly: an encoding lives as long as an entry of
+// the store (or a flight) holds it, and no longer (the store's byte bound
+// counts it in the entries).
+type msgEnc struct {
+	b   []byte
+	h   uint64
+	tmp bool // in a keyState's scratch (encScratch): keep copies it
+}
+
+// messageLenBound is at least the length of m's encoding (tagMessage
+// included): its strings and bytes, each with a length of at most 5 bytes
+// (a uvarint under 2^35), and the counts of parts and tool calls.
+func messageLenBound(m *middleware.Message) int {
+	n := 1 + 5*5 + 2*5 + len(m.Role) + len(m.Content) + len(m.Name) + len(m.ToolCallID) + len(m.Reasoning)
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		n += 6*5 + len(p.Type) + len(p.Text) + len(p.URL) + len(p.Detail) + len(p.MIMEType) + len(p.Data)
+	}
+	for i := range m.ToolCalls {
+		c := &m.ToolCalls[i]
+		n += 3*5 + len(c.ID) + len(c.Name) + len(c.Arguments)
+	}
+	return n
+}
+
+type idEntry struct {
+	ih                                     uint64
+	role, content, name, callID, reasoning string
+	extra                                  []string // per part Type, Text, URL, Detail, MIMEType; per tool call ID, Name, Arguments
+	parts, calls                           int
+	// enc is the message's encoding: element i of the batch of n
+	// encodings made for the request the message was new in (one weak
+	// pointer per batch: see encodings).
+	batch weak.Pointer[msgEnc]
+	i, n  int32
+	size  int64
+}
+
+type msgMemo struct {
+	min    int // messages of a smaller length bound are not memoized
+	slots  []atomic.Pointer[idEntry]
+	mask   uint64
+	max    int64
+	bytes  atomic.Int64
+	cursor atomic.Uint64
+}
+
+func newMsgMemo(slots int, maxBytes int64, minBytes int) *msgMemo {
+	return &msgMemo{min: minBytes, slots: make([]atomic.Pointer[idEntry], slots), mask: uint64(slots - 1), max: maxBytes}
+}
+
+func ptr(s string) uint64 {
+	if len(s) == 0 {
+		return 0
+	}
+	return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s))))
+}
+
+func mixID(h uint64, s string) uint64 {
+	h = bits.RotateLeft64((h^ptr(s))*0x9E3779B97F4A7C15, 29)
+	h = (h ^ uint64(len(s))) * 0xBF58476D1CE4E5B9
+	return h ^ h>>31
+}
+
+// same reports whether a and b are the same string value: equal lengths
+// and, when not empty, the same data pointer.
+func same(a, b string) bool {
+	return len(a) == len(b) && (len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b))
+}
+
+// identityHash returns the identity hash of m, or false when m has
+// binary parts (mutable bytes: only their content identifies them). It
+// mixes only the strings that tell most messages apart (the content, the
+// tool call id, the first tool call's id and arguments, the first part's text and URL)
+// with the counts of
+// parts and tool calls: it picks the slot, and an entry is used only
+// after comparing every string (idEntry.matches).
+func identityHash(m *middleware.Message) (uint64, bool) {
+	for i := range m.Parts {
+		if m.Parts[i].Data != nil {
+			return 0, false
+		}
+	}
+	h := uint64(len(m.Parts))<<32 + uint64(len(m.ToolCalls))
+	h = mixID(h, m.Content)
+	if m.ToolCallID != "" {
+		h = mixID(h, m.ToolCallID)
+	}
+	if len(m.ToolCalls) > 0 {
+		h = mixID(mixID(h, m.ToolCalls[0].ID), m.ToolCalls[0].Arguments)
+	}
+	if len(m.Parts) > 0 {
+		h = mixID(mixID(h, m.Parts[0].Text), m.Parts[0].URL)
+	}
+	return h, true
+}
+
+func (e *idEntry) matches(m *middleware.Message) bool {
+	if e.parts != len(m.Parts) || e.calls != len(m.ToolCalls) || !same(e.role, string(m.Role)) ||
+		!same(e.content, m.Content) || !same(e.name, m.Name) || !same(e.callID, m.ToolCallID) || !same(e.reasoning, m.Reasoning) {
+		return false
+	}
+	x := e.extra
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		if p.Data != nil || !same(x[0], p.Type) || !same(x[1], p.Text) || !same(x[2], p.URL) || !same(x[3], p.Detail) || !same(x[4], p.MIMEType) {
+			return false
+		}
+		x = x[5:]
+	}
+	for i := range m.ToolCalls {
+		c := &m.ToolCalls[i]
+		if !same(x[0], c.ID) || !same(x[1], c.Name) || !same(x[2], c.Arguments) {
+			return false
+		}
+		x = x[3:]
+	}
+	return true
+}
+
+// get returns the encoding of m, whose identity hash is ih, or nil when
+// the memo does not have it (or no longer: no entry holds it). An entry
+// is in one of two neighbouring slots.
+func (t *msgMemo) get(ih uint64, m *middleware.Message) *msgEnc {
+	i := ih & t.mask
+	for range 2 {
+		e := t.slots[i].Load()
+		if e != nil && e.ih == ih && e.matches(m) {
+			if p := e.batch.Value(); p != nil {
+				return &unsafe.Slice(p, int(e.n))[e.i]
+			}
+			// No entry holds the encoding any more: forget the strings too.
+			if t.slots[i].CompareAndSwap(e, nil) {
+				t.bytes.Add(-e.size)
+			}
+			return nil
+		}
+		i ^= 1
+	}
+	return nil
+}
+
+// put remembers e, the memo entry of m (its encoding set), whose identity
+// hash is e.ih; extra is where to keep m's part and tool call strings.
+func (t *msgMemo) put(e *idEntry, m *middleware.Message, extra []string) []string {
+	e.role, e.content, e.name, e.callID, e.reasoning = string(m.Role), m.Content, m.Name, m.ToolCallID, m.Reasoning
+	e.parts, e.calls = len(m.Parts), len(m.ToolCalls)
+	e.size = memoEntryOverhead + int64(len(e.role)+len(e.content)+len(e.name)+len(e.callID)+len(e.reasoning))
+	start := len(extra)
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		extra = append(extra, p.Type, p.Text, p.URL, p.Detail, p.MIMEType)
+	}
+	for i := range m.ToolCalls {
+		c := &m.ToolCalls[i]
+		extra = append(extra, c.ID, c.Name, c.Arguments)
+	}
+	e.extra = extra[start:len(extra):len(extra)]
+	for _, s := range e.extra {
+		e.size += int64(len(s)) + 16
+	}
+	if e.size > t.max/16 {
+		return extra // too large to keep alive: encoded on every call instead
+	}
+	// Of the two slots, an empty one, else the one the hash picks.
+	i := e.ih & t.mask
+	if t.slots[i].Load() != nil && (t.slots[i^1].Load() == nil || e.ih>>63 != 0) {
+		i ^= 1
+	}
+	size := e.size
+	if old := t.slots[i].Swap(e); old != nil {
+		size -= old.size
+	}
+	if t.bytes.Add(size) > t.max {
+		t.evict(i)
+	}
+	return extra
+}
+
+// evict forgets entries in slot order, but the one in slot keep (just
+// added), until the table keeps at most three quarters of its byte bound
+// alive.
+func (t *msgMemo) evict(keep uint64) {
+	for range len(t.slots) {
+		if t.bytes.Load() <= t.max/4*3 {
+			return
+		}
+		i := t.cursor.Add(1) & t.mask
+		if i == keep {
+			continue
+		}
+		if old := t.slots[i].Swap(nil); old != nil {
+			t.bytes.Add(-old.size)
+		}
+	}
+}
+
+// encScratch is a keyState's memory for the encodings of the messages the
+// memo does not keep (short ones, ones with binary parts, every one when
+// there is no memo): valid until the state is reused; keep copies them.
+type encScratch struct {
+	arena []byte
+	encs  []msgEnc
+}
+
+// encodings returns encs set to the encoding of each message of msgs:
+// the memo's for a message it has (by identity; a short message is not
+// looked up: see memoMinBytes); a new one, in one batch (one buffer, one
+// array) which the memo then refers to, for a message the memo may keep;
+// sc's for the others. A nil memo keeps nothing.
+//
+// ihs is scratch space for the messages' identity hashes (returned for
+// reuse).
+func (t *msgMemo) encodings(encs []*msgEnc, ihs []uint64, sc *encScratch, msgs []middleware.Message) ([]*msgEnc, []uint64) {
+	encs, ihs = encs[:0], ihs[:0]
+	size, owned, memoizable, extras := 0, 0, 0, 0
+	tmpSize, tmp := 0, 0
+	for i := range msgs {
+		m := &msgs[i]
+		var e *msgEnc
+		ih := uint64(0) // 0: not memoizable
+		bound := messageLenBound(m)
+		if t != nil && bound >= t.min {
+			if h, ok := identityHash(m); ok {
+				ih = max(h, 1)
+				if e = t.get(h, m); e == nil {
+					memoizable++
+					extras += 5*len(m.Parts) + 3*len(m.ToolCalls)
+					size += bound
+					owned++
+				}
+			}
+		}
+		if e == nil && ih == 0 {
+			tmpSize += bound
+			tmp++
+		}
+		ihs = append(ihs, ih)
+		encs = append(encs, e)
+	}
+	if tmp > 0 {
+		sc.arena = slices.Grow(sc.arena[:0], tmpSize)
+		sc.encs = slices.Grow(sc.encs[:0], tmp) // no append below moves it
+	}
+	var arena []byte
+	var batch []msgEnc
+	var ids []idEntry
+	var extra []string
+	var w weak.Pointer[msgEnc]
+	if owned > 0 {
+		arena = make([]byte, 0, size)
+		// At least 4: the runtime keeps the weak pointers of small objects
+		// in a list per span, fewer objects a span a shorter list.
+		batch = make([]msgEnc, max(owned, 4))
+		ids = make([]idEntry, 0, memoizable)
+		if extras > 0 {
+			extra = make([]string, 0, extras)
+		}
+		w = weak.Make(&batch[0])
+	}
+	j := 0
+	for i := range msgs {
+		if encs[i] != nil {
+			continue
+		}
+		m := &msgs[i]
+		if ihs[i] == 0 {
+			start := len(sc.arena)
+			sc.arena = appendMessage(append(sc.arena, tagMessage), m)
+			b := sc.arena[start:len(sc.arena):len(sc.arena)]
+			sc.encs = append(sc.encs, msgEnc{b: b, h: xxhash.Sum64(b), tmp: true})
+			encs[i] = &sc.encs[len(sc.encs)-1]
+			continue
+		}
+		start := len(arena)
+		arena = appendMessage(append(arena, tagMessage), m)
+		b := arena[start:len(arena):len(arena)]
+		batch[j] = msgEnc{b: b, h: xxhash.Sum64(b)}
+		encs[i] = &batch[j]
+		ids = append(ids, idEntry{ih: ihs[i], batch: w, i: int32(j), n: int32(len(batch))})
+		extra = t.put(&ids[len(ids)-1], m, extra)
+		j++
+	}
+	return encs, ihs
+}

@@ -1,0 +1,329 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/binary"
+	"sync"
+	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// The key of a request, and its canonical encoding in pieces.
+//
+// The cache layer does not encode a request in one buffer to hash it: it
+// keys on the pieces of its canonical encoding ([AppendCanonical]), which
+// are, in order,
+//   - kindCore (a request that is not whole native): the header (version,
+//     scope, model), the encoding of each message (tagMessage first), and
+//     the tail (tools, settings, and the native request when there is one
+//     that is not whole);
+//   - kindSpans (a whole native request whose key is spans of an immutable
+//     buffer, nativeKeySpans: the OpenAI adapter's request body): the
+//     header (version, scope, tagWholeNative) and each span of the buffer,
+//     length-prefixed;
+//   - kindFlat (any other whole native request): the encoding itself.
+//
+// The canonical encoding is the concatenation of the pieces. The key is
+// the xxHash of the canonical encoding, but for kindCore, whose key is the
+// xxHash of the header, the xxHash of each message's encoding (8 bytes,
+// little-endian) and the tail: the hashes of messages the memo has seen
+// (idmemo.go) are not computed again, so a request whose messages were
+// mostly sent before costs the hash of its header, tail and new messages.
+// A key is only ever a hint: an entry or flight under the key serves a
+// request only when its canonical encoding is equal (a collision costs a
+// miss). Pieces are compared piece by piece when both sides have the same
+// kind (messages by pointer first: a shared encoding is equal), in flat
+// form otherwise.
+const (
+	kindFlat = iota
+	kindCore
+	kindSpans
+)
+
+// keyState is a request's key and the pieces of its canonical encoding,
+// computed once per call (pooled).
+type keyState struct {
+	key  uint64
+	kind int
+	// buf is, for kindCore, the header then the tail (hdr is where the tail
+	// starts); for kindSpans the header; for kindFlat the encoding.
+	buf   []byte
+	hdr   int
+	msgs  []*msgEnc // kindCore: each message's encoding
+	data  []byte    // kindSpans: the buffer the spans are in
+	spans []uint32
+	hb    []byte   // scratch: the messages' hashes
+	ihs   []uint64 // scratch: the messages' identity hashes
+	sc    encScratch
+	flat  []byte // the flat encoding, once made (see flatBytes)
+	hasFl bool
+}
+
+var statePool = sync.Pool{New: func() any { return new(keyState) }}
+
+// putState returns st to the pool, unless an outsized request grew it.
+func putState(st *keyState) {
+	if cap(st.buf) > 256<<10 || cap(st.flat) > 256<<10 || cap(st.sc.arena) > 256<<10 || cap(st.msgs) > 4096 {
+		return
+	}
+	clear(st.msgs)
+	st.data, st.msgs, st.hasFl = nil, st.msgs[:0], false
+	statePool.Put(st)
+}
+
+// keyOf sets st to the key and pieces of req under the scope
+// scopePrefix+scope, taking known messages' encodings from memo (nil: no
+// memo).
+func keyOf(st *keyState, memo *msgMemo, scopePrefix, scope string, req *middleware.Request) {
+	st.hasFl, st.data = false, nil
+	st.buf = appendHeader(st.buf[:0], scopePrefix, scope)
+	k, native := req.Native.(middleware.NativeKeyer)
+	if native {
+		start := len(st.buf)
+		if ks, ok := req.Native.(nativeKeySpans); ok {
+			data, spans, whole := ks.CacheKeySpans(st.spans[:0], req)
+			if spans != nil {
+				st.spans = spans
+			}
+			if whole && validSpans(data, spans) {
+				st.kind, st.data, st.buf = kindSpans, data, append(st.buf, tagWholeNative)
+				var d xxhash.Digest
+				d.Reset()
+				_, _ = d.Write(st.buf)
+				var lb [binary.MaxVarintLen64]byte
+				for i := 0; i < len(spans); i += 2 {
+					b := data[spans[i]:spans[i+1]]
+					_, _ = d.Write(lb[:binary.PutUvarint(lb[:], uint64(len(b)))])
+					_, _ = d.Write(b)
+				}
+				st.key = d.Sum64()
+				return
+			}
+		}
+		out, whole := k.AppendCacheKey(append(st.buf, tagWholeNative), req)
+		if whole {
+			st.kind, st.buf, st.key = kindFlat, out, Sum(out)
+			return
+		}
+		st.buf = out[:start]
+	}
+	st.kind = kindCore
+	st.buf = appendStr(append(st.buf, tagModel), req.Model)
+	st.hdr = len(st.buf)
+	st.msgs, st.ihs = memo.encodings(st.msgs, st.ihs, &st.sc, req.Messages)
+	st.buf = appendTail(st.buf, req, k)
+	st.key = coreKey(st)
+}
+
+// coreKey is the key of a kindCore state: the xxHash of its header, its
+// messages' hashes and its tail.
+func coreKey(st *keyState) uint64 {
+	hb := st.hb[:0]
+	for _, m := range st.msgs {
+		hb = binary.LittleEndian.AppendUint64(hb, m.h)
+	}
+	st.hb = hb
+	var d xxhash.Digest
+	d.Reset()
+	_, _ = d.Write(st.buf[:st.hdr])
+	_, _ = d.Write(hb)
+	_, _ = d.Write(st.buf[st.hdr:])
+	return d.Sum64()
+}
+
+// validSpans reports whether spans are pairs of ordered offsets in data.
+func validSpans(data []byte, spans []uint32) bool {
+	if len(spans)%2 != 0 {
+		return false
+	}
+	for i := 0; i < len(spans); i += 2 {
+		if spans[i] > spans[i+1] || int(spans[i+1]) > len(data) {
+			return false
+		}
+	}
+	return true
+}
+
+// flatBytes returns st's canonical encoding in one piece, made once (into
+// st's own buffer, valid until st is reused).
+func (st *keyState) flatBytes() []byte {
+	switch {
+	case st.kind == kindFlat:
+		return st.buf
+	case st.hasFl:
+		return st.flat
+	}
+	f := st.flat[:0]
+	switch st.kind {
+	case kindCore:
+		f = append(f, st.buf[:st.hdr]...)
+		for _, m := range st.msgs {
+			f = append(f, m.b...)
+		}
+		f = append(f, st.buf[st.hdr:]...)
+	case kindSpans:
+		f = append(f, st.buf...)
+		for i := 0; i < len(st.spans); i += 2 {
+			b := st.data[st.spans[i]:st.spans[i+1]]
+			f = append(binary.AppendUvarint(f, uint64(len(b))), b...)
+		}
+	}
+	st.flat, st.hasFl = f, true
+	return f
+}
+
+// canon is a canonical encoding as an entry or a flight keeps it: flat
+// bytes, or by reference to a request body (canonRef), or as a rope of
+// shared message encodings (canonRope).
+type canon struct {
+	flat []byte
+	ref  *canonRef
+	rope *canonRope
+}
+
+// keep returns st's canonical encoding as an entry keeps it: by reference
+// when byRef (the entry goes to a Memory store, which keeps it as made)
+// and st can give one, flat otherwise. It copies nothing of the request
+// but its header and tail (kindCore) or the header (kindSpans) when by
+// reference.
+func (st *keyState) keep(byRef bool) canon {
+	if byRef {
+		switch st.kind {
+		case kindCore:
+			r := &canonRope{b: bytes.Clone(st.buf), hdr: st.hdr}
+			r.msgs = append(r.arr[:0:len(r.arr)], st.msgs...)
+			r.own()
+			return canon{rope: r}
+		case kindSpans:
+			r := &canonRef{hdr: bytes.Clone(st.buf), data: st.data}
+			r.spans = append(r.arr[:0:len(r.arr)], st.spans...)
+			return canon{ref: r}
+		}
+	}
+	return canon{flat: bytes.Clone(st.flatBytes())}
+}
+
+// matches reports whether c is the canonical encoding of st.
+func (c canon) matches(st *keyState) bool {
+	switch {
+	case c.flat != nil:
+		return bytes.Equal(c.flat, st.flatBytes())
+	case c.rope != nil:
+		if st.kind == kindCore {
+			return c.rope.equalState(st)
+		}
+		return c.rope.equal(st.flatBytes())
+	case c.ref != nil:
+		if st.kind == kindSpans {
+			return c.ref.equalSpans(st)
+		}
+		return c.ref.equal(st.flatBytes())
+	}
+	return false
+}
+
+// canonRope is the canonical encoding of a kindCore request: a copy of
+// its header and tail, and its messages' encodings, shared with the memo
+// and with the entries of other requests with the same messages (an
+// agent's next turn). A miss keeps it instead of a copy of the canonical
+// bytes.
+type canonRope struct {
+	b    []byte // header, then tail
+	hdr  int    // where the tail starts in b
+	msgs []*msgEnc
+	arr  [24]*msgEnc // msgs of a request of few messages, in the same allocation
+}
+
+// own replaces the encodings of r that are in a keyState's scratch by
+// copies of its own (one buffer, one array).
+func (r *canonRope) own() {
+	n, size := 0, 0
+	for _, m := range r.msgs {
+		if m.tmp {
+			n++
+			size += len(m.b)
+		}
+	}
+	if n == 0 {
+		return
+	}
+	arena := make([]byte, 0, size)
+	batch := make([]msgEnc, n)
+	k := 0
+	for i, m := range r.msgs {
+		if m.tmp {
+			start := len(arena)
+			arena = append(arena, m.b...)
+			batch[k] = msgEnc{b: arena[start:len(arena):len(arena)], h: m.h}
+			r.msgs[i] = &batch[k]
+			k++
+		}
+	}
+}
+
+// equalState reports whether r is the encoding of st, a kindCore state.
+func (r *canonRope) equalState(st *keyState) bool {
+	if r.hdr != st.hdr || len(r.msgs) != len(st.msgs) || !bytes.Equal(r.b, st.buf) {
+		return false
+	}
+	for i, m := range r.msgs {
+		if o := st.msgs[i]; m != o && (m.h != o.h || !bytes.Equal(m.b, o.b)) {
+			return false
+		}
+	}
+	return true
+}
+
+// equal reports whether r is the encoding flat.
+func (r *canonRope) equal(flat []byte) bool {
+	if !bytes.HasPrefix(flat, r.b[:r.hdr]) {
+		return false
+	}
+	flat = flat[r.hdr:]
+	for _, m := range r.msgs {
+		if !bytes.HasPrefix(flat, m.b) {
+			return false
+		}
+		flat = flat[len(m.b):]
+	}
+	return bytes.Equal(flat, r.b[r.hdr:])
+}
+
+// appendTo appends the encoding r is.
+func (r *canonRope) appendTo(dst []byte) []byte {
+	dst = append(dst, r.b[:r.hdr]...)
+	for _, m := range r.msgs {
+		dst = append(dst, m.b...)
+	}
+	return append(dst, r.b[r.hdr:]...)
+}
+
+// size is the memory r keeps alive: itself, its header and tail, its
+// message list when it did not fit in it, and each message's encoding
+// (counted in full although other entries may share it).
+func (r *canonRope) size() int {
+	n := allocSize(int(unsafe.Sizeof(*r))) + allocSize(cap(r.b))
+	if len(r.msgs) > len(r.arr) {
+		n += allocSize(8 * cap(r.msgs))
+	}
+	for _, m := range r.msgs {
+		n += allocSize(int(unsafe.Sizeof(*m))) + allocSize(cap(m.b))
+	}
+	return n
+}
+
+// equalSpans reports whether r is the encoding of st, a kindSpans state.
+func (r *canonRef) equalSpans(st *keyState) bool {
+	if len(r.spans) != len(st.spans) || !bytes.Equal(r.hdr, st.buf) {
+		return false
+	}
+	for i := 0; i < len(r.spans); i += 2 {
+		if !bytes.Equal(r.data[r.spans[i]:r.spans[i+1]], st.data[st.spans[i]:st.spans[i+1]]) {
+			return false
+		}
+	}
+	return true
+}
