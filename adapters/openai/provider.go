@@ -357,6 +357,7 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 		keep     = middleware.KeepNative(ctx)
 		merged   streamedBody // the response's Native, merged as chunks arrive
 		pc       plainChunk
+		tmpl     chunkTemplate
 		done     bool
 		readErr  error
 	)
@@ -383,15 +384,34 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 			done = true
 			break
 		}
-		data := mem.copy(payload) // Native must outlive the reader's buffer
-		// The meta comes from the first chunks that carry it (Azure's
-		// first chunk, its prompt filter results, has none).
-		c, m, apiErr, err := r.chunk(mem.wire(), data, !haveMeta)
-		switch {
-		case apiErr != nil:
-			return partial(), p.embeddedError(req, apiErr)
-		case err != nil:
-			return partial(), p.fail(middleware.ErrMalformed, req, fmt.Sprintf("chunk %d", acc.Chunks()+1), err)
+		var (
+			data   []byte
+			c      middleware.Chunk
+			m      chunkMeta
+			apiErr *apiError
+			err    error
+			same   bool
+		)
+		if haveMeta { // the template's chunk carries no meta
+			c, pc, same = tmpl.match(&mem, payload)
+		}
+		if same {
+			data = c.Native.(*Wire).JSON
+		} else {
+			data = mem.copy(payload) // Native must outlive the reader's buffer
+			// The meta comes from the first chunks that carry it (Azure's
+			// first chunk, its prompt filter results, has none).
+			w := mem.wire()
+			c, m, apiErr, err = r.chunk(w, data, !haveMeta)
+			switch {
+			case apiErr != nil:
+				return partial(), p.embeddedError(req, apiErr)
+			case err != nil:
+				return partial(), p.fail(middleware.ErrMalformed, req, fmt.Sprintf("chunk %d", acc.Chunks()+1), err)
+			}
+			if haveMeta {
+				tmpl.learn(data, &c, &w.chunk, &pc)
+			}
 		}
 		if !haveMeta {
 			meta.id, meta.model, meta.created = cmp.Or(meta.id, m.id), cmp.Or(meta.model, m.model), cmp.Or(meta.created, m.created)
