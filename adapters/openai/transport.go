@@ -516,7 +516,7 @@ type sseWriter struct {
 	role     bool // the assistant role was announced
 	meta     chunkMeta
 	haveMeta bool
-	last     *Wire // the last provider chunk seen, for meta
+	last     *Wire  // the last provider chunk seen, for meta
 	buf      []byte // events not yet handed over (with yield: a batch in the making)
 }
 
@@ -553,6 +553,9 @@ func (s *sseWriter) send(_ context.Context, c middleware.Chunk) error {
 		if s.more != nil && s.more.Load() && len(s.buf) < batchBytes {
 			// The next chunk is already read: these events go to the
 			// caller with its, in one Read.
+			if cap(s.buf) < batchBytes {
+				s.buf = append(make([]byte, 0, batchBytes+batchBytes/4), s.buf...) // grown once
+			}
 			return nil
 		}
 		return s.handOver()
