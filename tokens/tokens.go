@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/tiktoken-go/tokenizer"
 
 	"github.com/tokenwise/tokenwise/middleware"
@@ -90,13 +89,13 @@ var builtin = []modelEncoding{
 // Estimator estimates input tokens: exact for OpenAI encodings
 // (o200k_base, cl100k_base), conservative for other models (see the package
 // documentation for both rules). Per-message counts are memoised in a
-// bounded LRU keyed by a hash of the message. The zero value is not usable;
+// bounded LRU (sharded, see countMemo) keyed by a hash of the message. The zero value is not usable;
 // call [New]. An Estimator is safe for concurrent use.
 type Estimator struct {
 	encodings []modelEncoding
 	models    ModelFunc
 	seed1     maphash.Seed
-	memo      *lru.Cache[key, int64]
+	memo      *countMemo
 	ids       *idTable // identity fast path in front of memo; nil when memo is
 	codecs    *codecs
 }
@@ -121,7 +120,7 @@ func New(opts ...Option) *Estimator {
 		codecs:    &codecs{},
 	}
 	if c.cacheSize > 0 {
-		e.memo, _ = lru.New[key, int64](c.cacheSize) // error only for size <= 0
+		e.memo = newCountMemo(c.cacheSize)
 		// Four slots per memoised count: the table is direct-mapped, and
 		// with as many slots as live messages about two thirds of them
 		// would lose their slot to another between two calls (a slot is

@@ -1,0 +1,45 @@
+package tokens
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestCountMemoBoundedAndExact: whatever the keys, the memo returns for a
+// key the last count added under it or nothing, and never holds more than
+// its size, sharded (16384) or not (100).
+func TestCountMemoBoundedAndExact(t *testing.T) {
+	for _, size := range []int{100, DefaultCacheSize} {
+		m := newCountMemo(size)
+		rng := rand.New(rand.NewPCG(uint64(size), 3))
+		want := map[key]int64{}
+		for i := range 4 * size {
+			k := key{rng.Uint64(), rng.Uint64()}
+			if i%3 == 0 && len(want) > 0 { // overwrite a key seen before
+				for old := range want {
+					k = old
+					break
+				}
+			}
+			m.Add(k, int64(i))
+			want[k] = int64(i)
+		}
+		held := 0
+		for k, v := range want {
+			got, ok := m.Get(k)
+			if ok {
+				held++
+				if got != v {
+					t.Fatalf("size %d: key %v holds %d, last added %d", size, k, got, v)
+				}
+			}
+		}
+		total := 0
+		for _, s := range m.shards {
+			total += s.Len()
+		}
+		if total > size || held > size || held < size/2 {
+			t.Fatalf("size %d: %d entries, %d of the keys held", size, total, held)
+		}
+	}
+}
