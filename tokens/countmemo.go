@@ -1,6 +1,8 @@
 package tokens
 
 import (
+	"math/rand/v2"
+
 	lru "github.com/hashicorp/golang-lru/v2"
 )
 
@@ -41,8 +43,24 @@ func (m *countMemo) shard(k key) *lru.Cache[key, int64] {
 	return m.shards[(k[0]>>58)&m.mask] // the top bits: the LRU's map uses the low ones
 }
 
-// Get returns the count memoised under k.
-func (m *countMemo) Get(k key) (int64, bool) { return m.shard(k).Get(k) }
+// Get returns the count memoised under k. A hit reads under the shard's
+// shared lock (concurrent hits of the same entries, such as the system
+// prompt and tools every call of a service sends, do not wait for each
+// other) and moves the entry to the front one time in promoteEvery: an
+// entry in use is promoted often enough to stay, an approximation of the
+// LRU order that only changes which counts are kept, never a count.
+func (m *countMemo) Get(k key) (int64, bool) {
+	s := m.shard(k)
+	v, ok := s.Peek(k)
+	if ok && rand.Uint32()%promoteEvery == 0 {
+		s.Get(k)
+	}
+	return v, ok
+}
+
+// promoteEvery: a hit moves its entry to the front of its LRU once in so
+// many, on average.
+const promoteEvery = 8
 
 // Add memoises v under k, evicting the shard's least recently used entry
 // when it is full.

@@ -43,3 +43,24 @@ func TestCountMemoBoundedAndExact(t *testing.T) {
 		}
 	}
 }
+
+// TestCountMemoKeepsEntriesInUse: an entry read between the additions
+// that turn the memo over stays (hits promote it), and one never read
+// again goes.
+func TestCountMemoKeepsEntriesInUse(t *testing.T) {
+	m := newCountMemo(100)
+	hot, cold := key{1, 1}, key{2, 2}
+	m.Add(hot, 7)
+	m.Add(cold, 8)
+	for i := range 1000 {
+		m.Add(key{uint64(i) + 10, 3}, 1)
+		for range 10 {
+			if v, ok := m.Get(hot); !ok || v != 7 {
+				t.Fatalf("after %d additions the entry in use is gone (%d, %v)", i+1, v, ok)
+			}
+		}
+	}
+	if _, ok := m.Get(cold); ok {
+		t.Fatal("an entry never read survived 1000 additions to a memo of 100")
+	}
+}
