@@ -120,7 +120,7 @@ func New(cfg Config, opts ...Option) (*Cache, error) {
 		cfg.ReplayChunk = 16
 	}
 	_, memory := o.store.(*Memory)
-	return &Cache{c: &cacher{store: o.store, cfg: cfg, pricer: o.pricer, memory: memory, flights: map[uint64]*flight{}}}, nil
+	return &Cache{c: &cacher{store: o.store, cfg: cfg, pricer: o.pricer, memory: memory}}, nil
 }
 
 // The scopes the cache layer keys on (see [AppendCanonical]): ScopeGlobal,
@@ -230,8 +230,7 @@ type cacher struct {
 
 	memory bool // the store is a *Memory: entries are kept as made
 
-	mu      sync.Mutex
-	flights map[uint64]*flight
+	flights [flightShards]flightShard // calls in flight, by key
 
 	// canonHint is the length of a recent canonical request, the size of
 	// the buffers to encode the next ones in.
@@ -376,9 +375,10 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 // the caller leads an unregistered flight of its own. A flight's done
 // channel is made only when a follower joins: most flights have none.
 func (c *cacher) join(key uint64, enc []byte, ref *canonRef, canon []byte) (*flight, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if f, ok := c.flights[key]; ok {
+	s := c.flightShard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.m[key]; ok {
 		if f.matches(canon) {
 			if f.done == nil {
 				f.done = make(chan struct{})
@@ -388,21 +388,41 @@ func (c *cacher) join(key uint64, enc []byte, ref *canonRef, canon []byte) (*fli
 		return &flight{req: enc, ref: ref}, true
 	}
 	f := &flight{req: enc, ref: ref}
-	c.flights[key] = f
+	if s.m == nil {
+		s.m = map[uint64]*flight{}
+	}
+	s.m[key] = f
 	return f, true
+}
+
+// flightShards is the number of shards of the calls in flight: concurrent
+// misses of different keys rarely take the same lock.
+const flightShards = 16
+
+// flightShard is a shard of the calls in flight, padded to its own cache
+// lines.
+type flightShard struct {
+	mu sync.Mutex
+	m  map[uint64]*flight
+	_  [64 - 16]byte
+}
+
+func (c *cacher) flightShard(key uint64) *flightShard {
+	return &c.flights[key>>60] // the key is a hash: its top bits
 }
 
 func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middleware.Handler, key uint64, f *flight, ctl middleware.CacheControl, reason string) (resp *middleware.Response, err error) {
 	var shared *middleware.Response
 	var sharedErr error
 	defer func() {
-		c.mu.Lock()
-		if c.flights[key] == f {
-			delete(c.flights, key)
+		s := c.flightShard(key)
+		s.mu.Lock()
+		if s.m[key] == f {
+			delete(s.m, key)
 		}
 		f.resp, f.err = shared, sharedErr
 		done := f.done // no follower joins once the flight is out of the map
-		c.mu.Unlock()
+		s.mu.Unlock()
 		if done != nil {
 			close(done)
 		}
