@@ -317,9 +317,11 @@ var errStreamDone = errors.New("tokenwise/openai: chunk after the end of the str
 // stream serves a streaming request. The chain runs as a coroutine
 // (iter.Pull) driven by the caller: RoundTrip runs it until its first
 // chunk is rendered, and each Read of the body resumes it until the next
-// one, whose events Read hands over without a copy in between. A chunk
-// therefore costs no goroutine wake-up beyond the provider's own network
-// read, and the chain never runs ahead of the caller (the timeout layer's
+// one (or the next batch: several chunks the provider had already read,
+// see sseWriter.send), whose events Read hands over without a copy in
+// between. A chunk therefore costs no goroutine wake-up beyond the
+// provider's own network read, and the chain never runs ahead of the
+// caller but by a batch it could read without waiting (the timeout layer's
 // idle clock stops while the caller holds a chunk, as it does while any
 // stream function runs).
 //
