@@ -101,7 +101,13 @@ func toolResult(i int) string {
 // appended with the tool's result before the next call, as an agent loop
 // does. It returns the final answer.
 func agentRun(ctx context.Context, c *goopenai.Client, n int) (string, error) {
-	ctx, _ = middleware.StartRun(ctx, "agent-"+strconv.Itoa(n))
+	out, _, err := agentRunOf(ctx, c, n)
+	return out, err
+}
+
+// agentRunOf is agentRun, which also returns its run.
+func agentRunOf(ctx context.Context, c *goopenai.Client, n int) (string, *middleware.Run, error) {
+	ctx, run := middleware.StartRun(ctx, "agent-"+strconv.Itoa(n))
 	msgs := []goopenai.ChatCompletionMessage{
 		{Role: goopenai.ChatMessageRoleSystem, Content: "You are an SRE assistant. Use the tools, be terse, cite hosts. Disks above 80% need cleanup; logs rotate daily."},
 		{Role: goopenai.ChatMessageRoleUser, Content: "Task " + strconv.Itoa(n) + ": check the disks of the web tier and tell me which hosts need cleanup."},
@@ -111,14 +117,14 @@ func agentRun(ctx context.Context, c *goopenai.Client, n int) (string, error) {
 			Model: "gpt-4o", Messages: msgs, Tools: agentTools, Temperature: 0.2,
 		})
 		if err != nil {
-			return "", err
+			return "", run, err
 		}
 		if len(resp.Choices) != 1 {
-			return "", fmt.Errorf("%d choices", len(resp.Choices))
+			return "", run, fmt.Errorf("%d choices", len(resp.Choices))
 		}
 		m := resp.Choices[0].Message
 		if len(m.ToolCalls) == 0 {
-			return m.Content, nil
+			return m.Content, run, nil
 		}
 		msgs = append(msgs, m)
 		for _, tc := range m.ToolCalls {
@@ -126,7 +132,7 @@ func agentRun(ctx context.Context, c *goopenai.Client, n int) (string, error) {
 			msgs = append(msgs, goopenai.ChatCompletionMessage{Role: goopenai.ChatMessageRoleTool, ToolCallID: tc.ID, Content: toolResult(i)})
 		}
 	}
-	return "", fmt.Errorf("no final answer after %d calls", agentIterations)
+	return "", run, fmt.Errorf("no final answer after %d calls", agentIterations)
 }
 
 // BenchmarkGoOpenAIAgentRun30: one op is a whole agent run of 30 LLM calls
@@ -177,5 +183,37 @@ func BenchmarkGoOpenAIAgentRun30(b *testing.B) {
 				b.ReportMetric(float64(tend-tstart)/float64(b.N)/agentIterations, "thread-cpu-ns/call")
 			}
 		})
+	}
+}
+
+// TestAgentRunThirtyCalls checks that BenchmarkGoOpenAIAgentRun30 does
+// what it says: raw and through the default policy, a run ends with the
+// final answer after 30 calls; through tokenwise the run records 30
+// calls, every one a cache miss, and the run guard lets them all through.
+func TestAgentRunThirtyCalls(t *testing.T) {
+	srv := newAgentServer(t)
+	ctx := context.Background()
+	for _, side := range []string{"raw", "tokenwise"} {
+		var mw middleware.Middleware
+		if side == "tokenwise" {
+			mw = agentPolicy(t)
+		}
+		c := newClient(t, srv, side == "tokenwise", mw)
+		out, run, err := agentRunOf(ctx, c, 1)
+		if err != nil || out != answer {
+			t.Fatalf("%s: answer %q, %v", side, out, err)
+		}
+		if side == "raw" {
+			continue
+		}
+		calls := run.Calls()
+		if len(calls) != agentIterations {
+			t.Fatalf("tokenwise: the run recorded %d calls, want %d", len(calls), agentIterations)
+		}
+		for i, rec := range calls {
+			if rec.Cache != middleware.CacheMiss {
+				t.Fatalf("tokenwise: call %d: cache %v, want a miss", i+1, rec.Cache)
+			}
+		}
 	}
 }
