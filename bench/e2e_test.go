@@ -269,28 +269,8 @@ func BenchmarkGoOpenAIStream200(b *testing.B) {
 		tstart, tok := threadCPUNanos()
 		n := 0
 		for b.Loop() {
-			req := agentRequest(n)
-			req.Stream = true
-			s, err := c.CreateChatCompletionStream(ctx, req)
-			if err != nil {
+			if err := streamOnce(ctx, c, n); err != nil {
 				b.Fatal(err)
-			}
-			chunks := 0
-			for {
-				r, err := s.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				if len(r.Choices) > 0 && r.Choices[0].Delta.Content != "" {
-					chunks++
-				}
-			}
-			s.Close()
-			if chunks != streamChunks {
-				b.Fatalf("%d content chunks, want %d", chunks, streamChunks)
 			}
 			n++
 		}
@@ -303,6 +283,35 @@ func BenchmarkGoOpenAIStream200(b *testing.B) {
 			b.ReportMetric(float64(tend-tstart)/float64(b.N)/streamChunks, "thread-cpu-ns/chunk")
 		}
 	})
+}
+
+// streamOnce streams the answer to agentRequest(n) and checks that it
+// has streamChunks content chunks.
+func streamOnce(ctx context.Context, c *goopenai.Client, n int) error {
+	req := agentRequest(n)
+	req.Stream = true
+	s, err := c.CreateChatCompletionStream(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	chunks := 0
+	for {
+		r, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if len(r.Choices) > 0 && r.Choices[0].Delta.Content != "" {
+			chunks++
+		}
+	}
+	if chunks != streamChunks {
+		return fmt.Errorf("%d content chunks, want %d", chunks, streamChunks)
+	}
+	return nil
 }
 
 // BenchmarkGoOpenAINewMessageIn50: a 50-message conversation, the same
