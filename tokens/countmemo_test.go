@@ -34,10 +34,7 @@ func TestCountMemoBoundedAndExact(t *testing.T) {
 				}
 			}
 		}
-		total := 0
-		for _, s := range m.shards {
-			total += s.Len()
-		}
+		total := m.len()
 		if total > size || held > size || held < size/2 {
 			t.Fatalf("size %d: %d entries, %d of the keys held", size, total, held)
 		}
