@@ -83,3 +83,21 @@ func BenchmarkPairedStream200(b *testing.B) {
 	tw := newClient(b, srv, true, fullPolicy(b))
 	paired(b, tw, raw, streamChunks, "chunk", streamOnce)
 }
+
+// BenchmarkPairedFullPolicyMiss is BenchmarkGoOpenAI8KBFullPolicyMiss with
+// both clients in turn in every op (see paired). The same request
+// streamed costs this once per stream: BenchmarkPairedStream200's
+// overhead per chunk less this one's divided by 200 is what a chunk
+// itself costs.
+func BenchmarkPairedFullPolicyMiss(b *testing.B) {
+	srv := newServer(b)
+	raw := newClient(b, srv, false, nil)
+	tw := newClient(b, srv, true, fullPolicy(b))
+	paired(b, tw, raw, 1, "call", func(ctx context.Context, c *goopenai.Client, n int) error {
+		resp, err := c.CreateChatCompletion(ctx, agentRequest(n))
+		if err == nil && (len(resp.Choices) != 1 || resp.Choices[0].Message.Content != answer) {
+			b.Fatalf("answer %+v", resp.Choices)
+		}
+		return err
+	})
+}
