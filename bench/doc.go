@@ -12,6 +12,12 @@
 // the local server's CPU, equally for both sides, and is less sensitive than
 // wall time to other processes on a shared machine.
 //
+// BenchmarkGoOpenAIAgentRun30 is a whole agent run of 30 LLM calls in a
+// run scope (cpu-ns/call: tokenwise − raw is what tokenwise costs per
+// call of an agent). BenchmarkChainMissScaling compares the full chain's
+// miss path at 64 goroutines and at one with the same ratio for private
+// CPU work (its doc defines the scaling it reports); run it with -cpu 1,2.
+//
 // Run it with
 //
 //	go test -run '^$' -bench . -benchmem -count 5 ./bench

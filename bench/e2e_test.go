@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -256,43 +257,61 @@ func BenchmarkGoOpenAI8KBNoLayers(b *testing.B) {
 
 // BenchmarkGoOpenAIStream200: a streamed answer of 200 chunks to the 8 KB
 // request, full policy, cache miss; ns/chunk and cpu-ns/chunk are the
-// per-op figures divided by 200.
+// per-op figures divided by 200, and thread-cpu-ns/chunk the CPU time of
+// the benchmark's own (locked) OS thread per chunk: the client's work,
+// through tokenwise the chain's coroutine included (see threadCPUNanos).
 func BenchmarkGoOpenAIStream200(b *testing.B) {
 	sides(b, fullPolicy, func(b *testing.B, c *goopenai.Client) {
 		ctx := context.Background()
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		start, _ := cpuNanos()
+		tstart, tok := threadCPUNanos()
 		n := 0
 		for b.Loop() {
-			req := agentRequest(n)
-			req.Stream = true
-			s, err := c.CreateChatCompletionStream(ctx, req)
-			if err != nil {
+			if err := streamOnce(ctx, c, n); err != nil {
 				b.Fatal(err)
-			}
-			chunks := 0
-			for {
-				r, err := s.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				if len(r.Choices) > 0 && r.Choices[0].Delta.Content != "" {
-					chunks++
-				}
-			}
-			s.Close()
-			if chunks != streamChunks {
-				b.Fatalf("%d content chunks, want %d", chunks, streamChunks)
 			}
 			n++
 		}
+		tend, tok2 := threadCPUNanos()
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/streamChunks, "ns/chunk")
 		if end, ok := cpuNanos(); ok {
 			b.ReportMetric(float64(end-start)/float64(b.N)/streamChunks, "cpu-ns/chunk")
 		}
+		if tok && tok2 {
+			b.ReportMetric(float64(tend-tstart)/float64(b.N)/streamChunks, "thread-cpu-ns/chunk")
+		}
 	})
+}
+
+// streamOnce streams the answer to agentRequest(n) and checks that it
+// has streamChunks content chunks.
+func streamOnce(ctx context.Context, c *goopenai.Client, n int) error {
+	req := agentRequest(n)
+	req.Stream = true
+	s, err := c.CreateChatCompletionStream(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	chunks := 0
+	for {
+		r, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if len(r.Choices) > 0 && r.Choices[0].Delta.Content != "" {
+			chunks++
+		}
+	}
+	if chunks != streamChunks {
+		return fmt.Errorf("%d content chunks, want %d", chunks, streamChunks)
+	}
+	return nil
 }
 
 // BenchmarkGoOpenAINewMessageIn50: a 50-message conversation, the same

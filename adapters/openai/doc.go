@@ -68,9 +68,19 @@
 // (iter.Pull): RoundTrip runs it until its first chunk is ready and
 // returns the response (200, text/event-stream); each read of the body
 // resumes it for the next chunk, whose events the read takes without a
-// copy or a goroutine wake-up in between. The chain never runs ahead of the
-// caller; the timeout layer's idle clock stops while the caller holds a
-// chunk, as while any stream function runs. Closing the body early cancels
+// copy or a goroutine wake-up in between. When the provider has the next
+// event already read from the network (a burst of chunks), a chunk's
+// events wait for the next chunk's and one read takes them together (at
+// most 4 KiB); a chunk whose successor has not arrived goes to the caller
+// at once. The chain never runs ahead of the caller beyond such a burst;
+// the timeout layer's idle clock stops while the caller holds a chunk, as
+// while any stream function runs.
+//
+// Most chunks of an answer are the same bytes around a different content
+// string; the provider decodes such a chunk from the previous one's
+// decoding (the bytes around the string compared, the string's body
+// checked for quotes, backslashes and control characters), which yields
+// exactly what decoding it whole would. Closing the body early cancels
 // the chain's context and returns once the chain has returned. If the
 // chain fails after the first chunk, the body read fails with the chain's
 // error, never with io.EOF: go-openai's Recv returns that error, so a cut

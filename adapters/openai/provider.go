@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenwise/tokenwise/internal/httperr"
@@ -65,6 +66,14 @@ type call struct {
 
 	mu     sync.Mutex
 	header http.Header // the last upstream response's headers
+
+	// more is set by the provider while it hands a chunk to the chain
+	// when the next event is already read from the network (complete in
+	// its buffer): the transport's writer may then hold the chunk's
+	// events back and hand them to the caller with the next chunk's, one
+	// Read for several chunks, without delaying any of them behind a
+	// network wait.
+	more atomic.Bool
 }
 
 func (c *call) setHeader(h http.Header) {
@@ -140,7 +149,7 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 		c.setHeader(hresp.Header)
 	}
 	if sse {
-		return p.readStream(ctx, req, hresp.Body)
+		return p.readStreamOf(ctx, req, hresp.Body, c)
 	}
 	data, err := readResponseBody(hresp)
 	if err != nil {
@@ -367,6 +376,12 @@ func (p *Provider) embeddedError(req *middleware.Request, e *apiError) error {
 // chunk to req.Stream. After the first chunk every return carries the
 // partial response assembled so far.
 func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body io.Reader) (*middleware.Response, error) {
+	return p.readStreamOf(ctx, req, body, nil)
+}
+
+// readStreamOf is readStream for the call of a Transport (nil: none),
+// whose more flag it keeps (see call.more).
+func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, body io.Reader, call *call) (*middleware.Response, error) {
 	br := bufio.NewReaderSize(body, 8<<10)
 	var (
 		mem      chunkArena
@@ -377,6 +392,7 @@ func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body
 		keep     = middleware.KeepNative(ctx)
 		merged   streamedBody // the response's Native, merged as chunks arrive
 		pc       plainChunk
+		tmpl     chunkTemplate
 		done     bool
 		readErr  error
 	)
@@ -403,15 +419,34 @@ func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body
 			done = true
 			break
 		}
-		data := mem.copy(payload) // Native must outlive the reader's buffer
-		// The meta comes from the first chunks that carry it (Azure's
-		// first chunk, its prompt filter results, has none).
-		c, m, apiErr, err := r.chunk(mem.wire(), data, !haveMeta)
-		switch {
-		case apiErr != nil:
-			return partial(), p.embeddedError(req, apiErr)
-		case err != nil:
-			return partial(), p.fail(middleware.ErrMalformed, req, fmt.Sprintf("chunk %d", acc.Chunks()+1), err)
+		var (
+			data   []byte
+			c      middleware.Chunk
+			m      chunkMeta
+			apiErr *apiError
+			err    error
+			same   bool
+		)
+		if haveMeta { // the template's chunk carries no meta
+			c, pc, same = tmpl.match(&mem, payload)
+		}
+		if same {
+			data = c.Native.(*Wire).JSON
+		} else {
+			data = mem.copy(payload) // Native must outlive the reader's buffer
+			// The meta comes from the first chunks that carry it (Azure's
+			// first chunk, its prompt filter results, has none).
+			w := mem.wire()
+			c, m, apiErr, err = r.chunk(w, data, !haveMeta)
+			switch {
+			case apiErr != nil:
+				return partial(), p.embeddedError(req, apiErr)
+			case err != nil:
+				return partial(), p.fail(middleware.ErrMalformed, req, fmt.Sprintf("chunk %d", acc.Chunks()+1), err)
+			}
+			if haveMeta {
+				tmpl.learn(data, &c, &w.chunk, &pc)
+			}
 		}
 		if !haveMeta {
 			meta.id, meta.model, meta.created = cmp.Or(meta.id, m.id), cmp.Or(meta.model, m.model), cmp.Or(meta.created, m.created)
@@ -427,7 +462,14 @@ func (p *Provider) readStream(ctx context.Context, req *middleware.Request, body
 				merged.mergeErr = merged.merged.chunk(r)
 			}
 		}
-		if err := req.Stream(ctx, c); err != nil {
+		if call != nil {
+			call.more.Store(nextEventBuffered(br))
+		}
+		err = req.Stream(ctx, c)
+		if call != nil {
+			call.more.Store(false)
+		}
+		if err != nil {
 			return partial(), err
 		}
 	}
@@ -479,6 +521,17 @@ func (a *chunkArena) wire() *Wire {
 	w := &a.wires[0]
 	a.wires = a.wires[1:]
 	return w
+}
+
+// nextEventBuffered reports whether br holds, complete, the next line that
+// is not blank and it is a data line: reading the next event then does not
+// wait for the network.
+func nextEventBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered()) // never fails: no more than is buffered
+	for len(b) > 0 && (b[0] == '\n' || b[0] == '\r') {
+		b = b[1:]
+	}
+	return len(b) > 5 && string(b[:5]) == "data:" && bytes.IndexByte(b, '\n') >= 0
 }
 
 // readLine reads one line without its line ending. Lines longer than the

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenwise/tokenwise/middleware"
@@ -354,9 +355,11 @@ var errStreamDone = errors.New("tokenwise/openai: chunk after the end of the str
 // stream serves a streaming request. The chain runs as a coroutine
 // (iter.Pull) driven by the caller: RoundTrip runs it until its first
 // chunk is rendered, and each Read of the body resumes it until the next
-// one, whose events Read hands over without a copy in between. A chunk
-// therefore costs no goroutine wake-up beyond the provider's own network
-// read, and the chain never runs ahead of the caller (the timeout layer's
+// one (or the next batch: several chunks the provider had already read,
+// see sseWriter.send), whose events Read hands over without a copy in
+// between. A chunk therefore costs no goroutine wake-up beyond the
+// provider's own network read, and the chain never runs ahead of the
+// caller but by a batch it could read without waiting (the timeout layer's
 // idle clock stops while the caller holds a chunk, as it does while any
 // stream function runs).
 //
@@ -373,7 +376,7 @@ func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, in
 	cc.ReplayFormat = NativeFormat
 	ctx, cancel := context.WithCancelCause(middleware.WithCacheControl(ctx, cc))
 	ctx = context.WithValue(ctx, callKey{}, c)
-	sw := &sseWriter{ctx: ctx, includeUsage: includeUsage, model: req.Model}
+	sw := &sseWriter{ctx: ctx, includeUsage: includeUsage, model: req.Model, more: &c.more}
 	body := &streamBody{cancel: cancel}
 	var (
 		resp *middleware.Response
@@ -543,6 +546,7 @@ type sseWriter struct {
 	ctx          context.Context          // the stream's context, nil when w cannot fail
 	includeUsage bool                     // the caller asked for the usage chunk
 	model        string                   // the requested model, for chunks made from scratch
+	more         *atomic.Bool             // set while the next chunk is already buffered upstream (call.more); nil: none
 
 	mu       sync.Mutex
 	started  bool // a chunk was written
@@ -552,9 +556,13 @@ type sseWriter struct {
 	role     bool // the assistant role was announced
 	meta     chunkMeta
 	haveMeta bool
-	last     *Wire // the last provider chunk seen, for meta
-	buf      []byte
+	last     *Wire  // the last provider chunk seen, for meta
+	buf      []byte // events not yet handed over (with yield: a batch in the making)
 }
+
+// batchBytes bounds the events a batch holds back: what a caller's
+// buffered reader takes in one Read (go-openai's and bufio's default).
+const batchBytes = 4 << 10
 
 // send writes one chunk; it is the request's StreamFunc.
 func (s *sseWriter) send(_ context.Context, c middleware.Chunk) error {
@@ -566,7 +574,11 @@ func (s *sseWriter) send(_ context.Context, c middleware.Chunk) error {
 	if s.halted {
 		return s.haltError()
 	}
-	s.buf = s.appendEvents(s.buf[:0], &c)
+	if s.yield == nil {
+		s.buf = s.buf[:0]
+	}
+	n := len(s.buf)
+	s.buf = s.appendEvents(s.buf, &c)
 	if len(s.buf) == 0 {
 		return nil
 	}
@@ -574,15 +586,19 @@ func (s *sseWriter) send(_ context.Context, c middleware.Chunk) error {
 		s.started = true
 		_, s.hit = c.Native.(middleware.CachedChunk)
 	}
-	s.role = true
+	if len(s.buf) > n {
+		s.role = true
+	}
 	if s.yield != nil {
-		// The caller's Read takes s.buf as it is; it asks for the next
-		// chunk (which reuses s.buf) only once it has read all of it.
-		if !s.yield(s.buf) {
-			s.halted = true
-			return s.haltError()
+		if s.more != nil && s.more.Load() && len(s.buf) < batchBytes {
+			// The next chunk is already read: these events go to the
+			// caller with its, in one Read.
+			if cap(s.buf) < batchBytes {
+				s.buf = append(make([]byte, 0, batchBytes+batchBytes/4), s.buf...) // grown once
+			}
+			return nil
 		}
-		return nil
+		return s.handOver()
 	}
 	if _, err := s.w.Write(s.buf); err != nil {
 		if s.ctx != nil && s.ctx.Err() != nil {
@@ -590,6 +606,18 @@ func (s *sseWriter) send(_ context.Context, c middleware.Chunk) error {
 		}
 		return err
 	}
+	return nil
+}
+
+// handOver gives the caller the events held in s.buf. The caller's Read
+// takes s.buf as it is; it asks for the next chunk (which reuses s.buf)
+// only once it has read all of it.
+func (s *sseWriter) handOver() error {
+	if !s.yield(s.buf) {
+		s.halted = true
+		return s.haltError()
+	}
+	s.buf = s.buf[:0]
 	return nil
 }
 
@@ -601,11 +629,15 @@ func (s *sseWriter) haltError() error {
 	return errBodyClosed
 }
 
-// finish marks the end of the chain and reports whether a chunk was written.
+// finish marks the end of the chain, hands the caller the events held
+// back for a batch, and reports whether a chunk was written.
 func (s *sseWriter) finish() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.finished = true
+	if s.yield != nil && len(s.buf) > 0 && !s.halted {
+		_ = s.handOver() // a caller who stopped reading stops the stream anyway
+	}
 	return s.started
 }
 

@@ -118,7 +118,7 @@ func New(cfg Config, opts ...Option) (*Cache, error) {
 	if cfg.ReplayChunk == 0 {
 		cfg.ReplayChunk = 16
 	}
-	c := &cacher{store: o.store, cfg: cfg, pricer: o.pricer, flights: map[uint64]*flight{}}
+	c := &cacher{store: o.store, cfg: cfg, pricer: o.pricer}
 	if _, c.memory = o.store.(*Memory); c.memory {
 		// Entries keep their messages' encodings, which the memo finds
 		// again by the identity of their strings (another store keeps a
@@ -239,8 +239,7 @@ type cacher struct {
 	// identity of their strings (idmemo.go); nil unless memory.
 	memo *msgMemo
 
-	mu      sync.Mutex
-	flights map[uint64]*flight
+	flights [flightShards]flightShard // calls in flight, by key
 }
 
 // flight is one provider call that identical concurrent misses share.
@@ -343,9 +342,10 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 // of its own. A flight's done channel is made only when a follower joins:
 // most flights have none.
 func (c *cacher) join(key uint64, kept canon, st *keyState) (*flight, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if f, ok := c.flights[key]; ok {
+	s := c.flightShard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.m[key]; ok {
 		if f.req.matches(st) {
 			if f.done == nil {
 				f.done = make(chan struct{})
@@ -355,21 +355,41 @@ func (c *cacher) join(key uint64, kept canon, st *keyState) (*flight, bool) {
 		return &flight{req: kept}, true
 	}
 	f := &flight{req: kept}
-	c.flights[key] = f
+	if s.m == nil {
+		s.m = map[uint64]*flight{}
+	}
+	s.m[key] = f
 	return f, true
+}
+
+// flightShards is the number of shards of the calls in flight: concurrent
+// misses of different keys rarely take the same lock.
+const flightShards = 16
+
+// flightShard is a shard of the calls in flight, padded to its own cache
+// lines.
+type flightShard struct {
+	mu sync.Mutex
+	m  map[uint64]*flight
+	_  [64 - 16]byte
+}
+
+func (c *cacher) flightShard(key uint64) *flightShard {
+	return &c.flights[key>>60] // the key is a hash: its top bits
 }
 
 func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middleware.Handler, key uint64, f *flight, ctl middleware.CacheControl, reason string) (resp *middleware.Response, err error) {
 	var shared *middleware.Response
 	var sharedErr error
 	defer func() {
-		c.mu.Lock()
-		if c.flights[key] == f {
-			delete(c.flights, key)
+		s := c.flightShard(key)
+		s.mu.Lock()
+		if s.m[key] == f {
+			delete(s.m, key)
 		}
 		f.resp, f.err = shared, sharedErr
 		done := f.done // no follower joins once the flight is out of the map
-		c.mu.Unlock()
+		s.mu.Unlock()
 		if done != nil {
 			close(done)
 		}

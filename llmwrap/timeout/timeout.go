@@ -94,7 +94,7 @@ func (t *Timeout) Middleware() middleware.Middleware {
 			sctx, cancel := context.WithCancelCause(ctx)
 			defer cancel(nil)
 			w := &watchdog{cancel: cancel, idle: l.Idle, firstCause: firstCause, idleCause: idleCause, start: time.Now()}
-			w.last.Store(-1)
+			w.last.Store(beforeFirst)
 			defer w.stop()
 			if l.FirstToken > 0 {
 				w.t.Store(time.AfterFunc(l.FirstToken, w.fire))
@@ -102,13 +102,12 @@ func (t *Timeout) Middleware() middleware.Middleware {
 			inner := req.Stream
 			r := req.Clone()
 			r.Stream = func(ctx context.Context, c middleware.Chunk) error {
-				w.inside.Store(true)
-				if !w.began.Load() && w.began.CompareAndSwap(false, true) {
+				// Two atomic writes a chunk: in, then the time it ended.
+				if w.last.Swap(inside) == beforeFirst {
 					w.begin()
 				}
 				err := inner(ctx, c)
 				w.last.Store(int64(time.Since(w.start)))
-				w.inside.Store(false)
 				return err
 			}
 			resp, err := next.Handle(sctx, r)
@@ -138,11 +137,12 @@ func wrap(ctx context.Context, err error) error {
 // then. The timer may fire as a chunk arrives, in which case the stream
 // is cancelled (the limit did run out).
 type watchdog struct {
-	t                     atomic.Pointer[time.Timer]
-	start                 time.Time    // the monotonic origin of last
-	last                  atomic.Int64 // when the last chunk's function returned (since start); -1 before the first
-	inside                atomic.Bool  // a chunk's stream function is running
-	began                 atomic.Bool  // the first chunk arrived
+	t     atomic.Pointer[time.Timer]
+	start time.Time // the monotonic origin of last
+	// last is when the last chunk's stream function returned (since
+	// start), beforeFirst before the first chunk, inside while a chunk's
+	// stream function runs.
+	last                  atomic.Int64
 	idle                  time.Duration
 	firstCause, idleCause error
 	cancel                context.CancelCauseFunc
@@ -150,6 +150,12 @@ type watchdog struct {
 	mu      sync.Mutex // serialises fire and stop, never taken by a chunk
 	stopped bool
 }
+
+// The values of watchdog.last that are no time.
+const (
+	beforeFirst = -1
+	inside      = -2
+)
 
 // begin is called with the first chunk: the first-token limit is met, the
 // idle clock starts when that chunk's function returns.
@@ -174,15 +180,13 @@ func (w *watchdog) fire() {
 		return
 	}
 	t := w.t.Load()
-	if w.inside.Load() {
+	last := w.last.Load()
+	switch {
+	case last == inside:
 		if w.idle > 0 {
 			t.Reset(w.idle)
 		}
-		return
-	}
-	last := w.last.Load()
-	switch {
-	case last < 0:
+	case last == beforeFirst:
 		w.cancel(w.firstCause)
 	case w.idle > 0:
 		if left := w.idle - (time.Since(w.start) - time.Duration(last)); left > 0 {

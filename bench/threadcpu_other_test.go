@@ -1,0 +1,5 @@
+//go:build !linux
+
+package bench_test
+
+func threadCPUNanos() (int64, bool) { return 0, false }
