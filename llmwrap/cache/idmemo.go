@@ -98,8 +98,16 @@ type idEntry struct {
 }
 
 type msgMemo struct {
-	min    int // messages of a smaller length bound are not memoized
-	slots  []atomic.Pointer[idEntry]
+	min   int // messages of a smaller length bound are not memoized
+	slots []atomic.Pointer[idEntry]
+	// seen holds the identity hashes of messages met once (direct-mapped,
+	// by the hash's low bits): a message is memoized the second time it
+	// is met, so that a request whose messages are never sent again (a
+	// one-shot call, a conversation's first turn) costs what it cost
+	// without the memo: no batch, no weak pointer, no strings kept alive.
+	// A stale or colliding hash only memoizes a message early, which is
+	// always sound (an entry is used only after idEntry.matches).
+	seen   []atomic.Uint64
 	mask   uint64
 	max    int64
 	bytes  atomic.Int64
@@ -107,7 +115,7 @@ type msgMemo struct {
 }
 
 func newMsgMemo(slots int, maxBytes int64, minBytes int) *msgMemo {
-	return &msgMemo{min: minBytes, slots: make([]atomic.Pointer[idEntry], slots), mask: uint64(slots - 1), max: maxBytes}
+	return &msgMemo{min: minBytes, slots: make([]atomic.Pointer[idEntry], slots), seen: make([]atomic.Uint64, slots), mask: uint64(slots - 1), max: maxBytes}
 }
 
 func ptr(s string) uint64 {
@@ -285,10 +293,15 @@ func (t *msgMemo) encodings(encs []*msgEnc, ihs []uint64, sc *encScratch, msgs [
 			if h, ok := identityHash(m); ok {
 				ih = max(h, 1)
 				if e = t.get(h, m); e == nil {
-					memoizable++
-					extras += 5*len(m.Parts) + 3*len(m.ToolCalls)
-					size += bound
-					owned++
+					if seen := &t.seen[ih&t.mask]; seen.Load() != ih {
+						seen.Store(ih) // met once: memoized if met again
+						ih = 0
+					} else {
+						memoizable++
+						extras += 5*len(m.Parts) + 3*len(m.ToolCalls)
+						size += bound
+						owned++
+					}
 				}
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -172,8 +173,56 @@ func TestKeyWithTheMemoIsTheKeyWithout(t *testing.T) {
 	}
 }
 
+// TestMemoKeepsAMessageMetTwice: a message met once is encoded into
+// scratch and not memoized (a one-shot request costs what it cost without
+// the memo); met again, it is memoized; met a third time, its encoding is
+// the memo's (the same bytes, not encoded again).
+func TestMemoKeepsAMessageMetTwice(t *testing.T) {
+	memo := newMsgMemo(1024, 1<<20, 0)
+	msgs := []middleware.Message{
+		{Role: "system", Content: strings.Repeat("You are terse. ", 40)},
+		{Role: "user", Content: strings.Repeat("Check the disks. ", 30)},
+	}
+	live := func() int {
+		n := 0
+		for i := range memo.slots {
+			if memo.slots[i].Load() != nil {
+				n++
+			}
+		}
+		return n
+	}
+	var sc encScratch
+	encs, ihs := memo.encodings(nil, nil, &sc, msgs)
+	if n := live(); n != 0 {
+		t.Fatalf("after one sighting the memo keeps %d messages, want 0", n)
+	}
+	for _, e := range encs {
+		if !e.tmp {
+			t.Fatal("a message met once was not encoded into scratch")
+		}
+	}
+	encs, ihs = memo.encodings(encs, ihs, &sc, msgs)
+	if n := live(); n != len(msgs) {
+		t.Fatalf("after two sightings the memo keeps %d messages, want %d", n, len(msgs))
+	}
+	second := slices.Clone(encs)
+	var sc3 encScratch
+	encs, _ = memo.encodings(nil, ihs, &sc3, msgs)
+	for i := range msgs {
+		if encs[i] != second[i] {
+			t.Fatalf("message %d: the third sighting did not take the memo's encoding", i)
+		}
+		if !bytes.Equal(encs[i].b, appendMessage([]byte{tagMessage}, &msgs[i])) {
+			t.Fatalf("message %d: the memo's encoding is not the message's", i)
+		}
+	}
+	runtime.KeepAlive(second)
+}
+
 // FuzzKeyWithTheMemo: for any request (built from the fuzzer's bytes),
-// sent twice so that the second key comes from the memo, the key is the
+// sent three times so that the third key comes from the memo (a message
+// is memoized the second time it is met), the key is the
 // one computed without a memo.
 func FuzzKeyWithTheMemo(f *testing.F) {
 	f.Add(uint64(1), "hello", "world", byte(3))
@@ -191,11 +240,12 @@ func FuzzKeyWithTheMemo(f *testing.F) {
 		}
 		memo := newMsgMemo(64, 1<<20, 0)
 		first := checkKey(t, memo, "team:"+a, req)
-		second := checkKey(t, memo, "team:"+a, req)
-		if first.key != second.key {
+		second := checkKey(t, memo, "team:"+a, req) // memoized: met twice
+		third := checkKey(t, memo, "team:"+a, req)
+		if first.key != second.key || first.key != third.key {
 			t.Fatal("the same request has two keys")
 		}
-		runtime.KeepAlive(first) // its encodings, which the memo refers to
+		runtime.KeepAlive(second) // its encodings, which the memo refers to
 	})
 }
 
