@@ -175,6 +175,31 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }
 
+// ctxSwitches returns the context switches (voluntary and not) of all the
+// threads of process pid, from /proc (Linux), or -1. A wake-up from idle
+// is one: they count how often a process had to be woken for its work.
+func ctxSwitches(pid int) int64 {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/status")
+		if err != nil {
+			continue // the thread has exited
+		}
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				m, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += m
+			}
+		}
+	}
+	return n
+}
+
 // selfCPU returns the CPU time this process has used.
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
@@ -234,6 +259,8 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 	for range b.N {
 		var all [2]loadRound
 		var selfCPUs [2]time.Duration // this process: generator and upstream
+		var selfSw [2]int64           // its context switches
+		var gwSw int64                // the gateway's, in its rounds
 		var gwCPU time.Duration
 		var dials, upConns [2]int64 // connections opened: by the generator, accepted by the upstream
 		for i := range rounds {
@@ -244,10 +271,16 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 			for _, j := range order {
 				t := []*loadTarget{direct, via}[j]
 				runtime.GC()
+				s0, w0 := ctxSwitches(os.Getpid()), ctxSwitches(gw.pid)
 				c0, g0 := selfCPU(), procCPU(gw.pid)
 				d0, u0 := t.dials.Load(), upstreamConns.Load()
 				r := load(t, rate, d)
 				c1, g1 := selfCPU(), procCPU(gw.pid)
+				s1, w1 := ctxSwitches(os.Getpid()), ctxSwitches(gw.pid)
+				selfSw[j] += s1 - s0
+				if j == 1 {
+					gwSw += w1 - w0
+				}
 				dials[j] += t.dials.Load() - d0
 				upConns[j] += upstreamConns.Load() - u0
 				selfCPUs[j] += c1 - c0
@@ -282,6 +315,8 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 			pct(all[0].service, .5), pct(all[0].service, .99), pct(all[1].service, .5), pct(all[1].service, .99))
 		b.Logf("CPU per request: gateway process %v; generator+upstream process %v (direct rounds), %v (gateway rounds)",
 			gwCPU/time.Duration(n), selfCPUs[0]/time.Duration(n), selfCPUs[1]/time.Duration(n))
+		b.Logf("context switches per request (wake-ups): gateway process %.2f; generator+upstream process %.2f (direct rounds), %.2f (gateway rounds)",
+			float64(gwSw)/float64(n), float64(selfSw[0])/float64(n), float64(selfSw[1])/float64(n))
 		b.Logf("connections opened during the rounds: direct rounds %d (the generator's), gateway rounds %d by the generator, %d accepted by the upstream",
 			dials[0], dials[1], upConns[1])
 	}
