@@ -139,8 +139,9 @@ func WithLLMOptions(opts ...llmwrap.Option) Option {
 }
 
 // New builds a gateway from cfg: it loads the policy directory (strictly:
-// any invalid file is an error), reads the upstreams' keys, connects the
-// shared stores, and starts following changes of the policy directory.
+// any invalid file is an error) and the token-counting tables of the
+// models it names, reads the upstreams' keys, connects the shared stores,
+// and starts following changes of the policy directory.
 func New(cfg *Config, opts ...Option) (*Server, error) {
 	if cfg == nil {
 		return nil, errors.New("tokenwise/gateway: no config")
