@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -54,6 +55,9 @@ var benchSeq atomic.Int64
 // instantAnswer is the upstream's answer to every request.
 var instantAnswer = []byte(`{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Restart the pod."},"finish_reason":"stop"}],"usage":{"prompt_tokens":40,"completion_tokens":5,"total_tokens":45}}`)
 
+// upstreamConns counts the connections the instant upstreams accepted.
+var upstreamConns atomic.Int64
+
 // instantUpstream answers every chat completion at once.
 func instantUpstream(tb testing.TB) string {
 	tb.Helper()
@@ -66,7 +70,11 @@ func instantUpstream(tb testing.TB) string {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(instantAnswer)))
 		_, _ = w.Write(instantAnswer)
-	})}
+	}), ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			upstreamConns.Add(1)
+		}
+	}}
 	go func() { _ = srv.Serve(l) }()
 	tb.Cleanup(func() { _ = srv.Close() })
 	return "http://" + l.Addr().String()
@@ -77,13 +85,21 @@ func instantUpstream(tb testing.TB) string {
 type loadTarget struct {
 	name, url, key string
 	client         *http.Client
+	dials          atomic.Int64 // connections the client opened
 }
 
 func newLoadTarget(name, url, key string) *loadTarget {
 	// HTTP/1.1 keep-alive, a pool large enough that no request waits for
 	// a connection or dials a new one once warm, no gzip.
-	tr := &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute, DisableCompression: true}
-	return &loadTarget{name: name, url: url, key: key, client: &http.Client{Transport: tr}}
+	t := &loadTarget{name: name, url: url, key: key}
+	var d net.Dialer
+	tr := &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: time.Minute, DisableCompression: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			t.dials.Add(1)
+			return d.DialContext(ctx, network, addr)
+		}}
+	t.client = &http.Client{Transport: tr}
+	return t
 }
 
 // loadRound is what one round of the generator measured.
@@ -159,6 +175,31 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }
 
+// ctxSwitches returns the context switches (voluntary and not) of all the
+// threads of process pid, from /proc (Linux), or -1. A wake-up from idle
+// is one: they count how often a process had to be woken for its work.
+func ctxSwitches(pid int) int64 {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/status")
+		if err != nil {
+			continue // the thread has exited
+		}
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				m, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += m
+			}
+		}
+	}
+	return n
+}
+
 // selfCPU returns the CPU time this process has used.
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
@@ -201,7 +242,9 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 	if v := os.Getenv("TOKENWISE_BENCH_GATEWAY_PROCS"); v != "" {
 		b.Setenv("GOMAXPROCS", v)
 	}
-	gw := startReplica(b, cfgPath)
+	// TOKENWISE_BENCH_GATEWAY_ENV adds variables to the gateway process's
+	// environment (space-separated NAME=value, e.g. "GOGC=400").
+	gw := startReplica(b, cfgPath, strings.Fields(os.Getenv("TOKENWISE_BENCH_GATEWAY_ENV"))...)
 	direct := newLoadTarget("direct", upURL, upstreamKey)
 	via := newLoadTarget("gateway", gw.url+"/v1", devopsKey)
 	defer direct.client.CloseIdleConnections()
@@ -209,11 +252,17 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 	// Warm up both paths (connections, the chain's first calls).
 	load(direct, rate, time.Second/2)
 	load(via, rate, time.Second/2)
+	if os.Getenv("TOKENWISE_GATEWAY_TEST_CPUPROFILE") != "" {
+		_ = syscall.Kill(gw.pid, syscall.SIGUSR1) // the gateway's profile starts now
+	}
 	b.ResetTimer()
 	for range b.N {
 		var all [2]loadRound
 		var selfCPUs [2]time.Duration // this process: generator and upstream
+		var selfSw [2]int64           // its context switches
+		var gwSw int64                // the gateway's, in its rounds
 		var gwCPU time.Duration
+		var dials, upConns [2]int64 // connections opened: by the generator, accepted by the upstream
 		for i := range rounds {
 			order := []int{0, 1}
 			if i%2 == 1 {
@@ -222,9 +271,18 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 			for _, j := range order {
 				t := []*loadTarget{direct, via}[j]
 				runtime.GC()
+				s0, w0 := ctxSwitches(os.Getpid()), ctxSwitches(gw.pid)
 				c0, g0 := selfCPU(), procCPU(gw.pid)
+				d0, u0 := t.dials.Load(), upstreamConns.Load()
 				r := load(t, rate, d)
 				c1, g1 := selfCPU(), procCPU(gw.pid)
+				s1, w1 := ctxSwitches(os.Getpid()), ctxSwitches(gw.pid)
+				selfSw[j] += s1 - s0
+				if j == 1 {
+					gwSw += w1 - w0
+				}
+				dials[j] += t.dials.Load() - d0
+				upConns[j] += upstreamConns.Load() - u0
 				selfCPUs[j] += c1 - c0
 				if j == 1 {
 					gwCPU += g1 - g0
@@ -257,6 +315,10 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 			pct(all[0].service, .5), pct(all[0].service, .99), pct(all[1].service, .5), pct(all[1].service, .99))
 		b.Logf("CPU per request: gateway process %v; generator+upstream process %v (direct rounds), %v (gateway rounds)",
 			gwCPU/time.Duration(n), selfCPUs[0]/time.Duration(n), selfCPUs[1]/time.Duration(n))
+		b.Logf("context switches per request (wake-ups): gateway process %.2f; generator+upstream process %.2f (direct rounds), %.2f (gateway rounds)",
+			float64(gwSw)/float64(n), float64(selfSw[0])/float64(n), float64(selfSw[1])/float64(n))
+		b.Logf("connections opened during the rounds: direct rounds %d (the generator's), gateway rounds %d by the generator, %d accepted by the upstream",
+			dials[0], dials[1], upConns[1])
 	}
 }
 

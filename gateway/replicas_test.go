@@ -14,9 +14,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,10 +60,19 @@ func runReplica(path string) int {
 		return 1
 	}
 	// TOKENWISE_GATEWAY_TEST_CPUPROFILE names a file for the replica's
-	// CPU profile (the load benchmark's gateway side).
+	// CPU profile (the load benchmark's gateway side). It starts at
+	// SIGUSR1, which the load benchmark sends once warm, so that the
+	// profile shows the steady state rather than the start.
 	if p := os.Getenv("TOKENWISE_GATEWAY_TEST_CPUPROFILE"); p != "" {
-		if f, err := os.Create(p); err == nil && pprof.StartCPUProfile(f) == nil {
-			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		if f, err := os.Create(p); err == nil {
+			usr1 := make(chan os.Signal, 1)
+			signal.Notify(usr1, syscall.SIGUSR1)
+			go func() {
+				if _, ok := <-usr1; ok {
+					_ = pprof.StartCPUProfile(f)
+				}
+			}()
+			defer func() { signal.Stop(usr1); close(usr1); pprof.StopCPUProfile(); f.Close() }()
 		}
 	}
 	fmt.Printf("listening %s\n", l.Addr())
@@ -121,14 +132,14 @@ type replica struct {
 	logs *syncBuffer
 }
 
-func startReplica(t testing.TB, cfgPath string) *replica {
+func startReplica(t testing.TB, cfgPath string, extraEnv ...string) *replica {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), replicaEnv+"="+cfgPath)
+	cmd.Env = append(append(os.Environ(), extraEnv...), replicaEnv+"="+cfgPath)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

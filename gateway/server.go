@@ -26,6 +26,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
+	"github.com/tokenwise/tokenwise/tokens"
 )
 
 // Server is an OpenAI-compatible gateway that runs every chat completion
@@ -121,9 +122,10 @@ func WithPolicyWatch(on bool) Option { return func(o *options) { o.noWatch = !on
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithBaseTransport sets the RoundTripper that carries requests to the
-// upstreams. Default: http.DefaultTransport's settings with up to 256 idle
-// connections per upstream (http.DefaultTransport keeps 2, which under
-// load makes a new connection for most calls).
+// upstreams. Default: http.DefaultTransport's settings with up to
+// 2,048 idle connections per upstream
+// (http.DefaultTransport keeps 2, which under load makes a new connection
+// for most calls).
 func WithBaseTransport(rt http.RoundTripper) Option { return func(o *options) { o.base = rt } }
 
 // WithRedisClient gives the gateway a Redis client for its shared state
@@ -137,8 +139,9 @@ func WithLLMOptions(opts ...llmwrap.Option) Option {
 }
 
 // New builds a gateway from cfg: it loads the policy directory (strictly:
-// any invalid file is an error), reads the upstreams' keys, connects the
-// shared stores, and starts following changes of the policy directory.
+// any invalid file is an error) and the token-counting tables of the
+// models it names, reads the upstreams' keys, connects the shared stores,
+// and starts following changes of the policy directory.
 func New(cfg *Config, opts ...Option) (*Server, error) {
 	if cfg == nil {
 		return nil, errors.New("tokenwise/gateway: no config")
@@ -176,6 +179,7 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.pol = pol
+	warmTokenizers(pol, s.upstreams)
 
 	llmOpts := []llmwrap.Option{llmwrap.WithLogger(s.logger)}
 	s.rdb = o.redis
@@ -396,6 +400,38 @@ func (s *Server) run(team, id, callID string) *middleware.Run {
 	return s.runs.get(team+"\x00"+id, id)
 }
 
+// warmTokenizers loads, before the gateway serves, the token-counting
+// tables of the encodings of the models its upstreams and policies name
+// (o200k_base takes ≈0.2–0.3 s, once per process). Otherwise the first
+// requests wait for them, and under load pile up behind them: at 2,000
+// requests/s a cold gateway held ~1,000 calls, and as many connections on
+// each side, within its first half second. A model named nowhere still
+// loads its encoding on first use.
+func warmTokenizers(pol *policies.Registry, ups []*upstream) {
+	var models []string
+	for _, u := range ups {
+		models = append(models, u.Models...)
+	}
+	for _, name := range pol.Names() {
+		p := pol.Policy(name)
+		models = append(models, p.Routing.Default, p.Budget.DowngradeTo)
+		for _, r := range p.Routing.Rules {
+			models = append(models, r.Model)
+		}
+		models = append(models, p.Routing.Cascade.Models...)
+		models = append(models, p.Routing.LargerWindow...)
+		models = append(models, p.Fallback.Models...)
+	}
+	e := tokens.New()
+	warm := map[string]bool{}
+	for _, m := range models {
+		if enc := e.Encoding(m); m != "" && !warm[enc] {
+			warm[enc] = true
+			e.Text(m, "warm up") // an unknown encoding ("") counts with cl100k_base: loaded too
+		}
+	}
+}
+
 // pick returns the upstream of a model.
 func (s *Server) pick(model string) *upstream {
 	if len(s.upstreams) > 1 {
@@ -421,10 +457,20 @@ func newID(prefix string) string {
 // since is time.Since, in milliseconds with a fraction.
 func since(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
 
+// maxIdleConnsPerUpstream is how many idle connections the default
+// transport keeps to each upstream. A call holds its upstream connection
+// for as long as the upstream takes, so the gateway needs as many as it has
+// calls in flight: a burst beyond the pool (a latency spike at 2,000
+// requests/s is hundreds of calls) otherwise closes the surplus when it
+// ends and dials them again at the next, which cost the gateway ≈10% of its
+// CPU under load with 256. Idle connections still close after
+// IdleConnTimeout (90 s).
+const maxIdleConnsPerUpstream = 2048
+
 // defaultTransport is the transport to the upstreams.
 func defaultTransport() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 1024
-	t.MaxIdleConnsPerHost = 256
+	t.MaxIdleConns = 4 * maxIdleConnsPerUpstream
+	t.MaxIdleConnsPerHost = maxIdleConnsPerUpstream
 	return t
 }

@@ -98,6 +98,8 @@ const (
 	kindSaved
 	kindBreaker
 	kindRate
+	kindRateWait  // a record of tokenwise.ratelimit.wait
+	kindRemaining // a record of tokenwise.ratelimit.remaining
 )
 
 // countKey selects the attribute set of one counter increment.
@@ -134,4 +136,18 @@ func buildCounterOpts(_ *Observer, k countKey) []metric.AddOption {
 
 func (o *Observer) counterOpts(k countKey) []metric.AddOption {
 	return o.counts.get(o, k, buildCounterOpts)
+}
+
+func buildRecordOpts(_ *Observer, k countKey) []metric.RecordOption {
+	kv := []attribute.KeyValue{attribute.String("gen_ai.request.model", k.a)}
+	if k.kind == kindRemaining {
+		kv = append(kv, attribute.String("tokenwise.ratelimit.unit", k.b))
+	}
+	return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(kv...))}
+}
+
+// recordOpts returns the record options of a histogram or gauge whose
+// attributes are a countKey's (kindRateWait, kindRemaining).
+func (o *Observer) recordOpts(k countKey) []metric.RecordOption {
+	return o.records.get(o, k, buildRecordOpts)
 }

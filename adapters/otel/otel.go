@@ -53,9 +53,10 @@ type Observer struct {
 	mu    sync.Mutex
 	spans map[*middleware.CallInfo]callSpan // recorded call spans
 
-	starts optCache[string, spanStartOpts]
-	calls  optCache[callKey, callMetricOpts]
-	counts optCache[countKey, []metric.AddOption]
+	starts  optCache[string, spanStartOpts]
+	calls   optCache[callKey, callMetricOpts]
+	counts  optCache[countKey, []metric.AddOption]
+	records optCache[countKey, []metric.RecordOption]
 }
 
 type callSpan struct {
@@ -161,7 +162,7 @@ func (o *Observer) Observe(ctx context.Context, e middleware.Event) {
 	case middleware.RateLimited:
 		o.rateAdmissions.Add(ctx, 1, o.counterOpts(countKey{kind: kindRate, a: e.Model, b: e.Action, c: e.Limit})...)
 		if e.Action == "admitted" {
-			o.rateWait.Record(ctx, e.Wait.Seconds(), metric.WithAttributeSet(attribute.NewSet(attribute.String("gen_ai.request.model", e.Model))))
+			o.rateWait.Record(ctx, e.Wait.Seconds(), o.recordOpts(countKey{kind: kindRateWait, a: e.Model})...)
 		}
 		if cs, ok := o.recording(ctx); ok && (e.Action != "admitted" || e.Wait > 0) {
 			cs.span.AddEvent("tokenwise.ratelimit", trace.WithAttributes(attribute.String("gen_ai.request.model", e.Model),
@@ -170,12 +171,10 @@ func (o *Observer) Observe(ctx context.Context, e middleware.Event) {
 		}
 	case middleware.ProviderLimits:
 		if e.RemainingRequests >= 0 {
-			o.rateRemaining.Record(ctx, e.RemainingRequests, metric.WithAttributeSet(attribute.NewSet(
-				attribute.String("gen_ai.request.model", e.Model), attribute.String("tokenwise.ratelimit.unit", "requests"))))
+			o.rateRemaining.Record(ctx, e.RemainingRequests, o.recordOpts(countKey{kind: kindRemaining, a: e.Model, b: "requests"})...)
 		}
 		if e.RemainingTokens >= 0 {
-			o.rateRemaining.Record(ctx, e.RemainingTokens, metric.WithAttributeSet(attribute.NewSet(
-				attribute.String("gen_ai.request.model", e.Model), attribute.String("tokenwise.ratelimit.unit", "tokens"))))
+			o.rateRemaining.Record(ctx, e.RemainingTokens, o.recordOpts(countKey{kind: kindRemaining, a: e.Model, b: "tokens"})...)
 		}
 	case middleware.RouteDecided:
 		if cs, ok := o.recording(ctx); ok {
