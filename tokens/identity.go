@@ -2,9 +2,9 @@ package tokens
 
 import (
 	"math"
-	"math/bits"
 	"sync/atomic"
-	"unsafe"
+
+	"github.com/tokenwise/tokenwise/internal/strid"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -109,30 +109,11 @@ func variantOf(enc string, legacy bool) uint64 {
 	return v
 }
 
-func ptr(s string) uint64 {
-	if len(s) == 0 {
-		return 0
-	}
-	return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s))))
-}
-
-func mixID(h uint64, s string) uint64 {
-	h = bits.RotateLeft64((h^ptr(s))*0x9E3779B97F4A7C15, 29)
-	h = (h ^ uint64(len(s))) * 0xBF58476D1CE4E5B9
-	return h ^ h>>31
-}
-
-// same reports whether a and b are the same string value: equal lengths
-// and, when not empty, the same data pointer.
-func same(a, b string) bool {
-	return len(a) == len(b) && (len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b))
-}
-
 // idWord is s's identity (data pointer and length) times the odd constant
 // k: the fields of a message go through independent multiplications, which
 // the CPU runs side by side, instead of one chain of mixes.
 func idWord(s string, k uint64) uint64 {
-	return (ptr(s) + uint64(len(s))*0x9E3779B97F4A7C15) * k
+	return (strid.Ptr(s) + uint64(len(s))*0x9E3779B97F4A7C15) * k
 }
 
 // identityHash returns the identity hash of m's counted strings, or false
@@ -147,7 +128,7 @@ func identityHash(variant uint64, m *middleware.Message) (uint64, bool) {
 		if len(p.Data) > 0 {
 			return 0, false
 		}
-		h = mixID(mixID(mixID(mixID(h, p.Type), p.Text), p.Detail), p.URL)
+		h = strid.Mix(strid.Mix(strid.Mix(strid.Mix(h, p.Type), p.Text), p.Detail), p.URL)
 	}
 	for i := range m.ToolCalls {
 		h = h*0x9E3779B97F4A7C15 ^ idWord(m.ToolCalls[i].Name, 0x8EBC6AF09C88C6E3) ^ idWord(m.ToolCalls[i].Arguments, 0x589965CC75374CC3)
@@ -159,19 +140,19 @@ func identityHash(variant uint64, m *middleware.Message) (uint64, bool) {
 
 func (e *idEntry) matches(variant uint64, m *middleware.Message) bool {
 	if e.variant != variant || int(e.parts) != len(m.Parts) || int(e.calls) != len(m.ToolCalls) ||
-		!same(e.role, string(m.Role)) || !same(e.content, m.Content) || !same(e.name, m.Name) || !same(e.callID, m.ToolCallID) {
+		!strid.Same(e.role, string(m.Role)) || !strid.Same(e.content, m.Content) || !strid.Same(e.name, m.Name) || !strid.Same(e.callID, m.ToolCallID) {
 		return false
 	}
 	x := e.extra
 	for i := range m.Parts {
 		p := &m.Parts[i]
-		if len(p.Data) > 0 || !same(x[0], p.Type) || !same(x[1], p.Text) || !same(x[2], p.Detail) || !same(x[3], p.URL) {
+		if len(p.Data) > 0 || !strid.Same(x[0], p.Type) || !strid.Same(x[1], p.Text) || !strid.Same(x[2], p.Detail) || !strid.Same(x[3], p.URL) {
 			return false
 		}
 		x = x[4:]
 	}
 	for i := range m.ToolCalls {
-		if !same(x[0], m.ToolCalls[i].Name) || !same(x[1], m.ToolCalls[i].Arguments) {
+		if !strid.Same(x[0], m.ToolCalls[i].Name) || !strid.Same(x[1], m.ToolCalls[i].Arguments) {
 			return false
 		}
 		x = x[2:]

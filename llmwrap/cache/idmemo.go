@@ -1,11 +1,12 @@
 package cache
 
 import (
-	"math/bits"
 	"slices"
 	"sync/atomic"
 	"unsafe"
 	"weak"
+
+	"github.com/tokenwise/tokenwise/internal/strid"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -118,25 +119,6 @@ func newMsgMemo(slots int, maxBytes int64, minBytes int) *msgMemo {
 	return &msgMemo{min: minBytes, slots: make([]atomic.Pointer[idEntry], slots), seen: make([]atomic.Uint64, slots), mask: uint64(slots - 1), max: maxBytes}
 }
 
-func ptr(s string) uint64 {
-	if len(s) == 0 {
-		return 0
-	}
-	return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s))))
-}
-
-func mixID(h uint64, s string) uint64 {
-	h = bits.RotateLeft64((h^ptr(s))*0x9E3779B97F4A7C15, 29)
-	h = (h ^ uint64(len(s))) * 0xBF58476D1CE4E5B9
-	return h ^ h>>31
-}
-
-// same reports whether a and b are the same string value: equal lengths
-// and, when not empty, the same data pointer.
-func same(a, b string) bool {
-	return len(a) == len(b) && (len(a) == 0 || unsafe.StringData(a) == unsafe.StringData(b))
-}
-
 // identityHash returns the identity hash of m, or false when m has
 // binary parts (mutable bytes: only their content identifies them). It
 // mixes only the strings that tell most messages apart (the content, the
@@ -151,35 +133,35 @@ func identityHash(m *middleware.Message) (uint64, bool) {
 		}
 	}
 	h := uint64(len(m.Parts))<<32 + uint64(len(m.ToolCalls))
-	h = mixID(h, m.Content)
+	h = strid.Mix(h, m.Content)
 	if m.ToolCallID != "" {
-		h = mixID(h, m.ToolCallID)
+		h = strid.Mix(h, m.ToolCallID)
 	}
 	if len(m.ToolCalls) > 0 {
-		h = mixID(mixID(h, m.ToolCalls[0].ID), m.ToolCalls[0].Arguments)
+		h = strid.Mix(strid.Mix(h, m.ToolCalls[0].ID), m.ToolCalls[0].Arguments)
 	}
 	if len(m.Parts) > 0 {
-		h = mixID(mixID(h, m.Parts[0].Text), m.Parts[0].URL)
+		h = strid.Mix(strid.Mix(h, m.Parts[0].Text), m.Parts[0].URL)
 	}
 	return h, true
 }
 
 func (e *idEntry) matches(m *middleware.Message) bool {
-	if e.parts != len(m.Parts) || e.calls != len(m.ToolCalls) || !same(e.role, string(m.Role)) ||
-		!same(e.content, m.Content) || !same(e.name, m.Name) || !same(e.callID, m.ToolCallID) || !same(e.reasoning, m.Reasoning) {
+	if e.parts != len(m.Parts) || e.calls != len(m.ToolCalls) || !strid.Same(e.role, string(m.Role)) ||
+		!strid.Same(e.content, m.Content) || !strid.Same(e.name, m.Name) || !strid.Same(e.callID, m.ToolCallID) || !strid.Same(e.reasoning, m.Reasoning) {
 		return false
 	}
 	x := e.extra
 	for i := range m.Parts {
 		p := &m.Parts[i]
-		if p.Data != nil || !same(x[0], p.Type) || !same(x[1], p.Text) || !same(x[2], p.URL) || !same(x[3], p.Detail) || !same(x[4], p.MIMEType) {
+		if p.Data != nil || !strid.Same(x[0], p.Type) || !strid.Same(x[1], p.Text) || !strid.Same(x[2], p.URL) || !strid.Same(x[3], p.Detail) || !strid.Same(x[4], p.MIMEType) {
 			return false
 		}
 		x = x[5:]
 	}
 	for i := range m.ToolCalls {
 		c := &m.ToolCalls[i]
-		if !same(x[0], c.ID) || !same(x[1], c.Name) || !same(x[2], c.Arguments) {
+		if !strid.Same(x[0], c.ID) || !strid.Same(x[1], c.Name) || !strid.Same(x[2], c.Arguments) {
 			return false
 		}
 		x = x[3:]

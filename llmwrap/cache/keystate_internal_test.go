@@ -17,6 +17,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 )
 
 // gen makes random requests whose messages are often the very values
@@ -436,7 +437,7 @@ func (s collidingStore) Set(ctx context.Context, key uint64, e *Entry, ttl time.
 // size=80KB is the same request with tool results ten times larger.
 func BenchmarkKeyAgentTurn(b *testing.B) {
 	for _, size := range []int{8, 80} {
-		base := benchAgentRequest(size / 8)
+		base := middlewaretest.AgentRequest("Summarise.", size/8)
 		for _, mode := range []string{"on", "off", "flat"} {
 			b.Run(fmt.Sprintf("size=%dKB/memo=%s", size, mode), func(b *testing.B) {
 				var memo *msgMemo
@@ -466,35 +467,4 @@ func BenchmarkKeyAgentTurn(b *testing.B) {
 			})
 		}
 	}
-}
-
-// benchAgentRequest is the 8 KB agent request of ./bench, its tool
-// results repeated k times.
-func benchAgentRequest(k int) *middleware.Request {
-	line := "The service web-%d reported disk usage of %d%% on /var at 12:%02d; logs rotate daily and the archive is kept for 14 days. "
-	var sys strings.Builder
-	for i := range 6 {
-		fmt.Fprintf(&sys, line, i, 40+i, i)
-	}
-	msgs := []middleware.Message{
-		{Role: middleware.RoleSystem, Content: "You are an SRE assistant. Use the tools, be terse, cite hosts. " + sys.String()},
-		{Role: middleware.RoleUser, Content: "Check the disks of the web tier and tell me which hosts need cleanup."},
-	}
-	for i := range 8 {
-		id := fmt.Sprintf("call_%d", i)
-		msgs = append(msgs,
-			middleware.Message{Role: middleware.RoleAssistant, ToolCalls: []middleware.ToolCall{{
-				ID: id, Name: "check_disk", Arguments: fmt.Sprintf(`{"host":"web-%d","path":"/var"}`, i)}}},
-			middleware.Message{Role: middleware.RoleTool, ToolCallID: id,
-				Content: fmt.Sprintf("Filesystem Size Used Avail Use%% Mounted on\n/dev/sda1 100G %dG %dG %d%% /var\n", 40+i, 60-i, 40+i) + strings.Repeat("ok ", 160*k)},
-		)
-	}
-	msgs = append(msgs, middleware.Message{Role: middleware.RoleUser, Content: "Summarise."})
-	params := []byte(`{"type":"object","properties":{"host":{"type":"string"},"path":{"type":"string"}},"required":["host"]}`)
-	var tools []middleware.Tool
-	for _, name := range []string{"check_disk", "rotate_logs", "list_files"} {
-		tools = append(tools, middleware.Tool{Name: name, Description: "Runs " + name + " on a host and returns its output.", Parameters: params})
-	}
-	t := 0.2
-	return &middleware.Request{Model: "gpt-4o-mini", Messages: msgs, Tools: tools, Temperature: &t}
 }
