@@ -468,3 +468,40 @@ func BenchmarkKeyAgentTurn(b *testing.B) {
 		}
 	}
 }
+
+// TestRopeOwnsItsScratchEncodings: a rope kept from a state whose
+// messages are all in scratch (no memo), for every number of messages
+// around the sizes of the rope's arrays, is still the request's canonical
+// encoding after the state is reused for another request, matches the
+// request, and counts at least the memory newRope allocated for it.
+func TestRopeOwnsItsScratchEncodings(t *testing.T) {
+	g := &gen{r: rand.New(rand.NewPCG(3, 4))}
+	st := &keyState{}
+	for _, n := range []int{0, 1, 3, 4, 5, 8, 9, 12, 13, 16, 17, 24, 25, 40} {
+		req := &middleware.Request{Model: "gpt-4o"}
+		for range n {
+			req.Messages = append(req.Messages, g.message())
+		}
+		want := AppendCanonical(nil, "s", req)
+		keyOf(st, nil, "s", "", req)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r := newRope(st)
+		runtime.ReadMemStats(&after)
+		if got := after.TotalAlloc - before.TotalAlloc; uint64(r.size()) < got {
+			t.Errorf("%d messages: size %d, allocated %d", n, r.size(), got)
+		}
+		if !r.equalState(st) {
+			t.Fatalf("%d messages: the rope does not match its state", n)
+		}
+		other := g.request()
+		other.Messages = append(other.Messages, middleware.Message{Role: "user", Content: strings.Repeat("x", 500)})
+		keyOf(st, nil, "s", "", other) // overwrites the scratch
+		if got := r.appendTo(nil); !bytes.Equal(got, want) {
+			t.Fatalf("%d messages: rope %x after the scratch was reused, want %x", n, got, want)
+		}
+		if !r.equal(want) {
+			t.Fatalf("%d messages: the rope does not equal the flat encoding", n)
+		}
+	}
+}
