@@ -271,8 +271,16 @@ func newRope(st *keyState) *canonRope {
 		x := &ropeOwn[[8]msgEnc]{}
 		r, encs = &x.canonRope, x.encs[:]
 		r.rsize = int(unsafe.Sizeof(*x))
+	case n <= 10:
+		x := &ropeOwn[[10]msgEnc]{}
+		r, encs = &x.canonRope, x.encs[:]
+		r.rsize = int(unsafe.Sizeof(*x))
 	case n <= 12:
 		x := &ropeOwn[[12]msgEnc]{}
+		r, encs = &x.canonRope, x.encs[:]
+		r.rsize = int(unsafe.Sizeof(*x))
+	case n <= 14:
+		x := &ropeOwn[[14]msgEnc]{}
 		r, encs = &x.canonRope, x.encs[:]
 		r.rsize = int(unsafe.Sizeof(*x))
 	case n <= 16:

@@ -477,7 +477,7 @@ func BenchmarkKeyAgentTurn(b *testing.B) {
 func TestRopeOwnsItsScratchEncodings(t *testing.T) {
 	g := &gen{r: rand.New(rand.NewPCG(3, 4))}
 	st := &keyState{}
-	for _, n := range []int{0, 1, 3, 4, 5, 8, 9, 12, 13, 16, 17, 24, 25, 40} {
+	for _, n := range []int{0, 1, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 24, 25, 40} {
 		req := &middleware.Request{Model: "gpt-4o"}
 		for range n {
 			req.Messages = append(req.Messages, g.message())
