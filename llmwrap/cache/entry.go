@@ -248,14 +248,15 @@ func arenaLen(r *middleware.Response) int {
 	return n
 }
 
-// compact returns a deep copy of r that owns its memory in as few
+// compact sets *out to a deep copy of r that owns its memory in as few
 // allocations as possible: every string in one buffer (a decoded string
 // often points into a whole response body, which the entry would otherwise
 // keep alive), the common roles and finish reasons as constants, and new
 // Parts and ToolCalls slices of exact capacity. Native is left to the
-// caller.
-func compact(r *middleware.Response) middleware.Response {
-	out := *r
+// caller. (out is the entry's own field: a returned copy would be one more
+// allocation, the closures below take its address.)
+func compact(out, r *middleware.Response) {
+	*out = *r
 	m := &out.Message
 	if r.Message.Parts != nil {
 		m.Parts = make([]middleware.Part, len(r.Message.Parts))
@@ -272,13 +273,13 @@ func compact(r *middleware.Response) middleware.Response {
 	}
 	var b strings.Builder
 	b.Grow(arenaLen(r))
-	eachString(&out, func(s *string) {
+	eachString(out, func(s *string) {
 		if _, ok := constant(*s); !ok {
 			b.WriteString(*s)
 		}
 	})
 	all, off := b.String(), 0
-	eachString(&out, func(s *string) {
+	eachString(out, func(s *string) {
 		if c, ok := constant(*s); ok {
 			*s = c
 			return
@@ -287,7 +288,6 @@ func compact(r *middleware.Response) middleware.Response {
 		*s = all[off : off+n]
 		off += n
 	})
-	return out
 }
 
 // sizeClasses are the Go allocator's size classes up to 32 KiB

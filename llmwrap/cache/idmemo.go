@@ -64,9 +64,10 @@ const (
 // the store (or a flight) holds it, and no longer (the store's byte bound
 // counts it in the entries).
 type msgEnc struct {
-	b   []byte
-	h   uint64
-	tmp bool // in a keyState's scratch (encScratch): keep copies it
+	b     []byte
+	h     uint64
+	tmp   bool // in a keyState's scratch (encScratch): keep copies it
+	owned bool // a rope's copy, in the rope's allocations (canonRope.size)
 }
 
 // messageLenBound is at least the length of m's encoding (tagMessage

@@ -193,10 +193,7 @@ func (st *keyState) keep(byRef bool) canon {
 	if byRef {
 		switch st.kind {
 		case kindCore:
-			r := &canonRope{b: bytes.Clone(st.buf), hdr: st.hdr}
-			r.msgs = append(r.arr[:0:len(r.arr)], st.msgs...)
-			r.own()
-			return canon{rope: r}
+			return canon{rope: newRope(st)}
 		case kindSpans:
 			r := &canonRef{hdr: bytes.Clone(st.buf), data: st.data}
 			r.spans = append(r.arr[:0:len(r.arr)], st.spans...)
@@ -230,38 +227,87 @@ func (c canon) matches(st *keyState) bool {
 // and with the entries of other requests with the same messages (an
 // agent's next turn). A miss keeps it instead of a copy of the canonical
 // bytes.
+//
+// The encodings of the messages the memo does not keep (in a keyState's
+// scratch) are copied into the rope: their bytes after the header and
+// tail in b's allocation, their msgEnc in the array of the allocation of
+// the rope (ropeOwn), so a rope is two allocations whatever its messages.
 type canonRope struct {
-	b    []byte // header, then tail
-	hdr  int    // where the tail starts in b
-	msgs []*msgEnc
-	arr  [24]*msgEnc // msgs of a request of few messages, in the same allocation
+	b     []byte // header, then tail (the copied encodings follow, past cap)
+	hdr   int    // where the tail starts in b
+	msgs  []*msgEnc
+	arr   [24]*msgEnc // msgs of a request of few messages, in the same allocation
+	bsize int         // the size of b's allocation, copied encodings included
+	rsize int         // the size of the rope's allocation, its ropeOwn array included
 }
 
-// own replaces the encodings of r that are in a keyState's scratch by
-// copies of its own (one buffer, one array).
-func (r *canonRope) own() {
-	n, size := 0, 0
-	for _, m := range r.msgs {
+// ropeOwn is a rope with room for the copies of n scratch encodings in
+// the same allocation.
+type ropeOwn[A any] struct {
+	canonRope
+	encs A
+}
+
+// newRope returns st's canonical encoding as a rope, st a kindCore state.
+func newRope(st *keyState) *canonRope {
+	n, size := 0, len(st.buf)
+	for _, m := range st.msgs {
 		if m.tmp {
 			n++
 			size += len(m.b)
 		}
 	}
-	if n == 0 {
-		return
+	var r *canonRope
+	var encs []msgEnc
+	switch {
+	case n == 0:
+		r = &canonRope{}
+		r.rsize = int(unsafe.Sizeof(*r))
+	case n <= 4:
+		x := &ropeOwn[[4]msgEnc]{}
+		r, encs = &x.canonRope, x.encs[:]
+		r.rsize = int(unsafe.Sizeof(*x))
+	case n <= 8:
+		x := &ropeOwn[[8]msgEnc]{}
+		r, encs = &x.canonRope, x.encs[:]
+		r.rsize = int(unsafe.Sizeof(*x))
+	case n <= 10:
+		x := &ropeOwn[[10]msgEnc]{}
+		r, encs = &x.canonRope, x.encs[:]
+		r.rsize = int(unsafe.Sizeof(*x))
+	case n <= 12:
+		x := &ropeOwn[[12]msgEnc]{}
+		r, encs = &x.canonRope, x.encs[:]
+		r.rsize = int(unsafe.Sizeof(*x))
+	case n <= 14:
+		x := &ropeOwn[[14]msgEnc]{}
+		r, encs = &x.canonRope, x.encs[:]
+		r.rsize = int(unsafe.Sizeof(*x))
+	case n <= 16:
+		x := &ropeOwn[[16]msgEnc]{}
+		r, encs = &x.canonRope, x.encs[:]
+		r.rsize = int(unsafe.Sizeof(*x))
+	default:
+		r = &canonRope{}
+		r.rsize = int(unsafe.Sizeof(*r))
+		encs = make([]msgEnc, n)
+		r.rsize += allocSize(int(unsafe.Sizeof(msgEnc{})) * n)
 	}
-	arena := make([]byte, 0, size)
-	batch := make([]msgEnc, n)
+	buf := make([]byte, 0, size)
+	buf = append(buf, st.buf...)
+	r.b, r.hdr, r.bsize = buf[:len(buf):len(buf)], st.hdr, cap(buf)
+	r.msgs = append(r.arr[:0:len(r.arr)], st.msgs...)
 	k := 0
 	for i, m := range r.msgs {
 		if m.tmp {
-			start := len(arena)
-			arena = append(arena, m.b...)
-			batch[k] = msgEnc{b: arena[start:len(arena):len(arena)], h: m.h}
-			r.msgs[i] = &batch[k]
+			start := len(buf)
+			buf = append(buf, m.b...)
+			encs[k] = msgEnc{b: buf[start:len(buf):len(buf)], h: m.h, owned: true}
+			r.msgs[i] = &encs[k]
 			k++
 		}
 	}
+	return r
 }
 
 // equalState reports whether r is the encoding of st, a kindCore state.
@@ -301,16 +347,19 @@ func (r *canonRope) appendTo(dst []byte) []byte {
 	return append(dst, r.b[r.hdr:]...)
 }
 
-// size is the memory r keeps alive: itself, its header and tail, its
-// message list when it did not fit in it, and each message's encoding
+// size is the memory r keeps alive: itself (with its copies of scratch
+// encodings), its header and tail (with the copied bytes), its message
+// list when it did not fit in it, and each shared message's encoding
 // (counted in full although other entries may share it).
 func (r *canonRope) size() int {
-	n := allocSize(int(unsafe.Sizeof(*r))) + allocSize(cap(r.b))
+	n := allocSize(r.rsize) + allocSize(r.bsize)
 	if len(r.msgs) > len(r.arr) {
 		n += allocSize(8 * cap(r.msgs))
 	}
 	for _, m := range r.msgs {
-		n += allocSize(int(unsafe.Sizeof(*m))) + allocSize(cap(m.b))
+		if !m.owned { // the rope's own copies are in its two allocations
+			n += allocSize(int(unsafe.Sizeof(*m))) + allocSize(cap(m.b))
+		}
 	}
 	return n
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -466,5 +468,70 @@ func BenchmarkKeyAgentTurn(b *testing.B) {
 				runtime.KeepAlive(held)
 			})
 		}
+	}
+}
+
+// TestRopeOwnsItsScratchEncodings: a rope kept from a state whose
+// messages are all in scratch (no memo), for every number of messages
+// around the sizes of the rope's arrays, is still the request's canonical
+// encoding after the state is reused for another request, matches the
+// request, and counts at least the memory newRope allocated for it.
+func TestRopeOwnsItsScratchEncodings(t *testing.T) {
+	g := &gen{r: rand.New(rand.NewPCG(3, 4))}
+	st := &keyState{}
+	for _, n := range []int{0, 1, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 24, 25, 40} {
+		req := &middleware.Request{Model: "gpt-4o"}
+		for range n {
+			req.Messages = append(req.Messages, g.message())
+		}
+		want := AppendCanonical(nil, "s", req)
+		keyOf(st, nil, "s", "", req)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r := newRope(st)
+		runtime.ReadMemStats(&after)
+		if got := after.TotalAlloc - before.TotalAlloc; uint64(r.size()) < got {
+			t.Errorf("%d messages: size %d, allocated %d", n, r.size(), got)
+		}
+		if !r.equalState(st) {
+			t.Fatalf("%d messages: the rope does not match its state", n)
+		}
+		other := g.request()
+		other.Messages = append(other.Messages, middleware.Message{Role: "user", Content: strings.Repeat("x", 500)})
+		keyOf(st, nil, "s", "", other) // overwrites the scratch
+		if got := r.appendTo(nil); !bytes.Equal(got, want) {
+			t.Fatalf("%d messages: rope %x after the scratch was reused, want %x", n, got, want)
+		}
+		if !r.equal(want) {
+			t.Fatalf("%d messages: the rope does not equal the flat encoding", n)
+		}
+	}
+}
+
+// TestCompactIsADeepCopy: compact sets the entry's response to one equal
+// to the answer that shares none of its memory (but constants), whatever
+// was in the entry's response before.
+func TestCompactIsADeepCopy(t *testing.T) {
+	body := string(bytes.Repeat([]byte("abcdefgh"), 16)) // strings into one body, as decoded
+	r := &middleware.Response{ID: body[:5], Model: body[5:20], FinishReason: "stop",
+		Message: middleware.Message{Role: middleware.RoleAssistant, Content: body[20:60],
+			Parts:     []middleware.Part{{Type: "text", Text: body[60:70], Data: []byte{1, 2, 3}}},
+			ToolCalls: []middleware.ToolCall{{ID: body[70:75], Name: body[75:80], Arguments: body[80:100]}}},
+		Usage: middleware.Usage{InputTokens: 3, OutputTokens: 4}}
+	e := &Entry{Response: middleware.Response{ID: "stale", Refusal: "stale"}}
+	compact(&e.Response, r)
+	if !reflect.DeepEqual(e.Response, *r) {
+		t.Fatalf("compact gave %+v, want %+v", e.Response, *r)
+	}
+	for _, s := range []string{e.Response.ID, e.Response.Model, e.Response.Message.Content, e.Response.Message.Parts[0].Text,
+		e.Response.Message.ToolCalls[0].Arguments} {
+		if p := unsafe.StringData(s); uintptr(unsafe.Pointer(p)) >= uintptr(unsafe.Pointer(unsafe.StringData(body))) &&
+			uintptr(unsafe.Pointer(p)) < uintptr(unsafe.Pointer(unsafe.StringData(body)))+uintptr(len(body)) {
+			t.Fatalf("%q still points into the body", s)
+		}
+	}
+	if &e.Response.Message.Parts[0] == &r.Message.Parts[0] || &e.Response.Message.Parts[0].Data[0] == &r.Message.Parts[0].Data[0] ||
+		&e.Response.Message.ToolCalls[0] == &r.Message.ToolCalls[0] {
+		t.Fatal("compact shares the answer's slices")
 	}
 }
