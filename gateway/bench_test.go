@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -151,6 +152,32 @@ func load(t *loadTarget, rate int, d time.Duration) loadRound {
 	return r
 }
 
+// slowBins says, per round and per tenth of a round (by send order, so
+// by scheduled time), the p99 latency and how many requests took longer
+// than limit: whether the tail is a warm-up at the start of the run or of
+// each round, or spread evenly.
+func slowBins(rounds []loadRound, limit time.Duration) string {
+	var sb strings.Builder
+	for k, r := range rounds {
+		var slow [10]int
+		var p99s [10]string
+		for b := range 10 {
+			tenth := slices.Clone(r.sched[b*len(r.sched)/10 : (b+1)*len(r.sched)/10])
+			for _, l := range tenth {
+				if l > limit {
+					slow[b]++
+				}
+			}
+			slices.Sort(tenth)
+			p99s[b] = fmt.Sprintf("%.1f", float64(pct(tenth, .99).Microseconds())/1000)
+		}
+		s := slices.Clone(r.sched)
+		slices.Sort(s)
+		fmt.Fprintf(&sb, "\n    round %d: p99 %v; per tenth: p99 ms %v, slow %v", k, pct(s, .99).Round(10*time.Microsecond), p99s, slow)
+	}
+	return sb.String()
+}
+
 func pct(lat []time.Duration, p float64) time.Duration {
 	return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 }
@@ -252,7 +279,7 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 	// Warm up both paths (connections, the chain's first calls).
 	load(direct, rate, time.Second/2)
 	load(via, rate, time.Second/2)
-	if os.Getenv("TOKENWISE_GATEWAY_TEST_CPUPROFILE") != "" {
+	if os.Getenv("TOKENWISE_GATEWAY_TEST_CPUPROFILE") != "" || os.Getenv("TOKENWISE_GATEWAY_TEST_TRACE") != "" {
 		_ = syscall.Kill(gw.pid, syscall.SIGUSR1) // the gateway's profile starts now
 	}
 	b.ResetTimer()
@@ -263,6 +290,7 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 		var gwSw int64                // the gateway's, in its rounds
 		var gwCPU time.Duration
 		var dials, upConns [2]int64 // connections opened: by the generator, accepted by the upstream
+		var perRound [2][]loadRound // each round's latencies, in send order, for the time bins
 		for i := range rounds {
 			order := []int{0, 1}
 			if i%2 == 1 {
@@ -290,6 +318,7 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 				if r.failed > 0 {
 					b.Fatalf("%s: %d of %d requests failed\n%s", t.name, r.failed, len(r.sched), gw.logs.String())
 				}
+				perRound[j] = append(perRound[j], loadRound{sched: slices.Clone(r.sched)})
 				all[j].sched = append(all[j].sched, r.sched...)
 				all[j].service = append(all[j].service, r.service...)
 			}
@@ -317,6 +346,12 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 			gwCPU/time.Duration(n), selfCPUs[0]/time.Duration(n), selfCPUs[1]/time.Duration(n))
 		b.Logf("context switches per request (wake-ups): gateway process %.2f; generator+upstream process %.2f (direct rounds), %.2f (gateway rounds)",
 			float64(gwSw)/float64(n), float64(selfSw[0])/float64(n), float64(selfSw[1])/float64(n))
+		for j, name := range []string{"direct", "gateway"} {
+			b.Logf("%s: where the requests slower than its p99 were sent: %s", name, slowBins(perRound[j], pct(all[j].sched, .99)))
+		}
+		if os.Getenv("TOKENWISE_BENCH_GATEWAY_LOGS") != "" {
+			b.Logf("the gateway process's stderr:\n%s", gw.logs.String())
+		}
 		b.Logf("connections opened during the rounds: direct rounds %d (the generator's), gateway rounds %d by the generator, %d accepted by the upstream",
 			dials[0], dials[1], upConns[1])
 	}
