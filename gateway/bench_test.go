@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -151,6 +152,32 @@ func load(t *loadTarget, rate int, d time.Duration) loadRound {
 	return r
 }
 
+// slowBins says, per round and per tenth of a round (by send order, so
+// by scheduled time), the p99 latency and how many requests took longer
+// than limit: whether the tail is a warm-up at the start of the run or of
+// each round, or spread evenly.
+func slowBins(rounds []loadRound, limit time.Duration) string {
+	var sb strings.Builder
+	for k, r := range rounds {
+		var slow [10]int
+		var p99s [10]string
+		for b := range 10 {
+			tenth := slices.Clone(r.sched[b*len(r.sched)/10 : (b+1)*len(r.sched)/10])
+			for _, l := range tenth {
+				if l > limit {
+					slow[b]++
+				}
+			}
+			slices.Sort(tenth)
+			p99s[b] = fmt.Sprintf("%.1f", float64(pct(tenth, .99).Microseconds())/1000)
+		}
+		s := slices.Clone(r.sched)
+		slices.Sort(s)
+		fmt.Fprintf(&sb, "\n    round %d: p99 %v; per tenth: p99 ms %v, slow %v", k, pct(s, .99).Round(10*time.Microsecond), p99s, slow)
+	}
+	return sb.String()
+}
+
 func pct(lat []time.Duration, p float64) time.Duration {
 	return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 }
@@ -249,10 +276,28 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 	via := newLoadTarget("gateway", gw.url+"/v1", devopsKey)
 	defer direct.client.CloseIdleConnections()
 	defer via.client.CloseIdleConnections()
-	// Warm up both paths (connections, the chain's first calls).
-	load(direct, rate, time.Second/2)
-	load(via, rate, time.Second/2)
-	if os.Getenv("TOKENWISE_GATEWAY_TEST_CPUPROFILE") != "" {
+	// Warm up both sides alike before the measured rounds: one round of
+	// the same length and rate each (connections, pools, the chain's first
+	// calls, the gateway's heap). The first round against the freshly
+	// started gateway is a figure of its own (what the first second of a
+	// new replica's users meet): it is reported as cold-*, apart from the
+	// measured rounds.
+	// TOKENWISE_BENCH_PROFILE_COLD=1 starts the gateway's profile or trace
+	// before the warm-up round instead of after it.
+	profiling := os.Getenv("TOKENWISE_GATEWAY_TEST_CPUPROFILE") != "" || os.Getenv("TOKENWISE_GATEWAY_TEST_TRACE") != ""
+	if profiling && os.Getenv("TOKENWISE_BENCH_PROFILE_COLD") != "" {
+		_ = syscall.Kill(gw.pid, syscall.SIGUSR1)
+		profiling = false
+	}
+	coldD := load(direct, rate, d)
+	coldG := load(via, rate, d)
+	if coldD.failed+coldG.failed > 0 {
+		b.Fatalf("warm-up: %d and %d requests failed\n%s", coldD.failed, coldG.failed, gw.logs.String())
+	}
+	b.Logf("warm-up (cold gateway) round, where its slow requests were sent: %s", slowBins([]loadRound{coldG}, time.Hour))
+	slices.Sort(coldD.sched)
+	slices.Sort(coldG.sched)
+	if profiling {
 		_ = syscall.Kill(gw.pid, syscall.SIGUSR1) // the gateway's profile starts now
 	}
 	b.ResetTimer()
@@ -263,6 +308,7 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 		var gwSw int64                // the gateway's, in its rounds
 		var gwCPU time.Duration
 		var dials, upConns [2]int64 // connections opened: by the generator, accepted by the upstream
+		var perRound [2][]loadRound // each round's latencies, in send order, for the time bins
 		for i := range rounds {
 			order := []int{0, 1}
 			if i%2 == 1 {
@@ -290,6 +336,7 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 				if r.failed > 0 {
 					b.Fatalf("%s: %d of %d requests failed\n%s", t.name, r.failed, len(r.sched), gw.logs.String())
 				}
+				perRound[j] = append(perRound[j], loadRound{sched: slices.Clone(r.sched)})
 				all[j].sched = append(all[j].sched, r.sched...)
 				all[j].service = append(all[j].service, r.service...)
 			}
@@ -306,17 +353,27 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 		b.ReportMetric(float64(p99g.Microseconds()), "gateway-p99-µs")
 		b.ReportMetric(float64((p50g - p50d).Microseconds()), "added-p50-µs")
 		b.ReportMetric(float64((p99g - p99d).Microseconds()), "added-p99-µs")
+		b.ReportMetric(float64(pct(coldG.sched, .99).Microseconds()), "cold-gateway-p99-µs")
+		b.ReportMetric(float64(pct(coldD.sched, .99).Microseconds()), "cold-direct-p99-µs")
 		if gwCPU >= 0 {
 			b.ReportMetric(float64(gwCPU.Microseconds())/float64(n), "gateway-cpu-µs/req")
 		}
 		b.Logf("%d req/s, %d rounds of %v each side: direct p50 %v p99 %v; gateway p50 %v p99 %v; added p50 %v p99 %v",
 			rate, rounds, d, p50d, p99d, p50g, p99g, p50g-p50d, p99g-p99d)
+		b.Logf("warm-up round (the gateway just started, 1 round each side, not in the figures above): direct p50 %v p99 %v; gateway p50 %v p99 %v",
+			pct(coldD.sched, .5), pct(coldD.sched, .99), pct(coldG.sched, .5), pct(coldG.sched, .99))
 		b.Logf("service time (from the actual send): direct p50 %v p99 %v; gateway p50 %v p99 %v",
 			pct(all[0].service, .5), pct(all[0].service, .99), pct(all[1].service, .5), pct(all[1].service, .99))
 		b.Logf("CPU per request: gateway process %v; generator+upstream process %v (direct rounds), %v (gateway rounds)",
 			gwCPU/time.Duration(n), selfCPUs[0]/time.Duration(n), selfCPUs[1]/time.Duration(n))
 		b.Logf("context switches per request (wake-ups): gateway process %.2f; generator+upstream process %.2f (direct rounds), %.2f (gateway rounds)",
 			float64(gwSw)/float64(n), float64(selfSw[0])/float64(n), float64(selfSw[1])/float64(n))
+		for j, name := range []string{"direct", "gateway"} {
+			b.Logf("%s: where the requests slower than its p99 were sent: %s", name, slowBins(perRound[j], pct(all[j].sched, .99)))
+		}
+		if os.Getenv("TOKENWISE_BENCH_GATEWAY_LOGS") != "" {
+			b.Logf("the gateway process's stderr:\n%s", gw.logs.String())
+		}
 		b.Logf("connections opened during the rounds: direct rounds %d (the generator's), gateway rounds %d by the generator, %d accepted by the upstream",
 			dials[0], dials[1], upConns[1])
 	}

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,6 +74,20 @@ func runReplica(path string) int {
 				}
 			}()
 			defer func() { signal.Stop(usr1); close(usr1); pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
+	// TOKENWISE_GATEWAY_TEST_TRACE names a file for the replica's
+	// execution trace (runtime/trace), started at SIGUSR1 like the profile.
+	if p := os.Getenv("TOKENWISE_GATEWAY_TEST_TRACE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			usr1 := make(chan os.Signal, 1)
+			signal.Notify(usr1, syscall.SIGUSR1)
+			go func() {
+				if _, ok := <-usr1; ok {
+					_ = trace.Start(f)
+				}
+			}()
+			defer func() { signal.Stop(usr1); close(usr1); trace.Stop(); f.Close() }()
 		}
 	}
 	fmt.Printf("listening %s\n", l.Addr())
