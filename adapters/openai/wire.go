@@ -59,7 +59,7 @@ func (w *Wire) AppendCacheKey(dst []byte, req *middleware.Request) ([]byte, bool
 // reports whole as AppendCacheKey does. A cache entry then keeps the body
 // instead of a copy of the key.
 func (w *Wire) CacheKeySpans(dst []uint32, req *middleware.Request) ([]byte, []uint32, bool) {
-	if w.req == nil || len(w.JSON) > 1<<31 {
+	if w.req == nil || uint64(len(w.JSON)) > 1<<31 { // spans are uint32 (a constant int would overflow on 32-bit)
 		return nil, dst, false
 	}
 	for _, m := range w.req.members {
