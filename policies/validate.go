@@ -111,7 +111,7 @@ func (c *checker) enum(path, v string, allowed ...any) {
 			return
 		}
 	}
-	c.add(path, "invalid value %q: want %s%s", v, orList(names), suggest(v, names))
+	c.add(path, "invalid value %q: want %s%s", clip(v), orList(names), suggest(v, names))
 }
 
 func orList(names []string) string {
