@@ -174,8 +174,16 @@ func appendUsage(dst []byte, u middleware.Usage) []byte {
 	dst = appendInt(dst, u.Total())
 	dst = append(dst, `,"prompt_tokens_details":{"cached_tokens":`...)
 	dst = appendInt(dst, u.CachedInputTokens)
+	dst = append(dst, `,"audio_tokens":`...)
+	dst = appendInt(dst, u.AudioInputTokens)
+	if u.CacheWriteTokens != 0 { // not OpenAI's: kept as read (cache_write_tokens)
+		dst = append(dst, `,"cache_write_tokens":`...)
+		dst = appendInt(dst, u.CacheWriteTokens)
+	}
 	dst = append(dst, `},"completion_tokens_details":{"reasoning_tokens":`...)
 	dst = appendInt(dst, u.ReasoningTokens)
+	dst = append(dst, `,"audio_tokens":`...)
+	dst = appendInt(dst, u.AudioOutputTokens)
 	return append(dst, `}}`...)
 }
 
