@@ -133,40 +133,24 @@ func fullPolicy(tb testing.TB) middleware.Middleware {
 
 // agentRequest returns an agent request of about 8 KB (a system prompt,
 // eight tool calls with their results, three tools), whose last user
-// message carries n so that every n is a distinct request (a cache miss).
+// message carries n so that every n is a distinct request (a cache miss):
+// middlewaretest.AgentRequest (coreAgentRequest) as go-openai sends it.
 func agentRequest(n int) goopenai.ChatCompletionRequest {
-	line := "The service web-%d reported disk usage of %d%% on /var at 12:%02d; logs rotate daily and the archive is kept for 14 days. "
-	var sys strings.Builder
-	for i := range 6 {
-		fmt.Fprintf(&sys, line, i, 40+i, i)
+	core := coreAgentRequest(n)
+	msgs := make([]goopenai.ChatCompletionMessage, len(core.Messages))
+	for i, m := range core.Messages {
+		msgs[i] = goopenai.ChatCompletionMessage{Role: string(m.Role), Content: m.Content, ToolCallID: m.ToolCallID}
+		for _, c := range m.ToolCalls {
+			msgs[i].ToolCalls = append(msgs[i].ToolCalls, goopenai.ToolCall{ID: c.ID, Type: goopenai.ToolTypeFunction,
+				Function: goopenai.FunctionCall{Name: c.Name, Arguments: c.Arguments}})
+		}
 	}
-	msgs := []goopenai.ChatCompletionMessage{
-		{Role: goopenai.ChatMessageRoleSystem, Content: "You are an SRE assistant. Use the tools, be terse, cite hosts. " + sys.String()},
-		{Role: goopenai.ChatMessageRoleUser, Content: "Check the disks of the web tier and tell me which hosts need cleanup."},
+	tools := make([]goopenai.Tool, len(core.Tools))
+	for i, t := range core.Tools {
+		tools[i] = goopenai.Tool{Type: goopenai.ToolTypeFunction, Function: &goopenai.FunctionDefinition{
+			Name: t.Name, Description: t.Description, Parameters: json.RawMessage(t.Parameters)}}
 	}
-	for i := range 8 {
-		id := fmt.Sprintf("call_%d", i)
-		msgs = append(msgs,
-			goopenai.ChatCompletionMessage{Role: goopenai.ChatMessageRoleAssistant, ToolCalls: []goopenai.ToolCall{{
-				ID: id, Type: goopenai.ToolTypeFunction,
-				Function: goopenai.FunctionCall{Name: "check_disk", Arguments: fmt.Sprintf(`{"host":"web-%d","path":"/var"}`, i)},
-			}}},
-			goopenai.ChatCompletionMessage{Role: goopenai.ChatMessageRoleTool, ToolCallID: id,
-				Content: fmt.Sprintf("Filesystem Size Used Avail Use%% Mounted on\n/dev/sda1 100G %dG %dG %d%% /var\n", 40+i, 60-i, 40+i) + strings.Repeat("ok ", 160)},
-		)
-	}
-	msgs = append(msgs, goopenai.ChatCompletionMessage{Role: goopenai.ChatMessageRoleUser, Content: "Summarise (request " + strconv.Itoa(n) + ")."})
-	tool := func(name string) goopenai.Tool {
-		return goopenai.Tool{Type: goopenai.ToolTypeFunction, Function: &goopenai.FunctionDefinition{
-			Name: name, Description: "Runs " + name + " on a host and returns its output.",
-			Parameters: map[string]any{"type": "object", "properties": map[string]any{
-				"host": map[string]any{"type": "string"}, "path": map[string]any{"type": "string"}}, "required": []string{"host"}},
-		}}
-	}
-	return goopenai.ChatCompletionRequest{
-		Model: "gpt-4o-mini", Messages: msgs, Temperature: 0.2, User: "u1",
-		Tools: []goopenai.Tool{tool("check_disk"), tool("rotate_logs"), tool("list_files")},
-	}
+	return goopenai.ChatCompletionRequest{Model: core.Model, Messages: msgs, Temperature: float32(*core.Temperature), User: "u1", Tools: tools}
 }
 
 // conversation returns a 50-message conversation (a system prompt and 49
