@@ -260,7 +260,15 @@ func ownHeader(upstream http.Header) http.Header {
 }
 
 func newResponse(r *http.Request, status int, h http.Header, body io.ReadCloser, n int64) *http.Response {
-	return &http.Response{
+	resp := &http.Response{}
+	fillResponse(resp, r, status, h, body, n)
+	return resp
+}
+
+// fillResponse sets resp to the HTTP/1.1 response of r with status, h and
+// body of n bytes.
+func fillResponse(resp *http.Response, r *http.Request, status int, h http.Header, body io.ReadCloser, n int64) {
+	*resp = http.Response{
 		Status:        statusLine(status),
 		StatusCode:    status,
 		Proto:         "HTTP/1.1",
@@ -278,17 +286,7 @@ func newResponse(r *http.Request, status int, h http.Header, body io.ReadCloser,
 func newBytesResponse(r *http.Request, status int, h http.Header, body []byte) *http.Response {
 	m := &bytesResponse{}
 	m.body.Reset(body)
-	m.resp = http.Response{
-		Status:        statusLine(status),
-		StatusCode:    status,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		Body:          &m.body,
-		ContentLength: int64(len(body)),
-		Request:       r,
-	}
+	fillResponse(&m.resp, r, status, h, &m.body, int64(len(body)))
 	return &m.resp
 }
 
