@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -125,6 +126,7 @@ func decodedEqual(t *testing.T, body []byte, got, want *middleware.Request, gotE
 	if !reflect.DeepEqual(gs.msgSpans, ws.msgSpans) || !reflect.DeepEqual(gs.members, ws.members) {
 		t.Fatalf("%s\nspans differ: %v / %v", body, gs.msgSpans, ws.msgSpans)
 	}
+	checkSharedValues(t, body, got)
 	a, b := *got, *want
 	a.Native, b.Native = nil, nil
 	if !reflect.DeepEqual(&a, &b) {
@@ -133,6 +135,39 @@ func decodedEqual(t *testing.T, body []byte, got, want *middleware.Request, gotE
 	if !reflect.DeepEqual(gs.core.Messages, ws.core.Messages) {
 		t.Fatalf("%s: snapshots differ", body)
 	}
+}
+
+// checkSharedValues checks what req's Wire gives the response cache as
+// shared values: in increasing order, disjoint, each within the value of
+// the messages or the tools member, each the bytes of the body at its
+// start, and each in memory of its own (the memo's copy), never the
+// body's. It returns their number.
+func checkSharedValues(t *testing.T, body []byte, req *middleware.Request) int {
+	t.Helper()
+	w := req.Native.(*Wire)
+	starts, vals := w.SharedValues(nil, nil)
+	if len(starts) != len(vals) {
+		t.Fatalf("%s: %d starts, %d values", body, len(starts), len(vals))
+	}
+	end := 0
+	for i, s := range starts {
+		v := vals[i]
+		if int(s) < end || int(s)+len(v) > len(w.JSON) || !bytes.Equal(w.JSON[s:int(s)+len(v)], v) || len(v) < minSharedValue {
+			t.Fatalf("%s: shared value %d at %d (%q) is not the body's bytes there, or out of order", body, i, s, v)
+		}
+		in := false
+		for _, m := range w.req.members {
+			in = in || (m.field == fieldMessages || m.field == fieldTools) && m.value.start < int(s) && int(s)+len(v) < m.value.end
+		}
+		if !in {
+			t.Fatalf("%s: shared value %d at %d is not inside the messages or the tools", body, i, s)
+		}
+		if p := uintptr(unsafe.Pointer(unsafe.SliceData(v))); p >= uintptr(unsafe.Pointer(unsafe.SliceData(w.JSON))) && p < uintptr(unsafe.Pointer(unsafe.SliceData(w.JSON)))+uintptr(len(w.JSON)) {
+			t.Fatalf("%s: shared value %d is the body's own memory", body, i)
+		}
+		end = int(s) + len(v)
+	}
+	return len(starts)
 }
 
 // TestMessageMemoDecodesAsTheStrictReader: over random conversations that
@@ -145,7 +180,7 @@ func decodedEqual(t *testing.T, body []byte, got, want *middleware.Request, gotE
 func TestMessageMemoDecodesAsTheStrictReader(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 1))
 	memo := newMsgMemo(64, 1<<20) // small: entries get forgotten and collide
-	hits := 0
+	hits, shared := 0, 0
 	for conv := range 300 {
 		var msgs []string
 		var prev *middleware.Request
@@ -182,6 +217,7 @@ func TestMessageMemoDecodesAsTheStrictReader(t *testing.T) {
 			if gotErr != nil {
 				t.Fatalf("conversation %d turn %d: %v", conv, turn, gotErr)
 			}
+			shared += checkSharedValues(t, body, got)
 			if prev != nil {
 				for i := range prev.Messages {
 					if c := prev.Messages[i].Content; c != "" && unsafe.StringData(c) == unsafe.StringData(got.Messages[i].Content) {
@@ -194,6 +230,9 @@ func TestMessageMemoDecodesAsTheStrictReader(t *testing.T) {
 	}
 	if hits == 0 {
 		t.Fatal("no resent message was taken from the memo")
+	}
+	if shared < 100 {
+		t.Fatalf("%d shared values over every turn", shared)
 	}
 }
 

@@ -75,6 +75,10 @@ type requestSnapshot struct {
 	toolSpans    []span // the wire JSON of each core tool
 	stream       bool   // "stream": true
 	includeUsage bool   // "stream_options": {"include_usage": true}
+
+	// msgKept and toolKept are the messages and tools (in body order)
+	// whose wire JSON is a memo entry's raw copy (see Wire.SharedValues).
+	msgKept, toolKept []keptValue
 }
 
 // ErrUnreadableRequest: a chat completion request body the adapter cannot
@@ -278,9 +282,9 @@ func (r *reader) messages(s *requestSnapshot) error {
 	// a slice sized for the previous turn would allocate it twice.
 	sc := msgScratchPool.Get().(*msgScratch)
 	defer sc.release()
-	msgs, spans := sc.msgs[:0], sc.spans[:0]
+	msgs, spans, kept := sc.msgs[:0], sc.spans[:0], sc.kept[:0]
 	// Keep what append grew.
-	defer func() { sc.msgs, sc.spans = msgs, spans }()
+	defer func() { sc.msgs, sc.spans, sc.kept = msgs, spans, kept }()
 	var prev *memoEntry // the memo's entry of the previous message
 	for r.more() {
 		start := r.next()
@@ -293,6 +297,7 @@ func (r *reader) messages(s *requestSnapshot) error {
 				r.pos = start + len(e.raw)
 				msgs = append(msgs, e.msg)
 				spans = append(spans, span{start, r.pos})
+				kept = keepValue(kept, start, e)
 				prev = e
 				continue
 			}
@@ -309,6 +314,7 @@ func (r *reader) messages(s *requestSnapshot) error {
 					r.pos = end
 					msgs = append(msgs, e.msg)
 					spans = append(spans, span{start, end})
+					kept = keepValue(kept, start, e)
 					r.memo.link(kindMessage, prev, e, first)
 					prev = e
 					continue
@@ -327,6 +333,7 @@ func (r *reader) messages(s *requestSnapshot) error {
 			var e *memoEntry
 			m, e = r.memo.putMessage(h, r.src[start:r.offset()], m)
 			r.memo.link(kindMessage, prev, e, first)
+			kept = keepValue(kept, start, e)
 			prev = e
 		}
 		msgs = append(msgs, m)
@@ -334,7 +341,30 @@ func (r *reader) messages(s *requestSnapshot) error {
 	}
 	s.core.Messages = append(make([]middleware.Message, 0, len(msgs)), msgs...)
 	s.msgSpans = append(make([]span, 0, len(spans)), spans...)
+	if len(kept) > 0 {
+		s.msgKept = append(make([]keptValue, 0, len(kept)), kept...)
+	}
 	return r.close()
+}
+
+// keptValue is a value of the body at start whose bytes are e.raw.
+type keptValue struct {
+	start int
+	e     *memoEntry
+}
+
+// minSharedValue is the length under which a kept value is not offered
+// to the response cache as shared (Wire.SharedValues): a reference to it
+// would cost about what a copy does.
+const minSharedValue = 64
+
+// keepValue appends to kept the value at start of entry e (nil: not kept),
+// when it is worth sharing.
+func keepValue(kept []keptValue, start int, e *memoEntry) []keptValue {
+	if e != nil && len(e.raw) >= minSharedValue {
+		kept = append(kept, keptValue{start, e})
+	}
+	return kept
 }
 
 // msgScratch is where reader.messages gathers a request's messages and
@@ -342,6 +372,7 @@ func (r *reader) messages(s *requestSnapshot) error {
 type msgScratch struct {
 	msgs  []middleware.Message
 	spans []span
+	kept  []keptValue
 }
 
 var msgScratchPool = sync.Pool{New: func() any { return new(msgScratch) }}
@@ -354,7 +385,8 @@ func (sc *msgScratch) release() {
 		return
 	}
 	clear(sc.msgs)
-	sc.msgs, sc.spans = sc.msgs[:0], sc.spans[:0]
+	clear(sc.kept)
+	sc.msgs, sc.spans, sc.kept = sc.msgs[:0], sc.spans[:0], sc.kept[:0]
 	msgScratchPool.Put(sc)
 }
 
@@ -563,9 +595,10 @@ func (r *reader) tools(s *requestSnapshot) error {
 	}
 	var tools []middleware.Tool
 	var spans []span
+	var kept []keptValue
 	if r.memo != nil {
 		if n := int(r.memo.toolsHint.Load()); n > 0 {
-			tools, spans = make([]middleware.Tool, 0, n), make([]span, 0, n)
+			tools, spans, kept = make([]middleware.Tool, 0, n), make([]span, 0, n), make([]keptValue, 0, n)
 		}
 	}
 	var prev *memoEntry // the memo's entry of the previous tool
@@ -574,16 +607,16 @@ func (r *reader) tools(s *requestSnapshot) error {
 		var t middleware.Tool
 		var function bool
 		var h uint64
-		hashed, kept := -1, false
+		hashed, found := -1, false
 		if r.memo != nil {
 			// Predicted as messages are (see messages).
 			if e := r.memo.next(kindTool, prev, i == 0); e != nil && bytes.HasPrefix(r.src[start:], e.raw) {
 				r.pos = start + len(e.raw)
-				t, function, kept = e.tool, e.function, true
+				t, function, found = e.tool, e.function, true
 				prev = e
 			}
 		}
-		if !kept && r.memo != nil && r.peek() == '{' {
+		if !found && r.memo != nil && r.peek() == '{' {
 			if end, ok := skipQuick(r.src, start); ok {
 				var e *memoEntry
 				if e, h = r.memo.get(kindTool, r.src[start:end]); e == nil {
@@ -591,14 +624,14 @@ func (r *reader) tools(s *requestSnapshot) error {
 				}
 				if e != nil {
 					r.pos = end
-					t, function, kept = e.tool, e.function, true
+					t, function, found = e.tool, e.function, true
 					r.memo.link(kindTool, prev, e, i == 0)
 					prev = e
 				}
 				hashed = end
 			}
 		}
-		if !kept {
+		if !found {
 			var err error
 			if t, function, err = r.tool(); err != nil {
 				return err
@@ -613,6 +646,9 @@ func (r *reader) tools(s *requestSnapshot) error {
 				prev = e
 			}
 		}
+		if r.memo != nil && prev != nil && r.offset()-start == len(prev.raw) {
+			kept = keepValue(kept, start, prev)
+		}
 		if !function {
 			continue // the core models function tools only
 		}
@@ -625,7 +661,10 @@ func (r *reader) tools(s *requestSnapshot) error {
 	if len(tools) == 0 {
 		tools, spans = nil, nil // as without a hint
 	}
-	s.core.Tools, s.toolSpans = tools, spans
+	if len(kept) == 0 {
+		kept = nil
+	}
+	s.core.Tools, s.toolSpans, s.toolKept = tools, spans, kept
 	return r.close()
 }
 

@@ -70,6 +70,32 @@ func (w *Wire) CacheKeySpans(dst []uint32, req *middleware.Request) ([]byte, []u
 	return w.JSON, dst, sameCore(req, &w.req.core)
 }
 
+// SharedValues gives the response cache the values of the body (messages
+// and tools of at least 64 bytes) whose bytes are also held by the
+// Transport's memo, in a copy that is immutable and shared by every
+// request that resends them: it appends, in body order, the start of
+// each such value in JSON to starts and the memo's copy of its bytes
+// (JSON[start:start+len(copy)] equals the copy) to vals. A cache entry
+// then refers to those copies instead of keeping the body, so that the
+// entries of an agent's turns share the conversation they resend: a miss
+// keeps what is new in its request, not the whole request.
+func (w *Wire) SharedValues(starts []uint32, vals [][]byte) ([]uint32, [][]byte) {
+	if w.req == nil {
+		return starts, vals
+	}
+	a, b := w.req.msgKept, w.req.toolKept
+	for len(a) > 0 || len(b) > 0 {
+		var v keptValue
+		if len(b) == 0 || (len(a) > 0 && a[0].start < b[0].start) {
+			v, a = a[0], a[1:]
+		} else {
+			v, b = b[0], b[1:]
+		}
+		starts, vals = append(starts, uint32(v.start)), append(vals, v.e.raw)
+	}
+	return starts, vals
+}
+
 // sameCore reports whether a's core fields equal b's (Stream and Native
 // aside); the common case, an unchanged request, costs a few compares.
 func sameCore(a, b *middleware.Request) bool {

@@ -425,7 +425,7 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	// The entry holds a deep copy of resp (stripped, in place) and, when
 	// the adapter can give it as bytes, its Native: what the core does not
 	// model (every choice, logprobs, refusal, audio, ...).
-	e := &Entry{Request: f.req.flat, ref: f.req.ref, rope: f.req.rope}
+	e := &Entry{Request: f.req.flat, ref: f.req.ref, rope: f.req.rope, shared: f.req.shared}
 	compact(&e.Response, resp)
 	e.Response.Native = storedNative(resp.Native)
 	e.Response.FromCache = false

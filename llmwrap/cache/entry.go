@@ -30,8 +30,9 @@ type Entry struct {
 	Response middleware.Response
 
 	// Set when Request is nil: the canonical request by reference.
-	ref  *canonRef
-	rope *canonRope
+	ref    *canonRef
+	rope   *canonRope
+	shared *canonShared
 }
 
 // Canonical returns the canonical encoding of the entry's request:
@@ -43,6 +44,8 @@ func (e *Entry) Canonical() []byte {
 			return e.ref.appendTo(nil)
 		case e.rope != nil:
 			return e.rope.appendTo(nil)
+		case e.shared != nil:
+			return e.shared.appendTo(nil)
 		}
 	}
 	return e.Request
@@ -50,8 +53,8 @@ func (e *Entry) Canonical() []byte {
 
 // canon returns the entry's canonical request as kept.
 func (e *Entry) canon() canon {
-	if e.Request == nil && (e.ref != nil || e.rope != nil) {
-		return canon{ref: e.ref, rope: e.rope}
+	if e.Request == nil && (e.ref != nil || e.rope != nil || e.shared != nil) {
+		return canon{ref: e.ref, rope: e.rope, shared: e.shared}
 	}
 	return canon{flat: e.Request}
 }
@@ -64,6 +67,8 @@ func (e *Entry) matches(flat []byte) bool {
 			return e.ref.equal(flat)
 		case e.rope != nil:
 			return e.rope.equal(flat)
+		case e.shared != nil:
+			return e.shared.equal(flat)
 		}
 	}
 	return bytes.Equal(e.Request, flat)
@@ -172,6 +177,9 @@ func (e *Entry) size() int64 {
 	n := allocSize(int(unsafe.Sizeof(Entry{}))) + allocSize(cap(e.Request)) + allocSize(arenaLen(r))
 	if e.ref != nil {
 		n += e.ref.size()
+	}
+	if e.shared != nil {
+		n += e.shared.size
 	}
 	if e.rope != nil {
 		n += e.rope.size()

@@ -55,11 +55,14 @@ type keyState struct {
 	msgs  []*msgEnc // kindCore: each message's encoding
 	data  []byte    // kindSpans: the buffer the spans are in
 	spans []uint32
-	hb    []byte   // scratch: the messages' hashes
-	ihs   []uint64 // scratch: the messages' identity hashes
-	sc    encScratch
-	flat  []byte // the flat encoding, once made (see flatBytes)
-	hasFl bool
+	// shared is, for kindSpans, the native request when it gives shared
+	// values (nativeKeyShared): keep then refers to those (canonShared).
+	shared nativeKeyShared
+	hb     []byte   // scratch: the messages' hashes
+	ihs    []uint64 // scratch: the messages' identity hashes
+	sc     encScratch
+	flat   []byte // the flat encoding, once made (see flatBytes)
+	hasFl  bool
 }
 
 var statePool = sync.Pool{New: func() any { return new(keyState) }}
@@ -70,7 +73,7 @@ func putState(st *keyState) {
 		return
 	}
 	clear(st.msgs)
-	st.data, st.msgs, st.hasFl = nil, st.msgs[:0], false
+	st.data, st.msgs, st.hasFl, st.shared = nil, st.msgs[:0], false, nil
 	statePool.Put(st)
 }
 
@@ -78,7 +81,7 @@ func putState(st *keyState) {
 // scopePrefix+scope, taking known messages' encodings from memo (nil: no
 // memo).
 func keyOf(st *keyState, memo *msgMemo, scopePrefix, scope string, req *middleware.Request) {
-	st.hasFl, st.data = false, nil
+	st.hasFl, st.data, st.shared = false, nil, nil
 	st.buf = appendHeader(st.buf[:0], scopePrefix, scope)
 	k, native := req.Native.(middleware.NativeKeyer)
 	if native {
@@ -90,6 +93,7 @@ func keyOf(st *keyState, memo *msgMemo, scopePrefix, scope string, req *middlewa
 			}
 			if whole && validSpans(data, spans) {
 				st.kind, st.data, st.buf = kindSpans, data, append(st.buf, tagWholeNative)
+				st.shared, _ = req.Native.(nativeKeyShared)
 				var d xxhash.Digest
 				d.Reset()
 				_, _ = d.Write(st.buf)
@@ -179,9 +183,10 @@ func (st *keyState) flatBytes() []byte {
 // bytes, or by reference to a request body (canonRef), or as a rope of
 // shared message encodings (canonRope).
 type canon struct {
-	flat []byte
-	ref  *canonRef
-	rope *canonRope
+	flat   []byte
+	ref    *canonRef
+	rope   *canonRope
+	shared *canonShared
 }
 
 // keep returns st's canonical encoding as an entry keeps it: by reference
@@ -195,6 +200,11 @@ func (st *keyState) keep(byRef bool) canon {
 		case kindCore:
 			return canon{rope: newRope(st)}
 		case kindSpans:
+			if st.shared != nil {
+				if c := newCanonShared(st, st.shared); c != nil {
+					return canon{shared: c}
+				}
+			}
 			r := &canonRef{hdr: bytes.Clone(st.buf), data: st.data}
 			r.spans = append(r.arr[:0:len(r.arr)], st.spans...)
 			return canon{ref: r}
@@ -218,6 +228,11 @@ func (c canon) matches(st *keyState) bool {
 			return c.ref.equalSpans(st)
 		}
 		return c.ref.equal(st.flatBytes())
+	case c.shared != nil:
+		if st.kind == kindSpans {
+			return c.shared.equalSpans(st)
+		}
+		return c.shared.equal(st.flatBytes())
 	}
 	return false
 }

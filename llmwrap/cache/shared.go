@@ -1,0 +1,225 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/binary"
+	"sync"
+	"unsafe"
+)
+
+// nativeKeyShared is implemented by a nativeKeySpans whose buffer holds
+// values that are also held, byte for byte, in long-lived immutable
+// copies shared by other requests (the OpenAI adapter's Wire: the
+// messages and tools its Transport's memo keeps). SharedValues appends,
+// in increasing order, the start of each such value in the buffer to
+// starts, and its copy to vals: buffer[start:start+len(copy)] equals the
+// copy, which is never modified.
+type nativeKeyShared interface {
+	SharedValues(starts []uint32, vals [][]byte) ([]uint32, [][]byte)
+}
+
+// canonShared is a kindSpans canonical request kept in pieces: a copy of
+// its header, the length of each span, and the bytes of the spans as a
+// sequence of own bytes (copied) and shared values (the copies
+// nativeKeyShared gives, referred to, not copied). A miss keeps it
+// instead of a reference to the request body (canonRef) when the body has
+// shared values: an agent resends its conversation every turn, and a
+// reference to each turn's body would keep the whole conversation alive
+// once per entry; the pieces keep what is new in the request and share
+// the rest with the entries of the other turns.
+//
+// The bytes of the spans, in order, are own[:segs[0].own], segs[0]'s
+// value, own[segs[0].own:segs[1].own], segs[1]'s value, ...,
+// own[segs[len(segs)-1].own:].
+type canonShared struct {
+	hdr  []byte // the header, then (past len(hdr)) own, in one allocation
+	own  []byte
+	lens []uint32
+	segs []sharedSeg
+	arr  [16]uint32 // lens of a request of few members, in the same allocation
+	size int        // what the pieces' allocations take, shared values counted in full
+}
+
+// sharedSeg is a shared value: own bytes end at own, then n bytes at p.
+type sharedSeg struct {
+	p   *byte
+	own uint32
+	n   uint32
+}
+
+func (s *sharedSeg) bytes() []byte { return unsafe.Slice(s.p, s.n) }
+
+// newCanonShared returns st's canonical encoding (kindSpans) in pieces,
+// sharing the values ks gives (ks.SharedValues over st.data), or nil when
+// none of them lies within a span (the caller keeps a reference).
+func newCanonShared(st *keyState, ks nativeKeyShared) *canonShared {
+	sc := sharedScratchPool.Get().(*sharedScratch)
+	starts, vals := ks.SharedValues(sc.starts[:0], sc.vals[:0])
+	picks := sc.picks[:0]
+	defer func() {
+		clear(vals)
+		sc.starts, sc.vals, sc.picks = starts[:0], vals[:0], picks[:0]
+		sharedScratchPool.Put(sc)
+	}()
+	// Pick the values that lie within a span, in order (a value out of
+	// order or across a span's end is copied with the own bytes).
+	ownLen, shared, j, last := 0, 0, 0, 0
+	for i := 0; i+1 < len(st.spans); i += 2 {
+		s, e := int(st.spans[i]), int(st.spans[i+1])
+		pos := s
+		for ; j < len(starts); j++ {
+			vs, n := int(starts[j]), len(vals[j])
+			if vs >= e {
+				break
+			}
+			if vs < pos || vs < last || n == 0 || vs+n > e {
+				continue
+			}
+			ownLen += vs - pos
+			picks = append(picks, sharedPick{span: i, start: vs, val: vals[j]})
+			shared += n
+			pos, last = vs+n, vs+n
+		}
+		ownLen += e - pos
+	}
+	if len(picks) == 0 {
+		return nil
+	}
+	c := &canonShared{}
+	buf := make([]byte, len(st.buf), len(st.buf)+ownLen)
+	copy(buf, st.buf)
+	c.hdr = buf[:len(st.buf):len(st.buf)]
+	c.lens = c.arr[:0:len(c.arr)]
+	if n := len(st.spans) / 2; n > len(c.arr) {
+		c.lens = make([]uint32, 0, n)
+	}
+	c.segs = make([]sharedSeg, 0, len(picks))
+	k := 0
+	for i := 0; i+1 < len(st.spans); i += 2 {
+		s, e := int(st.spans[i]), int(st.spans[i+1])
+		c.lens = append(c.lens, uint32(e-s))
+		pos := s
+		for ; k < len(picks) && picks[k].span == i; k++ {
+			p := picks[k]
+			buf = append(buf, st.data[pos:p.start]...)
+			c.segs = append(c.segs, sharedSeg{p: unsafe.SliceData(p.val), own: uint32(len(buf) - len(c.hdr)), n: uint32(len(p.val))})
+			pos = p.start + len(p.val)
+		}
+		buf = append(buf, st.data[pos:e]...)
+	}
+	c.own = buf[len(c.hdr):]
+	c.size = allocSize(int(unsafe.Sizeof(*c))) + allocSize(cap(buf)) + allocSize(int(unsafe.Sizeof(sharedSeg{}))*cap(c.segs)) + shared
+	if len(c.lens) > len(c.arr) {
+		c.size += allocSize(4 * cap(c.lens))
+	}
+	return c
+}
+
+// sharedPick is a shared value newCanonShared keeps, at start in the body,
+// within the span that starts at spans[span].
+type sharedPick struct {
+	span  int // the index in the spans of the span's start
+	start int
+	val   []byte
+}
+
+// sharedScratch is newCanonShared's scratch space.
+type sharedScratch struct {
+	starts []uint32
+	vals   [][]byte
+	picks  []sharedPick
+}
+
+var sharedScratchPool = sync.Pool{New: func() any { return new(sharedScratch) }}
+
+// pieces calls f with the bytes of the spans in order, in pieces (own
+// bytes and shared values; never an empty piece), until f returns false;
+// it reports whether f always returned true.
+func (c *canonShared) pieces(f func([]byte) bool) bool {
+	prev := uint32(0)
+	for i := range c.segs {
+		sg := &c.segs[i]
+		if sg.own > prev && !f(c.own[prev:sg.own]) {
+			return false
+		}
+		if !f(sg.bytes()) {
+			return false
+		}
+		prev = sg.own
+	}
+	return int(prev) == len(c.own) || f(c.own[prev:])
+}
+
+// equalSpans reports whether c is the encoding of st, a kindSpans state.
+func (c *canonShared) equalSpans(st *keyState) bool {
+	if len(c.lens) != len(st.spans)/2 || !bytes.Equal(c.hdr, st.buf) {
+		return false
+	}
+	for i, n := range c.lens {
+		if st.spans[2*i+1]-st.spans[2*i] != n {
+			return false
+		}
+	}
+	// The spans have the same lengths: compare their bytes in sequence.
+	i, off := 0, 0 // st's span i, off bytes into it
+	return c.pieces(func(p []byte) bool {
+		for len(p) > 0 {
+			for i < len(c.lens) && off == int(c.lens[i]) {
+				i, off = i+1, 0
+			}
+			if i == len(c.lens) {
+				return false
+			}
+			b := st.data[int(st.spans[2*i])+off : st.spans[2*i+1]]
+			n := min(len(b), len(p))
+			if !bytes.Equal(b[:n], p[:n]) {
+				return false
+			}
+			p, off = p[n:], off+n
+		}
+		return true
+	})
+}
+
+// appendTo appends the canonical request c is.
+func (c *canonShared) appendTo(dst []byte) []byte {
+	dst = append(dst, c.hdr...)
+	i, left := 0, 0 // the span being appended, and what is left of it
+	if len(c.lens) > 0 {
+		left = int(c.lens[0])
+		dst = binary.AppendUvarint(dst, uint64(left))
+	}
+	c.pieces(func(p []byte) bool {
+		for len(p) > 0 {
+			for left == 0 && i+1 < len(c.lens) {
+				i++
+				left = int(c.lens[i])
+				dst = binary.AppendUvarint(dst, uint64(left))
+			}
+			n := min(left, len(p))
+			dst = append(dst, p[:n]...)
+			p, left = p[n:], left-n
+		}
+		return true
+	})
+	// Spans of length zero after the last byte.
+	for i+1 < len(c.lens) {
+		i++
+		dst = binary.AppendUvarint(dst, uint64(c.lens[i]))
+	}
+	return dst
+}
+
+// equal reports whether the canonical request c is, is flat.
+func (c *canonShared) equal(flat []byte) bool {
+	n := len(c.hdr)
+	for _, l := range c.lens {
+		n += uvarintLen(uint64(l)) + int(l)
+	}
+	if len(flat) != n {
+		return false
+	}
+	var scratch [256]byte
+	out := c.appendTo(scratch[:0])
+	return bytes.Equal(out, flat)
+}

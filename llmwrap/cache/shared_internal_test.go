@@ -1,0 +1,205 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// sharedWire is a spansWire that also gives shared copies of some of its
+// body's ranges, as the OpenAI adapter's Wire gives its memo's messages.
+type sharedWire struct {
+	spansWire
+	starts []uint32
+	vals   [][]byte
+}
+
+func (w *sharedWire) SharedValues(starts []uint32, vals [][]byte) ([]uint32, [][]byte) {
+	return append(starts, w.starts...), append(vals, w.vals...)
+}
+
+// randomSharedWire returns a body of random bytes with random spans
+// (empty, overlapping none or each other, in order) and random shared
+// values: most within a span, some across a span's end, out of order,
+// overlapping the previous one, empty, or in no span at all (all of which
+// newCanonShared must copy instead of sharing).
+func randomSharedWire(r *rand.Rand) *sharedWire {
+	body := make([]byte, r.IntN(800))
+	for i := range body {
+		body[i] = byte('a' + r.IntN(4))
+	}
+	w := &sharedWire{spansWire: spansWire{body: body, whole: true}}
+	pos := 0
+	for pos < len(body) && r.IntN(12) != 0 {
+		s := pos + r.IntN(len(body)-pos+1)
+		if r.IntN(4) == 0 && pos > 0 { // a span that overlaps the previous one
+			s = r.IntN(pos + 1)
+		}
+		e := s + r.IntN(min(len(body)-s, 200)+1)
+		w.spans = append(w.spans, uint32(s), uint32(e))
+		pos = e
+	}
+	vpos := 0
+	for range r.IntN(20) {
+		if vpos >= len(body) {
+			break
+		}
+		s := vpos + r.IntN(min(len(body)-vpos, 60)+1)
+		if r.IntN(6) == 0 && vpos > 0 {
+			s = r.IntN(vpos + 1) // out of order or overlapping
+		}
+		if s > len(body) {
+			break
+		}
+		e := s + r.IntN(min(len(body)-s, 120)+1)
+		w.starts = append(w.starts, uint32(s))
+		w.vals = append(w.vals, bytes.Clone(body[s:e])) // a copy, as the memo's
+		vpos = e
+	}
+	return w
+}
+
+// TestCanonSharedIsTheCanonicalRequest: for random bodies, spans and
+// shared values, the pieces a miss keeps expand to exactly the canonical
+// request, equal the state of that request (piece by piece and flat), and
+// equal no request that differs from it by one byte of the body, one
+// byte more or less in a span, or one span more; an entry keeping them
+// round-trips through its binary form.
+func TestCanonSharedIsTheCanonicalRequest(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	shared := 0
+	for range 5000 {
+		w := randomSharedWire(r)
+		req := &middleware.Request{Model: "m", Native: w}
+		canon := AppendCanonical(nil, "team:x", req)
+		st := statePool.Get().(*keyState)
+		keyOf(st, nil, "team:", "x", req)
+		if st.kind != kindSpans {
+			t.Fatalf("kind %d, want kindSpans", st.kind)
+		}
+		c := newCanonShared(st, w)
+		putState(st)
+		if c == nil {
+			continue
+		}
+		shared++
+		if got := c.appendTo(nil); !bytes.Equal(got, canon) {
+			t.Fatalf("pieces expand to %q, want %q", got, canon)
+		}
+		if !c.equal(canon) || c.equal(canon[:len(canon)-1]) || c.equal(append(bytes.Clone(canon), 0)) {
+			t.Fatal("flat equality is wrong at the ends")
+		}
+		check := func(w2 *sharedWire, want bool, what string) {
+			t.Helper()
+			st := statePool.Get().(*keyState)
+			defer putState(st)
+			keyOf(st, nil, "team:", "x", &middleware.Request{Model: "m", Native: w2})
+			if got := c.equalSpans(st); got != want {
+				t.Fatalf("%s: equalSpans %v, want %v", what, got, want)
+			}
+			if got := (canon2{c}).matches(st); got != want {
+				t.Fatalf("%s: matches %v, want %v", what, got, want)
+			}
+		}
+		// The same request in a new body (no shared memory with the first).
+		same := &sharedWire{spansWire: spansWire{body: bytes.Clone(w.body), spans: w.spans, whole: true}}
+		check(same, true, "same bytes")
+		if len(w.body) > 0 {
+			mut := bytes.Clone(w.body)
+			i := r.IntN(len(mut))
+			mut[i] ^= 0x20
+			inSpan := false
+			for k := 0; k < len(w.spans); k += 2 {
+				inSpan = inSpan || (int(w.spans[k]) <= i && i < int(w.spans[k+1]))
+			}
+			check(&sharedWire{spansWire: spansWire{body: mut, spans: w.spans, whole: true}}, !inSpan, "one byte changed")
+		}
+		if n := len(w.spans); n > 0 && w.spans[n-1] < uint32(len(w.body)) {
+			longer := append([]uint32(nil), w.spans...)
+			longer[n-1]++
+			check(&sharedWire{spansWire: spansWire{body: w.body, spans: longer, whole: true}}, false, "one byte more")
+		}
+		if n := len(w.spans); n > 0 && w.spans[n-1] > w.spans[n-2] {
+			shorter := append([]uint32(nil), w.spans...)
+			shorter[n-1]--
+			check(&sharedWire{spansWire: spansWire{body: w.body, spans: shorter, whole: true}}, false, "one byte less")
+		}
+		check(&sharedWire{spansWire: spansWire{body: w.body, spans: append(append([]uint32(nil), w.spans...), 0, 0), whole: true}}, false, "one span more")
+
+		e := &Entry{shared: c, Response: middleware.Response{ID: "x"}}
+		bin, err := e.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Entry
+		if err := back.UnmarshalBinary(bin); err != nil || !bytes.Equal(back.Request, canon) || !back.matches(canon) || !e.matches(canon) {
+			t.Fatalf("binary round trip: %v", err)
+		}
+	}
+	if shared < 1500 {
+		t.Fatalf("only %d of 5000 requests had shared pieces", shared)
+	}
+}
+
+// canon2 wraps a canonShared as the canon a flight or entry keeps.
+type canon2 struct{ c *canonShared }
+
+func (c canon2) matches(st *keyState) bool { return canon{shared: c.c}.matches(st) }
+
+// TestMissSharesTheValuesNotTheBody: through the cache layer on a Memory
+// store, a miss of a request whose native request gives shared values
+// stores an entry that refers to those values and copies only the rest:
+// it keeps neither the body nor a copy of the shared bytes; the same
+// request in a new body is a hit, one that differs by a byte in a shared
+// value a miss.
+func TestMissSharesTheValuesNotTheBody(t *testing.T) {
+	store := NewMemory(MemoryOptions{})
+	c, err := New(Config{}, WithStore(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	h := c.Middleware()(middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
+		calls++
+		return &middleware.Response{Model: req.Model, FinishReason: "stop", Message: middleware.Message{Role: "assistant", Content: "ok"}}, nil
+	}))
+	msg := bytes.Repeat([]byte("m"), 4000)
+	memo := bytes.Clone(msg) // the memo's copy, shared by every request that sends msg
+	mk := func(last string) *middleware.Request {
+		body := append(append([]byte(`{"messages":[`), msg...), `,"`+last+`"]}`...)
+		return &middleware.Request{Model: "m", Native: &sharedWire{
+			spansWire: spansWire{body: body, spans: []uint32{1, uint32(len(body) - 1)}, whole: true},
+			starts:    []uint32{13}, vals: [][]byte{memo}}}
+	}
+	ctx := context.Background()
+	for i, step := range []struct {
+		last string
+		hit  bool
+	}{{"a", false}, {"a", true}, {"b", false}, {"b", true}} {
+		resp, err := h.Handle(ctx, mk(step.last))
+		if err != nil || resp.FromCache != step.hit {
+			t.Fatalf("step %d (%s): FromCache %v, err %v; want hit %v", i, step.last, resp.FromCache, err, step.hit)
+		}
+	}
+	changed := mk("a")
+	changed.Native.(*sharedWire).body[500] = 'x'
+	if resp, err := h.Handle(ctx, changed); err != nil || resp.FromCache {
+		t.Fatalf("a request changed inside a shared value: FromCache %v, err %v", resp.FromCache, err)
+	}
+	if calls != 3 {
+		t.Fatalf("%d provider calls, want 3", calls)
+	}
+	for _, last := range []string{"a", "b"} {
+		canon := AppendCanonical(nil, ScopeTeamPrefix, mk(last))
+		e, _ := store.Get(ctx, Sum(canon))
+		if e == nil || e.shared == nil || e.ref != nil || e.Request != nil || !bytes.Equal(e.Canonical(), canon) {
+			t.Fatalf("stored entry %+v does not keep shared pieces", e)
+		}
+		if len(e.shared.own) > 100 || len(e.shared.segs) != 1 || e.shared.segs[0].p != &memo[0] {
+			t.Fatalf("entry keeps %d own bytes and %d shared values, want the memo's copy and a few bytes", len(e.shared.own), len(e.shared.segs))
+		}
+	}
+}
