@@ -124,6 +124,7 @@ func New(cfg Config, opts ...Option) (*Cache, error) {
 		// again by the identity of their strings (another store keeps a
 		// copy of the flat encoding: the memo would find nothing).
 		c.memo = newMsgMemo(memoSlots, memoMaxBytes, memoMinBytes)
+		c.tails = new(tailTable)
 	}
 	return &Cache{c: c}, nil
 }
@@ -238,6 +239,9 @@ type cacher struct {
 	// memo finds the encodings of the messages of the entries by the
 	// identity of their strings (idmemo.go); nil unless memory.
 	memo *msgMemo
+	// tails shares the entries' equal tails (tools, settings); nil
+	// unless memory.
+	tails *tailTable
 
 	flights [flightShards]flightShard // calls in flight, by key
 }
@@ -312,7 +316,7 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 		if !haveKept {
 			// A Memory store keeps the entry as it is: it may refer to the
 			// request body or to shared message encodings rather than copy.
-			kept, haveKept = st.keep(c.memory), true
+			kept, haveKept = st.keep(c.memory, c.tails), true
 		}
 		f, leader := c.join(key, kept, st)
 		if leader {

@@ -305,6 +305,16 @@ var sizeClasses = [...]int{8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 17
 	3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912, 8192, 9472, 9728, 10240, 10880, 12288, 13568, 14336, 16384,
 	18432, 19072, 20480, 21760, 24576, 27264, 28672, 32768}
 
+// scanAllocSize returns the heap memory an allocation of n bytes of a
+// type with pointers takes: past 512 bytes, the allocator puts an 8-byte
+// header before such an object (runtime/malloc.go, mallocgcSmallScanHeader).
+func scanAllocSize(n int) int {
+	if n > 512 {
+		n += 8
+	}
+	return allocSize(n)
+}
+
 // allocSize returns the heap memory an allocation of n bytes takes.
 func allocSize(n int) int {
 	if n <= 0 {

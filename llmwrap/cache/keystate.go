@@ -191,14 +191,15 @@ type canon struct {
 
 // keep returns st's canonical encoding as an entry keeps it: by reference
 // when byRef (the entry goes to a Memory store, which keeps it as made)
-// and st can give one, flat otherwise. It copies nothing of the request
+// and st can give one, flat otherwise; a rope's tail is taken from tails
+// (nil: none) when an equal one is there. It copies nothing of the request
 // but its header and tail (kindCore) or the header (kindSpans) when by
 // reference.
-func (st *keyState) keep(byRef bool) canon {
+func (st *keyState) keep(byRef bool, tails *tailTable) canon {
 	if byRef {
 		switch st.kind {
 		case kindCore:
-			return canon{rope: newRope(st)}
+			return canon{rope: newRope(st, tails)}
 		case kindSpans:
 			if st.shared != nil {
 				if c := newCanonShared(st, st.shared); c != nil {
@@ -250,6 +251,7 @@ func (c canon) matches(st *keyState) bool {
 type canonRope struct {
 	b     []byte // header, then tail (the copied encodings follow, past cap)
 	hdr   int    // where the tail starts in b
+	tail  []byte // when not nil, the tail, shared with other ropes (tailTable); b is then the header
 	msgs  []*msgEnc
 	arr   [24]*msgEnc // msgs of a request of few messages, in the same allocation
 	bsize int         // the size of b's allocation, copied encodings included
@@ -263,9 +265,14 @@ type ropeOwn[A any] struct {
 	encs A
 }
 
-// newRope returns st's canonical encoding as a rope, st a kindCore state.
-func newRope(st *keyState) *canonRope {
+// newRope returns st's canonical encoding as a rope, st a kindCore state,
+// its tail shared through tails (nil: copied).
+func newRope(st *keyState, tails *tailTable) *canonRope {
+	tail := tails.intern(st.buf[st.hdr:])
 	n, size := 0, len(st.buf)
+	if tail != nil {
+		size = st.hdr
+	}
 	for _, m := range st.msgs {
 		if m.tmp {
 			n++
@@ -306,10 +313,15 @@ func newRope(st *keyState) *canonRope {
 		r = &canonRope{}
 		r.rsize = int(unsafe.Sizeof(*r))
 		encs = make([]msgEnc, n)
-		r.rsize += allocSize(int(unsafe.Sizeof(msgEnc{})) * n)
+		r.rsize = scanAllocSize(r.rsize) + scanAllocSize(int(unsafe.Sizeof(msgEnc{}))*n)
 	}
 	buf := make([]byte, 0, size)
-	buf = append(buf, st.buf...)
+	if tail != nil {
+		buf = append(buf, st.buf[:st.hdr]...)
+		r.tail = tail
+	} else {
+		buf = append(buf, st.buf...)
+	}
 	r.b, r.hdr, r.bsize = buf[:len(buf):len(buf)], st.hdr, cap(buf)
 	r.msgs = append(r.arr[:0:len(r.arr)], st.msgs...)
 	k := 0
@@ -327,7 +339,8 @@ func newRope(st *keyState) *canonRope {
 
 // equalState reports whether r is the encoding of st, a kindCore state.
 func (r *canonRope) equalState(st *keyState) bool {
-	if r.hdr != st.hdr || len(r.msgs) != len(st.msgs) || !bytes.Equal(r.b, st.buf) {
+	if r.hdr != st.hdr || len(r.msgs) != len(st.msgs) || !bytes.Equal(r.b[:r.hdr], st.buf[:st.hdr]) ||
+		!bytes.Equal(r.tailBytes(), st.buf[st.hdr:]) {
 		return false
 	}
 	for i, m := range r.msgs {
@@ -350,7 +363,15 @@ func (r *canonRope) equal(flat []byte) bool {
 		}
 		flat = flat[len(m.b):]
 	}
-	return bytes.Equal(flat, r.b[r.hdr:])
+	return bytes.Equal(flat, r.tailBytes())
+}
+
+// tailBytes returns r's tail.
+func (r *canonRope) tailBytes() []byte {
+	if r.tail != nil {
+		return r.tail
+	}
+	return r.b[r.hdr:]
 }
 
 // appendTo appends the encoding r is.
@@ -359,15 +380,16 @@ func (r *canonRope) appendTo(dst []byte) []byte {
 	for _, m := range r.msgs {
 		dst = append(dst, m.b...)
 	}
-	return append(dst, r.b[r.hdr:]...)
+	return append(dst, r.tailBytes()...)
 }
 
 // size is the memory r keeps alive: itself (with its copies of scratch
 // encodings), its header and tail (with the copied bytes), its message
-// list when it did not fit in it, and each shared message's encoding
-// (counted in full although other entries may share it).
+// list when it did not fit in it, its shared tail and each shared
+// message's encoding (counted in full although other entries may share
+// them).
 func (r *canonRope) size() int {
-	n := allocSize(r.rsize) + allocSize(r.bsize)
+	n := scanAllocSize(r.rsize) + allocSize(r.bsize) + allocSize(cap(r.tail))
 	if len(r.msgs) > len(r.arr) {
 		n += allocSize(8 * cap(r.msgs))
 	}

@@ -147,7 +147,7 @@ func checkKey(t *testing.T, memo *msgMemo, scope string, req *middleware.Request
 			}
 		}
 	}
-	for _, c := range []canon{st.keep(true), st.keep(false)} {
+	for _, c := range []canon{st.keep(true, testTails), st.keep(true, nil), st.keep(false, nil)} {
 		if !c.matches(st) || !c.matches(&keyState{kind: kindFlat, buf: flat}) {
 			t.Fatal("a request does not match its own kept encoding")
 		}
@@ -166,7 +166,7 @@ func TestKeyWithTheMemoIsTheKeyWithout(t *testing.T) {
 	var keep []canon                 // entries hold the encodings the memo refers to
 	for i := range 10000 {
 		st := checkKey(t, memo, "team:"+fmt.Sprint(i%3), g.request())
-		keep = append(keep, st.keep(true))
+		keep = append(keep, st.keep(true, testTails))
 		if len(keep) > 50 {
 			keep = keep[1:]
 		}
@@ -451,7 +451,7 @@ func BenchmarkKeyAgentTurn(b *testing.B) {
 				last := &req.Messages[len(req.Messages)-1]
 				st := &keyState{}
 				keyOf(st, memo, ScopeTeamPrefix, "t", &req)
-				held := st.keep(true) // an entry of the previous turn
+				held := st.keep(true, nil) // an entry of the previous turn
 				var buf []byte
 				n := 0
 				b.ReportAllocs()
@@ -488,7 +488,7 @@ func TestRopeOwnsItsScratchEncodings(t *testing.T) {
 		keyOf(st, nil, "s", "", req)
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		r := newRope(st)
+		r := newRope(st, nil)
 		runtime.ReadMemStats(&after)
 		if got := after.TotalAlloc - before.TotalAlloc; uint64(r.size()) < got {
 			t.Errorf("%d messages: size %d, allocated %d", n, r.size(), got)

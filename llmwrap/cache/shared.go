@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // nativeKeyShared is implemented by a nativeKeySpans whose buffer holds
@@ -108,7 +111,7 @@ func newCanonShared(st *keyState, ks nativeKeyShared) *canonShared {
 		buf = append(buf, st.data[pos:e]...)
 	}
 	c.own = buf[len(c.hdr):]
-	c.size = allocSize(int(unsafe.Sizeof(*c))) + allocSize(cap(buf)) + allocSize(int(unsafe.Sizeof(sharedSeg{}))*cap(c.segs)) + shared
+	c.size = scanAllocSize(int(unsafe.Sizeof(*c))) + allocSize(cap(buf)) + scanAllocSize(int(unsafe.Sizeof(sharedSeg{}))*cap(c.segs)) + shared
 	if len(c.lens) > len(c.arr) {
 		c.size += allocSize(4 * cap(c.lens))
 	}
@@ -222,4 +225,37 @@ func (c *canonShared) equal(flat []byte) bool {
 	var scratch [256]byte
 	out := c.appendTo(scratch[:0])
 	return bytes.Equal(out, flat)
+}
+
+// tailTable shares the tails of kindCore ropes (tools, settings) between
+// the entries of requests with equal tails: an agent sends the same tools
+// with every call, often many kilobytes of JSON schemas, and each rope
+// would otherwise keep a copy of them. It is direct-mapped by the tail's
+// hash and lock-free (an atomic pointer per slot to an immutable tail); a
+// tail is shared only when its bytes are equal, and a tail no slot holds
+// any more stays alive as long as the ropes that share it.
+type tailTable struct {
+	slots [tailSlots]atomic.Pointer[[]byte]
+}
+
+const (
+	tailSlots = 256
+	// minSharedTail: a shorter tail is copied into its rope (a lookup
+	// would cost about what the copy does).
+	minSharedTail = 256
+)
+
+// intern returns a tail equal to b that ropes may share, nil when b is
+// too short to be worth sharing (or t is nil).
+func (t *tailTable) intern(b []byte) []byte {
+	if t == nil || len(b) < minSharedTail {
+		return nil
+	}
+	slot := &t.slots[xxhash.Sum64(b)%tailSlots]
+	if p := slot.Load(); p != nil && bytes.Equal(*p, b) {
+		return *p
+	}
+	c := bytes.Clone(b)
+	slot.Store(&c)
+	return c
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
+	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -201,5 +203,66 @@ func TestMissSharesTheValuesNotTheBody(t *testing.T) {
 		if len(e.shared.own) > 100 || len(e.shared.segs) != 1 || e.shared.segs[0].p != &memo[0] {
 			t.Fatalf("entry keeps %d own bytes and %d shared values, want the memo's copy and a few bytes", len(e.shared.own), len(e.shared.segs))
 		}
+	}
+}
+
+// testTails is a tail table the key tests share, so that its slots are
+// taken by the tails of many random requests in turn.
+var testTails = new(tailTable)
+
+// TestRopesShareEqualTails: the ropes of requests whose tails (tools,
+// settings) are equal share one copy of the tail, even when each request
+// encodes its tools into new memory; a tail that differs by one byte, or
+// one too short to share, is copied; every rope is still its request's
+// canonical encoding and matches only its request.
+func TestRopesShareEqualTails(t *testing.T) {
+	tails := new(tailTable)
+	tools := func(desc string) []middleware.Tool {
+		params := []byte(`{"type":"object","properties":{"host":{"type":"string","description":"` + strings.Repeat("h", 300) + `"}}}`)
+		return []middleware.Tool{{Name: "check_disk", Description: desc, Parameters: params}} // new bytes every call
+	}
+	mk := func(last, desc string, withTools bool) *middleware.Request {
+		req := &middleware.Request{Model: "m", Messages: []middleware.Message{{Role: "user", Content: last}}}
+		if withTools {
+			req.Tools = tools(desc)
+		}
+		return req
+	}
+	rope := func(req *middleware.Request) *canonRope {
+		st := statePool.Get().(*keyState)
+		defer putState(st)
+		keyOf(st, nil, "team:", "x", req)
+		r := newRope(st, tails)
+		if !r.equalState(st) || !bytes.Equal(r.appendTo(nil), AppendCanonical(nil, "team:x", req)) {
+			t.Fatal("the rope is not its request's encoding")
+		}
+		return r
+	}
+	a, b := rope(mk("a", "Runs df.", true)), rope(mk("b", "Runs df.", true))
+	if a.tail == nil || unsafe.SliceData(a.tail) != unsafe.SliceData(b.tail) {
+		t.Fatal("two ropes of equal tails do not share them")
+	}
+	c := rope(mk("c", "Runs du.", true))
+	if c.tail == nil || unsafe.SliceData(c.tail) == unsafe.SliceData(a.tail) {
+		t.Fatal("a tail that differs by one byte is shared")
+	}
+	if d := rope(mk("d", "", false)); d.tail != nil {
+		t.Fatal("a short tail is shared")
+	}
+	// Each matches its own request only.
+	for _, x := range []struct {
+		r   *canonRope
+		req *middleware.Request
+	}{{a, mk("a", "Runs df.", true)}, {c, mk("c", "Runs du.", true)}} {
+		if !x.r.equal(AppendCanonical(nil, "team:x", x.req)) {
+			t.Fatal("a rope does not equal its request")
+		}
+		other := mk(x.req.Messages[0].Content, "Runs dx.", true)
+		st := statePool.Get().(*keyState)
+		keyOf(st, nil, "team:", "x", other)
+		if x.r.equalState(st) || x.r.equal(AppendCanonical(nil, "team:x", other)) {
+			t.Fatal("a rope equals a request with other tools")
+		}
+		putState(st)
 	}
 }
