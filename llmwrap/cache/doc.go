@@ -45,11 +45,16 @@
 // A key is only a hint: every entry keeps its request's encoding and a
 // lookup is a hit only when it is equal: a hash collision costs a miss,
 // never an answer to another request (or another team). In a [Memory]
-// store an entry keeps that encoding without a copy of the request: a
-// request the OpenAI transport decoded by reference to its body
-// (immutable) and where its keyed members are in it; any other as its
-// header and tail and its messages' encodings, which the entries of an
-// agent's successive turns share. A lookup compares it piece by piece
+// store an entry keeps that encoding without a copy of the request, and
+// the entries of an agent's successive turns share what they resend, so
+// that a miss keeps alive about what is new in its request rather than
+// the whole conversation again: a request the OpenAI transport decoded as
+// pieces that refer to the transport's own copies of the messages and
+// tools it has seen (immutable, shared by every request that resends
+// them) and a copy of the rest of its keyed members (or, when it resends
+// nothing, by reference to its body); any other as its header, its tail
+// (tools and settings, shared by the entries of requests with an equal
+// tail) and its messages' encodings. A lookup compares it piece by piece
 // (a message shared by the two requests at once) or in flat form
 // ([Entry.Canonical] gives the bytes).
 //
