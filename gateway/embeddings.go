@@ -2,16 +2,18 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
-	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -24,10 +26,68 @@ func isEmbeddings(r *http.Request) bool {
 	return r.Method == http.MethodPost && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/embeddings")
 }
 
-// embeddingsBudget returns the team budget of an embeddings call (nil when
-// the team's policy has none), or refuses the call with an OpenAI-shaped
-// 429 when the team's budget is spent.
-func (s *Server) embeddingsBudget(ctx context.Context, team string) (*budget.Budget, *apiError) {
+// embeddingsTTL bounds how long a shared store holds an embeddings call's
+// reservation that is never settled (a replica that died mid-call): it is
+// then charged at its reserved amount.
+const embeddingsTTL = 15 * time.Minute
+
+// embeddingsHold is an embeddings call's reservation in its team's
+// ledger: the tokens of its input (and their price when the policy's
+// catalog prices the model), held before the call as a chat call's
+// estimate is, so that concurrent calls never spend past the budget
+// between them, and settled at the answer's usage (released when there
+// is no answer).
+type embeddingsHold struct {
+	s     *Server
+	team  string
+	model string
+	need  budget.Amount
+	hold  budget.Hold
+	once  sync.Once
+}
+
+// embeddingsRequest is what the gateway reads of an embeddings request.
+type embeddingsRequest struct {
+	Model string          `json:"model"`
+	Input json.RawMessage `json:"input"`
+}
+
+// embeddingsInputTokens counts the tokens of an embeddings input as the
+// model's encoding does: a string, an array of strings, an array of token
+// ids, or an array of arrays of them. ok is false for any other shape
+// (the upstream refuses it).
+func (s *Server) embeddingsInputTokens(model string, input json.RawMessage) (n int64, ok bool) {
+	var one string
+	if json.Unmarshal(input, &one) == nil {
+		return s.est.Text(model, one), true
+	}
+	var texts []string
+	if json.Unmarshal(input, &texts) == nil {
+		for _, t := range texts {
+			n += s.est.Text(model, t)
+		}
+		return n, true
+	}
+	var ids []int64
+	if json.Unmarshal(input, &ids) == nil {
+		return int64(len(ids)), true
+	}
+	var batches [][]int64
+	if json.Unmarshal(input, &batches) == nil {
+		for _, b := range batches {
+			n += int64(len(b))
+		}
+		return n, true
+	}
+	return 0, false
+}
+
+// reserveEmbeddings holds an embeddings call's worst case (the tokens of
+// its input, priced when the catalog knows the model: an embeddings call
+// has no output) in its team's ledger, or refuses the call with an
+// OpenAI-shaped 429 when that does not fit in what is left of the team's
+// budget; nil and no error when the team's policy has no budget.
+func (s *Server) reserveEmbeddings(ctx context.Context, team string, body []byte) (*embeddingsHold, *apiError) {
 	b, err := llmwrap.NewBudget(s.pol.Policy(team), budget.WithStore(s.budgets), budget.WithLogger(s.logger))
 	if err != nil {
 		return nil, classify(err, s.secrets...)
@@ -39,72 +99,95 @@ func (s *Server) embeddingsBudget(ctx context.Context, team string) (*budget.Bud
 	if err != nil {
 		return nil, classify(err, s.secrets...)
 	}
-	left := rem.Remaining()
-	if rem.Limit.USDMicros > 0 && left.USDMicros <= 0 || rem.Limit.Tokens > 0 && left.Tokens <= 0 {
-		return nil, &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "budget_exceeded", NoRetry: true,
+	h := &embeddingsHold{s: s, team: team}
+	var req embeddingsRequest
+	if json.Unmarshal(body, &req) == nil {
+		h.model = req.Model
+		if n, ok := s.embeddingsInputTokens(req.Model, req.Input); ok {
+			h.need.Tokens = n
+			h.need.USDMicros = s.embeddingsCost(team, req.Model, n)
+		}
+	}
+	spent := func() *apiError {
+		return &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "budget_exceeded", NoRetry: true,
 			Message: "tokenwise/gateway: the team budget of " + team + " is spent for this period (" + usd(rem.Used.USDMicros) + " USD, " + itoa(rem.Used.Tokens) + " tokens)"}
 	}
-	return b, nil
+	left := rem.Remaining()
+	if rem.Limit.USDMicros > 0 && left.USDMicros <= 0 || rem.Limit.Tokens > 0 && left.Tokens <= 0 {
+		return nil, spent()
+	}
+	h.hold, err = s.budgets.Reserve(ctx, budget.Reservation{Key: b.TeamKey(team), ID: newID("emb-"), Need: h.need,
+		Limit: rem.Limit, Window: rem.Window, Now: time.Now(), TTL: embeddingsTTL})
+	if err != nil {
+		var ee *budget.ExceededError
+		if errors.As(err, &ee) {
+			ee.Scope, ee.Model = "team:"+team, req.Model
+		}
+		return nil, classify(err, s.secrets...)
+	}
+	return h, nil
 }
 
-// chargeEmbeddings reads a successful embeddings answer's usage and model,
-// records its tokens and, when the policy's catalog prices the model, its
-// cost in the team's ledger (the one /v1/spend and the chat calls' budget
-// read, shared by the replicas), and gives the answer back unchanged.
-func (s *Server) chargeEmbeddings(resp *http.Response, b *budget.Budget, team string) error {
+// embeddingsCost is the price in micro-dollars (rounded up) of n input
+// tokens of model under team's catalog; 0 when the catalog has no price.
+func (s *Server) embeddingsCost(team, model string, n int64) int64 {
+	if spec, ok := s.pol.Policy(team).Model(model); ok && spec.HasPrice() {
+		return ceilMicro(int64(spec.Cost(policies.TokenCounts{Input: n})))
+	}
+	return 0
+}
+
+// settle settles h at actual once; later calls do nothing.
+func (h *embeddingsHold) settle(ctx context.Context, actual budget.Amount) {
+	h.once.Do(func() {
+		if _, err := h.hold.Settle(context.WithoutCancel(ctx), actual, time.Now()); err != nil {
+			h.s.logger.Warn("tokenwise/gateway: an embeddings call's spend could not be recorded", "team", h.team, "err", err)
+		}
+	})
+}
+
+// charge reads a successful embeddings answer's usage and model and
+// settles the reservation at its tokens and, when the policy's catalog
+// prices the model, their cost (in the ledger /v1/spend and the chat
+// calls' budget read, shared by the replicas); it gives the answer back
+// unchanged. An answer that is not a success releases the reservation;
+// a success without readable usage is charged what was reserved (the
+// provider billed it).
+func (h *embeddingsHold) charge(resp *http.Response) error {
+	ctx := resp.Request.Context()
 	if resp.StatusCode != http.StatusOK {
+		h.settle(ctx, budget.Amount{})
 		return nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxEmbeddingsAnswer))
 	_ = resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	if err != nil {
+		h.settle(ctx, h.need)
 		return err
 	}
 	var ans struct {
 		Model string `json:"model"`
-		Usage struct {
+		Usage *struct {
 			PromptTokens int64 `json:"prompt_tokens"`
 			TotalTokens  int64 `json:"total_tokens"`
 		} `json:"usage"`
 	}
-	if json.Unmarshal(body, &ans) != nil {
-		s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: not counted", "team", team)
+	if json.Unmarshal(body, &ans) != nil || ans.Usage == nil {
+		h.s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: charged its estimate", "team", h.team)
+		h.settle(ctx, h.need)
 		return nil
 	}
 	tok := max(ans.Usage.TotalTokens, ans.Usage.PromptTokens)
-	amount := budget.Amount{Tokens: tok}
-	if spec, ok := s.pol.Policy(team).Model(ans.Model); ok && spec.HasPrice() {
-		amount.USDMicros = ceilMicro(int64(spec.Cost(policies.TokenCounts{Input: tok})))
-	} else if tok > 0 {
-		s.logger.Warn("tokenwise/gateway: an embeddings model without a price in the catalog: its tokens are counted, not its cost", "team", team, "model", ans.Model)
+	model := cmp.Or(ans.Model, h.model)
+	amount := budget.Amount{Tokens: tok, USDMicros: h.s.embeddingsCost(h.team, model, tok)}
+	if amount.USDMicros == 0 && tok > 0 {
+		if spec, ok := h.s.pol.Policy(h.team).Model(model); !ok || !spec.HasPrice() {
+			h.s.logger.Warn("tokenwise/gateway: an embeddings model without a price in the catalog: its tokens are counted, not its cost", "team", h.team, "model", model)
+		}
 	}
-	if amount.IsZero() {
-		return nil
-	}
-	ctx := middleware.WithTeam(resp.Request.Context(), team)
-	if err := s.record(ctx, b, team, amount); err != nil {
-		// The answer is the caller's (the provider billed it): the miss
-		// is logged, the answer delivered.
-		s.logger.Warn("tokenwise/gateway: an embeddings call's spend could not be recorded", "team", team, "err", err)
-	}
+	h.settle(ctx, amount)
 	return nil
-}
-
-// record adds amount to team's ledger in its current window: a
-// reservation of nothing, settled at once at amount.
-func (s *Server) record(ctx context.Context, b *budget.Budget, team string, amount budget.Amount) error {
-	rem, err := b.Remaining(ctx, team)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	h, err := s.budgets.Reserve(ctx, budget.Reservation{Key: b.TeamKey(team), ID: newID("emb-"), Window: rem.Window, Now: now, TTL: time.Minute})
-	if err != nil {
-		return err
-	}
-	_, err = h.Settle(ctx, amount, now)
-	return err
 }
 
 // ceilMicro rounds pico-dollars up to micro-dollars, as the budget does.

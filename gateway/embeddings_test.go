@@ -2,12 +2,16 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tiktoken-go/tokenizer"
 
 	"github.com/tokenwise/tokenwise/gateway"
 )
@@ -86,5 +90,176 @@ budget:
 	}
 	if n := calls.Load(); n != 2 {
 		t.Fatalf("the upstream was reached %d times, want 2 (the refused call never reaches it)", n)
+	}
+}
+
+// embeddingsUpstream is an upstream that answers embeddings with the
+// usage the provider bills: the input's tokens counted by tiktoken-go's
+// cl100k_base (the encoding of OpenAI's embeddings models). Before it
+// answers, each call waits for release (nil: none) and reports to arrived.
+func embeddingsUpstream(t *testing.T, arrived chan<- struct{}, release <-chan struct{}, calls *atomic.Int64) *httptest.Server {
+	t.Helper()
+	codec, err := tokenizer.Get(tokenizer.Cl100kBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Model string          `json:"model"`
+			Input json.RawMessage `json:"input"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var n int
+		var text string
+		var ids [][]int
+		switch {
+		case json.Unmarshal(req.Input, &text) == nil:
+			n, _ = codec.Count(text)
+		case json.Unmarshal(req.Input, &ids) == nil:
+			for _, b := range ids {
+				n += len(b)
+			}
+		default:
+			http.Error(w, "unexpected input", http.StatusBadRequest)
+			return
+		}
+		calls.Add(1)
+		if arrived != nil {
+			arrived <- struct{}{}
+		}
+		if release != nil {
+			<-release
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":%q,"usage":{"prompt_tokens":%d,"total_tokens":%d}}`, req.Model, n, n)
+	}))
+	t.Cleanup(up.Close)
+	return up
+}
+
+// embeddingsGateway starts a gateway in front of up whose devops team has
+// a team budget of limitUSD and prices text-embedding-3-small at $0.02
+// per million input tokens.
+func embeddingsGateway(t *testing.T, up *httptest.Server, limitUSD string) *env {
+	t.Helper()
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": `version: 1
+name: devops
+models:
+  text-embedding-3-small: {provider: openai, input_per_1m: 0.02, output_per_1m: 0}
+budget:
+  team: {period: monthly, max_usd: ` + limitUSD + `}
+`,
+	}
+	t.Setenv(upstreamEnv, upstreamKey)
+	cfg, err := gateway.LoadConfig(writeFiles(t, up.URL+"/v1", pols, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	gw := httptest.NewServer(srv.Handler())
+	t.Cleanup(gw.Close)
+	return &env{url: gw.URL}
+}
+
+func (e *env) spend(t *testing.T) gateway.Spend {
+	t.Helper()
+	resp := e.do(t, "GET", "/v1/spend", devopsKey, "")
+	var s gateway.Spend
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestGatewayEmbeddingsNeverOvershootTheBudget: twenty concurrent
+// embeddings calls of 1,000 tokens ($0.00002 each) against a team budget
+// of $0.0001: each call's input is counted and reserved before it is
+// sent, so exactly five reach the upstream (whose bill, counted by
+// tiktoken-go, is what was reserved) and fifteen are refused with an
+// OpenAI-shaped 429 while the five are in flight; the team has spent
+// exactly its budget, never more.
+func TestGatewayEmbeddingsNeverOvershootTheBudget(t *testing.T) {
+	const n = 20
+	arrived, release := make(chan struct{}, n), make(chan struct{})
+	var calls atomic.Int64
+	e := embeddingsGateway(t, embeddingsUpstream(t, arrived, release, &calls), "0.0001")
+	input := strings.Repeat(" hello", 1000) // 1,000 cl100k_base tokens
+	body := `{"model":"text-embedding-3-small","input":"` + input + `"}`
+	refused := make(chan struct{}, n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/embeddings", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+devopsKey)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			var eb struct {
+				Error struct{ Code string } `json:"error"`
+			}
+			b, _ := io.ReadAll(resp.Body)
+			switch {
+			case resp.StatusCode == http.StatusTooManyRequests && json.Unmarshal(b, &eb) == nil && eb.Error.Code == "budget_exceeded":
+				refused <- struct{}{}
+				errs <- nil
+			case resp.StatusCode == http.StatusOK:
+				errs <- nil
+			default:
+				errs <- fmt.Errorf("%d %s", resp.StatusCode, b)
+			}
+		}()
+	}
+	// The upstream holds every call it gets until all twenty have either
+	// reached it or been refused: the calls in flight overlap.
+	for range n {
+		select {
+		case <-arrived:
+		case <-refused:
+		}
+	}
+	close(release)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := e.spend(t)
+	if c := calls.Load(); c != 5 || s.SpentUSD != "0.000100" || s.SpentTokens != 5000 || s.ReservedUSD != "0.000000" || s.InFlightCalls != 0 {
+		t.Fatalf("%d calls reached the upstream; spent %s USD and %d tokens, %s USD reserved by %d calls; want 5 calls, exactly the budget (0.000100 USD, 5000 tokens), nothing held",
+			c, s.SpentUSD, s.SpentTokens, s.ReservedUSD, s.InFlightCalls)
+	}
+}
+
+// TestGatewayEmbeddingsReleaseWhatTheyDoNotSpend: an embeddings call the
+// upstream refuses spends nothing and holds nothing afterwards; a call
+// whose input is token ids reserves and is charged their number.
+func TestGatewayEmbeddingsReleaseWhatTheyDoNotSpend(t *testing.T) {
+	var calls atomic.Int64
+	e := embeddingsGateway(t, embeddingsUpstream(t, nil, nil, &calls), "1")
+	resp := e.do(t, "POST", "/v1/embeddings", devopsKey, `{"model":"text-embedding-3-small","input":{"not":"an input"}}`)
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("an input the upstream refuses: %d, want its 400", resp.StatusCode)
+	}
+	if s := e.spend(t); s.SpentTokens != 0 || s.ReservedUSD != "0.000000" || s.InFlightCalls != 0 {
+		t.Fatalf("after a refused call: %+v, want nothing spent or held", s)
+	}
+	resp = e.do(t, "POST", "/v1/embeddings", devopsKey, `{"model":"text-embedding-3-small","input":[[1,2,3],[4,5]]}`)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("token ids: %d", resp.StatusCode)
+	}
+	if s := e.spend(t); s.SpentTokens != 5 || s.ReservedUSD != "0.000000" || s.InFlightCalls != 0 {
+		t.Fatalf("after a call of 5 token ids: %+v, want 5 tokens spent, nothing held", s)
 	}
 }

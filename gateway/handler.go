@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tokenwise/tokenwise/internal/redact"
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -280,19 +281,36 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	up := s.pick("")
 	start := time.Now()
 	var modify func(*http.Response) error
-	if isEmbeddings(r) {
-		b, e := s.embeddingsBudget(middleware.WithTeam(r.Context(), k.team), k.team)
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody())
+	}
+	if isEmbeddings(r) && r.Body != nil {
+		// The input is read first: its tokens are reserved in the team's
+		// budget before the call.
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			e := &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "unreadable_body", Message: "tokenwise/gateway: the request body could not be read"}
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				e = &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
+					Message: "the request body is larger than the gateway's limits.max_body"}
+			}
+			s.metrics.request(e.Code)
+			e.write(w)
+			return
+		}
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		h, e := s.reserveEmbeddings(middleware.WithTeam(r.Context(), k.team), k.team, body)
 		if e != nil {
 			s.metrics.request(e.Code)
 			e.write(w)
 			return
 		}
-		if b != nil {
-			modify = func(resp *http.Response) error { return s.chargeEmbeddings(resp, b, k.team) }
+		if h != nil {
+			// Released if no answer settled it (an upstream error).
+			defer h.settle(r.Context(), budget.Amount{})
+			modify = h.charge
 		}
-	}
-	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody())
 	}
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {

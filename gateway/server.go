@@ -48,6 +48,7 @@ type Server struct {
 	base      http.RoundTripper
 	upstreams []*upstream
 	budgets   budget.Store
+	est       *tokens.Estimator // counts embeddings inputs
 	rdb       goredis.UniversalClient
 	ownRedis  bool
 	metrics   *metrics
@@ -206,6 +207,7 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		s.budgets = budget.NewMemoryStore()
 	}
 	llmOpts = append(llmOpts, llmwrap.WithBudgetStore(s.budgets))
+	s.est = tokens.New()
 	m, err := newMetrics()
 	if err != nil {
 		s.closeRedis()

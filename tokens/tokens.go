@@ -84,6 +84,10 @@ var builtin = []modelEncoding{
 	{"gpt-4", Cl100kBase},
 	{"gpt-3.5", Cl100kBase},
 	{"gpt-35", Cl100kBase},
+	// Embeddings (tiktoken's model table): their input is counted
+	// exactly, so the gateway reserves an embeddings call's real cost.
+	{"text-embedding-3", Cl100kBase},
+	{"text-embedding-ada-002", Cl100kBase},
 }
 
 // Estimator estimates input tokens: exact for OpenAI encodings

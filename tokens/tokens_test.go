@@ -117,6 +117,8 @@ func TestEncodingTable(t *testing.T) {
 		"gpt-4": Cl100kBase, "gpt-4-turbo": Cl100kBase, "gpt-4-0613": Cl100kBase, "gpt-3.5-turbo": Cl100kBase,
 		"openai/gpt-4o": O200kBase, "ft:gpt-4o-mini:org::abc": O200kBase, "my-gpt-v2": O200kBase,
 		"claude-3-5-sonnet": "", "gemini-2.0-flash": "", "o10": "", "gpt-40": "", "": "",
+		"text-embedding-3-small": Cl100kBase, "text-embedding-3-large": Cl100kBase, "text-embedding-ada-002": Cl100kBase,
+		"text-embedding-30": "", "text-embedding-ada-003": "",
 	} {
 		if got := e.Encoding(model); got != want {
 			t.Errorf("Encoding(%q) = %q, want %q", model, got, want)
