@@ -154,11 +154,11 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		return
 	}
 	// The body is read once, by the transport (into a buffer of its
-	// length), unless the model must be known here to pick an upstream or
-	// the length is unknown (chunked).
+	// length), unless the length is unknown (chunked). The upstream of a
+	// call is that of the model the chain settles on (Server.route): the
+	// first one is only the URL the transport is handed.
 	body, size := io.Reader(r.Body), r.ContentLength
-	model := ""
-	if len(s.upstreams) > 1 || size <= 0 {
+	if size <= 0 {
 		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 		if err != nil {
 			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
@@ -168,16 +168,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 			log(slog.LevelWarn, "tokenwise/gateway: reading the request", "err", err)
 			return
 		}
-		if len(s.upstreams) > 1 {
-			var m struct {
-				Model string `json:"model"`
-			}
-			_ = json.Unmarshal(b, &m)
-			model = m.Model
-		}
 		body, size = bytes.NewReader(b), int64(len(b))
 	}
-	up := s.pick(model)
+	up := s.pick("")
 	ctx := middleware.WithTeam(r.Context(), k.team)
 	ctx = middleware.WithRun(ctx, run)
 	out, err := http.NewRequestWithContext(ctx, http.MethodPost, up.chat, body)

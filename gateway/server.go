@@ -69,10 +69,12 @@ type Server struct {
 
 type upstream struct {
 	Upstream
-	base   *url.URL
-	chat   string
-	key    string
-	models map[string]bool
+	base    *url.URL
+	chat    string
+	chatURL *url.URL    // chat, parsed
+	auth    http.Header // the credentials of a call sent here (none: Authorization removed)
+	key     string
+	models  map[string]bool
 }
 
 type keyEntry struct{ name, team string }
@@ -168,6 +170,13 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 			return nil, fmt.Errorf("tokenwise/gateway: upstream %s: %w", u.Name, err)
 		}
 		up := &upstream{Upstream: u, base: base, chat: base.String() + "/chat/completions", key: key, models: map[string]bool{}}
+		if up.chatURL, err = url.Parse(up.chat); err != nil {
+			return nil, fmt.Errorf("tokenwise/gateway: upstream %s: %w", u.Name, err)
+		}
+		up.auth = http.Header{"Authorization": nil} // no key: the default upstream's is not sent
+		if key != "" {
+			up.auth["Authorization"] = []string{"Bearer " + key}
+		}
 		for _, m := range u.Models {
 			up.models[m] = true
 		}
@@ -222,7 +231,13 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.reg = reg
-	s.tr = twopenai.NewTransport(reg.Middleware(), twopenai.WithBaseTransport(s.base))
+	trOpts := []twopenai.Option{twopenai.WithBaseTransport(s.base)}
+	if len(s.upstreams) > 1 {
+		// Each call goes to the upstream of the model the chain settled
+		// on (a fallback or a route may move it to another upstream's).
+		trOpts = append(trOpts, twopenai.WithUpstream(s.route))
+	}
+	s.tr = twopenai.NewTransport(reg.Middleware(), trOpts...)
 
 	runIdle := durationOr(cfg.Limits.RunIdle, DefaultRunIdle)
 	maxRuns := cfg.Limits.MaxRuns
@@ -432,6 +447,13 @@ func warmTokenizers(pol *policies.Registry, ups []*upstream) {
 			e.Text(m, "warm up") // an unknown encoding ("") counts with cl100k_base: loaded too
 		}
 	}
+}
+
+// route is the gateway's twopenai.WithUpstream: a call of model goes to
+// pick(model) with its key.
+func (s *Server) route(model string) (*url.URL, http.Header, bool) {
+	up := s.pick(model)
+	return up.chatURL, up.auth, true
 }
 
 // pick returns the upstream of a model.

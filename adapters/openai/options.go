@@ -2,6 +2,7 @@ package openai
 
 import (
 	"net/http"
+	"net/url"
 )
 
 // DefaultProviderName is the provider name recorded in errors and events
@@ -61,11 +62,25 @@ func WithLegacyMaxTokens() Option {
 	return optionFunc(func(c *config) { c.enc.legacyMaxTokens = true })
 }
 
+// WithUpstream sends each call a [Transport]'s chain makes to the upstream
+// that serves the model the chain settled on (after routing, a fallback or
+// a budget's downgrade) rather than to the URL of the caller's request:
+// route returns the chat completions URL of model's upstream and the
+// headers to set on the call (its credentials, e.g. Authorization; a
+// header without a value is removed, e.g. another upstream's key); ok
+// false sends it to the caller's URL with the caller's headers. route
+// must be safe for concurrent use and must not modify what it returns.
+// (The gateway, `tokenwise serve`, routes by it between its upstreams.)
+func WithUpstream(route func(model string) (u *url.URL, header http.Header, ok bool)) Option {
+	return optionFunc(func(c *config) { c.route = route })
+}
+
 type config struct {
 	base   http.RoundTripper
 	name   string
 	header http.Header
 	enc    encodeOptions
+	route  func(model string) (*url.URL, http.Header, bool)
 }
 
 func newConfig(opts []Option) config {

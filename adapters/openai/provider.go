@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,7 +113,7 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 	}
 	stream := req.Stream != nil
 	body := encodeRequestBody(req, p.cfg.enc)
-	hreq, err := p.newRequest(ctx, c, body, stream)
+	hreq, err := p.newRequest(ctx, c, body, stream, req.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +175,7 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 	return resp, nil
 }
 
-func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, stream bool) (*http.Request, error) {
+func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, stream bool, model string) (*http.Request, error) {
 	accept := "application/json"
 	if stream {
 		accept = "text/event-stream"
@@ -189,6 +191,11 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, strea
 		hreq.TransferEncoding = nil
 		hreq.Close = false
 		hreq.Header = p.upstreamHeader(c.req.Header, accept)
+		if p.cfg.route != nil {
+			if u, h, ok := p.cfg.route(model); ok {
+				routeTo(hreq, u, h)
+			}
+		}
 	} else {
 		if p.url == chatSuffix {
 			return nil, errors.New("tokenwise/openai: Provider has no base URL")
@@ -213,6 +220,34 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, strea
 		}
 	}
 	return hreq, nil
+}
+
+// routeTo sends hreq to u with the headers of h set, and those of h
+// without a value removed (WithUpstream): the URL and the header map are
+// replaced, not modified (the header map may be the caller's), and only
+// when they differ.
+func routeTo(hreq *http.Request, u *url.URL, h http.Header) {
+	if u != nil && (hreq.URL == nil || u.Scheme != hreq.URL.Scheme || u.Host != hreq.URL.Host || u.Path != hreq.URL.Path ||
+		u.RawPath != hreq.URL.RawPath || u.RawQuery != hreq.URL.RawQuery || u.User.String() != hreq.URL.User.String()) {
+		hreq.URL, hreq.Host = u, ""
+	}
+	cloned := false
+	for k, v := range h {
+		if cur, ok := hreq.Header[k]; len(v) == 0 && !ok || len(v) > 0 && slices.Equal(cur, v) {
+			continue
+		}
+		if !cloned {
+			hreq.Header, cloned = hreq.Header.Clone(), true
+			if hreq.Header == nil {
+				hreq.Header = http.Header{}
+			}
+		}
+		if len(v) == 0 {
+			delete(hreq.Header, k) // a header this upstream must not get (another's key)
+		} else {
+			hreq.Header[k] = v
+		}
+	}
 }
 
 // upstreamHeader returns the headers to send a caller's request upstream

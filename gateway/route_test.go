@@ -1,0 +1,100 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/gateway"
+)
+
+// TestGatewayFallbackGoesToTheModelsUpstream: with two upstreams, a call
+// the fallback chain moves from a model of the first upstream to a model
+// of the second is sent to the second, with the second's key: the first
+// never gets a model it does not serve, and neither upstream ever sees the
+// other's key. A call that asks for the second's model directly goes
+// there too.
+func TestGatewayFallbackGoesToTheModelsUpstream(t *testing.T) {
+	const keyB = "sk-upstream-b-99887766554433221100ffeeddcc"
+	t.Setenv(upstreamEnv, upstreamKey)
+	t.Setenv("TOKENWISE_GATEWAY_TEST_UPSTREAM_B", keyB)
+	a, b := openaitest.NewServer(t), openaitest.NewServer(t)
+	a.On(openaitest.Model("gpt-4o")).Reply(openaitest.Reply{Status: 500})
+	b.On(openaitest.Model("local-llama")).Reply(openaitest.Reply{Content: "from b"})
+	dir := t.TempDir()
+	pd := filepath.Join(dir, "policies")
+	if err := os.Mkdir(pd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pol := `version: 1
+name: devops
+models:
+  local-llama: {provider: openai, input_per_1m: 0.1, output_per_1m: 0.1}
+fallback:
+  models: [gpt-4o, local-llama]
+  retry: {max_attempts: 1}
+`
+	for name, body := range map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": pol} {
+		if err := os.WriteFile(filepath.Join(pd, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath := filepath.Join(dir, "gateway.yaml")
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
+policies: policies
+upstreams:
+  - {name: a, base_url: %s, api_key_env: %s, models: [gpt-4o]}
+  - {name: b, base_url: %s, api_key_env: TOKENWISE_GATEWAY_TEST_UPSTREAM_B, models: [local-llama]}
+keys:
+  - {name: devops-key, team: devops, sha256: %s}
+`, a.URL, upstreamEnv, b.URL, gateway.HashKey(devopsKey))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := gateway.LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gateway.New(c, gateway.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	gw := httptest.NewServer(srv.Handler())
+	defer gw.Close()
+	e := &env{url: gw.URL}
+
+	for i, model := range []string{"gpt-4o", "local-llama"} {
+		resp := e.do(t, "POST", "/v1/chat/completions", devopsKey, `{"model":"`+model+`","messages":[{"role":"user","content":"hi"}]}`)
+		var out struct {
+			Model   string `json:"model"`
+			Choices []struct {
+				Message struct{ Content string } `json:"message"`
+			} `json:"choices"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 || len(out.Choices) != 1 || out.Choices[0].Message.Content != "from b" {
+			t.Fatalf("call %d (%s): %d %+v %v, want b's answer", i, model, resp.StatusCode, out, err)
+		}
+	}
+	for _, r := range a.Requests() {
+		var req struct{ Model string }
+		_ = json.Unmarshal(r.Body, &req)
+		if req.Model != "gpt-4o" || r.Header.Get("Authorization") != "Bearer "+upstreamKey {
+			t.Fatalf("upstream a got model %q with Authorization %q", req.Model, r.Header.Get("Authorization"))
+		}
+	}
+	if a.Count() != 1 || b.Count() != 2 {
+		t.Fatalf("a got %d calls, b %d; want 1 (gpt-4o, failed) and 2 (the fallback, the direct call)", a.Count(), b.Count())
+	}
+	for _, r := range b.Requests() {
+		if r.Header.Get("Authorization") != "Bearer "+keyB || strings.Contains(fmt.Sprint(r.Header), upstreamKey) {
+			t.Fatalf("upstream b got headers %v, want its own key only", r.Header)
+		}
+	}
+}
