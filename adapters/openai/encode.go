@@ -35,19 +35,26 @@ func encodeRequestBody(req *middleware.Request, o encodeOptions) wireBody {
 	if w, ok := req.Native.(*Wire); ok && w.req != nil {
 		return patchRequest(w, req, o)
 	}
-	b := appendRequest(nil, req, o)
-	return wireBody{parts: [][]byte{b}, n: len(b)}
+	return wholeBody(appendRequest(nil, req, o))
 }
 
 // wireBody is a request body in pieces, sent one after the other.
 type wireBody struct {
-	parts [][]byte
-	n     int // the total length
+	whole []byte   // the body in one piece, when parts is nil
+	parts [][]byte // else its pieces
+	n     int      // the total length
 }
+
+// wholeBody returns the body b in one piece (with no slice of pieces to
+// allocate).
+func wholeBody(b []byte) wireBody { return wireBody{whole: b, n: len(b)} }
 
 // bytes returns the body in one slice: the only piece itself, or a copy.
 func (b wireBody) bytes() []byte {
-	if len(b.parts) == 1 {
+	switch {
+	case b.parts == nil:
+		return b.whole
+	case len(b.parts) == 1:
 		return b.parts[0]
 	}
 	out := make([]byte, 0, b.n)
@@ -66,10 +73,7 @@ const joinBelow = 3 << 10
 
 // reader returns a reader of the body.
 func (b wireBody) reader() io.Reader {
-	if len(b.parts) == 1 {
-		return bytes.NewReader(b.parts[0])
-	}
-	if b.n < joinBelow {
+	if len(b.parts) <= 1 || b.n < joinBelow {
 		return bytes.NewReader(b.bytes())
 	}
 	return &piecesReader{parts: b.parts}
@@ -212,7 +216,7 @@ func patchRequest(w *Wire, req *middleware.Request, o encodeOptions) wireBody {
 		}
 	}
 	if !changed {
-		return wireBody{parts: [][]byte{w.JSON}, n: len(w.JSON)}
+		return wholeBody(w.JSON)
 	}
 	return splicePatch(w.JSON, s, &p)
 }
