@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -166,5 +167,46 @@ func TestUnchangedRequestBodyAllocatesNothing(t *testing.T) {
 	}
 	if got := wb.bytes(); &got[0] != &body[0] || len(got) != len(body) || wb.n != len(body) {
 		t.Errorf("body %q (%d), want the caller's", got, wb.n)
+	}
+}
+
+// TestMessagesFromMemoAndFreshKeepTheirOrder: a conversation whose
+// messages come, in random order, from the memo (resent), from the memo
+// anew (first seen) and from the strict reader (too large for the memo to
+// keep, or not an object), decodes through the memo exactly as the strict
+// reader decodes it, on the first call and when resent with more messages
+// (reader.messages gathers where each message is and copies them once, in
+// order).
+func TestMessagesFromMemoAndFreshKeepTheirOrder(t *testing.T) {
+	const bound = 16 << 10
+	rng := rand.New(rand.NewPCG(29, 3))
+	fresh := 0
+	for conv := range 200 {
+		memo := newMsgMemo(256, bound)
+		var msgs []string
+		for turn := range 1 + rng.IntN(6) {
+			for range 1 + rng.IntN(4) {
+				switch rng.IntN(4) {
+				case 0: // over a sixteenth of the bound: decoded, never kept
+					msgs = append(msgs, `{"role":"tool","tool_call_id":"c`+strconv.Itoa(turn)+`","content":"`+strings.Repeat("z", bound/16+rng.IntN(100))+`"}`)
+					fresh++
+				default:
+					msgs = append(msgs, randomMessageJSON(rng))
+				}
+			}
+			body := requestBody(msgs, "")
+			got, gotErr := decodeRequestMemo(body, memo)
+			want, wantErr := decodeRequest(body)
+			decodedEqual(t, body, got, want, gotErr, wantErr)
+			if gotErr != nil {
+				t.Fatalf("conversation %d turn %d: %v", conv, turn, gotErr)
+			}
+			if len(got.Messages) != len(msgs) {
+				t.Fatalf("%d messages, want %d", len(got.Messages), len(msgs))
+			}
+		}
+	}
+	if fresh == 0 {
+		t.Fatal("no message was decoded outside the memo")
 	}
 }
