@@ -103,7 +103,12 @@ func (r *piecesReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// WriteTo writes the remaining pieces to w.
+// WriteTo writes the remaining pieces to w. net/http does not use it to
+// send a request body: HTTP/1.1 copies the body through an
+// io.LimitReader of its Content-Length (net.TCPConn.ReadFrom then copies
+// it with a buffer of min(32 KiB, the length) allocated per request, as
+// it does for the raw client's own body past the first 4 KiB), HTTP/2
+// reads it into buffers of its own; only readers such as io.Copy see it.
 func (r *piecesReader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for r.i < len(r.parts) {
