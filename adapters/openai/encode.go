@@ -281,9 +281,7 @@ func splicePatch(src []byte, s *requestSnapshot, p *patch) wireBody {
 			if emitted {
 				add(comma)
 			}
-			name := make([]byte, 0, len(fieldNames[f])+3)
-			name = append(append(append(name, '"'), fieldNames[f]...), '"', ':')
-			add(name)
+			add(memberNames[f])
 			add(p.value[f])
 			emitted = true
 		}
@@ -291,6 +289,15 @@ func splicePatch(src []byte, s *requestSnapshot, p *patch) wireBody {
 	add(closeBrace)
 	return b
 }
+
+// memberNames are the names of the fields as a member starts: "name":.
+var memberNames = func() (names [numFields][]byte) {
+	for f, n := range fieldNames {
+		name := []byte(`"` + n + `":`)
+		names[f] = name[:len(name):len(name)] // shared: never appended to
+	}
+	return names
+}()
 
 // streamOptionsWithUsage returns the request's stream_options object with
 // include_usage set to true, keeping its other members.

@@ -210,3 +210,30 @@ func TestMessagesFromMemoAndFreshKeepTheirOrder(t *testing.T) {
 		t.Fatal("no message was decoded outside the memo")
 	}
 }
+
+// TestAddedMemberNameAllocatesNothing: a member a layer adds to the body
+// (a budget's max_completion_tokens) costs its value and the slice of
+// pieces, not its name; and the body is the reference's.
+func TestAddedMemberNameAllocatesNothing(t *testing.T) {
+	body := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":0.2}`)
+	orig, err := decodeRequest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := orig.Clone()
+	req.MaxTokens = 300
+	var wb wireBody
+	allocs := testing.AllocsPerRun(100, func() { wb = encodeRequestBody(req, encodeOptions{}) })
+	if allocs > 2 { // the value "300" and the pieces
+		t.Errorf("%v allocations, want 2", allocs)
+	}
+	want := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":0.2,"max_completion_tokens":300}`
+	if got := string(wb.bytes()); got != want {
+		t.Errorf("body %s, want %s", got, want)
+	}
+	for _, p := range wb.parts {
+		if cap(p) != len(p) && len(p) > 0 && p[0] == '"' && p[len(p)-1] == ':' {
+			t.Errorf("the shared name %q can be appended to", p)
+		}
+	}
+}
