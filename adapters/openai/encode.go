@@ -35,19 +35,26 @@ func encodeRequestBody(req *middleware.Request, o encodeOptions) wireBody {
 	if w, ok := req.Native.(*Wire); ok && w.req != nil {
 		return patchRequest(w, req, o)
 	}
-	b := appendRequest(nil, req, o)
-	return wireBody{parts: [][]byte{b}, n: len(b)}
+	return wholeBody(appendRequest(nil, req, o))
 }
 
 // wireBody is a request body in pieces, sent one after the other.
 type wireBody struct {
-	parts [][]byte
-	n     int // the total length
+	whole []byte   // the body in one piece, when parts is nil
+	parts [][]byte // else its pieces
+	n     int      // the total length
 }
+
+// wholeBody returns the body b in one piece (with no slice of pieces to
+// allocate).
+func wholeBody(b []byte) wireBody { return wireBody{whole: b, n: len(b)} }
 
 // bytes returns the body in one slice: the only piece itself, or a copy.
 func (b wireBody) bytes() []byte {
-	if len(b.parts) == 1 {
+	switch {
+	case b.parts == nil:
+		return b.whole
+	case len(b.parts) == 1:
 		return b.parts[0]
 	}
 	out := make([]byte, 0, b.n)
@@ -66,10 +73,7 @@ const joinBelow = 3 << 10
 
 // reader returns a reader of the body.
 func (b wireBody) reader() io.Reader {
-	if len(b.parts) == 1 {
-		return bytes.NewReader(b.parts[0])
-	}
-	if b.n < joinBelow {
+	if len(b.parts) <= 1 || b.n < joinBelow {
 		return bytes.NewReader(b.bytes())
 	}
 	return &piecesReader{parts: b.parts}
@@ -99,7 +103,12 @@ func (r *piecesReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// WriteTo writes the remaining pieces to w.
+// WriteTo writes the remaining pieces to w. net/http does not use it to
+// send a request body: HTTP/1.1 copies the body through an
+// io.LimitReader of its Content-Length (net.TCPConn.ReadFrom then copies
+// it with a buffer of min(32 KiB, the length) allocated per request, as
+// it does for the raw client's own body past the first 4 KiB), HTTP/2
+// reads it into buffers of its own; only readers such as io.Copy see it.
 func (r *piecesReader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for r.i < len(r.parts) {
@@ -212,7 +221,7 @@ func patchRequest(w *Wire, req *middleware.Request, o encodeOptions) wireBody {
 		}
 	}
 	if !changed {
-		return wireBody{parts: [][]byte{w.JSON}, n: len(w.JSON)}
+		return wholeBody(w.JSON)
 	}
 	return splicePatch(w.JSON, s, &p)
 }
@@ -272,9 +281,7 @@ func splicePatch(src []byte, s *requestSnapshot, p *patch) wireBody {
 			if emitted {
 				add(comma)
 			}
-			name := make([]byte, 0, len(fieldNames[f])+3)
-			name = append(append(append(name, '"'), fieldNames[f]...), '"', ':')
-			add(name)
+			add(memberNames[f])
 			add(p.value[f])
 			emitted = true
 		}
@@ -282,6 +289,15 @@ func splicePatch(src []byte, s *requestSnapshot, p *patch) wireBody {
 	add(closeBrace)
 	return b
 }
+
+// memberNames are the names of the fields as a member starts: "name":.
+var memberNames = func() (names [numFields][]byte) {
+	for f, n := range fieldNames {
+		name := []byte(`"` + n + `":`)
+		names[f] = name[:len(name):len(name)] // shared: never appended to
+	}
+	return names
+}()
 
 // streamOptionsWithUsage returns the request's stream_options object with
 // include_usage set to true, keeping its other members.

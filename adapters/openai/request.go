@@ -277,25 +277,27 @@ func (r *reader) messages(s *requestSnapshot) error {
 	if err != nil || !ok {
 		return err
 	}
-	// Gathered in reused scratch space, allocated at their exact count at
-	// the end: an agent's conversation grows every turn, and appending to
-	// a slice sized for the previous turn would allocate it twice.
+	// Gathered in reused scratch space as where each message is (a memo
+	// entry, or a message decoded here), then copied once into a slice of
+	// their exact count: an agent's conversation grows every turn, and
+	// appending to a slice sized for the previous turn would allocate it
+	// twice; gathering the messages themselves first would copy each twice.
 	sc := msgScratchPool.Get().(*msgScratch)
 	defer sc.release()
-	msgs, spans, kept := sc.msgs[:0], sc.spans[:0], sc.kept[:0]
+	srcs, fresh, spans, kept := sc.srcs[:0], sc.fresh[:0], sc.spans[:0], sc.kept[:0]
 	// Keep what append grew.
-	defer func() { sc.msgs, sc.spans, sc.kept = msgs, spans, kept }()
+	defer func() { sc.srcs, sc.fresh, sc.spans, sc.kept = srcs, fresh, spans, kept }()
 	var prev *memoEntry // the memo's entry of the previous message
 	for r.more() {
 		start := r.next()
-		first := len(msgs) == 0
+		first := len(srcs) == 0
 		if r.memo != nil {
 			// The message that followed the previous one last time (the
 			// first message of the last request, for the first), when
 			// these are its bytes: no scan, no hash, one comparison.
 			if e := r.memo.next(kindMessage, prev, first); e != nil && bytes.HasPrefix(r.src[start:], e.raw) {
 				r.pos = start + len(e.raw)
-				msgs = append(msgs, e.msg)
+				srcs = append(srcs, msgSource{e: e})
 				spans = append(spans, span{start, r.pos})
 				kept = keepValue(kept, start, e)
 				prev = e
@@ -312,7 +314,7 @@ func (r *reader) messages(s *requestSnapshot) error {
 				}
 				if e != nil {
 					r.pos = end
-					msgs = append(msgs, e.msg)
+					srcs = append(srcs, msgSource{e: e})
 					spans = append(spans, span{start, end})
 					kept = keepValue(kept, start, e)
 					r.memo.link(kindMessage, prev, e, first)
@@ -324,7 +326,7 @@ func (r *reader) messages(s *requestSnapshot) error {
 		}
 		m, err := r.message()
 		if err != nil {
-			return &pathError{path: "[" + strconv.Itoa(len(msgs)) + "]", err: err}
+			return &pathError{path: "[" + strconv.Itoa(len(srcs)) + "]", err: err}
 		}
 		if r.memo != nil {
 			if hashed != r.offset() {
@@ -336,10 +338,19 @@ func (r *reader) messages(s *requestSnapshot) error {
 			kept = keepValue(kept, start, e)
 			prev = e
 		}
-		msgs = append(msgs, m)
+		fresh = append(fresh, m)
+		srcs = append(srcs, msgSource{fresh: len(fresh)})
 		spans = append(spans, span{start, r.offset()})
 	}
-	s.core.Messages = append(make([]middleware.Message, 0, len(msgs)), msgs...)
+	msgs := make([]middleware.Message, len(srcs))
+	for i, src := range srcs {
+		if src.e != nil {
+			msgs[i] = src.e.msg
+		} else {
+			msgs[i] = fresh[src.fresh-1]
+		}
+	}
+	s.core.Messages = msgs
 	s.msgSpans = append(make([]span, 0, len(spans)), spans...)
 	if len(kept) > 0 {
 		s.msgKept = append(make([]keptValue, 0, len(kept)), kept...)
@@ -367,26 +378,35 @@ func keepValue(kept []keptValue, start int, e *memoEntry) []keptValue {
 	return kept
 }
 
-// msgScratch is where reader.messages gathers a request's messages and
-// their spans before allocating them.
+// msgScratch is where reader.messages gathers where a request's messages
+// are, and their spans, before allocating them.
 type msgScratch struct {
-	msgs  []middleware.Message
+	srcs  []msgSource
+	fresh []middleware.Message // the messages decoded without the memo
 	spans []span
 	kept  []keptValue
 }
 
+// msgSource is where a message of a request is: a memo entry's message, or
+// (e nil) fresh[fresh-1].
+type msgSource struct {
+	e     *memoEntry
+	fresh int
+}
+
 var msgScratchPool = sync.Pool{New: func() any { return new(msgScratch) }}
 
-// release forgets the messages gathered (the strings they point to are
-// not kept alive by the pool) and returns the scratch space to the pool,
-// unless it grew too large to keep.
+// release forgets the messages gathered (the entries and strings they
+// point to are not kept alive by the pool) and returns the scratch space
+// to the pool, unless it grew too large to keep.
 func (sc *msgScratch) release() {
-	if cap(sc.msgs) > 1<<12 {
+	if cap(sc.srcs) > 1<<12 || cap(sc.fresh) > 1<<12 {
 		return
 	}
-	clear(sc.msgs)
+	clear(sc.srcs)
+	clear(sc.fresh)
 	clear(sc.kept)
-	sc.msgs, sc.spans, sc.kept = sc.msgs[:0], sc.spans[:0], sc.kept[:0]
+	sc.srcs, sc.fresh, sc.spans, sc.kept = sc.srcs[:0], sc.fresh[:0], sc.spans[:0], sc.kept[:0]
 	msgScratchPool.Put(sc)
 }
 

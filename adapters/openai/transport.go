@@ -97,12 +97,11 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 		// upstream behind the policy's back.
 		return refuseRequest(r, err), nil
 	}
-	c := &call{owner: t.provider, req: r}
 	snap := req.Native.(*Wire).req
 	if snap.stream {
-		return t.stream(r, c, req, snap.includeUsage)
+		return t.stream(r, req, snap.includeUsage)
 	}
-	ctx := context.WithValue(withCacheControl(r), callKey{}, c)
+	ctx, c := t.withCall(withCacheControl(r), r)
 	resp, err := middleware.SafeHandle(ctx, t.handler, req, "openai transport")
 	if err != nil {
 		return errorResponse(r, err)
@@ -116,15 +115,37 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	} else if out = storedBody(resp); out == nil {
 		out = appendResponse(nil, resp, responseMeta(resp, req.Model))
 	}
-	h := ownHeader(c.takeHeader())
+	h := jsonHeader(c.takeHeader(), len(out))
 	if resp.FromCache {
 		h.Set(CacheHeader, "hit")
 	}
-	// The two values in one allocation (h is the caller's from now on).
-	vals := []string{"application/json", strconv.Itoa(len(out))}
-	h["Content-Type"], h["Content-Length"] = vals[:1:1], vals[1:]
 	return newBytesResponse(r, http.StatusOK, h, out), nil
 }
+
+// withCall returns ctx carrying the call of r for t's provider (see
+// callKey), the two in one allocation.
+func (t *Transport) withCall(ctx context.Context, r *http.Request) (context.Context, *call) {
+	cc := &callCtx{Context: ctx}
+	cc.c.owner, cc.c.req = t.provider, r
+	return cc, &cc.c
+}
+
+// callCtx is a context carrying a call: it answers ctx.Value(callKey{}) as
+// context.WithValue(ctx, callKey{}, c) does, and is otherwise its parent
+// (deadline, cancellation, values), in one allocation with the call.
+type callCtx struct {
+	context.Context
+	c call
+}
+
+func (x *callCtx) Value(key any) any {
+	if _, ok := key.(callKey); ok {
+		return &x.c
+	}
+	return x.Context.Value(key)
+}
+
+func (x *callCtx) String() string { return "openai.call" }
 
 // withCacheControl returns r's context, carrying a no-store directive of
 // its Cache-Control header (middleware.CacheControl NoStore: neither read
@@ -259,6 +280,27 @@ func ownHeader(upstream http.Header) http.Header {
 	return upstream
 }
 
+// jsonHeader is ownHeader(upstream) with Content-Type application/json
+// and the Content-Length n: the headers of a JSON answer of n bytes. The
+// upstream's own values are kept when they say so already (an unchanged
+// answer: the provider's body, whose length the upstream sent), which
+// spares formatting the length and a slice for the two values.
+func jsonHeader(upstream http.Header, n int) http.Header {
+	var num [20]byte
+	length := strconv.AppendInt(num[:0], int64(n), 10)
+	if upstream != nil && onlyValue(upstream, "Content-Type", "application/json") && onlyValue(upstream, "Content-Length", string(length)) {
+		for _, k := range []string{"Content-Encoding", "Transfer-Encoding", "Etag", "Last-Modified"} {
+			delete(upstream, k)
+		}
+		return upstream
+	}
+	h := ownHeader(upstream)
+	// The two values in one allocation (h is the caller's from now on).
+	vals := []string{"application/json", string(length)}
+	h["Content-Type"], h["Content-Length"] = vals[:1:1], vals[1:]
+	return h
+}
+
 func newResponse(r *http.Request, status int, h http.Header, body io.ReadCloser, n int64) *http.Response {
 	resp := &http.Response{}
 	fillResponse(resp, r, status, h, body, n)
@@ -364,7 +406,7 @@ var errStreamDone = errors.New("tokenwise/openai: chunk after the end of the str
 // Close, a done request context or the end of the stream stop the
 // coroutine: a chunk waiting in the stream function returns the context's
 // error, the chain unwinds and Close returns once it has.
-func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, includeUsage bool) (*http.Response, error) {
+func (t *Transport) stream(r *http.Request, req *middleware.Request, includeUsage bool) (*http.Response, error) {
 	// A streamed hit whose stored answer is an OpenAI body is rendered
 	// here, from that body (see appendRestream), rather than replayed by
 	// the cache from the core answer: every choice, logprobs, the stored
@@ -373,7 +415,7 @@ func (t *Transport) stream(r *http.Request, c *call, req *middleware.Request, in
 	cc := middleware.CacheControlFrom(ctx)
 	cc.ReplayFormat = NativeFormat
 	ctx, cancel := context.WithCancelCause(middleware.WithCacheControl(ctx, cc))
-	ctx = context.WithValue(ctx, callKey{}, c)
+	ctx, c := t.withCall(ctx, r)
 	sw := &sseWriter{ctx: ctx, includeUsage: includeUsage, model: req.Model, more: &c.more}
 	body := &streamBody{cancel: cancel}
 	var (

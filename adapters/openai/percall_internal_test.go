@@ -1,0 +1,239 @@
+package openai
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// referenceJSONHeader is how the headers of a JSON answer were made before
+// jsonHeader kept the upstream's own values: ownHeader, then both values
+// set.
+func referenceJSONHeader(upstream http.Header, n int) http.Header {
+	h := ownHeader(upstream)
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(n)}
+	return h
+}
+
+// randomUpstreamHeader returns the headers of a random upstream answer of
+// about n bytes: each header jsonHeader looks at absent, right, wrong,
+// repeated or in another case, and others.
+func randomUpstreamHeader(rng *rand.Rand, n int) http.Header {
+	if rng.IntN(8) == 0 {
+		return nil
+	}
+	h := http.Header{}
+	pick := func(k string, right string, wrong ...string) {
+		switch rng.IntN(5) {
+		case 0: // absent
+		case 1, 2:
+			h[k] = []string{right}
+		case 3:
+			h[k] = []string{wrong[rng.IntN(len(wrong))]}
+		case 4:
+			h[k] = []string{right, right}
+		}
+	}
+	pick("Content-Type", "application/json", "application/json; charset=utf-8", "text/plain", "")
+	pick("Content-Length", strconv.Itoa(n), strconv.Itoa(n+1), "0"+strconv.Itoa(n), "", strconv.Itoa(n)+" ")
+	for _, k := range []string{"Content-Encoding", "Transfer-Encoding", "Etag", "Last-Modified", "X-Request-Id", "Openai-Processing-Ms"} {
+		if rng.IntN(2) == 0 {
+			h[k] = []string{"v" + strconv.Itoa(rng.IntN(10))}
+		}
+	}
+	if rng.IntN(4) == 0 {
+		h["content-type"] = []string{"text/html"} // not canonical: neither path reads it
+	}
+	return h
+}
+
+// TestJSONHeaderIsTheReference: for random upstream headers and lengths,
+// jsonHeader (which keeps the upstream's Content-Type and Content-Length
+// when they are already right) gives the headers the reference gives.
+func TestJSONHeaderIsTheReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 4))
+	kept := 0
+	for range 5000 {
+		n := rng.IntN(3)
+		switch rng.IntN(3) {
+		case 1:
+			n = rng.IntN(1000)
+		case 2:
+			n = rng.IntN(1 << 30)
+		}
+		up := randomUpstreamHeader(rng, n)
+		want := referenceJSONHeader(up.Clone(), n)
+		in := up.Clone()
+		got := jsonHeader(in, n)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("upstream %v, %d bytes: got %v, want %v", up, n, got, want)
+		}
+		if in != nil && reflect.ValueOf(got).Pointer() == reflect.ValueOf(in).Pointer() &&
+			len(up["Content-Length"]) == 1 {
+			kept++
+		}
+	}
+	if kept == 0 {
+		t.Error("no upstream header was kept as it was")
+	}
+}
+
+// TestJSONHeaderOfAnUnchangedAnswerAllocatesNothing: the headers of an
+// answer whose upstream already said application/json and its length
+// (the provider's body, unchanged) cost no allocation.
+func TestJSONHeaderOfAnUnchangedAnswerAllocatesNothing(t *testing.T) {
+	up := http.Header{"Content-Type": {"application/json"}, "Content-Length": {"1234"}, "Etag": {"x"}, "X-Request-Id": {"r"}}
+	allocs := testing.AllocsPerRun(100, func() {
+		up["Etag"] = up["X-Request-Id"] // put back what jsonHeader removes
+		if h := jsonHeader(up, 1234); len(h) != 3 {
+			t.Fatalf("headers %v", h)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations, want 0", allocs)
+	}
+}
+
+type ctxKey string
+
+var ctxSink context.Context
+
+// TestCallContextIsWithValue: the context withCall returns answers as
+// context.WithValue(ctx, callKey{}, c) would: the call for callKey, the
+// parent's values, deadline, cancellation and cause otherwise, also
+// through contexts derived from it; and it is one allocation.
+func TestCallContextIsWithValue(t *testing.T) {
+	tr := NewTransport(nil)
+	r, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/chat/completions", nil)
+	deadline := time.Now().Add(time.Hour)
+	parent, cancel := context.WithDeadline(context.WithValue(context.Background(), ctxKey("k"), "v"), deadline)
+	ctx, c := tr.withCall(parent, r)
+	if c.owner != tr.provider || c.req != r {
+		t.Fatalf("call of %p for %p, want %p for %p", c.owner, c.req, tr.provider, r)
+	}
+	ref := context.WithValue(parent, callKey{}, c)
+	for _, k := range []any{callKey{}, ctxKey("k"), ctxKey("absent"), nil} {
+		if got, want := ctx.Value(k), ref.Value(k); got != want {
+			t.Errorf("Value(%v) = %v, want %v", k, got, want)
+		}
+	}
+	if got, ok := ctx.Deadline(); !ok || !got.Equal(deadline) {
+		t.Errorf("Deadline() = %v, %v", got, ok)
+	}
+	child, stop := context.WithCancel(ctx)
+	defer stop()
+	if child.Value(callKey{}) != c {
+		t.Error("a derived context lost the call")
+	}
+	cause := errors.New("the caller went away")
+	cancel()
+	<-ctx.Done()
+	<-child.Done()
+	if ctx.Err() != context.Canceled || child.Err() != context.Canceled || context.Cause(child) != context.Canceled {
+		t.Errorf("errors %v, %v, cause %v", ctx.Err(), child.Err(), context.Cause(child))
+	}
+
+	p2, cancel2 := context.WithCancelCause(context.Background())
+	ctx2, _ := tr.withCall(p2, r)
+	cancel2(cause)
+	if !errors.Is(context.Cause(ctx2), cause) {
+		t.Errorf("cause %v, want %v", context.Cause(ctx2), cause)
+	}
+
+	if allocs := testing.AllocsPerRun(100, func() { ctxSink, _ = tr.withCall(parent, r) }); allocs != 1 {
+		t.Errorf("withCall: %v allocations, want 1", allocs)
+	}
+}
+
+// TestUnchangedRequestBodyAllocatesNothing: the upstream body of a
+// request no layer changed is the caller's body itself, with no pieces to
+// allocate.
+func TestUnchangedRequestBodyAllocatesNothing(t *testing.T) {
+	body := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":0.2}`)
+	req, err := decodeRequest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wb wireBody
+	if allocs := testing.AllocsPerRun(100, func() { wb = encodeRequestBody(req, encodeOptions{}) }); allocs != 0 {
+		t.Errorf("%v allocations, want 0", allocs)
+	}
+	if got := wb.bytes(); &got[0] != &body[0] || len(got) != len(body) || wb.n != len(body) {
+		t.Errorf("body %q (%d), want the caller's", got, wb.n)
+	}
+}
+
+// TestMessagesFromMemoAndFreshKeepTheirOrder: a conversation whose
+// messages come, in random order, from the memo (resent), from the memo
+// anew (first seen) and from the strict reader (too large for the memo to
+// keep, or not an object), decodes through the memo exactly as the strict
+// reader decodes it, on the first call and when resent with more messages
+// (reader.messages gathers where each message is and copies them once, in
+// order).
+func TestMessagesFromMemoAndFreshKeepTheirOrder(t *testing.T) {
+	const bound = 16 << 10
+	rng := rand.New(rand.NewPCG(29, 3))
+	fresh := 0
+	for conv := range 200 {
+		memo := newMsgMemo(256, bound)
+		var msgs []string
+		for turn := range 1 + rng.IntN(6) {
+			for range 1 + rng.IntN(4) {
+				switch rng.IntN(4) {
+				case 0: // over a sixteenth of the bound: decoded, never kept
+					msgs = append(msgs, `{"role":"tool","tool_call_id":"c`+strconv.Itoa(turn)+`","content":"`+strings.Repeat("z", bound/16+rng.IntN(100))+`"}`)
+					fresh++
+				default:
+					msgs = append(msgs, randomMessageJSON(rng))
+				}
+			}
+			body := requestBody(msgs, "")
+			got, gotErr := decodeRequestMemo(body, memo)
+			want, wantErr := decodeRequest(body)
+			decodedEqual(t, body, got, want, gotErr, wantErr)
+			if gotErr != nil {
+				t.Fatalf("conversation %d turn %d: %v", conv, turn, gotErr)
+			}
+			if len(got.Messages) != len(msgs) {
+				t.Fatalf("%d messages, want %d", len(got.Messages), len(msgs))
+			}
+		}
+	}
+	if fresh == 0 {
+		t.Fatal("no message was decoded outside the memo")
+	}
+}
+
+// TestAddedMemberNameAllocatesNothing: a member a layer adds to the body
+// (a budget's max_completion_tokens) costs its value and the slice of
+// pieces, not its name; and the body is the reference's.
+func TestAddedMemberNameAllocatesNothing(t *testing.T) {
+	body := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":0.2}`)
+	orig, err := decodeRequest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := orig.Clone()
+	req.MaxTokens = 300
+	var wb wireBody
+	allocs := testing.AllocsPerRun(100, func() { wb = encodeRequestBody(req, encodeOptions{}) })
+	if allocs > 2 { // the value "300" and the pieces
+		t.Errorf("%v allocations, want 2", allocs)
+	}
+	want := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":0.2,"max_completion_tokens":300}`
+	if got := string(wb.bytes()); got != want {
+		t.Errorf("body %s, want %s", got, want)
+	}
+	for _, p := range wb.parts {
+		if cap(p) != len(p) && len(p) > 0 && p[0] == '"' && p[len(p)-1] == ':' {
+			t.Errorf("the shared name %q can be appended to", p)
+		}
+	}
+}
