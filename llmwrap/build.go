@@ -7,7 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/sony/gobreaker/v2"
+	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/llmwrap/compact"
@@ -34,7 +34,7 @@ type options struct {
 	budgetStore    budget.Store
 	budgetOpts     []budget.Option
 	rateLimitStore ratelimit.Store
-	breakerStore   gobreaker.SharedDataStore
+	breakerStore   breaker.SharedStore
 	routeOpts      []route.Option
 	contextOpts    []compact.Option
 

@@ -1,17 +1,16 @@
 package llmwrap
 
 import (
-	"github.com/sony/gobreaker/v2"
-
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
-// WithBreakerStore shares the circuit breakers' state through st (e.g.
-// adapters/redis.NewBreakerStore), so that a breaker opened by one replica
-// is open in every replica using the same store. Default: in this process.
-func WithBreakerStore(st gobreaker.SharedDataStore) Option {
+// WithBreakerStore shares the circuit breakers' open state through st
+// (e.g. adapters/redis.NewBreakerStore), so that a breaker opened by one
+// replica is open in every replica using the same store (see
+// breaker.WithSharedStore). Default: in this process.
+func WithBreakerStore(st breaker.SharedStore) Option {
 	return func(o *options) { o.breakerStore = st }
 }
 

@@ -2,52 +2,36 @@ package redis
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/sony/gobreaker/v2"
+
+	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 )
 
-// BreakerStore is gobreaker's SharedDataStore on Redis: the state of every
-// model's circuit breaker (llmwrap/breaker with WithSharedStore, which
-// llmwrap.WithBreakerStore sets) is one Redis string, so that a breaker
-// opened by one replica is open in all of them. Lock is a lease (SET NX PX
-// with a random token, released by a compare-and-delete script), so that a
-// replica that dies holding it blocks the others for LockTTL at most.
+// BreakerStore is the circuit breakers' SharedStore on Redis
+// (llmwrap/breaker with WithSharedStore, which llmwrap.WithBreakerStore
+// sets): when a replica's breaker of a model opens, the end of its open
+// period is one Redis string, which every call of every replica reads
+// first, so that a breaker opened by one replica is open in all of them.
+// A call costs one GET and takes no lock (replicas never wait for each
+// other); an opening costs one script that keeps the later end.
 //
-// Keys: "<prefix>:breaker:<name>", where name is gobreaker's
-// ("gobreaker:state:<model>", "gobreaker:mutex:<model>"). State keys expire
-// after StateTTL without a write.
+// Keys: "<prefix>:breaker:open:<model>", holding the end of the open
+// period in Unix milliseconds, expiring at that time.
 //
 // A BreakerStore is safe for concurrent use.
 type BreakerStore struct {
 	c      goredis.UniversalClient
 	prefix string
-	tokens sync.Map // name → token of the lock this process holds
 }
 
-var _ gobreaker.SharedDataStore = (*BreakerStore)(nil)
+var _ breaker.SharedStore = (*BreakerStore)(nil)
 
-const (
-	// LockTTL is how long a breaker lock lives if its holder never releases it.
-	LockTTL = 5 * time.Second
-	// StateTTL is how long a breaker's state lives without a write.
-	StateTTL = 24 * time.Hour
-	// lockWait is how long Lock waits for a lock held by another replica
-	// before it gives up (the critical sections are a few round trips).
-	lockWait = 250 * time.Millisecond
-	// opTimeout bounds each Redis command.
-	opTimeout = 2 * time.Second
-)
-
-// ErrLockBusy is returned by Lock when another replica held the lock for
-// longer than Lock waits.
-var ErrLockBusy = errors.New("tokenwise/redis: breaker lock busy")
+// opTimeout bounds each Redis command of a BreakerStore.
+const opTimeout = 2 * time.Second
 
 // NewBreakerStore returns a BreakerStore on c whose keys start with prefix
 // ("tokenwise" when empty). The caller owns c.
@@ -58,70 +42,43 @@ func NewBreakerStore(c goredis.UniversalClient, prefix string) *BreakerStore {
 	return &BreakerStore{c: c, prefix: prefix}
 }
 
-func (s *BreakerStore) key(name string) string { return s.prefix + ":breaker:" + name }
+func (s *BreakerStore) key(model string) string { return s.prefix + ":breaker:open:" + model }
 
-var unlockScript = goredis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+// openScript sets KEYS[1] to ARGV[1] (Unix milliseconds), expiring then,
+// unless it already holds a later time.
+var openScript = goredis.NewScript(`
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local untilMs = tonumber(ARGV[1])
+if cur >= untilMs then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[1])
+return 1
 `)
 
-// Lock takes the lock name, waiting a little while another replica holds it.
-func (s *BreakerStore) Lock(name string) error {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	tok := hex.EncodeToString(b[:])
-	deadline := time.Now().Add(lockWait)
-	for wait := 200 * time.Microsecond; ; wait = min(2*wait, 10*time.Millisecond) {
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		ok, err := s.c.SetNX(ctx, s.key(name), tok, LockTTL).Result()
-		cancel()
-		if err != nil {
-			return fmt.Errorf("tokenwise/redis: breaker lock: %w", err)
-		}
-		if ok {
-			s.tokens.Store(name, tok)
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return ErrLockBusy
-		}
-		time.Sleep(wait)
-	}
-}
-
-// Unlock releases the lock name if this process holds it.
-func (s *BreakerStore) Unlock(name string) error {
-	tok, ok := s.tokens.LoadAndDelete(name)
-	if !ok {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+// OpenUntil returns until when some replica opened model's breaker (the
+// zero time when none did, or its period is over).
+func (s *BreakerStore) OpenUntil(ctx context.Context, model string) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	if err := unlockScript.Run(ctx, s.c, []string{s.key(name)}, tok).Err(); err != nil {
-		return fmt.Errorf("tokenwise/redis: breaker unlock: %w", err)
-	}
-	return nil
-}
-
-// GetData returns the state stored under name, nil when there is none.
-func (s *BreakerStore) GetData(name string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	b, err := s.c.Get(ctx, s.key(name)).Bytes()
+	ms, err := s.c.Get(ctx, s.key(model)).Int64()
 	if errors.Is(err, goredis.Nil) {
-		return nil, nil
+		return time.Time{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tokenwise/redis: breaker state: %w", err)
+		return time.Time{}, fmt.Errorf("tokenwise/redis: breaker state: %w", err)
 	}
-	return b, nil
+	return time.UnixMilli(ms), nil
 }
 
-// SetData stores the state under name.
-func (s *BreakerStore) SetData(name string, data []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+// Open records that model's breaker is open until until (rounded up to
+// the millisecond); a later end already recorded stays.
+func (s *BreakerStore) Open(ctx context.Context, model string, until time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	if err := s.c.Set(ctx, s.key(name), data, StateTTL).Err(); err != nil {
+	ms := until.UnixMilli()
+	if until.After(time.UnixMilli(ms)) {
+		ms++
+	}
+	if err := openScript.Run(ctx, s.c, []string{s.key(model)}, ms).Err(); err != nil {
 		return fmt.Errorf("tokenwise/redis: breaker state: %w", err)
 	}
 	return nil

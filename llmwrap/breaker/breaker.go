@@ -70,39 +70,51 @@ type Config struct {
 type Option func(*options)
 
 type options struct {
-	shared gobreaker.SharedDataStore
+	shared SharedStore
+}
+
+// SharedStore is where replicas share their breakers' open state (e.g.
+// adapters/redis.NewBreakerStore). Implementations must be safe for
+// concurrent use.
+type SharedStore interface {
+	// OpenUntil returns until when some replica opened model's breaker;
+	// the zero time (or a past one) when none did.
+	OpenUntil(ctx context.Context, model string) (time.Time, error)
+	// Open records that model's breaker is open until until; a later
+	// until already recorded stays.
+	Open(ctx context.Context, model string, until time.Time) error
 }
 
 // Set holds one breaker per model, created on first use. It is safe for
 // concurrent use.
 type Set struct {
 	s        Config
-	off      bool                      // trips on nothing: no layer
-	shared   gobreaker.SharedDataStore // nil: state in this process only
+	off      bool        // trips on nothing: no layer
+	shared   SharedStore // nil: state in this process only
 	mu       sync.Mutex
 	breakers map[string]*modelBreaker
 }
 
-// WithSharedStore keeps every model's breaker state in st (gobreaker's
-// SharedDataStore, e.g. adapters/redis.NewBreakerStore), so that replicas
-// sharing st share their breakers: one replica's open breaker refuses calls
-// in all of them. Each call reads and writes the shared state twice, under
-// the store's lock (before the call, to be admitted, and after, to count
-// its outcome), never holding the lock during the call itself; calls in
-// the half-open state are admitted until the first outcome arrives. When
-// the store cannot answer, the call is let through (a breaker that fails
-// open) rather than refused.
-func WithSharedStore(st gobreaker.SharedDataStore) Option {
+// WithSharedStore shares the breakers' open state through st, so that a
+// breaker one replica opens refuses calls in every replica that shares st
+// for its open period. Each replica counts the outcomes of its own calls
+// (its breaker trips on the failures it sees, by the Config's rules);
+// when one trips it records in st until when it is open, and every call
+// in every replica first reads that (one read of st, taking no lock, so
+// that replicas never wait for each other). After the open period each
+// replica admits calls by its own breaker: the one that tripped sends its
+// half-open probes. When st cannot answer, a call is judged by this
+// replica's breaker alone (the shared state fails open).
+func WithSharedStore(st SharedStore) Option {
 	return func(o *options) { o.shared = st }
 }
 
 type modelBreaker struct {
 	cb *gobreaker.TwoStepCircuitBreaker[struct{}]
 
-	// shared mode (WithSharedStore): dcb is created on first use under
-	// mu, which also serialises this process's turns on the shared state.
-	sharedMu sync.Mutex
-	dcb      *gobreaker.DistributedCircuitBreaker[struct{}]
+	// openedAt is set (unix nanoseconds) when the breaker turns open and
+	// cleared when that is recorded in the shared store.
+	openedAt atomic.Int64
 
 	mu         sync.Mutex
 	pending    []middleware.BreakerChanged // transitions not yet emitted
@@ -164,7 +176,6 @@ func (s *Set) settings(model string, b *modelBreaker) gobreaker.Settings {
 	if bucket <= 0 {
 		bucket = st.Window
 	}
-	shared := s.shared != nil
 	return gobreaker.Settings{
 		Name:         model,
 		MaxRequests:  uint32(st.HalfOpenProbes),
@@ -176,16 +187,14 @@ func (s *Set) settings(model string, b *modelBreaker) gobreaker.Settings {
 				return true
 			}
 			n := c.Requests
-			if shared {
-				// Shared mode counts each call's admission as an
-				// excluded request: count the calls with an outcome.
-				n = c.Requests - min(c.Requests, c.TotalExclusions)
-			}
 			return st.FailureRatio > 0 && n >= uint32(st.MinRequests) &&
 				float64(c.TotalFailures) >= st.FailureRatio*float64(n)
 		},
 		// Runs under gobreaker's lock: only queue the event.
 		OnStateChange: func(name string, from, to gobreaker.State) {
+			if to == gobreaker.StateOpen {
+				b.openedAt.Store(time.Now().UnixNano())
+			}
 			b.mu.Lock()
 			b.pending = append(b.pending, middleware.BreakerChanged{Model: name, From: from.String(), To: to.String()})
 			b.hasPending.Store(true)
@@ -214,78 +223,30 @@ func (b *modelBreaker) flush(ctx context.Context) {
 }
 
 // State returns the state of model's breaker: "closed", "open" or
-// "half-open" ("closed" for a model not seen yet).
+// "half-open" ("closed" for a model not seen yet); "open" too while
+// another replica's breaker of the model is open (WithSharedStore).
 func (s *Set) State(model string) string {
 	if s == nil || s.off {
 		return "closed"
 	}
-	b := s.get(model)
 	if s.shared != nil {
-		var state gobreaker.State
-		ok := b.withShared(s, model, func(dcb *gobreaker.DistributedCircuitBreaker[struct{}]) {
-			var err error
-			if state, err = dcb.State(); err != nil {
-				state = gobreaker.StateClosed
-			}
-		})
-		if ok {
-			return state.String()
+		if until, err := s.shared.OpenUntil(context.Background(), model); err == nil && time.Now().Before(until) {
+			return gobreaker.StateOpen.String()
 		}
 	}
-	return b.cb.State().String()
+	return s.get(model).cb.State().String()
 }
 
-// outerLock guards a model's shared state around gobreaker's own lock:
-// gobreaker reads the shared state before it takes its lock, which would
-// let a concurrent writer's update be overwritten.
-func outerLock(model string) string { return "tokenwise:outer:" + model }
-
-// withShared runs fn with model's distributed breaker, under this
-// process's lock of the model and the store's outer lock. It reports false
-// when the store could not be used (fn did not run).
-func (b *modelBreaker) withShared(s *Set, model string, fn func(*gobreaker.DistributedCircuitBreaker[struct{}])) bool {
-	b.sharedMu.Lock()
-	defer b.sharedMu.Unlock()
-	if err := s.shared.Lock(outerLock(model)); err != nil {
-		return false
+// publish records in the shared store that b's breaker turned open, if it
+// did since the last publish.
+func (s *Set) publish(ctx context.Context, model string, b *modelBreaker) {
+	at := b.openedAt.Swap(0)
+	if at == 0 || s.shared == nil {
+		return
 	}
-	defer func() { _ = s.shared.Unlock(outerLock(model)) }()
-	if b.dcb == nil {
-		dcb, err := gobreaker.NewDistributedCircuitBreaker[struct{}](s.shared, s.settings(model, b))
-		if err != nil {
-			return false
-		}
-		b.dcb = dcb
-	}
-	fn(b.dcb)
-	return true
-}
-
-// sharedHandle serves one call with WithSharedStore.
-func (s *Set) sharedHandle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
-	b := s.get(req.Model)
-	var refused error
-	b.withShared(s, req.Model, func(dcb *gobreaker.DistributedCircuitBreaker[struct{}]) {
-		_, err := dcb.Execute(func() (struct{}, error) { return struct{}{}, errExcluded })
-		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-			refused = err
-		}
-	})
-	b.flush(ctx)
-	if refused != nil {
-		state := "open"
-		if errors.Is(refused, gobreaker.ErrTooManyRequests) {
-			state = "half-open"
-		}
-		return nil, &OpenError{Model: req.Model, State: state}
-	}
-	resp, err := next.Handle(ctx, req)
-	outcome := judge(ctx, err)
-	b.withShared(s, req.Model, func(dcb *gobreaker.DistributedCircuitBreaker[struct{}]) {
-		_, _ = dcb.Execute(func() (struct{}, error) { return struct{}{}, outcome })
-	})
-	b.flush(ctx)
-	return resp, err
+	// The call's context may be ending with the call: the record must
+	// still be made.
+	_ = s.shared.Open(context.WithoutCancel(ctx), model, time.Unix(0, at).Add(s.s.OpenFor))
 }
 
 // Middleware returns the middleware that guards each call with the breaker
@@ -298,7 +259,11 @@ func (s *Set) Middleware() middleware.Middleware {
 	return func(next middleware.Handler) middleware.Handler {
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 			if s.shared != nil {
-				return s.sharedHandle(ctx, req, next)
+				// Another replica's open breaker; a store that cannot
+				// answer leaves the call to this replica's breaker.
+				if until, err := s.shared.OpenUntil(ctx, req.Model); err == nil && time.Now().Before(until) {
+					return nil, &OpenError{Model: req.Model, State: "open"}
+				}
 			}
 			b := s.get(req.Model)
 			done, err := b.cb.Allow()
@@ -312,6 +277,7 @@ func (s *Set) Middleware() middleware.Middleware {
 			}
 			resp, err := next.Handle(ctx, req)
 			done(judge(ctx, err))
+			s.publish(ctx, req.Model, b)
 			b.flush(ctx)
 			return resp, err
 		})

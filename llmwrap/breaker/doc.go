@@ -7,8 +7,9 @@
 // Config is plain data whose zero fields are documented defaults or "off"
 // (as gobreaker's Settings), so the layer is usable without a policy file;
 // package llmwrap maps a policy's section to it. Options are functional
-// options (as in connect-go and go-kit) for code-side dependencies (none yet
-// for this layer) only, never policy data.
+// options (as in connect-go and go-kit) for code-side dependencies (a
+// [SharedStore] through which replicas share their breakers' open state,
+// [WithSharedStore]) only, never policy data.
 //
 // A breaker trips after ConsecutiveFailures failures in a row, or when the
 // failure ratio over a rolling Window reaches FailureRatio once MinRequests

@@ -6,133 +6,145 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
-// memStore is gobreaker's SharedDataStore in memory, standing for Redis
+// memStore is a SharedStore in memory, standing for Redis
 // (adapters/redis.BreakerStore, tested against a real server there).
 type memStore struct {
-	mu     sync.Mutex
-	data   map[string][]byte
-	locked map[string]bool
-	down   bool // every call fails, like an unreachable Redis
+	mu    sync.Mutex
+	until map[string]time.Time
+	reads int
+	down  bool // every call fails, like an unreachable Redis
 }
 
-func newMemStore() *memStore {
-	return &memStore{data: map[string][]byte{}, locked: map[string]bool{}}
-}
+func newMemStore() *memStore { return &memStore{until: map[string]time.Time{}} }
 
 var errDown = errors.New("store down")
 
-func (s *memStore) Lock(name string) error {
+func (s *memStore) OpenUntil(_ context.Context, model string) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	if s.down {
+		return time.Time{}, errDown
+	}
+	return s.until[model], nil
+}
+
+func (s *memStore) Open(_ context.Context, model string, until time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.down {
 		return errDown
 	}
-	if s.locked[name] {
-		return errors.New("locked")
+	if until.After(s.until[model]) {
+		s.until[model] = until
 	}
-	s.locked[name] = true
 	return nil
 }
 
-func (s *memStore) Unlock(name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.locked, name)
-	return nil
-}
-
-func (s *memStore) GetData(name string) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.down {
-		return nil, errDown
-	}
-	return s.data[name], nil
-}
-
-func (s *memStore) SetData(name string, data []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.down {
-		return errDown
-	}
-	s.data[name] = append([]byte(nil), data...)
-	return nil
-}
-
-// Two Sets on one shared store are two replicas: failures seen by one
-// open the breaker in both; its successes count for both; a store that
-// cannot answer lets calls through.
+// Two Sets on one shared store are two replicas: the failures one replica
+// sees open its breaker, and that opens the model's breaker in the other
+// for the open period (it refuses calls without making them); each
+// replica counts its own calls; after the open period the replica that
+// tripped probes; a store that cannot answer leaves each replica to its
+// own breaker.
 func TestSharedStoreOpensEveryReplica(t *testing.T) {
-	st := newMemStore()
-	s := breaker.Config{ConsecutiveFailures: 3, FailureRatio: 0.5, MinRequests: 4}
-	a, b := mustSet(t, s, breaker.WithSharedStore(st)), mustSet(t, s, breaker.WithSharedStore(st))
-	calls := 0
-	fail := middleware.HandlerFunc(func(context.Context, *middleware.Request) (*middleware.Response, error) {
-		calls++
-		return nil, &middleware.ProviderError{Kind: middleware.ErrUnavailable, StatusCode: http.StatusServiceUnavailable}
-	})
-	ok := middleware.HandlerFunc(func(context.Context, *middleware.Request) (*middleware.Response, error) {
-		calls++
-		return &middleware.Response{Model: "m"}, nil
-	})
-	req := &middleware.Request{Model: "m"}
-	ctx := context.Background()
-	ha, hb := a.Middleware()(fail), b.Middleware()(fail)
-	// Failures alternate between the replicas: neither sees three in a
-	// row on its own, together they do.
-	for _, h := range []middleware.Handler{ha, hb, ha} {
-		if _, err := h.Handle(ctx, req); errors.Is(err, breaker.ErrOpen) {
-			t.Fatalf("refused before the breaker should open: %v", err)
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemStore()
+		cfg := breaker.Config{ConsecutiveFailures: 3, OpenFor: time.Minute}
+		a, b := mustSet(t, cfg, breaker.WithSharedStore(st)), mustSet(t, cfg, breaker.WithSharedStore(st))
+		calls := 0
+		fail := middleware.HandlerFunc(func(context.Context, *middleware.Request) (*middleware.Response, error) {
+			calls++
+			return nil, &middleware.ProviderError{Kind: middleware.ErrUnavailable, StatusCode: http.StatusServiceUnavailable}
+		})
+		ok := middleware.HandlerFunc(func(context.Context, *middleware.Request) (*middleware.Response, error) {
+			calls++
+			return &middleware.Response{Model: "m"}, nil
+		})
+		req := &middleware.Request{Model: "m"}
+		ctx := context.Background()
+		// Each replica counts its own calls: two failures in each, three
+		// in a row in neither.
+		for _, h := range []middleware.Handler{a.Middleware()(fail), b.Middleware()(fail), a.Middleware()(fail), b.Middleware()(fail)} {
+			if _, err := h.Handle(ctx, req); errors.Is(err, breaker.ErrOpen) {
+				t.Fatalf("refused before a replica saw three failures in a row: %v", err)
+			}
 		}
-	}
-	if a.State("m") != "open" || b.State("m") != "open" {
-		t.Fatalf("states %s / %s, want open in both", a.State("m"), b.State("m"))
-	}
-	before := calls
-	for _, h := range []middleware.Handler{a.Middleware()(ok), b.Middleware()(ok)} {
-		if _, err := h.Handle(ctx, req); !errors.Is(err, breaker.ErrOpen) {
-			t.Fatalf("err = %v through an open shared breaker, want ErrOpen", err)
+		if a.State("m") != "closed" || b.State("m") != "closed" {
+			t.Fatalf("states %s / %s after two failures in each, want closed", a.State("m"), b.State("m"))
 		}
-	}
-	if calls != before {
-		t.Fatalf("an open breaker let %d calls through", calls-before)
-	}
-	// Another model is not affected.
-	if _, err := a.Middleware()(ok).Handle(ctx, &middleware.Request{Model: "other"}); err != nil {
-		t.Fatalf("another model: %v", err)
-	}
-	// A store that cannot answer: the breaker fails open.
-	down := newMemStore()
-	down.down = true
-	c := mustSet(t, s, breaker.WithSharedStore(down))
-	if _, err := c.Middleware()(ok).Handle(ctx, req); err != nil {
-		t.Fatalf("with the store down: %v, want the call through", err)
-	}
-	// The failure ratio counts each call once, not its admission too:
-	// 1 failure in 4 calls and 2 in 5 keep a 0.5 breaker closed, 3 in 6
-	// open it (counted with the admissions, 3 in 12 would not).
-	st2 := newMemStore()
-	r := mustSet(t, breaker.Config{FailureRatio: 0.5, MinRequests: 4}, breaker.WithSharedStore(st2))
-	for _, h := range []middleware.Handler{r.Middleware()(ok), r.Middleware()(ok), r.Middleware()(ok), r.Middleware()(fail)} {
-		_, _ = h.Handle(ctx, req)
-	}
-	if r.State("m") != "closed" {
-		t.Fatalf("1 failure in 4 calls opened a 0.5 breaker")
-	}
-	_, _ = r.Middleware()(fail).Handle(ctx, req)
-	if r.State("m") != "closed" {
-		t.Fatalf("2 failures in 5 calls opened a 0.5 breaker")
-	}
-	_, _ = r.Middleware()(fail).Handle(ctx, req)
-	if r.State("m") != "open" {
-		t.Fatalf("3 failures in 6 calls: state %s, want open", r.State("m"))
-	}
+		// A third in a row in a: a opens, and so does b.
+		if _, err := a.Middleware()(fail).Handle(ctx, req); errors.Is(err, breaker.ErrOpen) {
+			t.Fatal(err)
+		}
+		if a.State("m") != "open" || b.State("m") != "open" {
+			t.Fatalf("states %s / %s, want open in both", a.State("m"), b.State("m"))
+		}
+		before := calls
+		for _, h := range []middleware.Handler{a.Middleware()(ok), b.Middleware()(ok)} {
+			if _, err := h.Handle(ctx, req); !errors.Is(err, breaker.ErrOpen) {
+				t.Fatalf("err = %v through an open shared breaker, want ErrOpen", err)
+			}
+		}
+		if calls != before {
+			t.Fatalf("an open breaker let %d calls through", calls-before)
+		}
+		// Another model is not affected.
+		if _, err := b.Middleware()(ok).Handle(ctx, &middleware.Request{Model: "other"}); err != nil {
+			t.Fatalf("another model: %v", err)
+		}
+		// After the open period: b calls again, a probes and closes.
+		time.Sleep(time.Minute + time.Second)
+		for name, s := range map[string]*breaker.Set{"b": b, "a": a} {
+			if _, err := s.Middleware()(ok).Handle(ctx, req); err != nil {
+				t.Fatalf("%s after the open period: %v", name, err)
+			}
+		}
+		if a.State("m") != "closed" || b.State("m") != "closed" {
+			t.Fatalf("states %s / %s after a successful probe, want closed", a.State("m"), b.State("m"))
+		}
+		// A store that cannot answer: each replica's own breaker decides.
+		down := newMemStore()
+		down.down = true
+		c := mustSet(t, cfg, breaker.WithSharedStore(down))
+		if _, err := c.Middleware()(ok).Handle(ctx, req); err != nil {
+			t.Fatalf("with the store down: %v, want the call through", err)
+		}
+		for range 3 {
+			_, _ = c.Middleware()(fail).Handle(ctx, req)
+		}
+		if _, err := c.Middleware()(ok).Handle(ctx, req); !errors.Is(err, breaker.ErrOpen) {
+			t.Fatalf("with the store down, after three failures: %v, want this replica's breaker open", err)
+		}
+	})
+}
+
+// TestSharedStoreKeepsTheLaterOpening: a replica that trips later moves
+// the shared open period on; one that trips earlier never shortens it.
+func TestSharedStoreKeepsTheLaterOpening(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemStore()
+		fail := middleware.HandlerFunc(func(context.Context, *middleware.Request) (*middleware.Response, error) {
+			return nil, &middleware.ProviderError{Kind: middleware.ErrUnavailable, StatusCode: http.StatusBadGateway}
+		})
+		long := mustSet(t, breaker.Config{ConsecutiveFailures: 1, OpenFor: 10 * time.Minute}, breaker.WithSharedStore(st))
+		short := mustSet(t, breaker.Config{ConsecutiveFailures: 1, OpenFor: time.Minute}, breaker.WithSharedStore(st))
+		req := &middleware.Request{Model: "m"}
+		_, _ = long.Middleware()(fail).Handle(context.Background(), req)
+		// short is refused by long's opening: it cannot trip, nor shorten it.
+		_, _ = short.Middleware()(fail).Handle(context.Background(), req)
+		time.Sleep(2 * time.Minute)
+		if short.State("m") != "open" {
+			t.Fatalf("2 minutes after a 10-minute opening: %s, want open", short.State("m"))
+		}
+	})
 }
 
 // mustSet is breaker.New for a Config the test knows is good.
