@@ -368,14 +368,16 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 			gwCPU/time.Duration(n), selfCPUs[0]/time.Duration(n), selfCPUs[1]/time.Duration(n))
 		b.Logf("context switches per request (wake-ups): gateway process %.2f; generator+upstream process %.2f (direct rounds), %.2f (gateway rounds)",
 			float64(gwSw)/float64(n), float64(selfSw[0])/float64(n), float64(selfSw[1])/float64(n))
+		b.Logf("connections opened during the rounds: direct rounds %d (the generator's), gateway rounds %d by the generator, %d accepted by the upstream",
+			dials[0], dials[1], upConns[1])
+		b.ReportMetric(float64(dials[1]), "gateway-client-dials")
+		b.ReportMetric(float64(upConns[1]), "gateway-upstream-dials")
 		for j, name := range []string{"direct", "gateway"} {
 			b.Logf("%s: where the requests slower than its p99 were sent: %s", name, slowBins(perRound[j], pct(all[j].sched, .99)))
 		}
 		if os.Getenv("TOKENWISE_BENCH_GATEWAY_LOGS") != "" {
 			b.Logf("the gateway process's stderr:\n%s", gw.logs.String())
 		}
-		b.Logf("connections opened during the rounds: direct rounds %d (the generator's), gateway rounds %d by the generator, %d accepted by the upstream",
-			dials[0], dials[1], upConns[1])
 	}
 }
 
