@@ -113,7 +113,16 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		r.Body = body
 		out = &r
 	}
-	if err := out.Write(pc.bw); err != nil {
+	// A body of known length is written with its headers in one write
+	// (Request.Write flushes the headers of a body it does not know to be
+	// in memory first when given a *bufio.Writer: a second write, and a
+	// second wake-up of the upstream, per call). A body of unknown length
+	// is sent chunk by chunk as net/http sends it.
+	var w io.Writer = pc.bw
+	if out.ContentLength > 0 && len(out.TransferEncoding) == 0 {
+		w = &pc.fw
+	}
+	if err := out.Write(w); err != nil {
 		if body != nil && body.err != nil {
 			err = body.err
 		}
@@ -236,6 +245,7 @@ type syncConn struct {
 	nc        net.Conn
 	br        *bufio.Reader
 	bw        *bufio.Writer
+	fw        oneWrite // bw, for a request written in one write
 	idleSince time.Time
 	closeOnce sync.Once
 }
@@ -323,7 +333,43 @@ func (t *syncTransport) dialConn(ctx context.Context, addr string) (*syncConn, e
 		}
 		return nil, fmt.Errorf("tokenwise/gateway: dial upstream: %w", err)
 	}
-	return &syncConn{nc: nc, br: bufio.NewReaderSize(nc, upstreamBufSize), bw: bufio.NewWriterSize(nc, upstreamBufSize)}, nil
+	pc := &syncConn{nc: nc, br: bufio.NewReaderSize(nc, upstreamBufSize), bw: bufio.NewWriterSize(nc, upstreamBufSize)}
+	pc.fw.bw = pc.bw
+	return pc, nil
+}
+
+// oneWrite buffers a request in its bufio.Writer without ever flushing
+// before the buffer is full: it is not a *bufio.Writer, so Request.Write
+// does not flush the headers before the body, and its ReadFrom copies the
+// body into the buffer (a *net.TCPConn's ReadFrom would write it apart).
+type oneWrite struct{ bw *bufio.Writer }
+
+func (w *oneWrite) Write(p []byte) (int, error)       { return w.bw.Write(p) }
+func (w *oneWrite) WriteString(s string) (int, error) { return w.bw.WriteString(s) }
+func (w *oneWrite) WriteByte(c byte) error            { return w.bw.WriteByte(c) }
+
+// ReadFrom reads r into the buffer, flushing it when full.
+func (w *oneWrite) ReadFrom(r io.Reader) (int64, error) {
+	var n int64
+	for {
+		if w.bw.Available() == 0 {
+			if err := w.bw.Flush(); err != nil {
+				return n, err
+			}
+		}
+		buf := w.bw.AvailableBuffer()[:w.bw.Available()]
+		m, err := r.Read(buf)
+		if m > 0 {
+			_, _ = w.bw.Write(buf[:m]) // into the buffer it was read into: no flush, no error
+			n += int64(m)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }
 
 // syncBody is an answer's body: its connection goes back to the pool once

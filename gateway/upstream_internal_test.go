@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -605,3 +606,64 @@ func TestSyncTransportReturnsBodyErrors(t *testing.T) {
 		t.Fatalf("the next call: %q", b)
 	}
 }
+
+// countingConn counts the writes on a connection.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// A request of known length goes out in one write with its headers
+// (while it fits the buffer), whatever reader its body is; one of unknown
+// length is sent chunked. The upstream receives every body whole.
+func TestSyncTransportWritesARequestOnce(t *testing.T) {
+	u, _ := tcpUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%d %v %x", len(b), r.TransferEncoding, sha(b))
+	})
+	tr := testSyncTransport(t)
+	var writes atomic.Int64
+	dial := tr.dial
+	tr.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{c, &writes}, nil
+	}
+	for _, size := range []int{1, 100, 10 << 10, 15 << 10, 100 << 10, 1 << 20} {
+		for _, known := range []bool{true, false} {
+			body := bytes.Repeat([]byte("0123456789abcdef"), size/16+1)[:size]
+			// Two pieces: a reader net/http does not know to be in memory.
+			r := io.MultiReader(bytes.NewReader(body[:size/2]), bytes.NewReader(body[size/2:]))
+			req, _ := http.NewRequest(http.MethodPost, u+"/x", r)
+			if known {
+				req.ContentLength = int64(size)
+			}
+			w0 := writes.Load()
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			te := "[]"
+			if !known {
+				te = "[chunked]"
+			}
+			if want := fmt.Sprintf("%d %s %x", size, te, sha(body)); string(got) != want {
+				t.Fatalf("%d bytes, known %v: the upstream got %q, want %q", size, known, got, want)
+			}
+			if n := writes.Load() - w0; known && n > int64(size/upstreamBufSize+1) {
+				t.Fatalf("%d bytes of known length: %d writes, want at most %d", size, n, size/upstreamBufSize+1)
+			}
+		}
+	}
+}
+
+func sha(b []byte) [32]byte { return sha256.Sum256(b) }
