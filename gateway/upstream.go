@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -150,7 +151,7 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body = b
 	if resp.ContentLength == 0 || req.Method == http.MethodHead {
 		// Nothing to read: the connection is free now.
-		b.finish(true)
+		b.release(true, io.EOF)
 	}
 	return resp, nil
 }
@@ -374,7 +375,9 @@ func (w *oneWrite) ReadFrom(r io.Reader) (int64, error) {
 
 // syncBody is an answer's body: its connection goes back to the pool once
 // the body is read to its end, and is closed when the body is closed
-// before (or its context ends).
+// before (or its context ends). Close may come from another goroutine
+// while a Read waits for the upstream: it closes the connection, which
+// ends that Read.
 type syncBody struct {
 	t     *syncTransport
 	hp    *hostPool
@@ -384,33 +387,33 @@ type syncBody struct {
 	src   io.ReadCloser
 	reuse bool
 
-	mu   sync.Mutex
-	done bool
-	// after is what a Read returns once done: io.EOF after the whole
-	// answer, errBodyClosed after Close, the context's error after it
-	// ended.
+	// released is set once the connection is given back or closed.
+	released atomic.Bool
+	mu       sync.Mutex
+	// after is what a Read returns once released: io.EOF after the
+	// whole answer, errBodyClosed after Close, the error that ended the
+	// answer otherwise.
 	after error
 }
 
-// errBodyClosed is a Read after Close.
+// errBodyClosed is a Read after (or during) Close.
 var errBodyClosed = errors.New("tokenwise/gateway: read on a closed response body")
 
 func (b *syncBody) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.done {
-		return 0, b.after
+	if b.released.Load() {
+		return 0, b.afterErr()
 	}
 	n, err := b.src.Read(p)
 	switch {
 	case err == io.EOF:
-		b.finishLocked(true)
+		b.release(true, io.EOF)
 	case err != nil:
-		b.finishLocked(false)
 		if b.ctx.Err() != nil {
 			err = b.ctx.Err()
 		}
-		b.after = err
+		if !b.release(false, err) {
+			err = b.afterErr() // closed meanwhile: the error is the close's
+		}
 	}
 	return n, err
 }
@@ -418,34 +421,33 @@ func (b *syncBody) Read(p []byte) (int, error) {
 // Close closes the body; its connection is closed unless the body was
 // read to its end.
 func (b *syncBody) Close() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.done {
-		b.finishLocked(false)
-		b.after = errBodyClosed
-	}
+	b.release(false, errBodyClosed)
 	return nil
 }
 
-func (b *syncBody) finish(eof bool) {
+func (b *syncBody) afterErr() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.finishLocked(eof)
+	return b.after
 }
 
-// finishLocked releases the connection once: to the pool after a whole
-// answer on a connection both sides keep open and nothing else buffered,
-// else closed.
-func (b *syncBody) finishLocked(eof bool) {
-	if b.done {
-		return
+// release gives the connection back once (to the pool after a whole
+// answer on a connection both sides keep open with nothing else
+// buffered, else closed) and reports whether this call did.
+func (b *syncBody) release(eof bool, after error) bool {
+	b.mu.Lock()
+	if b.released.Load() {
+		b.mu.Unlock()
+		return false
 	}
-	b.done = true
-	b.after = io.EOF
+	b.after = after
+	b.released.Store(true)
+	b.mu.Unlock()
 	stopped := b.stop()
 	if eof && stopped && b.reuse && b.pc.br.Buffered() == 0 {
 		b.hp.put(b.t, b.pc)
-		return
+		return true
 	}
 	b.pc.close()
+	return true
 }

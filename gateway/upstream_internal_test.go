@@ -728,3 +728,72 @@ func BenchmarkUpstreamTransport(b *testing.B) {
 		}
 	}
 }
+
+// Close from another goroutine ends a Read waiting for a stalled upstream
+// at once (as net/http's bodies do), and the connection is not reused.
+func TestSyncTransportCloseEndsAWaitingRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		stall := make(chan struct{})
+		var dials atomic.Int64
+		var wg sync.WaitGroup
+		tr := newSyncTransport(nil)
+		tr.dial = func(context.Context, string, string) (net.Conn, error) {
+			dials.Add(1)
+			c, s := net.Pipe()
+			wg.Go(func() {
+				defer s.Close()
+				br := bufio.NewReader(s)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if _, err := io.WriteString(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\ndata: 0\n\n\r\n"); err != nil {
+						return
+					}
+					if req.URL.Path == "/stall" {
+						<-stall
+						return
+					}
+					_, _ = io.WriteString(s, "0\r\n\r\n")
+				}
+			})
+			return c, nil
+		}
+		req, _ := http.NewRequest(http.MethodPost, "http://upstream.test/stall", strings.NewReader("{}"))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		if n, err := resp.Body.Read(buf); err != nil || string(buf[:n]) != "data: 0\n\n" {
+			t.Fatalf("%q, %v", buf[:n], err)
+		}
+		errc := make(chan error, 1)
+		go func() {
+			_, err := resp.Body.Read(buf) // waits: the upstream sends nothing more
+			errc <- err
+		}()
+		synctest.Wait() // the Read is blocked on the connection
+		_ = resp.Body.Close()
+		if err := <-errc; !errors.Is(err, errBodyClosed) {
+			t.Fatalf("the waiting Read: %v, want errBodyClosed", err)
+		}
+		req, _ = http.NewRequest(http.MethodPost, "http://upstream.test/x", strings.NewReader("{}"))
+		resp, err = tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "data: 0\n\n" {
+			t.Fatalf("next call: %q, %v", b, err)
+		}
+		_ = resp.Body.Close()
+		if n := dials.Load(); n != 2 {
+			t.Fatalf("%d connections, want 2: the closed body's connection was reused", n)
+		}
+		close(stall)
+		tr.CloseIdleConnections()
+		wg.Wait()
+	})
+}
