@@ -392,6 +392,9 @@ func (s *Server) close() {
 		}
 		_ = s.reg.Close()
 		s.closeRedis()
+		if st, ok := s.base.(*syncTransport); ok {
+			st.CloseIdleConnections() // the default transport is the Server's own
+		}
 	})
 }
 
