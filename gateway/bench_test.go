@@ -434,9 +434,21 @@ func BenchmarkGatewayRoundTrip(b *testing.B) {
 	}
 	go func() { _ = srv.Serve(l) }()
 	defer func() { _ = srv.Close() }()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-	defer client.CloseIdleConnections()
-	for _, c := range []struct{ name, url, key string }{{"direct", upURL, upstreamKey}, {"gateway", "http://" + l.Addr().String() + "/v1", devopsKey}} {
+	keepAlive := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	defer keepAlive.CloseIdleConnections()
+	// gateway-new-conn: a connection per request, as in a stall, when
+	// every waiting request dials: the gateway starts a connection
+	// goroutine (and grows its stack) for each.
+	newConn := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for _, c := range []struct {
+		name, url, key string
+		client         *http.Client
+	}{
+		{"direct", upURL, upstreamKey, keepAlive},
+		{"gateway", "http://" + l.Addr().String() + "/v1", devopsKey, keepAlive},
+		{"gateway-new-conn", "http://" + l.Addr().String() + "/v1", devopsKey, newConn},
+	} {
+		client := c.client
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
 				body := []byte(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"Pod web-` + strconv.FormatInt(benchSeq.Add(1), 10) + ` is crash-looping."}]}`)
