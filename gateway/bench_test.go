@@ -227,6 +227,28 @@ func ctxSwitches(pid int) int64 {
 	return n
 }
 
+// ioSyscalls returns the read and write system calls process pid has
+// made (syscr and syscw of /proc/<pid>/io, Linux: read, recv, write,
+// send and their kin), or -1s.
+func ioSyscalls(pid int) [2]int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		return [2]int64{-1, -1}
+	}
+	var rw [2]int64
+	for line := range strings.Lines(string(b)) {
+		k, v, _ := strings.Cut(line, ":")
+		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "syscr":
+			rw[0] = n
+		case "syscw":
+			rw[1] = n
+		}
+	}
+	return rw
+}
+
 // selfCPU returns the CPU time this process has used.
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
@@ -306,6 +328,7 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 		var selfCPUs [2]time.Duration // this process: generator and upstream
 		var selfSw [2]int64           // its context switches
 		var gwSw int64                // the gateway's, in its rounds
+		var gwRW [2]int64             // the gateway's read and write system calls, in its rounds
 		var gwCPU time.Duration
 		var dials, upConns [2]int64 // connections opened: by the generator, accepted by the upstream
 		var perRound [2][]loadRound // each round's latencies, in send order, for the time bins
@@ -318,14 +341,18 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 				t := []*loadTarget{direct, via}[j]
 				runtime.GC()
 				s0, w0 := ctxSwitches(os.Getpid()), ctxSwitches(gw.pid)
+				rw0 := ioSyscalls(gw.pid)
 				c0, g0 := selfCPU(), procCPU(gw.pid)
 				d0, u0 := t.dials.Load(), upstreamConns.Load()
 				r := load(t, rate, d)
 				c1, g1 := selfCPU(), procCPU(gw.pid)
 				s1, w1 := ctxSwitches(os.Getpid()), ctxSwitches(gw.pid)
+				rw1 := ioSyscalls(gw.pid)
 				selfSw[j] += s1 - s0
 				if j == 1 {
 					gwSw += w1 - w0
+					gwRW[0] += rw1[0] - rw0[0]
+					gwRW[1] += rw1[1] - rw0[1]
 				}
 				dials[j] += t.dials.Load() - d0
 				upConns[j] += upstreamConns.Load() - u0
@@ -366,16 +393,22 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 			pct(all[0].service, .5), pct(all[0].service, .99), pct(all[1].service, .5), pct(all[1].service, .99))
 		b.Logf("CPU per request: gateway process %v; generator+upstream process %v (direct rounds), %v (gateway rounds)",
 			gwCPU/time.Duration(n), selfCPUs[0]/time.Duration(n), selfCPUs[1]/time.Duration(n))
+		if gwRW[0] >= 0 {
+			b.ReportMetric(float64(gwRW[0])/float64(n), "gateway-reads/req")
+			b.ReportMetric(float64(gwRW[1])/float64(n), "gateway-writes/req")
+		}
 		b.Logf("context switches per request (wake-ups): gateway process %.2f; generator+upstream process %.2f (direct rounds), %.2f (gateway rounds)",
 			float64(gwSw)/float64(n), float64(selfSw[0])/float64(n), float64(selfSw[1])/float64(n))
+		b.Logf("connections opened during the rounds: direct rounds %d (the generator's), gateway rounds %d by the generator, %d accepted by the upstream",
+			dials[0], dials[1], upConns[1])
+		b.ReportMetric(float64(dials[1]), "gateway-client-dials")
+		b.ReportMetric(float64(upConns[1]), "gateway-upstream-dials")
 		for j, name := range []string{"direct", "gateway"} {
 			b.Logf("%s: where the requests slower than its p99 were sent: %s", name, slowBins(perRound[j], pct(all[j].sched, .99)))
 		}
 		if os.Getenv("TOKENWISE_BENCH_GATEWAY_LOGS") != "" {
 			b.Logf("the gateway process's stderr:\n%s", gw.logs.String())
 		}
-		b.Logf("connections opened during the rounds: direct rounds %d (the generator's), gateway rounds %d by the generator, %d accepted by the upstream",
-			dials[0], dials[1], upConns[1])
 	}
 }
 
@@ -401,9 +434,21 @@ func BenchmarkGatewayRoundTrip(b *testing.B) {
 	}
 	go func() { _ = srv.Serve(l) }()
 	defer func() { _ = srv.Close() }()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-	defer client.CloseIdleConnections()
-	for _, c := range []struct{ name, url, key string }{{"direct", upURL, upstreamKey}, {"gateway", "http://" + l.Addr().String() + "/v1", devopsKey}} {
+	keepAlive := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	defer keepAlive.CloseIdleConnections()
+	// gateway-new-conn: a connection per request, as in a stall, when
+	// every waiting request dials: the gateway starts a connection
+	// goroutine (and grows its stack) for each.
+	newConn := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for _, c := range []struct {
+		name, url, key string
+		client         *http.Client
+	}{
+		{"direct", upURL, upstreamKey, keepAlive},
+		{"gateway", "http://" + l.Addr().String() + "/v1", devopsKey, keepAlive},
+		{"gateway-new-conn", "http://" + l.Addr().String() + "/v1", devopsKey, newConn},
+	} {
+		client := c.client
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
 				body := []byte(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"Pod web-` + strconv.FormatInt(benchSeq.Add(1), 10) + ` is crash-looping."}]}`)

@@ -317,7 +317,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 				pr.Out.Header.Set("Authorization", "Bearer "+up.key)
 			}
 		},
-		Transport:      s.base,
+		Transport:      s.pass,
 		FlushInterval:  -1,
 		ModifyResponse: modify,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {

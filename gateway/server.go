@@ -42,10 +42,14 @@ type Server struct {
 
 	keys atomic.Pointer[keySet]
 
-	pol       *policies.Registry
-	reg       *llmwrap.Registry
-	tr        *twopenai.Transport
-	base      http.RoundTripper
+	pol  *policies.Registry
+	reg  *llmwrap.Registry
+	tr   *twopenai.Transport
+	base http.RoundTripper
+	// pass carries the requests passed through (any /v1/ path but chat
+	// completions): base, or the default transport's net/http Transport,
+	// which answers an upload the upstream refuses early with its answer.
+	pass      http.RoundTripper
 	upstreams []*upstream
 	budgets   budget.Store
 	est       *tokens.Estimator // counts embeddings inputs
@@ -125,8 +129,13 @@ func WithPolicyWatch(on bool) Option { return func(o *options) { o.noWatch = !on
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithBaseTransport sets the RoundTripper that carries requests to the
-// upstreams. Default: http.DefaultTransport's settings with up to
-// 2,048 idle connections per upstream
+// upstreams. Default: for chat completions to a plain-HTTP upstream, a
+// synchronous HTTP/1.1 transport (the calling goroutine writes the request
+// and reads the answer: no hand-offs to connection goroutines; at most 16
+// dials at once per upstream, calls beyond them wait for a connection
+// given back; up to 2,048 idle connections per upstream); for the rest
+// (https, a proxy from the environment, passed-through requests)
+// http.DefaultTransport's settings with as many idle connections
 // (http.DefaultTransport keeps 2, which under load makes a new connection
 // for most calls).
 func WithBaseTransport(rt http.RoundTripper) Option { return func(o *options) { o.base = rt } }
@@ -153,7 +162,10 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 	for _, opt := range opts {
 		opt(o)
 	}
-	s := &Server{cfg: cfg, logger: o.logger, base: o.base}
+	s := &Server{cfg: cfg, logger: o.logger, base: o.base, pass: o.base}
+	if st, ok := o.base.(*syncTransport); ok {
+		s.pass = st.fallback
+	}
 	if len(cfg.Upstreams) == 0 {
 		return nil, errors.New("tokenwise/gateway: no upstream")
 	}
@@ -397,6 +409,9 @@ func (s *Server) close() {
 		}
 		_ = s.reg.Close()
 		s.closeRedis()
+		if st, ok := s.base.(*syncTransport); ok {
+			st.CloseIdleConnections() // the default transport is the Server's own
+		}
 	})
 }
 
@@ -491,10 +506,13 @@ func since(t time.Time) float64 { return float64(time.Since(t).Microseconds()) /
 // IdleConnTimeout (90 s).
 const maxIdleConnsPerUpstream = 2048
 
-// defaultTransport is the transport to the upstreams.
+// defaultTransport is the transport to the upstreams: the synchronous
+// HTTP/1.1 transport for plain-HTTP upstreams (syncTransport), and
+// http.DefaultTransport's settings, with as many idle connections, for
+// the rest (https, proxies).
 func defaultTransport() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 4 * maxIdleConnsPerUpstream
 	t.MaxIdleConnsPerHost = maxIdleConnsPerUpstream
-	return t
+	return newSyncTransport(t)
 }

@@ -1,0 +1,453 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// syncTransport is the gateway's default transport to its plain-HTTP
+// upstreams: HTTP/1.1 keep-alive where the request's goroutine writes the
+// request and reads the answer itself. net/http's Transport hands every
+// request to two goroutines per connection (a write loop and a read loop)
+// and back, three wake-ups a call; under load those hand-offs and their
+// connection goroutines cost the gateway about a fifth of its CPU. The
+// request is written and the answer parsed by net/http itself
+// (Request.Write, ReadResponse): only the connection handling is this
+// file's.
+//
+// Connections are pooled per host (most recently used first, at most
+// maxIdle idle, closed after idleTimeout idle). At most maxDials dials
+// run at once per host: when a stall holds many calls back, the waiting
+// ones take the connections the finished ones give back instead of each
+// dialing its own (a dial storm, whose new connections the stall then has
+// to serve too). A context cancelled or past its deadline closes the
+// call's connection, which ends a blocked write or read at once.
+//
+// Everything it is not built for goes to fallback (net/http's Transport):
+// https (TLS, where HTTP/2 is negotiated), a proxy from the environment,
+// and protocol upgrades.
+type syncTransport struct {
+	fallback    http.RoundTripper
+	proxy       func(*http.Request) (*url.URL, error)
+	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
+	maxDials    int
+	maxIdle     int
+	idleTimeout time.Duration
+	// checkAfter is how long a connection may have been idle before it is
+	// checked for a close by the upstream (a read that does not wait)
+	// before it is used again.
+	checkAfter time.Duration
+	now        func() time.Time
+
+	mu    sync.Mutex
+	hosts map[string]*hostPool
+}
+
+// Defaults of the synchronous transport.
+const (
+	defaultMaxDials    = 16
+	defaultIdleTimeout = 90 * time.Second
+	defaultCheckAfter  = 250 * time.Millisecond
+	upstreamBufSize    = 16 << 10
+)
+
+func newSyncTransport(fallback *http.Transport) *syncTransport {
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	t := &syncTransport{
+		dial:        d.DialContext,
+		maxDials:    defaultMaxDials,
+		maxIdle:     maxIdleConnsPerUpstream,
+		idleTimeout: defaultIdleTimeout,
+		checkAfter:  defaultCheckAfter,
+		now:         time.Now,
+		hosts:       map[string]*hostPool{},
+	}
+	if fallback != nil {
+		t.fallback, t.proxy = fallback, fallback.Proxy
+	}
+	return t
+}
+
+// errUnexpectedUpgrade is a 101 answer to a request that asked for no
+// upgrade.
+var errUnexpectedUpgrade = errors.New("tokenwise/gateway: the upstream switched protocols unasked")
+
+// RoundTrip implements http.RoundTripper.
+func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !t.handles(req) {
+		return t.fallback.RoundTrip(req)
+	}
+	ctx := req.Context()
+	hp := t.host(req.URL.Host)
+	pc, err := hp.get(ctx, t)
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, pc.close)
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		pc.close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	out := req
+	var body *readErrBody
+	if req.Body != nil && req.Body != http.NoBody {
+		// A failed read of the body is returned as itself (Request.Write
+		// wraps it in a type that does not unwrap), as net/http's
+		// Transport returns it: e.g. an *http.MaxBytesError.
+		body = &readErrBody{ReadCloser: req.Body}
+		r := *req
+		r.Body = body
+		out = &r
+	}
+	// A body of known length is written with its headers in one write
+	// (Request.Write flushes the headers of a body it does not know to be
+	// in memory first when given a *bufio.Writer: a second write, and a
+	// second wake-up of the upstream, per call). A body of unknown length
+	// is sent chunk by chunk as net/http sends it.
+	var w io.Writer = pc.bw
+	if out.ContentLength > 0 && len(out.TransferEncoding) == 0 {
+		w = &pc.fw
+	}
+	if err := out.Write(w); err != nil {
+		if body != nil && body.err != nil {
+			err = body.err
+		}
+		return fail(err)
+	}
+	if err := pc.bw.Flush(); err != nil {
+		return fail(err)
+	}
+	var resp *http.Response
+	for {
+		resp, err = http.ReadResponse(pc.br, req)
+		if err != nil {
+			return fail(err)
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode < 100 {
+			break
+		}
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			return fail(errUnexpectedUpgrade)
+		}
+		// 1xx: informational, the answer follows.
+	}
+	reuse := !resp.Close && !req.Close
+	b := &syncBody{t: t, hp: hp, pc: pc, ctx: ctx, stop: stop, src: resp.Body, reuse: reuse}
+	resp.Body = b
+	if resp.ContentLength == 0 || req.Method == http.MethodHead {
+		// Nothing to read: the connection is free now.
+		b.release(true, io.EOF)
+	}
+	return resp, nil
+}
+
+// readErrBody records the error of a failed read of a request's body.
+type readErrBody struct {
+	io.ReadCloser
+	err error
+}
+
+func (b *readErrBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// handles reports whether req is for the synchronous path.
+func (t *syncTransport) handles(req *http.Request) bool {
+	if req.URL == nil || req.URL.Scheme != "http" || req.URL.Host == "" {
+		return false
+	}
+	if req.Header.Get("Upgrade") != "" || strings.Contains(strings.ToLower(req.Header.Get("Connection")), "upgrade") {
+		return false
+	}
+	if t.proxy != nil {
+		if p, err := t.proxy(req); p != nil || err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
+
+func (t *syncTransport) host(addr string) *hostPool {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr += ":80"
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	hp := t.hosts[addr]
+	if hp == nil {
+		hp = &hostPool{addr: addr, dials: make(chan struct{}, max(1, t.maxDials)), handoff: make(chan *syncConn)}
+		t.hosts[addr] = hp
+	}
+	return hp
+}
+
+// CloseIdleConnections closes the idle connections of both paths.
+func (t *syncTransport) CloseIdleConnections() {
+	t.mu.Lock()
+	pools := make([]*hostPool, 0, len(t.hosts))
+	for _, hp := range t.hosts {
+		pools = append(pools, hp)
+	}
+	t.mu.Unlock()
+	for _, hp := range pools {
+		hp.mu.Lock()
+		idle := hp.idle
+		hp.idle = nil
+		hp.mu.Unlock()
+		for _, pc := range idle {
+			pc.close()
+		}
+	}
+	if c, ok := t.fallback.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// hostPool is the connections to one host.
+type hostPool struct {
+	addr string
+	// dials holds a token for each dial running.
+	dials chan struct{}
+	// handoff passes a connection given back straight to a call waiting
+	// for one.
+	handoff chan *syncConn
+
+	mu   sync.Mutex
+	idle []*syncConn // the most recently used last
+}
+
+// syncConn is one upstream connection.
+type syncConn struct {
+	nc        net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	fw        oneWrite // bw, for a request written in one write
+	idleSince time.Time
+	closeOnce sync.Once
+}
+
+func (pc *syncConn) close() { pc.closeOnce.Do(func() { _ = pc.nc.Close() }) }
+
+// get returns an idle connection, else a new one, else (when maxDials
+// dials are running) the first connection given back or dialed.
+func (hp *hostPool) get(ctx context.Context, t *syncTransport) (*syncConn, error) {
+	for {
+		if pc := hp.popIdle(t); pc != nil {
+			return pc, nil
+		}
+		select {
+		case hp.dials <- struct{}{}:
+			pc, err := t.dialConn(ctx, hp.addr)
+			<-hp.dials
+			return pc, err
+		case pc := <-hp.handoff:
+			return pc, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// popIdle returns the most recently used idle connection that is still
+// open, closing those found closed or idle too long.
+func (hp *hostPool) popIdle(t *syncTransport) *syncConn {
+	for {
+		hp.mu.Lock()
+		n := len(hp.idle)
+		if n == 0 {
+			hp.mu.Unlock()
+			return nil
+		}
+		pc := hp.idle[n-1]
+		hp.idle[n-1] = nil
+		hp.idle = hp.idle[:n-1]
+		hp.mu.Unlock()
+		idle := t.now().Sub(pc.idleSince)
+		if idle >= t.idleTimeout || (idle >= t.checkAfter && !pc.alive()) {
+			pc.close()
+			continue
+		}
+		return pc
+	}
+}
+
+// put gives a connection back: to a call waiting for one, else to the
+// idle pool (closing it when the pool is full, and the oldest idle one
+// when it has been idle too long).
+func (hp *hostPool) put(t *syncTransport, pc *syncConn) {
+	select {
+	case hp.handoff <- pc:
+		return
+	default:
+	}
+	now := t.now()
+	pc.idleSince = now
+	var stale *syncConn
+	hp.mu.Lock()
+	if len(hp.idle) > 0 && now.Sub(hp.idle[0].idleSince) >= t.idleTimeout {
+		stale = hp.idle[0]
+		hp.idle = append(hp.idle[:0], hp.idle[1:]...)
+	}
+	full := len(hp.idle) >= t.maxIdle
+	if !full {
+		hp.idle = append(hp.idle, pc)
+	}
+	hp.mu.Unlock()
+	if stale != nil {
+		stale.close()
+	}
+	if full {
+		pc.close()
+	}
+}
+
+func (t *syncTransport) dialConn(ctx context.Context, addr string) (*syncConn, error) {
+	nc, err := t.dial(ctx, "tcp", addr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("tokenwise/gateway: dial upstream: %w", err)
+	}
+	pc := &syncConn{nc: nc, br: bufio.NewReaderSize(nc, upstreamBufSize), bw: bufio.NewWriterSize(nc, upstreamBufSize)}
+	pc.fw.bw = pc.bw
+	return pc, nil
+}
+
+// oneWrite buffers a request in its bufio.Writer without ever flushing
+// before the buffer is full: it is not a *bufio.Writer, so Request.Write
+// does not flush the headers before the body, and its ReadFrom copies the
+// body into the buffer (a *net.TCPConn's ReadFrom would write it apart).
+type oneWrite struct{ bw *bufio.Writer }
+
+func (w *oneWrite) Write(p []byte) (int, error)       { return w.bw.Write(p) }
+func (w *oneWrite) WriteString(s string) (int, error) { return w.bw.WriteString(s) }
+func (w *oneWrite) WriteByte(c byte) error            { return w.bw.WriteByte(c) }
+
+// ReadFrom reads r into the buffer, flushing it when full.
+func (w *oneWrite) ReadFrom(r io.Reader) (int64, error) {
+	var n int64
+	for {
+		if w.bw.Available() == 0 {
+			if err := w.bw.Flush(); err != nil {
+				return n, err
+			}
+		}
+		buf := w.bw.AvailableBuffer()[:w.bw.Available()]
+		m, err := r.Read(buf)
+		if m > 0 {
+			_, _ = w.bw.Write(buf[:m]) // into the buffer it was read into: no flush, no error
+			n += int64(m)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// syncBody is an answer's body: its connection goes back to the pool once
+// the body is read to its end, and is closed when the body is closed
+// before (or its context ends). Close may come from another goroutine
+// while a Read waits for the upstream: it closes the connection, which
+// ends that Read.
+type syncBody struct {
+	t     *syncTransport
+	hp    *hostPool
+	pc    *syncConn
+	ctx   context.Context
+	stop  func() bool
+	src   io.ReadCloser
+	reuse bool
+
+	// released is set once the connection is given back or closed.
+	released atomic.Bool
+	mu       sync.Mutex
+	// after is what a Read returns once released: io.EOF after the
+	// whole answer, errBodyClosed after Close, the error that ended the
+	// answer otherwise.
+	after error
+}
+
+// errBodyClosed is a Read after (or during) Close.
+var errBodyClosed = errors.New("tokenwise/gateway: read on a closed response body")
+
+func (b *syncBody) Read(p []byte) (int, error) {
+	if b.released.Load() {
+		return 0, b.afterErr()
+	}
+	n, err := b.src.Read(p)
+	switch {
+	case err == io.EOF:
+		b.release(true, io.EOF)
+	case err != nil:
+		if b.ctx.Err() != nil {
+			err = b.ctx.Err()
+		}
+		if !b.release(false, err) {
+			err = b.afterErr() // closed meanwhile: the error is the close's
+		}
+	}
+	return n, err
+}
+
+// Close closes the body; its connection is closed unless the body was
+// read to its end.
+func (b *syncBody) Close() error {
+	b.release(false, errBodyClosed)
+	return nil
+}
+
+func (b *syncBody) afterErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.after
+}
+
+// release gives the connection back once (to the pool after a whole
+// answer on a connection both sides keep open with nothing else
+// buffered, else closed) and reports whether this call did.
+func (b *syncBody) release(eof bool, after error) bool {
+	b.mu.Lock()
+	if b.released.Load() {
+		b.mu.Unlock()
+		return false
+	}
+	b.after = after
+	b.released.Store(true)
+	b.mu.Unlock()
+	stopped := b.stop()
+	if eof && stopped && b.reuse && b.pc.br.Buffered() == 0 {
+		b.hp.put(b.t, b.pc)
+		return true
+	}
+	b.pc.close()
+	return true
+}
