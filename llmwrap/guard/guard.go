@@ -92,6 +92,8 @@ func (g *Guard) Middleware() middleware.Middleware {
 	if l.MaxCalls <= 0 && l.RunTimeout <= 0 {
 		return nil
 	}
+	// DeadlineErrors are immutable: one serves every call.
+	cause := &middleware.DeadlineError{Cause: ErrRunDeadline, Limit: l.RunTimeout}
 	return func(next middleware.Handler) middleware.Handler {
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 			run := middleware.RunFrom(ctx)
@@ -110,7 +112,6 @@ func (g *Guard) Middleware() middleware.Middleware {
 			if l.RunTimeout <= 0 {
 				return next.Handle(ctx, req)
 			}
-			cause := &middleware.DeadlineError{Cause: ErrRunDeadline, Limit: l.RunTimeout}
 			if ctx.Err() == nil && !time.Now().Before(run.Started().Add(l.RunTimeout)) {
 				return nil, cause
 			}
