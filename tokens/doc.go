@@ -62,7 +62,8 @@
 // keeps its strings alive, so an address cannot be reused for other bytes
 // while it exists): an agent conversation that re-sends its old messages
 // and adds one costs a few nanoseconds per old message, whatever its size,
-// and tokenising only the new one. Messages with binary parts, and old
+// and tokenising only the new one (a message enters the identity table
+// when it is sent the second time, found by its content hash then). Messages with binary parts, and old
 // messages rebuilt as new strings, are found by the content hash instead.
 // (The OpenAI transport decodes a resent message to the same strings as
 // the previous call, so its old messages take the identity path.) [ForCall] memoises the whole count once per

@@ -38,7 +38,11 @@ import (
 // (maxIdentityBytes; messages over a sixteenth of that are never kept, and
 // a full table forgets entries in slot order). A full bucket gives up the
 // slot a shared clock points at. A miss falls back to the memo keyed by a
-// hash of the content, so forgetting costs one hash.
+// hash of the content, so forgetting costs one hash. A message gets an
+// entry on its second sight (a content memo hit), not its first: most
+// messages seen once are never sent again (a one-shot call's question, a
+// request whose last turn is new every time), and their entries would
+// only cost an allocation and push live entries out of their buckets.
 
 // maxIdentityBytes bounds the string bytes the identity table keeps alive.
 const maxIdentityBytes = 64 << 20

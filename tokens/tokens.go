@@ -326,26 +326,34 @@ func (e *Estimator) message(variant uint64, enc string, c tokenizer.Codec, legac
 		return e.countMessage(c, legacy, m)
 	}
 	if !cand.ok {
-		return e.messageByContent(enc, c, legacy, m)
+		n, _ := e.messageByContent(enc, c, legacy, m)
+		return n
 	}
 	if v, ok := cand.get(variant, m); ok {
 		return v
 	}
-	v := e.messageByContent(enc, c, legacy, m)
-	e.ids.put(cand.h, variant, m, v)
+	v, seen := e.messageByContent(enc, c, legacy, m)
+	if seen {
+		// Kept by identity from its second sight on: a message seen once
+		// (the last turn of a one-shot call, a request's new question) is
+		// not worth an entry, which would cost an allocation and push a
+		// live message out of its bucket. A re-sent message takes one hash
+		// more, once.
+		e.ids.put(cand.h, variant, m, v)
+	}
 	return v
 }
 
 // messageByContent returns the count of m from the memo keyed by a hash of
-// its content, counting it on a miss.
-func (e *Estimator) messageByContent(enc string, c tokenizer.Codec, legacy bool, m *middleware.Message) int64 {
+// its content, counting it on a miss; seen reports a memo hit.
+func (e *Estimator) messageByContent(enc string, c tokenizer.Codec, legacy bool, m *middleware.Message) (n int64, seen bool) {
 	k := e.hashMessage(enc, legacy, m)
 	if v, ok := e.memo.Get(k); ok {
-		return v
+		return v, true
 	}
 	v := e.countMessage(c, legacy, m)
 	e.memo.Add(k, v)
-	return v
+	return v, false
 }
 
 func (e *Estimator) countMessage(c tokenizer.Codec, legacy bool, m *middleware.Message) int64 {
