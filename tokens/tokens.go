@@ -282,7 +282,7 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	mi := e.model(model)
 	enc := mi.Encoding
 	c := e.codec(enc)
-	legacy := strings.HasPrefix(strings.ToLower(model), "gpt-3.5-turbo-0301")
+	legacy := legacyModel(model)
 	variant := variantOf(enc, legacy)
 	var n int64
 	for base := 0; base < len(req.Messages); base += idBatch {
@@ -318,6 +318,13 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 		return n + otherReply
 	}
 	return n + replyPriming
+}
+
+// legacyModel reports whether model counts messages as gpt-3.5-turbo-0301
+// does (its name's prefix, in any case; no copy of the name).
+func legacyModel(model string) bool {
+	const legacy = "gpt-3.5-turbo-0301"
+	return len(model) >= len(legacy) && strings.EqualFold(model[:len(legacy)], legacy)
 }
 
 // message returns the count of m, cand its identity table candidate.
@@ -541,28 +548,13 @@ func nested(raw json.RawMessage) bool {
 	return false
 }
 
-// forCallKey identifies what a count depends on: the estimator, the
-// encoding (models that share one share counts; unknown models count by
-// name) and the identity of the message and tool slices. A router that only
-// changes the model clones the request but keeps its slices, so its count
-// is reused; a layer that rewrites the messages gets a fresh count.
-type forCallKey struct {
-	e      *Estimator
-	enc    string
-	img    [2]int64 // the model's image rule
-	legacy bool
-	msgs   *middleware.Message
-	n      int
-	tools  *middleware.Tool
-	nt     int
-}
-
 // ForCall returns e.Request(model, req) computed at most once per call: the
-// count is memoised in the call's [middleware.CallInfo] under a key of the
-// model's encoding and the identity of the request's message and tool
-// slices, so that a clone that only changed the model reuses the count and
-// a layer that rewrote the messages gets a fresh one. Outside an
-// instrumented call it just computes the count.
+// count is memoised in the call's [middleware.CallInfo] (see
+// [middleware.CallInfo.Estimate]) under a key of the model's encoding and
+// image rule and the identity of the request's message and tool slices, so
+// that a clone that only changed the model reuses the count and a layer
+// that rewrote the messages gets a fresh one. Outside an instrumented call
+// it just computes the count.
 func ForCall(ctx context.Context, e *Estimator, model string, req *middleware.Request) int64 {
 	ci := middleware.CallInfoFrom(ctx)
 	if ci == nil {
@@ -571,13 +563,15 @@ func ForCall(ctx context.Context, e *Estimator, model string, req *middleware.Re
 	// Unknown models share the conservative count, which does not depend on
 	// the model's name; gpt-3.5-turbo-0301 counts messages differently.
 	mi := e.model(model)
-	k := forCallKey{e: e, enc: mi.Encoding, img: [2]int64{mi.ImageLow, mi.ImageHigh}, n: len(req.Messages), nt: len(req.Tools),
-		legacy: strings.HasPrefix(strings.ToLower(model), "gpt-3.5-turbo-0301")}
+	k := middleware.EstimateKey{Estimator: e, Encoding: mi.Encoding, Rule: [3]int64{mi.ImageLow, mi.ImageHigh}, N: len(req.Messages), NT: len(req.Tools)}
+	if legacyModel(model) {
+		k.Rule[2] = 1
+	}
 	if len(req.Messages) > 0 {
-		k.msgs = &req.Messages[0]
+		k.Messages = &req.Messages[0]
 	}
 	if len(req.Tools) > 0 {
-		k.tools = &req.Tools[0]
+		k.Tools = &req.Tools[0]
 	}
-	return middleware.CallMemo(ci, k, func() int64 { return e.Request(model, req) })
+	return ci.Estimate(k, func() int64 { return e.Request(model, req) })
 }
