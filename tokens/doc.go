@@ -65,6 +65,12 @@
 // and tokenising only the new one (a message enters the identity table
 // when it is sent the second time, found by its content hash then). Messages with binary parts, and old
 // messages rebuilt as new strings, are found by the content hash instead.
+// In front of both, a conversation table keeps, per conversation (found by
+// the identity of its first two messages), the strings of its messages in
+// order with the count of every prefix: a re-sent conversation is compared
+// with one entry read in order instead of one table lookup per message
+// (two cache misses each when many conversations are in flight); a turn
+// adds one entry sharing the previous one's prefix.
 // (The OpenAI transport decodes a resent message to the same strings as
 // the previous call, so its old messages take the identity path.) [ForCall] memoises the whole count once per
 // call (and per model and request), so that the router, the compaction layer

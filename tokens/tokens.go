@@ -96,7 +96,8 @@ type Estimator struct {
 	models    ModelFunc
 	seed1     maphash.Seed
 	memo      *countMemo
-	ids       *idTable // identity fast path in front of memo; nil when memo is
+	ids       *idTable   // identity fast path in front of memo; nil when memo is
+	convs     *convTable // conversation fast path in front of ids; nil when memo is
 	codecs    *codecs
 }
 
@@ -126,6 +127,8 @@ func New(opts ...Option) *Estimator {
 		// between two calls (a slot is 16 bytes; the bytes the entries
 		// keep alive are bounded apart).
 		e.ids = newIDTable(4*c.cacheSize, maxIdentityBytes)
+		// A slot per conversation in flight, four per bucket.
+		e.convs = newConvTable(c.cacheSize/4, maxIdentityBytes)
 	}
 	return e
 }
@@ -285,8 +288,35 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	legacy := legacyModel(model)
 	variant := variantOf(enc, legacy)
 	var n int64
-	for base := 0; base < len(req.Messages); base += idBatch {
-		msgs := req.Messages[base:min(base+idBatch, len(req.Messages))]
+	all := req.Messages
+	// The conversation table first: the messages it holds, from the first,
+	// are counted; the others take the per-message path below.
+	start, prevN := 0, int64(0)
+	var prev, next *convEntry
+	tried := false
+	var ck uint64
+	conv := false
+	if e.convs != nil && len(all) >= minConvMessages {
+		ck, conv = convKey(variant, all)
+		if conv {
+			prev, start, prevN = e.convs.lookup(ck, variant, all)
+			n = prevN
+			for i := range start {
+				n += imageTokens(mi, &all[i])
+			}
+		}
+	}
+	// mc is the count of messages 0..i, images aside; held ends the
+	// messages the next conversation entry holds (at the first without
+	// an identity: binary parts).
+	mc, held := prevN, start
+	if conv {
+		for held < len(all) && !hasData(&all[held]) {
+			held++
+		}
+	}
+	for base := start; base < len(all); base += idBatch {
+		msgs := all[base:min(base+idBatch, len(all))]
 		// First the identity table's candidate for every message of the
 		// batch, then each message: the table's cache misses of one
 		// message do not wait for those of the one before.
@@ -298,13 +328,25 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 		}
 		for i := range msgs {
 			m := &msgs[i]
-			n += e.message(variant, enc, c, legacy, m, cands[i])
-			for j := range m.Parts { // images count by the model family's rule, outside the memo
-				if m.Parts[j].Type == "image_url" {
-					n += mi.imageTokens(m.Parts[j].Detail)
+			v := e.message(variant, enc, c, legacy, m, cands[i])
+			n += v + imageTokens(mi, m)
+			mc += v
+			if base+i < held {
+				if !tried {
+					tried = true
+					next = newConvEntry(ck, variant, prev, start, held, all)
+					if next != nil && next.base == 0 && start > 0 {
+						prev.copyCounts(next.msgs[:start])
+					}
+				}
+				if next != nil {
+					next.msgs[base+i-next.base].n = mc
 				}
 			}
 		}
+	}
+	if next != nil {
+		e.convs.store(ck, next)
 	}
 	if len(req.Tools) > 0 {
 		for i := range req.Tools {
@@ -318,6 +360,28 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 		return n + otherReply
 	}
 	return n + replyPriming
+}
+
+// imageTokens returns the tokens of m's images by mi's rule (counted
+// outside the memos: the rule is the model family's, not the encoding's).
+func imageTokens(mi Model, m *middleware.Message) int64 {
+	var n int64
+	for j := range m.Parts {
+		if m.Parts[j].Type == "image_url" {
+			n += mi.imageTokens(m.Parts[j].Detail)
+		}
+	}
+	return n
+}
+
+// hasData reports whether m has binary parts (no identity).
+func hasData(m *middleware.Message) bool {
+	for i := range m.Parts {
+		if len(m.Parts[i].Data) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // legacyModel reports whether model counts messages as gpt-3.5-turbo-0301
