@@ -209,3 +209,51 @@ func TestConversationMemoFindsPreviousTurn(t *testing.T) {
 	}
 	checkConvTable(t, e.convs)
 }
+
+// Tool lists, memoised as a whole, count as an estimator without memos
+// counts them, through random changes: a tool added, dropped or reordered,
+// a description changed, parameters rewritten in place (the caller's
+// bytes), invalid JSON, enums and nested schemas.
+func TestToolListMemoEqualsCold(t *testing.T) {
+	t.Parallel()
+	warm := New()
+	cold := New(WithCacheSize(0))
+	r := rand.New(rand.NewPCG(5, 6))
+	params := []string{
+		`{"type":"object","properties":{"host":{"type":"string","description":"the host."}},"required":["host"]}`,
+		`{"type":"object","properties":{"unit":{"type":"string","enum":["c","f"]},"n":{"type":"integer"}}}`,
+		`{"type":"object","properties":{"filter":{"type":"object","properties":{"x":{"type":"string"}}}}}`,
+		`{"type":"object","properties":{"v":{"type":["string","null"]}}}`,
+		`not json`, ``, `{}`,
+	}
+	newTool := func() middleware.Tool {
+		return middleware.Tool{Name: fmt.Sprintf("tool_%d", r.IntN(6)), Description: strings.Repeat("Runs it. ", r.IntN(4)),
+			Parameters: []byte(params[r.IntN(len(params))])}
+	}
+	var tools []middleware.Tool
+	msgs := []middleware.Message{{Role: middleware.RoleUser, Content: "check the disks"}}
+	for step := range 2000 {
+		switch k := r.IntN(5); {
+		case k == 0 || len(tools) == 0:
+			tools = append(tools, newTool())
+		case k == 1:
+			tools = append(tools[:0:0], tools[1:]...)
+		case k == 2:
+			r.Shuffle(len(tools), func(i, j int) { tools[i], tools[j] = tools[j], tools[i] })
+		case k == 3:
+			tools[r.IntN(len(tools))].Description += "More. "
+		default:
+			p := &tools[r.IntN(len(tools))].Parameters
+			*p = append((*p)[:0], params[r.IntN(len(params))]...) // in place when it fits
+		}
+		if len(tools) > 6 {
+			tools = tools[:2]
+		}
+		req := &middleware.Request{Messages: msgs, Tools: tools}
+		for _, model := range []string{"gpt-4o", "gpt-4", "claude-sonnet-4"} {
+			if a, b := warm.Request(model, req), cold.Request(model, req); a != b {
+				t.Fatalf("step %d, %s, %d tools: memoised %d, cold %d", step, model, len(tools), a, b)
+			}
+		}
+	}
+}

@@ -349,9 +349,7 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 		e.convs.store(ck, next)
 	}
 	if len(req.Tools) > 0 {
-		for i := range req.Tools {
-			n += e.tool(enc, c, &req.Tools[i])
-		}
+		n += e.tools(enc, c, req.Tools)
 		if c != nil {
 			n += 12 // func_end
 		}
@@ -518,6 +516,38 @@ func (e *Estimator) hashMessage(enc string, legacy bool, m *middleware.Message) 
 		h.add(tc.Arguments)
 	}
 	return h.key()
+}
+
+// tools returns the count of the tool definitions ts: memoised for the
+// whole list under one hash of their content (one memo lookup where a
+// lookup per tool would take a cache miss each), else the sum of each
+// tool's memoised count.
+func (e *Estimator) tools(enc string, c tokenizer.Codec, ts []middleware.Tool) int64 {
+	if e.memo == nil || len(ts) == 1 {
+		var n int64
+		for i := range ts {
+			n += e.tool(enc, c, &ts[i])
+		}
+		return n
+	}
+	h := hasher{seed: e.seed1}
+	h.add("tools")
+	h.add(enc)
+	for i := range ts {
+		h.add(ts[i].Name)
+		h.add(ts[i].Description)
+		h.addBytes(ts[i].Parameters)
+	}
+	k := h.key()
+	if v, ok := e.memo.Get(k); ok {
+		return v
+	}
+	var n int64
+	for i := range ts {
+		n += e.tool(enc, c, &ts[i])
+	}
+	e.memo.Add(k, n)
+	return n
 }
 
 func (e *Estimator) tool(enc string, c tokenizer.Codec, t *middleware.Tool) int64 {
