@@ -113,10 +113,10 @@ type CallInfo struct {
 	// attemptArr holds the first attempt of facts.Attempts (most calls
 	// make one), in the CallInfo's own allocation.
 	attemptArr [1]Attempt
-	// estimates holds the first input token estimates of the call
-	// (Estimate), in the CallInfo's own allocation; nest of them are set.
-	estimates [2]estimateEntry
-	nest      int
+	// estimate holds the first input token estimate of the call (most
+	// calls make one, see Estimate), in the CallInfo's own allocation,
+	// once hasEstimate is set.
+	estimate estimateEntry
 
 	// Spare room, in the CallInfo's own allocation, for the first request
 	// copy (CloneRequest) and the first deadline (WithDeadline) of the
@@ -125,6 +125,7 @@ type CallInfo struct {
 	spareDeadline Deadline
 	spareReqUsed  bool
 	spareDLUsed   bool
+	hasEstimate   bool
 }
 
 // CloneRequest returns a shallow copy of r, as r.Clone does, for a layer
@@ -255,28 +256,25 @@ type estimateEntry struct {
 // Estimate returns the input token estimate of the call named by k,
 // computing it with fn the first time: the router, the context layer, the
 // budget and the rate limiter share one count per call and model. It is
-// CallMemo for estimates, with the first two in the CallInfo's own
-// allocation (CallMemo allocates each value). fn runs under the
-// CallInfo's lock. On a nil *CallInfo, Estimate just calls fn.
+// CallMemo for estimates, with the first in the CallInfo's own allocation
+// (CallMemo allocates each value). fn runs under the CallInfo's lock. On a
+// nil *CallInfo, Estimate just calls fn.
 func (ci *CallInfo) Estimate(k EstimateKey, fn func() int64) int64 {
 	if ci == nil {
 		return fn()
 	}
 	ci.mu.Lock()
-	for i := range ci.nest {
-		if ci.estimates[i].k == k {
-			v := ci.estimates[i].v
+	if ci.hasEstimate {
+		if ci.estimate.k == k {
+			v := ci.estimate.v
 			ci.mu.Unlock()
 			return v
 		}
-	}
-	if ci.nest == len(ci.estimates) {
 		ci.mu.Unlock()
 		return CallMemo(ci, k, fn)
 	}
 	v := fn()
-	ci.estimates[ci.nest] = estimateEntry{k, v}
-	ci.nest++
+	ci.estimate, ci.hasEstimate = estimateEntry{k, v}, true
 	ci.mu.Unlock()
 	return v
 }
