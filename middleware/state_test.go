@@ -131,7 +131,7 @@ func TestCloneRequest(t *testing.T) {
 	}
 }
 
-// An estimate is computed once per key, whoever asks first, past the two
+// An estimate is computed once per key, whoever asks first, past the one
 // kept in the CallInfo's own allocation as well; distinct keys never share
 // a value; a nil CallInfo computes every time.
 func TestCallInfoEstimate(t *testing.T) {
