@@ -115,36 +115,59 @@ var convSteps = []convStep{
 // whatever the tables forget (small tables, deep chains).
 func TestConversationMemoEqualsCold(t *testing.T) {
 	t.Parallel()
-	words := strings.Repeat("the disk of web-3 is at 95 percent; /var/log holds 40 GB of archives. ", 12)
-	models := []string{"gpt-4o", "gpt-4", "gpt-3.5-turbo-0301", "claude-sonnet-4"}
 	cold := New(WithCacheSize(0))
 	for _, size := range []int{DefaultCacheSize, 64} {
 		warm := New(WithCacheSize(size))
-		r := rand.New(rand.NewPCG(uint64(size), 17))
-		convs := make([][]middleware.Message, 8)
-		for i := range convs {
-			convs[i] = []middleware.Message{{Role: middleware.RoleSystem, Content: words[:60]}, newMessage(r, words), newMessage(r, words)}
-		}
-		for step := range 3000 {
-			i := r.IntN(len(convs))
-			s := convSteps[r.IntN(len(convSteps))]
-			if r.IntN(20) == 0 { // a fork: another conversation's prefix
-				j := r.IntN(len(convs))
-				convs[i] = append([]middleware.Message(nil), convs[j][:2+r.IntN(len(convs[j])-1)]...)
-			}
-			convs[i] = s.do(r, convs[i], words)
-			if len(convs[i]) > 60 {
-				convs[i] = convs[i][:3]
-			}
-			req := &middleware.Request{Messages: convs[i]}
-			model := models[r.IntN(len(models))]
-			for range 2 {
-				if a, b := warm.Request(model, req), cold.Request(model, req); a != b {
-					t.Fatalf("cache %d, step %d (%s), %s, %d messages: memoised %d, cold %d", size, step, s.name, model, len(req.Messages), a, b)
-				}
-			}
-		}
+		runConvSteps(t, rand.New(rand.NewPCG(uint64(size), 17)), warm, cold, 3000)
 		checkConvTable(t, warm.convs)
+	}
+}
+
+// FuzzConversationMemoEqualsCold is TestConversationMemoEqualsCold over
+// the sequences of changes the fuzzer's seeds draw.
+func FuzzConversationMemoEqualsCold(f *testing.F) {
+	f.Add(uint64(1), uint64(2), uint8(0))
+	f.Add(uint64(99), uint64(7), uint8(1))
+	cold := New(WithCacheSize(0))
+	f.Fuzz(func(t *testing.T, s1, s2 uint64, small uint8) {
+		size := DefaultCacheSize
+		if small&1 != 0 {
+			size = 64
+		}
+		warm := New(WithCacheSize(size))
+		runConvSteps(t, rand.New(rand.NewPCG(s1, s2)), warm, cold, 300)
+		checkConvTable(t, warm.convs)
+	})
+}
+
+// runConvSteps changes 8 conversations n times at random (convSteps,
+// forks) and checks that warm counts each request as cold does, twice.
+func runConvSteps(t *testing.T, r *rand.Rand, warm, cold *Estimator, n int) {
+	t.Helper()
+	words := strings.Repeat("the disk of web-3 is at 95 percent; /var/log holds 40 GB of archives. ", 12)
+	models := []string{"gpt-4o", "gpt-4", "gpt-3.5-turbo-0301", "claude-sonnet-4"}
+	convs := make([][]middleware.Message, 8)
+	for i := range convs {
+		convs[i] = []middleware.Message{{Role: middleware.RoleSystem, Content: words[:60]}, newMessage(r, words), newMessage(r, words)}
+	}
+	for step := range n {
+		i := r.IntN(len(convs))
+		s := convSteps[r.IntN(len(convSteps))]
+		if r.IntN(20) == 0 { // a fork: another conversation's prefix
+			j := r.IntN(len(convs))
+			convs[i] = append([]middleware.Message(nil), convs[j][:2+r.IntN(len(convs[j])-1)]...)
+		}
+		convs[i] = s.do(r, convs[i], words)
+		if len(convs[i]) > 60 {
+			convs[i] = convs[i][:3]
+		}
+		req := &middleware.Request{Messages: convs[i]}
+		model := models[r.IntN(len(models))]
+		for range 2 {
+			if a, b := warm.Request(model, req), cold.Request(model, req); a != b {
+				t.Fatalf("step %d (%s), %s, %d messages: memoised %d, cold %d", step, s.name, model, len(req.Messages), a, b)
+			}
+		}
 	}
 }
 
