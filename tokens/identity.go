@@ -35,7 +35,7 @@ import (
 // allocation (the strings of its parts and tool calls inline for up to two
 // tool calls or one part). The table is bounded twice: by slots (four per
 // memoised count) and by the bytes of the strings it keeps alive
-// (maxIdentityBytes; messages over a sixteenth of that are never kept, and
+// (half of maxIdentityBytes; messages over a sixteenth of that are never kept, and
 // a full table forgets entries in slot order). A full bucket gives up the
 // slot a shared clock points at. A miss falls back to the memo keyed by a
 // hash of the content, so forgetting costs one hash. A message gets an
@@ -44,7 +44,8 @@ import (
 // request whose last turn is new every time), and their entries would
 // only cost an allocation and push live entries out of their buckets.
 
-// maxIdentityBytes bounds the string bytes the identity table keeps alive.
+// maxIdentityBytes bounds the string bytes the identity table and the
+// conversation table (conv.go) keep alive together: half each.
 const maxIdentityBytes = 64 << 20
 
 // entryOverhead is what an entry costs besides its strings, for the bound.

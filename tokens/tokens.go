@@ -126,9 +126,9 @@ func New(opts ...Option) *Estimator {
 		// table, a live message almost never loses its slot to another
 		// between two calls (a slot is 16 bytes; the bytes the entries
 		// keep alive are bounded apart).
-		e.ids = newIDTable(4*c.cacheSize, maxIdentityBytes)
+		e.ids = newIDTable(4*c.cacheSize, maxIdentityBytes/2)
 		// A slot per conversation in flight, four per bucket.
-		e.convs = newConvTable(c.cacheSize/4, maxIdentityBytes)
+		e.convs = newConvTable(c.cacheSize/4, maxIdentityBytes/2)
 	}
 	return e
 }
