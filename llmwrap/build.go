@@ -161,6 +161,11 @@ type catalog struct {
 	p        *policies.Policy
 	resolved sync.Map // model name -> *resolvedModel
 	n        atomic.Int64
+	// recent holds the last remembered names resolved, by a hash of the
+	// name: a call resolves its model four or five times (estimator,
+	// budget, Meter), and a compare of the name is cheaper than the map's
+	// hash and lookup.
+	recent [8]atomic.Pointer[resolvedModel]
 }
 
 // maxResolved bounds the names a catalog remembers, so that callers
@@ -170,6 +175,7 @@ const maxResolved = 1024
 // resolvedModel is one name's entry in the catalog, in the forms its
 // users read.
 type resolvedModel struct {
+	name   string // the catalog's own copy; "" when not remembered
 	spec   policies.ModelSpec
 	ok     bool
 	budget budget.Model
@@ -180,8 +186,14 @@ func newCatalog(p *policies.Policy) *catalog { return &catalog{p: p} }
 
 // resolve returns what the catalog says of name.
 func (c *catalog) resolve(name string) *resolvedModel {
+	slot := &c.recent[recentSlot(name)]
+	if r := slot.Load(); r != nil && r.name == name {
+		return r
+	}
 	if v, ok := c.resolved.Load(name); ok {
-		return v.(*resolvedModel)
+		r := v.(*resolvedModel)
+		slot.Store(r)
+		return r
 	}
 	spec, ok := c.p.Model(name)
 	r := &resolvedModel{spec: spec, ok: ok}
@@ -192,11 +204,23 @@ func (c *catalog) resolve(name string) *resolvedModel {
 	}
 	if c.n.Load() < maxResolved {
 		// The name may be a piece of a large request body: keep a copy.
-		if _, loaded := c.resolved.LoadOrStore(strings.Clone(name), r); !loaded {
+		r.name = strings.Clone(name)
+		v, loaded := c.resolved.LoadOrStore(r.name, r)
+		if !loaded {
 			c.n.Add(1)
 		}
+		r = v.(*resolvedModel)
+		slot.Store(r)
 	}
 	return r
+}
+
+// recentSlot picks name's slot in catalog.recent.
+func recentSlot(name string) int {
+	if name == "" {
+		return 0
+	}
+	return (len(name)*5 + int(name[len(name)-1])) & 7
 }
 
 func (c *catalog) Cost(model string, u middleware.Usage) (int64, bool) {

@@ -113,6 +113,10 @@ type CallInfo struct {
 	// attemptArr holds the first attempt of facts.Attempts (most calls
 	// make one), in the CallInfo's own allocation.
 	attemptArr [1]Attempt
+	// estimate holds the first input token estimate of the call (most
+	// calls make one, see Estimate), in the CallInfo's own allocation,
+	// once hasEstimate is set.
+	estimate estimateEntry
 
 	// Spare room, in the CallInfo's own allocation, for the first request
 	// copy (CloneRequest) and the first deadline (WithDeadline) of the
@@ -121,6 +125,7 @@ type CallInfo struct {
 	spareDeadline Deadline
 	spareReqUsed  bool
 	spareDLUsed   bool
+	hasEstimate   bool
 }
 
 // CloneRequest returns a shallow copy of r, as r.Clone does, for a layer
@@ -225,6 +230,53 @@ func CallMemo[K comparable, V any](ci *CallInfo, key K, fn func() V) V {
 	e := &memoEntry[K, V]{k: key, v: fn()}
 	ci.memo = append(ci.memo, e)
 	return e.v
+}
+
+// EstimateKey names an input token estimate of a call (see
+// [CallInfo.Estimate]): who counts, what of the model the count depends on,
+// and the identity of the request's message and tool slices (their first
+// elements and lengths), so that a copy of the request that only changed
+// the model shares the count and a layer that rewrote the messages gets a
+// fresh one.
+type EstimateKey struct {
+	Estimator any      // the estimator, by pointer: two estimators never share a count
+	Encoding  string   // the model's tokenizer
+	Rule      [3]int64 // further facts of the model the count depends on
+	Messages  *Message // &req.Messages[0], nil when there are none
+	N         int      // len(req.Messages)
+	Tools     *Tool    // &req.Tools[0], nil when there are none
+	NT        int      // len(req.Tools)
+}
+
+type estimateEntry struct {
+	k EstimateKey
+	v int64
+}
+
+// Estimate returns the input token estimate of the call named by k,
+// computing it with fn the first time: the router, the context layer, the
+// budget and the rate limiter share one count per call and model. It is
+// CallMemo for estimates, with the first in the CallInfo's own allocation
+// (CallMemo allocates each value). fn runs under the CallInfo's lock. On a
+// nil *CallInfo, Estimate just calls fn.
+func (ci *CallInfo) Estimate(k EstimateKey, fn func() int64) int64 {
+	if ci == nil {
+		return fn()
+	}
+	ci.mu.Lock()
+	if ci.hasEstimate {
+		if ci.estimate.k == k {
+			v := ci.estimate.v
+			ci.mu.Unlock()
+			return v
+		}
+		ci.mu.Unlock()
+		return CallMemo(ci, k, fn)
+	}
+	v := fn()
+	ci.estimate, ci.hasEstimate = estimateEntry{k, v}, true
+	ci.mu.Unlock()
+	return v
 }
 
 // memoEntry is one value of CallMemo with its key.

@@ -130,3 +130,53 @@ func TestCloneRequest(t *testing.T) {
 		t.Errorf("the original changed: %+v", r)
 	}
 }
+
+// An estimate is computed once per key, whoever asks first, past the one
+// kept in the CallInfo's own allocation as well; distinct keys never share
+// a value; a nil CallInfo computes every time.
+func TestCallInfoEstimate(t *testing.T) {
+	t.Parallel()
+	ci := &middleware.CallInfo{}
+	msgs := make([]middleware.Message, 3)
+	tools := make([]middleware.Tool, 2)
+	est1, est2 := new(int), new(int)
+	keys := []middleware.EstimateKey{
+		{Estimator: est1, Encoding: "o200k_base", Messages: &msgs[0], N: 3},
+		{Estimator: est1, Encoding: "cl100k_base", Messages: &msgs[0], N: 3},
+		{Estimator: est2, Encoding: "o200k_base", Messages: &msgs[0], N: 3},
+		{Estimator: est1, Encoding: "o200k_base", Messages: &msgs[0], N: 2},
+		{Estimator: est1, Encoding: "o200k_base", Messages: &msgs[1], N: 2},
+		{Estimator: est1, Encoding: "o200k_base", Messages: &msgs[0], N: 3, Tools: &tools[0], NT: 2},
+		{Estimator: est1, Encoding: "o200k_base", Messages: &msgs[0], N: 3, Rule: [3]int64{0, 0, 1}},
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for round := range 3 {
+				for i, k := range keys {
+					want := int64(100 + i)
+					got := ci.Estimate(k, func() int64 {
+						if round > 0 {
+							t.Errorf("goroutine %d: key %d computed again in round %d", g, i, round)
+						}
+						return want
+					})
+					if got != want {
+						t.Errorf("key %d: %d, want %d", i, got, want)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	calls := 0
+	var nilCI *middleware.CallInfo
+	for range 2 {
+		if v := nilCI.Estimate(keys[0], func() int64 { calls++; return 7 }); v != 7 {
+			t.Fatalf("nil CallInfo: %d", v)
+		}
+	}
+	if calls != 2 {
+		t.Fatalf("nil CallInfo computed %d times, want every time (2)", calls)
+	}
+}

@@ -14,8 +14,9 @@ import (
 // hand-written pre-tokenizer of pretok.go instead of regexp2, and the same
 // byte-pair merges over the same ranks, read once from the codec.
 type bpe struct {
-	ranks *rankTable
-	next  func(s string, i int) int // the end of the piece at i
+	ranks  *rankTable
+	next   func(s string, i int) int // the end of the piece at i
+	recent *pieceCache               // counts of recent short pieces; nil: none
 }
 
 // The ranks of each encoding, read once per process on first use and
@@ -68,7 +69,7 @@ func newBPE(c tokenizer.Codec) *bpe {
 		ends = append(ends, int32(len(block)))
 	}
 	all := unsafe.String(unsafe.SliceData(block), len(block))
-	return &bpe{ranks: newRankTable(all, ends, rankSeed), next: next}
+	return &bpe{ranks: newRankTable(all, ends, rankSeed), next: next, recent: &pieceCache{}}
 }
 
 // rankSeed seeds the rank table's hash. It need not be secret: the table
@@ -94,16 +95,31 @@ func (b *bpe) count(s string) int {
 			ends[k] = j
 		}
 		for _, e := range ends[:k] {
-			switch p := s[i:e]; {
-			case len(p) == 1:
-				n++ // every byte is a token
-			case b.ranks.has(p):
-				n++
-			default:
-				n += b.merge(p, nil)
-			}
+			n += b.countPiece(s[i:e])
 			i = e
 		}
+	}
+	return n
+}
+
+// countPiece returns the number of tokens of piece p, from the cache of
+// recent pieces when it holds p.
+func (b *bpe) countPiece(p string) int {
+	if len(p) == 1 {
+		return 1 // every byte is a token
+	}
+	short := len(p) <= pieceMaxBytes && b.recent != nil
+	if short {
+		if n, ok := b.recent.get(p); ok {
+			return n
+		}
+	}
+	n := 1
+	if !b.ranks.has(p) {
+		n = b.merge(p, nil)
+	}
+	if short {
+		b.recent.put(p, n)
 	}
 	return n
 }

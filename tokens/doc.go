@@ -12,7 +12,10 @@
 // the two encodings' split patterns in place of tiktoken-go's regexp2 (7-20
 // times faster, no allocation per piece; words of ASCII letters take a fast
 // path), and the ranks in an open-addressed table with each token's first
-// 8 bytes inline (a lookup reads one slot and compares the bytes in full).
+// 8 bytes inline (a lookup reads one slot and compares the bytes in full);
+// the counts of recent pieces of 2 to 16 bytes are kept in a small
+// direct-mapped cache (their bytes compared in full), so that a word seen
+// before costs no lookup in the 8 MB table.
 // The split is checked piece for
 // piece against the patterns run by an interpreting backtracking engine,
 // and the merges id for id against tiktoken-go, on a generated corpus and
@@ -62,8 +65,15 @@
 // keeps its strings alive, so an address cannot be reused for other bytes
 // while it exists): an agent conversation that re-sends its old messages
 // and adds one costs a few nanoseconds per old message, whatever its size,
-// and tokenising only the new one. Messages with binary parts, and old
+// and tokenising only the new one (a message enters the identity table
+// when it is sent the second time, found by its content hash then). Messages with binary parts, and old
 // messages rebuilt as new strings, are found by the content hash instead.
+// In front of both, a conversation table keeps, per conversation (found by
+// the identity of its first two messages), the strings of its messages in
+// order with the count of every prefix: a re-sent conversation is compared
+// with one entry read in order instead of one table lookup per message
+// (two cache misses each when many conversations are in flight); a turn
+// adds one entry sharing the previous one's prefix.
 // (The OpenAI transport decodes a resent message to the same strings as
 // the previous call, so its old messages take the identity path.) [ForCall] memoises the whole count once per
 // call (and per model and request), so that the router, the compaction layer

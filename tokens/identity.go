@@ -35,12 +35,17 @@ import (
 // allocation (the strings of its parts and tool calls inline for up to two
 // tool calls or one part). The table is bounded twice: by slots (four per
 // memoised count) and by the bytes of the strings it keeps alive
-// (maxIdentityBytes; messages over a sixteenth of that are never kept, and
+// (half of maxIdentityBytes; messages over a sixteenth of that are never kept, and
 // a full table forgets entries in slot order). A full bucket gives up the
 // slot a shared clock points at. A miss falls back to the memo keyed by a
-// hash of the content, so forgetting costs one hash.
+// hash of the content, so forgetting costs one hash. A message gets an
+// entry on its second sight (a content memo hit), not its first: most
+// messages seen once are never sent again (a one-shot call's question, a
+// request whose last turn is new every time), and their entries would
+// only cost an allocation and push live entries out of their buckets.
 
-// maxIdentityBytes bounds the string bytes the identity table keeps alive.
+// maxIdentityBytes bounds the string bytes the identity table and the
+// conversation table (conv.go) keep alive together: half each.
 const maxIdentityBytes = 64 << 20
 
 // entryOverhead is what an entry costs besides its strings, for the bound.
@@ -72,27 +77,109 @@ const idInline = 4
 // cache line.
 const idWays = 4
 
-type idSlot struct {
+// slot is one slot of a slotTable: the identity hash of its entry beside
+// an atomic pointer to the entry (immutable once stored).
+type slot[E any] struct {
 	h atomic.Uint64
-	e atomic.Pointer[idEntry]
+	e atomic.Pointer[E]
 }
 
-type idTable struct {
-	slots  []idSlot // buckets of idWays slots
-	mask   uint64   // buckets - 1
+// sizer is an entry that knows the bytes it keeps alive.
+type sizer[E any] interface {
+	*E
+	bytesKept() int64
+}
+
+// slotTable is a lock-free table of immutable entries found by an
+// identity hash: 4-way buckets of one cache line, bounded by the bytes its
+// entries keep alive (see the top of this file). The identity table of
+// messages and the conversation table (conv.go) are two.
+type slotTable[E any, P sizer[E]] struct {
+	slots  []slot[E] // buckets of idWays slots
+	mask   uint64    // buckets - 1
 	max    int64
 	bytes  atomic.Int64
 	cursor atomic.Uint64 // the next slot evict forgets
 	clock  atomic.Uint64 // picks the slot a full bucket gives up
 }
 
-func newIDTable(n int, maxBytes int64) *idTable {
+// init sizes t for at least n slots (a power of two, at least 64).
+func (t *slotTable[E, P]) init(n int, maxBytes int64) {
 	size := 64
 	for size < n {
 		size <<= 1
 	}
-	return &idTable{slots: make([]idSlot, size), mask: uint64(size/idWays - 1), max: maxBytes}
+	t.slots, t.mask, t.max = make([]slot[E], size), uint64(size/idWays-1), maxBytes
 }
+
+// bucket returns the slots of the bucket of h.
+func (t *slotTable[E, P]) bucket(h uint64) []slot[E] {
+	b := (h & t.mask) * idWays
+	return t.slots[b : b+idWays : b+idWays]
+}
+
+// store keeps e under h, in place of the bucket's entry of the same hash,
+// else in an empty slot, else in the slot a shared clock points at; an
+// entry keeping over a sixteenth of the bound alive is not kept.
+func (t *slotTable[E, P]) store(h uint64, e P) {
+	size := e.bytesKept()
+	if size > t.max/16 {
+		return // too large to keep alive: recomputed on every call instead
+	}
+	b := t.bucket(h)
+	v := -1
+	for i := range b {
+		if b[i].h.Load() == h {
+			v = i // a stale entry of the same identity hash
+			break
+		}
+		if v < 0 && b[i].e.Load() == nil {
+			v = i
+		}
+	}
+	if v < 0 {
+		v = int(t.clock.Add(1) % idWays)
+	}
+	if old := P(b[v].e.Swap((*E)(e))); old != nil {
+		size -= old.bytesKept()
+	}
+	b[v].h.Store(h)
+	if t.bytes.Add(size) > t.max {
+		t.evict(&b[v])
+	}
+}
+
+// evict forgets entries in slot order, but the one in slot keep (just
+// added), until the table keeps at most three quarters of its byte bound
+// alive.
+func (t *slotTable[E, P]) evict(keep *slot[E]) {
+	mask := uint64(len(t.slots) - 1)
+	for range len(t.slots) {
+		if t.bytes.Load() <= t.max/4*3 {
+			return
+		}
+		s := &t.slots[t.cursor.Add(1)&mask]
+		if s == keep {
+			continue
+		}
+		if old := P(s.e.Swap(nil)); old != nil {
+			t.bytes.Add(-old.bytesKept())
+		}
+	}
+}
+
+// idTable is the identity table of messages.
+type idTable struct {
+	slotTable[idEntry, *idEntry]
+}
+
+func newIDTable(n int, maxBytes int64) *idTable {
+	t := &idTable{}
+	t.init(n, maxBytes)
+	return t
+}
+
+func (e *idEntry) bytesKept() int64 { return e.size }
 
 // variantOf folds what a count depends on besides the message.
 func variantOf(enc string, legacy bool) uint64 {
@@ -160,12 +247,6 @@ func (e *idEntry) matches(variant uint64, m *middleware.Message) bool {
 	return true
 }
 
-// bucket returns the slots of the bucket of h.
-func (t *idTable) bucket(h uint64) []idSlot {
-	b := (h & t.mask) * idWays
-	return t.slots[b : b+idWays : b+idWays]
-}
-
 func (t *idTable) get(h, variant uint64, m *middleware.Message) (int64, bool) {
 	b := t.bucket(h)
 	for i := range b {
@@ -223,73 +304,40 @@ func (t *idTable) put(h, variant uint64, m *middleware.Message, n int64) {
 		return
 	}
 	var e *idEntry
-	k := 4*len(m.Parts) + 2*len(m.ToolCalls)
+	k := extraLen(m)
 	if k > 0 && k <= idInline {
 		x := &idEntryInline{}
-		x.extra = x.buf[:0:k]
 		e = &x.idEntry
+		e.fill(variant, m, x.buf[:0:k])
 	} else {
 		e = &idEntry{}
-		if k > 0 {
-			e.extra = make([]string, 0, k)
-		}
+		e.fill(variant, m, make([]string, 0, k))
 	}
-	e.h, e.variant, e.n = h, variant, n
+	e.h, e.n = h, n
+	t.store(h, e)
+}
+
+// extraLen is the number of extra strings of m's entry.
+func extraLen(m *middleware.Message) int { return 4*len(m.Parts) + 2*len(m.ToolCalls) }
+
+// fill sets e to m's strings, appending its extra strings to x (with room
+// for them), and its size; not its hash and count.
+func (e *idEntry) fill(variant uint64, m *middleware.Message, x []string) {
+	e.variant = variant
 	e.parts, e.calls = int32(len(m.Parts)), int32(len(m.ToolCalls))
 	e.role, e.content, e.name, e.callID = string(m.Role), m.Content, m.Name, m.ToolCallID
 	e.size = entryOverhead + int64(len(e.role)+len(e.content)+len(e.name)+len(e.callID))
 	for i := range m.Parts {
 		p := &m.Parts[i]
-		e.extra = append(e.extra, p.Type, p.Text, p.Detail, p.URL)
+		x = append(x, p.Type, p.Text, p.Detail, p.URL)
 	}
 	for i := range m.ToolCalls {
-		e.extra = append(e.extra, m.ToolCalls[i].Name, m.ToolCalls[i].Arguments)
+		x = append(x, m.ToolCalls[i].Name, m.ToolCalls[i].Arguments)
+	}
+	if len(x) > 0 {
+		e.extra = x
 	}
 	for _, s := range e.extra {
 		e.size += int64(len(s)) + 16
-	}
-	if e.size > t.max/16 {
-		return // too large to keep alive: hashed on every call instead
-	}
-	b := t.bucket(h)
-	v := -1
-	for i := range b {
-		if b[i].h.Load() == h {
-			v = i // a stale entry of the same identity hash
-			break
-		}
-		if v < 0 && b[i].e.Load() == nil {
-			v = i
-		}
-	}
-	if v < 0 {
-		v = int(t.clock.Add(1) % idWays)
-	}
-	size := e.size
-	if old := b[v].e.Swap(e); old != nil {
-		size -= old.size
-	}
-	b[v].h.Store(h)
-	if t.bytes.Add(size) > t.max {
-		t.evict(&b[v])
-	}
-}
-
-// evict forgets entries in slot order, but the one in slot keep (just
-// added), until the table keeps at most three quarters of its byte bound
-// alive.
-func (t *idTable) evict(keep *idSlot) {
-	mask := uint64(len(t.slots) - 1)
-	for range len(t.slots) {
-		if t.bytes.Load() <= t.max/4*3 {
-			return
-		}
-		s := &t.slots[t.cursor.Add(1)&mask]
-		if s == keep {
-			continue
-		}
-		if old := s.e.Swap(nil); old != nil {
-			t.bytes.Add(-old.size)
-		}
 	}
 }

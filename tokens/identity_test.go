@@ -82,3 +82,28 @@ func TestIdentityTableBound(t *testing.T) {
 		t.Fatal("a message over a sixteenth of the bound was kept alive")
 	}
 }
+
+// A message enters the identity table on its second sight, not its first;
+// every sight counts as the cold estimator does.
+func TestIdentityEntryOnSecondSight(t *testing.T) {
+	t.Parallel()
+	warm := New()
+	cold := New(WithCacheSize(0))
+	m := middleware.Message{Role: middleware.RoleUser, Content: strings.Repeat("how full is /var? ", 9)}
+	req := &middleware.Request{Messages: []middleware.Message{m}}
+	variant := variantOf(O200kBase, false)
+	h, ok := identityHash(variant, &req.Messages[0])
+	if !ok {
+		t.Fatal("a text message has no identity")
+	}
+	want := cold.Request("gpt-4o", req)
+	for sight := 1; sight <= 3; sight++ {
+		if got := warm.Request("gpt-4o", req); got != want {
+			t.Fatalf("sight %d: %d tokens, cold %d", sight, got, want)
+		}
+		_, kept := warm.ids.get(h, variant, &req.Messages[0])
+		if kept != (sight >= 2) {
+			t.Fatalf("after sight %d: kept by identity %v", sight, kept)
+		}
+	}
+}

@@ -100,7 +100,8 @@ type Estimator struct {
 	models    ModelFunc
 	seed1     maphash.Seed
 	memo      *countMemo
-	ids       *idTable // identity fast path in front of memo; nil when memo is
+	ids       *idTable   // identity fast path in front of memo; nil when memo is
+	convs     *convTable // conversation fast path in front of ids; nil when memo is
 	codecs    *codecs
 }
 
@@ -129,7 +130,9 @@ func New(opts ...Option) *Estimator {
 		// table, a live message almost never loses its slot to another
 		// between two calls (a slot is 16 bytes; the bytes the entries
 		// keep alive are bounded apart).
-		e.ids = newIDTable(4*c.cacheSize, maxIdentityBytes)
+		e.ids = newIDTable(4*c.cacheSize, maxIdentityBytes/2)
+		// A slot per conversation in flight, four per bucket.
+		e.convs = newConvTable(c.cacheSize/4, maxIdentityBytes/2)
 	}
 	return e
 }
@@ -286,11 +289,38 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	mi := e.model(model)
 	enc := mi.Encoding
 	c := e.codec(enc)
-	legacy := strings.HasPrefix(strings.ToLower(model), "gpt-3.5-turbo-0301")
+	legacy := legacyModel(model)
 	variant := variantOf(enc, legacy)
 	var n int64
-	for base := 0; base < len(req.Messages); base += idBatch {
-		msgs := req.Messages[base:min(base+idBatch, len(req.Messages))]
+	all := req.Messages
+	// The conversation table first: the messages it holds, from the first,
+	// are counted; the others take the per-message path below.
+	start, prevN := 0, int64(0)
+	var prev, next *convEntry
+	tried := false
+	var ck uint64
+	conv := false
+	if e.convs != nil && len(all) >= minConvMessages {
+		ck, conv = convKey(variant, all)
+		if conv {
+			prev, start, prevN = e.convs.lookup(ck, variant, all)
+			n = prevN
+			for i := range start {
+				n += imageTokens(mi, &all[i])
+			}
+		}
+	}
+	// mc is the count of messages 0..i, images aside; held ends the
+	// messages the next conversation entry holds (at the first without
+	// an identity: binary parts).
+	mc, held := prevN, start
+	if conv {
+		for held < len(all) && !hasData(&all[held]) {
+			held++
+		}
+	}
+	for base := start; base < len(all); base += idBatch {
+		msgs := all[base:min(base+idBatch, len(all))]
 		// First the identity table's candidate for every message of the
 		// batch, then each message: the table's cache misses of one
 		// message do not wait for those of the one before.
@@ -302,18 +332,28 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 		}
 		for i := range msgs {
 			m := &msgs[i]
-			n += e.message(variant, enc, c, legacy, m, cands[i])
-			for j := range m.Parts { // images count by the model family's rule, outside the memo
-				if m.Parts[j].Type == "image_url" {
-					n += mi.imageTokens(m.Parts[j].Detail)
+			v := e.message(variant, enc, c, legacy, m, cands[i])
+			n += v + imageTokens(mi, m)
+			mc += v
+			if base+i < held {
+				if !tried {
+					tried = true
+					next = newConvEntry(ck, variant, prev, start, held, all)
+					if next != nil && next.base == 0 && start > 0 {
+						prev.copyCounts(next.msgs[:start])
+					}
+				}
+				if next != nil {
+					next.msgs[base+i-next.base].n = mc
 				}
 			}
 		}
 	}
+	if next != nil {
+		e.convs.store(ck, next)
+	}
 	if len(req.Tools) > 0 {
-		for i := range req.Tools {
-			n += e.tool(enc, c, &req.Tools[i])
-		}
+		n += e.tools(enc, c, req.Tools)
 		if c != nil {
 			n += 12 // func_end
 		}
@@ -324,32 +364,69 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	return n + replyPriming
 }
 
+// imageTokens returns the tokens of m's images by mi's rule (counted
+// outside the memos: the rule is the model family's, not the encoding's).
+func imageTokens(mi Model, m *middleware.Message) int64 {
+	var n int64
+	for j := range m.Parts {
+		if m.Parts[j].Type == "image_url" {
+			n += mi.imageTokens(m.Parts[j].Detail)
+		}
+	}
+	return n
+}
+
+// hasData reports whether m has binary parts (no identity).
+func hasData(m *middleware.Message) bool {
+	for i := range m.Parts {
+		if len(m.Parts[i].Data) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// legacyModel reports whether model counts messages as gpt-3.5-turbo-0301
+// does (its name's prefix, in any case; no copy of the name).
+func legacyModel(model string) bool {
+	const legacy = "gpt-3.5-turbo-0301"
+	return len(model) >= len(legacy) && strings.EqualFold(model[:len(legacy)], legacy)
+}
+
 // message returns the count of m, cand its identity table candidate.
 func (e *Estimator) message(variant uint64, enc string, c tokenizer.Codec, legacy bool, m *middleware.Message, cand idCandidate) int64 {
 	if e.memo == nil {
 		return e.countMessage(c, legacy, m)
 	}
 	if !cand.ok {
-		return e.messageByContent(enc, c, legacy, m)
+		n, _ := e.messageByContent(enc, c, legacy, m)
+		return n
 	}
 	if v, ok := cand.get(variant, m); ok {
 		return v
 	}
-	v := e.messageByContent(enc, c, legacy, m)
-	e.ids.put(cand.h, variant, m, v)
+	v, seen := e.messageByContent(enc, c, legacy, m)
+	if seen {
+		// Kept by identity from its second sight on: a message seen once
+		// (the last turn of a one-shot call, a request's new question) is
+		// not worth an entry, which would cost an allocation and push a
+		// live message out of its bucket. A re-sent message takes one hash
+		// more, once.
+		e.ids.put(cand.h, variant, m, v)
+	}
 	return v
 }
 
 // messageByContent returns the count of m from the memo keyed by a hash of
-// its content, counting it on a miss.
-func (e *Estimator) messageByContent(enc string, c tokenizer.Codec, legacy bool, m *middleware.Message) int64 {
+// its content, counting it on a miss; seen reports a memo hit.
+func (e *Estimator) messageByContent(enc string, c tokenizer.Codec, legacy bool, m *middleware.Message) (n int64, seen bool) {
 	k := e.hashMessage(enc, legacy, m)
 	if v, ok := e.memo.Get(k); ok {
-		return v
+		return v, true
 	}
 	v := e.countMessage(c, legacy, m)
 	e.memo.Add(k, v)
-	return v
+	return v, false
 }
 
 func (e *Estimator) countMessage(c tokenizer.Codec, legacy bool, m *middleware.Message) int64 {
@@ -445,6 +522,38 @@ func (e *Estimator) hashMessage(enc string, legacy bool, m *middleware.Message) 
 	return h.key()
 }
 
+// tools returns the count of the tool definitions ts: memoised for the
+// whole list under one hash of their content (one memo lookup where a
+// lookup per tool would take a cache miss each), else the sum of each
+// tool's memoised count.
+func (e *Estimator) tools(enc string, c tokenizer.Codec, ts []middleware.Tool) int64 {
+	if e.memo == nil || len(ts) == 1 {
+		var n int64
+		for i := range ts {
+			n += e.tool(enc, c, &ts[i])
+		}
+		return n
+	}
+	h := hasher{seed: e.seed1}
+	h.add("tools")
+	h.add(enc)
+	for i := range ts {
+		h.add(ts[i].Name)
+		h.add(ts[i].Description)
+		h.addBytes(ts[i].Parameters)
+	}
+	k := h.key()
+	if v, ok := e.memo.Get(k); ok {
+		return v
+	}
+	var n int64
+	for i := range ts {
+		n += e.tool(enc, c, &ts[i])
+	}
+	e.memo.Add(k, n)
+	return n
+}
+
 func (e *Estimator) tool(enc string, c tokenizer.Codec, t *middleware.Tool) int64 {
 	if e.memo == nil {
 		return e.countTool(c, t)
@@ -537,28 +646,13 @@ func nested(raw json.RawMessage) bool {
 	return false
 }
 
-// forCallKey identifies what a count depends on: the estimator, the
-// encoding (models that share one share counts; unknown models count by
-// name) and the identity of the message and tool slices. A router that only
-// changes the model clones the request but keeps its slices, so its count
-// is reused; a layer that rewrites the messages gets a fresh count.
-type forCallKey struct {
-	e      *Estimator
-	enc    string
-	img    [2]int64 // the model's image rule
-	legacy bool
-	msgs   *middleware.Message
-	n      int
-	tools  *middleware.Tool
-	nt     int
-}
-
 // ForCall returns e.Request(model, req) computed at most once per call: the
-// count is memoised in the call's [middleware.CallInfo] under a key of the
-// model's encoding and the identity of the request's message and tool
-// slices, so that a clone that only changed the model reuses the count and
-// a layer that rewrote the messages gets a fresh one. Outside an
-// instrumented call it just computes the count.
+// count is memoised in the call's [middleware.CallInfo] (see
+// [middleware.CallInfo.Estimate]) under a key of the model's encoding and
+// image rule and the identity of the request's message and tool slices, so
+// that a clone that only changed the model reuses the count and a layer
+// that rewrote the messages gets a fresh one. Outside an instrumented call
+// it just computes the count.
 func ForCall(ctx context.Context, e *Estimator, model string, req *middleware.Request) int64 {
 	ci := middleware.CallInfoFrom(ctx)
 	if ci == nil {
@@ -567,13 +661,15 @@ func ForCall(ctx context.Context, e *Estimator, model string, req *middleware.Re
 	// Unknown models share the conservative count, which does not depend on
 	// the model's name; gpt-3.5-turbo-0301 counts messages differently.
 	mi := e.model(model)
-	k := forCallKey{e: e, enc: mi.Encoding, img: [2]int64{mi.ImageLow, mi.ImageHigh}, n: len(req.Messages), nt: len(req.Tools),
-		legacy: strings.HasPrefix(strings.ToLower(model), "gpt-3.5-turbo-0301")}
+	k := middleware.EstimateKey{Estimator: e, Encoding: mi.Encoding, Rule: [3]int64{mi.ImageLow, mi.ImageHigh}, N: len(req.Messages), NT: len(req.Tools)}
+	if legacyModel(model) {
+		k.Rule[2] = 1
+	}
 	if len(req.Messages) > 0 {
-		k.msgs = &req.Messages[0]
+		k.Messages = &req.Messages[0]
 	}
 	if len(req.Tools) > 0 {
-		k.tools = &req.Tools[0]
+		k.Tools = &req.Tools[0]
 	}
-	return middleware.CallMemo(ci, k, func() int64 { return e.Request(model, req) })
+	return ci.Estimate(k, func() int64 { return e.Request(model, req) })
 }
