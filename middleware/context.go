@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/tokenwise/tokenwise/internal/ctxval"
 )
 
 type teamKey struct{}
@@ -177,31 +179,13 @@ func NewCallInfo(f CallFacts) *CallInfo {
 // CallInfo: the instrument layer opens every call with it. It is
 // NewCallInfo and WithCallInfo in one allocation.
 func StartCall(ctx context.Context, f CallFacts) (context.Context, *CallInfo) {
-	c := &callCtx{Context: ctx}
-	c.ci.facts = f
+	c := &ctxval.Ctx[callKey, CallInfo]{Context: ctx}
+	c.Val.facts = f
 	if f.Attempts == nil {
-		c.ci.facts.Attempts = c.ci.attemptArr[:0]
+		c.Val.facts.Attempts = c.Val.attemptArr[:0]
 	}
-	return c, &c.ci
+	return c, &c.Val
 }
-
-// callCtx is the context StartCall returns: the parent and the call's
-// CallInfo in one allocation. It answers CallInfoFrom as
-// context.WithValue(ctx, callKey{}, ci) does, and is otherwise its parent
-// (deadline, cancellation, values).
-type callCtx struct {
-	context.Context
-	ci CallInfo
-}
-
-func (c *callCtx) Value(key any) any {
-	if _, ok := key.(callKey); ok {
-		return &c.ci
-	}
-	return c.Context.Value(key)
-}
-
-func (c *callCtx) String() string { return "middleware.StartCall" }
 
 // CallMemo returns the per-call value of type V kept in ci under key,
 // computing it with fn the first time. Layers share per-call work this way

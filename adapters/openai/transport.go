@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokenwise/tokenwise/internal/ctxval"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -125,27 +126,10 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 // withCall returns ctx carrying the call of r for t's provider (see
 // callKey), the two in one allocation.
 func (t *Transport) withCall(ctx context.Context, r *http.Request) (context.Context, *call) {
-	cc := &callCtx{Context: ctx}
-	cc.c.owner, cc.c.req = t.provider, r
-	return cc, &cc.c
+	cc := &ctxval.Ctx[callKey, call]{Context: ctx}
+	cc.Val.owner, cc.Val.req = t.provider, r
+	return cc, &cc.Val
 }
-
-// callCtx is a context carrying a call: it answers ctx.Value(callKey{}) as
-// context.WithValue(ctx, callKey{}, c) does, and is otherwise its parent
-// (deadline, cancellation, values), in one allocation with the call.
-type callCtx struct {
-	context.Context
-	c call
-}
-
-func (x *callCtx) Value(key any) any {
-	if _, ok := key.(callKey); ok {
-		return &x.c
-	}
-	return x.Context.Value(key)
-}
-
-func (x *callCtx) String() string { return "openai.call" }
 
 // withCacheControl returns r's context, carrying a no-store directive of
 // its Cache-Control header (middleware.CacheControl NoStore: neither read
