@@ -222,13 +222,12 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, strea
 	return hreq, nil
 }
 
-// routeTo sends hreq to u with the headers of h set, and those of h
-// without a value removed (WithUpstream): the URL and the header map are
-// replaced, not modified (the header map may be the caller's), and only
-// when they differ.
+// routeTo sends hreq (the Provider's own copy of the caller's request) to
+// u with the headers of h set, and those of h without a value removed
+// (WithUpstream): the header map is replaced, not modified (it may be the
+// caller's), and only when a header differs.
 func routeTo(hreq *http.Request, u *url.URL, h http.Header) {
-	if u != nil && (hreq.URL == nil || u.Scheme != hreq.URL.Scheme || u.Host != hreq.URL.Host || u.Path != hreq.URL.Path ||
-		u.RawPath != hreq.URL.RawPath || u.RawQuery != hreq.URL.RawQuery || u.User.String() != hreq.URL.User.String()) {
+	if u != nil {
 		hreq.URL, hreq.Host = u, ""
 	}
 	cloned := false
