@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,16 +21,6 @@ import (
 // next embeddings call is refused with an OpenAI-shaped 429 before it
 // reaches the upstream.
 func TestGatewayChargesEmbeddings(t *testing.T) {
-	pols := map[string]string{
-		"default.yaml": "version: 1\nname: default\n",
-		"devops.yaml": `version: 1
-name: devops
-models:
-  text-embedding-3-small: {provider: openai, input_per_1m: 0.02, output_per_1m: 0}
-budget:
-  team: {period: monthly, max_usd: 0.03}
-`,
-	}
 	// The scripted upstream answers chat completions only: this one
 	// answers embeddings.
 	answer := `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-0.5]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":750000,"total_tokens":750000}}`
@@ -47,27 +36,7 @@ budget:
 		_, _ = io.WriteString(w, answer)
 	}))
 	defer up.Close()
-	t.Setenv(upstreamEnv, upstreamKey)
-	cfg, err := gateway.LoadConfig(writeFiles(t, up.URL+"/v1", pols, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	gw := httptest.NewServer(srv.Handler())
-	defer gw.Close()
-	e := &env{url: gw.URL}
-	spend := func() gateway.Spend {
-		resp := e.do(t, "GET", "/v1/spend", devopsKey, "")
-		var s gateway.Spend
-		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	e := embeddingsGateway(t, up, "0.03")
 	const req = `{"model":"text-embedding-3-small","input":"hello"}`
 	// 750,000 tokens at $0.02 per million: $0.015 a call.
 	for i, want := range []string{"0.015000", "0.030000"} {
@@ -76,7 +45,7 @@ budget:
 		if resp.StatusCode != 200 || string(b) != answer {
 			t.Fatalf("call %d: %d %s, want the upstream's answer unchanged", i, resp.StatusCode, b)
 		}
-		if s := spend(); s.SpentUSD != want || s.SpentTokens != int64(750000*(i+1)) {
+		if s := e.spend(t); s.SpentUSD != want || s.SpentTokens != int64(750000*(i+1)) {
 			t.Fatalf("after call %d: spent %s USD, %d tokens; want %s USD, %d tokens", i, s.SpentUSD, s.SpentTokens, want, 750000*(i+1))
 		}
 	}
@@ -141,8 +110,8 @@ func embeddingsUpstream(t *testing.T, arrived chan<- struct{}, release <-chan st
 }
 
 // embeddingsGateway starts a gateway in front of up whose devops team has
-// a team budget of limitUSD and prices text-embedding-3-small at $0.02
-// per million input tokens.
+// a team budget of limitUSD (monthly) and prices text-embedding-3-small at
+// $0.02 per million input tokens.
 func embeddingsGateway(t *testing.T, up *httptest.Server, limitUSD string) *env {
 	t.Helper()
 	pols := map[string]string{
@@ -156,18 +125,7 @@ budget:
 `,
 	}
 	t.Setenv(upstreamEnv, upstreamKey)
-	cfg, err := gateway.LoadConfig(writeFiles(t, up.URL+"/v1", pols, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	gw := httptest.NewServer(srv.Handler())
-	t.Cleanup(gw.Close)
-	return &env{url: gw.URL}
+	return serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
 }
 
 func (e *env) spend(t *testing.T) gateway.Spend {

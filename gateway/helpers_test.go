@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,6 +104,24 @@ keys:
 		t.Fatal(err)
 	}
 	return p
+}
+
+// serveFile builds the gateway of the gateway file at cfgPath (logs
+// discarded) and serves it on a test server, both closed at the test's end.
+func serveFile(t *testing.T, cfgPath string) *env {
+	t.Helper()
+	cfg, err := gateway.LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	gw := httptest.NewServer(srv.Handler())
+	t.Cleanup(gw.Close)
+	return &env{url: gw.URL}
 }
 
 // start builds and serves a gateway in front of a scripted upstream.

@@ -3,8 +3,6 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,18 +55,7 @@ keys:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := gateway.LoadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := gateway.New(c, gateway.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	gw := httptest.NewServer(srv.Handler())
-	defer gw.Close()
-	e := &env{url: gw.URL}
+	e := serveFile(t, cfgPath)
 
 	for i, model := range []string{"gpt-4o", "local-llama"} {
 		resp := e.do(t, "POST", "/v1/chat/completions", devopsKey, `{"model":"`+model+`","messages":[{"role":"user","content":"hi"}]}`)
