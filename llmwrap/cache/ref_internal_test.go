@@ -90,16 +90,7 @@ func TestCanonRefIsTheCanonicalRequest(t *testing.T) {
 // entry that refers to the body; the same request is then a hit, and one
 // whose body differs by a byte a miss.
 func TestMissKeepsTheBodyNotACopy(t *testing.T) {
-	store := NewMemory(MemoryOptions{})
-	c, err := New(Config{}, WithStore(store))
-	if err != nil {
-		t.Fatal(err)
-	}
-	calls := 0
-	h := c.Middleware()(middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
-		calls++
-		return &middleware.Response{Model: req.Model, FinishReason: "stop", Message: middleware.Message{Role: "assistant", Content: "ok"}}, nil
-	}))
+	store, h, calls := memoryCache(t)
 	mk := func(body string) *middleware.Request {
 		return &middleware.Request{Model: "m", Native: &spansWire{body: []byte(body), spans: []uint32{0, 3, 4, uint32(len(body))}, whole: true}}
 	}
@@ -113,12 +104,29 @@ func TestMissKeepsTheBodyNotACopy(t *testing.T) {
 			t.Fatalf("step %d (%s): FromCache %v, err %v; want hit %v", i, step.body, resp.FromCache, err, step.hit)
 		}
 	}
-	if calls != 2 {
-		t.Fatalf("%d provider calls, want 2", calls)
+	if *calls != 2 {
+		t.Fatalf("%d provider calls, want 2", *calls)
 	}
 	canon := AppendCanonical(nil, ScopeTeamPrefix, mk("abc-defgh"))
 	e, _ := store.Get(ctx, Sum(canon))
 	if e == nil || e.ref == nil || e.Request != nil || !bytes.Equal(e.Canonical(), canon) {
 		t.Fatalf("stored entry %+v does not refer to the body", e)
 	}
+}
+
+// memoryCache returns a cache layer on a new Memory store, around a
+// provider that answers "ok" and counts its calls.
+func memoryCache(t *testing.T) (*Memory, middleware.Handler, *int) {
+	t.Helper()
+	store := NewMemory(MemoryOptions{})
+	c, err := New(Config{}, WithStore(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := new(int)
+	h := c.Middleware()(middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
+		*calls++
+		return &middleware.Response{Model: req.Model, FinishReason: "stop", Message: middleware.Message{Role: "assistant", Content: "ok"}}, nil
+	}))
+	return store, h, calls
 }

@@ -158,16 +158,7 @@ func (c canon2) matches(st *keyState) bool { return canon{shared: c.c}.matches(s
 // request in a new body is a hit, one that differs by a byte in a shared
 // value a miss.
 func TestMissSharesTheValuesNotTheBody(t *testing.T) {
-	store := NewMemory(MemoryOptions{})
-	c, err := New(Config{}, WithStore(store))
-	if err != nil {
-		t.Fatal(err)
-	}
-	calls := 0
-	h := c.Middleware()(middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
-		calls++
-		return &middleware.Response{Model: req.Model, FinishReason: "stop", Message: middleware.Message{Role: "assistant", Content: "ok"}}, nil
-	}))
+	store, h, calls := memoryCache(t)
 	msg := bytes.Repeat([]byte("m"), 4000)
 	memo := bytes.Clone(msg) // the memo's copy, shared by every request that sends msg
 	mk := func(last string) *middleware.Request {
@@ -191,8 +182,8 @@ func TestMissSharesTheValuesNotTheBody(t *testing.T) {
 	if resp, err := h.Handle(ctx, changed); err != nil || resp.FromCache {
 		t.Fatalf("a request changed inside a shared value: FromCache %v, err %v", resp.FromCache, err)
 	}
-	if calls != 3 {
-		t.Fatalf("%d provider calls, want 3", calls)
+	if *calls != 3 {
+		t.Fatalf("%d provider calls, want 3", *calls)
 	}
 	for _, last := range []string{"a", "b"} {
 		canon := AppendCanonical(nil, ScopeTeamPrefix, mk(last))
