@@ -181,14 +181,12 @@ func (t *msgMemo) copyOf(raw []byte) (*reader, bool) {
 	return getReader(bytes.Clone(raw)), true
 }
 
-// putMessage keeps the message raw (of hash h) decodes to, and returns it
-// as kept (its strings in the memo's copy of raw) with its entry; m is
-// what the strict reader read from raw, returned as is (and no entry) when
-// raw is not kept.
-func (t *msgMemo) putMessage(h uint64, raw []byte, m middleware.Message) (middleware.Message, *memoEntry) {
+// putMessage keeps the message raw (of hash h) decodes to and returns its
+// entry (its strings in the memo's copy of raw); nil when raw is not kept.
+func (t *msgMemo) putMessage(h uint64, raw []byte) *memoEntry {
 	r, ok := t.copyOf(raw)
 	if !ok {
-		return m, nil
+		return nil
 	}
 	defer putReader(r)
 	km, err := r.message()
@@ -196,14 +194,15 @@ func (t *msgMemo) putMessage(h uint64, raw []byte, m middleware.Message) (middle
 		err = r.end()
 	}
 	if err != nil {
-		return m, nil // cannot happen: raw decoded once already
+		return nil // cannot happen: raw decoded once already
 	}
 	e := &memoEntry{h: h, kind: kindMessage, raw: r.src, msg: km}
 	t.keep(e)
-	return km, e
+	return e
 }
 
-// putTool is putMessage for a tool.
+// putTool is putMessage for a tool, returning the tool as kept (tool, as
+// the strict reader read it, when not kept) with its entry.
 func (t *msgMemo) putTool(h uint64, raw []byte, tool middleware.Tool, function bool) (middleware.Tool, *memoEntry) {
 	r, ok := t.copyOf(raw)
 	if !ok {

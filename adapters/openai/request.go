@@ -284,9 +284,9 @@ func (r *reader) messages(s *requestSnapshot) error {
 	// twice; gathering the messages themselves first would copy each twice.
 	sc := msgScratchPool.Get().(*msgScratch)
 	defer sc.release()
-	srcs, fresh, spans, kept := sc.srcs[:0], sc.fresh[:0], sc.spans[:0], sc.kept[:0]
+	srcs, fresh, spans := sc.srcs[:0], sc.fresh[:0], sc.spans[:0]
 	// Keep what append grew.
-	defer func() { sc.srcs, sc.fresh, sc.spans, sc.kept = srcs, fresh, spans, kept }()
+	defer func() { sc.srcs, sc.fresh, sc.spans = srcs, fresh, spans }()
 	var prev *memoEntry // the memo's entry of the previous message
 	for r.more() {
 		start := r.next()
@@ -299,7 +299,6 @@ func (r *reader) messages(s *requestSnapshot) error {
 				r.pos = start + len(e.raw)
 				srcs = append(srcs, msgSource{e: e})
 				spans = append(spans, span{start, r.pos})
-				kept = keepValue(kept, start, e)
 				prev = e
 				continue
 			}
@@ -316,7 +315,6 @@ func (r *reader) messages(s *requestSnapshot) error {
 					r.pos = end
 					srcs = append(srcs, msgSource{e: e})
 					spans = append(spans, span{start, end})
-					kept = keepValue(kept, start, e)
 					r.memo.link(kindMessage, prev, e, first)
 					prev = e
 					continue
@@ -332,28 +330,38 @@ func (r *reader) messages(s *requestSnapshot) error {
 			if hashed != r.offset() {
 				h = r.memo.hash(kindMessage, r.src[start:r.offset()])
 			}
-			var e *memoEntry
-			m, e = r.memo.putMessage(h, r.src[start:r.offset()], m)
+			e := r.memo.putMessage(h, r.src[start:r.offset()])
 			r.memo.link(kindMessage, prev, e, first)
-			kept = keepValue(kept, start, e)
 			prev = e
+			if e != nil { // kept: the memo's message, as m decoded
+				srcs = append(srcs, msgSource{e: e})
+				spans = append(spans, span{start, r.offset()})
+				continue
+			}
 		}
 		fresh = append(fresh, m)
 		srcs = append(srcs, msgSource{fresh: len(fresh)})
 		spans = append(spans, span{start, r.offset()})
 	}
 	msgs := make([]middleware.Message, len(srcs))
+	shared := 0
 	for i, src := range srcs {
 		if src.e != nil {
 			msgs[i] = src.e.msg
+			if len(src.e.raw) >= minSharedValue {
+				shared++
+			}
 		} else {
 			msgs[i] = fresh[src.fresh-1]
 		}
 	}
 	s.core.Messages = msgs
 	s.msgSpans = append(make([]span, 0, len(spans)), spans...)
-	if len(kept) > 0 {
-		s.msgKept = append(make([]keptValue, 0, len(kept)), kept...)
+	if shared > 0 {
+		s.msgKept = make([]keptValue, 0, shared)
+		for i, src := range srcs {
+			s.msgKept = keepValue(s.msgKept, spans[i].start, src.e)
+		}
 	}
 	return r.close()
 }
@@ -384,7 +392,6 @@ type msgScratch struct {
 	srcs  []msgSource
 	fresh []middleware.Message // the messages decoded without the memo
 	spans []span
-	kept  []keptValue
 }
 
 // msgSource is where a message of a request is: a memo entry's message, or
@@ -405,8 +412,7 @@ func (sc *msgScratch) release() {
 	}
 	clear(sc.srcs)
 	clear(sc.fresh)
-	clear(sc.kept)
-	sc.srcs, sc.fresh, sc.spans, sc.kept = sc.srcs[:0], sc.fresh[:0], sc.spans[:0], sc.kept[:0]
+	sc.srcs, sc.fresh, sc.spans = sc.srcs[:0], sc.fresh[:0], sc.spans[:0]
 	msgScratchPool.Put(sc)
 }
 
