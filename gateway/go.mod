@@ -16,7 +16,10 @@ require (
 	go.uber.org/goleak v1.3.0
 )
 
-require github.com/stretchr/objx v0.5.3 // indirect
+require (
+	github.com/pkoukk/tiktoken-go-loader v0.0.2 // indirect
+	github.com/stretchr/objx v0.5.3 // indirect
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -434,7 +434,7 @@ func (s *Server) run(team, id, callID string) *middleware.Run {
 
 // warmTokenizers loads, before the gateway serves, the token-counting
 // tables of the encodings of the models its upstreams and policies name
-// (o200k_base takes ≈0.2–0.3 s, once per process). Otherwise the first
+// (o200k_base takes ≈0.1 s, once per process). Otherwise the first
 // requests wait for them, and under load pile up behind them: at 2,000
 // requests/s a cold gateway held ~1,000 calls, and as many connections on
 // each side, within its first half second. A model named nowhere still

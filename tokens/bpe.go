@@ -1,19 +1,26 @@
 package tokens
 
 import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"unicode/utf8"
 	"unsafe"
 
-	"github.com/tiktoken-go/tokenizer"
+	vocabfiles "github.com/pkoukk/tiktoken-go-loader/assets"
 )
 
 // bpe counts tokens like tiktoken-go's codec for cl100k_base or o200k_base
 // (whose Count this package used before): the same pieces, split by the
 // hand-written pre-tokenizer of pretok.go instead of regexp2, and the same
-// byte-pair merges over the same ranks, read once from the codec.
+// byte-pair merges over the same ranks, read once from OpenAI's vocabulary
+// file (see loadBPE).
 type bpe struct {
+	name   string // the encoding's name
 	ranks  *rankTable
 	next   func(s string, i int) int // the end of the piece at i
 	recent *pieceCache               // counts of recent short pieces; nil: none
@@ -26,50 +33,100 @@ var (
 	o200kBPE, cl100kBPE   *bpe
 )
 
-// bpeOf returns the bpe of c's encoding, nil for another encoding.
-func bpeOf(c tokenizer.Codec) *bpe {
-	switch c.GetName() {
+// bpeFor returns the bpe of encoding enc, loading it on first use; nil for
+// another encoding, or if its vocabulary fails to load (never with the
+// embedded files; a test loads both).
+func bpeFor(enc string) *bpe {
+	switch enc {
 	case O200kBase:
-		o200kOnce.Do(func() { o200kBPE = newBPE(c) })
+		o200kOnce.Do(func() { o200kBPE, _ = loadBPE(O200kBase) })
 		return o200kBPE
 	case Cl100kBase:
-		cl100kOnce.Do(func() { cl100kBPE = newBPE(c) })
+		cl100kOnce.Do(func() { cl100kBPE, _ = loadBPE(Cl100kBase) })
 		return cl100kBPE
 	}
 	return nil
 }
 
-// newBPE reads the ranks of c's vocabulary (token i is Decode([i])) and
-// pairs them with the pre-tokenizer of its encoding; nil for another
-// encoding.
-func newBPE(c tokenizer.Codec) *bpe {
+// loadBPE reads the ranks of enc from OpenAI's own vocabulary file, as
+// tiktoken-go-loader embeds it (enc + ".tiktoken": a line per token, its
+// bytes in base64 and its rank), straight into the rank table. The table
+// holds no pointer, so the garbage collector never scans it; a Go map of
+// the vocabulary (tiktoken-go's, kept for the process's life in a package
+// variable) is 7 MB of pointers for o200k_base that every cycle of the
+// process scanned, and took twice as long to build.
+func loadBPE(enc string) (*bpe, error) {
 	var next func(string, int) int
-	switch c.GetName() {
+	switch enc {
 	case O200kBase:
 		next = nextO200k
 	case Cl100kBase:
 		next = nextCl100k
 	default:
-		return nil
+		return nil, fmt.Errorf("tokens: no vocabulary for %q", enc)
+	}
+	data, err := vocabfiles.Assets.ReadFile(enc + ".tiktoken")
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %s: %w", enc, err)
+	}
+	block, ends, err := parseTiktoken(data)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %s.tiktoken: %w", enc, err)
 	}
 	initClasses()
-	// The tokens' bytes in one block, the table's keys slices of it.
-	block := make([]byte, 0, 2<<20)
-	ends := make([]int32, 0, 1<<18)
-	misses := 0
-	for id := uint(0); misses < 1024; id++ {
-		s, err := c.Decode([]uint{id})
-		if err != nil || s == "" {
-			misses++ // specials and gaps
-			ends = append(ends, -1)
+	all := unsafe.String(unsafe.SliceData(block), len(block))
+	return &bpe{name: enc, ranks: newRankTable(all, ends, rankSeed), next: next, recent: &pieceCache{}}, nil
+}
+
+// parseTiktoken reads a tiktoken vocabulary file: lines "<base64 bytes>
+// <rank>", ranks ascending (a rank the file skips has no token). It
+// returns every token's bytes in one block and, for each rank from 0, the
+// end of its bytes in block (-1 for a rank without a token, as
+// newRankTable takes them).
+func parseTiktoken(data []byte) (block []byte, ends []int32, err error) {
+	block = make([]byte, 0, len(data)/2)
+	ends = make([]int32, 0, len(data)/8)
+	for n := 1; len(data) > 0; n++ {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(line) == 0 {
 			continue
 		}
-		misses = 0
-		block = append(block, s...)
+		sp := bytes.IndexByte(line, ' ')
+		if sp <= 0 {
+			return nil, nil, fmt.Errorf("line %d: want \"<base64> <rank>\"", n)
+		}
+		rank, err := strconv.ParseUint(string(line[sp+1:]), 10, 31)
+		if err != nil {
+			return nil, nil, fmt.Errorf("line %d: rank: %w", n, err)
+		}
+		if rank < uint64(len(ends)) {
+			return nil, nil, fmt.Errorf("line %d: rank %d after rank %d", n, rank, len(ends)-1)
+		}
+		for uint64(len(ends)) < rank {
+			ends = append(ends, -1)
+		}
+		start := len(block)
+		block, err = base64.StdEncoding.AppendDecode(block, line[:sp])
+		if err != nil {
+			return nil, nil, fmt.Errorf("line %d: token: %w", n, err)
+		}
+		if len(block) == start {
+			return nil, nil, fmt.Errorf("line %d: empty token", n)
+		}
+		if len(block) > math.MaxInt32 || len(block)-start > maxTokenLen {
+			return nil, nil, fmt.Errorf("line %d: token too long", n)
+		}
 		ends = append(ends, int32(len(block)))
 	}
-	all := unsafe.String(unsafe.SliceData(block), len(block))
-	return &bpe{ranks: newRankTable(all, ends, rankSeed), next: next, recent: &pieceCache{}}
+	if len(ends) == 0 {
+		return nil, nil, errors.New("no token")
+	}
+	return block, ends, nil
 }
 
 // rankSeed seeds the rank table's hash. It need not be secret: the table

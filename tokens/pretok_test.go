@@ -64,13 +64,19 @@ func testCodecs(t testing.TB) map[string]struct {
 	c tokenizer.Codec
 	b *bpe
 } {
-	e := New()
+	get := func(enc tokenizer.Encoding) tokenizer.Codec {
+		c, err := tokenizer.Get(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
 	return map[string]struct {
 		c tokenizer.Codec
 		b *bpe
 	}{
-		O200kBase:  {e.codec(O200kBase), bpeOf(e.codec(O200kBase))},
-		Cl100kBase: {e.codec(Cl100kBase), bpeOf(e.codec(Cl100kBase))},
+		O200kBase:  {get(tokenizer.O200kBase), bpeFor(O200kBase)},
+		Cl100kBase: {get(tokenizer.Cl100kBase), bpeFor(Cl100kBase)},
 	}
 }
 

@@ -6,9 +6,6 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"strings"
-	"sync"
-
-	"github.com/tiktoken-go/tokenizer"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -102,12 +99,6 @@ type Estimator struct {
 	memo      *countMemo
 	ids       *idTable   // identity fast path in front of memo; nil when memo is
 	convs     *convTable // conversation fast path in front of ids; nil when memo is
-	codecs    *codecs
-}
-
-type codecs struct {
-	o200kOnce, cl100kOnce sync.Once
-	o200k, cl100k         tokenizer.Codec
 }
 
 type key [2]uint64
@@ -122,7 +113,6 @@ func New(opts ...Option) *Estimator {
 		encodings: append(c.encodings, builtin...),
 		models:    c.models,
 		seed1:     maphash.MakeSeed(),
-		codecs:    &codecs{},
 	}
 	if c.cacheSize > 0 {
 		e.memo = newCountMemo(c.cacheSize)
@@ -204,18 +194,10 @@ func (e *Estimator) builtinEncoding(model string) string {
 	return ""
 }
 
-func (e *Estimator) codec(enc string) tokenizer.Codec {
-	switch enc {
-	case O200kBase:
-		cs := e.codecs
-		cs.o200kOnce.Do(func() { cs.o200k, _ = tokenizer.Get(tokenizer.O200kBase) })
-		return cs.o200k
-	case Cl100kBase:
-		cs := e.codecs
-		cs.cl100kOnce.Do(func() { cs.cl100k, _ = tokenizer.Get(tokenizer.Cl100kBase) })
-		return cs.cl100k
-	}
-	return nil
+// codec returns the counter of enc (o200k_base or cl100k_base), nil for
+// another encoding.
+func (e *Estimator) codec(enc string) *bpe {
+	return bpeFor(enc)
 }
 
 // Text returns the number of tokens of s alone (no chat framing) for model.
@@ -223,7 +205,7 @@ func (e *Estimator) Text(model, s string) int64 {
 	return e.text(e.codec(e.Encoding(model)), s)
 }
 
-func (e *Estimator) text(c tokenizer.Codec, s string) int64 {
+func (e *Estimator) text(c *bpe, s string) int64 {
 	if s == "" {
 		return 0
 	}
@@ -235,20 +217,14 @@ func (e *Estimator) text(c tokenizer.Codec, s string) int64 {
 }
 
 // count counts s with c's ranks and this package's pre-tokenizer (the
-// same tokens as c.Count, see bpe.go), or with c.Count for a codec without
-// them.
-func (e *Estimator) count(c tokenizer.Codec, s string) int64 {
+// same tokens as tiktoken-go's Count, see bpe.go); without a counter (its
+// vocabulary failed to load), one token per byte, which can never
+// undercount.
+func (e *Estimator) count(c *bpe, s string) int64 {
 	if c == nil {
 		return int64(len(s))
 	}
-	if b := bpeOf(c); b != nil {
-		return int64(b.count(s))
-	}
-	n, err := c.Count(s)
-	if err != nil {
-		return int64(len(s)) // one token per byte can never undercount
-	}
-	return int64(n)
+	return int64(c.count(s))
 }
 
 // AudioInput returns the part of Request's estimate that is audio: the
@@ -394,7 +370,7 @@ func legacyModel(model string) bool {
 }
 
 // message returns the count of m, cand its identity table candidate.
-func (e *Estimator) message(variant uint64, enc string, c tokenizer.Codec, legacy bool, m *middleware.Message, cand idCandidate) int64 {
+func (e *Estimator) message(variant uint64, enc string, c *bpe, legacy bool, m *middleware.Message, cand idCandidate) int64 {
 	if e.memo == nil {
 		return e.countMessage(c, legacy, m)
 	}
@@ -419,7 +395,7 @@ func (e *Estimator) message(variant uint64, enc string, c tokenizer.Codec, legac
 
 // messageByContent returns the count of m from the memo keyed by a hash of
 // its content, counting it on a miss; seen reports a memo hit.
-func (e *Estimator) messageByContent(enc string, c tokenizer.Codec, legacy bool, m *middleware.Message) (n int64, seen bool) {
+func (e *Estimator) messageByContent(enc string, c *bpe, legacy bool, m *middleware.Message) (n int64, seen bool) {
 	k := e.hashMessage(enc, legacy, m)
 	if v, ok := e.memo.Get(k); ok {
 		return v, true
@@ -429,7 +405,7 @@ func (e *Estimator) messageByContent(enc string, c tokenizer.Codec, legacy bool,
 	return v, false
 }
 
-func (e *Estimator) countMessage(c tokenizer.Codec, legacy bool, m *middleware.Message) int64 {
+func (e *Estimator) countMessage(c *bpe, legacy bool, m *middleware.Message) int64 {
 	var n int64
 	switch {
 	case c == nil:
@@ -526,7 +502,7 @@ func (e *Estimator) hashMessage(enc string, legacy bool, m *middleware.Message) 
 // whole list under one hash of their content (one memo lookup where a
 // lookup per tool would take a cache miss each), else the sum of each
 // tool's memoised count.
-func (e *Estimator) tools(enc string, c tokenizer.Codec, ts []middleware.Tool) int64 {
+func (e *Estimator) tools(enc string, c *bpe, ts []middleware.Tool) int64 {
 	if e.memo == nil || len(ts) == 1 {
 		var n int64
 		for i := range ts {
@@ -554,7 +530,7 @@ func (e *Estimator) tools(enc string, c tokenizer.Codec, ts []middleware.Tool) i
 	return n
 }
 
-func (e *Estimator) tool(enc string, c tokenizer.Codec, t *middleware.Tool) int64 {
+func (e *Estimator) tool(enc string, c *bpe, t *middleware.Tool) int64 {
 	if e.memo == nil {
 		return e.countTool(c, t)
 	}
@@ -579,12 +555,12 @@ type schemaProp struct {
 	Enum        []any           `json:"enum"`
 }
 
-func (e *Estimator) countTool(c tokenizer.Codec, t *middleware.Tool) int64 {
+func (e *Estimator) countTool(c *bpe, t *middleware.Tool) int64 {
 	if c == nil {
 		return otherTool + e.text(nil, t.Name) + e.text(nil, t.Description) + e.text(nil, string(t.Parameters))
 	}
 	funcInit := int64(7)
-	if c.GetName() == Cl100kBase {
+	if c.name == Cl100kBase {
 		funcInit = 10
 	}
 	n := funcInit + e.text(c, t.Name+":"+strings.TrimSuffix(t.Description, "."))
