@@ -124,7 +124,7 @@ func New(cfg Config, opts ...Option) (*Cache, error) {
 		// again by the identity of their strings (another store keeps a
 		// copy of the flat encoding: the memo would find nothing).
 		c.memo = newMsgMemo(memoSlots, memoMaxBytes, memoMinBytes)
-		c.tails = new(tailTable)
+		c.shared = newKeepTables()
 	}
 	return &Cache{c: c}, nil
 }
@@ -239,9 +239,9 @@ type cacher struct {
 	// memo finds the encodings of the messages of the entries by the
 	// identity of their strings (idmemo.go); nil unless memory.
 	memo *msgMemo
-	// tails shares the entries' equal tails (tools, settings); nil
-	// unless memory.
-	tails *tailTable
+	// shared shares between entries their equal tails (tools, settings)
+	// and the chains of their messages (chain.go); nil unless memory.
+	shared *keepTables
 
 	flights [flightShards]flightShard // calls in flight, by key
 }
@@ -316,7 +316,7 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 		if !haveKept {
 			// A Memory store keeps the entry as it is: it may refer to the
 			// request body or to shared message encodings rather than copy.
-			kept, haveKept = st.keep(c.memory, c.tails), true
+			kept, haveKept = st.keep(c.memory, c.shared), true
 		}
 		f, leader := c.join(key, kept, st)
 		if leader {

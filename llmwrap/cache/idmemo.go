@@ -66,8 +66,9 @@ const (
 type msgEnc struct {
 	b     []byte
 	h     uint64
-	tmp   bool // in a keyState's scratch (encScratch): keep copies it
-	owned bool // a rope's copy, in the rope's allocations (canonRope.size)
+	tmp   bool   // in a keyState's scratch (encScratch): keep copies it
+	owned bool   // a rope's copy, in the rope's allocations (canonRope.size)
+	at    uint32 // a rope's copy: the index of its message in the request
 }
 
 // messageLenBound is at least the length of m's encoding (tagMessage

@@ -191,18 +191,18 @@ type canon struct {
 
 // keep returns st's canonical encoding as an entry keeps it: by reference
 // when byRef (the entry goes to a Memory store, which keeps it as made)
-// and st can give one, flat otherwise; a rope's tail is taken from tails
-// (nil: none) when an equal one is there. It copies nothing of the request
+// and st can give one, flat otherwise; what ropes and pieces share with
+// other entries (tails, chains) is found through k (nil: nothing shared). It copies nothing of the request
 // but its header and tail (kindCore) or the header (kindSpans) when by
 // reference.
-func (st *keyState) keep(byRef bool, tails *tailTable) canon {
+func (st *keyState) keep(byRef bool, k *keepTables) canon {
 	if byRef {
 		switch st.kind {
 		case kindCore:
-			return canon{rope: newRope(st, tails)}
+			return canon{rope: newRope(st, k.tailTable(), k.encChains())}
 		case kindSpans:
 			if st.shared != nil {
-				if c := newCanonShared(st, st.shared); c != nil {
+				if c := newCanonShared(st, st.shared, k.valChains()); c != nil {
 					return canon{shared: c}
 				}
 			}
@@ -249,13 +249,16 @@ func (c canon) matches(st *keyState) bool {
 // tail in b's allocation, their msgEnc in the array of the allocation of
 // the rope (ropeOwn), so a rope is two allocations whatever its messages.
 type canonRope struct {
-	b     []byte // header, then tail (the copied encodings follow, past cap)
-	hdr   int    // where the tail starts in b
-	tail  []byte // when not nil, the tail, shared with other ropes (tailTable); b is then the header
-	msgs  []*msgEnc
-	arr   [24]*msgEnc // msgs of a request of few messages, in the same allocation
-	bsize int         // the size of b's allocation, copied encodings included
-	rsize int         // the size of the rope's allocation, its ropeOwn array included
+	b    []byte // header, then tail (the copied encodings follow, past cap)
+	hdr  int    // where the tail starts in b
+	tail []byte // when not nil, the tail, shared with other ropes (tailTable); b is then the header
+	// The messages' encodings: the memo's, shared with other ropes, in a
+	// chain (chain.go), and the rope's own copies of the others (each
+	// with its index among the messages), in order.
+	msgs  *chainNode[*msgEnc]
+	own   []msgEnc
+	bsize int // the size of b's allocation, copied encodings included
+	rsize int // the size of the rope's allocation, its ropeOwn array included
 }
 
 // ropeOwn is a rope with room for the copies of n scratch encodings in
@@ -267,7 +270,7 @@ type ropeOwn[A any] struct {
 
 // newRope returns st's canonical encoding as a rope, st a kindCore state,
 // its tail shared through tails (nil: copied).
-func newRope(st *keyState, tails *tailTable) *canonRope {
+func newRope(st *keyState, tails *tailTable, chains *chainTable[*msgEnc]) *canonRope {
 	tail := tails.intern(st.buf[st.hdr:])
 	n, size := 0, len(st.buf)
 	if tail != nil {
@@ -323,27 +326,67 @@ func newRope(st *keyState, tails *tailTable) *canonRope {
 		buf = append(buf, st.buf...)
 	}
 	r.b, r.hdr, r.bsize = buf[:len(buf):len(buf)], st.hdr, cap(buf)
-	r.msgs = append(r.arr[:0:len(r.arr)], st.msgs...)
 	k := 0
-	for i, m := range r.msgs {
+	for i, m := range st.msgs {
 		if m.tmp {
 			start := len(buf)
 			buf = append(buf, m.b...)
-			encs[k] = msgEnc{b: buf[start:len(buf):len(buf)], h: m.h, owned: true}
-			r.msgs[i] = &encs[k]
+			encs[k] = msgEnc{b: buf[start:len(buf):len(buf)], h: m.h, owned: true, at: uint32(i)}
 			k++
 		}
 	}
+	r.own = encs[:k:k]
+	// make calls at in order: j walks the messages to the next shared one.
+	j := 0
+	r.msgs = chains.make(len(st.msgs)-k, func(int) *msgEnc {
+		for st.msgs[j].tmp {
+			j++
+		}
+		j++
+		return st.msgs[j-1]
+	})
 	return r
+}
+
+// newEncChains returns the chain table of ropes' message encodings.
+func newEncChains(slots int) *chainTable[*msgEnc] {
+	return newChainTable(slots, func(h uint64, m *msgEnc) uint64 {
+		return mixHash(h, uint64(uintptr(unsafe.Pointer(m))))
+	})
+}
+
+// messages returns r's messages' encodings, in order, in arr if they fit.
+func (r *canonRope) messages(arr *[64]*msgEnc) []*msgEnc {
+	n := r.msgs.length() + len(r.own)
+	out := arr[:0]
+	if n > len(arr) {
+		out = make([]*msgEnc, 0, n)
+	}
+	out = out[:n]
+	clear(out)
+	for i := range r.own {
+		out[r.own[i].at] = &r.own[i]
+	}
+	// The shared ones, last to first, in the places left.
+	j := n - 1
+	for nd := r.msgs; nd != nil; nd = nd.prev {
+		for out[j] != nil {
+			j--
+		}
+		out[j] = nd.v
+		j--
+	}
+	return out
 }
 
 // equalState reports whether r is the encoding of st, a kindCore state.
 func (r *canonRope) equalState(st *keyState) bool {
-	if r.hdr != st.hdr || len(r.msgs) != len(st.msgs) || !bytes.Equal(r.b[:r.hdr], st.buf[:st.hdr]) ||
+	if r.hdr != st.hdr || r.msgs.length()+len(r.own) != len(st.msgs) || !bytes.Equal(r.b[:r.hdr], st.buf[:st.hdr]) ||
 		!bytes.Equal(r.tailBytes(), st.buf[st.hdr:]) {
 		return false
 	}
-	for i, m := range r.msgs {
+	var arr [64]*msgEnc
+	for i, m := range r.messages(&arr) {
 		if o := st.msgs[i]; m != o && (m.h != o.h || !bytes.Equal(m.b, o.b)) {
 			return false
 		}
@@ -357,7 +400,8 @@ func (r *canonRope) equal(flat []byte) bool {
 		return false
 	}
 	flat = flat[r.hdr:]
-	for _, m := range r.msgs {
+	var arr [64]*msgEnc
+	for _, m := range r.messages(&arr) {
 		if !bytes.HasPrefix(flat, m.b) {
 			return false
 		}
@@ -377,7 +421,8 @@ func (r *canonRope) tailBytes() []byte {
 // appendTo appends the encoding r is.
 func (r *canonRope) appendTo(dst []byte) []byte {
 	dst = append(dst, r.b[:r.hdr]...)
-	for _, m := range r.msgs {
+	var arr [64]*msgEnc
+	for _, m := range r.messages(&arr) {
 		dst = append(dst, m.b...)
 	}
 	return append(dst, r.tailBytes()...)
@@ -385,18 +430,13 @@ func (r *canonRope) appendTo(dst []byte) []byte {
 
 // size is the memory r keeps alive: itself (with its copies of scratch
 // encodings), its header and tail (with the copied bytes), its message
-// list when it did not fit in it, its shared tail and each shared
-// message's encoding (counted in full although other entries may share
-// them).
+// chain, its shared tail and each shared message's encoding (counted in
+// full, nodes too, although other entries may share them).
 func (r *canonRope) size() int {
 	n := scanAllocSize(r.rsize) + allocSize(r.bsize) + allocSize(cap(r.tail))
-	if len(r.msgs) > len(r.arr) {
-		n += allocSize(8 * cap(r.msgs))
-	}
-	for _, m := range r.msgs {
-		if !m.owned { // the rope's own copies are in its two allocations
-			n += allocSize(int(unsafe.Sizeof(*m))) + allocSize(cap(m.b))
-		}
+	// The rope's own copies are in its two allocations.
+	for nd := r.msgs; nd != nil; nd = nd.prev {
+		n += allocSize(int(unsafe.Sizeof(*nd))) + allocSize(int(unsafe.Sizeof(*nd.v))) + allocSize(cap(nd.v.b))
 	}
 	return n
 }

@@ -147,7 +147,7 @@ func checkKey(t *testing.T, memo *msgMemo, scope string, req *middleware.Request
 			}
 		}
 	}
-	for _, c := range []canon{st.keep(true, testTails), st.keep(true, nil), st.keep(false, nil)} {
+	for _, c := range []canon{st.keep(true, testKeep), st.keep(true, nil), st.keep(false, nil)} {
 		if !c.matches(st) || !c.matches(&keyState{kind: kindFlat, buf: flat}) {
 			t.Fatal("a request does not match its own kept encoding")
 		}
@@ -166,7 +166,7 @@ func TestKeyWithTheMemoIsTheKeyWithout(t *testing.T) {
 	var keep []canon                 // entries hold the encodings the memo refers to
 	for i := range 10000 {
 		st := checkKey(t, memo, "team:"+fmt.Sprint(i%3), g.request())
-		keep = append(keep, st.keep(true, testTails))
+		keep = append(keep, st.keep(true, testKeep))
 		if len(keep) > 50 {
 			keep = keep[1:]
 		}
@@ -479,7 +479,7 @@ func BenchmarkKeyAgentTurn(b *testing.B) {
 func TestRopeOwnsItsScratchEncodings(t *testing.T) {
 	g := &gen{r: rand.New(rand.NewPCG(3, 4))}
 	st := &keyState{}
-	for _, n := range []int{0, 1, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 24, 25, 40} {
+	for _, n := range []int{0, 1, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 24, 25, 40, 63, 64, 65, 100} {
 		req := &middleware.Request{Model: "gpt-4o"}
 		for range n {
 			req.Messages = append(req.Messages, g.message())
@@ -488,7 +488,7 @@ func TestRopeOwnsItsScratchEncodings(t *testing.T) {
 		keyOf(st, nil, "s", "", req)
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		r := newRope(st, nil)
+		r := newRope(st, nil, nil)
 		runtime.ReadMemStats(&after)
 		if got := after.TotalAlloc - before.TotalAlloc; uint64(r.size()) < got {
 			t.Errorf("%d messages: size %d, allocated %d", n, r.size(), got)

@@ -29,33 +29,43 @@ type nativeKeyShared interface {
 // shared values: an agent resends its conversation every turn, and a
 // reference to each turn's body would keep the whole conversation alive
 // once per entry; the pieces keep what is new in the request and share
-// the rest with the entries of the other turns.
+// the rest with the entries of the other turns. The shared values are a
+// chain (chain.go), whose nodes the entries of requests with the same
+// first values share too: an entry holds a pointer to its chain, not one
+// per value, for the garbage collector to scan.
 //
-// The bytes of the spans, in order, are own[:segs[0].own], segs[0]'s
-// value, own[segs[0].own:segs[1].own], segs[1]'s value, ...,
-// own[segs[len(segs)-1].own:].
+// The bytes of the spans, in order, are own[:owns[0]], the chain's first
+// value, own[owns[0]:owns[1]], its second value, ..., own[owns[last]:].
 type canonShared struct {
 	hdr  []byte // the header, then (past len(hdr)) own, in one allocation
 	own  []byte
 	lens []uint32
-	segs []sharedSeg
+	segs *chainNode[sharedVal]
+	owns []uint32   // owns[i]: where the own bytes before value i end
 	arr  [16]uint32 // lens of a request of few members, in the same allocation
 	size int        // what the pieces' allocations take, shared values counted in full
 }
 
-// sharedSeg is a shared value: own bytes end at own, then n bytes at p.
-type sharedSeg struct {
-	p   *byte
-	own uint32
-	n   uint32
+// sharedVal is a shared value: n bytes at p.
+type sharedVal struct {
+	p *byte
+	n uint32
 }
 
-func (s *sharedSeg) bytes() []byte { return unsafe.Slice(s.p, s.n) }
+func (v sharedVal) bytes() []byte { return unsafe.Slice(v.p, v.n) }
+
+// newValChains returns the chain table of the entries' shared values.
+func newValChains(slots int) *chainTable[sharedVal] {
+	return newChainTable(slots, func(h uint64, v sharedVal) uint64 {
+		return mixHash(h, uint64(uintptr(unsafe.Pointer(v.p)))^uint64(v.n)<<48)
+	})
+}
 
 // newCanonShared returns st's canonical encoding (kindSpans) in pieces,
-// sharing the values ks gives (ks.SharedValues over st.data), or nil when
-// none of them lies within a span (the caller keeps a reference).
-func newCanonShared(st *keyState, ks nativeKeyShared) *canonShared {
+// sharing the values ks gives (ks.SharedValues over st.data), their chain
+// made through chains (nil: a chain of its own), or nil when none of them
+// lies within a span (the caller keeps a reference).
+func newCanonShared(st *keyState, ks nativeKeyShared, chains *chainTable[sharedVal]) *canonShared {
 	sc := sharedScratchPool.Get().(*sharedScratch)
 	starts, vals := ks.SharedValues(sc.starts[:0], sc.vals[:0])
 	picks := sc.picks[:0]
@@ -96,7 +106,7 @@ func newCanonShared(st *keyState, ks nativeKeyShared) *canonShared {
 	if n := len(st.spans) / 2; n > len(c.arr) {
 		c.lens = make([]uint32, 0, n)
 	}
-	c.segs = make([]sharedSeg, 0, len(picks))
+	c.owns = make([]uint32, 0, len(picks))
 	k := 0
 	for i := 0; i+1 < len(st.spans); i += 2 {
 		s, e := int(st.spans[i]), int(st.spans[i+1])
@@ -105,13 +115,18 @@ func newCanonShared(st *keyState, ks nativeKeyShared) *canonShared {
 		for ; k < len(picks) && picks[k].span == i; k++ {
 			p := picks[k]
 			buf = append(buf, st.data[pos:p.start]...)
-			c.segs = append(c.segs, sharedSeg{p: unsafe.SliceData(p.val), own: uint32(len(buf) - len(c.hdr)), n: uint32(len(p.val))})
+			c.owns = append(c.owns, uint32(len(buf)-len(c.hdr)))
 			pos = p.start + len(p.val)
 		}
 		buf = append(buf, st.data[pos:e]...)
 	}
 	c.own = buf[len(c.hdr):]
-	c.size = scanAllocSize(int(unsafe.Sizeof(*c))) + allocSize(cap(buf)) + scanAllocSize(int(unsafe.Sizeof(sharedSeg{}))*cap(c.segs)) + shared
+	c.segs = chains.make(len(picks), func(i int) sharedVal {
+		return sharedVal{p: unsafe.SliceData(picks[i].val), n: uint32(len(picks[i].val))}
+	})
+	// The chain's nodes are counted in full, shared or not.
+	c.size = scanAllocSize(int(unsafe.Sizeof(*c))) + allocSize(cap(buf)) + allocSize(4*cap(c.owns)) +
+		len(picks)*allocSize(int(unsafe.Sizeof(chainNode[sharedVal]{}))) + shared
 	if len(c.lens) > len(c.arr) {
 		c.size += allocSize(4 * cap(c.lens))
 	}
@@ -139,16 +154,18 @@ var sharedScratchPool = sync.Pool{New: func() any { return new(sharedScratch) }}
 // bytes and shared values; never an empty piece), until f returns false;
 // it reports whether f always returned true.
 func (c *canonShared) pieces(f func([]byte) bool) bool {
+	var arr [64]sharedVal
+	vals := c.segs.appendValues(arr[:0])
 	prev := uint32(0)
-	for i := range c.segs {
-		sg := &c.segs[i]
-		if sg.own > prev && !f(c.own[prev:sg.own]) {
+	for i, v := range vals {
+		own := c.owns[i]
+		if own > prev && !f(c.own[prev:own]) {
 			return false
 		}
-		if !f(sg.bytes()) {
+		if !f(v.bytes()) {
 			return false
 		}
-		prev = sg.own
+		prev = own
 	}
 	return int(prev) == len(c.own) || f(c.own[prev:])
 }

@@ -82,7 +82,7 @@ func TestCanonSharedIsTheCanonicalRequest(t *testing.T) {
 		if st.kind != kindSpans {
 			t.Fatalf("kind %d, want kindSpans", st.kind)
 		}
-		c := newCanonShared(st, w)
+		c := newCanonShared(st, w, testKeep.vals)
 		putState(st)
 		if c == nil {
 			continue
@@ -185,21 +185,29 @@ func TestMissSharesTheValuesNotTheBody(t *testing.T) {
 	if *calls != 3 {
 		t.Fatalf("%d provider calls, want 3", *calls)
 	}
+	var chains []*chainNode[sharedVal]
 	for _, last := range []string{"a", "b"} {
 		canon := AppendCanonical(nil, ScopeTeamPrefix, mk(last))
 		e, _ := store.Get(ctx, Sum(canon))
 		if e == nil || e.shared == nil || e.ref != nil || e.Request != nil || !bytes.Equal(e.Canonical(), canon) {
 			t.Fatalf("stored entry %+v does not keep shared pieces", e)
 		}
-		if len(e.shared.own) > 100 || len(e.shared.segs) != 1 || e.shared.segs[0].p != &memo[0] {
-			t.Fatalf("entry keeps %d own bytes and %d shared values, want the memo's copy and a few bytes", len(e.shared.own), len(e.shared.segs))
+		if len(e.shared.own) > 100 || e.shared.segs.length() != 1 || e.shared.segs.v.p != &memo[0] {
+			t.Fatalf("entry keeps %d own bytes and %d shared values, want the memo's copy and a few bytes", len(e.shared.own), e.shared.segs.length())
 		}
+		chains = append(chains, e.shared.segs)
+	}
+	// The two entries hold one chain node for the shared value.
+	if chains[0] != chains[1] {
+		t.Fatal("the entries of two requests with the same shared value do not share its chain node")
 	}
 }
 
-// testTails is a tail table the key tests share, so that its slots are
-// taken by the tails of many random requests in turn.
-var testTails = new(tailTable)
+// testKeep are the tables the key tests share, so that the slots of the
+// tail table are taken by the tails of many random requests in turn, and
+// the chains of random requests collide in the few slots of the chain
+// tables.
+var testKeep = &keepTables{tails: new(tailTable), encs: newEncChains(8), vals: newValChains(8)}
 
 // TestRopesShareEqualTails: the ropes of requests whose tails (tools,
 // settings) are equal share one copy of the tail, even when each request
@@ -223,7 +231,7 @@ func TestRopesShareEqualTails(t *testing.T) {
 		st := statePool.Get().(*keyState)
 		defer putState(st)
 		keyOf(st, nil, "team:", "x", req)
-		r := newRope(st, tails)
+		r := newRope(st, tails, nil)
 		if !r.equalState(st) || !bytes.Equal(r.appendTo(nil), AppendCanonical(nil, "team:x", req)) {
 			t.Fatal("the rope is not its request's encoding")
 		}
@@ -283,7 +291,7 @@ func FuzzCanonShared(f *testing.F) {
 		canon := AppendCanonical(nil, "team:x", req)
 		st := &keyState{}
 		keyOf(st, nil, "team:", "x", req)
-		c := newCanonShared(st, w)
+		c := newCanonShared(st, w, testKeep.vals)
 		if c == nil {
 			return
 		}
