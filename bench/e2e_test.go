@@ -186,7 +186,8 @@ func newMessage(n int) goopenai.ChatCompletionMessage {
 
 // sides runs f as the sub-benchmarks "client=raw" and "client=tokenwise"
 // (through chain; benchstat -col /client puts them side by side),
-// both against the same server, and reports cpu-ns/op.
+// both against the same server, and reports cpu-ns/op and, of it,
+// gc-cpu-ns/op: the garbage collector's CPU time.
 func sides(b *testing.B, chain func(testing.TB) middleware.Middleware, f func(b *testing.B, c *goopenai.Client)) {
 	srv := newServer(b)
 	for _, side := range []string{"raw", "tokenwise"} {
@@ -198,9 +199,11 @@ func sides(b *testing.B, chain func(testing.TB) middleware.Middleware, f func(b 
 			c := newClient(b, srv, side == "tokenwise", mw)
 			b.ReportAllocs()
 			start, ok := cpuNanos()
+			gcStart := gcNanos()
 			f(b, c)
 			if end, ok2 := cpuNanos(); ok && ok2 && b.N > 0 {
 				b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(gcNanos()-gcStart)/float64(b.N), "gc-cpu-ns/op")
 			}
 		})
 	}
