@@ -43,7 +43,7 @@ func TestChainsAreTheirValues(t *testing.T) {
 					seq = append(seq, pool[r.IntN(len(pool))])
 				}
 			}
-			c := tab.make(len(seq), func(i int) sharedVal { return seq[i] })
+			c := tab.make(slices.Clone(seq))
 			if got := c.appendValues(nil); c.length() != len(seq) || !slices.Equal(got, seq) {
 				t.Fatalf("%d slots: chain of %v holds %v (length %d)", slots, seq, got, c.length())
 			}
@@ -61,25 +61,59 @@ func TestChainsAreTheirValues(t *testing.T) {
 		}
 	}
 	tab := newValChains(4096)
-	a := tab.make(50, func(i int) sharedVal { return pool[i%len(pool)] })
-	b := tab.make(51, func(i int) sharedVal { return pool[i%len(pool)] })
+	cycle := func(n int) []sharedVal {
+		var vs []sharedVal
+		for i := range n {
+			vs = append(vs, pool[i%len(pool)])
+		}
+		return vs
+	}
+	a := tab.make(cycle(50))
+	b := tab.make(cycle(51))
 	if b.prev != a {
 		t.Fatal("a chain with one value more does not share the nodes of the chain before it")
 	}
-	if c := newValChains(4096).make(3, func(i int) sharedVal { return pool[i] }); c.length() != 3 || c.prev.prev.prev != nil {
+	if c := newValChains(4096).make(pool[:3]); c.length() != 3 || c.prev.prev.prev != nil {
 		t.Fatal("a chain of 3 values is not 3 nodes")
 	}
-	if (*chainTable[sharedVal])(nil).make(0, nil) != nil {
+	if (*chainTable[sharedVal])(nil).make(nil) != nil || tab.make(nil) != nil {
 		t.Fatal("an empty chain is not nil")
+	}
+	if c := (*chainTable[sharedVal])(nil).make(pool[:4]); !slices.Equal(c.appendValues(nil), pool[:4]) {
+		t.Fatal("a chain made without a table is not its values")
+	}
+}
+
+// TestEncodingChainsCompareBytes: the chains of message encodings share
+// the nodes of encodings of equal bytes (another copy of the same
+// message), never of other bytes with the same hash.
+func TestEncodingChainsCompareBytes(t *testing.T) {
+	tab := newEncChains(64)
+	enc := func(s string) *msgEnc { return &msgEnc{b: []byte(s), h: 7} } // one hash for all
+	first := tab.make([]*msgEnc{enc("system prompt"), enc("question")})
+	again := tab.make([]*msgEnc{enc("system prompt"), enc("question"), enc("answer")})
+	if again.prev != first {
+		t.Fatal("copies of equal encodings do not share their nodes")
+	}
+	if string(again.prev.v.b) != "question" || string(again.v.b) != "answer" {
+		t.Fatalf("chain holds %q, %q", again.prev.v.b, again.v.b)
+	}
+	other := tab.make([]*msgEnc{enc("system prompt"), enc("questioN")})
+	if other.prev != first.prev || other == first || string(other.v.b) != "questioN" {
+		t.Fatal("an encoding of other bytes with the same hash shares a node")
 	}
 }
 
 // TestChainTableKeepsNoNode: the table's slots hold weak pointers, so the
-// nodes of chains no entry holds any more are freed.
+// nodes of chains no one holds any more are freed.
 func TestChainTableKeepsNoNode(t *testing.T) {
 	b := []byte("value")
 	tab := newValChains(64)
-	c := tab.make(20, func(int) sharedVal { return sharedVal{p: &b[0], n: uint32(len(b))} })
+	var vs []sharedVal
+	for range 20 {
+		vs = append(vs, sharedVal{p: &b[0], n: uint32(len(b))})
+	}
+	c := tab.make(vs)
 	if c.length() != 20 {
 		t.Fatal("no chain")
 	}
@@ -88,7 +122,7 @@ func TestChainTableKeepsNoNode(t *testing.T) {
 	runtime.GC()
 	for i := range tab.buckets {
 		for j := range tab.buckets[i] {
-			if tab.buckets[i][j].w.Value() != nil {
+			if tab.buckets[i][j].node() != nil {
 				t.Fatalf("slot %d of bucket %d keeps a node of a chain no one holds", j, i)
 			}
 		}

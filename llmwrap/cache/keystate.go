@@ -336,22 +336,26 @@ func newRope(st *keyState, tails *tailTable, chains *chainTable[*msgEnc]) *canon
 		}
 	}
 	r.own = encs[:k:k]
-	// make calls at in order: j walks the messages to the next shared one.
-	j := 0
-	r.msgs = chains.make(len(st.msgs)-k, func(int) *msgEnc {
-		for st.msgs[j].tmp {
-			j++
+	var arr [64]*msgEnc
+	shared := arr[:0]
+	for _, m := range st.msgs {
+		if !m.tmp {
+			shared = append(shared, m)
 		}
-		j++
-		return st.msgs[j-1]
-	})
+	}
+	r.msgs = chains.make(shared)
 	return r
 }
 
 // newEncChains returns the chain table of ropes' message encodings.
 func newEncChains(slots int) *chainTable[*msgEnc] {
+	// Encodings of equal bytes are equal values: the messages of
+	// requests built anew each call (equal strings, other copies) share
+	// their nodes too, which then hold the first request's encodings.
 	return newChainTable(slots, func(h uint64, m *msgEnc) uint64 {
-		return mixHash(h, uint64(uintptr(unsafe.Pointer(m))))
+		return mixHash(h, m.h)
+	}, func(a, b *msgEnc) bool {
+		return a == b || (a.h == b.h && bytes.Equal(a.b, b.b))
 	})
 }
 
@@ -436,7 +440,7 @@ func (r *canonRope) size() int {
 	n := scanAllocSize(r.rsize) + allocSize(r.bsize) + allocSize(cap(r.tail))
 	// The rope's own copies are in its two allocations.
 	for nd := r.msgs; nd != nil; nd = nd.prev {
-		n += allocSize(int(unsafe.Sizeof(*nd))) + allocSize(int(unsafe.Sizeof(*nd.v))) + allocSize(cap(nd.v.b))
+		n += nodeBytes[*msgEnc]() + allocSize(int(unsafe.Sizeof(*nd.v))) + allocSize(cap(nd.v.b))
 	}
 	return n
 }

@@ -56,9 +56,11 @@ func (v sharedVal) bytes() []byte { return unsafe.Slice(v.p, v.n) }
 
 // newValChains returns the chain table of the entries' shared values.
 func newValChains(slots int) *chainTable[sharedVal] {
+	// The adapter's copies of equal values are one copy: values are the
+	// same when their pointers are.
 	return newChainTable(slots, func(h uint64, v sharedVal) uint64 {
 		return mixHash(h, uint64(uintptr(unsafe.Pointer(v.p)))^uint64(v.n)<<48)
-	})
+	}, nil)
 }
 
 // newCanonShared returns st's canonical encoding (kindSpans) in pieces,
@@ -121,12 +123,16 @@ func newCanonShared(st *keyState, ks nativeKeyShared, chains *chainTable[sharedV
 		buf = append(buf, st.data[pos:e]...)
 	}
 	c.own = buf[len(c.hdr):]
-	c.segs = chains.make(len(picks), func(i int) sharedVal {
-		return sharedVal{p: unsafe.SliceData(picks[i].val), n: uint32(len(picks[i].val))}
-	})
+	sv := sc.svals[:0]
+	for _, p := range picks {
+		sv = append(sv, sharedVal{p: unsafe.SliceData(p.val), n: uint32(len(p.val))})
+	}
+	c.segs = chains.make(sv)
+	clear(sv)
+	sc.svals = sv[:0]
 	// The chain's nodes are counted in full, shared or not.
 	c.size = scanAllocSize(int(unsafe.Sizeof(*c))) + allocSize(cap(buf)) + allocSize(4*cap(c.owns)) +
-		len(picks)*allocSize(int(unsafe.Sizeof(chainNode[sharedVal]{}))) + shared
+		len(picks)*nodeBytes[sharedVal]() + shared
 	if len(c.lens) > len(c.arr) {
 		c.size += allocSize(4 * cap(c.lens))
 	}
@@ -146,6 +152,7 @@ type sharedScratch struct {
 	starts []uint32
 	vals   [][]byte
 	picks  []sharedPick
+	svals  []sharedVal
 }
 
 var sharedScratchPool = sync.Pool{New: func() any { return new(sharedScratch) }}
