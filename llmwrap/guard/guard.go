@@ -103,7 +103,10 @@ func (g *Guard) Middleware() middleware.Middleware {
 			if l.MaxCalls > 0 {
 				seq := middleware.CallInfoFrom(ctx).Seq()
 				if seq == 0 {
-					seq = run.NextSeq()
+					var err error
+					if seq, err = run.NextSeqContext(ctx); err != nil {
+						return nil, err
+					}
 				}
 				if seq > l.MaxCalls {
 					return nil, &LimitError{Run: run.ID(), Limit: l.MaxCalls, Call: seq}
