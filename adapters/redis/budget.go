@@ -30,8 +30,11 @@ import (
 // Keys: "{<key>:<window>}:l", "{<key>:<window>}:z" and "{<key>:<window>}:x"
 // (reservations charged at expiry, until their settle), where key is the
 // namespaced ledger key the budget layer passes
-// ("<prefix>:budget:<policy>:<team>") and the braces keep both keys in one
-// Redis Cluster slot. Ledger keys expire after their window (plus a day).
+// ("<prefix>:budget:<policy>:<team>", or "<prefix>:budget:<policy>:run:<run key>"
+// for a shared run's ledger) and the braces keep the keys in one Redis
+// Cluster slot. Ledger keys expire after their window (plus a day); a
+// shared run's (window "all") after the run's idle time without a
+// reservation (budget.Reservation.Idle).
 //
 // A BudgetStore is safe for concurrent use.
 type BudgetStore struct {
@@ -168,10 +171,14 @@ func buckets(w budget.Window, now time.Time) (cur int64, nb int) {
 }
 
 // keyTTL keeps a ledger a day past its window (for reading), or two
-// rolling windows.
-func keyTTL(w budget.Window, now time.Time, resTTL time.Duration) time.Duration {
+// rolling windows, or idle after its last reservation when set (a shared
+// run's ledger).
+func keyTTL(w budget.Window, now time.Time, resTTL, idle time.Duration) time.Duration {
 	d := w.Remains(now) + 24*time.Hour
-	if w.Rolling > 0 {
+	switch {
+	case idle > 0:
+		d = idle
+	case w.Rolling > 0:
 		d = 2 * w.Rolling
 	}
 	return max(d, 2*resTTL, time.Minute)
@@ -192,7 +199,7 @@ func (s *BudgetStore) Reserve(ctx context.Context, r budget.Reservation) (budget
 	}
 	k := keys(r.Key, r.Window)
 	v, err := reserveScript.Run(ctx, s.c, k, id, r.Need.USDMicros, r.Need.Tokens, r.Limit.USDMicros, r.Limit.Tokens,
-		ttl.Milliseconds(), cur, nb, keyTTL(r.Window, r.Now, ttl).Milliseconds()).Int64Slice()
+		ttl.Milliseconds(), cur, nb, keyTTL(r.Window, r.Now, ttl, r.Idle).Milliseconds()).Int64Slice()
 	if err != nil {
 		return nil, &budget.StoreError{Op: "reserve", Err: err}
 	}
