@@ -102,7 +102,8 @@ routing:
 // A budget_below rule of the run scope reads a shared run's ledger in the
 // budget store (middleware.OpenSharedRun): a run whose calls alternate
 // between two replicas (two chains on one store) switches to the cheap
-// model after as many strong calls as a run served by one replica.
+// model after as many strong calls as a run served by one replica, and as
+// a run of this process (whose spend the router reads from its records).
 func TestSharedRunBudgetRoutingReadsTheRunLedger(t *testing.T) {
 	t.Parallel()
 	srv := openaitest.New()
@@ -114,7 +115,7 @@ func TestSharedRunBudgetRoutingReadsTheRunLedger(t *testing.T) {
 	}
 	// strongCalls counts the calls of one run routed to gpt-4o, the i-th
 	// call going to replica i % replicas.
-	strongCalls := func(replicas int, runID string) int {
+	strongCalls := func(replicas int, runID string, shared bool) int {
 		store, runs := budget.NewMemoryStore(), &middlewaretest.RunStore{}
 		var clients []*goopenai.Client
 		var ctxs []context.Context
@@ -127,6 +128,11 @@ func TestSharedRunBudgetRoutingReadsTheRunLedger(t *testing.T) {
 			cfg.BaseURL = srv.URL
 			cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(srv.Transport()))
 			clients = append(clients, goopenai.NewClientWithConfig(cfg))
+			if !shared { // a run of this process: the router reads its records
+				ctx, _ := middleware.StartRun(context.Background(), runID)
+				ctxs = append(ctxs, ctx)
+				continue
+			}
 			ctxs = append(ctxs, middleware.WithRun(context.Background(), middleware.OpenSharedRun(runID, "t/"+runID, runs)))
 		}
 		for i := range 20 {
@@ -142,8 +148,8 @@ func TestSharedRunBudgetRoutingReadsTheRunLedger(t *testing.T) {
 		t.Fatal("the router never switched to the cheap model")
 		return 0
 	}
-	one, two := strongCalls(1, "one"), strongCalls(2, "two")
-	if one < 4 || two != one {
-		t.Fatalf("strong calls before the switch: %d on one replica, %d on two; want the same (at least 4)", one, two)
+	local, one, two := strongCalls(1, "local", false), strongCalls(1, "one", true), strongCalls(2, "two", true)
+	if one < 4 || two != one || local != one {
+		t.Fatalf("strong calls before the switch: %d in a run of this process, %d in a shared run on one replica, %d on two; want the same (at least 4)", local, one, two)
 	}
 }

@@ -32,7 +32,7 @@ type Run struct {
 	turnWalls []time.Duration // wall time of each tool turn
 
 	spent       Usage // running sums of the recorded calls, for Spent
-	spentMicros int64
+	spentPico int64
 }
 
 // CallRecord is what a run remembers of one call.
@@ -175,17 +175,17 @@ func (r *Run) Record(c CallRecord) {
 	r.mu.Lock()
 	r.calls = append(r.calls, c)
 	r.spent = r.spent.Add(c.Usage)
-	r.spentMicros += c.CostPico
+	r.spentPico += c.CostPico
 	r.mu.Unlock()
 }
 
-// Spent returns the usage and cost (micro-USD) of the calls recorded so
-// far, in constant time and without allocating: budget readers call it on
+// Spent returns the usage and cost (micro-USD, rounded up) of the calls
+// recorded so far, in constant time and without allocating: budget readers call it on
 // every routing decision.
 func (r *Run) Spent() (Usage, int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.spent, r.spentMicros
+	return r.spent, (r.spentPico + 999_999) / 1_000_000 // rounded up, like a budget's charge
 }
 
 // RecordTool appends a finished tool call.
