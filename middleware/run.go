@@ -31,7 +31,7 @@ type Run struct {
 	toolWall  time.Duration
 	turnWalls []time.Duration // wall time of each tool turn
 
-	spent       Usage // running sums of the recorded calls, for Spent
+	spent     Usage // running sums of the recorded calls, for Spent
 	spentPico int64
 }
 
