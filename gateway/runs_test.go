@@ -255,3 +255,25 @@ func TestTwoGatewayReplicasShareRunBudget(t *testing.T) {
 	}
 	t.Logf("%d answered, %d refused, %d of %d tokens billed", ok, refused, billed, limit)
 }
+
+// A run whose count Redis cannot give is refused with an OpenAI-shaped
+// 503 before it reaches the upstream (its call limit could not hold); a
+// request without a run id is a run of its own, which needs no Redis.
+func TestGatewayRunStoreUnavailable(t *testing.T) {
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":  "version: 1\nname: devops\nlimits: {max_calls: 5}\n",
+	}
+	e := start(t, pols, "redis: {addr: \"127.0.0.1:1\"}\n") // nothing listens on port 1
+	e.upstream.Default(openaitest.Text("ok"))
+	body := `{"model":"gpt-4o-mini","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}`
+	if status, code := e.call(t, devopsKey, "r1", body); status != 503 || code != "run_store_unavailable" {
+		t.Fatalf("a run with Redis down: %d %q, want 503 run_store_unavailable", status, code)
+	}
+	if e.upstream.Count() != 0 {
+		t.Fatal("a call whose run could not be counted reached the upstream")
+	}
+	if resp := e.do(t, "POST", "/v1/chat/completions", devopsKey, body); resp.StatusCode != 200 {
+		t.Fatalf("a request without a run id: %d, want 200", resp.StatusCode)
+	}
+}

@@ -175,3 +175,18 @@ func TestRedisSharedRunBudget(t *testing.T) {
 	}
 	t.Logf("%d answered, %d refused, %d of %d tokens billed", ok.Load(), refused.Load(), spent, limit)
 }
+
+// BenchmarkRunStoreNext is the cost a shared run adds to each call: one
+// script (count, start, TTL), here with 16 calls of one run at once.
+func BenchmarkRunStoreNext(b *testing.B) {
+	c := testRedis(b)
+	s := redis.NewRunStore(c, testPrefix(b, c), time.Hour)
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, err := s.Next(context.Background(), "team/run", time.Now()); err != nil {
+				b.Error(err)
+			}
+		}
+	})
+}
