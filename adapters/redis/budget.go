@@ -144,9 +144,19 @@ local ru, rt, n = state()
 return {uu, ut, ru, rt, n}
 `)
 
-// extend: ARGV member, ttl_ms; returns 1, or 0 when the reservation is gone
+// extend: ARGV member, ttl_ms; returns 1, or 0 when the reservation is gone.
+// The ledger's keys are kept at least two TTLs more, so that a call that
+// outlives its ledger's idle time (a shared run's) never loses them.
 var extendScript = goredis.NewScript(luaCommon + `
-return redis.call('ZADD', z, 'XX', 'CH', nowms + tonumber(ARGV[2]), ARGV[1])
+local ttl = tonumber(ARGV[2])
+local r = redis.call('ZADD', z, 'XX', 'CH', nowms + ttl, ARGV[1])
+if r == 1 then
+  for _, k in ipairs({h, z}) do
+    local left = redis.call('PTTL', k)
+    if left >= 0 and left < 2 * ttl then redis.call('PEXPIRE', k, 2 * ttl) end
+  end
+end
+return r
 `)
 
 // balance: ARGV cur_bucket, nbuckets; returns {used_u, used_t, res_u, res_t, n}

@@ -190,3 +190,41 @@ func BenchmarkRunStoreNext(b *testing.B) {
 		}
 	})
 }
+
+// A shared run's ledger lives idle after its last reservation, and a
+// reservation extended while its call runs keeps the ledger's keys at
+// least two TTLs more: a call longer than the run's idle time does not
+// lose its run's ledger.
+func TestRedisRunLedgerTTL(t *testing.T) {
+	c := testRedis(t)
+	key := testPrefix(t, c) + ":budget:p:run:team/r"
+	s := redis.NewBudgetStore(c)
+	ctx := context.Background()
+	const idle = 10 * time.Minute
+	r := budget.Reservation{Key: key, ID: "a", Need: budget.Amount{Tokens: 10}, Limit: budget.Amount{Tokens: 100}, Now: time.Now(), TTL: time.Minute, Idle: idle}
+	h, err := s.Reserve(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger := "{" + key + ":all}:l"
+	if ttl := c.PTTL(ctx, ledger).Val(); ttl <= idle-time.Minute || ttl > idle {
+		t.Fatalf("ledger TTL %v, want the run's idle time %v", ttl, idle)
+	}
+	// The call outlives most of the idle time: its keys are about to go.
+	for _, k := range []string{ledger, "{" + key + ":all}:z"} {
+		if err := c.PExpire(ctx, k, time.Second).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.(budget.Extender).Extend(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{ledger, "{" + key + ":all}:z"} {
+		if ttl := c.PTTL(ctx, k).Val(); ttl < 2*time.Minute-5*time.Second {
+			t.Fatalf("%s expires in %v after an extension by 1m, want about 2m", k, ttl)
+		}
+	}
+	if bal, err := h.Settle(ctx, budget.Amount{Tokens: 7}, time.Now()); err != nil || bal.Used.Tokens != 7 {
+		t.Fatalf("settle after the extension: %+v %v", bal, err)
+	}
+}
