@@ -17,7 +17,7 @@ type runKey struct{}
 // A Run is safe for concurrent use.
 type Run struct {
 	id    string
-	key   string   // the run's key in shared (nil: "")
+	key   string   // the run's key in its store ("" for a run of this process)
 	store RunStore // nil: the run lives in this process only
 
 	mu     sync.Mutex
@@ -92,8 +92,12 @@ var ErrRunStore = errors.New("tokenwise/middleware: run store unavailable")
 // OpenSharedRun returns the run id whose call count, start and per-run
 // budget are shared through store under key, which names the run in every
 // process the same way (a gateway uses its team and run id). Put it in the
-// contexts of the run's calls with [WithRun].
+// contexts of the run's calls with [WithRun]. Without a key or a store it
+// is a run of this process only.
 func OpenSharedRun(id, key string, store RunStore) *Run {
+	if key == "" || store == nil {
+		key, store = "", nil
+	}
 	return &Run{id: id, key: key, store: store, start: time.Now()}
 }
 
@@ -101,7 +105,8 @@ func OpenSharedRun(id, key string, store RunStore) *Run {
 // ("", nil) for a run of this process only.
 func (r *Run) Shared() (key string, store RunStore) { return r.key, r.store }
 
-// WithRun returns ctx carrying the run r, opened earlier by StartRun: a
+// WithRun returns ctx carrying the run r, opened earlier by StartRun or
+// OpenSharedRun: a
 // server that receives one run's calls in several requests (the gateway,
 // by X-Run-Id) puts each of them in the same Run, so that per-run budgets
 // and limits hold across them.

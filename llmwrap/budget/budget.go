@@ -257,10 +257,10 @@ var nothingHeld holds
 // holds are the reservations of one call.
 type holds struct {
 	run, team Hold
-	runL      *ledger       // the run's ledger in the run (nil for a shared run)
+	runL      *ledger       // the run's ledger in the run (a shared run's only while its store is down)
 	runKey    string        // a shared run's ledger key in the store
 	runIdle   time.Duration // a shared run's idle time (its flags live as long)
-	runStore  Store         // the store of a shared run's hold
+	runStore  Store         // the store of a shared run's hold (nil: its local share)
 	teamW     Window
 	teamName  string
 	teamKey   string
@@ -630,15 +630,21 @@ func (b *Budget) reserveRun(ctx context.Context, run *middleware.Run, h *holds, 
 	h.runKey, h.runIdle, h.runStore = b.RunKey(key), rs.Idle(), b.store
 	r := Reservation{Key: h.runKey, ID: b.nextID(), Need: need, Limit: runLim, Now: now, TTL: b.ttl, Idle: h.runIdle}
 	hold, err := b.store.Reserve(ctx, r)
-	if err != nil {
-		var e *ExceededError
-		if !errors.As(err, &e) {
-			hold, err = b.unavailable(ctx, r, runLim, err)
-			h.runStore = b.local
+	var e *ExceededError
+	if err != nil && !errors.As(err, &e) {
+		if err = b.storeDown(ctx, err); err != nil {
+			return nil, err
 		}
-		if errors.As(err, &e) {
-			e.Scope = "run"
+		// on_unavailable local: the local share of the run's limit, in
+		// the run's ledger in this process (which goes with the run).
+		h.runL, h.runStore = b.runLedger(run), nil
+		if !runLim.IsZero() {
+			runLim = b.localShare(runLim)
 		}
+		hold, err = h.runL.reserve(need, runLim, now)
+	}
+	if errors.As(err, &e) {
+		e.Scope = "run"
 	}
 	return hold, err
 }
@@ -646,16 +652,26 @@ func (b *Budget) reserveRun(ctx context.Context, run *middleware.Run, h *holds, 
 // unavailable handles a store failure per policy: fail_closed refuses the
 // call; local reserves in the local store with the local share of lim.
 func (b *Budget) unavailable(ctx context.Context, r Reservation, lim Amount, cause error) (Hold, error) {
-	middleware.Emit(ctx, middleware.StoreFailed{Store: "budget", Op: "reserve", Err: cause})
-	if b.local == nil {
-		b.log.ErrorContext(ctx, "tokenwise: budget store unavailable, call refused (on_unavailable: fail_closed)", "err", cause)
-		return nil, &refusal{kind: ErrStoreUnavailable, msg: "on_unavailable is fail_closed", err: cause}
+	if err := b.storeDown(ctx, cause); err != nil {
+		return nil, err
 	}
-	b.log.WarnContext(ctx, "tokenwise: budget store unavailable, spending the local share (on_unavailable: local)", "err", cause)
 	if !lim.IsZero() {
 		r.Limit = b.localShare(lim)
 	}
 	return b.local.Reserve(ctx, r)
+}
+
+// storeDown reports a store failure and applies the policy: fail_closed
+// refuses the call (the error returned); local lets it spend a local share
+// (nil).
+func (b *Budget) storeDown(ctx context.Context, cause error) error {
+	middleware.Emit(ctx, middleware.StoreFailed{Store: "budget", Op: "reserve", Err: cause})
+	if b.local == nil {
+		b.log.ErrorContext(ctx, "tokenwise: budget store unavailable, call refused (on_unavailable: fail_closed)", "err", cause)
+		return &refusal{kind: ErrStoreUnavailable, msg: "on_unavailable is fail_closed", err: cause}
+	}
+	b.log.WarnContext(ctx, "tokenwise: budget store unavailable, spending the local share (on_unavailable: local)", "err", cause)
+	return nil
 }
 
 // localShare returns the share of lim a replica spends alone while the
@@ -686,7 +702,7 @@ func (b *Budget) settle(ctx context.Context, h *holds, actual Amount) {
 			middleware.Emit(ctx, middleware.StoreFailed{Store: "budget", Op: "settle", Err: err})
 			b.log.WarnContext(ctx, "tokenwise: run budget settle failed; the reservation expires with its TTL", "err", err)
 		case actual.IsZero():
-		case h.runL != nil:
+		case h.runKey == "": // a run of this process: its flags live in its ledger
 			b.warn(ctx, "run", "", Window{}, 0, b.runLim, bal, now, h.runL)
 		case h.runStore == b.store: // a shared run: its flags live as long as its ledger
 			b.warn(ctx, "run", h.runKey, Window{}, h.runIdle, b.runLim, bal, now, nil)
