@@ -106,10 +106,9 @@ func OpenSharedRun(id, key string, store RunStore) *Run {
 func (r *Run) Shared() (key string, store RunStore) { return r.key, r.store }
 
 // WithRun returns ctx carrying the run r, opened earlier by StartRun or
-// OpenSharedRun: a
-// server that receives one run's calls in several requests (the gateway,
-// by X-Run-Id) puts each of them in the same Run, so that per-run budgets
-// and limits hold across them.
+// OpenSharedRun: a server that receives one run's calls in several
+// requests (the gateway, by X-Run-Id) puts each of them in the same Run,
+// so that per-run budgets and limits hold across them.
 func WithRun(ctx context.Context, r *Run) context.Context {
 	return context.WithValue(ctx, runKey{}, r)
 }
