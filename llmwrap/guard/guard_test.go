@@ -142,9 +142,13 @@ func TestSharedRunLimitHoldsAcrossProcesses(t *testing.T) {
 			t.Fatalf("a run started 2h ago elsewhere, 1h deadline: %v, want ErrRunDeadline", err)
 		}
 		store.Fail(errors.New("down"))
-		fresh := middleware.WithRun(context.Background(), middleware.OpenSharedRun("new", "t/new", store))
+		var rec middlewaretest.Recorder
+		fresh := middleware.WithObserver(middleware.WithRun(context.Background(), middleware.OpenSharedRun("new", "t/new", store)), &rec)
 		if _, err := h.Handle(fresh, &middleware.Request{Model: "m"}); !errors.Is(err, middleware.ErrRunStore) {
 			t.Fatalf("store down: %v, want ErrRunStore", err)
+		}
+		if sf := middlewaretest.Of[middleware.StoreFailed](&rec); withInstrument && (len(sf) != 1 || sf[0].Store != "runs") {
+			t.Fatalf("store down: events %+v, want one StoreFailed of the runs", sf)
 		}
 	}
 }

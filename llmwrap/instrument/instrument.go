@@ -54,6 +54,7 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 				if err != nil {
 					// A shared run's store failed: the call cannot be
 					// numbered, so no call limit could hold for it.
+					middleware.Emit(ctx, middleware.StoreFailed{Store: "runs", Op: "next", Err: err})
 					return nil, err
 				}
 				f.Seq = seq
