@@ -33,8 +33,9 @@ const DefaultMinOutputTokens = 256
 // it is charged.
 const DefaultReservationTTL = 2 * time.Minute
 
-// DefaultLocalFraction is the share of each team limit a replica spends
-// alone while the shared store is unavailable (OnUnavailable Local).
+// DefaultLocalFraction is the share of each team (and shared-run) limit a
+// replica spends alone while the shared store is unavailable (OnUnavailable
+// Local).
 const DefaultLocalFraction = 0.1
 
 // Option configures a Budget with code-side dependencies.

@@ -85,6 +85,6 @@
 // When a shared store is unreachable, budget.store.on_unavailable decides:
 // fail_closed (the default) refuses calls with ErrStoreUnavailable; local
 // spends, in a local MemoryStore, budget.store.local_fraction (default 0.1)
-// of each team limit per replica, with a warning and a
-// middleware.StoreFailed event.
+// of each team limit per replica (of a shared run's limit, in the run's own
+// ledger), with a warning and a middleware.StoreFailed event.
 package budget
