@@ -53,7 +53,8 @@ type Config struct {
 	// SHA-256, to a team. A reload of the file (SIGHUP, or Server.Reload)
 	// applies a changed list: a key removed is refused from then on.
 	Keys []Key `yaml:"keys"`
-	// Redis shares budgets, the response cache, rate limits and circuit
+	// Redis shares budgets, runs (of X-Run-Id: their call counts, starts
+	// and per-run budgets), the response cache, rate limits and circuit
 	// breakers between replicas. Zero: state in memory, per replica.
 	Redis Redis `yaml:"redis,omitempty"`
 	// Limits are the HTTP server's limits. Zero: defaults.
@@ -103,9 +104,9 @@ type Redis struct {
 	PasswordEnv string `yaml:"password_env,omitempty"`
 	// DB is the Redis database number.
 	DB int `yaml:"db,omitempty"`
-	// Prefix namespaces every key of the gateway's state (the breaker's
-	// and the cache's; budgets use the policies' budget.store.key_prefix).
-	// Empty: "tokenwise".
+	// Prefix namespaces every key of the gateway's state (the breaker's,
+	// the cache's and the runs'; budgets, per-run budgets included, use the
+	// policies' budget.store.key_prefix). Empty: "tokenwise".
 	Prefix string `yaml:"prefix,omitempty"`
 }
 
@@ -121,10 +122,12 @@ type Limits struct {
 	// included) finish before it cuts them. Zero: 30s.
 	ShutdownGrace policies.Duration `yaml:"shutdown_grace,omitempty"`
 	// RunIdle forgets a run (its X-Run-Id, its per-run budget and guard)
-	// after this long without a call. Zero: 1h.
+	// after this long without a call: in memory, and with Redis the run's
+	// keys expire then. Zero: 1h.
 	RunIdle policies.Duration `yaml:"run_idle,omitempty"`
 	// MaxRuns bounds the runs remembered (least recently used are
-	// forgotten first). Zero: 100000.
+	// forgotten first; with Redis, a run forgotten by a replica is still
+	// the same run in Redis). Zero: 100000.
 	MaxRuns int `yaml:"max_runs,omitempty"`
 }
 

@@ -84,6 +84,10 @@ func classify(err error, secrets ...string) *apiError {
 		return &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "budget_exceeded", Message: msg, NoRetry: true}
 	case errors.Is(err, guard.ErrMaxCalls):
 		return &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "run_call_limit", Message: msg, NoRetry: true}
+	case errors.Is(err, middleware.ErrRunStore):
+		// A shared run's call count is out of reach: the call is refused
+		// (its run's limits could not hold); another try may find it.
+		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "run_store_unavailable", Message: msg}
 	case errors.Is(err, policies.ErrUnknownTeam):
 		return &apiError{Status: http.StatusForbidden, Type: "invalid_request_error", Code: "unknown_team", Message: msg, NoRetry: true}
 	case errors.Is(err, ratelimit.ErrLimited):

@@ -3,6 +3,7 @@ package gateway
 import (
 	"container/list"
 	"context"
+	"net/url"
 	"sync"
 	"time"
 
@@ -14,13 +15,20 @@ import (
 // It is bounded by entries (least recently used forgotten first) and by
 // idle time (a run without a call for idle is forgotten), both enforced
 // on access, without a goroutine of its own.
+//
+// With a RunStore (a gateway with Redis), the runs it opens are shared
+// runs (middleware.OpenSharedRun): their call count, start and per-run
+// budget live in the store, under the same key in every replica, so the
+// table only keeps this replica's record of their calls; a run it forgets
+// and opens again is still the same run in the store.
 type runTable struct {
-	mu   sync.Mutex
-	max  int
-	idle time.Duration
-	now  func() time.Time
-	lru  *list.List // of *runEntry, most recent first
-	byID map[string]*list.Element
+	mu    sync.Mutex
+	max   int
+	idle  time.Duration
+	now   func() time.Time
+	store middleware.RunStore // nil: runs of this replica only
+	lru   *list.List          // of *runEntry, most recent first
+	byID  map[string]*list.Element
 }
 
 type runEntry struct {
@@ -29,9 +37,13 @@ type runEntry struct {
 	last time.Time
 }
 
-func newRunTable(max int, idle time.Duration) *runTable {
-	return &runTable{max: max, idle: idle, now: time.Now, lru: list.New(), byID: map[string]*list.Element{}}
+func newRunTable(max int, idle time.Duration, store middleware.RunStore) *runTable {
+	return &runTable{max: max, idle: idle, now: time.Now, store: store, lru: list.New(), byID: map[string]*list.Element{}}
 }
+
+// runKey names a team's run id, in the table and in the shared stores:
+// "<team>/<run id>", the team path-escaped (so no team's key is another's).
+func runKey(team, id string) string { return url.PathEscape(team) + "/" + id }
 
 // get returns the run of key, opening it (with id) when it is new or was
 // forgotten.
@@ -52,7 +64,12 @@ func (t *runTable) get(key, id string) *middleware.Run {
 	for t.lru.Len() >= t.max {
 		t.remove(t.lru.Back())
 	}
-	_, r := middleware.StartRun(context.Background(), id)
+	var r *middleware.Run
+	if t.store != nil {
+		r = middleware.OpenSharedRun(id, key, t.store)
+	} else {
+		_, r = middleware.StartRun(context.Background(), id)
+	}
 	t.byID[key] = t.lru.PushFront(&runEntry{key: key, run: r, last: now})
 	return r
 }

@@ -256,7 +256,13 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 	if maxRuns <= 0 {
 		maxRuns = DefaultMaxRuns
 	}
-	s.runs = newRunTable(maxRuns, runIdle)
+	var runStore middleware.RunStore
+	if s.rdb != nil {
+		// A run of X-Run-Id is one run in every replica: its call count,
+		// start and per-run budget are in Redis, kept for runIdle.
+		runStore = twredis.NewRunStore(s.rdb, prefix, runIdle)
+	}
+	s.runs = newRunTable(maxRuns, runIdle, runStore)
 
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	if !o.noWatch {
@@ -429,7 +435,7 @@ func (s *Server) run(team, id, callID string) *middleware.Run {
 		_, r := middleware.StartRun(context.Background(), callID)
 		return r
 	}
-	return s.runs.get(team+"\x00"+id, id)
+	return s.runs.get(runKey(team, id), id)
 }
 
 // warmTokenizers loads, before the gateway serves, the token-counting

@@ -58,24 +58,43 @@ func (o *options) budget(p *policies.Policy) (*budget.Budget, error) {
 	return b, nil
 }
 
-// teamBudgetReader answers budget_below conditions of the team scope from
-// the budget's ledger: the smaller remaining share of its USD and token
-// limits.
-func teamBudgetReader(b *budget.Budget) route.BudgetReader {
+// ledgerBudgetReader answers budget_below conditions from the budget's
+// ledgers: of the team scope, and of the run scope for a shared run
+// (middleware.OpenSharedRun, whose spend in other processes only its
+// ledger in the store knows; the router reads a run of this process from
+// its records). The answer is the smaller remaining share of its USD and
+// token limits.
+func ledgerBudgetReader(b *budget.Budget) route.BudgetReader {
 	return route.BudgetReaderFunc(func(ctx context.Context, scope route.BudgetScope) (float64, bool) {
-		if scope != route.BudgetScopeTeam {
-			return 0, false
-		}
-		r, err := b.Remaining(ctx, b.Team(ctx))
-		if err != nil {
+		var bal budget.Balance
+		switch scope {
+		case route.BudgetScopeTeam:
+			r, err := b.Remaining(ctx, b.Team(ctx))
+			if err != nil {
+				return 0, false
+			}
+			bal = r.Balance
+		case route.BudgetScopeRun:
+			run := middleware.RunFrom(ctx)
+			if run == nil {
+				return 0, false
+			}
+			if key, _ := run.Shared(); key == "" {
+				return 0, false
+			}
+			var err error
+			if bal, err = b.RunBalanceContext(ctx, run); err != nil {
+				return 0, false
+			}
+		default:
 			return 0, false
 		}
 		frac, ok := 1.0, false
-		if l := r.Limit.USDMicros; l > 0 {
-			frac, ok = min(frac, float64(r.Remaining().USDMicros)/float64(l)), true
+		if l := bal.Limit.USDMicros; l > 0 {
+			frac, ok = min(frac, float64(bal.Remaining().USDMicros)/float64(l)), true
 		}
-		if l := r.Limit.Tokens; l > 0 {
-			frac, ok = min(frac, float64(r.Remaining().Tokens)/float64(l)), true
+		if l := bal.Limit.Tokens; l > 0 {
+			frac, ok = min(frac, float64(bal.Remaining().Tokens)/float64(l)), true
 		}
 		return max(frac, 0), ok
 	})

@@ -45,12 +45,12 @@ func routeLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 			return tokens.ForCall(ctx, est, model, req)
 		})),
 	}
-	if p.Budget.Team.MaxUSD > 0 || p.Budget.Team.MaxTokens > 0 {
+	if p.Budget.Team.MaxUSD > 0 || p.Budget.Team.MaxTokens > 0 || p.Budget.Run.MaxUSD > 0 || p.Budget.Run.MaxTokens > 0 {
 		b, err := o.budget(p)
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, route.WithBudget(teamBudgetReader(b)))
+		opts = append(opts, route.WithBudget(ledgerBudgetReader(b)))
 	}
 	opts = append(opts, route.WithWindows(windows(p)))
 	opts = append(opts, o.routeOpts...)

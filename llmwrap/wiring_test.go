@@ -10,7 +10,9 @@ import (
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -82,5 +84,72 @@ func TestTeamBudgetRoutingSharesTheLedgerAcrossRebuilds(t *testing.T) {
 	cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(srv.Transport()))
 	if got := call(goopenai.NewClientWithConfig(cfg)); got != "gpt-4o" {
 		t.Fatalf("a fresh chain routed to %s", got)
+	}
+}
+
+const runBudgetPolicy = `version: 1
+budget:
+  request: {max_output_tokens: 64}
+  run: {max_usd: 0.005}
+routing:
+  default: gpt-4o
+  rules:
+    - name: save-money
+      when: {budget_below: {scope: run, fraction: 0.5}}
+      model: gpt-4o-mini
+`
+
+// A budget_below rule of the run scope reads a shared run's ledger in the
+// budget store (middleware.OpenSharedRun): a run whose calls alternate
+// between two replicas (two chains on one store) switches to the cheap
+// model after as many strong calls as a run served by one replica, and as
+// a run of this process (whose spend the router reads from its records).
+func TestSharedRunBudgetRoutingReadsTheRunLedger(t *testing.T) {
+	t.Parallel()
+	srv := openaitest.New()
+	defer srv.Close()
+	srv.On().Reply(openaitest.Text(strings.Repeat("disk ok ", 25))) // 50 output tokens
+	p, err := policies.LoadBytes([]byte(runBudgetPolicy), "team.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// strongCalls counts the calls of one run routed to gpt-4o, the i-th
+	// call going to replica i % replicas.
+	strongCalls := func(replicas int, runID string, shared bool) int {
+		store, runs := budget.NewMemoryStore(), &middlewaretest.RunStore{}
+		var clients []*goopenai.Client
+		var ctxs []context.Context
+		for range replicas {
+			chain, err := llmwrap.Build(p, llmwrap.WithBudgetStore(store))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := goopenai.DefaultConfig("test")
+			cfg.BaseURL = srv.URL
+			cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(srv.Transport()))
+			clients = append(clients, goopenai.NewClientWithConfig(cfg))
+			if !shared { // a run of this process: the router reads its records
+				ctx, _ := middleware.StartRun(context.Background(), runID)
+				ctxs = append(ctxs, ctx)
+				continue
+			}
+			ctxs = append(ctxs, middleware.WithRun(context.Background(), middleware.OpenSharedRun(runID, "t/"+runID, runs)))
+		}
+		for i := range 20 {
+			resp, err := clients[i%replicas].CreateChatCompletion(ctxs[i%replicas], goopenai.ChatCompletionRequest{Model: "gpt-4o",
+				Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "status?"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Model != "gpt-4o" {
+				return i
+			}
+		}
+		t.Fatal("the router never switched to the cheap model")
+		return 0
+	}
+	local, one, two := strongCalls(1, "local", false), strongCalls(1, "one", true), strongCalls(2, "two", true)
+	if one < 4 || two != one || local != one {
+		t.Fatalf("strong calls before the switch: %d in a run of this process, %d in a shared run on one replica, %d on two; want the same (at least 4)", local, one, two)
 	}
 }

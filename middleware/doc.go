@@ -30,6 +30,10 @@
 // [StartRun] opens a run scope (one agent task): every call made with the
 // returned context is recorded in the [Run] (model, stage, tokens, USD,
 // latency, cache status); package observe renders the report.
+// [OpenSharedRun] opens a run shared by several processes through a
+// [RunStore] (gateway replicas serving one run's requests): its calls are
+// numbered by the store and it starts once, so that run limits hold across
+// the processes.
 //
 // # Errors
 //

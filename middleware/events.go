@@ -159,7 +159,7 @@ type CacheLookup struct {
 // StoreFailed: a shared store (cache, budget ledger, artifacts) failed; the
 // call went on according to policy.
 type StoreFailed struct {
-	Store string // "cache", "budget", "artifacts", ...
+	Store string // "cache", "budget", "artifacts", "runs" (a shared run's RunStore), ...
 	Op    string
 	Err   error
 }

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,9 +17,11 @@ type runKey struct{}
 // A Run is safe for concurrent use.
 type Run struct {
 	id    string
-	start time.Time
+	key   string   // the run's key in its store ("" for a run of this process)
+	store RunStore // nil: the run lives in this process only
 
 	mu     sync.Mutex
+	start  time.Time
 	seq    int
 	calls  []CallRecord
 	tools  []ToolRecord
@@ -28,8 +31,8 @@ type Run struct {
 	toolWall  time.Duration
 	turnWalls []time.Duration // wall time of each tool turn
 
-	spent       Usage // running sums of the recorded calls, for Spent
-	spentMicros int64
+	spent     Usage // running sums of the recorded calls, for Spent
+	spentPico int64
 }
 
 // CallRecord is what a run remembers of one call.
@@ -62,10 +65,50 @@ func StartRun(ctx context.Context, id string) (context.Context, *Run) {
 	return context.WithValue(ctx, runKey{}, r), r
 }
 
-// WithRun returns ctx carrying the run r, opened earlier by StartRun: a
-// server that receives one run's calls in several requests (the gateway,
-// by X-Run-Id) puts each of them in the same Run, so that per-run budgets
-// and limits hold across them.
+// RunStore shares runs between processes: the calls of one run made in
+// several processes (gateway replicas behind a load balancer, each
+// receiving some of the run's requests) are numbered by one counter, so
+// that a run guard's call limit holds across them, and the run starts once,
+// so that its deadline does. Package llmwrap/budget keeps the per-run
+// budget of a shared run in its budget store, under the run's key, for as
+// long as Idle. Implementations (adapters/redis.NewRunStore) must be safe
+// for concurrent use.
+type RunStore interface {
+	// Next counts one call of the run named key and returns its number
+	// (1-based, across every process sharing the store) and the run's
+	// start: the now of the run's first call, in whichever process made
+	// it. A run without a call for Idle is forgotten (its next call is
+	// number 1 of a new run).
+	Next(ctx context.Context, key string, now time.Time) (seq int, start time.Time, err error)
+	// Idle is how long the state of a run lives after its last call.
+	Idle() time.Duration
+}
+
+// ErrRunStore matches the errors of a call whose number a shared run's
+// RunStore could not give (the store is unreachable): the call is refused,
+// since a call limit that cannot be counted cannot be held.
+var ErrRunStore = errors.New("tokenwise/middleware: run store unavailable")
+
+// OpenSharedRun returns the run id whose call count, start and per-run
+// budget are shared through store under key, which names the run in every
+// process the same way (a gateway uses its team and run id). Put it in the
+// contexts of the run's calls with [WithRun]. Without a key or a store it
+// is a run of this process only.
+func OpenSharedRun(id, key string, store RunStore) *Run {
+	if key == "" || store == nil {
+		key, store = "", nil
+	}
+	return &Run{id: id, key: key, store: store, start: time.Now()}
+}
+
+// Shared returns the key and the store of a run opened by OpenSharedRun;
+// ("", nil) for a run of this process only.
+func (r *Run) Shared() (key string, store RunStore) { return r.key, r.store }
+
+// WithRun returns ctx carrying the run r, opened earlier by StartRun or
+// OpenSharedRun: a server that receives one run's calls in several
+// requests (the gateway, by X-Run-Id) puts each of them in the same Run,
+// so that per-run budgets and limits hold across them.
 func WithRun(ctx context.Context, r *Run) context.Context {
 	return context.WithValue(ctx, runKey{}, r)
 }
@@ -79,11 +122,21 @@ func RunFrom(ctx context.Context) *Run {
 // ID returns the run's id.
 func (r *Run) ID() string { return r.id }
 
-// Started returns when the run started.
-func (r *Run) Started() time.Time { return r.start }
+// Started returns when the run started. For a shared run, that is the
+// start its store returned at the run's last numbered call (the first
+// call's, in any process), or when this process opened it before any.
+func (r *Run) Started() time.Time {
+	if r.store == nil {
+		return r.start // immutable
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.start
+}
 
 // NextSeq reserves and returns the number of the next call of the run
-// (1-based). Run guards count calls with it before they start.
+// (1-based), counted in this process: a shared run's calls are numbered by
+// [Run.NextSeqContext].
 func (r *Run) NextSeq() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -91,7 +144,30 @@ func (r *Run) NextSeq() int {
 	return r.seq
 }
 
-// Seq returns how many calls the run has started.
+// NextSeqContext reserves and returns the number of the next call of the
+// run (1-based): NextSeq for a run of this process, and for a shared run
+// the number its RunStore gives, across every process (its start is
+// updated too). Run guards count calls with it before they start. The
+// error, of a shared run's store, matches ErrRunStore.
+func (r *Run) NextSeqContext(ctx context.Context) (int, error) {
+	if r.store == nil {
+		return r.NextSeq(), nil
+	}
+	seq, start, err := r.store.Next(ctx, r.key, time.Now())
+	if err != nil {
+		return 0, fmt.Errorf("%w: run %q: %w", ErrRunStore, r.id, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seq = max(r.seq, seq)
+	if !start.IsZero() {
+		r.start = start
+	}
+	return seq, nil
+}
+
+// Seq returns how many calls the run has started (for a shared run, the
+// highest number this process was given).
 func (r *Run) Seq() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -103,17 +179,17 @@ func (r *Run) Record(c CallRecord) {
 	r.mu.Lock()
 	r.calls = append(r.calls, c)
 	r.spent = r.spent.Add(c.Usage)
-	r.spentMicros += c.CostPico
+	r.spentPico += c.CostPico
 	r.mu.Unlock()
 }
 
-// Spent returns the usage and cost (micro-USD) of the calls recorded so
-// far, in constant time and without allocating: budget readers call it on
+// Spent returns the usage and cost (micro-USD, rounded up) of the calls
+// recorded so far, in constant time and without allocating: budget readers call it on
 // every routing decision.
 func (r *Run) Spent() (Usage, int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.spent, r.spentMicros
+	return r.spent, (r.spentPico + 999_999) / 1_000_000 // rounded up, like a budget's charge
 }
 
 // RecordTool appends a finished tool call.

@@ -30,8 +30,11 @@ import (
 // Keys: "{<key>:<window>}:l", "{<key>:<window>}:z" and "{<key>:<window>}:x"
 // (reservations charged at expiry, until their settle), where key is the
 // namespaced ledger key the budget layer passes
-// ("<prefix>:budget:<policy>:<team>") and the braces keep both keys in one
-// Redis Cluster slot. Ledger keys expire after their window (plus a day).
+// ("<prefix>:budget:<policy>:<team>", or "<prefix>:budget:<policy>:run:<run key>"
+// for a shared run's ledger) and the braces keep the keys in one Redis
+// Cluster slot. Ledger keys expire after their window (plus a day); a
+// shared run's (window "all") after the run's idle time without a
+// reservation (budget.Reservation.Idle).
 //
 // A BudgetStore is safe for concurrent use.
 type BudgetStore struct {
@@ -141,9 +144,19 @@ local ru, rt, n = state()
 return {uu, ut, ru, rt, n}
 `)
 
-// extend: ARGV member, ttl_ms; returns 1, or 0 when the reservation is gone
+// extend: ARGV member, ttl_ms; returns 1, or 0 when the reservation is gone.
+// The ledger's keys are kept at least two TTLs more, so that a call that
+// outlives its ledger's idle time (a shared run's) never loses them.
 var extendScript = goredis.NewScript(luaCommon + `
-return redis.call('ZADD', z, 'XX', 'CH', nowms + tonumber(ARGV[2]), ARGV[1])
+local ttl = tonumber(ARGV[2])
+local r = redis.call('ZADD', z, 'XX', 'CH', nowms + ttl, ARGV[1])
+if r == 1 then
+  for _, k in ipairs({h, z}) do
+    local left = redis.call('PTTL', k)
+    if left >= 0 and left < 2 * ttl then redis.call('PEXPIRE', k, 2 * ttl) end
+  end
+end
+return r
 `)
 
 // balance: ARGV cur_bucket, nbuckets; returns {used_u, used_t, res_u, res_t, n}
@@ -168,10 +181,14 @@ func buckets(w budget.Window, now time.Time) (cur int64, nb int) {
 }
 
 // keyTTL keeps a ledger a day past its window (for reading), or two
-// rolling windows.
-func keyTTL(w budget.Window, now time.Time, resTTL time.Duration) time.Duration {
+// rolling windows, or idle after its last reservation when set (a shared
+// run's ledger).
+func keyTTL(w budget.Window, now time.Time, resTTL, idle time.Duration) time.Duration {
 	d := w.Remains(now) + 24*time.Hour
-	if w.Rolling > 0 {
+	switch {
+	case idle > 0:
+		d = idle
+	case w.Rolling > 0:
 		d = 2 * w.Rolling
 	}
 	return max(d, 2*resTTL, time.Minute)
@@ -192,7 +209,7 @@ func (s *BudgetStore) Reserve(ctx context.Context, r budget.Reservation) (budget
 	}
 	k := keys(r.Key, r.Window)
 	v, err := reserveScript.Run(ctx, s.c, k, id, r.Need.USDMicros, r.Need.Tokens, r.Limit.USDMicros, r.Limit.Tokens,
-		ttl.Milliseconds(), cur, nb, keyTTL(r.Window, r.Now, ttl).Milliseconds()).Int64Slice()
+		ttl.Milliseconds(), cur, nb, keyTTL(r.Window, r.Now, ttl, r.Idle).Milliseconds()).Int64Slice()
 	if err != nil {
 		return nil, &budget.StoreError{Op: "reserve", Err: err}
 	}

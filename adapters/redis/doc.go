@@ -1,8 +1,10 @@
 // Package redis is the shared-state adapter: it holds tokenwise's state for
 // many replicas on one Redis server (github.com/redis/go-redis/v9): the
 // budget ledger (atomic reserve and settle in Lua scripts, reservations with
-// a TTL), and, in sibling files, the response cache, the artifact store and
-// the rate limits' state (RateLimitStore: one Lua script per admission).
+// a TTL), and, in sibling files, the response cache, the artifact store,
+// the rate limits' state (RateLimitStore: one Lua script per admission),
+// the circuit breakers' open state (BreakerStore) and shared runs
+// (RunStore: a run's call count and start).
 //
 // Every key is namespaced: a caller-chosen prefix (default "tokenwise"), then
 // the concern ("budget", "cache", ...), then the policy and team scope, so

@@ -33,8 +33,9 @@ const DefaultMinOutputTokens = 256
 // it is charged.
 const DefaultReservationTTL = 2 * time.Minute
 
-// DefaultLocalFraction is the share of each team limit a replica spends
-// alone while the shared store is unavailable (OnUnavailable Local).
+// DefaultLocalFraction is the share of each team (and shared-run) limit a
+// replica spends alone while the shared store is unavailable (OnUnavailable
+// Local).
 const DefaultLocalFraction = 0.1
 
 // Option configures a Budget with code-side dependencies.
@@ -85,7 +86,6 @@ type Budget struct {
 	warnAt   []float64
 	teamLim  Amount
 	runLim   Amount
-	localLim Amount
 	needTeam bool
 	needRun  bool
 
@@ -136,12 +136,7 @@ func New(cfg Config, opts ...Option) (*Budget, error) {
 	b.needTeam = !b.teamLim.IsZero()
 	b.needRun = !b.runLim.IsZero()
 	if cfg.OnUnavailable == Local {
-		f := cfg.LocalFraction
-		if f <= 0 {
-			f = DefaultLocalFraction
-		}
 		b.local = NewMemoryStore()
-		b.localLim = Amount{USDMicros: int64(float64(b.teamLim.USDMicros) * f), Tokens: int64(float64(b.teamLim.Tokens) * f)}
 	}
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
@@ -207,14 +202,38 @@ func (b *Budget) runLedger(run *middleware.Run) *ledger {
 	return middleware.RunValue(run, runLedgerKey{b.name}, func() *ledger { return &ledger{} })
 }
 
-// RunBalance returns the run's spend and reservations under this budget.
+// RunKey returns the store's ledger key of a shared run
+// (middleware.OpenSharedRun) named key: "<prefix>:budget:<name>:run:<key>".
+func (b *Budget) RunKey(key string) string {
+	return b.prefix + ":budget:" + b.name + ":run:" + key
+}
+
+// RunBalance returns the run's spend and reservations under this budget:
+// those of its ledger in the run, or for a shared run in the store (a
+// zero Balance when the store fails: see RunBalanceContext).
 func (b *Budget) RunBalance(run *middleware.Run) Balance {
-	if run == nil {
-		return Balance{}
-	}
-	bal := b.runLedger(run).balance(b.now())
-	bal.Limit = b.runLim
+	bal, _ := b.RunBalanceContext(context.Background(), run)
 	return bal
+}
+
+// RunBalanceContext is RunBalance, with the error of a shared run's store
+// (a *StoreError).
+func (b *Budget) RunBalanceContext(ctx context.Context, run *middleware.Run) (Balance, error) {
+	if run == nil {
+		return Balance{}, nil
+	}
+	now := b.now()
+	var bal Balance
+	if key, _ := run.Shared(); key != "" {
+		var err error
+		if bal, err = b.store.Balance(ctx, b.RunKey(key), Window{}, now); err != nil {
+			return Balance{}, &StoreError{Op: "balance", Err: err}
+		}
+	} else {
+		bal = b.runLedger(run).balance(now)
+	}
+	bal.Limit = b.runLim
+	return bal, nil
 }
 
 // Middleware returns the budget layer; nil when the Config sets no budget
@@ -239,7 +258,10 @@ var nothingHeld holds
 // holds are the reservations of one call.
 type holds struct {
 	run, team Hold
-	runL      *ledger
+	runL      *ledger       // the run's ledger in the run (a shared run's only while its store is down)
+	runKey    string        // a shared run's ledger key in the store
+	runIdle   time.Duration // a shared run's idle time (its flags live as long)
+	runStore  Store         // the store of a shared run's hold (nil: its local share)
 	teamW     Window
 	teamName  string
 	teamKey   string
@@ -272,13 +294,18 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	return resp, err
 }
 
-// keepAlive extends the call's team reservation every third of the TTL
-// while the call is in flight (retries, fallbacks, slow streams), when its
-// store lets reservations expire. The returned stop ends it and waits for
-// an extension in progress.
+// keepAlive extends the call's team and shared-run reservations every
+// third of the TTL while the call is in flight (retries, fallbacks, slow
+// streams), when their store lets reservations expire. The returned stop
+// ends it and waits for an extension in progress.
 func (b *Budget) keepAlive(ctx context.Context, h *holds) (stop func()) {
-	ext, ok := h.team.(Extender)
-	if !ok {
+	var exts []Extender
+	for _, hold := range [2]Hold{h.run, h.team} {
+		if ext, ok := hold.(Extender); ok {
+			exts = append(exts, ext)
+		}
+	}
+	if len(exts) == 0 {
 		return func() {}
 	}
 	every := max(b.ttl/3, time.Millisecond)
@@ -296,16 +323,22 @@ func (b *Budget) keepAlive(ctx context.Context, h *holds) (stop func()) {
 		if stopped {
 			return
 		}
-		err := ext.Extend(ctx, b.ttl)
-		switch {
-		case errors.Is(err, ErrReservationExpired):
-			b.log.WarnContext(ctx, "tokenwise: budget reservation expired while its call was in flight; it was charged at its reserved amount", "team", h.teamName)
-			return
-		case err != nil:
-			middleware.Emit(ctx, middleware.StoreFailed{Store: "budget", Op: "extend", Err: err})
-			b.log.WarnContext(ctx, "tokenwise: budget reservation not extended; retrying", "err", err)
+		live := exts[:0]
+		for _, ext := range exts {
+			err := ext.Extend(ctx, b.ttl)
+			switch {
+			case errors.Is(err, ErrReservationExpired):
+				b.log.WarnContext(ctx, "tokenwise: budget reservation expired while its call was in flight; it was charged at its reserved amount", "team", h.teamName)
+				continue
+			case err != nil:
+				middleware.Emit(ctx, middleware.StoreFailed{Store: "budget", Op: "extend", Err: err})
+				b.log.WarnContext(ctx, "tokenwise: budget reservation not extended; retrying", "err", err)
+			}
+			live = append(live, ext)
 		}
-		t.Reset(every)
+		if exts = live; len(exts) > 0 {
+			t.Reset(every)
+		}
 	})
 	return func() {
 		t.Stop()
@@ -542,10 +575,8 @@ func (b *Budget) reserve(ctx context.Context, need, runLim, teamLim Amount) (*ho
 	now := b.now()
 	h := &holds{}
 	if run != nil && b.needRun {
-		h.runL = b.runLedger(run)
-		hold, err := h.runL.reserve(need, runLim, now)
+		hold, err := b.reserveRun(ctx, run, h, need, runLim, now)
 		if err != nil {
-			err.(*ExceededError).Scope = "run"
 			return nil, err
 		}
 		h.run = hold
@@ -582,19 +613,76 @@ func (b *Budget) reserve(ctx context.Context, need, runLim, teamLim Amount) (*ho
 	return h, nil
 }
 
+// reserveRun holds need in the run's ledger: the ledger in the run, or
+// for a shared run (middleware.OpenSharedRun) the store's ledger under the
+// run's key, kept for the run's idle time, so that every process sharing
+// the run reserves against one ledger. A store failure is handled as for a
+// team ledger (on_unavailable).
+func (b *Budget) reserveRun(ctx context.Context, run *middleware.Run, h *holds, need, runLim Amount, now time.Time) (Hold, error) {
+	key, rs := run.Shared()
+	if key == "" {
+		h.runL = b.runLedger(run)
+		hold, err := h.runL.reserve(need, runLim, now)
+		if err != nil {
+			err.(*ExceededError).Scope = "run"
+		}
+		return hold, err
+	}
+	h.runKey, h.runIdle, h.runStore = b.RunKey(key), rs.Idle(), b.store
+	r := Reservation{Key: h.runKey, ID: b.nextID(), Need: need, Limit: runLim, Now: now, TTL: b.ttl, Idle: h.runIdle}
+	hold, err := b.store.Reserve(ctx, r)
+	var e *ExceededError
+	if err != nil && !errors.As(err, &e) {
+		if err = b.storeDown(ctx, err); err != nil {
+			return nil, err
+		}
+		// on_unavailable local: the local share of the run's limit, in
+		// the run's ledger in this process (which goes with the run).
+		h.runL, h.runStore = b.runLedger(run), nil
+		if !runLim.IsZero() {
+			runLim = b.localShare(runLim)
+		}
+		hold, err = h.runL.reserve(need, runLim, now)
+	}
+	if errors.As(err, &e) {
+		e.Scope = "run"
+	}
+	return hold, err
+}
+
 // unavailable handles a store failure per policy: fail_closed refuses the
-// call; local reserves in the local store with the local share of limits.
-func (b *Budget) unavailable(ctx context.Context, r Reservation, teamLim Amount, cause error) (Hold, error) {
+// call; local reserves in the local store with the local share of lim.
+func (b *Budget) unavailable(ctx context.Context, r Reservation, lim Amount, cause error) (Hold, error) {
+	if err := b.storeDown(ctx, cause); err != nil {
+		return nil, err
+	}
+	if !lim.IsZero() {
+		r.Limit = b.localShare(lim)
+	}
+	return b.local.Reserve(ctx, r)
+}
+
+// storeDown reports a store failure and applies the policy: fail_closed
+// refuses the call (the error returned); local lets it spend a local share
+// (nil).
+func (b *Budget) storeDown(ctx context.Context, cause error) error {
 	middleware.Emit(ctx, middleware.StoreFailed{Store: "budget", Op: "reserve", Err: cause})
 	if b.local == nil {
 		b.log.ErrorContext(ctx, "tokenwise: budget store unavailable, call refused (on_unavailable: fail_closed)", "err", cause)
-		return nil, &refusal{kind: ErrStoreUnavailable, msg: "on_unavailable is fail_closed", err: cause}
+		return &refusal{kind: ErrStoreUnavailable, msg: "on_unavailable is fail_closed", err: cause}
 	}
 	b.log.WarnContext(ctx, "tokenwise: budget store unavailable, spending the local share (on_unavailable: local)", "err", cause)
-	if !teamLim.IsZero() {
-		r.Limit = b.localLim
+	return nil
+}
+
+// localShare returns the share of lim a replica spends alone while the
+// shared store is unavailable.
+func (b *Budget) localShare(lim Amount) Amount {
+	f := b.cfg.LocalFraction
+	if f <= 0 {
+		f = DefaultLocalFraction
 	}
-	return b.local.Reserve(ctx, r)
+	return Amount{USDMicros: int64(float64(lim.USDMicros) * f), Tokens: int64(float64(lim.Tokens) * f)}
 }
 
 // settle settles the call's holds and fires soft-limit events. It runs
@@ -609,9 +697,16 @@ func (b *Budget) settle(ctx context.Context, h *holds, actual Amount) {
 	}
 	now := b.now()
 	if h.run != nil {
-		bal, _ := h.run.Settle(ctx, actual, now)
-		if !actual.IsZero() {
-			b.warn(ctx, "run", "", Window{}, b.runLim, bal, now, h.runL)
+		bal, err := h.run.Settle(ctx, actual, now)
+		switch {
+		case err != nil:
+			middleware.Emit(ctx, middleware.StoreFailed{Store: "budget", Op: "settle", Err: err})
+			b.log.WarnContext(ctx, "tokenwise: run budget settle failed; the reservation expires with its TTL", "err", err)
+		case actual.IsZero():
+		case h.runKey == "": // a run of this process: its flags live in its ledger
+			b.warn(ctx, "run", "", Window{}, 0, b.runLim, bal, now, h.runL)
+		case h.runStore == b.store: // a shared run: its flags live as long as its ledger
+			b.warn(ctx, "run", h.runKey, Window{}, h.runIdle, b.runLim, bal, now, nil)
 		}
 	}
 	if h.team != nil {
@@ -622,14 +717,15 @@ func (b *Budget) settle(ctx context.Context, h *holds, actual Amount) {
 			return
 		}
 		if !actual.IsZero() && h.teamStore == b.store {
-			b.warn(ctx, "team:"+h.teamName, h.teamKey, h.teamW, b.teamLim, bal, now, nil)
+			b.warn(ctx, "team:"+h.teamName, h.teamKey, h.teamW, h.teamW.Remains(now), b.teamLim, bal, now, nil)
 		}
 	}
 }
 
 // warn fires the soft-limit events crossed by bal, once per window and
-// fraction: run flags live in the run's ledger, team flags in the store.
-func (b *Budget) warn(ctx context.Context, scope, key string, w Window, limit Amount, bal Balance, now time.Time, runL *ledger) {
+// fraction: the flags of a run's ledger in the run live in it (runL), the
+// others in the store for ttl.
+func (b *Budget) warn(ctx context.Context, scope, key string, w Window, ttl time.Duration, limit Amount, bal Balance, now time.Time, runL *ledger) {
 	if len(b.warnAt) == 0 {
 		return
 	}
@@ -651,16 +747,19 @@ func (b *Budget) warn(ctx context.Context, scope, key string, w Window, limit Am
 				continue
 			}
 			flag := key + ":warn:" + w.ID() + ":" + u.unit + ":" + strconv.FormatFloat(f, 'g', -1, 64)
-			if w.Rolling <= 0 {
+			// A fixed window's flags are remembered here until it ends (a
+			// shared run's, without an end, are not).
+			memo := w.Rolling <= 0 && !w.End.IsZero()
+			if memo {
 				if _, seen := b.warned.Load(flag); seen {
 					continue // known to be set: spare the store a round trip
 				}
 			}
-			first, err := b.store.Mark(ctx, flag, w.Remains(now), now)
+			first, err := b.store.Mark(ctx, flag, ttl, now)
 			if err != nil {
 				first = true // better a duplicate warning than none
 			}
-			if w.Rolling <= 0 {
+			if memo {
 				b.warned.Store(flag, w.End)
 				b.pruneWarned(now)
 			}

@@ -42,7 +42,8 @@ const (
 	// FailClosed refuses calls with ErrStoreUnavailable.
 	FailClosed OnUnavailable = "fail_closed"
 	// Local spends, in a local MemoryStore, LocalFraction of each team
-	// limit per replica, with a warning and a middleware.StoreFailed event.
+	// limit per replica (of a shared run's limit, in the run's own
+	// ledger), with a warning and a middleware.StoreFailed event.
 	Local OnUnavailable = "local"
 )
 
@@ -84,8 +85,9 @@ type Config struct {
 	// OnUnavailable is the reaction to an unreachable store. Zero:
 	// FailClosed.
 	OnUnavailable OnUnavailable
-	// LocalFraction in (0,1] is the share of each team limit a replica
-	// spends alone while the store is unreachable (OnUnavailable Local).
+	// LocalFraction in (0,1] is the share of each team (and shared-run)
+	// limit a replica spends alone while the store is unreachable
+	// (OnUnavailable Local).
 	// Zero: DefaultLocalFraction.
 	LocalFraction float64
 }

@@ -18,7 +18,10 @@
 //     injected when the request sets none (or capped when larger), so the
 //     worst case of every call is bounded.
 //   - Per run (middleware.StartRun): tokens and USD, in a ledger kept in
-//     the run (middleware.RunValue). Calls and wall time of a run are
+//     the run (middleware.RunValue); for a run shared by several
+//     processes (middleware.OpenSharedRun), in the [Store] under the run's
+//     key ([Budget.RunKey]), kept for the run's idle time, so that every
+//     process charges one ledger. Calls and wall time of a run are
 //     enforced by the run guard (llmwrap/guard), which reads the same
 //     budget.run section.
 //   - Per team per period: daily or monthly (calendar, UTC) or a rolling
@@ -58,7 +61,8 @@
 // billed the call.
 //
 // A run's ledger lives in the run, keyed by the policy's name, so a Budget
-// rebuilt by a policy reload keeps charging it.
+// rebuilt by a policy reload keeps charging it; a shared run's lives in the
+// store under a key of the same name, with the same effect.
 //
 // # When a budget says no
 //
@@ -81,6 +85,6 @@
 // When a shared store is unreachable, budget.store.on_unavailable decides:
 // fail_closed (the default) refuses calls with ErrStoreUnavailable; local
 // spends, in a local MemoryStore, budget.store.local_fraction (default 0.1)
-// of each team limit per replica, with a warning and a
-// middleware.StoreFailed event.
+// of each team limit per replica (of a shared run's limit, in the run's own
+// ledger), with a warning and a middleware.StoreFailed event.
 package budget

@@ -100,6 +100,10 @@ type Reservation struct {
 	Window Window        // the accounting period
 	Now    time.Time     // the clock of the caller
 	TTL    time.Duration // a shared store drops a reservation never settled after TTL
+	// Idle, when positive, is how long a shared store keeps the ledger
+	// after its last reservation (a shared run's ledger: the run's idle
+	// time); zero: as long as its window lasts.
+	Idle time.Duration
 }
 
 // Balance is the state of a ledger in its current window.

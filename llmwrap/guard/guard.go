@@ -51,8 +51,8 @@ var ErrConfig = errors.New("tokenwise/guard: invalid config")
 type Config struct {
 	// MaxCalls caps the LLM calls of a run. Zero: unlimited.
 	MaxCalls int
-	// RunTimeout is the deadline of a run, from middleware.Run.Started.
-	// Zero: none.
+	// RunTimeout is the deadline of a run, from middleware.Run.Started
+	// (for a shared run, its first call in any process). Zero: none.
 	RunTimeout time.Duration
 }
 
@@ -85,7 +85,9 @@ func New(cfg Config, opts ...Option) (*Guard, error) {
 // Middleware returns the run guard middleware, or nil when the Config
 // limits nothing. Calls outside a run (middleware.StartRun) are not
 // limited. Place it inside middleware.Instrument, which numbers the calls;
-// without it, the guard numbers them itself. The middleware is safe for
+// without it, the guard numbers them itself. A shared run's calls
+// (middleware.OpenSharedRun) are numbered by its RunStore, so the limit
+// holds across every process sharing the run. The middleware is safe for
 // concurrent use.
 func (g *Guard) Middleware() middleware.Middleware {
 	l := g.cfg
@@ -103,7 +105,10 @@ func (g *Guard) Middleware() middleware.Middleware {
 			if l.MaxCalls > 0 {
 				seq := middleware.CallInfoFrom(ctx).Seq()
 				if seq == 0 {
-					seq = run.NextSeq()
+					var err error
+					if seq, err = run.NextSeqContext(ctx); err != nil {
+						return nil, err
+					}
 				}
 				if seq > l.MaxCalls {
 					return nil, &LimitError{Run: run.ID(), Limit: l.MaxCalls, Call: seq}

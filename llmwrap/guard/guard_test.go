@@ -3,6 +3,8 @@ package guard_test
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -92,6 +94,61 @@ func TestNegativeLimitIsAnError(t *testing.T) {
 	for _, cfg := range []guard.Config{{MaxCalls: -1}, {RunTimeout: -time.Second}} {
 		if _, err := guard.New(cfg); !errors.Is(err, guard.ErrConfig) {
 			t.Errorf("New(%+v): %v, want ErrConfig", cfg, err)
+		}
+	}
+}
+
+// A shared run's calls on two processes (two Runs on one key of a
+// RunStore) are counted together: of concurrent calls on both, exactly
+// MaxCalls pass, with or without instrument numbering them; a run whose
+// shared start is older than RunTimeout is refused in a process that never
+// saw it; a store failure refuses the call with ErrRunStore.
+func TestSharedRunLimitHoldsAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	for _, withInstrument := range []bool{true, false} {
+		mws := []middleware.Middleware{middlewaretest.Must(guard.New(guard.Config{MaxCalls: 7, RunTimeout: time.Hour}))}
+		if withInstrument {
+			mws = append([]middleware.Middleware{instrument.New(nil, nil)}, mws...)
+		}
+		h := middleware.Then(ok, mws...)
+		store := &middlewaretest.RunStore{IdleTime: time.Hour}
+		replicas := []*middleware.Run{middleware.OpenSharedRun("r", "t/r", store), middleware.OpenSharedRun("r", "t/r", store)}
+		var passed, refused atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 6 {
+			wg.Go(func() {
+				ctx := middleware.WithRun(context.Background(), replicas[i%2])
+				for range 4 {
+					_, err := h.Handle(ctx, &middleware.Request{Model: "m"})
+					switch {
+					case err == nil:
+						passed.Add(1)
+					case errors.Is(err, guard.ErrMaxCalls):
+						refused.Add(1)
+					default:
+						t.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if passed.Load() != 7 || refused.Load() != 24-7 {
+			t.Fatalf("instrument %v: %d passed, %d refused; want exactly 7 of 24", withInstrument, passed.Load(), refused.Load())
+		}
+
+		store.SetStart("t/old", time.Now().Add(-2*time.Hour))
+		old := middleware.WithRun(context.Background(), middleware.OpenSharedRun("old", "t/old", store))
+		if _, err := h.Handle(old, &middleware.Request{Model: "m"}); !errors.Is(err, guard.ErrRunDeadline) {
+			t.Fatalf("a run started 2h ago elsewhere, 1h deadline: %v, want ErrRunDeadline", err)
+		}
+		store.Fail(errors.New("down"))
+		var rec middlewaretest.Recorder
+		fresh := middleware.WithObserver(middleware.WithRun(context.Background(), middleware.OpenSharedRun("new", "t/new", store)), &rec)
+		if _, err := h.Handle(fresh, &middleware.Request{Model: "m"}); !errors.Is(err, middleware.ErrRunStore) {
+			t.Fatalf("store down: %v, want ErrRunStore", err)
+		}
+		if sf := middlewaretest.Of[middleware.StoreFailed](&rec); withInstrument && (len(sf) != 1 || sf[0].Store != "runs") {
+			t.Fatalf("store down: events %+v, want one StoreFailed of the runs", sf)
 		}
 	}
 }

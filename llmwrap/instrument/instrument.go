@@ -50,7 +50,14 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 			}
 			if run != nil {
 				f.Run = run.ID()
-				f.Seq = run.NextSeq()
+				seq, err := run.NextSeqContext(ctx)
+				if err != nil {
+					// A shared run's store failed: the call cannot be
+					// numbered, so no call limit could hold for it.
+					middleware.Emit(ctx, middleware.StoreFailed{Store: "runs", Op: "next", Err: err})
+					return nil, err
+				}
+				f.Seq = seq
 			}
 			if f.Stage == middleware.StageUnknown {
 				f.Stage = DetectStage(req)

@@ -1,0 +1,80 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// RunStore is a middleware.RunStore on Redis: the runs opened with
+// middleware.OpenSharedRun on it are shared by every replica that uses the
+// same server and prefix. Each call of a run costs one script that counts
+// it (so a run guard's call limit holds across replicas, with no call
+// admitted twice under the same number), sets the run's start if it is the
+// run's first call (the first replica to see the run sets it), and keeps
+// the run for its idle time. The per-run budget of such a run lives in the
+// budget store (BudgetStore) under the run's key, with the same idle time.
+//
+// Keys: "<prefix>:run:{<key>}", a hash of the run's call count ("n") and
+// its start in Unix milliseconds ("s"), expiring idle after the run's last
+// call, where key is the run's key (the gateway's is "<team>/<run id>").
+//
+// A RunStore is safe for concurrent use.
+type RunStore struct {
+	c      goredis.UniversalClient
+	prefix string
+	idle   time.Duration
+}
+
+var _ middleware.RunStore = (*RunStore)(nil)
+
+// DefaultRunIdle is a RunStore's idle time when NewRunStore is given none.
+const DefaultRunIdle = time.Hour
+
+// NewRunStore returns a RunStore on c whose keys start with prefix
+// ("tokenwise" when empty) and expire idle after a run's last call
+// (DefaultRunIdle when idle <= 0; at least a millisecond). The caller owns
+// c.
+func NewRunStore(c goredis.UniversalClient, prefix string, idle time.Duration) *RunStore {
+	if prefix == "" {
+		prefix = "tokenwise"
+	}
+	if idle <= 0 {
+		idle = DefaultRunIdle
+	}
+	return &RunStore{c: c, prefix: prefix, idle: max(idle, time.Millisecond)}
+}
+
+// Key returns the Redis key of the run named key.
+func (s *RunStore) Key(key string) string { return s.prefix + ":run:{" + key + "}" }
+
+// Idle returns how long a run's keys live after its last call.
+func (s *RunStore) Idle() time.Duration { return s.idle }
+
+// nextScript counts a call of the run KEYS[1]: ARGV now_ms, idle_ms;
+// returns {seq, start_ms}.
+var nextScript = goredis.NewScript(`
+redis.call('HSETNX', KEYS[1], 's', ARGV[1])
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {n, tonumber(redis.call('HGET', KEYS[1], 's'))}
+`)
+
+// Next counts one call of the run named key and returns its number and the
+// run's start.
+func (s *RunStore) Next(ctx context.Context, key string, now time.Time) (int, time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	v, err := nextScript.Run(ctx, s.c, []string{s.Key(key)}, now.UnixMilli(), s.idle.Milliseconds()).Int64Slice()
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("tokenwise/redis: run state: %w", err)
+	}
+	if len(v) != 2 || v[0] <= 0 {
+		return 0, time.Time{}, fmt.Errorf("tokenwise/redis: run state: unexpected reply %v", v)
+	}
+	return int(v[0]), time.UnixMilli(v[1]), nil
+}

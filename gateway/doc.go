@@ -1,0 +1,27 @@
+// Package gateway is tokenwise serve: an OpenAI-compatible HTTP gateway that
+// runs every chat completion through the policy chain of its caller's team,
+// so that services in any language get tokenwise's budgets, routing,
+// caching and limits. Build one from a gateway file ([LoadConfig]) with
+// [New]; see the README's Gateway section for the file and the endpoints.
+//
+// # Runs
+//
+// Requests with the same [RunIDHeader] (X-Run-Id) are one run of the
+// caller's team: they share its per-run budget, call limit and deadline.
+// Without Redis a run lives in the replica that serves it. With Redis
+// (the gateway file's redis section) it is one run in every replica
+// (middleware.OpenSharedRun on an adapters/redis.RunStore): each call is
+// numbered by one counter in Redis, so the run guard admits exactly its
+// call limit over all replicas; the run's start, which its deadline runs
+// from, is set by its first call in any replica; and its per-run budget
+// is one ledger in the budget store, reserved and settled like a team's.
+// The run's keys carry its team and id and expire limits.run_idle after
+// its last call. A call Redis cannot number is refused (503
+// run_store_unavailable).
+//
+// # Shared state
+//
+// With Redis, the replicas also share the team budgets, the response
+// cache, the rate limits and the circuit breakers' open state; without
+// it, each replica keeps its own in memory.
+package gateway

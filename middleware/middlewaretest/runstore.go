@@ -1,0 +1,73 @@
+package middlewaretest
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// RunStore is an in-memory middleware.RunStore for tests: the runs opened
+// on it with middleware.OpenSharedRun (several *Run per key, as replicas
+// would) share one count and start per key, as a shared store's do. Its
+// runs never expire. Set Err to make it fail. The zero value is ready to
+// use (Idle 0 then).
+type RunStore struct {
+	IdleTime time.Duration // what Idle returns
+
+	mu   sync.Mutex
+	runs map[string]*runState
+	err  error
+}
+
+type runState struct {
+	n     int
+	start time.Time
+}
+
+var _ middleware.RunStore = (*RunStore)(nil)
+
+// Next counts a call of the run key.
+func (s *RunStore) Next(_ context.Context, key string, now time.Time) (int, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return 0, time.Time{}, s.err
+	}
+	r := s.runs[key]
+	if r == nil {
+		if s.runs == nil {
+			s.runs = map[string]*runState{}
+		}
+		r = &runState{start: now}
+		s.runs[key] = r
+	}
+	r.n++
+	return r.n, r.start, nil
+}
+
+// Idle returns IdleTime.
+func (s *RunStore) Idle() time.Duration { return s.IdleTime }
+
+// SetStart sets the start of the run key, as a replica that saw the run
+// first would have.
+func (s *RunStore) SetStart(key string, start time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runs == nil {
+		s.runs = map[string]*runState{}
+	}
+	if r := s.runs[key]; r != nil {
+		r.start = start
+		return
+	}
+	s.runs[key] = &runState{start: start}
+}
+
+// Fail makes every later Next fail with err (nil: succeed again).
+func (s *RunStore) Fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.err = err
+}
