@@ -22,7 +22,7 @@ type metrics struct {
 	observer *twotel.Observer
 	handler  http.Handler
 	requests metric.Int64Counter
-	attrs    map[string]metric.AddOption // outcome → option, built once per outcome
+	attrs    map[string][]metric.AddOption // outcome → options, built once per outcome
 	provider *sdkmetric.MeterProvider
 }
 
@@ -42,10 +42,10 @@ func newMetrics() (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &metrics{observer: obs, requests: req, provider: mp, attrs: map[string]metric.AddOption{},
+	m := &metrics{observer: obs, requests: req, provider: mp, attrs: map[string][]metric.AddOption{},
 		handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
-	for _, o := range []string{"ok", "unauthorized", "too_large", "pass_through", "budget_exceeded", "rate_limit_exceeded", "circuit_open", "timeout", "upstream_error", "gateway_error"} {
-		m.attrs[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))
+	for _, o := range []string{"ok", "unauthorized", "too_large", "pass_through", "budget_exceeded", "rate_limit_exceeded", "circuit_open", "timeout", "upstream_error", "gateway_error", "other"} {
+		m.attrs[o] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))}
 	}
 	return m, nil
 }
@@ -53,9 +53,9 @@ func newMetrics() (*metrics, error) {
 // request counts one request by outcome (a fixed set: unknown outcomes
 // count as "other", so that the series stay bounded).
 func (m *metrics) request(outcome string) {
-	opt, ok := m.attrs[outcome]
+	opts, ok := m.attrs[outcome]
 	if !ok {
-		opt = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "other")))
+		opts = m.attrs["other"]
 	}
-	m.requests.Add(context.Background(), 1, opt)
+	m.requests.Add(context.Background(), 1, opts...) // the slice is shared: Add only reads it
 }
