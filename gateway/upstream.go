@@ -94,7 +94,7 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, pc.close)
+	stop := context.AfterFunc(ctx, pc.closeFn)
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		pc.close()
@@ -249,6 +249,7 @@ type syncConn struct {
 	fw        oneWrite // bw, for a request written in one write
 	idleSince time.Time
 	closeOnce sync.Once
+	closeFn   func() // close, made once: each call's context.AfterFunc takes it
 }
 
 func (pc *syncConn) close() { pc.closeOnce.Do(func() { _ = pc.nc.Close() }) }
@@ -336,6 +337,7 @@ func (t *syncTransport) dialConn(ctx context.Context, addr string) (*syncConn, e
 	}
 	pc := &syncConn{nc: nc, br: bufio.NewReaderSize(nc, upstreamBufSize), bw: bufio.NewWriterSize(nc, upstreamBufSize)}
 	pc.fw.bw = pc.bw
+	pc.closeFn = pc.close
 	return pc, nil
 }
 
