@@ -10,6 +10,7 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 
 	twotel "github.com/tokenwise/tokenwise/adapters/otel"
 )
@@ -26,13 +27,22 @@ type metrics struct {
 	provider *sdkmetric.MeterProvider
 }
 
+// newMetrics builds the gateway's metrics. Its measurements offer no
+// exemplars (exemplar.AlwaysOffFilter): /metrics serves the Prometheus
+// text format, which carries none, and the default filter would look for
+// a sampled span in every measurement's context.
 func newMetrics() (*metrics, error) {
+	return newMetricsWith(sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
+}
+
+// newMetricsWith is newMetrics with the meter provider's options opts.
+func newMetricsWith(opts ...sdkmetric.Option) (*metrics, error) {
 	reg := prometheus.NewRegistry()
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
 		return nil, err
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	mp := sdkmetric.NewMeterProvider(append([]sdkmetric.Option{sdkmetric.WithReader(exp)}, opts...)...)
 	obs, err := twotel.New(twotel.WithMeterProvider(mp))
 	if err != nil {
 		return nil, err
