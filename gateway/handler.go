@@ -152,7 +152,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		ctx, _ = middleware.StartRun(ctx, callID)
 		runID = callID
 	} else {
-		ctx = middleware.WithRun(ctx, s.runs.get(k.team+"\x00"+runID, runID))
+		ctx = middleware.WithRun(ctx, s.runs.get(k.team, runID))
 	}
 	// The call's attributes are only formatted for a line that is logged
 	// (the hot lines check logs first: not even their arguments are made

@@ -20,22 +20,26 @@ type runTable struct {
 	idle time.Duration
 	now  func() time.Time
 	lru  *list.List // of *runEntry, most recent first
-	byID map[string]*list.Element
+	byID map[runKey]*list.Element
 }
 
+// runKey names a run: a team's run id (teams have runs of their own).
+type runKey struct{ team, id string }
+
 type runEntry struct {
-	key  string
+	key  runKey
 	run  *middleware.Run
 	last time.Time
 }
 
 func newRunTable(max int, idle time.Duration) *runTable {
-	return &runTable{max: max, idle: idle, now: time.Now, lru: list.New(), byID: map[string]*list.Element{}}
+	return &runTable{max: max, idle: idle, now: time.Now, lru: list.New(), byID: map[runKey]*list.Element{}}
 }
 
-// get returns the run of key, opening it (with id) when it is new or was
+// get returns the run id of team, opening it when it is new or was
 // forgotten.
-func (t *runTable) get(key, id string) *middleware.Run {
+func (t *runTable) get(team, id string) *middleware.Run {
+	key := runKey{team, id}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
