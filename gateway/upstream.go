@@ -119,11 +119,13 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// in memory first when given a *bufio.Writer: a second write, and a
 	// second wake-up of the upstream, per call). A body of unknown length
 	// is sent chunk by chunk as net/http sends it.
-	var w io.Writer = pc.bw
+	// (writeRequest writes the gateway's own requests without fmt.)
 	if out.ContentLength > 0 && len(out.TransferEncoding) == 0 {
-		w = &pc.fw
+		err = writeRequest(&pc.fw, out)
+	} else {
+		err = out.Write(pc.bw)
 	}
-	if err := out.Write(w); err != nil {
+	if err != nil {
 		if body != nil && body.err != nil {
 			err = body.err
 		}
