@@ -21,9 +21,10 @@ import (
 // request to two goroutines per connection (a write loop and a read loop)
 // and back, three wake-ups a call; under load those hand-offs and their
 // connection goroutines cost the gateway about a fifth of its CPU. The
-// request is written and the answer parsed by net/http itself
-// (Request.Write, ReadResponse): only the connection handling is this
-// file's.
+// answer is parsed by net/http itself (ReadResponse), the request written
+// by Request.Write, or for the gateway's own requests by writeRequest,
+// which sends the same bytes without Request.Write's allocations: only
+// the connection handling is this file's.
 //
 // Connections are pooled per host (most recently used first, at most
 // maxIdle idle, closed after idleTimeout idle). At most maxDials dials
