@@ -109,8 +109,11 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.Body != http.NoBody {
 		// A failed read of the body is returned as itself (Request.Write
 		// wraps it in a type that does not unwrap), as net/http's
-		// Transport returns it: e.g. an *http.MaxBytesError.
-		body = &readErrBody{ReadCloser: req.Body}
+		// Transport returns it: e.g. an *http.MaxBytesError. The
+		// connection's own wrapper serves: the body is read and closed
+		// within the write, and a connection carries one call at a time.
+		pc.rb = readErrBody{ReadCloser: req.Body}
+		body = &pc.rb
 		r := *req
 		r.Body = body
 		out = &r
@@ -126,10 +129,13 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	} else {
 		err = out.Write(pc.bw)
 	}
-	if err != nil {
-		if body != nil && body.err != nil {
+	if body != nil {
+		if err != nil && body.err != nil {
 			err = body.err
 		}
+		pc.rb = readErrBody{} // keeps nothing of the call
+	}
+	if err != nil {
 		return fail(err)
 	}
 	if err := pc.bw.Flush(); err != nil {
@@ -253,6 +259,7 @@ type syncConn struct {
 	idleSince time.Time
 	closeOnce sync.Once
 	closeFn   func() // close, made once: each call's context.AfterFunc takes it
+	rb        readErrBody
 }
 
 func (pc *syncConn) close() { pc.closeOnce.Do(func() { _ = pc.nc.Close() }) }
