@@ -330,6 +330,8 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 		var gwSw int64                // the gateway's, in its rounds
 		var gwRW [2]int64             // the gateway's read and write system calls, in its rounds
 		var gwCPU time.Duration
+		var gwObjs, gwBytes uint64 // the gateway's heap allocations, in its rounds
+		allocsOK := true
 		var dials, upConns [2]int64 // connections opened: by the generator, accepted by the upstream
 		var perRound [2][]loadRound // each round's latencies, in send order, for the time bins
 		for i := range rounds {
@@ -340,6 +342,13 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 			for _, j := range order {
 				t := []*loadTarget{direct, via}[j]
 				runtime.GC()
+				// The gateway's allocations are asked for outside the
+				// span of the other counters (the asking costs it a
+				// signal, a wake-up and a write).
+				var o0, b0 uint64
+				if j == 1 && allocsOK {
+					o0, b0, allocsOK = replicaAllocs(gw)
+				}
 				s0, w0 := ctxSwitches(os.Getpid()), ctxSwitches(gw.pid)
 				rw0 := ioSyscalls(gw.pid)
 				c0, g0 := selfCPU(), procCPU(gw.pid)
@@ -348,6 +357,13 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 				c1, g1 := selfCPU(), procCPU(gw.pid)
 				s1, w1 := ctxSwitches(os.Getpid()), ctxSwitches(gw.pid)
 				rw1 := ioSyscalls(gw.pid)
+				if j == 1 && allocsOK {
+					var o1, b1 uint64
+					if o1, b1, allocsOK = replicaAllocs(gw); allocsOK {
+						gwObjs += o1 - o0
+						gwBytes += b1 - b0
+					}
+				}
 				selfSw[j] += s1 - s0
 				if j == 1 {
 					gwSw += w1 - w0
@@ -393,6 +409,10 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 			pct(all[0].service, .5), pct(all[0].service, .99), pct(all[1].service, .5), pct(all[1].service, .99))
 		b.Logf("CPU per request: gateway process %v; generator+upstream process %v (direct rounds), %v (gateway rounds)",
 			gwCPU/time.Duration(n), selfCPUs[0]/time.Duration(n), selfCPUs[1]/time.Duration(n))
+		if allocsOK {
+			b.ReportMetric(float64(gwObjs)/float64(n), "gateway-allocs/req")
+			b.ReportMetric(float64(gwBytes)/float64(n), "gateway-B/req")
+		}
 		if gwRW[0] >= 0 {
 			b.ReportMetric(float64(gwRW[0])/float64(n), "gateway-reads/req")
 			b.ReportMetric(float64(gwRW[1])/float64(n), "gateway-writes/req")

@@ -110,19 +110,31 @@ func isHop(k string) bool {
 }
 
 // outHeader returns the caller's headers to send upstream, with the
-// upstream's key. The values are shared with in (never modified).
+// upstream's key. The values are shared with in (never modified), and
+// those of the upstream's key and of the JSON headers with every request
+// (nobody modifies a request's header values).
+//
+// Content-Type and Accept are set as the transport sends a chat
+// completion upstream in any case (application/json; Accept
+// text/event-stream for a stream): with them already so, the transport
+// sends this map as it is instead of a copy of its own.
 func outHeader(in http.Header, up *upstream) http.Header {
-	h := make(http.Header, len(in)+1)
+	h := make(http.Header, len(in)+2)
 	for k, v := range in {
 		if !isHop(http.CanonicalHeaderKey(k)) {
 			h[k] = v
 		}
 	}
+	h["Content-Type"], h["Accept"] = jsonValue, jsonValue
 	if up.key != "" {
-		h.Set("Authorization", "Bearer "+up.key)
+		h["Authorization"] = up.auth["Authorization"]
 	}
 	return h
 }
+
+// jsonValue is the value of the Content-Type and Accept headers of a chat
+// completion sent upstream, shared by every request's header map.
+var jsonValue = []string{"application/json"}
 
 func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	start := time.Now()
@@ -133,13 +145,21 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 			Message: "X-Run-Id must be at most 128 printable characters"}).write(w)
 		return
 	}
-	run := s.run(k.team, runID, callID)
+	ctx := middleware.WithTeam(r.Context(), k.team)
 	if runID == "" {
-		runID = callID // a run of its own
+		// A run of its own, named callID, which no later request can
+		// join: it is not remembered.
+		ctx, _ = middleware.StartRun(ctx, callID)
+		runID = callID
+	} else {
+		ctx = middleware.WithRun(ctx, s.runs.get(runKey(k.team, runID), runID))
 	}
-	// The call's attributes are only formatted for a line that is logged.
+	// The call's attributes are only formatted for a line that is logged
+	// (the hot lines check logs first: not even their arguments are made
+	// otherwise).
+	logs := func(level slog.Level) bool { return s.logger.Enabled(context.Background(), level) }
 	log := func(level slog.Level, msg string, args ...any) {
-		if s.logger.Enabled(context.Background(), level) {
+		if logs(level) {
 			s.logger.Log(context.Background(), level, msg, append([]any{"team", k.team, "key", k.name, "run_id", runID, "call_id", callID}, args...)...)
 		}
 	}
@@ -171,12 +191,15 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		body, size = bytes.NewReader(b), int64(len(b))
 	}
 	up := s.pick("")
-	ctx := middleware.WithTeam(r.Context(), k.team)
-	ctx = middleware.WithRun(ctx, run)
-	out, err := http.NewRequestWithContext(ctx, http.MethodPost, up.chat, body)
-	if err != nil {
-		classify(err, s.secrets...).write(w)
-		return
+	var out *http.Request
+	if rc, ok := body.(io.ReadCloser); ok {
+		out = up.newChat(ctx, rc)
+	} else {
+		var err error
+		if out, err = http.NewRequestWithContext(ctx, http.MethodPost, up.chat, body); err != nil {
+			classify(err, s.secrets...).write(w)
+			return
+		}
 	}
 	out.Header = outHeader(r.Header, up)
 	out.ContentLength = size
@@ -185,7 +208,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	if err != nil {
 		e := classify(err, s.secrets...)
 		s.metrics.request(e.Code)
-		log(slog.LevelInfo, "tokenwise/gateway: call refused", "status", e.Status, "code", e.Code, "err", e.Message, "ms", since(start))
+		if logs(slog.LevelInfo) {
+			log(slog.LevelInfo, "tokenwise/gateway: call refused", "status", e.Status, "code", e.Code, "err", e.Message, "ms", since(start))
+		}
 		e.write(w)
 		return
 	}
@@ -198,7 +223,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	}
 	sse := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	if !sse && resp.ContentLength >= 0 {
-		h.Set("Content-Length", itoa(resp.ContentLength))
+		h["Content-Length"] = contentLength(resp)
 	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
@@ -224,7 +249,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		log(slog.LevelWarn, "tokenwise/gateway: response cut", "status", resp.StatusCode, "err", redact.Mask(err.Error(), s.secrets...), "ms", since(start))
 		return
 	}
-	log(slog.LevelInfo, "tokenwise/gateway: call", "status", resp.StatusCode, "stream", sse, "cache", resp.Header.Get("X-Tokenwise-Cache"), "bytes", n, "ms", since(start))
+	if logs(slog.LevelInfo) {
+		log(slog.LevelInfo, "tokenwise/gateway: call", "status", resp.StatusCode, "stream", sse, "cache", resp.Header.Get("X-Tokenwise-Cache"), "bytes", n, "ms", since(start))
+	}
 }
 
 // copyFlush copies body to w, flushing after each read when streaming.
@@ -390,3 +417,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// contentLength returns the Content-Length header value of resp's length
+// (resp.ContentLength >= 0): its own header's when that says the same (the
+// transport's answers do), else a new one.
+func contentLength(resp *http.Response) []string {
+	var num [20]byte
+	n := strconv.AppendInt(num[:0], resp.ContentLength, 10)
+	if v := resp.Header["Content-Length"]; len(v) == 1 && v[0] == string(n) {
+		return v
+	}
+	return []string{string(n)}
+}

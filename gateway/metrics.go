@@ -10,6 +10,7 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 
 	twotel "github.com/tokenwise/tokenwise/adapters/otel"
 )
@@ -22,17 +23,26 @@ type metrics struct {
 	observer *twotel.Observer
 	handler  http.Handler
 	requests metric.Int64Counter
-	attrs    map[string]metric.AddOption // outcome → option, built once per outcome
+	attrs    map[string][]metric.AddOption // outcome → options, built once per outcome
 	provider *sdkmetric.MeterProvider
 }
 
+// newMetrics builds the gateway's metrics. Its measurements offer no
+// exemplars (exemplar.AlwaysOffFilter): /metrics serves the Prometheus
+// text format, which carries none, and the default filter would look for
+// a sampled span in every measurement's context.
 func newMetrics() (*metrics, error) {
+	return newMetricsWith(sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
+}
+
+// newMetricsWith is newMetrics with the meter provider's options opts.
+func newMetricsWith(opts ...sdkmetric.Option) (*metrics, error) {
 	reg := prometheus.NewRegistry()
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
 		return nil, err
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	mp := sdkmetric.NewMeterProvider(append([]sdkmetric.Option{sdkmetric.WithReader(exp)}, opts...)...)
 	obs, err := twotel.New(twotel.WithMeterProvider(mp))
 	if err != nil {
 		return nil, err
@@ -42,10 +52,10 @@ func newMetrics() (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &metrics{observer: obs, requests: req, provider: mp, attrs: map[string]metric.AddOption{},
+	m := &metrics{observer: obs, requests: req, provider: mp, attrs: map[string][]metric.AddOption{},
 		handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
-	for _, o := range []string{"ok", "unauthorized", "too_large", "pass_through", "budget_exceeded", "rate_limit_exceeded", "circuit_open", "timeout", "upstream_error", "gateway_error"} {
-		m.attrs[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))
+	for _, o := range []string{"ok", "unauthorized", "too_large", "pass_through", "budget_exceeded", "rate_limit_exceeded", "circuit_open", "timeout", "upstream_error", "gateway_error", "other"} {
+		m.attrs[o] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))}
 	}
 	return m, nil
 }
@@ -53,9 +63,9 @@ func newMetrics() (*metrics, error) {
 // request counts one request by outcome (a fixed set: unknown outcomes
 // count as "other", so that the series stay bounded).
 func (m *metrics) request(outcome string) {
-	opt, ok := m.attrs[outcome]
+	opts, ok := m.attrs[outcome]
 	if !ok {
-		opt = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "other")))
+		opts = m.attrs["other"]
 	}
-	m.requests.Add(context.Background(), 1, opt)
+	m.requests.Add(context.Background(), 1, opts...) // the slice is shared: Add only reads it
 }

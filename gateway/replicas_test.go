@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/metrics"
 	"runtime/pprof"
 	"runtime/trace"
 	"strings"
@@ -90,6 +91,18 @@ func runReplica(path string) int {
 			defer func() { signal.Stop(usr1); close(usr1); trace.Stop(); f.Close() }()
 		}
 	}
+	// SIGUSR2 makes the replica log its heap allocations so far (objects
+	// and bytes, tiny ones included), for the load benchmark's
+	// allocations per request.
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	go func() {
+		for range usr2 {
+			objs, bytes := heapAllocs()
+			fmt.Fprintf(os.Stderr, "%s %d %d\n", allocsLine, objs, bytes)
+		}
+	}()
 	fmt.Printf("listening %s\n", l.Addr())
 	go func() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
@@ -102,6 +115,42 @@ func runReplica(path string) int {
 		return 1
 	}
 	return 0
+}
+
+// allocsLine starts the line a replica logs on SIGUSR2.
+const allocsLine = "tokenwise-test-heap-allocs"
+
+// heapAllocs returns the heap allocations of the process so far: objects
+// (tiny ones included) and bytes.
+func heapAllocs() (objs, bytes uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/tiny/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	for _, m := range s {
+		if m.Value.Kind() != metrics.KindUint64 {
+			return 0, 0
+		}
+	}
+	return s[0].Value.Uint64() + s[1].Value.Uint64(), s[2].Value.Uint64()
+}
+
+// replicaAllocs asks replica r for its heap allocations so far (SIGUSR2)
+// and waits for its answer in its log; ok is false when none came.
+func replicaAllocs(r *replica) (objs, bytes uint64, ok bool) {
+	before := strings.Count(r.logs.String(), allocsLine)
+	if err := syscall.Kill(r.pid, syscall.SIGUSR2); err != nil {
+		return 0, 0, false
+	}
+	for range 200 {
+		logs := r.logs.String()
+		if strings.Count(logs, allocsLine) > before {
+			i := strings.LastIndex(logs, allocsLine)
+			line, _, _ := strings.Cut(logs[i:], "\n")
+			_, err := fmt.Sscanf(line, allocsLine+" %d %d", &objs, &bytes)
+			return objs, bytes, err == nil
+		}
+		time.Sleep(10 * time.Millisecond) // a benchmark's wait for the other process, between rounds
+	}
+	return 0, 0, false
 }
 
 func redisAddr() string {

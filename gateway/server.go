@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -75,7 +76,10 @@ type upstream struct {
 	Upstream
 	base    *url.URL
 	chat    string
-	chatURL *url.URL    // chat, parsed
+	chatURL *url.URL // chat, parsed
+	// chatReq is http.NewRequest's POST of chat without a body: newChat
+	// copies it.
+	chatReq *http.Request
 	auth    http.Header // the credentials of a call sent here (none: Authorization removed)
 	key     string
 	models  map[string]bool
@@ -183,6 +187,9 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		}
 		up := &upstream{Upstream: u, base: base, chat: base.String() + "/chat/completions", key: key, models: map[string]bool{}}
 		if up.chatURL, err = url.Parse(up.chat); err != nil {
+			return nil, fmt.Errorf("tokenwise/gateway: upstream %s: %w", u.Name, err)
+		}
+		if up.chatReq, err = http.NewRequest(http.MethodPost, up.chat, nil); err != nil {
 			return nil, fmt.Errorf("tokenwise/gateway: upstream %s: %w", u.Name, err)
 		}
 		up.auth = http.Header{"Authorization": nil} // no key: the default upstream's is not sent
@@ -427,17 +434,6 @@ func (s *Server) closeRedis() {
 	}
 }
 
-// run returns the run of a team's run id, opening it on its first call.
-// Without a run id (id == ""), the call is a run of its own, named
-// callID, which no later request can join: it is not remembered.
-func (s *Server) run(team, id, callID string) *middleware.Run {
-	if id == "" {
-		_, r := middleware.StartRun(context.Background(), callID)
-		return r
-	}
-	return s.runs.get(runKey(team, id), id)
-}
-
 // warmTokenizers loads, before the gateway serves, the token-counting
 // tables of the encodings of the models its upstreams and policies name
 // (o200k_base takes ≈0.1 s, once per process). Otherwise the first
@@ -475,6 +471,16 @@ func warmTokenizers(pol *policies.Registry, ups []*upstream) {
 func (s *Server) route(model string) (*url.URL, http.Header, bool) {
 	up := s.pick(model)
 	return up.chatURL, up.auth, true
+}
+
+// newChat returns the request of a chat completion to up with ctx and
+// body: what http.NewRequestWithContext(ctx, "POST", up.chat, body)
+// returns, without parsing the URL again nor a header map of its own
+// (the caller sets Header). The URL is shared: requests only read it.
+func (up *upstream) newChat(ctx context.Context, body io.ReadCloser) *http.Request {
+	r := up.chatReq.WithContext(ctx)
+	r.Header, r.Body = nil, body
+	return r
 }
 
 // pick returns the upstream of a model.

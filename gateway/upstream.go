@@ -21,9 +21,10 @@ import (
 // request to two goroutines per connection (a write loop and a read loop)
 // and back, three wake-ups a call; under load those hand-offs and their
 // connection goroutines cost the gateway about a fifth of its CPU. The
-// request is written and the answer parsed by net/http itself
-// (Request.Write, ReadResponse): only the connection handling is this
-// file's.
+// answer is parsed by net/http itself (ReadResponse), the request written
+// by Request.Write, or for the gateway's own requests by writeRequest,
+// which sends the same bytes without Request.Write's allocations: only
+// the connection handling is this file's.
 //
 // Connections are pooled per host (most recently used first, at most
 // maxIdle idle, closed after idleTimeout idle). At most maxDials dials
@@ -94,7 +95,7 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, pc.close)
+	stop := context.AfterFunc(ctx, pc.closeFn)
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		pc.close()
@@ -108,8 +109,11 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.Body != http.NoBody {
 		// A failed read of the body is returned as itself (Request.Write
 		// wraps it in a type that does not unwrap), as net/http's
-		// Transport returns it: e.g. an *http.MaxBytesError.
-		body = &readErrBody{ReadCloser: req.Body}
+		// Transport returns it: e.g. an *http.MaxBytesError. The
+		// connection's own wrapper serves: the body is read and closed
+		// within the write, and a connection carries one call at a time.
+		pc.rb = readErrBody{ReadCloser: req.Body}
+		body = &pc.rb
 		r := *req
 		r.Body = body
 		out = &r
@@ -119,14 +123,19 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// in memory first when given a *bufio.Writer: a second write, and a
 	// second wake-up of the upstream, per call). A body of unknown length
 	// is sent chunk by chunk as net/http sends it.
-	var w io.Writer = pc.bw
+	// (writeRequest writes the gateway's own requests without fmt.)
 	if out.ContentLength > 0 && len(out.TransferEncoding) == 0 {
-		w = &pc.fw
+		err = writeRequest(&pc.fw, out)
+	} else {
+		err = out.Write(pc.bw)
 	}
-	if err := out.Write(w); err != nil {
-		if body != nil && body.err != nil {
+	if body != nil {
+		if err != nil && body.err != nil {
 			err = body.err
 		}
+		pc.rb = readErrBody{} // keeps nothing of the call
+	}
+	if err != nil {
 		return fail(err)
 	}
 	if err := pc.bw.Flush(); err != nil {
@@ -249,6 +258,8 @@ type syncConn struct {
 	fw        oneWrite // bw, for a request written in one write
 	idleSince time.Time
 	closeOnce sync.Once
+	closeFn   func() // close, made once: each call's context.AfterFunc takes it
+	rb        readErrBody
 }
 
 func (pc *syncConn) close() { pc.closeOnce.Do(func() { _ = pc.nc.Close() }) }
@@ -336,6 +347,7 @@ func (t *syncTransport) dialConn(ctx context.Context, addr string) (*syncConn, e
 	}
 	pc := &syncConn{nc: nc, br: bufio.NewReaderSize(nc, upstreamBufSize), bw: bufio.NewWriterSize(nc, upstreamBufSize)}
 	pc.fw.bw = pc.bw
+	pc.closeFn = pc.close
 	return pc, nil
 }
 

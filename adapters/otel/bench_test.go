@@ -14,17 +14,21 @@ import (
 
 // BenchmarkObserveCall feeds one call's start and finish events to the
 // observer, as Instrument does: the observer's own share of the chain
-// overhead. "unsampled" uses a NeverSample tracer (metrics only), "sampled"
+// overhead. "no-tracer" has no tracer provider (the gateway's: no spans
+// started), "unsampled" uses a NeverSample tracer (metrics only), "sampled"
 // records the span too.
 func BenchmarkObserveCall(b *testing.B) {
 	for _, tc := range []struct {
 		name    string
 		sampler sdktrace.Sampler
-	}{{"unsampled", sdktrace.NeverSample()}, {"sampled", sdktrace.AlwaysSample()}} {
+	}{{"no-tracer", nil}, {"unsampled", sdktrace.NeverSample()}, {"sampled", sdktrace.AlwaysSample()}} {
 		b.Run(tc.name, func(b *testing.B) {
-			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(tc.sampler))
 			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-			obs, err := twotel.New(twotel.WithTracerProvider(tp), twotel.WithMeterProvider(mp))
+			opts := []twotel.Option{twotel.WithMeterProvider(mp)}
+			if tc.sampler != nil {
+				opts = append(opts, twotel.WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSampler(tc.sampler))))
+			}
+			obs, err := twotel.New(opts...)
 			if err != nil {
 				b.Fatal(err)
 			}

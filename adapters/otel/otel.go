@@ -41,7 +41,10 @@ func WithSystem(s string) Option { return func(c *config) { c.system = s } }
 // concurrent use.
 type Observer struct {
 	tracer trace.Tracer
-	system attribute.KeyValue
+	// noSpans is set for the no-op tracer provider (the default), whose
+	// spans never record: no span is started, looked up or ended then.
+	noSpans bool
+	system  attribute.KeyValue
 
 	tokens, duration                                  metric.Float64Histogram
 	cost, cacheLookups, cacheSaved                    metric.Int64Counter
@@ -75,6 +78,7 @@ func New(opts ...Option) (*Observer, error) {
 	}
 	m := c.mp.Meter(ScopeName)
 	o := &Observer{tracer: c.tp.Tracer(ScopeName), system: attribute.String("gen_ai.system", c.system), spans: map[*middleware.CallInfo]callSpan{}}
+	_, o.noSpans = c.tp.(tracenoop.TracerProvider)
 	var errs []error
 	h := func(name, unit, desc string, bounds ...float64) metric.Float64Histogram {
 		x, err := m.Float64Histogram(name, metric.WithUnit(unit), metric.WithDescription(desc), metric.WithExplicitBucketBoundaries(bounds...))
@@ -187,6 +191,9 @@ func (o *Observer) Observe(ctx context.Context, e middleware.Event) {
 // start opens the call span. Only recorded spans are remembered: events
 // and attempt spans of an unsampled call cost nothing.
 func (o *Observer) start(ctx context.Context, e middleware.CallStarted) {
+	if o.noSpans {
+		return // a no-op span never records: nothing to remember
+	}
 	ci := middleware.CallInfoFrom(ctx)
 	if ci == nil {
 		return
@@ -205,6 +212,9 @@ func (o *Observer) start(ctx context.Context, e middleware.CallStarted) {
 
 // recording returns the recorded span of the call in ctx, if any.
 func (o *Observer) recording(ctx context.Context) (callSpan, bool) {
+	if o.noSpans {
+		return callSpan{}, false // start remembered none
+	}
 	ci := middleware.CallInfoFrom(ctx)
 	if ci == nil {
 		return callSpan{}, false
@@ -230,7 +240,7 @@ func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middle
 	if f.CostPico > 0 {
 		o.cost.Add(ctx, f.CostPico, o.counterOpts(countKey{kind: kindCost, a: f.Model, b: f.Team})...)
 	}
-	if ci == nil {
+	if ci == nil || o.noSpans {
 		return
 	}
 	o.mu.Lock()
