@@ -48,43 +48,52 @@ func (c *chainNode[T]) appendValues(dst []T) []T {
 
 // chainTable finds the nodes a new chain can share: a table from the
 // hash of a chain's values, first to last, to weak pointers to chains'
-// nodes, in buckets of chainWays slots (the nodes of one chain of a few
-// hundred values almost never take all the slots of a bucket from each
-// other). A node found is shared only when its value equals the new
-// chain's and its previous node is the one already shared (hence its
-// whole prefix is equal), so a collision of hashes or a slot taken by
-// another chain costs a node, never a wrong value. The nodes a chain does
-// not share are made in one allocation, which one weak pointer refers to
-// for all their slots: the table keeps no node alive, a batch lives as
-// long as an entry holds one of its nodes.
+// nodes, in buckets of chainWays slots. A new chain shares the longest
+// prefix of its values whose last node the table finds, its hash equal
+// and its values, walked back to the first, equal to the new chain's (so
+// a collision of hashes costs a lookup, never a wrong value). The nodes a
+// chain does not share are made in one allocation, which one weak pointer
+// refers to for all their slots: the table keeps no node alive, a batch
+// lives as long as an entry holds one of its nodes. A full bucket gives up
+// a slot no lookup found since it last passed (a clock): the prefixes
+// successive turns share stay, one-off messages' nodes go first.
 type chainTable[T comparable] struct {
 	mu      sync.Mutex
 	hash    func(h uint64, v T) uint64
 	eq      func(a, b T) bool
 	size    int              // the number of buckets
 	buckets []chainBucket[T] // made on first use (a cache uses one of its two tables)
-	next    uint8            // the slot a full bucket gives up next, in turn
+	hs      []uint64         // scratch: the hashes of a new chain's prefixes
 }
 
 const chainWays = 4
 
-type chainBucket[T comparable] [chainWays]chainSlot[T]
+// chainBucket is chainWays slots and the clock's hand.
+type chainBucket[T comparable] struct {
+	slots [chainWays]chainSlot[T]
+	hand  uint8
+}
 
-// chainSlot is a node: the tag's low 16 bits are its index in the batch
-// the weak pointer points to, the others those of the hash of its chain's
-// values.
+// chainSlot is a node: the tag's low 15 bits are its index in the batch
+// the weak pointer points to, bit 15 is set when a lookup found it since
+// the clock last passed it, the others are those of the hash of its
+// chain's values.
 type chainSlot[T comparable] struct {
 	tag   uint64
 	batch weak.Pointer[chainNode[T]]
 }
 
-// maxBatch bounds the nodes of a batch (their index is 16 bits).
-const maxBatch = 1 << 16
+// maxBatch bounds the nodes of a batch (their index is 15 bits).
+const maxBatch = 1 << 15
 
-const idxMask = maxBatch - 1
+const (
+	idxMask  = maxBatch - 1
+	usedBit  = maxBatch
+	hashMask = ^uint64(idxMask | usedBit)
+)
 
 // hashOf reports whether the slot's node has hash h (in the bits it keeps).
-func (s *chainSlot[T]) hashOf(h uint64) bool { return s.tag&^idxMask == h&^idxMask }
+func (s *chainSlot[T]) hashOf(h uint64) bool { return s.tag&hashMask == h&hashMask }
 
 // node returns the slot's node, nil if its batch is gone.
 func (s *chainSlot[T]) node() *chainNode[T] {
@@ -118,88 +127,122 @@ const chainSeed = 0x9E3779B97F4A7C15
 // node may hold a value equal to (by t's eq), not the same as, the one in
 // vals.
 func (t *chainTable[T]) make(vals []T) *chainNode[T] {
-	var cur *chainNode[T]
 	if len(vals) == 0 {
 		return nil
 	}
 	if t == nil {
-		batch := make([]chainNode[T], len(vals))
-		for i, v := range vals {
-			batch[i] = chainNode[T]{prev: cur, v: v, n: i + 1}
-			cur = &batch[i]
-		}
-		return cur
+		return newNodes(nil, vals, 0, nil)
 	}
-	h := uint64(chainSeed)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.buckets == nil {
 		t.buckets = make([]chainBucket[T], t.size)
 	}
 	mask := uint64(len(t.buckets) - 1)
-	i := 0
-	for ; i < len(vals); i++ {
-		h2 := t.hash(h, vals[i])
-		nd := t.buckets[h2&mask].find(h2, cur, vals[i], t.eq)
-		if nd == nil {
+	hs := t.hs[:0]
+	h := uint64(chainSeed)
+	for _, v := range vals {
+		h = t.hash(h, v)
+		hs = append(hs, h)
+	}
+	if cap(hs) <= 4096 {
+		t.hs = hs
+	}
+	// The longest prefix the table has a node for, from the longest.
+	var cur *chainNode[T]
+	k := len(vals)
+	for ; k > 0; k-- {
+		if cur = t.buckets[hs[k-1]&mask].find(hs[k-1], vals[:k], t.eq); cur != nil {
 			break
 		}
-		cur, h = nd, h2
 	}
-	if i == len(vals) {
+	if k == len(vals) {
 		return cur
 	}
-	// The nodes of their own, in batches of up to maxBatch (their
-	// previous nodes are new from the first on): slots now lead later
-	// chains to them.
-	for i < len(vals) {
-		batch := make([]chainNode[T], min(len(vals)-i, maxBatch))
-		w := weak.Make(&batch[0])
-		for k := range batch {
-			v := vals[i]
-			h = t.hash(h, v)
-			i++
-			batch[k] = chainNode[T]{prev: cur, v: v, n: i}
-			cur = &batch[k]
-			s := t.buckets[h&mask].slotFor(h, &t.next)
-			s.tag, s.batch = h&^idxMask|uint64(k), w
+	return newNodes(cur, vals[k:], k, func(k int, batch weak.Pointer[chainNode[T]], idx int) {
+		h := hs[k]
+		t.buckets[h&mask].put(h&hashMask|uint64(idx), batch)
+	})
+}
+
+// newNodes returns the last node of the chain of prev's values, then
+// vals, whose nodes after prev it makes in batches of up to maxBatch (n is
+// prev's length), calling put (when not nil) with each node's index in the
+// chain, its batch and its index in the batch.
+func newNodes[T comparable](prev *chainNode[T], vals []T, n int, put func(k int, batch weak.Pointer[chainNode[T]], idx int)) *chainNode[T] {
+	cur := prev
+	for len(vals) > 0 {
+		batch := make([]chainNode[T], min(len(vals), maxBatch))
+		var w weak.Pointer[chainNode[T]]
+		if put != nil {
+			w = weak.Make(&batch[0])
 		}
+		for i := range batch {
+			batch[i] = chainNode[T]{prev: cur, v: vals[i], n: n + 1}
+			cur = &batch[i]
+			if put != nil {
+				put(n, w, i)
+			}
+			n++
+		}
+		vals = vals[len(batch):]
 	}
 	return cur
 }
 
-// find returns the node of hash h in b whose previous node is prev and
-// value v (by eq), nil if there is none.
-func (b *chainBucket[T]) find(h uint64, prev *chainNode[T], v T, eq func(a, b T) bool) *chainNode[T] {
-	for i := range b {
-		if b[i].hashOf(h) {
-			if nd := b[i].node(); nd != nil && nd.prev == prev && eq(nd.v, v) {
-				return nd
-			}
+// find returns the node of b whose hash is h and whose chain's values are
+// vals (by eq), nil if there is none; it marks its slot used.
+func (b *chainBucket[T]) find(h uint64, vals []T, eq func(a, b T) bool) *chainNode[T] {
+	for i := range b.slots {
+		s := &b.slots[i]
+		if !s.hashOf(h) {
+			continue
+		}
+		if nd := s.node(); nd != nil && nd.n == len(vals) && nd.holds(vals, eq) {
+			s.tag |= usedBit
+			return nd
 		}
 	}
 	return nil
 }
 
-// slotFor returns the slot of b a new node of hash h takes: the slot of
-// an older node of the same hash (a chain of the same values, which the
-// new one replaces), else a free slot or one whose batch is gone, else the
-// slot *next picks in turn.
-func (b *chainBucket[T]) slotFor(h uint64, next *uint8) *chainSlot[T] {
-	free := -1
-	for i := range b {
-		if b[i].hashOf(h) {
-			return &b[i]
+// holds reports whether the chain c ends holds vals (by eq), c's length
+// being len(vals): every value is compared, from the last.
+func (c *chainNode[T]) holds(vals []T, eq func(a, b T) bool) bool {
+	for nd := c; nd != nil; nd = nd.prev {
+		if !eq(nd.v, vals[nd.n-1]) {
+			return false
 		}
-		if free < 0 && b[i].batch.Value() == nil {
+	}
+	return true
+}
+
+// put records a node (tag: its hash's bits and its index in batch) in b:
+// in the slot of an older node of the same hash (a chain of the same
+// values, which the new one replaces), else in a free slot or one whose
+// batch is gone, else in the first slot the clock finds unused since it
+// last passed.
+func (b *chainBucket[T]) put(tag uint64, batch weak.Pointer[chainNode[T]]) {
+	free := -1
+	for i := range b.slots {
+		s := &b.slots[i]
+		if s.tag&hashMask == tag&hashMask && s.batch != (weak.Pointer[chainNode[T]]{}) {
+			free = i
+			break
+		}
+		if free < 0 && s.batch.Value() == nil {
 			free = i
 		}
 	}
-	if free < 0 {
-		free = int(*next % chainWays)
-		*next++
+	for free < 0 {
+		s := &b.slots[b.hand%chainWays]
+		if s.tag&usedBit == 0 {
+			free = int(b.hand % chainWays)
+		}
+		s.tag &^= usedBit
+		b.hand++
 	}
-	return &b[free]
+	b.slots[free] = chainSlot[T]{tag: tag, batch: batch}
 }
 
 // nodeBytes bounds the memory a chain node takes in its batch: its size

@@ -121,8 +121,8 @@ func TestChainTableKeepsNoNode(t *testing.T) {
 	runtime.GC()
 	runtime.GC()
 	for i := range tab.buckets {
-		for j := range tab.buckets[i] {
-			if tab.buckets[i][j].node() != nil {
+		for j := range tab.buckets[i].slots {
+			if tab.buckets[i].slots[j].node() != nil {
 				t.Fatalf("slot %d of bucket %d keeps a node of a chain no one holds", j, i)
 			}
 		}
@@ -197,4 +197,25 @@ func storedWith(m *Memory, canon []byte) *Entry {
 		}
 	}
 	return nil
+}
+
+// BenchmarkChainNextTurn: the chain of an agent's next turn, 50 shared
+// values (the conversation and its tools) and one new, through a table
+// that holds the turn before (what a cache miss of the go-openai
+// transport does).
+func BenchmarkChainNextTurn(b *testing.B) {
+	tab := newValChains(chainSlots)
+	vals := make([]sharedVal, 51)
+	for i := range vals {
+		p := make([]byte, 600)
+		vals[i] = sharedVal{p: &p[0], n: 600}
+	}
+	prev := tab.make(vals[:50])
+	for b.Loop() {
+		p := make([]byte, 600)
+		vals[50] = sharedVal{p: &p[0], n: 600}
+		if c := tab.make(vals); c.prev != prev {
+			b.Fatal("the turn before is not shared")
+		}
+	}
 }

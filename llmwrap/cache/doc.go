@@ -54,9 +54,14 @@
 // them) and a copy of the rest of its keyed members (or, when it resends
 // nothing, by reference to its body); any other as its header, its tail
 // (tools and settings, shared by the entries of requests with an equal
-// tail) and its messages' encodings. A lookup compares it piece by piece
-// (a message shared by the two requests at once) or in flat form
-// ([Entry.Canonical] gives the bytes).
+// tail) and its messages' encodings. The shared messages of an entry are
+// a chain whose first nodes are those of the entries of earlier turns
+// (same messages, same order): an entry adds a node or two for what is
+// new, so the garbage collector, which scans every live entry at every
+// cycle, finds a pointer or two per entry, not one per message of its
+// conversation. A lookup compares it piece by piece (a message shared by
+// the two requests at once) or in flat form ([Entry.Canonical] gives the
+// bytes).
 //
 // # What is stored
 //
