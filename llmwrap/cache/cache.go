@@ -435,7 +435,10 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	e.Response.FromCache = false
 	shared = &e.Response
 	sctx := ctx
-	if ctx.Done() != nil && !c.memory { // a Memory store never looks at the context
+	// A Memory store never looks at the context (and asking for its Done
+	// would start the timer of a deadline nobody watched, see
+	// middleware.Deadline).
+	if !c.memory && ctx.Done() != nil {
 		sctx = context.WithoutCancel(ctx)
 	}
 	if serr := c.store.Set(sctx, key, e, ttl); serr != nil {
