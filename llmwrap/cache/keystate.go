@@ -202,7 +202,7 @@ func (st *keyState) keep(byRef bool, tails *tailTable) canon {
 			return canon{rope: newRope(st, tails)}
 		case kindSpans:
 			if st.shared != nil {
-				if c := newCanonShared(st, st.shared); c != nil {
+				if c := newCanonShared(st, st.shared, tails.prefixTable()); c != nil {
 					return canon{shared: c}
 				}
 			}

@@ -31,17 +31,39 @@ type nativeKeyShared interface {
 // once per entry; the pieces keep what is new in the request and share
 // the rest with the entries of the other turns.
 //
-// The bytes of the spans, in order, are own[:segs[0].own], segs[0]'s
-// value, own[segs[0].own:segs[1].own], segs[1]'s value, ...,
-// own[segs[len(segs)-1].own:].
+// The pieces of a turn may also start with those of an earlier request
+// (base): its first baseSegs shared values and the own bytes before each,
+// when they are, byte for byte, the first baseLen bytes of this request's
+// spans (see prefixTable). An agent's turn then refers to the previous
+// turn's pieces and to the shared values of its new messages alone,
+// instead of to every message of the conversation: the garbage
+// collector, which scans each entry's references at every cycle, scans
+// two or three instead of sixty.
+//
+// The bytes of the spans, in order, are base's first baseSegs values
+// with the own bytes before each (none without a base), then
+// own[:segs[0].own], segs[0]'s value, own[segs[0].own:segs[1].own],
+// segs[1]'s value, ..., own[segs[len(segs)-1].own:].
 type canonShared struct {
 	hdr  []byte // the header, then (past len(hdr)) own, in one allocation
 	own  []byte
 	lens []uint32
 	segs []sharedSeg
 	arr  [16]uint32 // lens of a request of few members, in the same allocation
-	size int        // what the pieces' allocations take, shared values counted in full
+	size int        // what the pieces' allocations take, shared values (and base's bytes) counted in full
+
+	base     *canonShared // nil: none
+	baseSegs int          // base's shared values this one starts with (0 without a base)
+	baseLen  int          // the bytes of the spans they and the own bytes before them are
+	depth    int          // the length of the chain of bases
+	// marks are where requests that extend this one may start with its
+	// pieces: after the last shared value of a span (see prefixTable).
+	marks [2]prefixMark
 }
+
+// maxSharedDepth bounds a chain of bases (the pieces of a request are
+// gathered through it, recursively).
+const maxSharedDepth = 24
 
 // sharedSeg is a shared value: own bytes end at own, then n bytes at p.
 type sharedSeg struct {
@@ -52,10 +74,49 @@ type sharedSeg struct {
 
 func (s *sharedSeg) bytes() []byte { return unsafe.Slice(s.p, s.n) }
 
+// prefixMark is where a request's pieces may be taken up by another
+// request: after its n-th shared value (counted from the start of the
+// chain of bases), whose copy starts at val and ends end bytes into the
+// spans.
+type prefixMark struct {
+	c   *canonShared
+	val *byte
+	n   int
+	end int
+}
+
+// prefixTable finds the pieces of an earlier request a request may start
+// with: the marks of recent requests, by their shared value's copy (the
+// same copy, the memo's, is given for the same message in every turn). It
+// is direct-mapped and lock-free; a mark is only a candidate, its bytes
+// are compared before its pieces are used.
+type prefixTable struct {
+	slots [prefixSlots]atomic.Pointer[prefixMark]
+}
+
+const prefixSlots = 256
+
+func prefixSlot(val *byte) int {
+	h := uint64(uintptr(unsafe.Pointer(val))) * 0x9e3779b97f4a7c15
+	return int(h >> 56)
+}
+
+func (t *prefixTable) lookup(val *byte) *prefixMark {
+	if m := t.slots[prefixSlot(val)].Load(); m != nil && m.val == val {
+		return m
+	}
+	return nil
+}
+
+func (t *prefixTable) store(m *prefixMark) { t.slots[prefixSlot(m.val)].Store(m) }
+
 // newCanonShared returns st's canonical encoding (kindSpans) in pieces,
 // sharing the values ks gives (ks.SharedValues over st.data), or nil when
-// none of them lies within a span (the caller keeps a reference).
-func newCanonShared(st *keyState, ks nativeKeyShared) *canonShared {
+// none of them lies within a span (the caller keeps a reference). With a
+// prefixTable (nil: none), the pieces start with those of an earlier
+// request when their bytes are the start of st's spans, and st's own
+// marks are put in it.
+func newCanonShared(st *keyState, ks nativeKeyShared, pt *prefixTable) *canonShared {
 	sc := sharedScratchPool.Get().(*sharedScratch)
 	starts, vals := ks.SharedValues(sc.starts[:0], sc.vals[:0])
 	picks := sc.picks[:0]
@@ -66,7 +127,7 @@ func newCanonShared(st *keyState, ks nativeKeyShared) *canonShared {
 	}()
 	// Pick the values that lie within a span, in order (a value out of
 	// order or across a span's end is copied with the own bytes).
-	ownLen, shared, j, last := 0, 0, 0, 0
+	j, last, cpos := 0, 0, 0 // cpos: where span i starts in the spans' bytes
 	for i := 0; i+1 < len(st.spans); i += 2 {
 		s, e := int(st.spans[i]), int(st.spans[i+1])
 		pos := s
@@ -78,15 +139,34 @@ func newCanonShared(st *keyState, ks nativeKeyShared) *canonShared {
 			if vs < pos || vs < last || n == 0 || vs+n > e {
 				continue
 			}
-			ownLen += vs - pos
-			picks = append(picks, sharedPick{span: i, start: vs, val: vals[j]})
-			shared += n
+			picks = append(picks, sharedPick{span: i, start: vs, val: vals[j], end: cpos + vs + n - s})
 			pos, last = vs+n, vs+n
 		}
-		ownLen += e - pos
+		cpos += e - s
 	}
+	total := cpos
 	if len(picks) == 0 {
 		return nil
+	}
+	// The longest start of the pieces an earlier request has in common.
+	var base *prefixMark
+	if pt != nil {
+		for k := len(picks) - 1; k >= 0; k-- {
+			m := pt.lookup(unsafe.SliceData(picks[k].val))
+			if m != nil && m.n == k+1 && m.end == picks[k].end && m.c.depth < maxSharedDepth && m.c.prefixOf(m.n, st, m.end) {
+				base = m
+				break
+			}
+		}
+	}
+	first, baseLen := 0, 0 // the first pick of c's own, and the bytes before it that base gives
+	if base != nil {
+		first, baseLen = base.n, base.end
+	}
+	ownLen, shared := total-baseLen, 0
+	for _, p := range picks[first:] {
+		ownLen -= len(p.val)
+		shared += len(p.val)
 	}
 	c := &canonShared{}
 	buf := make([]byte, len(st.buf), len(st.buf)+ownLen)
@@ -96,12 +176,15 @@ func newCanonShared(st *keyState, ks nativeKeyShared) *canonShared {
 	if n := len(st.spans) / 2; n > len(c.arr) {
 		c.lens = make([]uint32, 0, n)
 	}
-	c.segs = make([]sharedSeg, 0, len(picks))
-	k := 0
+	if n := len(picks) - first; n > 0 {
+		c.segs = make([]sharedSeg, 0, n)
+	}
+	k := first
+	cpos = 0
 	for i := 0; i+1 < len(st.spans); i += 2 {
 		s, e := int(st.spans[i]), int(st.spans[i+1])
 		c.lens = append(c.lens, uint32(e-s))
-		pos := s
+		pos := s + min(e-s, max(baseLen-cpos, 0)) // past what base gives
 		for ; k < len(picks) && picks[k].span == i; k++ {
 			p := picks[k]
 			buf = append(buf, st.data[pos:p.start]...)
@@ -109,21 +192,40 @@ func newCanonShared(st *keyState, ks nativeKeyShared) *canonShared {
 			pos = p.start + len(p.val)
 		}
 		buf = append(buf, st.data[pos:e]...)
+		cpos += e - s
 	}
 	c.own = buf[len(c.hdr):]
-	c.size = scanAllocSize(int(unsafe.Sizeof(*c))) + allocSize(cap(buf)) + scanAllocSize(int(unsafe.Sizeof(sharedSeg{}))*cap(c.segs)) + shared
+	c.size = scanAllocSize(int(unsafe.Sizeof(*c))) + allocSize(cap(buf)) + scanAllocSize(int(unsafe.Sizeof(sharedSeg{}))*cap(c.segs)) + shared + baseLen
 	if len(c.lens) > len(c.arr) {
 		c.size += allocSize(4 * cap(c.lens))
+	}
+	if base != nil {
+		c.base, c.baseSegs, c.baseLen, c.depth = base.c, base.n, base.end, base.c.depth+1
+	}
+	if pt != nil {
+		// Mark the last value of c's own in each span, the last spans
+		// first (a conversation's messages are followed by few spans).
+		nm := 0
+		for k := len(picks) - 1; k >= first && nm < len(c.marks); k-- {
+			if k+1 < len(picks) && picks[k+1].span == picks[k].span {
+				continue
+			}
+			c.marks[nm] = prefixMark{c: c, val: unsafe.SliceData(picks[k].val), n: k + 1, end: picks[k].end}
+			pt.store(&c.marks[nm])
+			nm++
+		}
 	}
 	return c
 }
 
 // sharedPick is a shared value newCanonShared keeps, at start in the body,
-// within the span that starts at spans[span].
+// within the span that starts at spans[span], ending end bytes into the
+// spans.
 type sharedPick struct {
 	span  int // the index in the spans of the span's start
 	start int
 	val   []byte
+	end   int
 }
 
 // sharedScratch is newCanonShared's scratch space.
@@ -139,8 +241,29 @@ var sharedScratchPool = sync.Pool{New: func() any { return new(sharedScratch) }}
 // bytes and shared values; never an empty piece), until f returns false;
 // it reports whether f always returned true.
 func (c *canonShared) pieces(f func([]byte) bool) bool {
+	if c.base != nil && !c.base.piecesTo(c.baseSegs, f) {
+		return false
+	}
+	return c.ownPieces(len(c.segs), true, f)
+}
+
+// piecesTo is pieces up to the n-th shared value (n > 0, counted from the
+// start of the chain of bases) included.
+func (c *canonShared) piecesTo(n int, f func([]byte) bool) bool {
+	if n <= c.baseSegs {
+		return c.base.piecesTo(n, f)
+	}
+	if c.base != nil && !c.base.piecesTo(c.baseSegs, f) {
+		return false
+	}
+	return c.ownPieces(n-c.baseSegs, false, f)
+}
+
+// ownPieces calls f with c's own bytes and shared values up to segs[n-1]
+// included, then, when tail, with the own bytes after it.
+func (c *canonShared) ownPieces(n int, tail bool, f func([]byte) bool) bool {
 	prev := uint32(0)
-	for i := range c.segs {
+	for i := range n {
 		sg := &c.segs[i]
 		if sg.own > prev && !f(c.own[prev:sg.own]) {
 			return false
@@ -150,7 +273,33 @@ func (c *canonShared) pieces(f func([]byte) bool) bool {
 		}
 		prev = sg.own
 	}
-	return int(prev) == len(c.own) || f(c.own[prev:])
+	return !tail || int(prev) == len(c.own) || f(c.own[prev:])
+}
+
+// prefixOf reports whether c's pieces up to its n-th shared value are n
+// bytes long and the first n bytes of st's spans.
+func (c *canonShared) prefixOf(n int, st *keyState, end int) bool {
+	i, off, got := 0, 0, 0 // st's span i, off bytes into it
+	return c.piecesTo(n, func(p []byte) bool {
+		if got += len(p); got > end {
+			return false
+		}
+		for len(p) > 0 {
+			for i+1 < len(st.spans) && off == int(st.spans[i+1]-st.spans[i]) {
+				i, off = i+2, 0
+			}
+			if i+1 >= len(st.spans) {
+				return false
+			}
+			b := st.data[int(st.spans[i])+off : st.spans[i+1]]
+			k := min(len(b), len(p))
+			if !bytes.Equal(b[:k], p[:k]) {
+				return false
+			}
+			p, off = p[k:], off+k
+		}
+		return true
+	}) && got == end
 }
 
 // equalSpans reports whether c is the encoding of st, a kindSpans state.
@@ -234,8 +383,20 @@ func (c *canonShared) equal(flat []byte) bool {
 // hash and lock-free (an atomic pointer per slot to an immutable tail); a
 // tail is shared only when its bytes are equal, and a tail no slot holds
 // any more stays alive as long as the ropes that share it.
+//
+// It also holds the prefixTable of the kindSpans entries (canonShared) of
+// the same cache: the two are what the entries of one cache share.
 type tailTable struct {
-	slots [tailSlots]atomic.Pointer[[]byte]
+	slots    [tailSlots]atomic.Pointer[[]byte]
+	prefixes prefixTable
+}
+
+// prefixTable returns the prefixTable of t's cache; nil for a nil t.
+func (t *tailTable) prefixTable() *prefixTable {
+	if t == nil {
+		return nil
+	}
+	return &t.prefixes
 }
 
 const (

@@ -82,7 +82,7 @@ func TestCanonSharedIsTheCanonicalRequest(t *testing.T) {
 		if st.kind != kindSpans {
 			t.Fatalf("kind %d, want kindSpans", st.kind)
 		}
-		c := newCanonShared(st, w)
+		c := newCanonShared(st, w, nil)
 		putState(st)
 		if c == nil {
 			continue
@@ -191,8 +191,19 @@ func TestMissSharesTheValuesNotTheBody(t *testing.T) {
 		if e == nil || e.shared == nil || e.ref != nil || e.Request != nil || !bytes.Equal(e.Canonical(), canon) {
 			t.Fatalf("stored entry %+v does not keep shared pieces", e)
 		}
-		if len(e.shared.own) > 100 || len(e.shared.segs) != 1 || e.shared.segs[0].p != &memo[0] {
-			t.Fatalf("entry keeps %d own bytes and %d shared values, want the memo's copy and a few bytes", len(e.shared.own), len(e.shared.segs))
+		// Its pieces (its own, or those of the entry of an earlier
+		// request it starts with) are the memo's copy and a few bytes.
+		refs, own := 0, 0
+		e.shared.pieces(func(p []byte) bool {
+			if unsafe.SliceData(p) == &memo[0] {
+				refs++
+			} else {
+				own += len(p)
+			}
+			return true
+		})
+		if len(e.shared.own) > 100 || own > 100 || refs != 1 {
+			t.Fatalf("entry keeps %d own bytes and %d references to the memo's copy, want the memo's copy and a few bytes", own, refs)
 		}
 	}
 }
@@ -283,7 +294,7 @@ func FuzzCanonShared(f *testing.F) {
 		canon := AppendCanonical(nil, "team:x", req)
 		st := &keyState{}
 		keyOf(st, nil, "team:", "x", req)
-		c := newCanonShared(st, w)
+		c := newCanonShared(st, w, nil)
 		if c == nil {
 			return
 		}
@@ -304,4 +315,128 @@ func FuzzCanonShared(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestChainedCanonSharedIsTheCanonicalRequest: conversations of random
+// messages (the memo's copies, shared every turn they are resent) grow,
+// branch (a turn drops the last messages before adding new ones) and
+// change the bytes around their messages (a member before them, the
+// separators), interleaved with one another and with random requests,
+// all through one prefixTable: the pieces of every request, most of them
+// starting with those of an earlier turn, expand to exactly its canonical
+// request, equal it in a new body and no request one byte different, and
+// still do after all the later requests were kept.
+func TestChainedCanonSharedIsTheCanonicalRequest(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	pt := new(prefixTable)
+	pool := make([][]byte, 200)
+	for i := range pool {
+		pool[i] = make([]byte, 1+r.IntN(150))
+		for k := range pool[i] {
+			pool[i][k] = byte('a' + r.IntN(3))
+		}
+	}
+	tools := bytes.Repeat([]byte("t"), 90)
+	type conv struct {
+		head, sep []byte
+		msgs      []int
+	}
+	convs := make([]*conv, 4)
+	for i := range convs {
+		convs[i] = &conv{head: []byte("model-" + strings.Repeat("x", r.IntN(3))), sep: []byte(",")}
+	}
+	type kept struct {
+		c     *canonShared
+		canon []byte
+		body  []byte
+		spans []uint32
+	}
+	var all []kept
+	chained := 0
+	for range 3000 {
+		var w *sharedWire
+		if r.IntN(8) == 0 {
+			w = randomSharedWire(r)
+		} else {
+			cv := convs[r.IntN(len(convs))]
+			switch r.IntN(10) {
+			case 0: // branch: drop the last messages
+				cv.msgs = cv.msgs[:r.IntN(len(cv.msgs)+1)]
+			case 1: // another member before the messages
+				cv.head = append(bytes.Clone(cv.head), 'y')
+			case 2: // other bytes between messages
+				cv.sep = []byte{',', byte('0' + r.IntN(3))}
+			}
+			for range 1 + r.IntN(3) {
+				cv.msgs = append(cv.msgs, r.IntN(len(pool)))
+			}
+			if len(cv.msgs) > 40 {
+				cv.msgs = cv.msgs[:0]
+			}
+			w = &sharedWire{spansWire: spansWire{whole: true}}
+			b := append([]byte("{"), cv.head...)
+			w.spans = append(w.spans, 1, uint32(len(b)))
+			s := len(b)
+			b = append(b, '[')
+			for i, m := range cv.msgs {
+				if i > 0 {
+					b = append(b, cv.sep...)
+				}
+				w.starts, w.vals = append(w.starts, uint32(len(b))), append(w.vals, pool[m])
+				b = append(b, pool[m]...)
+			}
+			b = append(b, ']')
+			w.spans = append(w.spans, uint32(s), uint32(len(b)))
+			s = len(b)
+			w.starts, w.vals = append(w.starts, uint32(len(b))), append(w.vals, tools)
+			b = append(b, tools...)
+			w.spans = append(w.spans, uint32(s), uint32(len(b)))
+			b = append(b, `"temperature":0}`...)
+			w.spans = append(w.spans, uint32(len(b)-15), uint32(len(b)))
+			w.body = b
+		}
+		req := &middleware.Request{Model: "m", Native: w}
+		canon := AppendCanonical(nil, "team:x", req)
+		st := statePool.Get().(*keyState)
+		keyOf(st, nil, "team:", "x", req)
+		c := newCanonShared(st, w, pt)
+		putState(st)
+		if c == nil {
+			continue
+		}
+		if c.base != nil {
+			chained++
+		}
+		all = append(all, kept{c, canon, bytes.Clone(w.body), w.spans})
+	}
+	if chained < len(all)/2 {
+		t.Fatalf("only %d of %d requests start with an earlier one's pieces", chained, len(all))
+	}
+	for i, k := range all {
+		if got := k.c.appendTo(nil); !bytes.Equal(got, k.canon) {
+			t.Fatalf("request %d (depth %d): pieces expand to %q, want %q", i, k.c.depth, got, k.canon)
+		}
+		if !k.c.equal(k.canon) || k.c.equal(k.canon[:len(k.canon)-1]) {
+			t.Fatalf("request %d: flat equality is wrong", i)
+		}
+		st := statePool.Get().(*keyState)
+		keyOf(st, nil, "team:", "x", &middleware.Request{Model: "m", Native: &spansWire{body: k.body, spans: k.spans, whole: true}})
+		if !k.c.equalSpans(st) {
+			t.Fatalf("request %d: the pieces do not equal their request in a new body", i)
+		}
+		if len(k.body) > 0 {
+			mut := bytes.Clone(k.body)
+			j := r.IntN(len(mut))
+			mut[j] ^= 0x20
+			inSpan := false
+			for s := 0; s < len(k.spans); s += 2 {
+				inSpan = inSpan || (int(k.spans[s]) <= j && j < int(k.spans[s+1]))
+			}
+			keyOf(st, nil, "team:", "x", &middleware.Request{Model: "m", Native: &spansWire{body: mut, spans: k.spans, whole: true}})
+			if k.c.equalSpans(st) == inSpan {
+				t.Fatalf("request %d: one byte changed at %d (in a span: %v), equalSpans %v", i, j, inSpan, !inSpan)
+			}
+		}
+		putState(st)
+	}
 }
