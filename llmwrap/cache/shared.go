@@ -153,7 +153,7 @@ func newCanonShared(st *keyState, ks nativeKeyShared, pt *prefixTable) *canonSha
 	if pt != nil {
 		for k := len(picks) - 1; k >= 0; k-- {
 			m := pt.lookup(unsafe.SliceData(picks[k].val))
-			if m != nil && m.n == k+1 && m.end == picks[k].end && m.c.depth < maxSharedDepth && m.c.prefixOf(m.n, st, m.end) {
+			if m != nil && m.n == k+1 && m.end == picks[k].end && m.c.depth < maxSharedDepth && m.c.prefixOf(m.n, st, m.end, picks) {
 				base = m
 				break
 			}
@@ -276,14 +276,22 @@ func (c *canonShared) ownPieces(n int, tail bool, f func([]byte) bool) bool {
 	return !tail || int(prev) == len(c.own) || f(c.own[prev:])
 }
 
-// prefixOf reports whether c's pieces up to its n-th shared value are n
-// bytes long and the first n bytes of st's spans.
-func (c *canonShared) prefixOf(n int, st *keyState, end int) bool {
-	i, off, got := 0, 0, 0 // st's span i, off bytes into it
+// prefixOf reports whether c's pieces up to its n-th shared value are end
+// bytes long and the first end bytes of st's spans, whose shared values
+// (newCanonShared's picks) are picks. A piece that is the copy of the pick
+// at the same place is equal without a comparison: the copy is what st's
+// bytes are there (nativeKeyShared), and it is never modified.
+func (c *canonShared) prefixOf(n int, st *keyState, end int, picks []sharedPick) bool {
+	i, off, got, k := 0, 0, 0, 0 // st's span i, off bytes into it; got bytes so far; the next pick
 	return c.piecesTo(n, func(p []byte) bool {
+		at := got
 		if got += len(p); got > end {
 			return false
 		}
+		for k < len(picks) && picks[k].end <= at {
+			k++
+		}
+		same := k < len(picks) && picks[k].end == got && len(picks[k].val) == len(p) && unsafe.SliceData(picks[k].val) == unsafe.SliceData(p)
 		for len(p) > 0 {
 			for i+1 < len(st.spans) && off == int(st.spans[i+1]-st.spans[i]) {
 				i, off = i+2, 0
@@ -292,11 +300,11 @@ func (c *canonShared) prefixOf(n int, st *keyState, end int) bool {
 				return false
 			}
 			b := st.data[int(st.spans[i])+off : st.spans[i+1]]
-			k := min(len(b), len(p))
-			if !bytes.Equal(b[:k], p[:k]) {
+			m := min(len(b), len(p))
+			if !same && !bytes.Equal(b[:m], p[:m]) {
 				return false
 			}
-			p, off = p[k:], off+k
+			p, off = p[m:], off+m
 		}
 		return true
 	}) && got == end
