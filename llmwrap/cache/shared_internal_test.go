@@ -5,6 +5,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"unsafe"
 
@@ -439,4 +440,53 @@ func TestChainedCanonSharedIsTheCanonicalRequest(t *testing.T) {
 		}
 		putState(st)
 	}
+}
+
+// TestChainedCanonSharedConcurrent: goroutines growing conversations of
+// the same messages (the same copies) through one prefixTable at once
+// each get pieces that expand to their own canonical request (run with
+// -race: the table and the pieces others start with are only read).
+func TestChainedCanonSharedConcurrent(t *testing.T) {
+	pt := new(prefixTable)
+	pool := make([][]byte, 8)
+	for i := range pool {
+		pool[i] = bytes.Repeat([]byte{byte('a' + i)}, 70+i)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 11))
+			var msgs []int
+			for range 300 {
+				if len(msgs) > 20 || r.IntN(6) == 0 {
+					msgs = msgs[:r.IntN(len(msgs)+1)]
+				}
+				msgs = append(msgs, r.IntN(len(pool)))
+				w := &sharedWire{spansWire: spansWire{whole: true}}
+				b := []byte(`{"messages":[`)
+				s := len(b)
+				for i, m := range msgs {
+					if i > 0 {
+						b = append(b, ',')
+					}
+					w.starts, w.vals = append(w.starts, uint32(len(b))), append(w.vals, pool[m])
+					b = append(b, pool[m]...)
+				}
+				b = append(b, "]}"...)
+				w.body, w.spans = b, []uint32{uint32(s), uint32(len(b) - 1)}
+				req := &middleware.Request{Model: "m", Native: w}
+				canon := AppendCanonical(nil, "team:x", req)
+				st := statePool.Get().(*keyState)
+				keyOf(st, nil, "team:", "x", req)
+				c := newCanonShared(st, w, pt)
+				ok := c != nil && c.equalSpans(st)
+				putState(st)
+				if !ok || !bytes.Equal(c.appendTo(nil), canon) {
+					t.Errorf("goroutine %d: the pieces are not the request", g)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
