@@ -431,7 +431,7 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	// model (every choice, logprobs, refusal, audio, ...).
 	ea := &entryAlloc{Entry: Entry{Request: f.req.flat, ref: f.req.ref, rope: f.req.rope, shared: f.req.shared}}
 	e := &ea.Entry
-	compact(&e.Response, resp)
+	compact(&e.Response, resp, ea.calls[:0])
 	e.Response.Native = storedNative(resp.Native, &ea.native)
 	e.Response.FromCache = false
 	shared = &e.Response
@@ -448,12 +448,13 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	return resp, nil
 }
 
-// entryAlloc is an entry and the StoredNative of its answer, in one
-// allocation (one object fewer for the garbage collector to visit per
-// entry).
+// entryAlloc is an entry, the StoredNative of its answer and room for
+// its tool call (an agent's answer usually makes one), in one allocation:
+// two objects fewer for the garbage collector to visit per entry.
 type entryAlloc struct {
 	Entry
 	native middleware.StoredNative
+	calls  [1]middleware.ToolCall
 }
 
 // storedNative returns the bytes of a response's Native, copied into dst,
