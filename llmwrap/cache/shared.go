@@ -53,9 +53,9 @@ type canonShared struct {
 	size int        // what the pieces' allocations take, shared values (and base's bytes) counted in full
 
 	base     *canonShared // nil: none
-	baseSegs int          // base's shared values this one starts with (0 without a base)
-	baseLen  int          // the bytes of the spans they and the own bytes before them are
-	depth    int          // the length of the chain of bases
+	baseLen  int          // the bytes of the spans base's first baseSegs values and the own bytes before them are
+	baseSegs int32        // base's shared values this one starts with (0 without a base)
+	depth    int32        // the length of the chain of bases
 	// marks are where requests that extend this one may start with its
 	// pieces: after the last shared value of a span (see prefixTable).
 	marks [2]prefixMark
@@ -200,7 +200,7 @@ func newCanonShared(st *keyState, ks nativeKeyShared, pt *prefixTable) *canonSha
 		c.size += allocSize(4 * cap(c.lens))
 	}
 	if base != nil {
-		c.base, c.baseSegs, c.baseLen, c.depth = base.c, base.n, base.end, base.c.depth+1
+		c.base, c.baseSegs, c.baseLen, c.depth = base.c, int32(base.n), base.end, base.c.depth+1
 	}
 	if pt != nil {
 		// Mark the last value of c's own in each span, the last spans
@@ -241,7 +241,7 @@ var sharedScratchPool = sync.Pool{New: func() any { return new(sharedScratch) }}
 // bytes and shared values; never an empty piece), until f returns false;
 // it reports whether f always returned true.
 func (c *canonShared) pieces(f func([]byte) bool) bool {
-	if c.base != nil && !c.base.piecesTo(c.baseSegs, f) {
+	if c.base != nil && !c.base.piecesTo(int(c.baseSegs), f) {
 		return false
 	}
 	return c.ownPieces(len(c.segs), true, f)
@@ -250,13 +250,13 @@ func (c *canonShared) pieces(f func([]byte) bool) bool {
 // piecesTo is pieces up to the n-th shared value (n > 0, counted from the
 // start of the chain of bases) included.
 func (c *canonShared) piecesTo(n int, f func([]byte) bool) bool {
-	if n <= c.baseSegs {
+	if n <= int(c.baseSegs) {
 		return c.base.piecesTo(n, f)
 	}
-	if c.base != nil && !c.base.piecesTo(c.baseSegs, f) {
+	if c.base != nil && !c.base.piecesTo(int(c.baseSegs), f) {
 		return false
 	}
-	return c.ownPieces(n-c.baseSegs, false, f)
+	return c.ownPieces(n-int(c.baseSegs), false, f)
 }
 
 // ownPieces calls f with c's own bytes and shared values up to segs[n-1]
