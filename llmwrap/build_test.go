@@ -135,3 +135,38 @@ func TestWithStateKeepsTheCache(t *testing.T) {
 		})
 	}
 }
+
+// In a run, a hung call ends at the earlier of the policy's call timeout
+// and the run deadline (which share one timer, see middleware.Deadline),
+// with that one's typed error, through the real go-openai client, and
+// leaves no goroutine behind.
+func TestPolicyRunDeadlineAndCallTimeoutThroughGoOpenAI(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, c := range []struct {
+		policy string
+		want   error
+		after  time.Duration
+	}{
+		{"version: 1\nlimits: {run_timeout: 5m}\ntimeouts: {call: 30s}\n", timeout.ErrCall, 30 * time.Second},
+		{"version: 1\nlimits: {run_timeout: 20s}\ntimeouts: {call: 30s}\n", guard.ErrRunDeadline, 20 * time.Second},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			srv := openaitest.New()
+			defer srv.Close()
+			srv.On().Reply(openaitest.Stall())
+			p, err := policies.LoadBytes([]byte(c.policy), "t.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, _ := middlewareRun()
+			start := time.Now()
+			_, err = client(srv, p).CreateChatCompletion(ctx, chatReq())
+			if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, c.want) {
+				t.Fatalf("%s: err = %v, want %v", c.policy, err, c.want)
+			}
+			if d := time.Since(start); d != c.after {
+				t.Fatalf("%s: ended after %v, want %v", c.policy, d, c.after)
+			}
+		})
+	}
+}

@@ -121,12 +121,13 @@ type CallInfo struct {
 	estimate estimateEntry
 
 	// Spare room, in the CallInfo's own allocation, for the first request
-	// copy (CloneRequest) and the first deadline (WithDeadline) of the
-	// call: most calls make one of each.
+	// copy (CloneRequest) and the first two deadlines (WithDeadline) of
+	// the call: most calls make one copy, and one deadline per layer that
+	// bounds them (the run guard's and the timeout layer's).
 	spareReq      Request
-	spareDeadline Deadline
+	spareDeadline [2]Deadline
 	spareReqUsed  bool
-	spareDLUsed   bool
+	spareDLUsed   uint8 // how many of spareDeadline were taken
 	hasEstimate   bool
 }
 
@@ -150,19 +151,20 @@ func (ci *CallInfo) CloneRequest(r *Request) *Request {
 	return c
 }
 
-// deadline returns a zero Deadline for the call's first WithDeadline,
-// from the CallInfo's own allocation, or nil when it was taken.
+// deadline returns a zero Deadline for one of the call's first two
+// WithDeadlines, from the CallInfo's own allocation, or nil when both
+// were taken.
 func (ci *CallInfo) deadline() *Deadline {
 	if ci == nil {
 		return nil
 	}
 	ci.mu.Lock()
 	defer ci.mu.Unlock()
-	if ci.spareDLUsed {
+	if int(ci.spareDLUsed) == len(ci.spareDeadline) {
 		return nil
 	}
-	ci.spareDLUsed = true
-	return &ci.spareDeadline
+	ci.spareDLUsed++
+	return &ci.spareDeadline[ci.spareDLUsed-1]
 }
 
 // NewCallInfo returns a CallInfo holding f: the instrument layer opens

@@ -2,8 +2,11 @@ package middleware
 
 import (
 	"context"
+	"reflect"
 	"sync"
 	"time"
+
+	"github.com/tokenwise/tokenwise/internal/ctxval"
 )
 
 // Deadline is a context bounded by a deadline, like the one
@@ -20,17 +23,35 @@ import (
 // context.WithDeadlineCause(parent, deadline, cause) would: same Done
 // channel, Err, Cause and Deadline. Values are the parent's.
 //
+// A Deadline under another one that is not made real yet, with only
+// values between them (the run guard's deadline and the timeout layer's
+// call deadline inside it, say), stays unmade as well, and when it is made
+// real it shares one timer with the outer one: a context with the earlier
+// of the two deadlines and its cause, under the outer one's parent, which
+// the outer one's Stop cancels. Nothing can tell it from a
+// context.WithDeadlineCause under the outer one (the outer one, if made
+// real later, ends at its own deadline as it would have), but a call
+// bounded by both costs one timer instead of two.
+//
 // Stop is the CancelFunc: call it when the call returns (it releases the
 // timer, if one was started). A Deadline is safe for concurrent use.
 type Deadline struct {
 	parent   context.Context
 	deadline time.Time
 	cause    error
+	// over is the Deadline the parent's Done comes from, unmade when d
+	// was made (see lazyOver); nil when there is none.
+	over *Deadline
 
-	mu      sync.Mutex
-	real    context.Context // context.WithDeadlineCause(parent, deadline, cause), once made
-	cancel  context.CancelFunc
-	stopped bool
+	mu        sync.Mutex
+	real      context.Context // context.WithDeadlineCause(parent, deadline, cause), once made (or its fused form, see fuse)
+	cancel    context.CancelFunc
+	stopped   bool
+	stoppedAt time.Time // when Stop was first called
+	// fused are the Deadlines under d made real without d (see fuse),
+	// which d's Stop cancels; the first in fusedArr, in d's allocation.
+	fused    []*Deadline
+	fusedArr [1]*Deadline
 }
 
 // WithDeadline returns parent bounded by deadline; an expired deadline
@@ -40,13 +61,19 @@ func WithDeadline(parent context.Context, deadline time.Time, cause error) *Dead
 	if parent == nil {
 		panic("tokenwise/middleware: WithDeadline of a nil context")
 	}
-	// The first deadline of an instrumented call lives in its CallInfo's
+	// The first deadlines of an instrumented call live in its CallInfo's
 	// allocation.
 	d := CallInfoFrom(parent).deadline()
 	if d == nil {
 		d = new(Deadline)
 	}
 	d.parent, d.deadline, d.cause = parent, deadline, cause
+	if over := lazyOver(parent); over != nil {
+		// parent can end only by over, which is not made real: d need
+		// not be either (see fuse).
+		d.over = over
+		return d
+	}
 	if parent.Done() != nil {
 		// A parent that can end makes it real at once: which of the two
 		// ended first decides the cause, and only a timer running from
@@ -56,18 +83,141 @@ func WithDeadline(parent context.Context, deadline time.Time, cause error) *Dead
 	return d
 }
 
+// maxValueDepth bounds how many value contexts lazyOver looks through.
+const maxValueDepth = 16
+
+// valueCtxType is the type of context.WithValue's contexts.
+var valueCtxType = func() reflect.Type {
+	t := reflect.TypeOf(context.WithValue(context.Background(), valueTypeKey{}, nil))
+	// Its parent is its first field, the embedded Context.
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct || t.Elem().NumField() == 0 ||
+		t.Elem().Field(0).Name != "Context" || t.Elem().Field(0).Type != reflect.TypeFor[context.Context]() {
+		return nil
+	}
+	return t
+}()
+
+type valueTypeKey struct{}
+
+// valueParent is implemented by tokenwise's own value contexts
+// (ctxval.Ctx).
+type valueParent interface {
+	ValueParent(ctxval.Only) context.Context
+}
+
+// lazyOver returns the Deadline whose Done the Done of ctx is, when
+// between the two there are only contexts that add a value (those of
+// context.WithValue and of tokenwise), and that Deadline is not made real
+// nor stopped; nil otherwise.
+func lazyOver(ctx context.Context) *Deadline {
+	for range maxValueDepth {
+		switch c := ctx.(type) {
+		case *Deadline:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.real != nil || c.stopped {
+				return nil
+			}
+			return c
+		case valueParent:
+			ctx = c.ValueParent(ctxval.Only{})
+		default:
+			if valueCtxType == nil || reflect.TypeOf(ctx) != valueCtxType {
+				return nil
+			}
+			p, _ := reflect.ValueOf(ctx).Elem().Field(0).Interface().(context.Context)
+			if p == nil {
+				return nil
+			}
+			ctx = p
+		}
+	}
+	return nil
+}
+
 // materialize returns the real deadline context, making it on first use.
-// A Deadline stopped before is made cancelled, as its Stop would have.
+// Made late, it ends as d did if something ended d already (its deadline,
+// its Stop or its parent, whichever came first), as a real one would have.
 func (d *Deadline) materialize() context.Context {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.real == nil {
-		d.real, d.cancel = context.WithDeadlineCause(d.parent, d.deadline, d.cause)
-		if d.stopped {
-			d.cancel()
+	if d.real != nil {
+		return d.real
+	}
+	// Only an unmade d's Stop and, over an unmade Deadline, its parent
+	// (see lazyOver) can have ended it before now: d is made at once under
+	// a parent that can end otherwise.
+	var (
+		first time.Time
+		by    int // 0: nothing ended d yet
+	)
+	const byDeadline, byStop, byParent = 1, 2, 3
+	if !time.Now().Before(d.deadline) {
+		first, by = d.deadline, byDeadline
+	}
+	if d.stopped && (by == 0 || d.stoppedAt.Before(first)) {
+		first, by = d.stoppedAt, byStop
+	}
+	if d.over != nil {
+		if end, ok := d.over.endedAt(); ok && (by == 0 || !first.Before(end)) {
+			by = byParent // on a tie too, as fuse decides
 		}
 	}
+	switch {
+	case by == byDeadline:
+		d.real, d.cancel = context.WithDeadlineCause(context.WithoutCancel(d.parent), d.deadline, d.cause)
+	case by == byStop:
+		d.real, d.cancel = context.WithCancel(context.WithoutCancel(d.parent))
+		d.cancel()
+	case by == byParent, d.over == nil, !d.over.fuse(d):
+		// Under a parent that ended, this takes its cause.
+		d.real, d.cancel = context.WithDeadlineCause(d.parent, d.deadline, d.cause)
+	}
 	return d.real
+}
+
+// fuse makes kid, a Deadline under d with only values between them (see
+// lazyOver), real without making d real, if d is still unmade, not
+// stopped and under a parent that cannot end (an unmade d under another
+// Deadline is not): as the earlier of the two deadlines with its cause
+// (d's on a tie) under d's parent. That is what a real d and kid under it
+// would do, d's deadline or cause being the only thing that could end it,
+// and d's Stop cancels kid (Canceled, as a real d's would). kid's lock is
+// held.
+func (d *Deadline) fuse(kid *Deadline) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.real != nil || d.stopped || d.over != nil {
+		return false
+	}
+	dl, cause := kid.deadline, kid.cause
+	if !dl.Before(d.deadline) {
+		dl, cause = d.deadline, d.cause
+	}
+	kid.real, kid.cancel = context.WithDeadlineCause(d.parent, dl, cause)
+	if d.fused == nil {
+		d.fused = d.fusedArr[:0]
+	}
+	d.fused = append(d.fused, kid)
+	return true
+}
+
+// endedAt returns when d ended, if it has: at its deadline, at its Stop,
+// or when the Deadline over it ended (its parent cannot end otherwise).
+func (d *Deadline) endedAt() (time.Time, bool) {
+	d.mu.Lock()
+	end, ended := d.deadline, !time.Now().Before(d.deadline)
+	if d.stopped && (!ended || d.stoppedAt.Before(end)) {
+		end, ended = d.stoppedAt, true
+	}
+	over := d.over
+	d.mu.Unlock()
+	if over != nil {
+		if e, ok := over.endedAt(); ok && (!ended || e.Before(end)) {
+			end, ended = e, true
+		}
+	}
+	return end, ended
 }
 
 // made returns the real context if it was made, else nil.
@@ -78,14 +228,27 @@ func (d *Deadline) made() context.Context {
 }
 
 // Stop cancels the context (context.Canceled, as a CancelFunc does) and
-// releases its timer. It may be called more than once.
+// releases its timer, and cancels the Deadlines under it that share it
+// (see fuse). It may be called more than once.
 func (d *Deadline) Stop() {
 	d.mu.Lock()
+	if !d.stopped {
+		d.stoppedAt = time.Now()
+	}
 	d.stopped = true
-	cancel := d.cancel
+	cancel, fused := d.cancel, d.fused
+	d.fused = nil
 	d.mu.Unlock()
 	if cancel != nil {
 		cancel()
+	}
+	for _, k := range fused {
+		// k was made (fuse set its cancel under its lock): cancelling it
+		// is what a real d's cancellation would have done to it.
+		k.mu.Lock()
+		c := k.cancel
+		k.mu.Unlock()
+		c()
 	}
 }
 
@@ -116,10 +279,10 @@ func (d *Deadline) Err() error {
 }
 
 // Value returns the parent's value for key. The context package's own
-// key (a *int, with which context.Cause and child contexts find the
-// nearest cancellable context) makes the real context and asks it.
+// key (with which context.Cause and child contexts find the nearest
+// cancellable context) makes the real context and asks it.
 func (d *Deadline) Value(key any) any {
-	if _, ok := key.(*int); ok {
+	if isCancelCtxKey(key) {
 		return d.materialize().Value(key)
 	}
 	return d.parent.Value(key)
@@ -127,3 +290,38 @@ func (d *Deadline) Value(key any) any {
 
 // String names the context as fmt does context's own.
 func (d *Deadline) String() string { return "middleware.WithDeadline" }
+
+// cancelCtxKey is the key with which the context package asks a context
+// for its nearest cancellable context (context.Cause asks it first), or
+// nil if it could not be learnt.
+var cancelCtxKey = func() any {
+	k := &keyCatcher{Context: context.Background()}
+	_ = context.Cause(k)
+	if _, ok := k.key.(*int); !ok {
+		return nil
+	}
+	return k.key
+}()
+
+// keyCatcher remembers the first key it is asked for.
+type keyCatcher struct {
+	context.Context
+	key any
+}
+
+func (k *keyCatcher) Value(key any) any {
+	if k.key == nil {
+		k.key = key
+	}
+	return nil
+}
+
+// isCancelCtxKey reports whether key is the context package's own key:
+// any *int when that key could not be learnt.
+func isCancelCtxKey(key any) bool {
+	if cancelCtxKey != nil {
+		return key == cancelCtxKey
+	}
+	_, ok := key.(*int)
+	return ok
+}

@@ -24,3 +24,12 @@ func (c *Ctx[K, V]) Value(key any) any {
 
 // String names the context, as context.WithValue's String does.
 func (c *Ctx[K, V]) String() string { return "tokenwise context value" }
+
+// Only is the argument of ValueParent: a type of this package, so that no
+// context outside tokenwise has the method by accident.
+type Only struct{}
+
+// ValueParent returns the parent: c adds a value to it and nothing else
+// (its Done, Err and Deadline are the parent's). middleware.WithDeadline
+// looks through such contexts for a deadline it can share a timer with.
+func (c *Ctx[K, V]) ValueParent(Only) context.Context { return c.Context }

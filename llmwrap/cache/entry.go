@@ -262,8 +262,9 @@ func arenaLen(r *middleware.Response) int {
 // keep alive), the common roles and finish reasons as constants, and new
 // Parts and ToolCalls slices of exact capacity. Native is left to the
 // caller. (out is the entry's own field: a returned copy would be one more
-// allocation, the closures below take its address.)
-func compact(out, r *middleware.Response) {
+// allocation, the closures below take its address.) ToolCalls go to
+// spare (the entry's own room, see entryAlloc) when they fit in it.
+func compact(out, r *middleware.Response, spare []middleware.ToolCall) {
 	*out = *r
 	m := &out.Message
 	if r.Message.Parts != nil {
@@ -276,7 +277,11 @@ func compact(out, r *middleware.Response) {
 		}
 	}
 	if r.Message.ToolCalls != nil {
-		m.ToolCalls = make([]middleware.ToolCall, len(r.Message.ToolCalls))
+		if n := len(r.Message.ToolCalls); n <= cap(spare) {
+			m.ToolCalls = spare[:n:n]
+		} else {
+			m.ToolCalls = make([]middleware.ToolCall, n)
+		}
 		copy(m.ToolCalls, r.Message.ToolCalls)
 	}
 	var b strings.Builder

@@ -519,7 +519,7 @@ func TestCompactIsADeepCopy(t *testing.T) {
 			ToolCalls: []middleware.ToolCall{{ID: body[70:75], Name: body[75:80], Arguments: body[80:100]}}},
 		Usage: middleware.Usage{InputTokens: 3, OutputTokens: 4}}
 	e := &Entry{Response: middleware.Response{ID: "stale", Refusal: "stale"}}
-	compact(&e.Response, r)
+	compact(&e.Response, r, nil)
 	if !reflect.DeepEqual(e.Response, *r) {
 		t.Fatalf("compact gave %+v, want %+v", e.Response, *r)
 	}
@@ -533,5 +533,25 @@ func TestCompactIsADeepCopy(t *testing.T) {
 	if &e.Response.Message.Parts[0] == &r.Message.Parts[0] || &e.Response.Message.Parts[0].Data[0] == &r.Message.Parts[0].Data[0] ||
 		&e.Response.Message.ToolCalls[0] == &r.Message.ToolCalls[0] {
 		t.Fatal("compact shares the answer's slices")
+	}
+	// With the entry's room for tool calls (entryAlloc): the same copy,
+	// the calls in that room when they fit, in a slice of their own when
+	// not, never past their number (an append copies).
+	for n := range 4 {
+		r.Message.ToolCalls = nil
+		for i := range n {
+			r.Message.ToolCalls = append(r.Message.ToolCalls, middleware.ToolCall{ID: body[i : i+3], Name: "f", Arguments: body[i+3 : i+20]})
+		}
+		var ea entryAlloc
+		compact(&ea.Response, r, ea.calls[:0])
+		var want Entry
+		compact(&want.Response, r, nil)
+		if !reflect.DeepEqual(ea.Response, want.Response) || !reflect.DeepEqual(ea.Response, *r) {
+			t.Fatalf("%d calls: compact with room gave %+v, want %+v", n, ea.Response, want.Response)
+		}
+		calls := ea.Response.Message.ToolCalls
+		if inRoom := n > 0 && &calls[0] == &ea.calls[0]; inRoom != (n == 1) || cap(calls) != n {
+			t.Fatalf("%d calls: in the entry's room %v, capacity %d", n, inRoom, cap(calls))
+		}
 	}
 }

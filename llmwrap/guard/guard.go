@@ -120,8 +120,12 @@ func (g *Guard) Middleware() middleware.Middleware {
 			if ctx.Err() == nil && !time.Now().Before(run.Started().Add(l.RunTimeout)) {
 				return nil, cause
 			}
-			ctx, cancel := context.WithDeadlineCause(ctx, run.Started().Add(l.RunTimeout), cause)
-			defer cancel()
+			// Its timer starts only if something watches it; inside, the
+			// timeout layer's call deadline shares one with it (see
+			// middleware.Deadline).
+			d := middleware.WithDeadline(ctx, run.Started().Add(l.RunTimeout), cause)
+			defer d.Stop()
+			ctx = d
 			resp, err := next.Handle(ctx, req)
 			if err != nil {
 				if de := middleware.DeadlineCause(ctx, l.RunTimeout, ErrRunDeadline); de != nil {
