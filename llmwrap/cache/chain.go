@@ -245,6 +245,11 @@ func (b *chainBucket[T]) put(tag uint64, batch weak.Pointer[chainNode[T]]) {
 	b.slots[free] = chainSlot[T]{tag: tag, batch: batch}
 }
 
+// weakHandleBytes is what the weak pointer to a batch takes on the heap
+// (the runtime's handle, padded to 16 bytes); an entry whose chain has
+// nodes counts one, whether it made them or shares them.
+const weakHandleBytes = 16
+
 // nodeBytes bounds the memory a chain node takes in its batch: its size
 // and half as much again for the size class's rounding and the malloc
 // header of the batch (a batch holds at least one node).
@@ -268,9 +273,10 @@ type keepTables struct {
 	vals  *chainTable[sharedVal]
 }
 
-// chainSlots is the size of a cache's chain tables: a slot per message of
-// the conversations in flight, a few times over.
-const chainSlots = 4096
+// chainSlots is the size of a cache's chain tables: a turn needs the
+// node its shared prefix ends on, so a few slots per conversation in
+// flight (the nodes a turn adds), for hundreds of conversations.
+const chainSlots = 2048
 
 func newKeepTables() *keepTables {
 	return &keepTables{tails: new(tailTable), encs: newEncChains(chainSlots), vals: newValChains(chainSlots)}

@@ -33,6 +33,8 @@ type Entry struct {
 	ref    *canonRef
 	rope   *canonRope
 	shared *canonShared
+
+	inAlloc bool // the Entry of an entryAlloc (see size)
 }
 
 // Canonical returns the canonical encoding of the entry's request:
@@ -174,7 +176,13 @@ const perEntryOverhead = 96 + 40
 func (e *Entry) size() int64 {
 	r := &e.Response
 	m := &r.Message
-	n := allocSize(int(unsafe.Sizeof(Entry{}))) + allocSize(cap(e.Request)) + allocSize(arenaLen(r))
+	var ea *entryAlloc // the allocation e is in, nil if e is one of its own
+	n := allocSize(int(unsafe.Sizeof(Entry{})))
+	if e.inAlloc {
+		ea = (*entryAlloc)(unsafe.Pointer(e))
+		n = allocSize(int(unsafe.Sizeof(entryAlloc{})))
+	}
+	n += allocSize(cap(e.Request)) + allocSize(arenaLen(r))
 	if e.ref != nil {
 		n += e.ref.size()
 	}
@@ -190,11 +198,14 @@ func (e *Entry) size() int64 {
 			n += allocSize(cap(p.Data))
 		}
 	}
-	if m.ToolCalls != nil {
+	if m.ToolCalls != nil && (ea == nil || unsafe.SliceData(m.ToolCalls) != &ea.calls[0]) {
 		n += allocSize(cap(m.ToolCalls) * int(unsafe.Sizeof(middleware.ToolCall{})))
 	}
 	if sn, ok := r.Native.(*middleware.StoredNative); ok {
-		n += allocSize(int(unsafe.Sizeof(*sn))) + allocSize(len(sn.Format)) + allocSize(cap(sn.Data))
+		if ea == nil || sn != &ea.native {
+			n += allocSize(int(unsafe.Sizeof(*sn)))
+		}
+		n += allocSize(len(sn.Format)) + allocSize(cap(sn.Data))
 	}
 	return int64(n + perEntryOverhead)
 }

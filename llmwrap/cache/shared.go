@@ -132,7 +132,7 @@ func newCanonShared(st *keyState, ks nativeKeyShared, chains *chainTable[sharedV
 	sc.svals = sv[:0]
 	// The chain's nodes are counted in full, shared or not.
 	c.size = scanAllocSize(int(unsafe.Sizeof(*c))) + allocSize(cap(buf)) + allocSize(4*cap(c.owns)) +
-		len(picks)*nodeBytes[sharedVal]() + shared
+		len(picks)*nodeBytes[sharedVal]() + weakHandleBytes + shared
 	if len(c.lens) > len(c.arr) {
 		c.size += allocSize(4 * cap(c.lens))
 	}
