@@ -187,7 +187,9 @@ func newMessage(n int) goopenai.ChatCompletionMessage {
 // sides runs f as the sub-benchmarks "client=raw" and "client=tokenwise"
 // (through chain; benchstat -col /client puts them side by side),
 // both against the same server, and reports cpu-ns/op and, of it,
-// gc-cpu-ns/op: the garbage collector's CPU time.
+// gc-cpu-ns/op: the garbage collector's CPU time; then scan-heap-MB, the
+// live heap with pointers after the loop (the client still alive), which
+// every later collection of the process scans.
 func sides(b *testing.B, chain func(testing.TB) middleware.Middleware, f func(b *testing.B, c *goopenai.Client)) {
 	srv := newServer(b)
 	for _, side := range []string{"raw", "tokenwise"} {
@@ -205,6 +207,9 @@ func sides(b *testing.B, chain func(testing.TB) middleware.Middleware, f func(b 
 				b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
 				b.ReportMetric(float64(gcNanos()-gcStart)/float64(b.N), "gc-cpu-ns/op")
 			}
+			// After the figures above: what the client keeps alive.
+			b.ReportMetric(float64(scanHeapBytes())/(1<<20), "scan-heap-MB")
+			runtime.KeepAlive(c)
 		})
 	}
 }
