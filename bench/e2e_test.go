@@ -187,7 +187,10 @@ func newMessage(n int) goopenai.ChatCompletionMessage {
 // sides runs f as the sub-benchmarks "client=raw" and "client=tokenwise"
 // (through chain; benchstat -col /client puts them side by side),
 // both against the same server, and reports cpu-ns/op and, of it,
-// gc-cpu-ns/op: the garbage collector's CPU time; then scan-heap-MB, the
+// gc-cpu-ns/op: the garbage collector's CPU time; thread-cpu-ns/op, the CPU
+// time of the benchmark's own locked OS thread (the client's work without
+// the server, the connection's goroutines or the collector's background
+// workers); then scan-heap-MB, the
 // live heap with pointers after the loop (the client still alive), which
 // every later collection of the process scans.
 func sides(b *testing.B, chain func(testing.TB) middleware.Middleware, f func(b *testing.B, c *goopenai.Client)) {
@@ -200,12 +203,21 @@ func sides(b *testing.B, chain func(testing.TB) middleware.Middleware, f func(b 
 			}
 			c := newClient(b, srv, side == "tokenwise", mw)
 			b.ReportAllocs()
+			// The client's own work, in this goroutine's OS thread (see
+			// threadCPUNanos), beside the process's.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
 			start, ok := cpuNanos()
+			tStart, tok := threadCPUNanos()
 			gcStart := gcNanos()
 			f(b, c)
+			tEnd, tok2 := threadCPUNanos()
 			if end, ok2 := cpuNanos(); ok && ok2 && b.N > 0 {
 				b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
 				b.ReportMetric(float64(gcNanos()-gcStart)/float64(b.N), "gc-cpu-ns/op")
+			}
+			if tok && tok2 && b.N > 0 {
+				b.ReportMetric(float64(tEnd-tStart)/float64(b.N), "thread-cpu-ns/op")
 			}
 			// After the figures above: what the client keeps alive.
 			b.ReportMetric(float64(scanHeapBytes())/(1<<20), "scan-heap-MB")

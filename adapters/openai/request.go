@@ -148,6 +148,14 @@ func decodeRequestMemo(body []byte, memo *msgMemo) (*middleware.Request, error) 
 			return nil, &RequestError{Err: err}
 		}
 		f := lookupField(name)
+		if f != fieldOther && s.present[f] {
+			// Parsers disagree on a member given twice (the last value,
+			// the first, or, in encoding/json, objects merged): the
+			// provider could read another request than the one policed
+			// ("max_tokens":100 then null: a budget reserved for 100
+			// output tokens, an answer of any length).
+			return nil, &RequestError{Param: name, Err: errors.New("the member is given twice; each may appear once")}
+		}
 		vstart := r.next()
 		switch f {
 		case fieldModel:
@@ -436,10 +444,15 @@ func (r *reader) message() (middleware.Message, error) {
 			role, err = r.str()
 			m.Role = middleware.Role(role)
 		case "content":
+			// A member given twice counts once, the last time (as
+			// encoding/json and the providers' parsers read it): a text
+			// after parts, or parts after a text, replaces it.
 			switch r.peek() {
 			case '[':
+				m.Content = ""
 				m.Parts, err = r.parts()
 			default:
+				m.Parts = nil
 				m.Content, err = r.str()
 			}
 		case "name":

@@ -119,6 +119,12 @@ func TestUndecodableBodyIsRefusedBeforeTheProvider(t *testing.T) {
 		{"not JSON", `{"model":"gpt-4o",`, ""},
 		{"an array", `[1,2]`, ""},
 		{"trailing garbage", `{"model":"gpt-4o","messages":[]} x`, ""},
+		// A member the chain polices, given twice: the provider could read
+		// the other value (an output bound of 5 tokens, then none).
+		{"max_tokens twice", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":5,"max_tokens":null}`, "max_tokens"},
+		{"model twice", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"model":"gpt-4o"}`, "model"},
+		{"messages twice", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"messages":[{"role":"user","content":"a much longer question"}]}`, "messages"},
+		{"stream twice", `{"model":"gpt-4o","messages":[],"stream":false,"stream":true}`, "stream"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := openaitest.NewServer(t)
