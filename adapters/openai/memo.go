@@ -73,8 +73,8 @@ type memoEntry struct {
 	kind     byte
 	raw      []byte // the value's wire JSON; the decoded strings point into it
 	msg      middleware.Message
-	tool     middleware.Tool
-	function bool // a tool of type "function" (the core models no other)
+	tool     *middleware.Tool // of a tool entry (a pointer: most entries are messages)
+	function bool             // a tool of type "function" (the core models no other)
 	size     int64
 	// next is the hash of the message that followed this one in the last
 	// request that had it (0: none), tried first for the next message:
@@ -216,7 +216,7 @@ func (t *msgMemo) putTool(h uint64, raw []byte, tool middleware.Tool, function b
 	if err != nil || kf != function {
 		return tool, nil // cannot happen: raw decoded once already
 	}
-	e := &memoEntry{h: h, kind: kindTool, raw: r.src, tool: kt, function: kf}
+	e := &memoEntry{h: h, kind: kindTool, raw: r.src, tool: &kt, function: kf}
 	t.keep(e)
 	return kt, e
 }
@@ -246,7 +246,9 @@ func (t *msgMemo) decodeNew(kind byte, in *reader, h uint64, start, end int) *me
 	case kindMessage:
 		e.msg, err = r.message()
 	case kindTool:
-		e.tool, e.function, err = r.tool()
+		var kt middleware.Tool
+		kt, e.function, err = r.tool()
+		e.tool = &kt
 	default:
 		return nil
 	}

@@ -651,7 +651,7 @@ func (r *reader) tools(s *requestSnapshot) error {
 			// Predicted as messages are (see messages).
 			if e := r.memo.next(kindTool, prev, i == 0); e != nil && bytes.HasPrefix(r.src[start:], e.raw) {
 				r.pos = start + len(e.raw)
-				t, function, found = e.tool, e.function, true
+				t, function, found = *e.tool, e.function, true
 				prev = e
 			}
 		}
@@ -663,7 +663,7 @@ func (r *reader) tools(s *requestSnapshot) error {
 				}
 				if e != nil {
 					r.pos = end
-					t, function, found = e.tool, e.function, true
+					t, function, found = *e.tool, e.function, true
 					r.memo.link(kindTool, prev, e, i == 0)
 					prev = e
 				}

@@ -37,14 +37,24 @@ type nativeKeyShared interface {
 // The bytes of the spans, in order, are own[:owns[0]], the chain's first
 // value, own[owns[0]:owns[1]], its second value, ..., own[owns[last]:].
 type canonShared struct {
-	hdr  []byte // the header, then (past len(hdr)) own, in one allocation
-	own  []byte
-	lens []uint32
-	segs *chainNode[sharedVal]
-	owns []uint32   // owns[i]: where the own bytes before value i end
-	arr  [16]uint32 // lens of a request of few members, in the same allocation
-	size int        // what the pieces' allocations take, shared values counted in full
+	// Only segs and the two slices' data pointers are for the garbage
+	// collector to scan: the rest is in two pointer-free allocations.
+	segs  *chainNode[sharedVal]
+	buf   []byte   // the header (buf[:nHdr]), then the own bytes
+	nums  []uint32 // the spans' lengths (nums[:nLens]), then owns
+	nHdr  uint32
+	nLens uint32
+	size  int // what the pieces' allocations take, shared values counted in full
 }
+
+// The parts of c's two allocations.
+
+func (c *canonShared) hdr() []byte    { return c.buf[:c.nHdr] }
+func (c *canonShared) own() []byte    { return c.buf[c.nHdr:] }
+func (c *canonShared) lens() []uint32 { return c.nums[:c.nLens] }
+
+// owns[i] is where the own bytes before value i end.
+func (c *canonShared) owns() []uint32 { return c.nums[c.nLens:] }
 
 // sharedVal is a shared value: n bytes at p.
 type sharedVal struct {
@@ -100,29 +110,25 @@ func newCanonShared(st *keyState, ks nativeKeyShared, chains *chainTable[sharedV
 	if len(picks) == 0 {
 		return nil
 	}
-	c := &canonShared{}
+	nSpans := len(st.spans) / 2
+	c := &canonShared{nHdr: uint32(len(st.buf)), nLens: uint32(nSpans)}
 	buf := make([]byte, len(st.buf), len(st.buf)+ownLen)
 	copy(buf, st.buf)
-	c.hdr = buf[:len(st.buf):len(st.buf)]
-	c.lens = c.arr[:0:len(c.arr)]
-	if n := len(st.spans) / 2; n > len(c.arr) {
-		c.lens = make([]uint32, 0, n)
-	}
-	c.owns = make([]uint32, 0, len(picks))
+	nums := make([]uint32, nSpans, nSpans+len(picks))
 	k := 0
 	for i := 0; i+1 < len(st.spans); i += 2 {
 		s, e := int(st.spans[i]), int(st.spans[i+1])
-		c.lens = append(c.lens, uint32(e-s))
+		nums[i/2] = uint32(e - s)
 		pos := s
 		for ; k < len(picks) && picks[k].span == i; k++ {
 			p := picks[k]
 			buf = append(buf, st.data[pos:p.start]...)
-			c.owns = append(c.owns, uint32(len(buf)-len(c.hdr)))
+			nums = append(nums, uint32(len(buf)-len(st.buf)))
 			pos = p.start + len(p.val)
 		}
 		buf = append(buf, st.data[pos:e]...)
 	}
-	c.own = buf[len(c.hdr):]
+	c.buf, c.nums = buf, nums
 	sv := sc.svals[:0]
 	for _, p := range picks {
 		sv = append(sv, sharedVal{p: unsafe.SliceData(p.val), n: uint32(len(p.val))})
@@ -131,11 +137,8 @@ func newCanonShared(st *keyState, ks nativeKeyShared, chains *chainTable[sharedV
 	clear(sv)
 	sc.svals = sv[:0]
 	// The chain's nodes are counted in full, shared or not.
-	c.size = scanAllocSize(int(unsafe.Sizeof(*c))) + allocSize(cap(buf)) + allocSize(4*cap(c.owns)) +
+	c.size = scanAllocSize(int(unsafe.Sizeof(*c))) + allocSize(cap(buf)) + allocSize(4*cap(nums)) +
 		len(picks)*nodeBytes[sharedVal]() + weakHandleBytes + shared
-	if len(c.lens) > len(c.arr) {
-		c.size += allocSize(4 * cap(c.lens))
-	}
 	return c
 }
 
@@ -163,10 +166,11 @@ var sharedScratchPool = sync.Pool{New: func() any { return new(sharedScratch) }}
 func (c *canonShared) pieces(f func([]byte) bool) bool {
 	var arr [64]sharedVal
 	vals := c.segs.appendValues(arr[:0])
+	owns, ownb := c.owns(), c.own()
 	prev := uint32(0)
 	for i, v := range vals {
-		own := c.owns[i]
-		if own > prev && !f(c.own[prev:own]) {
+		own := owns[i]
+		if own > prev && !f(ownb[prev:own]) {
 			return false
 		}
 		if !f(v.bytes()) {
@@ -174,15 +178,16 @@ func (c *canonShared) pieces(f func([]byte) bool) bool {
 		}
 		prev = own
 	}
-	return int(prev) == len(c.own) || f(c.own[prev:])
+	return int(prev) == len(ownb) || f(ownb[prev:])
 }
 
 // equalSpans reports whether c is the encoding of st, a kindSpans state.
 func (c *canonShared) equalSpans(st *keyState) bool {
-	if len(c.lens) != len(st.spans)/2 || !bytes.Equal(c.hdr, st.buf) {
+	lens := c.lens()
+	if len(lens) != len(st.spans)/2 || !bytes.Equal(c.hdr(), st.buf) {
 		return false
 	}
-	for i, n := range c.lens {
+	for i, n := range lens {
 		if st.spans[2*i+1]-st.spans[2*i] != n {
 			return false
 		}
@@ -191,10 +196,10 @@ func (c *canonShared) equalSpans(st *keyState) bool {
 	i, off := 0, 0 // st's span i, off bytes into it
 	return c.pieces(func(p []byte) bool {
 		for len(p) > 0 {
-			for i < len(c.lens) && off == int(c.lens[i]) {
+			for i < len(lens) && off == int(lens[i]) {
 				i, off = i+1, 0
 			}
-			if i == len(c.lens) {
+			if i == len(lens) {
 				return false
 			}
 			b := st.data[int(st.spans[2*i])+off : st.spans[2*i+1]]
@@ -210,17 +215,18 @@ func (c *canonShared) equalSpans(st *keyState) bool {
 
 // appendTo appends the canonical request c is.
 func (c *canonShared) appendTo(dst []byte) []byte {
-	dst = append(dst, c.hdr...)
+	dst = append(dst, c.hdr()...)
+	lens := c.lens()
 	i, left := 0, 0 // the span being appended, and what is left of it
-	if len(c.lens) > 0 {
-		left = int(c.lens[0])
+	if len(lens) > 0 {
+		left = int(lens[0])
 		dst = binary.AppendUvarint(dst, uint64(left))
 	}
 	c.pieces(func(p []byte) bool {
 		for len(p) > 0 {
-			for left == 0 && i+1 < len(c.lens) {
+			for left == 0 && i+1 < len(lens) {
 				i++
-				left = int(c.lens[i])
+				left = int(lens[i])
 				dst = binary.AppendUvarint(dst, uint64(left))
 			}
 			n := min(left, len(p))
@@ -230,17 +236,17 @@ func (c *canonShared) appendTo(dst []byte) []byte {
 		return true
 	})
 	// Spans of length zero after the last byte.
-	for i+1 < len(c.lens) {
+	for i+1 < len(lens) {
 		i++
-		dst = binary.AppendUvarint(dst, uint64(c.lens[i]))
+		dst = binary.AppendUvarint(dst, uint64(lens[i]))
 	}
 	return dst
 }
 
 // equal reports whether the canonical request c is, is flat.
 func (c *canonShared) equal(flat []byte) bool {
-	n := len(c.hdr)
-	for _, l := range c.lens {
+	n := int(c.nHdr)
+	for _, l := range c.lens() {
 		n += uvarintLen(uint64(l)) + int(l)
 	}
 	if len(flat) != n {

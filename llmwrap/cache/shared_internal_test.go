@@ -192,8 +192,8 @@ func TestMissSharesTheValuesNotTheBody(t *testing.T) {
 		if e == nil || e.shared == nil || e.ref != nil || e.Request != nil || !bytes.Equal(e.Canonical(), canon) {
 			t.Fatalf("stored entry %+v does not keep shared pieces", e)
 		}
-		if len(e.shared.own) > 100 || e.shared.segs.length() != 1 || e.shared.segs.v.p != &memo[0] {
-			t.Fatalf("entry keeps %d own bytes and %d shared values, want the memo's copy and a few bytes", len(e.shared.own), e.shared.segs.length())
+		if len(e.shared.own()) > 100 || e.shared.segs.length() != 1 || e.shared.segs.v.p != &memo[0] {
+			t.Fatalf("entry keeps %d own bytes and %d shared values, want the memo's copy and a few bytes", len(e.shared.own()), e.shared.segs.length())
 		}
 		chains = append(chains, e.shared.segs)
 	}
