@@ -384,6 +384,7 @@ func (c *cacher) flightShard(key uint64) *flightShard {
 
 func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middleware.Handler, key uint64, f *flight, ctl middleware.CacheControl, reason string) (resp *middleware.Response, err error) {
 	var shared *middleware.Response
+	var packed *packedEntry // the answer as a Memory store keeps it, for the followers
 	var sharedErr error
 	defer func() {
 		s := c.flightShard(key)
@@ -391,10 +392,14 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 		if s.m[key] == f {
 			delete(s.m, key)
 		}
-		f.resp, f.err = shared, sharedErr
 		done := f.done // no follower joins once the flight is out of the map
 		s.mu.Unlock()
 		if done != nil {
+			// Followers read these once done is closed.
+			if shared == nil && packed != nil {
+				shared = &packed.entry().Response
+			}
+			f.resp, f.err = shared, sharedErr
 			close(done)
 		}
 	}()
@@ -426,6 +431,15 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	if ctl.TTL > 0 {
 		ttl = ctl.TTL
 	}
+	sctx := ctx
+	if m, ok := c.store.(*Memory); ok {
+		// Packed straight from resp: no copy of it as an Entry (which the
+		// store would only pack), and none for the followers unless there
+		// are some. A Memory store never looks at the context.
+		packed = packResponse(f.req, resp)
+		m.setPacked(key, packed, ttl)
+		return resp, nil
+	}
 	// The entry holds a deep copy of resp (stripped, in place) and, when
 	// the adapter can give it as bytes, its Native: what the core does not
 	// model (every choice, logprobs, refusal, audio, ...).
@@ -435,7 +449,6 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	e.Response.Native = storedNative(resp.Native, &ea.native)
 	e.Response.FromCache = false
 	shared = &e.Response
-	sctx := ctx
 	// A Memory store never looks at the context (and asking for its Done
 	// would start the timer of a deadline nobody watched, see
 	// middleware.Deadline).

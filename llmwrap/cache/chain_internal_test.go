@@ -191,8 +191,8 @@ func TestSuccessiveTurnsShareTheirChains(t *testing.T) {
 func storedWith(m *Memory, canon []byte) *Entry {
 	for i := range m.shards {
 		for _, k := range m.shards[i].lru.Keys() {
-			if v, ok := m.shards[i].lru.Peek(k); ok && bytes.Equal(v.e.Canonical(), canon) {
-				return v.e
+			if v, ok := m.shards[i].lru.Peek(k); ok && bytes.Equal(v.p.entry().Canonical(), canon) {
+				return v.p.entry()
 			}
 		}
 	}

@@ -77,9 +77,10 @@ func (e *Entry) matches(flat []byte) bool {
 }
 
 // entryVersion prefixes the binary form of an Entry. Version 2 adds the
-// response's refusal and the adapter's stored native answer; version 1
-// entries (without them) are still read.
-const entryVersion = 2
+// response's refusal and the adapter's stored native answer, version 3
+// the audio tokens of its usage; entries of versions 1 and 2 (without
+// them) are still read.
+const entryVersion = 3
 
 // ErrCorruptEntry is returned by [Entry.UnmarshalBinary] for bytes that are
 // not an entry of this version.
@@ -90,9 +91,14 @@ func (e *Entry) MarshalBinary() ([]byte, error) { return e.AppendBinary(nil) }
 
 // AppendBinary appends the binary form of the entry to dst.
 func (e *Entry) AppendBinary(dst []byte) ([]byte, error) {
-	r := &e.Response
 	dst = append(dst, entryVersion)
 	dst = appendBytes(dst, e.Canonical())
+	return appendResponseBinary(dst, &e.Response), nil
+}
+
+// appendResponseBinary appends the binary form of r (what follows the
+// canonical request in an entry's) to dst. FromCache is not kept.
+func appendResponseBinary(dst []byte, r *middleware.Response) []byte {
 	dst = appendStr(dst, r.ID)
 	dst = appendStr(dst, r.Model)
 	dst = appendStr(dst, r.FinishReason)
@@ -104,9 +110,12 @@ func (e *Entry) AppendBinary(dst []byte) ([]byte, error) {
 	dst = appendStr(dst, r.Refusal)
 	if sn, ok := r.Native.(*middleware.StoredNative); ok {
 		dst = appendStr(append(dst, 1), sn.Format)
-		return appendBytes(dst, sn.Data), nil
+		dst = appendBytes(dst, sn.Data)
+	} else {
+		dst = append(dst, 0)
 	}
-	return append(dst, 0), nil
+	dst = binary.AppendVarint(dst, r.Usage.AudioInputTokens)
+	return binary.AppendVarint(dst, r.Usage.AudioOutputTokens)
 }
 
 // UnmarshalBinary decodes an entry written by MarshalBinary. The entry
@@ -114,12 +123,22 @@ func (e *Entry) AppendBinary(dst []byte) ([]byte, error) {
 func (e *Entry) UnmarshalBinary(data []byte) error {
 	d := decoder{b: data}
 	version := d.byte()
-	if version != entryVersion && version != 1 {
+	if version < 1 || version > entryVersion {
 		return ErrCorruptEntry
 	}
 	var out Entry
 	out.Request = d.bytes()
-	r := &out.Response
+	d.response(&out.Response, version)
+	if d.bad || len(d.b) != 0 {
+		return ErrCorruptEntry
+	}
+	*e = out
+	return nil
+}
+
+// response decodes into r the binary form of a response of an entry of
+// version (appendResponseBinary).
+func (d *decoder) response(r *middleware.Response, version byte) {
 	r.ID, r.Model, r.FinishReason = d.str(), d.str(), d.str()
 	for _, p := range [...]*int64{&r.Usage.InputTokens, &r.Usage.OutputTokens, &r.Usage.CachedInputTokens,
 		&r.Usage.CacheWriteTokens, &r.Usage.ReasoningTokens} {
@@ -154,11 +173,86 @@ func (e *Entry) UnmarshalBinary(data []byte) error {
 		sn.Data = d.bytes()
 		r.Native = sn
 	}
-	if d.bad || len(d.b) != 0 {
-		return ErrCorruptEntry
+	if version >= 3 {
+		r.Usage.AudioInputTokens = d.varint()
+		r.Usage.AudioOutputTokens = d.varint()
 	}
-	*e = out
-	return nil
+}
+
+// packedEntry is an entry as a [Memory] store keeps it: its canonical
+// request as the entry keeps it (a copy, or pieces by reference, which
+// the entries of other requests share) and its response in its binary
+// form, one pointer-free allocation. A kept Entry's Response is a tree of
+// strings and slices (about 400 bytes of pointers and headers) that every
+// garbage collection of the process would scan, for each of the store's
+// entries; the packed one is a few words. Get decodes a new Entry from it.
+type packedEntry struct {
+	request []byte
+	ref     *canonRef
+	rope    *canonRope
+	shared  *canonShared
+	resp    []byte // appendResponseBinary; never modified once packed
+}
+
+// pack returns the packed form of e.
+func pack(e *Entry) *packedEntry {
+	return packed(e.canon(), &e.Response)
+}
+
+// packResponse returns the packed form of an entry of the canonical
+// request req whose answer is resp, its Native kept as a
+// middleware.StoredNative when it is a middleware.NativeMarshaler with
+// something to keep (see storedNative).
+func packResponse(req canon, resp *middleware.Response) *packedEntry {
+	r := *resp
+	r.FromCache = false
+	switch n := resp.Native.(type) {
+	case *middleware.StoredNative:
+	case middleware.NativeMarshaler:
+		r.Native = nil
+		if format, data, ok := n.MarshalNative(); ok {
+			r.Native = &middleware.StoredNative{Format: format, Data: data} // encoded, not kept
+		}
+	default:
+		r.Native = nil
+	}
+	return packed(req, &r)
+}
+
+func packed(req canon, r *middleware.Response) *packedEntry {
+	p := &packedEntry{request: req.flat, ref: req.ref, rope: req.rope, shared: req.shared}
+	var arr [1024]byte
+	p.resp = bytes.Clone(appendResponseBinary(arr[:0], r))
+	return p
+}
+
+// entry returns a new Entry decoded from p. Its strings point into p's
+// response bytes, which are never modified; its byte slices (a stored
+// native answer, binary parts) are copies, which a caller may modify.
+func (p *packedEntry) entry() *Entry {
+	e := &Entry{Request: p.request, ref: p.ref, rope: p.rope, shared: p.shared}
+	d := decoder{b: p.resp, alias: true}
+	d.response(&e.Response, entryVersion)
+	if d.bad || len(d.b) != 0 {
+		panic("tokenwise/cache: a packed entry does not decode") // cannot happen: pack wrote it
+	}
+	return e
+}
+
+// size returns the heap memory p holds, for the byte bound (see
+// Entry.size), the store's per-entry overhead included.
+func (p *packedEntry) size() int64 {
+	n := allocSize(int(unsafe.Sizeof(packedEntry{}))) + allocSize(cap(p.resp)) + allocSize(cap(p.request))
+	if p.ref != nil {
+		n += p.ref.size()
+	}
+	if p.shared != nil {
+		n += p.shared.size
+	}
+	if p.rope != nil {
+		n += p.rope.size()
+	}
+	return int64(n + perEntryOverhead)
 }
 
 // perEntryOverhead is the memory a [Memory] store spends per entry besides
@@ -347,6 +441,9 @@ func allocSize(n int) int {
 type decoder struct {
 	b   []byte
 	bad bool
+	// alias: strings point into b (immutable bytes that outlive them)
+	// instead of being copied. Byte slices are always copied.
+	alias bool
 }
 
 func (d *decoder) byte() byte {
@@ -392,7 +489,13 @@ func (d *decoder) take(n uint64) []byte {
 	return s
 }
 
-func (d *decoder) str() string { return string(d.take(d.uvarint())) }
+func (d *decoder) str() string {
+	b := d.take(d.uvarint())
+	if d.alias && len(b) > 0 {
+		return unsafe.String(&b[0], len(b))
+	}
+	return string(b)
+}
 
 func (d *decoder) bytes() []byte {
 	n := d.uvarint()

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"runtime/metrics"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -91,4 +93,47 @@ func TestMemoryBoundHoldsOnTheHeap(t *testing.T) {
 	if live < bound*75/100 {
 		t.Fatalf("live heap grew by only %d bytes for a %d-byte bound: the accounting overcounts", live, bound)
 	}
+}
+
+// TestMemoryEntriesAreLittleToScan: what a Memory store's entries add to
+// the heap every garbage collection scans (runtime/metrics'
+// /gc/scan/heap:bytes), per entry of an agent's typical answer (a tool
+// call, usage, the provider's 700-byte body kept as its native answer),
+// stays under 320 bytes: the LRU's element and map slot and a few words
+// of the packed entry. The answer itself is pointer-free bytes (a kept
+// middleware.Response, strings, slices and all, was about 400 bytes more).
+func TestMemoryEntriesAreLittleToScan(t *testing.T) {
+	const n = 4000
+	ctx := context.Background()
+	native := []byte(strings.Repeat("x", 700))
+	answer := func(i int) *cache.Entry {
+		return &cache.Entry{Request: []byte("canonical request " + strconv.Itoa(i)), Response: middleware.Response{
+			ID: "chatcmpl-" + strconv.Itoa(i), Model: "gpt-4o-mini", FinishReason: "tool_calls",
+			Usage: middleware.Usage{InputTokens: 2100, OutputTokens: 18},
+			Message: middleware.Message{Role: "assistant", ToolCalls: []middleware.ToolCall{{
+				ID: "call_" + strconv.Itoa(i), Name: "check_disk", Arguments: `{"host":"web-1","path":"/var"}`}}},
+			Native: &middleware.StoredNative{Format: "openai.chat.completion/v1", Data: native}}}
+	}
+	m := cache.NewMemory(cache.MemoryOptions{MaxEntries: 2 * n})
+	before := scanHeap()
+	for i := range n {
+		if err := m.Set(ctx, uint64(i)*0x9E3779B97F4A7C15, answer(i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	per := float64(scanHeap()-before) / n
+	runtime.KeepAlive(m)
+	t.Logf("%.0f bytes to scan per entry", per)
+	if per > 320 {
+		t.Fatalf("%.0f bytes to scan per entry, want at most 320", per)
+	}
+}
+
+// scanHeap returns the heap the garbage collector scans, after a full
+// collection.
+func scanHeap() uint64 {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/scan/heap:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }

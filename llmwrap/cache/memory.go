@@ -66,7 +66,7 @@ type memShard struct {
 }
 
 type memEntry struct {
-	e       *Entry
+	p       *packedEntry
 	size    int64
 	expires int64 // unix nanoseconds; 0 = never
 }
@@ -126,13 +126,19 @@ func (m *Memory) Get(_ context.Context, key uint64) (*Entry, error) {
 	if !ok || v.expires != 0 && time.Now().UnixNano() >= v.expires {
 		return nil, nil
 	}
-	return v.e, nil
+	return v.p.entry(), nil
 }
 
 // Set stores e under key for ttl (0 = until evicted), evicting the least
 // recently used entries until both bounds hold.
 func (m *Memory) Set(_ context.Context, key uint64, e *Entry, ttl time.Duration) error {
-	v := memEntry{e: e, size: e.size()}
+	m.setPacked(key, pack(e), ttl)
+	return nil
+}
+
+// setPacked is Set of a packed entry.
+func (m *Memory) setPacked(key uint64, p *packedEntry, ttl time.Duration) {
+	v := memEntry{p: p, size: p.size()}
 	if ttl > 0 {
 		v.expires = time.Now().Add(ttl).UnixNano()
 	}
@@ -141,13 +147,12 @@ func (m *Memory) Set(_ context.Context, key uint64, e *Entry, ttl time.Duration)
 	defer s.mu.Unlock()
 	s.lru.Remove(key) // never leave an older answer in place of this one; the callback subtracts its size
 	if m.maxBytes > 0 && !m.reserve(s, v.size) {
-		return nil // larger than the bound, or no room could be made
+		return // larger than the bound, or no room could be made
 	}
 	if m.maxBytes <= 0 {
 		m.bytes.Add(v.size)
 	}
 	s.lru.Add(key, v)
-	return nil
 }
 
 // reserve counts n more bytes, evicting least recently used entries (of

@@ -1,9 +1,12 @@
 package cache_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -144,6 +147,111 @@ func TestEntryBinaryRoundTrip(t *testing.T) {
 		var x cache.Entry
 		if err := x.UnmarshalBinary(b[:i]); err == nil {
 			t.Fatalf("a truncated entry (%d of %d bytes) decoded", i, len(b))
+		}
+	}
+}
+
+// randomResponse returns a response with every field set (by reflection,
+// so that a field added to the core types is covered) to random values,
+// nil or empty at random: strings, integers, slices of parts and tool
+// calls, binary data, and Native as a stored native answer. FromCache
+// stays false: a store keeps answers, not the fact that one was served.
+func randomResponse(rng *rand.Rand) middleware.Response {
+	var r middleware.Response
+	var fill func(v reflect.Value)
+	fill = func(v reflect.Value) {
+		switch v.Kind() {
+		case reflect.String:
+			if rng.IntN(4) > 0 {
+				b := make([]byte, rng.IntN(300))
+				for i := range b {
+					b[i] = byte(rng.IntN(256))
+				}
+				v.SetString(string(b))
+			}
+		case reflect.Int64:
+			v.SetInt(rng.Int64N(1<<40) - 1<<20)
+		case reflect.Slice:
+			switch n := rng.IntN(4); {
+			case n == 0: // nil
+			case v.Type().Elem().Kind() == reflect.Uint8:
+				b := make([]byte, n-1) // empty, not nil, included
+				for i := range b {
+					b[i] = byte(rng.IntN(256))
+				}
+				v.SetBytes(b)
+			default:
+				s := reflect.MakeSlice(v.Type(), n, n)
+				for i := range n {
+					fill(s.Index(i))
+				}
+				v.Set(s)
+			}
+		case reflect.Struct:
+			for i := range v.NumField() {
+				if v.Type().Field(i).Name != "FromCache" {
+					fill(v.Field(i))
+				}
+			}
+		case reflect.Interface:
+			if rng.IntN(2) == 0 {
+				sn := &middleware.StoredNative{Format: "openai.chat.completion/v1"}
+				fill(reflect.ValueOf(&sn.Data).Elem())
+				v.Set(reflect.ValueOf(sn))
+			}
+		case reflect.Bool:
+			v.SetBool(rng.IntN(2) == 0)
+		default:
+			panic("randomResponse: a field of kind " + v.Kind().String())
+		}
+	}
+	fill(reflect.ValueOf(&r).Elem())
+	return r
+}
+
+// TestStoresKeepEveryFieldOfTheAnswer: any answer, every field of the core
+// types set or not, comes back equal from the binary form a shared store
+// keeps and from a Memory store (which keeps it packed), and an answer
+// served by a Memory store shares no mutable memory with it: changing the
+// bytes of one leaves the next the same.
+func TestStoresKeepEveryFieldOfTheAnswer(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(17, 4))
+	ctx := context.Background()
+	m := cache.NewMemory(cache.MemoryOptions{})
+	for i := range 2000 {
+		e := &cache.Entry{Request: []byte("canonical " + strconv.Itoa(i)), Response: randomResponse(rng)}
+		b, err := e.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back cache.Entry
+		if err := back.UnmarshalBinary(b); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(&back, e) {
+			t.Fatalf("binary round trip:\n%+v\n%+v", &back, e)
+		}
+		key := uint64(i)
+		if err := m.Set(ctx, key, e, 0); err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.Get(ctx, key)
+		if err != nil || got == nil {
+			t.Fatalf("get: %v, %v", got, err)
+		}
+		if !reflect.DeepEqual(got.Response, e.Response) || !bytes.Equal(got.Request, e.Request) {
+			t.Fatalf("memory round trip:\n%+v\n%+v", got.Response, e.Response)
+		}
+		if sn, ok := got.Response.Native.(*middleware.StoredNative); ok && len(sn.Data) > 0 {
+			clear(sn.Data)
+			for _, p := range got.Response.Message.Parts {
+				clear(p.Data)
+			}
+			again, _ := m.Get(ctx, key)
+			if !reflect.DeepEqual(again.Response, e.Response) {
+				t.Fatal("changing a served answer's bytes changed the stored answer")
+			}
 		}
 	}
 }
