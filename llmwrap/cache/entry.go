@@ -97,8 +97,19 @@ func (e *Entry) AppendBinary(dst []byte) ([]byte, error) {
 }
 
 // appendResponseBinary appends the binary form of r (what follows the
-// canonical request in an entry's) to dst. FromCache is not kept.
+// canonical request in an entry's) to dst. FromCache is not kept; Native
+// is, when it is a *middleware.StoredNative.
 func appendResponseBinary(dst []byte, r *middleware.Response) []byte {
+	sn, ok := r.Native.(*middleware.StoredNative)
+	if !ok {
+		return appendResponseNative(dst, r, nil)
+	}
+	return appendResponseNative(dst, r, sn)
+}
+
+// appendResponseNative is appendResponseBinary with sn (nil: none) as
+// r's Native.
+func appendResponseNative(dst []byte, r *middleware.Response, sn *middleware.StoredNative) []byte {
 	dst = appendStr(dst, r.ID)
 	dst = appendStr(dst, r.Model)
 	dst = appendStr(dst, r.FinishReason)
@@ -108,7 +119,7 @@ func appendResponseBinary(dst []byte, r *middleware.Response) []byte {
 	}
 	dst = appendMessage(dst, &r.Message)
 	dst = appendStr(dst, r.Refusal)
-	if sn, ok := r.Native.(*middleware.StoredNative); ok {
+	if sn != nil {
 		dst = appendStr(append(dst, 1), sn.Format)
 		dst = appendBytes(dst, sn.Data)
 	} else {
@@ -196,34 +207,56 @@ type packedEntry struct {
 
 // pack returns the packed form of e.
 func pack(e *Entry) *packedEntry {
-	return packed(e.canon(), &e.Response)
+	sn, _ := e.Response.Native.(*middleware.StoredNative)
+	return packed(e.canon(), &e.Response, sn)
 }
 
 // packResponse returns the packed form of an entry of the canonical
 // request req whose answer is resp, its Native kept as a
-// middleware.StoredNative when it is a middleware.NativeMarshaler with
-// something to keep (see storedNative).
+// middleware.StoredNative when it is one, or a middleware.NativeMarshaler
+// with something to keep (see storedNative).
 func packResponse(req canon, resp *middleware.Response) *packedEntry {
-	r := *resp
-	r.FromCache = false
+	var sn middleware.StoredNative
+	var native *middleware.StoredNative
 	switch n := resp.Native.(type) {
 	case *middleware.StoredNative:
+		native = n
 	case middleware.NativeMarshaler:
-		r.Native = nil
 		if format, data, ok := n.MarshalNative(); ok {
-			r.Native = &middleware.StoredNative{Format: format, Data: data} // encoded, not kept
+			sn = middleware.StoredNative{Format: format, Data: data} // encoded, not kept
+			native = &sn
 		}
-	default:
-		r.Native = nil
 	}
-	return packed(req, &r)
+	return packed(req, resp, native)
 }
 
-func packed(req canon, r *middleware.Response) *packedEntry {
+func packed(req canon, r *middleware.Response, sn *middleware.StoredNative) *packedEntry {
 	p := &packedEntry{request: req.flat, ref: req.ref, rope: req.rope, shared: req.shared}
-	var arr [1024]byte
-	p.resp = bytes.Clone(appendResponseBinary(arr[:0], r))
+	p.resp = appendResponseNative(make([]byte, 0, responseBinaryBound(r, sn)), r, sn)
 	return p
+}
+
+// responseBinaryBound bounds the length of the binary form of r with the
+// native answer sn (appendResponseNative), so that it is made in one
+// allocation: a streamed answer's native form is every chunk it was sent
+// in.
+func responseBinaryBound(r *middleware.Response, sn *middleware.StoredNative) int {
+	const varint = binary.MaxVarintLen64
+	m := &r.Message
+	n := 24*varint + len(r.ID) + len(r.Model) + len(r.FinishReason) + len(r.Refusal) +
+		len(m.Role) + len(m.Content) + len(m.Name) + len(m.ToolCallID) + len(m.Reasoning)
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		n += 6*varint + len(p.Type) + len(p.Text) + len(p.URL) + len(p.Detail) + len(p.MIMEType) + len(p.Data)
+	}
+	for i := range m.ToolCalls {
+		c := &m.ToolCalls[i]
+		n += 3*varint + len(c.ID) + len(c.Name) + len(c.Arguments)
+	}
+	if sn != nil {
+		n += 2*varint + len(sn.Format) + len(sn.Data)
+	}
+	return n
 }
 
 // entry returns a new Entry decoded from p. Its strings point into p's

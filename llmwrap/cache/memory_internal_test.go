@@ -96,3 +96,25 @@ func BenchmarkMemoryParallel(b *testing.B) {
 		})
 	}
 }
+
+// TestPackedAnswerIsOneAllocation: the binary form of an answer fits the
+// bound it is allocated with, whatever it holds (a streamed answer's
+// native form is kilobytes of chunks), so packing allocates once.
+func TestPackedAnswerIsOneAllocation(t *testing.T) {
+	long := strings.Repeat("é", 3000)
+	for i, r := range []middleware.Response{
+		{},
+		{ID: "c", Model: "m", FinishReason: "stop", Refusal: long, Usage: middleware.Usage{InputTokens: -1 << 62, AudioOutputTokens: 1 << 62},
+			Message: middleware.Message{Role: "assistant", Content: long, Name: "n", ToolCallID: "t", Reasoning: long,
+				Parts:     []middleware.Part{{Type: "text", Text: long, URL: "u", Detail: "d", MIMEType: "m", Data: []byte(long)}, {}},
+				ToolCalls: []middleware.ToolCall{{ID: "a", Name: "f", Arguments: long}, {}}},
+			Native: &middleware.StoredNative{Format: "f", Data: []byte(strings.Repeat(long, 20))}},
+	} {
+		sn, _ := r.Native.(*middleware.StoredNative)
+		p := packed(canon{flat: []byte("k")}, &r, sn)
+		bound := responseBinaryBound(&r, sn)
+		if n := len(appendResponseBinary(nil, &r)); n > bound || len(p.resp) != n || cap(p.resp) != bound {
+			t.Fatalf("answer %d: %d bytes, bound %d, packed in %d of %d", i, n, bound, len(p.resp), cap(p.resp))
+		}
+	}
+}
