@@ -308,7 +308,9 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 			}
 			if e != nil {
 				if e.canon().matches(st) {
-					return c.serve(ctx, req, &e.Response)
+					// A Memory store's Get decodes a new entry: its answer
+					// is the caller's alone.
+					return c.serve(ctx, req, &e.Response, c.memory)
 				}
 				reason = ReasonCollision
 			}
@@ -328,7 +330,7 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 			return nil, ctx.Err()
 		}
 		if f.resp != nil {
-			return c.serve(ctx, req, f.resp)
+			return c.serve(ctx, req, f.resp, false)
 		}
 		if f.err != nil {
 			return nil, f.err
@@ -495,9 +497,13 @@ func stripped(resp *middleware.Response) *middleware.Response {
 	return r
 }
 
-// serve answers req with a deep copy of stored.
-func (c *cacher) serve(ctx context.Context, req *middleware.Request, stored *middleware.Response) (*middleware.Response, error) {
-	resp := stored.Clone()
+// serve answers req with a deep copy of stored, or with stored itself
+// when the caller owns it (owned).
+func (c *cacher) serve(ctx context.Context, req *middleware.Request, stored *middleware.Response, owned bool) (*middleware.Response, error) {
+	resp := stored
+	if !owned {
+		resp = stored.Clone()
+	}
 	resp.FromCache = true
 	saved := resp.Usage
 	resp.Usage = middleware.Usage{} // nothing was spent
