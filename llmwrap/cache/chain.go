@@ -58,12 +58,28 @@ func (c *chainNode[T]) appendValues(dst []T) []T {
 // a slot no lookup found since it last passed (a clock): the prefixes
 // successive turns share stay, one-off messages' nodes go first.
 type chainTable[T comparable] struct {
-	mu      sync.Mutex
 	hash    func(h uint64, v T) uint64
 	eq      func(a, b T) bool
 	size    int              // the number of buckets
-	buckets []chainBucket[T] // made on first use (a cache uses one of its two tables)
-	hs      []uint64         // scratch: the hashes of a new chain's prefixes
+	once    sync.Once        // makes buckets on first use (a cache uses one of its two tables)
+	buckets []chainBucket[T] // bucket i is guarded by locks[i%chainStripes]
+	// The buckets' locks, striped: concurrent misses of other
+	// conversations rarely wait for each other, and a lock is held for a
+	// bucket's lookup or update only (nodes are made, and their weak
+	// pointer, outside any lock).
+	locks [chainStripes]paddedMutex
+}
+
+const chainStripes = 32
+
+// paddedMutex is a mutex on a cache line of its own.
+type paddedMutex struct {
+	sync.Mutex
+	_ [64 - 8]byte
+}
+
+func (t *chainTable[T]) lock(b uint64) *sync.Mutex {
+	return &t.locks[b%chainStripes].Mutex
 }
 
 const chainWays = 4
@@ -133,26 +149,28 @@ func (t *chainTable[T]) make(vals []T) *chainNode[T] {
 	if t == nil {
 		return newNodes(nil, vals, 0, nil)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.buckets == nil {
-		t.buckets = make([]chainBucket[T], t.size)
-	}
+	t.once.Do(func() { t.buckets = make([]chainBucket[T], t.size) })
 	mask := uint64(len(t.buckets) - 1)
-	hs := t.hs[:0]
+	var arr [64]uint64
+	hs := arr[:0]
+	if len(vals) > len(arr) {
+		hs = make([]uint64, 0, len(vals))
+	}
 	h := uint64(chainSeed)
 	for _, v := range vals {
 		h = t.hash(h, v)
 		hs = append(hs, h)
 	}
-	if cap(hs) <= 4096 {
-		t.hs = hs
-	}
 	// The longest prefix the table has a node for, from the longest.
 	var cur *chainNode[T]
 	k := len(vals)
 	for ; k > 0; k-- {
-		if cur = t.buckets[hs[k-1]&mask].find(hs[k-1], vals[:k], t.eq); cur != nil {
+		b := hs[k-1] & mask
+		mu := t.lock(b)
+		mu.Lock()
+		cur = t.buckets[b].find(hs[k-1], vals[:k], t.eq)
+		mu.Unlock()
+		if cur != nil {
 			break
 		}
 	}
@@ -161,7 +179,11 @@ func (t *chainTable[T]) make(vals []T) *chainNode[T] {
 	}
 	return newNodes(cur, vals[k:], k, func(k int, batch weak.Pointer[chainNode[T]], idx int) {
 		h := hs[k]
-		t.buckets[h&mask].put(h&hashMask|uint64(idx), batch)
+		b := h & mask
+		mu := t.lock(b)
+		mu.Lock()
+		t.buckets[b].put(h&hashMask|uint64(idx), batch)
+		mu.Unlock()
 	})
 }
 
