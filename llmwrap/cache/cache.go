@@ -316,7 +316,7 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 			}
 		}
 		if !haveKept {
-			// A Memory store keeps the entry as it is: it may refer to the
+			// A Memory store keeps the canonical request as it is: it may refer to the
 			// request body or to shared message encodings rather than copy.
 			kept, haveKept = st.keep(c.memory, c.shared), true
 		}

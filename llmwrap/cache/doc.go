@@ -144,8 +144,9 @@
 //
 // [Memory] is an in-process LRU bounded by entries and bytes with a TTL per
 // entry, sharded with a lock per shard when large (the byte bound stays the
-// store's as a whole); adapters/redis.CacheStore shares entries between replicas. Any
-// [Store] will do.
+// store's as a whole), keeping each answer packed (pointer-free);
+// adapters/redis.CacheStore shares entries between replicas. Any [Store]
+// will do.
 //
 // In the default onion (see package llmwrap) the cache sits outside the
 // router and the budget: it keys on the model the caller asked for, and a

@@ -47,6 +47,13 @@ type MemoryOptions struct {
 // Each entry carries its own expiry, checked on every Get (an expired
 // entry is never served); the optional sweeper (MemoryOptions.SweepEvery)
 // removes expired entries and is stopped by Close.
+//
+// An entry's answer is kept packed, in the binary form of
+// [Entry.MarshalBinary], pointer-free (its canonical request as the entry
+// had it: a copy, or pieces shared with other entries): a full store adds
+// little for the garbage collector to scan. Get returns a new Entry decoded
+// from it, whose strings point into the kept bytes (never modified) and
+// whose slices are its own: a caller may modify them.
 type Memory struct {
 	shards   []memShard
 	mask     uint64
