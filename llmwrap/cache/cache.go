@@ -445,7 +445,7 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	// The entry holds a deep copy of resp (stripped, in place) and, when
 	// the adapter can give it as bytes, its Native: what the core does not
 	// model (every choice, logprobs, refusal, audio, ...).
-	ea := &entryAlloc{Entry: Entry{Request: f.req.flat, ref: f.req.ref, rope: f.req.rope, shared: f.req.shared, inAlloc: true}}
+	ea := &entryAlloc{Entry: Entry{Request: f.req.flat, ref: f.req.ref, rope: f.req.rope, shared: f.req.shared}}
 	e := &ea.Entry
 	compact(&e.Response, resp, ea.calls[:0])
 	e.Response.Native = storedNative(resp.Native, &ea.native)

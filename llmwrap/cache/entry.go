@@ -33,8 +33,6 @@ type Entry struct {
 	ref    *canonRef
 	rope   *canonRope
 	shared *canonShared
-
-	inAlloc bool // the Entry of an entryAlloc (see size)
 }
 
 // Canonical returns the canonical encoding of the entry's request:
@@ -272,8 +270,10 @@ func (p *packedEntry) entry() *Entry {
 	return e
 }
 
-// size returns the heap memory p holds, for the byte bound (see
-// Entry.size), the store's per-entry overhead included.
+// size returns the heap memory p holds, for the byte bound: every
+// allocation it owns rounded up to the allocator's size class (the pieces
+// of a canonical request shared with other entries counted in full), plus
+// the store's per-entry overhead.
 func (p *packedEntry) size() int64 {
 	n := allocSize(int(unsafe.Sizeof(packedEntry{}))) + allocSize(cap(p.resp)) + allocSize(cap(p.request))
 	if p.ref != nil {
@@ -294,48 +294,6 @@ func (p *packedEntry) size() int64 {
 // pointer, a control byte, at a load factor that can fall to 7/16 after
 // growth).
 const perEntryOverhead = 96 + 40
-
-// size returns the heap memory the entry holds, for the byte bound: every
-// allocation it owns rounded up to the allocator's size class, plus the
-// store's per-entry overhead. It assumes the entry owns its memory, as
-// those the cache layer builds do (see compact): a string that is a slice
-// of a larger buffer keeps all of that buffer alive.
-func (e *Entry) size() int64 {
-	r := &e.Response
-	m := &r.Message
-	var ea *entryAlloc // the allocation e is in, nil if e is one of its own
-	n := allocSize(int(unsafe.Sizeof(Entry{})))
-	if e.inAlloc {
-		ea = (*entryAlloc)(unsafe.Pointer(e))
-		n = allocSize(int(unsafe.Sizeof(entryAlloc{})))
-	}
-	n += allocSize(cap(e.Request)) + allocSize(arenaLen(r))
-	if e.ref != nil {
-		n += e.ref.size()
-	}
-	if e.shared != nil {
-		n += e.shared.size
-	}
-	if e.rope != nil {
-		n += e.rope.size()
-	}
-	if m.Parts != nil {
-		n += allocSize(cap(m.Parts) * int(unsafe.Sizeof(middleware.Part{})))
-		for _, p := range m.Parts {
-			n += allocSize(cap(p.Data))
-		}
-	}
-	if m.ToolCalls != nil && (ea == nil || unsafe.SliceData(m.ToolCalls) != &ea.calls[0]) {
-		n += allocSize(cap(m.ToolCalls) * int(unsafe.Sizeof(middleware.ToolCall{})))
-	}
-	if sn, ok := r.Native.(*middleware.StoredNative); ok {
-		if ea == nil || sn != &ea.native {
-			n += allocSize(int(unsafe.Sizeof(*sn)))
-		}
-		n += allocSize(len(sn.Format)) + allocSize(cap(sn.Data))
-	}
-	return int64(n + perEntryOverhead)
-}
 
 // constant returns the static string equal to s when s is one of the
 // common roles and finish reasons, so that an entry does not hold a copy.
