@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -361,29 +362,8 @@ func (w *oneWrite) Write(p []byte) (int, error)       { return w.bw.Write(p) }
 func (w *oneWrite) WriteString(s string) (int, error) { return w.bw.WriteString(s) }
 func (w *oneWrite) WriteByte(c byte) error            { return w.bw.WriteByte(c) }
 
-// ReadFrom reads r into the buffer, flushing it when full.
-func (w *oneWrite) ReadFrom(r io.Reader) (int64, error) {
-	var n int64
-	for {
-		if w.bw.Available() == 0 {
-			if err := w.bw.Flush(); err != nil {
-				return n, err
-			}
-		}
-		buf := w.bw.AvailableBuffer()[:w.bw.Available()]
-		m, err := r.Read(buf)
-		if m > 0 {
-			_, _ = w.bw.Write(buf[:m]) // into the buffer it was read into: no flush, no error
-			n += int64(m)
-		}
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
-}
+// ReadFrom reads r into the buffer, flushing it when full, until r ends.
+func (w *oneWrite) ReadFrom(r io.Reader) (int64, error) { return w.readN(r, math.MaxInt64) }
 
 // syncBody is an answer's body: its connection goes back to the pool once
 // the body is read to its end, and is closed when the body is closed
