@@ -262,14 +262,19 @@ func selfCPU() time.Duration {
 // gateway runs in a process of its own (this test binary, as in the
 // replica test), with the full policy on, in front of an instant upstream
 // served by the benchmark's process, which also runs one open-loop load
-// generator at 2,000 requests/s (TOKENWISE_BENCH_RATE). Rounds of 1 s
-// (TOKENWISE_BENCH_SECONDS) alternate between the upstream directly and
-// the gateway, 5 of each (TOKENWISE_BENCH_ROUNDS), the order swapped every
-// round, so that both meet the same machine (other load, CPU frequency,
-// GC). It reports the median and p99 latency of each side, measured from
-// each request's scheduled start, the gateway's addition, and the CPU the
-// gateway process spends per request (from /proc/<pid>/stat), which is
-// what the gateway costs on a shared machine whatever the latency shows.
+// generator at 2,000 requests/s (TOKENWISE_BENCH_RATE). Its reference is
+// a bare Go reverse proxy (net/http's server, httputil.ReverseProxy,
+// net/http's Transport; runBareProxy) in a process of its own too: what
+// any proxy hop written in Go costs on this machine, without a policy.
+// Rounds of 1 s (TOKENWISE_BENCH_SECONDS) go to the upstream directly, to
+// the bare proxy and to the gateway, 5 of each (TOKENWISE_BENCH_ROUNDS),
+// the order rotated every round, so that all meet the same machine (other
+// load, CPU frequency, GC). It reports the median and p99 latency of each
+// side, measured from each request's scheduled start, what the gateway
+// and the bare proxy add to the direct side (added-*, proxy-added-*) and
+// what the gateway adds to the bare proxy (over-proxy-*), and the CPU the
+// gateway and proxy processes spend per request (from /proc/<pid>/stat),
+// which is what they cost on a shared machine whatever the latency shows.
 //
 //	go test -run '^$' -bench GatewayAddedLatency -benchtime 1x ./gateway
 func BenchmarkGatewayAddedLatency(b *testing.B) {
@@ -286,7 +291,14 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 	d := time.Duration(secs * float64(time.Second))
 	b.Setenv(upstreamEnv, upstreamKey)
 	upURL := instantUpstream(b)
-	cfgPath := writeFiles(b, upURL, map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": benchPolicy}, "")
+	// TOKENWISE_BENCH_POLICY=minimal gives the team a policy of nothing
+	// but its name (the defaults' layers only), to tell the chain's part
+	// from the HTTP serving's.
+	policy := benchPolicy
+	if os.Getenv("TOKENWISE_BENCH_POLICY") == "minimal" {
+		policy = "version: 1\nname: devops\n"
+	}
+	cfgPath := writeFiles(b, upURL, map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": policy}, "")
 	// TOKENWISE_BENCH_GATEWAY_PROCS sets the gateway process's GOMAXPROCS.
 	if v := os.Getenv("TOKENWISE_BENCH_GATEWAY_PROCS"); v != "" {
 		b.Setenv("GOMAXPROCS", v)
@@ -294,11 +306,19 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 	// TOKENWISE_BENCH_GATEWAY_ENV adds variables to the gateway process's
 	// environment (space-separated NAME=value, e.g. "GOGC=400").
 	gw := startReplica(b, cfgPath, strings.Fields(os.Getenv("TOKENWISE_BENCH_GATEWAY_ENV"))...)
+	// The reference: a bare Go reverse proxy (net/http's server,
+	// httputil.ReverseProxy and net/http's Transport) in a process of its
+	// own, with the same environment; it only swaps the key.
+	bare := startChild(b, append(strings.Fields(os.Getenv("TOKENWISE_BENCH_GATEWAY_ENV")), bareProxyEnv+"="+upURL)...)
 	direct := newLoadTarget("direct", upURL, upstreamKey)
+	proxy := newLoadTarget("proxy", bare.url+"/v1", devopsKey)
 	via := newLoadTarget("gateway", gw.url+"/v1", devopsKey)
-	defer direct.client.CloseIdleConnections()
-	defer via.client.CloseIdleConnections()
-	// Warm up both sides alike before the measured rounds: one round of
+	targets := []*loadTarget{direct, proxy, via}
+	pids := []int{0, bare.pid, gw.pid} // the process serving each target, 0: this one
+	for _, t := range targets {
+		defer t.client.CloseIdleConnections()
+	}
+	// Warm up every side alike before the measured rounds: one round of
 	// the same length and rate each (connections, pools, the chain's first
 	// calls, the gateway's heap). The first round against the freshly
 	// started gateway is a figure of its own (what the first second of a
@@ -312,9 +332,10 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 		profiling = false
 	}
 	coldD := load(direct, rate, d)
+	coldP := load(proxy, rate, d)
 	coldG := load(via, rate, d)
-	if coldD.failed+coldG.failed > 0 {
-		b.Fatalf("warm-up: %d and %d requests failed\n%s", coldD.failed, coldG.failed, gw.logs.String())
+	if coldD.failed+coldP.failed+coldG.failed > 0 {
+		b.Fatalf("warm-up: %d, %d and %d requests failed\n%s\n%s", coldD.failed, coldP.failed, coldG.failed, gw.logs.String(), bare.logs.String())
 	}
 	b.Logf("warm-up (cold gateway) round, where its slow requests were sent: %s", slowBins([]loadRound{coldG}, time.Hour))
 	slices.Sort(coldD.sched)
@@ -322,42 +343,41 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 	if profiling {
 		_ = syscall.Kill(gw.pid, syscall.SIGUSR1) // the gateway's profile starts now
 	}
+	const nt = 3 // direct, proxy, gateway
 	b.ResetTimer()
 	for range b.N {
-		var all [2]loadRound
-		var selfCPUs [2]time.Duration // this process: generator and upstream
-		var selfSw [2]int64           // its context switches
-		var gwSw int64                // the gateway's, in its rounds
-		var gwRW [2]int64             // the gateway's read and write system calls, in its rounds
-		var gwCPU time.Duration
-		var gwObjs, gwBytes uint64 // the gateway's heap allocations, in its rounds
+		var all [nt]loadRound
+		var selfCPUs [nt]time.Duration // this process: generator and upstream
+		var selfSw [nt]int64           // its context switches
+		var childCPU [nt]time.Duration // the proxy's and the gateway's, in their rounds
+		var gwSw int64                 // the gateway's context switches, in its rounds
+		var gwRW [2]int64              // the gateway's read and write system calls, in its rounds
+		var gwObjs, gwBytes uint64     // the gateway's heap allocations, in its rounds
 		allocsOK := true
-		var dials, upConns [2]int64 // connections opened: by the generator, accepted by the upstream
-		var perRound [2][]loadRound // each round's latencies, in send order, for the time bins
+		var dials, upConns [nt]int64 // connections opened: by the generator, accepted by the upstream
+		var perRound [nt][]loadRound // each round's latencies, in send order, for the time bins
 		for i := range rounds {
-			order := []int{0, 1}
-			if i%2 == 1 {
-				order = []int{1, 0}
-			}
-			for _, j := range order {
-				t := []*loadTarget{direct, via}[j]
+			// Each round every side once, the order rotated every round.
+			for o := range nt {
+				j := (o + i) % nt
+				t := targets[j]
 				runtime.GC()
 				// The gateway's allocations are asked for outside the
 				// span of the other counters (the asking costs it a
 				// signal, a wake-up and a write).
 				var o0, b0 uint64
-				if j == 1 && allocsOK {
+				if t == via && allocsOK {
 					o0, b0, allocsOK = replicaAllocs(gw)
 				}
 				s0, w0 := ctxSwitches(os.Getpid()), ctxSwitches(gw.pid)
 				rw0 := ioSyscalls(gw.pid)
-				c0, g0 := selfCPU(), procCPU(gw.pid)
+				c0, g0 := selfCPU(), procCPU(pids[j])
 				d0, u0 := t.dials.Load(), upstreamConns.Load()
 				r := load(t, rate, d)
-				c1, g1 := selfCPU(), procCPU(gw.pid)
+				c1, g1 := selfCPU(), procCPU(pids[j])
 				s1, w1 := ctxSwitches(os.Getpid()), ctxSwitches(gw.pid)
 				rw1 := ioSyscalls(gw.pid)
-				if j == 1 && allocsOK {
+				if t == via && allocsOK {
 					var o1, b1 uint64
 					if o1, b1, allocsOK = replicaAllocs(gw); allocsOK {
 						gwObjs += o1 - o0
@@ -365,7 +385,7 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 					}
 				}
 				selfSw[j] += s1 - s0
-				if j == 1 {
+				if t == via {
 					gwSw += w1 - w0
 					gwRW[0] += rw1[0] - rw0[0]
 					gwRW[1] += rw1[1] - rw0[1]
@@ -373,11 +393,11 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 				dials[j] += t.dials.Load() - d0
 				upConns[j] += upstreamConns.Load() - u0
 				selfCPUs[j] += c1 - c0
-				if j == 1 {
-					gwCPU += g1 - g0
+				if pids[j] != 0 {
+					childCPU[j] += g1 - g0
 				}
 				if r.failed > 0 {
-					b.Fatalf("%s: %d of %d requests failed\n%s", t.name, r.failed, len(r.sched), gw.logs.String())
+					b.Fatalf("%s: %d of %d requests failed\n%s\n%s", t.name, r.failed, len(r.sched), gw.logs.String(), bare.logs.String())
 				}
 				perRound[j] = append(perRound[j], loadRound{sched: slices.Clone(r.sched)})
 				all[j].sched = append(all[j].sched, r.sched...)
@@ -389,26 +409,38 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 			slices.Sort(all[j].service)
 		}
 		n := len(all[0].sched)
-		p50d, p99d, p50g, p99g := pct(all[0].sched, .5), pct(all[0].sched, .99), pct(all[1].sched, .5), pct(all[1].sched, .99)
-		b.ReportMetric(float64(p50d.Microseconds()), "direct-p50-µs")
-		b.ReportMetric(float64(p99d.Microseconds()), "direct-p99-µs")
-		b.ReportMetric(float64(p50g.Microseconds()), "gateway-p50-µs")
-		b.ReportMetric(float64(p99g.Microseconds()), "gateway-p99-µs")
-		b.ReportMetric(float64((p50g - p50d).Microseconds()), "added-p50-µs")
-		b.ReportMetric(float64((p99g - p99d).Microseconds()), "added-p99-µs")
+		var p50, p99 [nt]time.Duration
+		for j := range nt {
+			p50[j], p99[j] = pct(all[j].sched, .5), pct(all[j].sched, .99)
+		}
+		const dir, prx, gwy = 0, 1, 2 // the targets' indices
+		b.ReportMetric(float64(p50[dir].Microseconds()), "direct-p50-µs")
+		b.ReportMetric(float64(p99[dir].Microseconds()), "direct-p99-µs")
+		b.ReportMetric(float64(p50[gwy].Microseconds()), "gateway-p50-µs")
+		b.ReportMetric(float64(p99[gwy].Microseconds()), "gateway-p99-µs")
+		b.ReportMetric(float64((p50[gwy] - p50[dir]).Microseconds()), "added-p50-µs")
+		b.ReportMetric(float64((p99[gwy] - p99[dir]).Microseconds()), "added-p99-µs")
+		b.ReportMetric(float64((p50[prx] - p50[dir]).Microseconds()), "proxy-added-p50-µs")
+		b.ReportMetric(float64((p99[prx] - p99[dir]).Microseconds()), "proxy-added-p99-µs")
+		b.ReportMetric(float64((p50[gwy] - p50[prx]).Microseconds()), "over-proxy-p50-µs")
+		b.ReportMetric(float64((p99[gwy] - p99[prx]).Microseconds()), "over-proxy-p99-µs")
 		b.ReportMetric(float64(pct(coldG.sched, .99).Microseconds()), "cold-gateway-p99-µs")
 		b.ReportMetric(float64(pct(coldD.sched, .99).Microseconds()), "cold-direct-p99-µs")
-		if gwCPU >= 0 {
-			b.ReportMetric(float64(gwCPU.Microseconds())/float64(n), "gateway-cpu-µs/req")
+		if childCPU[gwy] >= 0 && childCPU[prx] >= 0 {
+			b.ReportMetric(float64(childCPU[gwy].Microseconds())/float64(n), "gateway-cpu-µs/req")
+			b.ReportMetric(float64(childCPU[prx].Microseconds())/float64(n), "proxy-cpu-µs/req")
 		}
-		b.Logf("%d req/s, %d rounds of %v each side: direct p50 %v p99 %v; gateway p50 %v p99 %v; added p50 %v p99 %v",
-			rate, rounds, d, p50d, p99d, p50g, p99g, p50g-p50d, p99g-p99d)
+		b.Logf("%d req/s, %d rounds of %v each side: direct p50 %v p99 %v; bare proxy p50 %v p99 %v; gateway p50 %v p99 %v",
+			rate, rounds, d, p50[dir], p99[dir], p50[prx], p99[prx], p50[gwy], p99[gwy])
+		b.Logf("added to direct: bare proxy p50 %v p99 %v; gateway p50 %v p99 %v; gateway over the bare proxy p50 %v p99 %v",
+			p50[prx]-p50[dir], p99[prx]-p99[dir], p50[gwy]-p50[dir], p99[gwy]-p99[dir], p50[gwy]-p50[prx], p99[gwy]-p99[prx])
 		b.Logf("warm-up round (the gateway just started, 1 round each side, not in the figures above): direct p50 %v p99 %v; gateway p50 %v p99 %v",
 			pct(coldD.sched, .5), pct(coldD.sched, .99), pct(coldG.sched, .5), pct(coldG.sched, .99))
-		b.Logf("service time (from the actual send): direct p50 %v p99 %v; gateway p50 %v p99 %v",
-			pct(all[0].service, .5), pct(all[0].service, .99), pct(all[1].service, .5), pct(all[1].service, .99))
-		b.Logf("CPU per request: gateway process %v; generator+upstream process %v (direct rounds), %v (gateway rounds)",
-			gwCPU/time.Duration(n), selfCPUs[0]/time.Duration(n), selfCPUs[1]/time.Duration(n))
+		b.Logf("service time (from the actual send): direct p50 %v p99 %v; bare proxy p50 %v p99 %v; gateway p50 %v p99 %v",
+			pct(all[dir].service, .5), pct(all[dir].service, .99), pct(all[prx].service, .5), pct(all[prx].service, .99),
+			pct(all[gwy].service, .5), pct(all[gwy].service, .99))
+		b.Logf("CPU per request: gateway process %v, bare proxy process %v; generator+upstream process %v (direct rounds), %v (proxy rounds), %v (gateway rounds)",
+			childCPU[gwy]/time.Duration(n), childCPU[prx]/time.Duration(n), selfCPUs[dir]/time.Duration(n), selfCPUs[prx]/time.Duration(n), selfCPUs[gwy]/time.Duration(n))
 		if allocsOK {
 			b.ReportMetric(float64(gwObjs)/float64(n), "gateway-allocs/req")
 			b.ReportMetric(float64(gwBytes)/float64(n), "gateway-B/req")
@@ -417,13 +449,13 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 			b.ReportMetric(float64(gwRW[0])/float64(n), "gateway-reads/req")
 			b.ReportMetric(float64(gwRW[1])/float64(n), "gateway-writes/req")
 		}
-		b.Logf("context switches per request (wake-ups): gateway process %.2f; generator+upstream process %.2f (direct rounds), %.2f (gateway rounds)",
-			float64(gwSw)/float64(n), float64(selfSw[0])/float64(n), float64(selfSw[1])/float64(n))
-		b.Logf("connections opened during the rounds: direct rounds %d (the generator's), gateway rounds %d by the generator, %d accepted by the upstream",
-			dials[0], dials[1], upConns[1])
-		b.ReportMetric(float64(dials[1]), "gateway-client-dials")
-		b.ReportMetric(float64(upConns[1]), "gateway-upstream-dials")
-		for j, name := range []string{"direct", "gateway"} {
+		b.Logf("context switches per request (wake-ups): gateway process %.2f; generator+upstream process %.2f (direct rounds), %.2f (proxy rounds), %.2f (gateway rounds)",
+			float64(gwSw)/float64(n), float64(selfSw[dir])/float64(n), float64(selfSw[prx])/float64(n), float64(selfSw[gwy])/float64(n))
+		b.Logf("connections opened during the rounds: direct rounds %d (the generator's); proxy rounds %d by the generator, %d accepted by the upstream; gateway rounds %d by the generator, %d accepted by the upstream",
+			dials[dir], dials[prx], upConns[prx], dials[gwy], upConns[gwy])
+		b.ReportMetric(float64(dials[gwy]), "gateway-client-dials")
+		b.ReportMetric(float64(upConns[gwy]), "gateway-upstream-dials")
+		for j, name := range []string{"direct", "bare proxy", "gateway"} {
 			b.Logf("%s: where the requests slower than its p99 were sent: %s", name, slowBins(perRound[j], pct(all[j].sched, .99)))
 		}
 		if os.Getenv("TOKENWISE_BENCH_GATEWAY_LOGS") != "" {

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -36,15 +38,22 @@ import (
 // names the gateway file.
 const replicaEnv = "TOKENWISE_GATEWAY_TEST_REPLICA"
 
+// bareProxyEnv makes the test binary a bare reverse proxy (see TestMain)
+// to the upstream it names: the load benchmark's reference.
+const bareProxyEnv = "TOKENWISE_GATEWAY_TEST_BARE_PROXY"
+
 func TestMain(m *testing.M) {
 	if path := os.Getenv(replicaEnv); path != "" {
 		os.Exit(runReplica(path))
 	}
+	if up := os.Getenv(bareProxyEnv); up != "" {
+		os.Exit(runBareProxy(up))
+	}
 	goleak.VerifyTestMain(m)
 }
 
-// runReplica serves the gateway file at path on a loopback port, prints
-// "listening <addr>", and shuts down gracefully when stdin closes.
+// runReplica serves the gateway file at path on a loopback port (see
+// serveChild).
 func runReplica(path string) int {
 	cfg, err := gateway.LoadConfig(path)
 	if err != nil {
@@ -61,6 +70,49 @@ func runReplica(path string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	return serveChild(l, srv)
+}
+
+// server is what a child process of the tests serves: a gateway or a
+// bare proxy.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+}
+
+// runBareProxy serves a bare reverse proxy to upstream on a loopback
+// port, like runReplica a gateway: net/http's server and
+// httputil.ReverseProxy over net/http's Transport (keep-alive, as many
+// idle connections as the gateway keeps, no compression), which only
+// replaces the caller's key with the upstream's (TOKENWISE_GATEWAY_TEST_UPSTREAM_KEY).
+// It is what any Go proxy in front of the upstream costs, without a
+// policy: the load benchmark's reference for the gateway.
+func runBareProxy(upstream string) int {
+	target, err := url.Parse(upstream)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	auth := "Bearer " + os.Getenv(upstreamEnv)
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Header.Set("Authorization", auth)
+		},
+		Transport: &http.Transport{Proxy: nil, MaxIdleConns: 4096, MaxIdleConnsPerHost: 2048,
+			IdleConnTimeout: 90 * time.Second, DisableCompression: true},
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return serveChild(l, &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute})
+}
+
+// serveChild serves srv on l, prints "listening <addr>", and shuts down
+// gracefully when stdin closes.
+func serveChild(l net.Listener, srv server) int {
 	// TOKENWISE_GATEWAY_TEST_CPUPROFILE names a file for the replica's
 	// CPU profile (the load benchmark's gateway side). It starts at
 	// SIGUSR1, which the load benchmark sends once warm, so that the
@@ -189,21 +241,31 @@ func testRedis(t *testing.T) (*goredis.Client, string) {
 	return c, prefix
 }
 
-// replica is a gateway process.
+// replica is a gateway process (or a bare proxy's, startChild).
 type replica struct {
 	url  string
 	pid  int
 	logs *syncBuffer
 }
 
+// startReplica starts a gateway process serving the gateway file at
+// cfgPath, with extraEnv added to its environment.
 func startReplica(t testing.TB, cfgPath string, extraEnv ...string) *replica {
+	t.Helper()
+	return startChild(t, append(extraEnv[:len(extraEnv):len(extraEnv)], replicaEnv+"="+cfgPath)...)
+}
+
+// startChild starts this test binary as a child process with env added to
+// this process's environment (which names what it serves, see TestMain)
+// and returns it once it listens; it is shut down at cleanup.
+func startChild(t testing.TB, env ...string) *replica {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), extraEnv...), replicaEnv+"="+cfgPath)
+	cmd.Env = append(os.Environ(), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -225,16 +287,16 @@ func startReplica(t testing.TB, cfgPath string, extraEnv ...string) *replica {
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("replica exited: %v\n%s", err, r.logs.String())
+				t.Errorf("child process exited: %v\n%s", err, r.logs.String())
 			}
 		case <-time.After(20 * time.Second):
 			_ = cmd.Process.Kill()
-			t.Errorf("replica did not shut down\n%s", r.logs.String())
+			t.Errorf("child process did not shut down\n%s", r.logs.String())
 		}
 	})
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		t.Fatalf("replica did not start: %v\n%s", err, r.logs.String())
+		t.Fatalf("child process did not start: %v\n%s", err, r.logs.String())
 	}
 	r.url = "http://" + strings.TrimSpace(strings.TrimPrefix(line, "listening "))
 	return r
