@@ -33,6 +33,7 @@ type Run struct {
 
 	spent     Usage // running sums of the recorded calls, for Spent
 	spentPico int64
+	sumsLost  int // calls whose figures a RunSums store did not take
 }
 
 // CallRecord is what a run remembers of one call.
@@ -82,6 +83,21 @@ type RunStore interface {
 	Next(ctx context.Context, key string, now time.Time) (seq int, start time.Time, err error)
 	// Idle is how long the state of a run lives after its last call.
 	Idle() time.Duration
+}
+
+// RunSums is implemented by a RunStore that also sums the calls of a
+// shared run over every process (adapters/redis.RunStore): Run.Record adds
+// each call's figures to the sums, Run.SharedTotals reads them, so that a
+// run's report (calls, tokens, exact cost, savings, per model) covers the
+// calls every process made, not only this one's.
+type RunSums interface {
+	// AddCall adds the figures of one finished call of the run named
+	// key (CallTotals) to the run's sums.
+	AddCall(ctx context.Context, key string, call Totals) error
+	// Sums returns the sums of the run named key (Wall zero) and its
+	// start; ok is false when the store knows no such run (never called,
+	// or forgotten after Idle).
+	Sums(ctx context.Context, key string) (sums Totals, start time.Time, ok bool, err error)
 }
 
 // ErrRunStore matches the errors of a call whose number a shared run's
@@ -174,13 +190,53 @@ func (r *Run) Seq() int {
 	return r.seq
 }
 
-// Record appends a finished call.
+// Record appends a finished call. A shared run whose store sums runs
+// (RunSums) adds the call's figures to the store's sums too, before
+// Record returns (a failure to is counted, see SharedTotals).
 func (r *Run) Record(c CallRecord) {
 	r.mu.Lock()
 	r.calls = append(r.calls, c)
 	r.spent = r.spent.Add(c.Usage)
 	r.spentPico += c.CostPico
 	r.mu.Unlock()
+	if s, ok := r.store.(RunSums); ok {
+		if err := s.AddCall(context.Background(), r.key, CallTotals(c)); err != nil {
+			r.mu.Lock()
+			r.sumsLost++
+			r.mu.Unlock()
+		}
+	}
+}
+
+// SharedTotals returns the run's sums over every process that shares it,
+// when it is a shared run whose store sums runs (RunSums; shared true),
+// with the tool figures of this process; else Totals (shared false).
+// lost counts the calls of this process whose figures the store did not
+// take (it was unreachable): the sums then lack them. err is the store's,
+// with Totals in t.
+func (r *Run) SharedTotals(ctx context.Context) (t Totals, shared bool, lost int, err error) {
+	s, ok := r.store.(RunSums)
+	local := r.Totals()
+	r.mu.Lock()
+	lost = r.sumsLost
+	r.mu.Unlock()
+	if !ok {
+		return local, false, lost, nil
+	}
+	sums, start, found, err := s.Sums(ctx, r.key)
+	if err != nil {
+		return local, false, lost, err
+	}
+	if !found { // forgotten by the store: what this process saw
+		return local, false, lost, nil
+	}
+	sums.ToolCalls, sums.ToolTime, sums.ToolTurns, sums.ToolWall = local.ToolCalls, local.ToolTime, local.ToolTurns, local.ToolWall
+	sums.Artifacts, sums.ArtifactSavedTokens = local.Artifacts, local.ArtifactSavedTokens
+	sums.Wall = local.Wall
+	if !start.IsZero() {
+		sums.Wall = time.Since(start)
+	}
+	return sums, true, lost, nil
 }
 
 // Spent returns the usage and cost (micro-USD, rounded up) of the calls
@@ -293,55 +349,15 @@ type ModelTotals struct {
 	SavedPico int64
 }
 
-// Totals returns the run's sums so far.
+// Totals returns the run's sums so far: of the calls and tools this
+// process recorded (a shared run's sums over every process:
+// SharedTotals).
 func (r *Run) Totals() Totals {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t := Totals{Calls: len(r.calls), ToolCalls: len(r.tools), Wall: time.Since(r.start), ByModel: map[string]ModelTotals{}}
-	for _, c := range r.calls {
-		if c.Err != nil {
-			t.Failed++
-		}
-		if c.Cache == CacheHit {
-			t.CacheHits++
-		}
-		t.Usage = t.Usage.Add(c.Usage)
-		t.CostPico += c.CostPico
-		t.Saved = t.Saved.Add(c.Saved)
-		t.SavedPico += c.SavedPico
-		t.LLMTime += c.Latency
-		if c.RateWait > 0 {
-			t.RateWaits++
-			t.RateWait += c.RateWait
-		}
-		t.RateRefusals += c.RateRefusals
-		switch {
-		case len(c.Attempts) > 0 && c.Cache != CacheHit:
-			// each provider attempt under its own model (a fallback, a
-			// cascade step or a regeneration billed on another model)
-			if c.Model != "" {
-				m := t.ByModel[c.Model]
-				m.Calls++
-				m.SavedPico += c.SavedPico
-				t.ByModel[c.Model] = m
-			}
-			for _, a := range c.Attempts {
-				m := t.ByModel[a.Model]
-				m.Usage = m.Usage.Add(a.Usage)
-				m.CostPico += a.CostPico
-				t.ByModel[a.Model] = m
-			}
-		case c.Model != "":
-			m := t.ByModel[c.Model]
-			m.Calls++
-			if c.Cache == CacheHit {
-				m.CacheHits++
-			}
-			m.Usage = m.Usage.Add(c.Usage)
-			m.CostPico += c.CostPico
-			m.SavedPico += c.SavedPico
-			t.ByModel[c.Model] = m
-		}
+	t := Totals{ToolCalls: len(r.tools), Wall: time.Since(r.start), ByModel: map[string]ModelTotals{}}
+	for i := range r.calls {
+		t.addCall(&r.calls[i])
 	}
 	for _, tr := range r.tools {
 		t.ToolTime += tr.Duration
@@ -352,6 +368,211 @@ func (r *Run) Totals() Totals {
 	}
 	t.ToolTurns, t.ToolWall = r.toolTurns, r.toolWall
 	return t
+}
+
+// addCall adds one finished call to t (whose ByModel is not nil).
+func (t *Totals) addCall(c *CallRecord) {
+	t.Calls++
+	if c.Err != nil {
+		t.Failed++
+	}
+	if c.Cache == CacheHit {
+		t.CacheHits++
+	}
+	t.Usage = t.Usage.Add(c.Usage)
+	t.CostPico += c.CostPico
+	t.Saved = t.Saved.Add(c.Saved)
+	t.SavedPico += c.SavedPico
+	t.LLMTime += c.Latency
+	if c.RateWait > 0 {
+		t.RateWaits++
+		t.RateWait += c.RateWait
+	}
+	t.RateRefusals += c.RateRefusals
+	switch {
+	case len(c.Attempts) > 0 && c.Cache != CacheHit:
+		// each provider attempt under its own model (a fallback, a
+		// cascade step or a regeneration billed on another model)
+		if c.Model != "" {
+			m := t.ByModel[c.Model]
+			m.Calls++
+			m.SavedPico += c.SavedPico
+			t.ByModel[c.Model] = m
+		}
+		for _, a := range c.Attempts {
+			m := t.ByModel[a.Model]
+			m.Usage = m.Usage.Add(a.Usage)
+			m.CostPico += a.CostPico
+			t.ByModel[a.Model] = m
+		}
+	case c.Model != "":
+		m := t.ByModel[c.Model]
+		m.Calls++
+		if c.Cache == CacheHit {
+			m.CacheHits++
+		}
+		m.Usage = m.Usage.Add(c.Usage)
+		m.CostPico += c.CostPico
+		m.SavedPico += c.SavedPico
+		t.ByModel[c.Model] = m
+	}
+}
+
+// CallTotals returns the Totals of one finished call alone (Wall zero):
+// what recording it adds to its run's.
+func CallTotals(c CallRecord) Totals {
+	t := Totals{ByModel: map[string]ModelTotals{}}
+	t.addCall(&c)
+	return t
+}
+
+// TotalsField is one named figure of a Totals: stores that sum runs over
+// several processes keep each as a counter (Totals.Fields).
+type TotalsField struct {
+	Name  string
+	Value int64
+}
+
+// usageFields names the figures of a Usage, in Fields.
+func usageFields(dst []TotalsField, prefix string, u Usage) []TotalsField {
+	return appendNonZero(dst,
+		prefix+"input_tokens", u.InputTokens,
+		prefix+"output_tokens", u.OutputTokens,
+		prefix+"cached_input_tokens", u.CachedInputTokens,
+		prefix+"cache_write_tokens", u.CacheWriteTokens,
+		prefix+"reasoning_tokens", u.ReasoningTokens,
+		prefix+"audio_input_tokens", u.AudioInputTokens,
+		prefix+"audio_output_tokens", u.AudioOutputTokens)
+}
+
+// appendNonZero appends the pairs (name, value) of kv whose value is not 0.
+func appendNonZero(dst []TotalsField, kv ...any) []TotalsField {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if v := kv[i+1].(int64); v != 0 {
+			dst = append(dst, TotalsField{Name: kv[i].(string), Value: v})
+		}
+	}
+	return dst
+}
+
+// Fields returns t's figures other than 0 as named counters, for stores
+// that sum a run's calls over several processes (RunSums): durations in
+// nanoseconds, a model's figures named "model/<name>/<figure>". Summing
+// the fields of several Totals name by name and reading the sums back with
+// TotalsFromFields gives the sum of those Totals (Wall excepted: it is not
+// a sum, and is not a field).
+func (t Totals) Fields() []TotalsField {
+	f := appendNonZero(nil,
+		"calls", int64(t.Calls), "failed", int64(t.Failed), "cache_hits", int64(t.CacheHits),
+		"cost_pico", t.CostPico, "saved_pico", t.SavedPico, "llm_ns", int64(t.LLMTime),
+		"tool_calls", int64(t.ToolCalls), "tool_ns", int64(t.ToolTime),
+		"tool_turns", int64(t.ToolTurns), "tool_wall_ns", int64(t.ToolWall),
+		"artifacts", int64(t.Artifacts), "artifact_saved_tokens", t.ArtifactSavedTokens,
+		"rate_waits", int64(t.RateWaits), "rate_wait_ns", int64(t.RateWait), "rate_refusals", int64(t.RateRefusals))
+	f = usageFields(f, "", t.Usage)
+	f = usageFields(f, "saved_", t.Saved)
+	for name, m := range t.ByModel {
+		p := "model/" + name + "/"
+		n := len(f)
+		f = appendNonZero(f, p+"calls", int64(m.Calls), p+"cache_hits", int64(m.CacheHits),
+			p+"cost_pico", m.CostPico, p+"saved_pico", m.SavedPico)
+		f = usageFields(f, p, m.Usage)
+		if len(f) == n { // a model with nothing to count is still listed
+			f = append(f, TotalsField{Name: p + "calls", Value: 0})
+		}
+	}
+	return f
+}
+
+// TotalsFromFields returns the Totals whose figures are fields (of
+// Fields, or their sums), adding up repeated names; names it does not
+// know are left out (a newer process's figures, read by an older one).
+func TotalsFromFields(fields []TotalsField) Totals {
+	t := Totals{ByModel: map[string]ModelTotals{}}
+	for _, f := range fields {
+		name, v := f.Name, f.Value
+		if rest, ok := strings.CutPrefix(name, "model/"); ok {
+			i := strings.LastIndexByte(rest, '/')
+			if i < 0 {
+				continue
+			}
+			model, fig := rest[:i], rest[i+1:]
+			m := t.ByModel[model]
+			switch fig {
+			case "calls":
+				m.Calls += int(v)
+			case "cache_hits":
+				m.CacheHits += int(v)
+			case "cost_pico":
+				m.CostPico += v
+			case "saved_pico":
+				m.SavedPico += v
+			default:
+				addUsageField(&m.Usage, fig, v)
+			}
+			t.ByModel[model] = m
+			continue
+		}
+		switch name {
+		case "calls":
+			t.Calls += int(v)
+		case "failed":
+			t.Failed += int(v)
+		case "cache_hits":
+			t.CacheHits += int(v)
+		case "cost_pico":
+			t.CostPico += v
+		case "saved_pico":
+			t.SavedPico += v
+		case "llm_ns":
+			t.LLMTime += time.Duration(v)
+		case "tool_calls":
+			t.ToolCalls += int(v)
+		case "tool_ns":
+			t.ToolTime += time.Duration(v)
+		case "tool_turns":
+			t.ToolTurns += int(v)
+		case "tool_wall_ns":
+			t.ToolWall += time.Duration(v)
+		case "artifacts":
+			t.Artifacts += int(v)
+		case "artifact_saved_tokens":
+			t.ArtifactSavedTokens += v
+		case "rate_waits":
+			t.RateWaits += int(v)
+		case "rate_wait_ns":
+			t.RateWait += time.Duration(v)
+		case "rate_refusals":
+			t.RateRefusals += int(v)
+		default:
+			if rest, ok := strings.CutPrefix(name, "saved_"); ok {
+				addUsageField(&t.Saved, rest, v)
+			} else {
+				addUsageField(&t.Usage, name, v)
+			}
+		}
+	}
+	return t
+}
+
+// addUsageField adds v to the figure of u that usageFields names fig.
+func addUsageField(u *Usage, fig string, v int64) {
+	switch fig {
+	case "input_tokens":
+		u.InputTokens += v
+	case "output_tokens":
+		u.OutputTokens += v
+	case "cached_input_tokens":
+		u.CachedInputTokens += v
+	case "cache_write_tokens":
+		u.CacheWriteTokens += v
+	case "reasoning_tokens":
+		u.ReasoningTokens += v
+	case "audio_input_tokens":
+		u.AudioInputTokens += v
+	case "audio_output_tokens":
+		u.AudioOutputTokens += v
+	}
 }
 
 // FormatPico renders an exact amount of pico-USD (10^-12 dollars, the

@@ -3,6 +3,8 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -67,5 +69,143 @@ func TestSharedRunNumbersCallsAcrossProcesses(t *testing.T) {
 	store.Fail(cause)
 	if _, err := runs[0].NextSeqContext(context.Background()); !errors.Is(err, middleware.ErrRunStore) || !errors.Is(err, cause) {
 		t.Fatalf("store failure: %v, want ErrRunStore wrapping the cause", err)
+	}
+}
+
+// randomCall is a finished call with every figure of a run's totals drawn
+// at random: models (one with slashes in its name, and none), cache hits,
+// errors, attempts on other models, savings, rate-limit waits.
+func randomCall(rng *rand.Rand) middleware.CallRecord {
+	models := []string{"gpt-4o", "gpt-4o-mini", "org/fine-tune/v2", ""}
+	usage := func() middleware.Usage {
+		n := func() int64 {
+			if rng.IntN(3) == 0 {
+				return 0
+			}
+			return rng.Int64N(1 << 40)
+		}
+		return middleware.Usage{InputTokens: n(), OutputTokens: n(), CachedInputTokens: n(), CacheWriteTokens: n(),
+			ReasoningTokens: n(), AudioInputTokens: n(), AudioOutputTokens: n()}
+	}
+	c := middleware.CallRecord{Usage: usage(), Latency: time.Duration(rng.Int64N(int64(time.Minute)))}
+	c.Model = models[rng.IntN(len(models))]
+	c.CostPico, c.Saved, c.SavedPico = rng.Int64N(1<<50), usage(), rng.Int64N(1<<45)
+	switch rng.IntN(5) {
+	case 0:
+		c.Cache = middleware.CacheHit
+	case 1:
+		c.Cache = middleware.CacheMiss
+	}
+	if rng.IntN(8) == 0 {
+		c.Err = errors.New("upstream failed")
+	}
+	if rng.IntN(3) == 0 {
+		c.RateWait = time.Duration(rng.Int64N(int64(time.Second)))
+	}
+	c.RateRefusals = rng.IntN(2)
+	for range rng.IntN(4) {
+		c.Attempts = append(c.Attempts, middleware.Attempt{Model: models[rng.IntN(len(models))], Usage: usage(), CostPico: rng.Int64N(1 << 50)})
+	}
+	return c
+}
+
+// A shared run whose store sums runs reports the calls of every process
+// that shares it: recorded on three Runs of one key (three replicas) in
+// random order, SharedTotals in each equals the Totals of one run that
+// recorded them all, figure for figure (per model too, names with slashes
+// and empty ones included). A call whose figures the store did not take is
+// counted as lost, and the sums lack it.
+func TestSharedTotalsSumEveryProcess(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(40) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		store := &middlewaretest.RunStore{IdleTime: time.Hour}
+		runs := []*middleware.Run{middleware.OpenSharedRun("r", "team/r", store), middleware.OpenSharedRun("r", "team/r", store), middleware.OpenSharedRun("r", "team/r", store)}
+		_, all := middleware.StartRun(context.Background(), "r")
+		for range 1 + rng.IntN(30) {
+			c := randomCall(rng)
+			runs[rng.IntN(len(runs))].Record(c)
+			all.Record(c)
+		}
+		want := all.Totals()
+		want.Wall = 0
+		for i, r := range runs {
+			got, shared, lost, err := r.SharedTotals(context.Background())
+			if err != nil || !shared || lost != 0 {
+				t.Fatalf("seed %d run %d: shared %v, lost %d, err %v", seed, i, shared, lost, err)
+			}
+			got.Wall = 0
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("seed %d run %d: shared totals\n%+v\nwant the sum of every process's calls\n%+v", seed, i, got, want)
+			}
+		}
+		// A store that cannot take a call's figures: counted, not summed.
+		store.Fail(errors.New("store down"))
+		runs[0].Record(randomCall(rng))
+		store.Fail(nil)
+		got, shared, lost, err := runs[0].SharedTotals(context.Background())
+		got.Wall = 0
+		if err != nil || !shared || lost != 1 || !reflect.DeepEqual(got, want) {
+			t.Fatalf("seed %d: after a lost call: shared %v, lost %d (want 1), err %v, sums changed: %v", seed, shared, lost, err, !reflect.DeepEqual(got, want))
+		}
+		if local := runs[0].Totals(); local.Calls == 0 {
+			t.Fatal("the lost call is not in this process's own record")
+		}
+	}
+	// A run of this process only: its own totals, not shared.
+	_, local := middleware.StartRun(context.Background(), "solo")
+	local.Record(middleware.CallRecord{Usage: middleware.Usage{InputTokens: 3}})
+	if got, shared, _, err := local.SharedTotals(context.Background()); shared || err != nil || got.Usage.InputTokens != 3 || got.Calls != 1 {
+		t.Fatalf("a local run's SharedTotals: %+v shared %v err %v", got, shared, err)
+	}
+}
+
+// Fields and TotalsFromFields are inverse on any Totals (Wall aside), and
+// summing the fields of several Totals name by name is summing them.
+func TestTotalsFieldsRoundTrip(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		_, r := middleware.StartRun(context.Background(), "r")
+		var fields []middleware.TotalsField
+		for range rng.IntN(6) {
+			c := randomCall(rng)
+			r.Record(c)
+			fields = append(fields, middleware.CallTotals(c).Fields()...)
+		}
+		want := r.Totals()
+		want.Wall = 0
+		if got := middleware.TotalsFromFields(want.Fields()); !reflect.DeepEqual(got, want) {
+			t.Fatalf("round trip:\n%+v\nwant\n%+v", got, want)
+		}
+		if got := middleware.TotalsFromFields(fields); !reflect.DeepEqual(got, want) {
+			t.Fatalf("sum of the calls' fields:\n%+v\nwant\n%+v", got, want)
+		}
+	}
+	// Every figure of a Totals, a field added later included (by
+	// reflection; Wall is not a sum and has no field).
+	var full middleware.Totals
+	v := reflect.ValueOf(&full).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch {
+		case v.Type().Field(i).Name == "Wall":
+		case f.CanInt():
+			f.SetInt(int64(i + 1))
+		case f.Kind() == reflect.Struct: // a Usage
+			for j := range f.NumField() {
+				f.Field(j).SetInt(int64(100*i + j + 1))
+			}
+		case f.Kind() == reflect.Map:
+			full.ByModel = map[string]middleware.ModelTotals{"m": {Calls: 1, CacheHits: 2, CostPico: 3, SavedPico: 4, Usage: middleware.Usage{InputTokens: 5, AudioOutputTokens: 6}}}
+		default:
+			t.Fatalf("Totals.%s: a figure of a kind this test does not fill", v.Type().Field(i).Name)
+		}
+	}
+	if got := middleware.TotalsFromFields(full.Fields()); !reflect.DeepEqual(got, full) {
+		t.Fatalf("every figure:\n%+v\nwant\n%+v", got, full)
+	}
+	if got := middleware.TotalsFromFields([]middleware.TotalsField{{Name: "a_future_figure", Value: 3}, {Name: "model/x", Value: 1}, {Name: "calls", Value: 2}}); got.Calls != 2 || len(got.ByModel) != 0 {
+		t.Fatalf("unknown names are left out: %+v", got)
 	}
 }

@@ -24,9 +24,13 @@ type RunStore struct {
 type runState struct {
 	n     int
 	start time.Time
+	sums  map[string]int64 // the fields of the calls' Totals, summed by name
 }
 
-var _ middleware.RunStore = (*RunStore)(nil)
+var (
+	_ middleware.RunStore = (*RunStore)(nil)
+	_ middleware.RunSums  = (*RunStore)(nil)
+)
 
 // Next counts a call of the run key.
 func (s *RunStore) Next(_ context.Context, key string, now time.Time) (int, time.Time, error) {
@@ -65,7 +69,50 @@ func (s *RunStore) SetStart(key string, start time.Time) {
 	s.runs[key] = &runState{start: start}
 }
 
-// Fail makes every later Next fail with err (nil: succeed again).
+// AddCall adds a call's figures to the run key's sums, field by field (as
+// a shared store's counters do).
+func (s *RunStore) AddCall(_ context.Context, key string, call middleware.Totals) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	r := s.runs[key]
+	if r == nil {
+		if s.runs == nil {
+			s.runs = map[string]*runState{}
+		}
+		r = &runState{}
+		s.runs[key] = r
+	}
+	if r.sums == nil {
+		r.sums = map[string]int64{}
+	}
+	for _, f := range call.Fields() {
+		r.sums[f.Name] += f.Value
+	}
+	return nil
+}
+
+// Sums returns the run key's sums and start.
+func (s *RunStore) Sums(_ context.Context, key string) (middleware.Totals, time.Time, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return middleware.Totals{}, time.Time{}, false, s.err
+	}
+	r := s.runs[key]
+	if r == nil {
+		return middleware.Totals{}, time.Time{}, false, nil
+	}
+	fields := make([]middleware.TotalsField, 0, len(r.sums))
+	for name, v := range r.sums {
+		fields = append(fields, middleware.TotalsField{Name: name, Value: v})
+	}
+	return middleware.TotalsFromFields(fields), r.start, true, nil
+}
+
+// Fail makes every later call fail with err (nil: succeed again).
 func (s *RunStore) Fail(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
