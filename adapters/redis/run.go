@@ -3,6 +3,8 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -19,9 +21,12 @@ import (
 // the run for its idle time. The per-run budget of such a run lives in the
 // budget store (BudgetStore) under the run's key, with the same idle time.
 //
-// Keys: "<prefix>:run:{<key>}", a hash of the run's call count ("n") and
-// its start in Unix milliseconds ("s"), expiring idle after the run's last
-// call, where key is the run's key (the gateway's is "<team>/<run id>").
+// Keys: "<prefix>:run:{<key>}", a hash of the run's call count ("n"), its
+// start in Unix milliseconds ("s") and the sums of its finished calls
+// ("t:<figure>", middleware.Totals.Fields: tokens, exact cost in
+// pico-dollars, savings, per model; AddCall, Sums), expiring idle after
+// the run's last call, where key is the run's key (the gateway's is
+// "<team>/<run id>").
 //
 // A RunStore is safe for concurrent use.
 type RunStore struct {
@@ -77,4 +82,69 @@ func (s *RunStore) Next(ctx context.Context, key string, now time.Time) (int, ti
 		return 0, time.Time{}, fmt.Errorf("tokenwise/redis: run state: unexpected reply %v", v)
 	}
 	return int(v[0]), time.UnixMilli(v[1]), nil
+}
+
+var _ middleware.RunSums = (*RunStore)(nil)
+
+// sumsPrefix starts the hash fields of a run's sums (middleware.Totals
+// fields), apart from the call count and start that Next keeps.
+const sumsPrefix = "t:"
+
+// addScript adds a call's figures to the run KEYS[1]: ARGV idle_ms, then
+// field, value pairs.
+var addScript = goredis.NewScript(`
+for i = 2, #ARGV - 1, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+`)
+
+// AddCall adds the figures of one finished call of the run named key to
+// the run's sums, in the run's hash (fields "t:<figure>", one script:
+// every figure or none), and keeps the run for its idle time.
+func (s *RunStore) AddCall(ctx context.Context, key string, call middleware.Totals) error {
+	fields := call.Fields()
+	args := make([]any, 0, 1+2*len(fields))
+	args = append(args, s.idle.Milliseconds())
+	for _, f := range fields {
+		args = append(args, sumsPrefix+f.Name, f.Value)
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	if err := addScript.Run(ctx, s.c, []string{s.Key(key)}, args...).Err(); err != nil {
+		return fmt.Errorf("tokenwise/redis: run sums: %w", err)
+	}
+	return nil
+}
+
+// Sums returns the sums of the run named key and its start; ok is false
+// when Redis has no such run.
+func (s *RunStore) Sums(ctx context.Context, key string) (middleware.Totals, time.Time, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	h, err := s.c.HGetAll(ctx, s.Key(key)).Result()
+	if err != nil {
+		return middleware.Totals{}, time.Time{}, false, fmt.Errorf("tokenwise/redis: run sums: %w", err)
+	}
+	if len(h) == 0 {
+		return middleware.Totals{}, time.Time{}, false, nil
+	}
+	fields := make([]middleware.TotalsField, 0, len(h))
+	for name, v := range h {
+		fig, ok := strings.CutPrefix(name, sumsPrefix)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return middleware.Totals{}, time.Time{}, false, fmt.Errorf("tokenwise/redis: run sums: field %q: %w", name, err)
+		}
+		fields = append(fields, middleware.TotalsField{Name: fig, Value: n})
+	}
+	var start time.Time
+	if ms, err := strconv.ParseInt(h["s"], 10, 64); err == nil {
+		start = time.UnixMilli(ms)
+	}
+	return middleware.TotalsFromFields(fields), start, true, nil
 }

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -228,5 +229,57 @@ func TestRedisRunLedgerTTL(t *testing.T) {
 	}
 	if bal, err := h.Settle(ctx, budget.Amount{Tokens: 7}, time.Now()); err != nil || bal.Used.Tokens != 7 {
 		t.Fatalf("settle after the extension: %+v %v", bal, err)
+	}
+}
+
+// The sums of a run's calls, added by two replicas (two clients), are one
+// sum in Redis: SharedTotals in either replica reports every call, exact
+// to the pico-dollar and the token, per model; a run Redis does not know
+// has no sums; the sums expire with the run.
+func TestRunStoreSumsCallsAcrossReplicas(t *testing.T) {
+	c := testRedis(t)
+	prefix := testPrefix(t, c)
+	c2 := goredis.NewClient(&goredis.Options{Addr: redisAddr()})
+	t.Cleanup(func() { c2.Close() })
+	stores := []*redis.RunStore{redis.NewRunStore(c, prefix, 10*time.Minute), redis.NewRunStore(c2, prefix, 10*time.Minute)}
+	ctx := context.Background()
+	runs := []*middleware.Run{middleware.OpenSharedRun("run-1", "team/run-1", stores[0]), middleware.OpenSharedRun("run-1", "team/run-1", stores[1])}
+	_, all := middleware.StartRun(ctx, "run-1")
+	calls := []middleware.CallRecord{
+		{CallFacts: middleware.CallFacts{Model: "gpt-4o-mini", CostPico: 1_234_567_891, Cache: middleware.CacheMiss}, Usage: middleware.Usage{InputTokens: 1200, OutputTokens: 80, CachedInputTokens: 1024}, Latency: 900 * time.Millisecond},
+		{CallFacts: middleware.CallFacts{Model: "gpt-4o-mini", Cache: middleware.CacheHit, SavedPico: 987_654_321, Saved: middleware.Usage{InputTokens: 1200, OutputTokens: 80}}, Latency: time.Millisecond},
+		{CallFacts: middleware.CallFacts{Model: "gpt-4o", CostPico: 55_000_000_001, Attempts: []middleware.Attempt{
+			{Model: "gpt-4o-mini", Usage: middleware.Usage{InputTokens: 10}, CostPico: 1},
+			{Model: "gpt-4o", Usage: middleware.Usage{InputTokens: 3000, OutputTokens: 500, ReasoningTokens: 200}, CostPico: 55_000_000_000},
+		}}, Usage: middleware.Usage{InputTokens: 3010, OutputTokens: 500, ReasoningTokens: 200}, Latency: 2 * time.Second},
+		{CallFacts: middleware.CallFacts{Model: "org/ft:v1"}, Err: errors.New("upstream 500")},
+	}
+	for i, cr := range calls {
+		if _, err := runs[i%2].NextSeqContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		runs[i%2].Record(cr)
+		all.Record(cr)
+	}
+	want := all.Totals()
+	want.Wall = 0
+	for i, r := range runs {
+		got, shared, lost, err := r.SharedTotals(ctx)
+		if err != nil || !shared || lost != 0 {
+			t.Fatalf("replica %d: shared %v lost %d err %v", i, shared, lost, err)
+		}
+		if got.Wall <= 0 || got.Wall > time.Minute {
+			t.Errorf("replica %d: wall %v, want the time since the run's first call", i, got.Wall)
+		}
+		got.Wall = 0
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("replica %d: sums\n%+v\nwant every replica's calls\n%+v", i, got, want)
+		}
+	}
+	if _, _, ok, err := stores[0].Sums(ctx, "team/never-called"); ok || err != nil {
+		t.Fatalf("a run Redis does not know: ok %v err %v", ok, err)
+	}
+	if ttl := c.PTTL(ctx, stores[0].Key("team/run-1")).Val(); ttl <= 9*time.Minute || ttl > 10*time.Minute {
+		t.Fatalf("the run's hash expires in %v, want its idle time after the last call", ttl)
 	}
 }
