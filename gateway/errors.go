@@ -66,7 +66,7 @@ var (
 	errUnauthorized = &apiError{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
 		Message: "Incorrect API key provided. Use a virtual key of this gateway as the bearer token (Authorization: Bearer <key>)."}
 	errNoRoute = &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
-		Message: "Unknown request URL. The gateway serves /v1/chat/completions, /v1/models, /v1/spend and passes other /v1/ paths to its upstream."}
+		Message: "Unknown request URL. The gateway serves /v1/chat/completions, /v1/models, /v1/spend, /v1/runs/{id} and passes other /v1/ paths to its upstream."}
 )
 
 // classify maps a chain failure to the OpenAI-shaped error a client of the

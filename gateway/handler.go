@@ -46,6 +46,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/chat/completions", s.authed(s.chat))
 	mux.HandleFunc("GET /v1/models", s.authed(s.models))
 	mux.HandleFunc("GET /v1/spend", s.authed(s.spend))
+	mux.HandleFunc("GET /v1/runs/{id...}", s.authed(s.runReport))
 	mux.HandleFunc("/v1/", s.authed(s.passThrough))
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { errNoRoute.write(w) })
 	return mux
@@ -140,9 +141,8 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	start := time.Now()
 	callID := newID("call-")
 	runID := r.Header.Get(RunIDHeader)
-	if len(runID) > maxRunID || strings.ContainsFunc(runID, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
-		(&apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_run_id",
-			Message: "X-Run-Id must be at most 128 printable characters"}).write(w)
+	if !validRunID(runID) {
+		errInvalidRunID.write(w)
 		return
 	}
 	ctx := middleware.WithTeam(r.Context(), k.team)

@@ -74,6 +74,19 @@ func (t *runTable) get(key, id string) *middleware.Run {
 	return r
 }
 
+// peek returns the run of key if the table has it (not idle too long),
+// without opening it or marking it used.
+func (t *runTable) peek(key string) *middleware.Run {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e, ok := t.byID[key]; ok {
+		if re := e.Value.(*runEntry); t.now().Sub(re.last) <= t.idle {
+			return re.run
+		}
+	}
+	return nil
+}
+
 func (t *runTable) remove(e *list.Element) {
 	delete(t.byID, e.Value.(*runEntry).key)
 	t.lru.Remove(e)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,8 @@ import (
 	twredis "github.com/tokenwise/tokenwise/adapters/redis"
 	"github.com/tokenwise/tokenwise/gateway"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
 )
 
 // runReplicas starts two gateways (in this process, each with its own
@@ -275,5 +279,151 @@ func TestGatewayRunStoreUnavailable(t *testing.T) {
 	}
 	if resp := e.do(t, "POST", "/v1/chat/completions", devopsKey, body); resp.StatusCode != 200 {
 		t.Fatalf("a request without a run id: %d, want 200", resp.StatusCode)
+	}
+}
+
+// runReport asks e for the report of the run id of key's team: the status,
+// the report of a 200 and the error code of another.
+func (e *env) runReport(t *testing.T, key, id string) (int, gateway.RunReport, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), "GET", e.url+"/v1/runs/"+url.PathEscape(id), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep gateway.RunReport
+	if resp.StatusCode != 200 {
+		return resp.StatusCode, rep, errorCode(t, resp)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	return 200, rep, ""
+}
+
+// billedReply is an answer whose usage the upstream bills, and what one
+// call of it costs on gpt-4o-mini at the catalog's prices.
+func billedReply() (openaitest.Reply, int64) {
+	reply := openaitest.Text("Restart the pod.")
+	reply.Usage = &openaitest.Usage{PromptTokens: 1000, CompletionTokens: 200, CachedTokens: 400, ReasoningTokens: 50}
+	per := policies.DefaultCatalog()["gpt-4o-mini"].Cost(policies.TokenCounts{Input: 1000, Output: 200, CachedInput: 400, Reasoning: 50})
+	return reply, int64(per)
+}
+
+// checkReport checks a run report of calls calls of billedReply.
+func checkReport(t *testing.T, who string, rep gateway.RunReport, calls int, per int64, shared bool) {
+	t.Helper()
+	n := int64(calls)
+	if rep.Object != "tokenwise.run" || rep.Shared != shared || rep.Calls != calls || rep.FailedCalls != 0 || rep.LostCalls != 0 ||
+		rep.InputTokens != 1000*n || rep.CachedInputTokens != 400*n || rep.OutputTokens != 200*n || rep.ReasoningTokens != 50*n ||
+		rep.CostPico != per*n || rep.CostUSD != strings.TrimPrefix(middleware.FormatPico(per*n), "$") {
+		t.Fatalf("%s: report %+v, want %d calls of 1000/400 cached in, 200/50 reasoning out, %d pico each, shared %v", who, rep, calls, per, shared)
+	}
+	if m := rep.ByModel["gpt-4o-mini"]; len(rep.ByModel) != 1 || m.Calls != calls || m.CostPico != per*n || m.InputTokens != 1000*n {
+		t.Fatalf("%s: by model %+v", who, rep.ByModel)
+	}
+	if rep.StartedAt.IsZero() || rep.WallMs <= 0 || time.Since(rep.StartedAt) > time.Minute {
+		t.Fatalf("%s: started %v, wall %v ms", who, rep.StartedAt, rep.WallMs)
+	}
+}
+
+// GET /v1/runs/{id} reports a run of X-Run-Id over every replica on one
+// Redis: its calls, tokens and exact cost, the same from either replica,
+// also from one that never served the run; a team reads its own runs only;
+// an unknown run is an OpenAI-shaped 404.
+func TestTwoGatewayReplicasReportOneRun(t *testing.T) {
+	a, b, up, _, _ := runReplicas(t, "budget:\n  run: {max_usd: 100}", time.Hour)
+	reply, per := billedReply()
+	up.Default(reply)
+	body := func(i int) string {
+		return fmt.Sprintf(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Pod web-%d is crash-looping."}]}`, i)
+	}
+	for i, e := range []*env{a, b, a, b, a} {
+		if status, code := e.call(t, devopsKey, "report-1", body(i)); status != 200 {
+			t.Fatalf("call %d: %d %q", i, status, code)
+		}
+	}
+	for _, rb := range []struct {
+		key, run string
+		e        *env
+	}{{paymentsKey, "report-1", a}, {devopsKey, "only-b", b}, {devopsKey, "only-b", b}} {
+		if status, code := rb.e.call(t, rb.key, rb.run, body(100+len(rb.run))); status != 200 {
+			t.Fatalf("run %s: %d %q", rb.run, status, code)
+		}
+	}
+	for name, e := range map[string]*env{"a": a, "b": b} {
+		status, rep, code := e.runReport(t, devopsKey, "report-1")
+		if status != 200 {
+			t.Fatalf("replica %s: %d %q", name, status, code)
+		}
+		checkReport(t, "replica "+name, rep, 5, per, true)
+	}
+	// A run replica a never served: its report is Redis's.
+	if status, rep, code := a.runReport(t, devopsKey, "only-b"); status != 200 {
+		t.Fatalf("a run of the other replica: %d %q", status, code)
+	} else {
+		checkReport(t, "a run of the other replica", rep, 2, per, true)
+	}
+	// The same id in another team is another run.
+	if status, rep, code := b.runReport(t, paymentsKey, "report-1"); status != 200 {
+		t.Fatalf("payments: %d %q", status, code)
+	} else {
+		checkReport(t, "payments' run of the same id", rep, 1, per, true)
+	}
+	if status, _, code := a.runReport(t, devopsKey, "never-called"); status != 404 || code != "run_not_found" {
+		t.Fatalf("an unknown run: %d %q, want 404 run_not_found", status, code)
+	}
+}
+
+// Without Redis a replica reports the runs it served (shared false); a run
+// id with slashes and spaces is reached escaped; a request without
+// X-Run-Id is no run to report; a malformed id is a 400 and a request
+// without a valid key a 401.
+func TestGatewayReportsRunsItServed(t *testing.T) {
+	e := start(t, nil, "")
+	reply, per := billedReply()
+	e.upstream.Default(reply)
+	const id = "agent/7 step"
+	for i := range 3 {
+		if status, code := e.call(t, devopsKey, id, fmt.Sprintf(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"q%d"}]}`, i)); status != 200 {
+			t.Fatalf("call %d: %d %q", i, status, code)
+		}
+	}
+	// A streamed call is in the report once its stream has ended: as soon
+	// as the client has read [DONE].
+	req, _ := http.NewRequestWithContext(context.Background(), "POST", e.url+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"streamed"}]}`))
+	req.Header.Set("Authorization", "Bearer "+devopsKey)
+	req.Header.Set(gateway.RunIDHeader, id)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sse, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasSuffix(strings.TrimSpace(string(sse)), "data: [DONE]") {
+		t.Fatalf("the stream: %d %s", resp.StatusCode, sse)
+	}
+	status, rep, code := e.runReport(t, devopsKey, id)
+	if status != 200 {
+		t.Fatalf("%d %q", status, code)
+	}
+	checkReport(t, "local run", rep, 4, per, false)
+	if rep.ID != id || rep.Team != "devops" {
+		t.Fatalf("id %q team %q", rep.ID, rep.Team)
+	}
+	if status, _, code := e.runReport(t, paymentsKey, id); status != 404 || code != "run_not_found" {
+		t.Fatalf("another team's run: %d %q, want 404", status, code)
+	}
+	if status, _, code := e.runReport(t, devopsKey, strings.Repeat("x", 129)); status != 400 || code != "invalid_run_id" {
+		t.Fatalf("a run id too long: %d %q, want 400 invalid_run_id", status, code)
+	}
+	if status, _, code := e.runReport(t, "tw-not-a-key", id); status != 401 || code != "invalid_api_key" {
+		t.Fatalf("an unknown key: %d %q, want 401", status, code)
 	}
 }

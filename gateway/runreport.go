@@ -1,0 +1,134 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// RunReport is the answer of GET /v1/runs/{id}: what the run of X-Run-Id
+// id of the caller's team has cost so far. With Redis (Shared) its sums
+// cover the calls every replica served; without, the calls this replica
+// served. Costs are exact: the decimal strings are the pico-dollar sums,
+// unrounded.
+type RunReport struct {
+	Object string `json:"object"` // "tokenwise.run"
+	ID     string `json:"id"`
+	Team   string `json:"team"`
+	// Shared is true when the sums are those of every replica (the run's
+	// store in Redis), false when they are this replica's calls only.
+	Shared bool `json:"shared"`
+	// LostCalls counts calls of this replica whose figures Redis did not
+	// take (it was unreachable when they finished): the shared sums lack
+	// them.
+	LostCalls int       `json:"lost_calls,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	WallMs    float64   `json:"wall_ms"`
+
+	Calls             int     `json:"calls"`
+	FailedCalls       int     `json:"failed_calls"`
+	CacheHits         int     `json:"cache_hits"`
+	InputTokens       int64   `json:"input_tokens"`
+	CachedInputTokens int64   `json:"cached_input_tokens"`
+	OutputTokens      int64   `json:"output_tokens"`
+	ReasoningTokens   int64   `json:"reasoning_tokens"`
+	CostUSD           string  `json:"cost_usd"`
+	CostPico          int64   `json:"cost_usd_pico"`
+	SavedUSD          string  `json:"saved_usd"` // what the cache's hits would have cost
+	SavedPico         int64   `json:"saved_usd_pico"`
+	LLMMs             float64 `json:"llm_ms"` // the calls' latencies, summed
+
+	ByModel map[string]RunModelReport `json:"by_model"`
+}
+
+// RunModelReport is one model's part of a RunReport: every provider
+// attempt on it (a fallback's failed attempt counts under its own model),
+// so the models' costs add up to the run's.
+type RunModelReport struct {
+	Calls             int    `json:"calls"`
+	CacheHits         int    `json:"cache_hits"`
+	InputTokens       int64  `json:"input_tokens"`
+	CachedInputTokens int64  `json:"cached_input_tokens"`
+	OutputTokens      int64  `json:"output_tokens"`
+	ReasoningTokens   int64  `json:"reasoning_tokens"`
+	CostUSD           string `json:"cost_usd"`
+	CostPico          int64  `json:"cost_usd_pico"`
+}
+
+var (
+	errRunNotFound = &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "run_not_found",
+		Message: "No run of your team has this id: runs are named by the X-Run-Id header of their chat completions, and forgotten after limits.run_idle without a call."}
+	errInvalidRunID = &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_run_id",
+		Message: "X-Run-Id must be at most 128 printable characters"}
+)
+
+// validRunID reports whether id may name a run (X-Run-Id).
+func validRunID(id string) bool {
+	return len(id) <= maxRunID && !strings.ContainsFunc(id, func(c rune) bool { return c < 0x20 || c == 0x7f })
+}
+
+// runReport answers GET /v1/runs/{id}.
+func (s *Server) runReport(w http.ResponseWriter, r *http.Request, k keyEntry) {
+	id := r.PathValue("id")
+	if id == "" || !validRunID(id) {
+		errInvalidRunID.write(w)
+		return
+	}
+	key := runKey(k.team, id)
+	var (
+		t      middleware.Totals
+		start  time.Time
+		shared bool
+		lost   int
+	)
+	if run := s.runs.peek(key); run != nil {
+		// A store that does not answer leaves this replica's own record.
+		t, shared, lost, _ = run.SharedTotals(r.Context())
+		start = run.Started()
+	} else if sums, ok := s.runs.store.(middleware.RunSums); ok {
+		// A run another replica served.
+		var found bool
+		var err error
+		t, start, found, err = sums.Sums(r.Context(), key)
+		switch {
+		case err != nil:
+			(&apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "run_store_unavailable",
+				Message: "The run store (Redis) did not answer."}).write(w)
+			return
+		case !found:
+			errRunNotFound.write(w)
+			return
+		}
+		shared = true
+		if !start.IsZero() {
+			t.Wall = time.Since(start)
+		}
+	} else {
+		errRunNotFound.write(w)
+		return
+	}
+	out := RunReport{Object: "tokenwise.run", ID: id, Team: k.team, Shared: shared, LostCalls: lost,
+		StartedAt: start.UTC(), WallMs: ms(t.Wall),
+		Calls: t.Calls, FailedCalls: t.Failed, CacheHits: t.CacheHits,
+		InputTokens: t.Usage.InputTokens, CachedInputTokens: t.Usage.CachedInputTokens,
+		OutputTokens: t.Usage.OutputTokens, ReasoningTokens: t.Usage.ReasoningTokens,
+		CostUSD: picoUSD(t.CostPico), CostPico: t.CostPico, SavedUSD: picoUSD(t.SavedPico), SavedPico: t.SavedPico,
+		LLMMs: ms(t.LLMTime), ByModel: make(map[string]RunModelReport, len(t.ByModel))}
+	for name, m := range t.ByModel {
+		out.ByModel[name] = RunModelReport{Calls: m.Calls, CacheHits: m.CacheHits,
+			InputTokens: m.Usage.InputTokens, CachedInputTokens: m.Usage.CachedInputTokens,
+			OutputTokens: m.Usage.OutputTokens, ReasoningTokens: m.Usage.ReasoningTokens,
+			CostUSD: picoUSD(m.CostPico), CostPico: m.CostPico}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// picoUSD renders pico-dollars as an exact decimal string of dollars,
+// unrounded: 56_400_000 -> "0.0000564".
+func picoUSD(pico int64) string {
+	return strings.Replace(middleware.FormatPico(pico), "$", "", 1)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
