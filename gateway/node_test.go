@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/gateway"
 )
 
 // nodeDir holds the Node test's package.json and package-lock.json;
@@ -64,6 +65,10 @@ func TestGatewayWithOfficialNodeClient(t *testing.T) {
 		Usage2 *struct {
 			Total int `json:"total_tokens"`
 		} `json:"usage2"`
+		Report struct {
+			Status int               `json:"status"`
+			Body   gateway.RunReport `json:"body"`
+		} `json:"report"`
 		Retried string `json:"retried"`
 		Budget  struct {
 			IsAPIError bool   `json:"isAPIError"`
@@ -84,6 +89,10 @@ func TestGatewayWithOfficialNodeClient(t *testing.T) {
 	}
 	if got.Answer != "It is sunny in Paris, 21°C." || got.Usage2 == nil || got.Usage2.Total == 0 {
 		t.Errorf("final answer %q, usage %+v", got.Answer, got.Usage2)
+	}
+	if rep := got.Report; rep.Status != 200 || rep.Body.Calls != 2 || rep.Body.ID != "node-agent-1" || got.Usage1 == nil || got.Usage2 == nil ||
+		rep.Body.InputTokens+rep.Body.OutputTokens != int64(got.Usage1.Total+got.Usage2.Total) || rep.Body.CostPico <= 0 {
+		t.Errorf("the run's report as the Node client read it: %+v, want its 2 calls and their %v + %v tokens", rep, got.Usage1, got.Usage2)
 	}
 	if got.Retried != "retried" || retry.Hits() != 2 {
 		t.Errorf("429: answer %q after %d upstream calls, want the client's retry to succeed on the 2nd", got.Retried, retry.Hits())

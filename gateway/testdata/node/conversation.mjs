@@ -1,11 +1,15 @@
 // Drives the tokenwise gateway with the official OpenAI Node client
 // (TestGatewayWithOfficialNodeClient): a streamed tool-calling
-// conversation with usage, a 429 the client retries, and a budget refusal
-// surfaced as the client's APIError. Prints one JSON object of what it saw.
+// conversation with usage, its run's report, a 429 the client retries, and
+// a budget refusal surfaced as the client's APIError. Prints one JSON
+// object of what it saw.
 import OpenAI from "openai";
 
 const baseURL = process.env.GATEWAY_URL + "/v1";
-const devops = new OpenAI({ apiKey: process.env.KEY_DEVOPS, baseURL });
+// The devops agent's calls are one run (X-Run-Id), whose report it reads
+// at the end (GET /v1/runs/{id}).
+const runId = "node-agent-1";
+const devops = new OpenAI({ apiKey: process.env.KEY_DEVOPS, baseURL, defaultHeaders: { "X-Run-Id": runId } });
 const payments = new OpenAI({ apiKey: process.env.KEY_PAYMENTS, baseURL, maxRetries: 2 });
 const out = {};
 
@@ -53,6 +57,10 @@ for await (const chunk of s2) {
 }
 out.answer = answer;
 out.usage2 = usage2;
+
+// The run's report: both streamed turns, their tokens and exact cost.
+const rep = await fetch(`${baseURL}/runs/${encodeURIComponent(runId)}`, { headers: { Authorization: `Bearer ${process.env.KEY_DEVOPS}` } });
+out.report = { status: rep.status, body: await rep.json() };
 
 // 3. A 429 from the upstream reaches the client, which retries it.
 const r = await payments.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "retry me" }] });
