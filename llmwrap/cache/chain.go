@@ -241,18 +241,21 @@ func (c *chainNode[T]) holds(vals []T, eq func(a, b T) bool) bool {
 
 // put records a node (tag: its hash's bits and its index in batch) in b:
 // in the slot of an older node of the same hash (a chain of the same
-// values, which the new one replaces), else in a free slot or one whose
-// batch is gone, else in the first slot the clock finds unused since it
-// last passed.
+// values, which the new one replaces), else in a free slot, else in the
+// first slot the clock finds unused since it last passed. A slot whose
+// batch is gone is not looked for (its weak pointer's Value costs a walk
+// of the runtime's span tables): no lookup finds it, so the clock takes
+// it at its next pass.
 func (b *chainBucket[T]) put(tag uint64, batch weak.Pointer[chainNode[T]]) {
 	free := -1
 	for i := range b.slots {
 		s := &b.slots[i]
-		if s.tag&hashMask == tag&hashMask && s.batch != (weak.Pointer[chainNode[T]]{}) {
+		empty := s.batch == (weak.Pointer[chainNode[T]]{})
+		if s.tag&hashMask == tag&hashMask && !empty {
 			free = i
 			break
 		}
-		if free < 0 && s.batch.Value() == nil {
+		if free < 0 && empty {
 			free = i
 		}
 	}
