@@ -257,6 +257,8 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 	}
 	choices := -1
 	var apiErr *apiError
+	var groq middleware.Usage // of x_groq.usage
+	hasGroq := false
 	taken := false // a choice of index 0 filled c
 	pc := r.plain
 	if pc != nil {
@@ -343,6 +345,16 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 			}
 		case "error":
 			apiErr, err = r.apiError()
+		case "x_groq":
+			// Groq's streams without stream_options.include_usage report
+			// the call's usage here, in the last chunk: the provider's
+			// own count, taken when the chunk has no usage of its own. A
+			// vendor's member: what is not a usage in it is skipped, never
+			// an error.
+			value := r.next()
+			if err = r.skip(); err == nil {
+				groq, hasGroq = groqUsage(data[value:r.offset()])
+			}
 		default:
 			err = r.skip()
 		}
@@ -359,6 +371,9 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 	if apiErr != nil {
 		return c, meta, apiErr, nil
 	}
+	if hasGroq && c.Usage == nil {
+		c.Usage = new(groq)
+	}
 	if choices < 0 && c.Usage == nil {
 		return c, meta, nil, errNoChoices
 	}
@@ -371,6 +386,24 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 	w.isChunk = true
 	c.Native = w
 	return c, meta, nil, nil
+}
+
+// groqUsage reads the usage member of Groq's x_groq object (raw, any JSON
+// value); false when there is none or it is not a valid usage.
+func groqUsage(raw []byte) (middleware.Usage, bool) {
+	r := getReader(raw)
+	defer putReader(r)
+	var u middleware.Usage
+	var has bool
+	err := r.details(func(name string) (bool, error) {
+		if name != "usage" {
+			return false, nil
+		}
+		var err error
+		u, has, err = r.usage()
+		return true, err
+	})
+	return u, has && err == nil
 }
 
 // lastNonSpace returns the index of the last non-whitespace byte before

@@ -263,3 +263,51 @@ func TestInterleavedToolCallFragmentsThroughTheTransport(t *testing.T) {
 		t.Fatalf("assembled %+v, %v", resp.Message.ToolCalls, err)
 	}
 }
+
+// TestStreamUsageWhereverTheServerPutsIt: OpenAI-compatible servers put a
+// stream's usage in different places; the chain reads the provider's own
+// count from each, once (never a sum of cumulative reports): with the
+// finishing chunk (Mistral, Together), in a chunk before an empty last
+// one (xAI), cumulative in every chunk (vLLM's continuous usage stats), in
+// Groq's x_groq member of the last chunk. A vendor member that is not a
+// usage is no error.
+func TestStreamUsageWhereverTheServerPutsIt(t *testing.T) {
+	t.Parallel()
+	const head = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",`
+	const first = head + `"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}`
+	const usage = `{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12}`
+	want := middleware.Usage{InputTokens: 10, OutputTokens: 2}
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		want  middleware.Usage
+	}{
+		{"with the finishing chunk", []string{head + `"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}],"usage":null}`,
+			head + `"choices":[{"index":0,"delta":{"content":"!"},"finish_reason":"stop"}],"usage":` + usage + `}`}, want},
+		{"before an empty last chunk", []string{first, head + `"choices":[{"index":0,"delta":{"content":"!"},"finish_reason":"stop"}],"usage":` + usage + `}`,
+			head + `"choices":[]}`}, want},
+		{"cumulative in every chunk", []string{head + `"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}],"usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11}}`,
+			head + `"choices":[{"index":0,"delta":{"content":"!"},"finish_reason":"stop"}],"usage":` + usage + `}`, head + `"choices":[],"usage":` + usage + `}`}, want},
+		{"groq's x_groq", []string{first, head + `"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"id":"req_1","usage":{"queue_time":0.07,"prompt_tokens":10,"prompt_time":0.006,"completion_tokens":2,"completion_time":0.02,"total_tokens":12,"total_time":0.03}}}`}, want},
+		{"x_groq and a usage chunk", []string{first, head + `"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"usage":` + usage + `}}`, head + `"choices":[],"usage":` + usage + `}`}, want},
+		{"x_groq of another shape", []string{first, head + `"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":"req_1"}`, head + `"choices":[],"x_groq":{"usage":"n/a"}}`}, middleware.Usage{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := openaitest.NewServer(t)
+			srv.On().Reply(rawStream(append(tc.lines, `data: [DONE]`)...))
+			rec := &middlewaretest.Tap{}
+			s, err := clientFor(srv, twopenai.NewHTTPClient(passChain(rec))).CreateChatCompletionStream(context.Background(), chatRequest(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := recvAll(t, s)
+			if err != io.EOF || len(out) == 0 {
+				t.Fatalf("the stream ended with %v after %d chunks, want io.EOF", err, len(out))
+			}
+			_, resp, cerr := rec.Last(t)
+			if cerr != nil || resp.Usage != tc.want {
+				t.Fatalf("the chain saw usage %+v (%v), want %+v", resp.Usage, cerr, tc.want)
+			}
+		})
+	}
+}
