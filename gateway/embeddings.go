@@ -173,7 +173,9 @@ func (h *embeddingsHold) charge(resp *http.Response) error {
 			TotalTokens  int64 `json:"total_tokens"`
 		} `json:"usage"`
 	}
-	if json.Unmarshal(body, &ans) != nil || ans.Usage == nil {
+	if json.Unmarshal(body, &ans) != nil || ans.Usage == nil || ans.Usage.PromptTokens < 0 || ans.Usage.TotalTokens < 0 {
+		// (A negative count, settled as given, would take spend off the
+		// budget.)
 		h.s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: charged its estimate", "team", h.team)
 		h.settle(ctx, h.need)
 		return nil

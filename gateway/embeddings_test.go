@@ -221,3 +221,24 @@ func TestGatewayEmbeddingsReleaseWhatTheyDoNotSpend(t *testing.T) {
 		t.Fatalf("after a call of 5 token ids: %+v, want 5 tokens spent, nothing held", s)
 	}
 }
+
+// TestGatewayEmbeddingsNegativeUsageIsChargedTheEstimate: an embeddings
+// answer whose usage is negative (a broken or hostile upstream) is charged
+// what was reserved for its input, never settled as given (which would take
+// spend off the team budget).
+func TestGatewayEmbeddingsNegativeUsageIsChargedTheEstimate(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":-1000000,"total_tokens":-1000000}}`)
+	}))
+	defer up.Close()
+	e := embeddingsGateway(t, up, "1")
+	if resp := e.do(t, "POST", "/v1/embeddings", devopsKey, `{"model":"text-embedding-3-small","input":"hello world"}`); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// "hello world" is 2 tokens of cl100k_base: reserved, then charged.
+	if s := e.spend(t); s.SpentTokens != 2 || s.ReservedUSD != "0.000000" || s.InFlightCalls != 0 {
+		t.Fatalf("after an answer of negative usage: %+v, want its 2 reserved tokens charged", s)
+	}
+}

@@ -82,7 +82,7 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 					a.Model = resp.Model // the provider's name: a dated snapshot may have its own price
 				}
 				a.Usage = resp.Usage
-				if a.Usage.IsZero() {
+				if a.Usage.IsZero() || a.Usage.Negative() {
 					a.Usage = fill(req, resp, err)
 				}
 			case err != nil && (IsCancellation(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout)):

@@ -133,6 +133,15 @@ func (u Usage) Add(v Usage) Usage {
 // IsZero reports whether no tokens were counted.
 func (u Usage) IsZero() bool { return u == Usage{} }
 
+// Negative reports whether a count of u is below zero: no provider's
+// count. The adapters read such a usage as none, and the Meter and the
+// budget bill such a call as one without usage (an estimate): settled as
+// given, it would take spend off a budget.
+func (u Usage) Negative() bool {
+	return u.InputTokens < 0 || u.OutputTokens < 0 || u.CachedInputTokens < 0 || u.CacheWriteTokens < 0 ||
+		u.ReasoningTokens < 0 || u.AudioInputTokens < 0 || u.AudioOutputTokens < 0
+}
+
 // Request is one chat completion request in the core's terms.
 //
 // Handlers must treat a received *Request as read-only: a middleware that

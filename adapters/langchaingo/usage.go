@@ -54,7 +54,18 @@ var usageKeys = func() []string {
 // Read the first choice's GenerationInfo only: backends that return several
 // choices (Anthropic returns one per content block) repeat the call's usage
 // in each, so summing choices would count it several times.
-func UsageFromGenerationInfo(info map[string]any) (u middleware.Usage, ok bool) {
+//
+// A negative count is no count (ok false): settled as given, it would take
+// spend off a budget; the call is billed as one without usage.
+func UsageFromGenerationInfo(info map[string]any) (middleware.Usage, bool) {
+	u, ok := usageFromGenerationInfo(info)
+	if u.Negative() {
+		return middleware.Usage{}, false
+	}
+	return u, ok
+}
+
+func usageFromGenerationInfo(info map[string]any) (u middleware.Usage, ok bool) {
 	if len(info) == 0 {
 		return u, false
 	}
@@ -93,7 +104,7 @@ func UsageFromGenerationInfo(info map[string]any) (u middleware.Usage, ok bool) 
 // or a struct with PromptTokens/CompletionTokens fields (Mistral's SDK).
 func nestedUsage(v any) (middleware.Usage, bool) {
 	if m, isMap := v.(map[string]any); isMap {
-		return UsageFromGenerationInfo(m)
+		return usageFromGenerationInfo(m)
 	}
 	rv := reflect.ValueOf(v)
 	for rv.Kind() == reflect.Pointer {
@@ -111,7 +122,7 @@ func nestedUsage(v any) (middleware.Usage, bool) {
 			m[name] = f.Interface()
 		}
 	}
-	return UsageFromGenerationInfo(m)
+	return usageFromGenerationInfo(m)
 }
 
 // first returns the value of the first key of keys present in info.

@@ -57,6 +57,9 @@ func TestUsageFromGenerationInfo(t *testing.T) {
 			"PromptTokens": int64(10), "CompletionTokens": uint(3), "PromptCachedTokens": json.Number("4"), "ReasoningTokens": "1",
 		}, U{InputTokens: 10, OutputTokens: 3, CachedInputTokens: 4, ReasoningTokens: 1}, true},
 		{"no usage (cohere)", map[string]any{"generation_id": "x", "index": 0}, U{}, false},
+		{"a negative count is no usage", map[string]any{"PromptTokens": -1000000, "CompletionTokens": 5}, U{}, false},
+		{"a negative nested count", map[string]any{"usage": mistralUsage{PromptTokens: 11, CompletionTokens: -6}}, U{}, false},
+		{"a negative cache read (anthropic)", map[string]any{"InputTokens": 50, "OutputTokens": 30, "CacheReadInputTokens": -1000}, U{}, false},
 		{"nil", nil, U{}, false},
 		{"unusable values", map[string]any{"PromptTokens": "many", "CompletionTokens": nil}, U{}, false},
 	}

@@ -290,6 +290,7 @@ func TestStreamUsageWhereverTheServerPutsIt(t *testing.T) {
 			head + `"choices":[{"index":0,"delta":{"content":"!"},"finish_reason":"stop"}],"usage":` + usage + `}`, head + `"choices":[],"usage":` + usage + `}`}, want},
 		{"groq's x_groq", []string{first, head + `"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"id":"req_1","usage":{"queue_time":0.07,"prompt_tokens":10,"prompt_time":0.006,"completion_tokens":2,"completion_time":0.02,"total_tokens":12,"total_time":0.03}}}`}, want},
 		{"x_groq and a usage chunk", []string{first, head + `"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"usage":` + usage + `}}`, head + `"choices":[],"usage":` + usage + `}`}, want},
+		{"negative counts", []string{first, head + `"choices":[],"usage":{"prompt_tokens":-1000000,"completion_tokens":2}}`}, middleware.Usage{}},
 		{"x_groq of another shape", []string{first, head + `"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":"req_1"}`, head + `"choices":[],"x_groq":{"usage":"n/a"}}`}, middleware.Usage{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -309,5 +310,25 @@ func TestStreamUsageWhereverTheServerPutsIt(t *testing.T) {
 				t.Fatalf("the chain saw usage %+v (%v), want %+v", resp.Usage, cerr, tc.want)
 			}
 		})
+	}
+}
+
+// TestNegativeUsageIsNoUsage: a response whose usage has a negative count
+// (a broken or hostile server) is taken as one without usage — billed the
+// Meter's conservative estimate — never settled as given, which would take
+// spend off a budget.
+func TestNegativeUsageIsNoUsage(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{`{"prompt_tokens":-1000000,"completion_tokens":2}`, `{"prompt_tokens":10,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":-5}}`,
+		`{"prompt_tokens":10,"completion_tokens":-2}`} {
+		srv := openaitest.NewServer(t)
+		srv.On().Reply(openaitest.Reply{Status: 200, Raw: [][]byte{[]byte(`{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":` + u + `}`)}})
+		rec := &middlewaretest.Tap{}
+		if _, err := clientFor(srv, twopenai.NewHTTPClient(passChain(rec))).CreateChatCompletion(context.Background(), chatRequest(false)); err != nil {
+			t.Fatalf("usage %s: %v", u, err)
+		}
+		if _, resp, err := rec.Last(t); err != nil || !resp.Usage.IsZero() {
+			t.Fatalf("usage %s: the chain saw %+v (%v), want none", u, resp.Usage, err)
+		}
 	}
 }

@@ -277,7 +277,16 @@ func (r *reader) usage() (middleware.Usage, bool, error) {
 	if !sawDetails || u.CachedInputTokens == 0 {
 		u.CachedInputTokens = max(u.CachedInputTokens, deepseekCached)
 	}
-	return u, true, r.close()
+	if err := r.close(); err != nil {
+		return u, false, err
+	}
+	if u.Negative() {
+		// A negative count is no count: settled as given, it would take
+		// spend off a budget. The call is billed as one without usage
+		// (the Meter's conservative estimate).
+		return middleware.Usage{}, false, nil
+	}
+	return u, true, nil
 }
 
 // details reads an object (or null), handing each member name to fn; fn

@@ -358,7 +358,7 @@ func (b *Budget) usage(req *middleware.Request, resp *middleware.Response, est i
 	if resp.FromCache {
 		return middleware.Usage{}, false
 	}
-	if !resp.Usage.IsZero() {
+	if !resp.Usage.IsZero() && !resp.Usage.Negative() {
 		return resp.Usage, true
 	}
 	return middleware.Usage{InputTokens: est, OutputTokens: partialOutput(b.est, req.Model, resp)}, true

@@ -238,6 +238,33 @@ func TestCutStreamIsBilled(t *testing.T) {
 	}
 }
 
+// TestNegativeUsageIsBilledTheEstimate: a response whose usage has a
+// negative count (a custom provider handler, a broken server) is billed as
+// one without usage — the estimated input and the answer's tokens — by the
+// budget and by the Meter: never settled as given, which would take spend
+// off the run's ledger and the run's cost.
+func TestNegativeUsageIsBilledTheEstimate(t *testing.T) {
+	t.Parallel()
+	const answer = "The disk is fine."
+	h0 := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		return &middleware.Response{Model: req.Model, Message: middleware.Message{Role: middleware.RoleAssistant, Content: answer},
+			FinishReason: "stop", Usage: middleware.Usage{InputTokens: -1_000_000, OutputTokens: 5}}, nil
+	})
+	p := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxTokens: 1_000_000}}}
+	b, h := chain(t, p, h0)
+	ctx, run := middleware.StartRun(context.Background(), "r")
+	if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
+		t.Fatal(err)
+	}
+	want := reqTokens("gpt-4o") + est.Text("gpt-4o", answer)
+	if bal := b.RunBalance(run); bal.Used.Tokens != want || !bal.Reserved.IsZero() {
+		t.Fatalf("run balance %+v, want the estimate's %d tokens used", bal, want)
+	}
+	if tot := run.Totals(); tot.CostPico <= 0 || tot.ByModel["gpt-4o"].Usage.Negative() || tot.ByModel["gpt-4o"].Usage.IsZero() {
+		t.Fatalf("the run's cost %d, billed usage %+v: want the estimate priced", tot.CostPico, tot.ByModel["gpt-4o"].Usage)
+	}
+}
+
 func TestUnpricedModelRefusedAtRuntime(t *testing.T) {
 	t.Parallel()
 	p := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxUSD: policies.Dollar}}}

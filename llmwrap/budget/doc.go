@@ -45,7 +45,9 @@
 // cancellation and a panic release the reservation; a cut stream (a partial
 // response with middleware.ErrStreamCut) is billed, from its usage or, when
 // it has none, from the estimated input and the tokens of the partial
-// output (BilledUsage, the same counts the Meter bills).
+// output (BilledUsage, the same counts the Meter bills). A usage with a
+// negative count (middleware.Usage.Negative: no provider's count) is
+// billed as none, never settled as given.
 //
 // Reserve is atomic in every store (a mutex in memory, one Lua script in
 // Redis), so check-then-charge races cannot overspend: the settled spend
