@@ -197,7 +197,7 @@ func (r *Run) Record(c CallRecord) {
 	r.mu.Lock()
 	r.calls = append(r.calls, c)
 	r.spent = r.spent.Add(c.Usage)
-	r.spentPico += c.CostPico
+	r.spentPico = SatAdd(r.spentPico, c.CostPico)
 	r.mu.Unlock()
 	if s, ok := r.store.(RunSums); ok {
 		if err := s.AddCall(context.Background(), r.key, CallTotals(c)); err != nil {
@@ -380,9 +380,9 @@ func (t *Totals) addCall(c *CallRecord) {
 		t.CacheHits++
 	}
 	t.Usage = t.Usage.Add(c.Usage)
-	t.CostPico += c.CostPico
+	t.CostPico = SatAdd(t.CostPico, c.CostPico)
 	t.Saved = t.Saved.Add(c.Saved)
-	t.SavedPico += c.SavedPico
+	t.SavedPico = SatAdd(t.SavedPico, c.SavedPico)
 	t.LLMTime += c.Latency
 	if c.RateWait > 0 {
 		t.RateWaits++
@@ -402,7 +402,7 @@ func (t *Totals) addCall(c *CallRecord) {
 		for _, a := range c.Attempts {
 			m := t.ByModel[a.Model]
 			m.Usage = m.Usage.Add(a.Usage)
-			m.CostPico += a.CostPico
+			m.CostPico = SatAdd(m.CostPico, a.CostPico)
 			t.ByModel[a.Model] = m
 		}
 	case c.Model != "":
@@ -412,8 +412,8 @@ func (t *Totals) addCall(c *CallRecord) {
 			m.CacheHits++
 		}
 		m.Usage = m.Usage.Add(c.Usage)
-		m.CostPico += c.CostPico
-		m.SavedPico += c.SavedPico
+		m.CostPico = SatAdd(m.CostPico, c.CostPico)
+		m.SavedPico = SatAdd(m.SavedPico, c.SavedPico)
 		t.ByModel[c.Model] = m
 	}
 }

@@ -3,6 +3,8 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"math"
+	"math/big"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -207,5 +209,32 @@ func TestTotalsFieldsRoundTrip(t *testing.T) {
 	}
 	if got := middleware.TotalsFromFields([]middleware.TotalsField{{Name: "a_future_figure", Value: 3}, {Name: "model/x", Value: 1}, {Name: "calls", Value: 2}}); got.Calls != 2 || len(got.ByModel) != 0 {
 		t.Fatalf("unknown names are left out: %+v", got)
+	}
+}
+
+// SatAdd is a + b clamped to the int64 range (checked against exact
+// big-integer sums, at the edges and at random).
+func TestSatAdd(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	edges := []int64{math.MinInt64, math.MinInt64 + 1, -1, 0, 1, math.MaxInt64 - 1, math.MaxInt64}
+	check := func(a, b int64) {
+		want := new(big.Int).Add(big.NewInt(a), big.NewInt(b))
+		if want.Cmp(big.NewInt(math.MaxInt64)) > 0 {
+			want.SetInt64(math.MaxInt64)
+		} else if want.Cmp(big.NewInt(math.MinInt64)) < 0 {
+			want.SetInt64(math.MinInt64)
+		}
+		if got := middleware.SatAdd(a, b); got != want.Int64() {
+			t.Fatalf("SatAdd(%d, %d) = %d, want %d", a, b, got, want.Int64())
+		}
+	}
+	for _, a := range edges {
+		for _, b := range edges {
+			check(a, b)
+		}
+	}
+	for range 10000 {
+		check(int64(rng.Uint64()), int64(rng.Uint64()))
 	}
 }

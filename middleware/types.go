@@ -3,6 +3,7 @@ package middleware
 import (
 	"bytes"
 	"context"
+	"math"
 	"strings"
 )
 
@@ -115,19 +116,33 @@ type Usage struct {
 }
 
 // Total returns input plus output tokens.
-func (u Usage) Total() int64 { return u.InputTokens + u.OutputTokens }
+func (u Usage) Total() int64 { return SatAdd(u.InputTokens, u.OutputTokens) }
 
-// Add returns the sum of u and v.
+// Add returns the sum of u and v, each count saturating at the int64
+// range (an absurd count a server reported never wraps a sum around).
 func (u Usage) Add(v Usage) Usage {
 	return Usage{
-		InputTokens:       u.InputTokens + v.InputTokens,
-		OutputTokens:      u.OutputTokens + v.OutputTokens,
-		CachedInputTokens: u.CachedInputTokens + v.CachedInputTokens,
-		CacheWriteTokens:  u.CacheWriteTokens + v.CacheWriteTokens,
-		ReasoningTokens:   u.ReasoningTokens + v.ReasoningTokens,
-		AudioInputTokens:  u.AudioInputTokens + v.AudioInputTokens,
-		AudioOutputTokens: u.AudioOutputTokens + v.AudioOutputTokens,
+		InputTokens:       SatAdd(u.InputTokens, v.InputTokens),
+		OutputTokens:      SatAdd(u.OutputTokens, v.OutputTokens),
+		CachedInputTokens: SatAdd(u.CachedInputTokens, v.CachedInputTokens),
+		CacheWriteTokens:  SatAdd(u.CacheWriteTokens, v.CacheWriteTokens),
+		ReasoningTokens:   SatAdd(u.ReasoningTokens, v.ReasoningTokens),
+		AudioInputTokens:  SatAdd(u.AudioInputTokens, v.AudioInputTokens),
+		AudioOutputTokens: SatAdd(u.AudioOutputTokens, v.AudioOutputTokens),
 	}
+}
+
+// SatAdd returns a + b, saturating at the int64 range instead of wrapping
+// around.
+func SatAdd(a, b int64) int64 {
+	s := a + b
+	switch {
+	case a > 0 && b > 0 && s < 0:
+		return math.MaxInt64
+	case a < 0 && b < 0 && s >= 0:
+		return math.MinInt64
+	}
+	return s
 }
 
 // IsZero reports whether no tokens were counted.

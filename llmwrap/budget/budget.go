@@ -287,7 +287,7 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	if billed {
 		// The ledger's charge: the exact cost rounded up once. The call's
 		// reported cost is the Meter's (middleware.Meter), not written here.
-		actual = Amount{Tokens: usage.Total(), USDMicros: ceilMicro(b.cost(req.Model, usage))}
+		actual = settleable(Amount{Tokens: usage.Total(), USDMicros: ceilMicro(b.cost(req.Model, usage))})
 	}
 	settled = true
 	b.settle(ctx, h, actual)
@@ -387,6 +387,18 @@ func BilledUsage(e *tokens.Estimator) middleware.UsageFunc {
 		}
 		return u
 	}
+}
+
+// maxSettle bounds what one call settles, in each unit: 2^50 tokens or
+// micro-dollars (about $1.1 billion), far beyond any real call and below
+// what the stores count exactly (Redis's Lua reads numbers as doubles,
+// exact to 2^53). A count beyond it is a server's garbage; settled at the
+// bound, it still spends any budget below it.
+const maxSettle = 1 << 50
+
+// settleable bounds a call's settlement to [0, maxSettle] in each unit.
+func settleable(a Amount) Amount {
+	return Amount{USDMicros: min(max(a.USDMicros, 0), maxSettle), Tokens: min(max(a.Tokens, 0), maxSettle)}
 }
 
 // cost prices usage on model in pico-dollars: 0 for a model without a

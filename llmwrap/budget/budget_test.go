@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -262,6 +263,33 @@ func TestNegativeUsageIsBilledTheEstimate(t *testing.T) {
 	}
 	if tot := run.Totals(); tot.CostPico <= 0 || tot.ByModel["gpt-4o"].Usage.Negative() || tot.ByModel["gpt-4o"].Usage.IsZero() {
 		t.Fatalf("the run's cost %d, billed usage %+v: want the estimate priced", tot.CostPico, tot.ByModel["gpt-4o"].Usage)
+	}
+}
+
+// TestAbsurdUsageNeverWrapsTheLedger: a server that reports an absurd
+// count (near the int64 range) settles at most 2^50 tokens a call: the
+// ledger never wraps around to a negative spend, the budget is spent and
+// the next call refused; the run's totals saturate instead of wrapping.
+func TestAbsurdUsageNeverWrapsTheLedger(t *testing.T) {
+	t.Parallel()
+	h0 := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		return &middleware.Response{Model: req.Model, Message: middleware.Message{Role: middleware.RoleAssistant, Content: "ok"},
+			FinishReason: "stop", Usage: middleware.Usage{InputTokens: math.MaxInt64 - 5, OutputTokens: 100}}, nil
+	})
+	b, h := chain(t, teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: 1_000_000}), h0)
+	ctx, run := middleware.StartRun(middleware.WithTeam(context.Background(), "sre"), "r")
+	if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
+		t.Fatal(err)
+	}
+	bal, err := b.Remaining(ctx, b.Team(ctx))
+	if err != nil || bal.Used.Tokens != 1<<50 || bal.Used.USDMicros < 0 || !bal.Reserved.IsZero() {
+		t.Fatalf("after an absurd usage: %+v (%v), want 2^50 tokens used", bal, err)
+	}
+	if _, err := h.Handle(ctx, request("gpt-4o")); !errors.Is(err, budget.ErrExceeded) {
+		t.Fatalf("the next call: %v, want the budget exceeded", err)
+	}
+	if tot := run.Totals(); tot.Usage.Total() != math.MaxInt64 || tot.CostPico < 0 {
+		t.Fatalf("the run's totals: %d tokens, %d pico, want saturated, never negative", tot.Usage.Total(), tot.CostPico)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
 )
 
 // Amount is a quantity of budget in both units: micro-USD and tokens.
@@ -12,9 +14,9 @@ type Amount struct {
 	Tokens    int64
 }
 
-// Add returns a + b.
+// Add returns a + b, saturating at the int64 range.
 func (a Amount) Add(b Amount) Amount {
-	return Amount{a.USDMicros + b.USDMicros, a.Tokens + b.Tokens}
+	return Amount{middleware.SatAdd(a.USDMicros, b.USDMicros), middleware.SatAdd(a.Tokens, b.Tokens)}
 }
 
 // Sub returns a - b.

@@ -106,7 +106,7 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 					f.CostPico = 0
 					var sum middleware.Usage
 					for _, a := range f.Attempts {
-						f.CostPico += a.CostPico
+						f.CostPico = middleware.SatAdd(f.CostPico, a.CostPico)
 						sum = sum.Add(a.Usage)
 					}
 					usage = sum
