@@ -293,6 +293,25 @@ func TestAbsurdUsageNeverWrapsTheLedger(t *testing.T) {
 	}
 }
 
+// TestHugeChoicesNeverWrapTheReservation: n × max_tokens beyond the int64
+// range (a model without a context window bounds max_tokens only by the
+// request) reserves the saturated worst case, which no budget affords: the
+// call is refused before the provider, never reserved as a small need.
+func TestHugeChoicesNeverWrapTheReservation(t *testing.T) {
+	t.Parallel()
+	called := false
+	h0 := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		called = true
+		return echo(10).Handle(ctx, req)
+	})
+	_, h := chain(t, &policies.Policy{Version: 1, Budget: policies.Budget{Team: policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: 1_000_000}}}, h0)
+	req := request("my-llama")
+	req.N, req.MaxTokens = 1<<24, 1<<40 // 2^64 output tokens: 0 once wrapped
+	if _, err := h.Handle(middleware.WithTeam(context.Background(), "sre"), req); !errors.Is(err, budget.ErrExceeded) || called {
+		t.Fatalf("n = 2^24 × max_tokens = 2^40: %v, provider called %v; want refused before the provider", err, called)
+	}
+}
+
 func TestUnpricedModelRefusedAtRuntime(t *testing.T) {
 	t.Parallel()
 	p := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxUSD: policies.Dollar}}}
