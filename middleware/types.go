@@ -132,6 +132,18 @@ func (u Usage) Add(v Usage) Usage {
 	}
 }
 
+// SatMul returns a × b for a, b ≥ 0 (0 when either is not), saturating at
+// math.MaxInt64 instead of wrapping around.
+func SatMul(a, b int64) int64 {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	if a > math.MaxInt64/b {
+		return math.MaxInt64
+	}
+	return a * b
+}
+
 // SatAdd returns a + b, saturating at the int64 range instead of wrapping
 // around.
 func SatAdd(a, b int64) int64 {

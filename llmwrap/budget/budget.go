@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -390,17 +389,6 @@ func BilledUsage(e *tokens.Estimator) middleware.UsageFunc {
 	}
 }
 
-// satMul returns a × b for a, b ≥ 0, saturating at math.MaxInt64.
-func satMul(a, b int64) int64 {
-	if a <= 0 || b <= 0 {
-		return 0
-	}
-	if a > math.MaxInt64/b {
-		return math.MaxInt64
-	}
-	return a * b
-}
-
 // maxSettle bounds what one call settles, in each unit: 2^50 tokens or
 // micro-dollars (about $1.1 billion), far beyond any real call and below
 // what the stores count exactly (Redis's Lua reads numbers as doubles,
@@ -451,7 +439,7 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 	choices := int64(max(req.N, 1))
 	audio := b.est.AudioInput(req)
 	need := func() Amount {
-		all := satMul(out, choices) // (a huge n × max_tokens never wraps around to a small need)
+		all := middleware.SatMul(out, choices) // (a huge n × max_tokens never wraps around to a small need)
 		return Amount{Tokens: middleware.SatAdd(est, all), USDMicros: ceilMicro(b.cost(req.Model, worstCase(spec, est, audio, all)))}
 	}
 	h, err := b.reserve(ctx, need(), b.runLim, b.teamLim)
@@ -522,7 +510,7 @@ func affordable(spec Model, inputPico, choices, est int64, e *ExceededError) int
 		return max(left-est, 0) / choices
 	}
 	room := picoOf(left) - inputPico
-	rate := satMul(max(spec.OutputPico, spec.AudioOutputPico), choices) // pico-dollars per token, all choices
+	rate := middleware.SatMul(max(spec.OutputPico, spec.AudioOutputPico), choices) // pico-dollars per token, all choices
 	if room <= 0 || rate <= 0 {
 		return 0
 	}

@@ -291,7 +291,8 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 				out = DefaultReserveOutput
 			}
 		}
-		need = tokens.ForCall(ctx, l.est, req.Model, req) + out*int64(max(req.N, 1))
+		// (saturating: a huge n × max_tokens never wraps around to a small need)
+		need = middleware.SatAdd(tokens.ForCall(ctx, l.est, req.Model, req), middleware.SatMul(out, int64(max(req.N, 1))))
 	}
 	start := time.Now()
 	t, wait, err := l.admit(ctx, p, team, need)

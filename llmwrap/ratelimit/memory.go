@@ -2,8 +2,11 @@ package ratelimit
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
 )
 
 // MemoryStore keeps the limits in this process: one GCRA state (a
@@ -98,7 +101,7 @@ func (m *MemoryStore) admitLocked(a *Admission, b *bound) Decision {
 	var delay int64
 	for i := range a.Cells {
 		c := &a.Cells[i]
-		inc := int64(c.Interval) * cost(c, a.Requests, a.Tokens)
+		inc := mulSat(int64(c.Interval), cost(c, a.Requests, a.Tokens))
 		if w := conformAt(*b.tats[i], inc, int64(c.Tolerance), now); w > delay {
 			delay, d.Limit = w, c.Name
 		}
@@ -109,12 +112,12 @@ func (m *MemoryStore) admitLocked(a *Admission, b *bound) Decision {
 			delay, d.Limit = w, "provider"
 		}
 		if ls.reqI > 0 {
-			if w := conformAt(ls.reqTAT, ls.reqI*a.Requests, int64(providerWindow), now); w > delay {
+			if w := conformAt(ls.reqTAT, mulSat(ls.reqI, a.Requests), int64(providerWindow), now); w > delay {
 				delay, d.Limit = w, "provider rpm"
 			}
 		}
 		if ls.tokI > 0 {
-			if w := conformAt(ls.tokTAT, ls.tokI*a.Tokens, int64(providerWindow), now); w > delay {
+			if w := conformAt(ls.tokTAT, mulSat(ls.tokI, a.Tokens), int64(providerWindow), now); w > delay {
 				delay, d.Limit = w, "provider tpm"
 			}
 		}
@@ -141,14 +144,14 @@ func (m *MemoryStore) admitLocked(a *Admission, b *bound) Decision {
 	for i := range a.Cells {
 		c := &a.Cells[i]
 		p := b.tats[i]
-		*p = max(*p, at) + int64(c.Interval)*cost(c, a.Requests, a.Tokens)
+		*p = middleware.SatAdd(max(*p, at), mulSat(int64(c.Interval), cost(c, a.Requests, a.Tokens)))
 	}
 	if ls != nil {
 		if ls.reqI > 0 {
-			ls.reqTAT = max(ls.reqTAT, at) + ls.reqI*a.Requests
+			ls.reqTAT = middleware.SatAdd(max(ls.reqTAT, at), mulSat(ls.reqI, a.Requests))
 		}
 		if ls.tokI > 0 {
-			ls.tokTAT = max(ls.tokTAT, at) + ls.tokI*a.Tokens
+			ls.tokTAT = middleware.SatAdd(max(ls.tokTAT, at), mulSat(ls.tokI, a.Tokens))
 		}
 	}
 	for _, st := range b.slots {
@@ -175,6 +178,22 @@ func gap(b *bound, at int64) bool {
 // again.
 const concurrencyPoll = 20 * time.Millisecond
 
+// mulSat returns a × b, saturating at the int64 range (an absurd token
+// need never wraps a cell's time around to an idle one).
+func mulSat(a, b int64) int64 {
+	if a == 0 || b == 0 {
+		return 0
+	}
+	c := a * b
+	if c/b != a || (a == -1 && b == math.MinInt64) || (b == -1 && a == math.MinInt64) {
+		if (a < 0) != (b < 0) {
+			return math.MinInt64
+		}
+		return math.MaxInt64
+	}
+	return c
+}
+
 func cost(c *Cell, requests, tokens int64) int64 {
 	if c.Tokens {
 		return tokens
@@ -200,15 +219,15 @@ func (m *MemoryStore) settleLocked(s *Settlement, b *bound) {
 	for i := range s.Cells {
 		c := &s.Cells[i]
 		if n := cost(c, s.Requests, s.Tokens); n != 0 {
-			*b.tats[i] += int64(c.Interval) * n
+			*b.tats[i] = middleware.SatAdd(*b.tats[i], mulSat(int64(c.Interval), n))
 		}
 	}
 	if ls := b.learned; ls != nil && s.Learned != "" {
 		if ls.reqI > 0 {
-			ls.reqTAT += ls.reqI * s.Requests
+			ls.reqTAT = middleware.SatAdd(ls.reqTAT, mulSat(ls.reqI, s.Requests))
 		}
 		if ls.tokI > 0 {
-			ls.tokTAT += ls.tokI * s.Tokens
+			ls.tokTAT = middleware.SatAdd(ls.tokTAT, mulSat(ls.tokI, s.Tokens))
 		}
 	}
 	for _, st := range b.slots {

@@ -86,3 +86,24 @@ func check(t *testing.T, name string, ts []time.Duration, iv, tol time.Duration)
 		}
 	}
 }
+
+// A call whose n × max_tokens is beyond the int64 range needs the
+// saturated worst case of tokens, never a small need wrapped around: an
+// oversized call is admitted on an idle limit (as any call larger than the
+// burst is) and runs the limit into debt, so the next call is refused.
+func TestHugeChoicesNeverWrapTheTokenNeed(t *testing.T) {
+	t.Parallel()
+	l, err := ratelimit.New(ratelimit.Config{Models: map[string]ratelimit.ModelLimit{"m": {TPM: 100_000}}, OnLimit: ratelimit.OnLimitReject})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := l.Middleware()(middleware.HandlerFunc(func(context.Context, *middleware.Request) (*middleware.Response, error) {
+		return &middleware.Response{}, nil
+	}))
+	msgs := []middleware.Message{{Role: middleware.RoleUser, Content: "hi"}}
+	huge := &middleware.Request{Model: "m", N: 1 << 24, MaxTokens: 1 << 40, Messages: msgs} // 2^64 output tokens: 0 once wrapped
+	_, _ = h.Handle(context.Background(), huge)
+	if _, err := h.Handle(context.Background(), &middleware.Request{Model: "m", MaxTokens: 10, Messages: msgs}); err == nil {
+		t.Fatal("a call after one of 2^64 tokens was admitted: the limit's debt wrapped around")
+	}
+}

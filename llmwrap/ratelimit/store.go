@@ -3,6 +3,8 @@ package ratelimit
 import (
 	"context"
 	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
 )
 
 // Store keeps the state of the limits. The in-process [MemoryStore] is the
@@ -103,5 +105,5 @@ func conformAt(tat, inc, tol, now int64) int64 {
 	if tat < now {
 		tat = now
 	}
-	return tat + inc - max(tol, inc) - now
+	return middleware.SatAdd(tat, inc-max(tol, inc)) - now
 }
