@@ -299,15 +299,18 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 // streams), when their store lets reservations expire. The returned stop
 // ends it and waits for an extension in progress.
 func (b *Budget) keepAlive(ctx context.Context, h *holds) (stop func()) {
-	var exts []Extender
+	var found [2]Extender
+	n := 0
 	for _, hold := range [2]Hold{h.run, h.team} {
 		if ext, ok := hold.(Extender); ok {
-			exts = append(exts, ext)
+			found[n] = ext
+			n++
 		}
 	}
-	if len(exts) == 0 {
-		return func() {}
+	if n == 0 {
+		return func() {} // (before exts, which the timer's closure moves to the heap)
 	}
+	exts := found[:n:n]
 	every := max(b.ttl/3, time.Millisecond)
 	ctx = context.WithoutCancel(ctx)
 	var (
