@@ -310,7 +310,7 @@ func (b *Budget) keepAlive(ctx context.Context, h *holds) (stop func()) {
 	if n == 0 {
 		return func() {} // (before exts, which the timer's closure moves to the heap)
 	}
-	exts := found[:n:n]
+	exts := append(make([]Extender, 0, n), found[:n]...)
 	every := max(b.ttl/3, time.Millisecond)
 	ctx = context.WithoutCancel(ctx)
 	var (
