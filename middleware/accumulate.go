@@ -93,6 +93,10 @@ func byIndex(a, b *accCall) int { return a.index - b.index }
 // Chunks returns how many chunks were added.
 func (a *Accumulator) Chunks() int { return a.chunks }
 
+// FinishReason returns the last finish reason a chunk carried ("" none
+// yet): a stream whose choice has one has finished.
+func (a *Accumulator) FinishReason() string { return a.finish }
+
 // Usage returns the usage reported by the stream, if any chunk carried it.
 func (a *Accumulator) Usage() (Usage, bool) {
 	if a.usage == nil {

@@ -157,3 +157,23 @@ func TestPanicUnderLangchaingoCallIsAnError(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamClosedAfterItsFinishIsCompleteForLangchaingo: a server that
+// never sends [DONE] closes a finished stream after its finish_reason:
+// through every backend the call succeeds with the whole answer (closed
+// before the finish, it is cut: TestCutStreamIsBilledNeverSettledAsZero).
+func TestStreamClosedAfterItsFinishIsCompleteForLangchaingo(t *testing.T) {
+	const ok = `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"Hello"},"finish_reason":null}]}`
+	const end = `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":" world"},"finish_reason":"stop"}]}`
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			srv := openaitest.NewServer(t)
+			srv.On().Reply(openaitest.Reply{Raw: [][]byte{[]byte(ok + "\n\n"), []byte(end + "\n\n")}})
+			llm := twlc.New(twlc.Models{"gpt-4o": be.llm(t, srv)}, middleware.Chain())
+			resp, err := llm.GenerateContent(t.Context(), []llms.MessageContent{human("q")}, streaming())
+			if err != nil || len(resp.Choices) == 0 || resp.Choices[0].Content != "Hello world" {
+				t.Fatalf("%+v, %v: want the whole answer", resp, err)
+			}
+		})
+	}
+}

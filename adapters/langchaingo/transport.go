@@ -177,7 +177,9 @@ func (c *failureContext) Value(key any) any {
 //   - a data line that is not JSON, or whose fields have the wrong type
 //     (both of which the backend skips), fails the read with a
 //     middleware.ErrMalformed error; a stream that ends without
-//     "data: [DONE]" fails it with middleware.ErrStreamCut;
+//     "data: [DONE]" fails it with middleware.ErrStreamCut, unless it
+//     was closed after choice 0's finish_reason (servers that never send
+//     [DONE]): it then ends with a "data: [DONE]" of its own;
 //   - tool-call fragments are held back and merged by index (as the
 //     official SDKs do: any order, ids and names in any fragment, a new id at
 //     a used index is a new call), and delivered as one complete delta per
@@ -189,15 +191,16 @@ func (c *failureContext) Value(key any) any {
 //
 // Lines that need none of this pass unchanged.
 type checkedStream struct {
-	rc   io.ReadCloser
-	br   *bufio.Reader
-	out  []byte // transformed bytes not yet read
-	line []byte
-	acc  middleware.Accumulator // the held-back tool calls
-	held bool                   // acc holds calls not yet delivered
-	sent bool                   // the calls were delivered
-	done bool                   // "data: [DONE]" was read
-	err  error
+	rc       io.ReadCloser
+	br       *bufio.Reader
+	out      []byte // transformed bytes not yet read
+	line     []byte
+	acc      middleware.Accumulator // the held-back tool calls
+	held     bool                   // acc holds calls not yet delivered
+	sent     bool                   // the calls were delivered
+	done     bool                   // "data: [DONE]" was read
+	finished bool                   // choice 0's finish_reason was read
+	err      error
 }
 
 func (s *checkedStream) Read(p []byte) (int, error) {
@@ -233,6 +236,14 @@ func (s *checkedStream) step() {
 		}
 	}
 	switch {
+	case err == io.EOF && !s.done && s.finished:
+		// Servers that never send [DONE] (some llama.cpp forks, older TGI
+		// and text-generation-webui) end a finished stream by closing it:
+		// closed after choice 0's finish_reason, it is complete, and ends
+		// as the backend expects.
+		s.done = true
+		s.out = append(s.out, "data: [DONE]\n\n"...)
+		s.err = io.EOF
 	case err == io.EOF && !s.done:
 		s.err = &streamFault{kind: middleware.ErrStreamCut, msg: "the stream ended without [DONE]", cause: io.ErrUnexpectedEOF}
 	case err != nil:
@@ -295,7 +306,7 @@ func (s *checkedStream) transform(line []byte) error {
 			s.held = true
 		}
 		if ch.FinishReason != nil && *ch.FinishReason != "" {
-			finish = true
+			finish, s.finished = true, true
 		}
 	}
 	if finish {

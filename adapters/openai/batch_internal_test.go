@@ -79,16 +79,18 @@ func upstreamStream(t *testing.T, seed uint64) []byte {
 // arrive all at once (the provider finds the next event already read and
 // the writer hands several chunks over in one Read) or one byte at a time
 // (never a complete next event: one Read per chunk), for random replies and
-// shapes, with and without usage asked, and for streams cut before [DONE]
-// (the same events, then the same error). Batches are bounded by
+// shapes, with and without usage asked, and for streams cut before they
+// finished (the same events, then the same error). Batches are bounded by
 // batchBytes.
 func TestStreamBatchesOnlyBufferedChunks(t *testing.T) {
 	for seed := range uint64(80) {
 		up := upstreamStream(t, seed)
 		cut := seed%4 == 3
 		if cut {
-			i := bytes.LastIndex(up, []byte("data: [DONE]"))
-			up = up[:i]
+			// Cut before the first event with a finish reason: a stream
+			// closed after it (without [DONE]) has finished.
+			i := bytes.Index(up, []byte(`"finish_reason":"`))
+			up = up[:bytes.LastIndex(up[:i], []byte("data:"))]
 		}
 		for _, usage := range []bool{false, true} {
 			body := `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`

@@ -507,6 +507,14 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 			return partial(), err
 		}
 	}
+	if !done && readErr == io.EOF && ctx.Err() == nil && completeWithoutDone(req, &acc) {
+		// Servers that never send [DONE] (some llama.cpp forks, older
+		// TGI and text-generation-webui) end a finished stream by closing
+		// it: a clean end after the choice's finish_reason is the end the
+		// official SDKs and go-openai read; a stream closed before it is
+		// still cut.
+		done = true
+	}
 	if !done {
 		if ctx.Err() != nil {
 			return partial(), ctxError(ctx)
@@ -525,6 +533,14 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 		resp.Native = &merged
 	}
 	return resp, nil
+}
+
+// completeWithoutDone reports whether a stream that ended cleanly without
+// [DONE] had finished: it carried chunks and its choice's finish_reason,
+// for a request of one choice (with n > 1 the other choices' ends are not
+// tracked: such a stream needs its [DONE]).
+func completeWithoutDone(req *middleware.Request, acc *middleware.Accumulator) bool {
+	return req.N <= 1 && acc.Chunks() > 0 && acc.FinishReason() != ""
 }
 
 // chunkArena hands out the memory of a stream's chunks (their JSON and

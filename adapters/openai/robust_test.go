@@ -332,3 +332,58 @@ func TestNegativeUsageIsNoUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamClosedAfterItsFinishIsComplete: servers that never send
+// [DONE] (some llama.cpp forks, older TGI and text-generation-webui) end a
+// finished stream by closing it. Closed after its choice's finish_reason,
+// the stream is complete — as go-openai itself reads it, the same events
+// and the provider's usage; closed before it, or with n > 1 choices whose
+// ends are not all tracked, it is cut.
+func TestStreamClosedAfterItsFinishIsComplete(t *testing.T) {
+	t.Parallel()
+	const head = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",`
+	first := head + `"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}`
+	finish := head + `"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		n     int
+		cut   bool
+	}{
+		{"closed after the finish", []string{first, finish}, 0, false},
+		{"closed before the finish", []string{first}, 0, true},
+		{"n = 2, closed after choice 0's finish", []string{first, finish}, 2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := openaitest.NewServer(t)
+			srv.On().Reply(rawStream(tc.lines...))
+			req := chatRequest(true)
+			req.N = tc.n
+			req.StreamOptions = &openai.StreamOptions{IncludeUsage: true}
+			raw, err := clientFor(srv, nil).CreateChatCompletionStream(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, rawErr := recvAll(t, raw)
+			if rawErr != io.EOF {
+				t.Fatalf("go-openai alone: %v", rawErr)
+			}
+			rec := &middlewaretest.Tap{}
+			s, err := clientFor(srv, twopenai.NewHTTPClient(passChain(rec))).CreateChatCompletionStream(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := recvAll(t, s)
+			_, resp, cerr := rec.Last(t)
+			if tc.cut {
+				if !errors.Is(err, middleware.ErrStreamCut) || !errors.Is(cerr, middleware.ErrStreamCut) {
+					t.Fatalf("the client got %v, the chain %v: want the stream cut", err, cerr)
+				}
+				return
+			}
+			if err != io.EOF || cerr != nil || !reflect.DeepEqual(got, want) || resp.Usage != (middleware.Usage{InputTokens: 3, OutputTokens: 1}) || resp.FinishReason != "stop" {
+				t.Fatalf("the client got %d chunks (%v), the chain %v with usage %+v: want go-openai's %d chunks, io.EOF and the provider's usage", len(got), err, cerr, resp.Usage, len(want))
+			}
+		})
+	}
+}
