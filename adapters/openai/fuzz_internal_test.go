@@ -81,6 +81,7 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Add([]byte(`{"error":{"message":"no","type":"invalid_request_error","param":null,"code":"x"}}`))
 	f.Add([]byte(`{"choices":[{"message":{"content":null,"refusal":"no"}}],"usage":null}`))
 	f.Add([]byte(`{"choices":[]}`))
+	f.Add([]byte(`{"choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"hm"}]},{"type":"text","text":"Hi"},{"type":"refusal","refusal":"no"}]},"finish_reason":"stop"}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		resp, apiErr, err := decodeResponse(body)
 		if err != nil || apiErr != nil || !utf8.Valid(body) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tokenwise/tokenwise/middleware"
@@ -143,7 +144,11 @@ func (r *reader) responseMessage(m *middleware.Message, refusal *string) error {
 		}
 		switch name {
 		case "content":
-			m.Content, err = r.str()
+			if r.peek() == '[' {
+				err = r.contentParts(m, refusal)
+			} else {
+				m.Content, err = r.str()
+			}
 		case "reasoning_content", "reasoning":
 			var s string
 			if s, err = r.str(); s != "" {
@@ -161,6 +166,68 @@ func (r *reader) responseMessage(m *middleware.Message, refusal *string) error {
 		}
 	}
 	return r.close()
+}
+
+// contentParts reads an answer's content given as an array of parts, as
+// some OpenAI-compatible servers send it (Mistral's reasoning models; the
+// go-openai client reads it as MultiContent): the text of the "text" parts
+// is the content, of the "thinking" parts (a string, or parts of their
+// own) the reasoning, of the "refusal" parts the refusal; other parts
+// (images, audio) are left out of the core answer.
+func (r *reader) contentParts(m *middleware.Message, refusal *string) error {
+	ok, err := r.open('[')
+	if err != nil || !ok {
+		return err
+	}
+	var text, thinking, refused strings.Builder
+	for r.more() {
+		var kind, t, thought, ref string
+		err := r.details(func(name string) (bool, error) {
+			var err error
+			switch name {
+			case "type":
+				kind, err = r.str()
+			case "text":
+				t, err = r.str()
+			case "refusal":
+				ref, err = r.str()
+			case "thinking":
+				if r.peek() == '[' {
+					var inner middleware.Message
+					var innerRefusal string
+					err = r.contentParts(&inner, &innerRefusal)
+					thought = inner.Content
+				} else {
+					thought, err = r.str()
+				}
+			default:
+				return false, nil
+			}
+			return true, err
+		})
+		if err != nil {
+			return err
+		}
+		switch kind {
+		case "text", "output_text":
+			text.WriteString(t)
+		case "thinking":
+			thinking.WriteString(thought)
+		case "refusal":
+			refused.WriteString(ref)
+		}
+	}
+	if err := r.close(); err != nil {
+		return err
+	}
+	m.Content = text.String()
+	if thinking.Len() > 0 {
+		m.Reasoning = thinking.String()
+	}
+	if refused.Len() > 0 {
+		*refusal = refused.String()
+	}
+	return nil
 }
 
 // apiError reads an OpenAI error object (or a bare error string).

@@ -387,3 +387,38 @@ func TestStreamClosedAfterItsFinishIsComplete(t *testing.T) {
 		})
 	}
 }
+
+// TestAnswerContentAsParts: some OpenAI-compatible servers answer with the
+// message's content as an array of parts (Mistral's reasoning models: a
+// "thinking" part, then "text"), which go-openai reads as MultiContent:
+// through tokenwise the client reads the same answer, and the chain sees
+// the text as the content, the thinking as the reasoning, a refusal part
+// as the refusal.
+func TestAnswerContentAsParts(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		content                  string
+		text, reasoning, refusal string
+	}{
+		{`[{"type":"text","text":"Hi "},{"type":"text","text":"there"}]`, "Hi there", "", ""},
+		{`[{"type":"thinking","thinking":[{"type":"text","text":"The user greets."}]},{"type":"text","text":"Hi"}]`, "Hi", "The user greets.", ""},
+		{`[{"text":"late type","type":"text"},{"type":"image_url","image_url":{"url":"data:,"}},{"type":"refusal","refusal":"no"}]`, "late type", "", "no"},
+		{`[]`, "", "", ""},
+	} {
+		srv := openaitest.NewServer(t)
+		srv.On().Reply(openaitest.Reply{Status: 200, Raw: [][]byte{[]byte(`{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":` + tc.content + `},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":2}}`)}})
+		raw, err := clientFor(srv, nil).CreateChatCompletion(context.Background(), chatRequest(false))
+		if err != nil {
+			t.Fatalf("%s: go-openai alone: %v", tc.content, err)
+		}
+		rec := &middlewaretest.Tap{}
+		got, err := clientFor(srv, twopenai.NewHTTPClient(passChain(rec))).CreateChatCompletion(context.Background(), chatRequest(false))
+		if err != nil || !reflect.DeepEqual(got.Choices, raw.Choices) {
+			t.Fatalf("%s: through tokenwise %+v (%v), want go-openai's %+v", tc.content, got.Choices, err, raw.Choices)
+		}
+		_, resp, cerr := rec.Last(t)
+		if cerr != nil || resp.Message.Content != tc.text || resp.Message.Reasoning != tc.reasoning || resp.Refusal != tc.refusal {
+			t.Fatalf("%s: the chain saw content %q, reasoning %q, refusal %q (%v)", tc.content, resp.Message.Content, resp.Message.Reasoning, resp.Refusal, cerr)
+		}
+	}
+}
