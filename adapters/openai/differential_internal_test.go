@@ -2,6 +2,7 @@ package openai
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -91,4 +92,52 @@ func hasUpperKey(v any) bool {
 		}
 	}
 	return false
+}
+
+// FuzzChunksGoOpenAIReadsAreRead: the same for a stream's chunks: a data
+// line go-openai reads as a chunk (valid JSON, no error object) is read by
+// the provider's stream decoder, with the same content and finish reason
+// for a chunk of one choice. (It refuses on purpose what go-openai reads
+// as an empty chunk but the Accumulator could not place: a null tool call,
+// a tool call index out of range.)
+func FuzzChunksGoOpenAIReadsAreRead(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}`,
+		`{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"a","type":"function","function":{"name":"f","arguments":"{"}}]},"finish_reason":null}]}`,
+		`{"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`,
+		`{"choices":[{"delta":{},"finish_reason":"stop"}],"x_groq":{"usage":{"prompt_tokens":1}}}`,
+		`{"choices":[],"prompt_filter_results":[{"prompt_index":0}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var ref openai.ChatCompletionStreamResponse
+		if json.Unmarshal(data, &ref) != nil {
+			return
+		}
+		var tree any
+		if json.Unmarshal(data, &tree) != nil || hasUpperKey(tree) {
+			return
+		}
+		if m, ok := tree.(map[string]any); !ok || m["error"] != nil {
+			return // not an object, or an error object: the provider's error
+		}
+		c, _, apiErr, err := decodeChunk(data, true)
+		if err != nil && (err.Error() == "tool call delta is null" || err.Error() == "tool call index out of range") {
+			return
+		}
+		if err != nil || apiErr != nil {
+			if errors.Is(err, errNoChoices) {
+				return // no choices and no usage: an event the stream reader skips (go-openai hands it over empty)
+			}
+			t.Fatalf("go-openai reads %s\nas %+v; the stream decoder refuses it: %v %v", data, ref.Choices, err, apiErr)
+		}
+		if len(ref.Choices) != 1 || !utf8.Valid(data) || ref.Choices[0].Index != 0 {
+			return
+		}
+		d := ref.Choices[0]
+		if c.Content != d.Delta.Content || c.FinishReason != string(d.FinishReason) || c.Refusal != d.Delta.Refusal {
+			t.Fatalf("%s\ngo-openai reads content %q, finish %q, refusal %q; tokenwise %q, %q, %q", data, d.Delta.Content, d.FinishReason, d.Delta.Refusal, c.Content, c.FinishReason, c.Refusal)
+		}
+	})
 }

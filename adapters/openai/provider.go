@@ -475,6 +475,12 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 			switch {
 			case apiErr != nil:
 				return partial(), p.embeddedError(req, apiErr)
+			case errors.Is(err, errNoChoices):
+				// An event of no choices and no usage (a server's
+				// metadata or keep-alive object): go-openai hands it to
+				// its caller as an empty chunk; there is nothing in it
+				// to pass on.
+				continue
 			case err != nil:
 				return partial(), p.fail(middleware.ErrMalformed, req, fmt.Sprintf("chunk %d", acc.Chunks()+1), err)
 			}

@@ -270,7 +270,8 @@ func TestInterleavedToolCallFragmentsThroughTheTransport(t *testing.T) {
 // finishing chunk (Mistral, Together), in a chunk before an empty last
 // one (xAI), cumulative in every chunk (vLLM's continuous usage stats), in
 // Groq's x_groq member of the last chunk. A vendor member that is not a
-// usage is no error.
+// usage is no error, nor is an event of no choices (skipped, as go-openai
+// hands it over empty).
 func TestStreamUsageWhereverTheServerPutsIt(t *testing.T) {
 	t.Parallel()
 	const head = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",`
@@ -291,6 +292,7 @@ func TestStreamUsageWhereverTheServerPutsIt(t *testing.T) {
 		{"groq's x_groq", []string{first, head + `"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"id":"req_1","usage":{"queue_time":0.07,"prompt_tokens":10,"prompt_time":0.006,"completion_tokens":2,"completion_time":0.02,"total_tokens":12,"total_time":0.03}}}`}, want},
 		{"x_groq and a usage chunk", []string{first, head + `"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"usage":` + usage + `}}`, head + `"choices":[],"usage":` + usage + `}`}, want},
 		{"negative counts", []string{first, head + `"choices":[],"usage":{"prompt_tokens":-1000000,"completion_tokens":2}}`}, middleware.Usage{}},
+		{"an event of no choices", []string{first, `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","ping":true}`, head + `"choices":[],"usage":` + usage + `}`}, want},
 		{"x_groq of another shape", []string{first, head + `"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":"req_1"}`, head + `"choices":[],"x_groq":{"usage":"n/a"}}`}, middleware.Usage{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
