@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -221,4 +222,76 @@ func TestLangchaingoHitKeepsGenerationInfoTypes(t *testing.T) {
 
 func twlcOver(m llms.Model) llms.Model {
 	return twlc.New(twlc.Models{"m": m}, llmwrap.MustBuild(cachePolicy(policies.Cache{})), twlc.WithDefaultModel("m"))
+}
+
+// TestUnstreamableAnswersAreNotRestreamed: an answer's legacy
+// function_call (functions in the request) or audio (modalities with
+// "audio") is not in the core answer, so a stored answer restreamed to a
+// streaming caller would lose it: plain calls hit the cache (the hit is
+// the provider's body), streaming calls bypass it and get what the
+// provider streamed.
+func TestUnstreamableAnswersAreNotRestreamed(t *testing.T) {
+	const fcAnswer = `{"id":"chatcmpl-f","object":"chat.completion","created":1733000003,"model":"gpt-4o-mini",` +
+		`"choices":[{"index":0,"message":{"role":"assistant","content":null,"function_call":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},"finish_reason":"function_call"}],` +
+		`"usage":{"prompt_tokens":30,"completion_tokens":8,"total_tokens":38}}`
+	const head = `data: {"id":"chatcmpl-f","object":"chat.completion.chunk","created":1733000003,"model":"gpt-4o-mini","choices":[{"index":0,`
+	for _, tc := range []struct {
+		name, plain, request, want string
+		stream                     []string
+	}{
+		{"legacy function call", fcAnswer,
+			`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Weather in Paris?"}],"functions":[{"name":"get_weather","parameters":{"type":"object"}}]`,
+			`"function_call":{"name":"get_weather"`, []string{
+				head + `"delta":{"role":"assistant","content":null,"function_call":{"name":"get_weather","arguments":""}},"finish_reason":null}]}`,
+				head + `"delta":{"function_call":{"arguments":"{\"city\":\"Paris\"}"}},"finish_reason":null}]}`,
+				head + `"delta":{},"finish_reason":"function_call"}]}`}},
+		{"audio output", audio,
+			`{"model":"gpt-4o-audio-preview","modalities":["text","audio"],"audio":{"voice":"alloy","format":"pcm16"},"messages":[{"role":"user","content":"Is the disk fine?"}]`,
+			`"transcript":"The disk is fine."`, []string{
+				head + `"delta":{"role":"assistant","content":null,"audio":{"id":"audio_abc","transcript":"The disk is fine."}},"finish_reason":null}]}`,
+				head + `"delta":{"audio":{"data":"UklGRg=="}},"finish_reason":null}]}`,
+				head + `"delta":{},"finish_reason":"stop"}]}`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := openaitest.NewServer(t)
+			var raw [][]byte
+			for _, l := range append(tc.stream, "data: [DONE]") {
+				raw = append(raw, []byte(l+"\n\n"))
+			}
+			srv.On(openaitest.Streaming()).Reply(openaitest.Reply{Raw: raw})
+			srv.On().Reply(openaitest.Reply{Body: []byte(tc.plain)})
+			base := &http.Transport{}
+			t.Cleanup(base.CloseIdleConnections)
+			client := &http.Client{Transport: twopenai.NewTransport(llmwrap.MustBuild(cachePolicy(policies.Cache{})), twopenai.WithBaseTransport(base))}
+			call := func(body string) string {
+				t.Helper()
+				resp, err := client.Post(srv.URL+"/chat/completions", "application/json", strings.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				if err != nil || resp.StatusCode != 200 {
+					t.Fatalf("%d %s %v", resp.StatusCode, b, err)
+				}
+				return string(b)
+			}
+			for i := range 2 {
+				if got := call(tc.request + "}"); got != tc.plain {
+					t.Fatalf("plain call %d: %s\nwant the provider's body", i, got)
+				}
+			}
+			if n := srv.Count(); n != 1 {
+				t.Fatalf("plain calls: the provider saw %d, want 1 (the second a hit)", n)
+			}
+			for i := range 2 {
+				if got := call(tc.request + `,"stream":true}`); !strings.Contains(got, tc.want) {
+					t.Fatalf("streaming call %d got\n%s\nwant %s in it", i, got, tc.want)
+				}
+			}
+			if n := srv.Count(); n != 3 {
+				t.Fatalf("the provider saw %d requests, want 3 (streaming calls bypass the cache)", n)
+			}
+		})
+	}
 }

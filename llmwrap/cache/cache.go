@@ -3,8 +3,10 @@ package cache
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -146,6 +148,7 @@ const (
 	ReasonStreamNotCacheable = "stream not cacheable under this policy"
 	ReasonCollision          = "another request under the same hash"
 	ReasonStoreFailed        = "store failed"
+	ReasonUnstreamable       = "streamed legacy function calls and audio are not kept"
 	reasonNotStored          = "answer not stored: "
 )
 
@@ -254,6 +257,23 @@ type flight struct {
 	err  error                // the provider's refusal, shared with the followers
 }
 
+// unstreamable reports whether a request's Extra (canonical JSON) asks
+// for what a stream's core chunks do not carry: the legacy function calls
+// (functions, function_call) or audio output (audio, or "audio" among the
+// modalities).
+func unstreamable(extra []byte) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(extra, &m) != nil {
+		return false
+	}
+	_, f := m["functions"]
+	_, fc := m["function_call"]
+	_, a := m["audio"]
+	var mods []string
+	_ = json.Unmarshal(m["modalities"], &mods)
+	return f || fc || a || slices.Contains(mods, "audio")
+}
+
 // sharedError reports whether a leader's error is the provider's answer to
 // the request itself, which identical followers would get too: a
 // classified provider error other than a broken connection or stream.
@@ -277,6 +297,13 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 		return next.Handle(ctx, req)
 	case c.cfg.DeterministicOnly && !Deterministic(req):
 		c.mark(ctx, req, middleware.CacheBypass, ReasonNotDeterministic)
+		return next.Handle(ctx, req)
+	case req.Stream != nil && req.Extra != nil && unstreamable(req.Extra):
+		// An answer's legacy function_call or audio is not in the core
+		// answer: a stored answer restreamed, or a streamed one kept,
+		// would lose it. (A plain call's hit is the provider's body,
+		// byte for byte.)
+		c.mark(ctx, req, middleware.CacheBypass, ReasonUnstreamable)
 		return next.Handle(ctx, req)
 	}
 	// The key is computed from the pieces of the canonical request (see

@@ -118,7 +118,9 @@
 // and in the CacheLookup event: a plain miss has none; others are
 // [ReasonCollision], [ReasonStoreFailed], [ReasonNotDeterministic],
 // [ReasonStreamNotCacheable] (a streaming request under [Config].NoStreams,
-// policy cache.streams: false), or the
+// policy cache.streams: false), [ReasonUnstreamable] (a streaming request
+// for legacy function calls or audio output, which a stream's core chunks
+// do not carry), or the
 // middleware.CacheControl Source of a request that asked for a bypass or a
 // refresh ("cache.WithBypass", "cache.WithRefresh", "cache-control
 // no-store" for an HTTP request through the OpenAI transport). An answer
