@@ -27,26 +27,21 @@ type RunReport struct {
 	StartedAt time.Time `json:"started_at"`
 	WallMs    float64   `json:"wall_ms"`
 
-	Calls             int     `json:"calls"`
-	FailedCalls       int     `json:"failed_calls"`
-	CacheHits         int     `json:"cache_hits"`
-	InputTokens       int64   `json:"input_tokens"`
-	CachedInputTokens int64   `json:"cached_input_tokens"`
-	OutputTokens      int64   `json:"output_tokens"`
-	ReasoningTokens   int64   `json:"reasoning_tokens"`
-	CostUSD           string  `json:"cost_usd"`
-	CostPico          int64   `json:"cost_usd_pico"`
-	SavedUSD          string  `json:"saved_usd"` // what the cache's hits would have cost
-	SavedPico         int64   `json:"saved_usd_pico"`
-	LLMMs             float64 `json:"llm_ms"` // the calls' latencies, summed
+	RunFigures
+	FailedCalls int     `json:"failed_calls"`
+	SavedUSD    string  `json:"saved_usd"` // what the cache's hits would have cost
+	SavedPico   int64   `json:"saved_usd_pico"`
+	LLMMs       float64 `json:"llm_ms"` // the calls' latencies, summed
 
-	ByModel map[string]RunModelReport `json:"by_model"`
+	// ByModel is each model's part: every provider attempt on it (a
+	// fallback's failed attempt counts under its own model), so the
+	// models' costs add up to the run's.
+	ByModel map[string]RunFigures `json:"by_model"`
 }
 
-// RunModelReport is one model's part of a RunReport: every provider
-// attempt on it (a fallback's failed attempt counts under its own model),
-// so the models' costs add up to the run's.
-type RunModelReport struct {
+// RunFigures are the figures of a RunReport, for the run and for each of
+// its models.
+type RunFigures struct {
 	Calls             int    `json:"calls"`
 	CacheHits         int    `json:"cache_hits"`
 	InputTokens       int64  `json:"input_tokens"`
@@ -55,6 +50,12 @@ type RunModelReport struct {
 	ReasoningTokens   int64  `json:"reasoning_tokens"`
 	CostUSD           string `json:"cost_usd"`
 	CostPico          int64  `json:"cost_usd_pico"`
+}
+
+// figures returns the RunFigures of calls, cache hits, usage and cost.
+func figures(calls, hits int, u middleware.Usage, costPico int64) RunFigures {
+	return RunFigures{Calls: calls, CacheHits: hits, InputTokens: u.InputTokens, CachedInputTokens: u.CachedInputTokens,
+		OutputTokens: u.OutputTokens, ReasoningTokens: u.ReasoningTokens, CostUSD: picoUSD(costPico), CostPico: costPico}
 }
 
 var (
@@ -110,17 +111,11 @@ func (s *Server) runReport(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		return
 	}
 	out := RunReport{Object: "tokenwise.run", ID: id, Team: k.team, Shared: shared, LostCalls: lost,
-		StartedAt: start.UTC(), WallMs: ms(t.Wall),
-		Calls: t.Calls, FailedCalls: t.Failed, CacheHits: t.CacheHits,
-		InputTokens: t.Usage.InputTokens, CachedInputTokens: t.Usage.CachedInputTokens,
-		OutputTokens: t.Usage.OutputTokens, ReasoningTokens: t.Usage.ReasoningTokens,
-		CostUSD: picoUSD(t.CostPico), CostPico: t.CostPico, SavedUSD: picoUSD(t.SavedPico), SavedPico: t.SavedPico,
-		LLMMs: ms(t.LLMTime), ByModel: make(map[string]RunModelReport, len(t.ByModel))}
+		StartedAt: start.UTC(), WallMs: ms(t.Wall), RunFigures: figures(t.Calls, t.CacheHits, t.Usage, t.CostPico),
+		FailedCalls: t.Failed, SavedUSD: picoUSD(t.SavedPico), SavedPico: t.SavedPico, LLMMs: ms(t.LLMTime),
+		ByModel: make(map[string]RunFigures, len(t.ByModel))}
 	for name, m := range t.ByModel {
-		out.ByModel[name] = RunModelReport{Calls: m.Calls, CacheHits: m.CacheHits,
-			InputTokens: m.Usage.InputTokens, CachedInputTokens: m.Usage.CachedInputTokens,
-			OutputTokens: m.Usage.OutputTokens, ReasoningTokens: m.Usage.ReasoningTokens,
-			CostUSD: picoUSD(m.CostPico), CostPico: m.CostPico}
+		out.ByModel[name] = figures(m.Calls, m.CacheHits, m.Usage, m.CostPico)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -433,51 +433,116 @@ type TotalsField struct {
 	Value int64
 }
 
-// usageFields names the figures of a Usage, in Fields.
-func usageFields(dst []TotalsField, prefix string, u Usage) []TotalsField {
-	return appendNonZero(dst,
-		prefix+"input_tokens", u.InputTokens,
-		prefix+"output_tokens", u.OutputTokens,
-		prefix+"cached_input_tokens", u.CachedInputTokens,
-		prefix+"cache_write_tokens", u.CacheWriteTokens,
-		prefix+"reasoning_tokens", u.ReasoningTokens,
-		prefix+"audio_input_tokens", u.AudioInputTokens,
-		prefix+"audio_output_tokens", u.AudioOutputTokens)
+// figure is one named counter of a value of type T: a pointer to an int,
+// an int64 or a time.Duration in it.
+type figure[T any] struct {
+	name string
+	ptr  func(*T) any
 }
 
-// appendNonZero appends the pairs (name, value) of kv whose value is not 0.
-func appendNonZero(dst []TotalsField, kv ...any) []TotalsField {
-	for i := 0; i+1 < len(kv); i += 2 {
-		if v := kv[i+1].(int64); v != 0 {
-			dst = append(dst, TotalsField{Name: kv[i].(string), Value: v})
+// usageFigures are the counters of a Usage.
+var usageFigures = []figure[Usage]{
+	{"input_tokens", func(u *Usage) any { return &u.InputTokens }},
+	{"output_tokens", func(u *Usage) any { return &u.OutputTokens }},
+	{"cached_input_tokens", func(u *Usage) any { return &u.CachedInputTokens }},
+	{"cache_write_tokens", func(u *Usage) any { return &u.CacheWriteTokens }},
+	{"reasoning_tokens", func(u *Usage) any { return &u.ReasoningTokens }},
+	{"audio_input_tokens", func(u *Usage) any { return &u.AudioInputTokens }},
+	{"audio_output_tokens", func(u *Usage) any { return &u.AudioOutputTokens }},
+}
+
+// totalsFigures are the counters of a Totals besides its usages and
+// models (durations in nanoseconds).
+var totalsFigures = []figure[Totals]{
+	{"calls", func(t *Totals) any { return &t.Calls }},
+	{"failed", func(t *Totals) any { return &t.Failed }},
+	{"cache_hits", func(t *Totals) any { return &t.CacheHits }},
+	{"cost_pico", func(t *Totals) any { return &t.CostPico }},
+	{"saved_pico", func(t *Totals) any { return &t.SavedPico }},
+	{"llm_ns", func(t *Totals) any { return &t.LLMTime }},
+	{"tool_calls", func(t *Totals) any { return &t.ToolCalls }},
+	{"tool_ns", func(t *Totals) any { return &t.ToolTime }},
+	{"tool_turns", func(t *Totals) any { return &t.ToolTurns }},
+	{"tool_wall_ns", func(t *Totals) any { return &t.ToolWall }},
+	{"artifacts", func(t *Totals) any { return &t.Artifacts }},
+	{"artifact_saved_tokens", func(t *Totals) any { return &t.ArtifactSavedTokens }},
+	{"rate_waits", func(t *Totals) any { return &t.RateWaits }},
+	{"rate_wait_ns", func(t *Totals) any { return &t.RateWait }},
+	{"rate_refusals", func(t *Totals) any { return &t.RateRefusals }},
+}
+
+// modelFigures are the counters of a ModelTotals besides its usage.
+var modelFigures = []figure[ModelTotals]{
+	{"calls", func(m *ModelTotals) any { return &m.Calls }},
+	{"cache_hits", func(m *ModelTotals) any { return &m.CacheHits }},
+	{"cost_pico", func(m *ModelTotals) any { return &m.CostPico }},
+	{"saved_pico", func(m *ModelTotals) any { return &m.SavedPico }},
+}
+
+// figureValue reads the counter p (of a figure) as an int64.
+func figureValue(p any) int64 {
+	switch p := p.(type) {
+	case *int:
+		return int64(*p)
+	case *int64:
+		return *p
+	case *time.Duration:
+		return int64(*p)
+	}
+	panic("middleware: a figure of an unknown type")
+}
+
+// addFigure adds v to the counter p (of a figure), saturating.
+func addFigure(p any, v int64) {
+	switch p := p.(type) {
+	case *int:
+		*p = int(SatAdd(int64(*p), v))
+	case *int64:
+		*p = SatAdd(*p, v)
+	case *time.Duration:
+		*p = time.Duration(SatAdd(int64(*p), v))
+	}
+}
+
+// appendFigures appends the figures of v other than 0, named prefix+name.
+func appendFigures[T any](dst []TotalsField, prefix string, v *T, figs []figure[T]) []TotalsField {
+	for _, f := range figs {
+		if n := figureValue(f.ptr(v)); n != 0 {
+			dst = append(dst, TotalsField{Name: prefix + f.name, Value: n})
 		}
 	}
 	return dst
 }
 
+// addNamed adds v to the figure of figs named name, reporting whether
+// there is one.
+func addNamed[T any](x *T, figs []figure[T], name string, v int64) bool {
+	for _, f := range figs {
+		if f.name == name {
+			addFigure(f.ptr(x), v)
+			return true
+		}
+	}
+	return false
+}
+
 // Fields returns t's figures other than 0 as named counters, for stores
 // that sum a run's calls over several processes (RunSums): durations in
-// nanoseconds, a model's figures named "model/<name>/<figure>". Summing
-// the fields of several Totals name by name and reading the sums back with
-// TotalsFromFields gives the sum of those Totals (Wall excepted: it is not
-// a sum, and is not a field).
+// nanoseconds, the saved usage's figures named "saved_<figure>", a model's
+// "model/<name>/<figure>" (a model with none is listed with "calls" 0).
+// Summing the fields of several Totals name by name and reading the sums
+// back with TotalsFromFields gives the sum of those Totals (Wall excepted:
+// it is not a sum, and is not a field).
 func (t Totals) Fields() []TotalsField {
-	f := appendNonZero(nil,
-		"calls", int64(t.Calls), "failed", int64(t.Failed), "cache_hits", int64(t.CacheHits),
-		"cost_pico", t.CostPico, "saved_pico", t.SavedPico, "llm_ns", int64(t.LLMTime),
-		"tool_calls", int64(t.ToolCalls), "tool_ns", int64(t.ToolTime),
-		"tool_turns", int64(t.ToolTurns), "tool_wall_ns", int64(t.ToolWall),
-		"artifacts", int64(t.Artifacts), "artifact_saved_tokens", t.ArtifactSavedTokens,
-		"rate_waits", int64(t.RateWaits), "rate_wait_ns", int64(t.RateWait), "rate_refusals", int64(t.RateRefusals))
-	f = usageFields(f, "", t.Usage)
-	f = usageFields(f, "saved_", t.Saved)
+	f := appendFigures(nil, "", &t, totalsFigures)
+	f = appendFigures(f, "", &t.Usage, usageFigures)
+	f = appendFigures(f, "saved_", &t.Saved, usageFigures)
 	for name, m := range t.ByModel {
 		p := "model/" + name + "/"
 		n := len(f)
-		f = appendNonZero(f, p+"calls", int64(m.Calls), p+"cache_hits", int64(m.CacheHits),
-			p+"cost_pico", m.CostPico, p+"saved_pico", m.SavedPico)
-		f = usageFields(f, p, m.Usage)
-		if len(f) == n { // a model with nothing to count is still listed
+		f = appendFigures(f, p, &m, modelFigures)
+		f = appendFigures(f, p, &m.Usage, usageFigures)
+		if len(f) == n {
 			f = append(f, TotalsField{Name: p + "calls", Value: 0})
 		}
 	}
@@ -485,94 +550,31 @@ func (t Totals) Fields() []TotalsField {
 }
 
 // TotalsFromFields returns the Totals whose figures are fields (of
-// Fields, or their sums), adding up repeated names; names it does not
-// know are left out (a newer process's figures, read by an older one).
+// Fields, or their sums), adding up repeated names (saturating); names it
+// does not know are left out (a newer process's figures, read by an older
+// one).
 func TotalsFromFields(fields []TotalsField) Totals {
 	t := Totals{ByModel: map[string]ModelTotals{}}
 	for _, f := range fields {
-		name, v := f.Name, f.Value
-		if rest, ok := strings.CutPrefix(name, "model/"); ok {
+		if rest, ok := strings.CutPrefix(f.Name, "model/"); ok {
 			i := strings.LastIndexByte(rest, '/')
 			if i < 0 {
 				continue
 			}
 			model, fig := rest[:i], rest[i+1:]
 			m := t.ByModel[model]
-			switch fig {
-			case "calls":
-				m.Calls += int(v)
-			case "cache_hits":
-				m.CacheHits += int(v)
-			case "cost_pico":
-				m.CostPico += v
-			case "saved_pico":
-				m.SavedPico += v
-			default:
-				addUsageField(&m.Usage, fig, v)
+			if addNamed(&m, modelFigures, fig, f.Value) || addNamed(&m.Usage, usageFigures, fig, f.Value) {
+				t.ByModel[model] = m
 			}
-			t.ByModel[model] = m
 			continue
 		}
-		switch name {
-		case "calls":
-			t.Calls += int(v)
-		case "failed":
-			t.Failed += int(v)
-		case "cache_hits":
-			t.CacheHits += int(v)
-		case "cost_pico":
-			t.CostPico += v
-		case "saved_pico":
-			t.SavedPico += v
-		case "llm_ns":
-			t.LLMTime += time.Duration(v)
-		case "tool_calls":
-			t.ToolCalls += int(v)
-		case "tool_ns":
-			t.ToolTime += time.Duration(v)
-		case "tool_turns":
-			t.ToolTurns += int(v)
-		case "tool_wall_ns":
-			t.ToolWall += time.Duration(v)
-		case "artifacts":
-			t.Artifacts += int(v)
-		case "artifact_saved_tokens":
-			t.ArtifactSavedTokens += v
-		case "rate_waits":
-			t.RateWaits += int(v)
-		case "rate_wait_ns":
-			t.RateWait += time.Duration(v)
-		case "rate_refusals":
-			t.RateRefusals += int(v)
-		default:
-			if rest, ok := strings.CutPrefix(name, "saved_"); ok {
-				addUsageField(&t.Saved, rest, v)
-			} else {
-				addUsageField(&t.Usage, name, v)
+		if !addNamed(&t, totalsFigures, f.Name, f.Value) && !addNamed(&t.Usage, usageFigures, f.Name, f.Value) {
+			if fig, ok := strings.CutPrefix(f.Name, "saved_"); ok {
+				addNamed(&t.Saved, usageFigures, fig, f.Value)
 			}
 		}
 	}
 	return t
-}
-
-// addUsageField adds v to the figure of u that usageFields names fig.
-func addUsageField(u *Usage, fig string, v int64) {
-	switch fig {
-	case "input_tokens":
-		u.InputTokens += v
-	case "output_tokens":
-		u.OutputTokens += v
-	case "cached_input_tokens":
-		u.CachedInputTokens += v
-	case "cache_write_tokens":
-		u.CacheWriteTokens += v
-	case "reasoning_tokens":
-		u.ReasoningTokens += v
-	case "audio_input_tokens":
-		u.AudioInputTokens += v
-	case "audio_output_tokens":
-		u.AudioOutputTokens += v
-	}
 }
 
 // FormatPico renders an exact amount of pico-USD (10^-12 dollars, the
