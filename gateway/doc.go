@@ -17,7 +17,9 @@
 // is one ledger in the budget store, reserved and settled like a team's.
 // The run's keys carry its team and id and expire limits.run_idle after
 // its last call. A call Redis cannot number is refused (503
-// run_store_unavailable).
+// run_store_unavailable). GET /v1/runs/{id} reports a run ([RunReport]):
+// its calls, tokens, exact cost and savings, per model — with Redis over
+// every replica, each finished call's figures summed in the run's hash.
 //
 // # Shared state
 //
