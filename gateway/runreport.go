@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -33,6 +36,9 @@ type RunReport struct {
 	SavedPico   int64   `json:"saved_usd_pico"`
 	LLMMs       float64 `json:"llm_ms"` // the calls' latencies, summed
 
+	// Limits are what the team's policy allows the run, and what is left.
+	Limits RunLimits `json:"limits"`
+
 	// ByModel is each model's part: every provider attempt on it (a
 	// fallback's failed attempt counts under its own model), so the
 	// models' costs add up to the run's.
@@ -50,6 +56,59 @@ type RunFigures struct {
 	ReasoningTokens   int64  `json:"reasoning_tokens"`
 	CostUSD           string `json:"cost_usd"`
 	CostPico          int64  `json:"cost_usd_pico"`
+}
+
+// RunLimits are a run's limits under its team's policy (limits and
+// budget.run) and what is left of them: the calls started so far (every
+// replica's with Redis) against the call limit, the deadline from the
+// run's start, and the run budget's ledger (spent, held by calls in
+// flight, remaining). A limit the policy does not set is absent.
+type RunLimits struct {
+	CallsStarted    int       `json:"calls_started"`
+	MaxCalls        int       `json:"max_calls,omitempty"`
+	CallsLeft       *int      `json:"calls_left,omitempty"`
+	Deadline        time.Time `json:"deadline,omitzero"`
+	SpentUSD        string    `json:"spent_usd,omitempty"`
+	ReservedUSD     string    `json:"reserved_usd,omitempty"`
+	BudgetUSD       string    `json:"budget_usd,omitempty"`
+	RemainingUSD    string    `json:"remaining_usd,omitempty"`
+	SpentTokens     int64     `json:"spent_tokens,omitempty"`
+	BudgetTokens    int64     `json:"budget_tokens,omitempty"`
+	RemainingTokens *int64    `json:"remaining_tokens,omitempty"`
+}
+
+// runLimits returns the limits of run under team's policy; st is what is
+// known of it (its numbered calls, its start).
+func (s *Server) runLimits(ctx context.Context, team string, run *middleware.Run, st middleware.RunState) RunLimits {
+	p := s.pol.Policy(team)
+	l := RunLimits{CallsStarted: st.Calls}
+	maxCalls, timeout := llmwrap.RunLimits(p)
+	if maxCalls > 0 {
+		left := max(maxCalls-st.Calls, 0)
+		l.MaxCalls, l.CallsLeft = maxCalls, &left
+	}
+	if timeout > 0 && !st.Start.IsZero() {
+		l.Deadline = st.Start.Add(timeout).UTC()
+	}
+	if rb := p.Budget.Run; rb.MaxUSD > 0 || rb.MaxTokens > 0 {
+		b, err := llmwrap.NewBudget(p, budget.WithStore(s.budgets), budget.WithLogger(s.logger))
+		if err != nil {
+			return l
+		}
+		bal, err := b.RunBalanceContext(ctx, run)
+		if err != nil {
+			return l // (the store did not answer: the budget's figures are left out)
+		}
+		l.SpentUSD, l.ReservedUSD, l.SpentTokens = usd(bal.Used.USDMicros), usd(bal.Reserved.USDMicros), bal.Used.Tokens
+		if bal.Limit.USDMicros > 0 {
+			l.BudgetUSD, l.RemainingUSD = usd(bal.Limit.USDMicros), usd(max(bal.Remaining().USDMicros, 0))
+		}
+		if bal.Limit.Tokens > 0 {
+			n := max(bal.Remaining().Tokens, 0)
+			l.BudgetTokens, l.RemainingTokens = bal.Limit.Tokens, &n
+		}
+	}
+	return l
 }
 
 // figures returns the RunFigures of calls, cache hits, usage and cost.
@@ -78,21 +137,22 @@ func (s *Server) runReport(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		return
 	}
 	key := runKey(k.team, id)
+	ctx := middleware.WithTeam(r.Context(), k.team)
 	var (
-		t      middleware.Totals
-		start  time.Time
+		st     middleware.RunState
 		shared bool
 		lost   int
 	)
-	if run := s.runs.peek(key); run != nil {
+	run := s.runs.peek(key)
+	switch sums, ok := s.runs.store.(middleware.RunSums); {
+	case run != nil:
 		// A store that does not answer leaves this replica's own record.
-		t, shared, lost, _ = run.SharedTotals(r.Context())
-		start = run.Started()
-	} else if sums, ok := s.runs.store.(middleware.RunSums); ok {
+		st, shared, lost, _ = run.SharedState(ctx)
+	case ok:
 		// A run another replica served.
 		var found bool
 		var err error
-		t, start, found, err = sums.Sums(r.Context(), key)
+		st, found, err = sums.Sums(ctx, key)
 		switch {
 		case err != nil:
 			(&apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "run_store_unavailable",
@@ -103,13 +163,15 @@ func (s *Server) runReport(w http.ResponseWriter, r *http.Request, k keyEntry) {
 			return
 		}
 		shared = true
-		if !start.IsZero() {
-			t.Wall = time.Since(start)
+		if !st.Start.IsZero() {
+			st.Sums.Wall = time.Since(st.Start)
 		}
-	} else {
+		run = middleware.OpenSharedRun(id, key, s.runs.store) // for its ledger in the budget store
+	default:
 		errRunNotFound.write(w)
 		return
 	}
+	t, start := st.Sums, st.Start
 	out := RunReport{Object: "tokenwise.run", ID: id, Team: k.team, Shared: shared, LostCalls: lost,
 		StartedAt: start.UTC(), WallMs: ms(t.Wall), RunFigures: figures(t.Calls, t.CacheHits, t.Usage, t.CostPico),
 		FailedCalls: t.Failed, SavedUSD: picoUSD(t.SavedPico), SavedPico: t.SavedPico, LLMMs: ms(t.LLMTime),
@@ -117,6 +179,7 @@ func (s *Server) runReport(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	for name, m := range t.ByModel {
 		out.ByModel[name] = figures(m.Calls, m.CacheHits, m.Usage, m.CostPico)
 	}
+	out.Limits = s.runLimits(ctx, k.team, run, st)
 	writeJSON(w, http.StatusOK, out)
 }
 

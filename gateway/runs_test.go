@@ -337,7 +337,7 @@ func checkReport(t *testing.T, who string, rep gateway.RunReport, calls int, per
 // also from one that never served the run; a team reads its own runs only;
 // an unknown run is an OpenAI-shaped 404.
 func TestTwoGatewayReplicasReportOneRun(t *testing.T) {
-	a, b, up, _, _ := runReplicas(t, "budget:\n  run: {max_usd: 100}", time.Hour)
+	a, b, up, _, _ := runReplicas(t, "budget:\n  run: {max_usd: 100, max_calls: 10, max_wall_time: 1h}", time.Hour)
 	reply, per := billedReply()
 	up.Default(reply)
 	body := func(i int) string {
@@ -362,12 +362,25 @@ func TestTwoGatewayReplicasReportOneRun(t *testing.T) {
 			t.Fatalf("replica %s: %d %q", name, status, code)
 		}
 		checkReport(t, "replica "+name, rep, 5, per, true)
+		// The limits: calls numbered over both replicas, the run's ledger
+		// in the shared budget store (each call's exact cost rounded up
+		// once to the micro-dollar).
+		l := rep.Limits
+		spent := 5 * ((per + 999_999) / 1_000_000)
+		if l.CallsStarted != 5 || l.MaxCalls != 10 || l.CallsLeft == nil || *l.CallsLeft != 5 || !l.Deadline.Equal(rep.StartedAt.Add(time.Hour)) ||
+			l.BudgetUSD != "100.000000" || l.SpentUSD != fmt.Sprintf("0.%06d", spent) || l.ReservedUSD != "0.000000" ||
+			l.RemainingUSD != fmt.Sprintf("99.%06d", 1_000_000-spent) {
+			t.Fatalf("replica %s: limits %+v, want 5 of 10 calls, %d µ$ spent of $100, the deadline an hour after the start", name, l, spent)
+		}
 	}
 	// A run replica a never served: its report is Redis's.
 	if status, rep, code := a.runReport(t, devopsKey, "only-b"); status != 200 {
 		t.Fatalf("a run of the other replica: %d %q", status, code)
 	} else {
 		checkReport(t, "a run of the other replica", rep, 2, per, true)
+		if l := rep.Limits; l.CallsStarted != 2 || l.CallsLeft == nil || *l.CallsLeft != 8 || l.SpentUSD != fmt.Sprintf("0.%06d", 2*((per+999_999)/1_000_000)) {
+			t.Fatalf("a run of the other replica: limits %+v, want 2 of 10 calls and their spend", l)
+		}
 	}
 	// The same id in another team is another run.
 	if status, rep, code := b.runReport(t, paymentsKey, "report-1"); status != 200 {
@@ -414,6 +427,9 @@ func TestGatewayReportsRunsItServed(t *testing.T) {
 		t.Fatalf("%d %q", status, code)
 	}
 	checkReport(t, "local run", rep, 4, per, false)
+	if l := rep.Limits; l.CallsStarted != 4 || l.MaxCalls != 0 || l.CallsLeft != nil || l.BudgetUSD != "" || !l.Deadline.IsZero() {
+		t.Fatalf("limits %+v, want 4 calls started and no limit (the policy sets none)", l)
+	}
 	if rep.ID != id || rep.Team != "devops" {
 		t.Fatalf("id %q team %q", rep.ID, rep.Team)
 	}

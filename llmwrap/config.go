@@ -15,6 +15,7 @@ import (
 	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/tokens"
 	"github.com/tokenwise/tokenwise/toolwrap"
+	"time"
 )
 
 // This file is the one place that maps a policy to the layers' configs:
@@ -38,6 +39,15 @@ func guardConfig(p *policies.Policy) guard.Config {
 		l.RunTimeout = d
 	}
 	return l
+}
+
+// RunLimits returns the run limits policy p sets: its call limit and its
+// deadline from the run's start (0: none), each the smaller non-zero of
+// limits (max_calls, run_timeout) and budget.run (max_calls,
+// max_wall_time), as the run guard holds them.
+func RunLimits(p *policies.Policy) (maxCalls int, runTimeout time.Duration) {
+	g := guardConfig(p)
+	return g.MaxCalls, g.RunTimeout
 }
 
 // retryConfig maps policy.fallback.retry.

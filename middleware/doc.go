@@ -34,7 +34,7 @@
 // [RunStore] (gateway replicas serving one run's requests): its calls are
 // numbered by the store and it starts once, so that run limits hold across
 // the processes; a store that also sums runs ([RunSums]) receives each
-// finished call's figures, and [Run.SharedTotals] reports the calls of
+// finished call's figures, and [Run.SharedState] reports the calls of
 // every process.
 //
 // # Errors

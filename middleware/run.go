@@ -94,10 +94,17 @@ type RunSums interface {
 	// AddCall adds the figures of one finished call of the run named
 	// key (CallTotals) to the run's sums.
 	AddCall(ctx context.Context, key string, call Totals) error
-	// Sums returns the sums of the run named key (Wall zero) and its
-	// start; ok is false when the store knows no such run (never called,
-	// or forgotten after Idle).
-	Sums(ctx context.Context, key string) (sums Totals, start time.Time, ok bool, err error)
+	// Sums returns what the store knows of the run named key; ok is
+	// false when it knows no such run (never called, or forgotten after
+	// Idle).
+	Sums(ctx context.Context, key string) (state RunState, ok bool, err error)
+}
+
+// RunState is what a RunSums store knows of a shared run.
+type RunState struct {
+	Sums  Totals    // the figures of its finished calls (Wall zero)
+	Calls int       // the calls numbered so far, finished or not, in every process
+	Start time.Time // its start: the now of its first call (zero: unknown)
 }
 
 // ErrRunStore matches the errors of a call whose number a shared run's
@@ -208,35 +215,41 @@ func (r *Run) Record(c CallRecord) {
 	}
 }
 
-// SharedTotals returns the run's sums over every process that shares it,
-// when it is a shared run whose store sums runs (RunSums; shared true),
-// with the tool figures of this process; else Totals (shared false).
+// SharedState returns what is known of the run over every process that
+// shares it, when it is a shared run whose store sums runs (RunSums;
+// shared true): the store's sums of its finished calls (with the tool
+// figures of this process), its calls numbered in every process and its
+// start; else (shared false) this process's: Totals, Seq and Started.
 // lost counts the calls of this process whose figures the store did not
 // take (it was unreachable): the sums then lack them. err is the store's,
-// with Totals in t.
-func (r *Run) SharedTotals(ctx context.Context) (t Totals, shared bool, lost int, err error) {
+// with this process's state in st.
+func (r *Run) SharedState(ctx context.Context) (st RunState, shared bool, lost int, err error) {
 	s, ok := r.store.(RunSums)
 	local := r.Totals()
 	r.mu.Lock()
-	lost = r.sumsLost
+	lost, seq, start := r.sumsLost, r.seq, r.start
 	r.mu.Unlock()
+	mine := RunState{Sums: local, Calls: seq, Start: start}
 	if !ok {
-		return local, false, lost, nil
+		return mine, false, lost, nil
 	}
-	sums, start, found, err := s.Sums(ctx, r.key)
+	st, found, err := s.Sums(ctx, r.key)
 	if err != nil {
-		return local, false, lost, err
+		return mine, false, lost, err
 	}
 	if !found { // forgotten by the store: what this process saw
-		return local, false, lost, nil
+		return mine, false, lost, nil
 	}
+	sums := &st.Sums
 	sums.ToolCalls, sums.ToolTime, sums.ToolTurns, sums.ToolWall = local.ToolCalls, local.ToolTime, local.ToolTurns, local.ToolWall
 	sums.Artifacts, sums.ArtifactSavedTokens = local.Artifacts, local.ArtifactSavedTokens
 	sums.Wall = local.Wall
-	if !start.IsZero() {
-		sums.Wall = time.Since(start)
+	if !st.Start.IsZero() {
+		sums.Wall = time.Since(st.Start)
+	} else {
+		st.Start = start
 	}
-	return sums, true, lost, nil
+	return st, true, lost, nil
 }
 
 // Spent returns the usage and cost (micro-USD, rounded up) of the calls
@@ -351,7 +364,7 @@ type ModelTotals struct {
 
 // Totals returns the run's sums so far: of the calls and tools this
 // process recorded (a shared run's sums over every process:
-// SharedTotals).
+// SharedState).
 func (r *Run) Totals() Totals {
 	r.mu.Lock()
 	defer r.mu.Unlock()

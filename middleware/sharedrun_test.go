@@ -113,11 +113,11 @@ func randomCall(rng *rand.Rand) middleware.CallRecord {
 
 // A shared run whose store sums runs reports the calls of every process
 // that shares it: recorded on three Runs of one key (three replicas) in
-// random order, SharedTotals in each equals the Totals of one run that
+// random order, SharedState in each has the Totals of one run that
 // recorded them all, figure for figure (per model too, names with slashes
 // and empty ones included). A call whose figures the store did not take is
 // counted as lost, and the sums lack it.
-func TestSharedTotalsSumEveryProcess(t *testing.T) {
+func TestSharedStateSumsEveryProcess(t *testing.T) {
 	t.Parallel()
 	for seed := range uint64(40) {
 		rng := rand.New(rand.NewPCG(seed, 7))
@@ -132,10 +132,11 @@ func TestSharedTotalsSumEveryProcess(t *testing.T) {
 		want := all.Totals()
 		want.Wall = 0
 		for i, r := range runs {
-			got, shared, lost, err := r.SharedTotals(context.Background())
-			if err != nil || !shared || lost != 0 {
-				t.Fatalf("seed %d run %d: shared %v, lost %d, err %v", seed, i, shared, lost, err)
+			st, shared, lost, err := r.SharedState(context.Background())
+			if err != nil || !shared || lost != 0 || st.Calls != 0 {
+				t.Fatalf("seed %d run %d: shared %v, lost %d, err %v, %d numbered calls (none was numbered)", seed, i, shared, lost, err, st.Calls)
 			}
+			got := st.Sums
 			got.Wall = 0
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("seed %d run %d: shared totals\n%+v\nwant the sum of every process's calls\n%+v", seed, i, got, want)
@@ -145,7 +146,8 @@ func TestSharedTotalsSumEveryProcess(t *testing.T) {
 		store.Fail(errors.New("store down"))
 		runs[0].Record(randomCall(rng))
 		store.Fail(nil)
-		got, shared, lost, err := runs[0].SharedTotals(context.Background())
+		st, shared, lost, err := runs[0].SharedState(context.Background())
+		got := st.Sums
 		got.Wall = 0
 		if err != nil || !shared || lost != 1 || !reflect.DeepEqual(got, want) {
 			t.Fatalf("seed %d: after a lost call: shared %v, lost %d (want 1), err %v, sums changed: %v", seed, shared, lost, err, !reflect.DeepEqual(got, want))
@@ -157,8 +159,9 @@ func TestSharedTotalsSumEveryProcess(t *testing.T) {
 	// A run of this process only: its own totals, not shared.
 	_, local := middleware.StartRun(context.Background(), "solo")
 	local.Record(middleware.CallRecord{Usage: middleware.Usage{InputTokens: 3}})
-	if got, shared, _, err := local.SharedTotals(context.Background()); shared || err != nil || got.Usage.InputTokens != 3 || got.Calls != 1 {
-		t.Fatalf("a local run's SharedTotals: %+v shared %v err %v", got, shared, err)
+	local.NextSeq()
+	if st, shared, _, err := local.SharedState(context.Background()); shared || err != nil || st.Sums.Usage.InputTokens != 3 || st.Sums.Calls != 1 || st.Calls != 1 {
+		t.Fatalf("a local run's SharedState: %+v shared %v err %v", st, shared, err)
 	}
 }
 

@@ -118,17 +118,17 @@ func (s *RunStore) AddCall(ctx context.Context, key string, call middleware.Tota
 	return nil
 }
 
-// Sums returns the sums of the run named key and its start; ok is false
-// when Redis has no such run.
-func (s *RunStore) Sums(ctx context.Context, key string) (middleware.Totals, time.Time, bool, error) {
+// Sums returns the sums of the run named key, its numbered calls and its
+// start; ok is false when Redis has no such run.
+func (s *RunStore) Sums(ctx context.Context, key string) (middleware.RunState, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	h, err := s.c.HGetAll(ctx, s.Key(key)).Result()
 	if err != nil {
-		return middleware.Totals{}, time.Time{}, false, fmt.Errorf("tokenwise/redis: run sums: %w", err)
+		return middleware.RunState{}, false, fmt.Errorf("tokenwise/redis: run sums: %w", err)
 	}
 	if len(h) == 0 {
-		return middleware.Totals{}, time.Time{}, false, nil
+		return middleware.RunState{}, false, nil
 	}
 	fields := make([]middleware.TotalsField, 0, len(h))
 	for name, v := range h {
@@ -138,13 +138,14 @@ func (s *RunStore) Sums(ctx context.Context, key string) (middleware.Totals, tim
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return middleware.Totals{}, time.Time{}, false, fmt.Errorf("tokenwise/redis: run sums: field %q: %w", name, err)
+			return middleware.RunState{}, false, fmt.Errorf("tokenwise/redis: run sums: field %q: %w", name, err)
 		}
 		fields = append(fields, middleware.TotalsField{Name: fig, Value: n})
 	}
-	var start time.Time
+	st := middleware.RunState{Sums: middleware.TotalsFromFields(fields)}
+	st.Calls, _ = strconv.Atoi(h["n"])
 	if ms, err := strconv.ParseInt(h["s"], 10, 64); err == nil {
-		start = time.UnixMilli(ms)
+		st.Start = time.UnixMilli(ms)
 	}
-	return middleware.TotalsFromFields(fields), start, true, nil
+	return st, true, nil
 }

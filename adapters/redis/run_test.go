@@ -233,7 +233,7 @@ func TestRedisRunLedgerTTL(t *testing.T) {
 }
 
 // The sums of a run's calls, added by two replicas (two clients), are one
-// sum in Redis: SharedTotals in either replica reports every call, exact
+// sum in Redis: SharedState in either replica reports every call, exact
 // to the pico-dollar and the token, per model; a run Redis does not know
 // has no sums; the sums expire with the run.
 func TestRunStoreSumsCallsAcrossReplicas(t *testing.T) {
@@ -264,7 +264,8 @@ func TestRunStoreSumsCallsAcrossReplicas(t *testing.T) {
 	want := all.Totals()
 	want.Wall = 0
 	for i, r := range runs {
-		got, shared, lost, err := r.SharedTotals(ctx)
+		st, shared, lost, err := r.SharedState(ctx)
+		got := st.Sums
 		if err != nil || !shared || lost != 0 {
 			t.Fatalf("replica %d: shared %v lost %d err %v", i, shared, lost, err)
 		}
@@ -276,8 +277,11 @@ func TestRunStoreSumsCallsAcrossReplicas(t *testing.T) {
 			t.Fatalf("replica %d: sums\n%+v\nwant every replica's calls\n%+v", i, got, want)
 		}
 	}
-	if _, _, ok, err := stores[0].Sums(ctx, "team/never-called"); ok || err != nil {
+	if _, ok, err := stores[0].Sums(ctx, "team/never-called"); ok || err != nil {
 		t.Fatalf("a run Redis does not know: ok %v err %v", ok, err)
+	}
+	if st, ok, err := stores[1].Sums(ctx, "team/run-1"); !ok || err != nil || st.Calls != len(calls) || st.Start.IsZero() {
+		t.Fatalf("the run's state: %+v %v %v, want its %d numbered calls and its start", st, ok, err, len(calls))
 	}
 	if ttl := c.PTTL(ctx, stores[0].Key("team/run-1")).Val(); ttl <= 9*time.Minute || ttl > 10*time.Minute {
 		t.Fatalf("the run's hash expires in %v, want its idle time after the last call", ttl)

@@ -94,22 +94,22 @@ func (s *RunStore) AddCall(_ context.Context, key string, call middleware.Totals
 	return nil
 }
 
-// Sums returns the run key's sums and start.
-func (s *RunStore) Sums(_ context.Context, key string) (middleware.Totals, time.Time, bool, error) {
+// Sums returns the run key's sums, numbered calls and start.
+func (s *RunStore) Sums(_ context.Context, key string) (middleware.RunState, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
-		return middleware.Totals{}, time.Time{}, false, s.err
+		return middleware.RunState{}, false, s.err
 	}
 	r := s.runs[key]
 	if r == nil {
-		return middleware.Totals{}, time.Time{}, false, nil
+		return middleware.RunState{}, false, nil
 	}
 	fields := make([]middleware.TotalsField, 0, len(r.sums))
 	for name, v := range r.sums {
 		fields = append(fields, middleware.TotalsField{Name: name, Value: v})
 	}
-	return middleware.TotalsFromFields(fields), r.start, true, nil
+	return middleware.RunState{Sums: middleware.TotalsFromFields(fields), Calls: r.n, Start: r.start}, true, nil
 }
 
 // Fail makes every later call fail with err (nil: succeed again).
