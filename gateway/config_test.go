@@ -68,3 +68,37 @@ limits: {idle_timeout: 5, max_body: 1MB}
 		t.Fatalf("testdata/gateway.yaml: %v", err)
 	}
 }
+
+// FuzzParseConfig: whatever the bytes, ParseConfig returns, without
+// panicking, either a gateway file or a *policies.ValidationError
+// (matching ErrInvalidConfig) whose every problem names the file and a
+// position, and never echoes an inline key whole.
+func FuzzParseConfig(f *testing.F) {
+	if b, err := os.ReadFile(filepath.Join("testdata", "gateway.yaml")); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("listen: 127.0.0.1:0\npolicies: pols\nupstreams:\n  - {name: a, base_url: http://x, api_key: sk-inline-0123456789abcdef}\nkeys: [{name: k, team: t, sha256: " + gateway.HashKey("x") + "}]\n"))
+	f.Add([]byte("limits: {max_body: 1MB, idle_timeout: 5, run_idle: -1h, max_runs: -3}\nredis: {addr: ':'}\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		const name = "/fuzz/gateway.yaml"
+		c, err := gateway.ParseConfig(b, name)
+		if err == nil {
+			if c == nil {
+				t.Fatal("nil config and nil error")
+			}
+			return
+		}
+		var ve *policies.ValidationError
+		if !errors.As(err, &ve) || !errors.Is(err, gateway.ErrInvalidConfig) || len(ve.Problems) == 0 {
+			t.Fatalf("err = %T %v, want a *policies.ValidationError with problems", err, err)
+		}
+		for _, pr := range ve.Problems {
+			if pr.File != name || pr.Line < 1 || pr.Column < 1 {
+				t.Fatalf("problem %q without its file and position", pr)
+			}
+		}
+		if strings.Contains(err.Error(), "sk-inline-0123456789abcdef") {
+			t.Fatalf("the error echoes an inline key: %v", err)
+		}
+	})
+}
