@@ -215,8 +215,8 @@ func TestTotalsFieldsRoundTrip(t *testing.T) {
 	}
 }
 
-// SatAdd is a + b clamped to the int64 range (checked against exact
-// big-integer sums, at the edges and at random).
+// SatAdd and SatMul are a + b and a × b clamped to the int64 range
+// (checked against exact big-integer results, at the edges and at random).
 func TestSatAdd(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -231,6 +231,15 @@ func TestSatAdd(t *testing.T) {
 		if got := middleware.SatAdd(a, b); got != want.Int64() {
 			t.Fatalf("SatAdd(%d, %d) = %d, want %d", a, b, got, want.Int64())
 		}
+		prod := new(big.Int).Mul(big.NewInt(a), big.NewInt(b))
+		if prod.Cmp(big.NewInt(math.MaxInt64)) > 0 {
+			prod.SetInt64(math.MaxInt64)
+		} else if prod.Cmp(big.NewInt(math.MinInt64)) < 0 {
+			prod.SetInt64(math.MinInt64)
+		}
+		if got := middleware.SatMul(a, b); got != prod.Int64() {
+			t.Fatalf("SatMul(%d, %d) = %d, want %d", a, b, got, prod.Int64())
+		}
 	}
 	for _, a := range edges {
 		for _, b := range edges {
@@ -239,5 +248,6 @@ func TestSatAdd(t *testing.T) {
 	}
 	for range 10000 {
 		check(int64(rng.Uint64()), int64(rng.Uint64()))
+		check(rng.Int64N(1<<33)-1<<32, rng.Int64N(1<<33)-1<<32) // products that fit, and some that do not
 	}
 }

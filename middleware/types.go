@@ -132,16 +132,20 @@ func (u Usage) Add(v Usage) Usage {
 	}
 }
 
-// SatMul returns a × b for a, b ≥ 0 (0 when either is not), saturating at
-// math.MaxInt64 instead of wrapping around.
+// SatMul returns a × b, saturating at the int64 range instead of wrapping
+// around.
 func SatMul(a, b int64) int64 {
-	if a <= 0 || b <= 0 {
+	if a == 0 || b == 0 {
 		return 0
 	}
-	if a > math.MaxInt64/b {
+	c := a * b
+	if c/b != a || (a == -1 && b == math.MinInt64) || (b == -1 && a == math.MinInt64) {
+		if (a < 0) != (b < 0) {
+			return math.MinInt64
+		}
 		return math.MaxInt64
 	}
-	return a * b
+	return c
 }
 
 // SatAdd returns a + b, saturating at the int64 range instead of wrapping

@@ -2,7 +2,6 @@ package ratelimit
 
 import (
 	"context"
-	"math"
 	"sync"
 	"time"
 
@@ -101,7 +100,7 @@ func (m *MemoryStore) admitLocked(a *Admission, b *bound) Decision {
 	var delay int64
 	for i := range a.Cells {
 		c := &a.Cells[i]
-		inc := mulSat(int64(c.Interval), cost(c, a.Requests, a.Tokens))
+		inc := middleware.SatMul(int64(c.Interval), cost(c, a.Requests, a.Tokens))
 		if w := conformAt(*b.tats[i], inc, int64(c.Tolerance), now); w > delay {
 			delay, d.Limit = w, c.Name
 		}
@@ -112,12 +111,12 @@ func (m *MemoryStore) admitLocked(a *Admission, b *bound) Decision {
 			delay, d.Limit = w, "provider"
 		}
 		if ls.reqI > 0 {
-			if w := conformAt(ls.reqTAT, mulSat(ls.reqI, a.Requests), int64(providerWindow), now); w > delay {
+			if w := conformAt(ls.reqTAT, middleware.SatMul(ls.reqI, a.Requests), int64(providerWindow), now); w > delay {
 				delay, d.Limit = w, "provider rpm"
 			}
 		}
 		if ls.tokI > 0 {
-			if w := conformAt(ls.tokTAT, mulSat(ls.tokI, a.Tokens), int64(providerWindow), now); w > delay {
+			if w := conformAt(ls.tokTAT, middleware.SatMul(ls.tokI, a.Tokens), int64(providerWindow), now); w > delay {
 				delay, d.Limit = w, "provider tpm"
 			}
 		}
@@ -144,14 +143,14 @@ func (m *MemoryStore) admitLocked(a *Admission, b *bound) Decision {
 	for i := range a.Cells {
 		c := &a.Cells[i]
 		p := b.tats[i]
-		*p = middleware.SatAdd(max(*p, at), mulSat(int64(c.Interval), cost(c, a.Requests, a.Tokens)))
+		*p = middleware.SatAdd(max(*p, at), middleware.SatMul(int64(c.Interval), cost(c, a.Requests, a.Tokens)))
 	}
 	if ls != nil {
 		if ls.reqI > 0 {
-			ls.reqTAT = middleware.SatAdd(max(ls.reqTAT, at), mulSat(ls.reqI, a.Requests))
+			ls.reqTAT = middleware.SatAdd(max(ls.reqTAT, at), middleware.SatMul(ls.reqI, a.Requests))
 		}
 		if ls.tokI > 0 {
-			ls.tokTAT = middleware.SatAdd(max(ls.tokTAT, at), mulSat(ls.tokI, a.Tokens))
+			ls.tokTAT = middleware.SatAdd(max(ls.tokTAT, at), middleware.SatMul(ls.tokI, a.Tokens))
 		}
 	}
 	for _, st := range b.slots {
@@ -178,22 +177,6 @@ func gap(b *bound, at int64) bool {
 // again.
 const concurrencyPoll = 20 * time.Millisecond
 
-// mulSat returns a × b, saturating at the int64 range (an absurd token
-// need never wraps a cell's time around to an idle one).
-func mulSat(a, b int64) int64 {
-	if a == 0 || b == 0 {
-		return 0
-	}
-	c := a * b
-	if c/b != a || (a == -1 && b == math.MinInt64) || (b == -1 && a == math.MinInt64) {
-		if (a < 0) != (b < 0) {
-			return math.MinInt64
-		}
-		return math.MaxInt64
-	}
-	return c
-}
-
 func cost(c *Cell, requests, tokens int64) int64 {
 	if c.Tokens {
 		return tokens
@@ -219,15 +202,15 @@ func (m *MemoryStore) settleLocked(s *Settlement, b *bound) {
 	for i := range s.Cells {
 		c := &s.Cells[i]
 		if n := cost(c, s.Requests, s.Tokens); n != 0 {
-			*b.tats[i] = middleware.SatAdd(*b.tats[i], mulSat(int64(c.Interval), n))
+			*b.tats[i] = middleware.SatAdd(*b.tats[i], middleware.SatMul(int64(c.Interval), n))
 		}
 	}
 	if ls := b.learned; ls != nil && s.Learned != "" {
 		if ls.reqI > 0 {
-			ls.reqTAT = middleware.SatAdd(ls.reqTAT, mulSat(ls.reqI, s.Requests))
+			ls.reqTAT = middleware.SatAdd(ls.reqTAT, middleware.SatMul(ls.reqI, s.Requests))
 		}
 		if ls.tokI > 0 {
-			ls.tokTAT = middleware.SatAdd(ls.tokTAT, mulSat(ls.tokI, s.Tokens))
+			ls.tokTAT = middleware.SatAdd(ls.tokTAT, middleware.SatMul(ls.tokI, s.Tokens))
 		}
 	}
 	for _, st := range b.slots {
