@@ -180,9 +180,9 @@ func (h *embeddingsHold) charge(resp *http.Response) error {
 		h.settle(ctx, h.need)
 		return nil
 	}
-	tok := min(max(ans.Usage.TotalTokens, ans.Usage.PromptTokens), maxSettleTokens)
+	tok := max(ans.Usage.TotalTokens, ans.Usage.PromptTokens)
 	model := cmp.Or(ans.Model, h.model)
-	amount := budget.Amount{Tokens: tok, USDMicros: h.s.embeddingsCost(h.team, model, tok)}
+	amount := budget.Settleable(budget.Amount{Tokens: tok, USDMicros: h.s.embeddingsCost(h.team, model, tok)})
 	if amount.USDMicros == 0 && tok > 0 {
 		if spec, ok := h.s.pol.Policy(h.team).Model(model); !ok || !spec.HasPrice() {
 			h.s.logger.Warn("tokenwise/gateway: an embeddings model without a price in the catalog: its tokens are counted, not its cost", "team", h.team, "model", model)
@@ -191,11 +191,6 @@ func (h *embeddingsHold) charge(resp *http.Response) error {
 	h.settle(ctx, amount)
 	return nil
 }
-
-// maxSettleTokens bounds the tokens one embeddings call settles (as the
-// budget layer bounds a chat completion's): a count beyond it is a
-// server's garbage, which still spends any budget below it.
-const maxSettleTokens = 1 << 50
 
 // ceilMicro rounds pico-dollars up to micro-dollars, as the budget does.
 func ceilMicro(pico int64) int64 {

@@ -287,7 +287,7 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	if billed {
 		// The ledger's charge: the exact cost rounded up once. The call's
 		// reported cost is the Meter's (middleware.Meter), not written here.
-		actual = settleable(Amount{Tokens: usage.Total(), USDMicros: ceilMicro(b.cost(req.Model, usage))})
+		actual = Settleable(Amount{Tokens: usage.Total(), USDMicros: ceilMicro(b.cost(req.Model, usage))})
 	}
 	settled = true
 	b.settle(ctx, h, actual)
@@ -392,15 +392,17 @@ func BilledUsage(e *tokens.Estimator) middleware.UsageFunc {
 	}
 }
 
-// maxSettle bounds what one call settles, in each unit: 2^50 tokens or
-// micro-dollars (about $1.1 billion), far beyond any real call and below
-// what the stores count exactly (Redis's Lua reads numbers as doubles,
-// exact to 2^53). A count beyond it is a server's garbage; settled at the
-// bound, it still spends any budget below it.
+// maxSettle is Settleable's bound.
 const maxSettle = 1 << 50
 
-// settleable bounds a call's settlement to [0, maxSettle] in each unit.
-func settleable(a Amount) Amount {
+// Settleable bounds what one call settles to [0, 2^50] in each unit (2^50
+// tokens or micro-dollars, about $1.1 billion): far beyond any real call
+// and below what the stores count exactly (Redis's Lua reads numbers as
+// doubles, exact to 2^53). A count beyond it is a server's garbage;
+// settled at the bound, it still spends any budget below it. The budget
+// layer settles every call through it; a caller settling a store itself
+// (the gateway's embeddings) does too.
+func Settleable(a Amount) Amount {
 	return Amount{USDMicros: min(max(a.USDMicros, 0), maxSettle), Tokens: min(max(a.Tokens, 0), maxSettle)}
 }
 
