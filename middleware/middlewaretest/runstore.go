@@ -39,16 +39,23 @@ func (s *RunStore) Next(_ context.Context, key string, now time.Time) (int, time
 	if s.err != nil {
 		return 0, time.Time{}, s.err
 	}
+	r := s.run(key, now)
+	r.n++
+	return r.n, r.start, nil
+}
+
+// run returns the state of the run key, made (started at start) when new;
+// s.mu is held.
+func (s *RunStore) run(key string, start time.Time) *runState {
 	r := s.runs[key]
 	if r == nil {
 		if s.runs == nil {
 			s.runs = map[string]*runState{}
 		}
-		r = &runState{start: now}
+		r = &runState{start: start, sums: map[string]int64{}}
 		s.runs[key] = r
 	}
-	r.n++
-	return r.n, r.start, nil
+	return r
 }
 
 // Idle returns IdleTime.
@@ -59,14 +66,7 @@ func (s *RunStore) Idle() time.Duration { return s.IdleTime }
 func (s *RunStore) SetStart(key string, start time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.runs == nil {
-		s.runs = map[string]*runState{}
-	}
-	if r := s.runs[key]; r != nil {
-		r.start = start
-		return
-	}
-	s.runs[key] = &runState{start: start}
+	s.run(key, start).start = start
 }
 
 // AddCall adds a call's figures to the run key's sums, field by field (as
@@ -77,17 +77,7 @@ func (s *RunStore) AddCall(_ context.Context, key string, call middleware.Totals
 	if s.err != nil {
 		return s.err
 	}
-	r := s.runs[key]
-	if r == nil {
-		if s.runs == nil {
-			s.runs = map[string]*runState{}
-		}
-		r = &runState{}
-		s.runs[key] = r
-	}
-	if r.sums == nil {
-		r.sums = map[string]int64{}
-	}
+	r := s.run(key, time.Time{})
 	for _, f := range call.Fields() {
 		r.sums[f.Name] += f.Value
 	}
