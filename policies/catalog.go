@@ -163,6 +163,14 @@ func mergeSpec(base, over ModelSpec) ModelSpec {
 	overlay(&base.Encoding, over.Encoding)
 	overlay(&base.Image, over.Image)
 	overlay(&base.Free, over.Free)
+	overlay(&base.LongContext, over.LongContext)
+	if len(over.ServiceTiers) > 0 {
+		// The policy's tiers replace the catalog's of the same name.
+		tiers := make(map[string]ServiceTierPrices, len(base.ServiceTiers)+len(over.ServiceTiers))
+		maps.Copy(tiers, base.ServiceTiers)
+		maps.Copy(tiers, over.ServiceTiers)
+		base.ServiceTiers = tiers
+	}
 	return base
 }
 
@@ -194,6 +202,10 @@ type TokenCounts struct {
 	AudioInput int64
 	// AudioOutput counts the output tokens that were audio (part of Output).
 	AudioOutput int64
+	// ServiceTier is the processing tier the tokens were billed at
+	// ("flex", "priority", ...; "" or "default": the standard rates). See
+	// ModelSpec.ServiceTiers.
+	ServiceTier string
 }
 
 // Cost prices u at m's rates, exactly, in pico-dollars:
@@ -206,11 +218,13 @@ type TokenCounts struct {
 //	+ AudioOutput × AudioOutputPer1M (OutputPer1M when zero)
 //
 // with each rate read as pico-dollars per token (micro-dollars per million
-// tokens): no term is rounded. Reasoning tokens are part of Output. Negative
-// counts count as zero, CachedInput and CacheWrite are capped at Input, and
-// the result saturates instead of overflowing. (Audio tokens read from a
-// cache count as cached.) A model without a price costs $0: check HasPrice
-// first.
+// tokens): no term is rounded. The input, cached input, cache write and
+// output rates are those of u's service tier when m prices it (ServiceTiers), and those
+// of its long-context rule when u's input is above the rule's threshold
+// (Rates). Reasoning tokens are part of Output. Negative counts count as
+// zero, CachedInput and CacheWrite are capped at Input, and the result
+// saturates instead of overflowing. (Audio tokens read from a cache count
+// as cached.) A model without a price costs $0: check HasPrice first.
 func (m ModelSpec) Cost(u TokenCounts) PicoUSD {
 	in := max(u.Input, 0)
 	cached := min(max(u.CachedInput, 0), in)
@@ -218,13 +232,41 @@ func (m ModelSpec) Cost(u TokenCounts) PicoUSD {
 	audioIn := min(max(u.AudioInput, 0), in-cached-write)
 	out := max(u.Output, 0)
 	audioOut := min(max(u.AudioOutput, 0), out)
-	c := times(in-cached-write-audioIn, m.InputPer1M)
-	c = c.Add(times(cached, or(m.CachedInputPer1M, m.InputPer1M)))
-	c = c.Add(times(write, or(m.CacheWritePer1M, m.InputPer1M)))
-	c = c.Add(times(audioIn, or(m.AudioInputPer1M, m.InputPer1M)))
-	c = c.Add(times(out-audioOut, m.OutputPer1M))
-	c = c.Add(times(audioOut, or(m.AudioOutputPer1M, m.OutputPer1M)))
+	r := m.Rates(u.ServiceTier, in)
+	c := times(in-cached-write-audioIn, r.InputPer1M)
+	c = c.Add(times(cached, or(r.CachedInputPer1M, r.InputPer1M)))
+	c = c.Add(times(write, or(r.CacheWritePer1M, r.InputPer1M)))
+	c = c.Add(times(audioIn, or(m.AudioInputPer1M, r.InputPer1M)))
+	c = c.Add(times(out-audioOut, r.OutputPer1M))
+	c = c.Add(times(audioOut, or(m.AudioOutputPer1M, r.OutputPer1M)))
 	return c
+}
+
+// Rates returns the input, cached input, cache write and output rates of a call
+// processed at tier with input tokens of input: m's own, overlaid with
+// the tier's when ServiceTiers has it ("" and "default" are m's own), then
+// with the long-context rule's (the tier's own rule when it has one, else
+// m's) when input is above its threshold. A zero rate of an overlay keeps
+// the rate below it.
+func (m ModelSpec) Rates(tier string, input int64) Rates {
+	r := Rates{InputPer1M: m.InputPer1M, CachedInputPer1M: m.CachedInputPer1M, CacheWritePer1M: m.CacheWritePer1M, OutputPer1M: m.OutputPer1M}
+	long := m.LongContext
+	if t, ok := m.ServiceTiers[tier]; ok && tier != "" {
+		overlay(&r.InputPer1M, t.InputPer1M)
+		overlay(&r.CachedInputPer1M, t.CachedInputPer1M)
+		overlay(&r.CacheWritePer1M, t.CacheWritePer1M)
+		overlay(&r.OutputPer1M, t.OutputPer1M)
+		if t.LongContext.AboveInputTokens > 0 {
+			long = t.LongContext
+		}
+	}
+	if long.AboveInputTokens > 0 && input > long.AboveInputTokens {
+		overlay(&r.InputPer1M, long.InputPer1M)
+		overlay(&r.CachedInputPer1M, long.CachedInputPer1M)
+		overlay(&r.CacheWritePer1M, long.CacheWritePer1M)
+		overlay(&r.OutputPer1M, long.OutputPer1M)
+	}
+	return r
 }
 
 func or(rate, def USD) USD {

@@ -109,7 +109,7 @@ func TestModelLookup(t *testing.T) {
 			}
 			continue
 		}
-		if !ok || got != cat[tt.want] {
+		if !ok || !reflect.DeepEqual(got, cat[tt.want]) {
 			t.Errorf("Model(%q) = %+v, %v; want %s", tt.name, got, ok, tt.want)
 		}
 	}

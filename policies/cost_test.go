@@ -1,6 +1,8 @@
 package policies
 
 import (
+	"cmp"
+	"maps"
 	"math/big"
 	"math/rand/v2"
 	"slices"
@@ -20,7 +22,8 @@ func ratPerToken(t *testing.T, price USD) *big.Rat {
 }
 
 // TestCostIsExactForEveryCatalogModel prices 10,000 random usages on every
-// catalog model and compares each cost with big-rational arithmetic on the
+// catalog model, at each of its service tiers and at lengths on both sides
+// of its long-context threshold, and compares each cost with big-rational arithmetic on the
 // prices' decimal text: the integer cost is exact, its text reads back as
 // the same number, and a sum of costs is the cost of the summed usage's
 // parts.
@@ -38,21 +41,40 @@ func TestCostIsExactForEveryCatalogModel(t *testing.T) {
 	pico := big.NewRat(1, 1_000_000_000_000)
 	for _, name := range names {
 		m := cat[name]
-		in, out := ratPerToken(t, m.InputPer1M), ratPerToken(t, m.OutputPer1M)
-		cached, write := in, in
-		if m.CachedInputPer1M != 0 {
-			cached = ratPerToken(t, m.CachedInputPer1M)
+		// The rates of a call at tier with input tokens, by the rules of
+		// Cost's documentation: the tier's non-zero rates over the model's,
+		// then, above the threshold, the long-context rule's (the tier's
+		// own when it has one).
+		rates := func(tier string, input int64) (in, cached, write, audioIn, out, audioOut *big.Rat) {
+			inP, cachedP, writeP, outP := m.InputPer1M, m.CachedInputPer1M, m.CacheWritePer1M, m.OutputPer1M
+			long := m.LongContext
+			if t, ok := m.ServiceTiers[tier]; ok {
+				inP, cachedP, writeP, outP = cmp.Or(t.InputPer1M, inP), cmp.Or(t.CachedInputPer1M, cachedP), cmp.Or(t.CacheWritePer1M, writeP), cmp.Or(t.OutputPer1M, outP)
+				if t.LongContext.AboveInputTokens > 0 {
+					long = t.LongContext
+				}
+			}
+			if long.AboveInputTokens > 0 && input > long.AboveInputTokens {
+				inP, cachedP, writeP, outP = cmp.Or(long.InputPer1M, inP), cmp.Or(long.CachedInputPer1M, cachedP), cmp.Or(long.CacheWritePer1M, writeP), cmp.Or(long.OutputPer1M, outP)
+			}
+			in, out = ratPerToken(t, inP), ratPerToken(t, outP)
+			cached, write = in, in
+			if cachedP != 0 {
+				cached = ratPerToken(t, cachedP)
+			}
+			if writeP != 0 {
+				write = ratPerToken(t, writeP)
+			}
+			audioIn, audioOut = in, out
+			if m.AudioInputPer1M != 0 {
+				audioIn = ratPerToken(t, m.AudioInputPer1M)
+			}
+			if m.AudioOutputPer1M != 0 {
+				audioOut = ratPerToken(t, m.AudioOutputPer1M)
+			}
+			return
 		}
-		if m.CacheWritePer1M != 0 {
-			write = ratPerToken(t, m.CacheWritePer1M)
-		}
-		audioIn, audioOut := in, out
-		if m.AudioInputPer1M != 0 {
-			audioIn = ratPerToken(t, m.AudioInputPer1M)
-		}
-		if m.AudioOutputPer1M != 0 {
-			audioOut = ratPerToken(t, m.AudioOutputPer1M)
-		}
+		tiers := append([]string{"", "default", "no-such-tier"}, slices.Sorted(maps.Keys(m.ServiceTiers))...)
 		var sum PicoUSD
 		sumRat := new(big.Rat)
 		for i := range 10_000 {
@@ -76,6 +98,8 @@ func TestCostIsExactForEveryCatalogModel(t *testing.T) {
 				u.AudioInput = rng.Int64N(u.Input - u.CachedInput - u.CacheWrite + 1)
 				u.AudioOutput = rng.Int64N(u.Output + 1)
 			}
+			u.ServiceTier = tiers[rng.IntN(len(tiers))]
+			in, cached, write, audioIn, out, audioOut := rates(u.ServiceTier, u.Input)
 			want := new(big.Rat).Mul(big.NewRat(u.Input-u.CachedInput-u.CacheWrite-u.AudioInput, 1), in)
 			want.Add(want, new(big.Rat).Mul(big.NewRat(u.CachedInput, 1), cached))
 			want.Add(want, new(big.Rat).Mul(big.NewRat(u.CacheWrite, 1), write))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"math/big"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,13 +55,18 @@ type litellmEntry struct {
 //	max_input_tokens              → context_window
 //	max_output_tokens (max_tokens) → max_output_tokens
 //	litellm_provider              → provider
+//	…_flex, …_priority (of the four prices above but audio)
+//	                              → service_tiers.flex, service_tiers.priority
+//	…_above_200k_tokens (and …_above_200k_tokens_priority)
+//	                              → long_context (of the tier), above_input_tokens: 200000
 //
 // Prices are converted from their decimal text, never through float64. It
 // skips, with a reason: the "sample_spec" entry, modes other than chat,
 // completion and responses (embeddings, images, audio, ...), entries
 // without an input or output price, prices finer than a micro-dollar per
 // million tokens (our unit), and models priced per unit we do not model
-// (a reasoning token price different from the output one). Only
+// (a reasoning token price different from the output one) or at more
+// than one long-context threshold. Only
 // entries whose provider is in providers are kept (all when empty).
 func ImportLiteLLM(r io.Reader, providers ...string) (*Imported, error) {
 	dec := json.NewDecoder(r)
@@ -115,6 +121,9 @@ func ImportLiteLLM(r io.Reader, providers ...string) (*Imported, error) {
 		price("output_cost_per_reasoning_token", e.Reasoning, &reasoning)
 		price("input_cost_per_audio_token", e.InputAudio, &m.AudioInputPer1M)
 		price("output_cost_per_audio_token", e.OutputAudio, &m.AudioOutputPer1M)
+		if why := litellmTiers(raw[name], &m, price); why != "" {
+			bad = append(bad, why)
+		}
 		if len(bad) > 0 {
 			skip(name, "%s", strings.Join(bad, "; "))
 			continue
@@ -145,6 +154,124 @@ func ImportLiteLLM(r io.Reader, providers ...string) (*Imported, error) {
 		out.Models[name] = m
 	}
 	return out, nil
+}
+
+// litellmRate is one of the rates a tier or long-context rule sets, by
+// the prefix of LiteLLM's fields for it.
+var litellmRates = []struct {
+	prefix string
+	rate   func(*Rates) *USD
+}{
+	{"input_cost_per_token", func(r *Rates) *USD { return &r.InputPer1M }},
+	{"output_cost_per_token", func(r *Rates) *USD { return &r.OutputPer1M }},
+	{"cache_read_input_token_cost", func(r *Rates) *USD { return &r.CachedInputPer1M }},
+	{"cache_creation_input_token_cost", func(r *Rates) *USD { return &r.CacheWritePer1M }},
+}
+
+// litellmLong matches the suffix of a long-context rate:
+// _above_200k_tokens, optionally followed by a tier (_priority, _flex).
+var litellmLong = regexp.MustCompile(`^_above_([0-9]+)k_tokens(?:_(flex|priority))?$`)
+
+// litellmTiers reads an entry's service-tier rates (input_cost_per_token_flex,
+// output_cost_per_token_priority, cache_read_input_token_cost_flex, ...)
+// and long-context rates (input_cost_per_token_above_200k_tokens, the same
+// with _priority or _flex after it) into m, converting each with price.
+// It returns why the entry cannot be priced, or "": a model with more than
+// one long-context threshold (one rule per model or tier here).
+func litellmTiers(entry json.RawMessage, m *ModelSpec, price func(string, json.Number, *USD)) string {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(entry, &fields) != nil {
+		return ""
+	}
+	tiers := map[string]*ServiceTierPrices{}
+	tier := func(name string) *ServiceTierPrices {
+		if tiers[name] == nil {
+			tiers[name] = &ServiceTierPrices{}
+		}
+		return tiers[name]
+	}
+	thresholds := map[string]int64{} // per tier ("" the model's own rule)
+	for _, field := range slices.Sorted(maps.Keys(fields)) {
+		var n json.Number
+		d := json.NewDecoder(bytes.NewReader(fields[field]))
+		d.UseNumber()
+		if d.Decode(&n) != nil || n == "" {
+			continue // null, or not a number
+		}
+		for _, lr := range litellmRates {
+			suffix, ok := strings.CutPrefix(field, lr.prefix)
+			if !ok || suffix == "" {
+				continue
+			}
+			var r Rates
+			switch suffix {
+			case "_flex", "_priority":
+				price(field, n, lr.rate(&r))
+				t := tier(suffix[1:])
+				setRate(&t.InputPer1M, &t.CachedInputPer1M, &t.CacheWritePer1M, &t.OutputPer1M, r)
+				continue
+			}
+			sm := litellmLong.FindStringSubmatch(suffix)
+			if sm == nil {
+				continue
+			}
+			k, err := strconv.ParseInt(sm[1], 10, 32)
+			if err != nil {
+				continue
+			}
+			above := k * 1000
+			if prev, ok := thresholds[sm[2]]; ok && prev != above {
+				return fmt.Sprintf("long-context rates at more than one threshold (%dk and %dk tokens)", prev/1000, k)
+			}
+			thresholds[sm[2]] = above
+			price(field, n, lr.rate(&r))
+			long := &m.LongContext
+			if sm[2] != "" {
+				long = &tier(sm[2]).LongContext
+			}
+			long.AboveInputTokens = above
+			setRate(&long.InputPer1M, &long.CachedInputPer1M, &long.CacheWritePer1M, &long.OutputPer1M, r)
+		}
+	}
+	for name, t := range tiers {
+		if m.ServiceTiers == nil {
+			m.ServiceTiers = map[string]ServiceTierPrices{}
+		}
+		m.ServiceTiers[name] = *t
+	}
+	return ""
+}
+
+// setRate copies the rates r sets (non-zero) to the destinations.
+func setRate(in, cached, write, out *USD, r Rates) {
+	overlay(in, r.InputPer1M)
+	overlay(cached, r.CachedInputPer1M)
+	overlay(write, r.CacheWritePer1M)
+	overlay(out, r.OutputPer1M)
+}
+
+// ratesYAML renders the rates r sets as flow-mapping members.
+func ratesYAML(r Rates) []string {
+	var f []string
+	for _, p := range []struct {
+		k string
+		v USD
+	}{{"input_per_1m", r.InputPer1M}, {"cached_input_per_1m", r.CachedInputPer1M}, {"cache_write_per_1m", r.CacheWritePer1M}, {"output_per_1m", r.OutputPer1M}} {
+		if p.v != 0 {
+			f = append(f, p.k+": "+p.v.text())
+		}
+	}
+	return f
+}
+
+// longYAML renders a long-context rule as a flow mapping ("" for none).
+func longYAML(l LongContextPrices) string {
+	if l == (LongContextPrices{}) {
+		return ""
+	}
+	f := append([]string{"above_input_tokens: " + strconv.FormatInt(l.AboveInputTokens, 10)},
+		ratesYAML(Rates{l.InputPer1M, l.CachedInputPer1M, l.CacheWritePer1M, l.OutputPer1M})...)
+	return "{" + strings.Join(f, ", ") + "}"
 }
 
 var million = big.NewRat(1_000_000, 1)
@@ -213,6 +340,21 @@ func (im *Imported) YAML(header string) []byte {
 		}
 		if m.MaxOutputTokens > 0 {
 			f = append(f, "max_output_tokens: "+strconv.FormatInt(m.MaxOutputTokens, 10))
+		}
+		if l := longYAML(m.LongContext); l != "" {
+			f = append(f, "long_context: "+l)
+		}
+		if len(m.ServiceTiers) > 0 {
+			var tiers []string
+			for _, tier := range slices.Sorted(maps.Keys(m.ServiceTiers)) {
+				t := m.ServiceTiers[tier]
+				r := ratesYAML(Rates{t.InputPer1M, t.CachedInputPer1M, t.CacheWritePer1M, t.OutputPer1M})
+				if l := longYAML(t.LongContext); l != "" {
+					r = append(r, "long_context: "+l)
+				}
+				tiers = append(tiers, strconv.Quote(tier)+": {"+strings.Join(r, ", ")+"}")
+			}
+			f = append(f, "service_tiers: {"+strings.Join(tiers, ", ")+"}")
 		}
 		fmt.Fprintf(&b, "  %s: {%s}\n", strconv.Quote(name), strings.Join(f, ", "))
 	}

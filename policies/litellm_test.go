@@ -2,6 +2,7 @@ package policies
 
 import (
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -35,7 +36,7 @@ func TestCatalogImportFromLiteLLMFile(t *testing.T) {
 		t.Errorf("imported %d models, want %d: %v", len(im.Models), len(want), im.Models)
 	}
 	for name, w := range want {
-		if got := im.Models[name]; got != w {
+		if got := im.Models[name]; !reflect.DeepEqual(got, w) {
 			t.Errorf("%s = %+v, want %+v", name, got, w)
 		}
 	}

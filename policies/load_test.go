@@ -363,7 +363,7 @@ models:
 		t.Fatal(err)
 	}
 	want := ModelSpec{Provider: "local", InputPer1M: 100_000, OutputPer1M: 400_000}
-	if got := p.Models["llama-big"]; got != want {
+	if got := p.Models["llama-big"]; !reflect.DeepEqual(got, want) {
 		t.Errorf("merged = %+v, want %+v", got, want)
 	}
 }

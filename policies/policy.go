@@ -96,6 +96,47 @@ type ModelSpec struct {
 	// model whose input and output prices are both zero has no known price,
 	// which is an error when a USD budget is set.
 	Free bool `yaml:"free,omitempty" json:"free,omitzero"`
+	// LongContext prices a call whose input is above a threshold at other
+	// rates, all its tokens (Gemini 2.5 Pro above 200k input tokens,
+	// Claude Sonnet 4 above 200k). Zero: one rate at every length.
+	LongContext LongContextPrices `yaml:"long_context,omitempty" json:"long_context,omitzero"`
+	// ServiceTiers are the rates of the provider's processing tiers other
+	// than the standard one, by the name its API uses for them (OpenAI's
+	// service_tier: "flex", "priority", "scale"): a call is billed at the
+	// tier its answer says processed it, else the one the request asked
+	// for. A zero rate of a tier is the standard one. "default" and "auto"
+	// are not tiers here: the standard rates are the model's own.
+	ServiceTiers map[string]ServiceTierPrices `yaml:"service_tiers,omitempty" json:"service_tiers,omitzero"`
+}
+
+// Rates are the rates that differ between processing tiers and context
+// lengths, in USD per one million tokens (see ModelSpec.Rates).
+type Rates struct {
+	InputPer1M, CachedInputPer1M, CacheWritePer1M, OutputPer1M USD
+}
+
+// LongContextPrices are the rates of a call whose input tokens are above
+// AboveInputTokens: all of its tokens, input and output, are billed at
+// them. A zero rate is the one below the threshold.
+type LongContextPrices struct {
+	// AboveInputTokens is the threshold: a call with more input tokens
+	// than this is billed at the rates below. Zero: no rule.
+	AboveInputTokens int64 `yaml:"above_input_tokens,omitempty" json:"above_input_tokens,omitzero"`
+	InputPer1M       USD   `yaml:"input_per_1m,omitempty" json:"input_per_1m,omitzero"`
+	CachedInputPer1M USD   `yaml:"cached_input_per_1m,omitempty" json:"cached_input_per_1m,omitzero"`
+	CacheWritePer1M  USD   `yaml:"cache_write_per_1m,omitempty" json:"cache_write_per_1m,omitzero"`
+	OutputPer1M      USD   `yaml:"output_per_1m,omitempty" json:"output_per_1m,omitzero"`
+}
+
+// ServiceTierPrices are a processing tier's rates (a zero rate is the
+// standard one), with the tier's own long-context rule when its rates
+// above the threshold differ (zero: the model's rule applies).
+type ServiceTierPrices struct {
+	InputPer1M       USD               `yaml:"input_per_1m,omitempty" json:"input_per_1m,omitzero"`
+	CachedInputPer1M USD               `yaml:"cached_input_per_1m,omitempty" json:"cached_input_per_1m,omitzero"`
+	CacheWritePer1M  USD               `yaml:"cache_write_per_1m,omitempty" json:"cache_write_per_1m,omitzero"`
+	OutputPer1M      USD               `yaml:"output_per_1m,omitempty" json:"output_per_1m,omitzero"`
+	LongContext      LongContextPrices `yaml:"long_context,omitempty" json:"long_context,omitzero"`
 }
 
 // ImageTokens is a model family's rule for the input tokens of one image,

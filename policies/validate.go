@@ -182,13 +182,53 @@ func (c *checker) models() {
 		c.nonNeg(joinPath(path, "image.base"), m.Image.Base)
 		c.nonNeg(joinPath(path, "image.tile"), m.Image.Tile)
 		c.nonNeg(joinPath(path, "image.patch"), m.Image.Patch)
-		if m.Free && (m.InputPer1M != 0 || m.OutputPer1M != 0 || m.CachedInputPer1M != 0 || m.CacheWritePer1M != 0) {
+		c.longContext(joinPath(path, "long_context"), m.LongContext)
+		for _, tier := range slices.Sorted(maps.Keys(m.ServiceTiers)) {
+			c.serviceTier(keyPath(joinPath(path, "service_tiers"), tier), tier, m.ServiceTiers[tier])
+		}
+		if m.Free && (m.InputPer1M != 0 || m.OutputPer1M != 0 || m.CachedInputPer1M != 0 || m.CacheWritePer1M != 0 ||
+			m.LongContext != (LongContextPrices{}) || len(m.ServiceTiers) > 0) {
 			c.add(joinPath(path, "free"), "free is set together with prices: keep one")
 		}
 		if spec, _ := c.p.Model(name); spec.ContextWindow > 0 && spec.MaxOutputTokens > spec.ContextWindow {
 			c.add(joinPath(path, "max_output_tokens"), "max_output_tokens (%d) exceeds context_window (%d)", spec.MaxOutputTokens, spec.ContextWindow)
 		}
 		c.used = append(c.used, modelUse{path, name})
+	}
+}
+
+// longContext checks a long-context rule: a threshold with at least one
+// rate, or nothing.
+func (c *checker) longContext(path string, l LongContextPrices) {
+	c.nonNeg(joinPath(path, "above_input_tokens"), l.AboveInputTokens)
+	c.nonNegUSD(joinPath(path, "input_per_1m"), l.InputPer1M)
+	c.nonNegUSD(joinPath(path, "cached_input_per_1m"), l.CachedInputPer1M)
+	c.nonNegUSD(joinPath(path, "cache_write_per_1m"), l.CacheWritePer1M)
+	c.nonNegUSD(joinPath(path, "output_per_1m"), l.OutputPer1M)
+	rated := l.InputPer1M != 0 || l.CachedInputPer1M != 0 || l.CacheWritePer1M != 0 || l.OutputPer1M != 0
+	switch {
+	case rated && l.AboveInputTokens == 0:
+		c.add(joinPath(path, "above_input_tokens"), "long_context sets rates but no threshold: add above_input_tokens (e.g. 200000)")
+	case !rated && l.AboveInputTokens != 0:
+		c.add(path, "long_context sets a threshold but no rate: add input_per_1m, cached_input_per_1m, cache_write_per_1m or output_per_1m")
+	}
+}
+
+// serviceTier checks the rates of one processing tier.
+func (c *checker) serviceTier(path, name string, t ServiceTierPrices) {
+	switch name {
+	case "", "auto", "default":
+		c.add(path, "%q is not a tier to price: the standard rates are the model's own (input_per_1m, output_per_1m); "+
+			"list the other tiers (flex, priority, scale)", name)
+		return
+	}
+	c.nonNegUSD(joinPath(path, "input_per_1m"), t.InputPer1M)
+	c.nonNegUSD(joinPath(path, "cached_input_per_1m"), t.CachedInputPer1M)
+	c.nonNegUSD(joinPath(path, "cache_write_per_1m"), t.CacheWritePer1M)
+	c.nonNegUSD(joinPath(path, "output_per_1m"), t.OutputPer1M)
+	c.longContext(joinPath(path, "long_context"), t.LongContext)
+	if t == (ServiceTierPrices{}) {
+		c.add(path, "service tier %q sets no rate: add input_per_1m, cached_input_per_1m, cache_write_per_1m or output_per_1m", name)
 	}
 }
 
