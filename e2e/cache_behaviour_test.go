@@ -295,7 +295,7 @@ func TestHitIsRecordedAsSaved(t *testing.T) {
 		t.Fatalf("miss recorded as %+v", miss)
 	}
 	if hit.Cache != middleware.CacheHit || hit.CostPico != 0 || !hit.Usage.IsZero() ||
-		hit.Saved != miss.Usage || hit.SavedPico != miss.CostPico {
+		hit.Saved != miss.Usage.Counts() || hit.SavedPico != miss.CostPico {
 		t.Fatalf("hit recorded as %+v (miss %+v)", hit, miss)
 	}
 }

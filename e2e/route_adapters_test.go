@@ -200,7 +200,7 @@ func TestCascadeEscalatesOnInvalidToolJSON(t *testing.T) {
 			c2, _ := pricer.Cost("gpt-4o", one)
 			wantCost := c1 + c2
 			c := run.Calls()[0]
-			if c.Usage != want || c.CostPico != wantCost || c.Model != "gpt-4o" {
+			if c.Usage.Counts() != want || c.CostPico != wantCost || c.Model != "gpt-4o" {
 				t.Errorf("record: model %s usage %+v cost %d, want usage %+v cost %d", c.Model, c.Usage, c.CostPico, want, wantCost)
 			}
 			if !strings.Contains(c.Rule, "cascade: gpt-4o-mini valid_tool_json failed → gpt-4o") || len(c.Notes) != 1 {

@@ -142,7 +142,8 @@ func Pricer(p *policies.Policy) middleware.Pricer {
 // one conversion: Pricer and Catalog use it).
 func TokenCounts(u middleware.Usage) policies.TokenCounts {
 	return policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
-		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens, AudioInput: u.AudioInputTokens, AudioOutput: u.AudioOutputTokens}
+		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens, AudioInput: u.AudioInputTokens, AudioOutput: u.AudioOutputTokens,
+		ServiceTier: u.ServiceTier}
 }
 
 // Catalog returns the policy's model catalog (the embedded one overlaid

@@ -123,3 +123,32 @@ func TestChainNeverChangesTheCallersRequest(t *testing.T) {
 		t.Fatalf("models sent: %v", models)
 	}
 }
+
+// TestTokenCountsKeepsEveryField: the conversion of a core usage to the
+// policies package's counts carries every field, a field added later
+// included (by reflection: the two types list the same fields in the same
+// order), so that a price never ignores a count or the service tier.
+func TestTokenCountsKeepsEveryField(t *testing.T) {
+	var u middleware.Usage
+	uv := reflect.ValueOf(&u).Elem()
+	for i := range uv.NumField() {
+		switch f := uv.Field(i); f.Kind() {
+		case reflect.Int64:
+			f.SetInt(int64(i + 1))
+		case reflect.String:
+			f.SetString("tier-" + strconv.Itoa(i))
+		default:
+			t.Fatalf("Usage.%s: a field of a kind this test does not fill", uv.Type().Field(i).Name)
+		}
+	}
+	tc := llmwrap.TokenCounts(u)
+	tv := reflect.ValueOf(tc)
+	if tv.NumField() != uv.NumField() {
+		t.Fatalf("TokenCounts has %d fields, Usage %d", tv.NumField(), uv.NumField())
+	}
+	for i := range uv.NumField() {
+		if !reflect.DeepEqual(tv.Field(i).Interface(), uv.Field(i).Interface()) {
+			t.Errorf("%s = %v, want Usage.%s = %v", tv.Type().Field(i).Name, tv.Field(i), uv.Type().Field(i).Name, uv.Field(i))
+		}
+	}
+}

@@ -88,6 +88,9 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 			case err != nil && (IsCancellation(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout)):
 				a.Usage = fill(req, nil, err)
 			}
+			// Billed at the service tier the answer names, else the one
+			// the request asked for.
+			a.Usage = a.Usage.WithServiceTier(req)
 			if pricer != nil && !a.Usage.IsZero() {
 				if c, ok := pricer.Cost(a.Model, a.Usage); ok {
 					a.CostPico = c

@@ -203,7 +203,7 @@ func (r *Run) Seq() int {
 func (r *Run) Record(c CallRecord) {
 	r.mu.Lock()
 	r.calls = append(r.calls, c)
-	r.spent = r.spent.Add(c.Usage)
+	r.spent = r.spent.Add(c.Usage.Counts())
 	r.spentPico = SatAdd(r.spentPico, c.CostPico)
 	r.mu.Unlock()
 	if s, ok := r.store.(RunSums); ok {
@@ -392,9 +392,9 @@ func (t *Totals) addCall(c *CallRecord) {
 	if c.Cache == CacheHit {
 		t.CacheHits++
 	}
-	t.Usage = t.Usage.Add(c.Usage)
+	t.Usage = t.Usage.Add(c.Usage.Counts())
 	t.CostPico = SatAdd(t.CostPico, c.CostPico)
-	t.Saved = t.Saved.Add(c.Saved)
+	t.Saved = t.Saved.Add(c.Saved.Counts())
 	t.SavedPico = SatAdd(t.SavedPico, c.SavedPico)
 	t.LLMTime += c.Latency
 	if c.RateWait > 0 {
@@ -414,7 +414,7 @@ func (t *Totals) addCall(c *CallRecord) {
 		}
 		for _, a := range c.Attempts {
 			m := t.ByModel[a.Model]
-			m.Usage = m.Usage.Add(a.Usage)
+			m.Usage = m.Usage.Add(a.Usage.Counts())
 			m.CostPico = SatAdd(m.CostPico, a.CostPico)
 			t.ByModel[a.Model] = m
 		}
@@ -424,7 +424,7 @@ func (t *Totals) addCall(c *CallRecord) {
 		if c.Cache == CacheHit {
 			m.CacheHits++
 		}
-		m.Usage = m.Usage.Add(c.Usage)
+		m.Usage = m.Usage.Add(c.Usage.Counts())
 		m.CostPico = SatAdd(m.CostPico, c.CostPico)
 		m.SavedPico = SatAdd(m.SavedPico, c.SavedPico)
 		t.ByModel[c.Model] = m

@@ -197,9 +197,11 @@ func TestTotalsFieldsRoundTrip(t *testing.T) {
 		case v.Type().Field(i).Name == "Wall":
 		case f.CanInt():
 			f.SetInt(int64(i + 1))
-		case f.Kind() == reflect.Struct: // a Usage
+		case f.Kind() == reflect.Struct: // a Usage: its counts (its service tier is no figure of a sum)
 			for j := range f.NumField() {
-				f.Field(j).SetInt(int64(100*i + j + 1))
+				if f.Field(j).CanInt() {
+					f.Field(j).SetInt(int64(100*i + j + 1))
+				}
 			}
 		case f.Kind() == reflect.Map:
 			full.ByModel = map[string]middleware.ModelTotals{"m": {Calls: 1, CacheHits: 2, CostPico: 3, SavedPico: 4, Usage: middleware.Usage{InputTokens: 5, AudioOutputTokens: 6}}}

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"math"
 	"strings"
@@ -113,6 +114,13 @@ type Usage struct {
 	ReasoningTokens   int64
 	AudioInputTokens  int64
 	AudioOutputTokens int64
+
+	// ServiceTier is the processing tier the provider billed the tokens
+	// at: its answer's service_tier ("flex", "priority", ...), else the
+	// one the request asked for (see [RequestServiceTier]); "" or
+	// "default" is the standard rate. Not a count: IsZero and Negative
+	// ignore it, and Add keeps the later non-empty one.
+	ServiceTier string
 }
 
 // Total returns input plus output tokens.
@@ -129,6 +137,7 @@ func (u Usage) Add(v Usage) Usage {
 		ReasoningTokens:   SatAdd(u.ReasoningTokens, v.ReasoningTokens),
 		AudioInputTokens:  SatAdd(u.AudioInputTokens, v.AudioInputTokens),
 		AudioOutputTokens: SatAdd(u.AudioOutputTokens, v.AudioOutputTokens),
+		ServiceTier:       cmp.Or(v.ServiceTier, u.ServiceTier),
 	}
 }
 
@@ -161,8 +170,16 @@ func SatAdd(a, b int64) int64 {
 	return s
 }
 
+// Counts returns u without its service tier: the counts alone, which a
+// run's totals sum (a sum of calls is at no one tier; each call's cost is
+// priced at its own).
+func (u Usage) Counts() Usage {
+	u.ServiceTier = ""
+	return u
+}
+
 // IsZero reports whether no tokens were counted.
-func (u Usage) IsZero() bool { return u == Usage{} }
+func (u Usage) IsZero() bool { return u == Usage{ServiceTier: u.ServiceTier} }
 
 // Negative reports whether a count of u is below zero: no provider's
 // count. The adapters read such a usage as none, and the Meter and the

@@ -437,9 +437,15 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 		r.plain = &pc
 		defer func() { r.plain = nil }()
 	}
+	var tier string // the last service_tier a chunk named
 	partial := func() *middleware.Response {
 		resp := acc.Response()
 		resp.ID, resp.Model = meta.id, meta.model
+		if !resp.Usage.IsZero() && resp.Usage.ServiceTier == "" {
+			// The tier the provider billed the stream at, also when its
+			// usage chunk does not repeat it.
+			resp.Usage.ServiceTier = tier
+		}
 		return resp
 	}
 	for !done && readErr == nil {
@@ -487,6 +493,7 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 			if haveMeta {
 				tmpl.learn(data, &c, &w.chunk, &pc)
 			}
+			tier = cmp.Or(m.tier, tier)
 		}
 		if !haveMeta {
 			meta.id, meta.model, meta.created = cmp.Or(meta.id, m.id), cmp.Or(meta.model, m.model), cmp.Or(meta.created, m.created)

@@ -75,6 +75,7 @@ type requestSnapshot struct {
 	toolSpans    []span // the wire JSON of each core tool
 	stream       bool   // "stream": true
 	includeUsage bool   // "stream_options": {"include_usage": true}
+	serviceTier  string // "service_tier", as knownTier reads it; "" for auto and default
 
 	// msgKept and toolKept are the messages and tools (in body order)
 	// whose wire JSON is a memo entry's raw copy (see Wire.SharedValues).
@@ -207,12 +208,19 @@ func decodeRequestMemo(body []byte, memo *msgMemo) (*middleware.Request, error) 
 				return true, err
 			})
 		default:
-			if !middleware.NeutralField(name) {
+			switch {
+			case !middleware.NeutralField(name):
 				var v []byte
 				if v, err = r.raw(); v != nil {
 					extra = append(extra, extraMember{name, v})
 				}
-			} else {
+			case name == "service_tier":
+				// Neutral to the answer, not to the bill: the budget and
+				// the Meter read it (Wire.RequestedServiceTier).
+				if s.serviceTier, err = r.tier(); s.serviceTier == "auto" || s.serviceTier == "default" {
+					s.serviceTier = "" // the standard rates (see middleware.RequestServiceTier)
+				}
+			default:
 				err = r.skip()
 			}
 		}

@@ -41,6 +41,7 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 	}
 	choices := 0
 	var apiErr *apiError
+	var tier string
 	for r.more() {
 		name, err := r.name()
 		if err != nil {
@@ -80,6 +81,8 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 			})
 		case "usage":
 			resp.Usage, _, err = r.usage()
+		case "service_tier":
+			tier, err = r.tier()
 		case "error":
 			apiErr, err = r.apiError()
 		default:
@@ -88,6 +91,9 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 		if err != nil {
 			return nil, nil, err
 		}
+	}
+	if !resp.Usage.IsZero() {
+		resp.Usage.ServiceTier = tier // the tier the provider billed the tokens at
 	}
 	if err := r.close(); err != nil {
 		return nil, nil, err
@@ -297,6 +303,7 @@ func decodeError(body []byte) *apiError {
 type chunkMeta struct {
 	id, model string
 	created   int64
+	tier      string // its service_tier, whether or not meta was wanted
 }
 
 // decodeChunk decodes the data payload of one streamed event. With
@@ -326,7 +333,8 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 	var apiErr *apiError
 	var groq middleware.Usage // of x_groq.usage
 	hasGroq := false
-	taken := false // a choice of index 0 filled c
+	var tier string // of service_tier
+	taken := false  // a choice of index 0 filled c
 	pc := r.plain
 	if pc != nil {
 		pc.ok, pc.choice, pc.tier, pc.fp, pc.usage = true, false, "", "", nil
@@ -339,7 +347,7 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 		}
 		switch name {
 		case "service_tier", "system_fingerprint":
-			if pc == nil {
+			if pc == nil && name != "service_tier" {
 				err = r.skip()
 				break
 			}
@@ -350,9 +358,16 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 				break
 			}
 			v := data[value:r.offset()]
+			plain := len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0
+			if name == "service_tier" && plain {
+				tier = knownTier(bytesString(v[1 : len(v)-1]))
+			}
+			if pc == nil {
+				break
+			}
 			switch {
 			case string(v) == "null":
-			case len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0:
+			case plain:
 				if name == "service_tier" {
 					pc.tier = bytesString(v[1 : len(v)-1])
 				} else {
@@ -441,6 +456,10 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 	if hasGroq && c.Usage == nil {
 		c.Usage = new(groq)
 	}
+	if c.Usage != nil && tier != "" {
+		c.Usage.ServiceTier = tier // the tier the provider billed the tokens at
+	}
+	meta.tier = tier
 	if choices < 0 && c.Usage == nil {
 		return c, meta, nil, errNoChoices
 	}
@@ -453,6 +472,43 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 	w.isChunk = true
 	c.Native = w
 	return c, meta, nil, nil
+}
+
+// tier reads a service_tier member: a string, else nothing (a vendor's
+// other value is not an error). The tier outlives the body (it is billed
+// from run records): a known one is a constant, another a copy.
+func (r *reader) tier() (string, error) {
+	if r.peek() != '"' {
+		return "", r.skip()
+	}
+	s, err := r.string()
+	if err != nil {
+		return "", err
+	}
+	return knownTier(s), nil
+}
+
+// knownTier returns the tier named s without keeping s's bytes: a
+// constant for OpenAI's names, else a copy ("" for a name longer than any
+// real one). An answer's "default" stays: it says the standard rates
+// billed it, whatever the request asked for.
+func knownTier(s string) string {
+	switch s {
+	case "default":
+		return "default"
+	case "auto":
+		return "auto"
+	case "flex":
+		return "flex"
+	case "priority":
+		return "priority"
+	case "scale":
+		return "scale"
+	}
+	if len(s) > 64 {
+		return ""
+	}
+	return strings.Clone(s)
 }
 
 // groqUsage reads the usage member of Groq's x_groq object (raw, any JSON
@@ -673,6 +729,10 @@ func appendResponse(dst []byte, resp *middleware.Response, meta chunkMeta) []byt
 	dst = appendInt(dst, meta.created)
 	dst = append(dst, `,"model":`...)
 	dst = appendString(dst, meta.model)
+	if t := resp.Usage.ServiceTier; t != "" && !resp.Usage.IsZero() {
+		dst = append(dst, `,"service_tier":`...)
+		dst = appendString(dst, t)
+	}
 	dst = append(dst, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
 	m := &resp.Message
 	if m.Content == "" && len(m.ToolCalls) > 0 {

@@ -424,3 +424,75 @@ func TestAnswerContentAsParts(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamUsageNamesItsServiceTier: the usage the chain sees names the
+// processing tier the provider billed — the answer's service_tier, in a
+// stream the usage chunk's or, when that chunk leaves it out, the last
+// one an earlier chunk named — and the request's Native says which tier
+// the request asked for ("auto" and "default" are the standard rates: "").
+// A service_tier of another type in a chunk is no error and names
+// nothing.
+func TestStreamUsageNamesItsServiceTier(t *testing.T) {
+	t.Parallel()
+	const head = `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",`
+	const usage = `{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12}`
+	for _, tc := range []struct {
+		name, tier string
+		reply      openaitest.Reply
+		stream     bool
+	}{
+		{"in every chunk", "priority", rawStream(head+`"service_tier":"priority","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}`,
+			head+`"service_tier":"priority","choices":[],"usage":`+usage+`}`, `data: [DONE]`), true},
+		{"not in the usage chunk", "flex", rawStream(head+`"service_tier":"flex","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}`,
+			head+`"choices":[],"usage":`+usage+`}`, `data: [DONE]`), true},
+		{"only in the usage chunk", "flex", rawStream(head+`"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}`,
+			head+`"service_tier":"flex","choices":[],"usage":`+usage+`}`, `data: [DONE]`), true},
+		{"in no chunk", "", rawStream(head+`"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}`,
+			head+`"choices":[],"usage":`+usage+`}`, `data: [DONE]`), true},
+		{"of another type", "", rawStream(head+`"service_tier":5,"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}`,
+			head+`"service_tier":null,"choices":[],"usage":`+usage+`}`, `data: [DONE]`), true},
+		{"an answer", "priority", openaitest.Reply{Status: 200, Raw: [][]byte{[]byte(`{"id":"x","object":"chat.completion","created":1,"model":"m","service_tier":"priority","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":` + usage + `}`)}}, false},
+		{"an answer naming default", "default", openaitest.Reply{Status: 200, Raw: [][]byte{[]byte(`{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":` + usage + `,"service_tier":"default"}`)}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := openaitest.NewServer(t)
+			srv.On().Reply(tc.reply)
+			rec := &middlewaretest.Tap{}
+			c := clientFor(srv, twopenai.NewHTTPClient(passChain(rec)))
+			req := chatRequest(tc.stream)
+			req.ServiceTier = openai.ServiceTierPriority
+			if tc.stream {
+				s, err := c.CreateChatCompletionStream(context.Background(), req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if out, err := recvAll(t, s); err != io.EOF || len(out) == 0 {
+					t.Fatalf("the stream ended with %v after %d chunks, want io.EOF", err, len(out))
+				}
+			} else if _, err := c.CreateChatCompletion(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+			creq, resp, err := rec.Last(t)
+			want := middleware.Usage{InputTokens: 10, OutputTokens: 2, ServiceTier: tc.tier}
+			if err != nil || resp.Usage != want {
+				t.Fatalf("the chain saw usage %+v (%v), want %+v", resp.Usage, err, want)
+			}
+			if got := middleware.RequestServiceTier(creq); got != "priority" {
+				t.Errorf("the request asks for tier %q, want priority", got)
+			}
+		})
+	}
+	for asked, want := range map[openai.ServiceTier]string{"": "", "auto": "", "default": "", "flex": "flex", "scale": "scale"} {
+		srv := openaitest.NewServer(t)
+		srv.On().Reply(openaitest.Text("ok"))
+		rec := &middlewaretest.Tap{}
+		req := chatRequest(false)
+		req.ServiceTier = asked
+		if _, err := clientFor(srv, twopenai.NewHTTPClient(passChain(rec))).CreateChatCompletion(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		if creq, _, _ := rec.Last(t); middleware.RequestServiceTier(creq) != want {
+			t.Errorf("service_tier %q: the request asks for %q, want %q", asked, middleware.RequestServiceTier(creq), want)
+		}
+	}
+}

@@ -105,7 +105,7 @@ func TestChatCompletionPassThrough(t *testing.T) {
 				t.Errorf("core request %+v", req)
 			}
 			u := want.Usage
-			wantUsage := middleware.Usage{InputTokens: int64(u.PromptTokens), OutputTokens: int64(u.CompletionTokens)}
+			wantUsage := middleware.Usage{InputTokens: int64(u.PromptTokens), OutputTokens: int64(u.CompletionTokens), ServiceTier: string(want.ServiceTier)}
 			if u.PromptTokensDetails != nil {
 				wantUsage.CachedInputTokens = int64(u.PromptTokensDetails.CachedTokens)
 			}

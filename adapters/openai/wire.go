@@ -29,7 +29,20 @@ type Wire struct {
 	chunk   chunkSnapshot
 }
 
-var _ middleware.NativeKeyer = (*Wire)(nil)
+var (
+	_ middleware.NativeKeyer       = (*Wire)(nil)
+	_ middleware.NativeServiceTier = (*Wire)(nil)
+)
+
+// RequestedServiceTier implements middleware.NativeServiceTier for a
+// request: the processing tier its service_tier member asks for ("" for
+// none, "auto" and "default"). Other Wires return "".
+func (w *Wire) RequestedServiceTier() string {
+	if w == nil || w.req == nil {
+		return ""
+	}
+	return w.req.serviceTier
+}
 
 // AppendCacheKey implements middleware.NativeKeyer for a request: it
 // appends every top-level member of the body but the neutral ones

@@ -287,7 +287,9 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	if billed {
 		// The ledger's charge: the exact cost rounded up once. The call's
 		// reported cost is the Meter's (middleware.Meter), not written here.
-		actual = Settleable(Amount{Tokens: usage.Total(), USDMicros: ceilMicro(b.cost(req.Model, usage))})
+		// A usage that does not name its service tier is billed at the
+		// one the request asked for.
+		actual = Settleable(Amount{Tokens: usage.Total(), USDMicros: ceilMicro(b.cost(req.Model, usage.WithServiceTier(req)))})
 	}
 	settled = true
 	b.settle(ctx, h, actual)
@@ -443,9 +445,10 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 	// provider bills them all.
 	choices := int64(max(req.N, 1))
 	audio := b.est.AudioInput(req)
+	tier := middleware.RequestServiceTier(req) // reserved at the rates of the tier it asks for
 	need := func() Amount {
 		all := middleware.SatMul(out, choices) // (a huge n × max_tokens never wraps around to a small need)
-		return Amount{Tokens: middleware.SatAdd(est, all), USDMicros: ceilMicro(b.cost(req.Model, worstCase(spec, est, audio, all)))}
+		return Amount{Tokens: middleware.SatAdd(est, all), USDMicros: ceilMicro(b.cost(req.Model, worstCase(spec, est, audio, all, tier)))}
 	}
 	h, err := b.reserve(ctx, need(), b.runLim, b.teamLim)
 	for range 3 { // fit instead of refuse; another call may take the rest meanwhile: try again
@@ -456,7 +459,9 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 		if !errors.As(err, &e) {
 			break
 		}
-		fit := affordable(spec, b.cost(req.Model, worstCase(spec, est, audio, 0)), choices, est, e)
+		inPico := b.cost(req.Model, worstCase(spec, est, audio, 0, tier))
+		outPico := b.cost(req.Model, worstCase(spec, est, audio, 1, tier)) - inPico // the rate of an output token at this tier and length
+		fit := affordable(inPico, outPico, choices, est, e)
 		if fit < b.minOutput() || fit >= out {
 			break
 		}
@@ -496,9 +501,9 @@ func (b *Budget) minOutput() int64 {
 
 // worstCase is what a call may be billed: est input tokens of which audio
 // are audio, and out output tokens, all of them audio when the model's
-// audio output is dearer than its text output.
-func worstCase(spec Model, est, audio, out int64) middleware.Usage {
-	u := middleware.Usage{InputTokens: est, AudioInputTokens: min(audio, est), OutputTokens: out}
+// audio output is dearer than its text output, at the service tier.
+func worstCase(spec Model, est, audio, out int64, tier string) middleware.Usage {
+	u := middleware.Usage{InputTokens: est, AudioInputTokens: min(audio, est), OutputTokens: out, ServiceTier: tier}
 	if spec.AudioOutputPico > spec.OutputPico {
 		u.AudioOutputTokens = out
 	}
@@ -506,16 +511,16 @@ func worstCase(spec Model, est, audio, out int64) middleware.Usage {
 }
 
 // affordable returns the most output tokens per choice that fit what e
-// says is left of its limit, with est input tokens costing inputPico on
-// spec: the largest out whose reservation (cost rounded up once to a
-// micro-dollar) fits.
-func affordable(spec Model, inputPico, choices, est int64, e *ExceededError) int64 {
+// says is left of its limit, with est input tokens costing inputPico and
+// an output token outputPico: the largest out whose reservation (cost
+// rounded up once to a micro-dollar) fits.
+func affordable(inputPico, outputPico, choices, est int64, e *ExceededError) int64 {
 	left := e.Limit - e.Used - e.Reserved
 	if e.Unit == UnitTokens {
 		return max(left-est, 0) / choices
 	}
 	room := picoOf(left) - inputPico
-	rate := middleware.SatMul(max(spec.OutputPico, spec.AudioOutputPico), choices) // pico-dollars per token, all choices
+	rate := middleware.SatMul(outputPico, choices) // pico-dollars per token, all choices
 	if room <= 0 || rate <= 0 {
 		return 0
 	}

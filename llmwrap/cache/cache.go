@@ -540,6 +540,9 @@ func (c *cacher) serve(ctx context.Context, req *middleware.Request, stored *mid
 	}
 	resp.FromCache = true
 	saved := resp.Usage
+	// Saved at the rates of the tier this request asked for (the key does
+	// not include it): what the call would have cost now.
+	saved.ServiceTier = middleware.RequestServiceTier(req)
 	resp.Usage = middleware.Usage{} // nothing was spent
 	var micros int64
 	if c.pricer != nil && !saved.IsZero() {

@@ -76,9 +76,9 @@ func (e *Entry) matches(flat []byte) bool {
 
 // entryVersion prefixes the binary form of an Entry. Version 2 adds the
 // response's refusal and the adapter's stored native answer, version 3
-// the audio tokens of its usage; entries of versions 1 and 2 (without
-// them) are still read.
-const entryVersion = 3
+// the audio tokens of its usage, version 4 its service tier; entries of
+// earlier versions (without them) are still read.
+const entryVersion = 4
 
 // ErrCorruptEntry is returned by [Entry.UnmarshalBinary] for bytes that are
 // not an entry of this version.
@@ -124,7 +124,8 @@ func appendResponseNative(dst []byte, r *middleware.Response, sn *middleware.Sto
 		dst = append(dst, 0)
 	}
 	dst = binary.AppendVarint(dst, r.Usage.AudioInputTokens)
-	return binary.AppendVarint(dst, r.Usage.AudioOutputTokens)
+	dst = binary.AppendVarint(dst, r.Usage.AudioOutputTokens)
+	return appendStr(dst, r.Usage.ServiceTier)
 }
 
 // UnmarshalBinary decodes an entry written by MarshalBinary. The entry
@@ -185,6 +186,9 @@ func (d *decoder) response(r *middleware.Response, version byte) {
 	if version >= 3 {
 		r.Usage.AudioInputTokens = d.varint()
 		r.Usage.AudioOutputTokens = d.varint()
+	}
+	if version >= 4 {
+		r.Usage.ServiceTier = d.str()
 	}
 }
 

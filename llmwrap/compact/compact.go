@@ -328,7 +328,7 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 	if saved := before - res.after; saved > 0 {
 		var micros int64
 		if c.o.pricer != nil {
-			micros, _ = c.o.pricer.Cost(req.Model, middleware.Usage{InputTokens: saved})
+			micros, _ = c.o.pricer.Cost(req.Model, middleware.Usage{InputTokens: saved, ServiceTier: middleware.RequestServiceTier(req)})
 		}
 		note := fmt.Sprintf("context: %d -> %d input tokens (ceiling %d; %s)", before, res.after, ceiling, res.describe())
 		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {

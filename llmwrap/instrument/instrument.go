@@ -111,7 +111,7 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 					}
 					usage = sum
 				case pricer != nil && !usage.IsZero() && (resp == nil || !resp.FromCache):
-					if c, ok := pricer.Cost(f.Model, usage); ok {
+					if c, ok := pricer.Cost(f.Model, usage.WithServiceTier(req)); ok {
 						f.CostPico = c
 					}
 				}

@@ -59,10 +59,14 @@ func (a *answer) shapedStream(s *Shape) [][]byte {
 	coin := func(n int) bool { return rng.IntN(n) == 0 }
 	repeats := func() bool { return coin(4) && !s.NoRepeat }
 	usageNull := a.req.IncludeUsage() && coin(2)
+	tier := !coin(3) // OpenAI names the service tier in every chunk; other servers in none
 
 	base := func() map[string]any {
 		m := map[string]any{"id": a.id, "object": "chat.completion.chunk", "created": a.created, "model": a.model,
 			"system_fingerprint": "fp_openaitest"}
+		if tier {
+			m["service_tier"] = "default"
+		}
 		if usageNull {
 			m["usage"] = nil
 		}

@@ -62,6 +62,7 @@ type wireChunk struct {
 	Object            string            `json:"object"`
 	Created           int64             `json:"created"`
 	Model             string            `json:"model"`
+	ServiceTier       string            `json:"service_tier"` // in every chunk, as OpenAI sends it
 	SystemFingerprint string            `json:"system_fingerprint"`
 	Choices           []wireChunkChoice `json:"choices"` // [] in the usage chunk
 	Usage             json.RawMessage   `json:"usage,omitempty"`
