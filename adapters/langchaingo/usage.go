@@ -29,14 +29,15 @@ var (
 	// Cached prompt tokens of the inclusive conventions.
 	keysCached    = []string{"PromptCachedTokens", "CachedTokens", "CacheReadInputTokens", "cached_tokens"}
 	keysReasoning = []string{"ReasoningTokens", "CompletionReasoningTokens", "ThinkingTokens", "reasoning_tokens"}
+	keysTotal     = []string{"TotalTokens", "total_tokens", "totalTokens"}
 	// Mistral nests the SDK's usage struct (or, after JSON, an object).
 	keyNested = "usage"
 )
 
 // usageKeys are every key above, for rewriting a map's usage.
 var usageKeys = func() []string {
-	ks := []string{keyAnthropicInput, keyAnthropicOutput, keyCacheRead, keyCacheWrite, "TotalTokens", "total_tokens", "totalTokens"}
-	for _, l := range [][]string{keysPrompt, keysCompletion, keysSnakeInput, keysSnakeOutput, keysCached, keysReasoning} {
+	ks := []string{keyAnthropicInput, keyAnthropicOutput, keyCacheRead, keyCacheWrite}
+	for _, l := range [][]string{keysPrompt, keysCompletion, keysSnakeInput, keysSnakeOutput, keysCached, keysReasoning, keysTotal} {
 		ks = append(ks, l...)
 	}
 	return ks
@@ -97,6 +98,20 @@ func usageFromGenerationInfo(info map[string]any) (u middleware.Usage, ok bool) 
 	// Ollama reports the tokens of its context cache, which may exceed
 	// what this call's prompt counted.
 	u.CachedInputTokens = min(u.CachedInputTokens, u.InputTokens)
+	// Google AI's output counts the answer without the thoughts, which
+	// its total includes and which are billed as output (xAI's
+	// completion tokens leave out the reasoning the same way): the
+	// output is what the counts prove was produced.
+	if total, found := first(info, keysTotal); found && total >= 0 && in >= 0 && out >= 0 {
+		switch {
+		case total-in > out:
+			u.OutputTokens = total - in
+		case u.ReasoningTokens > out:
+			u.OutputTokens = middleware.SatAdd(out, u.ReasoningTokens)
+		}
+	} else if u.ReasoningTokens > out && out >= 0 {
+		u.OutputTokens = middleware.SatAdd(out, u.ReasoningTokens)
+	}
 	return u, true
 }
 

@@ -40,6 +40,15 @@ func TestUsageFromGenerationInfo(t *testing.T) {
 			"CachedTokens": int32(512), "CacheReadInputTokens": int32(512), "NonCachedInputTokens": int32(388),
 			"ThinkingContent": "", "ThinkingTokens": 0,
 		}, U{InputTokens: 900, OutputTokens: 40, CachedInputTokens: 512}, true},
+		{"googleai thinking: the total counts the thoughts, billed as output", map[string]any{
+			"input_tokens": int32(900), "output_tokens": int32(40), "total_tokens": int32(1340),
+			"PromptTokens": int32(900), "CompletionTokens": int32(40), "TotalTokens": int32(1340), "ThinkingTokens": 0,
+		}, U{InputTokens: 900, OutputTokens: 440}, true},
+		{"xai through the openai backend: reasoning outside completion", map[string]any{
+			"CompletionTokens": 9, "PromptTokens": 32, "TotalTokens": 135, "ReasoningTokens": 94,
+		}, U{InputTokens: 32, OutputTokens: 103, ReasoningTokens: 94}, true},
+		{"reasoning beyond the completion, no total", map[string]any{"CompletionTokens": 9, "PromptTokens": 32, "ReasoningTokens": 94},
+			U{InputTokens: 32, OutputTokens: 103, ReasoningTokens: 94}, true},
 		{"ollama", map[string]any{
 			"CompletionTokens": 7, "PromptTokens": 26, "TotalTokens": 33, "ThinkingContent": "", "ThinkingTokens": 0,
 			"CachedTokens": 4096, "CacheHit": true, // context cache: bounded by the prompt

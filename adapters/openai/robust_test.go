@@ -496,3 +496,55 @@ func TestStreamUsageNamesItsServiceTier(t *testing.T) {
 		}
 	}
 }
+
+// TestReasoningLeftOutOfCompletionIsBilled: servers that count the
+// reasoning tokens outside completion_tokens (xAI; Gemini bridges, whose
+// completion_tokens is 0 for an answer of thoughts only) still report
+// them in total_tokens and reasoning_tokens, and the provider bills them
+// as output: the usage the chain sees counts them, answered or streamed;
+// OpenAI's own convention (reasoning inside completion, total = prompt +
+// completion) is read as it is.
+func TestReasoningLeftOutOfCompletionIsBilled(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, usage string
+		want        middleware.Usage
+	}{
+		{"openai", `{"prompt_tokens":32,"completion_tokens":103,"total_tokens":135,"completion_tokens_details":{"reasoning_tokens":94}}`,
+			middleware.Usage{InputTokens: 32, OutputTokens: 103, ReasoningTokens: 94}},
+		{"xai", `{"prompt_tokens":32,"completion_tokens":9,"total_tokens":135,"prompt_tokens_details":{"text_tokens":32,"cached_tokens":6},"completion_tokens_details":{"reasoning_tokens":94}}`,
+			middleware.Usage{InputTokens: 32, OutputTokens: 103, CachedInputTokens: 6, ReasoningTokens: 94}},
+		{"thoughts only", `{"prompt_tokens":21,"completion_tokens":0,"total_tokens":81,"completion_tokens_details":{"reasoning_tokens":60}}`,
+			middleware.Usage{InputTokens: 21, OutputTokens: 60, ReasoningTokens: 60}},
+		{"no total", `{"prompt_tokens":32,"completion_tokens":9,"completion_tokens_details":{"reasoning_tokens":94}}`,
+			middleware.Usage{InputTokens: 32, OutputTokens: 103, ReasoningTokens: 94}},
+		{"a total below the counts", `{"prompt_tokens":32,"completion_tokens":9,"total_tokens":20}`,
+			middleware.Usage{InputTokens: 32, OutputTokens: 9}},
+	} {
+		for _, stream := range []bool{false, true} {
+			srv := openaitest.NewServer(t)
+			if stream {
+				srv.On().Reply(rawStream(`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}`,
+					`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":`+tc.usage+`}`, `data: [DONE]`))
+			} else {
+				srv.On().Reply(openaitest.Reply{Status: 200, Raw: [][]byte{[]byte(`{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":` + tc.usage + `}`)}})
+			}
+			rec := &middlewaretest.Tap{}
+			c := clientFor(srv, twopenai.NewHTTPClient(passChain(rec)))
+			if stream {
+				s, err := c.CreateChatCompletionStream(context.Background(), chatRequest(true))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := recvAll(t, s); err != io.EOF {
+					t.Fatalf("%s: stream ended with %v", tc.name, err)
+				}
+			} else if _, err := c.CreateChatCompletion(context.Background(), chatRequest(false)); err != nil {
+				t.Fatal(err)
+			}
+			if _, resp, err := rec.Last(t); err != nil || resp.Usage != tc.want {
+				t.Errorf("%s (stream %v): the chain saw usage %+v (%v), want %+v", tc.name, stream, resp.Usage, err, tc.want)
+			}
+		}
+	}
+}

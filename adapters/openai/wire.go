@@ -233,7 +233,7 @@ func (r *reader) usage() (middleware.Usage, bool, error) {
 	if err != nil || !ok {
 		return u, false, err
 	}
-	var deepseekCached int64
+	var deepseekCached, total int64
 	var sawDetails bool
 	for r.more() {
 		name, err := r.name()
@@ -245,6 +245,8 @@ func (r *reader) usage() (middleware.Usage, bool, error) {
 			u.InputTokens, _, err = r.int()
 		case "completion_tokens":
 			u.OutputTokens, _, err = r.int()
+		case "total_tokens":
+			total, _, err = r.int()
 		case "prompt_cache_hit_tokens": // DeepSeek
 			deepseekCached, _, err = r.int()
 		case "prompt_tokens_details":
@@ -292,6 +294,20 @@ func (r *reader) usage() (middleware.Usage, bool, error) {
 	}
 	if err := r.close(); err != nil {
 		return u, false, err
+	}
+	if !u.Negative() && total >= 0 {
+		// OpenAI counts reasoning tokens in completion_tokens; xAI and
+		// some Gemini bridges leave them out of it but in total_tokens
+		// and completion_tokens_details.reasoning_tokens, and bill them
+		// as output all the same. The output is what the counts prove
+		// was produced: total − prompt when larger, else completion plus
+		// reasoning when the reasoning alone exceeds the completion.
+		switch {
+		case total-u.InputTokens > u.OutputTokens:
+			u.OutputTokens = total - u.InputTokens
+		case u.ReasoningTokens > u.OutputTokens:
+			u.OutputTokens = middleware.SatAdd(u.OutputTokens, u.ReasoningTokens)
+		}
 	}
 	if u.Negative() {
 		// A negative count is no count: settled as given, it would take
