@@ -132,10 +132,27 @@ func versionToken(t string) bool {
 // (exact, else the longest catalog name it is a dated or versioned
 // snapshot of, e.g. "gpt-4o-2024-08-06" → gpt-4o), overlaid with the
 // policy's models entry of the same or a more specific name, whose non-zero
-// fields win (a zero field keeps the catalog's value). It reports false
-// when neither knows the model. Model may be called on a nil *Policy to
-// read the catalog alone. It does not allocate.
+// fields win (a zero field keeps the catalog's value). A name neither
+// knows that has a router's prefix ("openai/gpt-4o") is the model after
+// its last '/'. It reports false when neither knows the model. Model may
+// be called on a nil *Policy to read the catalog alone. It does not
+// allocate.
 func (p *Policy) Model(name string) (ModelSpec, bool) {
+	if m, ok := p.model(name); ok {
+		return m, true
+	}
+	// A router's name for a provider's model (OpenRouter's
+	// "openai/gpt-4o", LiteLLM's "anthropic/claude-sonnet-4-5"): the
+	// provider's model, at its list price, when neither knows the name
+	// itself.
+	if i := strings.LastIndexByte(name, '/'); i >= 0 && i < len(name)-1 {
+		return p.model(name[i+1:])
+	}
+	return ModelSpec{}, false
+}
+
+// model is Model without the router prefix.
+func (p *Policy) model(name string) (ModelSpec, bool) {
 	base, baseLen, baseOK := defaultCatalog().lookup(name)
 	if p != nil && len(p.Models) > 0 {
 		over, overLen, ok := lookupModels(p.Models, name)

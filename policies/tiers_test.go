@@ -2,6 +2,7 @@ package policies
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -173,5 +174,43 @@ func TestLiteLLMTiersAndLongContextAreImported(t *testing.T) {
 	}
 	if spec, _ := p.Model("gpt-x"); spec.Rates("priority", 300_000).InputPer1M != 10*Dollar {
 		t.Errorf("loaded priority long-context input rate %s, want $10", spec.Rates("priority", 300_000).InputPer1M)
+	}
+}
+
+// TestRouterPrefixedNamesArePriced: a router's name for a provider's
+// model (OpenRouter's "openai/gpt-4o", LiteLLM's "gemini/gemini-2.5-pro")
+// is priced as the provider's model when neither the catalog nor the
+// policy knows the name itself, dated snapshots and tiers included; a
+// name the policy lists with its prefix keeps its own entry.
+func TestRouterPrefixedNamesArePriced(t *testing.T) {
+	p, err := LoadBytes([]byte("version: 1\nmodels:\n  openrouter/my-model: {input_per_1m: 1, output_per_1m: 2}\n  anthropic/claude-sonnet-4-5: {input_per_1m: 9}\n"), "team.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"openai/gpt-4o":                       "gpt-4o",
+		"openrouter/openai/gpt-4o-2024-08-06": "gpt-4o",
+		"gemini/gemini-2.5-pro":               "gemini-2.5-pro",
+		"openai/gpt-5":                        "gpt-5",
+	} {
+		got, ok := p.Model(name)
+		base, _ := p.Model(want)
+		if !ok || !reflect.DeepEqual(got, base) {
+			t.Errorf("%s = %+v %v, want %s's %+v", name, got, ok, want, base)
+		}
+	}
+	if got, _ := p.Model("anthropic/claude-sonnet-4-5"); got.InputPer1M != 9*Dollar {
+		t.Errorf("a prefixed name the policy lists: input %s, want its own $9", got.InputPer1M)
+	}
+	if got, ok := p.Model("openrouter/my-model"); !ok || got.OutputPer1M != 2*Dollar {
+		t.Errorf("openrouter/my-model = %+v %v", got, ok)
+	}
+	for _, name := range []string{"openai/", "unknown/model", "/"} {
+		if _, ok := p.Model(name); ok {
+			t.Errorf("%q is priced, want unknown", name)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { p.Model("openai/gpt-4o") }); n != 0 {
+		t.Errorf("Model allocates %v times", n)
 	}
 }
