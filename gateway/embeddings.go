@@ -31,13 +31,13 @@ func isEmbeddings(r *http.Request) bool {
 // then charged at its reserved amount.
 const embeddingsTTL = 15 * time.Minute
 
-// embeddingsHold is an embeddings call's reservation in its team's
-// ledger: the tokens of its input (and their price when the policy's
-// catalog prices the model), held before the call as a chat call's
-// estimate is, so that concurrent calls never spend past the budget
-// between them, and settled at the answer's usage (released when there
-// is no answer).
-type embeddingsHold struct {
+// teamHold is a passed-through call's reservation in its team's ledger
+// (an embeddings call's: the tokens of its input and their price when the
+// policy's catalog prices the model; a Responses call's worst case), held
+// before the call as a chat call's estimate is, so that concurrent calls
+// never spend past the budget between them, and settled at the answer's
+// usage (released when there is no answer).
+type teamHold struct {
 	s     *Server
 	team  string
 	model string
@@ -87,7 +87,7 @@ func (s *Server) embeddingsInputTokens(model string, input json.RawMessage) (n i
 // has no output) in its team's ledger, or refuses the call with an
 // OpenAI-shaped 429 when that does not fit in what is left of the team's
 // budget; nil and no error when the team's policy has no budget.
-func (s *Server) reserveEmbeddings(ctx context.Context, team string, body []byte) (*embeddingsHold, *apiError) {
+func (s *Server) reserveEmbeddings(ctx context.Context, team string, body []byte) (*teamHold, *apiError) {
 	b, err := llmwrap.NewBudget(s.pol.Policy(team), budget.WithStore(s.budgets), budget.WithLogger(s.logger))
 	if err != nil {
 		return nil, classify(err, s.secrets...)
@@ -99,7 +99,7 @@ func (s *Server) reserveEmbeddings(ctx context.Context, team string, body []byte
 	if err != nil {
 		return nil, classify(err, s.secrets...)
 	}
-	h := &embeddingsHold{s: s, team: team}
+	h := &teamHold{s: s, team: team}
 	var req embeddingsRequest
 	if json.Unmarshal(body, &req) == nil {
 		h.model = req.Model
@@ -138,7 +138,7 @@ func (s *Server) embeddingsCost(team, model string, n int64) int64 {
 }
 
 // settle settles h at actual once; later calls do nothing.
-func (h *embeddingsHold) settle(ctx context.Context, actual budget.Amount) {
+func (h *teamHold) settle(ctx context.Context, actual budget.Amount) {
 	h.once.Do(func() {
 		if _, err := h.hold.Settle(context.WithoutCancel(ctx), actual, time.Now()); err != nil {
 			h.s.logger.Warn("tokenwise/gateway: an embeddings call's spend could not be recorded", "team", h.team, "err", err)
@@ -146,14 +146,14 @@ func (h *embeddingsHold) settle(ctx context.Context, actual budget.Amount) {
 	})
 }
 
-// charge reads a successful embeddings answer's usage and model and
+// chargeEmbeddings reads a successful embeddings answer's usage and model and
 // settles the reservation at its tokens and, when the policy's catalog
 // prices the model, their cost (in the ledger /v1/spend and the chat
 // calls' budget read, shared by the replicas); it gives the answer back
 // unchanged. An answer that is not a success releases the reservation;
 // a success without readable usage is charged what was reserved (the
 // provider billed it).
-func (h *embeddingsHold) charge(resp *http.Response) error {
+func (h *teamHold) chargeEmbeddings(resp *http.Response) error {
 	ctx := resp.Request.Context()
 	if resp.StatusCode != http.StatusOK {
 		h.settle(ctx, budget.Amount{})

@@ -291,6 +291,26 @@ func (s *Server) maxBody() int64 {
 	return DefaultMaxBody
 }
 
+// readPassBody reads a passed-through request's body whole (to count
+// what it costs) and gives it back to r; false, with the error written,
+// when it cannot be read or is over the limit.
+func (s *Server) readPassBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		e := &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "unreadable_body", Message: "tokenwise/gateway: the request body could not be read"}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			e = &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
+				Message: "the request body is larger than the gateway's limits.max_body"}
+		}
+		s.metrics.request(e.Code)
+		e.write(w)
+		return nil, false
+	}
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	return body, true
+}
+
 // passThrough forwards any other /v1/ request to the first upstream, with
 // the upstream's key instead of the virtual key.
 func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry) {
@@ -307,19 +327,10 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	if isEmbeddings(r) && r.Body != nil {
 		// The input is read first: its tokens are reserved in the team's
 		// budget before the call.
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			e := &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "unreadable_body", Message: "tokenwise/gateway: the request body could not be read"}
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				e = &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
-					Message: "the request body is larger than the gateway's limits.max_body"}
-			}
-			s.metrics.request(e.Code)
-			e.write(w)
+		body, ok := s.readPassBody(w, r)
+		if !ok {
 			return
 		}
-		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		h, e := s.reserveEmbeddings(middleware.WithTeam(r.Context(), k.team), k.team, body)
 		if e != nil {
 			s.metrics.request(e.Code)
@@ -328,6 +339,26 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		}
 		if h != nil {
 			// Released if no answer settled it (an upstream error).
+			defer h.settle(r.Context(), budget.Amount{})
+			modify = h.chargeEmbeddings
+		}
+	}
+	if isResponses(r) && r.Body != nil {
+		// The Responses API: the call's worst case is reserved in the
+		// team's budget before it is sent (see responses.go).
+		body, ok := s.readPassBody(w, r)
+		if !ok {
+			return
+		}
+		h, e := s.reserveResponses(middleware.WithTeam(r.Context(), k.team), k.team, body)
+		if e != nil {
+			s.metrics.request(e.Code)
+			e.write(w)
+			return
+		}
+		if h != nil {
+			// Released if no answer settled it (an upstream error); a
+			// stream settles when it ends.
 			defer h.settle(r.Context(), budget.Amount{})
 			modify = h.charge
 		}

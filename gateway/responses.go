@@ -1,0 +1,379 @@
+package gateway
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// The Responses API (POST /v1/responses), which OpenAI's newest SDKs and
+// its Agents SDK call instead of chat completions, is passed through to
+// the upstream unchanged, but never unpoliced: a team with a budget has
+// the call's worst case reserved in its ledger before it is sent (refused
+// with an OpenAI-shaped 429 when it does not fit) and settled at the
+// usage the answer reports — the JSON answer's, or a stream's final
+// response.completed, response.incomplete or response.failed event's —
+// priced by the team's catalog at the service tier the answer names.
+//
+// The worst case: the input's tokens (its text counted by the model's
+// encoding, each item and tool definition framed conservatively, an
+// image at its detail's worst case) — or the model's whole context window
+// when the input cannot be counted here: a previous_response_id or
+// conversation (whose earlier turns the provider keeps), an input file,
+// or a built-in tool (web or file search, code interpreter, computer,
+// MCP, whose results the provider adds to the input) — plus
+// max_output_tokens (else the model's maximum output). A built-in tool's
+// own fees are not priced, and a call whose hosted tools run more model
+// turns than one context holds may settle above its reservation: bound
+// those with max_tool_calls.
+
+// maxResponsesEvent bounds a stream event the gateway keeps to read its
+// usage (the final event carries the whole response, its output
+// included).
+const maxResponsesEvent = 64 << 20
+
+// isResponses reports whether a pass-through request creates a response.
+func isResponses(r *http.Request) bool {
+	return r.Method == http.MethodPost && strings.TrimSuffix(r.URL.Path, "/") == "/v1/responses"
+}
+
+// responsesRequest is what the gateway reads of a Responses API request.
+type responsesRequest struct {
+	Model              string          `json:"model"`
+	Input              json.RawMessage `json:"input"`
+	Instructions       string          `json:"instructions"`
+	Tools              json.RawMessage `json:"tools"`
+	MaxOutputTokens    *int64          `json:"max_output_tokens"`
+	PreviousResponseID string          `json:"previous_response_id"`
+	Conversation       json.RawMessage `json:"conversation"`
+	ServiceTier        string          `json:"service_tier"`
+}
+
+// responsesTier reads a request's service tier as the budget does:
+// "auto" and "default" are the standard rates.
+func responsesTier(t string) string {
+	switch t {
+	case "auto", "default":
+		return ""
+	}
+	return t
+}
+
+// responsesInput estimates the input tokens of req on model, or reports
+// that they cannot be counted here (the provider adds to them).
+func (s *Server) responsesInput(model string, spec policies.ModelSpec, req *responsesRequest) (int64, bool) {
+	if req.PreviousResponseID != "" || len(req.Conversation) > 0 && string(req.Conversation) != "null" {
+		return 0, false
+	}
+	n := int64(16) + s.est.Text(model, req.Instructions)
+	// Tool definitions count as their JSON text; a hosted tool makes the
+	// input unknowable.
+	if len(req.Tools) > 0 && string(req.Tools) != "null" {
+		var tools []struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(req.Tools, &tools) != nil {
+			return 0, false
+		}
+		for _, t := range tools {
+			if t.Type != "function" && t.Type != "custom" {
+				return 0, false
+			}
+		}
+		n += int64(8*len(tools)) + s.est.Text(model, string(req.Tools))
+	}
+	var text string
+	if json.Unmarshal(req.Input, &text) == nil {
+		return n + 8 + s.est.Text(model, text), true
+	}
+	var items []any
+	if json.Unmarshal(req.Input, &items) != nil {
+		return 0, false
+	}
+	var walk func(v any) bool
+	walk = func(v any) bool {
+		switch v := v.(type) {
+		case string:
+			n += s.est.Text(model, v)
+		case []any:
+			for _, e := range v {
+				if !walk(e) {
+					return false
+				}
+			}
+		case map[string]any:
+			n += 8 // each item and part framed conservatively
+			switch v["type"] {
+			case "input_image":
+				detail, _ := v["detail"].(string)
+				n += spec.Image.WorstCase(detail)
+				return true
+			case "input_file", "input_audio", "item_reference":
+				return false // contents the provider reads or keeps
+			}
+			for k, e := range v {
+				n += s.est.Text(model, k)
+				if !walk(e) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if !walk(items) {
+		return 0, false
+	}
+	return n, true
+}
+
+// reserveResponses holds a Responses call's worst case in its team's
+// ledger, or refuses the call with an OpenAI-shaped error; nil and no
+// error when the team's policy has no budget.
+func (s *Server) reserveResponses(ctx context.Context, team string, body []byte) (*responsesHold, *apiError) {
+	pol := s.pol.Policy(team)
+	b, err := llmwrap.NewBudget(pol, budget.WithStore(s.budgets), budget.WithLogger(s.logger))
+	if err != nil {
+		return nil, classify(err, s.secrets...)
+	}
+	if !b.Active() {
+		return nil, nil
+	}
+	var req responsesRequest
+	if err := json.Unmarshal(body, &req); err != nil || req.Model == "" {
+		return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request",
+			Message: "tokenwise/gateway: a responses request the team's budget cannot account for: it needs a JSON body with a model"}
+	}
+	spec, known := pol.Model(req.Model)
+	rem, err := b.Remaining(ctx, team)
+	if err != nil {
+		return nil, classify(err, s.secrets...)
+	}
+	if rem.Limit.USDMicros > 0 && (!known || !spec.HasPrice()) {
+		return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "model_not_priced", NoRetry: true,
+			Message: "tokenwise/gateway: a USD budget applies and model " + strconv.Quote(req.Model) + " has no price in the catalog or the team's policy"}
+	}
+	in, counted := s.responsesInput(req.Model, spec, &req)
+	out := spec.MaxOutputTokens
+	if req.MaxOutputTokens != nil && *req.MaxOutputTokens > 0 && (out == 0 || *req.MaxOutputTokens < out) {
+		out = *req.MaxOutputTokens
+	}
+	switch {
+	case !counted && spec.ContextWindow > 0:
+		in = max(spec.ContextWindow-out, 0)
+	case !counted:
+		return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "budget_unaccountable", NoRetry: true,
+			Message: "tokenwise/gateway: the team's budget cannot bound this responses call: its input is kept or read by the provider " +
+				"(previous_response_id, conversation, a file or a hosted tool) and model " + strconv.Quote(req.Model) + " has no context_window in the catalog or the policy"}
+	}
+	if out == 0 {
+		out = budget.DefaultMaxOutput
+		if spec.ContextWindow > 0 {
+			out = max(spec.ContextWindow-in, 0)
+		}
+	}
+	tier := responsesTier(req.ServiceTier)
+	h := &responsesHold{teamHold: teamHold{s: s, team: team, model: req.Model}, tier: tier}
+	h.need = budget.Amount{Tokens: in + out, USDMicros: ceilMicro(int64(spec.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: tier})))}
+	left := rem.Remaining()
+	if rem.Limit.USDMicros > 0 && left.USDMicros <= 0 || rem.Limit.Tokens > 0 && left.Tokens <= 0 {
+		return nil, &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "budget_exceeded", NoRetry: true,
+			Message: "tokenwise/gateway: the team budget of " + team + " is spent for this period (" + usd(rem.Used.USDMicros) + " USD, " + itoa(rem.Used.Tokens) + " tokens)"}
+	}
+	h.hold, err = s.budgets.Reserve(ctx, budget.Reservation{Key: b.TeamKey(team), ID: newID("resp-"), Need: h.need,
+		Limit: rem.Limit, Window: rem.Window, Now: time.Now(), TTL: responsesTTL})
+	if err != nil {
+		var ee *budget.ExceededError
+		if errors.As(err, &ee) {
+			ee.Scope, ee.Model = "team:"+team, req.Model
+		}
+		return nil, classify(err, s.secrets...)
+	}
+	return h, nil
+}
+
+// responsesTTL bounds how long a shared store holds a Responses call's
+// reservation that is never settled (its replica died): then it is
+// charged at its reserved amount.
+const responsesTTL = 30 * time.Minute
+
+// responsesHold is a Responses call's reservation.
+type responsesHold struct {
+	teamHold
+	tier string // the tier the request asked for
+}
+
+// responsesUsage is the usage of a Responses answer.
+type responsesUsage struct {
+	InputTokens        int64 `json:"input_tokens"`
+	OutputTokens       int64 `json:"output_tokens"`
+	TotalTokens        int64 `json:"total_tokens"`
+	InputTokensDetails struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"input_tokens_details"`
+	OutputTokensDetails struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"output_tokens_details"`
+}
+
+// responseObject is what the gateway reads of a response object.
+type responseObject struct {
+	Model       string          `json:"model"`
+	ServiceTier string          `json:"service_tier"`
+	Usage       *responsesUsage `json:"usage"`
+}
+
+// settleObject settles h at the usage of the response object o; at what
+// was reserved when it has none that can be read (the provider billed
+// the call).
+func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) {
+	u := o.Usage
+	if u == nil || u.InputTokens < 0 || u.OutputTokens < 0 || u.TotalTokens < 0 || u.InputTokensDetails.CachedTokens < 0 {
+		h.s.logger.Warn("tokenwise/gateway: a responses answer without readable usage: charged its reservation", "team", h.team)
+		h.settle(ctx, h.need)
+		return
+	}
+	out := u.OutputTokens
+	if d := u.TotalTokens - u.InputTokens; d > out {
+		out = d // reasoning a server left out of output_tokens
+	}
+	model := cmp.Or(o.Model, h.model)
+	tier := cmp.Or(o.ServiceTier, h.tier)
+	tc := policies.TokenCounts{Input: u.InputTokens, Output: out, CachedInput: u.InputTokensDetails.CachedTokens,
+		Reasoning: u.OutputTokensDetails.ReasoningTokens, ServiceTier: tier}
+	pol := h.s.pol.Policy(h.team)
+	spec, ok := pol.Model(model)
+	if !ok || !spec.HasPrice() {
+		spec, ok = pol.Model(h.model) // a dated name the catalog does not know: the requested model's price
+	}
+	var micros int64
+	if ok && spec.HasPrice() {
+		micros = ceilMicro(int64(spec.Cost(tc)))
+	}
+	h.settle(ctx, budget.Settleable(budget.Amount{Tokens: tc.Input + tc.Output, USDMicros: micros}))
+}
+
+// charge settles h from the upstream's answer and gives the answer back
+// unchanged: a JSON answer is read whole; a stream is read as the caller
+// reads it and settled when it ends (at what was reserved when it ends
+// without its final event). An answer that is not a success releases the
+// reservation.
+func (h *responsesHold) charge(resp *http.Response) error {
+	ctx := resp.Request.Context()
+	if resp.StatusCode != http.StatusOK {
+		h.settle(ctx, budget.Amount{})
+		return nil
+	}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		resp.Body = &responsesStream{h: h, ctx: ctx, src: resp.Body}
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponsesEvent))
+	_ = resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		h.settle(ctx, h.need)
+		return err
+	}
+	var o responseObject
+	if json.Unmarshal(body, &o) != nil {
+		o = responseObject{}
+	}
+	h.settleObject(ctx, &o)
+	return nil
+}
+
+// responsesStream passes a Responses stream through and reads its final
+// event's usage on the way.
+type responsesStream struct {
+	h    *responsesHold
+	ctx  context.Context
+	src  io.ReadCloser
+	line []byte // the current line, up to maxResponsesEvent
+	long bool   // the current line is longer: not kept
+	done bool   // settled
+}
+
+func (r *responsesStream) Read(p []byte) (int, error) {
+	n, err := r.src.Read(p)
+	r.scan(p[:n])
+	if err != nil {
+		r.finish()
+	}
+	return n, err
+}
+
+// scan reads the data lines of b, continuing the current one.
+func (r *responsesStream) scan(b []byte) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		piece := b
+		if i >= 0 {
+			piece = b[:i]
+		}
+		if !r.long {
+			if len(r.line)+len(piece) > maxResponsesEvent {
+				r.long, r.line = true, r.line[:0]
+			} else {
+				r.line = append(r.line, piece...)
+			}
+		}
+		if i < 0 {
+			return
+		}
+		if !r.long {
+			r.event(bytes.TrimRight(r.line, "\r"))
+		}
+		r.line, r.long = r.line[:0], false
+		b = b[i+1:]
+	}
+}
+
+// event reads one complete line: the final event settles the call.
+func (r *responsesStream) event(line []byte) {
+	data, ok := bytes.CutPrefix(line, []byte("data:"))
+	if !ok || r.done {
+		return
+	}
+	var ev struct {
+		Type     string          `json:"type"`
+		Response *responseObject `json:"response"`
+	}
+	if json.Unmarshal(bytes.TrimSpace(data), &ev) != nil {
+		return
+	}
+	switch ev.Type {
+	case "response.completed", "response.incomplete", "response.failed":
+		if ev.Response == nil {
+			ev.Response = &responseObject{}
+		}
+		r.done = true
+		r.h.settleObject(r.ctx, ev.Response)
+	}
+}
+
+// finish settles a stream that ended without its final event at what
+// was reserved (the provider may have billed what it streamed).
+func (r *responsesStream) finish() {
+	if !r.done {
+		r.done = true
+		r.h.s.logger.Warn("tokenwise/gateway: a responses stream ended without its final event: charged its reservation", "team", r.h.team)
+		r.h.settle(r.ctx, r.h.need)
+	}
+}
+
+func (r *responsesStream) Close() error {
+	err := r.src.Close()
+	r.finish()
+	return err
+}

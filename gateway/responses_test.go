@@ -1,0 +1,161 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
+)
+
+// responsesUpstream answers POST /v1/responses as OpenAI does, JSON or a
+// stream of events, with 1,000 input tokens (400 of them cached) and 200
+// output tokens; a stream ends with response.completed unless the request
+// carries "metadata": {"cut": "yes"} (then it stops before it), and one
+// with "metadata": {"fail": "yes"} is a 400.
+func responsesUpstream(t *testing.T, calls *atomic.Int64) *httptest.Server {
+	t.Helper()
+	const usage = `{"input_tokens":1000,"input_tokens_details":{"cached_tokens":400},"output_tokens":200,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":1200}`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/responses" || r.Header.Get("Authorization") != "Bearer "+upstreamKey {
+			http.Error(w, "unexpected "+r.URL.Path, http.StatusBadRequest)
+			return
+		}
+		calls.Add(1)
+		var req struct {
+			Model    string            `json:"model"`
+			Stream   bool              `json:"stream"`
+			Metadata map[string]string `json:"metadata"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Metadata["fail"] == "yes" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"error":{"message":"bad model","type":"invalid_request_error","param":"model","code":null}}`)
+			return
+		}
+		resp := func(status, usage string) string {
+			return `{"id":"resp_1","object":"response","created_at":1,"status":"` + status + `","model":"gpt-4o-mini-2024-07-18","service_tier":"default",` +
+				`"output":[{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"The disks are fine.","annotations":[]}]}],` +
+				`"usage":` + usage + `}`
+		}
+		if !req.Stream {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, resp("completed", usage))
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		f := w.(http.Flusher)
+		fmt.Fprintf(w, "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":%s}\n\n", resp("in_progress", "null"))
+		f.Flush()
+		fmt.Fprintf(w, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"The disks are fine.\"}\n\n")
+		f.Flush()
+		if req.Metadata["cut"] == "yes" {
+			return
+		}
+		fmt.Fprintf(w, "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":%s}\n\n", resp("completed", usage))
+	}))
+	t.Cleanup(up.Close)
+	return up
+}
+
+// TestGatewayPolicesTheResponsesAPI: the Responses API, which OpenAI's
+// newest SDKs and agents call, is passed through to the upstream
+// unchanged but never unpoliced: through the official openai-go client,
+// a call, answered or streamed, is charged to the team's ledger at the
+// usage the answer reports (600 uncached input tokens, 400 cached and 200
+// output tokens of gpt-4o-mini: $0.000240, read by /v1/spend); a stream
+// cut before its final event is charged its reservation; an upstream
+// error releases it; and a call whose worst case the budget cannot
+// afford — max_output_tokens, or a previous_response_id whose earlier
+// turns only the provider knows (reserved at the whole context window) —
+// is refused with an OpenAI-shaped 429 before it reaches the upstream.
+func TestGatewayPolicesTheResponsesAPI(t *testing.T) {
+	var calls atomic.Int64
+	up := responsesUpstream(t, &calls)
+	e := embeddingsGateway(t, up, "0.02")
+	oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL(e.url+"/v1/"), option.WithMaxRetries(0))
+	ctx := t.Context()
+	params := responses.ResponseNewParams{Model: "gpt-4o-mini", MaxOutputTokens: openai.Int(500),
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Check the disks of web-1.")}}
+
+	r, err := oc.Responses.New(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OutputText() != "The disks are fine." || r.Usage.TotalTokens != 1200 {
+		t.Fatalf("answer %q, usage %+v: want the upstream's", r.OutputText(), r.Usage)
+	}
+	if s := e.spend(t); s.SpentUSD != "0.000240" || s.SpentTokens != 1200 {
+		t.Fatalf("after the answered call: spent %s USD, %d tokens; want 0.000240, 1200", s.SpentUSD, s.SpentTokens)
+	}
+
+	st := oc.Responses.NewStreaming(ctx, params)
+	var text strings.Builder
+	completed := false
+	for st.Next() {
+		ev := st.Current()
+		text.WriteString(ev.Delta)
+		completed = completed || ev.Type == "response.completed"
+	}
+	if err := st.Err(); err != nil || !completed || text.String() != "The disks are fine." {
+		t.Fatalf("stream: %v, completed %v, text %q", err, completed, text.String())
+	}
+	_ = st.Close()
+	if s := e.spend(t); s.SpentUSD != "0.000480" || s.SpentTokens != 2400 {
+		t.Fatalf("after the streamed call: spent %s USD, %d tokens; want 0.000480, 2400", s.SpentUSD, s.SpentTokens)
+	}
+
+	// A model without a price under a USD budget is refused before it is
+	// sent; an upstream error releases the reservation.
+	n := calls.Load()
+	resp := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"my-own-model","input":"hi"}`)
+	var eb struct {
+		Error struct{ Code, Type string } `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&eb)
+	if resp.StatusCode != 400 || eb.Error.Code != "model_not_priced" || calls.Load() != n {
+		t.Fatalf("an unpriced model: %d %+v, want the gateway's 400 model_not_priced before the upstream", resp.StatusCode, eb)
+	}
+	resp = e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4o-mini","input":"hi","metadata":{"fail":"yes"}}`)
+	_ = resp.Body.Close()
+	if s := e.spend(t); resp.StatusCode != 400 || s.SpentUSD != "0.000480" || s.SpentTokens != 2400 {
+		t.Fatalf("an upstream error: %d, spent %s USD, %d tokens; want the upstream's 400 and nothing charged", resp.StatusCode, s.SpentUSD, s.SpentTokens)
+	}
+
+	// A stream cut before its final event is charged its reservation:
+	// about 20 input tokens at $0.15/1M and 500 output tokens at $0.60/1M.
+	before := e.spend(t)
+	st = oc.Responses.NewStreaming(ctx, responses.ResponseNewParams{Model: "gpt-4o-mini", MaxOutputTokens: openai.Int(500),
+		Input: params.Input, Metadata: map[string]string{"cut": "yes"}})
+	for st.Next() {
+	}
+	_ = st.Close()
+	after := e.spend(t)
+	if d := after.SpentTokens - before.SpentTokens; d < 500 || d > 560 {
+		t.Fatalf("a cut stream charged %d tokens, want its reservation (500 output tokens and its input)", d)
+	}
+
+	// Calls whose worst case does not fit in what is left of $0.02.
+	n = calls.Load()
+	for name, body := range map[string]string{
+		"max_output_tokens":    `{"model":"gpt-4o","input":"hi","max_output_tokens":16384}`,
+		"previous_response_id": `{"model":"gpt-4o-mini","input":"and now?","previous_response_id":"resp_1"}`,
+		"a hosted tool":        `{"model":"gpt-4o","input":"search","tools":[{"type":"web_search"}]}`,
+	} {
+		resp := e.do(t, "POST", "/v1/responses", devopsKey, body)
+		_ = json.NewDecoder(resp.Body).Decode(&eb)
+		if resp.StatusCode != 429 || eb.Error.Code != "budget_exceeded" {
+			t.Errorf("%s: %d %+v, want 429 budget_exceeded", name, resp.StatusCode, eb)
+		}
+	}
+	if calls.Load() != n {
+		t.Fatalf("refused calls reached the upstream")
+	}
+}
