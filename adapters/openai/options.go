@@ -75,12 +75,24 @@ func WithUpstream(route func(model string) (u *url.URL, header http.Header, ok b
 	return optionFunc(func(c *config) { c.route = route })
 }
 
+// WithUnpolicedRefused makes a [Transport] refuse, with an OpenAI-shaped
+// 400, every billable request it cannot run through the chain (a POST to
+// the Responses API, legacy completions, embeddings, images or audio),
+// rather than pass it to the base transport with a warning: for a client
+// that must never spend outside its budget. (The gateway, `tokenwise
+// serve`, polices the Responses API and embeddings against the team's
+// budget.)
+func WithUnpolicedRefused() Option {
+	return optionFunc(func(c *config) { c.refuseUnpoliced = true })
+}
+
 type config struct {
-	base   http.RoundTripper
-	name   string
-	header http.Header
-	enc    encodeOptions
-	route  func(model string) (*url.URL, http.Header, bool)
+	base            http.RoundTripper
+	name            string
+	header          http.Header
+	enc             encodeOptions
+	route           func(model string) (*url.URL, http.Header, bool)
+	refuseUnpoliced bool
 }
 
 func newConfig(opts []Option) config {

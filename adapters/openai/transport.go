@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"iter"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -28,7 +29,10 @@ import (
 // [middleware.Request], served by the chain, whose innermost handler sends
 // them to the original URL with the original headers, and rendered back in
 // the wire format. Every other request goes to the base transport
-// untouched. A chat request whose body cannot be decoded (not JSON, or a
+// untouched; a billable one (the Responses API, legacy completions,
+// embeddings, images, audio) spends outside the chain's budget, which
+// the Transport says once per endpoint in a warning (or refuses it, with
+// [WithUnpolicedRefused]). A chat request whose body cannot be decoded (not JSON, or a
 // member of the wrong type such as "temperature": "0.2") is refused with an
 // OpenAI-shaped 400 error naming the member, before any layer or provider
 // call: what the chain cannot read, it cannot police. A panic under the
@@ -41,6 +45,8 @@ type Transport struct {
 	provider *Provider
 	handler  middleware.Handler
 	memo     *msgMemo // messages decoded by earlier calls (see memo.go)
+	refuse   bool     // WithUnpolicedRefused
+	warned   sync.Map // billable endpoints passed through, warned about once each
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -54,7 +60,47 @@ func NewTransport(chain middleware.Middleware, opts ...Option) *Transport {
 	if chain != nil {
 		h = chain(p)
 	}
-	return &Transport{base: cfg.base, provider: p, handler: h, memo: newMsgMemo(memoSlots, memoMaxBytes)}
+	return &Transport{base: cfg.base, provider: p, handler: h, memo: newMsgMemo(memoSlots, memoMaxBytes), refuse: cfg.refuseUnpoliced}
+}
+
+// billableEndpoints are the paths, by suffix, of the billable requests a
+// Transport cannot run through its chain.
+var billableEndpoints = []string{"/responses", "/completions", "/embeddings", "/images/generations", "/images/edits",
+	"/audio/speech", "/audio/transcriptions", "/audio/translations"}
+
+// unpoliced returns the billable endpoint r calls outside the chain, or "".
+func unpoliced(r *http.Request) string {
+	if r.Method != http.MethodPost || r.URL == nil {
+		return ""
+	}
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	for _, e := range billableEndpoints {
+		if strings.HasSuffix(path, e) {
+			return e
+		}
+	}
+	return ""
+}
+
+// passUnpoliced sends a request that is not a chat completion to the base
+// transport; a billable one is refused (WithUnpolicedRefused) or passed
+// with a warning, once per endpoint: it spends outside the chain's
+// budget, cache and limits.
+func (t *Transport) passUnpoliced(r *http.Request) (*http.Response, error) {
+	if e := unpoliced(r); e != "" {
+		if t.refuse {
+			if r.Body != nil {
+				_ = r.Body.Close()
+			}
+			return refuseRequest(r, errors.New("tokenwise/openai: POST "+e+" is not run through the policy (only chat completions are): "+
+				"refused, as this client was built with WithUnpolicedRefused; use chat completions, or the gateway (tokenwise serve), which polices the Responses API and embeddings")), nil
+		}
+		if _, loaded := t.warned.LoadOrStore(e, true); !loaded {
+			slog.Warn("tokenwise/openai: a billable request is passed through without the policy: only chat completions are run through the chain "+
+				"(budgets, cache, routing, limits); this spend is not counted (WithUnpolicedRefused refuses such requests)", "endpoint", e)
+		}
+	}
+	return t.base.RoundTrip(r)
 }
 
 // NewHTTPClient returns an http.Client whose transport is
@@ -73,10 +119,14 @@ func NewHTTPClient(chain middleware.Middleware, opts ...Option) *http.Client {
 // (Context errors it replaces in any case.)
 func (t *Transport) Do(r *http.Request) (*http.Response, error) {
 	if !isChat(r) {
-		return (&http.Client{Transport: t.base}).Do(r)
+		return (&http.Client{Transport: roundTripFunc(t.passUnpoliced)}).Do(r)
 	}
 	return t.RoundTrip(r)
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func isChat(r *http.Request) bool {
 	return r.Method == http.MethodPost && r.Body != nil && r.Body != http.NoBody && r.URL != nil &&
@@ -86,7 +136,7 @@ func isChat(r *http.Request) bool {
 // RoundTrip implements [http.RoundTripper].
 func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if !isChat(r) {
-		return t.base.RoundTrip(r)
+		return t.passUnpoliced(r)
 	}
 	body, err := readBody(r)
 	if err != nil {

@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -727,5 +730,61 @@ func TestStreamAnsweredInOnePiece(t *testing.T) {
 	}})
 	if err != nil || resp.Message.Content != "whole" || len(got) != 2 || got[0].Content != "whole" || got[1].Usage.InputTokens != 3 {
 		t.Fatalf("%+v %v %+v", resp, err, got)
+	}
+}
+
+// TestBillableRequestsOutsideTheChainAreNamed: a billable request the
+// Transport cannot run through its chain (the Responses API, embeddings)
+// reaches the upstream with a warning, once per endpoint, that its spend
+// is not counted; with WithUnpolicedRefused it is refused with an
+// OpenAI-shaped 400 before it is sent; a request that costs nothing
+// (listing models) passes silently.
+func TestBillableRequestsOutsideTheChainAreNamed(t *testing.T) {
+	var logs bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer slog.SetDefault(prev)
+	var hits atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	defer up.Close()
+	send := func(c *http.Client, method, path string) *http.Response {
+		req, _ := http.NewRequest(method, up.URL+path, strings.NewReader(`{"model":"gpt-4o","input":"hi"}`))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		return resp
+	}
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	defer base.CloseIdleConnections()
+	c := twopenai.NewHTTPClient(nil, twopenai.WithBaseTransport(base))
+	for range 2 {
+		for _, path := range []string{"/v1/responses", "/v1/embeddings"} {
+			if resp := send(c, "POST", path); resp.StatusCode != 200 {
+				t.Fatalf("%s: %d, want the upstream's answer", path, resp.StatusCode)
+			}
+		}
+	}
+	send(c, "GET", "/v1/models")
+	if n := strings.Count(logs.String(), "passed through without the policy"); n != 2 || !strings.Contains(logs.String(), "endpoint=/responses") ||
+		!strings.Contains(logs.String(), "endpoint=/embeddings") || hits.Load() != 5 {
+		t.Fatalf("%d warnings, %d upstream calls; logs:\n%s", n, hits.Load(), logs.String())
+	}
+	strict := twopenai.NewHTTPClient(nil, twopenai.WithBaseTransport(base), twopenai.WithUnpolicedRefused())
+	resp := send(strict, "POST", "/v1/responses")
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "WithUnpolicedRefused") || hits.Load() != 5 {
+		t.Fatalf("refused: %d %s, %d upstream calls", resp.StatusCode, b, hits.Load())
+	}
+	if resp := send(strict, "GET", "/v1/models"); resp.StatusCode != 200 || hits.Load() != 6 {
+		t.Fatalf("GET /v1/models through the strict client: %d", resp.StatusCode)
 	}
 }
