@@ -101,3 +101,21 @@ func BenchmarkPairedFullPolicyMiss(b *testing.B) {
 		return err
 	})
 }
+
+// BenchmarkPairedNewMessageIn50 is BenchmarkGoOpenAINewMessageIn50 with
+// both clients in turn in every op (see paired): one turn of a 50-message
+// conversation, a new 500-byte user message each.
+func BenchmarkPairedNewMessageIn50(b *testing.B) {
+	srv := newServer(b)
+	raw := newClient(b, srv, false, nil)
+	tw := newClient(b, srv, true, fullPolicy(b))
+	conv := conversation()
+	paired(b, tw, raw, 1, "call", func(ctx context.Context, c *goopenai.Client, n int) error {
+		msgs := append(conv[:len(conv):len(conv)], newMessage(n))
+		resp, err := c.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: msgs})
+		if err == nil && (len(resp.Choices) != 1 || resp.Choices[0].Message.Content != answer) {
+			b.Fatalf("answer %+v", resp.Choices)
+		}
+		return err
+	})
+}
