@@ -159,3 +159,75 @@ func TestGatewayPolicesTheResponsesAPI(t *testing.T) {
 		t.Fatalf("refused calls reached the upstream")
 	}
 }
+
+// TestGatewayResponsesNeverOvershootTheBudget: twenty concurrent
+// Responses calls of max_output_tokens 500 on gpt-4o-mini (each reserved
+// at more than 500 × $0.60/1M = $0.0003) against a team budget of
+// $0.0015, held in flight by the upstream until every call has reached it
+// or been refused: at most five (by reservation, four) reach the
+// upstream, the others get the budget's 429, and what the team spends in
+// the end — each call billed 10 input and 500 output tokens — is within
+// its budget, nothing left held.
+func TestGatewayResponsesNeverOvershootTheBudget(t *testing.T) {
+	const n = 20
+	arrived, release := make(chan struct{}, n), make(chan struct{})
+	var calls atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		calls.Add(1)
+		arrived <- struct{}{}
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini","output":[],`+
+			`"usage":{"input_tokens":10,"output_tokens":500,"total_tokens":510}}`)
+	}))
+	defer up.Close()
+	e := embeddingsGateway(t, up, "0.0015")
+	refused := make(chan struct{}, n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/responses", strings.NewReader(`{"model":"gpt-4o-mini","input":"Check the disks.","max_output_tokens":500}`))
+			req.Header.Set("Authorization", "Bearer "+devopsKey)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			var eb struct {
+				Error struct{ Code string } `json:"error"`
+			}
+			b, _ := io.ReadAll(resp.Body)
+			switch {
+			case resp.StatusCode == http.StatusTooManyRequests && json.Unmarshal(b, &eb) == nil && eb.Error.Code == "budget_exceeded":
+				refused <- struct{}{}
+				errs <- nil
+			case resp.StatusCode == http.StatusOK:
+				errs <- nil
+			default:
+				errs <- fmt.Errorf("%d %s", resp.StatusCode, b)
+			}
+		}()
+	}
+	for range n {
+		select {
+		case <-arrived:
+		case <-refused:
+		}
+	}
+	close(release)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := e.spend(t)
+	c := calls.Load()
+	// 10 × $0.15/1M + 500 × $0.60/1M = $0.0003015, rounded up: 302 micro-dollars a call.
+	if c < 1 || c > 5 || s.SpentTokens != 510*c || s.SpentUSD != fmt.Sprintf("0.%06d", 302*c) || s.ReservedUSD != "0.000000" || s.InFlightCalls != 0 {
+		t.Fatalf("%d calls reached the upstream; spent %s USD and %d tokens, %s USD reserved by %d calls; want 1 to 5 calls, each charged 510 tokens and 302 micro-dollars, nothing held",
+			c, s.SpentUSD, s.SpentTokens, s.ReservedUSD, s.InFlightCalls)
+	}
+	t.Logf("%d calls reached the upstream, %d refused; spent %s USD of 0.0015", c, n-c, s.SpentUSD)
+}
