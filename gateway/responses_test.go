@@ -59,7 +59,17 @@ func responsesUpstream(t *testing.T, calls *atomic.Int64) *httptest.Server {
 		if req.Metadata["cut"] == "yes" {
 			return
 		}
-		fmt.Fprintf(w, "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":%s}\n\n", resp("completed", usage))
+		final := fmt.Sprintf("event: response.completed\r\ndata: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":%s}\r\n\r\n", resp("completed", usage))
+		if req.Metadata["trickle"] == "yes" {
+			// The final event in pieces of 7 bytes, each flushed: the
+			// gateway reads it across many reads (and with CRLF ends).
+			for len(final) > 7 {
+				_, _ = io.WriteString(w, final[:7])
+				f.Flush()
+				final = final[7:]
+			}
+		}
+		_, _ = io.WriteString(w, final)
 	}))
 	t.Cleanup(up.Close)
 	return up
@@ -111,6 +121,18 @@ func TestGatewayPolicesTheResponsesAPI(t *testing.T) {
 	if s := e.spend(t); s.SpentUSD != "0.000480" || s.SpentTokens != 2400 {
 		t.Fatalf("after the streamed call: spent %s USD, %d tokens; want 0.000480, 2400", s.SpentUSD, s.SpentTokens)
 	}
+	// The final event read in pieces.
+	st = oc.Responses.NewStreaming(ctx, responses.ResponseNewParams{Model: "gpt-4o-mini", MaxOutputTokens: openai.Int(500),
+		Input: params.Input, Metadata: map[string]string{"trickle": "yes"}})
+	for st.Next() {
+	}
+	if err := st.Err(); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+	if s := e.spend(t); s.SpentUSD != "0.000720" || s.SpentTokens != 3600 {
+		t.Fatalf("after a stream read in pieces: spent %s USD, %d tokens; want 0.000720, 3600", s.SpentUSD, s.SpentTokens)
+	}
 
 	// A model without a price under a USD budget is refused before it is
 	// sent; an upstream error releases the reservation.
@@ -125,7 +147,7 @@ func TestGatewayPolicesTheResponsesAPI(t *testing.T) {
 	}
 	resp = e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4o-mini","input":"hi","metadata":{"fail":"yes"}}`)
 	_ = resp.Body.Close()
-	if s := e.spend(t); resp.StatusCode != 400 || s.SpentUSD != "0.000480" || s.SpentTokens != 2400 {
+	if s := e.spend(t); resp.StatusCode != 400 || s.SpentUSD != "0.000720" || s.SpentTokens != 3600 {
 		t.Fatalf("an upstream error: %d, spent %s USD, %d tokens; want the upstream's 400 and nothing charged", resp.StatusCode, s.SpentUSD, s.SpentTokens)
 	}
 
