@@ -321,6 +321,16 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	up := s.pick("")
 	start := time.Now()
 	var modify func(*http.Response) error
+	// A call that names its model (embeddings, the Responses API) goes to
+	// the upstream that serves it.
+	byModel := func(body []byte) {
+		var m struct {
+			Model string `json:"model"`
+		}
+		if json.Unmarshal(body, &m) == nil && m.Model != "" {
+			up = s.pick(m.Model)
+		}
+	}
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody())
 	}
@@ -331,6 +341,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		if !ok {
 			return
 		}
+		byModel(body)
 		h, e := s.reserveEmbeddings(middleware.WithTeam(r.Context(), k.team), k.team, body)
 		if e != nil {
 			s.metrics.request(e.Code)
@@ -350,6 +361,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		if !ok {
 			return
 		}
+		byModel(body)
 		h, e := s.reserveResponses(middleware.WithTeam(r.Context(), k.team), k.team, body)
 		if e != nil {
 			s.metrics.request(e.Code)

@@ -6,13 +6,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
+
+	"github.com/tokenwise/tokenwise/gateway"
 )
 
 // responsesUpstream answers POST /v1/responses as OpenAI does, JSON or a
@@ -252,4 +258,60 @@ func TestGatewayResponsesNeverOvershootTheBudget(t *testing.T) {
 			c, s.SpentUSD, s.SpentTokens, s.ReservedUSD, s.InFlightCalls)
 	}
 	t.Logf("%d calls reached the upstream, %d refused; spent %s USD of 0.0015", c, n-c, s.SpentUSD)
+}
+
+// TestGatewayPassesModelCallsToTheModelsUpstream: with two upstreams, an
+// embeddings or Responses call goes to the upstream that serves its model,
+// with that upstream's key (the first one's when no upstream lists it).
+func TestGatewayPassesModelCallsToTheModelsUpstream(t *testing.T) {
+	const keyB = "sk-upstream-b-99887766554433221100ffeeddcc"
+	t.Setenv(upstreamEnv, upstreamKey)
+	t.Setenv("TOKENWISE_GATEWAY_TEST_UPSTREAM_B", keyB)
+	got := map[string][]string{} // upstream -> "path model key"
+	var mu sync.Mutex
+	upstream := func(name string) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var req struct{ Model string }
+			_ = json.NewDecoder(r.Body).Decode(&req)
+			mu.Lock()
+			got[name] = append(got[name], r.URL.Path+" "+req.Model+" "+r.Header.Get("Authorization"))
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"object":"response","model":"`+req.Model+`","usage":{"input_tokens":1,"output_tokens":1,"total_tokens":2,"prompt_tokens":1}}`)
+		}))
+		t.Cleanup(s.Close)
+		return s
+	}
+	a, b := upstream("a"), upstream("b")
+	dir := t.TempDir()
+	pd := filepath.Join(dir, "policies")
+	if err := os.Mkdir(pd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": "version: 1\nname: devops\n"} {
+		if err := os.WriteFile(filepath.Join(pd, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath := filepath.Join(dir, "gateway.yaml")
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\npolicies: policies\nupstreams:\n"+
+		"  - {name: a, base_url: %s/v1, api_key_env: %s, models: [gpt-4o]}\n"+
+		"  - {name: b, base_url: %s/v1, api_key_env: TOKENWISE_GATEWAY_TEST_UPSTREAM_B, models: [local-llama, local-embed]}\n"+
+		"keys:\n  - {name: devops-key, team: devops, sha256: %s}\n", a.URL, upstreamEnv, b.URL, gateway.HashKey(devopsKey))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := serveFile(t, cfgPath)
+	for _, c := range [][2]string{{"/v1/responses", "local-llama"}, {"/v1/embeddings", "local-embed"}, {"/v1/responses", "gpt-4o"}, {"/v1/responses", "unlisted"}} {
+		resp := e.do(t, "POST", c[0], devopsKey, `{"model":"`+c[1]+`","input":"hi"}`)
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d", c[0], c[1], resp.StatusCode)
+		}
+	}
+	wantA := []string{"/v1/responses gpt-4o Bearer " + upstreamKey, "/v1/responses unlisted Bearer " + upstreamKey}
+	wantB := []string{"/v1/responses local-llama Bearer " + keyB, "/v1/embeddings local-embed Bearer " + keyB}
+	if !reflect.DeepEqual(got["a"], wantA) || !reflect.DeepEqual(got["b"], wantB) {
+		t.Fatalf("upstream a got %q, b got %q; want %q and %q", got["a"], got["b"], wantA, wantB)
+	}
 }
