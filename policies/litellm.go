@@ -219,6 +219,9 @@ func litellmTiers(entry json.RawMessage, m *ModelSpec, price func(string, json.N
 			if err != nil {
 				continue
 			}
+			if k == 0 {
+				return "a long-context price above 0 tokens (" + field + ")"
+			}
 			above := k * 1000
 			if prev, ok := thresholds[sm[2]]; ok && prev != above {
 				return fmt.Sprintf("long-context rates at more than one threshold (%dk and %dk tokens)", prev/1000, k)
@@ -233,7 +236,19 @@ func litellmTiers(entry json.RawMessage, m *ModelSpec, price func(string, json.N
 			setRate(&long.InputPer1M, &long.CachedInputPer1M, &long.CacheWritePer1M, &long.OutputPer1M, r)
 		}
 	}
+	// A rule whose prices are all zero prices nothing (LiteLLM writes 0
+	// for "same as the standard"): dropped.
+	unrated := func(l *LongContextPrices) {
+		if l.InputPer1M == 0 && l.CachedInputPer1M == 0 && l.CacheWritePer1M == 0 && l.OutputPer1M == 0 {
+			*l = LongContextPrices{}
+		}
+	}
+	unrated(&m.LongContext)
 	for name, t := range tiers {
+		unrated(&t.LongContext)
+		if *t == (ServiceTierPrices{}) {
+			continue
+		}
 		if m.ServiceTiers == nil {
 			m.ServiceTiers = map[string]ServiceTierPrices{}
 		}
