@@ -275,7 +275,12 @@ func (h *responsesHold) charge(resp *http.Response) error {
 		return nil
 	}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		resp.Body = &responsesStream{h: h, ctx: ctx, src: resp.Body}
+		resp.Body = &responsesStream{src: resp.Body,
+			final: func(o *responseObject) { h.settleObject(ctx, o) },
+			cut: func() {
+				h.s.logger.Warn("tokenwise/gateway: a responses stream ended without its final event: charged its reservation", "team", h.team)
+				h.settle(ctx, h.need)
+			}}
 		return nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponsesEvent))
@@ -294,14 +299,15 @@ func (h *responsesHold) charge(resp *http.Response) error {
 }
 
 // responsesStream passes a Responses stream through and reads its final
-// event's usage on the way.
+// event's usage on the way: final gets the final event's response, once;
+// cut is called instead when the stream ends without one.
 type responsesStream struct {
-	h    *responsesHold
-	ctx  context.Context
-	src  io.ReadCloser
-	line []byte // the current line, up to maxResponsesEvent
-	long bool   // the current line is longer: not kept
-	done bool   // settled
+	src   io.ReadCloser
+	final func(*responseObject)
+	cut   func()
+	line  []byte // the current line, up to maxResponsesEvent
+	long  bool   // the current line is longer: not kept
+	done  bool   // settled
 }
 
 func (r *responsesStream) Read(p []byte) (int, error) {
@@ -358,7 +364,7 @@ func (r *responsesStream) event(line []byte) {
 			ev.Response = &responseObject{}
 		}
 		r.done = true
-		r.h.settleObject(r.ctx, ev.Response)
+		r.final(ev.Response)
 	}
 }
 
@@ -367,8 +373,7 @@ func (r *responsesStream) event(line []byte) {
 func (r *responsesStream) finish() {
 	if !r.done {
 		r.done = true
-		r.h.s.logger.Warn("tokenwise/gateway: a responses stream ended without its final event: charged its reservation", "team", r.h.team)
-		r.h.settle(r.ctx, r.h.need)
+		r.cut()
 	}
 }
 
