@@ -59,6 +59,13 @@ type Config struct {
 	Redis Redis `yaml:"redis,omitempty"`
 	// Limits are the HTTP server's limits. Zero: defaults.
 	Limits Limits `yaml:"limits,omitempty"`
+	// PassUnpoliced lets a team with a budget call the billable endpoints
+	// the gateway does not police (legacy completions, images, audio,
+	// batches, fine-tuning, realtime): without it they are refused with an
+	// OpenAI-shaped 403, so that no spend escapes the budget. Chat
+	// completions, embeddings and the Responses API are policed; a team
+	// without a budget passes every endpoint.
+	PassUnpoliced bool `yaml:"pass_unpoliced,omitempty"`
 
 	dir  string // directory of the file, for relative paths
 	file string

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tokenwise/tokenwise/internal/redact"
+	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -291,6 +292,36 @@ func (s *Server) maxBody() int64 {
 	return DefaultMaxBody
 }
 
+// unpolicedEndpoints are the billable endpoints the gateway does not
+// police, by the path after /v1 (a prefix ending in "/" names a family).
+var unpolicedEndpoints = []string{"/completions", "/images/", "/audio/", "/batches", "/fine_tuning/", "/realtime", "/videos"}
+
+// unpoliced refuses a billable request the gateway does not police when
+// team's policy has a budget it would escape; nil otherwise.
+func (s *Server) unpoliced(r *http.Request, team string) *apiError {
+	if r.Method != http.MethodPost {
+		return nil
+	}
+	path := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1"), "/")
+	billable := false
+	for _, e := range unpolicedEndpoints {
+		if path == strings.TrimSuffix(e, "/") || strings.HasSuffix(e, "/") && strings.HasPrefix(path, e) {
+			billable = true
+			break
+		}
+	}
+	if !billable {
+		return nil
+	}
+	b, err := llmwrap.NewBudget(s.pol.Policy(team), budget.WithStore(s.budgets), budget.WithLogger(s.logger))
+	if err != nil || !b.Active() {
+		return nil
+	}
+	return &apiError{Status: http.StatusForbidden, Type: "permission_error", Code: "unpoliced_endpoint", NoRetry: true,
+		Message: "tokenwise/gateway: POST " + r.URL.Path + " is not policed by the gateway (chat completions, embeddings and the Responses API are) " +
+			"and team " + team + " has a budget it would escape: refused. The gateway file's pass_unpoliced: true lets it through."}
+}
+
 // readPassBody reads a passed-through request's body whole (to count
 // what it costs) and gives it back to r; false, with the error written,
 // when it cannot be read or is over the limit.
@@ -373,6 +404,13 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			// stream settles when it ends.
 			defer h.settle(r.Context(), budget.Amount{})
 			modify = h.charge
+		}
+	}
+	if modify == nil && !s.cfg.PassUnpoliced {
+		if e := s.unpoliced(r, k.team); e != nil {
+			s.metrics.request(e.Code)
+			e.write(w)
+			return
 		}
 	}
 	p := &httputil.ReverseProxy{

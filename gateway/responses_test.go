@@ -315,3 +315,52 @@ func TestGatewayPassesModelCallsToTheModelsUpstream(t *testing.T) {
 		t.Fatalf("upstream a got %q, b got %q; want %q and %q", got["a"], got["b"], wantA, wantB)
 	}
 }
+
+// TestGatewayRefusesUnpolicedSpendOfABudget: a team with a budget cannot
+// spend through an endpoint the gateway does not police (legacy
+// completions, image generation): the call is refused with an
+// OpenAI-shaped 403 naming the way out, before it reaches the upstream;
+// a call that costs nothing (a file listing) passes; with pass_unpoliced
+// in the gateway file, the billable call passes too.
+func TestGatewayRefusesUnpolicedSpendOfABudget(t *testing.T) {
+	var calls atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	defer up.Close()
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1}\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	for _, pass := range []bool{false, true} {
+		extra := ""
+		if pass {
+			extra = "pass_unpoliced: true\n"
+		}
+		e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, extra))
+		calls.Store(0)
+		for _, path := range []string{"/v1/completions", "/v1/images/generations"} {
+			resp := e.do(t, "POST", path, devopsKey, `{"model":"gpt-3.5-turbo-instruct","prompt":"hi"}`)
+			var eb struct {
+				Error struct{ Code, Type, Message string } `json:"error"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&eb)
+			switch {
+			case !pass && (resp.StatusCode != 403 || eb.Error.Code != "unpoliced_endpoint" || !strings.Contains(eb.Error.Message, "pass_unpoliced")):
+				t.Errorf("%s: %d %+v, want 403 unpoliced_endpoint", path, resp.StatusCode, eb)
+			case pass && resp.StatusCode != 200:
+				t.Errorf("%s with pass_unpoliced: %d", path, resp.StatusCode)
+			}
+		}
+		resp := e.do(t, "GET", "/v1/files", devopsKey, "")
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET /v1/files: %d, want the upstream's answer", resp.StatusCode)
+		}
+		if want := map[bool]int64{false: 1, true: 3}[pass]; calls.Load() != want {
+			t.Errorf("pass_unpoliced %v: the upstream got %d calls, want %d", pass, calls.Load(), want)
+		}
+	}
+}
