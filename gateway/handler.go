@@ -393,6 +393,11 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			return
 		}
 		byModel(body)
+		if e := s.admitRun(r.Context(), r, k.team); e != nil {
+			s.metrics.request(e.Code)
+			e.write(w)
+			return
+		}
 		h, e := s.reserveResponses(middleware.WithTeam(r.Context(), k.team), k.team, body)
 		if e != nil {
 			s.metrics.request(e.Code)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/guard"
+	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -200,6 +202,39 @@ func (s *Server) reserveResponses(ctx context.Context, team string, body []byte)
 		return nil, classify(err, s.secrets...)
 	}
 	return h, nil
+}
+
+// admitRun applies the run guard of the team's policy to a Responses call
+// of the run its X-Run-Id names (the same run as its chat calls: one call
+// counter, one deadline, shared by the replicas with Redis): a call past
+// the run's call limit or deadline is refused as a chat call would be.
+// nil when the call names no run or the policy limits none.
+func (s *Server) admitRun(ctx context.Context, r *http.Request, team string) *apiError {
+	runID := r.Header.Get(RunIDHeader)
+	if runID == "" {
+		return nil
+	}
+	if !validRunID(runID) {
+		return errInvalidRunID
+	}
+	maxCalls, timeout := llmwrap.RunLimits(s.pol.Policy(team))
+	if maxCalls <= 0 && timeout <= 0 {
+		return nil
+	}
+	run := s.runs.get(runKey(team, runID), runID)
+	if maxCalls > 0 {
+		seq, err := run.NextSeqContext(ctx)
+		if err != nil {
+			return classify(err, s.secrets...)
+		}
+		if seq > maxCalls {
+			return classify(&guard.LimitError{Run: runID, Limit: maxCalls, Call: seq}, s.secrets...)
+		}
+	}
+	if timeout > 0 && !time.Now().Before(run.Started().Add(timeout)) {
+		return classify(&middleware.DeadlineError{Cause: guard.ErrRunDeadline, Limit: timeout}, s.secrets...)
+	}
+	return nil
 }
 
 // responsesTTL bounds how long a shared store holds a Responses call's

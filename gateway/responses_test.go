@@ -364,3 +364,55 @@ func TestGatewayRefusesUnpolicedSpendOfABudget(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayResponsesCountInTheRun: Responses calls that name a run
+// (X-Run-Id) count against the run's call limit with its chat calls (one
+// counter), and a call past the limit is refused with the run guard's
+// 429, whichever API it uses, before it reaches the upstream.
+func TestGatewayResponsesCountInTheRun(t *testing.T) {
+	var calls atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/chat/completions") {
+			_, _ = io.WriteString(w, `{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini","output":[],"usage":{"input_tokens":5,"output_tokens":1,"total_tokens":6}}`)
+	}))
+	defer up.Close()
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nlimits: {max_calls: 3}\nbudget:\n  team: {period: monthly, max_usd: 1}\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	chat := func() *http.Response {
+		return e.do(t, "POST", "/v1/chat/completions", devopsKey, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, "X-Run-Id", "agent-7")
+	}
+	resp := func() *http.Response {
+		return e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":50}`, "X-Run-Id", "agent-7")
+	}
+	for i, call := range []func() *http.Response{chat, resp, resp, resp, chat} {
+		r := call()
+		var eb struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&eb)
+		switch {
+		case i < 3 && r.StatusCode != 200:
+			t.Fatalf("call %d: %d %+v, want 200", i+1, r.StatusCode, eb)
+		case i >= 3 && (r.StatusCode != 429 || eb.Error.Code != "run_call_limit"):
+			t.Fatalf("call %d: %d %+v, want 429 run_call_limit", i+1, r.StatusCode, eb)
+		}
+	}
+	if calls.Load() != 3 {
+		t.Fatalf("the upstream got %d calls, want 3", calls.Load())
+	}
+	// Another run starts afresh; a call without X-Run-Id is a run of its own.
+	if r := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":50}`, "X-Run-Id", "agent-8"); r.StatusCode != 200 {
+		t.Fatalf("another run: %d", r.StatusCode)
+	}
+	if r := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":50}`); r.StatusCode != 200 {
+		t.Fatalf("no run: %d", r.StatusCode)
+	}
+}
