@@ -9,8 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
@@ -26,24 +24,19 @@ func isEmbeddings(r *http.Request) bool {
 	return r.Method == http.MethodPost && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/embeddings")
 }
 
-// embeddingsTTL bounds how long a shared store holds an embeddings call's
-// reservation that is never settled (a replica that died mid-call): it is
-// then charged at its reserved amount.
-const embeddingsTTL = 15 * time.Minute
-
-// teamHold is a passed-through call's reservation in its team's ledger
-// (an embeddings call's: the tokens of its input and their price when the
-// policy's catalog prices the model; a Responses call's worst case), held
-// before the call as a chat call's estimate is, so that concurrent calls
-// never spend past the budget between them, and settled at the answer's
-// usage (released when there is no answer).
-type teamHold struct {
+// passHold is a passed-through call's reservation in the ledgers of its
+// team's budget — the team's and, when the call names a run (X-Run-Id),
+// the run's — held before the call as a chat call's estimate is (an
+// embeddings call's: the tokens of its input and their price when the
+// policy's catalog prices the model; a Responses call's worst case), so
+// that concurrent calls never spend past the budget between them, and
+// settled at the answer's usage (released when there is no answer).
+type passHold struct {
 	s     *Server
 	team  string
 	model string
 	need  budget.Amount
-	hold  budget.Hold
-	once  sync.Once
+	hold  *budget.CallHold
 }
 
 // embeddingsRequest is what the gateway reads of an embeddings request.
@@ -84,22 +77,12 @@ func (s *Server) embeddingsInputTokens(model string, input json.RawMessage) (n i
 
 // reserveEmbeddings holds an embeddings call's worst case (the tokens of
 // its input, priced when the catalog knows the model: an embeddings call
-// has no output) in its team's ledger, or refuses the call with an
-// OpenAI-shaped 429 when that does not fit in what is left of the team's
-// budget; nil and no error when the team's policy has no budget.
-func (s *Server) reserveEmbeddings(ctx context.Context, team string, body []byte) (*teamHold, *apiError) {
-	b, err := llmwrap.NewBudget(s.pol.Policy(team), budget.WithStore(s.budgets), budget.WithLogger(s.logger))
-	if err != nil {
-		return nil, classify(err, s.secrets...)
-	}
-	if !b.Active() {
-		return nil, nil
-	}
-	rem, err := b.Remaining(ctx, team)
-	if err != nil {
-		return nil, classify(err, s.secrets...)
-	}
-	h := &teamHold{s: s, team: team}
+// has no output) in the ledgers of its team's budget (ctx names the team
+// and the run), or refuses the call with an OpenAI-shaped 429 when that
+// does not fit in what is left; nil and no error when the team's policy
+// has no budget.
+func (s *Server) reserveEmbeddings(ctx context.Context, team string, body []byte) (*passHold, *apiError) {
+	h := &passHold{s: s, team: team}
 	var req embeddingsRequest
 	if json.Unmarshal(body, &req) == nil {
 		h.model = req.Model
@@ -108,24 +91,39 @@ func (s *Server) reserveEmbeddings(ctx context.Context, team string, body []byte
 			h.need.USDMicros = s.embeddingsCost(team, req.Model, n)
 		}
 	}
-	spent := func() *apiError {
-		return &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "budget_exceeded", NoRetry: true,
-			Message: "tokenwise/gateway: the team budget of " + team + " is spent for this period (" + usd(rem.Used.USDMicros) + " USD, " + itoa(rem.Used.Tokens) + " tokens)"}
+	b, e := s.passBudget(team)
+	if b == nil || e != nil {
+		return nil, e
 	}
-	left := rem.Remaining()
-	if rem.Limit.USDMicros > 0 && left.USDMicros <= 0 || rem.Limit.Tokens > 0 && left.Tokens <= 0 {
-		return nil, spent()
-	}
-	h.hold, err = s.budgets.Reserve(ctx, budget.Reservation{Key: b.TeamKey(team), ID: newID("emb-"), Need: h.need,
-		Limit: rem.Limit, Window: rem.Window, Now: time.Now(), TTL: embeddingsTTL})
-	if err != nil {
-		var ee *budget.ExceededError
-		if errors.As(err, &ee) {
-			ee.Scope, ee.Model = "team:"+team, req.Model
-		}
-		return nil, classify(err, s.secrets...)
+	if e := h.reserve(ctx, b); e != nil {
+		return nil, e
 	}
 	return h, nil
+}
+
+// passBudget returns the budget of team's policy for a passed-through
+// call; nil when the policy has none.
+func (s *Server) passBudget(team string) (*budget.Budget, *apiError) {
+	b, err := llmwrap.NewBudget(s.pol.Policy(team), budget.WithStore(s.budgets), budget.WithLogger(s.logger))
+	if err != nil {
+		return nil, classify(err, s.secrets...)
+	}
+	if !b.Active() {
+		return nil, nil
+	}
+	return b, nil
+}
+
+// reserve holds h.need in the ledgers of b that apply to ctx's call.
+func (h *passHold) reserve(ctx context.Context, b *budget.Budget) *apiError {
+	var err error
+	if h.hold, err = b.Reserve(ctx, h.need); err != nil {
+		if ee, ok := errors.AsType[*budget.ExceededError](err); ok {
+			ee.Model = h.model
+		}
+		return classify(err, h.s.secrets...)
+	}
+	return nil
 }
 
 // embeddingsCost is the price in micro-dollars (rounded up) of n input
@@ -137,13 +135,10 @@ func (s *Server) embeddingsCost(team, model string, n int64) int64 {
 	return 0
 }
 
-// settle settles h at actual once; later calls do nothing.
-func (h *teamHold) settle(ctx context.Context, actual budget.Amount) {
-	h.once.Do(func() {
-		if _, err := h.hold.Settle(context.WithoutCancel(ctx), actual, time.Now()); err != nil {
-			h.s.logger.Warn("tokenwise/gateway: an embeddings call's spend could not be recorded", "team", h.team, "err", err)
-		}
-	})
+// settle settles h at actual once (the budget logs a ledger it cannot
+// write); later calls do nothing.
+func (h *passHold) settle(ctx context.Context, actual budget.Amount) {
+	h.hold.Settle(ctx, actual)
 }
 
 // chargeEmbeddings reads a successful embeddings answer's usage and model and
@@ -153,7 +148,7 @@ func (h *teamHold) settle(ctx context.Context, actual budget.Amount) {
 // unchanged. An answer that is not a success releases the reservation;
 // a success without readable usage is charged what was reserved (the
 // provider billed it).
-func (h *teamHold) chargeEmbeddings(resp *http.Response) error {
+func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	ctx := resp.Request.Context()
 	if resp.StatusCode != http.StatusOK {
 		h.settle(ctx, budget.Amount{})

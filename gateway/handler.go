@@ -373,7 +373,13 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			return
 		}
 		byModel(body)
-		h, e := s.reserveEmbeddings(middleware.WithTeam(r.Context(), k.team), k.team, body)
+		ctx, e := s.passContext(r, k.team, false)
+		if e != nil {
+			s.metrics.request(e.Code)
+			e.write(w)
+			return
+		}
+		h, e := s.reserveEmbeddings(ctx, k.team, body)
 		if e != nil {
 			s.metrics.request(e.Code)
 			e.write(w)
@@ -393,12 +399,13 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			return
 		}
 		byModel(body)
-		if e := s.admitRun(r.Context(), r, k.team); e != nil {
+		ctx, e := s.passContext(r, k.team, true)
+		if e != nil {
 			s.metrics.request(e.Code)
 			e.write(w)
 			return
 		}
-		h, e := s.reserveResponses(middleware.WithTeam(r.Context(), k.team), k.team, body)
+		h, e := s.reserveResponses(ctx, k.team, body)
 		if e != nil {
 			s.metrics.request(e.Code)
 			e.write(w)

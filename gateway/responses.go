@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -139,29 +138,24 @@ func (s *Server) responsesInput(model string, spec policies.ModelSpec, req *resp
 	return n, true
 }
 
-// reserveResponses holds a Responses call's worst case in its team's
-// ledger, or refuses the call with an OpenAI-shaped error; nil and no
-// error when the team's policy has no budget.
+// reserveResponses holds a Responses call's worst case in the ledgers of
+// its team's budget (ctx names the team and the run), or refuses the call
+// with an OpenAI-shaped error; nil and no error when the team's policy
+// has no budget.
 func (s *Server) reserveResponses(ctx context.Context, team string, body []byte) (*responsesHold, *apiError) {
+	b, e := s.passBudget(team)
+	if b == nil || e != nil {
+		return nil, e
+	}
 	pol := s.pol.Policy(team)
-	b, err := llmwrap.NewBudget(pol, budget.WithStore(s.budgets), budget.WithLogger(s.logger))
-	if err != nil {
-		return nil, classify(err, s.secrets...)
-	}
-	if !b.Active() {
-		return nil, nil
-	}
 	var req responsesRequest
 	if err := json.Unmarshal(body, &req); err != nil || req.Model == "" {
 		return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request",
 			Message: "tokenwise/gateway: a responses request the team's budget cannot account for: it needs a JSON body with a model"}
 	}
 	spec, known := pol.Model(req.Model)
-	rem, err := b.Remaining(ctx, team)
-	if err != nil {
-		return nil, classify(err, s.secrets...)
-	}
-	if rem.Limit.USDMicros > 0 && (!known || !spec.HasPrice()) {
+	runLim, teamLim := b.Limits()
+	if (runLim.USDMicros > 0 || teamLim.USDMicros > 0) && (!known || !spec.HasPrice()) {
 		return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "model_not_priced", NoRetry: true,
 			Message: "tokenwise/gateway: a USD budget applies and model " + strconv.Quote(req.Model) + " has no price in the catalog or the team's policy"}
 	}
@@ -185,66 +179,55 @@ func (s *Server) reserveResponses(ctx context.Context, team string, body []byte)
 		}
 	}
 	tier := responsesTier(req.ServiceTier)
-	h := &responsesHold{teamHold: teamHold{s: s, team: team, model: req.Model}, tier: tier}
+	h := &responsesHold{passHold: passHold{s: s, team: team, model: req.Model}, tier: tier}
 	h.need = budget.Amount{Tokens: in + out, USDMicros: ceilMicro(int64(spec.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: tier})))}
-	left := rem.Remaining()
-	if rem.Limit.USDMicros > 0 && left.USDMicros <= 0 || rem.Limit.Tokens > 0 && left.Tokens <= 0 {
-		return nil, &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "budget_exceeded", NoRetry: true,
-			Message: "tokenwise/gateway: the team budget of " + team + " is spent for this period (" + usd(rem.Used.USDMicros) + " USD, " + itoa(rem.Used.Tokens) + " tokens)"}
-	}
-	h.hold, err = s.budgets.Reserve(ctx, budget.Reservation{Key: b.TeamKey(team), ID: newID("resp-"), Need: h.need,
-		Limit: rem.Limit, Window: rem.Window, Now: time.Now(), TTL: responsesTTL})
-	if err != nil {
-		var ee *budget.ExceededError
-		if errors.As(err, &ee) {
-			ee.Scope, ee.Model = "team:"+team, req.Model
-		}
-		return nil, classify(err, s.secrets...)
+	if e := h.reserve(ctx, b); e != nil {
+		return nil, e
 	}
 	return h, nil
 }
 
-// admitRun applies the run guard of the team's policy to a Responses call
-// of the run its X-Run-Id names (the same run as its chat calls: one call
-// counter, one deadline, shared by the replicas with Redis): a call past
-// the run's call limit or deadline is refused as a chat call would be.
-// nil when the call names no run or the policy limits none.
-func (s *Server) admitRun(ctx context.Context, r *http.Request, team string) *apiError {
+// passContext returns the context of a passed-through priced call (a
+// Responses or embeddings call): its team's and, when X-Run-Id names a
+// run, that run's — the same run as its chat calls, shared by the
+// replicas with Redis — so that its spend is held in the run's budget as
+// well as the team's; without X-Run-Id, a run of its own. A call past the run's deadline is refused as a chat
+// call would be; so is one past the run's call limit when counted (a
+// Responses call counts as a model call of the run, an embeddings call
+// does not).
+func (s *Server) passContext(r *http.Request, team string, counted bool) (context.Context, *apiError) {
+	ctx := middleware.WithTeam(r.Context(), team)
 	runID := r.Header.Get(RunIDHeader)
 	if runID == "" {
-		return nil
+		// A run of its own, as a chat call without X-Run-Id: the per-run
+		// budget bounds the call alone.
+		ctx, _ = middleware.StartRun(ctx, newID("call-"))
+		return ctx, nil
 	}
 	if !validRunID(runID) {
-		return errInvalidRunID
-	}
-	maxCalls, timeout := llmwrap.RunLimits(s.pol.Policy(team))
-	if maxCalls <= 0 && timeout <= 0 {
-		return nil
+		return nil, errInvalidRunID
 	}
 	run := s.runs.get(runKey(team, runID), runID)
-	if maxCalls > 0 {
+	ctx = middleware.WithRun(ctx, run)
+	maxCalls, timeout := llmwrap.RunLimits(s.pol.Policy(team))
+	if counted && maxCalls > 0 {
 		seq, err := run.NextSeqContext(ctx)
 		if err != nil {
-			return classify(err, s.secrets...)
+			return nil, classify(err, s.secrets...)
 		}
 		if seq > maxCalls {
-			return classify(&guard.LimitError{Run: runID, Limit: maxCalls, Call: seq}, s.secrets...)
+			return nil, classify(&guard.LimitError{Run: runID, Limit: maxCalls, Call: seq}, s.secrets...)
 		}
 	}
 	if timeout > 0 && !time.Now().Before(run.Started().Add(timeout)) {
-		return classify(&middleware.DeadlineError{Cause: guard.ErrRunDeadline, Limit: timeout}, s.secrets...)
+		return nil, classify(&middleware.DeadlineError{Cause: guard.ErrRunDeadline, Limit: timeout}, s.secrets...)
 	}
-	return nil
+	return ctx, nil
 }
-
-// responsesTTL bounds how long a shared store holds a Responses call's
-// reservation that is never settled (its replica died): then it is
-// charged at its reserved amount.
-const responsesTTL = 30 * time.Minute
 
 // responsesHold is a Responses call's reservation.
 type responsesHold struct {
-	teamHold
+	passHold
 	tier string // the tier the request asked for
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -414,5 +415,75 @@ func TestGatewayResponsesCountInTheRun(t *testing.T) {
 	}
 	if r := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":50}`); r.StatusCode != 200 {
 		t.Fatalf("no run: %d", r.StatusCode)
+	}
+}
+
+// TestGatewayPassedCallsSpendTheRunBudget: a Responses call and an
+// embeddings call that name a run (X-Run-Id) are held in the run's budget
+// as well as the team's, as its chat calls are: once the run's tokens are
+// spent, a call of the run that does not fit is refused with the budget's
+// 429, a call of another run is not, and a call without X-Run-Id is a run
+// of its own, bounded alone.
+func TestGatewayPassedCallsSpendTheRunBudget(t *testing.T) {
+	var calls atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/embeddings") {
+			_, _ = io.WriteString(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":150,"total_tokens":150}}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini","output":[],"usage":{"input_tokens":20,"output_tokens":30,"total_tokens":50}}`)
+	}))
+	defer up.Close()
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nbudget:\n  run: {max_tokens: 400}\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	responses := func(maxOut int, run ...string) (int, string) {
+		body := `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":` + strconv.Itoa(maxOut) + `}`
+		var r *http.Response
+		if len(run) > 0 {
+			r = e.do(t, "POST", "/v1/responses", devopsKey, body, "X-Run-Id", run[0])
+		} else {
+			r = e.do(t, "POST", "/v1/responses", devopsKey, body)
+		}
+		var eb struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&eb)
+		return r.StatusCode, eb.Error.Code + ": " + eb.Error.Message
+	}
+	// The worst case of a call with 300 output tokens fits the run's 400.
+	if st, msg := responses(300, "agent-1"); st != 200 {
+		t.Fatalf("first call: %d %s", st, msg)
+	}
+	// The run has spent 50 tokens; an embeddings call of the run spends 150.
+	if r := e.do(t, "POST", "/v1/embeddings", devopsKey, `{"model":"text-embedding-3-small","input":"the runbook"}`, "X-Run-Id", "agent-1"); r.StatusCode != 200 {
+		t.Fatalf("embeddings: %d", r.StatusCode)
+	}
+	// 200 of 400 are spent: a call whose worst case is over 300 tokens no
+	// longer fits in the run; one under 200 does.
+	before := calls.Load()
+	if st, msg := responses(300, "agent-1"); st != 429 || !strings.HasPrefix(msg, "budget_exceeded") || !strings.Contains(msg, "run") {
+		t.Fatalf("a call past the run's budget: %d %s, want 429 budget_exceeded naming the run", st, msg)
+	}
+	if calls.Load() != before {
+		t.Fatalf("the refused call reached the upstream")
+	}
+	if st, msg := responses(100, "agent-1"); st != 200 {
+		t.Fatalf("a call that fits what is left of the run: %d %s", st, msg)
+	}
+	// Another run has its own 400 tokens.
+	if st, msg := responses(300, "agent-2"); st != 200 {
+		t.Fatalf("another run: %d %s", st, msg)
+	}
+	// Without X-Run-Id a call is a run of its own: bounded alone.
+	if st, msg := responses(300); st != 200 {
+		t.Fatalf("no run, a call that fits: %d %s", st, msg)
+	}
+	if st, msg := responses(500); st != 429 || !strings.HasPrefix(msg, "budget_exceeded") {
+		t.Fatalf("no run, a call over the per-run budget: %d %s, want 429 budget_exceeded", st, msg)
 	}
 }

@@ -813,3 +813,65 @@ func (b *Budget) fire(ctx context.Context, scope, unit string, f float64, limit,
 		"fraction", f, "limit", limit, "used", used)
 	middleware.Emit(ctx, middleware.BudgetWarning{Scope: scope, Unit: unit, Fraction: f, Limit: limit, Used: used})
 }
+
+// CallHold is the reservations Reserve took for one call: settle it once,
+// with what the call cost.
+type CallHold struct {
+	b    *Budget
+	h    *holds
+	stop func()
+	once sync.Once
+}
+
+// Reserve holds need for one call that does not go through the chain — a
+// gateway passing a priced endpoint through (the Responses API,
+// embeddings), whose worst case the caller computed — in every ledger that
+// applies to ctx's call, as the budget layer holds a chat call's: the
+// run's (middleware.RunFrom, under the per-run limit; a shared run's in
+// the store) and the team's (middleware.TeamFrom), with the same
+// refusals (*ExceededError, Scope "run" or "team:<team>"), on_exceed
+// (reject, or warn: the call let through and its spend recorded; a
+// downgrade is the caller's, it rejects here), store-failure policy
+// (on_unavailable) and reservation keep-alive while the call is in
+// flight. A USD limit with an unpriced call is the caller's to refuse.
+// The hold is settled with Settle; one never settled expires with the
+// reservation TTL at what it holds.
+func (b *Budget) Reserve(ctx context.Context, need Amount) (*CallHold, error) {
+	h, err := b.reserve(ctx, need, b.runLim, b.teamLim)
+	if e, ok := errors.AsType[*ExceededError](err); ok {
+		middleware.Emit(ctx, middleware.BudgetExceeded{Scope: e.Scope, Unit: e.Unit, Limit: e.Limit, Used: e.Used,
+			Reserved: e.Reserved, Need: e.Need, Action: string(cmpAction(b.cfg.OnExceed))})
+		if b.cfg.OnExceed != OnExceedWarn {
+			return nil, err
+		}
+		b.log.WarnContext(ctx, "tokenwise: budget exceeded, call let through (on_exceed: warn)", "scope", e.Scope,
+			"unit", e.Unit, "limit", e.Limit, "used", e.Used, "reserved", e.Reserved, "need", e.Need, "model", e.Model)
+		h, err = b.reserve(ctx, need, Amount{}, Amount{}) // recorded, not limited
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &CallHold{b: b, h: h, stop: b.keepAlive(ctx, h)}, nil
+}
+
+// cmpAction is the on_exceed action Reserve applies: warn, else reject.
+func cmpAction(a OnExceed) OnExceed {
+	if a == OnExceedWarn {
+		return OnExceedWarn
+	}
+	return OnExceedReject
+}
+
+// Settle settles the hold at actual — what the call cost; the zero Amount
+// releases it — in every ledger it holds, firing the soft-limit warnings
+// it crosses; later calls do nothing. ctx's cancellation is ignored.
+func (c *CallHold) Settle(ctx context.Context, actual Amount) {
+	c.once.Do(func() {
+		c.stop()
+		c.b.settle(ctx, c.h, actual)
+	})
+}
+
+// Limits returns the budget's per-run and per-team limits (zero in a unit
+// without a limit).
+func (b *Budget) Limits() (run, team Amount) { return b.runLim, b.teamLim }
