@@ -543,3 +543,53 @@ func TestFitStopsAtTheFloor(t *testing.T) {
 		t.Fatalf("balance %+v", bal)
 	}
 }
+
+// Reserve holds a call made outside the chain in the run's and the team's
+// ledgers as the layer holds a chat call: a refusal names its scope and
+// takes nothing, a team refusal releases the run's hold, Settle charges
+// both ledgers once, and on_exceed warn lets the call through, recorded.
+func TestReserveOutsideTheChain(t *testing.T) {
+	t.Parallel()
+	p := teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: 1000})
+	p.Budget.Run = policies.RunBudget{MaxTokens: 600}
+	b, _ := chain(t, p, echo(100))
+	ctx := middleware.WithTeam(context.Background(), "devops")
+	ctx, run := middleware.StartRun(ctx, "r1")
+	h, err := b.Reserve(ctx, budget.Amount{Tokens: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Reserve(ctx, budget.Amount{Tokens: 200}); !errors.Is(err, budget.ErrExceeded) {
+		t.Fatalf("past the run's 600 with 500 held: %v", err)
+	} else if e, _ := errors.AsType[*budget.ExceededError](err); e.Scope != "run" {
+		t.Fatalf("scope %q, want run", e.Scope)
+	}
+	h.Settle(ctx, budget.Amount{Tokens: 450})
+	h.Settle(ctx, budget.Amount{Tokens: 450}) // once
+	if bal := b.RunBalance(run); bal.Used.Tokens != 450 || bal.Reserved.Tokens != 0 {
+		t.Fatalf("run ledger %+v, want 450 used, nothing held", bal)
+	}
+	// Another run: its own 600 would fit 560, the team's 1000 (450 spent)
+	// refuses it, and the run's hold is released with the refusal.
+	ctx2, run2 := middleware.StartRun(middleware.WithTeam(context.Background(), "devops"), "r2")
+	if _, err := b.Reserve(ctx2, budget.Amount{Tokens: 560}); !errors.Is(err, budget.ErrExceeded) {
+		t.Fatalf("past the team's 1000: %v", err)
+	} else if e, _ := errors.AsType[*budget.ExceededError](err); e.Scope != "team:devops" {
+		t.Fatalf("scope %q, want team:devops", e.Scope)
+	}
+	if bal := b.RunBalance(run2); bal.Reserved.Tokens != 0 || bal.Used.Tokens != 0 {
+		t.Fatalf("run r2 after the team's refusal: %+v, want nothing held", bal)
+	}
+	// on_exceed warn: let through and recorded.
+	p.Budget.OnExceed = policies.OnExceedWarn
+	w, _ := chain(t, p, echo(100))
+	ctx3, _ := middleware.StartRun(middleware.WithTeam(context.Background(), "devops"), "r3")
+	h3, err := w.Reserve(ctx3, budget.Amount{Tokens: 2000})
+	if err != nil {
+		t.Fatalf("warn: %v", err)
+	}
+	h3.Settle(ctx3, budget.Amount{Tokens: 1500})
+	if rem, _ := w.Remaining(ctx3, "devops"); rem.Used.Tokens != 1500 {
+		t.Fatalf("warn: the team ledger used %d, want 1500", rem.Used.Tokens)
+	}
+}
