@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -101,17 +102,50 @@ func (s *Server) reserveEmbeddings(ctx context.Context, team string, body []byte
 	return h, nil
 }
 
+// passLimits are the budget and the rate limiter of a team's policy for
+// passed-through calls, built once per policy (a reload builds them
+// anew): a budget's local share while its store is down (on_unavailable:
+// local) is counted across calls, as a chain's is.
+type passLimits struct {
+	pol     *policies.Policy
+	budget  *budget.Budget     // nil: the policy has no budget
+	limiter *ratelimit.Limiter // nil: the policy has no rate limits
+	err     *apiError
+}
+
+// passLimitsOf returns team's passLimits under its current policy.
+func (s *Server) passLimitsOf(team string) *passLimits {
+	pol := s.pol.Policy(team)
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
+	if pl := s.passBy[team]; pl != nil && pl.pol == pol {
+		return pl
+	}
+	pl := &passLimits{pol: pol}
+	if b, err := llmwrap.NewBudget(pol, budget.WithStore(s.budgets), budget.WithLogger(s.logger)); err != nil {
+		pl.err = classify(err, s.secrets...)
+	} else if b.Active() {
+		pl.budget = b
+	}
+	if pol.RateLimits.Enabled() {
+		if l, err := llmwrap.NewRateLimiter(pol, ratelimit.WithStore(s.rates), ratelimit.WithLogger(s.logger)); err != nil {
+			pl.err = classify(err, s.secrets...)
+		} else {
+			pl.limiter = l
+		}
+	}
+	if s.passBy == nil {
+		s.passBy = map[string]*passLimits{}
+	}
+	s.passBy[team] = pl
+	return pl
+}
+
 // passBudget returns the budget of team's policy for a passed-through
 // call; nil when the policy has none.
 func (s *Server) passBudget(team string) (*budget.Budget, *apiError) {
-	b, err := llmwrap.NewBudget(s.pol.Policy(team), budget.WithStore(s.budgets), budget.WithLogger(s.logger))
-	if err != nil {
-		return nil, classify(err, s.secrets...)
-	}
-	if !b.Active() {
-		return nil, nil
-	}
-	return b, nil
+	pl := s.passLimitsOf(team)
+	return pl.budget, pl.err
 }
 
 // reserve holds h.need in the ledgers of b that apply to ctx's call.
@@ -138,7 +172,9 @@ func (s *Server) embeddingsCost(team, model string, n int64) int64 {
 // settle settles h at actual once (the budget logs a ledger it cannot
 // write); later calls do nothing.
 func (h *passHold) settle(ctx context.Context, actual budget.Amount) {
-	h.hold.Settle(ctx, actual)
+	if h.hold != nil {
+		h.hold.Settle(ctx, actual)
+	}
 }
 
 // chargeEmbeddings reads a successful embeddings answer's usage and model and

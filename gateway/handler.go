@@ -414,7 +414,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		if h != nil {
 			// Released if no answer settled it (an upstream error); a
 			// stream settles when it ends.
-			defer h.settle(r.Context(), budget.Amount{})
+			defer h.release(r.Context())
 			modify = h.charge
 		}
 	}

@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
+	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
@@ -139,50 +141,73 @@ func (s *Server) responsesInput(model string, spec policies.ModelSpec, req *resp
 }
 
 // reserveResponses holds a Responses call's worst case in the ledgers of
-// its team's budget (ctx names the team and the run), or refuses the call
-// with an OpenAI-shaped error; nil and no error when the team's policy
-// has no budget.
+// its team's budget (ctx names the team and the run) and admits it
+// against the rate limits of its model, or refuses the call with an
+// OpenAI-shaped error; nil and no error when the team's policy has
+// neither a budget nor rate limits.
 func (s *Server) reserveResponses(ctx context.Context, team string, body []byte) (*responsesHold, *apiError) {
-	b, e := s.passBudget(team)
-	if b == nil || e != nil {
-		return nil, e
+	pl := s.passLimitsOf(team)
+	if pl.err != nil {
+		return nil, pl.err
 	}
-	pol := s.pol.Policy(team)
+	if pl.budget == nil && pl.limiter == nil {
+		return nil, nil
+	}
 	var req responsesRequest
 	if err := json.Unmarshal(body, &req); err != nil || req.Model == "" {
 		return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request",
-			Message: "tokenwise/gateway: a responses request the team's budget cannot account for: it needs a JSON body with a model"}
+			Message: "tokenwise/gateway: a responses request the team's budget and rate limits cannot account for: it needs a JSON body with a model"}
 	}
-	spec, known := pol.Model(req.Model)
-	runLim, teamLim := b.Limits()
-	if (runLim.USDMicros > 0 || teamLim.USDMicros > 0) && (!known || !spec.HasPrice()) {
-		return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "model_not_priced", NoRetry: true,
-			Message: "tokenwise/gateway: a USD budget applies and model " + strconv.Quote(req.Model) + " has no price in the catalog or the team's policy"}
-	}
+	spec, known := pl.pol.Model(req.Model)
 	in, counted := s.responsesInput(req.Model, spec, &req)
-	out := spec.MaxOutputTokens
-	if req.MaxOutputTokens != nil && *req.MaxOutputTokens > 0 && (out == 0 || *req.MaxOutputTokens < out) {
-		out = *req.MaxOutputTokens
-	}
-	switch {
-	case !counted && spec.ContextWindow > 0:
-		in = max(spec.ContextWindow-out, 0)
-	case !counted:
-		return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "budget_unaccountable", NoRetry: true,
-			Message: "tokenwise/gateway: the team's budget cannot bound this responses call: its input is kept or read by the provider " +
-				"(previous_response_id, conversation, a file or a hosted tool) and model " + strconv.Quote(req.Model) + " has no context_window in the catalog or the policy"}
-	}
-	if out == 0 {
-		out = budget.DefaultMaxOutput
-		if spec.ContextWindow > 0 {
-			out = max(spec.ContextWindow-in, 0)
-		}
-	}
 	tier := responsesTier(req.ServiceTier)
 	h := &responsesHold{passHold: passHold{s: s, team: team, model: req.Model}, tier: tier}
-	h.need = budget.Amount{Tokens: in + out, USDMicros: ceilMicro(int64(spec.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: tier})))}
-	if e := h.reserve(ctx, b); e != nil {
-		return nil, e
+	if b := pl.budget; b != nil {
+		runLim, teamLim := b.Limits()
+		if (runLim.USDMicros > 0 || teamLim.USDMicros > 0) && (!known || !spec.HasPrice()) {
+			return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "model_not_priced", NoRetry: true,
+				Message: "tokenwise/gateway: a USD budget applies and model " + strconv.Quote(req.Model) + " has no price in the catalog or the team's policy"}
+		}
+		in, out := in, spec.MaxOutputTokens
+		if req.MaxOutputTokens != nil && *req.MaxOutputTokens > 0 && (out == 0 || *req.MaxOutputTokens < out) {
+			out = *req.MaxOutputTokens
+		}
+		switch {
+		case !counted && spec.ContextWindow > 0:
+			in = max(spec.ContextWindow-out, 0)
+		case !counted:
+			return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "budget_unaccountable", NoRetry: true,
+				Message: "tokenwise/gateway: the team's budget cannot bound this responses call: its input is kept or read by the provider " +
+					"(previous_response_id, conversation, a file or a hosted tool) and model " + strconv.Quote(req.Model) + " has no context_window in the catalog or the policy"}
+		}
+		if out == 0 {
+			out = budget.DefaultMaxOutput
+			if spec.ContextWindow > 0 {
+				out = max(spec.ContextWindow-in, 0)
+			}
+		}
+		h.need = budget.Amount{Tokens: in + out, USDMicros: ceilMicro(int64(spec.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: tier})))}
+		if e := h.reserve(ctx, b); e != nil {
+			return nil, e
+		}
+	}
+	if l := pl.limiter; l != nil {
+		// Against a tokens-per-minute limit: the input counted here (what
+		// the provider adds to it is not) and max_output_tokens, else the
+		// policy's reserve_output; settled at the answer's usage.
+		need := l.ReserveOutput()
+		if req.MaxOutputTokens != nil && *req.MaxOutputTokens > 0 {
+			need = *req.MaxOutputTokens
+		}
+		if counted {
+			need += in
+		}
+		t, err := l.Reserve(ctx, req.Model, team, need)
+		if err != nil {
+			h.settle(ctx, budget.Amount{})
+			return nil, classify(err, s.secrets...)
+		}
+		h.ticket = t
 	}
 	return h, nil
 }
@@ -225,10 +250,26 @@ func (s *Server) passContext(r *http.Request, team string, counted bool) (contex
 	return ctx, nil
 }
 
-// responsesHold is a Responses call's reservation.
+// responsesHold is a Responses call's reservation in its budget and its
+// admission by the rate limits.
 type responsesHold struct {
 	passHold
-	tier string // the tier the request asked for
+	tier     string           // the tier the request asked for
+	ticket   ratelimit.Ticket // the rate limits' admission (the zero Ticket: none)
+	doneOnce sync.Once
+}
+
+// done settles the rate limits' admission once: used tokens (-1:
+// unknown, the admission's estimate stands) in requests made upstream (0:
+// none, the admission is refunded).
+func (h *responsesHold) done(ctx context.Context, used int64, requests int) {
+	h.doneOnce.Do(func() { h.ticket.Done(ctx, used, requests) })
+}
+
+// release frees what a call that got no answer holds.
+func (h *responsesHold) release(ctx context.Context) {
+	h.settle(ctx, budget.Amount{})
+	h.done(ctx, 0, 0)
 }
 
 // responsesUsage is the usage of a Responses answer.
@@ -259,6 +300,7 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) {
 	if u == nil || u.InputTokens < 0 || u.OutputTokens < 0 || u.TotalTokens < 0 || u.InputTokensDetails.CachedTokens < 0 {
 		h.s.logger.Warn("tokenwise/gateway: a responses answer without readable usage: charged its reservation", "team", h.team)
 		h.settle(ctx, h.need)
+		h.done(ctx, -1, 1)
 		return
 	}
 	out := u.OutputTokens
@@ -279,6 +321,7 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) {
 		micros = ceilMicro(int64(spec.Cost(tc)))
 	}
 	h.settle(ctx, budget.Settleable(budget.Amount{Tokens: tc.Input + tc.Output, USDMicros: micros}))
+	h.done(ctx, middleware.SatAdd(tc.Input, tc.Output), 1)
 }
 
 // charge settles h from the upstream's answer and gives the answer back
@@ -290,6 +333,7 @@ func (h *responsesHold) charge(resp *http.Response) error {
 	ctx := resp.Request.Context()
 	if resp.StatusCode != http.StatusOK {
 		h.settle(ctx, budget.Amount{})
+		h.done(ctx, -1, 1)
 		return nil
 	}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
@@ -298,6 +342,7 @@ func (h *responsesHold) charge(resp *http.Response) error {
 			cut: func() {
 				h.s.logger.Warn("tokenwise/gateway: a responses stream ended without its final event: charged its reservation", "team", h.team)
 				h.settle(ctx, h.need)
+				h.done(ctx, -1, 1)
 			}}
 		return nil
 	}
@@ -306,6 +351,7 @@ func (h *responsesHold) charge(resp *http.Response) error {
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	if err != nil {
 		h.settle(ctx, h.need)
+		h.done(ctx, -1, 1)
 		return err
 	}
 	var o responseObject

@@ -487,3 +487,67 @@ func TestGatewayPassedCallsSpendTheRunBudget(t *testing.T) {
 		t.Fatalf("no run, a call over the per-run budget: %d %s, want 429 budget_exceeded", st, msg)
 	}
 }
+
+// TestGatewayResponsesAreRateLimited: a Responses call is admitted
+// against its model's rate limits with the team's chat calls (one
+// counter): a call past the requests per minute is refused with the
+// rate limits' 429 before it reaches the upstream, and a call's tokens
+// per minute are held at its worst case, then settled at the answer's
+// usage, so that a later call fits what was not used.
+func TestGatewayResponsesAreRateLimited(t *testing.T) {
+	var calls atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/chat/completions") {
+			_, _ = io.WriteString(w, `{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o","output":[],"usage":{"input_tokens":20,"output_tokens":30,"total_tokens":50}}`)
+	}))
+	defer up.Close()
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nrate_limits:\n  on_limit: reject\n  models:\n    gpt-4o-mini: {rpm: 3, burst: 1m}\n    gpt-4o: {tpm: 1000, burst: 1m}\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	call := func(path, body string) (int, string) {
+		r := e.do(t, "POST", path, devopsKey, body)
+		var eb struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&eb)
+		return r.StatusCode, eb.Error.Code + ": " + eb.Error.Message
+	}
+	responses := func(model string, maxOut int) (int, string) {
+		return call("/v1/responses", `{"model":"`+model+`","input":"hi","max_output_tokens":`+strconv.Itoa(maxOut)+`}`)
+	}
+	// Requests per minute: a chat call and two Responses calls use the 3.
+	if st, msg := call("/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`); st != 200 {
+		t.Fatalf("chat: %d %s", st, msg)
+	}
+	for i := range 2 {
+		if st, msg := responses("gpt-4o-mini", 50); st != 200 {
+			t.Fatalf("responses %d: %d %s", i+1, st, msg)
+		}
+	}
+	before := calls.Load()
+	if st, msg := responses("gpt-4o-mini", 50); st != 429 || !strings.HasPrefix(msg, "rate_limit_exceeded") {
+		t.Fatalf("a 4th call in the minute: %d %s, want 429 rate_limit_exceeded", st, msg)
+	}
+	if calls.Load() != before {
+		t.Fatal("the refused call reached the upstream")
+	}
+	// Tokens per minute: each call holds its input and max_output_tokens
+	// and is settled at the 50 tokens it used, so a second call of over
+	// 900 fits the 1,000 and a third no longer does.
+	if st, msg := responses("gpt-4o", 300); st != 200 {
+		t.Fatalf("tpm, first call: %d %s", st, msg)
+	}
+	if st, msg := responses("gpt-4o", 900); st != 200 {
+		t.Fatalf("tpm, second call (the first settled at 50 tokens): %d %s", st, msg)
+	}
+	if st, msg := responses("gpt-4o", 900); st != 429 || !strings.HasPrefix(msg, "rate_limit_exceeded") {
+		t.Fatalf("tpm, third call: %d %s, want 429 rate_limit_exceeded", st, msg)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	twredis "github.com/tokenwise/tokenwise/adapters/redis"
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/tokens"
@@ -53,10 +54,15 @@ type Server struct {
 	pass      http.RoundTripper
 	upstreams []*upstream
 	budgets   budget.Store
-	est       *tokens.Estimator // counts embeddings inputs
-	rdb       goredis.UniversalClient
-	ownRedis  bool
-	metrics   *metrics
+	rates     ratelimit.Store // the chains' rate limit store, which passed-through calls share
+
+	passMu sync.Mutex
+	passBy map[string]*passLimits // by team: the budget and limiter of passed-through calls
+
+	est      *tokens.Estimator // counts embeddings inputs
+	rdb      goredis.UniversalClient
+	ownRedis bool
+	metrics  *metrics
 
 	runs *runTable
 
@@ -228,13 +234,14 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		s.budgets = twredis.NewBudgetStore(s.rdb)
 		llmOpts = append(llmOpts,
 			llmwrap.WithCacheStore(twredis.NewCacheStore(s.rdb, prefix)),
-			llmwrap.WithRateLimitStore(twredis.NewRateLimitStore(s.rdb)),
 			llmwrap.WithBreakerStore(twredis.NewBreakerStore(s.rdb, prefix)),
 		)
+		s.rates = twredis.NewRateLimitStore(s.rdb)
 	} else {
 		s.budgets = budget.NewMemoryStore()
+		s.rates = ratelimit.NewMemoryStore()
 	}
-	llmOpts = append(llmOpts, llmwrap.WithBudgetStore(s.budgets))
+	llmOpts = append(llmOpts, llmwrap.WithBudgetStore(s.budgets), llmwrap.WithRateLimitStore(s.rates))
 	s.est = tokens.New()
 	m, err := newMetrics()
 	if err != nil {

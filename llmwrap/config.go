@@ -284,3 +284,16 @@ func NewBudget(p *policies.Policy, opts ...budget.Option) (*budget.Budget, error
 	base := []budget.Option{budget.WithCatalog(Catalog(p)), budget.WithEstimator(tokens.New(tokens.WithModels(EstimatorModels(p))))}
 	return budget.New(budgetConfig(p), append(base, opts...)...)
 }
+
+// NewRateLimiter returns the rate limiter of p's rate_limits, with the
+// estimator of p's models, for calls made outside a chain (a gateway's
+// pass-through). Give it the store the chains use (ratelimit.WithStore,
+// the store given to WithRateLimitStore) so that both count against the
+// same limits.
+func NewRateLimiter(p *policies.Policy, opts ...ratelimit.Option) (*ratelimit.Limiter, error) {
+	if p == nil {
+		p = policies.Default()
+	}
+	base := []ratelimit.Option{ratelimit.WithEstimator(tokens.New(tokens.WithModels(EstimatorModels(p))))}
+	return ratelimit.New(rateLimitConfig(p), append(base, opts...)...)
+}

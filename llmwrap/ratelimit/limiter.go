@@ -276,6 +276,16 @@ func (l *Limiter) Reserve(ctx context.Context, model, team string, tokens int64)
 	return t, nil
 }
 
+// ReserveOutput is the number of output tokens Reserve's caller counts
+// for a call without a bound on its output: Config.ReserveOutput, else
+// DefaultReserveOutput.
+func (l *Limiter) ReserveOutput() int64 {
+	if l.rl.ReserveOutput > 0 {
+		return l.rl.ReserveOutput
+	}
+	return DefaultReserveOutput
+}
+
 func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
 	team := middleware.TeamFrom(ctx)
 	p := l.plan(req.Model, team)
@@ -286,10 +296,7 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 	if p.tokens || p.learned != "" { // the provider's token limit is learned too
 		out := int64(req.MaxTokens)
 		if out <= 0 {
-			out = l.rl.ReserveOutput
-			if out <= 0 {
-				out = DefaultReserveOutput
-			}
+			out = l.ReserveOutput()
 		}
 		// (saturating: a huge n × max_tokens never wraps around to a small need)
 		need = middleware.SatAdd(tokens.ForCall(ctx, l.est, req.Model, req), middleware.SatMul(out, int64(max(req.N, 1))))
