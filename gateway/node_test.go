@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,11 +19,11 @@ import (
 // `npm ci` there installs the official openai package (.ci/run does).
 var nodeDir = filepath.Join("testdata", "node")
 
-// TestGatewayWithOfficialNodeClient drives the gateway with the official
-// OpenAI Node package (testdata/node/conversation.mjs): a streamed
-// tool-calling conversation with usage, a 429 of the upstream retried by
-// the client, and a budget refusal surfaced as the client's APIError.
-func TestGatewayWithOfficialNodeClient(t *testing.T) {
+// nodeClient returns the node binary, once the official openai package
+// is installed in nodeDir; the test is skipped without them, and fails
+// without them in CI.
+func nodeClient(t *testing.T) string {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -36,6 +37,15 @@ func TestGatewayWithOfficialNodeClient(t *testing.T) {
 		}
 		t.Skip("the openai npm package is not installed: run `npm ci` in gateway/testdata/node")
 	}
+	return node
+}
+
+// TestGatewayWithOfficialNodeClient drives the gateway with the official
+// OpenAI Node package (testdata/node/conversation.mjs): a streamed
+// tool-calling conversation with usage, a 429 of the upstream retried by
+// the client, and a budget refusal surfaced as the client's APIError.
+func TestGatewayWithOfficialNodeClient(t *testing.T) {
+	node := nodeClient(t)
 	e := start(t, nil, "")
 	e.upstream.On(openaitest.LastRole("user"), openaitest.LastContains("weather")).Reply(openaitest.ToolCalls(openaitest.Call("", "get_weather", `{"city":"Paris"}`)))
 	e.upstream.On(openaitest.LastRole("tool")).Reply(openaitest.Text("It is sunny in Paris, 21°C."))
@@ -110,5 +120,65 @@ func TestGatewayWithOfficialNodeClient(t *testing.T) {
 	// The tool turn's ids are the upstream's: the stream went through as is.
 	if reqs := e.upstream.Requests(); len(reqs) < 2 || !strings.Contains(string(reqs[1].Body), got.ToolCalls[0].ID) {
 		t.Errorf("the tool result did not carry the streamed call id")
+	}
+}
+
+// TestGatewayResponsesWithOfficialNodeClient drives the Responses API
+// through the gateway with the official OpenAI Node package
+// (testdata/node/responses.mjs): a call and a streamed call come back as
+// the upstream sent them (the client's output_text, the stream's deltas
+// and final usage), each is charged at its usage (1,000 input tokens, 400
+// cached, and 200 output of gpt-4o-mini: $0.000240, read by /v1/spend),
+// and a call the budget cannot afford is the client's APIError, a 429
+// budget_exceeded it does not retry, that never reaches the upstream.
+func TestGatewayResponsesWithOfficialNodeClient(t *testing.T) {
+	node := nodeClient(t)
+	var calls atomic.Int64
+	e := embeddingsGateway(t, responsesUpstream(t, &calls), "0.02")
+	cmd := exec.CommandContext(t.Context(), node, "responses.mjs")
+	cmd.Dir = nodeDir
+	cmd.Env = append(os.Environ(), "GATEWAY_URL="+e.url, "KEY_DEVOPS="+devopsKey, "NODE_NO_WARNINGS=1")
+	cmd.WaitDelay = 10 * time.Second
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s\ngateway logs:\n%s", err, stderr.String(), e.logs.String())
+	}
+	type usage struct {
+		Input  int `json:"input_tokens"`
+		Output int `json:"output_tokens"`
+		Total  int `json:"total_tokens"`
+	}
+	var got struct {
+		Text        string `json:"text"`
+		Usage       *usage `json:"usage"`
+		StreamText  string `json:"streamText"`
+		StreamUsage *usage `json:"streamUsage"`
+		Refused     *struct {
+			IsAPIError bool   `json:"isAPIError"`
+			Status     int    `json:"status"`
+			Code       string `json:"code"`
+			Type       string `json:"type"`
+		} `json:"refused"`
+	}
+	if err := json.Unmarshal(stdout, &got); err != nil {
+		t.Fatalf("node printed %q: %v", stdout, err)
+	}
+	want := usage{Input: 1000, Output: 200, Total: 1200}
+	if got.Text != "The disks are fine." || got.Usage == nil || *got.Usage != want {
+		t.Errorf("answer %q, usage %+v; want the upstream's", got.Text, got.Usage)
+	}
+	if got.StreamText != "The disks are fine." || got.StreamUsage == nil || *got.StreamUsage != want {
+		t.Errorf("stream %q, final usage %+v; want the upstream's", got.StreamText, got.StreamUsage)
+	}
+	if r := got.Refused; r == nil || !r.IsAPIError || r.Status != 429 || r.Code != "budget_exceeded" || r.Type != "insufficient_quota" {
+		t.Errorf("the unaffordable call as the Node client saw it: %+v", r)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("the upstream got %d calls, want 2 (the refused one never sent, nor retried)", n)
+	}
+	if s := e.spend(t); s.SpentUSD != "0.000480" || s.SpentTokens != 2400 {
+		t.Errorf("spent %s USD, %d tokens; want 0.000480, 2400", s.SpentUSD, s.SpentTokens)
 	}
 }

@@ -1,0 +1,32 @@
+// Drives the tokenwise gateway's Responses API with the official OpenAI
+// Node client (TestGatewayResponsesWithOfficialNodeClient): a call, a
+// streamed call read event by event, and a call the team's budget cannot
+// afford (a previous_response_id: reserved at the model's whole context
+// window), surfaced as the client's APIError. Prints one JSON object of
+// what it saw.
+import OpenAI from "openai";
+
+const client = new OpenAI({ apiKey: process.env.KEY_DEVOPS, baseURL: process.env.GATEWAY_URL + "/v1", maxRetries: 2 });
+const out = {};
+
+const r = await client.responses.create({ model: "gpt-4o-mini", input: "Check the disks of web-1.", max_output_tokens: 500 });
+out.text = r.output_text;
+out.usage = r.usage;
+
+const s = await client.responses.create({ model: "gpt-4o-mini", input: "Check the disks of web-2.", max_output_tokens: 500, stream: true });
+let text = "";
+let final = null;
+for await (const ev of s) {
+  if (ev.type === "response.output_text.delta") text += ev.delta;
+  if (ev.type === "response.completed") final = ev.response;
+}
+out.streamText = text;
+out.streamUsage = final ? final.usage : null;
+
+try {
+  await client.responses.create({ model: "gpt-4o-mini", input: "Go on.", previous_response_id: r.id });
+  out.refused = null;
+} catch (e) {
+  out.refused = { isAPIError: e instanceof OpenAI.APIError, status: e.status, code: e.code, type: e.type, message: e.message };
+}
+console.log(JSON.stringify(out));
