@@ -405,7 +405,11 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			e.write(w)
 			return
 		}
-		h, e := s.reserveResponses(ctx, k.team, body)
+		var named *middleware.Run // the run of X-Run-Id, whose record gets the call
+		if r.Header.Get(RunIDHeader) != "" {
+			named = middleware.RunFrom(ctx)
+		}
+		h, e := s.reserveResponses(ctx, k.team, body, named)
 		if e != nil {
 			s.metrics.request(e.Code)
 			e.write(w)

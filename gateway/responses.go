@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -143,25 +144,29 @@ func (s *Server) responsesInput(model string, spec policies.ModelSpec, req *resp
 // reserveResponses holds a Responses call's worst case in the ledgers of
 // its team's budget (ctx names the team and the run) and admits it
 // against the rate limits of its model, or refuses the call with an
-// OpenAI-shaped error; nil and no error when the team's policy has
-// neither a budget nor rate limits.
-func (s *Server) reserveResponses(ctx context.Context, team string, body []byte) (*responsesHold, *apiError) {
+// OpenAI-shaped error; run, when the call names one (X-Run-Id), gets the
+// call in its record (its report). nil and no error when there is
+// nothing to hold or record.
+func (s *Server) reserveResponses(ctx context.Context, team string, body []byte, run *middleware.Run) (*responsesHold, *apiError) {
 	pl := s.passLimitsOf(team)
 	if pl.err != nil {
 		return nil, pl.err
 	}
-	if pl.budget == nil && pl.limiter == nil {
+	if pl.budget == nil && pl.limiter == nil && run == nil {
 		return nil, nil
 	}
 	var req responsesRequest
 	if err := json.Unmarshal(body, &req); err != nil || req.Model == "" {
+		if pl.budget == nil && pl.limiter == nil {
+			return nil, nil // nothing to hold: the upstream answers it
+		}
 		return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request",
 			Message: "tokenwise/gateway: a responses request the team's budget and rate limits cannot account for: it needs a JSON body with a model"}
 	}
 	spec, known := pl.pol.Model(req.Model)
 	in, counted := s.responsesInput(req.Model, spec, &req)
 	tier := responsesTier(req.ServiceTier)
-	h := &responsesHold{passHold: passHold{s: s, team: team, model: req.Model}, tier: tier}
+	h := &responsesHold{passHold: passHold{s: s, team: team, model: req.Model}, tier: tier, run: run, start: time.Now()}
 	if b := pl.budget; b != nil {
 		runLim, teamLim := b.Limits()
 		if (runLim.USDMicros > 0 || teamLim.USDMicros > 0) && (!known || !spec.HasPrice()) {
@@ -257,6 +262,25 @@ type responsesHold struct {
 	tier     string           // the tier the request asked for
 	ticket   ratelimit.Ticket // the rate limits' admission (the zero Ticket: none)
 	doneOnce sync.Once
+	run      *middleware.Run // the run the call names (X-Run-Id), nil: none
+	start    time.Time
+	recOnce  sync.Once
+}
+
+// record adds the call to the record of the run it names, once: what it
+// used and cost (the call's cost under the team's catalog, or what its
+// budget charged when its usage is unknown), or why it failed.
+func (h *responsesHold) record(u middleware.Usage, costPico int64, err error) {
+	if h.run == nil {
+		return
+	}
+	h.recOnce.Do(func() {
+		lat := time.Since(h.start)
+		h.run.Record(middleware.CallRecord{CallFacts: middleware.CallFacts{Run: h.run.ID(), Team: h.team,
+			RequestedModel: h.model, Model: h.model, CostPico: costPico,
+			Attempts: []middleware.Attempt{{Model: h.model, Latency: lat, Err: err, Usage: u, CostPico: costPico}}},
+			Usage: u, Latency: lat, Start: h.start, Err: err})
+	})
 }
 
 // done settles the rate limits' admission once: used tokens (-1:
@@ -270,6 +294,17 @@ func (h *responsesHold) done(ctx context.Context, used int64, requests int) {
 func (h *responsesHold) release(ctx context.Context) {
 	h.settle(ctx, budget.Amount{})
 	h.done(ctx, 0, 0)
+	h.record(middleware.Usage{}, 0, errNoAnswer)
+}
+
+// errNoAnswer is the failure of a Responses call that got no answer from
+// the upstream, in its run's record.
+var errNoAnswer = errors.New("tokenwise/gateway: the responses call got no answer from the upstream")
+
+// charged is the cost in pico-dollars of what h's budget charged when a
+// call's usage is unknown: its reservation.
+func (h *responsesHold) charged() int64 {
+	return middleware.SatMul(h.need.USDMicros, 1_000_000)
 }
 
 // responsesUsage is the usage of a Responses answer.
@@ -301,6 +336,7 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) {
 		h.s.logger.Warn("tokenwise/gateway: a responses answer without readable usage: charged its reservation", "team", h.team)
 		h.settle(ctx, h.need)
 		h.done(ctx, -1, 1)
+		h.record(middleware.Usage{}, h.charged(), nil)
 		return
 	}
 	out := u.OutputTokens
@@ -316,12 +352,15 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) {
 	if !ok || !spec.HasPrice() {
 		spec, ok = pol.Model(h.model) // a dated name the catalog does not know: the requested model's price
 	}
-	var micros int64
+	var pico, micros int64
 	if ok && spec.HasPrice() {
-		micros = ceilMicro(int64(spec.Cost(tc)))
+		pico = int64(spec.Cost(tc))
+		micros = ceilMicro(pico)
 	}
 	h.settle(ctx, budget.Settleable(budget.Amount{Tokens: tc.Input + tc.Output, USDMicros: micros}))
 	h.done(ctx, middleware.SatAdd(tc.Input, tc.Output), 1)
+	h.record(middleware.Usage{InputTokens: tc.Input, OutputTokens: tc.Output, CachedInputTokens: tc.CachedInput,
+		ReasoningTokens: tc.Reasoning, ServiceTier: tier}, pico, nil)
 }
 
 // charge settles h from the upstream's answer and gives the answer back
@@ -334,6 +373,7 @@ func (h *responsesHold) charge(resp *http.Response) error {
 	if resp.StatusCode != http.StatusOK {
 		h.settle(ctx, budget.Amount{})
 		h.done(ctx, -1, 1)
+		h.record(middleware.Usage{}, 0, errors.New("tokenwise/gateway: the upstream answered the responses call with HTTP "+strconv.Itoa(resp.StatusCode)))
 		return nil
 	}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
@@ -343,6 +383,7 @@ func (h *responsesHold) charge(resp *http.Response) error {
 				h.s.logger.Warn("tokenwise/gateway: a responses stream ended without its final event: charged its reservation", "team", h.team)
 				h.settle(ctx, h.need)
 				h.done(ctx, -1, 1)
+				h.record(middleware.Usage{}, h.charged(), middleware.ErrStreamCut)
 			}}
 		return nil
 	}
@@ -352,6 +393,7 @@ func (h *responsesHold) charge(resp *http.Response) error {
 	if err != nil {
 		h.settle(ctx, h.need)
 		h.done(ctx, -1, 1)
+		h.record(middleware.Usage{}, h.charged(), err)
 		return err
 	}
 	var o responseObject

@@ -551,3 +551,50 @@ func TestGatewayResponsesAreRateLimited(t *testing.T) {
 		t.Fatalf("tpm, third call: %d %s, want 429 rate_limit_exceeded", st, msg)
 	}
 }
+
+// TestGatewayRunReportHasTheResponsesCalls: the report of a run
+// (GET /v1/runs/{id}) counts its Responses calls with its chat calls:
+// their tokens and exact cost, under their model, and a call the
+// upstream refused as a failed call.
+func TestGatewayRunReportHasTheResponsesCalls(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/chat/completions"):
+			_, _ = io.WriteString(w, `{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1000,"completion_tokens":100,"total_tokens":1100}}`)
+		case strings.Contains(string(body), "refuse me"):
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"error":{"message":"bad input","type":"invalid_request_error","param":null,"code":null}}`)
+		default:
+			_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini-2024-07-18","output":[],"usage":{"input_tokens":2000,"input_tokens_details":{"cached_tokens":1000},"output_tokens":300,"total_tokens":2300}}`)
+		}
+	}))
+	defer up.Close()
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": "version: 1\nname: devops\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	for _, c := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1/responses", `{"model":"gpt-4o-mini","input":"hi"}`},
+		{"/v1/responses", `{"model":"gpt-4o-mini","input":"refuse me"}`},
+	} {
+		r := e.do(t, "POST", c.path, devopsKey, c.body, "X-Run-Id", "agent-r")
+		_, _ = io.Copy(io.Discard, r.Body)
+	}
+	r := e.do(t, "GET", "/v1/runs/agent-r", devopsKey, "")
+	var rep gateway.RunReport
+	if err := json.NewDecoder(r.Body).Decode(&rep); err != nil || r.StatusCode != 200 {
+		t.Fatalf("report: %d %v", r.StatusCode, err)
+	}
+	// gpt-4o-mini: $0.15 per 1M input, $0.075 cached, $0.60 output.
+	// Chat: 1000 in, 100 out = 150,000,000 + 60,000,000 pico; Responses:
+	// 1000 uncached, 1000 cached, 300 out = 150,000,000 + 75,000,000 +
+	// 180,000,000 pico.
+	const want = 210_000_000 + 405_000_000
+	m := rep.ByModel["gpt-4o-mini"]
+	if rep.Calls != 3 || rep.FailedCalls != 1 || rep.InputTokens != 3000 || rep.CachedInputTokens != 1000 || rep.OutputTokens != 400 ||
+		rep.CostPico != want || m.CostPico != want || m.InputTokens != 3000 {
+		t.Fatalf("report %+v, by model %+v: want 3 calls (1 failed), 3000 input (1000 cached) and 400 output tokens, %d pico-USD", rep.RunFigures, m, want)
+	}
+}
