@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
@@ -33,11 +34,35 @@ func isEmbeddings(r *http.Request) bool {
 // that concurrent calls never spend past the budget between them, and
 // settled at the answer's usage (released when there is no answer).
 type passHold struct {
-	s     *Server
-	team  string
-	model string
-	need  budget.Amount
-	hold  *budget.CallHold
+	s        *Server
+	team     string
+	model    string
+	need     budget.Amount
+	hold     *budget.CallHold
+	ticket   ratelimit.Ticket // the rate limits' admission (the zero Ticket: none)
+	doneOnce sync.Once
+}
+
+// done settles the rate limits' admission once: used tokens (-1:
+// unknown, the admission's estimate stands) in requests made upstream (0:
+// none, the admission is refunded).
+func (h *passHold) done(ctx context.Context, used int64, requests int) {
+	h.doneOnce.Do(func() { h.ticket.Done(ctx, used, requests) })
+}
+
+// admit admits the call against the rate limits of its model with need
+// tokens (nothing when the policy has no rate limits).
+func (h *passHold) admit(ctx context.Context, l *ratelimit.Limiter, need int64) *apiError {
+	if l == nil {
+		return nil
+	}
+	t, err := l.Reserve(ctx, h.model, h.team, need)
+	if err != nil {
+		h.settle(ctx, budget.Amount{})
+		return classify(err, h.s.secrets...)
+	}
+	h.ticket = t
+	return nil
 }
 
 // embeddingsRequest is what the gateway reads of an embeddings request.
@@ -85,19 +110,34 @@ func (s *Server) embeddingsInputTokens(model string, input json.RawMessage) (n i
 func (s *Server) reserveEmbeddings(ctx context.Context, team string, body []byte) (*passHold, *apiError) {
 	h := &passHold{s: s, team: team}
 	var req embeddingsRequest
+	counted := false
 	if json.Unmarshal(body, &req) == nil {
 		h.model = req.Model
 		if n, ok := s.embeddingsInputTokens(req.Model, req.Input); ok {
-			h.need.Tokens = n
+			h.need.Tokens, counted = n, true
 			h.need.USDMicros = s.embeddingsCost(team, req.Model, n)
 		}
 	}
-	b, e := s.passBudget(team)
-	if b == nil || e != nil {
-		return nil, e
+	pl := s.passLimitsOf(team)
+	if pl.err != nil {
+		return nil, pl.err
 	}
-	if e := h.reserve(ctx, b); e != nil {
-		return nil, e
+	if pl.budget == nil && pl.limiter == nil {
+		return nil, nil
+	}
+	if pl.budget != nil {
+		if e := h.reserve(ctx, pl.budget); e != nil {
+			return nil, e
+		}
+	}
+	if pl.limiter != nil && h.model != "" {
+		need := int64(0)
+		if counted {
+			need = h.need.Tokens
+		}
+		if e := h.admit(ctx, pl.limiter, need); e != nil {
+			return nil, e
+		}
 	}
 	return h, nil
 }
@@ -141,13 +181,6 @@ func (s *Server) passLimitsOf(team string) *passLimits {
 	return pl
 }
 
-// passBudget returns the budget of team's policy for a passed-through
-// call; nil when the policy has none.
-func (s *Server) passBudget(team string) (*budget.Budget, *apiError) {
-	pl := s.passLimitsOf(team)
-	return pl.budget, pl.err
-}
-
 // reserve holds h.need in the ledgers of b that apply to ctx's call.
 func (h *passHold) reserve(ctx context.Context, b *budget.Budget) *apiError {
 	var err error
@@ -188,6 +221,7 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	ctx := resp.Request.Context()
 	if resp.StatusCode != http.StatusOK {
 		h.settle(ctx, budget.Amount{})
+		h.done(ctx, -1, 1)
 		return nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxEmbeddingsAnswer))
@@ -195,6 +229,7 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	if err != nil {
 		h.settle(ctx, h.need)
+		h.done(ctx, -1, 1)
 		return err
 	}
 	var ans struct {
@@ -209,6 +244,7 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 		// budget.)
 		h.s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: charged its estimate", "team", h.team)
 		h.settle(ctx, h.need)
+		h.done(ctx, -1, 1)
 		return nil
 	}
 	tok := max(ans.Usage.TotalTokens, ans.Usage.PromptTokens)
@@ -220,7 +256,15 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 		}
 	}
 	h.settle(ctx, amount)
+	h.done(ctx, tok, 1)
 	return nil
+}
+
+// releaseEmbeddings frees what an embeddings call that got no answer
+// holds.
+func (h *passHold) releaseEmbeddings(ctx context.Context) {
+	h.settle(ctx, budget.Amount{})
+	h.done(ctx, 0, 0)
 }
 
 // ceilMicro rounds pico-dollars up to micro-dollars, as the budget does.

@@ -242,3 +242,58 @@ func TestGatewayEmbeddingsNegativeUsageIsChargedTheEstimate(t *testing.T) {
 		t.Fatalf("after an answer of negative usage: %+v, want its 2 reserved tokens charged", s)
 	}
 }
+
+// TestGatewayEmbeddingsAreRateLimited: an embeddings call is admitted
+// against its model's rate limits: its counted input against the tokens
+// per minute, settled at the answer's usage, and a call that does not fit
+// is refused with the rate limits' 429 before it reaches the upstream.
+func TestGatewayEmbeddingsAreRateLimited(t *testing.T) {
+	var calls atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		// The upstream counts 10 tokens, whatever the input.
+		_, _ = io.WriteString(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":10,"total_tokens":10}}`)
+	}))
+	defer up.Close()
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nmodels:\n  text-embedding-3-small: {provider: openai, input_per_1m: 0.02, output_per_1m: 0}\n" +
+			"rate_limits:\n  on_limit: reject\n  models:\n    text-embedding-3-small: {tpm: 1000, burst: 1m}\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	// 600 tokens of input: "word" counted once each by cl100k_base.
+	input := strings.TrimSpace(strings.Repeat(" word", 600))
+	embed := func() (int, string) {
+		r := e.do(t, "POST", "/v1/embeddings", devopsKey, `{"model":"text-embedding-3-small","input":"`+input+`"}`)
+		var eb struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&eb)
+		return r.StatusCode, eb.Error.Code
+	}
+	// Each holds 600 of the 1,000 and settles at the 10 the upstream
+	// counted: the second fits only because the first was settled, and
+	// so does the third.
+	for i := range 2 {
+		if st, code := embed(); st != 200 {
+			t.Fatalf("call %d: %d %s", i+1, st, code)
+		}
+	}
+	if calls.Load() != 2 {
+		t.Fatalf("%d upstream calls, want 2", calls.Load())
+	}
+	if st, code := embed(); st != 200 {
+		t.Fatalf("call 3 (20 tokens used of 1,000): %d %s", st, code)
+	}
+	// Now 30 are used: a call whose input alone is over what is left is refused.
+	big := strings.TrimSpace(strings.Repeat(" word", 980))
+	r := e.do(t, "POST", "/v1/embeddings", devopsKey, `{"model":"text-embedding-3-small","input":"`+big+`"}`)
+	var eb struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&eb)
+	if r.StatusCode != 429 || eb.Error.Code != "rate_limit_exceeded" || calls.Load() != 3 {
+		t.Fatalf("a call over the tokens per minute: %d %s after %d upstream calls, want 429 rate_limit_exceeded and 3", r.StatusCode, eb.Error.Code, calls.Load())
+	}
+}

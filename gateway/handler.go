@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/tokenwise/tokenwise/internal/redact"
-	"github.com/tokenwise/tokenwise/llmwrap"
-	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -313,8 +311,7 @@ func (s *Server) unpoliced(r *http.Request, team string) *apiError {
 	if !billable {
 		return nil
 	}
-	b, err := llmwrap.NewBudget(s.pol.Policy(team), budget.WithStore(s.budgets), budget.WithLogger(s.logger))
-	if err != nil || !b.Active() {
+	if pl := s.passLimitsOf(team); pl.err != nil || pl.budget == nil {
 		return nil
 	}
 	return &apiError{Status: http.StatusForbidden, Type: "permission_error", Code: "unpoliced_endpoint", NoRetry: true,
@@ -387,7 +384,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		}
 		if h != nil {
 			// Released if no answer settled it (an upstream error).
-			defer h.settle(r.Context(), budget.Amount{})
+			defer h.releaseEmbeddings(r.Context())
 			modify = h.chargeEmbeddings
 		}
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
-	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
@@ -207,12 +206,9 @@ func (s *Server) reserveResponses(ctx context.Context, team string, body []byte,
 		if counted {
 			need += in
 		}
-		t, err := l.Reserve(ctx, req.Model, team, need)
-		if err != nil {
-			h.settle(ctx, budget.Amount{})
-			return nil, classify(err, s.secrets...)
+		if e := h.admit(ctx, l, need); e != nil {
+			return nil, e
 		}
-		h.ticket = t
 	}
 	return h, nil
 }
@@ -259,12 +255,10 @@ func (s *Server) passContext(r *http.Request, team string, counted bool) (contex
 // admission by the rate limits.
 type responsesHold struct {
 	passHold
-	tier     string           // the tier the request asked for
-	ticket   ratelimit.Ticket // the rate limits' admission (the zero Ticket: none)
-	doneOnce sync.Once
-	run      *middleware.Run // the run the call names (X-Run-Id), nil: none
-	start    time.Time
-	recOnce  sync.Once
+	tier    string          // the tier the request asked for
+	run     *middleware.Run // the run the call names (X-Run-Id), nil: none
+	start   time.Time
+	recOnce sync.Once
 }
 
 // record adds the call to the record of the run it names, once: what it
@@ -281,13 +275,6 @@ func (h *responsesHold) record(u middleware.Usage, costPico int64, err error) {
 			Attempts: []middleware.Attempt{{Model: h.model, Latency: lat, Err: err, Usage: u, CostPico: costPico}}},
 			Usage: u, Latency: lat, Start: h.start, Err: err})
 	})
-}
-
-// done settles the rate limits' admission once: used tokens (-1:
-// unknown, the admission's estimate stands) in requests made upstream (0:
-// none, the admission is refunded).
-func (h *responsesHold) done(ctx context.Context, used int64, requests int) {
-	h.doneOnce.Do(func() { h.ticket.Done(ctx, used, requests) })
 }
 
 // release frees what a call that got no answer holds.
