@@ -417,6 +417,8 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			// stream settles when it ends.
 			defer h.release(r.Context())
 			modify = h.charge
+		} else {
+			modify = reportCut
 		}
 	}
 	if modify == nil && !s.cfg.PassUnpoliced {

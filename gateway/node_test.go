@@ -128,8 +128,10 @@ func TestGatewayWithOfficialNodeClient(t *testing.T) {
 // (testdata/node/responses.mjs): a call and a streamed call come back as
 // the upstream sent them (the client's output_text, the stream's deltas
 // and final usage), each is charged at its usage (1,000 input tokens, 400
-// cached, and 200 output of gpt-4o-mini: $0.000240, read by /v1/spend),
-// and a call the budget cannot afford is the client's APIError, a 429
+// cached, and 200 output of gpt-4o-mini, read by /v1/spend), a stream the
+// upstream cuts is raised by the client (the gateway's stream_cut error
+// event) and charged its reservation, and a call the budget cannot afford
+// is the client's APIError, a 429
 // budget_exceeded it does not retry, that never reaches the upstream.
 func TestGatewayResponsesWithOfficialNodeClient(t *testing.T) {
 	node := nodeClient(t)
@@ -155,7 +157,12 @@ func TestGatewayResponsesWithOfficialNodeClient(t *testing.T) {
 		Usage       *usage `json:"usage"`
 		StreamText  string `json:"streamText"`
 		StreamUsage *usage `json:"streamUsage"`
-		Refused     *struct {
+		Cut         *struct {
+			Completed  bool   `json:"completed"`
+			IsAPIError bool   `json:"isAPIError"`
+			Code       string `json:"code"`
+		} `json:"cut"`
+		Refused *struct {
 			IsAPIError bool   `json:"isAPIError"`
 			Status     int    `json:"status"`
 			Code       string `json:"code"`
@@ -172,13 +179,18 @@ func TestGatewayResponsesWithOfficialNodeClient(t *testing.T) {
 	if got.StreamText != "The disks are fine." || got.StreamUsage == nil || *got.StreamUsage != want {
 		t.Errorf("stream %q, final usage %+v; want the upstream's", got.StreamText, got.StreamUsage)
 	}
+	if c := got.Cut; c == nil || c.Completed || !c.IsAPIError || c.Code != "stream_cut" {
+		t.Errorf("a cut stream as the Node client read it: %+v, want its APIError stream_cut", c)
+	}
 	if r := got.Refused; r == nil || !r.IsAPIError || r.Status != 429 || r.Code != "budget_exceeded" || r.Type != "insufficient_quota" {
 		t.Errorf("the unaffordable call as the Node client saw it: %+v", r)
 	}
-	if n := calls.Load(); n != 2 {
-		t.Errorf("the upstream got %d calls, want 2 (the refused one never sent, nor retried)", n)
+	if n := calls.Load(); n != 3 {
+		t.Errorf("the upstream got %d calls, want 3 (the refused one never sent, nor retried)", n)
 	}
-	if s := e.spend(t); s.SpentUSD != "0.000480" || s.SpentTokens != 2400 {
-		t.Errorf("spent %s USD, %d tokens; want 0.000480, 2400", s.SpentUSD, s.SpentTokens)
+	// The two complete calls at their usage, the cut one at its
+	// reservation (its input and 500 output tokens).
+	if s := e.spend(t); s.SpentTokens < 2400+500 || s.SpentTokens > 2400+560 {
+		t.Errorf("spent %s USD, %d tokens; want 2,400 and the cut call's reservation", s.SpentUSD, s.SpentTokens)
 	}
 }

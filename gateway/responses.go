@@ -363,7 +363,8 @@ func (h *responsesHold) charge(resp *http.Response) error {
 		h.record(middleware.Usage{}, 0, errors.New("tokenwise/gateway: the upstream answered the responses call with HTTP "+strconv.Itoa(resp.StatusCode)))
 		return nil
 	}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+	if isEventStream(resp) {
+		unsized(resp)
 		resp.Body = &responsesStream{src: resp.Body,
 			final: func(o *responseObject) { h.settleObject(ctx, o) },
 			cut: func() {
@@ -391,25 +392,88 @@ func (h *responsesHold) charge(resp *http.Response) error {
 	return nil
 }
 
-// responsesStream passes a Responses stream through and reads its final
-// event's usage on the way: final gets the final event's response, once;
-// cut is called instead when the stream ends without one.
-type responsesStream struct {
-	src   io.ReadCloser
-	final func(*responseObject)
-	cut   func()
-	line  []byte // the current line, up to maxResponsesEvent
-	long  bool   // the current line is longer: not kept
-	done  bool   // settled
+// isEventStream reports whether resp is a stream of events.
+func isEventStream(resp *http.Response) bool {
+	return strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 }
 
+// unsized drops a stream's length: the gateway may end it with an event
+// of its own.
+func unsized(resp *http.Response) {
+	resp.ContentLength = -1
+	resp.Header.Del("Content-Length")
+}
+
+// reportCut is the answer's hook of a Responses call that holds nothing
+// (no budget, rate limit or run to settle): a stream cut before its final
+// event still ends with the cut event.
+func reportCut(resp *http.Response) error {
+	if resp.StatusCode == http.StatusOK && isEventStream(resp) {
+		unsized(resp)
+		resp.Body = &responsesStream{src: resp.Body, final: func(*responseObject) {}, cut: func() {}}
+	}
+	return nil
+}
+
+// responsesStream passes a Responses stream through and reads its final
+// event's usage on the way: final gets the final event's response, once;
+// cut is called instead when the stream ends without one, and the client
+// then reads, after what the upstream sent, an error event of its own
+// (cutEvent) that the official SDKs raise as an error — a cut stream is
+// never read as a complete one.
+type responsesStream struct {
+	src     io.ReadCloser
+	final   func(*responseObject)
+	cut     func()
+	line    []byte // the current line, up to maxResponsesEvent
+	long    bool   // the current line is longer: not kept
+	open    bool   // a line of an event not yet ended by a blank line was read
+	partial bool   // the stream has a line begun and not ended
+	done    bool   // settled
+	tail    []byte // what is left to read of the cut event
+	ended   bool   // src has ended: tail, then io.EOF
+}
+
+// cutEvent is the error event the gateway adds to a Responses stream that
+// ended without its final event: the Responses API's error event, with
+// an OpenAI error object that the SDKs' stream readers raise.
+const cutEvent = "event: error\ndata: {\"type\":\"error\",\"code\":\"stream_cut\",\"message\":\"tokenwise/gateway: the upstream's responses stream ended before its final event\",\"param\":null," +
+	"\"error\":{\"type\":\"server_error\",\"code\":\"stream_cut\",\"message\":\"tokenwise/gateway: the upstream's responses stream ended before its final event\",\"param\":null}}\n\n"
+
 func (r *responsesStream) Read(p []byte) (int, error) {
+	if r.ended {
+		if len(r.tail) == 0 {
+			return 0, io.EOF
+		}
+		n := copy(p, r.tail)
+		r.tail = r.tail[n:]
+		return n, nil
+	}
 	n, err := r.src.Read(p)
 	r.scan(p[:n])
 	if err != nil {
-		r.finish()
+		r.ended = true
+		if r.finish() {
+			// Whatever the upstream's error, the client reads a complete
+			// stream that says it was cut.
+			r.tail = r.cutTail()
+			return n, nil
+		}
 	}
 	return n, err
+}
+
+// cutTail is what ends a cut stream: a line and an event the upstream
+// left open are ended first, then the cut event.
+func (r *responsesStream) cutTail() []byte {
+	var b []byte
+	if r.partial {
+		b = append(b, '\n')
+	}
+	if r.open || r.partial {
+		b = append(b, '\n')
+	}
+	return append(b, cutEvent...)
 }
 
 // scan reads the data lines of b, continuing the current one.
@@ -428,10 +492,16 @@ func (r *responsesStream) scan(b []byte) {
 			}
 		}
 		if i < 0 {
+			r.partial = true
 			return
 		}
+		r.partial = false
 		if !r.long {
-			r.event(bytes.TrimRight(r.line, "\r"))
+			line := bytes.TrimRight(r.line, "\r")
+			r.open = len(line) > 0
+			r.event(line)
+		} else {
+			r.open = true
 		}
 		r.line, r.long = r.line[:0], false
 		b = b[i+1:]
@@ -462,12 +532,15 @@ func (r *responsesStream) event(line []byte) {
 }
 
 // finish settles a stream that ended without its final event at what
-// was reserved (the provider may have billed what it streamed).
-func (r *responsesStream) finish() {
-	if !r.done {
-		r.done = true
-		r.cut()
+// was reserved (the provider may have billed what it streamed), and
+// reports whether it did: the stream was cut.
+func (r *responsesStream) finish() bool {
+	if r.done {
+		return false
 	}
+	r.done = true
+	r.cut()
+	return true
 }
 
 func (r *responsesStream) Close() error {

@@ -88,7 +88,8 @@ func responsesUpstream(t *testing.T, calls *atomic.Int64) *httptest.Server {
 // a call, answered or streamed, is charged to the team's ledger at the
 // usage the answer reports (600 uncached input tokens, 400 cached and 200
 // output tokens of gpt-4o-mini: $0.000240, read by /v1/spend); a stream
-// cut before its final event is charged its reservation; an upstream
+// cut before its final event is charged its reservation and read by the
+// client as an error (the gateway ends it with an error event); an upstream
 // error releases it; and a call whose worst case the budget cannot
 // afford — max_output_tokens, or a previous_response_id whose earlier
 // turns only the provider knows (reserved at the whole context window) —
@@ -164,6 +165,10 @@ func TestGatewayPolicesTheResponsesAPI(t *testing.T) {
 	st = oc.Responses.NewStreaming(ctx, responses.ResponseNewParams{Model: "gpt-4o-mini", MaxOutputTokens: openai.Int(500),
 		Input: params.Input, Metadata: map[string]string{"cut": "yes"}})
 	for st.Next() {
+	}
+	// The client reads the cut as an error, not as a complete stream.
+	if err := st.Err(); err == nil || !strings.Contains(err.Error(), "stream_cut") {
+		t.Fatalf("a cut stream read by openai-go: err %v, want the gateway's stream_cut error event", err)
 	}
 	_ = st.Close()
 	after := e.spend(t)
@@ -596,5 +601,38 @@ func TestGatewayRunReportHasTheResponsesCalls(t *testing.T) {
 	if rep.Calls != 3 || rep.FailedCalls != 1 || rep.InputTokens != 3000 || rep.CachedInputTokens != 1000 || rep.OutputTokens != 400 ||
 		rep.CostPico != want || m.CostPico != want || m.InputTokens != 3000 {
 		t.Fatalf("report %+v, by model %+v: want 3 calls (1 failed), 3000 input (1000 cached) and 400 output tokens, %d pico-USD", rep.RunFigures, m, want)
+	}
+}
+
+// TestGatewayResponsesCutStreamIsAnError: for a team with no budget, rate
+// limit or run to settle too, a Responses stream the upstream cuts before
+// its final event reaches the client as an error (the gateway's
+// stream_cut event), and a complete one as it was sent.
+func TestGatewayResponsesCutStreamIsAnError(t *testing.T) {
+	var calls atomic.Int64
+	up := responsesUpstream(t, &calls)
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": "version: 1\nname: devops\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL(e.url+"/v1/"), option.WithMaxRetries(0))
+	for _, cut := range []bool{false, true} {
+		params := responses.ResponseNewParams{Model: "gpt-4o-mini",
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Check the disks.")}}
+		if cut {
+			params.Metadata = map[string]string{"cut": "yes"}
+		}
+		st := oc.Responses.NewStreaming(t.Context(), params)
+		var types []string
+		for st.Next() {
+			types = append(types, st.Current().Type)
+		}
+		err := st.Err()
+		_ = st.Close()
+		switch {
+		case !cut && (err != nil || len(types) != 3 || types[2] != "response.completed"):
+			t.Fatalf("a complete stream: events %v, err %v", types, err)
+		case cut && (err == nil || !strings.Contains(err.Error(), "stream_cut")):
+			t.Fatalf("a cut stream: events %v, err %v; want the stream_cut error", types, err)
+		}
 	}
 }

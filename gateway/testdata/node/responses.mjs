@@ -1,6 +1,7 @@
 // Drives the tokenwise gateway's Responses API with the official OpenAI
 // Node client (TestGatewayResponsesWithOfficialNodeClient): a call, a
-// streamed call read event by event, and a call the team's budget cannot
+// streamed call read event by event, a stream the upstream cuts (which
+// the client must raise, not end quietly), and a call the team's budget cannot
 // afford (a previous_response_id: reserved at the model's whole context
 // window), surfaced as the client's APIError. Prints one JSON object of
 // what it saw.
@@ -22,6 +23,16 @@ for await (const ev of s) {
 }
 out.streamText = text;
 out.streamUsage = final ? final.usage : null;
+
+// A stream the upstream cuts before its final event.
+try {
+  const c = await client.responses.create({ model: "gpt-4o-mini", input: "Check web-3.", max_output_tokens: 500, stream: true, metadata: { cut: "yes" } });
+  let events = 0;
+  for await (const ev of c) events++;
+  out.cut = { completed: true, events };
+} catch (e) {
+  out.cut = { completed: false, isAPIError: e instanceof OpenAI.APIError, code: e.code ?? null, message: e.message };
+}
 
 try {
   await client.responses.create({ model: "gpt-4o-mini", input: "Go on.", previous_response_id: r.id });
