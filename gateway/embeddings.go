@@ -14,6 +14,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
+	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -150,6 +151,7 @@ type passLimits struct {
 	pol     *policies.Policy
 	budget  *budget.Budget     // nil: the policy has no budget
 	limiter *ratelimit.Limiter // nil: the policy has no rate limits
+	rules   *route.Rules       // nil: the policy routes nothing
 	err     *apiError
 }
 
@@ -174,6 +176,7 @@ func (s *Server) passLimitsOf(team string) *passLimits {
 			pl.limiter = l
 		}
 	}
+	pl.rules = s.newPassRules(pl)
 	if s.passBy == nil {
 		s.passBy = map[string]*passLimits{}
 	}

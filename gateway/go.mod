@@ -44,7 +44,7 @@ require (
 	github.com/tidwall/gjson v1.20.0 // indirect
 	github.com/tidwall/match v1.1.1 // indirect
 	github.com/tidwall/pretty v1.2.1 // indirect
-	github.com/tidwall/sjson v1.2.5 // indirect
+	github.com/tidwall/sjson v1.2.5
 	github.com/tiktoken-go/tokenizer v0.10.0
 	github.com/tokenwise/tokenwise/adapters/otel v0.0.0-00010101000000-000000000000
 	github.com/tokenwise/tokenwise/adapters/redis v0.0.0-00010101000000-000000000000

@@ -395,13 +395,19 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		if !ok {
 			return
 		}
-		byModel(body)
 		ctx, e := s.passContext(r, k.team, true)
 		if e != nil {
 			s.metrics.request(e.Code)
 			e.write(w)
 			return
 		}
+		// Routed by the team's rules first (see responses_route.go): the
+		// budget, the rate limits and the upstream are the routed model's.
+		if routed, ok := s.routeResponses(ctx, k.team, body); ok {
+			body = routed
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		}
+		byModel(body)
 		var named *middleware.Run // the run of X-Run-Id, whose record gets the call
 		if r.Header.Get(RunIDHeader) != "" {
 			named = middleware.RunFrom(ctx)

@@ -636,3 +636,62 @@ func TestGatewayResponsesCutStreamIsAnError(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayRoutesResponsesCalls: a Responses call is routed by the
+// team's routing rules as a chat call is — its stage read from its input
+// (a function call's output: the agent analyses a tool's result) — and
+// the upstream, the budget and the run's report get the routed model.
+func TestGatewayRoutesResponsesCalls(t *testing.T) {
+	var mu sync.Mutex
+	var models []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Model string `json:"model"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		mu.Lock()
+		models = append(models, req.Model)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","model":"`+req.Model+`","output":[],"usage":{"input_tokens":1000,"output_tokens":100,"total_tokens":1100}}`)
+	}))
+	defer up.Close()
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": `version: 1
+name: devops
+budget:
+  team: {period: monthly, max_usd: 10}
+routing:
+  default: gpt-4o
+  rules:
+    - name: cheap-results
+      when: {stage: result_analysis}
+      model: gpt-4o-mini
+`}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	toolTurn := `{"model":"gpt-4.1","max_output_tokens":100,"tools":[{"type":"function","name":"check_disk","parameters":{"type":"object"}}],"input":[` +
+		`{"role":"user","content":"Check the disks of web-1."},` +
+		`{"type":"function_call","call_id":"call_1","name":"check_disk","arguments":"{\"host\":\"web-1\"}"},` +
+		`{"type":"function_call_output","call_id":"call_1","output":"/var 91% used"}]}`
+	for _, body := range []string{toolTurn, `{"model":"gpt-4.1","max_output_tokens":100,"input":"Write the incident summary."}`} {
+		r := e.do(t, "POST", "/v1/responses", devopsKey, body, "X-Run-Id", "routed")
+		b, _ := io.ReadAll(r.Body)
+		if r.StatusCode != 200 {
+			t.Fatalf("%d %s", r.StatusCode, b)
+		}
+	}
+	if !reflect.DeepEqual(models, []string{"gpt-4o-mini", "gpt-4o"}) {
+		t.Fatalf("the upstream got models %v, want the tool result's turn on gpt-4o-mini and the final answer on routing.default gpt-4o", models)
+	}
+	// Charged at the routed models' prices: 1,000 input and 100 output
+	// tokens of gpt-4o-mini ($0.000210) and of gpt-4o ($0.003500).
+	if s := e.spend(t); s.SpentUSD != "0.003710" {
+		t.Fatalf("spent %s USD, want 0.003710", s.SpentUSD)
+	}
+	r := e.do(t, "GET", "/v1/runs/routed", devopsKey, "")
+	var rep gateway.RunReport
+	_ = json.NewDecoder(r.Body).Decode(&rep)
+	if rep.ByModel["gpt-4o-mini"].Calls != 1 || rep.ByModel["gpt-4o"].Calls != 1 || rep.ByModel["gpt-4.1"].Calls != 0 {
+		t.Fatalf("the run's models %+v, want one call on each routed model", rep.ByModel)
+	}
+}

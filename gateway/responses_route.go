@@ -1,0 +1,149 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+
+	"github.com/tidwall/sjson"
+
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/llmwrap/route"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/tokens"
+)
+
+// A Responses call is routed by the team's routing rules as a chat call
+// is: its input read as a conversation (instructions as the system
+// message, input messages by role, function calls and their outputs as
+// the assistant's tool calls and the tools' results, function tools as
+// tools), its stage detected from it, and the model the rules pick (or
+// routing.default) written into the request before it is reserved,
+// admitted and sent. Cascades, final-answer regeneration and
+// larger-window escalation, which need the chain's answer, are the chat
+// path's only; so are budget_below conditions on the team's budget.
+
+// responsesConversation reads a Responses request as a chat request, for
+// the router: what it cannot read (hosted tools, reasoning items, files)
+// is left out.
+func responsesConversation(req *responsesRequest) *middleware.Request {
+	out := &middleware.Request{Model: req.Model}
+	if req.Instructions != "" {
+		out.Messages = append(out.Messages, middleware.Message{Role: middleware.RoleSystem, Content: req.Instructions})
+	}
+	var text string
+	if json.Unmarshal(req.Input, &text) == nil {
+		out.Messages = append(out.Messages, middleware.Message{Role: middleware.RoleUser, Content: text})
+	} else {
+		var items []struct {
+			Type      string          `json:"type"`
+			Role      string          `json:"role"`
+			Content   json.RawMessage `json:"content"`
+			CallID    string          `json:"call_id"`
+			Name      string          `json:"name"`
+			Arguments string          `json:"arguments"`
+			Output    json.RawMessage `json:"output"`
+		}
+		_ = json.Unmarshal(req.Input, &items)
+		for _, it := range items {
+			switch it.Type {
+			case "", "message":
+				role := middleware.Role(it.Role)
+				if it.Role == "developer" {
+					role = middleware.RoleSystem
+				}
+				out.Messages = append(out.Messages, middleware.Message{Role: role, Content: responsesText(it.Content)})
+			case "function_call":
+				tc := middleware.ToolCall{ID: it.CallID, Name: it.Name, Arguments: it.Arguments}
+				if n := len(out.Messages); n > 0 && out.Messages[n-1].Role == middleware.RoleAssistant && out.Messages[n-1].Content == "" {
+					out.Messages[n-1].ToolCalls = append(out.Messages[n-1].ToolCalls, tc)
+				} else {
+					out.Messages = append(out.Messages, middleware.Message{Role: middleware.RoleAssistant, ToolCalls: []middleware.ToolCall{tc}})
+				}
+			case "function_call_output":
+				out.Messages = append(out.Messages, middleware.Message{Role: middleware.RoleTool, ToolCallID: it.CallID, Content: responsesText(it.Output)})
+			}
+		}
+	}
+	var tools []struct {
+		Type        string          `json:"type"`
+		Name        string          `json:"name"`
+		Description string          `json:"description"`
+		Parameters  json.RawMessage `json:"parameters"`
+	}
+	_ = json.Unmarshal(req.Tools, &tools)
+	for _, t := range tools {
+		if t.Type == "function" || t.Type == "custom" {
+			out.Tools = append(out.Tools, middleware.Tool{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
+		}
+	}
+	return out
+}
+
+// responsesText is the text of a Responses content: a string, or the
+// text of its parts.
+func responsesText(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var parts []struct {
+		Text string `json:"text"`
+	}
+	_ = json.Unmarshal(raw, &parts)
+	var text string
+	for _, p := range parts {
+		if p.Text != "" {
+			if text != "" {
+				text += "\n"
+			}
+			text += p.Text
+		}
+	}
+	return text
+}
+
+// routeResponses routes a Responses call by the team's routing rules:
+// the request with the model they pick, and true; false when the policy
+// routes nothing, the request cannot be read or the pick is its model.
+func (s *Server) routeResponses(ctx context.Context, team string, body []byte) ([]byte, bool) {
+	pl := s.passLimitsOf(team)
+	if pl.rules == nil {
+		return nil, false
+	}
+	var req responsesRequest
+	if json.Unmarshal(body, &req) != nil || req.Model == "" {
+		return nil, false
+	}
+	d, ok := pl.rules.Route(ctx, route.NewQuery(ctx, responsesConversation(&req)))
+	if !ok || d.Model == "" || d.Model == req.Model {
+		return nil, false
+	}
+	routed, err := sjson.SetBytes(body, "model", d.Model)
+	var check responsesRequest
+	if err != nil || json.Unmarshal(routed, &check) != nil || check.Model != d.Model {
+		return nil, false // a body the rewrite does not reach as JSON readers do (duplicate or odd-case keys)
+	}
+	if s.logger.Enabled(ctx, slog.LevelDebug) {
+		s.logger.Debug("tokenwise/gateway: responses call routed", "team", team, "requested", req.Model, "model", d.Model, "rule", d.Rule)
+	}
+	return routed, true
+}
+
+// newPassRules compiles the routing rules of pl's policy for passed-through
+// calls; nil when it routes nothing.
+func (s *Server) newPassRules(pl *passLimits) *route.Rules {
+	rt := pl.pol.Routing
+	if rt.Default == "" && len(rt.Rules) == 0 && rt.Learned.IsZero() {
+		return nil
+	}
+	est := tokens.New(tokens.WithModels(llmwrap.EstimatorModels(pl.pol)))
+	r, err := llmwrap.NewRules(pl.pol, route.WithRulesEstimator(route.EstimatorFunc(func(ctx context.Context, model string, req *middleware.Request) int64 {
+		return est.Request(model, req)
+	})))
+	if err != nil {
+		s.logger.Warn("tokenwise/gateway: the routing rules of a policy do not compile: responses calls are not routed", "policy", pl.pol.Name, "err", err)
+		return nil
+	}
+	return r
+}
