@@ -369,6 +369,11 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		if !ok {
 			return
 		}
+		if e := checkMembers(body, embeddingsMembers); e != nil {
+			s.metrics.request(e.Code)
+			e.write(w)
+			return
+		}
 		byModel(body)
 		ctx, e := s.passContext(r, k.team, false)
 		if e != nil {
@@ -393,6 +398,11 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		// team's budget before it is sent (see responses.go).
 		body, ok := s.readPassBody(w, r)
 		if !ok {
+			return
+		}
+		if e := checkMembers(body, responsesMembers); e != nil {
+			s.metrics.request(e.Code)
+			e.write(w)
 			return
 		}
 		ctx, e := s.passContext(r, k.team, true)

@@ -695,3 +695,39 @@ routing:
 		t.Fatalf("the run's models %+v, want one call on each routed model", rep.ByModel)
 	}
 }
+
+// TestGatewayRefusesAmbiguousMembers: a Responses or embeddings request
+// that names a member the gateway polices twice, or in another case
+// (which encoding/json reads as the member, keeping the last, while a
+// provider may read only the exact name, or the first), is refused with
+// a 400 before it reaches the upstream: it could be reserved as one
+// request and served as another.
+func TestGatewayRefusesAmbiguousMembers(t *testing.T) {
+	var calls atomic.Int64
+	up := responsesUpstream(t, &calls)
+	e := embeddingsGateway(t, up, "0.02")
+	for _, c := range []struct{ path, body, param string }{
+		{"/v1/responses", `{"model":"gpt-4o","input":"hi","max_output_tokens":16000,"Max_Output_Tokens":10}`, "Max_Output_Tokens"},
+		{"/v1/responses", `{"model":"gpt-4o","input":"hi","max_output_tokens":10,"max_output_tokens":16000}`, "max_output_tokens"},
+		{"/v1/responses", `{"MODEL":"gpt-4o-mini","model":"gpt-4o","input":"hi"}`, "MODEL"},
+		{"/v1/responses", `{"model":"gpt-4o","input":"hi","ſtream":true}`, "ſtream"},
+		{"/v1/embeddings", `{"model":"text-embedding-3-small","input":"a","Input":"` + strings.Repeat("long ", 100) + `"}`, "Input"},
+	} {
+		r := e.do(t, "POST", c.path, devopsKey, c.body)
+		var eb struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&eb)
+		if r.StatusCode != 400 || eb.Error.Code != "invalid_request" || !strings.Contains(eb.Error.Message, strconv.Quote(c.param)) {
+			t.Errorf("%s %s: %d %+v, want a 400 naming %q", c.path, c.body, r.StatusCode, eb.Error, c.param)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("%d refused requests reached the upstream", n)
+	}
+	// Members the gateway does not read pass as they are, and the request too.
+	r := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":50,"Metadata":{"a":"b"},"metadata":{"a":"c"}}`)
+	if r.StatusCode != 200 || calls.Load() != 1 {
+		t.Fatalf("a request with members the gateway does not police: %d", r.StatusCode)
+	}
+}
