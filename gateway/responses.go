@@ -83,14 +83,14 @@ func (s *Server) responsesInput(model string, spec policies.ModelSpec, req *resp
 	// Tool definitions count as their JSON text; a hosted tool makes the
 	// input unknowable.
 	if len(req.Tools) > 0 && string(req.Tools) != "null" {
-		var tools []struct {
-			Type string `json:"type"`
-		}
+		// (Maps: their keys are read exactly, as the provider reads them;
+		// a struct would take "Type" for "type".)
+		var tools []map[string]any
 		if json.Unmarshal(req.Tools, &tools) != nil {
 			return 0, false
 		}
 		for _, t := range tools {
-			if t.Type != "function" && t.Type != "custom" {
+			if t["type"] != "function" && t["type"] != "custom" {
 				return 0, false
 			}
 		}

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tokenwise/tokenwise/policies"
+	"github.com/tokenwise/tokenwise/tokens"
 )
 
 // cutEnd is what the gateway adds to a stream cut before its final
@@ -83,4 +86,23 @@ func FuzzResponsesStreamReadsInAnyPieces(f *testing.F) {
 			t.Fatalf("in pieces %+v, whole %+v", finals, wantFinals)
 		}
 	})
+}
+
+// TestResponsesInputReadsToolTypesExactly: a hosted tool hidden behind a
+// "Type" member in another case is still a hosted tool (its input is not
+// countable here), as the provider, which reads "type", sees it.
+func TestResponsesInputReadsToolTypesExactly(t *testing.T) {
+	s := &Server{est: tokens.New()}
+	for tools, countable := range map[string]bool{
+		`[{"type":"function","name":"f","parameters":{}}]`:              true,
+		`[{"type":"web_search"}]`:                                       false,
+		`[{"type":"web_search","Type":"function"}]`:                     false,
+		`[{"Type":"function","type":"file_search","name":"f"}]`:         false,
+		`[{"type":"custom","name":"c"},{"TYPE":"function","name":"g"}]`: false,
+	} {
+		req := &responsesRequest{Model: "gpt-4o", Input: []byte(`"hi"`), Tools: []byte(tools)}
+		if _, ok := s.responsesInput("gpt-4o", policies.ModelSpec{}, req); ok != countable {
+			t.Errorf("tools %s: countable %v, want %v", tools, ok, countable)
+		}
+	}
 }
