@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tokenwise/tokenwise/internal/redact"
@@ -67,7 +70,69 @@ var (
 		Message: "Incorrect API key provided. Use a virtual key of this gateway as the bearer token (Authorization: Bearer <key>)."}
 	errNoRoute = &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
 		Message: "Unknown request URL. The gateway serves /v1/chat/completions, /v1/models, /v1/spend, /v1/runs/{id} and passes other /v1/ paths to its upstream."}
+	errEmptyBody = &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "empty_body",
+		Message: "tokenwise/gateway: the request body is empty: a chat completion request is a JSON object"}
 )
+
+// maxErrorBody bounds how much of an error answer shapeError reads.
+const maxErrorBody = 1 << 20
+
+// shapeError makes resp, an error answer of the transport (the chain's,
+// or the upstream's own passed back), one every OpenAI client reads: the
+// body stays when it is an OpenAI error object; any other (an HTML page
+// of a proxy, another server's error shape, a cut or empty body) becomes
+// an OpenAI error of the same status that quotes it. The Content-Type is
+// application/json either way.
+func shapeError(resp *http.Response, secrets []string) {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	if err != nil || !isOpenAIError(b) {
+		quote := "an empty body"
+		if len(b) > 0 {
+			const excerpt = 512
+			quote = redact.Mask(string(b), secrets...) // whole: a key cut at the excerpt's end would not be found
+			if len(quote) > excerpt {
+				quote = quote[:excerpt] + " [cut at 512 bytes]"
+			}
+			quote = strings.ToValidUTF8(quote, "\uFFFD")
+		}
+		typ := "invalid_request_error"
+		switch {
+		case resp.StatusCode >= 500:
+			typ = "server_error"
+		case resp.StatusCode == http.StatusTooManyRequests:
+			typ = "rate_limit_error"
+		}
+		b = (&apiError{Type: typ, Code: "upstream_error",
+			Message: "tokenwise/gateway: the upstream answered " + strconv.Itoa(resp.StatusCode) + " without an OpenAI error object: " + quote}).body()
+	}
+	if resp.Header == nil {
+		resp.Header = http.Header{}
+	}
+	resp.Header.Set("Content-Type", "application/json")
+	resp.Header.Del("Content-Encoding")
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+}
+
+// isOpenAIError reports whether b is an OpenAI error body: a JSON object
+// whose "error" member is an object with a string "message" and a string
+// "type" (what the official SDKs read into their API error), member
+// names matched exactly.
+func isOpenAIError(b []byte) bool {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(b, &top) != nil {
+		return false
+	}
+	var e map[string]json.RawMessage
+	if json.Unmarshal(top["error"], &e) != nil || e == nil {
+		return false
+	}
+	for _, k := range [...]string{"message", "type"} {
+		if v := e[k]; len(v) == 0 || v[0] != '"' {
+			return false // absent, null or not a string (RawMessage holds the value without spaces around it)
+		}
+	}
+	return true
+}
 
 // classify maps a chain failure to the OpenAI-shaped error a client of the
 // gateway gets. secrets are masked out of the message.

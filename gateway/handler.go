@@ -189,6 +189,14 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		}
 		body, size = bytes.NewReader(b), int64(len(b))
 	}
+	if size == 0 {
+		// No body: the request the transport would get is not a chat
+		// completion it runs through the chain (http.NoBody), and would
+		// pass upstream unpoliced.
+		s.metrics.request(errEmptyBody.Code)
+		errEmptyBody.write(w)
+		return
+	}
 	up := s.pick("")
 	var out *http.Request
 	if rc, ok := body.(io.ReadCloser); ok {
@@ -214,6 +222,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		return
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		shapeError(resp, s.secrets)
+	}
 	h := w.Header()
 	for k, v := range resp.Header {
 		if !isHop(http.CanonicalHeaderKey(k)) {

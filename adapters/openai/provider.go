@@ -451,6 +451,13 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 	for !done && readErr == nil {
 		var line []byte
 		line, long, readErr = readLine(br, long[:0])
+		if bytes.IndexByte(line, '\r') >= 0 {
+			// A CR inside a line is whitespace to the JSON decoder, but
+			// ends a line for a client reading events as the SSE spec
+			// says: a chunk passed on as it came would reach it cut in
+			// two. (Inside a string a CR is invalid JSON.)
+			line = bytes.ReplaceAll(line, []byte{'\r'}, []byte{' '})
+		}
 		payload, ok := dataPayload(line)
 		if !ok {
 			continue

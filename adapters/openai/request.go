@@ -157,6 +157,11 @@ func decodeRequestMemo(body []byte, memo *msgMemo) (*middleware.Request, error) 
 			// output tokens, an answer of any length).
 			return nil, &RequestError{Param: name, Err: errors.New("the member is given twice; each may appear once")}
 		}
+		if f == fieldOther {
+			if k := foldsTo(name, policedNames); k != "" {
+				return nil, &RequestError{Param: name, Err: caseVariant(k)}
+			}
+		}
 		vstart := r.next()
 		switch f {
 		case fieldModel:
@@ -250,6 +255,44 @@ type decoded struct {
 	members [16]member
 	wire    Wire
 	out     middleware.Request
+}
+
+// policedNames are the top-level members the chain reads (fieldNames,
+// and service_tier, which the budget reads); messageNames those of a
+// message.
+var (
+	policedNames = append(fieldNames[fieldOther+1:numFields:numFields], "service_tier")
+	messageNames = []string{"role", "content", "name", "tool_calls", "tool_call_id", "reasoning_content"}
+)
+
+// foldsTo returns the name of names that name matches without regard to
+// case, as encoding/json matches member names (Unicode's simple folding:
+// "ſtream" is "stream" there), when name is not that name itself; "" when
+// none. A member in another case is read as the member itself by servers
+// that match names so (Go's encoding/json among them: the last of the two
+// wins): the provider could read another request than the one policed
+// ("stream", "MAX_TOKENS":100000 after the max_tokens the budget set).
+func foldsTo(name string, names []string) string {
+	plain := true
+	for i := 0; i < len(name) && plain; i++ {
+		c := name[i]
+		plain = c >= 'a' && c <= 'z' || c == '_' || c >= '0' && c <= '9'
+	}
+	if plain {
+		return "" // lower-case ASCII: equal, or unrelated
+	}
+	for _, n := range names {
+		if strings.EqualFold(name, n) {
+			return n
+		}
+	}
+	return ""
+}
+
+// caseVariant is the error of a member named like the member k in
+// another case.
+func caseVariant(k string) error {
+	return errors.New("the member is " + strconv.Quote(k) + " in another case, which some servers read as " + strconv.Quote(k) + ": give it once, as " + strconv.Quote(k))
 }
 
 func lookupField(name string) field {
@@ -472,7 +515,11 @@ func (r *reader) message() (middleware.Message, error) {
 		case "reasoning_content":
 			m.Reasoning, err = r.str()
 		default:
-			err = r.skip()
+			if k := foldsTo(name, messageNames); k != "" {
+				err = caseVariant(k)
+			} else {
+				err = r.skip()
+			}
 		}
 		if err != nil {
 			return m, &pathError{path: "." + name, err: err}

@@ -165,10 +165,13 @@ func (l *ledger) reserve(need, limit Amount, now time.Time) (Hold, error) {
 // check returns an *ExceededError for the first unit in which need does
 // not fit.
 func check(need, limit, used, reserved Amount) error {
-	if limit.USDMicros > 0 && used.USDMicros+reserved.USDMicros+need.USDMicros > limit.USDMicros {
+	// Saturating: a need at the top of the int64 range (a huge n times
+	// max_tokens) must not wrap around to a sum that fits.
+	total := used.Add(reserved).Add(need)
+	if limit.USDMicros > 0 && total.USDMicros > limit.USDMicros {
 		return &ExceededError{Unit: UnitUSD, Limit: limit.USDMicros, Used: used.USDMicros, Reserved: reserved.USDMicros, Need: need.USDMicros}
 	}
-	if limit.Tokens > 0 && used.Tokens+reserved.Tokens+need.Tokens > limit.Tokens {
+	if limit.Tokens > 0 && total.Tokens > limit.Tokens {
 		return &ExceededError{Unit: UnitTokens, Limit: limit.Tokens, Used: used.Tokens, Reserved: reserved.Tokens, Need: need.Tokens}
 	}
 	return nil
