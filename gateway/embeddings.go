@@ -223,6 +223,9 @@ func (h *passHold) settle(ctx context.Context, actual budget.Amount) {
 func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	ctx := resp.Request.Context()
 	if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode >= 400 {
+			shapeError(resp, h.s.secrets)
+		}
 		h.settle(ctx, budget.Amount{})
 		h.done(ctx, -1, 1)
 		return nil

@@ -110,6 +110,7 @@ func shapeError(resp *http.Response, secrets []string) {
 	}
 	resp.Header.Set("Content-Type", "application/json")
 	resp.Header.Del("Content-Encoding")
+	resp.Header.Set("Content-Length", strconv.Itoa(len(b))) // (a proxy passes the header on as it is)
 	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
 }
 

@@ -402,6 +402,8 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			// Released if no answer settled it (an upstream error).
 			defer h.releaseEmbeddings(r.Context())
 			modify = h.chargeEmbeddings
+		} else {
+			modify = s.shapeErrors
 		}
 	}
 	if isResponses(r) && r.Body != nil {
@@ -445,7 +447,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			defer h.release(r.Context())
 			modify = h.charge
 		} else {
-			modify = reportCut
+			modify = s.reportCut
 		}
 	}
 	if modify == nil && !s.cfg.PassUnpoliced {

@@ -358,6 +358,9 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) {
 func (h *responsesHold) charge(resp *http.Response) error {
 	ctx := resp.Request.Context()
 	if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode >= 400 {
+			shapeError(resp, h.s.secrets)
+		}
 		h.settle(ctx, budget.Amount{})
 		h.done(ctx, -1, 1)
 		h.record(middleware.Usage{}, 0, errors.New("tokenwise/gateway: the upstream answered the responses call with HTTP "+strconv.Itoa(resp.StatusCode)))
@@ -404,10 +407,21 @@ func unsized(resp *http.Response) {
 	resp.Header.Del("Content-Length")
 }
 
+// shapeErrors is the answer's hook of a policed call that holds nothing:
+// an error answer is shaped as an OpenAI error (shapeError).
+func (s *Server) shapeErrors(resp *http.Response) error {
+	if resp.StatusCode >= 400 {
+		shapeError(resp, s.secrets)
+	}
+	return nil
+}
+
 // reportCut is the answer's hook of a Responses call that holds nothing
 // (no budget, rate limit or run to settle): a stream cut before its final
-// event still ends with the cut event.
-func reportCut(resp *http.Response) error {
+// event still ends with the cut event, and an error answer is shaped as
+// an OpenAI error (shapeError).
+func (s *Server) reportCut(resp *http.Response) error {
+	_ = s.shapeErrors(resp)
 	if resp.StatusCode == http.StatusOK && isEventStream(resp) {
 		unsized(resp)
 		resp.Body = &responsesStream{src: resp.Body, final: func(*responseObject) {}, cut: func() {}}

@@ -731,3 +731,58 @@ func TestGatewayRefusesAmbiguousMembers(t *testing.T) {
 		t.Fatalf("a request with members the gateway does not police: %d", r.StatusCode)
 	}
 }
+
+// TestGatewayShapesPassedThroughErrors: an upstream error of a Responses
+// or embeddings call that is not an OpenAI error object (a proxy's HTML
+// page, another server's shape) reaches the client as an OpenAI error of
+// the same status quoting it, which the SDKs read; an OpenAI error passes
+// as it came. With and without a budget to settle.
+func TestGatewayShapesPassedThroughErrors(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/embeddings"):
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			_, _ = io.WriteString(w, `{"detail":[{"loc":["body","input"],"msg":"field required"}]}`)
+		case r.Header.Get("X-Openai-Shaped") != "":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"error":{"message":"bad model","type":"invalid_request_error","param":"model","code":null}}`)
+		default:
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = io.WriteString(w, `<html><body>502 Bad Gateway</body></html>`)
+		}
+	}))
+	defer up.Close()
+	for _, pol := range []string{"version: 1\nname: devops\n", "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_tokens: 100000}\n"} {
+		pols := map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": pol}
+		t.Setenv(upstreamEnv, upstreamKey)
+		e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+		for _, c := range []struct {
+			path, body, header string
+			status             int
+			quote              string
+		}{
+			{"/v1/responses", `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":50}`, "", 502, "502 Bad Gateway"},
+			{"/v1/embeddings", `{"model":"text-embedding-3-small","input":"hi"}`, "", 422, "field required"},
+			{"/v1/responses", `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":50}`, "X-Openai-Shaped", 400, "bad model"},
+		} {
+			var r *http.Response
+			if c.header != "" {
+				r = e.do(t, "POST", c.path, devopsKey, c.body, c.header, "yes")
+			} else {
+				r = e.do(t, "POST", c.path, devopsKey, c.body)
+			}
+			var eb struct {
+				Error *struct{ Message, Type string } `json:"error"`
+			}
+			err := json.NewDecoder(r.Body).Decode(&eb)
+			if r.StatusCode != c.status || err != nil || eb.Error == nil || eb.Error.Type == "" || !strings.Contains(eb.Error.Message, c.quote) ||
+				r.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("%s, policy %q: %d %s %+v (%v), want %d with an OpenAI error quoting %q", c.path, pol, r.StatusCode, r.Header.Get("Content-Type"), eb.Error, err, c.status, c.quote)
+			}
+		}
+	}
+}
