@@ -330,6 +330,12 @@ func (s *Server) unpoliced(r *http.Request, team string) *apiError {
 			"and team " + team + " has a budget it would escape: refused. The gateway file's pass_unpoliced: true lets it through."}
 }
 
+// refuse answers a request with e, counted in the metrics by its code.
+func (s *Server) refuse(w http.ResponseWriter, e *apiError) {
+	s.metrics.request(e.Code)
+	e.write(w)
+}
+
 // readPassBody reads a passed-through request's body whole (to count
 // what it costs) and gives it back to r; false, with the error written,
 // when it cannot be read or is over the limit.
@@ -342,8 +348,7 @@ func (s *Server) readPassBody(w http.ResponseWriter, r *http.Request) ([]byte, b
 			e = &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
 				Message: "the request body is larger than the gateway's limits.max_body"}
 		}
-		s.metrics.request(e.Code)
-		e.write(w)
+		s.refuse(w, e)
 		return nil, false
 	}
 	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
@@ -381,21 +386,18 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			return
 		}
 		if e := checkMembers(body, embeddingsMembers); e != nil {
-			s.metrics.request(e.Code)
-			e.write(w)
+			s.refuse(w, e)
 			return
 		}
 		byModel(body)
 		ctx, e := s.passContext(r, k.team, false)
 		if e != nil {
-			s.metrics.request(e.Code)
-			e.write(w)
+			s.refuse(w, e)
 			return
 		}
 		h, e := s.reserveEmbeddings(ctx, k.team, body)
 		if e != nil {
-			s.metrics.request(e.Code)
-			e.write(w)
+			s.refuse(w, e)
 			return
 		}
 		if h != nil {
@@ -414,14 +416,12 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			return
 		}
 		if e := checkMembers(body, responsesMembers); e != nil {
-			s.metrics.request(e.Code)
-			e.write(w)
+			s.refuse(w, e)
 			return
 		}
 		ctx, e := s.passContext(r, k.team, true)
 		if e != nil {
-			s.metrics.request(e.Code)
-			e.write(w)
+			s.refuse(w, e)
 			return
 		}
 		// Routed by the team's rules first (see responses_route.go): the
@@ -437,8 +437,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		}
 		h, e := s.reserveResponses(ctx, k.team, body, named)
 		if e != nil {
-			s.metrics.request(e.Code)
-			e.write(w)
+			s.refuse(w, e)
 			return
 		}
 		if h != nil {
@@ -452,8 +451,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	if modify == nil && !s.cfg.PassUnpoliced {
 		if e := s.unpoliced(r, k.team); e != nil {
-			s.metrics.request(e.Code)
-			e.write(w)
+			s.refuse(w, e)
 			return
 		}
 	}
