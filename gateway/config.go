@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -168,10 +169,47 @@ func ParseConfig(b []byte, name string) (*Config, error) {
 	if parsed {
 		probs = append(probs, c.problems(src)...)
 	}
+	for i := range probs {
+		probs[i].Msg = maskKeyLike(probs[i].Msg, b)
+	}
 	if err := policies.Invalid(probs); err != nil {
 		return nil, &configError{err}
 	}
 	return c, nil
+}
+
+// maskKeyLike replaces in msg every key-like word of the gateway file
+// src — a run of 20 or more letters, digits, '-' and '_' with both a
+// letter and a digit in it, that the file holds — by "[redacted]": a key
+// written where the file expects something else ("upstreams: sk-…") is
+// never echoed by the problem that reports it.
+func maskKeyLike(msg string, src []byte) string {
+	isWord := func(c byte) bool {
+		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+	}
+	var out strings.Builder
+	for i := 0; i < len(msg); {
+		if !isWord(msg[i]) {
+			out.WriteByte(msg[i])
+			i++
+			continue
+		}
+		j := i
+		letter, digit := false, false
+		for j < len(msg) && isWord(msg[j]) {
+			c := msg[j]
+			letter = letter || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+			digit = digit || c >= '0' && c <= '9'
+			j++
+		}
+		if w := msg[i:j]; j-i >= 20 && letter && digit && bytes.Contains(src, []byte(w)) {
+			out.WriteString("[redacted]")
+		} else {
+			out.WriteString(w)
+		}
+		i = j
+	}
+	return out.String()
 }
 
 // configError matches ErrInvalidConfig and unwraps to the
