@@ -527,6 +527,17 @@ func affordable(inputPico, outputPico, choices, est int64, e *ExceededError) int
 	return int64(room) / rate
 }
 
+// exceeded reports a limit e exceeded and the action taken: an event,
+// and a warning in the log when the call is let through.
+func (b *Budget) exceeded(ctx context.Context, e *ExceededError, action OnExceed) {
+	middleware.Emit(ctx, middleware.BudgetExceeded{Scope: e.Scope, Unit: e.Unit, Limit: e.Limit, Used: e.Used,
+		Reserved: e.Reserved, Need: e.Need, Action: string(action)})
+	if action == OnExceedWarn {
+		b.log.WarnContext(ctx, "tokenwise: budget exceeded, call let through (on_exceed: warn)", "scope", e.Scope,
+			"unit", e.Unit, "limit", e.Limit, "used", e.Used, "reserved", e.Reserved, "need", e.Need, "model", e.Model)
+	}
+}
+
 // onExceeded applies on_exceed. It returns a nil request and nil error for
 // warn (the caller goes on), the downgraded admission for downgrade, and
 // the error for reject.
@@ -535,12 +546,9 @@ func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *Exc
 	if action == "" || (action == OnExceedDowngrade && (downgraded || req.Model == b.cfg.DowngradeTo)) {
 		action = OnExceedReject
 	}
-	middleware.Emit(ctx, middleware.BudgetExceeded{Scope: e.Scope, Unit: e.Unit, Limit: e.Limit, Used: e.Used,
-		Reserved: e.Reserved, Need: e.Need, Action: string(action)})
+	b.exceeded(ctx, e, action)
 	switch action {
 	case OnExceedWarn:
-		b.log.WarnContext(ctx, "tokenwise: budget exceeded, call let through (on_exceed: warn)", "scope", e.Scope,
-			"unit", e.Unit, "limit", e.Limit, "used", e.Used, "reserved", e.Reserved, "need", e.Need, "model", e.Model)
 		return nil, nil, 0, nil
 	case OnExceedDowngrade:
 		d := req.Clone()
@@ -839,27 +847,17 @@ type CallHold struct {
 func (b *Budget) Reserve(ctx context.Context, need Amount) (*CallHold, error) {
 	h, err := b.reserve(ctx, need, b.runLim, b.teamLim)
 	if e, ok := errors.AsType[*ExceededError](err); ok {
-		middleware.Emit(ctx, middleware.BudgetExceeded{Scope: e.Scope, Unit: e.Unit, Limit: e.Limit, Used: e.Used,
-			Reserved: e.Reserved, Need: e.Need, Action: string(cmpAction(b.cfg.OnExceed))})
 		if b.cfg.OnExceed != OnExceedWarn {
+			b.exceeded(ctx, e, OnExceedReject)
 			return nil, err
 		}
-		b.log.WarnContext(ctx, "tokenwise: budget exceeded, call let through (on_exceed: warn)", "scope", e.Scope,
-			"unit", e.Unit, "limit", e.Limit, "used", e.Used, "reserved", e.Reserved, "need", e.Need, "model", e.Model)
+		b.exceeded(ctx, e, OnExceedWarn)
 		h, err = b.reserve(ctx, need, Amount{}, Amount{}) // recorded, not limited
 	}
 	if err != nil {
 		return nil, err
 	}
 	return &CallHold{b: b, h: h, stop: b.keepAlive(ctx, h)}, nil
-}
-
-// cmpAction is the on_exceed action Reserve applies: warn, else reject.
-func cmpAction(a OnExceed) OnExceed {
-	if a == OnExceedWarn {
-		return OnExceedWarn
-	}
-	return OnExceedReject
 }
 
 // Settle settles the hold at actual — what the call cost; the zero Amount
