@@ -222,12 +222,7 @@ func (h *passHold) settle(ctx context.Context, actual budget.Amount) {
 // provider billed it).
 func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	ctx := resp.Request.Context()
-	if resp.StatusCode != http.StatusOK {
-		if resp.StatusCode >= 400 {
-			shapeError(resp, h.s.secrets)
-		}
-		h.settle(ctx, budget.Amount{})
-		h.done(ctx, -1, 1)
+	if h.unsuccessful(ctx, resp) {
 		return nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxEmbeddingsAnswer))
@@ -264,6 +259,19 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	h.settle(ctx, amount)
 	h.done(ctx, tok, 1)
 	return nil
+}
+
+// unsuccessful reports whether resp is not a success; if so it releases
+// h (the provider billed nothing; the rate limits keep the request it
+// made) and shapes an error answer as an OpenAI error (shapeErrors).
+func (h *passHold) unsuccessful(ctx context.Context, resp *http.Response) bool {
+	if resp.StatusCode == http.StatusOK {
+		return false
+	}
+	_ = h.s.shapeErrors(resp)
+	h.settle(ctx, budget.Amount{})
+	h.done(ctx, -1, 1)
+	return true
 }
 
 // releaseEmbeddings frees what an embeddings call that got no answer

@@ -424,18 +424,23 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			s.refuse(w, e)
 			return
 		}
-		// Routed by the team's rules first (see responses_route.go): the
-		// budget, the rate limits and the upstream are the routed model's.
-		if routed, ok := s.routeResponses(ctx, k.team, body); ok {
-			body = routed
-			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		// Read once (nil when it is not a JSON request with a model), then
+		// routed by the team's rules (see responses_route.go): the budget,
+		// the rate limits and the upstream are the routed model's.
+		req := new(responsesRequest)
+		if json.Unmarshal(body, req) != nil || req.Model == "" {
+			req = nil
+		} else {
+			if routed, ok := s.routeResponses(ctx, k.team, body, req); ok {
+				r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(routed)), int64(len(routed))
+			}
+			up = s.pick(req.Model)
 		}
-		byModel(body)
 		var named *middleware.Run // the run of X-Run-Id, whose record gets the call
 		if r.Header.Get(RunIDHeader) != "" {
 			named = middleware.RunFrom(ctx)
 		}
-		h, e := s.reserveResponses(ctx, k.team, body, named)
+		h, e := s.reserveResponses(ctx, k.team, req, named)
 		if e != nil {
 			s.refuse(w, e)
 			return

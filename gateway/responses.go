@@ -146,7 +146,7 @@ func (s *Server) responsesInput(model string, spec policies.ModelSpec, req *resp
 // OpenAI-shaped error; run, when the call names one (X-Run-Id), gets the
 // call in its record (its report). nil and no error when there is
 // nothing to hold or record.
-func (s *Server) reserveResponses(ctx context.Context, team string, body []byte, run *middleware.Run) (*responsesHold, *apiError) {
+func (s *Server) reserveResponses(ctx context.Context, team string, req *responsesRequest, run *middleware.Run) (*responsesHold, *apiError) {
 	pl := s.passLimitsOf(team)
 	if pl.err != nil {
 		return nil, pl.err
@@ -154,8 +154,7 @@ func (s *Server) reserveResponses(ctx context.Context, team string, body []byte,
 	if pl.budget == nil && pl.limiter == nil && run == nil {
 		return nil, nil
 	}
-	var req responsesRequest
-	if err := json.Unmarshal(body, &req); err != nil || req.Model == "" {
+	if req == nil {
 		if pl.budget == nil && pl.limiter == nil {
 			return nil, nil // nothing to hold: the upstream answers it
 		}
@@ -163,7 +162,7 @@ func (s *Server) reserveResponses(ctx context.Context, team string, body []byte,
 			Message: "tokenwise/gateway: a responses request the team's budget and rate limits cannot account for: it needs a JSON body with a model"}
 	}
 	spec, known := pl.pol.Model(req.Model)
-	in, counted := s.responsesInput(req.Model, spec, &req)
+	in, counted := s.responsesInput(req.Model, spec, req)
 	tier := responsesTier(req.ServiceTier)
 	h := &responsesHold{passHold: passHold{s: s, team: team, model: req.Model}, tier: tier, run: run, start: time.Now()}
 	if b := pl.budget; b != nil {
@@ -288,10 +287,13 @@ func (h *responsesHold) release(ctx context.Context) {
 // the upstream, in its run's record.
 var errNoAnswer = errors.New("tokenwise/gateway: the responses call got no answer from the upstream")
 
-// charged is the cost in pico-dollars of what h's budget charged when a
-// call's usage is unknown: its reservation.
-func (h *responsesHold) charged() int64 {
-	return middleware.SatMul(h.need.USDMicros, 1_000_000)
+// chargeReserved settles a call whose usage is unknown (the provider
+// billed it) at what was reserved, keeps the rate limits' estimate, and
+// records it in its run at that cost, failed with err (nil: answered).
+func (h *responsesHold) chargeReserved(ctx context.Context, err error) {
+	h.settle(ctx, h.need)
+	h.done(ctx, -1, 1)
+	h.record(middleware.Usage{}, middleware.SatMul(h.need.USDMicros, 1_000_000), err)
 }
 
 // responsesUsage is the usage of a Responses answer.
@@ -321,9 +323,7 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) {
 	u := o.Usage
 	if u == nil || u.InputTokens < 0 || u.OutputTokens < 0 || u.TotalTokens < 0 || u.InputTokensDetails.CachedTokens < 0 {
 		h.s.logger.Warn("tokenwise/gateway: a responses answer without readable usage: charged its reservation", "team", h.team)
-		h.settle(ctx, h.need)
-		h.done(ctx, -1, 1)
-		h.record(middleware.Usage{}, h.charged(), nil)
+		h.chargeReserved(ctx, nil)
 		return
 	}
 	out := u.OutputTokens
@@ -357,12 +357,7 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) {
 // reservation.
 func (h *responsesHold) charge(resp *http.Response) error {
 	ctx := resp.Request.Context()
-	if resp.StatusCode != http.StatusOK {
-		if resp.StatusCode >= 400 {
-			shapeError(resp, h.s.secrets)
-		}
-		h.settle(ctx, budget.Amount{})
-		h.done(ctx, -1, 1)
+	if h.unsuccessful(ctx, resp) {
 		h.record(middleware.Usage{}, 0, errors.New("tokenwise/gateway: the upstream answered the responses call with HTTP "+strconv.Itoa(resp.StatusCode)))
 		return nil
 	}
@@ -372,9 +367,7 @@ func (h *responsesHold) charge(resp *http.Response) error {
 			final: func(o *responseObject) { h.settleObject(ctx, o) },
 			cut: func() {
 				h.s.logger.Warn("tokenwise/gateway: a responses stream ended without its final event: charged its reservation", "team", h.team)
-				h.settle(ctx, h.need)
-				h.done(ctx, -1, 1)
-				h.record(middleware.Usage{}, h.charged(), middleware.ErrStreamCut)
+				h.chargeReserved(ctx, middleware.ErrStreamCut)
 			}}
 		return nil
 	}
@@ -382,9 +375,7 @@ func (h *responsesHold) charge(resp *http.Response) error {
 	_ = resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	if err != nil {
-		h.settle(ctx, h.need)
-		h.done(ctx, -1, 1)
-		h.record(middleware.Usage{}, h.charged(), err)
+		h.chargeReserved(ctx, err)
 		return err
 	}
 	var o responseObject

@@ -103,30 +103,30 @@ func responsesText(raw json.RawMessage) string {
 	return text
 }
 
-// routeResponses routes a Responses call by the team's routing rules:
-// the request with the model they pick, and true; false when the policy
-// routes nothing, the request cannot be read or the pick is its model.
-func (s *Server) routeResponses(ctx context.Context, team string, body []byte) ([]byte, bool) {
+// routeResponses routes a Responses call, req read from body, by the
+// team's routing rules: the request with the model they pick (req.Model
+// set to it), and true; false when the policy routes nothing or the pick
+// is the request's model.
+func (s *Server) routeResponses(ctx context.Context, team string, body []byte, req *responsesRequest) ([]byte, bool) {
 	pl := s.passLimitsOf(team)
 	if pl.rules == nil {
 		return nil, false
 	}
-	var req responsesRequest
-	if json.Unmarshal(body, &req) != nil || req.Model == "" {
-		return nil, false
-	}
-	d, ok := pl.rules.Route(ctx, route.NewQuery(ctx, responsesConversation(&req)))
+	d, ok := pl.rules.Route(ctx, route.NewQuery(ctx, responsesConversation(req)))
 	if !ok || d.Model == "" || d.Model == req.Model {
 		return nil, false
 	}
 	routed, err := sjson.SetBytes(body, "model", d.Model)
-	var check responsesRequest
+	var check struct {
+		Model string `json:"model"`
+	}
 	if err != nil || json.Unmarshal(routed, &check) != nil || check.Model != d.Model {
-		return nil, false // a body the rewrite does not reach as JSON readers do (duplicate or odd-case keys)
+		return nil, false // a body the rewrite does not reach as JSON readers do (an escaped member name)
 	}
 	if s.logger.Enabled(ctx, slog.LevelDebug) {
 		s.logger.Debug("tokenwise/gateway: responses call routed", "team", team, "requested", req.Model, "model", d.Model, "rule", d.Rule)
 	}
+	req.Model = d.Model
 	return routed, true
 }
 
