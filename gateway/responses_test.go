@@ -371,12 +371,11 @@ func TestGatewayRefusesUnpolicedSpendOfABudget(t *testing.T) {
 	}
 }
 
-// TestGatewayResponsesCountInTheRun: Responses calls that name a run
-// (X-Run-Id) count against the run's call limit with its chat calls (one
-// counter), and a call past the limit is refused with the run guard's
-// 429, whichever API it uses, before it reaches the upstream.
-func TestGatewayResponsesCountInTheRun(t *testing.T) {
-	var calls atomic.Int64
+// chatAndResponsesUpstream answers every chat completion with "ok" (5
+// input and 1 output tokens) and every other call with answer, counting
+// the calls.
+func chatAndResponsesUpstream(t *testing.T, calls *atomic.Int64, answer string) *httptest.Server {
+	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -385,9 +384,19 @@ func TestGatewayResponsesCountInTheRun(t *testing.T) {
 			_, _ = io.WriteString(w, `{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`)
 			return
 		}
-		_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini","output":[],"usage":{"input_tokens":5,"output_tokens":1,"total_tokens":6}}`)
+		_, _ = io.WriteString(w, answer)
 	}))
-	defer up.Close()
+	t.Cleanup(up.Close)
+	return up
+}
+
+// TestGatewayResponsesCountInTheRun: Responses calls that name a run
+// (X-Run-Id) count against the run's call limit with its chat calls (one
+// counter), and a call past the limit is refused with the run guard's
+// 429, whichever API it uses, before it reaches the upstream.
+func TestGatewayResponsesCountInTheRun(t *testing.T) {
+	var calls atomic.Int64
+	up := chatAndResponsesUpstream(t, &calls, `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini","output":[],"usage":{"input_tokens":5,"output_tokens":1,"total_tokens":6}}`)
 	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
 		"devops.yaml": "version: 1\nname: devops\nlimits: {max_calls: 3}\nbudget:\n  team: {period: monthly, max_usd: 1}\n"}
 	t.Setenv(upstreamEnv, upstreamKey)
@@ -501,17 +510,7 @@ func TestGatewayPassedCallsSpendTheRunBudget(t *testing.T) {
 // usage, so that a later call fits what was not used.
 func TestGatewayResponsesAreRateLimited(t *testing.T) {
 	var calls atomic.Int64
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		if strings.HasSuffix(r.URL.Path, "/chat/completions") {
-			_, _ = io.WriteString(w, `{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`)
-			return
-		}
-		_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o","output":[],"usage":{"input_tokens":20,"output_tokens":30,"total_tokens":50}}`)
-	}))
-	defer up.Close()
+	up := chatAndResponsesUpstream(t, &calls, `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o","output":[],"usage":{"input_tokens":20,"output_tokens":30,"total_tokens":50}}`)
 	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
 		"devops.yaml": "version: 1\nname: devops\nrate_limits:\n  on_limit: reject\n  models:\n    gpt-4o-mini: {rpm: 3, burst: 1m}\n    gpt-4o: {tpm: 1000, burst: 1m}\n"}
 	t.Setenv(upstreamEnv, upstreamKey)
