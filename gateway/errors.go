@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenwise/tokenwise/internal/httperr"
 	"github.com/tokenwise/tokenwise/internal/redact"
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
@@ -95,14 +96,7 @@ func shapeError(resp *http.Response, secrets []string) {
 			}
 			quote = strings.ToValidUTF8(quote, "\uFFFD")
 		}
-		typ := "invalid_request_error"
-		switch {
-		case resp.StatusCode >= 500:
-			typ = "server_error"
-		case resp.StatusCode == http.StatusTooManyRequests:
-			typ = "rate_limit_error"
-		}
-		b = (&apiError{Type: typ, Code: "upstream_error",
+		b = (&apiError{Type: httperr.ErrorType(resp.StatusCode), Code: "upstream_error",
 			Message: "tokenwise/gateway: the upstream answered " + strconv.Itoa(resp.StatusCode) + " without an OpenAI error object: " + quote}).body()
 	}
 	if resp.Header == nil {
@@ -133,6 +127,22 @@ func isOpenAIError(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// kindStatus is the HTTP status of a provider failure that came without
+// one, by its kind: what a client retries (429) or gives up on (400, 401)
+// as it would on the provider's own answer; 502 for a failure of the
+// provider.
+func kindStatus(pe *middleware.ProviderError) int {
+	switch {
+	case errors.Is(pe, middleware.ErrRateLimited), errors.Is(pe, middleware.ErrQuotaExceeded):
+		return http.StatusTooManyRequests
+	case errors.Is(pe, middleware.ErrAuth):
+		return http.StatusUnauthorized
+	case errors.Is(pe, middleware.ErrBadRequest), errors.Is(pe, middleware.ErrContextWindow), errors.Is(pe, middleware.ErrContentFilter):
+		return http.StatusBadRequest
+	}
+	return http.StatusBadGateway
 }
 
 // classify maps a chain failure to the OpenAI-shaped error a client of the
@@ -168,8 +178,18 @@ func classify(err error, secrets ...string) *apiError {
 		return &apiError{Status: 499, Type: "server_error", Code: "canceled", Message: msg}
 	}
 	var pe *middleware.ProviderError
-	if errors.As(err, &pe) && pe.StatusCode >= 400 {
-		return &apiError{Status: pe.StatusCode, Type: pe.Type, Code: pe.Code, Message: msg, RetryAfter: ra}
+	if errors.As(err, &pe) {
+		status := pe.StatusCode
+		if status < 400 {
+			// An error object inside a 200 body or a stream: the status
+			// its kind stands for.
+			status = kindStatus(pe)
+		}
+		typ := pe.Type
+		if typ == "" {
+			typ = httperr.ErrorType(status)
+		}
+		return &apiError{Status: status, Type: typ, Code: pe.Code, Message: msg, RetryAfter: ra}
 	}
 	return &apiError{Status: http.StatusBadGateway, Type: "server_error", Code: "gateway_error", Message: msg}
 }

@@ -785,3 +785,68 @@ func TestGatewayShapesPassedThroughErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayErrorsKeepTheirStatus: an error object inside a 200 answer
+// or a stream (servers that send no status of their own: OpenRouter's
+// numeric code, OpenAI-compatible servers that answer 200) reaches the
+// client as the status its kind stands for, not as a 502 of the gateway;
+// an upstream error answer with an empty body gets the type its status
+// stands for, so that every SDK reads it.
+func TestGatewayErrorsKeepTheirStatus(t *testing.T) {
+	answers := map[string]struct {
+		status int
+		ct     string
+		body   string
+	}{
+		"rate":       {200, "application/json", `{"error":{"message":"Rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}`},
+		"openrouter": {200, "application/json", `{"error":{"message":"Provider returned error","code":429}}`},
+		"invalid":    {200, "application/json", `{"error":{"message":"Invalid 'messages'","type":"invalid_request_error","param":"messages","code":null}}`},
+		"quota":      {200, "application/json", `{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}`},
+		"stream":     {200, "text/event-stream", "data: {\"error\":{\"message\":\"Rate limit exceeded\",\"code\":429}}\n\n"},
+		"empty429":   {429, "", ""},
+		"empty504":   {504, "", ""},
+		"empty404":   {404, "", ""},
+	}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		a := answers[r.Header.Get("X-Case")]
+		if a.ct != "" {
+			w.Header().Set("Content-Type", a.ct)
+		}
+		w.WriteHeader(a.status)
+		_, _ = io.WriteString(w, a.body)
+	}))
+	defer up.Close()
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nfallback:\n  retry: {max_attempts: 1}\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	for _, c := range []struct {
+		name, typ string
+		status    int
+		stream    bool
+	}{
+		{"rate", "requests", 429, false},
+		{"openrouter", "rate_limit_error", 429, false},
+		{"invalid", "invalid_request_error", 400, false},
+		{"quota", "insufficient_quota", 429, false},
+		{"stream", "rate_limit_error", 429, true},
+		{"empty429", "rate_limit_error", 429, false},
+		{"empty504", "server_error", 504, false},
+		{"empty404", "invalid_request_error", 404, false},
+	} {
+		body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":20` + map[bool]string{true: `,"stream":true}`, false: `}`}[c.stream]
+		r := e.do(t, "POST", "/v1/chat/completions", devopsKey, body, "X-Case", c.name)
+		var eb struct {
+			Error *struct {
+				Message string
+				Type    *string
+			} `json:"error"`
+		}
+		err := json.NewDecoder(r.Body).Decode(&eb)
+		_ = r.Body.Close()
+		if r.StatusCode != c.status || err != nil || eb.Error == nil || eb.Error.Type == nil || *eb.Error.Type != c.typ || eb.Error.Message == "" {
+			t.Errorf("%s: %d %+v (%v), want %d with an OpenAI error of type %q", c.name, r.StatusCode, eb.Error, err, c.status, c.typ)
+		}
+	}
+}

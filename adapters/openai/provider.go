@@ -387,15 +387,7 @@ func (p *Provider) redactError(err error, hreq *http.Request) error {
 // embeddedError classifies an error object found in a 2xx body or in a
 // stream's data: there is no HTTP status, so the error type stands for it.
 func (p *Provider) embeddedError(req *middleware.Request, e *apiError) error {
-	status := http.StatusInternalServerError // an unknown failure of the provider
-	switch {
-	case e.Code == "rate_limit_exceeded" || e.Type == "rate_limit_error" || e.Type == "requests" || e.Type == "tokens":
-		status = http.StatusTooManyRequests
-	case e.Type == "invalid_request_error":
-		status = http.StatusBadRequest
-	case e.Type == "authentication_error" || e.Code == "invalid_api_key":
-		status = http.StatusUnauthorized
-	}
+	status := httperr.EmbeddedStatus(e.Code, e.Type)
 	return &middleware.ProviderError{
 		Kind:     httperr.Classify(status, e.Code, e.Type),
 		Provider: p.cfg.name,

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenwise/tokenwise/internal/httperr"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -860,7 +861,11 @@ func appendErrorBody(dst []byte, e *middleware.ProviderError, param string) []by
 	}
 	dst = appendString(dst, msg)
 	dst = append(dst, `,"type":`...)
-	dst = appendString(dst, e.Type)
+	typ := e.Type
+	if typ == "" { // every SDK reads a type
+		typ = httperr.ErrorType(e.StatusCode)
+	}
+	dst = appendString(dst, typ)
 	dst = append(dst, `,"param":`...)
 	dst = appendNullable(dst, param)
 	dst = append(dst, `,"code":`...)

@@ -42,6 +42,42 @@ func Classify(status int, code, typ string) error {
 	return middleware.ErrMalformed
 }
 
+// ErrorType is the OpenAI error type for an error answer of status that
+// names none (an empty body, another server's shape): server_error for a
+// 5xx, rate_limit_error for a 429, invalid_request_error otherwise, as
+// OpenAI's own answers of those statuses carry.
+func ErrorType(status int) string {
+	switch {
+	case status >= 500:
+		return "server_error"
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_error"
+	}
+	return "invalid_request_error"
+}
+
+// EmbeddedStatus is the HTTP status an error object found inside a 2xx
+// body or a stream stands for, when there was no status of its own: a
+// numeric code of an HTTP error (OpenRouter's {"code": 429}), else what
+// its type or code names; an unknown failure of the provider (500)
+// otherwise.
+func EmbeddedStatus(code, typ string) int {
+	if n, err := strconv.Atoi(code); err == nil && n >= 400 && n <= 599 {
+		return n
+	}
+	switch {
+	case code == "rate_limit_exceeded" || typ == "rate_limit_error" || typ == "requests" || typ == "tokens":
+		return http.StatusTooManyRequests
+	case code == "insufficient_quota" || typ == "insufficient_quota":
+		return http.StatusTooManyRequests
+	case typ == "invalid_request_error":
+		return http.StatusBadRequest
+	case typ == "authentication_error" || code == "invalid_api_key":
+		return http.StatusUnauthorized
+	}
+	return http.StatusInternalServerError
+}
+
 // maxHeaderWait caps the waits read from headers: beyond it a value is
 // nonsense, and converting it would overflow a Duration.
 const maxHeaderWait = 365 * 24 * time.Hour
