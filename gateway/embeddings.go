@@ -106,8 +106,9 @@ func (s *Server) embeddingsInputTokens(model string, input json.RawMessage) (n i
 // its input, priced when the catalog knows the model: an embeddings call
 // has no output) in the ledgers of its team's budget (ctx names the team
 // and the run), or refuses the call with an OpenAI-shaped 429 when that
-// does not fit in what is left; nil and no error when the team's policy
-// has no budget.
+// does not fit in what is left, or with a 400 when its input cannot be
+// counted (not JSON, no model, an input of another shape); nil and no
+// error when the team's policy has no budget and no rate limits.
 func (s *Server) reserveEmbeddings(ctx context.Context, team string, body []byte) (*passHold, *apiError) {
 	h := &passHold{s: s, team: team}
 	var req embeddingsRequest
@@ -126,17 +127,19 @@ func (s *Server) reserveEmbeddings(ctx context.Context, team string, body []byte
 	if pl.budget == nil && pl.limiter == nil {
 		return nil, nil
 	}
+	if !counted || h.model == "" {
+		// Nothing the budget and rate limits can hold at its worst case
+		// (the upstream refuses such a body too).
+		return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request", NoRetry: true,
+			Message: "tokenwise/gateway: an embeddings request the team's budget and rate limits cannot account for: it needs a JSON body with a model and an input of a string, strings or token arrays"}
+	}
 	if pl.budget != nil {
 		if e := h.reserve(ctx, pl.budget); e != nil {
 			return nil, e
 		}
 	}
-	if pl.limiter != nil && h.model != "" {
-		need := int64(0)
-		if counted {
-			need = h.need.Tokens
-		}
-		if e := h.admit(ctx, pl.limiter, need); e != nil {
+	if pl.limiter != nil {
+		if e := h.admit(ctx, pl.limiter, h.need.Tokens); e != nil {
 			return nil, e
 		}
 	}

@@ -124,11 +124,17 @@ type fuzzAnswer struct {
 // length. A call that gets no whole answer fails t.
 func (g *fuzzGateway) post(t *testing.T, key string, body []byte, chunked bool) fuzzAnswer {
 	t.Helper()
+	return g.postTo(t, "/v1/chat/completions", key, body, chunked)
+}
+
+// postTo is post to another path of the gateway.
+func (g *fuzzGateway) postTo(t *testing.T, path, key string, body []byte, chunked bool) fuzzAnswer {
+	t.Helper()
 	var rd io.Reader = bytes.NewReader(body)
 	if chunked {
 		rd = struct{ io.Reader }{rd} // a length net/http cannot know: sent chunked
 	}
-	req, err := http.NewRequest(http.MethodPost, g.url+"/v1/chat/completions", rd)
+	req, err := http.NewRequest(http.MethodPost, g.url+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
