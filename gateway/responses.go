@@ -434,6 +434,7 @@ type responsesStream struct {
 	long    bool   // the current line is longer: not kept
 	open    bool   // a line of an event not yet ended by a blank line was read
 	partial bool   // the stream has a line begun and not ended
+	cr      bool   // the last line ended with a CR: an LF next is the same line end
 	done    bool   // settled
 	tail    []byte // what is left to read of the cut event
 	ended   bool   // src has ended: tail, then io.EOF
@@ -469,9 +470,14 @@ func (r *responsesStream) Read(p []byte) (int, error) {
 }
 
 // cutTail is what ends a cut stream: a line and an event the upstream
-// left open are ended first, then the cut event.
+// left open are ended first, then the cut event. After a CR, an LF first:
+// with it the CR is a CRLF, one line end, whether the client's reader
+// takes a CR alone as one or waits for what follows it.
 func (r *responsesStream) cutTail() []byte {
 	var b []byte
+	if r.cr {
+		b = append(b, '\n')
+	}
 	if r.partial {
 		b = append(b, '\n')
 	}
@@ -481,10 +487,17 @@ func (r *responsesStream) cutTail() []byte {
 	return append(b, cutEvent...)
 }
 
-// scan reads the data lines of b, continuing the current one.
+// scan reads the data lines of b, continuing the current one. Lines end
+// as the SSE spec ends them: at a CRLF, an LF or a CR.
 func (r *responsesStream) scan(b []byte) {
+	if len(b) > 0 {
+		if r.cr && b[0] == '\n' {
+			b = b[1:] // the LF of a CRLF split between reads
+		}
+		r.cr = false
+	}
 	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
+		i := bytes.IndexAny(b, "\r\n")
 		piece := b
 		if i >= 0 {
 			piece = b[:i]
@@ -500,16 +513,24 @@ func (r *responsesStream) scan(b []byte) {
 			r.partial = true
 			return
 		}
+		end := i + 1
+		if b[i] == '\r' {
+			switch {
+			case end == len(b):
+				r.cr = true // an LF may follow in the next read
+			case b[end] == '\n':
+				end++
+			}
+		}
 		r.partial = false
 		if !r.long {
-			line := bytes.TrimRight(r.line, "\r")
-			r.open = len(line) > 0
-			r.event(line)
+			r.open = len(r.line) > 0
+			r.event(r.line)
 		} else {
 			r.open = true
 		}
 		r.line, r.long = r.line[:0], false
-		b = b[i+1:]
+		b = b[end:]
 	}
 }
 

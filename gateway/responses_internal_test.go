@@ -12,18 +12,24 @@ import (
 )
 
 // cutEnd is what the gateway adds to a stream cut before its final
-// event (lines end at LF or CRLF; a blank line ends an event): a line
-// left open is ended, an event left open too, then the cut event follows.
+// event (lines end at a CRLF, an LF or a CR; a blank line ends an event):
+// a line left open is ended, an event left open too, then the cut event
+// follows; after a final CR, an LF first, which makes it a CRLF (one
+// line end for every reader).
 func cutEnd(stream []byte) []byte {
-	lines := strings.Split(strings.ReplaceAll(string(stream), "\r\n", "\n"), "\n")
+	norm := strings.ReplaceAll(strings.ReplaceAll(string(stream), "\r\n", "\n"), "\r", "\n")
+	lines := strings.Split(norm, "\n")
 	last := lines[len(lines)-1] // "" when the stream ends with a line end
 	var b []byte
+	if bytes.HasSuffix(stream, []byte("\r")) {
+		b = append(b, '\n')
+	}
 	if last != "" {
 		b = append(b, '\n')
 	}
 	open := last != ""
 	if !open && len(lines) >= 2 {
-		open = strings.TrimRight(lines[len(lines)-2], "\r") != ""
+		open = lines[len(lines)-2] != ""
 	}
 	if open {
 		b = append(b, '\n')
@@ -45,6 +51,10 @@ func FuzzResponsesStreamReadsInAnyPieces(f *testing.F) {
 	f.Add([]byte("data: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n"), uint64(5))
 	f.Add([]byte("data: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\r\n\r\n"), uint64(2))
 	f.Add([]byte(""), uint64(1))
+	// Lines ended by a CR alone (the SSE spec's third line end).
+	f.Add([]byte("event: response.completed\rdata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":4,\"output_tokens\":2}}}\r\r"), uint64(9))
+	f.Add([]byte("data: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\r"), uint64(4))
+	f.Add([]byte("data: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\r\r\n\r"), uint64(6))
 	f.Fuzz(func(t *testing.T, stream []byte, seed uint64) {
 		read := func(split func(int) int) (out []byte, finals []responseObject, cuts int) {
 			r := &responsesStream{src: io.NopCloser(bytes.NewReader(stream)),
@@ -103,6 +113,40 @@ func TestResponsesInputReadsToolTypesExactly(t *testing.T) {
 		req := &responsesRequest{Model: "gpt-4o", Input: []byte(`"hi"`), Tools: []byte(tools)}
 		if _, ok := s.responsesInput("gpt-4o", policies.ModelSpec{}, req); ok != countable {
 			t.Errorf("tools %s: countable %v, want %v", tools, ok, countable)
+		}
+	}
+}
+
+// TestResponsesStreamReadsEveryLineEnd: a stream whose lines end with an
+// LF, a CRLF or a CR alone (all three SSE line ends) is settled at its
+// final event's usage, whatever the reads' sizes; none is taken for cut.
+func TestResponsesStreamReadsEveryLineEnd(t *testing.T) {
+	events := []string{
+		"event: response.created", `data: {"type":"response.created","response":{"usage":null}}`, "",
+		"event: response.output_text.delta", `data: {"type":"response.output_text.delta","delta":"hi"}`, "",
+		"event: response.completed", `data: {"type":"response.completed","response":{"model":"m","usage":{"input_tokens":4,"output_tokens":2,"total_tokens":6}}}`, "",
+	}
+	for _, end := range []string{"\n", "\r\n", "\r"} {
+		stream := []byte(strings.Join(events, end) + end)
+		for _, size := range []int{1, 2, 3, 7, len(stream)} {
+			var finals []responseObject
+			cuts := 0
+			r := &responsesStream{src: io.NopCloser(bytes.NewReader(stream)),
+				final: func(o *responseObject) { finals = append(finals, *o) },
+				cut:   func() { cuts++ }}
+			var out []byte
+			for {
+				p := make([]byte, size)
+				n, err := r.Read(p)
+				out = append(out, p[:n]...)
+				if err != nil {
+					break
+				}
+			}
+			_ = r.Close()
+			if cuts != 0 || len(finals) != 1 || finals[0].Usage == nil || finals[0].Usage.InputTokens != 4 || !bytes.Equal(out, stream) {
+				t.Errorf("line end %q, reads of %d: %d cut, finals %+v, passed on %q", end, size, cuts, finals, out)
+			}
 		}
 	}
 }
