@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/textproto"
 	"os"
 	"slices"
 	"strconv"
@@ -103,7 +104,12 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, keyEntry)) ht
 func isHop(k string) bool {
 	switch k {
 	case "Authorization", "Api-Key", "Cookie", "Connection", "Keep-Alive", "Proxy-Authorization", "Proxy-Connection",
-		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Accept-Encoding", "Host", RunIDHeader:
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Accept-Encoding", "Host", RunIDHeader,
+		// The gateway has the whole body before it calls the upstream: a
+		// 100-continue expectation there would only hold the body back
+		// until the upstream's 100 Continue (a round trip; a second with
+		// a server that sends none).
+		"Expect":
 		return true
 	}
 	return false
@@ -123,6 +129,14 @@ func outHeader(in http.Header, up *upstream) http.Header {
 	for k, v := range in {
 		if !isHop(http.CanonicalHeaderKey(k)) {
 			h[k] = v
+		}
+	}
+	// The headers the caller's Connection header names are hop-by-hop too.
+	for _, v := range in["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				delete(h, http.CanonicalHeaderKey(name))
+			}
 		}
 	}
 	h["Content-Type"], h["Accept"] = jsonValue, jsonValue
@@ -466,6 +480,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 			pr.Out.Host = ""
 			pr.Out.Header.Del(RunIDHeader)
+			pr.Out.Header.Del("Expect") // (see isHop)
 			pr.Out.Header.Del("Api-Key")
 			pr.Out.Header.Del("Authorization")
 			if up.key != "" {
