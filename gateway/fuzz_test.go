@@ -935,11 +935,33 @@ func isCompletion(b []byte) bool {
 	if json.Unmarshal(b, &top) != nil {
 		return false
 	}
-	if e, ok := top["error"]; ok && string(e) != "null" {
+	if isErrorValue(top["error"]) {
 		return false
 	}
 	var choices []json.RawMessage
 	return json.Unmarshal(top["choices"], &choices) == nil && len(choices) > 0
+}
+
+// isErrorValue reports whether the value of an "error" member is an
+// error: a non-empty string, or an object with a non-empty string message
+// or type, or a code (servers send "error": null, and empty objects,
+// beside a valid answer).
+func isErrorValue(v json.RawMessage) bool {
+	var str string
+	if json.Unmarshal(v, &str) == nil {
+		return str != ""
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(v, &obj) != nil || obj == nil {
+		return false
+	}
+	for _, k := range [...]string{"message", "type"} {
+		if json.Unmarshal(obj[k], &str) == nil && str != "" {
+			return true
+		}
+	}
+	c := string(obj["code"])
+	return c != "" && c != "null" && c != `""`
 }
 
 // upstreamDone reports whether an upstream's stream holds "data: [DONE]"

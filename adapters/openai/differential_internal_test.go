@@ -29,6 +29,8 @@ func FuzzAnswersGoOpenAIReadsAreRead(f *testing.F) {
 		`{"choices":[{"message":null}],"usage":null}`,
 		`{"choices":[{"index":1,"message":{"content":"b"}},{"index":0,"message":{"content":"a","refusal":"r"}}]}`,
 		`{"choices":[{"message":{"tool_calls":[null]}}]}`,
+		`{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"error":null}`,
+		`{"error":{},"choices":[{"index":0,"message":{"content":"Hi"},"finish_reason":"stop"}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -46,7 +48,7 @@ func FuzzAnswersGoOpenAIReadsAreRead(f *testing.F) {
 		var probe struct {
 			Error json.RawMessage `json:"error"`
 		}
-		if json.Unmarshal(body, &probe) == nil && len(probe.Error) > 0 && string(probe.Error) != "null" {
+		if json.Unmarshal(body, &probe) == nil && mayBeError(probe.Error) {
 			return // an error object: the transport returns it as the provider's error
 		}
 		resp, apiErr, err := decodeResponse(body)
@@ -107,6 +109,7 @@ func FuzzChunksGoOpenAIReadsAreRead(f *testing.F) {
 		`{"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`,
 		`{"choices":[{"delta":{},"finish_reason":"stop"}],"x_groq":{"usage":{"prompt_tokens":1}}}`,
 		`{"choices":[],"prompt_filter_results":[{"prompt_index":0}]}`,
+		`{"id":"c","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],"error":null}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -119,8 +122,12 @@ func FuzzChunksGoOpenAIReadsAreRead(f *testing.F) {
 		if json.Unmarshal(data, &tree) != nil || hasUpperKey(tree) {
 			return
 		}
-		if m, ok := tree.(map[string]any); !ok || m["error"] != nil {
-			return // not an object, or an error object: the provider's error
+		m, ok := tree.(map[string]any)
+		if !ok {
+			return // not an object
+		}
+		if e, err := json.Marshal(m["error"]); err == nil && mayBeError(e) {
+			return // an error object: the provider's error
 		}
 		c, _, apiErr, err := decodeChunk(data, true)
 		if err != nil && (err.Error() == "tool call delta is null" || err.Error() == "tool call index out of range") {
@@ -140,4 +147,25 @@ func FuzzChunksGoOpenAIReadsAreRead(f *testing.F) {
 			t.Fatalf("%s\ngo-openai reads content %q, finish %q, refusal %q; tokenwise %q, %q, %q", data, d.Delta.Content, d.FinishReason, d.Delta.Refusal, c.Content, c.FinishReason, c.Refusal)
 		}
 	})
+}
+
+// mayBeError reports whether the value of an "error" member may be an
+// error to the provider's decoder: a non-empty string, or an object with
+// a message, a type or a code that is neither null nor "" (servers send
+// "error": null, and empty objects, beside a valid answer: no error).
+func mayBeError(v json.RawMessage) bool {
+	var str string
+	if json.Unmarshal(v, &str) == nil {
+		return str != ""
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(v, &obj) != nil || obj == nil {
+		return false
+	}
+	for _, k := range [...]string{"message", "type", "code"} {
+		if m, ok := obj[k]; ok && string(m) != "null" && string(m) != `""` {
+			return true
+		}
+	}
+	return false
 }

@@ -237,13 +237,22 @@ func (r *reader) contentParts(m *middleware.Message, refusal *string) error {
 	return nil
 }
 
-// apiError reads an OpenAI error object (or a bare error string).
+// apiError reads an OpenAI error object (or a bare error string); nil
+// when the member holds none: null (servers that send "error": null
+// beside their choices), an empty string, an object with no message,
+// type or code, or a value of another kind.
 func (r *reader) apiError() (*apiError, error) {
 	e := &apiError{}
-	if k := r.peek(); k == '"' {
+	switch r.peek() {
+	case '"':
 		var err error
-		e.Message, err = r.str()
-		return e, err
+		if e.Message, err = r.str(); err != nil || e.Message == "" {
+			return nil, err
+		}
+		return e, nil
+	case '{':
+	default:
+		return nil, r.skip()
 	}
 	err := r.details(func(name string) (bool, error) {
 		var err error
@@ -271,7 +280,10 @@ func (r *reader) apiError() (*apiError, error) {
 		}
 		return true, err
 	})
-	return e, err
+	if err != nil || e.Message == "" && e.Type == "" && e.Code == "" {
+		return nil, err
+	}
+	return e, nil
 }
 
 // decodeError decodes an error response body; nil when it has no error object.

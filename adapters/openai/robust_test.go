@@ -548,3 +548,55 @@ func TestReasoningLeftOutOfCompletionIsBilled(t *testing.T) {
 		}
 	}
 }
+
+// TestNullErrorBesideAnAnswerIsNoError: servers that send "error": null
+// (or an empty error object) beside a valid answer or chunk are read as
+// the answer, as go-openai alone reads them, not failed as a provider
+// error; an error object with a message still is one.
+func TestNullErrorBesideAnAnswerIsNoError(t *testing.T) {
+	t.Parallel()
+	for _, e := range []string{`null`, `{}`, `""`, `{"message":null,"type":null,"code":null}`} {
+		srv := openaitest.NewServer(t)
+		srv.On().Reply(openaitest.Reply{Status: 200, Raw: [][]byte{[]byte(`{"id":"x","object":"chat.completion","created":1,"model":"m","error":` + e + `,"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":2}}`)}})
+		raw, err := clientFor(srv, nil).CreateChatCompletion(context.Background(), chatRequest(false))
+		if err != nil {
+			t.Fatalf("error %s: go-openai alone: %v", e, err)
+		}
+		got, err := clientFor(srv, twopenai.NewHTTPClient(passChain(&middlewaretest.Tap{}))).CreateChatCompletion(context.Background(), chatRequest(false))
+		if err != nil || !reflect.DeepEqual(got.Choices, raw.Choices) {
+			t.Fatalf("error %s: through tokenwise %+v (%v), want go-openai's %+v", e, got.Choices, err, raw.Choices)
+		}
+
+		srv = openaitest.NewServer(t)
+		srv.On().Reply(rawStream(
+			`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","error":`+e+`,"choices":[{"index":0,"delta":{"role":"assistant","content":"Hello"},"finish_reason":null}]}`,
+			`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"error":`+e+`}`,
+			`data: [DONE]`))
+		s, err := clientFor(srv, twopenai.NewHTTPClient(passChain(&middlewaretest.Tap{}))).CreateChatCompletionStream(context.Background(), chatRequest(true))
+		if err != nil {
+			t.Fatalf("error %s: stream: %v", e, err)
+		}
+		var text string
+		for {
+			r, err := s.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("error %s: stream read %q, then %v", e, text, err)
+			}
+			if len(r.Choices) > 0 {
+				text += r.Choices[0].Delta.Content
+			}
+		}
+		_ = s.Close()
+		if text != "Hello" {
+			t.Fatalf("error %s: stream read %q, want Hello", e, text)
+		}
+	}
+	srv := openaitest.NewServer(t)
+	srv.On().Reply(openaitest.Reply{Status: 200, Raw: [][]byte{[]byte(`{"error":{"message":"overloaded","type":"server_error"},"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}`)}})
+	if _, err := clientFor(srv, twopenai.NewHTTPClient(passChain(&middlewaretest.Tap{}))).CreateChatCompletion(context.Background(), chatRequest(false)); !errors.Is(err, middleware.ErrUnavailable) {
+		t.Fatalf("an error object with a message: %v, want the provider's error", err)
+	}
+}
