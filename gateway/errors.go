@@ -70,7 +70,7 @@ var (
 	errUnauthorized = &apiError{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
 		Message: "Incorrect API key provided. Use a virtual key of this gateway as the bearer token (Authorization: Bearer <key>)."}
 	errNoRoute = &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
-		Message: "Unknown request URL. The gateway serves /v1/chat/completions, /v1/models, /v1/spend, /v1/runs/{id} and passes other /v1/ paths to its upstream."}
+		Message: "Unknown request URL. The gateway serves /v1/chat/completions, /v1/models, /v1/spend, /v1/runs/{id} and passes other /v1/ paths of the OpenAI API to its upstream (also without the /v1 prefix): an OpenAI client's base URL is the gateway's address with /v1."}
 	errEmptyBody = &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "empty_body",
 		Message: "tokenwise/gateway: the request body is empty: a chat completion request is a JSON object"}
 )

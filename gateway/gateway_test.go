@@ -354,3 +354,37 @@ func TestGatewayCutStreamIsAnError(t *testing.T) {
 		t.Fatalf("received %q before the cut", got.String())
 	}
 }
+
+// TestGatewayServesTheAPIWithoutV1: a client whose base URL is the
+// gateway's address without /v1 (a common first mistake, which the
+// LiteLLM proxy forgives too) is served the same routes: go-openai's chat
+// completion, the model list and the spend, each behind the same key
+// check; a path outside the OpenAI API is still a 404 that says what the
+// base URL should be.
+func TestGatewayServesTheAPIWithoutV1(t *testing.T) {
+	e := start(t, nil, "")
+	e.upstream.Default(openaitest.Text("hello"))
+	cfg := goopenai.DefaultConfig(devopsKey)
+	cfg.BaseURL = e.url // no /v1
+	resp, err := goopenai.NewClientWithConfig(cfg).CreateChatCompletion(t.Context(), goopenai.ChatCompletionRequest{
+		Model: "gpt-4o-mini", Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
+	if err != nil || len(resp.Choices) != 1 || resp.Choices[0].Message.Content != "hello" {
+		t.Fatalf("go-openai at the gateway's root: %+v, %v", resp.Choices, err)
+	}
+	for _, p := range []string{"/models", "/spend"} {
+		if r := e.do(t, "GET", p, devopsKey, ""); r.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d, want 200", p, r.StatusCode)
+		}
+		if r := e.do(t, "GET", p, "sk-not-a-gateway-key-000000000000000", ""); r.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET %s with an unknown key: %d, want 401", p, r.StatusCode)
+		}
+	}
+	r := e.do(t, "POST", "/nonsense/chat/completions", devopsKey, `{}`)
+	eb := decodeError(t, r)
+	if r.StatusCode != http.StatusNotFound || eb.Error.Code == nil || *eb.Error.Code != "unknown_url" || !strings.Contains(eb.Error.Message, "with /v1") {
+		t.Fatalf("an unknown path: %d %+v", r.StatusCode, eb.Error)
+	}
+	if n := e.upstream.Count(); n != 1 {
+		t.Fatalf("the upstream was called %d times, want 1", n)
+	}
+}

@@ -48,8 +48,31 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/spend", s.authed(s.spend))
 	mux.HandleFunc("GET /v1/runs/{id...}", s.authed(s.runReport))
 	mux.HandleFunc("/v1/", s.authed(s.passThrough))
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { errNoRoute.write(w) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if root, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); apiRoots[root] {
+			// A client whose base URL is the gateway's address without
+			// /v1 (the LiteLLM proxy serves both): the same route under
+			// /v1.
+			r2 := r.WithContext(r.Context())
+			u := *r.URL
+			u.Path, u.RawPath = "/v1"+r.URL.Path, ""
+			r2.URL = &u
+			mux.ServeHTTP(w, r2)
+			return
+		}
+		errNoRoute.write(w)
+	})
 	return mux
+}
+
+// apiRoots are the first path segments of the OpenAI API (and of the
+// gateway's own /v1 endpoints), which the gateway also serves without the
+// /v1 prefix.
+var apiRoots = map[string]bool{
+	"chat": true, "completions": true, "responses": true, "conversations": true, "embeddings": true, "models": true,
+	"moderations": true, "images": true, "audio": true, "files": true, "uploads": true, "batches": true,
+	"fine_tuning": true, "vector_stores": true, "assistants": true, "threads": true, "realtime": true,
+	"videos": true, "containers": true, "evals": true, "spend": true, "runs": true,
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
