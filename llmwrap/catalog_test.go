@@ -82,6 +82,7 @@ func TestChainNeverChangesTheCallersRequest(t *testing.T) {
 	t.Parallel()
 	p := policies.Default()
 	p.Cache.Enabled = false
+	p.Routing.Default = "gpt-4o" // every call routed: a first copy
 	var mu sync.Mutex
 	var sent []middleware.Request
 	quotaOut := true // gpt-4o always refuses: every call falls back

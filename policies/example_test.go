@@ -38,10 +38,10 @@ budget:
 
 func ExampleDefault() {
 	p := policies.Default()
-	fmt.Println(p.Routing.Default, p.Routing.Rules[0].When.Stage, "->", p.Routing.Rules[0].Model)
+	fmt.Printf("default %q, %s -> %s\n", p.Routing.Default, p.Routing.Rules[0].When.Stage, p.Routing.Rules[0].Model)
 	fmt.Println(p.Limits.MaxCalls, p.Limits.RunTimeout, p.Timeouts.Call)
 	// Output:
-	// gpt-4o tool_selection -> gpt-4o-mini
+	// default "", tool_selection -> gpt-4o-mini
 	// 10 5m 30s
 }
 

@@ -45,7 +45,7 @@ func TestDefault(t *testing.T) {
 		got, want any
 	}{
 		{"version", p.Version, 1},
-		{"routing.default", p.Routing.Default, "gpt-4o"},
+		{"routing.default", p.Routing.Default, ""}, // calls no rule matches stay on the caller's model
 		{"rule stage", p.Routing.Rules[0].When.Stage, StageToolSelection},
 		{"rule model", p.Routing.Rules[0].Model, "gpt-4o-mini"},
 		{"limits.max_calls", p.Limits.MaxCalls, 10},
@@ -62,8 +62,8 @@ func TestDefault(t *testing.T) {
 		}
 	}
 	// Each call returns a fresh copy.
-	p.Routing.Default = "changed"
-	if Default().Routing.Default != "gpt-4o" {
+	p.Routing.Rules[0].Model = "changed"
+	if Default().Routing.Rules[0].Model != "gpt-4o-mini" {
 		t.Error("Default() shares state between calls")
 	}
 }

@@ -314,11 +314,15 @@ func TestValidToolJSON(t *testing.T) {
 func TestStrongOnly(t *testing.T) {
 	t.Parallel()
 	p := policies.Default()
-	s := llmwrap.StrongOnly(p, "")
-	if err := s.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if s.Routing.Default != "gpt-4o" || len(s.Routing.Rules) != 0 || len(p.Routing.Rules) == 0 {
-		t.Fatalf("strong-only routing %+v (original %+v)", s.Routing, p.Routing)
+	for model, want := range map[string]string{"": "", "gpt-4o": "gpt-4o"} {
+		// "": the policy's default, which the embedded one leaves to the
+		// caller's model.
+		s := llmwrap.StrongOnly(p, model)
+		if err := s.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if s.Routing.Default != want || len(s.Routing.Rules) != 0 || len(p.Routing.Rules) == 0 {
+			t.Fatalf("strong-only routing of %q %+v (original %+v)", model, s.Routing, p.Routing)
+		}
 	}
 }
