@@ -158,6 +158,9 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 		if ctx.Err() != nil {
 			return nil, ctxError(ctx)
 		}
+		if err == errResponseTooLarge {
+			return nil, p.fail(middleware.ErrMalformed, req, "", err)
+		}
 		return nil, p.fail(middleware.ErrNetwork, req, "reading the response", err)
 	}
 	resp, apiErr, err := decodeResponse(data)
@@ -292,13 +295,36 @@ func setHeader(h http.Header, k, v string) {
 	h[k] = []string{v}
 }
 
+// The bounds of what the provider reads of an answer: a server that sends
+// more (a broken or hostile one, an endless line) fails the call as
+// malformed instead of growing the process's memory without end. Far
+// above any real answer (a chat completion with n choices and their
+// logprobs is megabytes; a stream's chunk, kilobytes). Variables for the
+// tests.
+var (
+	maxResponseBody int64 = 256 << 20
+	maxStreamLine         = 64 << 20
+)
+
+var (
+	errResponseTooLarge = errors.New("the answer is larger than the provider reads (256 MiB)")
+	errStreamLineLong   = errors.New("a line of the stream is longer than the provider reads (64 MiB)")
+)
+
 // readResponseBody reads a response's body, in one allocation when its
 // length is known (and believable: a body longer than it says is still
 // read whole).
 func readResponseBody(hresp *http.Response) ([]byte, error) {
 	n := hresp.ContentLength
+	if n > maxResponseBody {
+		return nil, errResponseTooLarge
+	}
 	if n <= 0 || n > 64<<20 {
-		return io.ReadAll(hresp.Body)
+		data, err := io.ReadAll(io.LimitReader(hresp.Body, maxResponseBody+1))
+		if err == nil && int64(len(data)) > maxResponseBody {
+			return nil, errResponseTooLarge
+		}
+		return data, err
 	}
 	data := make([]byte, n, n+1) // one spare byte: EOF is seen without growing
 	if _, err := io.ReadFull(hresp.Body, data); err != nil {
@@ -309,9 +335,12 @@ func readResponseBody(hresp *http.Response) ([]byte, error) {
 		k, err := hresp.Body.Read(one[:])
 		switch {
 		case k > 0:
-			rest, err := io.ReadAll(hresp.Body)
+			rest, err := io.ReadAll(io.LimitReader(hresp.Body, maxResponseBody-n))
 			if err != nil {
 				return nil, err
+			}
+			if n+1+int64(len(rest)) > maxResponseBody {
+				return nil, errResponseTooLarge
 			}
 			return append(append(data, one[0]), rest...), nil
 		case err == io.EOF:
@@ -527,6 +556,9 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 		// still cut.
 		done = true
 	}
+	if errors.Is(readErr, errStreamLineLong) {
+		return partial(), p.fail(middleware.ErrMalformed, req, "", readErr)
+	}
 	if !done {
 		if ctx.Err() != nil {
 			return partial(), ctxError(ctx)
@@ -603,6 +635,9 @@ func readLine(br *bufio.Reader, long []byte) (line, buf []byte, err error) {
 	if err == bufio.ErrBufferFull {
 		long = append(long, line...)
 		for err == bufio.ErrBufferFull {
+			if len(long) > maxStreamLine {
+				return nil, long[:0], errStreamLineLong
+			}
 			line, err = br.ReadSlice('\n')
 			long = append(long, line...)
 		}

@@ -2,10 +2,17 @@ package openai
 
 import (
 	"context"
+	"errors"
+	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/tokenwise/tokenwise/middleware"
 )
 
 // referenceUpstreamHeader is how the upstream request's headers were made
@@ -132,6 +139,61 @@ func TestUpstreamRequestOfATransportCall(t *testing.T) {
 		}
 		if !reflect.DeepEqual(caller.Header, callerHeader) || *caller.URL != callerURL || !caller.Close || caller.TransferEncoding == nil {
 			t.Fatal("the caller's request changed")
+		}
+	}
+}
+
+// TestAnswersOverTheBoundsAreMalformed: an answer larger than the provider
+// reads, or a stream line longer, fails the call as malformed — with the
+// length said or not, in one piece or in many — instead of growing the
+// process's memory with what a broken or hostile server sends; answers
+// within the bounds are read.
+func TestAnswersOverTheBoundsAreMalformed(t *testing.T) {
+	defer func(b int64, l int) { maxResponseBody, maxStreamLine = b, l }(maxResponseBody, maxStreamLine)
+	maxResponseBody, maxStreamLine = 64<<10, 32<<10
+	pad := func(n int) string { return strings.Repeat("x", n) }
+	answer := func(content string) string {
+		return `{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"` + content + `"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}`
+	}
+	chunk := func(content string) string {
+		return `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"` + content + `"},"finish_reason":null}]}` + "\n\n"
+	}
+	for _, c := range []struct {
+		name, body string
+		stream     bool
+		length     bool
+		ok         bool
+	}{
+		{"answer within", answer(pad(60 << 10)), false, true, true},
+		{"answer within, no length", answer(pad(60 << 10)), false, false, true},
+		{"answer over", answer(pad(70 << 10)), false, true, false},
+		{"answer over, no length", answer(pad(70 << 10)), false, false, false},
+		{"stream line within", chunk(pad(30<<10)) + "data: [DONE]\n\n", true, false, true},
+		{"stream line over", chunk(pad(40<<10)) + "data: [DONE]\n\n", true, false, false},
+		{"endless stream line", "data: {\"choices\":[{\"delta\":{\"content\":\"" + pad(1<<20), true, false, false},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", map[bool]string{true: "text/event-stream", false: "application/json"}[c.stream])
+			if c.length {
+				w.Header().Set("Content-Length", strconv.Itoa(len(c.body)))
+			}
+			for b := c.body; len(b) > 0; { // in pieces of 4 KB, each flushed
+				n := min(len(b), 4<<10)
+				_, _ = io.WriteString(w, b[:n])
+				w.(http.Flusher).Flush()
+				b = b[n:]
+			}
+		}))
+		p := NewProvider(srv.URL, "k")
+		req := &middleware.Request{Model: "m", Messages: []middleware.Message{{Role: middleware.RoleUser, Content: "hi"}}}
+		if c.stream {
+			req.Stream = func(context.Context, middleware.Chunk) error { return nil }
+		}
+		_, err := p.Handle(context.Background(), req)
+		srv.Close()
+		if c.ok && err != nil || !c.ok && !errors.Is(err, middleware.ErrMalformed) {
+			t.Errorf("%s: %v, want %s", c.name, err, map[bool]string{true: "no error", false: "a malformed answer"}[c.ok])
 		}
 	}
 }
