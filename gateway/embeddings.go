@@ -20,7 +20,7 @@ import (
 
 // maxEmbeddingsAnswer bounds the embeddings answer the gateway reads to
 // count its usage (vectors of a large batch: tens of MB at most).
-const maxEmbeddingsAnswer = 256 << 20
+var maxEmbeddingsAnswer = 256 << 20 // (a variable for the tests)
 
 // isEmbeddings reports whether a pass-through request is an embeddings call.
 func isEmbeddings(r *http.Request) bool {
@@ -228,7 +228,15 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	if h.unsuccessful(ctx, resp) {
 		return nil
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxEmbeddingsAnswer))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(maxEmbeddingsAnswer)))
+	if err == nil && len(body) == maxEmbeddingsAnswer {
+		// Larger than the gateway reads: passed on whole, the rest
+		// unread, and charged its estimate.
+		resp.Body = passRest(body, resp.Body)
+		h.settle(ctx, h.need)
+		h.done(ctx, -1, 1)
+		return nil
+	}
 	_ = resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	if err != nil {

@@ -44,7 +44,7 @@ import (
 // maxResponsesEvent bounds a stream event the gateway keeps to read its
 // usage (the final event carries the whole response, its output
 // included).
-const maxResponsesEvent = 64 << 20
+var maxResponsesEvent = 64 << 20 // (a variable for the tests)
 
 // isResponses reports whether a pass-through request creates a response.
 func isResponses(r *http.Request) bool {
@@ -371,7 +371,14 @@ func (h *responsesHold) charge(resp *http.Response) error {
 			}}
 		return nil
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponsesEvent))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(maxResponsesEvent)))
+	if err == nil && len(body) == maxResponsesEvent {
+		// Larger than the gateway reads: passed on whole, the rest
+		// unread, and charged what was reserved.
+		resp.Body = passRest(body, resp.Body)
+		h.chargeReserved(ctx, nil)
+		return nil
+	}
 	_ = resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	if err != nil {
@@ -384,6 +391,14 @@ func (h *responsesHold) charge(resp *http.Response) error {
 	}
 	h.settleObject(ctx, &o)
 	return nil
+}
+
+// passRest is a body of what was read of src, then the rest of src.
+func passRest(read []byte, src io.ReadCloser) io.ReadCloser {
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(read), src), src}
 }
 
 // isEventStream reports whether resp is a stream of events.

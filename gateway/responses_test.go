@@ -904,3 +904,53 @@ func TestGatewayForwardsNoHopHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayPassesAnswersOverItsBoundsWhole: a Responses or embeddings
+// answer larger than the gateway reads to charge it reaches the client
+// whole, byte for byte (sized or chunked), never cut at the bound, and is
+// charged its reservation (its usage is past what was read).
+func TestGatewayPassesAnswersOverItsBoundsWhole(t *testing.T) {
+	defer gateway.SetAnswerBounds(4<<10, 4<<10)()
+	pad := strings.Repeat("word ", 2000) // 10 KB, over the 4 KB bounds
+	answers := map[string]string{
+		"/v1/responses":  `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini","output":[{"type":"message","id":"m","status":"completed","role":"assistant","content":[{"type":"output_text","text":"` + pad + `","annotations":[]}]}],"usage":{"input_tokens":5,"output_tokens":1,"total_tokens":6}}`,
+		"/v1/embeddings": `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[` + strings.TrimSuffix(strings.Repeat("0.125,", 2000), ",") + `]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":1,"total_tokens":1}}`,
+	}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		a := answers[r.URL.Path]
+		if r.Header.Get("X-Sized") != "" {
+			w.Header().Set("Content-Length", strconv.Itoa(len(a)))
+		}
+		for b := a; len(b) > 0; { // in pieces, each flushed
+			n := min(len(b), 1500)
+			_, _ = io.WriteString(w, b[:n])
+			w.(http.Flusher).Flush()
+			b = b[n:]
+		}
+	}))
+	defer up.Close()
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nmodels:\n  text-embedding-3-small: {provider: openai, input_per_1m: 0.02, output_per_1m: 0}\nbudget:\n  team: {period: monthly, max_usd: 10}\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	for path, body := range map[string]string{
+		"/v1/responses":  `{"model":"gpt-4o-mini","max_output_tokens":10,"input":"hi"}`,
+		"/v1/embeddings": `{"model":"text-embedding-3-small","input":"hi"}`,
+	} {
+		for _, sized := range []string{"", "yes"} {
+			before := e.spend(t)
+			r := e.do(t, "POST", path, devopsKey, body, "X-Sized", sized)
+			got, err := io.ReadAll(r.Body)
+			_ = r.Body.Close()
+			if r.StatusCode != http.StatusOK || err != nil || string(got) != answers[path] {
+				t.Fatalf("%s (sized %q): %d, %d of %d bytes (%v)", path, sized, r.StatusCode, len(got), len(answers[path]), err)
+			}
+			after := e.spend(t)
+			if after.SpentTokens <= before.SpentTokens || after.ReservedUSD != "0.000000" && after.ReservedUSD != "" {
+				t.Errorf("%s (sized %q): spend %+v after %+v: want the call charged, nothing left reserved", path, sized, after, before)
+			}
+		}
+	}
+}
