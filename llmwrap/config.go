@@ -263,6 +263,7 @@ func routeConfig(p *policies.Policy) route.Config {
 			MaxInputTokens: w.MaxInputTokens,
 			HasTools:       w.HasTools,
 			Team:           w.Team,
+			RequestedModel: w.RequestedModel,
 		}
 		if b := w.BudgetBelow; b != nil {
 			c.BudgetBelow = &route.BudgetBelow{Scope: route.BudgetScope(b.Scope), Fraction: b.Fraction}

@@ -476,13 +476,18 @@ type Condition struct {
 	// BudgetBelow matches when the remaining budget is below a fraction.
 	// Nil: no budget condition.
 	BudgetBelow *BudgetBelow `yaml:"budget_below,omitempty" json:"budget_below,omitzero"`
+	// RequestedModel matches calls whose caller asked for one of these
+	// models: names or patterns of path.Match ("gpt-4o-20*" for gpt-4o's
+	// dated snapshots; "gpt-4o*" would match gpt-4o-mini too). Empty: any
+	// model.
+	RequestedModel []string `yaml:"requested_model,omitempty" json:"requested_model,omitzero"`
 }
 
 // IsZero reports whether no condition is set, i.e. the rule matches all.
 func (c Condition) IsZero() bool {
 	return c.Stage == "" && len(c.Keywords) == 0 && c.KeywordsIn == "" && c.Regex == "" &&
 		c.MinInputTokens == 0 && c.MaxInputTokens == 0 && c.HasTools == nil && c.Team == "" &&
-		c.BudgetBelow == nil
+		c.BudgetBelow == nil && len(c.RequestedModel) == 0
 }
 
 // BudgetBelow is a condition on the remaining share of a budget.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	pathpkg "path"
 	"regexp"
 	"slices"
 	"strings"
@@ -419,6 +420,11 @@ func (c *checker) condition(path string, w Condition) {
 	if w.Regex != "" {
 		if _, err := regexp.Compile(w.Regex); err != nil {
 			c.add(joinPath(path, "regex"), "invalid regex: %v", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+		}
+	}
+	for i, m := range w.RequestedModel {
+		if _, err := pathpkg.Match(m, ""); err != nil || strings.TrimSpace(m) == "" {
+			c.add(indexPath(joinPath(path, "requested_model"), i), "%q is not a model name or a path.Match pattern", m)
 		}
 	}
 	c.nonNeg(joinPath(path, "min_input_tokens"), w.MinInputTokens)

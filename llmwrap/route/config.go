@@ -3,6 +3,7 @@ package route
 import (
 	"errors"
 	"fmt"
+	"path"
 	"regexp"
 
 	"github.com/tokenwise/tokenwise/middleware"
@@ -98,13 +99,16 @@ type Condition struct {
 	Team string
 	// BudgetBelow matches when the remaining budget is below a fraction.
 	BudgetBelow *BudgetBelow
+	// RequestedModel matches calls whose caller asked for one of these
+	// models (names or path.Match patterns).
+	RequestedModel []string
 }
 
 // IsZero reports whether no condition is set, i.e. the rule matches all.
 func (c Condition) IsZero() bool {
 	return c.Stage == "" && len(c.Keywords) == 0 && c.KeywordsIn == "" && c.Regex == "" &&
 		c.MinInputTokens == 0 && c.MaxInputTokens == 0 && c.HasTools == nil && c.Team == "" &&
-		c.BudgetBelow == nil
+		c.BudgetBelow == nil && len(c.RequestedModel) == 0
 }
 
 // BudgetBelow is a condition on the remaining share of a budget.
@@ -188,6 +192,11 @@ func (c Config) validate() error {
 		}
 		if w.MinInputTokens < 0 || w.MaxInputTokens < 0 {
 			add("rules[%d]: negative token bound", i)
+		}
+		for _, m := range w.RequestedModel {
+			if _, err := path.Match(m, ""); err != nil || m == "" {
+				add("rules[%d]: requested model %q is not a name or a path.Match pattern", i, m)
+			}
 		}
 		if b := w.BudgetBelow; b != nil {
 			if b.Scope != "" && b.Scope != BudgetScopeRun && b.Scope != BudgetScopeTeam {

@@ -3,6 +3,7 @@ package route
 import (
 	"context"
 	"fmt"
+	"path"
 	"regexp"
 	"regexp/syntax"
 	"strconv"
@@ -44,6 +45,7 @@ type rule struct {
 	hasTools *bool
 	team     string
 	budget   *BudgetBelow
+	asked    []string // requested_model patterns
 	always   bool
 
 	// why[k] explains a match on keyword k (why[0] without keywords):
@@ -89,7 +91,7 @@ func NewRules(cfg Config, opts ...RulesOption) (*Rules, error) {
 	for i, pr := range cfg.Rules {
 		w := pr.When
 		c := rule{model: pr.Model, stage: w.Stage, minTok: w.MinInputTokens, maxTok: w.MaxInputTokens,
-			hasTools: w.HasTools, team: w.Team, budget: w.BudgetBelow, always: w.IsZero(),
+			hasTools: w.HasTools, team: w.Team, budget: w.BudgetBelow, asked: w.RequestedModel, always: w.IsZero(),
 			conv: w.KeywordsIn == KeywordsInConversation}
 		c.label = "rule " + strconv.Itoa(i+1)
 		if pr.Name != "" {
@@ -133,6 +135,9 @@ func (c *rule) explainStatic() {
 	if c.hasTools != nil {
 		before = append(before, "has_tools="+strconv.FormatBool(*c.hasTools))
 	}
+	if len(c.asked) > 0 {
+		before = append(before, "requested_model="+strings.Join(c.asked, "|"))
+	}
 	if c.re != nil {
 		after = append(after, "regex "+strconv.Quote(c.re.String()))
 	}
@@ -174,6 +179,17 @@ func (r *Rules) Route(ctx context.Context, q *Query) (Decision, bool) {
 	return Decision{}, false
 }
 
+// askedFor reports whether model matches one of patterns (path.Match;
+// patterns were checked when the rules were made).
+func askedFor(patterns []string, model string) bool {
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, model); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // matched is what a match found: the keyword, and the values its
 // explanation shows.
 type matched struct {
@@ -195,6 +211,9 @@ func (c *rule) match(ctx context.Context, q *Query, budget BudgetReader) (matche
 		return m, false
 	}
 	if c.hasTools != nil && (len(q.Request.Tools) > 0) != *c.hasTools {
+		return m, false
+	}
+	if len(c.asked) > 0 && !askedFor(c.asked, q.Request.Model) {
 		return m, false
 	}
 	if len(c.keywords) > 0 {

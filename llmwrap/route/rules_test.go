@@ -172,6 +172,54 @@ routing:
 	}
 }
 
+// TestRequestedModelRules: a rule with requested_model matches only calls
+// whose caller asked for one of its models (names or path.Match
+// patterns), says so in its explanation, and a bad pattern fails the
+// policy at load with its line and field; the embedded default policy
+// moves tool selection to gpt-4o-mini for callers of gpt-4o and its dated
+// snapshots only, never a caller of a cheaper model or of a model its
+// server may not serve next to gpt-4o-mini.
+func TestRequestedModelRules(t *testing.T) {
+	t.Parallel()
+	p := mustPolicy(t, `version: 1
+routing:
+  rules:
+    - name: strong-to-mini
+      when: {stage: tool_selection, requested_model: [gpt-4.1, "gpt-4o-20*"]}
+      model: gpt-4o-mini
+`)
+	rules, err := llmwrap.NewRules(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for model, want := range map[string]string{"gpt-4.1": "gpt-4o-mini", "gpt-4o-2024-08-06": "gpt-4o-mini", "gpt-4o": "", "gpt-4.1-mini": "", "llama3.1:8b": ""} {
+		req := userReq("check the disk")
+		req.Model = model
+		d := decide(t, rules, ctx, req)
+		if d.Model != want || want != "" && d.Rule != `rule 1 "strong-to-mini": stage=tool_selection, requested_model=gpt-4.1|gpt-4o-20*` {
+			t.Errorf("asked %s: %+v, want %q", model, d, want)
+		}
+	}
+
+	def, err := llmwrap.NewRules(policies.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for model, want := range map[string]string{"gpt-4o": "gpt-4o-mini", "gpt-4o-2024-11-20": "gpt-4o-mini", "gpt-4o-mini": "", "gpt-4.1-nano": "", "qwen2.5:7b": "", "openai/gpt-4o": ""} {
+		req := userReq("check the disk")
+		req.Model = model
+		if d := decide(t, def, ctx, req); d.Model != want {
+			t.Errorf("default policy, asked %s: %+v, want %q", model, d, want)
+		}
+	}
+
+	_, err = policies.LoadBytes([]byte("version: 1\nrouting:\n  rules:\n    - when: {requested_model: [gpt-4o, \"gpt-[4\"]}\n      model: gpt-4o-mini\n"), "team.yaml")
+	if err == nil || !strings.Contains(err.Error(), "team.yaml:4") || !strings.Contains(err.Error(), "requested_model[1]") {
+		t.Fatalf("a bad pattern: %v", err)
+	}
+}
+
 // A rule on the remaining run budget switches model once the run's spend
 // crosses the threshold.
 func TestBudgetFractionRuleReadsTheRun(t *testing.T) {
