@@ -119,13 +119,14 @@
 //	  fail_closed: false
 //	  streams: true               # default true; false: streaming requests bypass the cache
 //	routing:
-//	  default: gpt-4o
+//	  default: gpt-4o             # calls no rule matches; empty: the model the caller asked for
 //	  rules:                      # first match wins
 //	    - name: cheap-tools
 //	      when: {stage: tool_selection|result_analysis|final_answer,
 //	             keywords: [check, status], keywords_in: last_user|conversation,
 //	             regex: "(?i)analy[sz]e", min_input_tokens: 0, max_input_tokens: 0,
-//	             has_tools: true, team: devops, budget_below: {scope: run|team, fraction: 0.2}}
+//	             has_tools: true, team: devops, budget_below: {scope: run|team, fraction: 0.2},
+//	             requested_model: [gpt-4o, "gpt-4o-20*"]}   # the caller's model: names or path.Match patterns
 //	      model: gpt-4o-mini
 //	  regenerate_final: {enabled: true, model: gpt-4o}
 //	  cascade: {models: [gpt-4o-mini, gpt-4o], checks: [valid_tool_json, non_empty, finish_reason]}
