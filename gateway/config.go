@@ -170,6 +170,8 @@ func ParseConfig(b []byte, name string) (*Config, error) {
 		probs = append(probs, c.problems(src)...)
 	}
 	for i := range probs {
+		// (A key can be a field's name too: "- {sk-…}".)
+		probs[i].Path = maskKeyLike(probs[i].Path, b)
 		probs[i].Msg = maskKeyLike(probs[i].Msg, b)
 	}
 	if err := policies.Invalid(probs); err != nil {
@@ -178,7 +180,7 @@ func ParseConfig(b []byte, name string) (*Config, error) {
 	return c, nil
 }
 
-// maskKeyLike replaces in msg every key-like word of the gateway file
+// maskKeyLike replaces in msg (a problem's message or field path) every key-like word of the gateway file
 // src — a run of 20 or more letters, digits, '-' and '_' with both a
 // letter and a digit in it, that the file holds — by "[redacted]": a key
 // written where the file expects something else ("upstreams: sk-…") is
