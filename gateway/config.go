@@ -180,10 +180,11 @@ func ParseConfig(b []byte, name string) (*Config, error) {
 	return c, nil
 }
 
-// maskKeyLike replaces in msg (a problem's message or field path) every key-like word of the gateway file
-// src — a run of 20 or more letters, digits, '-' and '_' with both a
-// letter and a digit in it, that the file holds — by "[redacted]": a key
-// written where the file expects something else ("upstreams: sk-…") is
+// maskKeyLike replaces in msg (a problem's message or field path) every
+// key-like word of the gateway file src — a run of 20 or more letters,
+// digits, '-' and '_' with both a letter and a digit in it, that the file
+// holds — by "[redacted]": a key written where the file expects something
+// else ("upstreams: sk-…") is
 // never echoed by the problem that reports it.
 func maskKeyLike(msg string, src []byte) string {
 	isWord := func(c byte) bool {
