@@ -184,8 +184,7 @@ func ParseConfig(b []byte, name string) (*Config, error) {
 // key-like word of the gateway file src — a run of 20 or more letters,
 // digits, '-' and '_' with both a letter and a digit in it, that the file
 // holds — by "[redacted]": a key written where the file expects something
-// else ("upstreams: sk-…") is
-// never echoed by the problem that reports it.
+// else ("upstreams: sk-…") is never echoed by the problem that reports it.
 func maskKeyLike(msg string, src []byte) string {
 	isWord := func(c byte) bool {
 		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
