@@ -466,3 +466,34 @@ routing:
 		t.Fatalf("rule %q", r)
 	}
 }
+
+// TestDefaultPolicyFallsBackOnlyToTheCheaperModel: under the embedded
+// default policy a caller of gpt-4o whose call fails (quota, after its
+// retries) is answered by gpt-4o-mini, the seed's chain; a caller of
+// gpt-4o-mini whose call fails gets the error, never an answer of gpt-4o
+// at its prices.
+func TestDefaultPolicyFallsBackOnlyToTheCheaperModel(t *testing.T) {
+	t.Parallel()
+	srv := openaitest.NewServer(t)
+	srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.InsufficientQuota())
+	srv.On(openaitest.Model("gpt-4o-mini"), openaitest.LastContains("fail")).Reply(openaitest.InsufficientQuota())
+	srv.On().Reply(openaitest.Text("ok"))
+	client := goClient(t, srv, policies.Default())
+	msg := func(s string) []goopenai.ChatCompletionMessage {
+		return []goopenai.ChatCompletionMessage{{Role: "user", Content: s}}
+	}
+	resp, err := client.CreateChatCompletion(context.Background(), goopenai.ChatCompletionRequest{Model: "gpt-4o", Messages: msg("hello")})
+	if err != nil || resp.Choices[0].Message.Content != "ok" {
+		t.Fatalf("a caller of gpt-4o: %+v, %v", resp, err)
+	}
+	if got := join(upstreamModels(srv)); got != "gpt-4o,gpt-4o-mini" {
+		t.Fatalf("upstream models %s, want gpt-4o then gpt-4o-mini", got)
+	}
+	_, err = client.CreateChatCompletion(context.Background(), goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: msg("please fail")})
+	if err == nil {
+		t.Fatal("a failing caller of gpt-4o-mini got an answer")
+	}
+	if got := join(upstreamModels(srv)); got != "gpt-4o,gpt-4o-mini,gpt-4o-mini" {
+		t.Fatalf("upstream models %s: the caller of gpt-4o-mini was moved to gpt-4o", got)
+	}
+}

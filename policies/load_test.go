@@ -54,7 +54,7 @@ func TestDefault(t *testing.T) {
 		{"budget.request.max_input_tokens", p.Budget.Request.MaxInputTokens, int64(10000)},
 		{"cache.enabled", p.Cache.Enabled, true},
 		{"cache.ttl", p.Cache.TTL.Duration(), time.Hour},
-		{"fallback.models", p.Fallback.Models, []string{"gpt-4o", "gpt-4o-mini"}},
+		{"fallback.models", p.Fallback.Models, []string{"gpt-4o-mini"}}, // to the cheaper model only
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
