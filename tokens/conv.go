@@ -108,11 +108,11 @@ func (t *convTable) lookup(h, variant uint64, msgs []middleware.Message) (*convE
 	var best *convEntry
 	p, cum := 0, int64(0)
 	b := t.bucket(h)
-	for i := range b {
-		if b[i].h.Load() != h {
+	for i := range b.hs {
+		if b.hs[i].Load() != h {
 			continue
 		}
-		if e := b[i].e.Load(); e != nil && e.h == h {
+		if e := b.es[i].Load(); e != nil && e.h == h {
 			if q, c := e.match(variant, msgs); q > p {
 				best, p, cum = e, q, c
 			}

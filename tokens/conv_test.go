@@ -177,8 +177,8 @@ func runConvSteps(t *testing.T, r *rand.Rand, warm, cold *Estimator, n int) {
 func checkConvTable(t *testing.T, tab *convTable) {
 	t.Helper()
 	var sum int64
-	for i := range tab.slots {
-		e := tab.slots[i].e.Load()
+	for i := range tab.es {
+		e := tab.es[i].Load()
 		if e == nil {
 			continue
 		}

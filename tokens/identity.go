@@ -73,15 +73,17 @@ type idEntryInline struct {
 
 const idInline = 4
 
-// idWays is the number of slots of a bucket: 4 slots of 16 bytes, one
-// cache line.
+// idWays is the number of slots of a bucket.
 const idWays = 4
 
-// slot is one slot of a slotTable: the identity hash of its entry beside
-// an atomic pointer to the entry (immutable once stored).
-type slot[E any] struct {
-	h atomic.Uint64
-	e atomic.Pointer[E]
+// slotBucket is the slots of one bucket of a slotTable: the identity
+// hashes of their entries, and atomic pointers to the entries (immutable
+// once stored). The hashes are an array apart, without pointers, which
+// the garbage collector does not read: it scans only the pointers, half
+// the table's bytes, at every collection of the process.
+type slotBucket[E any] struct {
+	hs []atomic.Uint64
+	es []atomic.Pointer[E]
 }
 
 // sizer is an entry that knows the bytes it keeps alive.
@@ -95,8 +97,9 @@ type sizer[E any] interface {
 // entries keep alive (see the top of this file). The identity table of
 // messages and the conversation table (conv.go) are two.
 type slotTable[E any, P sizer[E]] struct {
-	slots  []slot[E] // buckets of idWays slots
-	mask   uint64    // buckets - 1
+	hs     []atomic.Uint64     // the slots' hashes: buckets of idWays slots
+	es     []atomic.Pointer[E] // the slots' entries, in the same order
+	mask   uint64              // buckets - 1
 	max    int64
 	bytes  atomic.Int64
 	cursor atomic.Uint64 // the next slot evict forgets
@@ -109,13 +112,14 @@ func (t *slotTable[E, P]) init(n int, maxBytes int64) {
 	for size < n {
 		size <<= 1
 	}
-	t.slots, t.mask, t.max = make([]slot[E], size), uint64(size/idWays-1), maxBytes
+	t.hs, t.es = make([]atomic.Uint64, size), make([]atomic.Pointer[E], size)
+	t.mask, t.max = uint64(size/idWays-1), maxBytes
 }
 
 // bucket returns the slots of the bucket of h.
-func (t *slotTable[E, P]) bucket(h uint64) []slot[E] {
+func (t *slotTable[E, P]) bucket(h uint64) slotBucket[E] {
 	b := (h & t.mask) * idWays
-	return t.slots[b : b+idWays : b+idWays]
+	return slotBucket[E]{t.hs[b : b+idWays : b+idWays], t.es[b : b+idWays : b+idWays]}
 }
 
 // store keeps e under h, in place of the bucket's entry of the same hash,
@@ -128,41 +132,41 @@ func (t *slotTable[E, P]) store(h uint64, e P) {
 	}
 	b := t.bucket(h)
 	v := -1
-	for i := range b {
-		if b[i].h.Load() == h {
+	for i := range b.hs {
+		if b.hs[i].Load() == h {
 			v = i // a stale entry of the same identity hash
 			break
 		}
-		if v < 0 && b[i].e.Load() == nil {
+		if v < 0 && b.es[i].Load() == nil {
 			v = i
 		}
 	}
 	if v < 0 {
 		v = int(t.clock.Add(1) % idWays)
 	}
-	if old := P(b[v].e.Swap((*E)(e))); old != nil {
+	if old := P(b.es[v].Swap((*E)(e))); old != nil {
 		size -= old.bytesKept()
 	}
-	b[v].h.Store(h)
+	b.hs[v].Store(h)
 	if t.bytes.Add(size) > t.max {
-		t.evict(&b[v])
+		t.evict(&b.es[v])
 	}
 }
 
 // evict forgets entries in slot order, but the one in slot keep (just
 // added), until the table keeps at most three quarters of its byte bound
 // alive.
-func (t *slotTable[E, P]) evict(keep *slot[E]) {
-	mask := uint64(len(t.slots) - 1)
-	for range len(t.slots) {
+func (t *slotTable[E, P]) evict(keep *atomic.Pointer[E]) {
+	mask := uint64(len(t.es) - 1)
+	for range len(t.es) {
 		if t.bytes.Load() <= t.max/4*3 {
 			return
 		}
-		s := &t.slots[t.cursor.Add(1)&mask]
+		s := &t.es[t.cursor.Add(1)&mask]
 		if s == keep {
 			continue
 		}
-		if old := P(s.e.Swap(nil)); old != nil {
+		if old := P(s.Swap(nil)); old != nil {
 			t.bytes.Add(-old.bytesKept())
 		}
 	}
@@ -249,11 +253,11 @@ func (e *idEntry) matches(variant uint64, m *middleware.Message) bool {
 
 func (t *idTable) get(h, variant uint64, m *middleware.Message) (int64, bool) {
 	b := t.bucket(h)
-	for i := range b {
-		if b[i].h.Load() != h {
+	for i := range b.hs {
+		if b.hs[i].Load() != h {
 			continue
 		}
-		if e := b[i].e.Load(); e != nil && e.h == h && e.matches(variant, m) {
+		if e := b.es[i].Load(); e != nil && e.h == h && e.matches(variant, m) {
 			return e.n, true
 		}
 	}
@@ -280,9 +284,9 @@ func (t *idTable) candidate(variant uint64, m *middleware.Message) idCandidate {
 		return idCandidate{h: h, ok: ok}
 	}
 	b := t.bucket(h)
-	for i := range b {
-		if b[i].h.Load() == h {
-			if e := b[i].e.Load(); e != nil {
+	for i := range b.hs {
+		if b.hs[i].Load() == h {
+			if e := b.es[i].Load(); e != nil {
 				return idCandidate{h, e, true}
 			}
 		}

@@ -67,8 +67,8 @@ func TestIdentityTableBound(t *testing.T) {
 		}
 	}
 	var sum int64
-	for i := range tab.slots {
-		if e := tab.slots[i].e.Load(); e != nil {
+	for i := range tab.es {
+		if e := tab.es[i].Load(); e != nil {
 			sum += e.size
 		}
 	}
