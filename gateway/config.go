@@ -182,10 +182,10 @@ func ParseConfig(b []byte, name string) (*Config, error) {
 
 // maskKeyLike replaces in msg (a problem's message or field path) every
 // key-like word of the gateway file src — a run of 20 or more letters,
-// digits, '-' and '_' with both a letter and a digit in it, that the file
-// holds, or a tail of 20 bytes or more of which it holds — by
-// "[redacted]": a key written where the file expects something else
-// ("upstreams: sk-…") is never echoed by the problem that reports it.
+// digits, '-' and '_' with both a letter and a digit in it, whose last 20
+// bytes the file holds — by "[redacted]": a key written where the file
+// expects something else ("upstreams: sk-…") is never echoed by the
+// problem that reports it.
 func maskKeyLike(msg string, src []byte) string {
 	isWord := func(c byte) bool {
 		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
@@ -205,7 +205,10 @@ func maskKeyLike(msg string, src []byte) string {
 			digit = digit || c >= '0' && c <= '9'
 			j++
 		}
-		if w := msg[i:j]; j-i >= 20 && letter && digit && inSource(src, w) {
+		// The word's last 20 bytes are in src whenever the word is, or a
+		// longer tail of it: a quoted value escapes a byte before the key
+		// ("\x10sk-…" is the word "x10sk-…" of the message), or cuts it.
+		if w := msg[i:j]; j-i >= 20 && letter && digit && bytes.Contains(src, []byte(w[len(w)-20:])) {
 			out.WriteString("[redacted]")
 		} else {
 			out.WriteString(w)
@@ -213,18 +216,6 @@ func maskKeyLike(msg string, src []byte) string {
 		i = j
 	}
 	return out.String()
-}
-
-// inSource reports whether w, or a tail of it of 20 bytes or more, is in
-// src: a quoted value escapes a byte before the key ("\x10sk-…" is the
-// word "x10sk-…" of the message), or cuts it.
-func inSource(src []byte, w string) bool {
-	for k := 0; len(w)-k >= 20; k++ {
-		if bytes.Contains(src, []byte(w[k:])) {
-			return true
-		}
-	}
-	return false
 }
 
 // configError matches ErrInvalidConfig and unwraps to the
