@@ -107,25 +107,25 @@ func (s *Server) embeddingsInputTokens(model string, input json.RawMessage) (n i
 // has no output) in the ledgers of its team's budget (ctx names the team
 // and the run), or refuses the call with an OpenAI-shaped 429 when that
 // does not fit in what is left, or with a 400 when its input cannot be
-// counted (not JSON, no model, an input of another shape); nil and no
-// error when the team's policy has no budget and no rate limits.
-func (s *Server) reserveEmbeddings(ctx context.Context, team string, body []byte) (*passHold, *apiError) {
-	h := &passHold{s: s, team: team}
-	var req embeddingsRequest
-	counted := false
-	if json.Unmarshal(body, &req) == nil {
-		h.model = req.Model
-		if n, ok := s.embeddingsInputTokens(req.Model, req.Input); ok {
-			h.need.Tokens, counted = n, true
-			h.need.USDMicros = s.embeddingsCost(team, req.Model, n)
-		}
-	}
+// counted (req nil: not JSON; no model; an input of another shape); nil
+// and no error when the team's policy has no budget and no rate limits
+// (the input is not counted then).
+func (s *Server) reserveEmbeddings(ctx context.Context, team string, req *embeddingsRequest) (*passHold, *apiError) {
 	pl := s.passLimitsOf(team)
 	if pl.err != nil {
 		return nil, pl.err
 	}
 	if pl.budget == nil && pl.limiter == nil {
 		return nil, nil
+	}
+	h := &passHold{s: s, team: team}
+	counted := false
+	if req != nil {
+		h.model = req.Model
+		if n, ok := s.embeddingsInputTokens(req.Model, req.Input); ok {
+			h.need.Tokens, counted = n, true
+			h.need.USDMicros = s.embeddingsCost(team, req.Model, n)
+		}
 	}
 	if !counted || h.model == "" {
 		// Nothing the budget and rate limits can hold at its worst case

@@ -402,16 +402,6 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	up := s.pick("")
 	start := time.Now()
 	var modify func(*http.Response) error
-	// A call that names its model (embeddings, the Responses API) goes to
-	// the upstream that serves it.
-	byModel := func(body []byte) {
-		var m struct {
-			Model string `json:"model"`
-		}
-		if json.Unmarshal(body, &m) == nil && m.Model != "" {
-			up = s.pick(m.Model)
-		}
-	}
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody())
 	}
@@ -426,13 +416,20 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			s.refuse(w, e)
 			return
 		}
-		byModel(body)
+		// Read once (nil when it is not JSON); a call that names its
+		// model goes to the upstream that serves it.
+		req := new(embeddingsRequest)
+		if json.Unmarshal(body, req) != nil {
+			req = nil
+		} else if req.Model != "" {
+			up = s.pick(req.Model)
+		}
 		ctx, e := s.passContext(r, k.team, false)
 		if e != nil {
 			s.refuse(w, e)
 			return
 		}
-		h, e := s.reserveEmbeddings(ctx, k.team, body)
+		h, e := s.reserveEmbeddings(ctx, k.team, req)
 		if e != nil {
 			s.refuse(w, e)
 			return
