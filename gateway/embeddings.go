@@ -1,12 +1,10 @@
 package gateway
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -228,18 +226,10 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	if h.unsuccessful(ctx, resp) {
 		return nil
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(maxEmbeddingsAnswer)))
-	if err == nil && len(body) == maxEmbeddingsAnswer {
-		// Larger than the gateway reads: passed on whole, the rest
-		// unread, and charged its estimate.
-		resp.Body = passRest(body, resp.Body)
-		h.settle(ctx, h.need)
-		h.done(ctx, -1, 1)
-		return nil
-	}
-	_ = resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	if err != nil {
+	body, whole, err := readAnswer(resp, maxEmbeddingsAnswer)
+	if !whole || err != nil {
+		// Too long to read (passed on whole, unread) or not read to its
+		// end: charged its estimate.
 		h.settle(ctx, h.need)
 		h.done(ctx, -1, 1)
 		return err

@@ -371,17 +371,10 @@ func (h *responsesHold) charge(resp *http.Response) error {
 			}}
 		return nil
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(maxResponsesEvent)))
-	if err == nil && len(body) == maxResponsesEvent {
-		// Larger than the gateway reads: passed on whole, the rest
-		// unread, and charged what was reserved.
-		resp.Body = passRest(body, resp.Body)
-		h.chargeReserved(ctx, nil)
-		return nil
-	}
-	_ = resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	if err != nil {
+	body, whole, err := readAnswer(resp, maxResponsesEvent)
+	if !whole || err != nil {
+		// Too long to read (passed on whole, unread) or not read to its
+		// end: charged what was reserved.
 		h.chargeReserved(ctx, err)
 		return err
 	}
@@ -393,12 +386,22 @@ func (h *responsesHold) charge(resp *http.Response) error {
 	return nil
 }
 
-// passRest is a body of what was read of src, then the rest of src.
-func passRest(read []byte, src io.ReadCloser) io.ReadCloser {
-	return struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(read), src), src}
+// readAnswer reads resp's body, of at most max bytes, for the gateway to
+// charge its call, and gives resp the body to pass on: what was read, or,
+// when the answer is longer (whole false, nothing returned), what was read
+// followed by the rest unread — never cut at the bound.
+func readAnswer(resp *http.Response, max int) (body []byte, whole bool, err error) {
+	body, err = io.ReadAll(io.LimitReader(resp.Body, int64(max)+1))
+	if err == nil && len(body) > max {
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
+		return nil, false, nil
+	}
+	_ = resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return body, true, err
 }
 
 // isEventStream reports whether resp is a stream of events.
