@@ -600,3 +600,53 @@ func TestNullErrorBesideAnAnswerIsNoError(t *testing.T) {
 		t.Fatalf("an error object with a message: %v, want the provider's error", err)
 	}
 }
+
+// TestPromptCacheHitsOfOtherProviders: the input tokens read from a
+// provider's prompt cache, billed at its cached rate, are read where
+// servers other than OpenAI's put them — DeepSeek's
+// prompt_cache_hit_tokens and Moonshot's (Kimi's) cached_tokens beside
+// the prompt's count — in an answer and in a stream's usage; OpenAI's
+// prompt_tokens_details.cached_tokens wins when it counts any.
+func TestPromptCacheHitsOfOtherProviders(t *testing.T) {
+	t.Parallel()
+	const head = `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",`
+	for _, tc := range []struct {
+		name, usage string
+		cached      int64
+	}{
+		{"deepseek", `{"prompt_tokens":1000,"completion_tokens":2,"total_tokens":1002,"prompt_cache_hit_tokens":768,"prompt_cache_miss_tokens":232}`, 768},
+		{"moonshot", `{"prompt_tokens":1000,"completion_tokens":2,"total_tokens":1002,"cached_tokens":512}`, 512},
+		{"openai's details first", `{"prompt_tokens":1000,"completion_tokens":2,"cached_tokens":512,"prompt_tokens_details":{"cached_tokens":256}}`, 256},
+		{"empty details", `{"prompt_tokens":1000,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":0},"cached_tokens":512}`, 512},
+		{"negative", `{"prompt_tokens":1000,"completion_tokens":2,"cached_tokens":-5}`, 0},
+	} {
+		want := middleware.Usage{InputTokens: 1000, OutputTokens: 2, CachedInputTokens: tc.cached}
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/stream=%v", tc.name, stream), func(t *testing.T) {
+				srv := openaitest.NewServer(t)
+				if stream {
+					srv.On().Reply(rawStream(`data: `+head+`"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}`,
+						`data: `+head+`"choices":[],"usage":`+tc.usage+`}`, `data: [DONE]`))
+				} else {
+					srv.On().Reply(openaitest.Reply{Status: 200, Raw: [][]byte{[]byte(`{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":` + tc.usage + `}`)}})
+				}
+				rec := &middlewaretest.Tap{}
+				c := clientFor(srv, twopenai.NewHTTPClient(passChain(rec)))
+				if stream {
+					s, err := c.CreateChatCompletionStream(context.Background(), chatRequest(true))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := recvAll(t, s); err != io.EOF {
+						t.Fatalf("the stream ended with %v", err)
+					}
+				} else if _, err := c.CreateChatCompletion(context.Background(), chatRequest(false)); err != nil {
+					t.Fatal(err)
+				}
+				if _, resp, err := rec.Last(t); err != nil || resp.Usage != want {
+					t.Fatalf("the chain saw usage %+v (%v), want %+v", resp.Usage, err, want)
+				}
+			})
+		}
+	}
+}

@@ -233,7 +233,7 @@ func (r *reader) usage() (middleware.Usage, bool, error) {
 	if err != nil || !ok {
 		return u, false, err
 	}
-	var deepseekCached, total int64
+	var topCached, total int64
 	var sawDetails bool
 	for r.more() {
 		name, err := r.name()
@@ -248,7 +248,13 @@ func (r *reader) usage() (middleware.Usage, bool, error) {
 		case "total_tokens":
 			total, _, err = r.int()
 		case "prompt_cache_hit_tokens": // DeepSeek
-			deepseekCached, _, err = r.int()
+			var n int64
+			n, _, err = r.int()
+			topCached = max(topCached, n)
+		case "cached_tokens": // Moonshot (Kimi), beside the prompt's count
+			var n int64
+			n, _, err = r.int()
+			topCached = max(topCached, n)
 		case "prompt_tokens_details":
 			sawDetails = true
 			err = r.details(func(name string) (bool, error) {
@@ -290,7 +296,7 @@ func (r *reader) usage() (middleware.Usage, bool, error) {
 		}
 	}
 	if !sawDetails || u.CachedInputTokens == 0 {
-		u.CachedInputTokens = max(u.CachedInputTokens, deepseekCached)
+		u.CachedInputTokens = max(u.CachedInputTokens, topCached)
 	}
 	if err := r.close(); err != nil {
 		return u, false, err
