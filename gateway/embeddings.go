@@ -153,6 +153,7 @@ type passLimits struct {
 	budget  *budget.Budget     // nil: the policy has no budget
 	limiter *ratelimit.Limiter // nil: the policy has no rate limits
 	rules   *route.Rules       // nil: the policy routes nothing
+	cache   *responsesCache    // nil: the policy caches nothing
 	err     *apiError
 }
 
@@ -178,6 +179,7 @@ func (s *Server) passLimitsOf(team string) *passLimits {
 		}
 	}
 	pl.rules = s.newPassRules(pl)
+	pl.cache = s.newResponsesCache(team, pol)
 	if s.passBy == nil {
 		s.passBy = map[string]*passLimits{}
 	}

@@ -67,12 +67,13 @@ func (u *passedUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // fuzzPassedPolicies: devops (devopsKey) has a team budget in dollars it
-// never reaches; payments (paymentsKey) a team budget of 20,000 tokens the
+// never reaches and a cache (a body posted again may be a hit); payments (paymentsKey) a team budget of 20,000 tokens the
 // fuzzing exhausts.
 var fuzzPassedPolicies = map[string]string{
 	"default.yaml": "version: 1\nname: default\n",
 	"devops.yaml": `version: 1
 name: devops
+cache: {enabled: true, ttl: 1h}
 budget:
   team: {period: monthly, max_usd: 100000}
 `,
@@ -133,8 +134,9 @@ func fuzzPassedSeeds() []string {
 // upstream that answers validly) answers it within the timeout with 200,
 // 400 (a body it cannot police), 413 (over limits.max_body) or 429 (the
 // team's budget), an OpenAI-shaped error for every error, a 200 only to
-// a JSON body, and a Responses stream ends with its final event; the
-// team's spend is whole after every call and never above its limit.
+// a JSON body, and a Responses stream ends with its final event; a cache
+// hit never goes upstream; the team's spend is whole after every call and
+// never above its limit.
 func FuzzGatewayPassedRequest(f *testing.F) {
 	for i, s := range fuzzPassedSeeds() {
 		f.Add([]byte(s), uint8(i%8))
@@ -168,6 +170,9 @@ func FuzzGatewayPassedRequest(f *testing.F) {
 				}
 			} else if !json.Valid(a.body) {
 				t.Fatalf("%s: a 200 answer that is not JSON: %q", path, a.body)
+			}
+			if a.header.Get("X-Tokenwise-Cache") == "hit" && len(up.sent()) > 0 {
+				t.Fatalf("%s: a cache hit that went upstream", path)
 			}
 		case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
 			checkErrorAnswer(t, a)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tokenwise/tokenwise/internal/redact"
+	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -462,17 +463,36 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		// routed by the team's rules (see responses_route.go): the budget,
 		// the rate limits and the upstream are the routed model's.
 		req := new(responsesRequest)
+		sent := body
 		if json.Unmarshal(body, req) != nil || req.Model == "" {
 			req = nil
 		} else {
 			if routed, ok := s.routeResponses(ctx, k.team, body, req); ok {
 				r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(routed)), int64(len(routed))
+				sent = routed
 			}
 			up = s.pick(req.Model)
 		}
 		var named *middleware.Run // the run of X-Run-Id, whose record gets the call
 		if r.Header.Get(RunIDHeader) != "" {
 			named = middleware.RunFrom(ctx)
+		}
+		// The team's cache (responses_cache.go): a hit is answered here,
+		// holding nothing; a miss keeps its answer.
+		var cc *cachedCall
+		if req != nil {
+			var hit *cache.Entry
+			if cc, hit, e = s.lookupResponses(ctx, r, k.team, up.Name, sent, req); e != nil {
+				s.refuse(w, e)
+				return
+			}
+			if hit != nil {
+				serveCached(w, hit)
+				s.recordHit(named, k.team, req.Model, hit, start)
+				s.metrics.request("pass_through")
+				s.logger.Info("tokenwise/gateway: passed through", "team", k.team, "key", k.name, "method", r.Method, "path", r.URL.Path, "cache", "hit", "ms", since(start))
+				return
+			}
 		}
 		h, e := s.reserveResponses(ctx, k.team, req, named)
 		if e != nil {
@@ -486,6 +506,9 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			modify = h.charge
 		} else {
 			modify = s.reportCut
+		}
+		if cc != nil {
+			modify = cc.keep(modify)
 		}
 	}
 	if modify == nil && !s.cfg.PassUnpoliced {

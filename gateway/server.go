@@ -25,6 +25,7 @@ import (
 	twredis "github.com/tokenwise/tokenwise/adapters/redis"
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
@@ -58,6 +59,10 @@ type Server struct {
 
 	passMu sync.Mutex
 	passBy map[string]*passLimits // by team: the budget and limiter of passed-through calls
+	// The stores of the Responses cache (responses_cache.go): Redis's
+	// when the gateway has one, else memory stores by cache scope.
+	respRedis cache.Store
+	respMem   map[string]cache.Store
 
 	est      *tokens.Estimator // counts embeddings inputs
 	rdb      goredis.UniversalClient
@@ -237,6 +242,7 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 			llmwrap.WithBreakerStore(twredis.NewBreakerStore(s.rdb, prefix)),
 		)
 		s.rates = twredis.NewRateLimitStore(s.rdb)
+		s.respRedis = twredis.NewCacheStore(s.rdb, prefix+":responses")
 	} else {
 		s.budgets = budget.NewMemoryStore()
 		s.rates = ratelimit.NewMemoryStore()

@@ -1,0 +1,264 @@
+package gateway
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/llmwrap/cache"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// The Responses API is cached by the team's policy, as its chat calls
+// are (cache: enabled, ttl, scope, deterministic_only, fail_closed; the
+// bounds of a memory store; Redis when the gateway has one, shared by its
+// replicas): a call whose request body — as sent, after routing — and
+// upstream are those of an answer the cache keeps is answered with that
+// answer's bytes (X-Tokenwise-Cache: hit), without a reservation, a rate
+// limit's admission or an upstream call; the run guard counts it. A hit
+// is exact: the body, byte for byte, is compared, never only its hash.
+//
+// Only what is the same answer again is kept or served: a completed JSON
+// answer (status "completed") to a request that is not streamed, not run
+// in the background, names no conversation (whose items change) and no
+// stored prompt (whose latest version changes), and has no hosted tool
+// (web or file search, code interpreter, computer use, MCP, image
+// generation, shells: the provider runs them, with results or effects of
+// their own each time). A request with Cache-Control: no-store neither
+// reads nor writes the cache. A stream is not replayed from the cache.
+
+// responsesFormat names the stored form of a cached Responses answer:
+// the answer's JSON as the upstream sent it.
+const responsesFormat = "openai.responses/v1"
+
+// responsesCache is a team's cache of Responses answers under its policy.
+type responsesCache struct {
+	store cache.Store
+	cfg   policies.Cache
+	scope string // the team; "" when the policy's cache is global
+}
+
+// newResponsesCache returns team's Responses cache under pol (nil when
+// the policy caches nothing, or names a Redis store the gateway has not).
+// Called with s.passMu held.
+func (s *Server) newResponsesCache(team string, pol *policies.Policy) *responsesCache {
+	c := pol.Cache
+	if !c.Enabled {
+		return nil
+	}
+	rc := &responsesCache{cfg: c, scope: team}
+	if c.Scope == policies.CacheScopeGlobal {
+		rc.scope = ""
+	}
+	switch {
+	case s.respRedis != nil:
+		rc.store = s.respRedis
+	case c.Store == policies.StoreRedis:
+		return nil
+	default:
+		// One memory store per scope, made with the bounds of the first
+		// policy that uses it: a reload keeps what it holds.
+		key := "team:" + rc.scope
+		if rc.scope == "" {
+			key = "global"
+		}
+		if s.respMem == nil {
+			s.respMem = map[string]cache.Store{}
+		}
+		if rc.store = s.respMem[key]; rc.store == nil {
+			rc.store = cache.NewMemory(cache.MemoryOptions{MaxEntries: c.MaxEntries, MaxBytes: int64(c.MaxBytes)})
+			s.respMem[key] = rc.store
+		}
+	}
+	return rc
+}
+
+// cachedCall is a Responses call's place in its team's cache.
+type cachedCall struct {
+	c     *responsesCache
+	key   uint64
+	canon []byte // the scope, the upstream and the body: what a hit equals
+	s     *Server
+	team  string
+}
+
+// responsesCacheFields are the members of a Responses request that decide
+// whether its answer can be cached (checkMembers has refused their case
+// variants and repeats, so the provider reads the same values).
+type responsesCacheFields struct {
+	Stream      *bool           `json:"stream"`
+	Background  *bool           `json:"background"`
+	Temperature *float64        `json:"temperature"`
+	Prompt      json.RawMessage `json:"prompt"`
+}
+
+// cacheableResponses reports why a Responses request's answer cannot be
+// cached ("" when it can).
+func cacheableResponses(r *http.Request, body []byte, req *responsesRequest, cfg policies.Cache) string {
+	if noStore(r) {
+		return "cache-control no-store"
+	}
+	var f responsesCacheFields
+	if json.Unmarshal(body, &f) != nil {
+		return "request not read"
+	}
+	switch {
+	case f.Stream != nil && *f.Stream:
+		return "stream not replayed from the responses cache"
+	case f.Background != nil && *f.Background:
+		return "background response"
+	case present(req.Conversation):
+		return "conversation"
+	case present(f.Prompt):
+		return "stored prompt"
+	case cfg.DeterministicOnly && (f.Temperature == nil || *f.Temperature != 0):
+		return "request not deterministic"
+	}
+	if present(req.Tools) {
+		var tools []map[string]any
+		if json.Unmarshal(req.Tools, &tools) != nil {
+			return "tools not read"
+		}
+		for _, t := range tools {
+			if t["type"] != "function" && t["type"] != "custom" {
+				return "hosted tool"
+			}
+		}
+	}
+	return ""
+}
+
+// present reports whether a raw member holds a value.
+func present(v json.RawMessage) bool { return len(v) > 0 && string(v) != "null" }
+
+// noStore reports whether r's Cache-Control header says no-store.
+func noStore(r *http.Request) bool {
+	for _, v := range r.Header.Values("Cache-Control") {
+		for d := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// lookupResponses looks a Responses call up in its team's cache: the
+// cached answer's bytes on a hit; on a miss, the call, to keep its
+// answer (nil when the call is not cached, and no answer). A store that
+// fails is a miss, or refuses the call when the policy's cache is
+// fail_closed.
+func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, upstream string, body []byte, req *responsesRequest) (*cachedCall, *cache.Entry, *apiError) {
+	rc := s.passLimitsOf(team).cache
+	if rc == nil {
+		return nil, nil, nil
+	}
+	if why := cacheableResponses(r, body, req, rc.cfg); why != "" {
+		s.logger.Debug("tokenwise/gateway: responses cache bypassed", "team", team, "reason", why)
+		return nil, nil, nil
+	}
+	canon := make([]byte, 0, len(rc.scope)+len(upstream)+len(body)+32)
+	canon = append(canon, "tokenwise/responses/v1\x00"...)
+	canon = append(append(canon, rc.scope...), 0)
+	canon = append(append(canon, upstream...), 0)
+	canon = append(canon, body...)
+	cc := &cachedCall{c: rc, key: xxhash.Sum64(canon), canon: canon, s: s, team: team}
+	e, err := rc.store.Get(ctx, cc.key)
+	if err != nil {
+		s.logger.Warn("tokenwise/gateway: responses cache store failed", "team", team, "op", "get", "error", err)
+		if rc.cfg.FailClosed {
+			return nil, nil, classify(&cache.StoreError{Op: "get", Err: err}, s.secrets...)
+		}
+		return cc, nil, nil
+	}
+	if e != nil {
+		if sn, ok := e.Response.Native.(*middleware.StoredNative); ok && sn.Format == responsesFormat && len(sn.Data) > 0 &&
+			bytes.Equal(e.Canonical(), canon) {
+			return nil, e, nil
+		}
+	}
+	return cc, nil, nil
+}
+
+// serveCached writes a cached Responses answer.
+func serveCached(w http.ResponseWriter, e *cache.Entry) {
+	answer := e.Response.Native.(*middleware.StoredNative).Data
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(answer)))
+	h.Set(twopenai.CacheHeader, "hit")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(answer)
+}
+
+// recordHit adds a cache hit to the record of the run the call names,
+// with what it saved: the cached answer's usage, at the team's prices.
+func (s *Server) recordHit(run *middleware.Run, team, model string, e *cache.Entry, start time.Time) {
+	if run == nil {
+		return
+	}
+	u := e.Response.Usage
+	var saved int64
+	if spec, ok := s.pol.Policy(team).Model(cmp.Or(e.Response.Model, model)); ok && spec.HasPrice() {
+		saved = int64(spec.Cost(policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens,
+			CachedInput: u.CachedInputTokens, Reasoning: u.ReasoningTokens}))
+	}
+	lat := time.Since(start)
+	run.Record(middleware.CallRecord{CallFacts: middleware.CallFacts{Run: run.ID(), Team: team,
+		RequestedModel: model, Model: model, Cache: middleware.CacheHit, Saved: u, SavedPico: saved,
+		Attempts: []middleware.Attempt{{Model: model, Latency: lat}}}, Latency: lat, Start: start})
+}
+
+// keep returns the answer's hook of a missed call: next (when not nil),
+// then, for a completed JSON answer, the answer kept in the cache. The
+// answer is passed on unchanged.
+func (cc *cachedCall) keep(next func(*http.Response) error) func(*http.Response) error {
+	return func(resp *http.Response) error {
+		if next != nil {
+			if err := next(resp); err != nil {
+				return err
+			}
+		}
+		if resp.StatusCode != http.StatusOK || isEventStream(resp) || resp.Header.Get("Content-Encoding") != "" {
+			return nil
+		}
+		body, whole, err := readAnswer(resp, maxResponsesEvent)
+		if err != nil || !whole {
+			return err
+		}
+		var o struct {
+			Object string          `json:"object"`
+			Status string          `json:"status"`
+			Model  string          `json:"model"`
+			Error  json.RawMessage `json:"error"`
+			Usage  *responsesUsage `json:"usage"`
+		}
+		if json.Unmarshal(body, &o) != nil || o.Object != "response" || o.Status != "completed" || present(o.Error) {
+			return nil
+		}
+		var u middleware.Usage
+		if o.Usage != nil {
+			u = middleware.Usage{InputTokens: o.Usage.InputTokens, OutputTokens: max(o.Usage.OutputTokens, o.Usage.TotalTokens-o.Usage.InputTokens),
+				CachedInputTokens: o.Usage.InputTokensDetails.CachedTokens, ReasoningTokens: o.Usage.OutputTokensDetails.ReasoningTokens}
+			if u.Negative() {
+				u = middleware.Usage{}
+			}
+		}
+		e := &cache.Entry{Request: cc.canon, Response: middleware.Response{Model: o.Model, Usage: u,
+			Native: &middleware.StoredNative{Format: responsesFormat, Data: body}}}
+		ctx := context.WithoutCancel(resp.Request.Context())
+		if err := cc.c.store.Set(ctx, cc.key, e, cc.c.cfg.TTL.Duration()); err != nil {
+			cc.s.logger.Warn("tokenwise/gateway: responses cache store failed", "team", cc.team, "op", "set", "error", err)
+		}
+		return nil
+	}
+}
