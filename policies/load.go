@@ -9,11 +9,12 @@ import (
 //go:embed default.yaml
 var defaultYAML []byte
 
-// Default returns a fresh copy of the embedded default policy: gpt-4o by
-// default and gpt-4o-mini for tool selection, at most 10 LLM calls and 5
-// minutes per run, 30s per call, 10,000 input tokens per request, a 1h
-// response cache, fallback gpt-4o → gpt-4o-mini with 3 attempts, and up to 4
-// tools in parallel with 30s each. See default.yaml.
+// Default returns a fresh copy of the embedded default policy: calls stay
+// on the model their caller asked for, and a caller of gpt-4o has its
+// tool-selection turns on gpt-4o-mini; at most 10 LLM calls and 5 minutes
+// per run, 30s per call, 10,000 input tokens per request, a 1h response
+// cache, a fallback to gpt-4o-mini with 3 attempts, and up to 4 tools in
+// parallel with 30s each. See default.yaml (DefaultYAML).
 func Default() *Policy {
 	p, err := LoadBytes(defaultYAML, "default.yaml")
 	if err != nil {
@@ -84,3 +85,8 @@ func shadowed(vp Problem, decodeProbs []Problem) bool {
 	}
 	return false
 }
+
+// DefaultYAML returns the embedded default policy file, comments
+// included: the starting point of a policy directory (tokenwise gateway
+// init writes it as default.yaml).
+func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }

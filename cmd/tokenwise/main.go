@@ -9,6 +9,7 @@
 //	tokenwise route train --out W DATA.jsonl      train a learned router on labelled data
 //	tokenwise catalog import PRICES.json          LiteLLM's price file as a policy file of models (extend it); skipped entries on stderr
 //	tokenwise serve -config gateway.yaml          the OpenAI-compatible gateway (package gateway)
+//	tokenwise gateway init [DIR]                  write a gateway file, a policy directory and a virtual key to start from
 //	tokenwise gateway check gateway.yaml          validate a gateway file and its policy directory
 //	tokenwise gateway schema                      the JSON Schema of gateway files (gateway/schema.json)
 //
@@ -43,6 +44,7 @@ const usage = `usage:
   tokenwise route eval|train ... DATA.jsonl
   tokenwise catalog import [-o FILE] [--provider P,...] PRICES.json
   tokenwise serve [-config gateway.yaml] [-listen ADDR] [-log-level L]
+  tokenwise gateway init [DIR] [-base-url URL] [-api-key-env VAR] [-team T] [-listen ADDR]
   tokenwise gateway check gateway.yaml
   tokenwise gateway schema
 `
@@ -68,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	case args[0] == "gateway" && len(args) == 2 && args[1] == "schema":
 		return gatewaySchema(stdout, stderr)
+	case args[0] == "gateway" && len(args) > 1 && args[1] == "init":
+		return gatewayInit(args[2:], stdout, stderr)
 	case args[0] == "gateway" && len(args) > 1 && args[1] == "check":
 		return gatewayCheck(args[2:], stdout, stderr)
 	case args[0] == "catalog" && len(args) > 1 && args[1] == "import":

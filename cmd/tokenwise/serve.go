@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -36,6 +37,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	cfg, err := gateway.LoadConfig(*cfgPath)
+	if errors.Is(err, iofs.ErrNotExist) {
+		fmt.Fprintf(stderr, "tokenwise serve: no gateway file %s: write one to start from with `tokenwise gateway init`, or name yours with -config FILE\n", *cfgPath)
+		return 1
+	}
 	if err != nil {
 		printErr(stderr, err)
 		return 1

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/tokenwise/tokenwise/gateway"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// gatewayInit writes a gateway to start from in a directory (the current
+// one by default): gateway.yaml — the listen address (loopback), one
+// upstream whose key is read from an environment variable, and one
+// virtual key of a team, stored as its SHA-256 — and policies/default.yaml,
+// the embedded default policy. It prints the virtual key, which is shown
+// only then, and the commands that serve and call the gateway. It
+// overwrites nothing.
+func gatewayInit(args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("gateway init", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	baseURL := fset.String("base-url", "https://api.openai.com/v1", "the upstream's OpenAI-compatible base URL (Ollama: http://127.0.0.1:11434/v1)")
+	keyEnv := fset.String("api-key-env", "OPENAI_API_KEY", "the environment variable that holds the upstream's API key")
+	team := fset.String("team", "default", "the team of the virtual key (its policy: policies/<team>.yaml, else default.yaml)")
+	listen := fset.String("listen", "127.0.0.1:8787", "the address the gateway listens on")
+	pos, err := parse(fset, args)
+	if err != nil || len(pos) > 1 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	dir := "."
+	if len(pos) == 1 {
+		dir = pos[0]
+	}
+	cfgPath := filepath.Join(dir, "gateway.yaml")
+	polPath := filepath.Join(dir, "policies", "default.yaml")
+	for _, p := range []string{cfgPath, polPath} {
+		if _, err := os.Lstat(p); err == nil {
+			fmt.Fprintf(stderr, "tokenwise gateway init: %s exists: nothing written (init overwrites nothing)\n", p)
+			return 1
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintln(stderr, "tokenwise gateway init:", err)
+			return 1
+		}
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		fmt.Fprintln(stderr, "tokenwise gateway init:", err)
+		return 1
+	}
+	key := "tw-" + hex.EncodeToString(b[:])
+	cfg := "# The gateway file of tokenwise serve; check it with: tokenwise gateway check gateway.yaml\n" +
+		"# (its JSON Schema: tokenwise gateway schema).\n" +
+		"listen: " + strconv.Quote(*listen) + " # loopback: only this machine can call it\n" +
+		"policies: policies              # one file per team (default.yaml for the others), hot reloaded\n" +
+		"upstreams:\n" +
+		"  - name: upstream\n" +
+		"    base_url: " + strconv.Quote(*baseURL) + "\n" +
+		"    api_key_env: " + strconv.Quote(*keyEnv) + " # or api_key_file: /run/secrets/key; never inline\n" +
+		"keys:                           # virtual keys: the SHA-256 of the bearer token (printf %s \"$KEY\" | sha256sum) -> team\n" +
+		"  - name: " + strconv.Quote(*team+"-key") + "\n" +
+		"    team: " + strconv.Quote(*team) + "\n" +
+		"    sha256: " + gateway.HashKey(key) + "\n" +
+		"# redis: {addr: 127.0.0.1:6379}   # share budgets, cache, rate limits and breakers between replicas\n" +
+		"limits: {max_body: 4MiB, read_header_timeout: 10s, idle_timeout: 2m, shutdown_grace: 30s}\n"
+	if err := os.MkdirAll(filepath.Dir(polPath), 0o755); err != nil {
+		fmt.Fprintln(stderr, "tokenwise gateway init:", err)
+		return 1
+	}
+	if err := writeNew(polPath, policies.DefaultYAML(), 0o644); err != nil {
+		fmt.Fprintln(stderr, "tokenwise gateway init:", err)
+		return 1
+	}
+	// The file holds a key's hash, not a key: readable by its owner only
+	// all the same, as a credential file.
+	if err := writeNew(cfgPath, []byte(cfg), 0o600); err != nil {
+		_ = os.Remove(polPath)
+		fmt.Fprintln(stderr, "tokenwise gateway init:", err)
+		return 1
+	}
+	// What was written is checked as gateway check would.
+	if _, err := gateway.LoadConfig(cfgPath); err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote %s and %s\n", cfgPath, polPath)
+	fmt.Fprintf(stdout, "virtual key of team %s (shown once; the file keeps only its SHA-256):\n  %s\n", *team, key)
+	fmt.Fprintf(stdout, "serve it and call it:\n  export %s=...\n  tokenwise serve -config %s\n", *keyEnv, cfgPath)
+	fmt.Fprintf(stdout, "  curl -s http://%s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]}'\n", *listen, key)
+	return 0
+}
+
+// writeNew writes a file that must not exist yet.
+func writeNew(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		_ = os.Remove(path)
+		return err
+	}
+	return f.Close()
+}

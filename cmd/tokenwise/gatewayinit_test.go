@@ -1,0 +1,93 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/tokenwise/tokenwise/gateway"
+)
+
+// TestGatewayInit: gateway init writes a gateway file and a policy
+// directory (the embedded default policy) that gateway check passes, and
+// prints a virtual key of its own, which the file keeps only as its
+// SHA-256; the gateway of those files serves a chat completion to that
+// key through the upstream named by -base-url and -api-key-env, and
+// refuses another key. A second init overwrites nothing; serve without a
+// gateway file says how to write one.
+func TestGatewayInit(t *testing.T) {
+	var upstreamAuth string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstreamAuth = r.Header.Get("Authorization")
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hi!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}`)
+	}))
+	defer up.Close()
+	dir := t.TempDir()
+	code, stdout, stderr := runCmd("gateway", "init", dir, "-base-url", up.URL+"/v1", "-api-key-env", "TW_INIT_TEST_KEY", "-team", "devops")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	key := regexp.MustCompile(`tw-[0-9a-f]{32}`).FindString(stdout)
+	cfgPath := filepath.Join(dir, "gateway.yaml")
+	cfgBytes, err := os.ReadFile(cfgPath)
+	if err != nil || key == "" {
+		t.Fatalf("no key printed (%v):\n%s", err, stdout)
+	}
+	if strings.Contains(string(cfgBytes), key) || !strings.Contains(string(cfgBytes), gateway.HashKey(key)) {
+		t.Fatalf("the file holds the key, or not its hash:\n%s", cfgBytes)
+	}
+	if pol, err := os.ReadFile(filepath.Join(dir, "policies", "default.yaml")); err != nil || !strings.Contains(string(pol), "name: default") {
+		t.Fatalf("policies/default.yaml: %v\n%s", err, pol)
+	}
+	if code, out, errOut := runCmd("gateway", "check", cfgPath); code != 0 {
+		t.Fatalf("gateway check of what init wrote: exit %d\n%s%s", code, out, errOut)
+	}
+
+	t.Setenv("TW_INIT_TEST_KEY", "sk-upstream-test")
+	cfg, err := gateway.LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	gw := httptest.NewServer(srv.Handler())
+	defer gw.Close()
+	call := func(bearer string) (int, string) {
+		req, _ := http.NewRequest("POST", gw.URL+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hi"}]}`))
+		req.Header.Set("Authorization", "Bearer "+bearer)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, body := call(key); st != 200 || !strings.Contains(body, `"Hi!"`) || upstreamAuth != "Bearer sk-upstream-test" {
+		t.Fatalf("the printed key: %d %s (upstream saw %q)", st, body, upstreamAuth)
+	}
+	if st, _ := call("tw-00000000000000000000000000000000"); st != 401 {
+		t.Fatalf("another key: %d, want 401", st)
+	}
+
+	code, _, stderr = runCmd("gateway", "init", dir)
+	if after, _ := os.ReadFile(cfgPath); code != 1 || string(after) != string(cfgBytes) || !strings.Contains(stderr, "exists") {
+		t.Fatalf("a second init: exit %d, file changed %v\n%s", code, string(after) != string(cfgBytes), stderr)
+	}
+	code, _, stderr = runCmd("serve", "-config", filepath.Join(dir, "missing.yaml"))
+	if code != 1 || !strings.Contains(stderr, "tokenwise gateway init") {
+		t.Fatalf("serve without a gateway file: exit %d\n%s", code, stderr)
+	}
+}
