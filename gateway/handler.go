@@ -524,6 +524,12 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			pr.Out.Host = ""
 			pr.Out.Header.Del(RunIDHeader)
 			pr.Out.Header.Del("Expect") // (see isHop)
+			// The encoding is the gateway's to ask for (net/http's
+			// transport asks for gzip and decodes it): the answers it
+			// charges are read here, and a client that accepts gzip
+			// (Python's httpx asks on every request) would have them
+			// compressed, unreadable, charged at their reservation.
+			pr.Out.Header.Del("Accept-Encoding")
 			pr.Out.Header.Del("Api-Key")
 			pr.Out.Header.Del("Authorization")
 			if up.key != "" {

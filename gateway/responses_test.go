@@ -1,6 +1,8 @@
 package gateway_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -951,6 +953,70 @@ func TestGatewayPassesAnswersOverItsBoundsWhole(t *testing.T) {
 			if after.SpentTokens <= before.SpentTokens || after.ReservedUSD != "0.000000" && after.ReservedUSD != "" {
 				t.Errorf("%s (sized %q): spend %+v after %+v: want the call charged, nothing left reserved", path, sized, after, before)
 			}
+		}
+	}
+}
+
+// gzipped answers gzips its answers when the request accepts it, as
+// OpenAI's edge does.
+func gzipped(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Del("Content-Length")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.WriteHeader(rec.Code)
+		zw := gzip.NewWriter(w)
+		_, _ = zw.Write(rec.Body.Bytes())
+		_ = zw.Close()
+	})
+}
+
+// TestGatewayChargesCompressedAnswers: clients that accept gzip (the
+// Python SDK's httpx asks for it on every request) get their Responses
+// and embeddings calls charged at the answer's usage, not at their
+// reservation: the gateway asks the upstream for the encoding it reads
+// itself, and the client reads the answer as sent.
+func TestGatewayChargesCompressedAnswers(t *testing.T) {
+	var calls atomic.Int64
+	inner := numberedResponses(t, &calls)
+	up := httptest.NewServer(gzipped(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/embeddings") {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":3,"total_tokens":3}}`)
+			return
+		}
+		inner.Config.Handler.ServeHTTP(w, r)
+	})))
+	defer up.Close()
+	e := embeddingsGateway(t, up, "1")
+	for _, c := range []struct{ path, body, spent string }{
+		// 1,000 input and 200 output tokens of gpt-4o-mini: $0.00027.
+		{"/v1/responses", `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":50000}`, "0.000270"},
+		// and 3 tokens of text-embedding-3-small at $0.02 per million.
+		{"/v1/embeddings", `{"model":"text-embedding-3-small","input":"the runbook"}`, "0.000271"},
+	} {
+		resp := e.do(t, "POST", c.path, devopsKey, c.body, "Accept-Encoding", "gzip, deflate")
+		body, _ := io.ReadAll(resp.Body)
+		if resp.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(zr)
+		}
+		if resp.StatusCode != 200 || !json.Valid(body) {
+			t.Fatalf("%s: %d %q", c.path, resp.StatusCode, body)
+		}
+		if s := e.spend(t); s.SpentUSD != c.spent {
+			t.Fatalf("%s with Accept-Encoding gzip: spent $%s, want $%s (the answer's usage)", c.path, s.SpentUSD, c.spent)
 		}
 	}
 }
