@@ -90,6 +90,14 @@ type Upstream struct {
 	// Models are the models this upstream serves, for routing requests and
 	// for GET /v1/models. Empty on the first upstream: every model.
 	Models []string `yaml:"models,omitempty"`
+	// Organization and Project are sent with every call to this upstream
+	// as OpenAI-Organization and OpenAI-Project: the organization and
+	// project its key bills. A client's own are never forwarded (the
+	// gateway's key is not theirs: OpenAI refuses a key with another
+	// organization's header, and a key of several would bill the one the
+	// client names). Empty: not sent.
+	Organization string `yaml:"organization,omitempty"`
+	Project      string `yaml:"project,omitempty"`
 }
 
 // Key is one virtual key.
@@ -269,6 +277,11 @@ func (c *Config) problems(src *policies.Source) []policies.Problem {
 				add(p+".api_key_file", "cannot read %s", c.path(u.APIKeyFile))
 			}
 		}
+		for field, v := range map[string]string{"organization": u.Organization, "project": u.Project} {
+			if !headerValue(v) {
+				add(p+"."+field, "not a header value: at most 256 printable ASCII characters, e.g. org-… or proj_…")
+			}
+		}
 	}
 	keyNames, hashes := map[string]bool{}, map[string]bool{}
 	for i, k := range c.Keys {
@@ -363,4 +376,18 @@ func HashKey(key string) string {
 // ShutdownGrace returns limits.shutdown_grace or its default.
 func (c *Config) ShutdownGrace() time.Duration {
 	return durationOr(c.Limits.ShutdownGrace, DefaultShutdownGrace)
+}
+
+// headerValue reports whether v can be sent as a header's value as is:
+// at most 256 printable ASCII characters (an ID, no line break).
+func headerValue(v string) bool {
+	if len(v) > 256 {
+		return false
+	}
+	for i := range len(v) {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }

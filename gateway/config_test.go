@@ -30,6 +30,7 @@ upstreams:
     base_url: https://example.com/v1
     api_key_env: X
     api_key_file: missing.txt
+    organization: "org-a\nOpenAI-Project: proj_x"
 keys:
   - {name: k, team: devops, sha256: abc}
   - {name: k, sha256: ` + gateway.HashKey("x") + `}
@@ -45,8 +46,8 @@ limits: {idle_timeout: 5, max_body: 1MB}
 	}
 	want := map[string]int{ // field → line
 		"listen": 1, "policie": 2, "policies": 1, "upstreams[0].base_url": 5, "upstreams[0].api_key": 6,
-		"upstreams[1].name": 7, "upstreams[1].api_key_file": 10, "keys[0].sha256": 12, "keys[1].name": 13,
-		"keys[1].team": 13, "limits.idle_timeout": 14,
+		"upstreams[1].name": 7, "upstreams[1].api_key_file": 10, "upstreams[1].organization": 11, "keys[0].sha256": 13, "keys[1].name": 14,
+		"keys[1].team": 14, "limits.idle_timeout": 15,
 	}
 	got := map[string]int{}
 	for _, p := range ve.Problems {

@@ -164,8 +164,14 @@ func outHeader(in http.Header, up *upstream) http.Header {
 		}
 	}
 	h["Content-Type"], h["Accept"] = jsonValue, jsonValue
-	if up.key != "" {
-		h["Authorization"] = up.auth["Authorization"]
+	// The upstream's credentials, organization and project, never the
+	// caller's (see Upstream.Organization).
+	for k, v := range up.auth {
+		if len(v) == 0 {
+			delete(h, k)
+		} else {
+			h[k] = v
+		}
 	}
 	return h
 }
@@ -531,9 +537,14 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			// compressed, unreadable, charged at their reservation.
 			pr.Out.Header.Del("Accept-Encoding")
 			pr.Out.Header.Del("Api-Key")
-			pr.Out.Header.Del("Authorization")
-			if up.key != "" {
-				pr.Out.Header.Set("Authorization", "Bearer "+up.key)
+			// The upstream's credentials, organization and project, never
+			// the client's.
+			for k, v := range up.auth {
+				if len(v) == 0 {
+					pr.Out.Header.Del(k)
+				} else {
+					pr.Out.Header[k] = v
+				}
 			}
 		},
 		Transport:      s.pass,

@@ -37,6 +37,10 @@ func refUpstreamHeader(in http.Header, key string, stream bool) http.Header {
 	}
 	delete(h, "Content-Length")
 	delete(h, "Accept-Encoding")
+	// A caller's organization and project are never forwarded (the
+	// upstream of headerGateway names none).
+	delete(h, "Openai-Organization")
+	delete(h, "Openai-Project")
 	h["Content-Type"] = []string{"application/json"}
 	accept := "application/json"
 	if stream {
@@ -123,7 +127,7 @@ func headerGateway(t *testing.T, key string) (url string, got func() http.Header
 func TestOutHeaderMatchesTheSlowPath(t *testing.T) {
 	const vkey = "tw-internal-test-key-0123456789abcdef"
 	names := []string{"Content-Type", "Accept", "Accept-Encoding", "Api-Key", "Cookie", "Connection", "Te", "Trailer",
-		"Upgrade", "Proxy-Authorization", "X-Run-Id", "User-Agent", "Openai-Organization", "X-Custom", "X-Stainless-Lang", "Cache-Control", "x_underscore"}
+		"Upgrade", "Proxy-Authorization", "X-Run-Id", "User-Agent", "Openai-Organization", "Openai-Project", "X-Custom", "X-Stainless-Lang", "Cache-Control", "x_underscore"}
 	values := []string{"application/json", "application/json; charset=utf-8", "text/event-stream", "*/*", "text/plain", "gzip", "a", "b c", "Keep-Alive"}
 	for _, key := range []string{"", "sk-internal-upstream-key-00112233"} {
 		url, got := headerGateway(t, key)

@@ -1020,3 +1020,69 @@ func TestGatewayChargesCompressedAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewaySendsItsUpstreamsOrganization: a client's OpenAI-Organization
+// and OpenAI-Project (the Python SDK sends them from OPENAI_ORG_ID and
+// OPENAI_PROJECT_ID) never reach the upstream: the gateway's key is not
+// the client's (OpenAI refuses a key with another organization's header;
+// a key of several organizations would bill the one the client names).
+// An upstream's organization and project in the gateway file are sent
+// instead, on chat completions, the Responses API and embeddings.
+func TestGatewaySendsItsUpstreamsOrganization(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		got = map[string]http.Header{}
+	)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got[r.URL.Path] = r.Header.Clone()
+		mu.Unlock()
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/embeddings"):
+			_, _ = io.WriteString(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":1,"total_tokens":1}}`)
+		case strings.HasSuffix(r.URL.Path, "/responses"):
+			_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini","output":[],"usage":{"input_tokens":5,"output_tokens":1,"total_tokens":6}}`)
+		default:
+			_, _ = io.WriteString(w, `{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`)
+		}
+	}))
+	defer up.Close()
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 10}\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	plain := writeFiles(t, up.URL+"/v1", pols, "")
+	withOrg := writeFiles(t, up.URL+"/v1", pols, "")
+	b, err := os.ReadFile(withOrg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte("    models: [gpt-4o-mini, gpt-4o]\n"), []byte("    models: [gpt-4o-mini, gpt-4o]\n    organization: org-platform\n    project: proj_agents\n"), 1)
+	if err := os.WriteFile(withOrg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cfg, org, project string
+	}{{plain, "", ""}, {withOrg, "org-platform", "proj_agents"}} {
+		e := serveFile(t, tc.cfg)
+		for path, body := range map[string]string{
+			"/v1/chat/completions": `{"model":"gpt-4o-mini","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`,
+			"/v1/responses":        `{"model":"gpt-4o-mini","max_output_tokens":10,"input":"hi"}`,
+			"/v1/embeddings":       `{"model":"text-embedding-3-small","input":"hi"}`,
+		} {
+			r := e.do(t, "POST", path, devopsKey, body, "OpenAI-Organization", "org-client", "OpenAI-Project", "proj_client")
+			_, _ = io.Copy(io.Discard, r.Body)
+			_ = r.Body.Close()
+			mu.Lock()
+			h := got[path]
+			mu.Unlock()
+			if r.StatusCode != http.StatusOK || h == nil {
+				t.Fatalf("%s: %d, upstream headers %v", path, r.StatusCode, h)
+			}
+			if h.Get("OpenAI-Organization") != tc.org || h.Get("OpenAI-Project") != tc.project || len(h.Values("OpenAI-Organization")) > 1 {
+				t.Errorf("%s: the upstream got organization %q, project %q; want %q, %q", path, h.Values("OpenAI-Organization"), h.Values("OpenAI-Project"), tc.org, tc.project)
+			}
+		}
+	}
+}

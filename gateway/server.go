@@ -98,6 +98,13 @@ type upstream struct {
 
 type keyEntry struct{ name, team string }
 
+// The headers of the organization and project a call bills, in canonical
+// form.
+var (
+	orgHeader     = http.CanonicalHeaderKey("OpenAI-Organization")
+	projectHeader = http.CanonicalHeaderKey("OpenAI-Project")
+)
+
 // keySet is the virtual keys in force. A reload replaces it whole, so a
 // revoked key's memo goes with it.
 type keySet struct {
@@ -203,9 +210,17 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		if up.chatReq, err = http.NewRequest(http.MethodPost, up.chat, nil); err != nil {
 			return nil, fmt.Errorf("tokenwise/gateway: upstream %s: %w", u.Name, err)
 		}
-		up.auth = http.Header{"Authorization": nil} // no key: the default upstream's is not sent
+		// No key: the default upstream's is not sent; nor a client's
+		// organization or project (see Upstream.Organization).
+		up.auth = http.Header{"Authorization": nil, orgHeader: nil, projectHeader: nil}
 		if key != "" {
 			up.auth["Authorization"] = []string{"Bearer " + key}
+		}
+		if u.Organization != "" {
+			up.auth[orgHeader] = []string{u.Organization}
+		}
+		if u.Project != "" {
+			up.auth[projectHeader] = []string{u.Project}
 		}
 		for _, m := range u.Models {
 			up.models[m] = true
