@@ -346,8 +346,29 @@ func (s *Server) maxBody() int64 {
 }
 
 // unpolicedEndpoints are the billable endpoints the gateway does not
-// police, by the path after /v1 (a prefix ending in "/" names a family).
-var unpolicedEndpoints = []string{"/completions", "/images/", "/audio/", "/batches", "/fine_tuning/", "/realtime", "/videos"}
+// police, by the path after /v1 (a prefix ending in "/" names a family):
+// legacy completions, images, audio, batches, fine-tuning, realtime,
+// videos, the Responses API's compaction (a model call), code
+// interpreter containers (billed per container) and eval runs (whose
+// model calls are billed; matched by unpolicedPath).
+var unpolicedEndpoints = []string{"/completions", "/images/", "/audio/", "/batches", "/fine_tuning/", "/realtime", "/videos",
+	"/responses/compact", "/containers"}
+
+// unpolicedPath reports whether path (after /v1, without a trailing
+// slash) is that of a billable endpoint the gateway does not police.
+func unpolicedPath(path string) bool {
+	for _, e := range unpolicedEndpoints {
+		if path == strings.TrimSuffix(e, "/") || strings.HasSuffix(e, "/") && strings.HasPrefix(path, e) {
+			return true
+		}
+	}
+	// /evals/{id}/runs: a run of an eval calls its models.
+	if rest, ok := strings.CutPrefix(path, "/evals/"); ok {
+		_, after, _ := strings.Cut(rest, "/")
+		return after == "runs" || strings.HasPrefix(after, "runs/")
+	}
+	return false
+}
 
 // unpoliced refuses a billable request the gateway does not police when
 // team's policy has a budget it would escape; nil otherwise.
@@ -355,15 +376,7 @@ func (s *Server) unpoliced(r *http.Request, team string) *apiError {
 	if r.Method != http.MethodPost {
 		return nil
 	}
-	path := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1"), "/")
-	billable := false
-	for _, e := range unpolicedEndpoints {
-		if path == strings.TrimSuffix(e, "/") || strings.HasSuffix(e, "/") && strings.HasPrefix(path, e) {
-			billable = true
-			break
-		}
-	}
-	if !billable {
+	if !unpolicedPath(strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1"), "/")) {
 		return nil
 	}
 	if pl := s.passLimitsOf(team); pl.err != nil || pl.budget == nil {

@@ -349,7 +349,7 @@ func TestGatewayRefusesUnpolicedSpendOfABudget(t *testing.T) {
 		}
 		e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, extra))
 		calls.Store(0)
-		for _, path := range []string{"/v1/completions", "/v1/images/generations"} {
+		for _, path := range []string{"/v1/completions", "/v1/images/generations", "/v1/responses/compact", "/v1/containers", "/v1/evals/eval_1/runs"} {
 			resp := e.do(t, "POST", path, devopsKey, `{"model":"gpt-3.5-turbo-instruct","prompt":"hi"}`)
 			var eb struct {
 				Error struct{ Code, Type, Message string } `json:"error"`
@@ -367,7 +367,15 @@ func TestGatewayRefusesUnpolicedSpendOfABudget(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Errorf("GET /v1/files: %d, want the upstream's answer", resp.StatusCode)
 		}
-		if want := map[bool]int64{false: 1, true: 3}[pass]; calls.Load() != want {
+		// Free requests pass: a conversation, an eval's definition.
+		for _, path := range []string{"/v1/conversations", "/v1/evals"} {
+			resp := e.do(t, "POST", path, devopsKey, `{}`)
+			_ = resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("POST %s: %d, want the upstream's answer", path, resp.StatusCode)
+			}
+		}
+		if want := map[bool]int64{false: 3, true: 8}[pass]; calls.Load() != want {
 			t.Errorf("pass_unpoliced %v: the upstream got %d calls, want %d", pass, calls.Load(), want)
 		}
 	}

@@ -65,8 +65,8 @@ func NewTransport(chain middleware.Middleware, opts ...Option) *Transport {
 
 // billableEndpoints are the paths, by suffix, of the billable requests a
 // Transport cannot run through its chain.
-var billableEndpoints = []string{"/responses", "/completions", "/embeddings", "/images/generations", "/images/edits",
-	"/audio/speech", "/audio/transcriptions", "/audio/translations"}
+var billableEndpoints = []string{"/responses", "/responses/compact", "/completions", "/embeddings", "/images/generations", "/images/edits",
+	"/images/variations", "/audio/speech", "/audio/transcriptions", "/audio/translations", "/batches", "/videos", "/fine_tuning/jobs"}
 
 // unpoliced returns the billable endpoint r calls outside the chain, or "".
 func unpoliced(r *http.Request) string {

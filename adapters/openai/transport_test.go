@@ -787,4 +787,9 @@ func TestBillableRequestsOutsideTheChainAreNamed(t *testing.T) {
 	if resp := send(strict, "GET", "/v1/models"); resp.StatusCode != 200 || hits.Load() != 6 {
 		t.Fatalf("GET /v1/models through the strict client: %d", resp.StatusCode)
 	}
+	for _, path := range []string{"/v1/responses/compact", "/v1/images/variations", "/v1/batches", "/v1/videos", "/v1/fine_tuning/jobs"} {
+		if resp := send(strict, "POST", path); resp.StatusCode != 400 || hits.Load() != 6 {
+			t.Fatalf("POST %s through the strict client: %d, %d upstream calls", path, resp.StatusCode, hits.Load())
+		}
+	}
 }
