@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -25,7 +26,8 @@ import (
 // upstream are those of an answer the cache keeps is answered with that
 // answer's bytes (X-Tokenwise-Cache: hit), without a reservation, a rate
 // limit's admission or an upstream call; the run guard counts it. A hit
-// is exact: the body, byte for byte, is compared, never only its hash.
+// is a match of the SHA-256 of the body (and scope and upstream), never of
+// a 64-bit key alone; an answer over maxCachedAnswer is not kept.
 //
 // Only what is the same answer again is kept or served: a completed JSON
 // answer (status "completed") to a request that is not streamed, not run
@@ -35,6 +37,10 @@ import (
 // generation, shells: the provider runs them, with results or effects of
 // their own each time). A request with Cache-Control: no-store neither
 // reads nor writes the cache. A stream is not replayed from the cache.
+
+// maxCachedAnswer bounds the answers the cache keeps: a larger one (an
+// answer of many images, say) is passed on and not kept.
+const maxCachedAnswer = 4 << 20
 
 // responsesFormat names the stored form of a cached Responses answer:
 // the answer's JSON as the upstream sent it.
@@ -86,7 +92,7 @@ func (s *Server) newResponsesCache(team string, pol *policies.Policy) *responses
 type cachedCall struct {
 	c     *responsesCache
 	key   uint64
-	canon []byte // the scope, the upstream and the body: what a hit equals
+	canon []byte // the digest of the scope, the upstream and the body: what a hit equals
 	s     *Server
 	team  string
 }
@@ -166,11 +172,17 @@ func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, ups
 		s.logger.Debug("tokenwise/gateway: responses cache bypassed", "team", team, "reason", why)
 		return nil, nil, nil
 	}
-	canon := make([]byte, 0, len(rc.scope)+len(upstream)+len(body)+32)
-	canon = append(canon, "tokenwise/responses/v1\x00"...)
-	canon = append(append(canon, rc.scope...), 0)
-	canon = append(append(canon, upstream...), 0)
-	canon = append(canon, body...)
+	// The entry keeps the SHA-256 of the scope, the upstream and the body,
+	// not the body: an agent's Responses calls resend their whole input
+	// each turn (hundreds of KB), which 10,000 entries would keep many
+	// times over. A hit is a match of the 256-bit digest.
+	d := sha256.New()
+	d.Write([]byte(rc.scope))
+	d.Write([]byte{0})
+	d.Write([]byte(upstream))
+	d.Write([]byte{0})
+	d.Write(body)
+	canon := d.Sum([]byte("tokenwise/responses/v1 sha256:"))
 	cc := &cachedCall{c: rc, key: xxhash.Sum64(canon), canon: canon, s: s, team: team}
 	e, err := rc.store.Get(ctx, cc.key)
 	if err != nil {
@@ -232,7 +244,7 @@ func (cc *cachedCall) keep(next func(*http.Response) error) func(*http.Response)
 			return nil
 		}
 		body, whole, err := readAnswer(resp, maxResponsesEvent)
-		if err != nil || !whole {
+		if err != nil || !whole || len(body) > maxCachedAnswer {
 			return err
 		}
 		var o struct {
