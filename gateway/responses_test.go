@@ -861,15 +861,10 @@ func TestGatewayErrorsKeepTheirStatus(t *testing.T) {
 	}
 }
 
-// TestGatewayForwardsNoHopHeaders: what a client says of its own hop to
-// the gateway is not sent upstream, on chat completions, the Responses
-// API and embeddings: the headers its Connection header names, and a
-// 100-continue expectation (curl sends one with a large body) — the
-// gateway has the whole body before it calls, and forwarded, the
-// expectation would hold the body back until the upstream's 100
-// Continue, a second when a server sends none. The client's other
-// headers pass.
-func TestGatewayForwardsNoHopHeaders(t *testing.T) {
+// headersUpstream answers chat completions, the Responses API and
+// embeddings validly and keeps the headers of each path's last call.
+func headersUpstream(t *testing.T) (*httptest.Server, func(path string) http.Header) {
+	t.Helper()
 	var (
 		mu  sync.Mutex
 		got = map[string]http.Header{}
@@ -889,7 +884,24 @@ func TestGatewayForwardsNoHopHeaders(t *testing.T) {
 			_, _ = io.WriteString(w, `{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`)
 		}
 	}))
-	defer up.Close()
+	t.Cleanup(up.Close)
+	return up, func(path string) http.Header {
+		mu.Lock()
+		defer mu.Unlock()
+		return got[path]
+	}
+}
+
+// TestGatewayForwardsNoHopHeaders: what a client says of its own hop to
+// the gateway is not sent upstream, on chat completions, the Responses
+// API and embeddings: the headers its Connection header names, and a
+// 100-continue expectation (curl sends one with a large body) — the
+// gateway has the whole body before it calls, and forwarded, the
+// expectation would hold the body back until the upstream's 100
+// Continue, a second when a server sends none. The client's other
+// headers pass.
+func TestGatewayForwardsNoHopHeaders(t *testing.T) {
+	up, got := headersUpstream(t)
 	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
 		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 10}\n"}
 	t.Setenv(upstreamEnv, upstreamKey)
@@ -903,9 +915,7 @@ func TestGatewayForwardsNoHopHeaders(t *testing.T) {
 		r := e.do(t, "POST", path, devopsKey, body, "Expect", "100-continue", "Connection", "keep-alive, X-Hop-Only", "X-Hop-Only", "1", "X-Team-Trace", "t1")
 		_, _ = io.Copy(io.Discard, r.Body)
 		_ = r.Body.Close()
-		mu.Lock()
-		h := got[path]
-		mu.Unlock()
+		h := got(path)
 		if r.StatusCode != http.StatusOK || h == nil {
 			t.Fatalf("%s: %d, upstream headers %v", path, r.StatusCode, h)
 		}
@@ -1037,26 +1047,7 @@ func TestGatewayChargesCompressedAnswers(t *testing.T) {
 // An upstream's organization and project in the gateway file are sent
 // instead, on chat completions, the Responses API and embeddings.
 func TestGatewaySendsItsUpstreamsOrganization(t *testing.T) {
-	var (
-		mu  sync.Mutex
-		got = map[string]http.Header{}
-	)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		got[r.URL.Path] = r.Header.Clone()
-		mu.Unlock()
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		switch {
-		case strings.HasSuffix(r.URL.Path, "/embeddings"):
-			_, _ = io.WriteString(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":1,"total_tokens":1}}`)
-		case strings.HasSuffix(r.URL.Path, "/responses"):
-			_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini","output":[],"usage":{"input_tokens":5,"output_tokens":1,"total_tokens":6}}`)
-		default:
-			_, _ = io.WriteString(w, `{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`)
-		}
-	}))
-	defer up.Close()
+	up, got := headersUpstream(t)
 	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
 		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 10}\n"}
 	t.Setenv(upstreamEnv, upstreamKey)
@@ -1082,9 +1073,7 @@ func TestGatewaySendsItsUpstreamsOrganization(t *testing.T) {
 			r := e.do(t, "POST", path, devopsKey, body, "OpenAI-Organization", "org-client", "OpenAI-Project", "proj_client")
 			_, _ = io.Copy(io.Discard, r.Body)
 			_ = r.Body.Close()
-			mu.Lock()
-			h := got[path]
-			mu.Unlock()
+			h := got(path)
 			if r.StatusCode != http.StatusOK || h == nil {
 				t.Fatalf("%s: %d, upstream headers %v", path, r.StatusCode, h)
 			}
