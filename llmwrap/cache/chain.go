@@ -194,21 +194,9 @@ func (t *chainTable[T]) make(vals []T) *chainNode[T] {
 func newNodes[T comparable](prev *chainNode[T], vals []T, n int, put func(k int, batch weak.Pointer[chainNode[T]], idx int)) *chainNode[T] {
 	cur := prev
 	for len(vals) > 0 {
-		var batch []chainNode[T]
+		batch := make([]chainNode[T], min(len(vals), maxBatch))
 		var w weak.Pointer[chainNode[T]]
-		if k := min(len(vals), maxBatch); put == nil {
-			batch = make([]chainNode[T], k)
-		} else if k <= smallBatch {
-			// Padded to smallBatchBytes: the runtime keeps an object's weak
-			// handle in a list per span, which weak.Make walks twice; a
-			// batch of a node or two, 256 to a span, cost a turn
-			// microseconds there. The padding holds no pointers, for the
-			// collector to scan.
-			p := new(paddedBatch[T])
-			batch = p.nodes[:k:k]
-			w = weak.Make(&batch[0])
-		} else {
-			batch = make([]chainNode[T], k)
+		if put != nil {
 			w = weak.Make(&batch[0])
 		}
 		for i := range batch {
@@ -282,24 +270,10 @@ func (b *chainBucket[T]) put(tag uint64, batch weak.Pointer[chainNode[T]]) {
 	b.slots[free] = chainSlot[T]{tag: tag, batch: batch}
 }
 
-// smallBatch is the most nodes of a paddedBatch.
-const smallBatch = 4
-
-// paddedBatch is a batch of up to smallBatch nodes and padding of
-// batchPad bytes: 224 or 256 bytes for the tables' values (a pointer, or a
-// pointer and a length), 36 or 32 to a span.
-type paddedBatch[T comparable] struct {
-	nodes [smallBatch]chainNode[T]
-	_     [batchPad]byte
-}
-
-const batchPad = 128
-
-// batchBytes bounds what an entry whose chain has nodes keeps alive
-// beside its nodes (counted with nodeBytes), whether it made them or
-// shares them: the weak pointer's handle (16 bytes on the heap) and the
-// rest of a paddedBatch.
-const batchBytes = 16 + batchPad + smallBatch*32
+// weakHandleBytes is what the weak pointer to a batch takes on the heap
+// (the runtime's handle, padded to 16 bytes); an entry whose chain has
+// nodes counts one, whether it made them or shares them.
+const weakHandleBytes = 16
 
 // nodeBytes bounds the memory a chain node takes in its batch: its size
 // and half as much again for the size class's rounding and the malloc

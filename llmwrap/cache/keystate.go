@@ -440,7 +440,7 @@ func (r *canonRope) size() int {
 	n := scanAllocSize(r.rsize) + allocSize(r.bsize) + allocSize(cap(r.tail))
 	// The rope's own copies are in its two allocations.
 	if r.msgs != nil {
-		n += batchBytes
+		n += weakHandleBytes
 	}
 	for nd := r.msgs; nd != nil; nd = nd.prev {
 		n += nodeBytes[*msgEnc]() + allocSize(int(unsafe.Sizeof(*nd.v))) + allocSize(cap(nd.v.b))

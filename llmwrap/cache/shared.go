@@ -138,7 +138,7 @@ func newCanonShared(st *keyState, ks nativeKeyShared, chains *chainTable[sharedV
 	sc.svals = sv[:0]
 	// The chain's nodes are counted in full, shared or not.
 	c.size = scanAllocSize(int(unsafe.Sizeof(*c))) + allocSize(cap(buf)) + allocSize(4*cap(nums)) +
-		len(picks)*nodeBytes[sharedVal]() + batchBytes + shared
+		len(picks)*nodeBytes[sharedVal]() + weakHandleBytes + shared
 	return c
 }
 
