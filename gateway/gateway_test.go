@@ -7,8 +7,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -126,12 +128,25 @@ func TestGatewayNeverLogsKeys(t *testing.T) {
 	call(devopsKey+"-wrong", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
 	call(paymentsKey, `{"model":"gpt-4o","max_tokens":1000,"messages":[{"role":"user","content":"`+strings.Repeat("long ", 500)+`"}]}`)
 	call(devopsKey, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, "X-Run-Id", "run-42")
-	resp := e.do(t, "POST", "/v1/embeddings", devopsKey, `{"model":"text-embedding-3-small","input":"x"}`)
+	resp := e.do(t, "POST", "/v1/embeddings", devopsKey, `{"model":"text-embedding-3-small","input":"x"}`, "X-Run-Id", "run-43")
 	_, _ = io.Copy(io.Discard, resp.Body)
+	passedID := resp.Header.Get(gateway.CallIDHeader)
 	if !strings.Contains(out.String(), "budget_exceeded") {
 		t.Fatalf("the budget refusal did not happen:\n%s", out.String())
 	}
+	// Shutdown waits for the handlers: every call's line is logged (a
+	// handler logs after its answer is sent).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
 	logs := e.logs.String()
+	// A passed-through call has its id too, in its answer and its log
+	// line, with its run's.
+	if !strings.HasPrefix(passedID, "call-") || !regexp.MustCompile(`passed through".*"run_id":"run-43","call_id":"`+passedID+`"`).MatchString(logs) {
+		t.Fatalf("the embeddings call's id %q is not in its answer and its log line:\n%s", passedID, logs)
+	}
 	if !strings.Contains(logs, "devops-key") || !strings.Contains(logs, "call_id") || !strings.Contains(logs, "run_id") {
 		t.Fatalf("the logs do not name the key, the call and the run:\n%s", logs)
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -421,6 +422,14 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	up := s.pick("")
 	start := time.Now()
+	// The call's id, in its answer's X-Tokenwise-Call-Id and its log
+	// lines, as a chat call's; its run is X-Run-Id's, else the call alone.
+	callID := newID("call-")
+	runID := cmp.Or(r.Header.Get(RunIDHeader), callID)
+	if !validRunID(runID) {
+		runID = "(invalid)" // refused below where a run counts; never logged as sent
+	}
+	w.Header().Set(CallIDHeader, callID)
 	var modify func(*http.Response) error
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody())
@@ -444,7 +453,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		} else if req.Model != "" {
 			up = s.pick(req.Model)
 		}
-		ctx, e := s.passContext(r, k.team, false)
+		ctx, e := s.passContext(r, k.team, callID, false)
 		if e != nil {
 			s.refuse(w, e)
 			return
@@ -473,7 +482,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			s.refuse(w, e)
 			return
 		}
-		ctx, e := s.passContext(r, k.team, true)
+		ctx, e := s.passContext(r, k.team, callID, true)
 		if e != nil {
 			s.refuse(w, e)
 			return
@@ -509,7 +518,8 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 				serveCached(w, hit)
 				s.recordHit(named, k.team, req.Model, hit, start)
 				s.metrics.request("pass_through")
-				s.logger.Info("tokenwise/gateway: passed through", "team", k.team, "key", k.name, "method", r.Method, "path", r.URL.Path, "cache", "hit", "ms", since(start))
+				s.logger.Info("tokenwise/gateway: passed through", "team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
+					"method", r.Method, "path", r.URL.Path, "cache", "hit", "ms", since(start))
 				return
 			}
 		}
@@ -576,7 +586,8 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	p.ServeHTTP(w, r)
 	s.metrics.request("pass_through")
-	s.logger.Info("tokenwise/gateway: passed through", "team", k.team, "key", k.name, "method", r.Method, "path", r.URL.Path, "upstream", up.Name, "ms", since(start))
+	s.logger.Info("tokenwise/gateway: passed through", "team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
+		"method", r.Method, "path", r.URL.Path, "upstream", up.Name, "ms", since(start))
 }
 
 type modelList struct {

@@ -220,13 +220,13 @@ func (s *Server) reserveResponses(ctx context.Context, team string, req *respons
 // call would be; so is one past the run's call limit when counted (a
 // Responses call counts as a model call of the run, an embeddings call
 // does not).
-func (s *Server) passContext(r *http.Request, team string, counted bool) (context.Context, *apiError) {
+func (s *Server) passContext(r *http.Request, team, callID string, counted bool) (context.Context, *apiError) {
 	ctx := middleware.WithTeam(r.Context(), team)
 	runID := r.Header.Get(RunIDHeader)
 	if runID == "" {
-		// A run of its own, as a chat call without X-Run-Id: the per-run
-		// budget bounds the call alone.
-		ctx, _ = middleware.StartRun(ctx, newID("call-"))
+		// A run of its own, named as the call, as a chat call without
+		// X-Run-Id: the per-run budget bounds the call alone.
+		ctx, _ = middleware.StartRun(ctx, callID)
 		return ctx, nil
 	}
 	if !validRunID(runID) {
