@@ -70,8 +70,20 @@ func gatewayInit(args []string, stdout, stderr io.Writer) int {
 		"    sha256: " + gateway.HashKey(key) + "\n" +
 		"# redis: {addr: 127.0.0.1:6379}   # share budgets, cache, rate limits and breakers between replicas\n" +
 		"limits: {max_body: 4MiB, read_header_timeout: 10s, idle_timeout: 2m, shutdown_grace: 30s}\n"
-	if err := os.MkdirAll(filepath.Dir(polPath), 0o755); err != nil {
+	// The policy directory first (the file's check wants it), then the
+	// file checked as gateway check would, before anything is written in
+	// it: flags that make a broken file (a listen address that is none, a
+	// base URL that is not http(s)) leave nothing behind.
+	made, err := mkdirs(filepath.Dir(polPath))
+	if err != nil {
 		fmt.Fprintln(stderr, "tokenwise gateway init:", err)
+		return 1
+	}
+	if _, err := gateway.ParseConfig([]byte(cfg), cfgPath); err != nil {
+		for i := len(made) - 1; i >= 0; i-- {
+			_ = os.Remove(made[i])
+		}
+		printErr(stderr, err)
 		return 1
 	}
 	if err := writeNew(polPath, policies.DefaultYAML(), 0o644); err != nil {
@@ -83,11 +95,6 @@ func gatewayInit(args []string, stdout, stderr io.Writer) int {
 	if err := writeNew(cfgPath, []byte(cfg), 0o600); err != nil {
 		_ = os.Remove(polPath)
 		fmt.Fprintln(stderr, "tokenwise gateway init:", err)
-		return 1
-	}
-	// What was written is checked as gateway check would.
-	if _, err := gateway.LoadConfig(cfgPath); err != nil {
-		printErr(stderr, err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "wrote %s and %s\n", cfgPath, polPath)
@@ -109,4 +116,27 @@ func writeNew(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return f.Close()
+}
+
+// mkdirs makes dir and its missing parents, and returns those it made,
+// outermost first.
+func mkdirs(dir string) ([]string, error) {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		missing = append([]string{d}, missing...)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	for _, d := range missing {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	return missing, nil
 }

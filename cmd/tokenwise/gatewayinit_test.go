@@ -82,6 +82,12 @@ func TestGatewayInit(t *testing.T) {
 		t.Fatalf("another key: %d, want 401", st)
 	}
 
+	// Flags that would make a broken file write nothing.
+	bad := filepath.Join(t.TempDir(), "gw")
+	code, _, stderr = runCmd("gateway", "init", bad, "-listen", "nonsense", "-base-url", "ftp://x")
+	if _, err := os.Stat(bad); code != 1 || err == nil || !strings.Contains(stderr, "listen") || !strings.Contains(stderr, "base_url") {
+		t.Fatalf("init with a bad listen address and base URL: exit %d, written %v\n%s", code, err == nil, stderr)
+	}
 	code, _, stderr = runCmd("gateway", "init", dir)
 	if after, _ := os.ReadFile(cfgPath); code != 1 || string(after) != string(cfgBytes) || !strings.Contains(stderr, "exists") {
 		t.Fatalf("a second init: exit %d, file changed %v\n%s", code, string(after) != string(cfgBytes), stderr)
