@@ -61,6 +61,47 @@ type responsesRequest struct {
 	PreviousResponseID string          `json:"previous_response_id"`
 	Conversation       json.RawMessage `json:"conversation"`
 	ServiceTier        string          `json:"service_tier"`
+	// What the cache reads (responses_cache.go), kept raw: a value of a
+	// wrong type is the upstream's to refuse, not a reason to read the
+	// request as one the gateway cannot police.
+	Stream      json.RawMessage `json:"stream"`
+	Background  json.RawMessage `json:"background"`
+	Temperature json.RawMessage `json:"temperature"`
+	Prompt      json.RawMessage `json:"prompt"`
+
+	tools toolsRead // Tools, read once (functionTools)
+}
+
+// toolsRead is what functionTools found in a request's tools.
+type toolsRead struct {
+	done bool
+	n    int  // the number of tools
+	ok   bool // all function (or custom) tools, read
+}
+
+// functionTools returns the number of req's tools and whether they are
+// all function or custom tools — false for a built-in tool (web or file
+// search, code interpreter, computer, MCP…, whose results and effects the
+// provider adds) or tools that cannot be read. Their types are read
+// exactly, as the provider reads them (maps: a struct would take "Type"
+// for "type"); the tools are read once per request.
+func (req *responsesRequest) functionTools() (int, bool) {
+	if t := &req.tools; !t.done {
+		t.done, t.ok = true, true
+		if present(req.Tools) {
+			var tools []map[string]any
+			if json.Unmarshal(req.Tools, &tools) != nil {
+				t.ok = false
+			}
+			for _, x := range tools {
+				if x["type"] != "function" && x["type"] != "custom" {
+					t.ok = false
+				}
+			}
+			t.n = len(tools)
+		}
+	}
+	return req.tools.n, req.tools.ok
 }
 
 // responsesTier reads a request's service tier as the budget does:
@@ -82,19 +123,12 @@ func (s *Server) responsesInput(model string, spec policies.ModelSpec, req *resp
 	n := int64(16) + s.est.Text(model, req.Instructions)
 	// Tool definitions count as their JSON text; a hosted tool makes the
 	// input unknowable.
-	if len(req.Tools) > 0 && string(req.Tools) != "null" {
-		// (Maps: their keys are read exactly, as the provider reads them;
-		// a struct would take "Type" for "type".)
-		var tools []map[string]any
-		if json.Unmarshal(req.Tools, &tools) != nil {
-			return 0, false
-		}
-		for _, t := range tools {
-			if t["type"] != "function" && t["type"] != "custom" {
-				return 0, false
-			}
-		}
-		n += int64(8*len(tools)) + s.est.Text(model, string(req.Tools))
+	nt, ok := req.functionTools()
+	if !ok {
+		return 0, false
+	}
+	if nt > 0 {
+		n += int64(8*nt) + s.est.Text(model, string(req.Tools))
 	}
 	var text string
 	if json.Unmarshal(req.Input, &text) == nil {

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -97,66 +96,52 @@ type cachedCall struct {
 	team  string
 }
 
-// responsesCacheFields are the members of a Responses request that decide
-// whether its answer can be cached (checkMembers has refused their case
-// variants and repeats, so the provider reads the same values).
-type responsesCacheFields struct {
-	Stream      *bool           `json:"stream"`
-	Background  *bool           `json:"background"`
-	Temperature *float64        `json:"temperature"`
-	Prompt      json.RawMessage `json:"prompt"`
-}
-
 // cacheableResponses reports why a Responses request's answer cannot be
-// cached ("" when it can).
-func cacheableResponses(r *http.Request, body []byte, req *responsesRequest, cfg policies.Cache) string {
-	if noStore(r) {
+// cached ("" when it can). checkMembers has refused the case variants and
+// repeats of the members it reads, so the provider reads the same values.
+func cacheableResponses(r *http.Request, req *responsesRequest, cfg policies.Cache) string {
+	if twopenai.NoStore(r.Header) {
 		return "cache-control no-store"
 	}
-	var f responsesCacheFields
-	if json.Unmarshal(body, &f) != nil {
-		return "request not read"
-	}
+	stream, ok1 := rawBool(req.Stream)
+	background, ok2 := rawBool(req.Background)
 	switch {
-	case f.Stream != nil && *f.Stream:
+	case !ok1 || !ok2:
+		return "request not read"
+	case stream:
 		return "stream not replayed from the responses cache"
-	case f.Background != nil && *f.Background:
+	case background:
 		return "background response"
 	case present(req.Conversation):
 		return "conversation"
-	case present(f.Prompt):
+	case present(req.Prompt):
 		return "stored prompt"
-	case cfg.DeterministicOnly && (f.Temperature == nil || *f.Temperature != 0):
+	case cfg.DeterministicOnly && (!present(req.Temperature) || !zero(req.Temperature)):
 		return "request not deterministic"
 	}
-	if present(req.Tools) {
-		var tools []map[string]any
-		if json.Unmarshal(req.Tools, &tools) != nil {
-			return "tools not read"
-		}
-		for _, t := range tools {
-			if t["type"] != "function" && t["type"] != "custom" {
-				return "hosted tool"
-			}
-		}
+	if _, ok := req.functionTools(); !ok {
+		return "hosted tool"
 	}
 	return ""
 }
 
+// rawBool reads a raw boolean member: false when absent or null; ok false
+// when it is not a boolean.
+func rawBool(v json.RawMessage) (b, ok bool) {
+	if !present(v) {
+		return false, true
+	}
+	return b, json.Unmarshal(v, &b) == nil
+}
+
+// zero reports whether a raw member is the number 0.
+func zero(v json.RawMessage) bool {
+	var f float64
+	return json.Unmarshal(v, &f) == nil && f == 0
+}
+
 // present reports whether a raw member holds a value.
 func present(v json.RawMessage) bool { return len(v) > 0 && string(v) != "null" }
-
-// noStore reports whether r's Cache-Control header says no-store.
-func noStore(r *http.Request) bool {
-	for _, v := range r.Header.Values("Cache-Control") {
-		for d := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 // lookupResponses looks a Responses call up in its team's cache: the
 // cached answer's bytes on a hit; on a miss, the call, to keep its
@@ -168,7 +153,7 @@ func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, ups
 	if rc == nil {
 		return nil, nil, nil
 	}
-	if why := cacheableResponses(r, body, req, rc.cfg); why != "" {
+	if why := cacheableResponses(r, req, rc.cfg); why != "" {
 		s.logger.Debug("tokenwise/gateway: responses cache bypassed", "team", team, "reason", why)
 		return nil, nil, nil
 	}

@@ -187,18 +187,26 @@ func (t *Transport) withCall(ctx context.Context, r *http.Request) (context.Cont
 // go-openai among them, send it with every streaming request.
 func withCacheControl(r *http.Request) context.Context {
 	ctx := r.Context()
-	v := r.Header.Get("Cache-Control")
-	if v == "" {
+	if !NoStore(r.Header) {
 		return ctx
 	}
-	for d := range strings.SplitSeq(v, ",") {
-		if strings.EqualFold(strings.TrimSpace(d), "no-store") {
-			c := middleware.CacheControlFrom(ctx)
-			c.NoStore, c.Source = true, "cache-control no-store"
-			return middleware.WithCacheControl(ctx, c)
+	c := middleware.CacheControlFrom(ctx)
+	c.NoStore, c.Source = true, "cache-control no-store"
+	return middleware.WithCacheControl(ctx, c)
+}
+
+// NoStore reports whether h's Cache-Control headers say no-store (a
+// request that neither reads nor writes a response cache). The gateway
+// reads its callers' requests to the Responses API with it too.
+func NoStore(h http.Header) bool {
+	for _, v := range h["Cache-Control"] {
+		for d := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+				return true
+			}
 		}
 	}
-	return ctx
+	return false
 }
 
 // CacheHeader is the response header that marks an answer served by a
