@@ -165,15 +165,7 @@ func outHeader(in http.Header, up *upstream) http.Header {
 		}
 	}
 	h["Content-Type"], h["Accept"] = jsonValue, jsonValue
-	// The upstream's credentials, organization and project, never the
-	// caller's (see Upstream.Organization).
-	for k, v := range up.auth {
-		if len(v) == 0 {
-			delete(h, k)
-		} else {
-			h[k] = v
-		}
-	}
+	up.credentials(h)
 	return h
 }
 
@@ -560,15 +552,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			// compressed, unreadable, charged at their reservation.
 			pr.Out.Header.Del("Accept-Encoding")
 			pr.Out.Header.Del("Api-Key")
-			// The upstream's credentials, organization and project, never
-			// the client's.
-			for k, v := range up.auth {
-				if len(v) == 0 {
-					pr.Out.Header.Del(k)
-				} else {
-					pr.Out.Header[k] = v
-				}
-			}
+			up.credentials(pr.Out.Header)
 		},
 		Transport:      s.pass,
 		FlushInterval:  -1,

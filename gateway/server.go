@@ -494,6 +494,19 @@ func warmTokenizers(pol *policies.Registry, ups []*upstream) {
 	}
 }
 
+// credentials sets in h the upstream's credentials, organization and
+// project (auth), removing the caller's (see Upstream.Organization). The
+// values are shared: nobody modifies a request's header values.
+func (up *upstream) credentials(h http.Header) {
+	for k, v := range up.auth {
+		if len(v) == 0 {
+			delete(h, k)
+		} else {
+			h[k] = v
+		}
+	}
+}
+
 // route is the gateway's twopenai.WithUpstream: a call of model goes to
 // pick(model) with its key.
 func (s *Server) route(model string) (*url.URL, http.Header, bool) {
