@@ -354,20 +354,17 @@ type responseObject struct {
 // was reserved when it has none that can be read (the provider billed
 // the call).
 func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) {
-	u := o.Usage
-	if u == nil || u.InputTokens < 0 || u.OutputTokens < 0 || u.TotalTokens < 0 || u.InputTokensDetails.CachedTokens < 0 {
+	u, ok := o.Usage.usage()
+	if !ok {
 		h.s.logger.Warn("tokenwise/gateway: a responses answer without readable usage: charged its reservation", "team", h.team)
 		h.chargeReserved(ctx, nil)
 		return
 	}
-	out := u.OutputTokens
-	if d := u.TotalTokens - u.InputTokens; d > out {
-		out = d // reasoning a server left out of output_tokens
-	}
 	model := cmp.Or(o.Model, h.model)
 	tier := cmp.Or(o.ServiceTier, h.tier)
-	tc := policies.TokenCounts{Input: u.InputTokens, Output: out, CachedInput: u.InputTokensDetails.CachedTokens,
-		Reasoning: u.OutputTokensDetails.ReasoningTokens, ServiceTier: tier}
+	u.ServiceTier = tier
+	tc := policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
+		Reasoning: u.ReasoningTokens, ServiceTier: tier}
 	pol := h.s.pol.Policy(h.team)
 	spec, ok := pol.Model(model)
 	if !ok || !spec.HasPrice() {
@@ -380,8 +377,19 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) {
 	}
 	h.settle(ctx, budget.Settleable(budget.Amount{Tokens: tc.Input + tc.Output, USDMicros: micros}))
 	h.done(ctx, middleware.SatAdd(tc.Input, tc.Output), 1)
-	h.record(middleware.Usage{InputTokens: tc.Input, OutputTokens: tc.Output, CachedInputTokens: tc.CachedInput,
-		ReasoningTokens: tc.Reasoning, ServiceTier: tier}, pico, nil)
+	h.record(u, pico, nil)
+}
+
+// usage returns the usage of an answer as the gateway bills it: its
+// output at least total − input (reasoning a server leaves out of
+// output_tokens); false when there is none or a count is negative.
+func (u *responsesUsage) usage() (middleware.Usage, bool) {
+	if u == nil || u.InputTokens < 0 || u.OutputTokens < 0 || u.TotalTokens < 0 ||
+		u.InputTokensDetails.CachedTokens < 0 || u.OutputTokensDetails.ReasoningTokens < 0 {
+		return middleware.Usage{}, false
+	}
+	return middleware.Usage{InputTokens: u.InputTokens, OutputTokens: max(u.OutputTokens, u.TotalTokens-u.InputTokens),
+		CachedInputTokens: u.InputTokensDetails.CachedTokens, ReasoningTokens: u.OutputTokensDetails.ReasoningTokens}, true
 }
 
 // charge settles h from the upstream's answer and gives the answer back
@@ -434,9 +442,18 @@ func readAnswer(resp *http.Response, max int) (body []byte, whole bool, err erro
 		return nil, false, nil
 	}
 	_ = resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.Body = &answerBody{Reader: bytes.NewReader(body), data: body}
 	return body, true, err
 }
+
+// answerBody is an answer readAnswer read whole, given back to be passed
+// on: a later hook of the call reads data instead of the body again.
+type answerBody struct {
+	*bytes.Reader
+	data []byte
+}
+
+func (*answerBody) Close() error { return nil }
 
 // isEventStream reports whether resp is a stream of events.
 func isEventStream(resp *http.Response) bool {

@@ -228,9 +228,16 @@ func (cc *cachedCall) keep(next func(*http.Response) error) func(*http.Response)
 		if resp.StatusCode != http.StatusOK || isEventStream(resp) || resp.Header.Get("Content-Encoding") != "" {
 			return nil
 		}
-		body, whole, err := readAnswer(resp, maxResponsesEvent)
-		if err != nil || !whole || len(body) > maxCachedAnswer {
+		var body []byte
+		if a, ok := resp.Body.(*answerBody); ok {
+			body = a.data // read whole by the charge before
+		} else if b, whole, err := readAnswer(resp, maxResponsesEvent); err != nil || !whole {
 			return err
+		} else {
+			body = b
+		}
+		if len(body) > maxCachedAnswer {
+			return nil
 		}
 		var o struct {
 			Object string          `json:"object"`
@@ -242,14 +249,7 @@ func (cc *cachedCall) keep(next func(*http.Response) error) func(*http.Response)
 		if json.Unmarshal(body, &o) != nil || o.Object != "response" || o.Status != "completed" || present(o.Error) {
 			return nil
 		}
-		var u middleware.Usage
-		if o.Usage != nil {
-			u = middleware.Usage{InputTokens: o.Usage.InputTokens, OutputTokens: max(o.Usage.OutputTokens, o.Usage.TotalTokens-o.Usage.InputTokens),
-				CachedInputTokens: o.Usage.InputTokensDetails.CachedTokens, ReasoningTokens: o.Usage.OutputTokensDetails.ReasoningTokens}
-			if u.Negative() {
-				u = middleware.Usage{}
-			}
-		}
+		u, _ := o.Usage.usage() // (none: a hit saves nothing it can name)
 		e := &cache.Entry{Request: cc.canon, Response: middleware.Response{Model: o.Model, Usage: u,
 			Native: &middleware.StoredNative{Format: responsesFormat, Data: body}}}
 		ctx := context.WithoutCancel(resp.Request.Context())
