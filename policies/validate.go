@@ -149,7 +149,7 @@ func (c *checker) modelList(path string, names []string, dupMsg string) {
 			continue
 		}
 		if j, dup := seen[m]; dup {
-			c.add(ip, "model %q is already listed at %s%s", m, indexPath(path, j), dupMsg)
+			c.add(ip, "model %q is already listed at %s%s", clip(m), indexPath(path, j), dupMsg)
 			continue
 		}
 		seen[m] = i
@@ -220,7 +220,7 @@ func (c *checker) serviceTier(path, name string, t ServiceTierPrices) {
 	switch name {
 	case "", "auto", "default":
 		c.add(path, "%q is not a tier to price: the standard rates are the model's own (input_per_1m, output_per_1m); "+
-			"list the other tiers (flex, priority, scale)", name)
+			"list the other tiers (flex, priority, scale)", clip(name))
 		return
 	}
 	c.nonNegUSD(joinPath(path, "input_per_1m"), t.InputPer1M)
@@ -229,7 +229,7 @@ func (c *checker) serviceTier(path, name string, t ServiceTierPrices) {
 	c.nonNegUSD(joinPath(path, "output_per_1m"), t.OutputPer1M)
 	c.longContext(joinPath(path, "long_context"), t.LongContext)
 	if t == (ServiceTierPrices{}) {
-		c.add(path, "service tier %q sets no rate: add input_per_1m, cached_input_per_1m, cache_write_per_1m or output_per_1m", name)
+		c.add(path, "service tier %q sets no rate: add input_per_1m, cached_input_per_1m, cache_write_per_1m or output_per_1m", clip(name))
 	}
 }
 
@@ -262,13 +262,13 @@ func (c *checker) budget() {
 	case hasTeamLimit && t.Period == "":
 		c.add("budget.team.period", "required when a team limit is set: daily, monthly or rolling")
 	case !hasTeamLimit && t.Period != "":
-		c.add("budget.team.period", "period %q is set but no team limit: set max_usd or max_tokens", t.Period)
+		c.add("budget.team.period", "period %q is set but no team limit: set max_usd or max_tokens", clip(string(t.Period)))
 	}
 	switch {
 	case t.Period == PeriodRolling && t.Window == 0:
 		c.add("budget.team.window", "required for period rolling, e.g. 24h")
 	case t.Window != 0 && t.Period != PeriodRolling && t.Period != "":
-		c.add("budget.team.window", "window only applies to period rolling; period %q has a fixed length", t.Period)
+		c.add("budget.team.window", "window only applies to period rolling; period %q has a fixed length", clip(string(t.Period)))
 	case t.Window != 0 && t.Period == "" && hasTeamLimit:
 		// already reported: period required.
 	case t.Window != 0 && t.Period == "":
@@ -280,7 +280,7 @@ func (c *checker) budget() {
 	case b.OnExceed == OnExceedDowngrade && b.DowngradeTo == "":
 		c.add("budget.downgrade_to", "required when on_exceed is downgrade")
 	case b.OnExceed != OnExceedDowngrade && b.DowngradeTo != "":
-		c.add("budget.downgrade_to", "is set but on_exceed is %q: set on_exceed: downgrade or remove it", cmpOr(string(b.OnExceed), string(OnExceedReject)))
+		c.add("budget.downgrade_to", "is set but on_exceed is %q: set on_exceed: downgrade or remove it", clip(cmpOr(string(b.OnExceed), string(OnExceedReject))))
 	}
 	c.model("budget.downgrade_to", b.DowngradeTo)
 	seen := map[float64]bool{}
@@ -344,7 +344,7 @@ func (c *checker) routing() {
 		rp := indexPath("routing.rules", i)
 		if rule.Name != "" {
 			if j, dup := names[rule.Name]; dup {
-				c.add(joinPath(rp, "name"), "rule name %q is already used by %s", rule.Name, indexPath("routing.rules", j))
+				c.add(joinPath(rp, "name"), "rule name %q is already used by %s", clip(rule.Name), indexPath("routing.rules", j))
 			} else {
 				names[rule.Name] = i
 			}
@@ -402,7 +402,7 @@ func (c *checker) learned(r Routing) {
 	}
 	c.model("routing.learned.weak", l.Weak)
 	if strong := cmp.Or(l.Strong, r.Default); l.Weak != "" && l.Weak == strong {
-		c.add("routing.learned.weak", "the same model as the strong one (%q)", strong)
+		c.add("routing.learned.weak", "the same model as the strong one (%q)", clip(strong))
 	}
 }
 
@@ -424,7 +424,7 @@ func (c *checker) condition(path string, w Condition) {
 	}
 	for i, m := range w.RequestedModel {
 		if _, err := pathpkg.Match(m, ""); err != nil || strings.TrimSpace(m) == "" {
-			c.add(indexPath(joinPath(path, "requested_model"), i), "%q is not a model name or a path.Match pattern", m)
+			c.add(indexPath(joinPath(path, "requested_model"), i), "%q is not a model name or a path.Match pattern", clip(m))
 		}
 	}
 	c.nonNeg(joinPath(path, "min_input_tokens"), w.MinInputTokens)
@@ -520,7 +520,7 @@ func (c *checker) context() {
 		ip := indexPath("context.strategies", i)
 		c.enum(ip, string(s), StrategyOffload, StrategyDrop, StrategySummarise)
 		if seen[s] {
-			c.add(ip, "strategy %q is listed twice", s)
+			c.add(ip, "strategy %q is listed twice", clip(string(s)))
 		}
 		seen[s] = true
 		if s == StrategySummarise && x.SummaryModel == "" && c.p.Routing.Default == "" {
@@ -552,7 +552,7 @@ func (c *checker) prices() {
 		if spec, ok := c.p.Model(u.name); ok && !spec.HasPrice() {
 			mp := keyPath("models", u.name)
 			c.add(u.path, "%s is set but model %q has no price: add %s/output_per_1m (or free: true)",
-				budgetPath, u.name, joinPath(mp, "input_per_1m"))
+				budgetPath, clip(u.name), joinPath(mp, "input_per_1m"))
 		}
 	}
 }
