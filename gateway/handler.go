@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/tokenwise/tokenwise/internal/redact"
-	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -501,14 +500,14 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		// holding nothing; a miss keeps its answer.
 		var cc *cachedCall
 		if req != nil {
-			var hit *cache.Entry
+			var hit *cachedAnswer
 			if cc, hit, e = s.lookupResponses(ctx, r, k.team, up.Name, sent, req); e != nil {
 				s.refuse(w, e)
 				return
 			}
 			if hit != nil {
 				serveCached(w, hit)
-				s.recordHit(named, k.team, req.Model, hit, start)
+				s.recordHit(named, k.team, req.Model, hit.entry, start)
 				s.metrics.request("pass_through")
 				s.logger.Info("tokenwise/gateway: passed through", "team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
 					"method", r.Method, "path", r.URL.Path, "cache", "hit", "ms", since(start))

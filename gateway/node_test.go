@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -192,5 +193,71 @@ func TestGatewayResponsesWithOfficialNodeClient(t *testing.T) {
 	// reservation (its input and 500 output tokens).
 	if s := e.spend(t); s.SpentTokens < 2400+500 || s.SpentTokens > 2400+560 {
 		t.Errorf("spent %s USD, %d tokens; want 2,400 and the cut call's reservation", s.SpentUSD, s.SpentTokens)
+	}
+}
+
+// TestGatewayReplaysResponsesToTheNodeClient: the official OpenAI Node
+// package's stream helper reads a Responses answer the gateway replays
+// from its cache (testdata/node/responses_cache.mjs) — one kept from a
+// stream, one kept from a JSON answer with a reasoning item and a
+// function call — and its accumulator, which checks each event against
+// the answer it builds, accepts every event and ends with the kept
+// answer; neither replay reaches the upstream.
+func TestGatewayReplaysResponsesToTheNodeClient(t *testing.T) {
+	node := nodeClient(t)
+	var calls atomic.Int64
+	up := streamingResponses(t, &calls)
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":  "version: 1\nname: devops\ncache: {enabled: true, ttl: 1h}\n",
+	}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	cmd := exec.CommandContext(t.Context(), node, "responses_cache.mjs")
+	cmd.Dir = nodeDir
+	cmd.Env = append(os.Environ(), "GATEWAY_URL="+e.url, "KEY_DEVOPS="+devopsKey, "NODE_NO_WARNINGS=1")
+	cmd.WaitDelay = 10 * time.Second
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stderr.String())
+	}
+	type final struct {
+		ID         string  `json:"id"`
+		Status     string  `json:"status"`
+		OutputText string  `json:"outputText"`
+		Output     [][]any `json:"output"`
+		Usage      struct {
+			Total int `json:"total_tokens"`
+		} `json:"usage"`
+	}
+	type seen struct {
+		Types []string `json:"types"`
+		Text  string   `json:"text"`
+		Args  string   `json:"args"`
+		Final final    `json:"final"`
+	}
+	var got struct {
+		Text     seen `json:"text"`
+		ToolJSON struct {
+			ID     string   `json:"id"`
+			Output []string `json:"output"`
+		} `json:"toolJSON"`
+		Tool seen `json:"tool"`
+	}
+	if err := json.Unmarshal(stdout, &got); err != nil {
+		t.Fatalf("node printed %q: %v", stdout, err)
+	}
+	if g := got.Text; g.Text != "Answer 1." || g.Final.ID != "resp_1" || g.Final.Status != "completed" || g.Final.OutputText != "Answer 1." ||
+		g.Final.Usage.Total != 1200 || len(g.Types) != 9 {
+		t.Errorf("the stream replayed as the Node client read it: %+v", g)
+	}
+	if g := got.Tool; g.Args != `{"host":"web-2"}` || g.Final.ID != "resp_2" || len(g.Final.Output) != 2 ||
+		fmt.Sprint(g.Final.Output[1]) != `[function_call fc_2 call_2 {"host":"web-2"}]` || fmt.Sprint(g.Final.Output[0][:2]) != "[reasoning rs_2]" {
+		t.Errorf("the tool call replayed as the Node client read it: %+v", g)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("the upstream got %d calls, want 2 (the replays answered by the cache)", n)
 	}
 }

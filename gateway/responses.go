@@ -496,17 +496,20 @@ func (s *Server) reportCut(resp *http.Response) error {
 // (cutEvent) that the official SDKs raise as an error — a cut stream is
 // never read as a complete one.
 type responsesStream struct {
-	src     io.ReadCloser
-	final   func(*responseObject)
-	cut     func()
-	line    []byte // the current line, up to maxResponsesEvent
-	long    bool   // the current line is longer: not kept
-	open    bool   // a line of an event not yet ended by a blank line was read
-	partial bool   // the stream has a line begun and not ended
-	cr      bool   // the last line ended with a CR: an LF next is the same line end
-	done    bool   // settled
-	tail    []byte // what is left to read of the cut event
-	ended   bool   // src has ended: tail, then io.EOF
+	src   io.ReadCloser
+	final func(*responseObject)
+	cut   func()
+	// completed, when set, gets the response of a response.completed
+	// final event (the cache keeps it).
+	completed func(answer []byte)
+	line      []byte // the current line, up to maxResponsesEvent
+	long      bool   // the current line is longer: not kept
+	open      bool   // a line of an event not yet ended by a blank line was read
+	partial   bool   // the stream has a line begun and not ended
+	cr        bool   // the last line ended with a CR: an LF next is the same line end
+	done      bool   // settled
+	tail      []byte // what is left to read of the cut event
+	ended     bool   // src has ended: tail, then io.EOF
 }
 
 // cutEvent is the error event the gateway adds to a Responses stream that
@@ -611,18 +614,22 @@ func (r *responsesStream) event(line []byte) {
 	}
 	var ev struct {
 		Type     string          `json:"type"`
-		Response *responseObject `json:"response"`
+		Response json.RawMessage `json:"response"`
 	}
 	if json.Unmarshal(bytes.TrimSpace(data), &ev) != nil {
 		return
 	}
 	switch ev.Type {
 	case "response.completed", "response.incomplete", "response.failed":
-		if ev.Response == nil {
-			ev.Response = &responseObject{}
+		var o responseObject
+		if present(ev.Response) && json.Unmarshal(ev.Response, &o) != nil {
+			return
 		}
 		r.done = true
-		r.final(ev.Response)
+		r.final(&o)
+		if r.completed != nil && ev.Type == "response.completed" && present(ev.Response) {
+			r.completed(ev.Response)
+		}
 	}
 }
 

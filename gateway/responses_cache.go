@@ -5,7 +5,9 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
+	"hash"
 	"net/http"
 	"strconv"
 	"time"
@@ -25,17 +27,26 @@ import (
 // upstream are those of an answer the cache keeps is answered with that
 // answer's bytes (X-Tokenwise-Cache: hit), without a reservation, a rate
 // limit's admission or an upstream call; the run guard counts it. A hit
-// is a match of the SHA-256 of the body (and scope and upstream), never of
-// a 64-bit key alone; an answer over maxCachedAnswer is not kept.
+// is a match of the SHA-256 of the body's members (and scope and
+// upstream), never of a 64-bit key alone; an answer over maxCachedAnswer
+// is not kept.
 //
-// Only what is the same answer again is kept or served: a completed JSON
-// answer (status "completed") to a request that is not streamed, not run
-// in the background, names no conversation (whose items change) and no
+// Only what is the same answer again is kept or served: a completed
+// answer (status "completed") to a request that is not run in the
+// background, names no conversation (whose items change) and no
 // stored prompt (whose latest version changes), and has no hosted tool
 // (web or file search, code interpreter, computer use, MCP, image
 // generation, shells: the provider runs them, with results or effects of
 // their own each time). A request with Cache-Control: no-store neither
-// reads nor writes the cache. A stream is not replayed from the cache.
+// reads nor writes the cache.
+//
+// A streamed request and the same request not streamed are one request
+// to the cache (the digest leaves out stream and stream_options, which
+// change how the answer is sent, not what it is): a stream keeps its
+// final response.completed event's response, a JSON answer is kept as
+// is, and either answers both — a JSON request with the answer's JSON, a
+// streaming one with the answer replayed as the Responses API streams it
+// (replayStream).
 
 // maxCachedAnswer bounds the answers the cache keeps: a larger one (an
 // answer of many images, say) is passed on and not kept.
@@ -103,13 +114,11 @@ func cacheableResponses(r *http.Request, req *responsesRequest, cfg policies.Cac
 	if twopenai.NoStore(r.Header) {
 		return "cache-control no-store"
 	}
-	stream, ok1 := rawBool(req.Stream)
+	_, ok1 := rawBool(req.Stream)
 	background, ok2 := rawBool(req.Background)
 	switch {
 	case !ok1 || !ok2:
 		return "request not read"
-	case stream:
-		return "stream not replayed from the responses cache"
 	case background:
 		return "background response"
 	case present(req.Conversation):
@@ -148,7 +157,7 @@ func present(v json.RawMessage) bool { return len(v) > 0 && string(v) != "null" 
 // answer (nil when the call is not cached, and no answer). A store that
 // fails is a miss, or refuses the call when the policy's cache is
 // fail_closed.
-func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, upstream string, body []byte, req *responsesRequest) (*cachedCall, *cache.Entry, *apiError) {
+func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, upstream string, body []byte, req *responsesRequest) (*cachedCall, *cachedAnswer, *apiError) {
 	rc := s.passLimitsOf(team).cache
 	if rc == nil {
 		return nil, nil, nil
@@ -166,8 +175,10 @@ func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, ups
 	d.Write([]byte{0})
 	d.Write([]byte(upstream))
 	d.Write([]byte{0})
-	d.Write(body)
-	canon := d.Sum([]byte("tokenwise/responses/v1 sha256:"))
+	if !digestMembers(d, body) {
+		return nil, nil, nil
+	}
+	canon := d.Sum([]byte("tokenwise/responses/v2 sha256:"))
 	cc := &cachedCall{c: rc, key: xxhash.Sum64(canon), canon: canon, s: s, team: team}
 	e, err := rc.store.Get(ctx, cc.key)
 	if err != nil {
@@ -180,21 +191,68 @@ func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, ups
 	if e != nil {
 		if sn, ok := e.Response.Native.(*middleware.StoredNative); ok && sn.Format == responsesFormat && len(sn.Data) > 0 &&
 			bytes.Equal(e.Canonical(), canon) {
-			return nil, e, nil
+			if stream, _ := rawBool(req.Stream); !stream {
+				return nil, &cachedAnswer{entry: e, body: sn.Data, contentType: "application/json"}, nil
+			}
+			if events, ok := replayStream(sn.Data); ok {
+				return nil, &cachedAnswer{entry: e, body: events, contentType: "text/event-stream; charset=utf-8"}, nil
+			}
+			// (An answer that cannot be replayed is a miss.)
 		}
 	}
 	return cc, nil, nil
 }
 
+// digestMembers writes to d the members of body, a JSON object, but
+// stream and stream_options, each as its name and its value's bytes,
+// length-prefixed; false when body is not read as one.
+func digestMembers(d hash.Hash, body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return false
+	}
+	var n [8]byte
+	put := func(b []byte) {
+		binary.LittleEndian.PutUint64(n[:], uint64(len(b)))
+		d.Write(n[:])
+		d.Write(b)
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		name, ok := t.(string)
+		if err != nil || !ok {
+			return false
+		}
+		var v json.RawMessage
+		if dec.Decode(&v) != nil {
+			return false
+		}
+		if name == "stream" || name == "stream_options" {
+			continue
+		}
+		put([]byte(name))
+		put(v)
+	}
+	t, err := dec.Token()
+	return err == nil && t == json.Delim('}')
+}
+
+// cachedAnswer is a cache hit as it is sent: the kept answer's JSON, or
+// its replay as a stream.
+type cachedAnswer struct {
+	entry       *cache.Entry
+	body        []byte
+	contentType string
+}
+
 // serveCached writes a cached Responses answer.
-func serveCached(w http.ResponseWriter, e *cache.Entry) {
-	answer := e.Response.Native.(*middleware.StoredNative).Data
+func serveCached(w http.ResponseWriter, a *cachedAnswer) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(answer)))
+	h.Set("Content-Type", a.contentType)
+	h.Set("Content-Length", strconv.Itoa(len(a.body)))
 	h.Set(twopenai.CacheHeader, "hit")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(answer)
+	_, _ = w.Write(a.body)
 }
 
 // recordHit adds a cache hit to the record of the run the call names,
@@ -225,7 +283,16 @@ func (cc *cachedCall) keep(next func(*http.Response) error) func(*http.Response)
 				return err
 			}
 		}
-		if resp.StatusCode != http.StatusOK || isEventStream(resp) || resp.Header.Get("Content-Encoding") != "" {
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "" {
+			return nil
+		}
+		ctx := context.WithoutCancel(resp.Request.Context())
+		if isEventStream(resp) {
+			// The stream keeps its final event's response, when it is one
+			// that completed (the hook of the call read the stream).
+			if rs, ok := resp.Body.(*responsesStream); ok {
+				rs.completed = func(answer []byte) { cc.store(ctx, answer) }
+			}
 			return nil
 		}
 		var body []byte
@@ -236,26 +303,31 @@ func (cc *cachedCall) keep(next func(*http.Response) error) func(*http.Response)
 		} else {
 			body = b
 		}
-		if len(body) > maxCachedAnswer {
-			return nil
-		}
-		var o struct {
-			Object string          `json:"object"`
-			Status string          `json:"status"`
-			Model  string          `json:"model"`
-			Error  json.RawMessage `json:"error"`
-			Usage  *responsesUsage `json:"usage"`
-		}
-		if json.Unmarshal(body, &o) != nil || o.Object != "response" || o.Status != "completed" || present(o.Error) {
-			return nil
-		}
-		u, _ := o.Usage.usage() // (none: a hit saves nothing it can name)
-		e := &cache.Entry{Request: cc.canon, Response: middleware.Response{Model: o.Model, Usage: u,
-			Native: &middleware.StoredNative{Format: responsesFormat, Data: body}}}
-		ctx := context.WithoutCancel(resp.Request.Context())
-		if err := cc.c.store.Set(ctx, cc.key, e, cc.c.cfg.TTL.Duration()); err != nil {
-			cc.s.logger.Warn("tokenwise/gateway: responses cache store failed", "team", cc.team, "op", "set", "error", err)
-		}
+		cc.store(ctx, body)
 		return nil
+	}
+}
+
+// store keeps answer, a response object's JSON, when it is one that
+// completed and is not too large to keep.
+func (cc *cachedCall) store(ctx context.Context, answer []byte) {
+	if len(answer) > maxCachedAnswer {
+		return
+	}
+	var o struct {
+		Object string          `json:"object"`
+		Status string          `json:"status"`
+		Model  string          `json:"model"`
+		Error  json.RawMessage `json:"error"`
+		Usage  *responsesUsage `json:"usage"`
+	}
+	if json.Unmarshal(answer, &o) != nil || o.Object != "response" || o.Status != "completed" || present(o.Error) {
+		return
+	}
+	u, _ := o.Usage.usage() // (none: a hit saves nothing it can name)
+	e := &cache.Entry{Request: cc.canon, Response: middleware.Response{Model: o.Model, Usage: u,
+		Native: &middleware.StoredNative{Format: responsesFormat, Data: answer}}}
+	if err := cc.c.store.Set(ctx, cc.key, e, cc.c.cfg.TTL.Duration()); err != nil {
+		cc.s.logger.Warn("tokenwise/gateway: responses cache store failed", "team", cc.team, "op", "set", "error", err)
 	}
 }

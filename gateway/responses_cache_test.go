@@ -45,7 +45,7 @@ func numberedResponses(t *testing.T, calls *atomic.Int64) *httptest.Server {
 // the first answer's bytes, marked X-Tokenwise-Cache: hit — without an
 // upstream call or a charge to the team's budget; another request, or the
 // same one to another team, is a miss. Nothing that would make a hit wrong
-// is kept or served: a stream, a background response, a conversation, a
+// is kept or served: a background response, a conversation, a
 // stored prompt, a hosted tool (whose results and effects are the
 // provider's each time), Cache-Control: no-store, an answer that is not
 // completed; with deterministic_only, a request without temperature 0.
@@ -130,7 +130,6 @@ cache: {enabled: true, ttl: 1h, deterministic_only: true}
 		name, body string
 		hdr        []string
 	}{
-		{"stream", `{"model":"gpt-4o-mini","input":"hi","stream":true}`, nil},
 		{"background", `{"model":"gpt-4o-mini","input":"hi","background":true}`, nil},
 		{"conversation", `{"model":"gpt-4o-mini","input":"hi","conversation":"conv_1"}`, nil},
 		{"stored prompt", `{"model":"gpt-4o-mini","prompt":{"id":"pmpt_1"}}`, nil},
@@ -200,5 +199,233 @@ func TestGatewayReplicasShareTheResponsesCache(t *testing.T) {
 	if ra.StatusCode != 200 || string(outA) != string(outB) || rb.Header.Get("X-Tokenwise-Cache") != "hit" || calls.Load() != 1 {
 		t.Fatalf("replica a: %d %s; replica b: %s (cache header %q); %d upstream calls, want b's answer a's from the cache, 1 call",
 			ra.StatusCode, outA, outB, rb.Header.Get("X-Tokenwise-Cache"), calls.Load())
+	}
+}
+
+// streamingResponses is an upstream of the Responses API whose n-th
+// answer (id resp_n) is, by the request's metadata kind, the text
+// "Answer n." or, after a reasoning item, a call of check_disks with the
+// arguments {"host":"web-n"}; completed with 1,200 tokens of usage. It
+// answers a JSON request with the response indented (as OpenAI does) and
+// a streaming one as the Responses API streams: the text and the
+// arguments in pieces, each event flushed.
+func streamingResponses(t *testing.T, calls *atomic.Int64) *httptest.Server {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := calls.Add(1)
+		var req struct {
+			Stream   bool              `json:"stream"`
+			Metadata map[string]string `json:"metadata"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		text := fmt.Sprintf("Answer %d.", n)
+		args := fmt.Sprintf(`{"host":"web-%d"}`, n)
+		msg := map[string]any{"type": "message", "id": fmt.Sprintf("msg_%d", n), "status": "completed", "role": "assistant",
+			"content": []any{map[string]any{"type": "output_text", "text": text, "annotations": []any{}, "logprobs": []any{}}}}
+		reasoning := map[string]any{"type": "reasoning", "id": fmt.Sprintf("rs_%d", n), "summary": []any{}}
+		call := map[string]any{"type": "function_call", "id": fmt.Sprintf("fc_%d", n), "call_id": fmt.Sprintf("call_%d", n),
+			"name": "check_disks", "arguments": args, "status": "completed"}
+		output := []any{msg}
+		if req.Metadata["kind"] == "tool" {
+			output = []any{reasoning, call}
+		}
+		resp := func(status string, output []any, usage any) map[string]any {
+			return map[string]any{"id": fmt.Sprintf("resp_%d", n), "object": "response", "created_at": 1, "status": status,
+				"model": "gpt-4o-mini-2024-07-18", "error": nil, "incomplete_details": nil, "output": output,
+				"parallel_tool_calls": true, "usage": usage}
+		}
+		usage := map[string]any{"input_tokens": 1000, "input_tokens_details": map[string]any{"cached_tokens": 0},
+			"output_tokens": 200, "output_tokens_details": map[string]any{"reasoning_tokens": 0}, "total_tokens": 1200}
+		if !req.Stream {
+			w.Header().Set("Content-Type", "application/json")
+			b, _ := json.MarshalIndent(resp("completed", output, usage), "", "  ")
+			_, _ = w.Write(b)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		seq := 0
+		send := func(typ string, ev map[string]any) {
+			ev["type"], ev["sequence_number"] = typ, seq
+			seq++
+			b, _ := json.Marshal(ev)
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, b)
+			w.(http.Flusher).Flush()
+		}
+		send("response.created", map[string]any{"response": resp("in_progress", []any{}, nil)})
+		send("response.in_progress", map[string]any{"response": resp("in_progress", []any{}, nil)})
+		pieces := func(s string) []string { return []string{s[:3], s[3:6], s[6:]} }
+		if req.Metadata["kind"] == "tool" {
+			send("response.output_item.added", map[string]any{"output_index": 0, "item": reasoning})
+			send("response.output_item.done", map[string]any{"output_index": 0, "item": reasoning})
+			begun := map[string]any{"type": "function_call", "id": call["id"], "call_id": call["call_id"], "name": "check_disks", "arguments": "", "status": "in_progress"}
+			send("response.output_item.added", map[string]any{"output_index": 1, "item": begun})
+			for _, p := range pieces(args) {
+				send("response.function_call_arguments.delta", map[string]any{"item_id": call["id"], "output_index": 1, "delta": p, "obfuscation": "x"})
+			}
+			send("response.function_call_arguments.done", map[string]any{"item_id": call["id"], "output_index": 1, "arguments": args})
+			send("response.output_item.done", map[string]any{"output_index": 1, "item": call})
+		} else {
+			at := map[string]any{"item_id": msg["id"], "output_index": 0, "content_index": 0}
+			with := func(k string, v any) map[string]any {
+				m := map[string]any{k: v}
+				for a, b := range at {
+					m[a] = b
+				}
+				return m
+			}
+			send("response.output_item.added", map[string]any{"output_index": 0, "item": map[string]any{"type": "message", "id": msg["id"], "status": "in_progress", "role": "assistant", "content": []any{}}})
+			send("response.content_part.added", with("part", map[string]any{"type": "output_text", "text": "", "annotations": []any{}, "logprobs": []any{}}))
+			for _, p := range pieces(text) {
+				d := with("delta", p)
+				d["logprobs"] = []any{}
+				send("response.output_text.delta", d)
+			}
+			send("response.output_text.done", with("text", text))
+			send("response.content_part.done", with("part", msg["content"].([]any)[0]))
+			send("response.output_item.done", map[string]any{"output_index": 0, "item": msg})
+		}
+		if req.Metadata["cut"] == "yes" {
+			return
+		}
+		send("response.completed", map[string]any{"response": resp("completed", output, usage)})
+	}))
+	t.Cleanup(up.Close)
+	return up
+}
+
+// streamed reads a Responses stream through openai-go: its events' types,
+// the text and arguments of its deltas, its final response and whether
+// every sequence number was the one after the last.
+type streamed struct {
+	types     []string
+	text      string
+	args      string
+	final     *responses.Response
+	inOrder   bool
+	cacheHdr  string
+	completed int
+}
+
+func readResponsesStream(t *testing.T, oc openai.Client, params responses.ResponseNewParams) streamed {
+	t.Helper()
+	var hr *http.Response
+	s := oc.Responses.NewStreaming(t.Context(), params, option.WithResponseInto(&hr))
+	defer s.Close()
+	out := streamed{inOrder: true}
+	for s.Next() {
+		ev := s.Current()
+		if ev.SequenceNumber != int64(len(out.types)) {
+			out.inOrder = false
+		}
+		out.types = append(out.types, ev.Type)
+		switch ev.Type {
+		case "response.output_text.delta":
+			out.text += ev.Delta
+		case "response.function_call_arguments.delta":
+			out.args += ev.Delta
+		case "response.completed":
+			r := ev.AsResponseCompleted().Response
+			out.final = &r
+			out.completed++
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	if hr != nil {
+		out.cacheHdr = hr.Header.Get("X-Tokenwise-Cache")
+	}
+	return out
+}
+
+// TestGatewayReplaysCachedResponsesAsStreams: a streamed Responses
+// request and the same request not streamed share their cache entry.
+// Through the official openai-go client, a stream's answer is kept from
+// its final event and answers the same request again — streamed or not —
+// without an upstream call; a JSON answer (indented, as OpenAI sends it)
+// answers the same request streamed, replayed as the Responses API
+// streams: events in sequence, the text and a function call's arguments
+// in deltas, output items begun and done, and response.completed with the
+// kept answer. A stream cut before its final event is not kept.
+func TestGatewayReplaysCachedResponsesAsStreams(t *testing.T) {
+	var calls atomic.Int64
+	up := streamingResponses(t, &calls)
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":  "version: 1\nname: devops\ncache: {enabled: true, ttl: 1h}\nbudget:\n  team: {period: monthly, max_usd: 1}\n",
+	}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL(e.url+"/v1/"), option.WithMaxRetries(0))
+	params := func(input string, meta map[string]string) responses.ResponseNewParams {
+		return responses.ResponseNewParams{Model: "gpt-4o-mini", MaxOutputTokens: openai.Int(500), Metadata: meta,
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String(input)}}
+	}
+
+	// A stream, then the same request streamed again and not streamed.
+	p := params("Check the disks of web-1.", nil)
+	first := readResponsesStream(t, oc, p)
+	if first.text != "Answer 1." || first.final == nil || first.cacheHdr != "" || calls.Load() != 1 {
+		t.Fatalf("first stream: %q, final %v, cache header %q, %d calls", first.text, first.final != nil, first.cacheHdr, calls.Load())
+	}
+	spent := e.spend(t)
+	again := readResponsesStream(t, oc, p)
+	if again.cacheHdr != "hit" || calls.Load() != 1 {
+		t.Fatalf("the same stream again: cache header %q, %d upstream calls; want a hit, 1 call", again.cacheHdr, calls.Load())
+	}
+	if again.text != "Answer 1." || !again.inOrder || again.completed != 1 || again.final.ID != "resp_1" || again.final.OutputText() != "Answer 1." ||
+		again.final.Usage.TotalTokens != 1200 || again.final.Status != "completed" {
+		t.Fatalf("replayed stream: text %q, in order %v, %d completed events, final %+v", again.text, again.inOrder, again.completed, again.final)
+	}
+	wantTypes := "response.created response.in_progress response.output_item.added response.content_part.added response.output_text.delta " +
+		"response.output_text.done response.content_part.done response.output_item.done response.completed"
+	if got := strings.Join(again.types, " "); got != wantTypes {
+		t.Fatalf("replayed events:\n%s\nwant\n%s", got, wantTypes)
+	}
+	var hr *http.Response
+	r, err := oc.Responses.New(t.Context(), p, option.WithResponseInto(&hr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hr.Header.Get("X-Tokenwise-Cache") != "hit" || r.ID != "resp_1" || r.OutputText() != "Answer 1." || r.Usage.TotalTokens != 1200 || calls.Load() != 1 {
+		t.Fatalf("the same request not streamed: cache header %q, %s %q, %d calls", hr.Header.Get("X-Tokenwise-Cache"), r.ID, r.OutputText(), calls.Load())
+	}
+	if s := e.spend(t); s.SpentTokens != spent.SpentTokens || s.SpentTokens != 1200 {
+		t.Fatalf("spent %d tokens after the hits, %d after the first stream; want 1200 both", s.SpentTokens, spent.SpentTokens)
+	}
+
+	// A JSON answer with a reasoning item and a function call, replayed
+	// to the same request streamed.
+	tool := params("Which host is full?", map[string]string{"kind": "tool"})
+	r, err = oc.Responses.New(t.Context(), tool)
+	if err != nil || len(r.Output) != 2 || r.Output[1].Arguments.OfString != `{"host":"web-2"}` {
+		t.Fatalf("tool call: %+v, %v", r, err)
+	}
+	replay := readResponsesStream(t, oc, tool)
+	if replay.cacheHdr != "hit" || calls.Load() != 2 || replay.args != `{"host":"web-2"}` || !replay.inOrder || replay.final == nil ||
+		len(replay.final.Output) != 2 || replay.final.Output[1].CallID != "call_2" || replay.final.Output[0].ID != "rs_2" {
+		t.Fatalf("the tool call replayed: cache header %q, %d calls, arguments %q, in order %v, final %+v",
+			replay.cacheHdr, calls.Load(), replay.args, replay.inOrder, replay.final)
+	}
+	wantTypes = "response.created response.in_progress response.output_item.added response.output_item.done response.output_item.added " +
+		"response.function_call_arguments.delta response.function_call_arguments.done response.output_item.done response.completed"
+	if got := strings.Join(replay.types, " "); got != wantTypes {
+		t.Fatalf("replayed events:\n%s\nwant\n%s", got, wantTypes)
+	}
+
+	// A stream cut before its final event is not kept: the same request
+	// goes upstream again.
+	cut := params("Check web-3.", map[string]string{"cut": "yes"})
+	for i := range 2 {
+		s := oc.Responses.NewStreaming(t.Context(), cut)
+		for s.Next() {
+		}
+		if s.Err() == nil {
+			t.Fatalf("cut stream %d: no error", i)
+		}
+		s.Close()
+	}
+	if calls.Load() != 4 {
+		t.Fatalf("%d upstream calls after two cut streams, want 4", calls.Load())
 	}
 }

@@ -1,0 +1,226 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+)
+
+// A cached Responses answer is replayed to a streaming request as the
+// stream the Responses API sends for it: response.created and
+// response.in_progress (the response in progress, no output yet), then
+// for each output item its output_item.added (the item begun: a message
+// without content, a call without arguments), its content as one delta
+// each (output_text and refusal parts, a function call's arguments, a
+// custom tool call's input) with their done events, its
+// output_item.done (the item whole), and response.completed with the
+// answer as kept. Sequence numbers count from 0. The official SDKs'
+// stream readers rebuild the answer from these events; their final
+// response is the kept answer.
+
+// replayStream returns the events of a stream that answers with answer
+// (a response object's JSON); false when answer cannot be read as one.
+func replayStream(answer []byte) ([]byte, bool) {
+	var compact bytes.Buffer
+	if json.Compact(&compact, answer) != nil {
+		return nil, false
+	}
+	whole := compact.Bytes()
+	var resp map[string]json.RawMessage
+	if json.Unmarshal(whole, &resp) != nil || resp == nil {
+		return nil, false
+	}
+	var items []json.RawMessage
+	if out, ok := resp["output"]; ok && present(out) && json.Unmarshal(out, &items) != nil {
+		return nil, false
+	}
+	begun := make(map[string]json.RawMessage, len(resp))
+	for k, v := range resp {
+		begun[k] = v
+	}
+	begun["status"] = json.RawMessage(`"in_progress"`)
+	begun["output"] = json.RawMessage(`[]`)
+	begun["usage"] = json.RawMessage(`null`)
+	begunJSON, err := marshalJSON(begun)
+	if err != nil {
+		return nil, false
+	}
+	w := &eventWriter{}
+	w.event("response.created", "response", begunJSON)
+	w.event("response.in_progress", "response", begunJSON)
+	for i, raw := range items {
+		var item map[string]json.RawMessage
+		if json.Unmarshal(raw, &item) != nil || item == nil {
+			return nil, false
+		}
+		if !w.item(i, raw, item) {
+			return nil, false
+		}
+	}
+	w.event("response.completed", "response", whole)
+	return w.b, true
+}
+
+// eventWriter writes the events of a replayed stream.
+type eventWriter struct {
+	b   []byte
+	seq int
+}
+
+// event writes an event of type typ with the members given as pairs of
+// a name and a JSON value.
+func (w *eventWriter) event(typ string, members ...any) {
+	w.b = append(w.b, "event: "...)
+	w.b = append(w.b, typ...)
+	w.b = append(w.b, "\ndata: {\"type\":"...)
+	w.b = strconv.AppendQuote(w.b, typ)
+	w.b = append(w.b, `,"sequence_number":`...)
+	w.b = strconv.AppendInt(w.b, int64(w.seq), 10)
+	for i := 0; i+1 < len(members); i += 2 {
+		w.b = append(w.b, ',')
+		w.b = strconv.AppendQuote(w.b, members[i].(string))
+		w.b = append(w.b, ':')
+		switch v := members[i+1].(type) {
+		case json.RawMessage:
+			w.b = append(w.b, v...)
+		case []byte:
+			w.b = append(w.b, v...)
+		case int:
+			w.b = strconv.AppendInt(w.b, int64(v), 10)
+		case string:
+			s, _ := marshalJSON(v)
+			w.b = append(w.b, s...)
+		}
+	}
+	w.b = append(w.b, "}\n\n"...)
+	w.seq++
+}
+
+// item writes the events of output item i (raw, read as item).
+func (w *eventWriter) item(i int, raw json.RawMessage, item map[string]json.RawMessage) bool {
+	var typ string
+	_ = json.Unmarshal(item["type"], &typ)
+	itemID := item["id"]
+	if itemID == nil {
+		itemID = json.RawMessage(`null`)
+	}
+	begun := make(map[string]json.RawMessage, len(item))
+	for k, v := range item {
+		begun[k] = v
+	}
+	var parts []json.RawMessage
+	switch typ {
+	case "message":
+		if c, ok := item["content"]; ok && present(c) && json.Unmarshal(c, &parts) != nil {
+			return false
+		}
+		begun["content"] = json.RawMessage(`[]`)
+		begun["status"] = json.RawMessage(`"in_progress"`)
+	case "function_call":
+		begun["arguments"] = json.RawMessage(`""`)
+		if _, ok := item["status"]; ok {
+			begun["status"] = json.RawMessage(`"in_progress"`)
+		}
+	case "custom_tool_call":
+		begun["input"] = json.RawMessage(`""`)
+	}
+	b, err := marshalJSON(begun)
+	if err != nil {
+		return false
+	}
+	w.event("response.output_item.added", "output_index", i, "item", b)
+	switch typ {
+	case "message":
+		for j, p := range parts {
+			if !w.part(i, j, itemID, p) {
+				return false
+			}
+		}
+	case "function_call":
+		var args string
+		if json.Unmarshal(item["arguments"], &args) != nil {
+			return false
+		}
+		w.event("response.function_call_arguments.delta", "item_id", itemID, "output_index", i, "delta", args)
+		w.event("response.function_call_arguments.done", "item_id", itemID, "output_index", i, "arguments", args)
+	case "custom_tool_call":
+		var input string
+		if json.Unmarshal(item["input"], &input) != nil {
+			return false
+		}
+		w.event("response.custom_tool_call_input.delta", "item_id", itemID, "output_index", i, "delta", input)
+		w.event("response.custom_tool_call_input.done", "item_id", itemID, "output_index", i, "input", input)
+	}
+	w.event("response.output_item.done", "output_index", i, "item", raw)
+	return true
+}
+
+// part writes the events of content part j of message item i.
+func (w *eventWriter) part(i, j int, itemID, raw json.RawMessage) bool {
+	var p map[string]json.RawMessage
+	if json.Unmarshal(raw, &p) != nil || p == nil {
+		return false
+	}
+	var typ string
+	_ = json.Unmarshal(p["type"], &typ)
+	begun := make(map[string]json.RawMessage, len(p))
+	for k, v := range p {
+		begun[k] = v
+	}
+	var text string
+	switch typ {
+	case "output_text":
+		if json.Unmarshal(p["text"], &text) != nil {
+			return false
+		}
+		begun["text"] = json.RawMessage(`""`)
+		begun["annotations"] = json.RawMessage(`[]`)
+		if _, ok := p["logprobs"]; ok {
+			begun["logprobs"] = json.RawMessage(`[]`)
+		}
+	case "refusal":
+		if json.Unmarshal(p["refusal"], &text) != nil {
+			return false
+		}
+		begun["refusal"] = json.RawMessage(`""`)
+	}
+	b, err := marshalJSON(begun)
+	if err != nil {
+		return false
+	}
+	at := []any{"item_id", itemID, "output_index", i, "content_index", j}
+	w.event("response.content_part.added", append(at, "part", b)...)
+	switch typ {
+	case "output_text":
+		logprobs := json.RawMessage(`[]`)
+		if l, ok := p["logprobs"]; ok && present(l) {
+			logprobs = l
+		}
+		w.event("response.output_text.delta", append(at, "delta", text, "logprobs", logprobs)...)
+		var annotations []json.RawMessage
+		if a, ok := p["annotations"]; ok && present(a) && json.Unmarshal(a, &annotations) != nil {
+			return false
+		}
+		for k, a := range annotations {
+			w.event("response.output_text.annotation.added", append(at, "annotation_index", k, "annotation", a)...)
+		}
+		w.event("response.output_text.done", append(at, "text", text, "logprobs", logprobs)...)
+	case "refusal":
+		w.event("response.refusal.delta", append(at, "delta", text)...)
+		w.event("response.refusal.done", append(at, "refusal", text)...)
+	}
+	w.event("response.content_part.done", append(at, "part", raw)...)
+	return true
+}
+
+// marshalJSON encodes v as compact JSON without HTML escapes (a replayed
+// text is the text as the upstream wrote it).
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
