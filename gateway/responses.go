@@ -36,10 +36,16 @@ import (
 // conversation (whose earlier turns the provider keeps), an input file,
 // or a built-in tool (web or file search, code interpreter, computer,
 // MCP, whose results the provider adds to the input) — plus
-// max_output_tokens (else the model's maximum output). A built-in tool's
-// own fees are not priced, and a call whose hosted tools run more model
-// turns than one context holds may settle above its reservation: bound
-// those with max_tool_calls.
+// max_output_tokens (else the model's maximum output), plus the fees of
+// its hosted tools (the model's tool_calls in the catalog or the policy):
+// max_tool_calls calls of each declared web or file search (one when it
+// sets none) and a code interpreter container the call makes. Settled at
+// the answer's usage and the fees of the calls its output holds: every
+// web_search_call (whatever its action), file_search_call, and each
+// container of its code_interpreter_calls when the request made it
+// ("auto"). A call whose hosted tools run more calls or model turns than
+// reserved may settle above its reservation: bound them with
+// max_tool_calls.
 
 // maxResponsesEvent bounds a stream event the gateway keeps to read its
 // usage (the final event carries the whole response, its output
@@ -58,6 +64,7 @@ type responsesRequest struct {
 	Instructions       string          `json:"instructions"`
 	Tools              json.RawMessage `json:"tools"`
 	MaxOutputTokens    *int64          `json:"max_output_tokens"`
+	MaxToolCalls       *int64          `json:"max_tool_calls"`
 	PreviousResponseID string          `json:"previous_response_id"`
 	Conversation       json.RawMessage `json:"conversation"`
 	ServiceTier        string          `json:"service_tier"`
@@ -77,6 +84,11 @@ type toolsRead struct {
 	done bool
 	n    int  // the number of tools
 	ok   bool // all function (or custom) tools, read
+	// The hosted tools with fees (hostedFees): web search (its generally
+	// available version, its preview), file search, and code interpreter
+	// in a container the call creates (its memory in GB; 0: none).
+	webSearch, webSearchPreview, fileSearch bool
+	containerGB                             int64
 }
 
 // functionTools returns the number of req's tools and whether they are
@@ -97,11 +109,114 @@ func (req *responsesRequest) functionTools() (int, bool) {
 				if x["type"] != "function" && x["type"] != "custom" {
 					t.ok = false
 				}
+				typ, _ := x["type"].(string)
+				switch {
+				case strings.HasPrefix(typ, "web_search_preview"):
+					t.webSearchPreview = true
+				case strings.HasPrefix(typ, "web_search"):
+					t.webSearch = true
+				case typ == "file_search":
+					t.fileSearch = true
+				case typ == "code_interpreter":
+					// A container of the call's own ("auto"), billed per
+					// container by its memory; a container named by id
+					// was billed when it was made.
+					if c, ok := x["container"].(map[string]any); ok {
+						t.containerGB = max(t.containerGB, containerGB(c["memory_limit"]))
+					}
+				}
 			}
 			t.n = len(tools)
 		}
 	}
 	return req.tools.n, req.tools.ok
+}
+
+// containerGB returns the memory of a code interpreter container by its
+// memory_limit (OpenAI's sizes: 1g, the default, 4g, 16g, 64g); an
+// unknown size is read as the largest.
+func containerGB(limit any) int64 {
+	switch limit {
+	case nil, "1g":
+		return 1
+	case "4g":
+		return 4
+	case "16g":
+		return 16
+	}
+	return 64
+}
+
+// hostedFees returns the fees of webSearches web search calls,
+// fileSearches file search calls and containers code interpreter
+// containers of a call whose request declared the tools t, at spec's
+// tool_calls: a web search at the dearer of the versions the request
+// declares; a container at its memory's multiple, and only when the call
+// makes it.
+func hostedFees(spec policies.ModelSpec, t *toolsRead, webSearches, fileSearches, containers int64) policies.PicoUSD {
+	fee := func(tool string) policies.PicoUSD {
+		return policies.PicoUSD(middleware.SatMul(int64(spec.ToolCalls[tool]), 1_000_000))
+	}
+	var web policies.PicoUSD
+	if t.webSearch {
+		web = fee("web_search")
+	}
+	if t.webSearchPreview {
+		web = max(web, fee("web_search_preview"))
+	}
+	c := policies.PicoUSD(middleware.SatMul(int64(web), webSearches))
+	c = c.Add(policies.PicoUSD(middleware.SatMul(int64(fee("file_search")), fileSearches)))
+	if t.containerGB > 0 {
+		c = c.Add(policies.PicoUSD(middleware.SatMul(middleware.SatMul(int64(fee("code_interpreter")), t.containerGB), containers)))
+	}
+	return c
+}
+
+// reservedFees is hostedFees of a request before its answer: each hosted
+// tool it declares run max_tool_calls times (once when it sets none), a
+// container made once.
+func reservedFees(spec policies.ModelSpec, req *responsesRequest) policies.PicoUSD {
+	t := &req.tools
+	n := int64(1)
+	if req.MaxToolCalls != nil && *req.MaxToolCalls > 1 {
+		n = *req.MaxToolCalls
+	}
+	var web, file int64
+	if t.webSearch || t.webSearchPreview {
+		web = n
+	}
+	if t.fileSearch {
+		file = n
+	}
+	return hostedFees(spec, t, web, file, 1)
+}
+
+// outputFees is hostedFees of an answer's output: its web search calls,
+// file search calls and the containers its code interpreter calls ran in.
+func outputFees(spec policies.ModelSpec, t *toolsRead, output json.RawMessage) policies.PicoUSD {
+	if len(spec.ToolCalls) == 0 || !present(output) {
+		return 0
+	}
+	var items []struct {
+		Type        string `json:"type"`
+		ContainerID string `json:"container_id"`
+	}
+	if json.Unmarshal(output, &items) != nil {
+		return 0
+	}
+	var web, file int64
+	containers := map[string]bool{}
+	for _, it := range items {
+		switch it.Type {
+		case "web_search_call":
+			web++
+		case "file_search_call":
+			file++
+		case "code_interpreter_call":
+			containers[it.ContainerID] = true
+		}
+	}
+	return hostedFees(spec, t, web, file, int64(len(containers)))
 }
 
 // responsesTier reads a request's service tier as the budget does:
@@ -196,9 +311,10 @@ func (s *Server) reserveResponses(ctx context.Context, team string, req *respons
 			Message: "tokenwise/gateway: a responses request the team's budget and rate limits cannot account for: it needs a JSON body with a model"}
 	}
 	spec, known := pl.pol.Model(req.Model)
+	req.functionTools() // (read before the input: their fees are reserved whatever the input)
 	in, counted := s.responsesInput(req.Model, spec, req)
 	tier := responsesTier(req.ServiceTier)
-	h := &responsesHold{passHold: passHold{s: s, team: team, model: req.Model}, tier: tier, run: run, start: time.Now()}
+	h := &responsesHold{passHold: passHold{s: s, team: team, model: req.Model}, tier: tier, run: run, start: time.Now(), tools: &req.tools}
 	if b := pl.budget; b != nil {
 		runLim, teamLim := b.Limits()
 		if (runLim.USDMicros > 0 || teamLim.USDMicros > 0) && (!known || !spec.HasPrice()) {
@@ -223,7 +339,8 @@ func (s *Server) reserveResponses(ctx context.Context, team string, req *respons
 				out = max(spec.ContextWindow-in, 0)
 			}
 		}
-		h.need = budget.Amount{Tokens: in + out, USDMicros: ceilMicro(int64(spec.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: tier})))}
+		cost := spec.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: tier}).Add(reservedFees(spec, req))
+		h.need = budget.Amount{Tokens: in + out, USDMicros: ceilMicro(int64(cost))}
 		if e := h.reserve(ctx, b); e != nil {
 			return nil, e
 		}
@@ -290,6 +407,7 @@ type responsesHold struct {
 	passHold
 	tier    string          // the tier the request asked for
 	run     *middleware.Run // the run the call names (X-Run-Id), nil: none
+	tools   *toolsRead      // the request's tools (their fees)
 	start   time.Time
 	recOnce sync.Once
 }
@@ -348,6 +466,7 @@ type responseObject struct {
 	Model       string          `json:"model"`
 	ServiceTier string          `json:"service_tier"`
 	Usage       *responsesUsage `json:"usage"`
+	Output      json.RawMessage `json:"output"` // read for its hosted tools' calls (outputFees)
 }
 
 // settleObject settles h at the usage of the response object o; at what
@@ -372,7 +491,7 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) {
 	}
 	var pico, micros int64
 	if ok && spec.HasPrice() {
-		pico = int64(spec.Cost(tc))
+		pico = int64(spec.Cost(tc).Add(outputFees(spec, h.tools, o.Output)))
 		micros = ceilMicro(pico)
 	}
 	h.settle(ctx, budget.Settleable(budget.Amount{Tokens: tc.Input + tc.Output, USDMicros: micros}))

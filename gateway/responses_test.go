@@ -1083,3 +1083,125 @@ func TestGatewaySendsItsUpstreamsOrganization(t *testing.T) {
 		}
 	}
 }
+
+// hostedToolsUpstream answers a Responses call with 1,000 input and 200
+// output tokens and, by the request's metadata, the hosted tool calls
+// the answer's output holds: "web" web search calls (their actions a
+// search, a page opened), "files" file search calls, and code
+// interpreter calls in the containers "containers" names (comma-separated).
+func hostedToolsUpstream(t *testing.T, calls *atomic.Int64) *httptest.Server {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		var req struct {
+			Stream   bool              `json:"stream"`
+			Metadata map[string]string `json:"metadata"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		var out []string
+		web, _ := strconv.Atoi(req.Metadata["web"])
+		for i := range web {
+			action := "search"
+			if i%2 == 1 {
+				action = "open_page"
+			}
+			out = append(out, fmt.Sprintf(`{"type":"web_search_call","id":"ws_%d","status":"completed","action":{"type":%q}}`, i, action))
+		}
+		files, _ := strconv.Atoi(req.Metadata["files"])
+		for i := range files {
+			out = append(out, fmt.Sprintf(`{"type":"file_search_call","id":"fs_%d","status":"completed","queries":["disks"],"results":null}`, i))
+		}
+		if c := req.Metadata["containers"]; c != "" {
+			for i, id := range strings.Split(c, ",") {
+				out = append(out, fmt.Sprintf(`{"type":"code_interpreter_call","id":"ci_%d","status":"completed","code":"print(1)","container_id":%q,"outputs":null}`, i, id))
+			}
+		}
+		out = append(out, `{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"Done.","annotations":[]}]}`)
+		resp := `{"id":"resp_1","object":"response","created_at":1,"status":"completed","model":"gpt-4o-mini-2024-07-18","output":[` + strings.Join(out, ",") +
+			`],"usage":{"input_tokens":1000,"output_tokens":200,"total_tokens":1200}}`
+		if req.Stream {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprintf(w, "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":0,\"response\":%s}\n\n", resp)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, resp)
+	}))
+	t.Cleanup(up.Close)
+	return up
+}
+
+// TestGatewayChargesHostedToolFees: a Responses call's hosted tools are
+// charged their fees from the catalog's tool_calls on top of its tokens
+// (1,000 input and 200 output tokens of gpt-4o-mini: $0.00027): each web
+// search call of the answer at $0.01 ($0.025 for web_search_preview on a
+// model without reasoning), each file search call at $0.0025, each
+// container the call's code interpreter made at $0.03 (×4 for a 4 GB
+// one); a container the request names by id is not the call's to pay,
+// and a policy's tool_calls replaces the catalog's fee. The fees are
+// reserved before the call — max_tool_calls of each declared tool — so a
+// call whose fees the budget cannot afford is refused before it is sent.
+// A stream is charged the fees of its final event's output.
+func TestGatewayChargesHostedToolFees(t *testing.T) {
+	var calls atomic.Int64
+	up := hostedToolsUpstream(t, &calls)
+	t.Setenv(upstreamEnv, upstreamKey)
+	for _, tc := range []struct {
+		name, tools, meta, models string
+		stream                    bool
+		wantUSD                   string
+	}{
+		{"web search", `[{"type":"web_search"}]`, `{"web":"3"}`, "", false, "0.030270"},
+		{"web search streamed", `[{"type":"web_search"}]`, `{"web":"2"}`, "", true, "0.020270"},
+		{"web search preview", `[{"type":"web_search_preview"}]`, `{"web":"2"}`, "", false, "0.050270"},
+		{"file search", `[{"type":"file_search","vector_store_ids":["vs_1"]}]`, `{"files":"2"}`, "", false, "0.005270"},
+		{"code interpreter", `[{"type":"code_interpreter","container":{"type":"auto"}}]`, `{"containers":"cntr_1,cntr_1,cntr_2"}`, "", false, "0.060270"},
+		{"code interpreter 4g", `[{"type":"code_interpreter","container":{"type":"auto","memory_limit":"4g"}}]`, `{"containers":"cntr_1"}`, "", false, "0.120270"},
+		{"a container of its own", `[{"type":"code_interpreter","container":"cntr_9"}]`, `{"containers":"cntr_9"}`, "", false, "0.000270"},
+		{"no hosted tool", `[{"type":"function","name":"f"}]`, `{}`, "", false, "0.000270"},
+		{"the policy's fee", `[{"type":"web_search"}]`, `{"web":"2"}`, "models:\n  gpt-4o-mini: {tool_calls: {web_search: 0.005}}\n", false, "0.010270"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pols := map[string]string{
+				"default.yaml": "version: 1\nname: default\n",
+				"devops.yaml":  "version: 1\nname: devops\n" + tc.models + "budget:\n  team: {period: monthly, max_usd: 10}\n",
+			}
+			e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+			body := `{"model":"gpt-4o-mini","input":"Check the disks.","max_output_tokens":500,"tools":` + tc.tools + `,"metadata":` + tc.meta
+			if tc.stream {
+				body += `,"stream":true`
+			}
+			resp := e.do(t, "POST", "/v1/responses", devopsKey, body+"}")
+			out, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("%d %s", resp.StatusCode, out)
+			}
+			if s := e.spend(t); s.SpentUSD != tc.wantUSD || s.SpentTokens != 1200 {
+				t.Fatalf("spent $%s and %d tokens, want $%s and 1200", s.SpentUSD, s.SpentTokens, tc.wantUSD)
+			}
+		})
+	}
+
+	// Reserved before the call: 128,000 − 500 input tokens and 500 output
+	// tokens of gpt-4o-mini ($0.019425) and five web searches ($0.05) do
+	// not fit $0.06: refused, never sent; with max_tool_calls 2, they fit.
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":  "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 0.06}\n",
+	}
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	before := calls.Load()
+	resp := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4o-mini","input":"news?","max_output_tokens":500,"max_tool_calls":5,"tools":[{"type":"web_search"}]}`)
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(out), "budget_exceeded") || calls.Load() != before {
+		t.Fatalf("five web searches over the budget: %d %s, %d upstream calls", resp.StatusCode, out, calls.Load()-before)
+	}
+	resp = e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4o-mini","input":"news?","max_output_tokens":500,"max_tool_calls":2,"tools":[{"type":"web_search"}],"metadata":{"web":"2"}}`)
+	out, _ = io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || calls.Load() != before+1 {
+		t.Fatalf("two web searches within the budget: %d %s", resp.StatusCode, out)
+	}
+	if s := e.spend(t); s.SpentUSD != "0.020270" {
+		t.Fatalf("spent $%s, want $0.020270", s.SpentUSD)
+	}
+}

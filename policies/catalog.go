@@ -188,6 +188,13 @@ func mergeSpec(base, over ModelSpec) ModelSpec {
 		maps.Copy(tiers, over.ServiceTiers)
 		base.ServiceTiers = tiers
 	}
+	if len(over.ToolCalls) > 0 {
+		// The policy's fees replace the catalog's of the same tool.
+		fees := make(map[string]USD, len(base.ToolCalls)+len(over.ToolCalls))
+		maps.Copy(fees, base.ToolCalls)
+		maps.Copy(fees, over.ToolCalls)
+		base.ToolCalls = fees
+	}
 	return base
 }
 

@@ -107,6 +107,12 @@ type ModelSpec struct {
 	// for. A zero rate of a tier is the standard one. "default" and "auto"
 	// are not tiers here: the standard rates are the model's own.
 	ServiceTiers map[string]ServiceTierPrices `yaml:"service_tiers,omitempty" json:"service_tiers,omitzero"`
+	// ToolCalls are the fees of the provider's hosted tools, in USD per
+	// call, by the tool's type in the Responses API: web_search,
+	// web_search_preview, file_search, and code_interpreter (per container
+	// of 1 GB the call creates; a larger container's memory_limit scales
+	// it: 4g ×4, 16g ×16, 64g ×64). Billed on top of the call's tokens.
+	ToolCalls map[string]USD `yaml:"tool_calls,omitempty" json:"tool_calls,omitzero"`
 }
 
 // Rates are the rates that differ between processing tiers and context

@@ -214,3 +214,31 @@ func TestRouterPrefixedNamesArePriced(t *testing.T) {
 		t.Errorf("Model allocates %v times", n)
 	}
 }
+
+// TestToolCallFees: a policy's tool_calls replace the catalog's fee of
+// the same tool and keep the others; a negative fee or a fee without a
+// tool's name is a problem with its line and field.
+func TestToolCallFees(t *testing.T) {
+	t.Parallel()
+	p, err := LoadBytes([]byte("version: 1\nmodels:\n  gpt-4o-mini: {tool_calls: {web_search: 0.005}}\n"), "team.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := p.Model("gpt-4o-mini")
+	cat, _ := (*Policy)(nil).Model("gpt-4o-mini")
+	if spec.ToolCalls["web_search"] != 5000 || spec.ToolCalls["file_search"] != 2500 || spec.ToolCalls["web_search_preview"] != 25000 ||
+		cat.ToolCalls["web_search"] != 10000 || cat.ToolCalls["code_interpreter"] != 30000 {
+		t.Fatalf("fees %v over the catalog's %v", spec.ToolCalls, cat.ToolCalls)
+	}
+	if g, _ := (*Policy)(nil).Model("gpt-5-2025-08-07"); g.ToolCalls["web_search_preview"] != 10000 {
+		t.Fatalf("gpt-5's fees %v: a reasoning model's web search preview is $0.01", g.ToolCalls)
+	}
+	for file, want := range map[string]string{
+		"version: 1\nmodels:\n  gpt-4o:\n    tool_calls: {web_search: -0.01, file_search: 0.0025}\n": `team.yaml:4:18: models.gpt-4o.tool_calls.web_search: must not be negative`,
+		"version: 1\nmodels:\n  gpt-4o:\n    tool_calls: {\"\": 1}\n":                                `team.yaml:4:18: models.gpt-4o.tool_calls: keys must be non-empty plain strings`,
+	} {
+		if _, err := LoadBytes([]byte(file), "team.yaml"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("problems\n%v\nlack\n%s", err, want)
+		}
+	}
+}

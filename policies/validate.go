@@ -187,6 +187,9 @@ func (c *checker) models() {
 		for _, tier := range slices.Sorted(maps.Keys(m.ServiceTiers)) {
 			c.serviceTier(keyPath(joinPath(path, "service_tiers"), tier), tier, m.ServiceTiers[tier])
 		}
+		for _, tool := range slices.Sorted(maps.Keys(m.ToolCalls)) {
+			c.nonNegUSD(keyPath(joinPath(path, "tool_calls"), tool), m.ToolCalls[tool])
+		}
 		if m.Free && (m.InputPer1M != 0 || m.OutputPer1M != 0 || m.CachedInputPer1M != 0 || m.CacheWritePer1M != 0 ||
 			m.LongContext != (LongContextPrices{}) || len(m.ServiceTiers) > 0) {
 			c.add(joinPath(path, "free"), "free is set together with prices: keep one")
