@@ -429,3 +429,106 @@ func TestGatewayReplaysCachedResponsesAsStreams(t *testing.T) {
 		t.Fatalf("%d upstream calls after two cut streams, want 4", calls.Load())
 	}
 }
+
+// TestGatewayCacheKeepsGeminiThoughtSignatures: Gemini's OpenAI
+// compatibility streams each tool call whole in a chunk of its own,
+// without an index, and gives each call of Gemini 3 a thought signature
+// (extra_content) that the client must send back with the call. A stream
+// kept by the cache answers the same request again — streamed or not —
+// with both calls, each signature with its call; before, the replay
+// merged the two calls into one and lost the signature, so a Gemini 3
+// client's next turn would be refused.
+func TestGatewayCacheKeepsGeminiThoughtSignatures(t *testing.T) {
+	var calls atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, c := range []string{
+			`{"choices":[{"delta":{"role":"assistant","tool_calls":[{"extra_content":{"google":{"thought_signature":"SIG1"}},"function":{"arguments":"{\"city\":\"Paris\"}","name":"get_weather"},"id":"call_1","type":"function"}]},"index":0}],"created":1,"id":"x","model":"gemini-2.5-flash","object":"chat.completion.chunk"}`,
+			`{"choices":[{"delta":{"role":"assistant","tool_calls":[{"extra_content":{"google":{"thought_signature":"SIG2"}},"function":{"arguments":"{\"city\":\"Rome\"}","name":"get_weather"},"id":"call_2","type":"function"}]},"index":0}],"created":1,"id":"x","model":"gemini-2.5-flash","object":"chat.completion.chunk"}`,
+			`{"choices":[{"delta":{"role":"assistant"},"finish_reason":"stop","index":0}],"created":1,"id":"x","model":"gemini-2.5-flash","object":"chat.completion.chunk","usage":{"completion_tokens":20,"prompt_tokens":50,"total_tokens":70}}`,
+		} {
+			fmt.Fprintf(w, "data: %s\n\n", c)
+		}
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(up.Close)
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\ncache: {enabled: true, ttl: 1h}\n" +
+			"models:\n  gemini-2.5-flash: {input_per_1m: 0.30, output_per_1m: 2.50, context_window: 1048576, max_output_tokens: 65536}\n",
+	}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	body := `{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"Weather in Paris and Rome?"}],` +
+		`"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],"stream":true}`
+	first := e.do(t, "POST", "/v1/chat/completions", devopsKey, body)
+	_, _ = io.ReadAll(first.Body)
+
+	// Streamed again: the calls at indexes 0 and 1, each signature on its
+	// call's first chunk.
+	hit := e.do(t, "POST", "/v1/chat/completions", devopsKey, body)
+	stream, _ := io.ReadAll(hit.Body)
+	type delta struct {
+		Choices []struct {
+			Delta struct {
+				ToolCalls []struct {
+					Index        int             `json:"index"`
+					ID           string          `json:"id"`
+					ExtraContent json.RawMessage `json:"extra_content"`
+					Function     struct {
+						Arguments string `json:"arguments"`
+					} `json:"function"`
+				} `json:"tool_calls"`
+			} `json:"delta"`
+		} `json:"choices"`
+	}
+	ids, sigs, args := map[int]string{}, map[string]string{}, map[int]string{}
+	for ev := range strings.SplitSeq(string(stream), "\n\n") {
+		data, ok := strings.CutPrefix(ev, "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		var d delta
+		if err := json.Unmarshal([]byte(data), &d); err != nil {
+			t.Fatalf("chunk %q: %v", data, err)
+		}
+		for _, c := range d.Choices {
+			for _, tc := range c.Delta.ToolCalls {
+				if tc.ID != "" {
+					ids[tc.Index] = tc.ID
+				}
+				if len(tc.ExtraContent) > 0 {
+					sigs[tc.ID] = string(tc.ExtraContent)
+				}
+				args[tc.Index] += tc.Function.Arguments
+			}
+		}
+	}
+	if hit.Header.Get("X-Tokenwise-Cache") != "hit" || calls.Load() != 1 || ids[0] != "call_1" || ids[1] != "call_2" ||
+		args[0] != `{"city":"Paris"}` || args[1] != `{"city":"Rome"}` ||
+		sigs["call_1"] != `{"google":{"thought_signature":"SIG1"}}` || sigs["call_2"] != `{"google":{"thought_signature":"SIG2"}}` {
+		t.Fatalf("the stream replayed (cache %q, %d upstream calls): ids %v, arguments %v, signatures %v\n%s",
+			hit.Header.Get("X-Tokenwise-Cache"), calls.Load(), ids, args, sigs, stream)
+	}
+
+	// Not streamed: the body Gemini would have answered.
+	resp := e.do(t, "POST", "/v1/chat/completions", devopsKey, strings.Replace(body, `"stream":true`, `"stream":false`, 1))
+	var answer struct {
+		Choices []struct {
+			Message struct {
+				ToolCalls []struct {
+					ID           string          `json:"id"`
+					ExtraContent json.RawMessage `json:"extra_content"`
+				} `json:"tool_calls"`
+			} `json:"message"`
+		} `json:"choices"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Header.Get("X-Tokenwise-Cache") != "hit" || len(answer.Choices) != 1 || len(answer.Choices[0].Message.ToolCalls) != 2 ||
+		string(answer.Choices[0].Message.ToolCalls[1].ExtraContent) != `{"google":{"thought_signature":"SIG2"}}` {
+		t.Fatalf("the answer from the cache (%q): %+v", resp.Header.Get("X-Tokenwise-Cache"), answer)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -86,6 +87,7 @@ type (
 		ID       string      `json:"id,omitempty"`
 		Type     string      `json:"type,omitempty"`
 		Function sseFunction `json:"function"`
+		extra    []byte      // the call's other members (see mergedCall), on its first delta
 	}
 	sseFunction struct {
 		Name      string `json:"name,omitempty"`
@@ -192,7 +194,8 @@ func choiceChunks(c *storedChoice) ([]sseChoice, error) {
 		if err := json.Unmarshal(raw, &tc); err != nil {
 			return nil, err
 		}
-		add(sseDelta{ToolCalls: []sseCall{{Index: i, ID: tc.ID, Type: tc.Type, Function: sseFunction{Name: tc.Function.Name}}}}, nil)
+		add(sseDelta{ToolCalls: []sseCall{{Index: i, ID: tc.ID, Type: tc.Type, Function: sseFunction{Name: tc.Function.Name},
+			extra: callExtra(raw)}}}, nil)
 		for s := tc.Function.Arguments; s != ""; {
 			n := middleware.NextPiece(s, restreamPiece)
 			add(sseDelta{ToolCalls: []sseCall{{Index: i, Function: sseFunction{Arguments: s[:n]}}}}, nil)
@@ -209,6 +212,60 @@ func choiceChunks(c *storedChoice) ([]sseChoice, error) {
 		finish.FinishReason = &stop
 	}
 	return append(out, finish), nil
+}
+
+// MarshalJSON writes the call as its fields say, with its other members.
+func (c sseCall) MarshalJSON() ([]byte, error) {
+	b := append(make([]byte, 0, 64+len(c.ID)+len(c.Function.Name)+len(c.Function.Arguments)+len(c.extra)), `{"index":`...)
+	b = appendInt(b, int64(c.Index))
+	if c.ID != "" {
+		b = appendString(append(b, `,"id":`...), c.ID)
+	}
+	if c.Type != "" {
+		b = appendString(append(b, `,"type":`...), c.Type)
+	}
+	b = append(b, `,"function":{`...)
+	if c.Function.Name != "" {
+		b = append(appendString(append(b, `"name":`...), c.Function.Name), ',')
+	}
+	b = append(appendString(append(b, `"arguments":`...), c.Function.Arguments), '}')
+	if len(c.extra) > 0 {
+		b = append(append(b, ','), c.extra...)
+	}
+	return append(b, '}'), nil
+}
+
+// callExtra returns the members of a stored tool call other than those
+// a delta names (index, id, type, function), as written, separated by
+// commas; nil when it has none or cannot be read.
+func callExtra(raw []byte) []byte {
+	r := getReader(raw)
+	defer putReader(r)
+	ok, err := r.open('{')
+	if err != nil || !ok {
+		return nil
+	}
+	var extra []byte
+	for r.more() {
+		name, err := r.name()
+		if err != nil {
+			return nil
+		}
+		start := r.next()
+		if err := r.skip(); err != nil {
+			return nil
+		}
+		switch name {
+		case "index", "id", "type", "function":
+			continue
+		}
+		if len(extra) > 0 {
+			extra = append(extra, ',')
+		}
+		extra = append(appendString(extra, name), ':')
+		extra = append(extra, r.src[start:r.offset()]...)
+	}
+	return extra
 }
 
 // pieces calls fn with the pieces of text to stream and the logprobs of
@@ -345,7 +402,8 @@ type merger struct {
 
 type mergedChoice struct {
 	content, refusal, reasoning []byte
-	calls                       []mergedCall
+	calls                       []mergedCall // in arrival order
+	slot                        []int32      // by wire index, the position in calls + 1 of its latest call
 	logprobs                    bool
 	lpContent, lpRefusal        [][]byte
 	finish                      string
@@ -353,8 +411,13 @@ type mergedChoice struct {
 }
 
 type mergedCall struct {
+	index      int
 	id, typ    string
 	name, args []byte
+	// extra are the call's other members (Gemini's extra_content, whose
+	// thought signature the client must send back), as the provider
+	// wrote them: members separated by commas, without braces.
+	extra []byte
 }
 
 // maxMergedIndex bounds the choice and tool call indexes a merge accepts.
@@ -527,13 +590,36 @@ func (m *merger) choice(r *reader) error {
 	ch.refusal = append(ch.refusal, refusal...)
 	ch.reasoning = append(append(ch.reasoning, reasoning...), reasoning2...)
 	for _, d := range calls {
-		for len(ch.calls) <= d.index {
-			ch.calls = append(ch.calls, mergedCall{})
+		// As middleware.Accumulator merges them: a delta continues the
+		// latest call of its index, but a new ID at a used index is a new
+		// call (Gemini sends each call whole at index 0, or with none).
+		if d.index >= len(ch.slot) {
+			ch.slot = append(ch.slot, make([]int32, d.index+1-len(ch.slot))...)
 		}
-		c := &ch.calls[d.index]
+		var c *mergedCall
+		if s := ch.slot[d.index]; s > 0 {
+			c = &ch.calls[s-1]
+			if d.id != "" && c.id != "" && d.id != c.id {
+				c = nil
+			}
+		}
+		if c == nil {
+			if len(ch.calls) >= middleware.MaxToolCalls {
+				return errCallIndex
+			}
+			ch.calls = append(ch.calls, mergedCall{index: d.index})
+			ch.slot[d.index] = int32(len(ch.calls))
+			c = &ch.calls[len(ch.calls)-1]
+		}
 		c.id, c.typ = cmp.Or(c.id, d.id), cmp.Or(c.typ, d.typ)
 		c.name = append(c.name, d.name...)
 		c.args = append(c.args, d.args...)
+		if len(d.extra) > 0 {
+			if len(c.extra) > 0 {
+				c.extra = append(c.extra, ',')
+			}
+			c.extra = append(c.extra, d.extra...)
+		}
 	}
 	if logprobs {
 		ch.logprobs = true
@@ -549,16 +635,18 @@ func (m *merger) choice(r *reader) error {
 type mergedCallDelta struct {
 	index               int
 	id, typ, name, args string
+	extra               []byte // its other members (see mergedCall)
 }
 
-// mergeCallDeltas reads a delta's tool_calls (null: none).
+// mergeCallDeltas reads a delta's tool_calls (null: none). A delta
+// without an index has its place in the array (as the decoder reads it).
 func (r *reader) mergeCallDeltas(dst []mergedCallDelta) ([]mergedCallDelta, error) {
 	ok, err := r.open('[')
 	if err != nil || !ok {
 		return dst, err
 	}
-	for r.more() {
-		var d mergedCallDelta
+	for pos := 0; r.more(); pos++ {
+		d := mergedCallDelta{index: pos}
 		ok, err := r.open('{')
 		if err != nil {
 			return dst, err
@@ -583,7 +671,14 @@ func (r *reader) mergeCallDeltas(dst []mergedCallDelta) ([]mergedCallDelta, erro
 			case "function":
 				err = r.pair("name", &d.name, "arguments", &d.args)
 			default:
-				err = r.skip()
+				start := r.next()
+				if err = r.skip(); err == nil {
+					if len(d.extra) > 0 {
+						d.extra = append(d.extra, ',')
+					}
+					d.extra = appendString(d.extra, name)
+					d.extra = append(append(d.extra, ':'), r.src[start:r.offset()]...)
+				}
 			}
 			if err != nil {
 				return dst, err
@@ -637,6 +732,14 @@ func (m *merger) appendBody(dst []byte) []byte {
 	}
 	for i := range m.choices {
 		ch := &m.choices[i]
+		// By index; calls sharing an index in arrival order (as
+		// middleware.Accumulator orders them).
+		calls := ch.calls
+		byIndex := func(a, b mergedCall) int { return a.index - b.index }
+		if !slices.IsSortedFunc(calls, byIndex) {
+			calls = slices.Clone(calls)
+			slices.SortStableFunc(calls, byIndex)
+		}
 		if i == 0 {
 			dst = append(dst, '[')
 		} else {
@@ -645,7 +748,7 @@ func (m *merger) appendBody(dst []byte) []byte {
 		dst = append(dst, `{"index":`...)
 		dst = appendInt(dst, int64(i))
 		dst = append(dst, `,"message":{"role":"assistant","content":`...)
-		if len(ch.content) > 0 || len(ch.calls) == 0 && len(ch.refusal) == 0 {
+		if len(ch.content) > 0 || len(calls) == 0 && len(ch.refusal) == 0 {
 			dst = appendString(dst, bytesString(ch.content))
 		} else {
 			dst = append(dst, "null"...)
@@ -660,8 +763,8 @@ func (m *merger) appendBody(dst []byte) []byte {
 		} else {
 			dst = append(dst, "null"...)
 		}
-		for j := range ch.calls {
-			c := &ch.calls[j]
+		for j := range calls {
+			c := &calls[j]
 			if j == 0 {
 				dst = append(dst, `,"tool_calls":[`...)
 			} else {
@@ -679,8 +782,12 @@ func (m *merger) appendBody(dst []byte) []byte {
 			}
 			dst = append(dst, `"arguments":`...)
 			dst = appendString(dst, bytesString(c.args))
-			dst = append(dst, "}}"...)
-			if j == len(ch.calls)-1 {
+			dst = append(dst, '}')
+			if len(c.extra) > 0 {
+				dst = append(append(dst, ','), c.extra...)
+			}
+			dst = append(dst, '}')
+			if j == len(calls)-1 {
 				dst = append(dst, ']')
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,8 +51,12 @@ func randomAnswer(r *rand.Rand) []byte {
 			var calls []any
 			for j := range 1 + r.IntN(2) {
 				args, _ := text()
-				calls = append(calls, map[string]any{"id": fmt.Sprint("call_", i, j), "type": "function",
-					"function": map[string]any{"name": "check_disk", "arguments": args}})
+				c := map[string]any{"id": fmt.Sprint("call_", i, j), "type": "function",
+					"function": map[string]any{"name": "check_disk", "arguments": args}}
+				if r.IntN(3) == 0 { // Gemini's thought signature, which the client sends back
+					c["extra_content"] = map[string]any{"google": map[string]any{"thought_signature": fmt.Sprint("sig<", j, ">")}}
+				}
+				calls = append(calls, c)
 			}
 			msg["tool_calls"] = calls
 		}
@@ -193,16 +198,18 @@ func BenchmarkRestream(b *testing.B) {
 // encoding/json, as it was written before the package's reader did it.
 func mergeChunksStdlib(chunks [][]byte) ([]byte, error) {
 	type call struct {
-		ID       string      `json:"id"`
-		Type     string      `json:"type"`
-		Function sseFunction `json:"function"`
+		index    int
+		ID       string
+		Type     string
+		Function sseFunction
+		extra    map[string]json.RawMessage
 	}
 	type message struct {
-		Role             string  `json:"role"`
-		Content          *string `json:"content"`
-		ReasoningContent string  `json:"reasoning_content,omitempty"`
-		Refusal          *string `json:"refusal"`
-		ToolCalls        []call  `json:"tool_calls,omitempty"`
+		Role             string           `json:"role"`
+		Content          *string          `json:"content"`
+		ReasoningContent string           `json:"reasoning_content,omitempty"`
+		Refusal          *string          `json:"refusal"`
+		ToolCalls        []map[string]any `json:"tool_calls,omitempty"`
 	}
 	type choice struct {
 		Index        int          `json:"index"`
@@ -222,22 +229,19 @@ func mergeChunksStdlib(chunks [][]byte) ([]byte, error) {
 	}
 	out.Object = "chat.completion"
 	var text []*struct{ content, refusal strings.Builder }
+	var calls [][]*call       // per choice, in arrival order
+	var slots []map[int]*call // per choice, the latest call of each index
 	for _, data := range chunks {
 		var c struct {
 			sseChunk
 			Choices []struct {
 				Index int `json:"index"`
 				Delta struct {
-					Content          *string `json:"content"`
-					ReasoningContent string  `json:"reasoning_content"`
-					Reasoning        string  `json:"reasoning"`
-					Refusal          *string `json:"refusal"`
-					ToolCalls        []struct {
-						Index    int         `json:"index"`
-						ID       string      `json:"id"`
-						Type     string      `json:"type"`
-						Function sseFunction `json:"function"`
-					} `json:"tool_calls"`
+					Content          *string                      `json:"content"`
+					ReasoningContent string                       `json:"reasoning_content"`
+					Reasoning        string                       `json:"reasoning"`
+					Refusal          *string                      `json:"refusal"`
+					ToolCalls        []map[string]json.RawMessage `json:"tool_calls"`
 				} `json:"delta"`
 				Logprobs     *sseLogprobs `json:"logprobs"`
 				FinishReason *string      `json:"finish_reason"`
@@ -258,6 +262,7 @@ func mergeChunksStdlib(chunks [][]byte) ([]byte, error) {
 			for len(out.Choices) <= d.Index {
 				out.Choices = append(out.Choices, choice{Index: len(out.Choices), Message: message{Role: "assistant"}})
 				text = append(text, &struct{ content, refusal strings.Builder }{})
+				calls, slots = append(calls, nil), append(slots, map[int]*call{})
 			}
 			ch, tx := &out.Choices[d.Index], text[d.Index]
 			if d.Delta.Content != nil {
@@ -267,17 +272,47 @@ func mergeChunksStdlib(chunks [][]byte) ([]byte, error) {
 				tx.refusal.WriteString(*d.Delta.Refusal)
 			}
 			ch.Message.ReasoningContent += d.Delta.ReasoningContent + d.Delta.Reasoning
-			for _, tc := range d.Delta.ToolCalls {
-				if tc.Index < 0 || tc.Index > 1<<10 {
+			for pos, m := range d.Delta.ToolCalls {
+				// A delta without an index has its place in the array; a
+				// new id at a used index is a new call.
+				var tc struct {
+					Index    *int        `json:"index"`
+					ID       string      `json:"id"`
+					Type     string      `json:"type"`
+					Function sseFunction `json:"function"`
+				}
+				if m != nil {
+					b, _ := json.Marshal(m)
+					if err := json.Unmarshal(b, &tc); err != nil {
+						return nil, err
+					}
+				}
+				index := pos
+				if tc.Index != nil {
+					index = *tc.Index
+				}
+				if index < 0 || index > 1<<10 {
 					return nil, errors.New("tokenwise/openai: tool call index out of range")
 				}
-				for len(ch.Message.ToolCalls) <= tc.Index {
-					ch.Message.ToolCalls = append(ch.Message.ToolCalls, call{})
+				t := slots[d.Index][index]
+				if t != nil && tc.ID != "" && t.ID != "" && tc.ID != t.ID {
+					t = nil
 				}
-				t := &ch.Message.ToolCalls[tc.Index]
+				if t == nil {
+					t = &call{index: index, extra: map[string]json.RawMessage{}}
+					calls[d.Index] = append(calls[d.Index], t)
+					slots[d.Index][index] = t
+				}
 				t.ID, t.Type = cmp.Or(t.ID, tc.ID), cmp.Or(t.Type, tc.Type)
 				t.Function.Name += tc.Function.Name
 				t.Function.Arguments += tc.Function.Arguments
+				for k, v := range m {
+					switch k {
+					case "index", "id", "type", "function":
+					default:
+						t.extra[k] = v
+					}
+				}
 			}
 			if d.Logprobs != nil {
 				if ch.Logprobs == nil {
@@ -293,6 +328,14 @@ func mergeChunksStdlib(chunks [][]byte) ([]byte, error) {
 	}
 	for i := range out.Choices {
 		ch, tx := &out.Choices[i], text[i]
+		slices.SortStableFunc(calls[i], func(a, b *call) int { return a.index - b.index })
+		for _, c := range calls[i] {
+			m := map[string]any{"id": c.ID, "type": c.Type, "function": c.Function}
+			for k, v := range c.extra {
+				m[k] = v
+			}
+			ch.Message.ToolCalls = append(ch.Message.ToolCalls, m)
+		}
 		if tx.content.Len() > 0 || len(ch.Message.ToolCalls) == 0 && tx.refusal.Len() == 0 {
 			s := tx.content.String()
 			ch.Message.Content = &s
@@ -301,9 +344,9 @@ func mergeChunksStdlib(chunks [][]byte) ([]byte, error) {
 			s := tx.refusal.String()
 			ch.Message.Refusal = &s
 		}
-		for j := range ch.Message.ToolCalls {
-			if ch.Message.ToolCalls[j].Type == "" {
-				ch.Message.ToolCalls[j].Type = "function"
+		for _, c := range ch.Message.ToolCalls {
+			if c["type"] == "" {
+				c["type"] = "function"
 			}
 		}
 	}
@@ -333,6 +376,16 @@ func TestMergeChunksMatchesEncodingJSON(t *testing.T) {
 		},
 		func(b []byte) []byte { return bytes.Replace(b, []byte(`"index":`), []byte(`"index":-`), 1) },
 		func(b []byte) []byte { return bytes.Replace(b, []byte(`"id":"`), []byte(`"id":5,"y":"`), 1) },
+		// Gemini: a call without an index, a second call at index 0.
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"tool_calls":[{"index":0,`), []byte(`"tool_calls":[{`), 1)
+		},
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"tool_calls":[{"index":1,`), []byte(`"tool_calls":[{`), 1)
+		},
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"tool_calls":[{"index":0,"id":"`), []byte(`"tool_calls":[{"extra_content":{"k":[1]},"id":"x`), 1)
+		},
 		func(b []byte) []byte { return b[:len(b)/2] },
 		func(b []byte) []byte { return bytes.Replace(b, []byte(`}`), []byte(` } `), -1) },
 	}
@@ -387,6 +440,12 @@ func TestStreamMergeAsReadMatchesMergeChunks(t *testing.T) {
 		},
 		func(b []byte) []byte { return bytes.Replace(b, []byte(`"index":0`), []byte(`"index":3`), 1) },
 		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"tool_calls":[{"index":1,`), []byte(`"tool_calls":[{`), 1)
+		},
+		func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"tool_calls":[{"index":0,"id":"`), []byte(`"tool_calls":[{"extra_content":null,"id":"x`), 1)
+		},
+		func(b []byte) []byte {
 			return bytes.Replace(b, []byte(`"object":`), []byte(`"service_tier":"a\"b","system_fingerprint":null,"object":`), 1)
 		},
 		func(b []byte) []byte {
@@ -429,5 +488,67 @@ func TestStreamMergeAsReadMatchesMergeChunks(t *testing.T) {
 		if gok != (werr == nil) || gok && !bytes.Equal(got, want) {
 			t.Fatalf("%d: merged as read (%v)\n%s\nmergeChunks (%v)\n%s\nstream\n%s", i, gok, got, werr, want, sse)
 		}
+	}
+}
+
+// geminiToolStream is a stream of two tool calls as Gemini's OpenAI
+// compatibility sends them: each call whole in a chunk of its own,
+// without an index, the first with the thought signature (extra_content)
+// that Gemini 3 wants back with the call; finish_reason stop.
+var geminiToolStream = [][]byte{
+	[]byte(`{"choices":[{"delta":{"role":"assistant","tool_calls":[{"extra_content":{"google":{"thought_signature":"SIG<1>"}},"function":{"arguments":"{\"city\":\"Paris\"}","name":"get_weather"},"id":"call_1","type":"function"}]},"index":0}],"created":1,"id":"x","model":"gemini-2.5-flash","object":"chat.completion.chunk"}`),
+	[]byte(`{"choices":[{"delta":{"role":"assistant","tool_calls":[{"function":{"arguments":"{\"city\":\"Rome\"}","name":"get_weather"},"id":"call_2","type":"function"}]},"index":0}],"created":1,"id":"x","model":"gemini-2.5-flash","object":"chat.completion.chunk"}`),
+	[]byte(`{"choices":[{"delta":{"role":"assistant"},"finish_reason":"stop","index":0}],"created":1,"id":"x","model":"gemini-2.5-flash","object":"chat.completion.chunk","usage":{"completion_tokens":20,"prompt_tokens":50,"total_tokens":70}}`),
+}
+
+// TestMergeKeepsGeminiToolCalls: a stream of Gemini's tool calls (no
+// index, each call whole, a thought signature beside the first) merges
+// into the body Gemini would have answered — two calls, the signature
+// kept with its call — as the provider reads it, as mergeChunks and its
+// encoding/json reference do, with the calls the core's accumulator
+// finds; and the body restreamed (a cached answer replayed to a stream)
+// carries the signature with its call and merges back into the same body.
+// Before, the two calls merged into one ("get_weatherget_weather"), and a
+// replay lost the signature, which a Gemini 3 client must send back.
+func TestMergeKeepsGeminiToolCalls(t *testing.T) {
+	want := `{"id":"x","object":"chat.completion","created":1,"model":"gemini-2.5-flash","choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":null,` +
+		`"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"},"extra_content":{"google":{"thought_signature":"SIG<1>"}}},` +
+		`{"id":"call_2","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Rome\"}"}}]},"logprobs":null,"finish_reason":"stop"}],` +
+		`"usage":{"completion_tokens":20,"prompt_tokens":50,"total_tokens":70}}`
+	got, err := mergeChunks(geminiToolStream)
+	if err != nil || string(got) != want {
+		t.Fatalf("merged (%v)\n%s\nwant\n%s", err, got, want)
+	}
+	ref, err := mergeChunksStdlib(geminiToolStream)
+	if err != nil || !reflect.DeepEqual(decodeAny(t, ref), decodeAny(t, got)) {
+		t.Fatalf("encoding/json reference merged (%v)\n%s", err, ref)
+	}
+	var sse []byte
+	for _, pl := range geminiToolStream {
+		sse = appendEvent(sse, pl)
+	}
+	sse = append(sse, "data: [DONE]\n\n"...)
+	p := &Provider{cfg: newConfig(nil)}
+	req := &middleware.Request{Model: "gemini-2.5-flash", Stream: func(context.Context, middleware.Chunk) error { return nil }}
+	resp, err := p.readStream(middleware.WithKeepNative(context.Background()), req, bytes.NewReader(sse))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := resp.Message.ToolCalls; len(c) != 2 || c[0].ID != "call_1" || c[0].Name != "get_weather" || c[1].Arguments != `{"city":"Rome"}` {
+		t.Fatalf("the accumulator's calls %+v", c)
+	}
+	if _, asRead, ok := resp.Native.(middleware.NativeMarshaler).MarshalNative(); !ok || string(asRead) != want {
+		t.Fatalf("merged as read (%v)\n%s", ok, asRead)
+	}
+	stream, err := appendRestream(nil, got, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payloads := ssePayloads(t, stream)
+	if !bytes.Contains(payloads[0], []byte(`"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""},"extra_content":{"google":{"thought_signature":"SIG\u003c1\u003e"}}`)) {
+		t.Fatalf("the replay's first chunk lacks the call's signature:\n%s", payloads[0])
+	}
+	if again, err := mergeChunks(payloads); err != nil || !reflect.DeepEqual(decodeAny(t, again), decodeAny(t, got)) {
+		t.Fatalf("the replay merged back (%v)\n%s", err, again)
 	}
 }
