@@ -532,3 +532,99 @@ func TestGatewayCacheKeepsGeminiThoughtSignatures(t *testing.T) {
 		t.Fatalf("the answer from the cache (%q): %+v", resp.Header.Get("X-Tokenwise-Cache"), answer)
 	}
 }
+
+// TestGatewayCacheKeepsCustomToolCalls: a custom tool's call (GPT-5's
+// free-form tools: "type":"custom", its input streamed in pieces of
+// custom.input) kept by the cache from a stream answers the same request
+// again with the call whole, not streamed and streamed; before, the kept
+// answer had the call without its name and input.
+func TestGatewayCacheKeepsCustomToolCalls(t *testing.T) {
+	var calls atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "text/event-stream")
+		head := `{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-5-2025-08-07","choices":[{"index":0,"delta":`
+		for _, d := range []string{
+			`{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_1","type":"custom","custom":{"name":"exec","input":""}}]},"finish_reason":null}]}`,
+			`{"tool_calls":[{"index":0,"custom":{"input":"print("}}]},"finish_reason":null}]}`,
+			`{"tool_calls":[{"index":0,"custom":{"input":"1)"}}]},"finish_reason":null}]}`,
+			`{},"finish_reason":"tool_calls"}]}`,
+		} {
+			fmt.Fprintf(w, "data: %s%s\n\n", head, d)
+		}
+		fmt.Fprint(w, `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-5-2025-08-07","choices":[],"usage":{"prompt_tokens":50,"completion_tokens":20,"total_tokens":70}}`+"\n\ndata: [DONE]\n\n")
+	}))
+	t.Cleanup(up.Close)
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":  "version: 1\nname: devops\ncache: {enabled: true, ttl: 1h}\n",
+	}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	body := `{"model":"gpt-5","messages":[{"role":"user","content":"Print 1."}],"tools":[{"type":"custom","custom":{"name":"exec"}}],"stream":true}`
+	first := e.do(t, "POST", "/v1/chat/completions", devopsKey, body)
+	_, _ = io.ReadAll(first.Body)
+
+	resp := e.do(t, "POST", "/v1/chat/completions", devopsKey, strings.Replace(body, `"stream":true`, `"stream":false`, 1))
+	var answer struct {
+		Choices []struct {
+			Message struct {
+				ToolCalls []struct {
+					ID     string `json:"id"`
+					Type   string `json:"type"`
+					Custom struct {
+						Name  string `json:"name"`
+						Input string `json:"input"`
+					} `json:"custom"`
+				} `json:"tool_calls"`
+			} `json:"message"`
+		} `json:"choices"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Header.Get("X-Tokenwise-Cache") != "hit" || len(answer.Choices) != 1 || len(answer.Choices[0].Message.ToolCalls) != 1 {
+		t.Fatalf("the answer from the cache (%q): %+v", resp.Header.Get("X-Tokenwise-Cache"), answer)
+	}
+	if c := answer.Choices[0].Message.ToolCalls[0]; c.ID != "call_1" || c.Type != "custom" || c.Custom.Name != "exec" || c.Custom.Input != "print(1)" {
+		t.Fatalf("the custom call from the cache: %+v", c)
+	}
+
+	hit := e.do(t, "POST", "/v1/chat/completions", devopsKey, body)
+	stream, _ := io.ReadAll(hit.Body)
+	var name, input string
+	for ev := range strings.SplitSeq(string(stream), "\n\n") {
+		data, ok := strings.CutPrefix(ev, "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		var d struct {
+			Choices []struct {
+				Delta struct {
+					ToolCalls []struct {
+						Function *json.RawMessage `json:"function"`
+						Custom   struct {
+							Name  string `json:"name"`
+							Input string `json:"input"`
+						} `json:"custom"`
+					} `json:"tool_calls"`
+				} `json:"delta"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal([]byte(data), &d); err != nil {
+			t.Fatalf("chunk %q: %v", data, err)
+		}
+		for _, c := range d.Choices {
+			for _, tc := range c.Delta.ToolCalls {
+				if tc.Function != nil {
+					t.Fatalf("a custom call's chunk with a function member: %s", data)
+				}
+				name += tc.Custom.Name
+				input += tc.Custom.Input
+			}
+		}
+	}
+	if hit.Header.Get("X-Tokenwise-Cache") != "hit" || name != "exec" || input != "print(1)" || calls.Load() != 1 {
+		t.Fatalf("the stream replayed (cache %q, %d upstream calls): name %q, input %q\n%s", hit.Header.Get("X-Tokenwise-Cache"), calls.Load(), name, input, stream)
+	}
+}

@@ -667,6 +667,10 @@ func (r *reader) toolCalls() ([]middleware.ToolCall, error) {
 				c.ID, err = r.str()
 			case "function":
 				err = r.pair("name", &c.Name, "arguments", &c.Arguments)
+			case "custom":
+				// A custom tool's call (GPT-5's free-form tools): its name and
+				// input are the core's name and arguments.
+				err = r.pair("name", &c.Name, "input", &c.Arguments)
 			default:
 				err = r.skip()
 			}

@@ -673,6 +673,8 @@ func (r *reader) toolCallDeltas() ([]middleware.ToolCallDelta, error) {
 				d.ID, err = r.str()
 			case "function":
 				err = r.pair("name", &d.Name, "arguments", &d.Arguments)
+			case "custom": // a custom tool's call: its name and input
+				err = r.pair("name", &d.Name, "input", &d.Arguments)
 			default:
 				err = r.skip()
 			}

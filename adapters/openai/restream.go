@@ -51,6 +51,10 @@ type storedCall struct {
 		Name      string `json:"name"`
 		Arguments string `json:"arguments"`
 	} `json:"function"`
+	Custom *struct { // a custom tool's call
+		Name  string `json:"name"`
+		Input string `json:"input"`
+	} `json:"custom"`
 }
 
 // The restreamed chunks.
@@ -88,6 +92,7 @@ type (
 		Type     string      `json:"type,omitempty"`
 		Function sseFunction `json:"function"`
 		extra    []byte      // the call's other members (see mergedCall), on its first delta
+		custom   bool        // Function is a custom tool's name and input
 	}
 	sseFunction struct {
 		Name      string `json:"name,omitempty"`
@@ -194,11 +199,15 @@ func choiceChunks(c *storedChoice) ([]sseChoice, error) {
 		if err := json.Unmarshal(raw, &tc); err != nil {
 			return nil, err
 		}
-		add(sseDelta{ToolCalls: []sseCall{{Index: i, ID: tc.ID, Type: tc.Type, Function: sseFunction{Name: tc.Function.Name},
-			extra: callExtra(raw)}}}, nil)
-		for s := tc.Function.Arguments; s != ""; {
+		name, args, custom := tc.Function.Name, tc.Function.Arguments, tc.Custom != nil
+		if custom {
+			name, args = tc.Custom.Name, tc.Custom.Input
+		}
+		add(sseDelta{ToolCalls: []sseCall{{Index: i, ID: tc.ID, Type: tc.Type, Function: sseFunction{Name: name},
+			extra: callExtra(raw), custom: custom}}}, nil)
+		for s := args; s != ""; {
 			n := middleware.NextPiece(s, restreamPiece)
-			add(sseDelta{ToolCalls: []sseCall{{Index: i, Function: sseFunction{Arguments: s[:n]}}}}, nil)
+			add(sseDelta{ToolCalls: []sseCall{{Index: i, Function: sseFunction{Arguments: s[:n]}, custom: custom}}}, nil)
 			s = s[n:]
 		}
 	}
@@ -224,11 +233,20 @@ func (c sseCall) MarshalJSON() ([]byte, error) {
 	if c.Type != "" {
 		b = appendString(append(b, `,"type":`...), c.Type)
 	}
-	b = append(b, `,"function":{`...)
-	if c.Function.Name != "" {
-		b = append(appendString(append(b, `"name":`...), c.Function.Name), ',')
+	if c.custom {
+		// A custom tool's call streams its input as OpenAI streams it.
+		b = append(b, `,"custom":{`...)
+		if c.Function.Name != "" {
+			b = append(appendString(append(b, `"name":`...), c.Function.Name), ',')
+		}
+		b = append(appendString(append(b, `"input":`...), c.Function.Arguments), '}')
+	} else {
+		b = append(b, `,"function":{`...)
+		if c.Function.Name != "" {
+			b = append(appendString(append(b, `"name":`...), c.Function.Name), ',')
+		}
+		b = append(appendString(append(b, `"arguments":`...), c.Function.Arguments), '}')
 	}
-	b = append(appendString(append(b, `"arguments":`...), c.Function.Arguments), '}')
 	if len(c.extra) > 0 {
 		b = append(append(b, ','), c.extra...)
 	}
@@ -256,7 +274,7 @@ func callExtra(raw []byte) []byte {
 			return nil
 		}
 		switch name {
-		case "index", "id", "type", "function":
+		case "index", "id", "type", "function", "custom":
 			continue
 		}
 		if len(extra) > 0 {
@@ -413,7 +431,8 @@ type mergedChoice struct {
 type mergedCall struct {
 	index      int
 	id, typ    string
-	name, args []byte
+	name, args []byte // a custom tool's call: its name and input
+	custom     bool   // the call's name and arguments came as a custom tool's
 	// extra are the call's other members (Gemini's extra_content, whose
 	// thought signature the client must send back), as the provider
 	// wrote them: members separated by commas, without braces.
@@ -612,6 +631,7 @@ func (m *merger) choice(r *reader) error {
 			c = &ch.calls[len(ch.calls)-1]
 		}
 		c.id, c.typ = cmp.Or(c.id, d.id), cmp.Or(c.typ, d.typ)
+		c.custom = c.custom || d.custom
 		c.name = append(c.name, d.name...)
 		c.args = append(c.args, d.args...)
 		if len(d.extra) > 0 {
@@ -635,6 +655,7 @@ func (m *merger) choice(r *reader) error {
 type mergedCallDelta struct {
 	index               int
 	id, typ, name, args string
+	custom              bool   // name and args are a custom tool's name and input
 	extra               []byte // its other members (see mergedCall)
 }
 
@@ -670,6 +691,9 @@ func (r *reader) mergeCallDeltas(dst []mergedCallDelta) ([]mergedCallDelta, erro
 				d.typ, err = r.str()
 			case "function":
 				err = r.pair("name", &d.name, "arguments", &d.args)
+			case "custom":
+				d.custom = true
+				err = r.pair("name", &d.name, "input", &d.args)
 			default:
 				start := r.next()
 				if err = r.skip(); err == nil {
@@ -773,14 +797,21 @@ func (m *merger) appendBody(dst []byte) []byte {
 			dst = append(dst, `{"id":`...)
 			dst = appendString(dst, c.id)
 			dst = append(dst, `,"type":`...)
-			dst = appendString(dst, cmp.Or(c.typ, "function"))
-			dst = append(dst, `,"function":{`...)
-			if len(c.name) > 0 {
-				dst = append(dst, `"name":`...)
+			if c.custom {
+				dst = appendString(dst, cmp.Or(c.typ, "custom"))
+				dst = append(dst, `,"custom":{"name":`...)
 				dst = appendString(dst, bytesString(c.name))
-				dst = append(dst, ',')
+				dst = append(dst, `,"input":`...)
+			} else {
+				dst = appendString(dst, cmp.Or(c.typ, "function"))
+				dst = append(dst, `,"function":{`...)
+				if len(c.name) > 0 {
+					dst = append(dst, `"name":`...)
+					dst = appendString(dst, bytesString(c.name))
+					dst = append(dst, ',')
+				}
+				dst = append(dst, `"arguments":`...)
 			}
-			dst = append(dst, `"arguments":`...)
 			dst = appendString(dst, bytesString(c.args))
 			dst = append(dst, '}')
 			if len(c.extra) > 0 {

@@ -56,6 +56,10 @@ func randomAnswer(r *rand.Rand) []byte {
 				if r.IntN(3) == 0 { // Gemini's thought signature, which the client sends back
 					c["extra_content"] = map[string]any{"google": map[string]any{"thought_signature": fmt.Sprint("sig<", j, ">")}}
 				}
+				if r.IntN(4) == 0 { // a custom tool's call (GPT-5's free-form tools)
+					delete(c, "function")
+					c["type"], c["custom"] = "custom", map[string]any{"name": "exec", "input": args}
+				}
 				calls = append(calls, c)
 			}
 			msg["tool_calls"] = calls
@@ -202,6 +206,7 @@ func mergeChunksStdlib(chunks [][]byte) ([]byte, error) {
 		ID       string
 		Type     string
 		Function sseFunction
+		custom   bool
 		extra    map[string]json.RawMessage
 	}
 	type message struct {
@@ -280,6 +285,10 @@ func mergeChunksStdlib(chunks [][]byte) ([]byte, error) {
 					ID       string      `json:"id"`
 					Type     string      `json:"type"`
 					Function sseFunction `json:"function"`
+					Custom   *struct {
+						Name  string `json:"name"`
+						Input string `json:"input"`
+					} `json:"custom"`
 				}
 				if m != nil {
 					b, _ := json.Marshal(m)
@@ -306,9 +315,14 @@ func mergeChunksStdlib(chunks [][]byte) ([]byte, error) {
 				t.ID, t.Type = cmp.Or(t.ID, tc.ID), cmp.Or(t.Type, tc.Type)
 				t.Function.Name += tc.Function.Name
 				t.Function.Arguments += tc.Function.Arguments
+				if tc.Custom != nil {
+					t.custom = true
+					t.Function.Name += tc.Custom.Name
+					t.Function.Arguments += tc.Custom.Input
+				}
 				for k, v := range m {
 					switch k {
-					case "index", "id", "type", "function":
+					case "index", "id", "type", "function", "custom":
 					default:
 						t.extra[k] = v
 					}
@@ -331,6 +345,13 @@ func mergeChunksStdlib(chunks [][]byte) ([]byte, error) {
 		slices.SortStableFunc(calls[i], func(a, b *call) int { return a.index - b.index })
 		for _, c := range calls[i] {
 			m := map[string]any{"id": c.ID, "type": c.Type, "function": c.Function}
+			if c.custom {
+				delete(m, "function")
+				m["custom"] = map[string]any{"name": c.Function.Name, "input": c.Function.Arguments}
+				if c.Type == "" {
+					m["type"] = "custom"
+				}
+			}
 			for k, v := range c.extra {
 				m[k] = v
 			}
