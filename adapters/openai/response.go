@@ -620,6 +620,11 @@ func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 					refusal, err = r.str()
 				case "tool_calls":
 					calls, err = r.toolCallDeltas()
+				case "function_call": // the legacy functions API's call, which the merge reads
+					if pc != nil && r.peek() != 'n' {
+						pc.ok = false
+					}
+					err = r.skip()
 				default:
 					err = r.skip()
 				}

@@ -36,6 +36,10 @@ type storedChoice struct {
 		ReasoningContent string            `json:"reasoning_content"`
 		Reasoning        string            `json:"reasoning"`
 		ToolCalls        []json.RawMessage `json:"tool_calls"`
+		FunctionCall     *struct {
+			Name      string `json:"name"`
+			Arguments string `json:"arguments"`
+		} `json:"function_call"` // the legacy functions API's call
 	} `json:"message"`
 	Logprobs *struct {
 		Content []json.RawMessage `json:"content"`
@@ -76,11 +80,12 @@ type (
 		FinishReason *string      `json:"finish_reason"`
 	}
 	sseDelta struct {
-		Role             string    `json:"role,omitempty"`
-		Content          *string   `json:"content,omitempty"`
-		ReasoningContent string    `json:"reasoning_content,omitempty"`
-		Refusal          *string   `json:"refusal,omitempty"`
-		ToolCalls        []sseCall `json:"tool_calls,omitempty"`
+		Role             string       `json:"role,omitempty"`
+		Content          *string      `json:"content,omitempty"`
+		ReasoningContent string       `json:"reasoning_content,omitempty"`
+		Refusal          *string      `json:"refusal,omitempty"`
+		ToolCalls        []sseCall    `json:"tool_calls,omitempty"`
+		FunctionCall     *sseFunction `json:"function_call,omitempty"`
 	}
 	sseLogprobs struct {
 		Content []json.RawMessage `json:"content,omitempty"`
@@ -208,6 +213,14 @@ func choiceChunks(c *storedChoice) ([]sseChoice, error) {
 		for s := args; s != ""; {
 			n := middleware.NextPiece(s, restreamPiece)
 			add(sseDelta{ToolCalls: []sseCall{{Index: i, Function: sseFunction{Arguments: s[:n]}, custom: custom}}}, nil)
+			s = s[n:]
+		}
+	}
+	if fc := c.Message.FunctionCall; fc != nil {
+		add(sseDelta{FunctionCall: &sseFunction{Name: fc.Name}}, nil)
+		for s := fc.Arguments; s != ""; {
+			n := middleware.NextPiece(s, restreamPiece)
+			add(sseDelta{FunctionCall: &sseFunction{Arguments: s[:n]}}, nil)
 			s = s[n:]
 		}
 	}
@@ -420,12 +433,16 @@ type merger struct {
 
 type mergedChoice struct {
 	content, refusal, reasoning []byte
-	calls                       []mergedCall // in arrival order
-	slot                        []int32      // by wire index, the position in calls + 1 of its latest call
-	logprobs                    bool
-	lpContent, lpRefusal        [][]byte
-	finish                      string
-	hasFinish                   bool
+	// The legacy function call (the functions API): its name and
+	// arguments; hasFunction when a delta had one.
+	fnName, fnArgs       []byte
+	hasFunction          bool
+	calls                []mergedCall // in arrival order
+	slot                 []int32      // by wire index, the position in calls + 1 of its latest call
+	logprobs             bool
+	lpContent, lpRefusal [][]byte
+	finish               string
+	hasFinish            bool
 }
 
 type mergedCall struct {
@@ -512,6 +529,8 @@ func (m *merger) choice(r *reader) error {
 	var (
 		index                                   int64
 		content, refusal, reasoning, reasoning2 string
+		fnName, fnArgs                          string
+		hasFunction                             bool
 		calls                                   []mergedCallDelta
 		logprobs                                bool
 		lpContent, lpRefusal                    [][]byte
@@ -579,6 +598,9 @@ func (m *merger) choice(r *reader) error {
 					reasoning2, err = r.str()
 				case "tool_calls":
 					calls, err = r.mergeCallDeltas(calls[:0])
+				case "function_call":
+					hasFunction = hasFunction || r.peek() != 'n'
+					err = r.pair("name", &fnName, "arguments", &fnArgs)
 				default:
 					err = r.skip()
 				}
@@ -608,6 +630,11 @@ func (m *merger) choice(r *reader) error {
 	ch.content = append(ch.content, content...)
 	ch.refusal = append(ch.refusal, refusal...)
 	ch.reasoning = append(append(ch.reasoning, reasoning...), reasoning2...)
+	if hasFunction {
+		ch.hasFunction = true
+		ch.fnName = append(ch.fnName, fnName...)
+		ch.fnArgs = append(ch.fnArgs, fnArgs...)
+	}
 	for _, d := range calls {
 		// As middleware.Accumulator merges them: a delta continues the
 		// latest call of its index, but a new ID at a used index is a new
@@ -772,7 +799,7 @@ func (m *merger) appendBody(dst []byte) []byte {
 		dst = append(dst, `{"index":`...)
 		dst = appendInt(dst, int64(i))
 		dst = append(dst, `,"message":{"role":"assistant","content":`...)
-		if len(ch.content) > 0 || len(calls) == 0 && len(ch.refusal) == 0 {
+		if len(ch.content) > 0 || len(calls) == 0 && len(ch.refusal) == 0 && !ch.hasFunction {
 			dst = appendString(dst, bytesString(ch.content))
 		} else {
 			dst = append(dst, "null"...)
@@ -821,6 +848,13 @@ func (m *merger) appendBody(dst []byte) []byte {
 			if j == len(calls)-1 {
 				dst = append(dst, ']')
 			}
+		}
+		if ch.hasFunction {
+			dst = append(dst, `,"function_call":{"name":`...)
+			dst = appendString(dst, bytesString(ch.fnName))
+			dst = append(dst, `,"arguments":`...)
+			dst = appendString(dst, bytesString(ch.fnArgs))
+			dst = append(dst, '}')
 		}
 		dst = append(dst, `},"logprobs":`...)
 		if ch.logprobs {

@@ -63,6 +63,12 @@ func randomAnswer(r *rand.Rand) []byte {
 				calls = append(calls, c)
 			}
 			msg["tool_calls"] = calls
+			if r.IntN(4) == 0 { // the legacy functions API's call instead
+				delete(msg, "tool_calls")
+				args, _ := text()
+				msg["function_call"] = map[string]any{"name": "check_disk", "arguments": args}
+				ch["finish_reason"] = "function_call"
+			}
 		}
 		if r.IntN(3) == 0 {
 			if s, _ := text(); s != "" {
@@ -215,6 +221,7 @@ func mergeChunksStdlib(chunks [][]byte) ([]byte, error) {
 		ReasoningContent string           `json:"reasoning_content,omitempty"`
 		Refusal          *string          `json:"refusal"`
 		ToolCalls        []map[string]any `json:"tool_calls,omitempty"`
+		FunctionCall     *sseFunction     `json:"function_call,omitempty"`
 	}
 	type choice struct {
 		Index        int          `json:"index"`
@@ -247,6 +254,7 @@ func mergeChunksStdlib(chunks [][]byte) ([]byte, error) {
 					Reasoning        string                       `json:"reasoning"`
 					Refusal          *string                      `json:"refusal"`
 					ToolCalls        []map[string]json.RawMessage `json:"tool_calls"`
+					FunctionCall     *sseFunction                 `json:"function_call"`
 				} `json:"delta"`
 				Logprobs     *sseLogprobs `json:"logprobs"`
 				FinishReason *string      `json:"finish_reason"`
@@ -277,6 +285,13 @@ func mergeChunksStdlib(chunks [][]byte) ([]byte, error) {
 				tx.refusal.WriteString(*d.Delta.Refusal)
 			}
 			ch.Message.ReasoningContent += d.Delta.ReasoningContent + d.Delta.Reasoning
+			if fc := d.Delta.FunctionCall; fc != nil {
+				if ch.Message.FunctionCall == nil {
+					ch.Message.FunctionCall = &sseFunction{}
+				}
+				ch.Message.FunctionCall.Name += fc.Name
+				ch.Message.FunctionCall.Arguments += fc.Arguments
+			}
 			for pos, m := range d.Delta.ToolCalls {
 				// A delta without an index has its place in the array; a
 				// new id at a used index is a new call.
@@ -357,7 +372,7 @@ func mergeChunksStdlib(chunks [][]byte) ([]byte, error) {
 			}
 			ch.Message.ToolCalls = append(ch.Message.ToolCalls, m)
 		}
-		if tx.content.Len() > 0 || len(ch.Message.ToolCalls) == 0 && tx.refusal.Len() == 0 {
+		if tx.content.Len() > 0 || len(ch.Message.ToolCalls) == 0 && tx.refusal.Len() == 0 && ch.Message.FunctionCall == nil {
 			s := tx.content.String()
 			ch.Message.Content = &s
 		}
