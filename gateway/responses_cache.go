@@ -315,13 +315,17 @@ func (cc *cachedCall) store(ctx context.Context, answer []byte) {
 		return
 	}
 	var o struct {
-		Object string          `json:"object"`
-		Status string          `json:"status"`
-		Model  string          `json:"model"`
-		Error  json.RawMessage `json:"error"`
-		Usage  *responsesUsage `json:"usage"`
+		Object string            `json:"object"`
+		Status string            `json:"status"`
+		Model  string            `json:"model"`
+		Error  json.RawMessage   `json:"error"`
+		Usage  *responsesUsage   `json:"usage"`
+		Output []json.RawMessage `json:"output"`
 	}
-	if json.Unmarshal(answer, &o) != nil || o.Object != "response" || o.Status != "completed" || present(o.Error) {
+	// An answer whose output is not there is not kept: a stream's final
+	// event may leave out the output its events carried (the SDKs rebuild
+	// it from them), and a hit must be the whole answer.
+	if json.Unmarshal(answer, &o) != nil || o.Object != "response" || o.Status != "completed" || present(o.Error) || len(o.Output) == 0 {
 		return
 	}
 	u, _ := o.Usage.usage() // (none: a hit saves nothing it can name)

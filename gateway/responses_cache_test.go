@@ -287,7 +287,11 @@ func streamingResponses(t *testing.T, calls *atomic.Int64) *httptest.Server {
 		if req.Metadata["cut"] == "yes" {
 			return
 		}
-		send("response.completed", map[string]any{"response": resp("completed", output, usage)})
+		final := resp("completed", output, usage)
+		if req.Metadata["omit"] == "yes" {
+			delete(final, "output") // the output only in the events before
+		}
+		send("response.completed", map[string]any{"response": final})
 	}))
 	t.Cleanup(up.Close)
 	return up
@@ -346,7 +350,8 @@ func readResponsesStream(t *testing.T, oc openai.Client, params responses.Respon
 // answers the same request streamed, replayed as the Responses API
 // streams: events in sequence, the text and a function call's arguments
 // in deltas, output items begun and done, and response.completed with the
-// kept answer. A stream cut before its final event is not kept.
+// kept answer. A stream cut before its final event is not kept, nor one
+// whose final event leaves out the output its events carried.
 func TestGatewayReplaysCachedResponsesAsStreams(t *testing.T) {
 	var calls atomic.Int64
 	up := streamingResponses(t, &calls)
@@ -413,6 +418,19 @@ func TestGatewayReplaysCachedResponsesAsStreams(t *testing.T) {
 		t.Fatalf("replayed events:\n%s\nwant\n%s", got, wantTypes)
 	}
 
+	// A stream whose final event leaves out the output its events carried
+	// is not kept: the same request goes upstream again.
+	omit := params("Check web-4.", map[string]string{"omit": "yes"})
+	before := calls.Load()
+	for range 2 {
+		if s := readResponsesStream(t, oc, omit); s.cacheHdr != "" || s.text == "" {
+			t.Fatalf("a stream without output in its final event: cache header %q, text %q", s.cacheHdr, s.text)
+		}
+	}
+	if calls.Load() != before+2 {
+		t.Fatalf("%d upstream calls for two streams without output in their final events, want 2", calls.Load()-before)
+	}
+
 	// A stream cut before its final event is not kept: the same request
 	// goes upstream again.
 	cut := params("Check web-3.", map[string]string{"cut": "yes"})
@@ -425,8 +443,8 @@ func TestGatewayReplaysCachedResponsesAsStreams(t *testing.T) {
 		}
 		s.Close()
 	}
-	if calls.Load() != 4 {
-		t.Fatalf("%d upstream calls after two cut streams, want 4", calls.Load())
+	if calls.Load() != 6 {
+		t.Fatalf("%d upstream calls after two cut streams, want 6", calls.Load())
 	}
 }
 
