@@ -191,16 +191,22 @@ func reservedFees(spec policies.ModelSpec, req *responsesRequest) policies.PicoU
 	return hostedFees(spec, t, web, file, 1)
 }
 
+// feeItem is what the fees read of an output item.
+type feeItem struct {
+	Type        string `json:"type"`
+	ContainerID string `json:"container_id,omitempty"`
+}
+
+// maxStreamItems bounds the items a stream keeps for its fees.
+const maxStreamItems = 1 << 14
+
 // outputFees is hostedFees of an answer's output: its web search calls,
 // file search calls and the containers its code interpreter calls ran in.
 func outputFees(spec policies.ModelSpec, t *toolsRead, output json.RawMessage) policies.PicoUSD {
 	if len(spec.ToolCalls) == 0 || !present(output) {
 		return 0
 	}
-	var items []struct {
-		Type        string `json:"type"`
-		ContainerID string `json:"container_id"`
-	}
+	var items []feeItem
 	if json.Unmarshal(output, &items) != nil {
 		return 0
 	}
@@ -621,14 +627,15 @@ type responsesStream struct {
 	// completed, when set, gets the response of a response.completed
 	// final event (the cache keeps it).
 	completed func(answer []byte)
-	line      []byte // the current line, up to maxResponsesEvent
-	long      bool   // the current line is longer: not kept
-	open      bool   // a line of an event not yet ended by a blank line was read
-	partial   bool   // the stream has a line begun and not ended
-	cr        bool   // the last line ended with a CR: an LF next is the same line end
-	done      bool   // settled
-	tail      []byte // what is left to read of the cut event
-	ended     bool   // src has ended: tail, then io.EOF
+	items     []feeItem // the stream's items done, for a final event without output
+	line      []byte    // the current line, up to maxResponsesEvent
+	long      bool      // the current line is longer: not kept
+	open      bool      // a line of an event not yet ended by a blank line was read
+	partial   bool      // the stream has a line begun and not ended
+	cr        bool      // the last line ended with a CR: an LF next is the same line end
+	done      bool      // settled
+	tail      []byte    // what is left to read of the cut event
+	ended     bool      // src has ended: tail, then io.EOF
 }
 
 // cutEvent is the error event the gateway adds to a Responses stream that
@@ -734,15 +741,26 @@ func (r *responsesStream) event(line []byte) {
 	var ev struct {
 		Type     string          `json:"type"`
 		Response json.RawMessage `json:"response"`
+		Item     json.RawMessage `json:"item"`
 	}
 	if json.Unmarshal(bytes.TrimSpace(data), &ev) != nil {
 		return
 	}
 	switch ev.Type {
+	case "response.output_item.done":
+		var it feeItem
+		if len(r.items) < maxStreamItems && json.Unmarshal(ev.Item, &it) == nil {
+			r.items = append(r.items, it)
+		}
 	case "response.completed", "response.incomplete", "response.failed":
 		var o responseObject
 		if present(ev.Response) && json.Unmarshal(ev.Response, &o) != nil {
 			return
+		}
+		if !present(o.Output) && len(r.items) > 0 {
+			// A final event that leaves out the output its events
+			// carried: the items done are the output (their fees).
+			o.Output, _ = json.Marshal(r.items)
 		}
 		r.done = true
 		r.final(&o)

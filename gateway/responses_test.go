@@ -1121,7 +1121,15 @@ func hostedToolsUpstream(t *testing.T, calls *atomic.Int64) *httptest.Server {
 			`],"usage":{"input_tokens":1000,"output_tokens":200,"total_tokens":1200}}`
 		if req.Stream {
 			w.Header().Set("Content-Type", "text/event-stream")
-			fmt.Fprintf(w, "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":0,\"response\":%s}\n\n", resp)
+			if req.Metadata["omit"] == "yes" {
+				// The items in events of their own; the final event leaves
+				// out the output.
+				for i, it := range out {
+					fmt.Fprintf(w, "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"sequence_number\":%d,\"output_index\":%d,\"item\":%s}\n\n", i, i, it)
+				}
+				resp = strings.Replace(resp, `"output":[`+strings.Join(out, ",")+`],`, "", 1)
+			}
+			fmt.Fprintf(w, "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":99,\"response\":%s}\n\n", resp)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -1141,7 +1149,8 @@ func hostedToolsUpstream(t *testing.T, calls *atomic.Int64) *httptest.Server {
 // and a policy's tool_calls replaces the catalog's fee. The fees are
 // reserved before the call — max_tool_calls of each declared tool — so a
 // call whose fees the budget cannot afford is refused before it is sent.
-// A stream is charged the fees of its final event's output.
+// A stream is charged the fees of its final event's output, or of the
+// items its events carried when the final event leaves the output out.
 func TestGatewayChargesHostedToolFees(t *testing.T) {
 	var calls atomic.Int64
 	up := hostedToolsUpstream(t, &calls)
@@ -1153,6 +1162,7 @@ func TestGatewayChargesHostedToolFees(t *testing.T) {
 	}{
 		{"web search", `[{"type":"web_search"}]`, `{"web":"3"}`, "", false, "0.030270"},
 		{"web search streamed", `[{"type":"web_search"}]`, `{"web":"2"}`, "", true, "0.020270"},
+		{"web search streamed, the output in events", `[{"type":"web_search"}]`, `{"web":"2","omit":"yes"}`, "", true, "0.020270"},
 		{"web search preview", `[{"type":"web_search_preview"}]`, `{"web":"2"}`, "", false, "0.050270"},
 		{"file search", `[{"type":"file_search","vector_store_ids":["vs_1"]}]`, `{"files":"2"}`, "", false, "0.005270"},
 		{"code interpreter", `[{"type":"code_interpreter","container":{"type":"auto"}}]`, `{"containers":"cntr_1,cntr_1,cntr_2"}`, "", false, "0.060270"},
