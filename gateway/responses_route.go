@@ -19,9 +19,9 @@ import (
 // the assistant's tool calls and the tools' results, function tools as
 // tools), its stage detected from it, and the model the rules pick (or
 // routing.default) written into the request before it is reserved,
-// admitted and sent. Cascades, final-answer regeneration and
-// larger-window escalation, which need the chain's answer, are the chat
-// path's only; so are budget_below conditions on the team's budget.
+// admitted and sent; budget_below conditions read the team's ledger and
+// the run's. Cascades, final-answer regeneration and larger-window
+// escalation, which need the chain's answer, are the chat path's only.
 
 // responsesConversation reads a Responses request as a chat request, for
 // the router: what it cannot read (hosted tools, reasoning items, files)
@@ -138,9 +138,15 @@ func (s *Server) newPassRules(pl *passLimits) *route.Rules {
 		return nil
 	}
 	est := tokens.New(tokens.WithModels(llmwrap.EstimatorModels(pl.pol)))
-	r, err := llmwrap.NewRules(pl.pol, route.WithRulesEstimator(route.EstimatorFunc(func(ctx context.Context, model string, req *middleware.Request) int64 {
+	opts := []route.RulesOption{route.WithRulesEstimator(route.EstimatorFunc(func(ctx context.Context, model string, req *middleware.Request) int64 {
 		return est.Request(model, req)
-	})))
+	}))}
+	if pl.budget != nil {
+		// budget_below reads the team's ledger and the run's, as the
+		// chain's does for chat calls.
+		opts = append(opts, route.WithRulesBudget(llmwrap.BudgetReader(pl.budget)))
+	}
+	r, err := llmwrap.NewRules(pl.pol, opts...)
 	if err != nil {
 		s.logger.Warn("tokenwise/gateway: the routing rules of a policy do not compile: responses calls are not routed", "policy", pl.pol.Name, "err", err)
 		return nil

@@ -705,6 +705,73 @@ routing:
 	}
 }
 
+// TestGatewayRoutesResponsesByTheBudgetLeft: a budget_below rule routes a
+// Responses call as it routes a chat call: once the team's ledger has
+// less than half of its $0.01 left (two calls of 1,000 input and 100
+// output tokens of gpt-4o, $0.0035 each), the next call goes to
+// gpt-4o-mini; with a rule on the run's budget, so does the third call of
+// a run (X-Run-Id), and the first of another run goes to gpt-4o.
+func TestGatewayRoutesResponsesByTheBudgetLeft(t *testing.T) {
+	var mu sync.Mutex
+	var models []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Model string `json:"model"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		mu.Lock()
+		models = append(models, req.Model)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","model":"`+req.Model+`","output":[],"usage":{"input_tokens":1000,"output_tokens":100,"total_tokens":1100}}`)
+	}))
+	defer up.Close()
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": `version: 1
+name: devops
+budget:
+  team: {period: monthly, max_usd: 0.01}
+routing:
+  default: gpt-4o
+  rules:
+    - name: save-the-rest
+      when: {budget_below: {scope: team, fraction: 0.5}}
+      model: gpt-4o-mini
+`, "payments.yaml": `version: 1
+name: payments
+budget:
+  run: {max_usd: 0.01}
+routing:
+  default: gpt-4o
+  rules:
+    - name: save-the-rest
+      when: {budget_below: {scope: run, fraction: 0.5}}
+      model: gpt-4o-mini
+`}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	for range 3 {
+		r := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4o","max_output_tokens":100,"input":"Write the incident summary."}`)
+		b, _ := io.ReadAll(r.Body)
+		if r.StatusCode != 200 {
+			t.Fatalf("%d %s", r.StatusCode, b)
+		}
+	}
+	if !reflect.DeepEqual(models, []string{"gpt-4o", "gpt-4o", "gpt-4o-mini"}) {
+		t.Fatalf("the upstream got models %v, want gpt-4o twice, then gpt-4o-mini once less than half the budget is left", models)
+	}
+	models = nil
+	for _, run := range []string{"run-1", "run-1", "run-1", "run-2"} {
+		r := e.do(t, "POST", "/v1/responses", paymentsKey, `{"model":"gpt-4o","max_output_tokens":100,"input":"Write the incident summary."}`, "X-Run-Id", run)
+		b, _ := io.ReadAll(r.Body)
+		if r.StatusCode != 200 {
+			t.Fatalf("%d %s", r.StatusCode, b)
+		}
+	}
+	if !reflect.DeepEqual(models, []string{"gpt-4o", "gpt-4o", "gpt-4o-mini", "gpt-4o"}) {
+		t.Fatalf("the upstream got models %v, want gpt-4o twice in a run, then gpt-4o-mini, then gpt-4o in a new run", models)
+	}
+}
+
 // TestGatewayRefusesAmbiguousMembers: a Responses or embeddings request
 // that names a member the gateway polices twice, or in another case
 // (which encoding/json reads as the member, keeping the last, while a

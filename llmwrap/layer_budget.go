@@ -58,6 +58,13 @@ func (o *options) budget(p *policies.Policy) (*budget.Budget, error) {
 	return b, nil
 }
 
+// BudgetReader returns the reader of budget_below routing conditions of
+// b: the remaining share of the team's ledger and of the run's (a run
+// shared through b's store), the smaller of its USD and token shares.
+// The gateway routes the calls it passes through (the Responses API) with
+// it, as the chain routes chat calls.
+func BudgetReader(b *budget.Budget) route.BudgetReader { return ledgerBudgetReader(b) }
+
 // ledgerBudgetReader answers budget_below conditions from the budget's
 // ledgers: of the team scope, and of the run scope for a shared run
 // (middleware.OpenSharedRun, whose spend in other processes only its
