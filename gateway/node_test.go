@@ -41,6 +41,28 @@ func nodeClient(t *testing.T) string {
 	return node
 }
 
+// runNode runs script in nodeDir with node against the gateway e
+// (GATEWAY_URL, the teams' keys) and returns what it printed; the test
+// fails with its stderr and the gateway's logs when it fails.
+func runNode(t *testing.T, node string, e *env, script string) []byte {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), node, script)
+	cmd.Dir = nodeDir
+	cmd.Env = append(os.Environ(), "GATEWAY_URL="+e.url, "KEY_DEVOPS="+devopsKey, "KEY_PAYMENTS="+paymentsKey, "NODE_NO_WARNINGS=1")
+	cmd.WaitDelay = 10 * time.Second
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		var logs string
+		if e.logs != nil {
+			logs = e.logs.String()
+		}
+		t.Fatalf("node %s: %v\n%s\ngateway logs:\n%s", script, err, stderr.String(), logs)
+	}
+	return stdout
+}
+
 // TestGatewayWithOfficialNodeClient drives the gateway with the official
 // OpenAI Node package (testdata/node/conversation.mjs): a streamed
 // tool-calling conversation with usage, a 429 of the upstream retried by
@@ -55,16 +77,7 @@ func TestGatewayWithOfficialNodeClient(t *testing.T) {
 	retry := e.upstream.On(openaitest.LastContains("retry me")).Reply(limited, openaitest.Text("retried"))
 	long := e.upstream.On(openaitest.LastContains("long long")).Reply(openaitest.Text("should not be called"))
 
-	cmd := exec.CommandContext(t.Context(), node, "conversation.mjs")
-	cmd.Dir = nodeDir
-	cmd.Env = append(os.Environ(), "GATEWAY_URL="+e.url, "KEY_DEVOPS="+devopsKey, "KEY_PAYMENTS="+paymentsKey, "NODE_NO_WARNINGS=1")
-	cmd.WaitDelay = 10 * time.Second
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s\ngateway logs:\n%s", err, stderr.String(), e.logs.String())
-	}
+	stdout := runNode(t, node, e, "conversation.mjs")
 	var got struct {
 		ToolCalls []struct{ ID, Name, Arguments string } `json:"toolCalls"`
 		Usage1    *struct {
@@ -138,16 +151,7 @@ func TestGatewayResponsesWithOfficialNodeClient(t *testing.T) {
 	node := nodeClient(t)
 	var calls atomic.Int64
 	e := embeddingsGateway(t, responsesUpstream(t, &calls), "0.02")
-	cmd := exec.CommandContext(t.Context(), node, "responses.mjs")
-	cmd.Dir = nodeDir
-	cmd.Env = append(os.Environ(), "GATEWAY_URL="+e.url, "KEY_DEVOPS="+devopsKey, "NODE_NO_WARNINGS=1")
-	cmd.WaitDelay = 10 * time.Second
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s\ngateway logs:\n%s", err, stderr.String(), e.logs.String())
-	}
+	stdout := runNode(t, node, e, "responses.mjs")
 	type usage struct {
 		Input  int `json:"input_tokens"`
 		Output int `json:"output_tokens"`
@@ -213,16 +217,7 @@ func TestGatewayReplaysResponsesToTheNodeClient(t *testing.T) {
 	}
 	t.Setenv(upstreamEnv, upstreamKey)
 	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
-	cmd := exec.CommandContext(t.Context(), node, "responses_cache.mjs")
-	cmd.Dir = nodeDir
-	cmd.Env = append(os.Environ(), "GATEWAY_URL="+e.url, "KEY_DEVOPS="+devopsKey, "NODE_NO_WARNINGS=1")
-	cmd.WaitDelay = 10 * time.Second
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stderr.String())
-	}
+	stdout := runNode(t, node, e, "responses_cache.mjs")
 	type final struct {
 		ID         string  `json:"id"`
 		Status     string  `json:"status"`

@@ -136,20 +136,18 @@ func (w *eventWriter) item(i int, raw json.RawMessage, item map[string]json.RawM
 				return false
 			}
 		}
-	case "function_call":
-		var args string
-		if json.Unmarshal(item["arguments"], &args) != nil {
+	case "function_call", "custom_tool_call":
+		// A call's arguments (a custom tool call's input) as one delta.
+		member, events := "arguments", "response.function_call_arguments"
+		if typ == "custom_tool_call" {
+			member, events = "input", "response.custom_tool_call_input"
+		}
+		var v string
+		if json.Unmarshal(item[member], &v) != nil {
 			return false
 		}
-		w.event("response.function_call_arguments.delta", "item_id", itemID, "output_index", i, "delta", args)
-		w.event("response.function_call_arguments.done", "item_id", itemID, "output_index", i, "arguments", args)
-	case "custom_tool_call":
-		var input string
-		if json.Unmarshal(item["input"], &input) != nil {
-			return false
-		}
-		w.event("response.custom_tool_call_input.delta", "item_id", itemID, "output_index", i, "delta", input)
-		w.event("response.custom_tool_call_input.done", "item_id", itemID, "output_index", i, "input", input)
+		w.event(events+".delta", "item_id", itemID, "output_index", i, "delta", v)
+		w.event(events+".done", "item_id", itemID, "output_index", i, member, v)
 	}
 	w.event("response.output_item.done", "output_index", i, "item", raw)
 	return true

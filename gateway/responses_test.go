@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -646,14 +647,14 @@ func TestGatewayResponsesCutStreamIsAnError(t *testing.T) {
 	}
 }
 
-// TestGatewayRoutesResponsesCalls: a Responses call is routed by the
-// team's routing rules as a chat call is — its stage read from its input
-// (a function call's output: the agent analyses a tool's result) — and
-// the upstream, the budget and the run's report get the routed model.
-func TestGatewayRoutesResponsesCalls(t *testing.T) {
+// modelsUpstream answers every Responses call with 1,000 input and 100
+// output tokens of the model it names; sent returns those models, in
+// order.
+func modelsUpstream(t *testing.T) (up *httptest.Server, sent func() []string) {
+	t.Helper()
 	var mu sync.Mutex
 	var models []string
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Model string `json:"model"`
 		}
@@ -664,7 +665,20 @@ func TestGatewayRoutesResponsesCalls(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","model":"`+req.Model+`","output":[],"usage":{"input_tokens":1000,"output_tokens":100,"total_tokens":1100}}`)
 	}))
-	defer up.Close()
+	t.Cleanup(up.Close)
+	return up, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(models)
+	}
+}
+
+// TestGatewayRoutesResponsesCalls: a Responses call is routed by the
+// team's routing rules as a chat call is — its stage read from its input
+// (a function call's output: the agent analyses a tool's result) — and
+// the upstream, the budget and the run's report get the routed model.
+func TestGatewayRoutesResponsesCalls(t *testing.T) {
+	up, sent := modelsUpstream(t)
 	pols := map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": `version: 1
 name: devops
 budget:
@@ -689,7 +703,7 @@ routing:
 			t.Fatalf("%d %s", r.StatusCode, b)
 		}
 	}
-	if !reflect.DeepEqual(models, []string{"gpt-4o-mini", "gpt-4o"}) {
+	if models := sent(); !reflect.DeepEqual(models, []string{"gpt-4o-mini", "gpt-4o"}) {
 		t.Fatalf("the upstream got models %v, want the tool result's turn on gpt-4o-mini and the final answer on routing.default gpt-4o", models)
 	}
 	// Charged at the routed models' prices: 1,000 input and 100 output
@@ -712,20 +726,7 @@ routing:
 // gpt-4o-mini; with a rule on the run's budget, so does the third call of
 // a run (X-Run-Id), and the first of another run goes to gpt-4o.
 func TestGatewayRoutesResponsesByTheBudgetLeft(t *testing.T) {
-	var mu sync.Mutex
-	var models []string
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Model string `json:"model"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&req)
-		mu.Lock()
-		models = append(models, req.Model)
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","model":"`+req.Model+`","output":[],"usage":{"input_tokens":1000,"output_tokens":100,"total_tokens":1100}}`)
-	}))
-	defer up.Close()
+	up, sent := modelsUpstream(t)
 	pols := map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": `version: 1
 name: devops
 budget:
@@ -756,10 +757,9 @@ routing:
 			t.Fatalf("%d %s", r.StatusCode, b)
 		}
 	}
-	if !reflect.DeepEqual(models, []string{"gpt-4o", "gpt-4o", "gpt-4o-mini"}) {
+	if models := sent(); !reflect.DeepEqual(models, []string{"gpt-4o", "gpt-4o", "gpt-4o-mini"}) {
 		t.Fatalf("the upstream got models %v, want gpt-4o twice, then gpt-4o-mini once less than half the budget is left", models)
 	}
-	models = nil
 	for _, run := range []string{"run-1", "run-1", "run-1", "run-2"} {
 		r := e.do(t, "POST", "/v1/responses", paymentsKey, `{"model":"gpt-4o","max_output_tokens":100,"input":"Write the incident summary."}`, "X-Run-Id", run)
 		b, _ := io.ReadAll(r.Body)
@@ -767,7 +767,7 @@ routing:
 			t.Fatalf("%d %s", r.StatusCode, b)
 		}
 	}
-	if !reflect.DeepEqual(models, []string{"gpt-4o", "gpt-4o", "gpt-4o-mini", "gpt-4o"}) {
+	if models := sent()[3:]; !reflect.DeepEqual(models, []string{"gpt-4o", "gpt-4o", "gpt-4o-mini", "gpt-4o"}) {
 		t.Fatalf("the upstream got models %v, want gpt-4o twice in a run, then gpt-4o-mini, then gpt-4o in a new run", models)
 	}
 }
