@@ -593,8 +593,16 @@ func unsized(resp *http.Response) {
 }
 
 // shapeErrors is the answer's hook of a policed call that holds nothing:
-// an error answer is shaped as an OpenAI error (shapeError).
+// an error answer is shaped as an OpenAI error (shapeError); a redirect
+// is one too, a 502: the gateway does not send its callers to where its
+// upstream points (its Location is dropped).
 func (s *Server) shapeErrors(resp *http.Response) error {
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		shapeError(resp, s.secrets) // (says the upstream's status)
+		resp.Header.Del("Location")
+		resp.StatusCode, resp.Status = http.StatusBadGateway, "502 Bad Gateway"
+		return nil
+	}
 	if resp.StatusCode >= 400 {
 		shapeError(resp, s.secrets)
 	}

@@ -1282,3 +1282,51 @@ func TestGatewayChargesHostedToolFees(t *testing.T) {
 		t.Fatalf("spent $%s, want $0.020270", s.SpentUSD)
 	}
 }
+
+// TestGatewayAnswersUpstreamRedirectsAsErrors: an upstream that redirects
+// a Responses or embeddings call (a 3xx with a Location) is the caller's
+// 502 OpenAI error, without the Location — the gateway does not send its
+// callers, with their keys, to where its upstream points — and the call's
+// reservation is released; an answer of another 2xx than 200 is charged
+// as an answer (it was released, charged nothing, before).
+func TestGatewayAnswersUpstreamRedirectsAsErrors(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Metadata map[string]string `json:"metadata"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		if req.Metadata["status"] == "201" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini","output":[],"usage":{"input_tokens":1000,"output_tokens":200,"total_tokens":1200}}`)
+			return
+		}
+		http.Redirect(w, r, "https://elsewhere.example/v1/responses", http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(up.Close)
+	e := embeddingsGateway(t, up, "1")
+	for _, path := range []string{"/v1/responses", "/v1/embeddings"} {
+		body := `{"model":"gpt-4o-mini","input":"Check the disks."}`
+		if path == "/v1/embeddings" {
+			body = `{"model":"text-embedding-3-small","input":"Check the disks."}`
+		}
+		r := e.do(t, "POST", path, devopsKey, body)
+		var eb struct {
+			Error struct{ Type, Code, Message string } `json:"error"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&eb); err != nil {
+			t.Fatal(err)
+		}
+		if r.StatusCode != http.StatusBadGateway || r.Header.Get("Location") != "" || eb.Error.Code != "upstream_error" || !strings.Contains(eb.Error.Message, "307") {
+			t.Fatalf("%s redirected: %d (Location %q) %+v", path, r.StatusCode, r.Header.Get("Location"), eb.Error)
+		}
+	}
+	if s := e.spend(t); s.SpentTokens != 0 || s.ReservedUSD != "0.000000" {
+		t.Fatalf("redirected calls spent %d tokens, hold $%s", s.SpentTokens, s.ReservedUSD)
+	}
+	r := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4o-mini","input":"Check the disks.","metadata":{"status":"201"}}`)
+	_, _ = io.ReadAll(r.Body)
+	if s := e.spend(t); r.StatusCode != http.StatusCreated || s.SpentTokens != 1200 {
+		t.Fatalf("a 201 answer: %d, spent %d tokens; want it charged its 1,200", r.StatusCode, s.SpentTokens)
+	}
+}
