@@ -206,13 +206,15 @@ func outputFees(spec policies.ModelSpec, t *toolsRead, output json.RawMessage) p
 	if len(spec.ToolCalls) == 0 || !present(output) {
 		return 0
 	}
-	var items []feeItem
-	if json.Unmarshal(output, &items) != nil {
+	var raw []json.RawMessage
+	if json.Unmarshal(output, &raw) != nil {
 		return 0
 	}
 	var web, file int64
 	containers := map[string]bool{}
-	for _, it := range items {
+	for _, r := range raw {
+		var it feeItem // (an item that is not one is not a call)
+		_ = json.Unmarshal(r, &it)
 		switch it.Type {
 		case "web_search_call":
 			web++

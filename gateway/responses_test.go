@@ -1184,6 +1184,9 @@ func hostedToolsUpstream(t *testing.T, calls *atomic.Int64) *httptest.Server {
 			}
 		}
 		out = append(out, `{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"Done.","annotations":[]}]}`)
+		if req.Metadata["junk"] == "yes" {
+			out = append(out, `1`, `{"type":7}`) // items of no known shape
+		}
 		resp := `{"id":"resp_1","object":"response","created_at":1,"status":"completed","model":"gpt-4o-mini-2024-07-18","output":[` + strings.Join(out, ",") +
 			`],"usage":{"input_tokens":1000,"output_tokens":200,"total_tokens":1200}}`
 		if req.Stream {
@@ -1231,6 +1234,7 @@ func TestGatewayChargesHostedToolFees(t *testing.T) {
 		{"web search streamed", `[{"type":"web_search"}]`, `{"web":"2"}`, "", true, "0.020270"},
 		{"web search streamed, the output in events", `[{"type":"web_search"}]`, `{"web":"2","omit":"yes"}`, "", true, "0.020270"},
 		{"web search preview", `[{"type":"web_search_preview"}]`, `{"web":"2"}`, "", false, "0.050270"},
+		{"web search beside stray items", `[{"type":"web_search"}]`, `{"web":"2","junk":"yes"}`, "", false, "0.020270"},
 		{"file search", `[{"type":"file_search","vector_store_ids":["vs_1"]}]`, `{"files":"2"}`, "", false, "0.005270"},
 		{"code interpreter", `[{"type":"code_interpreter","container":{"type":"auto"}}]`, `{"containers":"cntr_1,cntr_1,cntr_2"}`, "", false, "0.060270"},
 		{"code interpreter 4g", `[{"type":"code_interpreter","container":{"type":"auto","memory_limit":"4g"}}]`, `{"containers":"cntr_1"}`, "", false, "0.120270"},
