@@ -228,10 +228,11 @@ func TestGatewayReplaysResponsesToTheNodeClient(t *testing.T) {
 		} `json:"usage"`
 	}
 	type seen struct {
-		Types []string `json:"types"`
-		Text  string   `json:"text"`
-		Args  string   `json:"args"`
-		Final final    `json:"final"`
+		Types   []string `json:"types"`
+		Text    string   `json:"text"`
+		Args    string   `json:"args"`
+		Summary string   `json:"summary"` // the reasoning summary's deltas
+		Final   final    `json:"final"`
 	}
 	var got struct {
 		Text     seen `json:"text"`
@@ -249,7 +250,8 @@ func TestGatewayReplaysResponsesToTheNodeClient(t *testing.T) {
 		t.Errorf("the stream replayed as the Node client read it: %+v", g)
 	}
 	if g := got.Tool; g.Args != `{"host":"web-2"}` || g.Final.ID != "resp_2" || len(g.Final.Output) != 2 ||
-		fmt.Sprint(g.Final.Output[1]) != `[function_call fc_2 call_2 {"host":"web-2"}]` || fmt.Sprint(g.Final.Output[0][:2]) != "[reasoning rs_2]" {
+		fmt.Sprint(g.Final.Output[1]) != `[function_call fc_2 call_2 {"host":"web-2"} ]` || fmt.Sprint(g.Final.Output[0][:2]) != "[reasoning rs_2]" ||
+		g.Final.Output[0][4] != "Look at /var first." || g.Summary != "Look at /var first." {
 		t.Errorf("the tool call replayed as the Node client read it: %+v", g)
 	}
 	if n := calls.Load(); n != 2 {

@@ -222,7 +222,8 @@ func streamingResponses(t *testing.T, calls *atomic.Int64) *httptest.Server {
 		args := fmt.Sprintf(`{"host":"web-%d"}`, n)
 		msg := map[string]any{"type": "message", "id": fmt.Sprintf("msg_%d", n), "status": "completed", "role": "assistant",
 			"content": []any{map[string]any{"type": "output_text", "text": text, "annotations": []any{}, "logprobs": []any{}}}}
-		reasoning := map[string]any{"type": "reasoning", "id": fmt.Sprintf("rs_%d", n), "summary": []any{}}
+		reasoning := map[string]any{"type": "reasoning", "id": fmt.Sprintf("rs_%d", n),
+			"summary": []any{map[string]any{"type": "summary_text", "text": "Look at /var first."}}}
 		call := map[string]any{"type": "function_call", "id": fmt.Sprintf("fc_%d", n), "call_id": fmt.Sprintf("call_%d", n),
 			"name": "check_disks", "arguments": args, "status": "completed"}
 		output := []any{msg}
@@ -412,8 +413,9 @@ func TestGatewayReplaysCachedResponsesAsStreams(t *testing.T) {
 		t.Fatalf("the tool call replayed: cache header %q, %d calls, arguments %q, in order %v, final %+v",
 			replay.cacheHdr, calls.Load(), replay.args, replay.inOrder, replay.final)
 	}
-	wantTypes = "response.created response.in_progress response.output_item.added response.output_item.done response.output_item.added " +
-		"response.function_call_arguments.delta response.function_call_arguments.done response.output_item.done response.completed"
+	wantTypes = "response.created response.in_progress response.output_item.added response.reasoning_summary_part.added " +
+		"response.reasoning_summary_text.delta response.reasoning_summary_text.done response.reasoning_summary_part.done response.output_item.done " +
+		"response.output_item.added response.function_call_arguments.delta response.function_call_arguments.done response.output_item.done response.completed"
 	if got := strings.Join(replay.types, " "); got != wantTypes {
 		t.Fatalf("replayed events:\n%s\nwant\n%s", got, wantTypes)
 	}

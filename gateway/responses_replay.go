@@ -12,8 +12,8 @@ import (
 // for each output item its output_item.added (the item begun: a message
 // without content, a call without arguments), its content as one delta
 // each (output_text and refusal parts, a function call's arguments, a
-// custom tool call's input) with their done events, its
-// output_item.done (the item whole), and response.completed with the
+// custom tool call's input, a reasoning item's summary texts) with their
+// done events, its output_item.done (the item whole), and response.completed with the
 // answer as kept. Sequence numbers count from 0. The official SDKs'
 // stream readers rebuild the answer from these events; their final
 // response is the kept answer.
@@ -108,8 +108,16 @@ func (w *eventWriter) item(i int, raw json.RawMessage, item map[string]json.RawM
 	for k, v := range item {
 		begun[k] = v
 	}
-	var parts []json.RawMessage
+	var parts, summary []json.RawMessage
 	switch typ {
+	case "reasoning":
+		// Its summary streamed part by part, as OpenAI streams it.
+		if sm, ok := item["summary"]; ok && present(sm) && json.Unmarshal(sm, &summary) != nil {
+			return false
+		}
+		if len(summary) > 0 {
+			begun["summary"] = json.RawMessage(`[]`)
+		}
 	case "message":
 		if c, ok := item["content"]; ok && present(c) && json.Unmarshal(c, &parts) != nil {
 			return false
@@ -130,6 +138,12 @@ func (w *eventWriter) item(i int, raw json.RawMessage, item map[string]json.RawM
 	}
 	w.event("response.output_item.added", "output_index", i, "item", b)
 	switch typ {
+	case "reasoning":
+		for k, p := range summary {
+			if !w.summaryPart(i, k, itemID, p) {
+				return false
+			}
+		}
 	case "message":
 		for j, p := range parts {
 			if !w.part(i, j, itemID, p) {
@@ -208,6 +222,39 @@ func (w *eventWriter) part(i, j int, itemID, raw json.RawMessage) bool {
 		w.event("response.refusal.done", append(at, "refusal", text)...)
 	}
 	w.event("response.content_part.done", append(at, "part", raw)...)
+	return true
+}
+
+// summaryPart writes the events of summary part k of reasoning item i:
+// a summary text as one delta.
+func (w *eventWriter) summaryPart(i, k int, itemID, raw json.RawMessage) bool {
+	var p map[string]json.RawMessage
+	if json.Unmarshal(raw, &p) != nil || p == nil {
+		return false
+	}
+	var typ, text string
+	_ = json.Unmarshal(p["type"], &typ)
+	begun := make(map[string]json.RawMessage, len(p))
+	for k, v := range p {
+		begun[k] = v
+	}
+	if typ == "summary_text" {
+		if json.Unmarshal(p["text"], &text) != nil {
+			return false
+		}
+		begun["text"] = json.RawMessage(`""`)
+	}
+	b, err := marshalJSON(begun)
+	if err != nil {
+		return false
+	}
+	at := []any{"item_id", itemID, "output_index", i, "summary_index", k}
+	w.event("response.reasoning_summary_part.added", append(at, "part", b)...)
+	if typ == "summary_text" {
+		w.event("response.reasoning_summary_text.delta", append(at, "delta", text)...)
+		w.event("response.reasoning_summary_text.done", append(at, "text", text)...)
+	}
+	w.event("response.reasoning_summary_part.done", append(at, "part", raw)...)
 	return true
 }
 

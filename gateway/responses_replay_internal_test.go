@@ -64,6 +64,7 @@ func FuzzReplayStreamRebuildsTheAnswer(f *testing.F) {
 			Seq          int             `json:"sequence_number"`
 			OutputIndex  *int            `json:"output_index"`
 			ContentIndex int             `json:"content_index"`
+			SummaryIndex *int            `json:"summary_index"`
 			ItemID       json.RawMessage `json:"item_id"`
 			Item         map[string]any  `json:"item"`
 			Delta        string          `json:"delta"`
@@ -106,6 +107,7 @@ func FuzzReplayStreamRebuildsTheAnswer(f *testing.F) {
 		}
 		begun, done := 0, 0
 		acc := map[[2]int]string{}
+		summaries := map[[2]int]string{}
 		var args string
 		for _, ev := range evs[2 : len(evs)-1] {
 			if ev.OutputIndex == nil {
@@ -127,6 +129,11 @@ func FuzzReplayStreamRebuildsTheAnswer(f *testing.F) {
 					t.Fatalf("output %d begun as %v, the answer's item is %v", i, ev.Item, item)
 				}
 				args = ""
+				if sm, _ := item["summary"].([]any); item["type"] == "reasoning" && len(sm) > 0 {
+					if b, _ := ev.Item["summary"].([]any); len(b) != 0 {
+						t.Fatalf("reasoning output %d begun with its summary %v: its parts follow", i, b)
+					}
+				}
 			case "response.output_item.done":
 				done++
 				if !reflect.DeepEqual(ev.Item, item) {
@@ -147,6 +154,18 @@ func FuzzReplayStreamRebuildsTheAnswer(f *testing.F) {
 				}
 				if got == nil || *got != w || acc[[2]int{i, ev.ContentIndex}] != w {
 					t.Fatalf("%s of output %d part %d: deltas %q, done %v; the part's %q", ev.Type, i, ev.ContentIndex, acc[[2]int{i, ev.ContentIndex}], got, w)
+				}
+			case "response.reasoning_summary_text.delta":
+				if ev.SummaryIndex == nil {
+					t.Fatalf("%s without summary_index", ev.Type)
+				}
+				summaries[[2]int{i, *ev.SummaryIndex}] += ev.Delta
+			case "response.reasoning_summary_text.done":
+				parts, _ := item["summary"].([]any)
+				part, _ := parts[*ev.SummaryIndex].(map[string]any)
+				if ev.Text == nil || !reflect.DeepEqual(*ev.Text, part["text"]) || summaries[[2]int{i, *ev.SummaryIndex}] != part["text"] {
+					t.Fatalf("%s of output %d summary %d: deltas %q, done %v; the part's %v", ev.Type, i, *ev.SummaryIndex,
+						summaries[[2]int{i, *ev.SummaryIndex}], ev.Text, part["text"])
 				}
 			case "response.function_call_arguments.delta", "response.custom_tool_call_input.delta":
 				args += ev.Delta

@@ -18,9 +18,10 @@ async function replay(params) {
     seen.types.push(ev.type);
     if (ev.type === "response.output_text.delta") seen.text += ev.delta;
     if (ev.type === "response.function_call_arguments.delta") seen.args += ev.delta;
+    if (ev.type === "response.reasoning_summary_text.delta") seen.summary = (seen.summary ?? "") + ev.delta;
   }
   const final = await stream.finalResponse();
-  seen.final = { id: final.id, status: final.status, outputText: final.output_text, output: final.output.map((o) => [o.type, o.id, o.call_id ?? null, o.arguments ?? null]), usage: final.usage };
+  seen.final = { id: final.id, status: final.status, outputText: final.output_text, output: final.output.map((o) => [o.type, o.id, o.call_id ?? null, o.arguments ?? null, (o.summary ?? []).map((p) => p.text).join("")]), usage: final.usage };
   return seen;
 }
 
