@@ -10,6 +10,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/tokens"
 )
 
@@ -20,8 +21,10 @@ import (
 // tools), its stage detected from it, and the model the rules pick (or
 // routing.default) written into the request before it is reserved,
 // admitted and sent; budget_below conditions read the team's ledger and
-// the run's. Cascades, final-answer regeneration and larger-window
-// escalation, which need the chain's answer, are the chat path's only.
+// the run's; a call whose counted input and max_output_tokens do not fit
+// the model's context window goes to the first routing.larger_window
+// model they fit. Cascades and final-answer regeneration, which need the
+// chain's answer, are the chat path's only.
 
 // responsesConversation reads a Responses request as a chat request, for
 // the router: what it cannot read (hosted tools, reasoning items, files)
@@ -109,25 +112,61 @@ func responsesText(raw json.RawMessage) string {
 // is the request's model.
 func (s *Server) routeResponses(ctx context.Context, team string, body []byte, req *responsesRequest) ([]byte, bool) {
 	pl := s.passLimitsOf(team)
-	if pl.rules == nil {
+	model, rule := req.Model, ""
+	if pl.rules != nil {
+		if d, ok := pl.rules.Route(ctx, route.NewQuery(ctx, responsesConversation(req))); ok && d.Model != "" {
+			model, rule = d.Model, d.Rule
+		}
+	}
+	if w := s.widerResponses(pl.pol, model, req); w != "" {
+		model, rule = w, "larger_window"
+	}
+	if model == req.Model {
 		return nil, false
 	}
-	d, ok := pl.rules.Route(ctx, route.NewQuery(ctx, responsesConversation(req)))
-	if !ok || d.Model == "" || d.Model == req.Model {
-		return nil, false
-	}
-	routed, err := sjson.SetBytes(body, "model", d.Model)
+	routed, err := sjson.SetBytes(body, "model", model)
 	var check struct {
 		Model string `json:"model"`
 	}
-	if err != nil || json.Unmarshal(routed, &check) != nil || check.Model != d.Model {
+	if err != nil || json.Unmarshal(routed, &check) != nil || check.Model != model {
 		return nil, false // a body the rewrite does not reach as JSON readers do (an escaped member name)
 	}
 	if s.logger.Enabled(ctx, slog.LevelDebug) {
-		s.logger.Debug("tokenwise/gateway: responses call routed", "team", team, "requested", req.Model, "model", d.Model, "rule", d.Rule)
+		s.logger.Debug("tokenwise/gateway: responses call routed", "team", team, "requested", req.Model, "model", model, "rule", rule)
 	}
-	req.Model = d.Model
+	req.Model = model
 	return routed, true
+}
+
+// widerResponses returns, when pol lists routing.larger_window models and
+// req's input (counted here) and max_output_tokens do not fit model's
+// context window, the first of them whose window is larger and fits
+// them, as the chain escalates a chat call; "" otherwise (an input the
+// gateway cannot count is not escalated).
+func (s *Server) widerResponses(pol *policies.Policy, model string, req *responsesRequest) string {
+	if pol == nil || len(pol.Routing.LargerWindow) == 0 {
+		return ""
+	}
+	spec, ok := pol.Model(model)
+	if !ok || spec.ContextWindow <= 0 {
+		return ""
+	}
+	need, counted := s.responsesInput(model, spec, req)
+	if !counted {
+		return ""
+	}
+	if req.MaxOutputTokens != nil && *req.MaxOutputTokens > 0 {
+		need = middleware.SatAdd(need, *req.MaxOutputTokens)
+	}
+	if need <= spec.ContextWindow {
+		return ""
+	}
+	for _, w := range pol.Routing.LargerWindow {
+		if ws, ok := pol.Model(w); ok && w != model && ws.ContextWindow > spec.ContextWindow && ws.ContextWindow >= need {
+			return w
+		}
+	}
+	return ""
 }
 
 // newPassRules compiles the routing rules of pl's policy for passed-through

@@ -772,6 +772,43 @@ routing:
 	}
 }
 
+// TestGatewayEscalatesResponsesToALargerWindow: a Responses call whose
+// counted input and max_output_tokens do not fit its model's context
+// window (gpt-4o-mini's, 1,000 tokens in this policy) goes to the first
+// routing.larger_window model they fit (gpt-4.1), as the chain escalates a
+// chat call — before it is reserved and sent; a call that fits stays, and
+// so does one whose input the gateway cannot count (previous_response_id).
+func TestGatewayEscalatesResponsesToALargerWindow(t *testing.T) {
+	up, sent := modelsUpstream(t)
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": `version: 1
+name: devops
+models:
+  gpt-4o-mini: {context_window: 1000, max_output_tokens: 500}
+  gpt-4o: {context_window: 1500, max_output_tokens: 500}
+routing:
+  larger_window: [gpt-4o, gpt-4.1]
+budget:
+  team: {period: monthly, max_usd: 10}
+`}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	long := strings.Repeat("The disk of web-1 is full again. ", 250) // ≈ 2,000 tokens
+	for _, body := range []string{
+		`{"model":"gpt-4o-mini","max_output_tokens":100,"input":"Check the disks."}`,
+		`{"model":"gpt-4o-mini","max_output_tokens":100,"input":"` + long + `"}`,
+		`{"model":"gpt-4o-mini","max_output_tokens":100,"previous_response_id":"resp_0","input":"` + long + `"}`,
+	} {
+		r := e.do(t, "POST", "/v1/responses", devopsKey, body)
+		b, _ := io.ReadAll(r.Body)
+		if r.StatusCode != 200 {
+			t.Fatalf("%d %s", r.StatusCode, b)
+		}
+	}
+	if models := sent(); !reflect.DeepEqual(models, []string{"gpt-4o-mini", "gpt-4.1", "gpt-4o-mini"}) {
+		t.Fatalf("the upstream got models %v, want gpt-4o-mini, then gpt-4.1 for the long input (gpt-4o's 1,500 do not fit it), then gpt-4o-mini", models)
+	}
+}
+
 // TestGatewayRefusesAmbiguousMembers: a Responses or embeddings request
 // that names a member the gateway polices twice, or in another case
 // (which encoding/json reads as the member, keeping the last, while a
