@@ -161,12 +161,10 @@ func (s *Server) widerResponses(pol *policies.Policy, model string, req *respons
 	if need <= spec.ContextWindow {
 		return ""
 	}
-	for _, w := range pol.Routing.LargerWindow {
-		if ws, ok := pol.Model(w); ok && w != model && ws.ContextWindow > spec.ContextWindow && ws.ContextWindow >= need {
-			return w
-		}
-	}
-	return ""
+	return route.LargerWindow(pol.Routing.LargerWindow, func(m string) int64 {
+		ws, _ := pol.Model(m)
+		return ws.ContextWindow
+	}, model, need)
 }
 
 // newPassRules compiles the routing rules of pl's policy for passed-through

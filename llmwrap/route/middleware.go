@@ -313,7 +313,7 @@ func (h *handler) fitWindow(q *Query, model string) (string, string) {
 	if need <= window {
 		return "", ""
 	}
-	next := h.widerThan(model, need)
+	next := LargerWindow(h.wider, h.cfg.window, model, need)
 	if next == "" {
 		return "", ""
 	}
@@ -321,16 +321,18 @@ func (h *handler) fitWindow(q *Query, model string) (string, string) {
 		strconv.FormatInt(window, 10) + " → larger_window " + strconv.Quote(next)
 }
 
-// widerThan returns the first larger_window model whose window is larger
-// than model's and at least need tokens. (A call that fails with a
-// context-window error is escalated by the fallback layer, under this one.)
-func (h *handler) widerThan(model string, need int64) string {
-	cur := h.cfg.window(model)
-	for _, w := range h.wider {
+// LargerWindow returns the first of the larger_window models whose
+// context window (window: 0 unknown) is larger than model's and at least
+// need tokens; "" when none is. The router escalates a chat call with it,
+// the gateway a Responses call. (A call that fails with a context-window
+// error is escalated by the fallback layer, under the router.)
+func LargerWindow(models []string, window func(model string) int64, model string, need int64) string {
+	cur := window(model)
+	for _, w := range models {
 		if w == model {
 			continue
 		}
-		ww := h.cfg.window(w)
+		ww := window(w)
 		if ww <= 0 {
 			continue
 		}
