@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"strconv"
 )
 
@@ -34,10 +35,7 @@ func replayStream(answer []byte) ([]byte, bool) {
 	if out, ok := resp["output"]; ok && present(out) && json.Unmarshal(out, &items) != nil {
 		return nil, false
 	}
-	begun := make(map[string]json.RawMessage, len(resp))
-	for k, v := range resp {
-		begun[k] = v
-	}
+	begun := maps.Clone(resp)
 	begun["status"] = json.RawMessage(`"in_progress"`)
 	begun["output"] = json.RawMessage(`[]`)
 	begun["usage"] = json.RawMessage(`null`)
@@ -49,11 +47,7 @@ func replayStream(answer []byte) ([]byte, bool) {
 	w.event("response.created", "response", begunJSON)
 	w.event("response.in_progress", "response", begunJSON)
 	for i, raw := range items {
-		var item map[string]json.RawMessage
-		if json.Unmarshal(raw, &item) != nil || item == nil {
-			return nil, false
-		}
-		if !w.item(i, raw, item) {
+		if !w.item(i, raw) {
 			return nil, false
 		}
 	}
@@ -96,18 +90,17 @@ func (w *eventWriter) event(typ string, members ...any) {
 	w.seq++
 }
 
-// item writes the events of output item i (raw, read as item).
-func (w *eventWriter) item(i int, raw json.RawMessage, item map[string]json.RawMessage) bool {
-	var typ string
-	_ = json.Unmarshal(item["type"], &typ)
+// item writes the events of output item i (raw).
+func (w *eventWriter) item(i int, raw json.RawMessage) bool {
+	item, typ, ok := object(raw)
+	if !ok {
+		return false
+	}
 	itemID := item["id"]
 	if itemID == nil {
 		itemID = json.RawMessage(`null`)
 	}
-	begun := make(map[string]json.RawMessage, len(item))
-	for k, v := range item {
-		begun[k] = v
-	}
+	begun := maps.Clone(item)
 	var parts, summary []json.RawMessage
 	switch typ {
 	case "reasoning":
@@ -169,16 +162,11 @@ func (w *eventWriter) item(i int, raw json.RawMessage, item map[string]json.RawM
 
 // part writes the events of content part j of message item i.
 func (w *eventWriter) part(i, j int, itemID, raw json.RawMessage) bool {
-	var p map[string]json.RawMessage
-	if json.Unmarshal(raw, &p) != nil || p == nil {
+	p, typ, ok := object(raw)
+	if !ok {
 		return false
 	}
-	var typ string
-	_ = json.Unmarshal(p["type"], &typ)
-	begun := make(map[string]json.RawMessage, len(p))
-	for k, v := range p {
-		begun[k] = v
-	}
+	begun := maps.Clone(p)
 	var text string
 	switch typ {
 	case "output_text":
@@ -228,16 +216,12 @@ func (w *eventWriter) part(i, j int, itemID, raw json.RawMessage) bool {
 // summaryPart writes the events of summary part k of reasoning item i:
 // a summary text as one delta.
 func (w *eventWriter) summaryPart(i, k int, itemID, raw json.RawMessage) bool {
-	var p map[string]json.RawMessage
-	if json.Unmarshal(raw, &p) != nil || p == nil {
+	p, typ, ok := object(raw)
+	if !ok {
 		return false
 	}
-	var typ, text string
-	_ = json.Unmarshal(p["type"], &typ)
-	begun := make(map[string]json.RawMessage, len(p))
-	for k, v := range p {
-		begun[k] = v
-	}
+	var text string
+	begun := maps.Clone(p)
 	if typ == "summary_text" {
 		if json.Unmarshal(p["text"], &text) != nil {
 			return false
@@ -256,6 +240,18 @@ func (w *eventWriter) summaryPart(i, k int, itemID, raw json.RawMessage) bool {
 	}
 	w.event("response.reasoning_summary_part.done", append(at, "part", raw)...)
 	return true
+}
+
+// object reads raw as a JSON object, with its "type" ("" when it has
+// none that is a string); false when it is not an object.
+func object(raw json.RawMessage) (map[string]json.RawMessage, string, bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil || m == nil {
+		return nil, "", false
+	}
+	var typ string
+	_ = json.Unmarshal(m["type"], &typ)
+	return m, typ, true
 }
 
 // marshalJSON encodes v as compact JSON without HTML escapes (a replayed
