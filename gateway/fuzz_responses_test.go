@@ -28,13 +28,7 @@ var fuzzResponsesPolicies = map[string]string{
 // cut reports.
 func (g *fuzzGateway) postMayCut(t *testing.T, path, key string, body []byte) (a fuzzAnswer, cut bool) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, g.url+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := g.client.Do(req)
+	resp, err := g.send(t, path, key, body, false)
 	if errors.Is(err, io.EOF) {
 		return fuzzAnswer{}, true
 	}
@@ -150,15 +144,7 @@ func FuzzGatewayResponsesUpstreamAnswer(f *testing.F) {
 		default:
 			checkErrorAnswer(t, a)
 		}
-		sp := g.spend(t, devopsKey)
-		if sp.spent < last {
-			t.Fatalf("the team's spend went down: %d micro-USD, then %d", last, sp.spent)
-		}
-		last = sp.spent
-		if sp.spent > sp.limit/2 {
-			g.restart(t)
-			last = 0
-		}
+		g.spendGrows(t, devopsKey, &last)
 
 		// The same request again: upstream again, or a hit of an answer
 		// that completed.

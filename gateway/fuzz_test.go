@@ -130,6 +130,21 @@ func (g *fuzzGateway) post(t *testing.T, key string, body []byte, chunked bool) 
 // postTo is post to another path of the gateway.
 func (g *fuzzGateway) postTo(t *testing.T, path, key string, body []byte, chunked bool) fuzzAnswer {
 	t.Helper()
+	resp, err := g.send(t, path, key, body, chunked)
+	if err != nil {
+		t.Fatalf("no answer (a hang, or a connection dropped by a panic): %v\ngateway log:\n%s", err, g.logs.String())
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("status %d: the body was cut: %v (read %q)\ngateway log:\n%s", resp.StatusCode, err, b, g.logs.String())
+	}
+	return fuzzAnswer{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// send posts body to path with key; chunked sends it without a length.
+func (g *fuzzGateway) send(t *testing.T, path, key string, body []byte, chunked bool) (*http.Response, error) {
+	t.Helper()
 	var rd io.Reader = bytes.NewReader(body)
 	if chunked {
 		rd = struct{ io.Reader }{rd} // a length net/http cannot know: sent chunked
@@ -140,16 +155,7 @@ func (g *fuzzGateway) postTo(t *testing.T, path, key string, body []byte, chunke
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := g.client.Do(req)
-	if err != nil {
-		t.Fatalf("no answer (a hang, or a connection dropped by a panic): %v\ngateway log:\n%s", err, g.logs.String())
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("status %d: the body was cut: %v (read %q)\ngateway log:\n%s", resp.StatusCode, err, b, g.logs.String())
-	}
-	return fuzzAnswer{status: resp.StatusCode, header: resp.Header, body: b}
+	return g.client.Do(req)
 }
 
 // fuzzSpend is a team's spend as GET /v1/spend reports it.
@@ -191,6 +197,24 @@ func (g *fuzzGateway) spend(t *testing.T, key string) fuzzSpend {
 		t.Fatalf("after the call, the team's spend is %+v: want nothing negative, nothing reserved, no call in flight", sp)
 	}
 	return out
+}
+
+// spendGrows checks that the spend of key's team is whole after a call
+// and not below *last, the spend after the previous input, and sets
+// *last to it. Once an upstream's made-up usage has spent half the
+// budget, it starts a fresh gateway (and *last from 0), so that the next
+// inputs are not all refused.
+func (g *fuzzGateway) spendGrows(t *testing.T, key string, last *int64) {
+	t.Helper()
+	sp := g.spend(t, key)
+	if sp.spent < *last {
+		t.Fatalf("the team's spend went down: %d micro-USD, then %d", *last, sp.spent)
+	}
+	*last = sp.spent
+	if sp.spent > sp.limit/2 {
+		g.restart(t)
+		*last = 0
+	}
 }
 
 // parseMicros reads a decimal dollar amount of /v1/spend ("1.000000", "-0.000002",
@@ -852,17 +876,7 @@ func FuzzGatewayUpstreamAnswer(f *testing.F) {
 				t.Fatalf("the upstream answered %d, the caller got %d: %s", ans.status, a.status, a.body)
 			}
 		}
-		sp := g.spend(t, devopsKey)
-		if sp.spent < last {
-			t.Fatalf("the team's spend went down: %d micro-USD, then %d", last, sp.spent)
-		}
-		last = sp.spent
-		if sp.spent > sp.limit/2 {
-			// A usage the upstream made up spent the budget: a fresh
-			// gateway, so that the next inputs are not all refused.
-			g.restart(t)
-			last = 0
-		}
+		g.spendGrows(t, devopsKey, &last)
 	})
 }
 
