@@ -246,24 +246,36 @@ func (c sseCall) MarshalJSON() ([]byte, error) {
 	if c.Type != "" {
 		b = appendString(append(b, `,"type":`...), c.Type)
 	}
-	if c.custom {
-		// A custom tool's call streams its input as OpenAI streams it.
-		b = append(b, `,"custom":{`...)
-		if c.Function.Name != "" {
-			b = append(appendString(append(b, `"name":`...), c.Function.Name), ',')
-		}
-		b = append(appendString(append(b, `"input":`...), c.Function.Arguments), '}')
-	} else {
-		b = append(b, `,"function":{`...)
-		if c.Function.Name != "" {
-			b = append(appendString(append(b, `"name":`...), c.Function.Name), ',')
-		}
-		b = append(appendString(append(b, `"arguments":`...), c.Function.Arguments), '}')
-	}
+	// A custom tool's call streams its input as OpenAI streams it.
+	b = appendCallFunction(b, c.custom, false, c.Function.Name, c.Function.Arguments)
 	if len(c.extra) > 0 {
 		b = append(append(b, ','), c.extra...)
 	}
 	return append(b, '}'), nil
+}
+
+// appendCallFunction appends a tool call's function member — or a custom
+// tool call's custom member — with its name (when it has one, or always)
+// and its arguments (a custom call's input).
+func appendCallFunction(dst []byte, custom, alwaysName bool, name, args string) []byte {
+	member, argsName := `,"function":{`, `"arguments":`
+	if custom {
+		member, argsName = `,"custom":{`, `"input":`
+	}
+	dst = append(dst, member...)
+	if name != "" || alwaysName {
+		dst = append(appendString(append(dst, `"name":`...), name), ',')
+	}
+	return append(appendString(append(dst, argsName...), args), '}')
+}
+
+// appendMember appends a member, name and raw value, to members separated
+// by commas (a tool call's other members, see mergedCall).
+func appendMember(dst []byte, name string, raw []byte) []byte {
+	if len(dst) > 0 {
+		dst = append(dst, ',')
+	}
+	return append(append(appendString(dst, name), ':'), raw...)
 }
 
 // callExtra returns the members of a stored tool call other than those
@@ -290,11 +302,7 @@ func callExtra(raw []byte) []byte {
 		case "index", "id", "type", "function", "custom":
 			continue
 		}
-		if len(extra) > 0 {
-			extra = append(extra, ',')
-		}
-		extra = append(appendString(extra, name), ':')
-		extra = append(extra, r.src[start:r.offset()]...)
+		extra = appendMember(extra, name, r.src[start:r.offset()])
 	}
 	return extra
 }
@@ -724,11 +732,7 @@ func (r *reader) mergeCallDeltas(dst []mergedCallDelta) ([]mergedCallDelta, erro
 			default:
 				start := r.next()
 				if err = r.skip(); err == nil {
-					if len(d.extra) > 0 {
-						d.extra = append(d.extra, ',')
-					}
-					d.extra = appendString(d.extra, name)
-					d.extra = append(append(d.extra, ':'), r.src[start:r.offset()]...)
+					d.extra = appendMember(d.extra, name, r.src[start:r.offset()])
 				}
 			}
 			if err != nil {
@@ -824,23 +828,12 @@ func (m *merger) appendBody(dst []byte) []byte {
 			dst = append(dst, `{"id":`...)
 			dst = appendString(dst, c.id)
 			dst = append(dst, `,"type":`...)
+			typ := "function"
 			if c.custom {
-				dst = appendString(dst, cmp.Or(c.typ, "custom"))
-				dst = append(dst, `,"custom":{"name":`...)
-				dst = appendString(dst, bytesString(c.name))
-				dst = append(dst, `,"input":`...)
-			} else {
-				dst = appendString(dst, cmp.Or(c.typ, "function"))
-				dst = append(dst, `,"function":{`...)
-				if len(c.name) > 0 {
-					dst = append(dst, `"name":`...)
-					dst = appendString(dst, bytesString(c.name))
-					dst = append(dst, ',')
-				}
-				dst = append(dst, `"arguments":`...)
+				typ = "custom"
 			}
-			dst = appendString(dst, bytesString(c.args))
-			dst = append(dst, '}')
+			dst = appendString(dst, cmp.Or(c.typ, typ))
+			dst = appendCallFunction(dst, c.custom, c.custom, bytesString(c.name), bytesString(c.args))
 			if len(c.extra) > 0 {
 				dst = append(append(dst, ','), c.extra...)
 			}
