@@ -132,6 +132,12 @@ func (req *responsesRequest) functionTools() (int, bool) {
 	return req.tools.n, req.tools.ok
 }
 
+// hosted reports whether the tools include one with fees (web or file
+// search, a container of the call's own).
+func (t *toolsRead) hosted() bool {
+	return t != nil && (t.webSearch || t.webSearchPreview || t.fileSearch || t.containerGB > 0)
+}
+
 // containerGB returns the memory of a code interpreter container by its
 // memory_limit (OpenAI's sizes: 1g, the default, 4g, 16g, 64g); an
 // unknown size is read as the largest.
@@ -532,7 +538,7 @@ func (h *responsesHold) charge(resp *http.Response) error {
 	}
 	if isEventStream(resp) {
 		unsized(resp)
-		resp.Body = &responsesStream{src: resp.Body,
+		resp.Body = &responsesStream{src: resp.Body, feeItems: h.tools.hosted(),
 			final: func(o *responseObject) { h.settleObject(ctx, o) },
 			cut: func() {
 				h.s.logger.Warn("tokenwise/gateway: a responses stream ended without its final event: charged its reservation", "team", h.team)
@@ -637,6 +643,7 @@ type responsesStream struct {
 	// completed, when set, gets the response of a response.completed
 	// final event (the cache keeps it).
 	completed func(answer []byte)
+	feeItems  bool      // keep the items done (the request has hosted tools with fees)
 	items     []feeItem // the stream's items done, for a final event without output
 	line      []byte    // the current line, up to maxResponsesEvent
 	long      bool      // the current line is longer: not kept
@@ -759,7 +766,7 @@ func (r *responsesStream) event(line []byte) {
 	switch ev.Type {
 	case "response.output_item.done":
 		var it feeItem
-		if len(r.items) < maxStreamItems && json.Unmarshal(ev.Item, &it) == nil {
+		if r.feeItems && len(r.items) < maxStreamItems && json.Unmarshal(ev.Item, &it) == nil {
 			r.items = append(r.items, it)
 		}
 	case "response.completed", "response.incomplete", "response.failed":
