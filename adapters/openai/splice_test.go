@@ -145,3 +145,40 @@ func TestResponseBodyIsReadWhateverItsLengthSays(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestBodyIsItsLength: a request body is read whole when it is as
+// long as its Content-Length, an error when it is shorter or longer (as
+// net/http's transport has it; a longer one was cut at its length before),
+// and read to the end when its length is unknown — whether the body writes
+// itself out (a bytes.Reader, through http.NewRequest's NopCloser, as
+// go-openai sends it) or is only read, in pieces or not.
+func TestRequestBodyIsItsLength(t *testing.T) {
+	body := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
+	for _, c := range []struct {
+		length int64
+		fails  bool
+	}{
+		{int64(len(body)), false},
+		{-1, false},
+		{0, false}, // unknown too, for a client's request
+		{int64(len(body)) - 5, true},
+		{int64(len(body)) + 5, true},
+	} {
+		for name, r := range map[string]func() io.Reader{
+			"writer":    func() io.Reader { return bytes.NewReader(body) },
+			"reader":    func() io.Reader { return struct{ io.Reader }{bytes.NewReader(body)} },
+			"one byte":  func() io.Reader { return iotest.OneByteReader(bytes.NewReader(body)) },
+			"data, err": func() io.Reader { return iotest.DataErrReader(bytes.NewReader(body)) },
+		} {
+			req, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/chat/completions", r())
+			req.ContentLength = c.length
+			if _, ok := req.Body.(io.WriterTo); ok != (name == "writer") {
+				t.Fatalf("%s: the body is a WriterTo: %v", name, ok)
+			}
+			got, err := readBody(req)
+			if c.fails != (err != nil) || !c.fails && !bytes.Equal(got, body) {
+				t.Errorf("%s, length %d: %q, %v", name, c.length, got, err)
+			}
+		}
+	}
+}

@@ -239,7 +239,8 @@ func storedBody(resp *middleware.Response) []byte {
 }
 
 // readBody reads and closes a request's body, in one allocation when its
-// length is known.
+// length is known; a body of another length than its Content-Length is an
+// error, as net/http's transport has it (a longer one was cut before).
 func readBody(r *http.Request) ([]byte, error) {
 	defer r.Body.Close()
 	if n := r.ContentLength; n > 0 && n < 64<<20 {
@@ -247,10 +248,16 @@ func readBody(r *http.Request) ([]byte, error) {
 		if _, err := io.ReadFull(r.Body, body); err != nil {
 			return nil, err
 		}
+		var more [1]byte
+		if k, _ := r.Body.Read(more[:]); k > 0 {
+			return nil, errBodyTooLong
+		}
 		return body, nil
 	}
 	return io.ReadAll(r.Body)
 }
+
+var errBodyTooLong = errors.New("tokenwise/openai: the request body is longer than its Content-Length")
 
 // refuseRequest answers a request whose body cannot be decoded with an
 // OpenAI-shaped 400 error naming the member at fault, which go-openai
