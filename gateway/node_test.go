@@ -41,12 +41,12 @@ func nodeClient(t *testing.T) string {
 	return node
 }
 
-// runNode runs script in nodeDir with node against the gateway e
-// (GATEWAY_URL, the teams' keys) and returns what it printed; the test
-// fails with its stderr and the gateway's logs when it fails.
-func runNode(t *testing.T, node string, e *env, script string) []byte {
+// runNode runs script (with args) in nodeDir with node against the
+// gateway e (GATEWAY_URL, the teams' keys) and returns what it printed;
+// the test fails with its stderr and the gateway's logs when it fails.
+func runNode(t *testing.T, node string, e *env, script string, args ...string) []byte {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), node, script)
+	cmd := exec.CommandContext(t.Context(), node, append([]string{script}, args...)...)
 	cmd.Dir = nodeDir
 	cmd.Env = append(os.Environ(), "GATEWAY_URL="+e.url, "KEY_DEVOPS="+devopsKey, "KEY_PAYMENTS="+paymentsKey, "NODE_NO_WARNINGS=1")
 	cmd.WaitDelay = 10 * time.Second
