@@ -3,7 +3,7 @@ module github.com/tokenwise/tokenwise/e2e
 go 1.26.0
 
 require (
-	github.com/openai/openai-go/v3 v3.98.0
+	github.com/openai/openai-go/v3 v3.102.0
 	github.com/sashabaranov/go-openai v1.43.0
 	github.com/tmc/langchaingo v0.1.14
 	github.com/tokenwise/tokenwise v0.0.0-00010101000000-000000000000

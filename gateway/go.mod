@@ -3,7 +3,7 @@ module github.com/tokenwise/tokenwise/gateway
 go 1.26.0
 
 require (
-	github.com/openai/openai-go/v3 v3.98.0
+	github.com/openai/openai-go/v3 v3.102.0
 	github.com/prometheus/client_golang v1.24.1
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/sashabaranov/go-openai v1.43.0
