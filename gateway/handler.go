@@ -422,6 +422,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	w.Header().Set(CallIDHeader, callID)
 	var modify func(*http.Response) error
+	var bound *passBound // the call's timeouts (passtimeout.go)
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody())
 	}
@@ -461,6 +462,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		} else {
 			modify = s.shapeErrors
 		}
+		r, bound = s.boundPass(ctx, r, k.team, false)
 	}
 	if isResponses(r) && r.Body != nil {
 		// The Responses API: the call's worst case is reserved in the
@@ -530,6 +532,11 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		if cc != nil {
 			modify = cc.keep(modify)
 		}
+		r, bound = s.boundPass(ctx, r, k.team, req != nil && req.streams())
+	}
+	defer bound.stop()
+	if modify != nil {
+		modify = bound.watch(modify)
 	}
 	if modify == nil && !s.cfg.PassUnpoliced {
 		if e := s.unpoliced(r, k.team); e != nil {
@@ -561,6 +568,12 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			if errors.As(err, &mbe) {
 				(&apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
 					Message: "the request body is larger than the gateway's limits.max_body"}).write(w)
+				return
+			}
+			if c := bound.cause(); c != nil {
+				// A timeout of the team's or the run's ended the call
+				// before its answer began.
+				classify(c, s.secrets...).write(w)
 				return
 			}
 			e := &apiError{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_error", Message: "tokenwise/gateway: " + redact.Mask(err.Error(), s.secrets...)}

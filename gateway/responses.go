@@ -52,6 +52,11 @@ import (
 // included).
 var maxResponsesEvent = 64 << 20 // (a variable for the tests)
 
+// streams reports whether req asks for a stream.
+func (req *responsesRequest) streams() bool {
+	return bytes.Equal(bytes.TrimSpace(req.Stream), []byte("true"))
+}
+
 // isResponses reports whether a pass-through request creates a response.
 func isResponses(r *http.Request) bool {
 	return r.Method == http.MethodPost && strings.TrimSuffix(r.URL.Path, "/") == "/v1/responses"
@@ -540,9 +545,9 @@ func (h *responsesHold) charge(resp *http.Response) error {
 		unsized(resp)
 		resp.Body = &responsesStream{src: resp.Body, feeItems: h.tools.hosted(),
 			final: func(o *responseObject) { h.settleObject(ctx, o) },
-			cut: func() {
-				h.s.logger.Warn("tokenwise/gateway: a responses stream ended without its final event: charged its reservation", "team", h.team)
-				h.chargeReserved(ctx, middleware.ErrStreamCut)
+			cut: func(err error) {
+				h.s.logger.Warn("tokenwise/gateway: a responses stream ended without its final event: charged its reservation", "team", h.team, "err", err)
+				h.chargeReserved(ctx, err)
 			}}
 		return nil
 	}
@@ -625,21 +630,23 @@ func (s *Server) reportCut(resp *http.Response) error {
 	_ = s.shapeErrors(resp)
 	if resp.StatusCode == http.StatusOK && isEventStream(resp) {
 		unsized(resp)
-		resp.Body = &responsesStream{src: resp.Body, final: func(*responseObject) {}, cut: func() {}}
+		resp.Body = &responsesStream{src: resp.Body, final: func(*responseObject) {}, cut: func(error) {}}
 	}
 	return nil
 }
 
 // responsesStream passes a Responses stream through and reads its final
 // event's usage on the way: final gets the final event's response, once;
-// cut is called instead when the stream ends without one, and the client
-// then reads, after what the upstream sent, an error event of its own
-// (cutEvent) that the official SDKs raise as an error — a cut stream is
-// never read as a complete one.
+// cut is called instead when the stream ends without one (with why: the
+// error that ended it, middleware.ErrStreamCut when it just ended), and
+// the client then reads, after what the upstream sent, an error event of
+// its own (cutEvent, or the timeout that ended it) that the official SDKs
+// raise as an error — a cut stream is never read as a complete one.
 type responsesStream struct {
 	src   io.ReadCloser
 	final func(*responseObject)
-	cut   func()
+	cut   func(why error)
+	why   error // what ended a cut stream: the source's error (nil: none)
 	// completed, when set, gets the response of a response.completed
 	// final event (the cache keeps it).
 	completed func(answer []byte)
@@ -674,6 +681,9 @@ func (r *responsesStream) Read(p []byte) (int, error) {
 	r.scan(p[:n])
 	if err != nil {
 		r.ended = true
+		if err != io.EOF {
+			r.why = err
+		}
 		if r.finish() {
 			// Whatever the upstream's error, the client reads a complete
 			// stream that says it was cut.
@@ -699,7 +709,27 @@ func (r *responsesStream) cutTail() []byte {
 	if r.open || r.partial {
 		b = append(b, '\n')
 	}
+	if errors.Is(r.why, middleware.ErrTimeout) {
+		// A timeout of the team's or the run's ended it: the event says
+		// which, as a chat stream's does.
+		return appendErrorEvent(b, "timeout", r.why.Error())
+	}
 	return append(b, cutEvent...)
+}
+
+// appendErrorEvent appends a Responses stream's error event of code and
+// message (as cutEvent is).
+func appendErrorEvent(b []byte, code, msg string) []byte {
+	m, _ := json.Marshal(msg)
+	b = append(b, "event: error\ndata: {\"type\":\"error\",\"code\":\""...)
+	b = append(b, code...)
+	b = append(b, "\",\"message\":"...)
+	b = append(b, m...)
+	b = append(b, ",\"param\":null,\"error\":{\"type\":\"server_error\",\"code\":\""...)
+	b = append(b, code...)
+	b = append(b, "\",\"message\":"...)
+	b = append(b, m...)
+	return append(b, ",\"param\":null}}\n\n"...)
 }
 
 // scan reads the data lines of b, continuing the current one. Lines end
@@ -795,7 +825,7 @@ func (r *responsesStream) finish() bool {
 		return false
 	}
 	r.done = true
-	r.cut()
+	r.cut(cmp.Or(r.why, middleware.ErrStreamCut))
 	return true
 }
 

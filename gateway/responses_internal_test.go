@@ -59,7 +59,7 @@ func FuzzResponsesStreamReadsInAnyPieces(f *testing.F) {
 		read := func(split func(int) int) (out []byte, finals []responseObject, cuts int) {
 			r := &responsesStream{src: io.NopCloser(bytes.NewReader(stream)),
 				final: func(o *responseObject) { finals = append(finals, *o) },
-				cut:   func() { cuts++ }}
+				cut:   func(error) { cuts++ }}
 			for {
 				p := make([]byte, split(len(out)))
 				n, err := r.Read(p)
@@ -133,7 +133,7 @@ func TestResponsesStreamReadsEveryLineEnd(t *testing.T) {
 			cuts := 0
 			r := &responsesStream{src: io.NopCloser(bytes.NewReader(stream)),
 				final: func(o *responseObject) { finals = append(finals, *o) },
-				cut:   func() { cuts++ }}
+				cut:   func(error) { cuts++ }}
 			var out []byte
 			for {
 				p := make([]byte, size)

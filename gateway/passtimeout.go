@@ -1,0 +1,186 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/llmwrap/guard"
+	"github.com/tokenwise/tokenwise/llmwrap/timeout"
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// A passed-through call the gateway polices (a Responses or embeddings
+// call) is bounded as the chain bounds a chat call: by its team's
+// timeouts — call from send to the answer's last byte; for a streamed
+// Responses call, first_token the wait for the stream's first bytes and
+// idle the gap between two reads of it — and by its run's deadline
+// (limits.run_timeout from the run's start: the run X-Run-Id names, else
+// the call's own). A bound that passes before the answer began is the
+// caller's OpenAI-shaped 504 "timeout" (the reservation released: no
+// answer came); one that passes while a stream is read ends the stream
+// with an error event naming it (the call charged its reservation, as a
+// cut stream is: the provider may have billed what it streamed); a JSON
+// answer it cuts is a 504 too, charged its reservation.
+
+// passBound is the clocks of one passed-through call.
+type passBound struct {
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	first     error         // the first-token cause (nil: no first-token clock)
+	idle      time.Duration // the idle limit (0: none)
+	idleCause error
+
+	mu      sync.Mutex
+	gap     *time.Timer // the first-token, then idle, clock (nil: none running)
+	whole   *time.Timer // the call's and the run's clock (nil: none)
+	started bool        // the answer's first bytes were read
+}
+
+// boundPass returns r with a context bounded by the team's timeouts and
+// the run's deadline (run of ctx; its limits the team's policy's), the
+// call's bound (nil when nothing bounds it), and a function that stops
+// its clocks, to call when the call is over. stream says the call asked
+// for a stream (the first-token and idle clocks are a stream's).
+func (s *Server) boundPass(ctx context.Context, r *http.Request, team string, stream bool) (*http.Request, *passBound) {
+	pol := s.pol.Policy(team)
+	call := pol.Timeouts.Call.Duration()
+	var first, idle time.Duration
+	if stream {
+		first, idle = pol.Timeouts.FirstToken.Duration(), pol.Timeouts.Idle.Duration()
+	}
+	var whole time.Duration
+	var wholeCause error
+	if call > 0 {
+		whole, wholeCause = call, &middleware.DeadlineError{Cause: timeout.ErrCall, Limit: call}
+	}
+	if _, runTimeout := llmwrap.RunLimits(pol); runTimeout > 0 {
+		if run := middleware.RunFrom(ctx); run != nil {
+			if left := time.Until(run.Started().Add(runTimeout)); wholeCause == nil || left < whole {
+				whole, wholeCause = max(left, 0), &middleware.DeadlineError{Cause: guard.ErrRunDeadline, Limit: runTimeout}
+			}
+		}
+	}
+	if wholeCause == nil && first <= 0 && idle <= 0 {
+		return r, nil
+	}
+	b := &passBound{idle: idle}
+	b.ctx, b.cancel = context.WithCancelCause(r.Context())
+	if idle > 0 {
+		b.idleCause = &middleware.DeadlineError{Cause: timeout.ErrIdle, Limit: idle}
+	}
+	if wholeCause != nil {
+		b.whole = time.AfterFunc(whole, func() { b.cancel(wholeCause) })
+	}
+	if first > 0 {
+		b.first = &middleware.DeadlineError{Cause: timeout.ErrFirstToken, Limit: first}
+		b.gap = time.AfterFunc(first, func() { b.cancel(b.first) })
+	}
+	return r.WithContext(b.ctx), b
+}
+
+// stop stops b's clocks: the call is over.
+func (b *passBound) stop() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.gap != nil {
+		b.gap.Stop()
+	}
+	if b.whole != nil {
+		b.whole.Stop()
+	}
+	b.cancel(nil)
+}
+
+// cause returns the bound that ended the call, nil if none did.
+func (b *passBound) cause() error {
+	if b == nil {
+		return nil
+	}
+	if c := context.Cause(b.ctx); errors.Is(c, middleware.ErrTimeout) {
+		return c
+	}
+	return nil
+}
+
+// watch returns modify with b's watch of the answer: for an answer that
+// is not a stream, the first-token and idle clocks stop; the answer's body
+// is read through b (watchedBody) before modify reads it.
+func (b *passBound) watch(modify func(*http.Response) error) func(*http.Response) error {
+	if b == nil {
+		return modify
+	}
+	return func(resp *http.Response) error {
+		if !isEventStream(resp) {
+			b.mu.Lock()
+			if b.gap != nil {
+				b.gap.Stop()
+				b.gap = nil
+			}
+			b.idle = 0
+			b.mu.Unlock()
+		}
+		resp.Body = &watchedBody{src: resp.Body, b: b}
+		return modify(resp)
+	}
+}
+
+// waiting starts the idle clock before a read of the answer's body, once
+// its first bytes came (before them, the first-token clock runs from the
+// send): only the time spent waiting for the upstream counts, not the
+// time the caller takes to read what it was given.
+func (b *passBound) waiting() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.started || b.idle <= 0 || b.ctx.Err() != nil {
+		return
+	}
+	if b.gap == nil {
+		b.gap = time.AfterFunc(b.idle, func() { b.cancel(b.idleCause) })
+		return
+	}
+	b.gap.Reset(b.idle)
+}
+
+// got stops the first-token or idle clock: a read gave bytes.
+func (b *passBound) got() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.gap != nil {
+		b.gap.Stop()
+		if !b.started {
+			b.gap = nil // the first-token clock; the idle one is made next
+		}
+	}
+	b.started = true
+}
+
+// watchedBody is an answer's body read under b's clocks; a read that a
+// bound ended fails with that bound's *middleware.DeadlineError.
+type watchedBody struct {
+	src io.ReadCloser
+	b   *passBound
+}
+
+func (w *watchedBody) Read(p []byte) (int, error) {
+	w.b.waiting()
+	n, err := w.src.Read(p)
+	if n > 0 {
+		w.b.got()
+	}
+	if err != nil && err != io.EOF {
+		if c := w.b.cause(); c != nil {
+			err = c
+		}
+	}
+	return n, err
+}
+
+func (w *watchedBody) Close() error { return w.src.Close() }

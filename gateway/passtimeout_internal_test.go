@@ -1,0 +1,100 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/tokenwise/tokenwise/llmwrap/timeout"
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// pacedBody gives a byte per read after the wait of its turn (waits[i]
+// before the i-th read's byte), then io.EOF; a wait ends early, with the
+// context's cause, when ctx ends (as a transport's body read does).
+type pacedBody struct {
+	ctx   context.Context
+	waits []time.Duration
+}
+
+func (p *pacedBody) Read(b []byte) (int, error) {
+	if len(p.waits) == 0 {
+		return 0, io.EOF
+	}
+	select {
+	case <-time.After(p.waits[0]):
+	case <-p.ctx.Done():
+		return 0, context.Cause(p.ctx)
+	}
+	p.waits = p.waits[1:]
+	b[0] = 'x'
+	return 1, nil
+}
+
+func (*pacedBody) Close() error { return nil }
+
+// TestWatchedBodyCountsTheUpstreamsTimeOnly: the idle clock of a stream
+// runs while the gateway waits for the upstream, not while the client
+// takes its time to read what it was given (a slow consumer is not a
+// stalled provider, as in the chain's timeout layer): reads a second
+// apart from a client that pauses 5 s between them pass an idle limit of
+// 2 s; a wait of 3 s for the upstream ends the stream with the idle
+// limit's error; the first-token clock runs from the send until the
+// first bytes, whatever the reads.
+func TestWatchedBodyCountsTheUpstreamsTimeOnly(t *testing.T) {
+	bound := func(first, idle time.Duration) *passBound {
+		b := &passBound{idle: idle, idleCause: &middleware.DeadlineError{Cause: timeout.ErrIdle, Limit: idle}}
+		b.ctx, b.cancel = context.WithCancelCause(context.Background())
+		if first > 0 {
+			b.first = &middleware.DeadlineError{Cause: timeout.ErrFirstToken, Limit: first}
+			b.gap = time.AfterFunc(first, func() { b.cancel(b.first) })
+		}
+		return b
+	}
+	read := func(w *watchedBody, pause time.Duration) (int, error) {
+		var n int
+		p := make([]byte, 1)
+		for {
+			k, err := w.Read(p)
+			n += k
+			if err != nil {
+				if err == io.EOF {
+					err = nil
+				}
+				return n, err
+			}
+			time.Sleep(pause)
+		}
+	}
+	synctest.Test(t, func(t *testing.T) {
+		b := bound(5*time.Second, 2*time.Second)
+		defer b.stop()
+		w := &watchedBody{src: &pacedBody{ctx: b.ctx, waits: []time.Duration{4 * time.Second, time.Second, time.Second, time.Second}}, b: b}
+		if n, err := read(w, 5*time.Second); n != 4 || err != nil {
+			t.Errorf("a slow client, a steady upstream: %d bytes, %v; want 4, no error", n, err)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		b := bound(5*time.Second, 2*time.Second)
+		defer b.stop()
+		w := &watchedBody{src: &pacedBody{ctx: b.ctx, waits: []time.Duration{time.Second, 3 * time.Second, time.Second}}, b: b}
+		start := time.Now()
+		n, err := read(w, 0)
+		if n != 1 || !errors.Is(err, timeout.ErrIdle) || time.Since(start) != 3*time.Second {
+			t.Errorf("an upstream quiet for 3s: %d bytes, %v after %v; want 1, the idle limit after 3s", n, err, time.Since(start))
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		b := bound(5*time.Second, 2*time.Second)
+		defer b.stop()
+		time.Sleep(4 * time.Second) // the answer's headers took 4 s
+		w := &watchedBody{src: &pacedBody{ctx: b.ctx, waits: []time.Duration{2 * time.Second}}, b: b}
+		n, err := read(w, 0)
+		if n != 0 || !errors.Is(err, timeout.ErrFirstToken) {
+			t.Errorf("first bytes 6s after the send: %d bytes, %v; want the first-token limit", n, err)
+		}
+	})
+}

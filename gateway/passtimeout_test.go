@@ -1,0 +1,298 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/gateway"
+)
+
+// slowResponses is an in-memory Responses and embeddings upstream whose
+// pace the request's input says: "hang" sends nothing until the call is
+// cancelled; "late headers" waits 10 s before it answers; "late events"
+// sends its headers, then waits 10 s before the first event; "pause"
+// sends two events, then waits 10 s; "drip" sends an event a second for
+// 40 s; anything else is answered at once. A stream that is not cut ends with its final event.
+func slowResponses() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Input  any  `json:"input"`
+			Stream bool `json:"stream"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		input := fmt.Sprint(req.Input)
+		wait := func(d time.Duration) bool {
+			select {
+			case <-time.After(d):
+				return true
+			case <-r.Context().Done():
+				return false
+			}
+		}
+		if strings.HasSuffix(r.URL.Path, "/embeddings") {
+			if input == "hang" {
+				<-r.Context().Done()
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":1,"total_tokens":1}}`)
+			return
+		}
+		final := `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini","output":[{"type":"message","id":"msg_1","role":"assistant","status":"completed","content":[{"type":"output_text","text":"done","annotations":[]}]}],"usage":{"input_tokens":10,"output_tokens":2,"total_tokens":12}}`
+		switch input {
+		case "hang":
+			<-r.Context().Done()
+			return
+		case "late headers":
+			if !wait(10 * time.Second) {
+				return
+			}
+		}
+		if !req.Stream {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, final)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		f := w.(http.Flusher)
+		f.Flush()
+		event := func(typ, data string) {
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, data)
+			f.Flush()
+		}
+		delta := func(s string) {
+			event("response.output_text.delta", `{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":"`+s+`"}`)
+		}
+		switch input {
+		case "late events":
+			if !wait(10 * time.Second) {
+				return
+			}
+		case "pause":
+			delta("a")
+			delta("b")
+			if !wait(10 * time.Second) {
+				return
+			}
+		case "drip":
+			for range 40 {
+				delta("x")
+				if !wait(time.Second) {
+					return
+				}
+			}
+		}
+		event("response.completed", `{"type":"response.completed","response":`+final+`}`)
+	})
+}
+
+// timeoutEnv is a gateway in front of slowResponses on a pipe listener,
+// inside the caller's synctest bubble; the devops team's policy has the
+// timeouts and the budget of pol, the gateway's default run_timeout.
+func timeoutEnv(t *testing.T, pol string) (*gateway.Server, *http.Client) {
+	t.Helper()
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": pol}
+	cfg, err := gateway.LoadConfig(writeFiles(t, "http://upstream.invalid/v1", pols, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gateway.New(cfg, gateway.WithBaseTransport(openaitest.NewTransport(slowResponses())), gateway.WithPolicyWatch(false),
+		gateway.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newPipeListener()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	tr := &http.Transport{DialContext: l.dial}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-served
+	})
+	return srv, &http.Client{Transport: tr}
+}
+
+// passCall is what a client read of a passed-through call.
+type passCall struct {
+	status  int
+	code    string   // the error's code: the JSON answer's, or a stream's error event's
+	message string   // the error's message
+	events  []string // a stream's event types, in order
+	took    time.Duration
+}
+
+// callPass sends body to path as the devops team (runID in X-Run-Id when
+// set) and reads the answer to its end, a stream event by event.
+func callPass(t *testing.T, c *http.Client, path, body, runID string) passCall {
+	t.Helper()
+	start := time.Now()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://gateway"+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+devopsKey)
+	req.Header.Set("Content-Type", "application/json")
+	if runID != "" {
+		req.Header.Set(gateway.RunIDHeader, runID)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", path, body, err)
+	}
+	defer resp.Body.Close()
+	out := passCall{status: resp.StatusCode}
+	readError := func(data []byte) {
+		var e struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Error   struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil {
+			out.code, out.message = cmpOr(e.Error.Code, e.Code), cmpOr(e.Error.Message, e.Message)
+		}
+	}
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		data, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			readError(data)
+		}
+		out.took = time.Since(start)
+		return out
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if typ, ok := strings.CutPrefix(line, "event: "); ok {
+			out.events = append(out.events, typ)
+		}
+		if data, ok := strings.CutPrefix(line, "data: "); ok && len(out.events) > 0 && out.events[len(out.events)-1] == "error" {
+			readError([]byte(data))
+		}
+	}
+	out.took = time.Since(start)
+	return out
+}
+
+// spendVia reads the devops team's spend through the gateway.
+func spendVia(t *testing.T, c *http.Client) gateway.Spend {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://gateway/v1/spend", nil)
+	req.Header.Set("Authorization", "Bearer "+devopsKey)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s gateway.Spend
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// TestGatewayBoundsPassedCallsByTheTeamsTimeouts: a Responses or
+// embeddings call through the gateway is bounded by its team's timeouts
+// and its run's deadline, as a chat call is by the chain: a call whose
+// answer has not begun when its call timeout (or the run's deadline)
+// passes is the client's 504 "timeout", its reservation released; a
+// stream whose first bytes come later than first_token, that goes quiet
+// for longer than idle, or that is still streaming when the call timeout
+// passes ends with an error event naming the limit, charged its
+// reservation as a cut stream is; an answer within the limits is
+// untouched (a client that reads slowly does not count against idle:
+// TestWatchedBodyCountsTheUpstreamsTimeOnly).
+// (Fake time: synctest.)
+func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
+	t.Setenv(upstreamEnv, upstreamKey)
+	const pol = "version: 1\nname: devops\ntimeouts: {call: 30s, first_token: 5s, idle: 2s}\nlimits: {run_timeout: 1h}\n" +
+		"budget: {team: {period: monthly, max_usd: 1}}\n"
+	responses := func(input string, stream bool) string {
+		return fmt.Sprintf(`{"model":"gpt-4o-mini","input":%q,"stream":%v,"max_output_tokens":100}`, input, stream)
+	}
+	for _, c := range []struct {
+		name, path, body string
+		status           int
+		code, message    string
+		took             time.Duration
+		lastEvent        string // a stream's last event
+		charged          bool   // the reservation charged (else released, or the usage settled)
+	}{
+		{"JSON answer hangs", "/v1/responses", responses("hang", false), 504, "timeout", "call timed out after 30s", 30 * time.Second, "", false},
+		{"JSON answer late", "/v1/responses", responses("late headers", false), 200, "", "", 10 * time.Second, "", false},
+		{"stream's headers late", "/v1/responses", responses("late headers", true), 504, "timeout", "no first token in time after 5s", 5 * time.Second, "", false},
+		{"stream's first event late", "/v1/responses", responses("late events", true), 200, "timeout", "no first token in time after 5s", 5 * time.Second, "error", true},
+		{"stream pauses", "/v1/responses", responses("pause", true), 200, "timeout", "stream idle too long after 2s", 2 * time.Second, "error", true},
+		{"stream outlasts the call", "/v1/responses", responses("drip", true), 200, "timeout", "call timed out after 30s", 30 * time.Second, "error", true},
+		{"stream within the limits", "/v1/responses", responses("fine", true), 200, "", "", 0, "response.completed", false},
+		{"embeddings hang", "/v1/embeddings", `{"model":"text-embedding-3-small","input":"hang"}`, 504, "timeout", "call timed out after 30s", 30 * time.Second, "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				_, client := timeoutEnv(t, pol)
+				got := callPass(t, client, c.path, c.body, "")
+				if got.status != c.status || got.code != c.code || !strings.Contains(got.message, c.message) {
+					t.Errorf("status %d, code %q, message %q; want %d, %q, %q", got.status, got.code, got.message, c.status, c.code, c.message)
+				}
+				if got.took != c.took {
+					t.Errorf("took %v, want %v", got.took, c.took)
+				}
+				if last := ""; c.lastEvent != "" {
+					if n := len(got.events); n > 0 {
+						last = got.events[n-1]
+					}
+					if last != c.lastEvent {
+						t.Errorf("stream's events %v, want the last %q", got.events, c.lastEvent)
+					}
+				}
+				synctest.Wait()
+				sp := spendVia(t, client)
+				switch {
+				case c.charged && sp.SpentTokens < 100:
+					t.Errorf("spent %d tokens, want the reservation (100 output tokens and the input)", sp.SpentTokens)
+				case !c.charged && c.status != 200 && sp.SpentTokens != 0:
+					t.Errorf("spent %d tokens, want the reservation released", sp.SpentTokens)
+				case !c.charged && c.status == 200 && c.path == "/v1/responses" && sp.SpentTokens != 12:
+					t.Errorf("spent %d tokens, want the answer's usage, 12", sp.SpentTokens)
+				}
+			})
+		})
+	}
+
+	t.Run("run deadline", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			_, client := timeoutEnv(t, "version: 1\nname: devops\ntimeouts: {call: 35s}\nlimits: {run_timeout: 40s}\n")
+			if got := callPass(t, client, "/v1/responses", responses("late headers", false), "run-1"); got.status != 200 {
+				t.Fatalf("the run's first call: %+v", got)
+			}
+			// 10 s of the run's 40 are gone: the second call's answer,
+			// which never comes, is cut at the run's deadline, not at its
+			// own 35 s.
+			got := callPass(t, client, "/v1/responses", responses("hang", false), "run-1")
+			if got.status != 504 || got.code != "timeout" || !strings.Contains(got.message, "run deadline exceeded after 40s") || got.took != 30*time.Second {
+				t.Errorf("a call past the run's deadline: %+v, want a 504 after the run's remaining 30s", got)
+			}
+		})
+	})
+}
