@@ -76,6 +76,7 @@ name: devops
 cache: {enabled: true, ttl: 1h}
 budget:
   team: {period: monthly, max_usd: 100000}
+timeouts: {call: 1h, first_token: 1h, idle: 1h}  # never pass here; every answer is read through their watch
 `,
 	"payments.yaml": `version: 1
 name: payments
