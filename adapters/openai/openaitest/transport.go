@@ -214,9 +214,12 @@ type pipeBody struct {
 
 func (b *pipeBody) Read(p []byte) (int, error) { return b.pr.Read(p) }
 
-// Close tells the handler the client went away.
+// Close tells the handler the client went away. The pipe is closed
+// first: a handler woken by the cancellation that returns (and flushes
+// what it buffered) at once must not get its output to a read still
+// pending on the body.
 func (b *pipeBody) Close() error {
-	b.cancel(errBodyClosed)
 	b.pr.CloseWithError(errBodyClosed)
+	b.cancel(errBodyClosed)
 	return nil
 }
