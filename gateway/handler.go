@@ -581,6 +581,12 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		},
 	}
 	p.ServeHTTP(w, r)
+	if c := bound.cause(); c != nil {
+		s.metrics.request("timeout")
+		s.logger.Warn("tokenwise/gateway: passed-through call timed out", "team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
+			"method", r.Method, "path", r.URL.Path, "upstream", up.Name, "err", c.Error(), "ms", since(start))
+		return
+	}
 	s.metrics.request("pass_through")
 	s.logger.Info("tokenwise/gateway: passed through", "team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
 		"method", r.Method, "path", r.URL.Path, "upstream", up.Name, "ms", since(start))

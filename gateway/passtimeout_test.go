@@ -98,17 +98,18 @@ func slowResponses() http.Handler {
 }
 
 // timeoutEnv is a gateway in front of slowResponses on a pipe listener,
-// inside the caller's synctest bubble; the devops team's policy has the
-// timeouts and the budget of pol, the gateway's default run_timeout.
-func timeoutEnv(t *testing.T, pol string) (*gateway.Server, *http.Client) {
+// inside the caller's synctest bubble, the devops team's policy pol; it
+// returns the gateway's logs and a client of it.
+func timeoutEnv(t *testing.T, pol string) (*syncBuffer, *http.Client) {
 	t.Helper()
 	pols := map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": pol}
 	cfg, err := gateway.LoadConfig(writeFiles(t, "http://upstream.invalid/v1", pols, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
+	logs := &syncBuffer{}
 	srv, err := gateway.New(cfg, gateway.WithBaseTransport(openaitest.NewTransport(slowResponses())), gateway.WithPolicyWatch(false),
-		gateway.WithLogger(slog.New(slog.DiscardHandler)))
+		gateway.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func timeoutEnv(t *testing.T, pol string) (*gateway.Server, *http.Client) {
 		_ = srv.Shutdown(ctx)
 		<-served
 	})
-	return srv, &http.Client{Transport: tr}
+	return logs, &http.Client{Transport: tr}
 }
 
 // passCall is what a client read of a passed-through call.
@@ -250,7 +251,7 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				_, client := timeoutEnv(t, pol)
+				logs, client := timeoutEnv(t, pol)
 				got := callPass(t, client, c.path, c.body, "")
 				if got.status != c.status || got.code != c.code || !strings.Contains(got.message, c.message) {
 					t.Errorf("status %d, code %q, message %q; want %d, %q, %q", got.status, got.code, got.message, c.status, c.code, c.message)
@@ -267,6 +268,10 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 					}
 				}
 				synctest.Wait()
+				if timedOut := strings.Contains(logs.String(), "passed-through call timed out"); timedOut != (c.code == "timeout") ||
+					timedOut && !strings.Contains(logs.String(), c.message) {
+					t.Errorf("the gateway's logs say timed out: %v, want %v (%s):\n%s", timedOut, c.code == "timeout", c.message, logs)
+				}
 				sp := spendVia(t, client)
 				switch {
 				case c.charged && sp.SpentTokens < 100:
