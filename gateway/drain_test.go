@@ -62,6 +62,26 @@ type pipeAddr struct{}
 func (pipeAddr) Network() string { return "pipe" }
 func (pipeAddr) String() string  { return "pipe" }
 
+// servePipe serves the gateway of the gateway file at cfgPath, whose
+// upstream calls go to base, on a pipe listener (inside the caller's
+// synctest bubble when it has one), logging to logger; it returns the
+// gateway, a transport to it and what Serve returns when it ends.
+func servePipe(t *testing.T, cfgPath string, base http.RoundTripper, logger *slog.Logger) (*gateway.Server, *http.Transport, chan error) {
+	t.Helper()
+	cfg, err := gateway.LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gateway.New(cfg, gateway.WithBaseTransport(base), gateway.WithPolicyWatch(false), gateway.WithLogger(logger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newPipeListener()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	return srv, &http.Transport{DialContext: l.dial}, served
+}
+
 // drainEnv is a gateway served on a pipe listener, with an in-memory
 // upstream, inside the caller's synctest bubble.
 func drainEnv(t *testing.T, grace string) (*gateway.Server, *goopenai.Client, *http.Transport, chan error) {
@@ -70,19 +90,7 @@ func drainEnv(t *testing.T, grace string) (*gateway.Server, *goopenai.Client, *h
 	// 20 chunks, one a second: a stream of 20 s (of the bubble's time).
 	up.Default(openaitest.Reply{Content: strings.Repeat("x", 20), ChunkSize: 1, ChunkLatency: time.Second})
 	cfgPath := writeFiles(t, up.URL, defaultPolicies, "limits: {shutdown_grace: "+grace+"}\n")
-	cfg, err := gateway.LoadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := gateway.New(cfg, gateway.WithBaseTransport(up.Transport()), gateway.WithPolicyWatch(false),
-		gateway.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := newPipeListener()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	tr := &http.Transport{DialContext: l.dial}
+	srv, tr, served := servePipe(t, cfgPath, up.Transport(), slog.New(slog.DiscardHandler))
 	c := goopenai.DefaultConfig(devopsKey)
 	c.BaseURL = "http://gateway/v1"
 	c.HTTPClient = &http.Client{Transport: tr}

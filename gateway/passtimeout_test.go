@@ -103,20 +103,9 @@ func slowResponses() http.Handler {
 func timeoutEnv(t *testing.T, pol string) (*syncBuffer, *http.Client) {
 	t.Helper()
 	pols := map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": pol}
-	cfg, err := gateway.LoadConfig(writeFiles(t, "http://upstream.invalid/v1", pols, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncBuffer{}
-	srv, err := gateway.New(cfg, gateway.WithBaseTransport(openaitest.NewTransport(slowResponses())), gateway.WithPolicyWatch(false),
-		gateway.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := newPipeListener()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	tr := &http.Transport{DialContext: l.dial}
+	srv, tr, served := servePipe(t, writeFiles(t, "http://upstream.invalid/v1", pols, ""), openaitest.NewTransport(slowResponses()),
+		slog.New(slog.NewJSONHandler(logs, nil)))
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
