@@ -42,10 +42,11 @@ type passBound struct {
 }
 
 // boundPass returns r with a context bounded by the team's timeouts and
-// the run's deadline (run of ctx; its limits the team's policy's), the
-// call's bound (nil when nothing bounds it), and a function that stops
-// its clocks, to call when the call is over. stream says the call asked
-// for a stream (the first-token and idle clocks are a stream's).
+// the run's deadline (the run of ctx, its run_timeout the team policy's),
+// and the call's bound, whose stop ends its clocks when the call is over
+// (nil, and r as it is, when nothing bounds the call). stream says the
+// call asked for a stream (the first-token and idle clocks are a
+// stream's).
 func (s *Server) boundPass(ctx context.Context, r *http.Request, team string, stream bool) (*http.Request, *passBound) {
 	pol := s.pol.Policy(team)
 	call := pol.Timeouts.Call.Duration()
