@@ -665,8 +665,7 @@ type responsesStream struct {
 // cutEvent is the error event the gateway adds to a Responses stream that
 // ended without its final event: the Responses API's error event, with
 // an OpenAI error object that the SDKs' stream readers raise.
-const cutEvent = "event: error\ndata: {\"type\":\"error\",\"code\":\"stream_cut\",\"message\":\"tokenwise/gateway: the upstream's responses stream ended before its final event\",\"param\":null," +
-	"\"error\":{\"type\":\"server_error\",\"code\":\"stream_cut\",\"message\":\"tokenwise/gateway: the upstream's responses stream ended before its final event\",\"param\":null}}\n\n"
+var cutEvent = appendErrorEvent(nil, "stream_cut", "tokenwise/gateway: the upstream's responses stream ended before its final event")
 
 func (r *responsesStream) Read(p []byte) (int, error) {
 	if r.ended {
@@ -718,7 +717,8 @@ func (r *responsesStream) cutTail() []byte {
 }
 
 // appendErrorEvent appends a Responses stream's error event of code and
-// message (as cutEvent is).
+// message: the error's code and message at the top, as the Responses API
+// streams them, and in an OpenAI error object.
 func appendErrorEvent(b []byte, code, msg string) []byte {
 	m, _ := json.Marshal(msg)
 	b = append(b, "event: error\ndata: {\"type\":\"error\",\"code\":\""...)
