@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -145,10 +146,7 @@ func checkAISDK(t *testing.T, got map[string][]aiSDKCall, text, streamText, tool
 // without [DONE]) that the SDK reads as cut — an error, finish "error" —
 // never as a complete answer.
 func TestGatewayWithVercelAISDK(t *testing.T) {
-	pols := map[string]string{}
-	for k, v := range defaultPolicies {
-		pols[k] = v
-	}
+	pols := maps.Clone(defaultPolicies)
 	pols["devops.yaml"] += "cache: {enabled: true, ttl: 1h}\n"
 	e := start(t, pols, "")
 	e.upstream.On(openaitest.LastContains("weather")).Reply(openaitest.ToolCalls(openaitest.Call("", "get_weather", `{"city":"Paris"}`)))
@@ -183,10 +181,7 @@ func TestGatewayWithVercelAISDK(t *testing.T) {
 func TestGatewayResponsesWithVercelAISDK(t *testing.T) {
 	var calls atomic.Int64
 	up := streamingResponses(t, &calls)
-	pols := map[string]string{}
-	for k, v := range defaultPolicies {
-		pols[k] = v
-	}
+	pols := maps.Clone(defaultPolicies)
 	pols["devops.yaml"] += "cache: {enabled: true, ttl: 1h}\n"
 	t.Setenv(upstreamEnv, upstreamKey)
 	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))

@@ -35,7 +35,8 @@ type env struct {
 	cfgPath  string
 	upstream *openaitest.Server
 	srv      *gateway.Server
-	url      string // http://127.0.0.1:port
+	url      string       // http://127.0.0.1:port
+	client   *http.Client // the client of do (nil: http.DefaultClient)
 	logs     *syncBuffer
 }
 
@@ -174,7 +175,11 @@ func (e *env) do(t *testing.T, method, path, key, body string, hdr ...string) *h
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	c := e.client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

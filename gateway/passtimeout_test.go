@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -98,9 +99,9 @@ func slowResponses() http.Handler {
 }
 
 // timeoutEnv is a gateway in front of slowResponses on a pipe listener,
-// inside the caller's synctest bubble, the devops team's policy pol; it
-// returns the gateway's logs and a client of it.
-func timeoutEnv(t *testing.T, pol string) (*syncBuffer, *http.Client) {
+// inside the caller's synctest bubble, the devops team's policy pol; its
+// env's client reaches it through the pipe, its logs are kept.
+func timeoutEnv(t *testing.T, pol string) *env {
 	t.Helper()
 	pols := map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": pol}
 	logs := &syncBuffer{}
@@ -113,7 +114,7 @@ func timeoutEnv(t *testing.T, pol string) (*syncBuffer, *http.Client) {
 		_ = srv.Shutdown(ctx)
 		<-served
 	})
-	return logs, &http.Client{Transport: tr}
+	return &env{url: "http://gateway", client: &http.Client{Transport: tr}, logs: logs}
 }
 
 // passCall is what a client read of a passed-through call.
@@ -125,22 +126,13 @@ type passCall struct {
 	took    time.Duration
 }
 
-// callPass sends body to path as the devops team (runID in X-Run-Id when
-// set) and reads the answer to its end, a stream event by event.
-func callPass(t *testing.T, c *http.Client, path, body, runID string) passCall {
+// callPass sends body to path as the devops team (hdr: more headers, as
+// env.do takes them) and reads the answer to its end, a stream event by
+// event.
+func callPass(t *testing.T, e *env, path, body string, hdr ...string) passCall {
 	t.Helper()
 	start := time.Now()
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://gateway"+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+devopsKey)
-	req.Header.Set("Content-Type", "application/json")
-	if runID != "" {
-		req.Header.Set(gateway.RunIDHeader, runID)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", path, body, err)
-	}
-	defer resp.Body.Close()
+	resp := e.do(t, http.MethodPost, path, devopsKey, body, hdr...)
 	out := passCall{status: resp.StatusCode}
 	readError := func(data []byte) {
 		var e struct {
@@ -152,7 +144,7 @@ func callPass(t *testing.T, c *http.Client, path, body, runID string) passCall {
 			} `json:"error"`
 		}
 		if json.Unmarshal(data, &e) == nil {
-			out.code, out.message = cmpOr(e.Error.Code, e.Code), cmpOr(e.Error.Message, e.Message)
+			out.code, out.message = cmp.Or(e.Error.Code, e.Code), cmp.Or(e.Error.Message, e.Message)
 		}
 	}
 	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
@@ -176,30 +168,6 @@ func callPass(t *testing.T, c *http.Client, path, body, runID string) passCall {
 	}
 	out.took = time.Since(start)
 	return out
-}
-
-// spendVia reads the devops team's spend through the gateway.
-func spendVia(t *testing.T, c *http.Client) gateway.Spend {
-	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://gateway/v1/spend", nil)
-	req.Header.Set("Authorization", "Bearer "+devopsKey)
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var s gateway.Spend
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // TestGatewayBoundsPassedCallsByTheTeamsTimeouts: a Responses or
@@ -240,8 +208,8 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				logs, client := timeoutEnv(t, pol)
-				got := callPass(t, client, c.path, c.body, "")
+				e := timeoutEnv(t, pol)
+				got := callPass(t, e, c.path, c.body)
 				if got.status != c.status || got.code != c.code || !strings.Contains(got.message, c.message) {
 					t.Errorf("status %d, code %q, message %q; want %d, %q, %q", got.status, got.code, got.message, c.status, c.code, c.message)
 				}
@@ -257,11 +225,12 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 					}
 				}
 				synctest.Wait()
-				if timedOut := strings.Contains(logs.String(), "passed-through call timed out"); timedOut != (c.code == "timeout") ||
-					timedOut && !strings.Contains(logs.String(), c.message) {
+				logs := e.logs.String()
+				if timedOut := strings.Contains(logs, "passed-through call timed out"); timedOut != (c.code == "timeout") ||
+					timedOut && !strings.Contains(logs, c.message) {
 					t.Errorf("the gateway's logs say timed out: %v, want %v (%s):\n%s", timedOut, c.code == "timeout", c.message, logs)
 				}
-				sp := spendVia(t, client)
+				sp := e.spend(t)
 				switch {
 				case c.charged && sp.SpentTokens < 100:
 					t.Errorf("spent %d tokens, want the reservation (100 output tokens and the input)", sp.SpentTokens)
@@ -276,14 +245,14 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 
 	t.Run("run deadline", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			_, client := timeoutEnv(t, "version: 1\nname: devops\ntimeouts: {call: 35s}\nlimits: {run_timeout: 40s}\n")
-			if got := callPass(t, client, "/v1/responses", responses("late headers", false), "run-1"); got.status != 200 {
+			e := timeoutEnv(t, "version: 1\nname: devops\ntimeouts: {call: 35s}\nlimits: {run_timeout: 40s}\n")
+			if got := callPass(t, e, "/v1/responses", responses("late headers", false), gateway.RunIDHeader, "run-1"); got.status != 200 {
 				t.Fatalf("the run's first call: %+v", got)
 			}
 			// 10 s of the run's 40 are gone: the second call's answer,
 			// which never comes, is cut at the run's deadline, not at its
 			// own 35 s.
-			got := callPass(t, client, "/v1/responses", responses("hang", false), "run-1")
+			got := callPass(t, e, "/v1/responses", responses("hang", false), gateway.RunIDHeader, "run-1")
 			if got.status != 504 || got.code != "timeout" || !strings.Contains(got.message, "run deadline exceeded after 40s") || got.took != 30*time.Second {
 				t.Errorf("a call past the run's deadline: %+v, want a 504 after the run's remaining 30s", got)
 			}
