@@ -13,6 +13,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
 	"github.com/tokenwise/tokenwise/llmwrap/route"
+	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -51,14 +52,14 @@ func (h *passHold) done(ctx context.Context, used int64, requests int) {
 
 // admit admits the call against the rate limits of its model with need
 // tokens (nothing when the policy has no rate limits).
-func (h *passHold) admit(ctx context.Context, l *ratelimit.Limiter, need int64) *apiError {
+func (h *passHold) admit(ctx context.Context, l *ratelimit.Limiter, need int64) error {
 	if l == nil {
 		return nil
 	}
 	t, err := l.Reserve(ctx, h.model, h.team, need)
 	if err != nil {
 		h.settle(ctx, budget.Amount{})
-		return classify(err, h.s.secrets...)
+		return err
 	}
 	h.ticket = t
 	return nil
@@ -132,13 +133,13 @@ func (s *Server) reserveEmbeddings(ctx context.Context, team string, req *embedd
 			Message: "tokenwise/gateway: an embeddings request the team's budget and rate limits cannot account for: it needs a JSON body with a model and an input of a string, strings or token arrays"}
 	}
 	if pl.budget != nil {
-		if e := h.reserve(ctx, pl.budget); e != nil {
-			return nil, e
+		if err := h.reserve(ctx, pl.budget); err != nil {
+			return nil, classify(err, s.secrets...)
 		}
 	}
 	if pl.limiter != nil {
-		if e := h.admit(ctx, pl.limiter, h.need.Tokens); e != nil {
-			return nil, e
+		if err := h.admit(ctx, pl.limiter, h.need.Tokens); err != nil {
+			return nil, classify(err, s.secrets...)
 		}
 	}
 	return h, nil
@@ -154,7 +155,11 @@ type passLimits struct {
 	limiter *ratelimit.Limiter // nil: the policy has no rate limits
 	rules   *route.Rules       // nil: the policy routes nothing
 	cache   *responsesCache    // nil: the policy caches nothing
-	err     *apiError
+	// The chain of its Responses calls (responses_fallback.go) and the
+	// observer of its events; nil when it could not be built.
+	chain    middleware.Handler
+	observer middleware.Observer
+	err      *apiError
 }
 
 // passLimitsOf returns team's passLimits under its current policy.
@@ -180,6 +185,7 @@ func (s *Server) passLimitsOf(team string) *passLimits {
 	}
 	pl.rules = s.newPassRules(pl)
 	pl.cache = s.newResponsesCache(team, pol)
+	s.newResponsesChain(pl)
 	if s.passBy == nil {
 		s.passBy = map[string]*passLimits{}
 	}
@@ -188,13 +194,13 @@ func (s *Server) passLimitsOf(team string) *passLimits {
 }
 
 // reserve holds h.need in the ledgers of b that apply to ctx's call.
-func (h *passHold) reserve(ctx context.Context, b *budget.Budget) *apiError {
+func (h *passHold) reserve(ctx context.Context, b *budget.Budget) error {
 	var err error
 	if h.hold, err = b.Reserve(ctx, h.need); err != nil {
 		if ee, ok := errors.AsType[*budget.ExceededError](err); ok {
 			ee.Model = h.model
 		}
-		return classify(err, h.s.secrets...)
+		return err
 	}
 	return nil
 }

@@ -43,6 +43,19 @@ type wireErrorBody struct {
 	Code    *string `json:"code"`
 }
 
+// Error implements error: an *apiError is also what a refusal inside the
+// fallback chain of a Responses call returns (see apiErrorOf).
+func (e *apiError) Error() string { return e.Message }
+
+// apiErrorOf is the OpenAI-shaped error of err: err itself when it is an
+// *apiError, else classify's.
+func (s *Server) apiErrorOf(err error) *apiError {
+	if e, ok := errors.AsType[*apiError](err); ok {
+		return e
+	}
+	return classify(err, s.secrets...)
+}
+
 func (e *apiError) body() []byte {
 	var code *string
 	if e.Code != "" {
