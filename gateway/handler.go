@@ -422,7 +422,9 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	w.Header().Set(CallIDHeader, callID)
 	var modify func(*http.Response) error
-	var bound *passBound // the call's timeouts (passtimeout.go)
+	var bound *passBound    // the call's timeouts (passtimeout.go)
+	var call *responsesCall // a Responses call's fallback chain (responses_fallback.go)
+	var refused *apiError   // the chain's refusal of the call, written as its answer
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody())
 	}
@@ -516,18 +518,30 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 				return
 			}
 		}
-		h, e := s.reserveResponses(ctx, k.team, req, named)
-		if e != nil {
-			s.refuse(w, e)
-			return
+		if req != nil {
+			// Sent through the team's fallback chain, which reserves each
+			// model it tries (responses_fallback.go).
+			call = s.newResponsesCall(s.passLimitsOf(k.team), k.team, req, sent, up, strings.TrimPrefix(r.URL.Path, "/v1"), named)
 		}
-		if h != nil {
-			// Released if no answer settled it (an upstream error); a
-			// stream settles when it ends.
-			defer h.release(r.Context())
-			modify = h.charge
+		if call != nil {
+			// Released if no answer settled it; a stream settles when it
+			// ends. The chain runs in the call's context (its team, its
+			// run).
+			defer call.release(r.Context())
+			modify = call.charge
+			r = r.WithContext(ctx)
 		} else {
-			modify = s.reportCut
+			h, e := s.reserveResponses(ctx, k.team, req, named)
+			if e != nil {
+				s.refuse(w, e)
+				return
+			}
+			if h != nil {
+				defer h.release(r.Context())
+				modify = h.charge
+			} else {
+				modify = s.reportCut
+			}
 		}
 		if cc != nil {
 			modify = cc.keep(modify)
@@ -576,11 +590,29 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 				classify(c, s.secrets...).write(w)
 				return
 			}
+			if call != nil {
+				// The chain ended without an answer to pass on: a refusal
+				// (a budget, a rate limit, an open breaker), or the
+				// network's failure.
+				e := s.apiErrorOf(err)
+				e.write(w)
+				if e.Code != "upstream_error" {
+					refused = e
+				}
+				return
+			}
 			e := &apiError{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_error", Message: "tokenwise/gateway: " + redact.Mask(err.Error(), s.secrets...)}
 			e.write(w)
 		},
 	}
+	if call != nil {
+		p.Transport = call
+	}
 	p.ServeHTTP(w, r)
+	if refused != nil {
+		s.metrics.request(refused.Code)
+		return
+	}
 	if c := bound.cause(); c != nil {
 		s.metrics.request("timeout")
 		s.logger.Warn("tokenwise/gateway: passed-through call timed out", "team", k.team, "key", k.name, "run_id", runID, "call_id", callID,

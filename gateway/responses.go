@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -315,6 +316,17 @@ func (s *Server) responsesInput(model string, spec policies.ModelSpec, req *resp
 // call in its record (its report). nil and no error when there is
 // nothing to hold or record.
 func (s *Server) reserveResponses(ctx context.Context, team string, req *responsesRequest, run *middleware.Run) (*responsesHold, *apiError) {
+	h, err := s.holdResponses(ctx, team, req, run)
+	if err != nil {
+		return nil, s.apiErrorOf(err)
+	}
+	return h, nil
+}
+
+// holdResponses is reserveResponses with the refusal as an error: an
+// *apiError, or the budget's or the rate limits' own (which the fallback
+// chain reads: a rate limit's on_limit: fallback moves on).
+func (s *Server) holdResponses(ctx context.Context, team string, req *responsesRequest, run *middleware.Run) (*responsesHold, error) {
 	pl := s.passLimitsOf(team)
 	if pl.err != nil {
 		return nil, pl.err
@@ -360,8 +372,8 @@ func (s *Server) reserveResponses(ctx context.Context, team string, req *respons
 		}
 		cost := spec.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: tier}).Add(reservedFees(spec, req))
 		h.need = budget.Amount{Tokens: in + out, USDMicros: ceilMicro(int64(cost))}
-		if e := h.reserve(ctx, b); e != nil {
-			return nil, e
+		if err := h.reserve(ctx, b); err != nil {
+			return nil, err
 		}
 	}
 	if l := pl.limiter; l != nil {
@@ -375,8 +387,8 @@ func (s *Server) reserveResponses(ctx context.Context, team string, req *respons
 		if counted {
 			need += in
 		}
-		if e := h.admit(ctx, l, need); e != nil {
-			return nil, e
+		if err := h.admit(ctx, l, need); err != nil {
+			return nil, err
 		}
 	}
 	return h, nil
@@ -427,8 +439,15 @@ type responsesHold struct {
 	tier    string          // the tier the request asked for
 	run     *middleware.Run // the run the call names (X-Run-Id), nil: none
 	tools   *toolsRead      // the request's tools (their fees)
-	start   time.Time
+	start   time.Time       // when its model was tried
 	recOnce sync.Once
+	sent    bool // the request reached the upstream
+	// Set on the hold of the model that answered a call that fell back
+	// (responses_fallback.go): the call's model, its attempts before this
+	// one, and its start.
+	requested string
+	prior     []middleware.Attempt
+	begun     time.Time
 }
 
 // record adds the call to the record of the run it names, once: what it
@@ -439,11 +458,14 @@ func (h *responsesHold) record(u middleware.Usage, costPico int64, err error) {
 		return
 	}
 	h.recOnce.Do(func() {
-		lat := time.Since(h.start)
+		begun := h.start
+		if !h.begun.IsZero() {
+			begun = h.begun
+		}
+		atts := append(slices.Clip(h.prior), middleware.Attempt{Model: h.model, Latency: time.Since(h.start), Err: err, Usage: u, CostPico: costPico})
 		h.run.Record(middleware.CallRecord{CallFacts: middleware.CallFacts{Run: h.run.ID(), Team: h.team,
-			RequestedModel: h.model, Model: h.model, CostPico: costPico,
-			Attempts: []middleware.Attempt{{Model: h.model, Latency: lat, Err: err, Usage: u, CostPico: costPico}}},
-			Usage: u, Latency: lat, Start: h.start, Err: err})
+			RequestedModel: cmp.Or(h.requested, h.model), Model: h.model, CostPico: costPico, Attempts: atts},
+			Usage: u, Latency: time.Since(begun), Start: begun, Err: err})
 	})
 }
 

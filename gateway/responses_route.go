@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 
-	"github.com/tidwall/sjson"
-
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
@@ -124,12 +122,9 @@ func (s *Server) routeResponses(ctx context.Context, team string, body []byte, r
 	if model == req.Model {
 		return nil, false
 	}
-	routed, err := sjson.SetBytes(body, "model", model)
-	var check struct {
-		Model string `json:"model"`
-	}
-	if err != nil || json.Unmarshal(routed, &check) != nil || check.Model != model {
-		return nil, false // a body the rewrite does not reach as JSON readers do (an escaped member name)
+	routed, ok := withModel(body, model)
+	if !ok {
+		return nil, false
 	}
 	if s.logger.Enabled(ctx, slog.LevelDebug) {
 		s.logger.Debug("tokenwise/gateway: responses call routed", "team", team, "requested", req.Model, "model", model, "rule", rule)

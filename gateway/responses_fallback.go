@@ -1,0 +1,272 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/sjson"
+
+	"github.com/tokenwise/tokenwise/internal/httperr"
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// A Responses call goes through its team's policy.fallback as a chat call
+// goes through its chain: the call is sent to its (routed) model, and an
+// error that fallback.on names — by default a 429, a 5xx, a timeout the
+// upstream reports, a network failure, a context-window error (to a model
+// with a larger window) — or the model's open breaker, or its rate
+// limit's on_limit: fallback, moves it on to the next of
+// fallback.models. Each model is retried first as fallback.retry says
+// (backoff with jitter, the upstream's Retry-After honoured), and guarded
+// by its circuit breaker: the same breaker as the team's chat calls to
+// that model (shared with the other replicas through Redis).
+//
+// Each model is reserved on its own before it is sent, as the chain's
+// budget layer sits under its fallback layer: a fallback model's worst
+// case at its own price, in the team's and the run's ledgers, and
+// admitted by its own rate limits; the model that answers is settled at
+// its answer's usage, the others released. The request goes to the
+// fallback model's upstream with the model in its body; what the client
+// gets is the answer of the model that answered, else the last model's
+// error answer (shaped as an OpenAI error), else the gateway's own
+// OpenAI-shaped error (a budget's refusal, an open breaker, a network
+// failure). Once an answer has begun (a stream's status and headers) the
+// call is the answer's: a stream cut later ends with its error event,
+// never on another model. The team's timeouts (call, first_token) bound
+// the call as a whole, its retries and fallbacks included.
+
+// responsesCall is one Responses call through its team's fallback chain
+// (a passLimits' chain). It is the proxy's transport for the call: its
+// RoundTrip runs the chain. The attempts run one after the other (the
+// chain does not hedge Responses calls), so its fields need no lock.
+type responsesCall struct {
+	s     *Server
+	team  string
+	req   *responsesRequest // as routed: req.Model is the first model tried
+	body  []byte            // the body sent to req.Model
+	up    *upstream         // req.Model's upstream
+	path  string            // the call's path under the upstream's base URL
+	run   *middleware.Run   // the run X-Run-Id names (nil: none), whose record gets the call
+	chain middleware.Handler
+	obs   middleware.Observer
+	start time.Time
+
+	out   *http.Request  // the proxy's request, to req.Model's upstream
+	cur   *responsesHold // the hold of the model being tried (nil: none)
+	resp  *http.Response // the current model's last answer (a success, or an error answer)
+	tried []middleware.Attempt
+	sent  bool // an attempt reached an upstream
+}
+
+type responsesCallKey struct{}
+
+// newResponsesCall returns the call of req (routed, read from body), sent
+// to up under path; nil when the team's chain could not be built (the
+// call is then sent as it is).
+func (s *Server) newResponsesCall(pl *passLimits, team string, req *responsesRequest, body []byte, up *upstream, path string, run *middleware.Run) *responsesCall {
+	if pl.chain == nil {
+		return nil
+	}
+	return &responsesCall{s: s, team: team, req: req, body: body, up: up, path: path, run: run,
+		chain: pl.chain, obs: pl.observer, start: time.Now()}
+}
+
+// newResponsesChain returns the chain of a team's Responses calls under
+// pl's policy: its fallback, each model's reservation (step), its
+// breakers and retries, and the sender.
+func (s *Server) newResponsesChain(pl *passLimits) {
+	if s.reg == nil {
+		return
+	}
+	res, err := s.reg.Resilience(pl.pol)
+	if err != nil {
+		s.logger.Warn("tokenwise/gateway: the fallback section of a policy does not build: responses calls are sent without it", "policy", pl.pol.Name, "err", err)
+		return
+	}
+	pl.chain = middleware.Then(middleware.HandlerFunc(sendResponses), res.Fallback, stepResponses, res.Breakers, res.Retry)
+	pl.observer = res.Observer
+}
+
+func callOf(ctx context.Context) *responsesCall {
+	return ctx.Value(responsesCallKey{}).(*responsesCall)
+}
+
+// RoundTrip sends the proxy's request out through the call's chain.
+func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
+	c.out = out
+	ctx := context.WithValue(out.Context(), responsesCallKey{}, c)
+	if c.obs != nil {
+		ctx = middleware.WithObserver(ctx, c.obs)
+	}
+	_, err := c.chain.Handle(ctx, &middleware.Request{Model: c.req.Model})
+	if resp := c.resp; resp != nil {
+		// The answer of the last model tried, a success or an error
+		// answer: its hold settles it (charge), with the attempts before
+		// it in the run's record.
+		if h := c.cur; h != nil {
+			h.run, h.requested, h.begun = c.run, c.req.Model, c.start
+			h.prior = c.tried[:len(c.tried)-1]
+		}
+		resp.Request = out
+		return resp, nil
+	}
+	if err == nil {
+		err = errNoAnswer // (a chain that ends well has an answer)
+	}
+	if c.run != nil && c.sent {
+		c.run.Record(middleware.CallRecord{CallFacts: middleware.CallFacts{Run: c.run.ID(), Team: c.team,
+			RequestedModel: c.req.Model, Model: c.tried[len(c.tried)-1].Model, Attempts: c.tried},
+			Latency: time.Since(c.start), Start: c.start, Err: err})
+	}
+	return nil, err
+}
+
+// charge is the answer's hook: the answering model's hold settles it.
+func (c *responsesCall) charge(resp *http.Response) error {
+	if c.cur == nil {
+		return c.s.reportCut(resp)
+	}
+	return c.cur.charge(resp)
+}
+
+// release frees what the call still holds (when it got no answer).
+func (c *responsesCall) release(ctx context.Context) {
+	if c.cur != nil {
+		c.cur.release(ctx)
+	}
+}
+
+// stepResponses reserves each model the fallback tries: the model's worst
+// case in the budget, its admission by the rate limits; the previous
+// model's hold is released (it got no answer the caller will read).
+func stepResponses(next middleware.Handler) middleware.Handler {
+	return middleware.HandlerFunc(func(ctx context.Context, mreq *middleware.Request) (*middleware.Response, error) {
+		c := callOf(ctx)
+		if c.cur != nil {
+			c.cur.drop(ctx)
+		}
+		c.cur, c.resp = nil, nil
+		start := time.Now()
+		req := c.req
+		if mreq.Model != req.Model {
+			r := *req
+			r.Model = mreq.Model
+			req = &r
+		}
+		h, err := c.s.holdResponses(ctx, c.team, req, c.run)
+		if err != nil {
+			c.tried = append(c.tried, middleware.Attempt{Model: mreq.Model, Err: err})
+			return nil, err
+		}
+		if h != nil {
+			h.run = nil // the run's record gets the call once, from the last hold (RoundTrip)
+			h.start = start
+		}
+		c.cur = h
+		resp, err := next.Handle(ctx, mreq)
+		c.tried = append(c.tried, middleware.Attempt{Model: mreq.Model, Latency: time.Since(start), Err: err})
+		if err != nil && c.resp == nil && h != nil {
+			h.drop(ctx) // no answer to settle
+			c.cur = nil
+		}
+		return resp, err
+	})
+}
+
+// drop frees what a model the call moved on from holds, without a record
+// in the run: the rate limits count a request that reached the upstream.
+func (h *responsesHold) drop(ctx context.Context) {
+	h.settle(ctx, budget.Amount{})
+	if h.sent {
+		h.done(ctx, -1, 1)
+	} else {
+		h.done(ctx, 0, 0)
+	}
+}
+
+// sendResponses sends the call to the model of mreq: the proxy's request
+// as it is for the call's own model; for a fallback model, the body with
+// that model and the request to its upstream. An error answer is read
+// (its OpenAI error tells what failed) and kept as the call's answer
+// should no other model answer.
+func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.Response, error) {
+	c := callOf(ctx)
+	c.resp = nil
+	body, up := c.body, c.up
+	if mreq.Model != c.req.Model {
+		b, ok := withModel(c.body, mreq.Model)
+		if !ok {
+			return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request", NoRetry: true,
+				Message: "tokenwise/gateway: the request's model cannot be rewritten to fall back to " + strconv.Quote(mreq.Model)}
+		}
+		body, up = b, c.s.pick(mreq.Model)
+	}
+	o := c.out.WithContext(ctx)
+	o.Body, o.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	o.GetBody = nil
+	if up != c.up {
+		o.URL = up.base.JoinPath(c.path)
+		o.URL.RawQuery = c.out.URL.RawQuery
+		o.Header = o.Header.Clone()
+		for k := range c.up.auth {
+			o.Header.Del(k)
+		}
+		up.credentials(o.Header)
+	}
+	if c.cur != nil {
+		c.cur.sent = true
+	}
+	c.sent = true
+	resp, err := c.s.pass.RoundTrip(o)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		return nil, &middleware.ProviderError{Kind: middleware.ErrNetwork, Provider: up.Name, Model: mreq.Model, Err: err}
+	}
+	if resp.StatusCode < 400 {
+		c.resp = resp
+		return &middleware.Response{Model: mreq.Model}, nil
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	_ = resp.Body.Close()
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	c.resp = resp
+	var e struct {
+		Error struct {
+			Message string          `json:"message"`
+			Type    string          `json:"type"`
+			Code    json.RawMessage `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(b, &e)
+	code := string(bytes.Trim(e.Error.Code, `"`))
+	if code == "null" {
+		code = ""
+	}
+	return nil, &middleware.ProviderError{Kind: httperr.Classify(resp.StatusCode, code, e.Error.Type), Provider: up.Name, Model: mreq.Model,
+		StatusCode: resp.StatusCode, Type: e.Error.Type, Code: code, Message: e.Error.Message,
+		RetryAfter: httperr.ParseRetryAfter(resp.Header, time.Now())}
+}
+
+// withModel returns body with its model set to model, and true; false
+// when the rewrite does not reach the member as JSON readers do (an
+// escaped member name).
+func withModel(body []byte, model string) ([]byte, bool) {
+	out, err := sjson.SetBytes(slices.Clip(body), "model", model)
+	var check struct {
+		Model string `json:"model"`
+	}
+	if err != nil || json.Unmarshal(out, &check) != nil || check.Model != model {
+		return nil, false
+	}
+	return out, true
+}
