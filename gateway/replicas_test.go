@@ -303,7 +303,11 @@ func startChild(t testing.TB, env ...string) *replica {
 }
 
 func post(t *testing.T, url, key, body string) (int, string) {
-	req, err := http.NewRequestWithContext(context.Background(), "POST", url+"/v1/chat/completions", strings.NewReader(body))
+	return postTo(t, url+"/v1/chat/completions", key, body)
+}
+
+func postTo(t *testing.T, url, key, body string) (int, string) {
+	req, err := http.NewRequestWithContext(context.Background(), "POST", url, strings.NewReader(body))
 	if err != nil {
 		t.Error(err)
 		return 0, ""
@@ -323,8 +327,8 @@ func post(t *testing.T, url, key, body string) (int, string) {
 // Two gateway processes on one Redis: concurrent calls on both never
 // spend more than the team's budget together (their spend is one ledger,
 // every cent accounted for), and a circuit breaker opened by failures
-// seen on one replica refuses calls on the other without reaching the
-// upstream.
+// seen on one replica refuses calls on the other — chat and Responses
+// calls — without reaching the upstream.
 func TestTwoGatewayReplicasShareBudgetAndBreaker(t *testing.T) {
 	_, prefix := testRedis(t)
 	t.Setenv(upstreamEnv, upstreamKey)
@@ -434,6 +438,15 @@ fallback:
 	}
 	if up.Count() != before {
 		t.Fatalf("b called the upstream through an open breaker")
+	}
+	// The breaker is the model's, whatever the API: a Responses call to
+	// gpt-4o through b is refused too.
+	status, resp = postTo(t, b.url+"/v1/responses", paymentsKey, `{"model":"gpt-4o","input":"hi"}`)
+	if status != 503 || !strings.Contains(resp, "circuit_open") {
+		t.Fatalf("a Responses call to gpt-4o through b after a opened its breaker: %d %s; want 503 circuit_open", status, resp)
+	}
+	if up.Count() != before {
+		t.Fatalf("b sent a Responses call through an open breaker")
 	}
 	if status, resp := post(t, a.url, paymentsKey, failing); status != 503 {
 		t.Fatalf("gpt-4o through a: %d %s; want 503", status, resp)
