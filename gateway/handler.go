@@ -547,6 +547,9 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			modify = cc.keep(modify)
 		}
 		r, bound = s.boundPass(ctx, r, k.team, req != nil && req.streams())
+		if call != nil {
+			call.bound = bound
+		}
 	}
 	defer bound.stop()
 	if modify != nil {

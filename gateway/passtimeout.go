@@ -27,61 +27,101 @@ import (
 // cut stream is: the provider may have billed what it streamed); a JSON
 // answer it cuts is a 504 too, charged its reservation.
 
-// passBound is the clocks of one passed-through call.
+// passBound is the clocks of one passed-through call. The run's deadline
+// bounds the call as a whole (ctx); the team's timeouts bound each of its
+// attempts (a Responses call's fallback chain may make several, see
+// responses_fallback.go): call from the attempt's send to its answer's
+// last byte, first_token and idle for a stream (attempt).
 type passBound struct {
-	ctx       context.Context
+	ctx       context.Context // the call's: the run's deadline ends it
 	cancel    context.CancelCauseFunc
+	run       *time.Timer   // the run's deadline (nil: none)
+	call      time.Duration // an attempt's limit (0: none)
+	callCause error
+	firstLim  time.Duration // an attempt's first-token limit (0: none)
 	first     error         // the first-token cause (nil: no first-token clock)
 	idle      time.Duration // the idle limit (0: none)
 	idleCause error
 
 	mu      sync.Mutex
-	gap     *time.Timer // the first-token, then idle, clock (nil: none running)
-	whole   *time.Timer // the call's and the run's clock (nil: none)
+	actx    context.Context // the current attempt's, under ctx
+	acancel context.CancelCauseFunc
+	gap     *time.Timer // the attempt's first-token, then idle, clock (nil: none running)
+	whole   *time.Timer // the attempt's call clock (nil: none)
 	started bool        // the answer's first bytes were read
 }
 
 // boundPass returns r with a context bounded by the team's timeouts and
-// the run's deadline (the run of ctx, its run_timeout the team policy's),
-// and the call's bound, whose stop ends its clocks when the call is over
-// (nil, and r as it is, when nothing bounds the call). stream says the
-// call asked for a stream (the first-token and idle clocks are a
-// stream's).
+// the run's deadline (the run of ctx, its run_timeout the team policy's)
+// — its first attempt's —, and the call's bound, whose stop ends its
+// clocks when the call is over (nil, and r as it is, when nothing bounds
+// the call). stream says the call asked for a stream (the first-token and
+// idle clocks are a stream's).
 func (s *Server) boundPass(ctx context.Context, r *http.Request, team string, stream bool) (*http.Request, *passBound) {
 	pol := s.pol.Policy(team)
-	call := pol.Timeouts.Call.Duration()
-	var first, idle time.Duration
+	b := &passBound{call: pol.Timeouts.Call.Duration()}
 	if stream {
-		first, idle = pol.Timeouts.FirstToken.Duration(), pol.Timeouts.Idle.Duration()
+		b.firstLim, b.idle = pol.Timeouts.FirstToken.Duration(), pol.Timeouts.Idle.Duration()
 	}
-	var whole time.Duration
-	var wholeCause error
-	if call > 0 {
-		whole, wholeCause = call, &middleware.DeadlineError{Cause: timeout.ErrCall, Limit: call}
-	}
+	var runLeft time.Duration
+	var runCause error
 	if _, runTimeout := llmwrap.RunLimits(pol); runTimeout > 0 {
 		if run := middleware.RunFrom(ctx); run != nil {
-			if left := time.Until(run.Started().Add(runTimeout)); wholeCause == nil || left < whole {
-				whole, wholeCause = max(left, 0), &middleware.DeadlineError{Cause: guard.ErrRunDeadline, Limit: runTimeout}
-			}
+			runLeft, runCause = max(time.Until(run.Started().Add(runTimeout)), 0), &middleware.DeadlineError{Cause: guard.ErrRunDeadline, Limit: runTimeout}
 		}
 	}
-	if wholeCause == nil && first <= 0 && idle <= 0 {
+	if b.call <= 0 && runCause == nil && b.firstLim <= 0 && b.idle <= 0 {
 		return r, nil
 	}
-	b := &passBound{idle: idle}
 	b.ctx, b.cancel = context.WithCancelCause(r.Context())
-	if idle > 0 {
-		b.idleCause = &middleware.DeadlineError{Cause: timeout.ErrIdle, Limit: idle}
+	if b.call > 0 {
+		b.callCause = &middleware.DeadlineError{Cause: timeout.ErrCall, Limit: b.call}
 	}
-	if wholeCause != nil {
-		b.whole = time.AfterFunc(whole, func() { b.cancel(wholeCause) })
+	if b.firstLim > 0 {
+		b.first = &middleware.DeadlineError{Cause: timeout.ErrFirstToken, Limit: b.firstLim}
 	}
-	if first > 0 {
-		b.first = &middleware.DeadlineError{Cause: timeout.ErrFirstToken, Limit: first}
-		b.gap = time.AfterFunc(first, func() { b.cancel(b.first) })
+	if b.idle > 0 {
+		b.idleCause = &middleware.DeadlineError{Cause: timeout.ErrIdle, Limit: b.idle}
 	}
-	return r.WithContext(b.ctx), b
+	if runCause != nil {
+		b.run = time.AfterFunc(runLeft, func() { b.cancel(runCause) })
+	}
+	return r.WithContext(b.begin()), b
+}
+
+// begin starts an attempt of the call: a context under the call's with
+// the attempt's clocks (call, first-token), the previous attempt's
+// stopped.
+func (b *passBound) begin() context.Context {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stopClocks()
+	if b.acancel != nil {
+		b.acancel(nil)
+	}
+	actx, cancel := context.WithCancelCause(b.ctx)
+	b.actx, b.acancel, b.started = actx, cancel, false
+	if b.callCause != nil {
+		cause := b.callCause
+		b.whole = time.AfterFunc(b.call, func() { cancel(cause) })
+	}
+	if b.first != nil {
+		cause := b.first
+		b.gap = time.AfterFunc(b.firstLim, func() { cancel(cause) })
+	}
+	return actx
+}
+
+// stopClocks stops the attempt's clocks; b.mu held.
+func (b *passBound) stopClocks() {
+	if b.gap != nil {
+		b.gap.Stop()
+		b.gap = nil
+	}
+	if b.whole != nil {
+		b.whole.Stop()
+		b.whole = nil
+	}
 }
 
 // stop stops b's clocks: the call is over.
@@ -91,21 +131,23 @@ func (b *passBound) stop() {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.gap != nil {
-		b.gap.Stop()
-	}
-	if b.whole != nil {
-		b.whole.Stop()
+	b.stopClocks()
+	if b.run != nil {
+		b.run.Stop()
 	}
 	b.cancel(nil)
 }
 
-// cause returns the bound that ended the call, nil if none did.
+// cause returns the bound that ended the call's current attempt (the
+// run's deadline, which ends every attempt, included), nil if none did.
 func (b *passBound) cause() error {
 	if b == nil {
 		return nil
 	}
-	if c := context.Cause(b.ctx); errors.Is(c, middleware.ErrTimeout) {
+	b.mu.Lock()
+	actx := b.actx
+	b.mu.Unlock()
+	if c := context.Cause(actx); errors.Is(c, middleware.ErrTimeout) {
 		return c
 	}
 	return nil
@@ -140,11 +182,12 @@ func (b *passBound) watch(modify func(*http.Response) error) func(*http.Response
 func (b *passBound) waiting() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.started || b.idle <= 0 || b.ctx.Err() != nil {
+	if !b.started || b.idle <= 0 || b.actx.Err() != nil {
 		return
 	}
 	if b.gap == nil {
-		b.gap = time.AfterFunc(b.idle, func() { b.cancel(b.idleCause) })
+		cancel, cause := b.acancel, b.idleCause
+		b.gap = time.AfterFunc(b.idle, func() { cancel(cause) })
 		return
 	}
 	b.gap.Reset(b.idle)

@@ -45,14 +45,15 @@ func (*pacedBody) Close() error { return nil }
 // limit's error; the first-token clock runs from the send until the
 // first bytes, whatever the reads.
 func TestWatchedBodyCountsTheUpstreamsTimeOnly(t *testing.T) {
-	bound := func(first, idle time.Duration) *passBound {
+	// bound returns the clocks of a stream's call and its attempt's
+	// context.
+	bound := func(first, idle time.Duration) (*passBound, context.Context) {
 		b := &passBound{idle: idle, idleCause: &middleware.DeadlineError{Cause: timeout.ErrIdle, Limit: idle}}
 		b.ctx, b.cancel = context.WithCancelCause(context.Background())
 		if first > 0 {
-			b.first = &middleware.DeadlineError{Cause: timeout.ErrFirstToken, Limit: first}
-			b.gap = time.AfterFunc(first, func() { b.cancel(b.first) })
+			b.firstLim, b.first = first, &middleware.DeadlineError{Cause: timeout.ErrFirstToken, Limit: first}
 		}
-		return b
+		return b, b.begin()
 	}
 	read := func(w *watchedBody, pause time.Duration) (int, error) {
 		var n int
@@ -70,17 +71,17 @@ func TestWatchedBodyCountsTheUpstreamsTimeOnly(t *testing.T) {
 		}
 	}
 	synctest.Test(t, func(t *testing.T) {
-		b := bound(5*time.Second, 2*time.Second)
+		b, ctx := bound(5*time.Second, 2*time.Second)
 		defer b.stop()
-		w := &watchedBody{src: &pacedBody{ctx: b.ctx, waits: []time.Duration{4 * time.Second, time.Second, time.Second, time.Second}}, b: b}
+		w := &watchedBody{src: &pacedBody{ctx: ctx, waits: []time.Duration{4 * time.Second, time.Second, time.Second, time.Second}}, b: b}
 		if n, err := read(w, 5*time.Second); n != 4 || err != nil {
 			t.Errorf("a slow client, a steady upstream: %d bytes, %v; want 4, no error", n, err)
 		}
 	})
 	synctest.Test(t, func(t *testing.T) {
-		b := bound(5*time.Second, 2*time.Second)
+		b, ctx := bound(5*time.Second, 2*time.Second)
 		defer b.stop()
-		w := &watchedBody{src: &pacedBody{ctx: b.ctx, waits: []time.Duration{time.Second, 3 * time.Second, time.Second}}, b: b}
+		w := &watchedBody{src: &pacedBody{ctx: ctx, waits: []time.Duration{time.Second, 3 * time.Second, time.Second}}, b: b}
 		start := time.Now()
 		n, err := read(w, 0)
 		if n != 1 || !errors.Is(err, timeout.ErrIdle) || time.Since(start) != 3*time.Second {
@@ -88,10 +89,10 @@ func TestWatchedBodyCountsTheUpstreamsTimeOnly(t *testing.T) {
 		}
 	})
 	synctest.Test(t, func(t *testing.T) {
-		b := bound(5*time.Second, 2*time.Second)
+		b, ctx := bound(5*time.Second, 2*time.Second)
 		defer b.stop()
 		time.Sleep(4 * time.Second) // the answer's headers took 4 s
-		w := &watchedBody{src: &pacedBody{ctx: b.ctx, waits: []time.Duration{2 * time.Second}}, b: b}
+		w := &watchedBody{src: &pacedBody{ctx: ctx, waits: []time.Duration{2 * time.Second}}, b: b}
 		n, err := read(w, 0)
 		if n != 0 || !errors.Is(err, timeout.ErrFirstToken) {
 			t.Errorf("first bytes 6s after the send: %d bytes, %v; want the first-token limit", n, err)

@@ -24,14 +24,23 @@ import (
 // sends its headers, then waits 10 s before the first event; "pause"
 // sends two events, then waits 10 s; "drip" sends an event a second for
 // 40 s; anything else is answered at once. A stream that is not cut ends with its final event.
+// An input "<pace> unless gpt-4o" is that pace for any model but gpt-4o,
+// which answers it at once.
 func slowResponses() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
-			Input  any  `json:"input"`
-			Stream bool `json:"stream"`
+			Model  string `json:"model"`
+			Input  any    `json:"input"`
+			Stream bool   `json:"stream"`
 		}
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		input := fmt.Sprint(req.Input)
+		if pace, ok := strings.CutSuffix(input, " unless gpt-4o"); ok {
+			input = pace
+			if req.Model == "gpt-4o" {
+				input = "fine"
+			}
+		}
 		wait := func(d time.Duration) bool {
 			select {
 			case <-time.After(d):
@@ -49,7 +58,7 @@ func slowResponses() http.Handler {
 			_, _ = io.WriteString(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":1,"total_tokens":1}}`)
 			return
 		}
-		final := `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini","output":[{"type":"message","id":"msg_1","role":"assistant","status":"completed","content":[{"type":"output_text","text":"done","annotations":[]}]}],"usage":{"input_tokens":10,"output_tokens":2,"total_tokens":12}}`
+		final := `{"id":"resp_1","object":"response","status":"completed","model":"` + cmp.Or(req.Model, "gpt-4o-mini") + `","output":[{"type":"message","id":"msg_1","role":"assistant","status":"completed","content":[{"type":"output_text","text":"done","annotations":[]}]}],"usage":{"input_tokens":10,"output_tokens":2,"total_tokens":12}}`
 		switch input {
 		case "hang":
 			<-r.Context().Done()
@@ -242,6 +251,36 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 			})
 		})
 	}
+
+	// With a fallback model, an attempt that passes call or first_token
+	// before its answer begins moves on, as a provider's timeout does in
+	// the chain: the fallback model's answer, after the limit; charged at
+	// its usage (gpt-4o: 10 input tokens at $2.50/M, 2 output at $10/M).
+	t.Run("fallback after a timeout", func(t *testing.T) {
+		for _, c := range []struct {
+			name string
+			body string
+			took time.Duration
+		}{
+			{"JSON answer hangs", responses("hang unless gpt-4o", false), 30 * time.Second},
+			{"stream's headers late", responses("late headers unless gpt-4o", true), 5 * time.Second},
+		} {
+			synctest.Test(t, func(t *testing.T) {
+				e := timeoutEnv(t, pol+"fallback: {models: [gpt-4o]}\n")
+				got := callPass(t, e, "/v1/responses", c.body)
+				if got.status != 200 || got.code != "" || got.took != c.took || len(got.events) > 0 && got.events[len(got.events)-1] != "response.completed" {
+					t.Errorf("%s: %+v, want gpt-4o's answer after %v", c.name, got, c.took)
+				}
+				synctest.Wait()
+				if sp := e.spend(t); sp.SpentUSD != "0.000045" || sp.SpentTokens != 12 || sp.ReservedUSD != "0.000000" {
+					t.Errorf("%s: spend %+v, want gpt-4o's usage, $0.000045", c.name, sp)
+				}
+				if logs := e.logs.String(); strings.Contains(logs, "timed out") {
+					t.Errorf("%s: the call that fell back is logged as timed out:\n%s", c.name, logs)
+				}
+			})
+		}
+	})
 
 	t.Run("run deadline", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {

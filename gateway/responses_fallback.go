@@ -39,8 +39,10 @@ import (
 // OpenAI-shaped error (a budget's refusal, an open breaker, a network
 // failure). Once an answer has begun (a stream's status and headers) the
 // call is the answer's: a stream cut later ends with its error event,
-// never on another model. The team's timeouts (call, first_token) bound
-// the call as a whole, its retries and fallbacks included.
+// never on another model. The team's timeouts bound each attempt as the
+// chain's timeout layer does (call, first_token: an attempt that passes
+// them before its answer begins is retried or moves on as a provider's
+// timeout does), and the run's deadline the call as a whole.
 
 // responsesCall is one Responses call through its team's fallback chain
 // (a passLimits' chain). It is the proxy's transport for the call: its
@@ -58,7 +60,10 @@ type responsesCall struct {
 	obs   middleware.Observer
 	start time.Time
 
+	bound *passBound // the call's clocks (nil: none): each attempt is bounded on its own
+
 	out   *http.Request  // the proxy's request, to req.Model's upstream
+	sends int            // the attempts sent so far
 	cur   *responsesHold // the hold of the model being tried (nil: none)
 	resp  *http.Response // the current model's last answer (a success, or an error answer)
 	tried []middleware.Attempt
@@ -101,7 +106,14 @@ func callOf(ctx context.Context) *responsesCall {
 // RoundTrip sends the proxy's request out through the call's chain.
 func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 	c.out = out
-	ctx := context.WithValue(out.Context(), responsesCallKey{}, c)
+	// The chain runs in the call's context; each attempt is sent in one of
+	// its own, under the team's timeouts (sendResponses): an attempt that
+	// times out is retried or moves on as a provider's timeout does.
+	base := out.Context()
+	if c.bound != nil {
+		base = c.bound.ctx
+	}
+	ctx := context.WithValue(base, responsesCallKey{}, c)
 	if c.obs != nil {
 		ctx = middleware.WithObserver(ctx, c.obs)
 	}
@@ -208,7 +220,12 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 		}
 		body, up = b, c.s.pick(mreq.Model)
 	}
-	o := c.out.WithContext(ctx)
+	actx := c.out.Context() // the first attempt's (boundPass)
+	if c.sends > 0 && c.bound != nil {
+		actx = c.bound.begin()
+	}
+	c.sends++
+	o := c.out.WithContext(actx)
 	o.Body, o.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	o.GetBody = nil
 	if up != c.up {
@@ -226,8 +243,12 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 	c.sent = true
 	resp, err := c.s.pass.RoundTrip(o)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil, context.Cause(ctx) // the call's end: the client's, the run's deadline
+		case actx.Err() != nil:
+			// The attempt's timeout (call, first_token).
+			return nil, &middleware.ProviderError{Kind: middleware.ErrTimeout, Provider: up.Name, Model: mreq.Model, Err: context.Cause(actx)}
 		}
 		return nil, &middleware.ProviderError{Kind: middleware.ErrNetwork, Provider: up.Name, Model: mreq.Model, Err: err}
 	}
