@@ -464,7 +464,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		} else {
 			modify = s.shapeErrors
 		}
-		r, bound = s.boundPass(ctx, r, k.team, false)
+		r, bound = s.boundPass(ctx, r, k.team, false, false)
 	}
 	if isResponses(r) && r.Body != nil {
 		// The Responses API: the call's worst case is reserved in the
@@ -546,7 +546,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		if cc != nil {
 			modify = cc.keep(modify)
 		}
-		r, bound = s.boundPass(ctx, r, k.team, req != nil && req.streams())
+		r, bound = s.boundPass(ctx, r, k.team, req != nil && req.streams(), call != nil)
 		if call != nil {
 			call.bound = bound
 		}

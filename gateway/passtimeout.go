@@ -53,11 +53,12 @@ type passBound struct {
 
 // boundPass returns r with a context bounded by the team's timeouts and
 // the run's deadline (the run of ctx, its run_timeout the team policy's)
-// — its first attempt's —, and the call's bound, whose stop ends its
-// clocks when the call is over (nil, and r as it is, when nothing bounds
-// the call). stream says the call asked for a stream (the first-token and
-// idle clocks are a stream's).
-func (s *Server) boundPass(ctx context.Context, r *http.Request, team string, stream bool) (*http.Request, *passBound) {
+// — its one attempt's; the call's own (the run's deadline only) when
+// attempts says the caller begins each attempt itself (begin) —, and the
+// call's bound, whose stop ends its clocks when the call is over (nil,
+// and r as it is, when nothing bounds the call). stream says the call
+// asked for a stream (the first-token and idle clocks are a stream's).
+func (s *Server) boundPass(ctx context.Context, r *http.Request, team string, stream, attempts bool) (*http.Request, *passBound) {
 	pol := s.pol.Policy(team)
 	b := &passBound{call: pol.Timeouts.Call.Duration()}
 	if stream {
@@ -86,20 +87,23 @@ func (s *Server) boundPass(ctx context.Context, r *http.Request, team string, st
 	if runCause != nil {
 		b.run = time.AfterFunc(runLeft, func() { b.cancel(runCause) })
 	}
-	return r.WithContext(b.begin()), b
+	if attempts {
+		return r.WithContext(b.ctx), b
+	}
+	return r.WithContext(b.begin(b.ctx)), b
 }
 
-// begin starts an attempt of the call: a context under the call's with
-// the attempt's clocks (call, first-token), the previous attempt's
-// stopped.
-func (b *passBound) begin() context.Context {
+// begin starts an attempt of the call: a context under parent (the
+// call's, or one under it) with the attempt's clocks (call, first-token),
+// the previous attempt's stopped.
+func (b *passBound) begin(parent context.Context) context.Context {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.stopClocks()
 	if b.acancel != nil {
 		b.acancel(nil)
 	}
-	actx, cancel := context.WithCancelCause(b.ctx)
+	actx, cancel := context.WithCancelCause(parent)
 	b.actx, b.acancel, b.started = actx, cancel, false
 	if b.callCause != nil {
 		cause := b.callCause
@@ -145,9 +149,12 @@ func (b *passBound) cause() error {
 		return nil
 	}
 	b.mu.Lock()
-	actx := b.actx
+	ctx := b.actx
 	b.mu.Unlock()
-	if c := context.Cause(actx); errors.Is(c, middleware.ErrTimeout) {
+	if ctx == nil {
+		ctx = b.ctx // no attempt was sent
+	}
+	if c := context.Cause(ctx); errors.Is(c, middleware.ErrTimeout) {
 		return c
 	}
 	return nil
@@ -182,7 +189,7 @@ func (b *passBound) watch(modify func(*http.Response) error) func(*http.Response
 func (b *passBound) waiting() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.started || b.idle <= 0 || b.actx.Err() != nil {
+	if !b.started || b.idle <= 0 || b.actx == nil || b.actx.Err() != nil {
 		return
 	}
 	if b.gap == nil {

@@ -282,6 +282,19 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 		}
 	})
 
+	// An attempt's clocks start when it is sent: a call that waits 60 s for
+	// its rate limit's admission (on_limit: wait) is not past its 30 s.
+	t.Run("rate limit wait", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := timeoutEnv(t, pol+"rate_limits: {models: {gpt-4o-mini: {rpm: 1}}, on_limit: wait, max_wait: 2m}\n")
+			for i, want := range []time.Duration{0, time.Minute} {
+				if got := callPass(t, e, "/v1/responses", responses("fine", false)); got.status != 200 || got.took != want {
+					t.Errorf("call %d: %+v, want an answer after %v", i, got, want)
+				}
+			}
+		})
+	})
+
 	t.Run("run deadline", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			e := timeoutEnv(t, "version: 1\nname: devops\ntimeouts: {call: 35s}\nlimits: {run_timeout: 40s}\n")

@@ -63,7 +63,6 @@ type responsesCall struct {
 	bound *passBound // the call's clocks (nil: none): each attempt is bounded on its own
 
 	out   *http.Request  // the proxy's request, to req.Model's upstream
-	sends int            // the attempts sent so far
 	cur   *responsesHold // the hold of the model being tried (nil: none)
 	resp  *http.Response // the current model's last answer (a success, or an error answer)
 	tried []middleware.Attempt
@@ -109,11 +108,7 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 	// The chain runs in the call's context; each attempt is sent in one of
 	// its own, under the team's timeouts (sendResponses): an attempt that
 	// times out is retried or moves on as a provider's timeout does.
-	base := out.Context()
-	if c.bound != nil {
-		base = c.bound.ctx
-	}
-	ctx := context.WithValue(base, responsesCallKey{}, c)
+	ctx := context.WithValue(out.Context(), responsesCallKey{}, c)
 	if c.obs != nil {
 		ctx = middleware.WithObserver(ctx, c.obs)
 	}
@@ -220,11 +215,12 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 		}
 		body, up = b, c.s.pick(mreq.Model)
 	}
-	actx := c.out.Context() // the first attempt's (boundPass)
-	if c.sends > 0 && c.bound != nil {
-		actx = c.bound.begin()
+	// The attempt's clocks start now, not before the model's reservation
+	// (a rate limit's wait for admission is not the provider's time).
+	actx := c.out.Context()
+	if c.bound != nil {
+		actx = c.bound.begin(actx)
 	}
-	c.sends++
 	o := c.out.WithContext(actx)
 	o.Body, o.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	o.GetBody = nil
