@@ -186,3 +186,30 @@ func (e *env) do(t *testing.T, method, path, key, body string, hdr ...string) *h
 	t.Cleanup(func() { resp.Body.Close() })
 	return resp
 }
+
+// twoUpstreams writes a gateway file with two upstreams — a (base URL
+// aURL, the test's upstream key, serving gpt-4o) and b (bURL, the key in
+// TOKENWISE_GATEWAY_TEST_UPSTREAM_B, serving bModels) — and the devops key
+// only, the devops team's policy devops; it returns the file's path.
+func twoUpstreams(t *testing.T, aURL, bURL, bModels, devops string) string {
+	t.Helper()
+	dir := t.TempDir()
+	pd := filepath.Join(dir, "policies")
+	if err := os.Mkdir(pd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": devops} {
+		if err := os.WriteFile(filepath.Join(pd, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath := filepath.Join(dir, "gateway.yaml")
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\npolicies: policies\nupstreams:\n"+
+		"  - {name: a, base_url: %s, api_key_env: %s, models: [gpt-4o]}\n"+
+		"  - {name: b, base_url: %s, api_key_env: TOKENWISE_GATEWAY_TEST_UPSTREAM_B, models: [%s]}\n"+
+		"keys:\n  - {name: devops-key, team: devops, sha256: %s}\n", aURL, upstreamEnv, bURL, bModels, gateway.HashKey(devopsKey))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath
+}

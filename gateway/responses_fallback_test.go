@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -288,25 +286,8 @@ func TestGatewayResponsesFallbackGoesToTheModelsUpstream(t *testing.T) {
 	t.Setenv("TOKENWISE_GATEWAY_TEST_UPSTREAM_B", keyB)
 	a, b := newModelUpstream(t), newModelUpstream(t)
 	a.setFail("gpt-4o", http.StatusInternalServerError)
-	dir := t.TempDir()
-	pd := filepath.Join(dir, "policies")
-	if err := os.Mkdir(pd, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	pol := "version: 1\nname: devops\nmodels:\n  local-llama: {provider: openai, input_per_1m: 0.1, output_per_1m: 0.1}\nfallback:\n  models: [local-llama]\n"
-	for name, body := range map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": pol} {
-		if err := os.WriteFile(filepath.Join(pd, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfgPath := filepath.Join(dir, "gateway.yaml")
-	cfg := fmt.Sprintf("listen: 127.0.0.1:0\npolicies: policies\nupstreams:\n"+
-		"  - {name: a, base_url: %s/v1, api_key_env: %s, models: [gpt-4o]}\n"+
-		"  - {name: b, base_url: %s/v1, api_key_env: TOKENWISE_GATEWAY_TEST_UPSTREAM_B, models: [local-llama]}\n"+
-		"keys:\n  - {name: devops-key, team: devops, sha256: %s}\n", a.URL, upstreamEnv, b.URL, gateway.HashKey(devopsKey))
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := twoUpstreams(t, a.URL+"/v1", b.URL+"/v1", "local-llama", pol)
 	e := serveFile(t, cfgPath)
 	r := e.do(t, "POST", "/v1/responses?trace=1", devopsKey, `{"model":"gpt-4o","input":"hi"}`)
 	if got, _ := io.ReadAll(r.Body); r.StatusCode != 200 || !strings.Contains(string(got), "from local-llama") {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -292,24 +291,7 @@ func TestGatewayPassesModelCallsToTheModelsUpstream(t *testing.T) {
 		return s
 	}
 	a, b := upstream("a"), upstream("b")
-	dir := t.TempDir()
-	pd := filepath.Join(dir, "policies")
-	if err := os.Mkdir(pd, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, body := range map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": "version: 1\nname: devops\n"} {
-		if err := os.WriteFile(filepath.Join(pd, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfgPath := filepath.Join(dir, "gateway.yaml")
-	cfg := fmt.Sprintf("listen: 127.0.0.1:0\npolicies: policies\nupstreams:\n"+
-		"  - {name: a, base_url: %s/v1, api_key_env: %s, models: [gpt-4o]}\n"+
-		"  - {name: b, base_url: %s/v1, api_key_env: TOKENWISE_GATEWAY_TEST_UPSTREAM_B, models: [local-llama, local-embed]}\n"+
-		"keys:\n  - {name: devops-key, team: devops, sha256: %s}\n", a.URL, upstreamEnv, b.URL, gateway.HashKey(devopsKey))
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := twoUpstreams(t, a.URL+"/v1", b.URL+"/v1", "local-llama, local-embed", "version: 1\nname: devops\n")
 	e := serveFile(t, cfgPath)
 	for _, c := range [][2]string{{"/v1/responses", "local-llama"}, {"/v1/embeddings", "local-embed"}, {"/v1/responses", "gpt-4o"}, {"/v1/responses", "unlisted"}} {
 		resp := e.do(t, "POST", c[0], devopsKey, `{"model":"`+c[1]+`","input":"hi"}`)

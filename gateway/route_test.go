@@ -3,13 +3,10 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
-	"github.com/tokenwise/tokenwise/gateway"
 )
 
 // TestGatewayFallbackGoesToTheModelsUpstream: with two upstreams, a call
@@ -25,11 +22,6 @@ func TestGatewayFallbackGoesToTheModelsUpstream(t *testing.T) {
 	a, b := openaitest.NewServer(t), openaitest.NewServer(t)
 	a.On(openaitest.Model("gpt-4o")).Reply(openaitest.Reply{Status: 500})
 	b.On(openaitest.Model("local-llama")).Reply(openaitest.Reply{Content: "from b"})
-	dir := t.TempDir()
-	pd := filepath.Join(dir, "policies")
-	if err := os.Mkdir(pd, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	pol := `version: 1
 name: devops
 models:
@@ -38,23 +30,7 @@ fallback:
   models: [gpt-4o, local-llama]
   retry: {max_attempts: 1}
 `
-	for name, body := range map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": pol} {
-		if err := os.WriteFile(filepath.Join(pd, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfgPath := filepath.Join(dir, "gateway.yaml")
-	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
-policies: policies
-upstreams:
-  - {name: a, base_url: %s, api_key_env: %s, models: [gpt-4o]}
-  - {name: b, base_url: %s, api_key_env: TOKENWISE_GATEWAY_TEST_UPSTREAM_B, models: [local-llama]}
-keys:
-  - {name: devops-key, team: devops, sha256: %s}
-`, a.URL, upstreamEnv, b.URL, gateway.HashKey(devopsKey))
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := twoUpstreams(t, a.URL, b.URL, "local-llama", pol)
 	e := serveFile(t, cfgPath)
 
 	for i, model := range []string{"gpt-4o", "local-llama"} {
