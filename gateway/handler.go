@@ -616,15 +616,22 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		s.metrics.request(refused.Code)
 		return
 	}
+	where := []any{"upstream", up.Name}
+	if call != nil && len(call.tried) > 0 {
+		// The model that answered (or was tried last), its upstream, and
+		// how many models the fallback chain tried.
+		model := call.tried[len(call.tried)-1].Model
+		where = []any{"upstream", s.pick(model).Name, "model", model, "models_tried", len(call.tried)}
+	}
 	if c := bound.cause(); c != nil {
 		s.metrics.request("timeout")
-		s.logger.Warn("tokenwise/gateway: passed-through call timed out", "team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
-			"method", r.Method, "path", r.URL.Path, "upstream", up.Name, "err", c.Error(), "ms", since(start))
+		s.logger.Warn("tokenwise/gateway: passed-through call timed out", append([]any{"team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
+			"method", r.Method, "path", r.URL.Path, "err", c.Error(), "ms", since(start)}, where...)...)
 		return
 	}
 	s.metrics.request("pass_through")
-	s.logger.Info("tokenwise/gateway: passed through", "team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
-		"method", r.Method, "path", r.URL.Path, "upstream", up.Name, "ms", since(start))
+	s.logger.Info("tokenwise/gateway: passed through", append([]any{"team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
+		"method", r.Method, "path", r.URL.Path, "ms", since(start)}, where...)...)
 }
 
 type modelList struct {

@@ -133,7 +133,8 @@ fallback:
 // failed model. After two
 // failed calls the failed model's breaker is open: the next call goes to
 // the fallback model at once, and so does a chat call to it — the
-// breaker is the team's chat chain's own.
+// breaker is the team's chat chain's own. The gateway's metrics count
+// every fallback.
 func TestGatewayResponsesFallBack(t *testing.T) {
 	up := newModelUpstream(t)
 	up.setFail("gpt-4o", http.StatusServiceUnavailable)
@@ -219,6 +220,18 @@ func TestGatewayResponsesFallBack(t *testing.T) {
 	}
 	if s := up.seen(n, ""); strings.Join(s, ",") != "gpt-4o-mini,gpt-4o-mini" {
 		t.Fatalf("with gpt-4o's breaker open the upstream got %v, want gpt-4o-mini only", s)
+	}
+	// Every fallback is in the gateway's metrics: the three Responses
+	// calls' and the chat call's.
+	m, _ := io.ReadAll(e.do(t, "GET", "/metrics", "", "").Body)
+	var fallbacks string
+	for line := range strings.SplitSeq(string(m), "\n") {
+		if strings.HasPrefix(line, "tokenwise_fallbacks_total{") && strings.Contains(line, `tokenwise_from="gpt-4o"`) && strings.Contains(line, `tokenwise_to="gpt-4o-mini"`) {
+			fallbacks = line[strings.LastIndexByte(line, ' ')+1:]
+		}
+	}
+	if fallbacks != "4" {
+		t.Fatalf("tokenwise_fallbacks_total from gpt-4o to gpt-4o-mini: %q, want 4; metrics:\n%s", fallbacks, m)
 	}
 }
 
