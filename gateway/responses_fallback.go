@@ -248,6 +248,14 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 		}
 		return nil, &middleware.ProviderError{Kind: middleware.ErrNetwork, Provider: up.Name, Model: mreq.Model, Err: err}
 	}
+	if resp.StatusCode < 300 && !isEventStream(resp) {
+		// A JSON answer that is an error object in the place of a
+		// response (OpenRouter answers some failures so): the error its
+		// code stands for, never an answer charged at its reservation.
+		if st, ok := peekEmbeddedError(resp); ok {
+			resp.StatusCode, resp.Status = st, strconv.Itoa(st)+" "+http.StatusText(st)
+		}
+	}
 	if resp.StatusCode < 400 {
 		c.resp = resp
 		return &middleware.Response{Model: mreq.Model}, nil
@@ -257,21 +265,83 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
 	c.resp = resp
-	var e struct {
-		Error struct {
-			Message string          `json:"message"`
-			Type    string          `json:"type"`
+	e, _ := readErrorObject(b)
+	return nil, &middleware.ProviderError{Kind: httperr.Classify(resp.StatusCode, e.code, e.typ), Provider: up.Name, Model: mreq.Model,
+		StatusCode: resp.StatusCode, Type: e.typ, Code: e.code, Message: e.message,
+		RetryAfter: httperr.ParseRetryAfter(resp.Header, time.Now())}
+}
+
+// errorObject is what the gateway reads of an error body's error object.
+type errorObject struct{ message, typ, code string }
+
+// readErrorObject reads the error object of b ({"error": {"message",
+// "type", "code"}}; a code may be a string or a number), and whether b is
+// one: a JSON object whose "error" is an object with a string message.
+func readErrorObject(b []byte) (errorObject, bool) {
+	var top struct {
+		Error *struct {
+			Message *string         `json:"message"`
+			Type    json.RawMessage `json:"type"`
 			Code    json.RawMessage `json:"code"`
 		} `json:"error"`
 	}
-	_ = json.Unmarshal(b, &e)
-	code := string(bytes.Trim(e.Error.Code, `"`))
-	if code == "null" {
-		code = ""
+	if json.Unmarshal(b, &top) != nil || top.Error == nil || top.Error.Message == nil {
+		return errorObject{}, false
 	}
-	return nil, &middleware.ProviderError{Kind: httperr.Classify(resp.StatusCode, code, e.Error.Type), Provider: up.Name, Model: mreq.Model,
-		StatusCode: resp.StatusCode, Type: e.Error.Type, Code: code, Message: e.Error.Message,
-		RetryAfter: httperr.ParseRetryAfter(resp.Header, time.Now())}
+	text := func(raw json.RawMessage) string {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+		if n := bytes.TrimSpace(raw); len(n) > 0 && (n[0] == '-' || n[0] >= '0' && n[0] <= '9') {
+			return string(n) // a numeric code (OpenRouter's 429)
+		}
+		return ""
+	}
+	return errorObject{message: *top.Error.Message, typ: text(top.Error.Type), code: text(top.Error.Code)}, true
+}
+
+// maxErrorPeek bounds how much of a 2xx JSON answer peekEmbeddedError
+// reads: an error object is short, a response is most often longer.
+const maxErrorPeek = 64 << 10
+
+// peekEmbeddedError reads the first bytes of a 2xx JSON answer and gives
+// resp its body back whole; when the whole answer is an error object
+// instead of a response — no id, object, status, output or usage beside
+// its "error" (a response object that failed has its own "error", and is
+// an answer, billed) — it returns the HTTP status its code or type stands
+// for (httperr.EmbeddedStatus), and true.
+func peekEmbeddedError(resp *http.Response) (int, bool) {
+	src := resp.Body
+	b, err := io.ReadAll(io.LimitReader(src, maxErrorPeek+1))
+	if err != nil || len(b) > maxErrorPeek {
+		// Longer, or cut: passed on as it comes, what was read first.
+		var rest io.Reader = src
+		if err != nil {
+			rest = errorReader{err}
+		}
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(b), rest), src}
+		return 0, false
+	}
+	_ = src.Close()
+	resp.Body = &answerBody{Reader: bytes.NewReader(b), data: b}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(b, &top) != nil {
+		return 0, false
+	}
+	for _, k := range [...]string{"id", "object", "status", "output", "usage"} {
+		if _, ok := top[k]; ok {
+			return 0, false
+		}
+	}
+	e, ok := readErrorObject(b)
+	if !ok {
+		return 0, false
+	}
+	return httperr.EmbeddedStatus(e.code, e.typ), true
 }
 
 // withModel returns body with its model set to model, and true; false
@@ -287,3 +357,8 @@ func withModel(body []byte, model string) ([]byte, bool) {
 	}
 	return out, true
 }
+
+// errorReader is a body's read error, replayed after what was read of it.
+type errorReader struct{ err error }
+
+func (r errorReader) Read([]byte) (int, error) { return 0, r.err }

@@ -27,6 +27,7 @@ type modelUpstream struct {
 	mu   sync.Mutex
 	fail map[string]int    // model → the status it answers (0: answers)
 	code map[string]string // model → the code of its error (none: null)
+	body map[string]string // model → the body of its 200 answer (none: an answer)
 	reqs []seenRequest
 }
 
@@ -36,7 +37,7 @@ type seenRequest struct {
 }
 
 func newModelUpstream(t *testing.T) *modelUpstream {
-	u := &modelUpstream{fail: map[string]int{}, code: map[string]string{}}
+	u := &modelUpstream{fail: map[string]int{}, code: map[string]string{}, body: map[string]string{}}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		var body map[string]any
@@ -48,12 +49,17 @@ func newModelUpstream(t *testing.T) *modelUpstream {
 		if c, ok := u.code[model]; ok {
 			code = strconv.Quote(c)
 		}
+		canned := u.body[model]
 		u.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		if status != 0 {
 			w.Header().Set("Retry-After-Ms", "1")
 			w.WriteHeader(status)
 			fmt.Fprintf(w, `{"error":{"message":"%s is overloaded","type":"server_error","param":null,"code":%s}}`, model, code)
+			return
+		}
+		if canned != "" {
+			_, _ = io.WriteString(w, canned)
 			return
 		}
 		if strings.HasSuffix(r.URL.Path, "/chat/completions") {
@@ -359,5 +365,58 @@ fallback:
 	}
 	if s := up.seen(n, "/responses"); strings.Join(s, ",") != "small-window,gpt-4o-mini" {
 		t.Fatalf("a context-window error: the upstream got %v, want small-window then (not same-window) gpt-4o-mini (128k)", s)
+	}
+}
+
+// TestGatewayResponsesEmbeddedErrors: a 200 whose body is an error object
+// instead of a response (OpenRouter's {"error": {"code": 429, ...}}) is
+// the error its code stands for: retried and moved on like a 429 (the
+// fallback model's answer, charged alone), or, with nowhere to move on,
+// the client's 429 — never an answer charged at its reservation. A
+// response object that failed (status "failed", its own "error") is an
+// answer: passed on, charged at its usage.
+func TestGatewayResponsesEmbeddedErrors(t *testing.T) {
+	up := newModelUpstream(t)
+	up.mu.Lock()
+	up.body["gpt-4o"] = `{"error":{"message":"Rate limit exceeded: upstream","code":429,"metadata":{"provider_name":"OpenAI"}}}`
+	up.body["o3"] = `{"id":"resp_f","object":"response","status":"failed","model":"o3","error":{"code":"server_error","message":"The model failed."},"output":[],"usage":{"input_tokens":1000,"output_tokens":100,"total_tokens":1100}}`
+	up.mu.Unlock()
+	t.Setenv(upstreamEnv, upstreamKey)
+	pols := fallbackPolicies("")
+	pols["payments.yaml"] = "version: 1\nname: payments\nbudget:\n  team: {period: monthly, max_usd: 1}\n"
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+
+	r := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4o","input":"hi"}`)
+	if got, _ := io.ReadAll(r.Body); r.StatusCode != 200 || !strings.Contains(string(got), "from gpt-4o-mini") {
+		t.Fatalf("devops: %d %s, want gpt-4o-mini's answer", r.StatusCode, got)
+	}
+	if s := up.seen(0, "/responses"); strings.Join(s, ",") != "gpt-4o,gpt-4o,gpt-4o-mini" {
+		t.Fatalf("devops: the upstream got %v", s)
+	}
+	if s := e.spend(t); s.SpentUSD != "0.000210" || s.ReservedUSD != "0.000000" {
+		t.Fatalf("devops: spend %+v, want gpt-4o-mini's usage, $0.000210", s)
+	}
+
+	spend := func() gateway.Spend {
+		var sp gateway.Spend
+		if err := json.NewDecoder(e.do(t, "GET", "/v1/spend", paymentsKey, "").Body).Decode(&sp); err != nil {
+			t.Fatal(err)
+		}
+		return sp
+	}
+	r = e.do(t, "POST", "/v1/responses", paymentsKey, `{"model":"gpt-4o","input":"hi"}`)
+	if got, _ := io.ReadAll(r.Body); r.StatusCode != 429 || !strings.Contains(string(got), "Rate limit exceeded: upstream") {
+		t.Fatalf("payments: %d %s, want a 429 quoting the error", r.StatusCode, got)
+	}
+	if s := spend(); s.SpentUSD != "0.000000" || s.SpentTokens != 0 || s.ReservedUSD != "0.000000" {
+		t.Fatalf("payments: spend %+v after an error answer, want nothing", s)
+	}
+	r = e.do(t, "POST", "/v1/responses", paymentsKey, `{"model":"o3","input":"hi"}`)
+	if got, _ := io.ReadAll(r.Body); r.StatusCode != 200 || !strings.Contains(string(got), `"status":"failed"`) {
+		t.Fatalf("payments, a failed response: %d %s, want it passed on", r.StatusCode, got)
+	}
+	// o3: 1,000 input tokens at $2/M, 100 output at $8/M.
+	if s := spend(); s.SpentUSD != "0.002800" || s.SpentTokens != 1100 {
+		t.Fatalf("payments: spend %+v after a failed response, want its usage, $0.002800", s)
 	}
 }
