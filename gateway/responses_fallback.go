@@ -248,14 +248,7 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 		}
 		return nil, &middleware.ProviderError{Kind: middleware.ErrNetwork, Provider: up.Name, Model: mreq.Model, Err: err}
 	}
-	if resp.StatusCode < 300 && !isEventStream(resp) {
-		// A JSON answer that is an error object in the place of a
-		// response (OpenRouter answers some failures so): the error its
-		// code stands for, never an answer charged at its reservation.
-		if st, ok := peekEmbeddedError(resp); ok {
-			resp.StatusCode, resp.Status = st, strconv.Itoa(st)+" "+http.StatusText(st)
-		}
-	}
+	embeddedError(resp)
 	if resp.StatusCode < 400 {
 		c.resp = resp
 		return &middleware.Response{Model: mreq.Model}, nil
@@ -299,6 +292,23 @@ func readErrorObject(b []byte) (errorObject, bool) {
 		return ""
 	}
 	return errorObject{message: *top.Error.Message, typ: text(top.Error.Type), code: text(top.Error.Code)}, true
+}
+
+// embeddedError gives resp, a 2xx JSON answer that is an error object in
+// the place of an answer (OpenRouter answers some failures so), the
+// status its code stands for: it is that error, never an answer charged
+// at its reservation (peekEmbeddedError). Any other answer is left as it
+// is.
+func embeddedError(resp *http.Response) {
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 || isEventStream(resp) || resp.Body == nil || resp.Body == http.NoBody {
+		return
+	}
+	if _, read := resp.Body.(*answerBody); read {
+		return // read whole already: an answer
+	}
+	if st, ok := peekEmbeddedError(resp); ok {
+		resp.StatusCode, resp.Status = st, strconv.Itoa(st)+" "+http.StatusText(st)
+	}
 }
 
 // maxErrorPeek bounds how much of a 2xx JSON answer peekEmbeddedError

@@ -372,13 +372,15 @@ fallback:
 // instead of a response (OpenRouter's {"error": {"code": 429, ...}}) is
 // the error its code stands for: retried and moved on like a 429 (the
 // fallback model's answer, charged alone), or, with nowhere to move on,
-// the client's 429 — never an answer charged at its reservation. A
-// response object that failed (status "failed", its own "error") is an
-// answer: passed on, charged at its usage.
+// the client's 429 — never an answer charged at its reservation; so is
+// one of an embeddings call. A response object that failed (status
+// "failed", its own "error") is an answer: passed on, charged at its
+// usage.
 func TestGatewayResponsesEmbeddedErrors(t *testing.T) {
 	up := newModelUpstream(t)
 	up.mu.Lock()
 	up.body["gpt-4o"] = `{"error":{"message":"Rate limit exceeded: upstream","code":429,"metadata":{"provider_name":"OpenAI"}}}`
+	up.body["text-embedding-3-small"] = `{"error":{"message":"Provider returned error"}}`
 	up.body["o3"] = `{"id":"resp_f","object":"response","status":"failed","model":"o3","error":{"code":"server_error","message":"The model failed."},"output":[],"usage":{"input_tokens":1000,"output_tokens":100,"total_tokens":1100}}`
 	up.mu.Unlock()
 	t.Setenv(upstreamEnv, upstreamKey)
@@ -410,6 +412,13 @@ func TestGatewayResponsesEmbeddedErrors(t *testing.T) {
 	}
 	if s := spend(); s.SpentUSD != "0.000000" || s.SpentTokens != 0 || s.ReservedUSD != "0.000000" {
 		t.Fatalf("payments: spend %+v after an error answer, want nothing", s)
+	}
+	r = e.do(t, "POST", "/v1/embeddings", paymentsKey, `{"model":"text-embedding-3-small","input":"hi"}`)
+	if got, _ := io.ReadAll(r.Body); r.StatusCode != 500 || !strings.Contains(string(got), "Provider returned error") {
+		t.Fatalf("payments, embeddings: %d %s, want a 500 quoting the error", r.StatusCode, got)
+	}
+	if s := spend(); s.SpentTokens != 0 || s.ReservedUSD != "0.000000" {
+		t.Fatalf("payments: spend %+v after an embeddings error answer, want nothing", s)
 	}
 	r = e.do(t, "POST", "/v1/responses", paymentsKey, `{"model":"o3","input":"hi"}`)
 	if got, _ := io.ReadAll(r.Body); r.StatusCode != 200 || !strings.Contains(string(got), `"status":"failed"`) {
