@@ -258,3 +258,45 @@ func TestGatewayReplaysResponsesToTheNodeClient(t *testing.T) {
 		t.Errorf("the upstream got %d calls, want 2 (the replays answered by the cache)", n)
 	}
 }
+
+// TestGatewayResponsesFallbackWithOfficialNodeClient: the official OpenAI
+// Node package, its own retries off, calls a model that fails (a 503)
+// through the gateway (testdata/node/responses_fallback.mjs): the
+// gateway moves the call, and then a streamed call, on to the team's
+// fallback model, whose answer and stream the client reads as any other
+// (output_text, the deltas, the final response's model and usage); the
+// team is charged that model's usage alone.
+func TestGatewayResponsesFallbackWithOfficialNodeClient(t *testing.T) {
+	node := nodeClient(t)
+	up := newModelUpstream(t)
+	up.setFail("gpt-4o", http.StatusServiceUnavailable)
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", fallbackPolicies(""), ""))
+	stdout := runNode(t, node, e, "responses_fallback.mjs")
+	type usage struct {
+		Input  int `json:"input_tokens"`
+		Output int `json:"output_tokens"`
+	}
+	var got struct {
+		Text        string `json:"text"`
+		Model       string `json:"model"`
+		Usage       usage  `json:"usage"`
+		StreamText  string `json:"streamText"`
+		StreamModel string `json:"streamModel"`
+		StreamUsage usage  `json:"streamUsage"`
+	}
+	if err := json.Unmarshal(stdout, &got); err != nil {
+		t.Fatalf("node printed %q: %v", stdout, err)
+	}
+	want := usage{Input: 1000, Output: 100}
+	if got.Text != "from gpt-4o-mini" || got.Model != "gpt-4o-mini" || got.Usage != want ||
+		got.StreamText != "from gpt-4o-mini" || got.StreamModel != "gpt-4o-mini" || got.StreamUsage != want {
+		t.Fatalf("the Node client read %+v, want gpt-4o-mini's answer and stream", got)
+	}
+	if s := up.seen(0, "/responses"); strings.Join(s, ",") != "gpt-4o,gpt-4o,gpt-4o-mini,gpt-4o,gpt-4o,gpt-4o-mini" {
+		t.Fatalf("the upstream got %v", s)
+	}
+	if s := e.spend(t); s.SpentUSD != "0.000420" || s.ReservedUSD != "0.000000" {
+		t.Fatalf("spend %+v, want gpt-4o-mini's usage twice, $0.000420", s)
+	}
+}
