@@ -261,7 +261,7 @@ func TestGatewayReplaysResponsesToTheNodeClient(t *testing.T) {
 
 // TestGatewayResponsesFallbackWithOfficialNodeClient: the official OpenAI
 // Node package, its own retries off, calls a model that fails (a 503)
-// through the gateway (testdata/node/responses_fallback.mjs): the
+// through the gateway (testdata/node/responses.mjs fallback): the
 // gateway moves the call, and then a streamed call, on to the team's
 // fallback model, whose answer and stream the client reads as any other
 // (output_text, the deltas, the final response's model and usage); the
@@ -272,7 +272,7 @@ func TestGatewayResponsesFallbackWithOfficialNodeClient(t *testing.T) {
 	up.setFail("gpt-4o", http.StatusServiceUnavailable)
 	t.Setenv(upstreamEnv, upstreamKey)
 	e := serveFile(t, writeFiles(t, up.URL+"/v1", fallbackPolicies(""), ""))
-	stdout := runNode(t, node, e, "responses_fallback.mjs")
+	stdout := runNode(t, node, e, "responses.mjs", "fallback")
 	type usage struct {
 		Input  int `json:"input_tokens"`
 		Output int `json:"output_tokens"`

@@ -3,18 +3,24 @@
 // streamed call read event by event, a stream the upstream cuts (which
 // the client must raise, not end quietly), and a call the team's budget cannot
 // afford (a previous_response_id: reserved at the model's whole context
-// window), surfaced as the client's APIError. Prints one JSON object of
-// what it saw.
+// window), surfaced as the client's APIError. With the argument
+// "fallback" (TestGatewayResponsesFallbackWithOfficialNodeClient), only
+// the call and the streamed call, to gpt-4o, the client's own retries
+// off: the gateway moves them on to the team's fallback model. Prints one
+// JSON object of what it saw.
 import OpenAI from "openai";
 
-const client = new OpenAI({ apiKey: process.env.KEY_DEVOPS, baseURL: process.env.GATEWAY_URL + "/v1", maxRetries: 2 });
+const fallback = process.argv[2] === "fallback";
+const model = fallback ? "gpt-4o" : "gpt-4o-mini";
+const client = new OpenAI({ apiKey: process.env.KEY_DEVOPS, baseURL: process.env.GATEWAY_URL + "/v1", maxRetries: fallback ? 0 : 2 });
 const out = {};
 
-const r = await client.responses.create({ model: "gpt-4o-mini", input: "Check the disks of web-1.", max_output_tokens: 500 });
+const r = await client.responses.create({ model, input: "Check the disks of web-1.", max_output_tokens: 500 });
 out.text = r.output_text;
+out.model = r.model;
 out.usage = r.usage;
 
-const s = await client.responses.create({ model: "gpt-4o-mini", input: "Check the disks of web-2.", max_output_tokens: 500, stream: true });
+const s = await client.responses.create({ model, input: "Check the disks of web-2.", max_output_tokens: 500, stream: true });
 let text = "";
 let final = null;
 for await (const ev of s) {
@@ -22,7 +28,12 @@ for await (const ev of s) {
   if (ev.type === "response.completed") final = ev.response;
 }
 out.streamText = text;
+out.streamModel = final ? final.model : null;
 out.streamUsage = final ? final.usage : null;
+if (fallback) {
+  console.log(JSON.stringify(out));
+  process.exit(0);
+}
 
 // A stream the upstream cuts before its final event.
 try {
