@@ -21,6 +21,18 @@
 // its calls, tokens, exact cost and savings, per model — with Redis over
 // every replica, each finished call's figures summed in the run's hash.
 //
+// # The Responses API and embeddings
+//
+// POST /v1/responses and /v1/embeddings are passed to the upstream as they
+// came, but policed as chat calls are: reserved in the team's and the
+// run's budgets before they are sent and settled at the usage their
+// answer reports, admitted by the rate limits, bounded by the team's
+// timeouts and the run's deadline; a Responses call is also routed by the
+// team's routing rules, answered from its cache, and sent through its
+// fallback section — retried, guarded by the same per-model breakers as
+// the team's chat calls, moved on to the next fallback model, each model
+// reserved at its own price.
+//
 // # Shared state
 //
 // With Redis, the replicas also share the team budgets, the response
