@@ -274,7 +274,6 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 // h (the provider billed nothing; the rate limits keep the request it
 // made) and shapes an error answer as an OpenAI error (shapeErrors).
 func (h *passHold) unsuccessful(ctx context.Context, resp *http.Response) bool {
-	embeddedError(resp)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return false // an answer, whatever its 2xx: charged as one
 	}

@@ -552,6 +552,10 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		}
 	}
 	defer bound.stop()
+	if modify != nil && call == nil {
+		// (The fallback chain's sender reads them itself.)
+		modify = embeddedErrors(modify)
+	}
 	if modify != nil {
 		modify = bound.watch(modify)
 	}

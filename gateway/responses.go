@@ -632,7 +632,6 @@ func unsized(resp *http.Response) {
 // is one too, a 502: the gateway does not send its callers to where its
 // upstream points (its Location is dropped).
 func (s *Server) shapeErrors(resp *http.Response) error {
-	embeddedError(resp)
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		shapeError(resp, s.secrets) // (says the upstream's status)
 		resp.Header.Del("Location")

@@ -298,16 +298,23 @@ func readErrorObject(b []byte) (errorObject, bool) {
 // the place of an answer (OpenRouter answers some failures so), the
 // status its code stands for: it is that error, never an answer charged
 // at its reservation (peekEmbeddedError). Any other answer is left as it
-// is.
+// is. The sender of the fallback chain reads each answer with it; the
+// hook of a call sent outside the chain, embeddedErrors.
 func embeddedError(resp *http.Response) {
 	if resp.StatusCode < 200 || resp.StatusCode >= 300 || isEventStream(resp) || resp.Body == nil || resp.Body == http.NoBody {
 		return
 	}
-	if _, read := resp.Body.(*answerBody); read {
-		return // read whole already: an answer
-	}
 	if st, ok := peekEmbeddedError(resp); ok {
 		resp.StatusCode, resp.Status = st, strconv.Itoa(st)+" "+http.StatusText(st)
+	}
+}
+
+// embeddedErrors returns the answer's hook modify after embeddedError:
+// for a policed call sent outside the fallback chain.
+func embeddedErrors(modify func(*http.Response) error) func(*http.Response) error {
+	return func(resp *http.Response) error {
+		embeddedError(resp)
+		return modify(resp)
 	}
 }
 
@@ -322,22 +329,14 @@ const maxErrorPeek = 64 << 10
 // an answer, billed) — it returns the HTTP status its code or type stands
 // for (httperr.EmbeddedStatus), and true.
 func peekEmbeddedError(resp *http.Response) (int, bool) {
-	src := resp.Body
-	b, err := io.ReadAll(io.LimitReader(src, maxErrorPeek+1))
-	if err != nil || len(b) > maxErrorPeek {
-		// Longer, or cut: passed on as it comes, what was read first.
-		var rest io.Reader = src
-		if err != nil {
-			rest = errorReader{err}
-		}
-		resp.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(b), rest), src}
-		return 0, false
+	b, whole, err := readAnswer(resp, maxErrorPeek)
+	if err != nil {
+		// Cut: passed on as it came, what was read, then the cut.
+		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), errorReader{err}))
 	}
-	_ = src.Close()
-	resp.Body = &answerBody{Reader: bytes.NewReader(b), data: b}
+	if !whole || err != nil {
+		return 0, false // (longer: passed on whole)
+	}
 	var top map[string]json.RawMessage
 	if json.Unmarshal(b, &top) != nil {
 		return 0, false
