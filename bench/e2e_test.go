@@ -101,17 +101,21 @@ func newServer(tb testing.TB) *httptest.Server {
 
 // newClient returns a go-openai client of srv: raw (a plain http.Client)
 // when chain is nil, else through tokenwise with chain (which may be
-// middleware.Chain(), no layers). Each client has its own connection pool,
-// closed at the end of the test.
+// middleware.Chain(), no layers). Each side runs on its default
+// connections, as a user's would: the raw client on a clone of
+// http.DefaultTransport (what go-openai's default client uses; a pool of
+// its own, closed at the end of the test), tokenwise on its default base
+// transport (adapters/openai: a clone of http.DefaultTransport with a
+// 64 KiB write buffer, shared by the process's tokenwise clients).
 func newClient(tb testing.TB, srv *httptest.Server, tokenwise bool, chain middleware.Middleware) *goopenai.Client {
 	tb.Helper()
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	tb.Cleanup(base.CloseIdleConnections)
 	cfg := goopenai.DefaultConfig("test")
 	cfg.BaseURL = srv.URL + "/v1"
 	if tokenwise {
-		cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(base))
+		cfg.HTTPClient = twopenai.NewHTTPClient(chain)
 	} else {
+		base := http.DefaultTransport.(*http.Transport).Clone()
+		tb.Cleanup(base.CloseIdleConnections)
 		cfg.HTTPClient = &http.Client{Transport: base}
 	}
 	return goopenai.NewClientWithConfig(cfg)

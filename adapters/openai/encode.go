@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"io"
 	"math"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -71,9 +72,27 @@ func (b wireBody) bytes() []byte {
 // (and TCP segment) per request for the price of a copy this small.
 const joinBelow = 3 << 10
 
-// reader returns a reader of the body.
-func (b wireBody) reader() io.Reader {
-	if len(b.parts) <= 1 || b.n < joinBelow {
+// headerRoom is what a request's headers are assumed to take of a
+// connection's write buffer.
+const headerRoom = 4 << 10
+
+// joinLimit is the length under which a body in pieces is sent joined
+// through base: joinBelow, or, when base is an *http.Transport with a
+// larger write buffer (the default base transport's is 64 KiB), what its
+// buffer holds besides the headers. Sent in pieces, such a body would
+// take a write for the headers, then net/http would copy it to the
+// connection through a buffer of up to 32 KiB it allocates per request;
+// joined, headers and body go out in one write, for one copy.
+func joinLimit(base http.RoundTripper) int {
+	if t, ok := base.(*http.Transport); ok && t.WriteBufferSize-headerRoom > joinBelow {
+		return t.WriteBufferSize - headerRoom
+	}
+	return joinBelow
+}
+
+// reader returns a reader of the body, joined when shorter than join.
+func (b wireBody) reader(join int) io.Reader {
+	if len(b.parts) <= 1 || b.n < join {
 		return bytes.NewReader(b.bytes())
 	}
 	return &piecesReader{parts: b.parts}

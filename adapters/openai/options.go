@@ -3,6 +3,7 @@ package openai
 import (
 	"net/http"
 	"net/url"
+	"sync"
 )
 
 // DefaultProviderName is the provider name recorded in errors and events
@@ -21,7 +22,14 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 // WithBaseTransport sets the RoundTripper that carries requests upstream,
 // and, for a Transport, every request that is not a chat completion. The
-// default is [http.DefaultTransport]. A nil rt keeps the default.
+// default is a clone of [http.DefaultTransport] (when it is an
+// [*http.Transport]; else http.DefaultTransport itself), made once per
+// process on first use and shared by every client that keeps the default,
+// whose connections buffer 64 KiB of a request instead of 4: an agent's
+// request, often tens of kilobytes, then goes out in one write system call
+// with its headers, where net/http's default writes the first 4 KiB and
+// copies the rest through a buffer it allocates for every request. A nil
+// rt keeps the default.
 func WithBaseTransport(rt http.RoundTripper) Option {
 	return optionFunc(func(c *config) {
 		if rt != nil {
@@ -93,14 +101,38 @@ type config struct {
 	enc             encodeOptions
 	route           func(model string) (*url.URL, http.Header, bool)
 	refuseUnpoliced bool
+	join            int // joinLimit of base
 }
 
 func newConfig(opts []Option) config {
-	c := config{base: http.DefaultTransport, name: DefaultProviderName}
+	c := config{name: DefaultProviderName}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&c)
 		}
 	}
+	if c.base == nil {
+		c.base = defaultBase()
+	}
+	c.join = joinLimit(c.base)
 	return c
 }
+
+// defaultBase is the default base transport (see WithBaseTransport).
+var defaultBase = sync.OnceValue(func() http.RoundTripper { return baseFrom(http.DefaultTransport) })
+
+// baseFrom returns the default base transport made from rt: a clone of
+// it with defaultWriteBuffer, rt itself when it is not an *http.Transport.
+func baseFrom(rt http.RoundTripper) http.RoundTripper {
+	t, ok := rt.(*http.Transport)
+	if !ok {
+		return rt
+	}
+	c := t.Clone()
+	c.WriteBufferSize = defaultWriteBuffer
+	return c
+}
+
+// defaultWriteBuffer is the write buffer of the default base transport's
+// connections.
+const defaultWriteBuffer = 64 << 10

@@ -212,8 +212,8 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, strea
 			hreq.Header.Set("Authorization", "Bearer "+p.apiKey)
 		}
 	}
-	hreq.Body = io.NopCloser(body.reader())
-	hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader()), nil }
+	hreq.Body = io.NopCloser(body.reader(p.cfg.join))
+	hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader(p.cfg.join)), nil }
 	hreq.ContentLength = int64(body.n)
 	if c == nil {
 		setHeader(hreq.Header, "Content-Type", "application/json")

@@ -98,7 +98,7 @@ func TestSplicedBodyIsThePatchedRequest(t *testing.T) {
 		}
 		// A body in pieces is sent joined, known to net/http as in
 		// memory, below joinBelow bytes; in pieces from there.
-		switch rd := wb.reader(); {
+		switch rd := wb.reader(joinBelow); {
 		case len(wb.parts) <= 1 || wb.n < joinBelow:
 			if _, ok := rd.(*bytes.Reader); !ok {
 				t.Fatalf("a body of %d bytes in %d pieces is read by a %T", wb.n, len(wb.parts), rd)
@@ -110,12 +110,12 @@ func TestSplicedBodyIsThePatchedRequest(t *testing.T) {
 			pieces++
 		}
 		for range 2 {
-			one, err := io.ReadAll(iotest.OneByteReader(wb.reader()))
+			one, err := io.ReadAll(iotest.OneByteReader(wb.reader(joinBelow)))
 			if err != nil || !bytes.Equal(one, joined) {
 				t.Fatalf("one-byte reads give %q (%v), want %q", one, err, joined)
 			}
 			var buf bytes.Buffer
-			if _, err := io.Copy(&buf, wb.reader()); err != nil || !bytes.Equal(buf.Bytes(), joined) {
+			if _, err := io.Copy(&buf, wb.reader(joinBelow)); err != nil || !bytes.Equal(buf.Bytes(), joined) {
 				t.Fatalf("WriteTo gives %q (%v), want %q", buf.Bytes(), err, joined)
 			}
 		}

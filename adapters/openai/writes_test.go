@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -83,5 +84,71 @@ func TestUpstreamRequestTakesNoMoreWrites(t *testing.T) {
 				t.Errorf("%d-byte message, %s: %d writes through the transport, %d by the raw client", size, chain.name, twWrites.Load(), rawWrites.Load())
 			}
 		}
+	}
+}
+
+// TestDefaultBaseSendsARequestInOneWrite: the default base transport (a
+// clone of net/http's with a 64 KiB write buffer) sends a request of up to
+// tens of kilobytes, headers and body, in one write to the connection,
+// whether the body goes as the caller sent it or patched in pieces; the
+// raw client over net/http's default buffer takes more than one for the
+// larger ones, the first 4 KiB then the rest.
+func TestDefaultBaseSendsARequestInOneWrite(t *testing.T) {
+	const calls = 3
+	for _, size := range []int{200, 6000, 40000} {
+		for _, chain := range []struct {
+			name string
+			mw   middleware.Middleware
+		}{{"unchanged", middleware.Chain(pass)}, {"patched", middleware.Chain(routeModel)}} {
+			srv := openaitest.NewServer(t)
+			srv.On().Reply(openaitest.Reply{Content: "ok"})
+			req := chatRequest(false)
+			req.Messages[1].Content = strings.Repeat("x", size)
+			var rawWrites, twWrites atomic.Int64
+			raw := clientFor(srv, &http.Client{Transport: countingTransport(t, &rawWrites)})
+			base := twopenai.BaseFrom(countingTransport(t, &twWrites))
+			tw := clientFor(srv, twopenai.NewHTTPClient(chain.mw, twopenai.WithBaseTransport(base)))
+			for range calls {
+				for _, c := range []*openai.Client{raw, tw} {
+					if _, err := c.CreateChatCompletion(context.Background(), req); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if got := twWrites.Load(); got != calls {
+				t.Errorf("%d-byte message, %s: %d writes for %d requests, want one each", size, chain.name, got, calls)
+			}
+			if size > 4096 && rawWrites.Load() <= calls {
+				t.Errorf("%d-byte message: the raw client took %d writes for %d requests: the comparison shows nothing", size, rawWrites.Load(), calls)
+			}
+		}
+	}
+}
+
+// TestClientsOfTheDefaultBaseShareItsConnections: clients that keep the
+// default base transport share one pool of connections (it is made once
+// per process), so a client made per request still reuses a connection.
+func TestClientsOfTheDefaultBaseShareItsConnections(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	srv.On().Reply(openaitest.Reply{Content: "ok"})
+	var conns atomic.Int64
+	ts := httptest.NewUnstartedServer(srv)
+	ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	ts.Start()
+	t.Cleanup(ts.Close)
+	for range 4 {
+		cfg := openai.DefaultConfig("sk-test")
+		cfg.BaseURL = ts.URL + "/v1"
+		cfg.HTTPClient = twopenai.NewHTTPClient(middleware.Chain(pass))
+		if _, err := openai.NewClientWithConfig(cfg).CreateChatCompletion(context.Background(), chatRequest(false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("4 clients opened %d connections, want 1", n)
 	}
 }

@@ -1,0 +1,4 @@
+package openai
+
+// BaseFrom is baseFrom, for the tests of the default base transport.
+var BaseFrom = baseFrom
