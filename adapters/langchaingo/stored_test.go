@@ -1,11 +1,13 @@
 package langchaingo
 
 import (
+	"net/http"
 	"reflect"
 	"testing"
 
 	"github.com/tmc/langchaingo/llms"
 
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -34,4 +36,22 @@ func FuzzStoredContentResponse(f *testing.F) {
 		decodeStored(data)
 		storedContentResponse(&middleware.Response{Native: &middleware.StoredNative{Format: NativeFormat, Data: data}})
 	})
+}
+
+// TestNewTransportDefaultsToTheSharedBase: NewTransport(nil) sends through
+// the OpenAI adapter's default base transport (one per process, with the
+// write buffer that sends an agent's request in one write), not through
+// http.DefaultTransport.
+func TestNewTransportDefaultsToTheSharedBase(t *testing.T) {
+	tr, ok := NewTransport(nil).(*transport)
+	if !ok || tr.base != twopenai.DefaultBaseTransport() || tr.base == http.DefaultTransport {
+		t.Fatalf("NewTransport(nil) sends through %T %p, want the default base %p", tr.base, tr.base, twopenai.DefaultBaseTransport())
+	}
+	if b, ok := tr.base.(*http.Transport); !ok || b.WriteBufferSize < 32<<10 {
+		t.Fatalf("the default base is %T with its write buffer unset", tr.base)
+	}
+	custom := &http.Transport{}
+	if tr := NewTransport(custom).(*transport); tr.base != custom {
+		t.Fatal("NewTransport(base) does not send through base")
+	}
 }

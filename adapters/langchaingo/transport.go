@@ -12,6 +12,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/internal/redact"
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -31,8 +32,11 @@ const maxErrorBody = 64 << 10
 // failed call, so the error it returns is a [middleware.ProviderError]
 // with RetryAfter set, classified without reading error text. It reads
 // error responses (status 400 and above) of calls made through a [Model]
-// and gives the client their body unchanged. base nil means
-// [http.DefaultTransport]. It is safe for concurrent use.
+// and gives the client their body unchanged. base nil means the OpenAI
+// adapter's default base transport (twopenai.DefaultBaseTransport: one
+// clone of [http.DefaultTransport] per process with a 64 KiB write
+// buffer, so that a request of tens of kilobytes goes out in one write
+// with its headers). It is safe for concurrent use.
 //
 // It also checks the server-sent events of a streamed answer as the
 // backend reads them, and puts them in the shape langchaingo's openai
@@ -46,7 +50,7 @@ const maxErrorBody = 64 << 10
 // chain))) to use both.
 func NewTransport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
-		base = http.DefaultTransport
+		base = twopenai.DefaultBaseTransport()
 	}
 	return &transport{base: base}
 }

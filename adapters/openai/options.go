@@ -118,6 +118,12 @@ func newConfig(opts []Option) config {
 	return c
 }
 
+// DefaultBaseTransport returns the default base transport (see
+// [WithBaseTransport]): one per process, for a caller that wraps it (an
+// instrumented transport around it, given back with WithBaseTransport)
+// or that sends other requests over the same connections.
+func DefaultBaseTransport() http.RoundTripper { return defaultBase() }
+
 // defaultBase is the default base transport (see WithBaseTransport).
 var defaultBase = sync.OnceValue(func() http.RoundTripper { return baseFrom(http.DefaultTransport) })
 
