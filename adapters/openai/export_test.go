@@ -1,4 +1,6 @@
 package openai
 
+import "net/http"
+
 // BaseFrom is baseFrom, for the tests of the default base transport.
-var BaseFrom = baseFrom
+func BaseFrom(t *http.Transport) http.RoundTripper { return baseFrom(t) }

@@ -54,34 +54,49 @@ func routeModel(next middleware.Handler) middleware.Handler {
 	})
 }
 
+// writesPerRequest sends calls requests with a size-byte message through
+// go-openai's raw client and through a transport with chain mw, each over
+// a fresh base transport that counts its connections' writes (the
+// transport's through wrap, e.g. twopenai.BaseFrom), and returns the
+// writes of each side.
+func writesPerRequest(t *testing.T, calls, size int, mw middleware.Middleware, wrap func(*http.Transport) http.RoundTripper) (raw, tw int64) {
+	t.Helper()
+	srv := openaitest.NewServer(t)
+	srv.On().Reply(openaitest.Reply{Content: "ok"})
+	req := chatRequest(false)
+	req.Messages[1].Content = strings.Repeat("x", size)
+	var rawWrites, twWrites atomic.Int64
+	rawc := clientFor(srv, &http.Client{Transport: countingTransport(t, &rawWrites)})
+	twc := clientFor(srv, twopenai.NewHTTPClient(mw, twopenai.WithBaseTransport(wrap(countingTransport(t, &twWrites)))))
+	for range calls {
+		for _, c := range []*openai.Client{rawc, twc} {
+			if _, err := c.CreateChatCompletion(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return rawWrites.Load(), twWrites.Load()
+}
+
+// The chains of the writes tests: the body goes upstream as the caller
+// sent it, or patched by a layer (in pieces).
+var writeChains = []struct {
+	name string
+	mw   middleware.Middleware
+}{{"unchanged", middleware.Chain(pass)}, {"patched", middleware.Chain(routeModel)}}
+
 // TestUpstreamRequestTakesNoMoreWrites: the transport sends each upstream
 // request in no more writes to the connection than go-openai's own client
 // does with the same base transport, whether the body goes as the caller
 // sent it or patched by a layer, small (where net/http writes headers and
 // body at once) or large.
 func TestUpstreamRequestTakesNoMoreWrites(t *testing.T) {
-	const calls = 5
+	same := func(b *http.Transport) http.RoundTripper { return b }
 	for _, size := range []int{200, 6000} {
-		for _, chain := range []struct {
-			name string
-			mw   middleware.Middleware
-		}{{"unchanged", middleware.Chain(pass)}, {"patched", middleware.Chain(routeModel)}} {
-			srv := openaitest.NewServer(t)
-			srv.On().Reply(openaitest.Reply{Content: "ok"})
-			req := chatRequest(false)
-			req.Messages[1].Content = strings.Repeat("x", size)
-			var rawWrites, twWrites atomic.Int64
-			raw := clientFor(srv, &http.Client{Transport: countingTransport(t, &rawWrites)})
-			tw := clientFor(srv, twopenai.NewHTTPClient(chain.mw, twopenai.WithBaseTransport(countingTransport(t, &twWrites))))
-			for range calls {
-				for _, c := range []*openai.Client{raw, tw} {
-					if _, err := c.CreateChatCompletion(context.Background(), req); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			if rawWrites.Load() == 0 || twWrites.Load() > rawWrites.Load() {
-				t.Errorf("%d-byte message, %s: %d writes through the transport, %d by the raw client", size, chain.name, twWrites.Load(), rawWrites.Load())
+		for _, chain := range writeChains {
+			raw, tw := writesPerRequest(t, 5, size, chain.mw, same)
+			if raw == 0 || tw > raw {
+				t.Errorf("%d-byte message, %s: %d writes through the transport, %d by the raw client", size, chain.name, tw, raw)
 			}
 		}
 	}
@@ -96,30 +111,13 @@ func TestUpstreamRequestTakesNoMoreWrites(t *testing.T) {
 func TestDefaultBaseSendsARequestInOneWrite(t *testing.T) {
 	const calls = 3
 	for _, size := range []int{200, 6000, 40000} {
-		for _, chain := range []struct {
-			name string
-			mw   middleware.Middleware
-		}{{"unchanged", middleware.Chain(pass)}, {"patched", middleware.Chain(routeModel)}} {
-			srv := openaitest.NewServer(t)
-			srv.On().Reply(openaitest.Reply{Content: "ok"})
-			req := chatRequest(false)
-			req.Messages[1].Content = strings.Repeat("x", size)
-			var rawWrites, twWrites atomic.Int64
-			raw := clientFor(srv, &http.Client{Transport: countingTransport(t, &rawWrites)})
-			base := twopenai.BaseFrom(countingTransport(t, &twWrites))
-			tw := clientFor(srv, twopenai.NewHTTPClient(chain.mw, twopenai.WithBaseTransport(base)))
-			for range calls {
-				for _, c := range []*openai.Client{raw, tw} {
-					if _, err := c.CreateChatCompletion(context.Background(), req); err != nil {
-						t.Fatal(err)
-					}
-				}
+		for _, chain := range writeChains {
+			raw, tw := writesPerRequest(t, calls, size, chain.mw, twopenai.BaseFrom)
+			if tw != calls {
+				t.Errorf("%d-byte message, %s: %d writes for %d requests, want one each", size, chain.name, tw, calls)
 			}
-			if got := twWrites.Load(); got != calls {
-				t.Errorf("%d-byte message, %s: %d writes for %d requests, want one each", size, chain.name, got, calls)
-			}
-			if size > 4096 && rawWrites.Load() <= calls {
-				t.Errorf("%d-byte message: the raw client took %d writes for %d requests: the comparison shows nothing", size, rawWrites.Load(), calls)
+			if size > 4096 && raw <= calls {
+				t.Errorf("%d-byte message: the raw client took %d writes for %d requests: the comparison shows nothing", size, raw, calls)
 			}
 		}
 	}
