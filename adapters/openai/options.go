@@ -21,15 +21,16 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 // WithBaseTransport sets the RoundTripper that carries requests upstream,
-// and, for a Transport, every request that is not a chat completion. The
-// default is a clone of [http.DefaultTransport] (when it is an
-// [*http.Transport]; else http.DefaultTransport itself), made once per
-// process on first use and shared by every client that keeps the default,
-// whose connections buffer 64 KiB of a request instead of 4: an agent's
-// request, often tens of kilobytes, then goes out in one write system call
-// with its headers, where net/http's default writes the first 4 KiB and
-// copies the rest through a buffer it allocates for every request. A nil
-// rt keeps the default.
+// and, for a Transport, every request that is not a chat completion. A
+// nil rt keeps the default: [http.DefaultTransport] as net/http made it,
+// cloned once per process (when the first client that keeps the default
+// is made, so configure http.DefaultTransport before that) and shared by
+// every such client, with connections that buffer 64 KiB of a request
+// instead of 4: an agent's request, often tens of kilobytes, then goes out
+// in one write system call with its headers, where net/http's default
+// writes the first 4 KiB and copies the rest through a buffer it allocates
+// for every request. A program (or a test's HTTP mock) that has replaced
+// http.DefaultTransport gets what it put there, as it is.
 func WithBaseTransport(rt http.RoundTripper) Option {
 	return optionFunc(func(c *config) {
 		if rt != nil {
@@ -112,20 +113,29 @@ func newConfig(opts []Option) config {
 		}
 	}
 	if c.base == nil {
-		c.base = defaultBase()
+		c.base = DefaultBaseTransport()
 	}
 	c.join = joinLimit(c.base)
 	return c
 }
 
 // DefaultBaseTransport returns the default base transport (see
-// [WithBaseTransport]): one per process, for a caller that wraps it (an
-// instrumented transport around it, given back with WithBaseTransport)
-// or that sends other requests over the same connections.
-func DefaultBaseTransport() http.RoundTripper { return defaultBase() }
+// [WithBaseTransport]), for a caller that wraps it (an instrumented
+// transport around it, given back with WithBaseTransport) or that sends
+// other requests over the same connections.
+func DefaultBaseTransport() http.RoundTripper {
+	if http.DefaultTransport != netDefault {
+		return http.DefaultTransport // replaced: the program's own
+	}
+	return defaultBase()
+}
 
-// defaultBase is the default base transport (see WithBaseTransport).
-var defaultBase = sync.OnceValue(func() http.RoundTripper { return baseFrom(http.DefaultTransport) })
+// netDefault is http.DefaultTransport as net/http made it.
+var netDefault = http.DefaultTransport
+
+// defaultBase is the clone of netDefault that clients keeping the default
+// share.
+var defaultBase = sync.OnceValue(func() http.RoundTripper { return baseFrom(netDefault) })
 
 // baseFrom returns the default base transport made from rt: a clone of
 // it with defaultWriteBuffer, rt itself when it is not an *http.Transport.

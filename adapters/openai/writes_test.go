@@ -150,3 +150,46 @@ func TestClientsOfTheDefaultBaseShareItsConnections(t *testing.T) {
 		t.Fatalf("4 clients opened %d connections, want 1", n)
 	}
 }
+
+// countingRoundTripper counts the requests it passes to next.
+type countingRoundTripper struct {
+	next http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (c countingRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.next.RoundTrip(r)
+}
+
+// TestAReplacedDefaultTransportIsTheDefaultBase: a program (or an HTTP
+// mock in its tests) that replaced http.DefaultTransport gets its own as
+// the base of the clients made while it is in place, and the shared
+// clone of net/http's again once it is put back.
+func TestAReplacedDefaultTransportIsTheDefaultBase(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	srv.On().Reply(openaitest.Reply{Content: "ok"})
+	orig := http.DefaultTransport
+	t.Cleanup(func() { http.DefaultTransport = orig })
+	var seen atomic.Int64
+	call := func() {
+		t.Helper()
+		c := clientFor(srv, twopenai.NewHTTPClient(middleware.Chain(pass)))
+		if _, err := c.CreateChatCompletion(context.Background(), chatRequest(false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	http.DefaultTransport = countingRoundTripper{next: orig, n: &seen}
+	call()
+	if seen.Load() != 1 || twopenai.DefaultBaseTransport() != http.DefaultTransport {
+		t.Fatalf("the replaced http.DefaultTransport carried %d requests, want 1", seen.Load())
+	}
+	http.DefaultTransport = orig
+	call()
+	if seen.Load() != 1 {
+		t.Fatalf("the replaced http.DefaultTransport carried a request after it was put back")
+	}
+	if b, ok := twopenai.DefaultBaseTransport().(*http.Transport); !ok || b == orig || b.WriteBufferSize != 64<<10 {
+		t.Fatalf("the default base is %T, want the clone of http.DefaultTransport with a 64 KiB write buffer", twopenai.DefaultBaseTransport())
+	}
+}
