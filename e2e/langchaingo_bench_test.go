@@ -56,8 +56,8 @@ func processCPU() int64 {
 // langchaingo's own openai client over HTTP to a local server, raw (a
 // plain http.Client) beside the same client adopted as README says —
 // twlc.New over it with the default policy's chain, its HTTP client
-// twlc.NewTransport over the base transport (lc-transport) or over the
-// go-openai transport (goopenai-transport) — in one run, a distinct 8 KB request per
+// twlc.NewTransport over the default base transport (lc-transport) or
+// over the go-openai transport (goopenai-transport) — in one run, a distinct 8 KB request per
 // call (a cache miss each). Each side reports its process CPU per call
 // (the local server's included, the same on every side).
 func BenchmarkLangchaingo8KBFullPolicyMiss(b *testing.B) {
@@ -97,10 +97,12 @@ func BenchmarkLangchaingo8KBFullPolicyMiss(b *testing.B) {
 			switch side {
 			case "raw":
 				m = inner("gpt-4o-mini", base)
+			// The tokenwise sides on their default base transport, as a
+			// user's would be (the raw side's base is net/http's default).
 			case "lc-transport":
-				m = twlc.New(models(twlc.NewTransport(base)), chain(), twlc.WithDefaultModel("gpt-4o-mini"))
+				m = twlc.New(models(twlc.NewTransport(nil)), chain(), twlc.WithDefaultModel("gpt-4o-mini"))
 			default:
-				m = twlc.New(models(twlc.NewTransport(twopenai.NewTransport(nil, twopenai.WithBaseTransport(base)))), chain(),
+				m = twlc.New(models(twlc.NewTransport(twopenai.NewTransport(nil))), chain(),
 					twlc.WithDefaultModel("gpt-4o-mini"))
 			}
 			ctx := context.Background()
