@@ -165,12 +165,7 @@ func (t *chainTable[T]) make(vals []T) *chainNode[T] {
 	var cur *chainNode[T]
 	k := len(vals)
 	for ; k > 0; k-- {
-		b := hs[k-1] & mask
-		mu := t.lock(b)
-		mu.Lock()
-		cur = t.buckets[b].find(hs[k-1], vals[:k], t.eq)
-		mu.Unlock()
-		if cur != nil {
+		if cur = t.find(hs[k-1]&mask, hs[k-1], vals[:k]); cur != nil {
 			break
 		}
 	}
@@ -212,16 +207,33 @@ func newNodes[T comparable](prev *chainNode[T], vals []T, n int, put func(k int,
 	return cur
 }
 
-// find returns the node of b whose hash is h and whose chain's values are
-// vals (by eq), nil if there is none; it marks its slot used.
-func (b *chainBucket[T]) find(h uint64, vals []T, eq func(a, b T) bool) *chainNode[T] {
-	for i := range b.slots {
-		s := &b.slots[i]
+// find returns the node of bucket b whose hash is h and whose chain's
+// values are vals (by t's eq), nil if there is none; it marks its slot
+// used. The bucket's lock is held to copy its slots, and to mark the
+// slot when it is not marked yet, only: the weak pointer is resolved and
+// the values compared outside it, so that the misses of one conversation
+// in flight at once (every turn of every agent looks up the nodes of the
+// same system prompt and tools) do not queue behind each other's
+// comparisons. A node found so is sound whatever happens to the slot
+// meanwhile: nodes are immutable, and the one returned is held.
+func (t *chainTable[T]) find(b, h uint64, vals []T) *chainNode[T] {
+	mu := t.lock(b)
+	mu.Lock()
+	slots := t.buckets[b].slots
+	mu.Unlock()
+	for i := range slots {
+		s := &slots[i]
 		if !s.hashOf(h) {
 			continue
 		}
-		if nd := s.node(); nd != nil && nd.n == len(vals) && nd.holds(vals, eq) {
-			s.tag |= usedBit
+		if nd := s.node(); nd != nil && nd.n == len(vals) && nd.holds(vals, t.eq) {
+			if s.tag&usedBit == 0 {
+				mu.Lock()
+				if live := &t.buckets[b].slots[i]; live.tag == s.tag && live.batch == s.batch {
+					live.tag |= usedBit
+				}
+				mu.Unlock()
+			}
 			return nd
 		}
 	}

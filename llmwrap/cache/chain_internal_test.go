@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tokenwise/tokenwise/middleware"
@@ -218,4 +219,31 @@ func BenchmarkChainNextTurn(b *testing.B) {
 			b.Fatal("the turn before is not shared")
 		}
 	}
+}
+
+// TestChainTableConcurrentMakes: goroutines making chains of the same
+// conversations at once (lookups outside the buckets' locks, puts and the
+// clock under them) each get a chain of exactly their values.
+func TestChainTableConcurrentMakes(t *testing.T) {
+	tab := newValChains(64) // few buckets: the clock turns
+	pool := make([]sharedVal, 40)
+	for i := range pool {
+		b := []byte(fmt.Sprintf("value %d", i))
+		pool[i] = sharedVal{p: &b[0], n: uint32(len(b))}
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			for range 500 {
+				conv := pool[r.IntN(2)*20:][:20] // one of two conversations
+				vals := slices.Clone(conv[:1+r.IntN(len(conv))])
+				if got := tab.make(vals).appendValues(nil); !slices.Equal(got, vals) {
+					t.Errorf("a chain of %d values holds %d others", len(vals), len(got))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
