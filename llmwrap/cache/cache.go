@@ -404,7 +404,10 @@ func (c *cacher) join(key uint64, kept canon, st *keyState) (*flight, bool) {
 
 // flightShards is the number of shards of the calls in flight: concurrent
 // misses of different keys rarely take the same lock.
-const flightShards = 16
+const (
+	flightShardBits = 6
+	flightShards    = 1 << flightShardBits
+)
 
 // flightShard is a shard of the calls in flight, padded to its own cache
 // lines.
@@ -415,7 +418,7 @@ type flightShard struct {
 }
 
 func (c *cacher) flightShard(key uint64) *flightShard {
-	return &c.flights[key>>60] // the key is a hash: its top bits
+	return &c.flights[key>>(64-flightShardBits)] // the key is a hash: its top bits
 }
 
 func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middleware.Handler, key uint64, f *flight, ctl middleware.CacheControl, reason string) (resp *middleware.Response, err error) {
