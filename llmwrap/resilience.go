@@ -22,6 +22,12 @@ type Resilience struct {
 	// on_limit: fallback, as the chain's fallback layer does; it does not
 	// hedge.
 	Fallback middleware.Middleware
+	// Hedged is Fallback with the policy's fallback.hedge (nil when the
+	// policy does not hedge): for calls whose first model may be sent a
+	// second time alongside (not streams). Its attempts run concurrently:
+	// a hedged one under middleware.WithHedgedAttempt, and the one that
+	// loses is cancelled with fallback.ErrHedgeLost.
+	Hedged middleware.Middleware
 	// Breakers guards each model's calls with that model's breaker.
 	Breakers middleware.Middleware
 	// Retry retries a model's transient failures (fallback.retry).
@@ -42,6 +48,14 @@ func (r *Registry) Resilience(p *policies.Policy) (*Resilience, error) {
 		opt(o)
 	}
 	cfg := fallbackConfig(p)
+	var hedged middleware.Middleware
+	if cfg.Hedge != (fallback.Hedge{}) {
+		h, err := fallback.New(cfg, fallback.WithWindows(windows(p)))
+		if err != nil {
+			return nil, err
+		}
+		hedged = h.Middleware()
+	}
 	cfg.Hedge = fallback.Hedge{}
 	f, err := fallback.New(cfg, fallback.WithWindows(windows(p)))
 	if err != nil {
@@ -59,5 +73,5 @@ func (r *Registry) Resilience(p *policies.Policy) (*Resilience, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Resilience{Fallback: f.Middleware(), Breakers: set.Middleware(), Retry: retry, Observer: r.obs}, nil
+	return &Resilience{Fallback: f.Middleware(), Hedged: hedged, Breakers: set.Middleware(), Retry: retry, Observer: r.obs}, nil
 }

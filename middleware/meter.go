@@ -27,7 +27,9 @@ func WithHedgedAttempt(ctx context.Context) context.Context {
 	return context.WithValue(ctx, hedgeKey{}, true)
 }
 
-func hedgedAttempt(ctx context.Context) bool {
+// HedgedAttempt reports whether ctx is that of a hedged attempt
+// ([WithHedgedAttempt]).
+func HedgedAttempt(ctx context.Context) bool {
 	h, _ := ctx.Value(hedgeKey{}).(bool)
 	return h
 }
@@ -61,7 +63,7 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 			// The attempt's place is taken when it starts: attempts are
 			// listed in start order, also when a hedge finishes first.
 			var idx int
-			hedge := hedgedAttempt(ctx)
+			hedge := HedgedAttempt(ctx)
 			ci.Update(func(f *CallFacts) {
 				idx = len(f.Attempts)
 				f.Attempts = append(f.Attempts, Attempt{Model: req.Model, Hedge: hedge})
