@@ -31,7 +31,8 @@
 // team's routing rules, answered from its cache, and sent through its
 // fallback section — retried, guarded by the same per-model breakers as
 // the team's chat calls, moved on to the next fallback model, each model
-// reserved at its own price.
+// reserved at its own price, and hedged under fallback.hedge when it is
+// not a stream.
 //
 // # Shared state
 //

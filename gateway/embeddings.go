@@ -155,9 +155,11 @@ type passLimits struct {
 	limiter *ratelimit.Limiter // nil: the policy has no rate limits
 	rules   *route.Rules       // nil: the policy routes nothing
 	cache   *responsesCache    // nil: the policy caches nothing
-	// The chain of its Responses calls (responses_fallback.go) and the
-	// observer of its events; nil when it could not be built.
+	// The chain of its Responses calls (responses_fallback.go), the one
+	// that hedges (nil: the policy does not hedge), and the observer of
+	// their events; nil when it could not be built.
 	chain    middleware.Handler
+	hedged   middleware.Handler
 	observer middleware.Observer
 	err      *apiError
 }

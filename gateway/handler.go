@@ -521,7 +521,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		if req != nil {
 			// Sent through the team's fallback chain, which reserves each
 			// model it tries (responses_fallback.go).
-			call = s.newResponsesCall(s.passLimitsOf(k.team), k.team, req, sent, up, strings.TrimPrefix(r.URL.Path, "/v1"), named)
+			call = s.newResponsesCall(s.passLimitsOf(k.team), k.team, req, sent, up, strings.TrimPrefix(r.URL.Path, "/v1"), named, req.streams())
 		}
 		if call != nil {
 			// Released if no answer settled it; a stream settles when it
@@ -621,11 +621,10 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		return
 	}
 	where := []any{"upstream", up.Name}
-	if call != nil && len(call.tried) > 0 {
+	if model, tried := call.outcome(); tried > 0 {
 		// The model that answered (or was tried last), its upstream, and
 		// how many models the fallback chain tried.
-		model := call.tried[len(call.tried)-1].Model
-		where = []any{"upstream", s.pick(model).Name, "model", model, "models_tried", len(call.tried)}
+		where = []any{"upstream", s.pick(model).Name, "model", model, "models_tried", tried}
 	}
 	if c := bound.cause(); c != nil {
 		s.metrics.request("timeout")

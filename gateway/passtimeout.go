@@ -49,6 +49,16 @@ type passBound struct {
 	gap     *time.Timer // the attempt's first-token, then idle, clock (nil: none running)
 	whole   *time.Timer // the attempt's call clock (nil: none)
 	started bool        // the answer's first bytes were read
+	// others are the attempts still running beside the current one (a
+	// hedge's: begun with keep), with their call clocks.
+	others []passAttempt
+}
+
+// passAttempt is an attempt running beside the current one.
+type passAttempt struct {
+	actx   context.Context
+	cancel context.CancelCauseFunc
+	whole  *time.Timer
 }
 
 // boundPass returns r with a context bounded by the team's timeouts and
@@ -90,17 +100,22 @@ func (s *Server) boundPass(ctx context.Context, r *http.Request, team string, st
 	if attempts {
 		return r.WithContext(b.ctx), b
 	}
-	return r.WithContext(b.begin(b.ctx)), b
+	return r.WithContext(b.begin(b.ctx, false)), b
 }
 
 // begin starts an attempt of the call: a context under parent (the
-// call's, or one under it) with the attempt's clocks (call, first-token),
-// the previous attempt's stopped.
-func (b *passBound) begin(parent context.Context) context.Context {
+// call's, or one under it) with the attempt's clocks (call, first-token);
+// the previous attempt's stopped, but when keep says it runs on beside
+// this one (a hedge: see answer).
+func (b *passBound) begin(parent context.Context, keep bool) context.Context {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if keep && b.actx != nil {
+		b.others = append(b.others, passAttempt{b.actx, b.acancel, b.whole})
+		b.whole = nil
+	}
 	b.stopClocks()
-	if b.acancel != nil {
+	if b.acancel != nil && !keep {
 		b.acancel(nil)
 	}
 	actx, cancel := context.WithCancelCause(parent)
@@ -114,6 +129,32 @@ func (b *passBound) begin(parent context.Context) context.Context {
 		b.gap = time.AfterFunc(b.firstLim, func() { cancel(cause) })
 	}
 	return actx
+}
+
+// answer makes the attempt of actx, whose answer the client gets, the
+// current one, whose clocks bound the reading of the answer, when another
+// one ran beside it (a hedge's); the other attempts end.
+func (b *passBound) answer(actx context.Context) {
+	if b == nil || actx == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.others) == 0 || actx == b.actx {
+		return
+	}
+	for i, o := range b.others {
+		if o.actx != actx {
+			continue
+		}
+		b.stopClocks()
+		if b.acancel != nil {
+			b.acancel(nil)
+		}
+		b.others[i] = passAttempt{}
+		b.actx, b.acancel, b.whole = o.actx, o.cancel, o.whole
+		return
+	}
 }
 
 // stopClocks stops the attempt's clocks; b.mu held.
@@ -136,6 +177,15 @@ func (b *passBound) stop() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.stopClocks()
+	for _, o := range b.others {
+		if o.whole != nil {
+			o.whole.Stop()
+		}
+		if o.cancel != nil {
+			o.cancel(nil)
+		}
+	}
+	b.others = nil
 	if b.run != nil {
 		b.run.Stop()
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -23,10 +24,13 @@ import (
 // cancelled; "late headers" waits 10 s before it answers; "late events"
 // sends its headers, then waits 10 s before the first event; "pause"
 // sends two events, then waits 10 s; "drip" sends an event a second for
-// 40 s; anything else is answered at once. A stream that is not cut ends with its final event.
+// 40 s; "together" is answered when a second "together" call comes, both
+// at once; anything else is answered at once. A stream that is not cut ends with its final event.
 // An input "<pace> unless gpt-4o" is that pace for any model but gpt-4o,
 // which answers it at once.
 func slowResponses() http.Handler {
+	var mu sync.Mutex
+	var waiting chan struct{} // "together": the first call waits on it for the second
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Model  string `json:"model"`
@@ -63,6 +67,22 @@ func slowResponses() http.Handler {
 		case "hang":
 			<-r.Context().Done()
 			return
+		case "together": // two calls answered at once: the first waits for the second
+			mu.Lock()
+			if waiting == nil {
+				ch := make(chan struct{})
+				waiting = ch
+				mu.Unlock()
+				select {
+				case <-ch:
+				case <-r.Context().Done():
+					return
+				}
+			} else {
+				close(waiting)
+				waiting = nil
+				mu.Unlock()
+			}
 		case "late headers":
 			if !wait(10 * time.Second) {
 				return
@@ -280,6 +300,88 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 				}
 			})
 		}
+	})
+
+	// With fallback.hedge, a call that is not a stream and has no answer
+	// after the hedge's delay is sent to the next model too; the first
+	// answer is passed on, and the other attempt, cancelled, is charged its
+	// input (at its model's price) beside the answer's usage, as the
+	// chain's hedge bills both. A stream is not hedged.
+	t.Run("hedge", func(t *testing.T) {
+		hedged := pol + "fallback: {models: [gpt-4o], hedge: {enabled: true, delay: 2s}}\n"
+		for _, c := range []struct {
+			name   string
+			body   string
+			took   time.Duration
+			model  string // the model that answered
+			usage  int64  // its usage's price, in micro-dollars
+			loser  int64  // the micro-dollars per million input tokens of the attempt that lost (0: none)
+			logged string
+		}{
+			// gpt-4o-mini's answer is 10 s late, gpt-4o's comes at once:
+			// the hedge, sent at 2 s, answers.
+			{"the hedge answers", responses("late headers unless gpt-4o", false), 2 * time.Second, "gpt-4o", 45, 150_000, `"model":"gpt-4o","models_tried":2`},
+			// Both are 10 s late: the first model, sent 2 s earlier, answers.
+			{"the first model answers", responses("late headers", false), 10 * time.Second, "gpt-4o-mini", 3, 2_500_000, `"model":"gpt-4o-mini","models_tried":2`},
+			// A stream is not hedged: its first model's headers are late,
+			// and it falls back when first_token (5 s) passes.
+			{"a stream", responses("late headers unless gpt-4o", true), 5 * time.Second, "gpt-4o", 45, 0, `"model":"gpt-4o","models_tried":2`},
+		} {
+			synctest.Test(t, func(t *testing.T) {
+				e := timeoutEnv(t, hedged)
+				got := callPass(t, e, "/v1/responses", c.body)
+				if got.status != 200 || got.code != "" || got.took != c.took {
+					t.Errorf("%s: %+v, want %s's answer after %v", c.name, got, c.model, c.took)
+				}
+				synctest.Wait()
+				sp := e.spend(t)
+				in := sp.SpentTokens - 12 // what the attempt that lost was charged (the answer's usage: 12 tokens)
+				want := c.usage
+				if c.loser > 0 {
+					want += (in*c.loser + 999_999) / 1_000_000 // its input's price, rounded up to a micro-dollar
+				}
+				if c.loser > 0 && in <= 0 || c.loser == 0 && in != 0 || sp.SpentUSD != fmt.Sprintf("0.%06d", want) || sp.ReservedUSD != "0.000000" {
+					t.Errorf("%s: spend %+v, want %s's usage and the other attempt's input of %d tokens: $0.%06d", c.name, sp, c.model, in, want)
+				}
+				if logs := e.logs.String(); !strings.Contains(logs, c.logged) {
+					t.Errorf("%s: the call is not logged as answered by %s, the second model tried:\n%s", c.name, c.model, logs)
+				}
+			})
+		}
+	})
+
+	// When both attempts of a hedge answer at once, one is passed on and
+	// the other is charged too: at its usage when its answer was read
+	// before the first was passed on, else its input, cancelled. Whichever
+	// happened, the team is charged one of those sums, nothing more.
+	t.Run("hedge both answer", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := timeoutEnv(t, pol+"fallback: {models: [gpt-4o], hedge: {enabled: true, delay: 2s}}\n")
+			var spent, tokens int64
+			for i := range 10 {
+				got := callPass(t, e, "/v1/responses", responses("together", false))
+				if got.status != 200 || got.code != "" || got.took != 2*time.Second {
+					t.Fatalf("call %d: %+v, want an answer after the hedge's 2s", i, got)
+				}
+				synctest.Wait()
+				sp := e.spend(t)
+				var usd int64
+				if _, err := fmt.Sscanf(sp.SpentUSD, "0.%06d", &usd); err != nil {
+					t.Fatal(err)
+				}
+				dUSD, dTok := usd-spent, sp.SpentTokens-tokens
+				spent, tokens = usd, sp.SpentTokens
+				in := dTok - 12 // the input of a cancelled attempt (beside the 12 tokens of the answer)
+				// gpt-4o-mini's usage costs 3 µ$, gpt-4o's 45 µ$; an input at
+				// $0.15/M (gpt-4o-mini) or $2.50/M (gpt-4o), rounded up.
+				both := dTok == 24 && dUSD == 48
+				miniLost := in > 0 && dUSD == 45+(in*150_000+999_999)/1_000_000
+				gpt4oLost := in > 0 && dUSD == 3+(in*2_500_000+999_999)/1_000_000
+				if !both && !miniLost && !gpt4oLost || sp.ReservedUSD != "0.000000" {
+					t.Fatalf("call %d: charged %d µ$ for %d tokens (reserved %s): neither both answers nor an answer and the other's input", i, dUSD, dTok, sp.ReservedUSD)
+				}
+			}
+		})
 	})
 
 	// An attempt's clocks start when it is sent: a call that waits 60 s for

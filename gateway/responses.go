@@ -346,6 +346,9 @@ func (s *Server) holdResponses(ctx context.Context, team string, req *responsesR
 	in, counted := s.responsesInput(req.Model, spec, req)
 	tier := responsesTier(req.ServiceTier)
 	h := &responsesHold{passHold: passHold{s: s, team: team, model: req.Model}, tier: tier, run: run, start: time.Now(), tools: &req.tools}
+	if counted {
+		h.in = in // (the budget's worst case below, when the input is not counted)
+	}
 	if b := pl.budget; b != nil {
 		runLim, teamLim := b.Limits()
 		if (runLim.USDMicros > 0 || teamLim.USDMicros > 0) && (!known || !spec.HasPrice()) {
@@ -372,6 +375,7 @@ func (s *Server) holdResponses(ctx context.Context, team string, req *responsesR
 		}
 		cost := spec.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: tier}).Add(reservedFees(spec, req))
 		h.need = budget.Amount{Tokens: in + out, USDMicros: ceilMicro(int64(cost))}
+		h.in, h.inPico = in, int64(spec.Cost(policies.TokenCounts{Input: in, ServiceTier: tier}))
 		if err := h.reserve(ctx, b); err != nil {
 			return nil, err
 		}
@@ -448,6 +452,11 @@ type responsesHold struct {
 	requested string
 	prior     []middleware.Attempt
 	begun     time.Time
+	// in is the input the call was reserved for (its tokens: counted, or
+	// the worst case the model's window leaves) and inPico their price
+	// (0: not priced), which a hedge's attempt that lost is charged.
+	in     int64
+	inPico int64
 }
 
 // record adds the call to the record of the run it names, once: what it
@@ -463,9 +472,15 @@ func (h *responsesHold) record(u middleware.Usage, costPico int64, err error) {
 			begun = h.begun
 		}
 		atts := append(slices.Clip(h.prior), middleware.Attempt{Model: h.model, Latency: time.Since(h.start), Err: err, Usage: u, CostPico: costPico})
+		// The call costs what each attempt was charged (an attempt that
+		// lost a hedge: its input).
+		total, usage := costPico, u
+		for _, a := range h.prior {
+			total, usage = middleware.SatAdd(total, a.CostPico), usage.Add(a.Usage)
+		}
 		h.run.Record(middleware.CallRecord{CallFacts: middleware.CallFacts{Run: h.run.ID(), Team: h.team,
-			RequestedModel: cmp.Or(h.requested, h.model), Model: h.model, CostPico: costPico, Attempts: atts},
-			Usage: u, Latency: time.Since(begun), Start: begun, Err: err})
+			RequestedModel: cmp.Or(h.requested, h.model), Model: h.model, CostPico: total, Attempts: atts},
+			Usage: usage, Latency: time.Since(begun), Start: begun, Err: err})
 	})
 }
 
@@ -487,6 +502,16 @@ func (h *responsesHold) chargeReserved(ctx context.Context, err error) {
 	h.settle(ctx, h.need)
 	h.done(ctx, -1, 1)
 	h.record(middleware.Usage{}, middleware.SatMul(h.need.USDMicros, 1_000_000), err)
+}
+
+// chargeInput settles an attempt that lost a hedge after it was sent at
+// its input — as the chain's fallback bills the attempt that lost, since
+// a provider bills a prompt it received — and returns that usage and its
+// price, for the run's record.
+func (h *responsesHold) chargeInput(ctx context.Context) (middleware.Usage, int64) {
+	h.settle(ctx, budget.Settleable(budget.Amount{Tokens: h.in, USDMicros: ceilMicro(h.inPico)}))
+	h.done(ctx, h.in, 1)
+	return middleware.Usage{InputTokens: h.in}, h.inPico
 }
 
 // responsesUsage is the usage of a Responses answer.

@@ -2,18 +2,23 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/sjson"
 
 	"github.com/tokenwise/tokenwise/internal/httperr"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/fallback"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -42,12 +47,19 @@ import (
 // never on another model. The team's timeouts bound each attempt as the
 // chain's timeout layer does (call, first_token: an attempt that passes
 // them before its answer begins is retried or moves on as a provider's
-// timeout does), and the run's deadline the call as a whole.
+// timeout does), and the run's deadline the call as a whole. Under
+// fallback.hedge a call that is not a stream is hedged as the chain
+// hedges a chat call: sent to the next model too when its first has not
+// answered after the hedge's delay; the first answer wins, and the other
+// attempt is charged at its usage when its answer came as well, else at
+// its input (cancelled: the provider bills a prompt it received).
 
 // responsesCall is one Responses call through its team's fallback chain
 // (a passLimits' chain). It is the proxy's transport for the call: its
-// RoundTrip runs the chain. The attempts run one after the other (the
-// chain does not hedge Responses calls), so its fields need no lock.
+// RoundTrip runs the chain. The attempts run one after the other, but for
+// a hedge (a call that is not a stream, under a policy with
+// fallback.hedge): then two run at once, each with its own hold and
+// answer (responsesAttempt), and what they share is under mu.
 type responsesCall struct {
 	s     *Server
 	team  string
@@ -59,32 +71,74 @@ type responsesCall struct {
 	chain middleware.Handler
 	obs   middleware.Observer
 	start time.Time
+	// hedged: the call goes through the chain that hedges, whose two
+	// attempts may both answer; each answer is then read whole when it
+	// comes (see sendResponses).
+	hedged bool
 
 	bound *passBound // the call's clocks (nil: none): each attempt is bounded on its own
 
-	out   *http.Request  // the proxy's request, to req.Model's upstream
-	cur   *responsesHold // the hold of the model being tried (nil: none)
-	resp  *http.Response // the current model's last answer (a success, or an error answer)
-	tried []middleware.Attempt
-	sent  bool // an attempt reached an upstream
+	out  *http.Request // the proxy's request, to req.Model's upstream
+	sent atomic.Bool   // an attempt reached an upstream
+
+	mu       sync.Mutex
+	attempts []*responsesAttempt // every attempt that was sent to its model's step
+	tried    []middleware.Attempt
+	triedBy  []*responsesAttempt // the attempt of each of tried (nil: refused before it was one)
+	kept     *responsesAttempt   // the last attempt to fail, when it got an error answer: passed on should none answer
+
+	cur    *responsesHold // after RoundTrip: the hold of the answer passed on (nil: none)
+	passed string         // after RoundTrip: the model whose answer was passed on ("": none)
 }
 
-type responsesCallKey struct{}
+// outcome returns the model whose answer the call passed on (else the
+// model tried last) and how many attempts the call made; 0 for a nil c.
+func (c *responsesCall) outcome() (string, int) {
+	if c == nil {
+		return "", 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.tried) == 0 {
+		return "", 0
+	}
+	return cmp.Or(c.passed, c.tried[len(c.tried)-1].Model), len(c.tried)
+}
+
+// responsesAttempt is one model's attempt of a call: what it holds, its
+// answer (a success, or an error answer), and the context it was sent in.
+type responsesAttempt struct {
+	model string
+	hold  *responsesHold // nil: nothing held
+	resp  *http.Response
+	actx  context.Context
+}
+
+type (
+	responsesCallKey    struct{}
+	responsesAttemptKey struct{}
+)
 
 // newResponsesCall returns the call of req (routed, read from body), sent
 // to up under path; nil when the team's chain could not be built (the
-// call is then sent as it is).
-func (s *Server) newResponsesCall(pl *passLimits, team string, req *responsesRequest, body []byte, up *upstream, path string, run *middleware.Run) *responsesCall {
+// call is then sent as it is). A call that is not a stream goes through
+// the chain that hedges, when the policy hedges.
+func (s *Server) newResponsesCall(pl *passLimits, team string, req *responsesRequest, body []byte, up *upstream, path string, run *middleware.Run, stream bool) *responsesCall {
 	if pl.chain == nil {
 		return nil
 	}
+	chain, hedged := pl.chain, pl.hedged != nil && !stream
+	if hedged {
+		chain = pl.hedged
+	}
 	return &responsesCall{s: s, team: team, req: req, body: body, up: up, path: path, run: run,
-		chain: pl.chain, obs: pl.observer, start: time.Now()}
+		chain: chain, obs: pl.observer, start: time.Now(), hedged: hedged}
 }
 
 // newResponsesChain returns the chain of a team's Responses calls under
 // pl's policy: its fallback, each model's reservation (step), its
-// breakers and retries, and the sender.
+// breakers and retries, and the sender; and, when the policy hedges, the
+// same with the fallback that hedges.
 func (s *Server) newResponsesChain(pl *passLimits) {
 	if s.reg == nil {
 		return
@@ -95,11 +149,18 @@ func (s *Server) newResponsesChain(pl *passLimits) {
 		return
 	}
 	pl.chain = middleware.Then(middleware.HandlerFunc(sendResponses), res.Fallback, stepResponses, res.Breakers, res.Retry)
+	if res.Hedged != nil {
+		pl.hedged = middleware.Then(middleware.HandlerFunc(sendResponses), res.Hedged, stepResponses, res.Breakers, res.Retry)
+	}
 	pl.observer = res.Observer
 }
 
 func callOf(ctx context.Context) *responsesCall {
 	return ctx.Value(responsesCallKey{}).(*responsesCall)
+}
+
+func attemptOf(ctx context.Context) *responsesAttempt {
+	return ctx.Value(responsesAttemptKey{}).(*responsesAttempt)
 }
 
 // RoundTrip sends the proxy's request out through the call's chain.
@@ -112,27 +173,65 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 	if c.obs != nil {
 		ctx = middleware.WithObserver(ctx, c.obs)
 	}
-	_, err := c.chain.Handle(ctx, &middleware.Request{Model: c.req.Model})
-	if resp := c.resp; resp != nil {
-		// The answer of the last model tried, a success or an error
-		// answer: its hold settles it (charge), with the attempts before
-		// it in the run's record.
-		if h := c.cur; h != nil {
+	// The request's tools are read now, once: a hedge's two attempts
+	// reserve concurrently, each with the request (or a copy of it).
+	c.req.functionTools()
+	resp, err := c.chain.Handle(ctx, &middleware.Request{Model: c.req.Model})
+	var pass *responsesAttempt // the attempt whose answer the client gets
+	if err == nil && resp != nil {
+		pass, _ = resp.Native.(*responsesAttempt)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pass == nil {
+		pass = c.kept // the last error answer, should no model answer
+	}
+	c.letGo(pass)
+	if pass != nil {
+		// Its hold settles it (charge), with the attempts before it in
+		// the run's record.
+		if h := pass.hold; h != nil {
 			h.run, h.requested, h.begun = c.run, c.req.Model, c.start
-			h.prior = c.tried[:len(c.tried)-1]
+			for i, a := range c.triedBy {
+				if a != pass {
+					h.prior = append(h.prior, c.tried[i])
+				}
+			}
 		}
-		resp.Request = out
-		return resp, nil
+		c.cur, c.passed = pass.hold, pass.model
+		c.bound.answer(pass.actx)
+		pass.resp.Request = out
+		return pass.resp, nil
 	}
 	if err == nil {
 		err = errNoAnswer // (a chain that ends well has an answer)
 	}
-	if c.run != nil && c.sent {
+	if c.run != nil && c.sent.Load() {
 		c.run.Record(middleware.CallRecord{CallFacts: middleware.CallFacts{Run: c.run.ID(), Team: c.team,
 			RequestedModel: c.req.Model, Model: c.tried[len(c.tried)-1].Model, Attempts: c.tried},
 			Latency: time.Since(c.start), Start: c.start, Err: err})
 	}
 	return nil, err
+}
+
+// letGo lets go of the answers of every attempt but pass (c.mu held): an
+// answer a hedge's other attempt got as well is charged at its usage and
+// closed (the provider billed it); an error answer is closed (its hold
+// let go of when it came).
+func (c *responsesCall) letGo(pass *responsesAttempt) {
+	ctx := context.WithoutCancel(c.out.Context())
+	for _, a := range c.attempts {
+		if a == pass || a.resp == nil {
+			continue
+		}
+		resp := a.resp
+		a.resp = nil
+		if resp.StatusCode < 400 && a.hold != nil {
+			resp.Request = c.out.WithContext(ctx)
+			_ = a.hold.charge(resp)
+		}
+		_ = resp.Body.Close()
+	}
 }
 
 // charge is the answer's hook: the answering model's hold settles it.
@@ -151,16 +250,13 @@ func (c *responsesCall) release(ctx context.Context) {
 }
 
 // stepResponses reserves each model the fallback tries: the model's worst
-// case in the budget, its admission by the rate limits; the previous
-// model's hold is released (it got no answer the caller will read).
+// case in the budget, its admission by the rate limits; what it holds is
+// let go of when it gets no answer the caller will read.
 func stepResponses(next middleware.Handler) middleware.Handler {
 	return middleware.HandlerFunc(func(ctx context.Context, mreq *middleware.Request) (*middleware.Response, error) {
 		c := callOf(ctx)
-		if c.cur != nil {
-			c.cur.drop(ctx)
-		}
-		c.cur, c.resp = nil, nil
 		start := time.Now()
+		hedge := middleware.HedgedAttempt(ctx)
 		req := c.req
 		if mreq.Model != req.Model {
 			r := *req
@@ -169,22 +265,56 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 		}
 		h, err := c.s.holdResponses(ctx, c.team, req, c.run)
 		if err != nil {
-			c.tried = append(c.tried, middleware.Attempt{Model: mreq.Model, Err: err})
+			c.mu.Lock()
+			c.tried = append(c.tried, middleware.Attempt{Model: mreq.Model, Err: err, Hedge: hedge})
+			c.triedBy = append(c.triedBy, nil)
+			c.kept = nil // the last model's error is this refusal
+			c.mu.Unlock()
 			return nil, err
 		}
 		if h != nil {
-			h.run = nil // the run's record gets the call once, from the last hold (RoundTrip)
+			h.run = nil // the run's record gets the call once, from the hold passed on (RoundTrip)
 			h.start = start
 		}
-		c.cur = h
-		resp, err := next.Handle(ctx, mreq)
-		c.tried = append(c.tried, middleware.Attempt{Model: mreq.Model, Latency: time.Since(start), Err: err})
-		if err != nil && c.resp == nil && h != nil {
-			h.drop(ctx) // no answer to settle
-			c.cur = nil
+		a := &responsesAttempt{model: mreq.Model, hold: h}
+		c.mu.Lock()
+		c.attempts = append(c.attempts, a)
+		c.mu.Unlock()
+		_, err = next.Handle(context.WithValue(ctx, responsesAttemptKey{}, a), mreq)
+		att := middleware.Attempt{Model: mreq.Model, Latency: time.Since(start), Err: err, Hedge: hedge}
+		if err != nil && h != nil {
+			att.Usage, att.CostPico = c.failed(ctx, a, err)
 		}
-		return resp, err
+		c.mu.Lock()
+		c.tried = append(c.tried, att)
+		c.triedBy = append(c.triedBy, a)
+		if err != nil {
+			c.kept = nil // the last model's error is what ended it: its error answer, if it got one
+			if a.resp != nil {
+				c.kept = a
+			}
+		}
+		c.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		return &middleware.Response{Model: mreq.Model, Native: a}, nil
 	})
+}
+
+// failed lets go of what attempt a holds, which err ended: an attempt
+// that lost a hedge once sent is charged its input, as the provider bills
+// a prompt it received (its usage and cost returned, for the run's
+// record); any other is freed. (An error answer it got is kept, to pass
+// on should no other model answer: its hold's later settlement is then a
+// no-op.)
+func (c *responsesCall) failed(ctx context.Context, a *responsesAttempt, err error) (middleware.Usage, int64) {
+	ctx = context.WithoutCancel(ctx)
+	if a.resp == nil && a.hold.sent && errors.Is(err, fallback.ErrHedgeLost) {
+		return a.hold.chargeInput(ctx)
+	}
+	a.hold.drop(ctx)
+	return middleware.Usage{}, 0
 }
 
 // drop frees what a model the call moved on from holds, without a record
@@ -201,11 +331,11 @@ func (h *responsesHold) drop(ctx context.Context) {
 // sendResponses sends the call to the model of mreq: the proxy's request
 // as it is for the call's own model; for a fallback model, the body with
 // that model and the request to its upstream. An error answer is read
-// (its OpenAI error tells what failed) and kept as the call's answer
-// should no other model answer.
+// (its OpenAI error tells what failed) and kept as the attempt's answer,
+// to pass on should no other model answer.
 func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.Response, error) {
-	c := callOf(ctx)
-	c.resp = nil
+	c, a := callOf(ctx), attemptOf(ctx)
+	a.resp = nil
 	body, up := c.body, c.up
 	if mreq.Model != c.req.Model {
 		b, ok := withModel(c.body, mreq.Model)
@@ -216,11 +346,13 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 		body, up = b, c.s.pick(mreq.Model)
 	}
 	// The attempt's clocks start now, not before the model's reservation
-	// (a rate limit's wait for admission is not the provider's time).
-	actx := c.out.Context()
+	// (a rate limit's wait for admission is not the provider's time). Its
+	// context is the chain's: an attempt that lost a hedge is cancelled.
+	actx := ctx
 	if c.bound != nil {
-		actx = c.bound.begin(actx)
+		actx = c.bound.begin(actx, middleware.HedgedAttempt(ctx))
 	}
+	a.actx = actx
 	o := c.out.WithContext(actx)
 	o.Body, o.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	o.GetBody = nil
@@ -233,15 +365,15 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 		}
 		up.credentials(o.Header)
 	}
-	if c.cur != nil {
-		c.cur.sent = true
+	if a.hold != nil {
+		a.hold.sent = true
 	}
-	c.sent = true
+	c.sent.Store(true)
 	resp, err := c.s.pass.RoundTrip(o)
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
-			return nil, context.Cause(ctx) // the call's end: the client's, the run's deadline
+			return nil, context.Cause(ctx) // the call's end (the client's, the run's deadline) or a lost hedge
 		case actx.Err() != nil:
 			// The attempt's timeout (call, first_token).
 			return nil, &middleware.ProviderError{Kind: middleware.ErrTimeout, Provider: up.Name, Model: mreq.Model, Err: context.Cause(actx)}
@@ -250,18 +382,40 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 	}
 	embeddedError(resp)
 	if resp.StatusCode < 400 {
-		c.resp = resp
+		if c.hedged && !isEventStream(resp) {
+			// Read whole now, under the attempt's clocks: should the other
+			// attempt answer too, the one that loses is cancelled, and its
+			// answer, read, is charged at its usage (letGo), not at its
+			// reservation.
+			readWhole(resp)
+			if ctx.Err() != nil { // cut by the call's end or a lost hedge: no answer
+				_ = resp.Body.Close()
+				return nil, context.Cause(ctx)
+			}
+		}
+		a.resp = resp
 		return &middleware.Response{Model: mreq.Model}, nil
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	_ = resp.Body.Close()
 	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
-	c.resp = resp
+	a.resp = resp
 	e, _ := readErrorObject(b)
 	return nil, &middleware.ProviderError{Kind: httperr.Classify(resp.StatusCode, e.code, e.typ), Provider: up.Name, Model: mreq.Model,
 		StatusCode: resp.StatusCode, Type: e.typ, Code: e.code, Message: e.message,
 		RetryAfter: httperr.ParseRetryAfter(resp.Header, time.Now())}
+}
+
+// readWhole reads a JSON answer's body (up to maxResponsesEvent bytes)
+// and gives resp the body back: what was read, then, when the read failed,
+// its error (a cut answer stays cut); a longer answer, what was read and
+// the rest unread.
+func readWhole(resp *http.Response) {
+	b, whole, err := readAnswer(resp, maxResponsesEvent)
+	if whole && err != nil {
+		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), errorReader{err}))
+	}
 }
 
 // errorObject is what the gateway reads of an error body's error object.
