@@ -25,7 +25,8 @@ import (
 // sends its headers, then waits 10 s before the first event; "pause"
 // sends two events, then waits 10 s; "drip" sends an event a second for
 // 40 s; "together" is answered when a second "together" call comes, both
-// at once; anything else is answered at once. A stream that is not cut ends with its final event.
+// at once; "fails, gpt-4o slow" is a 503 after 3 s but on gpt-4o, which
+// answers after 4 s; anything else is answered at once. A stream that is not cut ends with its final event.
 // An input "<pace> unless gpt-4o" is that pace for any model but gpt-4o,
 // which answers it at once.
 func slowResponses() http.Handler {
@@ -66,6 +67,19 @@ func slowResponses() http.Handler {
 		switch input {
 		case "hang":
 			<-r.Context().Done()
+			return
+		case "fails, gpt-4o slow": // gpt-4o answers after 4 s; any other model fails after 3 s
+			if req.Model == "gpt-4o" {
+				if !wait(4 * time.Second) {
+					return
+				}
+				break
+			}
+			if wait(3 * time.Second) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, `{"error":{"message":"overloaded","type":"server_error"}}`)
+			}
 			return
 		case "together": // two calls answered at once: the first waits for the second
 			mu.Lock()
@@ -348,6 +362,22 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 				}
 			})
 		}
+	})
+
+	// The first model's retry, while the hedge runs, does not end the
+	// hedge: gpt-4o-mini fails at 3 s and is retried; gpt-4o, sent at 2 s,
+	// answers at 6 s.
+	t.Run("hedge beside a retry", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := timeoutEnv(t, pol+"fallback: {models: [gpt-4o], hedge: {enabled: true, delay: 2s}, retry: {max_attempts: 2, base_delay: 100ms, max_delay: 100ms}}\n")
+			got := callPass(t, e, "/v1/responses", responses("fails, gpt-4o slow", false))
+			if got.status != 200 || got.code != "" || got.took != 6*time.Second {
+				t.Fatalf("%+v, want gpt-4o's answer after 6s", got)
+			}
+			if logs := e.logs.String(); !strings.Contains(logs, `"model":"gpt-4o"`) {
+				t.Errorf("the call is not logged as answered by gpt-4o:\n%s", logs)
+			}
+		})
 	})
 
 	// When both attempts of a hedge answer at once, one is passed on and

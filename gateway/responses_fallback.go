@@ -350,7 +350,9 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 	// context is the chain's: an attempt that lost a hedge is cancelled.
 	actx := ctx
 	if c.bound != nil {
-		actx = c.bound.begin(actx, middleware.HedgedAttempt(ctx))
+		// In a call that may hedge, an attempt begins beside the others:
+		// a retry of the first model must not end the hedge's.
+		actx = c.bound.begin(actx, c.hedged)
 	}
 	a.actx = actx
 	o := c.out.WithContext(actx)
