@@ -343,7 +343,7 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 		} {
 			synctest.Test(t, func(t *testing.T) {
 				e := timeoutEnv(t, hedged)
-				got := callPass(t, e, "/v1/responses", c.body)
+				got := callPass(t, e, "/v1/responses", c.body, gateway.RunIDHeader, "run-h")
 				if got.status != 200 || got.code != "" || got.took != c.took {
 					t.Errorf("%s: %+v, want %s's answer after %v", c.name, got, c.model, c.took)
 				}
@@ -359,6 +359,24 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 				}
 				if logs := e.logs.String(); !strings.Contains(logs, c.logged) {
 					t.Errorf("%s: the call is not logged as answered by %s, the second model tried:\n%s", c.name, c.model, logs)
+				}
+				// The run's report has the call once, at what the team was
+				// charged for both attempts, each under its own model.
+				resp := e.do(t, http.MethodGet, "/v1/runs/run-h", devopsKey, "")
+				defer resp.Body.Close()
+				var rep gateway.RunReport
+				if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+					t.Fatal(err)
+				}
+				var byModel int64
+				for _, m := range rep.ByModel {
+					byModel += m.CostPico
+				}
+				// (The budget rounds each attempt's charge up to a micro-dollar,
+				// the report adds pico-dollars: one micro-dollar apart at most.)
+				if d := want - ceilMicroPico(rep.CostPico); rep.Calls != 1 || rep.CostPico != byModel || d < 0 || d > 1 || rep.ByModel[c.model].OutputTokens != 2 ||
+					c.loser > 0 && len(rep.ByModel) != 2 {
+					t.Errorf("%s: run report %+v, want one call costing $0.%06d, each attempt under its model", c.name, rep.RunFigures, want)
 				}
 			})
 		}
@@ -443,3 +461,6 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 		})
 	})
 }
+
+// ceilMicroPico rounds pico-dollars up to micro-dollars.
+func ceilMicroPico(pico int64) int64 { return (pico + 999_999) / 1_000_000 }
