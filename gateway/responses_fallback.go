@@ -82,9 +82,7 @@ type responsesCall struct {
 	sent atomic.Bool   // an attempt reached an upstream
 
 	mu       sync.Mutex
-	attempts []*responsesAttempt // every attempt that was sent to its model's step
-	tried    []middleware.Attempt
-	triedBy  []*responsesAttempt // the attempt of each of tried (nil: refused before it was one)
+	attempts []*responsesAttempt // every model tried, in the order they were (one refused before it was sent too)
 	kept     *responsesAttempt   // the last attempt to fail, when it got an error answer: passed on should none answer
 
 	cur    *responsesHold // after RoundTrip: the hold of the answer passed on (nil: none)
@@ -99,19 +97,33 @@ func (c *responsesCall) outcome() (string, int) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.tried) == 0 {
+	if len(c.attempts) == 0 {
 		return "", 0
 	}
-	return cmp.Or(c.passed, c.tried[len(c.tried)-1].Model), len(c.tried)
+	return cmp.Or(c.passed, c.attempts[len(c.attempts)-1].model), len(c.attempts)
+}
+
+// records returns the run's records of the call's attempts but skip (c.mu
+// held; nil skip: all of them).
+func (c *responsesCall) records(skip *responsesAttempt) []middleware.Attempt {
+	var out []middleware.Attempt
+	for _, a := range c.attempts {
+		if a != skip {
+			out = append(out, a.rec)
+		}
+	}
+	return out
 }
 
 // responsesAttempt is one model's attempt of a call: what it holds, its
-// answer (a success, or an error answer), and the context it was sent in.
+// answer (a success, or an error answer), the context it was sent in, and
+// its record for the run (once it ended).
 type responsesAttempt struct {
 	model string
 	hold  *responsesHold // nil: nothing held
 	resp  *http.Response
 	actx  context.Context
+	rec   middleware.Attempt
 }
 
 type (
@@ -191,12 +203,7 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 		// Its hold settles it (charge), with the attempts before it in
 		// the run's record.
 		if h := pass.hold; h != nil {
-			h.run, h.requested, h.begun = c.run, c.req.Model, c.start
-			for i, a := range c.triedBy {
-				if a != pass {
-					h.prior = append(h.prior, c.tried[i])
-				}
-			}
+			h.run, h.requested, h.begun, h.prior = c.run, c.req.Model, c.start, c.records(pass)
 		}
 		c.cur, c.passed = pass.hold, pass.model
 		c.bound.answer(pass.actx)
@@ -208,7 +215,7 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 	}
 	if c.run != nil && c.sent.Load() {
 		c.run.Record(middleware.CallRecord{CallFacts: middleware.CallFacts{Run: c.run.ID(), Team: c.team,
-			RequestedModel: c.req.Model, Model: c.tried[len(c.tried)-1].Model, Attempts: c.tried},
+			RequestedModel: c.req.Model, Model: c.attempts[len(c.attempts)-1].model, Attempts: c.records(nil)},
 			Latency: time.Since(c.start), Start: c.start, Err: err})
 	}
 	return nil, err
@@ -263,11 +270,14 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 			r.Model = mreq.Model
 			req = &r
 		}
+		a := &responsesAttempt{model: mreq.Model}
+		c.mu.Lock()
+		c.attempts = append(c.attempts, a)
+		c.mu.Unlock()
 		h, err := c.s.holdResponses(ctx, c.team, req, c.run)
 		if err != nil {
 			c.mu.Lock()
-			c.tried = append(c.tried, middleware.Attempt{Model: mreq.Model, Err: err, Hedge: hedge})
-			c.triedBy = append(c.triedBy, nil)
+			a.rec = middleware.Attempt{Model: mreq.Model, Err: err, Hedge: hedge}
 			c.kept = nil // the last model's error is this refusal
 			c.mu.Unlock()
 			return nil, err
@@ -276,18 +286,14 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 			h.run = nil // the run's record gets the call once, from the hold passed on (RoundTrip)
 			h.start = start
 		}
-		a := &responsesAttempt{model: mreq.Model, hold: h}
-		c.mu.Lock()
-		c.attempts = append(c.attempts, a)
-		c.mu.Unlock()
+		a.hold = h
 		_, err = next.Handle(context.WithValue(ctx, responsesAttemptKey{}, a), mreq)
-		att := middleware.Attempt{Model: mreq.Model, Latency: time.Since(start), Err: err, Hedge: hedge}
+		rec := middleware.Attempt{Model: mreq.Model, Latency: time.Since(start), Err: err, Hedge: hedge}
 		if err != nil && h != nil {
-			att.Usage, att.CostPico = c.failed(ctx, a, err)
+			rec.Usage, rec.CostPico = c.failed(ctx, a, err)
 		}
 		c.mu.Lock()
-		c.tried = append(c.tried, att)
-		c.triedBy = append(c.triedBy, a)
+		a.rec = rec
 		if err != nil {
 			c.kept = nil // the last model's error is what ended it: its error answer, if it got one
 			if a.resp != nil {
