@@ -616,8 +616,16 @@ func (h *responsesHold) charge(resp *http.Response) error {
 // readAnswer reads resp's body, of at most max bytes, for the gateway to
 // charge its call, and gives resp the body to pass on: what was read, or,
 // when the answer is longer (whole false, nothing returned), what was read
-// followed by the rest unread — never cut at the bound.
+// followed by the rest unread — never cut at the bound. A body an earlier
+// hook read whole, not read since, is not read again: its bytes are
+// returned, and it is left to pass on.
 func readAnswer(resp *http.Response, max int) (body []byte, whole bool, err error) {
+	if a, ok := resp.Body.(*answerBody); ok && a.Len() == len(a.data) {
+		if len(a.data) > max {
+			return nil, false, nil
+		}
+		return a.data, true, nil
+	}
 	body, err = io.ReadAll(io.LimitReader(resp.Body, int64(max)+1))
 	if err == nil && len(body) > max {
 		resp.Body = struct {
@@ -632,7 +640,8 @@ func readAnswer(resp *http.Response, max int) (body []byte, whole bool, err erro
 }
 
 // answerBody is an answer readAnswer read whole, given back to be passed
-// on: a later hook of the call reads data instead of the body again.
+// on: a later readAnswer of the call takes data instead of reading the
+// body again.
 type answerBody struct {
 	*bytes.Reader
 	data []byte

@@ -295,13 +295,10 @@ func (cc *cachedCall) keep(next func(*http.Response) error) func(*http.Response)
 			}
 			return nil
 		}
-		var body []byte
-		if a, ok := resp.Body.(*answerBody); ok {
-			body = a.data // read whole by the charge before
-		} else if b, whole, err := readAnswer(resp, maxResponsesEvent); err != nil || !whole {
+		// (Read whole by the charge before, most often: not read again.)
+		body, whole, err := readAnswer(resp, maxResponsesEvent)
+		if err != nil || !whole {
 			return err
-		} else {
-			body = b
 		}
 		cc.store(ctx, body)
 		return nil

@@ -44,3 +44,27 @@ func TestPeekEmbeddedError(t *testing.T) {
 		}
 	}
 }
+
+// TestReadAnswerTakesABodyReadWhole: an answer read whole by one hook is
+// not read again by the next: readAnswer gives the same bytes, and the
+// body still passes on whole; a body read since is read as it is.
+func TestReadAnswerTakesABodyReadWhole(t *testing.T) {
+	resp := &http.Response{Body: io.NopCloser(strings.NewReader(`{"id":"resp_1"}`))}
+	first, whole, err := readAnswer(resp, 1<<10)
+	if err != nil || !whole {
+		t.Fatal(whole, err)
+	}
+	again, whole, err := readAnswer(resp, 1<<10)
+	if err != nil || !whole || &again[0] != &first[0] {
+		t.Fatalf("the second read copied the answer (or failed: %v, %v)", whole, err)
+	}
+	if _, whole, _ := readAnswer(resp, 4); whole {
+		t.Fatal("an answer longer than the bound is read whole")
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != `{"id":"resp_1"}` {
+		t.Fatalf("the body passes on as %q", b)
+	}
+	if b, whole, err := readAnswer(resp, 1<<10); err != nil || !whole || len(b) != 0 {
+		t.Fatalf("a body read to its end gives %q, %v, %v; want what is left of it, nothing", b, whole, err)
+	}
+}
