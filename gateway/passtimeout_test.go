@@ -352,7 +352,7 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 				in := sp.SpentTokens - 12 // what the attempt that lost was charged (the answer's usage: 12 tokens)
 				want := c.usage
 				if c.loser > 0 {
-					want += (in*c.loser + 999_999) / 1_000_000 // its input's price, rounded up to a micro-dollar
+					want += ceilMicroPico(in * c.loser) // its input's price, rounded up to a micro-dollar
 				}
 				if c.loser > 0 && in <= 0 || c.loser == 0 && in != 0 || sp.SpentUSD != fmt.Sprintf("0.%06d", want) || sp.ReservedUSD != "0.000000" {
 					t.Errorf("%s: spend %+v, want %s's usage and the other attempt's input of %d tokens: $0.%06d", c.name, sp, c.model, in, want)
@@ -423,8 +423,8 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 				// gpt-4o-mini's usage costs 3 µ$, gpt-4o's 45 µ$; an input at
 				// $0.15/M (gpt-4o-mini) or $2.50/M (gpt-4o), rounded up.
 				both := dTok == 24 && dUSD == 48
-				miniLost := in > 0 && dUSD == 45+(in*150_000+999_999)/1_000_000
-				gpt4oLost := in > 0 && dUSD == 3+(in*2_500_000+999_999)/1_000_000
+				miniLost := in > 0 && dUSD == 45+ceilMicroPico(in*150_000)
+				gpt4oLost := in > 0 && dUSD == 3+ceilMicroPico(in*2_500_000)
 				if !both && !miniLost && !gpt4oLost || sp.ReservedUSD != "0.000000" {
 					t.Fatalf("call %d: charged %d µ$ for %d tokens (reserved %s): neither both answers nor an answer and the other's input", i, dUSD, dTok, sp.ReservedUSD)
 				}
