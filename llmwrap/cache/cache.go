@@ -423,7 +423,7 @@ func (c *cacher) flightShard(key uint64) *flightShard {
 
 func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middleware.Handler, key uint64, f *flight, ctl middleware.CacheControl, reason string) (resp *middleware.Response, err error) {
 	var shared *middleware.Response
-	var packed *packedEntry // the answer as a Memory store keeps it, for the followers
+	var packed packedEntry // the answer as a Memory store keeps it, for the followers (resp not nil)
 	var sharedErr error
 	defer func() {
 		s := c.flightShard(key)
@@ -435,7 +435,7 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 		s.mu.Unlock()
 		if done != nil {
 			// Followers read these once done is closed.
-			if shared == nil && packed != nil {
+			if shared == nil && packed.resp != nil {
 				shared = &packed.entry().Response
 			}
 			f.resp, f.err = shared, sharedErr

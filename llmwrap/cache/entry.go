@@ -198,7 +198,8 @@ func (d *decoder) response(r *middleware.Response, version byte) {
 // form, one pointer-free allocation. A kept Entry's Response is a tree of
 // strings and slices (about 400 bytes of pointers and headers) that every
 // garbage collection of the process would scan, for each of the store's
-// entries; the packed one is a few words. Get decodes a new Entry from it.
+// entries; the packed one is a few words, kept in the store's list element
+// itself (memEntry). Get decodes a new Entry from it.
 type packedEntry struct {
 	request []byte
 	ref     *canonRef
@@ -208,7 +209,7 @@ type packedEntry struct {
 }
 
 // pack returns the packed form of e.
-func pack(e *Entry) *packedEntry {
+func pack(e *Entry) packedEntry {
 	sn, _ := e.Response.Native.(*middleware.StoredNative)
 	return packed(e.canon(), &e.Response, sn)
 }
@@ -217,7 +218,7 @@ func pack(e *Entry) *packedEntry {
 // request req whose answer is resp, its Native kept as a
 // middleware.StoredNative when it is one, or a middleware.NativeMarshaler
 // with something to keep (see storedNative).
-func packResponse(req canon, resp *middleware.Response) *packedEntry {
+func packResponse(req canon, resp *middleware.Response) packedEntry {
 	var sn middleware.StoredNative
 	var native *middleware.StoredNative
 	switch n := resp.Native.(type) {
@@ -232,8 +233,8 @@ func packResponse(req canon, resp *middleware.Response) *packedEntry {
 	return packed(req, resp, native)
 }
 
-func packed(req canon, r *middleware.Response, sn *middleware.StoredNative) *packedEntry {
-	p := &packedEntry{request: req.flat, ref: req.ref, rope: req.rope, shared: req.shared}
+func packed(req canon, r *middleware.Response, sn *middleware.StoredNative) packedEntry {
+	p := packedEntry{request: req.flat, ref: req.ref, rope: req.rope, shared: req.shared}
 	p.resp = appendResponseNative(make([]byte, 0, responseBinaryBound(r, sn)), r, sn)
 	return p
 }
@@ -277,9 +278,9 @@ func (p *packedEntry) entry() *Entry {
 // size returns the heap memory p holds, for the byte bound: every
 // allocation it owns rounded up to the allocator's size class (the pieces
 // of a canonical request shared with other entries counted in full), plus
-// the store's per-entry overhead.
+// the store's per-entry overhead, p's own words included.
 func (p *packedEntry) size() int64 {
-	n := allocSize(int(unsafe.Sizeof(packedEntry{}))) + allocSize(cap(p.resp)) + allocSize(cap(p.request))
+	n := allocSize(cap(p.resp)) + allocSize(cap(p.request))
 	if p.ref != nil {
 		n += p.ref.size()
 	}
@@ -293,11 +294,16 @@ func (p *packedEntry) size() int64 {
 }
 
 // perEntryOverhead is the memory a [Memory] store spends per entry besides
-// the entry's own allocations: the LRU's list element (about 90 bytes,
-// rounded to its size class) and one slot in its map (16 bytes of key and
-// pointer, a control byte, at a load factor that can fall to 7/16 after
-// growth).
-const perEntryOverhead = 96 + 40
+// the allocations the entry refers to: the LRU's list element, which holds
+// the packed entry (memEntry) beside its own 64 bytes of links, key and
+// expiry, rounded to its size class, and one slot in its map (16 bytes of
+// key and pointer, a control byte, at a load factor that can fall to 7/16
+// after growth).
+var perEntryOverhead = allocSize(lruElementBytes+int(unsafe.Sizeof(memEntry{}))) + 40
+
+// lruElementBytes is what golang-lru's list element takes besides its
+// value: two links, the list, the key, an expiry time and its bucket.
+const lruElementBytes = 64
 
 // constant returns the static string equal to s when s is one of the
 // common roles and finish reasons, so that an entry does not hold a copy.

@@ -72,8 +72,12 @@ type memShard struct {
 	_   [64 - 16]byte
 }
 
+// memEntry is a store's value: the packed entry itself, not a pointer to
+// it, so that an entry is one object less for every garbage collection to
+// mark (the collector's work grows with the objects a store keeps alive,
+// each a miss of the processor's cache).
 type memEntry struct {
-	p       *packedEntry
+	p       packedEntry
 	size    int64
 	expires int64 // unix nanoseconds; 0 = never
 }
@@ -144,7 +148,7 @@ func (m *Memory) Set(_ context.Context, key uint64, e *Entry, ttl time.Duration)
 }
 
 // setPacked is Set of a packed entry.
-func (m *Memory) setPacked(key uint64, p *packedEntry, ttl time.Duration) {
+func (m *Memory) setPacked(key uint64, p packedEntry, ttl time.Duration) {
 	v := memEntry{p: p, size: p.size()}
 	if ttl > 0 {
 		v.expires = time.Now().Add(ttl).UnixNano()

@@ -75,8 +75,8 @@ func TestCanonRefIsTheCanonicalRequest(t *testing.T) {
 		if err := back.UnmarshalBinary(bin); err != nil || !bytes.Equal(back.Request, canon) || !back.matches(canon) {
 			t.Fatalf("binary round trip: %v", err)
 		}
-		if pack(e).size() < int64(len(body)) {
-			t.Fatalf("entry of a %d-byte body counts %d bytes", len(body), pack(e).size())
+		if p := pack(e); p.size() < int64(len(body)) {
+			t.Fatalf("entry of a %d-byte body counts %d bytes", len(body), p.size())
 		}
 		w.whole = false
 		if newCanonRef(AppendCanonical(nil, "team:x", req), req) != nil {
