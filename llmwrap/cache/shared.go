@@ -37,24 +37,40 @@ type nativeKeyShared interface {
 // The bytes of the spans, in order, are own[:owns[0]], the chain's first
 // value, own[owns[0]:owns[1]], its second value, ..., own[owns[last]:].
 type canonShared struct {
-	// Only segs and the two slices' data pointers are for the garbage
-	// collector to scan: the rest is in two pointer-free allocations.
-	segs  *chainNode[sharedVal]
-	buf   []byte   // the header (buf[:nHdr]), then the own bytes
-	nums  []uint32 // the spans' lengths (nums[:nLens]), then owns
-	nHdr  uint32
-	nLens uint32
-	size  int // what the pieces' allocations take, shared values counted in full
+	// Only segs and mem are for the garbage collector to mark, and only
+	// segs to scan: the rest is in one pointer-free allocation (each
+	// object an entry keeps alive is one more for every collection to
+	// mark).
+	segs *chainNode[sharedVal]
+	// mem is the spans' lengths (nLens of them), then owns (nOwns), then
+	// the bytes, four to a word: the header (nHdr), then the own bytes.
+	mem    *uint32
+	nHdr   uint32
+	nLens  uint32
+	nOwns  uint32
+	nBytes uint32
+	size   int // what the pieces' allocations take, shared values counted in full
 }
 
-// The parts of c's two allocations.
+// The parts of c's allocation.
 
-func (c *canonShared) hdr() []byte    { return c.buf[:c.nHdr] }
-func (c *canonShared) own() []byte    { return c.buf[c.nHdr:] }
-func (c *canonShared) lens() []uint32 { return c.nums[:c.nLens] }
+func (c *canonShared) nums() []uint32 { return unsafe.Slice(c.mem, c.nLens+c.nOwns) }
+func (c *canonShared) bytes() []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(c.mem), 4*(c.nLens+c.nOwns))), c.nBytes)
+}
+func (c *canonShared) hdr() []byte    { return c.bytes()[:c.nHdr] }
+func (c *canonShared) own() []byte    { return c.bytes()[c.nHdr:] }
+func (c *canonShared) lens() []uint32 { return c.nums()[:c.nLens] }
 
 // owns[i] is where the own bytes before value i end.
-func (c *canonShared) owns() []uint32 { return c.nums[c.nLens:] }
+func (c *canonShared) owns() []uint32 { return c.nums()[c.nLens:] }
+
+// alloc makes c's allocation, for nums uint32s and n bytes.
+func (c *canonShared) alloc(nums, n int) {
+	mem := make([]uint32, nums+(n+3)/4)
+	c.mem = &mem[0]
+	c.nBytes = uint32(n)
+}
 
 // sharedVal is a shared value: n bytes at p.
 type sharedVal struct {
@@ -111,10 +127,11 @@ func newCanonShared(st *keyState, ks nativeKeyShared, chains *chainTable[sharedV
 		return nil
 	}
 	nSpans := len(st.spans) / 2
-	c := &canonShared{nHdr: uint32(len(st.buf)), nLens: uint32(nSpans)}
-	buf := make([]byte, len(st.buf), len(st.buf)+ownLen)
-	copy(buf, st.buf)
-	nums := make([]uint32, nSpans, nSpans+len(picks))
+	c := &canonShared{nHdr: uint32(len(st.buf)), nLens: uint32(nSpans), nOwns: uint32(len(picks))}
+	c.alloc(nSpans+len(picks), len(st.buf)+ownLen)
+	buf := c.bytes()[:0]
+	buf = append(buf, st.buf...)
+	nums := c.nums()[:nSpans]
 	k := 0
 	for i := 0; i+1 < len(st.spans); i += 2 {
 		s, e := int(st.spans[i]), int(st.spans[i+1])
@@ -128,7 +145,9 @@ func newCanonShared(st *keyState, ks nativeKeyShared, chains *chainTable[sharedV
 		}
 		buf = append(buf, st.data[pos:e]...)
 	}
-	c.buf, c.nums = buf, nums
+	if len(buf) != int(c.nBytes) || len(nums) != nSpans+len(picks) {
+		panic("tokenwise/cache: a shared canonical encoding's sizes are wrong") // cannot happen: counted above
+	}
 	sv := sc.svals[:0]
 	for _, p := range picks {
 		sv = append(sv, sharedVal{p: unsafe.SliceData(p.val), n: uint32(len(p.val))})
@@ -137,7 +156,7 @@ func newCanonShared(st *keyState, ks nativeKeyShared, chains *chainTable[sharedV
 	clear(sv)
 	sc.svals = sv[:0]
 	// The chain's nodes are counted in full, shared or not.
-	c.size = scanAllocSize(int(unsafe.Sizeof(*c))) + allocSize(cap(buf)) + allocSize(4*cap(nums)) +
+	c.size = scanAllocSize(int(unsafe.Sizeof(*c))) + allocSize(4*(nSpans+len(picks))+int(c.nBytes+3)/4*4) +
 		len(picks)*nodeBytes[sharedVal]() + weakHandleBytes + shared
 	return c
 }
