@@ -14,17 +14,22 @@ import (
 )
 
 // fuzzResponsesPolicies: devops has a team budget it never reaches, a
-// cache and a fallback chain, so that whatever an upstream answers goes
-// through the chain (an error answer is retried, then sent to the
-// fallback model, which gets the same answer), the charge, the hosted
-// tools' fees and the cache's keep and replay.
+// cache, a fallback chain and a cascade, so that whatever an upstream
+// answers goes through the chain (an error answer is retried, then sent
+// to the fallback model, which gets the same answer), the cascade's
+// checks, the charge, the hosted tools' fees and the cache's keep and
+// replay.
 var fuzzResponsesPolicies = map[string]string{
 	"default.yaml": "version: 1\nname: default\n",
 	// Timeouts that never pass in a run of the target: every answer is read
 	// through their watch (passtimeout.go), which must pass it on as is.
 	"devops.yaml": "version: 1\nname: devops\ncache: {enabled: true, ttl: 1h}\nbudget:\n  team: {period: monthly, max_usd: 1000000}\n" +
 		"timeouts: {call: 1h, first_token: 1h, idle: 1h}\n" +
-		"fallback: {models: [gpt-4o], retry: {max_attempts: 2, base_delay: 1ms, max_delay: 1ms}, breaker: {consecutive_failures: 3, open_for: 1ms}}\n",
+		"fallback: {models: [gpt-4o], retry: {max_attempts: 2, base_delay: 1ms, max_delay: 1ms}, breaker: {consecutive_failures: 3, open_for: 1ms}}\n" +
+		// A call that is not a stream (of gpt-4o-mini) is checked by the
+		// cascade: an answer that fails a check is charged and sent to
+		// gpt-4o, which gets the same answer and passes it on.
+		"routing: {cascade: {models: [gpt-4o-mini, gpt-4o]}}\n",
 }
 
 // postMayCut is postTo for an answer the gateway passes through as the

@@ -83,6 +83,8 @@ type responsesRequest struct {
 	Prompt      json.RawMessage `json:"prompt"`
 
 	tools toolsRead // Tools, read once (functionTools)
+	// routed: the team's routing rules (or routing.default) picked Model.
+	routed bool
 }
 
 // toolsRead is what functionTools found in a request's tools.
@@ -537,13 +539,13 @@ type responseObject struct {
 
 // settleObject settles h at the usage of the response object o; at what
 // was reserved when it has none that can be read (the provider billed
-// the call).
-func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) {
+// the call). It returns the usage and the cost it charged.
+func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) (middleware.Usage, int64) {
 	u, ok := o.Usage.usage()
 	if !ok {
 		h.s.logger.Warn("tokenwise/gateway: a responses answer without readable usage: charged its reservation", "team", h.team)
 		h.chargeReserved(ctx, nil)
-		return
+		return middleware.Usage{}, middleware.SatMul(h.need.USDMicros, 1_000_000)
 	}
 	model := cmp.Or(o.Model, h.model)
 	tier := cmp.Or(o.ServiceTier, h.tier)
@@ -563,6 +565,7 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) {
 	h.settle(ctx, budget.Settleable(budget.Amount{Tokens: tc.Input + tc.Output, USDMicros: micros}))
 	h.done(ctx, middleware.SatAdd(tc.Input, tc.Output), 1)
 	h.record(u, pico, nil)
+	return u, pico
 }
 
 // usage returns the usage of an answer as the gateway bills it: its

@@ -75,6 +75,11 @@ type responsesCall struct {
 	// attempts may both answer; each answer is then read whole when it
 	// comes (see sendResponses).
 	hedged bool
+	// cascade: the models the call tries, in order, each through the
+	// chain, until one's answer passes checks (responses_cascade.go);
+	// nil: the call's model only.
+	cascade []string
+	checks  []cascadeCheck
 
 	bound *passBound // the call's clocks (nil: none): each attempt is bounded on its own
 
@@ -143,8 +148,14 @@ func (s *Server) newResponsesCall(pl *passLimits, team string, req *responsesReq
 	if hedged {
 		chain = pl.hedged
 	}
-	return &responsesCall{s: s, team: team, req: req, body: body, up: up, path: path, run: run,
+	c := &responsesCall{s: s, team: team, req: req, body: body, up: up, path: path, run: run,
 		chain: chain, obs: pl.observer, start: time.Now(), hedged: hedged}
+	if !stream {
+		if c.cascade = cascadeOf(pl.pol, req); c.cascade != nil {
+			c.checks = cascadeChecks(pl.pol)
+		}
+	}
+	return c
 }
 
 // newResponsesChain returns the chain of a team's Responses calls under
@@ -175,7 +186,9 @@ func attemptOf(ctx context.Context) *responsesAttempt {
 	return ctx.Value(responsesAttemptKey{}).(*responsesAttempt)
 }
 
-// RoundTrip sends the proxy's request out through the call's chain.
+// RoundTrip sends the proxy's request out through the call's chain: with
+// each of its cascade's models in turn until one's answer passes the
+// cascade's checks, or with its model alone.
 func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 	c.out = out
 	// The chain runs in the call's context; each attempt is sent in one of
@@ -188,10 +201,34 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 	// The request's tools are read now, once: a hedge's two attempts
 	// reserve concurrently, each with the request (or a copy of it).
 	c.req.functionTools()
-	resp, err := c.chain.Handle(ctx, &middleware.Request{Model: c.req.Model})
+	steps := c.cascade
+	if len(steps) == 0 {
+		steps = []string{c.req.Model}
+	}
 	var pass *responsesAttempt // the attempt whose answer the client gets
-	if err == nil && resp != nil {
-		pass, _ = resp.Native.(*responsesAttempt)
+	var err error
+	for i, m := range steps {
+		var resp *middleware.Response
+		resp, err = c.chain.Handle(ctx, &middleware.Request{Model: m})
+		pass = nil
+		if err == nil && resp != nil {
+			pass, _ = resp.Native.(*responsesAttempt)
+		}
+		if i == len(steps)-1 {
+			break
+		}
+		if pass == nil {
+			if !cascadeEscalates(ctx, err) {
+				break
+			}
+			continue
+		}
+		rej := c.check(pass, m)
+		if rej == nil {
+			break
+		}
+		c.reject(ctx, pass, rej)
+		pass = nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -214,9 +251,17 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 		err = errNoAnswer // (a chain that ends well has an answer)
 	}
 	if c.run != nil && c.sent.Load() {
+		// The call costs what its attempts were charged: an answer a
+		// cascade rejected, a hedge's attempt that lost.
+		atts := c.records(nil)
+		var total int64
+		var usage middleware.Usage
+		for _, a := range atts {
+			total, usage = middleware.SatAdd(total, a.CostPico), usage.Add(a.Usage)
+		}
 		c.run.Record(middleware.CallRecord{CallFacts: middleware.CallFacts{Run: c.run.ID(), Team: c.team,
-			RequestedModel: c.req.Model, Model: c.attempts[len(c.attempts)-1].model, Attempts: c.records(nil)},
-			Latency: time.Since(c.start), Start: c.start, Err: err})
+			RequestedModel: c.req.Model, Model: c.attempts[len(c.attempts)-1].model, CostPico: total, Attempts: atts},
+			Usage: usage, Latency: time.Since(c.start), Start: c.start, Err: err})
 	}
 	return nil, err
 }

@@ -21,8 +21,9 @@ import (
 // admitted and sent; budget_below conditions read the team's ledger and
 // the run's; a call whose counted input and max_output_tokens do not fit
 // the model's context window goes to the first routing.larger_window
-// model they fit. Cascades and final-answer regeneration, which need the
-// chain's answer, are the chat path's only.
+// model they fit. Its cascade, when the policy has one, is
+// responses_cascade.go's; final-answer regeneration is the chat path's
+// only.
 
 // responsesConversation reads a Responses request as a chat request, for
 // the router: what it cannot read (hosted tools, reasoning items, files)
@@ -119,6 +120,7 @@ func (s *Server) routeResponses(ctx context.Context, team string, body []byte, r
 	if w := s.widerResponses(pl.pol, model, req); w != "" {
 		model, rule = w, "larger_window"
 	}
+	req.routed = rule != ""
 	if model == req.Model {
 		return nil, false
 	}

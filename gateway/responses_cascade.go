@@ -1,0 +1,216 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/tokenwise/tokenwise/llmwrap/route"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// A Responses call that is not a stream goes through its team's
+// routing.cascade as a chat call goes through the chain's: a call routed
+// to one of the cascade's models (or, when no rule matched and the policy
+// has no routing.default, any call, from the cascade's first model) is
+// sent to that model first, through the team's fallback chain; its
+// answer is read whole and checked (routing.cascade.checks, all three
+// when none is listed: valid_tool_json — function calls name a tool the
+// request offers, with arguments that are a JSON object matching its
+// parameters —, non_empty — text, or a call of a tool —, finish_reason —
+// the status completed, not incomplete); an answer that fails a check is
+// charged at its usage (the provider billed it) and the call escalates to
+// the next model, whose answer the client gets, checked in turn but for
+// the last model's. An error that the fallback chain could not help
+// escalates too, but for a budget's refusal and the call's own end. The
+// run's record has the call once, at the cost of every attempt, each
+// rejected answer under its model with the check that failed. A stream is
+// not cascaded: its answer would have to be held back whole before the
+// client sees its first event.
+
+// cascadeOf returns the models a call of req (as routed) tries under
+// pol's cascade, in order; nil when no cascade applies.
+func cascadeOf(pol *policies.Policy, req *responsesRequest) []string {
+	if pol == nil {
+		return nil
+	}
+	models := pol.Routing.Cascade.Models
+	if len(models) < 2 {
+		return nil
+	}
+	start := slices.Index(models, req.Model)
+	if start < 0 && !req.routed && pol.Routing.Default == "" {
+		start = 0 // no rule matched, no default: the cascade decides
+	}
+	if start < 0 || start == len(models)-1 && models[start] == req.Model {
+		return nil
+	}
+	return models[start:]
+}
+
+// cascadeCheck is a check of a cascade's step.
+type cascadeCheck struct {
+	name string
+	fn   func(req *middleware.Request, a *responsesView) error
+}
+
+// cascadeChecks returns the checks pol's cascade lists, all of them when
+// it lists none.
+func cascadeChecks(pol *policies.Policy) []cascadeCheck {
+	list := pol.Routing.Cascade.Checks
+	if len(list) == 0 {
+		list = []policies.CascadeCheck{policies.CheckValidToolJSON, policies.CheckNonEmpty, policies.CheckFinishReason}
+	}
+	var out []cascadeCheck
+	for _, c := range list {
+		switch c {
+		case policies.CheckValidToolJSON:
+			out = append(out, cascadeCheck{string(c), func(req *middleware.Request, a *responsesView) error {
+				return route.ValidToolJSON(req, &a.resp)
+			}})
+		case policies.CheckNonEmpty:
+			out = append(out, cascadeCheck{string(c), func(req *middleware.Request, a *responsesView) error {
+				if a.acted {
+					return nil // a call of a custom or hosted tool
+				}
+				return route.NonEmpty(req, &a.resp)
+			}})
+		case policies.CheckFinishReason:
+			out = append(out, cascadeCheck{string(c), func(req *middleware.Request, a *responsesView) error {
+				return route.FinishedCleanly(req, &a.resp)
+			}})
+		}
+	}
+	return out
+}
+
+// responsesView is a Responses answer as the cascade's checks read it: a
+// chat answer of its output text, its function calls as tool calls and
+// its status as a finish reason; acted when it calls another kind of tool
+// (custom, hosted), whose input is not a JSON object of a function's.
+type responsesView struct {
+	resp  middleware.Response
+	acted bool
+}
+
+// viewResponses reads the response object b for the cascade's checks;
+// false when b is not one.
+func viewResponses(b []byte) (*responsesView, bool) {
+	var o struct {
+		Status            string `json:"status"`
+		IncompleteDetails *struct {
+			Reason string `json:"reason"`
+		} `json:"incomplete_details"`
+		Output []struct {
+			Type    string `json:"type"`
+			Content []struct {
+				Type string `json:"type"`
+				Text string `json:"text"`
+			} `json:"content"`
+			CallID    string `json:"call_id"`
+			Name      string `json:"name"`
+			Arguments string `json:"arguments"`
+		} `json:"output"`
+	}
+	if json.Unmarshal(b, &o) != nil || o.Status == "" {
+		return nil, false
+	}
+	v := &responsesView{}
+	var text strings.Builder
+	for _, it := range o.Output {
+		switch {
+		case it.Type == "message":
+			for _, c := range it.Content {
+				if c.Type == "output_text" {
+					text.WriteString(c.Text)
+				}
+			}
+		case it.Type == "function_call":
+			v.resp.Message.ToolCalls = append(v.resp.Message.ToolCalls, middleware.ToolCall{ID: it.CallID, Name: it.Name, Arguments: it.Arguments})
+		case it.Type != "reasoning" && strings.HasSuffix(it.Type, "_call"):
+			v.acted = true
+		}
+	}
+	v.resp.Message.Role = middleware.RoleAssistant
+	v.resp.Message.Content = text.String()
+	switch o.Status {
+	case "completed":
+		v.resp.FinishReason = middleware.FinishStop
+		if len(v.resp.Message.ToolCalls) > 0 {
+			v.resp.FinishReason = middleware.FinishToolCalls
+		}
+	case "incomplete":
+		v.resp.FinishReason = "incomplete"
+		if d := o.IncompleteDetails; d != nil {
+			switch d.Reason {
+			case "max_output_tokens":
+				v.resp.FinishReason = middleware.FinishLength
+			case "content_filter":
+				v.resp.FinishReason = middleware.FinishContentFilter
+			}
+		}
+	default:
+		v.resp.FinishReason = o.Status
+	}
+	return v, true
+}
+
+// check runs the call's cascade checks on the answer of attempt a, of
+// model; nil when it passes them, or cannot be read whole to check.
+func (c *responsesCall) check(a *responsesAttempt, model string) *route.RejectedError {
+	if isEventStream(a.resp) {
+		return nil
+	}
+	readWhole(a.resp) // (a cut answer stays cut)
+	ab, whole := a.resp.Body.(*answerBody)
+	if !whole {
+		return nil // too long, or cut: passed on as it is, the charge tells
+	}
+	v, ok := viewResponses(ab.data)
+	if !ok {
+		return nil
+	}
+	req := responsesConversation(c.req)
+	for _, ch := range c.checks {
+		if err := ch.fn(req, v); err != nil {
+			return &route.RejectedError{Model: model, Check: ch.name, Err: err}
+		}
+	}
+	return nil
+}
+
+// reject charges the answer of attempt a, which rej rejected, at its
+// usage, closes it, and records the rejection in a's record.
+func (c *responsesCall) reject(ctx context.Context, a *responsesAttempt, rej *route.RejectedError) {
+	ctx = context.WithoutCancel(ctx)
+	var u middleware.Usage
+	var pico int64
+	if a.hold != nil {
+		var o responseObject
+		if json.Unmarshal(a.resp.Body.(*answerBody).data, &o) != nil { // read whole by check
+			o = responseObject{}
+		}
+		u, pico = a.hold.settleObject(ctx, &o)
+	}
+	_ = a.resp.Body.Close()
+	c.mu.Lock()
+	a.resp = nil
+	a.rec.Usage, a.rec.CostPico, a.rec.Err = u, pico, rej
+	c.mu.Unlock()
+	c.s.logger.Info("tokenwise/gateway: a responses answer failed a cascade check: escalated", "team", c.team,
+		"model", rej.Model, "check", rej.Check, "reason", rej.Err.Error())
+}
+
+// cascadeEscalates reports whether an error of a cascade's step moves on
+// to the next model: a provider's failure, not a budget's refusal or the
+// call's end.
+func cascadeEscalates(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil || middleware.IsCancellation(err) || errors.Is(err, middleware.ErrBudget) {
+		return false
+	}
+	var pe *middleware.ProviderError
+	return errors.As(err, &pe)
+}

@@ -1,0 +1,204 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/tokenwise/tokenwise/gateway"
+)
+
+// cascadeAnswer is a Responses answer of model with the given status and
+// output items, 1,000 input and 100 output tokens.
+func cascadeAnswer(model, status, output string) string {
+	return `{"id":"resp_1","object":"response","created_at":1,"status":"` + status + `","model":"` + model +
+		`","output":[` + output + `],"usage":{"input_tokens":1000,"output_tokens":100,"total_tokens":1100}}`
+}
+
+// usdOf formats a whole number of micro-dollars, given in pico-dollars, as
+// the spend endpoint does.
+func usdOf(pico int64) string {
+	micro := pico / 1_000_000
+	return fmt.Sprintf("%d.%06d", micro/1_000_000, micro%1_000_000)
+}
+
+// TestGatewayResponsesCascade: a Responses call goes through its team's
+// routing.cascade as a chat call does. With no rule and no default, a call
+// of a model the cascade does not list (gpt-4.1) is sent to the cascade's
+// first model, gpt-4o-mini; its answer is passed
+// on when it passes the checks, and gpt-4o is never asked. An answer that
+// fails one — no output (non_empty), cut at max_output_tokens
+// (finish_reason), a function call whose arguments are not JSON or miss
+// a required parameter (valid_tool_json) — is charged at gpt-4o-mini's
+// usage, and the call escalates to gpt-4o, whose answer the client gets:
+// the team pays both answers, and the run's report has the call once, at
+// both costs, gpt-4o-mini's attempt under its model. The last model's
+// answer is passed on whatever it is. A stream is not cascaded: it goes
+// to the model routing picked.
+func TestGatewayResponsesCascade(t *testing.T) {
+	up := newModelUpstream(t)
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": `version: 1
+name: devops
+budget:
+  team: {period: monthly, max_usd: 1}
+routing:
+  cascade:
+    models: [gpt-4o-mini, gpt-4o]
+`}, ""))
+	setBody := func(model, body string) {
+		up.mu.Lock()
+		defer up.mu.Unlock()
+		up.body[model] = body
+	}
+	const tools = `,"tools":[{"type":"function","name":"check_disk","parameters":{"type":"object","properties":{"host":{"type":"string"}},"required":["host"]}}]`
+	call := func(name, extra string) (string, string) {
+		t.Helper()
+		r := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4.1","input":"Check the disks."`+extra+`}`, "X-Run-Id", "run-"+name)
+		got, _ := io.ReadAll(r.Body)
+		var answer struct {
+			Model string `json:"model"`
+		}
+		if r.StatusCode != 200 || json.Unmarshal(got, &answer) != nil {
+			t.Fatalf("%s: %d %s", name, r.StatusCode, got)
+		}
+		return answer.Model, string(got)
+	}
+	report := func(name string) gateway.RunReport {
+		t.Helper()
+		var rep gateway.RunReport
+		if err := json.NewDecoder(e.do(t, "GET", "/v1/runs/run-"+name, devopsKey, "").Body).Decode(&rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	// gpt-4o-mini's usage: 1,000 input tokens at $0.15/M, 100 output at
+	// $0.60/M; gpt-4o's: at $2.50/M and $10/M.
+	const mini, strong = 210_000_000, 3_500_000_000
+
+	// An answer that passes: passed on, gpt-4o never asked.
+	n := up.count()
+	if model, _ := call("pass", ""); model != "gpt-4o-mini" {
+		t.Fatalf("a good answer of gpt-4o-mini: the client got %s's", model)
+	}
+	if s := up.seen(n, "/responses"); strings.Join(s, ",") != "gpt-4o-mini" {
+		t.Fatalf("the upstream got %v, want gpt-4o-mini alone", s)
+	}
+	if s := e.spend(t); s.SpentUSD != "0.000210" || s.ReservedUSD != "0.000000" {
+		t.Fatalf("spend %+v, want gpt-4o-mini's $0.000210", s)
+	}
+	spent := int64(mini)
+
+	for _, c := range []struct {
+		name, check, answer, extra string
+	}{
+		{"empty", "non_empty", cascadeAnswer("gpt-4o-mini", "completed", ""), ""},
+		{"blank", "non_empty", cascadeAnswer("gpt-4o-mini", "completed", `{"type":"message","id":"m","status":"completed","role":"assistant","content":[{"type":"output_text","text":"  ","annotations":[]}]}`), ""},
+		{"cut", "finish_reason", strings.Replace(cascadeAnswer("gpt-4o-mini", "incomplete", `{"type":"message","id":"m","status":"incomplete","role":"assistant","content":[{"type":"output_text","text":"The disk","annotations":[]}]}`),
+			`"status":"incomplete",`, `"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},`, 1), ""},
+		{"bad_json", "valid_tool_json", cascadeAnswer("gpt-4o-mini", "completed", `{"type":"function_call","id":"fc","call_id":"call_1","name":"check_disk","arguments":"{\"host\":"}`), tools},
+		{"missing", "valid_tool_json", cascadeAnswer("gpt-4o-mini", "completed", `{"type":"function_call","id":"fc","call_id":"call_1","name":"check_disk","arguments":"{\"path\":\"/var\"}"}`), tools},
+	} {
+		setBody("gpt-4o-mini", c.answer)
+		n := up.count()
+		model, got := call(c.name, c.extra)
+		if model != "gpt-4o" || !strings.Contains(got, "from gpt-4o") {
+			t.Fatalf("%s: the client got %s", c.name, got)
+		}
+		if s := up.seen(n, "/responses"); strings.Join(s, ",") != "gpt-4o-mini,gpt-4o" {
+			t.Fatalf("%s: the upstream got %v, want gpt-4o-mini then gpt-4o", c.name, s)
+		}
+		spent += mini + strong
+		if s := e.spend(t); s.SpentUSD != usdOf(spent) || s.ReservedUSD != "0.000000" || s.InFlightCalls != 0 {
+			t.Fatalf("%s: spend %+v, want %s: both answers, nothing held", c.name, s, usdOf(spent))
+		}
+		rep := report(c.name)
+		if rep.Calls != 1 || rep.FailedCalls != 0 || rep.CostPico != mini+strong ||
+			rep.ByModel["gpt-4o-mini"].CostPico != mini || rep.ByModel["gpt-4o"].CostPico != strong {
+			t.Fatalf("%s: run report %+v by model %+v: want one call at both answers' cost, each under its model", c.name, rep.RunFigures, rep.ByModel)
+		}
+	}
+
+	// A model that fails (a 503; the team has no fallback) escalates too,
+	// and costs nothing.
+	setBody("gpt-4o-mini", "")
+	up.setFail("gpt-4o-mini", http.StatusServiceUnavailable)
+	n = up.count()
+	if model, _ := call("failed", ""); model != "gpt-4o" {
+		t.Fatalf("gpt-4o-mini failing: the client got %s's answer", model)
+	}
+	if s := up.seen(n, "/responses"); strings.Join(s, ",") != "gpt-4o-mini,gpt-4o" {
+		t.Fatalf("gpt-4o-mini failing: the upstream got %v", s)
+	}
+	spent += strong
+	if rep := report("failed"); rep.Calls != 1 || rep.CostPico != strong {
+		t.Fatalf("gpt-4o-mini failing: run report %+v", rep.RunFigures)
+	}
+	up.setFail("gpt-4o-mini", 0)
+
+	// The last model's answer is passed on as it is, checked or not.
+	setBody("gpt-4o-mini", cascadeAnswer("gpt-4o-mini", "completed", ""))
+	setBody("gpt-4o", cascadeAnswer("gpt-4o", "completed", ""))
+	n = up.count()
+	if model, _ := call("last", ""); model != "gpt-4o" {
+		t.Fatalf("the last model's empty answer: the client got %s's", model)
+	}
+	if s := up.seen(n, "/responses"); strings.Join(s, ",") != "gpt-4o-mini,gpt-4o" {
+		t.Fatalf("the upstream got %v, want gpt-4o-mini then gpt-4o, once each", s)
+	}
+	spent += mini + strong
+
+	// A stream is not cascaded: it goes to the model routing picked (here
+	// the one it asked for, gpt-4.1: $2/M input, $8/M output), unchecked.
+	n = up.count()
+	r := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4.1","input":"Check the disks.","stream":true}`)
+	if got, _ := io.ReadAll(r.Body); r.StatusCode != 200 || !strings.Contains(string(got), "from gpt-4.1") {
+		t.Fatalf("a stream: %d %s", r.StatusCode, got)
+	}
+	if s := up.seen(n, "/responses"); strings.Join(s, ",") != "gpt-4.1" {
+		t.Fatalf("a stream: the upstream got %v, want gpt-4.1 alone", s)
+	}
+	spent += 2_800_000_000
+	if s := e.spend(t); s.SpentUSD != usdOf(spent) || s.ReservedUSD != "0.000000" {
+		t.Fatalf("spend %+v, want %s", s, usdOf(spent))
+	}
+}
+
+// TestGatewayResponsesCascadePassesACutAnswerCut: an answer of the
+// cascade's first model that the upstream cuts (its connection aborted
+// before the end of its body) cannot be checked: it is passed on as the
+// gateway passes on a cut answer — cut for the client too, or, when the
+// cut came before the gateway began to answer, as a 502 error — never as
+// a whole answer; and it is not escalated.
+func TestGatewayResponsesCascadePassesACutAnswerCut(t *testing.T) {
+	t.Setenv(upstreamEnv, upstreamKey)
+	up := &rawUpstream{}
+	ts := httptest.NewServer(up)
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	t.Cleanup(ts.Close)
+	g := startFuzzGateway(t, ts.URL+"/v1", map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": `version: 1
+name: devops
+budget:
+  team: {period: monthly, max_usd: 1}
+routing:
+  cascade:
+    models: [gpt-4o-mini, gpt-4o]
+`}, "")
+	answer := cascadeAnswer("gpt-4o-mini", "completed", "") // would fail non_empty, were it whole
+	for _, length := range []bool{false, true} {
+		up.set(upstreamAnswer{status: 200, contentType: "application/json", body: []byte(answer[:len(answer)/2]), cut: true, length: length})
+		a, cut := g.postMayCut(t, "/v1/responses", devopsKey, []byte(`{"model":"gpt-4o-mini","input":"Check the disks."}`))
+		g.checkNoPanic(t)
+		if !cut && (a.status < 500 || !strings.Contains(string(a.body), `"error"`)) {
+			t.Fatalf("Content-Length %v: a cut answer reached the client neither cut nor as an error: %d %q", length, a.status, a.body)
+		}
+		if n := up.served(); n != 1 {
+			t.Fatalf("Content-Length %v: the upstream was called %d times, want once: a cut answer is not escalated", length, n)
+		}
+	}
+}
