@@ -709,16 +709,19 @@ type responsesStream struct {
 	// completed, when set, gets the response of a response.completed
 	// final event (the cache keeps it).
 	completed func(answer []byte)
-	feeItems  bool      // keep the items done (the request has hosted tools with fees)
-	items     []feeItem // the stream's items done, for a final event without output
-	line      []byte    // the current line, up to maxResponsesEvent
-	long      bool      // the current line is longer: not kept
-	open      bool      // a line of an event not yet ended by a blank line was read
-	partial   bool      // the stream has a line begun and not ended
-	cr        bool      // the last line ended with a CR: an LF next is the same line end
-	done      bool      // settled
-	tail      []byte    // what is left to read of the cut event
-	ended     bool      // src has ended: tail, then io.EOF
+	// finalRaw, when set, gets the response of any final event that has
+	// one (the cascade checks it).
+	finalRaw func(response []byte)
+	feeItems bool      // keep the items done (the request has hosted tools with fees)
+	items    []feeItem // the stream's items done, for a final event without output
+	line     []byte    // the current line, up to maxResponsesEvent
+	long     bool      // the current line is longer: not kept
+	open     bool      // a line of an event not yet ended by a blank line was read
+	partial  bool      // the stream has a line begun and not ended
+	cr       bool      // the last line ended with a CR: an LF next is the same line end
+	done     bool      // settled
+	tail     []byte    // what is left to read of the cut event
+	ended    bool      // src has ended: tail, then io.EOF
 }
 
 // cutEvent is the error event the gateway adds to a Responses stream that
@@ -870,6 +873,9 @@ func (r *responsesStream) event(line []byte) {
 		}
 		r.done = true
 		r.final(&o)
+		if r.finalRaw != nil && present(ev.Response) {
+			r.finalRaw(ev.Response)
+		}
 		if r.completed != nil && ev.Type == "response.completed" && present(ev.Response) {
 			r.completed(ev.Response)
 		}

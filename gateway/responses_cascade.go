@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -12,8 +15,8 @@ import (
 	"github.com/tokenwise/tokenwise/policies"
 )
 
-// A Responses call that is not a stream goes through its team's
-// routing.cascade as a chat call goes through the chain's: a call routed
+// A Responses call goes through its team's routing.cascade as a chat
+// call goes through the chain's: a call routed
 // to one of the cascade's models (or, when no rule matched and the policy
 // has no routing.default, any call, from the cascade's first model) is
 // sent to that model first, through the team's fallback chain; its
@@ -27,9 +30,13 @@ import (
 // the last model's. An error that the fallback chain could not help
 // escalates too, but for a budget's refusal and the call's own end. The
 // run's record has the call once, at the cost of every attempt, each
-// rejected answer under its model with the check that failed. A stream is
-// not cascaded: its answer would have to be held back whole before the
-// client sees its first event.
+// rejected answer under its model with the check that failed. A stream of
+// a model that is not the cascade's last is held back until it ends (as
+// the chain holds a chat stream back), and its final event's response
+// checked: the client reads one stream, of the model whose answer passed
+// (the last model's, live). A stream that is cut, longer than the
+// gateway reads whole, or without a final response to check, is passed
+// on as it came.
 
 // cascadeOf returns the models a call of req (as routed) tries under
 // pol's cascade, in order; nil when no cascade applies.
@@ -115,8 +122,8 @@ func viewResponses(b []byte) (*responsesView, bool) {
 			Arguments string `json:"arguments"`
 		} `json:"output"`
 	}
-	if json.Unmarshal(b, &o) != nil || o.Status == "" {
-		return nil, false
+	if json.Unmarshal(b, &o) != nil || o.Status == "" || o.Output == nil {
+		return nil, false // (an answer without its output cannot be checked)
 	}
 	v := &responsesView{}
 	var text strings.Builder
@@ -159,19 +166,39 @@ func viewResponses(b []byte) (*responsesView, bool) {
 }
 
 // check runs the call's cascade checks on the answer of attempt a, of
-// model; nil when it passes them, or cannot be read whole to check.
+// model; nil when it passes them, or cannot be read whole to check. A
+// stream is held back (read whole, then given back to be passed on) and
+// its final event's response checked.
 func (c *responsesCall) check(a *responsesAttempt, model string) *route.RejectedError {
+	var v *responsesView
 	if isEventStream(a.resp) {
-		return nil
-	}
-	readWhole(a.resp) // (a cut answer stays cut)
-	ab, whole := a.resp.Body.(*answerBody)
-	if !whole {
-		return nil // too long, or cut: passed on as it is, the charge tells
-	}
-	v, ok := viewResponses(ab.data)
-	if !ok {
-		return nil
+		held, ok := holdStream(a.resp)
+		if !ok {
+			return nil // too long, or cut: passed on as it is, the charge tells
+		}
+		var final []byte
+		s := &responsesStream{src: io.NopCloser(bytes.NewReader(held)), final: func(o *responseObject) { a.final = o },
+			cut: func(error) {}, finalRaw: func(r []byte) { final = r }}
+		if _, err := io.Copy(io.Discard, s); err != nil || final == nil {
+			return nil // no final event to check: passed on, the charge tells
+		}
+		if v, ok = viewResponses(final); !ok {
+			return nil
+		}
+	} else {
+		readWhole(a.resp) // (a cut answer stays cut)
+		ab, whole := a.resp.Body.(*answerBody)
+		if !whole {
+			return nil // too long, or cut: passed on as it is, the charge tells
+		}
+		var ok bool
+		if v, ok = viewResponses(ab.data); !ok {
+			return nil
+		}
+		var o responseObject
+		if json.Unmarshal(ab.data, &o) == nil {
+			a.final = &o
+		}
 	}
 	req := responsesConversation(c.req)
 	for _, ch := range c.checks {
@@ -189,11 +216,11 @@ func (c *responsesCall) reject(ctx context.Context, a *responsesAttempt, rej *ro
 	var u middleware.Usage
 	var pico int64
 	if a.hold != nil {
-		var o responseObject
-		if json.Unmarshal(a.resp.Body.(*answerBody).data, &o) != nil { // read whole by check
-			o = responseObject{}
+		o := a.final // read by check
+		if o == nil {
+			o = &responseObject{}
 		}
-		u, pico = a.hold.settleObject(ctx, &o)
+		u, pico = a.hold.settleObject(ctx, o)
 	}
 	_ = a.resp.Body.Close()
 	c.mu.Lock()
@@ -202,6 +229,29 @@ func (c *responsesCall) reject(ctx context.Context, a *responsesAttempt, rej *ro
 	c.mu.Unlock()
 	c.s.logger.Info("tokenwise/gateway: a responses answer failed a cascade check: escalated", "team", c.team,
 		"model", rej.Model, "check", rej.Check, "reason", rej.Err.Error())
+}
+
+// holdStream reads the stream resp answers whole, and gives resp the body
+// back to pass on: what was read (ok), or, when the stream is longer than
+// maxResponsesEvent or cut, what was read followed by the rest or the
+// error (a cut stream stays cut).
+func holdStream(resp *http.Response) ([]byte, bool) {
+	held, err := io.ReadAll(io.LimitReader(resp.Body, int64(maxResponsesEvent)+1))
+	switch {
+	case err == nil && len(held) > maxResponsesEvent:
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(held), resp.Body), resp.Body}
+		return nil, false
+	case err != nil:
+		_ = resp.Body.Close()
+		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(held), errorReader{err}))
+		return nil, false
+	}
+	_ = resp.Body.Close()
+	resp.Body = &answerBody{Reader: bytes.NewReader(held), data: held}
+	return held, true
 }
 
 // cascadeEscalates reports whether an error of a cascade's step moves on

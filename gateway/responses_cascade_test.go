@@ -10,6 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
+
 	"github.com/tokenwise/tokenwise/gateway"
 )
 
@@ -38,8 +42,9 @@ func usdOf(pico int64) string {
 // usage, and the call escalates to gpt-4o, whose answer the client gets:
 // the team pays both answers, and the run's report has the call once, at
 // both costs, gpt-4o-mini's attempt under its model. The last model's
-// answer is passed on whatever it is. A stream is not cascaded: it goes
-// to the model routing picked.
+// answer is passed on whatever it is. A stream is held back until its
+// final event and checked the same way: the client reads one stream, of
+// the model whose answer passed.
 func TestGatewayResponsesCascade(t *testing.T) {
 	up := newModelUpstream(t)
 	t.Setenv(upstreamEnv, upstreamKey)
@@ -153,19 +158,55 @@ routing:
 	}
 	spent += mini + strong
 
-	// A stream is not cascaded: it goes to the model routing picked (here
-	// the one it asked for, gpt-4.1: $2/M input, $8/M output), unchecked.
+	// A stream is held back until its final event, and checked as a JSON
+	// answer is: gpt-4o-mini's good stream is passed on whole.
+	setBody("gpt-4o-mini", "")
+	setBody("gpt-4o", "")
 	n = up.count()
 	r := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4.1","input":"Check the disks.","stream":true}`)
-	if got, _ := io.ReadAll(r.Body); r.StatusCode != 200 || !strings.Contains(string(got), "from gpt-4.1") {
+	if got, _ := io.ReadAll(r.Body); r.StatusCode != 200 || !strings.Contains(string(got), `"delta":"from gpt-4o-mini"`) ||
+		!strings.Contains(string(got), "event: response.completed") {
 		t.Fatalf("a stream: %d %s", r.StatusCode, got)
 	}
-	if s := up.seen(n, "/responses"); strings.Join(s, ",") != "gpt-4.1" {
-		t.Fatalf("a stream: the upstream got %v, want gpt-4.1 alone", s)
+	if s := up.seen(n, "/responses"); strings.Join(s, ",") != "gpt-4o-mini" {
+		t.Fatalf("a stream: the upstream got %v, want gpt-4o-mini alone", s)
 	}
-	spent += 2_800_000_000
+	spent += mini
 	if s := e.spend(t); s.SpentUSD != usdOf(spent) || s.ReservedUSD != "0.000000" {
 		t.Fatalf("spend %+v, want %s", s, usdOf(spent))
+	}
+	// An empty stream of gpt-4o-mini is not shown: the client, openai-go's
+	// streaming reader, reads gpt-4o's stream alone.
+	setBody("gpt-4o-mini", "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":"+
+		cascadeAnswer("gpt-4o-mini", "in_progress", "")+"}\n\nevent: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":1,\"response\":"+
+		cascadeAnswer("gpt-4o-mini", "completed", "")+"}\n\n")
+	n = up.count()
+	oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL(e.url+"/v1/"), option.WithMaxRetries(0))
+	st := oc.Responses.NewStreaming(t.Context(), responses.ResponseNewParams{Model: "gpt-4.1",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Check the disks.")}})
+	var text string
+	var final responses.Response
+	for st.Next() {
+		switch ev := st.Current(); ev.Type {
+		case "response.output_text.delta":
+			text += ev.Delta
+		case "response.completed":
+			if final.Model != "" {
+				t.Fatalf("a second response.completed event, of %s", ev.Response.Model)
+			}
+			final = ev.Response
+		}
+	}
+	if err := st.Err(); err != nil || text != "from gpt-4o" || final.Model != "gpt-4o" {
+		t.Fatalf("an escalated stream: %q, final model %q, err %v; want gpt-4o's stream alone", text, final.Model, err)
+	}
+	_ = st.Close()
+	if s := up.seen(n, "/responses"); strings.Join(s, ",") != "gpt-4o-mini,gpt-4o" {
+		t.Fatalf("an escalated stream: the upstream got %v, want gpt-4o-mini then gpt-4o", s)
+	}
+	spent += mini + strong
+	if s := e.spend(t); s.SpentUSD != usdOf(spent) || s.ReservedUSD != "0.000000" || s.InFlightCalls != 0 {
+		t.Fatalf("spend %+v, want %s: both answers, nothing held", s, usdOf(spent))
 	}
 }
 
@@ -200,5 +241,18 @@ routing:
 		if n := up.served(); n != 1 {
 			t.Fatalf("Content-Length %v: the upstream was called %d times, want once: a cut answer is not escalated", length, n)
 		}
+	}
+	// A stream cut before its final event: held back, then passed on as
+	// the gateway passes a cut stream, ended by its error event.
+	stream := "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":" +
+		cascadeAnswer("gpt-4o-mini", "in_progress", "") + "}\n\nevent: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"The"
+	up.set(upstreamAnswer{status: 200, contentType: "text/event-stream", body: []byte(stream), cut: true})
+	a, cut := g.postMayCut(t, "/v1/responses", devopsKey, []byte(`{"model":"gpt-4o-mini","input":"Check the disks.","stream":true}`))
+	g.checkNoPanic(t)
+	if !cut && (a.status != 200 || !strings.HasPrefix(string(a.body), stream) || !strings.Contains(string(a.body), "event: error")) {
+		t.Fatalf("a cut stream reached the client neither cut nor ended by the error event: %d %q", a.status, a.body)
+	}
+	if n := up.served(); n != 1 {
+		t.Fatalf("a cut stream: the upstream was called %d times, want once", n)
 	}
 }

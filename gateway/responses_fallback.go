@@ -76,8 +76,8 @@ type responsesCall struct {
 	// comes (see sendResponses).
 	hedged bool
 	// cascade: the models the call tries, in order, each through the
-	// chain, until one's answer passes checks (responses_cascade.go);
-	// nil: the call's model only.
+	// chain, until one's answer passes checks (responses_cascade.go; a
+	// stream held back to be checked); nil: the call's model only.
 	cascade []string
 	checks  []cascadeCheck
 
@@ -129,6 +129,7 @@ type responsesAttempt struct {
 	resp  *http.Response
 	actx  context.Context
 	rec   middleware.Attempt
+	final *responseObject // the answer's response object, when the cascade read it
 }
 
 type (
@@ -150,10 +151,8 @@ func (s *Server) newResponsesCall(pl *passLimits, team string, req *responsesReq
 	}
 	c := &responsesCall{s: s, team: team, req: req, body: body, up: up, path: path, run: run,
 		chain: chain, obs: pl.observer, start: time.Now(), hedged: hedged}
-	if !stream {
-		if c.cascade = cascadeOf(pl.pol, req); c.cascade != nil {
-			c.checks = cascadeChecks(pl.pol)
-		}
+	if c.cascade = cascadeOf(pl.pol, req); c.cascade != nil {
+		c.checks = cascadeChecks(pl.pol)
 	}
 	return c
 }

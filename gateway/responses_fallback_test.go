@@ -21,7 +21,8 @@ import (
 // modelUpstream is an upstream that answers each model as its script
 // says: a status and an error message (failing), else a Responses answer
 // (JSON or a stream, 1,000 input and 100 output tokens) or a chat
-// completion. It keeps every request's path, model, key and body.
+// completion; a canned 200 answer that begins with "event:" is sent as a
+// stream. It keeps every request's path, model, key and body.
 type modelUpstream struct {
 	*httptest.Server
 	mu   sync.Mutex
@@ -59,6 +60,9 @@ func newModelUpstream(t *testing.T) *modelUpstream {
 			return
 		}
 		if canned != "" {
+			if strings.HasPrefix(canned, "event:") {
+				w.Header().Set("Content-Type", "text/event-stream")
+			}
 			_, _ = io.WriteString(w, canned)
 			return
 		}
