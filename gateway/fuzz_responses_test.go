@@ -17,7 +17,7 @@ import (
 // cache, a fallback chain and a cascade, so that whatever an upstream
 // answers goes through the chain (an error answer is retried, then sent
 // to the fallback model, which gets the same answer), the cascade's
-// checks, the charge, the hosted tools' fees and the cache's keep and
+// checks and the final answer's regeneration, the charge, the hosted tools' fees and the cache's keep and
 // replay.
 var fuzzResponsesPolicies = map[string]string{
 	"default.yaml": "version: 1\nname: default\n",
@@ -26,10 +26,11 @@ var fuzzResponsesPolicies = map[string]string{
 	"devops.yaml": "version: 1\nname: devops\ncache: {enabled: true, ttl: 1h}\nbudget:\n  team: {period: monthly, max_usd: 1000000}\n" +
 		"timeouts: {call: 1h, first_token: 1h, idle: 1h}\n" +
 		"fallback: {models: [gpt-4o], retry: {max_attempts: 2, base_delay: 1ms, max_delay: 1ms}, breaker: {consecutive_failures: 3, open_for: 1ms}}\n" +
-		// A call that is not a stream (of gpt-4o-mini) is checked by the
-		// cascade: an answer that fails a check is charged and sent to
-		// gpt-4o, which gets the same answer and passes it on.
-		"routing: {cascade: {models: [gpt-4o-mini, gpt-4o]}}\n",
+		// A call (of gpt-4o-mini) is checked by the cascade: an answer
+		// that fails a check is charged and sent to gpt-4o, which gets the
+		// same answer and passes it on; a final answer of gpt-4o-mini is
+		// written again by gpt-4o, which gets the same answer too.
+		"routing: {cascade: {models: [gpt-4o-mini, gpt-4o]}, regenerate_final: {enabled: true, model: gpt-4o}}\n",
 }
 
 // postMayCut is postTo for an answer the gateway passes through as the

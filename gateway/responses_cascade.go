@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tidwall/sjson"
+
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
@@ -166,39 +170,11 @@ func viewResponses(b []byte) (*responsesView, bool) {
 }
 
 // check runs the call's cascade checks on the answer of attempt a, of
-// model; nil when it passes them, or cannot be read whole to check. A
-// stream is held back (read whole, then given back to be passed on) and
-// its final event's response checked.
+// model; nil when it passes them, or cannot be read whole to check.
 func (c *responsesCall) check(a *responsesAttempt, model string) *route.RejectedError {
-	var v *responsesView
-	if isEventStream(a.resp) {
-		held, ok := holdStream(a.resp)
-		if !ok {
-			return nil // too long, or cut: passed on as it is, the charge tells
-		}
-		var final []byte
-		s := &responsesStream{src: io.NopCloser(bytes.NewReader(held)), final: func(o *responseObject) { a.final = o },
-			cut: func(error) {}, finalRaw: func(r []byte) { final = r }}
-		if _, err := io.Copy(io.Discard, s); err != nil || final == nil {
-			return nil // no final event to check: passed on, the charge tells
-		}
-		if v, ok = viewResponses(final); !ok {
-			return nil
-		}
-	} else {
-		readWhole(a.resp) // (a cut answer stays cut)
-		ab, whole := a.resp.Body.(*answerBody)
-		if !whole {
-			return nil // too long, or cut: passed on as it is, the charge tells
-		}
-		var ok bool
-		if v, ok = viewResponses(ab.data); !ok {
-			return nil
-		}
-		var o responseObject
-		if json.Unmarshal(ab.data, &o) == nil {
-			a.final = &o
-		}
+	v, ok := viewOf(a)
+	if !ok {
+		return nil // too long, cut, or without a final response: passed on as it is, the charge tells
 	}
 	req := responsesConversation(c.req)
 	for _, ch := range c.checks {
@@ -209,9 +185,53 @@ func (c *responsesCall) check(a *responsesAttempt, model string) *route.Rejected
 	return nil
 }
 
+// viewOf reads the answer of attempt a whole — a stream held back until
+// it ends — and gives it back to pass on, and returns it as the checks
+// read it (its response object kept in a.final); false when it cannot be
+// read so: longer than the gateway reads whole, cut, or without a final
+// response.
+func viewOf(a *responsesAttempt) (*responsesView, bool) {
+	if isEventStream(a.resp) {
+		held, ok := holdStream(a.resp)
+		if !ok {
+			return nil, false
+		}
+		var final []byte
+		s := &responsesStream{src: io.NopCloser(bytes.NewReader(held)), final: func(o *responseObject) { a.final = o },
+			cut: func(error) {}, finalRaw: func(r []byte) { final = r }}
+		if _, err := io.Copy(io.Discard, s); err != nil || final == nil {
+			return nil, false
+		}
+		return viewResponses(final)
+	}
+	readWhole(a.resp) // (a cut answer stays cut)
+	ab, whole := a.resp.Body.(*answerBody)
+	if !whole {
+		return nil, false
+	}
+	v, ok := viewResponses(ab.data)
+	if !ok {
+		return nil, false
+	}
+	var o responseObject
+	if json.Unmarshal(ab.data, &o) == nil {
+		a.final = &o
+	}
+	return v, true
+}
+
 // reject charges the answer of attempt a, which rej rejected, at its
 // usage, closes it, and records the rejection in a's record.
 func (c *responsesCall) reject(ctx context.Context, a *responsesAttempt, rej *route.RejectedError) {
+	c.setAside(ctx, a, rej)
+	c.s.logger.Info("tokenwise/gateway: a responses answer failed a cascade check: escalated", "team", c.team,
+		"model", rej.Model, "check", rej.Check, "reason", rej.Err.Error())
+}
+
+// setAside charges the answer of attempt a, which the client will not
+// get, at its usage (the provider billed it), closes it, and records its
+// usage, cost and why (nil: a final answer written again) in a's record.
+func (c *responsesCall) setAside(ctx context.Context, a *responsesAttempt, why error) {
 	ctx = context.WithoutCancel(ctx)
 	var u middleware.Usage
 	var pico int64
@@ -225,10 +245,8 @@ func (c *responsesCall) reject(ctx context.Context, a *responsesAttempt, rej *ro
 	_ = a.resp.Body.Close()
 	c.mu.Lock()
 	a.resp = nil
-	a.rec.Usage, a.rec.CostPico, a.rec.Err = u, pico, rej
+	a.rec.Usage, a.rec.CostPico, a.rec.Err = u, pico, why
 	c.mu.Unlock()
-	c.s.logger.Info("tokenwise/gateway: a responses answer failed a cascade check: escalated", "team", c.team,
-		"model", rej.Model, "check", rej.Check, "reason", rej.Err.Error())
 }
 
 // holdStream reads the stream resp answers whole, and gives resp the body
@@ -236,6 +254,9 @@ func (c *responsesCall) reject(ctx context.Context, a *responsesAttempt, rej *ro
 // maxResponsesEvent or cut, what was read followed by the rest or the
 // error (a cut stream stays cut).
 func holdStream(resp *http.Response) ([]byte, bool) {
+	if ab, ok := resp.Body.(*answerBody); ok && ab.Len() == len(ab.data) {
+		return ab.data, true // held already
+	}
 	held, err := io.ReadAll(io.LimitReader(resp.Body, int64(maxResponsesEvent)+1))
 	switch {
 	case err == nil && len(held) > maxResponsesEvent:
@@ -263,4 +284,71 @@ func cascadeEscalates(ctx context.Context, err error) bool {
 	}
 	var pe *middleware.ProviderError
 	return errors.As(err, &pe)
+}
+
+// A Responses call goes through its team's routing.regenerate_final as a
+// chat call does: when the model that answered is not the regenerating
+// one (regenerate_final.model, else routing.default) and its answer is a
+// final answer — text, no call of a tool — the answer is held back (a
+// stream until it ends), charged at its usage, and the call sent again to
+// the regenerating model without its tools (tools, tool_choice,
+// parallel_tool_calls and max_tool_calls taken out of its body), through
+// the team's fallback chain; the client gets that answer (live when it is
+// a stream). The run's record has the call once, at both answers' cost.
+
+// regenOf returns the model that writes again the final answers of a call
+// of req (as routed) under pol; "" when none does.
+func regenOf(pol *policies.Policy, req *responsesRequest) string {
+	if pol == nil || !pol.Routing.RegenerateFinal.Enabled {
+		return ""
+	}
+	m := cmp.Or(pol.Routing.RegenerateFinal.Model, pol.Routing.Default)
+	if m == req.Model {
+		return ""
+	}
+	return m
+}
+
+// regenBody is a Responses call's body for its regeneration: without its
+// tools. The chain's sender takes it from the request's Native.
+type regenBody []byte
+
+// withoutTools returns body without the members that offer tools; false
+// when it cannot be rewritten.
+func withoutTools(body []byte) ([]byte, bool) {
+	out := body
+	for _, k := range []string{"tools", "tool_choice", "parallel_tool_calls", "max_tool_calls"} {
+		b, err := sjson.DeleteBytes(out, k)
+		if err != nil {
+			return nil, false
+		}
+		out = b
+	}
+	return out, true
+}
+
+// regenerate sends the call again to its regenerating model when the
+// answer of attempt pass is a final answer (see regenOf): the answer is
+// set aside (charged) and the regeneration's answer returned, with the
+// chain's error; pass itself, when no regeneration is due.
+func (c *responsesCall) regenerate(ctx context.Context, pass *responsesAttempt) (*responsesAttempt, error) {
+	if pass == nil || c.regen == "" || pass.model == c.regen {
+		return pass, nil
+	}
+	v, ok := viewOf(pass)
+	if !ok || !instrument.IsFinalAnswer(&v.resp.Message) {
+		return pass, nil
+	}
+	body, ok := withoutTools(c.body)
+	if !ok {
+		return pass, nil
+	}
+	c.setAside(ctx, pass, nil)
+	c.s.logger.Info("tokenwise/gateway: a responses final answer written again", "team", c.team, "model", pass.model, "by", c.regen)
+	resp, err := c.chain.Handle(ctx, &middleware.Request{Model: c.regen, Native: regenBody(body)})
+	if err != nil || resp == nil {
+		return nil, err
+	}
+	a, _ := resp.Native.(*responsesAttempt)
+	return a, nil
 }

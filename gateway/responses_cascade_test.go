@@ -256,3 +256,92 @@ routing:
 		t.Fatalf("a cut stream: the upstream was called %d times, want once", n)
 	}
 }
+
+// TestGatewayResponsesRegeneratesFinalAnswers: a Responses call goes
+// through its team's routing.regenerate_final as a chat call does. Routed
+// to gpt-4o-mini (routing.default), a call whose answer is a final answer
+// is sent again to gpt-4o without its tools: the client gets gpt-4o's
+// answer — a stream, gpt-4o's stream alone —, the team pays both answers,
+// and the run's report has the call once at both costs. An answer that
+// calls a tool is passed on as it is.
+func TestGatewayResponsesRegeneratesFinalAnswers(t *testing.T) {
+	up := newModelUpstream(t)
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": `version: 1
+name: devops
+budget:
+  team: {period: monthly, max_usd: 1}
+routing:
+  default: gpt-4o-mini
+  regenerate_final: {enabled: true, model: gpt-4o}
+`}, ""))
+	const mini, strong = 210_000_000, 3_500_000_000
+	const body = `{"model":"gpt-4.1","input":"Which hosts need cleanup?","tools":[{"type":"function","name":"check_disk","parameters":{"type":"object"}}],"tool_choice":"auto","parallel_tool_calls":false}`
+
+	// A final answer: written again by gpt-4o, which gets no tools.
+	n := up.count()
+	r := e.do(t, "POST", "/v1/responses", devopsKey, body, "X-Run-Id", "run-regen")
+	got, _ := io.ReadAll(r.Body)
+	if r.StatusCode != 200 || !strings.Contains(string(got), `"text":"from gpt-4o"`) {
+		t.Fatalf("a final answer: %d %s, want gpt-4o's", r.StatusCode, got)
+	}
+	if s := up.seen(n, "/responses"); strings.Join(s, ",") != "gpt-4o-mini,gpt-4o" {
+		t.Fatalf("the upstream got %v, want gpt-4o-mini then gpt-4o", s)
+	}
+	up.mu.Lock()
+	first, again := up.reqs[n].body, up.reqs[n+1].body
+	up.mu.Unlock()
+	if first["tools"] == nil || again["tools"] != nil || again["tool_choice"] != nil || again["parallel_tool_calls"] != nil ||
+		again["input"] != "Which hosts need cleanup?" {
+		t.Fatalf("gpt-4o-mini got %v, gpt-4o %v: want the tools offered to the first only, the same input to both", first, again)
+	}
+	spent := int64(mini + strong)
+	if s := e.spend(t); s.SpentUSD != usdOf(spent) || s.ReservedUSD != "0.000000" || s.InFlightCalls != 0 {
+		t.Fatalf("spend %+v, want %s: both answers, nothing held", s, usdOf(spent))
+	}
+	var rep gateway.RunReport
+	if err := json.NewDecoder(e.do(t, "GET", "/v1/runs/run-regen", devopsKey, "").Body).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Calls != 1 || rep.FailedCalls != 0 || rep.CostPico != mini+strong ||
+		rep.ByModel["gpt-4o-mini"].CostPico != mini || rep.ByModel["gpt-4o"].CostPico != strong {
+		t.Fatalf("run report %+v by model %+v: want one call at both answers' cost", rep.RunFigures, rep.ByModel)
+	}
+
+	// A stream: gpt-4o-mini's is held back, the client reads gpt-4o's.
+	n = up.count()
+	oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL(e.url+"/v1/"), option.WithMaxRetries(0))
+	st := oc.Responses.NewStreaming(t.Context(), responses.ResponseNewParams{Model: "gpt-4.1",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Which hosts need cleanup?")}})
+	var text string
+	for st.Next() {
+		if ev := st.Current(); ev.Type == "response.output_text.delta" {
+			text += ev.Delta
+		}
+	}
+	if err := st.Err(); err != nil || text != "from gpt-4o" {
+		t.Fatalf("a stream: %q, %v; want gpt-4o's stream alone", text, err)
+	}
+	_ = st.Close()
+	if s := up.seen(n, "/responses"); strings.Join(s, ",") != "gpt-4o-mini,gpt-4o" {
+		t.Fatalf("a stream: the upstream got %v", s)
+	}
+	spent += mini + strong
+
+	// An answer that calls a tool is gpt-4o-mini's to give.
+	up.mu.Lock()
+	up.body["gpt-4o-mini"] = cascadeAnswer("gpt-4o-mini", "completed", `{"type":"function_call","id":"fc","call_id":"call_1","name":"check_disk","arguments":"{}"}`)
+	up.mu.Unlock()
+	n = up.count()
+	r = e.do(t, "POST", "/v1/responses", devopsKey, body)
+	if got, _ := io.ReadAll(r.Body); r.StatusCode != 200 || !strings.Contains(string(got), `"name":"check_disk"`) {
+		t.Fatalf("a tool call: %d %s, want gpt-4o-mini's", r.StatusCode, got)
+	}
+	if s := up.seen(n, "/responses"); strings.Join(s, ",") != "gpt-4o-mini" {
+		t.Fatalf("a tool call: the upstream got %v, want gpt-4o-mini alone", s)
+	}
+	spent += mini
+	if s := e.spend(t); s.SpentUSD != usdOf(spent) || s.ReservedUSD != "0.000000" {
+		t.Fatalf("spend %+v, want %s", s, usdOf(spent))
+	}
+}

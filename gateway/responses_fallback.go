@@ -80,6 +80,9 @@ type responsesCall struct {
 	// stream held back to be checked); nil: the call's model only.
 	cascade []string
 	checks  []cascadeCheck
+	// regen: the model that writes a final answer again, without tools
+	// (responses_cascade.go); "": none.
+	regen string
 
 	bound *passBound // the call's clocks (nil: none): each attempt is bounded on its own
 
@@ -154,6 +157,7 @@ func (s *Server) newResponsesCall(pl *passLimits, team string, req *responsesReq
 	if c.cascade = cascadeOf(pl.pol, req); c.cascade != nil {
 		c.checks = cascadeChecks(pl.pol)
 	}
+	c.regen = regenOf(pl.pol, req)
 	return c
 }
 
@@ -228,6 +232,9 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 		}
 		c.reject(ctx, pass, rej)
 		pass = nil
+	}
+	if err == nil {
+		pass, err = c.regenerate(ctx, pass)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -387,8 +394,11 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 	c, a := callOf(ctx), attemptOf(ctx)
 	a.resp = nil
 	body, up := c.body, c.up
+	if rb, ok := mreq.Native.(regenBody); ok {
+		body = rb // a final answer's regeneration: without tools
+	}
 	if mreq.Model != c.req.Model {
-		b, ok := withModel(c.body, mreq.Model)
+		b, ok := withModel(body, mreq.Model)
 		if !ok {
 			return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request", NoRetry: true,
 				Message: "tokenwise/gateway: the request's model cannot be rewritten to fall back to " + strconv.Quote(mreq.Model)}

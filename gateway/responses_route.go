@@ -21,9 +21,8 @@ import (
 // admitted and sent; budget_below conditions read the team's ledger and
 // the run's; a call whose counted input and max_output_tokens do not fit
 // the model's context window goes to the first routing.larger_window
-// model they fit. Its cascade, when the policy has one, is
-// responses_cascade.go's; final-answer regeneration is the chat path's
-// only.
+// model they fit. Its cascade and its final answer's regeneration, when
+// the policy has them, are responses_cascade.go's.
 
 // responsesConversation reads a Responses request as a chat request, for
 // the router: what it cannot read (hosted tools, reasoning items, files)
