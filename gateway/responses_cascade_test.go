@@ -10,10 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
-	"github.com/openai/openai-go/v3/responses"
-
 	"github.com/tokenwise/tokenwise/gateway"
 )
 
@@ -22,6 +18,15 @@ import (
 func cascadeAnswer(model, status, output string) string {
 	return `{"id":"resp_1","object":"response","created_at":1,"status":"` + status + `","model":"` + model +
 		`","output":[` + output + `],"usage":{"input_tokens":1000,"output_tokens":100,"total_tokens":1100}}`
+}
+
+// routingPolicies are the policies of the cascade's and regeneration's
+// tests: devops has a team budget and the routing section of the lines
+// given; the upstream's key is set.
+func routingPolicies(t *testing.T, routing ...string) map[string]string {
+	t.Setenv(upstreamEnv, upstreamKey)
+	return map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1}\nrouting:\n  " + strings.Join(routing, "\n  ") + "\n"}
 }
 
 // usdOf formats a whole number of micro-dollars, given in pico-dollars, as
@@ -47,15 +52,7 @@ func usdOf(pico int64) string {
 // the model whose answer passed.
 func TestGatewayResponsesCascade(t *testing.T) {
 	up := newModelUpstream(t)
-	t.Setenv(upstreamEnv, upstreamKey)
-	e := serveFile(t, writeFiles(t, up.URL+"/v1", map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": `version: 1
-name: devops
-budget:
-  team: {period: monthly, max_usd: 1}
-routing:
-  cascade:
-    models: [gpt-4o-mini, gpt-4o]
-`}, ""))
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", routingPolicies(t, "cascade: {models: [gpt-4o-mini, gpt-4o]}"), ""))
 	setBody := func(model, body string) {
 		up.mu.Lock()
 		defer up.mu.Unlock()
@@ -181,26 +178,10 @@ routing:
 		cascadeAnswer("gpt-4o-mini", "in_progress", "")+"}\n\nevent: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":1,\"response\":"+
 		cascadeAnswer("gpt-4o-mini", "completed", "")+"}\n\n")
 	n = up.count()
-	oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL(e.url+"/v1/"), option.WithMaxRetries(0))
-	st := oc.Responses.NewStreaming(t.Context(), responses.ResponseNewParams{Model: "gpt-4.1",
-		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Check the disks.")}})
-	var text string
-	var final responses.Response
-	for st.Next() {
-		switch ev := st.Current(); ev.Type {
-		case "response.output_text.delta":
-			text += ev.Delta
-		case "response.completed":
-			if final.Model != "" {
-				t.Fatalf("a second response.completed event, of %s", ev.Response.Model)
-			}
-			final = ev.Response
-		}
+	if text, final, completed, err := streamResponses(t, e, "gpt-4.1", "Check the disks."); err != nil || text != "from gpt-4o" ||
+		completed != 1 || final.Model != "gpt-4o" {
+		t.Fatalf("an escalated stream: %q, %d response.completed, the last of %q, err %v; want gpt-4o's stream alone", text, completed, final.Model, err)
 	}
-	if err := st.Err(); err != nil || text != "from gpt-4o" || final.Model != "gpt-4o" {
-		t.Fatalf("an escalated stream: %q, final model %q, err %v; want gpt-4o's stream alone", text, final.Model, err)
-	}
-	_ = st.Close()
 	if s := up.seen(n, "/responses"); strings.Join(s, ",") != "gpt-4o-mini,gpt-4o" {
 		t.Fatalf("an escalated stream: the upstream got %v, want gpt-4o-mini then gpt-4o", s)
 	}
@@ -217,19 +198,11 @@ routing:
 // cut came before the gateway began to answer, as a 502 error — never as
 // a whole answer; and it is not escalated.
 func TestGatewayResponsesCascadePassesACutAnswerCut(t *testing.T) {
-	t.Setenv(upstreamEnv, upstreamKey)
 	up := &rawUpstream{}
 	ts := httptest.NewServer(up)
 	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
 	t.Cleanup(ts.Close)
-	g := startFuzzGateway(t, ts.URL+"/v1", map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": `version: 1
-name: devops
-budget:
-  team: {period: monthly, max_usd: 1}
-routing:
-  cascade:
-    models: [gpt-4o-mini, gpt-4o]
-`}, "")
+	g := startFuzzGateway(t, ts.URL+"/v1", routingPolicies(t, "cascade: {models: [gpt-4o-mini, gpt-4o]}"), "")
 	answer := cascadeAnswer("gpt-4o-mini", "completed", "") // would fail non_empty, were it whole
 	for _, length := range []bool{false, true} {
 		up.set(upstreamAnswer{status: 200, contentType: "application/json", body: []byte(answer[:len(answer)/2]), cut: true, length: length})
@@ -266,15 +239,7 @@ routing:
 // calls a tool is passed on as it is.
 func TestGatewayResponsesRegeneratesFinalAnswers(t *testing.T) {
 	up := newModelUpstream(t)
-	t.Setenv(upstreamEnv, upstreamKey)
-	e := serveFile(t, writeFiles(t, up.URL+"/v1", map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": `version: 1
-name: devops
-budget:
-  team: {period: monthly, max_usd: 1}
-routing:
-  default: gpt-4o-mini
-  regenerate_final: {enabled: true, model: gpt-4o}
-`}, ""))
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", routingPolicies(t, "default: gpt-4o-mini", "regenerate_final: {enabled: true, model: gpt-4o}"), ""))
 	const mini, strong = 210_000_000, 3_500_000_000
 	const body = `{"model":"gpt-4.1","input":"Which hosts need cleanup?","tools":[{"type":"function","name":"check_disk","parameters":{"type":"object"}}],"tool_choice":"auto","parallel_tool_calls":false}`
 
@@ -310,19 +275,10 @@ routing:
 
 	// A stream: gpt-4o-mini's is held back, the client reads gpt-4o's.
 	n = up.count()
-	oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL(e.url+"/v1/"), option.WithMaxRetries(0))
-	st := oc.Responses.NewStreaming(t.Context(), responses.ResponseNewParams{Model: "gpt-4.1",
-		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Which hosts need cleanup?")}})
-	var text string
-	for st.Next() {
-		if ev := st.Current(); ev.Type == "response.output_text.delta" {
-			text += ev.Delta
-		}
+	if text, final, completed, err := streamResponses(t, e, "gpt-4.1", "Which hosts need cleanup?"); err != nil || text != "from gpt-4o" ||
+		completed != 1 || final.Model != "gpt-4o" {
+		t.Fatalf("a stream: %q, %d response.completed, the last of %q, err %v; want gpt-4o's stream alone", text, completed, final.Model, err)
 	}
-	if err := st.Err(); err != nil || text != "from gpt-4o" {
-		t.Fatalf("a stream: %q, %v; want gpt-4o's stream alone", text, err)
-	}
-	_ = st.Close()
 	if s := up.seen(n, "/responses"); strings.Join(s, ",") != "gpt-4o-mini,gpt-4o" {
 		t.Fatalf("a stream: the upstream got %v", s)
 	}

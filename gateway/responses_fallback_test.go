@@ -192,24 +192,11 @@ func TestGatewayResponsesFallBack(t *testing.T) {
 	}
 
 	// A stream, read by openai-go: the second failed call of gpt-4o.
-	oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL(e.url+"/v1/"), option.WithMaxRetries(0))
 	n := up.count()
-	st := oc.Responses.NewStreaming(t.Context(), responses.ResponseNewParams{Model: "gpt-4o",
-		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Check the disks.")}})
-	var text string
-	var final responses.Response
-	for st.Next() {
-		switch ev := st.Current(); ev.Type {
-		case "response.output_text.delta":
-			text += ev.Delta
-		case "response.completed":
-			final = ev.Response
-		}
-	}
-	if err := st.Err(); err != nil || text != "from gpt-4o-mini" || final.Model != "gpt-4o-mini" || final.Usage.OutputTokens != 100 {
+	text, final, completed, err := streamResponses(t, e, "gpt-4o", "Check the disks.")
+	if err != nil || text != "from gpt-4o-mini" || completed != 1 || final.Model != "gpt-4o-mini" || final.Usage.OutputTokens != 100 {
 		t.Fatalf("stream: %q, final model %q usage %+v, err %v; want gpt-4o-mini's stream", text, final.Model, final.Usage, err)
 	}
-	_ = st.Close()
 	if s := up.seen(n, "/responses"); strings.Join(s, ",") != "gpt-4o,gpt-4o,gpt-4o-mini" {
 		t.Fatalf("the stream's call: the upstream got %v", s)
 	}
@@ -432,4 +419,29 @@ func TestGatewayResponsesEmbeddedErrors(t *testing.T) {
 	if s := spend(); s.SpentUSD != "0.002800" || s.SpentTokens != 1100 {
 		t.Fatalf("payments: spend %+v after a failed response, want its usage, $0.002800", s)
 	}
+}
+
+// streamResponses streams a Responses call of model and input through the
+// gateway with openai-go's streaming client (its own retries off), and
+// returns the text of its deltas, its last response.completed event's
+// response, the number of those events, and the stream's error.
+func streamResponses(t *testing.T, e *env, model, input string) (string, responses.Response, int, error) {
+	t.Helper()
+	oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL(e.url+"/v1/"), option.WithMaxRetries(0))
+	st := oc.Responses.NewStreaming(t.Context(), responses.ResponseNewParams{Model: model,
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String(input)}})
+	defer st.Close()
+	var text string
+	var final responses.Response
+	completed := 0
+	for st.Next() {
+		switch ev := st.Current(); ev.Type {
+		case "response.output_text.delta":
+			text += ev.Delta
+		case "response.completed":
+			final = ev.Response
+			completed++
+		}
+	}
+	return text, final, completed, st.Err()
 }
