@@ -32,7 +32,11 @@
 // fallback section — retried, guarded by the same per-model breakers as
 // the team's chat calls, moved on to the next fallback model, each model
 // reserved at its own price, and hedged under fallback.hedge when it is
-// not a stream.
+// not a stream —, and through the team's routing.cascade (an answer that
+// fails a check charged and escalated to the next model; a stream held
+// back until its final event to be checked) and routing.regenerate_final
+// (a cheap model's final answer written again by the strong model,
+// without tools).
 //
 // # Shared state
 //
