@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -62,40 +61,14 @@ func cascadeOf(pol *policies.Policy, req *responsesRequest) []string {
 	return models[start:]
 }
 
-// cascadeCheck is a check of a cascade's step.
-type cascadeCheck struct {
-	name string
-	fn   func(req *middleware.Request, a *responsesView) error
-}
-
-// cascadeChecks returns the checks pol's cascade lists, all of them when
-// it lists none.
-func cascadeChecks(pol *policies.Policy) []cascadeCheck {
-	list := pol.Routing.Cascade.Checks
-	if len(list) == 0 {
-		list = []policies.CascadeCheck{policies.CheckValidToolJSON, policies.CheckNonEmpty, policies.CheckFinishReason}
+// cascadeChecks returns the checks pol's cascade lists (the chat path's
+// own: route.BuiltinChecks).
+func cascadeChecks(pol *policies.Policy) []route.NamedCheck {
+	names := make([]route.CheckName, len(pol.Routing.Cascade.Checks))
+	for i, c := range pol.Routing.Cascade.Checks {
+		names[i] = route.CheckName(c)
 	}
-	var out []cascadeCheck
-	for _, c := range list {
-		switch c {
-		case policies.CheckValidToolJSON:
-			out = append(out, cascadeCheck{string(c), func(req *middleware.Request, a *responsesView) error {
-				return route.ValidToolJSON(req, &a.resp)
-			}})
-		case policies.CheckNonEmpty:
-			out = append(out, cascadeCheck{string(c), func(req *middleware.Request, a *responsesView) error {
-				if a.acted {
-					return nil // a call of a custom or hosted tool
-				}
-				return route.NonEmpty(req, &a.resp)
-			}})
-		case policies.CheckFinishReason:
-			out = append(out, cascadeCheck{string(c), func(req *middleware.Request, a *responsesView) error {
-				return route.FinishedCleanly(req, &a.resp)
-			}})
-		}
-	}
-	return out
+	return route.BuiltinChecks(names)
 }
 
 // responsesView is a Responses answer as the cascade's checks read it: a
@@ -178,8 +151,11 @@ func (c *responsesCall) check(a *responsesAttempt, model string) *route.Rejected
 	}
 	req := responsesConversation(c.req)
 	for _, ch := range c.checks {
-		if err := ch.fn(req, v); err != nil {
-			return &route.RejectedError{Model: model, Check: ch.name, Err: err}
+		if v.acted && ch.Name == string(route.CheckNonEmpty) {
+			continue // a call of a custom or hosted tool is an answer
+		}
+		if err := ch.Check(req, &v.resp); err != nil {
+			return &route.RejectedError{Model: model, Check: ch.Name, Err: err}
 		}
 	}
 	return nil
@@ -273,17 +249,6 @@ func holdStream(resp *http.Response) ([]byte, bool) {
 	_ = resp.Body.Close()
 	resp.Body = &answerBody{Reader: bytes.NewReader(held), data: held}
 	return held, true
-}
-
-// cascadeEscalates reports whether an error of a cascade's step moves on
-// to the next model: a provider's failure, not a budget's refusal or the
-// call's end.
-func cascadeEscalates(ctx context.Context, err error) bool {
-	if err == nil || ctx.Err() != nil || middleware.IsCancellation(err) || errors.Is(err, middleware.ErrBudget) {
-		return false
-	}
-	var pe *middleware.ProviderError
-	return errors.As(err, &pe)
 }
 
 // A Responses call goes through its team's routing.regenerate_final as a

@@ -19,6 +19,7 @@ import (
 	"github.com/tokenwise/tokenwise/internal/httperr"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
+	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -79,7 +80,7 @@ type responsesCall struct {
 	// chain, until one's answer passes checks (responses_cascade.go; a
 	// stream held back to be checked); nil: the call's model only.
 	cascade []string
-	checks  []cascadeCheck
+	checks  []route.NamedCheck
 	// regen: the model that writes a final answer again, without tools
 	// (responses_cascade.go); "": none.
 	regen string
@@ -221,7 +222,7 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 			break
 		}
 		if pass == nil {
-			if !cascadeEscalates(ctx, err) {
+			if !route.Escalates(ctx, err) {
 				break
 			}
 			continue

@@ -37,26 +37,28 @@ func (e *RejectedError) Unwrap() error { return e.Err }
 // concurrent use and must not modify req or resp.
 type Check func(req *middleware.Request, resp *middleware.Response) error
 
-type namedCheck struct {
-	name string
-	fn   Check
+// NamedCheck is a cascade check and the name its rejections carry.
+type NamedCheck struct {
+	Name  string
+	Check Check
 }
 
-// builtinChecks returns the Config's checks (all of them when none is
-// listed).
-func builtinChecks(list []CheckName) []namedCheck {
+// BuiltinChecks returns the built-in checks list names, in its order (all
+// of them when it names none; a name it does not know is left out): what
+// a cascade of routing.cascade.checks runs.
+func BuiltinChecks(list []CheckName) []NamedCheck {
 	if len(list) == 0 {
 		list = []CheckName{CheckValidToolJSON, CheckNonEmpty, CheckFinishReason}
 	}
-	var out []namedCheck
+	var out []NamedCheck
 	for _, c := range list {
 		switch c {
 		case CheckValidToolJSON:
-			out = append(out, namedCheck{string(c), ValidToolJSON})
+			out = append(out, NamedCheck{string(c), ValidToolJSON})
 		case CheckNonEmpty:
-			out = append(out, namedCheck{string(c), NonEmpty})
+			out = append(out, NamedCheck{string(c), NonEmpty})
 		case CheckFinishReason:
-			out = append(out, namedCheck{string(c), FinishedCleanly})
+			out = append(out, NamedCheck{string(c), FinishedCleanly})
 		}
 	}
 	return out

@@ -17,7 +17,7 @@ type config struct {
 	router    Router
 	estimator Estimator
 	budget    BudgetReader
-	checks    []namedCheck
+	checks    []NamedCheck
 	window    func(model string) int64
 	rulesOpts []RulesOption
 }
@@ -37,7 +37,7 @@ func WithBudget(b BudgetReader) Option { return func(c *config) { c.budget = b }
 // WithCheck adds a custom cascade check, run after the Config's checks;
 // name appears in reports when it rejects an answer.
 func WithCheck(name string, fn Check) Option {
-	return func(c *config) { c.checks = append(c.checks, namedCheck{name, fn}) }
+	return func(c *config) { c.checks = append(c.checks, NamedCheck{name, fn}) }
 }
 
 // WithWindows tells the router each model's context window in tokens (0:
@@ -99,7 +99,7 @@ func New(rt Config, opts ...Option) (*Routing, error) {
 		}
 	}
 	if len(r.cascade) > 0 {
-		r.checks = append(builtinChecks(rt.Cascade.Checks), cfg.checks...)
+		r.checks = append(BuiltinChecks(rt.Cascade.Checks), cfg.checks...)
 	}
 	return &Routing{r: r}, nil
 }
@@ -121,7 +121,7 @@ type router struct {
 	def        string // Config.Default
 	regen      string
 	cascade    []string
-	checks     []namedCheck
+	checks     []NamedCheck
 	wider      []string
 	hasDefault bool
 }
@@ -254,7 +254,7 @@ func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*m
 		}
 		resp, err := h.attempt(ctx, c, step)
 		if err != nil {
-			if last || !escalates(ctx, err) {
+			if last || !Escalates(ctx, err) {
 				return nil, err
 			}
 			c.rule = joinRule(c.rule, "cascade: "+m+" failed ("+shortErr(err)+") → "+h.cascade[i+1])
@@ -282,16 +282,17 @@ func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*m
 // check runs the cascade's checks on an answer.
 func (h *handler) check(req *middleware.Request, resp *middleware.Response, model string) *RejectedError {
 	for _, ch := range h.checks {
-		if err := ch.fn(req, resp); err != nil {
-			return &RejectedError{Model: model, Check: ch.name, Err: err}
+		if err := ch.Check(req, resp); err != nil {
+			return &RejectedError{Model: model, Check: ch.Name, Err: err}
 		}
 	}
 	return nil
 }
 
-// escalates reports whether a cascade step's error moves on to the next
-// model: a provider failure, not a cancellation, a deadline or a budget.
-func escalates(ctx context.Context, err error) bool {
+// Escalates reports whether a cascade step's error moves on to the next
+// model: a provider failure, not a cancellation, a deadline or a budget
+// (ctx is the call's: once it ended, nothing escalates).
+func Escalates(ctx context.Context, err error) bool {
 	if ctx.Err() != nil || middleware.IsCancellation(err) || errors.Is(err, middleware.ErrBudget) {
 		return false
 	}
