@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -167,23 +166,19 @@ func (c *responsesCall) check(a *responsesAttempt, model string) *route.Rejected
 // read so: longer than the gateway reads whole, cut, or without a final
 // response.
 func viewOf(a *responsesAttempt) (*responsesView, bool) {
+	readWhole(a.resp) // (a cut answer stays cut)
+	ab, whole := a.resp.Body.(*answerBody)
+	if !whole {
+		return nil, false
+	}
 	if isEventStream(a.resp) {
-		held, ok := holdStream(a.resp)
-		if !ok {
-			return nil, false
-		}
 		var final []byte
-		s := &responsesStream{src: io.NopCloser(bytes.NewReader(held)), final: func(o *responseObject) { a.final = o },
+		s := &responsesStream{src: io.NopCloser(bytes.NewReader(ab.data)), final: func(o *responseObject) { a.final = o },
 			cut: func(error) {}, finalRaw: func(r []byte) { final = r }}
 		if _, err := io.Copy(io.Discard, s); err != nil || final == nil {
 			return nil, false
 		}
 		return viewResponses(final)
-	}
-	readWhole(a.resp) // (a cut answer stays cut)
-	ab, whole := a.resp.Body.(*answerBody)
-	if !whole {
-		return nil, false
 	}
 	v, ok := viewResponses(ab.data)
 	if !ok {
@@ -223,32 +218,6 @@ func (c *responsesCall) setAside(ctx context.Context, a *responsesAttempt, why e
 	a.resp = nil
 	a.rec.Usage, a.rec.CostPico, a.rec.Err = u, pico, why
 	c.mu.Unlock()
-}
-
-// holdStream reads the stream resp answers whole, and gives resp the body
-// back to pass on: what was read (ok), or, when the stream is longer than
-// maxResponsesEvent or cut, what was read followed by the rest or the
-// error (a cut stream stays cut).
-func holdStream(resp *http.Response) ([]byte, bool) {
-	if ab, ok := resp.Body.(*answerBody); ok && ab.Len() == len(ab.data) {
-		return ab.data, true // held already
-	}
-	held, err := io.ReadAll(io.LimitReader(resp.Body, int64(maxResponsesEvent)+1))
-	switch {
-	case err == nil && len(held) > maxResponsesEvent:
-		resp.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(held), resp.Body), resp.Body}
-		return nil, false
-	case err != nil:
-		_ = resp.Body.Close()
-		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(held), errorReader{err}))
-		return nil, false
-	}
-	_ = resp.Body.Close()
-	resp.Body = &answerBody{Reader: bytes.NewReader(held), data: held}
-	return held, true
 }
 
 // A Responses call goes through its team's routing.regenerate_final as a

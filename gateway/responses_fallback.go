@@ -470,8 +470,9 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 		RetryAfter: httperr.ParseRetryAfter(resp.Header, time.Now())}
 }
 
-// readWhole reads a JSON answer's body (up to maxResponsesEvent bytes)
-// and gives resp the body back: what was read, then, when the read failed,
+// readWhole reads an answer's body (up to maxResponsesEvent bytes: a
+// JSON answer, or a stream the cascade holds back) and gives resp the
+// body back: what was read (an *answerBody), then, when the read failed,
 // its error (a cut answer stays cut); a longer answer, what was read and
 // the rest unread.
 func readWhole(resp *http.Response) {
