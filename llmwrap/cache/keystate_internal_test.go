@@ -182,9 +182,21 @@ func TestKeyWithTheMemoIsTheKeyWithout(t *testing.T) {
 // the memo's (the same bytes, not encoded again).
 func TestMemoKeepsAMessageMetTwice(t *testing.T) {
 	memo := newMsgMemo(1024, 1<<20, 0)
-	msgs := []middleware.Message{
-		{Role: "system", Content: strings.Repeat("You are terse. ", 40)},
-		{Role: "user", Content: strings.Repeat("Check the disks. ", 30)},
+	// The table of messages met once is direct-mapped by the identity of
+	// their strings (their addresses): two messages of one slot, met in
+	// turn, would forget each other. Their strings are made again until
+	// their slots differ (a 1-in-1024 draw).
+	var msgs []middleware.Message
+	for {
+		msgs = []middleware.Message{
+			{Role: "system", Content: strings.Repeat("You are terse. ", 40)},
+			{Role: "user", Content: strings.Repeat("Check the disks. ", 30)},
+		}
+		h0, _ := identityHash(&msgs[0])
+		h1, _ := identityHash(&msgs[1])
+		if max(h0, 1)&memo.mask != max(h1, 1)&memo.mask {
+			break
+		}
 	}
 	live := func() int {
 		n := 0
