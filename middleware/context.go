@@ -100,6 +100,10 @@ type CallFacts struct {
 	RateWait       time.Duration // time spent waiting for rate-limit admission, all models
 	RateRefusals   int           // rate-limit refusals (rejected or moved on to the next model)
 	CacheReason    string        // why the cache missed or bypassed ("request not deterministic"); "" for a hit or a plain miss
+	// Operation is the GenAI operation of a call that is not a chat
+	// ("embeddings", as the gateway reports its embeddings calls); "":
+	// chat.
+	Operation string
 }
 
 // CallInfo holds the CallFacts of one running call. Middlewares update it

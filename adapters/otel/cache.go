@@ -60,7 +60,7 @@ func (o *Observer) spanStart(model string) spanStartOpts {
 
 // callKey selects the attribute sets of a finished call's metrics.
 type callKey struct {
-	requested, model, errType string
+	op, requested, model, errType string
 }
 
 // callMetricOpts are the prebuilt record options of a finished call.
@@ -69,7 +69,11 @@ type callMetricOpts struct {
 }
 
 func buildCallOpts(o *Observer, k callKey) callMetricOpts {
-	base := []attribute.KeyValue{attribute.String("gen_ai.operation.name", "chat"), o.system,
+	op := k.op
+	if op == "" {
+		op = "chat"
+	}
+	base := []attribute.KeyValue{attribute.String("gen_ai.operation.name", op), o.system,
 		attribute.String("gen_ai.request.model", k.requested), attribute.String("gen_ai.response.model", k.model)}
 	set := func(extra attribute.KeyValue) []metric.RecordOption {
 		kv := append(append(make([]attribute.KeyValue, 0, len(base)+1), base...), extra)

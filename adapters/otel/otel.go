@@ -231,7 +231,7 @@ func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middle
 	if e.Err != nil {
 		et = errType(e.Err)
 	}
-	co := o.callOpts(callKey{requested: f.RequestedModel, model: f.Model, errType: et})
+	co := o.callOpts(callKey{op: f.Operation, requested: f.RequestedModel, model: f.Model, errType: et})
 	o.duration.Record(ctx, e.Latency.Seconds(), co.duration...)
 	if !e.Usage.IsZero() {
 		o.tokens.Record(ctx, float64(e.Usage.InputTokens), co.input...)
