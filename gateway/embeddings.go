@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
@@ -41,6 +42,23 @@ type passHold struct {
 	hold     *budget.CallHold
 	ticket   ratelimit.Ticket // the rate limits' admission (the zero Ticket: none)
 	doneOnce sync.Once
+	// An embeddings call's start and its report's once (reportEmbeddings).
+	callStart time.Time
+	repOnce   sync.Once
+}
+
+// reportEmbeddings reports an embeddings call once, to the team's
+// observers (Server.report; not in its run's record, which counts model
+// calls): tokens its input used, what it cost (pico-USD), or why it failed.
+func (h *passHold) reportEmbeddings(tokens, pico int64, err error) {
+	h.repOnce.Do(func() {
+		u := middleware.Usage{InputTokens: tokens}
+		lat := time.Since(h.callStart)
+		h.s.report(h.team, nil, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: h.team, Operation: "embeddings",
+			RequestedModel: h.model, Model: h.model, CostPico: pico,
+			Attempts: []middleware.Attempt{{Model: h.model, Latency: lat, Usage: u, CostPico: pico, Err: err}}},
+			Usage: u, Latency: lat, Start: h.callStart, Err: err})
+	})
 }
 
 // done settles the rate limits' admission once: used tokens (-1:
@@ -117,7 +135,7 @@ func (s *Server) reserveEmbeddings(ctx context.Context, team string, req *embedd
 	if pl.budget == nil && pl.limiter == nil {
 		return nil, nil
 	}
-	h := &passHold{s: s, team: team}
+	h := &passHold{s: s, team: team, callStart: time.Now()}
 	counted := false
 	if req != nil {
 		h.model = req.Model
@@ -210,8 +228,14 @@ func (h *passHold) reserve(ctx context.Context, b *budget.Budget) error {
 // embeddingsCost is the price in micro-dollars (rounded up) of n input
 // tokens of model under team's catalog; 0 when the catalog has no price.
 func (s *Server) embeddingsCost(team, model string, n int64) int64 {
+	return ceilMicro(s.embeddingsPico(team, model, n))
+}
+
+// embeddingsPico is the exact price in pico-dollars of n input tokens of
+// model under team's catalog; 0 when the catalog has no price.
+func (s *Server) embeddingsPico(team, model string, n int64) int64 {
 	if spec, ok := s.pol.Policy(team).Model(model); ok && spec.HasPrice() {
-		return ceilMicro(int64(spec.Cost(policies.TokenCounts{Input: n})))
+		return int64(spec.Cost(policies.TokenCounts{Input: n}))
 	}
 	return 0
 }
@@ -242,6 +266,7 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 		// end: charged its estimate.
 		h.settle(ctx, h.need)
 		h.done(ctx, -1, 1)
+		h.reportEmbeddings(h.need.Tokens, middleware.SatMul(h.need.USDMicros, 1_000_000), err)
 		return err
 	}
 	var ans struct {
@@ -257,6 +282,7 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 		h.s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: charged its estimate", "team", h.team)
 		h.settle(ctx, h.need)
 		h.done(ctx, -1, 1)
+		h.reportEmbeddings(h.need.Tokens, middleware.SatMul(h.need.USDMicros, 1_000_000), nil)
 		return nil
 	}
 	tok := max(ans.Usage.TotalTokens, ans.Usage.PromptTokens)
@@ -269,6 +295,7 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	}
 	h.settle(ctx, amount)
 	h.done(ctx, tok, 1)
+	h.reportEmbeddings(amount.Tokens, h.s.embeddingsPico(h.team, model, amount.Tokens), nil)
 	return nil
 }
 
@@ -290,7 +317,12 @@ func (h *passHold) unsuccessful(ctx context.Context, resp *http.Response) bool {
 func (h *passHold) releaseEmbeddings(ctx context.Context) {
 	h.settle(ctx, budget.Amount{})
 	h.done(ctx, 0, 0)
+	h.reportEmbeddings(0, 0, errNoEmbeddings)
 }
+
+// errNoEmbeddings is the failure of an embeddings call that got no answer
+// from the upstream, or an error answer.
+var errNoEmbeddings = errors.New("tokenwise/gateway: the embeddings call got no answer from the upstream")
 
 // ceilMicro rounds pico-dollars up to micro-dollars, as the budget does.
 func ceilMicro(pico int64) int64 {

@@ -315,8 +315,9 @@ func (s *Server) responsesInput(model string, spec policies.ModelSpec, req *resp
 // its team's budget (ctx names the team and the run) and admits it
 // against the rate limits of its model, or refuses the call with an
 // OpenAI-shaped error; run, when the call names one (X-Run-Id), gets the
-// call in its record (its report). nil and no error when there is
-// nothing to hold or record.
+// call in its record (its report). The hold reports the call (see
+// Server.report) once it is answered; nil and no error for a request the
+// gateway cannot read, when the team has no budget and no rate limits.
 func (s *Server) reserveResponses(ctx context.Context, team string, req *responsesRequest, run *middleware.Run) (*responsesHold, *apiError) {
 	h, err := s.holdResponses(ctx, team, req, run)
 	if err != nil {
@@ -333,9 +334,6 @@ func (s *Server) holdResponses(ctx context.Context, team string, req *responsesR
 	if pl.err != nil {
 		return nil, pl.err
 	}
-	if pl.budget == nil && pl.limiter == nil && run == nil {
-		return nil, nil
-	}
 	if req == nil {
 		if pl.budget == nil && pl.limiter == nil {
 			return nil, nil // nothing to hold: the upstream answers it
@@ -345,9 +343,16 @@ func (s *Server) holdResponses(ctx context.Context, team string, req *responsesR
 	}
 	spec, known := pl.pol.Model(req.Model)
 	req.functionTools() // (read before the input: their fees are reserved whatever the input)
-	in, counted := s.responsesInput(req.Model, spec, req)
+	var in int64
+	var counted bool
+	if pl.budget != nil || pl.limiter != nil || run != nil || pl.hedged != nil {
+		// Counted for the budget, the rate limits, and the charge of an
+		// attempt that loses a hedge: a team with none of them is not
+		// made to wait for the count of a long input.
+		in, counted = s.responsesInput(req.Model, spec, req)
+	}
 	tier := responsesTier(req.ServiceTier)
-	h := &responsesHold{passHold: passHold{s: s, team: team, model: req.Model}, tier: tier, run: run, start: time.Now(), tools: &req.tools}
+	h := &responsesHold{passHold: passHold{s: s, team: team, model: req.Model}, tier: tier, run: run, reports: true, start: time.Now(), tools: &req.tools}
 	if counted {
 		h.in = in // (the budget's worst case below, when the input is not counted)
 	}
@@ -442,10 +447,14 @@ func (s *Server) passContext(r *http.Request, team, callID string, counted bool)
 // admission by the rate limits.
 type responsesHold struct {
 	passHold
-	tier    string          // the tier the request asked for
-	run     *middleware.Run // the run the call names (X-Run-Id), nil: none
-	tools   *toolsRead      // the request's tools (their fees)
-	start   time.Time       // when its model was tried
+	tier string          // the tier the request asked for
+	run  *middleware.Run // the run the call names (X-Run-Id), nil: none
+	// reports: the hold reports the call (its run's record, the metrics);
+	// false on the hold of a model a fallback chain tries, until its
+	// answer is the one passed on (responses_fallback.go).
+	reports bool
+	tools   *toolsRead // the request's tools (their fees)
+	start   time.Time  // when its model was tried
 	recOnce sync.Once
 	sent    bool // the request reached the upstream
 	// Set on the hold of the model that answered a call that fell back
@@ -461,11 +470,11 @@ type responsesHold struct {
 	inPico int64
 }
 
-// record adds the call to the record of the run it names, once: what it
-// used and cost (the call's cost under the team's catalog, or what its
-// budget charged when its usage is unknown), or why it failed.
+// record reports the call once (Server.report): what it used and cost
+// (the call's cost under the team's catalog, or what its budget charged
+// when its usage is unknown), or why it failed.
 func (h *responsesHold) record(u middleware.Usage, costPico int64, err error) {
-	if h.run == nil {
+	if !h.reports {
 		return
 	}
 	h.recOnce.Do(func() {
@@ -480,7 +489,7 @@ func (h *responsesHold) record(u middleware.Usage, costPico int64, err error) {
 		for _, a := range h.prior {
 			total, usage = middleware.SatAdd(total, a.CostPico), usage.Add(a.Usage)
 		}
-		h.run.Record(middleware.CallRecord{CallFacts: middleware.CallFacts{Run: h.run.ID(), Team: h.team,
+		h.s.report(h.team, h.run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: h.team,
 			RequestedModel: cmp.Or(h.requested, h.model), Model: h.model, CostPico: total, Attempts: atts},
 			Usage: usage, Latency: time.Since(begun), Start: begun, Err: err})
 	})

@@ -164,6 +164,7 @@ func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, ups
 	}
 	if why := cacheableResponses(r, req, rc.cfg); why != "" {
 		s.logger.Debug("tokenwise/gateway: responses cache bypassed", "team", team, "reason", why)
+		s.observe(team, middleware.CacheLookup{Status: middleware.CacheBypass, Reason: why, Model: req.Model})
 		return nil, nil, nil
 	}
 	// The entry keeps the SHA-256 of the scope, the upstream and the body,
@@ -183,9 +184,11 @@ func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, ups
 	e, err := rc.store.Get(ctx, cc.key)
 	if err != nil {
 		s.logger.Warn("tokenwise/gateway: responses cache store failed", "team", team, "op", "get", "error", err)
+		s.observe(team, middleware.StoreFailed{Store: "cache", Op: "get", Err: err})
 		if rc.cfg.FailClosed {
 			return nil, nil, classify(&cache.StoreError{Op: "get", Err: err}, s.secrets...)
 		}
+		s.observe(team, middleware.CacheLookup{Status: middleware.CacheMiss, Model: req.Model})
 		return cc, nil, nil
 	}
 	if e != nil {
@@ -200,6 +203,7 @@ func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, ups
 			// (An answer that cannot be replayed is a miss.)
 		}
 	}
+	s.observe(team, middleware.CacheLookup{Status: middleware.CacheMiss, Model: req.Model})
 	return cc, nil, nil
 }
 
@@ -255,20 +259,18 @@ func serveCached(w http.ResponseWriter, a *cachedAnswer) {
 	_, _ = w.Write(a.body)
 }
 
-// recordHit adds a cache hit to the record of the run the call names,
+// recordHit reports a cache hit (Server.report, and a CacheLookup event),
 // with what it saved: the cached answer's usage, at the team's prices.
 func (s *Server) recordHit(run *middleware.Run, team, model string, e *cache.Entry, start time.Time) {
-	if run == nil {
-		return
-	}
 	u := e.Response.Usage
 	var saved int64
 	if spec, ok := s.pol.Policy(team).Model(cmp.Or(e.Response.Model, model)); ok && spec.HasPrice() {
 		saved = int64(spec.Cost(policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens,
 			CachedInput: u.CachedInputTokens, Reasoning: u.ReasoningTokens}))
 	}
+	s.observe(team, middleware.CacheLookup{Status: middleware.CacheHit, Model: model, Saved: u, SavedPico: saved})
 	lat := time.Since(start)
-	run.Record(middleware.CallRecord{CallFacts: middleware.CallFacts{Run: run.ID(), Team: team,
+	s.report(team, run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: team,
 		RequestedModel: model, Model: model, Cache: middleware.CacheHit, Saved: u, SavedPico: saved,
 		Attempts: []middleware.Attempt{{Model: model, Latency: lat}}}, Latency: lat, Start: start})
 }

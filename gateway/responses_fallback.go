@@ -247,7 +247,7 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 		// Its hold settles it (charge), with the attempts before it in
 		// the run's record.
 		if h := pass.hold; h != nil {
-			h.run, h.requested, h.begun, h.prior = c.run, c.req.Model, c.start, c.records(pass)
+			h.run, h.reports, h.requested, h.begun, h.prior = c.run, true, c.req.Model, c.start, c.records(pass)
 		}
 		c.cur, c.passed = pass.hold, pass.model
 		c.bound.answer(pass.actx)
@@ -257,7 +257,7 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 	if err == nil {
 		err = errNoAnswer // (a chain that ends well has an answer)
 	}
-	if c.run != nil && c.sent.Load() {
+	if c.sent.Load() {
 		// The call costs what its attempts were charged: an answer a
 		// cascade rejected, a hedge's attempt that lost.
 		atts := c.records(nil)
@@ -266,7 +266,7 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 		for _, a := range atts {
 			total, usage = middleware.SatAdd(total, a.CostPico), usage.Add(a.Usage)
 		}
-		c.run.Record(middleware.CallRecord{CallFacts: middleware.CallFacts{Run: c.run.ID(), Team: c.team,
+		c.s.report(c.team, c.run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: c.team,
 			RequestedModel: c.req.Model, Model: c.attempts[len(c.attempts)-1].model, CostPico: total, Attempts: atts},
 			Usage: usage, Latency: time.Since(c.start), Start: c.start, Err: err})
 	}
@@ -335,7 +335,7 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 			return nil, err
 		}
 		if h != nil {
-			h.run = nil // the run's record gets the call once, from the hold passed on (RoundTrip)
+			h.reports = false // the call is reported once, by the hold passed on (RoundTrip)
 			h.start = start
 		}
 		a.hold = h

@@ -91,3 +91,28 @@ func (t *runTable) remove(e *list.Element) {
 	delete(t.byID, e.Value.(*runEntry).key)
 	t.lru.Remove(e)
 }
+
+// report records a policed call the gateway passed through (a Responses
+// or an embeddings call) as the chain records a chat call: in the run
+// X-Run-Id names (nil: none), and to the team's observers — the
+// gateway's metrics (its duration, tokens and cost) and those of the
+// gateway's options — as a [middleware.CallFinished] event.
+func (s *Server) report(team string, run *middleware.Run, rec middleware.CallRecord) {
+	if run != nil {
+		rec.Run = run.ID()
+		run.Record(rec)
+	}
+	s.observe(team, middleware.CallFinished{Facts: rec.CallFacts, Usage: rec.Usage, Latency: rec.Latency, Err: rec.Err})
+}
+
+// observe sends e to team's observers: its Responses chain's (the
+// registry's, the gateway's metrics among them), else the metrics'.
+func (s *Server) observe(team string, e middleware.Event) {
+	obs := s.passLimitsOf(team).observer
+	if obs == nil && s.metrics != nil {
+		obs = s.metrics.observer
+	}
+	if obs != nil {
+		obs.Observe(context.Background(), e)
+	}
+}
