@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
@@ -498,11 +499,19 @@ func TestRopeOwnsItsScratchEncodings(t *testing.T) {
 		}
 		want := AppendCanonical(nil, "s", req)
 		keyOf(st, nil, "s", "", req)
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		r := newRope(st, nil, nil)
-		runtime.ReadMemStats(&after)
-		if got := after.TotalAlloc - before.TotalAlloc; uint64(r.size()) < got {
+		// What newRope allocates: the least of five measures, as what
+		// the runtime or another goroutine allocates meanwhile (now and
+		// then 16 bytes) is counted in TotalAlloc too.
+		var r *canonRope
+		got := uint64(math.MaxUint64)
+		for range 5 {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			r = newRope(st, nil, nil)
+			runtime.ReadMemStats(&after)
+			got = min(got, after.TotalAlloc-before.TotalAlloc)
+		}
+		if uint64(r.size()) < got {
 			t.Errorf("%d messages: size %d, allocated %d", n, r.size(), got)
 		}
 		if !r.equalState(st) {
