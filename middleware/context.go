@@ -93,13 +93,20 @@ type CallFacts struct {
 	Saved          Usage // tokens a cache hit or a compaction saved
 	SavedPico      int64 // USD (pico, exact) those saved tokens represent
 	CostPico       int64 // USD (pico, exact) billed for this call: the sum of its Attempts' costs (see Meter)
-	Attempts       []Attempt
-	Retries        []Retry       // tries a retry layer repeated, in order
-	ToolCalls      []string      // the tools the answer asked for, by name, in order
-	Notes          []string      // free-form remarks of middlewares (e.g. "compacted 12 messages")
-	RateWait       time.Duration // time spent waiting for rate-limit admission, all models
-	RateRefusals   int           // rate-limit refusals (rejected or moved on to the next model)
-	CacheReason    string        // why the cache missed or bypassed ("request not deterministic"); "" for a hit or a plain miss
+	// RoutingSavedPico is what routing saved on the call (USD pico): the
+	// usage of the answer it passed on priced at RequestedModel, less
+	// CostPico — negative when routing chose a dearer model or paid for
+	// an escalation (a cascade's rejected answer, a regeneration). Set by
+	// the instrument layer (llmwrap/instrument) when a router decided the
+	// call's model (Rule) and both models have a price; else 0.
+	RoutingSavedPico int64
+	Attempts         []Attempt
+	Retries          []Retry       // tries a retry layer repeated, in order
+	ToolCalls        []string      // the tools the answer asked for, by name, in order
+	Notes            []string      // free-form remarks of middlewares (e.g. "compacted 12 messages")
+	RateWait         time.Duration // time spent waiting for rate-limit admission, all models
+	RateRefusals     int           // rate-limit refusals (rejected or moved on to the next model)
+	CacheReason      string        // why the cache missed or bypassed ("request not deterministic"); "" for a hit or a plain miss
 	// Operation is the GenAI operation of a call that is not a chat
 	// ("embeddings", as the gateway reports its embeddings calls); "":
 	// chat.

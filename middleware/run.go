@@ -334,11 +334,14 @@ type Totals struct {
 	CostPico  int64
 	Saved     Usage
 	SavedPico int64
-	LLMTime   time.Duration // sum of call latencies
-	ToolCalls int
-	ToolTime  time.Duration // sum of tool durations
-	Wall      time.Duration // since the run started
-	ByModel   map[string]ModelTotals
+	// RoutingSavedPico sums the calls' CallFacts.RoutingSavedPico: what
+	// routing saved (negative: cost) against the models the calls asked for.
+	RoutingSavedPico int64
+	LLMTime          time.Duration // sum of call latencies
+	ToolCalls        int
+	ToolTime         time.Duration // sum of tool durations
+	Wall             time.Duration // since the run started
+	ByModel          map[string]ModelTotals
 
 	ToolTurns           int           // turns of tool calls (RecordToolTurn)
 	ToolWall            time.Duration // wall time of those turns; ToolTime-ToolWall was saved by parallel runs
@@ -396,6 +399,7 @@ func (t *Totals) addCall(c *CallRecord) {
 	t.CostPico = SatAdd(t.CostPico, c.CostPico)
 	t.Saved = t.Saved.Add(c.Saved.Counts())
 	t.SavedPico = SatAdd(t.SavedPico, c.SavedPico)
+	t.RoutingSavedPico = SatAdd(t.RoutingSavedPico, c.RoutingSavedPico)
 	t.LLMTime += c.Latency
 	if c.RateWait > 0 {
 		t.RateWaits++
@@ -472,6 +476,7 @@ var totalsFigures = []figure[Totals]{
 	{"cache_hits", func(t *Totals) any { return &t.CacheHits }},
 	{"cost_pico", func(t *Totals) any { return &t.CostPico }},
 	{"saved_pico", func(t *Totals) any { return &t.SavedPico }},
+	{"routing_saved_pico", func(t *Totals) any { return &t.RoutingSavedPico }},
 	{"llm_ns", func(t *Totals) any { return &t.LLMTime }},
 	{"tool_calls", func(t *Totals) any { return &t.ToolCalls }},
 	{"tool_ns", func(t *Totals) any { return &t.ToolTime }},

@@ -137,6 +137,15 @@ func Report(r *middleware.Run) string {
 		}
 		b.WriteString("\n")
 	}
+	if t.RoutingSavedPico != 0 {
+		// Against the models the calls asked for, at the tokens their
+		// answers used.
+		if t.RoutingSavedPico > 0 {
+			fmt.Fprintf(&b, "  routing saved: %s against the models asked for\n", middleware.FormatPico(t.RoutingSavedPico))
+		} else {
+			fmt.Fprintf(&b, "  routing cost: %s more than the models asked for\n", middleware.FormatPico(-t.RoutingSavedPico))
+		}
+	}
 	if len(tools) > 0 {
 		fmt.Fprintf(&b, "  tools: %s\n", toolStory(tools, walls))
 		if t.ToolTurns > 0 {
@@ -277,6 +286,7 @@ func ReportJSON(r *middleware.Run) ([]byte, error) {
 		Reasoning   int64            `json:"reasoning_tokens"`
 		CostPico    int64            `json:"cost_usd_pico"`
 		SavedPico   int64            `json:"saved_usd_pico,omitempty"`
+		RoutedPico  int64            `json:"routing_saved_usd_pico,omitempty"`
 		LatencyMs   float64          `json:"latency_ms"`
 		Attempts    int              `json:"attempts"`
 		Retries     int              `json:"retries,omitempty"`
@@ -303,6 +313,7 @@ func ReportJSON(r *middleware.Run) ([]byte, error) {
 		Output      int64            `json:"output_tokens"`
 		CostPico    int64            `json:"cost_usd_pico"`
 		SavedPico   int64            `json:"saved_usd_pico"`
+		RoutedPico  int64            `json:"routing_saved_usd_pico"`
 		CacheHits   int              `json:"cache_hits"`
 		ToolCalls   int              `json:"tool_calls"`
 		ToolMs      float64          `json:"tool_ms"`
@@ -314,7 +325,7 @@ func ReportJSON(r *middleware.Run) ([]byte, error) {
 		RateRefused int              `json:"rate_refusals,omitempty"`
 		ByModel     map[string]model `json:"by_model"`
 	}{RateWaitMs: ms(t.RateWait), RateRefused: t.RateRefusals, ToolWallMs: ms(t.ToolWall), Artifacts: t.Artifacts, ArtSaved: t.ArtifactSavedTokens, Run: r.ID(), Input: t.Usage.InputTokens, Output: t.Usage.OutputTokens, CostPico: t.CostPico,
-		SavedPico: t.SavedPico, CacheHits: t.CacheHits, ToolCalls: t.ToolCalls,
+		SavedPico: t.SavedPico, RoutedPico: t.RoutingSavedPico, CacheHits: t.CacheHits, ToolCalls: t.ToolCalls,
 		ToolMs: ms(t.ToolTime), WallMs: ms(t.Wall), Calls: []call{}, ByModel: map[string]model{}}
 	for name, m := range t.ByModel {
 		out.ByModel[name] = model{Calls: m.Calls, Input: m.Usage.InputTokens, Cached: m.Usage.CachedInputTokens, Output: m.Usage.OutputTokens, CostPico: m.CostPico}
@@ -327,7 +338,7 @@ func ReportJSON(r *middleware.Run) ([]byte, error) {
 		out.Calls = append(out.Calls, call{Seq: c.Seq, Model: c.Model, Requested: c.RequestedModel, Stage: c.Stage,
 			Rule: c.Rule, Cache: string(c.Cache), CacheReason: c.CacheReason, Input: c.Usage.InputTokens, Cached: c.Usage.CachedInputTokens, CachedShare: cachedShare(c.Usage),
 			Output: c.Usage.OutputTokens, Reasoning: c.Usage.ReasoningTokens, CostPico: c.CostPico,
-			SavedPico: c.SavedPico, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Retries: len(c.Retries), Final: c.Final,
+			SavedPico: c.SavedPico, RoutedPico: c.RoutingSavedPico, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Retries: len(c.Retries), Final: c.Final,
 			Billed: billedAttempts(c.Attempts), ToolCalls: c.ToolCalls, Notes: c.Notes, Err: e,
 			RateWaitMs: ms(c.RateWait), RateRefused: c.RateRefusals})
 	}

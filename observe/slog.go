@@ -127,7 +127,7 @@ func (s *Slog) Observe(ctx context.Context, e middleware.Event) {
 
 func (s *Slog) callFinished(ctx context.Context, lvl slog.Level, e middleware.CallFinished) {
 	f := &e.Facts
-	var buf [16]slog.Attr
+	var buf [20]slog.Attr
 	a := buf[:0]
 	if f.Run != "" {
 		a = append(a, slog.String("run", f.Run), slog.Int("seq", f.Seq))
@@ -149,6 +149,12 @@ func (s *Slog) callFinished(ctx context.Context, lvl slog.Level, e middleware.Ca
 	}
 	if f.SavedPico > 0 {
 		a = append(a, slog.String("saved_usd", usd(f.SavedPico)))
+	}
+	if f.RoutingSavedPico != 0 {
+		a = append(a, slog.String("routing_saved_usd", usd(f.RoutingSavedPico)))
+	}
+	if f.Operation != "" {
+		a = append(a, slog.String("operation", f.Operation))
 	}
 	if e.Err != nil {
 		a = append(a, slog.Any("error", e.Err))

@@ -104,6 +104,8 @@ const (
 	kindRate
 	kindRateWait  // a record of tokenwise.ratelimit.wait
 	kindRemaining // a record of tokenwise.ratelimit.remaining
+	kindRoute
+	kindRouteSaved
 )
 
 // countKey selects the attribute set of one counter increment.
@@ -127,6 +129,10 @@ func buildCounterOpts(_ *Observer, k countKey) []metric.AddOption {
 			attribute.Float64("tokenwise.budget.fraction", k.f)}
 	case kindLookup:
 		kv = []attribute.KeyValue{attribute.String("tokenwise.cache.status", k.a)}
+	case kindRoute:
+		kv = []attribute.KeyValue{attribute.String("tokenwise.from", k.a), attribute.String("tokenwise.to", k.b), attribute.String("tokenwise.stage", k.c)}
+	case kindRouteSaved:
+		kv = []attribute.KeyValue{attribute.String("gen_ai.request.model", k.a), attribute.String("tokenwise.team", k.b)}
 	case kindBreaker:
 		kv = []attribute.KeyValue{attribute.String("gen_ai.request.model", k.a), attribute.String("tokenwise.breaker.to", k.b)}
 	case kindRate:

@@ -20,14 +20,20 @@
 // # Metrics
 //
 //   - gen_ai.client.token.usage (histogram, {token}) with gen_ai.token.type
-//     input|output
+//     input|output, by gen_ai.operation.name (chat; embeddings for the
+//     gateway's embeddings calls) and requested and response model
 //   - gen_ai.client.operation.duration (histogram, s), with error.type on
 //     failures
-//   - tokenwise.cost (counter, micro-USD: {usd_micro}) by model and team
+//   - tokenwise.cost (counter, pico-USD: {usd_pico}, exact) by model and team
 //   - tokenwise.cache.lookups (counter) by tokenwise.cache.status
-//   - tokenwise.cache.saved (counter, {usd_micro}) saved by cache hits
+//   - tokenwise.cache.saved (counter, {usd_pico}) saved by cache hits
+//   - tokenwise.route.decisions (counter) by tokenwise.from, tokenwise.to
+//     and tokenwise.stage: the models routers picked
+//   - tokenwise.route.saved (up-down counter, {usd_pico}) by requested
+//     model and team: what routing saved against the models asked for
+//     (CallFacts.RoutingSavedPico; negative when it chose dearer ones)
 //   - tokenwise.fallbacks, tokenwise.retries, tokenwise.budget.warnings,
-//     tokenwise.breaker.changes (counters)
+//     tokenwise.breaker.changes, tokenwise.ratelimit.decisions (counters)
 //
 // An Observer is safe for concurrent use.
 package otel

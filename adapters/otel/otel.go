@@ -49,7 +49,8 @@ type Observer struct {
 	tokens, duration                                  metric.Float64Histogram
 	cost, cacheLookups, cacheSaved                    metric.Int64Counter
 	fallbacks, retries, budgetWarnings, breakerChange metric.Int64Counter
-	rateAdmissions                                    metric.Int64Counter
+	rateAdmissions, routeDecisions                    metric.Int64Counter
+	routeSaved                                        metric.Int64UpDownCounter
 	rateWait                                          metric.Float64Histogram
 	rateRemaining                                     metric.Int64Gauge
 
@@ -105,7 +106,11 @@ func New(opts ...Option) (*Observer, error) {
 	o.rateAdmissions = ctr("tokenwise.ratelimit.decisions", "{call}", "Rate-limit decisions: admitted, rejected or moved on to the next model")
 	o.rateWait = h("tokenwise.ratelimit.wait", "s", "Time calls waited for rate-limit admission",
 		0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+	o.routeDecisions = ctr("tokenwise.route.decisions", "{call}", "Models routers picked, by requested and chosen model and stage (a cascade's escalation and a regeneration count too)")
 	var err error
+	o.routeSaved, err = m.Int64UpDownCounter("tokenwise.route.saved", metric.WithUnit("{usd_pico}"),
+		metric.WithDescription("Money routing saved against the models the calls asked for, at the tokens their answers used, in pico-USD (exact: 10^-12 dollars); negative when it chose dearer models"))
+	errs = append(errs, err)
 	o.rateRemaining, err = m.Int64Gauge("tokenwise.ratelimit.remaining", metric.WithUnit("{unit}"),
 		metric.WithDescription("What the provider reported left of its rate limits (x-ratelimit-remaining-*), by unit: requests or tokens"))
 	errs = append(errs, err)
@@ -181,6 +186,7 @@ func (o *Observer) Observe(ctx context.Context, e middleware.Event) {
 			o.rateRemaining.Record(ctx, e.RemainingTokens, o.recordOpts(countKey{kind: kindRemaining, a: e.Model, b: "tokens"})...)
 		}
 	case middleware.RouteDecided:
+		o.routeDecisions.Add(ctx, 1, o.counterOpts(countKey{kind: kindRoute, a: e.From, b: e.To, c: string(e.Stage)})...)
 		if cs, ok := o.recording(ctx); ok {
 			cs.span.AddEvent("tokenwise.route", trace.WithAttributes(attribute.String("tokenwise.from", e.From), attribute.String("tokenwise.to", e.To),
 				attribute.String("tokenwise.rule", e.Rule)))
@@ -240,6 +246,9 @@ func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middle
 	if f.CostPico > 0 {
 		o.cost.Add(ctx, f.CostPico, o.counterOpts(countKey{kind: kindCost, a: f.Model, b: f.Team})...)
 	}
+	if f.RoutingSavedPico != 0 {
+		o.routeSaved.Add(ctx, f.RoutingSavedPico, o.counterOpts(countKey{kind: kindRouteSaved, a: f.RequestedModel, b: f.Team})...)
+	}
 	if ci == nil || o.noSpans {
 		return
 	}
@@ -283,7 +292,8 @@ func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middle
 	cs.span.SetAttributes(attribute.String("gen_ai.response.model", f.Model),
 		attribute.Int64("gen_ai.usage.input_tokens", e.Usage.InputTokens), attribute.Int64("gen_ai.usage.output_tokens", e.Usage.OutputTokens),
 		attribute.String("tokenwise.stage", string(f.Stage)), attribute.String("tokenwise.rule", f.Rule), attribute.String("tokenwise.cache", string(f.Cache)),
-		attribute.Int64("tokenwise.cost_usd_pico", f.CostPico), attribute.Int64("tokenwise.saved_usd_pico", f.SavedPico))
+		attribute.Int64("tokenwise.cost_usd_pico", f.CostPico), attribute.Int64("tokenwise.saved_usd_pico", f.SavedPico),
+		attribute.Int64("tokenwise.routing_saved_usd_pico", f.RoutingSavedPico))
 	if e.Err != nil {
 		cs.span.SetStatus(codes.Error, e.Err.Error())
 		cs.span.SetAttributes(attribute.String("error.type", et))

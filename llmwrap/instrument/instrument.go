@@ -115,6 +115,9 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 						f.CostPico = c
 					}
 				}
+				if f.Rule != "" && err == nil && resp != nil && !resp.FromCache && pricer != nil {
+					f.RoutingSavedPico = routingSaved(pricer, f, resp, req)
+				}
 			})
 			facts := ci.Facts()
 			if resp != nil && resp.FromCache {
@@ -129,6 +132,40 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 			return resp, err
 		})
 	}
+}
+
+// routingSaved returns what routing saved on a call a router decided (see
+// CallFacts.RoutingSavedPico): the usage of the answer passed on — the
+// last attempt that answered (a cascade's rejected answers and a
+// regenerated draft come before it; a hedge's loser has its error), else
+// resp's — priced at the requested model, less what the call cost; 0 when
+// a model the call was billed on, or the requested one, has no price.
+func routingSaved(pricer middleware.Pricer, f *middleware.CallFacts, resp *middleware.Response, req *middleware.Request) int64 {
+	answer := resp.Usage
+	for i := len(f.Attempts) - 1; i >= 0; i-- {
+		if a := &f.Attempts[i]; a.Err == nil {
+			answer = a.Usage
+			break
+		}
+	}
+	if answer.IsZero() {
+		return 0
+	}
+	asked, ok := pricer.Cost(f.RequestedModel, answer.WithServiceTier(req))
+	if !ok {
+		return 0
+	}
+	for _, a := range f.Attempts {
+		if _, ok := pricer.Cost(a.Model, a.Usage); !ok && !a.Usage.IsZero() {
+			return 0 // an attempt without a price: what the call cost is not known
+		}
+	}
+	if len(f.Attempts) == 0 {
+		if _, ok := pricer.Cost(f.Model, answer.WithServiceTier(req)); !ok {
+			return 0
+		}
+	}
+	return asked - f.CostPico
 }
 
 // DetectStage infers a call's stage when the caller did not declare it. It

@@ -236,6 +236,12 @@ func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*m
 	if start < 0 {
 		return h.attempt(ctx, c, r)
 	}
+	if m := h.cascade[start]; m != r.Model {
+		// The cascade picked its first model (no rule matched): a
+		// decision too, in the call's rule and events.
+		c.rule = joinRule(c.rule, "cascade: starts at "+m)
+		c.decide(ctx, r.Model, m, c.rule)
+	}
 	out := r.Stream
 	for i := start; i < len(h.cascade); i++ {
 		m := h.cascade[i]
