@@ -3,8 +3,11 @@ package gateway_test
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tokenwise/tokenwise/middleware"
 )
 
 // metricValue returns the value of the sample of metric name whose labels
@@ -114,5 +117,59 @@ models:
 	}
 	if t.Failed() {
 		t.Logf("metrics:\n%s", m)
+	}
+}
+
+// TestGatewayResponsesRoutingSaved: what routing saved on a Responses
+// call is in the run's report (routing_saved_usd) and in /metrics
+// (tokenwise_route_saved, by the model asked for; each decision in
+// tokenwise_route_decisions_total), as for a chat call: the answer's
+// usage priced at the model the client asked for, less what the call
+// cost.
+//   - routing.default sends a call for gpt-4o to gpt-4o-mini: it saved
+//     gpt-4o's price of gpt-4o-mini's 1,000 + 100 tokens less their cost;
+//   - a cascade starts a call for gpt-4.1 at gpt-4o-mini, whose empty
+//     answer escalates to gpt-4o: gpt-4.1's price of gpt-4o's tokens,
+//     less both answers' cost.
+func TestGatewayResponsesRoutingSaved(t *testing.T) {
+	const mini, strong = 210_000_000, 3_500_000_000 // 1,000 + 100 tokens (see TestGatewayResponsesCascade)
+	const gpt41 = 2_800_000_000                     // at gpt-4.1's $2/M and $8/M
+	for _, c := range []struct {
+		name, routing, model string
+		empty                bool // gpt-4o-mini answers nothing
+		saved                int64
+		decisions            [][2]string
+	}{
+		{"default", "default: gpt-4o-mini", "gpt-4o", false, strong - mini, [][2]string{{"gpt-4o", "gpt-4o-mini"}}},
+		{"cascade", "cascade: {models: [gpt-4o-mini, gpt-4o]}", "gpt-4.1", true, gpt41 - mini - strong,
+			[][2]string{{"gpt-4.1", "gpt-4o-mini"}, {"gpt-4o-mini", "gpt-4o"}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			up := newModelUpstream(t)
+			if c.empty {
+				up.body["gpt-4o-mini"] = cascadeAnswer("gpt-4o-mini", "completed", "")
+			}
+			e := serveFile(t, writeFiles(t, up.URL+"/v1", routingPolicies(t, c.routing), ""))
+			r := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"`+c.model+`","input":"Check the disks."}`, "X-Run-Id", "r1")
+			if b, _ := io.ReadAll(r.Body); r.StatusCode != 200 {
+				t.Fatalf("%d %s", r.StatusCode, b)
+			}
+			status, rep, _ := e.runReport(t, devopsKey, "r1")
+			if status != 200 || rep.RoutingSavedPico != c.saved || rep.RoutingSavedUSD != strings.Replace(middleware.FormatPico(c.saved), "$", "", 1) {
+				t.Errorf("run report %d: routing saved %d (%s), want %d", status, rep.RoutingSavedPico, rep.RoutingSavedUSD, c.saved)
+			}
+			m, _ := io.ReadAll(e.do(t, "GET", "/metrics", "", "").Body)
+			if got, _ := metricValue(t, string(m), "tokenwise_route_saved", `gen_ai_request_model="`+c.model+`"`, `tokenwise_team="devops"`); got != strconv.FormatFloat(float64(c.saved), 'g', -1, 64) {
+				t.Errorf("tokenwise_route_saved = %q, want %d", got, c.saved)
+			}
+			for _, d := range c.decisions {
+				if got, _ := metricValue(t, string(m), "tokenwise_route_decisions_total", `tokenwise_from="`+d[0]+`"`, `tokenwise_to="`+d[1]+`"`); got != "1" {
+					t.Errorf("tokenwise_route_decisions_total from %s to %s = %q, want 1", d[0], d[1], got)
+				}
+			}
+			if t.Failed() {
+				t.Logf("metrics:\n%s", m)
+			}
+		})
 	}
 }

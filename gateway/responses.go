@@ -85,6 +85,10 @@ type responsesRequest struct {
 	tools toolsRead // Tools, read once (functionTools)
 	// routed: the team's routing rules (or routing.default) picked Model.
 	routed bool
+	// asked is the model the client asked for, before routing ("": not
+	// routed); rule why the router picked Model (see routeResponses).
+	asked, rule string
+	stage       middleware.Stage // the call's stage, as the router saw it
 }
 
 // toolsRead is what functionTools found in a request's tools.
@@ -352,7 +356,8 @@ func (s *Server) holdResponses(ctx context.Context, team string, req *responsesR
 		in, counted = s.responsesInput(req.Model, spec, req)
 	}
 	tier := responsesTier(req.ServiceTier)
-	h := &responsesHold{passHold: passHold{s: s, team: team, model: req.Model}, tier: tier, run: run, reports: true, start: time.Now(), tools: &req.tools}
+	h := &responsesHold{passHold: passHold{s: s, team: team, model: req.Model}, tier: tier, run: run, reports: true, start: time.Now(), tools: &req.tools,
+		requested: req.asked, rule: req.rule}
 	if counted {
 		h.in = in // (the budget's worst case below, when the input is not counted)
 	}
@@ -447,8 +452,10 @@ func (s *Server) passContext(r *http.Request, team, callID string, counted bool)
 // admission by the rate limits.
 type responsesHold struct {
 	passHold
-	tier string          // the tier the request asked for
-	run  *middleware.Run // the run the call names (X-Run-Id), nil: none
+	tier    string          // the tier the request asked for
+	run     *middleware.Run // the run the call names (X-Run-Id), nil: none
+	rule    string          // why routing picked its model (see Server.routingSaved): "" for none
+	feePico int64           // the fees of the hosted tools its answer called (settleObject)
 	// reports: the hold reports the call (its run's record, the metrics);
 	// false on the hold of a model a fallback chain tries, until its
 	// answer is the one passed on (responses_fallback.go).
@@ -489,9 +496,12 @@ func (h *responsesHold) record(u middleware.Usage, costPico int64, err error) {
 		for _, a := range h.prior {
 			total, usage = middleware.SatAdd(total, a.CostPico), usage.Add(a.Usage)
 		}
-		h.s.report(h.team, h.run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: h.team,
-			RequestedModel: cmp.Or(h.requested, h.model), Model: h.model, CostPico: total, Attempts: atts},
-			Usage: usage, Latency: time.Since(begun), Start: begun, Err: err})
+		f := middleware.CallFacts{Team: h.team, RequestedModel: cmp.Or(h.requested, h.model), Model: h.model, Rule: h.rule,
+			CostPico: total, Attempts: atts}
+		if err == nil && h.rule != "" {
+			f.RoutingSavedPico = h.s.routingSaved(h.team, f.RequestedModel, u, h.feePico, total, atts)
+		}
+		h.s.report(h.team, h.run, middleware.CallRecord{CallFacts: f, Usage: usage, Latency: time.Since(begun), Start: begun, Err: err})
 	})
 }
 
@@ -568,7 +578,9 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) (mi
 	}
 	var pico, micros int64
 	if ok && spec.HasPrice() {
-		pico = int64(spec.Cost(tc).Add(outputFees(spec, h.tools, o.Output)))
+		fees := outputFees(spec, h.tools, o.Output)
+		h.feePico = int64(fees)
+		pico = int64(spec.Cost(tc).Add(fees))
 		micros = ceilMicro(pico)
 	}
 	h.settle(ctx, budget.Settleable(budget.Amount{Tokens: tc.Input + tc.Output, USDMicros: micros}))

@@ -279,6 +279,7 @@ func (c *responsesCall) regenerate(ctx context.Context, pass *responsesAttempt) 
 	}
 	c.setAside(ctx, pass, nil)
 	c.s.logger.Info("tokenwise/gateway: a responses final answer written again", "team", c.team, "model", pass.model, "by", c.regen)
+	c.decide(pass.model, c.regen, "regenerated the final answer of "+pass.model+" with "+c.regen+" (no tools)")
 	resp, err := c.chain.Handle(ctx, &middleware.Request{Model: c.regen, Native: regenBody(body)})
 	if err != nil || resp == nil {
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/tokenwise/tokenwise/internal/httperr"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -84,6 +85,9 @@ type responsesCall struct {
 	// regen: the model that writes a final answer again, without tools
 	// (responses_cascade.go); "": none.
 	regen string
+	// rule: why routing picked the model that answered — the team's rule,
+	// then each step of the cascade and the regeneration (decide).
+	rule string
 
 	bound *passBound // the call's clocks (nil: none): each attempt is bounded on its own
 
@@ -159,7 +163,22 @@ func (s *Server) newResponsesCall(pl *passLimits, team string, req *responsesReq
 		c.checks = cascadeChecks(pl.pol)
 	}
 	c.regen = regenOf(pl.pol, req)
+	c.rule = req.rule
 	return c
+}
+
+// decide records that routing moved the call from one model to another,
+// why, in its rule, and tells the team's observers (a RouteDecided event).
+func (c *responsesCall) decide(from, to, why string) {
+	if c.rule == "" {
+		c.rule = why
+	} else {
+		c.rule += "; " + why
+	}
+	if c.req.stage == "" {
+		c.req.stage = instrument.DetectStage(responsesConversation(c.req))
+	}
+	c.s.observe(c.team, middleware.RouteDecided{From: from, To: to, Rule: c.rule, Stage: c.req.stage})
 }
 
 // newResponsesChain returns the chain of a team's Responses calls under
@@ -208,6 +227,8 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 	steps := c.cascade
 	if len(steps) == 0 {
 		steps = []string{c.req.Model}
+	} else if steps[0] != c.req.Model {
+		c.decide(c.req.Model, steps[0], "cascade: starts at "+steps[0])
 	}
 	var pass *responsesAttempt // the attempt whose answer the client gets
 	var err error
@@ -225,6 +246,7 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 			if !route.Escalates(ctx, err) {
 				break
 			}
+			c.decide(m, steps[i+1], "cascade: "+m+" failed → "+steps[i+1])
 			continue
 		}
 		rej := c.check(pass, m)
@@ -232,6 +254,7 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 			break
 		}
 		c.reject(ctx, pass, rej)
+		c.decide(m, steps[i+1], "cascade: "+m+" "+rej.Check+" failed → "+steps[i+1])
 		pass = nil
 	}
 	if err == nil {
@@ -247,7 +270,8 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 		// Its hold settles it (charge), with the attempts before it in
 		// the run's record.
 		if h := pass.hold; h != nil {
-			h.run, h.reports, h.requested, h.begun, h.prior = c.run, true, c.req.Model, c.start, c.records(pass)
+			h.run, h.reports, h.requested, h.begun, h.prior = c.run, true, cmp.Or(c.req.asked, c.req.Model), c.start, c.records(pass)
+			h.rule = c.rule
 		}
 		c.cur, c.passed = pass.hold, pass.model
 		c.bound.answer(pass.actx)
@@ -266,8 +290,8 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 		for _, a := range atts {
 			total, usage = middleware.SatAdd(total, a.CostPico), usage.Add(a.Usage)
 		}
-		c.s.report(c.team, c.run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: c.team,
-			RequestedModel: c.req.Model, Model: c.attempts[len(c.attempts)-1].model, CostPico: total, Attempts: atts},
+		c.s.report(c.team, c.run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: c.team, Rule: c.rule,
+			RequestedModel: cmp.Or(c.req.asked, c.req.Model), Model: c.attempts[len(c.attempts)-1].model, CostPico: total, Attempts: atts},
 			Usage: usage, Latency: time.Since(c.start), Start: c.start, Err: err})
 	}
 	return nil, err

@@ -112,7 +112,9 @@ func (s *Server) routeResponses(ctx context.Context, team string, body []byte, r
 	pl := s.passLimitsOf(team)
 	model, rule := req.Model, ""
 	if pl.rules != nil {
-		if d, ok := pl.rules.Route(ctx, route.NewQuery(ctx, responsesConversation(req))); ok && d.Model != "" {
+		q := route.NewQuery(ctx, responsesConversation(req))
+		req.stage = q.Stage
+		if d, ok := pl.rules.Route(ctx, q); ok && d.Model != "" {
 			model, rule = d.Model, d.Rule
 		}
 	}
@@ -120,6 +122,10 @@ func (s *Server) routeResponses(ctx context.Context, team string, body []byte, r
 		model, rule = w, "larger_window"
 	}
 	req.routed = rule != ""
+	req.asked, req.rule = req.Model, rule
+	if rule != "" {
+		s.observe(team, middleware.RouteDecided{From: req.Model, To: model, Rule: rule, Stage: req.stage})
+	}
 	if model == req.Model {
 		return nil, false
 	}
@@ -185,4 +191,29 @@ func (s *Server) newPassRules(pl *passLimits) *route.Rules {
 		return nil
 	}
 	return r
+}
+
+// routingSaved returns what routing saved on a Responses call of team (as
+// CallFacts.RoutingSavedPico says for a chat call): the usage u of the
+// answer passed on priced at the model asked for, plus the fees of the
+// hosted tools it called as they were charged, less the call's cost
+// (every attempt's); 0 when the model asked for, or a model an attempt
+// was billed on, has no price in the team's catalog.
+func (s *Server) routingSaved(team, asked string, u middleware.Usage, feePico, total int64, atts []middleware.Attempt) int64 {
+	pol := s.pol.Policy(team)
+	spec, ok := pol.Model(asked)
+	if !ok || !spec.HasPrice() || u.IsZero() {
+		return 0
+	}
+	for _, a := range atts {
+		if a.Usage.IsZero() {
+			continue
+		}
+		if m, ok := pol.Model(a.Model); !ok || !m.HasPrice() {
+			return 0
+		}
+	}
+	cost := spec.Cost(policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
+		Reasoning: u.ReasoningTokens, ServiceTier: u.ServiceTier})
+	return middleware.SatAdd(int64(cost), feePico) - total
 }

@@ -31,10 +31,15 @@ type RunReport struct {
 	WallMs    float64   `json:"wall_ms"`
 
 	RunFigures
-	FailedCalls int     `json:"failed_calls"`
-	SavedUSD    string  `json:"saved_usd"` // what the cache's hits would have cost
-	SavedPico   int64   `json:"saved_usd_pico"`
-	LLMMs       float64 `json:"llm_ms"` // the calls' latencies, summed
+	FailedCalls int    `json:"failed_calls"`
+	SavedUSD    string `json:"saved_usd"` // what the cache's hits would have cost
+	SavedPico   int64  `json:"saved_usd_pico"`
+	// RoutingSavedUSD is what routing saved against the models the calls
+	// asked for, at the tokens their answers used (negative: what it cost
+	// more).
+	RoutingSavedUSD  string  `json:"routing_saved_usd"`
+	RoutingSavedPico int64   `json:"routing_saved_usd_pico"`
+	LLMMs            float64 `json:"llm_ms"` // the calls' latencies, summed
 
 	// Limits are what the team's policy allows the run, and what is left.
 	Limits RunLimits `json:"limits"`
@@ -174,7 +179,8 @@ func (s *Server) runReport(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	t, start := st.Sums, st.Start
 	out := RunReport{Object: "tokenwise.run", ID: id, Team: k.team, Shared: shared, LostCalls: lost,
 		StartedAt: start.UTC(), WallMs: ms(t.Wall), RunFigures: figures(t.Calls, t.CacheHits, t.Usage, t.CostPico),
-		FailedCalls: t.Failed, SavedUSD: picoUSD(t.SavedPico), SavedPico: t.SavedPico, LLMMs: ms(t.LLMTime),
+		FailedCalls: t.Failed, SavedUSD: picoUSD(t.SavedPico), SavedPico: t.SavedPico,
+		RoutingSavedUSD: picoUSD(t.RoutingSavedPico), RoutingSavedPico: t.RoutingSavedPico, LLMMs: ms(t.LLMTime),
 		ByModel: make(map[string]RunFigures, len(t.ByModel))}
 	for name, m := range t.ByModel {
 		out.ByModel[name] = figures(m.Calls, m.CacheHits, m.Usage, m.CostPico)
