@@ -60,9 +60,13 @@ func int64Sum(t *testing.T, reader *sdkmetric.ManualReader, name string, kv ...s
 //   - a tool-selection call routed from gpt-4o to gpt-4o-mini saved
 //     gpt-4o's price of its 1,000 + 100 tokens less gpt-4o-mini's;
 //   - the next call, on the model asked for (the default rule), saved
-//     nothing;
+//     nothing, although its answer names a dated snapshot with a price of
+//     its own;
 //   - a cascade that escalated from the gpt-4o-mini asked for to gpt-4o
 //     cost gpt-4o's whole answer more (both answers were billed);
+//   - a call a rule sent to gpt-4o-mini, whose answer the cascade
+//     rejected, went back to the gpt-4o asked for: routing cost it
+//     gpt-4o-mini's answer;
 //   - a cascade that started a call for gpt-4.1 at gpt-4o-mini saved
 //     gpt-4.1's price of the answer less gpt-4o-mini's (the cascade's
 //     start is a decision in the call's rule).
@@ -88,6 +92,7 @@ func TestRoutingSavingsAreReported(t *testing.T) {
 	call.Usage = u
 	answer := openaitest.Text("The disk is 95% full.")
 	answer.Usage = u
+	answer.Model = "gpt-4o-2024-05-13" // a snapshot with a price of its own: $5/M and $15/M
 	srv.On(openaitest.LastRole("tool")).Reply(answer)
 	srv.On(openaitest.LastRole("user")).Reply(call)
 	client := goClient(t, srv, mustPolicy(t, stagePolicy), llmwrap.WithObserver(ot))
@@ -108,8 +113,9 @@ func TestRoutingSavingsAreReported(t *testing.T) {
 	if c := calls[0]; c.RoutingSavedPico != strong-cheap || c.CostPico != cheap {
 		t.Errorf("the routed call: saved %d, cost %d; want saved %d, cost %d", c.RoutingSavedPico, c.CostPico, strong-cheap, cheap)
 	}
-	if c := calls[1]; c.RoutingSavedPico != 0 || c.CostPico != strong {
-		t.Errorf("the call on the model asked for: saved %d, cost %d; want 0, %d", c.RoutingSavedPico, c.CostPico, strong)
+	const snapshot = 6_500_000_000 // 1,000 + 100 tokens at gpt-4o-2024-05-13's price
+	if c := calls[1]; c.Routed || c.RoutingSavedPico != 0 || c.CostPico != snapshot {
+		t.Errorf("the call on the model asked for: routed %v, saved %d, cost %d; want false, 0, %d", c.Routed, c.RoutingSavedPico, c.CostPico, snapshot)
 	}
 	if got := run.Totals().RoutingSavedPico; got != strong-cheap {
 		t.Errorf("the run's routing saved %d, want %d", got, strong-cheap)
@@ -165,6 +171,29 @@ func TestRoutingSavingsAreReported(t *testing.T) {
 	gpt41, _ := pricer.Cost("gpt-4.1", one)
 	if c := run3.Calls()[0]; c.Rule != "cascade: starts at gpt-4o-mini" || c.CostPico != cheap || c.RoutingSavedPico != gpt41-cheap {
 		t.Errorf("the call the cascade started: rule %q, cost %d, saved %d; want cost %d, saved %d", c.Rule, c.CostPico, c.RoutingSavedPico, cheap, gpt41-cheap)
+	}
+
+	// A call routed away and escalated back to the model asked for paid
+	// for the rejected answer: routing cost it.
+	srv4 := openaitest.NewServer(t)
+	srv4.On(openaitest.Model("gpt-4o-mini")).Reply(bad)
+	srv4.On(openaitest.Model("gpt-4o")).Reply(good)
+	client4 := goClient(t, srv4, mustPolicy(t, `version: 1
+routing:
+  rules:
+    - name: cheap-tool-selection
+      when: {stage: tool_selection}
+      model: gpt-4o-mini
+  cascade:
+    models: [gpt-4o-mini, gpt-4o]
+`))
+	ctx4, run4 := middleware.StartRun(context.Background(), "back")
+	if _, err := client4.CreateChatCompletion(ctx4, goopenai.ChatCompletionRequest{Model: "gpt-4o",
+		Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "check the disk"}}, Tools: diskTools}); err != nil {
+		t.Fatal(err)
+	}
+	if c := run4.Calls()[0]; c.Model != "gpt-4o" || !c.Routed || c.RoutingSavedPico != -cheap {
+		t.Errorf("the call routed back to gpt-4o: model %s, routed %v, saved %d; want gpt-4o, true, %d", c.Model, c.Routed, c.RoutingSavedPico, -cheap)
 	}
 
 	// The metrics: what routing saved by the model asked for, and each

@@ -86,8 +86,10 @@ type responsesRequest struct {
 	// routed: the team's routing rules (or routing.default) picked Model.
 	routed bool
 	// asked is the model the client asked for, before routing ("": not
-	// routed); rule why the router picked Model (see routeResponses).
+	// routed); rule why the router picked Model, and moved whether that
+	// is another model (see routeResponses).
 	asked, rule string
+	moved       bool
 	stage       middleware.Stage // the call's stage, as the router saw it
 }
 
@@ -357,7 +359,7 @@ func (s *Server) holdResponses(ctx context.Context, team string, req *responsesR
 	}
 	tier := responsesTier(req.ServiceTier)
 	h := &responsesHold{passHold: passHold{s: s, team: team, model: req.Model}, tier: tier, run: run, reports: true, start: time.Now(), tools: &req.tools,
-		requested: req.asked, rule: req.rule}
+		requested: req.asked, rule: req.rule, moved: req.moved}
 	if counted {
 		h.in = in // (the budget's worst case below, when the input is not counted)
 	}
@@ -454,7 +456,8 @@ type responsesHold struct {
 	passHold
 	tier    string          // the tier the request asked for
 	run     *middleware.Run // the run the call names (X-Run-Id), nil: none
-	rule    string          // why routing picked its model (see Server.routingSaved): "" for none
+	rule    string          // why routing picked its model: "" for none
+	moved   bool            // routing moved the call to another model (see Server.routingSaved)
 	feePico int64           // the fees of the hosted tools its answer called (settleObject)
 	// reports: the hold reports the call (its run's record, the metrics);
 	// false on the hold of a model a fallback chain tries, until its
@@ -498,7 +501,8 @@ func (h *responsesHold) record(u middleware.Usage, costPico int64, err error) {
 		}
 		f := middleware.CallFacts{Team: h.team, RequestedModel: cmp.Or(h.requested, h.model), Model: h.model, Rule: h.rule,
 			CostPico: total, Attempts: atts}
-		if err == nil && h.rule != "" {
+		f.Routed = h.moved
+		if err == nil && h.moved {
 			f.RoutingSavedPico = h.s.routingSaved(h.team, f.RequestedModel, u, h.feePico, total, atts)
 		}
 		h.s.report(h.team, h.run, middleware.CallRecord{CallFacts: f, Usage: usage, Latency: time.Since(begun), Start: begun, Err: err})

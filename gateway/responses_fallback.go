@@ -86,8 +86,10 @@ type responsesCall struct {
 	// (responses_cascade.go); "": none.
 	regen string
 	// rule: why routing picked the model that answered — the team's rule,
-	// then each step of the cascade and the regeneration (decide).
-	rule string
+	// then each step of the cascade and the regeneration (decide); moved:
+	// routing moved the call to another model than the one asked for.
+	rule  string
+	moved bool
 
 	bound *passBound // the call's clocks (nil: none): each attempt is bounded on its own
 
@@ -163,7 +165,7 @@ func (s *Server) newResponsesCall(pl *passLimits, team string, req *responsesReq
 		c.checks = cascadeChecks(pl.pol)
 	}
 	c.regen = regenOf(pl.pol, req)
-	c.rule = req.rule
+	c.rule, c.moved = req.rule, req.moved
 	return c
 }
 
@@ -175,6 +177,7 @@ func (c *responsesCall) decide(from, to, why string) {
 	} else {
 		c.rule += "; " + why
 	}
+	c.moved = true
 	if c.req.stage == "" {
 		c.req.stage = instrument.DetectStage(responsesConversation(c.req))
 	}
@@ -271,7 +274,7 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 		// the run's record.
 		if h := pass.hold; h != nil {
 			h.run, h.reports, h.requested, h.begun, h.prior = c.run, true, cmp.Or(c.req.asked, c.req.Model), c.start, c.records(pass)
-			h.rule = c.rule
+			h.rule, h.moved = c.rule, c.moved
 		}
 		c.cur, c.passed = pass.hold, pass.model
 		c.bound.answer(pass.actx)
@@ -290,7 +293,7 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 		for _, a := range atts {
 			total, usage = middleware.SatAdd(total, a.CostPico), usage.Add(a.Usage)
 		}
-		c.s.report(c.team, c.run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: c.team, Rule: c.rule,
+		c.s.report(c.team, c.run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: c.team, Rule: c.rule, Routed: c.moved,
 			RequestedModel: cmp.Or(c.req.asked, c.req.Model), Model: c.attempts[len(c.attempts)-1].model, CostPico: total, Attempts: atts},
 			Usage: usage, Latency: time.Since(c.start), Start: c.start, Err: err})
 	}

@@ -122,7 +122,7 @@ func (s *Server) routeResponses(ctx context.Context, team string, body []byte, r
 		model, rule = w, "larger_window"
 	}
 	req.routed = rule != ""
-	req.asked, req.rule = req.Model, rule
+	req.asked, req.rule, req.moved = req.Model, rule, model != req.Model
 	if rule != "" {
 		s.observe(team, middleware.RouteDecided{From: req.Model, To: model, Rule: rule, Stage: req.stage})
 	}

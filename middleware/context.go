@@ -93,12 +93,15 @@ type CallFacts struct {
 	Saved          Usage // tokens a cache hit or a compaction saved
 	SavedPico      int64 // USD (pico, exact) those saved tokens represent
 	CostPico       int64 // USD (pico, exact) billed for this call: the sum of its Attempts' costs (see Meter)
+	// Routed is set when a router moved the call to a model other than
+	// the one it was on (a rule, a cascade's step, a regeneration).
+	Routed bool
 	// RoutingSavedPico is what routing saved on the call (USD pico): the
 	// usage of the answer it passed on priced at RequestedModel, less
 	// CostPico — negative when routing chose a dearer model or paid for
 	// an escalation (a cascade's rejected answer, a regeneration). Set by
-	// the instrument layer (llmwrap/instrument) when a router decided the
-	// call's model (Rule) and both models have a price; else 0.
+	// the instrument layer (llmwrap/instrument) for a Routed call whose
+	// models all have a price; else 0.
 	RoutingSavedPico int64
 	Attempts         []Attempt
 	Retries          []Retry       // tries a retry layer repeated, in order

@@ -115,7 +115,7 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 						f.CostPico = c
 					}
 				}
-				if f.Rule != "" && err == nil && resp != nil && !resp.FromCache && pricer != nil {
+				if f.Routed && err == nil && resp != nil && !resp.FromCache && pricer != nil {
 					f.RoutingSavedPico = routingSaved(pricer, f, resp, req)
 				}
 			})
@@ -134,7 +134,7 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 	}
 }
 
-// routingSaved returns what routing saved on a call a router decided (see
+// routingSaved returns what routing saved on a call a router moved (see
 // CallFacts.RoutingSavedPico): the usage of the answer passed on — the
 // last attempt that answered (a cascade's rejected answers and a
 // regenerated draft come before it; a hedge's loser has its error), else
@@ -156,8 +156,8 @@ func routingSaved(pricer middleware.Pricer, f *middleware.CallFacts, resp *middl
 		return 0
 	}
 	for _, a := range f.Attempts {
-		if _, ok := pricer.Cost(a.Model, a.Usage); !ok && !a.Usage.IsZero() {
-			return 0 // an attempt without a price: what the call cost is not known
+		if a.CostPico == 0 && !a.Usage.IsZero() {
+			return 0 // an attempt the Meter found no price for: what the call cost is not known
 		}
 	}
 	if len(f.Attempts) == 0 {

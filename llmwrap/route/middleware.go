@@ -366,6 +366,7 @@ func (c *call) decide(ctx context.Context, from, to, rule string) {
 	c.ci.Update(func(f *middleware.CallFacts) {
 		f.Model = to
 		f.Rule = rule
+		f.Routed = f.Routed || from != to
 	})
 	if rule != "" && middleware.Observing(ctx) {
 		middleware.Emit(ctx, middleware.RouteDecided{From: from, To: to, Rule: rule, Stage: c.stage})
