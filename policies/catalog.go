@@ -181,6 +181,7 @@ func mergeSpec(base, over ModelSpec) ModelSpec {
 	overlay(&base.Image, over.Image)
 	overlay(&base.Free, over.Free)
 	overlay(&base.LongContext, over.LongContext)
+	overlay(&base.RequestFee, over.RequestFee)
 	if len(over.ServiceTiers) > 0 {
 		// The policy's tiers replace the catalog's of the same name.
 		tiers := make(map[string]ServiceTierPrices, len(base.ServiceTiers)+len(over.ServiceTiers))
@@ -240,6 +241,7 @@ type TokenCounts struct {
 //	+ AudioInput × AudioInputPer1M (InputPer1M when zero)
 //	+ (Output − AudioOutput) × OutputPer1M
 //	+ AudioOutput × AudioOutputPer1M (OutputPer1M when zero)
+//	+ RequestFee (u is one request's)
 //
 // with each rate read as pico-dollars per token (micro-dollars per million
 // tokens): no term is rounded. The input, cached input, cache write and
@@ -263,6 +265,7 @@ func (m ModelSpec) Cost(u TokenCounts) PicoUSD {
 	c = c.Add(times(audioIn, or(m.AudioInputPer1M, r.InputPer1M)))
 	c = c.Add(times(out-audioOut, r.OutputPer1M))
 	c = c.Add(times(audioOut, or(m.AudioOutputPer1M, r.OutputPer1M)))
+	c = c.Add(max(m.RequestFee, 0).Pico())
 	return c
 }
 

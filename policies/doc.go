@@ -95,6 +95,8 @@
 //	           cached_input_per_1m: 1.25, cache_write_per_1m: 0,
 //	           context_window: 128000, max_output_tokens: 16384, encoding: o200k_base}
 //	  my-llama: {provider: local, free: true, context_window: 32768}
+//	  sonar: {provider: perplexity, input_per_1m: 1, output_per_1m: 1,
+//	          request_fee: 0.005}     # USD per request, on top of its tokens
 //	limits:                       # run guard
 //	  max_calls: 10               # LLM calls per run; 0 = unlimited
 //	  run_timeout: 5m

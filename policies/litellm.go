@@ -40,6 +40,7 @@ type litellmEntry struct {
 	Reasoning   json.Number `json:"output_cost_per_reasoning_token"`
 	InputAudio  json.Number `json:"input_cost_per_audio_token"`
 	OutputAudio json.Number `json:"output_cost_per_audio_token"`
+	PerRequest  json.Number `json:"input_cost_per_request"`
 }
 
 // ImportLiteLLM reads LiteLLM's public price file
@@ -52,6 +53,7 @@ type litellmEntry struct {
 //	cache_creation_input_token_cost → cache_write_per_1m
 //	input_cost_per_audio_token    → audio_input_per_1m
 //	output_cost_per_audio_token   → audio_output_per_1m
+//	input_cost_per_request        → request_fee (USD per request)
 //	max_input_tokens              → context_window
 //	max_output_tokens (max_tokens) → max_output_tokens
 //	litellm_provider              → provider
@@ -121,6 +123,14 @@ func ImportLiteLLM(r io.Reader, providers ...string) (*Imported, error) {
 		price("output_cost_per_reasoning_token", e.Reasoning, &reasoning)
 		price("input_cost_per_audio_token", e.InputAudio, &m.AudioInputPer1M)
 		price("output_cost_per_audio_token", e.OutputAudio, &m.AudioOutputPer1M)
+		if e.PerRequest != "" {
+			// Dollars per request, not per token.
+			if v, err := ParseUSD(string(e.PerRequest)); err != nil || v < 0 {
+				bad = append(bad, "input_cost_per_request: not a non-negative dollar amount of at most six decimals")
+			} else {
+				m.RequestFee = v
+			}
+		}
 		if why := litellmTiers(raw[name], &m, price); why != "" {
 			bad = append(bad, why)
 		}
@@ -349,6 +359,9 @@ func (im *Imported) YAML(header string) []byte {
 			if p.v != 0 {
 				f = append(f, p.k+": "+p.v.text())
 			}
+		}
+		if m.RequestFee != 0 {
+			f = append(f, "request_fee: "+m.RequestFee.text())
 		}
 		if m.ContextWindow > 0 {
 			f = append(f, "context_window: "+strconv.FormatInt(m.ContextWindow, 10))

@@ -113,6 +113,13 @@ type ModelSpec struct {
 	// of 1 GB the call creates; a larger container's memory_limit scales
 	// it: 4g ×4, 16g ×16, 64g ×64). Billed on top of the call's tokens.
 	ToolCalls map[string]USD `yaml:"tool_calls,omitempty" json:"tool_calls,omitzero"`
+	// RequestFee is the provider's fee per request, in USD, on top of its
+	// tokens: Perplexity's per-request search fee, the per-call fee of
+	// OpenAI's search-preview chat models (LiteLLM's
+	// input_cost_per_request). Cost adds it to every request's tokens: a
+	// call's reservation, each attempt the provider answered, what a cache
+	// hit saved.
+	RequestFee USD `yaml:"request_fee,omitempty" json:"request_fee,omitzero"`
 }
 
 // Rates are the rates that differ between processing tiers and context
@@ -191,7 +198,7 @@ func (t ImageTokens) WorstCase(detail string) int64 {
 // HasPrice reports whether the model's cost is known: it is Free or has an
 // input or output price.
 func (m ModelSpec) HasPrice() bool {
-	return m.Free || m.InputPer1M > 0 || m.OutputPer1M > 0
+	return m.Free || m.InputPer1M > 0 || m.OutputPer1M > 0 || m.RequestFee > 0
 }
 
 // Limits is the run guard, enforced for every run.

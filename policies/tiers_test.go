@@ -242,3 +242,59 @@ func TestToolCallFees(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestFees: a model's request_fee is billed with each request's
+// tokens (Cost), a model priced by its fee alone has a price, a policy's
+// fee overlays a catalog model and keeps its rates, a negative fee is a
+// problem with its line and field, and LiteLLM's input_cost_per_request
+// is imported as request_fee and written back.
+func TestRequestFees(t *testing.T) {
+	t.Parallel()
+	p, err := LoadBytes([]byte("version: 1\nmodels:\n  sonar: {provider: perplexity, input_per_1m: 1, output_per_1m: 1, request_fee: 0.005}\n"+
+		"  gpt-4o-search-preview: {request_fee: 0.025}\n  per-call: {request_fee: 0.01}\n  gpt-4o: {request_fee: 0.025}\n"), "team.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sonar, _ := p.Model("sonar")
+	if got := sonar.Cost(TokenCounts{Input: 1000, Output: 100}); got != 6_100_000_000 {
+		t.Errorf("sonar, 1,000 + 100 tokens: %s, want $0.0061 (tokens and the fee)", got)
+	}
+	if got := sonar.Cost(TokenCounts{}); got != 5_000_000_000 {
+		t.Errorf("sonar, no tokens: %s, want the fee alone", got)
+	}
+	if perCall, _ := p.Model("per-call"); !perCall.HasPrice() || perCall.Cost(TokenCounts{Input: 10}) != 10_000_000_000 {
+		t.Errorf("a model priced by its fee alone: priced %v, cost %s", perCall.HasPrice(), perCall.Cost(TokenCounts{Input: 10}))
+	}
+	g, _ := p.Model("gpt-4o")
+	cat, _ := (*Policy)(nil).Model("gpt-4o")
+	if g.InputPer1M != cat.InputPer1M || g.RequestFee != 25_000 || cat.RequestFee != 0 ||
+		g.Cost(TokenCounts{Input: 1000}) != cat.Cost(TokenCounts{Input: 1000})+25_000_000_000 {
+		t.Errorf("gpt-4o with a fee: %+v over the catalog's %+v", g, cat)
+	}
+	for file, want := range map[string]string{
+		"version: 1\nmodels:\n  sonar:\n    request_fee: -0.005\n":    `team.yaml:4:5: models.sonar.request_fee: must not be negative`,
+		"version: 1\nmodels:\n  m: {free: true, request_fee: 0.01}\n": `models.m.free: free is set together with prices`,
+	} {
+		if _, err := LoadBytes([]byte(file), "team.yaml"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("problems\n%v\nlack\n%s", err, want)
+		}
+	}
+	im, err := ImportLiteLLM(strings.NewReader(`{"perplexity/sonar": {"litellm_provider": "perplexity", "mode": "chat", "input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6, "input_cost_per_request": 0.005},
+		"odd": {"mode": "chat", "input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6, "input_cost_per_request": 1e-9}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := im.Models["perplexity/sonar"]; m.RequestFee != 5000 || m.InputPer1M != Dollar {
+		t.Errorf("imported %+v", m)
+	}
+	if len(im.Skipped) != 1 || im.Skipped[0].Model != "odd" || !strings.Contains(im.Skipped[0].Reason, "input_cost_per_request") {
+		t.Errorf("skipped %+v, want odd for its fee finer than a micro-dollar", im.Skipped)
+	}
+	back, err := LoadBytes(im.YAML("imported"), "imported.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := back.Model("perplexity/sonar"); m.RequestFee != 5000 {
+		t.Errorf("written back: %+v", m)
+	}
+}

@@ -177,6 +177,7 @@ func (c *checker) models() {
 		c.nonNegUSD(joinPath(path, "cache_write_per_1m"), m.CacheWritePer1M)
 		c.nonNegUSD(joinPath(path, "audio_input_per_1m"), m.AudioInputPer1M)
 		c.nonNegUSD(joinPath(path, "audio_output_per_1m"), m.AudioOutputPer1M)
+		c.nonNegUSD(joinPath(path, "request_fee"), m.RequestFee)
 		c.nonNeg(joinPath(path, "context_window"), m.ContextWindow)
 		c.nonNeg(joinPath(path, "max_output_tokens"), m.MaxOutputTokens)
 		c.enum(joinPath(path, "encoding"), m.Encoding, "o200k_base", "cl100k_base", "p50k_base", "r50k_base")
@@ -190,7 +191,7 @@ func (c *checker) models() {
 		for _, tool := range slices.Sorted(maps.Keys(m.ToolCalls)) {
 			c.nonNegUSD(keyPath(joinPath(path, "tool_calls"), tool), m.ToolCalls[tool])
 		}
-		if m.Free && (m.InputPer1M != 0 || m.OutputPer1M != 0 || m.CachedInputPer1M != 0 || m.CacheWritePer1M != 0 ||
+		if m.Free && (m.InputPer1M != 0 || m.OutputPer1M != 0 || m.CachedInputPer1M != 0 || m.CacheWritePer1M != 0 || m.RequestFee != 0 ||
 			m.LongContext != (LongContextPrices{}) || len(m.ServiceTiers) > 0) {
 			c.add(joinPath(path, "free"), "free is set together with prices: keep one")
 		}

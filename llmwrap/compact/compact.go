@@ -326,14 +326,22 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 		return h.next.Handle(ctx, req)
 	}
 	if saved := before - res.after; saved > 0 {
-		var micros int64
+		var pico int64
 		if c.o.pricer != nil {
-			micros, _ = c.o.pricer.Cost(req.Model, middleware.Usage{InputTokens: saved, ServiceTier: middleware.RequestServiceTier(req)})
+			// What the input cost before, less what it costs now: a
+			// request's fee is paid either way, and the rates of a long
+			// context may apply to the one and not the other.
+			tier := middleware.RequestServiceTier(req)
+			was, ok1 := c.o.pricer.Cost(req.Model, middleware.Usage{InputTokens: before, ServiceTier: tier})
+			now, ok2 := c.o.pricer.Cost(req.Model, middleware.Usage{InputTokens: res.after, ServiceTier: tier})
+			if ok1 && ok2 {
+				pico = max(was-now, 0)
+			}
 		}
 		note := fmt.Sprintf("context: %d -> %d input tokens (ceiling %d; %s)", before, res.after, ceiling, res.describe())
 		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
 			f.Saved.InputTokens += saved
-			f.SavedPico += micros
+			f.SavedPico += pico
 			f.Notes = append(f.Notes, note)
 		})
 	}

@@ -216,7 +216,8 @@ func TestSummariseCachedAndBilled(t *testing.T) {
 		}
 		return "ok"
 	}}
-	pricer := middleware.PricerFunc(func(string, middleware.Usage) (int64, bool) { return 7, true })
+	// A fee of 7 pico-dollars a request, and 2 an input token.
+	pricer := middleware.PricerFunc(func(_ string, u middleware.Usage) (int64, bool) { return 7 + 2*u.InputTokens, true })
 	c, err := compact.New(compact.Config{MaxInputTokens: 5_000, KeepLastTurns: 2, BlockSize: 4, SummaryModel: "gpt-4o-mini",
 		Strategies: []compact.Strategy{compact.Summarise}}, compact.WithEstimator(compact.Approx{}), compact.WithPricer(pricer))
 	if err != nil {
@@ -234,10 +235,12 @@ func TestSummariseCachedAndBilled(t *testing.T) {
 		}
 		if id == "run-1" {
 			calls := run.Calls()
-			if len(calls) != 3 || calls[0].Stage != compact.StageSummary || calls[0].Model != "gpt-4o-mini" || calls[0].CostPico != 7 {
+			if len(calls) != 3 || calls[0].Stage != compact.StageSummary || calls[0].Model != "gpt-4o-mini" || calls[0].CostPico != 7+2*calls[0].Usage.InputTokens {
 				t.Fatalf("run calls: %+v", calls)
 			}
-			if calls[1].Saved.InputTokens <= 0 || calls[1].SavedPico != 7 || len(calls[1].Notes) == 0 {
+			// The saving is the input's price before less after: the
+			// request's fee is paid either way.
+			if calls[1].Saved.InputTokens <= 0 || calls[1].SavedPico != 2*calls[1].Saved.InputTokens || len(calls[1].Notes) == 0 {
 				t.Fatalf("savings of the compacted call: %+v", calls[1])
 			}
 		}
