@@ -3,6 +3,10 @@
 // so that services in any language get tokenwise's budgets, routing,
 // caching and limits. Build one from a gateway file ([LoadConfig]) with
 // [New]; see the README's Gateway section for the file and the endpoints.
+// Serve it over HTTP ([Server.ListenAndServe], [Server.Handler]), or use it
+// as a library in a Go service: [Server.Transport] serves a Go client
+// (openai-go, whose Responses API it polices; go-openai; langchaingo) in
+// the process, without a socket.
 //
 // # Runs
 //

@@ -93,7 +93,7 @@ func (t *Transport) passUnpoliced(r *http.Request) (*http.Response, error) {
 				_ = r.Body.Close()
 			}
 			return refuseRequest(r, errors.New("tokenwise/openai: POST "+e+" is not run through the policy (only chat completions are): "+
-				"refused, as this client was built with WithUnpolicedRefused; use chat completions, or the gateway (tokenwise serve), which polices the Responses API and embeddings")), nil
+				"refused, as this client was built with WithUnpolicedRefused; use chat completions, or the gateway (tokenwise serve, or in process gateway.Server.Transport), which polices the Responses API and embeddings")), nil
 		}
 		if _, loaded := t.warned.LoadOrStore(e, true); !loaded {
 			slog.Warn("tokenwise/openai: a billable request is passed through without the policy: only chat completions are run through the chain "+

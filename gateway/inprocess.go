@@ -1,0 +1,185 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+)
+
+// Transport returns an [http.RoundTripper] that serves each request in
+// this process, through the gateway's handler, without a socket: the
+// gateway as a library. A Go client of the OpenAI wire format — openai-go
+// (whose Responses API the go-openai transport of adapters/openai does not
+// police), go-openai, langchaingo — given it as its HTTP client's
+// transport, with a virtual key of the gateway file as its API key and
+// any base URL whose path is /v1, gets everything a client of `tokenwise
+// serve` gets: chat completions, the Responses API and embeddings run
+// through its team's policy (budgets, cache, routing, cascades, fallback,
+// rate limits, timeouts), the run of its X-Run-Id, the same OpenAI-shaped
+// errors, the same metrics.
+//
+//	gw, err := gateway.New(cfg) // cfg from gateway.LoadConfig("gateway.yaml")
+//	client := openai.NewClient(option.WithHTTPClient(&http.Client{Transport: gw.Transport()}),
+//		option.WithBaseURL("http://tokenwise/v1"), option.WithAPIKey(virtualKey))
+//
+// The response's headers are returned once the handler writes them; its
+// body is what the handler writes, as it writes it (a stream arrives
+// event by event). The request's context bounds the call, and so does
+// the Server: Close cuts the calls in flight. Close the response body,
+// as with any transport: a body that is never read or closed holds its
+// call. The transport is safe for concurrent use.
+func (s *Server) Transport() http.RoundTripper { return inProcess{s} }
+
+type inProcess struct{ s *Server }
+
+// errInProcessClosed is what a call made after the gateway closed gets.
+var errInProcessClosed = errors.New("tokenwise/gateway: the gateway is closed")
+
+func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil {
+		closeBody(req)
+		return nil, errors.New("tokenwise/gateway: a request without a URL")
+	}
+	if t.s.baseCtx.Err() != nil {
+		closeBody(req)
+		return nil, errInProcessClosed
+	}
+	// The call ends with the caller's context or the gateway's.
+	ctx, cancel := context.WithCancel(req.Context())
+	stop := context.AfterFunc(t.s.baseCtx, cancel)
+	sreq := req.Clone(ctx)
+	// As a server reads it: the path and query as sent, the body the
+	// handler reads (never nil), a remote address for its logs.
+	sreq.RequestURI = req.URL.RequestURI()
+	sreq.RemoteAddr = "in-process"
+	if sreq.Host == "" {
+		sreq.Host = req.URL.Host
+	}
+	if sreq.Body == nil {
+		sreq.Body = http.NoBody
+	}
+	pr, pw := io.Pipe()
+	w := &pipeWriter{header: http.Header{}, pw: pw, ready: make(chan struct{})}
+	go func() {
+		defer func() {
+			stop()
+			cancel()
+			closeBody(req)
+		}()
+		defer func() {
+			// A panic of the handler (net/http's server would log it and
+			// cut the connection) cuts the body, or fails the call.
+			if v := recover(); v != nil {
+				w.fail(fmt.Errorf("tokenwise/gateway: the handler panicked: %v", v))
+				return
+			}
+			w.finish()
+		}()
+		t.s.handler.ServeHTTP(w, sreq)
+	}()
+	select {
+	case <-w.ready:
+	case <-ctx.Done():
+		// The call ended before its answer began: the handler's writes,
+		// if any come, fail; it ends in its own time.
+		_ = pr.CloseWithError(ctx.Err())
+		if err := req.Context().Err(); err != nil {
+			return nil, err
+		}
+		return nil, errInProcessClosed
+	}
+	if w.err != nil && !w.wrote {
+		return nil, w.err
+	}
+	resp := &http.Response{
+		Status:     strconv.Itoa(w.code) + " " + http.StatusText(w.code),
+		StatusCode: w.code,
+		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        w.sent,
+		Body:          &inProcessBody{pr: pr, cancel: cancel},
+		ContentLength: -1,
+		Request:       req,
+	}
+	if n, err := strconv.ParseInt(w.sent.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
+		resp.ContentLength = n
+	}
+	if req.Method == http.MethodHead {
+		_ = pr.Close()
+		resp.Body = http.NoBody
+	}
+	return resp, nil
+}
+
+// inProcessBody is the body of an in-process response. Closing it before
+// its end is the caller leaving: the call's context is cancelled, as a
+// server's is when its client hangs up. (Read to its end, the handler has
+// returned.)
+type inProcessBody struct {
+	pr     *io.PipeReader
+	cancel context.CancelFunc
+}
+
+func (b *inProcessBody) Read(p []byte) (int, error) { return b.pr.Read(p) }
+
+func (b *inProcessBody) Close() error {
+	err := b.pr.Close()
+	b.cancel()
+	return err
+}
+
+// pipeWriter is the handler's http.ResponseWriter: the status and the
+// headers are handed to RoundTrip when first written (ready), the body
+// through a pipe the caller reads, unbuffered: each Write waits for the
+// caller to read it, so a Flush has nothing left to do.
+type pipeWriter struct {
+	header http.Header
+	pw     *io.PipeWriter
+
+	once  sync.Once
+	ready chan struct{} // closed once code and sent are set, or err
+	code  int
+	sent  http.Header // the headers as written
+	wrote bool        // WriteHeader ran (code and sent set)
+	err   error       // the call failed before its headers (with !wrote)
+}
+
+func (w *pipeWriter) Header() http.Header { return w.header }
+
+func (w *pipeWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		return // an informational answer (103 Early Hints): not the response
+	}
+	w.once.Do(func() {
+		w.code, w.sent, w.wrote = code, w.header.Clone(), true
+		close(w.ready)
+	})
+}
+
+func (w *pipeWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.pw.Write(p)
+}
+
+// Flush implements http.Flusher: writes reach the caller as they are made.
+func (w *pipeWriter) Flush() { w.WriteHeader(http.StatusOK) }
+
+// finish ends the body when the handler returns (a handler that wrote
+// nothing answered 200 with no body, as net/http's server sends).
+func (w *pipeWriter) finish() {
+	w.WriteHeader(http.StatusOK)
+	_ = w.pw.Close()
+}
+
+// fail ends the call with err: before its headers, RoundTrip returns err;
+// after them, the caller's read of the body does.
+func (w *pipeWriter) fail(err error) {
+	w.once.Do(func() {
+		w.err = err
+		close(w.ready)
+	})
+	_ = w.pw.CloseWithError(err)
+}

@@ -1,0 +1,148 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
+	goopenai "github.com/sashabaranov/go-openai"
+
+	"github.com/tokenwise/tokenwise/gateway"
+)
+
+// TestInProcessTransport: the gateway as a library. Server.Transport
+// serves Go clients in the process, without a socket, as `tokenwise
+// serve` serves them over HTTP: openai-go's Responses API (a JSON answer
+// and a stream) and go-openai's chat completions, through the same
+// transport, are charged to the team of the virtual key at their exact
+// usage; a call its budget cannot afford gets the OpenAI-shaped 429
+// before it reaches the upstream; an unknown key gets the 401. A stream
+// whose body is closed unread ends its call (the package's TestMain
+// checks that no goroutine outlives the tests), and so does a cancelled
+// context; once the gateway is closed, a call fails at once.
+func TestInProcessTransport(t *testing.T) {
+	up := newModelUpstream(t)
+	t.Setenv(upstreamEnv, upstreamKey)
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 0.004}\n"}
+	cfg, err := gateway.LoadConfig(writeFiles(t, up.URL+"/v1", pols, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	hc := &http.Client{Transport: gw.Transport()}
+	const base = "http://tokenwise.invalid/v1"
+	oc := openai.NewClient(option.WithHTTPClient(hc), option.WithAPIKey(devopsKey), option.WithBaseURL(base+"/"), option.WithMaxRetries(0))
+	ctx := t.Context()
+	spent := func() string {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/spend", nil)
+		req.Header.Set("Authorization", "Bearer "+devopsKey)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var s gateway.Spend
+		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s.SpentUSD
+	}
+	ask := func(model string) responses.ResponseNewParams {
+		return responses.ResponseNewParams{Model: model, MaxOutputTokens: openai.Int(100),
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Check the disks.")}}
+	}
+
+	// A Responses call: gpt-4o's 1,000 + 100 tokens, $0.0035.
+	r, err := oc.Responses.New(ctx, ask("gpt-4o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OutputText() != "from gpt-4o" || spent() != "0.003500" {
+		t.Fatalf("answer %q, spent %s; want gpt-4o's, $0.003500", r.OutputText(), spent())
+	}
+	// A stream, read event by event: gpt-4o-mini's, $0.00021.
+	st := oc.Responses.NewStreaming(ctx, ask("gpt-4o-mini"))
+	var text string
+	completed := 0
+	for st.Next() {
+		switch ev := st.Current(); ev.Type {
+		case "response.output_text.delta":
+			text += ev.Delta
+		case "response.completed":
+			completed++
+		}
+	}
+	if err := st.Err(); err != nil || text != "from gpt-4o-mini" || completed != 1 {
+		t.Fatalf("stream: %v, text %q, %d completed events", err, text, completed)
+	}
+	_ = st.Close()
+	if s := spent(); s != "0.003710" {
+		t.Fatalf("after the stream: spent %s, want $0.003710", s)
+	}
+	// A chat completion of go-openai through the same transport.
+	gc := goopenai.DefaultConfig(devopsKey)
+	gc.BaseURL, gc.HTTPClient = base, hc
+	cr, err := goopenai.NewClientWithConfig(gc).CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", MaxTokens: 10,
+		Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "And the logs?"}}})
+	if err != nil || cr.Choices[0].Message.Content != "from gpt-4o-mini" {
+		t.Fatalf("chat: %v %+v", err, cr)
+	}
+	if s := spent(); s != "0.003920" {
+		t.Fatalf("after the chat call: spent %s, want $0.003920", s)
+	}
+
+	// $0.00008 left: gpt-4o's 100 output tokens ($0.001) do not fit.
+	n := up.count()
+	_, err = oc.Responses.New(ctx, ask("gpt-4o"))
+	var oe *openai.Error
+	if !errors.As(err, &oe) || oe.StatusCode != http.StatusTooManyRequests || oe.Code != "budget_exceeded" || up.count() != n {
+		t.Fatalf("a call over the budget: %v, the upstream got %d more; want the 429 budget_exceeded before the upstream", err, up.count()-n)
+	}
+	// An unknown key.
+	bad := openai.NewClient(option.WithHTTPClient(hc), option.WithAPIKey("tw-not-a-key"), option.WithBaseURL(base+"/"), option.WithMaxRetries(0))
+	if _, err := bad.Responses.New(ctx, ask("gpt-4o-mini")); !errors.As(err, &oe) || oe.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("an unknown key: %v, want the 401", err)
+	}
+
+	// A stream whose body is closed unread, a call whose context is
+	// cancelled: each ends.
+	body := `{"model":"gpt-4o-mini","input":"hi","stream":true,"max_output_tokens":10}`
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/responses", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+devopsKey)
+	resp, err := hc.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a stream: %v", err)
+	}
+	_ = resp.Body.Close()
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	req, _ = http.NewRequestWithContext(cctx, "POST", base+"/responses", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+devopsKey)
+	if resp, err := hc.Do(req); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatalf("a cancelled call answered %d", resp.StatusCode)
+		}
+	}
+
+	// Closed: a call fails at once.
+	_ = gw.Close()
+	if _, err := oc.Responses.New(ctx, ask("gpt-4o-mini")); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("a call after Close: %v, want the gateway's closed error", err)
+	}
+}
