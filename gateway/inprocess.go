@@ -59,6 +59,9 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	if sreq.Host == "" {
 		sreq.Host = req.URL.Host
 	}
+	u := *req.URL
+	u.Scheme, u.Host, u.User = "", "", nil // (a server's request URL is its path and query)
+	sreq.URL = &u
 	if sreq.Body == nil {
 		sreq.Body = http.NoBody
 	}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -144,5 +147,69 @@ func TestInProcessTransport(t *testing.T) {
 	_ = gw.Close()
 	if _, err := oc.Responses.New(ctx, ask("gpt-4o-mini")); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Fatalf("a call after Close: %v, want the gateway's closed error", err)
+	}
+}
+
+// TestInProcessTransportAnswersAsTheServer: the same requests, each sent
+// to one gateway over HTTP and in the process, get the same answers —
+// status, content type and body (a chat answer's "created" time and a
+// stream's id aside) —
+// for chat completions (JSON and a stream), the Responses API (JSON and a
+// stream), embeddings, the model list, a body that is not JSON, a path the
+// gateway passes on, an unknown key and no key.
+func TestInProcessTransportAnswersAsTheServer(t *testing.T) {
+	up := newModelUpstream(t)
+	up.body["text-embedding-3-small"] = `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-0.5]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":5,"total_tokens":5}}`
+	t.Setenv(upstreamEnv, upstreamKey)
+	cfg, err := gateway.LoadConfig(writeFiles(t, up.URL+"/v1", fallbackPolicies(""), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	srv := httptest.NewServer(gw.Handler())
+	defer srv.Close()
+	// (What the gateway makes anew for each call: the time, a stream's id.)
+	created := regexp.MustCompile(`"created":\d+`)
+	id := regexp.MustCompile(`chatcmpl-tw[0-9a-f]+`)
+	answer := func(c *http.Client, base, method, path, key, body string) string {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), method, base+path, strings.NewReader(body))
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), id.ReplaceAll(created.ReplaceAll(b, []byte(`"created":0`)), []byte("chatcmpl-tw")))
+	}
+	in := &http.Client{Transport: gw.Transport()}
+	for _, c := range []struct{ method, path, key, body string }{
+		{"POST", "/v1/chat/completions", devopsKey, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`},
+		{"POST", "/v1/chat/completions", devopsKey, `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`},
+		{"POST", "/v1/responses", devopsKey, `{"model":"gpt-4o","input":"hi"}`},
+		{"POST", "/v1/responses", devopsKey, `{"model":"gpt-4o-mini","input":"hi","stream":true}`},
+		{"POST", "/v1/embeddings", devopsKey, `{"model":"text-embedding-3-small","input":"hello"}`},
+		{"GET", "/v1/models", devopsKey, ``},
+		{"POST", "/v1/chat/completions", devopsKey, `{"model":`},
+		{"POST", "/v1/files", devopsKey, `{}`},
+		{"POST", "/v1/chat/completions", "tw-not-a-key", `{"model":"gpt-4o","messages":[]}`},
+		{"GET", "/v1/models", "", ``},
+	} {
+		overHTTP := answer(srv.Client(), srv.URL, c.method, c.path, c.key, c.body)
+		inProcess := answer(in, "http://tokenwise.invalid", c.method, c.path, c.key, c.body)
+		if overHTTP != inProcess {
+			t.Errorf("%s %s %s:\nover HTTP:  %s\nin process: %s", c.method, c.path, c.body, overHTTP, inProcess)
+		}
 	}
 }
