@@ -467,7 +467,7 @@ func BenchmarkGatewayAddedLatency(b *testing.B) {
 // BenchmarkGatewayRoundTrip is one request at a time, directly to the
 // instant upstream and through the gateway (full policy): the gateway's
 // cost per call on an idle machine, which the load benchmark's figures
-// add queueing to.
+// add queueing to; over HTTP and in the process (Server.Transport).
 func BenchmarkGatewayRoundTrip(b *testing.B) {
 	b.Setenv(upstreamEnv, upstreamKey)
 	upURL := instantUpstream(b)
@@ -499,9 +499,14 @@ func BenchmarkGatewayRoundTrip(b *testing.B) {
 		{"direct", upURL, upstreamKey, keepAlive},
 		{"gateway", "http://" + l.Addr().String() + "/v1", devopsKey, keepAlive},
 		{"gateway-new-conn", "http://" + l.Addr().String() + "/v1", devopsKey, newConn},
+		// gateway-in-process: Server.Transport, the gateway as a library
+		// (no socket between the client and the gateway).
+		{"gateway-in-process", "http://tokenwise.invalid/v1", devopsKey, &http.Client{Transport: srv.Transport()}},
 	} {
 		client := c.client
 		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			cpu0 := selfCPU()
 			for b.Loop() {
 				body := []byte(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"Pod web-` + strconv.FormatInt(benchSeq.Add(1), 10) + ` is crash-looping."}]}`)
 				req, _ := http.NewRequest("POST", c.url+"/chat/completions", bytes.NewReader(body))
@@ -516,6 +521,9 @@ func BenchmarkGatewayRoundTrip(b *testing.B) {
 					b.Fatalf("status %d", resp.StatusCode)
 				}
 			}
+			// This process's CPU: the client's, the gateway's and the
+			// upstream's (all three run here).
+			b.ReportMetric(float64(selfCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
