@@ -527,3 +527,78 @@ func BenchmarkGatewayRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkInProcessAddedLatency is the load benchmark of the gateway as
+// a library (Server.Transport): the same open-loop generator at 2,000
+// requests/s (TOKENWISE_BENCH_RATE), rounds of 1 s (TOKENWISE_BENCH_SECONDS)
+// to the instant upstream directly and through a gateway in this process
+// with the full policy, 5 of each (TOKENWISE_BENCH_ROUNDS), alternating.
+// The generator, the gateway and the upstream share this process: what a
+// Go service that embeds the gateway adds to each of its calls, in
+// latency from each request's scheduled start and in this process's CPU.
+//
+//	go test -run '^$' -bench InProcessAddedLatency -benchtime 1x ./gateway
+func BenchmarkInProcessAddedLatency(b *testing.B) {
+	rate, secs, rounds := 2000, 1.0, 5
+	if v, err := strconv.Atoi(os.Getenv("TOKENWISE_BENCH_RATE")); err == nil && v > 0 {
+		rate = v
+	}
+	if v, err := strconv.ParseFloat(os.Getenv("TOKENWISE_BENCH_SECONDS"), 64); err == nil && v > 0 {
+		secs = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("TOKENWISE_BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	d := time.Duration(secs * float64(time.Second))
+	b.Setenv(upstreamEnv, upstreamKey)
+	upURL := instantUpstream(b)
+	cfg, err := gateway.LoadConfig(writeFiles(b, upURL, map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": benchPolicy}, ""))
+	if err != nil {
+		b.Fatal(err)
+	}
+	gw, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer gw.Close()
+	direct := newLoadTarget("direct", upURL, upstreamKey)
+	defer direct.client.CloseIdleConnections()
+	in := &loadTarget{name: "in-process", url: "http://tokenwise.invalid/v1", key: devopsKey, client: &http.Client{Transport: gw.Transport()}}
+	targets := [2]*loadTarget{direct, in}
+	for _, t := range targets { // warm up: connections, pools, the chain's first calls
+		if r := load(t, rate, d); r.failed > 0 {
+			b.Fatalf("warm-up %s: %d requests failed", t.name, r.failed)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		var all [2][]time.Duration
+		var cpu [2]time.Duration
+		for i := range rounds {
+			for o := range 2 {
+				j := (o + i) % 2
+				runtime.GC()
+				c0 := selfCPU()
+				r := load(targets[j], rate, d)
+				cpu[j] += selfCPU() - c0
+				if r.failed > 0 {
+					b.Fatalf("%s: %d of %d requests failed", targets[j].name, r.failed, len(r.sched))
+				}
+				all[j] = append(all[j], r.sched...)
+			}
+		}
+		slices.Sort(all[0])
+		slices.Sort(all[1])
+		n := time.Duration(len(all[0]))
+		p50, p99 := [2]time.Duration{pct(all[0], .5), pct(all[1], .5)}, [2]time.Duration{pct(all[0], .99), pct(all[1], .99)}
+		b.ReportMetric(float64(p50[0].Microseconds()), "direct-p50-µs")
+		b.ReportMetric(float64(p99[0].Microseconds()), "direct-p99-µs")
+		b.ReportMetric(float64(p50[1].Microseconds()), "in-process-p50-µs")
+		b.ReportMetric(float64(p99[1].Microseconds()), "in-process-p99-µs")
+		b.ReportMetric(float64((p50[1] - p50[0]).Microseconds()), "added-p50-µs")
+		b.ReportMetric(float64((p99[1] - p99[0]).Microseconds()), "added-p99-µs")
+		b.ReportMetric(float64((cpu[1]/n - cpu[0]/n).Microseconds()), "added-cpu-µs/req")
+		b.Logf("%d req/s, %d rounds of %v each side: direct p50 %v p99 %v; in process p50 %v p99 %v; added p50 %v p99 %v; CPU per request (the process: generator, upstream and, in its rounds, the gateway) direct %v, in process %v",
+			rate, rounds, d, p50[0], p99[0], p50[1], p99[1], p50[1]-p50[0], p99[1]-p99[0], cpu[0]/n, cpu[1]/n)
+	}
+}
