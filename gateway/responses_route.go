@@ -122,15 +122,18 @@ func (s *Server) routeResponses(ctx context.Context, team string, body []byte, r
 		model, rule = w, "larger_window"
 	}
 	req.routed = rule != ""
+	var routed []byte
+	if model != req.Model {
+		var ok bool
+		if routed, ok = withModel(body, model); !ok {
+			model = req.Model // (a body the gateway cannot rewrite goes as it came)
+		}
+	}
 	req.asked, req.rule, req.moved = req.Model, rule, model != req.Model
 	if rule != "" {
 		s.observe(team, middleware.RouteDecided{From: req.Model, To: model, Rule: rule, Stage: req.stage})
 	}
 	if model == req.Model {
-		return nil, false
-	}
-	routed, ok := withModel(body, model)
-	if !ok {
 		return nil, false
 	}
 	if s.logger.Enabled(ctx, slog.LevelDebug) {
