@@ -40,7 +40,7 @@ budget:
 	client := goopenai.NewClientWithConfig(cfg)
 	ctx, run := middleware.StartRun(context.Background(), "fees")
 	ask := func() error {
-		_, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "sonar", MaxTokens: 100,
+		_, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "sonar", MaxCompletionTokens: 100,
 			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "Why is the disk full?"}}})
 		return err
 	}

@@ -41,7 +41,7 @@ func int64Sum(t *testing.T, reader *sdkmetric.ManualReader, name string, kv ...s
 		points:
 			for _, dp := range s.DataPoints {
 				for i := 0; i+1 < len(kv); i += 2 {
-					if v, ok := dp.Attributes.Value(attribute.Key(kv[i])); !ok || v.Emit() != kv[i+1] {
+					if v, ok := dp.Attributes.Value(attribute.Key(kv[i])); !ok || v.String() != kv[i+1] {
 						continue points
 					}
 				}

@@ -99,7 +99,7 @@ func TestInProcessTransport(t *testing.T) {
 	// A chat completion of go-openai through the same transport.
 	gc := goopenai.DefaultConfig(devopsKey)
 	gc.BaseURL, gc.HTTPClient = base, hc
-	cr, err := goopenai.NewClientWithConfig(gc).CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", MaxTokens: 10,
+	cr, err := goopenai.NewClientWithConfig(gc).CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", MaxCompletionTokens: 10,
 		Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "And the logs?"}}})
 	if err != nil || cr.Choices[0].Message.Content != "from gpt-4o-mini" {
 		t.Fatalf("chat: %v %+v", err, cr)
