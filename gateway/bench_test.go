@@ -258,6 +258,23 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// loadSettings returns the load benchmarks' rate (TOKENWISE_BENCH_RATE,
+// 2,000 requests/s), round length (TOKENWISE_BENCH_SECONDS, 1 s) and
+// rounds a side (TOKENWISE_BENCH_ROUNDS, 5).
+func loadSettings() (rate int, d time.Duration, rounds int) {
+	rate, secs, rounds := 2000, 1.0, 5
+	if v, err := strconv.Atoi(os.Getenv("TOKENWISE_BENCH_RATE")); err == nil && v > 0 {
+		rate = v
+	}
+	if v, err := strconv.ParseFloat(os.Getenv("TOKENWISE_BENCH_SECONDS"), 64); err == nil && v > 0 {
+		secs = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("TOKENWISE_BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	return rate, time.Duration(secs * float64(time.Second)), rounds
+}
+
 // BenchmarkGatewayAddedLatency is the gateway's load benchmark. The
 // gateway runs in a process of its own (this test binary, as in the
 // replica test), with the full policy on, in front of an instant upstream
@@ -278,17 +295,7 @@ func selfCPU() time.Duration {
 //
 //	go test -run '^$' -bench GatewayAddedLatency -benchtime 1x ./gateway
 func BenchmarkGatewayAddedLatency(b *testing.B) {
-	rate, secs, rounds := 2000, 1.0, 5
-	if v, err := strconv.Atoi(os.Getenv("TOKENWISE_BENCH_RATE")); err == nil && v > 0 {
-		rate = v
-	}
-	if v, err := strconv.ParseFloat(os.Getenv("TOKENWISE_BENCH_SECONDS"), 64); err == nil && v > 0 {
-		secs = v
-	}
-	if v, err := strconv.Atoi(os.Getenv("TOKENWISE_BENCH_ROUNDS")); err == nil && v > 0 {
-		rounds = v
-	}
-	d := time.Duration(secs * float64(time.Second))
+	rate, d, rounds := loadSettings()
 	b.Setenv(upstreamEnv, upstreamKey)
 	upURL := instantUpstream(b)
 	// TOKENWISE_BENCH_POLICY=minimal gives the team a policy of nothing
@@ -539,17 +546,7 @@ func BenchmarkGatewayRoundTrip(b *testing.B) {
 //
 //	go test -run '^$' -bench InProcessAddedLatency -benchtime 1x ./gateway
 func BenchmarkInProcessAddedLatency(b *testing.B) {
-	rate, secs, rounds := 2000, 1.0, 5
-	if v, err := strconv.Atoi(os.Getenv("TOKENWISE_BENCH_RATE")); err == nil && v > 0 {
-		rate = v
-	}
-	if v, err := strconv.ParseFloat(os.Getenv("TOKENWISE_BENCH_SECONDS"), 64); err == nil && v > 0 {
-		secs = v
-	}
-	if v, err := strconv.Atoi(os.Getenv("TOKENWISE_BENCH_ROUNDS")); err == nil && v > 0 {
-		rounds = v
-	}
-	d := time.Duration(secs * float64(time.Second))
+	rate, d, rounds := loadSettings()
 	b.Setenv(upstreamEnv, upstreamKey)
 	upURL := instantUpstream(b)
 	cfg, err := gateway.LoadConfig(writeFiles(b, upURL, map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": benchPolicy}, ""))

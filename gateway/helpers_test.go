@@ -111,6 +111,16 @@ keys:
 // discarded) and serves it on a test server, both closed at the test's end.
 func serveFile(t *testing.T, cfgPath string) *env {
 	t.Helper()
+	srv := newServer(t, cfgPath)
+	gw := httptest.NewServer(srv.Handler())
+	t.Cleanup(gw.Close)
+	return &env{url: gw.URL}
+}
+
+// newServer builds the gateway of the gateway file at cfgPath (logs
+// discarded), closed at the test's end.
+func newServer(t *testing.T, cfgPath string) *gateway.Server {
+	t.Helper()
 	cfg, err := gateway.LoadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -120,9 +130,7 @@ func serveFile(t *testing.T, cfgPath string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	gw := httptest.NewServer(srv.Handler())
-	t.Cleanup(gw.Close)
-	return &env{url: gw.URL}
+	return srv
 }
 
 // start builds and serves a gateway in front of a scripted upstream.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -36,15 +35,7 @@ func TestInProcessTransport(t *testing.T) {
 	t.Setenv(upstreamEnv, upstreamKey)
 	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
 		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 0.004}\n"}
-	cfg, err := gateway.LoadConfig(writeFiles(t, up.URL+"/v1", pols, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
+	gw := newServer(t, writeFiles(t, up.URL+"/v1", pols, ""))
 	hc := &http.Client{Transport: gw.Transport()}
 	const base = "http://tokenwise.invalid/v1"
 	oc := openai.NewClient(option.WithHTTPClient(hc), option.WithAPIKey(devopsKey), option.WithBaseURL(base+"/"), option.WithMaxRetries(0))
@@ -161,15 +152,7 @@ func TestInProcessTransportAnswersAsTheServer(t *testing.T) {
 	up := newModelUpstream(t)
 	up.body["text-embedding-3-small"] = `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-0.5]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":5,"total_tokens":5}}`
 	t.Setenv(upstreamEnv, upstreamKey)
-	cfg, err := gateway.LoadConfig(writeFiles(t, up.URL+"/v1", fallbackPolicies(""), ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
+	gw := newServer(t, writeFiles(t, up.URL+"/v1", fallbackPolicies(""), ""))
 	srv := httptest.NewServer(gw.Handler())
 	defer srv.Close()
 	// (What the gateway makes anew for each call: the time, a stream's id.)
