@@ -103,12 +103,13 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 		StatusCode: w.code,
 		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header:        w.sent,
-		Body:          &inProcessBody{pr: pr, cancel: cancel},
+		Body:          &inProcessBody{pr: pr, cancel: cancel, left: -1},
 		ContentLength: -1,
 		Request:       req,
 	}
-	if n, err := strconv.ParseInt(w.sent.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
-		resp.ContentLength = n
+	if w.length >= 0 {
+		resp.ContentLength = w.length
+		resp.Body.(*inProcessBody).left = w.length
 	}
 	if req.Method == http.MethodHead {
 		_ = pr.Close()
@@ -120,13 +121,24 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 // inProcessBody is the body of an in-process response. Closing it before
 // its end is the caller leaving: the call's context is cancelled, as a
 // server's is when its client hangs up. (Read to its end, the handler has
-// returned.)
+// returned.) A body that ends short of its Content-Length is cut, as a
+// client reads it over HTTP: its last read is io.ErrUnexpectedEOF.
 type inProcessBody struct {
 	pr     *io.PipeReader
 	cancel context.CancelFunc
+	left   int64 // what Content-Length says is still to come (-1: no length)
 }
 
-func (b *inProcessBody) Read(p []byte) (int, error) { return b.pr.Read(p) }
+func (b *inProcessBody) Read(p []byte) (int, error) {
+	n, err := b.pr.Read(p)
+	if b.left >= 0 {
+		b.left -= int64(n)
+		if err == io.EOF && b.left > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	return n, err
+}
 
 func (b *inProcessBody) Close() error {
 	err := b.pr.Close()
@@ -148,6 +160,9 @@ type pipeWriter struct {
 	sent  http.Header // the headers as written
 	wrote bool        // WriteHeader ran (code and sent set)
 	err   error       // the call failed before its headers (with !wrote)
+	// length is the body's Content-Length as the headers were written
+	// (-1: none), and written what the handler wrote of it.
+	length, written int64
 }
 
 func (w *pipeWriter) Header() http.Header { return w.header }
@@ -158,13 +173,27 @@ func (w *pipeWriter) WriteHeader(code int) {
 	}
 	w.once.Do(func() {
 		w.code, w.sent, w.wrote = code, w.header.Clone(), true
+		w.length = -1
+		if n, err := strconv.ParseInt(w.sent.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
+			w.length = n
+		}
 		close(w.ready)
 	})
 }
 
 func (w *pipeWriter) Write(p []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
-	return w.pw.Write(p)
+	if len(p) == 0 {
+		return 0, nil // (a pipe would wait for a read of nothing)
+	}
+	if w.length >= 0 && w.written+int64(len(p)) > w.length {
+		// More than the Content-Length the handler set: refused, as
+		// net/http's server refuses it.
+		return 0, http.ErrContentLength
+	}
+	n, err := w.pw.Write(p)
+	w.written += int64(n)
+	return n, err
 }
 
 // Flush implements http.Flusher: writes reach the caller as they are made.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -193,6 +194,85 @@ func TestInProcessTransportAnswersAsTheServer(t *testing.T) {
 		inProcess := answer(in, "http://tokenwise.invalid", c.method, c.path, c.key, c.body)
 		if overHTTP != inProcess {
 			t.Errorf("%s %s %s:\nover HTTP:  %s\nin process: %s", c.method, c.path, c.body, overHTTP, inProcess)
+		}
+	}
+}
+
+// TestInProcessTransportReportsCutAnswersCut: an upstream's answer cut
+// before its end (a chat completion or a Responses answer, JSON with and
+// without Content-Length, or a stream) reaches a client of the gateway in
+// process as it reaches a client over HTTP: as an error — a failed read
+// of the body, or an error answer —, never as a whole success; and an
+// answer that is whole is the same on both.
+func TestInProcessTransportReportsCutAnswersCut(t *testing.T) {
+	up := &rawUpstream{}
+	ts := httptest.NewServer(up)
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	t.Cleanup(ts.Close)
+	t.Setenv(upstreamEnv, upstreamKey)
+	gw := newServer(t, writeFiles(t, ts.URL+"/v1", map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nfallback: {retry: {max_attempts: 1}}\n"}, ""))
+	srv := httptest.NewServer(gw.Handler())
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	defer srv.Close()
+	in := &http.Client{Transport: gw.Transport()}
+	type got struct {
+		status int
+		body   string
+		failed bool // the body's read failed
+	}
+	send := func(c *http.Client, base, path, body string) got {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+devopsKey)
+		resp, err := c.Do(req)
+		if err != nil {
+			return got{failed: true}
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return got{resp.StatusCode, string(b), err != nil}
+	}
+	chat := `{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"The disk is full."},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`
+	chatStream := "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"The disk\"},\"finish_reason\":null}]}\n\n" +
+		"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
+	resp := cascadeAnswer("gpt-4o-mini", "completed", `{"type":"message","id":"m","status":"completed","role":"assistant","content":[{"type":"output_text","text":"The disk is full.","annotations":[]}]}`)
+	respStream := "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":" + cascadeAnswer("gpt-4o-mini", "in_progress", "") + "}\n\n" +
+		"event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":1,\"response\":" + resp + "}\n\n"
+	const chatReq, chatStreamReq = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	const respReq, respStreamReq = `{"model":"gpt-4o-mini","input":"hi"}`, `{"model":"gpt-4o-mini","input":"hi","stream":true}`
+	for _, c := range []struct {
+		name, path, req, answer, ctype string
+		cut, length                    bool
+	}{
+		{"chat", "/v1/chat/completions", chatReq, chat, "application/json", false, true},
+		{"chat cut, with length", "/v1/chat/completions", chatReq, chat, "application/json", true, true},
+		{"chat cut", "/v1/chat/completions", chatReq, chat, "application/json", true, false},
+		{"chat stream", "/v1/chat/completions", chatStreamReq, chatStream, "text/event-stream", false, false},
+		{"chat stream cut", "/v1/chat/completions", chatStreamReq, chatStream, "text/event-stream", true, false},
+		{"responses", "/v1/responses", respReq, resp, "application/json", false, true},
+		{"responses cut, with length", "/v1/responses", respReq, resp, "application/json", true, true},
+		{"responses cut", "/v1/responses", respReq, resp, "application/json", true, false},
+		{"responses stream", "/v1/responses", respStreamReq, respStream, "text/event-stream", false, false},
+		{"responses stream cut", "/v1/responses", respStreamReq, respStream, "text/event-stream", true, false},
+	} {
+		a := upstreamAnswer{status: 200, contentType: c.ctype, body: []byte(c.answer), cut: c.cut, length: c.length}
+		if c.cut {
+			a.body = a.body[:len(a.body)*2/3]
+		}
+		up.set(a)
+		overHTTP := send(srv.Client(), srv.URL, c.path, c.req)
+		inProcess := send(in, "http://tokenwise.invalid", c.path, c.req)
+		whole := func(g got) bool {
+			return !g.failed && g.status == 200 && !strings.Contains(g.body, `"error"`) && !strings.Contains(g.body, "event: error")
+		}
+		if c.cut && (whole(overHTTP) || whole(inProcess)) {
+			t.Errorf("%s: a cut answer read as whole: over HTTP %+v, in process %+v", c.name, overHTTP, inProcess)
+		}
+		if !c.cut && (!whole(inProcess) || inProcess.status != overHTTP.status ||
+			regexp.MustCompile(`chatcmpl-tw[0-9a-f]+|"created":\d+`).ReplaceAllString(inProcess.body, "") !=
+				regexp.MustCompile(`chatcmpl-tw[0-9a-f]+|"created":\d+`).ReplaceAllString(overHTTP.body, "")) {
+			t.Errorf("%s: over HTTP %+v, in process %+v", c.name, overHTTP, inProcess)
 		}
 	}
 }
