@@ -17,6 +17,8 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
 	goopenai "github.com/sashabaranov/go-openai"
+	"github.com/tmc/langchaingo/llms"
+	lcopenai "github.com/tmc/langchaingo/llms/openai"
 
 	"github.com/tokenwise/tokenwise/gateway"
 )
@@ -24,8 +26,8 @@ import (
 // TestInProcessTransport: the gateway as a library. Server.Transport
 // serves Go clients in the process, without a socket, as `tokenwise
 // serve` serves them over HTTP: openai-go's Responses API (a JSON answer
-// and a stream) and go-openai's chat completions, through the same
-// transport, are charged to the team of the virtual key at their exact
+// and a stream), go-openai's chat completions and langchaingo's openai
+// backend, through the same transport, are charged to the team of the virtual key at their exact
 // usage; a call its budget cannot afford gets the OpenAI-shaped 429
 // before it reaches the upstream; an unknown key gets the 401. A stream
 // whose body is closed unread ends its call (the package's TestMain
@@ -35,7 +37,7 @@ func TestInProcessTransport(t *testing.T) {
 	up := newModelUpstream(t)
 	t.Setenv(upstreamEnv, upstreamKey)
 	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
-		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 0.004}\n"}
+		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 0.0045}\n"}
 	gw := newServer(t, writeFiles(t, up.URL+"/v1", pols, ""))
 	hc := &http.Client{Transport: gw.Transport()}
 	const base = "http://tokenwise.invalid/v1"
@@ -99,8 +101,20 @@ func TestInProcessTransport(t *testing.T) {
 	if s := spent(); s != "0.003920" {
 		t.Fatalf("after the chat call: spent %s, want $0.003920", s)
 	}
+	// And langchaingo's openai backend.
+	llm, err := lcopenai.New(lcopenai.WithHTTPClient(hc), lcopenai.WithBaseURL(base), lcopenai.WithToken(devopsKey), lcopenai.WithModel("gpt-4o-mini"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, err := llm.GenerateContent(ctx, []llms.MessageContent{llms.TextParts(llms.ChatMessageTypeHuman, "Still full?")}, llms.WithMaxTokens(20))
+	if err != nil || lr.Choices[0].Content != "from gpt-4o-mini" {
+		t.Fatalf("langchaingo: %v %+v", err, lr)
+	}
+	if s := spent(); s != "0.004130" {
+		t.Fatalf("after langchaingo's call: spent %s, want $0.004130", s)
+	}
 
-	// $0.00008 left: gpt-4o's 100 output tokens ($0.001) do not fit.
+	// $0.00037 left: gpt-4o's 100 output tokens ($0.001) do not fit.
 	n := up.count()
 	_, err = oc.Responses.New(ctx, ask("gpt-4o"))
 	var oe *openai.Error
