@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -289,4 +292,63 @@ func TestInProcessTransportReportsCutAnswersCut(t *testing.T) {
 			t.Errorf("%s: over HTTP %+v, in process %+v", c.name, overHTTP, inProcess)
 		}
 	}
+}
+
+// TestInProcessTransportUnderConcurrentCalls: 32 goroutines make 8 calls
+// each through one in-process transport — chat and Responses, JSON and
+// streams — and each call, at random, reads its answer whole, closes its
+// body after a few bytes, or has its context cancelled at a random
+// moment. Every call ends (no deadlock), an answer read whole is the
+// upstream's, and no goroutine outlives the test (the package's TestMain).
+func TestInProcessTransportUnderConcurrentCalls(t *testing.T) {
+	up := newModelUpstream(t)
+	t.Setenv(upstreamEnv, upstreamKey)
+	gw := newServer(t, writeFiles(t, up.URL+"/v1", map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1000}\n"}, ""))
+	in := &http.Client{Transport: gw.Transport()}
+	bodies := []struct{ path, body, want string }{
+		{"/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi %d"}]}`, "from gpt-4o-mini"},
+		{"/v1/chat/completions", `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi %d"}]}`, "[DONE]"},
+		{"/v1/responses", `{"model":"gpt-4o","input":"hi %d"}`, "from gpt-4o"},
+		{"/v1/responses", `{"model":"gpt-4o-mini","input":"hi %d","stream":true}`, "response.completed"},
+	}
+	var wg sync.WaitGroup
+	for g := range 32 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 7))
+			for i := range 8 {
+				b := bodies[rng.IntN(len(bodies))]
+				ctx, cancel := context.WithCancel(t.Context())
+				mode := rng.IntN(3) // 0: read whole, 1: close early, 2: cancel
+				stop := func() bool { return false }
+				if mode == 2 {
+					stop = time.AfterFunc(time.Duration(rng.IntN(2000))*time.Microsecond, cancel).Stop
+				}
+				req, _ := http.NewRequestWithContext(ctx, "POST", "http://tokenwise.invalid"+b.path, strings.NewReader(fmt.Sprintf(b.body, g*100+i)))
+				req.Header.Set("Authorization", "Bearer "+devopsKey)
+				resp, err := in.Do(req)
+				if err != nil {
+					if mode != 2 {
+						t.Errorf("a call not cancelled failed: %v", err)
+					}
+					stop()
+					cancel()
+					continue
+				}
+				switch mode {
+				case 1:
+					_, _ = io.ReadFull(resp.Body, make([]byte, 1+rng.IntN(20)))
+				default:
+					got, err := io.ReadAll(resp.Body)
+					if mode == 0 && (err != nil || resp.StatusCode != 200 || !strings.Contains(string(got), b.want)) {
+						t.Errorf("%s: %d %v %.200s", b.path, resp.StatusCode, err, got)
+					}
+				}
+				_ = resp.Body.Close()
+				stop()
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
 }
