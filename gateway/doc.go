@@ -6,7 +6,8 @@
 // Serve it over HTTP ([Server.ListenAndServe], [Server.Handler]), or use it
 // as a library in a Go service: [Server.Transport] serves a Go client
 // (openai-go, whose Responses API it polices; go-openai; langchaingo) in
-// the process, without a socket.
+// the process, without a socket, by a virtual key; [Server.TransportFor]
+// serves a service that is one team without one.
 //
 // # Runs
 //

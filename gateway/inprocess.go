@@ -32,9 +32,25 @@ import (
 // the Server: Close cuts the calls in flight. Close the response body,
 // as with any transport: a body that is never read or closed holds its
 // call. The transport is safe for concurrent use.
-func (s *Server) Transport() http.RoundTripper { return inProcess{s} }
+func (s *Server) Transport() http.RoundTripper { return inProcess{s: s} }
 
-type inProcess struct{ s *Server }
+// TransportFor is Transport for a caller that is team: its requests need
+// no virtual key (any Authorization header is ignored) and run under
+// team's policy — for a Go service that is one team, with no key to keep.
+// Only the process holds such a transport: a request over HTTP cannot
+// claim a team.
+func (s *Server) TransportFor(team string) http.RoundTripper {
+	return inProcess{s: s, team: &keyEntry{name: "in-process", team: team}}
+}
+
+type inProcess struct {
+	s    *Server
+	team *keyEntry // TransportFor's caller; nil: the request's virtual key
+}
+
+// inProcessTeam is the context key of the team a TransportFor request is
+// made as (a *keyEntry).
+type inProcessTeam struct{}
 
 // errInProcessClosed is what a call made after the gateway closed gets.
 var errInProcessClosed = errors.New("tokenwise/gateway: the gateway is closed")
@@ -50,6 +66,9 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// The call ends with the caller's context or the gateway's.
 	ctx, cancel := context.WithCancel(req.Context())
+	if t.team != nil {
+		ctx = context.WithValue(ctx, inProcessTeam{}, t.team)
+	}
 	stop := context.AfterFunc(t.s.baseCtx, cancel)
 	sreq := req.Clone(ctx)
 	// As a server reads it: the path and query as sent, the body the

@@ -352,3 +352,65 @@ func TestInProcessTransportUnderConcurrentCalls(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestInProcessTransportForATeam: Server.TransportFor(team) serves a Go
+// service that is one team without a virtual key: openai-go with any API
+// key (none of the gateway file's) calls under the team's policy and is
+// charged to that team alone — devops and payments, each through its own
+// transport — while Transport, and the gateway over HTTP, still refuse
+// that key with the 401.
+func TestInProcessTransportForATeam(t *testing.T) {
+	up := newModelUpstream(t)
+	t.Setenv(upstreamEnv, upstreamKey)
+	gw := newServer(t, writeFiles(t, up.URL+"/v1", map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":   "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1}\n",
+		"payments.yaml": "version: 1\nname: payments\nbudget:\n  team: {period: monthly, max_usd: 1}\n"}, ""))
+	srv := httptest.NewServer(gw.Handler())
+	defer srv.Close()
+	const base = "http://tokenwise.invalid/v1/"
+	params := responses.ResponseNewParams{Model: "gpt-4o", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Check the disks.")}}
+	client := func(rt http.RoundTripper, base string) openai.Client {
+		return openai.NewClient(option.WithHTTPClient(&http.Client{Transport: rt}), option.WithAPIKey("sk-not-a-virtual-key"),
+			option.WithBaseURL(base), option.WithMaxRetries(0))
+	}
+	spent := func(key string) string {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/v1/spend", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var s gateway.Spend
+		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s.SpentUSD
+	}
+	devops, payments := client(gw.TransportFor("devops"), base), client(gw.TransportFor("payments"), base)
+	if _, err := devops.Responses.New(t.Context(), params); err != nil {
+		t.Fatal(err)
+	}
+	if d, p := spent(devopsKey), spent(paymentsKey); d != "0.003500" || p != "0.000000" {
+		t.Fatalf("after devops's call: devops spent %s, payments %s; want 0.003500 and 0", d, p)
+	}
+	for range 2 {
+		if _, err := payments.Responses.New(t.Context(), params); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, p := spent(devopsKey), spent(paymentsKey); d != "0.003500" || p != "0.007000" {
+		t.Fatalf("after payments's calls: devops spent %s, payments %s; want 0.003500 and 0.007000", d, p)
+	}
+	var oe *openai.Error
+	for name, rt := range map[string]struct {
+		rt   http.RoundTripper
+		base string
+	}{"Transport": {gw.Transport(), base}, "HTTP": {http.DefaultTransport, srv.URL + "/v1/"}} {
+		c := client(rt.rt, rt.base)
+		if _, err := c.Responses.New(t.Context(), params); !errors.As(err, &oe) || oe.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s with a key of no team: %v, want the 401", name, err)
+		}
+	}
+}
