@@ -46,21 +46,7 @@ func TestInProcessTransport(t *testing.T) {
 	const base = "http://tokenwise.invalid/v1"
 	oc := openai.NewClient(option.WithHTTPClient(hc), option.WithAPIKey(devopsKey), option.WithBaseURL(base+"/"), option.WithMaxRetries(0))
 	ctx := t.Context()
-	spent := func() string {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/spend", nil)
-		req.Header.Set("Authorization", "Bearer "+devopsKey)
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var s gateway.Spend
-		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-			t.Fatal(err)
-		}
-		return s.SpentUSD
-	}
+	spent := func() string { return spentVia(t, hc, base, devopsKey) }
 	ask := func(model string) responses.ResponseNewParams {
 		return responses.ResponseNewParams{Model: model, MaxOutputTokens: openai.Int(100),
 			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Check the disks.")}}
@@ -373,21 +359,7 @@ func TestInProcessTransportForATeam(t *testing.T) {
 		return openai.NewClient(option.WithHTTPClient(&http.Client{Transport: rt}), option.WithAPIKey("sk-not-a-virtual-key"),
 			option.WithBaseURL(base), option.WithMaxRetries(0))
 	}
-	spent := func(key string) string {
-		t.Helper()
-		req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/v1/spend", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var s gateway.Spend
-		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-			t.Fatal(err)
-		}
-		return s.SpentUSD
-	}
+	spent := func(key string) string { return spentVia(t, srv.Client(), srv.URL+"/v1", key) }
 	devops, payments := client(gw.TransportFor("devops"), base), client(gw.TransportFor("payments"), base)
 	if _, err := devops.Responses.New(t.Context(), params); err != nil {
 		t.Fatal(err)
@@ -413,4 +385,22 @@ func TestInProcessTransportForATeam(t *testing.T) {
 			t.Errorf("%s with a key of no team: %v, want the 401", name, err)
 		}
 	}
+}
+
+// spentVia returns what the team of key spent in its period, as the
+// gateway's GET /v1/spend says through c under base (…/v1).
+func spentVia(t *testing.T, c *http.Client, base, key string) string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", base+"/spend", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s gateway.Spend
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s.SpentUSD
 }
