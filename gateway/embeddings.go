@@ -169,6 +169,7 @@ func (s *Server) reserveEmbeddings(ctx context.Context, team string, req *embedd
 // local) is counted across calls, as a chain's is.
 type passLimits struct {
 	pol     *policies.Policy
+	pricer  middleware.Pricer  // the policy's prices
 	budget  *budget.Budget     // nil: the policy has no budget
 	limiter *ratelimit.Limiter // nil: the policy has no rate limits
 	rules   *route.Rules       // nil: the policy routes nothing
@@ -190,7 +191,7 @@ func (s *Server) passLimitsOf(team string) *passLimits {
 	if pl := s.passBy[team]; pl != nil && pl.pol == pol {
 		return pl
 	}
-	pl := &passLimits{pol: pol}
+	pl := &passLimits{pol: pol, pricer: llmwrap.Pricer(pol)}
 	if b, err := llmwrap.NewBudget(pol, budget.WithStore(s.budgets), budget.WithLogger(s.logger)); err != nil {
 		pl.err = classify(err, s.secrets...)
 	} else if b.Active() {

@@ -457,7 +457,7 @@ type responsesHold struct {
 	tier    string          // the tier the request asked for
 	run     *middleware.Run // the run the call names (X-Run-Id), nil: none
 	rule    string          // why routing picked its model: "" for none
-	moved   bool            // routing moved the call to another model (see Server.routingSaved)
+	moved   bool            // routing moved the call to another model (CallFacts.Routed)
 	feePico int64           // the fees of the hosted tools its answer called (settleObject)
 	// reports: the hold reports the call (its run's record, the metrics);
 	// false on the hold of a model a fallback chain tries, until its
@@ -500,10 +500,9 @@ func (h *responsesHold) record(u middleware.Usage, costPico int64, err error) {
 			total, usage = middleware.SatAdd(total, a.CostPico), usage.Add(a.Usage)
 		}
 		f := middleware.CallFacts{Team: h.team, RequestedModel: cmp.Or(h.requested, h.model), Model: h.model, Rule: h.rule,
-			CostPico: total, Attempts: atts}
-		f.Routed = h.moved
-		if err == nil && h.moved {
-			f.RoutingSavedPico = h.s.routingSaved(h.team, f.RequestedModel, u, h.feePico, total, atts)
+			Routed: h.moved, CostPico: total, Attempts: atts}
+		if err == nil {
+			f.RoutingSavedPico = middleware.RoutingSaved(h.s.passLimitsOf(h.team).pricer, &f, u, h.feePico)
 		}
 		h.s.report(h.team, h.run, middleware.CallRecord{CallFacts: f, Usage: usage, Latency: time.Since(begun), Start: begun, Err: err})
 	})

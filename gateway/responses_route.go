@@ -195,28 +195,3 @@ func (s *Server) newPassRules(pl *passLimits) *route.Rules {
 	}
 	return r
 }
-
-// routingSaved returns what routing saved on a Responses call of team (as
-// CallFacts.RoutingSavedPico says for a chat call): the usage u of the
-// answer passed on priced at the model asked for, plus the fees of the
-// hosted tools it called as they were charged, less the call's cost
-// (every attempt's); 0 when the model asked for, or a model an attempt
-// was billed on, has no price in the team's catalog.
-func (s *Server) routingSaved(team, asked string, u middleware.Usage, feePico, total int64, atts []middleware.Attempt) int64 {
-	pol := s.pol.Policy(team)
-	spec, ok := pol.Model(asked)
-	if !ok || !spec.HasPrice() || u.IsZero() {
-		return 0
-	}
-	for _, a := range atts {
-		if a.Usage.IsZero() {
-			continue
-		}
-		if m, ok := pol.Model(a.Model); !ok || !m.HasPrice() {
-			return 0
-		}
-	}
-	cost := spec.Cost(policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
-		Reasoning: u.ReasoningTokens, ServiceTier: u.ServiceTier})
-	return middleware.SatAdd(int64(cost), feePico) - total
-}

@@ -100,8 +100,9 @@ type CallFacts struct {
 	// usage of the answer it passed on priced at RequestedModel, less
 	// CostPico — negative when routing chose a dearer model or paid for
 	// an escalation (a cascade's rejected answer, a regeneration). Set by
-	// the instrument layer (llmwrap/instrument) for a Routed call whose
-	// models all have a price; else 0.
+	// the instrument layer (llmwrap/instrument), and by the gateway for its
+	// Responses calls, with RoutingSaved: for a Routed call whose models
+	// all have a price; else 0.
 	RoutingSavedPico int64
 	Attempts         []Attempt
 	Retries          []Retry       // tries a retry layer repeated, in order

@@ -19,6 +19,36 @@ type PricerFunc func(model string, u Usage) (int64, bool)
 // Cost calls f.
 func (f PricerFunc) Cost(model string, u Usage) (int64, bool) { return f(model, u) }
 
+// RoutingSaved returns what routing saved on a call (see
+// CallFacts.RoutingSavedPico): answer — the usage of the answer the call
+// passed on, at the service tier it was billed at — priced at
+// f.RequestedModel, plus extraPico (what else the answer cost, such as
+// its hosted tools' fees, as it was charged), less f.CostPico. It is 0 for
+// a call no router moved (f.Routed false), for an answer without usage,
+// and when the requested model has no price or an attempt was billed
+// nothing for its usage (its cost unknown, so the saving is too). The
+// instrument layer and the gateway's Responses calls both report it so.
+func RoutingSaved(pricer Pricer, f *CallFacts, answer Usage, extraPico int64) int64 {
+	if pricer == nil || !f.Routed || answer.IsZero() {
+		return 0
+	}
+	asked, ok := pricer.Cost(f.RequestedModel, answer)
+	if !ok {
+		return 0
+	}
+	for _, a := range f.Attempts {
+		if a.CostPico == 0 && !a.Usage.IsZero() {
+			return 0
+		}
+	}
+	if len(f.Attempts) == 0 {
+		if _, ok := pricer.Cost(f.Model, answer); !ok {
+			return 0
+		}
+	}
+	return SatAdd(asked, extraPico) - f.CostPico
+}
+
 type hedgeKey struct{}
 
 // WithHedgedAttempt marks the calls made with ctx as a hedged attempt,

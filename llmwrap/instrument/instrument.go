@@ -115,8 +115,8 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 						f.CostPico = c
 					}
 				}
-				if f.Routed && err == nil && resp != nil && !resp.FromCache && pricer != nil {
-					f.RoutingSavedPico = routingSaved(pricer, f, resp, req)
+				if f.Routed && err == nil && resp != nil && !resp.FromCache {
+					f.RoutingSavedPico = middleware.RoutingSaved(pricer, f, answerUsage(f, resp, req), 0)
 				}
 			})
 			facts := ci.Facts()
@@ -134,38 +134,17 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 	}
 }
 
-// routingSaved returns what routing saved on a call a router moved (see
-// CallFacts.RoutingSavedPico): the usage of the answer passed on — the
-// last attempt that answered (a cascade's rejected answers and a
+// answerUsage returns the usage of the answer a call passed on: that of
+// the last attempt that answered (a cascade's rejected answers and a
 // regenerated draft come before it; a hedge's loser has its error), else
-// resp's — priced at the requested model, less what the call cost; 0 when
-// a model the call was billed on, or the requested one, has no price.
-func routingSaved(pricer middleware.Pricer, f *middleware.CallFacts, resp *middleware.Response, req *middleware.Request) int64 {
-	answer := resp.Usage
+// resp's, at the service tier it was billed at.
+func answerUsage(f *middleware.CallFacts, resp *middleware.Response, req *middleware.Request) middleware.Usage {
 	for i := len(f.Attempts) - 1; i >= 0; i-- {
 		if a := &f.Attempts[i]; a.Err == nil {
-			answer = a.Usage
-			break
+			return a.Usage // (the Meter billed it at its tier)
 		}
 	}
-	if answer.IsZero() {
-		return 0
-	}
-	asked, ok := pricer.Cost(f.RequestedModel, answer.WithServiceTier(req))
-	if !ok {
-		return 0
-	}
-	for _, a := range f.Attempts {
-		if a.CostPico == 0 && !a.Usage.IsZero() {
-			return 0 // an attempt the Meter found no price for: what the call cost is not known
-		}
-	}
-	if len(f.Attempts) == 0 {
-		if _, ok := pricer.Cost(f.Model, answer.WithServiceTier(req)); !ok {
-			return 0
-		}
-	}
-	return asked - f.CostPico
+	return resp.Usage.WithServiceTier(req)
 }
 
 // DetectStage infers a call's stage when the caller did not declare it. It
