@@ -106,13 +106,19 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	select {
 	case <-w.ready:
 	case <-ctx.Done():
-		// The call ended before its answer began: the handler's writes,
-		// if any come, fail; it ends in its own time.
-		_ = pr.CloseWithError(ctx.Err())
-		if err := req.Context().Err(); err != nil {
-			return nil, err
+		select {
+		case <-w.ready:
+			// The handler answered and returned (which cancels ctx, after
+			// its answer began): that is the answer.
+		default:
+			// The call ended before its answer began: the handler's
+			// writes, if any come, fail; it ends in its own time.
+			_ = pr.CloseWithError(ctx.Err())
+			if err := req.Context().Err(); err != nil {
+				return nil, err
+			}
+			return nil, errInProcessClosed
 		}
-		return nil, errInProcessClosed
 	}
 	if w.err != nil && !w.wrote {
 		return nil, w.err

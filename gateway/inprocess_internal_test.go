@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -86,4 +87,37 @@ func TestInProcessTransportAsAServer(t *testing.T) {
 	if !errors.Is(longWrite, http.ErrContentLength) {
 		t.Errorf("a write past Content-Length returned %v, want http.ErrContentLength", longWrite)
 	}
+}
+
+// TestInProcessTransportKeepsAnAnswerMadeAtOnce: a handler that answers
+// and returns before RoundTrip looks (a status and no body: 8 goroutines
+// × 2,000 calls, so that some handlers run to their end before their
+// RoundTrip wakes) has its answer delivered: its return ends the call's
+// context, which must not be read as the call ending before its answer.
+// (Under -race, as the project's tests run, the code before the fix
+// failed here in every run.)
+func TestInProcessTransportKeepsAnAnswerMadeAtOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := &Server{handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }), baseCtx: ctx}
+	rt := s.Transport()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 2000 {
+				req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://tokenwise.invalid/x", nil)
+				resp, err := rt.RoundTrip(req)
+				if err != nil {
+					t.Errorf("%v, want the handler's 204", err)
+					return
+				}
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusNoContent {
+					t.Errorf("%d, want 204", resp.StatusCode)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

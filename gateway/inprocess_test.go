@@ -61,21 +61,9 @@ func TestInProcessTransport(t *testing.T) {
 		t.Fatalf("answer %q, spent %s; want gpt-4o's, $0.003500", r.OutputText(), spent())
 	}
 	// A stream, read event by event: gpt-4o-mini's, $0.00021.
-	st := oc.Responses.NewStreaming(ctx, ask("gpt-4o-mini"))
-	var text string
-	completed := 0
-	for st.Next() {
-		switch ev := st.Current(); ev.Type {
-		case "response.output_text.delta":
-			text += ev.Delta
-		case "response.completed":
-			completed++
-		}
+	if st := readResponsesStream(t, oc, ask("gpt-4o-mini")); st.text != "from gpt-4o-mini" || st.completed != 1 {
+		t.Fatalf("stream: text %q, %d completed events", st.text, st.completed)
 	}
-	if err := st.Err(); err != nil || text != "from gpt-4o-mini" || completed != 1 {
-		t.Fatalf("stream: %v, text %q, %d completed events", err, text, completed)
-	}
-	_ = st.Close()
 	if s := spent(); s != "0.003710" {
 		t.Fatalf("after the stream: spent %s, want $0.003710", s)
 	}
