@@ -8,7 +8,6 @@ import (
 
 	goopenai "github.com/sashabaranov/go-openai"
 
-	oaiadapter "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
@@ -31,13 +30,9 @@ models:
 budget:
   run: {max_usd: 0.0161}
 `)
-	srv := openaitest.New()
+	srv := openaitest.NewServer(t)
 	srv.On().Reply(openaitest.Reply{Content: "The disk is 95% full.", Usage: &openaitest.Usage{PromptTokens: 1000, CompletionTokens: 100}})
-	chain := llmwrap.MustBuild(p, llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
-	cfg := goopenai.DefaultConfig("test-key")
-	cfg.BaseURL = "http://perplexity.test"
-	cfg.HTTPClient = oaiadapter.NewHTTPClient(chain, oaiadapter.WithBaseTransport(srv.Transport()))
-	client := goopenai.NewClientWithConfig(cfg)
+	client := goClient(t, srv, p, llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
 	ctx, run := middleware.StartRun(context.Background(), "fees")
 	ask := func() error {
 		_, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "sonar", MaxCompletionTokens: 100,

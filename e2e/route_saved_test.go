@@ -178,15 +178,7 @@ func TestRoutingSavingsAreReported(t *testing.T) {
 	srv4 := openaitest.NewServer(t)
 	srv4.On(openaitest.Model("gpt-4o-mini")).Reply(bad)
 	srv4.On(openaitest.Model("gpt-4o")).Reply(good)
-	client4 := goClient(t, srv4, mustPolicy(t, `version: 1
-routing:
-  rules:
-    - name: cheap-tool-selection
-      when: {stage: tool_selection}
-      model: gpt-4o-mini
-  cascade:
-    models: [gpt-4o-mini, gpt-4o]
-`))
+	client4 := goClient(t, srv4, mustPolicy(t, stagePolicy+"  cascade:\n    models: [gpt-4o-mini, gpt-4o]\n"))
 	ctx4, run4 := middleware.StartRun(context.Background(), "back")
 	if _, err := client4.CreateChatCompletion(ctx4, goopenai.ChatCompletionRequest{Model: "gpt-4o",
 		Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "check the disk"}}, Tools: diskTools}); err != nil {
