@@ -45,18 +45,24 @@ type passHold struct {
 	// An embeddings call's start and its report's once (reportEmbeddings).
 	callStart time.Time
 	repOnce   sync.Once
+	// An embeddings call of a team without a budget or rate limits is
+	// held to be reported only (reportOnly): its input, counted only when
+	// the answer has no usage to report (estimated).
+	reportOnly bool
+	input      json.RawMessage
 }
 
 // reportEmbeddings reports an embeddings call once, to the team's
 // observers (Server.report; not in its run's record, which counts model
 // calls): tokens its input used, what it cost (pico-USD), or why it failed.
-func (h *passHold) reportEmbeddings(tokens, pico int64, err error) {
+func (h *passHold) reportEmbeddings(model string, tokens, pico int64, err error) {
 	h.repOnce.Do(func() {
 		u := middleware.Usage{InputTokens: tokens}
 		lat := time.Since(h.callStart)
+		model := cmp.Or(model, h.model)
 		h.s.report(h.team, nil, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: h.team, Operation: "embeddings",
-			RequestedModel: h.model, Model: h.model, CostPico: pico,
-			Attempts: []middleware.Attempt{{Model: h.model, Latency: lat, Usage: u, CostPico: pico, Err: err}}},
+			RequestedModel: cmp.Or(h.model, model), Model: model, CostPico: pico,
+			Attempts: []middleware.Attempt{{Model: model, Latency: lat, Usage: u, CostPico: pico, Err: err}}},
 			Usage: u, Latency: lat, Start: h.callStart, Err: err})
 	})
 }
@@ -124,16 +130,24 @@ func (s *Server) embeddingsInputTokens(model string, input json.RawMessage) (n i
 // has no output) in the ledgers of its team's budget (ctx names the team
 // and the run), or refuses the call with an OpenAI-shaped 429 when that
 // does not fit in what is left, or with a 400 when its input cannot be
-// counted (req nil: not JSON; no model; an input of another shape); nil
-// and no error when the team's policy has no budget and no rate limits
-// (the input is not counted then).
+// counted (req nil: not JSON; no model; an input of another shape). When
+// the team's policy has no budget and no rate limits, the hold holds
+// nothing and refuses nothing: it reports the call (reportOnly).
 func (s *Server) reserveEmbeddings(ctx context.Context, team string, req *embeddingsRequest) (*passHold, *apiError) {
 	pl := s.passLimitsOf(team)
 	if pl.err != nil {
 		return nil, pl.err
 	}
 	if pl.budget == nil && pl.limiter == nil {
-		return nil, nil
+		// Nothing to hold: the call is only reported (its cost in the
+		// metrics and its run's record), as the answer's usage says, and
+		// its input is counted only when the answer has none. A body the
+		// gateway cannot read is the upstream's to refuse.
+		h := &passHold{s: s, team: team, callStart: time.Now(), reportOnly: true}
+		if req != nil {
+			h.model, h.input = req.Model, req.Input
+		}
+		return h, nil
 	}
 	h := &passHold{s: s, team: team, callStart: time.Now()}
 	counted := false
@@ -265,9 +279,10 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	if !whole || err != nil {
 		// Too long to read (passed on whole, unread) or not read to its
 		// end: charged its estimate.
+		h.estimate()
 		h.settle(ctx, h.need)
 		h.done(ctx, -1, 1)
-		h.reportEmbeddings(h.need.Tokens, middleware.SatMul(h.need.USDMicros, 1_000_000), err)
+		h.reportEmbeddings("", h.need.Tokens, middleware.SatMul(h.need.USDMicros, 1_000_000), err)
 		return err
 	}
 	var ans struct {
@@ -281,9 +296,10 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 		// (A negative count, settled as given, would take spend off the
 		// budget.)
 		h.s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: charged its estimate", "team", h.team)
+		h.estimate()
 		h.settle(ctx, h.need)
 		h.done(ctx, -1, 1)
-		h.reportEmbeddings(h.need.Tokens, middleware.SatMul(h.need.USDMicros, 1_000_000), nil)
+		h.reportEmbeddings(ans.Model, h.need.Tokens, middleware.SatMul(h.need.USDMicros, 1_000_000), nil)
 		return nil
 	}
 	tok := max(ans.Usage.TotalTokens, ans.Usage.PromptTokens)
@@ -296,8 +312,20 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	}
 	h.settle(ctx, amount)
 	h.done(ctx, tok, 1)
-	h.reportEmbeddings(amount.Tokens, h.s.embeddingsPico(h.team, model, amount.Tokens), nil)
+	h.reportEmbeddings(model, amount.Tokens, h.s.embeddingsPico(h.team, model, amount.Tokens), nil)
 	return nil
+}
+
+// estimate counts a report-only hold's input (need), when it can; a hold
+// of a budget or rate limits counted it before the call.
+func (h *passHold) estimate() {
+	if !h.reportOnly || h.input == nil {
+		return
+	}
+	if n, ok := h.s.embeddingsInputTokens(h.model, h.input); ok {
+		h.need = budget.Amount{Tokens: n, USDMicros: h.s.embeddingsCost(h.team, h.model, n)}
+	}
+	h.input = nil
 }
 
 // unsuccessful reports whether resp is not a success; if so it releases
@@ -318,7 +346,7 @@ func (h *passHold) unsuccessful(ctx context.Context, resp *http.Response) bool {
 func (h *passHold) releaseEmbeddings(ctx context.Context) {
 	h.settle(ctx, budget.Amount{})
 	h.done(ctx, 0, 0)
-	h.reportEmbeddings(0, 0, errNoEmbeddings)
+	h.reportEmbeddings("", 0, 0, errNoEmbeddings)
 }
 
 // errNoEmbeddings is the failure of an embeddings call that got no answer

@@ -290,11 +290,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		log(slog.LevelWarn, "tokenwise/gateway: stream failed", "status", resp.StatusCode, "code", e.Code, "err", e.Message, "bytes", n, "ms", since(start))
 		return
 	}
-	status := "ok"
-	if resp.StatusCode >= 400 {
-		status = "upstream_" + itoa(int64(resp.StatusCode))
-	}
-	s.metrics.request(status)
+	s.metrics.request(passOutcome(true, resp.StatusCode))
 	if err != nil {
 		log(slog.LevelWarn, "tokenwise/gateway: response cut", "status", resp.StatusCode, "err", redact.Mask(err.Error(), s.secrets...), "ms", since(start))
 		return
@@ -303,6 +299,44 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		log(slog.LevelInfo, "tokenwise/gateway: call", "status", resp.StatusCode, "stream", sse, "cache", resp.Header.Get("X-Tokenwise-Cache"), "bytes", n, "ms", since(start))
 	}
 }
+
+// passOutcome is the outcome a call answered with status counts under:
+// a call the gateway polices (chat, Responses, embeddings) "ok" or
+// "upstream_error" (an error answer of the upstream's, or a stream's
+// error event), any other "pass_through".
+func passOutcome(policed bool, status int) string {
+	switch {
+	case !policed:
+		return "pass_through"
+	case status >= 400:
+		return "upstream_error"
+	}
+	return "ok"
+}
+
+// statusWriter is a ResponseWriter that keeps the status written through
+// it (0: none yet). Unwrap lets http.ResponseController reach the
+// writer's Flush and Hijack.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // copyFlush copies body to w, flushing after each read when streaming.
 func copyFlush(w io.Writer, rc *http.ResponseController, body io.Reader, flush bool) (int64, error) {
@@ -429,6 +463,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	var bound *passBound    // the call's timeouts (passtimeout.go)
 	var call *responsesCall // a Responses call's fallback chain (responses_fallback.go)
 	var refused *apiError   // the chain's refusal of the call, written as its answer
+	policed := false        // an embeddings or Responses call: counted by its answer's status
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody())
 	}
@@ -461,6 +496,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			s.refuse(w, e)
 			return
 		}
+		policed = true
 		if h != nil {
 			// Released if no answer settled it (an upstream error).
 			defer h.releaseEmbeddings(r.Context())
@@ -486,6 +522,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			s.refuse(w, e)
 			return
 		}
+		policed = true
 		// Read once (nil when it is not a JSON request with a model), then
 		// routed by the team's rules (see responses_route.go): the budget,
 		// the rate limits and the upstream are the routed model's.
@@ -516,7 +553,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			if hit != nil {
 				serveCached(w, hit)
 				s.recordHit(named, k.team, req.Model, hit.entry, start)
-				s.metrics.request("pass_through")
+				s.metrics.request("ok")
 				s.logger.Info("tokenwise/gateway: passed through", "team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
 					"method", r.Method, "path", r.URL.Path, "cache", "hit", "ms", since(start))
 				return
@@ -619,7 +656,8 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	if call != nil {
 		p.Transport = call
 	}
-	p.ServeHTTP(w, r)
+	sw := &statusWriter{ResponseWriter: w}
+	p.ServeHTTP(sw, r)
 	if refused != nil {
 		s.metrics.request(refused.Code)
 		return
@@ -636,7 +674,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			"method", r.Method, "path", r.URL.Path, "err", c.Error(), "ms", since(start)}, where...)...)
 		return
 	}
-	s.metrics.request("pass_through")
+	s.metrics.request(passOutcome(policed, sw.status))
 	s.logger.Info("tokenwise/gateway: passed through", append([]any{"team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
 		"method", r.Method, "path", r.URL.Path, "ms", since(start)}, where...)...)
 }
@@ -693,8 +731,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // contentLength returns the Content-Length header value of resp's length
 // (resp.ContentLength >= 0): its own header's when that says the same (the

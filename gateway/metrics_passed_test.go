@@ -43,7 +43,11 @@ func metricValue(t *testing.T, exposition, name string, labels ...string) (strin
 // duration, the Responses cache's lookups and what its hits saved — with
 // or without X-Run-Id, and for a team without a budget. (Before, /metrics
 // had none of it: a team that called the Responses API spent money its
-// dashboards did not show.)
+// dashboards did not show; and a team without a budget or rate limits had
+// none of its embeddings calls there.) The gateway's requests are counted
+// by outcome: "ok" or "upstream_error" for the calls it polices,
+// "pass_through" for other endpoints (before, a policed Responses or
+// embeddings call was "pass_through" whatever its answer).
 func TestGatewayMetricsCountPassedCalls(t *testing.T) {
 	up := newModelUpstream(t)
 	up.body["text-embedding-3-small"] = `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-0.5]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":5,"total_tokens":5}}`
@@ -52,7 +56,8 @@ func TestGatewayMetricsCountPassedCalls(t *testing.T) {
 models:
   text-embedding-3-small: {provider: openai, input_per_1m: 0.02, output_per_1m: 0}
 `)
-	pols["payments.yaml"] = "version: 1\nname: payments\n" // no budget, no cache, no fallback
+	// payments: no budget, no rate limits, no cache, no fallback
+	pols["payments.yaml"] = "version: 1\nname: payments\nmodels:\n  text-embedding-3-small: {provider: openai, input_per_1m: 0.02, output_per_1m: 0}\n"
 	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
 
 	read := func(r *http.Response) string {
@@ -80,6 +85,16 @@ models:
 	up.setFail("gpt-4o", 0)
 	read(e.do(t, "POST", "/v1/responses", paymentsKey, ask))
 	read(e.do(t, "POST", "/v1/embeddings", devopsKey, `{"model":"text-embedding-3-small","input":"hello"}`))
+	// A team without a budget or rate limits: its embeddings calls are
+	// reported all the same (its answer's usage read), and an upstream's
+	// error answer is counted as one.
+	read(e.do(t, "POST", "/v1/embeddings", paymentsKey, `{"model":"text-embedding-3-small","input":["hello","world"]}`))
+	up.setFail("text-embedding-3-small", http.StatusInternalServerError)
+	if r := e.do(t, "POST", "/v1/embeddings", paymentsKey, `{"model":"text-embedding-3-small","input":"hello"}`); r.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("the failed embeddings call: %d", r.StatusCode)
+	}
+	up.setFail("text-embedding-3-small", 0)
+	read(e.do(t, "GET", "/v1/files", paymentsKey, ""))
 	if s := e.spend(t); s.SpentUSD != "0.003921" {
 		t.Fatalf("devops spent %s, want $0.003921 (0.0035 + 2 × 0.00021 + 0.0000001 rounded up to a micro-dollar)", s.SpentUSD)
 	}
@@ -96,6 +111,13 @@ models:
 		{"tokenwise_cost_total", []string{`gen_ai_response_model="gpt-4o-mini"`, `tokenwise_team="devops"`}, "4.2e+08"},
 		{"tokenwise_cost_total", []string{`gen_ai_response_model="gpt-4o"`, `tokenwise_team="payments"`}, "3.5e+09"},
 		{"tokenwise_cost_total", []string{`gen_ai_response_model="text-embedding-3-small"`, `tokenwise_team="devops"`}, "100000"},
+		{"tokenwise_cost_total", []string{`gen_ai_response_model="text-embedding-3-small"`, `tokenwise_team="payments"`}, "100000"},
+		// Requests by outcome: the calls the gateway polices (chat,
+		// Responses, embeddings) are "ok" or "upstream_error"; other
+		// endpoints "pass_through".
+		{"tokenwise_gateway_requests_total", []string{`outcome="ok"`}, "7"},
+		{"tokenwise_gateway_requests_total", []string{`outcome="upstream_error"`}, "1"},
+		{"tokenwise_gateway_requests_total", []string{`outcome="pass_through"`}, "1"},
 		// The cache: one hit (the second call), which saved gpt-4o's
 		// answer; the first call and the fallback's were misses (a
 		// stream is looked up too).
@@ -106,9 +128,10 @@ models:
 		// spent none.
 		{"gen_ai_client_token_usage_sum", []string{`gen_ai_operation_name="chat"`, `gen_ai_request_model="gpt-4o"`, `gen_ai_response_model="gpt-4o"`, `gen_ai_token_type="input"`}, "2000"},
 		{"gen_ai_client_token_usage_sum", []string{`gen_ai_operation_name="chat"`, `gen_ai_request_model="gpt-4o"`, `gen_ai_response_model="gpt-4o-mini"`, `gen_ai_token_type="output"`}, "100"},
-		{"gen_ai_client_token_usage_sum", []string{`gen_ai_operation_name="embeddings"`, `gen_ai_token_type="input"`}, "5"},
+		{"gen_ai_client_token_usage_sum", []string{`gen_ai_operation_name="embeddings"`, `gen_ai_token_type="input"`}, "10"},
 		{"gen_ai_client_operation_duration_seconds_count", []string{`gen_ai_operation_name="chat"`, `gen_ai_request_model="gpt-4o"`, `gen_ai_response_model="gpt-4o"`}, "3"},
-		{"gen_ai_client_operation_duration_seconds_count", []string{`gen_ai_operation_name="embeddings"`}, "1"},
+		{"gen_ai_client_operation_duration_seconds_count", []string{`{gen_ai_operation_name="embeddings"`}, "2"},
+		{"gen_ai_client_operation_duration_seconds_count", []string{`error_type="_OTHER"`, `gen_ai_operation_name="embeddings"`}, "1"},
 		{"tokenwise_fallbacks_total", []string{`tokenwise_from="gpt-4o"`, `tokenwise_to="gpt-4o-mini"`}, "1"},
 	} {
 		if got, _ := metricValue(t, m, c.name, c.labels...); got != c.want {
