@@ -50,17 +50,21 @@ type passHold struct {
 	// the answer has no usage to report (estimated).
 	reportOnly bool
 	input      json.RawMessage
+	// named is the run the embeddings call names (X-Run-Id), whose record
+	// gets the call; nil: none.
+	named *middleware.Run
 }
 
-// reportEmbeddings reports an embeddings call once, to the team's
-// observers (Server.report; not in its run's record, which counts model
-// calls): tokens its input used, what it cost (pico-USD), or why it failed.
+// reportEmbeddings reports an embeddings call once, in the record of the
+// run it names and to the team's observers (Server.report): the model
+// that answered ("": the one asked for), the tokens its input used, what
+// it cost (pico-USD), or why it failed.
 func (h *passHold) reportEmbeddings(model string, tokens, pico int64, err error) {
 	h.repOnce.Do(func() {
 		u := middleware.Usage{InputTokens: tokens}
 		lat := time.Since(h.callStart)
 		model := cmp.Or(model, h.model)
-		h.s.report(h.team, nil, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: h.team, Operation: "embeddings",
+		h.s.report(h.team, h.named, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: h.team, Operation: "embeddings",
 			RequestedModel: cmp.Or(h.model, model), Model: model, CostPico: pico,
 			Attempts: []middleware.Attempt{{Model: model, Latency: lat, Usage: u, CostPico: pico, Err: err}}},
 			Usage: u, Latency: lat, Start: h.callStart, Err: err})

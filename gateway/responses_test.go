@@ -430,7 +430,9 @@ func TestGatewayResponsesCountInTheRun(t *testing.T) {
 // as well as the team's, as its chat calls are: once the run's tokens are
 // spent, a call of the run that does not fit is refused with the budget's
 // 429, a call of another run is not, and a call without X-Run-Id is a run
-// of its own, bounded alone.
+// of its own, bounded alone. Both are in the run's report (before, an
+// embeddings call was missing there: the report's spend was less than
+// what the run's budget had been charged).
 func TestGatewayPassedCallsSpendTheRunBudget(t *testing.T) {
 	var calls atomic.Int64
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -481,6 +483,12 @@ func TestGatewayPassedCallsSpendTheRunBudget(t *testing.T) {
 	}
 	if st, msg := responses(100, "agent-1"); st != 200 {
 		t.Fatalf("a call that fits what is left of the run: %d %s", st, msg)
+	}
+	// The run's report has the embeddings call with its model calls: its
+	// 150 tokens beside the two Responses calls' 20 + 30 each.
+	if status, rep, _ := e.runReport(t, devopsKey, "agent-1"); status != 200 || rep.Calls != 3 || rep.InputTokens != 190 || rep.OutputTokens != 60 ||
+		rep.ByModel["text-embedding-3-small"].Calls != 1 || rep.ByModel["text-embedding-3-small"].InputTokens != 150 {
+		t.Errorf("the run's report %d: %+v", status, rep)
 	}
 	// Another run has its own 400 tokens.
 	if st, msg := responses(300, "agent-2"); st != 200 {
