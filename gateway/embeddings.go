@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -274,40 +276,52 @@ func (h *passHold) settle(ctx context.Context, actual budget.Amount) {
 // unchanged. An answer that is not a success releases the reservation;
 // a success without readable usage is charged what was reserved (the
 // provider billed it).
+//
+// A report-only hold (a team without a budget or rate limits) does not
+// hold the answer back: it is passed on as it comes, its first and last
+// bytes kept to read its usage from when it ends (scannedBody).
 func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	ctx := resp.Request.Context()
 	if h.unsuccessful(ctx, resp) {
+		return nil
+	}
+	if h.reportOnly {
+		resp.Body = &scannedBody{ReadCloser: resp.Body, end: func(a *embeddingsAnswer, err error) {
+			if a == nil && err == nil {
+				h.s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: reported at its estimate", "team", h.team)
+			}
+			h.finishEmbeddings(ctx, a, err)
+		}}
 		return nil
 	}
 	body, whole, err := readAnswer(resp, maxEmbeddingsAnswer)
 	if !whole || err != nil {
 		// Too long to read (passed on whole, unread) or not read to its
 		// end: charged its estimate.
+		h.finishEmbeddings(ctx, nil, err)
+		return err
+	}
+	a, ok := parseEmbeddingsAnswer(body)
+	if !ok {
+		h.s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: charged its estimate", "team", h.team)
+	}
+	h.finishEmbeddings(ctx, a, nil)
+	return nil
+}
+
+// finishEmbeddings settles and reports an embeddings call that got a
+// successful answer: at a's usage, or (a nil: an answer too long to read,
+// cut by err, or without readable usage) at its estimate.
+func (h *passHold) finishEmbeddings(ctx context.Context, a *embeddingsAnswer, err error) {
+	if a == nil {
 		h.estimate()
 		h.settle(ctx, h.need)
 		h.done(ctx, -1, 1)
 		h.reportEmbeddings("", h.need.Tokens, middleware.SatMul(h.need.USDMicros, 1_000_000), err)
-		return err
+		return
 	}
-	var ans struct {
-		Model string `json:"model"`
-		Usage *struct {
-			PromptTokens int64 `json:"prompt_tokens"`
-			TotalTokens  int64 `json:"total_tokens"`
-		} `json:"usage"`
-	}
-	if json.Unmarshal(body, &ans) != nil || ans.Usage == nil || ans.Usage.PromptTokens < 0 || ans.Usage.TotalTokens < 0 {
-		// (A negative count, settled as given, would take spend off the
-		// budget.)
-		h.s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: charged its estimate", "team", h.team)
-		h.estimate()
-		h.settle(ctx, h.need)
-		h.done(ctx, -1, 1)
-		h.reportEmbeddings(ans.Model, h.need.Tokens, middleware.SatMul(h.need.USDMicros, 1_000_000), nil)
-		return nil
-	}
-	tok := max(ans.Usage.TotalTokens, ans.Usage.PromptTokens)
-	model := cmp.Or(ans.Model, h.model)
+	tok := a.tokens()
+	model := cmp.Or(a.Model, h.model)
 	amount := budget.Settleable(budget.Amount{Tokens: tok, USDMicros: h.s.embeddingsCost(h.team, model, tok)})
 	if amount.USDMicros == 0 && tok > 0 {
 		if spec, ok := h.s.pol.Policy(h.team).Model(model); !ok || !spec.HasPrice() {
@@ -317,8 +331,160 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	h.settle(ctx, amount)
 	h.done(ctx, tok, 1)
 	h.reportEmbeddings(model, amount.Tokens, h.s.embeddingsPico(h.team, model, amount.Tokens), nil)
-	return nil
 }
+
+// embeddingsAnswer is what the gateway reads of an embeddings answer.
+type embeddingsAnswer struct {
+	Model string `json:"model"`
+	Usage *struct {
+		PromptTokens int64 `json:"prompt_tokens"`
+		TotalTokens  int64 `json:"total_tokens"`
+	} `json:"usage"`
+}
+
+// usable reports whether a has usage that can be charged (a negative
+// count, settled as given, would take spend off the budget).
+func (a *embeddingsAnswer) usable() bool {
+	return a.Usage != nil && a.Usage.PromptTokens >= 0 && a.Usage.TotalTokens >= 0
+}
+
+// tokens is what a usable answer's call used.
+func (a *embeddingsAnswer) tokens() int64 { return max(a.Usage.TotalTokens, a.Usage.PromptTokens) }
+
+// parseEmbeddingsAnswer reads a whole embeddings answer's model and
+// usage; ok is false when it has no usable usage.
+func parseEmbeddingsAnswer(body []byte) (*embeddingsAnswer, bool) {
+	a := new(embeddingsAnswer)
+	if json.Unmarshal(body, a) != nil || !a.usable() {
+		return nil, false
+	}
+	return a, true
+}
+
+// scanKeep is how many of an answer's first and last bytes scannedBody
+// keeps: an embeddings answer's usage and model come after its vectors
+// (or, on some servers, before them), in far fewer bytes.
+const scanKeep = 8 << 10
+
+// scannedBody passes an embeddings answer on as it is read, keeping its
+// first and last scanKeep bytes; when the answer ends, end gets its
+// model and usage as read from them (nil: none readable; err: the answer
+// was cut, or closed before its end), once.
+type scannedBody struct {
+	io.ReadCloser
+	head, tail []byte
+	n          int64
+	end        func(a *embeddingsAnswer, err error)
+	once       sync.Once
+}
+
+func (b *scannedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.keep(p[:n])
+	switch {
+	case err == io.EOF:
+		b.finish(nil)
+	case err != nil:
+		b.finish(err)
+	}
+	return n, err
+}
+
+func (b *scannedBody) Close() error {
+	b.finish(errEmbeddingsCut)
+	return b.ReadCloser.Close()
+}
+
+// keep adds p to the bytes kept: the first scanKeep in head, the last in
+// tail.
+func (b *scannedBody) keep(p []byte) {
+	b.n += int64(len(p))
+	if room := scanKeep - len(b.head); room > 0 {
+		if b.head == nil {
+			b.head = make([]byte, 0, scanKeep)
+		}
+		b.head = append(b.head, p[:min(room, len(p))]...)
+	}
+	if b.n <= scanKeep {
+		return // all in head
+	}
+	if b.tail == nil {
+		b.tail = make([]byte, 0, scanKeep)
+	}
+	if len(p) >= scanKeep {
+		b.tail = append(b.tail[:0], p[len(p)-scanKeep:]...)
+		return
+	}
+	if over := len(b.tail) + len(p) - scanKeep; over > 0 {
+		b.tail = b.tail[:copy(b.tail, b.tail[over:])]
+	}
+	b.tail = append(b.tail, p...)
+}
+
+// finish calls end once: with the answer's model and usage when it was
+// read to its end (err nil).
+func (b *scannedBody) finish(err error) {
+	b.once.Do(func() {
+		if err != nil {
+			b.end(nil, err)
+			return
+		}
+		b.end(b.scan(), nil)
+	})
+}
+
+// scan reads the answer's model and usage from the bytes kept: the whole
+// answer when it fits in head, else the members "usage" and "model" in
+// its tail, then its head (nil: no usable usage).
+func (b *scannedBody) scan() *embeddingsAnswer {
+	if b.n <= scanKeep {
+		a, _ := parseEmbeddingsAnswer(b.head)
+		return a
+	}
+	a := new(embeddingsAnswer)
+	for _, part := range [][]byte{b.tail, b.head} {
+		if a.Usage == nil {
+			_ = decodeMember(part, "usage", &a.Usage)
+		}
+		if a.Model == "" {
+			_ = decodeMember(part, "model", &a.Model)
+		}
+	}
+	if !a.usable() {
+		return nil
+	}
+	return a
+}
+
+// decodeMember decodes into v the value of the last member name of a
+// JSON object in part, a piece of a document: the last `"name"` followed
+// by a colon (vectors are numbers and base64 strings, which have no
+// quotes; an escaped quote in another string is preceded by a backslash).
+func decodeMember(part []byte, name string, v any) error {
+	key := []byte(`"` + name + `"`)
+	for end := len(part); ; {
+		i := bytes.LastIndex(part[:end], key)
+		if i < 0 {
+			return errNoMember
+		}
+		end = i
+		if i > 0 && part[i-1] == '\\' {
+			continue
+		}
+		rest := bytes.TrimLeft(part[i+len(key):], " \t\r\n")
+		if len(rest) == 0 || rest[0] != ':' {
+			continue
+		}
+		return json.NewDecoder(bytes.NewReader(rest[1:])).Decode(v)
+	}
+}
+
+var (
+	errNoMember = errors.New("no such member")
+	// errEmbeddingsCut is the failure of an embeddings answer closed
+	// before its end.
+	errEmbeddingsCut = errors.New("tokenwise/gateway: the embeddings answer was closed before its end")
+)
 
 // estimate counts a report-only hold's input (need), when it can; a hold
 // of a budget or rate limits counted it before the call.

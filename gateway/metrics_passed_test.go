@@ -3,9 +3,11 @@ package gateway_test
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -194,5 +196,71 @@ func TestGatewayResponsesRoutingSaved(t *testing.T) {
 				t.Logf("metrics:\n%s", m)
 			}
 		})
+	}
+}
+
+// TestGatewayPassesOnEmbeddingsOfATeamWithoutLimits: the embeddings
+// answer of a team without a budget or rate limits is passed on as the
+// upstream writes it, once the gateway has seen that it is not an error
+// object (its first 64 KiB; peekEmbeddedError) — its first bytes reach
+// the client before the upstream has written the rest, and the bytes are
+// the upstream's — and the call is in /metrics at the answer's usage,
+// read from its last bytes (a 4 × 3,072-float answer, far longer than
+// what the gateway keeps).
+func TestGatewayPassesOnEmbeddingsOfATeamWithoutLimits(t *testing.T) {
+	vec := strings.TrimSuffix(strings.Repeat("-0.0123456789,", 3072), ",")
+	var data []string
+	for i := range 4 {
+		data = append(data, `{"object":"embedding","index":`+strconv.Itoa(i)+`,"embedding":[`+vec+`]}`)
+	}
+	answer := `{"object":"list","data":[` + strings.Join(data, ",") + `],"model":"text-embedding-3-small","usage":{"prompt_tokens":12345,"total_tokens":12345}}`
+	half := len(answer) / 2 // > 64 KiB
+	release := make(chan struct{})
+	held := make(chan bool, 1) // whether the upstream waited in vain for the client to read its first half
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, answer[:half])
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+			held <- false
+		case <-time.After(5 * time.Second):
+			held <- true
+		}
+		_, _ = io.WriteString(w, answer[half:])
+	}))
+	defer up.Close()
+	t.Setenv(upstreamEnv, upstreamKey)
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"payments.yaml": "version: 1\nname: payments\nmodels:\n  text-embedding-3-small: {provider: openai, input_per_1m: 0.02, output_per_1m: 0}\n"}
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+
+	r := e.do(t, "POST", "/v1/embeddings", paymentsKey, `{"model":"text-embedding-3-small","input":["a","b","c"]}`)
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", r.StatusCode)
+	}
+	first := make([]byte, 100)
+	if _, err := io.ReadFull(r.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	rest, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if <-held {
+		t.Error("the gateway held the answer back until the upstream had written all of it")
+	}
+	if got := string(first) + string(rest); got != answer {
+		t.Fatalf("the client got %d bytes, not the upstream's %d", len(got), len(answer))
+	}
+	m, _ := io.ReadAll(e.do(t, "GET", "/metrics", "", "").Body)
+	// 12,345 tokens at $0.02/M: $0.0002469.
+	if got, _ := metricValue(t, string(m), "tokenwise_cost_total", `gen_ai_response_model="text-embedding-3-small"`, `tokenwise_team="payments"`); got != "2.469e+08" {
+		t.Errorf("tokenwise_cost_total = %q, want 2.469e+08", got)
+	}
+	if got, _ := metricValue(t, string(m), "gen_ai_client_token_usage_sum", `gen_ai_operation_name="embeddings"`, `gen_ai_token_type="input"`); got != "12345" {
+		t.Errorf("embeddings input tokens = %q, want 12345", got)
 	}
 }
