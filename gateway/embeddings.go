@@ -395,28 +395,32 @@ func (b *scannedBody) Close() error {
 	return b.ReadCloser.Close()
 }
 
-// keep adds p to the bytes kept: the first scanKeep in head, the last in
-// tail.
+// keep adds p to the bytes kept: the first scanKeep in head; once the
+// answer is longer, its last bytes in tail, a window of at least
+// scanKeep (and at most twice as many) that goes on from head's, moved
+// back to its start only when full, so that an answer read in small
+// pieces costs a copy of each byte, not of the window, per read.
 func (b *scannedBody) keep(p []byte) {
 	b.n += int64(len(p))
 	if room := scanKeep - len(b.head); room > 0 {
 		if b.head == nil {
 			b.head = make([]byte, 0, scanKeep)
 		}
-		b.head = append(b.head, p[:min(room, len(p))]...)
-	}
-	if b.n <= scanKeep {
-		return // all in head
+		take := min(room, len(p))
+		b.head, p = append(b.head, p[:take]...), p[take:]
+		if len(p) == 0 {
+			return
+		}
 	}
 	if b.tail == nil {
-		b.tail = make([]byte, 0, scanKeep)
+		b.tail = append(make([]byte, 0, 2*scanKeep), b.head...)
 	}
 	if len(p) >= scanKeep {
 		b.tail = append(b.tail[:0], p[len(p)-scanKeep:]...)
 		return
 	}
-	if over := len(b.tail) + len(p) - scanKeep; over > 0 {
-		b.tail = b.tail[:copy(b.tail, b.tail[over:])]
+	if len(b.tail)+len(p) > cap(b.tail) {
+		b.tail = b.tail[:copy(b.tail, b.tail[len(b.tail)-scanKeep:])]
 	}
 	b.tail = append(b.tail, p...)
 }
@@ -437,7 +441,7 @@ func (b *scannedBody) finish(err error) {
 // answer when it fits in head, else the members "usage" and "model" in
 // its tail, then its head (nil: no usable usage).
 func (b *scannedBody) scan() *embeddingsAnswer {
-	if b.n <= scanKeep {
+	if b.tail == nil { // all in head
 		a, _ := parseEmbeddingsAnswer(b.head)
 		return a
 	}

@@ -185,3 +185,50 @@ func TestScannedBodyWithoutUsage(t *testing.T) {
 		}
 	}
 }
+
+// FuzzScannedBody: any answer, read in pieces of any size, is passed on
+// unchanged and ends once; what it reads is usable usage (never a
+// negative count), and for an answer the body keeps whole, exactly what
+// decoding it gives.
+func FuzzScannedBody(f *testing.F) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, dim := range []int{1, 64, 1536} {
+		body, _, _, _ := randomEmbeddingsAnswer(rng, 2, dim)
+		f.Add(body, uint16(512))
+	}
+	f.Add([]byte(`{"usage":{"prompt_tokens":-1,"total_tokens":2}}`), uint16(1))
+	f.Add([]byte(`{"data":[],"usage":{"prompt_tokens":3,"total_tokens":3},"model":"m"}`), uint16(7))
+	f.Fuzz(func(t *testing.T, body []byte, piece uint16) {
+		var got *embeddingsAnswer
+		calls := 0
+		b := &scannedBody{ReadCloser: io.NopCloser(bytes.NewReader(body)), end: func(a *embeddingsAnswer, err error) {
+			calls++
+			if err != nil {
+				t.Errorf("end with %v for an answer read whole", err)
+			}
+			got = a
+		}}
+		var out []byte
+		buf := make([]byte, 1+int(piece))
+		for {
+			k, err := b.Read(buf)
+			out = append(out, buf[:k]...)
+			if err != nil {
+				break
+			}
+		}
+		_ = b.Close()
+		if !bytes.Equal(out, body) || calls != 1 {
+			t.Fatalf("passed on %d of %d bytes; end called %d times", len(out), len(body), calls)
+		}
+		if got != nil && (got.Usage == nil || got.Usage.PromptTokens < 0 || got.Usage.TotalTokens < 0 || got.tokens() < 0) {
+			t.Fatalf("unusable usage read: %+v", got.Usage)
+		}
+		if len(body) <= scanKeep {
+			want, _ := parseEmbeddingsAnswer(body)
+			if (got == nil) != (want == nil) || got != nil && (got.Model != want.Model || *got.Usage != *want.Usage) {
+				t.Fatalf("read %+v, decoding gives %+v", got, want)
+			}
+		}
+	})
+}
