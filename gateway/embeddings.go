@@ -447,11 +447,19 @@ func (b *scannedBody) scan() *embeddingsAnswer {
 	}
 	a := new(embeddingsAnswer)
 	for _, part := range [][]byte{b.tail, b.head} {
+		// (Each member decoded apart: one that does not decode whole is
+		// not taken in part.)
 		if a.Usage == nil {
-			_ = decodeMember(part, "usage", &a.Usage)
+			var u embeddingsAnswer
+			if decodeMember(part, "usage", &u.Usage) == nil {
+				a.Usage = u.Usage
+			}
 		}
 		if a.Model == "" {
-			_ = decodeMember(part, "model", &a.Model)
+			var m string
+			if decodeMember(part, "model", &m) == nil {
+				a.Model = m
+			}
 		}
 	}
 	if !a.usable() {

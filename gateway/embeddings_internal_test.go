@@ -173,6 +173,7 @@ func TestScannedBodyWithoutUsage(t *testing.T) {
 		`not json`,
 		`{"data":[{"embedding":[` + big + `]}],"usage":{"prompt_tokens":5,"total_tokens":5},"data2":[{"embedding":[` + big + `]}]}`,
 		`{"data":[{"embedding":[` + big + `]}],"note":"\"usage\":{\"prompt_tokens\":5}"}`,
+		`{"data":[{"embedding":[` + big + `]}],"usage":{"prompt_tokens":5,"total_tokens":"five"}}`,
 	} {
 		var got *embeddingsAnswer
 		ended := false
