@@ -20,10 +20,6 @@ import (
 	"github.com/tokenwise/tokenwise/policies"
 )
 
-// maxEmbeddingsAnswer bounds the embeddings answer the gateway reads to
-// count its usage (vectors of a large batch: tens of MB at most).
-var maxEmbeddingsAnswer = 256 << 20 // (a variable for the tests)
-
 // isEmbeddings reports whether a pass-through request is an embeddings call.
 func isEmbeddings(r *http.Request) bool {
 	return r.Method == http.MethodPost && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/embeddings")
@@ -269,49 +265,46 @@ func (h *passHold) settle(ctx context.Context, actual budget.Amount) {
 	}
 }
 
-// chargeEmbeddings reads a successful embeddings answer's usage and model and
-// settles the reservation at its tokens and, when the policy's catalog
-// prices the model, their cost (in the ledger /v1/spend and the chat
-// calls' budget read, shared by the replicas); it gives the answer back
-// unchanged. An answer that is not a success releases the reservation;
-// a success without readable usage is charged what was reserved (the
-// provider billed it).
-//
-// A report-only hold (a team without a budget or rate limits) does not
-// hold the answer back: it is passed on as it comes, its first and last
-// bytes kept to read its usage from when it ends (scannedBody).
+// chargeEmbeddings settles the reservation of a successful embeddings
+// answer at its usage — its tokens and, when the policy's catalog prices
+// the model, their cost (in the ledger /v1/spend and the chat calls'
+// budget read, shared by the replicas) — and reports the call. The
+// answer is not held back: it is passed on as it comes, its first and
+// last bytes kept to read its model and usage from when it ends
+// (scannedBody), so that a large batch's vectors never sit in the
+// gateway's memory (one the gateway has read whole already, as it does
+// an answer up to 64 KiB, is charged before it is passed on). An answer
+// that is not a success releases the
+// reservation; a success without readable usage, or cut, is charged what
+// was reserved (the provider billed it).
 func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	ctx := resp.Request.Context()
 	if h.unsuccessful(ctx, resp) {
+		h.reportEmbeddings("", 0, 0, errNoEmbeddings) // before the error answer is passed on
 		return nil
 	}
-	if h.reportOnly {
-		resp.Body = &scannedBody{ReadCloser: resp.Body, end: func(a *embeddingsAnswer, err error) {
-			if a == nil && err == nil {
-				h.s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: reported at its estimate", "team", h.team)
-			}
-			h.finishEmbeddings(ctx, a, err)
-		}}
+	if a, ok := resp.Body.(*answerBody); ok && a.Len() == len(a.data) {
+		// Read whole already (peekEmbeddedError reads the first 64 KiB of
+		// an answer): charged before its headers are passed on.
+		u, ok := parseEmbeddingsAnswer(a.data)
+		if !ok {
+			h.s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: charged its estimate", "team", h.team)
+		}
+		h.finishEmbeddings(ctx, u, nil)
 		return nil
 	}
-	body, whole, err := readAnswer(resp, maxEmbeddingsAnswer)
-	if !whole || err != nil {
-		// Too long to read (passed on whole, unread) or not read to its
-		// end: charged its estimate.
-		h.finishEmbeddings(ctx, nil, err)
-		return err
-	}
-	a, ok := parseEmbeddingsAnswer(body)
-	if !ok {
-		h.s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: charged its estimate", "team", h.team)
-	}
-	h.finishEmbeddings(ctx, a, nil)
+	resp.Body = &scannedBody{ReadCloser: resp.Body, length: resp.ContentLength, end: func(a *embeddingsAnswer, err error) {
+		if a == nil && err == nil {
+			h.s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: charged its estimate", "team", h.team)
+		}
+		h.finishEmbeddings(ctx, a, err)
+	}}
 	return nil
 }
 
 // finishEmbeddings settles and reports an embeddings call that got a
-// successful answer: at a's usage, or (a nil: an answer too long to read,
-// cut by err, or without readable usage) at its estimate.
+// successful answer: at a's usage, or (a nil: an answer cut by err, or
+// without readable usage) at its estimate.
 func (h *passHold) finishEmbeddings(ctx context.Context, a *embeddingsAnswer, err error) {
 	if a == nil {
 		h.estimate()
@@ -369,9 +362,12 @@ const scanKeep = 8 << 10
 // scannedBody passes an embeddings answer on as it is read, keeping its
 // first and last scanKeep bytes; when the answer ends, end gets its
 // model and usage as read from them (nil: none readable; err: the answer
-// was cut, or closed before its end), once.
+// was cut, or closed before its end), once: at its length's last byte
+// when it has one (length >= 0), before that byte is passed on, so that
+// a client that has the whole answer finds the call charged.
 type scannedBody struct {
 	io.ReadCloser
+	length     int64 // the answer's Content-Length; -1: unknown
 	head, tail []byte
 	n          int64
 	end        func(a *embeddingsAnswer, err error)
@@ -383,9 +379,16 @@ func (b *scannedBody) Read(p []byte) (int, error) {
 	b.keep(p[:n])
 	switch {
 	case err == io.EOF:
+		if b.length >= 0 && b.n < b.length {
+			err = io.ErrUnexpectedEOF
+			b.finish(err)
+			break
+		}
 		b.finish(nil)
 	case err != nil:
 		b.finish(err)
+	case b.n == b.length:
+		b.finish(nil)
 	}
 	return n, err
 }

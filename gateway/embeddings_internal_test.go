@@ -71,10 +71,12 @@ func randomEmbeddingsAnswer(rng *rand.Rand, n, dim int) (body []byte, model stri
 }
 
 // TestScannedBodyReadsUsageAsTheWholeAnswer: an embeddings answer passed
-// on as it is read (a team without a budget or rate limits) gives its
-// bytes unchanged, and its model and usage as decoding the whole answer
-// does, whatever its size (under and over what the body keeps), its
-// vectors' encoding, its members' order and the pieces it is read in.
+// on as it is read gives its bytes unchanged, and its model and usage as
+// decoding the whole answer does, whatever its size (under and over what
+// the body keeps), its vectors' encoding, its members' order and the
+// pieces it is read in; an answer of a known length is charged by the
+// read of its last byte (a client that has read it all may ask for its
+// team's spend at once).
 func TestScannedBodyReadsUsageAsTheWholeAnswer(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	for i := range 400 {
@@ -87,9 +89,13 @@ func TestScannedBodyReadsUsageAsTheWholeAnswer(t *testing.T) {
 		if want.Model != model || want.Usage.PromptTokens != prompt || want.Usage.TotalTokens != total {
 			t.Fatalf("the test's answer decodes to %+v", want)
 		}
+		length := int64(-1)
+		if rng.IntN(2) == 0 {
+			length = int64(len(body)) // (bytes.Reader gives EOF only after its last byte)
+		}
 		var got *embeddingsAnswer
 		calls := 0
-		b := &scannedBody{ReadCloser: io.NopCloser(iotest.HalfReader(bytes.NewReader(body))), end: func(a *embeddingsAnswer, err error) {
+		b := &scannedBody{ReadCloser: io.NopCloser(iotest.HalfReader(bytes.NewReader(body))), length: length, end: func(a *embeddingsAnswer, err error) {
 			calls++
 			if err != nil {
 				t.Errorf("answer %d: end with %v", i, err)
@@ -101,6 +107,9 @@ func TestScannedBodyReadsUsageAsTheWholeAnswer(t *testing.T) {
 		for {
 			k, err := b.Read(buf[:1+rng.IntN(len(buf))])
 			out = append(out, buf[:k]...)
+			if length >= 0 && len(out) == len(body) && calls != 1 {
+				t.Fatalf("answer %d: its last byte read before the call was charged", i)
+			}
 			if err == io.EOF {
 				break
 			}
@@ -134,11 +143,12 @@ func TestScannedBodyReportsACutAnswer(t *testing.T) {
 		{"closed early", bytes.NewReader(body), len(body) / 2},
 		{"closed before a byte", bytes.NewReader(body), 0},
 		{"read error", io.MultiReader(bytes.NewReader(body[:len(body)-10]), iotest.ErrReader(io.ErrUnexpectedEOF)), -1},
+		{"shorter than its length", bytes.NewReader(body[:len(body)-10]), -1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var gotErr error
 			calls := 0
-			b := &scannedBody{ReadCloser: io.NopCloser(c.src), end: func(a *embeddingsAnswer, err error) {
+			b := &scannedBody{ReadCloser: io.NopCloser(c.src), length: int64(len(body)), end: func(a *embeddingsAnswer, err error) {
 				calls++
 				gotErr = err
 				if a != nil {
@@ -177,7 +187,7 @@ func TestScannedBodyWithoutUsage(t *testing.T) {
 	} {
 		var got *embeddingsAnswer
 		ended := false
-		b := &scannedBody{ReadCloser: io.NopCloser(strings.NewReader(body)), end: func(a *embeddingsAnswer, err error) {
+		b := &scannedBody{ReadCloser: io.NopCloser(strings.NewReader(body)), length: -1, end: func(a *embeddingsAnswer, err error) {
 			ended, got = err == nil, a
 		}}
 		_, _ = io.Copy(io.Discard, b)
@@ -202,7 +212,7 @@ func FuzzScannedBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, piece uint16) {
 		var got *embeddingsAnswer
 		calls := 0
-		b := &scannedBody{ReadCloser: io.NopCloser(bytes.NewReader(body)), end: func(a *embeddingsAnswer, err error) {
+		b := &scannedBody{ReadCloser: io.NopCloser(bytes.NewReader(body)), length: []int64{-1, int64(len(body))}[piece%2], end: func(a *embeddingsAnswer, err error) {
 			calls++
 			if err != nil {
 				t.Errorf("end with %v for an answer read whole", err)

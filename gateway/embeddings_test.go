@@ -130,7 +130,13 @@ budget:
 
 func (e *env) spend(t *testing.T) gateway.Spend {
 	t.Helper()
-	resp := e.do(t, "GET", "/v1/spend", devopsKey, "")
+	return e.spendOf(t, devopsKey)
+}
+
+// spendOf returns the spend of key's team.
+func (e *env) spendOf(t *testing.T, key string) gateway.Spend {
+	t.Helper()
+	resp := e.do(t, "GET", "/v1/spend", key, "")
 	var s gateway.Spend
 	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
 		t.Fatal(err)

@@ -35,8 +35,9 @@ type env struct {
 	cfgPath  string
 	upstream *openaitest.Server
 	srv      *gateway.Server
-	url      string       // http://127.0.0.1:port
-	client   *http.Client // the client of do (nil: http.DefaultClient)
+	served   *httptest.Server // serveFile's test server of srv
+	url      string           // http://127.0.0.1:port
+	client   *http.Client     // the client of do (nil: http.DefaultClient)
 	logs     *syncBuffer
 }
 
@@ -114,7 +115,23 @@ func serveFile(t *testing.T, cfgPath string) *env {
 	srv := newServer(t, cfgPath)
 	gw := httptest.NewServer(srv.Handler())
 	t.Cleanup(gw.Close)
-	return &env{url: gw.URL}
+	return &env{url: gw.URL, srv: srv, served: gw}
+}
+
+// finalMetrics closes the test server of serveFile's gateway — which
+// waits for every request it is serving to end, so that what a call
+// counts after its answer is passed on is counted — and returns the
+// gateway's /metrics, served in process. No request can be sent to the
+// gateway after it.
+func (e *env) finalMetrics(t *testing.T) string {
+	t.Helper()
+	e.served.Close()
+	rec := httptest.NewRecorder()
+	e.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", rec.Code, rec.Body)
+	}
+	return rec.Body.String()
 }
 
 // newServer builds the gateway of the gateway file at cfgPath (logs

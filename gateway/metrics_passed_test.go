@@ -101,7 +101,7 @@ models:
 		t.Fatalf("devops spent %s, want $0.003921 (0.0035 + 2 × 0.00021 + 0.0000001 rounded up to a micro-dollar)", s.SpentUSD)
 	}
 
-	m := read(e.do(t, "GET", "/metrics", "", ""))
+	m := e.finalMetrics(t)
 	for _, c := range []struct {
 		name   string
 		labels []string
@@ -199,15 +199,18 @@ func TestGatewayResponsesRoutingSaved(t *testing.T) {
 	}
 }
 
-// TestGatewayPassesOnEmbeddingsOfATeamWithoutLimits: the embeddings
-// answer of a team without a budget or rate limits is passed on as the
-// upstream writes it, once the gateway has seen that it is not an error
-// object (its first 64 KiB; peekEmbeddedError) — its first bytes reach
-// the client before the upstream has written the rest, and the bytes are
-// the upstream's — and the call is in /metrics at the answer's usage,
-// read from its last bytes (a 4 × 3,072-float answer, far longer than
-// what the gateway keeps).
-func TestGatewayPassesOnEmbeddingsOfATeamWithoutLimits(t *testing.T) {
+// TestGatewayPassesOnEmbeddingsAsTheyCome: an embeddings answer is
+// passed on as the upstream writes it, once the gateway has seen that it
+// is not an error object (its first 64 KiB; peekEmbeddedError) — its
+// first bytes reach the client before the upstream has written the rest,
+// and the bytes are the upstream's — and the call is charged (a team with
+// a budget) and in /metrics at the answer's usage, read from its last
+// bytes (a 4 × 3,072-float answer, far longer than what the gateway
+// keeps), for a team with a budget as for one without (before, the
+// gateway read the whole answer into memory, up to 256 MiB, before
+// passing it on; a team without a budget or rate limits had its answers
+// passed on unread and was missing from /metrics).
+func TestGatewayPassesOnEmbeddingsAsTheyCome(t *testing.T) {
 	vec := strings.TrimSuffix(strings.Repeat("-0.0123456789,", 3072), ",")
 	var data []string
 	for i := range 4 {
@@ -215,52 +218,74 @@ func TestGatewayPassesOnEmbeddingsOfATeamWithoutLimits(t *testing.T) {
 	}
 	answer := `{"object":"list","data":[` + strings.Join(data, ",") + `],"model":"text-embedding-3-small","usage":{"prompt_tokens":12345,"total_tokens":12345}}`
 	half := len(answer) / 2 // > 64 KiB
-	release := make(chan struct{})
-	held := make(chan bool, 1) // whether the upstream waited in vain for the client to read its first half
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, answer[:half])
-		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-			held <- false
-		case <-time.After(5 * time.Second):
-			held <- true
-		}
-		_, _ = io.WriteString(w, answer[half:])
-	}))
-	defer up.Close()
-	t.Setenv(upstreamEnv, upstreamKey)
-	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
-		"payments.yaml": "version: 1\nname: payments\nmodels:\n  text-embedding-3-small: {provider: openai, input_per_1m: 0.02, output_per_1m: 0}\n"}
-	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	const embeddingModel = "models:\n  text-embedding-3-small: {provider: openai, input_per_1m: 0.02, output_per_1m: 0}\n"
+	for _, c := range []struct {
+		name, policy string
+		sized        bool // the upstream sends a Content-Length
+	}{
+		{"no budget", "", false},
+		{"budget", "budget:\n  team: {period: monthly, max_usd: 10}\n", false},
+		{"budget, sized answer", "budget:\n  team: {period: monthly, max_usd: 10}\n", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			release := make(chan struct{})
+			held := make(chan bool, 1) // whether the upstream waited in vain for the client to read its first half
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "application/json")
+				if c.sized {
+					w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
+				}
+				_, _ = io.WriteString(w, answer[:half])
+				w.(http.Flusher).Flush()
+				select {
+				case <-release:
+					held <- false
+				case <-time.After(5 * time.Second):
+					held <- true
+				}
+				_, _ = io.WriteString(w, answer[half:])
+			}))
+			defer up.Close()
+			t.Setenv(upstreamEnv, upstreamKey)
+			pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+				"payments.yaml": "version: 1\nname: payments\n" + embeddingModel + c.policy}
+			e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
 
-	r := e.do(t, "POST", "/v1/embeddings", paymentsKey, `{"model":"text-embedding-3-small","input":["a","b","c"]}`)
-	if r.StatusCode != http.StatusOK {
-		t.Fatalf("status %d", r.StatusCode)
-	}
-	first := make([]byte, 100)
-	if _, err := io.ReadFull(r.Body, first); err != nil {
-		t.Fatal(err)
-	}
-	close(release)
-	rest, err := io.ReadAll(r.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if <-held {
-		t.Error("the gateway held the answer back until the upstream had written all of it")
-	}
-	if got := string(first) + string(rest); got != answer {
-		t.Fatalf("the client got %d bytes, not the upstream's %d", len(got), len(answer))
-	}
-	m, _ := io.ReadAll(e.do(t, "GET", "/metrics", "", "").Body)
-	// 12,345 tokens at $0.02/M: $0.0002469.
-	if got, _ := metricValue(t, string(m), "tokenwise_cost_total", `gen_ai_response_model="text-embedding-3-small"`, `tokenwise_team="payments"`); got != "2.469e+08" {
-		t.Errorf("tokenwise_cost_total = %q, want 2.469e+08", got)
-	}
-	if got, _ := metricValue(t, string(m), "gen_ai_client_token_usage_sum", `gen_ai_operation_name="embeddings"`, `gen_ai_token_type="input"`); got != "12345" {
-		t.Errorf("embeddings input tokens = %q, want 12345", got)
+			r := e.do(t, "POST", "/v1/embeddings", paymentsKey, `{"model":"text-embedding-3-small","input":["a","b","c"]}`)
+			if r.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", r.StatusCode)
+			}
+			first := make([]byte, 100)
+			if _, err := io.ReadFull(r.Body, first); err != nil {
+				t.Fatal(err)
+			}
+			close(release)
+			rest, err := io.ReadAll(r.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if <-held {
+				t.Error("the gateway held the answer back until the upstream had written all of it")
+			}
+			if got := string(first) + string(rest); got != answer {
+				t.Fatalf("the client got %d bytes, not the upstream's %d", len(got), len(answer))
+			}
+			if c.policy != "" {
+				// Charged by the time the client has the whole answer:
+				// $0.0002469, rounded up to micro-dollars.
+				if s := e.spendOf(t, paymentsKey); s.SpentUSD != "0.000247" || s.SpentTokens != 12345 || s.ReservedUSD != "0.000000" {
+					t.Errorf("spend %+v, want $0.000247 and 12,345 tokens, nothing reserved", s)
+				}
+			}
+			m, _ := io.ReadAll(e.do(t, "GET", "/metrics", "", "").Body)
+			// 12,345 tokens at $0.02/M: $0.0002469.
+			if got, _ := metricValue(t, string(m), "tokenwise_cost_total", `gen_ai_response_model="text-embedding-3-small"`, `tokenwise_team="payments"`); got != "2.469e+08" {
+				t.Errorf("tokenwise_cost_total = %q, want 2.469e+08", got)
+			}
+			if got, _ := metricValue(t, string(m), "gen_ai_client_token_usage_sum", `gen_ai_operation_name="embeddings"`, `gen_ai_token_type="input"`); got != "12345" {
+				t.Errorf("embeddings input tokens = %q, want 12345", got)
+			}
+		})
 	}
 }

@@ -1019,12 +1019,13 @@ func TestGatewayForwardsNoHopHeaders(t *testing.T) {
 	}
 }
 
-// TestGatewayPassesAnswersOverItsBoundsWhole: a Responses or embeddings
-// answer larger than the gateway reads to charge it reaches the client
-// whole, byte for byte (sized or chunked), never cut at the bound, and is
-// charged its reservation (its usage is past what was read).
+// TestGatewayPassesAnswersOverItsBoundsWhole: a Responses answer larger
+// than the gateway reads to charge it reaches the client whole, byte for
+// byte (sized or chunked), never cut at the bound, and is charged its
+// reservation (its usage is past what was read); an embeddings answer,
+// never held back, reaches the client whole too, charged at its usage.
 func TestGatewayPassesAnswersOverItsBoundsWhole(t *testing.T) {
-	defer gateway.SetAnswerBounds(4<<10, 4<<10)()
+	defer gateway.SetAnswerBounds(4 << 10)()
 	pad := strings.Repeat("word ", 2000) // 10 KB, over the 4 KB bounds
 	answers := map[string]string{
 		"/v1/responses":  `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini","output":[{"type":"message","id":"m","status":"completed","role":"assistant","content":[{"type":"output_text","text":"` + pad + `","annotations":[]}]}],"usage":{"input_tokens":5,"output_tokens":1,"total_tokens":6}}`,
