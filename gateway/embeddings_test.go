@@ -303,3 +303,38 @@ func TestGatewayEmbeddingsAreRateLimited(t *testing.T) {
 		t.Fatalf("a call over the tokens per minute: %d %s after %d upstream calls, want 429 rate_limit_exceeded and 3", r.StatusCode, eb.Error.Code, calls.Load())
 	}
 }
+
+// TestGatewayPricesEmbeddingsFromTheCatalog: a team whose policy prices
+// no model has its embeddings calls charged at the embedded catalog's
+// prices of OpenAI's embeddings models (before, they were counted in
+// tokens only, at $0, with a warning that the catalog had no price).
+func TestGatewayPricesEmbeddingsFromTheCatalog(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Model string }
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":%q,"usage":{"prompt_tokens":1000000,"total_tokens":1000000}}`, req.Model)
+	}))
+	defer up.Close()
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":  "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 10}\n",
+	}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	// A million input tokens each: $0.02, $0.13 and $0.10.
+	for _, c := range []struct{ model, spent string }{
+		{"text-embedding-3-small", "0.020000"},
+		{"text-embedding-3-large", "0.150000"},
+		{"text-embedding-ada-002", "0.250000"},
+	} {
+		resp := e.do(t, "POST", "/v1/embeddings", devopsKey, `{"model":"`+c.model+`","input":"hello"}`)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", c.model, resp.StatusCode)
+		}
+		if s := e.spend(t); s.SpentUSD != c.spent {
+			t.Errorf("after a call of %s: spent %s USD, want %s", c.model, s.SpentUSD, c.spent)
+		}
+	}
+}

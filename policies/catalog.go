@@ -182,6 +182,7 @@ func mergeSpec(base, over ModelSpec) ModelSpec {
 	overlay(&base.Free, over.Free)
 	overlay(&base.LongContext, over.LongContext)
 	overlay(&base.RequestFee, over.RequestFee)
+	overlay(&base.Embeddings, over.Embeddings)
 	if len(over.ServiceTiers) > 0 {
 		// The policy's tiers replace the catalog's of the same name.
 		tiers := make(map[string]ServiceTierPrices, len(base.ServiceTiers)+len(over.ServiceTiers))

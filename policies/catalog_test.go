@@ -52,8 +52,18 @@ func TestCatalog(t *testing.T) {
 		}
 	}
 	for name, m := range c.models {
-		if !m.HasPrice() || m.Provider == "" || m.ContextWindow == 0 || m.MaxOutputTokens == 0 {
+		if !m.HasPrice() || m.Provider == "" || m.ContextWindow == 0 || m.MaxOutputTokens == 0 && !m.Embeddings {
 			t.Errorf("catalog entry %s incomplete: %+v", name, m)
+		}
+		if m.Embeddings && (m.OutputPer1M != 0 || m.MaxOutputTokens != 0 || m.Encoding != "cl100k_base") {
+			t.Errorf("embeddings model %s with an output or another encoding: %+v", name, m)
+		}
+	}
+	// OpenAI's embeddings models, priced by their input (the gateway
+	// charges embeddings calls at these prices).
+	for name, in := range map[string]USD{"text-embedding-3-small": 20_000, "text-embedding-3-large": 130_000, "text-embedding-ada-002": 100_000} {
+		if m := c.models[name]; !m.Embeddings || m.InputPer1M != in || m.ContextWindow != 8191 {
+			t.Errorf("%s = %+v, want an embeddings model at %s per 1M input tokens, 8,191 tokens an input", name, m, in)
 		}
 	}
 	// DefaultCatalog is a copy.

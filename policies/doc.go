@@ -97,6 +97,8 @@
 //	  my-llama: {provider: local, free: true, context_window: 32768}
 //	  sonar: {provider: perplexity, input_per_1m: 1, output_per_1m: 1,
 //	          request_fee: 0.005}     # USD per request, on top of its tokens
+//	  my-embedder: {provider: local, input_per_1m: 0.01,
+//	                embeddings: true}  # input only; never a chat model
 //	limits:                       # run guard
 //	  max_calls: 10               # LLM calls per run; 0 = unlimited
 //	  run_timeout: 5m

@@ -64,7 +64,8 @@ type litellmEntry struct {
 //
 // Prices are converted from their decimal text, never through float64. It
 // skips, with a reason: the "sample_spec" entry, modes other than chat,
-// completion and responses (embeddings, images, audio, ...), entries
+// completion, responses and embedding (images, audio, ...; an embedding
+// entry is an embeddings model, priced by its input), entries
 // without an input or output price, prices finer than a micro-dollar per
 // million tokens (our unit), and models priced per unit we do not model
 // (a reasoning token price different from the output one) or at more
@@ -95,13 +96,15 @@ func ImportLiteLLM(r io.Reader, providers ...string) (*Imported, error) {
 		if len(providers) > 0 && !slices.Contains(providers, e.Provider) {
 			continue
 		}
+		var m ModelSpec
 		switch e.Mode {
 		case "chat", "completion", "responses", "":
+		case "embedding":
+			m.Embeddings = true
 		default:
 			skip(name, "mode %s", e.Mode)
 			continue
 		}
-		var m ModelSpec
 		m.Provider = e.Provider
 		var bad []string
 		price := func(field string, n json.Number, dst *USD) {
@@ -142,6 +145,9 @@ func ImportLiteLLM(r io.Reader, providers ...string) (*Imported, error) {
 		case m.InputPer1M == 0 && m.OutputPer1M == 0:
 			skip(name, "no input or output price")
 			continue
+		case m.Embeddings && m.InputPer1M == 0:
+			skip(name, "an embeddings model without an input price")
+			continue
 		case reasoning != 0 && reasoning != m.OutputPer1M:
 			skip(name, "reasoning tokens priced apart from output (%s per 1M)", reasoning)
 			continue
@@ -158,8 +164,10 @@ func ImportLiteLLM(r io.Reader, providers ...string) (*Imported, error) {
 			skip(name, "%v", err)
 			continue
 		}
-		if m.ContextWindow > 0 && m.MaxOutputTokens > m.ContextWindow {
-			m.MaxOutputTokens = 0 // LiteLLM's max_tokens is sometimes the window: unknown
+		if m.ContextWindow > 0 && m.MaxOutputTokens > m.ContextWindow || m.Embeddings {
+			// LiteLLM's max_tokens is sometimes the window (an embeddings
+			// model's: its input limit): unknown, or none.
+			m.MaxOutputTokens = 0
 		}
 		out.Models[name] = m
 	}
@@ -362,6 +370,9 @@ func (im *Imported) YAML(header string) []byte {
 		}
 		if m.RequestFee != 0 {
 			f = append(f, "request_fee: "+m.RequestFee.text())
+		}
+		if m.Embeddings {
+			f = append(f, "embeddings: true")
 		}
 		if m.ContextWindow > 0 {
 			f = append(f, "context_window: "+strconv.FormatInt(m.ContextWindow, 10))

@@ -31,6 +31,8 @@ func TestCatalogImportFromLiteLLMFile(t *testing.T) {
 		"gemini/gemini-2.0-flash-lite": {Provider: "gemini", InputPer1M: 75_000, OutputPer1M: 300_000, ContextWindow: 1_048_576, MaxOutputTokens: 8_192},
 		"gpt-4o-audio-preview": {Provider: "openai", InputPer1M: 2_500_000, OutputPer1M: 10 * Dollar, AudioInputPer1M: 40 * Dollar, AudioOutputPer1M: 80 * Dollar,
 			ContextWindow: 128_000, MaxOutputTokens: 16_384},
+		// An embeddings model: its input price, its input limit, no output.
+		"text-embedding-3-small": {Provider: "openai", InputPer1M: 20_000, ContextWindow: 8191, Embeddings: true},
 	}
 	if len(im.Models) != len(want) {
 		t.Errorf("imported %d models, want %d: %v", len(im.Models), len(want), im.Models)
@@ -45,7 +47,6 @@ func TestCatalogImportFromLiteLLMFile(t *testing.T) {
 		skipped[s.Model] = s.Reason
 	}
 	for name, reason := range map[string]string{
-		"text-embedding-3-small":        "mode embedding",
 		"dall-e-3":                      "mode image_generation",
 		"openrouter/some-lab/tiny:free": "no input or output price",
 		"fireworks_ai/odd-price":        "finer than a micro-dollar per million tokens",
@@ -54,8 +55,8 @@ func TestCatalogImportFromLiteLLMFile(t *testing.T) {
 			t.Errorf("%s skipped for %q, want %q", name, skipped[name], reason)
 		}
 	}
-	if len(im.Skipped) != 4 {
-		t.Errorf("skipped %v, want 4 entries", im.Skipped)
+	if len(im.Skipped) != 3 {
+		t.Errorf("skipped %v, want 3 entries", im.Skipped)
 	}
 
 	// The rendered file is a policy: extend it, or copy its models.
@@ -67,7 +68,7 @@ func TestCatalogImportFromLiteLLMFile(t *testing.T) {
 	for name, w := range want {
 		got, ok := p.Model(name)
 		if !ok || got.InputPer1M != w.InputPer1M || got.OutputPer1M != w.OutputPer1M || got.CachedInputPer1M != w.CachedInputPer1M ||
-			got.AudioInputPer1M != w.AudioInputPer1M || got.AudioOutputPer1M != w.AudioOutputPer1M {
+			got.AudioInputPer1M != w.AudioInputPer1M || got.AudioOutputPer1M != w.AudioOutputPer1M || got.Embeddings != w.Embeddings {
 			t.Errorf("loaded %s = %+v", name, got)
 		}
 	}

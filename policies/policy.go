@@ -120,6 +120,11 @@ type ModelSpec struct {
 	// call's reservation, each attempt the provider answered, what a cache
 	// hit saved.
 	RequestFee USD `yaml:"request_fee,omitempty" json:"request_fee,omitzero"`
+	// Embeddings marks an embeddings model (OpenAI's text-embedding-3-small,
+	// text-embedding-3-large, text-embedding-ada-002): priced by its input
+	// tokens, it has no output, and a policy that names it where a chat
+	// model answers (routing, fallback, downgrade, summaries) is refused.
+	Embeddings bool `yaml:"embeddings,omitempty" json:"embeddings,omitzero"`
 }
 
 // Rates are the rates that differ between processing tiers and context

@@ -127,13 +127,18 @@ func (c *checker) model(path, name string) {
 	if name == "" {
 		return
 	}
-	if _, ok := c.p.Model(name); !ok {
+	spec, ok := c.p.Model(name)
+	if !ok {
 		names := slices.Collect(maps.Keys(defaultCatalog().models))
 		for k := range c.p.Models {
 			names = append(names, k)
 		}
 		slices.Sort(names)
 		c.add(path, "unknown model %q: not in the price catalog nor in models%s", clip(name), suggest(name, names))
+		return
+	}
+	if spec.Embeddings {
+		c.add(path, "model %q is an embeddings model: it cannot answer a chat call", clip(name))
 		return
 	}
 	c.used = append(c.used, modelUse{path, name})

@@ -57,6 +57,8 @@ func TestValidate(t *testing.T) {
 		{"larger window unknown", "routing:\n  larger_window: [gpt-9]\n", "routing.larger_window[0]", 3, `unknown model "gpt-9"`},
 		{"fallback cycle", "fallback:\n  models:\n    - gpt-4o\n    - gpt-4o-mini\n    - gpt-4o\n", "fallback.models[2]", 6, `model "gpt-4o" is already listed at fallback.models[0]: each model is visited once (a repeat would be a cycle)`},
 		{"fallback unknown", "fallback:\n  models: [gpt-4o, claude-5]\n", "fallback.models[1]", 3, `unknown model "claude-5"`},
+		{"fallback to an embeddings model", "fallback:\n  models: [gpt-4o, text-embedding-3-small]\n", "fallback.models[1]", 3, `model "text-embedding-3-small" is an embeddings model: it cannot answer a chat call`},
+		{"route to a policy's embeddings model", "models:\n  my-embedder: {provider: local, free: true, embeddings: true}\nrouting:\n  default: my-embedder\n", "routing.default", 5, `model "my-embedder" is an embeddings model`},
 		{"fallback bad class", "fallback:\n  on: [rate_limit]\n", "fallback.on[0]", 3, `(did you mean "rate_limited"?)`},
 		{"retry delays", "fallback:\n  retry: {max_attempts: 3, base_delay: 20s, max_delay: 10s}\n", "fallback.retry.base_delay", 3, "greater than max_delay"},
 		{"breaker ratio", "fallback:\n  breaker: {failure_ratio: 50}\n", "fallback.breaker.failure_ratio", 3, "must be a fraction in (0,1], got 50"},

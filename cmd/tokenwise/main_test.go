@@ -152,7 +152,7 @@ func TestCatalogImportCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if stdout != "" || !strings.Contains(stderr, "imported 5 models, skipped 4") || !strings.Contains(stderr, "skipped text-embedding-3-small: mode embedding") {
+	if stdout != "" || !strings.Contains(stderr, "imported 6 models, skipped 3") || !strings.Contains(stderr, "skipped dall-e-3: mode image_generation") {
 		t.Errorf("stdout %q, stderr:\n%s", stdout, stderr)
 	}
 	team := filepath.Join(dir, "devops.yaml")
@@ -163,6 +163,9 @@ func TestCatalogImportCommand(t *testing.T) {
 	}
 	if m, ok := p.Model("gpt-5-pro-2030-01-01"); !ok || m.OutputPer1M != 120*policies.Dollar {
 		t.Errorf("imported model in the extending policy: %+v %v", m, ok)
+	}
+	if m, ok := p.Model("text-embedding-3-small"); !ok || !m.Embeddings || m.InputPer1M != 20_000 {
+		t.Errorf("imported embeddings model in the extending policy: %+v %v", m, ok)
 	}
 	if code, out, stderr := runCmd("policy", "check", team); code != 0 || !strings.Contains(out, "ok") {
 		t.Errorf("check: %d %s %s", code, out, stderr)
