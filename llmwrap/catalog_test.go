@@ -83,6 +83,8 @@ func TestChainNeverChangesTheCallersRequest(t *testing.T) {
 	p := policies.Default()
 	p.Cache.Enabled = false
 	p.Routing.Default = "gpt-4o" // every call routed: a first copy
+	// A team budget holds each call: the budget sets max_tokens.
+	p.Budget.Team = policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: 1 << 40}
 	var mu sync.Mutex
 	var sent []middleware.Request
 	quotaOut := true // gpt-4o always refuses: every call falls back

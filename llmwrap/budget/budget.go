@@ -421,7 +421,7 @@ func (b *Budget) cost(model string, u middleware.Usage) int64 {
 func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded bool) (*middleware.Request, *holds, int64, error) {
 	spec, _ := b.catalog.Model(req.Model)
 	est := tokens.ForCall(ctx, b.est, req.Model, req)
-	out, inject := b.outputBound(req, spec, est)
+	out, inject := b.outputBound(req, spec, est, b.needTeam || b.needRun && middleware.RunFrom(ctx) != nil)
 	if inject {
 		req = middleware.CallInfoFrom(ctx).CloneRequest(req)
 		req.MaxTokens = int(out)
@@ -571,23 +571,30 @@ func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *Exc
 // must be set on the request: the request's own max_tokens, capped by the
 // policy; else the policy's cap, the model's max output, or
 // DefaultMaxOutput; never more than the context window leaves.
-func (b *Budget) outputBound(req *middleware.Request, spec Model, est int64) (int64, bool) {
+//
+// A request without max_tokens gets the bound only when a ledger holds
+// what the call may spend (held: a team budget, or a run budget and a
+// run), so that the provider can never answer more than was reserved; or
+// when the policy caps every request's output. Otherwise nothing is
+// reserved, and the request goes as the caller wrote it (a bound equal to
+// the model's own limit would change nothing but cost a rewrite of the
+// body).
+func (b *Budget) outputBound(req *middleware.Request, spec Model, est int64, held bool) (int64, bool) {
 	out := int64(req.MaxTokens)
 	limit := b.cfg.Request.MaxOutputTokens
 	inject := false
 	if out <= 0 || (limit > 0 && out > limit) {
-		inject = true
 		switch {
 		case limit > 0:
-			out = limit
+			out, inject = limit, true
 		case spec.MaxOutputTokens > 0:
-			out = spec.MaxOutputTokens
+			out, inject = spec.MaxOutputTokens, held
 		default:
-			out = DefaultMaxOutput
+			out, inject = DefaultMaxOutput, held
 		}
 	}
 	if w := spec.ContextWindow; w > 0 && est < w && out > w-est {
-		out, inject = w-est, true
+		out, inject = w-est, inject || req.MaxTokens > 0
 	}
 	return out, inject
 }
