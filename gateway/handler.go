@@ -301,9 +301,11 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 }
 
 // passOutcome is the outcome a call answered with status counts under:
-// a call the gateway polices (chat, Responses, embeddings) "ok" or
-// "upstream_error" (an error answer of the upstream's, or a stream's
-// error event), any other "pass_through".
+// a call the gateway polices (chat, Responses, embeddings) "ok", or
+// "upstream_error" for an error status (the upstream's error answer, or
+// the gateway's 502 when the upstream could not be reached); any other
+// "pass_through". (A chat stream that fails after its first chunk is
+// counted by the failure's code before this.)
 func passOutcome(policed bool, status int) string {
 	switch {
 	case !policed:
