@@ -134,7 +134,8 @@ func (s *Server) embeddingsInputTokens(model string, input json.RawMessage) (n i
 // does not fit in what is left, or with a 400 when its input cannot be
 // counted (req nil: not JSON; no model; an input of another shape). When
 // the team's policy has no budget and no rate limits, the hold holds
-// nothing and refuses nothing: it reports the call (reportOnly).
+// nothing and refuses nothing: it reports the call (reportOnly). The hold
+// is nil only with an error.
 func (s *Server) reserveEmbeddings(ctx context.Context, team string, req *embeddingsRequest) (*passHold, *apiError) {
 	pl := s.passLimitsOf(team)
 	if pl.err != nil {
@@ -245,16 +246,18 @@ func (h *passHold) reserve(ctx context.Context, b *budget.Budget) error {
 // embeddingsCost is the price in micro-dollars (rounded up) of n input
 // tokens of model under team's catalog; 0 when the catalog has no price.
 func (s *Server) embeddingsCost(team, model string, n int64) int64 {
-	return ceilMicro(s.embeddingsPico(team, model, n))
+	pico, _ := s.embeddingsPico(team, model, n)
+	return ceilMicro(pico)
 }
 
 // embeddingsPico is the exact price in pico-dollars of n input tokens of
-// model under team's catalog; 0 when the catalog has no price.
-func (s *Server) embeddingsPico(team, model string, n int64) int64 {
+// model under team's catalog, and whether the catalog prices the model
+// (0 and false when it does not).
+func (s *Server) embeddingsPico(team, model string, n int64) (int64, bool) {
 	if spec, ok := s.pol.Policy(team).Model(model); ok && spec.HasPrice() {
-		return int64(spec.Cost(policies.TokenCounts{Input: n}))
+		return int64(spec.Cost(policies.TokenCounts{Input: n})), true
 	}
-	return 0
+	return 0, false
 }
 
 // settle settles h at actual once (the budget logs a ledger it cannot
@@ -286,17 +289,11 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	if a, ok := resp.Body.(*answerBody); ok && a.Len() == len(a.data) {
 		// Read whole already (peekEmbeddedError reads the first 64 KiB of
 		// an answer): charged before its headers are passed on.
-		u, ok := parseEmbeddingsAnswer(a.data)
-		if !ok {
-			h.s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: charged its estimate", "team", h.team)
-		}
+		u, _ := parseEmbeddingsAnswer(a.data)
 		h.finishEmbeddings(ctx, u, nil)
 		return nil
 	}
 	resp.Body = &scannedBody{ReadCloser: resp.Body, length: resp.ContentLength, end: func(a *embeddingsAnswer, err error) {
-		if a == nil && err == nil {
-			h.s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: charged its estimate", "team", h.team)
-		}
 		h.finishEmbeddings(ctx, a, err)
 	}}
 	return nil
@@ -307,23 +304,24 @@ func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 // without readable usage) at its estimate.
 func (h *passHold) finishEmbeddings(ctx context.Context, a *embeddingsAnswer, err error) {
 	if a == nil {
+		if err == nil {
+			h.s.logger.Warn("tokenwise/gateway: an embeddings answer without readable usage: charged its estimate", "team", h.team)
+		}
 		h.estimate()
 		h.settle(ctx, h.need)
 		h.done(ctx, -1, 1)
 		h.reportEmbeddings("", h.need.Tokens, middleware.SatMul(h.need.USDMicros, 1_000_000), err)
 		return
 	}
-	tok := a.tokens()
+	tok := budget.Settleable(budget.Amount{Tokens: a.tokens()}).Tokens
 	model := cmp.Or(a.Model, h.model)
-	amount := budget.Settleable(budget.Amount{Tokens: tok, USDMicros: h.s.embeddingsCost(h.team, model, tok)})
-	if amount.USDMicros == 0 && tok > 0 {
-		if spec, ok := h.s.pol.Policy(h.team).Model(model); !ok || !spec.HasPrice() {
-			h.s.logger.Warn("tokenwise/gateway: an embeddings model without a price in the catalog: its tokens are counted, not its cost", "team", h.team, "model", model)
-		}
+	pico, priced := h.s.embeddingsPico(h.team, model, tok) // (one lookup of the model's price)
+	if !priced && tok > 0 {
+		h.s.logger.Warn("tokenwise/gateway: an embeddings model without a price in the catalog: its tokens are counted, not its cost", "team", h.team, "model", model)
 	}
-	h.settle(ctx, amount)
+	h.settle(ctx, budget.Settleable(budget.Amount{Tokens: tok, USDMicros: ceilMicro(pico)}))
 	h.done(ctx, tok, 1)
-	h.reportEmbeddings(model, amount.Tokens, h.s.embeddingsPico(h.team, model, amount.Tokens), nil)
+	h.reportEmbeddings(model, tok, pico, nil)
 }
 
 // embeddingsAnswer is what the gateway reads of an embeddings answer.

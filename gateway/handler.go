@@ -499,16 +499,12 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			return
 		}
 		policed = true
-		if h != nil && r.Header.Get(RunIDHeader) != "" {
+		if r.Header.Get(RunIDHeader) != "" {
 			h.named = middleware.RunFrom(ctx) // its run's record gets the call
 		}
-		if h != nil {
-			// Released if no answer settled it (an upstream error).
-			defer h.releaseEmbeddings(r.Context())
-			modify = h.chargeEmbeddings
-		} else {
-			modify = s.shapeErrors
-		}
+		// Released if no answer settled it (an upstream error).
+		defer h.releaseEmbeddings(r.Context())
+		modify = h.chargeEmbeddings
 		r, bound = s.boundPass(ctx, r, k.team, false, false)
 	}
 	if isResponses(r) && r.Body != nil {
