@@ -280,6 +280,26 @@ func (ci *CallInfo) Estimate(k EstimateKey, fn func() int64) int64 {
 	return v
 }
 
+// EstimateOf returns the estimate of the call named by k when a layer has
+// computed it (see [CallInfo.Estimate]), without computing it: a layer
+// that can decide from a bound asks first. False on a nil *CallInfo.
+func (ci *CallInfo) EstimateOf(k EstimateKey) (int64, bool) {
+	if ci == nil {
+		return 0, false
+	}
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	if ci.hasEstimate && ci.estimate.k == k {
+		return ci.estimate.v, true
+	}
+	for _, m := range ci.memo {
+		if e, ok := m.(*memoEntry[EstimateKey, int64]); ok && e.k == k {
+			return e.v, true
+		}
+	}
+	return 0, false
+}
+
 // memoEntry is one value of CallMemo with its key.
 type memoEntry[K comparable, V any] struct {
 	k K

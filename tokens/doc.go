@@ -82,4 +82,18 @@
 // the previous call, so its old messages take the identity path.) [ForCall] memoises the whole count once per
 // call (and per model and request), so that the router, the compaction layer
 // and the budget share one computation.
+//
+// # A bound before the count
+//
+// A layer that only compares the estimate with a limit (the budget's
+// input cap per request and the context window, the compaction layer's
+// ceiling) asks [BoundForCall] first: [Estimator.Bound] is the count of the
+// messages the conversation table knows plus every other message's text
+// at one token a byte (these encodings' tokens are at least a byte each;
+// three a byte for a string that is not valid UTF-8), with framing,
+// images and tools as Request counts them. When the bound is within the
+// limit, so is the count, and no text is tokenised: a request far below
+// its cap costs a pass over its new bytes. Otherwise the layer takes the
+// count ([ForCall]), memoised for the call. The decision is the count's
+// either way.
 package tokens

@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -340,6 +341,101 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	return n + replyPriming
 }
 
+// Bound returns an upper bound of Request(model, req), without tokenising
+// any text: the messages the conversation table knows (a resent
+// conversation's, up to its first change) at their counts, every other
+// message's text at one token a byte (a token of these encodings is at
+// least one byte; three a byte for a string that is not valid UTF-8, whose
+// invalid bytes are counted as U+FFFD; 3/2 of that for other models, as
+// Request counts them), their framing, images and binary parts as Request
+// counts them, and the tool definitions counted (memoised as Request does).
+// It costs a pass over the other messages' bytes (as fast as
+// utf8.ValidString), and changes no memo.
+func (e *Estimator) Bound(model string, req *middleware.Request) int64 {
+	if req == nil {
+		return 0
+	}
+	mi := e.model(model)
+	c := e.codec(mi.Encoding)
+	legacy := legacyModel(model)
+	variant := variantOf(mi.Encoding, legacy)
+	all := req.Messages
+	var n int64
+	start := 0
+	if e.convs != nil && len(all) >= minConvMessages {
+		if ck, ok := convKey(variant, all); ok {
+			_, start, n = e.convs.lookup(ck, variant, all)
+		}
+	}
+	for i := range all {
+		m := &all[i]
+		n += imageTokens(mi, m)
+		if i >= start {
+			n += messageBound(c, legacy, m)
+		}
+	}
+	if len(req.Tools) > 0 {
+		n += e.tools(mi.Encoding, c, req.Tools)
+		if c != nil {
+			n += 12 // func_end
+		}
+	}
+	if c == nil {
+		return n + otherReply
+	}
+	return n + replyPriming
+}
+
+// Within reports whether Request(model, req) is at most limit, counting
+// only when [Estimator.Bound] is above it.
+func (e *Estimator) Within(model string, req *middleware.Request, limit int64) bool {
+	return e.Bound(model, req) <= limit || e.Request(model, req) <= limit
+}
+
+// messageBound is an upper bound of countMessage(c, legacy, m): each
+// text at textBound.
+func messageBound(c *bpe, legacy bool, m *middleware.Message) int64 {
+	n := int64(3)
+	switch {
+	case c == nil:
+		n = otherMessage
+	case legacy:
+		n = 4
+	}
+	n += textBound(c, string(m.Role)) + textBound(c, m.Content)
+	if m.Name != "" {
+		n += textBound(c, m.Name) + 1
+	}
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		switch p.Type {
+		case "text":
+			n += textBound(c, p.Text)
+		case "image_url":
+		default:
+			n += int64(len(p.Data)+len(p.URL)+1) / 2
+		}
+	}
+	for _, tc := range m.ToolCalls {
+		n += toolCallOverhead + textBound(c, tc.Name) + textBound(c, tc.Arguments)
+	}
+	return n + textBound(c, m.ToolCallID)
+}
+
+// textBound is an upper bound of text(c, s): its bytes, three for each
+// byte of a string that is not valid UTF-8 (count replaces each invalid
+// byte with U+FFFD), and 3/2 of that for other models.
+func textBound(c *bpe, s string) int64 {
+	n := int64(len(s))
+	if !utf8.ValidString(s) {
+		n *= 3
+	}
+	if c == nil {
+		return (3*n + 1) / 2
+	}
+	return n
+}
+
 // imageTokens returns the tokens of m's images by mi's rule (counted
 // outside the memos: the rule is the model family's, not the encoding's).
 func imageTokens(mi Model, m *middleware.Message) int64 {
@@ -634,6 +730,26 @@ func ForCall(ctx context.Context, e *Estimator, model string, req *middleware.Re
 	if ci == nil {
 		return e.Request(model, req)
 	}
+	return ci.Estimate(e.callKey(model, req), func() int64 { return e.Request(model, req) })
+}
+
+// BoundForCall returns an upper bound of ForCall(ctx, e, model, req): the
+// call's count when a layer has made it (exact true), else
+// [Estimator.Bound]. A layer that only compares the estimate with a limit
+// (the request's input cap, a context window) takes the count only when
+// the bound is above the limit, and costs no tokenising of new text when
+// the request is far enough below it.
+func BoundForCall(ctx context.Context, e *Estimator, model string, req *middleware.Request) (n int64, exact bool) {
+	if ci := middleware.CallInfoFrom(ctx); ci != nil {
+		if n, ok := ci.EstimateOf(e.callKey(model, req)); ok {
+			return n, true
+		}
+	}
+	return e.Bound(model, req), false
+}
+
+// callKey is the per-call memo key of e's count of req on model.
+func (e *Estimator) callKey(model string, req *middleware.Request) middleware.EstimateKey {
 	// Unknown models share the conservative count, which does not depend on
 	// the model's name; gpt-3.5-turbo-0301 counts messages differently.
 	mi := e.model(model)
@@ -647,5 +763,5 @@ func ForCall(ctx context.Context, e *Estimator, model string, req *middleware.Re
 	if len(req.Tools) > 0 {
 		k.Tools = &req.Tools[0]
 	}
-	return ci.Estimate(k, func() int64 { return e.Request(model, req) })
+	return k
 }

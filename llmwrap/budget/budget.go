@@ -269,7 +269,8 @@ type holds struct {
 }
 
 func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
-	req, h, est, err := b.admit(ctx, req, false)
+	var est callEstimate
+	req, h, err := b.admit(ctx, req, false, &est)
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +283,7 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		}
 	}()
 	resp, err := next.Handle(ctx, req)
-	usage, billed := b.usage(req, resp, est)
+	usage, billed := b.usage(req, resp, &est)
 	var actual Amount
 	if billed {
 		// The ledger's charge: the exact cost rounded up once. The call's
@@ -356,7 +357,7 @@ func (b *Budget) keepAlive(ctx context.Context, h *holds) (stop func()) {
 // usage returns what to bill: the provider's usage, or for a response that
 // carries none (a cut stream) the estimated input plus the tokens of the
 // partial output. A failure without a response bills nothing.
-func (b *Budget) usage(req *middleware.Request, resp *middleware.Response, est int64) (middleware.Usage, bool) {
+func (b *Budget) usage(req *middleware.Request, resp *middleware.Response, est *callEstimate) (middleware.Usage, bool) {
 	if resp == nil {
 		return middleware.Usage{}, false
 	}
@@ -366,7 +367,7 @@ func (b *Budget) usage(req *middleware.Request, resp *middleware.Response, est i
 	if !resp.Usage.IsZero() && !resp.Usage.Negative() {
 		return resp.Usage, true
 	}
-	return middleware.Usage{InputTokens: est, OutputTokens: partialOutput(b.est, req.Model, resp)}, true
+	return middleware.Usage{InputTokens: est.exact(), OutputTokens: partialOutput(b.est, req.Model, resp)}, true
 }
 
 // partialOutput counts the output of a response that reported no usage (a
@@ -415,32 +416,80 @@ func (b *Budget) cost(model string, u middleware.Usage) int64 {
 	return c
 }
 
+// callEstimate is a call's input token estimate, counted only when a
+// decision needs the count: the request's input cap and the context
+// window compare it with a limit, which a bound that costs no tokenising
+// decides for a request well below it (tokens.BoundForCall); a ledger's
+// reservation and the settlement of an answer without usage take the
+// count itself. A policy of an input cap alone thus counts no new text
+// of a request far below its cap.
+type callEstimate struct {
+	ctx     context.Context
+	e       *tokens.Estimator
+	req     *middleware.Request
+	n       int64
+	counted bool
+	bound   int64
+	bounded bool
+}
+
+// exact returns the count.
+func (c *callEstimate) exact() int64 {
+	if !c.counted {
+		c.n, c.counted = tokens.ForCall(c.ctx, c.e, c.req.Model, c.req), true
+	}
+	return c.n
+}
+
+// atMost reports whether the count is at most limit.
+func (c *callEstimate) atMost(limit int64) bool {
+	if !c.counted {
+		if !c.bounded {
+			c.bound, c.counted = tokens.BoundForCall(c.ctx, c.e, c.req.Model, c.req)
+			c.bounded = true
+			if c.counted {
+				c.n = c.bound
+			}
+		}
+		if c.bound <= limit {
+			return true
+		}
+	}
+	return c.exact() <= limit
+}
+
 // admit checks the request caps and reserves the worst case in the run and
 // team ledgers, downgrading or warning as the policy says. It returns the
-// request to send (max_tokens injected, model downgraded).
-func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded bool) (*middleware.Request, *holds, int64, error) {
+// request to send (max_tokens injected, model downgraded); est is set to
+// its estimate.
+func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded bool, est *callEstimate) (*middleware.Request, *holds, error) {
 	spec, _ := b.catalog.Model(req.Model)
-	est := tokens.ForCall(ctx, b.est, req.Model, req)
-	out, inject := b.outputBound(req, spec, est, b.needTeam || b.needRun && middleware.RunFrom(ctx) != nil)
+	*est = callEstimate{ctx: ctx, e: b.est, req: req}
+	held := b.needTeam || b.needRun && middleware.RunFrom(ctx) != nil
+	out, inject := b.outputBound(req, spec, est, held)
 	if inject {
 		req = middleware.CallInfoFrom(ctx).CloneRequest(req)
 		req.MaxTokens = int(out)
 	}
-	exceeded := func(e *ExceededError) (*middleware.Request, *holds, int64, error) {
+	exceeded := func(e *ExceededError) (*middleware.Request, *holds, error) {
 		e.Model = req.Model
-		return b.onExceeded(ctx, req, e, downgraded)
+		return b.onExceeded(ctx, req, e, downgraded, est)
 	}
-	if mx := b.cfg.Request.MaxInputTokens; mx > 0 && est > mx {
-		e := &ExceededError{Scope: "request", Unit: UnitTokens, Limit: mx, Need: est}
-		if r, h, n, err := exceeded(e); err != nil || r != nil {
-			return r, h, n, err
+	if mx := b.cfg.Request.MaxInputTokens; mx > 0 && !est.atMost(mx) {
+		e := &ExceededError{Scope: "request", Unit: UnitTokens, Limit: mx, Need: est.exact()}
+		if r, h, err := exceeded(e); err != nil || r != nil {
+			return r, h, err
 		}
 	}
 	if b.runLim.USDMicros > 0 || b.teamLim.USDMicros > 0 {
 		if !spec.Priced {
-			return nil, nil, est, &refusal{kind: ErrUnpriced, msg: fmt.Sprintf("a USD budget applies and model %q has no price in the catalog or the policy", req.Model)}
+			return nil, nil, &refusal{kind: ErrUnpriced, msg: fmt.Sprintf("a USD budget applies and model %q has no price in the catalog or the policy", req.Model)}
 		}
 	}
+	if !held {
+		return req, &nothingHeld, nil // no ledger holds the call: nothing to reserve (reserve's own test)
+	}
+	n := est.exact()
 	// Every choice of an n > 1 request may produce max_tokens: the
 	// provider bills them all.
 	choices := int64(max(req.N, 1))
@@ -448,7 +497,7 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 	tier := middleware.RequestServiceTier(req) // reserved at the rates of the tier it asks for
 	need := func() Amount {
 		all := middleware.SatMul(out, choices) // (a huge n × max_tokens never wraps around to a small need)
-		return Amount{Tokens: middleware.SatAdd(est, all), USDMicros: ceilMicro(b.cost(req.Model, worstCase(spec, est, audio, all, tier)))}
+		return Amount{Tokens: middleware.SatAdd(n, all), USDMicros: ceilMicro(b.cost(req.Model, worstCase(spec, n, audio, all, tier)))}
 	}
 	h, err := b.reserve(ctx, need(), b.runLim, b.teamLim)
 	for range 3 { // fit instead of refuse; another call may take the rest meanwhile: try again
@@ -459,9 +508,9 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 		if !errors.As(err, &e) {
 			break
 		}
-		inPico := b.cost(req.Model, worstCase(spec, est, audio, 0, tier))
-		outPico := b.cost(req.Model, worstCase(spec, est, audio, 1, tier)) - inPico // the rate of an output token at this tier and length
-		fit := affordable(inPico, outPico, choices, est, e)
+		inPico := b.cost(req.Model, worstCase(spec, n, audio, 0, tier))
+		outPico := b.cost(req.Model, worstCase(spec, n, audio, 1, tier)) - inPico // the rate of an output token at this tier and length
+		fit := affordable(inPico, outPico, choices, n, e)
 		if fit < b.minOutput() || fit >= out {
 			break
 		}
@@ -478,18 +527,18 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 	if err != nil {
 		var e *ExceededError
 		if !errors.As(err, &e) {
-			return nil, nil, est, err
+			return nil, nil, err
 		}
-		r, h2, n, err := exceeded(e)
+		r, h2, err := exceeded(e)
 		if err != nil || r != nil {
-			return r, h2, n, err
+			return r, h2, err
 		}
 		// warn: reserve without limits, so that the spend is still recorded
 		if h, err = b.reserve(ctx, need(), Amount{}, Amount{}); err != nil {
-			return nil, nil, est, err
+			return nil, nil, err
 		}
 	}
-	return req, h, est, nil
+	return req, h, nil
 }
 
 func (b *Budget) minOutput() int64 {
@@ -541,7 +590,7 @@ func (b *Budget) exceeded(ctx context.Context, e *ExceededError, action OnExceed
 // onExceeded applies on_exceed. It returns a nil request and nil error for
 // warn (the caller goes on), the downgraded admission for downgrade, and
 // the error for reject.
-func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *ExceededError, downgraded bool) (*middleware.Request, *holds, int64, error) {
+func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *ExceededError, downgraded bool, est *callEstimate) (*middleware.Request, *holds, error) {
 	action := b.cfg.OnExceed
 	if action == "" || (action == OnExceedDowngrade && (downgraded || req.Model == b.cfg.DowngradeTo)) {
 		action = OnExceedReject
@@ -549,7 +598,7 @@ func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *Exc
 	b.exceeded(ctx, e, action)
 	switch action {
 	case OnExceedWarn:
-		return nil, nil, 0, nil
+		return nil, nil, nil
 	case OnExceedDowngrade:
 		d := req.Clone()
 		d.Model = b.cfg.DowngradeTo
@@ -557,14 +606,14 @@ func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *Exc
 			f.Model = d.Model
 			f.Notes = append(f.Notes, fmt.Sprintf("budget: %s over its %s limit, downgraded %s → %s", e.Scope, e.Unit, req.Model, d.Model))
 		})
-		r, h, n, err := b.admit(ctx, d, true)
+		r, h, err := b.admit(ctx, d, true, est)
 		var e2 *ExceededError
 		if errors.As(err, &e2) && e2.Err == nil {
 			e2.Err = e
 		}
-		return r, h, n, err
+		return r, h, err
 	}
-	return nil, nil, 0, e
+	return nil, nil, e
 }
 
 // outputBound returns the output tokens to reserve and whether max_tokens
@@ -579,7 +628,7 @@ func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *Exc
 // reserved, and the request goes as the caller wrote it (a bound equal to
 // the model's own limit would change nothing but cost a rewrite of the
 // body).
-func (b *Budget) outputBound(req *middleware.Request, spec Model, est int64, held bool) (int64, bool) {
+func (b *Budget) outputBound(req *middleware.Request, spec Model, est *callEstimate, held bool) (int64, bool) {
 	out := int64(req.MaxTokens)
 	limit := b.cfg.Request.MaxOutputTokens
 	inject := false
@@ -593,8 +642,10 @@ func (b *Budget) outputBound(req *middleware.Request, spec Model, est int64, hel
 			out, inject = DefaultMaxOutput, held
 		}
 	}
-	if w := spec.ContextWindow; w > 0 && est < w && out > w-est {
-		out, inject = w-est, inject || req.MaxTokens > 0
+	if w := spec.ContextWindow; w > 0 && (out >= w || !est.atMost(w-out)) {
+		if n := est.exact(); n < w && out > w-n {
+			out, inject = w-n, inject || req.MaxTokens > 0
+		}
 	}
 	return out, inject
 }

@@ -151,6 +151,85 @@ func TestInputCap(t *testing.T) {
 	}
 }
 
+// The input cap counts a request's tokens only when the bound that costs
+// no tokenising (a token a byte) is over it, and decides on the count
+// then: a request whose bytes are over the cap and whose tokens are not
+// is let through; one token over is refused with the exact count; one far
+// below is not counted at all. The context window does the same for the
+// caller's max_tokens.
+func TestInputCapCountsOnlyWhenTheBoundIsOver(t *testing.T) {
+	t.Parallel()
+	e := tokens.New()
+	req := request("gpt-4o")
+	req.Messages[0].Content = strings.Repeat("disk ", 50)
+	n := tokens.New(tokens.WithCacheSize(0)).Request("gpt-4o", req)
+	bound := e.Bound("gpt-4o", req)
+	if bound <= n+100 {
+		t.Fatalf("bound %d, count %d: the test needs a bound well above the count", bound, n)
+	}
+	for _, tc := range []struct {
+		cap       int64
+		refused   bool
+		wantCount bool // whether the call reaches the provider counted
+	}{
+		{cap: bound, wantCount: false},
+		{cap: n + 1, wantCount: true},
+		{cap: n, wantCount: true},
+		{cap: n - 1, refused: true},
+	} {
+		p := &policies.Policy{Version: 1, Budget: policies.Budget{Request: policies.RequestBudget{MaxInputTokens: tc.cap}}}
+		counted := false
+		next := middleware.HandlerFunc(func(ctx context.Context, r *middleware.Request) (*middleware.Response, error) {
+			_, counted = tokens.BoundForCall(ctx, e, r.Model, r)
+			return echo(10).Handle(ctx, r)
+		})
+		_, h := chain(t, p, next, budget.WithEstimator(e))
+		_, err := h.Handle(context.Background(), req)
+		var ex *budget.ExceededError
+		switch {
+		case tc.refused:
+			if !errors.As(err, &ex) || ex.Need != n || ex.Limit != tc.cap {
+				t.Fatalf("cap %d (count %d): %v, want refused with need %d", tc.cap, n, err, n)
+			}
+		case err != nil:
+			t.Fatalf("cap %d (count %d, bound %d): %v", tc.cap, n, bound, err)
+		case counted != tc.wantCount:
+			t.Fatalf("cap %d (count %d, bound %d): counted %v, want %v", tc.cap, n, bound, counted, tc.wantCount)
+		}
+	}
+
+	// The window: gpt-4o's 128,000 tokens. A caller's max_tokens that
+	// leaves room for the bound is sent as is, uncounted; one that leaves
+	// room for the count only is sent as is, counted; one over is lowered
+	// to what the count leaves.
+	p := &policies.Policy{Version: 1, Budget: policies.Budget{Request: policies.RequestBudget{MaxInputTokens: 1 << 30}}}
+	for _, tc := range []struct {
+		maxTokens, want int
+		wantCount       bool
+	}{
+		{maxTokens: 128000 - int(bound), want: 128000 - int(bound)},
+		{maxTokens: 128000 - int(n), want: 128000 - int(n), wantCount: true},
+		{maxTokens: 128000 - int(n) + 1, want: 128000 - int(n), wantCount: true},
+	} {
+		var sent int
+		counted := false
+		next := middleware.HandlerFunc(func(ctx context.Context, r *middleware.Request) (*middleware.Response, error) {
+			_, counted = tokens.BoundForCall(ctx, e, r.Model, r)
+			sent = r.MaxTokens
+			return echo(10).Handle(ctx, r)
+		})
+		_, h := chain(t, p, next, budget.WithEstimator(e))
+		r := *req
+		r.MaxTokens = tc.maxTokens
+		if _, err := h.Handle(context.Background(), &r); err != nil {
+			t.Fatal(err)
+		}
+		if sent != tc.want || counted != tc.wantCount {
+			t.Fatalf("max_tokens %d (count %d, bound %d): sent %d, counted %v; want %d, %v", tc.maxTokens, n, bound, sent, counted, tc.want, tc.wantCount)
+		}
+	}
+}
+
 // Cost of a call with cached and reasoning tokens, by hand: gpt-4o at
 // $2.50 input, $1.25 cached input, $10 output per 1M tokens.
 // 10,000 input of which 4,000 cached, 2,000 output of which 500 reasoning:

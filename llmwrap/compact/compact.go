@@ -311,6 +311,13 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 	}
 	var before int64
 	if te, ok := c.o.est.(*tokens.Estimator); ok {
+		if st == nil || st.empty() {
+			// A request whose bound fits needs no count (see
+			// tokens.BoundForCall): its new text is not tokenised.
+			if n, _ := tokens.BoundForCall(ctx, te, req.Model, req); n <= ceiling {
+				return h.next.Handle(ctx, req)
+			}
+		}
 		before = tokens.ForCall(ctx, te, req.Model, req)
 	} else {
 		before = c.o.est.Request(req.Model, req)

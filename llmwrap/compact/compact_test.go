@@ -13,6 +13,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/compact"
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/tokens"
 )
 
 // conversation builds system, user task, then turns assistant tool calls
@@ -58,6 +59,42 @@ func TestFitsPassesTheSameRequest(t *testing.T) {
 	}
 	if got := rec.requests()[0]; got != req {
 		t.Fatal("a request that fits was not passed on as is")
+	}
+}
+
+// A request whose bound (a token a byte, see tokens.BoundForCall) is
+// within the ceiling passes uncounted; one whose bytes are over it and
+// whose tokens are not passes as is, counted.
+func TestFitsByTheBoundIsNotCounted(t *testing.T) {
+	t.Parallel()
+	e := tokens.New()
+	msgs := conversation(3, 1, 1000)
+	n := tokens.New(tokens.WithCacheSize(0)).Request("gpt-4o-mini", &middleware.Request{Messages: msgs})
+	bound := e.Bound("gpt-4o-mini", &middleware.Request{Messages: msgs})
+	if bound <= n {
+		t.Fatalf("bound %d, count %d", bound, n)
+	}
+	for _, tc := range []struct {
+		ceiling int64
+		counted bool
+	}{{bound, false}, {n, true}} {
+		var got *middleware.Request
+		counted := false
+		next := middleware.HandlerFunc(func(ctx context.Context, r *middleware.Request) (*middleware.Response, error) {
+			got = r
+			_, counted = tokens.BoundForCall(ctx, e, r.Model, r)
+			return &middleware.Response{Model: r.Model}, nil
+		})
+		mw, _ := mwOf(compact.New(compact.Config{MaxInputTokens: tc.ceiling, Strategies: []compact.Strategy{compact.Drop}}, compact.WithEstimator(e)))
+		h := middleware.Then(next, instrument.New(nil, nil), mw)
+		ctx, _ := middleware.StartRun(context.Background(), "fits")
+		req := &middleware.Request{Model: "gpt-4o-mini", Messages: msgs}
+		if _, err := h.Handle(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		if got != req || counted != tc.counted {
+			t.Fatalf("ceiling %d (count %d, bound %d): passed as is %v, counted %v; want true, %v", tc.ceiling, n, bound, got == req, counted, tc.counted)
+		}
 	}
 }
 

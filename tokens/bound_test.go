@@ -1,0 +1,158 @@
+package tokens
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+var boundModels = []string{"gpt-4o", "gpt-4", "gpt-3.5-turbo-0301", "claude-sonnet-4"}
+
+// checkBound checks Bound and Within of req on model against cold's
+// count: the bound is at least the count, and Within answers as the count
+// does at the limits around it.
+func checkBound(t *testing.T, what string, e, cold *Estimator, model string, req *middleware.Request) {
+	t.Helper()
+	want := cold.Request(model, req)
+	b := e.Bound(model, req)
+	if b < want {
+		t.Fatalf("%s, %s: Bound %d < count %d", what, model, b, want)
+	}
+	for _, limit := range []int64{want - 1, want, b, b - 1} {
+		if got := e.Within(model, req, limit); got != (want <= limit) {
+			t.Fatalf("%s, %s: Within(%d) = %v, count %d (bound %d)", what, model, limit, got, want, b)
+		}
+	}
+}
+
+// The bound is never below the count, whatever the text (any rune,
+// invalid UTF-8, tiktoken's special tokens, long runs of one byte), the
+// message's shape and the model, cold or with the tables holding some of
+// the messages; Within says what comparing the count says.
+func TestBoundIsAtLeastTheCount(t *testing.T) {
+	t.Parallel()
+	cold := New(WithCacheSize(0))
+	r := rand.New(rand.NewPCG(5, 8))
+	texts := corpus(400, 3)
+	for range 200 {
+		b := make([]byte, r.IntN(64))
+		for i := range b {
+			b[i] = byte(r.IntN(256)) // mostly invalid UTF-8
+		}
+		texts = append(texts, string(b))
+	}
+	texts = append(texts, "", "<|endoftext|><|fim_prefix|>", strings.Repeat("1", 300), strings.Repeat("\xff", 50),
+		strings.Repeat(" ", 200), strings.Repeat("日本語", 40), "\xed\xa0\x80 surrogate")
+	text := func() string { return texts[r.IntN(len(texts))] }
+	tools := []middleware.Tool{weatherTool(), {Name: text(), Description: text(), Parameters: []byte(`{"properties":{"a":{"type":"string","enum":[1,2,"x"]}}}`)}}
+	for _, e := range []*Estimator{New(), New(WithCacheSize(64)), cold} {
+		for i := range 600 {
+			var msgs []middleware.Message
+			for range 1 + r.IntN(6) {
+				m := middleware.Message{Role: middleware.RoleUser, Content: text()}
+				switch r.IntN(5) {
+				case 0:
+					m.Name = text()
+				case 1:
+					m.Role, m.ToolCalls = middleware.RoleAssistant, []middleware.ToolCall{{ID: "c", Name: text(), Arguments: text()}}
+				case 2:
+					m.Role, m.ToolCallID = middleware.RoleTool, text()
+				case 3:
+					m.Content, m.Parts = "", []middleware.Part{{Type: "text", Text: text()}, {Type: "image_url", URL: "https://x/y.png"},
+						{Type: "input_audio", Data: []byte(text())}}
+				}
+				msgs = append(msgs, m)
+			}
+			req := &middleware.Request{Messages: msgs}
+			if i%3 == 0 {
+				req.Tools = tools[:1+r.IntN(len(tools))]
+			}
+			model := boundModels[r.IntN(len(boundModels))]
+			checkBound(t, "cold", e, cold, model, req)
+			e.Request(model, req) // the tables hold some messages now
+			e.Request(model, req)
+			checkBound(t, "counted", e, cold, model, req)
+			req.Messages = append(req.Messages, middleware.Message{Role: middleware.RoleUser, Content: text()})
+			checkBound(t, "one new message", e, cold, model, req)
+		}
+	}
+}
+
+// The bound over the changes callers make between two calls, with the
+// conversation and identity tables warm: never below the count.
+func TestBoundOverConversations(t *testing.T) {
+	t.Parallel()
+	cold := New(WithCacheSize(0))
+	warm := New()
+	r := rand.New(rand.NewPCG(11, 12))
+	words := strings.Repeat("the disk of web-3 is at 95 percent; /var/log holds 40 GB of archives. ", 12)
+	convs := make([][]middleware.Message, 8)
+	for i := range convs {
+		convs[i] = []middleware.Message{{Role: middleware.RoleSystem, Content: words[:60]}, newMessage(r, words), newMessage(r, words)}
+	}
+	for step := range 3000 {
+		i := r.IntN(len(convs))
+		s := convSteps[r.IntN(len(convSteps))]
+		convs[i] = s.do(r, convs[i], words)
+		if len(convs[i]) > 60 {
+			convs[i] = convs[i][:3]
+		}
+		req := &middleware.Request{Messages: convs[i]}
+		model := boundModels[r.IntN(len(boundModels))]
+		checkBound(t, s.name, warm, cold, model, req)
+		if step%2 == 0 {
+			warm.Request(model, req) // counted on some steps only, as a layer that needs the count does
+		}
+	}
+}
+
+// BoundForCall answers with the call's count when a layer made it, and
+// with the bound, which it does not memoise, otherwise.
+func TestBoundForCallTakesTheCallsCount(t *testing.T) {
+	t.Parallel()
+	e := New()
+	req := &middleware.Request{Model: "gpt-4o", Messages: cookbookMessages()}
+	want := New(WithCacheSize(0)).Request("gpt-4o", req) // 124
+	ctx, ci := middleware.StartCall(context.Background(), middleware.CallFacts{})
+	if n, exact := BoundForCall(ctx, e, "gpt-4o", req); exact || n != e.Bound("gpt-4o", req) || n <= want {
+		t.Fatalf("BoundForCall before a count = %d, %v; want the bound %d (> %d), not exact", n, exact, e.Bound("gpt-4o", req), want)
+	}
+	if _, ok := ci.EstimateOf(e.callKey("gpt-4o", req)); ok {
+		t.Fatal("the bound was memoised as the call's count")
+	}
+	if got := ForCall(ctx, e, "gpt-4o", req); got != want {
+		t.Fatalf("ForCall = %d, want %d", got, want)
+	}
+	if n, exact := BoundForCall(ctx, e, "gpt-4o", req); !exact || n != want {
+		t.Fatalf("BoundForCall after ForCall = %d, %v; want %d, exact", n, exact, want)
+	}
+	if n, exact := BoundForCall(ctx, e, "gpt-4", req); exact || n < 129 {
+		t.Fatalf("BoundForCall of another model = %d, %v; want its own bound, not gpt-4o's count", n, exact)
+	}
+	if n, exact := BoundForCall(context.Background(), e, "gpt-4o", req); exact || n < want {
+		t.Fatalf("BoundForCall outside a call = %d, %v", n, exact)
+	}
+}
+
+// FuzzBoundIsAtLeastTheCount: any strings in any field of a message.
+func FuzzBoundIsAtLeastTheCount(f *testing.F) {
+	f.Add("hello world", "bob", `{"a":1}`, uint8(0))
+	f.Add("\xff\xfe<|endoftext|>", "", "", uint8(1))
+	f.Add(strings.Repeat("9", 100), "x", "\x00", uint8(3))
+	cold := New(WithCacheSize(0))
+	warm := New()
+	f.Fuzz(func(t *testing.T, content, name, args string, m uint8) {
+		model := boundModels[int(m)%len(boundModels)]
+		req := &middleware.Request{Messages: []middleware.Message{
+			{Role: middleware.RoleUser, Name: name, Content: content},
+			{Role: middleware.RoleAssistant, ToolCalls: []middleware.ToolCall{{Name: name, Arguments: args}}},
+			{Role: middleware.RoleTool, ToolCallID: args, Parts: []middleware.Part{{Type: "text", Text: content}}},
+		}}
+		checkBound(t, "fuzz", warm, cold, model, req)
+		warm.Request(model, req)
+		checkBound(t, "fuzz, counted", warm, cold, model, req)
+	})
+}
