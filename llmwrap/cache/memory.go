@@ -58,7 +58,11 @@ type Memory struct {
 	shards   []memShard
 	mask     uint64
 	maxBytes int64
-	bytes    atomic.Int64
+	// bytes counts the entries' bytes of a store with a byte bound (the
+	// bound is the store's as a whole); without one, each shard counts
+	// its own under its lock, so that concurrent writes to different
+	// shards share no cache line.
+	bytes atomic.Int64
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -67,9 +71,10 @@ type Memory struct {
 
 // memShard is one LRU and its lock, padded to its own cache lines.
 type memShard struct {
-	mu  sync.Mutex
-	lru *simplelru.LRU[uint64, memEntry] // values, not pointers: one allocation less per Set
-	_   [64 - 16]byte
+	mu    sync.Mutex
+	lru   *simplelru.LRU[uint64, memEntry] // values, not pointers: one allocation less per Set
+	bytes int64                            // the shard's entries' bytes, in a store without a byte bound
+	_     [64 - 24]byte
 }
 
 // memEntry is a store's value: the packed entry itself, not a pointer to
@@ -113,7 +118,14 @@ func newMemory(o MemoryOptions, n int) *Memory {
 			size++
 		}
 		// The callback runs under the shard's lock: it only adjusts a counter.
-		m.shards[i].lru, _ = simplelru.NewLRU[uint64, memEntry](size, func(_ uint64, v memEntry) { m.bytes.Add(-v.size) })
+		s := &m.shards[i]
+		s.lru, _ = simplelru.NewLRU[uint64, memEntry](size, func(_ uint64, v memEntry) {
+			if m.maxBytes > 0 {
+				m.bytes.Add(-v.size)
+			} else {
+				s.bytes -= v.size
+			}
+		})
 	}
 	if o.SweepEvery > 0 {
 		m.stop, m.done = make(chan struct{}), make(chan struct{})
@@ -161,7 +173,7 @@ func (m *Memory) setPacked(key uint64, p packedEntry, ttl time.Duration) {
 		return // larger than the bound, or no room could be made
 	}
 	if m.maxBytes <= 0 {
-		m.bytes.Add(v.size)
+		s.bytes += v.size
 	}
 	s.lru.Add(key, v)
 }
@@ -231,7 +243,19 @@ func (m *Memory) Len() int {
 }
 
 // Bytes returns the heap memory the entries hold, as MaxBytes counts it.
-func (m *Memory) Bytes() int64 { return m.bytes.Load() }
+func (m *Memory) Bytes() int64 {
+	if m.maxBytes > 0 {
+		return m.bytes.Load()
+	}
+	var n int64
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		n += s.bytes
+		s.mu.Unlock()
+	}
+	return n
+}
 
 // Close stops the sweeper, if any, and waits for it. The store stays
 // usable. Close is idempotent.

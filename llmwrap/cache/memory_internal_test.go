@@ -74,6 +74,42 @@ func TestShardedMemoryHoldsItsBoundsAndIsNeverWrong(t *testing.T) {
 	}
 }
 
+// TestShardedMemoryWithoutByteBoundCountsItsBytes: a store without a byte
+// bound counts its bytes per shard; written by several goroutines
+// (replacing, evicting, deleting), Bytes is the sum of its entries'.
+func TestShardedMemoryWithoutByteBoundCountsItsBytes(t *testing.T) {
+	ctx := context.Background()
+	m := newMemory(MemoryOptions{MaxEntries: 200}, memShards)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 3))
+			for range 2000 {
+				key := uint64(rng.IntN(400)) << 56
+				if rng.IntN(8) == 0 {
+					_ = m.Delete(ctx, key)
+					continue
+				}
+				e := &Entry{Request: []byte("r"), Response: middleware.Response{FinishReason: "stop",
+					Message: middleware.Message{Role: "assistant", Content: strings.Repeat("y", rng.IntN(4<<10))}}}
+				_ = m.Set(ctx, key, e, 0)
+				_ = m.Bytes()
+			}
+		})
+	}
+	wg.Wait()
+	var sum int64
+	for i := range m.shards {
+		for _, k := range m.shards[i].lru.Keys() {
+			v, _ := m.shards[i].lru.Peek(k)
+			sum += v.size
+		}
+	}
+	if sum == 0 || sum != m.Bytes() || m.Len() > 200 {
+		t.Fatalf("entries hold %d bytes, the store counts %d; %d entries", sum, m.Bytes(), m.Len())
+	}
+}
+
 // BenchmarkMemoryParallel: Get then Set of random keys from every
 // goroutine (-cpu 64 for contention), on one shard and on the sharded
 // store a default store is.
