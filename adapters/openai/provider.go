@@ -515,6 +515,13 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 				// its caller as an empty chunk; there is nothing in it
 				// to pass on.
 				continue
+			case err != nil && readErr != nil:
+				// The connection ended inside this line (no line break
+				// after it): the chunk was cut, not malformed. The cut is
+				// reported below, as any other (retried before a chunk
+				// reached the caller); an unterminated event is dropped,
+				// as the SSE spec says.
+				continue
 			case err != nil:
 				return partial(), p.fail(middleware.ErrMalformed, req, fmt.Sprintf("chunk %d", acc.Chunks()+1), err)
 			}
