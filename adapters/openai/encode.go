@@ -17,6 +17,10 @@ import (
 // encodeOptions are the provider's encoding choices.
 type encodeOptions struct {
 	legacyMaxTokens bool // inject max_tokens instead of max_completion_tokens
+	// noStreamUsage sends a stream's stream_options as the caller wrote
+	// them, without asking for usage: for a server that refuses the
+	// member (see Provider.Handle).
+	noStreamUsage bool
 }
 
 // encodeRequest returns the wire JSON to send upstream for req. When req
@@ -230,7 +234,7 @@ func patchRequest(w *Wire, req *middleware.Request, o encodeOptions) wireBody {
 		if !s.stream {
 			mark(fieldStream, []byte("true"))
 		}
-		if !s.includeUsage {
+		if !s.includeUsage && !o.noStreamUsage {
 			mark(fieldStreamOptions, streamOptionsWithUsage(w.JSON, s))
 		}
 	} else if s.stream {
@@ -413,8 +417,10 @@ func appendRequest(dst []byte, req *middleware.Request, o encodeOptions) []byte 
 	if req.Stream != nil {
 		dst = appendKey(dst, "stream")
 		dst = append(dst, "true"...)
-		dst = appendKey(dst, "stream_options")
-		dst = append(dst, `{"include_usage":true}`...)
+		if !o.noStreamUsage {
+			dst = appendKey(dst, "stream_options")
+			dst = append(dst, `{"include_usage":true}`...)
+		}
 	}
 	return append(dst, '}')
 }

@@ -39,6 +39,12 @@ type Provider struct {
 	cfg    config
 	url    string // the chat completions endpoint; "" in a Transport
 	apiKey string
+	// noUsage holds the endpoints (scheme, host and path) that refused a
+	// stream's stream_options (Azure OpenAI before api-version
+	// 2024-09-01-preview): their streams are sent without it. anyNoUsage
+	// is set once it holds one (no lookup until then).
+	noUsage    sync.Map
+	anyNoUsage atomic.Bool
 }
 
 var _ middleware.Handler = (*Provider)(nil)
@@ -112,22 +118,44 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 		c = nil // a call of another Transport: not ours to redirect
 	}
 	stream := req.Stream != nil
-	body := encodeRequestBody(req, p.cfg.enc)
-	hreq, err := p.newRequest(ctx, c, body, stream, req.Model)
-	if err != nil {
-		return nil, err
-	}
+	enc := p.cfg.enc
+	var hreq *http.Request
+	var hresp *http.Response
 	defer func() {
-		if err != nil {
+		if err != nil && hreq != nil {
 			err = p.redactError(err, hreq)
 		}
 	}()
-	hresp, err := p.cfg.base.RoundTrip(hreq)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctxError(ctx)
+	for {
+		body := encodeRequestBody(req, enc)
+		if hreq, err = p.newRequest(ctx, c, body, stream, req.Model); err != nil {
+			return nil, err
 		}
-		return nil, p.fail(middleware.ErrNetwork, req, "", err)
+		asked := stream && !enc.noStreamUsage
+		if asked && p.anyNoUsage.Load() {
+			if _, refused := p.noUsage.Load(endpointOf(hreq)); refused {
+				enc.noStreamUsage = true
+				continue
+			}
+		}
+		if hresp, err = p.cfg.base.RoundTrip(hreq); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctxError(ctx)
+			}
+			return nil, p.fail(middleware.ErrNetwork, req, "", err)
+		}
+		if !asked || !refusesStreamOptions(hresp) {
+			break
+		}
+		// A server that does not know stream_options (which the stream
+		// was sent with to learn its usage) refused it: the stream goes
+		// again without it, as the caller wrote it, and so do the
+		// endpoint's later streams. Their usage is then estimated, as
+		// that of any stream that reports none.
+		hresp.Body.Close()
+		p.noUsage.Store(endpointOf(hreq), true)
+		p.anyNoUsage.Store(true)
+		enc.noStreamUsage = true
 	}
 	defer hresp.Body.Close()
 	if middleware.Observing(ctx) {
@@ -176,6 +204,26 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 		}
 	}
 	return resp, nil
+}
+
+// endpointOf names the endpoint hreq is sent to.
+func endpointOf(hreq *http.Request) string {
+	return hreq.URL.Scheme + "://" + hreq.URL.Host + hreq.URL.Path
+}
+
+// refusesStreamOptions reports whether hresp refuses a request for its
+// stream_options member: a 400 or 422 whose error names it. The body is
+// peeked at (up to maxErrorBody) and put back.
+func refusesStreamOptions(hresp *http.Response) bool {
+	if hresp.StatusCode != http.StatusBadRequest && hresp.StatusCode != http.StatusUnprocessableEntity {
+		return false
+	}
+	body, err := io.ReadAll(io.LimitReader(hresp.Body, maxErrorBody))
+	hresp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(body), hresp.Body), hresp.Body}
+	return err == nil && bytes.Contains(body, []byte("stream_options"))
 }
 
 func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, stream bool, model string) (*http.Request, error) {
