@@ -260,7 +260,9 @@ func responsesTier(t string) string {
 // responsesInput estimates the input tokens of req on model, or reports
 // that they cannot be counted here (the provider adds to them).
 func (s *Server) responsesInput(model string, spec policies.ModelSpec, req *responsesRequest) (int64, bool) {
-	if req.PreviousResponseID != "" || len(req.Conversation) > 0 && string(req.Conversation) != "null" {
+	if req.PreviousResponseID != "" || present(req.Conversation) || present(req.Prompt) {
+		// Input the provider adds: an earlier response's, a
+		// conversation's, a stored prompt's template.
 		return 0, false
 	}
 	n := int64(16) + s.est.Text(model, req.Instructions)
@@ -379,7 +381,7 @@ func (s *Server) holdResponses(ctx context.Context, team string, req *responsesR
 		case !counted:
 			return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "budget_unaccountable", NoRetry: true,
 				Message: "tokenwise/gateway: the team's budget cannot bound this responses call: its input is kept or read by the provider " +
-					"(previous_response_id, conversation, a file or a hosted tool) and model " + strconv.Quote(req.Model) + " has no context_window in the catalog or the policy"}
+					"(previous_response_id, conversation, a stored prompt, a file or a hosted tool) and model " + strconv.Quote(req.Model) + " has no context_window in the catalog or the policy"}
 		}
 		if out == 0 {
 			out = budget.DefaultMaxOutput

@@ -94,7 +94,8 @@ func responsesUpstream(t *testing.T, calls *atomic.Int64) *httptest.Server {
 // client as an error (the gateway ends it with an error event); an upstream
 // error releases it; and a call whose worst case the budget cannot
 // afford — max_output_tokens, or a previous_response_id whose earlier
-// turns only the provider knows (reserved at the whole context window) —
+// turns, or a stored prompt whose template, only the provider knows
+// (reserved at the whole context window) —
 // is refused with an OpenAI-shaped 429 before it reaches the upstream.
 func TestGatewayPolicesTheResponsesAPI(t *testing.T) {
 	var calls atomic.Int64
@@ -183,6 +184,7 @@ func TestGatewayPolicesTheResponsesAPI(t *testing.T) {
 	for name, body := range map[string]string{
 		"max_output_tokens":    `{"model":"gpt-4o","input":"hi","max_output_tokens":16384}`,
 		"previous_response_id": `{"model":"gpt-4o-mini","input":"and now?","previous_response_id":"resp_1"}`,
+		"a stored prompt":      `{"model":"gpt-4o-mini","input":[],"prompt":{"id":"pmpt_1","variables":{"host":"web-1"}}}`,
 		"a hosted tool":        `{"model":"gpt-4o","input":"search","tools":[{"type":"web_search"}]}`,
 	} {
 		resp := e.do(t, "POST", "/v1/responses", devopsKey, body)
