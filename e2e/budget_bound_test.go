@@ -92,3 +92,49 @@ func TestMaxTokensSetOnlyWhereABudgetHoldsTheCall(t *testing.T) {
 		})
 	}
 }
+
+// TestBothOutputCapsArePoliced: a request that gives both max_tokens and
+// max_completion_tokens (go-openai sends both when both are set) may be
+// read by either (OpenAI honours max_completion_tokens, many compatible
+// servers max_tokens): the chain polices the larger, and an output cap
+// lowers whichever is over it, never raising the caller's smaller one.
+// Before, the chain saw max_completion_tokens alone: a max_tokens of
+// 100,000 beside it reached a server that honours it, past the policy's
+// cap of 1,000 and a budget reserved for 10 tokens.
+func TestBothOutputCapsArePoliced(t *testing.T) {
+	t.Parallel()
+	withCap := policies.Default()
+	withCap.Budget.Request.MaxOutputTokens = 1000
+	for _, c := range []struct {
+		name                          string
+		maxTokens, maxCompletion      int
+		wantMaxTokens, wantCompletion int
+	}{
+		{"max_tokens over the cap", 100000, 10, 1000, 10},
+		{"max_completion_tokens over the cap", 10, 100000, 10, 1000},
+		{"both over the cap", 5000, 2000, 1000, 1000},
+		{"both within the cap", 50, 60, 50, 60},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			srv := openaitest.NewServer(t)
+			srv.Default(openaitest.Text("ok"))
+			client := goClient(t, srv, withCap, llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
+			req := goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", MaxTokens: c.maxTokens, MaxCompletionTokens: c.maxCompletion,
+				Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "Is the disk full?"}}}
+			if _, err := client.CreateChatCompletion(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+			var sent struct {
+				MaxTokens     int `json:"max_tokens"`
+				MaxCompletion int `json:"max_completion_tokens"`
+			}
+			if err := json.Unmarshal(srv.Requests()[0].Body, &sent); err != nil {
+				t.Fatal(err)
+			}
+			if sent.MaxTokens != c.wantMaxTokens || sent.MaxCompletion != c.wantCompletion {
+				t.Fatalf("sent max_tokens %d, max_completion_tokens %d; want %d, %d", sent.MaxTokens, sent.MaxCompletion, c.wantMaxTokens, c.wantCompletion)
+			}
+		})
+	}
+}

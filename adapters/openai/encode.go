@@ -208,9 +208,15 @@ func patchRequest(w *Wire, req *middleware.Request, o encodeOptions) wireBody {
 		}
 		switch {
 		case s.present[fieldMaxTokens] || s.present[fieldMaxCompletionTokens]:
-			for _, f := range []field{fieldMaxTokens, fieldMaxCompletionTokens} {
-				if s.present[f] {
-					mark(f, v)
+			for _, c := range [2]struct {
+				f     field
+				given int64
+			}{{fieldMaxTokens, s.maxTokens}, {fieldMaxCompletionTokens, s.maxCompletion}} {
+				// The field that held the cap the chain saw (the larger,
+				// when both are given) gets the new one; the other keeps
+				// its smaller cap unless the new one is lower still.
+				if s.present[c.f] && (req.MaxTokens <= 0 || c.given <= 0 || c.given >= int64(orig.MaxTokens) || c.given > int64(req.MaxTokens)) {
+					mark(c.f, v)
 				}
 			}
 		case o.legacyMaxTokens:

@@ -76,6 +76,9 @@ type requestSnapshot struct {
 	stream       bool   // "stream": true
 	includeUsage bool   // "stream_options": {"include_usage": true}
 	serviceTier  string // "service_tier", as knownTier reads it; "" for auto and default
+	// maxTokens and maxCompletion are the two output caps as given (0:
+	// absent, null or not positive); core.MaxTokens is the larger.
+	maxTokens, maxCompletion int64
 
 	// msgKept and toolKept are the messages and tools (in body order)
 	// whose wire JSON is a memo entry's raw copy (see Wire.SharedValues).
@@ -191,9 +194,18 @@ func decodeRequestMemo(body []byte, memo *msgMemo) (*middleware.Request, error) 
 		case fieldStop:
 			req.Stop, err = r.stop()
 		case fieldMaxTokens, fieldMaxCompletionTokens:
+			// Both may be given: a server may honour either (OpenAI
+			// max_completion_tokens, many compatible servers max_tokens),
+			// so the chain sees the larger, and a cap it lowers is
+			// written into both (patchRequest).
 			var n int64
-			if n, _, err = r.int(); n > 0 && (f == fieldMaxCompletionTokens || !s.present[fieldMaxCompletionTokens] || req.MaxTokens == 0) {
-				req.MaxTokens = int(n)
+			if n, _, err = r.int(); n > 0 {
+				req.MaxTokens = max(req.MaxTokens, int(n))
+				if f == fieldMaxTokens {
+					s.maxTokens = n
+				} else {
+					s.maxCompletion = n
+				}
 			}
 		case fieldResponseFormat:
 			req.ResponseFormat, err = r.raw()
