@@ -1,9 +1,11 @@
 package budget
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -431,18 +433,24 @@ type callEstimate struct {
 	counted bool
 	bound   int64
 	bounded bool
+	// floor is what the input is at least: for input the provider reads
+	// from its storage (storedInput), what the context window leaves.
+	floor int64
 }
 
-// exact returns the count.
+// exact returns the count (at least the floor).
 func (c *callEstimate) exact() int64 {
 	if !c.counted {
 		c.n, c.counted = tokens.ForCall(c.ctx, c.e, c.req.Model, c.req), true
 	}
-	return c.n
+	return max(c.n, c.floor)
 }
 
 // atMost reports whether the count is at most limit.
 func (c *callEstimate) atMost(limit int64) bool {
+	if c.floor > limit {
+		return false
+	}
 	if !c.counted {
 		if !c.bounded {
 			c.bound, c.counted = tokens.BoundForCall(c.ctx, c.e, c.req.Model, c.req)
@@ -471,8 +479,22 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 		req = middleware.CallInfoFrom(ctx).CloneRequest(req)
 		req.MaxTokens = int(out)
 	}
+	stored := storedInput(req)
+	if stored {
+		// The provider reads the file's tokens: the input is bounded by
+		// what the context window leaves for the output, and counted so.
+		if w := spec.ContextWindow; w > 0 {
+			est.floor = max(w-out, 0)
+		} else if held || b.cfg.Request.MaxInputTokens > 0 {
+			return nil, nil, &refusal{kind: ErrUncountable, msg: fmt.Sprintf("the request refers to a file by file_id, whose tokens the provider reads, "+
+				"and model %q has no context_window in the catalog or the policy to bound them", req.Model)}
+		}
+	}
 	exceeded := func(e *ExceededError) (*middleware.Request, *holds, error) {
 		e.Model = req.Model
+		if stored && e.Err == nil {
+			e.Err = errStoredInput
+		}
 		return b.onExceeded(ctx, req, e, downgraded, est)
 	}
 	if mx := b.cfg.Request.MaxInputTokens; mx > 0 && !est.atMost(mx) {
@@ -539,6 +561,34 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 		}
 	}
 	return req, h, nil
+}
+
+// errStoredInput explains the need of a call whose input includes a file
+// by file_id (see storedInput).
+var errStoredInput = errors.New("the request refers to a file by file_id, whose tokens the provider reads: its input is counted at what the model's context window leaves")
+
+// storedInput reports whether req's input includes content the provider
+// reads from its own storage, which cannot be counted before the call: a
+// chat "file" part that names a file_id without its file_data (the
+// OpenAI transport carries such a part as its wire JSON).
+func storedInput(req *middleware.Request) bool {
+	for i := range req.Messages {
+		for _, p := range req.Messages[i].Parts {
+			if p.Type != "file" || !bytes.Contains(p.Data, []byte("file_id")) {
+				continue
+			}
+			var w struct {
+				File struct {
+					FileID   string `json:"file_id"`
+					FileData string `json:"file_data"`
+				} `json:"file"`
+			}
+			if json.Unmarshal(p.Data, &w) == nil && w.File.FileID != "" && w.File.FileData == "" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (b *Budget) minOutput() int64 {

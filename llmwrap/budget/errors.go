@@ -15,6 +15,11 @@ var (
 	// price; the call is refused rather than billed $0. Matches
 	// middleware.ErrBudget.
 	ErrUnpriced = errors.New("tokenwise/budget: model has no price")
+	// ErrUncountable: the call's input includes content the provider
+	// reads from its own storage (a file part by file_id), which a budget
+	// bounds by the model's context window, and the model has none in the
+	// catalog or the policy. Matches middleware.ErrBudget.
+	ErrUncountable = errors.New("tokenwise/budget: input cannot be bounded")
 	// ErrStoreUnavailable: the shared budget store could not be reached and
 	// the policy is fail_closed. Matches middleware.ErrBudget.
 	ErrStoreUnavailable = errors.New("tokenwise/budget: budget store unavailable")
