@@ -341,6 +341,32 @@ func (ci *CallInfo) Stage() Stage {
 	return ci.facts.Stage
 }
 
+// AttemptCount returns how many attempts the call has made so far (0 on a
+// nil *CallInfo): with [CallInfo.AttemptsSince], what a layer's own
+// attempts were.
+func (ci *CallInfo) AttemptCount() int {
+	if ci == nil {
+		return 0
+	}
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	return len(ci.facts.Attempts)
+}
+
+// AttemptsSince returns a copy of the call's attempts from the i-th on
+// (nil on a nil *CallInfo).
+func (ci *CallInfo) AttemptsSince(i int) []Attempt {
+	if ci == nil {
+		return nil
+	}
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	if i >= len(ci.facts.Attempts) {
+		return nil
+	}
+	return append([]Attempt(nil), ci.facts.Attempts[max(i, 0):]...)
+}
+
 // Facts returns a copy of the facts.
 func (ci *CallInfo) Facts() CallFacts {
 	if ci == nil {

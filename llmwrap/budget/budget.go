@@ -284,15 +284,42 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 			b.settle(ctx, h, Amount{})
 		}
 	}()
+	ci := middleware.CallInfoFrom(ctx)
+	first := ci.AttemptCount()
 	resp, err := next.Handle(ctx, req)
 	usage, billed := b.usage(req, resp, &est)
+	var tokensUsed, pico int64
+	if billed {
+		// A usage that does not name its service tier is billed at the
+		// one the request asked for.
+		tokensUsed, pico = usage.Total(), b.cost(req.Model, usage.WithServiceTier(req))
+	}
+	if ci.AttemptCount()-first > 1 {
+		// Attempts a retry layer below discarded, which the Meter billed
+		// and the answer does not account for: a stream cut before its
+		// first chunk (its input and partial output), an attempt that
+		// timed out in flight (its input). The ledger charges what the
+		// call's report bills. (The last attempt is the answer's, settled
+		// above; one that ended without a response is released.)
+		// A hedged attempt (the fallback layer's, above) is in the list
+		// too, and is its own call of this layer.
+		hedge := middleware.HedgedAttempt(ctx)
+		extra := slices.DeleteFunc(ci.AttemptsSince(first), func(a middleware.Attempt) bool { return a.Hedge != hedge })
+		if len(extra) > 0 {
+			extra = extra[:len(extra)-1]
+		}
+		for _, a := range extra {
+			if u := a.Usage; !u.IsZero() && !u.Negative() {
+				tokensUsed, pico = middleware.SatAdd(tokensUsed, u.Total()), middleware.SatAdd(pico, b.cost(req.Model, u.WithServiceTier(req)))
+				billed = true
+			}
+		}
+	}
 	var actual Amount
 	if billed {
 		// The ledger's charge: the exact cost rounded up once. The call's
 		// reported cost is the Meter's (middleware.Meter), not written here.
-		// A usage that does not name its service tier is billed at the
-		// one the request asked for.
-		actual = Settleable(Amount{Tokens: usage.Total(), USDMicros: ceilMicro(b.cost(req.Model, usage.WithServiceTier(req)))})
+		actual = Settleable(Amount{Tokens: tokensUsed, USDMicros: ceilMicro(pico)})
 	}
 	settled = true
 	b.settle(ctx, h, actual)
@@ -386,7 +413,9 @@ func partialOutput(e *tokens.Estimator, model string, resp *middleware.Response)
 // BilledUsage is the middleware.UsageFunc of a chain with this estimator:
 // a stream cut before its usage is billed its estimated input plus the
 // partial answer's tokens, an attempt cancelled or timed out in flight its
-// estimated input — the same counts the budget settles.
+// estimated input — the same counts the budget settles for an attempt a
+// retry layer discarded (the call's last attempt, when it ended without a
+// response, is released instead).
 func BilledUsage(e *tokens.Estimator) middleware.UsageFunc {
 	return func(req *middleware.Request, resp *middleware.Response, _ error) middleware.Usage {
 		u := middleware.Usage{InputTokens: e.Request(req.Model, req)}
