@@ -191,7 +191,12 @@ func (c *failureContext) Value(key any) any {
 //     fragments to its last call, so it mis-assembles interleaved ones;
 //   - choices other than index 0 are dropped (the backend reads
 //     choices[0] of every chunk, whatever its index), and "reasoning" is
-//     renamed "reasoning_content", the name the backend reads.
+//     renamed "reasoning_content", the name the backend reads;
+//   - a choice-0 entry after choice 0's finish_reason that has none
+//     (Azure's asynchronous content filter annotation, a usage chunk with
+//     an empty choice) gets the finish_reason read last: the backend
+//     keeps the finish_reason of the last entry, null included, and the
+//     adapter would take the complete answer for a cut one.
 //
 // Lines that need none of this pass unchanged.
 type checkedStream struct {
@@ -204,6 +209,7 @@ type checkedStream struct {
 	sent     bool                   // the calls were delivered
 	done     bool                   // "data: [DONE]" was read
 	finished bool                   // choice 0's finish_reason was read
+	reason   string                 // choice 0's last finish_reason
 	err      error
 }
 
@@ -278,11 +284,18 @@ func (s *checkedStream) transform(line []byte) error {
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return &streamFault{kind: middleware.ErrMalformed, msg: "a streamed data line is not a valid chunk", cause: err}
 	}
-	rewrite, finish := false, false
+	rewrite, finish, wasFinished := false, false, s.finished
 	for _, ch := range c.Choices {
 		if ch.Index != 0 {
 			rewrite = true
 			continue
+		}
+		if wasFinished && (ch.FinishReason == nil || *ch.FinishReason == "") {
+			// A choice-0 entry after the finish with no finish_reason
+			// (Azure's asynchronous content filter annotation, a usage
+			// chunk's empty choice): the backend copies every entry's
+			// finish_reason, so it would forget the finish.
+			rewrite = true
 		}
 		if ch.Delta.Reasoning != nil || len(ch.Delta.ToolCalls) > 0 {
 			rewrite = true
@@ -310,7 +323,7 @@ func (s *checkedStream) transform(line []byte) error {
 			s.held = true
 		}
 		if ch.FinishReason != nil && *ch.FinishReason != "" {
-			finish, s.finished = true, true
+			finish, s.finished, s.reason = true, true, *ch.FinishReason
 		}
 	}
 	if finish {
@@ -332,6 +345,9 @@ func (s *checkedStream) transform(line []byte) error {
 		cm, _ := ch.(map[string]any)
 		if cm == nil || fmt.Sprint(cm["index"]) != "0" && cm["index"] != nil {
 			continue
+		}
+		if r, _ := cm["finish_reason"].(string); wasFinished && r == "" {
+			cm["finish_reason"] = s.reason
 		}
 		if delta, _ := cm["delta"].(map[string]any); delta != nil {
 			delete(delta, "tool_calls")
