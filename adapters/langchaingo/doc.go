@@ -67,7 +67,10 @@
 // (with its cause); HTTP failures become a [*middleware.ProviderError]. For
 // the openai and anthropic backends, which return errors as text, install
 // [NewTransport] in the inner model's HTTP client to classify from the
-// status, error code and Retry-After headers instead of the text.
+// status, error code and Retry-After headers instead of the text; it also
+// turns an error object sent with status 200 (in an event stream or a
+// plain answer's body), which the openai backend ignores or reports as an
+// empty response, into the provider's error.
 //
 // Embeddings ([Model.CreateEmbedding]) and [Model.SupportsReasoning] are
 // forwarded to the default model; embedding calls do not go through the

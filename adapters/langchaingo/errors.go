@@ -109,7 +109,8 @@ func classifyError(ctx context.Context, err error, c callFacts) error {
 	var de *middleware.DeadlineError
 	var sf *streamFault
 	if errors.As(err, &sf) {
-		return &middleware.ProviderError{Kind: sf.kind, Provider: c.provider, Model: model, Message: sf.msg, Err: sf.cause}
+		return &middleware.ProviderError{Kind: sf.kind, Provider: c.provider, Model: model,
+			Type: sf.typ, Code: sf.code, Message: sf.msg, Err: sf.cause}
 	}
 	if errors.As(err, &pe) || errors.As(err, &de) || errors.Is(err, middleware.ErrBudget) {
 		return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tmc/langchaingo/llms"
 
+	"github.com/tokenwise/tokenwise/internal/httperr"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -233,6 +234,14 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 	if !ok {
 		return nil, &middleware.ProviderError{Kind: middleware.ErrMalformed, Provider: inner.name, Model: req.Model,
 			Message: "the model returned no choices"}
+	}
+	if inner.name == "openai" && cr.Choices[0].StopReason == "error" {
+		// OpenRouter's finish_reason for a provider that failed mid-answer
+		// (NewTransport, when installed, fails such a call with the error
+		// object sent along): returned with the partial answer, which the
+		// budget bills.
+		return resp, &middleware.ProviderError{Kind: httperr.Classify(httperr.EmbeddedStatus("", ""), "", ""),
+			Provider: "openai", Model: req.Model, Message: `the answer finished with finish_reason "error"`}
 	}
 	if ps != nil {
 		// langchaingo's openai backend ends a stream that stopped before

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/internal/httperr"
 	"github.com/tokenwise/tokenwise/internal/redact"
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -45,7 +46,11 @@ const maxErrorBody = 64 << 10
 // answer as a success) fails the read with a [middleware.ErrMalformed]
 // error, a stream that ends without "data: [DONE]" with a
 // [middleware.ErrStreamCut] error, and tool-call fragments in any order
-// are merged by index and delivered whole before the finish reason. Give
+// are merged by index and delivered whole before the finish reason. An
+// error object a server sends with status 200, in the stream (OpenRouter,
+// vLLM, OpenAI) or as the body of a plain answer, fails the call with a
+// [middleware.ProviderError] classified from the error's code or type, as
+// the OpenAI adapter classifies it; so does a finish_reason "error". Give
 // it as the base of the other (twlc.NewTransport(twopenai.NewTransport(
 // chain))) to use both.
 func NewTransport(base http.RoundTripper) http.RoundTripper {
@@ -64,8 +69,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	slot, _ := req.Context().Value(failureKey{}).(*httpFailure)
 	if resp.StatusCode < 400 {
-		if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		switch {
+		case strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
 			resp.Body = &checkedStream{rc: resp.Body}
+		case resp.StatusCode/100 == 2 && strings.HasSuffix(req.URL.Path, "/chat/completions"):
+			resp.Body = &checkedBody{rc: resp.Body}
 		}
 		return resp, nil
 	}
@@ -196,7 +204,12 @@ func (c *failureContext) Value(key any) any {
 //     (Azure's asynchronous content filter annotation, a usage chunk with
 //     an empty choice) gets the finish_reason read last: the backend
 //     keeps the finish_reason of the last entry, null included, and the
-//     adapter would take the complete answer for a cut one.
+//     adapter would take the complete answer for a cut one;
+//   - an error object in a data line (an "error" member that is not null
+//     or empty, vLLM's {"object":"error"}) fails the read with the
+//     provider's error (see embeddedError), and so does choice 0's
+//     finish_reason "error": the backend would skip the one and take the
+//     other for a finish.
 //
 // Lines that need none of this pass unchanged.
 type checkedStream struct {
@@ -284,6 +297,11 @@ func (s *checkedStream) transform(line []byte) error {
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return &streamFault{kind: middleware.ErrMalformed, msg: "a streamed data line is not a valid chunk", cause: err}
 	}
+	if len(c.Error) > 0 || string(c.Object) == `"error"` {
+		if f := embeddedError(payload); f != nil {
+			return f
+		}
+	}
 	rewrite, finish, wasFinished := false, false, s.finished
 	for _, ch := range c.Choices {
 		if ch.Index != 0 {
@@ -321,6 +339,12 @@ func (s *checkedStream) transform(line []byte) error {
 			}
 			s.acc.Add(middleware.Chunk{ToolCalls: []middleware.ToolCallDelta{td}})
 			s.held = true
+		}
+		if ch.FinishReason != nil && *ch.FinishReason == "error" {
+			// OpenRouter's failure of the provider behind it, when it
+			// sends no error object with it: no finish, a failure.
+			return &streamFault{kind: httperr.Classify(httperr.EmbeddedStatus("", ""), "", ""),
+				msg: `the stream finished with finish_reason "error"`}
 		}
 		if ch.FinishReason != nil && *ch.FinishReason != "" {
 			finish, s.finished, s.reason = true, true, *ch.FinishReason
@@ -411,11 +435,14 @@ func (s *checkedStream) Close() error { return s.rc.Close() }
 
 // lcChunk is the part of a chunk checkedStream reads, with the types
 // langchaingo's openai backend decodes it with (a chunk that does not
-// decode is one the backend would skip).
+// decode is one the backend would skip). Object and Error, which the
+// backend does not read, are kept raw: only an error object is looked at.
 type lcChunk struct {
-	ID      string  `json:"id"`
-	Created float64 `json:"created"`
-	Model   string  `json:"model"`
+	ID      string          `json:"id"`
+	Created float64         `json:"created"`
+	Model   string          `json:"model"`
+	Object  json.RawMessage `json:"object"`
+	Error   json.RawMessage `json:"error"`
 	Choices []struct {
 		Index float64 `json:"index"`
 		Delta struct {
@@ -444,14 +471,126 @@ type lcToolCall struct {
 	} `json:"function"`
 }
 
-// streamFault is what checkedStream fails a read with; classify makes it a
-// ProviderError of its kind.
-type streamFault struct {
-	kind  error // middleware.ErrMalformed or middleware.ErrStreamCut
-	msg   string
-	cause error
+// checkedBody is the body of a chat completion answered in one piece
+// (status 2xx, not an event stream). It reads the body whole before the
+// backend decodes it, and fails the read with the error object the body
+// may carry instead of an answer (see embeddedError): the backend would
+// decode it as an answer without choices, an untyped "empty response"
+// error, or, beside a choice, as a success.
+type checkedBody struct {
+	rc   io.ReadCloser
+	r    *bytes.Reader // the body read, nil until the first Read
+	tail error         // what reading the body ended with, after r
 }
 
-func (e *streamFault) Error() string        { return e.kind.Error() + ": " + e.msg }
+func (b *checkedBody) Read(p []byte) (int, error) {
+	if b.r == nil {
+		body, err := io.ReadAll(b.rc)
+		if err == nil && bytes.Contains(body, []byte(`"error"`)) {
+			if f := embeddedError(body); f != nil {
+				b.r, b.tail = bytes.NewReader(nil), f
+				return 0, f
+			}
+		}
+		b.r, b.tail = bytes.NewReader(body), err
+		if err == nil {
+			b.tail = io.EOF
+		}
+	}
+	if b.r.Len() > 0 {
+		return b.r.Read(p)
+	}
+	return 0, b.tail
+}
+
+func (b *checkedBody) Close() error { return b.rc.Close() }
+
+// embeddedError returns the fault an error object in a 2xx body or in a
+// stream's data line stands for; nil when payload carries none. It reads
+// an "error" member (OpenAI's and vLLM's error event, OpenRouter's error
+// beside the choice it failed, a bare error string), unless it is null, an
+// empty string, or has no message, type or code; and vLLM's
+// {"object":"error","message","type","code"}. With no HTTP status of its
+// own, the error's code or type stands for one (httperr.EmbeddedStatus),
+// as the OpenAI adapter classifies the same objects.
+func embeddedError(payload []byte) *streamFault {
+	var b struct {
+		Object json.RawMessage `json:"object"`
+		Error  json.RawMessage `json:"error"`
+		errorFields
+	}
+	if json.Unmarshal(payload, &b) != nil {
+		return nil
+	}
+	var f errorFields
+	switch {
+	case len(b.Error) > 0 && b.Error[0] == '"':
+		f.Message = b.Error
+	case len(b.Error) > 0 && b.Error[0] == '{':
+		if json.Unmarshal(b.Error, &f) != nil {
+			return nil
+		}
+	case jsonScalar(b.Object) == "error":
+		f = b.errorFields
+	}
+	msg, typ, code := jsonMessage(f.Message), jsonScalar(f.Type), jsonScalar(f.Code)
+	if msg == "" && typ == "" && code == "" {
+		return nil
+	}
+	return &streamFault{kind: httperr.Classify(httperr.EmbeddedStatus(code, typ), code, typ),
+		msg: msg, typ: typ, code: code}
+}
+
+// errorFields are the members of an error object embeddedError reads.
+type errorFields struct {
+	Message json.RawMessage `json:"message"`
+	Type    json.RawMessage `json:"type"`
+	Code    json.RawMessage `json:"code"`
+}
+
+// jsonScalar is a JSON string's value, or a number's or boolean's text; ""
+// for anything else.
+func jsonScalar(v json.RawMessage) string {
+	var s string
+	switch {
+	case len(v) == 0:
+		return ""
+	case v[0] == '"':
+		if json.Unmarshal(v, &s) != nil {
+			return ""
+		}
+		return s
+	case string(v) == "null" || v[0] == '{' || v[0] == '[':
+		return ""
+	}
+	return string(v)
+}
+
+// jsonMessage is an error message: a string, or a list of strings (as
+// some servers send), joined with ", ".
+func jsonMessage(v json.RawMessage) string {
+	var msgs []string
+	if len(v) > 0 && v[0] == '[' && json.Unmarshal(v, &msgs) == nil {
+		return strings.Join(msgs, ", ")
+	}
+	return jsonScalar(v)
+}
+
+// streamFault is what checkedStream and checkedBody fail a read with;
+// classify makes it a ProviderError of its kind.
+type streamFault struct {
+	kind  error  // a middleware sentinel: ErrMalformed, ErrStreamCut, or the class of an error object
+	msg   string // for an error object, the provider's message
+	cause error
+	// typ and code are those of the provider's error object, if any.
+	typ, code string
+}
+
+func (e *streamFault) Error() string {
+	if e.msg == "" {
+		return e.kind.Error()
+	}
+	return e.kind.Error() + ": " + e.msg
+}
 func (e *streamFault) Is(target error) bool { return target == e.kind }
 func (e *streamFault) Unwrap() error        { return e.cause }

@@ -1,6 +1,8 @@
 package langchaingo_test
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/tmc/langchaingo/llms"
@@ -8,6 +10,7 @@ import (
 	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
+	"github.com/tokenwise/tokenwise/middleware"
 )
 
 // The tests of this file play event streams byte for byte to langchaingo's
@@ -69,6 +72,107 @@ func TestEntryAfterTheFinishKeepsTheStreamComplete(t *testing.T) {
 			}
 			if srv.Count() != 1 {
 				t.Fatalf("%d provider calls, want 1: the complete answer was not cached", srv.Count())
+			}
+		})
+	}
+}
+
+// TestErrorObjectInTheAnswerIsTheProvidersError: an error object a server
+// sends with status 200, inside the event stream (OpenRouter's beside the
+// choice it finishes with "error", OpenAI's and vLLM's error event, which
+// vLLM follows with [DONE]) or as the body of a plain answer, fails the
+// call with the provider's error, classified from its code or type as the
+// go-openai transport does: never a truncated answer returned as a success,
+// a generic cut, or an untyped "empty response". The cache does not keep
+// it. A finish_reason "error" without an error object is a failure too.
+func TestErrorObjectInTheAnswerIsTheProvidersError(t *testing.T) {
+	const (
+		openRouter = `{"id":"x","object":"chat.completion.chunk","created":1,"model":"gpt-4o","provider":"openai","error":{"code":502,"message":"Provider disconnected unexpectedly"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}`
+		rateLimit  = `{"error":{"message":"Rate limit reached","type":"tokens","code":"rate_limit_exceeded"}}`
+		vllmEvent  = `{"error": {"object": "error", "message": "CUDA out of memory", "type": "InternalServerError", "param": null, "code": 500}}`
+		vllmObject = `{"object":"error","message":"This model's maximum context length is 4096 tokens","type":"BadRequestError","param":null,"code":400}`
+		bareString = `{"error":"model overloaded"}`
+		finishErr  = `{"id":"x","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}`
+		answer     = `{"id":"x","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"%s"}]%s}`
+	)
+	for _, tc := range []struct {
+		name   string
+		stream bool
+		reply  openaitest.Reply
+		want   error
+		code   string
+	}{
+		{"stream/openrouter mid-stream error", true, rawStream(wireHi, "data: "+openRouter, wireDone), middleware.ErrUnavailable, "502"},
+		{"stream/openrouter error, no [DONE]", true, rawStream(wireHi, "data: "+openRouter), middleware.ErrUnavailable, "502"},
+		{"stream/rate limit as first event", true, rawStream("data: "+rateLimit, wireDone), middleware.ErrRateLimited, "rate_limit_exceeded"},
+		{"stream/vllm error event", true, rawStream(wireHi, "data: "+vllmEvent, wireDone), middleware.ErrUnavailable, "500"},
+		{"stream/vllm error object", true, rawStream("data: "+vllmObject, wireDone), middleware.ErrBadRequest, "400"},
+		{"stream/bare error string", true, rawStream(wireHi, "data: "+bareString, wireDone), middleware.ErrUnavailable, ""},
+		{"stream/finish_reason error alone", true, rawStream(wireHi, "data: "+finishErr, wireDone), middleware.ErrUnavailable, ""},
+		{"plain/rate limit", false, openaitest.Reply{Raw: [][]byte{[]byte(rateLimit)}}, middleware.ErrRateLimited, "rate_limit_exceeded"},
+		{"plain/vllm error object", false, openaitest.Reply{Raw: [][]byte{[]byte(vllmObject)}}, middleware.ErrBadRequest, "400"},
+		{"plain/openrouter error beside the choice", false,
+			openaitest.Reply{Raw: [][]byte{[]byte(fmt.Sprintf(answer, "error", `,"error":{"code":502,"message":"Provider disconnected unexpectedly"}`))}},
+			middleware.ErrUnavailable, "502"},
+		{"plain/finish_reason error alone", false, openaitest.Reply{Raw: [][]byte{[]byte(fmt.Sprintf(answer, "error", ""))}}, middleware.ErrUnavailable, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := openaitest.NewServer(t)
+			srv.On().Reply(tc.reply)
+			c, err := cache.New(cache.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			llm := twlc.New(twlc.Models{"gpt-4o": newOpenAI(t, srv, "gpt-4o", true)}, c.Middleware())
+			opts := []llms.CallOption{llms.WithTemperature(0)}
+			if tc.stream {
+				opts = append(opts, streaming())
+			}
+			for i := range 2 {
+				resp, err := llm.GenerateContent(t.Context(), []llms.MessageContent{human("hello")}, opts...)
+				var pe *middleware.ProviderError
+				if !errors.Is(err, tc.want) || !errors.As(err, &pe) {
+					var content string
+					if err == nil {
+						content = resp.Choices[0].Content
+					}
+					t.Fatalf("call %d: err %v (content %q), want a ProviderError of %v", i, err, content, tc.want)
+				}
+				if pe.Code != tc.code {
+					t.Fatalf("call %d: code %q, want %q (%v)", i, pe.Code, tc.code, err)
+				}
+			}
+			if srv.Count() != 2 {
+				t.Fatalf("%d provider calls, want 2: the failed answer was cached", srv.Count())
+			}
+		})
+	}
+}
+
+// TestNullErrorMemberIsNoError: servers that send "error": null (or an
+// empty error object) beside their choices answer normally.
+func TestNullErrorMemberIsNoError(t *testing.T) {
+	const withNull = `data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"gpt-4o","error":null,"choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":null}]}`
+	const withEmpty = `data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"gpt-4o","error":{},"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`
+	for name, tc := range map[string]struct {
+		stream bool
+		reply  openaitest.Reply
+	}{
+		"stream": {true, rawStream(withNull, withEmpty, wireDone)},
+		"plain": {false, openaitest.Reply{Raw: [][]byte{[]byte(
+			`{"id":"x","object":"chat.completion","created":1,"model":"gpt-4o","error":null,"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`)}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := openaitest.NewServer(t)
+			srv.On().Reply(tc.reply)
+			llm := twlc.New(twlc.Models{"gpt-4o": newOpenAI(t, srv, "gpt-4o", true)}, middleware.Chain())
+			var opts []llms.CallOption
+			if tc.stream {
+				opts = append(opts, streaming())
+			}
+			resp, err := llm.GenerateContent(t.Context(), []llms.MessageContent{human("hello")}, opts...)
+			if err != nil || resp.Choices[0].Content != "hi" || resp.Choices[0].StopReason != "stop" {
+				t.Fatalf("%+v, %v: want the answer", resp, err)
 			}
 		})
 	}
