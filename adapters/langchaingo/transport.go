@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -196,7 +197,10 @@ func (c *failureContext) Value(key any) any {
 //     official SDKs do: any order, ids and names in any fragment, a new id at
 //     a used index is a new call), and delivered as one complete delta per
 //     call just before the finish_reason: the backend appends untyped
-//     fragments to its last call, so it mis-assembles interleaved ones;
+//     fragments to its last call, so it mis-assembles interleaved ones; a
+//     fragment whose index is negative, not an integer, or not below
+//     middleware.MaxToolCalls fails the read with middleware.ErrMalformed
+//     (the merge would drop its call);
 //   - choices other than index 0 are dropped (the backend reads
 //     choices[0] of every chunk, whatever its index), and "reasoning" is
 //     renamed "reasoning_content", the name the backend reads;
@@ -324,7 +328,16 @@ func (s *checkedStream) transform(line []byte) error {
 			}
 			td := middleware.ToolCallDelta{Index: i}
 			if d.Index != nil {
-				td.Index = int(*d.Index)
+				x := *d.Index
+				if x < 0 || x >= middleware.MaxToolCalls || x != math.Trunc(x) {
+					// The Accumulator would drop the call: an error, never
+					// an answer without it.
+					return &streamFault{kind: middleware.ErrMalformed, msg: fmt.Sprintf("a streamed tool call's index %v is out of range", x)}
+				}
+				td.Index = int(x)
+			}
+			if td.Index >= middleware.MaxToolCalls {
+				return &streamFault{kind: middleware.ErrMalformed, msg: "a streamed chunk has too many tool calls"}
 			}
 			if d.ID != nil {
 				td.ID = *d.ID

@@ -177,3 +177,46 @@ func TestNullErrorMemberIsNoError(t *testing.T) {
 		})
 	}
 }
+
+// TestToolCallIndexOutOfRangeIsMalformed: a streamed tool call whose index
+// is negative, not an integer, or not below middleware.MaxToolCalls fails
+// the call with ErrMalformed, and the cache does not keep it (it used to
+// vanish: a success finished by "tool_calls" with no call, cached). A call
+// at the last index accepted arrives.
+func TestToolCallIndexOutOfRangeIsMalformed(t *testing.T) {
+	stream := func(index string) openaitest.Reply {
+		return rawStream(
+			`data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":`+index+`,"id":"c1","type":"function","function":{"name":"restart","arguments":"{}"}}]},"finish_reason":null}]}`,
+			`data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`,
+			wireDone)
+	}
+	tools := llms.WithTools([]llms.Tool{{Type: "function", Function: &llms.FunctionDefinition{Name: "restart", Parameters: map[string]any{"type": "object"}}}})
+	for _, index := range []string{"-1", "1024", "1e9", "1.5", fmt.Sprint(middleware.MaxToolCalls - 1)} {
+		t.Run(index, func(t *testing.T) {
+			srv := openaitest.NewServer(t)
+			srv.On().Reply(stream(index))
+			c, err := cache.New(cache.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			llm := twlc.New(twlc.Models{"gpt-4o": newOpenAI(t, srv, "gpt-4o", true)}, c.Middleware())
+			valid := index == fmt.Sprint(middleware.MaxToolCalls-1)
+			for i := range 2 {
+				resp, err := llm.GenerateContent(t.Context(), []llms.MessageContent{human("restart it")}, tools, streaming(), llms.WithTemperature(0))
+				switch {
+				case valid && (err != nil || len(resp.Choices[0].ToolCalls) != 1 || resp.Choices[0].ToolCalls[0].FunctionCall.Name != "restart"):
+					t.Fatalf("call %d: %+v, %v: want the call", i, resp, err)
+				case !valid && !errors.Is(err, middleware.ErrMalformed):
+					var calls int
+					if err == nil {
+						calls = len(resp.Choices[0].ToolCalls)
+					}
+					t.Fatalf("call %d: err %v (%d tool calls), want ErrMalformed", i, err, calls)
+				}
+			}
+			if want := map[bool]int{true: 1, false: 2}[valid]; srv.Count() != want {
+				t.Fatalf("%d provider calls, want %d", srv.Count(), want)
+			}
+		})
+	}
+}
