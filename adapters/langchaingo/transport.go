@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -189,7 +190,8 @@ func (c *failureContext) Value(key any) any {
 //
 //   - a data line that is not JSON, or whose fields have the wrong type
 //     (both of which the backend skips), fails the read with a
-//     middleware.ErrMalformed error; a stream that ends without
+//     middleware.ErrMalformed error, unless the connection ended inside
+//     it (see cutInside): it is then dropped; a stream that ends without
 //     "data: [DONE]" fails it with middleware.ErrStreamCut, unless it
 //     was closed after choice 0's finish_reason (servers that never send
 //     [DONE]): it then ends with a "data: [DONE]" of its own;
@@ -257,7 +259,7 @@ func (s *checkedStream) step() {
 		line = s.line
 	}
 	if len(line) > 0 {
-		if ferr := s.transform(line); ferr != nil {
+		if ferr := s.transform(line); ferr != nil && !cutInside(line, err, ferr) {
 			s.out, s.err = nil, ferr
 			return
 		}
@@ -276,6 +278,17 @@ func (s *checkedStream) step() {
 	case err != nil:
 		s.err = err
 	}
+}
+
+// cutInside reports whether the stream ended inside line: the read ended
+// with err before the line's break, and what there is of the line is not
+// whole JSON (transform failed with ferr for that). Such a line is
+// discarded, as the SSE spec discards an unterminated event, and the end of
+// the stream is handled as for any other (a cut, unless choice 0 had
+// finished): it is not a malformed chunk, which is not retried.
+func cutInside(line []byte, err, ferr error) bool {
+	var serr *json.SyntaxError
+	return err != nil && line[len(line)-1] != '\n' && errors.As(ferr, &serr)
 }
 
 // transform appends what one line (with its line ending) becomes to out.

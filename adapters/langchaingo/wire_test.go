@@ -3,14 +3,21 @@ package langchaingo_test
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tmc/langchaingo/llms"
+	"github.com/tmc/langchaingo/llms/openai"
 
 	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
 )
 
 // The tests of this file play event streams byte for byte to langchaingo's
@@ -216,6 +223,69 @@ func TestToolCallIndexOutOfRangeIsMalformed(t *testing.T) {
 			}
 			if want := map[bool]int{true: 1, false: 2}[valid]; srv.Count() != want {
 				t.Fatalf("%d provider calls, want %d", srv.Count(), want)
+			}
+		})
+	}
+}
+
+// TestConnectionLostMidLineIsACut: a connection lost in the middle of a
+// data line (the body ends with an unexpected EOF, the line has no break)
+// is a cut stream, not a malformed chunk: the unterminated line is
+// dropped, as the SSE spec drops an unterminated event. Before any chunk
+// it is retried like any other cut; after one, the call fails with
+// ErrStreamCut (it used to be ErrMalformed, which is not retried).
+func TestConnectionLostMidLineIsACut(t *testing.T) {
+	const part = `data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choi`
+	for _, tc := range []struct {
+		name   string
+		before string // the events sent before the cut line
+		yaml   string
+	}{
+		{"first event, retried", "", "version: 1\nfallback: {retry: {max_attempts: 2, base_delay: 1ms}}\n"},
+		{"after a chunk", wireHi + "\n\n", "version: 1\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				if n.Add(1) == 1 { // 200, then the connection dies inside a data line
+					conn, bw, err := http.NewResponseController(w).Hijack()
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					body := tc.before + part
+					fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(body), body)
+					_ = bw.Flush()
+					_ = conn.Close()
+					return
+				}
+				w.Header().Set("Content-Type", "text/event-stream")
+				_, _ = io.WriteString(w, wireHi+"\n\n"+wireStop+"\n\n"+wireDone+"\n\n")
+			}))
+			defer srv.Close()
+			base := &http.Transport{}
+			defer base.CloseIdleConnections()
+			inner, err := openai.New(openai.WithBaseURL(srv.URL), openai.WithToken("test"), openai.WithModel("gpt-4o"),
+				openai.WithHTTPClient(&http.Client{Transport: twlc.NewTransport(base)}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pol, err := policies.LoadBytes([]byte(tc.yaml), "t.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			llm := twlc.New(twlc.Models{"gpt-4o": inner}, llmwrap.MustBuild(pol))
+			resp, err := llm.GenerateContent(t.Context(), []llms.MessageContent{human("hello")}, streaming())
+			if tc.before == "" {
+				if err != nil || resp.Choices[0].Content != "hi" || n.Load() != 2 {
+					t.Fatalf("%v (cut %v, malformed %v), %d provider calls: want the retried answer",
+						err, errors.Is(err, middleware.ErrStreamCut), errors.Is(err, middleware.ErrMalformed), n.Load())
+				}
+				return
+			}
+			if !errors.Is(err, middleware.ErrStreamCut) || errors.Is(err, middleware.ErrMalformed) {
+				t.Fatalf("err %v, want ErrStreamCut", err)
 			}
 		})
 	}
