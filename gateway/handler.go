@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -57,13 +58,75 @@ func (s *Server) routes() http.Handler {
 			r2 := r.WithContext(r.Context())
 			u := *r.URL
 			u.Path, u.RawPath = "/v1"+r.URL.Path, ""
+			if r.URL.RawPath != "" {
+				u.RawPath = "/v1" + r.URL.RawPath // its escapes kept: the upstream gets the path as sent
+			}
 			r2.URL = &u
 			mux.ServeHTTP(w, r2)
 			return
 		}
 		errNoRoute.write(w)
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e := pathError(r.URL); e != nil && !runReportPath(r) {
+			s.refuse(w, e)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// runReportPath reports whether r asks for a run's report (GET
+// /v1/runs/{id}, or /runs/{id}), which the gateway answers itself,
+// forwarding nothing: a run id is any text (X-Run-Id), its slashes sent
+// escaped (%2F) and dots as they are.
+func runReportPath(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	return strings.HasPrefix(r.URL.Path, "/v1/runs/") || strings.HasPrefix(r.URL.Path, "/runs/")
+}
+
+// pathError refuses a request path that the gateway would classify as
+// one path and its upstream could read as another: a '.' or '..' segment
+// (written %2E, which the router does not clean, or plain), an empty
+// segment other than a trailing slash, a backslash, or an encoded slash
+// (%2F). The gateway polices a call by its decoded path and sends that
+// path as it is (upstream.urlFor); an upstream, or a proxy before it,
+// that resolves such segments would serve another endpoint than the one
+// policed (POST /v1/responses/%2E is a Responses call), or one outside
+// the upstream's base path. nil: the path is plain.
+func pathError(u *url.URL) *apiError {
+	p := u.Path
+	if !strings.HasPrefix(p, "/") {
+		return nil // "*" (OPTIONS *), or a CONNECT's empty path: no route serves them
+	}
+	problem := ""
+	lower := strings.ToLower(u.RawPath)
+	switch {
+	case strings.Contains(lower, "%2f"):
+		problem = "an encoded slash (%2F)"
+	case strings.Contains(p, `\`):
+		problem = "a backslash"
+	default:
+		segs := strings.Split(p[1:], "/")
+		for i, seg := range segs {
+			if seg == "." || seg == ".." {
+				problem = "a '" + seg + "' segment"
+				break
+			}
+			if seg == "" && i < len(segs)-1 {
+				problem = "an empty segment (//)"
+				break
+			}
+		}
+	}
+	if problem == "" {
+		return nil
+	}
+	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_path",
+		Message: "tokenwise/gateway: the request path has " + problem + ": refused, as the gateway polices a path as it is and " +
+			"an upstream could resolve it to another endpoint (send the path without dot segments, empty segments, backslashes or encoded slashes)"}
 }
 
 // apiRoots are the first path segments of the OpenAI API (and of the
@@ -170,6 +233,29 @@ func outHeader(in http.Header, up *upstream) http.Header {
 	h["Content-Type"], h["Accept"] = jsonValue, jsonValue
 	up.credentials(h)
 	return h
+}
+
+// urlFor returns the upstream's URL of a passed-through request's URL in
+// (a /v1/ path that pathError let through): the base URL's path followed
+// by in's path after its first segment (/v1), escapes kept, neither
+// resolved nor cleaned, so that the upstream is sent exactly the path the
+// gateway classified and policed, under its base path. (url.JoinPath, used
+// before, resolved '.' and '..', which a request could send encoded as
+// %2E: /v1/responses/%2E went upstream as /responses, unpoliced.)
+func (up *upstream) urlFor(in *url.URL) *url.URL {
+	u := *up.base
+	u.Path = strings.TrimSuffix(up.base.Path, "/") + afterFirstSegment(in.Path)
+	u.RawPath = strings.TrimSuffix(up.base.EscapedPath(), "/") + afterFirstSegment(in.EscapedPath())
+	return &u
+}
+
+// afterFirstSegment returns p ("/v1/files/x") without its first segment
+// ("/files/x"); "" when it has one only.
+func afterFirstSegment(p string) string {
+	if i := strings.IndexByte(p[min(1, len(p)):], '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return ""
 }
 
 // jsonValue is the value of the Content-Type and Accept headers of a chat
@@ -609,7 +695,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL = up.base.JoinPath(strings.TrimPrefix(pr.In.URL.Path, "/v1"))
+			pr.Out.URL = up.urlFor(pr.In.URL)
 			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 			pr.Out.Host = ""
 			pr.Out.Header.Del(RunIDHeader)

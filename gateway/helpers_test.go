@@ -1,9 +1,11 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -237,4 +239,35 @@ func twoUpstreams(t *testing.T, aURL, bURL, bModels, devops string) string {
 		t.Fatal(err)
 	}
 	return cfgPath
+}
+
+// rawDo sends head (a request line and its headers, each ending in
+// "\r\n"; the blank line after them is added) and body to the gateway at
+// base over a connection of its own, byte for byte: the path is not
+// normalised or escaped as a client would. It returns the answer, its
+// body read whole.
+func rawDo(t *testing.T, base, head, body string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, head+"\r\n"+body); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// rawPost is rawDo of a POST of body to path (as it is) with key.
+func rawPost(t *testing.T, base, path, key, body string) (*http.Response, string) {
+	t.Helper()
+	return rawDo(t, base, fmt.Sprintf("POST %s HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"+
+		"Content-Length: %d\r\nConnection: close\r\n", path, key, len(body)), body)
 }
