@@ -464,19 +464,21 @@ func (s *Server) maxBody() int64 {
 }
 
 // unpolicedEndpoints are the billable endpoints the gateway does not
-// police, by the path after /v1 (a prefix ending in "/" names a family):
-// legacy completions, images, audio, batches, fine-tuning, realtime,
-// videos, the Responses API's compaction (a model call), code
-// interpreter containers (billed per container) and eval runs (whose
-// model calls are billed; matched by unpolicedPath).
-var unpolicedEndpoints = []string{"/completions", "/images/", "/audio/", "/batches", "/fine_tuning/", "/realtime", "/videos",
+// police, by the path after /v1 (a prefix ending in "/" names a family:
+// the path itself and every path under it): legacy completions, images,
+// audio, batches, fine-tuning, realtime (a session, its client secrets,
+// calls and transcription sessions), videos (a remix too), the Responses
+// API's compaction (a model call), code interpreter containers (billed
+// per container) and eval runs (whose model calls are billed; matched by
+// unpolicedPath).
+var unpolicedEndpoints = []string{"/completions", "/images/", "/audio/", "/batches", "/fine_tuning/", "/realtime/", "/videos/",
 	"/responses/compact", "/containers"}
 
 // unpolicedPath reports whether path (after /v1, without a trailing
 // slash) is that of a billable endpoint the gateway does not police.
 func unpolicedPath(path string) bool {
 	for _, e := range unpolicedEndpoints {
-		if path == strings.TrimSuffix(e, "/") || strings.HasSuffix(e, "/") && strings.HasPrefix(path, e) {
+		if inFamily(path, e) {
 			return true
 		}
 	}
@@ -488,20 +490,42 @@ func unpolicedPath(path string) bool {
 	return false
 }
 
+// inFamily reports whether path is e, or under it when e ends in "/".
+func inFamily(path, e string) bool {
+	return path == strings.TrimSuffix(e, "/") || strings.HasSuffix(e, "/") && strings.HasPrefix(path, e)
+}
+
+// modelCallPaths are the families of the model calls the gateway polices
+// as HTTP requests (a POST read whole), by the path after /v1: a
+// connection upgraded there (a WebSocket) would carry calls it never
+// reads.
+var modelCallPaths = []string{"/chat/completions/", "/responses/", "/embeddings/"}
+
 // unpoliced refuses a billable request the gateway does not police when
-// team's policy has a budget it would escape; nil otherwise.
+// team's policy has a budget it would escape; nil otherwise. Billable: a
+// POST to an unpoliced endpoint; any request to the Realtime API (a
+// session is a GET upgraded to a WebSocket); any request that asks for a
+// connection upgrade (an Upgrade header) to an unpoliced endpoint or a
+// model call's path.
 func (s *Server) unpoliced(r *http.Request, team string) *apiError {
-	if r.Method != http.MethodPost {
-		return nil
+	path := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1"), "/")
+	upgrade := r.Header.Get("Upgrade") != ""
+	billable := r.Method == http.MethodPost && unpolicedPath(path) || inFamily(path, "/realtime/")
+	if upgrade && !billable {
+		billable = unpolicedPath(path) || slices.ContainsFunc(modelCallPaths, func(e string) bool { return inFamily(path, e) })
 	}
-	if !unpolicedPath(strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1"), "/")) {
+	if !billable {
 		return nil
 	}
 	if pl := s.passLimitsOf(team); pl.err != nil || pl.budget == nil {
 		return nil
 	}
+	what := r.Method + " " + r.URL.Path
+	if upgrade {
+		what += " with a connection upgrade (a WebSocket)"
+	}
 	return &apiError{Status: http.StatusForbidden, Type: "permission_error", Code: "unpoliced_endpoint", NoRetry: true,
-		Message: "tokenwise/gateway: POST " + r.URL.Path + " is not policed by the gateway (chat completions, embeddings and the Responses API are) " +
+		Message: "tokenwise/gateway: " + what + " is not policed by the gateway (chat completions, embeddings and the Responses API are, as HTTP requests) " +
 			"and team " + team + " has a budget it would escape: refused. The gateway file's pass_unpoliced: true lets it through."}
 }
 
@@ -547,6 +571,14 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		runID = "(invalid)" // refused below where a run counts; never logged as sent
 	}
 	w.Header().Set(CallIDHeader, callID)
+	if !s.cfg.PassUnpoliced {
+		// Before anything is read: a connection upgrade to a model call's
+		// path is refused too, though its path is policed as a POST.
+		if e := s.unpoliced(r, k.team); e != nil {
+			s.refuse(w, e)
+			return
+		}
+	}
 	var modify func(*http.Response) error
 	var bound *passBound    // the call's timeouts (passtimeout.go)
 	var call *responsesCall // a Responses call's fallback chain (responses_fallback.go)
@@ -686,12 +718,6 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	if modify != nil {
 		modify = bound.watch(modify)
-	}
-	if modify == nil && !s.cfg.PassUnpoliced {
-		if e := s.unpoliced(r, k.team); e != nil {
-			s.refuse(w, e)
-			return
-		}
 	}
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {

@@ -366,6 +366,104 @@ func TestGatewayRefusesUnpolicedSpendOfABudget(t *testing.T) {
 	}
 }
 
+// TestGatewayRefusesRealtimeAndUnpolicedSubpaths: the Realtime API and
+// every path under a refused family escape a team's budget no more than
+// the family's own path: a Realtime session (a GET upgraded to a
+// WebSocket), its client secrets, calls, sessions and transcription
+// sessions, and a video's remix get the 403 unpoliced_endpoint before the
+// upstream, as does any connection upgrade to a model call's path (the
+// gateway polices those as HTTP requests); a free request under a refused
+// family (a video's retrieval) passes, a team without a budget passes, and
+// pass_unpoliced: true lets them all through. Before, only POST
+// /v1/realtime and POST /v1/videos themselves were refused: a WebSocket
+// session opened on the upstream's key.
+func TestGatewayRefusesRealtimeAndUnpolicedSubpaths(t *testing.T) {
+	var mu sync.Mutex
+	var reached []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		reached = append(reached, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		if r.Header.Get("Upgrade") == "websocket" {
+			c, brw, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			_ = brw.Flush()
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"value":"ek_ephemeral"}`)
+	}))
+	defer up.Close()
+	taken := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		r := reached
+		reached = nil
+		return r
+	}
+	// devops has a budget; payments has none.
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":   "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1}\n",
+		"payments.yaml": "version: 1\nname: payments\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	upgrade := func(e *env, key, path string) int {
+		resp, _ := rawDo(t, e.url, "GET "+path+" HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+key+"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+			"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "")
+		return resp.StatusCode
+	}
+	billable := []string{"/v1/realtime/client_secrets", "/v1/realtime/calls", "/v1/realtime/sessions", "/v1/realtime/transcription_sessions",
+		"/v1/realtime", "/v1/videos", "/v1/videos/video_1/remix", "/realtime/client_secrets"}
+	upgrades := []string{"/v1/realtime?model=gpt-realtime", "/realtime?model=gpt-realtime", "/v1/responses", "/v1/audio/speech"}
+	for _, pass := range []bool{false, true} {
+		extra := ""
+		if pass {
+			extra = "pass_unpoliced: true\n"
+		}
+		e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, extra))
+		for _, path := range billable {
+			resp := e.do(t, "POST", path, devopsKey, `{"model":"gpt-realtime"}`)
+			var eb errorBody
+			_ = json.NewDecoder(resp.Body).Decode(&eb)
+			switch {
+			case !pass && (resp.StatusCode != http.StatusForbidden || eb.Error.Code == nil || *eb.Error.Code != "unpoliced_endpoint" ||
+				!strings.HasPrefix(resp.Header.Get(gateway.CallIDHeader), "call-")):
+				t.Errorf("POST %s: %d %+v (call id %q), want 403 unpoliced_endpoint with the call's id", path, resp.StatusCode, eb.Error, resp.Header.Get(gateway.CallIDHeader))
+			case pass && resp.StatusCode != http.StatusOK:
+				t.Errorf("POST %s with pass_unpoliced: %d, want the upstream's 200", path, resp.StatusCode)
+			}
+		}
+		for _, path := range upgrades {
+			want := map[bool]int{false: http.StatusForbidden, true: http.StatusSwitchingProtocols}[pass]
+			if st := upgrade(e, devopsKey, path); st != want {
+				t.Errorf("GET %s upgraded to a WebSocket (pass_unpoliced %v): %d, want %d", path, pass, st, want)
+			}
+		}
+		got := taken()
+		if want := map[bool]int{false: 0, true: len(billable) + len(upgrades)}[pass]; len(got) != want {
+			t.Errorf("pass_unpoliced %v: the upstream got %q, want %d requests", pass, got, want)
+		}
+		// A free request under a refused family passes, and a team without
+		// a budget has none to escape.
+		if resp := e.do(t, "GET", "/v1/videos/video_1", devopsKey, ""); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET /v1/videos/video_1: %d, want the upstream's 200", resp.StatusCode)
+		}
+		if resp := e.do(t, "POST", "/v1/realtime/client_secrets", paymentsKey, `{}`); resp.StatusCode != http.StatusOK {
+			t.Errorf("POST /v1/realtime/client_secrets of a team without a budget: %d, want the upstream's 200", resp.StatusCode)
+		}
+		if st := upgrade(e, paymentsKey, "/v1/realtime?model=gpt-realtime"); st != http.StatusSwitchingProtocols {
+			t.Errorf("a Realtime session of a team without a budget: %d, want 101", st)
+		}
+		if got := taken(); len(got) != 3 {
+			t.Errorf("the upstream got %q, want the three free or unbudgeted requests", got)
+		}
+	}
+}
+
 // chatAndResponsesUpstream answers every chat completion with "ok" (5
 // input and 1 output tokens) and every other call with answer, counting
 // the calls.
