@@ -95,8 +95,9 @@ const maxErrorBody = 1 << 20
 // or the upstream's own passed back), one every OpenAI client reads: the
 // body stays when it is an OpenAI error object; any other (an HTML page
 // of a proxy, another server's error shape, a cut or empty body) becomes
-// an OpenAI error of the same status that quotes it. The Content-Type is
-// application/json either way.
+// an OpenAI error of the same status that quotes it. Either way the
+// secrets (the upstreams' keys) and key-shaped strings are masked, and
+// the Content-Type is application/json.
 func shapeError(resp *http.Response, secrets []string) {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if err != nil || !isOpenAIError(b) {
@@ -111,6 +112,8 @@ func shapeError(resp *http.Response, secrets []string) {
 		}
 		b = (&apiError{Type: httperr.ErrorType(resp.StatusCode), Code: "upstream_error",
 			Message: "tokenwise/gateway: the upstream answered " + strconv.Itoa(resp.StatusCode) + " without an OpenAI error object: " + quote}).body()
+	} else {
+		b = redact.Bytes(b, secrets...) // an upstream's key it echoes in its message (masking keeps the JSON whole)
 	}
 	if resp.Header == nil {
 		resp.Header = http.Header{}

@@ -529,6 +529,34 @@ func (s *Server) unpoliced(r *http.Request, team string) *apiError {
 			"and team " + team + " has a budget it would escape: refused. The gateway file's pass_unpoliced: true lets it through."}
 }
 
+// maskErrors is the answer's hook of a passed-through call the gateway
+// does not police (files, models, …): an error answer's body (status 400
+// or more) is read, up to maxErrorBody (the rest is dropped), and passed on
+// with the gateway's secrets — the upstreams' keys — and key-shaped
+// strings masked (redact), its Content-Length said again: an upstream
+// that echoes the credentials it was sent in an error page does not hand
+// them to the caller. A body the upstream encoded (a Content-Encoding the
+// transport did not decode), which cannot be searched, is replaced by an
+// OpenAI error of its status. Other answers, streams among them, pass as
+// they come.
+func (s *Server) maskErrors(resp *http.Response) error {
+	if resp.StatusCode < 400 || resp.Request != nil && resp.Request.Method == http.MethodHead {
+		return nil
+	}
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		_ = resp.Body.Close()
+		resp.Body = http.NoBody
+		shapeError(resp, s.secrets) // (an empty body: says the status only)
+		return nil
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody)) // a cut body is passed on as far as it came
+	_ = resp.Body.Close()
+	b = redact.Bytes(b, s.secrets...)
+	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+	return nil
+}
+
 // refuse answers a request with e, counted in the metrics by its code.
 func (s *Server) refuse(w http.ResponseWriter, e *apiError) {
 	s.metrics.request(e.Code)
@@ -718,6 +746,8 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	if modify != nil {
 		modify = bound.watch(modify)
+	} else {
+		modify = s.maskErrors // an endpoint the gateway does not police
 	}
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {

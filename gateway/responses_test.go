@@ -990,6 +990,83 @@ func TestGatewayShapesPassedThroughErrors(t *testing.T) {
 	}
 }
 
+// TestGatewayMasksKeysInPassedThroughErrors: an upstream that echoes the
+// credentials it was sent (its key, which the gateway put there) in an
+// error answer does not hand them to the caller, whatever the endpoint:
+// the body of an error answer of an endpoint the gateway does not police
+// (a file listing's HTML 401, an OpenAI error of a file upload, a body
+// over 1 MiB, cut there) reaches the client with the key masked, its
+// status kept and its Content-Length its new length (a body encoded with a
+// Content-Encoding the gateway cannot read is replaced by an OpenAI error
+// of its status); the OpenAI error of a
+// Responses or embeddings call too. A successful answer passes as it
+// came. Before, an error answer of an unpoliced endpoint passed untouched
+// (no hook ran for it), and an OpenAI error body of a policed one kept the
+// key.
+func TestGatewayMasksKeysInPassedThroughErrors(t *testing.T) {
+	big := strings.Repeat("x", 2<<20)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		auth := r.Header.Get("Authorization")
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/v1/files":
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, "<html>401: bad credentials "+auth+"</html>")
+		case r.URL.Path == "/v1/files/big":
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, "sent "+strings.TrimPrefix(auth, "Bearer ")+" "+big)
+		case r.URL.Path == "/v1/files/encoded": // (not brotli: the gateway cannot tell)
+			w.Header().Set("Content-Encoding", "br")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, "sent "+auth)
+		case r.URL.Path == "/v1/files/ok":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"object":"list","data":[]}`)
+		default: // an OpenAI error naming the key it was sent
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":{"message":"Incorrect API key provided: `+strings.TrimPrefix(auth, "Bearer ")+`","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`)
+		}
+	}))
+	defer up.Close()
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", defaultPolicies, ""))
+	for _, c := range []struct {
+		method, path, body string
+		status             int
+	}{
+		{"GET", "/v1/files", "", 401},
+		{"POST", "/v1/files", `{"purpose":"batch"}`, 401},
+		{"GET", "/v1/files/big", "", 500},
+		{"POST", "/v1/responses", `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":50}`, 401},
+		{"POST", "/v1/embeddings", `{"model":"text-embedding-3-small","input":"hi"}`, 401},
+	} {
+		r := e.do(t, c.method, c.path, devopsKey, c.body)
+		b, err := io.ReadAll(r.Body)
+		if err != nil || r.StatusCode != c.status {
+			t.Errorf("%s %s: %d (%v), want %d", c.method, c.path, r.StatusCode, err, c.status)
+		}
+		if strings.Contains(string(b), upstreamKey) || strings.Contains(string(b), upstreamKey[:24]) || !strings.Contains(string(b), "[REDACTED]") {
+			t.Errorf("%s %s: the body %.200q is not masked", c.method, c.path, b)
+		}
+		if r.ContentLength != int64(len(b)) || len(b) > 1<<20 {
+			t.Errorf("%s %s: Content-Length %d for a body of %d bytes (at most 1 MiB)", c.method, c.path, r.ContentLength, len(b))
+		}
+	}
+	// A body the upstream encoded cannot be searched: an OpenAI error of
+	// its status stands for it.
+	r := e.do(t, "GET", "/v1/files/encoded", devopsKey, "")
+	if eb := decodeError(t, r); r.StatusCode != http.StatusForbidden || r.Header.Get("Content-Encoding") != "" || strings.Contains(eb.Error.Message, upstreamKey) {
+		t.Errorf("an encoded error body: %d %q %+v, want a 403 OpenAI error without it", r.StatusCode, r.Header.Get("Content-Encoding"), eb.Error)
+	}
+	r = e.do(t, "GET", "/v1/files/ok", devopsKey, "")
+	if b, _ := io.ReadAll(r.Body); r.StatusCode != 200 || string(b) != `{"object":"list","data":[]}` {
+		t.Errorf("a successful answer: %d %s, want it as it came", r.StatusCode, b)
+	}
+}
+
 // TestGatewayErrorsKeepTheirStatus: an error object inside a 200 answer
 // or a stream (servers that send no status of their own: OpenRouter's
 // numeric code, OpenAI-compatible servers that answer 200) reaches the
