@@ -170,6 +170,41 @@ func TestGatewayNeverLogsKeys(t *testing.T) {
 	}
 }
 
+// TestGatewayNeverForwardsTheVirtualKey: a client that sends its virtual
+// key in another header than Authorization — X-Api-Key, which some SDKs
+// send, or any header of its own — never has it forwarded upstream, on a
+// chat completion, a policed Responses call or a passed-through request:
+// the header is dropped, the upstream gets its own key in Authorization,
+// and the caller's other headers go on. Before, X-Api-Key (and any other
+// header holding the key) went upstream as sent.
+func TestGatewayNeverForwardsTheVirtualKey(t *testing.T) {
+	e := start(t, nil, "")
+	e.upstream.Default(openaitest.Text("hi"))
+	hdr := []string{"X-Api-Key", devopsKey, "X-Forwarded-Authorization", "Bearer " + devopsKey, "X-Trace", "trace-1"}
+	for _, c := range [][2]string{
+		{"/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1/responses", `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":50}`},
+		{"/v1/files", `{}`},
+	} {
+		r := e.do(t, "POST", c[0], devopsKey, c[1], hdr...)
+		_, _ = io.Copy(io.Discard, r.Body)
+	}
+	reqs := e.upstream.Requests()
+	if len(reqs) != 3 {
+		t.Fatalf("the upstream got %d requests, want 3", len(reqs))
+	}
+	for _, r := range reqs {
+		for k, v := range r.Header {
+			if strings.Contains(strings.Join(v, ","), devopsKey) {
+				t.Errorf("%s: the virtual key reached the upstream in %s", r.Path, k)
+			}
+		}
+		if r.Header.Get("Authorization") != "Bearer "+upstreamKey || r.Header.Get("X-Trace") != "trace-1" {
+			t.Errorf("%s: Authorization %q, X-Trace %q; want the upstream key and the caller's trace header", r.Path, r.Header.Get("Authorization"), r.Header.Get("X-Trace"))
+		}
+	}
+}
+
 // go-openai and openai-go, streaming and not, with tool calls, through
 // the gateway; usage is reported; /v1/models and /v1/spend answer.
 func TestGatewayWithGoClients(t *testing.T) {

@@ -178,7 +178,9 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, keyEntry)) ht
 			h(w, r, *k) // Server.TransportFor's caller: its team, without a key
 			return
 		}
-		k, ok := s.keys.Load().lookup(bearer(r))
+		tok := bearer(r)
+		k, ok := s.keys.Load().lookup(tok)
+		k.token = tok
 		if !ok {
 			s.metrics.request("unauthorized")
 			s.logger.Warn("tokenwise/gateway: request refused: unknown or missing key", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
@@ -194,7 +196,7 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, keyEntry)) ht
 // gateway's own headers.
 func isHop(k string) bool {
 	switch k {
-	case "Authorization", "Api-Key", "Cookie", "Connection", "Keep-Alive", "Proxy-Authorization", "Proxy-Connection",
+	case "Authorization", "Api-Key", "X-Api-Key", "Cookie", "Connection", "Keep-Alive", "Proxy-Authorization", "Proxy-Connection",
 		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Accept-Encoding", "Host", RunIDHeader,
 		// The gateway has the whole body before it calls the upstream: a
 		// 100-continue expectation there would only hold the body back
@@ -206,8 +208,24 @@ func isHop(k string) bool {
 	return false
 }
 
+// dropVirtualKey deletes from h every header with a value that holds the
+// caller's virtual key token (one of 8 bytes or more, which a search does
+// not confuse with ordinary text): a client that sends its key in a header
+// of its own choosing never has it forwarded upstream.
+func dropVirtualKey(h http.Header, token string) {
+	if len(token) < 8 {
+		return
+	}
+	for k, vs := range h {
+		if slices.ContainsFunc(vs, func(v string) bool { return strings.Contains(v, token) }) {
+			delete(h, k)
+		}
+	}
+}
+
 // outHeader returns the caller's headers to send upstream, with the
-// upstream's key. The values are shared with in (never modified), and
+// upstream's key; a header holding token, the caller's virtual key, is
+// not sent (dropVirtualKey). The values are shared with in (never modified), and
 // those of the upstream's key and of the JSON headers with every request
 // (nobody modifies a request's header values).
 //
@@ -215,7 +233,7 @@ func isHop(k string) bool {
 // completion upstream in any case (application/json; Accept
 // text/event-stream for a stream): with them already so, the transport
 // sends this map as it is instead of a copy of its own.
-func outHeader(in http.Header, up *upstream) http.Header {
+func outHeader(in http.Header, up *upstream, token string) http.Header {
 	h := make(http.Header, len(in)+2)
 	for k, v := range in {
 		if !isHop(http.CanonicalHeaderKey(k)) {
@@ -230,6 +248,7 @@ func outHeader(in http.Header, up *upstream) http.Header {
 			}
 		}
 	}
+	dropVirtualKey(h, token)
 	h["Content-Type"], h["Accept"] = jsonValue, jsonValue
 	up.credentials(h)
 	return h
@@ -334,7 +353,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 			return
 		}
 	}
-	out.Header = outHeader(r.Header, up)
+	out.Header = outHeader(r.Header, up, k.token)
 	out.ContentLength = size
 	w.Header().Set(CallIDHeader, callID)
 	resp, err := s.tr.RoundTrip(out)
@@ -763,6 +782,8 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			// compressed, unreadable, charged at their reservation.
 			pr.Out.Header.Del("Accept-Encoding")
 			pr.Out.Header.Del("Api-Key")
+			pr.Out.Header.Del("X-Api-Key")
+			dropVirtualKey(pr.Out.Header, k.token)
 			up.credentials(pr.Out.Header)
 		},
 		Transport:      s.pass,

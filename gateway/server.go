@@ -96,7 +96,13 @@ type upstream struct {
 	models  map[string]bool
 }
 
-type keyEntry struct{ name, team string }
+type keyEntry struct {
+	name, team string
+	// token is the caller's virtual key, the bearer token it was
+	// authenticated by (set per request, never stored in a keySet); ""
+	// for Server.TransportFor's team, which needs none.
+	token string
+}
 
 // The headers of the organization and project a call bills, in canonical
 // form.
