@@ -582,6 +582,29 @@ func (s *Server) refuse(w http.ResponseWriter, e *apiError) {
 	e.write(w)
 }
 
+// namedRun returns the run r's X-Run-Id names for team; nil for none (or
+// an invalid id).
+func (s *Server) namedRun(r *http.Request, team string) *middleware.Run {
+	runID := r.Header.Get(RunIDHeader)
+	if runID == "" || !validRunID(runID) {
+		return nil
+	}
+	return s.runs.get(runKey(team, runID), runID)
+}
+
+// recordRefused reports a Responses call (req: nil when it named no model)
+// that the gateway refused before it was sent (e): in run's record (nil:
+// none named) as a failed call, as a chat call refused by its chain is,
+// and to the team's observers.
+func (s *Server) recordRefused(team string, run *middleware.Run, req *responsesRequest, start time.Time, e *apiError) {
+	var asked, model string
+	if req != nil {
+		asked, model = cmp.Or(req.asked, req.Model), req.Model
+	}
+	s.report(team, run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: team, RequestedModel: asked, Model: model},
+		Latency: time.Since(start), Start: start, Err: e})
+}
+
 // readPassBody reads a passed-through request's body whole (to count
 // what it costs) and gives it back to r; false, with the error written,
 // when it cannot be read or is over the limit.
@@ -683,20 +706,26 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			s.refuse(w, e)
 			return
 		}
-		ctx, e := s.passContext(r, k.team, callID, true)
-		if e != nil {
-			s.refuse(w, e)
-			return
-		}
-		policed = true
 		// Read once (nil when it is not a JSON request with a model), then
 		// routed by the team's rules (see responses_route.go): the budget,
 		// the rate limits and the upstream are the routed model's.
 		req := new(responsesRequest)
-		sent := body
 		if json.Unmarshal(body, req) != nil || req.Model == "" {
 			req = nil
-		} else {
+		}
+		ctx, e := s.passContext(r, k.team, callID, true)
+		if e != nil {
+			if e != errInvalidRunID {
+				// A run's call limit or deadline, or its store: the named
+				// run's record has the call, failed.
+				s.recordRefused(k.team, s.namedRun(r, k.team), req, start, e)
+			}
+			s.refuse(w, e)
+			return
+		}
+		policed = true
+		sent := body
+		if req != nil {
 			if routed, ok := s.routeResponses(ctx, k.team, body, req); ok {
 				r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(routed)), int64(len(routed))
 				sent = routed
@@ -713,6 +742,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		if req != nil {
 			var hit *cachedAnswer
 			if cc, hit, e = s.lookupResponses(ctx, r, k.team, up.Name, sent, req); e != nil {
+				s.recordRefused(k.team, named, req, start, e)
 				s.refuse(w, e)
 				return
 			}
@@ -740,6 +770,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		} else {
 			h, e := s.reserveResponses(ctx, k.team, req, named)
 			if e != nil {
+				s.recordRefused(k.team, named, req, start, e)
 				s.refuse(w, e)
 				return
 			}

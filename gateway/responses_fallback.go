@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/sjson"
@@ -93,8 +92,7 @@ type responsesCall struct {
 
 	bound *passBound // the call's clocks (nil: none): each attempt is bounded on its own
 
-	out  *http.Request // the proxy's request, to req.Model's upstream
-	sent atomic.Bool   // an attempt reached an upstream
+	out *http.Request // the proxy's request, to req.Model's upstream
 
 	mu       sync.Mutex
 	attempts []*responsesAttempt // every model tried, in the order they were (one refused before it was sent too)
@@ -284,19 +282,23 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 	if err == nil {
 		err = errNoAnswer // (a chain that ends well has an answer)
 	}
-	if c.sent.Load() {
-		// The call costs what its attempts were charged: an answer a
-		// cascade rejected, a hedge's attempt that lost.
-		atts := c.records(nil)
-		var total int64
-		var usage middleware.Usage
-		for _, a := range atts {
-			total, usage = middleware.SatAdd(total, a.CostPico), usage.Add(a.Usage)
-		}
-		c.s.report(c.team, c.run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: c.team, Rule: c.rule, Routed: c.moved,
-			RequestedModel: cmp.Or(c.req.asked, c.req.Model), Model: c.attempts[len(c.attempts)-1].model, CostPico: total, Attempts: atts},
-			Usage: usage, Latency: time.Since(c.start), Start: c.start, Err: err})
+	// The call is in its run's record, failed, also when no attempt was
+	// sent (a budget's, a rate limit's or an open breaker's refusal), as a
+	// chat call refused by its chain is. It costs what its attempts were
+	// charged: an answer a cascade rejected, a hedge's attempt that lost.
+	atts := c.records(nil)
+	var total int64
+	var usage middleware.Usage
+	for _, a := range atts {
+		total, usage = middleware.SatAdd(total, a.CostPico), usage.Add(a.Usage)
 	}
+	model := c.req.Model
+	if len(c.attempts) > 0 {
+		model = c.attempts[len(c.attempts)-1].model
+	}
+	c.s.report(c.team, c.run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: c.team, Rule: c.rule, Routed: c.moved,
+		RequestedModel: cmp.Or(c.req.asked, c.req.Model), Model: model, CostPico: total, Attempts: atts},
+		Usage: usage, Latency: time.Since(c.start), Start: c.start, Err: err})
 	return nil, err
 }
 
@@ -458,7 +460,6 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 	if a.hold != nil {
 		a.hold.sent = true
 	}
-	c.sent.Store(true)
 	resp, err := c.s.pass.RoundTrip(o)
 	if err != nil {
 		switch {

@@ -585,9 +585,10 @@ func TestGatewayPassedCallsSpendTheRunBudget(t *testing.T) {
 		t.Fatalf("a call that fits what is left of the run: %d %s", st, msg)
 	}
 	// The run's report has the embeddings call with its model calls: its
-	// 150 tokens beside the two Responses calls' 20 + 30 each.
-	if status, rep, _ := e.runReport(t, devopsKey, "agent-1"); status != 200 || rep.Calls != 3 || rep.InputTokens != 190 || rep.OutputTokens != 60 ||
-		rep.ByModel["text-embedding-3-small"].Calls != 1 || rep.ByModel["text-embedding-3-small"].InputTokens != 150 {
+	// 150 tokens beside the two Responses calls' 20 + 30 each, and the
+	// refused call as a failed one.
+	if status, rep, _ := e.runReport(t, devopsKey, "agent-1"); status != 200 || rep.Calls != 4 || rep.FailedCalls != 1 || rep.InputTokens != 190 || rep.OutputTokens != 60 ||
+		rep.ByModel["gpt-4o-mini"].Calls != 3 || rep.ByModel["text-embedding-3-small"].Calls != 1 || rep.ByModel["text-embedding-3-small"].InputTokens != 150 {
 		t.Errorf("the run's report %d: %+v", status, rep)
 	}
 	// Another run has its own 400 tokens.
@@ -654,6 +655,57 @@ func TestGatewayResponsesAreRateLimited(t *testing.T) {
 	}
 	if st, msg := responses("gpt-4o", 900); st != 429 || !strings.HasPrefix(msg, "rate_limit_exceeded") {
 		t.Fatalf("tpm, third call: %d %s, want 429 rate_limit_exceeded", st, msg)
+	}
+}
+
+// TestGatewayRunReportHasRefusedResponsesCalls: a Responses call the
+// gateway refuses before it is sent — by the run's budget, by the run's
+// call limit — is in the report of the run it names as a failed call
+// under its model, as a chat call refused the same way is. Before, a
+// refused chat call showed calls=1 failed=1 and a refused Responses call
+// nothing.
+func TestGatewayRunReportHasRefusedResponsesCalls(t *testing.T) {
+	var calls atomic.Int64
+	up := chatAndResponsesUpstream(t, &calls, `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o-mini","output":[],"usage":{"input_tokens":5,"output_tokens":1,"total_tokens":6}}`)
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":   "version: 1\nname: devops\nbudget:\n  run: {max_usd: 0.001}\n",
+		"payments.yaml": "version: 1\nname: payments\nlimits: {max_calls: 1}\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	call := func(key, path, body, run string) (int, string) {
+		r := e.do(t, "POST", path, key, body, gateway.RunIDHeader, run)
+		var eb struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&eb)
+		return r.StatusCode, eb.Error.Code
+	}
+	check := func(key, run string, calls, failed int, model string) {
+		t.Helper()
+		st, rep, code := e.runReport(t, key, run)
+		if st != 200 || rep.Calls != calls || rep.FailedCalls != failed || rep.ByModel[model].Calls != calls {
+			t.Errorf("run %s: %d %q, calls %d failed %d by model %+v; want %d calls (%d failed) under %s", run, st, code, rep.Calls, rep.FailedCalls, rep.ByModel, calls, failed, model)
+		}
+	}
+	// The run's budget: a call whose worst case does not fit is refused.
+	if st, code := call(devopsKey, "/v1/chat/completions", `{"model":"gpt-4o","max_tokens":100000,"messages":[{"role":"user","content":"hi"}]}`, "chat-run"); st != 429 {
+		t.Fatalf("chat over the run budget: %d %s, want 429", st, code)
+	}
+	if st, code := call(devopsKey, "/v1/responses", `{"model":"gpt-4o","input":"hi","max_output_tokens":100000}`, "responses-run"); st != 429 || code != "budget_exceeded" {
+		t.Fatalf("responses over the run budget: %d %s, want 429 budget_exceeded", st, code)
+	}
+	check(devopsKey, "chat-run", 1, 1, "gpt-4o")
+	check(devopsKey, "responses-run", 1, 1, "gpt-4o")
+	// The run's call limit: the second call is refused.
+	if st, code := call(paymentsKey, "/v1/responses", `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":50}`, "limited"); st != 200 {
+		t.Fatalf("the first call of the run: %d %s", st, code)
+	}
+	if st, code := call(paymentsKey, "/v1/responses", `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":50}`, "limited"); st != 429 || code != "run_call_limit" {
+		t.Fatalf("a call past the run's call limit: %d %s, want 429 run_call_limit", st, code)
+	}
+	check(paymentsKey, "limited", 2, 1, "gpt-4o-mini")
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("the upstream got %d calls, want the one that was admitted", n)
 	}
 }
 
