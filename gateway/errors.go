@@ -84,6 +84,8 @@ var (
 		Message: "Incorrect API key provided. Use a virtual key of this gateway as the bearer token (Authorization: Bearer <key>)."}
 	errNoRoute = &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "unknown_url",
 		Message: "Unknown request URL. The gateway serves /v1/chat/completions, /v1/models, /v1/spend, /v1/runs/{id} and passes other /v1/ paths of the OpenAI API to its upstream (also without the /v1 prefix): an OpenAI client's base URL is the gateway's address with /v1."}
+	errUnreadableBody = &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "unreadable_body",
+		Message: "tokenwise/gateway: the request body could not be read"}
 	errEmptyBody = &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "empty_body",
 		Message: "tokenwise/gateway: the request body is empty: a chat completion request is a JSON object"}
 )

@@ -170,6 +170,28 @@ func TestGatewayNeverLogsKeys(t *testing.T) {
 	}
 }
 
+// TestGatewayRefusesAnUnreadableChatBody: a chat completion whose
+// chunked body cannot be read (a chunk's framing is broken) gets an
+// OpenAI-shaped 400 unreadable_body, as a passed-through call's does, and
+// never reaches the upstream. Before, it got a 200 with an empty body,
+// which a client reads as a success without an answer.
+func TestGatewayRefusesAnUnreadableChatBody(t *testing.T) {
+	e := start(t, nil, "")
+	e.upstream.Default(openaitest.Text("hi"))
+	for _, path := range []string{"/v1/chat/completions", "/v1/responses"} {
+		resp, body := rawDo(t, e.url, "POST "+path+" HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+devopsKey+"\r\n"+
+			"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n", "5\r\n{\"mod\r\nZZ\r\n")
+		var eb errorBody
+		if err := json.Unmarshal([]byte(body), &eb); err != nil || resp.StatusCode != http.StatusBadRequest || eb.Error.Code == nil ||
+			*eb.Error.Code != "unreadable_body" || eb.Error.Type != "invalid_request_error" {
+			t.Errorf("POST %s with a broken chunk: %d %q, want a 400 unreadable_body", path, resp.StatusCode, body)
+		}
+	}
+	if n := e.upstream.Count(); n != 0 {
+		t.Fatalf("the upstream was called %d times", n)
+	}
+}
+
 // TestGatewayNeverForwardsTheVirtualKey: a client that sends its virtual
 // key in another header than Authorization — X-Api-Key, which some SDKs
 // send, or any header of its own — never has it forwarded upstream, on a

@@ -329,7 +329,11 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 				tooLarge()
 				return
 			}
+			// A body cut or badly framed (a chunk's size line): the call
+			// cannot be served, and its client is told so, as a passed-through
+			// call's is (readPassBody).
 			log(slog.LevelWarn, "tokenwise/gateway: reading the request", "err", err)
+			s.refuse(w, errUnreadableBody)
 			return
 		}
 		body, size = bytes.NewReader(b), int64(len(b))
@@ -611,7 +615,7 @@ func (s *Server) recordRefused(team string, run *middleware.Run, req *responsesR
 func (s *Server) readPassBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		e := &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "unreadable_body", Message: "tokenwise/gateway: the request body could not be read"}
+		e := errUnreadableBody
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			e = &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
