@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -76,25 +75,11 @@ data: [DONE]
 			cfg.HTTPClient = twopenai.NewHTTPClient(llmwrap.MustBuild(p, llmwrap.WithBudgetStore(store), llmwrap.WithObserver(obs)),
 				twopenai.WithBaseTransport(base))
 			ctx := middleware.WithTeam(context.Background(), "sre")
-			s, err := goopenai.NewClientWithConfig(cfg).CreateChatCompletionStream(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o",
+			text, err := streamText(ctx, goopenai.NewClientWithConfig(cfg), goopenai.ChatCompletionRequest{Model: "gpt-4o",
 				Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hello"}}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			text := ""
-			for {
-				r, err := s.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(r.Choices) > 0 {
-					text += r.Choices[0].Delta.Content
-				}
-			}
-			s.Close()
 			if text != "hi" || n.Load() != 2 || len(facts.Attempts) != 2 {
 				t.Fatalf("text %q after %d requests, %d attempts reported", text, n.Load(), len(facts.Attempts))
 			}

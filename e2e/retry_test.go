@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"testing"
 	"testing/synctest"
@@ -220,25 +219,8 @@ func TestStreamRetriedOnlyBeforeFirstChunk(t *testing.T) {
 		srv.On(openaitest.LastContains("after")).Reply(openaitest.CutAfter(2), openaitest.Text("never"))
 		c := client(srv, chain(&events{}, retry.Config{MaxAttempts: 3, BaseDelay: time.Millisecond}))
 		read := func(q string) (string, error) {
-			s, err := c.CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{Model: "gpt-4o",
+			return streamText(context.Background(), c, openai.ChatCompletionRequest{Model: "gpt-4o",
 				Messages: []openai.ChatCompletionMessage{{Role: "user", Content: q}}})
-			if err != nil {
-				return "", err
-			}
-			defer s.Close()
-			var out string
-			for {
-				r, err := s.Recv()
-				if errors.Is(err, io.EOF) {
-					return out, nil
-				}
-				if err != nil {
-					return out, err
-				}
-				if len(r.Choices) > 0 {
-					out += r.Choices[0].Delta.Content
-				}
-			}
 		}
 		if got, err := read("before"); err != nil || got != "second try" {
 			t.Fatalf("got %q, %v", got, err)

@@ -56,25 +56,8 @@ func TestConnectionLostMidLineIsACut(t *testing.T) {
 		cfg := goopenai.DefaultConfig("k")
 		cfg.BaseURL = srv.URL
 		cfg.HTTPClient = twopenai.NewHTTPClient(llmwrap.MustBuild(p), twopenai.WithBaseTransport(base))
-		s, err := goopenai.NewClientWithConfig(cfg).CreateChatCompletionStream(context.Background(), goopenai.ChatCompletionRequest{
+		return streamText(context.Background(), goopenai.NewClientWithConfig(cfg), goopenai.ChatCompletionRequest{
 			Model: "gpt-4o", Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hello"}}})
-		if err != nil {
-			return "", err
-		}
-		defer s.Close()
-		text := ""
-		for {
-			r, err := s.Recv()
-			if errors.Is(err, io.EOF) {
-				return text, nil
-			}
-			if err != nil {
-				return text, err
-			}
-			if len(r.Choices) > 0 {
-				text += r.Choices[0].Delta.Content
-			}
-		}
 	}
 
 	t.Run("before the first chunk: retried", func(t *testing.T) {

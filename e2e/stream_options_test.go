@@ -58,25 +58,8 @@ func TestStreamWithoutStreamOptions(t *testing.T) {
 	client := goopenai.NewClientWithConfig(cfg)
 	ctx := middleware.WithTeam(context.Background(), "sre")
 	stream := func(model string) (string, error) {
-		s, err := client.CreateChatCompletionStream(ctx, goopenai.ChatCompletionRequest{
+		return streamText(ctx, client, goopenai.ChatCompletionRequest{
 			Model: model, Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hello"}}})
-		if err != nil {
-			return "", err
-		}
-		defer s.Close()
-		text := ""
-		for {
-			r, err := s.Recv()
-			if errors.Is(err, io.EOF) {
-				return text, nil
-			}
-			if err != nil {
-				return text, err
-			}
-			if len(r.Choices) > 0 {
-				text += r.Choices[0].Delta.Content
-			}
-		}
 	}
 	for i := range 2 {
 		text, err := stream("gpt-4o")
