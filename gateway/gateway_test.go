@@ -202,7 +202,7 @@ func TestGatewayRefusesAnUnreadableChatBody(t *testing.T) {
 func TestGatewayNeverForwardsTheVirtualKey(t *testing.T) {
 	e := start(t, nil, "")
 	e.upstream.Default(openaitest.Text("hi"))
-	hdr := []string{"X-Api-Key", devopsKey, "X-Forwarded-Authorization", "Bearer " + devopsKey, "X-Trace", "trace-1"}
+	hdr := []string{"X-Api-Key", devopsKey, "X-Forwarded-Authorization", "Bearer " + devopsKey, "X-Trace", "trace-1", "Cookie", "session=s3cr3t"}
 	for _, c := range [][2]string{
 		{"/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`},
 		{"/v1/responses", `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":50}`},
@@ -220,6 +220,9 @@ func TestGatewayNeverForwardsTheVirtualKey(t *testing.T) {
 			if strings.Contains(strings.Join(v, ","), devopsKey) {
 				t.Errorf("%s: the virtual key reached the upstream in %s", r.Path, k)
 			}
+		}
+		if c := r.Header.Get("Cookie"); c != "" {
+			t.Errorf("%s: the caller's cookies reached the upstream: %q", r.Path, c)
 		}
 		if r.Header.Get("Authorization") != "Bearer "+upstreamKey || r.Header.Get("X-Trace") != "trace-1" {
 			t.Errorf("%s: Authorization %q, X-Trace %q; want the upstream key and the caller's trace header", r.Path, r.Header.Get("Authorization"), r.Header.Get("X-Trace"))

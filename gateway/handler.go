@@ -818,6 +818,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			pr.Out.Header.Del("Accept-Encoding")
 			pr.Out.Header.Del("Api-Key")
 			pr.Out.Header.Del("X-Api-Key")
+			pr.Out.Header.Del("Cookie") // the caller's cookies are for the gateway, as on a chat call (isHop)
 			dropVirtualKey(pr.Out.Header, k.token)
 			up.credentials(pr.Out.Header)
 		},
