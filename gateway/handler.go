@@ -680,14 +680,33 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		} else if req.Model != "" {
 			up = s.pick(req.Model)
 		}
+		refused := func(run *middleware.Run, e *apiError) {
+			// The named run's record has the call, failed, as a chat or
+			// Responses call refused before it is sent.
+			var model string
+			if req != nil {
+				model = req.Model
+			}
+			s.report(k.team, run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: k.team, Operation: "embeddings",
+				RequestedModel: model, Model: model}, Latency: time.Since(start), Start: start, Err: e})
+			s.refuse(w, e)
+		}
 		ctx, e := s.passContext(r, k.team, callID, false)
 		if e != nil {
-			s.refuse(w, e)
+			if e == errInvalidRunID {
+				s.refuse(w, e)
+			} else {
+				refused(s.namedRun(r, k.team), e)
+			}
 			return
 		}
 		h, e := s.reserveEmbeddings(ctx, k.team, req)
 		if e != nil {
-			s.refuse(w, e)
+			var named *middleware.Run
+			if r.Header.Get(RunIDHeader) != "" {
+				named = middleware.RunFrom(ctx)
+			}
+			refused(named, e)
 			return
 		}
 		policed = true

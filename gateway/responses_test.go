@@ -661,8 +661,9 @@ func TestGatewayResponsesAreRateLimited(t *testing.T) {
 // TestGatewayRunReportHasRefusedResponsesCalls: a Responses call the
 // gateway refuses before it is sent — by the run's budget, by the run's
 // call limit — is in the report of the run it names as a failed call
-// under its model, as a chat call refused the same way is. Before, a
-// refused chat call showed calls=1 failed=1 and a refused Responses call
+// under its model, as a chat call refused the same way is; so is an
+// embeddings call the run's budget refuses. Before, a refused chat call
+// showed calls=1 failed=1 and a refused Responses or embeddings call
 // nothing.
 func TestGatewayRunReportHasRefusedResponsesCalls(t *testing.T) {
 	var calls atomic.Int64
@@ -694,8 +695,13 @@ func TestGatewayRunReportHasRefusedResponsesCalls(t *testing.T) {
 	if st, code := call(devopsKey, "/v1/responses", `{"model":"gpt-4o","input":"hi","max_output_tokens":100000}`, "responses-run"); st != 429 || code != "budget_exceeded" {
 		t.Fatalf("responses over the run budget: %d %s, want 429 budget_exceeded", st, code)
 	}
+	// An embeddings call too: about 9,000 tokens at $0.13/1M.
+	if st, code := call(devopsKey, "/v1/embeddings", `{"model":"text-embedding-3-large","input":"`+strings.Repeat("disk ", 9000)+`"}`, "embeddings-run"); st != 429 || code != "budget_exceeded" {
+		t.Fatalf("embeddings over the run budget: %d %s, want 429 budget_exceeded", st, code)
+	}
 	check(devopsKey, "chat-run", 1, 1, "gpt-4o")
 	check(devopsKey, "responses-run", 1, 1, "gpt-4o")
+	check(devopsKey, "embeddings-run", 1, 1, "text-embedding-3-large")
 	// The run's call limit: the second call is refused.
 	if st, code := call(paymentsKey, "/v1/responses", `{"model":"gpt-4o-mini","input":"hi","max_output_tokens":50}`, "limited"); st != 200 {
 		t.Fatalf("the first call of the run: %d %s", st, code)
