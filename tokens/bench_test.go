@@ -60,6 +60,52 @@ func BenchmarkIncremental50(b *testing.B) {
 	cpu.report(b)
 }
 
+// BenchmarkCapCheck50 decides whether a 50-message conversation (about
+// 400 bytes a message, resent: its messages counted before) with one new
+// 500-byte message of prose is within an input cap of 10,000 tokens (the
+// default policy's), as the budget layer does for ./bench's
+// BenchmarkGoOpenAINewMessageIn50: how=count counts the request (the new
+// message tokenised), how=bound compares the bound first (Within: the
+// resent messages' counts and the new message's bytes), counting only
+// if it is over the cap. The new messages are 65,536 distinct ones, more
+// than the memo keeps: each is new to it, as a turn's is.
+func BenchmarkCapCheck50(b *testing.B) {
+	news := make([]string, 1<<16)
+	for i := range news {
+		s := fmt.Sprintf("New question %d: after the last deploy, service api-%d returns HTTP 502 on roughly %d%% of requests. ", i, i%97, i%13+1)
+		for len(s) < 500 {
+			s += "Which change could explain this, and what should we check first? "
+		}
+		news[i] = s[:500]
+	}
+	for _, how := range []string{"count", "bound"} {
+		b.Run("how="+how, func(b *testing.B) {
+			e := New()
+			old := conversation(50, 400)
+			msgs := append(old[:50:50], middleware.Message{Role: middleware.RoleUser, Content: news[0]})
+			e.Request("gpt-4o", &middleware.Request{Messages: msgs}) // the conversation counted once
+			b.ReportAllocs()
+			cpu := startCPU()
+			i := 0
+			for b.Loop() {
+				i++
+				msgs := append(old[:50:50], middleware.Message{Role: middleware.RoleUser, Content: news[i%len(news)]})
+				req := &middleware.Request{Messages: msgs}
+				var within bool
+				if how == "count" {
+					within = e.Request("gpt-4o", req) <= 10_000
+				} else {
+					within = e.Within("gpt-4o", req, 10_000)
+				}
+				if !within {
+					b.Fatal("over the cap")
+				}
+			}
+			cpu.report(b)
+		})
+	}
+}
+
 // BenchmarkCold4KB tokenises one 4 KB message never seen before.
 func BenchmarkCold4KB(b *testing.B) {
 	e := New()
