@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"container/list"
 	"encoding/json"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // resultCache is a small LRU with a TTL per entry, for idempotent tools'
@@ -79,8 +81,14 @@ func cacheKey(name, args string) string {
 
 // CanonicalArgs returns the canonical form of a tool call's JSON arguments
 // (sorted keys, compact, numbers as written), or args unchanged when they
-// are not valid JSON.
+// are not valid JSON, or when decoding would lose what tells them apart
+// from others: bytes that are not UTF-8 and escaped UTF-16 surrogates
+// both decode to U+FFFD, so {"q":"\xff"} and {"q":"\xfe"} would share a key
+// (and one call's cached result).
 func CanonicalArgs(args string) string {
+	if !utf8.ValidString(args) || hasSurrogateEscape(args) {
+		return args
+	}
 	dec := json.NewDecoder(bytes.NewReader([]byte(args)))
 	dec.UseNumber()
 	var v any
@@ -92,4 +100,19 @@ func CanonicalArgs(args string) string {
 		return args
 	}
 	return string(b)
+}
+
+// hasSurrogateEscape reports whether s has a \uD800–\uDFFF escape (in
+// either case), which JSON decoding may replace with U+FFFD.
+func hasSurrogateEscape(s string) bool {
+	for i := 0; ; {
+		j := strings.Index(s[i:], `\u`)
+		if j < 0 {
+			return false
+		}
+		i += j + 2
+		if i+2 <= len(s) && (s[i] == 'd' || s[i] == 'D') && strings.ContainsRune("89abcdefABCDEF", rune(s[i+1])) {
+			return true
+		}
+	}
 }

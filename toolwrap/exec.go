@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,8 +190,14 @@ func (e *Executor) Execute(ctx context.Context, calls []middleware.ToolCall) ([]
 	}
 	if e.failOnError {
 		for i := range results {
-			if results[i].Err != nil {
-				return results, &Error{Tool: results[i].Name, CallID: results[i].CallID, Err: results[i].Err}
+			if err := results[i].Err; err != nil {
+				// The call's own *Error (its timeout, its tool's error),
+				// whose message is the observation the model got.
+				var te *Error
+				if errors.As(err, &te) {
+					return results, te
+				}
+				return results, &Error{Tool: results[i].Name, CallID: results[i].CallID, Err: err}
 			}
 		}
 	}
@@ -412,22 +419,39 @@ func (e *Executor) get(ctx context.Context, c *middleware.ToolCall, t *Tool, d t
 			return v, true, nil
 		}
 		tv, cv := *t, *c // copies for the closure: t and c stay on the stack
-		v, ferr, _ := e.flight.Do(key, func() (any, error) {
-			var s string
-			var err error
-			if direct {
-				// The calls sharing this flight wait for it: it must end
-				// when the leader's context does, not when the tool does.
-				s, err = e.await(ctx, tv, cv, d)
-			} else {
-				s, err = e.invoke(ctx, tv, cv)
+		for {
+			// The call runs under the context of the caller that leads
+			// its flight; every caller, leader or not, waits on its own.
+			ch := e.flight.DoChan(key, func() (any, error) {
+				var s string
+				var err error
+				if direct {
+					// It must end when the leader's context does, not
+					// when the tool does.
+					s, err = e.await(ctx, tv, cv, d)
+				} else {
+					s, err = e.invoke(ctx, tv, cv)
+				}
+				if err == nil {
+					e.cache.put(key, s)
+				}
+				// Ended by its leader's context (a cancellation, the
+				// run's deadline), not by the tool or its timeout: that
+				// is no result of the calls that joined it.
+				left := err != nil && ctx.Err() != nil && !errors.Is(context.Cause(ctx), ErrTimeout)
+				return flightResult{s: s, left: left}, err
+			})
+			select {
+			case res := <-ch:
+				fr := res.Val.(flightResult)
+				if fr.left && ctx.Err() == nil {
+					continue // another run's call ended: this one goes on, leading a flight or joining one
+				}
+				return fr.s, false, res.Err
+			case <-ctx.Done():
+				return "", false, callErr(ctx, *c, d, context.Cause(ctx))
 			}
-			if err == nil {
-				e.cache.put(key, s)
-			}
-			return s, err
-		})
-		raw, err = v.(string), ferr
+		}
 	case direct:
 		o := safeCall(ctx, t.Call, c.Arguments)
 		if o.err != nil {
@@ -440,6 +464,27 @@ func (e *Executor) get(ctx context.Context, c *middleware.ToolCall, t *Tool, d t
 	return raw, cached, err
 }
 
+// maxErrorObservation bounds what the model reads of a failed call: a
+// tool's error or panic value can be of any size, and is not offloaded.
+const maxErrorObservation = 4 << 10
+
+// errorObservation is msg, the error of a call, as the model reads it:
+// cut to maxErrorObservation bytes, saying so.
+func errorObservation(msg string) string {
+	if len(msg) <= maxErrorObservation {
+		return msg
+	}
+	return clip(msg, maxErrorObservation) + " [" + strconv.Itoa(len(msg)) + " bytes of error, cut]"
+}
+
+// flightResult is what a flight of identical calls gives those that
+// share it: the tool's result, and whether the flight ended because its
+// leader's context did.
+type flightResult struct {
+	s    string
+	left bool
+}
+
 // finish makes the result r of a call to t (nil: unknown tool) and records
 // it in the run and as an event.
 func (e *Executor) finish(r *Result, ctx context.Context, c *middleware.ToolCall, t *Tool, start time.Time, raw string, cached bool, err error) {
@@ -448,7 +493,7 @@ func (e *Executor) finish(r *Result, ctx context.Context, c *middleware.ToolCall
 	r.Bytes = len(raw)
 	if err != nil {
 		r.Err = err
-		r.Content = err.Error()
+		r.Content = errorObservation(err.Error())
 	} else {
 		r.Content = raw
 		if t != nil && e.arts != nil && t.Name != ReadArtifactName {

@@ -1,6 +1,7 @@
 package toolwrap
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,8 +61,14 @@ func (a *Artifacts) read(ctx context.Context, args string) (string, error) {
 	if id := strings.Trim(strings.TrimSpace(args), `"`); ValidID(id) {
 		ra.ID = id // frameworks that pass a plain string (langchaingo's __arg1)
 	} else if err := json.Unmarshal([]byte(args), &ra); err != nil {
-		// json's messages quote at most a character of the input.
-		return "", fmt.Errorf("arguments must be JSON like {\"id\":\"art_...\",\"offset\":0,\"limit\":50}: %v", err)
+		// Said without the input: a type error's message quotes the
+		// value whole (a number of 5,000 digits).
+		what := "not valid JSON"
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			what = fmt.Sprintf("%s must be %s", cmp.Or(te.Field, "the value"), te.Type)
+		}
+		return "", fmt.Errorf("arguments must be JSON like {\"id\":\"art_...\",\"offset\":0,\"limit\":50}: %s", clip(what, maxEcho))
 	}
 	return a.Read(ctx, ra)
 }

@@ -13,8 +13,9 @@ import (
 	"sync"
 )
 
-// MemoryStore keeps artifacts in process, bounded by their total size:
-// putting an artifact evicts the least recently used ones until it fits;
+// MemoryStore keeps artifacts in process, bounded by the memory they hold
+// (their bytes and their line index, a word a line): putting an artifact
+// evicts the least recently used ones until it fits;
 // one larger than the bound is refused with ErrTooLarge. Content is held,
 // not copied (a Text is immutable). The zero value is not usable; call
 // NewMemoryStore. A MemoryStore is safe for concurrent use.
@@ -44,7 +45,7 @@ func NewMemoryStore(maxBytes int64) *MemoryStore {
 
 // Put stores t under run and id.
 func (s *MemoryStore) Put(_ context.Context, run, id string, t *Text) error {
-	n := int64(t.Size())
+	n := t.memSize()
 	if n > s.max {
 		return fmt.Errorf("%w: %d bytes, store holds %d", ErrTooLarge, n, s.max)
 	}
@@ -52,7 +53,7 @@ func (s *MemoryStore) Put(_ context.Context, run, id string, t *Text) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if el, ok := s.idx[k]; ok {
-		s.size -= int64(el.Value.(*memEntry).t.Size())
+		s.size -= el.Value.(*memEntry).t.memSize()
 		s.ll.Remove(el)
 	}
 	for s.size+n > s.max {
@@ -60,7 +61,7 @@ func (s *MemoryStore) Put(_ context.Context, run, id string, t *Text) error {
 		e := old.Value.(*memEntry)
 		s.ll.Remove(old)
 		delete(s.idx, e.key)
-		s.size -= int64(e.t.Size())
+		s.size -= e.t.memSize()
 	}
 	s.idx[k] = s.ll.PushFront(&memEntry{key: k, t: t})
 	s.size += n
@@ -79,7 +80,7 @@ func (s *MemoryStore) Get(_ context.Context, run, id string) (*Text, error) {
 	return el.Value.(*memEntry).t, nil
 }
 
-// Size returns the bytes held.
+// Size returns the memory held: the artifacts' bytes and line indexes.
 func (s *MemoryStore) Size() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -3,6 +3,7 @@ package toolwrap
 import (
 	"bytes"
 	"regexp"
+	"unsafe"
 )
 
 // Text is an artifact's content with an index of its lines, so that a
@@ -44,6 +45,12 @@ func (t *Text) Bytes() []byte { return t.data }
 // Size returns the content's size in bytes.
 func (t *Text) Size() int { return len(t.data) }
 
+// memSize is the memory t holds: its bytes and its line index (a word a
+// line: a text of line breaks only holds nine times its size).
+func (t *Text) memSize() int64 {
+	return int64(len(t.data)) + int64(cap(t.starts))*int64(unsafe.Sizeof(0))
+}
+
 // Lines returns the number of lines.
 func (t *Text) Lines() int { return len(t.starts) }
 
@@ -69,7 +76,7 @@ func (t *Text) Range(offset, limit int) []string {
 	if limit <= 0 || offset >= len(t.starts) {
 		return nil
 	}
-	end := min(offset+limit, len(t.starts))
+	end := offset + min(limit, len(t.starts)-offset) // (offset+limit may overflow)
 	out := make([]string, 0, end-offset)
 	for i := offset; i < end; i++ {
 		out = append(out, t.Line(i))

@@ -94,14 +94,18 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	name := clip(e.Tool, maxToolName) // a name is the model's to write: any length
 	switch {
 	case errors.Is(e.Err, ErrTimeout):
-		return fmt.Sprintf("tool %s timed out after %s", e.Tool, e.Timeout)
+		return fmt.Sprintf("tool %s timed out after %s", name, e.Timeout)
 	case errors.Is(e.Err, ErrUnknownTool):
-		return fmt.Sprintf("tool %s does not exist", e.Tool)
+		return fmt.Sprintf("tool %s does not exist", name)
 	}
-	return fmt.Sprintf("tool %s failed: %v", e.Tool, e.Err)
+	return fmt.Sprintf("tool %s failed: %v", name, e.Err)
 }
+
+// maxToolName bounds the tool name an error says.
+const maxToolName = 128
 
 func (e *Error) Unwrap() error { return e.Err }
 
