@@ -518,6 +518,13 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 				return 0, f
 			}
 		}
+		if err == nil && noChoices(body) {
+			// The backend's "empty response", untyped: a malformed answer,
+			// as the OpenAI adapter reads it.
+			f := &streamFault{kind: middleware.ErrMalformed, msg: "the answer has no choices"}
+			b.r, b.tail = bytes.NewReader(nil), f
+			return 0, f
+		}
 		b.r, b.tail = bytes.NewReader(body), err
 		if err == nil {
 			b.tail = io.EOF
@@ -530,6 +537,15 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 }
 
 func (b *checkedBody) Close() error { return b.rc.Close() }
+
+// noChoices reports whether body is a JSON object whose "choices" are
+// missing, null or empty.
+func noChoices(body []byte) bool {
+	var a struct {
+		Choices []json.RawMessage `json:"choices"`
+	}
+	return json.Unmarshal(body, &a) == nil && len(a.Choices) == 0
+}
 
 // embeddedError returns the fault an error object in a 2xx body or in a
 // stream's data line stands for; nil when payload carries none. It reads

@@ -122,6 +122,8 @@ func TestErrorObjectInTheAnswerIsTheProvidersError(t *testing.T) {
 			openaitest.Reply{Raw: [][]byte{[]byte(fmt.Sprintf(answer, "error", `,"error":{"code":502,"message":"Provider disconnected unexpectedly"}`))}},
 			middleware.ErrUnavailable, "502"},
 		{"plain/finish_reason error alone", false, openaitest.Reply{Raw: [][]byte{[]byte(fmt.Sprintf(answer, "error", ""))}}, middleware.ErrUnavailable, ""},
+		{"plain/no choices", false, openaitest.Reply{Raw: [][]byte{[]byte(`{"id":"x","object":"chat.completion","created":1,"model":"gpt-4o","choices":[]}`)}}, middleware.ErrMalformed, ""},
+		{"plain/empty object", false, openaitest.Reply{Raw: [][]byte{[]byte(`{}`)}}, middleware.ErrMalformed, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := openaitest.NewServer(t)
