@@ -44,6 +44,26 @@ type NativeKeyer interface {
 	AppendCacheKey(dst []byte, req *Request) (out []byte, whole bool)
 }
 
+// NativePartitioner is implemented by a Request's Native when something
+// outside the request's body decides its answer: the OpenAI transport's
+// request names the endpoint and the account it is sent to (its URL, its
+// organization and project, a hash of its credential). CachePartition
+// returns a text of those (never a credential itself); a response cache
+// keys on it, so that the same body sent to another deployment, server or
+// account never shares an answer. "": none.
+type NativePartitioner interface {
+	CachePartition() string
+}
+
+// NativeFinisher is implemented by a Response's Native that knows every
+// choice of the answer (n > 1): AllFinished reports whether each finished
+// normally (stop, tool calls). Response.FinishReason is the first
+// choice's; a response cache keeps an answer only when every choice is
+// complete.
+type NativeFinisher interface {
+	AllFinished() bool
+}
+
 // NativeMarshaler is implemented by a Response's Native that can be kept
 // as bytes by a store (a response cache) and given back to its adapter
 // later: MarshalNative returns the format (a name the adapter recognises,

@@ -76,6 +76,9 @@ type requestSnapshot struct {
 	stream       bool   // "stream": true
 	includeUsage bool   // "stream_options": {"include_usage": true}
 	serviceTier  string // "service_tier", as knownTier reads it; "" for auto and default
+	// partition is what of the request, outside its body, decides its
+	// answer (Wire.CachePartition); "" for a body decoded alone.
+	partition string
 	// maxTokens and maxCompletion are the two output caps as given (0:
 	// absent, null or not positive); core.MaxTokens is the larger.
 	maxTokens, maxCompletion int64

@@ -43,6 +43,7 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 	choices := 0
 	var apiErr *apiError
 	var tier string
+	unfinished := false
 	for r.more() {
 		name, err := r.name()
 		if err != nil {
@@ -74,6 +75,9 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 					}
 					return true, err
 				})
+				if !finishedWell(finish) {
+					unfinished = true // (a choice cut or filtered: the answer is not kept whole)
+				}
 				if err == nil && (index == 0 && !found0 || !taken) {
 					resp.Message, resp.FinishReason, resp.Refusal, taken = msg, finish, refusal, true
 					found0 = found0 || index == 0
@@ -110,7 +114,7 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 	}
 	d.snap = *resp
 	d.snap.Message = resp.Message.Clone()
-	d.wire = Wire{JSON: body, resp: &d.snap}
+	d.wire = Wire{JSON: body, resp: &d.snap, unfinished: unfinished}
 	resp.Native = &d.wire
 	return resp, nil, nil
 }
@@ -907,4 +911,14 @@ func retryAfterHeaders(h http.Header, d time.Duration) {
 	}
 	h.Set("Retry-After-Ms", strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10))
 	h.Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
+}
+
+// finishedWell reports whether a choice's finish_reason is a normal end
+// (stop, tool calls, the legacy function call).
+func finishedWell(finish string) bool {
+	switch finish {
+	case middleware.FinishStop, middleware.FinishToolCalls, "function_call":
+		return true
+	}
+	return false
 }

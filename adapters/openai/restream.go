@@ -356,7 +356,36 @@ type streamedBody struct {
 	size     int // the payloads' bytes
 }
 
-var _ middleware.NativeMarshaler = (*streamedBody)(nil)
+var (
+	_ middleware.NativeMarshaler = (*streamedBody)(nil)
+	_ middleware.NativeFinisher  = (*streamedBody)(nil)
+)
+
+// AllFinished implements middleware.NativeFinisher: whether every choice
+// the stream carried finished normally (stop, tool calls), not only the
+// first; false when its chunks do not merge.
+func (s *streamedBody) AllFinished() bool {
+	m := s.merged
+	if m == nil {
+		m = new(merger)
+		r := getReader(nil)
+		defer putReader(r)
+		for _, data := range s.chunks {
+			r.src, r.pos, r.stack, r.err = data, 0, r.stack[:0], nil
+			if m.chunk(r) != nil {
+				return false
+			}
+		}
+	} else if s.mergeErr != nil {
+		return false
+	}
+	for i := range m.choices {
+		if c := &m.choices[i]; !c.hasFinish || !finishedWell(c.finish) {
+			return false
+		}
+	}
+	return true
+}
 
 // MarshalNative implements middleware.NativeMarshaler: the merged body,
 // or not ok when a chunk does not decode.

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"crypto/sha256"
+	"encoding/binary"
 	"github.com/tokenwise/tokenwise/internal/ctxval"
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -47,6 +49,7 @@ type Transport struct {
 	memo     *msgMemo // messages decoded by earlier calls (see memo.go)
 	refuse   bool     // WithUnpolicedRefused
 	warned   sync.Map // billable endpoints passed through, warned about once each
+	lastPart atomic.Pointer[partitionMemo]
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -149,6 +152,7 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return refuseRequest(r, err), nil
 	}
 	snap := req.Native.(*Wire).req
+	snap.partition = t.partitionOf(r)
 	if snap.stream {
 		return t.stream(r, req, snap.includeUsage)
 	}
@@ -780,4 +784,38 @@ func appendEvent(dst, data []byte) []byte {
 	dst = append(dst, "data: "...)
 	dst = append(dst, data...)
 	return append(dst, "\n\n"...)
+}
+
+// partitionOf names what of r, outside its body, decides its answer (see
+// Wire.CachePartition): the endpoint (scheme, host and path: an Azure
+// deployment is in the path) and a hash of the query (api-version, a key),
+// the OpenAI-Organization and OpenAI-Project headers and the credential
+// (Authorization, Api-Key), so that no credential is ever in a cache key.
+// The last one is remembered: a client's calls repeat it.
+func (t *Transport) partitionOf(r *http.Request) string {
+	u, h := r.URL, r.Header
+	m := partitionMemo{scheme: u.Scheme, host: u.Host, path: u.Path, query: u.RawQuery,
+		org: h.Get("OpenAI-Organization"), project: h.Get("OpenAI-Project"), auth: h.Get("Authorization"), apiKey: h.Get("Api-Key")}
+	if last := t.lastPart.Load(); last != nil && last.same(&m) {
+		return last.out
+	}
+	d := sha256.New()
+	for _, s := range [...]string{m.query, m.org, m.project, m.auth, m.apiKey} {
+		_, _ = d.Write(binary.AppendUvarint(nil, uint64(len(s))))
+		_, _ = io.WriteString(d, s)
+	}
+	m.out = m.scheme + "://" + m.host + m.path + "#" + hex.EncodeToString(d.Sum(nil)[:16])
+	t.lastPart.Store(&m)
+	return m.out
+}
+
+// partitionMemo is what partitionOf made last, and of what.
+type partitionMemo struct {
+	scheme, host, path, query, org, project, auth, apiKey string
+	out                                                   string
+}
+
+func (m *partitionMemo) same(o *partitionMemo) bool {
+	return m.scheme == o.scheme && m.host == o.host && m.path == o.path && m.query == o.query &&
+		m.org == o.org && m.project == o.project && m.auth == o.auth && m.apiKey == o.apiKey
 }

@@ -27,12 +27,34 @@ type Wire struct {
 	resp    *middleware.Response // set for a response: as decoded, Native nil
 	isChunk bool                 // set for a chunk, with chunk
 	chunk   chunkSnapshot
+	// unfinished is set for a response with a choice that did not finish
+	// normally (length, content_filter, none).
+	unfinished bool
 }
 
 var (
 	_ middleware.NativeKeyer       = (*Wire)(nil)
 	_ middleware.NativeServiceTier = (*Wire)(nil)
+	_ middleware.NativePartitioner = (*Wire)(nil)
+	_ middleware.NativeFinisher    = (*Wire)(nil)
 )
+
+// CachePartition implements middleware.NativePartitioner for a request a
+// Transport intercepted: its endpoint (scheme, host, path) and a hash of
+// its query, organization, project and credential, so that a response
+// cache never gives one deployment's, server's or account's answer to
+// another. "" for other Wires.
+func (w *Wire) CachePartition() string {
+	if w == nil || w.req == nil {
+		return ""
+	}
+	return w.req.partition
+}
+
+// AllFinished implements middleware.NativeFinisher for a response: whether
+// every choice finished normally (stop, tool calls), not only the first,
+// which Response.FinishReason is. True for other Wires.
+func (w *Wire) AllFinished() bool { return w == nil || !w.unfinished }
 
 // RequestedServiceTier implements middleware.NativeServiceTier for a
 // request: the processing tier its service_tier member asks for ("" for

@@ -193,11 +193,14 @@ func Deterministic(req *middleware.Request) bool {
 }
 
 // Complete reports whether resp is an answer worth keeping: it finished
-// normally (stop or tool calls), not truncated (length) or filtered.
+// normally (stop or tool calls), not truncated (length) or filtered; and
+// so did every other choice, when its Native knows them
+// (middleware.NativeFinisher).
 func Complete(resp *middleware.Response) bool {
 	switch resp.FinishReason {
 	case middleware.FinishStop, middleware.FinishToolCalls, "function_call":
-		return true
+		f, ok := resp.Native.(middleware.NativeFinisher)
+		return !ok || f.AllFinished()
 	}
 	return false
 }

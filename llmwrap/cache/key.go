@@ -33,6 +33,7 @@ const (
 	tagExtra
 	tagNative
 	tagWholeNative
+	tagPartition
 )
 
 // AppendCanonical appends to dst the canonical, versioned encoding of
@@ -59,7 +60,7 @@ func AppendCanonical(dst []byte, scope string, req *middleware.Request) []byte {
 // appendCanonical encodes the scope scopePrefix+scope without
 // concatenating the strings.
 func appendCanonical(dst []byte, scopePrefix, scope string, req *middleware.Request) []byte {
-	dst = appendHeader(dst, scopePrefix, scope)
+	dst = appendPartition(appendHeader(dst, scopePrefix, scope), req)
 	k, native := req.Native.(middleware.NativeKeyer)
 	if native {
 		// An unchanged native request stands for the whole request: its
@@ -84,6 +85,18 @@ func appendHeader(dst []byte, scopePrefix, scope string) []byte {
 	dst = append(dst, KeyVersion...)
 	dst = binary.AppendUvarint(append(dst, tagScope), uint64(len(scopePrefix)+len(scope)))
 	return append(append(dst, scopePrefix...), scope...)
+}
+
+// appendPartition appends the partition req's native request names
+// (middleware.NativePartitioner: the endpoint and account it is sent to),
+// if any, after the header.
+func appendPartition(dst []byte, req *middleware.Request) []byte {
+	if p, ok := req.Native.(middleware.NativePartitioner); ok {
+		if s := p.CachePartition(); s != "" {
+			dst = appendStr(append(dst, tagPartition), s)
+		}
+	}
+	return dst
 }
 
 // appendTail appends what the canonical encoding of a request that is not

@@ -82,7 +82,7 @@ func putState(st *keyState) {
 // memo).
 func keyOf(st *keyState, memo *msgMemo, scopePrefix, scope string, req *middleware.Request) {
 	st.hasFl, st.data, st.shared = false, nil, nil
-	st.buf = appendHeader(st.buf[:0], scopePrefix, scope)
+	st.buf = appendPartition(appendHeader(st.buf[:0], scopePrefix, scope), req)
 	k, native := req.Native.(middleware.NativeKeyer)
 	if native {
 		start := len(st.buf)
