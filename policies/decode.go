@@ -34,6 +34,9 @@ type decoder struct {
 	probs   []Problem
 	nodes   int
 	tooBig  bool
+	// merged memoises entries per mapping node that holds a merge key, so
+	// that a mapping merged from many places is expanded once.
+	merged map[ast.Node][]entry
 }
 
 // decodeDocument parses b and decodes its single document into v (a
@@ -214,14 +217,24 @@ func (d *decoder) resolve(path string, n ast.Node) (res ast.Node, asString bool)
 	return nil, false
 }
 
-func (d *decoder) decode(path string, n ast.Node, v reflect.Value, depth int) {
+// spend counts k units of work (a decoded value, a key brought in by a
+// merge) against maxDecodeNodes. Past it, it records one ErrTooLarge
+// problem at n, and it and every later call return false.
+func (d *decoder) spend(path string, n ast.Node, k int) bool {
 	if d.tooBig {
-		return
+		return false
 	}
-	if d.nodes++; d.nodes > maxDecodeNodes {
+	if d.nodes += k; d.nodes > maxDecodeNodes {
 		d.tooBig = true
-		d.problem(path, n, "more than %d values once aliases are expanded", maxDecodeNodes)
+		d.problem(path, n, "more than %d values once aliases and merge keys are expanded", maxDecodeNodes)
 		d.probs[len(d.probs)-1].Err = ErrTooLarge
+		return false
+	}
+	return true
+}
+
+func (d *decoder) decode(path string, n ast.Node, v reflect.Value, depth int) {
+	if !d.spend(path, n, 1) {
 		return
 	}
 	if depth > maxDecodeDepth {
@@ -346,7 +359,15 @@ type entry struct {
 
 // entries lists the keys of a mapping node. Explicit keys win over keys
 // brought in by a merge key (<<), and earlier merged maps win over later ones.
+//
+// Every key a merge brings in counts against maxDecodeNodes, and the keys
+// of a mapping with merge keys are listed once however often it is merged:
+// a file of anchors merged into one another ten levels deep (a "merge-key
+// bomb") costs its size, not ten to the tenth.
 func (d *decoder) entries(path string, n ast.Node, depth int) ([]entry, bool) {
+	if es, ok := d.merged[n]; ok {
+		return es, true
+	}
 	var values []*ast.MappingValueNode
 	switch t := n.(type) {
 	case *ast.MappingNode:
@@ -382,6 +403,9 @@ func (d *decoder) entries(path string, n ast.Node, depth int) ([]entry, bool) {
 					d.problem(path, mv.Value, "merge key << needs a mapping or a list of mappings, got %s", describeNode(s))
 					continue
 				}
+				if !d.spend(path, mv.Key, len(es)) {
+					return nil, true
+				}
 				merged = append(merged, es...)
 			}
 			continue
@@ -408,6 +432,10 @@ func (d *decoder) entries(path string, n ast.Node, depth int) ([]entry, bool) {
 			out = append(out, e)
 		}
 	}
+	if d.merged == nil {
+		d.merged = map[ast.Node][]entry{}
+	}
+	d.merged[n] = out
 	return out, true
 }
 

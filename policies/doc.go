@@ -43,8 +43,10 @@
 // Before the YAML parser sees a document, its shape is checked on the
 // bytes: at most 64 levels of nesting, 1,000 flow collections ([ and {),
 // 10,000 entries and 1,000 entries under one parent (ErrTooDeep,
-// ErrTooLarge, with the line); aliases expand to at most 40,000 values. So
-// any input loads or fails in milliseconds. An extends target that is not
+// ErrTooLarge, with the line); aliases and merge keys expand to at most
+// 40,000 values, and a mapping merged from many places is expanded once
+// (ErrTooLarge, with the line, past that). So any input loads or fails in
+// milliseconds. An extends target that is not
 // a .yaml, .yml or .json file, a document whose top level is not a
 // mapping, and a mapping none of whose keys is a field (or a typo of one)
 // are ErrNotPolicy and never quoted: it may be a .env file.

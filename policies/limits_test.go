@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // hostileShapes are documents at MaxFileSize in the shapes that cost the
@@ -220,4 +221,69 @@ func benchLoad(b *testing.B, name, doc string) {
 			_, _ = LoadBytes(src, "p.yaml")
 		}
 	})
+}
+
+// mergeBomb is a document of levels anchored mappings, each merging the
+// one before it refs times: refs^levels keys once merges are expanded,
+// from a few hundred bytes. m0 has keys keys.
+func mergeBomb(levels, refs, keys int) string {
+	var b strings.Builder
+	b.WriteString("version: 1\nmodels:\n  m0: &m0\n    provider: x\n")
+	for k := 1; k < keys; k++ {
+		fmt.Fprintf(&b, "    k%d: 1\n", k)
+	}
+	for i := 1; i <= levels; i++ {
+		refs := strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*m%d, ", i-1), refs), ", ")
+		fmt.Fprintf(&b, "  m%d: &m%d {<<: [%s]}\n", i, i, refs)
+	}
+	return b.String()
+}
+
+// loadWithin runs LoadBytes and fails the test if it has not returned
+// within a generous watchdog (a hang would otherwise last until the test
+// binary's timeout).
+func loadWithin(t *testing.T, doc string) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { _, err := LoadBytes([]byte(doc), "bomb.yaml"); done <- err }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("LoadBytes of a %d-byte merge-key bomb still running after 30s", len(doc))
+		return nil
+	}
+}
+
+// TestMergeKeyBombIsBounded: merge keys (<<) of anchors merged into one
+// another cost the size of the file, not the number of keys the merges
+// would expand to. The ten-level, ten-reference bomb (715 bytes, 10^10 keys
+// expanded naively) loads at once, each mapping's keys listed once; a bomb
+// whose merges bring in more keys than the decoder's budget is ErrTooLarge
+// at the merge's line.
+func TestMergeKeyBombIsBounded(t *testing.T) {
+	t.Parallel()
+	doc := mergeBomb(10, 10, 1)
+	if p := prescan([]byte(doc), "bomb.yaml"); p != nil {
+		t.Fatalf("the bomb should pass prescan: %v", p)
+	}
+	if err := loadWithin(t, doc); errors.Is(err, ErrTooLarge) {
+		t.Errorf("the small bomb: %v, want its keys listed once, not ErrTooLarge", err)
+	}
+
+	// 1,000 keys merged ten times per level: 10,000 keys per level, past
+	// the budget at the fourth.
+	doc = mergeBomb(10, 10, maxWidth)
+	if p := prescan([]byte(doc), "bomb.yaml"); p != nil {
+		t.Fatalf("the wide bomb should pass prescan: %v", p)
+	}
+	err := loadWithin(t, doc)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("the wide bomb: err = %v, want ErrTooLarge", err)
+	}
+	for _, p := range problemsOf(t, err) {
+		if errors.Is(p.Err, ErrTooLarge) && (p.Line == 0 || !strings.Contains(p.Msg, "merge keys")) {
+			t.Errorf("problem %v: want a line and the merge keys named", p)
+		}
+	}
 }
