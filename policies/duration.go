@@ -67,8 +67,13 @@ func ParseDuration(s string) (Duration, error) {
 			return 0, fmt.Errorf("invalid duration %q", clip(s))
 		}
 		h, err := time.ParseDuration(t[j:i] + "h")
-		if err != nil || h > math.MaxInt64/24 {
+		if err != nil {
 			return 0, fmt.Errorf("invalid duration %q", clip(s))
+		}
+		// Each day segment, and the running total, is checked: the sum of
+		// segments each in range can wrap int64.
+		if h > math.MaxInt64/24 || total > math.MaxInt64-h*24 {
+			return 0, fmt.Errorf("invalid duration %q: too large", clip(s))
 		}
 		total += h * 24
 		t = t[:j] + t[i+1:]
@@ -78,8 +83,11 @@ func ParseDuration(s string) (Duration, error) {
 		if err != nil {
 			return 0, fmt.Errorf("invalid duration %q: want e.g. \"30s\", \"5m\", \"1h30m\", \"7d\"", clip(s))
 		}
-		if d < 0 || total > math.MaxInt64-d {
+		if d < 0 {
 			return 0, fmt.Errorf("invalid duration %q", clip(s))
+		}
+		if total > math.MaxInt64-d {
+			return 0, fmt.Errorf("invalid duration %q: too large", clip(s))
 		}
 		total += d
 	}

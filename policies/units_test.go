@@ -151,6 +151,11 @@ func TestParseDuration(t *testing.T) {
 		{in: "5 minutes", err: "invalid duration"},
 		{in: "1w", err: "invalid duration"},
 		{in: "999999999d", err: "invalid duration"},
+		// Day segments each in range whose sum wraps int64.
+		{in: "100000d100000d100000d", err: "too large"},
+		{in: "-100000d100000d100000d", err: "too large"},
+		{in: "106751d23h", want: (106751*24 + 23) * time.Hour},
+		{in: "106751d24h", err: "too large"},
 	}
 	for _, tt := range tests {
 		got, err := ParseDuration(tt.in)
@@ -160,6 +165,20 @@ func TestParseDuration(t *testing.T) {
 		case tt.err == "" && (err != nil || got.Duration() != tt.want):
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
+	}
+}
+
+// TestPolicyDurationThatWrapsIsRefused: a policy's duration whose day
+// segments sum past int64 is an error at its line, never a wrapped value.
+func TestPolicyDurationThatWrapsIsRefused(t *testing.T) {
+	t.Parallel()
+	p, err := LoadBytes([]byte("version: 1\ntimeouts: {call: 100000d100000d100000d}\n"), "t.yaml")
+	if err == nil {
+		t.Fatalf("accepted; timeouts.call = %v", p.Timeouts.Call.Duration())
+	}
+	probs := problemsOf(t, err)
+	if len(probs) != 1 || probs[0].Line != 2 || !strings.Contains(probs[0].Msg, "too large") {
+		t.Errorf("problems = %v, want one at line 2 saying too large", probs)
 	}
 }
 
