@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"math/big"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -283,7 +284,7 @@ func setRate(in, cached, write, out *USD, r Rates) {
 	overlay(out, r.OutputPer1M)
 }
 
-// ratesYAML renders the rates r sets as flow-mapping members.
+// ratesYAML renders the rates r sets as block-mapping lines.
 func ratesYAML(r Rates) []string {
 	var f []string
 	for _, p := range []struct {
@@ -297,14 +298,17 @@ func ratesYAML(r Rates) []string {
 	return f
 }
 
-// longYAML renders a long-context rule as a flow mapping ("" for none).
-func longYAML(l LongContextPrices) string {
+// longYAML renders a long-context rule as the lines of a block mapping
+// (none for no rule).
+func longYAML(l LongContextPrices) []string {
 	if l == (LongContextPrices{}) {
-		return ""
+		return nil
 	}
-	f := append([]string{"above_input_tokens: " + strconv.FormatInt(l.AboveInputTokens, 10)},
-		ratesYAML(Rates{l.InputPer1M, l.CachedInputPer1M, l.CacheWritePer1M, l.OutputPer1M})...)
-	return "{" + strings.Join(f, ", ") + "}"
+	out := []string{"long_context:", "  above_input_tokens: " + strconv.FormatInt(l.AboveInputTokens, 10)}
+	for _, r := range ratesYAML(Rates{l.InputPer1M, l.CachedInputPer1M, l.CacheWritePer1M, l.OutputPer1M}) {
+		out = append(out, "  "+r)
+	}
+	return out
 }
 
 var million = big.NewRat(1_000_000, 1)
@@ -341,61 +345,147 @@ func tokenCount(n json.Number) (int64, error) {
 	return v, nil
 }
 
-// YAML renders the imported models as a policy file that other policies
+// YAML renders the imported models as one policy file that other policies
 // extend (extends: FILE) or copy from: "version: 1" and a models: section
-// with one flow mapping per model, keys quoted, prices in their exact
-// decimal text.
+// in block style, one mapping per model, keys quoted, prices in their
+// exact decimal text. A file of more models than one policy file may hold
+// (1,000 entries under models:, 10,000 entries in all, see the loader's
+// limits) does not load: write those with YAMLFiles.
 func (im *Imported) YAML(header string) []byte {
 	var b bytes.Buffer
+	writeHeader(&b, header)
+	b.WriteString("version: 1\nmodels:\n")
+	for _, name := range slices.Sorted(maps.Keys(im.Models)) {
+		for _, l := range modelYAML(name, im.Models[name]) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.Bytes()
+}
+
+// ImportFile is one file of an import written with YAMLFiles: its path and
+// contents.
+type ImportFile struct {
+	Path string
+	Data []byte
+}
+
+// YAMLFiles renders the imported models as policy files that each load
+// within the loader's limits, whatever the number of models. The first is
+// path; when the models do not fit in it, it extends the next part,
+// written in the directory "<path without extension>.parts" as 2.yaml,
+// 3.yaml, ..., each extending the next: a chain of bases whose merged
+// models are all the imported ones. A policy that extends path prices with
+// every model.
+func (im *Imported) YAMLFiles(header, path string) []ImportFile {
+	stem := strings.TrimSuffix(path, filepath.Ext(path))
+	partsDir := stem + ".parts"
+	var chunks [][]string // the lines of each file's models
+	var cur []string
+	models, entries, opens := 0, 0, 0
+	// Room for version:, models: and extends: in each file.
+	const entryRoom, width = maxEntries - 3, maxWidth
+	for _, name := range slices.Sorted(maps.Keys(im.Models)) {
+		ls := modelYAML(name, im.Models[name])
+		e, o := 0, 0
+		for _, l := range ls {
+			e += 1 + strings.Count(l, ",")
+			o += strings.Count(l, "[") + strings.Count(l, "{")
+		}
+		if models > 0 && (models+1 > width || entries+e > entryRoom || opens+o > maxFlowOpens) {
+			chunks = append(chunks, cur)
+			cur, models, entries, opens = nil, 0, 0, 0
+		}
+		cur = append(cur, ls...)
+		models, entries, opens = models+1, entries+e, opens+o
+	}
+	chunks = append(chunks, cur)
+	var files []ImportFile
+	for i, ls := range chunks {
+		var b bytes.Buffer
+		writeHeader(&b, header)
+		if len(chunks) > 1 {
+			fmt.Fprintf(&b, "# Part %d of %d.\n", i+1, len(chunks))
+		}
+		b.WriteString("version: 1\n")
+		if i+1 < len(chunks) {
+			next := fmt.Sprintf("%d.yaml", i+2)
+			if i == 0 {
+				next = filepath.Base(partsDir) + "/" + next
+			}
+			b.WriteString("extends: " + strconv.Quote(next) + "\n")
+		}
+		b.WriteString("models:\n")
+		for _, l := range ls {
+			b.WriteString(l + "\n")
+		}
+		p := path
+		if i > 0 {
+			p = filepath.Join(partsDir, fmt.Sprintf("%d.yaml", i+1))
+		}
+		files = append(files, ImportFile{Path: p, Data: b.Bytes()})
+	}
+	return files
+}
+
+func writeHeader(b *bytes.Buffer, header string) {
 	for _, l := range strings.Split(strings.TrimRight(header, "\n"), "\n") {
 		if l != "" {
 			b.WriteString("# " + l + "\n")
 		}
 	}
-	b.WriteString("version: 1\nmodels:\n")
-	for _, name := range slices.Sorted(maps.Keys(im.Models)) {
-		m := im.Models[name]
-		var f []string
-		if m.Provider != "" {
-			f = append(f, "provider: "+strconv.Quote(m.Provider))
-		}
-		for _, p := range []struct {
-			k string
-			v USD
-		}{{"input_per_1m", m.InputPer1M}, {"output_per_1m", m.OutputPer1M}, {"cached_input_per_1m", m.CachedInputPer1M}, {"cache_write_per_1m", m.CacheWritePer1M},
-			{"audio_input_per_1m", m.AudioInputPer1M}, {"audio_output_per_1m", m.AudioOutputPer1M}} {
-			if p.v != 0 {
-				f = append(f, p.k+": "+p.v.text())
-			}
-		}
-		if m.RequestFee != 0 {
-			f = append(f, "request_fee: "+m.RequestFee.text())
-		}
-		if m.Embeddings {
-			f = append(f, "embeddings: true")
-		}
-		if m.ContextWindow > 0 {
-			f = append(f, "context_window: "+strconv.FormatInt(m.ContextWindow, 10))
-		}
-		if m.MaxOutputTokens > 0 {
-			f = append(f, "max_output_tokens: "+strconv.FormatInt(m.MaxOutputTokens, 10))
-		}
-		if l := longYAML(m.LongContext); l != "" {
-			f = append(f, "long_context: "+l)
-		}
-		if len(m.ServiceTiers) > 0 {
-			var tiers []string
-			for _, tier := range slices.Sorted(maps.Keys(m.ServiceTiers)) {
-				t := m.ServiceTiers[tier]
-				r := ratesYAML(Rates{t.InputPer1M, t.CachedInputPer1M, t.CacheWritePer1M, t.OutputPer1M})
-				if l := longYAML(t.LongContext); l != "" {
-					r = append(r, "long_context: "+l)
-				}
-				tiers = append(tiers, strconv.Quote(tier)+": {"+strings.Join(r, ", ")+"}")
-			}
-			f = append(f, "service_tiers: {"+strings.Join(tiers, ", ")+"}")
-		}
-		fmt.Fprintf(&b, "  %s: {%s}\n", strconv.Quote(name), strings.Join(f, ", "))
+}
+
+// modelYAML renders one model as the lines of a block mapping under
+// models:.
+func modelYAML(name string, m ModelSpec) []string {
+	var f []string
+	if m.Provider != "" {
+		f = append(f, "provider: "+strconv.Quote(m.Provider))
 	}
-	return b.Bytes()
+	for _, p := range []struct {
+		k string
+		v USD
+	}{{"input_per_1m", m.InputPer1M}, {"output_per_1m", m.OutputPer1M}, {"cached_input_per_1m", m.CachedInputPer1M}, {"cache_write_per_1m", m.CacheWritePer1M},
+		{"audio_input_per_1m", m.AudioInputPer1M}, {"audio_output_per_1m", m.AudioOutputPer1M}} {
+		if p.v != 0 {
+			f = append(f, p.k+": "+p.v.text())
+		}
+	}
+	if m.RequestFee != 0 {
+		f = append(f, "request_fee: "+m.RequestFee.text())
+	}
+	if m.Embeddings {
+		f = append(f, "embeddings: true")
+	}
+	if m.ContextWindow > 0 {
+		f = append(f, "context_window: "+strconv.FormatInt(m.ContextWindow, 10))
+	}
+	if m.MaxOutputTokens > 0 {
+		f = append(f, "max_output_tokens: "+strconv.FormatInt(m.MaxOutputTokens, 10))
+	}
+	f = append(f, longYAML(m.LongContext)...)
+	if len(m.ServiceTiers) > 0 {
+		f = append(f, "service_tiers:")
+		for _, tier := range slices.Sorted(maps.Keys(m.ServiceTiers)) {
+			t := m.ServiceTiers[tier]
+			r := append(ratesYAML(Rates{t.InputPer1M, t.CachedInputPer1M, t.CacheWritePer1M, t.OutputPer1M}), longYAML(t.LongContext)...)
+			if len(r) == 0 {
+				f = append(f, "  "+strconv.Quote(tier)+": {}")
+				continue
+			}
+			f = append(f, "  "+strconv.Quote(tier)+":")
+			for _, l := range r {
+				f = append(f, "    "+l)
+			}
+		}
+	}
+	if len(f) == 0 {
+		return []string{"  " + strconv.Quote(name) + ": {}"}
+	}
+	out := []string{"  " + strconv.Quote(name) + ":"}
+	for _, l := range f {
+		out = append(out, "    "+l)
+	}
+	return out
 }

@@ -1,7 +1,10 @@
 package policies
 
 import (
+	"bytes"
+	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -95,5 +98,50 @@ func TestImportLiteLLMRejectsBrokenFiles(t *testing.T) {
 	im, err := ImportLiteLLM(strings.NewReader(`{"m": {"input_cost_per_token": -1e-6, "output_cost_per_token": 1e-6}, "n": "x"}`))
 	if err != nil || len(im.Models) != 0 || len(im.Skipped) != 2 {
 		t.Errorf("negative price or non-object entry imported: %+v %v", im, err)
+	}
+}
+
+// TestImportYAMLFilesFitTheLimits: YAMLFiles splits more models than one
+// policy file may hold into a chain of files, each within the loader's
+// limits, whose merged models are exactly the imported ones; a small
+// import stays one file.
+func TestImportYAMLFilesFitTheLimits(t *testing.T) {
+	t.Parallel()
+	im := &Imported{Models: map[string]ModelSpec{}}
+	for i := range 2500 {
+		im.Models[fmt.Sprintf("lab/model-%d", i)] = ModelSpec{Provider: "openai", InputPer1M: Dollar, OutputPer1M: 2 * Dollar,
+			CachedInputPer1M: Dollar / 2, ContextWindow: 128_000, MaxOutputTokens: 4096,
+			LongContext:  LongContextPrices{AboveInputTokens: 200_000, InputPer1M: 2 * Dollar},
+			ServiceTiers: map[string]ServiceTierPrices{"flex": {InputPer1M: Dollar / 2, OutputPer1M: Dollar}}}
+	}
+	if _, err := LoadBytes(im.YAML("all"), "all.yaml"); err == nil {
+		t.Fatal("2,500 models in one file loaded; the test no longer exercises the split")
+	}
+	dir := t.TempDir()
+	files := im.YAMLFiles("imported", filepath.Join(dir, "prices.yaml"))
+	if len(files) < 3 {
+		t.Fatalf("%d files, want at least 3 for 2,500 models", len(files))
+	}
+	for _, f := range files {
+		if p := prescan(f.Data, f.Path); p != nil {
+			t.Fatalf("%v", p)
+		}
+		if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f.Path, f.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := LoadFileExtends(files[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(p.Models, im.Models) {
+		t.Errorf("the chain's models differ from the imported ones (%d vs %d)", len(p.Models), len(im.Models))
+	}
+	small := &Imported{Models: map[string]ModelSpec{"m": {InputPer1M: Dollar}}}
+	if files := small.YAMLFiles("x", "p.yaml"); len(files) != 1 || files[0].Path != "p.yaml" || !bytes.Equal(files[0].Data, small.YAML("x")) {
+		t.Errorf("a small import: %+v", files)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -43,15 +44,43 @@ func catalogImport(args []string, stdout, stderr io.Writer) int {
 	}
 	header := fmt.Sprintf("tokenwise catalog import %s (%s): %d models, %d skipped.\nPrices in USD per 1M tokens; the embedded catalog is dated %s.",
 		pos[0], time.Now().UTC().Format("2006-01-02"), len(im.Models), len(im.Skipped), policies.CatalogDate)
-	src := im.YAML(header)
+	// The output must load: a file the loader refuses (too many models for
+	// one file, say) is an error here, not at the next policy check.
 	if *out == "" {
-		_, err = stdout.Write(src)
+		src := im.YAML(header)
+		if _, err := policies.LoadBytes(src, "catalog.yaml"); err != nil {
+			fmt.Fprintf(stderr, "the imported models do not load as one policy file (%d models); write them with -o FILE, which splits them into a chain of files:\n%v\n", len(im.Models), err)
+			return 1
+		}
+		if _, err := stdout.Write(src); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
 	} else {
-		err = os.WriteFile(*out, src, 0o644)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+		files := im.YAMLFiles(header, *out)
+		for _, f := range files {
+			if _, err := policies.LoadBytes(f.Data, f.Path); err != nil {
+				fmt.Fprintf(stderr, "the import's output does not load: %v\n", err)
+				return 1
+			}
+		}
+		for _, f := range files {
+			if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+				fmt.Fprintln(stderr, err)
+				return 1
+			}
+			if err := os.WriteFile(f.Path, f.Data, 0o644); err != nil {
+				fmt.Fprintln(stderr, err)
+				return 1
+			}
+		}
+		if _, err := policies.LoadFileExtends(*out); err != nil {
+			fmt.Fprintf(stderr, "the import's output does not load: %v\n", err)
+			return 1
+		}
+		if len(files) > 1 {
+			fmt.Fprintf(stderr, "wrote %s, extending %d parts in %s\n", *out, len(files)-1, filepath.Dir(files[1].Path))
+		}
 	}
 	for _, s := range im.Skipped {
 		fmt.Fprintf(stderr, "skipped %s: %s\n", s.Model, s.Reason)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -172,5 +173,52 @@ func TestCatalogImportCommand(t *testing.T) {
 	}
 	if code, _, _ := runCmd("catalog", "import", filepath.Join(dir, "missing.json")); code != 1 {
 		t.Errorf("a missing file exits %d", code)
+	}
+}
+
+// TestCatalogImportOfManyModelsLoads: LiteLLM's real file prices well over
+// 1,000 chat models, more than one policy file may hold under models:.
+// With -o the import writes a chain of files that each pass the loader's
+// limits, checks them, and a team that extends the first prices with
+// every model; to stdout it refuses (exit 1) rather than print a file
+// that does not load.
+func TestCatalogImportOfManyModelsLoads(t *testing.T) {
+	dir := t.TempDir()
+	const n = 2500
+	var js strings.Builder
+	js.WriteString("{")
+	for i := range n {
+		if i > 0 {
+			js.WriteString(",")
+		}
+		fmt.Fprintf(&js, `"model-%d": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06, "litellm_provider": "openai", "mode": "chat", "max_input_tokens": 128000, "max_output_tokens": 4096, "cache_read_input_token_cost": 5e-07}`, i)
+	}
+	js.WriteString("}")
+	in := filepath.Join(dir, "prices.json")
+	if err := os.WriteFile(in, []byte(js.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "prices.yaml")
+	if code, _, stderr := runCmd("catalog", "import", "-o", out, in); code != 0 {
+		t.Fatalf("import exit %d: %s", code, stderr)
+	}
+	if code, stdout, stderr := runCmd("policy", "check", out); code != 0 {
+		t.Fatalf("policy check of the import's output: exit %d: %s %s", code, stdout, stderr)
+	}
+	team := filepath.Join(dir, "devops.yaml")
+	if err := os.WriteFile(team, []byte("version: 1\nextends: prices.yaml\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policies.LoadFileExtends(team)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"model-0", "model-1234", fmt.Sprintf("model-%d", n-1)} {
+		if m, ok := p.Model(name); !ok || m.InputPer1M != policies.Dollar || m.CachedInputPer1M != policies.Dollar/2 {
+			t.Errorf("%s in the extending policy: %+v %v", name, m, ok)
+		}
+	}
+	if code, stdout, stderr := runCmd("catalog", "import", in); code != 1 || stdout != "" || !strings.Contains(stderr, "-o FILE") {
+		t.Errorf("import to stdout: exit %d, stdout %d bytes, stderr %.200s", code, len(stdout), stderr)
 	}
 }
