@@ -68,21 +68,24 @@ type teamResult struct {
 }
 
 // loadTeams loads every policy file of dir (not recursively), each with
-// its extends chain, and returns one result per file, sorted by team.
-func loadTeams(dir string) ([]teamResult, error) {
+// its extends chain, and returns one result per file, sorted by team, and
+// the directories other than dir of the files the chains read or tried to
+// read (bases in subdirectories), sorted: a watch of dir must watch them
+// too.
+func loadTeams(dir string) ([]teamResult, []string, error) {
 	// Opening a FIFO blocks until a writer comes: stat first.
 	if fi, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("tokenwise/policies: %w", err)
+		return nil, nil, fmt.Errorf("tokenwise/policies: %w", err)
 	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("%w: %s is not a directory", ErrNotRegularFile, dir)
+		return nil, nil, fmt.Errorf("%w: %s is not a directory", ErrNotRegularFile, dir)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("tokenwise/policies: %w", err)
+		return nil, nil, fmt.Errorf("tokenwise/policies: %w", err)
 	}
 	r, err := newResolver(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []teamResult
 	seen := map[string]string{}
@@ -103,7 +106,15 @@ func loadTeams(dir string) ([]teamResult, error) {
 		out = append(out, res)
 	}
 	slices.SortFunc(out, func(a, b teamResult) int { return strings.Compare(a.file, b.file) })
-	return out, nil
+	top := mustAbs(dir)
+	var dirs []string
+	for f := range r.tried {
+		if d := filepath.Dir(f); d != top && !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	slices.Sort(dirs)
+	return out, dirs, nil
 }
 
 func mustAbs(p string) string {
@@ -123,9 +134,16 @@ func mustAbs(p string) string {
 // *ValidationError listing every problem of every file, each with
 // file:line:col and field path.
 func LoadDir(dir string) (*Set, error) {
-	res, err := loadTeams(dir)
+	s, _, err := loadDir(dir)
+	return s, err
+}
+
+// loadDir is LoadDir, also returning the directories of bases outside dir
+// (see loadTeams).
+func loadDir(dir string) (*Set, []string, error) {
+	res, dirs, err := loadTeams(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s := &Set{Dir: dir, Teams: map[string]*Policy{}, Files: map[string]string{}}
 	var probs []Problem
@@ -158,9 +176,9 @@ func LoadDir(dir string) (*Set, error) {
 			if len(probs) > 0 {
 				others = append(others, &ValidationError{Problems: probs})
 			}
-			return nil, errors.Join(others...)
+			return nil, nil, errors.Join(others...)
 		}
-		return nil, &ValidationError{Problems: probs}
+		return nil, nil, &ValidationError{Problems: probs}
 	}
-	return s, nil
+	return s, dirs, nil
 }

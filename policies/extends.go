@@ -77,6 +77,7 @@ type resolver struct {
 	raw     map[string]*rawFile
 	merged  map[string]chainResult
 	errs    map[string][]Problem
+	tried   map[string]bool // every file read or tried, bases included
 }
 
 // chainResult is the merged policy of a file and the decode problems of
@@ -92,7 +93,7 @@ func newResolver(root string) (*resolver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenwise/policies: %w", err)
 	}
-	r := &resolver{root: filepath.Clean(abs), raw: map[string]*rawFile{}, merged: map[string]chainResult{}, errs: map[string][]Problem{}}
+	r := &resolver{root: filepath.Clean(abs), raw: map[string]*rawFile{}, merged: map[string]chainResult{}, errs: map[string][]Problem{}, tried: map[string]bool{}}
 	// Files are named as the caller named the directory: teams/devops.yaml.
 	r.display = func(a string) string {
 		if rel, err := filepath.Rel(r.root, a); err == nil && !strings.HasPrefix(rel, "..") {
@@ -107,6 +108,7 @@ func (r *resolver) read(abs string) (*rawFile, error) {
 	if rf, ok := r.raw[abs]; ok {
 		return rf, nil
 	}
+	r.tried[abs] = true
 	b, err := readPolicyFile(abs)
 	if err != nil {
 		return nil, err

@@ -49,9 +49,12 @@ type Registry struct {
 
 	cur atomic.Pointer[regSnapshot]
 
-	mu     sync.Mutex // serialises reloads and guards subs
+	mu     sync.Mutex // serialises reloads and guards subs and baseDirs
 	subs   []subscriber
 	nextID int
+	// baseDirs are the directories other than dir holding files of the
+	// last load's extends chains, watched beside dir.
+	baseDirs []string
 }
 
 type subscriber struct {
@@ -98,10 +101,11 @@ func NewRegistry(dir string, opts ...RegistryOption) (*Registry, error) {
 	for _, o := range opts {
 		o(r)
 	}
-	set, err := LoadDir(dir)
+	set, dirs, err := loadDir(dir)
 	if err != nil {
 		return nil, err
 	}
+	r.baseDirs = dirs
 	s := &regSnapshot{gen: 1, teams: set.Teams, files: set.Files}
 	s.def = set.Policy(DefaultTeam)
 	r.cur.Store(s)
@@ -226,11 +230,12 @@ func (r *Registry) Reload() error {
 }
 
 func (r *Registry) reloadLocked() (*Change, error) {
-	res, err := loadTeams(r.dir)
+	res, dirs, err := loadTeams(r.dir)
 	if err != nil {
 		r.logger.Warn("tokenwise: policy directory unreadable; the last good policies stay in force", "dir", r.dir, "error", err)
 		return &Change{Failed: map[string]error{"": err}, Generation: r.Generation()}, err
 	}
+	r.baseDirs = dirs
 	old := r.cur.Load()
 	next := &regSnapshot{gen: old.gen, teams: make(map[string]*Policy, len(res)), files: make(map[string]string, len(res))}
 	ch := &Change{Failed: map[string]error{}, Files: map[string]string{}}
@@ -309,8 +314,18 @@ func (r *Registry) Watch(ctx context.Context) error {
 // updates by creating a new ..<timestamp> directory and swapping the
 // ..data symlink, which the visible policy files point through. Bursts of
 // events within the debounce interval cause one reload.
+//
+// The directories of bases that extends chains read outside the top
+// directory (extends: bases/common.yaml) are watched too; they are
+// collected again after each reload, so a chain that starts extending a
+// base in another subdirectory has it watched from then on.
 func (r *Registry) StartWatch(ctx context.Context) (wait func() error, err error) {
-	done, err := dirwatch.Start(ctx, r.dir, r.debounce, reloadTrigger,
+	baseDirs := func() []string {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return slices.Clone(r.baseDirs)
+	}
+	done, err := dirwatch.StartDirs(ctx, r.dir, baseDirs, r.debounce, reloadTrigger,
 		func() { _ = r.Reload() }, // reported to subscribers and the logger
 		func(err error) { r.logger.Warn("tokenwise: policy watcher error", "dir", r.dir, "error", err) })
 	if err != nil {

@@ -148,3 +148,39 @@ func TestReloadOnEditorSaves(t *testing.T) {
 		t.Errorf("teams %v: backups and temporary files are not teams", names)
 	}
 }
+
+// TestReloadOnEditOfBaseInSubdirectory: a team extends a base in a
+// subdirectory of the policy directory (bases that are not teams sit
+// there). Editing the base reloads the team, and so does editing a base
+// in another subdirectory the team starts extending after a reload.
+func TestReloadOnEditOfBaseInSubdirectory(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // after watched's cleanup: registered first, runs last
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("bases/common.yaml", teamPolicy(5))
+	write("shared/deep/other.yaml", teamPolicy(20))
+	write("devops.yaml", "version: 1\nextends: bases/common.yaml\n")
+	reg, waitFor := watched(t, dir)
+	if got := reg.Policy("devops").Limits.MaxCalls; got != 5 {
+		t.Fatalf("max_calls %d, want 5", got)
+	}
+	write("bases/common.yaml", teamPolicy(7))
+	waitFor("devops", 7)
+	// The team now extends a base in another subdirectory: watched from
+	// the reload that read it on.
+	write("devops.yaml", "version: 1\nextends: shared/deep/other.yaml\n")
+	waitFor("devops", 20)
+	write("shared/deep/other.yaml", teamPolicy(21))
+	waitFor("devops", 21)
+	if names := reg.Names(); len(names) != 1 {
+		t.Errorf("teams %v: bases in subdirectories are not teams", names)
+	}
+}

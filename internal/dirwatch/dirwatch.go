@@ -20,6 +20,18 @@ import (
 // followed by debounce without another, and onErr with the watcher's
 // errors, until ctx is done; wait blocks until that goroutine has exited.
 func Start(ctx context.Context, dir string, debounce time.Duration, trigger func(base string) bool, changed func(), onErr func(error)) (wait func(), err error) {
+	return StartDirs(ctx, dir, nil, debounce, trigger, changed, onErr)
+}
+
+// StartDirs is Start that also watches the directories extra returns
+// (fsnotify watches are not recursive: a policy's base in a subdirectory
+// is in one of them). extra is called before StartDirs returns and again
+// after each call of changed, and changed is called once more after a
+// directory is added (a change made while it was not yet watched would be
+// missed otherwise); directories it no longer returns stop being
+// watched, and one that cannot be watched (it does not exist yet, say) is
+// skipped until a later call returns it again. extra may be nil.
+func StartDirs(ctx context.Context, dir string, extra func() []string, debounce time.Duration, trigger func(base string) bool, changed func(), onErr func(error)) (wait func(), err error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, err
@@ -28,6 +40,39 @@ func Start(ctx context.Context, dir string, debounce time.Duration, trigger func
 		w.Close()
 		return nil, err
 	}
+	top := filepath.Clean(dir)
+	watched := map[string]bool{}
+	// watchExtra brings the watches in line with extra and reports
+	// whether it added one.
+	watchExtra := func() (added bool) {
+		if extra == nil {
+			return false
+		}
+		want := map[string]bool{}
+		for _, d := range extra() {
+			d = filepath.Clean(d)
+			if d == top {
+				continue
+			}
+			want[d] = true
+			// Added again each time: a directory removed and created
+			// anew lost its watch with it. Adding a watched one is a no-op.
+			if w.Add(d) == nil {
+				added = added || !watched[d]
+				watched[d] = true
+			} else {
+				delete(watched, d)
+			}
+		}
+		for d := range watched {
+			if !want[d] {
+				_ = w.Remove(d) // fails for a directory already gone, whose watch went with it
+				delete(watched, d)
+			}
+		}
+		return added
+	}
+	watchExtra()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -54,6 +99,12 @@ func Start(ctx context.Context, dir string, debounce time.Duration, trigger func
 				onErr(err)
 			case <-timer.C:
 				changed()
+				if watchExtra() {
+					// A file of a directory watched only now may have
+					// changed between changed's read and the new watch:
+					// look once more.
+					timer.Reset(debounce)
+				}
 			}
 		}
 	}()
