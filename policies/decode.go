@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"bytes"
 	"encoding"
 	"errors"
 	"fmt"
@@ -51,6 +52,9 @@ func decodeDocument(b []byte, v any, src *sourceMap) (probs []Problem, parsed bo
 	if p := prescan(b, src.file); p != nil {
 		return []Problem{*p}, false
 	}
+	// A byte order mark may start a YAML stream (Windows editors write
+	// one); it is not part of the first key. Line numbers are unchanged.
+	b = bytes.TrimPrefix(b, []byte("\uFEFF"))
 	f, err := parser.ParseBytes(b, 0)
 	if err != nil {
 		return []Problem{syntaxProblem(err, src.file)}, false

@@ -30,7 +30,8 @@
 // errors.Is(err, ErrInvalid) matches every validation error. Default returns
 // the embedded default policy (default.yaml).
 //
-// YAML anchors, aliases and merge keys (<<) are honoured. Extends is kept
+// YAML anchors, aliases and merge keys (<<) are honoured. A UTF-8 byte
+// order mark at the start of a file is ignored. Extends is kept
 // as data; resolving it belongs to the loader of a policy directory.
 //
 // # Hostile files

@@ -228,6 +228,25 @@ func TestLoadSyntaxError(t *testing.T) {
 	}
 }
 
+// TestLoadByteOrderMark: a file that starts with a UTF-8 byte order mark
+// (Windows editors write one) loads as without it, from bytes and from a
+// file, its problems on the same lines.
+func TestLoadByteOrderMark(t *testing.T) {
+	t.Parallel()
+	p, err := LoadBytes([]byte("\ufeffversion: 1\nname: x\n"), "bom.yaml")
+	if err != nil || p.Name != "x" {
+		t.Fatalf("a valid policy with a BOM: %v, %v", p, err)
+	}
+	path := filepath.Join(t.TempDir(), "bom.yaml")
+	if err := os.WriteFile(path, []byte("\ufeffversion: 1\nname: x\ntimeouts: {call: 30}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadFile(path)
+	if got := problemsOf(t, err); len(got) != 1 || got[0].Line != 3 || got[0].Path != "timeouts.call" {
+		t.Errorf("problems = %v, want one at line 3 on timeouts.call", got)
+	}
+}
+
 func TestLoadFileMissing(t *testing.T) {
 	t.Parallel()
 	_, err := LoadFile(filepath.Join(t.TempDir(), "nope.yaml"))
