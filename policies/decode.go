@@ -55,6 +55,9 @@ func decodeDocument(b []byte, v any, src *sourceMap) (probs []Problem, parsed bo
 	// A byte order mark may start a YAML stream (Windows editors write
 	// one); it is not part of the first key. Line numbers are unchanged.
 	b = bytes.TrimPrefix(b, []byte("\uFEFF"))
+	if p := invalidUTF8(b, src.file); p != nil {
+		return []Problem{*p}, false
+	}
 	f, err := parser.ParseBytes(b, 0)
 	if err != nil {
 		return []Problem{syntaxProblem(err, src.file)}, false
@@ -110,6 +113,32 @@ func decodeDocument(b []byte, v any, src *sourceMap) (probs []Problem, parsed bo
 	}
 	d.decode("", body, rv, 0)
 	return d.probs, true
+}
+
+// invalidUTF8 returns a problem at the first byte of b that is not valid
+// UTF-8 (line and column, counted in characters), or nil. The parser would
+// replace it with U+FFFD and a policy would silently hold another text.
+func invalidUTF8(b []byte, file string) *Problem {
+	if utf8.Valid(b) {
+		return nil
+	}
+	line, col := 1, 1
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return &Problem{File: file, Line: line, Column: col,
+				Msg: fmt.Sprintf("invalid UTF-8 (byte 0x%02x): a policy file must be UTF-8 text", b[i])}
+		}
+		switch {
+		case r == '\n', r == '\r' && (i+1 >= len(b) || b[i+1] != '\n'):
+			line, col = line+1, 1
+		case r == '\r':
+		default:
+			col++
+		}
+		i += size
+	}
+	return nil
 }
 
 func syntaxProblem(err error, file string) Problem {

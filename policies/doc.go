@@ -31,7 +31,8 @@
 // the embedded default policy (default.yaml).
 //
 // YAML anchors, aliases and merge keys (<<) are honoured. A UTF-8 byte
-// order mark at the start of a file is ignored. Extends is kept
+// order mark at the start of a file is ignored; a byte that is not UTF-8 is
+// an error at its line and column, never read as U+FFFD. Extends is kept
 // as data; resolving it belongs to the loader of a policy directory.
 //
 // # Hostile files

@@ -247,6 +247,31 @@ func TestLoadByteOrderMark(t *testing.T) {
 	}
 }
 
+// TestLoadInvalidUTF8: a byte that is not UTF-8 is refused at its line
+// and column (in characters), never read as U+FFFD, and never quoted.
+func TestLoadInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, src string
+		line, col int
+	}{
+		{"in a quoted value", "version: 1\nname: \"a\xffb\"\n", 2, 9},
+		{"after multibyte text", "version: 1\n# ünïcode\nname: \"é\xc3\"\n", 3, 9},
+		{"after CR line breaks", "version: 1\r\n\rname: x\xfe\n", 3, 8},
+		{"in a key", "\xef\xbb\xbfversion: 1\n\x80: 1\n", 2, 1},
+	} {
+		p, err := LoadBytes([]byte(tt.src), "u.yaml")
+		if err == nil {
+			t.Errorf("%s: accepted, name = %q", tt.name, p.Name)
+			continue
+		}
+		got := problemsOf(t, err)
+		if len(got) != 1 || got[0].Line != tt.line || got[0].Column != tt.col || !strings.Contains(got[0].Msg, "invalid UTF-8") {
+			t.Errorf("%s: problems = %v, want one invalid UTF-8 at %d:%d", tt.name, got, tt.line, tt.col)
+		}
+	}
+}
+
 func TestLoadFileMissing(t *testing.T) {
 	t.Parallel()
 	_, err := LoadFile(filepath.Join(t.TempDir(), "nope.yaml"))
