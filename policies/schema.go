@@ -123,8 +123,11 @@ func schemaAt(root map[string]any, path string) map[string]any {
 func schemaOf(t reflect.Type) map[string]any {
 	switch t {
 	case reflect.TypeFor[USD]():
+		// At most six decimals, as ParseUSD: more are refused unless they
+		// are trailing zeros.
 		return map[string]any{"description": "US dollars: a number (1.50) or a string (\"0.15\", \"$2.50\"), at most six decimals",
-			"anyOf": []any{map[string]any{"type": "number", "minimum": 0}, map[string]any{"type": "string", "pattern": `^\s*\+?\$?([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*$`}}}
+			"anyOf": []any{map[string]any{"type": "number", "minimum": 0, "multipleOf": 0.000001},
+				map[string]any{"type": "string", "pattern": `^\s*\+?\$?([0-9]+(\.[0-9]{0,6}0*)?|\.[0-9]{1,6}0*)\s*$`}}}
 	case reflect.TypeFor[Duration]():
 		return map[string]any{"description": "a duration in Go syntax with days (\"30s\", \"5m\", \"1h30m\", \"1d\"), or 0",
 			"anyOf": []any{map[string]any{"type": "string", "pattern": durationPattern}, map[string]any{"type": "integer", "const": 0}}}

@@ -3,6 +3,7 @@ package policies_test
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -254,6 +255,13 @@ func valid(s map[string]any, v any) bool {
 		if m, ok := s["exclusiveMaximum"].(float64); ok && num >= m {
 			return false
 		}
+		// As editors' validators do: a quotient within rounding of an
+		// integer is a multiple.
+		if m, ok := s["multipleOf"].(float64); ok {
+			if q := num / m; math.Abs(q-math.Round(q)) > 1e-9*math.Max(1, math.Abs(q)) {
+				return false
+			}
+		}
 	}
 	return true
 }
@@ -271,6 +279,10 @@ func TestSchemaAsStrictAsTheLoader(t *testing.T) {
 	percentiles := []string{"0", "50", "95", "99.9", "100", "-1", "150"}
 	sizes := []string{"0", "8192", "64MiB", "2KB", "1.5KiB", "100b", "-1", "64 mib", "lots", "1PB"}
 	stores := []string{"memory", "redis", "dir", "disk", "Memory"}
+	// Amounts: at most six decimals, trailing zeros aside. (1e3 as a
+	// number is 1000 to a JSON validator; the loader reads its text.)
+	usds := []string{"0", "0.5", "1.25", "0.000001", "0.0000001", "1.1234567", "1.1234560", "\"0.15\"", "\"$2.50\"", "\"0.0000001\"",
+		"\"1.1234567\"", "\"1.12345600\"", "\".5\"", "\"1.\"", "\"1e3\"", "\"x\""}
 	fields := []struct {
 		doc    string // %s is the value
 		values []string
@@ -288,6 +300,7 @@ func TestSchemaAsStrictAsTheLoader(t *testing.T) {
 		{"fallback:\n  hedge: {percentile: %s}", percentiles},
 		{"cache: {max_bytes: %s}", sizes},
 		{"budget:\n  store: {kind: %s}", stores},
+		{"budget:\n  run: {max_usd: %s}", usds},
 		{"cache: {store: %s}", stores},
 		{"tools:\n  artifacts: {store: %s}", []string{"memory", "redis", "disk", "Memory"}}, // dir needs a dir: a cross-field rule
 	}
