@@ -794,18 +794,21 @@ func appendEvent(dst, data []byte) []byte {
 // The last one is remembered: a client's calls repeat it.
 func (t *Transport) partitionOf(r *http.Request) string {
 	u, h := r.URL, r.Header
-	m := partitionMemo{scheme: u.Scheme, host: u.Host, path: u.Path, query: u.RawQuery,
-		org: h.Get("OpenAI-Organization"), project: h.Get("OpenAI-Project"), auth: h.Get("Authorization"), apiKey: h.Get("Api-Key")}
-	if last := t.lastPart.Load(); last != nil && last.same(&m) {
-		return last.out
+	// (Canonical names: Get of another spelling allocates its canonical
+	// form on every call.)
+	org, project, auth, apiKey := h.Get("Openai-Organization"), h.Get("Openai-Project"), h.Get("Authorization"), h.Get("Api-Key")
+	if m := t.lastPart.Load(); m != nil && m.scheme == u.Scheme && m.host == u.Host && m.path == u.Path && m.query == u.RawQuery &&
+		m.org == org && m.project == project && m.auth == auth && m.apiKey == apiKey {
+		return m.out
 	}
+	m := &partitionMemo{scheme: u.Scheme, host: u.Host, path: u.Path, query: u.RawQuery, org: org, project: project, auth: auth, apiKey: apiKey}
 	d := sha256.New()
 	for _, s := range [...]string{m.query, m.org, m.project, m.auth, m.apiKey} {
 		_, _ = d.Write(binary.AppendUvarint(nil, uint64(len(s))))
 		_, _ = io.WriteString(d, s)
 	}
 	m.out = m.scheme + "://" + m.host + m.path + "#" + hex.EncodeToString(d.Sum(nil)[:16])
-	t.lastPart.Store(&m)
+	t.lastPart.Store(m)
 	return m.out
 }
 
@@ -813,9 +816,4 @@ func (t *Transport) partitionOf(r *http.Request) string {
 type partitionMemo struct {
 	scheme, host, path, query, org, project, auth, apiKey string
 	out                                                   string
-}
-
-func (m *partitionMemo) same(o *partitionMemo) bool {
-	return m.scheme == o.scheme && m.host == o.host && m.path == o.path && m.query == o.query &&
-		m.org == o.org && m.project == o.project && m.auth == o.auth && m.apiKey == o.apiKey
 }
