@@ -329,8 +329,15 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	if next != nil {
 		e.convs.store(ck, next)
 	}
-	if len(req.Tools) > 0 {
-		n += e.tools(enc, c, req.Tools)
+	return n + e.toolsAndReply(enc, c, req.Tools)
+}
+
+// toolsAndReply returns what a request counts besides its messages: its
+// tool definitions and the reply's priming.
+func (e *Estimator) toolsAndReply(enc string, c *bpe, tools []middleware.Tool) int64 {
+	var n int64
+	if len(tools) > 0 {
+		n += e.tools(enc, c, tools)
 		if c != nil {
 			n += 12 // func_end
 		}
@@ -374,16 +381,7 @@ func (e *Estimator) Bound(model string, req *middleware.Request) int64 {
 			n += messageBound(c, legacy, m)
 		}
 	}
-	if len(req.Tools) > 0 {
-		n += e.tools(mi.Encoding, c, req.Tools)
-		if c != nil {
-			n += 12 // func_end
-		}
-	}
-	if c == nil {
-		return n + otherReply
-	}
-	return n + replyPriming
+	return n + e.toolsAndReply(mi.Encoding, c, req.Tools)
 }
 
 // Within reports whether Request(model, req) is at most limit, counting
@@ -392,34 +390,10 @@ func (e *Estimator) Within(model string, req *middleware.Request, limit int64) b
 	return e.Bound(model, req) <= limit || e.Request(model, req) <= limit
 }
 
-// messageBound is an upper bound of countMessage(c, legacy, m): each
-// text at textBound.
+// messageBound is an upper bound of countMessage(c, legacy, m): the
+// same framing, each text at textBound.
 func messageBound(c *bpe, legacy bool, m *middleware.Message) int64 {
-	n := int64(3)
-	switch {
-	case c == nil:
-		n = otherMessage
-	case legacy:
-		n = 4
-	}
-	n += textBound(c, string(m.Role)) + textBound(c, m.Content)
-	if m.Name != "" {
-		n += textBound(c, m.Name) + 1
-	}
-	for i := range m.Parts {
-		p := &m.Parts[i]
-		switch p.Type {
-		case "text":
-			n += textBound(c, p.Text)
-		case "image_url":
-		default:
-			n += int64(len(p.Data)+len(p.URL)+1) / 2
-		}
-	}
-	for _, tc := range m.ToolCalls {
-		n += toolCallOverhead + textBound(c, tc.Name) + textBound(c, tc.Arguments)
-	}
-	return n + textBound(c, m.ToolCallID)
+	return frameMessage(c, legacy, m, textBound)
 }
 
 // textBound is an upper bound of text(c, s): its bytes, three for each
@@ -502,6 +476,12 @@ func (e *Estimator) messageByContent(enc string, c *bpe, legacy bool, m *middlew
 }
 
 func (e *Estimator) countMessage(c *bpe, legacy bool, m *middleware.Message) int64 {
+	return frameMessage(c, legacy, m, e.text)
+}
+
+// frameMessage counts m by the framing rules, each of its texts by text:
+// its count (Estimator.text) or a bound of it (textBound).
+func frameMessage(c *bpe, legacy bool, m *middleware.Message, text func(*bpe, string) int64) int64 {
 	var n int64
 	switch {
 	case c == nil:
@@ -511,10 +491,10 @@ func (e *Estimator) countMessage(c *bpe, legacy bool, m *middleware.Message) int
 	default:
 		n = 3
 	}
-	n += e.text(c, string(m.Role))
-	n += e.text(c, m.Content)
+	n += text(c, string(m.Role))
+	n += text(c, m.Content)
 	if m.Name != "" {
-		n += e.text(c, m.Name)
+		n += text(c, m.Name)
 		if legacy {
 			n--
 		} else {
@@ -525,7 +505,7 @@ func (e *Estimator) countMessage(c *bpe, legacy bool, m *middleware.Message) int
 		p := &m.Parts[i]
 		switch p.Type {
 		case "text":
-			n += e.text(c, p.Text)
+			n += text(c, p.Text)
 		case "image_url":
 			// counted by Request, by the called model's rule
 		default:
@@ -533,10 +513,10 @@ func (e *Estimator) countMessage(c *bpe, legacy bool, m *middleware.Message) int
 		}
 	}
 	for _, tc := range m.ToolCalls {
-		n += toolCallOverhead + e.text(c, tc.Name) + e.text(c, tc.Arguments)
+		n += toolCallOverhead + text(c, tc.Name) + text(c, tc.Arguments)
 	}
 	if m.ToolCallID != "" {
-		n += e.text(c, m.ToolCallID)
+		n += text(c, m.ToolCallID)
 	}
 	return n
 }
