@@ -218,11 +218,8 @@ func CallMemo[K comparable, V any](ci *CallInfo, key K, fn func() V) V {
 	}
 	ci.mu.Lock()
 	defer ci.mu.Unlock()
-	for _, m := range ci.memo {
-		// The entry's type is the key's type and V together.
-		if e, ok := m.(*memoEntry[K, V]); ok && e.k == key {
-			return e.v
-		}
+	if v, ok := memoGet[K, V](ci, key); ok {
+		return v
 	}
 	if ci.memo == nil {
 		ci.memo = ci.memoArr[:0]
@@ -292,12 +289,19 @@ func (ci *CallInfo) EstimateOf(k EstimateKey) (int64, bool) {
 	if ci.hasEstimate && ci.estimate.k == k {
 		return ci.estimate.v, true
 	}
+	return memoGet[EstimateKey, int64](ci, k)
+}
+
+// memoGet returns the value CallMemo keeps in ci under key; ci.mu is held.
+func memoGet[K comparable, V any](ci *CallInfo, key K) (V, bool) {
 	for _, m := range ci.memo {
-		if e, ok := m.(*memoEntry[EstimateKey, int64]); ok && e.k == k {
+		// The entry's type is the key's type and V together.
+		if e, ok := m.(*memoEntry[K, V]); ok && e.k == key {
 			return e.v, true
 		}
 	}
-	return 0, false
+	var zero V
+	return zero, false
 }
 
 // memoEntry is one value of CallMemo with its key.
