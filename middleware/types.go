@@ -27,6 +27,17 @@ const (
 	FinishContentFilter = "content_filter"
 )
 
+// FinishedNormally reports whether a finish reason is a normal end of an
+// answer: stop, tool calls, or the legacy function call; not length, a
+// content filter, an unknown reason or none.
+func FinishedNormally(reason string) bool {
+	switch reason {
+	case FinishStop, FinishToolCalls, "function_call":
+		return true
+	}
+	return false
+}
+
 // Part is one part of a multi-part message (text, an image, a file).
 type Part struct {
 	Type     string // "text", "image_url", "file", "input_audio", ...

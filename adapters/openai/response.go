@@ -75,7 +75,7 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 					}
 					return true, err
 				})
-				if !finishedWell(finish) {
+				if !middleware.FinishedNormally(finish) {
 					unfinished = true // (a choice cut or filtered: the answer is not kept whole)
 				}
 				if err == nil && (index == 0 && !found0 || !taken) {
@@ -911,14 +911,4 @@ func retryAfterHeaders(h http.Header, d time.Duration) {
 	}
 	h.Set("Retry-After-Ms", strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10))
 	h.Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
-}
-
-// finishedWell reports whether a choice's finish_reason is a normal end
-// (stop, tool calls, the legacy function call).
-func finishedWell(finish string) bool {
-	switch finish {
-	case middleware.FinishStop, middleware.FinishToolCalls, "function_call":
-		return true
-	}
-	return false
 }

@@ -367,20 +367,15 @@ var (
 func (s *streamedBody) AllFinished() bool {
 	m := s.merged
 	if m == nil {
-		m = new(merger)
-		r := getReader(nil)
-		defer putReader(r)
-		for _, data := range s.chunks {
-			r.src, r.pos, r.stack, r.err = data, 0, r.stack[:0], nil
-			if m.chunk(r) != nil {
-				return false
-			}
+		var err error
+		if m, _, err = mergerOf(s.chunks); err != nil {
+			return false
 		}
 	} else if s.mergeErr != nil {
 		return false
 	}
 	for i := range m.choices {
-		if c := &m.choices[i]; !c.hasFinish || !finishedWell(c.finish) {
+		if c := &m.choices[i]; !c.hasFinish || !middleware.FinishedNormally(c.finish) {
 			return false
 		}
 	}
@@ -446,18 +441,27 @@ func (m *merger) plain(c *middleware.Chunk, meta chunkMeta, p *plainChunk) {
 // package's own reader (no reflection, strings not copied until they are
 // written out): a cache pays it once per stored streamed answer.
 func mergeChunks(chunks [][]byte) ([]byte, error) {
-	var m merger
+	m, size, err := mergerOf(chunks)
+	if err != nil {
+		return nil, err
+	}
+	return m.appendBody(make([]byte, 0, size/4+256)), nil
+}
+
+// mergerOf merges chunks (their data payloads), and returns their bytes.
+func mergerOf(chunks [][]byte) (*merger, int, error) {
+	m := new(merger)
 	r := getReader(nil)
 	defer putReader(r)
 	size := 0
 	for _, data := range chunks {
 		r.src, r.pos, r.stack, r.err = data, 0, r.stack[:0], nil
 		if err := m.chunk(r); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		size += len(data)
 	}
-	return m.appendBody(make([]byte, 0, size/4+256)), nil
+	return m, size, nil
 }
 
 // merger accumulates the chunks of a stream for mergeChunks.

@@ -197,12 +197,11 @@ func Deterministic(req *middleware.Request) bool {
 // so did every other choice, when its Native knows them
 // (middleware.NativeFinisher).
 func Complete(resp *middleware.Response) bool {
-	switch resp.FinishReason {
-	case middleware.FinishStop, middleware.FinishToolCalls, "function_call":
-		f, ok := resp.Native.(middleware.NativeFinisher)
-		return !ok || f.AllFinished()
+	if !middleware.FinishedNormally(resp.FinishReason) {
+		return false
 	}
-	return false
+	f, ok := resp.Native.(middleware.NativeFinisher)
+	return !ok || f.AllFinished()
 }
 
 // Middleware returns the response cache middleware. Per call it:

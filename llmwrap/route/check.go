@@ -75,8 +75,7 @@ func NonEmpty(_ *middleware.Request, resp *middleware.Response) error {
 // FinishedCleanly rejects an answer whose finish reason is not stop or
 // tool_calls (cut by max tokens, filtered, or unknown).
 func FinishedCleanly(_ *middleware.Request, resp *middleware.Response) error {
-	switch resp.FinishReason {
-	case middleware.FinishStop, middleware.FinishToolCalls, "function_call":
+	if middleware.FinishedNormally(resp.FinishReason) {
 		return nil
 	}
 	return fmt.Errorf("finish reason %q", resp.FinishReason)
