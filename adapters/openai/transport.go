@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -16,8 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"crypto/sha256"
-	"encoding/binary"
 	"github.com/tokenwise/tokenwise/internal/ctxval"
 	"github.com/tokenwise/tokenwise/middleware"
 )
