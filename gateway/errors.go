@@ -122,7 +122,13 @@ func shapeError(resp *http.Response, secrets []string) {
 	}
 	resp.Header.Set("Content-Type", "application/json")
 	resp.Header.Del("Content-Encoding")
-	resp.Header.Set("Content-Length", strconv.Itoa(len(b))) // (a proxy passes the header on as it is)
+	replaceBody(resp, b)
+}
+
+// replaceBody makes b the body of resp, its Content-Length said (a proxy
+// passes the header on as it is).
+func replaceBody(resp *http.Response, b []byte) {
+	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
 	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
 }
 

@@ -574,9 +574,7 @@ func (s *Server) maskErrors(resp *http.Response) error {
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody)) // a cut body is passed on as far as it came
 	_ = resp.Body.Close()
-	b = redact.Bytes(b, s.secrets...)
-	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
-	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+	replaceBody(resp, redact.Bytes(b, s.secrets...))
 	return nil
 }
 
@@ -601,12 +599,19 @@ func (s *Server) namedRun(r *http.Request, team string) *middleware.Run {
 // none named) as a failed call, as a chat call refused by its chain is,
 // and to the team's observers.
 func (s *Server) recordRefused(team string, run *middleware.Run, req *responsesRequest, start time.Time, e *apiError) {
-	var asked, model string
+	var f middleware.CallFacts
 	if req != nil {
-		asked, model = cmp.Or(req.asked, req.Model), req.Model
+		f.RequestedModel, f.Model = cmp.Or(req.asked, req.Model), req.Model
 	}
-	s.report(team, run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: team, RequestedModel: asked, Model: model},
-		Latency: time.Since(start), Start: start, Err: e})
+	s.reportRefused(team, run, f, start, e)
+}
+
+// reportRefused reports a passed-through call of facts f that the gateway
+// refused before it was sent (e): in run's record (nil: none named) as a
+// failed call, and to the team's observers.
+func (s *Server) reportRefused(team string, run *middleware.Run, f middleware.CallFacts, start time.Time, e *apiError) {
+	f.Team = team
+	s.report(team, run, middleware.CallRecord{CallFacts: f, Latency: time.Since(start), Start: start, Err: e})
 }
 
 // readPassBody reads a passed-through request's body whole (to count
@@ -680,39 +685,30 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		} else if req.Model != "" {
 			up = s.pick(req.Model)
 		}
-		refused := func(run *middleware.Run, e *apiError) {
-			// The named run's record has the call, failed, as a chat or
-			// Responses call refused before it is sent.
-			var model string
-			if req != nil {
-				model = req.Model
-			}
-			s.report(k.team, run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: k.team, Operation: "embeddings",
-				RequestedModel: model, Model: model}, Latency: time.Since(start), Start: start, Err: e})
-			s.refuse(w, e)
+		facts := middleware.CallFacts{Operation: "embeddings"}
+		if req != nil {
+			facts.RequestedModel, facts.Model = req.Model, req.Model
 		}
 		ctx, e := s.passContext(r, k.team, callID, false)
 		if e != nil {
-			if e == errInvalidRunID {
-				s.refuse(w, e)
-			} else {
-				refused(s.namedRun(r, k.team), e)
+			if e != errInvalidRunID {
+				s.reportRefused(k.team, s.namedRun(r, k.team), facts, start, e)
 			}
+			s.refuse(w, e)
 			return
+		}
+		var named *middleware.Run // the run of X-Run-Id, whose record gets the call
+		if r.Header.Get(RunIDHeader) != "" {
+			named = middleware.RunFrom(ctx)
 		}
 		h, e := s.reserveEmbeddings(ctx, k.team, req)
 		if e != nil {
-			var named *middleware.Run
-			if r.Header.Get(RunIDHeader) != "" {
-				named = middleware.RunFrom(ctx)
-			}
-			refused(named, e)
+			s.reportRefused(k.team, named, facts, start, e)
+			s.refuse(w, e)
 			return
 		}
 		policed = true
-		if r.Header.Get(RunIDHeader) != "" {
-			h.named = middleware.RunFrom(ctx) // its run's record gets the call
-		}
+		h.named = named
 		// Released if no answer settled it (an upstream error).
 		defer h.releaseEmbeddings(r.Context())
 		modify = h.chargeEmbeddings
