@@ -23,9 +23,11 @@ import (
 // equal to bytes that decoded without error; a JSON value is prefix-free,
 // so the strict reader, started at the same offset, would have read those
 // very bytes to the same message and stopped at the same offset. The quick
-// scan only proposes where a message ends: a message never seen is
-// decoded once, by the strict reader, from the memo's own copy of the
-// proposed bytes at the depth it has in the body (decodeNew), and kept
+// scan only proposes where a message ends: a message met for the first
+// time is decoded in place by the strict reader and only noted (admit:
+// most are never sent again); met again, it is decoded once, by the
+// strict reader, from the memo's own copy of the proposed bytes at the
+// depth it has in the body (decodeNew), and kept
 // only when those bytes are exactly one valid message (the same argument:
 // the strict reader in the body reads those bytes to that message); on
 // any other input (invalid JSON, a message too large to keep) the strict
@@ -85,8 +87,12 @@ type memoEntry struct {
 // msgMemo is a Transport's memo of decoded messages and tools. Safe for
 // concurrent use.
 type msgMemo struct {
-	seed   maphash.Seed
-	slots  []atomic.Pointer[memoEntry]
+	seed  maphash.Seed
+	slots []atomic.Pointer[memoEntry]
+	// seen holds hashes of values met once and not kept (see admit), two
+	// candidate places per hash among four times as many as slots: no
+	// pointers, which the collector never reads.
+	seen   []atomic.Uint64
 	mask   uint64
 	max    int64
 	bytes  atomic.Int64
@@ -104,7 +110,34 @@ func newMsgMemo(slots int, maxBytes int64) *msgMemo {
 	for n < slots {
 		n <<= 1
 	}
-	return &msgMemo{seed: maphash.MakeSeed(), slots: make([]atomic.Pointer[memoEntry], n), mask: uint64(n - 1), max: maxBytes}
+	return &msgMemo{seed: maphash.MakeSeed(), slots: make([]atomic.Pointer[memoEntry], n), seen: make([]atomic.Uint64, 4*n), mask: uint64(n - 1), max: maxBytes}
+}
+
+// admit reports whether a value of hash h that the memo does not keep may
+// be kept now: on its second sight. The first time a hash is met it is
+// only noted (one word per slot, no allocation), and the value is decoded
+// in place: most values met once are never sent again (a one-shot call's
+// question, the last turn of a request that is new every time), and
+// keeping them would cost a copy, an entry for every collection to mark,
+// and the slot of a value that is resent. An agent's new message is kept
+// on the call after the one that brought it, and predicted from then on.
+// Call it once per value met.
+func (t *msgMemo) admit(h uint64) bool {
+	m := uint64(len(t.seen) - 1)
+	a, b := &t.seen[h&m], &t.seen[(h>>32)&m]
+	va, vb := a.Load(), b.Load()
+	if va == h || vb == h {
+		return true
+	}
+	switch {
+	case va == 0:
+		a.Store(h)
+	case vb == 0 || h&(1<<16) != 0:
+		b.Store(h) // both taken: either may go
+	default:
+		a.Store(h)
+	}
+	return false
 }
 
 func (t *msgMemo) slotsOf(h uint64) (uint64, uint64) {

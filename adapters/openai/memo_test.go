@@ -323,7 +323,7 @@ func TestMemoDecodesNewValuesAtTheirDepth(t *testing.T) {
 					`,"tools":[{"type":"function","function":{"name":"f","parameters":{"x":`+nested+`}}}]`)
 			}
 			memo := newMsgMemo(64, 64<<20)
-			for range 2 { // first seen, then resent
+			for range 3 { // first seen, resent (kept), resent
 				got, gotErr := decodeRequestMemo(body, memo)
 				want, wantErr := decodeRequest(body)
 				decodedEqual(t, body, got, want, gotErr, wantErr)
@@ -332,9 +332,10 @@ func TestMemoDecodesNewValuesAtTheirDepth(t *testing.T) {
 	}
 }
 
-// TestMemoPredictsResentToolsAndTheFirstMessage: a resent request's
-// messages and tools, the first included, come from the memo (the same
-// strings as on the previous call), and a request whose first message or
+// TestMemoPredictsResentToolsAndTheFirstMessage: a request's messages
+// and tools, the first included, are kept when it is resent, and come
+// from the memo from then on (the same strings as on the previous call),
+// and a request whose first message or
 // tool changed decodes as the strict reader does.
 func TestMemoPredictsResentToolsAndTheFirstMessage(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 2))
@@ -345,6 +346,11 @@ func TestMemoPredictsResentToolsAndTheFirstMessage(t *testing.T) {
 		msgs := []string{randomMessageJSON(rng), randomMessageJSON(rng)}
 		tools := []string{randomToolJSON(rng), randomToolJSON(rng)}
 		body := func() []byte { return requestBody(msgs, `,"tools":[`+strings.Join(tools, ",")+`]`) }
+		// Met once (noted, decoded in place), then kept (the second
+		// sight: msgMemo.admit), then predicted.
+		if _, err := decodeRequestMemo(body(), memo); err != nil {
+			t.Fatal(err)
+		}
 		first, err := decodeRequestMemo(body(), memo)
 		if err != nil {
 			t.Fatal(err)
@@ -374,5 +380,39 @@ func TestMemoPredictsResentToolsAndTheFirstMessage(t *testing.T) {
 		got, gotErr := decodeRequestMemo(body(), memo)
 		want, wantErr := decodeRequest(body())
 		decodedEqual(t, body(), got, want, gotErr, wantErr)
+	}
+}
+
+// TestMemoKeepsAValueOnItsSecondSight: a message or tool met once is
+// decoded in place and not kept (most are never sent again: a one-shot
+// call's question); met again, it is kept; a third request gets the kept
+// strings. The decoded request is the strict reader's every time.
+func TestMemoKeepsAValueOnItsSecondSight(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 8))
+	for range 100 {
+		memo := newMsgMemo(1024, 8<<20)
+		body := requestBody([]string{randomMessageJSON(rng)}, `,"tools":[`+randomToolJSON(rng)+`]`)
+		want, wantErr := decodeRequest(body)
+		var prev *middleware.Request
+		for sight := 1; sight <= 3; sight++ {
+			got, err := decodeRequestMemo(body, memo)
+			decodedEqual(t, body, got, want, err, wantErr)
+			kept := memo.bytes.Load()
+			switch {
+			case sight == 1 && kept != 0:
+				t.Fatalf("a request met once left %d bytes in the memo", kept)
+			case sight > 1 && kept == 0:
+				t.Fatalf("sight %d: nothing kept", sight)
+			}
+			if sight == 3 {
+				if m := got.Messages[0]; m.Content != "" && unsafe.StringData(m.Content) != unsafe.StringData(prev.Messages[0].Content) {
+					t.Fatal("the kept message was decoded again")
+				}
+				if len(got.Tools) > 0 && unsafe.StringData(got.Tools[0].Name) != unsafe.StringData(prev.Tools[0].Name) {
+					t.Fatal("the kept tool was decoded again")
+				}
+			}
+			prev = got
+		}
 	}
 }

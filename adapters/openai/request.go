@@ -378,12 +378,15 @@ func (r *reader) messages(s *requestSnapshot) error {
 			}
 		}
 		var h uint64
-		hashed := -1 // the end of the span h is the hash of
+		hashed := -1      // the end of the span h is the hash of
+		admitted := false // h's value may be kept (seen before: msgMemo.admit)
 		if r.memo != nil && r.peek() == '{' {
 			if end, ok := skipQuick(r.src, start); ok {
 				var e *memoEntry
 				if e, h = r.memo.get(kindMessage, r.src[start:end]); e == nil {
-					e = r.memo.decodeNew(kindMessage, r, h, start, end) // a new message, decoded once
+					if admitted = r.memo.admit(h); admitted {
+						e = r.memo.decodeNew(kindMessage, r, h, start, end) // a new message, decoded once
+					}
 				}
 				if e != nil {
 					r.pos = end
@@ -403,8 +406,12 @@ func (r *reader) messages(s *requestSnapshot) error {
 		if r.memo != nil {
 			if hashed != r.offset() {
 				h = r.memo.hash(kindMessage, r.src[start:r.offset()])
+				admitted = r.memo.admit(h)
 			}
-			e := r.memo.putMessage(h, r.src[start:r.offset()])
+			var e *memoEntry
+			if admitted {
+				e = r.memo.putMessage(h, r.src[start:r.offset()])
+			}
 			r.memo.link(kindMessage, prev, e, first)
 			prev = e
 			if e != nil { // kept: the memo's message, as m decoded
@@ -720,7 +727,7 @@ func (r *reader) tools(s *requestSnapshot) error {
 		var t middleware.Tool
 		var function bool
 		var h uint64
-		hashed, found := -1, false
+		hashed, found, admitted := -1, false, false
 		if r.memo != nil {
 			// Predicted as messages are (see messages).
 			if e := r.memo.next(kindTool, prev, i == 0); e != nil && bytes.HasPrefix(r.src[start:], e.raw) {
@@ -733,7 +740,9 @@ func (r *reader) tools(s *requestSnapshot) error {
 			if end, ok := skipQuick(r.src, start); ok {
 				var e *memoEntry
 				if e, h = r.memo.get(kindTool, r.src[start:end]); e == nil {
-					e = r.memo.decodeNew(kindTool, r, h, start, end) // a new tool, decoded once
+					if admitted = r.memo.admit(h); admitted {
+						e = r.memo.decodeNew(kindTool, r, h, start, end) // a new tool, decoded once
+					}
 				}
 				if e != nil {
 					r.pos = end
@@ -752,9 +761,12 @@ func (r *reader) tools(s *requestSnapshot) error {
 			if r.memo != nil {
 				if hashed != r.offset() {
 					h = r.memo.hash(kindTool, r.src[start:r.offset()])
+					admitted = r.memo.admit(h)
 				}
 				var e *memoEntry
-				t, e = r.memo.putTool(h, r.src[start:r.offset()], t, function)
+				if admitted {
+					t, e = r.memo.putTool(h, r.src[start:r.offset()], t, function)
+				}
 				r.memo.link(kindTool, prev, e, i == 0)
 				prev = e
 			}
