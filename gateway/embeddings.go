@@ -315,7 +315,10 @@ func (h *passHold) finishEmbeddings(ctx context.Context, a *embeddingsAnswer, er
 	}
 	tok := budget.Settleable(budget.Amount{Tokens: a.tokens()}).Tokens
 	model := cmp.Or(a.Model, h.model)
-	pico, priced := h.s.embeddingsPico(h.team, model, tok) // (one lookup of the model's price)
+	// At the price of the model that answered, by the chat calls' rule
+	// (middleware.BilledModel).
+	billed := middleware.BilledModel(h.s.passLimitsOf(h.team).pricer, h.model, a.Model)
+	pico, priced := h.s.embeddingsPico(h.team, billed, tok) // (one lookup of the model's price)
 	if !priced && tok > 0 {
 		h.s.logger.Warn("tokenwise/gateway: an embeddings model without a price in the catalog: its tokens are counted, not its cost", "team", h.team, "model", model)
 	}

@@ -571,16 +571,16 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) (mi
 		h.chargeReserved(ctx, nil)
 		return middleware.Usage{}, middleware.SatMul(h.need.USDMicros, 1_000_000)
 	}
-	model := cmp.Or(o.Model, h.model)
 	tier := cmp.Or(o.ServiceTier, h.tier)
 	u.ServiceTier = tier
 	tc := policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
 		Reasoning: u.ReasoningTokens, ServiceTier: tier}
-	pol := h.s.pol.Policy(h.team)
-	spec, ok := pol.Model(model)
-	if !ok || !spec.HasPrice() {
-		spec, ok = pol.Model(h.model) // a dated name the catalog does not know: the requested model's price
-	}
+	// Billed at the model that answered, by the chat calls' rule
+	// (middleware.BilledModel: a dated name the catalog does not know is
+	// billed at the requested model's price, and so is any answer to a
+	// model the policy itself prices).
+	pl := h.s.passLimitsOf(h.team)
+	spec, ok := pl.pol.Model(middleware.BilledModel(pl.pricer, h.model, o.Model))
 	var pico, micros int64
 	if ok && spec.HasPrice() {
 		fees := outputFees(spec, h.tools, o.Output)

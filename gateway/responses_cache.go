@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -264,7 +263,8 @@ func serveCached(w http.ResponseWriter, a *cachedAnswer) {
 func (s *Server) recordHit(run *middleware.Run, team, model string, e *cache.Entry, start time.Time) {
 	u := e.Response.Usage
 	var saved int64
-	if spec, ok := s.pol.Policy(team).Model(cmp.Or(e.Response.Model, model)); ok && spec.HasPrice() {
+	pl := s.passLimitsOf(team)
+	if spec, ok := pl.pol.Model(middleware.BilledModel(pl.pricer, model, e.Response.Model)); ok && spec.HasPrice() {
 		saved = int64(spec.Cost(policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens,
 			CachedInput: u.CachedInputTokens, Reasoning: u.ReasoningTokens}))
 	}

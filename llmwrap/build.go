@@ -134,6 +134,11 @@ func MustBuild(p *policies.Policy, opts ...Option) middleware.Middleware {
 }
 
 // Pricer prices usage with the policy's models over the embedded catalog.
+// It is a middleware.AnswerPricer: an answer is billed at the model that
+// answered when its price is known, except that a price the policy itself
+// gives the model asked for (policies.Policy.OwnsPrice: a deployment's
+// contract price) wins over the embedded catalog's price of the answer's
+// name.
 func Pricer(p *policies.Policy) middleware.Pricer {
 	return newCatalog(p)
 }
@@ -179,11 +184,14 @@ type resolvedModel struct {
 	name   string // the catalog's own copy; "" when not remembered
 	spec   policies.ModelSpec
 	ok     bool
+	owns   bool // the policy itself prices the name (policies.Policy.OwnsPrice)
 	budget budget.Model
 	tokens tokens.Model
 }
 
 func newCatalog(p *policies.Policy) *catalog { return &catalog{p: p} }
+
+var _ middleware.AnswerPricer = (*catalog)(nil)
 
 // resolve returns what the catalog says of name.
 func (c *catalog) resolve(name string) *resolvedModel {
@@ -197,7 +205,7 @@ func (c *catalog) resolve(name string) *resolvedModel {
 		return r
 	}
 	spec, ok := c.p.Model(name)
-	r := &resolvedModel{spec: spec, ok: ok}
+	r := &resolvedModel{spec: spec, ok: ok, owns: ok && c.p.OwnsPrice(name)}
 	if ok {
 		r.budget = budget.Model{Priced: spec.HasPrice(), ContextWindow: spec.ContextWindow, MaxOutputTokens: spec.MaxOutputTokens,
 			OutputPico: int64(spec.OutputPer1M), AudioOutputPico: int64(spec.AudioOutputPer1M)}
@@ -230,6 +238,27 @@ func (c *catalog) Cost(model string, u middleware.Usage) (int64, bool) {
 		return 0, false
 	}
 	return int64(r.spec.Cost(TokenCounts(u))), true // exact pico-USD
+}
+
+// BilledModel is the catalog's rule of which model an answer is billed as
+// (middleware.BilledModel): the model that answered when its price is
+// known, unless the policy itself prices the model asked for (a
+// deployment's contract price) and not the answer's name, whose price then
+// comes from the embedded catalog alone.
+func (c *catalog) BilledModel(requested, answered string) string {
+	if answered == "" || answered == requested {
+		return requested
+	}
+	a := c.resolve(answered)
+	switch {
+	case !a.ok || !a.budget.Priced:
+		return requested
+	case a.owns:
+		return answered
+	case c.resolve(requested).owns:
+		return requested
+	}
+	return answered
 }
 
 func (c *catalog) Model(name string) (budget.Model, bool) {

@@ -19,6 +19,47 @@ type PricerFunc func(model string, u Usage) (int64, bool)
 // Cost calls f.
 func (f PricerFunc) Cost(model string, u Usage) (int64, bool) { return f(model, u) }
 
+// AnswerPricer is a Pricer that decides which model an answer is billed
+// as (see [BilledModel]). llmwrap.Pricer's does, so that a price the
+// policy itself gives the model asked for (a deployment's contract price)
+// wins over the catalog's price of the name the provider answers with.
+type AnswerPricer interface {
+	Pricer
+	// BilledModel returns requested or answered (see [BilledModel]).
+	BilledModel(requested, answered string) string
+}
+
+// BilledModel returns the model whose price bills an answer to a request
+// for requested that the provider says answered ("" when it names none):
+// the one rule of which model a call is billed as, which the Meter, the
+// budget layer's settlement and the gateway's passed-through calls share
+// (a reservation, made before there is an answer, is priced at
+// requested). It is answered when the pricer knows its price — a dated
+// snapshot may have its own — else requested; an [AnswerPricer] decides
+// for itself.
+func BilledModel(p Pricer, requested, answered string) string {
+	if answered == "" || answered == requested || p == nil {
+		return requested
+	}
+	if ap, ok := p.(AnswerPricer); ok {
+		return ap.BilledModel(requested, answered)
+	}
+	if _, ok := p.Cost(answered, Usage{}); ok {
+		return answered
+	}
+	return requested
+}
+
+// CostOfAnswer prices u, the usage of an answer to a request for
+// requested that the provider says answered, at [BilledModel]'s model:
+// pico-USD, and false when that model has no price (or p is nil).
+func CostOfAnswer(p Pricer, requested, answered string, u Usage) (int64, bool) {
+	if p == nil {
+		return 0, false
+	}
+	return p.Cost(BilledModel(p, requested, answered), u)
+}
+
 // RoutingSaved returns what routing saved on a call (see
 // CallFacts.RoutingSavedPico): answer — the usage of the answer the call
 // passed on, at the service tier it was billed at — priced at
@@ -74,7 +115,7 @@ type UsageFunc func(req *Request, resp *Response, err error) Usage
 // a call cost. Every provider attempt that passes through it — each retry,
 // fallback, hedge, cascade step or regeneration — is recorded once in the
 // call's [CallFacts].Attempts with its model, usage, latency, error and
-// exact cost, priced once by pricer. The instrument layer (llmwrap/instrument) sums the attempts into
+// exact cost, priced once by pricer at the model [BilledModel] picks. The instrument layer (llmwrap/instrument) sums the attempts into
 // CallFacts.CostPico; no other layer writes a cost.
 //
 // An attempt the provider reported no usage for is billed what fill
@@ -123,12 +164,9 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 			// Billed at the service tier the answer names, else the one
 			// the request asked for.
 			a.Usage = a.Usage.WithServiceTier(req)
-			if pricer != nil && !a.Usage.IsZero() {
-				if c, ok := pricer.Cost(a.Model, a.Usage); ok {
-					a.CostPico = c
-				} else if a.Model != req.Model {
-					a.CostPico, _ = pricer.Cost(req.Model, a.Usage)
-				}
+			if !a.Usage.IsZero() {
+				// At the price of the model that answered (BilledModel).
+				a.CostPico, _ = CostOfAnswer(pricer, req.Model, a.Model, a.Usage)
 			}
 			ci.Update(func(f *CallFacts) { f.Attempts[idx] = a })
 			return resp, err

@@ -110,3 +110,30 @@ func TestFormatPicoIsExact(t *testing.T) {
 		t.Errorf("FormatPico(56400000) = %q", got)
 	}
 }
+
+func TestBilledModel(t *testing.T) {
+	prices := map[string]int64{"gpt-4o": 10, "gpt-4o-2024-05-13": 20}
+	p := middleware.PricerFunc(func(model string, u middleware.Usage) (int64, bool) {
+		c, ok := prices[model]
+		return c * u.InputTokens, ok
+	})
+	for _, tt := range []struct {
+		requested, answered, want string
+	}{
+		{"gpt-4o", "", "gpt-4o"},
+		{"gpt-4o", "gpt-4o", "gpt-4o"},
+		{"gpt-4o", "gpt-4o-2024-05-13", "gpt-4o-2024-05-13"}, // the answer's own price
+		{"gpt-4o", "gpt-4o-2099-01-01", "gpt-4o"},            // unknown to the pricer: the requested price
+		{"unknown", "also-unknown", "unknown"},
+	} {
+		if got := middleware.BilledModel(p, tt.requested, tt.answered); got != tt.want {
+			t.Errorf("BilledModel(%q, %q) = %q, want %q", tt.requested, tt.answered, got, tt.want)
+		}
+	}
+	if c, ok := middleware.CostOfAnswer(p, "gpt-4o", "gpt-4o-2024-05-13", middleware.Usage{InputTokens: 3}); !ok || c != 60 {
+		t.Errorf("CostOfAnswer = %d, %v; want 60", c, ok)
+	}
+	if _, ok := middleware.CostOfAnswer(nil, "gpt-4o", "", middleware.Usage{InputTokens: 3}); ok {
+		t.Error("a nil pricer priced a call")
+	}
+}

@@ -166,6 +166,29 @@ func (p *Policy) model(name string) (ModelSpec, bool) {
 	return base, baseOK
 }
 
+// OwnsPrice reports whether the policy itself prices the named model: the
+// models: entry that Model overlays for the name (of the same name, or the
+// most specific one the name is a snapshot of, when it is at least as
+// specific as the catalog's) gives a price — Free, an input or output
+// price or a request fee — rather than the embedded catalog alone. A
+// deployment's contract price is such a price: a call asking for the
+// name is billed at it whatever catalog model the provider names in its
+// answer (see llmwrap.Pricer). False on a nil *Policy.
+func (p *Policy) OwnsPrice(name string) bool {
+	if p == nil || len(p.Models) == 0 {
+		return false
+	}
+	if _, ok := p.model(name); !ok {
+		// A router's name for a provider's model, as Model reads it.
+		if i := strings.LastIndexByte(name, '/'); i >= 0 && i < len(name)-1 {
+			name = name[i+1:]
+		}
+	}
+	_, baseLen, baseOK := defaultCatalog().lookup(name)
+	over, overLen, ok := lookupModels(p.Models, name)
+	return ok && (!baseOK || overLen >= baseLen) && over.HasPrice()
+}
+
 // mergeSpec overlays the non-zero fields of over on base.
 func mergeSpec(base, over ModelSpec) ModelSpec {
 	overlay(&base.Provider, over.Provider)

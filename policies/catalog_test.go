@@ -266,3 +266,36 @@ func TestModelExactDoesNotAllocate(t *testing.T) {
 		t.Errorf("Model allocates %v times", allocs)
 	}
 }
+
+func TestPolicyOwnsPrice(t *testing.T) {
+	t.Parallel()
+	p := &Policy{Models: map[string]ModelSpec{
+		"gpt-4o":            {InputPer1M: 2_000_000}, // a contract price
+		"gpt-4o-2024-11-20": {OutputPer1M: 9_000_000},
+		"azure-prod":        {InputPer1M: 1_000_000, OutputPer1M: 4_000_000},
+		"my-llama":          {Free: true},
+		"claude-sonnet-4":   {ContextWindow: 1_000_000}, // no price of its own
+	}}
+	for _, tt := range []struct {
+		name string
+		want bool
+	}{
+		{"gpt-4o", true},
+		{"gpt-4o-2024-08-06", true},  // a snapshot the catalog lists under gpt-4o only: the policy's entry
+		{"gpt-4o-2024-05-13", false}, // the catalog lists it: more specific than the policy's gpt-4o
+		{"gpt-4o-2024-11-20", true},
+		{"openai/gpt-4o", true},
+		{"azure-prod", true},
+		{"my-llama-v2", true},
+		{"claude-sonnet-4", false},
+		{"gpt-4o-mini", false},
+		{"unknown", false},
+	} {
+		if got := p.OwnsPrice(tt.name); got != tt.want {
+			t.Errorf("OwnsPrice(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if (*Policy)(nil).OwnsPrice("gpt-4o") {
+		t.Error("a nil policy owns a price")
+	}
+}

@@ -292,7 +292,10 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	if billed {
 		// A usage that does not name its service tier is billed at the
 		// one the request asked for.
-		tokensUsed, pico = usage.Total(), b.cost(req.Model, usage.WithServiceTier(req))
+		// Priced at the model that answered, as the Meter prices it
+		// (middleware.BilledModel); the reservation was priced at the
+		// model asked for, all that was known then.
+		tokensUsed, pico = usage.Total(), b.answerCost(req.Model, resp.Model, usage.WithServiceTier(req))
 	}
 	if ci.AttemptCount()-first > 1 {
 		// Attempts a retry layer below discarded, which the Meter billed
@@ -310,7 +313,7 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		}
 		for _, a := range extra {
 			if u := a.Usage; !u.IsZero() && !u.Negative() {
-				tokensUsed, pico = middleware.SatAdd(tokensUsed, u.Total()), middleware.SatAdd(pico, b.cost(req.Model, u.WithServiceTier(req)))
+				tokensUsed, pico = middleware.SatAdd(tokensUsed, u.Total()), middleware.SatAdd(pico, b.answerCost(req.Model, a.Model, u.WithServiceTier(req)))
 				billed = true
 			}
 		}
@@ -444,6 +447,14 @@ func Settleable(a Amount) Amount {
 // price (a USD budget refuses such a model before the call).
 func (b *Budget) cost(model string, u middleware.Usage) int64 {
 	c, _ := b.catalog.Cost(model, u)
+	return c
+}
+
+// answerCost prices usage of an answer to a request for requested that
+// the provider says answered, at the model middleware.BilledModel picks
+// (the Meter's rule): 0 when that model has no price.
+func (b *Budget) answerCost(requested, answered string, u middleware.Usage) int64 {
+	c, _ := middleware.CostOfAnswer(b.catalog, requested, answered, u)
 	return c
 }
 

@@ -130,8 +130,11 @@ type Model struct {
 
 // Catalog tells the budget what a call costs: it prices usage
 // (middleware.Pricer: pico-dollars, false for a model without a price) and
-// knows each model's limits. Package llmwrap fills it from a policy's
-// model catalog. Implementations must be safe for concurrent use.
+// knows each model's limits. An answer is settled at the price of the
+// model middleware.BilledModel picks (the model that answered, when its
+// price is known; a Catalog that is a middleware.AnswerPricer decides),
+// as the Meter bills it. Package llmwrap fills it from a policy's model
+// catalog. Implementations must be safe for concurrent use.
 type Catalog interface {
 	middleware.Pricer
 	// Model returns what is known of model, false when nothing is.

@@ -38,7 +38,8 @@
 // [Config.MinOutputTokens] (DefaultMinOutputTokens), max_tokens is lowered
 // to what it affords (a note in the call's facts, a BudgetExceeded event
 // with action "fit"). After the call it settles what the provider reported
-// (priced by the [Catalog]: with a policy's catalog cached input at the
+// (priced by the [Catalog] at the model that answered, by the Meter's rule
+// middleware.BilledModel; with a policy's catalog cached input at the
 // cached rate, reasoning as output), the exact cost rounded up once to the ledger's
 // micro-dollar. It does not write the call's cost: middleware.Meter records
 // and prices each provider attempt. A failure without a response, a

@@ -550,16 +550,9 @@ func (c *cacher) serve(ctx context.Context, req *middleware.Request, stored *mid
 	saved.ServiceTier = middleware.RequestServiceTier(req)
 	resp.Usage = middleware.Usage{} // nothing was spent
 	var micros int64
-	if c.pricer != nil && !saved.IsZero() {
-		model := req.Model
-		if resp.Model != "" {
-			model = resp.Model
-		}
-		if m, ok := c.pricer.Cost(model, saved); ok {
-			micros = m
-		} else if m, ok := c.pricer.Cost(req.Model, saved); ok {
-			micros = m
-		}
+	if !saved.IsZero() {
+		// At the price the answer was billed at (middleware.BilledModel).
+		micros, _ = middleware.CostOfAnswer(c.pricer, req.Model, resp.Model, saved)
 	}
 	middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
 		f.Cache = middleware.CacheHit

@@ -83,6 +83,7 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 			latency := time.Since(start)
 			var usage middleware.Usage
 			ci.Update(func(f *middleware.CallFacts) {
+				sent := f.Model // the model called, before the answer names its own
 				if resp != nil {
 					usage = resp.Usage
 					if resp.Model != "" && !resp.FromCache {
@@ -111,7 +112,7 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 					}
 					usage = sum
 				case pricer != nil && !usage.IsZero() && (resp == nil || !resp.FromCache):
-					if c, ok := pricer.Cost(f.Model, usage.WithServiceTier(req)); ok {
+					if c, ok := middleware.CostOfAnswer(pricer, sent, f.Model, usage.WithServiceTier(req)); ok {
 						f.CostPico = c
 					}
 				}
