@@ -124,12 +124,21 @@ return {1, 0, uu, ut, ru + nu, rt + nt}
 // settle: ARGV member ("<id> <need_u> <need_t>"), act_u, act_t, bucket, nbuckets, cur_bucket
 // returns {used_u, used_t, res_u, res_t, n}
 //
+// A rolling window's settlement is charged to the reservation's bucket
+// while it is in the window, else (a call that outlived the window) to the
+// current bucket, as the MemoryStore does: the spend happened.
+//
 // A reservation that expired (and was charged at its reserved amount) before
-// its call settled is corrected to the actual amount.
+// its call settled is corrected to the actual amount; a correction that
+// lowers the charge is dropped when the reservation's bucket has left the
+// window (the charge may have left it too: taken off the current bucket,
+// it would take off newer spend).
 var settleScript = goredis.NewScript(luaCommon + `
 local id, au, at = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local b, nb, cur = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 purge(cur, nb)
+local late = nb > 0 and (b <= cur - nb or b > cur)
+if late then b = cur end
 local u, tk = string.match(id, ' (%-?%d+) (%-?%d+)$')
 if redis.call('ZREM', z, id) == 1 then
   redis.call('HINCRBY', h, 'ru', 0 - tonumber(u))
@@ -137,6 +146,7 @@ if redis.call('ZREM', z, id) == 1 then
   redis.call('HINCRBY', h, 'n', -1)
 elseif redis.call('SREM', x, id) == 1 then
   au, at = au - tonumber(u), at - tonumber(tk)
+  if late then au, at = math.max(au, 0), math.max(at, 0) end
 end
 if au ~= 0 or at ~= 0 then charge(b, nb, au, at) end
 local uu, ut = used(cur, nb)

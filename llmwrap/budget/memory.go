@@ -186,6 +186,7 @@ func (l *ledger) settle(need, actual Amount, idx int64, now time.Time) Balance {
 		if l.window.Rolling <= 0 {
 			l.used = l.used.Add(actual)
 		} else {
+			idx = settleBucket(idx, l.window, now)
 			b := &l.ring[((idx%RollingBuckets)+RollingBuckets)%RollingBuckets]
 			if b.idx != idx {
 				*b = bucket{idx: idx}
@@ -194,6 +195,21 @@ func (l *ledger) settle(need, actual Amount, idx int64, now time.Time) Balance {
 		}
 	}
 	return Balance{Used: l.usedLocked(now), Reserved: l.reserved, InFlight: l.flights}
+}
+
+// settleBucket returns the rolling bucket a settlement at now of a
+// reservation made in bucket idx is charged to: idx while it is in the
+// window, else — a call that outlived the window (or a clock that went
+// back) — the current bucket, since the spend happened and must stay
+// counted for a whole window (charged to its own bucket, it would leave
+// the window at once, or take a newer bucket's ring slot). The Redis store
+// (adapters/redis) follows the same rule.
+func settleBucket(idx int64, w Window, now time.Time) int64 {
+	cur, _ := w.Bucket(now)
+	if idx <= cur-RollingBuckets || idx > cur {
+		return cur
+	}
+	return idx
 }
 
 func (l *ledger) balance(now time.Time) Balance {
