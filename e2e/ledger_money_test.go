@@ -136,3 +136,28 @@ func TestLedgerPricesAPolicyPriceOfTheRequestedModel(t *testing.T) {
 		})
 	}
 }
+
+// 1,000 calls of gpt-4o-mini, each billed 11 prompt tokens and 1
+// completion token by the provider: $2.25 µ each, $0.00225 in all. The run
+// report sums them exactly, and so does the team ledger: it keeps the
+// exact sum and rounds it up once (it used to round each call up to a
+// whole micro-dollar and charge $0.003, +33%).
+func TestLedgerRoundingDrift(t *testing.T) {
+	srv := openaitest.New()
+	srv.On().Reply(openaitest.Reply{Content: "ok", Usage: &openaitest.Usage{PromptTokens: 11, CompletionTokens: 1}})
+	p := dailyTeamPolicy()
+	store := budget.NewMemoryStore()
+	var cost atomic.Int64
+	client := meteredClient(t, p, srv, store, &cost)
+	const calls = 1_000
+	for range calls {
+		ledgerCall(t, client, "gpt-4o-mini", 5)
+	}
+	const want = calls * (11*150_000 + 1*600_000) // pico: $0.00225
+	if got := cost.Load(); got != want {
+		t.Errorf("reported cost %s, want %s", policies.PicoUSD(got), policies.PicoUSD(want))
+	}
+	if got := teamSpent(t, p, store, "sre"); got != policies.PicoUSD(want).Ceil().Micro() {
+		t.Errorf("team ledger charged %s for a bill of %s", policies.USD(got), policies.PicoUSD(want))
+	}
+}

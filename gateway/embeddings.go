@@ -322,7 +322,7 @@ func (h *passHold) finishEmbeddings(ctx context.Context, a *embeddingsAnswer, er
 	if !priced && tok > 0 {
 		h.s.logger.Warn("tokenwise/gateway: an embeddings model without a price in the catalog: its tokens are counted, not its cost", "team", h.team, "model", model)
 	}
-	h.settle(ctx, budget.Settleable(budget.Amount{Tokens: tok, USDMicros: ceilMicro(pico)}))
+	h.settle(ctx, budget.Settleable(budget.Exact(tok, pico))) // exact: the ledger rounds up once
 	h.done(ctx, tok, 1)
 	h.reportEmbeddings(model, tok, pico, nil)
 }
@@ -539,7 +539,8 @@ func (h *passHold) releaseEmbeddings(ctx context.Context) {
 // from the upstream, or an error answer.
 var errNoEmbeddings = errors.New("tokenwise/gateway: the embeddings call got no answer from the upstream")
 
-// ceilMicro rounds pico-dollars up to micro-dollars, as the budget does.
+// ceilMicro rounds pico-dollars up to micro-dollars: a reservation's worst
+// case (a settlement is exact: budget.Exact).
 func ceilMicro(pico int64) int64 {
 	q := pico / 1_000_000
 	if pico%1_000_000 > 0 {

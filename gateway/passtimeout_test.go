@@ -328,18 +328,18 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 			body   string
 			took   time.Duration
 			model  string // the model that answered
-			usage  int64  // its usage's price, in micro-dollars
+			usage  int64  // its usage's price, in pico-dollars
 			loser  int64  // the micro-dollars per million input tokens of the attempt that lost (0: none)
 			logged string
 		}{
 			// gpt-4o-mini's answer is 10 s late, gpt-4o's comes at once:
 			// the hedge, sent at 2 s, answers.
-			{"the hedge answers", responses("late headers unless gpt-4o", false), 2 * time.Second, "gpt-4o", 45, 150_000, `"model":"gpt-4o","models_tried":2`},
+			{"the hedge answers", responses("late headers unless gpt-4o", false), 2 * time.Second, "gpt-4o", 45_000_000, 150_000, `"model":"gpt-4o","models_tried":2`},
 			// Both are 10 s late: the first model, sent 2 s earlier, answers.
-			{"the first model answers", responses("late headers", false), 10 * time.Second, "gpt-4o-mini", 3, 2_500_000, `"model":"gpt-4o-mini","models_tried":2`},
+			{"the first model answers", responses("late headers", false), 10 * time.Second, "gpt-4o-mini", 2_700_000, 2_500_000, `"model":"gpt-4o-mini","models_tried":2`},
 			// A stream is not hedged: its first model's headers are late,
 			// and it falls back when first_token (5 s) passes.
-			{"a stream", responses("late headers unless gpt-4o", true), 5 * time.Second, "gpt-4o", 45, 0, `"model":"gpt-4o","models_tried":2`},
+			{"a stream", responses("late headers unless gpt-4o", true), 5 * time.Second, "gpt-4o", 45_000_000, 0, `"model":"gpt-4o","models_tried":2`},
 		} {
 			synctest.Test(t, func(t *testing.T) {
 				e := timeoutEnv(t, hedged)
@@ -350,10 +350,9 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 				synctest.Wait()
 				sp := e.spend(t)
 				in := sp.SpentTokens - 12 // what the attempt that lost was charged (the answer's usage: 12 tokens)
-				want := c.usage
-				if c.loser > 0 {
-					want += ceilMicroPico(in * c.loser) // its input's price, rounded up to a micro-dollar
-				}
+				// The answer's usage and the input of the attempt that lost,
+				// at its price: exact, rounded up once to a micro-dollar.
+				want := ceilMicroPico(c.usage + in*c.loser)
 				if c.loser > 0 && in <= 0 || c.loser == 0 && in != 0 || sp.SpentUSD != fmt.Sprintf("0.%06d", want) || sp.ReservedUSD != "0.000000" {
 					t.Errorf("%s: spend %+v, want %s's usage and the other attempt's input of %d tokens: $0.%06d", c.name, sp, c.model, in, want)
 				}
@@ -372,9 +371,8 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 				for _, m := range rep.ByModel {
 					byModel += m.CostPico
 				}
-				// (The budget rounds each attempt's charge up to a micro-dollar,
-				// the report adds pico-dollars: one micro-dollar apart at most.)
-				if d := want - ceilMicroPico(rep.CostPico); rep.Calls != 1 || rep.CostPico != byModel || d < 0 || d > 1 || rep.ByModel[c.model].OutputTokens != 2 ||
+				// (The ledger and the report both sum the exact costs.)
+				if rep.Calls != 1 || rep.CostPico != byModel || ceilMicroPico(rep.CostPico) != want || rep.ByModel[c.model].OutputTokens != 2 ||
 					c.loser > 0 && len(rep.ByModel) != 2 {
 					t.Errorf("%s: run report %+v, want one call costing $0.%06d, each attempt under its model", c.name, rep.RunFigures, want)
 				}
@@ -405,7 +403,10 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 	t.Run("hedge both answer", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			e := timeoutEnv(t, pol+"fallback: {models: [gpt-4o], hedge: {enabled: true, delay: 2s}}\n")
-			var spent, tokens int64
+			// The ledger sums the calls' exact costs and rounds up once:
+			// the exact sums the calls so far may have come to.
+			var tokens int64
+			sums := map[int64]bool{0: true}
 			for i := range 10 {
 				got := callPass(t, e, "/v1/responses", responses("together", false))
 				if got.status != 200 || got.code != "" || got.took != 2*time.Second {
@@ -417,17 +418,30 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 				if _, err := fmt.Sscanf(sp.SpentUSD, "0.%06d", &usd); err != nil {
 					t.Fatal(err)
 				}
-				dUSD, dTok := usd-spent, sp.SpentTokens-tokens
-				spent, tokens = usd, sp.SpentTokens
+				dTok := sp.SpentTokens - tokens
+				tokens = sp.SpentTokens
 				in := dTok - 12 // the input of a cancelled attempt (beside the 12 tokens of the answer)
-				// gpt-4o-mini's usage costs 3 µ$, gpt-4o's 45 µ$; an input at
-				// $0.15/M (gpt-4o-mini) or $2.50/M (gpt-4o), rounded up.
-				both := dTok == 24 && dUSD == 48
-				miniLost := in > 0 && dUSD == 45+ceilMicroPico(in*150_000)
-				gpt4oLost := in > 0 && dUSD == 3+ceilMicroPico(in*2_500_000)
-				if !both && !miniLost && !gpt4oLost || sp.ReservedUSD != "0.000000" {
-					t.Fatalf("call %d: charged %d µ$ for %d tokens (reserved %s): neither both answers nor an answer and the other's input", i, dUSD, dTok, sp.ReservedUSD)
+				// gpt-4o-mini's usage costs 2.7 µ$, gpt-4o's 45 µ$; an input
+				// at $0.15/M (gpt-4o-mini) or $2.50/M (gpt-4o).
+				var costs []int64
+				if dTok == 24 {
+					costs = append(costs, 47_700_000) // both answers
 				}
+				if in > 0 {
+					costs = append(costs, 45_000_000+in*150_000, 2_700_000+in*2_500_000) // an answer and the other's input
+				}
+				next := map[int64]bool{}
+				for sum := range sums {
+					for _, c := range costs {
+						if ceilMicroPico(sum+c) == usd {
+							next[sum+c] = true
+						}
+					}
+				}
+				if len(next) == 0 || sp.ReservedUSD != "0.000000" {
+					t.Fatalf("call %d: spent %d µ$ after %d tokens (reserved %s): neither both answers nor an answer and the other's input", i, usd, dTok, sp.ReservedUSD)
+				}
+				sums = next
 			}
 		})
 	})

@@ -410,14 +410,15 @@ fallback:
 	// Every answered call is in the ledger at its exact price.
 	p, _ := policies.Default().Model("gpt-4o-mini")
 	reqs := up.Requests()
-	var want policies.USD
+	var exact policies.PicoUSD
 	for _, rec := range reqs {
 		if rec.Chat == nil || rec.Chat.Model != "gpt-4o-mini" {
 			continue
 		}
 		u := openaitest.UsageFor(rec.Chat, openaitest.Text(strings.Repeat("word ", 40)))
-		want += p.Cost(policies.TokenCounts{Input: int64(u.PromptTokens), Output: int64(u.CompletionTokens)}).Ceil()
+		exact += p.Cost(policies.TokenCounts{Input: int64(u.PromptTokens), Output: int64(u.CompletionTokens)})
 	}
+	want := exact.Ceil() // the exact sum, rounded up once
 	if len(reqs) != ok || spent != want {
 		t.Fatalf("%d answered, %d upstream calls; ledger $%s, upstream usage priced $%s", ok, len(reqs), spends[0].SpentUSD, want)
 	}

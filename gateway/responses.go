@@ -535,7 +535,7 @@ func (h *responsesHold) chargeReserved(ctx context.Context, err error) {
 // a provider bills a prompt it received — and returns that usage and its
 // price, for the run's record.
 func (h *responsesHold) chargeInput(ctx context.Context) (middleware.Usage, int64) {
-	h.settle(ctx, budget.Settleable(budget.Amount{Tokens: h.in, USDMicros: ceilMicro(h.inPico)}))
+	h.settle(ctx, budget.Settleable(budget.Exact(h.in, h.inPico)))
 	h.done(ctx, h.in, 1)
 	return middleware.Usage{InputTokens: h.in}, h.inPico
 }
@@ -581,14 +581,14 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) (mi
 	// model the policy itself prices).
 	pl := h.s.passLimitsOf(h.team)
 	spec, ok := pl.pol.Model(middleware.BilledModel(pl.pricer, h.model, o.Model))
-	var pico, micros int64
+	var pico int64
 	if ok && spec.HasPrice() {
 		fees := outputFees(spec, h.tools, o.Output)
 		h.feePico = int64(fees)
 		pico = int64(spec.Cost(tc).Add(fees))
-		micros = ceilMicro(pico)
 	}
-	h.settle(ctx, budget.Settleable(budget.Amount{Tokens: tc.Input + tc.Output, USDMicros: micros}))
+	// The exact cost: the ledger sums it exactly and rounds up once.
+	h.settle(ctx, budget.Settleable(budget.Exact(middleware.SatAdd(tc.Input, tc.Output), pico)))
 	h.done(ctx, middleware.SatAdd(tc.Input, tc.Output), 1)
 	h.record(u, pico, nil)
 	return u, pico

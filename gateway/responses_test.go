@@ -262,9 +262,10 @@ func TestGatewayResponsesNeverOvershootTheBudget(t *testing.T) {
 	}
 	s := e.spend(t)
 	c := calls.Load()
-	// 10 × $0.15/1M + 500 × $0.60/1M = $0.0003015, rounded up: 302 micro-dollars a call.
-	if c < 1 || c > 5 || s.SpentTokens != 510*c || s.SpentUSD != fmt.Sprintf("0.%06d", 302*c) || s.ReservedUSD != "0.000000" || s.InFlightCalls != 0 {
-		t.Fatalf("%d calls reached the upstream; spent %s USD and %d tokens, %s USD reserved by %d calls; want 1 to 5 calls, each charged 510 tokens and 302 micro-dollars, nothing held",
+	// 10 × $0.15/1M + 500 × $0.60/1M = $0.0003015 a call; the ledger sums
+	// the calls exactly and rounds up once.
+	if c < 1 || c > 5 || s.SpentTokens != 510*c || s.SpentUSD != fmt.Sprintf("0.%06d", (3015*c+9)/10) || s.ReservedUSD != "0.000000" || s.InFlightCalls != 0 {
+		t.Fatalf("%d calls reached the upstream; spent %s USD and %d tokens, %s USD reserved by %d calls; want 1 to 5 calls, each charged 510 tokens and $0.0003015, nothing held",
 			c, s.SpentUSD, s.SpentTokens, s.ReservedUSD, s.InFlightCalls)
 	}
 	t.Logf("%d calls reached the upstream, %d refused; spent %s USD of 0.0015", c, n-c, s.SpentUSD)

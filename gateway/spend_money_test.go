@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/policies"
 )
 
 // chatAs makes one chat call of model as the devops team.
@@ -33,6 +34,29 @@ func scriptedGateway(t *testing.T) *env {
 	e := serveFile(t, writeFiles(t, up.URL, defaultPolicies, ""))
 	e.upstream = up
 	return e
+}
+
+// 500 chat calls of gpt-4o-mini, each billed 11 prompt and 1 completion
+// token by the provider ($0.00000225). The cost metric sums them exactly
+// ($0.001125), and so does /v1/spend (it used to round every call up to a
+// micro-dollar and say $0.0015: a third more than the bill, and a team's
+// budget ran out that much early).
+func TestSpendDriftsFromTheBill(t *testing.T) {
+	e := scriptedGateway(t)
+	e.upstream.On().Reply(openaitest.Reply{Content: "ok", Usage: &openaitest.Usage{PromptTokens: 11, CompletionTokens: 1}})
+	const calls = 500
+	for range calls {
+		chatAs(t, e, "gpt-4o-mini")
+	}
+	const bill = calls * (11*150_000 + 600_000) // pico
+	spent := e.spend(t).SpentUSD
+	m := e.finalMetrics(t)
+	if got, _ := metricValue(t, m, "tokenwise_cost_total", `gen_ai_response_model="gpt-4o-mini"`, `tokenwise_team="devops"`); got != strconv.FormatFloat(bill, 'g', -1, 64) {
+		t.Errorf("cost metric %s, want %d pico", got, int64(bill))
+	}
+	if spent != "0.001125" { // the bill, exactly a whole number of micro-dollars
+		t.Errorf("/v1/spend says $%s for a bill of %s", spent, policies.PicoUSD(bill))
+	}
 }
 
 // Asked for gpt-4o, the upstream (an Azure deployment of version

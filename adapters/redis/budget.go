@@ -15,7 +15,9 @@ import (
 
 // BudgetStore is a budget.Store on Redis, shared by every replica that uses
 // the same server and policy: one hash per ledger window holds the settled
-// spend (per bucket for rolling windows) and the reserved totals; a sorted
+// spend (per bucket for rolling windows: exact, as whole micro-dollars and
+// the pico-dollars left over, rounded up once when read, as the
+// MemoryStore does) and the reserved totals; a sorted
 // set holds each reservation ("<id> <usd> <tokens>") scored by its expiry. Reserve
 // and settle are single Lua scripts, so they are atomic across replicas.
 //
@@ -50,14 +52,27 @@ const luaCommon = `
 local h, z, x = KEYS[1], KEYS[2], KEYS[3]
 local t = redis.call('TIME')
 local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function charge(b, nb, u, tk)
-  if nb == 0 then
-    redis.call('HINCRBY', h, 'uu', u)
-    redis.call('HINCRBY', h, 'ut', tk)
-  else
-    redis.call('HINCRBY', h, 'uu:' .. b, u)
-    redis.call('HINCRBY', h, 'ut:' .. b, tk)
+-- charge adds u micro-dollars and p pico-dollars (0 <= p < 1e6) and tk
+-- tokens to the spend (of bucket b of a rolling window): whole
+-- micro-dollars in 'uu', the pico-dollars left over in 'up', kept in
+-- [0, 1e6) by carrying into 'uu' (two integers: a Lua number, a double,
+-- could not hold a total in pico-dollars exactly).
+local function charge(b, nb, u, p, tk)
+  local fu, fp, ft = 'uu', 'up', 'ut'
+  if nb ~= 0 then fu, fp, ft = 'uu:' .. b, 'up:' .. b, 'ut:' .. b end
+  if p ~= 0 and redis.call('HINCRBY', h, fp, p) >= 1000000 then
+    redis.call('HINCRBY', h, fp, -1000000)
+    u = u + 1
   end
+  if u ~= 0 then redis.call('HINCRBY', h, fu, u) end
+  if tk ~= 0 then redis.call('HINCRBY', h, ft, tk) end
+end
+-- ceil returns u micro-dollars and p pico-dollars (p >= 0) in
+-- micro-dollars, rounded up.
+local function ceil(u, p)
+  local q = math.floor(p / 1000000)
+  if p - q * 1000000 > 0 then q = q + 1 end
+  return u + q
 end
 -- expired reservations are charged at their reserved amount: their calls
 -- may have been billed (see BudgetStore).
@@ -69,30 +84,35 @@ local function purge(cur, nb)
     redis.call('HINCRBY', h, 'ru', 0 - u)
     redis.call('HINCRBY', h, 'rt', 0 - tk)
     redis.call('HINCRBY', h, 'n', -1)
-    charge(cur, nb, u, tk)
+    charge(cur, nb, u, 0, tk)
     redis.call('ZREM', z, m)
     redis.call('SADD', x, m)
   end
   if #expired > 0 then redis.call('PEXPIRE', x, math.max(redis.call('PTTL', h), 60000)) end
 end
+-- used returns the settled spend in the window: micro-dollars (the exact
+-- sum rounded up once) and tokens.
 local function used(cur, nb)
   if nb == 0 then
-    local v = redis.call('HMGET', h, 'uu', 'ut')
-    return tonumber(v[1]) or 0, tonumber(v[2]) or 0
+    local v = redis.call('HMGET', h, 'uu', 'up', 'ut')
+    return ceil(tonumber(v[1]) or 0, tonumber(v[2]) or 0), tonumber(v[3]) or 0
   end
-  local fu, ft = {}, {}
+  local fu, fp, ft = {}, {}, {}
   for b = cur - nb + 1, cur do
     fu[#fu + 1] = 'uu:' .. b
+    fp[#fp + 1] = 'up:' .. b
     ft[#ft + 1] = 'ut:' .. b
   end
   local vu = redis.call('HMGET', h, unpack(fu))
+  local vp = redis.call('HMGET', h, unpack(fp))
   local vt = redis.call('HMGET', h, unpack(ft))
-  local su, st = 0, 0
+  local su, sp, st = 0, 0, 0
   for i = 1, #vu do
     su = su + (tonumber(vu[i]) or 0)
+    sp = sp + (tonumber(vp[i]) or 0)
     st = st + (tonumber(vt[i]) or 0)
   end
-  return su, st
+  return ceil(su, sp), st
 end
 local function state()
   local v = redis.call('HMGET', h, 'ru', 'rt', 'n')
@@ -115,13 +135,14 @@ redis.call('HINCRBY', h, 'ru', nu)
 redis.call('HINCRBY', h, 'rt', nt)
 redis.call('HINCRBY', h, 'n', 1)
 redis.call('ZADD', z, nowms + ttl, id .. ' ' .. nu .. ' ' .. nt)
-if nb > 0 then redis.call('HDEL', h, 'uu:' .. (cur - nb), 'ut:' .. (cur - nb)) end
+if nb > 0 then redis.call('HDEL', h, 'uu:' .. (cur - nb), 'up:' .. (cur - nb), 'ut:' .. (cur - nb)) end
 redis.call('PEXPIRE', h, kttl)
 redis.call('PEXPIRE', z, kttl)
 return {1, 0, uu, ut, ru + nu, rt + nt}
 `)
 
-// settle: ARGV member ("<id> <need_u> <need_t>"), act_u, act_t, bucket, nbuckets, cur_bucket
+// settle: ARGV member ("<id> <need_u> <need_t>"), act_u, act_t, bucket, nbuckets, cur_bucket, act_p
+// (act_u micro-dollars and act_p pico-dollars, 0 <= act_p < 1e6: the exact cost)
 // returns {used_u, used_t, res_u, res_t, n}
 //
 // A rolling window's settlement is charged to the reservation's bucket
@@ -134,7 +155,7 @@ return {1, 0, uu, ut, ru + nu, rt + nt}
 // window (the charge may have left it too: taken off the current bucket,
 // it would take off newer spend).
 var settleScript = goredis.NewScript(luaCommon + `
-local id, au, at = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local id, au, at, ap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[7])
 local b, nb, cur = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 purge(cur, nb)
 local late = nb > 0 and (b <= cur - nb or b > cur)
@@ -146,9 +167,10 @@ if redis.call('ZREM', z, id) == 1 then
   redis.call('HINCRBY', h, 'n', -1)
 elseif redis.call('SREM', x, id) == 1 then
   au, at = au - tonumber(u), at - tonumber(tk)
-  if late then au, at = math.max(au, 0), math.max(at, 0) end
+  if late and au < 0 then au, ap = 0, 0 end
+  if late then at = math.max(at, 0) end
 end
-if au ~= 0 or at ~= 0 then charge(b, nb, au, at) end
+if au ~= 0 or at ~= 0 or ap ~= 0 then charge(b, nb, au, ap, at) end
 local uu, ut = used(cur, nb)
 local ru, rt, n = state()
 return {uu, ut, ru, rt, n}
@@ -275,7 +297,8 @@ func (h *redisHold) Settle(ctx context.Context, actual budget.Amount, now time.T
 	if h.done.Swap(true) {
 		return h.s.balance(ctx, h.keys, cur, nb)
 	}
-	v, err := settleScript.Run(ctx, h.s.c, h.keys, h.id, actual.USDMicros, actual.Tokens, h.bucket, nb, cur).Int64Slice()
+	actual = budget.Amount{}.Add(actual) // (SubMicroPico carried into [0, 999,999], as the script needs it)
+	v, err := settleScript.Run(ctx, h.s.c, h.keys, h.id, actual.USDMicros, actual.Tokens, h.bucket, nb, cur, actual.SubMicroPico).Int64Slice()
 	if err != nil {
 		return budget.Balance{}, &budget.StoreError{Op: "settle", Err: err}
 	}

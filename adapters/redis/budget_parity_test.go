@@ -5,6 +5,9 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
+	"math/big"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -128,5 +131,75 @@ func TestRollingLateCorrectionOfAnExpiredReservation(t *testing.T) {
 	}
 	if bal.Used.USDMicros != 5_000_000 {
 		t.Errorf("after A's late settle the window holds %d µ$, want B's $5", bal.Used.USDMicros)
+	}
+}
+
+// settlement is a random settlement of a property test: tiny (a few
+// micro-dollars or less, the bulk of an agent's calls), medium (up to $1)
+// or large (up to 2^40 µ$), and its exact cost in pico-dollars.
+func settlement(r *rand.Rand) (budget.Amount, *big.Int) {
+	var a budget.Amount
+	switch k := r.IntN(10); {
+	case k < 6:
+		a = budget.Exact(r.Int64N(100), r.Int64N(3_000_000))
+	case k < 9:
+		a = budget.Exact(r.Int64N(100_000), r.Int64N(1_000_000_000_000))
+	default:
+		a = budget.Amount{Tokens: r.Int64N(1 << 40), USDMicros: r.Int64N(1 << 40), SubMicroPico: r.Int64N(1_000_000)}
+	}
+	p := new(big.Int).Mul(big.NewInt(a.USDMicros), big.NewInt(1_000_000))
+	return a, p.Add(p, big.NewInt(a.SubMicroPico))
+}
+
+// ceilMicro returns pico-dollars in micro-dollars, rounded up.
+func ceilMicro(pico *big.Int) int64 {
+	q, m := new(big.Int).QuoRem(pico, big.NewInt(1_000_000), new(big.Int))
+	if m.Sign() > 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	return q.Int64()
+}
+
+// Random sequences of tiny and large settlements, in a daily and a rolling
+// window: after each, both stores' ledgers hold the exact sum of the
+// settlements' pico-dollar costs rounded up once to a micro-dollar, and
+// agree with each other.
+func TestLedgerEqualsExactSumInBothStores(t *testing.T) {
+	prefix := testPrefix(t, testRedis(t))
+	ctx := context.Background()
+	stores := bothStores(t)
+	t0 := time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC)
+	for _, w := range []budget.Window{budget.WindowFor(budget.PeriodDaily, 0, t0), {Rolling: time.Hour}} {
+		for seed := range uint64(4) {
+			r := rand.New(rand.NewPCG(seed, 7))
+			key := fmt.Sprintf("%s:budget:exact:%s:%d", prefix, w.ID(), seed)
+			sum, tokens := new(big.Int), int64(0)
+			for i := range 150 {
+				now := t0.Add(time.Duration(i) * 7 * time.Second) // within both windows
+				a, pico := settlement(r)
+				if r.IntN(20) == 0 {
+					a, pico = budget.Amount{}, new(big.Int) // a release
+				}
+				sum.Add(sum, pico)
+				tokens += a.Tokens
+				var bals [2]budget.Balance
+				for j, st := range stores {
+					h, err := st.store.Reserve(ctx, budget.Reservation{Key: key, ID: fmt.Sprint(i), Need: budget.Amount{USDMicros: 1, Tokens: 1},
+						Window: w, Now: now, TTL: time.Hour})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if bals[j], err = h.Settle(ctx, a, now); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want := budget.Balance{Used: budget.Amount{USDMicros: ceilMicro(sum), Tokens: tokens}}
+				for j, st := range stores {
+					if bals[j] != want {
+						t.Fatalf("%s seed %d, settlement %d (%+v): %s ledger %+v, want %+v (%s pico)", w.ID(), seed, i, a, st.name, bals[j], want, sum)
+					}
+				}
+			}
+		}
 	}
 }

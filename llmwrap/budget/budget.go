@@ -320,9 +320,10 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	}
 	var actual Amount
 	if billed {
-		// The ledger's charge: the exact cost rounded up once. The call's
+		// The ledger's charge: the exact cost, which the ledger sums
+		// exactly and rounds up once, when it is read. The call's
 		// reported cost is the Meter's (middleware.Meter), not written here.
-		actual = Settleable(Amount{Tokens: tokensUsed, USDMicros: ceilMicro(pico)})
+		actual = Settleable(Exact(tokensUsed, pico))
 	}
 	settled = true
 	b.settle(ctx, h, actual)
@@ -439,8 +440,18 @@ const maxSettle = 1 << 50
 // settled at the bound, it still spends any budget below it. The budget
 // layer settles every call through it; a caller settling a store itself
 // (the gateway's embeddings) does too.
+//
+// Its SubMicroPico is carried into USDMicros to lie in [0, 999,999], and
+// kept: a settlement is exact (see [Exact]).
 func Settleable(a Amount) Amount {
-	return Amount{USDMicros: min(max(a.USDMicros, 0), maxSettle), Tokens: min(max(a.Tokens, 0), maxSettle)}
+	n := Amount{Tokens: min(max(a.Tokens, 0), maxSettle)}.withPico(a.USDMicros, a.SubMicroPico)
+	switch {
+	case n.USDMicros < 0:
+		n.USDMicros, n.SubMicroPico = 0, 0
+	case n.USDMicros >= maxSettle:
+		n.USDMicros, n.SubMicroPico = maxSettle, 0
+	}
+	return n
 }
 
 // cost prices usage on model in pico-dollars: 0 for a model without a

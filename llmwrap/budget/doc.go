@@ -40,8 +40,10 @@
 // with action "fit"). After the call it settles what the provider reported
 // (priced by the [Catalog] at the model that answered, by the Meter's rule
 // middleware.BilledModel; with a policy's catalog cached input at the
-// cached rate, reasoning as output), the exact cost rounded up once to the ledger's
-// micro-dollar. It does not write the call's cost: middleware.Meter records
+// cached rate, reasoning as output) at its exact cost ([Exact]: whole
+// micro-dollars and the pico-dollars left over), which every Store sums
+// exactly, rounding a ledger's total up to a micro-dollar once, when it is
+// read. It does not write the call's cost: middleware.Meter records
 // and prices each provider attempt. A failure without a response, a
 // cancellation and a panic release the reservation; a cut stream (a partial
 // response with middleware.ErrStreamCut) is billed, from its usage or, when

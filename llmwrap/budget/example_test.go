@@ -58,6 +58,6 @@ func Example() {
 	// Output:
 	// sent with max_tokens 100
 	// sent with max_tokens 100
-	// refused: team:sre $0.001656 used, $0.001028 needed
-	// remaining $0.000844
+	// refused: team:sre $0.001655 used, $0.001028 needed
+	// remaining $0.000845
 }

@@ -96,7 +96,8 @@ func (s *MemoryStore) Mark(_ context.Context, flag string, ttl time.Duration, no
 }
 
 // ledger is one window of one key: settled spend and reservations. A
-// rolling window keeps its spend in a ring of buckets.
+// rolling window keeps its spend in a ring of buckets. Spend is kept
+// exact (Amount.SubMicroPico) and rounded up to a micro-dollar when read.
 type ledger struct {
 	window Window
 
@@ -133,10 +134,11 @@ func (l *ledger) inFlight() int64 {
 	return l.flights
 }
 
-// usedLocked returns the settled spend in the window at now.
+// usedLocked returns the settled spend in the window at now: the exact sum
+// of its settlements, rounded up once to a micro-dollar.
 func (l *ledger) usedLocked(now time.Time) Amount {
 	if l.window.Rolling <= 0 {
-		return l.used
+		return l.used.Ceil()
 	}
 	cur, _ := l.window.Bucket(now)
 	var u Amount
@@ -145,7 +147,7 @@ func (l *ledger) usedLocked(now time.Time) Amount {
 			u = u.Add(b.amt)
 		}
 	}
-	return u
+	return u.Ceil()
 }
 
 func (l *ledger) reserve(need, limit Amount, now time.Time) (Hold, error) {

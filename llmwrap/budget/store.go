@@ -12,16 +12,63 @@ import (
 type Amount struct {
 	USDMicros int64
 	Tokens    int64
+	// SubMicroPico is a fraction of a micro-dollar, in pico-dollars (0 to
+	// 999,999), on top of USDMicros. A settlement carries the exact cost
+	// of a call so (see [Exact]): a ledger sums exact costs and rounds its
+	// total up to a whole micro-dollar once, when it is read, so that it
+	// never drifts from the provider's bill by a rounding per call.
+	// Reservations and limits are whole micro-dollars, and so is a
+	// [Balance] a Store returns (its Used is the exact spend rounded up).
+	SubMicroPico int64
+}
+
+// picoPerMicro is the number of pico-dollars in a micro-dollar.
+const picoPerMicro = 1_000_000
+
+// Exact returns the Amount of tokens and an exact cost of pico
+// pico-dollars: whole micro-dollars and the pico-dollars left over, the
+// form a settlement takes.
+func Exact(tokens, pico int64) Amount {
+	return Amount{Tokens: tokens}.withPico(0, pico)
+}
+
+// withPico returns a with micro whole micro-dollars and pico
+// pico-dollars (any sign) added to its USD, its SubMicroPico carried into
+// USDMicros so that it stays in [0, 999,999]; saturating at the int64
+// range.
+func (a Amount) withPico(micro, pico int64) Amount {
+	p := a.SubMicroPico + pico%picoPerMicro // |p| < 2,000,000
+	carry := pico / picoPerMicro
+	switch {
+	case p >= picoPerMicro:
+		p, carry = p-picoPerMicro, carry+1
+	case p < 0:
+		p, carry = p+picoPerMicro, carry-1
+	}
+	a.USDMicros = middleware.SatAdd(middleware.SatAdd(a.USDMicros, micro), carry)
+	a.SubMicroPico = p
+	return a
 }
 
 // Add returns a + b, saturating at the int64 range.
 func (a Amount) Add(b Amount) Amount {
-	return Amount{middleware.SatAdd(a.USDMicros, b.USDMicros), middleware.SatAdd(a.Tokens, b.Tokens)}
+	a.Tokens = middleware.SatAdd(a.Tokens, b.Tokens)
+	return a.withPico(b.USDMicros, b.SubMicroPico)
 }
 
 // Sub returns a - b.
 func (a Amount) Sub(b Amount) Amount {
-	return Amount{a.USDMicros - b.USDMicros, a.Tokens - b.Tokens}
+	a.Tokens -= b.Tokens
+	return a.withPico(-b.USDMicros, -b.SubMicroPico)
+}
+
+// Ceil returns a with its USD rounded up to whole micro-dollars.
+func (a Amount) Ceil() Amount {
+	if a.SubMicroPico > 0 {
+		a.USDMicros = middleware.SatAdd(a.USDMicros, 1)
+	}
+	a.SubMicroPico = 0
+	return a
 }
 
 // IsZero reports whether a is zero in both units.
@@ -111,7 +158,7 @@ type Reservation struct {
 // Balance is the state of a ledger in its current window.
 type Balance struct {
 	Limit    Amount // 0 in a unit: no limit
-	Used     Amount // settled spend
+	Used     Amount // settled spend: the exact sum of the settlements, rounded up once to a micro-dollar
 	Reserved Amount // held by calls in flight
 	InFlight int64  // number of reservations held
 }
@@ -140,8 +187,9 @@ type Store interface {
 // Hold is a reservation held by a Store.
 type Hold interface {
 	// Settle releases the reservation and records actual as spent in the
-	// reservation's window; a zero actual just releases. A second call does
-	// nothing. The returned Balance is the ledger after the settle.
+	// reservation's window, exactly (its SubMicroPico included); a zero
+	// actual just releases. A second call does nothing. The returned
+	// Balance is the ledger after the settle.
 	Settle(ctx context.Context, actual Amount, now time.Time) (Balance, error)
 }
 
