@@ -10,8 +10,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -208,6 +210,78 @@ func TestStreamBodyCloseReleasesAWaitingRead(t *testing.T) {
 		resp.Body.Close()
 		if err := <-errc; !errors.Is(err, context.Canceled) {
 			t.Fatalf("waiting read returned %v", err)
+		}
+	})
+}
+
+// deadlineChain is a waitingChain whose chunks carry a context of their
+// own, as a timeout layer's are: it ends with cause at the deadline, and
+// is cancelled when the chain returns.
+type deadlineChain struct {
+	waitingChain
+	after    time.Duration
+	cause    error
+	returned atomic.Bool // the chain returned (ended, to read before it has)
+}
+
+func (d *deadlineChain) handle(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+	defer d.returned.Store(true)
+	ctx, cancel := context.WithTimeoutCause(ctx, d.after, d.cause)
+	defer cancel()
+	return d.waitingChain.handle(ctx, req)
+}
+
+// TestStreamBodyChunkDeadlineStopsAChainNobodyReads: when the context of
+// the chunk the caller holds ends (the chain's call deadline) while the
+// caller neither reads nor closes, the chain is stopped then, not when the
+// caller comes back: the stream function returns the deadline's error, and
+// a later read returns what was handed over, then that error.
+func TestStreamBodyChunkDeadlineStopsAChainNobodyReads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cause := errors.New("call deadline")
+		d := &deadlineChain{after: 500 * time.Millisecond, cause: cause}
+		resp := roundTripStream(t, context.Background(), chainTransport(d.handle))
+		defer resp.Body.Close()
+		time.Sleep(400 * time.Millisecond)
+		synctest.Wait()
+		if d.returned.Load() {
+			t.Fatal("the chain stopped before its deadline")
+		}
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if !d.ended || !errors.Is(d.sendErr, context.DeadlineExceeded) || !errors.Is(d.sendErr, cause) {
+			t.Fatalf("at the deadline: chain ended %v, stream function returned %v", d.ended, d.sendErr)
+		}
+		got, err := io.ReadAll(resp.Body)
+		if !bytes.Contains(got, []byte(`"one"`)) || bytes.Contains(got, []byte(`"two"`)) || !errors.Is(err, cause) {
+			t.Fatalf("read %q, %v", got, err)
+		}
+	})
+}
+
+// TestStreamBodyChunkContextEndingWithTheChain: the chunks' context is
+// cancelled as the chain returns (a timeout layer releases its deadline);
+// that stops nothing: a slow reader gets every chunk, "[DONE]" and io.EOF.
+func TestStreamBodyChunkContextEndingWithTheChain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &deadlineChain{after: time.Hour, cause: errors.New("never")}
+		resp := roundTripStream(t, context.Background(), chainTransport(d.handle))
+		defer resp.Body.Close()
+		var got []byte
+		b := make([]byte, 7)
+		for {
+			n, err := resp.Body.Read(b)
+			got = append(got, b[:n]...)
+			synctest.Wait() // a stop the context's end would make, made
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("read error %v after %q", err, got)
+			}
+		}
+		if !bytes.Contains(got, []byte(`"one"`)) || !bytes.Contains(got, []byte(`"two"`)) || !bytes.HasSuffix(got, sseDone) || d.sendErr != nil {
+			t.Fatalf("read %q; stream function returned %v", got, d.sendErr)
 		}
 	})
 }

@@ -458,7 +458,12 @@ var errStreamDone = errors.New("tokenwise/openai: chunk after the end of the str
 //
 // Close, a done request context or the end of the stream stop the
 // coroutine: a chunk waiting in the stream function returns the context's
-// error, the chain unwinds and Close returns once it has.
+// error, the chain unwinds and Close returns once it has. So does the end
+// of the chunk's own context (the call's deadline, timeouts.total, the
+// run's) while the caller holds its events without reading on: the chain
+// unwinds with that deadline's error, releasing what it holds (a rate
+// limit's slot, a budget reservation), and the caller's next Read returns
+// the error (see streamBody.chunkDone).
 func (t *Transport) stream(r *http.Request, req *middleware.Request, includeUsage bool) (*http.Response, error) {
 	// A streamed hit whose stored answer is an OpenAI body is rendered
 	// here, from that body (see appendRestream), rather than replayed by
@@ -469,8 +474,8 @@ func (t *Transport) stream(r *http.Request, req *middleware.Request, includeUsag
 	cc.ReplayFormat = NativeFormat
 	ctx, cancel := context.WithCancelCause(middleware.WithCacheControl(ctx, cc))
 	ctx, c := t.withCall(ctx, r)
-	sw := &sseWriter{ctx: ctx, includeUsage: includeUsage, model: req.Model, more: &c.more}
 	body := &streamBody{cancel: cancel}
+	sw := &sseWriter{ctx: ctx, body: body, includeUsage: includeUsage, model: req.Model, more: &c.more}
 	var (
 		resp *middleware.Response
 		err  error
@@ -479,6 +484,7 @@ func (t *Transport) stream(r *http.Request, req *middleware.Request, includeUsag
 	body.next, body.stop = iter.Pull(func(yield func([]byte) bool) {
 		defer func() {
 			body.unhook()
+			body.unwatch()
 			cancel(context.Canceled)
 		}()
 		sw.yield = yield
@@ -573,8 +579,11 @@ func streamError(err error) error {
 // streamBody is a streaming response's body: Read resumes the chain's
 // coroutine for the next chunk's events; Close stops it and returns once
 // the chain has returned, so that nothing outlives the call.
+//
+// The coroutine runs only inside next or stop, which are called with mu
+// held: what it writes (parked, watched) is read under mu.
 type streamBody struct {
-	mu      sync.Mutex // serialises next and stop (Read, Close, halt)
+	mu      sync.Mutex // serialises next and stop (Read, Close, halt, chunkDone)
 	next    func() ([]byte, bool)
 	stop    func()
 	unhook  func() bool // unregisters halt from the context
@@ -583,6 +592,50 @@ type streamBody struct {
 	err     error  // the chain's error after the first chunk (nil: the stream ended)
 	ended   bool   // the chain returned
 	closed  bool
+
+	// parked is the context of the chunk whose events the caller holds
+	// while the chain waits for its next Read (nil while the chain runs,
+	// and once it returned); watched is the last such context, whose end
+	// calls chunkDone until unwatchCtx unregisters it.
+	parked     context.Context
+	watched    context.Context
+	unwatchCtx func() bool
+}
+
+// park is called by the coroutine before it hands the caller the events
+// of a chunk of ctx and waits: ctx ending while it waits stops the chain
+// (chunkDone). One registration serves every chunk of a context (an
+// attempt's chunks share one).
+func (b *streamBody) park(ctx context.Context) {
+	b.parked = ctx
+	if ctx == b.watched {
+		return
+	}
+	b.unwatch()
+	b.watched, b.unwatchCtx = ctx, context.AfterFunc(ctx, b.chunkDone)
+}
+
+// unwatch unregisters chunkDone from the context it watches, if any.
+func (b *streamBody) unwatch() {
+	if b.unwatchCtx != nil {
+		b.unwatchCtx()
+		b.watched, b.unwatchCtx = nil, nil
+	}
+}
+
+// chunkDone runs when the context of a chunk ends (see park): if the
+// chain is waiting for the caller to read the events of a chunk whose
+// context has ended, it is stopped, so that the chunk's stream function
+// returns that context's error and the chain unwinds now rather than
+// whenever the caller reads or closes. A context that ends while the
+// chain runs, or after it returned (an attempt's deadline is released
+// when it ends), stops nothing.
+func (b *streamBody) chunkDone() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p := b.parked; p != nil && p.Err() != nil && !b.closed && !b.ended {
+		b.stop()
+	}
 }
 
 func (b *streamBody) Read(p []byte) (int, error) {
@@ -636,6 +689,7 @@ func (b *streamBody) Close() error {
 type sseWriter struct {
 	w            io.Writer                // where events go, when yield is nil
 	yield        func(events []byte) bool // hands events to the caller's Read (streamBody)
+	body         *streamBody              // the body whose Read resumes yield (with yield)
 	ctx          context.Context          // the stream's context, nil when w cannot fail
 	includeUsage bool                     // the caller asked for the usage chunk
 	model        string                   // the requested model, for chunks made from scratch
@@ -645,8 +699,9 @@ type sseWriter struct {
 	started  bool // a chunk was written
 	hit      bool // the first chunk was replayed by a cache
 	finished bool
-	halted   bool // yield refused a chunk: the caller closed or gave up
-	role     bool // the assistant role was announced
+	halted   bool  // yield refused a chunk: the caller closed or gave up, or the chunk's context ended
+	haltErr  error // the error of the chunks once halted
+	role     bool  // the assistant role was announced
 	meta     chunkMeta
 	haveMeta bool
 	last     *Wire  // the last provider chunk seen, for meta
@@ -658,14 +713,14 @@ type sseWriter struct {
 const batchBytes = 4 << 10
 
 // send writes one chunk; it is the request's StreamFunc.
-func (s *sseWriter) send(_ context.Context, c middleware.Chunk) error {
+func (s *sseWriter) send(ctx context.Context, c middleware.Chunk) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.finished {
 		return errStreamDone
 	}
 	if s.halted {
-		return s.haltError()
+		return s.haltErr
 	}
 	if s.yield == nil {
 		s.buf = s.buf[:0]
@@ -691,7 +746,7 @@ func (s *sseWriter) send(_ context.Context, c middleware.Chunk) error {
 			}
 			return nil
 		}
-		return s.handOver()
+		return s.handOver(ctx)
 	}
 	if _, err := s.w.Write(s.buf); err != nil {
 		if s.ctx != nil && s.ctx.Err() != nil {
@@ -704,18 +759,29 @@ func (s *sseWriter) send(_ context.Context, c middleware.Chunk) error {
 
 // handOver gives the caller the events held in s.buf. The caller's Read
 // takes s.buf as it is; it asks for the next chunk (which reuses s.buf)
-// only once it has read all of it.
-func (s *sseWriter) handOver() error {
-	if !s.yield(s.buf) {
+// only once it has read all of it. ctx is the context of the chunk whose
+// events these are: its end while the caller holds the events stops the
+// chain (streamBody.park).
+func (s *sseWriter) handOver(ctx context.Context) error {
+	s.body.park(ctx)
+	ok := s.yield(s.buf)
+	s.body.parked = nil
+	if !ok {
 		s.halted = true
-		return s.haltError()
+		s.haltErr = s.haltError(ctx)
+		return s.haltErr
 	}
 	s.buf = s.buf[:0]
 	return nil
 }
 
-// haltError is the error of a chunk the caller will not read.
-func (s *sseWriter) haltError() error {
+// haltError is the error of a chunk the caller will not read: that of
+// the chunk's context (ctx) when it ended (its deadline passed), else that
+// of the stream's (the caller closed or gave up).
+func (s *sseWriter) haltError(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return ctxError(ctx)
+	}
 	if s.ctx != nil && s.ctx.Err() != nil {
 		return ctxError(s.ctx)
 	}
@@ -729,7 +795,13 @@ func (s *sseWriter) finish() bool {
 	defer s.mu.Unlock()
 	s.finished = true
 	if s.yield != nil && len(s.buf) > 0 && !s.halted {
-		_ = s.handOver() // a caller who stopped reading stops the stream anyway
+		// The chain has returned: nothing to watch. A caller who
+		// stopped reading stops the stream anyway.
+		if s.yield(s.buf) {
+			s.buf = s.buf[:0]
+		} else {
+			s.halted = true
+		}
 	}
 	return s.started
 }
