@@ -12,6 +12,8 @@ import (
 
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
 )
 
 // Hostile callers and upstreams, each bounded so that a hang fails the
@@ -67,4 +69,57 @@ rate_limits:
 			t.Fatalf("the held stream's next read: %v, want the call timeout", err)
 		}
 	})
+}
+
+// The embedded default policy bounds a call as its caller sees it:
+// timeouts.call (30s) bounds each attempt, and with its retries
+// (max_attempts 3) and fallback (gpt-4o-mini) an upstream that accepts a
+// call and never answers would block a go-openai caller 6 × 30s;
+// timeouts.total (60s) bounds all of them, streams and calls in a run
+// too, with an error matching timeout.ErrTotal.
+func TestDefaultPolicyBoundsAHungUpstream(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		model  string
+		stream bool
+		inRun  bool
+	}{
+		{"gpt-4o", "gpt-4o", false, false},
+		{"gpt-4o stream", "gpt-4o", true, false},
+		{"gpt-4o-mini", "gpt-4o-mini", false, false},
+		{"gpt-4o in a run", "gpt-4o", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := openaitest.New()
+				srv.On().Reply(openaitest.Stall())
+				c := goClient(t, srv, policies.Default())
+				ctx := context.Background()
+				if tc.inRun {
+					ctx, _ = middleware.StartRun(ctx, "r")
+				}
+				req := hangChatReq(tc.model, tc.stream)
+				var err error
+				start := time.Now()
+				if tc.stream {
+					s, err2 := c.CreateChatCompletionStream(ctx, req)
+					if err2 == nil {
+						_, err2 = s.Recv()
+						s.Close()
+					}
+					err = err2
+				} else {
+					_, err = c.CreateChatCompletion(ctx, req)
+				}
+				el := time.Since(start)
+				t.Logf("%d upstream requests, failed after %v: %v", len(srv.Requests()), el, err)
+				if el > time.Minute {
+					t.Errorf("a hung upstream blocked the caller for %v (%d attempts of timeouts.call 30s) with the default policy", el, len(srv.Requests()))
+				}
+				if !errors.Is(err, timeout.ErrTotal) || !errors.Is(err, middleware.ErrTimeout) {
+					t.Errorf("err %v, want the total timeout", err)
+				}
+			})
+		})
+	}
 }

@@ -79,6 +79,7 @@ var layers = []struct {
 	build layer
 }{
 	{"guard", guardLayer},
+	{"total", totalLayer},
 	{"cache", cacheLayer},
 	{"route", routeLayer},
 	{"context", contextLayer},

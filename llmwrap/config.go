@@ -24,7 +24,7 @@ import (
 // timeoutConfig maps policy.timeouts.
 func timeoutConfig(p *policies.Policy) timeout.Config {
 	t := p.Timeouts
-	return timeout.Config{Call: t.Call.Duration(), FirstToken: t.FirstToken.Duration(), Idle: t.Idle.Duration()}
+	return timeout.Config{Call: t.Call.Duration(), FirstToken: t.FirstToken.Duration(), Idle: t.Idle.Duration(), Total: t.Total.Duration()}
 }
 
 // guardConfig maps policy.limits and budget.run's max_calls and

@@ -28,7 +28,7 @@ const everySection = `
 version: 1
 name: devops
 limits: {max_calls: 12, run_timeout: 10m}
-timeouts: {call: 40s, first_token: 9s, idle: 14s, tool: 25s}
+timeouts: {call: 40s, total: 100s, first_token: 9s, idle: 14s, tool: 25s}
 budget:
   request: {max_input_tokens: 10000, max_output_tokens: 2000}
   run: {max_tokens: 100000, max_usd: 1.50, max_calls: 8, max_wall_time: 20m}
@@ -125,7 +125,7 @@ func TestPolicyToLayerConfigs(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"timeout", timeoutConfig(p), timeout.Config{Call: 40 * time.Second, FirstToken: 9 * time.Second, Idle: 14 * time.Second}},
+		{"timeout", timeoutConfig(p), timeout.Config{Call: 40 * time.Second, FirstToken: 9 * time.Second, Idle: 14 * time.Second, Total: 100 * time.Second}},
 		// The smaller of limits and budget.run wins.
 		{"guard", guardConfig(p), guard.Config{MaxCalls: 8, RunTimeout: 10 * time.Minute}},
 		{"retry", retryConfig(p), retry.Config{MaxAttempts: 4, BaseDelay: 100 * time.Millisecond, MaxDelay: 5 * time.Second, MaxTotalWait: 20 * time.Second}},

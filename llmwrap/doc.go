@@ -17,7 +17,7 @@
 // route, fallback, ...); [Build] composes the ones a policy turns on, in
 // the documented order (outermost first):
 //
-//	instrument → run guard → cache → router → context compaction →
+//	instrument → run guard → total timeout → cache → router → context compaction →
 //	fallback → budget → rate limit → circuit breaker → retry → call timeout → provider
 //
 // Why this order: a cache hit spends no budget and makes no provider call;
@@ -26,5 +26,6 @@
 // price (a fallback to another model re-checks the budget); the rate limit
 // admits each target model against its own limits and its refusals are no
 // breaker failures; a breaker and a retry act per model; the call timeout
-// bounds each attempt, and the run guard's deadline bounds all of them.
+// bounds each attempt, the total timeout (timeouts.total) the call with all
+// its attempts, and the run guard's deadline every call of the run.
 package llmwrap

@@ -106,7 +106,7 @@
 //	limits:                       # run guard
 //	  max_calls: 10               # LLM calls per run; 0 = unlimited
 //	  run_timeout: 5m
-//	timeouts: {call: 30s, first_token: 10s, idle: 15s, tool: 30s}
+//	timeouts: {call: 30s, total: 60s, first_token: 10s, idle: 15s, tool: 30s}  # call: one attempt; total: all
 //	budget:
 //	  request: {max_input_tokens: 10000, max_output_tokens: 2000}
 //	  run: {max_tokens: 100000, max_usd: 1.00, max_calls: 0, max_wall_time: 0}

@@ -217,8 +217,15 @@ type Limits struct {
 
 // Timeouts bounds each LLM call.
 type Timeouts struct {
-	// Call bounds one call, from send to the last chunk. Zero: none.
+	// Call bounds one attempt of a call (each retry and fallback is one),
+	// from send to the last chunk. Zero: none.
 	Call Duration `yaml:"call,omitempty" json:"call,omitzero"`
+	// Total bounds a call as its caller sees it, from send to the last
+	// chunk: all its attempts, the waits between them and its fallbacks.
+	// When it passes the call fails with an error matching
+	// timeout.ErrTotal; no retry or fallback starts after it. At least
+	// Call when both are set. Zero: none.
+	Total Duration `yaml:"total,omitempty" json:"total,omitzero"`
 	// FirstToken bounds the wait for the first streamed chunk. Zero: none.
 	FirstToken Duration `yaml:"first_token,omitempty" json:"first_token,omitzero"`
 	// Idle bounds the gap between two streamed chunks. Zero: none.

@@ -247,9 +247,13 @@ func (c *checker) limits() {
 	c.nonNeg("limits.max_calls", int64(l.MaxCalls))
 	c.nonNegDur("limits.run_timeout", l.RunTimeout)
 	c.nonNegDur("timeouts.call", t.Call)
+	c.nonNegDur("timeouts.total", t.Total)
 	c.nonNegDur("timeouts.first_token", t.FirstToken)
 	c.nonNegDur("timeouts.idle", t.Idle)
 	c.nonNegDur("timeouts.tool", t.Tool)
+	if total, call := t.Total.Duration(), t.Call.Duration(); total > 0 && call > 0 && total < call {
+		c.add("timeouts.total", "%s is shorter than timeouts.call (%s): the total bounds a call with all its attempts, each of which timeouts.call bounds: raise it, or set it to 0 for none", t.Total, t.Call)
+	}
 }
 
 func (c *checker) budget() {

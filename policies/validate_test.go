@@ -36,6 +36,8 @@ func TestValidate(t *testing.T) {
 		{"warn_at over one", "budget:\n  warn_at:\n    - 1.5\n", "budget.warn_at[0]", 4, "must be a fraction in (0,1], got 1.5"},
 		{"warn_at duplicate", "budget: {warn_at: [0.5, 0.5]}\n", "budget.warn_at[1]", 2, "listed twice"},
 		{"bad store kind", "budget: {store: {kind: dir}}\n", "budget.store.kind", 2, `invalid value "dir": want memory or redis`},
+		{"negative total", "timeouts: {total: -1m}\n", "timeouts.total", 2, "must not be negative, got -1m"},
+		{"total shorter than the call", "timeouts:\n  call: 30s\n  total: 20s\n", "timeouts.total", 4, "20s is shorter than timeouts.call (30s): the total bounds a call with all its attempts"},
 		{"reservation shorter than the call", "timeouts: {call: 2m}\nbudget:\n  store: {reservation_ttl: 30s}\n", "budget.store.reservation_ttl", 4, "30s is shorter than timeouts.call (2m)"},
 		{"local fraction without local", "budget: {store: {local_fraction: 0.5}}\n", "budget.store.local_fraction", 2, "only applies with on_unavailable: local"},
 		{"bad cache scope", "cache: {scope: teams}\n", "cache.scope", 2, `(did you mean "team"?)`},

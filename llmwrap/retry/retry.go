@@ -155,6 +155,11 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 			case <-timer.C:
 			}
 		}
+		if ctx.Err() != nil {
+			// The call's deadline passed with the wait (a timer and a
+			// deadline at the same instant): no attempt starts after it.
+			return resp, err
+		}
 		waited += wait
 	}
 }

@@ -1,10 +1,12 @@
 // Package timeout is a layer of the chain that bounds LLM calls: the whole
 // call, the wait for the first streamed chunk, and the gap between two
-// chunks. Every timeout error is a [*middleware.DeadlineError] that matches
+// chunks; and, outside the retries and fallbacks, the call as its caller
+// sees it, all attempts included (Config.Total, [Timeout.TotalMiddleware]).
+// Every timeout error is a [*middleware.DeadlineError] that matches
 // context.DeadlineExceeded, middleware.ErrTimeout and this package's
-// sentinel for the limit that fired ([ErrCall], [ErrFirstToken], [ErrIdle]),
-// so a retry or a fallback treats it as transient and callers can tell the
-// limits apart.
+// sentinel for the limit that fired ([ErrCall], [ErrFirstToken], [ErrIdle],
+// [ErrTotal]), so a retry or a fallback treats it as transient and callers
+// can tell the limits apart.
 //
 // Every tokenwise layer is built the same way: New(Config, ...Option)
 // returns a *Timeout whose Middleware method gives the
@@ -16,6 +18,7 @@
 //
 // The run's own deadline is the run guard's (package guard); in the default
 // onion (see package llmwrap) this layer is the innermost and bounds one
-// attempt against one model, while the run deadline bounds the whole
-// fallback chain.
+// attempt against one model; the total limit's sits right inside the run
+// guard and bounds the whole call, every attempt of the fallback chain,
+// as the run deadline bounds the whole run.
 package timeout

@@ -18,6 +18,9 @@ var (
 	ErrFirstToken = errors.New("tokenwise/timeout: no first token in time")
 	// ErrIdle: a stream went quiet for longer than its limit.
 	ErrIdle = errors.New("tokenwise/timeout: stream idle too long")
+	// ErrTotal: a call as its caller sees it — every attempt, retry
+	// wait and fallback — took longer than its total limit.
+	ErrTotal = errors.New("tokenwise/timeout: call with its retries and fallbacks timed out")
 )
 
 // ErrConfig: New was given a Config it cannot use (a negative limit).
@@ -35,6 +38,12 @@ type Config struct {
 	// starts with the first chunk: the wait for the first one is
 	// FirstToken's. Zero: no limit.
 	Idle time.Duration
+	// Total bounds a call as its caller sees it, from send to the last
+	// chunk: all its attempts, the waits between them and its fallbacks
+	// to other models. It is TotalMiddleware's, which goes outside the
+	// retries and fallbacks; Middleware bounds one attempt. Zero: no
+	// limit.
+	Total time.Duration
 }
 
 // Option configures code-side dependencies of the layer. The timeout layer
@@ -57,8 +66,8 @@ func New(cfg Config, opts ...Option) (*Timeout, error) {
 			opt(o)
 		}
 	}
-	if cfg.Call < 0 || cfg.FirstToken < 0 || cfg.Idle < 0 {
-		return nil, fmt.Errorf("%w: negative limit (call %v, first token %v, idle %v)", ErrConfig, cfg.Call, cfg.FirstToken, cfg.Idle)
+	if cfg.Call < 0 || cfg.FirstToken < 0 || cfg.Idle < 0 || cfg.Total < 0 {
+		return nil, fmt.Errorf("%w: negative limit (call %v, first token %v, idle %v, total %v)", ErrConfig, cfg.Call, cfg.FirstToken, cfg.Idle, cfg.Total)
 	}
 	return &Timeout{cfg: cfg}, nil
 }
@@ -112,6 +121,40 @@ func (t *Timeout) Middleware() middleware.Middleware {
 			}
 			resp, err := next.Handle(sctx, r)
 			return resp, wrap(sctx, err)
+		})
+	}
+}
+
+// TotalMiddleware returns the middleware of Config.Total, or nil when it
+// is zero. Place it outside the retries and fallbacks (package llmwrap
+// puts it right inside the run guard): its deadline is in the context of
+// every attempt, whose call limit it shortens when it comes first, and a
+// retry or a fallback neither waits a backoff that would end past it nor
+// starts an attempt once it has passed. When it passes, the call fails
+// with a [*middleware.DeadlineError] matching ErrTotal (and
+// context.DeadlineExceeded and middleware.ErrTimeout), whatever the
+// attempt it cut short returned. The middleware is safe for concurrent
+// use and leaves no goroutine or timer behind when a call returns.
+func (t *Timeout) TotalMiddleware() middleware.Middleware {
+	total := t.cfg.Total
+	if total <= 0 {
+		return nil
+	}
+	cause := &middleware.DeadlineError{Cause: ErrTotal, Limit: total}
+	return func(next middleware.Handler) middleware.Handler {
+		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			// Its timer starts only if something watches it; the call
+			// deadline of each attempt shares one with it (see
+			// middleware.Deadline).
+			d := middleware.WithDeadline(ctx, time.Now().Add(total), cause)
+			defer d.Stop()
+			resp, err := next.Handle(d, req)
+			if err != nil {
+				if de := middleware.DeadlineCause(d, total, ErrTotal); de != nil {
+					return resp, de
+				}
+			}
+			return resp, err
 		})
 	}
 }

@@ -3,10 +3,13 @@ package timeout_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/tokenwise/tokenwise/llmwrap/fallback"
+	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/middleware/middlewaretest"
@@ -137,9 +140,96 @@ func TestConfig(t *testing.T) {
 	if mw := middlewaretest.Must(timeout.New(timeout.Config{})); mw != nil {
 		t.Error("zero Config: a layer, want none")
 	}
-	for _, c := range []timeout.Config{{Call: -1}, {FirstToken: -time.Second}, {Idle: -1}} {
+	// Total alone: the total layer, no per-attempt one; and the other
+	// way round.
+	total := mustTimeout(t, timeout.Config{Total: time.Minute})
+	if total.Middleware() != nil || total.TotalMiddleware() == nil {
+		t.Errorf("Config{Total}: attempt layer %v, total layer %v; want the total one only", total.Middleware() != nil, total.TotalMiddleware() != nil)
+	}
+	if call := mustTimeout(t, timeout.Config{Call: time.Minute}); call.TotalMiddleware() != nil {
+		t.Error("Config{Call}: a total layer")
+	}
+	for _, c := range []timeout.Config{{Call: -1}, {FirstToken: -time.Second}, {Idle: -1}, {Total: -1}} {
 		if _, err := timeout.New(c); !errors.Is(err, timeout.ErrConfig) {
 			t.Errorf("New(%+v) = %v, want ErrConfig", c, err)
 		}
 	}
+}
+
+func mustTimeout(t *testing.T, cfg timeout.Config) *timeout.Timeout {
+	t.Helper()
+	tm, err := timeout.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tm
+}
+
+// stuck is a provider that never answers: it counts its attempts and
+// returns when its context ends.
+type stuck struct{ attempts atomic.Int32 }
+
+func (s *stuck) Handle(ctx context.Context, _ *middleware.Request) (*middleware.Response, error) {
+	s.attempts.Add(1)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// Total bounds a call with all its attempts, retry waits and fallbacks:
+// an attempt it cuts short fails the call with ErrTotal at the total
+// limit, and no retry or fallback starts after it; a retry wait that
+// would end past it is not waited.
+func TestTotalLimit(t *testing.T) {
+	t.Parallel()
+	noJitter := retry.WithJitter(func() float64 { return 0 })
+	isTotal := func(err error) bool {
+		var de *middleware.DeadlineError
+		return errors.Is(err, timeout.ErrTotal) && errors.Is(err, middleware.ErrTimeout) && errors.Is(err, context.DeadlineExceeded) &&
+			!errors.Is(err, timeout.ErrCall) && errors.As(err, &de) && de.Limit == 5*time.Second
+	}
+	chain := func(t *testing.T, inner ...middleware.Middleware) middleware.Middleware {
+		mws := append([]middleware.Middleware{mustTimeout(t, timeout.Config{Total: 5 * time.Second}).TotalMiddleware()}, inner...)
+		return middleware.Chain(mws...)
+	}
+	t.Run("retries", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := &stuck{}
+			h := chain(t, middlewaretest.Must(retry.New(retry.Config{MaxAttempts: 3}, noJitter)),
+				middlewaretest.Must(timeout.New(timeout.Config{Call: 3 * time.Second})))(p)
+			start := time.Now()
+			_, err := h.Handle(context.Background(), request(nil))
+			// 3s, then the second attempt until the total's 5s; no third.
+			if el := time.Since(start); !isTotal(err) || el != 5*time.Second || p.attempts.Load() != 2 {
+				t.Fatalf("err %v after %v and %d attempts; want ErrTotal after 5s and 2 attempts", err, el, p.attempts.Load())
+			}
+		})
+	})
+	t.Run("fallback", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := &stuck{}
+			h := chain(t, middlewaretest.Must(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}})),
+				middlewaretest.Must(timeout.New(timeout.Config{Call: 10 * time.Second})))(p)
+			start := time.Now()
+			_, err := h.Handle(context.Background(), request(nil))
+			if el := time.Since(start); !isTotal(err) || el != 5*time.Second || p.attempts.Load() != 1 {
+				t.Fatalf("err %v after %v and %d attempts; want ErrTotal after 5s and no fallback", err, el, p.attempts.Load())
+			}
+		})
+	})
+	t.Run("a retry wait past it", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			attempts := 0
+			busy := &middleware.ProviderError{Kind: middleware.ErrRateLimited, StatusCode: 429, RetryAfter: 6 * time.Second}
+			p := middleware.HandlerFunc(func(context.Context, *middleware.Request) (*middleware.Response, error) {
+				attempts++
+				return nil, busy
+			})
+			h := chain(t, middlewaretest.Must(retry.New(retry.Config{MaxAttempts: 3}, noJitter)))(p)
+			start := time.Now()
+			_, err := h.Handle(context.Background(), request(nil))
+			if el := time.Since(start); err != busy || el != 0 || attempts != 1 {
+				t.Fatalf("err %v after %v and %d attempts; want the provider's 429 at once, without waiting its 6s", err, el, attempts)
+			}
+		})
+	})
 }
