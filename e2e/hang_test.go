@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	goopenai "github.com/sashabaranov/go-openai"
+	"github.com/tmc/langchaingo/llms"
 
+	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
@@ -22,6 +26,18 @@ import (
 func hangChatReq(model string, stream bool) goopenai.ChatCompletionRequest {
 	return goopenai.ChatCompletionRequest{Model: model, Stream: stream,
 		Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hi"}}}
+}
+
+// within runs f and fails the test if it has not returned after d.
+func within(t *testing.T, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s still running after %v: a hang", what, d)
+	}
 }
 
 // A stream whose caller reads its first chunk and then neither reads nor
@@ -118,6 +134,79 @@ func TestDefaultPolicyBoundsAHungUpstream(t *testing.T) {
 				}
 				if !errors.Is(err, timeout.ErrTotal) || !errors.Is(err, middleware.ErrTimeout) {
 					t.Errorf("err %v, want the total timeout", err)
+				}
+			})
+		})
+	}
+}
+
+// ctxIgnoringModel is an llms.Model that ignores its context (a model in
+// process, a client without deadlines): it streams one chunk, waits to
+// be released, then streams another and answers.
+type ctxIgnoringModel struct{ release chan struct{} }
+
+func (b ctxIgnoringModel) GenerateContent(ctx context.Context, _ []llms.MessageContent, opts ...llms.CallOption) (*llms.ContentResponse, error) {
+	var o llms.CallOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.StreamingFunc != nil {
+		_ = o.StreamingFunc(ctx, []byte("early "))
+	}
+	<-b.release
+	if o.StreamingFunc != nil {
+		_ = o.StreamingFunc(ctx, []byte("late"))
+	}
+	return &llms.ContentResponse{Choices: []*llms.ContentChoice{{Content: "early late", StopReason: "stop"}}}, nil
+}
+
+func (b ctxIgnoringModel) Call(ctx context.Context, p string, o ...llms.CallOption) (string, error) {
+	return llms.GenerateFromSinglePrompt(ctx, b, p, o...)
+}
+
+// An inner langchaingo model that ignores its context is given up on at
+// timeouts.call (200ms), as toolwrap gives up on a tool that ignores its
+// context: the caller gets the call timeout, its streaming func nothing
+// the model sends after, and the call is billed as a timed-out one.
+func TestLangchaingoModelIgnoringContextIsAbandoned(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "stream"}[stream], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rel := make(chan struct{})
+				release := sync.OnceFunc(func() { close(rel) })
+				defer release() // also when the test fails early
+				chain := llmwrap.MustBuild(mustPolicy(t, "version: 1\ntimeouts: {call: 200ms}\n"))
+				m := twlc.New(twlc.Models{"gpt-4o-mini": ctxIgnoringModel{rel}}, chain, twlc.WithDefaultModel("gpt-4o-mini"))
+				ctx, run := middleware.StartRun(context.Background(), "r")
+				var got []string
+				var opts []llms.CallOption
+				if stream {
+					opts = append(opts, llms.WithStreamingFunc(func(_ context.Context, b []byte) error {
+						got = append(got, string(b))
+						return nil
+					}))
+				}
+				var err error
+				start := time.Now()
+				within(t, time.Minute, "GenerateContent over a model that ignores its context (timeouts.call 200ms)", func() {
+					_, err = m.GenerateContent(ctx, []llms.MessageContent{human("hi")}, opts...)
+				})
+				t.Logf("err %v", err)
+				if el := time.Since(start); el != 200*time.Millisecond {
+					t.Errorf("returned after %v, want the call timeout's 200ms", el)
+				}
+				if !errors.Is(err, timeout.ErrCall) || !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("err %v, want the call timeout", err)
+				}
+				// The model answers late: nothing of it reaches the caller.
+				release()
+				synctest.Wait()
+				if want := map[bool]string{true: "early "}[stream]; strings.Join(got, "|") != want {
+					t.Errorf("the caller's streaming func got %q, want %q", got, want)
+				}
+				calls := run.Calls()
+				if len(calls) != 1 || len(calls[0].Attempts) != 1 || calls[0].Attempts[0].Usage.InputTokens == 0 || calls[0].CostPico == 0 {
+					t.Errorf("the abandoned call is not billed as a timed-out one: %+v", calls)
 				}
 			})
 		})

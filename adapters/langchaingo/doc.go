@@ -72,6 +72,15 @@
 // plain answer's body), which the openai backend ignores or reports as an
 // empty response, into the provider's error.
 //
+// An inner model that ignores its context (a model in process, a client
+// without deadlines) is given up on when the context ends (the caller's,
+// timeouts.call, timeouts.total, the run's deadline): the call returns
+// that context's error at once, as for a model that honours it, and is
+// billed as a cancelled or timed-out call is (its input estimated, plus
+// what it streamed). Nothing the model streams after that reaches the
+// caller's funcs, and its late answer is dropped. The inner call keeps
+// running on a goroutine of its own, which ends when the model returns.
+//
 // Embeddings ([Model.CreateEmbedding]) and [Model.SupportsReasoning] are
 // forwarded to the default model; embedding calls do not go through the
 // chain.

@@ -166,6 +166,55 @@ func newProvider(models Models) *provider {
 	return p
 }
 
+// generate runs the inner model's GenerateContent with fctx (ctx with the
+// provider's failure slot). A model may ignore its context (a model in
+// process, a client without deadlines): when ctx can end, the call runs on
+// a goroutine of its own and is given up on when ctx ends, with the
+// context's error (which classify and the chain's timeout layer type as
+// for a model that honours its context). The streaming funcs of ps, if
+// any, then deliver nothing more to the chain (a chunk already being
+// delivered finishes first) and the model's late answer is dropped; the
+// goroutine ends when the model returns. A panic on that goroutine is
+// returned as a *middleware.PanicError.
+func generate(ctx context.Context, fctx *failureContext, llm llms.Model, call providerCall, ps *providerStream) (*llms.ContentResponse, error) {
+	done := ctx.Done()
+	if done == nil {
+		return llm.GenerateContent(fctx, call.messages, call.options...)
+	}
+	type result struct {
+		cr  *llms.ContentResponse
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			// A panic of the model or of the chain's stream functions
+			// is the call's error, as SafeHandle makes it on the
+			// caller's goroutine; a late one is dropped with the answer.
+			if v := recover(); v != nil {
+				r = result{err: middleware.Recovered(ctx, "langchaingo model", v)}
+			}
+			ch <- r
+		}()
+		r.cr, r.err = llm.GenerateContent(fctx, call.messages, call.options...)
+	}()
+	select {
+	case r := <-ch:
+		return r.cr, r.err
+	case <-done:
+	}
+	if ps != nil {
+		ps.abandon()
+	}
+	select {
+	case r := <-ch: // it returned as ctx ended: its answer stands
+		return r.cr, r.err
+	default:
+		return nil, ctx.Err()
+	}
+}
+
 // providerName names the backend of a model by its package ("openai",
 // "anthropic", ...).
 func providerName(m llms.Model) string {
@@ -214,7 +263,7 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 	}
 
 	fctx := &failureContext{Context: ctx}
-	cr, err := inner.llm.GenerateContent(fctx, call.messages, call.options...)
+	cr, err := generate(ctx, fctx, inner.llm, call, ps)
 	if err != nil {
 		facts := callFacts{provider: inner.name, model: req.Model, failure: &fctx.slot, streaming: ps != nil}
 		if ps != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"sync"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -69,9 +71,18 @@ func (n *nativeChunk) unchanged(c *middleware.Chunk) bool {
 	return true
 }
 
+// errAbandoned is what a streaming func returns to an inner model still
+// streaming after the provider gave up on its call (see generate).
+var errAbandoned = errors.New("tokenwise/langchaingo: the call was given up on when its context ended")
+
 // providerStream receives the inner model's streaming calls and turns them
-// into core chunks. langchaingo calls the funcs of one call sequentially.
+// into core chunks. langchaingo calls the funcs of one call sequentially;
+// mu keeps them from running after abandon (a model that ignored its
+// context and streams on after the provider returned).
 type providerStream struct {
+	mu        sync.Mutex
+	abandoned bool
+
 	stream middleware.StreamFunc
 	mode   streamMode
 	// parseTools: the request offers tools, so a chunk may be langchaingo's
@@ -84,7 +95,21 @@ type providerStream struct {
 	acc middleware.Accumulator
 }
 
+// abandon stops the streaming funcs for good: a chunk being delivered
+// finishes first, later ones are refused with errAbandoned. Once it has
+// returned, nothing of ps changes.
+func (p *providerStream) abandon() {
+	p.mu.Lock()
+	p.abandoned = true
+	p.mu.Unlock()
+}
+
 func (p *providerStream) content(ctx context.Context, chunk []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.abandoned {
+		return errAbandoned
+	}
 	c := middleware.Chunk{}
 	n := &nativeChunk{mode: p.mode, from: streamContent, chunk: chunk}
 	p.fill(&c, n, chunk)
@@ -93,6 +118,11 @@ func (p *providerStream) content(ctx context.Context, chunk []byte) error {
 }
 
 func (p *providerStream) reasoning(ctx context.Context, reasoning, chunk []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.abandoned {
+		return errAbandoned
+	}
 	c := middleware.Chunk{Reasoning: string(reasoning)}
 	n := &nativeChunk{mode: p.mode, from: streamReasoning, chunk: chunk, reasoning: reasoning, reasoningText: c.Reasoning}
 	if p.mode&streamContent == 0 {
