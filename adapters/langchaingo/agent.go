@@ -31,17 +31,26 @@ import (
 //	agent := agents.NewOpenAIFunctionsAgent(llm, langchaingo.Tools(ex))
 //	executor := agents.NewExecutor(langchaingo.NewParallelAgent(agent, ex))
 //
-// Results are kept per run (middleware.RunFrom): a ParallelAgent is safe
-// for concurrent use by executors running under different runs; outside a
-// run, concurrent executors need a ParallelAgent each.
+// Results are kept per run (middleware.RunFrom), in the run itself
+// (middleware.RunValue): a ParallelAgent is safe for concurrent use by
+// executors running under different runs, and keeps nothing of a run that
+// has ended (the results of a turn the executor did not take all of go
+// with the run). Outside a run, concurrent executors need a ParallelAgent
+// each; the results of its last turn are kept until its next Plan.
 type ParallelAgent struct {
 	agent agents.Agent
 	ex    *toolwrap.Executor
 	tools []tools.Tool
 
-	mu      sync.Mutex
-	pending map[*middleware.Run][]planned
+	mu      sync.Mutex // guards every turnResults of the agent
+	outside turnResults
 }
+
+// turnResults are the results of the last turn planned, not yet taken.
+type turnResults struct{ planned []planned }
+
+// pendingKey keys an agent's turnResults in a run.
+type pendingKey struct{ p *ParallelAgent }
 
 type planned struct {
 	name  string // upper case, as agents.Executor looks tools up
@@ -53,7 +62,7 @@ var _ agents.Agent = (*ParallelAgent)(nil)
 
 // NewParallelAgent wraps agent; its actions run through ex.
 func NewParallelAgent(agent agents.Agent, ex *toolwrap.Executor) *ParallelAgent {
-	p := &ParallelAgent{agent: agent, ex: ex, pending: map[*middleware.Run][]planned{}}
+	p := &ParallelAgent{agent: agent, ex: ex}
 	for _, s := range ex.Tools() {
 		p.tools = append(p.tools, &execTool{ex: ex, name: s.Name, desc: s.Description, agent: p})
 	}
@@ -65,9 +74,9 @@ func NewParallelAgent(agent agents.Agent, ex *toolwrap.Executor) *ParallelAgent 
 // or the executor's when ctx ended (or toolwrap.Config.FailOnError is set).
 func (p *ParallelAgent) Plan(ctx context.Context, steps []schema.AgentStep, inputs map[string]string, options ...chains.ChainCallOption) ([]schema.AgentAction, *schema.AgentFinish, error) {
 	actions, finish, err := p.agent.Plan(ctx, steps, inputs, options...)
-	run := middleware.RunFrom(ctx)
+	pending := p.pending(middleware.RunFrom(ctx))
 	p.mu.Lock()
-	delete(p.pending, run) // results of a previous turn nobody asked for
+	pending.planned = nil // results of a previous turn nobody asked for
 	p.mu.Unlock()
 	if err != nil || len(actions) == 0 {
 		return actions, finish, err
@@ -85,9 +94,18 @@ func (p *ParallelAgent) Plan(ctx context.Context, steps []schema.AgentStep, inpu
 		turn[i] = planned{name: strings.ToUpper(calls[i].Name), input: calls[i].Arguments, res: r}
 	}
 	p.mu.Lock()
-	p.pending[run] = turn
+	pending.planned = turn
 	p.mu.Unlock()
 	return actions, finish, nil
+}
+
+// pending returns where the agent keeps the results of run's turns: in
+// the run, or in the agent outside a run (run nil).
+func (p *ParallelAgent) pending(run *middleware.Run) *turnResults {
+	if run == nil {
+		return &p.outside
+	}
+	return middleware.RunValue(run, pendingKey{p}, func() *turnResults { return new(turnResults) })
 }
 
 // toolName maps an action's tool to the executor's spelling (the agents
@@ -110,14 +128,17 @@ func trimInput(s string) string { return strings.TrimSuffix(s, "\nObservation:")
 // take returns and removes the first pending result of the run for name
 // and input.
 func (p *ParallelAgent) take(ctx context.Context, name, input string) (toolwrap.Result, bool) {
-	run := middleware.RunFrom(ctx)
+	pending := p.pending(middleware.RunFrom(ctx))
 	up := strings.ToUpper(name)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	turn := p.pending[run]
+	turn := pending.planned
 	for i, pl := range turn {
 		if pl.name == up && pl.input == input {
-			p.pending[run] = append(turn[:i:i], turn[i+1:]...)
+			pending.planned = append(turn[:i:i], turn[i+1:]...)
+			if len(pending.planned) == 0 {
+				pending.planned = nil
+			}
 			return pl.res, true
 		}
 	}
