@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -172,4 +174,60 @@ func TestServiceTierIsBilledAtItsRates(t *testing.T) {
 			t.Errorf("the provider was called %d times, want once (the standard call)", calls.Load())
 		}
 	})
+}
+
+// TestUnpricedServiceTierIsWarnedOnce: an answer that names a service
+// tier the catalog has no rates for on its model (gpt-5 billed at
+// "scale") is priced at the model's standard rates — the one price known
+// — and the logger says so once for the model and tier, not once per
+// call.
+func TestUnpricedServiceTierIsWarnedOnce(t *testing.T) {
+	const standard = 2_250_000_000 // 1,000 input and 100 output tokens of gpt-5, pico-dollars
+	var calls atomic.Int64
+	srv := tierServer(t, &calls, func(string) string { return "scale" })
+	var logs bytes.Buffer // (the handler serializes its writes; read after the calls)
+	var cost atomic.Int64
+	obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
+		if f, ok := e.(middleware.CallFinished); ok {
+			cost.Add(f.Facts.CostPico)
+		}
+	})
+	p := &policies.Policy{Version: 1, Name: "tiers", Budget: policies.Budget{
+		Team: policies.TeamBudget{Period: policies.PeriodDaily, MaxUSD: policies.Dollar},
+	}}
+	chain := llmwrap.MustBuild(p, llmwrap.WithObserver(obs), llmwrap.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	cfg := goopenai.DefaultConfig("test-key")
+	cfg.BaseURL = srv.URL
+	cfg.HTTPClient = oaiadapter.NewHTTPClient(chain)
+	client := goopenai.NewClientWithConfig(cfg)
+	ctx := middleware.WithTeam(context.Background(), "sre")
+	const n = 3
+	for range n {
+		if _, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-5", MaxCompletionTokens: 200,
+			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "Check the disks."}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := cost.Load(); got != n*standard {
+		t.Errorf("%d calls cost %s, want %s (the standard rates)", n, policies.PicoUSD(got), policies.PicoUSD(n*standard))
+	}
+	var warnings int
+	for line := range strings.Lines(logs.String()) {
+		var rec struct {
+			Level, Msg, Model string
+			Tier              string `json:"service_tier"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if strings.Contains(rec.Msg, "service tier the catalog has no price for") {
+			warnings++
+			if rec.Level != "WARN" || rec.Model != "gpt-5" || rec.Tier != "scale" {
+				t.Errorf("warning %s", line)
+			}
+		}
+	}
+	if warnings != 1 {
+		t.Errorf("%d warnings of the unpriced tier over %d calls, want 1:\n%s", warnings, n, logs.String())
+	}
 }

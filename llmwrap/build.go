@@ -110,6 +110,7 @@ func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 	// and tokens.ForCall counts a call once for all of them.
 	// The policy's catalog (encodings, image rules) resolves models.
 	o.catalog = newCatalog(p) // one per chain: every layer's lookups share it
+	o.catalog.log = o.logger
 	o.tokens = o.state.sharedEstimator().WithModels(o.catalog.estimatorModel)
 	mws := []middleware.Middleware{instrument.New(o.catalog, middleware.Observers(o.observers...))}
 	for _, l := range layers {
@@ -173,7 +174,17 @@ type catalog struct {
 	// budget, Meter), and a compare of the name is cheaper than the map's
 	// hash and lookup.
 	recent [8]atomic.Pointer[resolvedModel]
+
+	// log gets the warning of a service tier without a price, once per
+	// model and tier (up to maxResolved pairs) in tiersWarned; nil:
+	// slog.Default().
+	log         *slog.Logger
+	tiersWarned sync.Map // modelTier -> struct{}
+	nTiers      atomic.Int64
 }
+
+// modelTier is a model and a service tier it was billed at.
+type modelTier struct{ model, tier string }
 
 // maxResolved bounds the names a catalog remembers, so that callers
 // naming ever new models (a gateway's clients) cannot grow it.
@@ -238,6 +249,11 @@ func (c *catalog) Cost(model string, u middleware.Usage) (int64, bool) {
 	if !r.ok || !r.budget.Priced {
 		return 0, false
 	}
+	if t := u.ServiceTier; t != "" && t != "default" && t != "auto" {
+		if _, ok := r.spec.ServiceTiers[t]; !ok {
+			c.unpricedTier(model, t)
+		}
+	}
 	return int64(r.spec.Cost(TokenCounts(u))), true // exact pico-USD
 }
 
@@ -260,6 +276,29 @@ func (c *catalog) BilledModel(requested, answered string) string {
 		return requested
 	}
 	return answered
+}
+
+// unpricedTier warns, once per model and tier, that usage billed at a
+// service tier the catalog has no rates for on model is priced at the
+// model's standard rates: the provider's bill may differ (priority costs
+// about twice as much, flex half). After maxResolved pairs, further ones
+// are not logged (a server naming ever new tiers cannot grow the set).
+func (c *catalog) unpricedTier(model, tier string) {
+	k := modelTier{model, tier}
+	if _, ok := c.tiersWarned.Load(k); ok || c.nTiers.Load() >= maxResolved {
+		return
+	}
+	k = modelTier{strings.Clone(model), strings.Clone(tier)}
+	if _, loaded := c.tiersWarned.LoadOrStore(k, struct{}{}); loaded {
+		return
+	}
+	c.nTiers.Add(1)
+	log := c.log
+	if log == nil {
+		log = slog.Default()
+	}
+	log.Warn("tokenwise: usage billed at a service tier the catalog has no price for on its model: priced at the model's standard rates; "+
+		"add the tier's rates under the model's service_tiers in the policy's models:", "model", k.model, "service_tier", k.tier)
 }
 
 func (c *catalog) Model(name string) (budget.Model, bool) {
