@@ -30,13 +30,17 @@ var (
 	keysCached    = []string{"PromptCachedTokens", "CachedTokens", "CacheReadInputTokens", "cached_tokens"}
 	keysReasoning = []string{"ReasoningTokens", "CompletionReasoningTokens", "ThinkingTokens", "reasoning_tokens"}
 	keysTotal     = []string{"TotalTokens", "total_tokens", "totalTokens"}
+	// OpenAI's audio tokens (part of the prompt and completion counts),
+	// billed at the audio rates.
+	keyAudioInput  = "PromptAudioTokens"
+	keyAudioOutput = "CompletionAudioTokens"
 	// Mistral nests the SDK's usage struct (or, after JSON, an object).
 	keyNested = "usage"
 )
 
 // usageKeys are every key above, for rewriting a map's usage.
 var usageKeys = func() []string {
-	ks := []string{keyAnthropicInput, keyAnthropicOutput, keyCacheRead, keyCacheWrite}
+	ks := []string{keyAnthropicInput, keyAnthropicOutput, keyCacheRead, keyCacheWrite, keyAudioInput, keyAudioOutput}
 	for _, l := range [][]string{keysPrompt, keysCompletion, keysSnakeInput, keysSnakeOutput, keysCached, keysReasoning, keysTotal} {
 		ks = append(ks, l...)
 	}
@@ -45,8 +49,8 @@ var usageKeys = func() []string {
 
 // UsageFromGenerationInfo normalises the token usage a langchaingo backend
 // reported in a [llms.ContentChoice]'s GenerationInfo to the core's
-// convention (input includes cached and cache-write tokens, output includes
-// reasoning tokens). It understands the keys of the openai, anthropic,
+// convention (input includes cached, cache-write and audio tokens, output
+// includes reasoning and audio tokens). It understands the keys of the openai, anthropic,
 // googleai, ollama, maritaca, mistral and bedrock backends, and numbers of
 // any Go integer or float type, json.Number or numeric strings (values that
 // went through JSON are float64). ok is false when info carries no token
@@ -95,6 +99,8 @@ func usageFromGenerationInfo(info map[string]any) (u middleware.Usage, ok bool) 
 	u.CachedInputTokens, _ = first(info, keysCached)
 	u.CacheWriteTokens, _ = number(info, keyCacheWrite)
 	u.ReasoningTokens, _ = first(info, keysReasoning)
+	u.AudioInputTokens, _ = number(info, keyAudioInput)
+	u.AudioOutputTokens, _ = number(info, keyAudioOutput)
 	// Ollama reports the tokens of its context cache, which may exceed
 	// what this call's prompt counted.
 	u.CachedInputTokens = min(u.CachedInputTokens, u.InputTokens)
@@ -237,6 +243,7 @@ func responseUsage(cr *llms.ContentResponse) middleware.Usage {
 func writeUsage(info map[string]any, u middleware.Usage) {
 	_, anthropic := info[keyAnthropicInput]
 	_, snake := info[keysSnakeInput[0]]
+	_, audio := info[keyAudioInput]
 	for _, k := range usageKeys {
 		delete(info, k)
 	}
@@ -245,6 +252,10 @@ func writeUsage(info map[string]any, u middleware.Usage) {
 	info["TotalTokens"] = int(u.Total())
 	info["PromptCachedTokens"] = int(u.CachedInputTokens)
 	info["ReasoningTokens"] = int(u.ReasoningTokens)
+	if u.AudioInputTokens != 0 || u.AudioOutputTokens != 0 || audio {
+		info[keyAudioInput] = int(u.AudioInputTokens)
+		info[keyAudioOutput] = int(u.AudioOutputTokens)
+	}
 	if u.CacheWriteTokens != 0 || anthropic {
 		info[keyCacheWrite] = int(u.CacheWriteTokens)
 	}

@@ -29,6 +29,11 @@ func TestUsageFromGenerationInfo(t *testing.T) {
 			"ThinkingContent": "", "ThinkingTokens": 64, "PromptCachedTokens": 768, "CompletionAudioTokens": 0,
 			"CompletionReasoningTokens": 64, "CompletionAcceptedPredictionTokens": 0, "CompletionRejectedPredictionTokens": 0,
 		}, U{InputTokens: 1000, OutputTokens: 120, CachedInputTokens: 768, ReasoningTokens: 64}, true},
+		{"openai audio", map[string]any{
+			"CompletionTokens": 400, "PromptTokens": 500, "TotalTokens": 900, "ReasoningTokens": 0, "PromptAudioTokens": 300,
+			"ThinkingContent": "", "ThinkingTokens": 0, "PromptCachedTokens": 0, "CompletionAudioTokens": 350,
+			"CompletionReasoningTokens": 0, "CompletionAcceptedPredictionTokens": 0, "CompletionRejectedPredictionTokens": 0,
+		}, U{InputTokens: 500, OutputTokens: 400, AudioInputTokens: 300, AudioOutputTokens: 350}, true},
 		{"anthropic: input excludes the cache", map[string]any{
 			"InputTokens": 50, "OutputTokens": 30, "CacheCreationInputTokens": 200, "CacheReadInputTokens": 1000,
 			"ThinkingContent": "", "OutputContent": "hi",

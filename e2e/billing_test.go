@@ -1,0 +1,102 @@
+package e2e
+
+// Money exactness against the provider's bill: each test computes the bill
+// independently from OpenAI's public prices.
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"testing"
+
+	goopenai "github.com/sashabaranov/go-openai"
+	"github.com/tmc/langchaingo/llms"
+	lcopenai "github.com/tmc/langchaingo/llms/openai"
+
+	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// billingChain is a chain of p with a memory budget store, summing the
+// calls' reported costs in cost.
+func billingChain(p *policies.Policy, store budget.Store, cost *atomic.Int64) middleware.Middleware {
+	obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
+		if f, ok := e.(middleware.CallFinished); ok {
+			cost.Add(f.Facts.CostPico)
+		}
+	})
+	return llmwrap.MustBuild(p, llmwrap.WithBudgetStore(store), llmwrap.WithObserver(obs),
+		llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
+}
+
+// billingClient is go-openai over billingChain on srv.
+func billingClient(p *policies.Policy, srv *openaitest.Server, store budget.Store, cost *atomic.Int64) *goopenai.Client {
+	cfg := goopenai.DefaultConfig("test-key")
+	cfg.BaseURL = "http://openai.test/v1"
+	cfg.HTTPClient = twopenai.NewHTTPClient(billingChain(p, store, cost), twopenai.WithBaseTransport(srv.Transport()))
+	return goopenai.NewClientWithConfig(cfg)
+}
+
+// ledgerSpent is what the team ledger of p in store charged team (in
+// micro-dollars); it fails the test when reservations are left.
+func ledgerSpent(t *testing.T, p *policies.Policy, store budget.Store, team string) int64 {
+	t.Helper()
+	b, err := llmwrap.NewBudget(p, budget.WithStore(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rem, err := b.Remaining(context.Background(), team)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rem.Reserved.IsZero() {
+		t.Errorf("reservations left: %+v", rem.Reserved)
+	}
+	return rem.Used.USDMicros
+}
+
+// dailyTeamPolicy is a policy of a $100 daily team budget.
+func dailyTeamPolicy() *policies.Policy {
+	return &policies.Policy{Version: 1, Name: "billing", Budget: policies.Budget{
+		Team: policies.TeamBudget{Period: policies.PeriodDaily, MaxUSD: 100 * policies.Dollar},
+	}}
+}
+
+// TestLangchaingoAudioTokensAtAudioRates: an audio answer through
+// langchaingo's openai backend wrapped by the langchaingo adapter. The
+// backend reports the audio counts (GenerationInfo PromptAudioTokens,
+// CompletionAudioTokens), which the adapter bills at the audio rates —
+// $0.0410, not the $0.0050 of the same tokens at the text rates.
+func TestLangchaingoAudioTokensAtAudioRates(t *testing.T) {
+	const model = "gpt-4o-audio-preview"
+	body := `{"id":"c1","object":"chat.completion","created":1,"model":"` + model + `","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],` +
+		`"usage":{"prompt_tokens":500,"completion_tokens":400,"total_tokens":900,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":300},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":350}}}`
+	srv := openaitest.New()
+	srv.On().Reply(openaitest.Reply{Body: []byte(body)})
+	p := dailyTeamPolicy()
+	store := budget.NewMemoryStore()
+	var cost atomic.Int64
+	inner, err := lcopenai.New(lcopenai.WithModel(model), lcopenai.WithToken("test-key"), lcopenai.WithBaseURL("http://openai.test/v1"),
+		lcopenai.WithHTTPClient(&http.Client{Transport: srv.Transport()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	llm := twlc.New(twlc.Models{model: inner}, billingChain(p, store, &cost))
+	ctx := middleware.WithTeam(context.Background(), "sre")
+	if _, err := llm.GenerateContent(ctx, []llms.MessageContent{human("hi")}, llms.WithMaxTokens(1000)); err != nil {
+		t.Fatal(err)
+	}
+	const want = 200*2_500_000 + 300*40_000_000 + 50*10_000_000 + 350*80_000_000
+	if got := cost.Load(); got != want {
+		t.Errorf("reported %s, the provider bills %s", policies.PicoUSD(got), policies.PicoUSD(want))
+	}
+	if got := ledgerSpent(t, p, store, "sre"); got != policies.PicoUSD(want).Ceil().Micro() {
+		t.Errorf("ledger %d µ$, the provider bills %s", got, policies.PicoUSD(want))
+	}
+}
