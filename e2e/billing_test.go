@@ -5,8 +5,11 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -21,6 +24,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
+	"github.com/tokenwise/tokenwise/tokens"
 )
 
 // billingChain is a chain of p with a memory budget store, summing the
@@ -98,5 +102,72 @@ func TestLangchaingoAudioTokensAtAudioRates(t *testing.T) {
 	}
 	if got := ledgerSpent(t, p, store, "sre"); got != policies.PicoUSD(want).Ceil().Micro() {
 		t.Errorf("ledger %d µ$, the provider bills %s", got, policies.PicoUSD(want))
+	}
+}
+
+// TestCutStreamOfNChoicesBillsEveryChoice: a stream with n = 3 is cut
+// after all three choices streamed their text. The provider bills the
+// output of the three choices. Cut after its usage chunk, the call is
+// billed that usage (which counts every choice); cut before it, the
+// estimate that replaces the missing usage (Meter and budget ledger alike)
+// counts every choice's text, not the first choice's alone.
+func TestCutStreamOfNChoicesBillsEveryChoice(t *testing.T) {
+	long := strings.Repeat("All disks are healthy and below their thresholds. ", 20) // 1,000 bytes
+	// Streamed in 7 chunks per choice (the role, 5 of 200 bytes, the
+	// finish), then the usage chunk.
+	const chunks = 3 * 7
+	// The tokens of the three choices' text (the provider's count of it:
+	// o200k_base, exact for gpt-4o).
+	exact := 3 * tokens.New().Text("gpt-4o", long) * 10_000_000 // pico-USD at gpt-4o's $10/1M
+	for _, tt := range []struct {
+		name    string
+		after   int   // chunks sent before the cut
+		atLeast int64 // pico-USD
+	}{
+		// openaitest reports ceil(bytes/4) tokens per choice: 3 × 250
+		// tokens at $10/1M = $0.0075.
+		{"after the usage chunk", 1_000, 750 * 10_000_000},
+		{"before the usage chunk", chunks, exact},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := openaitest.New()
+			srv.On().Reply(openaitest.Reply{Content: long, ChunkSize: 200,
+				Alternatives: []openaitest.Reply{{Content: long}, {Content: long}},
+				Fault:        openaitest.Fault{Kind: openaitest.FaultCut, After: tt.after}})
+			p := dailyTeamPolicy()
+			store := budget.NewMemoryStore()
+			var cost atomic.Int64
+			client := billingClient(p, srv, store, &cost)
+			ctx := middleware.WithTeam(context.Background(), "sre")
+			s, err := client.CreateChatCompletionStream(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o", N: 3, MaxTokens: 1_000,
+				StreamOptions: &goopenai.StreamOptions{IncludeUsage: true},
+				Messages:      []goopenai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[int]int{}
+			for {
+				c, err := s.Recv()
+				if err != nil {
+					if errors.Is(err, io.EOF) {
+						t.Fatal("the cut stream ended cleanly")
+					}
+					break
+				}
+				for _, ch := range c.Choices {
+					got[ch.Index] += len(ch.Delta.Content)
+				}
+			}
+			s.Close()
+			if got[0] != len(long) || got[1] != len(long) || got[2] != len(long) {
+				t.Fatalf("streamed %v bytes per choice, want %d each", got, len(long))
+			}
+			if c := cost.Load(); c < tt.atLeast {
+				t.Errorf("the cut n=3 stream was billed %s; its three choices' output alone costs at least %s", policies.PicoUSD(c), policies.PicoUSD(tt.atLeast))
+			}
+			if m := ledgerSpent(t, p, store, "sre"); m < policies.PicoUSD(tt.atLeast).Ceil().Micro() {
+				t.Errorf("the team ledger charged %d µ$ for the cut n=3 stream, want at least %d", m, policies.PicoUSD(tt.atLeast).Ceil().Micro())
+			}
+		})
 	}
 }

@@ -175,21 +175,31 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 }
 
 // EstimateUsage is the default [UsageFunc]: for a cut stream, the input
-// estimate plus the partial answer's output; for an attempt that ended
-// without a response, the input estimate. Both estimate one token per
-// three bytes, rounding up, with OpenAI's framing: conservative for every
-// tokenizer tokenwise knows.
+// estimate plus the partial answer's output (every choice's: Message and
+// OtherChoices); for an attempt that ended without a response, the input
+// estimate. Both estimate one token per three bytes, rounding up, with
+// OpenAI's framing: conservative for every tokenizer tokenwise knows.
 func EstimateUsage(req *Request, resp *Response, _ error) Usage {
 	u := Usage{InputTokens: EstimateInput(req)}
 	if resp != nil {
-		m := &resp.Message
-		b := len(m.Content) + len(m.Reasoning)
-		for _, tc := range m.ToolCalls {
-			b += 3 + len(tc.Name) + len(tc.Arguments)
+		b := outputBytes(&resp.Message, resp.Refusal)
+		for i := range resp.OtherChoices {
+			c := &resp.OtherChoices[i]
+			b += outputBytes(&c.Message, c.Refusal)
 		}
-		u.OutputTokens = int64(b+2) / 3
+		u.OutputTokens = (b + 2) / 3
 	}
 	return u
+}
+
+// outputBytes counts the bytes of one choice's output: its text,
+// reasoning, refusal and tool calls (3 bytes of framing each).
+func outputBytes(m *Message, refusal string) int64 {
+	b := len(m.Content) + len(m.Reasoning) + len(refusal)
+	for _, tc := range m.ToolCalls {
+		b += 3 + len(tc.Name) + len(tc.Arguments)
+	}
+	return int64(b)
 }
 
 // EstimateInput is a conservative estimate of a request's input tokens:

@@ -319,6 +319,15 @@ type Response struct {
 	// which requests share: it costs request decoding nothing.
 	Refusal string
 
+	// OtherChoices are the choices of an answer of n > 1 after the first
+	// (which Message, Refusal and FinishReason are), as far as an adapter
+	// assembled them: the OpenAI adapter sets them on a streamed answer
+	// that carries no usage (cut before its usage chunk, or from a server
+	// that sends none), so that the estimate of its output counts every
+	// choice, not the first alone. Nil for most responses; Native holds a
+	// complete answer's choices.
+	OtherChoices []Choice
+
 	// Native is the adapter's representation of the provider's response
 	// (for example the raw wire JSON). It is immutable and shared by copies.
 	// A middleware that changes a response it did not create keeps Native
@@ -331,7 +340,22 @@ type Response struct {
 func (r *Response) Clone() *Response {
 	c := *r
 	c.Message = r.Message.Clone()
+	if r.OtherChoices != nil {
+		c.OtherChoices = make([]Choice, len(r.OtherChoices))
+		for i, o := range r.OtherChoices {
+			o.Message = o.Message.Clone()
+			c.OtherChoices[i] = o
+		}
+	}
 	return &c
+}
+
+// Choice is one choice of an answer of n > 1 besides its first (see
+// Response.OtherChoices).
+type Choice struct {
+	Message      Message
+	Refusal      string
+	FinishReason string
 }
 
 // StreamFunc receives the chunks of a streaming call, one at a time and in

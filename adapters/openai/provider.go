@@ -506,10 +506,15 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 		r.plain = &pc
 		defer func() { r.plain = nil }()
 	}
-	var tier string // the last service_tier a chunk named
+	r.collectOthers = true // the choices after the first, for an estimate of a cut stream's output
+	var tier string        // the last service_tier a chunk named
 	partial := func() *middleware.Response {
 		resp := acc.Response()
 		resp.ID, resp.Model = meta.id, meta.model
+		if resp.Usage.IsZero() {
+			// Estimated: every choice's output counts.
+			resp.OtherChoices = r.others.choices()
+		}
 		if !resp.Usage.IsZero() && resp.Usage.ServiceTier == "" {
 			// The tier the provider billed the stream at, also when its
 			// usage chunk does not repeat it.
@@ -573,7 +578,9 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 			case err != nil:
 				return partial(), p.fail(middleware.ErrMalformed, req, fmt.Sprintf("chunk %d", acc.Chunks()+1), err)
 			}
-			if haveMeta {
+			if haveMeta && m.choices <= 1 {
+				// (A chunk of several choices is no template: its other
+				// choices would be taken as the same in every match.)
 				tmpl.learn(data, &c, &w.chunk, &pc)
 			}
 			tier = cmp.Or(m.tier, tier)

@@ -321,6 +321,7 @@ type chunkMeta struct {
 	id, model string
 	created   int64
 	tier      string // its service_tier, whether or not meta was wanted
+	choices   int    // how many choices it carried
 }
 
 // decodeChunk decodes the data payload of one streamed event. With
@@ -476,7 +477,7 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 	if c.Usage != nil && tier != "" {
 		c.Usage.ServiceTier = tier // the tier the provider billed the tokens at
 	}
-	meta.tier = tier
+	meta.tier, meta.choices = tier, choices
 	if choices < 0 && c.Usage == nil {
 		return c, meta, nil, errNoChoices
 	}
@@ -568,7 +569,8 @@ func skipSpace(b []byte, i int) int {
 }
 
 // chunkChoice reads one choice of a chunk; the first choice with index 0
-// fills c, the others are skipped.
+// fills c, the others go to r.others when collectOthers is set (else they
+// are skipped).
 func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 	var (
 		content, reasoning, refusal, finish string
@@ -646,8 +648,17 @@ func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 	if pc != nil && (index != 0 || *taken || reasonings > 1 || len(calls) > 0) {
 		pc.ok = false // what the merge reads beyond the chunk of choice 0
 	}
-	if err := r.close(); err != nil || index != 0 || *taken {
+	if err := r.close(); err != nil {
 		return err
+	}
+	if index != 0 || *taken {
+		if r.collectOthers {
+			if r.others == nil {
+				r.others = new(otherChoices)
+			}
+			r.others.add(index, middleware.Chunk{Content: content, Reasoning: reasoning, Refusal: refusal, FinishReason: finish, ToolCalls: calls})
+		}
+		return nil
 	}
 	*taken = true
 	c.Content, c.Reasoning, c.Refusal, c.FinishReason, c.ToolCalls = content, reasoning, refusal, finish, calls
@@ -911,4 +922,52 @@ func retryAfterHeaders(h http.Header, d time.Duration) {
 	}
 	h.Set("Retry-After-Ms", strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10))
 	h.Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
+}
+
+// maxChoiceIndex is the largest choice index otherChoices keeps apart
+// (OpenAI's n is at most 128).
+const maxChoiceIndex = 128
+
+// otherChoices assembles the choices of a stream after its first (n > 1),
+// which its core chunks do not carry: a partial response lists them
+// (middleware.Response.OtherChoices), so that the estimate of a cut
+// stream's output counts every choice.
+type otherChoices struct {
+	// byIndex[i-1] is choice i's (pointers: an Accumulator must not move);
+	// odd takes the fragments of any other index (out of range, or a
+	// second choice 0 in one chunk), counted as one more choice.
+	byIndex []*middleware.Accumulator
+	odd     *middleware.Accumulator
+}
+
+func (o *otherChoices) add(index int64, c middleware.Chunk) {
+	var a **middleware.Accumulator
+	if index >= 1 && index <= maxChoiceIndex {
+		if int(index) > len(o.byIndex) {
+			o.byIndex = append(o.byIndex, make([]*middleware.Accumulator, int(index)-len(o.byIndex))...)
+		}
+		a = &o.byIndex[index-1]
+	} else {
+		a = &o.odd
+	}
+	if *a == nil {
+		*a = new(middleware.Accumulator)
+	}
+	(*a).Add(c)
+}
+
+// choices returns the choices assembled so far, by index (nil: none).
+func (o *otherChoices) choices() []middleware.Choice {
+	if o == nil {
+		return nil
+	}
+	var out []middleware.Choice
+	for _, a := range append(o.byIndex[:len(o.byIndex):len(o.byIndex)], o.odd) {
+		if a == nil {
+			continue
+		}
+		r := a.Response()
+		out = append(out, middleware.Choice{Message: r.Message, Refusal: r.Refusal, FinishReason: r.FinishReason})
+	}
+	return out
 }

@@ -31,6 +31,10 @@ type reader struct {
 	// plain receives what a stream's merge needs of a chunk (reader.chunk);
 	// nil: nothing.
 	plain *plainChunk
+	// others, with collectOthers, receives the choices of a stream's
+	// chunks after the first (reader.chunkChoice), made on the first one.
+	others        *otherChoices
+	collectOthers bool
 }
 
 // frame is an open object or array.
@@ -47,11 +51,13 @@ var readerPool = sync.Pool{New: func() any { return &reader{stack: make([]frame,
 func getReader(src []byte) *reader {
 	r := readerPool.Get().(*reader)
 	r.src, r.pos, r.stack, r.err, r.memo = src, 0, r.stack[:0], nil, nil
+	r.others, r.collectOthers = nil, false
 	return r
 }
 
 func putReader(r *reader) {
 	r.src, r.err, r.memo = nil, nil, nil
+	r.others, r.collectOthers = nil, false
 	readerPool.Put(r)
 }
 

@@ -404,10 +404,20 @@ func (b *Budget) usage(req *middleware.Request, resp *middleware.Response, est *
 }
 
 // partialOutput counts the output of a response that reported no usage (a
-// cut stream): its text, reasoning and tool calls.
+// cut stream): the text, reasoning, refusal and tool calls of every choice
+// (Message, and OtherChoices when n > 1).
 func partialOutput(e *tokens.Estimator, model string, resp *middleware.Response) int64 {
-	m := &resp.Message
-	out := e.Text(model, m.Content) + e.Text(model, m.Reasoning)
+	out := choiceOutput(e, model, &resp.Message, resp.Refusal)
+	for i := range resp.OtherChoices {
+		c := &resp.OtherChoices[i]
+		out = middleware.SatAdd(out, choiceOutput(e, model, &c.Message, c.Refusal))
+	}
+	return out
+}
+
+// choiceOutput counts the output tokens of one choice.
+func choiceOutput(e *tokens.Estimator, model string, m *middleware.Message, refusal string) int64 {
+	out := e.Text(model, m.Content) + e.Text(model, m.Reasoning) + e.Text(model, refusal)
 	for _, tc := range m.ToolCalls {
 		out += 3 + e.Text(model, tc.Name) + e.Text(model, tc.Arguments)
 	}

@@ -70,7 +70,7 @@ type Reply struct {
 	// for a request with n > 1: their Content, Reasoning, Refusal,
 	// ToolCalls and FinishReason are used. Streamed, their chunks follow
 	// the first choice's (or are interleaved with them, with a Shape).
-	// Usage counts the first choice only.
+	// Usage counts every choice's completion tokens, as OpenAI does.
 	Alternatives []Reply
 	// Shape, when non-nil, streams the reply in a random valid shape
 	// (see [Shape]) instead of OpenAI's own order.

@@ -76,7 +76,8 @@ func CompletionTokens(r Reply) int {
 // UsageFor returns the usage the server reports when it answers req with r:
 // r.Usage when set (TotalTokens filled in when zero), otherwise
 // PromptTokens(req), CompletionTokens(r) and ReasoningTokens(r), with no
-// cached tokens.
+// cached tokens — summed with r.Alternatives' completion and reasoning
+// tokens, as OpenAI counts every choice of an answer of n > 1.
 func UsageFor(req *ChatRequest, r Reply) Usage {
 	if r.Usage != nil {
 		u := *r.Usage
@@ -89,6 +90,10 @@ func UsageFor(req *ChatRequest, r Reply) Usage {
 		PromptTokens:     PromptTokens(req),
 		CompletionTokens: CompletionTokens(r),
 		ReasoningTokens:  ReasoningTokens(r),
+	}
+	for _, alt := range r.Alternatives {
+		u.CompletionTokens += CompletionTokens(alt)
+		u.ReasoningTokens += ReasoningTokens(alt)
 	}
 	u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	return u
