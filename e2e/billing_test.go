@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/observe"
 	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/tokens"
 )
@@ -169,5 +171,78 @@ func TestCutStreamOfNChoicesBillsEveryChoice(t *testing.T) {
 				t.Errorf("the team ledger charged %d µ$ for the cut n=3 stream, want at least %d", m, policies.PicoUSD(tt.atLeast).Ceil().Micro())
 			}
 		})
+	}
+}
+
+// TestEstimatedUsageIsFlagged: a stream whose provider sends no usage
+// although asked for it (a vLLM or proxy that drops stream_options) is
+// billed an estimate, and says so: its attempt is Estimated, and the run
+// report marks the call and counts it. A call billed the provider's usage
+// is not flagged.
+func TestEstimatedUsageIsFlagged(t *testing.T) {
+	srv := openaitest.New()
+	srv.On().Reply(openaitest.Reply{Content: "All good.", Usage: &openaitest.Usage{PromptTokens: 20, CompletionTokens: 3}},
+		openaitest.Reply{Raw: [][]byte{
+			[]byte(`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"All good."},"finish_reason":null}]}` + "\n\n"),
+			[]byte(`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\n"),
+			[]byte("data: [DONE]\n\n"),
+		}})
+	p := dailyTeamPolicy()
+	var facts []middleware.CallFacts
+	obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
+		if f, ok := e.(middleware.CallFinished); ok {
+			facts = append(facts, f.Facts)
+		}
+	})
+	chain := llmwrap.MustBuild(p, llmwrap.WithBudgetStore(budget.NewMemoryStore()), llmwrap.WithObserver(obs),
+		llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
+	cfg := goopenai.DefaultConfig("test-key")
+	cfg.BaseURL = "http://openai.test/v1"
+	cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(srv.Transport()))
+	client := goopenai.NewClientWithConfig(cfg)
+	ctx, run := middleware.StartRun(middleware.WithTeam(context.Background(), "sre"), "r1")
+	req := goopenai.ChatCompletionRequest{Model: "gpt-4o", MaxTokens: 50,
+		StreamOptions: &goopenai.StreamOptions{IncludeUsage: true},
+		Messages:      []goopenai.ChatCompletionMessage{{Role: "user", Content: "How are the disks?"}}}
+	for range 2 {
+		s, err := client.CreateChatCompletionStream(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := s.Recv(); err != nil {
+				if !errors.Is(err, io.EOF) {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+		s.Close()
+	}
+	if len(facts) != 2 || len(facts[0].Attempts) != 1 || len(facts[1].Attempts) != 1 {
+		t.Fatalf("calls %+v", facts)
+	}
+	if billed := facts[0].Attempts[0]; billed.Estimated || billed.Usage.InputTokens != 20 || facts[0].UsageEstimated() {
+		t.Errorf("the call billed the provider's usage: %+v", billed)
+	}
+	if est := facts[1].Attempts[0]; !est.Estimated || est.CostPico == 0 || !facts[1].UsageEstimated() {
+		t.Errorf("the call the provider reported no usage for: %+v, want billed and flagged an estimate", est)
+	}
+	b, err := observe.ReportJSON(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Calls []struct {
+			Estimated bool `json:"usage_estimated"`
+		} `json:"calls"`
+		EstimatedCalls int   `json:"estimated_calls"`
+		EstimatedPico  int64 `json:"estimated_usd_pico"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Calls) != 2 || rep.Calls[0].Estimated || !rep.Calls[1].Estimated || rep.EstimatedCalls != 1 || rep.EstimatedPico != facts[1].CostPico {
+		t.Errorf("the report does not say which call was billed an estimate:\n%s", b)
 	}
 }

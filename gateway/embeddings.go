@@ -55,16 +55,16 @@ type passHold struct {
 
 // reportEmbeddings reports an embeddings call once, in the record of the
 // run it names and to the team's observers (Server.report): the model
-// that answered ("": the one asked for), the tokens its input used, what
-// it cost (pico-USD), or why it failed.
-func (h *passHold) reportEmbeddings(model string, tokens, pico int64, err error) {
+// that answered ("": the one asked for), the tokens its input used (an
+// estimate when estimated), what it cost (pico-USD), or why it failed.
+func (h *passHold) reportEmbeddings(model string, tokens, pico int64, estimated bool, err error) {
 	h.repOnce.Do(func() {
 		u := middleware.Usage{InputTokens: tokens}
 		lat := time.Since(h.callStart)
 		model := cmp.Or(model, h.model)
 		h.s.report(h.team, h.named, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: h.team, Operation: "embeddings",
 			RequestedModel: cmp.Or(h.model, model), Model: model, CostPico: pico,
-			Attempts: []middleware.Attempt{{Model: model, Latency: lat, Usage: u, CostPico: pico, Err: err}}},
+			Attempts: []middleware.Attempt{{Model: model, Latency: lat, Usage: u, CostPico: pico, Err: err, Estimated: estimated}}},
 			Usage: u, Latency: lat, Start: h.callStart, Err: err})
 	})
 }
@@ -283,7 +283,7 @@ func (h *passHold) settle(ctx context.Context, actual budget.Amount) {
 func (h *passHold) chargeEmbeddings(resp *http.Response) error {
 	ctx := resp.Request.Context()
 	if h.unsuccessful(ctx, resp) {
-		h.reportEmbeddings("", 0, 0, errNoEmbeddings) // before the error answer is passed on
+		h.reportEmbeddings("", 0, 0, false, errNoEmbeddings) // before the error answer is passed on
 		return nil
 	}
 	if a, ok := resp.Body.(*answerBody); ok && a.Len() == len(a.data) {
@@ -310,7 +310,7 @@ func (h *passHold) finishEmbeddings(ctx context.Context, a *embeddingsAnswer, er
 		h.estimate()
 		h.settle(ctx, h.need)
 		h.done(ctx, -1, 1)
-		h.reportEmbeddings("", h.need.Tokens, middleware.SatMul(h.need.USDMicros, 1_000_000), err)
+		h.reportEmbeddings("", h.need.Tokens, middleware.SatMul(h.need.USDMicros, 1_000_000), true, err)
 		return
 	}
 	tok := budget.Settleable(budget.Amount{Tokens: a.tokens()}).Tokens
@@ -324,7 +324,7 @@ func (h *passHold) finishEmbeddings(ctx context.Context, a *embeddingsAnswer, er
 	}
 	h.settle(ctx, budget.Settleable(budget.Exact(tok, pico))) // exact: the ledger rounds up once
 	h.done(ctx, tok, 1)
-	h.reportEmbeddings(model, tok, pico, nil)
+	h.reportEmbeddings(model, tok, pico, false, nil)
 }
 
 // embeddingsAnswer is what the gateway reads of an embeddings answer.
@@ -532,7 +532,7 @@ func (h *passHold) unsuccessful(ctx context.Context, resp *http.Response) bool {
 func (h *passHold) releaseEmbeddings(ctx context.Context) {
 	h.settle(ctx, budget.Amount{})
 	h.done(ctx, 0, 0)
-	h.reportEmbeddings("", 0, 0, errNoEmbeddings)
+	h.reportEmbeddings("", 0, 0, false, errNoEmbeddings)
 }
 
 // errNoEmbeddings is the failure of an embeddings call that got no answer

@@ -484,8 +484,8 @@ type responsesHold struct {
 
 // record reports the call once (Server.report): what it used and cost
 // (the call's cost under the team's catalog, or what its budget charged
-// when its usage is unknown), or why it failed.
-func (h *responsesHold) record(u middleware.Usage, costPico int64, err error) {
+// when its usage is unknown: estimated), or why it failed.
+func (h *responsesHold) record(u middleware.Usage, costPico int64, estimated bool, err error) {
 	if !h.reports {
 		return
 	}
@@ -494,7 +494,8 @@ func (h *responsesHold) record(u middleware.Usage, costPico int64, err error) {
 		if !h.begun.IsZero() {
 			begun = h.begun
 		}
-		atts := append(slices.Clip(h.prior), middleware.Attempt{Model: h.model, Latency: time.Since(h.start), Err: err, Usage: u, CostPico: costPico})
+		atts := append(slices.Clip(h.prior), middleware.Attempt{Model: h.model, Latency: time.Since(h.start), Err: err, Usage: u, CostPico: costPico,
+			Estimated: estimated})
 		// The call costs what each attempt was charged (an attempt that
 		// lost a hedge: its input).
 		total, usage := costPico, u
@@ -514,7 +515,7 @@ func (h *responsesHold) record(u middleware.Usage, costPico int64, err error) {
 func (h *responsesHold) release(ctx context.Context) {
 	h.settle(ctx, budget.Amount{})
 	h.done(ctx, 0, 0)
-	h.record(middleware.Usage{}, 0, errNoAnswer)
+	h.record(middleware.Usage{}, 0, false, errNoAnswer)
 }
 
 // errNoAnswer is the failure of a Responses call that got no answer from
@@ -527,7 +528,7 @@ var errNoAnswer = errors.New("tokenwise/gateway: the responses call got no answe
 func (h *responsesHold) chargeReserved(ctx context.Context, err error) {
 	h.settle(ctx, h.need)
 	h.done(ctx, -1, 1)
-	h.record(middleware.Usage{}, middleware.SatMul(h.need.USDMicros, 1_000_000), err)
+	h.record(middleware.Usage{}, middleware.SatMul(h.need.USDMicros, 1_000_000), true, err)
 }
 
 // chargeInput settles an attempt that lost a hedge after it was sent at
@@ -590,7 +591,7 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) (mi
 	// The exact cost: the ledger sums it exactly and rounds up once.
 	h.settle(ctx, budget.Settleable(budget.Exact(middleware.SatAdd(tc.Input, tc.Output), pico)))
 	h.done(ctx, middleware.SatAdd(tc.Input, tc.Output), 1)
-	h.record(u, pico, nil)
+	h.record(u, pico, false, nil)
 	return u, pico
 }
 
@@ -614,7 +615,7 @@ func (u *responsesUsage) usage() (middleware.Usage, bool) {
 func (h *responsesHold) charge(resp *http.Response) error {
 	ctx := resp.Request.Context()
 	if h.unsuccessful(ctx, resp) {
-		h.record(middleware.Usage{}, 0, errors.New("tokenwise/gateway: the upstream answered the responses call with HTTP "+strconv.Itoa(resp.StatusCode)))
+		h.record(middleware.Usage{}, 0, false, errors.New("tokenwise/gateway: the upstream answered the responses call with HTTP "+strconv.Itoa(resp.StatusCode)))
 		return nil
 	}
 	if isEventStream(resp) {

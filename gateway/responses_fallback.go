@@ -372,6 +372,7 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 		rec := middleware.Attempt{Model: mreq.Model, Latency: time.Since(start), Err: err, Hedge: hedge}
 		if err != nil && h != nil {
 			rec.Usage, rec.CostPico = c.failed(ctx, a, err)
+			rec.Estimated = !rec.Usage.IsZero() // a hedge's loser: its input, counted by the gateway
 		}
 		c.mu.Lock()
 		a.rec = rec

@@ -40,6 +40,15 @@ type RunReport struct {
 	RoutingSavedUSD  string  `json:"routing_saved_usd"`
 	RoutingSavedPico int64   `json:"routing_saved_usd_pico"`
 	LLMMs            float64 `json:"llm_ms"` // the calls' latencies, summed
+	// EstimatedCalls counts the calls billed, in part or whole, an
+	// estimate of their usage rather than the provider's count (a stream
+	// cut before its usage, a server that reports none, an attempt
+	// cancelled or timed out in flight);
+	// EstimatedUSD is what those estimated attempts cost (part of
+	// cost_usd).
+	EstimatedCalls int    `json:"estimated_calls,omitempty"`
+	EstimatedUSD   string `json:"estimated_usd,omitempty"`
+	EstimatedPico  int64  `json:"estimated_usd_pico,omitempty"`
 
 	// Limits are what the team's policy allows the run, and what is left.
 	Limits RunLimits `json:"limits"`
@@ -181,7 +190,11 @@ func (s *Server) runReport(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		StartedAt: start.UTC(), WallMs: ms(t.Wall), RunFigures: figures(t.Calls, t.CacheHits, t.Usage, t.CostPico),
 		FailedCalls: t.Failed, SavedUSD: picoUSD(t.SavedPico), SavedPico: t.SavedPico,
 		RoutingSavedUSD: picoUSD(t.RoutingSavedPico), RoutingSavedPico: t.RoutingSavedPico, LLMMs: ms(t.LLMTime),
+		EstimatedCalls: t.EstimatedCalls, EstimatedPico: t.EstimatedPico,
 		ByModel: make(map[string]RunFigures, len(t.ByModel))}
+	if t.EstimatedCalls > 0 {
+		out.EstimatedUSD = picoUSD(t.EstimatedPico)
+	}
 	for name, m := range t.ByModel {
 		out.ByModel[name] = figures(m.Calls, m.CacheHits, m.Usage, m.CostPico)
 	}

@@ -443,3 +443,30 @@ func TestGatewayReportsRunsItServed(t *testing.T) {
 		t.Fatalf("an unknown key: %d %q, want 401", status, code)
 	}
 }
+
+// TestGatewayRunReportCountsEstimatedCalls: a call whose answer carries no
+// usage is billed an estimate, and the run report says how many calls
+// were and what their estimates cost; a call billed the provider's usage
+// is not counted.
+func TestGatewayRunReportCountsEstimatedCalls(t *testing.T) {
+	e := start(t, nil, "")
+	reply, per := billedReply()
+	noUsage := openaitest.Reply{Body: []byte(`{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o-mini",` +
+		`"choices":[{"index":0,"message":{"role":"assistant","content":"Restart the pod."},"finish_reason":"stop"}]}`)}
+	e.upstream.On().Reply(reply, noUsage)
+	const id = "estimates"
+	for i := range 2 {
+		if status, code := e.call(t, devopsKey, id, fmt.Sprintf(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"q%d"}]}`, i)); status != 200 {
+			t.Fatalf("call %d: %d %q", i, status, code)
+		}
+	}
+	status, rep, code := e.runReport(t, devopsKey, id)
+	if status != 200 {
+		t.Fatalf("%d %q", status, code)
+	}
+	est := rep.CostPico - per
+	if rep.Calls != 2 || rep.EstimatedCalls != 1 || est <= 0 || rep.EstimatedPico != est ||
+		rep.EstimatedUSD != strings.TrimPrefix(middleware.FormatPico(est), "$") {
+		t.Fatalf("report %+v: want 2 calls, 1 estimated at %d pico (the cost beyond the billed call's %d)", rep, est, per)
+	}
+}

@@ -70,6 +70,23 @@ type Attempt struct {
 	// CostPico is what Usage cost on Model, exact, in pico-USD (see
 	// FormatPico): priced once, by the Meter.
 	CostPico int64
+	// Estimated is set when Usage (and so CostPico) is an estimate, not
+	// the provider's count: the provider reported no usage (a stream cut
+	// before its usage chunk, a server that sends none, an attempt
+	// cancelled or timed out in flight). The Meter sets it; reports show
+	// it beside the figure.
+	Estimated bool
+}
+
+// UsageEstimated reports whether any attempt of the call was billed an
+// estimate (Attempt.Estimated): its cost is then in part an estimate.
+func (f *CallFacts) UsageEstimated() bool {
+	for i := range f.Attempts {
+		if f.Attempts[i].Estimated {
+			return true
+		}
+	}
+	return false
 }
 
 // Retry is one failed try that a retry layer tried again.

@@ -119,8 +119,8 @@ type UsageFunc func(req *Request, resp *Response, err error) Usage
 // CallFacts.CostPico; no other layer writes a cost.
 //
 // An attempt the provider reported no usage for is billed what fill
-// returns (nil: [EstimateUsage], a conservative estimate). pricer may be
-// nil (attempts are recorded, costs stay zero).
+// returns (nil: [EstimateUsage], a conservative estimate), and marked
+// Estimated. pricer may be nil (attempts are recorded, costs stay zero).
 func Meter(pricer Pricer, fill UsageFunc) Middleware {
 	if fill == nil {
 		fill = EstimateUsage
@@ -157,9 +157,11 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 				a.Usage = resp.Usage
 				if a.Usage.IsZero() || a.Usage.Negative() {
 					a.Usage = fill(req, resp, err)
+					a.Estimated = !a.Usage.IsZero()
 				}
 			case err != nil && (IsCancellation(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout)):
 				a.Usage = fill(req, nil, err)
+				a.Estimated = !a.Usage.IsZero()
 			}
 			// Billed at the service tier the answer names, else the one
 			// the request asked for.

@@ -351,6 +351,13 @@ type Totals struct {
 	RateWaits    int           // calls that waited for rate-limit admission
 	RateWait     time.Duration // their total wait
 	RateRefusals int           // rate-limit refusals
+
+	// EstimatedCalls counts the calls billed, in part or whole, an
+	// estimate rather than the provider's usage (CallFacts.UsageEstimated),
+	// and EstimatedPico what those estimated attempts cost (part of
+	// CostPico).
+	EstimatedCalls int
+	EstimatedPico  int64
 }
 
 // ModelTotals sums what one model did in a run: Calls counts the calls it
@@ -406,6 +413,14 @@ func (t *Totals) addCall(c *CallRecord) {
 		t.RateWait += c.RateWait
 	}
 	t.RateRefusals += c.RateRefusals
+	if c.UsageEstimated() {
+		t.EstimatedCalls++
+		for _, a := range c.Attempts {
+			if a.Estimated {
+				t.EstimatedPico = SatAdd(t.EstimatedPico, a.CostPico)
+			}
+		}
+	}
 	switch {
 	case len(c.Attempts) > 0 && c.Cache != CacheHit:
 		// each provider attempt under its own model (a fallback, a
@@ -487,6 +502,8 @@ var totalsFigures = []figure[Totals]{
 	{"rate_waits", func(t *Totals) any { return &t.RateWaits }},
 	{"rate_wait_ns", func(t *Totals) any { return &t.RateWait }},
 	{"rate_refusals", func(t *Totals) any { return &t.RateRefusals }},
+	{"estimated_calls", func(t *Totals) any { return &t.EstimatedCalls }},
+	{"estimated_pico", func(t *Totals) any { return &t.EstimatedPico }},
 }
 
 // modelFigures are the counters of a ModelTotals besides its usage.

@@ -31,7 +31,12 @@ func Report(r *middleware.Run) string {
 		if t.Usage.CachedInputTokens > 0 {
 			fmt.Fprintf(&b, ", %d cached", t.Usage.CachedInputTokens)
 		}
-		fmt.Fprintf(&b, "), %s, llm %s", middleware.FormatPico(t.CostPico), t.LLMTime.Round(time.Millisecond))
+		fmt.Fprintf(&b, "), %s", middleware.FormatPico(t.CostPico))
+		if t.EstimatedCalls > 0 {
+			// What no provider counted: the usage of those calls was estimated.
+			fmt.Fprintf(&b, " (%s of it estimated, %s)", middleware.FormatPico(t.EstimatedPico), plural(t.EstimatedCalls, "call"))
+		}
+		fmt.Fprintf(&b, ", llm %s", t.LLMTime.Round(time.Millisecond))
 	}
 	if t.ToolCalls > 0 {
 		fmt.Fprintf(&b, ", %s in %s", plural(t.ToolCalls, "tool call"), t.ToolTime.Round(time.Millisecond))
@@ -65,6 +70,9 @@ func Report(r *middleware.Run) string {
 	}
 	for _, c := range calls {
 		in, out, usd := fmt.Sprint(c.Usage.InputTokens), fmt.Sprint(c.Usage.OutputTokens), middleware.FormatPico(c.CostPico)
+		if c.UsageEstimated() {
+			usd = "~" + usd // in part an estimate: the provider reported no usage
+		}
 		if c.Cache == middleware.CacheHit {
 			// Nothing was spent: say what was saved, not "0 tokens".
 			in, out, usd = "-", "-", "saved "+middleware.FormatPico(c.SavedPico)
@@ -196,11 +204,17 @@ func callStory(c middleware.CallRecord) []string {
 			}
 			if !a.Usage.IsZero() || a.CostPico != 0 {
 				// each attempt billed under its own model
-				p += fmt.Sprintf(" [%d in, %d cached, %d out, %s]", a.Usage.InputTokens, a.Usage.CachedInputTokens, a.Usage.OutputTokens, middleware.FormatPico(a.CostPico))
+				est := ""
+				if a.Estimated {
+					est = ", estimated"
+				}
+				p += fmt.Sprintf(" [%d in, %d cached, %d out, %s%s]", a.Usage.InputTokens, a.Usage.CachedInputTokens, a.Usage.OutputTokens, middleware.FormatPico(a.CostPico), est)
 			}
 			parts[i] = fmt.Sprintf("%s in %s", p, a.Latency.Round(time.Millisecond))
 		}
 		out = append(out, fmt.Sprintf("%d attempts: %s", len(c.Attempts), strings.Join(parts, " → ")))
+	} else if c.UsageEstimated() {
+		out = append(out, "usage estimated: the provider reported none")
 	}
 	for _, n := range c.Notes {
 		if !strings.Contains(c.Rule, n) { // the router's notes are in the rule already
@@ -269,7 +283,11 @@ func plural64(n int64, noun string) string {
 }
 
 // ReportJSON renders the run report as JSON: the run's totals, one object
-// per call and the totals per model.
+// per call and the totals per model. A call billed, in part, an estimate
+// rather than the provider's usage (middleware.Attempt.Estimated) has
+// "usage_estimated": true, and each such attempt of billed_attempts
+// "estimated": true; the run's "estimated_calls" counts those calls and
+// "estimated_usd_pico" is what their estimated attempts cost.
 func ReportJSON(r *middleware.Run) ([]byte, error) {
 	type call struct {
 		Seq         int              `json:"seq"`
@@ -293,6 +311,7 @@ func ReportJSON(r *middleware.Run) ([]byte, error) {
 		Final       bool             `json:"final_answer,omitempty"`
 		ToolCalls   []string         `json:"tool_calls,omitempty"`
 		Billed      []billed         `json:"billed_attempts,omitempty"`
+		Estimated   bool             `json:"usage_estimated,omitempty"`
 		Notes       []string         `json:"notes,omitempty"`
 		Err         string           `json:"error,omitempty"`
 		RateWaitMs  float64          `json:"rate_wait_ms,omitempty"`
@@ -323,8 +342,10 @@ func ReportJSON(r *middleware.Run) ([]byte, error) {
 		WallMs      float64          `json:"wall_ms"`
 		RateWaitMs  float64          `json:"rate_wait_ms,omitempty"`
 		RateRefused int              `json:"rate_refusals,omitempty"`
+		EstCalls    int              `json:"estimated_calls,omitempty"`
+		EstPico     int64            `json:"estimated_usd_pico,omitempty"`
 		ByModel     map[string]model `json:"by_model"`
-	}{RateWaitMs: ms(t.RateWait), RateRefused: t.RateRefusals, ToolWallMs: ms(t.ToolWall), Artifacts: t.Artifacts, ArtSaved: t.ArtifactSavedTokens, Run: r.ID(), Input: t.Usage.InputTokens, Output: t.Usage.OutputTokens, CostPico: t.CostPico,
+	}{EstCalls: t.EstimatedCalls, EstPico: t.EstimatedPico, RateWaitMs: ms(t.RateWait), RateRefused: t.RateRefusals, ToolWallMs: ms(t.ToolWall), Artifacts: t.Artifacts, ArtSaved: t.ArtifactSavedTokens, Run: r.ID(), Input: t.Usage.InputTokens, Output: t.Usage.OutputTokens, CostPico: t.CostPico,
 		SavedPico: t.SavedPico, RoutedPico: t.RoutingSavedPico, CacheHits: t.CacheHits, ToolCalls: t.ToolCalls,
 		ToolMs: ms(t.ToolTime), WallMs: ms(t.Wall), Calls: []call{}, ByModel: map[string]model{}}
 	for name, m := range t.ByModel {
@@ -339,7 +360,7 @@ func ReportJSON(r *middleware.Run) ([]byte, error) {
 			Rule: c.Rule, Cache: string(c.Cache), CacheReason: c.CacheReason, Input: c.Usage.InputTokens, Cached: c.Usage.CachedInputTokens, CachedShare: cachedShare(c.Usage),
 			Output: c.Usage.OutputTokens, Reasoning: c.Usage.ReasoningTokens, CostPico: c.CostPico,
 			SavedPico: c.SavedPico, RoutedPico: c.RoutingSavedPico, LatencyMs: ms(c.Latency), Attempts: len(c.Attempts), Retries: len(c.Retries), Final: c.Final,
-			Billed: billedAttempts(c.Attempts), ToolCalls: c.ToolCalls, Notes: c.Notes, Err: e,
+			Billed: billedAttempts(c.Attempts), Estimated: c.UsageEstimated(), ToolCalls: c.ToolCalls, Notes: c.Notes, Err: e,
 			RateWaitMs: ms(c.RateWait), RateRefused: c.RateRefusals})
 	}
 	return json.Marshal(out)
@@ -362,7 +383,9 @@ type billed struct {
 	Cached   int64  `json:"cached_input_tokens,omitempty"`
 	Output   int64  `json:"output_tokens"`
 	CostPico int64  `json:"cost_usd_pico"`
-	Err      string `json:"error,omitempty"`
+	// Estimated: the usage is an estimate (the provider reported none).
+	Estimated bool   `json:"estimated,omitempty"`
+	Err       string `json:"error,omitempty"`
 }
 
 func billedAttempts(as []middleware.Attempt) []billed {
@@ -371,7 +394,8 @@ func billedAttempts(as []middleware.Attempt) []billed {
 	}
 	out := make([]billed, len(as))
 	for i, a := range as {
-		out[i] = billed{Model: a.Model, Input: a.Usage.InputTokens, Cached: a.Usage.CachedInputTokens, Output: a.Usage.OutputTokens, CostPico: a.CostPico}
+		out[i] = billed{Model: a.Model, Input: a.Usage.InputTokens, Cached: a.Usage.CachedInputTokens, Output: a.Usage.OutputTokens, CostPico: a.CostPico,
+			Estimated: a.Estimated}
 		if a.Err != nil {
 			out[i].Err = a.Err.Error()
 		}

@@ -147,6 +147,9 @@ func (s *Slog) callFinished(ctx context.Context, lvl slog.Level, e middleware.Ca
 	if len(f.Attempts) > 1 {
 		a = append(a, slog.Int("attempts", len(f.Attempts)))
 	}
+	if f.UsageEstimated() {
+		a = append(a, slog.Bool("usage_estimated", true))
+	}
 	if f.SavedPico > 0 {
 		a = append(a, slog.String("saved_usd", usd(f.SavedPico)))
 	}

@@ -13,7 +13,9 @@
 // gen_ai.request.model, gen_ai.response.model, gen_ai.usage.input_tokens,
 // gen_ai.usage.output_tokens and tokenwise.* attributes (team, run, stage,
 // routing rule, cache status, cost). Each attempt (one try against one
-// model) is a child span "attempt {model}". Retries, fallbacks, budget
+// model) is a child span "attempt {model}". A call or attempt whose usage
+// is an estimate (the provider reported none: middleware.Attempt.Estimated)
+// has tokenwise.usage.estimated true. Retries, fallbacks, budget
 // warnings and refusals, cache lookups and breaker changes during the call
 // are span events. A failed call has status Error and error.type.
 //

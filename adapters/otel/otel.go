@@ -279,6 +279,9 @@ func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middle
 			trace.WithAttributes(attribute.String("gen_ai.request.model", a.Model), attribute.Int("tokenwise.attempt", i+1), attribute.Bool("tokenwise.hedge", a.Hedge),
 				attribute.Int64("gen_ai.usage.input_tokens", a.Usage.InputTokens), attribute.Int64("gen_ai.usage.output_tokens", a.Usage.OutputTokens),
 				attribute.Int64("tokenwise.cost_usd_pico", a.CostPico)))
+		if a.Estimated {
+			as.SetAttributes(attribute.Bool("tokenwise.usage.estimated", true))
+		}
 		if a.Err != nil {
 			as.SetStatus(codes.Error, a.Err.Error())
 			as.SetAttributes(attribute.String("error.type", errType(a.Err)))
@@ -294,6 +297,11 @@ func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middle
 		attribute.String("tokenwise.stage", string(f.Stage)), attribute.String("tokenwise.rule", f.Rule), attribute.String("tokenwise.cache", string(f.Cache)),
 		attribute.Int64("tokenwise.cost_usd_pico", f.CostPico), attribute.Int64("tokenwise.saved_usd_pico", f.SavedPico),
 		attribute.Int64("tokenwise.routing_saved_usd_pico", f.RoutingSavedPico))
+	if f.UsageEstimated() {
+		// The usage and cost are, in part, an estimate: the provider
+		// reported no usage for an attempt.
+		cs.span.SetAttributes(attribute.Bool("tokenwise.usage.estimated", true))
+	}
 	if e.Err != nil {
 		cs.span.SetStatus(codes.Error, e.Err.Error())
 		cs.span.SetAttributes(attribute.String("error.type", et))

@@ -252,3 +252,42 @@ func TestFallbackAndBudgetWarning(t *testing.T) {
 		t.Errorf("no cost recorded for the fallback model")
 	}
 }
+
+// TestEstimatedUsageIsMarked: an attempt whose usage is an estimate (the
+// provider reported none: here one that timed out) has
+// tokenwise.usage.estimated true, and so has its call's span; an attempt
+// billed the provider's usage has no such attribute.
+func TestEstimatedUsageIsMarked(t *testing.T) {
+	h := newHarness(t)
+	p, _ := policies.LoadBytes([]byte("version: 1\n"), "t.yaml")
+	standIn := func(next middleware.Handler) middleware.Handler {
+		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			estimate := middleware.Usage{InputTokens: 100}
+			cost, _ := llmwrap.Pricer(p).Cost("gpt-4o", estimate)
+			middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+				f.Attempts = append(f.Attempts, middleware.Attempt{Model: "gpt-4o", Latency: time.Second, Err: middleware.ErrTimeout,
+					Usage: estimate, CostPico: cost, Estimated: true},
+					middleware.Attempt{Model: "gpt-4o-mini", Latency: time.Second, Usage: middleware.Usage{InputTokens: 100, OutputTokens: 10}})
+			})
+			return next.Handle(ctx, req)
+		})
+	}
+	provider := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		return &middleware.Response{Model: "gpt-4o-mini", Message: middleware.Message{Role: middleware.RoleAssistant, Content: "ok"},
+			FinishReason: "stop", Usage: middleware.Usage{InputTokens: 100, OutputTokens: 10}}, nil
+	})
+	hd := middleware.Then(provider, instrument.New(llmwrap.Pricer(p), h.obs), standIn)
+	if _, err := hd.Handle(context.Background(), &middleware.Request{Model: "gpt-4o", Messages: []middleware.Message{{Role: "user", Content: "fix it"}}}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range h.spans.Ended() {
+		got[s.Name()] = attr(s.Attributes(), "tokenwise.usage.estimated")
+	}
+	want := map[string]string{"chat gpt-4o": "true", "attempt gpt-4o": "true", "attempt gpt-4o-mini": ""}
+	for name, v := range want {
+		if g, ok := got[name]; !ok || g != v {
+			t.Errorf("span %q: tokenwise.usage.estimated %q (span found: %v), want %q", name, g, ok, v)
+		}
+	}
+}
