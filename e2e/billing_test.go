@@ -246,3 +246,102 @@ func TestEstimatedUsageIsFlagged(t *testing.T) {
 		t.Errorf("the report does not say which call was billed an estimate:\n%s", b)
 	}
 }
+
+// TestCutJSONAnswerIsBilled: a non-streaming answer whose body is cut
+// after the provider's 200 (the provider produced and billed the whole
+// answer) is billed — at least its input, as a cut stream's or a
+// timed-out attempt's is — not $0, flagged as an estimate; the team
+// ledger charges what the report bills, whether a retry follows or the
+// cut attempt is the call's last.
+func TestCutJSONAnswerIsBilled(t *testing.T) {
+	prompt := strings.Repeat("Check the disks. ", 200)
+	cut := openaitest.Reply{Content: strings.Repeat("x", 4000), Fault: openaitest.Fault{Kind: openaitest.FaultCut}}
+	t.Run("retried", func(t *testing.T) {
+		srv := openaitest.New()
+		srv.On().Reply(cut, openaitest.Reply{Content: "ok", Usage: &openaitest.Usage{PromptTokens: 1_000, CompletionTokens: 10}})
+		p := dailyTeamPolicy()
+		p.Fallback.Retry = policies.Retry{MaxAttempts: 2, BaseDelay: policies.Duration(1)}
+		store := budget.NewMemoryStore()
+		var cost atomic.Int64
+		var attempts []middleware.Attempt
+		obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
+			if f, ok := e.(middleware.CallFinished); ok {
+				cost.Add(f.Facts.CostPico)
+				attempts = f.Facts.Attempts
+			}
+		})
+		chain := llmwrap.MustBuild(p, llmwrap.WithBudgetStore(store), llmwrap.WithObserver(obs), llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
+		cfg := goopenai.DefaultConfig("test-key")
+		cfg.BaseURL = "http://openai.test/v1"
+		cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(srv.Transport()))
+		client := goopenai.NewClientWithConfig(cfg)
+		ctx := middleware.WithTeam(context.Background(), "sre")
+		if _, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o", MaxTokens: 2000,
+			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: prompt}}}); err != nil {
+			t.Fatal(err)
+		}
+		if srv.Count() != 2 {
+			t.Fatalf("%d requests, want 2", srv.Count())
+		}
+		for i, a := range attempts {
+			t.Logf("attempt %d: %s err=%v usage=%+v cost=%s estimated=%v", i+1, a.Model, a.Err, a.Usage, policies.PicoUSD(a.CostPico), a.Estimated)
+		}
+		const answer = 1_000*2_500_000 + 10*10_000_000
+		if c := cost.Load(); c <= answer {
+			t.Errorf("the call cost %s: the second answer's bill alone; the cut first answer (billed by the provider) cost nothing", policies.PicoUSD(c))
+		}
+		if m := ledgerSpent(t, p, store, "sre"); m <= policies.PicoUSD(answer).Ceil().Micro() {
+			t.Errorf("the ledger charged %d µ$: the second answer alone", m)
+		}
+		if len(attempts) != 2 || !attempts[0].Estimated || attempts[0].Usage.OutputTokens == 0 || attempts[1].Estimated {
+			t.Errorf("attempts %+v: want the cut one billed an estimate of its input and the output read, flagged", attempts)
+		}
+		if m, want := ledgerSpent(t, p, store, "sre"), policies.PicoUSD(cost.Load()).Ceil().Micro(); m != want {
+			t.Errorf("the ledger charged %d µ$, the report bills %s", m, policies.PicoUSD(cost.Load()))
+		}
+	})
+	t.Run("the call's last attempt", func(t *testing.T) {
+		srv := openaitest.New()
+		srv.On().Reply(cut)
+		p := dailyTeamPolicy()
+		store := budget.NewMemoryStore()
+		var cost atomic.Int64
+		client := billingClient(p, srv, store, &cost)
+		ctx := middleware.WithTeam(context.Background(), "sre")
+		_, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o", MaxTokens: 2000,
+			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: prompt}}})
+		if err == nil || srv.Count() != 1 {
+			t.Fatalf("%d requests, err %v: want the cut answer's error", srv.Count(), err)
+		}
+		// Its input alone: ≥ 600 tokens of gpt-4o at $2.50/1M.
+		if c := cost.Load(); c < 600*2_500_000 {
+			t.Errorf("the cut answer was billed %s", policies.PicoUSD(c))
+		}
+		if m, want := ledgerSpent(t, p, store, "sre"), policies.PicoUSD(cost.Load()).Ceil().Micro(); m != want {
+			t.Errorf("the ledger charged %d µ$, the report bills %s", m, policies.PicoUSD(cost.Load()))
+		}
+	})
+	t.Run("langchaingo through NewTransport", func(t *testing.T) {
+		srv := openaitest.New()
+		srv.On().Reply(cut)
+		p := dailyTeamPolicy()
+		store := budget.NewMemoryStore()
+		var cost atomic.Int64
+		inner, err := lcopenai.New(lcopenai.WithModel("gpt-4o"), lcopenai.WithToken("test-key"), lcopenai.WithBaseURL("http://openai.test/v1"),
+			lcopenai.WithHTTPClient(&http.Client{Transport: twlc.NewTransport(srv.Transport())}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		llm := twlc.New(twlc.Models{"gpt-4o": inner}, billingChain(p, store, &cost))
+		ctx := middleware.WithTeam(context.Background(), "sre")
+		if _, err := llm.GenerateContent(ctx, []llms.MessageContent{human(prompt)}, llms.WithMaxTokens(2000)); !errors.Is(err, middleware.ErrNetwork) {
+			t.Fatalf("err %v, want the cut answer's network error", err)
+		}
+		if c := cost.Load(); c < 600*2_500_000 {
+			t.Errorf("the cut answer was billed %s", policies.PicoUSD(c))
+		}
+		if m, want := ledgerSpent(t, p, store, "sre"), policies.PicoUSD(cost.Load()).Ceil().Micro(); m != want {
+			t.Errorf("the ledger charged %d µ$, the report bills %s", m, policies.PicoUSD(cost.Load()))
+		}
+	})
+}

@@ -43,7 +43,7 @@ type RunReport struct {
 	// EstimatedCalls counts the calls billed, in part or whole, an
 	// estimate of their usage rather than the provider's count (a stream
 	// cut before its usage, a server that reports none, an attempt
-	// cancelled or timed out in flight);
+	// cancelled or timed out in flight, an answer cut after its status);
 	// EstimatedUSD is what those estimated attempts cost (part of
 	// cost_usd).
 	EstimatedCalls int    `json:"estimated_calls,omitempty"`

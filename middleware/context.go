@@ -73,8 +73,9 @@ type Attempt struct {
 	// Estimated is set when Usage (and so CostPico) is an estimate, not
 	// the provider's count: the provider reported no usage (a stream cut
 	// before its usage chunk, a server that sends none, an attempt
-	// cancelled or timed out in flight). The Meter sets it; reports show
-	// it beside the figure.
+	// cancelled or timed out in flight, an answer cut after its 2xx
+	// status: [AnswerCutError]). The Meter sets it; reports show it beside
+	// the figure.
 	Estimated bool
 }
 

@@ -102,6 +102,44 @@ func Transient(err error) bool {
 		errors.Is(err, ErrTimeout) || errors.Is(err, ErrNetwork) || errors.Is(err, ErrStreamCut)
 }
 
+// AnswerCutError is the cause (ProviderError.Err) of a failure after the
+// provider answered with a 2xx status: reading the answer's body failed
+// (the connection was lost mid-body). The provider had started, and
+// produced, the answer, and bills it as a complete one: the [Meter] bills
+// such an attempt an estimate (its input and the output read so far,
+// [AnswerCutError.OutputEstimate]) and marks it Estimated, and the budget
+// layer charges it, retried or not. Adapters that can tell (the OpenAI
+// adapter) return it; see [AnswerCut].
+type AnswerCutError struct {
+	StatusCode int   // the answer's status (2xx)
+	Read       int64 // the bytes of its body read before the failure
+	Err        error // the read's failure
+}
+
+func (e *AnswerCutError) Error() string {
+	return fmt.Sprintf("HTTP %d answer cut after %d bytes of its body: %v", e.StatusCode, e.Read, e.Err)
+}
+
+// Unwrap returns the read's failure.
+func (e *AnswerCutError) Unwrap() error { return e.Err }
+
+// OutputEstimate is a conservative estimate of the output tokens the body
+// read so far holds: one token per three bytes, rounding up (its JSON
+// framing counted as output).
+func (e *AnswerCutError) OutputEstimate() int64 {
+	return (max(e.Read, 0) + 2) / 3
+}
+
+// AnswerCut returns the *AnswerCutError in err's chain: the attempt failed
+// after its answer had started (a 2xx status), which the provider bills.
+func AnswerCut(err error) (*AnswerCutError, bool) {
+	var e *AnswerCutError
+	if err == nil || !errors.As(err, &e) {
+		return nil, false
+	}
+	return e, true
+}
+
 // IsCancellation reports whether err is a cancellation by the caller
 // (context.Canceled) rather than a failure. Cancellations never count
 // against a circuit breaker.

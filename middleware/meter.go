@@ -107,8 +107,10 @@ func HedgedAttempt(ctx context.Context) bool {
 
 // UsageFunc returns the usage to bill for a provider attempt that reported
 // none: a stream cut before its usage chunk (resp holds the partial
-// answer), or an attempt cancelled or timed out in flight (resp is nil),
-// which the provider may have billed for its input.
+// answer), an attempt cancelled or timed out in flight (resp is nil),
+// which the provider may have billed for its input, or an answer cut
+// after its 2xx status (resp is nil, err an [*AnswerCutError]), which the
+// provider billed whole.
 type UsageFunc func(req *Request, resp *Response, err error) Usage
 
 // Meter returns the innermost middleware of a chain, the one owner of what
@@ -162,6 +164,13 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 			case err != nil && (IsCancellation(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout)):
 				a.Usage = fill(req, nil, err)
 				a.Estimated = !a.Usage.IsZero()
+			default:
+				if _, cut := AnswerCut(err); cut {
+					// An answer cut after its 2xx status: the provider
+					// produced it, and bills it.
+					a.Usage = fill(req, nil, err)
+					a.Estimated = !a.Usage.IsZero()
+				}
 			}
 			// Billed at the service tier the answer names, else the one
 			// the request asked for.
@@ -178,11 +187,17 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 
 // EstimateUsage is the default [UsageFunc]: for a cut stream, the input
 // estimate plus the partial answer's output (every choice's: Message and
-// OtherChoices); for an attempt that ended without a response, the input
-// estimate. Both estimate one token per three bytes, rounding up, with
-// OpenAI's framing: conservative for every tokenizer tokenwise knows.
-func EstimateUsage(req *Request, resp *Response, _ error) Usage {
+// OtherChoices); for an answer cut after its 2xx status, the input
+// estimate plus the output its body read holds
+// ([AnswerCutError.OutputEstimate]); for another attempt that ended
+// without a response, the input estimate. All estimate one token per
+// three bytes, rounding up, with OpenAI's framing: conservative for every
+// tokenizer tokenwise knows.
+func EstimateUsage(req *Request, resp *Response, err error) Usage {
 	u := Usage{InputTokens: EstimateInput(req)}
+	if cut, ok := AnswerCut(err); ok && resp == nil {
+		u.OutputTokens = cut.OutputEstimate()
+	}
 	if resp != nil {
 		b := outputBytes(&resp.Message, resp.Refusal)
 		for i := range resp.OtherChoices {

@@ -52,7 +52,10 @@ const maxErrorBody = 64 << 10
 // error object a server sends with status 200, in the stream (OpenRouter,
 // vLLM, OpenAI) or as the body of a plain answer, fails the call with a
 // [middleware.ProviderError] classified from the error's code or type, as
-// the OpenAI adapter classifies it; so does a finish_reason "error". Give
+// the OpenAI adapter classifies it; so does a finish_reason "error". The
+// body of a plain answer lost after its 2xx status fails with a
+// [middleware.AnswerCutError] as the error's cause, so that the call is
+// billed (the provider produced, and bills, the answer). Give
 // it as the base of the other (twlc.NewTransport(twopenai.NewTransport(
 // chain))) to use both.
 func NewTransport(base http.RoundTripper) http.RoundTripper {
@@ -75,7 +78,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		case strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
 			resp.Body = &checkedStream{rc: resp.Body}
 		case resp.StatusCode/100 == 2 && strings.HasSuffix(req.URL.Path, "/chat/completions"):
-			resp.Body = &checkedBody{rc: resp.Body}
+			resp.Body = &checkedBody{rc: resp.Body, status: resp.StatusCode}
 		}
 		return resp, nil
 	}
@@ -502,11 +505,13 @@ type lcToolCall struct {
 // backend decodes it, and fails the read with the error object the body
 // may carry instead of an answer (see embeddedError): the backend would
 // decode it as an answer without choices, an untyped "empty response"
-// error, or, beside a choice, as a success.
+// error, or, beside a choice, as a success. A body lost mid-read fails
+// with a [middleware.AnswerCutError]: the provider billed the answer.
 type checkedBody struct {
-	rc   io.ReadCloser
-	r    *bytes.Reader // the body read, nil until the first Read
-	tail error         // what reading the body ended with, after r
+	rc     io.ReadCloser
+	status int
+	r      *bytes.Reader // the body read, nil until the first Read
+	tail   error         // what reading the body ended with, after r
 }
 
 func (b *checkedBody) Read(p []byte) (int, error) {
@@ -528,6 +533,8 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 		b.r, b.tail = bytes.NewReader(body), err
 		if err == nil {
 			b.tail = io.EOF
+		} else {
+			b.tail = &middleware.AnswerCutError{StatusCode: b.status, Read: int64(len(body)), Err: err}
 		}
 	}
 	if b.r.Len() > 0 {

@@ -189,7 +189,11 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 		if err == errResponseTooLarge {
 			return nil, p.fail(middleware.ErrMalformed, req, "", err)
 		}
-		return nil, p.fail(middleware.ErrNetwork, req, "reading the response", err)
+		// The provider answered 2xx and the body was lost mid-read: it
+		// produced the answer, and bills it (the Meter and the budget
+		// bill the attempt an estimate).
+		return nil, p.fail(middleware.ErrNetwork, req, "reading the response",
+			&middleware.AnswerCutError{StatusCode: hresp.StatusCode, Read: int64(len(data)), Err: err})
 	}
 	resp, apiErr, err := decodeResponse(data)
 	switch {
@@ -361,7 +365,8 @@ var (
 
 // readResponseBody reads a response's body, in one allocation when its
 // length is known (and believable: a body longer than it says is still
-// read whole).
+// read whole). On a failure to read, data is what was read before it
+// (errResponseTooLarge: nil).
 func readResponseBody(hresp *http.Response) ([]byte, error) {
 	n := hresp.ContentLength
 	if n > maxResponseBody {
@@ -375,8 +380,8 @@ func readResponseBody(hresp *http.Response) ([]byte, error) {
 		return data, err
 	}
 	data := make([]byte, n, n+1) // one spare byte: EOF is seen without growing
-	if _, err := io.ReadFull(hresp.Body, data); err != nil {
-		return nil, err
+	if k, err := io.ReadFull(hresp.Body, data); err != nil {
+		return data[:k], err
 	}
 	var one [1]byte
 	for {
@@ -385,7 +390,7 @@ func readResponseBody(hresp *http.Response) ([]byte, error) {
 		case k > 0:
 			rest, err := io.ReadAll(io.LimitReader(hresp.Body, maxResponseBody-n))
 			if err != nil {
-				return nil, err
+				return append(append(data, one[0]), rest...), err
 			}
 			if n+1+int64(len(rest)) > maxResponseBody {
 				return nil, errResponseTooLarge
@@ -394,7 +399,7 @@ func readResponseBody(hresp *http.Response) ([]byte, error) {
 		case err == io.EOF:
 			return data, nil
 		case err != nil:
-			return nil, err
+			return data, err
 		}
 	}
 }

@@ -297,19 +297,24 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		// model asked for, all that was known then.
 		tokensUsed, pico = usage.Total(), b.answerCost(req.Model, resp.Model, usage.WithServiceTier(req))
 	}
-	if ci.AttemptCount()-first > 1 {
+	if n := ci.AttemptCount() - first; n > 1 || n == 1 && resp == nil {
 		// Attempts a retry layer below discarded, which the Meter billed
 		// and the answer does not account for: a stream cut before its
 		// first chunk (its input and partial output), an attempt that
-		// timed out in flight (its input). The ledger charges what the
-		// call's report bills. (The last attempt is the answer's, settled
-		// above; one that ended without a response is released.)
+		// timed out in flight (its input), an answer cut after its 2xx
+		// status (its input and the output read). The ledger charges what
+		// the call's report bills. (The last attempt is the answer's,
+		// settled above; one that ended without a response is released,
+		// unless its answer was cut after its status: the provider billed
+		// it, and so does the report.)
 		// A hedged attempt (the fallback layer's, above) is in the list
 		// too, and is its own call of this layer.
 		hedge := middleware.HedgedAttempt(ctx)
 		extra := slices.DeleteFunc(ci.AttemptsSince(first), func(a middleware.Attempt) bool { return a.Hedge != hedge })
-		if len(extra) > 0 {
-			extra = extra[:len(extra)-1]
+		if k := len(extra); k > 0 {
+			if _, cut := middleware.AnswerCut(extra[k-1].Err); !cut || resp != nil {
+				extra = extra[:k-1]
+			}
 		}
 		for _, a := range extra {
 			if u := a.Usage; !u.IsZero() && !u.Negative() {
@@ -426,15 +431,20 @@ func choiceOutput(e *tokens.Estimator, model string, m *middleware.Message, refu
 
 // BilledUsage is the middleware.UsageFunc of a chain with this estimator:
 // a stream cut before its usage is billed its estimated input plus the
-// partial answer's tokens, an attempt cancelled or timed out in flight its
-// estimated input — the same counts the budget settles for an attempt a
-// retry layer discarded (the call's last attempt, when it ended without a
-// response, is released instead).
+// partial answer's tokens, an answer cut after its 2xx status its
+// estimated input plus the output its body read holds
+// (middleware.AnswerCutError.OutputEstimate), an attempt cancelled or
+// timed out in flight its estimated input — the same counts the budget
+// settles for an attempt a retry layer discarded (the call's last attempt,
+// when it ended without a response, is released instead, unless its
+// answer was cut after its status).
 func BilledUsage(e *tokens.Estimator) middleware.UsageFunc {
-	return func(req *middleware.Request, resp *middleware.Response, _ error) middleware.Usage {
+	return func(req *middleware.Request, resp *middleware.Response, err error) middleware.Usage {
 		u := middleware.Usage{InputTokens: e.Request(req.Model, req)}
 		if resp != nil {
 			u.OutputTokens = partialOutput(e, req.Model, resp)
+		} else if cut, ok := middleware.AnswerCut(err); ok {
+			u.OutputTokens = cut.OutputEstimate()
 		}
 		return u
 	}

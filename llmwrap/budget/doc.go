@@ -48,7 +48,10 @@
 // cancellation and a panic release the reservation; a cut stream (a partial
 // response with middleware.ErrStreamCut) is billed, from its usage or, when
 // it has none, from the estimated input and the tokens of the partial
-// output (BilledUsage, the same counts the Meter bills). A usage with a
+// output (BilledUsage, the same counts the Meter bills), and so is an
+// answer cut after its 2xx status (a *middleware.AnswerCutError: the
+// provider billed it), at its estimated input and the output its body
+// read holds. A usage with a
 // negative count (middleware.Usage.Negative: no provider's count) is
 // billed as none, never settled as given.
 //
