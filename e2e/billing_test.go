@@ -141,7 +141,7 @@ func TestCutStreamOfNChoicesBillsEveryChoice(t *testing.T) {
 			var cost atomic.Int64
 			client := billingClient(p, srv, store, &cost)
 			ctx := middleware.WithTeam(context.Background(), "sre")
-			s, err := client.CreateChatCompletionStream(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o", N: 3, MaxTokens: 1_000,
+			s, err := client.CreateChatCompletionStream(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o", N: 3, MaxCompletionTokens: 1_000,
 				StreamOptions: &goopenai.StreamOptions{IncludeUsage: true},
 				Messages:      []goopenai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
 			if err != nil {
@@ -201,7 +201,7 @@ func TestEstimatedUsageIsFlagged(t *testing.T) {
 	cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(srv.Transport()))
 	client := goopenai.NewClientWithConfig(cfg)
 	ctx, run := middleware.StartRun(middleware.WithTeam(context.Background(), "sre"), "r1")
-	req := goopenai.ChatCompletionRequest{Model: "gpt-4o", MaxTokens: 50,
+	req := goopenai.ChatCompletionRequest{Model: "gpt-4o", MaxCompletionTokens: 50,
 		StreamOptions: &goopenai.StreamOptions{IncludeUsage: true},
 		Messages:      []goopenai.ChatCompletionMessage{{Role: "user", Content: "How are the disks?"}}}
 	for range 2 {
@@ -276,7 +276,7 @@ func TestCutJSONAnswerIsBilled(t *testing.T) {
 		cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(srv.Transport()))
 		client := goopenai.NewClientWithConfig(cfg)
 		ctx := middleware.WithTeam(context.Background(), "sre")
-		if _, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o", MaxTokens: 2000,
+		if _, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o", MaxCompletionTokens: 2000,
 			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: prompt}}}); err != nil {
 			t.Fatal(err)
 		}
@@ -308,7 +308,7 @@ func TestCutJSONAnswerIsBilled(t *testing.T) {
 		var cost atomic.Int64
 		client := billingClient(p, srv, store, &cost)
 		ctx := middleware.WithTeam(context.Background(), "sre")
-		_, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o", MaxTokens: 2000,
+		_, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o", MaxCompletionTokens: 2000,
 			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: prompt}}})
 		if err == nil || srv.Count() != 1 {
 			t.Fatalf("%d requests, err %v: want the cut answer's error", srv.Count(), err)
