@@ -54,13 +54,6 @@ func teamSpent(t *testing.T, p *policies.Policy, store budget.Store, team string
 	return rem.Used.USDMicros
 }
 
-// dailyTeamPolicy is a policy of a $100 daily team budget.
-func dailyTeamPolicy() *policies.Policy {
-	return &policies.Policy{Version: 1, Name: "ledger", Budget: policies.Budget{
-		Team: policies.TeamBudget{Period: policies.PeriodDaily, MaxUSD: 100 * policies.Dollar},
-	}}
-}
-
 // ledgerCall makes one chat call of model as team sre.
 func ledgerCall(t *testing.T, client *goopenai.Client, model string, maxTokens int) {
 	t.Helper()
