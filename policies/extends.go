@@ -128,13 +128,13 @@ func (r *resolver) read(abs string) (*rawFile, error) {
 // resolve returns the merged policy of the file at abs, validated, or a
 // *ValidationError listing every problem of the chain: decode problems
 // (unknown keys, wrong types) and the validation of the merged policy
-// together, a validation problem left out only where it would repeat a
-// decode problem of the same value.
+// together, a validation problem left out where it would repeat a decode
+// problem of the same value or read a value that failed to decode.
 func (r *resolver) resolve(abs string) (*Policy, error) {
 	p, probs := r.resolveChain(abs, nil)
 	probs = slices.Clone(probs)
 	if p != nil {
-		for _, vp := range p.problems() {
+		for _, vp := range p.problems(probs) {
 			if !shadowed(vp, probs) {
 				probs = append(probs, vp)
 			}

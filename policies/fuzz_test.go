@@ -31,7 +31,7 @@ func FuzzLoadPolicy(f *testing.F) {
 		child := &Policy{}
 		src := &sourceMap{file: name, pos: map[string]position{}}
 		if _, parsed := decodeDocument(b, child, src); parsed {
-			_ = mergePolicies(base, child, src).problems()
+			_ = mergePolicies(base, child, src).problems(nil)
 		}
 
 		const maxMsg = 512 // values are quoted up to maxEcho bytes

@@ -64,7 +64,7 @@ func LoadBytes(b []byte, name string) (*Policy, error) {
 		return nil, &ValidationError{Problems: probs}
 	}
 	p.src = src
-	for _, vp := range p.problems() {
+	for _, vp := range p.problems(probs) {
 		if !shadowed(vp, probs) {
 			probs = append(probs, vp)
 		}
@@ -77,7 +77,9 @@ func LoadBytes(b []byte, name string) (*Policy, error) {
 }
 
 // shadowed reports whether a validation problem sits at or below a path
-// that already failed to decode: its zero value would only repeat it.
+// that already failed to decode: its zero value would only repeat it. (The
+// checks that read a failed value beside the one they report on are skipped
+// by problems itself.)
 func shadowed(vp Problem, decodeProbs []Problem) bool {
 	for _, dp := range decodeProbs {
 		if dp.Path != "" && dp.File == vp.File && under(vp.Path, dp.Path) {

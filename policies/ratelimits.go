@@ -126,7 +126,7 @@ func (c *checker) rateLimits() {
 		if m.Burst > Duration(time.Minute) {
 			c.add(joinPath(mp, "burst"), "must be at most 1m (the limits are per minute), got %s", m.Burst)
 		}
-		if m.RPM == 0 && m.TPM == 0 && m.MaxConcurrent == 0 {
+		if m.RPM == 0 && m.TPM == 0 && m.MaxConcurrent == 0 && c.decoded(mp) {
 			c.add(mp, "no limit set: give rpm, tpm or max_concurrent")
 		}
 	}
@@ -137,15 +137,15 @@ func (c *checker) rateLimits() {
 			c.add(joinPath(tp, "weight"), "must not be negative, got %g", t.Weight)
 		}
 		c.rates(tp, t.RPM, t.TPM, t.MaxConcurrent)
-		if t.Weight == 0 && t.RPM == 0 && t.TPM == 0 && t.MaxConcurrent == 0 {
+		if t.Weight == 0 && t.RPM == 0 && t.TPM == 0 && t.MaxConcurrent == 0 && c.decoded(tp) {
 			c.add(tp, "no share set: give weight, rpm, tpm or max_concurrent")
 		}
 	}
-	if len(r.Teams) > 0 && len(r.Models) == 0 {
+	if len(r.Teams) > 0 && len(r.Models) == 0 && c.decoded(joinPath(root, "models")) {
 		c.add(joinPath(root, "teams"), "team shares without rate_limits.models: there is nothing to share")
 	}
 	c.enum(joinPath(root, "on_limit"), string(r.OnLimit), OnLimitWait, OnLimitReject, OnLimitFallback)
-	if r.OnLimit == OnLimitFallback && len(c.p.Fallback.Models) == 0 {
+	if r.OnLimit == OnLimitFallback && len(c.p.Fallback.Models) == 0 && c.decoded("fallback.models") {
 		c.add(joinPath(root, "on_limit"), "fallback needs fallback.models: there is no next model")
 	}
 	c.nonNegDur(joinPath(root, "max_wait"), r.MaxWait)

@@ -23,7 +23,7 @@ import (
 // enumeration values; period and window of the team budget; duplicate
 // fallback models (a cycle) and other duplicates.
 func (p *Policy) Validate() error {
-	probs := p.problems()
+	probs := p.problems(nil)
 	if len(probs) == 0 {
 		return nil
 	}
@@ -32,16 +32,27 @@ func (p *Policy) Validate() error {
 }
 
 type checker struct {
-	p     *Policy
-	probs []Problem
-	used  []modelUse // models that may serve a call, in schema order
+	p      *Policy
+	probs  []Problem
+	used   []modelUse // models that may serve a call, in schema order
+	failed []string   // paths whose value failed to decode
 }
 
 type modelUse struct{ path, name string }
 
-// problems returns the policy's semantic problems, unsorted.
-func (p *Policy) problems() []Problem {
+// problems returns the policy's semantic problems, unsorted. decodeProbs
+// are the problems of decoding it: a check that reads a value that failed
+// to decode (and so holds its zero value) is skipped, lest it report a
+// problem the file does not have — max_usd: "1,000" is reported once, not
+// also as a period "set but no team limit". A problem at or below a failed
+// path is left to the caller (shadowed).
+func (p *Policy) problems(decodeProbs []Problem) []Problem {
 	c := &checker{p: p}
+	for _, dp := range decodeProbs {
+		if dp.Path != "" {
+			c.failed = append(c.failed, dp.Path)
+		}
+	}
 	c.version()
 	c.models()
 	c.limits()
@@ -56,6 +67,22 @@ func (p *Policy) problems() []Problem {
 	c.enum("teams.unknown", string(p.Teams.Unknown), UnknownTeamsWarn, UnknownTeamsError)
 	c.prices()
 	return c.probs
+}
+
+// decoded reports whether the values at paths decoded: none of them
+// failed, sits inside a value that failed (budget.team given as a string)
+// or holds a value that failed (routing.rules[0].when holding a stage
+// given as a list, or a misspelt key). A check that reads a value beside
+// the one it reports on runs only when its inputs decoded.
+func (c *checker) decoded(paths ...string) bool {
+	for _, f := range c.failed {
+		for _, p := range paths {
+			if under(p, f) || under(f, p) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (c *checker) add(path, format string, args ...any) {
@@ -196,7 +223,7 @@ func (c *checker) models() {
 		for _, tool := range slices.Sorted(maps.Keys(m.ToolCalls)) {
 			c.nonNegUSD(keyPath(joinPath(path, "tool_calls"), tool), m.ToolCalls[tool])
 		}
-		if m.Free && (m.InputPer1M != 0 || m.OutputPer1M != 0 || m.CachedInputPer1M != 0 || m.CacheWritePer1M != 0 || m.RequestFee != 0 ||
+		if c.decoded(path) && m.Free && (m.InputPer1M != 0 || m.OutputPer1M != 0 || m.CachedInputPer1M != 0 || m.CacheWritePer1M != 0 || m.RequestFee != 0 ||
 			m.LongContext != (LongContextPrices{}) || len(m.ServiceTiers) > 0) {
 			c.add(joinPath(path, "free"), "free is set together with prices: keep one")
 		}
@@ -217,6 +244,7 @@ func (c *checker) longContext(path string, l LongContextPrices) {
 	c.nonNegUSD(joinPath(path, "output_per_1m"), l.OutputPer1M)
 	rated := l.InputPer1M != 0 || l.CachedInputPer1M != 0 || l.CacheWritePer1M != 0 || l.OutputPer1M != 0
 	switch {
+	case !c.decoded(path):
 	case rated && l.AboveInputTokens == 0:
 		c.add(joinPath(path, "above_input_tokens"), "long_context sets rates but no threshold: add above_input_tokens (e.g. 200000)")
 	case !rated && l.AboveInputTokens != 0:
@@ -237,7 +265,7 @@ func (c *checker) serviceTier(path, name string, t ServiceTierPrices) {
 	c.nonNegUSD(joinPath(path, "cache_write_per_1m"), t.CacheWritePer1M)
 	c.nonNegUSD(joinPath(path, "output_per_1m"), t.OutputPer1M)
 	c.longContext(joinPath(path, "long_context"), t.LongContext)
-	if t == (ServiceTierPrices{}) {
+	if t == (ServiceTierPrices{}) && c.decoded(path) {
 		c.add(path, "service tier %q sets no rate: add input_per_1m, cached_input_per_1m, cache_write_per_1m or output_per_1m", clip(name))
 	}
 }
@@ -272,12 +300,16 @@ func (c *checker) budget() {
 	c.enum("budget.team.period", string(t.Period), PeriodDaily, PeriodMonthly, PeriodRolling)
 	hasTeamLimit := t.MaxUSD != 0 || t.MaxTokens != 0
 	switch {
+	case !c.decoded("budget.team"):
+		// a limit, the period or the window failed to decode: their
+		// relations are unknown.
 	case hasTeamLimit && t.Period == "":
 		c.add("budget.team.period", "required when a team limit is set: daily, monthly or rolling")
 	case !hasTeamLimit && t.Period != "":
 		c.add("budget.team.period", "period %q is set but no team limit: set max_usd or max_tokens", clip(string(t.Period)))
 	}
 	switch {
+	case !c.decoded("budget.team"):
 	case t.Period == PeriodRolling && t.Window == 0:
 		c.add("budget.team.window", "required for period rolling, e.g. 24h")
 	case t.Window != 0 && t.Period != PeriodRolling && t.Period != "":
@@ -290,6 +322,7 @@ func (c *checker) budget() {
 
 	c.enum("budget.on_exceed", string(b.OnExceed), OnExceedReject, OnExceedDowngrade, OnExceedWarn)
 	switch {
+	case !c.decoded("budget.on_exceed", "budget.downgrade_to"):
 	case b.OnExceed == OnExceedDowngrade && b.DowngradeTo == "":
 		c.add("budget.downgrade_to", "required when on_exceed is downgrade")
 	case b.OnExceed != OnExceedDowngrade && b.DowngradeTo != "":
@@ -319,7 +352,7 @@ func (c *checker) store(path string, kind StoreKind, on OnUnavailable, localFrac
 	c.enum(joinPath(path, "kind"), string(kind), StoreMemory, StoreRedis)
 	c.enum(joinPath(path, "on_unavailable"), string(on), UnavailableFailClosed, UnavailableLocal)
 	c.fraction(joinPath(path, "local_fraction"), localFraction, true)
-	if localFraction != 0 && on != UnavailableLocal {
+	if localFraction != 0 && on != UnavailableLocal && c.decoded(joinPath(path, "on_unavailable")) {
 		c.add(joinPath(path, "local_fraction"), "only applies with on_unavailable: local")
 	}
 }
@@ -364,7 +397,7 @@ func (c *checker) routing() {
 		}
 		if catchAll >= 0 {
 			c.add(rp, "unreachable: %s has no conditions and matches every call", indexPath("routing.rules", catchAll))
-		} else if rule.When.IsZero() {
+		} else if rule.When.IsZero() && c.decoded(joinPath(rp, "when")) {
 			catchAll = i
 		}
 		if rule.Model == "" {
@@ -376,15 +409,15 @@ func (c *checker) routing() {
 
 	rf := r.RegenerateFinal
 	c.model("routing.regenerate_final.model", rf.Model)
-	if rf.Enabled && rf.Model == "" && r.Default == "" {
+	if rf.Enabled && rf.Model == "" && r.Default == "" && c.decoded("routing.regenerate_final", "routing.default") {
 		c.add("routing.regenerate_final.model", "required when enabled and routing.default is empty")
 	}
 
 	cs := r.Cascade
-	if len(cs.Models) == 1 {
+	if len(cs.Models) == 1 && c.decoded("routing.cascade.models") {
 		c.add("routing.cascade.models", "a cascade needs at least two models, cheapest first")
 	}
-	if len(cs.Models) == 0 && len(cs.Checks) > 0 {
+	if len(cs.Models) == 0 && len(cs.Checks) > 0 && c.decoded("routing.cascade.models") {
 		c.add("routing.cascade.checks", "checks are set but cascade.models is empty")
 	}
 	c.modelList("routing.cascade.models", cs.Models, "")
@@ -407,7 +440,7 @@ func (c *checker) learned(r Routing) {
 		c.add("routing.learned.threshold", "%v not in [0,1] (0: the threshold stored in the weights file)", l.Threshold)
 	}
 	c.model("routing.learned.strong", l.Strong)
-	if l.Strong == "" && r.Default == "" {
+	if l.Strong == "" && r.Default == "" && c.decoded("routing.default") {
 		c.add("routing.learned.strong", "required when routing.default is empty")
 	}
 	if l.Weak == "" {
@@ -427,7 +460,7 @@ func (c *checker) condition(path string, w Condition) {
 		}
 	}
 	c.enum(joinPath(path, "keywords_in"), string(w.KeywordsIn), KeywordsInLastUser, KeywordsInConversation)
-	if w.KeywordsIn != "" && len(w.Keywords) == 0 && w.Regex == "" {
+	if w.KeywordsIn != "" && len(w.Keywords) == 0 && w.Regex == "" && c.decoded(joinPath(path, "keywords"), joinPath(path, "regex")) {
 		c.add(joinPath(path, "keywords_in"), "is set but neither keywords nor regex is")
 	}
 	if w.Regex != "" {
@@ -450,13 +483,15 @@ func (c *checker) condition(path string, w Condition) {
 		c.enum(joinPath(bp, "scope"), string(bb.Scope), BudgetScopeRun, BudgetScopeTeam)
 		c.fraction(joinPath(bp, "fraction"), bb.Fraction, false)
 		b := c.p.Budget
-		switch bb.Scope {
-		case BudgetScopeRun, "":
-			if b.Run.MaxUSD == 0 && b.Run.MaxTokens == 0 {
+		switch {
+		case !c.decoded(joinPath(bp, "scope")):
+			// which budget it looks at is unknown.
+		case bb.Scope == BudgetScopeRun || bb.Scope == "":
+			if b.Run.MaxUSD == 0 && b.Run.MaxTokens == 0 && c.decoded("budget.run.max_usd", "budget.run.max_tokens") {
 				c.add(bp, "looks at the run budget, but budget.run sets neither max_usd nor max_tokens")
 			}
-		case BudgetScopeTeam:
-			if b.Team.MaxUSD == 0 && b.Team.MaxTokens == 0 {
+		case bb.Scope == BudgetScopeTeam:
+			if b.Team.MaxUSD == 0 && b.Team.MaxTokens == 0 && c.decoded("budget.team.max_usd", "budget.team.max_tokens") {
 				c.add(bp, "looks at the team budget, but budget.team sets neither max_usd nor max_tokens")
 			}
 		}
@@ -490,7 +525,7 @@ func (c *checker) fallback() {
 	if h.Percentile != 0 && !(h.Percentile > 0 && h.Percentile < 100) {
 		c.add("fallback.hedge.percentile", "must be in (0,100), e.g. 95, got %g", h.Percentile)
 	}
-	if h.Enabled {
+	if h.Enabled && c.decoded("fallback.hedge") {
 		if h.Delay == 0 && h.Percentile == 0 {
 			c.add("fallback.hedge", "enabled without delay or percentile: set one")
 		}
@@ -511,6 +546,7 @@ func (c *checker) tools() {
 	c.nonNeg("tools.artifacts.max_bytes", int64(a.MaxBytes))
 	c.enum("tools.artifacts.store", string(a.Store), StoreMemory, StoreDir, StoreRedis)
 	switch {
+	case !c.decoded("tools.artifacts.store", "tools.artifacts.dir"):
 	case a.Store == StoreDir && a.Dir == "":
 		c.add("tools.artifacts.dir", "required for store dir")
 	case a.Store != StoreDir && a.Dir != "":
@@ -536,7 +572,7 @@ func (c *checker) context() {
 			c.add(ip, "strategy %q is listed twice", clip(string(s)))
 		}
 		seen[s] = true
-		if s == StrategySummarise && x.SummaryModel == "" && c.p.Routing.Default == "" {
+		if s == StrategySummarise && x.SummaryModel == "" && c.p.Routing.Default == "" && c.decoded("context.summary_model", "routing.default") {
 			c.add(ip, "summarise needs context.summary_model or routing.default")
 		}
 	}
@@ -562,8 +598,8 @@ func (c *checker) prices() {
 			continue
 		}
 		seen[u.name] = true
-		if spec, ok := c.p.Model(u.name); ok && !spec.HasPrice() {
-			mp := keyPath("models", u.name)
+		mp := keyPath("models", u.name)
+		if spec, ok := c.p.Model(u.name); ok && !spec.HasPrice() && c.decoded(mp) {
 			c.add(u.path, "%s is set but model %q has no price: add %s/output_per_1m (or free: true)",
 				budgetPath, clip(u.name), joinPath(mp, "input_per_1m"))
 		}

@@ -1,0 +1,57 @@
+package policies
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestAValueThatFailsToDecodeIsNotReportedMissing: a user who writes a
+// limit in the wrong form (a thousands separator, a unit, a suffix, a list
+// where a string goes, a misspelt key) gets that value's decoding error,
+// and nothing else: the semantic checks that read the field (whose value
+// is then zero) beside the one they report on do not add problems that
+// tell the user to set what they did set ("period "daily" is set but no
+// team limit", "no limit set: give rpm, tpm or max_concurrent", "budget.team
+// sets neither max_usd nor max_tokens", "routing.rules[0] has no conditions
+// and matches every call").
+func TestAValueThatFailsToDecodeIsNotReportedMissing(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, src, path string
+	}{
+		{"team max_usd with a thousands separator",
+			"version: 1\nbudget:\n  team: {period: daily, max_usd: \"1,000\"}\n",
+			"budget.team.max_usd"},
+		{"team max_tokens with a suffix",
+			"version: 1\nbudget:\n  team: {period: daily, max_tokens: 1M}\n",
+			"budget.team.max_tokens"},
+		{"rpm with a unit",
+			"version: 1\nrate_limits:\n  models:\n    gpt-4o: {rpm: 500/min}\n",
+			"rate_limits.models.gpt-4o.rpm"},
+		{"team max_usd in words, read by a budget_below rule",
+			"version: 1\nbudget:\n  team: {period: daily, max_usd: 5 dollars}\nrouting:\n  rules:\n    - model: gpt-4o-mini\n      when: {budget_below: {scope: team, fraction: 0.2}}\n",
+			"budget.team.max_usd"},
+		{"a stage given as a list",
+			"version: 1\nrouting:\n  rules:\n    - model: gpt-4o\n      when: {stage: [final_answer]}\n    - model: gpt-4o-mini\n      when: {stage: tool_selection}\n",
+			"routing.rules[0].when.stage"},
+		{"a misspelt condition key",
+			"version: 1\nrouting:\n  rules:\n    - model: gpt-4o\n      when: {stages: final_answer}\n    - model: gpt-4o-mini\n      when: {stage: tool_selection}\n",
+			"routing.rules[0].when.stages"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := LoadBytes([]byte(c.src), "team.yaml")
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("LoadBytes = %v, want a *ValidationError", err)
+			}
+			var lines []string
+			for _, p := range ve.Problems {
+				lines = append(lines, p.String())
+			}
+			if len(ve.Problems) != 1 || ve.Problems[0].Path != c.path {
+				t.Fatalf("want exactly one problem, at %s; got %d:\n%s", c.path, len(ve.Problems), strings.Join(lines, "\n"))
+			}
+		})
+	}
+}
