@@ -55,3 +55,21 @@ func TestAValueThatFailsToDecodeIsNotReportedMissing(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryDurationErrorSaysTheForm: every invalid duration gets the hint
+// `want e.g. "30s", "5m", "1h30m", "7d"`, a value with a 'd' in it ("10
+// seconds", "1 day", "2 days"), which the day-segment scan reads first,
+// included.
+func TestEveryDurationErrorSaysTheForm(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"1 hour", "5 minutes", "10 seconds", "1 day", "2 days", "30 sec", "1 second"} {
+		_, err := ParseDuration(s)
+		if err == nil {
+			t.Errorf("ParseDuration(%q) = nil error", s)
+			continue
+		}
+		if !strings.Contains(err.Error(), "want e.g.") {
+			t.Errorf("ParseDuration(%q) = %v: no hint of the form wanted", s, err)
+		}
+	}
+}

@@ -32,6 +32,9 @@ func (d Duration) String() string {
 	return s
 }
 
+// durationForm is the hint every invalid duration's message ends with.
+const durationForm = `want e.g. "30s", "5m", "1h30m", "7d"`
+
 // ParseDuration parses a duration in Go syntax plus a "d" (24h) unit.
 // Surrounding spaces are ignored; "0" is zero.
 func ParseDuration(s string) (Duration, error) {
@@ -64,11 +67,11 @@ func ParseDuration(s string) (Duration, error) {
 			j--
 		}
 		if j == i {
-			return 0, fmt.Errorf("invalid duration %q", clip(s))
+			return 0, fmt.Errorf("invalid duration %q: %s", clip(s), durationForm)
 		}
 		h, err := time.ParseDuration(t[j:i] + "h")
 		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q", clip(s))
+			return 0, fmt.Errorf("invalid duration %q: %s", clip(s), durationForm)
 		}
 		// Each day segment, and the running total, is checked: the sum of
 		// segments each in range can wrap int64.
@@ -81,10 +84,10 @@ func ParseDuration(s string) (Duration, error) {
 	if t != "" {
 		d, err := time.ParseDuration(t)
 		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q: want e.g. \"30s\", \"5m\", \"1h30m\", \"7d\"", clip(s))
+			return 0, fmt.Errorf("invalid duration %q: %s", clip(s), durationForm)
 		}
 		if d < 0 {
-			return 0, fmt.Errorf("invalid duration %q", clip(s))
+			return 0, fmt.Errorf("invalid duration %q: %s", clip(s), durationForm)
 		}
 		if total > math.MaxInt64-d {
 			return 0, fmt.Errorf("invalid duration %q: too large", clip(s))
