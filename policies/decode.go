@@ -60,7 +60,7 @@ func decodeDocument(b []byte, v any, src *sourceMap) (probs []Problem, parsed bo
 	}
 	f, err := parser.ParseBytes(b, 0)
 	if err != nil {
-		return []Problem{syntaxProblem(err, src.file)}, false
+		return []Problem{syntaxProblem(err, b, src.file)}, false
 	}
 	d := &decoder{src: src, anchors: map[string]ast.Node{}}
 	var body ast.Node
@@ -141,16 +141,47 @@ func invalidUTF8(b []byte, file string) *Problem {
 	return nil
 }
 
-func syntaxProblem(err error, file string) Problem {
+func syntaxProblem(err error, src []byte, file string) Problem {
 	p := Problem{File: file, Msg: "syntax error"} // err.Error() would quote the source
 	var ye yaml.Error
 	if errors.As(err, &ye) {
-		p.Msg = "syntax error: " + clipSyntax(ye.GetMessage())
+		msg := ye.GetMessage()
+		p.Msg = "syntax error: " + clipSyntax(msg)
 		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
 			p.Line, p.Column = tk.Position.Line, tk.Position.Column
 		}
+		// The parser quotes the tab itself, which a terminal shows as
+		// blank quotes: name it, and what YAML wants instead.
+		if strings.Contains(msg, "'\t'") {
+			p.Msg = "syntax error: a tab where YAML wants spaces"
+			if p.Line > 0 && tabIndented(src, p.Line) {
+				p.Msg = "syntax error: a tab indents this line; YAML indents with spaces"
+			}
+		}
 	}
 	return p
+}
+
+// tabIndented reports whether line n (from 1) of src has a tab in its
+// indentation.
+func tabIndented(src []byte, n int) bool {
+	for i := 1; i < n; i++ {
+		j := bytes.IndexByte(src, '\n')
+		if j < 0 {
+			return false
+		}
+		src = src[j+1:]
+	}
+	for _, c := range src {
+		switch c {
+		case '\t':
+			return true
+		case ' ':
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // clipSyntax bounds a parser message, which may quote the file.

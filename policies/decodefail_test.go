@@ -73,3 +73,19 @@ func TestEveryDurationErrorSaysTheForm(t *testing.T) {
 		}
 	}
 }
+
+// TestTabIndentationIsNamed: a policy indented with a tab (an editor
+// that inserts tabs) fails with a message that says "tab" and that YAML
+// indents with spaces, not the parser's "found character '	' that cannot
+// start any token", whose quoted raw tab looks empty on a terminal.
+func TestTabIndentationIsNamed(t *testing.T) {
+	t.Parallel()
+	_, err := LoadBytes([]byte("version: 1\nname: t\nbudget:\n\trun: {max_usd: 1}\n"), "team.yaml")
+	if err == nil {
+		t.Fatal("a tab-indented policy loaded")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "\t") || !strings.Contains(strings.ToLower(msg), "tab") {
+		t.Errorf("the message neither names the tab nor shows it visibly: %q", msg)
+	}
+}
