@@ -80,8 +80,9 @@
 // adds models and overrides catalog fields. Policy.Model resolves a name
 // exactly or as a dated snapshot of a known model ("gpt-4o-2024-08-06" →
 // gpt-4o; the longest match wins, so "gpt-4o-mini-2024-07-18" →
-// gpt-4o-mini). ModelSpec.Cost prices TokenCounts in integer micro-dollars,
-// rounding each component up so that a call is never under-billed.
+// gpt-4o-mini). ModelSpec.Cost prices TokenCounts exactly, as a PicoUSD
+// (an int64 of 10^-12 dollars): a rate in micro-dollars per million tokens
+// is pico-dollars per token, so no term is rounded.
 //
 // With a USD budget set, a model that may serve a call and has no price is
 // a load error, never a silent $0: give it input_per_1m/output_per_1m, or
