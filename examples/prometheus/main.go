@@ -13,8 +13,9 @@
 //
 // The series: gen_ai_client_token_usage (histogram, by gen_ai_token_type),
 // gen_ai_client_operation_duration_seconds (histogram), tokenwise_cost_total
-// (micro-USD, by model and team), tokenwise_cache_lookups_total (by status)
-// and tokenwise_cache_saved_total (micro-USD saved by cache hits).
+// (pico-USD, 10^-12 dollars, by model and team),
+// tokenwise_cache_lookups_total (by status) and tokenwise_cache_saved_total
+// (pico-USD saved by cache hits).
 package main
 
 import (
