@@ -8,8 +8,11 @@
 //
 //	import twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 //
-//	strong, _ := openai.New(openai.WithModel("gpt-4o"))
-//	cheap, _ := openai.New(openai.WithModel("gpt-4o-mini"))
+//	strong, err1 := openai.New(openai.WithModel("gpt-4o"))
+//	cheap, err2 := openai.New(openai.WithModel("gpt-4o-mini"))
+//	if err := errors.Join(err1, err2); err != nil {
+//		return err // a nil model would fail every call (ErrNilModel)
+//	}
 //	llm := twlc.New(twlc.Models{"gpt-4o": strong, "gpt-4o-mini": cheap}, chain,
 //		twlc.WithDefaultModel("gpt-4o"))
 //	// llm is an llms.Model: hand it to agents.NewOpenAIFunctionsAgent,

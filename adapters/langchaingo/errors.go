@@ -24,6 +24,11 @@ import (
 // the model it asks for (or the default model) is not in the [Models].
 var ErrUnknownModel = errors.New("tokenwise/langchaingo: unknown model")
 
+// ErrNilModel is matched by the error every call of a [Model] returns when
+// a model of its [Models] is nil, or a nil pointer (the *openai.LLM of an
+// openai.New that failed): the error names the model.
+var ErrNilModel = errors.New("tokenwise/langchaingo: nil model")
+
 // ErrNoEmbeddings is returned by [Model.CreateEmbedding] when the default
 // model does not create embeddings.
 var ErrNoEmbeddings = errors.New("tokenwise/langchaingo: the default model does not create embeddings")

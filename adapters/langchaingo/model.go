@@ -7,6 +7,8 @@ import (
 	"path"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/tmc/langchaingo/llms"
 
@@ -56,6 +58,11 @@ var (
 // New returns a Model that serves calls with models through mw (nil means
 // no middleware: calls go straight to the models). The Models map is
 // copied.
+//
+// A nil model in models (nil, or a nil pointer such as the *openai.LLM that
+// openai.New returns with an error) makes every call of the Model fail
+// with an error matching [ErrNilModel] that names it: such a model is
+// almost always one whose constructor's error was dropped.
 func New(models Models, mw middleware.Middleware, opts ...Option) *Model {
 	var cfg config
 	for _, o := range opts {
@@ -83,6 +90,9 @@ func (m *Model) DefaultModel() string { return m.def }
 // receive what the chain lets through. The response is always the caller's
 // own copy.
 func (m *Model) GenerateContent(ctx context.Context, messages []llms.MessageContent, options ...llms.CallOption) (*llms.ContentResponse, error) {
+	if err := m.provider.nilErr; err != nil {
+		return nil, err
+	}
 	req, fw, err := buildRequest(m.def, messages, options)
 	if err != nil {
 		return nil, err
@@ -120,6 +130,9 @@ func (m *Model) SupportsReasoning() bool {
 // implements embeddings.EmbedderClient. Embedding calls do not go through
 // the chain (the core models chat completions only).
 func (m *Model) CreateEmbedding(ctx context.Context, texts []string) ([][]float32, error) {
+	if err := m.provider.nilErr; err != nil {
+		return nil, err
+	}
 	im, ok := m.provider.inner[m.def]
 	if !ok {
 		return nil, &UnknownModelError{Model: m.def, Known: m.provider.known}
@@ -138,12 +151,14 @@ func (m *Model) CreateEmbedding(ctx context.Context, texts []string) ([][]float3
 // core request with the langchaingo model named by req.Model. Requests that
 // came from a Model are sent with the caller's original messages and
 // options, overridden where the chain changed them; others are converted
-// from the core request alone. It is safe for concurrent use.
+// from the core request alone. It is safe for concurrent use. As with
+// [New], a nil model in models fails every call with [ErrNilModel].
 func Provider(models Models) middleware.Handler { return newProvider(models) }
 
 type provider struct {
-	known []string // sorted names
-	inner map[string]innerModel
+	known  []string // sorted names
+	inner  map[string]innerModel
+	nilErr error // the nil models of Models, which fail every call; nil when none
 }
 
 // innerModel is what the provider keeps per model name.
@@ -155,14 +170,24 @@ type innerModel struct {
 
 func newProvider(models Models) *provider {
 	p := &provider{inner: make(map[string]innerModel, len(models))}
+	var nils []string
+	var nilType reflect.Type
 	for name, m := range models {
-		if m == nil {
+		if isNil(m) {
+			nils = append(nils, name)
+			if m != nil {
+				nilType = reflect.TypeOf(m)
+			}
 			continue
 		}
 		p.known = append(p.known, name)
 		p.inner[name] = innerModel{llm: m, name: providerName(m), withModel: llms.WithModel(name)}
 	}
 	slices.Sort(p.known)
+	if len(nils) > 0 {
+		slices.Sort(nils)
+		p.nilErr = nilModelError(nils, nilType)
+	}
 	return p
 }
 
@@ -215,6 +240,37 @@ func generate(ctx context.Context, fctx *failureContext, llm llms.Model, call pr
 	}
 }
 
+// isNil reports whether m is nil or holds a nil pointer (or map, func,
+// chan, slice, interface), whose methods would dereference it.
+func isNil(m llms.Model) bool {
+	if m == nil {
+		return true
+	}
+	v := reflect.ValueOf(m)
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
+}
+
+// nilModelError names the nil models of a Models and their likely cause;
+// t is the type of one of them when it is a typed nil.
+func nilModelError(names []string, t reflect.Type) error {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = strconv.Quote(n)
+	}
+	what := "the llms.Model of model " + quoted[0] + " is nil"
+	if len(names) > 1 {
+		what = "the llms.Models of models " + strings.Join(quoted, ", ") + " are nil"
+	}
+	if t != nil {
+		what += " (a nil " + t.String() + ")"
+	}
+	return fmt.Errorf("%w: %s: its constructor (openai.New, anthropic.New, ...) most likely returned an error that was dropped; check that error", ErrNilModel, what)
+}
+
 // providerName names the backend of a model by its package ("openai",
 // "anthropic", ...).
 func providerName(m llms.Model) string {
@@ -229,6 +285,9 @@ func providerName(m llms.Model) string {
 }
 
 func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+	if p.nilErr != nil {
+		return nil, p.nilErr
+	}
 	inner, ok := p.inner[req.Model]
 	if !ok {
 		return nil, &UnknownModelError{Model: req.Model, Known: p.known}

@@ -26,7 +26,7 @@ const maxErrorBody = 64 << 10
 // NewTransport returns an [http.RoundTripper] for the HTTP client of an
 // inner langchaingo model, e.g.
 //
-//	strong, _ := openai.New(openai.WithModel("gpt-4o"),
+//	strong, err := openai.New(openai.WithModel("gpt-4o"),
 //		openai.WithHTTPClient(&http.Client{Transport: twlc.NewTransport(nil)}))
 //
 // langchaingo's backends turn a provider's HTTP error into text and drop
