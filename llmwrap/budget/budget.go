@@ -545,7 +545,7 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 	spec, _ := b.catalog.Model(req.Model)
 	*est = callEstimate{ctx: ctx, e: b.est, req: req}
 	held := b.needTeam || b.needRun && middleware.RunFrom(ctx) != nil
-	out, inject := b.outputBound(req, spec, est, held)
+	out, inject, outWhy := b.outputBound(req, spec, est, held)
 	if inject {
 		req = middleware.CallInfoFrom(ctx).CloneRequest(req)
 		req.MaxTokens = int(out)
@@ -604,7 +604,11 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 		inPico := b.cost(req.Model, worstCase(spec, n, audio, 0, tier))
 		outPico := b.cost(req.Model, worstCase(spec, n, audio, 1, tier)) - inPico // the rate of an output token at this tier and length
 		fit := affordable(inPico, outPico, choices, n, e)
-		if fit < b.minOutput() || fit >= out {
+		if fit < b.minOutput() {
+			e.Affordable, e.MinOutput = fit, b.minOutput() // said in the refusal
+			break
+		}
+		if fit >= out {
 			break
 		}
 		middleware.Emit(ctx, middleware.BudgetExceeded{Scope: e.Scope, Unit: e.Unit, Limit: e.Limit, Used: e.Used,
@@ -612,7 +616,7 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
 			f.Notes = append(f.Notes, fmt.Sprintf("budget: the %s budget affords %d of %d output tokens: max_tokens lowered to %d", e.Scope, fit, out, fit))
 		})
-		out = fit
+		out, outWhy = fit, fmt.Sprintf("what the %s budget afforded", e.Scope)
 		req = req.Clone()
 		req.MaxTokens = int(out)
 		h, err = b.reserve(ctx, need(), b.runLim, b.teamLim)
@@ -622,6 +626,7 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 		if !errors.As(err, &e) {
 			return nil, nil, err
 		}
+		e.Output, e.OutputBound = out, outWhy
 		r, h2, err := exceeded(e)
 		if err != nil || r != nil {
 			return r, h2, err
@@ -737,10 +742,11 @@ func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *Exc
 	return nil, nil, e
 }
 
-// outputBound returns the output tokens to reserve and whether max_tokens
-// must be set on the request: the request's own max_tokens, capped by the
-// policy; else the policy's cap, the model's max output, or
-// DefaultMaxOutput; never more than the context window leaves.
+// outputBound returns the output tokens to reserve, whether max_tokens
+// must be set on the request, and where the bound comes from (for a
+// refusal's message): the request's own max_tokens, capped by the policy;
+// else the policy's cap, the model's max output, or DefaultMaxOutput; never
+// more than the context window leaves.
 //
 // A request without max_tokens gets the bound only when a ledger holds
 // what the call may spend (held: a team budget, or a run budget and a
@@ -749,26 +755,27 @@ func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *Exc
 // reserved, and the request goes as the caller wrote it (a bound equal to
 // the model's own limit would change nothing but cost a rewrite of the
 // body).
-func (b *Budget) outputBound(req *middleware.Request, spec Model, est *callEstimate, held bool) (int64, bool) {
+func (b *Budget) outputBound(req *middleware.Request, spec Model, est *callEstimate, held bool) (int64, bool, string) {
 	out := int64(req.MaxTokens)
 	limit := b.cfg.Request.MaxOutputTokens
 	inject := false
+	why := "the request's max_tokens"
 	if out <= 0 || (limit > 0 && out > limit) {
 		switch {
 		case limit > 0:
-			out, inject = limit, true
+			out, inject, why = limit, true, "budget.request.max_output_tokens"
 		case spec.MaxOutputTokens > 0:
-			out, inject = spec.MaxOutputTokens, held
+			out, inject, why = spec.MaxOutputTokens, held, req.Model+"'s maximum output, as the request sets no max_tokens"
 		default:
-			out, inject = DefaultMaxOutput, held
+			out, inject, why = DefaultMaxOutput, held, "the default for a model without max_output_tokens, as the request sets no max_tokens"
 		}
 	}
 	if w := spec.ContextWindow; w > 0 && (out >= w || !est.atMost(w-out)) {
 		if n := est.exact(); n < w && out > w-n {
-			out, inject = w-n, inject || req.MaxTokens > 0
+			out, inject, why = w-n, inject || req.MaxTokens > 0, "what "+req.Model+"'s context window leaves after the input"
 		}
 	}
-	return out, inject
+	return out, inject, why
 }
 
 func (b *Budget) nextID() string {

@@ -80,7 +80,8 @@ func TestRejectIsTyped(t *testing.T) {
 	if !errors.As(err, &e) || !errors.Is(err, budget.ErrExceeded) || !errors.Is(err, middleware.ErrBudget) {
 		t.Fatalf("third call: %v, want *ExceededError matching ErrExceeded and middleware.ErrBudget", err)
 	}
-	want := budget.ExceededError{Scope: "team:sre", Unit: budget.UnitTokens, Limit: 2*per + 1, Used: 2 * per, Reserved: 0, Need: per, Model: "gpt-4o"}
+	want := budget.ExceededError{Scope: "team:sre", Unit: budget.UnitTokens, Limit: 2*per + 1, Used: 2 * per, Reserved: 0, Need: per, Model: "gpt-4o",
+		Output: 100, OutputBound: "budget.request.max_output_tokens", MinOutput: budget.DefaultMinOutputTokens, Affordable: 0}
 	if *e != want {
 		t.Fatalf("error = %+v\nwant    %+v", *e, want)
 	}

@@ -39,6 +39,12 @@ const (
 // ("request", "run", "team:<team>"), the unit, the limit, what was settled
 // and reserved by calls in flight when the call asked, and what the call
 // needed. It matches ErrExceeded and middleware.ErrBudget with errors.Is.
+//
+// For a run or team budget it also says why the call needed that much:
+// the output tokens it was priced at and where that bound comes from (a
+// call that sets no max_tokens is priced at the model's maximum output),
+// and, when the budget could afford a smaller answer but one below
+// min_output_tokens, how many output tokens it could afford.
 type ExceededError struct {
 	Scope    string
 	Unit     string // UnitUSD or UnitTokens
@@ -47,7 +53,18 @@ type ExceededError struct {
 	Reserved int64
 	Need     int64
 	Model    string // the model the call was priced at
-	Err      error  // cause, e.g. the refusal of the model before a downgrade; may be nil
+	// Output is the output tokens per choice the call was priced at, and
+	// OutputBound where that bound comes from ("the request's max_tokens",
+	// "gpt-4o's maximum output, as the request sets no max_tokens", ...).
+	// Zero and empty for a refusal by the request's input cap.
+	Output      int64
+	OutputBound string
+	// MinOutput is set when the call was not fitted to the budget because
+	// what it affords, Affordable output tokens per choice, is below
+	// min_output_tokens (MinOutput); Affordable is meaningful only then.
+	MinOutput  int64
+	Affordable int64
+	Err        error // cause, e.g. the refusal of the model before a downgrade; may be nil
 }
 
 func (e *ExceededError) Error() string {
@@ -60,6 +77,12 @@ func (e *ExceededError) Error() string {
 	s := fmt.Sprintf("%v: %s limit %s, used %s, reserved %s, call needs %s", ErrExceeded, e.Scope, f(e.Limit), f(e.Used), f(e.Reserved), f(e.Need))
 	if e.Model != "" {
 		s += " (" + e.Model + ")"
+	}
+	if e.OutputBound != "" {
+		s += fmt.Sprintf("; priced at %d output tokens: %s", e.Output, e.OutputBound)
+	}
+	if e.MinOutput > 0 {
+		s += fmt.Sprintf("; the budget affords %d output tokens, below min_output_tokens (%d)", e.Affordable, e.MinOutput)
 	}
 	if e.Err != nil {
 		s += "; " + e.Err.Error()

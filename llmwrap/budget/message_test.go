@@ -1,0 +1,58 @@
+package budget_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// TestRefusalSaysWhatTheCallReserves: a new user's first budgeted call
+// ("Say hi" to gpt-4o under budget.run.max_usd 0.001, no max_tokens) is
+// refused because it is priced at 16384 output tokens (gpt-4o's maximum
+// output, since max_tokens is not set), and the budget affords fewer
+// output tokens than budget.min_output_tokens (256), so it is not fitted.
+// The refusal says so, after the amounts
+//
+//	tokenwise/budget: budget exceeded: run limit $0.001000, used $0.000000,
+//	reserved $0.000000, call needs $0.163863 (gpt-4o); priced at 16384 output
+//	tokens: gpt-4o's maximum output, as the request sets no max_tokens; the
+//	budget affords 97 output tokens, below min_output_tokens (256)
+//
+// so that the user can tell that setting max_tokens (or lowering
+// min_output_tokens) is the fix, not wonder why "Say hi" needs $0.16.
+func TestRefusalSaysWhatTheCallReserves(t *testing.T) {
+	t.Parallel()
+	p := &policies.Policy{Version: 1, Name: "t", Budget: policies.Budget{Run: policies.RunBudget{MaxUSD: policies.MicroUSD(1000)}}}
+	_, h := chain(t, p, echo(10))
+	for _, c := range []struct {
+		maxTokens int
+		want      []string
+	}{
+		{0, []string{"budget exceeded: run limit $0.001000, used $0.000000, reserved $0.000000, call needs $",
+			"priced at 16384 output tokens: gpt-4o's maximum output, as the request sets no max_tokens",
+			"; the budget affords ", " output tokens, below min_output_tokens (256)"}},
+		{200000, []string{" output tokens: what gpt-4o's context window leaves after the input"}},
+		{1000, []string{"priced at 1000 output tokens: the request's max_tokens"}},
+	} {
+		ctx, _ := middleware.StartRun(context.Background(), "first-hour")
+		_, err := h.Handle(ctx, &middleware.Request{Model: "gpt-4o", MaxTokens: c.maxTokens, Messages: []middleware.Message{{Role: middleware.RoleUser, Content: "Say hi"}}})
+		var e *budget.ExceededError
+		if !errors.As(err, &e) {
+			t.Fatalf("max_tokens %d: err = %v, want an *ExceededError", c.maxTokens, err)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, "max_tokens") && !strings.Contains(msg, "output tokens") {
+			t.Errorf("the refusal does not say what the call reserves:\n%s", msg)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("max_tokens %d: the refusal\n%s\nlacks %q", c.maxTokens, msg, w)
+			}
+		}
+	}
+}
