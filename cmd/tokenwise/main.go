@@ -1,7 +1,7 @@
 // Command tokenwise checks and explains policy files and replays recorded
 // traces through a policy.
 //
-//	tokenwise policy check DIR|FILE               validate; every problem as file:line:col: field: message; exit 1 on any
+//	tokenwise policy check DIR|FILE               validate; every problem as file:line:col: field: message; exit 1 on any (and on a DIR without a policy file)
 //	tokenwise policy explain DIR|FILE --team T    the effective policy after extends, each value with its file:line
 //	tokenwise replay --policy FILE TRACE.jsonl    what the trace would have cost and saved under the policy
 //	tokenwise policy schema                       the JSON Schema of policy files (policies/schema.json)
@@ -154,6 +154,13 @@ func check(args []string, stdout, stderr io.Writer) int {
 			set, err := policies.LoadDir(path)
 			if err != nil {
 				printErr(stderr, err)
+				status = 1
+				continue
+			}
+			if len(set.Teams) == 0 {
+				// A parent directory, an empty or mistyped mount: a
+				// check that checked nothing must not pass.
+				fmt.Fprintf(stderr, "no policy file (*.yaml, *.yml, *.json) in %s\n", path)
 				status = 1
 				continue
 			}
