@@ -25,7 +25,7 @@ func catalogImport(args []string, stdout, stderr io.Writer) int {
 	pos, err := parse(fs, args)
 	if err != nil || len(pos) != 1 {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return usageStatus(err)
 	}
 	f, err := os.Open(pos[0])
 	if err != nil {

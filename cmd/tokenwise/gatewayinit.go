@@ -33,7 +33,7 @@ func gatewayInit(args []string, stdout, stderr io.Writer) int {
 	pos, err := parse(fset, args)
 	if err != nil || len(pos) > 1 {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return usageStatus(err)
 	}
 	dir := "."
 	if len(pos) == 1 {

@@ -50,10 +50,16 @@ const usage = `usage:
 `
 
 // run is the command; it returns the exit status (0 ok, 1 problems, 2 usage).
+// Help asked for (tokenwise help, -h, --help, a command's -h) is not a
+// usage error: it exits 0.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
+	}
+	if args[0] == "help" || isHelpFlag(args[0]) {
+		fmt.Fprint(stdout, usage)
+		return 0
 	}
 	switch {
 	case args[0] == "policy" && len(args) > 1 && args[1] == "check":
@@ -77,7 +83,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case args[0] == "catalog" && len(args) > 1 && args[1] == "import":
 		return catalogImport(args[2:], stdout, stderr)
 	}
+	if slices.ContainsFunc(args, isHelpFlag) { // gateway schema -h, policy -h
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
 	fmt.Fprint(stderr, usage)
+	return 2
+}
+
+// isHelpFlag reports whether arg asks for help as the flag package reads
+// it: -h, -help, --h or --help.
+func isHelpFlag(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--h", "--help":
+		return true
+	}
+	return false
+}
+
+// usageStatus is the exit status of a command whose arguments are wrong
+// or asked for help: 0 for help (flag.ErrHelp, after the flag package
+// printed the flags), 2 otherwise.
+func usageStatus(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	return 2
 }
 
@@ -140,7 +170,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	pos, err := parse(fs, args)
 	if err != nil || len(pos) == 0 {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return usageStatus(err)
 	}
 	status := 0
 	for _, path := range pos {
@@ -189,7 +219,7 @@ func explain(args []string, stdout, stderr io.Writer) int {
 	pos, err := parse(fs, args)
 	if err != nil || len(pos) != 1 {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return usageStatus(err)
 	}
 	path := pos[0]
 	if st, err := os.Stat(path); err == nil && !st.IsDir() && *team != "" {
@@ -233,7 +263,7 @@ func replay(args []string, stdout, stderr io.Writer) int {
 	pos, err := parse(fs, args)
 	if err != nil || len(pos) != 1 || *polPath == "" {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return usageStatus(err)
 	}
 	p, err := load(*polPath, *team)
 	if err != nil {

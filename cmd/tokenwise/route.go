@@ -32,6 +32,10 @@ func routeCmd(args []string, stdout, stderr io.Writer) int {
 		case "train":
 			return routeTrain(args[1:], stdout, stderr)
 		}
+		if args[0] == "help" || isHelpFlag(args[0]) {
+			fmt.Fprint(stdout, routeUsage)
+			return 0
+		}
 	}
 	fmt.Fprint(stderr, routeUsage)
 	return 2
@@ -55,7 +59,7 @@ func routeEval(args []string, stdout, stderr io.Writer) int {
 	pos, err := parse(fs, args)
 	if err != nil || len(pos) != 1 || count(*polPath != "", *weights != "", *baseline != "") != 1 || *target <= 0 || *target > 1 {
 		fmt.Fprint(stderr, routeUsage)
-		return 2
+		return usageStatus(err)
 	}
 	data := pos[0]
 	ex, err := routeeval.ReadFile(data)
@@ -220,7 +224,7 @@ func routeTrain(args []string, stdout, stderr io.Writer) int {
 	pos, err := parse(fs, args)
 	if err != nil || len(pos) != 1 || *out == "" || *target <= 0 || *target > 1 || *bits < 8 || *bits > 20 {
 		fmt.Fprint(stderr, routeUsage)
-		return 2
+		return usageStatus(err)
 	}
 	lab, err := learn.ParseLabel(*label)
 	if err != nil {

@@ -28,7 +28,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "", "listen address (overrides the file's listen)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if _, err := parse(fs, args); err != nil {
-		return 2
+		return usageStatus(err)
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
@@ -98,6 +98,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 // gatewayCheck checks a gateway file and the policy directory it names:
 // every problem with its file:line:col and field; exit 1 on any.
 func gatewayCheck(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && isHelpFlag(args[0]) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
 	if len(args) != 1 {
 		fmt.Fprint(stderr, usage)
 		return 2

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestHelpExitsZero: `tokenwise -h`, `tokenwise help`, `tokenwise
+// serve -h`, `tokenwise gateway init -h`, `tokenwise route eval -h` and
+// the other commands' -h print the usage and exit 0, not 2 as for a wrong
+// command. Asking for help is not an error (flag.ExitOnError exits 0 on -h
+// too); a script that runs `tokenwise serve -h` to check the install must
+// not fail.
+func TestHelpExitsZero(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}, {"serve", "-h"}, {"gateway", "init", "-h"}, {"route", "eval", "-h"},
+		{"route", "-h"}, {"route", "train", "-h"}, {"policy", "check", "-h"}, {"policy", "explain", "-h"}, {"policy", "schema", "-h"},
+		{"replay", "-h"}, {"catalog", "import", "-h"}, {"gateway", "check", "-h"}, {"gateway", "schema", "-h"}} {
+		code, out, stderr := runCmd(args...)
+		if code != 0 {
+			t.Errorf("tokenwise %s: exit %d (help printed: %t)", strings.Join(args, " "), code, strings.Contains(out+stderr, "sage"))
+		}
+		if !strings.Contains(out+stderr, "sage") {
+			t.Errorf("tokenwise %s: no usage printed", strings.Join(args, " "))
+		}
+	}
+	// A wrong command is still a usage error.
+	for _, args := range [][]string{{}, {"bogus"}, {"serve", "-bogus"}, {"route", "eval"}} {
+		if code, _, _ := runCmd(args...); code != 2 {
+			t.Errorf("tokenwise %s: exit %d, want 2", strings.Join(args, " "), code)
+		}
+	}
+}
