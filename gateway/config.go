@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,6 +71,7 @@ type Config struct {
 
 	dir  string // directory of the file, for relative paths
 	file string
+	src  *policies.Source // where its fields are, for KeyTeamProblems
 }
 
 // Upstream is one OpenAI-compatible server.
@@ -173,7 +175,7 @@ func LoadConfig(path string) (*Config, error) {
 func ParseConfig(b []byte, name string) (*Config, error) {
 	c := &Config{}
 	src, probs, parsed := policies.DecodeStrict(b, name, c)
-	c.dir, c.file = filepath.Dir(name), name
+	c.dir, c.file, c.src = filepath.Dir(name), name, src
 	if parsed {
 		probs = append(probs, c.problems(src)...)
 	}
@@ -324,6 +326,57 @@ func (c *Config) problems(src *policies.Source) []policies.Problem {
 		}
 	}
 	return ps
+}
+
+// KeyTeamProblems checks the teams of the keys against the policy
+// directory: known are the teams that have a policy file (as
+// policies.Set.Names and Registry.Names list them) and unknown the default
+// policy's teams.unknown. A key whose team has no file is served under the
+// default policy. When the team is a typo of one that has a file ("devps"
+// beside devops.yaml), that is almost surely not what was meant: an error,
+// with a "did you mean". So is any such key under teams.unknown: error,
+// whose calls are all refused. Otherwise it is a warning.
+func (c *Config) KeyTeamProblems(known []string, unknown policies.UnknownTeams) (errs, warnings []policies.Problem) {
+	for _, k := range c.keyTeamIssues(known) {
+		p := fmt.Sprintf("keys[%d].team", k.index)
+		switch {
+		case unknown == policies.UnknownTeamsError:
+			errs = append(errs, c.src.Problem(p, "team %q has no policy file in %s%s: the key's calls are refused (teams.unknown: error)",
+				k.team, c.PolicyDir(), didYouMean(k.suggestion)))
+		case k.suggestion != "":
+			errs = append(errs, c.src.Problem(p, "team %q has no policy file in %s%s: the key's calls would get the default policy",
+				k.team, c.PolicyDir(), didYouMean(k.suggestion)))
+		default:
+			warnings = append(warnings, c.src.Problem(p, "team %q has no policy file in %s: the key's calls get the default policy", k.team, c.PolicyDir()))
+		}
+	}
+	return errs, warnings
+}
+
+// keyTeamIssue is a key whose team has no policy file.
+type keyTeamIssue struct {
+	index      int
+	name, team string
+	suggestion string // the team with a file it is likely a typo of; "" when none
+}
+
+// keyTeamIssues returns the keys whose team is not "default" nor in known.
+func (c *Config) keyTeamIssues(known []string) []keyTeamIssue {
+	var out []keyTeamIssue
+	for i, k := range c.Keys {
+		if k.Team == "" || k.Team == policies.DefaultTeam || slices.Contains(known, k.Team) {
+			continue // (a missing team is a problem of the file)
+		}
+		out = append(out, keyTeamIssue{index: i, name: k.Name, team: k.Team, suggestion: policies.Suggest(k.Team, known)})
+	}
+	return out
+}
+
+func didYouMean(s string) string {
+	if s == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", s)
 }
 
 // path resolves p against the gateway file's directory.

@@ -240,6 +240,7 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.pol = pol
+	s.warnKeyTeams(cfg)
 	warmTokenizers(pol, s.upstreams)
 
 	llmOpts := []llmwrap.Option{llmwrap.WithLogger(s.logger)}
@@ -374,11 +375,31 @@ func (s *Server) reloadFile() error {
 		return err
 	}
 	s.setKeys(c.Keys)
+	s.warnKeyTeams(c)
 	if c.Listen != s.cfg.Listen || c.Policies != s.cfg.Policies || c.Redis != s.cfg.Redis || !slices.EqualFunc(c.Upstreams, s.cfg.Upstreams, sameUpstream) || c.Limits != s.cfg.Limits {
 		s.logger.Warn("tokenwise/gateway: reload applied the keys only: listen, policies, upstreams, redis and limits take effect at the next start", "file", s.cfg.file)
 	}
 	s.logger.Info("tokenwise/gateway: reloaded", "file", s.cfg.file, "keys", len(c.Keys))
 	return nil
+}
+
+// warnKeyTeams logs each key of c whose team has no policy file: its calls
+// get the default policy (or are refused, under teams.unknown: error),
+// which a typo of a team that has one ("devps" beside devops.yaml) was not
+// meant to; `tokenwise gateway check` reports the same.
+func (s *Server) warnKeyTeams(c *Config) {
+	known := s.pol.Names()
+	for _, k := range c.keyTeamIssues(known) {
+		attrs := []any{"key", k.name, "team", k.team, "dir", s.pol.Dir()}
+		if k.suggestion != "" {
+			attrs = append(attrs, "did_you_mean", k.suggestion)
+		}
+		msg := "tokenwise/gateway: a key's team has no policy file: its calls get the default policy"
+		if s.pol.Policy(policies.DefaultTeam).Teams.Unknown == policies.UnknownTeamsError {
+			msg = "tokenwise/gateway: a key's team has no policy file: its calls are refused (teams.unknown: error)"
+		}
+		s.logger.Warn(msg, attrs...)
+	}
 }
 
 func sameUpstream(a, b Upstream) bool {

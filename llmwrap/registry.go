@@ -292,11 +292,15 @@ func (r *Registry) unknownTeam(team string) error {
 		known = r.pol.Names()
 	}
 	if first {
+		attrs := []any{"team", team, "known", known, "dir", r.pol.Dir()}
+		if m := policies.Suggest(team, known); m != "" {
+			attrs = append(attrs, "did_you_mean", m) // a typo of a team that has a file ("devps" beside devops.yaml)
+		}
 		if refuse {
-			r.logger.Warn("tokenwise: call refused: its team has no policy file (teams.unknown: error)", "team", team, "known", known, "dir", r.pol.Dir())
+			r.logger.Warn("tokenwise: call refused: its team has no policy file (teams.unknown: error)", attrs...)
 		} else {
 			r.logger.Warn("tokenwise: unknown team: its calls use the default policy (set teams: {unknown: error} in the default policy to refuse them)",
-				"team", team, "known", known, "dir", r.pol.Dir())
+				attrs...)
 		}
 		if r.obs != nil {
 			r.obs.Observe(context.Background(), middleware.UnknownTeam{Team: team, Known: known, Refused: refuse})

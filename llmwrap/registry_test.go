@@ -326,6 +326,11 @@ func TestUnknownTeamWarnsOnce(t *testing.T) {
 	if n := strings.Count(logs.String(), "unknown team"); n != 2 || !strings.Contains(logs.String(), "team=paymnts") {
 		t.Errorf("%d warnings in the log, want 2:\n%s", n, logs.String())
 	}
+	// The warning of a typo of a team with a file names it; devosp is no
+	// one's typo.
+	if n := strings.Count(logs.String(), "did_you_mean="); n != 1 || !strings.Contains(logs.String(), "did_you_mean=payments") {
+		t.Errorf("the log suggests %d teams, want payments for paymnts alone:\n%s", n, logs.String())
+	}
 
 	// teams: {unknown: error} in the default policy refuses the call.
 	strict := t.TempDir()
@@ -336,7 +341,7 @@ func TestUnknownTeamWarnsOnce(t *testing.T) {
 	before := srv.Count()
 	for i := range 3 {
 		err := ask(c, "paymnts", i)
-		if !errors.Is(err, policies.ErrUnknownTeam) || !strings.Contains(err.Error(), `"paymnts"`) {
+		if !errors.Is(err, policies.ErrUnknownTeam) || !strings.Contains(err.Error(), `"paymnts"`) || !strings.Contains(err.Error(), `did you mean "payments"?`) {
 			t.Fatalf("strict registry: err = %v, want policies.ErrUnknownTeam", err)
 		}
 	}

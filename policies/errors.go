@@ -206,8 +206,19 @@ func under(path, p string) bool {
 // "" when none is close: within a small edit distance, or starting with s
 // (as "o200k_base" does with "o200k").
 func suggest(s string, candidates []string) string {
+	if c := Suggest(s, candidates); c != "" {
+		return fmt.Sprintf(" (did you mean %q?)", c)
+	}
+	return ""
+}
+
+// Suggest returns the candidate that s is most likely a typo of ("devops"
+// for "devps"), by the rule of the loader's "did you mean": within a small
+// edit distance, or starting with s (as "o200k_base" does with "o200k");
+// "" when none is close. A candidate equal to s is passed over.
+func Suggest(s string, candidates []string) string {
 	if len(s) > 2*maxEcho {
-		return "" // no field name is that long; spare the edit distances
+		return "" // no name is that long; spare the edit distances
 	}
 	ls := strings.ToLower(s)
 	best, bestD := "", -1
@@ -225,12 +236,9 @@ func suggest(s string, candidates []string) string {
 		}
 	}
 	if bestD >= 0 && bestD <= max(1, min(3, len(s)/3)) {
-		return fmt.Sprintf(" (did you mean %q?)", best)
+		return best
 	}
-	if prefix != "" {
-		return fmt.Sprintf(" (did you mean %q?)", prefix)
-	}
-	return ""
+	return prefix
 }
 
 // editDistance is the Levenshtein distance of a and b, in bytes.

@@ -25,7 +25,7 @@ type UnknownTeamError struct {
 }
 
 func (e *UnknownTeamError) Error() string {
-	return fmt.Sprintf("tokenwise/policies: unknown team %q (teams with a policy file: %s)", e.Team, strings.Join(e.Known, ", "))
+	return fmt.Sprintf("tokenwise/policies: unknown team %q (teams with a policy file: %s)%s", e.Team, strings.Join(e.Known, ", "), suggest(e.Team, e.Known))
 }
 
 // Is matches ErrUnknownTeam.

@@ -116,6 +116,16 @@ func gatewayCheck(args []string, stdout, stderr io.Writer) int {
 		printErr(stderr, err)
 		return 1
 	}
+	errs, warnings := cfg.KeyTeamProblems(set.Names(), set.Policy(policies.DefaultTeam).Teams.Unknown)
+	for _, p := range warnings {
+		fmt.Fprintf(stdout, "warning: %s\n", p)
+	}
+	if len(errs) > 0 {
+		for _, p := range errs {
+			fmt.Fprintln(stderr, p)
+		}
+		return 1
+	}
 	fmt.Fprintf(stdout, "%s: ok (%d upstreams, %d keys; policies %s: %d teams: %v)\n", args[0], len(cfg.Upstreams), len(cfg.Keys), cfg.PolicyDir(), len(set.Teams), set.Names())
 	return 0
 }
