@@ -12,10 +12,12 @@ var defaultYAML []byte
 // Default returns a fresh copy of the embedded default policy: calls stay
 // on the model their caller asked for, and a caller of gpt-4o has its
 // tool-selection turns on gpt-4o-mini; at most 10 LLM calls and 5 minutes
-// per run, 30s per attempt and 60s per call with its retries and
-// fallback, 10,000 input tokens per request, a 1h response
-// cache, a fallback to gpt-4o-mini with 3 attempts, and up to 4 tools in
-// parallel with 30s each. See default.yaml (DefaultYAML).
+// per run, 30s per attempt (a stream's first token and its gaps 30s each)
+// and 60s per call with its retries and fallback, 10,000 input tokens per
+// request, a 1h response cache, a fallback to gpt-4o-mini with 3 attempts,
+// a circuit breaker per model (5 failures in a row open it for 30s), and up
+// to 4 tools in parallel with 30s each. See default.yaml (DefaultYAML);
+// examples/policies/default.yaml is the same policy.
 func Default() *Policy {
 	p, err := LoadBytes(defaultYAML, "default.yaml")
 	if err != nil {
