@@ -38,7 +38,10 @@ var ErrInvalidConfig = errors.New("tokenwise/gateway: invalid gateway file")
 
 // Config is a gateway file (gateway.yaml). Load it with [LoadConfig] or
 // [ParseConfig], which check it strictly (unknown keys, wrong types,
-// durations without a unit, and the semantic checks of [Config.Problems]).
+// durations without a unit, and the semantic checks: required fields,
+// addresses and URLs, keys' hashes, duplicates, negative limits).
+// [Config.KeyTeamProblems] checks its keys' teams against a policy
+// directory.
 type Config struct {
 	// Listen is the address the gateway listens on. Empty: 127.0.0.1:8787
 	// (loopback: put a TLS-terminating proxy in front to expose it).

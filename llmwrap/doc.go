@@ -18,7 +18,7 @@
 // the documented order (outermost first):
 //
 //	instrument → run guard → total timeout → cache → router → context compaction →
-//	fallback → budget → rate limit → circuit breaker → retry → call timeout → provider
+//	fallback → budget → rate limit → circuit breaker → retry → call timeout → meter → provider
 //
 // Why this order: a cache hit spends no budget and makes no provider call;
 // the router picks the model before anything is priced; the budget sits
@@ -27,5 +27,7 @@
 // admits each target model against its own limits and its refusals are no
 // breaker failures; a breaker and a retry act per model; the call timeout
 // bounds each attempt, the total timeout (timeouts.total) the call with all
-// its attempts, and the run guard's deadline every call of the run.
+// its attempts, and the run guard's deadline every call of the run. The
+// meter (middleware.Meter), innermost, records and prices each provider
+// attempt once; the instrument layer sums the attempts into the call's cost.
 package llmwrap

@@ -87,7 +87,7 @@ type RunStore interface {
 
 // RunSums is implemented by a RunStore that also sums the calls of a
 // shared run over every process (adapters/redis.RunStore): Run.Record adds
-// each call's figures to the sums, Run.SharedTotals reads them, so that a
+// each call's figures to the sums, Run.SharedState reads them, so that a
 // run's report (calls, tokens, exact cost, savings, per model) covers the
 // calls every process made, not only this one's.
 type RunSums interface {
@@ -199,7 +199,7 @@ func (r *Run) Seq() int {
 
 // Record appends a finished call. A shared run whose store sums runs
 // (RunSums) adds the call's figures to the store's sums too, before
-// Record returns (a failure to is counted, see SharedTotals).
+// Record returns (a failure to is counted, see SharedState).
 func (r *Run) Record(c CallRecord) {
 	r.mu.Lock()
 	r.calls = append(r.calls, c)

@@ -20,7 +20,8 @@ type Meta struct {
 	// SideEffects makes the tool run alone and in call order: it waits for
 	// the earlier calls of the turn and the later ones wait for it.
 	SideEffects bool
-	// Idempotent allows caching the tool's results (see WithCache).
+	// Idempotent allows caching the tool's results (see Config.CacheTTL,
+	// which turns the cache on).
 	Idempotent bool
 	// Timeout bounds one call of the tool. Zero: the executor's timeout.
 	Timeout time.Duration

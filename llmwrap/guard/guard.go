@@ -84,8 +84,8 @@ func New(cfg Config, opts ...Option) (*Guard, error) {
 
 // Middleware returns the run guard middleware, or nil when the Config
 // limits nothing. Calls outside a run (middleware.StartRun) are not
-// limited. Place it inside middleware.Instrument, which numbers the calls;
-// without it, the guard numbers them itself. A shared run's calls
+// limited. Place it inside the instrument layer (llmwrap/instrument.New),
+// which numbers the calls; without it, the guard numbers them itself. A shared run's calls
 // (middleware.OpenSharedRun) are numbered by its RunStore, so the limit
 // holds across every process sharing the run. The middleware is safe for
 // concurrent use.
