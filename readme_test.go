@@ -1,4 +1,5 @@
-// Package readme_test keeps README.md true: every command it shows runs.
+// Package readme_test keeps README.md true: the commands of its sh blocks
+// run, its policies load, and the repository's doc comments name what exists.
 package readme_test
 
 import (
