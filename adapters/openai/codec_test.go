@@ -257,6 +257,24 @@ func TestReaderStrings(t *testing.T) {
 		}
 		putReader(r)
 	}
+	// Bytes that are not UTF-8 read as encoding/json reads them: each one
+	// U+FFFD, escapes or none around them.
+	for _, in := range []string{"\"a\x80b\"", "\"caf\xc3\"", "\"\xa9\"", "\"\xed\xa0\x80\"", "\"\xf0\x9f\x98\"", "\"\xff\\n\xc3\xa9\xc3\"",
+		"\"\\u00e9\xe2\x82\\t\xe2\x82\xac\"", "\"\xc0\xaf\"", "\"\xef\xbf\xbd\""} {
+		var want string
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			t.Fatal(err)
+		}
+		r := getReader([]byte(in))
+		got, err := r.str()
+		if err == nil {
+			err = r.end()
+		}
+		if err != nil || got != want {
+			t.Errorf("%q: %q, %v; encoding/json reads %q", in, got, err, want)
+		}
+		putReader(r)
+	}
 	for in, want := range map[string]int64{`0`: 0, `-12`: -12, `3.9`: 3, `1e3`: 1000, `9223372036854775807`: 1<<63 - 1} {
 		r := getReader([]byte(in))
 		got, ok, err := r.int()

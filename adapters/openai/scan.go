@@ -243,17 +243,41 @@ var special = func() (t [256]bool) {
 	return t
 }()
 
-// string reads the string literal at r.pos.
+// specialOrHigh is special with the bytes that are not ASCII: the bytes
+// that end a plain ASCII run.
+var specialOrHigh = func() (t [256]bool) {
+	t = special
+	for c := utf8.RuneSelf; c < 256; c++ {
+		t[c] = true
+	}
+	return t
+}()
+
+// string reads the string literal at r.pos. Bytes that are not UTF-8 read
+// as U+FFFD, each, as encoding/json (and so go-openai) reads them: a
+// string is what a client of the same bytes reads, whatever chunk it
+// came in (a rune split across two chunks is two halves, each invalid).
 func (r *reader) string() (string, error) {
 	src, start := r.src, r.pos+1
 	i := start
+	for i < len(src) && !specialOrHigh[src[i]] {
+		i++
+	}
+	if i < len(src) && src[i] == '"' { // ASCII (member names, most values): UTF-8
+		r.pos = i + 1
+		if i == start {
+			return "", nil
+		}
+		return unsafe.String(&src[start], i-start), nil
+	}
 	for i < len(src) && !special[src[i]] {
 		i++
 	}
 	if i < len(src) && src[i] == '"' {
 		r.pos = i + 1
-		if i == start {
-			return "", nil
+		if !utf8.Valid(src[start:i]) {
+			b := appendValidUTF8(nil, src[start:i])
+			return unsafe.String(&b[0], len(b)), nil
 		}
 		return unsafe.String(&src[start], i-start), nil
 	}
@@ -290,11 +314,17 @@ func (r *reader) unescape(start int) (string, error) {
 			r.pos = i
 			return "", r.fail("control character in string")
 		case c != '\\':
-			j := i + 1
+			j, high := i, byte(0)
 			for j < len(src) && !special[src[j]] {
+				high |= src[j]
 				j++
 			}
-			buf = append(buf, src[i:j]...)
+			// A plain run ends at an ASCII byte: no rune spans two runs.
+			if high < utf8.RuneSelf || utf8.Valid(src[i:j]) {
+				buf = append(buf, src[i:j]...)
+			} else {
+				buf = appendValidUTF8(buf, src[i:j])
+			}
 			i = j
 			continue
 		}
@@ -341,6 +371,22 @@ func (r *reader) unescape(start int) (string, error) {
 	}
 	r.pos = len(src)
 	return "", r.fail("unterminated string")
+}
+
+// appendValidUTF8 appends b with each byte that does not start a valid
+// UTF-8 sequence replaced by U+FFFD, as encoding/json decodes a string
+// (strings.ToValidUTF8 would replace a run of them by one).
+func appendValidUTF8(dst, b []byte) []byte {
+	for len(b) > 0 {
+		c, size := utf8.DecodeRune(b)
+		if c == utf8.RuneError && size == 1 {
+			dst = utf8.AppendRune(dst, utf8.RuneError)
+		} else {
+			dst = append(dst, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return dst
 }
 
 func hex4(b []byte, i int) (rune, bool) {

@@ -2,6 +2,7 @@ package openai
 
 import (
 	"bytes"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tokenwise/tokenwise/middleware"
@@ -17,8 +18,9 @@ import (
 // a payload equal to the template's but for the body of that one literal,
 // replaced by another such body, decodes to the template's chunk with
 // that literal's value, and to nothing else. The reader's own string
-// decoding keeps such a body's bytes as they are (see reader.string),
-// which is what match keeps.
+// decoding keeps such a body's bytes as they are when they are UTF-8 (see
+// reader.string), which is what match keeps; a body that is not is
+// decoded.
 type chunkTemplate struct {
 	ok        bool
 	pre, post []byte           // the template's payload before and from the literal's closing quote
@@ -55,10 +57,15 @@ func (t *chunkTemplate) match(mem *chunkArena, payload []byte) (c middleware.Chu
 		return c, pc, false
 	}
 	body := payload[len(t.pre) : len(payload)-len(t.post)]
+	var seen byte
 	for _, b := range body {
 		if special[b] {
 			return c, pc, false
 		}
+		seen |= b
+	}
+	if seen >= utf8.RuneSelf && !utf8.Valid(body) {
+		return c, pc, false // the decoder replaces what is not UTF-8
 	}
 	data := mem.copy(payload)
 	w := mem.wire()
