@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"iter"
@@ -531,9 +532,29 @@ func (t *Transport) stream(r *http.Request, req *middleware.Request, includeUsag
 			restreamed = true
 		}
 	}
+	if !restreamed && resp.FromCache && storedChoices(resp) > 1 {
+		// The core answer holds choice 0 only: replayed, it would drop
+		// the others. The hit is a miss: the call goes upstream again,
+		// whose answer replaces the stored one.
+		cc := middleware.CacheControlFrom(r.Context())
+		cc.NoCache, cc.Source = true, "tokenwise/openai: a stored answer of several choices that does not restream"
+		return t.stream(r.WithContext(middleware.WithCacheControl(r.Context(), cc)), req, includeUsage)
+	}
 	if !restreamed {
 		rw := &sseWriter{w: &buf, includeUsage: includeUsage, model: req.Model, meta: responseMeta(resp, req.Model), haveMeta: true}
-		if err := middleware.Replay(r.Context(), withStoredUsage(resp), 0, rw.send); err != nil {
+		send := rw.send
+		replayed := withStoredUsage(resp)
+		if replayed.FromCache && replayed.Usage.IsZero() {
+			// The stored answer reported no usage: no usage chunk of
+			// zeros, which the first call did not have either.
+			send = func(ctx context.Context, c middleware.Chunk) error {
+				if c.Usage != nil && c.Usage.IsZero() {
+					c.Usage = nil
+				}
+				return rw.send(ctx, c)
+			}
+		}
+		if err := middleware.Replay(r.Context(), replayed, 0, send); err != nil {
 			return nil, err
 		}
 	}
@@ -565,6 +586,22 @@ func withStoredUsage(resp *middleware.Response) *middleware.Response {
 	a := *resp
 	a.Usage = stored.Usage
 	return &a
+}
+
+// storedChoices returns the number of choices of a hit's stored OpenAI
+// body; 0 when resp carries none.
+func storedChoices(resp *middleware.Response) int {
+	sn, ok := resp.Native.(*middleware.StoredNative)
+	if !ok || sn.Format != NativeFormat {
+		return 0
+	}
+	var b struct {
+		Choices []json.RawMessage `json:"choices"`
+	}
+	if json.Unmarshal(sn.Data, &b) != nil {
+		return 0
+	}
+	return len(b.Choices)
 }
 
 // streamError is the error a caller's read returns when the chain failed
