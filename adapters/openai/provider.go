@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tokenwise/tokenwise/internal/httperr"
 	"github.com/tokenwise/tokenwise/internal/redact"
@@ -177,6 +179,18 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 	sse := stream && !strings.HasPrefix(hresp.Header.Get("Content-Type"), "application/json")
 	if c != nil {
 		c.setHeader(hresp.Header)
+	}
+	if stream && !sse {
+		// A stream labelled application/json (a mislabelling proxy or
+		// server): go-openai reads the body as events whatever its type,
+		// and so does the provider when the body begins as an event
+		// stream does. An answer in one piece is read as such.
+		br := bufio.NewReader(hresp.Body)
+		sse = sniffSSE(br)
+		hresp.Body = struct {
+			io.Reader
+			io.Closer
+		}{br, hresp.Body}
 	}
 	if sse {
 		return p.readStreamOf(ctx, req, hresp.Body, c)
@@ -504,6 +518,11 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 		done     bool
 		readErr  error
 	)
+	// A byte order mark before the first line (.NET's StreamWriter with
+	// Encoding.UTF8 writes one) is not part of it, as the SSE spec says.
+	if b, _ := br.Peek(len(utf8BOM)); string(b) == utf8BOM {
+		_, _ = br.Discard(len(utf8BOM))
+	}
 	r := getReader(nil)
 	defer putReader(r)
 	if keep {
@@ -695,6 +714,46 @@ func nextEventBuffered(br *bufio.Reader) bool {
 	return len(b) > 5 && string(b[:5]) == "data:" && bytes.IndexByte(b, '\n') >= 0
 }
 
+// utf8BOM is the UTF-8 encoding of the byte order mark, U+FEFF.
+const utf8BOM = "\xef\xbb\xbf"
+
+// ssePrefixes are the starts of an event stream's lines but blank ones: a
+// comment, and the fields of the SSE spec.
+var ssePrefixes = [...]string{":", "data:", "event:", "id:", "retry:"}
+
+// sniffSSE reports whether the body br reads begins as an event stream
+// does: its first bytes that are not white space (nor a byte order mark)
+// are a comment or an SSE field name and its colon. It peeks, reading
+// nothing.
+func sniffSSE(br *bufio.Reader) bool {
+	skip := 0
+	for skip < br.Size()-len(utf8BOM) {
+		b, _ := br.Peek(skip + 1)
+		if len(b) <= skip {
+			return false // the end of the body, or a read error
+		}
+		switch b[skip] {
+		case ' ', '\t', '\r', '\n':
+			skip++
+			continue
+		case utf8BOM[0]:
+			if b, _ = br.Peek(skip + len(utf8BOM)); string(b[skip:]) != utf8BOM {
+				return false
+			}
+			skip += len(utf8BOM)
+			continue
+		}
+		for _, p := range ssePrefixes {
+			if p[0] == b[skip] {
+				b, _ = br.Peek(skip + len(p))
+				return string(b[skip:]) == p
+			}
+		}
+		return false
+	}
+	return false
+}
+
 // readLine reads one line without its line ending. Lines longer than the
 // reader's buffer are gathered in long, which is returned for reuse.
 func readLine(br *bufio.Reader, long []byte) (line, buf []byte, err error) {
@@ -717,10 +776,18 @@ func readLine(br *bufio.Reader, long []byte) (line, buf []byte, err error) {
 }
 
 // dataPayload returns the payload of an SSE "data:" line. Every data line
-// is one event, as OpenAI sends them (and as go-openai reads them).
+// is one event, as OpenAI sends them (and as go-openai reads them). A data
+// line indented by white space is one too: go-openai trims each line
+// before it looks for "data:" (the SSE spec would take " data" for another
+// field, and drop the event: a different answer, silently).
 func dataPayload(line []byte) ([]byte, bool) {
 	if len(line) < 5 || string(line[:5]) != "data:" {
-		return nil, false
+		if len(line) == 0 || line[0] != ' ' && line[0] != '\t' && line[0] != '\v' && line[0] != '\f' && line[0] < utf8.RuneSelf {
+			return nil, false
+		}
+		if line = bytes.TrimLeftFunc(line, unicode.IsSpace); len(line) < 5 || string(line[:5]) != "data:" {
+			return nil, false
+		}
 	}
 	rest := line[5:]
 	for len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
