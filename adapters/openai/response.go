@@ -434,17 +434,17 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 					pc.usage = v
 				}
 			}
-			// The span to cut for callers that did not ask for usage:
-			// the member and the comma before it, or after it when first.
-			end := r.offset()
-			snap.cutStart, snap.cutEnd = start, end
-			if i := lastNonSpace(data, start); i >= 0 && data[i] == ',' {
-				snap.cutStart = i
-			} else if k := skipSpace(data, end); k < len(data) && data[k] == ',' {
-				snap.cutEnd = k + 1
-			}
+			// The span to cut for callers that did not ask for usage.
+			m := memberSpan(data, start, r.offset())
+			snap.cutStart, snap.cutEnd = int32(m.start), int32(m.end)
 		case "error":
-			apiErr, err = r.apiError()
+			if apiErr, err = r.apiError(); err == nil && apiErr == nil {
+				// No error ("error": null beside the choices): cut for
+				// the caller, as go-openai takes a chunk that begins
+				// with an "error" member for an error, whatever it holds.
+				m := memberSpan(data, start, r.offset())
+				snap.errStart, snap.errEnd = int32(m.start), int32(m.end)
+			}
 		case "x_groq":
 			// Groq's streams without stream_options.include_usage report
 			// the call's usage here, in the last chunk: the provider's
@@ -558,6 +558,45 @@ func lastNonSpace(b []byte, i int) int {
 		}
 	}
 	return -1
+}
+
+// memberSpan returns the span of the object member of data from start
+// to end with one adjacent comma: the one before it, or after it when it
+// is first. Cut out, it leaves the object valid (see appendCut).
+func memberSpan(data []byte, start, end int) span {
+	if i := lastNonSpace(data, start); i >= 0 && data[i] == ',' {
+		return span{i, end}
+	}
+	if k := skipSpace(data, end); k < len(data) && data[k] == ',' {
+		return span{start, k + 1}
+	}
+	return span{start, end}
+}
+
+// appendCut appends data without the member spans a and b (see
+// memberSpan; a span whose end is 0 is none), two members of one object.
+func appendCut(dst, data []byte, a, b span) []byte {
+	if a.end == 0 {
+		a, b = b, a
+	}
+	if b.end == 0 {
+		return append(append(dst, data[:a.start]...), data[a.end:]...)
+	}
+	if b.start < a.start {
+		a, b = b, a
+	}
+	if b.start < a.end {
+		// The first member and the one after it, which took the same
+		// comma: with them goes the comma after the second, if any.
+		a.end = b.end
+		if k := skipSpace(data, a.end); k < len(data) && data[k] == ',' {
+			a.end = k + 1
+		}
+		return append(append(dst, data[:a.start]...), data[a.end:]...)
+	}
+	dst = append(dst, data[:a.start]...)
+	dst = append(dst, data[a.end:b.start]...)
+	return append(dst, data[b.end:]...)
 }
 
 // skipSpace returns the index of the first non-whitespace byte from i.

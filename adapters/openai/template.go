@@ -73,12 +73,16 @@ func (t *chunkTemplate) match(mem *chunkArena, payload []byte) (c middleware.Chu
 	c.Content = bytesString(data[len(t.pre) : len(t.pre)+len(body)])
 	*w = Wire{JSON: data, isChunk: true, chunk: t.snap}
 	w.chunk.c = c
-	if w.chunk.cutEnd > 0 && w.chunk.cutStart >= len(t.pre) {
-		// The usage member lies after the literal: it moved by the
-		// difference of the bodies' lengths.
-		shift := len(body) - len(t.c.Content)
+	// The usage and error members after the literal moved by the
+	// difference of the bodies' lengths.
+	shift := int32(len(body) - len(t.c.Content))
+	if w.chunk.cutEnd > 0 && int(w.chunk.cutStart) >= len(t.pre) {
 		w.chunk.cutStart += shift
 		w.chunk.cutEnd += shift
+	}
+	if w.chunk.errEnd > 0 && int(w.chunk.errStart) >= len(t.pre) {
+		w.chunk.errStart += shift
+		w.chunk.errEnd += shift
 	}
 	c.Native = w
 	return c, t.pc, true

@@ -84,6 +84,7 @@ func FuzzChunkTemplate(f *testing.F) {
 	f.Add([]byte(`{"choices":[{"index":0,"delta":{"content":"x"}},{"index":1,"delta":{"content":"y"}}]}`), []byte("z\n"))
 	f.Add([]byte(`{"choices":[{"index":0,"delta":{"content":"x"},"logprobs":{"content":[]}}],"usage":null}`), []byte("\xff\xfe"))
 	f.Add([]byte(`{"choices":[{"index":0,"delta":{"content":"x","tool_calls":[]}}]}`), []byte("yy"))
+	f.Add([]byte(`{"error":null,"choices":[{"index":0,"delta":{"content":"x"}}],"usage":null,"error":{}}`), []byte("yyy"))
 	f.Fuzz(func(t *testing.T, tmplData, body []byte) {
 		tmpl := learnFrom(tmplData)
 		checkMatch(t, tmpl, body)

@@ -847,18 +847,19 @@ func (s *sseWriter) appendEvents(dst []byte, c *middleware.Chunk) []byte {
 	if w, ok := c.Native.(*Wire); ok && w.isChunk {
 		s.last = w
 		if sameChunk(c, &w.chunk.c) {
-			switch {
-			case s.includeUsage:
-				return appendEvent(dst, w.JSON)
-			case w.chunk.usageOnly:
-				return dst // the caller did not ask for it
-			case w.chunk.cutEnd > 0:
-				dst = append(dst, "data: "...)
-				dst = append(dst, w.JSON[:w.chunk.cutStart]...)
-				dst = append(dst, w.JSON[w.chunk.cutEnd:]...)
-				return append(dst, "\n\n"...)
+			var usage span // to cut
+			if !s.includeUsage {
+				if w.chunk.usageOnly {
+					return dst // the caller did not ask for it
+				}
+				usage = w.chunk.usageCut()
 			}
-			return appendEvent(dst, w.JSON)
+			if usage.end == 0 && w.chunk.errEnd == 0 {
+				return appendEvent(dst, w.JSON)
+			}
+			dst = append(dst, "data: "...)
+			dst = appendCut(dst, w.JSON, usage, w.chunk.errCut())
+			return append(dst, "\n\n"...)
 		}
 	}
 	if !s.haveMeta {

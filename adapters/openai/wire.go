@@ -161,8 +161,17 @@ type chunkSnapshot struct {
 	usageOnly bool             // no choices, only usage: the include_usage chunk
 	// cutStart, cutEnd delimit the top-level "usage" member and one adjacent
 	// comma, for callers that did not ask for usage; cutEnd == 0: none.
-	cutStart, cutEnd int
+	// (int32: a data line holds at most maxStreamLine bytes.)
+	cutStart, cutEnd int32
+	// errStart, errEnd delimit a top-level "error" member that holds no
+	// error, and one adjacent comma, cut for every caller; errEnd == 0:
+	// none.
+	errStart, errEnd int32
 }
+
+// usageCut and errCut return the spans of the members to cut.
+func (s *chunkSnapshot) usageCut() span { return span{int(s.cutStart), int(s.cutEnd)} }
+func (s *chunkSnapshot) errCut() span   { return span{int(s.errStart), int(s.errEnd)} }
 
 // span is a byte range [start, end) of a JSON document.
 type span struct{ start, end int }
