@@ -353,8 +353,10 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 	}
 	if ps != nil {
 		// langchaingo's openai backend ends a stream that stopped before
-		// its finish_reason without an error: report the cut.
-		if inner.name == "openai" && cr.Choices[0].StopReason == "" {
+		// its finish_reason without an error: report the cut, unless
+		// NewTransport, installed, read the stream to its [DONE] (servers
+		// that name no finish_reason).
+		if inner.name == "openai" && cr.Choices[0].StopReason == "" && !fctx.slot.sawDone() {
 			// Returned with the partial answer, which the budget bills.
 			return resp, &middleware.ProviderError{Kind: middleware.ErrStreamCut, Provider: "openai", Model: req.Model,
 				Message: "the stream ended before a finish reason"}

@@ -76,7 +76,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp.StatusCode < 400 {
 		switch {
 		case strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
-			resp.Body = &checkedStream{rc: resp.Body}
+			resp.Body = &checkedStream{rc: resp.Body, slot: slot}
 		case resp.StatusCode/100 == 2 && strings.HasSuffix(req.URL.Path, "/chat/completions"):
 			resp.Body = &checkedBody{rc: resp.Body, status: resp.StatusCode}
 		}
@@ -150,10 +150,34 @@ type failure struct {
 }
 
 // httpFailure is the per-call slot NewTransport fills; the last failure of
-// the call wins.
+// the call wins. It also records that a stream of the call ended with its
+// "data: [DONE]" (see sawDone).
 type httpFailure struct {
-	mu sync.Mutex
-	f  *failure
+	mu   sync.Mutex
+	f    *failure
+	done bool
+}
+
+// setDone records that checkedStream read a stream's "data: [DONE]".
+func (h *httpFailure) setDone() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	h.done = true
+	h.mu.Unlock()
+}
+
+// sawDone reports whether NewTransport, installed, read the call's stream
+// to its "data: [DONE]": a stream that ended so is complete, with or
+// without a finish_reason (as go-openai and the OpenAI adapter read it).
+func (h *httpFailure) sawDone() bool {
+	if h == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.done
 }
 
 func (h *httpFailure) set(f failure) {
@@ -223,6 +247,7 @@ func (c *failureContext) Value(key any) any {
 // Lines that need none of this pass unchanged.
 type checkedStream struct {
 	rc       io.ReadCloser
+	slot     *httpFailure // the call's, told of the [DONE] read; nil: none
 	br       *bufio.Reader
 	out      []byte // transformed bytes not yet read
 	line     []byte
@@ -309,6 +334,7 @@ func (s *checkedStream) transform(line []byte) error {
 		return nil
 	case string(payload) == "[DONE]":
 		s.done = true
+		s.slot.setDone()
 		s.flushCalls()
 		s.out = append(s.out, line...)
 		return nil
