@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
@@ -78,7 +79,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		case strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
 			resp.Body = &checkedStream{rc: resp.Body, slot: slot}
 		case resp.StatusCode/100 == 2 && strings.HasSuffix(req.URL.Path, "/chat/completions"):
-			resp.Body = &checkedBody{rc: resp.Body, status: resp.StatusCode}
+			resp.Body = &checkedBody{rc: resp.Body, status: resp.StatusCode, slot: slot}
 		}
 		return resp, nil
 	}
@@ -254,6 +255,7 @@ type checkedStream struct {
 	acc      middleware.Accumulator // the held-back tool calls
 	held     bool                   // acc holds calls not yet delivered
 	sent     bool                   // the calls were delivered
+	begun    bool                   // a line was read
 	done     bool                   // "data: [DONE]" was read
 	finished bool                   // choice 0's finish_reason was read
 	reason   string                 // choice 0's last finish_reason
@@ -321,8 +323,22 @@ func cutInside(line []byte, err, ferr error) bool {
 
 // transform appends what one line (with its line ending) becomes to out.
 func (s *checkedStream) transform(line []byte) error {
+	if !s.begun {
+		// A byte order mark before the first line is not part of it (the
+		// SSE spec): the backend would skip the line, and its event.
+		s.begun = true
+		line = bytes.TrimPrefix(line, utf8BOM)
+	}
+	if len(line) > 0 && line[0] != 'd' {
+		// A data line indented by white space is one for go-openai, which
+		// trims each line: the backend, which would skip it, is given it
+		// unindented, never a shorter answer.
+		if t := bytes.TrimLeftFunc(line, unicode.IsSpace); bytes.HasPrefix(t, dataPrefix) {
+			line = t
+		}
+	}
 	text := bytes.TrimRight(line, "\r\n")
-	payload, ok := bytes.CutPrefix(text, []byte("data:"))
+	payload, ok := bytes.CutPrefix(text, dataPrefix)
 	if !ok {
 		s.out = append(s.out, line...)
 		return nil
@@ -482,6 +498,44 @@ func (s *checkedStream) flushCalls() {
 	}
 }
 
+var (
+	utf8BOM    = []byte("\xef\xbb\xbf") // the byte order mark, U+FEFF
+	dataPrefix = []byte("data:")
+)
+
+// sniffSSE reports whether the body br reads begins as an event stream
+// does: its first bytes that are not white space (nor a byte order mark)
+// are a comment or an SSE field name and its colon. It peeks, reading
+// nothing. (The OpenAI adapter's provider sniffs so too.)
+func sniffSSE(br *bufio.Reader) bool {
+	skip := 0
+	for skip < br.Size()-len(utf8BOM) {
+		b, _ := br.Peek(skip + 1)
+		if len(b) <= skip {
+			return false // the end of the body, or a read error
+		}
+		switch b[skip] {
+		case ' ', '\t', '\r', '\n':
+			skip++
+			continue
+		case utf8BOM[0]:
+			if b, _ = br.Peek(skip + len(utf8BOM)); !bytes.Equal(b[skip:], utf8BOM) {
+				return false
+			}
+			skip += len(utf8BOM)
+			continue
+		}
+		for _, p := range [...]string{":", "data:", "event:", "id:", "retry:"} {
+			if p[0] == b[skip] {
+				b, _ = br.Peek(skip + len(p))
+				return string(b[skip:]) == p
+			}
+		}
+		return false
+	}
+	return false
+}
+
 // maxArgsPiece bounds the bytes of arguments per delivered chunk: escaped,
 // a piece stays well within langchaingo's 64 KiB line limit.
 const maxArgsPiece = 8 << 10
@@ -533,16 +587,30 @@ type lcToolCall struct {
 // decode it as an answer without choices, an untyped "empty response"
 // error, or, beside a choice, as a success. A body lost mid-read fails
 // with a [middleware.AnswerCutError]: the provider billed the answer.
+//
+// A body that begins as an event stream does (a stream labelled
+// application/json, which the backend reads as one when it streams) is
+// checked as one (see checkedStream).
 type checkedBody struct {
 	rc     io.ReadCloser
 	status int
-	r      *bytes.Reader // the body read, nil until the first Read
-	tail   error         // what reading the body ended with, after r
+	slot   *httpFailure   // the call's (see checkedStream)
+	r      *bytes.Reader  // the body read, nil until the first Read
+	tail   error          // what reading the body ended with, after r
+	stream *checkedStream // the body is an event stream
 }
 
 func (b *checkedBody) Read(p []byte) (int, error) {
+	if b.stream != nil {
+		return b.stream.Read(p)
+	}
 	if b.r == nil {
-		body, err := io.ReadAll(b.rc)
+		br := bufio.NewReaderSize(b.rc, 16<<10)
+		if sniffSSE(br) {
+			b.stream = &checkedStream{rc: b.rc, br: br, slot: b.slot}
+			return b.stream.Read(p)
+		}
+		body, err := io.ReadAll(br)
 		if err == nil && bytes.Contains(body, []byte(`"error"`)) {
 			if f := embeddedError(body); f != nil {
 				b.r, b.tail = bytes.NewReader(nil), f
