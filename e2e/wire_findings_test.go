@@ -1,0 +1,248 @@
+package e2e
+
+// Answers of shapes found by the wire differential
+// (FuzzGoOpenAIReadsTheSameThroughTheTransport and the sweeps), each
+// stating what go-openai or langchaingo reads of it from the server
+// directly, and what they read through tokenwise (the go-openai transport
+// or the langchaingo adapter, under the embedded default policy).
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	goopenai "github.com/sashabaranov/go-openai"
+	"github.com/tmc/langchaingo/llms"
+	lcopenai "github.com/tmc/langchaingo/llms/openai"
+
+	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/internal/wiregen"
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// wireClients serves body (as contentType) and returns go-openai alone and
+// go-openai through the transport with the default policy.
+func wireClients(t *testing.T, contentType, body string) (raw, tw *goopenai.Client, srv *wiregen.Server) {
+	t.Helper()
+	srv = &wiregen.Server{}
+	srv.Set(wiregen.Wire{Stream: true, ContentType: contentType, Body: []byte(body)})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	base := &http.Transport{}
+	t.Cleanup(base.CloseIdleConnections)
+	cfg := goopenai.DefaultConfig("k")
+	cfg.BaseURL = ts.URL
+	cfg.HTTPClient = &http.Client{Transport: base}
+	raw = goopenai.NewClientWithConfig(cfg)
+	cfg.HTTPClient = twopenai.NewHTTPClient(llmwrap.MustBuild(policies.Default()), twopenai.WithBaseTransport(base))
+	tw = goopenai.NewClientWithConfig(cfg)
+	return raw, tw, srv
+}
+
+func wireStreamRequest(n int, usage bool) goopenai.ChatCompletionRequest {
+	req := goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", Stream: true, N: n,
+		Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hi"}}}
+	if usage {
+		req.StreamOptions = &goopenai.StreamOptions{IncludeUsage: true}
+	}
+	return req
+}
+
+const (
+	chunkHi    = `{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":null}]}`
+	chunkThere = `{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":" there"},"finish_reason":"stop"}]}`
+)
+
+// A stream that starts with a UTF-8 byte order mark (.NET's StreamWriter
+// with Encoding.UTF8 writes one), which the SSE spec strips: its first
+// event is read, and so is the hit (it once was dropped silently, and the
+// truncated answer cached).
+func TestStreamAfterAByteOrderMarkKeepsItsFirstChunk(t *testing.T) {
+	_, tw, srv := wireClients(t, "text/event-stream", "\xef\xbb\xbfdata: "+chunkHi+"\n\ndata: "+chunkThere+"\n\ndata: [DONE]\n\n")
+	for i := range 2 {
+		got := wiregen.Call(context.Background(), tw, wireStreamRequest(0, false))
+		if got.Err != nil || got.Answer.Choices[0].Content != "hi there" {
+			t.Errorf("call %d (upstream calls %d): %v %v, want %q", i+1, srv.Served(), got.Answer, got.Err, "hi there")
+		}
+	}
+}
+
+// n = 2, streamed, choice 0 carrying a byte that is not UTF-8 (which
+// go-openai reads as U+FFFD): the cache hit has both choices, as the first
+// call had (the stored body once differed from the core answer, raw byte
+// against U+FFFD, and the hit was replayed from the core answer: choice 0
+// alone).
+func TestStreamedHitOfSeveralChoicesKeepsThemDespiteBytesNotUTF8(t *testing.T) {
+	body := `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a` + "\x80" + `b"},"finish_reason":"stop"},{"index":1,"delta":{"content":"second"},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n"
+	raw, tw, srv := wireClients(t, "text/event-stream", body)
+	r := wiregen.Call(context.Background(), raw, wireStreamRequest(2, false))
+	if r.Err != nil || len(r.Answer.Choices) != 2 {
+		t.Fatalf("go-openai alone: %v %v", r.Answer, r.Err)
+	}
+	first := wiregen.Call(context.Background(), tw, wireStreamRequest(2, false))
+	before := srv.Served()
+	second := wiregen.Call(context.Background(), tw, wireStreamRequest(2, false))
+	if first.Err != nil || second.Err != nil {
+		t.Fatal(first.Err, second.Err)
+	}
+	if len(first.Answer.Choices) != 2 || len(second.Answer.Choices) != 2 {
+		t.Errorf("first call %d choices, second (a hit: %t) %d choices\nfirst:\n%v\nsecond:\n%v",
+			len(first.Answer.Choices), srv.Served() == before, len(second.Answer.Choices), first.Answer, second.Answer)
+	}
+}
+
+// With include_usage and a server that reports no usage, the hit has no
+// usage chunk either (the hit replayed from the core answer once had one
+// of zeros).
+func TestStreamedHitAddsNoUsageTheAnswerLacked(t *testing.T) {
+	body := `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a` + "\x80" + `b"},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n"
+	_, tw, _ := wireClients(t, "text/event-stream", body)
+	first := wiregen.Call(context.Background(), tw, wireStreamRequest(0, true))
+	second := wiregen.Call(context.Background(), tw, wireStreamRequest(0, true))
+	if first.Err != nil || second.Err != nil {
+		t.Fatal(first.Err, second.Err)
+	}
+	if (first.Answer.Usage == nil) != (second.Answer.Usage == nil) {
+		t.Errorf("usage: first call %+v, second (hit) %+v", first.Answer.Usage, second.Answer.Usage)
+	}
+}
+
+// A rune split across two chunks as raw bytes (a server streaming the
+// bytes of tokens): go-openai reads "caf\uFFFD\uFFFD", each chunk decoded
+// on its own, and so do the first call through tokenwise and its cache hit
+// (the stored answer once joined the bytes: the hit answered "café").
+func TestStreamedHitReadsARuneSplitAcrossChunksAsTheFirstCall(t *testing.T) {
+	body := `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"caf` + "\xc3" + `"},"finish_reason":null}]}` + "\n\n" +
+		`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"` + "\xa9" + `"},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n"
+	raw, tw, _ := wireClients(t, "text/event-stream", body)
+	r := wiregen.Call(context.Background(), raw, wireStreamRequest(0, false))
+	first := wiregen.Call(context.Background(), tw, wireStreamRequest(0, false))
+	second := wiregen.Call(context.Background(), tw, wireStreamRequest(0, false))
+	if r.Err != nil || first.Err != nil || second.Err != nil {
+		t.Fatal(r.Err, first.Err, second.Err)
+	}
+	a, b, c := r.Answer.Choices[0].Content, first.Answer.Choices[0].Content, second.Answer.Choices[0].Content
+	if a != b || b != c {
+		t.Errorf("go-openai alone %q, first call %q, second call (hit) %q", a, b, c)
+	}
+}
+
+// A stream served as Content-Type application/json (a mislabelling proxy
+// or server), which go-openai reads as a stream: tokenwise reads it too
+// (it once decoded it as one JSON answer and failed with ErrMalformed).
+func TestEventStreamLabelledJSONIsRead(t *testing.T) {
+	body := "data: " + chunkHi + "\n\ndata: " + chunkThere + "\n\ndata: [DONE]\n\n"
+	raw, tw, _ := wireClients(t, "application/json", body)
+	r := wiregen.Call(context.Background(), raw, wireStreamRequest(0, false))
+	if r.Err != nil || r.Answer.Choices[0].Content != "hi there" {
+		t.Fatalf("go-openai alone: %v %v", r.Answer, r.Err)
+	}
+	for i := range 2 {
+		got := wiregen.Call(context.Background(), tw, wireStreamRequest(0, false))
+		if got.Err != nil || got.Answer.Choices[0].Content != "hi there" {
+			t.Errorf("call %d: go-openai alone reads %q; through tokenwise %v %v", i+1, r.Answer.Choices[0].Content, got.Answer, got.Err)
+		}
+	}
+}
+
+// A data line indented by a space, which go-openai trims and reads:
+// tokenwise reads it too (it once skipped it, as an SSE field named
+// " data", and answered a different text as a success, cached).
+func TestIndentedDataLineIsRead(t *testing.T) {
+	body := " data: " + chunkHi + "\n\n\u00a0data: " + chunkThere + "\n\ndata: [DONE]\n\n"
+	raw, tw, _ := wireClients(t, "text/event-stream", body)
+	r := wiregen.Call(context.Background(), raw, wireStreamRequest(0, false))
+	if r.Err != nil || r.Answer.Choices[0].Content != "hi there" {
+		t.Fatalf("go-openai alone: %v %v", r.Answer, r.Err)
+	}
+	for i := range 2 {
+		got := wiregen.Call(context.Background(), tw, wireStreamRequest(0, false))
+		if got.Err != nil || got.Answer.Choices[0].Content != "hi there" {
+			t.Errorf("call %d: go-openai alone reads %q; through tokenwise %v %v", i+1, r.Answer.Choices[0].Content, got.Answer, got.Err)
+		}
+	}
+}
+
+// A chunk that begins with an "error" member holding no error ("error":
+// null, as some servers send beside the choices): go-openai takes any
+// chunk that begins so for an error, and fails; tokenwise reads it as no
+// error, and cuts the member from the chunks it forwards, so that
+// go-openai through tokenwise reads the whole answer.
+func TestChunkBeginningWithANullErrorIsReadWhole(t *testing.T) {
+	body := `data: {"error":null,"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":null}]}` + "\n\n" +
+		`data: {"error":null,"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":" there"},"finish_reason":"stop"}]}` + "\n\n" +
+		`data: {"error":null,"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}` + "\n\ndata: [DONE]\n\n"
+	raw, tw, _ := wireClients(t, "text/event-stream", body)
+	if r := wiregen.Call(context.Background(), raw, wireStreamRequest(0, false)); r.Err == nil && r.Answer.Choices[0].Content == "hi there" {
+		t.Logf("go-openai alone reads the stream whole now (%v): the cut is no longer needed", r.Answer)
+	}
+	for _, usage := range []bool{false, true} {
+		s, err := tw.CreateChatCompletionStream(context.Background(), wireStreamRequest(0, usage))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var text string
+		var u *goopenai.Usage
+		for {
+			c, err := s.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("usage %t: through tokenwise, read %q, then %v", usage, text, err)
+			}
+			if len(c.Choices) > 0 {
+				text += c.Choices[0].Delta.Content
+			}
+			if c.Usage != nil {
+				u = c.Usage
+			}
+		}
+		s.Close()
+		if text != "hi there" || usage != (u != nil) || u != nil && u.TotalTokens != 5 {
+			t.Errorf("usage %t: through tokenwise %q, usage %+v", usage, text, u)
+		}
+	}
+}
+
+// A stream that ends with [DONE] but whose choice never named a
+// finish_reason: the go-openai transport, the gateway and the langchaingo
+// adapter with twlc.NewTransport, which saw the [DONE], answer it (the
+// adapter once reported ErrStreamCut: an error for a whole answer).
+func TestLangchaingoStreamWithDoneButNoFinishReasonIsComplete(t *testing.T) {
+	body := "data: " + chunkHi + "\n\ndata: [DONE]\n\n"
+	_, tw, srv := wireClients(t, "text/event-stream", body)
+	if g := wiregen.Call(context.Background(), tw, wireStreamRequest(0, false)); g.Err != nil || g.Answer.Choices[0].Content != "hi" {
+		t.Fatalf("go-openai through the transport: %v %v", g.Answer, g.Err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	inner, err := lcopenai.New(lcopenai.WithBaseURL(ts.URL), lcopenai.WithToken("k"), lcopenai.WithModel("gpt-4o-mini"),
+		lcopenai.WithHTTPClient(&http.Client{Transport: twlc.NewTransport(nil)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := twlc.New(twlc.Models{"gpt-4o-mini": inner}, llmwrap.MustBuild(policies.Default()))
+	before := srv.Served()
+	resp, err := m.GenerateContent(context.Background(), []llms.MessageContent{llms.TextParts(llms.ChatMessageTypeHuman, "hi")},
+		llms.WithStreamingFunc(func(context.Context, []byte) error { return nil }))
+	if err != nil {
+		t.Errorf("langchaingo through tokenwise: %v (cut: %t), after %d upstream calls", err, errors.Is(err, middleware.ErrStreamCut), srv.Served()-before)
+	} else if resp.Choices[0].Content != "hi" {
+		t.Errorf("content %q", resp.Choices[0].Content)
+	}
+
+	// Without [DONE] nor a finish_reason, the stream is cut.
+	srv.Set(wiregen.Wire{Stream: true, ContentType: "text/event-stream", Body: []byte("data: " + chunkHi + "\n\n")})
+	_, err = m.GenerateContent(context.Background(), []llms.MessageContent{llms.TextParts(llms.ChatMessageTypeHuman, "hi again")},
+		llms.WithStreamingFunc(func(context.Context, []byte) error { return nil }))
+	if !errors.Is(err, middleware.ErrStreamCut) {
+		t.Errorf("a stream without [DONE] nor finish_reason: %v, want ErrStreamCut", err)
+	}
+}
