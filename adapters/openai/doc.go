@@ -90,7 +90,12 @@
 // request's context ends, which stops it.
 //
 // The provider reads SSE line by line, each "data:" line being one event,
-// as OpenAI sends them and as go-openai reads them. A streamed answer's
+// as OpenAI sends them and as go-openai reads them: a data line indented
+// by white space is one too, a byte order mark before the first line is
+// not part of it, and a stream labelled application/json is read as one
+// when its body begins as an event stream does. Strings that are not
+// UTF-8 read as encoding/json reads them (U+FFFD for each invalid byte),
+// each chunk on its own. A streamed answer's
 // Native merges its chunks into the body the upstream would have sent
 // unstreamed (every choice, logprobs, refusal, tool calls, id, model,
 // usage), which is what a response cache keeps of it. The chunks are kept
