@@ -22,6 +22,8 @@ const (
 	DefaultListen            = "127.0.0.1:8787"
 	DefaultMaxBody           = 4 << 20
 	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultShutdownGrace     = 30 * time.Second
 	DefaultRunIdle           = time.Hour
@@ -137,6 +139,20 @@ type Limits struct {
 	MaxBody policies.ByteSize `yaml:"max_body,omitempty"`
 	// ReadHeaderTimeout bounds reading a request's headers. Zero: 10s.
 	ReadHeaderTimeout policies.Duration `yaml:"read_header_timeout,omitempty"`
+	// ReadTimeout bounds reading a request's body, from the end of its
+	// headers to its last byte: a body that has not come whole by then is
+	// answered an OpenAI-shaped 408 and its connection closed. It does not
+	// bound the answer (a stream runs as long as the team's timeouts let
+	// it). Zero: 30s.
+	ReadTimeout policies.Duration `yaml:"read_timeout,omitempty"`
+	// WriteTimeout bounds each write of an answer to its client: a write
+	// the client does not take in within it (a client that stopped
+	// reading, a dead connection) ends the call (its upstream call
+	// cancelled, its reservation settled as a disconnect's). It is armed
+	// again at every write, so a long stream read steadily is never cut.
+	// A stream under a team policy with timeouts.idle gets that limit
+	// instead. Zero: 60s.
+	WriteTimeout policies.Duration `yaml:"write_timeout,omitempty"`
 	// IdleTimeout closes keep-alive connections idle this long. Zero: 2m.
 	IdleTimeout policies.Duration `yaml:"idle_timeout,omitempty"`
 	// ShutdownGrace is how long a shutdown lets running requests (streams
@@ -317,6 +333,7 @@ func (c *Config) problems(src *policies.Source) []policies.Problem {
 	}
 	for path, d := range map[string]policies.Duration{
 		"limits.read_header_timeout": c.Limits.ReadHeaderTimeout, "limits.idle_timeout": c.Limits.IdleTimeout,
+		"limits.read_timeout": c.Limits.ReadTimeout, "limits.write_timeout": c.Limits.WriteTimeout,
 		"limits.shutdown_grace": c.Limits.ShutdownGrace, "limits.run_idle": c.Limits.RunIdle,
 	} {
 		if d < 0 {

@@ -34,7 +34,7 @@ upstreams:
 keys:
   - {name: k, team: devops, sha256: abc}
   - {name: k, sha256: ` + gateway.HashKey("x") + `}
-limits: {idle_timeout: 5, max_body: 1MB}
+limits: {idle_timeout: 5, max_body: 1MB, read_timeout: -1s, write_timeout: -2s}
 `
 	_, err := gateway.ParseConfig([]byte(file), filepath.Join(dir, "gateway.yaml"))
 	if !errors.Is(err, gateway.ErrInvalidConfig) || !errors.Is(err, policies.ErrInvalid) {
@@ -47,7 +47,7 @@ limits: {idle_timeout: 5, max_body: 1MB}
 	want := map[string]int{ // field → line
 		"listen": 1, "policie": 2, "policies": 1, "upstreams[0].base_url": 5, "upstreams[0].api_key": 6,
 		"upstreams[1].name": 7, "upstreams[1].api_key_file": 10, "upstreams[1].organization": 11, "keys[0].sha256": 13, "keys[1].name": 14,
-		"keys[1].team": 14, "limits.idle_timeout": 15,
+		"keys[1].team": 14, "limits.idle_timeout": 15, "limits.read_timeout": 15, "limits.write_timeout": 15,
 	}
 	got := map[string]int{}
 	for _, p := range ve.Problems {

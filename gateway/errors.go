@@ -86,6 +86,8 @@ var (
 		Message: "Unknown request URL. The gateway serves /v1/chat/completions, /v1/models, /v1/spend, /v1/runs/{id} and passes other /v1/ paths of the OpenAI API to its upstream (also without the /v1 prefix): an OpenAI client's base URL is the gateway's address with /v1."}
 	errUnreadableBody = &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "unreadable_body",
 		Message: "tokenwise/gateway: the request body could not be read"}
+	errTooLarge = &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
+		Message: "the request body is larger than the gateway's limits.max_body"}
 	errEmptyBody = &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "empty_body",
 		Message: "tokenwise/gateway: the request body is empty: a chat completion request is a JSON object"}
 )
@@ -172,6 +174,9 @@ func kindStatus(pe *middleware.ProviderError) int {
 // classify maps a chain failure to the OpenAI-shaped error a client of the
 // gateway gets. secrets are masked out of the message.
 func classify(err error, secrets ...string) *apiError {
+	if bt, ok := errors.AsType[*bodyTimeout](err); ok {
+		return bt.apiError() // the request's body did not come in time
+	}
 	msg := redact.Mask(err.Error(), secrets...)
 	var ra time.Duration
 	if d, ok := middleware.RetryAfter(err); ok {

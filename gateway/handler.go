@@ -67,13 +67,13 @@ func (s *Server) routes() http.Handler {
 		}
 		errNoRoute.write(w)
 	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.timed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e := pathError(r.URL); e != nil && !runReportPath(r) {
 			s.refuse(w, e)
 			return
 		}
 		mux.ServeHTTP(w, r)
-	})
+	}))
 }
 
 // runReportPath reports whether r asks for a run's report (GET
@@ -309,8 +309,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	}
 	tooLarge := func() {
 		s.metrics.request("too_large")
-		(&apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
-			Message: "the request body is larger than the gateway's limits.max_body"}).write(w)
+		errTooLarge.write(w)
 	}
 	maxBody := s.maxBody()
 	if r.ContentLength > maxBody {
@@ -323,17 +322,19 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	// first one is only the URL the transport is handed.
 	body, size := io.Reader(r.Body), r.ContentLength
 	if size <= 0 {
-		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		b, err := io.ReadAll(http.MaxBytesReader(httpWriter(w), r.Body, maxBody))
 		if err != nil {
-			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			e := bodyError(err)
+			if e == errTooLarge {
 				tooLarge()
 				return
 			}
-			// A body cut or badly framed (a chunk's size line): the call
-			// cannot be served, and its client is told so, as a passed-through
-			// call's is (readPassBody).
+			// A body cut or badly framed (a chunk's size line), or one that
+			// did not come in time (a 408): the call cannot be served, and
+			// its client is told so, as a passed-through call's is
+			// (readPassBody).
 			log(slog.LevelWarn, "tokenwise/gateway: reading the request", "err", err)
-			s.refuse(w, errUnreadableBody)
+			s.refuse(w, e)
 			return
 		}
 		body, size = bytes.NewReader(b), int64(len(b))
@@ -384,9 +385,25 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	if !sse && resp.ContentLength >= 0 {
 		h["Content-Length"] = contentLength(resp)
 	}
+	if sse {
+		// Each write of the stream waits for the client as long as the
+		// team's policy lets the stream wait for its upstream, when it
+		// says (timeouts.idle); else limits.write_timeout.
+		setWriteTimeout(w, s.pol.Policy(k.team).Timeouts.Idle.Duration())
+	}
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
 	n, err := copyFlush(w, rc, resp.Body, sse)
+	if err != nil && isWriteFailure(err) {
+		// The client stopped taking the answer in (the write timed out)
+		// or went away: its context is cancelled, which ends the chain
+		// (the upstream call, the budget's hold settled) as the body's
+		// Close (deferred) returns. Nothing more can be written.
+		s.metrics.request("client_gone")
+		log(slog.LevelWarn, "tokenwise/gateway: answer cut: the client did not read it", "status", resp.StatusCode, "stream", sse,
+			"err", redact.Mask(err.Error(), s.secrets...), "bytes", n, "ms", since(start))
+		return
+	}
 	if err != nil && sse {
 		// The chain failed after the first chunk: say so in the stream
 		// (the official SDKs raise an "error" event as an APIError) and
@@ -449,10 +466,11 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// copyFlush copies body to w, flushing after each read when streaming.
+// copyFlush copies body to w, flushing after each read when streaming. A
+// failed write or flush (the client's failure) is a *writeError.
 func copyFlush(w io.Writer, rc *http.ResponseController, body io.Reader, flush bool) (int64, error) {
 	if !flush {
-		return io.Copy(w, body) // a whole answer: one write from its bytes
+		return io.Copy(clientWriter{w}, body) // a whole answer: one write from its bytes
 	}
 	bp := streamBufs.Get().(*[]byte)
 	defer streamBufs.Put(bp)
@@ -462,10 +480,12 @@ func copyFlush(w io.Writer, rc *http.ResponseController, body io.Reader, flush b
 		m, err := body.Read(buf)
 		if m > 0 {
 			if _, werr := w.Write(buf[:m]); werr != nil {
-				return n, werr
+				return n, &writeError{werr}
 			}
 			n += int64(m)
-			_ = rc.Flush()
+			if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
+				return n, &writeError{ferr}
+			}
 		}
 		if err == io.EOF {
 			return n, nil
@@ -474,6 +494,17 @@ func copyFlush(w io.Writer, rc *http.ResponseController, body io.Reader, flush b
 			return n, err
 		}
 	}
+}
+
+// clientWriter is an answer's writer whose failures are *writeError.
+type clientWriter struct{ w io.Writer }
+
+func (c clientWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil {
+		err = &writeError{err}
+	}
+	return n, err
 }
 
 // streamBufs are the read buffers of streams.
@@ -620,13 +651,7 @@ func (s *Server) reportRefused(team string, run *middleware.Run, f middleware.Ca
 func (s *Server) readPassBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		e := errUnreadableBody
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			e = &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
-				Message: "the request body is larger than the gateway's limits.max_body"}
-		}
-		s.refuse(w, e)
+		s.refuse(w, bodyError(err))
 		return nil, false
 	}
 	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
@@ -664,7 +689,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	var refused *apiError   // the chain's refusal of the call, written as its answer
 	policed := false        // an embeddings or Responses call: counted by its answer's status
 	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody())
+		r.Body = http.MaxBytesReader(httpWriter(w), r.Body, s.maxBody())
 	}
 	if isEmbeddings(r) && r.Body != nil {
 		// The input is read first: its tokens are reserved in the team's
@@ -807,6 +832,12 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		if call != nil {
 			call.bound = bound
 		}
+		if req != nil && req.streams() {
+			// Each write of the stream waits for the client as long as
+			// the team's policy lets it wait for the upstream (as a chat
+			// stream's).
+			setWriteTimeout(w, s.pol.Policy(k.team).Timeouts.Idle.Duration())
+		}
 	}
 	defer bound.stop()
 	if modify != nil && call == nil {
@@ -841,10 +872,10 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		FlushInterval:  -1,
 		ModifyResponse: modify,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				(&apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
-					Message: "the request body is larger than the gateway's limits.max_body"}).write(w)
+			if e := bodyError(err); e != errUnreadableBody {
+				// The request's body was over the limit, or did not come
+				// in time (a 408).
+				e.write(w)
 				return
 			}
 			if c := bound.cause(); c != nil {
@@ -872,6 +903,25 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		p.Transport = call
 	}
 	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if v := recover(); v == http.ErrAbortHandler {
+			// The proxy's copy of the answer failed midway (it aborts
+			// the connection so): the client did not take it in (a
+			// write timed out; the call's context is cancelled, which
+			// ends the call and settles what it holds), or the answer's
+			// read failed.
+			outcome, why := "upstream_error", "the answer's read failed"
+			if err := writeFailure(w); err != nil {
+				outcome, why = "client_gone", (&writeError{err}).Error()
+			}
+			s.metrics.request(outcome)
+			s.logger.Warn("tokenwise/gateway: passed-through answer cut", "team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
+				"method", r.Method, "path", r.URL.Path, "err", redact.Mask(why, s.secrets...), "ms", since(start))
+			panic(v)
+		} else if v != nil {
+			panic(v)
+		}
+	}()
 	p.ServeHTTP(sw, r)
 	if refused != nil {
 		s.metrics.request(refused.Code)
@@ -882,6 +932,15 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		// The model that answered (or was tried last), its upstream, and
 		// how many models the fallback chain tried.
 		where = []any{"upstream", s.pick(model).Name, "model", model, "models_tried", tried}
+	}
+	if err := writeFailure(w); err != nil {
+		// The client did not take the answer in (a write timed out) or
+		// went away: the call's context was cancelled, which ended it
+		// (a stream is settled as cut).
+		s.metrics.request("client_gone")
+		s.logger.Warn("tokenwise/gateway: passed-through answer cut: the client did not read it", append([]any{"team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
+			"method", r.Method, "path", r.URL.Path, "err", redact.Mask((&writeError{err}).Error(), s.secrets...), "ms", since(start)}, where...)...)
+		return
 	}
 	if c := bound.cause(); c != nil {
 		s.metrics.request("timeout")
