@@ -390,6 +390,102 @@ func TestGatewayServesLongStreamsWhole(t *testing.T) {
 	}
 }
 
+// A streamed Responses call's first_token and idle clocks count events
+// with a data payload, not bytes: an upstream that answers with SSE
+// comments only (": keepalive", which proxies and servers send while a
+// model is stuck) does not pass them, so under a team policy that bounds
+// streams by first_token and idle (no call limit) a stream that never
+// produces an event ends at first_token, as the chat path's does (which
+// counts chunks: the same upstream gets the caller a 504). A stream whose
+// events stop, followed by comments only, ends at idle.
+func TestGatewayKeepaliveOnlyStreamEndsAtFirstToken(t *testing.T) {
+	created := "event: response.created\r\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"in_progress\",\"model\":\"gpt-4o-mini\",\"output\":[]}}\r\n\r\n"
+	for _, call := range []struct {
+		name, path, body, first, want string
+	}{
+		{"chat", streamCalls[0].path, streamCalls[0].body, "", "no first token in time"},
+		{"responses", streamCalls[1].path, streamCalls[1].body, "", "first token"},
+		{"responses after an event", streamCalls[1].path, streamCalls[1].body, created, "idle"},
+	} {
+		t.Run(call.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				dial, _, srv, closeAll := bubbleGateway(t, "version: 1\nname: devops\ntimeouts: {first_token: 1s, idle: 1s}\n", "", keepaliveOnly{first: call.first})
+				defer closeAll()
+				c := dial()
+				defer c.Close()
+				if _, err := io.WriteString(c, requestHead(call.path, len(call.body))+call.body); err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				ended := make(chan string, 1)
+				var took time.Duration
+				go func() {
+					resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+					if err != nil {
+						ended <- err.Error()
+						return
+					}
+					b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+					took = time.Since(start)
+					ended <- strconv.Itoa(resp.StatusCode) + " " + string(b[max(0, len(b)-400):])
+				}()
+				time.Sleep(10 * time.Minute)
+				synctest.Wait()
+				select {
+				case got := <-ended:
+					t.Logf("ended: %s", got)
+					if !strings.Contains(got, call.want) {
+						t.Errorf("the stream ended with %q, want the %q limit's error", got, call.want)
+					}
+					if took < time.Second || took > 1200*time.Millisecond {
+						t.Errorf("the stream ended after %v, want its limit's 1s", took)
+					}
+				default:
+					t.Fatalf("a stream of keep-alive comments only is still open after 10 minutes (first_token 1s, idle 1s)")
+				}
+				if !settled(spendOf(srv)) {
+					t.Errorf("the team's spend holds something: %s", spendOf(srv))
+				}
+			})
+		})
+	}
+}
+
+// keepaliveOnly answers every call with an event stream of its first
+// event (none: "") then SSE comments, one every 100ms, until the call's
+// context ends.
+type keepaliveOnly struct{ first string }
+
+func (k keepaliveOnly) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	pr, pw := io.Pipe()
+	stop := context.AfterFunc(r.Context(), func() { pw.CloseWithError(r.Context().Err()) })
+	go func() {
+		defer stop()
+		if k.first != "" {
+			if _, err := io.WriteString(pw, k.first); err != nil {
+				return
+			}
+		}
+		for {
+			if _, err := io.WriteString(pw, ": keepalive\n\n"); err != nil {
+				return
+			}
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	h := http.Header{}
+	h.Set("Content-Type", "text/event-stream")
+	return &http.Response{StatusCode: 200, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h, Body: pr, ContentLength: -1, Request: r}, nil
+}
+
 // longResponses answers a streamed Responses call with a long healthy
 // stream (4,000 deltas of 100 bytes) and passes every other request to next.
 type longResponses struct{ next http.RoundTripper }

@@ -17,8 +17,10 @@ import (
 // A passed-through call the gateway polices (a Responses or embeddings
 // call) is bounded as the chain bounds a chat call: by its team's
 // timeouts — call from send to the answer's last byte; for a streamed
-// Responses call, first_token the wait for the stream's first bytes and
-// idle the gap between two reads of it — and by its run's deadline
+// Responses call, first_token the wait for the stream's first event and
+// idle the wait for each next one (an event with a data payload: SSE
+// comments, ": keepalive", and blank lines are no event, as they are no
+// chunk of a chat stream) — and by its run's deadline
 // (limits.run_timeout from the run's start: the run X-Run-Id names, else
 // the call's own). A bound that passes before the answer began is the
 // caller's OpenAI-shaped 504 "timeout" (the reservation released: no
@@ -48,7 +50,12 @@ type passBound struct {
 	acancel context.CancelCauseFunc
 	gap     *time.Timer // the attempt's first-token, then idle, clock (nil: none running)
 	whole   *time.Timer // the attempt's call clock (nil: none)
-	started bool        // the answer's first bytes were read
+	started bool        // the answer's first event (its first bytes, for an answer that is no stream) was read
+	// left is what the idle clock has left until the stream's next event
+	// (it runs only while a read waits for the upstream), and waitStart
+	// when the current wait began.
+	left      time.Duration
+	waitStart time.Time
 	// others are the attempts still running beside the current one (a
 	// hedge's: begun with keep), with their call clocks.
 	others []passAttempt
@@ -227,55 +234,75 @@ func (b *passBound) watch(modify func(*http.Response) error) func(*http.Response
 			b.idle = 0
 			b.mu.Unlock()
 		}
-		resp.Body = &watchedBody{src: resp.Body, b: b}
+		resp.Body = &watchedBody{src: resp.Body, b: b, events: isEventStream(resp)}
 		return modify(resp)
 	}
 }
 
 // waiting starts the idle clock before a read of the answer's body, once
-// its first bytes came (before them, the first-token clock runs from the
-// send): only the time spent waiting for the upstream counts, not the
-// time the caller takes to read what it was given.
+// its first event came (before it, the first-token clock runs from the
+// send), with what it has left since the last event: only the time spent
+// waiting for the upstream counts, not the time the caller takes to read
+// what it was given.
 func (b *passBound) waiting() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.started || b.idle <= 0 || b.actx == nil || b.actx.Err() != nil {
 		return
 	}
+	b.waitStart = time.Now()
 	if b.gap == nil {
 		cancel, cause := b.acancel, b.idleCause
-		b.gap = time.AfterFunc(b.idle, func() { cancel(cause) })
+		b.gap = time.AfterFunc(b.left, func() { cancel(cause) })
 		return
 	}
-	b.gap.Reset(b.idle)
+	b.gap.Reset(b.left)
 }
 
-// got stops the first-token or idle clock: a read gave bytes.
-func (b *passBound) got() {
+// read stops the idle clock after a read of the answer's body; event says
+// the read completed an event (for an answer that is no stream: gave
+// bytes), which stops the first-token clock, or gives the idle clock its
+// whole limit again.
+func (b *passBound) read(event bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.gap != nil {
-		b.gap.Stop()
-		if !b.started {
+	if !b.started {
+		if event && b.gap != nil {
+			b.gap.Stop()
 			b.gap = nil // the first-token clock; the idle one is made next
 		}
+		b.started, b.left = event, b.idle
+		return
 	}
-	b.started = true
+	if b.gap != nil {
+		b.gap.Stop()
+	}
+	if event {
+		b.left = b.idle
+	} else if !b.waitStart.IsZero() {
+		b.left = max(b.left-time.Since(b.waitStart), 0)
+	}
+	b.waitStart = time.Time{}
 }
 
 // watchedBody is an answer's body read under b's clocks; a read that a
-// bound ended fails with that bound's *middleware.DeadlineError.
+// bound ended fails with that bound's *middleware.DeadlineError. The
+// clocks count the events of an event stream (events), else bytes.
 type watchedBody struct {
-	src io.ReadCloser
-	b   *passBound
+	src    io.ReadCloser
+	b      *passBound
+	events bool
+	scan   eventScan
 }
 
 func (w *watchedBody) Read(p []byte) (int, error) {
 	w.b.waiting()
 	n, err := w.src.Read(p)
-	if n > 0 {
-		w.b.got()
+	event := n > 0
+	if w.events {
+		event = w.scan.events(p[:n])
 	}
+	w.b.read(event)
 	if err != nil && err != io.EOF {
 		if c := w.b.cause(); c != nil {
 			err = c
@@ -285,3 +312,66 @@ func (w *watchedBody) Read(p []byte) (int, error) {
 }
 
 func (w *watchedBody) Close() error { return w.src.Close() }
+
+// eventScan follows an event stream's lines (text/event-stream: lines
+// ended by CRLF, LF or CR; an event ended by a blank line) to tell the
+// events with a data payload — a data field with a value — from what
+// keeps a connection alive without one (comments, blank lines, other
+// fields alone).
+type eventScan struct {
+	state   uint8 // where the current line is: scanName, scanSpace, scanValue, scanRest
+	name    int8  // how much of "data" the line's field name matched (-1: not "data")
+	inLine  bool  // the current line has begun
+	payload bool  // the current event has a data payload
+	cr      bool  // the last byte was a CR (a LF after it ends the same line)
+}
+
+const (
+	scanName  = iota // the field's name, up to ':'
+	scanSpace        // after "data:": the optional space before the value
+	scanValue        // the data field's value
+	scanRest         // the rest of a line that says nothing more (a comment, another field)
+)
+
+// events scans p, the stream's next bytes, and reports whether an event
+// with a data payload ended in them.
+func (s *eventScan) events(p []byte) bool {
+	ended := false
+	for _, c := range p {
+		if c == '\n' && s.cr {
+			s.cr = false
+			continue // the LF of a CRLF
+		}
+		s.cr = c == '\r'
+		if c == '\n' || c == '\r' {
+			if !s.inLine { // a blank line: the event's end
+				ended = ended || s.payload
+				s.payload = false
+			}
+			s.inLine, s.state, s.name = false, scanName, 0
+			continue
+		}
+		s.inLine = true
+		switch s.state {
+		case scanName:
+			switch {
+			case c == ':' && s.name == 4:
+				s.state = scanSpace
+			case c == ':':
+				s.state = scanRest // a comment (no name), or another field
+			case s.name >= 0 && s.name < 4 && c == "data"[s.name]:
+				s.name++
+			default:
+				s.name = -1
+			}
+		case scanSpace:
+			s.state = scanValue
+			if c != ' ' {
+				s.payload, s.state = true, scanRest
+			}
+		case scanValue:
+			s.payload, s.state = true, scanRest
+		}
+	}
+	return ended
+}

@@ -99,3 +99,52 @@ func TestWatchedBodyCountsTheUpstreamsTimeOnly(t *testing.T) {
 		}
 	})
 }
+
+// TestEventScanCountsEventsWithData: a stream's clocks (first_token,
+// idle) are reset by an event with a data payload only — not by comments
+// (": keepalive"), blank lines, events of other fields alone or data
+// fields without a value — whatever the line endings (LF, CRLF, CR) and
+// however the bytes are cut into reads.
+func TestEventScanCountsEventsWithData(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+	}{
+		{"data: x\n\n", 1},
+		{"data:x\n\n", 1},
+		{": keepalive\n\n", 0},
+		{":\n\n\n\n", 0},
+		{"\n\n\n", 0},
+		{"event: ping\n\n", 0},
+		{"id: 1\nretry: 10\n\n", 0},
+		{"data:\n\n", 0},
+		{"data: \n\n", 0},
+		{"data\n\n", 0},
+		{"datax: y\n\n", 0},
+		{"dat: y\n\n", 0},
+		{"data: x\n", 0}, // not ended
+		{"data: x\r\n\r\n", 1},
+		{"data: x\r\n\n", 1},
+		{"data: x\r\rdata: y\r\r", 2},
+		{"data: x\r\ndata: y\r\n\r\n", 1},
+		{"event: response.created\ndata: {}\nid: 1\n\n: keepalive\n\ndata: z\n\n", 2},
+		{": data: x\n\n", 0},
+		{"event: data\n\n", 0},
+	} {
+		// Whole, and a byte per read.
+		var s eventScan
+		if got := s.events([]byte(c.in)); got != (c.want > 0) {
+			t.Errorf("%q at once: an event ended %v, want %v", c.in, got, c.want > 0)
+		}
+		s = eventScan{}
+		n := 0
+		for i := range len(c.in) {
+			if s.events([]byte{c.in[i]}) {
+				n++
+			}
+		}
+		if n != c.want {
+			t.Errorf("%q a byte at a time: %d events, want %d", c.in, n, c.want)
+		}
+	}
+}
