@@ -12,5 +12,8 @@
 // for rate limits and budgets, 502 otherwise).
 //
 // When the client disconnects, the request's context ends, and with it the
-// upstream call: a [RunFunc] must use the context it is given.
+// upstream call: a [RunFunc] must use the context it is given. So does it
+// when the client stops reading with its connection open: each write has
+// a deadline ([WithWriteTimeout], [DefaultWriteTimeout] by default),
+// armed again for every event, and a write that fails ends the context.
 package sse

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -16,6 +17,10 @@ import (
 type Stream struct {
 	w  http.ResponseWriter
 	rc *http.ResponseController
+	// writeTimeout bounds each write (0: none); cancel ends the run's
+	// context when a write fails.
+	writeTimeout time.Duration
+	cancel       context.CancelFunc
 
 	mu      sync.Mutex
 	started bool
@@ -63,10 +68,27 @@ func (s *Stream) writeLocked() error {
 		h.Set("X-Accel-Buffering", "no") // keep proxies from buffering
 		s.w.WriteHeader(http.StatusOK)
 	}
-	if _, err := s.w.Write(s.buf); err != nil {
-		return err
+	s.armWrite()
+	err := func() error {
+		if _, err := s.w.Write(s.buf); err != nil {
+			return err
+		}
+		return s.rc.Flush()
+	}()
+	if err != nil && s.cancel != nil && !errors.Is(err, http.ErrNotSupported) {
+		// The client stopped reading (the write timed out) or went away:
+		// the run's context ends, and with it the upstream call.
+		s.cancel()
 	}
-	return s.rc.Flush()
+	return err
+}
+
+// armWrite sets the connection's write deadline writeTimeout from now
+// (a writer without deadlines is written to without).
+func (s *Stream) armWrite() {
+	if s.writeTimeout > 0 {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
+	}
 }
 
 // end writes the final event: [DONE], or the error.
@@ -113,16 +135,40 @@ func appendEvent(dst []byte, name, text string) []byte {
 // disconnected).
 type RunFunc func(ctx context.Context, r *http.Request, s *Stream) error
 
+// DefaultWriteTimeout bounds each write of a stream unless
+// [WithWriteTimeout] says otherwise.
+const DefaultWriteTimeout = time.Minute
+
+// An Option configures [Handler] and [CallHandler].
+type Option func(*options)
+
+type options struct{ writeTimeout time.Duration }
+
+// WithWriteTimeout bounds each write of the stream to its client (d <= 0:
+// no bound; default [DefaultWriteTimeout]). The deadline is armed again
+// before every event, so a long stream read steadily is never cut; a
+// client that stops reading with its connection open fails the write
+// within d, which ends the run's context (and the upstream call), as a
+// client that disconnects does. It is set with
+// http.ResponseController.SetWriteDeadline: a ResponseWriter without
+// deadlines is written to without.
+func WithWriteTimeout(d time.Duration) Option { return func(o *options) { o.writeTimeout = max(d, 0) } }
+
 // Handler returns an http.Handler that serves run as an SSE stream. It is
 // safe for concurrent use if run is. A panic in run is recovered: the
 // client gets a 500, or an error event after the first one.
-func Handler(run RunFunc) http.Handler {
+func Handler(run RunFunc, opts ...Option) http.Handler {
+	o := options{writeTimeout: DefaultWriteTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := &Stream{w: w, rc: http.NewResponseController(w)}
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
+		s := &Stream{w: w, rc: http.NewResponseController(w), writeTimeout: o.writeTimeout, cancel: cancel}
 		err := safeRun(ctx, run, r, s)
 		if err != nil && !s.Started() {
+			s.armWrite()
 			http.Error(w, err.Error(), Status(err))
 			return
 		}
@@ -148,7 +194,7 @@ func safeRun(ctx context.Context, run RunFunc, r *http.Request, s *Stream) (err 
 // CallHandler returns an http.Handler that serves one LLM call: decode
 // turns the HTTP request into a core request, h (a tokenwise chain around a
 // provider) answers it, and the answer's text is streamed as it arrives.
-func CallHandler(h middleware.Handler, decode func(*http.Request) (*middleware.Request, error)) http.Handler {
+func CallHandler(h middleware.Handler, decode func(*http.Request) (*middleware.Request, error), opts ...Option) http.Handler {
 	return Handler(func(ctx context.Context, r *http.Request, s *Stream) error {
 		req, err := decode(r)
 		if err != nil {
@@ -158,7 +204,7 @@ func CallHandler(h middleware.Handler, decode func(*http.Request) (*middleware.R
 		req.Stream = s.Chunk
 		_, err = h.Handle(ctx, req)
 		return err
-	})
+	}, opts...)
 }
 
 type badRequest struct{ error }
