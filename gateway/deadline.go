@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -23,36 +22,59 @@ import (
 //     is answered an OpenAI-shaped 408 (bodyTimeout);
 //   - a write deadline armed again before every write and flush of its
 //     answer (timedWriter): a client that stops reading (keeping its
-//     connection open) fails the write within the limit, which cancels
-//     the request's context, so that the chain or the fallback chain ends,
-//     its upstream call is cancelled and what it holds is settled as a
-//     client's hang-up is. A client that reads, however slowly its
+//     connection open) fails the write within the limit. net/http then
+//     cancels the request's context (a failed write to the connection
+//     does, as a hang-up does), so that the chain or the fallback chain
+//     ends, its upstream call is cancelled and what it holds is settled
+//     as a client's hang-up is. A client that reads, however slowly its
 //     answer's pieces go, is never cut.
+//
+// A ResponseWriter that takes no deadlines (Server.TransportFor's, or a
+// caller's own server's writer without Unwrap) is served as it is.
 
 // timed serves r through h with the deadlines above.
 func (s *Server) timed(h http.Handler) http.Handler {
 	readLimit := durationOr(s.cfg.Limits.ReadTimeout, DefaultReadTimeout)
 	writeLimit := s.writeTimeout()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		tw := &timedWriter{ResponseWriter: w, rc: *http.NewResponseController(w), d: writeLimit, cancel: cancel}
 		// Armed from the start: what net/http writes itself (a 100
 		// Continue) waits on the client no longer than the limit either.
 		// (net/http lifts the write deadline after each request.)
-		tw.ok = tw.rc.SetWriteDeadline(time.Now().Add(writeLimit)) == nil
+		if !takesDeadlines(w) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		tw := &timedWriter{ResponseWriter: w, rc: *http.NewResponseController(w), d: writeLimit}
+		tw.arm()
 		// After the handler, net/http flushes what it buffered: bounded
 		// by the limit too.
 		defer tw.arm()
-		// (A copy of r: net/http looks at its own request's body after
-		// the handler, to close the connection when the body was not
-		// read whole.)
-		r = r.WithContext(ctx)
 		if r.Body != nil && r.Body != http.NoBody && tw.rc.SetReadDeadline(time.Now().Add(readLimit)) == nil {
-			r.Body = &timedBody{ReadCloser: r.Body, rc: &tw.rc, limit: readLimit}
+			// A copy of r: net/http looks at its own request's body after
+			// the handler, to close the connection when the body was not
+			// read whole.
+			r = r.WithContext(r.Context())
+			tw.body = timedBody{ReadCloser: r.Body, rc: &tw.rc, limit: readLimit}
+			r.Body = &tw.body
 		}
 		h.ServeHTTP(tw, r)
 	})
+}
+
+// takesDeadlines reports whether w, or a writer it wraps (Unwrap), sets
+// its connection's deadlines (what http.ResponseController looks for),
+// without the error values a ResponseController makes to say no.
+func takesDeadlines(w http.ResponseWriter) bool {
+	for {
+		switch t := w.(type) {
+		case interface{ SetWriteDeadline(time.Time) error }:
+			return true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return false
+		}
+	}
 }
 
 // writeTimeout is limits.write_timeout or its default.
@@ -86,25 +108,23 @@ func httpWriter(w http.ResponseWriter) http.ResponseWriter {
 const writePiece = 16 << 10
 
 // timedWriter is the ResponseWriter of a request served by timed: each
-// write and flush has d to complete, and one that fails (the deadline,
-// or the client gone) cancels the request's context. Unwrap lets
+// write and flush has d to complete; the first that fails (the deadline,
+// or the client gone) is kept (writeFailure). Unwrap lets
 // http.ResponseController reach the writer below; its flush, here, is
 // timed too.
 type timedWriter struct {
 	http.ResponseWriter
 	rc     http.ResponseController // of ResponseWriter
 	d      time.Duration
-	ok     bool // the connection takes write deadlines
-	cancel context.CancelFunc
-	failed error // the first write or flush that failed
+	failed error     // the first write or flush that failed
+	body   timedBody // the request's body, when it has one (one allocation with the writer)
 }
 
-// fail records a failed write or flush and cancels the request's context.
+// fail records a failed write or flush.
 func (w *timedWriter) fail(err error) {
 	if w.failed == nil {
 		w.failed = err
 	}
-	w.cancel()
 }
 
 // writeFailure returns the first failed write or flush of w's answer (w
@@ -117,11 +137,7 @@ func writeFailure(w http.ResponseWriter) error {
 }
 
 // arm sets the write deadline d from now.
-func (w *timedWriter) arm() {
-	if w.ok {
-		_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
-	}
-}
+func (w *timedWriter) arm() { _ = w.rc.SetWriteDeadline(time.Now().Add(w.d)) }
 
 func (w *timedWriter) Write(p []byte) (int, error) {
 	n := 0

@@ -394,11 +394,15 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
 	n, err := copyFlush(w, rc, resp.Body, sse)
-	if err != nil && isWriteFailure(err) {
+	if wf := writeFailure(w); err != nil && (isWriteFailure(err) || wf != nil) {
+		if wf != nil {
+			err = &writeError{wf}
+		}
 		// The client stopped taking the answer in (the write timed out)
-		// or went away: its context is cancelled, which ends the chain
-		// (the upstream call, the budget's hold settled) as the body's
-		// Close (deferred) returns. Nothing more can be written.
+		// or went away: net/http cancelled the request's context, which
+		// ends the chain (the upstream call, the budget's hold settled)
+		// as the body's Close (deferred) returns. Nothing more can be
+		// written.
 		s.metrics.request("client_gone")
 		log(slog.LevelWarn, "tokenwise/gateway: answer cut: the client did not read it", "status", resp.StatusCode, "stream", sse,
 			"err", redact.Mask(err.Error(), s.secrets...), "bytes", n, "ms", since(start))
@@ -467,10 +471,11 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // copyFlush copies body to w, flushing after each read when streaming. A
-// failed write or flush (the client's failure) is a *writeError.
+// stream's failed write or flush (the client's failure) is a *writeError
+// (a whole answer's, writeFailure(w) tells).
 func copyFlush(w io.Writer, rc *http.ResponseController, body io.Reader, flush bool) (int64, error) {
 	if !flush {
-		return io.Copy(clientWriter{w}, body) // a whole answer: one write from its bytes
+		return io.Copy(w, body) // a whole answer: one write from its bytes
 	}
 	bp := streamBufs.Get().(*[]byte)
 	defer streamBufs.Put(bp)
@@ -494,17 +499,6 @@ func copyFlush(w io.Writer, rc *http.ResponseController, body io.Reader, flush b
 			return n, err
 		}
 	}
-}
-
-// clientWriter is an answer's writer whose failures are *writeError.
-type clientWriter struct{ w io.Writer }
-
-func (c clientWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	if err != nil {
-		err = &writeError{err}
-	}
-	return n, err
 }
 
 // streamBufs are the read buffers of streams.
@@ -907,9 +901,9 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		if v := recover(); v == http.ErrAbortHandler {
 			// The proxy's copy of the answer failed midway (it aborts
 			// the connection so): the client did not take it in (a
-			// write timed out; the call's context is cancelled, which
-			// ends the call and settles what it holds), or the answer's
-			// read failed.
+			// write timed out; net/http cancelled the call's context,
+			// which ends the call and settles what it holds), or the
+			// answer's read failed.
 			outcome, why := "upstream_error", "the answer's read failed"
 			if err := writeFailure(w); err != nil {
 				outcome, why = "client_gone", (&writeError{err}).Error()
@@ -935,8 +929,8 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	if err := writeFailure(w); err != nil {
 		// The client did not take the answer in (a write timed out) or
-		// went away: the call's context was cancelled, which ended it
-		// (a stream is settled as cut).
+		// went away: net/http cancelled the call's context, which ended
+		// it (a stream is settled as cut).
 		s.metrics.request("client_gone")
 		s.logger.Warn("tokenwise/gateway: passed-through answer cut: the client did not read it", append([]any{"team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
 			"method", r.Method, "path", r.URL.Path, "err", redact.Mask((&writeError{err}).Error(), s.secrets...), "ms", since(start)}, where...)...)
