@@ -476,6 +476,9 @@ func (k keepaliveOnly) RoundTrip(r *http.Request) (*http.Response, error) {
 			}
 			select {
 			case <-r.Context().Done():
+				// Closed here too: stop (deferred) may run before the
+				// context's end reaches the AfterFunc, and stop it.
+				pw.CloseWithError(r.Context().Err())
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
