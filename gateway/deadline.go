@@ -1,10 +1,8 @@
 package gateway
 
 import (
-	"bufio"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"time"
@@ -180,16 +178,6 @@ func (w *timedWriter) FlushError() error {
 
 // Flush implements http.Flusher.
 func (w *timedWriter) Flush() { _ = w.FlushError() }
-
-// Hijack hands the connection over (a connection upgrade passed
-// through) without the gateway's deadlines: its new owner sets its own.
-func (w *timedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := w.rc.Hijack()
-	if err == nil {
-		_ = c.SetDeadline(time.Time{})
-	}
-	return c, brw, err
-}
 
 func (w *timedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 

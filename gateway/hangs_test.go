@@ -360,6 +360,50 @@ func TestGatewayWriteTimeoutSparesASlowSteadyReader(t *testing.T) {
 	}
 }
 
+// A connection upgraded through the gateway (a WebSocket passed through)
+// is its new owners': the gateway's deadlines on the request (its write
+// deadline, armed as the request began) do not cut it (net/http lifts a
+// connection's deadlines when it is hijacked).
+func TestGatewayUpgradedConnectionOutlivesTheDeadlines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		upC, upS := net.Pipe() // the upstream's end of the upgraded connection echoes
+		go func() { _, _ = io.Copy(upS, upS) }()
+		defer upS.Close()
+		base := upgradeTransport(func(r *http.Request) (*http.Response, error) {
+			h := http.Header{"Upgrade": {"websocket"}, "Connection": {"Upgrade"}}
+			return &http.Response{StatusCode: http.StatusSwitchingProtocols, Status: "101 Switching Protocols", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+				Header: h, Body: upC, Request: r}, nil
+		})
+		dial, _, _, closeAll := bubbleGateway(t, "version: 1\nname: devops\n", "limits: {read_timeout: 1s, write_timeout: 2s}\n", base)
+		defer closeAll()
+		c := dial()
+		defer c.Close()
+		if _, err := io.WriteString(c, "GET /v1/models/ws HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer "+devopsKey+
+			"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("upgrade: %v %v", resp, err)
+		}
+		for i := range 3 {
+			time.Sleep(10 * time.Second)
+			if _, err := io.WriteString(c, "ping"); err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+			got := make([]byte, 4)
+			if _, err := io.ReadFull(br, got); err != nil || string(got) != "ping" {
+				t.Fatalf("echo %d, %ds after the upgrade (write_timeout 2s): %q, %v", i, 10*(i+1), got, err)
+			}
+		}
+	})
+}
+
+type upgradeTransport func(*http.Request) (*http.Response, error)
+
+func (f upgradeTransport) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 // The setup of the tests above serves both calls whole to a client that
 // reads them, and logs them.
 func TestGatewayServesLongStreamsWhole(t *testing.T) {
