@@ -36,24 +36,6 @@ func meteredClient(t *testing.T, p *policies.Policy, srv *openaitest.Server, sto
 	return goopenai.NewClientWithConfig(cfg)
 }
 
-// teamSpent returns what team's ledger says it spent (µ$), checking that
-// no reservation is left.
-func teamSpent(t *testing.T, p *policies.Policy, store budget.Store, team string) int64 {
-	t.Helper()
-	b, err := llmwrap.NewBudget(p, budget.WithStore(store))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rem, err := b.Remaining(context.Background(), team)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !rem.Reserved.IsZero() {
-		t.Errorf("reservations left: %+v", rem.Reserved)
-	}
-	return rem.Used.USDMicros
-}
-
 // ledgerCall makes one chat call of model as team sre.
 func ledgerCall(t *testing.T, client *goopenai.Client, model string, maxTokens int) {
 	t.Helper()
@@ -82,7 +64,7 @@ func TestLedgerPricesTheModelThatAnswered(t *testing.T) {
 	if got := cost.Load(); got != want {
 		t.Errorf("reported cost %s, want %s", policies.PicoUSD(got), policies.PicoUSD(want))
 	}
-	if got := teamSpent(t, p, store, "sre"); got != policies.PicoUSD(want).Ceil().Micro() {
+	if got := ledgerSpent(t, p, store, "sre"); got != policies.PicoUSD(want).Ceil().Micro() {
 		t.Errorf("team ledger charged %d µ$, the report says %s (want %d µ$)", got, policies.PicoUSD(cost.Load()), policies.PicoUSD(want).Ceil().Micro())
 	}
 }
@@ -123,7 +105,7 @@ func TestLedgerPricesAPolicyPriceOfTheRequestedModel(t *testing.T) {
 			if got := cost.Load(); got != tt.want {
 				t.Errorf("reported cost %s, want %s", policies.PicoUSD(got), policies.PicoUSD(tt.want))
 			}
-			if got := teamSpent(t, p, store, "sre"); got != policies.PicoUSD(tt.want).Ceil().Micro() {
+			if got := ledgerSpent(t, p, store, "sre"); got != policies.PicoUSD(tt.want).Ceil().Micro() {
 				t.Errorf("team ledger charged %d µ$, want %d µ$", got, policies.PicoUSD(tt.want).Ceil().Micro())
 			}
 		})
@@ -150,7 +132,7 @@ func TestLedgerRoundingDrift(t *testing.T) {
 	if got := cost.Load(); got != want {
 		t.Errorf("reported cost %s, want %s", policies.PicoUSD(got), policies.PicoUSD(want))
 	}
-	if got := teamSpent(t, p, store, "sre"); got != policies.PicoUSD(want).Ceil().Micro() {
+	if got := ledgerSpent(t, p, store, "sre"); got != policies.PicoUSD(want).Ceil().Micro() {
 		t.Errorf("team ledger charged %s for a bill of %s", policies.USD(got), policies.PicoUSD(want))
 	}
 }

@@ -18,6 +18,7 @@ import (
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/internal/httperr"
 	"github.com/tokenwise/tokenwise/internal/redact"
+	"github.com/tokenwise/tokenwise/internal/ssesniff"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -503,39 +504,6 @@ var (
 	dataPrefix = []byte("data:")
 )
 
-// sniffSSE reports whether the body br reads begins as an event stream
-// does: its first bytes that are not white space (nor a byte order mark)
-// are a comment or an SSE field name and its colon. It peeks, reading
-// nothing. (The OpenAI adapter's provider sniffs so too.)
-func sniffSSE(br *bufio.Reader) bool {
-	skip := 0
-	for skip < br.Size()-len(utf8BOM) {
-		b, _ := br.Peek(skip + 1)
-		if len(b) <= skip {
-			return false // the end of the body, or a read error
-		}
-		switch b[skip] {
-		case ' ', '\t', '\r', '\n':
-			skip++
-			continue
-		case utf8BOM[0]:
-			if b, _ = br.Peek(skip + len(utf8BOM)); !bytes.Equal(b[skip:], utf8BOM) {
-				return false
-			}
-			skip += len(utf8BOM)
-			continue
-		}
-		for _, p := range [...]string{":", "data:", "event:", "id:", "retry:"} {
-			if p[0] == b[skip] {
-				b, _ = br.Peek(skip + len(p))
-				return string(b[skip:]) == p
-			}
-		}
-		return false
-	}
-	return false
-}
-
 // maxArgsPiece bounds the bytes of arguments per delivered chunk: escaped,
 // a piece stays well within langchaingo's 64 KiB line limit.
 const maxArgsPiece = 8 << 10
@@ -606,7 +574,7 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 	}
 	if b.r == nil {
 		br := bufio.NewReaderSize(b.rc, 16<<10)
-		if sniffSSE(br) {
+		if ssesniff.Sniff(br) {
 			b.stream = &checkedStream{rc: b.rc, br: br, slot: b.slot}
 			return b.stream.Read(p)
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokenwise/tokenwise/internal/httperr"
 	"github.com/tokenwise/tokenwise/internal/redact"
+	"github.com/tokenwise/tokenwise/internal/ssesniff"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -186,7 +187,7 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 		// and so does the provider when the body begins as an event
 		// stream does. An answer in one piece is read as such.
 		br := bufio.NewReader(hresp.Body)
-		sse = sniffSSE(br)
+		sse = ssesniff.Sniff(br)
 		hresp.Body = struct {
 			io.Reader
 			io.Closer
@@ -715,44 +716,7 @@ func nextEventBuffered(br *bufio.Reader) bool {
 }
 
 // utf8BOM is the UTF-8 encoding of the byte order mark, U+FEFF.
-const utf8BOM = "\xef\xbb\xbf"
-
-// ssePrefixes are the starts of an event stream's lines but blank ones: a
-// comment, and the fields of the SSE spec.
-var ssePrefixes = [...]string{":", "data:", "event:", "id:", "retry:"}
-
-// sniffSSE reports whether the body br reads begins as an event stream
-// does: its first bytes that are not white space (nor a byte order mark)
-// are a comment or an SSE field name and its colon. It peeks, reading
-// nothing.
-func sniffSSE(br *bufio.Reader) bool {
-	skip := 0
-	for skip < br.Size()-len(utf8BOM) {
-		b, _ := br.Peek(skip + 1)
-		if len(b) <= skip {
-			return false // the end of the body, or a read error
-		}
-		switch b[skip] {
-		case ' ', '\t', '\r', '\n':
-			skip++
-			continue
-		case utf8BOM[0]:
-			if b, _ = br.Peek(skip + len(utf8BOM)); string(b[skip:]) != utf8BOM {
-				return false
-			}
-			skip += len(utf8BOM)
-			continue
-		}
-		for _, p := range ssePrefixes {
-			if p[0] == b[skip] {
-				b, _ = br.Peek(skip + len(p))
-				return string(b[skip:]) == p
-			}
-		}
-		return false
-	}
-	return false
-}
+const utf8BOM = ssesniff.BOM
 
 // readLine reads one line without its line ending. Lines longer than the
 // reader's buffer are gathered in long, which is returned for reuse.
