@@ -205,19 +205,7 @@ func TestEstimatedUsageIsFlagged(t *testing.T) {
 		StreamOptions: &goopenai.StreamOptions{IncludeUsage: true},
 		Messages:      []goopenai.ChatCompletionMessage{{Role: "user", Content: "How are the disks?"}}}
 	for range 2 {
-		s, err := client.CreateChatCompletionStream(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := s.Recv(); err != nil {
-				if !errors.Is(err, io.EOF) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-		s.Close()
+		drainStream(t, client, ctx, req)
 	}
 	if len(facts) != 2 || len(facts[0].Attempts) != 1 || len(facts[1].Attempts) != 1 {
 		t.Fatalf("calls %+v", facts)

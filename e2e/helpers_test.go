@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -229,4 +231,23 @@ func refuse(next middleware.Handler) middleware.Handler {
 	return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 		return nil, &overBudget{Limit: 100}
 	})
+}
+
+// drainStream streams req with go-openai's client and reads it to its
+// end, failing t on any error but the end.
+func drainStream(t *testing.T, client *goopenai.Client, ctx context.Context, req goopenai.ChatCompletionRequest) {
+	t.Helper()
+	s, err := client.CreateChatCompletionStream(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for {
+		if _, err := s.Recv(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
 }

@@ -110,19 +110,7 @@ func TestServiceTierIsBilledAtItsRates(t *testing.T) {
 				Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "Check the disks."}}}
 			if tt.stream {
 				req.StreamOptions = &goopenai.StreamOptions{IncludeUsage: true}
-				s, err := client.CreateChatCompletionStream(ctx, req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for {
-					if _, err := s.Recv(); err != nil {
-						if !errors.Is(err, io.EOF) {
-							t.Fatal(err)
-						}
-						break
-					}
-				}
-				s.Close()
+				drainStream(t, client, ctx, req)
 			} else if _, err := client.CreateChatCompletion(ctx, req); err != nil {
 				t.Fatal(err)
 			}
