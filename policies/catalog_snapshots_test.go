@@ -59,3 +59,19 @@ func TestCatalogServiceTiersOfGPT51(t *testing.T) {
 		t.Errorf("1M in + 1M out of gpt-5.1 at flex cost %s, OpenAI bills %s", got, want)
 	}
 }
+
+// TestCatalogServiceTiersOfGPT52: OpenAI sells gpt-5.2 at priority
+// processing for $3.50 / $0.35 cached / $28 per 1M tokens
+// (openai.com/api-priority-processing): a priority answer of gpt-5.2, or
+// of its dated snapshot, is charged those rates, not the standard ones.
+func TestCatalogServiceTiersOfGPT52(t *testing.T) {
+	spec, ok := (*policies.Policy)(nil).Model("gpt-5.2-2025-12-11")
+	if !ok {
+		t.Fatal("gpt-5.2-2025-12-11 unknown")
+	}
+	u := policies.TokenCounts{Input: 1_000_000, CachedInput: 400_000, Output: 1_000_000, ServiceTier: "priority"}
+	// 600,000 × $3.50 + 400,000 × $0.35 + 1,000,000 × $28 per 1M
+	if got, want := spec.Cost(u), (2_100_000+140_000+28_000_000)*policies.PicoUSD(1_000_000); got != want {
+		t.Errorf("gpt-5.2 at priority cost %s, OpenAI bills %s", got, want)
+	}
+}
