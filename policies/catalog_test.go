@@ -38,6 +38,12 @@ func TestCatalog(t *testing.T) {
 		{"gpt-5.2", 1_750_000, 14_000_000, 175_000, 0, 400_000, 128_000, "o200k_base"},
 		{"claude-opus-4-5", 5_000_000, 25_000_000, 500_000, 6_250_000, 200_000, 64_000, ""},
 		{"gemini-3-pro-preview", 2_000_000, 12_000_000, 200_000, 0, 1_048_576, 65_536, ""},
+		// OpenAI's 2026 models (developers.openai.com/api/docs/models).
+		{"gpt-5.5", 5_000_000, 30_000_000, 500_000, 0, 1_050_000, 128_000, "o200k_base"},
+		{"gpt-5.4", 2_500_000, 15_000_000, 250_000, 0, 1_050_000, 128_000, "o200k_base"},
+		{"gpt-5.4-mini", 750_000, 4_500_000, 75_000, 0, 400_000, 128_000, "o200k_base"},
+		{"gpt-5.4-nano", 200_000, 1_250_000, 20_000, 0, 400_000, 128_000, "o200k_base"},
+		{"gpt-5.3-codex", 1_750_000, 14_000_000, 175_000, 0, 400_000, 128_000, "o200k_base"},
 	}
 	for _, tt := range tests {
 		m, ok := c.models[tt.name]
@@ -95,6 +101,13 @@ func TestModelLookup(t *testing.T) {
 		{"gpt-5.1-2025-11-13", "gpt-5.1"},
 		{"gpt-5.2-2025-12-11", "gpt-5.2"},
 		{"gpt-5.1-codex", ""},
+		{"gpt-5.4-2026-03-05", "gpt-5.4"},
+		{"gpt-5.4-mini-2026-03-17", "gpt-5.4-mini"}, // gpt-5.4-mini's, not gpt-5.4's
+		{"gpt-5.4-nano-2026-03-17", "gpt-5.4-nano"},
+		{"gpt-5.5-2026-04-23", "gpt-5.5"},
+		{"gpt-5.3-codex", "gpt-5.3-codex"},
+		{"gpt-5.4-pro", ""},         // a different model at its own price, not gpt-5.4
+		{"gpt-5.3-codex-spark", ""}, // ditto
 		{"claude-opus-4-5-20251101", "claude-opus-4-5"},
 		{"o3-mini-2025-01-31", "o3-mini"},
 		{"o4-mini-2025-04-16", "o4-mini"},

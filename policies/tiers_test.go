@@ -36,6 +36,19 @@ func TestServiceTiersAndLongContextArePriced(t *testing.T) {
 		{"gemini-2.5-pro", TokenCounts{Input: 200_000, Output: 1000}, "$0.26"},
 		// 200,001 × $2.50/1M + 1,000 × $15/1M: above it, all tokens at the long-context rates
 		{"gemini-2.5-pro", TokenCounts{Input: 200_001, Output: 1000}, "$0.5150025"},
+		// gpt-5.4 at 272,000 input tokens: 272,000 × $2.50/1M + 1,000 × $15/1M
+		{"gpt-5.4", TokenCounts{Input: 272_000, Output: 1000}, "$0.695"},
+		// above 272K, all tokens at 2× input and 1.5× output: 172,001 × $5/1M
+		// + 100,000 cached × $0.50/1M + 1,000 × $22.50/1M
+		{"gpt-5.4-2026-03-05", TokenCounts{Input: 272_001, CachedInput: 100_000, Output: 1000}, "$0.932505"},
+		// gpt-5.5 above 272K: 272,001 × $10/1M + 1,000 × $45/1M
+		{"gpt-5.5", TokenCounts{Input: 272_001, Output: 1000}, "$2.76501"},
+		// OpenAI's priority rates: 1,000 × $5/1M + 100 × $30/1M (gpt-5.4),
+		// 1,000 × $1.50/1M + 100 × $9/1M (gpt-5.4-mini), 1,000 × $12.50/1M
+		// + 100 × $75/1M (gpt-5.5)
+		{"gpt-5.4", TokenCounts{Input: 1000, Output: 100, ServiceTier: "priority"}, "$0.008"},
+		{"gpt-5.4-mini-2026-03-17", TokenCounts{Input: 1000, Output: 100, ServiceTier: "priority"}, "$0.0024"},
+		{"gpt-5.5", TokenCounts{Input: 1000, Output: 100, ServiceTier: "priority"}, "$0.02"},
 		// 300,000: 100,000 cached × $0.60/1M + 10,000 written × $7.50/1M + 190,000 × $6/1M + 1,000 × $22.50/1M
 		{"claude-sonnet-4-5", TokenCounts{Input: 300_000, CachedInput: 100_000, CacheWrite: 10_000, Output: 1000}, "$1.2975"},
 	} {
