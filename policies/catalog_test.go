@@ -44,6 +44,12 @@ func TestCatalog(t *testing.T) {
 		{"gpt-5.4-mini", 750_000, 4_500_000, 75_000, 0, 400_000, 128_000, "o200k_base"},
 		{"gpt-5.4-nano", 200_000, 1_250_000, 20_000, 0, 400_000, 128_000, "o200k_base"},
 		{"gpt-5.3-codex", 1_750_000, 14_000_000, 175_000, 0, 400_000, 128_000, "o200k_base"},
+		// Anthropic's 2026 models (platform.claude.com pricing and model pages).
+		{"claude-opus-4-6", 5_000_000, 25_000_000, 500_000, 6_250_000, 1_000_000, 128_000, ""},
+		{"claude-sonnet-4-6", 3_000_000, 15_000_000, 300_000, 3_750_000, 1_000_000, 128_000, ""},
+		{"claude-opus-4-7", 5_000_000, 25_000_000, 500_000, 6_250_000, 1_000_000, 128_000, ""},
+		{"claude-opus-4-8", 5_000_000, 25_000_000, 500_000, 6_250_000, 1_000_000, 128_000, ""},
+		{"claude-opus-5", 5_000_000, 25_000_000, 500_000, 6_250_000, 1_000_000, 128_000, ""},
 	}
 	for _, tt := range tests {
 		m, ok := c.models[tt.name]
@@ -108,6 +114,14 @@ func TestModelLookup(t *testing.T) {
 		{"gpt-5.3-codex", "gpt-5.3-codex"},
 		{"gpt-5.4-pro", ""},         // a different model at its own price, not gpt-5.4
 		{"gpt-5.3-codex-spark", ""}, // ditto
+		// Claude 4.6 and later are models of their own, not snapshots of
+		// claude-opus-4 ($15 / $75) or claude-sonnet-4 (premium above 200K).
+		{"claude-opus-4-6", "claude-opus-4-6"},
+		{"claude-sonnet-4-6", "claude-sonnet-4-6"},
+		{"claude-opus-4-7", "claude-opus-4-7"},
+		{"claude-opus-4-8", "claude-opus-4-8"},
+		{"claude-opus-5", "claude-opus-5"},
+		{"anthropic/claude-opus-4-6", "claude-opus-4-6"},
 		{"claude-opus-4-5-20251101", "claude-opus-4-5"},
 		{"o3-mini-2025-01-31", "o3-mini"},
 		{"o4-mini-2025-04-16", "o4-mini"},

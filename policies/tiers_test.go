@@ -49,6 +49,12 @@ func TestServiceTiersAndLongContextArePriced(t *testing.T) {
 		{"gpt-5.4", TokenCounts{Input: 1000, Output: 100, ServiceTier: "priority"}, "$0.008"},
 		{"gpt-5.4-mini-2026-03-17", TokenCounts{Input: 1000, Output: 100, ServiceTier: "priority"}, "$0.0024"},
 		{"gpt-5.5", TokenCounts{Input: 1000, Output: 100, ServiceTier: "priority"}, "$0.02"},
+		// Claude Opus 4.6 and Sonnet 4.6 bill their whole 1M context at the
+		// standard rates: 300,000 × $5/1M + 1,000 × $25/1M, and 100,000
+		// cached × $0.30/1M + 10,000 written × $3.75/1M + 190,000 × $3/1M
+		// + 1,000 × $15/1M
+		{"claude-opus-4-6", TokenCounts{Input: 300_000, Output: 1000}, "$1.525"},
+		{"claude-sonnet-4-6", TokenCounts{Input: 300_000, CachedInput: 100_000, CacheWrite: 10_000, Output: 1000}, "$0.6525"},
 		// 300,000: 100,000 cached × $0.60/1M + 10,000 written × $7.50/1M + 190,000 × $6/1M + 1,000 × $22.50/1M
 		{"claude-sonnet-4-5", TokenCounts{Input: 300_000, CachedInput: 100_000, CacheWrite: 10_000, Output: 1000}, "$1.2975"},
 	} {
