@@ -87,11 +87,14 @@ func lookupModels(models map[string]ModelSpec, name string) (ModelSpec, int, boo
 // isModelPrefix reports whether name is a dated or versioned snapshot of
 // key: key, a separator ('-', '_', '@', ':'), then only version-like parts
 // separated by '-', '_', '.', '@' or ':' — numbers, "v" plus a number,
-// "latest", "preview" or "exp". So "gpt-4o-2024-08-06",
-// "claude-sonnet-4@20250514" and "gemini-2.5-flash-preview-05-20" match
-// their base model, while "gpt-4o-mini-2024-07-18" matches gpt-4o-mini and
-// not gpt-4o, and an unknown variant such as "o3-pro" matches nothing
-// rather than being priced as o3.
+// "latest", "preview" or "exp" — but not a bare number of one or two
+// digits first, which is a minor version, a model of its own. So
+// "gpt-4o-2024-08-06", "claude-sonnet-4@20250514" and
+// "gemini-2.5-flash-preview-05-20" match their base model, while
+// "gpt-4o-mini-2024-07-18" matches gpt-4o-mini and not gpt-4o, and an
+// unknown variant such as "o3-pro", or "claude-opus-5-5" (Claude Opus 5.5,
+// at a price of its own), matches nothing rather than being priced as
+// o3 or claude-opus-5.
 func isModelPrefix(key, name string) bool {
 	if len(key) == 0 || len(name) <= len(key)+1 || name[:len(key)] != key {
 		return false
@@ -102,6 +105,13 @@ func isModelPrefix(key, name string) bool {
 		return false
 	}
 	rest := name[len(key)+1:]
+	first := rest
+	if i := strings.IndexAny(rest, "-_.@:"); i >= 0 {
+		first = rest[:i]
+	}
+	if first != "" && len(first) <= 2 && allDigits(first) {
+		return false // a minor version: claude-opus-4-6 is no claude-opus-4
+	}
 	for rest != "" {
 		i := strings.IndexAny(rest, "-_.@:")
 		tok := rest

@@ -122,6 +122,12 @@ func TestModelLookup(t *testing.T) {
 		{"claude-opus-4-8", "claude-opus-4-8"},
 		{"claude-opus-5", "claude-opus-5"},
 		{"anthropic/claude-opus-4-6", "claude-opus-4-6"},
+		// A minor version the catalog does not list is a model of its own
+		// at its own price, not a snapshot of its major version: Claude
+		// Opus 5.5 is $4 / $20, not claude-opus-5's $5 / $25.
+		{"claude-opus-5-5", ""},
+		{"claude-sonnet-4-7", ""},
+		{"claude-opus-4-6-20260205", "claude-opus-4-6"}, // a dated snapshot still is
 		{"claude-opus-4-5-20251101", "claude-opus-4-5"},
 		{"o3-mini-2025-01-31", "o3-mini"},
 		{"o4-mini-2025-04-16", "o4-mini"},
