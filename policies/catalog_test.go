@@ -50,6 +50,9 @@ func TestCatalog(t *testing.T) {
 		{"claude-opus-4-7", 5_000_000, 25_000_000, 500_000, 6_250_000, 1_000_000, 128_000, ""},
 		{"claude-opus-4-8", 5_000_000, 25_000_000, 500_000, 6_250_000, 1_000_000, 128_000, ""},
 		{"claude-opus-5", 5_000_000, 25_000_000, 500_000, 6_250_000, 1_000_000, 128_000, ""},
+		// Google's Gemini 3 models (ai.google.dev/gemini-api/docs/pricing).
+		{"gemini-3-flash-preview", 500_000, 3_000_000, 50_000, 0, 1_048_576, 65_536, ""},
+		{"gemini-3.1-pro-preview", 2_000_000, 12_000_000, 200_000, 0, 1_048_576, 65_536, ""},
 	}
 	for _, tt := range tests {
 		m, ok := c.models[tt.name]
@@ -145,8 +148,11 @@ func TestModelLookup(t *testing.T) {
 		{"gemini-2.5-flash-preview-05-20", "gemini-2.5-flash"},
 		{"gemini-2.5-flash-lite-preview-06-17", "gemini-2.5-flash-lite"},
 		{"gemini-2.0-flash-001", "gemini-2.0-flash"},
-		{"o3-deep-research", ""},        // a different model, not an o3 snapshot
-		{"gpt-4o-realtime-preview", ""}, // ditto
+		{"gemini-3-flash-preview", "gemini-3-flash-preview"},
+		{"gemini-3.1-pro-preview", "gemini-3.1-pro-preview"},
+		{"gemini-3.1-pro-preview-customtools", ""}, // an endpoint not priced here
+		{"o3-deep-research", ""},                   // a different model, not an o3 snapshot
+		{"gpt-4o-realtime-preview", ""},            // ditto
 		{"gpt-4omni", ""},
 		{"gpt-4o-", ""},
 		{"", ""},

@@ -49,6 +49,10 @@ func TestServiceTiersAndLongContextArePriced(t *testing.T) {
 		{"gpt-5.4", TokenCounts{Input: 1000, Output: 100, ServiceTier: "priority"}, "$0.008"},
 		{"gpt-5.4-mini-2026-03-17", TokenCounts{Input: 1000, Output: 100, ServiceTier: "priority"}, "$0.0024"},
 		{"gpt-5.5", TokenCounts{Input: 1000, Output: 100, ServiceTier: "priority"}, "$0.02"},
+		// Gemini 3.1 Pro Preview: 200,000 × $2/1M + 1,000 × $12/1M at the
+		// threshold; 200,001 × $4/1M + 1,000 × $18/1M above it
+		{"gemini-3.1-pro-preview", TokenCounts{Input: 200_000, Output: 1000}, "$0.412"},
+		{"gemini-3.1-pro-preview", TokenCounts{Input: 200_001, Output: 1000}, "$0.818004"},
 		// Claude Opus 4.6 and Sonnet 4.6 bill their whole 1M context at the
 		// standard rates: 300,000 × $5/1M + 1,000 × $25/1M, and 100,000
 		// cached × $0.30/1M + 10,000 written × $3.75/1M + 190,000 × $3/1M
