@@ -10,7 +10,7 @@ import (
 )
 
 // CatalogDate is the date of the list prices in the embedded catalog.
-const CatalogDate = "2025-12-15"
+const CatalogDate = "2026-12-06"
 
 //go:embed catalog.yaml
 var catalogYAML []byte
