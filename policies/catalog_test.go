@@ -53,6 +53,7 @@ func TestCatalog(t *testing.T) {
 		// Google's Gemini 3 models (ai.google.dev/gemini-api/docs/pricing).
 		{"gemini-3-flash-preview", 500_000, 3_000_000, 50_000, 0, 1_048_576, 65_536, ""},
 		{"gemini-3.1-pro-preview", 2_000_000, 12_000_000, 200_000, 0, 1_048_576, 65_536, ""},
+		{"gemini-3.1-flash-lite", 250_000, 1_500_000, 25_000, 0, 1_048_576, 65_536, ""},
 	}
 	for _, tt := range tests {
 		m, ok := c.models[tt.name]
@@ -150,9 +151,10 @@ func TestModelLookup(t *testing.T) {
 		{"gemini-2.0-flash-001", "gemini-2.0-flash"},
 		{"gemini-3-flash-preview", "gemini-3-flash-preview"},
 		{"gemini-3.1-pro-preview", "gemini-3.1-pro-preview"},
-		{"gemini-3.1-pro-preview-customtools", ""}, // an endpoint not priced here
-		{"o3-deep-research", ""},                   // a different model, not an o3 snapshot
-		{"gpt-4o-realtime-preview", ""},            // ditto
+		{"gemini-3.1-flash-lite-preview", "gemini-3.1-flash-lite"}, // the preview, at the same price
+		{"gemini-3.1-pro-preview-customtools", ""},                 // an endpoint not priced here
+		{"o3-deep-research", ""},                                   // a different model, not an o3 snapshot
+		{"gpt-4o-realtime-preview", ""},                            // ditto
 		{"gpt-4omni", ""},
 		{"gpt-4o-", ""},
 		{"", ""},
