@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -52,6 +51,17 @@ const luaCommon = `
 local h, z, x = KEYS[1], KEYS[2], KEYS[3]
 local t = redis.call('TIME')
 local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- int reads field f of the ledger hash, whose value v (false: absent, 0)
+-- must be an integer as HINCRBY writes it: a value another program left
+-- there ("abc", "1.5", "1e3") is an error naming the key and the field,
+-- never a zero that would let the budget be overspent.
+local function int(v, f)
+  if not v then return 0 end
+  if not string.match(v, '^%-?%d+$') then
+    error({err = 'TOKENWISE_CORRUPT field ' .. f .. ' holds ' .. string.format('%q', string.sub(v, 1, 40)) .. ', not an integer'})
+  end
+  return tonumber(v)
+end
 -- charge adds u micro-dollars and p pico-dollars (0 <= p < 1e6) and tk
 -- tokens to the spend (of bucket b of a rolling window): whole
 -- micro-dollars in 'uu', the pico-dollars left over in 'up', kept in
@@ -74,10 +84,22 @@ local function ceil(u, p)
   if p - q * 1000000 > 0 then q = q + 1 end
   return u + q
 end
+-- check fails (int) before any write when a field the script may write
+-- (the reserved totals, the spend of bucket b) is not an integer: a
+-- script that failed half way would have released a reservation without
+-- charging its spend.
+local function check(b, nb)
+  local fu, fp, ft = 'uu', 'up', 'ut'
+  if nb ~= 0 then fu, fp, ft = 'uu:' .. b, 'up:' .. b, 'ut:' .. b end
+  local f = {'ru', 'rt', 'n', fu, fp, ft}
+  local v = redis.call('HMGET', h, unpack(f))
+  for i = 1, #f do int(v[i], f[i]) end
+end
 -- expired reservations are charged at their reserved amount: their calls
 -- may have been billed (see BudgetStore).
 local function purge(cur, nb)
   local expired = redis.call('ZRANGEBYSCORE', z, '-inf', nowms)
+  if #expired > 0 then check(cur, nb) end
   for _, m in ipairs(expired) do
     local u, tk = string.match(m, ' (%-?%d+) (%-?%d+)$')
     u, tk = tonumber(u), tonumber(tk)
@@ -95,7 +117,7 @@ end
 local function used(cur, nb)
   if nb == 0 then
     local v = redis.call('HMGET', h, 'uu', 'up', 'ut')
-    return ceil(tonumber(v[1]) or 0, tonumber(v[2]) or 0), tonumber(v[3]) or 0
+    return ceil(int(v[1], 'uu'), int(v[2], 'up')), int(v[3], 'ut')
   end
   local fu, fp, ft = {}, {}, {}
   for b = cur - nb + 1, cur do
@@ -108,15 +130,15 @@ local function used(cur, nb)
   local vt = redis.call('HMGET', h, unpack(ft))
   local su, sp, st = 0, 0, 0
   for i = 1, #vu do
-    su = su + (tonumber(vu[i]) or 0)
-    sp = sp + (tonumber(vp[i]) or 0)
-    st = st + (tonumber(vt[i]) or 0)
+    su = su + int(vu[i], fu[i])
+    sp = sp + int(vp[i], fp[i])
+    st = st + int(vt[i], ft[i])
   end
   return ceil(su, sp), st
 end
 local function state()
   local v = redis.call('HMGET', h, 'ru', 'rt', 'n')
-  return tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
+  return int(v[1], 'ru'), int(v[2], 'rt'), int(v[3], 'n')
 end
 `
 
@@ -160,6 +182,7 @@ local b, nb, cur = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 purge(cur, nb)
 local late = nb > 0 and (b <= cur - nb or b > cur)
 if late then b = cur end
+check(b, nb)
 local u, tk = string.match(id, ' (%-?%d+) (%-?%d+)$')
 if redis.call('ZREM', z, id) == 1 then
   redis.call('HINCRBY', h, 'ru', 0 - tonumber(u))
@@ -198,6 +221,13 @@ local uu, ut = used(tonumber(ARGV[1]), tonumber(ARGV[2]))
 local ru, rt, n = state()
 return {uu, ut, ru, rt, n}
 `)
+
+// storeErr is the error of a ledger script: a *budget.StoreError naming
+// Redis and the ledger's hash key (WRONGTYPE, a corrupted field, a
+// connection that failed), so that an operator knows which key to look at.
+func storeErr(op string, k []string, err error) error {
+	return &budget.StoreError{Op: op, Err: fmt.Errorf("redis ledger %s: %w", k[0], err)}
+}
 
 func keys(key string, w budget.Window) []string {
 	base := "{" + key + ":" + w.ID() + "}"
@@ -243,10 +273,10 @@ func (s *BudgetStore) Reserve(ctx context.Context, r budget.Reservation) (budget
 	v, err := reserveScript.Run(ctx, s.c, k, id, r.Need.USDMicros, r.Need.Tokens, r.Limit.USDMicros, r.Limit.Tokens,
 		ttl.Milliseconds(), cur, nb, keyTTL(r.Window, r.Now, ttl, r.Idle).Milliseconds()).Int64Slice()
 	if err != nil {
-		return nil, &budget.StoreError{Op: "reserve", Err: err}
+		return nil, storeErr("reserve", k, err)
 	}
 	if len(v) != 6 {
-		return nil, &budget.StoreError{Op: "reserve", Err: fmt.Errorf("unexpected reply %v", v)}
+		return nil, storeErr("reserve", k, fmt.Errorf("unexpected reply %v", v))
 	}
 	if v[0] == 0 {
 		if v[1] == 1 {
@@ -267,7 +297,7 @@ func (h *redisHold) Extend(ctx context.Context, ttl time.Duration) error {
 	}
 	n, err := extendScript.Run(ctx, h.s.c, h.keys, h.id, ttl.Milliseconds()).Int64()
 	if err != nil {
-		return &budget.StoreError{Op: "extend", Err: err}
+		return storeErr("extend", h.keys, err)
 	}
 	if n == 0 {
 		// ZADD XX CH reports 0 both for a missing member and an unchanged
@@ -300,10 +330,10 @@ func (h *redisHold) Settle(ctx context.Context, actual budget.Amount, now time.T
 	actual = budget.Amount{}.Add(actual) // (SubMicroPico carried into [0, 999,999], as the script needs it)
 	v, err := settleScript.Run(ctx, h.s.c, h.keys, h.id, actual.USDMicros, actual.Tokens, h.bucket, nb, cur, actual.SubMicroPico).Int64Slice()
 	if err != nil {
-		return budget.Balance{}, &budget.StoreError{Op: "settle", Err: err}
+		return budget.Balance{}, storeErr("settle", h.keys, err)
 	}
 	if len(v) != 5 {
-		return budget.Balance{}, &budget.StoreError{Op: "settle", Err: fmt.Errorf("unexpected reply %v", v)}
+		return budget.Balance{}, storeErr("settle", h.keys, fmt.Errorf("unexpected reply %v", v))
 	}
 	return toBalance(v), nil
 }
@@ -317,10 +347,10 @@ func (s *BudgetStore) Balance(ctx context.Context, key string, w budget.Window, 
 func (s *BudgetStore) balance(ctx context.Context, k []string, cur int64, nb int) (budget.Balance, error) {
 	v, err := balanceScript.Run(ctx, s.c, k, cur, nb).Int64Slice()
 	if err != nil {
-		return budget.Balance{}, &budget.StoreError{Op: "balance", Err: err}
+		return budget.Balance{}, storeErr("balance", k, err)
 	}
 	if len(v) != 5 {
-		return budget.Balance{}, &budget.StoreError{Op: "balance", Err: errors.New("unexpected reply")}
+		return budget.Balance{}, storeErr("balance", k, fmt.Errorf("unexpected reply %v", v))
 	}
 	return toBalance(v), nil
 }
@@ -329,7 +359,7 @@ func (s *BudgetStore) balance(ctx context.Context, k []string, cur int64, nb int
 func (s *BudgetStore) Mark(ctx context.Context, flag string, ttl time.Duration, _ time.Time) (bool, error) {
 	ok, err := s.c.SetNX(ctx, flag, 1, max(ttl, 0)).Result()
 	if err != nil {
-		return false, &budget.StoreError{Op: "mark", Err: err}
+		return false, &budget.StoreError{Op: "mark", Err: fmt.Errorf("redis key %s: %w", flag, err)}
 	}
 	return ok, nil
 }

@@ -405,3 +405,96 @@ func BenchmarkRedisReserveSettle16(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "pairs/s")
 }
+
+// A ledger field that another program overwrote with something that is
+// not an integer ("abc", a float) fails the script closed with an error
+// naming Redis, the key and the field. Before, the reading scripts took
+// such a field for 0: with the spend set to "abc", every reservation was
+// granted against an empty ledger and the budget was overspent without
+// end (and a settle released its reservation before failing on the field,
+// so the spend was not recorded either).
+func TestCorruptedLedgerFieldFailsClosed(t *testing.T) {
+	c := testRedis(t)
+	prefix := testPrefix(t, c)
+	s := redis.NewBudgetStore(c)
+	ctx := context.Background()
+	now := time.Now()
+	lim := budget.Amount{USDMicros: 1000, Tokens: 1000}
+	for _, tc := range []struct {
+		name  string
+		w     budget.Window
+		field string
+		value string
+	}{
+		{"daily spend abc", window(), "uu", "abc"},
+		{"daily spend float", window(), "uu", "1.5"},
+		{"daily spend exponent", window(), "uu", "1e3"},
+		{"daily tokens", window(), "ut", "x"},
+		{"daily pico", window(), "up", "0.5"},
+		{"reserved", window(), "ru", "abc"},
+		{"in flight", window(), "n", ""},
+		{"rolling bucket", budget.WindowFor(budget.PeriodRolling, time.Hour, now), "", "abc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := prefix + ":budget:p:" + strings.ReplaceAll(tc.name, " ", "-")
+			r := budget.Reservation{Key: key, ID: "a", Need: budget.Amount{USDMicros: 10, Tokens: 10}, Limit: lim, Window: tc.w, Now: now, TTL: time.Minute}
+			h, err := s.Reserve(ctx, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			field := tc.field
+			if field == "" {
+				cur, _ := tc.w.Bucket(now)
+				field = "uu:" + strconv.FormatInt(cur, 10)
+			}
+			hash := "{" + key + ":" + tc.w.ID() + "}:l"
+			if err := c.HSet(ctx, hash, field, tc.value).Err(); err != nil {
+				t.Fatal(err)
+			}
+			_, err = h.Settle(ctx, budget.Amount{USDMicros: 5, Tokens: 5, SubMicroPico: 7}, now)
+			checkCorrupt(t, "settle", err, hash, field)
+			// The settle failed before writing: the reservation is still
+			// held (it is charged when it expires), not released.
+			if n, _ := c.ZCard(ctx, "{"+key+":"+tc.w.ID()+"}:z").Result(); n != 1 {
+				t.Errorf("after the failed settle, %d reservations are held, want 1", n)
+			}
+			r.ID = "b"
+			_, err = s.Reserve(ctx, r)
+			checkCorrupt(t, "reserve", err, hash, field)
+			_, err = s.Balance(ctx, key, tc.w, now)
+			checkCorrupt(t, "balance", err, hash, field)
+		})
+	}
+}
+
+func checkCorrupt(t *testing.T, op string, err error, hash, field string) {
+	t.Helper()
+	var se *budget.StoreError
+	if !errors.As(err, &se) {
+		t.Fatalf("%s on a corrupted field %s: %v, want a *budget.StoreError", op, field, err)
+	}
+	for _, want := range []string{"redis", hash, "field " + field} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %q does not say %q", op, err, want)
+		}
+	}
+}
+
+// A ledger key of the wrong type (left by another program) is a
+// *budget.StoreError naming Redis and the key.
+func TestWrongTypeLedgerKeyNamesTheKey(t *testing.T) {
+	c := testRedis(t)
+	key := testPrefix(t, c) + ":budget:p:team"
+	s := redis.NewBudgetStore(c)
+	ctx := context.Background()
+	w := window()
+	hash := "{" + key + ":" + w.ID() + "}:l"
+	if err := c.Set(ctx, hash, "a string", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Reserve(ctx, budget.Reservation{Key: key, ID: "a", Need: budget.Amount{USDMicros: 1}, Limit: budget.Amount{USDMicros: 10}, Window: w, Now: time.Now(), TTL: time.Minute})
+	var se *budget.StoreError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "WRONGTYPE") || !strings.Contains(err.Error(), "redis ledger "+hash) {
+		t.Fatalf("reserve on a string key: %v, want a StoreError naming redis, WRONGTYPE and %s", err, hash)
+	}
+}
