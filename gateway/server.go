@@ -250,7 +250,7 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		if cfg.Redis.PasswordEnv != "" {
 			pw = getenv(cfg.Redis.PasswordEnv)
 		}
-		s.rdb = goredis.NewClient(&goredis.Options{Addr: cfg.Redis.Addr, Password: pw, DB: cfg.Redis.DB})
+		s.rdb = goredis.NewClient(&goredis.Options{Addr: cfg.Redis.Addr, Password: pw, DB: cfg.Redis.DB, ContextTimeoutEnabled: true})
 		s.ownRedis = true
 	}
 	prefix := cfg.Redis.Prefix

@@ -11,5 +11,9 @@
 // that several policies and teams can share one server without collisions.
 //
 // The package depends on go-redis only through a redis.UniversalClient the
-// caller passes in; it never dials on its own.
+// caller passes in; it never dials on its own. Build that client with
+// ContextTimeoutEnabled: true, as the gateway does: without it go-redis
+// does not bound a command by its context's deadline, and a Redis that
+// accepts connections but does not answer holds every call for the
+// client's own timeouts (seconds) whatever the policy's timeouts say.
 package redis

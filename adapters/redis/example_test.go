@@ -17,7 +17,8 @@ import (
 // example needs a Redis server; the package's tests run against one at
 // TOKENWISE_REDIS_ADDR.)
 func Example() {
-	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+	// ContextTimeoutEnabled: a call's deadline bounds its Redis commands.
+	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
 	defer rdb.Close()
 
 	pol, err := policies.LoadFileExtends("examples/policies/devops.yaml")

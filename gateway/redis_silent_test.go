@@ -1,0 +1,78 @@
+package gateway_test
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+)
+
+// silentRedis listens on a local port, accepts connections and never
+// answers: a Redis that hangs (a stopped process, a black-holed network).
+// The connections are closed at cleanup.
+func silentRedis(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// A Redis that accepts connections and never answers holds a call no
+// longer than the policy's timeouts.total: the gateway's Redis client
+// bounds its commands by the call's deadline. Before, go-redis ignored
+// the context's deadline (ContextTimeoutEnabled off) and the budget
+// reservation waited for the client's own timeouts: 5s for a call whose
+// total was 500ms.
+func TestGatewaySilentRedisHoldsACallNoLongerThanItsTimeout(t *testing.T) {
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":  "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1}\ntimeouts: {call: 300ms, total: 500ms}\n",
+	}
+	e := start(t, pols, fmt.Sprintf("redis: {addr: %q}\n", silentRedis(t)))
+	e.upstream.Default(openaitest.Text("ok"))
+	body := `{"model":"gpt-4o-mini","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}`
+	start := time.Now()
+	resp := e.do(t, "POST", "/v1/chat/completions", devopsKey, body)
+	resp.Body.Close()
+	el := time.Since(start)
+	if resp.StatusCode == 200 {
+		t.Fatal("a call whose budget could not be reserved was answered (the budget fails closed)")
+	}
+	if e.upstream.Count() != 0 {
+		t.Fatal("a call whose budget could not be reserved reached the upstream")
+	}
+	// 500ms of timeouts.total, with room for a loaded machine; the client's
+	// own timeouts, which the call waited for before, are 3s and 5s.
+	if el > 2500*time.Millisecond {
+		t.Fatalf("the call took %v with a silent Redis; its timeouts.total is 500ms", el)
+	}
+}
