@@ -76,3 +76,37 @@ func TestGatewaySilentRedisHoldsACallNoLongerThanItsTimeout(t *testing.T) {
 		t.Fatalf("the call took %v with a silent Redis; its timeouts.total is 500ms", el)
 	}
 }
+
+// With a Redis that accepts connections and never answers, the response
+// cache (cache.store: redis) is a miss and the breakers' shared state is
+// this replica's own: the call is answered, after at most a short wait
+// for each. Before, the cache's lookup and the breaker's read waited for
+// the call's whole deadline and the call failed (504 after timeouts.total,
+// 4s here) although a cache and a shared breaker are only helpers.
+func TestGatewaySilentRedisCacheAndBreakerDoNotFailCalls(t *testing.T) {
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\ntimeouts: {total: 4s}\ncache: {enabled: true, ttl: 1h, store: redis}\n" +
+			"fallback:\n  breaker: {consecutive_failures: 2, open_for: 10m}\n",
+	}
+	e := start(t, pols, fmt.Sprintf("redis: {addr: %q}\n", silentRedis(t)))
+	e.upstream.Default(openaitest.Text("ok"))
+	body := `{"model":"gpt-4o-mini","max_tokens":20,"temperature":0,"messages":[{"role":"user","content":"hi"}]}`
+	for i := range 3 {
+		start := time.Now()
+		resp := e.do(t, "POST", "/v1/chat/completions", devopsKey, body)
+		resp.Body.Close()
+		el := time.Since(start)
+		if resp.StatusCode != 200 {
+			t.Fatalf("call %d with a silent Redis: %d after %v, want 200 (the cache is a miss, the breaker local)", i, resp.StatusCode, el)
+		}
+		// The first call waits for each helper's short timeout (0.25s,
+		// 0.5s and 0.5s); the later ones skip Redis for a second.
+		if el > 2500*time.Millisecond {
+			t.Fatalf("call %d took %v with a silent Redis", i, el)
+		}
+	}
+	if n := e.upstream.Count(); n != 3 {
+		t.Fatalf("the upstream answered %d calls, want 3 (every lookup a miss)", n)
+	}
+}

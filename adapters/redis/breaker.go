@@ -26,6 +26,7 @@ import (
 type BreakerStore struct {
 	c      goredis.UniversalClient
 	prefix string
+	health health
 }
 
 var _ breaker.SharedStore = (*BreakerStore)(nil)
@@ -56,15 +57,25 @@ return 1
 
 // OpenUntil returns until when some replica opened model's breaker (the
 // zero time when none did, or its period is over).
+//
+// It is read before every call, so it is bounded by 250ms, and for a
+// second after Redis did not answer it fails at once (ErrUnreachable):
+// a Redis that cannot answer leaves each replica to its own breaker
+// without slowing its calls.
 func (s *BreakerStore) OpenUntil(ctx context.Context, model string) (time.Time, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	k := s.key(model)
+	if err := s.health.check(k); err != nil {
+		return time.Time{}, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, breakerReadTimeout)
 	defer cancel()
-	ms, err := s.c.Get(ctx, s.key(model)).Int64()
+	ms, err := s.c.Get(rctx, k).Int64()
 	if errors.Is(err, goredis.Nil) {
 		return time.Time{}, nil
 	}
 	if err != nil {
-		return time.Time{}, fmt.Errorf("tokenwise/redis: breaker state: %w", err)
+		s.health.failed(ctx, err)
+		return time.Time{}, fmt.Errorf("tokenwise/redis: breaker state %s: %w", k, err)
 	}
 	return time.UnixMilli(ms), nil
 }
@@ -72,14 +83,19 @@ func (s *BreakerStore) OpenUntil(ctx context.Context, model string) (time.Time, 
 // Open records that model's breaker is open until until (rounded up to
 // the millisecond); a later end already recorded stays.
 func (s *BreakerStore) Open(ctx context.Context, model string, until time.Time) error {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	k := s.key(model)
+	if err := s.health.check(k); err != nil {
+		return err
+	}
+	octx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	ms := until.UnixMilli()
 	if until.After(time.UnixMilli(ms)) {
 		ms++
 	}
-	if err := openScript.Run(ctx, s.c, []string{s.key(model)}, ms).Err(); err != nil {
-		return fmt.Errorf("tokenwise/redis: breaker state: %w", err)
+	if err := openScript.Run(octx, s.c, []string{k}, ms).Err(); err != nil {
+		s.health.failed(ctx, err)
+		return fmt.Errorf("tokenwise/redis: breaker state %s: %w", k, err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 type CacheStore struct {
 	client goredis.UniversalClient
 	prefix string
+	health health
 }
 
 var _ cache.Store = (*CacheStore)(nil)
@@ -44,14 +46,24 @@ func (s *CacheStore) Key(key uint64) string {
 }
 
 // Get returns the entry under key, nil on a miss. An entry Redis holds
-// that does not decode (another version) is a miss.
+// that does not decode (another version) is a miss. Each command is
+// bounded by 500ms, and for a second after Redis did not answer the store
+// fails at once with ErrUnreachable: a cache that cannot answer is a miss
+// (or, with the cache's FailClosed, a failed call), never a slow call.
 func (s *CacheStore) Get(ctx context.Context, key uint64) (*cache.Entry, error) {
-	b, err := s.client.Get(ctx, s.Key(key)).Bytes()
+	k := s.Key(key)
+	if err := s.health.check(k); err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, cacheOpTimeout)
+	defer cancel()
+	b, err := s.client.Get(cctx, k).Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		s.health.failed(ctx, err)
+		return nil, fmt.Errorf("tokenwise/redis: cache get %s: %w", k, err)
 	}
 	e := &cache.Entry{}
 	if e.UnmarshalBinary(b) != nil {
@@ -60,11 +72,21 @@ func (s *CacheStore) Get(ctx context.Context, key uint64) (*cache.Entry, error) 
 	return e, nil
 }
 
-// Set stores e under key with Redis expiry ttl (0: none).
+// Set stores e under key with Redis expiry ttl (0: none), bounded as Get.
 func (s *CacheStore) Set(ctx context.Context, key uint64, e *cache.Entry, ttl time.Duration) error {
 	b, err := e.MarshalBinary()
 	if err != nil {
 		return err
 	}
-	return s.client.Set(ctx, s.Key(key), b, ttl).Err()
+	k := s.Key(key)
+	if err := s.health.check(k); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, cacheOpTimeout)
+	defer cancel()
+	if err := s.client.Set(cctx, k, b, ttl).Err(); err != nil {
+		s.health.failed(ctx, err)
+		return fmt.Errorf("tokenwise/redis: cache set %s: %w", k, err)
+	}
+	return nil
 }
