@@ -298,23 +298,21 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		tokensUsed, pico = usage.Total(), b.answerCost(req.Model, resp.Model, usage.WithServiceTier(req))
 	}
 	if n := ci.AttemptCount() - first; n > 1 || n == 1 && resp == nil {
-		// Attempts a retry layer below discarded, which the Meter billed
-		// and the answer does not account for: a stream cut before its
-		// first chunk (its input and partial output), an attempt that
-		// timed out in flight (its input), an answer cut after its 2xx
-		// status (its input and the output read). The ledger charges what
-		// the call's report bills. (The last attempt is the answer's,
-		// settled above; one that ended without a response is released,
-		// unless its answer was cut after its status: the provider billed
-		// it, and so does the report.)
+		// Attempts the answer does not account for, which the Meter
+		// billed: those a retry layer below discarded — a stream cut
+		// before its first chunk (its input and partial output), an
+		// attempt that timed out or was cancelled in flight (its input),
+		// an answer cut after its 2xx status (its input and the output
+		// read) — and the last attempt, when it ended without a response
+		// (the same counts). The ledger charges what the call's report
+		// bills: one rule, the Meter's. (The last attempt of a call that
+		// has a response is the answer's, settled above.)
 		// A hedged attempt (the fallback layer's, above) is in the list
 		// too, and is its own call of this layer.
 		hedge := middleware.HedgedAttempt(ctx)
 		extra := slices.DeleteFunc(ci.AttemptsSince(first), func(a middleware.Attempt) bool { return a.Hedge != hedge })
-		if k := len(extra); k > 0 {
-			if _, cut := middleware.AnswerCut(extra[k-1].Err); !cut || resp != nil {
-				extra = extra[:k-1]
-			}
+		if k := len(extra); k > 0 && resp != nil {
+			extra = extra[:k-1] // the answer's, settled above
 		}
 		for _, a := range extra {
 			if u := a.Usage; !u.IsZero() && !u.Negative() {
@@ -435,9 +433,7 @@ func choiceOutput(e *tokens.Estimator, model string, m *middleware.Message, refu
 // estimated input plus the output its body read holds
 // (middleware.AnswerCutError.OutputEstimate), an attempt cancelled or
 // timed out in flight its estimated input — the same counts the budget
-// settles for an attempt a retry layer discarded (the call's last attempt,
-// when it ended without a response, is released instead, unless its
-// answer was cut after its status).
+// settles for such an attempt, retried or the call's last.
 func BilledUsage(e *tokens.Estimator) middleware.UsageFunc {
 	return func(req *middleware.Request, resp *middleware.Response, err error) middleware.Usage {
 		u := middleware.Usage{InputTokens: e.Request(req.Model, req)}

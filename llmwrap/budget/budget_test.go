@@ -255,7 +255,7 @@ func TestCostWithCachedAndReasoningTokens(t *testing.T) {
 	}
 }
 
-func TestReleaseOnErrorCancelAndPanic(t *testing.T) {
+func TestReleaseOnErrorAndPanic(t *testing.T) {
 	t.Parallel()
 	store := budget.NewMemoryStore()
 	fail := errors.New("boom")
@@ -264,8 +264,6 @@ func TestReleaseOnErrorCancelAndPanic(t *testing.T) {
 		switch mode {
 		case "panic":
 			panic("handler panic")
-		case "cancel":
-			return nil, ctx.Err()
 		}
 		return nil, fail
 	})
@@ -274,12 +272,8 @@ func TestReleaseOnErrorCancelAndPanic(t *testing.T) {
 	if _, err := h.Handle(context.Background(), request("gpt-4o")); !errors.Is(err, fail) {
 		t.Fatalf("err = %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	mode = "cancel"
-	if _, err := h.Handle(ctx, request("gpt-4o")); !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v", err)
-	}
+	// (A cancelled call is charged what the Meter bills it:
+	// TestAttemptEndedInFlightIsSettledAsBilled.)
 	// The panic unwinds through the budget layer (which releases) up to
 	// Instrument, which makes it the call's error.
 	mode = "panic"
@@ -292,6 +286,56 @@ func TestReleaseOnErrorCancelAndPanic(t *testing.T) {
 	}
 	if !rem.Used.IsZero() || !rem.Reserved.IsZero() || rem.InFlight != 0 || rem.Remaining().USDMicros != 1_000_000 {
 		t.Fatalf("after failures: %+v", rem)
+	}
+}
+
+// TestAttemptEndedInFlightIsSettledAsBilled: a call whose last attempt
+// ended without a response after it was sent — cancelled or timed out in
+// flight — is billed its estimated input by the Meter (the provider
+// usually bills a prompt it processed), and the ledger charges the same,
+// not nothing: report and ledger agree.
+func TestAttemptEndedInFlightIsSettledAsBilled(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		end  func(cancel context.CancelFunc) error
+	}{
+		{"cancelled", func(cancel context.CancelFunc) error { cancel(); return context.Canceled }},
+		{"timed out", func(context.CancelFunc) error {
+			return &middleware.ProviderError{Kind: middleware.ErrTimeout, Err: context.DeadlineExceeded}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			var cancel context.CancelFunc
+			h0 := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+				return nil, c.end(cancel)
+			})
+			p := teamPolicy(policies.TeamBudget{Period: policies.PeriodMonthly, MaxUSD: policies.Dollar})
+			b, h := chain(t, p, h0)
+			var facts middleware.CallFacts
+			ctx, stop := context.WithCancel(middleware.WithObserver(context.Background(), middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
+				if f, ok := e.(middleware.CallFinished); ok {
+					facts = f.Facts
+				}
+			})))
+			defer stop()
+			cancel = stop
+			if _, err := h.Handle(ctx, request("gpt-4o")); err == nil {
+				t.Fatal("no error")
+			}
+			if len(facts.Attempts) != 1 || !facts.Attempts[0].Estimated || facts.Attempts[0].Usage.InputTokens == 0 {
+				t.Fatalf("attempts %+v: want one billed its estimated input", facts.Attempts)
+			}
+			rem, err := b.Remaining(context.Background(), "devops")
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := facts.Attempts[0]
+			if want := policies.PicoUSD(a.CostPico).Ceil().Micro(); rem.Used.USDMicros != want || rem.Used.Tokens != a.Usage.Total() || !rem.Reserved.IsZero() {
+				t.Fatalf("ledger %+v; want %d µ$ and %d tokens, what the report bills", rem, want, a.Usage.Total())
+			}
+		})
 	}
 }
 

@@ -44,8 +44,11 @@
 // micro-dollars and the pico-dollars left over), which every Store sums
 // exactly, rounding a ledger's total up to a micro-dollar once, when it is
 // read. It does not write the call's cost: middleware.Meter records
-// and prices each provider attempt. A failure without a response, a
-// cancellation and a panic release the reservation; a cut stream (a partial
+// and prices each provider attempt. A failure without a response (a
+// provider's error, a refusal) and a panic release the reservation; an
+// attempt cancelled or timed out, retried or the call's last, is charged
+// what the Meter bills it (its estimated input: the provider usually bills
+// a prompt it processed); a cut stream (a partial
 // response with middleware.ErrStreamCut) is billed, from its usage or, when
 // it has none, from the estimated input and the tokens of the partial
 // output (BilledUsage, the same counts the Meter bills), and so is an
