@@ -16,7 +16,9 @@ import (
 
 // A passed-through call the gateway polices (a Responses or embeddings
 // call) is bounded as the chain bounds a chat call: by its team's
-// timeouts — call from send to the answer's last byte; for a streamed
+// timeouts — total the call as a whole, its fallbacks included (an error
+// matching timeout.ErrTotal, as a chat call's); call from send to the
+// answer's last byte; for a streamed
 // Responses call, first_token the wait for the stream's first event and
 // idle the wait for each next one (an event with a data payload: SSE
 // comments, ": keepalive", and blank lines are no event, as they are no
@@ -30,7 +32,7 @@ import (
 // answer it cuts is a 504 too, charged its reservation.
 
 // passBound is the clocks of one passed-through call. The run's deadline
-// bounds the call as a whole (ctx); the team's timeouts bound each of its
+// and the total timeout bound the call as a whole (ctx); the team's timeouts bound each of its
 // attempts (a Responses call's fallback chain may make several, see
 // responses_fallback.go): call from the attempt's send to its answer's
 // last byte, first_token and idle for a stream (attempt).
@@ -38,6 +40,7 @@ type passBound struct {
 	ctx       context.Context // the call's: the run's deadline ends it
 	cancel    context.CancelCauseFunc
 	run       *time.Timer   // the run's deadline (nil: none)
+	total     *time.Timer   // the call's total timeout, all its attempts (nil: none)
 	call      time.Duration // an attempt's limit (0: none)
 	callCause error
 	firstLim  time.Duration // an attempt's first-token limit (0: none)
@@ -88,7 +91,8 @@ func (s *Server) boundPass(ctx context.Context, r *http.Request, team string, st
 			runLeft, runCause = max(time.Until(run.Started().Add(runTimeout)), 0), &middleware.DeadlineError{Cause: guard.ErrRunDeadline, Limit: runTimeout}
 		}
 	}
-	if b.call <= 0 && runCause == nil && b.firstLim <= 0 && b.idle <= 0 {
+	total := pol.Timeouts.Total.Duration()
+	if b.call <= 0 && runCause == nil && b.firstLim <= 0 && b.idle <= 0 && total <= 0 {
 		return r, nil
 	}
 	b.ctx, b.cancel = context.WithCancelCause(r.Context())
@@ -103,6 +107,12 @@ func (s *Server) boundPass(ctx context.Context, r *http.Request, team string, st
 	}
 	if runCause != nil {
 		b.run = time.AfterFunc(runLeft, func() { b.cancel(runCause) })
+	}
+	if total > 0 {
+		// The call as its caller sees it, its fallbacks included, as the
+		// chain bounds a chat call (the timeout package's total middleware).
+		cause := &middleware.DeadlineError{Cause: timeout.ErrTotal, Limit: total}
+		b.total = time.AfterFunc(total, func() { b.cancel(cause) })
 	}
 	if attempts {
 		return r.WithContext(b.ctx), b
@@ -195,6 +205,9 @@ func (b *passBound) stop() {
 	b.others = nil
 	if b.run != nil {
 		b.run.Stop()
+	}
+	if b.total != nil {
+		b.total.Stop()
 	}
 	b.cancel(nil)
 }

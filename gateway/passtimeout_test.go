@@ -34,12 +34,27 @@ func slowResponses() http.Handler {
 	var waiting chan struct{} // "together": the first call waits on it for the second
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
-			Model  string `json:"model"`
-			Input  any    `json:"input"`
-			Stream bool   `json:"stream"`
+			Model    string `json:"model"`
+			Input    any    `json:"input"`
+			Stream   bool   `json:"stream"`
+			Messages []struct {
+				Content string `json:"content"`
+			} `json:"messages"`
 		}
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		input := fmt.Sprint(req.Input)
+		if strings.HasSuffix(r.URL.Path, "/chat/completions") {
+			// A chat call: "hang" in its first message hangs; any other is
+			// answered at once.
+			if len(req.Messages) > 0 && req.Messages[0].Content == "hang" {
+				<-r.Context().Done()
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"id":"c1","object":"chat.completion","created":1,"model":"`+cmp.Or(req.Model, "gpt-4o-mini")+
+				`","choices":[{"index":0,"message":{"role":"assistant","content":"done"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12}}`)
+			return
+		}
 		if pace, ok := strings.CutSuffix(input, " unless gpt-4o"); ok {
 			input = pace
 			if req.Model == "gpt-4o" {
@@ -478,3 +493,32 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 
 // ceilMicroPico rounds pico-dollars up to micro-dollars.
 func ceilMicroPico(pico int64) int64 { return (pico + 999_999) / 1_000_000 }
+
+// TestGatewayResponsesCallEndsAtTheTotalTimeout: timeouts.total bounds a
+// Responses call through the gateway — all its attempts, its fallbacks
+// included — as it bounds a chat call: a hung upstream on either path ends
+// at the total (here 45s: a first attempt's call timeout of 30s, then a
+// fallback cut short), with the same error, the client's 504 "timeout"
+// naming the total. Before, the Responses path ignored total: the
+// fallback got its own 30s and the call ended after 60s, on its call
+// timeout. (Fake time: synctest.)
+func TestGatewayResponsesCallEndsAtTheTotalTimeout(t *testing.T) {
+	t.Setenv(upstreamEnv, upstreamKey)
+	const pol = "version: 1\nname: devops\ntimeouts: {call: 30s, total: 45s}\nfallback: {models: [gpt-4o]}\n"
+	const want = "call with its retries and fallbacks timed out after 45s"
+	for _, c := range []struct{ name, path, body string }{
+		{"chat", "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hang"}],"max_tokens":100}`},
+		{"responses", "/v1/responses", `{"model":"gpt-4o-mini","input":"hang","max_output_tokens":100}`},
+		{"responses stream", "/v1/responses", `{"model":"gpt-4o-mini","input":"hang","stream":true,"max_output_tokens":100}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := timeoutEnv(t, pol)
+				got := callPass(t, e, c.path, c.body)
+				if got.status != http.StatusGatewayTimeout || got.code != "timeout" || !strings.Contains(got.message, want) || got.took != 45*time.Second {
+					t.Errorf("status %d, code %q, message %q after %v; want 504, \"timeout\", %q after 45s", got.status, got.code, got.message, got.took, want)
+				}
+			})
+		})
+	}
+}
