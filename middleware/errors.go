@@ -140,6 +140,44 @@ func AnswerCut(err error) (*AnswerCutError, bool) {
 	return e, true
 }
 
+// AnswerMalformedError is the cause (ProviderError.Err, of kind
+// [ErrMalformed]) of a failure on an answer the provider sent whole, with
+// a 2xx status, that is no valid answer: not JSON, JSON without choices, a
+// member of the wrong type. The call failed, but the provider produced,
+// and bills, the answer: the [Meter] bills such an attempt its estimated
+// input and marks it Estimated, and the budget layer charges it, retried
+// or not, as it does an [AnswerCutError]. Adapters that can tell (the
+// OpenAI and langchaingo adapters) return it; see [AnswerBilled].
+type AnswerMalformedError struct {
+	StatusCode int   // the answer's status (2xx)
+	Err        error // what is wrong with it
+}
+
+func (e *AnswerMalformedError) Error() string {
+	return fmt.Sprintf("HTTP %d answer malformed: %v", e.StatusCode, e.Err)
+}
+
+// Unwrap returns what is wrong with the answer.
+func (e *AnswerMalformedError) Unwrap() error { return e.Err }
+
+// AnswerBilled reports whether err ended an attempt after the provider
+// produced its answer (a 2xx status), which the provider bills although
+// the call failed: an answer cut mid-body ([AnswerCutError]) or a whole
+// one that is malformed ([AnswerMalformedError]). output is the estimate
+// of the output tokens to bill beside the input: the cut answer's
+// [AnswerCutError.OutputEstimate], none for a malformed one (its output,
+// unread, is not counted).
+func AnswerBilled(err error) (output int64, ok bool) {
+	if cut, ok := AnswerCut(err); ok {
+		return cut.OutputEstimate(), true
+	}
+	var m *AnswerMalformedError
+	if err != nil && errors.As(err, &m) {
+		return 0, true
+	}
+	return 0, false
+}
+
 // IsCancellation reports whether err is a cancellation by the caller
 // (context.Canceled) rather than a failure. Cancellations never count
 // against a circuit breaker.

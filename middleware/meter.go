@@ -109,8 +109,9 @@ func HedgedAttempt(ctx context.Context) bool {
 // none: a stream cut before its usage chunk (resp holds the partial
 // answer), an attempt cancelled or timed out in flight (resp is nil),
 // which the provider may have billed for its input, or an answer cut
-// after its 2xx status (resp is nil, err an [*AnswerCutError]), which the
-// provider billed whole.
+// after its 2xx status or whole but malformed (resp is nil, err an
+// [*AnswerCutError] or an [*AnswerMalformedError]: [AnswerBilled]), which
+// the provider billed whole.
 type UsageFunc func(req *Request, resp *Response, err error) Usage
 
 // Meter returns the innermost middleware of a chain, the one owner of what
@@ -165,9 +166,10 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 				a.Usage = fill(req, nil, err)
 				a.Estimated = !a.Usage.IsZero()
 			default:
-				if _, cut := AnswerCut(err); cut {
-					// An answer cut after its 2xx status: the provider
-					// produced it, and bills it.
+				if _, billed := AnswerBilled(err); billed {
+					// An answer cut after its 2xx status, or a whole one
+					// that is malformed: the provider produced it, and
+					// bills it.
 					a.Usage = fill(req, nil, err)
 					a.Estimated = !a.Usage.IsZero()
 				}
@@ -190,13 +192,14 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 // OtherChoices); for an answer cut after its 2xx status, the input
 // estimate plus the output its body read holds
 // ([AnswerCutError.OutputEstimate]); for another attempt that ended
-// without a response, the input estimate. All estimate one token per
+// without a response (a whole answer that is malformed:
+// [AnswerMalformedError], a timeout, a cancellation), the input estimate. All estimate one token per
 // three bytes, rounding up, with OpenAI's framing: conservative for every
 // tokenizer tokenwise knows.
 func EstimateUsage(req *Request, resp *Response, err error) Usage {
 	u := Usage{InputTokens: EstimateInput(req)}
-	if cut, ok := AnswerCut(err); ok && resp == nil {
-		u.OutputTokens = cut.OutputEstimate()
+	if out, ok := AnswerBilled(err); ok && resp == nil {
+		u.OutputTokens = out
 	}
 	if resp != nil {
 		b := outputBytes(&resp.Message, resp.Refusal)

@@ -148,6 +148,13 @@ func classifyError(ctx context.Context, err error, c callFacts) error {
 	}
 	var nerr net.Error
 	var serr *json.SyntaxError
+	var terr *json.UnmarshalTypeError
+	if st := c.failure.answeredStatus(); st != 0 && (errors.As(err, &serr) || errors.As(err, &terr)) {
+		// The backend could not decode a whole 2xx answer (a member of
+		// the wrong type): malformed, and billed by the provider.
+		perr.Kind, perr.Err = middleware.ErrMalformed, &middleware.AnswerMalformedError{StatusCode: st, Err: err}
+		return perr
+	}
 	switch {
 	case errors.As(err, &nerr) && nerr.Timeout():
 		perr.Kind = middleware.ErrTimeout

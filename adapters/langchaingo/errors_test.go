@@ -50,9 +50,17 @@ func TestProviderErrors(t *testing.T) {
 					opts = append(opts, llms.WithStreamingFunc(func(context.Context, []byte) error { return nil }))
 				}
 				_, err := llm.GenerateContent(t.Context(), []llms.MessageContent{human("q")}, opts...)
+				kind := tc.kind
+				if capture && tc.name == "truncated body" {
+					// Half a JSON answer, ended cleanly: with the
+					// transport, a whole 2xx body that is not JSON is
+					// malformed (billed: the provider produced it), as
+					// the OpenAI adapter reads it.
+					kind = middleware.ErrMalformed
+				}
 				var pe *middleware.ProviderError
-				if !errors.Is(err, tc.kind) || !errors.As(err, &pe) {
-					t.Fatalf("err %v (%T), want %v", err, err, tc.kind)
+				if !errors.Is(err, kind) || !errors.As(err, &pe) {
+					t.Fatalf("err %v (%T), want %v", err, err, kind)
 				}
 				if pe.StatusCode != tc.status || pe.Provider != "openai" || pe.Model != "gpt-4o" || (tc.status != 0 && pe.Err == nil) {
 					t.Errorf("error %+v", pe)

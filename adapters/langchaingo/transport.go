@@ -56,8 +56,10 @@ const maxErrorBody = 64 << 10
 // [middleware.ProviderError] classified from the error's code or type, as
 // the OpenAI adapter classifies it; so does a finish_reason "error". The
 // body of a plain answer lost after its 2xx status fails with a
-// [middleware.AnswerCutError] as the error's cause, so that the call is
-// billed (the provider produced, and bills, the answer). Give
+// [middleware.AnswerCutError] as the error's cause, and a whole one that
+// is malformed (not JSON, no choices, a member of the wrong type) with a
+// [middleware.AnswerMalformedError], so that the call is billed (the
+// provider produced, and bills, the answer). Give
 // it as the base of the other (twlc.NewTransport(twopenai.NewTransport(
 // chain))) to use both.
 func NewTransport(base http.RoundTripper) http.RoundTripper {
@@ -155,9 +157,32 @@ type failure struct {
 // the call wins. It also records that a stream of the call ended with its
 // "data: [DONE]" (see sawDone).
 type httpFailure struct {
-	mu   sync.Mutex
-	f    *failure
-	done bool
+	mu       sync.Mutex
+	f        *failure
+	done     bool
+	answered int // the status of a whole 2xx answer checkedBody read (0: none)
+}
+
+// setAnswered records that checkedBody read a whole answer of status (2xx)
+// that is JSON with choices: a failure to decode it is a malformed answer
+// the provider billed.
+func (h *httpFailure) setAnswered(status int) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	h.answered = status
+	h.mu.Unlock()
+}
+
+// answeredStatus is the status setAnswered recorded (0: none).
+func (h *httpFailure) answeredStatus() int {
+	if h == nil {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.answered
 }
 
 // setDone records that checkedStream read a stream's "data: [DONE]".
@@ -554,7 +579,9 @@ type lcToolCall struct {
 // may carry instead of an answer (see embeddedError): the backend would
 // decode it as an answer without choices, an untyped "empty response"
 // error, or, beside a choice, as a success. A body lost mid-read fails
-// with a [middleware.AnswerCutError]: the provider billed the answer.
+// with a [middleware.AnswerCutError], a whole body that is not JSON or
+// has no choices with a [middleware.AnswerMalformedError]: the provider
+// billed the answer.
 //
 // A body that begins as an event stream does (a stream labelled
 // application/json, which the backend reads as one when it streams) is
@@ -585,12 +612,29 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 				return 0, f
 			}
 		}
-		if err == nil && noChoices(body) {
-			// The backend's "empty response", untyped: a malformed answer,
-			// as the OpenAI adapter reads it.
-			f := &streamFault{kind: middleware.ErrMalformed, msg: "the answer has no choices"}
-			b.r, b.tail = bytes.NewReader(nil), f
-			return 0, f
+		if err == nil {
+			// A whole answer that is no answer — not JSON (which the
+			// backend reads as a syntax error, or, cut short yet ended
+			// cleanly, as an unexpected EOF: a network failure), or one
+			// without choices (the backend's untyped "empty response") —
+			// is a malformed answer, as the OpenAI adapter reads it, that
+			// the provider produced and bills.
+			why := ""
+			switch {
+			case !json.Valid(body):
+				why = "the answer is not JSON"
+			case noChoices(body):
+				why = "the answer has no choices"
+			}
+			if why != "" {
+				f := &streamFault{kind: middleware.ErrMalformed, msg: why,
+					cause: &middleware.AnswerMalformedError{StatusCode: b.status, Err: errors.New(why)}}
+				b.r, b.tail = bytes.NewReader(nil), f
+				return 0, f
+			}
+			// A member of the wrong type fails the backend's decoding:
+			// classify reads it as malformed, the answer being whole.
+			b.slot.setAnswered(b.status)
 		}
 		b.r, b.tail = bytes.NewReader(body), err
 		if err == nil {

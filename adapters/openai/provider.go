@@ -215,7 +215,9 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 	case apiErr != nil:
 		return nil, p.embeddedError(req, apiErr)
 	case err != nil:
-		return nil, p.fail(middleware.ErrMalformed, req, "", err)
+		// A whole answer the provider produced, and bills: the Meter and
+		// the budget bill the attempt its estimated input.
+		return nil, p.fail(middleware.ErrMalformed, req, "", &middleware.AnswerMalformedError{StatusCode: hresp.StatusCode, Err: err})
 	}
 	if stream { // the upstream answered a streaming request in one piece
 		if err := middleware.Replay(ctx, resp, 0, req.Stream); err != nil {

@@ -431,7 +431,9 @@ func choiceOutput(e *tokens.Estimator, model string, m *middleware.Message, refu
 // a stream cut before its usage is billed its estimated input plus the
 // partial answer's tokens, an answer cut after its 2xx status its
 // estimated input plus the output its body read holds
-// (middleware.AnswerCutError.OutputEstimate), an attempt cancelled or
+// (middleware.AnswerCutError.OutputEstimate), a whole answer that is
+// malformed (middleware.AnswerMalformedError) its estimated input, an
+// attempt cancelled or
 // timed out in flight its estimated input — the same counts the budget
 // settles for such an attempt, retried or the call's last.
 func BilledUsage(e *tokens.Estimator) middleware.UsageFunc {
@@ -439,8 +441,8 @@ func BilledUsage(e *tokens.Estimator) middleware.UsageFunc {
 		u := middleware.Usage{InputTokens: e.Request(req.Model, req)}
 		if resp != nil {
 			u.OutputTokens = partialOutput(e, req.Model, resp)
-		} else if cut, ok := middleware.AnswerCut(err); ok {
-			u.OutputTokens = cut.OutputEstimate()
+		} else if out, ok := middleware.AnswerBilled(err); ok {
+			u.OutputTokens = out
 		}
 		return u
 	}

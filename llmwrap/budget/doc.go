@@ -54,7 +54,9 @@
 // output (BilledUsage, the same counts the Meter bills), and so is an
 // answer cut after its 2xx status (a *middleware.AnswerCutError: the
 // provider billed it), at its estimated input and the output its body
-// read holds. A usage with a
+// read holds, and a whole 2xx answer that is malformed (a
+// *middleware.AnswerMalformedError: not JSON, no choices, a member of the
+// wrong type), at its estimated input. A usage with a
 // negative count (middleware.Usage.Negative: no provider's count) is
 // billed as none, never settled as given.
 //
