@@ -333,3 +333,45 @@ func TestCutJSONAnswerIsBilled(t *testing.T) {
 		}
 	})
 }
+
+// TestLangchaingoCutStreamOfNChoicesBillsEveryChoice: as
+// TestCutStreamOfNChoicesBillsEveryChoice, through langchaingo's openai
+// backend wrapped by the langchaingo adapter with twlc.NewTransport. The
+// backend reads only the first choice of each chunk; the transport keeps
+// what the others streamed, so the estimate of a stream of n = 3 cut
+// before its usage chunk counts the three choices' text (before, the
+// first choice's alone: a third of the bill), in the report and the
+// ledger alike.
+func TestLangchaingoCutStreamOfNChoicesBillsEveryChoice(t *testing.T) {
+	long := strings.Repeat("All disks are healthy and below their thresholds. ", 20) // 1,000 bytes
+	exact := 3 * tokens.New().Text("gpt-4o", long) * 10_000_000                      // pico-USD at gpt-4o's $10/1M
+	srv := openaitest.New()
+	srv.On().Reply(openaitest.Reply{Content: long, ChunkSize: 200,
+		Alternatives: []openaitest.Reply{{Content: long}, {Content: long}},
+		Fault:        openaitest.Fault{Kind: openaitest.FaultCut, After: 3 * 7}})
+	p := dailyTeamPolicy()
+	store := budget.NewMemoryStore()
+	var cost atomic.Int64
+	inner, err := lcopenai.New(lcopenai.WithModel("gpt-4o"), lcopenai.WithToken("test-key"), lcopenai.WithBaseURL("http://openai.test/v1"),
+		lcopenai.WithHTTPClient(&http.Client{Transport: twlc.NewTransport(srv.Transport())}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	llm := twlc.New(twlc.Models{"gpt-4o": inner}, billingChain(p, store, &cost))
+	ctx := middleware.WithTeam(context.Background(), "sre")
+	streamed := 0
+	_, err = llm.GenerateContent(ctx, []llms.MessageContent{human("hi")}, llms.WithN(3), llms.WithMaxTokens(1_000),
+		llms.WithStreamingFunc(func(_ context.Context, b []byte) error { streamed += len(b); return nil }))
+	if !errors.Is(err, middleware.ErrStreamCut) {
+		t.Fatalf("err %v, want the cut stream's", err)
+	}
+	if streamed != len(long) {
+		t.Fatalf("streamed %d bytes to the caller, want the first choice's %d", streamed, len(long))
+	}
+	if c := cost.Load(); c < exact {
+		t.Errorf("the cut n=3 stream was billed %s; its three choices' output alone costs at least %s", policies.PicoUSD(c), policies.PicoUSD(exact))
+	}
+	if m, want := ledgerSpent(t, p, store, "sre"), policies.PicoUSD(cost.Load()).Ceil().Micro(); m != want {
+		t.Errorf("the ledger charged %d µ$, the report bills %s", m, policies.PicoUSD(cost.Load()))
+	}
+}

@@ -68,6 +68,14 @@
 // draft and streams the final answer) is delivered as its text, and tool
 // calls in the openai backend's JSON form.
 //
+// A stream cut before its usage is billed an estimate: its input and the
+// output it streamed. The openai backend streams the first choice only
+// (of a request with n > 1, it drops the others); with [NewTransport]
+// installed, what the other choices streamed is kept and counted too
+// (middleware.Response.OtherChoices), as the OpenAI adapter counts it.
+// Without it the estimate counts the first choice's output alone, below
+// what the provider bills for n > 1.
+//
 // # Errors
 //
 // Errors of the inner model become core errors in one place: a cancelled

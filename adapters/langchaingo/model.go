@@ -329,11 +329,14 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 			facts.streamErr = ps.err
 		}
 		err = classify(ctx, err, facts)
-		if ps != nil && ps.acc.Chunks() > 0 {
+		others := fctx.slot.otherChoices()
+		if ps != nil && (ps.acc.Chunks() > 0 || len(others) > 0) {
 			// The provider may already charge for what it streamed: the
-			// partial answer goes with the error, for the budget to bill.
+			// partial answer goes with the error, for the budget to bill,
+			// with what the other choices (n > 1) streamed.
 			partial := ps.acc.Response()
 			partial.Model = req.Model
+			partial.OtherChoices = others
 			return partial, err
 		}
 		return nil, err
@@ -357,7 +360,9 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 		// NewTransport, installed, read the stream to its [DONE] (servers
 		// that name no finish_reason).
 		if inner.name == "openai" && cr.Choices[0].StopReason == "" && !fctx.slot.sawDone() {
-			// Returned with the partial answer, which the budget bills.
+			// Returned with the partial answer, which the budget bills,
+			// with what the other choices (n > 1) streamed.
+			resp.OtherChoices = fctx.slot.otherChoices()
 			return resp, &middleware.ProviderError{Kind: middleware.ErrStreamCut, Provider: "openai", Model: req.Model,
 				Message: "the stream ended before a finish reason"}
 		}

@@ -161,6 +161,85 @@ type httpFailure struct {
 	f        *failure
 	done     bool
 	answered int // the status of a whole 2xx answer checkedBody read (0: none)
+	// others accumulate what the choices after the first streamed
+	// (index i at i-1; nil: none yet), which checkedStream drops.
+	others []*middleware.Accumulator
+}
+
+// maxOtherChoices bounds the choices besides the first an httpFailure
+// keeps (OpenAI's n is at most 128).
+const maxOtherChoices = 128
+
+// addOther adds the delta c of the choice of index i (not 0) of a stream
+// to what the call's other choices streamed (see otherChoices).
+func (h *httpFailure) addOther(i float64, c middleware.Chunk) {
+	if h == nil || i < 1 || i > maxOtherChoices || i != math.Trunc(i) {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for len(h.others) < int(i) {
+		h.others = append(h.others, nil)
+	}
+	a := h.others[int(i)-1]
+	if a == nil {
+		a = &middleware.Accumulator{}
+		h.others[int(i)-1] = a
+	}
+	a.Add(c)
+}
+
+// otherChoices returns what the choices after the first (n > 1) of the
+// call's stream delivered, in index order: langchaingo's backend reads the
+// first alone, and the partial output of a cut stream, which the provider
+// bills, counts them all (middleware.Response.OtherChoices).
+func (h *httpFailure) otherChoices() []middleware.Choice {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.others) == 0 {
+		return nil
+	}
+	out := make([]middleware.Choice, len(h.others))
+	for i, a := range h.others {
+		if a != nil {
+			r := a.Response()
+			out[i] = middleware.Choice{Message: r.Message, Refusal: r.Refusal, FinishReason: r.FinishReason}
+		}
+	}
+	return out
+}
+
+// otherDelta is the chunk of a delta of a choice other than the first.
+func otherDelta(content, reasoningContent string, reasoning *string, calls []*lcToolCall) middleware.Chunk {
+	c := middleware.Chunk{Content: content, Reasoning: reasoningContent}
+	if reasoning != nil {
+		c.Reasoning += *reasoning
+	}
+	for i, d := range calls {
+		if d == nil {
+			continue
+		}
+		td := middleware.ToolCallDelta{Index: i}
+		if d.Index != nil && *d.Index >= 0 && *d.Index < middleware.MaxToolCalls {
+			td.Index = int(*d.Index)
+		}
+		if d.ID != nil {
+			td.ID = *d.ID
+		}
+		if d.Function != nil {
+			if d.Function.Name != nil {
+				td.Name = *d.Function.Name
+			}
+			if d.Function.Arguments != nil {
+				td.Arguments = *d.Function.Arguments
+			}
+		}
+		c.ToolCalls = append(c.ToolCalls, td)
+	}
+	return c
 }
 
 // setAnswered records that checkedBody read a whole answer of status (2xx)
@@ -258,7 +337,10 @@ func (c *failureContext) Value(key any) any {
 //     middleware.MaxToolCalls fails the read with middleware.ErrMalformed
 //     (the merge would drop its call);
 //   - choices other than index 0 are dropped (the backend reads
-//     choices[0] of every chunk, whatever its index), and "reasoning" is
+//     choices[0] of every chunk, whatever its index) — what they
+//     delivered is kept in the call's slot, for the partial output of a
+//     cut stream to count every choice's (httpFailure.otherChoices) —,
+//     and "reasoning" is
 //     renamed "reasoning_content", the name the backend reads;
 //   - a choice-0 entry after choice 0's finish_reason that has none
 //     (Azure's asynchronous content filter annotation, a usage chunk with
@@ -393,6 +475,9 @@ func (s *checkedStream) transform(line []byte) error {
 	rewrite, finish, wasFinished := false, false, s.finished
 	for _, ch := range c.Choices {
 		if ch.Index != 0 {
+			// Dropped for the backend, kept for the bill: the partial
+			// output of a cut stream counts every choice's.
+			s.slot.addOther(ch.Index, otherDelta(ch.Delta.Content, ch.Delta.ReasoningContent, ch.Delta.Reasoning, ch.Delta.ToolCalls))
 			rewrite = true
 			continue
 		}
