@@ -25,8 +25,10 @@ import (
 // chunk of a chat stream) — and by its run's deadline
 // (limits.run_timeout from the run's start: the run X-Run-Id names, else
 // the call's own). A bound that passes before the answer began is the
-// caller's OpenAI-shaped 504 "timeout" (the reservation released: no
-// answer came); one that passes while a stream is read ends the stream
+// caller's OpenAI-shaped 504 "timeout" (a Responses call's attempt that
+// was sent charged its input, as the provider bills a prompt it received
+// and as the chain bills a chat attempt that timed out; an embeddings
+// call's reservation released); one that passes while a stream is read ends the stream
 // with an error event naming it (the call charged its reservation, as a
 // cut stream is: the provider may have billed what it streamed); a JSON
 // answer it cuts is a 504 too, charged its reservation.

@@ -232,7 +232,9 @@ func callPass(t *testing.T, e *env, path, body string, hdr ...string) passCall {
 // embeddings call through the gateway is bounded by its team's timeouts
 // and its run's deadline, as a chat call is by the chain: a call whose
 // answer has not begun when its call timeout (or the run's deadline)
-// passes is the client's 504 "timeout", its reservation released; a
+// passes is the client's 504 "timeout", charged its input (sent, it was
+// billed by the provider: as the chain bills a chat attempt that timed
+// out), an embeddings call's reservation released; a
 // stream whose first bytes come later than first_token, that goes quiet
 // for longer than idle, or that is still streaming when the call timeout
 // passes ends with an error event naming the limit, charged its
@@ -292,7 +294,12 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 				switch {
 				case c.charged && sp.SpentTokens < 100:
 					t.Errorf("spent %d tokens, want the reservation (100 output tokens and the input)", sp.SpentTokens)
-				case !c.charged && c.status != 200 && sp.SpentTokens != 0:
+				case !c.charged && c.status != 200 && c.path == "/v1/responses" && (sp.SpentTokens <= 0 || sp.SpentTokens >= 100):
+					// Sent, and timed out before its answer: the provider
+					// bills the prompt it received, as the chain bills a
+					// chat attempt that timed out.
+					t.Errorf("spent %d tokens, want the call's input alone (not its reservation, nor nothing)", sp.SpentTokens)
+				case !c.charged && c.status != 200 && c.path != "/v1/responses" && sp.SpentTokens != 0:
 					t.Errorf("spent %d tokens, want the reservation released", sp.SpentTokens)
 				case !c.charged && c.status == 200 && c.path == "/v1/responses" && sp.SpentTokens != 12:
 					t.Errorf("spent %d tokens, want the answer's usage, 12", sp.SpentTokens)
@@ -304,7 +311,8 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 	// With a fallback model, an attempt that passes call or first_token
 	// before its answer begins moves on, as a provider's timeout does in
 	// the chain: the fallback model's answer, after the limit; charged at
-	// its usage (gpt-4o: 10 input tokens at $2.50/M, 2 output at $10/M).
+	// its usage (gpt-4o: 10 input tokens at $2.50/M, 2 output at $10/M),
+	// and the timed-out attempt at its input, as the chain bills it.
 	t.Run("fallback after a timeout", func(t *testing.T) {
 		for _, c := range []struct {
 			name string
@@ -321,8 +329,10 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 					t.Errorf("%s: %+v, want gpt-4o's answer after %v", c.name, got, c.took)
 				}
 				synctest.Wait()
-				if sp := e.spend(t); sp.SpentUSD != "0.000045" || sp.SpentTokens != 12 || sp.ReservedUSD != "0.000000" {
-					t.Errorf("%s: spend %+v, want gpt-4o's usage, $0.000045", c.name, sp)
+				sp := e.spend(t)
+				in := sp.SpentTokens - 12 // the timed-out attempt's input, at gpt-4o-mini's $0.15/M
+				if want := ceilMicroPico(45_000_000 + in*150_000); in <= 0 || sp.SpentUSD != fmt.Sprintf("0.%06d", want) || sp.ReservedUSD != "0.000000" {
+					t.Errorf("%s: spend %+v, want gpt-4o's usage, $0.000045, and the timed-out attempt's input of %d tokens: $0.%06d", c.name, sp, in, want)
 				}
 				if logs := e.logs.String(); strings.Contains(logs, "timed out") || !strings.Contains(logs, `"model":"gpt-4o","models_tried":2`) {
 					t.Errorf("%s: the call that fell back is logged as timed out, or not as answered by gpt-4o, the second model tried:\n%s", c.name, logs)
@@ -353,8 +363,9 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 			// Both are 10 s late: the first model, sent 2 s earlier, answers.
 			{"the first model answers", responses("late headers", false), 10 * time.Second, "gpt-4o-mini", 2_700_000, 2_500_000, `"model":"gpt-4o-mini","models_tried":2`},
 			// A stream is not hedged: its first model's headers are late,
-			// and it falls back when first_token (5 s) passes.
-			{"a stream", responses("late headers unless gpt-4o", true), 5 * time.Second, "gpt-4o", 45_000_000, 0, `"model":"gpt-4o","models_tried":2`},
+			// and it falls back when first_token (5 s) passes (the
+			// timed-out attempt charged its input).
+			{"a stream", responses("late headers unless gpt-4o", true), 5 * time.Second, "gpt-4o", 45_000_000, 150_000, `"model":"gpt-4o","models_tried":2`},
 		} {
 			synctest.Test(t, func(t *testing.T) {
 				e := timeoutEnv(t, hedged)

@@ -372,7 +372,7 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 		rec := middleware.Attempt{Model: mreq.Model, Latency: time.Since(start), Err: err, Hedge: hedge}
 		if err != nil && h != nil {
 			rec.Usage, rec.CostPico = c.failed(ctx, a, err)
-			rec.Estimated = !rec.Usage.IsZero() // a hedge's loser: its input, counted by the gateway
+			rec.Estimated = !rec.Usage.IsZero() // a hedge's loser, a timed-out attempt: its input, counted by the gateway
 		}
 		c.mu.Lock()
 		a.rec = rec
@@ -391,14 +391,16 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 }
 
 // failed lets go of what attempt a holds, which err ended: an attempt
-// that lost a hedge once sent is charged its input, as the provider bills
-// a prompt it received (its usage and cost returned, for the run's
-// record); any other is freed. (An error answer it got is kept, to pass
+// sent without an answer that lost a hedge or timed out (its call,
+// first_token or total timeout, the run's deadline) is charged its input,
+// as the provider bills a prompt it received and as the chain's Meter and
+// budget bill a chat attempt that ended so (its usage and cost returned,
+// for the run's record: an estimate); any other is freed. (An error answer it got is kept, to pass
 // on should no other model answer: its hold's later settlement is then a
 // no-op.)
 func (c *responsesCall) failed(ctx context.Context, a *responsesAttempt, err error) (middleware.Usage, int64) {
 	ctx = context.WithoutCancel(ctx)
-	if a.resp == nil && a.hold.sent && errors.Is(err, fallback.ErrHedgeLost) {
+	if a.resp == nil && a.hold.sent && (errors.Is(err, fallback.ErrHedgeLost) || errors.Is(err, middleware.ErrTimeout)) {
 		return a.hold.chargeInput(ctx)
 	}
 	a.hold.drop(ctx)
