@@ -33,7 +33,13 @@ import (
 //   - `key: null` or an empty mapping `key: {}` resets the key to its zero
 //     value (off), whatever the base says;
 //   - name: the team file's own name, or its file name without extension
-//     when it writes none; extends: the team file's.
+//     when it writes none; extends: the team file's;
+//   - timeouts.total, which bounds a call's attempts together and is at
+//     least timeouts.call: a file that writes a call timeout above the
+//     total it inherits, and no total, gets the total raised to its call
+//     timeout (max(inherited total, call)), so that raising the one does
+//     not ask to know about the other; a total the file writes is its
+//     own, and one below its call timeout is an error.
 //
 // Validation runs on the merged policy, so a team file may rely on models
 // its base defines; every problem names the file and line the offending
@@ -322,6 +328,14 @@ func mergePolicies(base, child *Policy, csrc *sourceMap) *Policy {
 	out := copyPolicy(base)
 	m := &merger{set: csrc.pos, replaced: map[string]bool{}}
 	m.value("", reflect.ValueOf(out).Elem(), reflect.ValueOf(child).Elem())
+	if csrc.has("timeouts.call") && !csrc.has("timeouts.total") {
+		// A file that raises the call timeout above the total it
+		// inherits raises the total with it: max(inherited total, call).
+		// (A total the file writes is its own, and validated as such.)
+		if t := &out.Timeouts; t.Total > 0 && t.Call > t.Total {
+			t.Total = t.Call
+		}
+	}
 	// Provenance: base positions, minus what the child replaced wholesale,
 	// plus every position of the child.
 	src := &sourceMap{file: csrc.file, pos: map[string]position{}, files: map[string]string{}}

@@ -250,3 +250,44 @@ func TestLoadDirDefaultTeam(t *testing.T) {
 		t.Errorf("Policy lookup wrong")
 	}
 }
+
+// TestExtendsRaisesAnInheritedTotalWithTheCallTimeout: a team file that
+// raises timeouts.call above the timeouts.total it inherits (and writes
+// no total of its own) gets the total raised to its call timeout, not a
+// load error asking it to know about total: max(inherited total, call).
+// A total the file writes itself stays its own, and one shorter than its
+// call timeout is still an error; a call below the inherited total keeps
+// the total.
+func TestExtendsRaisesAnInheritedTotalWithTheCallTimeout(t *testing.T) {
+	t.Parallel()
+	const base = "version: 1\nname: default\ntimeouts: {call: 30s, total: 60s}\n"
+	for _, c := range []struct {
+		name, team string
+		call, tot  Duration // the merged timeouts; tot 0: a load error naming timeouts.total
+	}{
+		{"call raised", "timeouts: {call: 90s}\n", Duration(90 * 1e9), Duration(90 * 1e9)},
+		{"call lowered", "timeouts: {call: 10s}\n", Duration(10 * 1e9), Duration(60 * 1e9)},
+		{"both raised", "timeouts: {call: 90s, total: 3m}\n", Duration(90 * 1e9), Duration(180 * 1e9)},
+		{"total written below call", "timeouts: {call: 90s, total: 60s}\n", 0, 0},
+		{"no total inherited", "timeouts: {call: 90s, total: null}\n", Duration(90 * 1e9), 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"default.yaml": base, "ml.yaml": "version: 1\nextends: default.yaml\n" + c.team})
+			set, err := LoadDir(dir)
+			if c.call == 0 {
+				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "ml.yaml") || !strings.Contains(err.Error(), "timeouts.total") {
+					t.Fatalf("err %v, want ml.yaml's timeouts.total refused", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := set.Policy("ml").Timeouts; got.Call != c.call || got.Total != c.tot {
+				t.Errorf("timeouts call %v total %v, want %v and %v", got.Call, got.Total, c.call, c.tot)
+			}
+		})
+	}
+}

@@ -224,7 +224,9 @@ type Timeouts struct {
 	// chunk: all its attempts, the waits between them and its fallbacks.
 	// When it passes the call fails with an error matching
 	// timeout.ErrTotal; no retry or fallback starts after it. At least
-	// Call when both are set. Zero: none.
+	// Call when both are set (a file that extends a base and raises Call
+	// above the Total it inherits, writing none, gets Total raised to
+	// Call). Zero: none.
 	Total Duration `yaml:"total,omitempty" json:"total,omitzero"`
 	// FirstToken bounds the wait for the first streamed chunk. Zero: none.
 	FirstToken Duration `yaml:"first_token,omitempty" json:"first_token,omitzero"`
