@@ -4,18 +4,20 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/tmc/langchaingo/llms"
 )
 
 // extraOptions renders the options that may change the answer but that the
 // core does not model as canonical JSON (sorted keys) for Request.Extra,
-// which caches key on: top_k, penalties, min/max length, a response MIME
-// type other than JSON, a tool choice naming a function like a mode
-// ("auto"), tool types other than "function", and the backend switches
-// langchaingo's backends read from Metadata (thinking_config, googleai's
-// CachedContentName, anthropic:beta_headers). Zero values are langchaingo's
+// which caches key on: top_k, penalties, min/max length, CandidateCount
+// (which backends read instead of N, or not at all), the response MIME
+// type (application/json too: the openai backend ignores it, where
+// JSONMode is its json_object), a tool choice naming a function like a
+// mode ("auto"), tool types other than "function", and the backend
+// switches langchaingo's backends read from Metadata (thinking_config,
+// googleai's CachedContentName, anthropic:beta_headers,
+// openai:use_legacy_max_tokens). Zero values are langchaingo's
 // "not set" and are left out. The rest of Metadata is neutral: it is what
 // langchaingo's openai backend sends as the OpenAI "metadata" field (see
 // middleware.NeutralFields). The streaming funcs are delivery, not
@@ -56,12 +58,22 @@ func extraOptions(co *llms.CallOptions) []byte {
 	if v, ok := co.Metadata["CachedContentName"].(string); ok && v != "" {
 		raw("cached_content", v)
 	}
+	// CandidateCount is not N: langchaingo's openai backend sends N only
+	// (n), googleai CandidateCount only; the core's N is either.
+	integer("candidate_count", co.CandidateCount)
 	num("frequency_penalty", co.FrequencyPenalty)
 	integer("max_length", co.MaxLength)
 	integer("min_length", co.MinLength)
+	if v, ok := co.Metadata["openai:use_legacy_max_tokens"].(bool); ok && v {
+		// The openai backend sends max_tokens instead of
+		// max_completion_tokens (which reasoning models read otherwise).
+		raw("openai_legacy_max_tokens", v)
+	}
 	num("presence_penalty", co.PresencePenalty)
 	num("repetition_penalty", co.RepetitionPenalty)
-	if m := co.ResponseMIMEType; m != "" && !strings.EqualFold(m, "application/json") {
+	// The MIME type as given, application/json too: the openai backend
+	// ignores it (only JSONMode is its json_object), googleai reads it.
+	if m := co.ResponseMIMEType; m != "" {
 		add("response_mime_type")
 		j, _ := json.Marshal(m) // a string always marshals
 		b = append(b, j...)
