@@ -1,6 +1,11 @@
 package llmwrap
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
@@ -120,7 +125,31 @@ func cacheConfig(p *policies.Policy) cache.Config {
 		DeterministicOnly: c.DeterministicOnly,
 		FailClosed:        c.FailClosed,
 		NoStreams:         !c.CachesStreams(),
+		Variant:           answerVariant(p),
 	}
+}
+
+// answerVariant is the cache's Config.Variant under p: a digest of the
+// sections whose layers sit below the cache and decide which model
+// answers a request and what it is sent (models, routing, context,
+// fallback), so that a cached answer is never served by a chain that
+// would route the same request otherwise (a reloaded policy, another
+// team under a global cache). Equal sections, equal variant: in every
+// process.
+func answerVariant(p *policies.Policy) string {
+	b, err := json.Marshal(struct {
+		Models   map[string]policies.ModelSpec
+		Routing  policies.Routing
+		Context  policies.ContextPolicy
+		Fallback policies.Fallback
+	}{p.Models, p.Routing, p.Context, p.Fallback})
+	if err != nil {
+		// Cannot happen (plain data); a variant of its own then, which
+		// shares nothing.
+		b = fmt.Appendf(nil, "%p", p)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // compactConfig maps policy.context; the summaries are written by

@@ -72,6 +72,13 @@ type Config struct {
 	// and argument pieces a hit replays to a streaming caller. Zero: 16
 	// (a few tokens, as providers stream).
 	ReplayChunk int
+	// Variant names what decides the answer to a request below the cache
+	// in the chain (package llmwrap: a digest of the policy's models,
+	// routing, context and fallback sections): it is part of the scope, so
+	// that a chain that would answer the same request otherwise (another
+	// route, after a reload or in another team under a global scope) never
+	// gets this chain's answers. Empty: none.
+	Variant string
 }
 
 // ErrConfig: New was given a Config it cannot use (a negative TTL or
@@ -120,7 +127,12 @@ func New(cfg Config, opts ...Option) (*Cache, error) {
 	if cfg.ReplayChunk == 0 {
 		cfg.ReplayChunk = 16
 	}
-	c := &cacher{store: o.store, cfg: cfg, pricer: o.pricer}
+	c := &cacher{store: o.store, cfg: cfg, pricer: o.pricer, globalScope: ScopeGlobal, teamScope: ScopeTeamPrefix}
+	if cfg.Variant != "" {
+		// Length-prefixed: no variant and scope run into another's.
+		v := "variant:" + strconv.Itoa(len(cfg.Variant)) + ":" + cfg.Variant + ";"
+		c.globalScope, c.teamScope = v+ScopeGlobal, v+ScopeTeamPrefix
+	}
 	if _, c.memory = o.store.(*Memory); c.memory {
 		// Entries keep their messages' encodings, which the memo finds
 		// again by the identity of their strings (another store keeps a
@@ -132,7 +144,8 @@ func New(cfg Config, opts ...Option) (*Cache, error) {
 }
 
 // The scopes the cache layer keys on (see [AppendCanonical]): ScopeGlobal,
-// or ScopeTeamPrefix followed by the team (middleware.TeamFrom).
+// or ScopeTeamPrefix followed by the team (middleware.TeamFrom), each
+// after the [Config].Variant when there is one.
 const (
 	ScopeGlobal     = "global"
 	ScopeTeamPrefix = "team:"
@@ -239,6 +252,10 @@ type cacher struct {
 	cfg    Config
 	pricer middleware.Pricer
 
+	// The scope of a global cache, and the prefix of a team's: ScopeGlobal
+	// and ScopeTeamPrefix, after the Variant when there is one.
+	globalScope, teamScope string
+
 	memory bool // the store is a *Memory: entries are kept as made
 
 	// memo finds the encodings of the messages of the entries by the
@@ -323,9 +340,9 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 	st := statePool.Get().(*keyState)
 	defer putState(st)
 	if c.cfg.Global {
-		keyOf(st, c.memo, ScopeGlobal, "", req)
+		keyOf(st, c.memo, c.globalScope, "", req)
 	} else {
-		keyOf(st, c.memo, ScopeTeamPrefix, middleware.TeamFrom(ctx), req)
+		keyOf(st, c.memo, c.teamScope, middleware.TeamFrom(ctx), req)
 	}
 	key := st.key
 

@@ -152,5 +152,7 @@
 //
 // In the default onion (see package llmwrap) the cache sits outside the
 // router and the budget: it keys on the model the caller asked for, and a
-// hit spends no budget.
+// hit spends no budget. Package llmwrap sets [Config].Variant to a digest of
+// the policy's sections below it (models, routing, context, fallback), so
+// that a chain that routes otherwise never shares its answers.
 package cache
