@@ -359,7 +359,7 @@ func (d *decoder) decode(path string, n ast.Node, v reflect.Value, depth int) {
 	case reflect.Bool:
 		b, ok := n.(*ast.BoolNode)
 		if !ok || asString {
-			d.problem(path, orig, "expected true or false, got %s", describeNode(n))
+			d.problem(path, orig, "expected true or false, got %s", describeValue(n, asString))
 			return
 		}
 		v.SetBool(b.Value)
@@ -371,7 +371,7 @@ func (d *decoder) decode(path string, n ast.Node, v reflect.Value, depth int) {
 				d.problem(path, orig, "integer %s is too large", clip(s.Value))
 				return
 			}
-			d.problem(path, orig, "expected an integer, got %s", describeNode(n))
+			d.problem(path, orig, "expected an integer, got %s", describeValue(n, asString))
 			return
 		}
 		var i int64
@@ -395,18 +395,18 @@ func (d *decoder) decode(path string, n ast.Node, v reflect.Value, depth int) {
 		case *ast.IntegerNode:
 			f, err := strconv.ParseFloat(strings.ReplaceAll(x.Token.Value, "_", ""), 64)
 			if err != nil || asString {
-				d.problem(path, orig, "expected a number, got %s", describeNode(n))
+				d.problem(path, orig, "expected a number, got %s", describeValue(n, asString))
 				return
 			}
 			v.SetFloat(f)
 		case *ast.FloatNode:
 			if asString {
-				d.problem(path, orig, "expected a number, got %s", describeNode(n))
+				d.problem(path, orig, "expected a number, got %s", describeValue(n, asString))
 				return
 			}
 			v.SetFloat(x.Value)
 		default:
-			d.problem(path, orig, "expected a number, got %s", describeNode(n))
+			d.problem(path, orig, "expected a number, got %s", describeValue(n, asString))
 		}
 	default:
 		d.problem(path, orig, "cannot decode into %s", v.Type())
@@ -630,6 +630,17 @@ func nodeKind(n ast.Node) string {
 		return "null"
 	}
 	return "a " + n.Type().String()
+}
+
+// describeValue describes a scalar as read: a string when a !!str tag
+// made it one ("!!str 5" is the string "5", not an integer).
+func describeValue(n ast.Node, asString bool) string {
+	if asString {
+		if text, ok := scalarText(n); ok {
+			return fmt.Sprintf("string %q (tagged !!str)", clip(text))
+		}
+	}
+	return describeNode(n)
 }
 
 func describeNode(n ast.Node) string {

@@ -89,3 +89,20 @@ func TestTabIndentationIsNamed(t *testing.T) {
 		t.Errorf("the message neither names the tab nor shows it visibly: %q", msg)
 	}
 }
+
+// TestAStrTaggedScalarIsReportedAsTheStringItIs: "!!str 5" is the string
+// "5"; where a number or a boolean goes, the problem says so, not that an
+// integer was given where an integer is expected.
+func TestAStrTaggedScalarIsReportedAsTheStringItIs(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ src, want string }{
+		{"version: 1\nlimits: {max_calls: !!str 5}\n", `p.yaml:2:21: limits.max_calls: expected an integer, got string "5" (tagged !!str)`},
+		{"version: 1\nbudget: {warn_at: [!!str 0.5]}\n", `budget.warn_at[0]: expected a number, got string "0.5" (tagged !!str)`},
+		{"version: 1\ncache: {enabled: !!str true}\n", `cache.enabled: expected true or false, got string "true" (tagged !!str)`},
+	} {
+		_, err := LoadBytes([]byte(c.src), "p.yaml")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: err %v, want %q", c.src, err, c.want)
+		}
+	}
+}
