@@ -82,6 +82,47 @@ func sameSent(a, b map[string]json.RawMessage) bool {
 	return true
 }
 
+// call is one GenerateContent call: its messages and options.
+type call struct {
+	msgs []llms.MessageContent
+	opts []llms.CallOption
+}
+
+// checkNoSharedAnswer fails t when b, made after a, is answered from the
+// cache although langchaingo's openai backend sends it otherwise than a
+// (its neutral members aside); what = the difference, for the message.
+func checkNoSharedAnswer(t *testing.T, srv *openaitest.Server, a, b call, what string) {
+	t.Helper()
+	models := func(mw middleware.Middleware) *twlc.Model {
+		return twlc.New(twlc.Models{"gpt-4o": newOpenAI(t, srv, "gpt-4o", true), "gpt-4o-mini": newOpenAI(t, srv, "gpt-4o-mini", true)},
+			mw, twlc.WithDefaultModel("gpt-4o"))
+	}
+	run := func(llm *twlc.Model) {
+		t.Helper()
+		srv.Reset()
+		srv.Default(openaitest.Text("an answer"))
+		for _, c := range []call{a, b} {
+			if _, err := llm.GenerateContent(t.Context(), c.msgs, c.opts...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// What each request sends, without a cache.
+	run(models(nil))
+	recs := srv.Requests()
+	if sameSent(sentBody(t, recs[0]), sentBody(t, recs[1])) {
+		return // the same request: may share an answer
+	}
+	c, err := cache.New(cache.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(models(c.Middleware()))
+	if srv.Count() != 2 {
+		t.Fatalf("%s: the second call was a hit, yet it sends\n%s\nnot\n%s", what, recs[1].Body, recs[0].Body)
+	}
+}
+
 // TestCacheNeverAnswersARequestLangchaingoSendsDifferently is the cache's
 // property through the langchaingo adapter: two GenerateContent calls
 // whose options make langchaingo's openai backend send bodies that differ
@@ -90,8 +131,6 @@ func sameSent(a, b map[string]json.RawMessage) bool {
 func TestCacheNeverAnswersARequestLangchaingoSendsDifferently(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	srv := openaitest.NewServer(t)
-	srv.Default(openaitest.Text("an answer"))
-	plain := twlc.New(twlc.Models{"gpt-4o": newOpenAI(t, srv, "gpt-4o", true), "gpt-4o-mini": newOpenAI(t, srv, "gpt-4o-mini", true)}, nil, twlc.WithDefaultModel("gpt-4o"))
 	for i := range 300 {
 		a := draw(r)
 		b := append([]int(nil), a...)
@@ -99,37 +138,33 @@ func TestCacheNeverAnswersARequestLangchaingoSendsDifferently(t *testing.T) {
 		for b[fam] == a[fam] {
 			b[fam] = r.IntN(len(optionPool[fam])+1) - 1
 		}
-		// What each request sends, without a cache.
-		srv.Reset()
-		srv.Default(openaitest.Text("an answer"))
 		msgs := []llms.MessageContent{human(fmt.Sprint("q", i))}
-		if _, err := plain.GenerateContent(t.Context(), msgs, optionsOf(a)...); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := plain.GenerateContent(t.Context(), msgs, optionsOf(b)...); err != nil {
-			t.Fatal(err)
-		}
-		recs := srv.Requests()
-		if sameSent(sentBody(t, recs[0]), sentBody(t, recs[1])) {
-			continue // the same request: may share an answer
-		}
-		// Through a cache: the second call must reach the provider.
-		srv.Reset()
-		srv.Default(openaitest.Text("an answer"))
-		c, err := cache.New(cache.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		llm := twlc.New(twlc.Models{"gpt-4o": newOpenAI(t, srv, "gpt-4o", true), "gpt-4o-mini": newOpenAI(t, srv, "gpt-4o-mini", true)}, c.Middleware(), twlc.WithDefaultModel("gpt-4o"))
-		if _, err := llm.GenerateContent(t.Context(), msgs, optionsOf(a)...); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := llm.GenerateContent(t.Context(), msgs, optionsOf(b)...); err != nil {
-			t.Fatal(err)
-		}
-		if srv.Count() != 2 {
-			t.Fatalf("family %d: options %v then %v: the second call was a hit, yet it sends\n%s\nnot\n%s",
-				fam, a, b, recs[1].Body, recs[0].Body)
-		}
+		checkNoSharedAnswer(t, srv, call{msgs, optionsOf(a)}, call{msgs, optionsOf(b)}, fmt.Sprintf("family %d: options %v then %v", fam, a, b))
+	}
+}
+
+// TestCacheNeverAnswersMessagesLangchaingoSendsDifferently: the same
+// property over messages that the core could confuse.
+func TestCacheNeverAnswersMessagesLangchaingoSendsDifferently(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	call1 := llms.MessageContent{Role: llms.ChatMessageTypeAI, Parts: []llms.ContentPart{llms.ToolCall{ID: "c1", Type: "function",
+		FunctionCall: &llms.FunctionCall{Name: "f", Arguments: "{}"}}}}
+	result := func(role llms.ChatMessageType) llms.MessageContent {
+		return llms.MessageContent{Role: role, Parts: []llms.ContentPart{llms.ToolCallResponse{ToolCallID: "c1", Name: "f", Content: "42"}}}
+	}
+	q := human("what is f?")
+	for _, c := range []struct {
+		what string
+		a, b []llms.MessageContent
+	}{
+		{"a tool result, then a legacy function result", []llms.MessageContent{q, call1, result(llms.ChatMessageTypeTool)},
+			[]llms.MessageContent{q, call1, result(llms.ChatMessageTypeFunction)}},
+		{"a generic message, then a human one", []llms.MessageContent{llms.TextParts(llms.ChatMessageTypeGeneric, "hi")}, []llms.MessageContent{human("hi")}},
+		{"two text parts, then one", []llms.MessageContent{{Role: llms.ChatMessageTypeHuman, Parts: []llms.ContentPart{llms.TextContent{Text: "a"}, llms.TextContent{Text: "b"}}}},
+			[]llms.MessageContent{human("ab")}},
+		{"an image, then its detail", []llms.MessageContent{{Role: llms.ChatMessageTypeHuman, Parts: []llms.ContentPart{llms.ImageURLContent{URL: "https://x/i.png"}}}},
+			[]llms.MessageContent{{Role: llms.ChatMessageTypeHuman, Parts: []llms.ContentPart{llms.ImageURLContent{URL: "https://x/i.png", Detail: "low"}}}}},
+	} {
+		checkNoSharedAnswer(t, srv, call{c.a, nil}, call{c.b, nil}, c.what)
 	}
 }

@@ -267,18 +267,30 @@ func coreRole(r llms.ChatMessageType) middleware.Role {
 		return middleware.RoleSystem
 	case llms.ChatMessageTypeAI:
 		return middleware.RoleAssistant
-	case llms.ChatMessageTypeTool, llms.ChatMessageTypeFunction:
+	case llms.ChatMessageTypeTool:
 		return middleware.RoleTool
+	case llms.ChatMessageTypeFunction:
+		return roleFunction
 	case llms.ChatMessageTypeHuman, llms.ChatMessageTypeGeneric:
 		return middleware.RoleUser
 	}
 	return middleware.Role(r)
 }
 
+// roleFunction is the role of a legacy function result, as the OpenAI
+// transport reads it too: langchaingo's openai backend sends it as such
+// (role "function", its name, no call id), another request than a tool
+// result's, so the two must not be one core message (a cache key).
+const roleFunction middleware.Role = "function"
+
 // appendCoreMessage appends the core form of mc to out. Its tool calls are
 // carved from *pool (capacity-limited, so appending to them reallocates).
 func appendCoreMessage(out []middleware.Message, mc llms.MessageContent, pool *[]middleware.ToolCall) []middleware.Message {
 	m := middleware.Message{Role: coreRole(mc.Role)}
+	toolRole := middleware.RoleTool
+	if mc.Role == llms.ChatMessageTypeFunction {
+		toolRole = roleFunction
+	}
 	// The common cases: one text part stays a plain Content message; one
 	// tool call response is a tool message.
 	if len(mc.Parts) == 1 {
@@ -287,7 +299,7 @@ func appendCoreMessage(out []middleware.Message, mc llms.MessageContent, pool *[
 			m.Content = p.Text
 			return append(out, m)
 		case llms.ToolCallResponse:
-			m.Role, m.ToolCallID, m.Name, m.Content = middleware.RoleTool, p.ToolCallID, p.Name, p.Content
+			m.Role, m.ToolCallID, m.Name, m.Content = toolRole, p.ToolCallID, p.Name, p.Content
 			return append(out, m)
 		}
 	}
@@ -331,7 +343,7 @@ func appendCoreMessage(out []middleware.Message, mc llms.MessageContent, pool *[
 		return append(out, m)
 	case 1:
 		r := responses[0]
-		m.Role, m.ToolCallID, m.Name = middleware.RoleTool, r.ToolCallID, r.Name
+		m.Role, m.ToolCallID, m.Name = toolRole, r.ToolCallID, r.Name
 		if m.Content == "" && len(m.Parts) == 0 {
 			m.Content = r.Content
 		} else {
@@ -344,7 +356,7 @@ func appendCoreMessage(out []middleware.Message, mc llms.MessageContent, pool *[
 		out = append(out, m)
 	}
 	for _, r := range responses {
-		out = append(out, middleware.Message{Role: middleware.RoleTool, ToolCallID: r.ToolCallID, Name: r.Name, Content: r.Content})
+		out = append(out, middleware.Message{Role: toolRole, ToolCallID: r.ToolCallID, Name: r.Name, Content: r.Content})
 	}
 	return out
 }
@@ -365,9 +377,9 @@ func llmsMessage(m *middleware.Message) llms.MessageContent {
 		mc.Role = llms.ChatMessageTypeSystem
 	case middleware.RoleAssistant:
 		mc.Role = llms.ChatMessageTypeAI
-	case middleware.RoleTool:
+	case middleware.RoleTool, roleFunction:
 		mc.Role = llms.ChatMessageTypeTool
-		if m.ToolCallID == "" {
+		if m.ToolCallID == "" || m.Role == roleFunction {
 			// A legacy function result (role "function") has no call id.
 			mc.Role = llms.ChatMessageTypeFunction
 		}

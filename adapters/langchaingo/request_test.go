@@ -84,7 +84,7 @@ func TestRequestMessages(t *testing.T) {
 		}},
 		{Role: middleware.RoleAssistant, Content: "Let me check.", ToolCalls: []middleware.ToolCall{{ID: "call_1", Name: "check_disk", Arguments: `{"path":"/"}`}}},
 		{Role: middleware.RoleTool, ToolCallID: "call_1", Name: "check_disk", Content: "95% full"},
-		{Role: middleware.RoleTool, Name: "legacy", Content: "done"},
+		{Role: "function", Name: "legacy", Content: "done"}, // as the OpenAI transport reads it
 		{Role: middleware.RoleUser, Content: "generic"},
 		{Role: middleware.RoleTool, ToolCallID: "a", Content: "A"},
 		{Role: middleware.RoleTool, ToolCallID: "b", Content: "B"},
