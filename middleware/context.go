@@ -129,6 +129,12 @@ type CallFacts struct {
 	RateWait         time.Duration // time spent waiting for rate-limit admission, all models
 	RateRefusals     int           // rate-limit refusals (rejected or moved on to the next model)
 	CacheReason      string        // why the cache missed or bypassed ("request not deterministic"); "" for a hit or a plain miss
+	// OffRoute says why the answer is not the one the call's route gives
+	// while its models are healthy and its budgets afford them: a
+	// fallback model answered after the routed one failed, or a budget
+	// downgraded the call. A response cache does not keep such an answer
+	// (the next identical call would get another model's). "": none.
+	OffRoute string
 	// Operation is the GenAI operation of a call that is not a chat
 	// ("embeddings", as the gateway reports its embeddings calls); "":
 	// chat.

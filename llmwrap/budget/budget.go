@@ -729,6 +729,9 @@ func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *Exc
 		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
 			f.Model = d.Model
 			f.Notes = append(f.Notes, fmt.Sprintf("budget: %s over its %s limit, downgraded %s → %s", e.Scope, e.Unit, req.Model, d.Model))
+			if f.OffRoute == "" {
+				f.OffRoute = "budget: downgraded " + req.Model + " → " + d.Model
+			}
 		})
 		r, h, err := b.admit(ctx, d, true, est)
 		var e2 *ExceededError

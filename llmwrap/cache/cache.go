@@ -485,6 +485,18 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 		}
 		return resp, err
 	}
+	offRoute := false
+	middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+		if f.OffRoute != "" {
+			// Another model's answer than the route's (a fallback's, a
+			// downgrade's): the answer to this call, not to the request.
+			offRoute, f.CacheReason = true, reasonNotStored+f.OffRoute
+		}
+	})
+	if offRoute {
+		shared = stripped(resp)
+		return resp, nil
+	}
 	ttl := c.cfg.TTL
 	if ctl.TTL > 0 {
 		ttl = ctl.TTL

@@ -66,7 +66,10 @@
 // # What is stored
 //
 // Only complete answers ([Complete]: finished by stop or tool calls): no
-// errors, no truncated or filtered answers, no cut streams. By default
+// errors, no truncated or filtered answers, no cut streams; and only the
+// route's own answers: not one a fallback model gave after the routed
+// model failed, nor one a budget downgraded (middleware.CallFacts
+// OffRoute), which the next identical call would not get. By default
 // identical requests share an answer whatever their temperature, as
 // LiteLLM, Portkey and Helicone do; [Config].DeterministicOnly (policy
 // deterministic_only: true) stores only deterministic requests

@@ -424,7 +424,12 @@ func (f *fallback) finish(ctx context.Context, req *middleware.Request, rs []res
 		final = &rs[len(rs)-1]
 	}
 	if ci := middleware.CallInfoFrom(ctx); ci != nil {
-		ci.Update(func(fc *middleware.CallFacts) { fc.Model = final.model })
+		ci.Update(func(fc *middleware.CallFacts) {
+			fc.Model = final.model
+			if win != nil && win.model != req.Model && fc.OffRoute == "" {
+				fc.OffRoute = "fallback: answered by " + win.model + ", not " + req.Model
+			}
+		})
 	}
 	if win != nil {
 		return win.resp, nil
