@@ -820,6 +820,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			}
 		}
 		if cc != nil {
+			cc.call = call
 			modify = cc.keep(modify)
 		}
 		r, bound = s.boundPass(ctx, r, k.team, req != nil && req.streams(), call != nil)

@@ -31,7 +31,8 @@ import (
 // is not kept.
 //
 // Only what is the same answer again is kept or served: a completed
-// answer (status "completed") to a request that is not run in the
+// answer (status "completed") of the model the call was routed to (not a
+// fallback model's, after that model failed) to a request that is not run in the
 // background, names no conversation (whose items change) and no
 // stored prompt (whose latest version changes), and has no hosted tool
 // (web or file search, code interpreter, computer use, MCP, image
@@ -99,6 +100,7 @@ func (s *Server) newResponsesCache(team string, pol *policies.Policy) *responses
 
 // cachedCall is a Responses call's place in its team's cache.
 type cachedCall struct {
+	call  *responsesCall // the call's fallback chain (nil: none)
 	c     *responsesCache
 	key   uint64
 	canon []byte // the digest of the scope, the upstream and the body: what a hit equals
@@ -285,7 +287,9 @@ func (cc *cachedCall) keep(next func(*http.Response) error) func(*http.Response)
 				return err
 			}
 		}
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "" {
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "" || cc.call.fellBack() {
+			// (A fallback model's answer is not the routed model's: the
+			// next identical call, its model healthy, would not get it.)
 			return nil
 		}
 		ctx := context.WithoutCancel(resp.Request.Context())

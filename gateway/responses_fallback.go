@@ -100,6 +100,20 @@ type responsesCall struct {
 
 	cur    *responsesHold // after RoundTrip: the hold of the answer passed on (nil: none)
 	passed string         // after RoundTrip: the model whose answer was passed on ("": none)
+	// offRoute: after RoundTrip, the answer passed on is a fallback
+	// model's, not the model's the chain was asked for.
+	offRoute bool
+}
+
+// fellBack reports whether the answer c passed on is a fallback model's
+// (false for a nil c).
+func (c *responsesCall) fellBack() bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.offRoute
 }
 
 // outcome returns the model whose answer the call passed on (else the
@@ -233,7 +247,9 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 	}
 	var pass *responsesAttempt // the attempt whose answer the client gets
 	var err error
+	var asked string // the model the chain was asked for when it gave pass
 	for i, m := range steps {
+		asked = m
 		var resp *middleware.Response
 		resp, err = c.chain.Handle(ctx, &middleware.Request{Model: m})
 		pass = nil
@@ -259,10 +275,17 @@ func (c *responsesCall) RoundTrip(out *http.Request) (*http.Response, error) {
 		pass = nil
 	}
 	if err == nil {
-		pass, err = c.regenerate(ctx, pass)
+		before := pass
+		if pass, err = c.regenerate(ctx, pass); pass != before {
+			asked = c.regen
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// An answer of another model than the chain was asked for is a
+	// fallback's (the model failed, or its breaker is open): the cache
+	// does not keep it.
+	c.offRoute = pass != nil && pass.model != asked
 	if pass == nil {
 		pass = c.kept // the last error answer, should no model answer
 	}
