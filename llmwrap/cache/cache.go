@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -162,6 +163,7 @@ const (
 	ReasonCollision          = "another request under the same hash"
 	ReasonStoreFailed        = "store failed"
 	ReasonUnstreamable       = "streamed legacy function calls and audio are not kept"
+	ReasonLiveSearch         = "web search: the provider's live results are not kept"
 	reasonNotStored          = "answer not stored: "
 )
 
@@ -300,6 +302,25 @@ func unstreamable(extra []byte) bool {
 	return f || fc || a || slices.Contains(mods, "audio")
 }
 
+// liveSearch reports whether req has the provider search the web: it
+// asks for web_search_options (canonical JSON in Extra), or names one of
+// OpenAI's search models (gpt-4o-search-preview, gpt-5-search-api...),
+// which search on every call.
+func liveSearch(req *middleware.Request) bool {
+	if strings.Contains(req.Model, "-search-") {
+		return true
+	}
+	if !bytes.Contains(req.Extra, []byte(`"web_search_options"`)) {
+		return false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(req.Extra, &m) != nil {
+		return true // (unread: not kept, to be safe)
+	}
+	v, ok := m["web_search_options"]
+	return ok && string(v) != "null"
+}
+
 // sharedError reports whether a leader's error is the provider's answer to
 // the request itself, which identical followers would get too: a
 // classified provider error other than a broken connection or stream.
@@ -323,6 +344,12 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 		return next.Handle(ctx, req)
 	case c.cfg.DeterministicOnly && !Deterministic(req):
 		c.mark(ctx, req, middleware.CacheBypass, ReasonNotDeterministic)
+		return next.Handle(ctx, req)
+	case liveSearch(req):
+		// The provider searches the web for the answer each time (as a
+		// hosted tool of the Responses API, which the gateway does not
+		// cache either): yesterday's results are not today's answer.
+		c.mark(ctx, req, middleware.CacheBypass, ReasonLiveSearch)
 		return next.Handle(ctx, req)
 	case req.Stream != nil && req.Extra != nil && unstreamable(req.Extra):
 		// An answer's legacy function_call or audio is not in the core
