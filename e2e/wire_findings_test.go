@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -244,5 +245,49 @@ func TestLangchaingoStreamWithDoneButNoFinishReasonIsComplete(t *testing.T) {
 		llms.WithStreamingFunc(func(context.Context, []byte) error { return nil }))
 	if !errors.Is(err, middleware.ErrStreamCut) {
 		t.Errorf("a stream without [DONE] nor finish_reason: %v, want ErrStreamCut", err)
+	}
+}
+
+// An answer that finishes with finish_reason "error" and no error object
+// (OpenRouter's failure of the provider behind it, streamed after the
+// content or answered in one piece with HTTP 200): go-openai alone reads a
+// success whose finish reason is "error"; through the transport it is the
+// provider's error, as through the langchaingo adapter, and never cached
+// (the transport once passed it on as a finished answer).
+func TestAnswerFinishedWithFinishReasonErrorFails(t *testing.T) {
+	stream := "data: " + chunkHi + "\n\n" +
+		`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}` + "\n\ndata: [DONE]\n\n"
+	plain := `{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"error"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`
+	for _, tc := range []struct {
+		name, contentType, body string
+		stream                  bool
+	}{{"stream", "text/event-stream", stream, true}, {"plain", "application/json", plain, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, _, srv := wireClients(t, tc.contentType, tc.body)
+			cfg := goopenai.DefaultConfig("k")
+			p := policies.Default()
+			p.Fallback.Retry.MaxAttempts = 1
+			ts := httptest.NewServer(srv)
+			defer ts.Close()
+			cfg.BaseURL = ts.URL
+			cfg.HTTPClient = twopenai.NewHTTPClient(llmwrap.MustBuild(p, llmwrap.WithLogger(slog.New(slog.DiscardHandler))))
+			tw := goopenai.NewClientWithConfig(cfg)
+			req := wireStreamRequest(0, false)
+			req.Stream = tc.stream
+			if r := wiregen.Call(context.Background(), raw, req); r.Err != nil || r.Answer.Choices[0].Finish != "error" {
+				t.Fatalf("go-openai alone: %v %v", r.Answer, r.Err)
+			}
+			for i := range 2 {
+				before := srv.Served()
+				got := wiregen.Call(context.Background(), tw, req)
+				var pe *middleware.ProviderError
+				if !errors.As(got.Err, &pe) {
+					t.Errorf("call %d: through the transport %v %v, want the provider's error", i+1, got.Answer, got.Err)
+				}
+				if srv.Served() == before {
+					t.Errorf("call %d was answered from the cache", i+1)
+				}
+			}
+		})
 	}
 }

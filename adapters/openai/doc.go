@@ -122,7 +122,10 @@
 // is [middleware.ErrNetwork]; a body that is not a valid answer (malformed
 // JSON, no choices, a bad stream chunk) is [middleware.ErrMalformed]; a
 // stream that ends before "data: [DONE]" is [middleware.ErrStreamCut]. An
-// error object inside a 200 body or a stream is classified by its type. A
+// error object inside a 200 body or a stream is classified by its type,
+// and a choice that finishes with finish_reason "error" (OpenRouter's
+// failure of the provider behind it, with or without an error object) is
+// the provider's error, never a finished answer. A
 // failure caused by the caller's context returns the context's error
 // (matching context.Canceled or context.DeadlineExceeded, and its cause).
 //

@@ -218,6 +218,11 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 		// A whole answer the provider produced, and bills: the Meter and
 		// the budget bill the attempt its estimated input.
 		return nil, p.fail(middleware.ErrMalformed, req, "", &middleware.AnswerMalformedError{StatusCode: hresp.StatusCode, Err: err})
+	case resp.FinishReason == "error":
+		// OpenRouter's finish_reason for a provider that failed
+		// mid-answer: a failure, returned with the answer, whose usage
+		// the Meter bills.
+		return resp, p.embeddedError(req, &apiError{Message: `the answer finished with finish_reason "error"`})
 	}
 	if stream { // the upstream answered a streaming request in one piece
 		if err := middleware.Replay(ctx, resp, 0, req.Stream); err != nil {
@@ -611,6 +616,12 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 				tmpl.learn(data, &c, &w.chunk, &pc)
 			}
 			tier = cmp.Or(m.tier, tier)
+		}
+		if c.FinishReason == "error" {
+			// OpenRouter's failure of the provider behind it, when it
+			// sends no error object with it (the langchaingo adapter
+			// reads it so too): a failure, never a finished answer.
+			return partial(), p.embeddedError(req, &apiError{Message: `the stream finished with finish_reason "error"`})
 		}
 		if !haveMeta {
 			meta.id, meta.model, meta.created = cmp.Or(meta.id, m.id), cmp.Or(meta.model, m.model), cmp.Or(meta.created, m.created)
