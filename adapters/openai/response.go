@@ -348,6 +348,7 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 		return c, meta, nil, err
 	}
 	choices := -1
+	r.unindexed = false
 	var apiErr *apiError
 	var groq middleware.Usage // of x_groq.usage
 	hasGroq := false
@@ -486,6 +487,7 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 		pc.ok = pc.ok && choices <= 1
 	}
 	snap.usageOnly = choices <= 0 && c.Usage != nil
+	snap.reindex = r.unindexed && choices == 1
 	snap.c = c
 	w.isChunk = true
 	c.Native = w
@@ -712,6 +714,7 @@ func (r *reader) toolCallDeltas() ([]middleware.ToolCallDelta, error) {
 	var out []middleware.ToolCallDelta
 	for r.more() {
 		d := middleware.ToolCallDelta{Index: len(out)}
+		indexed := false
 		if ok, err := r.open('{'); err != nil || !ok {
 			if err == nil {
 				err = errors.New("tool call delta is null")
@@ -726,7 +729,7 @@ func (r *reader) toolCallDeltas() ([]middleware.ToolCallDelta, error) {
 			switch name {
 			case "index":
 				var n int64
-				n, _, err = r.int()
+				n, indexed, err = r.int()
 				d.Index = int(n)
 			case "id":
 				d.ID, err = r.str()
@@ -747,6 +750,12 @@ func (r *reader) toolCallDeltas() ([]middleware.ToolCallDelta, error) {
 		if d.Index < 0 || d.Index >= middleware.MaxToolCalls {
 			// The Accumulator would drop it: an error, never a shorter answer.
 			return nil, errors.New("tool call index out of range")
+		}
+		if !indexed && len(out) > 0 {
+			// Calls sent whole in one list without their index (Mistral,
+			// Gemini's compatibility layer): each is a call of its own,
+			// at its position.
+			r.unindexed = true
 		}
 		out = append(out, d)
 	}

@@ -138,6 +138,10 @@ type Usage struct{ Prompt, Completion, Total, Cached, Reasoning int }
 type Answer struct {
 	Choices map[int]*Choice
 	Usage   *Usage
+	// Unindexed: a streamed chunk held several tool calls with no index
+	// (read at their positions; a caller reading a missing index as 0
+	// reads them as one call).
+	Unindexed bool
 }
 
 func (a *Answer) String() string {
@@ -152,6 +156,9 @@ func (a *Answer) String() string {
 		fmt.Fprintf(&b, "[%d] content %q reasoning %q refusal %q finish %q tools %+v\n", i, c.Content, c.Reasoning, c.Refusal, c.Finish, c.Tools)
 	}
 	fmt.Fprintf(&b, "usage %+v", a.Usage)
+	if a.Unindexed {
+		b.WriteString(" (tool calls without index)")
+	}
 	return b.String()
 }
 
@@ -185,8 +192,9 @@ func readPlain(resp goopenai.ChatCompletionResponse) *Answer {
 }
 
 // readStream assembles a stream as callers of go-openai do: by choice
-// index, tool calls by their index (id and name from the fragments that
-// carry them, arguments concatenated).
+// index, tool calls by their index, or their position in the chunk's list
+// when they have none (id and name from the fragments that carry them,
+// arguments concatenated).
 func readStream(s *goopenai.ChatCompletionStream) (*Answer, error) {
 	defer s.Close()
 	a := &Answer{Choices: map[int]*Choice{}}
@@ -215,10 +223,12 @@ func readStream(s *goopenai.ChatCompletionStream) (*Answer, error) {
 			if ch.FinishReason != "" {
 				rc.Finish = string(ch.FinishReason)
 			}
-			for _, t := range ch.Delta.ToolCalls {
-				i := 0
+			for pos, t := range ch.Delta.ToolCalls {
+				i := pos // a call without its index: the one at its position (Mistral's calls, sent whole)
 				if t.Index != nil {
 					i = *t.Index
+				} else if len(ch.Delta.ToolCalls) > 1 {
+					a.Unindexed = true
 				}
 				k, ok := toolIdx[ch.Index][i]
 				if !ok {
@@ -246,7 +256,7 @@ func cmpOr(a, b string) string {
 // Norm returns a copy of a to compare: each choice's tool calls in the
 // order of their stream index, a missing type "function".
 func (a *Answer) Norm() *Answer {
-	b := &Answer{Choices: map[int]*Choice{}, Usage: a.Usage}
+	b := &Answer{Choices: map[int]*Choice{}, Usage: a.Usage, Unindexed: a.Unindexed}
 	for i, c := range a.Choices {
 		cc := *c
 		cc.Tools = slices.Clone(c.Tools)
@@ -325,6 +335,7 @@ func compare(c Case, raw, tw Outcome) string {
 	}
 	r, t := raw.Answer.Norm(), tw.Answer.Norm()
 	lenient(r, t)
+	r.Unindexed = t.Unindexed // tokenwise passes them on indexed, as its hit restreams them
 	if c.Stream && !c.IncludeUsage {
 		r.Usage, t.Usage = nil, nil
 	}
