@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -35,6 +36,11 @@ var defaultChain = sync.OnceValue(func() middleware.Middleware { return llmwrap.
 // transportDifferential returns a server of generated answers and go-openai
 // through the transport with the default policy, in front of it.
 func transportDifferential(t testing.TB) (srv *wiregen.Server, url string, tw *goopenai.Client) {
+	return transportDifferentialOf(t, defaultChain())
+}
+
+// transportDifferentialOf is transportDifferential with chain.
+func transportDifferentialOf(t testing.TB, chain middleware.Middleware) (srv *wiregen.Server, url string, tw *goopenai.Client) {
 	srv = &wiregen.Server{}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
@@ -42,7 +48,7 @@ func transportDifferential(t testing.TB) (srv *wiregen.Server, url string, tw *g
 	t.Cleanup(base.CloseIdleConnections)
 	cfg := goopenai.DefaultConfig("k")
 	cfg.BaseURL = ts.URL
-	cfg.HTTPClient = twopenai.NewHTTPClient(defaultChain(), twopenai.WithBaseTransport(base))
+	cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(base))
 	return srv, ts.URL, goopenai.NewClientWithConfig(cfg)
 }
 
@@ -63,8 +69,17 @@ func FuzzGoOpenAIReadsTheSameThroughTheTransport(f *testing.F) {
 }
 
 // TestGoOpenAIReadsTheSameThroughTheTransportSweep is the fuzz target's
-// property over wireSeeds seeds after its corpus.
+// property over the named servers' shapes (wiregen.Vendors; a failure
+// among them read as a typed error, never cached), each through a chain
+// of its own (a failure opens no breaker for the next), then over
+// wireSeeds seeds after its corpus.
 func TestGoOpenAIReadsTheSameThroughTheTransportSweep(t *testing.T) {
+	for _, v := range wiregen.Vendors {
+		t.Run(v.Name, func(t *testing.T) {
+			srv, url, tw := transportDifferentialOf(t, llmwrap.MustBuild(policies.Default(), llmwrap.WithLogger(slog.New(slog.DiscardHandler))))
+			wiregen.Differential(t, srv, url, tw, v.Case())
+		})
+	}
 	srv, url, tw := transportDifferential(t)
 	for s := range wireSeeds(t) {
 		c := wiregen.NewCase(64 + s)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,8 @@ import (
 
 	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 	"github.com/tokenwise/tokenwise/internal/wiregen"
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/policies"
 )
 
 // lcChoice is a choice as a langchaingo caller reads it.
@@ -77,8 +80,10 @@ func (o *lcOutcome) forStream(ref lcOutcome) {
 	}
 }
 
-// TestLangchaingoReadsTheSameThroughTheAdapterSweep: for wireSeeds
-// generated answers (internal/wiregen), langchaingo through the adapter
+// TestLangchaingoReadsTheSameThroughTheAdapterSweep: for the named
+// servers' shapes (wiregen.Vendors; a provider's failure among them fails
+// through the adapter, and is not cached) and wireSeeds generated answers
+// (internal/wiregen), langchaingo through the adapter
 // (the default policy, twlc.NewTransport installed) reads what langchaingo
 // alone reads (a stream: what go-openai reads of its choice 0, langchaingo
 // alone mis-assembling some streams), or fails on a stream without [DONE];
@@ -101,51 +106,75 @@ func TestLangchaingoReadsTheSameThroughTheAdapterSweep(t *testing.T) {
 	cfg := goopenai.DefaultConfig("k")
 	cfg.BaseURL = ts.URL
 	goClient := goopenai.NewClientWithConfig(cfg)
+	for _, v := range wiregen.Vendors {
+		t.Run(v.Name, func(t *testing.T) {
+			tw := tw
+			if v.WantErr { // a chain of its own: a failure opens no breaker for the next
+				tw = twlc.New(twlc.Models{"gpt-4o-mini": inner}, llmwrap.MustBuild(policies.Default(), llmwrap.WithLogger(slog.New(slog.DiscardHandler))))
+			}
+			lcDifferential(t, srv, raw, tw, goClient, v.Case())
+		})
+	}
 	for s := range wireSeeds(t) {
 		c := wiregen.NewCase(s)
-		t.Run(fmt.Sprint(s), func(t *testing.T) {
-			srv.Set(c.Wire)
-			ctx := context.Background()
-			tag := fmt.Sprint(rand.Uint64())
-			var r lcOutcome
-			if c.Stream {
-				g := wiregen.Call(ctx, goClient, c.Request(tag))
-				r.err = g.Err
-				if g.Err == nil {
-					ch := g.Answer.Norm().Choices[0]
-					if ch == nil {
-						ch = &wiregen.Choice{}
-					}
-					r.choices = []lcChoice{{Content: ch.Content, Reasoning: ch.Reasoning, Stop: ch.Finish, Tools: ch.Tools}}
-				}
-			} else {
-				r = lcCall(ctx, raw, c, tag)
+		t.Run(fmt.Sprint(s), func(t *testing.T) { lcDifferential(t, srv, raw, tw, goClient, c) })
+	}
+}
+
+// lcDifferential serves c from srv and compares langchaingo alone (raw;
+// for a stream, go-openai's read of choice 0) with langchaingo through
+// the adapter (tw), first call and hit; a failure (c.Fails) must fail
+// through the adapter, and not be cached.
+func lcDifferential(t *testing.T, srv *wiregen.Server, raw, tw llms.Model, goClient *goopenai.Client, c wiregen.Case) {
+	t.Helper()
+	srv.Set(c.Wire)
+	ctx := context.Background()
+	tag := fmt.Sprint(rand.Uint64())
+	var r lcOutcome
+	if c.Stream {
+		g := wiregen.Call(ctx, goClient, c.Request(tag))
+		r.err = g.Err
+		if g.Err == nil {
+			ch := g.Answer.Norm().Choices[0]
+			if ch == nil {
+				ch = &wiregen.Choice{}
 			}
-			a := lcCall(ctx, tw, c, tag)
-			if r.err != nil || a.err != nil {
-				if r.err == nil && !c.NoDone {
-					t.Fatalf("seed %d: through tokenwise %v, on an answer langchaingo reads %+v\nwire %q", c.Seed, a.err, r.choices, c.Wire.Body)
-				}
-				return
-			}
-			if c.Stream {
-				a.forStream(r)
-			}
-			if !reflect.DeepEqual(r, a) {
-				t.Fatalf("seed %d (stream %t n %d): first call\nalone %+v\ntokenwise %+v\nwire %q", c.Seed, c.Stream, c.N, r, a, c.Wire.Body)
-			}
-			before := srv.Served()
-			b := lcCall(ctx, tw, c, tag)
-			hit := srv.Served() == before
-			if b.err != nil {
-				t.Fatalf("seed %d: second call (a hit: %t): %v", c.Seed, hit, b.err)
-			}
-			if c.Stream {
-				b.forStream(a)
-			}
-			if !reflect.DeepEqual(a, b) {
-				t.Fatalf("seed %d (stream %t n %d): second call (a hit: %t) differs\nfirst  %+v\nsecond %+v\nwire %q", c.Seed, c.Stream, c.N, hit, a, b, c.Wire.Body)
-			}
-		})
+			r.choices = []lcChoice{{Content: ch.Content, Reasoning: ch.Reasoning, Stop: ch.Finish, Tools: ch.Tools}}
+		}
+	} else {
+		r = lcCall(ctx, raw, c, tag)
+	}
+	a := lcCall(ctx, tw, c, tag)
+	if c.Fails {
+		before := srv.Served()
+		b := lcCall(ctx, tw, c, tag)
+		if a.err == nil || b.err == nil || srv.Served() == before {
+			t.Fatalf("the provider's failure through tokenwise: %+v %v, asked again (upstream calls %d): %+v %v\nwire %q", a.choices, a.err, srv.Served()-before, b.choices, b.err, c.Wire.Body)
+		}
+		return
+	}
+	if r.err != nil || a.err != nil {
+		if r.err == nil && !c.NoDone {
+			t.Fatalf("seed %d: through tokenwise %v, on an answer langchaingo reads %+v\nwire %q", c.Seed, a.err, r.choices, c.Wire.Body)
+		}
+		return
+	}
+	if c.Stream {
+		a.forStream(r)
+	}
+	if !reflect.DeepEqual(r, a) {
+		t.Fatalf("seed %d (stream %t n %d): first call\nalone %+v\ntokenwise %+v\nwire %q", c.Seed, c.Stream, c.N, r, a, c.Wire.Body)
+	}
+	before := srv.Served()
+	b := lcCall(ctx, tw, c, tag)
+	hit := srv.Served() == before
+	if b.err != nil {
+		t.Fatalf("seed %d: second call (a hit: %t): %v", c.Seed, hit, b.err)
+	}
+	if c.Stream {
+		b.forStream(a)
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("seed %d (stream %t n %d): second call (a hit: %t) differs\nfirst  %+v\nsecond %+v\nwire %q", c.Seed, c.Stream, c.N, hit, a, b, c.Wire.Body)
 	}
 }

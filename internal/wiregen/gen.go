@@ -399,6 +399,18 @@ func (a *gAnswer) events(rng *rand.Rand, includeUsage bool) []string {
 		for _, p := range cut(rng, c.refusal, false) {
 			add(newObj(rng).set("refusal", jstr(rng, p)))
 		}
+		if len(c.calls) > 1 && rng.IntN(5) == 0 {
+			// Mistral's and Gemini's way: every call whole, in one
+			// delta, none with its index (each is the one at its
+			// position).
+			var tcs []string
+			for _, tc := range c.calls {
+				f := newObj(rng).set("name", jstr(rng, tc.name)).set("arguments", jstr(rng, tc.args))
+				tcs = append(tcs, newObj(rng).set("id", jstr(rng, tc.id)).maybe("type", `"function"`, 0, 50).set("function", f.String()).String())
+			}
+			add(newObj(rng).set("tool_calls", "["+strings.Join(tcs, ",")+"]"))
+			c.calls = nil
+		}
 		// tool calls: each call's fragments in order, calls interleaved
 		frags := make([][]string, len(c.calls))
 		for j, tc := range c.calls {

@@ -11,7 +11,12 @@
 // directly with what it reads through tokenwise (a client whose transport
 // is the OpenAI adapter's, or the gateway), and then with the second,
 // identical call (a cache hit): the shapes tokenwise's own scripted server
-// (openaitest) never plays.
+// (openaitest) never plays. [Vendors] are answers in the exact shapes of
+// named servers (vLLM, Ollama, llama.cpp, Groq, Azure, DeepSeek,
+// OpenRouter's mid-stream error, Mistral, Gemini, Together, Fireworks,
+// Anthropic's and LM Studio's compatibility layers; usage of nulls,
+// floats, huge and negative counts), each with the usage its provider
+// bills.
 package wiregen
 
 import (
@@ -42,7 +47,11 @@ type Case struct {
 	Stream       bool // the request streams
 	IncludeUsage bool // stream_options.include_usage
 	NoDone       bool // the stream ends without [DONE] (a cut, unless finished)
-	Wire         Wire
+	// Fails: the answer is the provider's failure (an error object or a
+	// finish_reason "error" sent with HTTP 200), which tokenwise reports
+	// as a typed error, never cached, whatever go-openai alone reads.
+	Fails bool
+	Wire  Wire
 }
 
 // NewCase returns the case of seed.
@@ -321,6 +330,12 @@ func typed(err error) bool {
 // compare reports what differs between go-openai's read of c alone (raw)
 // and through tokenwise (tw), or "".
 func compare(c Case, raw, tw Outcome) string {
+	if c.Fails {
+		if tw.Err == nil || !typed(tw.Err) {
+			return fmt.Sprintf("the provider's failure read as %v, error %v (%T)", tw.Answer, tw.Err, tw.Err)
+		}
+		return ""
+	}
 	if raw.Err != nil {
 		return "" // garbage to go-openai itself: any outcome but a panic
 	}
@@ -362,10 +377,15 @@ func Differential(t testing.TB, srv *Server, rawURL string, tw *goopenai.Client,
 	if d := compare(c, raw, first); d != "" {
 		t.Fatalf("seed %d (stream %t, usage %t, n %d): first call: %s\nwire:\n%q", c.Seed, c.Stream, c.IncludeUsage, c.N, d, c.Wire.Body)
 	}
+	before := srv.Served()
 	if first.Err != nil {
+		if c.Fails {
+			if second := Call(ctx, tw, req); srv.Served() == before || second.Err == nil {
+				t.Fatalf("seed %d: the provider's failure, asked again: upstream calls %d, %v %v\nwire:\n%q", c.Seed, srv.Served()-before, second.Answer, second.Err, c.Wire.Body)
+			}
+		}
 		return
 	}
-	before := srv.Served()
 	second := Call(ctx, tw, req)
 	hit := srv.Served() == before
 	if second.Err != nil {
