@@ -5,8 +5,11 @@ package gateway_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"testing"
 
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 	goopenai "github.com/sashabaranov/go-openai"
 
 	"github.com/tokenwise/tokenwise/internal/wiregen"
@@ -65,5 +68,44 @@ func TestGatewayEventStreamLabelledJSONIsRead(t *testing.T) {
 	}
 	if got := wiregen.Call(context.Background(), tw, gatewayStreamRequest(0)); got.Err != nil || got.Answer.Choices[0].Content != "hi there" {
 		t.Errorf("through the gateway: %v %v", got.Answer, got.Err)
+	}
+}
+
+// TestGatewayStreamWithCreatedAsAStringIsRead: a stream whose chunks carry
+// "created" as a string, which openai-go reads (go-openai fails on it, its
+// own decoding): openai-go through the gateway reads the answer too, first
+// call and hit (the gateway once failed the call with a 502, the chunk
+// taken for malformed).
+func TestGatewayStreamWithCreatedAsAStringIsRead(t *testing.T) {
+	t.Setenv(upstreamEnv, upstreamKey)
+	srv := &wiregen.Server{}
+	srv.Set(wiregen.Wire{Stream: true, ContentType: "text/event-stream", Body: []byte(
+		`data: {"id":"c","object":"chat.completion.chunk","created":"1700000000","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":null}]}` + "\n\n" +
+			`data: {"id":"c","object":"chat.completion.chunk","created":"1700000000","model":"m","choices":[{"index":0,"delta":{"content":" there"},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n")})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	gw := defaultPolicyGateway(t, ts.URL+"/v1")
+	read := func(base, key string) (string, error) {
+		oc := openai.NewClient(option.WithAPIKey(key), option.WithBaseURL(base+"/"), option.WithMaxRetries(0))
+		ss := oc.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{Model: "gpt-4o-mini",
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+		defer ss.Close()
+		var acc openai.ChatCompletionAccumulator
+		for ss.Next() {
+			acc.AddChunk(ss.Current())
+		}
+		if err := ss.Err(); err != nil || len(acc.Choices) == 0 {
+			return "", err
+		}
+		return acc.Choices[0].Message.Content, nil
+	}
+	if got, err := read(ts.URL+"/v1", "k"); err != nil || got != "hi there" {
+		t.Fatalf("openai-go alone: %q %v", got, err)
+	}
+	for i := range 2 {
+		before := srv.Served()
+		if got, err := read(gw, devopsKey); err != nil || got != "hi there" || i == 1 && srv.Served() != before {
+			t.Errorf("call %d (a hit: %t): openai-go through the gateway: %q %v", i+1, srv.Served() == before, got, err)
+		}
 	}
 }

@@ -409,7 +409,7 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 			}
 		case "created":
 			if wantMeta {
-				meta.created, _, err = r.int()
+				meta.created, err = r.created()
 			} else {
 				err = r.skip()
 			}
@@ -492,6 +492,26 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 	w.isChunk = true
 	c.Native = w
 	return c, meta, nil, nil
+}
+
+// created reads a chunk's created time: a number, or a string of one
+// (which openai-go and the other SDKs read); another value, or a string
+// of another text, is no time (0), never an error: the chunk's content
+// does not depend on it.
+func (r *reader) created() (int64, error) {
+	switch r.peek() {
+	case '"':
+		s, err := r.str()
+		n, perr := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if perr != nil || n < 0 {
+			n = 0
+		}
+		return n, err
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'n':
+		n, _, err := r.int()
+		return max(n, 0), err
+	}
+	return 0, r.skip()
 }
 
 // tier reads a service_tier member: a string, else nothing (a vendor's
