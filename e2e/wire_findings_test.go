@@ -316,3 +316,25 @@ func TestToolCallsWithoutIndexReadAsTheHitReadsThem(t *testing.T) {
 		}
 	}
 }
+
+// vLLM's error event ({"object":"error","message",...}, sent mid-stream
+// with HTTP 200, then [DONE]): go-openai alone reads a success of the
+// content before it; through the transport it is the provider's error
+// (the transport once skipped it as an event of nothing, and answered the
+// content before it, cut, as a success).
+func TestVLLMErrorEventFails(t *testing.T) {
+	body := "data: " + chunkHi + "\n\n" +
+		`data: {"object":"error","message":"The engine is dead","type":"InternalServerError","param":null,"code":500}` + "\n\ndata: [DONE]\n\n"
+	raw, tw, srv := wireClients(t, "text/event-stream", body)
+	if r := wiregen.Call(context.Background(), raw, wireStreamRequest(0, false)); r.Err != nil {
+		t.Logf("go-openai alone fails now: %v", r.Err)
+	}
+	for i := range 2 {
+		before := srv.Served()
+		got := wiregen.Call(context.Background(), tw, wireStreamRequest(0, false))
+		var pe *middleware.ProviderError
+		if !errors.As(got.Err, &pe) || pe.Message != "The engine is dead" {
+			t.Errorf("call %d (a hit: %t): through the transport %v %v, want the provider's error", i+1, srv.Served() == before, got.Answer, got.Err)
+		}
+	}
+}

@@ -350,6 +350,8 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 	choices := -1
 	r.unindexed = false
 	var apiErr *apiError
+	var event apiError // vLLM's error event: {"object":"error","message",...}
+	objErr := false
 	var groq middleware.Usage // of x_groq.usage
 	hasGroq := false
 	var tier string // of service_tier
@@ -446,6 +448,25 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 				m := memberSpan(data, start, r.offset())
 				snap.errStart, snap.errEnd = int32(m.start), int32(m.end)
 			}
+		case "object":
+			if r.peek() == '"' {
+				var o string
+				o, err = r.str()
+				objErr = o == "error"
+			} else {
+				err = r.skip()
+			}
+		case "message", "type":
+			// An error event's (a chunk's are not read).
+			if r.peek() != '"' {
+				err = r.skip()
+			} else if name == "message" {
+				event.Message, err = r.str()
+			} else {
+				event.Type, err = r.str()
+			}
+		case "code":
+			event.Code, err = r.scalar()
 		case "x_groq":
 			// Groq's streams without stream_options.include_usage report
 			// the call's usage here, in the last chunk: the provider's
@@ -468,6 +489,15 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 	}
 	if err := r.end(); err != nil {
 		return c, meta, nil, err
+	}
+	if apiErr == nil && objErr && choices < 0 {
+		// vLLM's error event (and its ErrorResponse of older versions),
+		// sent mid-stream with HTTP 200 before its [DONE]: the provider's
+		// error, never an event of nothing to skip.
+		if event.Message == "" {
+			event.Message = "the stream sent an error event"
+		}
+		apiErr = &event
 	}
 	if apiErr != nil {
 		return c, meta, apiErr, nil

@@ -92,6 +92,13 @@ var Vendors = []Vendor{
 		`{"choices":[{"content_filter_results":{},"delta":{},"finish_reason":"content_filter","index":0,"logprobs":null}],"created":1,"id":"chatcmpl-a","model":"gpt-4o-2024-08-06","object":"chat.completion.chunk","system_fingerprint":"fp_1","usage":null}`,
 		`{"choices":[],"created":1,"id":"chatcmpl-a","model":"gpt-4o-2024-08-06","object":"chat.completion.chunk","system_fingerprint":"fp_1","usage":{"completion_tokens":1,"completion_tokens_details":{"accepted_prediction_tokens":0,"audio_tokens":0,"reasoning_tokens":0,"rejected_prediction_tokens":0},"prompt_tokens":12,"prompt_tokens_details":{"audio_tokens":0,"cached_tokens":0},"total_tokens":13}}`,
 		`[DONE]`), Bill: &Bill{Prompt: 12, Completion: 1}},
+	{Name: "azure-async-filter", Stream: true, IncludeUsage: true, body: sse(
+		`{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}`,
+		`{"choices":[{"content_filter_results":{},"delta":{"content":"Hi","role":"assistant"},"finish_reason":null,"index":0,"logprobs":null}],"created":1,"id":"chatcmpl-a","model":"gpt-4o-2024-08-06","object":"chat.completion.chunk","system_fingerprint":"fp_1"}`,
+		`{"choices":[{"content_filter_results":{},"delta":{},"finish_reason":"stop","index":0,"logprobs":null}],"created":1,"id":"chatcmpl-a","model":"gpt-4o-2024-08-06","object":"chat.completion.chunk","system_fingerprint":"fp_1"}`,
+		`{"choices":[{"content_filter_offsets":{"check_offset":0,"start_offset":0,"end_offset":2},"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}},"finish_reason":null,"index":0}],"created":0,"id":"","model":"","object":""}`,
+		`{"choices":[],"created":1,"id":"chatcmpl-a","model":"gpt-4o-2024-08-06","object":"chat.completion.chunk","usage":{"completion_tokens":1,"prompt_tokens":12,"total_tokens":13}}`,
+		`[DONE]`), Bill: &Bill{Prompt: 12, Completion: 1}},
 	{Name: "deepseek", Stream: true, IncludeUsage: true, body: sse(
 		`: keep-alive`, ``,
 		`{"id":"d","object":"chat.completion.chunk","created":1,"model":"deepseek-reasoner","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"role":"assistant","content":null,"reasoning_content":""},"logprobs":null,"finish_reason":null}]}`,
@@ -119,6 +126,13 @@ var Vendors = []Vendor{
 		`{"id":"gen-1","model":"m","object":"chat.completion.chunk","created":1,"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}`,
 		`{"id":"gen-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}`,
 		`[DONE]`)},
+	{Name: "vllm-error-event", Stream: true, WantErr: true, body: sse(
+		`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"logprobs":null,"finish_reason":null}]}`,
+		`{"object":"error","message":"The engine is dead","type":"InternalServerError","param":null,"code":500}`,
+		`[DONE]`)},
+	{Name: "llamacpp-error-event", Stream: true, WantErr: true, body: sse(
+		`{"choices":[{"finish_reason":null,"index":0,"delta":{"content":"Hi"}}],"created":1,"id":"chatcmpl-x","model":"m","object":"chat.completion.chunk"}`,
+		`{"error":{"code":500,"message":"context shift failed","type":"server_error"}}`)},
 	{Name: "mistral-tools", Stream: true, IncludeUsage: true, body: sse(
 		`{"id":"m1","object":"chat.completion.chunk","created":1,"model":"mistral-large-latest","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`,
 		`{"id":"m1","object":"chat.completion.chunk","created":1,"model":"mistral-large-latest","choices":[{"index":0,"delta":{"tool_calls":[{"id":"D681PevKs","function":{"name":"check_disk","arguments":"{\"host\": \"web-1\"}"}},{"id":"A2b3C4d5E","function":{"name":"rotate_logs","arguments":"{\"host\": \"web-2\"}"}}]},"finish_reason":"tool_calls","logprobs":null}],"usage":{"prompt_tokens":80,"total_tokens":110,"completion_tokens":30}}`,
