@@ -347,6 +347,10 @@ func (c *failureContext) Value(key any) any {
 //     an empty choice) gets the finish_reason read last: the backend
 //     keeps the finish_reason of the last entry, null included, and the
 //     adapter would take the complete answer for a cut one;
+//   - Groq's usage in its x_groq member (the call's, in the last chunk of
+//     a stream that did not ask for include_usage), which the backend
+//     does not read, is given to it as the chunk's usage: the provider's
+//     count is billed, never an estimate;
 //   - an error object in a data line (an "error" member that is not null
 //     or empty, vLLM's {"object":"error"}) fails the read with the
 //     provider's error (see embeddedError), and so does choice 0's
@@ -473,6 +477,8 @@ func (s *checkedStream) transform(line []byte) error {
 		}
 	}
 	rewrite, finish, wasFinished := false, false, s.finished
+	groq := c.groqUsage()
+	rewrite = groq != nil
 	for _, ch := range c.Choices {
 		if ch.Index != 0 {
 			// Dropped for the backend, kept for the bill: the partial
@@ -567,6 +573,11 @@ func (s *checkedStream) transform(line []byte) error {
 		kept = append(kept, cm)
 	}
 	m["choices"] = kept
+	if groq != nil {
+		// The provider's count, where the backend reads a usage: billed,
+		// never an estimate.
+		m["usage"] = groq
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return &streamFault{kind: middleware.ErrMalformed, msg: "a streamed data line cannot be re-encoded", cause: err}
@@ -646,6 +657,33 @@ type lcChunk struct {
 		CompletionTokens int `json:"completion_tokens"`
 		TotalTokens      int `json:"total_tokens"`
 	} `json:"usage"`
+	// Groq's vendor object, whose usage (the call's, in the last chunk
+	// of a stream that did not ask for include_usage) the backend does
+	// not read. Raw: what is not a usage in it is never an error.
+	XGroq json.RawMessage `json:"x_groq"`
+}
+
+// groqUsage returns the usage object of Groq's x_groq member raw, or nil
+// when it has none: an object of the counts the backend reads as ints.
+func (c *lcChunk) groqUsage() json.RawMessage {
+	if c.Usage != nil || len(c.XGroq) == 0 {
+		return nil
+	}
+	var x struct {
+		Usage json.RawMessage `json:"usage"`
+	}
+	if json.Unmarshal(c.XGroq, &x) != nil || len(x.Usage) == 0 || x.Usage[0] != '{' {
+		return nil
+	}
+	var u struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+		TotalTokens      int `json:"total_tokens"`
+	}
+	if json.Unmarshal(x.Usage, &u) != nil {
+		return nil
+	}
+	return x.Usage
 }
 
 type lcToolCall struct {
