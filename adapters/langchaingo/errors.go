@@ -164,7 +164,9 @@ func classifyError(ctx context.Context, err error, c callFacts) error {
 		perr.Kind = middleware.ErrStreamCut
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		perr.Kind = middleware.ErrNetwork // the body was cut short
-	case errors.As(err, &serr):
+	case errors.As(err, &serr), errors.As(err, &terr):
+		// Not JSON, or a value the backend's types do not hold (a usage
+		// count of 12.0, a created time as a string): malformed.
 		perr.Kind = middleware.ErrMalformed
 	default:
 		// The openai backend replaces network errors by fixed texts.
