@@ -133,6 +133,12 @@ var Vendors = []Vendor{
 	{Name: "llamacpp-error-event", Stream: true, WantErr: true, body: sse(
 		`{"choices":[{"finish_reason":null,"index":0,"delta":{"content":"Hi"}}],"created":1,"id":"chatcmpl-x","model":"m","object":"chat.completion.chunk"}`,
 		`{"error":{"code":500,"message":"context shift failed","type":"server_error"}}`)},
+	{Name: "gemini-error-event", Stream: true, WantErr: true, body: sse(
+		`{"choices":[{"delta":{"content":"Hi","role":"assistant"},"index":0}],"created":1,"id":"g1","model":"gemini-2.0-flash","object":"chat.completion.chunk"}`,
+		`{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}`)},
+	{Name: "anthropic-error-event", Stream: true, WantErr: true, body: sse(
+		`{"id":"msg_01","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"}}],"created":1,"model":"claude-sonnet-4-5","object":"chat.completion.chunk"}`,
+		`{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)},
 	{Name: "mistral-tools", Stream: true, IncludeUsage: true, body: sse(
 		`{"id":"m1","object":"chat.completion.chunk","created":1,"model":"mistral-large-latest","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`,
 		`{"id":"m1","object":"chat.completion.chunk","created":1,"model":"mistral-large-latest","choices":[{"index":0,"delta":{"tool_calls":[{"id":"D681PevKs","function":{"name":"check_disk","arguments":"{\"host\": \"web-1\"}"}},{"id":"A2b3C4d5E","function":{"name":"rotate_logs","arguments":"{\"host\": \"web-2\"}"}}]},"finish_reason":"tool_calls","logprobs":null}],"usage":{"prompt_tokens":80,"total_tokens":110,"completion_tokens":30}}`,
