@@ -97,8 +97,9 @@ func checkBill(t *testing.T, v wiregen.Vendor, facts []middleware.CallFacts) mid
 }
 
 // lcUnbilled are the shapes langchaingo's backend cannot decode (a usage
-// of floats, a created time as a string): the adapter does not bill them
-// as the provider does (see TestLangchaingoUndecodableAnswersAreBilled).
+// of floats, a created time as a string): they fail with ErrMalformed,
+// billed an estimate where the provider's count was not read (not yet the
+// provider's count, which the go-openai transport bills).
 var lcUnbilled = map[string]bool{"usage-floats": true, "usage-floats-plain": true, "created-string": true, "created-string-plain": true}
 
 // TestLangchaingoVendorShapesAreBilledAsTheProviderBills: for each named
