@@ -275,7 +275,7 @@ func TestReaderStrings(t *testing.T) {
 		}
 		putReader(r)
 	}
-	for in, want := range map[string]int64{`0`: 0, `-12`: -12, `3.9`: 3, `1e3`: 1000, `9223372036854775807`: 1<<63 - 1} {
+	for in, want := range map[string]int64{`0`: 0, `-12`: -12, `3.9`: 4, `1000.5`: 1001, `-2.5`: -2, `1e3`: 1000, `9223372036854775807`: 1<<63 - 1} {
 		r := getReader([]byte(in))
 		got, ok, err := r.int()
 		if err != nil || !ok || got != want {

@@ -3,6 +3,7 @@ package openai
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 	"unicode/utf16"
@@ -552,7 +553,10 @@ func (r *reader) int() (n int64, ok bool, err error) {
 	if err != nil || f != f || f >= 1<<63 || f < -(1<<63) {
 		return 0, false, r.fail("number out of range")
 	}
-	return int64(f), true, nil
+	// A fraction is rounded up: the sent text is what the server reads,
+	// and a lenient one that rounds max_tokens 1000.5 (or n 1.5) up must
+	// not exceed the bound the chain reserved for; a count is billed up.
+	return int64(math.Ceil(f)), true, nil
 }
 
 // float reads a number; null reads as nil.
