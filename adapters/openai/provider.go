@@ -202,7 +202,10 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 			return nil, ctxError(ctx)
 		}
 		if err == errResponseTooLarge {
-			return nil, p.fail(middleware.ErrMalformed, req, "", err)
+			// Produced after a 2xx status, and billed: the attempt is
+			// billed its estimated input (its output, unread, is not
+			// counted).
+			return nil, p.fail(middleware.ErrMalformed, req, "", &middleware.AnswerMalformedError{StatusCode: hresp.StatusCode, Err: err})
 		}
 		// The provider answered 2xx and the body was lost mid-read: it
 		// produced the answer, and bills it (the Meter and the budget

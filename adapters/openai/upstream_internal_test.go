@@ -190,10 +190,16 @@ func TestAnswersOverTheBoundsAreMalformed(t *testing.T) {
 		if c.stream {
 			req.Stream = func(context.Context, middleware.Chunk) error { return nil }
 		}
-		_, err := p.Handle(context.Background(), req)
+		resp, err := p.Handle(context.Background(), req)
 		srv.Close()
 		if c.ok && err != nil || !c.ok && !errors.Is(err, middleware.ErrMalformed) {
 			t.Errorf("%s: %v, want %s", c.name, err, map[bool]string{true: "no error", false: "a malformed answer"}[c.ok])
+		}
+		// The provider produced the answer after its 2xx status, and
+		// bills it: the Meter bills the attempt its estimate (a partial
+		// answer, or an error that says the answer was billed), never $0.
+		if _, billed := middleware.AnswerBilled(err); !c.ok && resp == nil && !billed {
+			t.Errorf("%s: %v is not billed", c.name, err)
 		}
 	}
 }
