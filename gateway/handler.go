@@ -748,8 +748,11 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		// routed by the team's rules (see responses_route.go): the budget,
 		// the rate limits and the upstream are the routed model's.
 		req := new(responsesRequest)
-		if json.Unmarshal(body, req) != nil || req.Model == "" {
-			req = nil
+		var unread string // why req is nil, for a refusal to say
+		if err := json.Unmarshal(body, req); err != nil {
+			req, unread = nil, err.Error()
+		} else if req.Model == "" {
+			req, unread = nil, "it has no model"
 		}
 		ctx, e := s.passContext(r, k.team, callID, true)
 		if e != nil {
@@ -807,6 +810,9 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			r = r.WithContext(ctx)
 		} else {
 			h, e := s.reserveResponses(ctx, k.team, req, named)
+			if e != nil && req == nil && unread != "" {
+				e.Message += " (" + strings.TrimPrefix(unread, "json: ") + ")"
+			}
 			if e != nil {
 				s.recordRefused(k.team, named, req, start, e)
 				s.refuse(w, e)

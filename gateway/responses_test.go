@@ -1598,3 +1598,33 @@ func TestGatewayAnswersUpstreamRedirectsAsErrors(t *testing.T) {
 		t.Fatalf("a 201 answer: %d, spent %d tokens; want it charged its 1,200", r.StatusCode, s.SpentTokens)
 	}
 }
+
+// TestGatewaySaysWhyItCannotReadAResponsesRequest: a Responses request a
+// team's budget cannot account for is refused with what is wrong with it
+// — a member of the wrong type or out of range, no model — not only that
+// it needs a JSON body with a model (which it may well have).
+func TestGatewaySaysWhyItCannotReadAResponsesRequest(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the upstream was called: %s", r.URL.Path)
+	}))
+	defer up.Close()
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1}\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	for body, want := range map[string]string{
+		`{"model":"gpt-4o","input":"hi","max_output_tokens":1e30}`: "max_output_tokens",
+		`{"model":"gpt-4o","input":"hi","max_output_tokens":"9"}`:  "max_output_tokens",
+		`{"input":"hi"}`: "it has no model",
+	} {
+		resp := e.do(t, "POST", "/v1/responses", devopsKey, body)
+		var eb struct {
+			Error struct{ Code, Type, Message string } `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&eb)
+		_ = resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(eb.Error.Message, want) {
+			t.Errorf("%s: %d %q, want a 400 that names %q", body, resp.StatusCode, eb.Error.Message, want)
+		}
+	}
+}
