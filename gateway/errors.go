@@ -88,6 +88,8 @@ var (
 		Message: "tokenwise/gateway: the request body could not be read"}
 	errTooLarge = &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
 		Message: "the request body is larger than the gateway's limits.max_body"}
+	errEncodedBody = &apiError{Status: http.StatusUnsupportedMediaType, Type: "invalid_request_error", Code: "unsupported_content_encoding",
+		Message: "tokenwise/gateway: the request body has a Content-Encoding (gzip, deflate...); the gateway reads the JSON of the request to police it, as OpenAI's API does: send it unencoded"}
 	errEmptyBody = &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "empty_body",
 		Message: "tokenwise/gateway: the request body is empty: a chat completion request is a JSON object"}
 )
@@ -221,4 +223,11 @@ func classify(err error, secrets ...string) *apiError {
 		return &apiError{Status: status, Type: typ, Code: pe.Code, Message: msg, RetryAfter: ra}
 	}
 	return &apiError{Status: http.StatusBadGateway, Type: "server_error", Code: "gateway_error", Message: msg}
+}
+
+// encodedBody reports whether r's body is sent with a Content-Encoding
+// other than identity, which the gateway does not decode.
+func encodedBody(r *http.Request) bool {
+	ce := r.Header.Get("Content-Encoding")
+	return ce != "" && !strings.EqualFold(strings.TrimSpace(ce), "identity")
 }

@@ -289,6 +289,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		errInvalidRunID.write(w)
 		return
 	}
+	if encodedBody(r) {
+		s.refuse(w, errEncodedBody)
+		return
+	}
 	ctx := middleware.WithTeam(r.Context(), k.team)
 	if runID == "" {
 		// A run of its own, named callID, which no later request can
@@ -643,6 +647,10 @@ func (s *Server) reportRefused(team string, run *middleware.Run, f middleware.Ca
 // what it costs) and gives it back to r; false, with the error written,
 // when it cannot be read or is over the limit.
 func (s *Server) readPassBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if encodedBody(r) {
+		s.refuse(w, errEncodedBody)
+		return nil, false
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		s.refuse(w, bodyError(err))

@@ -1628,3 +1628,46 @@ func TestGatewaySaysWhyItCannotReadAResponsesRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayRefusesEncodedRequestBodies: a request body sent with a
+// Content-Encoding (gzip) is one the gateway cannot read to police: chat,
+// Responses and embeddings calls get a 415 unsupported_content_encoding
+// that says so, before the upstream, instead of a 400 "invalid JSON at
+// offset 0"; Content-Encoding: identity is a plain body.
+func TestGatewayRefusesEncodedRequestBodies(t *testing.T) {
+	var calls atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"error":{"message":"scripted","type":"invalid_request_error"}}`)
+	}))
+	defer up.Close()
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1}\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = io.WriteString(zw, `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"input":"hi"}`)
+	_ = zw.Close()
+	for _, path := range []string{"/v1/chat/completions", "/v1/responses", "/v1/embeddings"} {
+		resp := e.do(t, "POST", path, devopsKey, gz.String(), "Content-Encoding", "gzip")
+		var eb struct {
+			Error struct{ Code, Type, Message string } `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&eb)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusUnsupportedMediaType || eb.Error.Code != "unsupported_content_encoding" || !strings.Contains(eb.Error.Message, "Content-Encoding") {
+			t.Errorf("%s, gzip: %d %+v, want a 415 unsupported_content_encoding", path, resp.StatusCode, eb)
+		}
+	}
+	if calls.Load() != 0 {
+		t.Errorf("the upstream got %d encoded calls", calls.Load())
+	}
+	resp := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4o","input":"hi"}`, "Content-Encoding", "identity")
+	_ = resp.Body.Close()
+	if resp.StatusCode == http.StatusUnsupportedMediaType || calls.Load() != 1 {
+		t.Errorf("identity: %d, %d upstream calls; want the call passed", resp.StatusCode, calls.Load())
+	}
+}
