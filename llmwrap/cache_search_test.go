@@ -38,6 +38,10 @@ func TestCacheDoesNotKeepLiveWebSearchAnswers(t *testing.T) {
 		`{"model":"gpt-4o",` + msgs + `,"web_search_options":{}}`,
 		`{"model":"gpt-4o",` + msgs + `,"web_search_options":{"search_context_size":"low"}}`,
 		`{"model":"gpt-4o-search-preview",` + msgs + `}`,
+		`{"model":"sonar",` + msgs + `}`,
+		`{"model":"sonar-pro",` + msgs + `}`,
+		`{"model":"perplexity/sonar-reasoning-pro",` + msgs + `}`,
+		`{"model":"openai/gpt-4o:online",` + msgs + `}`,
 	} {
 		before := srv.Count()
 		post(body)

@@ -303,11 +303,17 @@ func unstreamable(extra []byte) bool {
 }
 
 // liveSearch reports whether req has the provider search the web: it
-// asks for web_search_options (canonical JSON in Extra), or names one of
-// OpenAI's search models (gpt-4o-search-preview, gpt-5-search-api...),
-// which search on every call.
+// asks for web_search_options (canonical JSON in Extra), or names a model
+// that searches on every call: one of OpenAI's search models
+// (gpt-4o-search-preview, gpt-5-search-api...), Perplexity's Sonar models
+// (sonar, sonar-pro, perplexity/sonar-reasoning...), or OpenRouter's
+// ":online" variant of any model.
 func liveSearch(req *middleware.Request) bool {
-	if strings.Contains(req.Model, "-search-") {
+	model := strings.ToLower(req.Model)
+	if strings.Contains(model, "-search-") || strings.HasSuffix(model, ":online") {
+		return true
+	}
+	if base := model[strings.LastIndexByte(model, '/')+1:]; base == "sonar" || strings.HasPrefix(base, "sonar-") {
 		return true
 	}
 	if !bytes.Contains(req.Extra, []byte(`"web_search_options"`)) {

@@ -124,8 +124,9 @@
 // policy cache.streams: false), [ReasonUnstreamable] (a streaming request
 // for legacy function calls or audio output, which a stream's core chunks
 // do not carry), [ReasonLiveSearch] (a request with web_search_options, or
-// to one of OpenAI's search models: the provider searches the web each
-// time, and an answer kept would be stale), or the
+// to a model that searches on every call — OpenAI's search models,
+// Perplexity's Sonar, OpenRouter's ":online" variants: the provider
+// searches the web each time, and an answer kept would be stale), or the
 // middleware.CacheControl Source of a request that asked for a bypass or a
 // refresh ("cache.WithBypass", "cache.WithRefresh", "cache-control
 // no-store" for an HTTP request through the OpenAI transport). An answer
