@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -528,11 +529,33 @@ func (h *passHold) unsuccessful(ctx context.Context, resp *http.Response) bool {
 }
 
 // releaseEmbeddings frees what an embeddings call that got no answer
-// holds.
-func (h *passHold) releaseEmbeddings(ctx context.Context) {
+// holds; when lost is the error that ended it after it was sent, one the
+// provider bills (billedUnanswered: a timeout, the client gone), the call
+// is charged its input instead (chargeUnanswered).
+func (h *passHold) releaseEmbeddings(ctx context.Context, lost error) {
+	if lost != nil {
+		h.chargeUnanswered(ctx, lost)
+		return
+	}
 	h.settle(ctx, budget.Amount{})
 	h.done(ctx, 0, 0)
 	h.reportEmbeddings("", 0, 0, false, errNoEmbeddings)
+}
+
+// chargeUnanswered settles an embeddings call that was sent to the
+// upstream and ended without an answer (lost: its timeout, the run's
+// deadline, the client gone) at its input — the tokens counted for its
+// reservation (an embeddings call has no output), priced exactly — as
+// the provider bills a call it processed and as the chain's Meter and
+// budget bill a chat attempt that ended so; in its run's record, an
+// estimate, failed.
+func (h *passHold) chargeUnanswered(ctx context.Context, lost error) {
+	h.estimate()
+	tok := h.need.Tokens
+	pico, _ := h.s.embeddingsPico(h.team, h.model, tok)
+	h.settle(ctx, budget.Settleable(budget.Exact(tok, pico)))
+	h.done(ctx, tok, 1)
+	h.reportEmbeddings("", tok, pico, tok > 0, fmt.Errorf("%w: %w", errNoEmbeddings, lost))
 }
 
 // errNoEmbeddings is the failure of an embeddings call that got no answer

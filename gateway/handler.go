@@ -690,6 +690,9 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	var call *responsesCall // a Responses call's fallback chain (responses_fallback.go)
 	var refused *apiError   // the chain's refusal of the call, written as its answer
 	policed := false        // an embeddings or Responses call: counted by its answer's status
+	// lost is what ended a call the proxy sent without an answer, when its
+	// provider bills it (billedUnanswered): its timeout, the client gone.
+	var lost error
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(httpWriter(w), r.Body, s.maxBody())
 	}
@@ -736,8 +739,10 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		}
 		policed = true
 		h.named = named
-		// Released if no answer settled it (an upstream error).
-		defer h.releaseEmbeddings(r.Context())
+		// Released if no answer settled it (an upstream error); charged
+		// its input if it was sent and timed out or its client went away
+		// before the answer (lost).
+		defer func(ctx context.Context) { h.releaseEmbeddings(ctx, lost) }(r.Context())
 		modify = h.chargeEmbeddings
 		r, bound = s.boundPass(ctx, r, k.team, false, false)
 	}
@@ -890,8 +895,12 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			if c := bound.cause(); c != nil {
 				// A timeout of the team's or the run's ended the call
 				// before its answer began.
+				lost = c
 				classify(c, s.secrets...).write(w)
 				return
+			}
+			if billedUnanswered(err) {
+				lost = err // the client went away (the chain's own call charged its attempts)
 			}
 			if call != nil {
 				// The chain ended without an answer to pass on: a refusal

@@ -25,10 +25,11 @@ import (
 // chunk of a chat stream) — and by its run's deadline
 // (limits.run_timeout from the run's start: the run X-Run-Id names, else
 // the call's own). A bound that passes before the answer began is the
-// caller's OpenAI-shaped 504 "timeout" (a Responses call's attempt that
-// was sent charged its input, as the provider bills a prompt it received
-// and as the chain bills a chat attempt that timed out; an embeddings
-// call's reservation released); one that passes while a stream is read ends the stream
+// caller's OpenAI-shaped 504 "timeout" (a Responses or embeddings call's
+// attempt that was sent charged its input, as the provider bills a prompt
+// it received and as the chain bills a chat attempt that timed out; so is
+// one whose client went away before its answer); one that passes while a
+// stream is read ends the stream
 // with an error event naming it (the call charged its reservation, as a
 // cut stream is: the provider may have billed what it streamed); a JSON
 // answer it cuts is a 504 too, charged its reservation.
@@ -389,4 +390,14 @@ func (s *eventScan) events(p []byte) bool {
 		}
 	}
 	return ended
+}
+
+// billedUnanswered reports whether err, which ended a call's attempt sent
+// to the upstream before its answer came, is one its provider bills the
+// attempt's input for, as the chain's Meter (middleware.Meter) bills a
+// chat attempt: a timeout (the team's, the run's deadline) or a
+// cancellation (the client gone) — not a network failure (the provider
+// may never have had the request) or a refusal.
+func billedUnanswered(err error) bool {
+	return err != nil && (middleware.IsCancellation(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, middleware.ErrTimeout))
 }
