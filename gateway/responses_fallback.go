@@ -395,7 +395,7 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 		rec := middleware.Attempt{Model: mreq.Model, Latency: time.Since(start), Err: err, Hedge: hedge}
 		if err != nil && h != nil {
 			rec.Usage, rec.CostPico = c.failed(ctx, a, err)
-			rec.Estimated = !rec.Usage.IsZero() // a hedge's loser, a timed-out attempt: its input, counted by the gateway
+			rec.Estimated = !rec.Usage.IsZero() // a hedge's loser, a timed-out or cancelled attempt: its input, counted by the gateway
 		}
 		c.mu.Lock()
 		a.rec = rec
@@ -414,8 +414,9 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 }
 
 // failed lets go of what attempt a holds, which err ended: an attempt
-// sent without an answer that lost a hedge or timed out (its call,
-// first_token or total timeout, the run's deadline) is charged its input,
+// sent without an answer that lost a hedge, timed out (its call,
+// first_token or total timeout, the run's deadline) or was cancelled (its
+// client went away: billedUnanswered) is charged its input,
 // as the provider bills a prompt it received and as the chain's Meter and
 // budget bill a chat attempt that ended so (its usage and cost returned,
 // for the run's record: an estimate); any other is freed. (An error answer it got is kept, to pass
@@ -423,7 +424,7 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 // no-op.)
 func (c *responsesCall) failed(ctx context.Context, a *responsesAttempt, err error) (middleware.Usage, int64) {
 	ctx = context.WithoutCancel(ctx)
-	if a.resp == nil && a.hold.sent && (errors.Is(err, fallback.ErrHedgeLost) || errors.Is(err, middleware.ErrTimeout)) {
+	if a.resp == nil && a.hold.sent && (errors.Is(err, fallback.ErrHedgeLost) || billedUnanswered(err)) {
 		return a.hold.chargeInput(ctx)
 	}
 	a.hold.drop(ctx)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/tokenwise/tokenwise/gateway"
 )
@@ -92,5 +93,30 @@ func TestEmbeddingsSentAndUnansweredAreChargedTheirInput(t *testing.T) {
 			synctest.Wait()
 			checkChargedInput(t, e, "emb-gone", 100)
 		})
+	})
+}
+
+// responsesHang is a Responses call (openai-go) the upstream never answers.
+func responsesHang() responses.ResponseNewParams {
+	return responses.ResponseNewParams{Model: "gpt-4o-mini", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hang")},
+		MaxOutputTokens: openai.Int(100)}
+}
+
+// TestResponsesClientGoneInFlightIsChargedItsInput: a Responses call
+// (openai-go) whose client goes away while its attempt is in flight is
+// charged its input in the team's ledger and its run's report, flagged as
+// an estimate, as a chat call's cancelled attempt is (its reservation was
+// released: $0). (Fake time: synctest.)
+func TestResponsesClientGoneInFlightIsChargedItsInput(t *testing.T) {
+	t.Setenv(upstreamEnv, upstreamKey)
+	synctest.Test(t, func(t *testing.T) {
+		e := timeoutEnv(t, unansweredPolicy)
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(time.Second, cancel)
+		if _, err := pipeClient(e).Responses.New(ctx, responsesHang(), option.WithHeader(gateway.RunIDHeader, "resp-gone")); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err %v, want the client's cancellation", err)
+		}
+		synctest.Wait()
+		checkChargedInput(t, e, "resp-gone", 100)
 	})
 }
