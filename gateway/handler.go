@@ -832,7 +832,10 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 				return
 			}
 			if h != nil {
-				defer h.release(r.Context())
+				// Released if no answer settled it; charged its input if
+				// it was sent and timed out or its client went away
+				// before the answer (lost).
+				defer func(ctx context.Context) { h.releaseLost(ctx, lost) }(r.Context())
 				modify = h.charge
 			} else {
 				modify = s.reportCut

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -516,6 +517,21 @@ func (h *responsesHold) release(ctx context.Context) {
 	h.settle(ctx, budget.Amount{})
 	h.done(ctx, 0, 0)
 	h.record(middleware.Usage{}, 0, false, errNoAnswer)
+}
+
+// releaseLost frees what a call that got no answer holds (release); when
+// lost is the error that ended it after it was sent, one the provider
+// bills (billedUnanswered: a timeout, the client gone), the call is
+// charged its input instead, in its budget and its run's record (an
+// estimate), as the fallback chain charges such an attempt (failed) and
+// the chain's Meter and budget a chat attempt.
+func (h *responsesHold) releaseLost(ctx context.Context, lost error) {
+	if lost == nil {
+		h.release(ctx)
+		return
+	}
+	u, pico := h.chargeInput(context.WithoutCancel(ctx))
+	h.record(u, pico, !u.IsZero(), fmt.Errorf("%w: %w", errNoAnswer, lost))
 }
 
 // errNoAnswer is the failure of a Responses call that got no answer from

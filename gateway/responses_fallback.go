@@ -16,6 +16,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/tokenwise/tokenwise/internal/httperr"
+	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
@@ -161,7 +162,8 @@ type (
 
 // newResponsesCall returns the call of req (routed, read from body), sent
 // to up under path; nil when the team's chain could not be built (the
-// call is then sent as it is). A call that is not a stream goes through
+// call is then sent as it is, held and billed by one reservation as an
+// attempt of the chain is: Server.reserveResponses, releaseLost). A call that is not a stream goes through
 // the chain that hedges, when the policy hedges.
 func (s *Server) newResponsesCall(pl *passLimits, team string, req *responsesRequest, body []byte, up *upstream, path string, run *middleware.Run, stream bool) *responsesCall {
 	if pl.chain == nil {
@@ -204,7 +206,7 @@ func (s *Server) newResponsesChain(pl *passLimits) {
 	if s.reg == nil {
 		return
 	}
-	res, err := s.reg.Resilience(pl.pol)
+	res, err := resilienceOf(s.reg, pl.pol)
 	if err != nil {
 		s.logger.Warn("tokenwise/gateway: the fallback section of a policy does not build: responses calls are sent without it", "policy", pl.pol.Name, "err", err)
 		return
@@ -215,6 +217,10 @@ func (s *Server) newResponsesChain(pl *passLimits) {
 	}
 	pl.observer = res.Observer
 }
+
+// resilienceOf builds a policy's fallback section (a variable: tests
+// make it fail, which a policy that loaded does not).
+var resilienceOf = (*llmwrap.Registry).Resilience
 
 func callOf(ctx context.Context) *responsesCall {
 	return ctx.Value(responsesCallKey{}).(*responsesCall)

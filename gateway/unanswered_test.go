@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -118,5 +119,44 @@ func TestResponsesClientGoneInFlightIsChargedItsInput(t *testing.T) {
 		}
 		synctest.Wait()
 		checkChargedInput(t, e, "resp-gone", 100)
+	})
+}
+
+// TestResponsesWithoutTheirChainAreChargedAsWithIt: a team whose policy's
+// fallback section does not build (gateway.FailResponsesChains: the
+// policy checks let no such policy load) has its Responses calls sent
+// without the chain; one of them (openai-go) that was sent and timed out,
+// or whose client went away, before its answer is charged its input in
+// the team's ledger and its run's report, an estimate, as through the
+// chain (it was released: $0). (Fake time: synctest.)
+func TestResponsesWithoutTheirChainAreChargedAsWithIt(t *testing.T) {
+	t.Setenv(upstreamEnv, upstreamKey)
+	t.Cleanup(gateway.FailResponsesChains())
+	t.Run("timed out", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := timeoutEnv(t, unansweredPolicy)
+			_, err := pipeClient(e).Responses.New(t.Context(), responsesHang(), option.WithHeader(gateway.RunIDHeader, "resp-timeout"))
+			var ae *openai.Error
+			if !errors.As(err, &ae) || ae.StatusCode != 504 || ae.Code != "timeout" {
+				t.Fatalf("err %v, want the gateway's 504 timeout", err)
+			}
+			synctest.Wait()
+			if !strings.Contains(e.logs.String(), "does not build") {
+				t.Fatalf("the call went through the chain: its logs:\n%s", e.logs)
+			}
+			checkChargedInput(t, e, "resp-timeout", 100)
+		})
+	})
+	t.Run("client gone", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := timeoutEnv(t, unansweredPolicy)
+			ctx, cancel := context.WithCancel(t.Context())
+			time.AfterFunc(time.Second, cancel)
+			if _, err := pipeClient(e).Responses.New(ctx, responsesHang(), option.WithHeader(gateway.RunIDHeader, "resp-gone")); !errors.Is(err, context.Canceled) {
+				t.Fatalf("err %v, want the client's cancellation", err)
+			}
+			synctest.Wait()
+			checkChargedInput(t, e, "resp-gone", 100)
+		})
 	})
 }
