@@ -365,6 +365,11 @@ func (s *Server) holdResponses(ctx context.Context, team string, req *responsesR
 		requested: req.asked, rule: req.rule, moved: req.moved}
 	if counted {
 		h.in = in // (the budget's worst case below, when the input is not counted)
+		if known && spec.HasPrice() {
+			// Its price, which an attempt charged its input costs in its
+			// run's record also without a budget.
+			h.inPico = int64(spec.Cost(policies.TokenCounts{Input: in, ServiceTier: tier}))
+		}
 	}
 	if b := pl.budget; b != nil {
 		runLim, teamLim := b.Limits()

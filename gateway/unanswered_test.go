@@ -160,3 +160,25 @@ func TestResponsesWithoutTheirChainAreChargedAsWithIt(t *testing.T) {
 		})
 	})
 }
+
+// TestResponsesUnansweredInARunWithoutABudgetArePriced: a team without a
+// budget has a Responses call (openai-go) of a run that was sent and
+// timed out before its answer; the run's report has it at its input's
+// price (gpt-4o-mini's $0.15/M), an estimate, as the chain's Meter prices
+// a chat attempt that timed out — not at $0.
+func TestResponsesUnansweredInARunWithoutABudgetArePriced(t *testing.T) {
+	t.Setenv(upstreamEnv, upstreamKey)
+	synctest.Test(t, func(t *testing.T) {
+		e := timeoutEnv(t, "version: 1\nname: devops\ntimeouts: {call: 30s}\n")
+		_, err := pipeClient(e).Responses.New(t.Context(), responsesHang(), option.WithHeader(gateway.RunIDHeader, "no-budget"))
+		var ae *openai.Error
+		if !errors.As(err, &ae) || ae.StatusCode != 504 || ae.Code != "timeout" {
+			t.Fatalf("err %v, want the gateway's 504 timeout", err)
+		}
+		synctest.Wait()
+		rep := pipeRunReport(t, e, "no-budget")
+		if rep.Calls != 1 || rep.InputTokens <= 0 || rep.EstimatedCalls != 1 || rep.CostPico != rep.InputTokens*150_000 || rep.EstimatedPico != rep.CostPico {
+			t.Errorf("run report %+v: want one call of its input at $0.15/M, an estimate", rep)
+		}
+	})
+}
