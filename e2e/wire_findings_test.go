@@ -340,13 +340,14 @@ func TestVLLMErrorEventFails(t *testing.T) {
 }
 
 // A plain answer whose values langchaingo's backend cannot decode into
-// its types (a usage count of 12.0, which Python servers may write):
-// through the adapter the call fails with ErrMalformed, a typed error, as
-// through the go-openai transport (it once failed with the backend's bare
-// *json.UnmarshalTypeError).
-func TestLangchaingoAnswerOfFloatCountsIsMalformed(t *testing.T) {
+// its types, and which the adapter does not rewrite (a usage count of
+// -5.0: no count): through the adapter the call fails with ErrMalformed,
+// a typed error, as through the go-openai transport (it once failed with
+// the backend's bare *json.UnmarshalTypeError). A count of 12.0, which
+// Python servers may write, is read as 12 (TestLangchaingoCountsTheBackendCannotHold).
+func TestLangchaingoAnswerOfNegativeFloatCountIsMalformed(t *testing.T) {
 	srv := &wiregen.Server{}
-	srv.Set(wiregen.Wire{ContentType: "application/json", Body: []byte(`{"id":"u","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12.0,"completion_tokens":3.0,"total_tokens":15.0}}`)})
+	srv.Set(wiregen.Wire{ContentType: "application/json", Body: []byte(`{"id":"u","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":-5.0,"completion_tokens":3.0,"total_tokens":-2.0}}`)})
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 	inner, err := lcopenai.New(lcopenai.WithBaseURL(ts.URL), lcopenai.WithToken("k"), lcopenai.WithModel("gpt-4o-mini"), lcopenai.WithHTTPClient(&http.Client{Transport: twlc.NewTransport(nil)}))

@@ -96,23 +96,16 @@ func checkBill(t *testing.T, v wiregen.Vendor, facts []middleware.CallFacts) mid
 	return f
 }
 
-// lcUnbilled are the shapes langchaingo's backend cannot decode (a usage
-// of floats, a created time as a string): they fail with ErrMalformed,
-// billed an estimate where the provider's count was not read (not yet the
-// provider's count, which the go-openai transport bills).
-var lcUnbilled = map[string]bool{"usage-floats": true, "usage-floats-plain": true, "created-string": true, "created-string-plain": true}
-
 // TestLangchaingoVendorShapesAreBilledAsTheProviderBills: for each named
-// server's shape langchaingo's backend decodes, langchaingo through the
-// adapter (twlc.NewTransport installed) bills the call the usage the
-// provider reported — Groq's in x_groq too, which the backend does not
-// read — an estimate, flagged, only when it reported none; and the team's
-// ledger charges what the call was billed.
+// server's shape, langchaingo through the adapter (twlc.NewTransport
+// installed) bills the call the usage the provider reported — Groq's in
+// x_groq too, which the backend does not read; counts of 12.0 and a
+// created time as a string, which it cannot decode — an estimate,
+// flagged, only when it reported none; an answer that is no failure is
+// returned as a success; and the team's ledger charges what the call was
+// billed.
 func TestLangchaingoVendorShapesAreBilledAsTheProviderBills(t *testing.T) {
 	for _, v := range wiregen.Vendors {
-		if lcUnbilled[v.Name] {
-			continue
-		}
 		t.Run(v.Name, func(t *testing.T) {
 			c := v.Case()
 			srv := &wiregen.Server{}
@@ -141,6 +134,9 @@ func TestLangchaingoVendorShapesAreBilledAsTheProviderBills(t *testing.T) {
 			got := lcCall(middleware.WithTeam(context.Background(), "sre"), twlc.New(twlc.Models{"gpt-4o-mini": inner}, chain), c, v.Name)
 			if v.WantErr && got.err == nil {
 				t.Errorf("the provider's failure read as a success: %+v", got.choices)
+			}
+			if !v.WantErr && got.err != nil {
+				t.Errorf("the answer failed: %v", got.err)
 			}
 			mu.Lock()
 			defer mu.Unlock()

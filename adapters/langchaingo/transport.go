@@ -59,8 +59,12 @@ const maxErrorBody = 64 << 10
 // [middleware.AnswerCutError] as the error's cause, and a whole one that
 // is malformed (not JSON, no choices, a member of the wrong type) with a
 // [middleware.AnswerMalformedError], so that the call is billed (the
-// provider produced, and bills, the answer). Give
-// it as the base of the other (twlc.NewTransport(twopenai.NewTransport(
+// provider produced, and bills, the answer). A usage count written as a
+// float (12.0, which several OpenAI-compatible servers send) or a created
+// time as a string, which the backend cannot decode into its Go types, is
+// put in those types, in a stream as in a plain answer (see
+// normalizeAnswer): the provider's count is billed; an answer the backend
+// decodes is passed on byte for byte. Give it as the base of the other (twlc.NewTransport(twopenai.NewTransport(
 // chain))) to use both.
 func NewTransport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
@@ -351,6 +355,12 @@ func (c *failureContext) Value(key any) any {
 //     a stream that did not ask for include_usage), which the backend
 //     does not read, is given to it as the chunk's usage: the provider's
 //     count is billed, never an estimate;
+//   - a usage count (in "usage" or Groq's x_groq) or a created time the
+//     backend cannot decode into its types (a count of 12.0, a created
+//     time as a string) is rewritten into them (see normalizeAnswer): the
+//     backend would skip the chunk, its usage with it; a count in
+//     "usage" that is no count (negative, beyond int range) fails the
+//     read with middleware.ErrMalformed (one in x_groq is not read);
 //   - an error object in a data line (an "error" member that is not null
 //     or empty, vLLM's {"object":"error"}) fails the read with the
 //     provider's error (see embeddedError), and so does choice 0's
@@ -468,8 +478,20 @@ func (s *checkedStream) transform(line []byte) error {
 		return nil
 	}
 	var c lcChunk
+	normalized := false
 	if err := json.Unmarshal(payload, &c); err != nil {
-		return &streamFault{kind: middleware.ErrMalformed, msg: "a streamed data line is not a valid chunk", cause: err}
+		// A usage count of 12.0, a created time as a string: put in the
+		// types the backend holds (see normalizeAnswer), or malformed.
+		var terr *json.UnmarshalTypeError
+		fixed, changed, nerr := normalizeAnswer(payload, true)
+		if !errors.As(err, &terr) || nerr != nil || !changed {
+			return &streamFault{kind: middleware.ErrMalformed, msg: "a streamed data line is not a valid chunk", cause: err}
+		}
+		c = lcChunk{}
+		if err := json.Unmarshal(fixed, &c); err != nil {
+			return &streamFault{kind: middleware.ErrMalformed, msg: "a streamed data line is not a valid chunk", cause: err}
+		}
+		payload, normalized = fixed, true
 	}
 	if len(c.Error) > 0 || string(c.Object) == `"error"` {
 		if f := embeddedError(payload); f != nil {
@@ -478,7 +500,7 @@ func (s *checkedStream) transform(line []byte) error {
 	}
 	rewrite, finish, wasFinished := false, false, s.finished
 	groq := c.groqUsage()
-	rewrite = groq != nil
+	rewrite = groq != nil || normalized
 	for _, ch := range c.Choices {
 		if ch.Index != 0 {
 			// Dropped for the backend, kept for the bill: the partial
@@ -652,11 +674,7 @@ type lcChunk struct {
 		} `json:"delta"`
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
-	Usage *struct {
-		PromptTokens     int `json:"prompt_tokens"`
-		CompletionTokens int `json:"completion_tokens"`
-		TotalTokens      int `json:"total_tokens"`
-	} `json:"usage"`
+	Usage *lcUsage `json:"usage"`
 	// Groq's vendor object, whose usage (the call's, in the last chunk
 	// of a stream that did not ask for include_usage) the backend does
 	// not read. Raw: what is not a usage in it is never an error.
@@ -675,15 +693,44 @@ func (c *lcChunk) groqUsage() json.RawMessage {
 	if json.Unmarshal(c.XGroq, &x) != nil || len(x.Usage) == 0 || x.Usage[0] != '{' {
 		return nil
 	}
-	var u struct {
-		PromptTokens     int `json:"prompt_tokens"`
-		CompletionTokens int `json:"completion_tokens"`
-		TotalTokens      int `json:"total_tokens"`
+	var u lcUsage
+	if json.Unmarshal(x.Usage, &u) == nil {
+		return x.Usage
 	}
-	if json.Unmarshal(x.Usage, &u) != nil {
+	// Counts of 12.0 (see normalizeAnswer).
+	fixed, err := usageValue(x.Usage)
+	if err != nil || fixed == nil || json.Unmarshal(fixed, &u) != nil {
 		return nil
 	}
-	return x.Usage
+	return fixed
+}
+
+// lcUsage is a usage object with the types the backend decodes it with.
+type lcUsage struct {
+	PromptTokens        int `json:"prompt_tokens"`
+	CompletionTokens    int `json:"completion_tokens"`
+	TotalTokens         int `json:"total_tokens"`
+	PromptTokensDetails struct {
+		CachedTokens int `json:"cached_tokens"`
+		AudioTokens  int `json:"audio_tokens"`
+	} `json:"prompt_tokens_details"`
+	CompletionTokensDetails struct {
+		ReasoningTokens          int `json:"reasoning_tokens"`
+		AudioTokens              int `json:"audio_tokens"`
+		AcceptedPredictionTokens int `json:"accepted_prediction_tokens"`
+		RejectedPredictionTokens int `json:"rejected_prediction_tokens"`
+	} `json:"completion_tokens_details"`
+}
+
+// undecodable reports whether the backend's types cannot hold the created
+// time or usage of body, a plain answer (see normalizeAnswer).
+func undecodable(body []byte) bool {
+	var a struct {
+		Created int64   `json:"created"`
+		Usage   lcUsage `json:"usage"`
+	}
+	var terr *json.UnmarshalTypeError
+	return errors.As(json.Unmarshal(body, &a), &terr)
 }
 
 type lcToolCall struct {
@@ -701,7 +748,11 @@ type lcToolCall struct {
 // backend decodes it, and fails the read with the error object the body
 // may carry instead of an answer (see embeddedError): the backend would
 // decode it as an answer without choices, an untyped "empty response"
-// error, or, beside a choice, as a success. A body lost mid-read fails
+// error, or, beside a choice, as a success. A usage count or created
+// time the backend cannot decode into its types (a count of 12.0, a
+// created time as a string) is rewritten into them (see normalizeAnswer),
+// the rest of the body kept; a body the backend decodes is given to it as
+// it came. A body lost mid-read fails
 // with a [middleware.AnswerCutError], a whole body that is not JSON or
 // has no choices with a [middleware.AnswerMalformedError]: the provider
 // billed the answer.
@@ -754,6 +805,15 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 					cause: &middleware.AnswerMalformedError{StatusCode: b.status, Err: errors.New(why)}}
 				b.r, b.tail = bytes.NewReader(nil), f
 				return 0, f
+			}
+			if undecodable(body) {
+				// A usage count of 12.0, a created time as a string:
+				// put in the types the backend holds. A count that is
+				// no count (negative, beyond int range) is left, for
+				// the backend to fail on.
+				if fixed, changed, err := normalizeAnswer(body, false); err == nil && changed {
+					body = fixed
+				}
 			}
 			// A member of the wrong type fails the backend's decoding:
 			// classify reads it as malformed, the answer being whole.
