@@ -1,0 +1,65 @@
+package e2e
+
+// Repros of what was found and not fixed, skipped.
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	lcopenai "github.com/tmc/langchaingo/llms/openai"
+
+	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
+	"github.com/tokenwise/tokenwise/internal/wiregen"
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// TestLangchaingoMalformedFirstChunkIsBilled: a stream (status 200) whose
+// first chunk is malformed (a content that is no string) fails through the
+// langchaingo adapter with ErrMalformed, as it should, but the attempt is
+// billed $0, not flagged as an estimate; the go-openai transport bills the
+// same stream an estimate of its input, flagged: the provider produced,
+// and bills, the call.
+func TestLangchaingoMalformedFirstChunkIsBilled(t *testing.T) {
+	t.Skip("unfixed: a langchaingo stream malformed at its first chunk is billed $0, unflagged")
+	body := "data: {\"id\":\"u\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":5},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n"
+	c := wiregen.Case{N: 1, Stream: true, Wire: wiregen.Wire{Stream: true, ContentType: "text/event-stream", Body: []byte(body), Done: true}}
+	srv := &wiregen.Server{}
+	srv.Set(c.Wire)
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	var mu sync.Mutex
+	var facts []middleware.CallFacts
+	obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
+		if f, ok := e.(middleware.CallFinished); ok {
+			mu.Lock()
+			facts = append(facts, f.Facts)
+			mu.Unlock()
+		}
+	})
+	p := policies.Default()
+	p.Fallback.Retry.MaxAttempts = 1
+	chain := llmwrap.MustBuild(p, llmwrap.WithObserver(obs), llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
+	inner, err := lcopenai.New(lcopenai.WithBaseURL(ts.URL), lcopenai.WithToken("k"), lcopenai.WithModel("gpt-4o-mini"), lcopenai.WithHTTPClient(&http.Client{Transport: twlc.NewTransport(nil)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := lcCall(context.Background(), twlc.New(twlc.Models{"gpt-4o-mini": inner}, chain), c, "x")
+	mu.Lock()
+	defer mu.Unlock()
+	if !errors.Is(got.err, middleware.ErrMalformed) {
+		t.Errorf("read %+v, %v; want ErrMalformed", got.choices, got.err)
+	}
+	if len(facts) != 1 || len(facts[0].Attempts) == 0 {
+		t.Fatalf("calls %+v", facts)
+	}
+	if a := facts[0].Attempts[len(facts[0].Attempts)-1]; !a.Estimated || a.Usage.InputTokens <= 0 {
+		t.Errorf("billed %+v (estimated %t, cost %d pico); want an estimate of its input, flagged", a.Usage, a.Estimated, facts[0].CostPico)
+	}
+}
