@@ -669,6 +669,10 @@ func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 		index                               int64
 	)
 	pc := r.plain
+	// Only choice 0's calls, which c carries, are rendered from c with
+	// their index (chunkSnapshot.reindex); another choice's chunk passes
+	// as it came.
+	unindexed := r.unindexed
 	ok, err := r.open('{')
 	if err != nil || !ok {
 		if pc != nil {
@@ -743,6 +747,7 @@ func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 		return err
 	}
 	if index != 0 || *taken {
+		r.unindexed = unindexed
 		if r.collectOthers {
 			if r.others == nil {
 				r.others = new(otherChoices)
