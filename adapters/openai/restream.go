@@ -363,7 +363,8 @@ var (
 
 // AllFinished implements middleware.NativeFinisher: whether every choice
 // the stream carried finished normally (stop, tool calls), not only the
-// first; false when its chunks do not merge.
+// first; false when its chunks do not merge, or when a choice other than
+// 0 sent tool calls without their index (merger.unindexed).
 func (s *streamedBody) AllFinished() bool {
 	m := s.merged
 	if m == nil {
@@ -372,6 +373,9 @@ func (s *streamedBody) AllFinished() bool {
 			return false
 		}
 	} else if s.mergeErr != nil {
+		return false
+	}
+	if m.unindexed {
 		return false
 	}
 	for i := range m.choices {
@@ -470,6 +474,12 @@ type merger struct {
 	created                             int64
 	usage                               []byte
 	choices                             []mergedChoice
+	// unindexed: a choice other than 0 streamed tool calls after the
+	// first of a list without their index, which the transport passed on
+	// as they came (a caller reads them as fragments of one call) and a
+	// hit would restream indexed: such an answer is not kept
+	// (AllFinished).
+	unindexed bool
 }
 
 type mergedChoice struct {
@@ -577,6 +587,7 @@ func (m *merger) choice(r *reader) error {
 		lpContent, lpRefusal                    [][]byte
 		finish                                  string
 		hasFinish                               bool
+		callsUnindexed                          bool
 	)
 	ok, err := r.open('{')
 	if err != nil {
@@ -638,7 +649,9 @@ func (m *merger) choice(r *reader) error {
 				case "reasoning":
 					reasoning2, err = r.str()
 				case "tool_calls":
-					calls, err = r.mergeCallDeltas(calls[:0])
+					var unindexed bool
+					calls, unindexed, err = r.mergeCallDeltas(calls[:0])
+					callsUnindexed = callsUnindexed || unindexed
 				case "function_call":
 					hasFunction = hasFunction || r.peek() != 'n'
 					err = r.pair("name", &fnName, "arguments", &fnArgs)
@@ -663,6 +676,9 @@ func (m *merger) choice(r *reader) error {
 	}
 	if index < 0 || index > maxMergedIndex {
 		return errChoiceIndex
+	}
+	if callsUnindexed && index != 0 {
+		m.unindexed = true
 	}
 	for len(m.choices) <= int(index) {
 		m.choices = append(m.choices, mergedChoice{})
@@ -728,29 +744,31 @@ type mergedCallDelta struct {
 }
 
 // mergeCallDeltas reads a delta's tool_calls (null: none). A delta
-// without an index has its place in the array (as the decoder reads it).
-func (r *reader) mergeCallDeltas(dst []mergedCallDelta) ([]mergedCallDelta, error) {
+// without an index has its place in the array (as the decoder reads it);
+// unindexed reports a delta after the first without one.
+func (r *reader) mergeCallDeltas(dst []mergedCallDelta) (_ []mergedCallDelta, unindexed bool, err error) {
 	ok, err := r.open('[')
 	if err != nil || !ok {
-		return dst, err
+		return dst, false, err
 	}
 	for pos := 0; r.more(); pos++ {
 		d := mergedCallDelta{index: pos}
+		indexed := false
 		ok, err := r.open('{')
 		if err != nil {
-			return dst, err
+			return dst, false, err
 		}
 		for ok && r.more() {
 			name, err := r.name()
 			if err != nil {
-				return dst, err
+				return dst, false, err
 			}
 			switch name {
 			case "index":
 				var n int64
-				n, _, err = r.int()
+				n, indexed, err = r.int()
 				if n < 0 || n > maxMergedIndex {
-					return dst, errCallIndex
+					return dst, false, errCallIndex
 				}
 				d.index = int(n)
 			case "id":
@@ -769,17 +787,20 @@ func (r *reader) mergeCallDeltas(dst []mergedCallDelta) ([]mergedCallDelta, erro
 				}
 			}
 			if err != nil {
-				return dst, err
+				return dst, false, err
 			}
 		}
 		if ok {
 			if err := r.close(); err != nil {
-				return dst, err
+				return dst, false, err
 			}
+		}
+		if !indexed && pos > 0 {
+			unindexed = true
 		}
 		dst = append(dst, d)
 	}
-	return dst, r.close()
+	return dst, unindexed, r.close()
 }
 
 // rawElements reads an array (null: none) and appends its elements' bytes.
