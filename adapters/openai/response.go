@@ -348,7 +348,6 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 		return c, meta, nil, err
 	}
 	choices := -1
-	r.unindexed = false
 	var apiErr *apiError
 	var event apiError // vLLM's error event: {"object":"error","message",...}
 	objErr := false
@@ -517,7 +516,6 @@ func (r *reader) chunk(w *Wire, data []byte, wantMeta bool) (middleware.Chunk, c
 		pc.ok = pc.ok && choices <= 1
 	}
 	snap.usageOnly = choices <= 0 && c.Usage != nil
-	snap.reindex = r.unindexed && choices == 1
 	snap.c = c
 	w.isChunk = true
 	c.Native = w
@@ -669,10 +667,6 @@ func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 		index                               int64
 	)
 	pc := r.plain
-	// Only choice 0's calls, which c carries, are rendered from c with
-	// their index (chunkSnapshot.reindex); another choice's chunk passes
-	// as it came.
-	unindexed := r.unindexed
 	ok, err := r.open('{')
 	if err != nil || !ok {
 		if pc != nil {
@@ -747,7 +741,6 @@ func (r *reader) chunkChoice(c *middleware.Chunk, taken *bool) error {
 		return err
 	}
 	if index != 0 || *taken {
-		r.unindexed = unindexed
 		if r.collectOthers {
 			if r.others == nil {
 				r.others = new(otherChoices)
@@ -769,7 +762,6 @@ func (r *reader) toolCallDeltas() ([]middleware.ToolCallDelta, error) {
 	var out []middleware.ToolCallDelta
 	for r.more() {
 		d := middleware.ToolCallDelta{Index: len(out)}
-		indexed := false
 		if ok, err := r.open('{'); err != nil || !ok {
 			if err == nil {
 				err = errors.New("tool call delta is null")
@@ -784,7 +776,7 @@ func (r *reader) toolCallDeltas() ([]middleware.ToolCallDelta, error) {
 			switch name {
 			case "index":
 				var n int64
-				n, indexed, err = r.int()
+				n, _, err = r.int()
 				d.Index = int(n)
 			case "id":
 				d.ID, err = r.str()
@@ -805,12 +797,6 @@ func (r *reader) toolCallDeltas() ([]middleware.ToolCallDelta, error) {
 		if d.Index < 0 || d.Index >= middleware.MaxToolCalls {
 			// The Accumulator would drop it: an error, never a shorter answer.
 			return nil, errors.New("tool call index out of range")
-		}
-		if !indexed && len(out) > 0 {
-			// Calls sent whole in one list without their index (Mistral,
-			// Gemini's compatibility layer): each is a call of its own,
-			// at its position.
-			r.unindexed = true
 		}
 		out = append(out, d)
 	}

@@ -363,9 +363,8 @@ var (
 
 // AllFinished implements middleware.NativeFinisher: whether every choice
 // the stream carried finished normally (stop, tool calls), not only the
-// first; false when its chunks do not merge, or when tool calls without
-// their index came in a chunk the transport passed on as it came (of a
-// choice other than 0, or of several choices: merger.unindexed).
+// first; false when its chunks do not merge, or when tool calls came
+// without their index (merger.unindexed).
 func (s *streamedBody) AllFinished() bool {
 	m := s.merged
 	if m == nil {
@@ -475,17 +474,12 @@ type merger struct {
 	created                             int64
 	usage                               []byte
 	choices                             []mergedChoice
-	// unindexed: a choice other than 0 streamed tool calls after the
-	// first of a list without their index, which the transport passed on
-	// as they came (a caller reads them as fragments of one call) and a
-	// hit would restream indexed: such an answer is not kept
-	// (AllFinished). So does a chunk of several choices with such calls:
-	// the transport renders only a chunk of choice 0 alone indexed.
+	// unindexed: a choice streamed tool calls after the first of a list
+	// without their index (Mistral, Gemini's compatibility layer), which
+	// the transport passed on as they came (go-openai hands them on with
+	// a nil Index, as without tokenwise) and a hit would restream indexed:
+	// such an answer is not kept (AllFinished).
 	unindexed bool
-	// The choices of the chunk being read, and whether one of them sent
-	// calls without their index.
-	chunkChoices   int
-	chunkUnindexed bool
 }
 
 type mergedChoice struct {
@@ -557,17 +551,11 @@ func (m *merger) chunk(r *reader) error {
 		case "choices":
 			var ok bool
 			ok, err = r.open('[')
-			m.chunkChoices, m.chunkUnindexed = 0, false
 			for err == nil && ok && r.more() {
 				err = m.choice(r)
 			}
 			if err == nil && ok {
 				err = r.close()
-			}
-			if m.chunkUnindexed && m.chunkChoices > 1 {
-				// Passed on as it came, not rendered indexed (the
-				// transport renders a chunk of choice 0 alone).
-				m.unindexed = true
 			}
 		default:
 			err = r.skip()
@@ -689,12 +677,8 @@ func (m *merger) choice(r *reader) error {
 	if index < 0 || index > maxMergedIndex {
 		return errChoiceIndex
 	}
-	m.chunkChoices++
 	if callsUnindexed {
-		m.chunkUnindexed = true
-		if index != 0 {
-			m.unindexed = true
-		}
+		m.unindexed = true
 	}
 	for len(m.choices) <= int(index) {
 		m.choices = append(m.choices, mergedChoice{})

@@ -36,9 +36,6 @@ type reader struct {
 	// chunks after the first (reader.chunkChoice), made on the first one.
 	others        *otherChoices
 	collectOthers bool
-	// unindexed is set by toolCallDeltas when a call after the first of
-	// a list names no index (reader.chunk resets it).
-	unindexed bool
 }
 
 // frame is an open object or array.

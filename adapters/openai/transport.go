@@ -846,7 +846,7 @@ func (s *sseWriter) finish() bool {
 func (s *sseWriter) appendEvents(dst []byte, c *middleware.Chunk) []byte {
 	if w, ok := c.Native.(*Wire); ok && w.isChunk {
 		s.last = w
-		if sameChunk(c, &w.chunk.c) && !w.chunk.reindex {
+		if sameChunk(c, &w.chunk.c) {
 			var usage span // to cut
 			if !s.includeUsage {
 				if w.chunk.usageOnly {

@@ -167,11 +167,6 @@ type chunkSnapshot struct {
 	// error, and one adjacent comma, cut for every caller; errEnd == 0:
 	// none.
 	errStart, errEnd int32
-	// reindex: the chunk's one choice has tool calls after the first
-	// with no index, which a caller would read as fragments of the first
-	// call: it is passed on rendered from c, each call with its index,
-	// as its cache hit restreams them.
-	reindex bool
 }
 
 // usageCut and errCut return the spans of the members to cut.
