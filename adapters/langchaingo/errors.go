@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -114,8 +115,15 @@ func classifyError(ctx context.Context, err error, c callFacts) error {
 	var de *middleware.DeadlineError
 	var sf *streamFault
 	if errors.As(err, &sf) {
-		return &middleware.ProviderError{Kind: sf.kind, Provider: c.provider, Model: model,
+		perr := &middleware.ProviderError{Kind: sf.kind, Provider: c.provider, Model: model,
 			Type: sf.typ, Code: sf.code, Message: sf.msg, Err: sf.cause}
+		if sf.kind == middleware.ErrMalformed {
+			// A stream the provider began (its status was 2xx) and
+			// bills: the attempt is billed its estimate, as a malformed
+			// whole answer is.
+			perr.Err = &middleware.AnswerMalformedError{StatusCode: http.StatusOK, Err: sf}
+		}
+		return perr
 	}
 	if errors.As(err, &pe) || errors.As(err, &de) || errors.Is(err, middleware.ErrBudget) {
 		return err

@@ -1,6 +1,6 @@
 package e2e
 
-// Repros of what was found and not fixed, skipped.
+// A langchaingo stream malformed at its first chunk is billed.
 
 import (
 	"context"
@@ -22,12 +22,10 @@ import (
 
 // TestLangchaingoMalformedFirstChunkIsBilled: a stream (status 200) whose
 // first chunk is malformed (a content that is no string) fails through the
-// langchaingo adapter with ErrMalformed, as it should, but the attempt is
-// billed $0, not flagged as an estimate; the go-openai transport bills the
-// same stream an estimate of its input, flagged: the provider produced,
-// and bills, the call.
+// langchaingo adapter with ErrMalformed, and the attempt is billed an
+// estimate of its input, flagged, as the go-openai transport bills the same
+// stream: the provider produced, and bills, the call (it was billed $0).
 func TestLangchaingoMalformedFirstChunkIsBilled(t *testing.T) {
-	t.Skip("unfixed: a langchaingo stream malformed at its first chunk is billed $0, unflagged")
 	body := "data: {\"id\":\"u\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":5},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n"
 	c := wiregen.Case{N: 1, Stream: true, Wire: wiregen.Wire{Stream: true, ContentType: "text/event-stream", Body: []byte(body), Done: true}}
 	srv := &wiregen.Server{}
