@@ -68,6 +68,15 @@ func (r *recorder) finished() []middleware.CallFinished {
 	return middlewaretest.Of[middleware.CallFinished](&r.Recorder)
 }
 
+// callFacts returns the facts of the calls that finished.
+func (r *recorder) callFacts() []middleware.CallFacts {
+	var out []middleware.CallFacts
+	for _, f := range r.finished() {
+		out = append(out, f.Facts)
+	}
+	return out
+}
+
 func (r *recorder) fellBack() []middleware.FellBack {
 	return middlewaretest.Of[middleware.FellBack](&r.Recorder)
 }

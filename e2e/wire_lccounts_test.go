@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	lcopenai "github.com/tmc/langchaingo/llms/openai"
@@ -78,15 +77,7 @@ func TestLangchaingoCountsTheBackendCannotHold(t *testing.T) {
 			defer ts.Close()
 			base := &http.Transport{}
 			defer base.CloseIdleConnections()
-			var mu sync.Mutex
-			var facts []middleware.CallFacts
-			obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
-				if f, ok := e.(middleware.CallFinished); ok {
-					mu.Lock()
-					facts = append(facts, f.Facts)
-					mu.Unlock()
-				}
-			})
+			obs := new(recorder) // the calls' facts: obs.callFacts()
 			chain := llmwrap.MustBuild(policies.Default(), llmwrap.WithObserver(obs), llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
 			inner, err := lcopenai.New(lcopenai.WithBaseURL(ts.URL), lcopenai.WithToken("k"), lcopenai.WithModel("gpt-4o-mini"), lcopenai.WithHTTPClient(&http.Client{Transport: twlc.NewTransport(base)}))
 			if err != nil {
@@ -101,8 +92,7 @@ func TestLangchaingoCountsTheBackendCannotHold(t *testing.T) {
 			case tc.want == nil && !errors.Is(got.err, middleware.ErrMalformed):
 				t.Errorf("read %+v, %v; want ErrMalformed", got.choices, got.err)
 			}
-			mu.Lock()
-			defer mu.Unlock()
+			facts := obs.callFacts()
 			if len(facts) != 1 || len(facts[0].Attempts) == 0 {
 				t.Fatalf("calls %+v", facts)
 			}

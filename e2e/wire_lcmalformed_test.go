@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 
 	lcopenai "github.com/tmc/langchaingo/llms/openai"
@@ -32,15 +31,7 @@ func TestLangchaingoMalformedFirstChunkIsBilled(t *testing.T) {
 	srv.Set(c.Wire)
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	var mu sync.Mutex
-	var facts []middleware.CallFacts
-	obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
-		if f, ok := e.(middleware.CallFinished); ok {
-			mu.Lock()
-			facts = append(facts, f.Facts)
-			mu.Unlock()
-		}
-	})
+	obs := new(recorder) // the calls' facts: obs.callFacts()
 	p := policies.Default()
 	p.Fallback.Retry.MaxAttempts = 1
 	chain := llmwrap.MustBuild(p, llmwrap.WithObserver(obs), llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
@@ -49,8 +40,7 @@ func TestLangchaingoMalformedFirstChunkIsBilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := lcCall(context.Background(), twlc.New(twlc.Models{"gpt-4o-mini": inner}, chain), c, "x")
-	mu.Lock()
-	defer mu.Unlock()
+	facts := obs.callFacts()
 	if !errors.Is(got.err, middleware.ErrMalformed) {
 		t.Errorf("read %+v, %v; want ErrMalformed", got.choices, got.err)
 	}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
-	"sync"
 	"testing"
 
 	goopenai "github.com/sashabaranov/go-openai"
@@ -14,7 +13,6 @@ import (
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/internal/wiregen"
 	"github.com/tokenwise/tokenwise/llmwrap"
-	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
@@ -27,15 +25,7 @@ func TestMalformedAnswerAfter2xxIsBilled(t *testing.T) {
 	srv.Set(wiregen.Wire{ContentType: "application/json", Body: []byte(`{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1}, garbage}`)})
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	var mu sync.Mutex
-	var facts []middleware.CallFacts
-	obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
-		if f, ok := e.(middleware.CallFinished); ok {
-			mu.Lock()
-			facts = append(facts, f.Facts)
-			mu.Unlock()
-		}
-	})
+	obs := new(recorder) // the calls' facts: obs.callFacts()
 	p := policies.Default()
 	p.Fallback.Retry.MaxAttempts = 1
 	cfg := goopenai.DefaultConfig("k")
@@ -44,8 +34,7 @@ func TestMalformedAnswerAfter2xxIsBilled(t *testing.T) {
 	if got := wiregen.Call(context.Background(), goopenai.NewClientWithConfig(cfg), wiregen.Case{}.Request("x")); got.Err == nil {
 		t.Fatalf("a malformed answer read as %v", got.Answer)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	facts := obs.callFacts()
 	if len(facts) != 1 || len(facts[0].Attempts) != 1 {
 		t.Fatalf("calls %+v", facts)
 	}

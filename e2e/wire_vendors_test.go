@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 
 	goopenai "github.com/sashabaranov/go-openai"
@@ -39,15 +38,7 @@ func TestVendorShapesAreBilledAsTheProviderBills(t *testing.T) {
 			defer ts.Close()
 			base := &http.Transport{}
 			defer base.CloseIdleConnections()
-			var mu sync.Mutex
-			var facts []middleware.CallFacts
-			obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
-				if f, ok := e.(middleware.CallFinished); ok {
-					mu.Lock()
-					facts = append(facts, f.Facts)
-					mu.Unlock()
-				}
-			})
+			obs := new(recorder) // the calls' facts: obs.callFacts()
 			p := policies.Default()
 			p.Budget.Team = policies.TeamBudget{Period: policies.PeriodDaily, MaxUSD: 1_000_000 * policies.Dollar}
 			store := budget.NewMemoryStore()
@@ -59,8 +50,7 @@ func TestVendorShapesAreBilledAsTheProviderBills(t *testing.T) {
 			if v.WantErr && got.Err == nil {
 				t.Errorf("the provider's failure read as a success: %v", got.Answer)
 			}
-			mu.Lock()
-			defer mu.Unlock()
+			facts := obs.callFacts()
 			f := checkBill(t, v, facts)
 			if f.CostPico <= 0 {
 				t.Errorf("cost %d pico", f.CostPico)
@@ -114,15 +104,7 @@ func TestLangchaingoVendorShapesAreBilledAsTheProviderBills(t *testing.T) {
 			defer ts.Close()
 			base := &http.Transport{}
 			defer base.CloseIdleConnections()
-			var mu sync.Mutex
-			var facts []middleware.CallFacts
-			obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
-				if f, ok := e.(middleware.CallFinished); ok {
-					mu.Lock()
-					facts = append(facts, f.Facts)
-					mu.Unlock()
-				}
-			})
+			obs := new(recorder) // the calls' facts: obs.callFacts()
 			p := policies.Default()
 			p.Budget.Team = policies.TeamBudget{Period: policies.PeriodDaily, MaxUSD: 1_000_000 * policies.Dollar}
 			store := budget.NewMemoryStore()
@@ -138,8 +120,7 @@ func TestLangchaingoVendorShapesAreBilledAsTheProviderBills(t *testing.T) {
 			if !v.WantErr && got.err != nil {
 				t.Errorf("the answer failed: %v", got.err)
 			}
-			mu.Lock()
-			defer mu.Unlock()
+			facts := obs.callFacts()
 			f := checkBill(t, v, facts)
 			want := f.CostPico / 1_000_000
 			if f.CostPico%1_000_000 != 0 {
