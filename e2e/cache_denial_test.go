@@ -15,16 +15,20 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	openaigo "github.com/openai/openai-go/v3"
 	"github.com/sashabaranov/go-openai"
+	goopenai "github.com/sashabaranov/go-openai"
 	"github.com/tmc/langchaingo/llms"
 
 	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/internal/httprr"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
 )
 
 // keyer runs request bodies through the real OpenAI transport and returns
@@ -388,7 +392,7 @@ func TestEveryFieldOutsideTheNeutralListSplitsTheKey(t *testing.T) {
 // list is the documented one.
 func TestNeutralFieldsDoNotSplitTheKey(t *testing.T) {
 	t.Parallel()
-	want := []string{"metadata", "prompt_cache_key", "safety_identifier", "service_tier", "store", "stream", "stream_options", "user"}
+	want := []string{"metadata", "prompt_cache_key", "safety_identifier", "service_tier", "stream", "stream_options", "user"}
 	if got := middleware.NeutralFields(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("NeutralFields() = %v, want %v", got, want)
 	}
@@ -397,7 +401,6 @@ func TestNeutralFieldsDoNotSplitTheKey(t *testing.T) {
 		"prompt_cache_key":  {"k1", "k2"},
 		"safety_identifier": {"u-1", "u-2"},
 		"service_tier":      {"auto", "default", "flex", "priority"},
-		"store":             {true, false},
 		"stream":            {true, false},
 		"stream_options":    {map[string]any{"include_usage": true}, map[string]any{"include_usage": false, "include_obfuscation": true}},
 		"user":              {"alice", "bob"},
@@ -431,7 +434,7 @@ func TestNeutralFieldsDoNotSplitTheKey(t *testing.T) {
 			}
 		}
 	}
-	for _, f := range []string{"temperature", "guided_choice", "min_tokens", "tw_unknown", "Metadata", "users"} {
+	for _, f := range []string{"temperature", "guided_choice", "min_tokens", "tw_unknown", "Metadata", "users", "store"} {
 		if middleware.NeutralField(f) {
 			t.Errorf("NeutralField(%q) = true", f)
 		}
@@ -568,6 +571,31 @@ func TestKeyOfARequestChangedOutsideTheCache(t *testing.T) {
 		c1, c2 := keyOf(changed, body), keyOf(changed, body)
 		if bytes.Equal(plain, c1) || !bytes.Equal(c1, c2) {
 			t.Errorf("%s: changed key equal to the plain one %v, stable %v", body, bytes.Equal(plain, c1), bytes.Equal(c1, c2))
+		}
+	}
+}
+
+// TestStoredCompletionIsNeverAnsweredFromAnUnstoredOne: a request with
+// store: true asks the provider to keep the completion, whose id the caller
+// may retrieve or evaluate later; the answer of the same request without it
+// (a completion the provider did not keep) never answers it, while two
+// requests that both ask for it share their answer — through the real
+// go-openai client and the transport.
+func TestStoredCompletionIsNeverAnsweredFromAnUnstoredOne(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	srv.Default(openaitest.Text("kept or not"))
+	client := goClient(t, srv, cachePolicy(policies.Cache{Enabled: true, TTL: policies.Duration(time.Hour), MaxEntries: 100}))
+	req := goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "keep this one"}}}
+	for i, c := range []struct {
+		store bool
+		calls int
+	}{{false, 1}, {true, 2}, {true, 2}, {false, 2}} {
+		req.Store = c.store
+		if _, err := client.CreateChatCompletion(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		if srv.Count() != c.calls {
+			t.Fatalf("call %d (store %t): %d provider calls, want %d", i+1, c.store, srv.Count(), c.calls)
 		}
 	}
 }

@@ -8,7 +8,6 @@ var neutralFields = [...]string{
 	"prompt_cache_key",  // routing hint for the provider's prompt cache
 	"safety_identifier", // end-user id for abuse monitoring
 	"service_tier",      // latency / price class, same model and answer
-	"store",             // whether the provider keeps the completion
 	"stream",            // how the answer is delivered
 	"stream_options",    // include_usage, include_obfuscation: delivery details
 	"user",              // end-user id for abuse monitoring
@@ -16,15 +15,19 @@ var neutralFields = [...]string{
 
 // NeutralFields returns the request fields known not to change the answer
 // (OpenAI wire names, sorted): metadata, prompt_cache_key,
-// safety_identifier, service_tier, store, stream, stream_options, user.
+// safety_identifier, service_tier, stream, stream_options, user.
 // Response caches key on everything else, present or future, known or not.
+// store is not neutral: a hit's id must be that of a completion the
+// provider kept when the caller asked for one (it may retrieve or evaluate
+// it by that id), so the answer of a request without store: true never
+// answers one with it.
 func NeutralFields() []string { return append([]string(nil), neutralFields[:]...) }
 
 // NeutralField reports whether the top-level request field name is one of
 // NeutralFields.
 func NeutralField(name string) bool {
 	switch name {
-	case "metadata", "prompt_cache_key", "safety_identifier", "service_tier", "store", "stream", "stream_options", "user":
+	case "metadata", "prompt_cache_key", "safety_identifier", "service_tier", "stream", "stream_options", "user":
 		return true
 	}
 	return false
