@@ -19,7 +19,6 @@ import (
 
 	openaigo "github.com/openai/openai-go/v3"
 	"github.com/sashabaranov/go-openai"
-	goopenai "github.com/sashabaranov/go-openai"
 	"github.com/tmc/langchaingo/llms"
 
 	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
@@ -585,7 +584,7 @@ func TestStoredCompletionIsNeverAnsweredFromAnUnstoredOne(t *testing.T) {
 	srv := openaitest.NewServer(t)
 	srv.Default(openaitest.Text("kept or not"))
 	client := goClient(t, srv, cachePolicy(policies.Cache{Enabled: true, TTL: policies.Duration(time.Hour), MaxEntries: 100}))
-	req := goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "keep this one"}}}
+	req := openai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "keep this one"}}}
 	for i, c := range []struct {
 		store bool
 		calls int
