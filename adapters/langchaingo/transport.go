@@ -722,15 +722,31 @@ type lcUsage struct {
 	} `json:"completion_tokens_details"`
 }
 
-// undecodable reports whether the backend's types cannot hold the created
-// time or usage of body, a plain answer (see normalizeAnswer).
-func undecodable(body []byte) bool {
+// readAnswer reads a whole plain answer once, for what checkedBody
+// decides before the backend decodes it: why it is no answer ("" when it
+// is one) — it is not JSON, or its "choices" are missing, null or empty —
+// and whether the backend's types cannot hold its created time or usage
+// (see normalizeAnswer).
+func readAnswer(body []byte) (why string, undecodable bool) {
 	var a struct {
-		Created int64   `json:"created"`
-		Usage   lcUsage `json:"usage"`
+		Choices json.RawMessage `json:"choices"`
+		Created int64           `json:"created"`
+		Usage   lcUsage         `json:"usage"`
+	}
+	err := json.Unmarshal(body, &a) // checks the whole body is valid JSON first
+	var serr *json.SyntaxError
+	if errors.As(err, &serr) {
+		return "the answer is not JSON", false
 	}
 	var terr *json.UnmarshalTypeError
-	return errors.As(json.Unmarshal(body, &a), &terr)
+	if errors.As(err, &terr) && terr.Field == "" {
+		return "", false // not an object: the backend fails on it
+	}
+	if c := bytes.TrimSpace(a.Choices); len(c) == 0 || string(c) == "null" ||
+		c[0] == '[' && len(bytes.TrimSpace(c[1:len(c)-1])) == 0 {
+		return "the answer has no choices", false
+	}
+	return "", err != nil // a type error in its created time or usage
 }
 
 type lcToolCall struct {
@@ -793,20 +809,14 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 			// without choices (the backend's untyped "empty response") —
 			// is a malformed answer, as the OpenAI adapter reads it, that
 			// the provider produced and bills.
-			why := ""
-			switch {
-			case !json.Valid(body):
-				why = "the answer is not JSON"
-			case noChoices(body):
-				why = "the answer has no choices"
-			}
+			why, undecodable := readAnswer(body)
 			if why != "" {
 				f := &streamFault{kind: middleware.ErrMalformed, msg: why,
 					cause: &middleware.AnswerMalformedError{StatusCode: b.status, Err: errors.New(why)}}
 				b.r, b.tail = bytes.NewReader(nil), f
 				return 0, f
 			}
-			if undecodable(body) {
+			if undecodable {
 				// A usage count of 12.0, a created time as a string:
 				// put in the types the backend holds. A count that is
 				// no count (negative, beyond int range) is left, for
@@ -833,15 +843,6 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 }
 
 func (b *checkedBody) Close() error { return b.rc.Close() }
-
-// noChoices reports whether body is a JSON object whose "choices" are
-// missing, null or empty.
-func noChoices(body []byte) bool {
-	var a struct {
-		Choices []json.RawMessage `json:"choices"`
-	}
-	return json.Unmarshal(body, &a) == nil && len(a.Choices) == 0
-}
 
 // embeddedError returns the fault an error object in a 2xx body or in a
 // stream's data line stands for; nil when payload carries none. It reads
