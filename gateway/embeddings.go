@@ -530,7 +530,7 @@ func (h *passHold) unsuccessful(ctx context.Context, resp *http.Response) bool {
 
 // releaseEmbeddings frees what an embeddings call that got no answer
 // holds; when lost is the error that ended it after it was sent, one the
-// provider bills (billedUnanswered: a timeout, the client gone), the call
+// provider bills (middleware.UnansweredBilled: a timeout, the client gone), the call
 // is charged its input instead (chargeUnanswered).
 func (h *passHold) releaseEmbeddings(ctx context.Context, lost error) {
 	if lost != nil {

@@ -691,7 +691,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	var refused *apiError   // the chain's refusal of the call, written as its answer
 	policed := false        // an embeddings or Responses call: counted by its answer's status
 	// lost is what ended a call the proxy sent without an answer, when its
-	// provider bills it (billedUnanswered): its timeout, the client gone.
+	// provider bills it (middleware.UnansweredBilled): its timeout, the client gone.
 	var lost error
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(httpWriter(w), r.Body, s.maxBody())
@@ -902,7 +902,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 				classify(c, s.secrets...).write(w)
 				return
 			}
-			if billedUnanswered(err) {
+			if middleware.UnansweredBilled(err) {
 				lost = err // the client went away (the chain's own call charged its attempts)
 			}
 			if call != nil {

@@ -391,13 +391,3 @@ func (s *eventScan) events(p []byte) bool {
 	}
 	return ended
 }
-
-// billedUnanswered reports whether err, which ended a call's attempt sent
-// to the upstream before its answer came, is one its provider bills the
-// attempt's input for, as the chain's Meter (middleware.Meter) bills a
-// chat attempt: a timeout (the team's, the run's deadline) or a
-// cancellation (the client gone) — not a network failure (the provider
-// may never have had the request) or a refusal.
-func billedUnanswered(err error) bool {
-	return err != nil && (middleware.IsCancellation(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, middleware.ErrTimeout))
-}

@@ -526,7 +526,7 @@ func (h *responsesHold) release(ctx context.Context) {
 
 // releaseLost frees what a call that got no answer holds (release); when
 // lost is the error that ended it after it was sent, one the provider
-// bills (billedUnanswered: a timeout, the client gone), the call is
+// bills (middleware.UnansweredBilled: a timeout, the client gone), the call is
 // charged its input instead, in its budget and its run's record (an
 // estimate), as the fallback chain charges such an attempt (failed) and
 // the chain's Meter and budget a chat attempt.

@@ -422,7 +422,7 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 // failed lets go of what attempt a holds, which err ended: an attempt
 // sent without an answer that lost a hedge, timed out (its call,
 // first_token or total timeout, the run's deadline) or was cancelled (its
-// client went away: billedUnanswered) is charged its input,
+// client went away: middleware.UnansweredBilled) is charged its input,
 // as the provider bills a prompt it received and as the chain's Meter and
 // budget bill a chat attempt that ended so (its usage and cost returned,
 // for the run's record: an estimate); any other is freed. (An error answer it got is kept, to pass
@@ -430,7 +430,7 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 // no-op.)
 func (c *responsesCall) failed(ctx context.Context, a *responsesAttempt, err error) (middleware.Usage, int64) {
 	ctx = context.WithoutCancel(ctx)
-	if a.resp == nil && a.hold.sent && (errors.Is(err, fallback.ErrHedgeLost) || billedUnanswered(err)) {
+	if a.resp == nil && a.hold.sent && (errors.Is(err, fallback.ErrHedgeLost) || middleware.UnansweredBilled(err)) {
 		return a.hold.chargeInput(ctx)
 	}
 	a.hold.drop(ctx)

@@ -178,6 +178,17 @@ func AnswerBilled(err error) (output int64, ok bool) {
 	return 0, false
 }
 
+// UnansweredBilled reports whether err, which ended an attempt before its
+// answer came, is one the provider bills the attempt's input for: a
+// timeout (the call's, the run's deadline) or a cancellation (the caller
+// gone) — the provider may have processed the request — not a network
+// failure (it may never have had it) or a refusal. The Meter bills such
+// an attempt its estimate, and the gateway charges its passed-through
+// calls so.
+func UnansweredBilled(err error) bool {
+	return err != nil && (IsCancellation(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout))
+}
+
 // IsCancellation reports whether err is a cancellation by the caller
 // (context.Canceled) rather than a failure. Cancellations never count
 // against a circuit breaker.

@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
@@ -162,7 +161,7 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 					a.Usage = fill(req, resp, err)
 					a.Estimated = !a.Usage.IsZero()
 				}
-			case err != nil && (IsCancellation(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout)):
+			case UnansweredBilled(err):
 				a.Usage = fill(req, nil, err)
 				a.Estimated = !a.Usage.IsZero()
 			default:
