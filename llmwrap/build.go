@@ -42,6 +42,7 @@ type options struct {
 	tokens  *tokens.Estimator // see estimator
 	catalog *catalog          // the policy's models, resolved once per name
 	built   *budget.Budget    // see (*options).budget
+	learned *learnedWeights   // routing.learned's weights, read once (see readLearned)
 }
 
 // WithObserver adds an observer of every event of the chain.
@@ -112,6 +113,13 @@ func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 	o.catalog = newCatalog(p) // one per chain: every layer's lookups share it
 	o.catalog.log = o.logger
 	o.tokens = o.state.sharedEstimator().WithModels(o.catalog.estimatorModel)
+	if p.Routing.Learned.Weights != "" {
+		l, err := readLearned(p)
+		if err != nil {
+			return nil, fmt.Errorf("tokenwise/llmwrap: building the route layer: %w", err)
+		}
+		o.learned = l
+	}
 	mws := []middleware.Middleware{instrument.New(o.catalog, middleware.Observers(o.observers...))}
 	for _, l := range layers {
 		mw, err := l.build(p, o)

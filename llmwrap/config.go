@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"time"
+
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
@@ -20,7 +22,6 @@ import (
 	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/tokens"
 	"github.com/tokenwise/tokenwise/toolwrap"
-	"time"
 )
 
 // This file is the one place that maps a policy to the layers' configs:
@@ -117,7 +118,7 @@ func fallbackConfig(p *policies.Policy) fallback.Config {
 
 // cacheConfig maps policy.cache (its store and bounds are the cache
 // layer's business in layer_cache.go).
-func cacheConfig(p *policies.Policy) cache.Config {
+func cacheConfig(p *policies.Policy, o *options) cache.Config {
 	c := p.Cache
 	return cache.Config{
 		TTL:               c.TTL.Duration(),
@@ -125,7 +126,7 @@ func cacheConfig(p *policies.Policy) cache.Config {
 		DeterministicOnly: c.DeterministicOnly,
 		FailClosed:        c.FailClosed,
 		NoStreams:         !c.CachesStreams(),
-		Variant:           answerVariant(p),
+		Variant:           answerVariant(p, o.learnedDigest()),
 	}
 }
 
@@ -136,13 +137,17 @@ func cacheConfig(p *policies.Policy) cache.Config {
 // would route the same request otherwise (a reloaded policy, another
 // team under a global cache). Equal sections, equal variant: in every
 // process.
-func answerVariant(p *policies.Policy) string {
+//
+// weights is the digest of the learned router's weights file (its
+// bytes, not its name: a retrained file routes otherwise).
+func answerVariant(p *policies.Policy, weights string) string {
 	b, err := json.Marshal(struct {
 		Models   map[string]policies.ModelSpec
 		Routing  policies.Routing
 		Context  policies.ContextPolicy
 		Fallback policies.Fallback
-	}{p.Models, p.Routing, p.Context, p.Fallback})
+		Weights  string `json:",omitempty"`
+	}{p.Models, p.Routing, p.Context, p.Fallback, weights})
 	if err != nil {
 		// Cannot happen (plain data); a variant of its own then, which
 		// shares nothing.
@@ -326,4 +331,12 @@ func NewRateLimiter(p *policies.Policy, opts ...ratelimit.Option) (*ratelimit.Li
 	}
 	base := []ratelimit.Option{ratelimit.WithEstimator(tokens.New(tokens.WithModels(EstimatorModels(p))))}
 	return ratelimit.New(rateLimitConfig(p), append(base, opts...)...)
+}
+
+// learnedDigest is the digest of the learned weights Build read, "" without.
+func (o *options) learnedDigest() string {
+	if o.learned == nil {
+		return ""
+	}
+	return o.learned.digest
 }

@@ -130,7 +130,7 @@ func TestPolicyToLayerConfigs(t *testing.T) {
 		{"guard", guardConfig(p), guard.Config{MaxCalls: 8, RunTimeout: 10 * time.Minute}},
 		{"retry", retryConfig(p), retry.Config{MaxAttempts: 4, BaseDelay: 100 * time.Millisecond, MaxDelay: 5 * time.Second, MaxTotalWait: 20 * time.Second}},
 		{"breaker", breakerConfig(p), breaker.Config{ConsecutiveFailures: 5, FailureRatio: 0.5, MinRequests: 20, OpenFor: 45 * time.Second, HalfOpenProbes: 2, Window: 90 * time.Second}},
-		{"cache", cacheConfig(p), cache.Config{TTL: time.Hour, Global: true, DeterministicOnly: true, FailClosed: true, NoStreams: true, Variant: answerVariant(p)}},
+		{"cache", cacheConfig(p, &options{}), cache.Config{TTL: time.Hour, Global: true, DeterministicOnly: true, FailClosed: true, NoStreams: true, Variant: answerVariant(p, "")}},
 		{"compact", compactConfig(p), compact.Config{WindowFraction: 0.8, Strategies: []compact.Strategy{compact.Offload, compact.Drop},
 			KeepLastTurns: 4, OffloadOverBytes: 2048, BlockSize: 10, SummaryModel: "gpt-4o"}},
 		{"ratelimit", rateLimitConfig(p), ratelimit.Config{
@@ -186,7 +186,7 @@ func TestPolicyToLayerConfigs(t *testing.T) {
 		"guard":     func() error { _, err := guard.New(guardConfig(p)); return err },
 		"retry":     func() error { _, err := retry.New(retryConfig(p)); return err },
 		"breaker":   func() error { _, err := breaker.New(breakerConfig(p)); return err },
-		"cache":     func() error { _, err := cache.New(cacheConfig(p)); return err },
+		"cache":     func() error { _, err := cache.New(cacheConfig(p, &options{})); return err },
 		"compact":   func() error { _, err := compact.New(compactConfig(p)); return err },
 		"ratelimit": func() error { _, err := ratelimit.New(rateLimitConfig(p)); return err },
 		"budget":    func() error { _, err := budget.New(budgetConfig(p), budget.WithCatalog(Catalog(p))); return err },
@@ -240,18 +240,21 @@ func TestAnswerVariantFollowsTheRouteSections(t *testing.T) {
 		}
 		return p
 	}
-	base := answerVariant(load(""))
-	if answerVariant(load("")) != base {
+	base := answerVariant(load(""), "")
+	if answerVariant(load(""), "") != base {
 		t.Fatal("equal policies, different variants")
 	}
 	for _, s := range []string{"routing: {default: gpt-4.1}\n", "fallback: {models: [gpt-4.1]}\n",
 		"context: {max_input_tokens: 1000}\n", "models: {my-model: {input_per_1m: 1, output_per_1m: 2}}\n"} {
-		if answerVariant(load(s)) == base {
+		if answerVariant(load(s), "") == base {
 			t.Errorf("%q: the variant did not change", s)
 		}
 	}
+	if answerVariant(load(""), "c0ffee") == base {
+		t.Error("other learned weights, the same variant")
+	}
 	for _, s := range []string{"budget: {run: {max_usd: 1}}\n", "timeouts: {call: 5s}\n", "limits: {max_calls: 3}\n"} {
-		if answerVariant(load(s)) != base {
+		if answerVariant(load(s), "") != base {
 			t.Errorf("%q: the variant changed", s)
 		}
 	}

@@ -36,7 +36,7 @@ func cacheLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 			return cache.NewMemory(cache.MemoryOptions{MaxEntries: c.MaxEntries, MaxBytes: int64(c.MaxBytes)})
 		})
 	}
-	cc, err := cache.New(cacheConfig(p), cache.WithStore(store), cache.WithPricer(o.catalog))
+	cc, err := cache.New(cacheConfig(p, o), cache.WithStore(store), cache.WithPricer(o.catalog))
 	if err != nil {
 		return nil, err
 	}

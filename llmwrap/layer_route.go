@@ -1,10 +1,16 @@
 package llmwrap
 
 import (
+	"bytes"
 	"context"
-	"path/filepath"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
 
 	"github.com/tokenwise/tokenwise/llmwrap/route"
+	"github.com/tokenwise/tokenwise/llmwrap/route/learn"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/tokens"
@@ -53,6 +59,10 @@ func routeLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 		opts = append(opts, route.WithBudget(ledgerBudgetReader(b)))
 	}
 	opts = append(opts, route.WithWindows(windows(p)))
+	if o.learned != nil {
+		// The weights Build read, whose digest keys the cache's answers.
+		opts = append(opts, route.WithRulesOptions(route.WithLearnedModel(o.learned.model)))
+	}
 	opts = append(opts, o.routeOpts...)
 	r, err := route.New(routeConfig(p), opts...)
 	if err != nil {
@@ -70,22 +80,47 @@ func NewRules(p *policies.Policy, opts ...route.RulesOption) (*route.Rules, erro
 	return route.NewRules(routeConfig(p), opts...)
 }
 
+// learnedWeights is routing.learned's weights file as one Build read it:
+// the router scores with model, and the cache keys its answers on digest,
+// so that a retrained file's routes never meet the old file's answers.
+type learnedWeights struct {
+	model  *learn.Model
+	digest string // hex SHA-256 of the file's bytes
+}
+
+// readLearned reads p's learned weights file once (a FIFO or a directory
+// is refused before it is opened; no weights file is larger than 64 MiB).
+func readLearned(p *policies.Policy) (*learnedWeights, error) {
+	path := WeightsPath(p)
+	b, err := func() ([]byte, error) {
+		if fi, err := os.Stat(path); err != nil {
+			return nil, err
+		} else if !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s: not a regular file", path)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return io.ReadAll(io.LimitReader(f, 64<<20))
+	}()
+	if err != nil {
+		return nil, fmt.Errorf("tokenwise/route: learned weights: %w", err)
+	}
+	m, err := learn.Read(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("tokenwise/route: learned weights: %s: %w", path, err)
+	}
+	sum := sha256.Sum256(b)
+	return &learnedWeights{model: m, digest: hex.EncodeToString(sum[:])}, nil
+}
+
 // WeightsPath returns the path of p's routing.learned weights file: a
 // relative path is resolved against the directory of the policy file that
 // set it (as the loader recorded it), or left as is for a policy built in
 // code.
-func WeightsPath(p *policies.Policy) string {
-	w := p.Routing.Learned.Weights
-	if w == "" || filepath.IsAbs(w) {
-		return w
-	}
-	for _, o := range p.Explain() {
-		if o.Path == "routing.learned.weights" && o.File != "" {
-			return filepath.Join(filepath.Dir(o.File), w)
-		}
-	}
-	return w
-}
+func WeightsPath(p *policies.Policy) string { return p.WeightsFile() }
 
 // StrongOnly returns a copy of p that sends every call to model: no rules,
 // no cascade, no regeneration (larger_window escalation is kept). It is

@@ -102,6 +102,9 @@ func loadTeams(dir string) ([]teamResult, []string, error) {
 		} else {
 			seen[team] = file
 			res.policy, res.err = r.resolve(mustAbs(file))
+			if res.err == nil {
+				noteWeights(res.policy)
+			}
 		}
 		out = append(out, res)
 	}

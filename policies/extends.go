@@ -457,7 +457,7 @@ func (m *merger) mapValue(path string, dst, src reflect.Value) {
 // never mutated).
 func copyPolicy(p *Policy) *Policy {
 	c := deepCopy(reflect.ValueOf(p).Elem()).Interface().(Policy)
-	c.src = p.src
+	c.src, c.weights = p.src, p.weights
 	return &c
 }
 

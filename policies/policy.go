@@ -54,6 +54,9 @@ type Policy struct {
 	// src holds the positions of the file the policy was loaded from, so
 	// that Validate can name file:line:col. Nil for a policy built in code.
 	src *sourceMap
+	// weights is the digest of the learned weights file as a directory
+	// load read it (see WeightsDigest).
+	weights string
 }
 
 // ModelSpec describes one model: its provider, list prices and limits.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -49,12 +50,16 @@ type Registry struct {
 
 	cur atomic.Pointer[regSnapshot]
 
-	mu     sync.Mutex // serialises reloads and guards subs and baseDirs
+	mu     sync.Mutex // serialises reloads and guards subs, baseDirs and weightNames
 	subs   []subscriber
 	nextID int
 	// baseDirs are the directories other than dir holding files of the
-	// last load's extends chains, watched beside dir.
+	// last load's extends chains or its policies' learned weights, watched
+	// beside dir.
 	baseDirs []string
+	// weightNames are the base names of the policies' learned weights
+	// files: an event on one reloads (a retrained router).
+	weightNames map[string]bool
 }
 
 type subscriber struct {
@@ -105,7 +110,7 @@ func NewRegistry(dir string, opts ...RegistryOption) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.baseDirs = dirs
+	r.baseDirs, r.weightNames = withWeights(dir, dirs, set.Teams)
 	s := &regSnapshot{gen: 1, teams: set.Teams, files: set.Files}
 	s.def = set.Policy(DefaultTeam)
 	r.cur.Store(s)
@@ -235,7 +240,6 @@ func (r *Registry) reloadLocked() (*Change, error) {
 		r.logger.Warn("tokenwise: policy directory unreadable; the last good policies stay in force", "dir", r.dir, "error", err)
 		return &Change{Failed: map[string]error{"": err}, Generation: r.Generation()}, err
 	}
-	r.baseDirs = dirs
 	old := r.cur.Load()
 	next := &regSnapshot{gen: old.gen, teams: make(map[string]*Policy, len(res)), files: make(map[string]string, len(res))}
 	ch := &Change{Failed: map[string]error{}, Files: map[string]string{}}
@@ -264,6 +268,7 @@ func (r *Registry) reloadLocked() (*Change, error) {
 			ch.Removed = append(ch.Removed, team)
 		}
 	}
+	r.baseDirs, r.weightNames = withWeights(r.dir, dirs, next.teams)
 	if len(ch.Updated) > 0 || len(ch.Removed) > 0 {
 		next.gen++
 		if p, ok := next.teams[DefaultTeam]; ok {
@@ -277,8 +282,12 @@ func (r *Registry) reloadLocked() (*Change, error) {
 	return ch, errors.Join(errs...)
 }
 
-// samePolicy reports whether two loaded policies hold the same data.
+// samePolicy reports whether two loaded policies hold the same data, the
+// bytes of their learned weights files included.
 func samePolicy(a, b *Policy) bool {
+	if a.weights != b.weights { // retrained weights, the policy file unchanged
+		return false
+	}
 	ea, eb := a.Explain(), b.Explain()
 	if len(ea) != len(eb) {
 		return false
@@ -318,14 +327,25 @@ func (r *Registry) Watch(ctx context.Context) error {
 // The directories of bases that extends chains read outside the top
 // directory (extends: bases/common.yaml) are watched too; they are
 // collected again after each reload, so a chain that starts extending a
-// base in another subdirectory has it watched from then on.
+// base in another subdirectory has it watched from then on. So are the
+// policies' learned weights files (routing.learned.weights), wherever they
+// are: a retrained file replaced in place reloads its teams (see
+// [Policy.WeightsDigest]).
 func (r *Registry) StartWatch(ctx context.Context) (wait func() error, err error) {
 	baseDirs := func() []string {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return slices.Clone(r.baseDirs)
 	}
-	done, err := dirwatch.StartDirs(ctx, r.dir, baseDirs, r.debounce, reloadTrigger,
+	trigger := func(name string) bool {
+		if reloadTrigger(name) {
+			return true
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.weightNames[name]
+	}
+	done, err := dirwatch.StartDirs(ctx, r.dir, baseDirs, r.debounce, trigger,
 		func() { _ = r.Reload() }, // reported to subscribers and the logger
 		func(err error) { r.logger.Warn("tokenwise: policy watcher error", "dir", r.dir, "error", err) })
 	if err != nil {
@@ -339,4 +359,26 @@ func (r *Registry) StartWatch(ctx context.Context) (wait func() error, err error
 // or ..<timestamp> directory.
 func reloadTrigger(name string) bool {
 	return policyFile(name) || dirwatch.ConfigMapSwap(name)
+}
+
+// withWeights returns dirs with the directories of teams' learned weights
+// files other than top, and the weights files' base names.
+func withWeights(top string, dirs []string, teams map[string]*Policy) ([]string, map[string]bool) {
+	var names map[string]bool
+	topAbs := mustAbs(top)
+	for _, p := range teams {
+		f := p.WeightsFile()
+		if f == "" {
+			continue
+		}
+		if names == nil {
+			names = map[string]bool{}
+		}
+		names[filepath.Base(f)] = true
+		if d := filepath.Dir(mustAbs(f)); d != topAbs && !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	slices.Sort(dirs)
+	return dirs, names
 }
