@@ -14,6 +14,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
@@ -26,9 +27,11 @@ import (
 // upstream are those of an answer the cache keeps is answered with that
 // answer's bytes (X-Tokenwise-Cache: hit), without a reservation, a rate
 // limit's admission or an upstream call; the run guard counts it. A hit
-// is a match of the SHA-256 of the body's members (and scope and
-// upstream), never of a 64-bit key alone; an answer over maxCachedAnswer
-// is not kept.
+// is a match of the SHA-256 of the body's members (and scope, upstream
+// and the policy's sections that decide the answer: models, routing with
+// its learned weights, context, fallback — a reload that changes them, a
+// cascade dropped, serves no answer kept before it), never of a 64-bit
+// key alone; an answer over maxCachedAnswer is not kept.
 //
 // Only what is the same answer again is kept or served: a completed
 // answer (status "completed") of the model the call was routed to (not a
@@ -61,6 +64,10 @@ type responsesCache struct {
 	store cache.Store
 	cfg   policies.Cache
 	scope string // the team; "" when the policy's cache is global
+	// variant is the digest of the policy's sections that decide the
+	// answer (llmwrap.AnswerVariant): a reload that routes otherwise, or
+	// another team's routing under a global cache, shares no answer.
+	variant string
 }
 
 // newResponsesCache returns team's Responses cache under pol (nil when
@@ -71,7 +78,7 @@ func (s *Server) newResponsesCache(team string, pol *policies.Policy) *responses
 	if !c.Enabled {
 		return nil
 	}
-	rc := &responsesCache{cfg: c, scope: team}
+	rc := &responsesCache{cfg: c, scope: team, variant: llmwrap.AnswerVariant(pol)}
 	if c.Scope == policies.CacheScopeGlobal {
 		rc.scope = ""
 	}
@@ -103,7 +110,7 @@ type cachedCall struct {
 	call  *responsesCall // the call's fallback chain (nil: none)
 	c     *responsesCache
 	key   uint64
-	canon []byte // the digest of the scope, the upstream and the body: what a hit equals
+	canon []byte // the digest of the scope, the variant, the upstream and the body: what a hit equals
 	s     *Server
 	team  string
 }
@@ -168,19 +175,22 @@ func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, ups
 		s.observe(team, middleware.CacheLookup{Status: middleware.CacheBypass, Reason: why, Model: req.Model})
 		return nil, nil, nil
 	}
-	// The entry keeps the SHA-256 of the scope, the upstream and the body,
+	// The entry keeps the SHA-256 of the scope, the policy's variant, the
+	// upstream and the body,
 	// not the body: an agent's Responses calls resend their whole input
 	// each turn (hundreds of KB), which 10,000 entries would keep many
 	// times over. A hit is a match of the 256-bit digest.
 	d := sha256.New()
 	d.Write([]byte(rc.scope))
 	d.Write([]byte{0})
+	d.Write([]byte(rc.variant))
+	d.Write([]byte{0})
 	d.Write([]byte(upstream))
 	d.Write([]byte{0})
 	if !digestMembers(d, body) {
 		return nil, nil, nil
 	}
-	canon := d.Sum([]byte("tokenwise/responses/v2 sha256:"))
+	canon := d.Sum([]byte("tokenwise/responses/v3 sha256:"))
 	cc := &cachedCall{c: rc, key: xxhash.Sum64(canon), canon: canon, s: s, team: team}
 	e, err := rc.store.Get(ctx, cc.key)
 	if err != nil {

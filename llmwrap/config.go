@@ -333,6 +333,15 @@ func NewRateLimiter(p *policies.Policy, opts ...ratelimit.Option) (*ratelimit.Li
 	return ratelimit.New(rateLimitConfig(p), append(base, opts...)...)
 }
 
+// AnswerVariant is the digest of what decides the answer to a request
+// below a response cache under p — its models, routing (with the bytes of
+// its learned weights as the directory loader read them:
+// policies.Policy.WeightsDigest), context and fallback sections — that the
+// chain's cache keys its answers on. A cache kept outside the chain (the
+// gateway's Responses cache) keys on it too, so that no answer is served
+// under a policy that would have routed the request otherwise.
+func AnswerVariant(p *policies.Policy) string { return answerVariant(p, p.WeightsDigest()) }
+
 // learnedDigest is the digest of the learned weights Build read, "" without.
 func (o *options) learnedDigest() string {
 	if o.learned == nil {
