@@ -44,11 +44,13 @@
 // The core response is the first choice's message; usage comes from the
 // first choice's GenerationInfo, normalised by [UsageFromGenerationInfo]
 // across the backends' keys and number types (the openai backend's audio
-// tokens included, billed at the audio rates). The answer's service_tier
-// is not known: langchaingo's openai backend (v0.1.14) neither sends a
-// request's service_tier nor decodes the answer's, so a call through it is
-// billed at its model's standard rates, whatever tier the provider
-// processed it at. When the answer reaches the
+// tokens included, billed at the audio rates). langchaingo's openai
+// backend (v0.1.14) neither sends a request's service_tier nor decodes the
+// answer's; a provider may still process the call at another tier than
+// the standard one (a project whose default is priority processing). With
+// [NewTransport] installed, the tier the answer names (a stream's chunks
+// name it too) is read from the wire and the call billed at it; without
+// it, at the model's standard rates. When the answer reaches the
 // caller unchanged, the caller gets a copy of the inner model's response
 // (every choice, every GenerationInfo key, the backend's own number types);
 // when a middleware answered (a cache hit carries the original) or rewrote

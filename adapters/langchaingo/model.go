@@ -341,11 +341,14 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 		}
 		return nil, err
 	}
-	resp, ok := coreResponse(cr, req)
+	// The tier the provider billed the tokens at, which the backend does
+	// not decode: NewTransport, installed, read it.
+	resp, ok := coreResponse(cr, req, fctx.slot.serviceTier())
 	if !ok {
 		return nil, &middleware.ProviderError{Kind: middleware.ErrMalformed, Provider: inner.name, Model: req.Model,
 			Message: "the model returned no choices"}
 	}
+
 	if inner.name == "openai" && cr.Choices[0].StopReason == "error" {
 		// OpenRouter's finish_reason for a provider that failed mid-answer
 		// (NewTransport, when installed, fails such a call with the error

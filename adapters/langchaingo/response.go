@@ -24,8 +24,10 @@ type nativeResponse struct {
 // first choice's. Unless the request asked for several candidates, later
 // choices are content blocks of the same answer (Anthropic returns its
 // thinking, text and tool use blocks as separate choices), so their text,
-// reasoning and tool calls are appended. Usage is the first choice's.
-func coreResponse(cr *llms.ContentResponse, req *middleware.Request) (*middleware.Response, bool) {
+// reasoning and tool calls are appended. Usage is the first choice's,
+// billed at tier when it is not "" (the service_tier the answer named,
+// which the backends do not decode: see httpFailure.setTier).
+func coreResponse(cr *llms.ContentResponse, req *middleware.Request, tier string) (*middleware.Response, bool) {
 	if cr == nil || len(cr.Choices) == 0 || cr.Choices[0] == nil {
 		return nil, false
 	}
@@ -37,6 +39,9 @@ func coreResponse(cr *llms.ContentResponse, req *middleware.Request) (*middlewar
 		Message:      middleware.Message{Role: middleware.RoleAssistant, Content: c0.Content, Reasoning: reasoningOf(c0)},
 		FinishReason: finishReason(c0.StopReason),
 		Usage:        responseUsage(cr),
+	}
+	if tier != "" && !resp.Usage.IsZero() {
+		resp.Usage.ServiceTier = tier
 	}
 	resp.Message.ToolCalls = appendToolCalls(nil, c0)
 	if req.N <= 1 {

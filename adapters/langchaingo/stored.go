@@ -269,7 +269,7 @@ func storedContentResponse(resp *middleware.Response) *llms.ContentResponse {
 	if !ok {
 		return nil
 	}
-	view, ok := coreResponse(cr, &middleware.Request{Model: resp.Model, N: n})
+	view, ok := coreResponse(cr, &middleware.Request{Model: resp.Model, N: n}, resp.Usage.ServiceTier)
 	if !ok {
 		return nil
 	}

@@ -168,6 +168,35 @@ type httpFailure struct {
 	// others accumulate what the choices after the first streamed
 	// (index i at i-1; nil: none yet), which checkedStream drops.
 	others []*middleware.Accumulator
+	// tier is the service_tier the answer named (a stream's last chunk
+	// that named one), which the backend does not decode: the tier the
+	// provider billed the tokens at.
+	tier string
+}
+
+// setTier records the service_tier member raw of an answer or chunk (a
+// string; anything else, or a name longer than any real one, is none).
+func (h *httpFailure) setTier(raw json.RawMessage) {
+	if h == nil || len(raw) == 0 || raw[0] != '"' {
+		return
+	}
+	var t string
+	if json.Unmarshal(raw, &t) != nil || t == "" || len(t) > 32 {
+		return
+	}
+	h.mu.Lock()
+	h.tier = t
+	h.mu.Unlock()
+}
+
+// serviceTier is the tier setTier recorded ("" when none).
+func (h *httpFailure) serviceTier() string {
+	if h == nil {
+		return ""
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.tier
 }
 
 // maxOtherChoices bounds the choices besides the first an httpFailure
@@ -498,6 +527,7 @@ func (s *checkedStream) transform(line []byte) error {
 			return f
 		}
 	}
+	s.slot.setTier(c.ServiceTier)
 	rewrite, finish, wasFinished := false, false, s.finished
 	groq := c.groqUsage()
 	rewrite = groq != nil || normalized
@@ -675,6 +705,9 @@ type lcChunk struct {
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
 	Usage *lcUsage `json:"usage"`
+	// The tier the provider processed the call at, which the backend
+	// does not decode (see httpFailure.setTier). Raw: never an error.
+	ServiceTier json.RawMessage `json:"service_tier"`
 	// Groq's vendor object, whose usage (the call's, in the last chunk
 	// of a stream that did not ask for include_usage) the backend does
 	// not read. Raw: what is not a usage in it is never an error.
@@ -726,27 +759,28 @@ type lcUsage struct {
 // decides before the backend decodes it: why it is no answer ("" when it
 // is one) — it is not JSON, or its "choices" are missing, null or empty —
 // and whether the backend's types cannot hold its created time or usage
-// (see normalizeAnswer).
-func readAnswer(body []byte) (why string, undecodable bool) {
+// (see normalizeAnswer); and its service_tier member, raw.
+func readAnswer(body []byte) (why string, undecodable bool, tier json.RawMessage) {
 	var a struct {
-		Choices json.RawMessage `json:"choices"`
-		Created int64           `json:"created"`
-		Usage   lcUsage         `json:"usage"`
+		Choices     json.RawMessage `json:"choices"`
+		Created     int64           `json:"created"`
+		Usage       lcUsage         `json:"usage"`
+		ServiceTier json.RawMessage `json:"service_tier"`
 	}
 	err := json.Unmarshal(body, &a) // checks the whole body is valid JSON first
 	var serr *json.SyntaxError
 	if errors.As(err, &serr) {
-		return "the answer is not JSON", false
+		return "the answer is not JSON", false, nil
 	}
 	var terr *json.UnmarshalTypeError
 	if errors.As(err, &terr) && terr.Field == "" {
-		return "", false // not an object: the backend fails on it
+		return "", false, nil // not an object: the backend fails on it
 	}
 	if c := bytes.TrimSpace(a.Choices); len(c) == 0 || string(c) == "null" ||
 		c[0] == '[' && len(bytes.TrimSpace(c[1:len(c)-1])) == 0 {
-		return "the answer has no choices", false
+		return "the answer has no choices", false, nil
 	}
-	return "", err != nil // a type error in its created time or usage
+	return "", err != nil, a.ServiceTier // a type error in its created time or usage
 }
 
 type lcToolCall struct {
@@ -809,7 +843,7 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 			// without choices (the backend's untyped "empty response") —
 			// is a malformed answer, as the OpenAI adapter reads it, that
 			// the provider produced and bills.
-			why, undecodable := readAnswer(body)
+			why, undecodable, tier := readAnswer(body)
 			if why != "" {
 				f := &streamFault{kind: middleware.ErrMalformed, msg: why,
 					cause: &middleware.AnswerMalformedError{StatusCode: b.status, Err: errors.New(why)}}
@@ -828,6 +862,7 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 			// A member of the wrong type fails the backend's decoding:
 			// classify reads it as malformed, the answer being whole.
 			b.slot.setAnswered(b.status)
+			b.slot.setTier(tier)
 		}
 		b.r, b.tail = bytes.NewReader(body), err
 		if err == nil {
