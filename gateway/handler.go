@@ -693,6 +693,10 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	// lost is what ended a call the proxy sent without an answer, when its
 	// provider bills it (middleware.UnansweredBilled): its timeout, the client gone.
 	var lost error
+	// sent is the passed request's body as the proxy sends it: a call
+	// that ended before the transport read it whole never reached the
+	// upstream, and is not lost (nobody bills it).
+	var sent *sentBody
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(httpWriter(w), r.Body, s.maxBody())
 	}
@@ -868,6 +872,10 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
+			if pr.Out.Body != nil && pr.Out.Body != http.NoBody {
+				sent = &sentBody{r: pr.Out.Body, c: pr.Out.Body, n: pr.Out.ContentLength}
+				pr.Out.Body = sent
+			}
 			pr.Out.URL = up.urlFor(pr.In.URL)
 			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 			pr.Out.Host = ""
@@ -898,11 +906,13 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			if c := bound.cause(); c != nil {
 				// A timeout of the team's or the run's ended the call
 				// before its answer began.
-				lost = c
+				if sent.wasSent() {
+					lost = c
+				}
 				classify(c, s.secrets...).write(w)
 				return
 			}
-			if middleware.UnansweredBilled(err) {
+			if middleware.UnansweredBilled(err) && sent.wasSent() {
 				lost = err // the client went away (the chain's own call charged its attempts)
 			}
 			if call != nil {

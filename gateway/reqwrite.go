@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // writeRequest writes req into w as req.Write would, byte for byte and
@@ -187,3 +188,33 @@ func validHeaderName(k string) bool {
 	}
 	return true
 }
+
+// sentBody is a request body that records that the transport read it
+// whole: a call that ended before never reached the upstream, and is not
+// charged as one the provider bills.
+type sentBody struct {
+	r    io.Reader
+	c    io.Closer // the body it reads, closed with it; nil: none
+	n    int64     // the body's length: ≤ 0 when unknown, then its EOF tells
+	read int64
+	sent atomic.Bool
+}
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if b.read += int64(n); b.n > 0 && b.read >= b.n || err == io.EOF {
+		b.sent.Store(true)
+	}
+	return n, err
+}
+
+func (b *sentBody) Close() error {
+	if b.c != nil {
+		return b.c.Close()
+	}
+	return nil
+}
+
+// wasSent reports whether the transport read b whole (true for nil: a
+// request without a body).
+func (b *sentBody) wasSent() bool { return b == nil || b.sent.Load() }

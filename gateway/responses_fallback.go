@@ -479,7 +479,8 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 	}
 	a.actx = actx
 	o := c.out.WithContext(actx)
-	o.Body, o.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	sent := &sentBody{r: bytes.NewReader(body), n: int64(len(body))}
+	o.Body, o.ContentLength = sent, int64(len(body))
 	o.GetBody = nil
 	if up != c.up {
 		o.URL = up.base.JoinPath(c.path)
@@ -495,6 +496,11 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 	}
 	resp, err := c.s.pass.RoundTrip(o)
 	if err != nil {
+		if a.hold != nil && !sent.sent.Load() {
+			// Ended while connecting or before the body was written: the
+			// upstream never had the request, which nobody bills.
+			a.hold.sent = false
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil, context.Cause(ctx) // the call's end (the client's, the run's deadline) or a lost hedge

@@ -185,9 +185,30 @@ func AnswerBilled(err error) (output int64, ok bool) {
 // failure (it may never have had it) or a refusal. The Meter bills such
 // an attempt its estimate, and the gateway charges its passed-through
 // calls so.
+//
+// An attempt whose request never reached the provider whole
+// ([NotSentError]: the call ended while connecting, before its body was
+// written) is not billed: the provider cannot have processed it.
 func UnansweredBilled(err error) bool {
-	return err != nil && (IsCancellation(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout))
+	if err == nil || !(IsCancellation(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout)) {
+		return false
+	}
+	var ns *NotSentError
+	return !errors.As(err, &ns)
 }
+
+// NotSentError is the error of an attempt that ended before its request
+// reached the provider whole: the call's timeout or cancellation came
+// while the connection was being made, or before the request's body was
+// written. The provider never had the request and bills nothing for it
+// (see [UnansweredBilled]); an adapter returns it only when it knows, by
+// the body its HTTP client did not read to its end. It matches what it
+// wraps (context.DeadlineExceeded, [ErrTimeout], context.Canceled) with
+// errors.Is, and prints as it.
+type NotSentError struct{ Err error }
+
+func (e *NotSentError) Error() string { return e.Err.Error() }
+func (e *NotSentError) Unwrap() error { return e.Err }
 
 // IsCancellation reports whether err is a cancellation by the caller
 // (context.Canceled) rather than a failure. Cancellations never count

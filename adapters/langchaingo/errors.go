@@ -86,6 +86,10 @@ var statusText = regexp.MustCompile(`API returned unexpected status code: (\d{3}
 func classify(ctx context.Context, err error, c callFacts) error {
 	out := classifyError(ctx, err, c)
 	if ctx.Err() != nil {
+		if c.failure.wasNotSent() {
+			// Ended before the request was written: never billed.
+			return &middleware.NotSentError{Err: out}
+		}
 		return out // the context's error: nothing of the provider
 	}
 	f, _ := c.failure.get()

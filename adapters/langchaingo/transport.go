@@ -10,8 +10,10 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -76,11 +78,41 @@ func NewTransport(base http.RoundTripper) http.RoundTripper {
 type transport struct{ base http.RoundTripper }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	slot, _ := req.Context().Value(failureKey{}).(*httpFailure)
+	var sent *atomic.Bool
+	if _, netHTTP := t.base.(*http.Transport); netHTTP && slot != nil && req.Body != nil && req.Body != http.NoBody {
+		// Whether the request was written whole, told by net/http's trace:
+		// a call that ends before never reached the provider
+		// (NotSentError). (A wrapped body would cost net/http's one write
+		// of headers and an in-memory body.)
+		wt := &wroteTrace{}
+		wt.trace.WroteRequest = wt.wrote
+		sent = &wt.flag
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &wt.trace))
+	} else if slot != nil && req.Body != nil && req.Body != http.NoBody {
+		// The body, tracked: a call that ends before the base transport
+		// read it whole never reached the provider (NotSentError).
+		r := *req
+		sent = new(atomic.Bool)
+		r.Body = &sentBody{rc: req.Body, n: req.ContentLength, sent: sent}
+		if gb := req.GetBody; gb != nil {
+			r.GetBody = func() (io.ReadCloser, error) {
+				rc, err := gb()
+				if err != nil {
+					return nil, err
+				}
+				return &sentBody{rc: rc, n: req.ContentLength, sent: sent}, nil
+			}
+		}
+		req = &r
+	}
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
+		if sent != nil && !sent.Load() && req.Context().Err() != nil {
+			slot.setNotSent()
+		}
 		return resp, err
 	}
-	slot, _ := req.Context().Value(failureKey{}).(*httpFailure)
 	if resp.StatusCode < 400 {
 		switch {
 		case strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
@@ -110,6 +142,38 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	slot.set(f)
 	return resp, nil
 }
+
+// wroteTrace is the trace of a request sent by net/http's Transport that
+// records, in flag, that the request was written whole (WroteRequest).
+type wroteTrace struct {
+	flag  atomic.Bool
+	trace httptrace.ClientTrace
+}
+
+func (w *wroteTrace) wrote(info httptrace.WroteRequestInfo) {
+	if info.Err == nil {
+		w.flag.Store(true)
+	}
+}
+
+// sentBody is a request body that records in sent (shared by the copies
+// GetBody makes) that the base transport read it whole.
+type sentBody struct {
+	rc   io.ReadCloser
+	n    int64 // ContentLength: -1 or 0 when unknown, then its EOF tells
+	read int64
+	sent *atomic.Bool
+}
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if b.read += int64(n); b.n > 0 && b.read >= b.n || err == io.EOF {
+		b.sent.Store(true)
+	}
+	return n, err
+}
+
+func (b *sentBody) Close() error { return b.rc.Close() }
 
 type replayBody struct {
 	io.Reader
@@ -168,6 +232,9 @@ type httpFailure struct {
 	// others accumulate what the choices after the first streamed
 	// (index i at i-1; nil: none yet), which checkedStream drops.
 	others []*middleware.Accumulator
+	// notSent records that the call ended before the base transport read
+	// its request's body whole: the provider never had it.
+	notSent bool
 	// tier is the service_tier the answer named (a stream's last chunk
 	// that named one), which the backend does not decode: the tier the
 	// provider billed the tokens at.
@@ -187,6 +254,24 @@ func (h *httpFailure) setTier(raw json.RawMessage) {
 	h.mu.Lock()
 	h.tier = t
 	h.mu.Unlock()
+}
+
+// setNotSent records that the call's request never reached the provider
+// whole (see sentBody).
+func (h *httpFailure) setNotSent() {
+	h.mu.Lock()
+	h.notSent = true
+	h.mu.Unlock()
+}
+
+// wasNotSent reports what setNotSent recorded.
+func (h *httpFailure) wasNotSent() bool {
+	if h == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.notSent
 }
 
 // serviceTier is the tier setTier recorded ("" when none).

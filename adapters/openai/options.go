@@ -102,7 +102,8 @@ type config struct {
 	enc             encodeOptions
 	route           func(model string) (*url.URL, http.Header, bool)
 	refuseUnpoliced bool
-	join            int // joinLimit of base
+	join            int  // joinLimit of base
+	netHTTP         bool // base is net/http's Transport, which calls a request's trace hooks
 }
 
 func newConfig(opts []Option) config {
@@ -116,6 +117,7 @@ func newConfig(opts []Option) config {
 		c.base = DefaultBaseTransport()
 	}
 	c.join = joinLimit(c.base)
+	_, c.netHTTP = c.base.(*http.Transport)
 	return c
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"slices"
 	"strings"
@@ -114,7 +115,7 @@ func (c *call) takeHeader() http.Header {
 // masked (see [redactError]) before the error leaves the Provider.
 func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *middleware.Response, err error) {
 	if ctx.Err() != nil {
-		return nil, ctxError(ctx)
+		return nil, &middleware.NotSentError{Err: ctxError(ctx)}
 	}
 	c, _ := ctx.Value(callKey{}).(*call)
 	if c != nil && c.owner != p {
@@ -131,7 +132,8 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 	}()
 	for {
 		body := encodeRequestBody(req, enc)
-		if hreq, err = p.newRequest(ctx, c, body, stream, req.Model); err != nil {
+		var sent *atomic.Bool
+		if hreq, sent, err = p.newRequest(ctx, c, body, stream, req.Model); err != nil {
 			return nil, err
 		}
 		asked := stream && !enc.noStreamUsage
@@ -143,6 +145,11 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 		}
 		if hresp, err = p.cfg.base.RoundTrip(hreq); err != nil {
 			if ctx.Err() != nil {
+				if !sent.Load() {
+					// Ended while connecting or before the body was
+					// written: the provider never had the request.
+					return nil, &middleware.NotSentError{Err: ctxError(ctx)}
+				}
 				return nil, ctxError(ctx)
 			}
 			return nil, p.fail(middleware.ErrNetwork, req, "", err)
@@ -255,7 +262,19 @@ func refusesStreamOptions(hresp *http.Response) bool {
 	return err == nil && bytes.Contains(body, []byte("stream_options"))
 }
 
-func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, stream bool, model string) (*http.Request, error) {
+func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, stream bool, model string) (*http.Request, *atomic.Bool, error) {
+	// sent records that the base transport wrote the request whole: a
+	// call that ends before never reached the provider
+	// (middleware.NotSentError). net/http's Transport sends a body it
+	// knows to be in memory with its headers, in one write, which a
+	// wrapper would cost: it is told by the Transport's trace instead.
+	r := body.reader(p.cfg.join)
+	var wt *wroteTrace
+	if _, mem := r.(*bytes.Reader); mem && p.cfg.netHTTP {
+		wt = &wroteTrace{}
+		wt.trace.WroteRequest = wt.wrote
+		ctx = httptrace.WithClientTrace(ctx, &wt.trace)
+	}
 	accept := "application/json"
 	if stream {
 		accept = "text/event-stream"
@@ -278,19 +297,31 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, strea
 		}
 	} else {
 		if p.url == chatSuffix {
-			return nil, errors.New("tokenwise/openai: Provider has no base URL")
+			return nil, nil, errors.New("tokenwise/openai: Provider has no base URL")
 		}
 		var err error
 		hreq, err = http.NewRequestWithContext(ctx, http.MethodPost, p.url, nil)
 		if err != nil {
-			return nil, fmt.Errorf("tokenwise/openai: %w", redact.Error(err, p.apiKey)) // the URL may hold a key
+			return nil, nil, fmt.Errorf("tokenwise/openai: %w", redact.Error(err, p.apiKey)) // the URL may hold a key
 		}
 		if p.apiKey != "" {
 			hreq.Header.Set("Authorization", "Bearer "+p.apiKey)
 		}
 	}
-	hreq.Body = io.NopCloser(body.reader(p.cfg.join))
-	hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader(p.cfg.join)), nil }
+	var sent *atomic.Bool
+	if wt != nil {
+		sent = &wt.flag
+		hreq.Body = io.NopCloser(r)
+		hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader(p.cfg.join)), nil }
+	} else {
+		first := &sentBody{r: r, n: body.n}
+		first.sent = &first.flag
+		sent = first.sent
+		hreq.Body = first
+		hreq.GetBody = func() (io.ReadCloser, error) {
+			return &sentBody{r: body.reader(p.cfg.join), n: body.n, sent: first.sent}, nil
+		}
+	}
 	hreq.ContentLength = int64(body.n)
 	if c == nil {
 		setHeader(hreq.Header, "Content-Type", "application/json")
@@ -299,7 +330,7 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, strea
 			hreq.Header[k] = append([]string(nil), v...)
 		}
 	}
-	return hreq, nil
+	return hreq, sent, nil
 }
 
 // routeTo sends hreq (the Provider's own copy of the caller's request) to
@@ -791,6 +822,40 @@ func ctxError(ctx context.Context) error {
 		return cause
 	}
 	return fmt.Errorf("%w: %w", err, cause)
+}
+
+// sentBody is a request body that records, in sent (shared by the copies
+// GetBody makes), that the HTTP client read it whole: a call that ends
+// before is one the provider never had (middleware.NotSentError).
+type sentBody struct {
+	r    io.Reader
+	n    int // the body's length
+	read int
+	sent *atomic.Bool
+	flag atomic.Bool // sent's home in the first body
+}
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if b.read += n; b.read >= b.n || err == io.EOF {
+		b.sent.Store(true)
+	}
+	return n, err
+}
+
+func (b *sentBody) Close() error { return nil }
+
+// wroteTrace is the trace of a request sent by net/http's Transport that
+// records, in flag, that the request was written whole (WroteRequest).
+type wroteTrace struct {
+	flag  atomic.Bool
+	trace httptrace.ClientTrace
+}
+
+func (w *wroteTrace) wrote(info httptrace.WroteRequestInfo) {
+	if info.Err == nil {
+		w.flag.Store(true)
+	}
 }
 
 // HTTPError is the cause ([middleware.ProviderError].Err) of a failure the

@@ -112,7 +112,7 @@ func TestUpstreamRequestOfATransportCall(t *testing.T) {
 		body := []byte(`{"model":"m","messages":[]}`)
 		type key struct{}
 		ctx := context.WithValue(context.Background(), key{}, 1)
-		hreq, err := p.newRequest(ctx, c, wireBody{parts: [][]byte{body}, n: len(body)}, stream, "m")
+		hreq, _, err := p.newRequest(ctx, c, wireBody{parts: [][]byte{body}, n: len(body)}, stream, "m")
 		if err != nil {
 			t.Fatal(err)
 		}
