@@ -88,7 +88,9 @@
 // status, error code and Retry-After headers instead of the text; it also
 // turns an error object sent with status 200 (in an event stream or a
 // plain answer's body), which the openai backend ignores or reports as an
-// empty response, into the provider's error.
+// empty response, into the provider's error. Without it, the openai
+// backend's "empty response" (a 200 answer without choices) is a
+// [middleware.ErrMalformed] error whose attempt is billed, as with it.
 //
 // An inner model that ignores its context (a model in process, a client
 // without deadlines) is given up on when the context ends (the caller's,

@@ -75,7 +75,9 @@ var statusText = regexp.MustCompile(`API returned unexpected status code: (\d{3}
 //     provider code and type, Retry-After;
 //  5. typed errors: *llms.Error, net.Error, an error with a StatusCode;
 //  6. the status line langchaingo's openai and anthropic backends write
-//     into their error text, since they return no typed error.
+//     into their error text, since they return no typed error, and the
+//     openai backend's fixed texts (a network failure, an answer without
+//     choices).
 //
 // Anything else is returned unchanged, its text masked.
 //
@@ -187,12 +189,24 @@ func classifyError(ctx context.Context, err error, c callFacts) error {
 			perr.Kind = middleware.ErrTimeout
 		case strings.HasPrefix(msg, "network error: failed to reach API server"):
 			perr.Kind = middleware.ErrNetwork
+		case msg == openaiEmptyResponse && c.provider == "openai":
+			// A 200 answer the backend decoded, without choices (an
+			// error object sent with status 200 reads so too): the
+			// provider produced it and bills it, as NewTransport,
+			// when installed, reports it.
+			perr.Kind, perr.Message = middleware.ErrMalformed, "the answer has no choices"
+			perr.Err = &middleware.AnswerMalformedError{StatusCode: http.StatusOK, Err: err}
 		default:
 			return err
 		}
 	}
 	return perr
 }
+
+// openaiEmptyResponse is the text of the error langchaingo's openai backend
+// returns for a 200 answer without choices (a sentinel of its internal
+// client, which only its text identifies).
+const openaiEmptyResponse = "empty response"
 
 // codeFromMessage recovers OpenAI's error code from the message of an error
 // whose code the backend dropped, for the codes that change the error's

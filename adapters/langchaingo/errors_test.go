@@ -12,6 +12,7 @@ import (
 
 	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -165,5 +166,47 @@ func TestClassifyInnerErrors(t *testing.T) {
 		case !errors.Is(err, tc.kind) || !errors.Is(err, tc.err):
 			t.Errorf("%v: got %v, want %v wrapping it", tc.err, err, tc.kind)
 		}
+	}
+}
+
+// TestEmptyResponseIsMalformed: an answer without choices (status 200),
+// which langchaingo's openai backend returns as an untyped "empty
+// response" error (a sentinel of its internal client), is a malformed answer the provider bills, with
+// the transport or without it: a typed core error (without the transport
+// still matching the backend's error value), its attempt billed an
+// estimate of its input, never an error the chain cannot classify and
+// bills nothing for.
+func TestEmptyResponseIsMalformed(t *testing.T) {
+	body := []byte(`{"id":"x","object":"chat.completion","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":0,"total_tokens":9}}`)
+	for _, capture := range []bool{true, false} {
+		t.Run(fmt.Sprintf("transport=%v", capture), func(t *testing.T) {
+			srv := openaitest.NewServer(t)
+			srv.On().Reply(openaitest.Reply{Body: body})
+			_, bare := newOpenAI(t, srv, "gpt-4o", false).GenerateContent(t.Context(), []llms.MessageContent{human("q")})
+			if bare == nil || bare.Error() != "empty response" {
+				t.Fatalf("the bare client: %v, want its empty response error", bare)
+			}
+			llm := twlc.New(twlc.Models{"gpt-4o": newOpenAI(t, srv, "gpt-4o", capture)},
+				middleware.Chain(instrument.New(nil, nil), middleware.Meter(nil, nil)))
+			ctx, run := middleware.StartRun(t.Context(), "empty")
+			_, err := llm.GenerateContent(ctx, []llms.MessageContent{human("How full is the disk?")})
+			var pe *middleware.ProviderError
+			if !errors.Is(err, middleware.ErrMalformed) || !errors.As(err, &pe) || pe.Provider != "openai" || pe.Model != "gpt-4o" {
+				t.Fatalf("err %v (%T), want a malformed provider error", err, err)
+			}
+			if _, billed := middleware.AnswerBilled(err); !billed {
+				t.Errorf("err %v: not billed as an answer the provider produced", err)
+			}
+			if !capture && !errors.Is(err, bare) {
+				t.Errorf("err %v does not match the backend's error %v, as the bare client's does", err, bare)
+			}
+			calls := run.Calls()
+			if len(calls) != 1 || len(calls[0].Attempts) != 1 {
+				t.Fatalf("run calls %+v: want one call of one attempt", calls)
+			}
+			if a := calls[0].Attempts[0]; !a.Estimated || a.Usage.InputTokens <= 0 {
+				t.Errorf("attempt billed %+v (estimated %v), want an estimate of its input", a.Usage, a.Estimated)
+			}
+		})
 	}
 }
