@@ -168,3 +168,43 @@ func TestCacheNeverAnswersMessagesLangchaingoSendsDifferently(t *testing.T) {
 		checkNoSharedAnswer(t, srv, call{c.a, nil}, call{c.b, nil}, c.what)
 	}
 }
+
+// TestAnswerWithACutCandidateIsNotCached: with n: 2, langchaingo's openai
+// backend returns every choice; an answer whose second choice was cut
+// (length) or filtered is not kept, as through the go-openai transport,
+// so that the next identical call is not served the cut candidate again.
+// One whose choices all finished is kept.
+func TestAnswerWithACutCandidateIsNotCached(t *testing.T) {
+	const body = `{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o","choices":[` +
+		`{"index":0,"message":{"role":"assistant","content":"full answer"},"finish_reason":"stop"},` +
+		`{"index":1,"message":{"role":"assistant","content":"cut ans"},"finish_reason":"%s"}],` +
+		`"usage":{"prompt_tokens":5,"completion_tokens":9,"total_tokens":14}}`
+	for _, tc := range []struct {
+		finish string // the second choice's
+		cached bool
+	}{{"stop", true}, {"length", false}, {"content_filter", false}} {
+		for _, capture := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/transport=%v", tc.finish, capture), func(t *testing.T) {
+				srv := openaitest.NewServer(t)
+				srv.On().Reply(openaitest.Reply{Body: fmt.Appendf(nil, body, tc.finish)})
+				c, err := cache.New(cache.Config{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				llm := twlc.New(twlc.Models{"gpt-4o": newOpenAI(t, srv, "gpt-4o", capture)}, c.Middleware())
+				for range 2 {
+					resp, err := llm.GenerateContent(t.Context(), []llms.MessageContent{human("hi")}, llms.WithN(2))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(resp.Choices) != 2 || resp.Choices[1].StopReason != tc.finish {
+						t.Fatalf("choices %s, want the two the server sent", dump(resp))
+					}
+				}
+				if want := map[bool]int{true: 1, false: 2}[tc.cached]; srv.Count() != want {
+					t.Fatalf("%d provider calls for two identical calls, want %d", srv.Count(), want)
+				}
+			})
+		}
+	}
+}

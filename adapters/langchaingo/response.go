@@ -20,6 +20,24 @@ type nativeResponse struct {
 	n    int                 // the request's candidate count
 }
 
+var _ middleware.NativeFinisher = (*nativeResponse)(nil)
+
+// AllFinished implements middleware.NativeFinisher: whether every candidate
+// of a request for several (n > 1) finished normally (stop, tool calls),
+// not only the first, which Response.FinishReason is. The choices of a
+// single answer (content blocks) finish with the first.
+func (n *nativeResponse) AllFinished() bool {
+	if n.n <= 1 {
+		return true
+	}
+	for _, c := range n.raw.Choices {
+		if c != nil && !middleware.FinishedNormally(finishReason(c.StopReason)) {
+			return false
+		}
+	}
+	return true
+}
+
 // coreResponse converts the inner model's response. The message is the
 // first choice's. Unless the request asked for several candidates, later
 // choices are content blocks of the same answer (Anthropic returns its
