@@ -2,6 +2,7 @@ package langchaingo_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -206,5 +207,41 @@ func TestAnswerWithACutCandidateIsNotCached(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestStreamedCandidatesAreNotKept: langchaingo's openai backend streams
+// the first of n > 1 candidates only (without NewTransport it even mixes
+// the others' text into it), so a streamed answer of n: 2 holds one
+// candidate: a cache must not keep it, or a plain call of n: 2 would be
+// served that one candidate (garbled, without the transport) instead of
+// the two the provider answers with.
+func TestStreamedCandidatesAreNotKept(t *testing.T) {
+	for _, capture := range []bool{false, true} {
+		t.Run(fmt.Sprintf("transport=%v", capture), func(t *testing.T) {
+			srv := openaitest.NewServer(t)
+			srv.On().Reply(openaitest.Reply{Content: "first answer", ChunkSize: 4,
+				Alternatives: []openaitest.Reply{{Content: "second answer"}}})
+			c, err := cache.New(cache.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			llm := twlc.New(twlc.Models{"gpt-4o": newOpenAI(t, srv, "gpt-4o", capture)}, c.Middleware())
+			msgs := []llms.MessageContent{human("hi")}
+			if _, err := llm.GenerateContent(t.Context(), msgs, llms.WithN(2),
+				llms.WithStreamingFunc(func(context.Context, []byte) error { return nil })); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := llm.GenerateContent(t.Context(), msgs, llms.WithN(2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.Choices) != 2 || resp.Choices[0].Content != "first answer" || resp.Choices[1].Content != "second answer" {
+				t.Fatalf("plain call of n: 2 answered %s, want the provider's two candidates", dump(resp))
+			}
+			if srv.Count() != 2 {
+				t.Fatalf("%d provider calls, want 2 (the streamed answer is not kept)", srv.Count())
+			}
+		})
 	}
 }

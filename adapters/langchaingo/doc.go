@@ -71,12 +71,13 @@
 // calls in the openai backend's JSON form.
 //
 // A stream cut before its usage is billed an estimate: its input and the
-// output it streamed. The openai backend streams the first choice only
-// (of a request with n > 1, it drops the others); with [NewTransport]
-// installed, what the other choices streamed is kept and counted too
-// (middleware.Response.OtherChoices), as the OpenAI adapter counts it.
-// Without it the estimate counts the first choice's output alone, below
-// what the provider bills for n > 1.
+// output it streamed. The openai backend streams one choice only: of a
+// request with n > 1, it appends what the other choices stream to the
+// first; with [NewTransport] installed, the first choice is the first
+// candidate alone, and what the other choices streamed is kept and
+// counted too (middleware.Response.OtherChoices), as the OpenAI adapter
+// counts it. Either way a streamed answer of n > 1 is not the whole
+// answer, and a response cache does not keep it.
 //
 // # Errors
 //

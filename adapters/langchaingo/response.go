@@ -15,27 +15,37 @@ import (
 // the inner response itself (every choice and GenerationInfo key). It is
 // immutable: nobody outside this package sees raw.
 type nativeResponse struct {
-	raw  *llms.ContentResponse
-	view middleware.Response // Native nil, Message cloned
-	n    int                 // the request's candidate count
+	raw      *llms.ContentResponse
+	view     middleware.Response // Native nil, Message cloned
+	n        int                 // the request's candidate count
+	streamed bool                // the inner call streamed
 }
 
 var _ middleware.NativeFinisher = (*nativeResponse)(nil)
 
 // AllFinished implements middleware.NativeFinisher: whether every candidate
 // of a request for several (n > 1) finished normally (stop, tool calls),
-// not only the first, which Response.FinishReason is. The choices of a
-// single answer (content blocks) finish with the first.
+// not only the first, which Response.FinishReason is. A streamed answer
+// of several is never whole: langchaingo's openai backend streams one
+// choice (the first candidate with NewTransport; without it, the others'
+// text mixed into it), not the candidates a plain call of the same
+// request gets. The choices of a single answer (content blocks) finish
+// with the first.
 func (n *nativeResponse) AllFinished() bool {
 	if n.n <= 1 {
 		return true
 	}
+	got := 0
 	for _, c := range n.raw.Choices {
-		if c != nil && !middleware.FinishedNormally(finishReason(c.StopReason)) {
+		if c == nil {
+			continue
+		}
+		if !middleware.FinishedNormally(finishReason(c.StopReason)) {
 			return false
 		}
+		got++
 	}
-	return true
+	return !n.streamed || got >= n.n
 }
 
 // coreResponse converts the inner model's response. The message is the
@@ -75,7 +85,7 @@ func coreResponse(cr *llms.ContentResponse, req *middleware.Request, tier string
 			}
 		}
 	}
-	*nr = nativeResponse{raw: cr, view: *resp, n: req.N}
+	*nr = nativeResponse{raw: cr, view: *resp, n: req.N, streamed: req.Stream != nil}
 	nr.view.Message = resp.Message.Clone()
 	resp.Native = nr
 	return resp, true
