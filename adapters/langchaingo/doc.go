@@ -27,7 +27,10 @@
 // "not set" (a zero temperature looks like no temperature) are detected by
 // applying them to sentinel values, so an omitted temperature stays nil in
 // the core request, as a cache key needs. The call's own messages and
-// options travel in Request.Native.
+// options travel in Request.Native, with (for a response cache to key on)
+// what the Models' langchaingo openai clients add to every request on
+// their own: their endpoint, organization, response format
+// (openai.WithResponseFormat) and a hash of their token.
 //
 // The innermost handler ([Provider]) calls Models[req.Model] with the
 // caller's original messages and options plus overrides for what the chain

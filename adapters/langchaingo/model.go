@@ -93,7 +93,7 @@ func (m *Model) GenerateContent(ctx context.Context, messages []llms.MessageCont
 	if err := m.provider.nilErr; err != nil {
 		return nil, err
 	}
-	req, fw, err := buildRequest(m.def, messages, options)
+	req, fw, err := buildRequest(m.def, m.provider.partition, messages, options)
 	if err != nil {
 		return nil, err
 	}
@@ -159,6 +159,9 @@ type provider struct {
 	known  []string // sorted names
 	inner  map[string]innerModel
 	nilErr error // the nil models of Models, which fail every call; nil when none
+	// partition is what the models add to every request on their own
+	// (modelsPartition), which a response cache keys on.
+	partition string
 }
 
 // innerModel is what the provider keeps per model name.
@@ -184,6 +187,7 @@ func newProvider(models Models) *provider {
 		p.inner[name] = innerModel{llm: m, name: providerName(m), withModel: llms.WithModel(name)}
 	}
 	slices.Sort(p.known)
+	p.partition = modelsPartition(p.known, p.inner)
 	if len(nils) > 0 {
 		slices.Sort(nils)
 		p.nilErr = nilModelError(nils, nilType)

@@ -31,6 +31,7 @@ type nativeRequest struct {
 	// when the messages map one to one.
 	msgSource []int
 	tools     []llms.Tool // the caller's tools and functions, as core.Tools lists them
+	partition string      // the Model's modelsPartition
 }
 
 // source returns the index of the llms message core message i stands for.
@@ -58,7 +59,7 @@ type requestBox struct {
 
 // buildRequest converts a GenerateContent call to a core request. The
 // forwarder is non-nil when the caller streams.
-func buildRequest(defaultModel string, messages []llms.MessageContent, options []llms.CallOption) (*middleware.Request, *forwarder, error) {
+func buildRequest(defaultModel, partition string, messages []llms.MessageContent, options []llms.CallOption) (*middleware.Request, *forwarder, error) {
 	if slices.ContainsFunc(options, func(o llms.CallOption) bool { return o == nil }) {
 		options = slices.DeleteFunc(slices.Clone(options), func(o llms.CallOption) bool { return o == nil })
 	}
@@ -77,7 +78,7 @@ func buildRequest(defaultModel string, messages []llms.MessageContent, options [
 	}
 	box := &requestBox{}
 	nat, req := &box.nat, &box.req
-	nat.messages, nat.options = messages, options
+	nat.messages, nat.options, nat.partition = messages, options, partition
 	req.Model, req.Native = co.Model, nat
 	if req.Model == "" {
 		req.Model = defaultModel
