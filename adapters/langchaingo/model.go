@@ -365,8 +365,10 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 		// langchaingo's openai backend ends a stream that stopped before
 		// its finish_reason without an error: report the cut, unless
 		// NewTransport, installed, read the stream to its [DONE] (servers
-		// that name no finish_reason).
-		if inner.name == "openai" && cr.Choices[0].StopReason == "" && !fctx.slot.sawDone() {
+		// that name no finish_reason), or the stream ended on an entry
+		// after its answer, the answer's usage reported (an entry the
+		// backend took the null finish_reason of).
+		if inner.name == "openai" && cr.Choices[0].StopReason == "" && !fctx.slot.sawDone() && !ps.endedAfterAnswer(resp.Usage) {
 			// Returned with the partial answer, which the budget bills,
 			// with what the other choices (n > 1) streamed.
 			resp.OtherChoices = fctx.slot.otherChoices()

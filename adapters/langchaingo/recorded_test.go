@@ -158,6 +158,22 @@ var recordings = []recording{
 		},
 		usage: middleware.Usage{InputTokens: 81, OutputTokens: 14},
 	},
+	{
+		// llms/openai/openrouter_httprr_test.go: OpenRouter's stream
+		// names its finish in the content's chunk and ends with a usage
+		// chunk whose choice has a null finish_reason, which the backend
+		// reads as no finish; the answer is complete.
+		name:  "TestOpenRouterWithHTTPRR",
+		model: "meta-llama/llama-3.2-3b-instruct:free",
+		clientOpt: []openai.Option{openai.WithBaseURL("https://openrouter.ai/api/v1"),
+			openai.WithModel("meta-llama/llama-3.2-3b-instruct:free")},
+		messages: []llms.MessageContent{human("Reply with exactly 'OK' and nothing else")},
+		options: func(stream func(context.Context, []byte) error) []llms.CallOption {
+			return []llms.CallOption{llms.WithTemperature(0), llms.WithMaxTokens(10), llms.WithStreamingFunc(stream)}
+		},
+		want:  regexp.MustCompile("ok"),
+		usage: middleware.Usage{InputTokens: 612, OutputTokens: 2},
+	},
 }
 
 // outcome is what a caller observes of one call.

@@ -90,6 +90,10 @@ type providerStream struct {
 	parseTools bool
 	calls      int   // tool calls started so far (openai delta protocol)
 	err        error // the first error the core stream returned
+	// lastEmpty: the last entry the inner model streamed carried nothing
+	// (no content, reasoning or tool call delta): a finish, an
+	// annotation or a usage chunk after the answer (see endedAfterAnswer).
+	lastEmpty bool
 	// acc assembles what the inner model streamed: the partial answer
 	// returned (and billed) with the error of a stream that broke.
 	acc middleware.Accumulator
@@ -110,6 +114,7 @@ func (p *providerStream) content(ctx context.Context, chunk []byte) error {
 	if p.abandoned {
 		return errAbandoned
 	}
+	p.lastEmpty = len(chunk) == 0
 	c := middleware.Chunk{}
 	n := &nativeChunk{mode: p.mode, from: streamContent, chunk: chunk}
 	p.fill(&c, n, chunk)
@@ -123,6 +128,9 @@ func (p *providerStream) reasoning(ctx context.Context, reasoning, chunk []byte)
 	if p.abandoned {
 		return errAbandoned
 	}
+	// Called after the content func for the same entry, when both are
+	// installed: this is the entry's verdict.
+	p.lastEmpty = len(chunk) == 0 && len(reasoning) == 0
 	c := middleware.Chunk{Reasoning: string(reasoning)}
 	n := &nativeChunk{mode: p.mode, from: streamReasoning, chunk: chunk, reasoning: reasoning, reasoningText: c.Reasoning}
 	if p.mode&streamContent == 0 {
@@ -132,6 +140,22 @@ func (p *providerStream) reasoning(ctx context.Context, reasoning, chunk []byte)
 	}
 	c.Native = n
 	return p.send(ctx, c)
+}
+
+// endedAfterAnswer reports whether a stream the openai backend read without
+// a finish reason (its last entry's finish_reason was null) still ran to
+// its end, without NewTransport to see its [DONE]: the provider reported
+// the answer's usage, with output, and the last entry carried nothing.
+// That is OpenRouter's usage chunk, which has an entry for the choice,
+// and Azure's content filter annotation after the finish. A stream cut
+// inside its answer ends on content, or has no usage: servers report it
+// once the answer is done (one that reports it cumulatively in every
+// chunk, unasked, and is cut right after an empty entry, is read as
+// complete: install NewTransport, which sees the [DONE]).
+func (p *providerStream) endedAfterAnswer(u middleware.Usage) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastEmpty && u.OutputTokens > 0
 }
 
 // fill sets the chunk's content, or its tool call deltas.

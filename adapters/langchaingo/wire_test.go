@@ -84,6 +84,68 @@ func TestEntryAfterTheFinishKeepsTheStreamComplete(t *testing.T) {
 	}
 }
 
+// TestEntryAfterTheFinishWithoutTheTransport: without NewTransport, the
+// backend reads an entry after the finish (OpenRouter's usage chunk with
+// an entry for the choice, Azure's annotation) as a null finish_reason.
+// Such a stream, which ended after its answer with its usage reported,
+// is what the bare client reads, a success billed its usage, not a cut;
+// a stream cut inside its answer is still a cut, usage reported in every
+// chunk or not.
+func TestEntryAfterTheFinishWithoutTheTransport(t *testing.T) {
+	const annotation = `data: {"choices":[{"content_filter_offsets":{"check_offset":0,"start_offset":0,"end_offset":2},"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}},"finish_reason":null,"index":0}],"created":0,"id":"","model":"","object":""}`
+	const usage = `data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}`
+	const usageWithChoice = `data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":""},"finish_reason":null}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}`
+	const roleWithUsage = `data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":{"prompt_tokens":12,"completion_tokens":0,"total_tokens":12}}`
+	const hiWithUsage = `data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}],"usage":{"prompt_tokens":12,"completion_tokens":1,"total_tokens":13}}`
+	for _, tc := range []struct {
+		name  string
+		reply openaitest.Reply
+		cut   bool
+	}{
+		{"openrouter usage chunk", rawStream(wireHi, wireStop, usageWithChoice, wireDone), false},
+		{"azure annotation", rawStream(wireHi, wireStop, annotation, usage, wireDone), false},
+		{"cut, no usage", rawStream(wireHi), true},
+		{"cut after an annotation, no usage", rawStream(wireHi, annotation), true},
+		{"cut, usage in every chunk", rawStream(roleWithUsage, hiWithUsage), true},
+		{"cut after the role, usage in every chunk", rawStream(roleWithUsage), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := openaitest.NewServer(t)
+			srv.On().Reply(tc.reply)
+			_, bareErr := newOpenAI(t, srv, "gpt-4o", false).GenerateContent(t.Context(), []llms.MessageContent{human("hello")}, streaming())
+			if bareErr != nil {
+				t.Fatalf("the bare client: %v", bareErr)
+			}
+			c, err := cache.New(cache.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			llm := twlc.New(twlc.Models{"gpt-4o": newOpenAI(t, srv, "gpt-4o", false)}, c.Middleware())
+			resp, err := llm.GenerateContent(t.Context(), []llms.MessageContent{human("hello")}, streaming())
+			if tc.cut {
+				if !errors.Is(err, middleware.ErrStreamCut) {
+					t.Fatalf("err %v, want a cut", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%v: a complete stream failed", err)
+			}
+			ch := resp.Choices[0]
+			if u, ok := twlc.UsageFromGenerationInfo(ch.GenerationInfo); ch.Content != "hi" || !ok || u.InputTokens != 12 || u.OutputTokens != 5 {
+				t.Fatalf("content %q, usage %+v (%v); want \"hi\", 12 + 5", ch.Content, u, ok)
+			}
+			// No finish reason read: not known complete, not kept.
+			if _, err := llm.GenerateContent(t.Context(), []llms.MessageContent{human("hello")}, streaming()); err != nil {
+				t.Fatal(err)
+			}
+			if srv.Count() != 3 {
+				t.Fatalf("%d provider calls, want 3 (the bare call, and two not served from the cache)", srv.Count())
+			}
+		})
+	}
+}
+
 // TestErrorObjectInTheAnswerIsTheProvidersError: an error object a server
 // sends with status 200, inside the event stream (OpenRouter's beside the
 // choice it finishes with "error", OpenAI's and vLLM's error event, which
