@@ -245,3 +245,41 @@ func TestStreamedCandidatesAreNotKept(t *testing.T) {
 		})
 	}
 }
+
+// TestDeterministicOnlyJudgesWhatLangchaingoSends: deterministic_only keeps
+// requests sent with temperature 0 or a seed; langchaingo's openai backend
+// sends no seed of 0 and no temperature to the models it takes for
+// reasoning models, so such calls, non-deterministic as sent, are not
+// kept, where the same settings that are sent are.
+func TestDeterministicOnlyJudgesWhatLangchaingoSends(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		model  string
+		opt    llms.CallOption
+		cached bool
+	}{
+		{"temperature 0", "gpt-4o-mini", llms.WithTemperature(0), true},
+		{"seed 7", "gpt-4o-mini", llms.WithSeed(7), true},
+		{"seed 0, not sent", "gpt-4o-mini", llms.WithSeed(0), false},
+		{"reasoning model, temperature 0 not sent", "o3-mini", llms.WithTemperature(0), false},
+		{"reasoning model, seed 7", "o3-mini", llms.WithSeed(7), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := openaitest.NewServer(t)
+			srv.Default(openaitest.Text("an answer"))
+			c, err := cache.New(cache.Config{DeterministicOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			llm := twlc.New(twlc.Models{tc.model: newOpenAI(t, srv, tc.model, false)}, c.Middleware())
+			for range 2 {
+				if _, err := llm.GenerateContent(t.Context(), []llms.MessageContent{human("hi")}, tc.opt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if want := map[bool]int{true: 1, false: 2}[tc.cached]; srv.Count() != want {
+				t.Fatalf("%d provider calls for two identical calls sending %s, want %d", srv.Count(), srv.Requests()[0].Body, want)
+			}
+		})
+	}
+}

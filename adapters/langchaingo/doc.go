@@ -26,7 +26,10 @@
 // mode) to a [middleware.Request]. Options langchaingo cannot report as
 // "not set" (a zero temperature looks like no temperature) are detected by
 // applying them to sentinel values, so an omitted temperature stays nil in
-// the core request, as a cache key needs. The call's own messages and
+// the core request, as a cache key needs. For a model served by the openai
+// backend, what it does not send is left out too: top_p, a seed of 0, and
+// the temperature of the models it takes for reasoning models (o1-*, o3,
+// o3-*, gpt-5*). The call's own messages and
 // options travel in Request.Native, with (for a response cache to key on)
 // what the Models' langchaingo openai clients add to every request on
 // their own: their endpoint, organization, response format

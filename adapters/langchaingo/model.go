@@ -93,7 +93,7 @@ func (m *Model) GenerateContent(ctx context.Context, messages []llms.MessageCont
 	if err := m.provider.nilErr; err != nil {
 		return nil, err
 	}
-	req, fw, err := buildRequest(m.def, m.provider.partition, messages, options)
+	req, fw, err := buildRequest(m.def, m.provider.partition, m.provider.servedByOpenAI, messages, options)
 	if err != nil {
 		return nil, err
 	}
@@ -193,6 +193,13 @@ func newProvider(models Models) *provider {
 		p.nilErr = nilModelError(nils, nilType)
 	}
 	return p
+}
+
+// servedByOpenAI reports whether model is served by langchaingo's openai
+// backend.
+func (p *provider) servedByOpenAI(model string) bool {
+	im, ok := p.inner[model]
+	return ok && im.name == "openai"
 }
 
 // generate runs the inner model's GenerateContent with fctx (ctx with the

@@ -59,7 +59,11 @@ type requestBox struct {
 
 // buildRequest converts a GenerateContent call to a core request. The
 // forwarder is non-nil when the caller streams.
-func buildRequest(defaultModel, partition string, messages []llms.MessageContent, options []llms.CallOption) (*middleware.Request, *forwarder, error) {
+//
+// openai reports whether the model named is served by langchaingo's openai
+// backend, whose requests leave out some of the settings given (see
+// dropUnsent).
+func buildRequest(defaultModel, partition string, openai func(model string) bool, messages []llms.MessageContent, options []llms.CallOption) (*middleware.Request, *forwarder, error) {
 	if slices.ContainsFunc(options, func(o llms.CallOption) bool { return o == nil }) {
 		options = slices.DeleteFunc(slices.Clone(options), func(o llms.CallOption) bool { return o == nil })
 	}
@@ -116,6 +120,9 @@ func buildRequest(defaultModel, partition string, messages []llms.MessageContent
 		return nil, nil, err
 	}
 	req.Messages, nat.msgSource = coreMessages(messages)
+	if openai != nil && openai(req.Model) {
+		dropUnsent(req)
+	}
 	nat.core = *req
 	nat.core.Native = nil
 
@@ -124,6 +131,23 @@ func buildRequest(defaultModel, partition string, messages []llms.MessageContent
 		fw = &forwarder{fn: co.StreamingFunc, rfn: co.StreamingReasoningFunc, mode: nat.stream}
 	}
 	return req, fw, nil
+}
+
+// dropUnsent removes from req the settings langchaingo's openai backend
+// (v0.1.14) does not send, so that the core request is the request sent
+// (which a cache keys on, and deterministic_only judges): top_p (the
+// backend never sends it), a seed of 0 (omitted as empty) and, for the
+// models it takes for reasoning models (o1-*, o3, o3-*, gpt-5*), the
+// temperature (omitted, for the provider's default). Calls go to the
+// backend with the caller's options as they were.
+func dropUnsent(req *middleware.Request) {
+	req.TopP = nil
+	if req.Seed != nil && *req.Seed == 0 {
+		req.Seed = nil
+	}
+	if m := req.Model; strings.HasPrefix(m, "o1-") || m == "o3" || strings.HasPrefix(m, "o3-") || strings.HasPrefix(m, "gpt-5") {
+		req.Temperature = nil
+	}
 }
 
 // toolChoiceName maps langchaingo's tool choice to the core's: "", "auto",
