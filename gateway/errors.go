@@ -185,6 +185,10 @@ func classify(err error, secrets ...string) *apiError {
 		ra = d
 	}
 	switch {
+	case errors.Is(err, middleware.ErrStoreUnavailable):
+		// The budget's store (Redis) did not answer: not the team's
+		// quota, not the upstream's time; another try may find it.
+		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "budget_store_unavailable", Message: msg}
 	case errors.Is(err, middleware.ErrBudget):
 		// A 429 like OpenAI's own insufficient_quota, which clients
 		// already handle; never worth a retry.

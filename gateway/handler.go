@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tokenwise/tokenwise/internal/redact"
+	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -735,7 +737,16 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		if r.Header.Get(RunIDHeader) != "" {
 			named = middleware.RunFrom(ctx)
 		}
-		h, e := s.reserveEmbeddings(ctx, k.team, req)
+		// The reservation and the admission wait for their stores no
+		// longer than the call's timeouts.total (a store that does not
+		// answer: a 503, in the call's time).
+		rctx := ctx
+		if total := s.pol.Policy(k.team).Timeouts.Total.Duration(); total > 0 {
+			var cancel context.CancelFunc
+			rctx, cancel = context.WithTimeoutCause(ctx, total, &middleware.DeadlineError{Cause: timeout.ErrTotal, Limit: total})
+			defer cancel()
+		}
+		h, e := s.reserveEmbeddings(rctx, k.team, req)
 		if e != nil {
 			s.reportRefused(k.team, named, facts, start, e)
 			s.refuse(w, e)
@@ -906,6 +917,11 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			if c := bound.cause(); c != nil {
 				// A timeout of the team's or the run's ended the call
 				// before its answer began.
+				if errors.Is(err, middleware.ErrStoreUnavailable) {
+					// Spent waiting for the budget's store, which the
+					// error says (a 503, not the upstream's timeout).
+					c = fmt.Errorf("%w, waiting for %w", c, err)
+				}
 				if sent.wasSent() {
 					lost = c
 				}

@@ -42,9 +42,9 @@ import (
 type passBound struct {
 	ctx       context.Context // the call's: the run's deadline ends it
 	cancel    context.CancelCauseFunc
-	run       *time.Timer   // the run's deadline (nil: none)
-	total     *time.Timer   // the call's total timeout, all its attempts (nil: none)
-	call      time.Duration // an attempt's limit (0: none)
+	run       *time.Timer        // the run's deadline (nil: none)
+	stopTotal context.CancelFunc // releases the call's total timeout, all its attempts (nil: none)
+	call      time.Duration      // an attempt's limit (0: none)
 	callCause error
 	firstLim  time.Duration // an attempt's first-token limit (0: none)
 	first     error         // the first-token cause (nil: no first-token clock)
@@ -98,7 +98,18 @@ func (s *Server) boundPass(ctx context.Context, r *http.Request, team string, st
 	if b.call <= 0 && runCause == nil && b.firstLim <= 0 && b.idle <= 0 && total <= 0 {
 		return r, nil
 	}
-	b.ctx, b.cancel = context.WithCancelCause(r.Context())
+	parent := r.Context()
+	if total > 0 {
+		// The call as its caller sees it, its fallbacks included, as the
+		// chain bounds a chat call (the timeout package's total
+		// middleware). A deadline, not only a cancellation: what waits on a store
+		// (go-redis bounds its reads by the context's deadline) gives up
+		// at the call's total too.
+		var stop context.CancelFunc
+		parent, stop = context.WithDeadlineCause(parent, time.Now().Add(total), &middleware.DeadlineError{Cause: timeout.ErrTotal, Limit: total})
+		b.stopTotal = stop
+	}
+	b.ctx, b.cancel = context.WithCancelCause(parent)
 	if b.call > 0 {
 		b.callCause = &middleware.DeadlineError{Cause: timeout.ErrCall, Limit: b.call}
 	}
@@ -110,12 +121,6 @@ func (s *Server) boundPass(ctx context.Context, r *http.Request, team string, st
 	}
 	if runCause != nil {
 		b.run = time.AfterFunc(runLeft, func() { b.cancel(runCause) })
-	}
-	if total > 0 {
-		// The call as its caller sees it, its fallbacks included, as the
-		// chain bounds a chat call (the timeout package's total middleware).
-		cause := &middleware.DeadlineError{Cause: timeout.ErrTotal, Limit: total}
-		b.total = time.AfterFunc(total, func() { b.cancel(cause) })
 	}
 	if attempts {
 		return r.WithContext(b.ctx), b
@@ -209,8 +214,8 @@ func (b *passBound) stop() {
 	if b.run != nil {
 		b.run.Stop()
 	}
-	if b.total != nil {
-		b.total.Stop()
+	if b.stopTotal != nil {
+		b.stopTotal()
 	}
 	b.cancel(nil)
 }

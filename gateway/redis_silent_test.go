@@ -1,8 +1,12 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -108,5 +112,50 @@ func TestGatewaySilentRedisCacheAndBreakerDoNotFailCalls(t *testing.T) {
 	}
 	if n := e.upstream.Count(); n != 3 {
 		t.Fatalf("the upstream answered %d calls, want 3 (every lookup a miss)", n)
+	}
+}
+
+// A Redis budget store that accepts connections and never answers is an
+// outage of the gateway's own: every policed endpoint answers 503
+// budget_store_unavailable (a server error an SDK retries), saying that
+// the budget store did not answer — not a 429 insufficient_quota, which
+// tells the caller its quota is spent and not to retry (the embeddings
+// path's answer before), nor a 504 timeout of the call, which blames the
+// upstream (the chat and Responses paths' answer before, when the store
+// held the call to its timeouts.total). And no call waits for the store
+// past its timeouts.total: the Responses and embeddings calls waited 5 s.
+func TestGatewaySilentBudgetStoreIsAnOutageNotAQuota(t *testing.T) {
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":  "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1}\ntimeouts: {call: 300ms, total: 500ms}\n",
+	}
+	e := start(t, pols, fmt.Sprintf("redis: {addr: %q}\n", silentRedis(t)))
+	e.upstream.Default(openaitest.Text("ok"))
+	for _, c := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"gpt-4o-mini","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1/responses", `{"model":"gpt-4o-mini","max_output_tokens":20,"input":"hi"}`},
+		{"/v1/embeddings", `{"model":"text-embedding-3-small","input":"hi"}`},
+	} {
+		began := time.Now()
+		resp := e.do(t, "POST", c.path, devopsKey, c.body)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// 500ms of timeouts.total, with room for a loaded machine; the
+		// store's own timeouts, which Responses and embeddings calls
+		// waited for before (5 s), are 3 s and more.
+		if el := time.Since(began); el > 2500*time.Millisecond {
+			t.Errorf("%s took %v with a silent budget store; its timeouts.total is 500ms", c.path, el)
+		}
+		var body struct {
+			Error struct{ Type, Code, Message string } `json:"error"`
+		}
+		_ = json.Unmarshal(b, &body)
+		if resp.StatusCode != http.StatusServiceUnavailable || body.Error.Code != "budget_store_unavailable" || body.Error.Type != "server_error" ||
+			!strings.Contains(body.Error.Message, "budget store unavailable") {
+			t.Errorf("%s with a silent budget store: %d %s, want 503 budget_store_unavailable naming the store", c.path, resp.StatusCode, b)
+		}
+	}
+	if e.upstream.Count() != 0 {
+		t.Fatal("a call whose budget could not be reserved reached the upstream")
 	}
 }

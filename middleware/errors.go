@@ -197,6 +197,14 @@ func UnansweredBilled(err error) bool {
 	return !errors.As(err, &ns)
 }
 
+// ErrStoreUnavailable matches the refusal of a call whose policy's state
+// could not be read or written: its budget's shared store did not answer
+// and the policy fails closed (the budget package's ErrStoreUnavailable
+// matches it). It also holds when the call's timeout ran out while
+// waiting for the store: the timeout's error then matches both, and says
+// what the call was waiting for.
+var ErrStoreUnavailable = errors.New("tokenwise: policy store unavailable")
+
 // NotSentError is the error of an attempt that ended before its request
 // reached the provider whole: the call's timeout or cancellation came
 // while the connection was being made, or before the request's body was

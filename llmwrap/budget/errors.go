@@ -21,7 +21,8 @@ var (
 	// catalog or the policy. Matches middleware.ErrBudget.
 	ErrUncountable = errors.New("tokenwise/budget: input cannot be bounded")
 	// ErrStoreUnavailable: the shared budget store could not be reached and
-	// the policy is fail_closed. Matches middleware.ErrBudget.
+	// the policy is fail_closed. Matches middleware.ErrBudget and
+	// middleware.ErrStoreUnavailable.
 	ErrStoreUnavailable = errors.New("tokenwise/budget: budget store unavailable")
 	// ErrReservationExpired: a reservation could not be extended because
 	// its TTL ran out (a shared store then charges it at its reserved
@@ -111,5 +112,8 @@ func (e *refusal) Error() string {
 	}
 	return e.kind.Error() + ": " + e.msg
 }
-func (e *refusal) Is(target error) bool { return target == e.kind || target == middleware.ErrBudget }
+func (e *refusal) Is(target error) bool {
+	return target == e.kind || target == middleware.ErrBudget ||
+		target == middleware.ErrStoreUnavailable && e.kind == ErrStoreUnavailable
+}
 func (e *refusal) Unwrap() error        { return e.err }
