@@ -29,7 +29,8 @@
 //   - a result over the artifact threshold is stored ([Artifacts]) and the
 //     conversation gets an excerpt (head and tail lines, the size, the id);
 //     the read_artifact tool ([Artifacts.ReadTool]) reads it back by line
-//     range or grep, bounded so it cannot flood the context;
+//     range or grep (a long line on by byte), bounded so it cannot flood
+//     the context;
 //   - successful results of idempotent tools are cached by tool name and
 //     canonical arguments (Config.CacheTTL).
 //

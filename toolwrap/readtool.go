@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ReadArtifactName is the name of the tool that reads artifacts back.
@@ -19,6 +21,7 @@ const readArtifactSchema = `{"type":"object","properties":{` +
 	`"id":{"type":"string","description":"the artifact id, art_..."},` +
 	`"offset":{"type":"integer","description":"first line to read, 0-based"},` +
 	`"limit":{"type":"integer","description":"how many lines to read"},` +
+	`"byte":{"type":"integer","description":"with offset: read that one line on from this byte, for a line cut with …"},` +
 	`"grep":{"type":"string","description":"a regular expression (RE2); returns matching lines with their numbers instead of a range"}},` +
 	`"required":["id"]}`
 
@@ -28,6 +31,11 @@ type ReadArgs struct {
 	Offset int    `json:"offset,omitempty"`
 	Limit  int    `json:"limit,omitempty"`
 	Grep   string `json:"grep,omitempty"`
+	// Byte, when positive, reads line Offset alone from this byte on
+	// (moved back to the start of its character), as much of it as an
+	// answer holds: how a line longer than MaxLineBytes, which range
+	// reads and greps cut, is read whole.
+	Byte int `json:"byte,omitempty"`
 }
 
 // maxPattern bounds a grep pattern's length.
@@ -46,6 +54,13 @@ func echo(s string) string { return strconv.Quote(clip(s, maxEcho)) }
 // usable as offset). Answers are bounded by MaxReadLines, MaxMatches,
 // MaxLineBytes and MaxReadBytes, so a read cannot flood the context. An id
 // of another run, or an unknown one, is "not found".
+//
+// Nothing of an artifact is out of reach, however long its lines (a
+// result of minified JSON is one line): a line longer than MaxLineBytes is
+// cut with "…" in a range answer, whose header says how to read it on
+// ({"id":…,"offset":line,"byte":b}: the line from byte b, as much as an
+// answer holds, and how to read on from there); in a grep answer such a
+// line is shown from a little before its match, as "line@byte: …text".
 func (a *Artifacts) ReadTool() Tool {
 	return Tool{
 		Name: ReadArtifactName,
@@ -118,10 +133,21 @@ func (a *Artifacts) Read(ctx context.Context, ra ReadArgs) (string, error) {
 		if more {
 			b.WriteString("; more matches exist, narrow the pattern or grep from a later offset")
 		}
+		if slices.ContainsFunc(ms, func(m Match) bool { return len(m.Text) > c.MaxLineBytes }) {
+			fmt.Fprintf(&b, "; a line over %d bytes is shown around its match as \"line@byte: …text\", the text from that byte: read it on with {\"id\":%q,\"offset\":line,\"byte\":byte}",
+				c.MaxLineBytes, ra.ID)
+		}
 		b.WriteString("]\n")
 		budget -= b.Len()
 		for _, m := range ms {
-			if !add(fmt.Sprintf("%d: %s", m.Line, clip(m.Text, c.MaxLineBytes))) {
+			line := fmt.Sprintf("%d: %s", m.Line, clip(m.Text, c.MaxLineBytes))
+			if len(m.Text) > c.MaxLineBytes && m.At > c.MaxLineBytes/4 {
+				// The match is past what the cut line shows: show the
+				// line from a little before it.
+				from := runeStart(m.Text, m.At-c.MaxLineBytes/4)
+				line = fmt.Sprintf("%d@%d: …%s", m.Line, from, clip(m.Text[from:], c.MaxLineBytes))
+			}
+			if !add(line) {
 				b.WriteString("[answer size limit reached]\n")
 				break
 			}
@@ -137,19 +163,73 @@ func (a *Artifacts) Read(ctx context.Context, ra ReadArgs) (string, error) {
 	if offset >= t.Lines() {
 		return fmt.Sprintf("[%s has %d lines; offset %d is past the end]", ra.ID, t.Lines(), offset), nil
 	}
+	if ra.Byte > 0 {
+		return a.readLine(t, ra.ID, offset, ra.Byte), nil
+	}
 	lines := t.Range(offset, limit)
+	room := budget - 100 // the header
+	if slices.ContainsFunc(lines, func(l string) bool { return len(l) > c.MaxLineBytes }) {
+		room -= 200 // and its note on a cut line
+	}
 	var body strings.Builder
 	shown := 0
-	for _, l := range lines {
+	cutLine, cutAt, cutLen := -1, 0, 0 // the first line cut
+	for i, l := range lines {
+		full := len(l)
 		l = clip(l, c.MaxLineBytes)
-		if body.Len()+len(l)+1 > budget-100 {
+		if body.Len()+len(l)+1 > room {
 			break
+		}
+		if full > len(l) && cutLine < 0 {
+			cutLine, cutAt, cutLen = offset+i, len(l)-len("…"), full
 		}
 		body.WriteString(l)
 		body.WriteByte('\n')
 		shown++
 	}
-	fmt.Fprintf(&b, "[%s lines %d-%d of %d]\n", ra.ID, offset, offset+shown-1, t.Lines())
+	fmt.Fprintf(&b, "[%s lines %d-%d of %d", ra.ID, offset, offset+shown-1, t.Lines())
+	if cutLine >= 0 {
+		fmt.Fprintf(&b, "; lines over %d bytes are cut with …: read line %d (%d bytes) on with {\"id\":%q,\"offset\":%d,\"byte\":%d}",
+			c.MaxLineBytes, cutLine, cutLen, ra.ID, cutLine, cutAt)
+	}
+	b.WriteString("]\n")
 	b.WriteString(body.String())
 	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+// readLine answers a read of line i of t from byte from on: as much of
+// the line as an answer holds, cut on character boundaries, and how to
+// read on.
+func (a *Artifacts) readLine(t *Text, id string, i, from int) string {
+	line := t.Line(i)
+	if from >= len(line) {
+		return fmt.Sprintf("[%s line %d has %d bytes; byte %d is past its end]", id, i, len(line), from)
+	}
+	from = runeStart(line, from)
+	to := len(line)
+	if room := max(a.cfg.MaxReadBytes-200, a.cfg.MaxLineBytes); to-from > room {
+		to = runeStart(line, from+room)
+		if to == from { // (a room smaller than a character)
+			_, n := utf8.DecodeRuneInString(line[from:])
+			to = from + n
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%s line %d bytes %d-%d of %d", id, i, from, to, len(line))
+	if to < len(line) {
+		fmt.Fprintf(&b, "; read on with {\"id\":%q,\"offset\":%d,\"byte\":%d}", id, i, to)
+	}
+	b.WriteString("]\n")
+	b.WriteString(line[from:to])
+	return b.String()
+}
+
+// runeStart returns i, in [0, len(s)], moved back to the start of the
+// character it falls in.
+func runeStart(s string, i int) int {
+	i = min(max(i, 0), len(s))
+	for i > 0 && i < len(s) && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return i
 }

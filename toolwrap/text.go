@@ -88,6 +88,7 @@ func (t *Text) Range(offset, limit int) []string {
 type Match struct {
 	Line int // 0-based line number
 	Text string
+	At   int // byte offset in Text of the leftmost match
 }
 
 // Grep returns up to limit lines matching re, in order, starting at line
@@ -103,7 +104,7 @@ func (t *Text) Grep(re *regexp.Regexp, from, limit int) []Match {
 		}
 		line := t.data[t.starts[i]:end]
 		if re.Match(line) {
-			out = append(out, Match{Line: i, Text: t.Line(i)})
+			out = append(out, Match{Line: i, Text: t.Line(i), At: re.FindIndex(line)[0]})
 			if limit > 0 && len(out) >= limit {
 				break
 			}

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
+	"unicode/utf8"
 
 	goopenai "github.com/sashabaranov/go-openai"
 
@@ -261,4 +264,104 @@ func TestExecuteToolCallsArtifactGoOpenAI(t *testing.T) {
 	if !strings.Contains(observe.Report(run), "artifacts: 1") {
 		t.Errorf("report:\n%s", observe.Report(run))
 	}
+}
+
+// A tool that answers one long line (minified JSON, as most APIs answer)
+// is offloaded like any large result, and every byte of it stays readable
+// through read_artifact: a grep shows the match itself, wherever it is in
+// the line, and the line is read on by byte from where a range read cut
+// it, until its end. Before, every line was cut at 200 bytes in every
+// answer: the match of a grep deep in the line was not shown and the rest
+// of the result could not be read at all.
+func TestExecuteToolCallsLongLineArtifactIsReadable(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"items":[`)
+	for i := range 800 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		status := "Running"
+		if i == 733 {
+			status = "CrashLoopBackOff"
+		}
+		fmt.Fprintf(&b, `{"name":"pod-%d","node":"nœud-%d","status":%q}`, i, i%7, status)
+	}
+	b.WriteString(`]}`)
+	pods := b.String()
+	arts := toolwrap.NewArtifacts(toolwrap.NewMemoryStore(0), toolwrap.ArtifactConfig{ThresholdBytes: 4096}, nil)
+	ex, err := toolwrap.New([]toolwrap.Tool{{Name: "get_pods", Description: "lists the pods as JSON",
+		Call: func(context.Context, string) (string, error) { return pods, nil }}}, toolwrap.Config{MaxParallel: 2}, toolwrap.WithArtifacts(arts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := openaitest.NewServer(t)
+	srv.On(openaitest.LastRole("user")).Times(1).Reply(openaitest.ToolCalls(openaitest.Call("c1", "get_pods", `{}`)))
+	cfg := goopenai.DefaultConfig("test-key")
+	cfg.BaseURL = srv.URL
+	cfg.HTTPClient = twopenai.NewHTTPClient(middleware.Chain())
+	client := goopenai.NewClientWithConfig(cfg)
+	ctx, run := middleware.StartRun(t.Context(), "pods")
+	msgs := []goopenai.ChatCompletionMessage{{Role: goopenai.ChatMessageRoleUser, Content: "Which pod is failing?"}}
+	turn := func() []goopenai.ChatCompletionMessage {
+		t.Helper()
+		resp, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: msgs, Tools: twopenai.ToolDefinitions(ex)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := resp.Choices[0].Message
+		msgs = append(msgs, m)
+		tm, err := twopenai.ExecuteToolCalls(ctx, ex, m.ToolCalls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, tm...)
+		return tm
+	}
+	turn()
+	id := run.Tools()[0].Artifact
+	if id == "" {
+		t.Fatal("no artifact")
+	}
+	srv.On(openaitest.LastContains("[tool result stored as artifact")).Times(1).Reply(openaitest.ToolCalls(
+		openaitest.Call("c2", "read_artifact", fmt.Sprintf(`{"id":%q,"grep":"CrashLoop"}`, id)),
+		openaitest.Call("c3", "read_artifact", fmt.Sprintf(`{"id":%q,"offset":0,"limit":5}`, id))))
+	tm := turn()
+	if g := tm[0].Content; !strings.Contains(g, `{"name":"pod-733","node":"nœud-5","status":"CrashLoopBackOff"}`) {
+		t.Errorf("grep does not show the match: %q", g)
+	}
+	// the range read shows the line's head and says how to read on
+	got := strings.SplitN(tm[1].Content, "\n", 2)
+	if len(got) != 2 || !strings.HasPrefix(pods, strings.TrimSuffix(got[1], "…")) {
+		t.Fatalf("range read: %.300q", tm[1].Content)
+	}
+	read := strings.TrimSuffix(got[1], "…")
+	next := regexp.MustCompile(`\{"id":"art_[A-Z2-7]+","offset":0,"byte":(\d+)\}`)
+	for range 20 {
+		m := next.FindStringSubmatch(msgs[len(msgs)-1].Content)
+		if m == nil {
+			break
+		}
+		if m[1] != strconv.Itoa(len(read)) {
+			t.Fatalf("read on from byte %s after %d bytes read", m[1], len(read))
+		}
+		srv.On(openaitest.LastRole("tool")).Times(1).Reply(openaitest.ToolCalls(openaitest.Call("c", "read_artifact", m[0])))
+		tm := turn()
+		body := strings.SplitN(tm[0].Content, "\n", 2)
+		if len(body) != 2 || len(body[1]) > 16<<10 || !utf8.ValidString(body[1]) {
+			t.Fatalf("byte read: %.300q", tm[0].Content)
+		}
+		read += body[1]
+	}
+	if read != pods {
+		t.Errorf("read back %d bytes of the %d-byte line; they differ at byte %d", len(read), len(pods), firstDiff(read, pods))
+	}
+}
+
+func firstDiff(a, b string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }
