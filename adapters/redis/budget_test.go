@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -497,4 +498,95 @@ func TestWrongTypeLedgerKeyNamesTheKey(t *testing.T) {
 	if !errors.As(err, &se) || !strings.Contains(err.Error(), "WRONGTYPE") || !strings.Contains(err.Error(), "redis ledger "+hash) {
 		t.Fatalf("reserve on a string key: %v, want a StoreError naming redis, WRONGTYPE and %s", err, hash)
 	}
+}
+
+// clockTransport moves the budget's clock to at when a request is sent:
+// the call is reserved before and settled after.
+type clockTransport struct {
+	base  http.RoundTripper
+	clock *atomic.Pointer[time.Time]
+	at    time.Time
+}
+
+func (c clockTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.clock.Store(&c.at)
+	return c.base.RoundTrip(r)
+}
+
+// A call reserved at 23:59:59 and answered at 00:00:01 is settled into the
+// day it was reserved in, and the soft-limit warning it crosses fires.
+// The flag that makes the warning fire once lives a bounded time, in both
+// stores: it used to be set with the time left of its window as its TTL,
+// which is negative after the window ended, and Redis kept it forever
+// (SET NX without expiry), one key per team, day and fraction.
+func TestWarningOfACallSettledAfterItsWindowExpires(t *testing.T) {
+	c := testRedis(t)
+	prefix := testPrefix(t, c)
+	for _, st := range bothStores(t) {
+		t.Run(st.name, func(t *testing.T) {
+			store := st.store
+			marks := &markTTLs{Store: store}
+			srv := openaitest.NewServer(t)
+			srv.On().Reply(openaitest.Reply{Content: "ok", Usage: &openaitest.Usage{PromptTokens: 600, CompletionTokens: 10}})
+			var clock atomic.Pointer[time.Time]
+			day1 := time.Date(2026, 2, 28, 23, 59, 59, 0, time.UTC)
+			clock.Store(&day1)
+			p := &policies.Policy{Version: 1, Name: "late", Budget: policies.Budget{
+				Request: policies.RequestBudget{MaxOutputTokens: 100},
+				Team:    policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: 1000},
+				WarnAt:  []float64{0.5},
+				Store:   policies.BudgetStore{KeyPrefix: prefix + st.name},
+			}}
+			chain := llmwrap.MustBuild(p, llmwrap.WithBudgetStore(marks), llmwrap.WithLogger(slog.New(slog.DiscardHandler)),
+				llmwrap.WithBudgetOptions(budget.WithClock(func() time.Time { return *clock.Load() })))
+			cfg := goopenai.DefaultConfig("k")
+			cfg.BaseURL = srv.URL
+			cfg.HTTPClient = oaiadapter.NewHTTPClient(chain, oaiadapter.WithBaseTransport(clockTransport{base: srv.Transport(), clock: &clock, at: day1.Add(2 * time.Second)}))
+			client := goopenai.NewClientWithConfig(cfg)
+			var warnings []middleware.BudgetWarning
+			ctx := middleware.WithObserver(middleware.WithTeam(context.Background(), "sre"), middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
+				if w, ok := e.(middleware.BudgetWarning); ok {
+					warnings = append(warnings, w)
+				}
+			}))
+			if _, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o",
+				Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "check the disk"}}}); err != nil {
+				t.Fatal(err)
+			}
+			b, err := budget.New(budget.Config{Name: "late", KeyPrefix: prefix + st.name, Team: budget.TeamLimit{Period: budget.PeriodDaily, Limit: budget.Amount{Tokens: 1000}}},
+				budget.WithStore(store), budget.WithClock(func() time.Time { return day1 }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rem, err := b.Remaining(ctx, "sre"); err != nil || rem.Used.Tokens != 610 || rem.Window.Start.Day() != 28 {
+				t.Errorf("day 1's ledger: %+v, %v; want the 610 tokens of the call it reserved", rem, err)
+			}
+			if len(warnings) != 1 || warnings[0].Used != 610 || warnings[0].Fraction != 0.5 {
+				t.Errorf("warnings %+v, want one at 0.5 with 610 used", warnings)
+			}
+			if len(marks.ttls) != 1 || marks.ttls[0] <= 0 {
+				t.Errorf("flag TTLs %v, want one positive", marks.ttls)
+			}
+			if st.name == "redis" {
+				keys, err := c.Keys(ctx, prefix+st.name+"*:warn:*").Result()
+				if err != nil || len(keys) != 1 {
+					t.Fatalf("flag keys %q, %v", keys, err)
+				}
+				if ttl := c.TTL(ctx, keys[0]).Val(); ttl <= 0 {
+					t.Errorf("flag %s has TTL %v: it never expires", keys[0], ttl)
+				}
+			}
+		})
+	}
+}
+
+// markTTLs records the TTLs of the flags it is asked to set.
+type markTTLs struct {
+	budget.Store
+	ttls []time.Duration
+}
+
+func (m *markTTLs) Mark(ctx context.Context, flag string, ttl time.Duration, now time.Time) (bool, error) {
+	m.ttls = append(m.ttls, ttl)
+	return m.Store.Mark(ctx, flag, ttl, now)
 }

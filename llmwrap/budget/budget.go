@@ -935,7 +935,15 @@ func (b *Budget) settle(ctx context.Context, h *holds, actual Amount) {
 			return
 		}
 		if !actual.IsZero() && h.teamStore == b.store {
-			b.warn(ctx, "team:"+h.teamName, h.teamKey, h.teamW, h.teamW.Remains(now), b.teamLim, bal, now, nil)
+			ttl := h.teamW.Remains(now)
+			if ttl <= 0 {
+				// A call settled after its window ended (reserved before
+				// midnight, answered after) is charged to that window,
+				// whose flags then live a reservation's TTL: a flag
+				// without one would never expire.
+				ttl = b.ttl
+			}
+			b.warn(ctx, "team:"+h.teamName, h.teamKey, h.teamW, ttl, b.teamLim, bal, now, nil)
 		}
 	}
 }
