@@ -5,7 +5,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	goopenai "github.com/sashabaranov/go-openai"
 
@@ -83,6 +85,70 @@ func TestRunBudgetSurvivesReload(t *testing.T) {
 	var e *budget.ExceededError
 	if !errors.As(err, &e) || e.Scope != "run" || e.Used != 2_500 {
 		t.Fatalf("refusal = %+v, want scope run with $0.0025 used", e)
+	}
+	if srv.Count() != 2 {
+		t.Fatalf("server saw %d calls, want 2", srv.Count())
+	}
+}
+
+// TestRollingWindowChangedByAReload: a team's rolling window goes from one
+// hour to a day by a reload. The in-memory ledger kept counting with the
+// window it was created with: spend left it after an hour, and the team
+// spent its daily limit again every hour. After the reload the ledger
+// counts the last day, as a Redis ledger (keyed by its window) does.
+func TestRollingWindowChangedByAReload(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	policy := func(window string) string {
+		return "version: 1\nname: devops\n" +
+			"budget:\n  request: {max_output_tokens: 100}\n  team: {period: rolling, window: " + window + ", max_tokens: 1000}\n"
+	}
+	if err := os.WriteFile(filepath.Join(dir, "default.yaml"), []byte(policy("1h")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	preg, err := policies.NewRegistry(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	reg, err := llmwrap.NewRegistry(preg, llmwrap.WithBudgetOptions(budget.WithClock(clock)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+
+	srv := openaitest.New()
+	srv.On().Reply(openaitest.Reply{Content: "ok", Usage: &openaitest.Usage{PromptTokens: 850, CompletionTokens: 100}})
+	cfg := goopenai.DefaultConfig("test")
+	cfg.BaseURL = "http://openai.test/v1"
+	cfg.HTTPClient = twopenai.NewHTTPClient(reg.Middleware(), twopenai.WithBaseTransport(srv.Transport()))
+	client := goopenai.NewClientWithConfig(cfg)
+	ask := func() error {
+		_, err := client.CreateChatCompletion(context.Background(), goopenai.ChatCompletionRequest{Model: "gpt-4o",
+			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "how full is the disk?"}}})
+		return err
+	}
+	if err := ask(); err != nil { // 950 tokens in the hour's window
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "default.yaml"), []byte(policy("24h")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := preg.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	advance(2 * time.Hour)
+	if err := ask(); err != nil { // 950 tokens in the day's window
+		t.Fatalf("first call of the day's window: %v", err)
+	}
+	advance(2 * time.Hour)
+	// 950 of the 1000 tokens of the day are spent: the worst case of
+	// another call does not fit.
+	if err := ask(); !errors.Is(err, budget.ErrExceeded) {
+		t.Fatalf("a call 2h after 950 of a day's 1000 tokens were spent: err = %v, want the team budget exceeded", err)
 	}
 	if srv.Count() != 2 {
 		t.Fatalf("server saw %d calls, want 2", srv.Count())

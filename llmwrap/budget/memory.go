@@ -10,7 +10,8 @@ import (
 // MemoryStore is the in-process Store, the default: no setup, one ledger
 // per key and window, reservations released by their Hold (a process that
 // dies takes its ledger with it, so no TTL is needed). Old fixed windows of
-// a key are dropped when a newer window of the key is used. The zero value
+// a key are dropped when a newer window of the key is used; a rolling
+// window of another length is another ledger, which drops the old one. The zero value
 // is ready to use. A MemoryStore is safe for concurrent use.
 type MemoryStore struct {
 	mu      sync.RWMutex
@@ -21,6 +22,10 @@ type MemoryStore struct {
 type ledgerKey struct {
 	key   string
 	start int64 // fixed window start (unix seconds); 0 for rolling and unbounded
+	// rolling is the length of a rolling window: a window of another
+	// length (a policy reloaded with a new one) is another ledger, as it
+	// is another key in Redis, never counted with the old length.
+	rolling time.Duration
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -32,6 +37,9 @@ func (s *MemoryStore) ledger(key string, w Window, create bool) *ledger {
 	k := ledgerKey{key: key}
 	if !w.Start.IsZero() && w.Rolling <= 0 {
 		k.start = w.Start.Unix()
+	}
+	if w.Rolling > 0 {
+		k.rolling = w.Rolling
 	}
 	s.mu.RLock()
 	l := s.ledgers[k]
@@ -47,8 +55,8 @@ func (s *MemoryStore) ledger(key string, w Window, create bool) *ledger {
 	if s.ledgers == nil {
 		s.ledgers = make(map[ledgerKey]*ledger)
 	}
-	for old, ol := range s.ledgers { // a new fixed window retires the key's older ones
-		if old.key == key && old.start < k.start && ol.inFlight() == 0 {
+	for old, ol := range s.ledgers { // a new fixed window retires the key's older ones, a new rolling length the other lengths
+		if old.key == key && (old.start < k.start || k.rolling > 0 && old.rolling > 0) && ol.inFlight() == 0 {
 			delete(s.ledgers, old)
 		}
 	}
