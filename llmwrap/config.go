@@ -249,6 +249,7 @@ func toolsConfig(p *policies.Policy) toolwrap.Config {
 		FailOnError: t.OnError == policies.ToolErrorFail,
 		CacheTTL:    t.CacheTTL.Duration(),
 	}
+	_, cfg.RunTimeout = RunLimits(p) // the run's deadline holds for its tools too
 	if cfg.Timeout == 0 {
 		cfg.Timeout = p.Timeouts.Tool.Duration()
 	}

@@ -145,9 +145,9 @@ func TestPolicyToLayerConfigs(t *testing.T) {
 			Team:     budget.TeamLimit{Limit: budget.Amount{USDMicros: 100_000_000, Tokens: 5_000_000}, Period: budget.PeriodRolling, Window: 24 * time.Hour},
 			OnExceed: budget.OnExceedDowngrade, DowngradeTo: "gpt-4o-mini", WarnAt: []float64{0.5, 0.8}, MinOutputTokens: 300,
 			KeyPrefix: "tw-test", ReservationTTL: 3 * time.Minute, OnUnavailable: budget.Local, LocalFraction: 0.2}},
-		// tools.timeout unset: timeouts.tool.
+		// tools.timeout unset: timeouts.tool; the run's deadline as the guard's.
 		{"tools", toolsConfig(p), toolwrap.Config{MaxParallel: 4, Timeout: 25 * time.Second, FailOnError: true, CacheTTL: 10 * time.Minute,
-			Meta: map[string]toolwrap.Meta{"clean_logs": {SideEffects: true, Timeout: time.Minute}}}},
+			Meta: map[string]toolwrap.Meta{"clean_logs": {SideEffects: true, Timeout: time.Minute}}, RunTimeout: 10 * time.Minute}},
 		{"route", routeConfig(p), route.Config{
 			Default: "gpt-4o",
 			Rules: []route.Rule{{Name: "cheap-tools", Model: "gpt-4o-mini", When: route.Condition{

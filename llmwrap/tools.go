@@ -11,7 +11,9 @@ import (
 // NewExecutor returns an executor of tools configured by p's tools
 // section: max_parallel, the tool timeout (tools.timeout, else
 // timeouts.tool), on_error, the result cache TTL, per_tool metadata and
-// artifacts. An artifact store of kind memory or dir is built here; kind
+// artifacts; and by the run's deadline (limits.run_timeout,
+// budget.run.max_wall_time), which ends a run's tool calls as it ends its
+// LLM calls. An artifact store of kind memory or dir is built here; kind
 // redis needs store (for example adapters/redis's artifact store), which,
 // when non-nil, is used for any kind. opts come after the policy's (a
 // toolwrap.WithArtifacts of yours replaces the policy's artifacts).

@@ -22,7 +22,8 @@
 //     their call ids;
 //   - every call has its own timeout (Meta.Timeout, else the executor's),
 //     built with context.WithTimeoutCause and [ErrTimeout]; the run's
-//     context cancels everything;
+//     context cancels everything, and so does the run's deadline
+//     (Config.RunTimeout, from the run's start);
 //   - an error, a timeout or a panic becomes an observation the model reads
 //     ("tool clean_logs timed out after 30s"), never a crashed run, unless
 //     Config.FailOnError is set;

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tokenwise/tokenwise/llmwrap/guard"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -39,6 +40,14 @@ type Config struct {
 	// section): side effects if either says so; idempotent and timeout
 	// from the override. Nil: the tools' own.
 	Meta map[string]Meta
+	// RunTimeout is the deadline of a run from its start
+	// (middleware.Run.Started), as the run guard holds it for the run's
+	// LLM calls (a policy's limits.run_timeout or budget.run.max_wall_time):
+	// a call of the context's run still running then is cancelled, a
+	// later one (a tool with side effects waiting its turn) is not run,
+	// and Execute returns the run guard's deadline error
+	// (guard.ErrRunDeadline). Zero: none.
+	RunTimeout time.Duration
 }
 
 // ErrConfig: New was given a Config it cannot use (a negative field).
@@ -74,6 +83,8 @@ type Executor struct {
 	cache       *resultCache
 	flight      singleflight.Group
 	now         func() time.Time
+	runTimeout  time.Duration
+	runCause    error // the run's deadline error, immutable
 }
 
 // New returns an executor of tools configured by cfg. Tool names must be
@@ -84,7 +95,7 @@ type Executor struct {
 // policy's tools section to it: llmwrap.NewExecutor) and functional
 // options for code-side dependencies only.
 func New(tools []Tool, cfg Config, opts ...Option) (*Executor, error) {
-	if cfg.MaxParallel < 0 || cfg.Timeout < 0 || cfg.CacheTTL < 0 || cfg.CacheSize < 0 {
+	if cfg.MaxParallel < 0 || cfg.Timeout < 0 || cfg.CacheTTL < 0 || cfg.CacheSize < 0 || cfg.RunTimeout < 0 {
 		return nil, fmt.Errorf("%w: negative field in %+v", ErrConfig, cfg)
 	}
 	c := options{now: time.Now}
@@ -95,6 +106,10 @@ func New(tools []Tool, cfg Config, opts ...Option) (*Executor, error) {
 	}
 	e := &Executor{tools: make(map[string]*Tool, len(tools)+1), maxParallel: max(cfg.MaxParallel, 1),
 		timeout: cfg.Timeout, failOnError: cfg.FailOnError, arts: c.artifacts, now: c.now}
+	if cfg.RunTimeout > 0 {
+		e.runTimeout = cfg.RunTimeout
+		e.runCause = &middleware.DeadlineError{Cause: guard.ErrRunDeadline, Limit: cfg.RunTimeout}
+	}
 	all := append([]Tool(nil), tools...)
 	if e.arts != nil {
 		if _, dup := findTool(all, ReadArtifactName); !dup {
@@ -165,8 +180,16 @@ func (e *Executor) Artifacts() *Artifacts { return e.arts }
 // earlier call, runs alone, and the later calls wait for it. When ctx ends
 // (the run's deadline or cancellation) every call is cancelled and Execute
 // returns the results so far with context.Cause(ctx). Otherwise the error
-// is nil unless Config.FailOnError is set and a call failed.
+// is nil unless Config.FailOnError is set and a call failed. With
+// Config.RunTimeout, the run's deadline ends ctx.
 func (e *Executor) Execute(ctx context.Context, calls []middleware.ToolCall) ([]Result, error) {
+	if e.runTimeout > 0 {
+		if run := middleware.RunFrom(ctx); run != nil {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadlineCause(ctx, run.Started().Add(e.runTimeout), e.runCause)
+			defer cancel()
+		}
+	}
 	results := make([]Result, len(calls))
 	start := e.now()
 	for lo := 0; lo < len(calls); {
