@@ -228,7 +228,8 @@ func (c *catalog) resolve(name string) *resolvedModel {
 	r := &resolvedModel{spec: spec, ok: ok, owns: ok && c.p.OwnsPrice(name)}
 	if ok {
 		r.budget = budget.Model{Priced: spec.HasPrice(), ContextWindow: spec.ContextWindow, MaxOutputTokens: spec.MaxOutputTokens,
-			OutputPico: int64(spec.OutputPer1M), AudioOutputPico: int64(spec.AudioOutputPer1M)}
+			OutputPico: int64(spec.OutputPer1M), AudioOutputPico: int64(spec.AudioOutputPer1M),
+			InputPico: int64(spec.InputPer1M), CacheWritePico: int64(spec.CacheWritePer1M)}
 		r.tokens = tokens.Model{Encoding: spec.Encoding, ImageLow: spec.Image.WorstCase("low"), ImageHigh: spec.Image.WorstCase("high")}
 	}
 	if c.n.Load() < maxResolved {

@@ -66,6 +66,9 @@ func (p *Policy) Warnings() []Problem {
 		if spec.AudioOutputPer1M > spec.OutputPer1M {
 			wc.AudioOutput = maxOut // a spoken answer may be all audio
 		}
+		if spec.CacheWritePer1M > spec.InputPer1M {
+			wc.CacheWrite = in // the prompt may all be written to the cache, as the budget reserves it
+		}
 		worst := spec.Cost(wc).Ceil()
 		for _, l := range limits {
 			var msg string

@@ -673,10 +673,15 @@ func (b *Budget) minOutput() int64 {
 }
 
 // worstCase is what a call may be billed: est input tokens of which audio
-// are audio, and out output tokens, all of them audio when the model's
-// audio output is dearer than its text output, at the service tier.
+// are audio, the others all written to the provider's prompt cache when
+// the model's cache writes are dearer than its input, and out output
+// tokens, all of them audio when the model's audio output is dearer than
+// its text output, at the service tier.
 func worstCase(spec Model, est, audio, out int64, tier string) middleware.Usage {
 	u := middleware.Usage{InputTokens: est, AudioInputTokens: min(audio, est), OutputTokens: out, ServiceTier: tier}
+	if spec.CacheWritePico > spec.InputPico {
+		u.CacheWriteTokens = est - u.AudioInputTokens
+	}
 	if spec.AudioOutputPico > spec.OutputPico {
 		u.AudioOutputTokens = out
 	}

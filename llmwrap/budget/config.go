@@ -126,6 +126,11 @@ type Model struct {
 	// audio output token in pico-dollars: they size the answer a budget
 	// can still afford.
 	OutputPico, AudioOutputPico int64
+	// InputPico and CacheWritePico are the prices of one input token and
+	// of one written to the provider's prompt cache: when writes are
+	// dearer (Anthropic's), a call is reserved as if its whole prompt
+	// were written.
+	InputPico, CacheWritePico int64
 }
 
 // Catalog tells the budget what a call costs: it prices usage

@@ -31,8 +31,9 @@
 //
 // Before the call the layer reserves the worst case, priced at the model in
 // the request: the estimated input (images by the called model's vision
-// rule at their detail's worst case, tool definitions) plus the output
-// bound for every one of n choices. It sits under the fallback layer (see
+// rule at their detail's worst case, tool definitions; on a model whose
+// prompt-cache writes are dearer than its input, all of it at the
+// cache-write rate) plus the output bound for every one of n choices. It sits under the fallback layer (see
 // llmwrap), so every fallback target is reserved at its own price. When a
 // run or team budget cannot afford the output bound but affords at least
 // [Config.MinOutputTokens] (DefaultMinOutputTokens), max_tokens is lowered
