@@ -3,6 +3,7 @@ package llmwrap
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/tokenwise/tokenwise/policies"
 	"github.com/tokenwise/tokenwise/toolwrap"
@@ -11,7 +12,9 @@ import (
 // NewExecutor returns an executor of tools configured by p's tools
 // section: max_parallel, the tool timeout (tools.timeout, else
 // timeouts.tool), on_error, the result cache TTL, per_tool metadata and
-// artifacts; and by the run's deadline (limits.run_timeout,
+// artifacts (and the read_artifact tool also when only the context
+// layer offloads, context.strategies: [offload], so that the model reads
+// back what it was told to); and by the run's deadline (limits.run_timeout,
 // budget.run.max_wall_time), which ends a run's tool calls as it ends its
 // LLM calls. An artifact store of kind memory or dir is built here; kind
 // redis needs store (for example adapters/redis's artifact store), which,
@@ -39,6 +42,15 @@ func NewExecutor(p *policies.Policy, tools []toolwrap.Tool, store toolwrap.Store
 			default:
 				return nil, fmt.Errorf("tokenwise/llmwrap: tools.artifacts.store %q unknown", a.Store)
 			}
+		}
+		base = append(base, toolwrap.WithArtifacts(toolwrap.NewArtifacts(store, artifactConfig(p), nil)))
+	} else if slices.Contains(p.Context.Strategies, policies.StrategyOffload) {
+		// The context layer offloads old tool results and tells the model
+		// to read them back with read_artifact: the executor offers it
+		// (reading the run's artifacts, toolwrap.RunArtifacts, or store's),
+		// and offloads nothing itself.
+		if store == nil {
+			store = toolwrap.NewMemoryStore(0)
 		}
 		base = append(base, toolwrap.WithArtifacts(toolwrap.NewArtifacts(store, artifactConfig(p), nil)))
 	}

@@ -3,6 +3,8 @@ package llmwrap_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -80,4 +82,88 @@ func TestRunTimeoutBoundsTheRunsTools(t *testing.T) {
 			t.Errorf("tool messages %+v", msgs)
 		}
 	})
+}
+
+// TestContextOffloadGivesTheAgentReadArtifact: a policy whose context
+// compaction offloads old tool results (context.strategies: [offload])
+// but sets no tools.artifacts threshold. The excerpts the model gets tell
+// it to call read_artifact, so the policy's executor offers that tool and
+// it reads the offloaded results back; the executor used to have no
+// read_artifact, and the model's call of it was an unknown tool: the
+// offload lost the results.
+func TestContextOffloadGivesTheAgentReadArtifact(t *testing.T) {
+	t.Parallel()
+	p := policies.Default()
+	p.Context = policies.ContextPolicy{MaxInputTokens: 8_000, KeepLastTurns: 2, BlockSize: 4,
+		Strategies: []policies.ContextStrategy{policies.StrategyOffload}}
+	logText := func(i int) string {
+		var b strings.Builder
+		for l := range 300 {
+			fmt.Fprintf(&b, "call %d log line %d\n", i, l)
+		}
+		return b.String()
+	}
+	calls := 0
+	ex, err := llmwrap.NewExecutor(p, []toolwrap.Tool{{Name: "read_log", Description: "reads the log",
+		Call: func(context.Context, string) (string, error) { calls++; return logText(calls - 1), nil }}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := openaitest.New()
+	srv.On(openaitest.LastRole("tool")).Times(8).Reply(openaitest.ToolCalls(openaitest.Call("c", "read_log", `{}`)))
+	srv.On(openaitest.LastRole("user")).Reply(openaitest.ToolCalls(openaitest.Call("c", "read_log", `{}`)))
+	srv.On(openaitest.LastRole("tool")).Reply(openaitest.Text("done"))
+	cfg := goopenai.DefaultConfig("test")
+	cfg.BaseURL = "http://openai.test/v1"
+	cfg.HTTPClient = twopenai.NewHTTPClient(llmwrap.MustBuild(p), twopenai.WithBaseTransport(srv.Transport()))
+	client := goopenai.NewClientWithConfig(cfg)
+	ctx, _ := middleware.StartRun(t.Context(), "offload")
+	msgs := []goopenai.ChatCompletionMessage{{Role: "system", Content: "You read logs."}, {Role: "user", Content: "What does the log say?"}}
+	for range 10 {
+		resp, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: msgs, Tools: twopenai.ToolDefinitions(ex)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := resp.Choices[0].Message
+		msgs = append(msgs, m)
+		if len(m.ToolCalls) == 0 {
+			break
+		}
+		for i := range m.ToolCalls {
+			m.ToolCalls[i].ID = fmt.Sprintf("c%d", len(msgs)) // one id a call
+		}
+		msgs[len(msgs)-1] = m
+		tm, err := twopenai.ExecuteToolCalls(ctx, ex, m.ToolCalls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, tm...)
+	}
+	// The last request the model got has the first log offloaded.
+	reqs := srv.Requests()
+	last := reqs[len(reqs)-1].Chat
+	var excerpt string
+	for _, m := range last.Messages {
+		if m.Role == "tool" && strings.Contains(m.Content.String(), toolwrap.IDPrefix) {
+			excerpt = m.Content.String()
+			break
+		}
+	}
+	i := strings.Index(excerpt, toolwrap.IDPrefix)
+	if i < 0 || !strings.Contains(excerpt, toolwrap.ReadArtifactName) {
+		t.Fatalf("no tool result offloaded in the last request (%d messages)", len(last.Messages))
+	}
+	offered := false
+	for _, tool := range last.Tools {
+		offered = offered || tool.Function.Name == toolwrap.ReadArtifactName
+	}
+	if !offered {
+		t.Errorf("the excerpt says to call %s; the request's tools do not offer it", toolwrap.ReadArtifactName)
+	}
+	id := excerpt[i : i+len(toolwrap.IDPrefix)+26]
+	out, err := twopenai.ExecuteToolCalls(ctx, ex, []goopenai.ToolCall{{ID: "r", Type: "function",
+		Function: goopenai.FunctionCall{Name: toolwrap.ReadArtifactName, Arguments: fmt.Sprintf(`{"id":%q,"offset":150,"limit":1}`, id)}}})
+	if err != nil || !strings.Contains(out[0].Content, "call 0 log line 150") {
+		t.Errorf("read_artifact of the offloaded result: %q, %v", out[0].Content, err)
+	}
 }
