@@ -282,7 +282,8 @@ type RequestBudget struct {
 	// Zero: no cap.
 	MaxInputTokens int64 `yaml:"max_input_tokens,omitempty" json:"max_input_tokens,omitzero"`
 	// MaxOutputTokens is injected as max_tokens when the request sets none,
-	// and caps it when larger. Zero: no cap.
+	// and caps it when larger; a model whose max_output_tokens is smaller
+	// gets that instead. Zero: no cap.
 	MaxOutputTokens int64 `yaml:"max_output_tokens,omitempty" json:"max_output_tokens,omitzero"`
 }
 

@@ -55,8 +55,8 @@ func (p *Policy) Warnings() []Problem {
 			continue
 		}
 		maxOut := b.Request.MaxOutputTokens
-		if maxOut <= 0 {
-			maxOut = spec.MaxOutputTokens
+		if maxOut <= 0 || spec.MaxOutputTokens > 0 && spec.MaxOutputTokens < maxOut {
+			maxOut = spec.MaxOutputTokens // (the budget injects no more than the model's)
 		}
 		if maxOut <= 0 {
 			maxOut = defaultMaxOutput

@@ -752,7 +752,8 @@ func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *Exc
 // must be set on the request, and where the bound comes from (for a
 // refusal's message): the request's own max_tokens, capped by the policy;
 // else the policy's cap, the model's max output, or DefaultMaxOutput; never
-// more than the context window leaves.
+// more than the context window leaves, nor, where the policy's cap sets
+// it, more than the model's max output.
 //
 // A request without max_tokens gets the bound only when a ledger holds
 // what the call may spend (held: a team budget, or a run budget and a
@@ -768,6 +769,10 @@ func (b *Budget) outputBound(req *middleware.Request, spec Model, est *callEstim
 	why := "the request's max_tokens"
 	if out <= 0 || (limit > 0 && out > limit) {
 		switch {
+		case limit > 0 && spec.MaxOutputTokens > 0 && spec.MaxOutputTokens < limit:
+			// The policy's cap serves every model; the provider refuses a
+			// max_tokens above the model's own.
+			out, inject, why = spec.MaxOutputTokens, true, req.Model+"'s maximum output, below budget.request.max_output_tokens"
 		case limit > 0:
 			out, inject, why = limit, true, "budget.request.max_output_tokens"
 		case spec.MaxOutputTokens > 0:

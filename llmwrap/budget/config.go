@@ -97,7 +97,9 @@ type RequestLimit struct {
 	// MaxInputTokens rejects a call whose estimated input is larger.
 	MaxInputTokens int64
 	// MaxOutputTokens is injected as max_tokens when the request sets
-	// none, and caps it when larger.
+	// none, and caps it when larger; for a model whose max output
+	// (Model.MaxOutputTokens) is smaller, that is injected instead (a
+	// provider refuses a max_tokens above the model's).
 	MaxOutputTokens int64
 }
 
