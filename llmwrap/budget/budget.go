@@ -591,7 +591,9 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 		return Amount{Tokens: middleware.SatAdd(n, all), USDMicros: ceilMicro(b.cost(req.Model, worstCase(spec, n, audio, all, tier)))}
 	}
 	h, err := b.reserve(ctx, need(), b.runLim, b.teamLim)
-	for range 3 { // fit instead of refuse; another call may take the rest meanwhile: try again
+	// Fit instead of refuse; another call may take the rest meanwhile: try
+	// again. Not in warn mode, which lets the call through as it is.
+	for i := 0; i < 3 && b.cfg.OnExceed != OnExceedWarn; i++ {
 		if err == nil {
 			break // (before e is declared: errors.As moves it to the heap)
 		}

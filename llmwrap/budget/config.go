@@ -20,7 +20,8 @@ const (
 	// rejects it if that does not fit either.
 	OnExceedDowngrade OnExceed = "downgrade"
 	// OnExceedWarn lets the call through, records its spend, logs and
-	// emits middleware.BudgetExceeded.
+	// emits middleware.BudgetExceeded; it never lowers the call's
+	// max_tokens to what the budget affords.
 	OnExceedWarn OnExceed = "warn"
 )
 
@@ -73,8 +74,8 @@ type Config struct {
 	WarnAt []float64
 	// MinOutputTokens is the smallest useful answer: a call whose
 	// max_tokens a budget cannot afford is sent with max_tokens lowered to
-	// what it affords when that is at least this many tokens. Zero:
-	// DefaultMinOutputTokens.
+	// what it affords when that is at least this many tokens (but in
+	// OnExceedWarn mode). Zero: DefaultMinOutputTokens.
 	MinOutputTokens int64
 	// KeyPrefix prefixes the team ledgers' keys. Empty: "tokenwise".
 	KeyPrefix string
