@@ -34,8 +34,12 @@ func isEmbeddings(r *http.Request) bool {
 // that concurrent calls never spend past the budget between them, and
 // settled at the answer's usage (released when there is no answer).
 type passHold struct {
-	s        *Server
-	team     string
+	s    *Server
+	team string
+	// pl is the team's policy the call was held under: its prices charge
+	// the answer, whatever a reload put in force meanwhile (as a chat
+	// call runs to its end under the chain it started with).
+	pl       *passLimits
 	model    string
 	need     budget.Amount
 	hold     *budget.CallHold
@@ -147,19 +151,19 @@ func (s *Server) reserveEmbeddings(ctx context.Context, team string, req *embedd
 		// metrics and its run's record), as the answer's usage says, and
 		// its input is counted only when the answer has none. A body the
 		// gateway cannot read is the upstream's to refuse.
-		h := &passHold{s: s, team: team, callStart: time.Now(), reportOnly: true}
+		h := &passHold{s: s, team: team, pl: pl, callStart: time.Now(), reportOnly: true}
 		if req != nil {
 			h.model, h.input = req.Model, req.Input
 		}
 		return h, nil
 	}
-	h := &passHold{s: s, team: team, callStart: time.Now()}
+	h := &passHold{s: s, team: team, pl: pl, callStart: time.Now()}
 	counted := false
 	if req != nil {
 		h.model = req.Model
 		if n, ok := s.embeddingsInputTokens(req.Model, req.Input); ok {
 			h.need.Tokens, counted = n, true
-			h.need.USDMicros = s.embeddingsCost(team, req.Model, n)
+			h.need.USDMicros = pl.embeddingsCost(req.Model, n)
 		}
 	}
 	if !counted || h.model == "" {
@@ -245,17 +249,18 @@ func (h *passHold) reserve(ctx context.Context, b *budget.Budget) error {
 }
 
 // embeddingsCost is the price in micro-dollars (rounded up) of n input
-// tokens of model under team's catalog; 0 when the catalog has no price.
-func (s *Server) embeddingsCost(team, model string, n int64) int64 {
-	pico, _ := s.embeddingsPico(team, model, n)
+// tokens of model under the policy's catalog; 0 when the catalog has no
+// price.
+func (pl *passLimits) embeddingsCost(model string, n int64) int64 {
+	pico, _ := pl.embeddingsPico(model, n)
 	return ceilMicro(pico)
 }
 
 // embeddingsPico is the exact price in pico-dollars of n input tokens of
-// model under team's catalog, and whether the catalog prices the model
-// (0 and false when it does not).
-func (s *Server) embeddingsPico(team, model string, n int64) (int64, bool) {
-	if spec, ok := s.pol.Policy(team).Model(model); ok && spec.HasPrice() {
+// model under the policy's catalog, and whether the catalog prices the
+// model (0 and false when it does not).
+func (pl *passLimits) embeddingsPico(model string, n int64) (int64, bool) {
+	if spec, ok := pl.pol.Model(model); ok && spec.HasPrice() {
 		return int64(spec.Cost(policies.TokenCounts{Input: n})), true
 	}
 	return 0, false
@@ -318,8 +323,8 @@ func (h *passHold) finishEmbeddings(ctx context.Context, a *embeddingsAnswer, er
 	model := cmp.Or(a.Model, h.model)
 	// At the price of the model that answered, by the chat calls' rule
 	// (middleware.BilledModel).
-	billed := middleware.BilledModel(h.s.passLimitsOf(h.team).pricer, h.model, a.Model)
-	pico, priced := h.s.embeddingsPico(h.team, billed, tok) // (one lookup of the model's price)
+	billed := middleware.BilledModel(h.pl.pricer, h.model, a.Model)
+	pico, priced := h.pl.embeddingsPico(billed, tok) // (one lookup of the model's price)
 	if !priced && tok > 0 {
 		h.s.logger.Warn("tokenwise/gateway: an embeddings model without a price in the catalog: its tokens are counted, not its cost", "team", h.team, "model", model)
 	}
@@ -510,7 +515,7 @@ func (h *passHold) estimate() {
 		return
 	}
 	if n, ok := h.s.embeddingsInputTokens(h.model, h.input); ok {
-		h.need = budget.Amount{Tokens: n, USDMicros: h.s.embeddingsCost(h.team, h.model, n)}
+		h.need = budget.Amount{Tokens: n, USDMicros: h.pl.embeddingsCost(h.model, n)}
 	}
 	h.input = nil
 }
@@ -552,7 +557,7 @@ func (h *passHold) releaseEmbeddings(ctx context.Context, lost error) {
 func (h *passHold) chargeUnanswered(ctx context.Context, lost error) {
 	h.estimate()
 	tok := h.need.Tokens
-	pico, _ := h.s.embeddingsPico(h.team, h.model, tok)
+	pico, _ := h.pl.embeddingsPico(h.model, tok)
 	h.settle(ctx, budget.Settleable(budget.Exact(tok, pico)))
 	h.done(ctx, tok, 1)
 	h.reportEmbeddings("", tok, pico, tok > 0, fmt.Errorf("%w: %w", errNoEmbeddings, lost))

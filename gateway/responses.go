@@ -328,7 +328,7 @@ func (s *Server) responsesInput(model string, spec policies.ModelSpec, req *resp
 // Server.report) once it is answered; nil and no error for a request the
 // gateway cannot read, when the team has no budget and no rate limits.
 func (s *Server) reserveResponses(ctx context.Context, team string, req *responsesRequest, run *middleware.Run) (*responsesHold, *apiError) {
-	h, err := s.holdResponses(ctx, team, req, run)
+	h, err := s.holdResponses(ctx, s.passLimitsOf(team), team, req, run)
 	if err != nil {
 		return nil, s.apiErrorOf(err)
 	}
@@ -337,9 +337,9 @@ func (s *Server) reserveResponses(ctx context.Context, team string, req *respons
 
 // holdResponses is reserveResponses with the refusal as an error: an
 // *apiError, or the budget's or the rate limits' own (which the fallback
-// chain reads: a rate limit's on_limit: fallback moves on).
-func (s *Server) holdResponses(ctx context.Context, team string, req *responsesRequest, run *middleware.Run) (*responsesHold, error) {
-	pl := s.passLimitsOf(team)
+// chain reads: a rate limit's on_limit: fallback moves on), under pl, the
+// team's policy the call runs under.
+func (s *Server) holdResponses(ctx context.Context, pl *passLimits, team string, req *responsesRequest, run *middleware.Run) (*responsesHold, error) {
 	if pl.err != nil {
 		return nil, pl.err
 	}
@@ -361,7 +361,7 @@ func (s *Server) holdResponses(ctx context.Context, team string, req *responsesR
 		in, counted = s.responsesInput(req.Model, spec, req)
 	}
 	tier := responsesTier(req.ServiceTier)
-	h := &responsesHold{passHold: passHold{s: s, team: team, model: req.Model}, tier: tier, run: run, reports: true, start: time.Now(), tools: &req.tools,
+	h := &responsesHold{passHold: passHold{s: s, team: team, pl: pl, model: req.Model}, tier: tier, run: run, reports: true, start: time.Now(), tools: &req.tools,
 		requested: req.asked, rule: req.rule, moved: req.moved}
 	if counted {
 		h.in = in // (the budget's worst case below, when the input is not counted)
@@ -511,7 +511,7 @@ func (h *responsesHold) record(u middleware.Usage, costPico int64, estimated boo
 		f := middleware.CallFacts{Team: h.team, RequestedModel: cmp.Or(h.requested, h.model), Model: h.model, Rule: h.rule,
 			Routed: h.moved, CostPico: total, Attempts: atts}
 		if err == nil {
-			f.RoutingSavedPico = middleware.RoutingSaved(h.s.passLimitsOf(h.team).pricer, &f, u, h.feePico)
+			f.RoutingSavedPico = middleware.RoutingSaved(h.pl.pricer, &f, u, h.feePico)
 		}
 		h.s.report(h.team, h.run, middleware.CallRecord{CallFacts: f, Usage: usage, Latency: time.Since(begun), Start: begun, Err: err})
 	})
@@ -601,8 +601,8 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) (mi
 	// (middleware.BilledModel: a dated name the catalog does not know is
 	// billed at the requested model's price, and so is any answer to a
 	// model the policy itself prices).
-	pl := h.s.passLimitsOf(h.team)
-	spec, ok := pl.pol.Model(middleware.BilledModel(pl.pricer, h.model, o.Model))
+	// (At the prices of the policy it was reserved under.)
+	spec, ok := h.pl.pol.Model(middleware.BilledModel(h.pl.pricer, h.model, o.Model))
 	var pico int64
 	if ok && spec.HasPrice() {
 		fees := outputFees(spec, h.tools, o.Output)

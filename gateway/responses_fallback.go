@@ -65,6 +65,7 @@ import (
 type responsesCall struct {
 	s     *Server
 	team  string
+	pl    *passLimits       // the team's policy the call runs under: each attempt is held under it
 	req   *responsesRequest // as routed: req.Model is the first model tried
 	body  []byte            // the body sent to req.Model
 	up    *upstream         // req.Model's upstream
@@ -173,7 +174,7 @@ func (s *Server) newResponsesCall(pl *passLimits, team string, req *responsesReq
 	if hedged {
 		chain = pl.hedged
 	}
-	c := &responsesCall{s: s, team: team, req: req, body: body, up: up, path: path, run: run,
+	c := &responsesCall{s: s, team: team, pl: pl, req: req, body: body, up: up, path: path, run: run,
 		chain: chain, obs: pl.observer, start: time.Now(), hedged: hedged}
 	if c.cascade = cascadeOf(pl.pol, req); c.cascade != nil {
 		c.checks = cascadeChecks(pl.pol)
@@ -384,7 +385,7 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 		c.mu.Lock()
 		c.attempts = append(c.attempts, a)
 		c.mu.Unlock()
-		h, err := c.s.holdResponses(ctx, c.team, req, c.run)
+		h, err := c.s.holdResponses(ctx, c.pl, c.team, req, c.run)
 		if err != nil {
 			c.mu.Lock()
 			a.rec = middleware.Attempt{Model: mreq.Model, Err: err, Hedge: hedge}
