@@ -275,7 +275,19 @@ func (s *Set) Middleware() middleware.Middleware {
 				}
 				return nil, &OpenError{Model: req.Model, State: state}
 			}
+			judged := false
+			defer func() {
+				if !judged {
+					// A panic below (the provider's code, the caller's
+					// stream func): the call is not counted, and its
+					// admission is given back — a half-open breaker's
+					// probe never judged would keep its slot for good.
+					done(errExcluded)
+					b.flush(ctx)
+				}
+			}()
 			resp, err := next.Handle(ctx, req)
+			judged = true
 			done(judge(ctx, err))
 			s.publish(ctx, req.Model, b)
 			b.flush(ctx)

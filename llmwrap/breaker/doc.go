@@ -21,9 +21,11 @@
 // (middleware.Transient: rate limits, 5xx, timeouts, network failures,
 // cut streams) and malformed answers. A client error (bad request, auth,
 // context window, content filter) is the request's fault, not the model's,
-// and counts as a success. A cancellation, a budget refusal, and any
-// failure that happened because the caller's own context ended (the run
-// deadline, a hedge that lost) are not counted at all.
+// and counts as a success. A cancellation, a budget refusal, any failure
+// that happened because the caller's own context ended (the run
+// deadline, a hedge that lost), and a call that panicked (the provider's
+// code, the caller's stream func) are not counted at all: a half-open
+// breaker's probe that panicked gives its slot to the next call.
 //
 // State changes are emitted as middleware.BreakerChanged events, after the
 // breaker's lock is released.
