@@ -48,11 +48,12 @@ var ErrConfig = errors.New("tokenwise/breaker: invalid config")
 type Config struct {
 	// ConsecutiveFailures trips after this many failures in a row. Zero: not used.
 	ConsecutiveFailures int
-	// FailureRatio in (0,1] trips when failures/requests in Window reach it.
-	// Zero: not used.
+	// FailureRatio in (0,1] trips when failures/requests in Window reach it,
+	// of the requests that count (see the package doc: a cancelled call
+	// is none). Zero: not used.
 	FailureRatio float64
-	// MinRequests is the number of requests in Window before FailureRatio
-	// applies. Zero: DefaultMinRequests.
+	// MinRequests is the number of requests that count in Window before
+	// FailureRatio applies. Zero: DefaultMinRequests.
 	MinRequests int
 	// OpenFor is how long a tripped breaker stays open. Zero: DefaultOpenFor.
 	OpenFor time.Duration
@@ -186,7 +187,9 @@ func (s *Set) settings(model string, b *modelBreaker) gobreaker.Settings {
 			if st.ConsecutiveFailures > 0 && c.ConsecutiveFailures >= uint32(st.ConsecutiveFailures) {
 				return true
 			}
-			n := c.Requests
+			// The calls that count: an excluded one (a cancellation, a
+			// hedge that lost, a panic) is in Requests too.
+			n := c.Requests - min(c.TotalExclusions, c.Requests)
 			return st.FailureRatio > 0 && n >= uint32(st.MinRequests) &&
 				float64(c.TotalFailures) >= st.FailureRatio*float64(n)
 		},

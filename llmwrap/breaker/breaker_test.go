@@ -280,3 +280,42 @@ func TestConfig(t *testing.T) {
 		}
 	}
 }
+
+// FailureRatio is the failures' share of the calls that count: calls not
+// counted (cancelled by their caller, a hedge that lost, a budget
+// refusal) neither dilute it nor make up MinRequests. Five failures in
+// five counted calls, between five cancelled ones, trip a breaker of
+// ratio 0.6; before, the cancelled calls counted as requests, and the
+// ratio read 5/10.
+func TestFailureRatioIgnoresCallsNotCounted(t *testing.T) {
+	t.Parallel()
+	set, err := breaker.New(breaker.Config{FailureRatio: 0.6, MinRequests: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fake{}
+	h := set.Middleware()(f)
+	fault := failure(middleware.ErrUnavailable)
+	for range 5 {
+		f.script(context.Canceled, fault)
+		_ = call(context.Background(), h, "gpt-4o")
+		_ = call(context.Background(), h, "gpt-4o")
+	}
+	if got := set.State("gpt-4o"); got != "open" {
+		t.Fatalf("5 failures in 5 counted calls (and 5 cancelled) at ratio 0.6: state %s, want open", got)
+	}
+	// Cancelled calls alone never make up MinRequests.
+	set, err = breaker.New(breaker.Config{FailureRatio: 0.25, MinRequests: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f = &fake{}
+	h = set.Middleware()(f)
+	f.script(context.Canceled, context.Canceled, context.Canceled, fault)
+	for range 4 {
+		_ = call(context.Background(), h, "gpt-4o")
+	}
+	if got := set.State("gpt-4o"); got != "closed" {
+		t.Fatalf("1 failure in 1 counted call (and 3 cancelled; MinRequests 4): state %s, want closed", got)
+	}
+}
