@@ -41,6 +41,11 @@ func (o *options) budget(p *policies.Policy) (*budget.Budget, error) {
 		return o.built, nil
 	}
 	opts := []budget.Option{budget.WithLogger(o.logger), budget.WithEstimator(o.estimator()), budget.WithCatalog(o.catalog)}
+	if p.Budget.Store.OnUnavailable == policies.UnavailableLocal {
+		// Kept in the build's State: a registry's reload does not give
+		// back the local share spent while the store is down.
+		opts = append(opts, budget.WithLocalStore(o.state.budgetLocalMemory()))
+	}
 	switch {
 	case o.budgetStore != nil:
 		opts = append(opts, budget.WithStore(o.budgetStore))

@@ -24,6 +24,11 @@ func rateLimitLayer(p *policies.Policy, o *options) (middleware.Middleware, erro
 		return nil, nil
 	}
 	opts := []ratelimit.Option{ratelimit.WithLogger(o.logger), ratelimit.WithEstimator(o.estimator())}
+	if p.RateLimits.Store.OnUnavailable == policies.UnavailableLocal {
+		// Kept in the build's State: a registry's reload does not give
+		// back the local share admitted while the store is down.
+		opts = append(opts, ratelimit.WithLocalStore(o.state.rateLimitLocalMemory()))
+	}
 	if s := o.rateLimitStore; s != nil {
 		opts = append(opts, ratelimit.WithStore(s))
 	} else if p.RateLimits.Store.Kind == policies.StoreRedis {

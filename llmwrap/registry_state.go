@@ -11,7 +11,8 @@ import (
 )
 
 // State keeps the stateful parts of chains (response cache stores, budget
-// ledgers, rate limit slots, circuit breakers, the token estimator's memo)
+// ledgers, rate limit slots, the local shares spent while a shared store
+// is down, circuit breakers, the token estimator's memo)
 // across rebuilds: every Build given the same State through WithState
 // shares them, so rebuilding a chain for a reloaded policy keeps cache
 // contents and money already spent. Each part is created on first use.
@@ -24,7 +25,12 @@ type State struct {
 	caches    map[string]cache.Store // a Registry's memory stores, by cache scope
 	budgetMem *budget.MemoryStore
 	rateMem   *ratelimit.MemoryStore
-	breakers  map[breaker.Config]*breaker.Set
+	// The local shares of budgets and rate limits with on_unavailable:
+	// local, spent while their shared store is down: a rebuild must not
+	// give them back.
+	budgetLocal *budget.MemoryStore
+	rateLocal   *ratelimit.MemoryStore
+	breakers    map[breaker.Config]*breaker.Set
 }
 
 // NewState returns an empty State.
@@ -94,6 +100,34 @@ func (s *State) budgetMemory() *budget.MemoryStore {
 		s.budgetMem = budget.NewMemoryStore()
 	}
 	return s.budgetMem
+}
+
+// budgetLocalMemory returns the ledger of budgets' local shares
+// (budget.WithLocalStore).
+func (s *State) budgetLocalMemory() *budget.MemoryStore {
+	if s == nil {
+		return budget.NewMemoryStore()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.budgetLocal == nil {
+		s.budgetLocal = budget.NewMemoryStore()
+	}
+	return s.budgetLocal
+}
+
+// rateLimitLocalMemory returns the state of rate limits' local shares
+// (ratelimit.WithLocalStore).
+func (s *State) rateLimitLocalMemory() *ratelimit.MemoryStore {
+	if s == nil {
+		return ratelimit.NewMemoryStore()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rateLocal == nil {
+		s.rateLocal = ratelimit.NewMemoryStore()
+	}
+	return s.rateLocal
 }
 
 func (s *State) rateLimitMemory() *ratelimit.MemoryStore {

@@ -49,11 +49,19 @@ type options struct {
 	log     *slog.Logger
 	est     *tokens.Estimator
 	catalog Catalog
+	local   *MemoryStore
 }
 
 // WithStore sets the store of team ledgers, e.g. a shared Redis store
 // (adapters/redis.NewBudgetStore). Default: a new MemoryStore.
 func WithStore(s Store) Option { return func(o *options) { o.store = s } }
+
+// WithLocalStore sets the ledger of the local share a Budget with
+// OnUnavailable Local spends while its store is down. Give every Budget
+// of a process the same one (llmwrap's State does, for the chains of a
+// Registry), so that a Budget built anew for a reloaded policy does not
+// let the share be spent once more. Default: a new MemoryStore.
+func WithLocalStore(m *MemoryStore) Option { return func(o *options) { o.local = m } }
 
 // WithClock sets the clock that picks windows and buckets. Default: time.Now.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
@@ -138,7 +146,10 @@ func New(cfg Config, opts ...Option) (*Budget, error) {
 	b.needTeam = !b.teamLim.IsZero()
 	b.needRun = !b.runLim.IsZero()
 	if cfg.OnUnavailable == Local {
-		b.local = NewMemoryStore()
+		b.local = o.local
+		if b.local == nil {
+			b.local = NewMemoryStore()
+		}
 	}
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])

@@ -21,6 +21,7 @@ type Option func(*options)
 
 type options struct {
 	store Store
+	local *MemoryStore
 	est   *tokens.Estimator
 	log   *slog.Logger
 }
@@ -28,6 +29,13 @@ type options struct {
 // WithStore sets the store of the limits' state, e.g. a shared Redis store
 // (adapters/redis.NewRateLimitStore). Default: a new MemoryStore.
 func WithStore(s Store) Option { return func(o *options) { o.store = s } }
+
+// WithLocalStore sets the state of the local share a Limiter with
+// OnUnavailable Local admits while its store is down. Give every Limiter
+// of a process the same one (llmwrap's State does, for the chains of a
+// Registry), so that a Limiter built anew for a reloaded policy does not
+// admit the share once more. Default: a new MemoryStore.
+func WithLocalStore(m *MemoryStore) Option { return func(o *options) { o.local = m } }
 
 // WithEstimator sets the token estimator (shared with the budget layer so
 // that a call's input is counted once). Default: tokens.New().
@@ -83,7 +91,10 @@ func New(cfg Config, opts ...Option) (*Limiter, error) {
 			opt(o)
 		}
 	}
-	l := &Limiter{rl: cfg, store: o.store, est: o.est, log: o.log, local: NewMemoryStore()}
+	l := &Limiter{rl: cfg, store: o.store, est: o.est, log: o.log, local: o.local}
+	if l.local == nil {
+		l.local = NewMemoryStore()
+	}
 	l.plans.Store(&map[planKey]*plan{})
 	if l.log == nil {
 		l.log = slog.Default()
