@@ -214,13 +214,13 @@ func (s *Server) passLimitsOf(team string) *passLimits {
 		return pl
 	}
 	pl := &passLimits{pol: pol, pricer: llmwrap.Pricer(pol)}
-	if b, err := llmwrap.NewBudget(pol, budget.WithStore(s.budgets), budget.WithLogger(s.logger)); err != nil {
+	if b, err := llmwrap.NewBudget(pol, budget.WithStore(s.budgets), budget.WithLocalStore(s.budgetLocal), budget.WithLogger(s.logger)); err != nil {
 		pl.err = classify(err, s.secrets...)
 	} else if b.Active() {
 		pl.budget = b
 	}
 	if pol.RateLimits.Enabled() {
-		if l, err := llmwrap.NewRateLimiter(pol, ratelimit.WithStore(s.rates), ratelimit.WithLogger(s.logger)); err != nil {
+		if l, err := llmwrap.NewRateLimiter(pol, ratelimit.WithStore(s.rates), ratelimit.WithLocalStore(s.rateLocal), ratelimit.WithLogger(s.logger)); err != nil {
 			pl.err = classify(err, s.secrets...)
 		} else {
 			pl.limiter = l

@@ -56,6 +56,10 @@ type Server struct {
 	upstreams []*upstream
 	budgets   budget.Store
 	rates     ratelimit.Store // the chains' rate limit store, which passed-through calls share
+	// The local shares (on_unavailable: local) spent while Redis is down,
+	// by chat and passed-through calls alike, kept across reloads.
+	budgetLocal *budget.MemoryStore
+	rateLocal   *ratelimit.MemoryStore
 
 	passMu sync.Mutex
 	passBy map[string]*passLimits // by team: the budget and limiter of passed-through calls
@@ -270,6 +274,9 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		s.rates = ratelimit.NewMemoryStore()
 	}
 	llmOpts = append(llmOpts, llmwrap.WithBudgetStore(s.budgets), llmwrap.WithRateLimitStore(s.rates))
+	s.budgetLocal, s.rateLocal = budget.NewMemoryStore(), ratelimit.NewMemoryStore()
+	llmOpts = append(llmOpts, llmwrap.WithBudgetOptions(budget.WithLocalStore(s.budgetLocal)),
+		llmwrap.WithRateLimitOptions(ratelimit.WithLocalStore(s.rateLocal)))
 	s.est = tokens.New()
 	m, err := newMetrics()
 	if err != nil {

@@ -34,6 +34,7 @@ type options struct {
 	budgetStore    budget.Store
 	budgetOpts     []budget.Option
 	rateLimitStore ratelimit.Store
+	rateLimitOpts  []ratelimit.Option
 	breakerStore   breaker.SharedStore
 	routeOpts      []route.Option
 	contextOpts    []compact.Option

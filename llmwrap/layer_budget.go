@@ -17,7 +17,8 @@ func WithBudgetStore(s budget.Store) Option {
 	return func(o *options) { o.budgetStore = s }
 }
 
-// WithBudgetOptions passes options to the budget layer (clock, estimator).
+// WithBudgetOptions passes options to the budget layer (clock, estimator,
+// the ledger of its local share: budget.WithLocalStore).
 func WithBudgetOptions(opts ...budget.Option) Option {
 	return func(o *options) { o.budgetOpts = append(o.budgetOpts, opts...) }
 }

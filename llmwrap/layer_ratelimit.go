@@ -15,6 +15,12 @@ func WithRateLimitStore(s ratelimit.Store) Option {
 	return func(o *options) { o.rateLimitStore = s }
 }
 
+// WithRateLimitOptions passes options to the rate limit layer (its
+// estimator, the state of its local share: ratelimit.WithLocalStore).
+func WithRateLimitOptions(opts ...ratelimit.Option) Option {
+	return func(o *options) { o.rateLimitOpts = append(o.rateLimitOpts, opts...) }
+}
+
 // rateLimitLayer admits each call against the limits of the model it is
 // sent to: under the fallback (a fallback target is admitted against its
 // own limits) and the budget, above the breaker (a refusal is not a
@@ -38,6 +44,7 @@ func rateLimitLayer(p *policies.Policy, o *options) (middleware.Middleware, erro
 		// already taken.
 		opts = append(opts, ratelimit.WithStore(o.state.rateLimitMemory()))
 	}
+	opts = append(opts, o.rateLimitOpts...)
 	l, err := ratelimit.New(rateLimitConfig(p), opts...)
 	if err != nil {
 		return nil, err
