@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -26,7 +27,10 @@ import (
 // the next script that touches the ledger (using the Redis server's clock),
 // not released: the provider may well have billed the call, and a budget
 // must not spend that money twice. If the call settles after all, its
-// settle corrects the charge to the actual amount.
+// settle corrects the charge to the actual amount. A reservation whose
+// reply never came (the caller's deadline ended the wait, the connection
+// failed) is a refusal to its caller, which never settles it: the store
+// releases it in the background, should the script have run.
 //
 // Keys: "{<key>:<window>}:l", "{<key>:<window>}:z" and "{<key>:<window>}:x"
 // (reservations charged at expiry, until their settle), where key is the
@@ -273,6 +277,12 @@ func (s *BudgetStore) Reserve(ctx context.Context, r budget.Reservation) (budget
 	v, err := reserveScript.Run(ctx, s.c, k, id, r.Need.USDMicros, r.Need.Tokens, r.Limit.USDMicros, r.Limit.Tokens,
 		ttl.Milliseconds(), cur, nb, keyTTL(r.Window, r.Now, ttl, r.Idle).Milliseconds()).Int64Slice()
 	if err != nil {
+		if _, replied := errors.AsType[goredis.Error](err); !replied {
+			// No reply from Redis (the caller's deadline came first, the
+			// connection failed): the script may have run all the same,
+			// and the caller, refused, never settles what it reserved.
+			s.release(ctx, k, id+" "+strconv.FormatInt(r.Need.USDMicros, 10)+" "+strconv.FormatInt(r.Need.Tokens, 10), cur, nb)
+		}
 		return nil, storeErr("reserve", k, err)
 	}
 	if len(v) != 6 {
@@ -286,6 +296,21 @@ func (s *BudgetStore) Reserve(ctx context.Context, r budget.Reservation) (budget
 	}
 	member := id + " " + strconv.FormatInt(r.Need.USDMicros, 10) + " " + strconv.FormatInt(r.Need.Tokens, 10)
 	return &redisHold{s: s, keys: k, id: member, w: r.Window, bucket: cur}, nil
+}
+
+// release takes back a reservation whose reply was lost, in the
+// background (the caller's context may have ended; a Redis that does not
+// answer must not hold the caller longer), within opTimeout: it settles
+// it at nothing if it was made (a settle of a reservation that is not in
+// the ledger changes nothing), rather than leave it held until its TTL
+// and then charged at its worst case for a call that was never made.
+func (s *BudgetStore) release(ctx context.Context, k []string, member string, bucket int64, nb int) {
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		rctx, cancel := context.WithTimeout(ctx, opTimeout)
+		defer cancel()
+		_ = settleScript.Run(rctx, s.c, k, member, 0, 0, bucket, nb, bucket, 0).Err()
+	}()
 }
 
 // Extend moves the reservation's expiry to ttl from now (Redis's clock).
