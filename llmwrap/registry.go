@@ -47,6 +47,10 @@ type chainSet struct {
 	gen   uint64
 	teams map[string]middleware.Middleware
 	def   middleware.Middleware
+	// The policies the chains were built for (a team's last good one):
+	// a reload that leaves a policy as it was keeps its chain.
+	pols   map[string]*policies.Policy
+	defPol *policies.Policy
 }
 
 // NewRegistry builds a chain per team of reg and follows its reloads.
@@ -112,31 +116,41 @@ func (r *Registry) teamOptions(team string, p *policies.Policy) []Option {
 // build builds the chains of the given policies, reusing prev's chain for
 // a team whose policy did not change or fails to build.
 func (r *Registry) build(prev *chainSet, teams map[string]*policies.Policy, def *policies.Policy, gen uint64) (*chainSet, []error) {
-	cs := &chainSet{gen: gen, teams: make(map[string]middleware.Middleware, len(teams))}
+	cs := &chainSet{gen: gen, teams: make(map[string]middleware.Middleware, len(teams)), pols: make(map[string]*policies.Policy, len(teams))}
 	var errs []error
 	for team, p := range teams {
+		if prev != nil && prev.pols[team] == p {
+			// The policy did not change (the registry keeps its pointer):
+			// its chain stays, with what its layers learned (latencies
+			// a hedge's percentile reads, warnings already given).
+			cs.teams[team], cs.pols[team] = prev.teams[team], p
+			continue
+		}
 		mw, err := Build(p, r.teamOptions(team, p)...)
 		if err != nil {
 			err = fmt.Errorf("tokenwise/llmwrap: team %s: %w", team, err)
 			errs = append(errs, err)
 			if prev != nil {
 				if old, ok := prev.teams[team]; ok {
-					cs.teams[team] = old
+					cs.teams[team], cs.pols[team] = old, prev.pols[team]
 				}
 			}
 			continue
 		}
-		cs.teams[team] = mw
+		cs.teams[team], cs.pols[team] = mw, p
 	}
-	if mw, ok := cs.teams[policies.DefaultTeam]; ok && teams[policies.DefaultTeam] == def {
-		cs.def = mw
-	} else {
+	switch mw, ok := cs.teams[policies.DefaultTeam]; {
+	case ok && teams[policies.DefaultTeam] == def:
+		cs.def, cs.defPol = mw, def
+	case prev != nil && prev.defPol == def:
+		cs.def, cs.defPol = prev.def, def
+	default:
 		mw, err := Build(def, r.teamOptions(policies.DefaultTeam, def)...)
 		switch {
 		case err == nil:
-			cs.def = mw
+			cs.def, cs.defPol = mw, def
 		case prev != nil:
-			cs.def = prev.def
+			cs.def, cs.defPol = prev.def, prev.defPol
 			errs = append(errs, err)
 		default:
 			errs = append(errs, err)
@@ -227,12 +241,24 @@ type boundSet struct {
 func (h *registryHandler) bind(cs *chainSet) *boundSet {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if b := h.cur.Load(); b != nil && b.set == cs {
-		return b
+	old := h.cur.Load()
+	if old != nil && old.set == cs {
+		return old
 	}
-	b := &boundSet{set: cs, teams: make(map[string]middleware.Handler, len(cs.teams)), def: cs.def(h.next)}
+	b := &boundSet{set: cs, teams: make(map[string]middleware.Handler, len(cs.teams))}
 	for team, mw := range cs.teams {
+		if p := cs.pols[team]; old != nil && p != nil && old.set.pols[team] == p {
+			// The same chain (built once for the same policy): its
+			// handlers stay, with what their layers learned.
+			b.teams[team] = old.teams[team]
+			continue
+		}
 		b.teams[team] = mw(h.next)
+	}
+	if old != nil && cs.defPol != nil && old.set.defPol == cs.defPol {
+		b.def = old.def
+	} else {
+		b.def = cs.def(h.next)
 	}
 	h.cur.Store(b)
 	return b

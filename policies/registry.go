@@ -40,7 +40,9 @@ func (e *UnknownTeamError) Is(target error) bool { return target == ErrUnknownTe
 // the problem is reported (Subscribe, and a slog warning); the other teams
 // get their new policy. Readers never see a half-applied policy: Policy
 // returns one immutable *Policy, and the set of all teams is replaced by
-// one atomic store.
+// one atomic store. A team whose file a reload reads as it was (every
+// value from the same file and line) keeps its *Policy, so that readers
+// can keep what they built for it.
 //
 // A Registry is safe for concurrent use.
 type Registry struct {
@@ -261,6 +263,11 @@ func (r *Registry) reloadLocked() (*Change, error) {
 		next.files[tr.team] = tr.file
 		if prev, ok := old.teams[tr.team]; !ok || !samePolicy(prev, tr.policy) {
 			ch.Updated = append(ch.Updated, tr.team)
+		} else if slices.Equal(prev.Explain(), tr.policy.Explain()) && old.files[tr.team] == tr.file {
+			// The same policy, value for value and origin for origin:
+			// the one in force stays, so that what readers built for it
+			// (a chain, with what it learned) is kept.
+			next.teams[tr.team] = prev
 		}
 	}
 	for team := range old.teams {
@@ -273,6 +280,8 @@ func (r *Registry) reloadLocked() (*Change, error) {
 		next.gen++
 		if p, ok := next.teams[DefaultTeam]; ok {
 			next.def = p
+		} else if _, had := old.teams[DefaultTeam]; !had {
+			next.def = old.def // (the embedded Default, as before)
 		} else {
 			next.def = Default()
 		}
