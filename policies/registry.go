@@ -1,7 +1,9 @@
 package policies
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -263,7 +265,7 @@ func (r *Registry) reloadLocked() (*Change, error) {
 		next.files[tr.team] = tr.file
 		if prev, ok := old.teams[tr.team]; !ok || !samePolicy(prev, tr.policy) {
 			ch.Updated = append(ch.Updated, tr.team)
-		} else if slices.Equal(prev.Explain(), tr.policy.Explain()) && old.files[tr.team] == tr.file {
+		} else if old.files[tr.team] == tr.file && sameLoaded(prev, tr.policy) {
 			// The same policy, value for value and origin for origin:
 			// the one in force stays, so that what readers built for it
 			// (a chain, with what it learned) is kept.
@@ -291,10 +293,20 @@ func (r *Registry) reloadLocked() (*Change, error) {
 	return ch, errors.Join(errs...)
 }
 
-// samePolicy reports whether two loaded policies hold the same data, the
-// bytes of their learned weights files included.
+// samePolicy reports whether two loaded policies hold the same data: the
+// same JSON — which tells apart what Explain does not (a *bool set to
+// false from one left out, whose default is true; a map entry without a
+// field set) —, the same explained values, and the same bytes of their
+// learned weights files.
 func samePolicy(a, b *Policy) bool {
 	if a.weights != b.weights { // retrained weights, the policy file unchanged
+		return false
+	}
+	ja, err := json.Marshal(a)
+	if err != nil {
+		return false
+	}
+	if jb, err := json.Marshal(b); err != nil || !bytes.Equal(ja, jb) {
 		return false
 	}
 	ea, eb := a.Explain(), b.Explain()
@@ -307,6 +319,13 @@ func samePolicy(a, b *Policy) bool {
 		}
 	}
 	return true
+}
+
+// sameLoaded reports whether two loaded policies are the same policy for
+// every reader: the same data (samePolicy), each value from the same file
+// and line.
+func sameLoaded(a, b *Policy) bool {
+	return samePolicy(a, b) && slices.Equal(a.Explain(), b.Explain())
 }
 
 // Watch reloads the registry whenever the policies of its directory
