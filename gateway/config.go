@@ -68,7 +68,8 @@ type Config struct {
 	Limits Limits `yaml:"limits,omitempty"`
 	// PassUnpoliced lets a team with a budget call the billable endpoints
 	// the gateway does not police (legacy completions, images, audio,
-	// batches, fine-tuning, realtime): without it they are refused with an
+	// batches, fine-tuning, realtime, videos, decisions, agent sessions,
+	// Assistants runs…): without it they are refused with an
 	// OpenAI-shaped 403, so that no spend escapes the budget. Chat
 	// completions, embeddings and the Responses API are policed; a team
 	// without a budget passes every endpoint.

@@ -523,10 +523,15 @@ func (s *Server) maxBody() int64 {
 // audio, batches, fine-tuning, realtime (a session, its client secrets,
 // calls and transcription sessions), videos (a remix too), the Responses
 // API's compaction (a model call), code interpreter containers (billed
-// per container) and eval runs (whose model calls are billed; matched by
+// per container), the Decisions API (a model call), Managed Agents
+// sessions (created, or a turn) and automations (created, invoked,
+// resumed: each runs the agent's model calls), ChatKit sessions (a client
+// secret that spends on the upstream's key, as a Realtime one does), and
+// eval runs and Assistants runs (whose model calls are billed; matched by
 // unpolicedPath).
 var unpolicedEndpoints = []string{"/completions", "/images/", "/audio/", "/batches", "/fine_tuning/", "/realtime/", "/videos/",
-	"/responses/compact", "/containers"}
+	"/responses/compact", "/containers", "/decisions", "/agents/sessions/", "/agents/automations/", "/chatkit/sessions",
+	"/threads/runs"}
 
 // unpolicedPath reports whether path (after /v1, without a trailing
 // slash) is that of a billable endpoint the gateway does not police.
@@ -540,6 +545,12 @@ func unpolicedPath(path string) bool {
 	if rest, ok := strings.CutPrefix(path, "/evals/"); ok {
 		_, after, _ := strings.Cut(rest, "/")
 		return after == "runs" || strings.HasPrefix(after, "runs/")
+	}
+	// /threads/{id}/runs: an Assistants run, created or given its tool
+	// outputs, calls its assistant's model; cancelling one costs nothing.
+	if rest, ok := strings.CutPrefix(path, "/threads/"); ok {
+		_, after, _ := strings.Cut(rest, "/")
+		return (after == "runs" || strings.HasPrefix(after, "runs/")) && !strings.HasSuffix(after, "/cancel")
 	}
 	return false
 }
