@@ -28,6 +28,7 @@ type apiError struct {
 	Message    string
 	Type       string
 	Code       string
+	Param      string // the request parameter a provider's error blamed ("": null)
 	RetryAfter time.Duration
 	NoRetry    bool // x-should-retry: false (the official SDKs honour it)
 }
@@ -57,11 +58,14 @@ func (s *Server) apiErrorOf(err error) *apiError {
 }
 
 func (e *apiError) body() []byte {
-	var code *string
+	var code, param *string
 	if e.Code != "" {
 		code = &e.Code
 	}
-	b, _ := json.Marshal(wireError{wireErrorBody{Message: e.Message, Type: e.Type, Code: code}})
+	if e.Param != "" {
+		param = &e.Param
+	}
+	b, _ := json.Marshal(wireError{wireErrorBody{Message: e.Message, Type: e.Type, Param: param, Code: code}})
 	return b
 }
 
@@ -224,7 +228,7 @@ func classify(err error, secrets ...string) *apiError {
 		if typ == "" {
 			typ = httperr.ErrorType(status)
 		}
-		return &apiError{Status: status, Type: typ, Code: pe.Code, Message: msg, RetryAfter: ra}
+		return &apiError{Status: status, Type: typ, Code: pe.Code, Param: pe.Param, Message: msg, RetryAfter: ra}
 	}
 	return &apiError{Status: http.StatusBadGateway, Type: "server_error", Code: "gateway_error", Message: msg}
 }

@@ -480,7 +480,7 @@ func (p *Provider) statusError(ctx context.Context, req *middleware.Request, hre
 		Err:        he,
 	}
 	if e := decodeError(body); e != nil {
-		pe.Message, pe.Type, pe.Code, he.Param = e.Message, e.Type, e.Code, e.Param
+		pe.Message, pe.Type, pe.Code, pe.Param, he.Param = e.Message, e.Type, e.Code, e.Param, e.Param
 	}
 	pe.Kind = httperr.Classify(hresp.StatusCode, pe.Code, pe.Type)
 	return pe
@@ -511,6 +511,7 @@ func (p *Provider) redactError(err error, hreq *http.Request) error {
 	pe.Message = redact.Mask(pe.Message, secrets...)
 	pe.Code = redact.Mask(pe.Code, secrets...)
 	pe.Type = redact.Mask(pe.Type, secrets...)
+	pe.Param = redact.Mask(pe.Param, secrets...)
 	var he *HTTPError
 	if errors.As(pe.Err, &he) {
 		he.Body = redact.Bytes(he.Body, secrets...)
@@ -532,6 +533,7 @@ func (p *Provider) embeddedError(req *middleware.Request, e *apiError) error {
 		Model:    req.Model,
 		Type:     e.Type,
 		Code:     e.Code,
+		Param:    e.Param,
 		Message:  e.Message,
 	}
 }
