@@ -673,14 +673,29 @@ func (s *Server) readPassBody(w http.ResponseWriter, r *http.Request) ([]byte, b
 	return body, true
 }
 
-// passThrough forwards any other /v1/ request to the first upstream, with
-// the upstream's key instead of the virtual key.
+// modelPath returns the model id of a /v1/models/{id} path (the path
+// decoded, so an id escaped by the client reads as the upstream's list
+// names it).
+func modelPath(p string) (string, bool) {
+	id, ok := strings.CutPrefix(strings.TrimSuffix(p, "/"), "/v1/models/")
+	return id, ok && id != ""
+}
+
+// passThrough forwards any other /v1/ request to the first upstream (a
+// model call or a model's retrieval: the upstream that serves the model),
+// with the upstream's key instead of the virtual key.
 func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	if r.Method == http.MethodPost && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/chat/completions") {
 		s.chat(w, r, k) // e.g. /v1/chat/completions/ with a trailing slash
 		return
 	}
 	up := s.pick("")
+	if id, ok := modelPath(r.URL.Path); ok {
+		// A model's retrieval (or a fine-tuned model's deletion) goes to
+		// the upstream that serves it, as a call to it would: /v1/models
+		// lists the models of every upstream.
+		up = s.pick(id)
+	}
 	start := time.Now()
 	// The call's id, in its answer's X-Tokenwise-Call-Id and its log
 	// lines, as a chat call's; its run is X-Run-Id's, else the call alone.
