@@ -94,6 +94,8 @@ var (
 		Message: "the request body is larger than the gateway's limits.max_body"}
 	errEncodedBody = &apiError{Status: http.StatusUnsupportedMediaType, Type: "invalid_request_error", Code: "unsupported_content_encoding",
 		Message: "tokenwise/gateway: the request body has a Content-Encoding (gzip, deflate...); the gateway reads the JSON of the request to police it, as OpenAI's API does: send it unencoded"}
+	errMethodNotAllowed = &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed", NoRetry: true,
+		Message: "tokenwise/gateway: this endpoint of the gateway answers GET (and HEAD) only"}
 	errEmptyBody = &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "empty_body",
 		Message: "tokenwise/gateway: the request body is empty: a chat completion request is a JSON object"}
 )

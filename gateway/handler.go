@@ -52,6 +52,14 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/spend", s.authed(s.spend))
 	mux.HandleFunc("GET /v1/runs/{id...}", s.authed(s.runReport))
 	mux.HandleFunc("/v1/", s.authed(s.passThrough))
+	// The gateway's own endpoints answer another method with a 405 that
+	// names theirs: none is an OpenAI endpoint to pass upstream.
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/v1/spend", "/v1/runs/"} {
+		mux.HandleFunc(p, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Allow", "GET, HEAD")
+			errMethodNotAllowed.write(w)
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if root, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); apiRoots[root] {
 			// A client whose base URL is the gateway's address without
