@@ -912,6 +912,10 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	if modify != nil {
 		modify = bound.watch(modify)
+	} else if id, ok := backgroundPath(r); ok && s.background.has(k.team, id) {
+		// A background response of the team's, held until it is seen
+		// done: its retrieval or cancellation may show it done.
+		modify = s.settleBackground(k.team, id)
 	} else {
 		modify = s.maskErrors // an endpoint the gateway does not police
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenwise/tokenwise/llmwrap"
@@ -486,6 +487,9 @@ type responsesHold struct {
 	// (0: not priced), which a hedge's attempt that lost is charged.
 	in     int64
 	inPico int64
+	// background: the call was answered in the background, its hold kept
+	// until the response is done (responses_background.go).
+	background atomic.Bool
 }
 
 // record reports the call once (Server.report): what it used and cost
@@ -519,6 +523,9 @@ func (h *responsesHold) record(u middleware.Usage, costPico int64, estimated boo
 
 // release frees what a call that got no answer holds.
 func (h *responsesHold) release(ctx context.Context) {
+	if h.background.Load() {
+		return // answered in the background: held until it is done
+	}
 	h.settle(ctx, budget.Amount{})
 	h.done(ctx, 0, 0)
 	h.record(middleware.Usage{}, 0, false, errNoAnswer)
@@ -531,7 +538,7 @@ func (h *responsesHold) release(ctx context.Context) {
 // estimate), as the fallback chain charges such an attempt (failed) and
 // the chain's Meter and budget a chat attempt.
 func (h *responsesHold) releaseLost(ctx context.Context, lost error) {
-	if lost == nil {
+	if lost == nil || h.background.Load() {
 		h.release(ctx)
 		return
 	}
@@ -577,6 +584,8 @@ type responsesUsage struct {
 
 // responseObject is what the gateway reads of a response object.
 type responseObject struct {
+	ID          string          `json:"id"`
+	Status      string          `json:"status"`
 	Model       string          `json:"model"`
 	ServiceTier string          `json:"service_tier"`
 	Usage       *responsesUsage `json:"usage"`
@@ -659,6 +668,16 @@ func (h *responsesHold) charge(resp *http.Response) error {
 	var o responseObject
 	if json.Unmarshal(body, &o) != nil {
 		o = responseObject{}
+	}
+	if pendingResponse(&o) {
+		// A background response: held until it is seen done
+		// (responses_background.go); the rate limits keep their estimate.
+		h.background.Store(true)
+		if h.s.background.keep(h.team, o.ID, h) {
+			h.done(ctx, -1, 1)
+			return nil
+		}
+		h.background.Store(false) // the gateway is closing: charged now
 	}
 	h.settleObject(ctx, &o)
 	return nil

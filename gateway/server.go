@@ -74,6 +74,9 @@ type Server struct {
 	metrics  *metrics
 
 	runs *runTable
+	// background holds the Responses calls answered in the background
+	// until they are seen done (responses_background.go).
+	background backgroundHolds
 
 	srv        *http.Server
 	handler    http.Handler
@@ -312,6 +315,7 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		runStore = twredis.NewRunStore(s.rdb, prefix, runIdle)
 	}
 	s.runs = newRunTable(maxRuns, runIdle, runStore)
+	s.background.ttl = runIdle
 
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	if !o.noWatch {
@@ -482,6 +486,7 @@ func (s *Server) close() {
 		if s.stopFileWatch != nil {
 			s.stopFileWatch()
 		}
+		s.background.close()
 		_ = s.reg.Close()
 		s.closeRedis()
 		if st, ok := s.base.(*syncTransport); ok {

@@ -1,0 +1,171 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A Responses call with background: true is answered at once, its
+// response queued or in progress and without usage; the provider bills
+// what the response uses when it is done, which the client reads when it
+// retrieves it (GET /v1/responses/{id}) or cancels it (POST
+// /v1/responses/{id}/cancel). Such a call's hold is not settled at its
+// answer (nor released): it is kept, by its team and response id, until
+// a retrieval or cancellation of the same team passed through this
+// gateway shows the response done — then settled at its usage, as a
+// response answered at once is (at its reservation when a done response
+// has no usage it can read) — or, when none does within limits.run_idle
+// (the client polled another replica, or reads the stream, or never
+// polls), or the gateway closes, charged its reservation: the budget is
+// never overshot, and a response the gateway sees done is charged
+// exactly.
+
+// backgroundHolds are the holds of the background responses not yet seen
+// done, by team and response id.
+type backgroundHolds struct {
+	mu    sync.Mutex
+	holds map[string]*backgroundHold
+	ttl   time.Duration
+	shut  bool
+}
+
+type backgroundHold struct {
+	h     *responsesHold
+	timer *time.Timer
+}
+
+func backgroundKey(team, id string) string { return team + "\n" + id }
+
+// keep keeps h, the hold of team's background response id, until take
+// (or its ttl, or close) ends it; false when the gateway is closing (h is
+// then the caller's to charge).
+func (b *backgroundHolds) keep(team, id string, h *responsesHold) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.shut {
+		return false
+	}
+	if b.holds == nil {
+		b.holds = map[string]*backgroundHold{}
+	}
+	k := backgroundKey(team, id)
+	if old := b.holds[k]; old != nil {
+		// The same id again (a provider that reuses ids): the older
+		// hold is charged its reservation.
+		old.timer.Stop()
+		go old.h.chargeReserved(context.Background(), nil)
+	}
+	bh := &backgroundHold{h: h}
+	bh.timer = time.AfterFunc(b.ttl, func() {
+		if b.take(team, id, bh) != nil {
+			h.s.logger.Warn("tokenwise/gateway: a background response not seen done in time: charged its reservation", "team", team, "response_id", id)
+			h.chargeReserved(context.Background(), nil)
+		}
+	})
+	b.holds[k] = bh
+	return true
+}
+
+// take removes and returns the hold of team's background response id
+// (only bh's when bh is not nil); nil when there is none.
+func (b *backgroundHolds) take(team, id string, bh *backgroundHold) *responsesHold {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := backgroundKey(team, id)
+	cur := b.holds[k]
+	if cur == nil || bh != nil && cur != bh {
+		return nil
+	}
+	delete(b.holds, k)
+	cur.timer.Stop()
+	return cur.h
+}
+
+// has reports whether team's background response id is held.
+func (b *backgroundHolds) has(team, id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.holds[backgroundKey(team, id)] != nil
+}
+
+// close charges every hold kept at its reservation; later ones are not
+// kept.
+func (b *backgroundHolds) close() {
+	b.mu.Lock()
+	b.shut = true
+	holds := b.holds
+	b.holds = nil
+	b.mu.Unlock()
+	for _, bh := range holds {
+		bh.timer.Stop()
+		bh.h.chargeReserved(context.Background(), nil)
+	}
+}
+
+// pendingResponse reports whether o, a Responses answer, is a response
+// that is not done (queued or in progress: a background response) and
+// has no usage yet.
+func pendingResponse(o *responseObject) bool {
+	if o.ID == "" || o.Usage != nil {
+		return false
+	}
+	return o.Status == "queued" || o.Status == "in_progress"
+}
+
+// doneResponse reports whether o's status is final.
+func doneResponse(o *responseObject) bool {
+	switch o.Status {
+	case "completed", "incomplete", "failed", "cancelled":
+		return true
+	}
+	return false
+}
+
+// backgroundPath returns the response id of a retrieval (GET
+// /v1/responses/{id}) or a cancellation (POST /v1/responses/{id}/cancel)
+// of a response.
+func backgroundPath(r *http.Request) (string, bool) {
+	rest, ok := strings.CutPrefix(strings.TrimSuffix(r.URL.Path, "/"), "/v1/responses/")
+	if !ok || rest == "" {
+		return "", false
+	}
+	switch r.Method {
+	case http.MethodGet:
+		if strings.Contains(rest, "/") || r.URL.Query().Get("stream") == "true" {
+			return "", false
+		}
+		return rest, true
+	case http.MethodPost:
+		id, ok := strings.CutSuffix(rest, "/cancel")
+		return id, ok && id != "" && !strings.Contains(id, "/")
+	}
+	return "", false
+}
+
+// settleBackground is the answer's hook of a retrieval or cancellation of
+// team's held background response id: a JSON answer that shows it done
+// settles its hold (at its usage), then the answer is passed on as it
+// came; any other answer passes as an unpoliced one does (maskErrors).
+func (s *Server) settleBackground(team, id string) func(*http.Response) error {
+	return func(resp *http.Response) error {
+		if resp.StatusCode != http.StatusOK || isEventStream(resp) {
+			return s.maskErrors(resp)
+		}
+		body, whole, err := readAnswer(resp, maxResponsesEvent)
+		if !whole || err != nil {
+			return err
+		}
+		var o responseObject
+		if json.Unmarshal(body, &o) != nil || o.ID != id || !doneResponse(&o) {
+			return nil
+		}
+		if h := s.background.take(team, id, nil); h != nil {
+			h.settleObject(context.WithoutCancel(resp.Request.Context()), &o)
+		}
+		return nil
+	}
+}
