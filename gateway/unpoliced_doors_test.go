@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the test drives the official client's Assistants calls, deprecated but still in it
+
 package gateway_test
 
 import (
