@@ -106,6 +106,14 @@ func (b *backgroundHolds) close() {
 	}
 }
 
+// background reports whether req asks for a background response (a
+// background member that is not false: one that is not a boolean, which
+// the provider refuses, is read as one too).
+func (req *responsesRequest) background() bool {
+	b, ok := rawBool(req.Background)
+	return b || !ok
+}
+
 // pendingResponse reports whether o, a Responses answer, is a response
 // that is not done (queued or in progress: a background response) and
 // has no usage yet.

@@ -179,3 +179,40 @@ func TestGatewayChargesBackgroundResponsesTheirUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestGatewayNeverCascadesABackgroundResponse: a background call's answer
+// is a response queued, whose output is not there yet to check: under
+// routing.cascade or routing.regenerate_final it is passed on as the
+// model answered it, sent once — its response runs, and is billed, at the
+// provider — and never escalated or regenerated on another model, which
+// would start a second response for the client's one and charge both.
+// Before, the queued answer failed the cascade's checks (empty, not
+// completed) and the call went to the next model.
+func TestGatewayNeverCascadesABackgroundResponse(t *testing.T) {
+	for _, routing := range []string{"cascade: {models: [gpt-4o-mini, gpt-4o]}", "regenerate_final: {enabled: true, model: gpt-4o}"} {
+		t.Run(strings.Fields(routing)[0], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				up := &backgroundUpstream{state: map[string]string{}}
+				srv, tr, served := servePipe(t, writeFiles(t, "http://upstream.invalid/v1", routingPolicies(t, routing), ""),
+					openaitest.NewTransport(up), slog.New(slog.DiscardHandler))
+				defer func() {
+					tr.CloseIdleConnections()
+					_ = srv.Shutdown(context.Background())
+					<-served
+				}()
+				oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL("http://gateway/v1/"),
+					option.WithHTTPClient(&http.Client{Transport: tr}), option.WithMaxRetries(0))
+				r, err := oc.Responses.New(t.Context(), responses.ResponseNewParams{Model: "gpt-4o-mini", Background: openai.Bool(true),
+					Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("check the disks")}})
+				if err != nil || r.Status != "queued" || r.ID != "resp_bg_1" {
+					t.Errorf("a background call: %s %s %v, want the first model's queued response resp_bg_1", r.ID, r.Status, err)
+				}
+				up.mu.Lock()
+				defer up.mu.Unlock()
+				if up.n != 1 {
+					t.Errorf("the upstream started %d responses for one background call, want 1", up.n)
+				}
+			})
+		})
+	}
+}

@@ -43,7 +43,9 @@ import (
 // cascadeOf returns the models a call of req (as routed) tries under
 // pol's cascade, in order; nil when no cascade applies.
 func cascadeOf(pol *policies.Policy, req *responsesRequest) []string {
-	if pol == nil {
+	if pol == nil || req.background() {
+		// A background call's answer is a response queued, with nothing
+		// to check yet: escalated, it would start a second response.
 		return nil
 	}
 	models := pol.Routing.Cascade.Models
@@ -233,7 +235,7 @@ func (c *responsesCall) setAside(ctx context.Context, a *responsesAttempt, why e
 // regenOf returns the model that writes again the final answers of a call
 // of req (as routed) under pol; "" when none does.
 func regenOf(pol *policies.Policy, req *responsesRequest) string {
-	if pol == nil || !pol.Routing.RegenerateFinal.Enabled {
+	if pol == nil || !pol.Routing.RegenerateFinal.Enabled || req.background() {
 		return ""
 	}
 	m := cmp.Or(pol.Routing.RegenerateFinal.Model, pol.Routing.Default)
