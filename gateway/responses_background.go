@@ -44,6 +44,14 @@ func backgroundKey(team, id string) string { return team + "\n" + id }
 // (or its ttl, or close) ends it; false when the gateway is closing (h is
 // then the caller's to charge).
 func (b *backgroundHolds) keep(team, id string, h *responsesHold) bool {
+	var old *backgroundHold
+	defer func() {
+		if old != nil {
+			// The same id again (a provider that reuses ids): the older
+			// hold is charged its reservation.
+			old.h.chargeReserved(context.Background(), nil)
+		}
+	}()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.shut {
@@ -53,11 +61,8 @@ func (b *backgroundHolds) keep(team, id string, h *responsesHold) bool {
 		b.holds = map[string]*backgroundHold{}
 	}
 	k := backgroundKey(team, id)
-	if old := b.holds[k]; old != nil {
-		// The same id again (a provider that reuses ids): the older
-		// hold is charged its reservation.
+	if old = b.holds[k]; old != nil {
 		old.timer.Stop()
-		go old.h.chargeReserved(context.Background(), nil)
 	}
 	bh := &backgroundHold{h: h}
 	bh.timer = time.AfterFunc(b.ttl, func() {
