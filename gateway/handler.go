@@ -544,6 +544,11 @@ var unpolicedEndpoints = []string{"/completions", "/images/", "/audio/", "/batch
 // unpolicedPath reports whether path (after /v1, without a trailing
 // slash) is that of a billable endpoint the gateway does not police.
 func unpolicedPath(path string) bool {
+	if strings.HasSuffix(path, "/cancel") || strings.HasSuffix(path, "/pause") {
+		// What stops spending (a fine-tuning job's or a run's
+		// cancellation, an automation's pause) costs nothing.
+		return false
+	}
 	for _, e := range unpolicedEndpoints {
 		if inFamily(path, e) {
 			return true
@@ -555,10 +560,10 @@ func unpolicedPath(path string) bool {
 		return after == "runs" || strings.HasPrefix(after, "runs/")
 	}
 	// /threads/{id}/runs: an Assistants run, created or given its tool
-	// outputs, calls its assistant's model; cancelling one costs nothing.
+	// outputs, calls its assistant's model.
 	if rest, ok := strings.CutPrefix(path, "/threads/"); ok {
 		_, after, _ := strings.Cut(rest, "/")
-		return (after == "runs" || strings.HasPrefix(after, "runs/")) && !strings.HasSuffix(after, "/cancel")
+		return after == "runs" || strings.HasPrefix(after, "runs/")
 	}
 	return false
 }

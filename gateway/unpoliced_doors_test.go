@@ -85,6 +85,9 @@ func TestGatewayRefusesTheSDKsOtherModelCalls(t *testing.T) {
 	free := []struct{ method, path string }{
 		{"GET", "agents/sessions/s_1"}, {"POST", "threads/t_1/runs/r_1/cancel"}, {"POST", "threads/t_1/messages"},
 		{"POST", "chatkit/sessions/cks_1/cancel"}, {"GET", "threads/t_1/runs/r_1"}, {"POST", "threads"},
+		// What stops spending is never refused: a batch's or a fine-tuning
+		// job's cancellation, an automation's pause.
+		{"POST", "batches/batch_1/cancel"}, {"POST", "fine_tuning/jobs/ftjob_1/cancel"}, {"POST", "agents/automations/a_1/pause"},
 	}
 	for _, f := range free {
 		if err := oc.Execute(ctx, f.method, f.path, map[string]any{}, nil); err != nil {
