@@ -74,7 +74,9 @@ func (e *apiError) write(w http.ResponseWriter) {
 	h.Set("Content-Type", "application/json")
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.FormatInt(int64(math.Ceil(e.RetryAfter.Seconds())), 10))
-		h.Set("Retry-After-Ms", strconv.FormatInt(e.RetryAfter.Milliseconds(), 10))
+		// Rounded up, as Retry-After is: a client that waits what it says
+		// (openai-go and the Node package read it first) is never early.
+		h.Set("Retry-After-Ms", strconv.FormatInt(int64((e.RetryAfter+time.Millisecond-1)/time.Millisecond), 10))
 	}
 	if e.NoRetry {
 		h.Set("X-Should-Retry", "false")
