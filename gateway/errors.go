@@ -213,6 +213,10 @@ func classify(err error, secrets ...string) *apiError {
 		return &apiError{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "rate_limit_exceeded", Message: msg, RetryAfter: ra}
 	case errors.Is(err, breaker.ErrOpen):
 		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "circuit_open", Message: msg, RetryAfter: ra}
+	case errors.Is(err, guard.ErrRunDeadline):
+		// The run's deadline has passed: every call of the run will be
+		// refused so, never worth a retry.
+		return &apiError{Status: http.StatusGatewayTimeout, Type: "server_error", Code: "timeout", Message: msg, NoRetry: true}
 	case errors.Is(err, middleware.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return &apiError{Status: http.StatusGatewayTimeout, Type: "server_error", Code: "timeout", Message: msg}
 	case errors.Is(err, middleware.ErrStreamCut), errors.Is(err, middleware.ErrMalformed), errors.Is(err, middleware.ErrNetwork):
