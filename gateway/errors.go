@@ -72,6 +72,12 @@ func (e *apiError) body() []byte {
 func (e *apiError) write(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
+	if id := h.Get(CallIDHeader); id != "" && h.Get("X-Request-Id") == "" {
+		// The gateway's own answer: its call's id is the request id the
+		// SDKs keep in their error (openai-go's, the Node package's
+		// requestID), the one its log lines name.
+		h.Set("X-Request-Id", id)
+	}
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.FormatInt(int64(math.Ceil(e.RetryAfter.Seconds())), 10))
 		// Rounded up, as Retry-After is: a client that waits what it says
