@@ -31,7 +31,9 @@
 // POST /v1/responses and /v1/embeddings are passed to the upstream as they
 // came, but policed as chat calls are: reserved in the team's and the
 // run's budgets before they are sent and settled at the usage their
-// answer reports, admitted by the rate limits, bounded by the team's
+// answer reports (a background response's: held until a retrieval or
+// cancellation through the gateway shows it done, and settled at that
+// response's usage), admitted by the rate limits, bounded by the team's
 // timeouts and the run's deadline; a Responses call is also routed by the
 // team's routing rules, answered from its cache, and sent through its
 // fallback section — retried, guarded by the same per-model breakers as
