@@ -116,4 +116,4 @@ func (e *refusal) Is(target error) bool {
 	return target == e.kind || target == middleware.ErrBudget ||
 		target == middleware.ErrStoreUnavailable && e.kind == ErrStoreUnavailable
 }
-func (e *refusal) Unwrap() error        { return e.err }
+func (e *refusal) Unwrap() error { return e.err }
