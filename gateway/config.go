@@ -85,7 +85,9 @@ type Upstream struct {
 	// Name names the upstream in logs and /v1/models. Required, unique.
 	Name string `yaml:"name"`
 	// BaseURL is the API base, e.g. https://api.openai.com/v1 (requests go
-	// to BaseURL + "/chat/completions"). Required: http or https.
+	// to BaseURL + "/chat/completions"). Required: http or https. A query
+	// (an Azure deployment's ?api-version=) is sent with every request,
+	// before the client's own.
 	BaseURL string `yaml:"base_url"`
 	// APIKeyEnv names the environment variable holding the API key.
 	APIKeyEnv string `yaml:"api_key_env,omitempty"`

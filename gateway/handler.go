@@ -278,6 +278,18 @@ func (up *upstream) urlFor(in *url.URL) *url.URL {
 	return &u
 }
 
+// joinQuery is the query of a request to an upstream: its base URL's (an
+// Azure deployment's api-version), then the client's.
+func joinQuery(base, client string) string {
+	switch {
+	case base == "":
+		return client
+	case client == "":
+		return base
+	}
+	return base + "&" + client
+}
+
 // afterFirstSegment returns p ("/v1/files/x") without its first segment
 // ("/files/x"); "" when it has one only.
 func afterFirstSegment(p string) string {
@@ -931,7 +943,10 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 				pr.Out.Body = sent
 			}
 			pr.Out.URL = up.urlFor(pr.In.URL)
-			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+			pr.Out.URL.RawQuery = joinQuery(up.base.RawQuery, pr.In.URL.RawQuery)
+			if call != nil {
+				call.query = pr.In.URL.RawQuery // for an attempt on another upstream
+			}
 			pr.Out.Host = ""
 			pr.Out.Header.Del(RunIDHeader)
 			pr.Out.Header.Del("Expect") // (see isHop)

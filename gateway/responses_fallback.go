@@ -69,6 +69,7 @@ type responsesCall struct {
 	req   *responsesRequest // as routed: req.Model is the first model tried
 	body  []byte            // the body sent to req.Model
 	up    *upstream         // req.Model's upstream
+	query string            // the client's query, sent to another upstream after that one's base query
 	path  string            // the call's path under the upstream's base URL
 	run   *middleware.Run   // the run X-Run-Id names (nil: none), whose record gets the call
 	chain middleware.Handler
@@ -485,7 +486,7 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 	o.GetBody = nil
 	if up != c.up {
 		o.URL = up.base.JoinPath(c.path)
-		o.URL.RawQuery = c.out.URL.RawQuery
+		o.URL.RawQuery = joinQuery(up.base.RawQuery, c.query)
 		o.Header = o.Header.Clone()
 		for k := range c.up.auth {
 			o.Header.Del(k)

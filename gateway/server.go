@@ -212,11 +212,19 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		if key != "" {
 			s.secrets = append(s.secrets, key)
 		}
-		base, err := url.Parse(strings.TrimSuffix(u.BaseURL, "/"))
+		base, err := url.Parse(u.BaseURL)
 		if err != nil {
 			return nil, fmt.Errorf("tokenwise/gateway: upstream %s: %w", u.Name, err)
 		}
-		up := &upstream{Upstream: u, base: base, chat: base.String() + "/chat/completions", key: key, models: map[string]bool{}}
+		// The path without its trailing slash; a query (an Azure
+		// deployment's ?api-version=) is sent with every request.
+		base.Path, base.RawPath = strings.TrimSuffix(base.Path, "/"), strings.TrimSuffix(base.RawPath, "/")
+		chat := *base
+		chat.Path += "/chat/completions"
+		if chat.RawPath != "" {
+			chat.RawPath += "/chat/completions"
+		}
+		up := &upstream{Upstream: u, base: base, chat: chat.String(), key: key, models: map[string]bool{}}
 		if up.chatURL, err = url.Parse(up.chat); err != nil {
 			return nil, fmt.Errorf("tokenwise/gateway: upstream %s: %w", u.Name, err)
 		}

@@ -55,17 +55,29 @@ var _ middleware.Handler = (*Provider)(nil)
 
 // NewProvider returns a Provider for the OpenAI-compatible API at baseURL
 // (e.g. "https://api.openai.com/v1"; requests go to baseURL +
-// "/chat/completions"), authenticating with apiKey as a bearer token when
+// "/chat/completions", a query of baseURL — an Azure deployment's
+// ?api-version= — kept after the path), authenticating with apiKey as a bearer token when
 // it is not empty.
 func NewProvider(baseURL, apiKey string, opts ...Option) *Provider {
 	return &Provider{
 		cfg:    newConfig(opts),
-		url:    strings.TrimRight(baseURL, "/") + chatSuffix,
+		url:    chatURL(baseURL),
 		apiKey: apiKey,
 	}
 }
 
 const chatSuffix = "/chat/completions"
+
+// chatURL is the chat completions URL of the API at baseURL: its path
+// with chatSuffix, its query (an Azure deployment's api-version) kept
+// after it.
+func chatURL(baseURL string) string {
+	base, query, ok := strings.Cut(baseURL, "?")
+	if !ok {
+		return strings.TrimRight(baseURL, "/") + chatSuffix
+	}
+	return strings.TrimRight(base, "/") + chatSuffix + "?" + query
+}
 
 // callKey keys the *call of a request that came through a Transport.
 type callKey struct{}
