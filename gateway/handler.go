@@ -322,7 +322,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		ctx, _ = middleware.StartRun(ctx, callID)
 		runID = callID
 	} else {
-		ctx = middleware.WithRun(ctx, s.runs.get(runKey(k.team, runID), runID))
+		ctx = middleware.WithRun(ctx, s.runs.get(r.Context(), runKey(k.team, runID), runID))
 	}
 	// The call's attributes are only formatted for a line that is logged
 	// (the hot lines check logs first: not even their arguments are made
@@ -658,7 +658,7 @@ func (s *Server) namedRun(r *http.Request, team string) *middleware.Run {
 	if runID == "" || !validRunID(runID) {
 		return nil
 	}
-	return s.runs.get(runKey(team, runID), runID)
+	return s.runs.get(r.Context(), runKey(team, runID), runID)
 }
 
 // recordRefused reports a Responses call (req: nil when it named no model)

@@ -441,7 +441,7 @@ func (s *Server) passContext(r *http.Request, team, callID string, counted bool)
 	if !validRunID(runID) {
 		return nil, errInvalidRunID
 	}
-	run := s.runs.get(runKey(team, runID), runID)
+	run := s.runs.get(r.Context(), runKey(team, runID), runID)
 	ctx = middleware.WithRun(ctx, run)
 	maxCalls, timeout := llmwrap.RunLimits(s.pol.Policy(team))
 	if counted && maxCalls > 0 {

@@ -35,6 +35,11 @@ type runEntry struct {
 	key  string
 	run  *middleware.Run
 	last time.Time
+	// pins counts the calls of the run in flight: a pinned run is never
+	// forgotten (an entry bound or idle time would otherwise reopen it
+	// under its id with its call count and per-run budget at zero while
+	// a call of it still runs).
+	pins int
 }
 
 func newRunTable(max int, idle time.Duration, store middleware.RunStore) *runTable {
@@ -46,32 +51,55 @@ func newRunTable(max int, idle time.Duration, store middleware.RunStore) *runTab
 func runKey(team, id string) string { return url.PathEscape(team) + "/" + id }
 
 // get returns the run of key, opening it (with id) when it is new or was
-// forgotten.
-func (t *runTable) get(key, id string) *middleware.Run {
+// forgotten, pinned until ctx (the call's request) is done: a run with a
+// call in flight is neither idle nor evicted by the entry bound, which a
+// table full of pinned runs exceeds until their calls end.
+func (t *runTable) get(ctx context.Context, key, id string) *middleware.Run {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	// Forget the runs idle too long, oldest first.
-	for e := t.lru.Back(); e != nil && now.Sub(e.Value.(*runEntry).last) > t.idle; e = t.lru.Back() {
-		t.remove(e)
+	// Forget the runs idle too long, oldest first (but those pinned).
+	for e := t.lru.Back(); e != nil && now.Sub(e.Value.(*runEntry).last) > t.idle; {
+		prev := e.Prev()
+		if e.Value.(*runEntry).pins == 0 {
+			t.remove(e)
+		}
+		e = prev
 	}
-	if e, ok := t.byID[key]; ok {
-		re := e.Value.(*runEntry)
-		re.last = now
+	e, ok := t.byID[key]
+	if ok {
+		e.Value.(*runEntry).last = now
 		t.lru.MoveToFront(e)
-		return re.run
-	}
-	for t.lru.Len() >= t.max {
-		t.remove(t.lru.Back())
-	}
-	var r *middleware.Run
-	if t.store != nil {
-		r = middleware.OpenSharedRun(id, key, t.store)
 	} else {
-		_, r = middleware.StartRun(context.Background(), id)
+		for b := t.lru.Back(); t.lru.Len() >= t.max && b != nil; {
+			prev := b.Prev()
+			if b.Value.(*runEntry).pins == 0 {
+				t.remove(b)
+			}
+			b = prev
+		}
+		var r *middleware.Run
+		if t.store != nil {
+			r = middleware.OpenSharedRun(id, key, t.store)
+		} else {
+			_, r = middleware.StartRun(context.Background(), id)
+		}
+		e = t.lru.PushFront(&runEntry{key: key, run: r, last: now})
+		t.byID[key] = e
 	}
-	t.byID[key] = t.lru.PushFront(&runEntry{key: key, run: r, last: now})
-	return r
+	re := e.Value.(*runEntry)
+	re.pins++
+	context.AfterFunc(ctx, func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		re.pins--
+		if el, ok := t.byID[re.key]; ok && el.Value == re {
+			// Idle from the end of its last call.
+			re.last = t.now()
+			t.lru.MoveToFront(el)
+		}
+	})
+	return re.run
 }
 
 // peek returns the run of key if the table has it (not idle too long),
