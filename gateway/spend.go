@@ -16,6 +16,11 @@ import (
 type Spend struct {
 	Team   string `json:"team"`
 	Policy string `json:"policy"`
+	// Tracked is false when the team's policy sets no team budget
+	// (budget.team): no ledger keeps its spend, and the spend figures
+	// are absent (Note says where its spend is: the gateway's metrics).
+	Tracked bool   `json:"tracked"`
+	Note    string `json:"note,omitempty"`
 	// Period is the team budget's period (daily, monthly, rolling, ...);
 	// empty when the policy has no team budget.
 	Period      string    `json:"period,omitempty"`
@@ -23,8 +28,8 @@ type Spend struct {
 	WindowEnd   time.Time `json:"window_end,omitzero"`
 	// Spent and Reserved are settled spend and the worst case of the calls
 	// in flight; Limit and Remaining are absent in a unit without a limit.
-	SpentUSD      string `json:"spent_usd"`
-	ReservedUSD   string `json:"reserved_usd"`
+	SpentUSD      string `json:"spent_usd,omitempty"`
+	ReservedUSD   string `json:"reserved_usd,omitempty"`
 	LimitUSD      string `json:"limit_usd,omitempty"`
 	RemainingUSD  string `json:"remaining_usd,omitempty"`
 	SpentTokens   int64  `json:"spent_tokens"`
@@ -52,8 +57,13 @@ func (s *Server) spend(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		SpentTokens: rem.Used.Tokens, InFlightCalls: rem.InFlight,
 	}
 	if t := p.Budget.Team; t.MaxUSD > 0 || t.MaxTokens > 0 {
-		out.Period = string(t.Period)
+		out.Tracked, out.Period = true, string(t.Period)
 		out.WindowStart, out.WindowEnd = rem.Window.Start, rem.Window.End
+	} else {
+		// Nothing keeps it: no "0.000000" that reads as nothing spent.
+		out.SpentUSD, out.ReservedUSD, out.SpentTokens, out.InFlightCalls = "", "", 0, 0
+		out.Note = "the team's policy sets no team budget (budget.team), so no ledger keeps its spend; " +
+			"what it spends is in /metrics (tokenwise_cost_total by team) and in its runs' reports (/v1/runs/{id})"
 	}
 	if rem.Limit.USDMicros > 0 {
 		out.LimitUSD = usd(rem.Limit.USDMicros)
