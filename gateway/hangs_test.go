@@ -93,7 +93,8 @@ func spendOf(srv *gateway.Server) string {
 // settled reports whether the team's spend (spendOf) holds nothing: no
 // reservation, no call in flight.
 func settled(spend string) bool {
-	return strings.Contains(spend, `"reserved_usd":"0.000000"`) && strings.Contains(spend, `"in_flight_calls":0`)
+	return strings.Contains(spend, `"in_flight_calls":0`) &&
+		(strings.Contains(spend, `"reserved_usd":"0.000000"`) || strings.Contains(spend, `"tracked":false`))
 }
 
 // A client that sends a request's headers and only part of its body does
