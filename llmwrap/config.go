@@ -232,6 +232,7 @@ func budgetConfig(p *policies.Policy) budget.Config {
 		DowngradeTo:     b.DowngradeTo,
 		WarnAt:          b.WarnAt,
 		MinOutputTokens: b.MinOutputTokens,
+		DefaultTier:     b.DefaultServiceTier,
 		KeyPrefix:       b.Store.KeyPrefix,
 		ReservationTTL:  ttl,
 		OnUnavailable:   budget.OnUnavailable(b.Store.OnUnavailable),

@@ -274,6 +274,12 @@ type Budget struct {
 	// the budget affords (and a note says so); below it the call is
 	// refused (on_exceed applies). Zero: 256.
 	MinOutputTokens int64 `yaml:"min_output_tokens,omitempty" json:"min_output_tokens,omitzero"`
+	// DefaultServiceTier is the processing tier the provider puts a call
+	// at that names none (or "auto"): the default tier of the provider's
+	// project, e.g. priority when the OpenAI project is set to priority
+	// processing. Such a call is reserved at that tier's rates (its answer
+	// names the tier it is billed at). Empty: the standard rates.
+	DefaultServiceTier string `yaml:"default_service_tier,omitempty" json:"default_service_tier,omitzero"`
 }
 
 // RequestBudget caps a single LLM call.

@@ -86,6 +86,7 @@ const byteSizePattern = `^\s*\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*([kKmMgGtT]([iI]?
 // for map values).
 var schemaBounds = map[string]map[string]any{
 	"budget.warn_at[]":                           {"exclusiveMinimum": 0, "maximum": 1},
+	"budget.default_service_tier":                {"pattern": "^[a-z_]{1,32}$"},
 	"budget.store.local_fraction":                {"minimum": 0, "maximum": 1},
 	"budget.store.kind":                          {"enum": []string{string(StoreMemory), string(StoreRedis)}},
 	"cache.store":                                {"enum": []string{string(StoreMemory), string(StoreRedis)}},

@@ -338,6 +338,9 @@ func (c *checker) budget() {
 		seen[f] = true
 	}
 	c.nonNeg("budget.min_output_tokens", b.MinOutputTokens)
+	if t := b.DefaultServiceTier; t != "" && !tierName.MatchString(t) {
+		c.add("budget.default_service_tier", "%q is not a service tier's name (lowercase letters and _, at most 32: default, flex, priority, scale, ...)", clip(t))
+	}
 	s := b.Store
 	c.store("budget.store", s.Kind, s.OnUnavailable, s.LocalFraction)
 	c.nonNegDur("budget.store.reservation_ttl", s.ReservationTTL)
@@ -427,6 +430,10 @@ func (c *checker) routing() {
 	c.modelList("routing.larger_window", r.LargerWindow, "")
 	c.learned(r)
 }
+
+// tierName is what a service tier's name may be (see
+// Budget.DefaultServiceTier; the schema carries the same pattern).
+var tierName = regexp.MustCompile(`^[a-z_]{1,32}$`)
 
 func (c *checker) learned(r Routing) {
 	l := r.Learned

@@ -597,6 +597,10 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 	choices := int64(max(req.N, 1))
 	audio := b.est.AudioInput(req)
 	tier := middleware.RequestServiceTier(req) // reserved at the rates of the tier it asks for
+	if tier == "" && b.cfg.DefaultTier != "default" {
+		// Named none (or auto): the project's default tier's.
+		tier = b.cfg.DefaultTier
+	}
 	need := func() Amount {
 		all := middleware.SatMul(out, choices) // (a huge n × max_tokens never wraps around to a small need)
 		return Amount{Tokens: middleware.SatAdd(n, all), USDMicros: ceilMicro(b.cost(req.Model, worstCase(spec, n, audio, all, tier)))}

@@ -77,6 +77,11 @@ type Config struct {
 	// what it affords when that is at least this many tokens (but in
 	// OnExceedWarn mode). Zero: DefaultMinOutputTokens.
 	MinOutputTokens int64
+	// DefaultTier is the service tier a call that names none (or "auto")
+	// is processed at: its provider project's default (priority
+	// processing). Such a call is reserved at its rates. Empty or
+	// "default": the standard rates.
+	DefaultTier string
 	// KeyPrefix prefixes the team ledgers' keys. Empty: "tokenwise".
 	KeyPrefix string
 	// ReservationTTL bounds how long a dead replica's reservation stays

@@ -19,11 +19,12 @@ import (
 // TestProjectDefaultTierIsNeverOverspent: an OpenAI project whose default
 // service tier is priority bills a request that names no tier (or "auto")
 // at the priority rates, and its answer says so ("service_tier":
-// "priority"). The budget reserves such a request at the standard rates
-// and settles it at the answer's: a run budget that affords the standard
-// worst case but not the priority one is overspent.
+// "priority"). With budget.default_service_tier: priority, the budget
+// reserves such a request at those rates: a run budget that affords the
+// standard worst case but not the priority one refuses the call instead of
+// settling it over the limit (reserved at the standard rates, it was
+// overspent).
 func TestProjectDefaultTierIsNeverOverspent(t *testing.T) {
-	t.Skip("unfixed: a request without service_tier is reserved at the standard rates; a project whose default tier is priority is billed about twice that")
 	t.Parallel()
 	question := strings.Repeat("disk ", 1000)
 	in := tokens.New().Request("gpt-4o", &middleware.Request{Model: "gpt-4o", Messages: []middleware.Message{{Role: middleware.RoleUser, Content: question}}})
@@ -31,8 +32,9 @@ func TestProjectDefaultTierIsNeverOverspent(t *testing.T) {
 	priority := in*4_250_000 + 10*17_000_000 // its priority rates
 	limit := (standard + priority) / 2 / 1_000_000
 	p := &policies.Policy{Version: 1, Name: "tiers", Budget: policies.Budget{
-		Request: policies.RequestBudget{MaxOutputTokens: 10},
-		Run:     policies.RunBudget{MaxUSD: policies.MicroUSD(limit)},
+		Request:            policies.RequestBudget{MaxOutputTokens: 10},
+		Run:                policies.RunBudget{MaxUSD: policies.MicroUSD(limit)},
+		DefaultServiceTier: "priority",
 	}}
 	srv := openaitest.New()
 	srv.On().Reply(openaitest.Reply{Raw: [][]byte{fmt.Appendf(nil, `{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o","service_tier":"priority",`+
