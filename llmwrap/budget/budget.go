@@ -347,7 +347,8 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 // keepAlive extends the call's team and shared-run reservations every
 // third of the TTL while the call is in flight (retries, fallbacks, slow
 // streams), when their store lets reservations expire. The returned stop
-// ends it and waits for an extension in progress.
+// ends it; an extension in progress then ends on its own, within its
+// period.
 func (b *Budget) keepAlive(ctx context.Context, h *holds) (stop func()) {
 	var found [2]Extender
 	n := 0
@@ -365,7 +366,7 @@ func (b *Budget) keepAlive(ctx context.Context, h *holds) (stop func()) {
 	ctx = context.WithoutCancel(ctx)
 	var (
 		mu      sync.Mutex // held while extending
-		stopped bool
+		stopped atomic.Bool
 		t       *time.Timer
 	)
 	mu.Lock()
@@ -373,12 +374,19 @@ func (b *Budget) keepAlive(ctx context.Context, h *holds) (stop func()) {
 	t = time.AfterFunc(every, func() {
 		mu.Lock()
 		defer mu.Unlock()
-		if stopped {
+		if stopped.Load() {
 			return
 		}
 		live := exts[:0]
 		for _, ext := range exts {
-			err := ext.Extend(ctx, b.ttl)
+			// A store that does not answer holds an extension no longer
+			// than its period (go-redis bounds its reads by the deadline).
+			ectx, cancel := context.WithTimeout(ctx, every)
+			err := ext.Extend(ectx, b.ttl)
+			cancel()
+			if stopped.Load() {
+				return // the call settled meanwhile: what the extension met is no news
+			}
 			switch {
 			case errors.Is(err, ErrReservationExpired):
 				b.log.WarnContext(ctx, "tokenwise: budget reservation expired while its call was in flight; it was charged at its reserved amount", "team", h.teamName)
@@ -395,9 +403,13 @@ func (b *Budget) keepAlive(ctx context.Context, h *holds) (stop func()) {
 	})
 	return func() {
 		t.Stop()
-		mu.Lock()
-		stopped = true
-		mu.Unlock()
+		stopped.Store(true)
+		// Waits for an extension in progress, unless its store is not
+		// answering: the call's end is not held by it (the extension
+		// gives up within its period, and sees stopped).
+		if mu.TryLock() {
+			mu.Unlock()
+		}
 	}
 }
 

@@ -104,3 +104,60 @@ func TestReservationOutlivesRetries(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// silentStore is a budget.Store whose reservations' extensions never get
+// an answer (a Redis that stopped answering mid-call): Extend waits for
+// its context.
+type silentStore struct{ budget.MemoryStore }
+
+type silentHold struct{ budget.Hold }
+
+func (s *silentStore) Reserve(ctx context.Context, r budget.Reservation) (budget.Hold, error) {
+	h, err := s.MemoryStore.Reserve(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return silentHold{h}, nil
+}
+
+func (silentHold) Extend(ctx context.Context, _ time.Duration) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestSilentStoreDoesNotHoldTheEndOfACall: a store that stops answering
+// while a call is in flight holds its reservation's extension; the call's
+// end does not wait for it (it waited for ever), and the extension itself
+// gives up within its period. (Fake time: synctest.)
+func TestSilentStoreDoesNotHoldTheEndOfACall(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		p := &policies.Policy{Version: 1, Budget: policies.Budget{
+			Request: policies.RequestBudget{MaxOutputTokens: 100},
+			Team:    policies.TeamBudget{Period: policies.PeriodDaily, MaxUSD: policies.Dollar},
+			Store:   policies.BudgetStore{ReservationTTL: policies.Duration(time.Minute)},
+		}}
+		chain, err := llmwrap.Build(p, llmwrap.WithBudgetStore(&silentStore{}), llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 30s: an extension begins at 20s (a third of the TTL) and gets
+		// no answer.
+		provider := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			time.Sleep(30 * time.Second)
+			return &middleware.Response{Model: req.Model, Message: middleware.Message{Role: middleware.RoleAssistant, Content: "ok"},
+				FinishReason: "stop", Usage: middleware.Usage{InputTokens: 20, OutputTokens: 5}}, nil
+		})
+		start := time.Now()
+		if _, err := middleware.Then(provider, chain).Handle(context.Background(), request("gpt-4o")); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took != 30*time.Second {
+			t.Fatalf("the call ended after %v, its answer after 30s: its end waited for a silent store", took)
+		}
+		// The extension gives up at the end of its period (20s after it
+		// began): the bubble's goroutines all end.
+		time.Sleep(time.Minute)
+		synctest.Wait()
+	})
+}
