@@ -749,7 +749,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	// sent is the passed request's body as the proxy sends it: a call
 	// that ended before the transport read it whole never reached the
 	// upstream, and is not lost (nobody bills it).
-	var sent *sentBody
+	var sent *sendTracker
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(httpWriter(w), r.Body, s.maxBody())
 	}
@@ -938,9 +938,8 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			if pr.Out.Body != nil && pr.Out.Body != http.NoBody {
-				sent = &sentBody{r: pr.Out.Body, c: pr.Out.Body, n: pr.Out.ContentLength}
-				pr.Out.Body = sent
+			if call == nil { // (the fallback chain's sender tracks its own attempts)
+				pr.Out, sent = track(s.pass, pr.Out)
 			}
 			pr.Out.URL = up.urlFor(pr.In.URL)
 			pr.Out.URL.RawQuery = joinQuery(up.base.RawQuery, pr.In.URL.RawQuery)

@@ -481,8 +481,7 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 	}
 	a.actx = actx
 	o := c.out.WithContext(actx)
-	sent := &sentBody{r: bytes.NewReader(body), n: int64(len(body))}
-	o.Body, o.ContentLength = sent, int64(len(body))
+	o.Body, o.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	o.GetBody = nil
 	if up != c.up {
 		o.URL = up.base.JoinPath(c.path)
@@ -496,9 +495,10 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 	if a.hold != nil {
 		a.hold.sent = true
 	}
+	o, sent := track(c.s.pass, o)
 	resp, err := c.s.pass.RoundTrip(o)
 	if err != nil {
-		if a.hold != nil && !sent.sent.Load() {
+		if a.hold != nil && !sent.wasSent() {
 			// Ended while connecting or before the body was written: the
 			// upstream never had the request, which nobody bills.
 			a.hold.sent = false
