@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tokenwise/tokenwise/internal/redact"
+	"github.com/tokenwise/tokenwise/internal/sendtrack"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -749,7 +750,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	// sent is the passed request's body as the proxy sends it: a call
 	// that ended before the transport read it whole never reached the
 	// upstream, and is not lost (nobody bills it).
-	var sent *sendTracker
+	var sent *sendtrack.Tracker
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(httpWriter(w), r.Body, s.maxBody())
 	}
@@ -939,7 +940,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			if call == nil { // (the fallback chain's sender tracks its own attempts)
-				pr.Out, sent = track(s.pass, pr.Out)
+				pr.Out, sent = sendtrack.Track(s.pass, pr.Out)
 			}
 			pr.Out.URL = up.urlFor(pr.In.URL)
 			pr.Out.URL.RawQuery = joinQuery(up.base.RawQuery, pr.In.URL.RawQuery)
@@ -979,13 +980,13 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 					// error says (a 503, not the upstream's timeout).
 					c = fmt.Errorf("%w, waiting for %w", c, err)
 				}
-				if sent.wasSent() {
+				if sent.Sent() {
 					lost = c
 				}
 				classify(c, s.secrets...).write(w)
 				return
 			}
-			if middleware.UnansweredBilled(err) && sent.wasSent() {
+			if middleware.UnansweredBilled(err) && sent.Sent() {
 				lost = err // the client went away (the chain's own call charged its attempts)
 			}
 			if call != nil {

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 )
 
 // writeRequest writes req into w as req.Write would, byte for byte and
@@ -188,60 +187,3 @@ func validHeaderName(k string) bool {
 	}
 	return true
 }
-
-// sendTracker tells whether a request reached its upstream whole: a call
-// that ended before never did, and is not charged as one the provider
-// bills.
-type sendTracker struct {
-	sent  atomic.Bool
-	trace httptrace.ClientTrace
-}
-
-// wasSent reports whether the request was written whole (true for nil: a
-// request that was not tracked).
-func (t *sendTracker) wasSent() bool { return t == nil || t.sent.Load() }
-
-func (t *sendTracker) wrote(info httptrace.WroteRequestInfo) {
-	if info.Err == nil {
-		t.sent.Store(true)
-	}
-}
-
-// track returns out tracked by a new sendTracker: through net/http's
-// trace when rt is net/http's Transport (which writes a body it knows to
-// be in memory with the request's headers, in one write, which a wrapped
-// body would cost), else through its body, read whole by the transport
-// (the gateway's synchronous transport writes it so). A request without a
-// body is not tracked (nil).
-func track(rt http.RoundTripper, out *http.Request) (*http.Request, *sendTracker) {
-	if out.Body == nil || out.Body == http.NoBody {
-		return out, nil
-	}
-	t := &sendTracker{}
-	if _, ok := rt.(*http.Transport); ok {
-		t.trace.WroteRequest = t.wrote
-		return out.WithContext(httptrace.WithClientTrace(out.Context(), &t.trace)), t
-	}
-	out.Body = &sentBody{r: out.Body, c: out.Body, n: out.ContentLength, t: t}
-	return out, t
-}
-
-// sentBody is a request body that records in its tracker that the
-// transport read it whole.
-type sentBody struct {
-	r    io.Reader
-	c    io.Closer // the body it reads, closed with it
-	n    int64     // the body's length: ≤ 0 when unknown, then its EOF tells
-	read int64
-	t    *sendTracker
-}
-
-func (b *sentBody) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if b.read += int64(n); b.n > 0 && b.read >= b.n || err == io.EOF {
-		b.t.sent.Store(true)
-	}
-	return n, err
-}
-
-func (b *sentBody) Close() error { return b.c.Close() }

@@ -16,6 +16,7 @@ import (
 	"github.com/tidwall/sjson"
 
 	"github.com/tokenwise/tokenwise/internal/httperr"
+	"github.com/tokenwise/tokenwise/internal/sendtrack"
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
@@ -495,10 +496,10 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 	if a.hold != nil {
 		a.hold.sent = true
 	}
-	o, sent := track(c.s.pass, o)
+	o, sent := sendtrack.Track(c.s.pass, o)
 	resp, err := c.s.pass.RoundTrip(o)
 	if err != nil {
-		if a.hold != nil && !sent.wasSent() {
+		if a.hold != nil && !sent.Sent() {
 			// Ended while connecting or before the body was written: the
 			// upstream never had the request, which nobody bills.
 			a.hold.sent = false

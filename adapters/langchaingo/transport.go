@@ -10,16 +10,15 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"net/http/httptrace"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/internal/httperr"
 	"github.com/tokenwise/tokenwise/internal/redact"
+	"github.com/tokenwise/tokenwise/internal/sendtrack"
 	"github.com/tokenwise/tokenwise/internal/ssesniff"
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -79,36 +78,15 @@ type transport struct{ base http.RoundTripper }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	slot, _ := req.Context().Value(failureKey{}).(*httpFailure)
-	var sent *atomic.Bool
-	if _, netHTTP := t.base.(*http.Transport); netHTTP && slot != nil && req.Body != nil && req.Body != http.NoBody {
-		// Whether the request was written whole, told by net/http's trace:
-		// a call that ends before never reached the provider
-		// (NotSentError). (A wrapped body would cost net/http's one write
-		// of headers and an in-memory body.)
-		wt := &wroteTrace{}
-		wt.trace.WroteRequest = wt.wrote
-		sent = &wt.flag
-		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &wt.trace))
-	} else if slot != nil && req.Body != nil && req.Body != http.NoBody {
-		// The body, tracked: a call that ends before the base transport
-		// read it whole never reached the provider (NotSentError).
-		r := *req
-		sent = new(atomic.Bool)
-		r.Body = &sentBody{rc: req.Body, n: req.ContentLength, sent: sent}
-		if gb := req.GetBody; gb != nil {
-			r.GetBody = func() (io.ReadCloser, error) {
-				rc, err := gb()
-				if err != nil {
-					return nil, err
-				}
-				return &sentBody{rc: rc, n: req.ContentLength, sent: sent}, nil
-			}
-		}
-		req = &r
+	var sent *sendtrack.Tracker
+	if slot != nil {
+		// A call that ends before its request was written whole never
+		// reached the provider (NotSentError).
+		req, sent = sendtrack.Track(t.base, req)
 	}
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
-		if sent != nil && !sent.Load() && req.Context().Err() != nil {
+		if !sent.Sent() && req.Context().Err() != nil {
 			slot.setNotSent()
 		}
 		return resp, err
@@ -142,38 +120,6 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	slot.set(f)
 	return resp, nil
 }
-
-// wroteTrace is the trace of a request sent by net/http's Transport that
-// records, in flag, that the request was written whole (WroteRequest).
-type wroteTrace struct {
-	flag  atomic.Bool
-	trace httptrace.ClientTrace
-}
-
-func (w *wroteTrace) wrote(info httptrace.WroteRequestInfo) {
-	if info.Err == nil {
-		w.flag.Store(true)
-	}
-}
-
-// sentBody is a request body that records in sent (shared by the copies
-// GetBody makes) that the base transport read it whole.
-type sentBody struct {
-	rc   io.ReadCloser
-	n    int64 // ContentLength: -1 or 0 when unknown, then its EOF tells
-	read int64
-	sent *atomic.Bool
-}
-
-func (b *sentBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if b.read += int64(n); b.n > 0 && b.read >= b.n || err == io.EOF {
-		b.sent.Store(true)
-	}
-	return n, err
-}
-
-func (b *sentBody) Close() error { return b.rc.Close() }
 
 type replayBody struct {
 	io.Reader

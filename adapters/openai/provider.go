@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"slices"
 	"strings"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/tokenwise/tokenwise/internal/httperr"
 	"github.com/tokenwise/tokenwise/internal/redact"
+	"github.com/tokenwise/tokenwise/internal/sendtrack"
 	"github.com/tokenwise/tokenwise/internal/ssesniff"
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -144,7 +144,7 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 	}()
 	for {
 		body := encodeRequestBody(req, enc)
-		var sent *atomic.Bool
+		var sent *sendtrack.Tracker
 		if hreq, sent, err = p.newRequest(ctx, c, body, stream, req.Model); err != nil {
 			return nil, err
 		}
@@ -157,7 +157,7 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 		}
 		if hresp, err = p.cfg.base.RoundTrip(hreq); err != nil {
 			if ctx.Err() != nil {
-				if !sent.Load() {
+				if !sent.Sent() {
 					// Ended while connecting or before the body was
 					// written: the provider never had the request.
 					return nil, &middleware.NotSentError{Err: ctxError(ctx)}
@@ -274,18 +274,18 @@ func refusesStreamOptions(hresp *http.Response) bool {
 	return err == nil && bytes.Contains(body, []byte("stream_options"))
 }
 
-func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, stream bool, model string) (*http.Request, *atomic.Bool, error) {
+func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, stream bool, model string) (*http.Request, *sendtrack.Tracker, error) {
 	// sent records that the base transport wrote the request whole: a
 	// call that ends before never reached the provider
 	// (middleware.NotSentError). net/http's Transport sends a body it
 	// knows to be in memory with its headers, in one write, which a
 	// wrapper would cost: it is told by the Transport's trace instead.
 	r := body.reader(p.cfg.join)
-	var wt *wroteTrace
-	if _, mem := r.(*bytes.Reader); mem && p.cfg.netHTTP {
-		wt = &wroteTrace{}
-		wt.trace.WroteRequest = wt.wrote
-		ctx = httptrace.WithClientTrace(ctx, &wt.trace)
+	sent := &sendtrack.Tracker{}
+	_, mem := r.(*bytes.Reader)
+	traced := mem && p.cfg.netHTTP
+	if traced {
+		ctx = sent.Context(ctx)
 	}
 	accept := "application/json"
 	if stream {
@@ -320,18 +320,13 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, strea
 			hreq.Header.Set("Authorization", "Bearer "+p.apiKey)
 		}
 	}
-	var sent *atomic.Bool
-	if wt != nil {
-		sent = &wt.flag
+	if traced {
 		hreq.Body = io.NopCloser(r)
 		hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body.reader(p.cfg.join)), nil }
 	} else {
-		first := &sentBody{r: r, n: body.n}
-		first.sent = &first.flag
-		sent = first.sent
-		hreq.Body = first
+		hreq.Body = sent.Body(io.NopCloser(r), int64(body.n))
 		hreq.GetBody = func() (io.ReadCloser, error) {
-			return &sentBody{r: body.reader(p.cfg.join), n: body.n, sent: first.sent}, nil
+			return sent.Body(io.NopCloser(body.reader(p.cfg.join)), int64(body.n)), nil
 		}
 	}
 	hreq.ContentLength = int64(body.n)
@@ -836,40 +831,6 @@ func ctxError(ctx context.Context) error {
 		return cause
 	}
 	return fmt.Errorf("%w: %w", err, cause)
-}
-
-// sentBody is a request body that records, in sent (shared by the copies
-// GetBody makes), that the HTTP client read it whole: a call that ends
-// before is one the provider never had (middleware.NotSentError).
-type sentBody struct {
-	r    io.Reader
-	n    int // the body's length
-	read int
-	sent *atomic.Bool
-	flag atomic.Bool // sent's home in the first body
-}
-
-func (b *sentBody) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if b.read += n; b.read >= b.n || err == io.EOF {
-		b.sent.Store(true)
-	}
-	return n, err
-}
-
-func (b *sentBody) Close() error { return nil }
-
-// wroteTrace is the trace of a request sent by net/http's Transport that
-// records, in flag, that the request was written whole (WroteRequest).
-type wroteTrace struct {
-	flag  atomic.Bool
-	trace httptrace.ClientTrace
-}
-
-func (w *wroteTrace) wrote(info httptrace.WroteRequestInfo) {
-	if info.Err == nil {
-		w.flag.Store(true)
-	}
 }
 
 // HTTPError is the cause ([middleware.ProviderError].Err) of a failure the
