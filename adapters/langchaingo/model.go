@@ -303,6 +303,11 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 	if !ok {
 		return nil, &UnknownModelError{Model: req.Model, Known: p.known}
 	}
+	if ctx.Err() != nil {
+		// Ended before it began (a retry whose wait ran into the call's
+		// deadline): nothing was sent, which nobody bills.
+		return nil, &middleware.NotSentError{Err: classify(ctx, ctx.Err(), callFacts{provider: inner.name, model: req.Model})}
+	}
 	nat, _ := req.Native.(*nativeRequest)
 	call, err := providerCallFor(req, nat, inner.withModel)
 	if err != nil {

@@ -83,6 +83,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// A call that ends before its request was written whole never
 		// reached the provider (NotSentError).
 		req, sent = sendtrack.Track(t.base, req)
+		slot.setTracker(sent)
 	}
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
@@ -179,8 +180,11 @@ type httpFailure struct {
 	// (index i at i-1; nil: none yet), which checkedStream drops.
 	others []*middleware.Accumulator
 	// notSent records that the call ended before the base transport read
-	// its request's body whole: the provider never had it.
+	// its request's body whole: the provider never had it. tracker tells
+	// it too while the request is still under way (the adapter may give
+	// up on the call at its deadline before the transport returns).
 	notSent bool
+	tracker *sendtrack.Tracker
 	// tier is the service_tier the answer named (a stream's last chunk
 	// that named one), which the backend does not decode: the tier the
 	// provider billed the tokens at.
@@ -210,14 +214,23 @@ func (h *httpFailure) setNotSent() {
 	h.mu.Unlock()
 }
 
-// wasNotSent reports what setNotSent recorded.
+// setTracker records the tracker of the call's request (see notSent).
+func (h *httpFailure) setTracker(t *sendtrack.Tracker) {
+	h.mu.Lock()
+	h.tracker = t
+	h.mu.Unlock()
+}
+
+// wasNotSent reports whether the call's request, which NewTransport
+// began to send, was not written whole: setNotSent recorded it, or the
+// request is still under way unwritten.
 func (h *httpFailure) wasNotSent() bool {
 	if h == nil {
 		return false
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.notSent
+	return h.notSent || h.tracker != nil && !h.tracker.Sent()
 }
 
 // serviceTier is the tier setTier recorded ("" when none).
