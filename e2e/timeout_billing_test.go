@@ -96,12 +96,26 @@ func TestAttemptThatNeverReachedTheProviderIsNotBilled(t *testing.T) {
 		p.Timeouts.Call = policies.Duration(10 * time.Second)
 		return p
 	}
-	// unreachable dials until the attempt's context ends.
-	unreachable := func() *http.Transport {
-		return &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			<-ctx.Done()
-			return nil, ctx.Err()
+	// unreachable dials until the dial's context ends, or the test does:
+	// net/http may go on dialing for its pool after the call gave up (and
+	// the langchaingo adapter gives up on a call at its deadline without
+	// waiting for it), and a synctest bubble ends only when its
+	// goroutines do.
+	unreachable := func() (base *http.Transport, end func()) {
+		ended := make(chan struct{})
+		base = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-ended:
+				return nil, errors.New("unreachable")
+			}
 		}}
+		return base, func() {
+			close(ended)
+			base.CloseIdleConnections()
+			synctest.Wait()
+		}
 	}
 	check := func(t *testing.T, p *policies.Policy, store budget.Store, cost *atomic.Int64, err error) {
 		t.Helper()
@@ -120,8 +134,8 @@ func TestAttemptThatNeverReachedTheProviderIsNotBilled(t *testing.T) {
 			p := policy()
 			store := budget.NewMemoryStore()
 			var cost atomic.Int64
-			base := unreachable()
-			defer base.CloseIdleConnections()
+			base, end := unreachable()
+			defer end()
 			cfg := goopenai.DefaultConfig("test-key")
 			cfg.BaseURL = "http://openai.test/v1"
 			cfg.HTTPClient = twopenai.NewHTTPClient(billingChain(p, store, &cost), twopenai.WithBaseTransport(base))
@@ -136,8 +150,8 @@ func TestAttemptThatNeverReachedTheProviderIsNotBilled(t *testing.T) {
 			p := policy()
 			store := budget.NewMemoryStore()
 			var cost atomic.Int64
-			base := unreachable()
-			defer base.CloseIdleConnections()
+			base, end := unreachable()
+			defer end()
 			inner, err := lcopenai.New(lcopenai.WithModel("gpt-4o"), lcopenai.WithToken("test-key"), lcopenai.WithBaseURL("http://openai.test/v1"),
 				lcopenai.WithHTTPClient(&http.Client{Transport: twlc.NewTransport(base)}))
 			if err != nil {

@@ -40,11 +40,23 @@ func TestGatewayCallsThatNeverReachedTheUpstreamAreNotCharged(t *testing.T) {
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
+				// Dials until the dial's context ends, or the test does
+				// (net/http may go on dialing for its pool after the call
+				// gave up; a bubble ends only when its goroutines do).
+				ended := make(chan struct{})
 				unreachable := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-					<-ctx.Done()
-					return nil, ctx.Err()
+					select {
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					case <-ended:
+						return nil, errors.New("unreachable")
+					}
 				}}
-				defer unreachable.CloseIdleConnections()
+				defer func() {
+					close(ended)
+					unreachable.CloseIdleConnections()
+					synctest.Wait()
+				}()
 				pols := map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": unansweredPolicy}
 				srv, tr, served := servePipe(t, writeFiles(t, "http://upstream.invalid/v1", pols, ""), unreachable, slog.New(slog.DiscardHandler))
 				defer func() {
