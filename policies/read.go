@@ -32,29 +32,15 @@ var ErrTooDeep = errors.New("tokenwise/policies: policy file nested too deep")
 var ErrNotPolicy = errors.New("tokenwise/policies: not a policy file")
 
 // readPolicyFile reads the regular file at path, at most MaxFileSize
-// bytes. Anything else (FIFO, device, socket, directory) is refused after a
-// stat, before it is opened; the file is then opened without blocking
-// (O_NONBLOCK where the system has it) and checked again on the open
-// descriptor, so a file swapped between the two checks is refused too.
+// bytes (see openRegular).
 func readPolicyFile(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkRegular(path, fi); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_RDONLY|openNonBlock, 0)
+	f, fi, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err = f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if err := checkRegular(path, fi); err != nil {
-		return nil, err
+	if fi.Size() > MaxFileSize {
+		return nil, tooLarge(path)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
@@ -66,11 +52,35 @@ func readPolicyFile(path string) ([]byte, error) {
 	return b, nil
 }
 
+// openRegular opens the regular file at path. Anything else (FIFO,
+// device, socket, directory) is refused after a stat, before it is
+// opened; the file is then opened without blocking (O_NONBLOCK where the
+// system has it) and checked again on the open descriptor, so a file
+// swapped between the two checks is refused too.
+func openRegular(path string) (*os.File, fs.FileInfo, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkRegular(path, fi); err != nil {
+		return nil, nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|openNonBlock, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fi, err = f.Stat(); err == nil {
+		err = checkRegular(path, fi)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
 func checkRegular(path string, fi fs.FileInfo) error {
 	if fi.Mode().IsRegular() {
-		if fi.Size() > MaxFileSize {
-			return tooLarge(path)
-		}
 		return nil
 	}
 	kind := "not a regular file"

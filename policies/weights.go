@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
-	"os"
 	"path/filepath"
 )
 
@@ -41,21 +40,15 @@ func noteWeights(p *Policy) {
 	}
 }
 
-// fileDigest returns the hex SHA-256 of the regular file at path, or ""
-// when it cannot be read (a FIFO is not opened: see readPolicyFile).
+// fileDigest returns the hex SHA-256 of the regular file at path, of
+// any size, or "" when it cannot be read (a FIFO is not opened: see
+// openRegular).
 func fileDigest(path string) string {
-	fi, err := os.Stat(path)
-	if err != nil || checkRegular(path, fi) != nil {
-		return ""
-	}
-	f, err := os.OpenFile(path, os.O_RDONLY|openNonBlock, 0)
+	f, _, err := openRegular(path)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || checkRegular(path, fi) != nil {
-		return ""
-	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return ""
