@@ -87,9 +87,6 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
-		if !sent.Sent() && req.Context().Err() != nil {
-			slot.setNotSent()
-		}
 		return resp, err
 	}
 	if resp.StatusCode < 400 {
@@ -179,11 +176,10 @@ type httpFailure struct {
 	// others accumulate what the choices after the first streamed
 	// (index i at i-1; nil: none yet), which checkedStream drops.
 	others []*middleware.Accumulator
-	// notSent records that the call ended before the base transport read
-	// its request's body whole: the provider never had it. tracker tells
-	// it too while the request is still under way (the adapter may give
-	// up on the call at its deadline before the transport returns).
-	notSent bool
+	// tracker tells whether the call's request was written whole: a call
+	// that ended before never reached the provider (read by the adapter,
+	// which may give up on the call at its deadline before the transport
+	// returns).
 	tracker *sendtrack.Tracker
 	// tier is the service_tier the answer named (a stream's last chunk
 	// that named one), which the backend does not decode: the tier the
@@ -206,15 +202,7 @@ func (h *httpFailure) setTier(raw json.RawMessage) {
 	h.mu.Unlock()
 }
 
-// setNotSent records that the call's request never reached the provider
-// whole (see sentBody).
-func (h *httpFailure) setNotSent() {
-	h.mu.Lock()
-	h.notSent = true
-	h.mu.Unlock()
-}
-
-// setTracker records the tracker of the call's request (see notSent).
+// setTracker records the tracker of the call's request.
 func (h *httpFailure) setTracker(t *sendtrack.Tracker) {
 	h.mu.Lock()
 	h.tracker = t
@@ -222,15 +210,14 @@ func (h *httpFailure) setTracker(t *sendtrack.Tracker) {
 }
 
 // wasNotSent reports whether the call's request, which NewTransport
-// began to send, was not written whole: setNotSent recorded it, or the
-// request is still under way unwritten.
+// began to send, was not written whole (ended so, or still under way).
 func (h *httpFailure) wasNotSent() bool {
 	if h == nil {
 		return false
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.notSent || h.tracker != nil && !h.tracker.Sent()
+	return h.tracker != nil && !h.tracker.Sent()
 }
 
 // serviceTier is the tier setTier recorded ("" when none).
