@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -975,11 +974,9 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			if c := bound.cause(); c != nil {
 				// A timeout of the team's or the run's ended the call
 				// before its answer began.
-				if errors.Is(err, middleware.ErrStoreUnavailable) {
-					// Spent waiting for the budget's store, which the
-					// error says (a 503, not the upstream's timeout).
-					c = fmt.Errorf("%w, waiting for %w", c, err)
-				}
+				// Spent waiting for the budget's store, the error says so
+				// (a 503, not the upstream's timeout).
+				c = middleware.TimedOut(c, err)
 				if sent.Sent() {
 					lost = c
 				}

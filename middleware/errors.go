@@ -205,6 +205,17 @@ func UnansweredBilled(err error) bool {
 // what the call was waiting for.
 var ErrStoreUnavailable = errors.New("tokenwise: policy store unavailable")
 
+// TimedOut returns timeout, the error of the deadline that ended a call
+// whose own error was err: with err when the call was waiting for a store
+// of its policy's state (ErrStoreUnavailable), so that the error says
+// what the time was spent on, and matches both; timeout alone otherwise.
+func TimedOut(timeout, err error) error {
+	if errors.Is(err, ErrStoreUnavailable) {
+		return fmt.Errorf("%w, waiting for %w", timeout, err)
+	}
+	return timeout
+}
+
 // NotSentError is the error of an attempt that ended before its request
 // reached the provider whole: the call's timeout or cancellation came
 // while the connection was being made, or before the request's body was

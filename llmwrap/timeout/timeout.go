@@ -151,7 +151,7 @@ func (t *Timeout) TotalMiddleware() middleware.Middleware {
 			resp, err := next.Handle(d, req)
 			if err != nil {
 				if de := middleware.DeadlineCause(d, total, ErrTotal); de != nil {
-					return resp, withStore(de, err)
+					return resp, middleware.TimedOut(de, err)
 				}
 			}
 			return resp, err
@@ -165,20 +165,9 @@ func wrap(ctx context.Context, err error) error {
 		return nil
 	}
 	if de := middleware.DeadlineCause(ctx, 0, ErrCall, ErrFirstToken, ErrIdle); de != nil {
-		return withStore(de, err)
+		return middleware.TimedOut(de, err)
 	}
 	return err
-}
-
-// withStore returns de, the timeout that ended a call, or, when the call
-// was waiting for a store of its policy's state (a budget's shared store
-// that did not answer: middleware.ErrStoreUnavailable), de with err: the
-// error then says what the time was spent on, and matches both.
-func withStore(de, err error) error {
-	if errors.Is(err, middleware.ErrStoreUnavailable) {
-		return fmt.Errorf("%w, waiting for %w", de, err)
-	}
-	return de
 }
 
 // watchdog cancels a stream's context when the wait for its first chunk,
