@@ -21,6 +21,7 @@ import (
 const (
 	DefaultListen            = "127.0.0.1:8787"
 	DefaultMaxBody           = 4 << 20
+	DefaultMaxUpload         = 512 << 20
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultWriteTimeout      = 60 * time.Second
@@ -138,8 +139,15 @@ type Redis struct {
 
 // Limits are the HTTP server's limits.
 type Limits struct {
-	// MaxBody is the largest request body accepted. Zero: 4MiB.
+	// MaxBody is the largest request body the gateway reads and holds to
+	// police it: a chat completion's, a Responses API call's, an
+	// embeddings call's. Zero: 4MiB.
 	MaxBody policies.ByteSize `yaml:"max_body,omitempty"`
+	// MaxUpload is the largest body of any other passed-through request
+	// (a file upload, an upload's part, an audio file to transcribe),
+	// which the gateway streams to the upstream as it comes without
+	// holding it. Zero: 512MiB, the API's own limit on a file.
+	MaxUpload policies.ByteSize `yaml:"max_upload,omitempty"`
 	// ReadHeaderTimeout bounds reading a request's headers. Zero: 10s.
 	ReadHeaderTimeout policies.Duration `yaml:"read_header_timeout,omitempty"`
 	// ReadTimeout bounds reading a request's body, from the end of its
@@ -330,6 +338,9 @@ func (c *Config) problems(src *policies.Source) []policies.Problem {
 	}
 	if c.Limits.MaxBody < 0 {
 		add("limits.max_body", "must not be negative")
+	}
+	if c.Limits.MaxUpload < 0 {
+		add("limits.max_upload", "must not be negative")
 	}
 	if c.Limits.MaxRuns < 0 {
 		add("limits.max_runs", "must not be negative")

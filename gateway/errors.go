@@ -100,6 +100,8 @@ var (
 		Message: "tokenwise/gateway: the request body could not be read"}
 	errTooLarge = &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
 		Message: "the request body is larger than the gateway's limits.max_body"}
+	errUploadTooLarge = &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
+		Message: "the request body is larger than the gateway's limits.max_upload"}
 	errEncodedBody = &apiError{Status: http.StatusUnsupportedMediaType, Type: "invalid_request_error", Code: "unsupported_content_encoding",
 		Message: "tokenwise/gateway: the request body has a Content-Encoding (gzip, deflate...); the gateway reads the JSON of the request to police it, as OpenAI's API does: send it unencoded"}
 	errMethodNotAllowed = &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed", NoRetry: true,

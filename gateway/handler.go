@@ -537,6 +537,13 @@ func (s *Server) maxBody() int64 {
 	return DefaultMaxBody
 }
 
+func (s *Server) maxUpload() int64 {
+	if s.cfg.Limits.MaxUpload > 0 {
+		return int64(s.cfg.Limits.MaxUpload)
+	}
+	return DefaultMaxUpload
+}
+
 // unpolicedEndpoints are the billable endpoints the gateway does not
 // police, by the path after /v1 (a prefix ending in "/" names a family:
 // the path itself and every path under it): legacy completions, images,
@@ -750,8 +757,22 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	// that ended before the transport read it whole never reached the
 	// upstream, and is not lost (nobody bills it).
 	var sent *sendtrack.Tracker
+	// A body the gateway reads to police it (embeddings, the Responses
+	// API) is bounded by limits.max_body; any other (a file upload, an
+	// audio file) is streamed to the upstream as it comes, bounded by
+	// limits.max_upload: refused before it is sent when its length says
+	// it is over, cut (a 413) when it comes over it.
+	limit, tooLarge := s.maxBody(), errTooLarge
+	if !isEmbeddings(r) && !isResponses(r) {
+		limit, tooLarge = s.maxUpload(), errUploadTooLarge
+	}
+	if r.ContentLength > limit {
+		s.metrics.request("too_large")
+		tooLarge.write(w)
+		return
+	}
 	if r.Body != nil {
-		r.Body = http.MaxBytesReader(httpWriter(w), r.Body, s.maxBody())
+		r.Body = http.MaxBytesReader(httpWriter(w), r.Body, limit)
 	}
 	if isEmbeddings(r) && r.Body != nil {
 		// The input is read first: its tokens are reserved in the team's
@@ -968,6 +989,10 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			if e := bodyError(err); e != errUnreadableBody {
 				// The request's body was over the limit, or did not come
 				// in time (a 408).
+				if e == errTooLarge {
+					e = tooLarge
+					s.metrics.request("too_large")
+				}
 				e.write(w)
 				return
 			}
