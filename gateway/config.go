@@ -75,6 +75,10 @@ type Config struct {
 	// completions, embeddings and the Responses API are policed; a team
 	// without a budget passes every endpoint.
 	PassUnpoliced bool `yaml:"pass_unpoliced,omitempty"`
+	// CORS lets web pages of the origins it lists call the gateway from a
+	// browser (the official SDKs' browser mode). Zero: no CORS headers,
+	// and browsers refuse cross-origin calls.
+	CORS CORS `yaml:"cors,omitempty"`
 
 	dir  string // directory of the file, for relative paths
 	file string
@@ -135,6 +139,18 @@ type Redis struct {
 	// the cache's and the runs'; budgets, per-run budgets included, use the
 	// policies' budget.store.key_prefix). Empty: "tokenwise".
 	Prefix string `yaml:"prefix,omitempty"`
+}
+
+// CORS is the gateway's answer to browsers (Cross-Origin Resource
+// Sharing).
+type CORS struct {
+	// AllowedOrigins are the origins (scheme://host[:port], as a browser
+	// sends them in Origin) whose pages may call the gateway; "*" is any
+	// origin. The virtual key is still required on every call.
+	AllowedOrigins []string `yaml:"allowed_origins,omitempty"`
+	// MaxAge is how long a browser may keep a preflight's answer. Zero:
+	// 10m.
+	MaxAge policies.Duration `yaml:"max_age,omitempty"`
 }
 
 // Limits are the HTTP server's limits.
@@ -341,6 +357,14 @@ func (c *Config) problems(src *policies.Source) []policies.Problem {
 	}
 	if c.Limits.MaxUpload < 0 {
 		add("limits.max_upload", "must not be negative")
+	}
+	for i, o := range c.CORS.AllowedOrigins {
+		if why := originProblem(o); why != "" {
+			add(fmt.Sprintf("cors.allowed_origins[%d]", i), "%q %s", o, why)
+		}
+	}
+	if c.CORS.MaxAge < 0 {
+		add("cors.max_age", "must not be negative")
 	}
 	if c.Limits.MaxRuns < 0 {
 		add("limits.max_runs", "must not be negative")

@@ -77,13 +77,13 @@ func (s *Server) routes() http.Handler {
 		}
 		errNoRoute.write(w)
 	})
-	return s.timed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.timed(s.withCORS(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e := pathError(r.URL); e != nil && !runReportPath(r) {
 			s.refuse(w, e)
 			return
 		}
 		mux.ServeHTTP(w, r)
-	}))
+	})))
 }
 
 // runReportPath reports whether r asks for a run's report (GET
@@ -403,7 +403,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	}
 	h := w.Header()
 	for k, v := range resp.Header {
-		if !isHop(http.CanonicalHeaderKey(k)) {
+		if ck := http.CanonicalHeaderKey(k); !isHop(ck) && !isCORS(ck) {
 			h[k] = v
 		}
 	}
@@ -956,6 +956,12 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		modify = s.settleBackground(k.team, id)
 	} else {
 		modify = s.maskErrors // an endpoint the gateway does not police
+	}
+	if next := modify; next != nil {
+		modify = func(resp *http.Response) error {
+			dropCORS(resp.Header) // the gateway's file decides (cors.go)
+			return next(resp)
+		}
 	}
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {

@@ -44,6 +44,7 @@ type Server struct {
 	secrets []string // upstream keys, masked out of every message
 
 	keys atomic.Pointer[keySet]
+	cors atomic.Pointer[corsPolicy] // the file's cors (reloaded with the keys); nil: none
 
 	pol  *policies.Registry
 	reg  *llmwrap.Registry
@@ -249,6 +250,7 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		s.upstreams = append(s.upstreams, up)
 	}
 	s.setKeys(cfg.Keys)
+	s.cors.Store(newCORS(cfg.CORS))
 
 	pol, err := policies.NewRegistry(cfg.PolicyDir(), policies.WithRegistryLogger(s.logger))
 	if err != nil {
@@ -383,7 +385,7 @@ func (s *Server) Reload() error {
 	return errors.Join(s.reloadFile(), polErr)
 }
 
-// reloadFile re-reads the gateway file's keys.
+// reloadFile re-reads the gateway file's keys and cors.
 func (s *Server) reloadFile() error {
 	if s.cfg.file == "" {
 		return nil
@@ -394,9 +396,10 @@ func (s *Server) reloadFile() error {
 		return err
 	}
 	s.setKeys(c.Keys)
+	s.cors.Store(newCORS(c.CORS))
 	s.warnKeyTeams(c)
 	if c.Listen != s.cfg.Listen || c.Policies != s.cfg.Policies || c.Redis != s.cfg.Redis || !slices.EqualFunc(c.Upstreams, s.cfg.Upstreams, sameUpstream) || c.Limits != s.cfg.Limits {
-		s.logger.Warn("tokenwise/gateway: reload applied the keys only: listen, policies, upstreams, redis and limits take effect at the next start", "file", s.cfg.file)
+		s.logger.Warn("tokenwise/gateway: reload applied the keys only: listen, policies, upstreams, redis and limits take effect at the next start (keys and cors are applied)", "file", s.cfg.file)
 	}
 	s.logger.Info("tokenwise/gateway: reloaded", "file", s.cfg.file, "keys", len(c.Keys))
 	return nil
