@@ -170,7 +170,9 @@ type Limits struct {
 	// headers to its last byte: a body that has not come whole by then is
 	// answered an OpenAI-shaped 408 and its connection closed. It does not
 	// bound the answer (a stream runs as long as the team's timeouts let
-	// it). Zero: 30s.
+	// it). An upload streamed to the upstream (max_upload) is bounded
+	// between two of its pieces instead, so that a large file that keeps
+	// coming is never cut. Zero: 30s.
 	ReadTimeout policies.Duration `yaml:"read_timeout,omitempty"`
 	// WriteTimeout bounds each write of an answer to its client: a write
 	// the client does not take in within it (a client that stopped

@@ -190,10 +190,27 @@ type timedBody struct {
 	rc    *http.ResponseController
 	limit time.Duration
 	done  bool
+	// idle: the deadline is armed again at each read that brings bytes,
+	// so that it bounds the wait for the next piece instead of the whole
+	// body (an upload streamed to the upstream: readIdle).
+	idle bool
+}
+
+// readIdle makes the read deadline of r's body (w the writer timed gave
+// the handler) bound the wait between two pieces of it rather than the
+// whole body: an upload of hundreds of megabytes that keeps coming is not
+// cut at limits.read_timeout, a body that stops coming is.
+func readIdle(w http.ResponseWriter) {
+	if tw, ok := w.(*timedWriter); ok && tw.body.rc != nil {
+		tw.body.idle = true
+	}
 }
 
 func (b *timedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	if n > 0 && b.idle && err == nil && !b.done {
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.limit))
+	}
 	if err != nil && !b.done {
 		switch {
 		case err == io.EOF:

@@ -765,6 +765,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	limit, tooLarge := s.maxBody(), errTooLarge
 	if !isEmbeddings(r) && !isResponses(r) {
 		limit, tooLarge = s.maxUpload(), errUploadTooLarge
+		readIdle(w) // limits.read_timeout bounds each wait for its next piece
 	}
 	if r.ContentLength > limit {
 		s.metrics.request("too_large")

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,14 +10,18 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 )
 
 // fileUpstream is an upstream that serves POST /v1/files as the API does:
@@ -156,4 +161,81 @@ func mustRequest(t *testing.T, url, body string) *http.Request {
 	req.Header.Set("Authorization", "Bearer "+devopsKey)
 	req.Header.Set("Content-Type", "application/json")
 	return req
+}
+
+// countingUpstream answers a passed-through POST with the number of bytes
+// of its body, read whole.
+type countingUpstream struct{}
+
+func (countingUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
+	n, err := io.Copy(io.Discard, r.Body)
+	r.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(fmt.Sprintf(`{"bytes":%d}`, n))), Request: r}, nil
+}
+
+// TestGatewayUploadThatKeepsComingIsNotCut: an upload passed through to
+// the upstream (not held by the gateway) that takes longer than
+// limits.read_timeout (30s) but keeps coming — 12 pieces 5s apart, as a
+// large file over a slow link — reaches the upstream whole; one that
+// stops coming for longer than read_timeout gets the 408; a chat body the
+// gateway reads and holds keeps the whole-body bound. Before, any body
+// not read whole within 30s was cut with a 408, which the SDKs retry: a
+// large upload failed again and again.
+func TestGatewayUploadThatKeepsComingIsNotCut(t *testing.T) {
+	send := func(t *testing.T, c net.Conn, path string, pieces int, gap time.Duration) *http.Response {
+		t.Helper()
+		const piece = 64 << 10
+		head := strings.Replace(requestHead(path, pieces*piece), "application/json", "application/octet-stream", 1)
+		resp := make(chan *http.Response, 1)
+		go func() {
+			r, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Error(err)
+			}
+			resp <- r
+		}()
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatal(err)
+		}
+		for range pieces {
+			time.Sleep(gap)
+			if _, err := c.Write(bytes.Repeat([]byte("x"), piece)); err != nil {
+				break // the gateway gave up on the body
+			}
+		}
+		return <-resp
+	}
+	for _, c := range []struct {
+		name, path string
+		gap        time.Duration
+		status     int
+	}{
+		{"upload kept coming", "/v1/files", 5 * time.Second, http.StatusOK},
+		{"upload stopped coming", "/v1/files", 31 * time.Second, http.StatusRequestTimeout},
+		{"chat body held", "/v1/chat/completions", 5 * time.Second, http.StatusRequestTimeout},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				dial, _, _, closeAll := bubbleGatewayReply(t, "version: 1\nname: devops\n", "", countingUpstream{}, openaitest.Text("hi"))
+				defer closeAll()
+				conn := dial()
+				defer conn.Close()
+				r := send(t, conn, c.path, 12, c.gap)
+				if r == nil {
+					return
+				}
+				b, _ := io.ReadAll(r.Body)
+				if r.StatusCode != c.status {
+					t.Fatalf("%d pieces %v apart: %d %s, want %d", 12, c.gap, r.StatusCode, b, c.status)
+				}
+				if c.status == http.StatusOK && string(b) != fmt.Sprintf(`{"bytes":%d}`, 12*64<<10) {
+					t.Fatalf("the upstream read %s, want the whole upload", b)
+				}
+			})
+		})
+	}
 }
