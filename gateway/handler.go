@@ -775,6 +775,14 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(httpWriter(w), r.Body, limit)
 	}
+	if len(s.upstreams) > 1 && r.Method == http.MethodPost && !isEmbeddings(r) && !isResponses(r) {
+		// A call of another endpoint (legacy completions, moderations,
+		// images, audio) goes to the upstream of the model its body names
+		// within its first limits.max_body bytes (passmodel.go).
+		if m := peekModel(r, s.maxBody()); m != "" {
+			up = s.pick(m)
+		}
+	}
 	if isEmbeddings(r) && r.Body != nil {
 		// The input is read first: its tokens are reserved in the team's
 		// budget before the call.
