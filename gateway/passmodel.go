@@ -8,7 +8,6 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -30,12 +29,10 @@ func peekModel(r *http.Request, limit int64) string {
 	}
 	var read bytes.Buffer
 	lim := &io.LimitedReader{R: r.Body, N: limit}
-	src := io.TeeReader(lim, &read)
+	src := &capture{r: io.TeeReader(lim, &read)}
 	model := ""
-	var readErr error
 	if isJSON {
 		b, err := io.ReadAll(src)
-		readErr = err
 		var v struct {
 			Model string `json:"model"`
 		}
@@ -47,10 +44,7 @@ func peekModel(r *http.Request, limit int64) string {
 		for {
 			p, err := mr.NextPart()
 			if err != nil {
-				if !errors.Is(err, io.EOF) && lim.N > 0 {
-					readErr = err
-				}
-				break
+				break // the end of the form, of the bytes read, or a form the upstream will judge
 			}
 			if p.FormName() == "model" && p.FileName() == "" {
 				b, err := io.ReadAll(io.LimitReader(p, 256))
@@ -62,14 +56,27 @@ func peekModel(r *http.Request, limit int64) string {
 		}
 	}
 	rest := r.Body
-	if readErr != nil && !errors.Is(readErr, io.ErrUnexpectedEOF) && !strings.HasPrefix(readErr.Error(), "multipart:") {
-		// The read failed (its deadline, the limit): the transport meets
-		// the same failure after the bytes that came.
-		rest = io.NopCloser(errReader{readErr})
-		defer r.Body.Close()
+	if src.err != nil {
+		// The read of the body failed (its deadline, its limit): the
+		// transport meets the same failure after the bytes that came.
+		rest = io.NopCloser(errReader{src.err})
 	}
 	r.Body = readCloser{io.MultiReader(bytes.NewReader(read.Bytes()), rest), r.Body}
 	return model
+}
+
+// capture reads from r and keeps the first error of a read but io.EOF.
+type capture struct {
+	r   io.Reader
+	err error
+}
+
+func (c *capture) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
 }
 
 type errReader struct{ err error }
