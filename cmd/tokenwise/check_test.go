@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/tokenwise/tokenwise/llmwrap/route/learn"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,5 +70,69 @@ func TestGatewayCheckFlagsAKeyOfATeamWithoutAPolicy(t *testing.T) {
 	code, out, stderr = check("devops")
 	if code != 0 || strings.Contains(out+stderr, "warning") {
 		t.Errorf("gateway check of a key of team devops: exit %d:\n%s%s", code, out, stderr)
+	}
+}
+
+// TestChecksReadTheLearnedWeights: a policy whose routing.learned.weights
+// names a file that is missing, or not a weights file, cannot be served:
+// `tokenwise serve` (llmwrap.Build) refuses the team. `policy check` and
+// `gateway check` said "ok" and exit 0 for it, so that a CI gate passed a
+// directory the gateway then refused to start on. Each now reports the
+// weights file's problem at the line that names it, exit 1; a directory
+// whose weights file is valid still passes.
+func TestChecksReadTheLearnedWeights(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pol := func(name, weights string) string {
+		return "version: 1\nname: " + name + "\nrouting:\n  default: gpt-4o\n  learned: {weights: " + weights + ", weak: gpt-4o-mini}\n"
+	}
+	m := &learn.Model{Bits: 8, Ngrams: 2, Scale: 0.01, Threshold: 0.5, Target: 0.9, Label: learn.LabelOnlyStrong, W: make([]int8, 1<<8)}
+	if err := m.Save(filepath.Join(dir, "good.bin")); err != nil {
+		t.Fatal(err)
+	}
+	write("junk.bin", "not a weights file\n")
+	write("good.yaml", pol("good", "good.bin"))
+	write("missing.yaml", pol("missing", "router.bin"))
+	write("junk.yaml", pol("junk", "junk.bin"))
+
+	code, out, stderr := runCmd("policy", "check", dir)
+	if code != 1 {
+		t.Errorf("policy check of a directory with unreadable weights: exit %d, want 1:\n%s%s", code, out, stderr)
+	}
+	for _, want := range []string{"missing.yaml:5:", "junk.yaml:5:"} {
+		if !strings.Contains(stderr, want) || !strings.Contains(stderr, "routing.learned.weights") {
+			t.Errorf("policy check: no problem at %s routing.learned.weights:\n%s%s", want, out, stderr)
+		}
+	}
+	for _, f := range []string{"missing.yaml", "junk.yaml"} {
+		if code, out, stderr := runCmd("policy", "check", filepath.Join(dir, f)); code != 1 || !strings.Contains(stderr, "routing.learned.weights") {
+			t.Errorf("policy check %s: exit %d, want 1 and the weights' problem:\n%s%s", f, code, out, stderr)
+		}
+	}
+	if code, out, stderr := runCmd("policy", "check", filepath.Join(dir, "good.yaml")); code != 0 {
+		t.Errorf("policy check of a policy with valid weights: exit %d:\n%s%s", code, out, stderr)
+	}
+
+	gw := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(gw, []byte("policies: "+dir+"\n"+
+		"upstreams:\n  - name: openai\n    base_url: https://api.openai.com/v1\n    api_key_env: OPENAI_API_KEY\n"+
+		"keys:\n  - {name: k, team: good, sha256: e144a4d0b83439586bb88f018503f9a99016eb1ef451299f3d0138f22ab262f0}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := runCmd("gateway", "check", gw); code != 1 || !strings.Contains(stderr, "missing.yaml:5:") {
+		t.Errorf("gateway check of a policy directory with unreadable weights: exit %d, want 1:\n%s%s", code, out, stderr)
+	}
+	if err := os.Remove(filepath.Join(dir, "missing.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "junk.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := runCmd("policy", "check", dir); code != 0 {
+		t.Errorf("policy check with valid weights: exit %d:\n%s%s", code, out, stderr)
 	}
 }

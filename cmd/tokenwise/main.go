@@ -29,6 +29,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/observe"
 	"github.com/tokenwise/tokenwise/policies"
@@ -194,6 +195,13 @@ func check(args []string, stdout, stderr io.Writer) int {
 				status = 1
 				continue
 			}
+			if problems := unservable(set); len(problems) > 0 {
+				for _, pr := range problems {
+					fmt.Fprintln(stderr, pr)
+				}
+				status = 1
+				continue
+			}
 			fmt.Fprintf(stdout, "%s: %d policies ok (%s)\n", path, len(set.Teams), strings.Join(set.Names(), ", "))
 			for _, name := range set.Names() {
 				printWarnings(stdout, set.Policy(name))
@@ -206,10 +214,52 @@ func check(args []string, stdout, stderr io.Writer) int {
 			status = 1
 			continue
 		}
+		if pr := learnedWeightsProblem(p); pr != nil {
+			fmt.Fprintln(stderr, pr)
+			status = 1
+			continue
+		}
 		fmt.Fprintf(stdout, "%s: ok\n", path)
 		printWarnings(stdout, p)
 	}
 	return status
+}
+
+// unservable lists what the loader accepts in set but building its teams'
+// chains (llmwrap.Build, as serve and llmwrap.NewRegistry do) refuses: a
+// routing.learned weights file that is missing or not a weights file. A
+// check that passes must not name a directory the gateway refuses to serve.
+func unservable(set *policies.Set) []*policies.Problem {
+	var out []*policies.Problem
+	seen := map[string]bool{} // a base's weights, once
+	for _, name := range set.Names() {
+		pr := learnedWeightsProblem(set.Policy(name))
+		if pr == nil || seen[pr.String()] {
+			continue
+		}
+		seen[pr.String()] = true
+		out = append(out, pr)
+	}
+	return out
+}
+
+// learnedWeightsProblem reads p's routing.learned weights file as Build
+// does (llmwrap.NewRules), and returns why it cannot, at the line of the
+// file that names it; nil when p has no learned routing or its weights read.
+func learnedWeightsProblem(p *policies.Policy) *policies.Problem {
+	if p.Routing.Learned.Weights == "" {
+		return nil
+	}
+	if _, err := llmwrap.NewRules(p); err != nil {
+		pr := &policies.Problem{Path: "routing.learned.weights", Msg: err.Error()}
+		for _, o := range p.Explain() {
+			if o.Path == pr.Path {
+				pr.File, pr.Line = o.File, o.Line
+			}
+		}
+		return pr
+	}
+	return nil
 }
 
 func explain(args []string, stdout, stderr io.Writer) int {

@@ -116,6 +116,12 @@ func gatewayCheck(args []string, stdout, stderr io.Writer) int {
 		printErr(stderr, err)
 		return 1
 	}
+	if problems := unservable(set); len(problems) > 0 {
+		for _, pr := range problems {
+			fmt.Fprintln(stderr, pr)
+		}
+		return 1
+	}
 	errs, warnings := cfg.KeyTeamProblems(set.Names(), set.Policy(policies.DefaultTeam).Teams.Unknown)
 	for _, p := range warnings {
 		fmt.Fprintf(stdout, "warning: %s\n", p)
