@@ -27,8 +27,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "gateway.yaml", "the gateway file")
 	listen := fs.String("listen", "", "listen address (overrides the file's listen)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return usageStatus(err)
+	}
+	if len(pos) > 0 {
+		// Not ignored: serve would start on ./gateway.yaml instead.
+		fmt.Fprintf(stderr, "tokenwise serve: unexpected argument %q: name the gateway file with -config FILE\n", pos[0])
+		return 2
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {

@@ -146,3 +146,26 @@ func TestServeSignals(t *testing.T) {
 		t.Fatalf("the gateway still answers after SIGTERM: %d", resp.StatusCode)
 	}
 }
+
+// TestServeRefusesAPositionalArgument: `tokenwise serve prod.yaml` (the
+// file named as `gateway check` takes it, without -config) served the
+// gateway.yaml of the working directory, another gateway with other keys
+// and upstreams, and ignored prod.yaml without a word. An argument serve
+// does not take is a usage error (exit 2) that says how to name the file;
+// nothing is served.
+func TestServeRefusesAPositionalArgument(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	// A gateway file in the working directory that serve would start on.
+	if err := os.WriteFile("gateway.yaml", []byte("listen: 127.0.0.1:0\npolicies: .\n"+
+		"upstreams:\n  - {name: a, base_url: http://127.0.0.1:9/v1, api_key_env: TOKENWISE_TEST_UNSET_KEY}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCmd("serve", "prod.yaml")
+	if code != 2 || !strings.Contains(stderr, `"prod.yaml"`) || !strings.Contains(stderr, "-config") {
+		t.Errorf("serve prod.yaml: exit %d, want 2 and a message naming the argument and -config:\n%s%s", code, stdout, stderr)
+	}
+	if strings.Contains(stderr, "TOKENWISE_TEST_UNSET_KEY") {
+		t.Errorf("serve prod.yaml started on ./gateway.yaml:\n%s", stderr)
+	}
+}
