@@ -75,7 +75,13 @@ func (e *ExceededError) Error() string {
 		}
 		return fmt.Sprintf("%d tokens", n)
 	}
-	s := fmt.Sprintf("%v: %s limit %s, used %s, reserved %s, call needs %s", ErrExceeded, e.Scope, f(e.Limit), f(e.Used), f(e.Reserved), f(e.Need))
+	var s string
+	if e.Scope == "request" && e.Unit == UnitTokens {
+		// A cap on one call's input: no ledger's figures to give.
+		s = fmt.Sprintf("%v: request limit %d input tokens (budget.request.max_input_tokens), call needs %d input tokens", ErrExceeded, e.Limit, e.Need)
+	} else {
+		s = fmt.Sprintf("%v: %s limit %s, used %s, reserved %s, call needs %s", ErrExceeded, e.Scope, f(e.Limit), f(e.Used), f(e.Reserved), f(e.Need))
+	}
 	if e.Model != "" {
 		s += " (" + e.Model + ")"
 	}

@@ -56,3 +56,33 @@ func TestRefusalSaysWhatTheCallReserves(t *testing.T) {
 		}
 	}
 }
+
+// TestInputCapRefusalSaysWhatCapsIt: the embedded default policy caps a
+// request's input at 10,000 tokens (budget.request.max_input_tokens), so
+// that a newcomer's first long conversation is refused. The refusal read
+//
+//	budget exceeded: request limit 10000 tokens, used 0 tokens, reserved 0
+//	tokens, call needs 12008 tokens (gpt-4o-mini)
+//
+// where "used" and "reserved" mean nothing for a cap on one call, and
+// nothing says which setting refused it. It now names the input and the
+// policy field, without the ledger's figures.
+func TestInputCapRefusalSaysWhatCapsIt(t *testing.T) {
+	t.Parallel()
+	_, h := chain(t, policies.Default(), echo(10))
+	_, err := h.Handle(context.Background(), &middleware.Request{Model: "gpt-4o-mini",
+		Messages: []middleware.Message{{Role: middleware.RoleUser, Content: strings.Repeat("word ", 12000)}}})
+	var e *budget.ExceededError
+	if !errors.As(err, &e) || e.Scope != "request" || e.Limit != 10000 {
+		t.Fatalf("err = %v, want the request scope's *ExceededError of limit 10000", err)
+	}
+	msg := err.Error()
+	for _, w := range []string{"request limit 10000 input tokens (budget.request.max_input_tokens)", "call needs ", " input tokens (gpt-4o-mini)"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("the refusal\n%s\nlacks %q", msg, w)
+		}
+	}
+	if strings.Contains(msg, "used ") || strings.Contains(msg, "reserved ") {
+		t.Errorf("the refusal of a per-call cap quotes a ledger's figures:\n%s", msg)
+	}
+}
