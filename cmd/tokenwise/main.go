@@ -397,7 +397,7 @@ func printReplay(w io.Writer, trace string, p *policies.Policy, res *observe.Rep
 	fmt.Fprintf(w, "saved by cache:  %s (%d hits)\n", middleware.FormatPico(res.SavedPico), res.CacheHits)
 	if res.RecordedCost > 0 {
 		fmt.Fprintf(w, "difference:      %s (%.1f%% of the recorded cost)\n",
-			middleware.FormatPico(res.CostPico-res.RecordedCost), 100*float64(res.CostPico)/float64(res.RecordedCost))
+			middleware.FormatPico(res.CostPico-res.RecordedCost), 100*float64(res.CostPico-res.RecordedCost)/float64(res.RecordedCost))
 	}
 	if res.Failed > 0 {
 		fmt.Fprintf(w, "failed calls:    %d (refused by the policy or not recorded)\n", res.Failed)

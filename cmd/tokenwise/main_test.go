@@ -222,3 +222,24 @@ func TestCatalogImportOfManyModelsLoads(t *testing.T) {
 		t.Errorf("import to stdout: exit %d, stdout %d bytes, stderr %.200s", code, len(stdout), stderr)
 	}
 }
+
+// TestReplayDifferenceIsTheDifference: replay printed
+//
+//	difference:      -$0.01020695 (38.2% of the recorded cost)
+//
+// for a policy that cost 38.2 % of the recorded cost, i.e. that saved
+// 61.8 % of it; and "(100.0% of the recorded cost)" for a difference of
+// $0.00000375 on $0.0165. The percentage on the difference line is now the
+// difference's share of the recorded cost, signed as the difference is.
+func TestReplayDifferenceIsTheDifference(t *testing.T) {
+	code, out, stderr := runCmd("replay", "--policy", "../../examples/policies/devops.yaml", "../../examples/traces/devops.jsonl")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	// recorded $0.016519, under the policy $0.00631205.
+	for _, want := range []string{"recorded cost:   $0.016519\n", "cost under policy: $0.00631205\n", "difference:      -$0.01020695 (-61.8% of the recorded cost)\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("replay lacks %q:\n%s", want, out)
+		}
+	}
+}
