@@ -145,24 +145,35 @@ func printErr(w io.Writer, err error) {
 // load reads a policy file (with extends resolved within its directory) or
 // a directory (the team's policy).
 func load(path, team string) (*policies.Policy, error) {
+	p, _, err := loadPolicy(path, team)
+	return p, err
+}
+
+// loadPolicy is load, and says whether the policy is the embedded default
+// (policies.Default): that of a directory without a file for the team nor
+// a default.yaml.
+func loadPolicy(path, team string) (p *policies.Policy, embedded bool, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if st.IsDir() {
 		set, err := policies.LoadDir(path)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		if _, ok := set.Teams[team]; !ok && team != "" && team != policies.DefaultTeam {
-			return nil, &policies.UnknownTeamError{Team: team, Known: set.Names()}
+		_, own := set.Teams[team]
+		if !own && team != "" && team != policies.DefaultTeam {
+			return nil, false, &policies.UnknownTeamError{Team: team, Known: set.Names()}
 		}
-		return set.Policy(team), nil
+		_, def := set.Teams[policies.DefaultTeam]
+		return set.Policy(team), !own && !def, nil
 	}
 	if stem := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)); team != "" && team != stem {
-		return nil, &policies.UnknownTeamError{Team: team, Known: []string{stem}}
+		return nil, false, &policies.UnknownTeamError{Team: team, Known: []string{stem}}
 	}
-	return policies.LoadFileExtends(path)
+	p, err = policies.LoadFileExtends(path)
+	return p, false, err
 }
 
 func check(args []string, stdout, stderr io.Writer) int {
@@ -281,17 +292,24 @@ func explain(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	p, err := load(path, *team)
+	p, embedded, err := loadPolicy(path, *team)
 	if err != nil {
 		printErr(stderr, err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "# effective policy %q (team %q)\n", p.Name, *team)
+	if embedded {
+		// Its origins name the embedded file, which the directory lacks.
+		fmt.Fprintf(stdout, "# %s has no default.yaml: this is the embedded default policy\n", path)
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	for _, o := range p.Explain() {
 		from := "(default)"
 		if o.File != "" {
 			from = fmt.Sprintf("%s:%d", o.File, o.Line)
+			if embedded {
+				from = "embedded " + from
+			}
 		}
 		fmt.Fprintf(tw, "%s:\t%s\t# %s\n", o.Path, o.Value, from)
 	}

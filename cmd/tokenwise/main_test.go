@@ -243,3 +243,33 @@ func TestReplayDifferenceIsTheDifference(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainNamesTheEmbeddedDefault: in a policy directory without a
+// default.yaml, a team without a file (and `explain DIR` without --team)
+// gets the embedded default policy. explain gave its values the origin
+// "# default.yaml:10", a file the directory does not hold, so that a
+// platform engineer looked for the file that set them. The header now says
+// the policy is the embedded default, and each origin says "embedded".
+func TestExplainNamesTheEmbeddedDefault(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ops.yaml"), []byte("version: 1\nname: ops\nlimits: {max_calls: 3}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, team := range []string{"", "default"} {
+		code, out, stderr := runCmd("policy", "explain", dir, "--team", team)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if !strings.Contains(out, "the embedded default policy") || !strings.Contains(out, "# embedded default.yaml:10") {
+			t.Errorf("explain --team %q of a directory without default.yaml does not say the policy is the embedded default:\n%s", team, out)
+		}
+	}
+	// A directory's own default.yaml is named as the file it is.
+	if err := os.WriteFile(filepath.Join(dir, "default.yaml"), []byte("version: 1\nname: default\nlimits: {max_calls: 4}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCmd("policy", "explain", dir)
+	if code != 0 || strings.Contains(out, "embedded") || !strings.Contains(out, filepath.Join(dir, "default.yaml")+":3") {
+		t.Errorf("explain of a directory's own default.yaml (exit %d):\n%s%s", code, out, stderr)
+	}
+}
