@@ -597,7 +597,8 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 	}
 	if b.runLim.USDMicros > 0 || b.teamLim.USDMicros > 0 {
 		if !spec.Priced {
-			return nil, nil, &refusal{kind: ErrUnpriced, msg: fmt.Sprintf("a USD budget applies and model %q has no price in the catalog or the policy", req.Model)}
+			return nil, nil, &refusal{kind: ErrUnpriced, msg: fmt.Sprintf("a USD budget applies and model %q has no price in the catalog or the policy: "+
+				"give it one in the policy (models: {%q: {input_per_1m: ..., output_per_1m: ...}}, or free: true)", req.Model, req.Model)}
 		}
 	}
 	if !held {

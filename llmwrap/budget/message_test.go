@@ -86,3 +86,24 @@ func TestInputCapRefusalSaysWhatCapsIt(t *testing.T) {
 		t.Errorf("the refusal of a per-call cap quotes a ledger's figures:\n%s", msg)
 	}
 }
+
+// TestUnpricedRefusalSaysHowToPriceIt: a call to a model the catalog does
+// not price (a local model, a new one) under a USD budget is refused rather
+// than billed $0. The refusal said only that the model has no price; the
+// loader's problem for the same case says how to give it one. The refusal
+// now says it too: models: {<model>: {input_per_1m, output_per_1m}}, or free.
+func TestUnpricedRefusalSaysHowToPriceIt(t *testing.T) {
+	t.Parallel()
+	p := &policies.Policy{Version: 1, Name: "t", Budget: policies.Budget{Run: policies.RunBudget{MaxUSD: policies.Dollar}}}
+	_, h := chain(t, p, echo(10))
+	ctx, _ := middleware.StartRun(context.Background(), "first-hour")
+	_, err := h.Handle(ctx, &middleware.Request{Model: "my-llama", Messages: []middleware.Message{{Role: middleware.RoleUser, Content: "Say hi"}}})
+	if !errors.Is(err, budget.ErrUnpriced) {
+		t.Fatalf("err = %v, want ErrUnpriced", err)
+	}
+	for _, w := range []string{`"my-llama"`, `models: {"my-llama": {input_per_1m: `, "output_per_1m", "free: true"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("the refusal\n%v\nlacks %q", err, w)
+		}
+	}
+}
