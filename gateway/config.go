@@ -289,8 +289,17 @@ func (c *Config) problems(src *policies.Source) []policies.Problem {
 	var ps []policies.Problem
 	add := func(path, format string, args ...any) { ps = append(ps, src.Problem(path, format, args...)) }
 	if c.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		if _, port, err := net.SplitHostPort(c.Listen); err != nil {
 			add("listen", "not a host:port address")
+		} else if port != "" {
+			// As net.Listen reads it: a number up to 65535 or a service
+			// name (the local services database; no network).
+			if _, err := net.LookupPort("tcp", port); err != nil {
+				if len(port) > 40 {
+					port = port[:40] + "..."
+				}
+				add("listen", "invalid port %q: want a number from 0 to 65535", port)
+			}
 		}
 	}
 	if c.Policies == "" {

@@ -103,3 +103,32 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestConfigChecksTheListenPort: `listen: 127.0.0.1:80x` (or a port past
+// 65535) is a host:port to net.SplitHostPort, so `gateway check` said ok;
+// `tokenwise serve` then failed at its listen ("unknown port"). The port is
+// now checked as net.Listen reads it, at the line of listen; a port by
+// number or service name, and 0 or none (any free port), still load.
+func TestConfigChecksTheListenPort(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "pols"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	load := func(listen string) error {
+		_, err := gateway.ParseConfig([]byte("listen: \""+listen+"\"\npolicies: pols\n"+
+			"upstreams:\n  - {name: a, base_url: \"http://127.0.0.1:9/v1\", api_key_env: HOME}\n"), filepath.Join(dir, "gateway.yaml"))
+		return err
+	}
+	for _, bad := range []string{"127.0.0.1:80x", "127.0.0.1:70000", "127.0.0.1:-1"} {
+		err := load(bad)
+		var ve *policies.ValidationError
+		if !errors.As(err, &ve) || len(ve.Problems) != 1 || ve.Problems[0].Path != "listen" || ve.Problems[0].Line != 1 {
+			t.Errorf("listen %q: err = %v, want one problem at listen, line 1", bad, err)
+		}
+	}
+	for _, good := range []string{"127.0.0.1:0", "127.0.0.1:", "127.0.0.1:8787", ":8787", "[::1]:65535", "localhost:http"} {
+		if err := load(good); err != nil {
+			t.Errorf("listen %q: %v", good, err)
+		}
+	}
+}
