@@ -113,7 +113,23 @@ func fallbackConfig(p *policies.Policy) fallback.Config {
 	if h := f.Hedge; h.Enabled {
 		cfg.Hedge = fallback.Hedge{Delay: h.Delay.Duration(), Percentile: h.Percentile}
 	}
+	if f.NeverDearer {
+		cfg.Allow = func(requested, candidate string) bool { return notDearer(p, requested, candidate) }
+	}
 	return cfg
+}
+
+// notDearer reports whether candidate's input and output prices are at
+// most requested's, both priced in p (fallback.never_dearer).
+func notDearer(p *policies.Policy, requested, candidate string) bool {
+	r, ok1 := p.Model(requested)
+	c, ok2 := p.Model(candidate)
+	if !ok1 || !ok2 || !r.HasPrice() || !c.HasPrice() {
+		return false
+	}
+	in := policies.TokenCounts{Input: 1_000_000}
+	out := policies.TokenCounts{Output: 1_000_000}
+	return c.Cost(in) <= r.Cost(in) && c.Cost(out) <= r.Cost(out) && c.RequestFee <= r.RequestFee
 }
 
 // cacheConfig maps policy.cache (its store and bounds are the cache

@@ -259,3 +259,44 @@ func TestAnswerVariantFollowsTheRouteSections(t *testing.T) {
 		}
 	}
 }
+
+// fallback.never_dearer: a call moves only to a model whose input and
+// output prices are at most the asked model's; a model without a price
+// cannot be compared and moves nowhere; a free model only to free ones.
+func TestNeverDearerComparesPrices(t *testing.T) {
+	p, err := policies.LoadBytes([]byte(`version: 1
+fallback:
+  models: [gpt-4o-mini, local-free]
+  never_dearer: true
+models:
+  local-free: {free: true}
+  pricey-out: {input_per_1m: 0.01, output_per_1m: 100}
+`), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow := fallbackConfig(p).Allow
+	if allow == nil {
+		t.Fatal("never_dearer set no Allow")
+	}
+	for _, c := range []struct {
+		requested, candidate string
+		want                 bool
+	}{
+		{"gpt-4o", "gpt-4o-mini", true},
+		{"gpt-4o-mini", "gpt-4o-mini", true},
+		{"gpt-4.1-nano", "gpt-4o-mini", false},
+		{"unknown-local", "gpt-4o-mini", false},
+		{"local-free", "gpt-4o-mini", false},
+		{"gpt-4o-mini", "local-free", true},
+		{"pricey-out", "gpt-4o-mini", false}, // gpt-4o-mini's input is dearer
+	} {
+		if got := allow(c.requested, c.candidate); got != c.want {
+			t.Errorf("from %s to %s: %v, want %v", c.requested, c.candidate, got, c.want)
+		}
+	}
+	p.Fallback.NeverDearer = false
+	if fallbackConfig(p).Allow != nil {
+		t.Error("Allow set without never_dearer")
+	}
+}

@@ -599,6 +599,14 @@ type Fallback struct {
 	Breaker Breaker `yaml:"breaker,omitempty" json:"breaker,omitzero"`
 	// Hedge sends a second request when the first is slow. Zero: off.
 	Hedge Hedge `yaml:"hedge,omitempty" json:"hedge,omitzero"`
+	// NeverDearer moves a call only to a model of Models whose input and
+	// output prices are at most those of the model the call asked for (a
+	// free model's call moves only to free models; a call of a model
+	// without a price, which cannot be compared, moves nowhere): a
+	// fallback chain shared by callers of several models never raises a
+	// caller's prices. It does not bind routing.larger_window's
+	// escalation. False: every model of Models.
+	NeverDearer bool `yaml:"never_dearer,omitempty" json:"never_dearer,omitzero"`
 }
 
 // Retry retries transient failures (429, 5xx, timeouts, network) with

@@ -100,6 +100,11 @@ type Config struct {
 	LargerWindow []string
 	// Hedge configures hedging. Zero: off.
 	Hedge Hedge
+	// Allow, when set, is asked before a call of the requested model
+	// moves on to candidate, one of Models: false skips it (e.g. a
+	// model dearer than the one asked for). LargerWindow's models, tried
+	// to escalate a context-window error, are not asked. Nil: all.
+	Allow func(requested, candidate string) bool
 }
 
 // Hedge configures hedging: the call is sent to the next model too when the
@@ -311,8 +316,11 @@ func (f *fallback) nextModel(requested string, tried []string, last *result) (st
 	if window {
 		cands = append(slices.Clip(cands), f.c.LargerWindow...)
 	}
-	for _, m := range cands {
+	for i, m := range cands {
 		if m == requested || slices.Contains(tried, m) {
+			continue
+		}
+		if f.c.Allow != nil && i < len(f.c.Models) && !f.c.Allow(requested, m) {
 			continue
 		}
 		if window {
