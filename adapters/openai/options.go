@@ -86,8 +86,9 @@ func WithUpstream(route func(model string) (u *url.URL, header http.Header, ok b
 
 // WithUnpolicedRefused makes a [Transport] refuse, with an OpenAI-shaped
 // 400, every billable request it cannot run through the chain (a POST to
-// the Responses API, legacy completions, embeddings, images or audio),
-// rather than pass it to the base transport with a warning: for a client
+// the Responses API, legacy completions, embeddings, images, audio, an
+// Assistants run, ...), rather than pass it to the base transport with a
+// warning: for a client
 // that must never spend outside its budget. (The gateway, `tokenwise
 // serve`, polices the Responses API and embeddings against the team's
 // budget.)

@@ -33,7 +33,7 @@ import (
 // them to the original URL with the original headers, and rendered back in
 // the wire format. Every other request goes to the base transport
 // untouched; a billable one (the Responses API, legacy completions,
-// embeddings, images, audio) spends outside the chain's budget, which
+// embeddings, images, audio, Assistants runs) spends outside the chain's budget, which
 // the Transport says once per endpoint in a warning (or refuses it, with
 // [WithUnpolicedRefused]). A chat request whose body cannot be decoded (not JSON, or a
 // member of the wrong type such as "temperature": "0.2") is refused with an
@@ -69,8 +69,10 @@ func NewTransport(chain middleware.Middleware, opts ...Option) *Transport {
 
 // billableEndpoints are the paths, by suffix, of the billable requests a
 // Transport cannot run through its chain.
+// Assistants and eval runs, under a path of ids, are matched by unpoliced.
 var billableEndpoints = []string{"/responses", "/responses/compact", "/completions", "/embeddings", "/images/generations", "/images/edits",
-	"/images/variations", "/audio/speech", "/audio/transcriptions", "/audio/translations", "/batches", "/videos", "/fine_tuning/jobs"}
+	"/images/variations", "/audio/speech", "/audio/transcriptions", "/audio/translations", "/batches", "/videos", "/fine_tuning/jobs",
+	"/realtime/sessions", "/realtime/client_secrets", "/realtime/transcription_sessions", "/containers"}
 
 // unpoliced returns the billable endpoint r calls outside the chain, or "".
 func unpoliced(r *http.Request) string {
@@ -83,7 +85,34 @@ func unpoliced(r *http.Request) string {
 			return e
 		}
 	}
+	// An Assistants run (a thread created and run, a run created, a run
+	// given its tool outputs) calls its assistant's model, as an eval's
+	// run calls its models; a run cancelled, read or given metadata costs
+	// nothing.
+	if _, rest, ok := cutLast(path, "/threads/"); ok {
+		if rest == "runs" {
+			return "/threads/runs"
+		}
+		if _, after, _ := strings.Cut(rest, "/"); after == "runs" {
+			return "/threads/{thread_id}/runs"
+		} else if run, ok := strings.CutPrefix(after, "runs/"); ok && strings.Count(run, "/") == 1 && strings.HasSuffix(run, "/submit_tool_outputs") {
+			return "/threads/{thread_id}/runs/{run_id}/submit_tool_outputs"
+		}
+	}
+	if _, rest, ok := cutLast(path, "/evals/"); ok {
+		if _, after, _ := strings.Cut(rest, "/"); after == "runs" {
+			return "/evals/{eval_id}/runs"
+		}
+	}
 	return ""
+}
+
+// cutLast is strings.Cut at the last occurrence of sep.
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return s, "", false
 }
 
 // passUnpoliced sends a request that is not a chat completion to the base
