@@ -91,6 +91,10 @@ type call struct {
 	mu     sync.Mutex
 	header http.Header // the last upstream response's headers
 
+	// tries counts the provider's attempts at the call: more than one
+	// when the chain retried it, fell back or hedged.
+	tries atomic.Int32
+
 	// more is set by the provider while it hands a chunk to the chain
 	// when the next event is already read from the network (complete in
 	// its buffer): the transport's writer may then hold the chunk's
@@ -132,6 +136,9 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 	c, _ := ctx.Value(callKey{}).(*call)
 	if c != nil && c.owner != p {
 		c = nil // a call of another Transport: not ours to redirect
+	}
+	if c != nil {
+		c.tries.Add(1)
 	}
 	stream := req.Stream != nil
 	enc := p.cfg.enc

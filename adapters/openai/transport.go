@@ -189,7 +189,7 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	ctx, c := t.withCall(withCacheControl(r), r)
 	resp, err := middleware.SafeHandle(ctx, t.handler, req, "openai transport")
 	if err != nil {
-		return errorResponse(r, err)
+		return errorResponse(r, err, c.tries.Load() > 1)
 	}
 	if resp == nil {
 		return nil, errors.New("tokenwise/openai: chain returned no response and no error")
@@ -438,7 +438,11 @@ func statusLine(status int) string {
 // usual *openai.APIError); anything else (a budget, a run guard, a timeout,
 // a cut stream, a network failure) is returned as the RoundTrip error, which
 // http.Client wraps in a *url.Error that errors.Is and errors.As see through.
-func errorResponse(r *http.Request, err error) (*http.Response, error) {
+// retried says the chain sent the call more than once (its retries, a
+// fallback, a hedge): the response then says x-should-retry: false, so
+// that a client that retries on its own (openai-go retries 408, 409, 429
+// and 5xx) does not multiply the attempts the policy allowed.
+func errorResponse(r *http.Request, err error, retried bool) (*http.Response, error) {
 	var pe *middleware.ProviderError
 	if !errors.As(err, &pe) || pe.StatusCode < 400 {
 		return nil, err
@@ -463,6 +467,9 @@ func errorResponse(r *http.Request, err error) (*http.Response, error) {
 	}
 	if h.Get("Content-Type") == "" {
 		h.Set("Content-Type", "application/json")
+	}
+	if retried {
+		h.Set("X-Should-Retry", "false")
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	return newBytesResponse(r, pe.StatusCode, h, body), nil
@@ -544,7 +551,7 @@ func (t *Transport) stream(r *http.Request, req *middleware.Request, includeUsag
 		return newResponse(r, http.StatusOK, h, body, -1), nil
 	}
 	if err != nil {
-		return errorResponse(r, err)
+		return errorResponse(r, err, c.tries.Load() > 1)
 	}
 	if resp == nil {
 		return nil, errors.New("tokenwise/openai: chain returned no response and no error")
