@@ -30,6 +30,11 @@
 // n and stream) and runs it through the chain. The chain's innermost
 // handler is a [Provider] that sends the request to the original URL with
 // the original headers (Authorization included) through the base transport.
+// A call the chain moved to another model on an Azure OpenAI URL, which
+// names the deployment that serves it (".../openai/deployments/gpt-4o/..."),
+// goes to that model's deployment, named as the caller's is (as its model,
+// or as go-openai's DefaultAzureConfig names it); a deployment named
+// otherwise is refused (middleware.ErrBadRequest) before it is sent.
 // Other requests go to the base transport untouched.
 //
 // The translation is lossless for what the core does not model. Each

@@ -87,6 +87,7 @@ type callKey struct{}
 type call struct {
 	owner *Provider
 	req   *http.Request
+	model string // the model of the caller's request
 
 	mu     sync.Mutex
 	header http.Header // the last upstream response's headers
@@ -312,6 +313,19 @@ func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, strea
 		if p.cfg.route != nil {
 			if u, h, ok := p.cfg.route(model); ok {
 				routeTo(hreq, u, h)
+			}
+		}
+		if model != c.model && hreq.URL == c.req.URL {
+			// Moved to another model (a route, a fallback) on the
+			// caller's URL: an Azure deployment's URL names the model
+			// that serves the call, whatever the body says.
+			u, err := deploymentURL(c.req.URL, c.model, model)
+			if err != nil {
+				return nil, nil, &middleware.NotSentError{Err: &middleware.ProviderError{Kind: middleware.ErrBadRequest,
+					Provider: p.cfg.name, Model: model, Message: err.Error()}}
+			}
+			if u != nil {
+				hreq.URL = u
 			}
 		}
 	} else {
@@ -856,4 +870,57 @@ func (e *HTTPError) Error() string {
 		body = body[:200]
 	}
 	return fmt.Sprintf("HTTP %d: %s", e.StatusCode, bytes.TrimSpace(body))
+}
+
+// azureDeployments precedes the deployment's name in an Azure OpenAI URL.
+const azureDeployments = "/openai/deployments/"
+
+// deploymentURL returns u with the Azure OpenAI deployment it names
+// (".../openai/deployments/{name}/chat/completions") moved from the
+// deployment of model from to that of model to, or nil when u names no
+// deployment. Azure serves a call by the deployment its URL names,
+// whatever the body's "model": a call the chain moved to another model
+// must go to that model's deployment. A deployment named as its model, or
+// as go-openai's Azure client names it (DefaultAzureConfig: without ":",
+// and without "." for a 3.5 model, gpt-35-turbo), has its twin named the
+// same way; one named otherwise names no other model's, an error: the call
+// is not sent to a deployment that would serve another model than the one
+// policed and billed.
+func deploymentURL(u *url.URL, from, to string) (*url.URL, error) {
+	i := strings.LastIndex(u.Path, azureDeployments)
+	if i < 0 {
+		return nil, nil
+	}
+	start := i + len(azureDeployments)
+	n := strings.IndexByte(u.Path[start:], '/')
+	if n <= 0 {
+		return nil, nil
+	}
+	dep := u.Path[start : start+n]
+	var name string
+	switch {
+	case dep == from && from != "":
+		name = to
+	case dep == goOpenAIDeployment(from) && from != "":
+		name = goOpenAIDeployment(to)
+	}
+	if name == "" || strings.ContainsAny(name, "/?#%") {
+		return nil, fmt.Errorf("tokenwise/openai: the chain moved the call from model %q to %q, but the request's URL names the Azure deployment %q, "+
+			"which is not named as %q: %q's deployment is unknown, and Azure would serve the call by %q; not sent "+
+			"(name each deployment as its model, as go-openai's Azure client does, or route a deployment's calls to no other model)", from, to, dep, from, to, dep)
+	}
+	v := *u
+	v.Path = u.Path[:start] + name + u.Path[start+n:]
+	v.RawPath = ""
+	return &v, nil
+}
+
+// goOpenAIDeployment is the deployment go-openai's DefaultAzureConfig
+// names for model: without ":", and without "." for a 3.5 model.
+func goOpenAIDeployment(model string) string {
+	model = strings.ReplaceAll(model, ":", "")
+	if strings.Contains(model, "3.5") {
+		model = strings.ReplaceAll(model, ".", "")
+	}
+	return model
 }

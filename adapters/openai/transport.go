@@ -187,6 +187,7 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return t.stream(r, req, snap.includeUsage)
 	}
 	ctx, c := t.withCall(withCacheControl(r), r)
+	c.model = req.Model
 	resp, err := middleware.SafeHandle(ctx, t.handler, req, "openai transport")
 	if err != nil {
 		return errorResponse(r, err, c.tries.Load() > 1)
@@ -511,6 +512,7 @@ func (t *Transport) stream(r *http.Request, req *middleware.Request, includeUsag
 	cc.ReplayFormat = NativeFormat
 	ctx, cancel := context.WithCancelCause(middleware.WithCacheControl(ctx, cc))
 	ctx, c := t.withCall(ctx, r)
+	c.model = req.Model
 	body := &streamBody{cancel: cancel}
 	sw := &sseWriter{ctx: ctx, body: body, includeUsage: includeUsage, model: req.Model, more: &c.more}
 	var (
