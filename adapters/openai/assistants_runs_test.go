@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sashabaranov/go-openai"
@@ -113,5 +114,52 @@ func TestAssistantsRunsAreNamedAsUnpoliced(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "passed through without the policy"); n != 3 {
 		t.Errorf("%d warnings, want one per run endpoint; logs:\n%s", n, logs.String())
+	}
+}
+
+// TestRealtimeUpgradeIsNamedAsUnpoliced: a Realtime session is a GET
+// upgraded to a WebSocket (a WebSocket library's handshake through the
+// client), whose model calls the provider bills: it is refused with
+// WithUnpolicedRefused and warned about otherwise, as the gateway refuses
+// it; a plain GET of the same path is not a session.
+func TestRealtimeUpgradeIsNamedAsUnpoliced(t *testing.T) {
+	var logs bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer slog.SetDefault(prev)
+	var reached atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		w.WriteHeader(http.StatusBadRequest) // no WebSocket here: the handshake is refused
+	}))
+	defer up.Close()
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	defer base.CloseIdleConnections()
+	handshake := func(c *http.Client, upgrade bool) int {
+		req, _ := http.NewRequest("GET", up.URL+"/v1/realtime?model=gpt-realtime", nil)
+		if upgrade {
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "websocket")
+			req.Header.Set("Sec-WebSocket-Version", "13")
+			req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	strict := twopenai.NewHTTPClient(nil, twopenai.WithBaseTransport(base), twopenai.WithUnpolicedRefused())
+	if got := handshake(strict, true); got != http.StatusBadRequest || reached.Load() != 0 {
+		t.Fatalf("a Realtime handshake through the strict client: %d, the upstream reached %d times; want the 400 refusal, unsent", got, reached.Load())
+	}
+	handshake(strict, false)
+	if reached.Load() != 1 {
+		t.Fatalf("a plain GET of the path reached the upstream %d times, want 1", reached.Load())
+	}
+	handshake(twopenai.NewHTTPClient(nil, twopenai.WithBaseTransport(base)), true)
+	if reached.Load() != 2 || !strings.Contains(logs.String(), "endpoint=/realtime") {
+		t.Fatalf("a Realtime handshake: reached %d times; logs:\n%s", reached.Load(), logs.String())
 	}
 }

@@ -76,10 +76,19 @@ var billableEndpoints = []string{"/responses", "/responses/compact", "/completio
 
 // unpoliced returns the billable endpoint r calls outside the chain, or "".
 func unpoliced(r *http.Request) string {
-	if r.Method != http.MethodPost || r.URL == nil {
+	if r.URL == nil {
 		return ""
 	}
 	path := strings.TrimSuffix(r.URL.Path, "/")
+	if strings.HasSuffix(path, "/realtime") && r.Header.Get("Upgrade") != "" {
+		// A Realtime session: a GET upgraded to a WebSocket (a WebSocket
+		// library's handshake through this client), whose model calls
+		// the provider bills.
+		return "/realtime"
+	}
+	if r.Method != http.MethodPost {
+		return ""
+	}
 	for _, e := range billableEndpoints {
 		if strings.HasSuffix(path, e) {
 			return e
