@@ -60,7 +60,10 @@
 // changed loses fields the core does not model and its reasoning_content.
 // A tool_choice object other than {"type":"function",...} decodes as "".
 // When a middleware sets MaxTokens on a request that had no limit it is sent
-// as max_completion_tokens (see [WithLegacyMaxTokens]).
+// as max_completion_tokens (see [WithLegacyMaxTokens]); an endpoint that
+// refuses that member as unknown (Azure OpenAI's "Unrecognized request
+// argument supplied", before its newer api-versions) gets the call again
+// with max_tokens, and its later calls at once.
 //
 // # Streams and usage
 //

@@ -154,6 +154,20 @@ type patch struct {
 
 func (p *patch) put(f field, v []byte) { p.set[f], p.value[f] = true, v }
 
+// injectsMaxCompletion reports whether req, encoded with o, carries a
+// max_completion_tokens its caller did not write: the output cap a layer
+// set on a request that had none (a budget's).
+func injectsMaxCompletion(req *middleware.Request, o encodeOptions) bool {
+	if o.legacyMaxTokens || req.MaxTokens <= 0 {
+		return false
+	}
+	if w, ok := req.Native.(*Wire); ok && w.req != nil {
+		s := w.req
+		return !s.present[fieldMaxTokens] && !s.present[fieldMaxCompletionTokens] && req.MaxTokens != s.core.MaxTokens
+	}
+	return true
+}
+
 func patchRequest(w *Wire, req *middleware.Request, o encodeOptions) wireBody {
 	s := w.req
 	orig := &s.core

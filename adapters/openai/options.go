@@ -66,7 +66,10 @@ func WithHeader(key, value string) Option {
 // [middleware.Request.MaxTokens] into a request that had none) travel as
 // "max_tokens" instead of "max_completion_tokens", for OpenAI-compatible
 // servers that only know the older field. A request that already carried
-// either field keeps its own.
+// either field keeps its own. Without it, an endpoint that refuses
+// max_completion_tokens as unknown (a 400 or 422 naming it unrecognized,
+// as Azure OpenAI's older api-versions do) is sent the cap as max_tokens
+// once it has refused it.
 func WithLegacyMaxTokens() Option {
 	return optionFunc(func(c *config) { c.enc.legacyMaxTokens = true })
 }

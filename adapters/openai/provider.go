@@ -49,6 +49,13 @@ type Provider struct {
 	// is set once it holds one (no lookup until then).
 	noUsage    sync.Map
 	anyNoUsage atomic.Bool
+	// noCompletionCap holds the endpoints (with their query: an Azure
+	// api-version) that refused an injected max_completion_tokens (Azure
+	// OpenAI's "Unrecognized request argument supplied"): a cap the chain
+	// sets goes to them as max_tokens. anyNoCompletionCap says whether
+	// there is any.
+	noCompletionCap    sync.Map
+	anyNoCompletionCap atomic.Bool
 }
 
 var _ middleware.Handler = (*Provider)(nil)
@@ -163,6 +170,13 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 				continue
 			}
 		}
+		capped := injectsMaxCompletion(req, enc)
+		if capped && p.anyNoCompletionCap.Load() {
+			if _, refused := p.noCompletionCap.Load(capEndpointOf(hreq)); refused {
+				enc.legacyMaxTokens = true
+				continue
+			}
+		}
 		if hresp, err = p.cfg.base.RoundTrip(hreq); err != nil {
 			if ctx.Err() != nil {
 				if !sent.Sent() {
@@ -173,6 +187,17 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 				return nil, ctxError(ctx)
 			}
 			return nil, p.fail(middleware.ErrNetwork, req, "", err)
+		}
+		if capped && refusesCompletionCap(hresp) {
+			// A server that does not know max_completion_tokens (Azure
+			// OpenAI before its newer api-versions) refused the cap the
+			// chain set: the call goes again with max_tokens, and so do
+			// the endpoint's later capped calls.
+			hresp.Body.Close()
+			p.noCompletionCap.Store(capEndpointOf(hreq), true)
+			p.anyNoCompletionCap.Store(true)
+			enc.legacyMaxTokens = true
+			continue
 		}
 		if !asked || !refusesStreamOptions(hresp) {
 			break
@@ -271,15 +296,47 @@ func endpointOf(hreq *http.Request) string {
 // stream_options member: a 400 or 422 whose error names it. The body is
 // peeked at (up to maxErrorBody) and put back.
 func refusesStreamOptions(hresp *http.Response) bool {
-	if hresp.StatusCode != http.StatusBadRequest && hresp.StatusCode != http.StatusUnprocessableEntity {
+	body, ok := peekRefusal(hresp)
+	return ok && bytes.Contains(body, []byte("stream_options"))
+}
+
+// refusesCompletionCap reports whether hresp refuses a request for its
+// max_completion_tokens member as one the server does not know: a 400 or
+// 422 whose error names the member as unrecognized, unknown, unsupported
+// or an extra input (not one that says its value is too large). The body
+// is peeked at and put back.
+func refusesCompletionCap(hresp *http.Response) bool {
+	body, ok := peekRefusal(hresp)
+	if !ok || !bytes.Contains(body, []byte("max_completion_tokens")) {
 		return false
+	}
+	lower := bytes.ToLower(body)
+	for _, w := range []string{"unrecognized", "unknown", "unsupported", "not supported", "extra inputs", "not permitted"} {
+		if bytes.Contains(lower, []byte(w)) {
+			return true
+		}
+	}
+	return false
+}
+
+// peekRefusal returns the body of hresp when it is a 400 or 422, read up
+// to maxErrorBody and put back for whoever reads it next.
+func peekRefusal(hresp *http.Response) ([]byte, bool) {
+	if hresp.StatusCode != http.StatusBadRequest && hresp.StatusCode != http.StatusUnprocessableEntity {
+		return nil, false
 	}
 	body, err := io.ReadAll(io.LimitReader(hresp.Body, maxErrorBody))
 	hresp.Body = struct {
 		io.Reader
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(body), hresp.Body), hresp.Body}
-	return err == nil && bytes.Contains(body, []byte("stream_options"))
+	return body, err == nil
+}
+
+// capEndpointOf names the endpoint hreq is sent to with its query (an
+// Azure api-version decides which members the endpoint knows).
+func capEndpointOf(hreq *http.Request) string {
+	return endpointOf(hreq) + "?" + hreq.URL.RawQuery
 }
 
 func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, stream bool, model string) (*http.Request, *sendtrack.Tracker, error) {
