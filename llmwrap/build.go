@@ -107,6 +107,8 @@ func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 	for _, opt := range opts {
 		opt(o)
 	}
+	// The vocabulary is loaded now, not within the first call's deadline.
+	tokens.Warm()
 	// One estimator per chain (kept across reloads with a State): the
 	// router, the context layer and the budget share its per-message memo,
 	// and tokens.ForCall counts a call once for all of them.

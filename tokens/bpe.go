@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
 
@@ -31,6 +32,7 @@ type bpe struct {
 var (
 	o200kOnce, cl100kOnce sync.Once
 	o200kBPE, cl100kBPE   *bpe
+	o200kDone, cl100kDone atomic.Bool // loaded (Loaded)
 )
 
 // bpeFor returns the bpe of encoding enc, loading it on first use; nil for
@@ -39,13 +41,39 @@ var (
 func bpeFor(enc string) *bpe {
 	switch enc {
 	case O200kBase:
-		o200kOnce.Do(func() { o200kBPE, _ = loadBPE(O200kBase) })
+		o200kOnce.Do(func() { o200kBPE, _ = loadBPE(O200kBase); o200kDone.Store(true) })
 		return o200kBPE
 	case Cl100kBase:
-		cl100kOnce.Do(func() { cl100kBPE, _ = loadBPE(Cl100kBase) })
+		cl100kOnce.Do(func() { cl100kBPE, _ = loadBPE(Cl100kBase); cl100kDone.Store(true) })
 		return cl100kBPE
 	}
 	return nil
+}
+
+// Warm loads the vocabularies of encodings now (o200k_base, the encoding
+// of every current OpenAI model, when none is named), so that the first
+// call that counts tokens does not pay for it within its own deadline (a
+// quarter of a second on a 2-core machine). A vocabulary loads once per
+// process; llmwrap.Build warms its policy's. Unknown encodings are
+// ignored.
+func Warm(encodings ...string) {
+	if len(encodings) == 0 {
+		encodings = []string{O200kBase}
+	}
+	for _, enc := range encodings {
+		bpeFor(enc)
+	}
+}
+
+// Loaded reports whether the vocabulary of enc is loaded.
+func Loaded(enc string) bool {
+	switch enc {
+	case O200kBase:
+		return o200kDone.Load()
+	case Cl100kBase:
+		return cl100kDone.Load()
+	}
+	return false
 }
 
 // loadBPE reads the ranks of enc from OpenAI's own vocabulary file, as
