@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -58,8 +57,9 @@ func azureServer(t *testing.T, deployments map[string]string) (*httptest.Server,
 // billed by gpt-4o while the budget reserved gpt-4o-mini's worst case
 // (which could overshoot the budget) and the report said routed. A
 // deployment named otherwise than its model, whose routed twin the
-// transport cannot know, is refused before it is sent, never sent to the
-// wrong deployment.
+// transport cannot know, is served as the model asked for: no layer
+// moves its call (routing, fallback, a budget's downgrade), never sent to
+// the wrong deployment, never refused for a route the caller did not ask.
 func TestAzureDeploymentFollowsTheRoutedModel(t *testing.T) {
 	t.Parallel()
 	p := mustPolicy(t, `version: 1
@@ -101,13 +101,16 @@ routing:
 	}
 
 	// A deployment named otherwise than its model (gpt-4o's is prod-4o),
-	// whose routed model's deployment is unknown: refused, not sent.
-	_, err = ask(client(func(string) string { return "prod-4o" }))
-	var pe *middleware.ProviderError
-	if !errors.As(err, &pe) || !strings.Contains(err.Error(), `"prod-4o"`) || len(reached()) != 1 {
-		t.Fatalf("routed call of deployment prod-4o: %v; reached %q; want a refusal, nothing sent", err, reached())
+	// whose routed model's deployment cannot be known: the call is not
+	// moved (middleware.FixedModel) — served by prod-4o as gpt-4o, billed
+	// as gpt-4o, never refused, never sent to a wrong deployment.
+	resp, err = ask(client(func(string) string { return "prod-4o" }))
+	// gpt-4o: $2.50 and $10 per 1M input and output tokens.
+	const fourOPico = 1000*2_500_000 + 1000*10_000_000
+	if err != nil || resp.Model != "gpt-4o-2024-08-06" {
+		t.Fatalf("call of deployment prod-4o: %v %q; want it served by gpt-4o", err, resp.Model)
 	}
-	if cost.Load() != miniPico {
-		t.Errorf("billed %d pico, want %d (the refusal costs nothing)", cost.Load(), miniPico)
+	if got := reached(); len(got) != 2 || got[1] != "prod-4o" || cost.Load() != miniPico+fourOPico {
+		t.Fatalf("call of deployment prod-4o reached %q, billed %d pico in all; want prod-4o, billed %d", got, cost.Load(), miniPico+fourOPico)
 	}
 }

@@ -33,8 +33,9 @@
 // A call the chain moved to another model on an Azure OpenAI URL, which
 // names the deployment that serves it (".../openai/deployments/gpt-4o/..."),
 // goes to that model's deployment, named as the caller's is (as its model,
-// or as go-openai's DefaultAzureConfig names it); a deployment named
-// otherwise is refused (middleware.ErrBadRequest) before it is sent.
+// or as go-openai's DefaultAzureConfig names it); the call of a
+// deployment named otherwise is marked middleware.WithFixedModel, so that
+// no layer moves it to another model.
 // Other requests go to the base transport untouched.
 //
 // The translation is lossless for what the core does not model. Each

@@ -972,6 +972,18 @@ func deploymentURL(u *url.URL, from, to string) (*url.URL, error) {
 	return &v, nil
 }
 
+// fixedDeployment reports whether u names an Azure OpenAI deployment that
+// is named neither as model nor as go-openai's Azure client names model's
+// deployment: the deployment of another model cannot be known, so a call
+// to it is not moved to another model (middleware.WithFixedModel).
+func fixedDeployment(u *url.URL, model string) bool {
+	if u == nil || !strings.Contains(u.Path, azureDeployments) {
+		return false
+	}
+	_, err := deploymentURL(u, model, model)
+	return err != nil
+}
+
 // goOpenAIDeployment is the deployment go-openai's DefaultAzureConfig
 // names for model: without ":", and without "." for a 3.5 model.
 func goOpenAIDeployment(model string) string {

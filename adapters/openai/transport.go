@@ -197,6 +197,9 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	ctx, c := t.withCall(withCacheControl(r), r)
 	c.model = req.Model
+	if fixedDeployment(r.URL, req.Model) {
+		ctx = middleware.WithFixedModel(ctx)
+	}
 	resp, err := middleware.SafeHandle(ctx, t.handler, req, "openai transport")
 	if err != nil {
 		return errorResponse(r, err, c.tries.Load() > 1)
@@ -522,6 +525,9 @@ func (t *Transport) stream(r *http.Request, req *middleware.Request, includeUsag
 	ctx, cancel := context.WithCancelCause(middleware.WithCacheControl(ctx, cc))
 	ctx, c := t.withCall(ctx, r)
 	c.model = req.Model
+	if fixedDeployment(r.URL, req.Model) {
+		ctx = middleware.WithFixedModel(ctx)
+	}
 	body := &streamBody{cancel: cancel}
 	sw := &sseWriter{ctx: ctx, body: body, includeUsage: includeUsage, model: req.Model, more: &c.more}
 	var (

@@ -717,3 +717,40 @@ func TestReserveOutsideTheChain(t *testing.T) {
 		t.Fatalf("warn: the team ledger used %d, want 1500", rem.Used.Tokens)
 	}
 }
+
+// A call whose endpoint serves one model (middleware.WithFixedModel) is
+// refused when its model does not fit, never downgraded to another model
+// its endpoint would not serve.
+func TestFixedModelIsRefusedNotDowngraded(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		cost := func(model string) int64 {
+			s, _ := (&policies.Policy{Version: 1}).Model(model)
+			return s.Cost(policies.TokenCounts{Input: reqTokens(model), Output: 100}).Ceil().Micro()
+		}
+		p := teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxUSD: policies.MicroUSD(cost("gpt-4o") + 2*cost("gpt-4o-mini"))})
+		p.Budget.OnExceed = policies.OnExceedDowngrade
+		p.Budget.DowngradeTo = "gpt-4o-mini"
+		var models []string
+		var mu sync.Mutex
+		h0 := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			mu.Lock()
+			models = append(models, req.Model)
+			mu.Unlock()
+			return echo(100).Handle(ctx, req)
+		})
+		_, h := chain(t, p, h0)
+		ctx := middleware.WithFixedModel(context.Background())
+		if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
+			t.Fatal(err)
+		}
+		_, err := h.Handle(ctx, request("gpt-4o"))
+		var e *budget.ExceededError
+		if !errors.As(err, &e) || e.Model != "gpt-4o" {
+			t.Fatalf("2nd call of a fixed gpt-4o: %v, want its refusal", err)
+		}
+		if want := []string{"gpt-4o"}; strings.Join(models, ",") != strings.Join(want, ",") {
+			t.Fatalf("models called %v, want %v", models, want)
+		}
+	})
+}

@@ -249,9 +249,10 @@ func (f *fallback) Handle(ctx context.Context, req *middleware.Request) (*middle
 		tried    = triedBuf[:0]
 		results  = resBuf[:0]
 		last     *result
+		fixed    = middleware.FixedModel(ctx) // the endpoint serves req.Model only
 	)
 	for {
-		model, ok := f.nextModel(req.Model, tried, last)
+		model, ok := f.nextModel(req.Model, tried, last, fixed)
 		if !ok {
 			break
 		}
@@ -261,7 +262,7 @@ func (f *fallback) Handle(ctx context.Context, req *middleware.Request) (*middle
 		var rs []result
 		hedgeTo := ""
 		if len(tried) == 0 && req.Stream == nil && f.c.Hedge.enabled() {
-			hedgeTo, _ = f.nextModel(req.Model, []string{model}, nil)
+			hedgeTo, _ = f.nextModel(req.Model, []string{model}, nil, fixed)
 			if hedgeTo == "" {
 				// One model: the hedge is a second request to the same
 				// model (another connection, often another replica).
@@ -299,10 +300,14 @@ func winner(rs []result) *result {
 
 // nextModel returns the next model to try: the requested one first, then
 // the fallback models, skipping those tried; after a context-window error,
-// only models with a larger known window, LargerWindow included.
-func (f *fallback) nextModel(requested string, tried []string, last *result) (string, bool) {
+// only models with a larger known window, LargerWindow included; when
+// fixed (middleware.FixedModel), none but the requested one.
+func (f *fallback) nextModel(requested string, tried []string, last *result, fixed bool) (string, bool) {
 	if len(tried) == 0 {
 		return requested, true
+	}
+	if fixed {
+		return "", false
 	}
 	window := last != nil && errors.Is(last.err, middleware.ErrContextWindow)
 	var need int64

@@ -99,3 +99,21 @@ func TestContextWindowNeedsALargerWindow(t *testing.T) {
 		t.Fatalf("unknown windows: %v after %v, want the context-window error at once", err, p.seen)
 	}
 }
+
+// A call whose endpoint serves one model (middleware.WithFixedModel: an
+// Azure deployment named otherwise than its model) is never moved to a
+// fallback model, nor hedged to one: it ends with its model's failure.
+func TestFixedModelIsNeverMoved(t *testing.T) {
+	t.Parallel()
+	p := &models{errs: map[string]error{"gpt-4o": fault(middleware.ErrUnavailable)}}
+	h := middlewaretest.Must(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"},
+		Allow: func(string, string) bool { return true }}))(p)
+	_, err := h.Handle(middleware.WithFixedModel(context.Background()), user("How full is the disk?"))
+	if !slices.Equal(p.seen, []string{"gpt-4o"}) || !errors.Is(err, middleware.ErrUnavailable) {
+		t.Fatalf("models asked %v, err %v; want gpt-4o only and its failure", p.seen, err)
+	}
+	p.seen = nil
+	if resp, err := h.Handle(context.Background(), user("How full is the disk?")); err != nil || resp.Model != "gpt-4o-mini" {
+		t.Fatalf("without a fixed model: %v %v, want gpt-4o-mini's answer", resp, err)
+	}
+}

@@ -154,6 +154,11 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 			f.Stage = c.stage
 		}
 	})
+	if middleware.FixedModel(ctx) {
+		// The endpoint serves one model: the call is not moved.
+		c.decide(ctx, req.Model, req.Model, "")
+		return h.next.Handle(ctx, req)
+	}
 	model := req.Model
 	if d, ok := h.route(ctx, &q); ok {
 		if d.Model != "" {
