@@ -369,6 +369,9 @@ type ModelTotals struct {
 	CacheHits int // calls answered from the cache (no tokens spent)
 	Usage     Usage
 	CostPico  int64
+	// SavedPico is what the model's cache hits saved (USD pico, exact).
+	// What a context compaction saved is in Totals.SavedPico only: it is
+	// not the cache's.
 	SavedPico int64
 }
 
@@ -428,7 +431,6 @@ func (t *Totals) addCall(c *CallRecord) {
 		if c.Model != "" {
 			m := t.ByModel[c.Model]
 			m.Calls++
-			m.SavedPico += c.SavedPico
 			t.ByModel[c.Model] = m
 		}
 		for _, a := range c.Attempts {
@@ -442,10 +444,10 @@ func (t *Totals) addCall(c *CallRecord) {
 		m.Calls++
 		if c.Cache == CacheHit {
 			m.CacheHits++
+			m.SavedPico = SatAdd(m.SavedPico, c.SavedPico)
 		}
 		m.Usage = m.Usage.Add(c.Usage.Counts())
 		m.CostPico = SatAdd(m.CostPico, c.CostPico)
-		m.SavedPico = SatAdd(m.SavedPico, c.SavedPico)
 		t.ByModel[c.Model] = m
 	}
 }

@@ -95,10 +95,11 @@ func Replay(ctx context.Context, p *policies.Policy, recs []Record, opts ReplayO
 		}
 		if ev := capt.ev; ev != nil {
 			res.CostPico += ev.Facts.CostPico
-			res.SavedPico += ev.Facts.SavedPico
 			res.Usage = res.Usage.Add(ev.Usage)
 			if ev.Facts.Cache == middleware.CacheHit {
 				res.CacheHits++
+				// (a compaction's savings are no cache's)
+				res.SavedPico += ev.Facts.SavedPico
 			}
 		}
 		if opts.Progress != nil {
