@@ -31,9 +31,11 @@ type RunReport struct {
 	WallMs    float64   `json:"wall_ms"`
 
 	RunFigures
-	FailedCalls int    `json:"failed_calls"`
-	SavedUSD    string `json:"saved_usd"` // what the cache's hits would have cost
-	SavedPico   int64  `json:"saved_usd_pico"`
+	FailedCalls int `json:"failed_calls"`
+	// SavedUSD is what the cache's hits would have cost (what a context
+	// compaction saved is not the cache's, and not counted).
+	SavedUSD  string `json:"saved_usd"`
+	SavedPico int64  `json:"saved_usd_pico"`
 	// RoutingSavedUSD is what routing saved against the models the calls
 	// asked for, at the tokens their answers used (negative: what it cost
 	// more).
@@ -188,7 +190,7 @@ func (s *Server) runReport(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	t, start := st.Sums, st.Start
 	out := RunReport{Object: "tokenwise.run", ID: id, Team: k.team, Shared: shared, LostCalls: lost,
 		StartedAt: start.UTC(), WallMs: ms(t.Wall), RunFigures: figures(t.Calls, t.CacheHits, t.Usage, t.CostPico),
-		FailedCalls: t.Failed, SavedUSD: picoUSD(t.SavedPico), SavedPico: t.SavedPico,
+		FailedCalls:     t.Failed,
 		RoutingSavedUSD: picoUSD(t.RoutingSavedPico), RoutingSavedPico: t.RoutingSavedPico, LLMMs: ms(t.LLMTime),
 		EstimatedCalls: t.EstimatedCalls, EstimatedPico: t.EstimatedPico,
 		ByModel: make(map[string]RunFigures, len(t.ByModel))}
@@ -197,7 +199,11 @@ func (s *Server) runReport(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	}
 	for name, m := range t.ByModel {
 		out.ByModel[name] = figures(m.Calls, m.CacheHits, m.Usage, m.CostPico)
+		// The models' savings are their cache hits' (t.SavedPico also
+		// has what compactions saved).
+		out.SavedPico = middleware.SatAdd(out.SavedPico, m.SavedPico)
 	}
+	out.SavedUSD = picoUSD(out.SavedPico)
 	out.Limits = s.runLimits(ctx, k.team, run, st)
 	writeJSON(w, http.StatusOK, out)
 }
