@@ -26,7 +26,10 @@
 //     gateway's embeddings calls) and requested and response model
 //   - gen_ai.client.operation.duration (histogram, s), with error.type on
 //     failures
-//   - tokenwise.cost (counter, pico-USD: {usd_pico}, exact) by model and team
+//   - tokenwise.cost (counter, pico-USD: {usd_pico}, exact) by model and
+//     team: each provider attempt under the model that billed it (a
+//     fallback's billed failure under its own model), as the run's totals
+//     per model
 //   - tokenwise.cache.lookups (counter) by tokenwise.cache.status
 //   - tokenwise.cache.saved (counter, {usd_pico}) saved by cache hits
 //   - tokenwise.route.decisions (counter) by tokenwise.from, tokenwise.to

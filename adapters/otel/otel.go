@@ -243,7 +243,16 @@ func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middle
 		o.tokens.Record(ctx, float64(e.Usage.InputTokens), co.input...)
 		o.tokens.Record(ctx, float64(e.Usage.OutputTokens), co.output...)
 	}
-	if f.CostPico > 0 {
+	if len(f.Attempts) > 0 {
+		// Each attempt under the model that billed it (a fallback's
+		// failed but billed attempt, a cascade's rejected answer): the
+		// call's cost is their sum (see middleware.Meter).
+		for i := range f.Attempts {
+			if a := &f.Attempts[i]; a.CostPico > 0 {
+				o.cost.Add(ctx, a.CostPico, o.counterOpts(countKey{kind: kindCost, a: a.Model, b: f.Team})...)
+			}
+		}
+	} else if f.CostPico > 0 {
 		o.cost.Add(ctx, f.CostPico, o.counterOpts(countKey{kind: kindCost, a: f.Model, b: f.Team})...)
 	}
 	if f.RoutingSavedPico != 0 {
