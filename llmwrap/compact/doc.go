@@ -36,13 +36,14 @@
 //
 // # Protocol
 //
-// A conversation is split into its head (leading system messages and the
+// A conversation is split into its head (leading system messages, or
+// developer messages, the system prompt of OpenAI's newer models, and the
 // first user message), its turns and a protected tail. A turn is an
 // assistant message together with all of its tool results, or any other
 // single message, so a tool call is always kept or compacted with its
 // results. The head, the last Config.KeepLastTurns turns and the latest
-// user message are never touched; system messages inside compacted turns
-// are kept.
+// user message are never touched; system and developer messages inside
+// compacted turns are kept.
 //
 // # Prompt caches
 //

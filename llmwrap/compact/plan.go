@@ -287,7 +287,7 @@ func toolName(before []middleware.Message, id string) string {
 func systemMessages(ms []middleware.Message) []middleware.Message {
 	var out []middleware.Message
 	for _, m := range ms {
-		if m.Role == middleware.RoleSystem {
+		if instructions(m.Role) {
 			out = append(out, m)
 		}
 	}
@@ -343,8 +343,8 @@ func (c *Compactor) summaryJob(b *block, model string) *summaryJob {
 	var t strings.Builder
 	for i := range b.repl {
 		m := &b.repl[i]
-		if m.Role == middleware.RoleSystem {
-			continue
+		if instructions(m.Role) {
+			continue // kept as it is beside the summary
 		}
 		t.WriteString(string(m.Role))
 		if m.Role == middleware.RoleTool {

@@ -102,8 +102,8 @@ func (cv *conv) covered(head int) int {
 	return head
 }
 
-// layout splits a conversation into its head (leading system messages and
-// the first user message), its turns, and the protected tail (the last K
+// layout splits a conversation into its head (leading system or developer
+// messages and the first user message), its turns, and the protected tail (the last K
 // turns and the latest user message).
 type layout struct {
 	n         int   // number of messages
@@ -115,7 +115,7 @@ type layout struct {
 
 func layoutOf(msgs []middleware.Message, keep int) layout {
 	l := layout{n: len(msgs)}
-	for l.head < len(msgs) && msgs[l.head].Role == middleware.RoleSystem {
+	for l.head < len(msgs) && instructions(msgs[l.head].Role) {
 		l.head++
 	}
 	if l.head < len(msgs) && msgs[l.head].Role == middleware.RoleUser {
@@ -142,6 +142,14 @@ func layoutOf(msgs []middleware.Message, keep int) layout {
 	l.tailStart = l.start(l.tailTurn)
 	return l
 }
+
+// roleDeveloper is the role OpenAI's newer models take their instructions
+// in (the chat completions API's system prompt for them).
+const roleDeveloper middleware.Role = "developer"
+
+// instructions reports whether a message of role r instructs the model: a
+// system or developer message, kept as the system prompt is.
+func instructions(r middleware.Role) bool { return r == middleware.RoleSystem || r == roleDeveloper }
 
 func answers(m *middleware.Message, id string) bool {
 	for i := range m.ToolCalls {
