@@ -92,8 +92,12 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 					if resp.FromCache && f.Cache == middleware.CacheNone {
 						f.Cache = middleware.CacheHit
 					}
+				}
+				if resp != nil && err == nil {
 					// The stage stays the one the call was routed as; the
-					// report shows the answer as final beside it.
+					// report shows the answer as final beside it. A failed
+					// call's partial answer (a cut stream's) neither
+					// answered nor asked for tools.
 					f.Final = IsFinalAnswer(&resp.Message)
 					if n := len(resp.Message.ToolCalls); n > 0 && len(f.ToolCalls) == 0 {
 						f.ToolCalls = make([]string, n)
