@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	goopenai "github.com/sashabaranov/go-openai"
+	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/goleak"
 
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
@@ -18,7 +19,9 @@ import (
 // gpt-4o is billed (a malformed answer: the provider produced it) and
 // falls back to gpt-4o-mini counts each attempt's cost in tokenwise.cost
 // under the model that billed it, as the run's totals per model (and the
-// provider's bill) do; the sum is the call's cost.
+// provider's bill) do; the sum is the call's cost. Its tokens in
+// gen_ai.client.token.usage are under their models too, one record per
+// model and token type.
 func TestCostIsCountedUnderEachAttemptsModel(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	h := newHarness(t)
@@ -53,5 +56,15 @@ func TestCostIsCountedUnderEachAttemptsModel(t *testing.T) {
 	}
 	if got := sumOf(t, m["tokenwise.cost"], nil); got != calls[0].CostPico {
 		t.Errorf("tokenwise.cost = %d, the call cost %d", got, calls[0].CostPico)
+	}
+	for _, model := range []string{"gpt-4o", "gpt-4o-mini"} {
+		for typ, want := range map[string]int64{"input": byModel[model].Usage.InputTokens, "output": byModel[model].Usage.OutputTokens} {
+			n, sum := histCount(t, m["gen_ai.client.token.usage"], func(s attribute.Set) bool {
+				return is("gen_ai.response.model", model)(s) && is("gen_ai.token.type", typ)(s)
+			})
+			if n != 1 || int64(sum) != want {
+				t.Errorf("%s tokens of %s: %d records summing to %v, the run's totals say %d", typ, model, n, sum, want)
+			}
+		}
 	}
 }

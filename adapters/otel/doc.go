@@ -23,7 +23,9 @@
 //
 //   - gen_ai.client.token.usage (histogram, {token}) with gen_ai.token.type
 //     input|output, by gen_ai.operation.name (chat; embeddings for the
-//     gateway's embeddings calls) and requested and response model
+//     gateway's embeddings calls) and requested and response model (the
+//     tokens of a call's attempts under the models that used them, one
+//     record per model)
 //   - gen_ai.client.operation.duration (histogram, s), with error.type on
 //     failures
 //   - tokenwise.cost (counter, pico-USD: {usd_pico}, exact) by model and

@@ -232,14 +232,17 @@ func (o *Observer) recording(ctx context.Context) (callSpan, bool) {
 }
 
 func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middleware.CallFinished) {
-	f := e.Facts
+	f := &e.Facts
 	var et string
 	if e.Err != nil {
 		et = errType(e.Err)
 	}
 	co := o.callOpts(callKey{op: f.Operation, requested: f.RequestedModel, model: f.Model, errType: et})
 	o.duration.Record(ctx, e.Latency.Seconds(), co.duration...)
-	if !e.Usage.IsZero() {
+	switch {
+	case len(f.Attempts) > 0:
+		o.attemptTokens(ctx, f, et)
+	case !e.Usage.IsZero():
 		o.tokens.Record(ctx, float64(e.Usage.InputTokens), co.input...)
 		o.tokens.Record(ctx, float64(e.Usage.OutputTokens), co.output...)
 	}
@@ -316,6 +319,39 @@ func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middle
 		cs.span.SetAttributes(attribute.String("error.type", et))
 	}
 	cs.span.End(trace.WithTimestamp(cs.start.Add(e.Latency)))
+}
+
+// attemptTokens records the tokens of a call's attempts under the models
+// that used them (a fallback's billed failure under its own model, as
+// tokenwise.cost and the run's totals per model): one record per model
+// and token type, so that a call on one model is one record, as the
+// GenAI conventions measure an operation.
+func (o *Observer) attemptTokens(ctx context.Context, f *middleware.CallFacts, et string) {
+	type modelUsage struct {
+		model string
+		u     middleware.Usage
+	}
+	var buf [4]modelUsage
+	per := buf[:0]
+next:
+	for i := range f.Attempts {
+		a := &f.Attempts[i]
+		if a.Usage.IsZero() {
+			continue
+		}
+		for j := range per {
+			if per[j].model == a.Model {
+				per[j].u = per[j].u.Add(a.Usage)
+				continue next
+			}
+		}
+		per = append(per, modelUsage{a.Model, a.Usage})
+	}
+	for _, m := range per {
+		co := o.callOpts(callKey{op: f.Operation, requested: f.RequestedModel, model: m.model, errType: et})
+		o.tokens.Record(ctx, float64(m.u.InputTokens), co.input...)
+		o.tokens.Record(ctx, float64(m.u.OutputTokens), co.output...)
+	}
 }
 
 // errType names an error's class of the tokenwise taxonomy (error.type).
