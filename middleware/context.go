@@ -62,7 +62,10 @@ const (
 
 // Attempt is one try of a call against one model.
 type Attempt struct {
-	Model   string
+	Model string
+	// Start is when the attempt was sent (the Meter sets it); zero when
+	// unknown.
+	Start   time.Time
 	Latency time.Duration
 	Err     error // nil for the successful attempt
 	Hedge   bool  // started by hedging, in parallel with another attempt

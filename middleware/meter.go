@@ -143,7 +143,7 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 			})
 			start := time.Now()
 			resp, err := next.Handle(ctx, req)
-			a := Attempt{Model: req.Model, Latency: time.Since(start), Err: err, Hedge: hedge}
+			a := Attempt{Model: req.Model, Start: start, Latency: time.Since(start), Err: err, Hedge: hedge}
 			switch {
 			case resp != nil && resp.FromCache: // not a provider attempt
 				ci.Update(func(f *CallFacts) {

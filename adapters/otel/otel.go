@@ -274,8 +274,9 @@ func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middle
 		return
 	}
 	// Attempts (one span each when a call made more than one: retries,
-	// fallbacks, hedges, cascades): sequential ones follow each other from
-	// the call's start; hedged ones start alongside the previous attempt.
+	// fallbacks, hedges, cascades) span from when they were sent; one whose
+	// start is unknown follows the one before from the call's start, or
+	// starts alongside it when hedged.
 	at := cs.start
 	var prevStart time.Time
 	attempts := f.Attempts
@@ -284,7 +285,10 @@ func (o *Observer) finish(ctx context.Context, ci *middleware.CallInfo, e middle
 	}
 	for i, a := range attempts {
 		start := at
-		if a.Hedge && i > 0 {
+		switch {
+		case !a.Start.IsZero():
+			start = a.Start
+		case a.Hedge && i > 0:
 			start = prevStart
 		}
 		_, as := o.tracer.Start(cs.ctx, "attempt "+a.Model, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(start),
