@@ -246,6 +246,13 @@ func classify(err error, secrets ...string) *apiError {
 		}
 		return &apiError{Status: status, Type: typ, Code: pe.Code, Param: pe.Param, Message: msg, RetryAfter: ra}
 	}
+	if errors.Is(err, middleware.ErrContextWindow) {
+		// The team's context budget cannot make the conversation fit
+		// (compact.TooLargeError): the client's request is too large, as
+		// OpenAI says of a prompt over a model's context; no retry of it
+		// can be served.
+		return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "context_length_exceeded", Message: msg, NoRetry: true}
+	}
 	return &apiError{Status: http.StatusBadGateway, Type: "server_error", Code: "gateway_error", Message: msg}
 }
 

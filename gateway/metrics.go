@@ -54,7 +54,7 @@ func newMetricsWith(opts ...sdkmetric.Option) (*metrics, error) {
 	}
 	m := &metrics{observer: obs, requests: req, provider: mp, attrs: map[string][]metric.AddOption{},
 		handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
-	for _, o := range []string{"ok", "unauthorized", "too_large", "pass_through", "budget_exceeded", "rate_limit_exceeded", "circuit_open", "timeout", "upstream_error", "gateway_error",
+	for _, o := range []string{"ok", "unauthorized", "too_large", "pass_through", "budget_exceeded", "rate_limit_exceeded", "circuit_open", "context_length_exceeded", "timeout", "upstream_error", "gateway_error",
 		"request_timeout", "client_gone", "other"} {
 		m.attrs[o] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))}
 	}
