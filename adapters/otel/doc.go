@@ -12,8 +12,11 @@
 // span in the caller's context, with gen_ai.operation.name, gen_ai.system,
 // gen_ai.request.model, gen_ai.response.model, gen_ai.usage.input_tokens,
 // gen_ai.usage.output_tokens and tokenwise.* attributes (team, run, stage,
-// routing rule, cache status, cost). Each attempt (one try against one
-// model) is a child span "attempt {model}". A call or attempt whose usage
+// routing rule, cache status, cost). When a call made more than one
+// attempt (one try against one model: retries, fallbacks, hedges,
+// cascades), each is a child span "attempt {model}" from when it was sent
+// (a call of one attempt has none: its span says it all). A call or
+// attempt whose usage
 // is an estimate (the provider reported none: middleware.Attempt.Estimated)
 // has tokenwise.usage.estimated true. Retries, fallbacks, budget
 // warnings and refusals, cache lookups and breaker changes during the call
