@@ -171,6 +171,21 @@ type CallInfo struct {
 	spareReqUsed  bool
 	spareDLUsed   uint8 // how many of spareDeadline were taken
 	hasEstimate   bool
+
+	// outer is the call in whose course this one was made (StartCall
+	// under a call's context), nil for none.
+	outer *CallInfo
+}
+
+// Outer returns the call in whose course the call of ci was made (a
+// layer's own call, such as a context compaction's summary, whose context
+// is that of the call it serves), nil for a call its caller made. On a nil
+// *CallInfo it is nil.
+func (ci *CallInfo) Outer() *CallInfo {
+	if ci == nil {
+		return nil
+	}
+	return ci.outer
 }
 
 // CloneRequest returns a shallow copy of r, as r.Clone does, for a layer
@@ -225,6 +240,7 @@ func NewCallInfo(f CallFacts) *CallInfo {
 func StartCall(ctx context.Context, f CallFacts) (context.Context, *CallInfo) {
 	c := &ctxval.Ctx[callKey, CallInfo]{Context: ctx}
 	c.Val.facts = f
+	c.Val.outer = CallInfoFrom(ctx)
 	if f.Attempts == nil {
 		c.Val.facts.Attempts = c.Val.attemptArr[:0]
 	}

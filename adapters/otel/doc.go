@@ -9,7 +9,8 @@
 // # Spans
 //
 // "chat {model}" (kind client) from call start to call end, a child of the
-// span in the caller's context, with gen_ai.operation.name, gen_ai.system,
+// span in the caller's context (a layer's own call, such as a context
+// compaction's summary, is a child of the call it serves), with gen_ai.operation.name, gen_ai.system,
 // gen_ai.request.model, gen_ai.response.model, gen_ai.usage.input_tokens,
 // gen_ai.usage.output_tokens and tokenwise.* attributes (team, run, stage,
 // routing rule, cache status, cost). When a call made more than one

@@ -204,8 +204,19 @@ func (o *Observer) start(ctx context.Context, e middleware.CallStarted) {
 	if ci == nil {
 		return
 	}
+	parent := ctx
+	if outer := ci.Outer(); outer != nil {
+		// A layer's own call (a compaction's summary) is a child of the
+		// call it serves, whose span this observer keeps.
+		o.mu.Lock()
+		ocs, ok := o.spans[outer]
+		o.mu.Unlock()
+		if ok {
+			parent = trace.ContextWithSpan(ctx, ocs.span)
+		}
+	}
 	st := o.spanStart(e.Model)
-	sctx, span := o.tracer.Start(ctx, st.name, st.kind, st.attrs, trace.WithTimestamp(e.Time))
+	sctx, span := o.tracer.Start(parent, st.name, st.kind, st.attrs, trace.WithTimestamp(e.Time))
 	if !span.IsRecording() {
 		return
 	}
