@@ -1,0 +1,57 @@
+package llmwrap_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/llmwrap/compact"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+	"github.com/tokenwise/tokenwise/toolwrap"
+)
+
+// TestOffloadedResultStaysReadableInALongRun: a tool result the context
+// layer offloaded to the run's default store (no WithArtifacts) stays
+// readable with read_artifact for as long as its excerpt is sent in the
+// conversation, also once the run has offloaded more than
+// toolwrap.RunStoreBytes.
+func TestOffloadedResultStaysReadableInALongRun(t *testing.T) {
+	t.Skip("unfixed: toolwrap.RunArtifacts is an LRU bounded by RunStoreBytes; past it the oldest offloaded result is evicted while the frozen excerpt naming it is still sent, and read_artifact answers not found")
+	p := policies.Default()
+	p.Budget = policies.Budget{} // no request limit: the conversation is long on purpose
+	p.Context = policies.ContextPolicy{MaxInputTokens: 400_000, KeepLastTurns: 1, BlockSize: 1,
+		Strategies: []policies.ContextStrategy{policies.StrategyOffload}}
+	chain := llmwrap.MustBuild(p, llmwrap.WithContextOptions(compact.WithEstimator(compact.Approx{})))
+	var sent *middleware.Request
+	h := chain(middleware.HandlerFunc(func(_ context.Context, req *middleware.Request) (*middleware.Response, error) {
+		sent = req
+		return &middleware.Response{Model: req.Model, Message: middleware.Message{Role: middleware.RoleAssistant, Content: "ok"}}, nil
+	}))
+	msgs := []middleware.Message{{Role: middleware.RoleSystem, Content: "sys"}, {Role: middleware.RoleUser, Content: "task"}}
+	line := strings.Repeat("x", 100)
+	for i := range toolwrap.RunStoreBytes>>20 + 4 { // 1 MiB results, past the bound
+		var b strings.Builder
+		for l := 0; b.Len() < 1<<20; l++ {
+			fmt.Fprintf(&b, "call %d line %d %s\n", i, l, line)
+		}
+		id := fmt.Sprintf("c%d", i)
+		msgs = append(msgs, middleware.Message{Role: middleware.RoleAssistant, ToolCalls: []middleware.ToolCall{{ID: id, Name: "read_log"}}},
+			middleware.Message{Role: middleware.RoleTool, ToolCallID: id, Content: b.String()})
+	}
+	ctx, _ := middleware.StartRun(context.Background(), "long")
+	if _, err := h.Handle(ctx, &middleware.Request{Model: "gpt-4o-mini", Messages: msgs}); err != nil {
+		t.Fatal(err)
+	}
+	excerpt := sent.Messages[3].Content
+	i := strings.Index(excerpt, toolwrap.IDPrefix)
+	if i < 0 {
+		t.Fatalf("first tool result not offloaded: %.200q", excerpt)
+	}
+	id := excerpt[i : i+len(toolwrap.IDPrefix)+26]
+	if _, err := toolwrap.RunArtifacts(ctx).Read(ctx, toolwrap.ReadArgs{ID: id, Limit: 1}); err != nil {
+		t.Errorf("the first offloaded result, whose excerpt is still sent, cannot be read back: %v", err)
+	}
+}
