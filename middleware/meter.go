@@ -2,6 +2,8 @@ package middleware
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"time"
 )
 
@@ -104,6 +106,29 @@ func HedgedAttempt(ctx context.Context) bool {
 	return h
 }
 
+type attemptsKey struct{}
+
+// CountAttempts returns a context under which the [Meter] adds one to n for
+// every provider attempt it sees sent (a retry's too; not a cached answer,
+// nor an attempt that ended before its request reached the provider:
+// [NotSentError]). A layer above the retries (the rate limit) reads how many
+// requests the provider was sent for one of its calls.
+func CountAttempts(ctx context.Context, n *atomic.Int32) context.Context {
+	return context.WithValue(ctx, attemptsKey{}, n)
+}
+
+// countAttempt counts a provider attempt in the counter of CountAttempts.
+func countAttempt(ctx context.Context, resp *Response, err error) {
+	n, _ := ctx.Value(attemptsKey{}).(*atomic.Int32)
+	if n == nil || resp != nil && resp.FromCache {
+		return
+	}
+	if ns := (*NotSentError)(nil); errors.As(err, &ns) {
+		return
+	}
+	n.Add(1)
+}
+
 // UsageFunc returns the usage to bill for a provider attempt that reported
 // none: a stream cut before its usage chunk (resp holds the partial
 // answer), an attempt cancelled or timed out in flight (resp is nil),
@@ -131,7 +156,9 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 		return HandlerFunc(func(ctx context.Context, req *Request) (*Response, error) {
 			ci := CallInfoFrom(ctx)
 			if ci == nil {
-				return next.Handle(ctx, req)
+				resp, err := next.Handle(ctx, req)
+				countAttempt(ctx, resp, err)
+				return resp, err
 			}
 			// The attempt's place is taken when it starts: attempts are
 			// listed in start order, also when a hedge finishes first.
@@ -143,6 +170,7 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 			})
 			start := time.Now()
 			resp, err := next.Handle(ctx, req)
+			countAttempt(ctx, resp, err)
 			a := Attempt{Model: req.Model, Start: start, Latency: time.Since(start), Err: err, Hedge: hedge}
 			switch {
 			case resp != nil && resp.FromCache: // not a provider attempt

@@ -68,8 +68,9 @@
 // (remaining of limit, refilled at limit per minute), so admissions slow
 // down before the next 429. With a shared store this is shared: one
 // replica's 429 holds the others. Retries below this layer are charged
-// when the call ends, counted by the provider's reports (OpenAI sends its
-// headers with every answer).
+// when the call ends: every request sent counts against the requests per
+// minute, as the attempts middleware.Meter saw (middleware.CountAttempts),
+// or the provider's reports of them, whichever is more.
 //
 // # Where it runs
 //

@@ -336,6 +336,8 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 		obs = &feedback{l: l, p: p}
 		ctx = middleware.WithObserver(ctx, obs)
 	}
+	sent := new(atomic.Int32) // the requests the provider was sent, retries included
+	ctx = middleware.CountAttempts(ctx, sent)
 	settled := false
 	defer func() {
 		if !settled { // a panic below: free the slot, keep the reservation
@@ -352,8 +354,13 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 	switch {
 	case errors.Is(err, breaker.ErrOpen):
 		requests = 0 // the provider was never called
-	case obs != nil && obs.responses.Load() > 1:
-		requests = int(obs.responses.Load()) // retries below this layer
+	default:
+		// Retries below this layer: the attempts the Meter saw sent, or
+		// the provider's reports of them (a chain without a Meter).
+		requests = max(requests, int(sent.Load()))
+		if obs != nil {
+			requests = max(requests, int(obs.responses.Load()))
+		}
 	}
 	t.Done(ctx, used, requests)
 	return resp, err
