@@ -89,6 +89,15 @@ func windows(p *policies.Policy) func(model string) int64 {
 	}
 }
 
+// maxOutputs returns each model's maximum output from the policy's model
+// specs (0: unknown), for route.WithMaxOutput and fallback.WithMaxOutput.
+func maxOutputs(p *policies.Policy) func(model string) int64 {
+	return func(model string) int64 {
+		spec, _ := p.Model(model)
+		return spec.MaxOutputTokens
+	}
+}
+
 // fallbackConfig maps policy.fallback (models, on, hedge) and
 // routing.larger_window; context windows come from the model specs
 // (windows, given as fallback.WithWindows). An

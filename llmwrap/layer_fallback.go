@@ -10,7 +10,7 @@ import (
 // hedge) and routing.larger_window; context windows come from the model
 // specs. An open breaker always moves on to the next model.
 func fallbackLayer(p *policies.Policy, _ *options) (middleware.Middleware, error) {
-	f, err := fallback.New(fallbackConfig(p), fallback.WithWindows(windows(p)))
+	f, err := fallback.New(fallbackConfig(p), fallback.WithWindows(windows(p)), fallback.WithMaxOutput(maxOutputs(p)))
 	if err != nil {
 		return nil, err
 	}

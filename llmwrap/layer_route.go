@@ -58,7 +58,7 @@ func routeLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 		}
 		opts = append(opts, route.WithBudget(ledgerBudgetReader(b)))
 	}
-	opts = append(opts, route.WithWindows(windows(p)))
+	opts = append(opts, route.WithWindows(windows(p)), route.WithMaxOutput(maxOutputs(p)))
 	if o.learned != nil {
 		// The weights Build read, whose digest keys the cache's answers.
 		opts = append(opts, route.WithRulesOptions(route.WithLearnedModel(o.learned.model)))

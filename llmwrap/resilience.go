@@ -50,14 +50,14 @@ func (r *Registry) Resilience(p *policies.Policy) (*Resilience, error) {
 	cfg := fallbackConfig(p)
 	var hedged middleware.Middleware
 	if cfg.Hedge != (fallback.Hedge{}) {
-		h, err := fallback.New(cfg, fallback.WithWindows(windows(p)))
+		h, err := fallback.New(cfg, fallback.WithWindows(windows(p)), fallback.WithMaxOutput(maxOutputs(p)))
 		if err != nil {
 			return nil, err
 		}
 		hedged = h.Middleware()
 	}
 	cfg.Hedge = fallback.Hedge{}
-	f, err := fallback.New(cfg, fallback.WithWindows(windows(p)))
+	f, err := fallback.New(cfg, fallback.WithWindows(windows(p)), fallback.WithMaxOutput(maxOutputs(p)))
 	if err != nil {
 		return nil, err
 	}

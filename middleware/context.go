@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -206,6 +207,25 @@ func (ci *CallInfo) CloneRequest(r *Request) *Request {
 	c := &ci.spareReq
 	*c = *r
 	return c
+}
+
+// FitMaxTokens lowers r.MaxTokens to maxOut(r.Model), the maximum output
+// of the model a layer moved the call to (0: unknown), when the caller's
+// max_tokens is above it, and notes that in the call's facts: the
+// provider refuses a max_tokens above the model's own with a bad request
+// ("max_tokens is too large"). r must be the layer's own copy of the
+// request. A nil maxOut, or a request without max_tokens, changes nothing.
+func FitMaxTokens(ctx context.Context, r *Request, maxOut func(model string) int64) {
+	if maxOut == nil || r.MaxTokens <= 0 {
+		return
+	}
+	m := maxOut(r.Model)
+	if m <= 0 || int64(r.MaxTokens) <= m {
+		return
+	}
+	note := "max_tokens " + strconv.Itoa(r.MaxTokens) + " lowered to " + strconv.FormatInt(m, 10) + ", " + r.Model + "'s maximum output"
+	r.MaxTokens = int(m)
+	CallInfoFrom(ctx).Update(func(f *CallFacts) { f.Notes = append(f.Notes, note) })
 }
 
 // deadline returns a zero Deadline for one of the call's first two

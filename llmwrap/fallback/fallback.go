@@ -126,7 +126,15 @@ type Option func(*options)
 type options struct {
 	estimate func(*middleware.Request) int64
 	window   func(model string) int64
+	maxOut   func(model string) int64
 }
+
+// WithMaxOutput tells the fallback each model's maximum output in tokens
+// (0: unknown). A call moved on to a model whose maximum is below the
+// caller's max_tokens is sent with that maximum instead: a provider refuses
+// a max_tokens above the model's own with a bad request, which would end
+// the chain. Without it the caller's max_tokens goes as it is.
+func WithMaxOutput(fn func(model string) int64) Option { return func(o *options) { o.maxOut = fn } }
 
 // WithWindows tells the fallback each model's context window in tokens (0:
 // unknown), as route.WithWindows tells the router. A context-window error
@@ -151,6 +159,7 @@ type fallback struct {
 	on       []error
 	estimate func(*middleware.Request) int64
 	window   func(model string) int64 // nil: context-window errors end the call
+	maxOut   func(model string) int64 // nil: max_tokens goes as the caller set it
 
 	mu   sync.Mutex
 	lat  map[string]*ring
@@ -185,7 +194,7 @@ func New(c Config, opts ...Option) (*Fallback, error) {
 			opt(o)
 		}
 	}
-	proto := &fallback{c: c, on: c.On, estimate: o.estimate, window: o.window}
+	proto := &fallback{c: c, on: c.On, estimate: o.estimate, window: o.window, maxOut: o.maxOut}
 	if proto.on == nil {
 		proto.on = DefaultOn()
 	}
@@ -208,7 +217,7 @@ func (fb *Fallback) Middleware() middleware.Middleware {
 	proto := fb.proto
 	return func(next middleware.Handler) middleware.Handler {
 		f := &fallback{c: proto.c, on: proto.on, estimate: proto.estimate, window: proto.window,
-			lat: map[string]*ring{}, next: next}
+			maxOut: proto.maxOut, lat: map[string]*ring{}, next: next}
 		return f
 	}
 }
@@ -345,6 +354,9 @@ func (f *fallback) try(ctx context.Context, req *middleware.Request, model strin
 	if model != req.Model || req.Stream != nil {
 		r = middleware.CallInfoFrom(ctx).CloneRequest(req)
 		r.Model = model
+		if model != req.Model {
+			middleware.FitMaxTokens(ctx, r, f.maxOut)
+		}
 	}
 	if req.Stream != nil {
 		started = new(atomic.Bool)

@@ -19,6 +19,7 @@ type config struct {
 	budget    BudgetReader
 	checks    []NamedCheck
 	window    func(model string) int64
+	maxOut    func(model string) int64
 	rulesOpts []RulesOption
 }
 
@@ -45,6 +46,14 @@ func WithCheck(name string, fn Check) Option {
 // before the provider refuses it (the fallback layer escalates that
 // refusal).
 func WithWindows(fn func(model string) int64) Option { return func(c *config) { c.window = fn } }
+
+// WithMaxOutput tells the router each model's maximum output in tokens (0:
+// unknown). A call moved to a model (by a rule, the default, a cascade, a
+// larger window or a regeneration) whose maximum is below the caller's
+// max_tokens is sent with that maximum: the provider refuses a max_tokens
+// above the model's own with a bad request. Without it the caller's
+// max_tokens goes as it is.
+func WithMaxOutput(fn func(model string) int64) Option { return func(c *config) { c.maxOut = fn } }
 
 // WithRulesOptions passes options to the built-in rules (NewRules), e.g.
 // WithLearnedModel.
@@ -138,6 +147,9 @@ type call struct {
 	rule  string // the explanation so far
 	usage middleware.Usage
 	calls int
+	// maxTokens is the caller's max_tokens, which each model the call
+	// moves to is given as far as it can (FitMaxTokens).
+	maxTokens int
 }
 
 func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
@@ -148,7 +160,7 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 	}
 	var q Query
 	q.init(ctx, req, h.cfg.estimator, estModel)
-	c := &call{ci: ci, stage: q.Stage}
+	c := &call{ci: ci, stage: q.Stage, maxTokens: req.MaxTokens}
 	ci.Update(func(f *middleware.CallFacts) {
 		if f.Stage != c.stage {
 			f.Stage = c.stage
@@ -175,6 +187,7 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 	if model != req.Model {
 		r = ci.CloneRequest(req)
 		r.Model = model
+		middleware.FitMaxTokens(ctx, r, h.cfg.maxOut)
 	}
 
 	regen := h.regen != "" && model != h.regen
@@ -204,6 +217,9 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 	}
 	g := req.Clone()
 	g.Model, g.Tools, g.ToolChoice = h.regen, nil, ""
+	if g.Model != req.Model {
+		middleware.FitMaxTokens(ctx, g, h.cfg.maxOut)
+	}
 	why := "regenerated the final answer of " + r.Model + " with " + h.regen + " (no tools)"
 	c.rule = joinRule(c.rule, why)
 	c.decide(ctx, from, h.regen, c.rule)
@@ -255,7 +271,10 @@ func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*m
 		step := r
 		if step.Model != m || held {
 			step = r.Clone()
-			step.Model = m
+			if step.Model != m {
+				step.Model, step.MaxTokens = m, c.maxTokens
+				middleware.FitMaxTokens(ctx, step, h.cfg.maxOut)
+			}
 			if held {
 				step.Stream = discard
 			}
