@@ -72,8 +72,10 @@
 // on that model first and escalated to the next one when its answer fails
 // a check: tool-call arguments that are not valid JSON or do not match the
 // tool's schema, an empty answer, a finish reason other than stop or
-// tool_calls, or a custom [Check] registered with [WithCheck]. Every call
-// is billed and its usage counted in the call's record.
+// tool_calls, or a custom [Check] registered with [WithCheck]; or when the
+// model fails: the provider's error, the step's own timeout (timeouts.call),
+// its open circuit breaker ([Escalates]). Every call is billed and its usage
+// counted in the call's record.
 //
 // With routing.larger_window set, a call whose estimated input does not
 // fit the routed model's context window goes to the first listed model

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -320,14 +321,16 @@ func (h *handler) check(req *middleware.Request, resp *middleware.Response, mode
 }
 
 // Escalates reports whether a cascade step's error moves on to the next
-// model: a provider failure, not a cancellation, a deadline or a budget
-// (ctx is the call's: once it ended, nothing escalates).
+// model: a failure of the step's model — the provider's error, the step's
+// own timeout (timeouts.call), its open circuit breaker — not a
+// cancellation, the call's deadline or a budget (ctx is the call's: once
+// it ended, nothing escalates).
 func Escalates(ctx context.Context, err error) bool {
 	if ctx.Err() != nil || middleware.IsCancellation(err) || errors.Is(err, middleware.ErrBudget) {
 		return false
 	}
 	var pe *middleware.ProviderError
-	return errors.As(err, &pe)
+	return errors.As(err, &pe) || errors.Is(err, middleware.ErrTimeout) || errors.Is(err, breaker.ErrOpen)
 }
 
 // fitWindow returns a larger-window model when the estimate of q does not
