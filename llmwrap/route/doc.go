@@ -65,7 +65,11 @@
 // model than the strong one is written again by the strong model, without
 // tools. A streaming caller receives exactly one answer: the cheap model's
 // chunks are held back, and either replayed (when its answer was a tool
-// call, which is kept) or dropped (when the strong model regenerates).
+// call, which is kept) or dropped (when the strong model regenerates). A
+// regeneration that fails before any of its answer reached the caller
+// (the strong model down) leaves the call the cheap model's final answer,
+// replayed to a streaming caller, noted in the call's facts and not kept
+// by a response cache (CallFacts.OffRoute).
 //
 // With routing.cascade set, a call routed to one of the cascade's models
 // (or, when no rule matched and there is no default, any call) is tried

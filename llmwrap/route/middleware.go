@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/middleware"
@@ -225,7 +226,35 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 	c.rule = joinRule(c.rule, why)
 	c.decide(ctx, from, h.regen, c.rule)
 	c.note(why)
+	var sent atomic.Bool // a chunk of the regeneration reached the caller
+	if req.Stream != nil {
+		out := req.Stream
+		g.Stream = func(ctx context.Context, ch middleware.Chunk) error {
+			sent.Store(true)
+			return out(ctx, ch)
+		}
+	}
 	resp2, err := h.attempt(ctx, c, g)
+	if err != nil && !sent.Load() && ctx.Err() == nil && !middleware.IsCancellation(err) {
+		// The strong model failed before the caller saw any of its
+		// answer: the cheap model's final answer, whole and paid for,
+		// is the call's answer.
+		kept := "regeneration with " + h.regen + " failed (" + shortErr(err) + "): kept the final answer of " + from
+		c.rule = joinRule(c.rule, kept)
+		c.note(kept + ": " + err.Error())
+		c.ci.Update(func(f *middleware.CallFacts) {
+			f.Model, f.Rule = from, c.rule
+			// Not the route's answer while its models are healthy: a
+			// response cache does not keep it.
+			f.OffRoute = kept
+		})
+		if req.Stream != nil {
+			if rerr := middleware.Replay(ctx, resp, 0, req.Stream); rerr != nil {
+				return c.finish(nil, rerr)
+			}
+		}
+		return c.finish(resp, nil)
+	}
 	return c.finish(resp2, err)
 }
 
