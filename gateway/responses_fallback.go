@@ -41,7 +41,9 @@ import (
 // case at its own price, in the team's and the run's ledgers, and
 // admitted by its own rate limits; the model that answers is settled at
 // its answer's usage, the others released. The request goes to the
-// fallback model's upstream with the model in its body; what the client
+// fallback model's upstream with the model in its body (and its
+// max_output_tokens lowered to that model's maximum output when above
+// it, as for a routed call); what the client
 // gets is the answer of the model that answered, else the last model's
 // error answer (shaped as an OpenAI error), else the gateway's own
 // OpenAI-shaped error (a budget's refusal, an open breaker, a network
@@ -464,7 +466,7 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 		body = rb // a final answer's regeneration: without tools
 	}
 	if mreq.Model != c.req.Model {
-		b, ok := withModel(body, mreq.Model)
+		b, ok := withModel(body, mreq.Model, maxOutput(c.pl.pol, mreq.Model))
 		if !ok {
 			return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_request", NoRetry: true,
 				Message: "tokenwise/gateway: the request's model cannot be rewritten to fall back to " + strconv.Quote(mreq.Model)}
@@ -643,13 +645,38 @@ func peekEmbeddedError(resp *http.Response) (int, bool) {
 
 // withModel returns body with its model set to model, and true; false
 // when the rewrite does not reach the member as JSON readers do (an
-// escaped member name).
-func withModel(body []byte, model string) ([]byte, bool) {
+// escaped member name). A max_output_tokens above maxOut, the model's
+// maximum output (0: unknown), is lowered to it: the provider refuses a
+// larger one with a bad request (the client's, for the model it asked
+// for, may be larger than the model the call moved to can give).
+func withModel(body []byte, model string, maxOut int64) ([]byte, bool) {
 	out, err := sjson.SetBytes(slices.Clip(body), "model", model)
 	var check struct {
-		Model string `json:"model"`
+		Model     string       `json:"model"`
+		MaxOutput *json.Number `json:"max_output_tokens"`
 	}
 	if err != nil || json.Unmarshal(out, &check) != nil || check.Model != model {
+		return nil, false
+	}
+	if maxOut > 0 && check.MaxOutput != nil {
+		if n, err := check.MaxOutput.Int64(); err == nil && n > maxOut {
+			if fit, ok := withMaxOutput(out, maxOut); ok {
+				out = fit
+			}
+		}
+	}
+	return out, true
+}
+
+// withMaxOutput returns body with its max_output_tokens set to n, and
+// true; false when the rewrite does not reach the member as JSON readers
+// do.
+func withMaxOutput(body []byte, n int64) ([]byte, bool) {
+	out, err := sjson.SetBytes(body, "max_output_tokens", n)
+	var check struct {
+		MaxOutput *int64 `json:"max_output_tokens"`
+	}
+	if err != nil || json.Unmarshal(out, &check) != nil || check.MaxOutput == nil || *check.MaxOutput != n {
 		return nil, false
 	}
 	return out, true

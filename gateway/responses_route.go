@@ -125,7 +125,7 @@ func (s *Server) routeResponses(ctx context.Context, team string, body []byte, r
 	var routed []byte
 	if model != req.Model {
 		var ok bool
-		if routed, ok = withModel(body, model); !ok {
+		if routed, ok = withModel(body, model, maxOutput(pl.pol, model)); !ok {
 			model = req.Model // (a body the gateway cannot rewrite goes as it came)
 		}
 	}
@@ -194,4 +194,13 @@ func (s *Server) newPassRules(pl *passLimits) *route.Rules {
 		return nil
 	}
 	return r
+}
+
+// maxOutput returns model's maximum output in p's catalog (0: unknown).
+func maxOutput(p *policies.Policy, model string) int64 {
+	if p == nil {
+		return 0
+	}
+	spec, _ := p.Model(model)
+	return spec.MaxOutputTokens
 }
