@@ -396,3 +396,40 @@ func TestRedisProviderRetryAfterIsShared(t *testing.T) {
 		t.Errorf("the provider saw %d requests, want 1", n)
 	}
 }
+
+// Retries below the rate limit count against the shared requests per
+// minute, also from a provider that sends no x-ratelimit headers: a call
+// that took three requests (two 503s, then the answer) leaves 60 rpm with
+// a 3s burst no room for another one at once. It was counted once, and the
+// next call went through.
+func TestRedisRetriesCountAgainstTheRequestLimit(t *testing.T) {
+	prefix := testPrefix(t, testRedis(t))
+	srv := openaitest.NewServer(t)
+	srv.On(openaitest.LastContains("first")).Reply(openaitest.Unavailable(), openaitest.Unavailable(), openaitest.Text("ok"))
+	srv.Default(openaitest.Text("ok"))
+	p := &policies.Policy{Version: 1, RateLimits: policies.RateLimits{
+		Models:  map[string]policies.ModelRateLimit{"gpt-4o": {RPM: 60, Burst: policies.Duration(3 * time.Second)}},
+		OnLimit: policies.OnLimitReject,
+		Store:   policies.RateLimitStore{Kind: policies.StoreRedis, KeyPrefix: prefix},
+	}, Fallback: policies.Fallback{Retry: policies.Retry{MaxAttempts: 3, BaseDelay: policies.Duration(time.Millisecond)}}}
+	chain := llmwrap.MustBuild(p, llmwrap.WithRateLimitStore(redis.NewRateLimitStore(testRedis(t))))
+	cfg := goopenai.DefaultConfig("k")
+	cfg.BaseURL = srv.URL
+	cfg.HTTPClient = oaiadapter.NewHTTPClient(chain, oaiadapter.WithBaseTransport(srv.Transport()))
+	c := goopenai.NewClientWithConfig(cfg)
+	ask := func(text string) error {
+		_, err := c.CreateChatCompletion(context.Background(), goopenai.ChatCompletionRequest{Model: "gpt-4o",
+			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: text}}})
+		return err
+	}
+	if err := ask("first"); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.Count(); n != 3 {
+		t.Fatalf("the provider saw %d requests, want 3", n)
+	}
+	var rle *ratelimit.Error
+	if err := ask("second"); !errors.As(err, &rle) || rle.Limit != "rpm" {
+		t.Fatalf("second call: %v, want a refusal of rpm (the first call's three requests fill the burst)", err)
+	}
+}
