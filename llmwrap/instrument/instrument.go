@@ -152,12 +152,18 @@ func answerUsage(f *middleware.CallFacts, resp *middleware.Response, req *middle
 	return resp.Usage.WithServiceTier(req)
 }
 
+// roleFunction is the role of a legacy function result (the functions
+// API's, before tools), as the adapters read it.
+const roleFunction middleware.Role = "function"
+
 // DetectStage infers a call's stage when the caller did not declare it. It
 // is the only stage detector of tokenwise: the instrument layer runs it
 // once per call, records the result in the call's facts, and the router
 // reads it from there.
 //
-//   - the last message a tool result: result analysis;
+//   - the last message a tool result (role "tool", or "function": the
+//     legacy functions API's result, as go-openai's Functions send it):
+//     result analysis;
 //   - the last message the assistant's (a continuation): final answer;
 //   - the last message the user's and tools offered: tool selection;
 //   - a one-shot (ReAct) agent's prompt — tools described in the text, with
@@ -171,7 +177,7 @@ func DetectStage(req *middleware.Request) middleware.Stage {
 		return middleware.StageFinalAnswer
 	}
 	switch last.Role {
-	case middleware.RoleTool:
+	case middleware.RoleTool, roleFunction:
 		return middleware.StageResultAnalysis
 	case middleware.RoleAssistant:
 		return middleware.StageFinalAnswer
