@@ -762,6 +762,11 @@ func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *Exc
 	case OnExceedDowngrade:
 		d := req.Clone()
 		d.Model = b.cfg.DowngradeTo
+		// The caller's max_tokens, as far as the cheaper model can give it.
+		middleware.FitMaxTokens(ctx, d, func(model string) int64 {
+			spec, _ := b.catalog.Model(model)
+			return spec.MaxOutputTokens
+		})
 		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
 			f.Model = d.Model
 			f.Notes = append(f.Notes, fmt.Sprintf("budget: %s over its %s limit, downgraded %s → %s", e.Scope, e.Unit, req.Model, d.Model))
