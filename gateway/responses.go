@@ -476,6 +476,9 @@ type responsesHold struct {
 	start   time.Time  // when its model was tried
 	recOnce sync.Once
 	sent    bool // the request reached the upstream
+	// sends counts the requests that reached the upstream, each retry's
+	// (fallback.retry, under the hold): the rate limits count them all.
+	sends atomic.Int32
 	// Set on the hold of the model that answered a call that fell back
 	// (responses_fallback.go): the call's model, its attempts before this
 	// one, and its start.
@@ -519,6 +522,14 @@ func (h *responsesHold) record(u middleware.Usage, costPico int64, estimated boo
 		}
 		h.s.report(h.team, h.run, middleware.CallRecord{CallFacts: f, Usage: usage, Latency: time.Since(begun), Start: begun, Err: err})
 	})
+}
+
+// done settles the rate limits' admission once (passHold.done), with
+// the requests made upstream counted as the retries under the hold sent
+// them: a call that took three requests to answer is three requests of
+// the model's requests per minute.
+func (h *responsesHold) done(ctx context.Context, used int64, requests int) {
+	h.passHold.done(ctx, used, max(requests, int(h.sends.Load())))
 }
 
 // release frees what a call that got no answer holds.

@@ -500,6 +500,9 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 	}
 	o, sent := sendtrack.Track(c.s.pass, o)
 	resp, err := c.s.pass.RoundTrip(o)
+	if a.hold != nil && (err == nil || sent.Sent()) {
+		a.hold.sends.Add(1)
+	}
 	if err != nil {
 		if a.hold != nil && !sent.Sent() {
 			// Ended while connecting or before the body was written: the
