@@ -59,7 +59,7 @@ func TestMovedCallFitsTheModelsMaxOutput(t *testing.T) {
 			srv.Default(openaitest.Text("fine"))
 			c := rlClient(srv, llmwrap.MustBuild(p))
 			ctx := middleware.WithTeam(context.Background(), "sre")
-			resp, err := c.CreateChatCompletion(ctx, openai.ChatCompletionRequest{Model: "gpt-4.1", MaxTokens: 30000,
+			resp, err := c.CreateChatCompletion(ctx, openai.ChatCompletionRequest{Model: "gpt-4.1", MaxCompletionTokens: 30000,
 				Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "check the disk"}}})
 			if err != nil {
 				t.Fatalf("%v (provider saw %v)", err, models(srv))
@@ -76,8 +76,14 @@ func TestMovedCallFitsTheModelsMaxOutput(t *testing.T) {
 			if last.Model != "gpt-4o-mini" || n == nil || *n != 16384 {
 				t.Errorf("sent %s with max_tokens %v, want gpt-4o-mini with 16384", last.Model, deref(n))
 			}
-			if first := reqs[0].Chat; first.Model == "gpt-4.1" && (first.MaxTokens == nil || *first.MaxTokens != 30000) {
-				t.Errorf("gpt-4.1 sent max_tokens %v, want the caller's 30000", deref(first.MaxTokens))
+			if first := reqs[0].Chat; first.Model == "gpt-4.1" {
+				n := first.MaxCompletionTokens
+				if n == nil {
+					n = first.MaxTokens
+				}
+				if n == nil || *n != 30000 {
+					t.Errorf("gpt-4.1 sent max_tokens %v, want the caller's 30000", deref(n))
+				}
 			}
 		})
 	}

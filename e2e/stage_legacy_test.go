@@ -22,6 +22,7 @@ func TestLegacyFunctionResultIsResultAnalysis(t *testing.T) {
 	client := goClient(t, srv, mustPolicy(t, "version: 1\n"))
 	ctx, run := middleware.StartRun(context.Background(), "legacy")
 	_, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o",
+		//lint:ignore SA1019 the legacy functions API is what this test is about
 		Functions: []goopenai.FunctionDefinition{{Name: "check_disk", Parameters: map[string]any{"type": "object"}}},
 		Messages: []goopenai.ChatCompletionMessage{
 			{Role: "user", Content: "Check the disk."},
