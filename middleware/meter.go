@@ -106,6 +106,23 @@ func HedgedAttempt(ctx context.Context) bool {
 	return h
 }
 
+type heldKey struct{}
+
+// WithStreamHeld marks the calls made with ctx as streams a layer above
+// holds back (a draft the router may replace): their chunks reach no
+// caller, so that a failure after some of them may still be retried or
+// fall back, as one before the first chunk may.
+func WithStreamHeld(ctx context.Context) context.Context {
+	return context.WithValue(ctx, heldKey{}, true)
+}
+
+// StreamHeld reports whether ctx is that of a held stream
+// ([WithStreamHeld]).
+func StreamHeld(ctx context.Context) bool {
+	h, _ := ctx.Value(heldKey{}).(bool)
+	return h
+}
+
 type attemptsKey struct{}
 
 // CountAttempts returns a context under which the [Meter] adds one to n for

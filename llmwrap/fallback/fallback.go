@@ -291,7 +291,7 @@ func (f *fallback) Handle(ctx context.Context, req *middleware.Request) (*middle
 			return f.finish(ctx, req, results, win)
 		}
 		last = &results[len(results)-1]
-		if last.started || ctx.Err() != nil || !f.moveOn(last.err) {
+		if (last.started && !middleware.StreamHeld(ctx)) || ctx.Err() != nil || !f.moveOn(last.err) {
 			break
 		}
 	}

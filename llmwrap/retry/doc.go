@@ -22,7 +22,9 @@
 // instead of sleeping into a timeout.
 //
 // A streaming call is retried only while no chunk has reached the caller;
-// after that a failure is the caller's to see.
+// after that a failure is the caller's to see. The chunks of a stream a
+// layer above holds back (the router's draft, middleware.WithStreamHeld)
+// reach no caller.
 //
 // Every retry emits a middleware.Retrying event before its wait.
 package retry

@@ -109,7 +109,7 @@ type handler struct {
 func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 	r := req
 	var started *atomic.Bool
-	if req.Stream != nil {
+	if req.Stream != nil && !middleware.StreamHeld(ctx) { // a held stream's chunks reach no caller
 		started = new(atomic.Bool)
 		inner := req.Stream
 		r = req.Clone()

@@ -199,12 +199,13 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 	}
 	// The strong model may have to rewrite the answer: hold the first
 	// model's chunks back until we know.
-	held := r
+	held, hctx := r, ctx
 	if req.Stream != nil {
 		held = r.Clone()
 		held.Stream = discard
+		hctx = middleware.WithStreamHeld(ctx) // may be retried or fall back after its first chunks
 	}
-	resp, err := h.serve(ctx, c, held)
+	resp, err := h.serve(hctx, c, held)
 	if err != nil || !IsFinalAnswer(resp) {
 		if err == nil && req.Stream != nil {
 			if rerr := middleware.Replay(ctx, resp, 0, req.Stream); rerr != nil {
@@ -312,7 +313,11 @@ func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*m
 		if i > start {
 			c.decide(ctx, h.cascade[i-1], m, c.rule)
 		}
-		resp, err := h.attempt(ctx, c, step)
+		sctx := ctx
+		if held {
+			sctx = middleware.WithStreamHeld(ctx) // a draft: its chunks reach no caller
+		}
+		resp, err := h.attempt(sctx, c, step)
 		if err != nil {
 			if last || !Escalates(ctx, err) {
 				return nil, err
