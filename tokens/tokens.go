@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"hash/maphash"
@@ -329,7 +330,31 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	if next != nil {
 		e.convs.store(ck, next)
 	}
-	return n + e.toolsAndReply(enc, c, req.Tools)
+	return n + e.toolsAndReply(enc, c, req.Tools) + e.legacyFunctions(enc, c, req.Extra)
+}
+
+// legacyFunctions counts the function definitions of the legacy functions
+// API (a request's "functions", kept in Extra by the adapters) as tool
+// definitions: the model reads them as it reads tools.
+func (e *Estimator) legacyFunctions(enc string, c *bpe, extra []byte) int64 {
+	if len(extra) == 0 || !bytes.Contains(extra, []byte(`"functions"`)) {
+		return 0
+	}
+	var v struct {
+		Functions []struct {
+			Name        string          `json:"name"`
+			Description string          `json:"description"`
+			Parameters  json.RawMessage `json:"parameters"`
+		} `json:"functions"`
+	}
+	if json.Unmarshal(extra, &v) != nil || len(v.Functions) == 0 {
+		return 0
+	}
+	ts := make([]middleware.Tool, len(v.Functions))
+	for i, f := range v.Functions {
+		ts[i] = middleware.Tool{Name: f.Name, Description: f.Description, Parameters: f.Parameters}
+	}
+	return e.tools(enc, c, ts)
 }
 
 // toolsAndReply returns what a request counts besides its messages: its
@@ -381,7 +406,7 @@ func (e *Estimator) Bound(model string, req *middleware.Request) int64 {
 			n += messageBound(c, legacy, m)
 		}
 	}
-	return n + e.toolsAndReply(mi.Encoding, c, req.Tools)
+	return n + e.toolsAndReply(mi.Encoding, c, req.Tools) + e.legacyFunctions(mi.Encoding, c, req.Extra)
 }
 
 // Within reports whether Request(model, req) is at most limit, counting
