@@ -177,7 +177,11 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 				continue
 			}
 		}
-		if hresp, err = p.cfg.base.RoundTrip(hreq); err != nil {
+		hresp, err = p.cfg.base.RoundTrip(hreq)
+		if err == nil {
+			hreq, hresp, err = p.follow(hreq, hresp)
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				if !sent.Sent() {
 					// Ended while connecting or before the body was
@@ -927,6 +931,46 @@ func (e *HTTPError) Error() string {
 		body = body[:200]
 	}
 	return fmt.Sprintf("HTTP %d: %s", e.StatusCode, bytes.TrimSpace(body))
+}
+
+// maxRedirects is how many redirects a call follows (as net/http's
+// client).
+const maxRedirects = 10
+
+// follow follows the provider's 307 and 308 redirects to the same host
+// (another path, http to https), as net/http's client follows them for a
+// bare go-openai client: the same method, body and headers. Another
+// status, a redirect to another host (which the upstream's key is not
+// sent to), or one past maxRedirects is answered as it came. It returns
+// the request that got the answer.
+func (p *Provider) follow(hreq *http.Request, hresp *http.Response) (*http.Request, *http.Response, error) {
+	for hops := 0; hops < maxRedirects; hops++ {
+		if hresp.StatusCode != http.StatusTemporaryRedirect && hresp.StatusCode != http.StatusPermanentRedirect {
+			break
+		}
+		loc := hresp.Header.Get("Location")
+		if loc == "" || hreq.GetBody == nil {
+			break
+		}
+		u, err := hreq.URL.Parse(loc)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !strings.EqualFold(u.Hostname(), hreq.URL.Hostname()) {
+			break
+		}
+		body, err := hreq.GetBody()
+		if err != nil {
+			break
+		}
+		next := hreq.Clone(hreq.Context())
+		next.URL, next.Host, next.Body = u, "", body
+		_, _ = io.Copy(io.Discard, io.LimitReader(hresp.Body, 4<<10)) // the connection kept for reuse
+		hresp.Body.Close()
+		r, err := p.cfg.base.RoundTrip(next)
+		if err != nil {
+			return next, nil, err
+		}
+		hreq, hresp = next, r
+	}
+	return hreq, hresp, nil
 }
 
 // azureDeployments precedes the deployment's name in an Azure OpenAI URL.
