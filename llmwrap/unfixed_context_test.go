@@ -19,7 +19,7 @@ import (
 // conversation, also once the run has offloaded more than
 // toolwrap.RunStoreBytes.
 func TestOffloadedResultStaysReadableInALongRun(t *testing.T) {
-	t.Skip("unfixed: toolwrap.RunArtifacts is an LRU bounded by RunStoreBytes; past it the oldest offloaded result is evicted while the frozen excerpt naming it is still sent, and read_artifact answers not found")
+	t.Skip("unfixed: toolwrap.RunArtifacts is an LRU bounded by RunStoreBytes; past it the oldest offloaded result is evicted while the frozen excerpt naming it is still sent, and read_artifact answers that it is no longer kept (ErrEvicted)")
 	p := policies.Default()
 	p.Budget = policies.Budget{} // no request limit: the conversation is long on purpose
 	p.Context = policies.ContextPolicy{MaxInputTokens: 400_000, KeepLastTurns: 1, BlockSize: 1,

@@ -252,3 +252,34 @@ func TestCanonicalArgs(t *testing.T) {
 		}
 	}
 }
+
+// An artifact its full MemoryStore evicted is reported as evicted
+// (ErrEvicted, which matches ErrNotFound too), and read_artifact tells
+// the agent it is no longer kept and how to get it again, instead of
+// "not found", as if its id were wrong; an id the store never held is
+// still "not found".
+func TestEvictedArtifactSaysSo(t *testing.T) {
+	t.Parallel()
+	s := toolwrap.NewMemoryStore(100)
+	a := toolwrap.NewArtifacts(s, toolwrap.ArtifactConfig{}, nil)
+	ctx, _ := middleware.StartRun(t.Context(), "r")
+	first, _, err := a.Put(ctx, strings.Repeat("x", 60))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Put(ctx, strings.Repeat("y", 60)); err != nil { // evicts the first
+		t.Fatal(err)
+	}
+	_, err = a.Get(ctx, first)
+	if !errors.Is(err, toolwrap.ErrEvicted) || !errors.Is(err, toolwrap.ErrNotFound) {
+		t.Fatalf("the evicted artifact: %v, want ErrEvicted (and ErrNotFound)", err)
+	}
+	_, err = a.Read(ctx, toolwrap.ReadArgs{ID: first})
+	if err == nil || !strings.Contains(err.Error(), "no longer kept") || !strings.Contains(err.Error(), "again") {
+		t.Fatalf("read_artifact of the evicted artifact: %v", err)
+	}
+	_, err = a.Read(ctx, toolwrap.ReadArgs{ID: "art_00000000000000000000000000000000"})
+	if err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("read_artifact of an unknown id: %v", err)
+	}
+}

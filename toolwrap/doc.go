@@ -46,7 +46,8 @@
 // to the run that produced them: a [Store] finds an artifact only under its
 // run id, so an agent steered by injected text to read another run's
 // artifact gets "not found". Stores: [MemoryStore] (bounded by bytes, least
-// recently used evicted), [DirStore] (a directory) and the Redis store of
+// recently used evicted; a read of an evicted one is [ErrEvicted], and
+// read_artifact tells the agent it is no longer kept), [DirStore] (a directory) and the Redis store of
 // adapters/redis. Context compaction reuses [Artifacts.Offload],
 // [Artifacts.Get], [Artifacts.ReadRange] and [Artifacts.Grep].
 //

@@ -92,6 +92,9 @@ func (a *Artifacts) read(ctx context.Context, args string) (string, error) {
 func (a *Artifacts) Read(ctx context.Context, ra ReadArgs) (string, error) {
 	c := a.cfg
 	t, err := a.getOrRun(ctx, ra.ID)
+	if errors.Is(err, ErrEvicted) {
+		return "", fmt.Errorf("artifact %s is no longer kept: its store, full, evicted it for newer results; call the tool that produced it again if you need it", echo(ra.ID))
+	}
 	if errors.Is(err, ErrNotFound) {
 		return "", fmt.Errorf("artifact %s not found", echo(ra.ID))
 	}

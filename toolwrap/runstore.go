@@ -41,7 +41,11 @@ func (a *Artifacts) getOrRun(ctx context.Context, id string) (*Text, error) {
 	t, err := a.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		if ra := RunArtifacts(ctx); ra != a {
-			return ra.Get(ctx, id)
+			t2, err2 := ra.Get(ctx, id)
+			if errors.Is(err2, ErrNotFound) && errors.Is(err, ErrEvicted) {
+				return nil, err // (evicted from the first: say so)
+			}
+			return t2, err2
 		}
 	}
 	return t, err

@@ -26,7 +26,16 @@ type MemoryStore struct {
 	size int64
 	ll   *list.List
 	idx  map[memKey]*list.Element
+	// gone remembers the keys of the last evicted artifacts (a ring of
+	// goneKeys), so that a read of one says it was evicted (ErrEvicted)
+	// rather than that it never was.
+	gone    map[memKey]struct{}
+	goneAt  []memKey
+	goneOld int
 }
+
+// goneKeys is how many evicted keys a MemoryStore remembers.
+const goneKeys = 4096
 
 type memKey struct{ run, id string }
 
@@ -62,18 +71,39 @@ func (s *MemoryStore) Put(_ context.Context, run, id string, t *Text) error {
 		s.ll.Remove(old)
 		delete(s.idx, e.key)
 		s.size -= e.t.memSize()
+		s.forget(e.key)
 	}
 	s.idx[k] = s.ll.PushFront(&memEntry{key: k, t: t})
 	s.size += n
 	return nil
 }
 
-// Get returns the artifact of run and id, or ErrNotFound.
+// forget records that k was evicted, forgetting the oldest such key past
+// goneKeys. s.mu is held.
+func (s *MemoryStore) forget(k memKey) {
+	if s.gone == nil {
+		s.gone = make(map[memKey]struct{})
+	}
+	if len(s.goneAt) < goneKeys {
+		s.goneAt = append(s.goneAt, k)
+	} else {
+		delete(s.gone, s.goneAt[s.goneOld])
+		s.goneAt[s.goneOld] = k
+		s.goneOld = (s.goneOld + 1) % goneKeys
+	}
+	s.gone[k] = struct{}{}
+}
+
+// Get returns the artifact of run and id, or ErrNotFound (ErrEvicted when
+// the store evicted it).
 func (s *MemoryStore) Get(_ context.Context, run, id string) (*Text, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	el, ok := s.idx[memKey{run, id}]
 	if !ok {
+		if _, evicted := s.gone[memKey{run, id}]; evicted {
+			return nil, ErrEvicted
+		}
 		return nil, ErrNotFound
 	}
 	s.ll.MoveToFront(el)

@@ -77,6 +77,10 @@ var (
 	ErrUnknownTool = errors.New("tokenwise/toolwrap: unknown tool")
 	// ErrNotFound: no artifact with that id in this run.
 	ErrNotFound = errors.New("tokenwise/toolwrap: artifact not found")
+	// ErrEvicted: the artifact was in this run, and its store, full,
+	// evicted it for newer ones (a MemoryStore's bound). It matches
+	// ErrNotFound too.
+	ErrEvicted = fmt.Errorf("%w: evicted from its full store for newer artifacts", ErrNotFound)
 	// ErrTooLarge: an artifact is larger than its store allows.
 	ErrTooLarge = errors.New("tokenwise/toolwrap: artifact too large")
 	// ErrNoRun: an artifact put outside a run (middleware.StartRun). Every
