@@ -172,8 +172,30 @@ func loadPolicy(path, team string) (p *policies.Policy, embedded bool, err error
 	if stem := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)); team != "" && team != stem {
 		return nil, false, &policies.UnknownTeamError{Team: team, Known: []string{stem}}
 	}
-	p, err = policies.LoadFileExtends(path)
+	p, err = policies.LoadFileExtendsIn(path, policyRoot(path))
 	return p, false, err
+}
+
+// policyRoot is the policy directory a single file belongs to, for its
+// extends paths to resolve within: the nearest directory above it (its
+// own included) that holds a default.yaml, as a base in a subdirectory
+// (bases/common.yaml extending ../default.yaml) has; else its own.
+func policyRoot(path string) string {
+	dir := filepath.Dir(path)
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return dir
+	}
+	for d := abs; ; {
+		if fi, err := os.Stat(filepath.Join(d, policies.DefaultTeam+".yaml")); err == nil && fi.Mode().IsRegular() {
+			return d
+		}
+		up := filepath.Dir(d)
+		if up == d {
+			return dir
+		}
+		d = up
+	}
 }
 
 func check(args []string, stdout, stderr io.Writer) int {
@@ -219,7 +241,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 			}
 			continue
 		}
-		p, err := policies.LoadFileExtends(path)
+		p, err := policies.LoadFileExtendsIn(path, policyRoot(path))
 		if err != nil {
 			printErr(stderr, err)
 			status = 1

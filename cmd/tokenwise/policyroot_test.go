@@ -9,12 +9,12 @@ import (
 // TestPolicyCheckOfABaseInASubdirectory: a policy directory whose team
 // file extends bases/common.yaml, which extends ../default.yaml, loads
 // (policy check DIR, the registry, serve). `policy check
-// DIR/bases/common.yaml` — a pre-commit hook over the changed files — takes
-// the base's own directory for the policy directory and fails it with
-// "extends path outside the policy directory". The file alone cannot say
-// where its policy directory is.
+// DIR/bases/common.yaml` — a pre-commit hook over the changed files —
+// checks it within its policy directory, the nearest above it that holds
+// a default.yaml. Before, it took the base's own directory for the policy
+// directory and failed it with "extends path outside the policy
+// directory".
 func TestPolicyCheckOfABaseInASubdirectory(t *testing.T) {
-	t.Skip("unfixed: policy check FILE resolves extends within FILE's own directory")
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "bases"), 0o755); err != nil {
 		t.Fatal(err)
