@@ -185,14 +185,14 @@ routing:
 	want := []Problem{
 		{Path: "routing.rulez", File: "devops.yaml", Line: 5, Column: 3, Msg: `unknown field "rulez" (did you mean "rules"?)`},
 		{Path: "routing.rules[0].when.regex", File: "devops.yaml", Line: 9, Column: 9, Msg: "invalid regex: missing closing ]: `[sz`"},
-		{Path: "routing.rules[1].model", File: "devops.yaml", Line: 13, Column: 7, Msg: `unknown model "my-llama": not in the price catalog nor in models`},
+		{Path: "routing.rules[1].model", File: "devops.yaml", Line: 13, Column: 7, Msg: `unknown model "my-llama": not in the price catalog nor in models (declare it under models: with its input_per_1m and output_per_1m, or free: true for a local model)`},
 	}
 	if got := problemsOf(t, err); !reflect.DeepEqual(got, want) {
 		t.Errorf("problems:\n got %#v\nwant %#v", got, want)
 	}
 	wantText := "devops.yaml:5:3: routing.rulez: unknown field \"rulez\" (did you mean \"rules\"?)\n" +
 		"devops.yaml:9:9: routing.rules[0].when.regex: invalid regex: missing closing ]: `[sz`\n" +
-		"devops.yaml:13:7: routing.rules[1].model: unknown model \"my-llama\": not in the price catalog nor in models"
+		"devops.yaml:13:7: routing.rules[1].model: unknown model \"my-llama\": not in the price catalog nor in models (declare it under models: with its input_per_1m and output_per_1m, or free: true for a local model)"
 	if err.Error() != wantText {
 		t.Errorf("Error() =\n%s\nwant\n%s", err, wantText)
 	}

@@ -161,7 +161,13 @@ func (c *checker) model(path, name string) {
 			names = append(names, k)
 		}
 		slices.Sort(names)
-		c.add(path, "unknown model %q: not in the price catalog nor in models%s", clip(name), suggest(name, names))
+		hint := suggest(name, names)
+		if hint == "" {
+			// A model of another server (a local one): declared under
+			// models: it is known, priced or free.
+			hint = " (declare it under models: with its input_per_1m and output_per_1m, or free: true for a local model)"
+		}
+		c.add(path, "unknown model %q: not in the price catalog nor in models%s", clip(name), hint)
 		return
 	}
 	if spec.Embeddings {

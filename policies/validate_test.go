@@ -119,7 +119,7 @@ func TestValidateInCode(t *testing.T) {
 	err := p.Validate()
 	want := "version: version is required: add version: 1\n" +
 		"budget.warn_at[0]: must be a fraction in (0,1], got 2\n" +
-		"routing.rules[0].model: unknown model \"nope\": not in the price catalog nor in models\n" +
+		"routing.rules[0].model: unknown model \"nope\": not in the price catalog nor in models (declare it under models: with its input_per_1m and output_per_1m, or free: true for a local model)\n" +
 		"routing.rules[0].when.regex: invalid regex: missing closing ): `(`"
 	if err == nil || err.Error() != want {
 		t.Errorf("Validate() =\n%v\nwant\n%s", err, want)
@@ -140,7 +140,7 @@ func TestValidateAfterLoadKeepsPositions(t *testing.T) {
 	}
 	p.Routing.Default = "unknown-model"
 	got := p.Validate()
-	want := `team.yaml:3:3: routing.default: unknown model "unknown-model": not in the price catalog nor in models`
+	want := `team.yaml:3:3: routing.default: unknown model "unknown-model": not in the price catalog nor in models (declare it under models: with its input_per_1m and output_per_1m, or free: true for a local model)`
 	if got == nil || got.Error() != want {
 		t.Errorf("Validate() = %v, want %s", got, want)
 	}
