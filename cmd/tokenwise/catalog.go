@@ -81,6 +81,15 @@ func catalogImport(args []string, stdout, stderr io.Writer) int {
 		if len(files) > 1 {
 			fmt.Fprintf(stderr, "wrote %s, extending %d parts in %s\n", *out, len(files)-1, filepath.Dir(files[1].Path))
 		}
+		if fi, err := os.Stat(filepath.Join(filepath.Dir(*out), policies.DefaultTeam+".yaml")); err == nil && fi.Mode().IsRegular() &&
+			filepath.Base(*out) != policies.DefaultTeam+".yaml" {
+			// A file beside default.yaml is a team's policy to the
+			// registry: the catalog would serve a team of its name.
+			team := strings.TrimSuffix(filepath.Base(*out), filepath.Ext(*out))
+			fmt.Fprintf(stderr, "note: %s is in a policy directory, where it is the policy of a team %q; "+
+				"write it in a subdirectory (e.g. %s) and extend it from your policies (extends: %s)\n",
+				*out, team, filepath.Join(filepath.Dir(*out), "bases", filepath.Base(*out)), filepath.ToSlash(filepath.Join("bases", filepath.Base(*out))))
+		}
 	}
 	for _, s := range im.Skipped {
 		fmt.Fprintf(stderr, "skipped %s: %s\n", s.Model, s.Reason)

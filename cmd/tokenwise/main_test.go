@@ -174,6 +174,16 @@ func TestCatalogImportCommand(t *testing.T) {
 	if code, _, _ := runCmd("catalog", "import", filepath.Join(dir, "missing.json")); code != 1 {
 		t.Errorf("a missing file exits %d", code)
 	}
+	if strings.Contains(stderr, "policy directory") {
+		t.Errorf("an import beside no default.yaml says it is in a policy directory:\n%s", stderr)
+	}
+	// Written beside a default.yaml, the file is a team's policy to the
+	// registry: the import says so, and where to put it instead.
+	os.WriteFile(filepath.Join(dir, "default.yaml"), []byte("version: 1\n"), 0o644)
+	code, _, stderr = runCmd("catalog", "import", "-o", out, "../../policies/testdata/litellm_prices.json")
+	if code != 0 || !strings.Contains(stderr, `the policy of a team "prices"`) || !strings.Contains(stderr, "extends: bases/prices.yaml") {
+		t.Errorf("an import into a policy directory: exit %d, stderr:\n%s", code, stderr)
+	}
 }
 
 // TestCatalogImportOfManyModelsLoads: LiteLLM's real file prices well over
