@@ -86,6 +86,15 @@ func gatewayInit(args []string, stdout, stderr io.Writer) int {
 		printErr(stderr, err)
 		return 1
 	}
+	if len(made) == 0 {
+		// An existing policy directory: it must load as the gateway will
+		// load it, before anything is written in it.
+		if _, err := policies.LoadDir(filepath.Dir(polPath)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(stderr, "tokenwise gateway init: the policy directory %s does not load; nothing written:\n", filepath.Dir(polPath))
+			printErr(stderr, err)
+			return 1
+		}
+	}
 	if err := writeNew(polPath, policies.DefaultYAML(), 0o644); err != nil {
 		fmt.Fprintln(stderr, "tokenwise gateway init:", err)
 		return 1

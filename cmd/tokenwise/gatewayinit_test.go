@@ -97,3 +97,45 @@ func TestGatewayInit(t *testing.T) {
 		t.Fatalf("serve without a gateway file: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestGatewayInitIntoAnExistingPolicyDirectory: init into a directory
+// whose policies/ exists writes default.yaml there when the directory
+// loads (empty, or with team files), and writes nothing, with every
+// problem listed and exit 1, when a file there does not load — the
+// gateway it would set up could not start. Before, it wrote both files
+// and said ok.
+func TestGatewayInitIntoAnExistingPolicyDirectory(t *testing.T) {
+	for _, c := range []struct {
+		name, file, body string
+		code             int
+	}{
+		{"empty", "", "", 0},
+		{"a team", "ops.yaml", "version: 1\nname: ops\n", 0},
+		{"broken", "ops.yaml", "version: 1\nname: ops\nbudget: {team: {max_usd: -3}}\n", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			pd := filepath.Join(dir, "policies")
+			if err := os.Mkdir(pd, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if c.file != "" {
+				if err := os.WriteFile(filepath.Join(pd, c.file), []byte(c.body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			code, stdout, stderr := runCmd("gateway", "init", dir, "-base-url", "https://api.openai.com/v1", "-team", "devops")
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, c.code, stdout, stderr)
+			}
+			_, errCfg := os.Stat(filepath.Join(dir, "gateway.yaml"))
+			_, errDef := os.Stat(filepath.Join(pd, "default.yaml"))
+			if c.code == 0 && (errCfg != nil || errDef != nil) {
+				t.Fatalf("files not written: %v %v", errCfg, errDef)
+			}
+			if c.code != 0 && (errCfg == nil || errDef == nil || !strings.Contains(stderr, "ops.yaml") || !strings.Contains(stderr, "max_usd")) {
+				t.Fatalf("a broken directory: gateway.yaml %v, default.yaml %v, stderr:\n%s", errCfg, errDef, stderr)
+			}
+		})
+	}
+}
