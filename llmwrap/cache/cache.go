@@ -134,6 +134,10 @@ func New(cfg Config, opts ...Option) (*Cache, error) {
 		v := "variant:" + strconv.Itoa(len(cfg.Variant)) + ":" + cfg.Variant + ";"
 		c.globalScope, c.teamScope = v+ScopeGlobal, v+ScopeTeamPrefix
 	}
+	// A call whose endpoint serves one model (middleware.FixedModel) is
+	// not moved by the layers below: its answer is not the one the same
+	// request gets where they may move it.
+	c.fixedGlobal, c.fixedTeam = "fixed-model;"+c.globalScope, "fixed-model;"+c.teamScope
 	if _, c.memory = o.store.(*Memory); c.memory {
 		// Entries keep their messages' encodings, which the memo finds
 		// again by the identity of their strings (another store keeps a
@@ -257,6 +261,7 @@ type cacher struct {
 	// The scope of a global cache, and the prefix of a team's: ScopeGlobal
 	// and ScopeTeamPrefix, after the Variant when there is one.
 	globalScope, teamScope string
+	fixedGlobal, fixedTeam string // the scopes of a call of a fixed model
 
 	memory bool // the store is a *Memory: entries are kept as made
 
@@ -372,10 +377,14 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 	// (a Memory store) rather than a copy.
 	st := statePool.Get().(*keyState)
 	defer putState(st)
+	global, team := c.globalScope, c.teamScope
+	if middleware.FixedModel(ctx) {
+		global, team = c.fixedGlobal, c.fixedTeam
+	}
 	if c.cfg.Global {
-		keyOf(st, c.memo, c.globalScope, "", req)
+		keyOf(st, c.memo, global, "", req)
 	} else {
-		keyOf(st, c.memo, c.teamScope, middleware.TeamFrom(ctx), req)
+		keyOf(st, c.memo, team, middleware.TeamFrom(ctx), req)
 	}
 	key := st.key
 
