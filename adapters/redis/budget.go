@@ -167,9 +167,14 @@ redis.call('PEXPIRE', z, kttl)
 return {1, 0, uu, ut, ru + nu, rt + nt}
 `)
 
-// settle: ARGV member ("<id> <need_u> <need_t>"), act_u, act_t, bucket, nbuckets, cur_bucket, act_p
+// settle: ARGV member ("<id> <need_u> <need_t>"), act_u, act_t, bucket, nbuckets, cur_bucket, act_p, key_ttl_ms
 // (act_u micro-dollars and act_p pico-dollars, 0 <= act_p < 1e6: the exact cost)
 // returns {used_u, used_t, res_u, res_t, n}
+//
+// A ledger hash the settle writes that has no expiry (Redis lost the keys
+// the reservation made — a restart, an eviction — and the charge created
+// it anew) is given key_ttl_ms, as a reservation gives it: otherwise it
+// would never be deleted.
 //
 // A rolling window's settlement is charged to the reservation's bucket
 // while it is in the window, else (a call that outlived the window) to the
@@ -197,7 +202,10 @@ elseif redis.call('SREM', x, id) == 1 then
   if late and au < 0 then au, ap = 0, 0 end
   if late then at = math.max(at, 0) end
 end
-if au ~= 0 or at ~= 0 or ap ~= 0 then charge(b, nb, au, ap, at) end
+if au ~= 0 or at ~= 0 or ap ~= 0 then
+  charge(b, nb, au, ap, at)
+  if redis.call('PTTL', h) == -1 then redis.call('PEXPIRE', h, tonumber(ARGV[8])) end
+end
 local uu, ut = used(cur, nb)
 local ru, rt, n = state()
 return {uu, ut, ru, rt, n}
@@ -295,7 +303,7 @@ func (s *BudgetStore) Reserve(ctx context.Context, r budget.Reservation) (budget
 		return nil, &budget.ExceededError{Unit: budget.UnitTokens, Limit: r.Limit.Tokens, Used: v[3], Reserved: v[5], Need: r.Need.Tokens}
 	}
 	member := id + " " + strconv.FormatInt(r.Need.USDMicros, 10) + " " + strconv.FormatInt(r.Need.Tokens, 10)
-	return &redisHold{s: s, keys: k, id: member, w: r.Window, bucket: cur}, nil
+	return &redisHold{s: s, keys: k, id: member, w: r.Window, bucket: cur, ttl: ttl, idle: r.Idle}, nil
 }
 
 // release takes back a reservation whose reply was lost, in the
@@ -309,7 +317,7 @@ func (s *BudgetStore) release(ctx context.Context, k []string, member string, bu
 	go func() {
 		rctx, cancel := context.WithTimeout(ctx, opTimeout)
 		defer cancel()
-		_ = settleScript.Run(rctx, s.c, k, member, 0, 0, bucket, nb, bucket, 0).Err()
+		_ = settleScript.Run(rctx, s.c, k, member, 0, 0, bucket, nb, bucket, 0, time.Minute.Milliseconds()).Err()
 	}()
 }
 
@@ -338,6 +346,8 @@ type redisHold struct {
 	id     string // the reservation's member of the expiry set
 	w      budget.Window
 	bucket int64
+	ttl    time.Duration // the reservation's TTL
+	idle   time.Duration // the ledger's idle time (budget.Reservation.Idle)
 	done   atomic.Bool
 }
 
@@ -353,7 +363,8 @@ func (h *redisHold) Settle(ctx context.Context, actual budget.Amount, now time.T
 		return h.s.balance(ctx, h.keys, cur, nb)
 	}
 	actual = budget.Amount{}.Add(actual) // (SubMicroPico carried into [0, 999,999], as the script needs it)
-	v, err := settleScript.Run(ctx, h.s.c, h.keys, h.id, actual.USDMicros, actual.Tokens, h.bucket, nb, cur, actual.SubMicroPico).Int64Slice()
+	v, err := settleScript.Run(ctx, h.s.c, h.keys, h.id, actual.USDMicros, actual.Tokens, h.bucket, nb, cur, actual.SubMicroPico,
+		keyTTL(h.w, now, h.ttl, h.idle).Milliseconds()).Int64Slice()
 	if err != nil {
 		return budget.Balance{}, storeErr("settle", h.keys, err)
 	}
