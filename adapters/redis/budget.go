@@ -41,6 +41,13 @@ import (
 // shared run's (window "all") after the run's idle time without a
 // reservation (budget.Reservation.Idle).
 //
+// Redis should not evict these keys (maxmemory-policy noeviction, or a
+// server of its own): a ledger whose spend Redis dropped has forgotten
+// that spend. When Redis lost one of a ledger's keys but not the other,
+// the scripts rebuild the reserved totals from the set of reservations,
+// so that the calls in flight are still counted; a settle whose ledger
+// Redis lost writes its spend again, with the ledger's TTL.
+//
 // A BudgetStore is safe for concurrent use.
 type BudgetStore struct {
 	c goredis.UniversalClient
@@ -99,6 +106,25 @@ local function check(b, nb)
   local v = redis.call('HMGET', h, unpack(f))
   for i = 1, #f do int(v[i], f[i]) end
 end
+-- sync rebuilds the reserved totals and the count of reservations in
+-- flight from the set of reservations when they disagree with it: Redis
+-- lost one of the keys but not the other (maxmemory evicted the hash or
+-- the set, a key expired early). Otherwise the reservations in flight
+-- would no longer be counted against the limit and their settles would
+-- leave the totals negative (or, the set lost, held for good).
+local function sync()
+  local n = int(redis.call('HGET', h, 'n'), 'n')
+  if redis.call('ZCARD', z) == n then return end
+  local ru, rt, c = 0, 0, 0
+  for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do
+    local u, tk = string.match(m, ' (%-?%d+) (%-?%d+)$')
+    ru, rt, c = ru + tonumber(u), rt + tonumber(tk), c + 1
+  end
+  redis.call('HSET', h, 'ru', ru, 'rt', rt, 'n', c)
+  if redis.call('PTTL', h) == -1 then
+    redis.call('PEXPIRE', h, math.max(redis.call('PTTL', z), 60000))
+  end
+end
 -- expired reservations are charged at their reserved amount: their calls
 -- may have been billed (see BudgetStore).
 local function purge(cur, nb)
@@ -152,6 +178,7 @@ var reserveScript = goredis.NewScript(luaCommon + `
 local id, nu, nt = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local lu, lt = tonumber(ARGV[4]), tonumber(ARGV[5])
 local ttl, cur, nb, kttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+sync()
 purge(cur, nb)
 local uu, ut = used(cur, nb)
 local ru, rt = state()
@@ -188,6 +215,7 @@ return {1, 0, uu, ut, ru + nu, rt + nt}
 var settleScript = goredis.NewScript(luaCommon + `
 local id, au, at, ap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[7])
 local b, nb, cur = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+sync()
 purge(cur, nb)
 local late = nb > 0 and (b <= cur - nb or b > cur)
 if late then b = cur end
@@ -228,6 +256,7 @@ return r
 
 // balance: ARGV cur_bucket, nbuckets; returns {used_u, used_t, res_u, res_t, n}
 var balanceScript = goredis.NewScript(luaCommon + `
+sync()
 purge(tonumber(ARGV[1]), tonumber(ARGV[2]))
 local uu, ut = used(tonumber(ARGV[1]), tonumber(ARGV[2]))
 local ru, rt, n = state()
