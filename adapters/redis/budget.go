@@ -32,8 +32,11 @@ import (
 // failed) is a refusal to its caller, which never settles it: the store
 // releases it in the background, should the script have run.
 //
-// Keys: "{<key>:<window>}:l", "{<key>:<window>}:z" and "{<key>:<window>}:x"
-// (reservations charged at expiry, until their settle), where key is the
+// Keys: "{<key>:<window>}:l", "{<key>:<window>}:z", "{<key>:<window>}:x"
+// (reservations charged at expiry, until their settle) and
+// "{<key>:<window>}:s" (the reservations settled in the last two minutes:
+// a script go-redis retries after a dropped connection, which may have
+// run, is not counted twice), where key is the
 // namespaced ledger key the budget layer passes
 // ("<prefix>:budget:<policy>:<team>", or "<prefix>:budget:<policy>:run:<run key>"
 // for a shared run's ledger) and the braces keep the keys in one Redis
@@ -59,7 +62,7 @@ var _ budget.Store = (*BudgetStore)(nil)
 func NewBudgetStore(c goredis.UniversalClient) *BudgetStore { return &BudgetStore{c: c} }
 
 const luaCommon = `
-local h, z, x = KEYS[1], KEYS[2], KEYS[3]
+local h, z, x, sd = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local t = redis.call('TIME')
 local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- int reads field f of the ledger hash, whose value v (false: absent, 0)
@@ -182,19 +185,23 @@ sync()
 purge(cur, nb)
 local uu, ut = used(cur, nb)
 local ru, rt = state()
+local member = id .. ' ' .. nu .. ' ' .. nt
+-- A reservation already made is the same reservation run again (go-redis
+-- retried the script after a connection dropped before its reply).
+if redis.call('ZSCORE', z, member) then return {1, 0, uu, ut, ru, rt} end
 if lu > 0 and uu + ru + nu > lu then return {0, 1, uu, ut, ru, rt} end
 if lt > 0 and ut + rt + nt > lt then return {0, 2, uu, ut, ru, rt} end
 redis.call('HINCRBY', h, 'ru', nu)
 redis.call('HINCRBY', h, 'rt', nt)
 redis.call('HINCRBY', h, 'n', 1)
-redis.call('ZADD', z, nowms + ttl, id .. ' ' .. nu .. ' ' .. nt)
+redis.call('ZADD', z, nowms + ttl, member)
 if nb > 0 then redis.call('HDEL', h, 'uu:' .. (cur - nb), 'up:' .. (cur - nb), 'ut:' .. (cur - nb)) end
 redis.call('PEXPIRE', h, kttl)
 redis.call('PEXPIRE', z, kttl)
 return {1, 0, uu, ut, ru + nu, rt + nt}
 `)
 
-// settle: ARGV member ("<id> <need_u> <need_t>"), act_u, act_t, bucket, nbuckets, cur_bucket, act_p, key_ttl_ms
+// settle: ARGV member ("<id> <need_u> <need_t>"), act_u, act_t, bucket, nbuckets, cur_bucket, act_p, key_ttl_ms, settled_ms
 // (act_u micro-dollars and act_p pico-dollars, 0 <= act_p < 1e6: the exact cost)
 // returns {used_u, used_t, res_u, res_t, n}
 //
@@ -217,6 +224,15 @@ local id, au, at, ap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(A
 local b, nb, cur = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 sync()
 purge(cur, nb)
+-- A settle already made is the same settle run again (go-redis retried
+-- the script after a connection dropped before its reply): settled
+-- members are kept for settledFor.
+redis.call('ZREMRANGEBYSCORE', sd, '-inf', nowms - tonumber(ARGV[9]))
+if redis.call('ZSCORE', sd, id) then
+  local uu, ut = used(cur, nb)
+  local ru, rt, n = state()
+  return {uu, ut, ru, rt, n}
+end
 local late = nb > 0 and (b <= cur - nb or b > cur)
 if late then b = cur end
 check(b, nb)
@@ -230,6 +246,10 @@ elseif redis.call('SREM', x, id) == 1 then
   if late and au < 0 then au, ap = 0, 0 end
   if late then at = math.max(at, 0) end
 end
+redis.call('ZADD', sd, nowms, id)
+local keep, left = tonumber(ARGV[9]), redis.call('PTTL', h)
+if left > 0 and left < keep then keep = left end
+redis.call('PEXPIRE', sd, keep)
 if au ~= 0 or at ~= 0 or ap ~= 0 then
   charge(b, nb, au, ap, at)
   if redis.call('PTTL', h) == -1 then redis.call('PEXPIRE', h, tonumber(ARGV[8])) end
@@ -272,8 +292,14 @@ func storeErr(op string, k []string, err error) error {
 
 func keys(key string, w budget.Window) []string {
 	base := "{" + key + ":" + w.ID() + "}"
-	return []string{base + ":l", base + ":z", base + ":x"}
+	return []string{base + ":l", base + ":z", base + ":x", base + ":s"}
 }
+
+// settledFor is how long a ledger remembers the reservations it settled
+// (its ":s" key), so that a settle go-redis runs again (it retries a
+// command whose connection dropped, and the script may have run) is not
+// charged twice.
+const settledFor = 2 * time.Minute
 
 func buckets(w budget.Window, now time.Time) (cur int64, nb int) {
 	if w.Rolling <= 0 {
@@ -346,7 +372,7 @@ func (s *BudgetStore) release(ctx context.Context, k []string, member string, bu
 	go func() {
 		rctx, cancel := context.WithTimeout(ctx, opTimeout)
 		defer cancel()
-		_ = settleScript.Run(rctx, s.c, k, member, 0, 0, bucket, nb, bucket, 0, time.Minute.Milliseconds()).Err()
+		_ = settleScript.Run(rctx, s.c, k, member, 0, 0, bucket, nb, bucket, 0, time.Minute.Milliseconds(), settledFor.Milliseconds()).Err()
 	}()
 }
 
@@ -393,7 +419,7 @@ func (h *redisHold) Settle(ctx context.Context, actual budget.Amount, now time.T
 	}
 	actual = budget.Amount{}.Add(actual) // (SubMicroPico carried into [0, 999,999], as the script needs it)
 	v, err := settleScript.Run(ctx, h.s.c, h.keys, h.id, actual.USDMicros, actual.Tokens, h.bucket, nb, cur, actual.SubMicroPico,
-		keyTTL(h.w, now, h.ttl, h.idle).Milliseconds()).Int64Slice()
+		keyTTL(h.w, now, h.ttl, h.idle).Milliseconds(), settledFor.Milliseconds()).Int64Slice()
 	if err != nil {
 		return budget.Balance{}, storeErr("settle", h.keys, err)
 	}

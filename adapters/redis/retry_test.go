@@ -1,0 +1,142 @@
+package redis_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tokenwise/tokenwise/adapters/redis"
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
+)
+
+// droppingProxy forwards TCP connections to the test Redis; armed, it
+// throws away the next reply Redis sends (the command ran) and closes
+// that connection, as when a connection drops between a script's run and
+// its reply. go-redis then retries the command on a new connection.
+type droppingProxy struct {
+	ln    net.Listener
+	armed atomic.Bool
+	drops atomic.Int32
+}
+
+func newDroppingProxy(t *testing.T) *droppingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &droppingProxy{ln: ln}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r, err := net.Dial("tcp", redisAddr())
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, r)
+			mu.Unlock()
+			wg.Go(func() { _, _ = io.Copy(r, c); r.Close() })
+			wg.Go(func() {
+				defer c.Close()
+				defer r.Close()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := r.Read(buf)
+					if n > 0 {
+						if p.armed.CompareAndSwap(true, false) {
+							p.drops.Add(1)
+							return
+						}
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return p
+}
+
+// A reserve or a settle whose connection dropped after Redis ran its
+// script, before the reply, is retried by go-redis (io.EOF: MaxRetries,
+// 3 by default) and runs a second time. Before, the second settle found
+// no reservation and charged the call again (spend counted twice), and a
+// second reserve weighed the call against its own reservation: a false
+// refusal at the limit (and the reservation it had made, never settled,
+// charged at its TTL for a call never made), or the amount held twice.
+func TestScriptRetriedAfterADroppedReplyCountsOnce(t *testing.T) {
+	c := testRedis(t)
+	prefix := testPrefix(t, c)
+	proxy := newDroppingProxy(t)
+	pc := goredis.NewClient(&goredis.Options{Addr: proxy.ln.Addr().String(), ContextTimeoutEnabled: true})
+	defer pc.Close()
+	s := redis.NewBudgetStore(pc)
+	direct := redis.NewBudgetStore(c)
+	ctx := context.Background()
+	w := window()
+	key := prefix + ":budget:p:team"
+	res := func(id string, usd int64) budget.Reservation {
+		return budget.Reservation{Key: key, ID: id, Need: budget.Amount{USDMicros: usd, Tokens: 100},
+			Limit: budget.Amount{USDMicros: 1000}, Window: w, Now: time.Now(), TTL: time.Minute}
+	}
+	// Load the scripts through the proxy.
+	h, err := s.Reserve(ctx, res("warm", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Settle(ctx, budget.Amount{USDMicros: 1}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.armed.Store(true)
+	h, err = s.Reserve(ctx, res("a", 600))
+	if proxy.drops.Load() != 1 {
+		t.Fatalf("the proxy dropped %d replies", proxy.drops.Load())
+	}
+	if err != nil {
+		t.Fatalf("reserve of 600 of 1000 (1 spent) retried after a dropped reply: %v", err)
+	}
+	bal, err := direct.Balance(ctx, key, w, time.Now())
+	if err != nil || bal.Reserved.USDMicros != 600 || bal.InFlight != 1 {
+		t.Fatalf("after a retried reserve: %+v %v, want 600 reserved by one call", bal, err)
+	}
+
+	proxy.armed.Store(true)
+	bal, err = h.Settle(ctx, budget.Amount{USDMicros: 400, Tokens: 50}, time.Now())
+	if proxy.drops.Load() != 2 {
+		t.Fatalf("the proxy dropped %d replies", proxy.drops.Load())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bal.Used.USDMicros != 401 || bal.Used.Tokens != 50 || !bal.Reserved.IsZero() || bal.InFlight != 0 {
+		t.Fatalf("after a retried settle: %+v, want 401 used (1 + 400), nothing reserved", bal)
+	}
+}
