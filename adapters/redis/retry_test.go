@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenwise/tokenwise/adapters/redis"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/middleware"
 )
 
 // droppingProxy forwards TCP connections to the test Redis; armed, it
@@ -138,5 +139,44 @@ func TestScriptRetriedAfterADroppedReplyCountsOnce(t *testing.T) {
 	}
 	if bal.Used.USDMicros != 401 || bal.Used.Tokens != 50 || !bal.Reserved.IsZero() || bal.InFlight != 0 {
 		t.Fatalf("after a retried settle: %+v, want 401 used (1 + 400), nothing reserved", bal)
+	}
+}
+
+// A run's call whose figures were added by a script go-redis retried
+// (the connection dropped after Redis ran it) is summed once. Before, the
+// retry added the call's cost and tokens a second time to the run's
+// sums that every replica reports.
+func TestRunSumsRetriedAfterADroppedReplyCountOnce(t *testing.T) {
+	c := testRedis(t)
+	prefix := testPrefix(t, c)
+	proxy := newDroppingProxy(t)
+	pc := goredis.NewClient(&goredis.Options{Addr: proxy.ln.Addr().String(), ContextTimeoutEnabled: true})
+	defer pc.Close()
+	s := redis.NewRunStore(pc, prefix, time.Minute)
+	ctx := context.Background()
+	call := middleware.Totals{Calls: 1, CostPico: 1_234_567, Usage: middleware.Usage{InputTokens: 100, OutputTokens: 7}}
+	if err := s.AddCall(ctx, "team/r", call); err != nil { // loads the script
+		t.Fatal(err)
+	}
+	proxy.armed.Store(true)
+	if err := s.AddCall(ctx, "team/r", call); err != nil {
+		t.Fatal(err)
+	}
+	if proxy.drops.Load() != 1 {
+		t.Fatalf("the proxy dropped %d replies", proxy.drops.Load())
+	}
+	st, ok, err := s.Sums(ctx, "team/r")
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if st.Sums.Calls != 2 || st.Sums.CostPico != 2*call.CostPico || st.Sums.Usage.InputTokens != 200 {
+		t.Fatalf("sums of two calls: %d calls, %d pico-dollars, %d input tokens; want 2, %d, 200",
+			st.Sums.Calls, st.Sums.CostPico, st.Sums.Usage.InputTokens, 2*call.CostPico)
+	}
+	iter := c.Scan(ctx, 0, "*"+prefix+"*", 100).Iterator()
+	for iter.Next(ctx) {
+		if ttl := c.PTTL(ctx, iter.Val()).Val(); ttl < 0 {
+			t.Errorf("key %s has no TTL", iter.Val())
+		}
 	}
 }

@@ -2,9 +2,12 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -26,7 +29,8 @@ import (
 // ("t:<figure>", middleware.Totals.Fields: tokens, exact cost in
 // pico-dollars, savings, per model; AddCall, Sums), expiring idle after
 // the run's last call, where key is the run's key (the gateway's is
-// "<team>/<run id>").
+// "<team>/<run id>"), and "<prefix>:run:{<key>}:added", the additions of
+// the last two minutes (so that one go-redis retried is summed once).
 //
 // A RunStore is safe for concurrent use.
 type RunStore struct {
@@ -90,29 +94,51 @@ var _ middleware.RunSums = (*RunStore)(nil)
 // fields), apart from the call count and start that Next keeps.
 const sumsPrefix = "t:"
 
-// addScript adds a call's figures to the run KEYS[1]: ARGV idle_ms, then
-// field, value pairs.
+// addScript adds a call's figures to the run KEYS[1]: ARGV idle_ms, the
+// addition's unique token, added_ms, then field, value pairs. KEYS[2]
+// keeps the tokens of the last added_ms: an addition whose token is there
+// already is the same one run again (go-redis retries a command whose
+// connection dropped, and the script may have run), not added twice.
 var addScript = goredis.NewScript(`
-for i = 2, #ARGV - 1, 2 do
+local t = redis.call('TIME')
+local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local keep = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', nowms - keep)
+if redis.call('ZADD', KEYS[2], 'NX', nowms, ARGV[2]) == 0 then return 0 end
+redis.call('PEXPIRE', KEYS[2], math.min(keep, tonumber(ARGV[1])))
+for i = 4, #ARGV - 1, 2 do
   redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 `)
 
+// addedFor is how long a run remembers the tokens of the calls it summed
+// (AddCall): longer than go-redis's retries of a command.
+const addedFor = 2 * time.Minute
+
+// addBase makes AddCall's tokens unique across processes.
+var addBase = func() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}()
+
+var addSeq atomic.Uint64
+
 // AddCall adds the figures of one finished call of the run named key to
 // the run's sums, in the run's hash (fields "t:<figure>", one script:
 // every figure or none), and keeps the run for its idle time.
 func (s *RunStore) AddCall(ctx context.Context, key string, call middleware.Totals) error {
 	fields := call.Fields()
-	args := make([]any, 0, 1+2*len(fields))
-	args = append(args, s.idle.Milliseconds())
+	args := make([]any, 0, 3+2*len(fields))
+	args = append(args, s.idle.Milliseconds(), addBase+"-"+strconv.FormatUint(addSeq.Add(1), 36), addedFor.Milliseconds())
 	for _, f := range fields {
 		args = append(args, sumsPrefix+f.Name, f.Value)
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	if err := addScript.Run(ctx, s.c, []string{s.Key(key)}, args...).Err(); err != nil {
+	if err := addScript.Run(ctx, s.c, []string{s.Key(key), s.Key(key) + ":added"}, args...).Err(); err != nil {
 		return fmt.Errorf("tokenwise/redis: run sums: %w", err)
 	}
 	return nil
