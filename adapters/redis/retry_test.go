@@ -180,3 +180,36 @@ func TestRunSumsRetriedAfterADroppedReplyCountOnce(t *testing.T) {
 		}
 	}
 }
+
+// A run's call numbered by a script go-redis retried (the connection
+// dropped after Redis ran it) gets one number. Before, the retry counted
+// the call twice: a number was skipped, and the run guard refused the
+// run's last calls (429 run_call_limit) before it had made them.
+func TestRunCallNumberedByARetriedScriptCountsOnce(t *testing.T) {
+	c := testRedis(t)
+	prefix := testPrefix(t, c)
+	proxy := newDroppingProxy(t)
+	pc := goredis.NewClient(&goredis.Options{Addr: proxy.ln.Addr().String(), ContextTimeoutEnabled: true})
+	defer pc.Close()
+	s := redis.NewRunStore(pc, prefix, time.Minute)
+	ctx := context.Background()
+	for want := 1; want <= 3; want++ {
+		proxy.armed.Store(want == 2)
+		n, _, err := s.Next(ctx, "team/r", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Fatalf("call %d numbered %d (dropped replies: %d)", want, n, proxy.drops.Load())
+		}
+	}
+	if proxy.drops.Load() != 1 {
+		t.Fatalf("the proxy dropped %d replies", proxy.drops.Load())
+	}
+	iter := c.Scan(ctx, 0, "*"+prefix+"*", 100).Iterator()
+	for iter.Next(ctx) {
+		if ttl := c.PTTL(ctx, iter.Val()).Val(); ttl < 0 {
+			t.Errorf("key %s has no TTL", iter.Val())
+		}
+	}
+}

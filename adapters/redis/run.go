@@ -29,8 +29,9 @@ import (
 // ("t:<figure>", middleware.Totals.Fields: tokens, exact cost in
 // pico-dollars, savings, per model; AddCall, Sums), expiring idle after
 // the run's last call, where key is the run's key (the gateway's is
-// "<team>/<run id>"), and "<prefix>:run:{<key>}:added", the additions of
-// the last two minutes (so that one go-redis retried is summed once).
+// "<team>/<run id>"), "<prefix>:run:{<key>}:added", the additions of the
+// last two minutes, and "<prefix>:run:{<key>}:numbered", the last 1000
+// counts (so that one go-redis retried is summed, or counted, once).
 //
 // A RunStore is safe for concurrent use.
 type RunStore struct {
@@ -64,21 +65,35 @@ func (s *RunStore) Key(key string) string { return s.prefix + ":run:{" + key + "
 // Idle returns how long a run's keys live after its last call.
 func (s *RunStore) Idle() time.Duration { return s.idle }
 
-// nextScript counts a call of the run KEYS[1]: ARGV now_ms, idle_ms;
-// returns {seq, start_ms}.
+// nextScript counts a call of the run KEYS[1]: ARGV now_ms, idle_ms, the
+// count's unique token; returns {seq, start_ms}. KEYS[2] keeps the tokens
+// of the run's last numberedKept counts, scored by their numbers: a count
+// whose token is there already is the same one run again (go-redis
+// retries a command whose connection dropped, and the script may have
+// run), which gets the number it got, not a second one.
 var nextScript = goredis.NewScript(`
+local s = redis.call('ZSCORE', KEYS[2], ARGV[3])
+local start = redis.call('HGET', KEYS[1], 's')
+if s and start then return {tonumber(s), tonumber(start)} end
 redis.call('HSETNX', KEYS[1], 's', ARGV[1])
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], n, ARGV[3])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -` + strconv.Itoa(numberedKept+1) + `)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return {n, tonumber(redis.call('HGET', KEYS[1], 's'))}
 `)
+
+// numberedKept is how many of a run's last counts (Next) it remembers.
+const numberedKept = 1000
 
 // Next counts one call of the run named key and returns its number and the
 // run's start.
 func (s *RunStore) Next(ctx context.Context, key string, now time.Time) (int, time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	v, err := nextScript.Run(ctx, s.c, []string{s.Key(key)}, now.UnixMilli(), s.idle.Milliseconds()).Int64Slice()
+	v, err := nextScript.Run(ctx, s.c, []string{s.Key(key), s.Key(key) + ":numbered"}, now.UnixMilli(), s.idle.Milliseconds(),
+		addBase+"-"+strconv.FormatUint(addSeq.Add(1), 36)).Int64Slice()
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("tokenwise/redis: run state: %w", err)
 	}
@@ -117,7 +132,7 @@ return 1
 // (AddCall): longer than go-redis's retries of a command.
 const addedFor = 2 * time.Minute
 
-// addBase makes AddCall's tokens unique across processes.
+// addBase makes the tokens of AddCall and Next unique across processes.
 var addBase = func() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
