@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -18,7 +19,13 @@ import (
 // admission is one Lua script (one round trip) that checks every limit of
 // the call, reserves them all or none, and takes the leases; a settlement
 // is another. The keys of one model share a hash tag ("{prefix:rl:model}")
-// so that they live in one Redis Cluster slot.
+// so that they live in one Redis Cluster slot. A settlement is applied
+// once even when go-redis runs its script again (a retry after a dropped
+// connection): the first key of the call's limits, suffixed ":settled",
+// keeps the settlements of the last two minutes.
+//
+// An admission is not guarded so: one go-redis retried is charged twice
+// (the limits are then stricter for a while, never looser).
 //
 // go-redis/redis_rate implements GCRA in Redis too, but for one limit per
 // call: admitting against requests, tokens, the team's share, the
@@ -125,9 +132,18 @@ end
 return {1, math.ceil(delay), which, 0}
 `)
 
-// settle: KEYS cells.., slots.., [learned]; ARGV ncells, nslots, requests,
-// tokens, lease, has_learned, then per cell interval_ns, is_tokens
-var rlSettleScript = goredis.NewScript(`
+// settle: KEYS cells.., slots.., [learned], settled; ARGV ncells, nslots,
+// requests, tokens, lease, has_learned, then per cell interval_ns,
+// is_tokens, then the settlement's unique token. The last key keeps the
+// tokens of the settlements of the last settledFor: one whose token is
+// there already is the same one run again (go-redis retries a command
+// whose connection dropped, and the script may have run), not applied
+// twice (a refund applied twice would admit past the limit).
+var rlSettleScript = goredis.NewScript(luaNow + `
+local sk, tok = KEYS[#KEYS], ARGV[#ARGV]
+redis.call('ZREMRANGEBYSCORE', sk, '-inf', now - ` + strconv.FormatInt(settledFor.Microseconds(), 10) + `)
+if redis.call('ZADD', sk, 'NX', now, tok) == 0 then return 0 end
+redis.call('PEXPIRE', sk, ` + strconv.FormatInt(settledFor.Milliseconds(), 10) + `)
 local nc, ns = tonumber(ARGV[1]), tonumber(ARGV[2])
 local reqs, toks, lease, hasl = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6] == '1'
 local a = 7
@@ -221,8 +237,8 @@ func (s *RateLimitStore) Admit(ctx context.Context, a *ratelimit.Admission) (rat
 
 // Settle implements ratelimit.Store.
 func (s *RateLimitStore) Settle(ctx context.Context, st *ratelimit.Settlement) error {
-	keys := make([]string, 0, len(st.Cells)+len(st.Slots)+1)
-	args := make([]any, 0, 6+2*len(st.Cells))
+	keys := make([]string, 0, len(st.Cells)+len(st.Slots)+2)
+	args := make([]any, 0, 7+2*len(st.Cells))
 	for i := range st.Cells {
 		keys = append(keys, st.Cells[i].Key)
 	}
@@ -236,6 +252,13 @@ func (s *RateLimitStore) Settle(ctx context.Context, st *ratelimit.Settlement) e
 	for i := range st.Cells {
 		args = append(args, int64(st.Cells[i].Interval), bit(st.Cells[i].Tokens))
 	}
+	if len(keys) == 0 {
+		return nil
+	}
+	// The settled tokens' key shares the first key's hash tag (one Redis
+	// Cluster slot).
+	keys = append(keys, keys[0]+":settled")
+	args = append(args, addBase+"-"+strconv.FormatUint(addSeq.Add(1), 36))
 	if err := rlSettleScript.Run(ctx, s.c, keys, args...).Err(); err != nil {
 		return fmt.Errorf("tokenwise/redis: rate-limit settlement: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenwise/tokenwise/adapters/redis"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/ratelimit"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -205,6 +206,52 @@ func TestRunCallNumberedByARetriedScriptCountsOnce(t *testing.T) {
 	}
 	if proxy.drops.Load() != 1 {
 		t.Fatalf("the proxy dropped %d replies", proxy.drops.Load())
+	}
+	iter := c.Scan(ctx, 0, "*"+prefix+"*", 100).Iterator()
+	for iter.Next(ctx) {
+		if ttl := c.PTTL(ctx, iter.Val()).Val(); ttl < 0 {
+			t.Errorf("key %s has no TTL", iter.Val())
+		}
+	}
+}
+
+// A rate-limit settlement run by a script go-redis retried (the
+// connection dropped after Redis ran it) is applied once. Before, a
+// refund (a call that used fewer tokens than it reserved) was applied
+// twice: the shared cell gave back tokens no call had returned, and the
+// replicas were admitted past the tokens-per-minute limit.
+func TestRateLimitSettlementRetriedAfterADroppedReplyAppliesOnce(t *testing.T) {
+	c := testRedis(t)
+	prefix := testPrefix(t, c)
+	proxy := newDroppingProxy(t)
+	pc := goredis.NewClient(&goredis.Options{Addr: proxy.ln.Addr().String(), ContextTimeoutEnabled: true})
+	defer pc.Close()
+	s := redis.NewRateLimitStore(pc)
+	ctx := context.Background()
+	key := "{" + prefix + ":rl:m}:tpm"
+	// 1000 tokens a minute, all of them at once.
+	cells := []ratelimit.Cell{{Key: key, Name: "tpm", Interval: 60 * time.Millisecond, Tolerance: time.Minute, Tokens: true}}
+	if d, err := s.Admit(ctx, &ratelimit.Admission{Cells: cells, Requests: 1, Tokens: 1000}); err != nil || !d.OK {
+		t.Fatalf("admission of 1000 tokens: %+v %v", d, err)
+	}
+	before, err := c.Get(ctx, key).Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.armed.Store(true)
+	// The call used 600 of its 1000 tokens: 400 back.
+	if err := s.Settle(ctx, &ratelimit.Settlement{Cells: cells, Tokens: -400}); err != nil {
+		t.Fatal(err)
+	}
+	if proxy.drops.Load() != 1 {
+		t.Fatalf("the proxy dropped %d replies", proxy.drops.Load())
+	}
+	after, err := c.Get(ctx, key).Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := time.Duration(before-after)*time.Microsecond, 400*60*time.Millisecond; got != want {
+		t.Fatalf("a refund of 400 tokens moved the cell back %v, want %v", got, want)
 	}
 	iter := c.Scan(ctx, 0, "*"+prefix+"*", 100).Iterator()
 	for iter.Next(ctx) {
