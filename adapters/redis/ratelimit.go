@@ -22,10 +22,9 @@ import (
 // so that they live in one Redis Cluster slot. A settlement is applied
 // once even when go-redis runs its script again (a retry after a dropped
 // connection): the first key of the call's limits, suffixed ":settled",
-// keeps the settlements of the last two minutes.
-//
-// An admission is not guarded so: one go-redis retried is charged twice
-// (the limits are then stricter for a while, never looser).
+// keeps the settlements of the last two minutes; an admission likewise is
+// admitted once (":admitted" and ":admitted:at", the admissions of the
+// last two minutes and the time each was admitted for).
 //
 // go-redis/redis_rate implements GCRA in Redis too, but for one limit per
 // call: admitting against requests, tokens, the team's share, the
@@ -52,11 +51,26 @@ local function put(k, v)
 end
 `
 
-// admit: KEYS cells.., slots.., [learned]; ARGV ncells, nslots, maxwait_ns,
-// requests, tokens, lease, lease_ttl_ms, has_learned, then per cell
-// interval_ns, tolerance_ns, is_tokens, name and per slot max, name;
-// returns {ok, wait_us, limit, flag} with flag 1 = retry, 2 = concurrency
+// admit: KEYS cells.., slots.., [learned], admitted (zset), admitted (hash);
+// ARGV ncells, nslots, maxwait_ns, requests, tokens, lease, lease_ttl_ms,
+// has_learned, then per cell interval_ns, tolerance_ns, is_tokens, name
+// and per slot max, name, then the admission's unique token;
+// returns {ok, wait_us, limit, flag} with flag 1 = retry, 2 = concurrency.
+//
+// The last two keys keep the admissions of the last settledFor (the
+// token's time in the set, its slot "<at_us> <limit>" in the hash): one
+// whose token is there already is the same one run again (go-redis
+// retries a command whose connection dropped, and the script may have
+// run), which gets its admission back, not a second one.
 var rlAdmitScript = goredis.NewScript(luaNow + `
+local az, ah, tok = KEYS[#KEYS - 1], KEYS[#KEYS], ARGV[#ARGV]
+local prev = redis.call('HGET', ah, tok)
+if prev then
+  local at0, w0 = string.match(prev, '^(%S+) (.*)$')
+  local d = tonumber(at0) - now
+  if d < 0 then d = 0 end
+  return {1, math.ceil(d), w0, 0}
+end
 local nc, ns = tonumber(ARGV[1]), tonumber(ARGV[2])
 local maxwait, reqs, toks = tonumber(ARGV[3]) / 1000, tonumber(ARGV[4]), tonumber(ARGV[5])
 local lease, lttl, hasl = ARGV[6], tonumber(ARGV[7]), ARGV[8] == '1'
@@ -129,6 +143,16 @@ for j = 1, ns do
   redis.call('ZADD', k, nowms + lttl, lease)
   redis.call('PEXPIRE', k, lttl + 60000)
 end
+local keep = ` + strconv.FormatInt(settledFor.Microseconds(), 10) + `
+local old = redis.call('ZRANGEBYSCORE', az, '-inf', now - keep, 'LIMIT', 0, 64)
+for _, m in ipairs(old) do
+  redis.call('HDEL', ah, m)
+  redis.call('ZREM', az, m)
+end
+redis.call('ZADD', az, now, tok)
+redis.call('HSET', ah, tok, string.format('%.0f', at) .. ' ' .. which)
+redis.call('PEXPIRE', az, keep / 1000)
+redis.call('PEXPIRE', ah, keep / 1000)
 return {1, math.ceil(delay), which, 0}
 `)
 
@@ -200,8 +224,8 @@ func bit(b bool) string {
 
 // Admit implements ratelimit.Store.
 func (s *RateLimitStore) Admit(ctx context.Context, a *ratelimit.Admission) (ratelimit.Decision, error) {
-	keys := make([]string, 0, len(a.Cells)+len(a.Slots)+1)
-	args := make([]any, 0, 8+4*len(a.Cells)+2*len(a.Slots))
+	keys := make([]string, 0, len(a.Cells)+len(a.Slots)+3)
+	args := make([]any, 0, 9+4*len(a.Cells)+2*len(a.Slots))
 	for i := range a.Cells {
 		keys = append(keys, a.Cells[i].Key)
 	}
@@ -211,6 +235,12 @@ func (s *RateLimitStore) Admit(ctx context.Context, a *ratelimit.Admission) (rat
 	if a.Learned != "" {
 		keys = append(keys, a.Learned)
 	}
+	if len(keys) == 0 {
+		return ratelimit.Decision{OK: true}, nil
+	}
+	// The admitted tokens' keys share the first key's hash tag (one Redis
+	// Cluster slot).
+	keys = append(keys, keys[0]+":admitted", keys[0]+":admitted:at")
 	args = append(args, len(a.Cells), len(a.Slots), int64(a.MaxWait), a.Requests, a.Tokens, a.Lease,
 		a.LeaseTTL.Milliseconds(), bit(a.Learned != ""))
 	for i := range a.Cells {
@@ -220,6 +250,7 @@ func (s *RateLimitStore) Admit(ctx context.Context, a *ratelimit.Admission) (rat
 	for i := range a.Slots {
 		args = append(args, a.Slots[i].Max, a.Slots[i].Name)
 	}
+	args = append(args, addBase+"-"+strconv.FormatUint(addSeq.Add(1), 36))
 	v, err := rlAdmitScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
 		return ratelimit.Decision{}, fmt.Errorf("tokenwise/redis: rate-limit admission: %w", err)

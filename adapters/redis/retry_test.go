@@ -260,3 +260,54 @@ func TestRateLimitSettlementRetriedAfterADroppedReplyAppliesOnce(t *testing.T) {
 		}
 	}
 }
+
+// An admission whose script go-redis retried (the connection dropped
+// after Redis ran it) is admitted once. Before, the retry ran the script
+// again: with a concurrency limit of 1 it found the slot the first run
+// took and refused the call, and that lease, never released, held the
+// model's only slot for its TTL (2 minutes by default) in every replica;
+// with a limit of one request a minute the retry refused the call the
+// first run had admitted (and charged).
+func TestRateLimitAdmissionRetriedAfterADroppedReplyAdmitsOnce(t *testing.T) {
+	c := testRedis(t)
+	prefix := testPrefix(t, c)
+	proxy := newDroppingProxy(t)
+	pc := goredis.NewClient(&goredis.Options{Addr: proxy.ln.Addr().String(), ContextTimeoutEnabled: true})
+	defer pc.Close()
+	s := redis.NewRateLimitStore(pc)
+	ctx := context.Background()
+	slots := []ratelimit.Slot{{Key: "{" + prefix + ":rl:m}:conc", Name: "concurrency", Max: 1}}
+	cells := []ratelimit.Cell{{Key: "{" + prefix + ":rl:m}:rpm", Name: "rpm", Interval: time.Minute, Tolerance: time.Minute}}
+	adm := func(lease string) ratelimit.Decision {
+		d, err := s.Admit(ctx, &ratelimit.Admission{Slots: slots, Requests: 1, Lease: lease, LeaseTTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := adm("warm"); !d.OK { // loads the script
+		t.Fatalf("first admission: %+v", d)
+	}
+	if err := s.Settle(ctx, &ratelimit.Settlement{Slots: slots, Lease: "warm"}); err != nil {
+		t.Fatal(err)
+	}
+	proxy.armed.Store(true)
+	if d := adm("a"); !d.OK || proxy.drops.Load() != 1 {
+		t.Fatalf("an admission retried after a dropped reply: %+v (dropped %d), want admitted", d, proxy.drops.Load())
+	}
+	// One request a minute.
+	proxy.armed.Store(true)
+	d, err := s.Admit(ctx, &ratelimit.Admission{Cells: cells, Requests: 1})
+	if err != nil || !d.OK || d.Wait != 0 || proxy.drops.Load() != 2 {
+		t.Fatalf("the minute's only request, retried after a dropped reply: %+v %v (dropped %d), want admitted at once", d, err, proxy.drops.Load())
+	}
+	if d, err := s.Admit(ctx, &ratelimit.Admission{Cells: cells, Requests: 1}); err != nil || d.OK {
+		t.Fatalf("a second request in the minute: %+v %v, want refused", d, err)
+	}
+	iter := c.Scan(ctx, 0, "*"+prefix+"*", 100).Iterator()
+	for iter.Next(ctx) {
+		if ttl := c.PTTL(ctx, iter.Val()).Val(); ttl < 0 {
+			t.Errorf("key %s has no TTL", iter.Val())
+		}
+	}
+}
