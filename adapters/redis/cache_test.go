@@ -136,7 +136,9 @@ func TestCacheStoreTTL(t *testing.T) {
 	srv.On().Reply(openaitest.Text("fine"))
 	store := twredis.NewCacheStore(c, prefix)
 	p := process(t, srv, store)
-	const ttl = 300 * time.Millisecond
+	// Long enough that the second call comes before it on a loaded machine
+	// (300ms did not, once under -race); the expiry is awaited as an event.
+	const ttl = 3 * time.Second
 	if _, err := p.CreateChatCompletion(cache.WithTTL(ctx, ttl), cacheRequest()); err != nil {
 		t.Fatal(err)
 	}
