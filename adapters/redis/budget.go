@@ -448,9 +448,29 @@ func (s *BudgetStore) balance(ctx context.Context, k []string, cur int64, nb int
 
 // Mark sets flag with SET NX and a TTL (none when ttl <= 0).
 func (s *BudgetStore) Mark(ctx context.Context, flag string, ttl time.Duration, _ time.Time) (bool, error) {
-	ok, err := s.c.SetNX(ctx, flag, 1, max(ttl, 0)).Result()
+	// The flag holds a token of this Mark: a run of the script that
+	// go-redis resends after a dropped reply finds its own token and
+	// answers as the first run did (a plain SETNX answered "already set",
+	// and the warning it marked was never sent).
+	token := addBase + ":m" + strconv.FormatUint(addSeq.Add(1), 10)
+	n, err := markScript.Run(ctx, s.c, []string{flag}, token, max(ttl, 0).Milliseconds()).Int()
 	if err != nil {
 		return false, &budget.StoreError{Op: "mark", Err: fmt.Errorf("redis key %s: %w", flag, err)}
 	}
-	return ok, nil
+	return n == 1, nil
 }
+
+// markScript sets KEYS[1] to ARGV[1] (with a TTL of ARGV[2] ms when
+// positive) unless it is set; it answers 1 when it set it, or found it
+// set to ARGV[1] (its own earlier run), else 0.
+var markScript = goredis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then return 1 end
+if v then return 0 end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
+`)

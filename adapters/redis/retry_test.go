@@ -311,3 +311,36 @@ func TestRateLimitAdmissionRetriedAfterADroppedReplyAdmitsOnce(t *testing.T) {
 		}
 	}
 }
+
+// A warning flag whose Mark go-redis resent after a dropped reply (the
+// flag was set by the first run) is still reported as marked by this
+// call, so that its warning is sent once; a second Mark of the flag by
+// another call finds it set. Before, the resend's SETNX answered "already
+// set", and the warning was never sent.
+func TestMarkRetriedAfterADroppedReplyMarksOnce(t *testing.T) {
+	c := testRedis(t)
+	prefix := testPrefix(t, c)
+	proxy := newDroppingProxy(t)
+	pc := goredis.NewClient(&goredis.Options{Addr: proxy.ln.Addr().String(), ContextTimeoutEnabled: true})
+	defer pc.Close()
+	s := redis.NewBudgetStore(pc)
+	ctx := context.Background()
+	if _, err := s.Mark(ctx, prefix+":warm", time.Minute, time.Now()); err != nil { // load the script through the proxy
+		t.Fatal(err)
+	}
+	flag := prefix + ":budget:p:team:warn:80"
+	proxy.armed.Store(true)
+	first, err := s.Mark(ctx, flag, time.Minute, time.Now())
+	if proxy.drops.Load() != 1 {
+		t.Fatalf("the proxy dropped %d replies", proxy.drops.Load())
+	}
+	if err != nil || !first {
+		t.Fatalf("the first Mark, retried after a dropped reply: %v %v, want marked", first, err)
+	}
+	if again, err := s.Mark(ctx, flag, time.Minute, time.Now()); err != nil || again {
+		t.Fatalf("a second Mark: %v %v, want already set", again, err)
+	}
+	if d := c.PTTL(ctx, flag).Val(); d <= 0 || d > time.Minute {
+		t.Fatalf("the flag's TTL is %v, want (0, 1m]", d)
+	}
+}
