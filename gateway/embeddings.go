@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -173,6 +174,13 @@ func (s *Server) reserveEmbeddings(ctx context.Context, team string, req *embedd
 			Message: "tokenwise/gateway: an embeddings request the team's budget and rate limits cannot account for: it needs a JSON body with a model and an input of a string, strings or token arrays"}
 	}
 	if pl.budget != nil {
+		// A USD budget cannot hold a model without a price: refused, as a
+		// chat or Responses call is, rather than sent and charged $0.
+		runLim, teamLim := pl.budget.Limits()
+		if spec, known := pl.pol.Model(h.model); (runLim.USDMicros > 0 || teamLim.USDMicros > 0) && (!known || !spec.HasPrice()) {
+			return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "model_not_priced", NoRetry: true,
+				Message: "tokenwise/gateway: a USD budget applies and model " + strconv.Quote(h.model) + " has no price in the catalog or the team's policy"}
+		}
 		if err := h.reserve(ctx, pl.budget); err != nil {
 			return nil, classify(err, s.secrets...)
 		}

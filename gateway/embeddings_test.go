@@ -338,3 +338,43 @@ func TestGatewayPricesEmbeddingsFromTheCatalog(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayRefusesUnpricedEmbeddingsUnderAUSDBudget: under a team's USD
+// budget an embeddings call to a model neither the catalog nor the
+// team's policy prices is refused with the gateway's 400 model_not_priced
+// before it reaches the upstream, as a chat or Responses call is — it was
+// sent and charged $0, so a USD budget never held such calls. A priced
+// model is charged as before.
+func TestGatewayRefusesUnpricedEmbeddingsUnderAUSDBudget(t *testing.T) {
+	var calls atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		var req struct{ Model string }
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":%q,"usage":{"prompt_tokens":1000000,"total_tokens":1000000}}`, req.Model)
+	}))
+	defer up.Close()
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":  "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 10}\n",
+	}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	resp := e.do(t, "POST", "/v1/embeddings", devopsKey, `{"model":"mistral-embed","input":"hello"}`)
+	var eb struct {
+		Error struct{ Code, Type string } `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&eb)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || eb.Error.Code != "model_not_priced" || calls.Load() != 0 {
+		t.Fatalf("an unpriced embeddings model under a USD budget: %d %+v after %d upstream calls, want the gateway's 400 model_not_priced before the upstream",
+			resp.StatusCode, eb, calls.Load())
+	}
+	resp = e.do(t, "POST", "/v1/embeddings", devopsKey, `{"model":"text-embedding-3-small","input":"hello"}`)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if s := e.spend(t); resp.StatusCode != http.StatusOK || s.SpentUSD != "0.020000" || calls.Load() != 1 {
+		t.Errorf("a priced embeddings call: %d, spent %s USD after %d upstream calls; want 200, 0.020000 and 1", resp.StatusCode, s.SpentUSD, calls.Load())
+	}
+}
