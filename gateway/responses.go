@@ -396,7 +396,15 @@ func (s *Server) holdResponses(ctx context.Context, pl *passLimits, team string,
 				out = max(spec.ContextWindow-in, 0)
 			}
 		}
-		cost := spec.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: tier}).Add(reservedFees(spec, req))
+		// Reserved at the tier the call asks for; one that names none (or
+		// auto, or default) at the project's default tier, which the
+		// provider processes and bills it at (budget.default_service_tier),
+		// as the chat calls' budget reserves it.
+		resTier := tier
+		if d := pl.pol.Budget.DefaultServiceTier; resTier == "" && d != "default" {
+			resTier = d
+		}
+		cost := spec.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: resTier}).Add(reservedFees(spec, req))
 		h.need = budget.Amount{Tokens: in + out, USDMicros: ceilMicro(int64(cost))}
 		h.in, h.inPico = in, int64(spec.Cost(policies.TokenCounts{Input: in, ServiceTier: tier}))
 		if err := h.reserve(ctx, b); err != nil {

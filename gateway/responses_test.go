@@ -1671,3 +1671,42 @@ func TestGatewayRefusesEncodedRequestBodies(t *testing.T) {
 		t.Errorf("identity: %d, %d upstream calls; want the call passed", resp.StatusCode, calls.Load())
 	}
 }
+
+// TestGatewayResponsesAreReservedAtTheProjectsDefaultTier: a team whose
+// OpenAI project processes calls at priority by default says so
+// (budget.default_service_tier: priority); a Responses call that names no
+// tier is then reserved at gpt-4o's priority rates, as a chat call is, so
+// one the team budget cannot afford at those rates is refused before it
+// is sent — reserved at the standard rates, it went out, was billed at
+// priority and the team spent past its budget.
+func TestGatewayResponsesAreReservedAtTheProjectsDefaultTier(t *testing.T) {
+	var calls atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","status":"completed","model":"gpt-4o","service_tier":"priority","output":[],`+
+			`"usage":{"input_tokens":10,"output_tokens":500,"total_tokens":510}}`)
+	}))
+	defer up.Close()
+	// 500 output tokens of gpt-4o: $0.005 at the standard $10/1M, $0.0085
+	// at priority's $17/1M; the budget, $0.006, affords only the former.
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":  "version: 1\nname: devops\nbudget:\n  default_service_tier: priority\n  team: {period: monthly, max_usd: 0.006}\n",
+	}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	for _, tier := range []string{``, `,"service_tier":"auto"`} {
+		resp := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4o","input":"Check the disks.","max_output_tokens":500`+tier+`}`)
+		var eb struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&eb)
+		_ = resp.Body.Close()
+		if s := e.spend(t); resp.StatusCode != http.StatusTooManyRequests || eb.Error.Code != "budget_exceeded" || calls.Load() != 0 || s.SpentUSD != "0.000000" {
+			t.Fatalf("a call%s the budget affords only at the standard rates: %d %q after %d upstream calls, spent %s USD of 0.006; want the budget's 429 before the upstream",
+				tier, resp.StatusCode, eb.Error.Code, calls.Load(), s.SpentUSD)
+		}
+	}
+}
