@@ -898,7 +898,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			}
 			if hit != nil {
 				serveCached(w, hit)
-				s.recordHit(named, k.team, req.Model, hit.entry, start)
+				s.recordHit(named, k.team, req.Model, responsesTier(req.ServiceTier), hit.entry, start)
 				s.metrics.request("ok")
 				s.logger.Info("tokenwise/gateway: passed through", "team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
 					"method", r.Method, "path", r.URL.Path, "cache", "hit", "ms", since(start))

@@ -272,13 +272,18 @@ func serveCached(w http.ResponseWriter, a *cachedAnswer) {
 
 // recordHit reports a cache hit (Server.report, and a CacheLookup event),
 // with what it saved: the cached answer's usage, at the team's prices.
-func (s *Server) recordHit(run *middleware.Run, team, model string, e *cache.Entry, start time.Time) {
+//
+// What it saved is priced at the tier the request asks for (tier, "" for
+// the standard rates), as a chat call's hit is: what the call would have
+// cost now.
+func (s *Server) recordHit(run *middleware.Run, team, model, tier string, e *cache.Entry, start time.Time) {
 	u := e.Response.Usage
+	u.ServiceTier = tier
 	var saved int64
 	pl := s.passLimitsOf(team)
 	if spec, ok := pl.pol.Model(middleware.BilledModel(pl.pricer, model, e.Response.Model)); ok && spec.HasPrice() {
 		saved = int64(spec.Cost(policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens,
-			CachedInput: u.CachedInputTokens, Reasoning: u.ReasoningTokens}))
+			CachedInput: u.CachedInputTokens, Reasoning: u.ReasoningTokens, ServiceTier: tier}))
 	}
 	s.observe(team, middleware.CacheLookup{Status: middleware.CacheHit, Model: model, Saved: u, SavedPico: saved})
 	lat := time.Since(start)

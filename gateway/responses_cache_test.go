@@ -648,3 +648,44 @@ func TestGatewayCacheKeepsCustomToolCalls(t *testing.T) {
 		t.Fatalf("the stream replayed (cache %q, %d upstream calls): name %q, input %q\n%s", hit.Header.Get("X-Tokenwise-Cache"), calls.Load(), name, input, stream)
 	}
 }
+
+// TestGatewayResponsesCacheHitSavesAtItsTier: a priority Responses call
+// answered from the cache saved what it would have cost at priority —
+// gpt-4o-mini's $0.25/$1.00 per 1M: $0.00045 for 1,000 input and 200
+// output tokens, what its first call cost — not at the standard rates
+// ($0.00027), as a chat call's hit saves at the tier it asks for.
+func TestGatewayResponsesCacheHitSavesAtItsTier(t *testing.T) {
+	var calls atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"resp_1","object":"response","created_at":1,"status":"completed","model":"gpt-4o-mini-2024-07-18","service_tier":"priority",`+
+			`"output":[{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"Fine.","annotations":[]}]}],`+
+			`"usage":{"input_tokens":1000,"output_tokens":200,"total_tokens":1200}}`)
+	}))
+	defer up.Close()
+	pols := map[string]string{
+		"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":  "version: 1\nname: devops\ncache: {enabled: true, ttl: 1h}\nbudget:\n  team: {period: monthly, max_usd: 1}\n",
+	}
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	for range 2 {
+		resp := e.do(t, "POST", "/v1/responses", devopsKey, `{"model":"gpt-4o-mini","input":"Runbook?","service_tier":"priority"}`, "X-Run-Id", "run-1")
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+	var rep struct {
+		Calls     int    `json:"calls"`
+		CacheHits int    `json:"cache_hits"`
+		CostUSD   string `json:"cost_usd"`
+		SavedUSD  string `json:"saved_usd"`
+	}
+	if err := json.NewDecoder(e.do(t, "GET", "/v1/runs/run-1", devopsKey, "").Body).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Calls != 2 || rep.CacheHits != 1 || calls.Load() != 1 || rep.CostUSD != "0.00045" || rep.SavedUSD != "0.00045" {
+		t.Fatalf("run report %+v after %d upstream calls: want 2 calls, 1 hit, 1 upstream call, cost and saved $0.00045", rep, calls.Load())
+	}
+}
