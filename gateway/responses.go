@@ -361,7 +361,15 @@ func (s *Server) holdResponses(ctx context.Context, pl *passLimits, team string,
 		// made to wait for the count of a long input.
 		in, counted = s.responsesInput(req.Model, spec, req)
 	}
+	// The tier the call asks for; one that names none (or auto, or
+	// default) is processed and billed at the project's default tier
+	// (budget.default_service_tier), as the chat calls' budget prices it:
+	// its reservation, and the input an attempt cut before its answer is
+	// charged, are priced at it.
 	tier := responsesTier(req.ServiceTier)
+	if d := pl.pol.Budget.DefaultServiceTier; tier == "" && d != "default" {
+		tier = d
+	}
 	h := &responsesHold{passHold: passHold{s: s, team: team, pl: pl, model: req.Model}, tier: tier, run: run, reports: true, start: time.Now(), tools: &req.tools,
 		requested: req.asked, rule: req.rule, moved: req.moved}
 	if counted {
@@ -396,15 +404,7 @@ func (s *Server) holdResponses(ctx context.Context, pl *passLimits, team string,
 				out = max(spec.ContextWindow-in, 0)
 			}
 		}
-		// Reserved at the tier the call asks for; one that names none (or
-		// auto, or default) at the project's default tier, which the
-		// provider processes and bills it at (budget.default_service_tier),
-		// as the chat calls' budget reserves it.
-		resTier := tier
-		if d := pl.pol.Budget.DefaultServiceTier; resTier == "" && d != "default" {
-			resTier = d
-		}
-		cost := spec.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: resTier}).Add(reservedFees(spec, req))
+		cost := spec.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: tier}).Add(reservedFees(spec, req))
 		h.need = budget.Amount{Tokens: in + out, USDMicros: ceilMicro(int64(cost))}
 		h.in, h.inPico = in, int64(spec.Cost(policies.TokenCounts{Input: in, ServiceTier: tier}))
 		if err := h.reserve(ctx, b); err != nil {
