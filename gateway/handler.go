@@ -78,12 +78,39 @@ func (s *Server) routes() http.Handler {
 		errNoRoute.write(w)
 	})
 	return s.timed(s.withCORS(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e := methodError(r.Method); e != nil {
+			s.refuse(w, e)
+			return
+		}
 		if e := pathError(r.URL); e != nil && !runReportPath(r) {
 			s.refuse(w, e)
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})))
+}
+
+// methodError refuses a request whose method is a standard one written in
+// another case ("post", "Post"): methods are case-sensitive, so the
+// gateway's routes and its policing (which compare it with "POST") do not
+// read it as the method, while an upstream that serves a path whatever
+// its method, or reads the method without regard to case, would serve it
+// as that method: "post /v1/chat/completions" was passed on unpoliced, a
+// chat completion no budget saw. nil: the method is as it is written.
+func methodError(m string) *apiError {
+	u := strings.ToUpper(m)
+	if u == m {
+		return nil
+	}
+	switch u {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+	default:
+		return nil // another method: no route serves it as one of these
+	}
+	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_method", NoRetry: true,
+		Message: "tokenwise/gateway: the request method " + strconv.Quote(m) + " is " + u + " in another case: refused, as methods are " +
+			"case-sensitive and an upstream could serve it as " + u + " where the gateway does not police it (send it as " + u + ")"}
 }
 
 // runReportPath reports whether r asks for a run's report (GET
