@@ -222,7 +222,9 @@ type Request struct {
 
 	// Extra is canonical JSON (sorted keys) of the settings that change the
 	// answer but the core does not model (e.g. reasoning_effort, logit_bias,
-	// top_k, penalties). Adapters fill it; caches key on it. nil = none.
+	// top_k, penalties; the OpenAI adapter's "tools" there are the tools
+	// other than function tools, as written). Adapters fill it; caches key
+	// on it. nil = none.
 	Extra []byte
 
 	// Stream, when non-nil, makes the request a streaming request: the

@@ -330,7 +330,30 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	if next != nil {
 		e.convs.store(ck, next)
 	}
-	return n + e.toolsAndReply(enc, c, req.Tools) + e.legacyFunctions(enc, c, req.Extra)
+	return n + e.toolsAndReply(enc, c, req.Tools) + e.legacyFunctions(enc, c, req.Extra) + e.unmodelledTools(c, req.Extra)
+}
+
+// unmodelledTools counts the tools that are no function tools (OpenAI's
+// custom tools, a provider's built-in ones), which the adapters keep in
+// Extra's "tools" as the core does not model them: the model reads their
+// definitions as it reads a function's, so each counts as its JSON text
+// (the text of its name, description and format, and some more for the
+// JSON around them), and as much as a function tool's overhead.
+func (e *Estimator) unmodelledTools(c *bpe, extra []byte) int64 {
+	if len(extra) == 0 || !bytes.Contains(extra, []byte(`"tools"`)) {
+		return 0
+	}
+	var v struct {
+		Tools []json.RawMessage `json:"tools"`
+	}
+	if json.Unmarshal(extra, &v) != nil {
+		return 0
+	}
+	var n int64
+	for _, t := range v.Tools {
+		n += otherTool + e.text(c, string(t))
+	}
+	return n
 }
 
 // legacyFunctions counts the function definitions of the legacy functions
@@ -406,7 +429,7 @@ func (e *Estimator) Bound(model string, req *middleware.Request) int64 {
 			n += messageBound(c, legacy, m)
 		}
 	}
-	return n + e.toolsAndReply(mi.Encoding, c, req.Tools) + e.legacyFunctions(mi.Encoding, c, req.Extra)
+	return n + e.toolsAndReply(mi.Encoding, c, req.Tools) + e.legacyFunctions(mi.Encoding, c, req.Extra) + e.unmodelledTools(c, req.Extra)
 }
 
 // Within reports whether Request(model, req) is at most limit, counting

@@ -76,8 +76,9 @@ func TestDecodeRequest(t *testing.T) {
 		MaxTokens:      100,
 		ResponseFormat: []byte(`{"type": "json_object"}`),
 		N:              1,
-		// Answer-affecting members the core does not model, canonical.
-		Extra: []byte(`{"logprobs":true,"parallel_tool_calls":false}`),
+		// Answer-affecting members the core does not model, canonical,
+		// with the tools it does not model (no function tool).
+		Extra: []byte(`{"logprobs":true,"parallel_tool_calls":false,"tools":[{"custom":{"name":"grammar"},"type":"custom"}]}`),
 	}
 	w := req.Native.(*Wire)
 	req.Native = nil

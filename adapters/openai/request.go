@@ -73,6 +73,7 @@ type requestSnapshot struct {
 	present      [numFields]bool
 	msgSpans     []span // the wire JSON of each core message
 	toolSpans    []span // the wire JSON of each core tool
+	otherTools   []span // the wire JSON of each tool the core does not model (no function tool)
 	stream       bool   // "stream": true
 	includeUsage bool   // "stream_options": {"include_usage": true}
 	serviceTier  string // "service_tier", as knownTier reads it; "" for auto and default
@@ -175,7 +176,18 @@ func decodeRequestMemo(body []byte, memo *msgMemo) (*middleware.Request, error) 
 		case fieldMessages:
 			err = r.messages(s)
 		case fieldTools:
-			err = r.tools(s)
+			if err = r.tools(s); err == nil && len(s.otherTools) > 0 {
+				// The tools the core does not model, in Extra as the
+				// settings it does not model are ("tools": those tools).
+				v := []byte{'['}
+				for i, sp := range s.otherTools {
+					if i > 0 {
+						v = append(v, ',')
+					}
+					v = append(v, r.src[sp.start:sp.end]...)
+				}
+				extra = append(extra, extraMember{name, append(v, ']')})
+			}
 		case fieldToolChoice:
 			obj := r.peek() == '{'
 			req.ToolChoice, err = r.toolChoice()
@@ -775,7 +787,12 @@ func (r *reader) tools(s *requestSnapshot) error {
 			kept = keepValue(kept, start, prev)
 		}
 		if !function {
-			continue // the core models function tools only
+			// The core models function tools only; the others (OpenAI's
+			// custom tools, a provider's built-in ones) are kept, as
+			// written, for Extra: they change the answer, and their
+			// definitions are input the model reads (tokens counts them).
+			s.otherTools = append(s.otherTools, span{start, r.offset()})
+			continue
 		}
 		tools = append(tools, t)
 		spans = append(spans, span{start, r.offset()})
