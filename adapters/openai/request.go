@@ -316,6 +316,25 @@ func foldsTo(name string, names []string) string {
 	return ""
 }
 
+// The members of a content part, a tool call, a tool and its function
+// the chain reads (see foldsTo).
+var (
+	partNames     = []string{"type", "text", "image_url", "input_audio"}
+	toolCallNames = []string{"id", "function", "custom"}
+	toolNames     = []string{"type", "function"}
+	functionNames = []string{"name", "description", "parameters", "strict"}
+)
+
+// skipOther skips the value of a member the chain does not read, refusing
+// it (caseVariant) when it is named like one of names, which it reads, in
+// another case: as a message's or the request's members are refused so.
+func (r *reader) skipOther(name string, names []string) error {
+	if k := foldsTo(name, names); k != "" {
+		return caseVariant(k)
+	}
+	return r.skip()
+}
+
 // caseVariant is the error of a member named like the member k in
 // another case.
 func caseVariant(k string) error {
@@ -625,7 +644,7 @@ func (r *reader) part() (middleware.Part, error) {
 		case "input_audio":
 			err = r.pair("data", &audioData, "format", &audioFormat)
 		default:
-			err = r.skip()
+			err = r.skipOther(name, partNames)
 		}
 		if err != nil {
 			return p, err
@@ -668,7 +687,11 @@ func (r *reader) pair(k1 string, v1 *string, k2 string, v2 *string) error {
 		case k2:
 			*v2, err = r.str()
 		default:
-			err = r.skip()
+			if k := foldsTo(name, []string{k1, k2}); k != "" {
+				err = caseVariant(k)
+			} else {
+				err = r.skip()
+			}
 		}
 		if err != nil {
 			return err
@@ -706,7 +729,7 @@ func (r *reader) toolCalls() ([]middleware.ToolCall, error) {
 				// input are the core's name and arguments.
 				err = r.pair("name", &c.Name, "input", &c.Arguments)
 			default:
-				err = r.skip()
+				err = r.skipOther(name, toolCallNames)
 			}
 			if err != nil {
 				return nil, err
@@ -831,7 +854,7 @@ func (r *reader) tool() (middleware.Tool, bool, error) {
 		case "function":
 			err = r.function(&t)
 		default:
-			err = r.skip()
+			err = r.skipOther(name, toolNames)
 		}
 		if err != nil {
 			return t, false, err
@@ -863,7 +886,7 @@ func (r *reader) function(t *middleware.Tool) error {
 		case "strict":
 			t.Strict, err = r.bool()
 		default:
-			err = r.skip()
+			err = r.skipOther(name, functionNames)
 		}
 		if err != nil {
 			return err
