@@ -23,6 +23,9 @@ func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}"}}]}],"stream":true,"stream_options":{"include_usage":true}}`))
 	f.Add([]byte(`{"model":"m","messages":[],"stop":["a","b"],"seed":3,"n":2,"max_tokens":5,"response_format":{"type":"json_object"},"reasoning_effort":"low"}`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"model":"m","messages":[],"tools":[{"type":"custom","custom":{"name":"g","description":"d"}},{"type":"function","function":{"name":"f"}},{"type":"web_search"}]}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a","Text":"b"}]}],"tools":[{"type":"function","function":{"name":"f","Description":"d"}}]}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"a","function":{"name":"f","ARGUMENTS":"{}"}}]}]}`))
 	memo := newMsgMemo(64, 1<<20)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := decodeRequest(body)
@@ -36,6 +39,17 @@ func FuzzDecodeRequest(f *testing.F) {
 				t.Fatalf("untyped error %T: %v", err, err)
 			}
 			return
+		}
+		// Every tool of the body is the core's (a function tool) or in
+		// Extra's "tools" (any other), where the token count finds it.
+		var bodyTools, extraTools struct {
+			Tools []json.RawMessage `json:"tools"`
+		}
+		if json.Unmarshal(body, &bodyTools) == nil {
+			_ = json.Unmarshal(req.Extra, &extraTools)
+			if len(req.Tools)+len(extraTools.Tools) != len(bodyTools.Tools) {
+				t.Fatalf("%d tools in the body, %d in the core and %d in Extra (%s)", len(bodyTools.Tools), len(req.Tools), len(extraTools.Tools), req.Extra)
+			}
 		}
 		// The cache's key by reference is the key: the spans of the body,
 		// length-prefixed, are AppendCacheKey's bytes, and whole agrees.
