@@ -32,7 +32,7 @@ func TestPrioritySnapshotIsBilledAtItsOwnPriorityRates(t *testing.T) {
 			var cost atomic.Int64
 			client := billingClient(p, srv, store, &cost)
 			ctx := middleware.WithTeam(context.Background(), "sre")
-			if _, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: asked, MaxTokens: 200,
+			if _, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: asked, MaxCompletionTokens: 200,
 				ServiceTier: goopenai.ServiceTierPriority,
 				Messages:    []goopenai.ChatCompletionMessage{{Role: "user", Content: "Check the disks."}}}); err != nil {
 				t.Fatal(err)
