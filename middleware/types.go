@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"math"
 	"strings"
 )
@@ -385,4 +386,28 @@ type ToolCallDelta struct {
 	ID        string
 	Name      string
 	Arguments string
+}
+
+// OffersTools reports whether req offers the model tools: function tools
+// (Tools), or tools the core does not model, kept as written in Extra —
+// the OpenAI adapter's custom and built-in tools ("tools") and the legacy
+// functions API's definitions ("functions").
+func OffersTools(req *Request) bool {
+	if req == nil {
+		return false
+	}
+	if len(req.Tools) > 0 {
+		return true
+	}
+	if len(req.Extra) == 0 || !bytes.Contains(req.Extra, []byte(`"tools"`)) && !bytes.Contains(req.Extra, []byte(`"functions"`)) {
+		return false
+	}
+	var m struct {
+		Tools     []json.RawMessage `json:"tools"`
+		Functions []json.RawMessage `json:"functions"`
+	}
+	if json.Unmarshal(req.Extra, &m) != nil {
+		return false
+	}
+	return len(m.Tools) > 0 || len(m.Functions) > 0
 }

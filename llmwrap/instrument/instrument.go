@@ -182,7 +182,7 @@ func DetectStage(req *middleware.Request) middleware.Stage {
 	case middleware.RoleAssistant:
 		return middleware.StageFinalAnswer
 	}
-	if len(req.Tools) > 0 {
+	if middleware.OffersTools(req) {
 		return middleware.StageToolSelection
 	}
 	if last.Role == middleware.RoleUser {

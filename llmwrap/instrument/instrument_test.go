@@ -40,6 +40,14 @@ func TestDetectStage(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
+	// Tools the core does not model, kept in Extra (a custom tool, legacy
+	// functions), offer tools too: tool selection.
+	for _, extra := range []string{`{"tools":[{"custom":{"name":"grep"},"type":"custom"}]}`, `{"functions":[{"name":"check_disk"}]}`} {
+		req := &middleware.Request{Messages: []middleware.Message{user}, Extra: []byte(extra)}
+		if got := instrument.DetectStage(req); got != middleware.StageToolSelection {
+			t.Errorf("a user's question with %s: %q, want tool_selection", extra, got)
+		}
+	}
 }
 
 // Property: whatever the conversation, a request that offers no tool

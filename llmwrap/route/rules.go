@@ -210,7 +210,7 @@ func (c *rule) match(ctx context.Context, q *Query, budget BudgetReader) (matche
 	if c.team != "" && q.Team != c.team {
 		return m, false
 	}
-	if c.hasTools != nil && (len(q.Request.Tools) > 0) != *c.hasTools {
+	if c.hasTools != nil && middleware.OffersTools(q.Request) != *c.hasTools {
 		return m, false
 	}
 	if len(c.asked) > 0 && !askedFor(c.asked, q.Request.Model) {

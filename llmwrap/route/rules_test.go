@@ -110,6 +110,17 @@ routing:
 		r.Tools = nil
 		return r
 	}
+	// Tools the core does not model, kept as written in Extra: a custom
+	// tool, legacy functions.
+	extraTools := func(extra string) func(*middleware.Request) *middleware.Request {
+		return func(r *middleware.Request) *middleware.Request {
+			r.Tools, r.Extra = nil, []byte(extra)
+			return r
+		}
+	}
+	custom := extraTools(`{"tools":[{"custom":{"name":"grep"},"type":"custom"}]}`)
+	functions := extraTools(`{"functions":[{"name":"check_disk"}]}`)
+	emptyTools := extraTools(`{"tools":[]}`)
 	for _, tc := range []struct {
 		name  string
 		req   *middleware.Request
@@ -122,6 +133,9 @@ routing:
 		{"max tokens with tools", withTools(userReq(strings.Repeat("a", 50))), "gpt-4o-mini", `rule 3 "small-with-tools": has_tools=true, tokens 50 <= 50`},
 		{"over max", withTools(userReq(strings.Repeat("a", 51))), "gpt-4o", `default "gpt-4o": no rule matched`},
 		{"no tools", noTools(userReq("hi")), "gpt-4o", `default "gpt-4o": no rule matched`},
+		{"custom tools", custom(userReq(strings.Repeat("a", 50))), "gpt-4o-mini", `rule 3 "small-with-tools": has_tools=true, tokens 50 <= 50`},
+		{"legacy functions", functions(userReq(strings.Repeat("a", 50))), "gpt-4o-mini", `rule 3 "small-with-tools": has_tools=true, tokens 50 <= 50`},
+		{"an empty tools list", emptyTools(userReq(strings.Repeat("a", 50))), "gpt-4o", `default "gpt-4o": no rule matched`},
 	} {
 		asked = asked[:0]
 		d := decide(t, rules, ctx, tc.req)
