@@ -330,21 +330,29 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	if next != nil {
 		e.convs.store(ck, next)
 	}
-	return n + e.toolsAndReply(enc, c, req.Tools) + e.legacyFunctions(enc, c, req.Extra) + e.unmodelledTools(c, req.Extra)
+	return n + e.toolsAndReply(enc, c, req.Tools) + e.extraTools(enc, c, req.Extra)
 }
 
-// unmodelledTools counts the tools that are no function tools (OpenAI's
-// custom tools, a provider's built-in ones), which the adapters keep in
-// Extra's "tools" as the core does not model them: the model reads their
-// definitions as it reads a function's, so each counts as its JSON text
-// (the text of its name, description and format, and some more for the
-// JSON around them), and as much as a function tool's overhead.
-func (e *Estimator) unmodelledTools(c *bpe, extra []byte) int64 {
-	if len(extra) == 0 || !bytes.Contains(extra, []byte(`"tools"`)) {
+// extraTools counts the tool definitions the adapters keep in Extra, as
+// the core does not model them; the model reads them as it reads tools.
+// One read of Extra serves both:
+//   - "tools": tools that are no function tools (OpenAI's custom tools, a
+//     provider's built-in ones), each its JSON text (the text of its name,
+//     description and format, and some more for the JSON around them) and
+//     as much as a function tool's overhead;
+//   - "functions": the legacy functions API's definitions, counted as
+//     function tools.
+func (e *Estimator) extraTools(enc string, c *bpe, extra []byte) int64 {
+	if len(extra) == 0 || !bytes.Contains(extra, []byte(`"tools"`)) && !bytes.Contains(extra, []byte(`"functions"`)) {
 		return 0
 	}
 	var v struct {
-		Tools []json.RawMessage `json:"tools"`
+		Tools     []json.RawMessage `json:"tools"`
+		Functions []struct {
+			Name        string          `json:"name"`
+			Description string          `json:"description"`
+			Parameters  json.RawMessage `json:"parameters"`
+		} `json:"functions"`
 	}
 	if json.Unmarshal(extra, &v) != nil {
 		return 0
@@ -353,31 +361,14 @@ func (e *Estimator) unmodelledTools(c *bpe, extra []byte) int64 {
 	for _, t := range v.Tools {
 		n += otherTool + e.text(c, string(t))
 	}
+	if len(v.Functions) > 0 {
+		ts := make([]middleware.Tool, len(v.Functions))
+		for i, f := range v.Functions {
+			ts[i] = middleware.Tool{Name: f.Name, Description: f.Description, Parameters: f.Parameters}
+		}
+		n += e.tools(enc, c, ts)
+	}
 	return n
-}
-
-// legacyFunctions counts the function definitions of the legacy functions
-// API (a request's "functions", kept in Extra by the adapters) as tool
-// definitions: the model reads them as it reads tools.
-func (e *Estimator) legacyFunctions(enc string, c *bpe, extra []byte) int64 {
-	if len(extra) == 0 || !bytes.Contains(extra, []byte(`"functions"`)) {
-		return 0
-	}
-	var v struct {
-		Functions []struct {
-			Name        string          `json:"name"`
-			Description string          `json:"description"`
-			Parameters  json.RawMessage `json:"parameters"`
-		} `json:"functions"`
-	}
-	if json.Unmarshal(extra, &v) != nil || len(v.Functions) == 0 {
-		return 0
-	}
-	ts := make([]middleware.Tool, len(v.Functions))
-	for i, f := range v.Functions {
-		ts[i] = middleware.Tool{Name: f.Name, Description: f.Description, Parameters: f.Parameters}
-	}
-	return e.tools(enc, c, ts)
 }
 
 // toolsAndReply returns what a request counts besides its messages: its
@@ -429,7 +420,7 @@ func (e *Estimator) Bound(model string, req *middleware.Request) int64 {
 			n += messageBound(c, legacy, m)
 		}
 	}
-	return n + e.toolsAndReply(mi.Encoding, c, req.Tools) + e.legacyFunctions(mi.Encoding, c, req.Extra) + e.unmodelledTools(c, req.Extra)
+	return n + e.toolsAndReply(mi.Encoding, c, req.Tools) + e.extraTools(mi.Encoding, c, req.Extra)
 }
 
 // Within reports whether Request(model, req) is at most limit, counting
