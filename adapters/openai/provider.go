@@ -988,24 +988,13 @@ const azureDeployments = "/openai/deployments/"
 // is not sent to a deployment that would serve another model than the one
 // policed and billed.
 func deploymentURL(u *url.URL, from, to string) (*url.URL, error) {
-	i := strings.LastIndex(u.Path, azureDeployments)
-	if i < 0 {
-		return nil, nil
-	}
-	start := i + len(azureDeployments)
-	n := strings.IndexByte(u.Path[start:], '/')
+	start, n := deploymentAt(u)
 	if n <= 0 {
 		return nil, nil
 	}
 	dep := u.Path[start : start+n]
-	var name string
-	switch {
-	case dep == from && from != "":
-		name = to
-	case dep == goOpenAIDeployment(from) && from != "":
-		name = goOpenAIDeployment(to)
-	}
-	if name == "" || strings.ContainsAny(name, "/?#%") {
+	name := twinDeployment(dep, from, to)
+	if name == "" {
 		return nil, fmt.Errorf("tokenwise/openai: the chain moved the call from model %q to %q, but the request's URL names the Azure deployment %q, "+
 			"which is not named as %q: %q's deployment is unknown, and Azure would serve the call by %q; not sent "+
 			"(name each deployment as its model, as go-openai's Azure client does, or route a deployment's calls to no other model)", from, to, dep, from, to, dep)
@@ -1016,16 +1005,45 @@ func deploymentURL(u *url.URL, from, to string) (*url.URL, error) {
 	return &v, nil
 }
 
+// deploymentAt returns where the Azure OpenAI deployment u names starts
+// in its path, and its length; 0 when u names none.
+func deploymentAt(u *url.URL) (start, n int) {
+	i := strings.LastIndex(u.Path, azureDeployments)
+	if i < 0 {
+		return 0, 0
+	}
+	start = i + len(azureDeployments)
+	return start, max(strings.IndexByte(u.Path[start:], '/'), 0)
+}
+
+// twinDeployment returns the deployment of model to named as dep, the
+// deployment of model from, is (as its model, or as go-openai's Azure
+// client names it); "" when dep is named otherwise.
+func twinDeployment(dep, from, to string) string {
+	var name string
+	switch {
+	case from == "":
+	case dep == from:
+		name = to
+	case dep == goOpenAIDeployment(from):
+		name = goOpenAIDeployment(to)
+	}
+	if strings.ContainsAny(name, "/?#%") {
+		return ""
+	}
+	return name
+}
+
 // fixedDeployment reports whether u names an Azure OpenAI deployment that
 // is named neither as model nor as go-openai's Azure client names model's
 // deployment: the deployment of another model cannot be known, so a call
 // to it is not moved to another model (middleware.WithFixedModel).
 func fixedDeployment(u *url.URL, model string) bool {
-	if u == nil || !strings.Contains(u.Path, azureDeployments) {
+	if u == nil {
 		return false
 	}
-	_, err := deploymentURL(u, model, model)
-	return err != nil
+	start, n := deploymentAt(u)
+	return n > 0 && twinDeployment(u.Path[start:start+n], model, model) == ""
 }
 
 // goOpenAIDeployment is the deployment go-openai's DefaultAzureConfig
