@@ -300,6 +300,37 @@ func TestProviderHeadersSlowAdmissions(t *testing.T) {
 	})
 }
 
+// A provider (or a proxy in front of it) that answers a 429 with a Retry-After
+// of hours must not stop every replica's calls to the model for hours: the
+// shared pause is at most a minute, after which one call probes the provider
+// again (a 429 costs nothing and pauses again).
+func TestLongRetryAfterPausesAtMostAMinute(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := openaitest.New()
+		srv.On(openaitest.LastContains("first")).Reply(openaitest.RateLimited(24 * time.Hour))
+		srv.Default(openaitest.Text("ok"))
+		store := ratelimit.NewMemoryStore()
+		rl := policies.RateLimits{Models: map[string]policies.ModelRateLimit{"gpt-4o": {RPM: 600}}, OnLimit: policies.OnLimitReject}
+		a := rlClient(srv, build(policy(rl), nil, llmwrap.WithRateLimitStore(store)))
+		b := rlClient(srv, build(policy(rl), nil, llmwrap.WithRateLimitStore(store)))
+		if _, err := rlAsk(context.Background(), a, "gpt-4o", "first"); !providerRefused(err) {
+			t.Fatalf("first call: %v, want the provider's 429", err)
+		}
+		_, err := rlAsk(context.Background(), b, "gpt-4o", "second")
+		var rle *ratelimit.Error
+		if !errors.As(err, &rle) || rle.Limit != "provider" {
+			t.Fatalf("other replica: %v, want a refusal before the provider", err)
+		}
+		if rle.RetryAfter <= 0 || rle.RetryAfter > time.Minute {
+			t.Errorf("refusal asks to wait %s, want at most a minute", rle.RetryAfter)
+		}
+		time.Sleep(time.Minute)
+		if _, err := rlAsk(context.Background(), b, "gpt-4o", "third"); err != nil {
+			t.Fatalf("a minute after a 429 asking for a day: %v, want the call to reach the provider again", err)
+		}
+	})
+}
+
 // on_limit fallback moves a refused call on to the next model, admitted
 // against that model's own limits; reject never falls back.
 func TestOnLimitFallbackAndReject(t *testing.T) {

@@ -63,7 +63,8 @@
 //
 // The OpenAI adapter reports x-ratelimit-limit-*, -remaining-* and
 // -reset-* headers and every 429 (middleware.ProviderLimits). A 429's
-// Retry-After pauses admissions for the model; a limit with a tenth or
+// Retry-After pauses admissions for the model (at most a minute, however
+// long it asks: one call a minute then probes the provider); a limit with a tenth or
 // less left becomes a cell that mirrors the provider's own state
 // (remaining of limit, refilled at limit per minute), so admissions slow
 // down before the next 429. With a shared store this is shared: one

@@ -526,7 +526,11 @@ func (f *feedback) Observe(ctx context.Context, e middleware.Event) {
 func (l *Limiter) learn(ctx context.Context, p *plan, pl middleware.ProviderLimits) {
 	var f Feedback
 	if pl.Status == 429 {
-		f.Pause = pl.RetryAfter
+		// At most the provider's window: a Retry-After of hours (a daily
+		// quota, a proxy's guess, a server's bug) would otherwise stop the
+		// model on every replica for hours; a minute later one call
+		// probes again, and a 429 costs nothing.
+		f.Pause = min(pl.RetryAfter, providerWindow)
 		if f.Pause <= 0 {
 			f.Pause = time.Second
 		}
