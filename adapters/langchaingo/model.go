@@ -100,6 +100,9 @@ func (m *Model) GenerateContent(ctx context.Context, messages []llms.MessageCont
 	if fw != nil {
 		req.Stream = fw.send
 	}
+	// Only the Models can serve a call: no layer moves it to another
+	// model (middleware.WithServedModels).
+	ctx = middleware.WithServedModels(ctx, m.provider.known)
 	resp, err := middleware.SafeHandle(ctx, m.handler, req, "langchaingo model")
 	if err != nil {
 		return nil, err

@@ -751,8 +751,10 @@ func (b *Budget) exceeded(ctx context.Context, e *ExceededError, action OnExceed
 // the error for reject.
 func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *ExceededError, downgraded bool, est *callEstimate) (*middleware.Request, *holds, error) {
 	action := b.cfg.OnExceed
-	if action == "" || (action == OnExceedDowngrade && (downgraded || req.Model == b.cfg.DowngradeTo || middleware.FixedModel(ctx))) {
-		// (A call whose endpoint serves one model cannot be downgraded.)
+	if action == "" || (action == OnExceedDowngrade && (downgraded || req.Model == b.cfg.DowngradeTo || middleware.FixedModel(ctx) ||
+		!middleware.Serves(ctx, b.cfg.DowngradeTo))) {
+		// (A call whose endpoint serves one model, or not the cheaper
+		// one, cannot be downgraded.)
 		action = OnExceedReject
 	}
 	b.exceeded(ctx, e, action)

@@ -93,7 +93,7 @@ func (c *Compactor) compact(ctx context.Context, next middleware.Handler, run *m
 		return req, result{after: before}, nil
 	}
 	smodel := c.cfg.SummaryModel
-	if smodel == "" {
+	if smodel == "" || !middleware.Serves(ctx, smodel) {
 		smodel = req.Model
 	}
 	runID := ""

@@ -261,7 +261,7 @@ func (f *fallback) Handle(ctx context.Context, req *middleware.Request) (*middle
 		fixed    = middleware.FixedModel(ctx) // the endpoint serves req.Model only
 	)
 	for {
-		model, ok := f.nextModel(req.Model, tried, last, fixed)
+		model, ok := f.nextModel(ctx, req.Model, tried, last, fixed)
 		if !ok {
 			break
 		}
@@ -271,7 +271,7 @@ func (f *fallback) Handle(ctx context.Context, req *middleware.Request) (*middle
 		var rs []result
 		hedgeTo := ""
 		if len(tried) == 0 && req.Stream == nil && f.c.Hedge.enabled() {
-			hedgeTo, _ = f.nextModel(req.Model, []string{model}, nil, fixed)
+			hedgeTo, _ = f.nextModel(ctx, req.Model, []string{model}, nil, fixed)
 			if hedgeTo == "" {
 				// One model: the hedge is a second request to the same
 				// model (another connection, often another replica).
@@ -310,8 +310,9 @@ func winner(rs []result) *result {
 // nextModel returns the next model to try: the requested one first, then
 // the fallback models, skipping those tried; after a context-window error,
 // only models with a larger known window, LargerWindow included; when
-// fixed (middleware.FixedModel), none but the requested one.
-func (f *fallback) nextModel(requested string, tried []string, last *result, fixed bool) (string, bool) {
+// fixed (middleware.FixedModel), none but the requested one; never one
+// the caller's endpoint does not serve (middleware.Serves).
+func (f *fallback) nextModel(ctx context.Context, requested string, tried []string, last *result, fixed bool) (string, bool) {
 	if len(tried) == 0 {
 		return requested, true
 	}
@@ -331,7 +332,7 @@ func (f *fallback) nextModel(requested string, tried []string, last *result, fix
 		cands = append(slices.Clip(cands), f.c.LargerWindow...)
 	}
 	for i, m := range cands {
-		if m == requested || slices.Contains(tried, m) {
+		if m == requested || slices.Contains(tried, m) || !middleware.Serves(ctx, m) {
 			continue
 		}
 		if f.c.Allow != nil && i < len(f.c.Models) && !f.c.Allow(requested, m) {

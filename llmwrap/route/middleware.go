@@ -180,7 +180,11 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 		}
 		c.rule = d.Rule
 	}
-	if w, why := h.fitWindow(&q, model); w != "" {
+	if model != req.Model && !middleware.Serves(ctx, model) {
+		c.rule = joinRule(c.rule, "kept "+req.Model+": "+model+" is not among the models the caller serves")
+		model = req.Model
+	}
+	if w, why := h.fitWindow(&q, model); w != "" && middleware.Serves(ctx, w) {
 		model = w
 		c.rule = joinRule(c.rule, why)
 	}
@@ -192,7 +196,7 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 		middleware.FitMaxTokens(ctx, r, h.cfg.maxOut)
 	}
 
-	regen := h.regen != "" && model != h.regen
+	regen := h.regen != "" && model != h.regen && middleware.Serves(ctx, h.regen)
 	if !regen {
 		resp, err := h.serve(ctx, c, r)
 		return c.finish(resp, err)
@@ -278,9 +282,10 @@ func discard(context.Context, middleware.Chunk) error { return nil }
 // serve runs r through the cascade, when it applies, or as one call. The
 // answer streams to r.Stream.
 func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*middleware.Response, error) {
+	cascade := servedOnly(ctx, h.cascade)
 	start := -1
-	if len(h.cascade) > 0 {
-		start = slices.Index(h.cascade, r.Model)
+	if len(cascade) > 0 {
+		start = slices.Index(cascade, r.Model)
 		if start < 0 && c.rule == "" && !h.hasDefault {
 			start = 0 // no rule matched, no default: the cascade decides
 		}
@@ -288,16 +293,16 @@ func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*m
 	if start < 0 {
 		return h.attempt(ctx, c, r)
 	}
-	if m := h.cascade[start]; m != r.Model {
+	if m := cascade[start]; m != r.Model {
 		// The cascade picked its first model (no rule matched): a
 		// decision too, in the call's rule and events.
 		c.rule = joinRule(c.rule, "cascade: starts at "+m)
 		c.decide(ctx, r.Model, m, c.rule)
 	}
 	out := r.Stream
-	for i := start; i < len(h.cascade); i++ {
-		m := h.cascade[i]
-		last := i == len(h.cascade)-1
+	for i := start; i < len(cascade); i++ {
+		m := cascade[i]
+		last := i == len(cascade)-1
 		held := out != nil && !last // a draft that may be rejected is not shown
 		step := r
 		if step.Model != m || held {
@@ -311,7 +316,7 @@ func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*m
 			}
 		}
 		if i > start {
-			c.decide(ctx, h.cascade[i-1], m, c.rule)
+			c.decide(ctx, cascade[i-1], m, c.rule)
 		}
 		sctx := ctx
 		if held {
@@ -322,7 +327,7 @@ func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*m
 			if last || !Escalates(ctx, err) {
 				return nil, err
 			}
-			c.rule = joinRule(c.rule, "cascade: "+m+" failed ("+shortErr(err)+") → "+h.cascade[i+1])
+			c.rule = joinRule(c.rule, "cascade: "+m+" failed ("+shortErr(err)+") → "+cascade[i+1])
 			c.note("cascade: " + m + " failed: " + err.Error())
 			continue
 		}
@@ -330,7 +335,7 @@ func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*m
 			return resp, nil
 		}
 		if rej := h.check(step, resp, m); rej != nil {
-			c.rule = joinRule(c.rule, "cascade: "+m+" "+rej.Check+" failed → "+h.cascade[i+1])
+			c.rule = joinRule(c.rule, "cascade: "+m+" "+rej.Check+" failed → "+cascade[i+1])
 			c.note("cascade: " + rej.Error())
 			continue
 		}
@@ -342,6 +347,23 @@ func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*m
 		return resp, nil
 	}
 	return nil, errors.New("tokenwise/route: empty cascade") // unreachable: the loop returns on its last step
+}
+
+// servedOnly returns the models of ms that ctx's calls may be sent to
+// (middleware.Serves): ms itself when that is all of them.
+func servedOnly(ctx context.Context, ms []string) []string {
+	for i, m := range ms {
+		if !middleware.Serves(ctx, m) {
+			out := slices.Clone(ms[:i])
+			for _, m := range ms[i+1:] {
+				if middleware.Serves(ctx, m) {
+					out = append(out, m)
+				}
+			}
+			return out
+		}
+	}
+	return ms
 }
 
 // check runs the cascade's checks on an answer.
