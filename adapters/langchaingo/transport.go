@@ -26,6 +26,21 @@ import (
 // maxErrorBody bounds how much of an error response NewTransport reads.
 const maxErrorBody = 64 << 10
 
+// The bounds of what NewTransport reads of an answer, those of the OpenAI
+// adapter's provider: a server that sends more (a broken or hostile one,
+// a line that never ends) fails the call as malformed instead of growing
+// the process's memory without end. Far above any real answer.
+// Variables for the tests.
+var (
+	maxStreamLine       = 64 << 20
+	maxAnswerBody int64 = 256 << 20
+)
+
+const (
+	errLineTooLong  = "a line of the stream is longer than the transport reads (64 MiB)"
+	errBodyTooLarge = "the answer is larger than the transport reads (256 MiB)"
+)
+
 // NewTransport returns an [http.RoundTripper] for the HTTP client of an
 // inner langchaingo model, e.g.
 //
@@ -60,7 +75,11 @@ const maxErrorBody = 64 << 10
 // [middleware.AnswerCutError] as the error's cause, and a whole one that
 // is malformed (not JSON, no choices, a member of the wrong type) with a
 // [middleware.AnswerMalformedError], so that the call is billed (the
-// provider produced, and bills, the answer). A usage count written as a
+// provider produced, and bills, the answer). What it reads is bounded as
+// the OpenAI adapter's provider bounds it: a line of a stream longer than
+// 64 MiB, or a plain answer longer than 256 MiB (a server that never ends
+// one), fails the read with a [middleware.ErrMalformed] error instead of
+// being gathered in memory for as long as it comes. A usage count written as a
 // float (12.0, which several OpenAI-compatible servers send) or a created
 // time as a string, which the backend cannot decode into its Go types, is
 // put in those types, in a stream as in a plain answer (see
@@ -465,6 +484,12 @@ func (s *checkedStream) step() {
 	if err == bufio.ErrBufferFull {
 		s.line = append(s.line[:0], line...)
 		for err == bufio.ErrBufferFull {
+			if len(s.line) > maxStreamLine {
+				// A line that does not end (a broken or hostile server):
+				// failed, never gathered for as long as it comes.
+				s.out, s.line, s.err = nil, nil, &streamFault{kind: middleware.ErrMalformed, msg: errLineTooLong}
+				return
+			}
 			line, err = s.br.ReadSlice('\n')
 			s.line = append(s.line, line...)
 		}
@@ -860,7 +885,16 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 			b.stream = &checkedStream{rc: b.rc, br: br, slot: b.slot}
 			return b.stream.Read(p)
 		}
-		body, err := io.ReadAll(br)
+		body, err := io.ReadAll(io.LimitReader(br, maxAnswerBody+1))
+		if int64(len(body)) > maxAnswerBody {
+			// An answer that does not end (a broken or hostile server):
+			// failed, never read for as long as it comes. The provider
+			// produced something, and may bill it.
+			f := &streamFault{kind: middleware.ErrMalformed, msg: errBodyTooLarge,
+				cause: &middleware.AnswerMalformedError{StatusCode: b.status, Err: errors.New(errBodyTooLarge)}}
+			b.r, b.tail = bytes.NewReader(nil), f
+			return 0, f
+		}
 		if err == nil && bytes.Contains(body, []byte(`"error"`)) {
 			if f := embeddedError(body); f != nil {
 				b.r, b.tail = bytes.NewReader(nil), f
