@@ -49,7 +49,11 @@ type syncTransport struct {
 	// checked for a close by the upstream (a read that does not wait)
 	// before it is used again.
 	checkAfter time.Duration
-	now        func() time.Time
+	// maxHeader bounds an answer's status line and headers (each 1xx
+	// answer's too), as net/http's Transport bounds them
+	// (MaxResponseHeaderBytes).
+	maxHeader int64
+	now       func() time.Time
 
 	mu    sync.Mutex
 	hosts map[string]*hostPool
@@ -61,6 +65,12 @@ const (
 	defaultIdleTimeout = 90 * time.Second
 	defaultCheckAfter  = 250 * time.Millisecond
 	upstreamBufSize    = 16 << 10
+	// defaultMaxHeader is net/http's Transport's default
+	// MaxResponseHeaderBytes.
+	defaultMaxHeader = 10 << 20
+	// max1xx bounds the informational answers before the answer, as
+	// net/http's Transport does.
+	max1xx = 5
 )
 
 func newSyncTransport(fallback *http.Transport) *syncTransport {
@@ -71,11 +81,15 @@ func newSyncTransport(fallback *http.Transport) *syncTransport {
 		maxIdle:     maxIdleConnsPerUpstream,
 		idleTimeout: defaultIdleTimeout,
 		checkAfter:  defaultCheckAfter,
+		maxHeader:   defaultMaxHeader,
 		now:         time.Now,
 		hosts:       map[string]*hostPool{},
 	}
 	if fallback != nil {
 		t.fallback, t.proxy = fallback, fallback.Proxy
+		if fallback.MaxResponseHeaderBytes > 0 {
+			t.maxHeader = fallback.MaxResponseHeaderBytes
+		}
 	}
 	return t
 }
@@ -83,6 +97,10 @@ func newSyncTransport(fallback *http.Transport) *syncTransport {
 // errUnexpectedUpgrade is a 101 answer to a request that asked for no
 // upgrade.
 var errUnexpectedUpgrade = errors.New("tokenwise/gateway: the upstream switched protocols unasked")
+
+// errTooMany1xx is an upstream that sent more than max1xx informational
+// answers before its answer.
+var errTooMany1xx = errors.New("tokenwise/gateway: the upstream sent too many 1xx informational answers")
 
 // RoundTrip implements http.RoundTripper.
 func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -143,8 +161,17 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return fail(err)
 	}
 	var resp *http.Response
-	for {
+	for n1xx := 0; ; n1xx++ {
+		// The status line and the headers are read within maxHeader
+		// bytes: an upstream whose headers do not end (or that sends
+		// garbage without a line break) fails the call, never grows the
+		// gateway's memory for as long as it sends.
+		pc.lr.left = t.maxHeader
 		resp, err = http.ReadResponse(pc.br, req)
+		if pc.lr.left <= 0 {
+			err = fmt.Errorf("tokenwise/gateway: the upstream's answer headers exceed %d bytes", t.maxHeader)
+		}
+		pc.lr.left = math.MaxInt64
 		if err != nil {
 			return fail(err)
 		}
@@ -154,7 +181,10 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			return fail(errUnexpectedUpgrade)
 		}
-		// 1xx: informational, the answer follows.
+		// 1xx: informational, the answer follows (within max1xx of them).
+		if n1xx >= max1xx {
+			return fail(errTooMany1xx)
+		}
 	}
 	reuse := !resp.Close && !req.Close
 	b := &syncBody{t: t, hp: hp, pc: pc, ctx: ctx, stop: stop, src: resp.Body, reuse: reuse}
@@ -254,6 +284,7 @@ type hostPool struct {
 // syncConn is one upstream connection.
 type syncConn struct {
 	nc        net.Conn
+	lr        limitedConn // nc, read through br
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	fw        oneWrite // bw, for a request written in one write
@@ -264,6 +295,28 @@ type syncConn struct {
 }
 
 func (pc *syncConn) close() { pc.closeOnce.Do(func() { _ = pc.nc.Close() }) }
+
+// limitedConn reads a connection at most left bytes more (an answer's
+// headers are read within a bound; its body is not).
+type limitedConn struct {
+	nc   net.Conn
+	left int64
+}
+
+// errReadLimit is a read of a connection past its limit.
+var errReadLimit = errors.New("tokenwise/gateway: read limit exhausted")
+
+func (l *limitedConn) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, errReadLimit
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.nc.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
 
 // get returns an idle connection, else a new one, else (when maxDials
 // dials are running) the first connection given back or dialed.
@@ -346,7 +399,8 @@ func (t *syncTransport) dialConn(ctx context.Context, addr string) (*syncConn, e
 		}
 		return nil, fmt.Errorf("tokenwise/gateway: dial upstream: %w", err)
 	}
-	pc := &syncConn{nc: nc, br: bufio.NewReaderSize(nc, upstreamBufSize), bw: bufio.NewWriterSize(nc, upstreamBufSize)}
+	pc := &syncConn{nc: nc, lr: limitedConn{nc: nc, left: math.MaxInt64}, bw: bufio.NewWriterSize(nc, upstreamBufSize)}
+	pc.br = bufio.NewReaderSize(&pc.lr, upstreamBufSize)
 	pc.fw.bw = pc.bw
 	pc.closeFn = pc.close
 	return pc, nil
