@@ -260,6 +260,33 @@ func (b *passBound) watch(modify func(*http.Response) error) func(*http.Response
 	}
 }
 
+// held puts the answer of the current attempt, which the call reads whole
+// before it decides to pass it on (a stream of a cascade's model held back
+// to be checked), under b's clocks as watch puts an answer passed on: for
+// a stream, the first-token clock stops at its first event and the idle
+// clock bounds the wait for each next one; for an answer that is no
+// stream, the first-token clock stops. (Read whole already: nothing to
+// do.)
+func (b *passBound) held(resp *http.Response) {
+	if b == nil {
+		return
+	}
+	switch resp.Body.(type) {
+	case *answerBody, *watchedBody:
+		return
+	}
+	if !isEventStream(resp) {
+		b.mu.Lock()
+		if b.gap != nil && !b.started {
+			b.gap.Stop()
+			b.gap = nil
+		}
+		b.mu.Unlock()
+		return
+	}
+	resp.Body = &watchedBody{src: resp.Body, b: b, events: true}
+}
+
 // waiting starts the idle clock before a read of the answer's body, once
 // its first event came (before it, the first-token clock runs from the
 // send), with what it has left since the last event: only the time spent

@@ -34,8 +34,9 @@ import (
 // run's record has the call once, at the cost of every attempt, each
 // rejected answer under its model with the check that failed. A stream of
 // a model that is not the cascade's last is held back until it ends (as
-// the chain holds a chat stream back), and its final event's response
-// checked: the client reads one stream, of the model whose answer passed
+// the chain holds a chat stream back; its read bounded by the team's
+// first_token and idle as a stream passed on is), and its final event's
+// response checked: the client reads one stream, of the model whose answer passed
 // (the last model's, live). A stream that is cut, longer than the
 // gateway reads whole, or without a final response to check, is passed
 // on as it came.
@@ -146,6 +147,7 @@ func viewResponses(b []byte) (*responsesView, bool) {
 // check runs the call's cascade checks on the answer of attempt a, of
 // model; nil when it passes them, or cannot be read whole to check.
 func (c *responsesCall) check(a *responsesAttempt, model string) *route.RejectedError {
+	c.bound.held(a.resp) // read under the attempt's clocks, as an answer passed on is
 	v, ok := viewOf(a)
 	if !ok {
 		return nil // too long, cut, or without a final response: passed on as it is, the charge tells
@@ -271,6 +273,7 @@ func (c *responsesCall) regenerate(ctx context.Context, pass *responsesAttempt) 
 	if pass == nil || c.regen == "" || pass.model == c.regen {
 		return pass, nil
 	}
+	c.bound.held(pass.resp)
 	v, ok := viewOf(pass)
 	if !ok || !instrument.IsFinalAnswer(&v.resp.Message) {
 		return pass, nil
