@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -24,7 +25,8 @@ import (
 // comments, ": keepalive", and blank lines are no event, as they are no
 // chunk of a chat stream) — and by its run's deadline
 // (limits.run_timeout from the run's start: the run X-Run-Id names, else
-// the call's own). A bound that passes before the answer began is the
+// the call's own). A bound that passes before the answer began (a
+// stream's begins with its first event: see firstEvent) is the
 // caller's OpenAI-shaped 504 "timeout" (a Responses or embeddings call's
 // attempt that was sent charged its input, as the provider bills a prompt
 // it received and as the chain bills a chat attempt that timed out; so is
@@ -258,6 +260,55 @@ func (b *passBound) watch(modify func(*http.Response) error) func(*http.Response
 		resp.Body = &watchedBody{src: resp.Body, b: b, events: isEventStream(resp)}
 		return modify(resp)
 	}
+}
+
+// firstEvent reads the stream resp of the current attempt up to the end
+// of its first event (with a data payload) under the attempt's clocks,
+// and gives resp its body back whole: what was read, then the rest. An
+// attempt whose stream began (its headers, SSE comments) but sent no
+// event when first_token (or call) passes has no answer yet: the error
+// returned is then the bound's, and the attempt is retried or moves on
+// as one whose headers came late does, never passed on as a stream that
+// ends with the error. A read that fails otherwise (the stream cut before
+// its first event) is kept in the body, after what was read, and nil
+// returned: the stream is passed on as it came. Nothing is read when
+// the call has no first-token clock or resp is no event stream.
+func (b *passBound) firstEvent(resp *http.Response) error {
+	if b == nil || b.first == nil || !isEventStream(resp) {
+		return nil
+	}
+	src := resp.Body
+	w := &watchedBody{src: src, b: b, events: true}
+	var buf []byte
+	p := make([]byte, 4<<10)
+	for {
+		n, err := w.Read(p)
+		buf = append(buf, p[:n]...)
+		if b.begun() || err == nil && len(buf) > maxResponsesEvent {
+			break // (an event longer than the gateway reads: passed on as it comes)
+		}
+		if err != nil {
+			_ = src.Close()
+			resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(buf), errorReader{err}))
+			if b.cause() != nil {
+				return err
+			}
+			return nil
+		}
+	}
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf), src), src}
+	return nil
+}
+
+// begun reports whether the current attempt's answer began: its first
+// event (its first bytes, for an answer that is no stream) was read.
+func (b *passBound) begun() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.started
 }
 
 // held puts the answer of the current attempt, which the call reads whole

@@ -234,8 +234,9 @@ func callPass(t *testing.T, e *env, path, body string, hdr ...string) passCall {
 // answer has not begun when its call timeout (or the run's deadline)
 // passes is the client's 504 "timeout", charged its input (sent, it was
 // billed by the provider: as the chain bills a chat attempt that timed
-// out); a
-// stream whose first bytes come later than first_token, that goes quiet
+// out), and so is a stream whose first event (its headers came, SSE
+// comments maybe) comes later than first_token; a
+// stream that goes quiet
 // for longer than idle, or that is still streaming when the call timeout
 // passes ends with an error event naming the limit, charged its
 // reservation as a cut stream is; an answer within the limits is
@@ -260,7 +261,7 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 		{"JSON answer hangs", "/v1/responses", responses("hang", false), 504, "timeout", "call timed out after 30s", 30 * time.Second, "", false},
 		{"JSON answer late", "/v1/responses", responses("late headers", false), 200, "", "", 10 * time.Second, "", false},
 		{"stream's headers late", "/v1/responses", responses("late headers", true), 504, "timeout", "no first token in time after 5s", 5 * time.Second, "", false},
-		{"stream's first event late", "/v1/responses", responses("late events", true), 200, "timeout", "no first token in time after 5s", 5 * time.Second, "error", true},
+		{"stream's first event late", "/v1/responses", responses("late events", true), 504, "timeout", "no first token in time after 5s", 5 * time.Second, "", false},
 		{"stream pauses", "/v1/responses", responses("pause", true), 200, "timeout", "stream idle too long after 2s", 2 * time.Second, "error", true},
 		{"stream outlasts the call", "/v1/responses", responses("drip", true), 200, "timeout", "call timed out after 30s", 30 * time.Second, "error", true},
 		{"stream within the limits", "/v1/responses", responses("fine", true), 200, "", "", 0, "response.completed", false},
@@ -319,6 +320,8 @@ func TestGatewayBoundsPassedCallsByTheTeamsTimeouts(t *testing.T) {
 		}{
 			{"JSON answer hangs", responses("hang unless gpt-4o", false), 30 * time.Second},
 			{"stream's headers late", responses("late headers unless gpt-4o", true), 5 * time.Second},
+			// Its headers at once, its first event late: no answer yet.
+			{"stream's first event late", responses("late events unless gpt-4o", true), 5 * time.Second},
 		} {
 			synctest.Test(t, func(t *testing.T) {
 				e := timeoutEnv(t, pol+"fallback: {models: [gpt-4o]}\n")

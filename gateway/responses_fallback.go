@@ -520,6 +520,16 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 	}
 	embeddedError(resp)
 	if resp.StatusCode < 400 {
+		if err := c.bound.firstEvent(resp); err != nil {
+			// A stream that began without an event: no answer when its
+			// first_token (or call) passed, retried or moved on as a
+			// provider's timeout is.
+			_ = resp.Body.Close()
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx)
+			}
+			return nil, &middleware.ProviderError{Kind: middleware.ErrTimeout, Provider: up.Name, Model: mreq.Model, Err: err}
+		}
 		if c.hedged && !isEventStream(resp) {
 			// Read whole now, under the attempt's clocks: should the other
 			// attempt answer too, the one that loses is cancelled, and its
