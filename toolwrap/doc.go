@@ -19,7 +19,11 @@
 //     a time);
 //     a tool with side effects waits for the earlier calls, runs alone, and
 //     the later calls wait for it; results come back in call order with
-//     their call ids;
+//     their call ids. A call given up on at its timeout while its tool,
+//     ignoring its context, still runs is waited for up to its timeout
+//     once more; if it still runs, a call of a tool with side effects
+//     after it, and every call after such a tool, is not run ([ErrNotRun]):
+//     nothing starts beside a tool with side effects;
 //   - every call has its own timeout (Meta.Timeout, else the executor's),
 //     built with context.WithTimeoutCause and [ErrTimeout]; the run's
 //     context cancels everything, and so does the run's deadline

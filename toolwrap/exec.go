@@ -177,7 +177,11 @@ func (e *Executor) Artifacts() *Artifacts { return e.arts }
 //
 // Calls to tools without side effects run concurrently, at most
 // MaxParallel at once; a call to a tool with side effects waits for every
-// earlier call, runs alone, and the later calls wait for it. When ctx ends
+// earlier call, runs alone, and the later calls wait for it. A call
+// given up on while its tool still runs (a tool that ignores its context)
+// is waited for up to its timeout once more; if it still runs, a call to
+// a tool with side effects after it, or any call after such a tool, is
+// not run (ErrNotRun). When ctx ends
 // (the run's deadline or cancellation) every call is cancelled and Execute
 // returns the results so far with context.Cause(ctx). Otherwise the error
 // is nil unless Config.FailOnError is set and a call failed. With
@@ -192,10 +196,25 @@ func (e *Executor) Execute(ctx context.Context, calls []middleware.ToolCall) ([]
 	}
 	results := make([]Result, len(calls))
 	start := e.now()
+	// given is where the calls given up on while their tools ran begin
+	// (see stillRunning): a call of a tool with side effects, which runs
+	// alone, does not start beside one that still runs, nor does any call
+	// after such a call; they are not run (ErrNotRun).
+	given := 0
 	for lo := 0; lo < len(calls); {
 		if e.sideEffects(calls[lo].Name) {
+			if ctx.Err() == nil && stillRunning(ctx, results[given:lo]) {
+				e.notRun(ctx, calls, results, lo, len(calls))
+				break
+			}
+			given = lo
 			results[lo] = e.safeOne(ctx, calls[lo])
 			lo++
+			if ctx.Err() == nil && stillRunning(ctx, results[lo-1:lo]) {
+				e.notRun(ctx, calls, results, lo, len(calls))
+				break
+			}
+			given = lo
 			continue
 		}
 		hi := lo + 1
@@ -225,6 +244,50 @@ func (e *Executor) Execute(ctx context.Context, calls []middleware.ToolCall) ([]
 		}
 	}
 	return results, nil
+}
+
+// stillRunning reports whether a call of results was given up on while
+// its tool ran (a tool that ignores its context) and the tool has not
+// returned since, waiting for it up to its timeout once more (or until
+// ctx ends): a tool that stops at its timeout returns at once.
+func stillRunning(ctx context.Context, results []Result) bool {
+	var wait <-chan time.Time
+	for i := range results {
+		var te *Error
+		if !errors.As(results[i].Err, &te) || te.ended == nil {
+			continue
+		}
+		if wait == nil {
+			d := te.Timeout
+			for j := i + 1; j < len(results); j++ {
+				var o *Error
+				if errors.As(results[j].Err, &o) {
+					d = max(d, o.Timeout)
+				}
+			}
+			t := time.NewTimer(d)
+			defer t.Stop()
+			wait = t.C
+		}
+		select {
+		case <-te.ended:
+		case <-wait:
+			return true
+		case <-ctx.Done():
+			return true
+		}
+	}
+	return false
+}
+
+// notRun gives calls[lo:hi] the ErrNotRun observation, recorded as each
+// call's result, without running them.
+func (e *Executor) notRun(ctx context.Context, calls []middleware.ToolCall, results []Result, lo, hi int) {
+	now := e.now()
+	for i := lo; i < hi; i++ {
+		c := &calls[i]
+		e.finish(&results[i], ctx, c, e.tools[c.Name], now, "", false, &Error{Tool: c.Name, CallID: c.ID, Err: ErrNotRun})
+	}
 }
 
 // sideEffects reports whether the named tool has side effects (an unknown
@@ -307,6 +370,7 @@ type slot struct {
 	c     *middleware.ToolCall
 	d     time.Duration
 	done  chan<- struct{}
+	ended chan struct{} // closed when the call's goroutine ends
 }
 
 // direct runs calls[lo:hi], which all start at once under the same
@@ -329,7 +393,7 @@ func (e *Executor) direct(ctx context.Context, d time.Duration, calls []middlewa
 	start := e.now()
 	for i := range slots {
 		s := &slots[i]
-		s.c, s.d, s.done = &calls[lo+i], d, done
+		s.c, s.d, s.done, s.ended = &calls[lo+i], d, done, make(chan struct{})
 		go e.directCall(gctx, s)
 	}
 	pending := n // claimed calls not yet received, and unclaimed ones
@@ -343,7 +407,7 @@ func (e *Executor) direct(ctx context.Context, d time.Duration, calls []middlewa
 		for i := range slots {
 			if slots[i].state.CompareAndSwap(0, 2) {
 				c := &calls[lo+i]
-				e.finish(&results[lo+i], gctx, c, nil, start, "", false, callErr(gctx, *c, d, context.Cause(gctx)))
+				e.finish(&results[lo+i], gctx, c, nil, start, "", false, givenUp(callErr(gctx, *c, d, context.Cause(gctx)), slots[i].ended))
 				pending--
 			}
 		}
@@ -361,6 +425,7 @@ func (e *Executor) direct(ctx context.Context, d time.Duration, calls []middlewa
 // directCall runs one call of a direct group on its own goroutine (whose
 // stack starts small: the frames stay lean, pointers rather than values).
 func (e *Executor) directCall(ctx context.Context, s *slot) {
+	defer close(s.ended)
 	claimed := false
 	defer func() {
 		if v := recover(); v != nil {
@@ -536,6 +601,9 @@ func (e *Executor) finish(r *Result, ctx context.Context, c *middleware.ToolCall
 type outcome struct {
 	s   string
 	err error
+	// ended, for a call given up on while its tool still ran, is closed
+	// when the tool returns.
+	ended chan struct{}
 }
 
 // invoke calls the tool under its timeout. A tool that ignores its
@@ -559,21 +627,38 @@ func (e *Executor) await(ctx context.Context, t Tool, c middleware.ToolCall, d t
 		o = safeCall(ctx, t.Call, c.Arguments)
 	} else {
 		ch := make(chan outcome, 1)
-		go func() { ch <- safeCall(ctx, t.Call, c.Arguments) }()
+		ended := make(chan struct{})
+		go func() {
+			defer close(ended)
+			ch <- safeCall(ctx, t.Call, c.Arguments)
+		}()
 		select {
 		case o = <-ch:
 		case <-ctx.Done():
 			select {
 			case o = <-ch:
 			default:
-				o = outcome{err: context.Cause(ctx)}
+				o = outcome{err: context.Cause(ctx), ended: ended}
 			}
 		}
 	}
 	if o.err == nil {
 		return o.s, nil
 	}
+	if o.ended != nil {
+		return "", givenUp(callErr(ctx, c, d, o.err), o.ended)
+	}
 	return "", callErr(ctx, c, d, o.err)
+}
+
+// givenUp marks err, the *Error of a call given up on while its tool
+// still runs, with ended, closed when the tool returns (see Execute).
+func givenUp(err error, ended <-chan struct{}) error {
+	var te *Error
+	if errors.As(err, &te) {
+		te.ended = ended
+	}
+	return err
 }
 
 // callErr is the error of call c whose tool (or wait) failed with err

@@ -75,6 +75,11 @@ var (
 	ErrPanic = errors.New("tokenwise/toolwrap: tool panicked")
 	// ErrUnknownTool: the model asked for a tool the executor does not have.
 	ErrUnknownTool = errors.New("tokenwise/toolwrap: unknown tool")
+	// ErrNotRun: a call of the turn was not run because an earlier one,
+	// given up on at its timeout, was still running and it could not run
+	// alone: a call after a tool with side effects that was given up on,
+	// or a call of a tool with side effects after any call given up on.
+	ErrNotRun = errors.New("tokenwise/toolwrap: not run: an earlier call of the turn timed out and is still running")
 	// ErrNotFound: no artifact with that id in this run.
 	ErrNotFound = errors.New("tokenwise/toolwrap: artifact not found")
 	// ErrEvicted: the artifact was in this run, and its store, full,
@@ -96,6 +101,9 @@ type Error struct {
 	CallID  string
 	Timeout time.Duration // set for timeouts
 	Err     error
+	// ended, for a call given up on (its timeout or its context ended)
+	// while its tool still ran, is closed when the tool returns.
+	ended <-chan struct{}
 }
 
 func (e *Error) Error() string {
@@ -105,6 +113,8 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("tool %s timed out after %s", name, e.Timeout)
 	case errors.Is(e.Err, ErrUnknownTool):
 		return fmt.Sprintf("tool %s does not exist", name)
+	case errors.Is(e.Err, ErrNotRun):
+		return fmt.Sprintf("tool %s was not run: an earlier call of the turn timed out and is still running", name)
 	}
 	return fmt.Sprintf("tool %s failed: %v", name, e.Err)
 }

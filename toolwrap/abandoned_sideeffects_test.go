@@ -1,0 +1,89 @@
+package toolwrap_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/tokenwise/tokenwise/toolwrap"
+)
+
+// TestAbandonedCallLeavesNothingBesideASideEffect: tools with side
+// effects run alone and in order. A call whose tool ignores its context
+// is given up on at its timeout (its observation is the timeout) while
+// the tool still runs; a call of a tool with side effects after it, or
+// any call after such a call that is a tool with side effects, would run
+// beside it: it is not run, and its observation says so
+// (toolwrap.ErrNotRun). Before, "rollback" ran beside the "deploy" it was
+// to follow. A tool that stops at its timeout leaves the calls after it
+// to run as before.
+func TestAbandonedCallLeavesNothingBesideASideEffect(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		calls     []string
+		deafFirst bool     // the first call's tool ignores its context
+		notRun    []string // the calls not run
+	}{
+		{"side effects, then side effects", []string{"deploy", "rollback"}, true, []string{"rollback"}},
+		{"side effects, then a read", []string{"deploy", "check_disk", "check_net"}, true, []string{"check_disk", "check_net"}},
+		{"a read, then side effects", []string{"status", "check_net", "rollback"}, true, []string{"rollback"}},
+		{"a tool that stops at its timeout", []string{"deploy", "rollback"}, false, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var log eventLog
+				release := make(chan struct{})
+				slow := func(name string, side bool) toolwrap.Tool {
+					return toolwrap.Tool{Name: name, Meta: toolwrap.Meta{SideEffects: side, Timeout: time.Second},
+						Call: func(ctx context.Context, _ string) (string, error) {
+							log.add("start " + name)
+							defer log.add("end " + name)
+							done := ctx.Done()
+							if c.deafFirst {
+								done = nil // ignores its context: ends at 5s, or when released
+							}
+							select {
+							case <-time.After(5 * time.Second):
+							case <-release:
+							case <-done:
+								return "", ctx.Err()
+							}
+							return name + " done", nil
+						}}
+				}
+				ex, _ := toolwrap.New([]toolwrap.Tool{
+					slow("deploy", true), slow("status", false),
+					sleepTool("rollback", 100*time.Millisecond, &log, toolwrap.Meta{SideEffects: true}),
+					sleepTool("check_disk", 100*time.Millisecond, &log, toolwrap.Meta{}),
+					sleepTool("check_net", 100*time.Millisecond, &log, toolwrap.Meta{}),
+				}, toolwrap.Config{MaxParallel: 4})
+				res, err := ex.Execute(t.Context(), calls(c.calls...))
+				close(release)
+				synctest.Wait()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !errors.Is(res[0].Err, toolwrap.ErrTimeout) {
+					t.Errorf("the first call: %v, want its timeout", res[0].Err)
+				}
+				for i, r := range res[1:] {
+					name := c.calls[i+1]
+					wantNotRun := false
+					for _, n := range c.notRun {
+						wantNotRun = wantNotRun || n == name
+					}
+					started := log.index("start "+name) >= 0
+					if wantNotRun && (started || !errors.Is(r.Err, toolwrap.ErrNotRun) || r.Content != r.Err.Error()) {
+						t.Errorf("%s beside the %s given up on but still running: started %v, %q (%v); want it not run, saying so",
+							name, c.calls[0], started, r.Content, r.Err)
+					}
+					if !wantNotRun && (!started || r.Err != nil && !errors.Is(r.Err, toolwrap.ErrTimeout)) {
+						t.Errorf("%s: started %v, %v; want it run", name, started, r.Err)
+					}
+				}
+			})
+		})
+	}
+}
