@@ -22,6 +22,7 @@ const (
 	DefaultListen            = "127.0.0.1:8787"
 	DefaultMaxBody           = 4 << 20
 	DefaultMaxUpload         = 512 << 20
+	DefaultUpstreamIdle      = 10 * time.Minute
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultWriteTimeout      = 60 * time.Second
@@ -182,6 +183,16 @@ type Limits struct {
 	// A stream under a team policy with timeouts.idle gets that limit
 	// instead. Zero: 60s.
 	WriteTimeout policies.Duration `yaml:"write_timeout,omitempty"`
+	// UpstreamIdle bounds a passed-through call the gateway does not
+	// police (files, uploads, audio, images, legacy completions with
+	// pass_unpoliced, a model's or a background response's retrieval),
+	// which no team timeout bounds: the upstream must read each next
+	// piece of the request's body, send its answer's headers and each
+	// next piece of the answer within it, or the call ends (an
+	// OpenAI-shaped 504 before the answer began, a cut answer after). The
+	// clock runs only while the gateway waits for the upstream, never
+	// for the client. Zero: 10m (the OpenAI SDKs' own request timeout).
+	UpstreamIdle policies.Duration `yaml:"upstream_idle,omitempty"`
 	// IdleTimeout closes keep-alive connections idle this long. Zero: 2m.
 	IdleTimeout policies.Duration `yaml:"idle_timeout,omitempty"`
 	// ShutdownGrace is how long a shutdown lets running requests (streams
@@ -384,6 +395,7 @@ func (c *Config) problems(src *policies.Source) []policies.Problem {
 		"limits.read_header_timeout": c.Limits.ReadHeaderTimeout, "limits.idle_timeout": c.Limits.IdleTimeout,
 		"limits.read_timeout": c.Limits.ReadTimeout, "limits.write_timeout": c.Limits.WriteTimeout,
 		"limits.shutdown_grace": c.Limits.ShutdownGrace, "limits.run_idle": c.Limits.RunIdle,
+		"limits.upstream_idle": c.Limits.UpstreamIdle,
 	} {
 		if d < 0 {
 			add(path, "must not be negative")

@@ -564,6 +564,13 @@ func (s *Server) maxBody() int64 {
 	return DefaultMaxBody
 }
 
+func (s *Server) upstreamIdle() time.Duration {
+	if d := s.cfg.Limits.UpstreamIdle.Duration(); d > 0 {
+		return d
+	}
+	return DefaultUpstreamIdle
+}
+
 func (s *Server) maxUpload() int64 {
 	if s.cfg.Limits.MaxUpload > 0 {
 		return int64(s.cfg.Limits.MaxUpload)
@@ -999,6 +1006,13 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			return next(resp)
 		}
 	}
+	var idle *upstreamIdle
+	if bound == nil && call == nil {
+		// No team timeout bounds it: limits.upstream_idle does
+		// (upstreamidle.go).
+		r, idle = newUpstreamIdle(r, s.upstreamIdle())
+		defer idle.stop()
+	}
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			if call == nil { // (the fallback chain's sender tracks its own attempts)
@@ -1024,7 +1038,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			dropVirtualKey(pr.Out.Header, k.token)
 			up.credentials(pr.Out.Header)
 		},
-		Transport:      s.pass,
+		Transport:      idle.transport(s.pass),
 		FlushInterval:  -1,
 		ModifyResponse: modify,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
@@ -1047,6 +1061,11 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 				if sent.Sent() {
 					lost = c
 				}
+				classify(c, s.secrets...).write(w)
+				return
+			}
+			if c := idle.cause(); c != nil {
+				// The upstream sent nothing for limits.upstream_idle.
 				classify(c, s.secrets...).write(w)
 				return
 			}
