@@ -129,7 +129,9 @@ func (u *upstreamIdle) transport(next http.RoundTripper) http.RoundTripper {
 		if err != nil && u.cause() != nil {
 			err = u.cause()
 		}
-		if resp != nil && resp.Body != nil {
+		// (An upgraded connection, a WebSocket, is no answer to wait
+		// for: it is passed on as it is, unbounded as before.)
+		if resp != nil && resp.Body != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			resp.Body = &idleBody{ReadCloser: resp.Body, u: u}
 		}
 		return resp, err
