@@ -308,11 +308,16 @@ func unstreamable(extra []byte) bool {
 }
 
 // liveSearch reports whether req has the provider search the web: it
-// asks for web_search_options (canonical JSON in Extra), or names a model
-// that searches on every call: one of OpenAI's search models
-// (gpt-4o-search-preview, gpt-5-search-api...), Perplexity's Sonar models
-// (sonar, sonar-pro, perplexity/sonar-reasoning...), or OpenRouter's
-// ":online" variant of any model.
+// asks for web_search_options, OpenRouter's web plugin (plugins: [{"id":
+// "web"}], of which a model's ":online" suffix is a shortcut) or a web
+// search tool (a tool type that names web_search: OpenRouter's
+// "openrouter:web_search" server tool, OpenAI's "web_search" and
+// "web_search_preview" types, which OpenRouter runs as it) — canonical
+// JSON in Extra —, or names a model that searches on every call: one of
+// OpenAI's search models (gpt-4o-search-preview, gpt-5-search-api...),
+// Perplexity's Sonar models (sonar, sonar-pro,
+// perplexity/sonar-reasoning...), or OpenRouter's ":online" variant of
+// any model.
 func liveSearch(req *middleware.Request) bool {
 	model := strings.ToLower(req.Model)
 	if strings.Contains(model, "-search-") || strings.HasSuffix(model, ":online") {
@@ -321,15 +326,41 @@ func liveSearch(req *middleware.Request) bool {
 	if base := model[strings.LastIndexByte(model, '/')+1:]; base == "sonar" || strings.HasPrefix(base, "sonar-") {
 		return true
 	}
-	if !bytes.Contains(req.Extra, []byte(`"web_search_options"`)) {
+	if !bytes.Contains(req.Extra, []byte(`web_search`)) && !bytes.Contains(req.Extra, []byte(`"plugins"`)) {
 		return false
 	}
 	var m map[string]json.RawMessage
 	if json.Unmarshal(req.Extra, &m) != nil {
 		return true // (unread: not kept, to be safe)
 	}
-	v, ok := m["web_search_options"]
-	return ok && string(v) != "null"
+	if v, ok := m["web_search_options"]; ok && string(v) != "null" {
+		return true
+	}
+	if v, ok := m["plugins"]; ok && string(v) != "null" {
+		var plugins []map[string]json.RawMessage
+		if json.Unmarshal(v, &plugins) != nil {
+			return true
+		}
+		for _, p := range plugins {
+			var id string
+			if _, ok := p["id"]; ok && (json.Unmarshal(p["id"], &id) != nil || id == "web") {
+				return true
+			}
+		}
+	}
+	if v, ok := m["tools"]; ok && bytes.Contains(v, []byte(`web_search`)) {
+		var tools []map[string]json.RawMessage
+		if json.Unmarshal(v, &tools) != nil {
+			return true
+		}
+		for _, t := range tools {
+			var typ string
+			if _, ok := t["type"]; ok && (json.Unmarshal(t["type"], &typ) != nil || strings.Contains(typ, "web_search")) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // sharedError reports whether a leader's error is the provider's answer to

@@ -124,7 +124,8 @@
 // [ReasonStreamNotCacheable] (a streaming request under [Config].NoStreams,
 // policy cache.streams: false), [ReasonUnstreamable] (a streaming request
 // for legacy function calls or audio output, which a stream's core chunks
-// do not carry), [ReasonLiveSearch] (a request with web_search_options, or
+// do not carry), [ReasonLiveSearch] (a request with web_search_options,
+// OpenRouter's web plugin or a web search tool, or
 // to a model that searches on every call — OpenAI's search models,
 // Perplexity's Sonar, OpenRouter's ":online" variants: the provider
 // searches the web each time, and an answer kept would be stale), or the
