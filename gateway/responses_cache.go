@@ -40,7 +40,9 @@ import (
 // stored prompt (whose latest version changes), and has no hosted tool
 // (web or file search, code interpreter, computer use, MCP, image
 // generation, shells: the provider runs them, with results or effects of
-// their own each time). A request with Cache-Control: no-store neither
+// their own each time), nor searches the web otherwise (a model that
+// searches on every call, cache.LiveSearchModel; OpenRouter's web
+// plugin). A request with Cache-Control: no-store neither
 // reads nor writes the cache.
 //
 // A streamed request and the same request not streamed are one request
@@ -139,7 +141,29 @@ func cacheableResponses(r *http.Request, req *responsesRequest, cfg policies.Cac
 	if _, ok := req.functionTools(); !ok {
 		return "hosted tool"
 	}
+	if cache.LiveSearchModel(req.Model) {
+		// A model that searches the web on every call (as the chat
+		// cache knows them): its answer is of the day's results.
+		return "web search"
+	}
 	return ""
+}
+
+// webPlugin reports whether body, a Responses request, asks for
+// OpenRouter's web plugin (plugins: [{"id": "web"}]): a web search on
+// every call, as a hosted tool's. (Matched as encoding/json matches
+// members, in any case: a bypass more, never a hit less safe.)
+func webPlugin(body []byte) bool {
+	if !bytes.Contains(bytes.ToLower(body), []byte(`"plugins"`)) {
+		return false
+	}
+	var m struct {
+		Plugins json.RawMessage `json:"plugins"`
+	}
+	if json.Unmarshal(body, &m) != nil {
+		return true
+	}
+	return cache.WebPlugin(m.Plugins)
 }
 
 // rawBool reads a raw boolean member: false when absent or null; ok false
@@ -170,7 +194,11 @@ func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, ups
 	if rc == nil {
 		return nil, nil, nil
 	}
-	if why := cacheableResponses(r, req, rc.cfg); why != "" {
+	why := cacheableResponses(r, req, rc.cfg)
+	if why == "" && webPlugin(body) {
+		why = "web search"
+	}
+	if why != "" {
 		s.logger.Debug("tokenwise/gateway: responses cache bypassed", "team", team, "reason", why)
 		s.observe(team, middleware.CacheLookup{Status: middleware.CacheBypass, Reason: why, Model: req.Model})
 		return nil, nil, nil

@@ -319,11 +319,7 @@ func unstreamable(extra []byte) bool {
 // perplexity/sonar-reasoning...), or OpenRouter's ":online" variant of
 // any model.
 func liveSearch(req *middleware.Request) bool {
-	model := strings.ToLower(req.Model)
-	if strings.Contains(model, "-search-") || strings.HasSuffix(model, ":online") {
-		return true
-	}
-	if base := model[strings.LastIndexByte(model, '/')+1:]; base == "sonar" || strings.HasPrefix(base, "sonar-") {
+	if LiveSearchModel(req.Model) {
 		return true
 	}
 	if !bytes.Contains(req.Extra, []byte(`web_search`)) && !bytes.Contains(req.Extra, []byte(`"plugins"`)) {
@@ -336,17 +332,8 @@ func liveSearch(req *middleware.Request) bool {
 	if v, ok := m["web_search_options"]; ok && string(v) != "null" {
 		return true
 	}
-	if v, ok := m["plugins"]; ok && string(v) != "null" {
-		var plugins []map[string]json.RawMessage
-		if json.Unmarshal(v, &plugins) != nil {
-			return true
-		}
-		for _, p := range plugins {
-			var id string
-			if _, ok := p["id"]; ok && (json.Unmarshal(p["id"], &id) != nil || id == "web") {
-				return true
-			}
-		}
+	if WebPlugin(m["plugins"]) {
+		return true
 	}
 	if v, ok := m["tools"]; ok && bytes.Contains(v, []byte(`web_search`)) {
 		var tools []map[string]json.RawMessage
@@ -358,6 +345,41 @@ func liveSearch(req *middleware.Request) bool {
 			if _, ok := t["type"]; ok && (json.Unmarshal(t["type"], &typ) != nil || strings.Contains(typ, "web_search")) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// LiveSearchModel reports whether model searches the web on every call:
+// one of OpenAI's search models (gpt-4o-search-preview,
+// gpt-5-search-api...), Perplexity's Sonar models (sonar, sonar-pro,
+// perplexity/sonar-reasoning...), or OpenRouter's ":online" variant of
+// any model. Their answers are not kept (ReasonLiveSearch).
+func LiveSearchModel(model string) bool {
+	model = strings.ToLower(model)
+	if strings.Contains(model, "-search-") || strings.HasSuffix(model, ":online") {
+		return true
+	}
+	base := model[strings.LastIndexByte(model, '/')+1:]
+	return base == "sonar" || strings.HasPrefix(base, "sonar-")
+}
+
+// WebPlugin reports whether plugins, the raw value of a request's
+// "plugins" member (OpenRouter's), asks for the web plugin ({"id":
+// "web"}, which ":online" is a shortcut of); a value it cannot read
+// counts as one. Absent or null: false.
+func WebPlugin(plugins json.RawMessage) bool {
+	if len(plugins) == 0 || string(plugins) == "null" {
+		return false
+	}
+	var ps []map[string]json.RawMessage
+	if json.Unmarshal(plugins, &ps) != nil {
+		return true // (unread: not kept, to be safe)
+	}
+	for _, p := range ps {
+		var id string
+		if v, ok := p["id"]; ok && (json.Unmarshal(v, &id) != nil || id == "web") {
+			return true
 		}
 	}
 	return false
