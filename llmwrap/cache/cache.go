@@ -537,7 +537,8 @@ func (c *cacher) flightShard(key uint64) *flightShard {
 
 func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middleware.Handler, key uint64, f *flight, ctl middleware.CacheControl, reason string) (resp *middleware.Response, err error) {
 	var shared *middleware.Response
-	var packed packedEntry // the answer as a Memory store keeps it, for the followers (resp not nil)
+	var packed packedEntry          // the answer as a Memory store keeps it, for the followers (resp not nil)
+	var unkept *middleware.Response // an answer not kept, for the followers (shareable)
 	var sharedErr error
 	defer func() {
 		s := c.flightShard(key)
@@ -551,6 +552,8 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 			// Followers read these once done is closed.
 			if shared == nil && packed.resp != nil {
 				shared = &packed.entry().Response
+			} else if shared == nil && unkept != nil {
+				shared = shareable(unkept)
 			}
 			f.resp, f.err = shared, sharedErr
 			close(done)
@@ -571,7 +574,7 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 		case err == nil && resp != nil:
 			// Not worth keeping (truncated, filtered), but it is the answer
 			// to this very request: the followers get it too.
-			shared = stripped(resp)
+			unkept = resp
 			middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
 				f.CacheReason = reasonNotStored + "finish_reason " + strconv.Quote(resp.FinishReason)
 			})
@@ -589,7 +592,7 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 		}
 	})
 	if offRoute {
-		shared = stripped(resp)
+		unkept = resp
 		return resp, nil
 	}
 	ttl := c.cfg.TTL
@@ -651,11 +654,15 @@ func storedNative(n any, dst *middleware.StoredNative) any {
 	return nil
 }
 
-// stripped returns a deep copy of resp fit for storing: no Native, not
-// marked as cached.
-func stripped(resp *middleware.Response) *middleware.Response {
+// shareable returns a deep copy of an answer that is not kept, for the
+// followers of its flight: not marked as cached, and its Native kept as
+// bytes when the adapter can give them (see storedNative), so that a
+// follower gets the whole answer the leader got (every choice, logprobs,
+// system_fingerprint: through the OpenAI transport the provider's body),
+// not its core view alone. Made only when there are followers.
+func shareable(resp *middleware.Response) *middleware.Response {
 	r := resp.Clone()
-	r.Native = nil
+	r.Native = storedNative(resp.Native, new(middleware.StoredNative))
 	r.FromCache = false
 	return r
 }

@@ -138,7 +138,9 @@
 // # Coalescing
 //
 // Identical concurrent misses make one provider call: the first caller
-// leads, the others wait and are served its answer as hits. When the leader
+// leads, the others wait and are served its answer as hits, whole (through
+// the OpenAI transport the provider's body), also when it is not kept (a
+// choice cut by length, a fallback model's answer). When the leader
 // fails for a reason of its own (its caller cancelled, its run's budget or
 // deadline) the followers are not failed: one of them calls again. A
 // provider's refusal of the request itself (a 4xx or 5xx answer) is shared.
