@@ -925,7 +925,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		var cc *cachedCall
 		if req != nil {
 			var hit *cachedAnswer
-			if cc, hit, e = s.lookupResponses(ctx, r, k.team, up.Name, sent, req); e != nil {
+			if cc, hit, e = s.lookupResponses(ctx, r, k.team, up, sent, req); e != nil {
 				s.recordRefused(k.team, named, req, start, e)
 				s.refuse(w, e)
 				return

@@ -24,7 +24,8 @@ import (
 // are (cache: enabled, ttl, scope, deterministic_only, fail_closed; the
 // bounds of a memory store; Redis when the gateway has one, shared by its
 // replicas): a call whose request body — as sent, after routing — and
-// upstream are those of an answer the cache keeps is answered with that
+// upstream (its endpoint and account, not its name alone) are those of an
+// answer the cache keeps is answered with that
 // answer's bytes (X-Tokenwise-Cache: hit), without a reservation, a rate
 // limit's admission or an upstream call; the run guard counts it. A hit
 // is a match of the SHA-256 of the body's members (and scope, upstream
@@ -189,7 +190,7 @@ func present(v json.RawMessage) bool { return len(v) > 0 && string(v) != "null" 
 // answer (nil when the call is not cached, and no answer). A store that
 // fails is a miss, or refuses the call when the policy's cache is
 // fail_closed.
-func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, upstream string, body []byte, req *responsesRequest) (*cachedCall, *cachedAnswer, *apiError) {
+func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team string, up *upstream, body []byte, req *responsesRequest) (*cachedCall, *cachedAnswer, *apiError) {
 	rc := s.passLimitsOf(team).cache
 	if rc == nil {
 		return nil, nil, nil
@@ -204,7 +205,7 @@ func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, ups
 		return nil, nil, nil
 	}
 	// The entry keeps the SHA-256 of the scope, the policy's variant, the
-	// upstream and the body,
+	// upstream (its endpoint and account: writeUpstream) and the body,
 	// not the body: an agent's Responses calls resend their whole input
 	// each turn (hundreds of KB), which 10,000 entries would keep many
 	// times over. A hit is a match of the 256-bit digest.
@@ -213,12 +214,11 @@ func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, ups
 	d.Write([]byte{0})
 	d.Write([]byte(rc.variant))
 	d.Write([]byte{0})
-	d.Write([]byte(upstream))
-	d.Write([]byte{0})
+	writeUpstream(d, up)
 	if !digestMembers(d, body) {
 		return nil, nil, nil
 	}
-	canon := d.Sum([]byte("tokenwise/responses/v3 sha256:"))
+	canon := d.Sum([]byte("tokenwise/responses/v4 sha256:"))
 	cc := &cachedCall{c: rc, key: xxhash.Sum64(canon), canon: canon, s: s, team: team}
 	e, err := rc.store.Get(ctx, cc.key)
 	if err != nil {
@@ -244,6 +244,22 @@ func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team, ups
 	}
 	s.observe(team, middleware.CacheLookup{Status: middleware.CacheMiss, Model: req.Model})
 	return cc, nil, nil
+}
+
+// writeUpstream writes to d what names the server and account a call is
+// sent to, not its name alone (the same name may be another server in
+// another gateway file sharing a Redis cache, or after a restart): the
+// name, the base URL (scheme, host, path — an Azure deployment — and
+// query), the organization and project, and the SHA-256 of the key, each
+// length-prefixed, as the chat cache keys on the endpoint and account.
+func writeUpstream(d hash.Hash, up *upstream) {
+	key := sha256.Sum256([]byte(up.key))
+	for _, v := range [...][]byte{[]byte(up.Name), []byte(up.base.String()), []byte(up.Organization), []byte(up.Project), key[:]} {
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(v)))
+		d.Write(n[:])
+		d.Write(v)
+	}
 }
 
 // digestMembers writes to d the members of body, a JSON object, but
