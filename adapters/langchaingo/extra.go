@@ -14,7 +14,9 @@ import (
 // (which backends read instead of N, or not at all), the response MIME
 // type (application/json too: the openai backend ignores it, where
 // JSONMode is its json_object), a tool choice naming a function like a
-// mode ("auto"), tool types other than "function", and the backend
+// mode ("auto"), a tool choice other than a string as it is sent, the
+// legacy function call behavior (sent as function_call beside
+// tool_choice), tool types other than "function", and the backend
 // switches langchaingo's backends read from Metadata (thinking_config,
 // googleai's CachedContentName, anthropic:beta_headers,
 // openai:use_legacy_max_tokens). Zero values are langchaingo's
@@ -62,6 +64,12 @@ func extraOptions(co *llms.CallOptions) []byte {
 	// (n), googleai CandidateCount only; the core's N is either.
 	integer("candidate_count", co.CandidateCount)
 	num("frequency_penalty", co.FrequencyPenalty)
+	if co.FunctionCallBehavior != "" {
+		// The openai backend sends it as function_call, beside tool_choice
+		// and whatever the tools: function_call "none" is not tool_choice
+		// "none" (the core's ToolChoice, when no tool choice is given).
+		raw("function_call_behavior", string(co.FunctionCallBehavior))
+	}
 	integer("max_length", co.MaxLength)
 	integer("min_length", co.MinLength)
 	if v, ok := co.Metadata["openai:use_legacy_max_tokens"].(bool); ok && v {
@@ -86,6 +94,12 @@ func extraOptions(co *llms.CallOptions) []byte {
 	}
 	if name, ok := functionChoice(co.ToolChoice); ok && (name == "auto" || name == "none" || name == "required") {
 		raw("tool_choice_function", name)
+	}
+	if _, plain := co.ToolChoice.(string); co.ToolChoice != nil && !plain {
+		// The choice as the openai backend sends it: an object naming a
+		// function is not the bare name the core keeps ("f"), nor is
+		// {"type": "none"} the mode "none".
+		raw("tool_choice_sent", co.ToolChoice)
 	}
 	if types := toolTypes(co.Tools); types != nil {
 		raw("tool_types", types)
