@@ -52,7 +52,8 @@ import (
 // final response.completed event's response, a JSON answer is kept as
 // is, and either answers both — a JSON request with the answer's JSON, a
 // streaming one with the answer replayed as the Responses API streams it
-// (replayStream).
+// (replayStream). Under cache.streams: false a streaming request neither
+// reads nor writes the cache, as a chat call's.
 
 // maxCachedAnswer bounds the answers the cache keeps: a larger one (an
 // answer of many images, say) is passed on and not kept.
@@ -125,11 +126,13 @@ func cacheableResponses(r *http.Request, req *responsesRequest, cfg policies.Cac
 	if twopenai.NoStore(r.Header) {
 		return "cache-control no-store"
 	}
-	_, ok1 := rawBool(req.Stream)
+	stream, ok1 := rawBool(req.Stream)
 	background, ok2 := rawBool(req.Background)
 	switch {
 	case !ok1 || !ok2:
 		return "request not read"
+	case stream && !cfg.CachesStreams():
+		return cache.ReasonStreamNotCacheable
 	case background:
 		return "background response"
 	case present(req.Conversation):
