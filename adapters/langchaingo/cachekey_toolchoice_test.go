@@ -38,3 +38,20 @@ func TestCacheTellsToolChoiceFormsApart(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheTellsToolCallTypesApart: an assistant message's tool call is
+// sent with its Type as given ("function", or "" when left unset, which
+// the provider refuses); the core's tool calls have none. A conversation
+// whose call has another type than an otherwise equal one's never shares
+// its answer, in either order.
+func TestCacheTellsToolCallTypesApart(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	q := human("what is f?")
+	turn := func(typ string) []llms.MessageContent {
+		return []llms.MessageContent{q,
+			{Role: llms.ChatMessageTypeAI, Parts: []llms.ContentPart{llms.ToolCall{ID: "c1", Type: typ, FunctionCall: &llms.FunctionCall{Name: "f", Arguments: "{}"}}}},
+			{Role: llms.ChatMessageTypeTool, Parts: []llms.ContentPart{llms.ToolCallResponse{ToolCallID: "c1", Name: "f", Content: "42"}}}}
+	}
+	checkNoSharedAnswer(t, srv, call{turn("function"), nil}, call{turn(""), nil}, "a call of type function, then one of none")
+	checkNoSharedAnswer(t, srv, call{turn(""), nil}, call{turn("function"), nil}, "a call of no type, then one of type function")
+}

@@ -16,7 +16,8 @@ import (
 // JSONMode is its json_object), a tool choice naming a function like a
 // mode ("auto"), a tool choice other than a string as it is sent, the
 // legacy function call behavior (sent as function_call beside
-// tool_choice), tool types other than "function", and the backend
+// tool_choice), tool types other than "function", the types of the
+// messages' tool calls when one is not "function", and the backend
 // switches langchaingo's backends read from Metadata (thinking_config,
 // googleai's CachedContentName, anthropic:beta_headers,
 // openai:use_legacy_max_tokens). Zero values are langchaingo's
@@ -24,7 +25,7 @@ import (
 // langchaingo's openai backend sends as the OpenAI "metadata" field (see
 // middleware.NeutralFields). The streaming funcs are delivery, not
 // content. nil when there is none.
-func extraOptions(co *llms.CallOptions) []byte {
+func extraOptions(co *llms.CallOptions, msgs []llms.MessageContent) []byte {
 	var b []byte
 	add := func(key string) {
 		if b == nil {
@@ -92,6 +93,9 @@ func extraOptions(co *llms.CallOptions) []byte {
 			b = append(b, j...)
 		}
 	}
+	if types := callTypes(msgs); types != nil {
+		raw("tool_call_types", types)
+	}
 	if name, ok := functionChoice(co.ToolChoice); ok && (name == "auto" || name == "none" || name == "required") {
 		raw("tool_choice_function", name)
 	}
@@ -136,6 +140,34 @@ func functionChoice(choice any) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// callTypes returns the type of every tool call of msgs, in order, when
+// one is not "function" (the core's tool calls have no type: the openai
+// backend sends each call's Type as it is, "" included), else nil.
+func callTypes(msgs []llms.MessageContent) []string {
+	other := false
+	n := 0
+	for _, mc := range msgs {
+		for _, p := range mc.Parts {
+			if tc, ok := p.(llms.ToolCall); ok {
+				n++
+				other = other || tc.Type != "function"
+			}
+		}
+	}
+	if !other {
+		return nil
+	}
+	types := make([]string, 0, n)
+	for _, mc := range msgs {
+		for _, p := range mc.Parts {
+			if tc, ok := p.(llms.ToolCall); ok {
+				types = append(types, tc.Type)
+			}
+		}
+	}
+	return types
 }
 
 // toolTypes returns the type of every tool when one is not a function tool

@@ -113,7 +113,7 @@ func buildRequest(defaultModel, partition string, openai func(model string) bool
 	}
 	req.ToolChoice = toolChoiceName(co.ToolChoice, co.FunctionCallBehavior)
 	req.ResponseFormat = responseFormat(co.JSONMode, co.ResponseMIMEType)
-	req.Extra = extraOptions(&co)
+	req.Extra = extraOptions(&co, messages)
 
 	var err error
 	if req.Tools, nat.tools, err = coreTools(co.Tools, co.Functions); err != nil {
