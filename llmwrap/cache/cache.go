@@ -312,7 +312,8 @@ func unstreamable(extra []byte) bool {
 // "web"}], of which a model's ":online" suffix is a shortcut) or a web
 // search tool (a tool type that names web_search: OpenRouter's
 // "openrouter:web_search" server tool, OpenAI's "web_search" and
-// "web_search_preview" types, which OpenRouter runs as it) — canonical
+// "web_search_preview" types, which OpenRouter runs as it; Groq's
+// "browser_search") — canonical
 // JSON in Extra —, or names a model that searches on every call: one of
 // OpenAI's search models (gpt-4o-search-preview, gpt-5-search-api...),
 // Perplexity's Sonar models (sonar, sonar-pro,
@@ -322,7 +323,7 @@ func liveSearch(req *middleware.Request) bool {
 	if LiveSearchModel(req.Model) {
 		return true
 	}
-	if !bytes.Contains(req.Extra, []byte(`web_search`)) && !bytes.Contains(req.Extra, []byte(`"plugins"`)) {
+	if !bytes.Contains(req.Extra, []byte(`_search`)) && !bytes.Contains(req.Extra, []byte(`"plugins"`)) {
 		return false
 	}
 	var m map[string]json.RawMessage
@@ -335,14 +336,14 @@ func liveSearch(req *middleware.Request) bool {
 	if WebPlugin(m["plugins"]) {
 		return true
 	}
-	if v, ok := m["tools"]; ok && bytes.Contains(v, []byte(`web_search`)) {
+	if v, ok := m["tools"]; ok && bytes.Contains(v, []byte(`_search`)) {
 		var tools []map[string]json.RawMessage
 		if json.Unmarshal(v, &tools) != nil {
 			return true
 		}
 		for _, t := range tools {
 			var typ string
-			if _, ok := t["type"]; ok && (json.Unmarshal(t["type"], &typ) != nil || strings.Contains(typ, "web_search")) {
+			if _, ok := t["type"]; ok && (json.Unmarshal(t["type"], &typ) != nil || strings.Contains(typ, "web_search") || typ == "browser_search") {
 				return true
 			}
 		}
@@ -354,14 +355,17 @@ func liveSearch(req *middleware.Request) bool {
 // one of OpenAI's search models (gpt-4o-search-preview,
 // gpt-5-search-api...), Perplexity's Sonar models (sonar, sonar-pro,
 // perplexity/sonar-reasoning...), or OpenRouter's ":online" variant of
-// any model. Their answers are not kept (ReasonLiveSearch).
+// any model, and Groq's Compound systems (groq/compound, compound-beta,
+// compound-beta-mini...), which search the web and run code as they see
+// fit. Their answers are not kept (ReasonLiveSearch).
 func LiveSearchModel(model string) bool {
 	model = strings.ToLower(model)
 	if strings.Contains(model, "-search-") || strings.HasSuffix(model, ":online") {
 		return true
 	}
 	base := model[strings.LastIndexByte(model, '/')+1:]
-	return base == "sonar" || strings.HasPrefix(base, "sonar-")
+	return base == "sonar" || strings.HasPrefix(base, "sonar-") ||
+		base == "compound" || strings.HasPrefix(base, "compound-")
 }
 
 // WebPlugin reports whether plugins, the raw value of a request's

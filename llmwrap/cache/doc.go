@@ -127,7 +127,8 @@
 // do not carry), [ReasonLiveSearch] (a request with web_search_options,
 // OpenRouter's web plugin or a web search tool, or
 // to a model that searches on every call — OpenAI's search models,
-// Perplexity's Sonar, OpenRouter's ":online" variants: the provider
+// Perplexity's Sonar, OpenRouter's ":online" variants, Groq's Compound
+// systems: the provider
 // searches the web each time, and an answer kept would be stale), or the
 // middleware.CacheControl Source of a request that asked for a bypass or a
 // refresh ("cache.WithBypass", "cache.WithRefresh", "cache-control

@@ -17,9 +17,11 @@ import (
 // web search server tool (a tool of type "openrouter:web_search", or
 // OpenAI's "web_search" type, which it hoists to it): the provider
 // searches the web on each call, as for ":online", so the cache keeps
-// none of these answers. A plugin that searches nothing (file-parser) is
-// still cached.
-func TestCacheDoesNotKeepOpenRouterWebSearchAnswers(t *testing.T) {
+// none of these answers; nor of Groq's browser_search tool or its
+// Compound systems (groq/compound, compound-beta...), which search the web
+// and run code as they see fit. A plugin that searches nothing
+// (file-parser) is still cached.
+func TestCacheDoesNotKeepOpenRouterOrGroqWebSearchAnswers(t *testing.T) {
 	srv := openaitest.NewServer(t)
 	srv.Default(openaitest.Text("today's news"))
 	hc := twopenai.NewHTTPClient(llmwrap.MustBuild(mustLoad(t, "version: 1\ncache: {enabled: true, ttl: 1h}\n")),
@@ -43,6 +45,10 @@ func TestCacheDoesNotKeepOpenRouterWebSearchAnswers(t *testing.T) {
 		`{"model":"openai/gpt-4o",` + msgs + `,"tools":[{"type":"openrouter:web_search"}]}`,
 		`{"model":"openai/gpt-4o",` + msgs + `,"tools":[{"type":"web_search","search_context_size":"low"}]}`,
 		`{"model":"openai/gpt-4o",` + msgs + `,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}},{"type":"web_search_preview"}]}`,
+		`{"model":"openai/gpt-oss-120b",` + msgs + `,"tools":[{"type":"browser_search"}]}`,
+		`{"model":"groq/compound",` + msgs + `}`,
+		`{"model":"groq/compound-mini",` + msgs + `}`,
+		`{"model":"compound-beta",` + msgs + `}`,
 	} {
 		before := srv.Count()
 		post(body)
