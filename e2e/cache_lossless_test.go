@@ -35,8 +35,10 @@ var (
 	refusal = `{"id":"chatcmpl-r","object":"chat.completion","created":1733000001,"model":"gpt-4o-2024-08-06","system_fingerprint":"fp_r",` +
 		`"choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":"I can't help with wiping production disks."},"logprobs":null,"finish_reason":"stop"}],` +
 		`"usage":{"prompt_tokens":15,"completion_tokens":9,"total_tokens":24}}`
+	// (Its audio expires in 2100: the cache keeps an audio answer no
+	// longer than its audio, TestCachedAudioAnswerExpiresWithItsAudio.)
 	audio = `{"id":"chatcmpl-a","object":"chat.completion","created":1733000002,"model":"gpt-4o-audio-preview","service_tier":"default",` +
-		`"choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":null,"audio":{"id":"audio_abc","data":"UklGRg==","expires_at":1733003600,"transcript":"The disk is fine."}},"finish_reason":"stop"}],` +
+		`"choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":null,"audio":{"id":"audio_abc","data":"UklGRg==","expires_at":4102444800,"transcript":"The disk is fine."}},"finish_reason":"stop"}],` +
 		`"usage":{"prompt_tokens":10,"completion_tokens":30,"total_tokens":40,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":25}}}`
 )
 

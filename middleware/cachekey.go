@@ -67,6 +67,17 @@ type NativeFinisher interface {
 	AllFinished() bool
 }
 
+// NativeExpirer is implemented by a Response's Native whose answer holds
+// something the provider keeps for a while only: an audio answer's id,
+// which a next turn refers to until the answer's audio.expires_at.
+// ExpiresAt returns that time, in Unix seconds (the earliest, for several
+// choices), or ok false when there is none. A response cache keeps such
+// an answer no longer than that: a hit after it would name what the
+// provider no longer has.
+type NativeExpirer interface {
+	ExpiresAt() (unix int64, ok bool)
+}
+
 // NativeMarshaler is implemented by a Response's Native that can be kept
 // as bytes by a store (a response cache) and given back to its adapter
 // later: MarshalNative returns the format (a name the adapter recognises,

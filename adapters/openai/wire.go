@@ -3,6 +3,7 @@ package openai
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -49,6 +50,40 @@ func (w *Wire) CachePartition() string {
 		return ""
 	}
 	return w.req.partition
+}
+
+var _ middleware.NativeExpirer = (*Wire)(nil)
+
+// ExpiresAt implements middleware.NativeExpirer for a response: the
+// earliest audio.expires_at of its choices' messages (an audio answer's
+// id is kept by the provider until then, for the next turn to refer to).
+// Other Wires, and responses without audio, have none.
+func (w *Wire) ExpiresAt() (int64, bool) {
+	if w == nil || w.resp == nil || !bytes.Contains(w.JSON, []byte(`"expires_at"`)) {
+		return 0, false
+	}
+	var body struct {
+		Choices []struct {
+			Message struct {
+				Audio *struct {
+					ExpiresAt *float64 `json:"expires_at"`
+				} `json:"audio"`
+			} `json:"message"`
+		} `json:"choices"`
+	}
+	if json.Unmarshal(w.JSON, &body) != nil {
+		return 0, false
+	}
+	var at int64
+	found := false
+	for _, c := range body.Choices {
+		if a := c.Message.Audio; a != nil && a.ExpiresAt != nil {
+			if t := int64(*a.ExpiresAt); !found || t < at {
+				at, found = t, true
+			}
+		}
+	}
+	return at, found
 }
 
 // AllFinished implements middleware.NativeFinisher for a response: whether

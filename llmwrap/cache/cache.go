@@ -603,6 +603,23 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	if ctl.TTL > 0 {
 		ttl = ctl.TTL
 	}
+	if x, ok := resp.Native.(middleware.NativeExpirer); ok {
+		if at, ok := x.ExpiresAt(); ok {
+			// Kept no longer than what it names (an audio id) is kept by
+			// the provider.
+			left := time.Until(time.Unix(at, 0))
+			if left <= 0 {
+				unkept = resp
+				middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+					f.CacheReason = reasonNotStored + "its audio has expired"
+				})
+				return resp, nil
+			}
+			if ttl == 0 || left < ttl {
+				ttl = left
+			}
+		}
+	}
 	sctx := ctx
 	if m, ok := c.store.(*Memory); ok {
 		// Packed straight from resp: no copy of it as an Entry (which the

@@ -70,7 +70,9 @@
 // errors, no truncated or filtered answers, no cut streams; and only the
 // route's own answers: not one a fallback model gave after the routed
 // model failed, nor one a budget downgraded (middleware.CallFacts
-// OffRoute), which the next identical call would not get. By default
+// OffRoute), which the next identical call would not get. An answer that
+// names what the provider keeps for a while only (an audio answer's id,
+// middleware.NativeExpirer) is kept no longer than that, whatever the TTL. By default
 // identical requests share an answer whatever their temperature, as
 // LiteLLM, Portkey and Helicone do; [Config].DeterministicOnly (policy
 // deterministic_only: true) stores only deterministic requests
