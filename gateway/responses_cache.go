@@ -155,10 +155,11 @@ func cacheableResponses(r *http.Request, req *responsesRequest, cfg policies.Cac
 
 // webPlugin reports whether body, a Responses request, asks for
 // OpenRouter's web plugin (plugins: [{"id": "web"}]): a web search on
-// every call, as a hosted tool's. (Matched as encoding/json matches
-// members, in any case: a bypass more, never a hit less safe.)
+// every call, as a hosted tool's. (OpenRouter reads the member as
+// "plugins" exactly; encoding/json, which matches it in any case, only
+// makes a bypass more.)
 func webPlugin(body []byte) bool {
-	if !bytes.Contains(bytes.ToLower(body), []byte(`"plugins"`)) {
+	if !bytes.Contains(body, []byte(`"plugins"`)) {
 		return false
 	}
 	var m struct {
