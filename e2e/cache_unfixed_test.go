@@ -1,0 +1,85 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/sashabaranov/go-openai"
+
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// TestStreamCutBeforeItsUsageIsNotKept: a stream that ends cleanly after
+// its finish_reason but before the usage chunk the transport asked for
+// (stream_options.include_usage), without "data: [DONE]", is taken for a
+// whole stream of a server that never sends [DONE] (completeWithoutDone):
+// it is kept, and a hit to a caller who asked for usage has none, though
+// the package doc promises the stored usage. Not kept, the second call
+// would reach the provider.
+func TestStreamCutBeforeItsUsageIsNotKept(t *testing.T) {
+	t.Skip("unfixed: completeWithoutDone cannot tell a server that ignores include_usage and never sends [DONE] from a stream cut before its usage chunk; the answer is kept without usage")
+	srv := openaitest.NewServer(t)
+	// Chunks: role, content, finish, usage; the fault ends the body cleanly
+	// after the first three.
+	srv.On().Reply(openaitest.Reply{Content: "Freed 20GB.", ChunkSize: 100, Fault: openaitest.Fault{Kind: openaitest.FaultEOF, After: 3}}).Times(1)
+	srv.Default(openaitest.Reply{Content: "Freed 20GB.", ChunkSize: 100})
+	client := goOpenAI(t, srv, llmwrap.MustBuild(cachePolicy(policies.Cache{})), nil)
+	req := chatRequest("clean")
+	req.StreamOptions = &openai.StreamOptions{IncludeUsage: true}
+	for i := range 2 {
+		s, err := client.CreateChatCompletionStream(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var usage *openai.Usage
+		for {
+			r, err := s.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				break
+			}
+			if r.Usage != nil {
+				usage = r.Usage
+			}
+		}
+		s.Close()
+		if i == 1 && (srv.Count() != 2 || usage == nil) {
+			t.Fatalf("second call: %d provider calls, usage %v (cache header %q): the stream cut before its usage was kept",
+				srv.Count(), usage, s.Header().Get("X-Tokenwise-Cache"))
+		}
+	}
+}
+
+// TestReloadToAShorterTTLHolds: a reload that shortens cache.ttl (the
+// store kept across builds with llmwrap.WithState) leaves the answers
+// kept before it under their old expiry: an answer older than the new
+// TTL is still served. Each entry carries its expiry, not when it was
+// made, so the layer cannot hold the policy in force.
+func TestReloadToAShorterTTLHolds(t *testing.T) {
+	t.Skip("unfixed: entries keep their expiry, not their age; a reload to a shorter ttl serves answers older than it until their old expiry")
+	synctest.Test(t, func(t *testing.T) {
+		srv := openaitest.New()
+		srv.Default(openaitest.Text("an answer"))
+		st := llmwrap.NewState()
+		day := llmwrap.MustBuild(cachePolicy(policies.Cache{TTL: policies.Duration(24 * time.Hour)}), llmwrap.WithState(st))
+		if _, err := goOpenAI(t, srv, day, srv.Transport()).CreateChatCompletion(context.Background(), chatRequest("disk?")); err != nil {
+			t.Fatal(err)
+		}
+		minute := llmwrap.MustBuild(cachePolicy(policies.Cache{TTL: policies.Duration(time.Minute)}), llmwrap.WithState(st))
+		time.Sleep(2 * time.Minute) // fake time: the answer is two minutes old
+		if _, err := goOpenAI(t, srv, minute, srv.Transport()).CreateChatCompletion(context.Background(), chatRequest("disk?")); err != nil {
+			t.Fatal(err)
+		}
+		if srv.Count() != 2 {
+			t.Fatalf("%d provider calls: a two-minute-old answer was served under ttl: 1m", srv.Count())
+		}
+	})
+}
