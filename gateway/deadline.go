@@ -190,10 +190,11 @@ type timedBody struct {
 	rc    *http.ResponseController
 	limit time.Duration
 	done  bool
-	// idle: the deadline is armed again at each read that brings bytes,
-	// so that it bounds the wait for the next piece instead of the whole
-	// body (an upload streamed to the upstream: readIdle).
-	idle bool
+	// idle: the deadline is armed again at each read, so that it bounds
+	// the wait for the next piece instead of the whole body (an upload
+	// streamed to the upstream: readIdle); started once a piece came
+	// (the first read keeps the deadline of the request's headers).
+	idle, started bool
 }
 
 // readIdle makes the read deadline of r's body (w the writer timed gave
@@ -207,8 +208,16 @@ func readIdle(w http.ResponseWriter) {
 }
 
 func (b *timedBody) Read(p []byte) (int, error) {
+	if b.idle && !b.done && b.started {
+		// Armed as the read begins: it bounds the wait for the client,
+		// not the time the gateway spent between two reads (writing the
+		// last piece to an upstream slow to take it in, which
+		// limits.upstream_idle bounds).
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.limit))
+	}
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 && b.idle && err == nil && !b.done {
+		b.started = true
 		_ = b.rc.SetReadDeadline(time.Now().Add(b.limit))
 	}
 	if err != nil && !b.done {

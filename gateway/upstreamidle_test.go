@@ -132,6 +132,22 @@ func TestGatewayUnpolicedPassThroughToAHungUpstreamIsBounded(t *testing.T) {
 		})
 	})
 
+	t.Run("upstream slow to read the upload is not blamed on the client", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			// The client sends its upload at once; the upstream takes 40s
+			// between reads (within upstream_idle): limits.read_timeout
+			// (30s) bounds the waits for the client only.
+			up := &readingUpstream{pause: 40 * time.Second}
+			dial, _, _, closeAll := bubbleGateway(t, devops, "limits: {upstream_idle: 1m, read_timeout: 30s}\n", up)
+			defer closeAll()
+			head, body := upload(3, 0)
+			got, _ := wait(t, send(t, dial, head, body), time.Hour)
+			if got != "200 read 3000 bytes" {
+				t.Errorf("answer %q, want the upload read whole", got)
+			}
+		})
+	})
+
 	t.Run("upstream that stops reading the upload: a 504", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			up := &readingUpstream{stopAfter: 2000}
@@ -187,8 +203,12 @@ func (u *pacedUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // readingUpstream reads the request's body and answers how much it read;
-// with stopAfter > 0 it stops reading after that many bytes and waits.
-type readingUpstream struct{ stopAfter int }
+// with stopAfter > 0 it stops reading after that many bytes and waits;
+// with pause, it waits that long before each read after the first.
+type readingUpstream struct {
+	stopAfter int
+	pause     time.Duration
+}
 
 func (u *readingUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
 	n := 0
@@ -197,6 +217,9 @@ func (u *readingUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
 		if u.stopAfter > 0 && n >= u.stopAfter {
 			<-r.Context().Done()
 			return nil, context.Cause(r.Context())
+		}
+		if n > 0 && u.pause > 0 {
+			time.Sleep(u.pause)
 		}
 		k, err := r.Body.Read(buf)
 		n += k
