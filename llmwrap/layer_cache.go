@@ -36,6 +36,11 @@ func cacheLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {
 			return cache.NewMemory(cache.MemoryOptions{MaxEntries: c.MaxEntries, MaxBytes: int64(c.MaxBytes)})
 		})
 	}
+	if m, ok := store.(*cache.Memory); ok {
+		// A store kept across reloads (WithState, a Registry): a policy
+		// that shortened the TTL holds the answers kept before it to it.
+		m.HoldTo(c.TTL.Duration())
+	}
 	cc, err := cache.New(cacheConfig(p, o), cache.WithStore(store), cache.WithPricer(o.catalog))
 	if err != nil {
 		return nil, err

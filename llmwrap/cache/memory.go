@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,15 @@ type Memory struct {
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+
+	// hold is the TTL in force and the cap a shorter one put on the
+	// entries stored before it (HoldTo).
+	hold struct {
+		sync.Mutex
+		ttl time.Duration // the last TTL given; 0: none yet
+	}
+	capBefore atomic.Int64 // unix nanoseconds: entries stored before it are capped; 0: none
+	capAge    atomic.Int64 // their maximum age, in nanoseconds
 }
 
 // memShard is one LRU and its lock, padded to its own cache lines.
@@ -85,6 +95,7 @@ type memEntry struct {
 	p       packedEntry
 	size    int64
 	expires int64 // unix nanoseconds; 0 = never
+	stored  int64 // unix nanoseconds
 }
 
 var _ Store = (*Memory)(nil)
@@ -146,10 +157,53 @@ func (m *Memory) Get(_ context.Context, key uint64) (*Entry, error) {
 	s.mu.Lock()
 	v, ok := s.lru.Get(key)
 	s.mu.Unlock()
-	if !ok || v.expires != 0 && time.Now().UnixNano() >= v.expires {
+	if !ok {
+		return nil, nil
+	}
+	now := time.Now().UnixNano()
+	if v.expires != 0 && now >= v.expires || m.capped(v, now) {
 		return nil, nil
 	}
 	return v.p.entry(), nil
+}
+
+// capped reports whether v, stored before a reload shortened the TTL, is
+// older than the shorter TTL (HoldTo).
+func (m *Memory) capped(v memEntry, now int64) bool {
+	before := m.capBefore.Load()
+	return before != 0 && v.stored < before && now-v.stored >= m.capAge.Load()
+}
+
+// HoldTo tells the store the cache TTL in force (0: none); llmwrap calls
+// it at every build of a chain on a store kept across reloads. When it is
+// shorter than the one given before, every entry stored until now is held
+// to it from when it was stored: an answer kept under the longer TTL is a
+// miss once older than the new one, so that a reload to a shorter TTL
+// never leaves older answers served. (Entries stored from now on expire by
+// their own TTL.)
+func (m *Memory) HoldTo(ttl time.Duration) {
+	if ttl < 0 {
+		return
+	}
+	forever := time.Duration(math.MaxInt64)
+	if ttl == 0 {
+		ttl = forever
+	}
+	m.hold.Lock()
+	defer m.hold.Unlock()
+	prev := m.hold.ttl
+	m.hold.ttl = ttl
+	if prev == 0 || ttl >= prev {
+		return
+	}
+	// A second shrink holds every older entry to the shorter of the two
+	// caps: an entry capped before keeps its cap.
+	age := int64(ttl)
+	if m.capBefore.Load() != 0 {
+		age = min(age, m.capAge.Load())
+	}
+	m.capAge.Store(age)
+	m.capBefore.Store(time.Now().UnixNano() + 1)
 }
 
 // Set stores e under key for ttl (0 = until evicted), evicting the least
@@ -161,9 +215,10 @@ func (m *Memory) Set(_ context.Context, key uint64, e *Entry, ttl time.Duration)
 
 // setPacked is Set of a packed entry.
 func (m *Memory) setPacked(key uint64, p packedEntry, ttl time.Duration) {
-	v := memEntry{p: p, size: p.size()}
+	now := time.Now()
+	v := memEntry{p: p, size: p.size(), stored: now.UnixNano()}
 	if ttl > 0 {
-		v.expires = time.Now().Add(ttl).UnixNano()
+		v.expires = now.Add(ttl).UnixNano()
 	}
 	s := m.shard(key)
 	s.mu.Lock()
@@ -289,7 +344,7 @@ func (m *Memory) removeExpired() {
 		s := &m.shards[i]
 		s.mu.Lock()
 		for _, k := range s.lru.Keys() {
-			if v, ok := s.lru.Peek(k); ok && v.expires != 0 && now >= v.expires {
+			if v, ok := s.lru.Peek(k); ok && (v.expires != 0 && now >= v.expires || m.capped(v, now)) {
 				s.lru.Remove(k)
 			}
 		}
