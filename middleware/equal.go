@@ -11,7 +11,8 @@ import "bytes"
 // summarised.
 func (m *Message) Equal(o *Message) bool {
 	if m.Role != o.Role || m.Content != o.Content || m.Name != o.Name || m.ToolCallID != o.ToolCallID ||
-		m.Reasoning != o.Reasoning || len(m.ToolCalls) != len(o.ToolCalls) ||
+		m.Reasoning != o.Reasoning || m.Refusal != o.Refusal || len(m.ToolCalls) != len(o.ToolCalls) ||
+		(m.FunctionCall == nil) != (o.FunctionCall == nil) || (m.FunctionCall != nil && *m.FunctionCall != *o.FunctionCall) ||
 		len(m.Parts) != len(o.Parts) || (m.Parts == nil) != (o.Parts == nil) {
 		return false
 	}

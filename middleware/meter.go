@@ -267,14 +267,18 @@ func outputBytes(m *Message, refusal string) int64 {
 }
 
 // EstimateInput is a conservative estimate of a request's input tokens:
-// 3 + Σ (4 + bytes/3) per message + (8 + bytes/3) per tool, rounding up.
+// 3 + Σ (4 + bytes/3) per message (its text, name, refusal, tool calls and
+// legacy function call) + (8 + bytes/3) per tool, rounding up.
 func EstimateInput(r *Request) int64 {
 	n := int64(3)
 	for i := range r.Messages {
 		m := &r.Messages[i]
-		b := len(m.Text()) + len(m.Name)
+		b := len(m.Text()) + len(m.Name) + len(m.Refusal)
 		for _, tc := range m.ToolCalls {
 			b += len(tc.Name) + len(tc.Arguments)
+		}
+		if fc := m.FunctionCall; fc != nil {
+			b += len(fc.Name) + len(fc.Arguments)
 		}
 		n += 4 + int64(b+2)/3
 	}

@@ -61,6 +61,13 @@ type Message struct {
 	ToolCalls  []ToolCall // assistant messages: the tools the model asked for
 	ToolCallID string     // tool messages: the call this result answers
 	Reasoning  string     // assistant messages: reasoning text, when the provider returns it
+	// FunctionCall is an assistant message's call in the legacy functions
+	// API (OpenAI's "function_call": its Name and Arguments; ID unused),
+	// nil when it has none. The model reads it as it reads ToolCalls.
+	FunctionCall *ToolCall
+	// Refusal is an assistant message's refusal text (OpenAI's "refusal"
+	// member of a message of the history), which the model reads.
+	Refusal string
 }
 
 // Text returns the message's text: Content, or the text parts joined by newlines.
@@ -93,6 +100,10 @@ func (m Message) Clone() Message {
 	}
 	if m.ToolCalls != nil {
 		m.ToolCalls = append([]ToolCall(nil), m.ToolCalls...)
+	}
+	if m.FunctionCall != nil {
+		fc := *m.FunctionCall
+		m.FunctionCall = &fc
 	}
 	return m
 }

@@ -280,3 +280,44 @@ func TestToolListMemoEqualsCold(t *testing.T) {
 		}
 	}
 }
+
+// TestLegacyCallAndRefusalAreCountedPastTheMemos: an assistant message's
+// legacy function call and refusal are counted, and the memos (by
+// identity, by content, of conversations) never give the count of the
+// same message with another or without them.
+func TestLegacyCallAndRefusalAreCountedPastTheMemos(t *testing.T) {
+	args := strings.Repeat("disk ", 300)
+	base := []middleware.Message{
+		{Role: middleware.RoleSystem, Content: "sys"},
+		{Role: middleware.RoleUser, Content: "hi"},
+		{Role: middleware.RoleAssistant},
+		{Role: middleware.RoleUser, Content: "go on"},
+	}
+	variants := []func(m *middleware.Message){
+		func(m *middleware.Message) {},
+		func(m *middleware.Message) { m.FunctionCall = &middleware.ToolCall{Name: "df", Arguments: args} },
+		func(m *middleware.Message) { m.FunctionCall = &middleware.ToolCall{Name: "df", Arguments: args + args} },
+		func(m *middleware.Message) { m.Refusal = args },
+		func(m *middleware.Message) {},
+	}
+	cold := func(msgs []middleware.Message) int64 {
+		return New(WithCacheSize(0)).Request("gpt-4o", &middleware.Request{Messages: msgs})
+	}
+	warm := New()
+	var plain int64
+	for round := range 2 {
+		for i, v := range variants {
+			msgs := append([]middleware.Message(nil), base...)
+			v(&msgs[2])
+			want := cold(msgs)
+			if got := warm.Request("gpt-4o", &middleware.Request{Messages: msgs}); got != want {
+				t.Errorf("round %d, variant %d: %d, want %d", round, i, got, want)
+			}
+			if i == 0 {
+				plain = want
+			} else if i < 4 && want < plain+300 {
+				t.Errorf("variant %d: %d, not counted (%d without)", i, want, plain)
+			}
+		}
+	}
+}

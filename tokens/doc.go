@@ -41,7 +41,9 @@
 //     and the item's tokens per item; 12 tokens close the list.
 //
 // Parts the cookbook does not cover are counted on the safe side: tool calls
-// of assistant messages cost the tokens of their name and arguments plus 3;
+// of assistant messages cost the tokens of their name and arguments plus 3,
+// and so does a legacy function call (OpenAI's "function_call"); a refusal
+// of the history costs its text's tokens;
 // a tool message's call id is counted like a value; a property with nested
 // schema keys adds the tokens of its JSON text; an image part costs 85
 // tokens at detail "low" and 1445 otherwise (the largest high-detail tile

@@ -57,6 +57,9 @@ type idEntry struct {
 	h, variant   uint64
 	n            int64
 	parts, calls int32
+	// legacy: the message has a legacy function call or a refusal, which
+	// the entry does not hold: it matches no message.
+	legacy       bool
 	role         string
 	content      string
 	name, callID string
@@ -209,8 +212,12 @@ func idWord(s string, k uint64) uint64 {
 
 // identityHash returns the identity hash of m's counted strings, or false
 // when m has binary parts (mutable bytes: only their content identifies
-// them).
+// them) or a legacy function call or refusal (rare: not worth an entry's
+// room for them).
 func identityHash(variant uint64, m *middleware.Message) (uint64, bool) {
+	if m.FunctionCall != nil || m.Refusal != "" {
+		return 0, false // rare (legacy calls, refusals): counted by content
+	}
 	h := variant*0x94D049BB133111EB + uint64(len(m.Parts))<<32 + uint64(len(m.ToolCalls))
 	h ^= idWord(string(m.Role), 0xBF58476D1CE4E5B9) ^ idWord(m.Content, 0xD6E8FEB86659FD93) ^
 		idWord(m.Name, 0xA0761D6478BD642F) ^ idWord(m.ToolCallID, 0xE7037ED1A0B428DB)
@@ -230,6 +237,9 @@ func identityHash(variant uint64, m *middleware.Message) (uint64, bool) {
 }
 
 func (e *idEntry) matches(variant uint64, m *middleware.Message) bool {
+	if e.legacy || m.FunctionCall != nil || m.Refusal != "" {
+		return false
+	}
 	if e.variant != variant || int(e.parts) != len(m.Parts) || int(e.calls) != len(m.ToolCalls) ||
 		!strid.Same(e.role, string(m.Role)) || !strid.Same(e.content, m.Content) || !strid.Same(e.name, m.Name) || !strid.Same(e.callID, m.ToolCallID) {
 		return false
@@ -329,6 +339,7 @@ func extraLen(m *middleware.Message) int { return 4*len(m.Parts) + 2*len(m.ToolC
 func (e *idEntry) fill(variant uint64, m *middleware.Message, x []string) {
 	e.variant = variant
 	e.parts, e.calls = int32(len(m.Parts)), int32(len(m.ToolCalls))
+	e.legacy = m.FunctionCall != nil || m.Refusal != ""
 	e.role, e.content, e.name, e.callID = string(m.Role), m.Content, m.Name, m.ToolCallID
 	e.size = entryOverhead + int64(len(e.role)+len(e.content)+len(e.name)+len(e.callID))
 	for i := range m.Parts {

@@ -554,6 +554,14 @@ func frameMessage(c *bpe, legacy bool, m *middleware.Message, text func(*bpe, st
 	for _, tc := range m.ToolCalls {
 		n += toolCallOverhead + text(c, tc.Name) + text(c, tc.Arguments)
 	}
+	if fc := m.FunctionCall; fc != nil {
+		// The legacy functions API's call is rendered as a tool call is.
+		n += toolCallOverhead + text(c, fc.Name) + text(c, fc.Arguments)
+	}
+	if m.Refusal != "" {
+		// A refusal of the history is the assistant's text.
+		n += text(c, m.Refusal)
+	}
 	if m.ToolCallID != "" {
 		n += text(c, m.ToolCallID)
 	}
@@ -609,6 +617,14 @@ func (e *Estimator) hashMessage(enc string, legacy bool, m *middleware.Message) 
 	for _, tc := range m.ToolCalls {
 		h.add(tc.Name)
 		h.add(tc.Arguments)
+	}
+	if m.FunctionCall != nil || m.Refusal != "" {
+		h.add("|legacy")
+		if fc := m.FunctionCall; fc != nil {
+			h.add(fc.Name)
+			h.add(fc.Arguments)
+		}
+		h.add(m.Refusal)
 	}
 	return h.key()
 }

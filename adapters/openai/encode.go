@@ -484,7 +484,7 @@ func appendMessage(dst []byte, m *middleware.Message) []byte {
 			dst = appendPart(dst, &m.Parts[i])
 		}
 		dst = append(dst, ']')
-	case m.Content == "" && len(m.ToolCalls) > 0 && m.Role == middleware.RoleAssistant:
+	case m.Content == "" && (len(m.ToolCalls) > 0 || m.FunctionCall != nil || m.Refusal != "") && m.Role == middleware.RoleAssistant:
 		dst = append(dst, "null"...)
 	default:
 		dst = appendString(dst, m.Content)
@@ -509,6 +509,18 @@ func appendMessage(dst []byte, m *middleware.Message) []byte {
 			dst = append(dst, `}}`...)
 		}
 		dst = append(dst, ']')
+	}
+	if m.FunctionCall != nil {
+		dst = appendKey(dst, "function_call")
+		dst = append(dst, `{"name":`...)
+		dst = appendString(dst, m.FunctionCall.Name)
+		dst = append(dst, `,"arguments":`...)
+		dst = appendString(dst, m.FunctionCall.Arguments)
+		dst = append(dst, '}')
+	}
+	if m.Refusal != "" {
+		dst = appendKey(dst, "refusal")
+		dst = appendString(dst, m.Refusal)
 	}
 	if m.ToolCallID != "" {
 		dst = appendKey(dst, "tool_call_id")

@@ -289,7 +289,7 @@ type decoded struct {
 // message.
 var (
 	policedNames = append(fieldNames[fieldOther+1:numFields:numFields], "service_tier")
-	messageNames = []string{"role", "content", "name", "tool_calls", "tool_call_id", "reasoning_content"}
+	messageNames = []string{"role", "content", "name", "tool_calls", "tool_call_id", "reasoning_content", "function_call", "refusal"}
 )
 
 // foldsTo returns the name of names that name matches without regard to
@@ -567,6 +567,20 @@ func (r *reader) message() (middleware.Message, error) {
 			m.ToolCallID, err = r.str()
 		case "reasoning_content":
 			m.Reasoning, err = r.str()
+		case "function_call":
+			// The legacy functions API's call: the model reads it as a
+			// tool call, so it is counted and kept as one.
+			m.FunctionCall = nil
+			if r.peek() == 'n' {
+				err = r.literal("null")
+			} else {
+				var c middleware.ToolCall
+				if err = r.pair("name", &c.Name, "arguments", &c.Arguments); err == nil {
+					m.FunctionCall = &c
+				}
+			}
+		case "refusal":
+			m.Refusal, err = r.str()
 		default:
 			if k := foldsTo(name, messageNames); k != "" {
 				err = caseVariant(k)

@@ -76,9 +76,10 @@ func (e *Entry) matches(flat []byte) bool {
 
 // entryVersion prefixes the binary form of an Entry. Version 2 adds the
 // response's refusal and the adapter's stored native answer, version 3
-// the audio tokens of its usage, version 4 its service tier; entries of
-// earlier versions (without them) are still read.
-const entryVersion = 4
+// the audio tokens of its usage, version 4 its service tier, version 5
+// its message's legacy function call and refusal; entries of earlier
+// versions (without them) are still read.
+const entryVersion = 5
 
 // ErrCorruptEntry is returned by [Entry.UnmarshalBinary] for bytes that are
 // not an entry of this version.
@@ -115,7 +116,7 @@ func appendResponseNative(dst []byte, r *middleware.Response, sn *middleware.Sto
 		r.Usage.CacheWriteTokens, r.Usage.ReasoningTokens} {
 		dst = binary.AppendVarint(dst, n)
 	}
-	dst = appendMessage(dst, &r.Message)
+	dst = appendMessageBase(dst, &r.Message)
 	dst = appendStr(dst, r.Refusal)
 	if sn != nil {
 		dst = appendStr(append(dst, 1), sn.Format)
@@ -125,7 +126,8 @@ func appendResponseNative(dst []byte, r *middleware.Response, sn *middleware.Sto
 	}
 	dst = binary.AppendVarint(dst, r.Usage.AudioInputTokens)
 	dst = binary.AppendVarint(dst, r.Usage.AudioOutputTokens)
-	return appendStr(dst, r.Usage.ServiceTier)
+	dst = appendStr(dst, r.Usage.ServiceTier)
+	return appendMessageLegacy(dst, &r.Message)
 }
 
 // UnmarshalBinary decodes an entry written by MarshalBinary. The entry
@@ -190,6 +192,12 @@ func (d *decoder) response(r *middleware.Response, version byte) {
 	if version >= 4 {
 		r.Usage.ServiceTier = d.str()
 	}
+	if version >= 5 {
+		if d.byte() == 1 {
+			m.FunctionCall = &middleware.ToolCall{ID: d.str(), Name: d.str(), Arguments: d.str()}
+		}
+		m.Refusal = d.str()
+	}
 }
 
 // packedEntry is an entry as a [Memory] store keeps it: its canonical
@@ -246,8 +254,11 @@ func packed(req canon, r *middleware.Response, sn *middleware.StoredNative) pack
 func responseBinaryBound(r *middleware.Response, sn *middleware.StoredNative) int {
 	const varint = binary.MaxVarintLen64
 	m := &r.Message
-	n := 24*varint + len(r.ID) + len(r.Model) + len(r.FinishReason) + len(r.Refusal) +
-		len(m.Role) + len(m.Content) + len(m.Name) + len(m.ToolCallID) + len(m.Reasoning)
+	n := 28*varint + len(r.ID) + len(r.Model) + len(r.FinishReason) + len(r.Refusal) +
+		len(m.Role) + len(m.Content) + len(m.Name) + len(m.ToolCallID) + len(m.Reasoning) + len(m.Refusal)
+	if fc := m.FunctionCall; fc != nil {
+		n += len(fc.ID) + len(fc.Name) + len(fc.Arguments)
+	}
 	for i := range m.Parts {
 		p := &m.Parts[i]
 		n += 6*varint + len(p.Type) + len(p.Text) + len(p.URL) + len(p.Detail) + len(p.MIMEType) + len(p.Data)
@@ -335,6 +346,12 @@ func eachString(r *middleware.Response, f func(*string)) {
 	f(&m.Name)
 	f(&m.ToolCallID)
 	f(&m.Reasoning)
+	f(&m.Refusal)
+	if fc := m.FunctionCall; fc != nil {
+		f(&fc.ID)
+		f(&fc.Name)
+		f(&fc.Arguments)
+	}
 	for i := range m.Parts {
 		p := &m.Parts[i]
 		f(&p.Type)
@@ -389,6 +406,10 @@ func compact(out, r *middleware.Response, spare []middleware.ToolCall) {
 			m.ToolCalls = make([]middleware.ToolCall, n)
 		}
 		copy(m.ToolCalls, r.Message.ToolCalls)
+	}
+	if fc := r.Message.FunctionCall; fc != nil {
+		c := *fc // its strings are rewritten below: not r's
+		m.FunctionCall = &c
 	}
 	var b strings.Builder
 	b.Grow(arenaLen(r))

@@ -76,6 +76,12 @@ type msgEnc struct {
 // (a uvarint under 2^35), and the counts of parts and tool calls.
 func messageLenBound(m *middleware.Message) int {
 	n := 1 + 5*5 + 2*5 + len(m.Role) + len(m.Content) + len(m.Name) + len(m.ToolCallID) + len(m.Reasoning)
+	if fc := m.FunctionCall; fc != nil || m.Refusal != "" {
+		n += 2 + 4*5 + len(m.Refusal)
+		if fc != nil {
+			n += len(fc.ID) + len(fc.Name) + len(fc.Arguments)
+		}
+	}
 	for i := range m.Parts {
 		p := &m.Parts[i]
 		n += 6*5 + len(p.Type) + len(p.Text) + len(p.URL) + len(p.Detail) + len(p.MIMEType) + len(p.Data)
@@ -129,6 +135,9 @@ func newMsgMemo(slots int, maxBytes int64, minBytes int) *msgMemo {
 // parts and tool calls: it picks the slot, and an entry is used only
 // after comparing every string (idEntry.matches).
 func identityHash(m *middleware.Message) (uint64, bool) {
+	if m.FunctionCall != nil || m.Refusal != "" {
+		return 0, false // rare (a legacy call, a refusal): encoded anew
+	}
 	for i := range m.Parts {
 		if m.Parts[i].Data != nil {
 			return 0, false
@@ -149,6 +158,9 @@ func identityHash(m *middleware.Message) (uint64, bool) {
 }
 
 func (e *idEntry) matches(m *middleware.Message) bool {
+	if m.FunctionCall != nil || m.Refusal != "" {
+		return false // never memoized (identityHash)
+	}
 	if e.parts != len(m.Parts) || e.calls != len(m.ToolCalls) || !strid.Same(e.role, string(m.Role)) ||
 		!strid.Same(e.content, m.Content) || !strid.Same(e.name, m.Name) || !strid.Same(e.callID, m.ToolCallID) || !strid.Same(e.reasoning, m.Reasoning) {
 		return false

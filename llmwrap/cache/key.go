@@ -157,7 +157,40 @@ func appendTail(dst []byte, req *middleware.Request, k middleware.NativeKeyer) [
 // a miss, never a wrong answer.
 func Sum(canonical []byte) uint64 { return xxhash.Sum64(canonical) }
 
+// appendMessage appends the canonical encoding of m: appendMessageBase,
+// then, when m has any, its legacy function call and refusal.
 func appendMessage(dst []byte, m *middleware.Message) []byte {
+	dst = appendMessageBase(dst, m)
+	if m.FunctionCall == nil && m.Refusal == "" {
+		return dst
+	}
+	// A legacy function call or a refusal (rare) follows a byte no tag
+	// is: the encoding of a message without them is unchanged, and
+	// stays unambiguous.
+	return appendMessageLegacy(append(dst, tagLegacy), m)
+}
+
+// tagLegacy marks a message's legacy function call and refusal in its
+// canonical encoding: a byte that no field tag is.
+const tagLegacy byte = 0xFF
+
+// appendMessageLegacy appends m's legacy function call (a presence byte,
+// its id, name and arguments) and refusal.
+func appendMessageLegacy(dst []byte, m *middleware.Message) []byte {
+	if fc := m.FunctionCall; fc != nil {
+		dst = append(dst, 1)
+		dst = appendStr(dst, fc.ID)
+		dst = appendStr(dst, fc.Name)
+		dst = appendStr(dst, fc.Arguments)
+	} else {
+		dst = append(dst, 0)
+	}
+	return appendStr(dst, m.Refusal)
+}
+
+// appendMessageBase appends m's fields but its legacy function call and
+// refusal.
+func appendMessageBase(dst []byte, m *middleware.Message) []byte {
 	dst = appendStr(dst, string(m.Role))
 	dst = appendStr(dst, m.Content)
 	if len(m.Parts) == 0 && m.Name == "" && len(m.ToolCalls) == 0 && m.ToolCallID == "" && m.Reasoning == "" {

@@ -43,6 +43,12 @@ func randRequest(r *rand.Rand) *middleware.Request {
 		if r.IntN(3) == 0 {
 			m.ToolCalls = []middleware.ToolCall{{ID: randText(r), Name: randText(r), Arguments: randText(r)}}
 		}
+		if r.IntN(5) == 0 {
+			m.FunctionCall = &middleware.ToolCall{Name: randText(r), Arguments: randText(r)}
+		}
+		if r.IntN(5) == 0 {
+			m.Refusal = randText(r)
+		}
 		req.Messages = append(req.Messages, m)
 	}
 	for range r.IntN(3) {
@@ -90,6 +96,26 @@ var mutations = []struct {
 			return false
 		}
 		q.Messages[0].Role += "x"
+		return true
+	}},
+	{"message function call", func(r *rand.Rand, q *middleware.Request) bool {
+		if len(q.Messages) == 0 {
+			return false
+		}
+		if fc := q.Messages[0].FunctionCall; fc != nil && r.IntN(2) == 0 {
+			fc.Arguments += "a"
+		} else if fc != nil {
+			q.Messages[0].FunctionCall = nil
+		} else {
+			q.Messages[0].FunctionCall = &middleware.ToolCall{}
+		}
+		return true
+	}},
+	{"message refusal", func(_ *rand.Rand, q *middleware.Request) bool {
+		if len(q.Messages) == 0 {
+			return false
+		}
+		q.Messages[0].Refusal += "r"
 		return true
 	}},
 	{"message name", func(_ *rand.Rand, q *middleware.Request) bool {

@@ -204,6 +204,12 @@ func randomResponse(rng *rand.Rand) middleware.Response {
 			}
 		case reflect.Bool:
 			v.SetBool(rng.IntN(2) == 0)
+		case reflect.Pointer:
+			if rng.IntN(2) == 0 {
+				p := reflect.New(v.Type().Elem())
+				fill(p.Elem())
+				v.Set(p)
+			}
 		default:
 			panic("randomResponse: a field of kind " + v.Kind().String())
 		}
