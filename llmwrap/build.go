@@ -133,7 +133,10 @@ func Build(p *policies.Policy, opts ...Option) (middleware.Middleware, error) {
 	}
 	// Innermost, at the provider: the one record of each attempt and its
 	// cost (run report, events, OpenTelemetry and replay read it).
-	mws = append(mws, middleware.Meter(o.catalog, budget.BilledUsage(o.estimator())))
+	// An attempt it estimates (cut before its usage) is priced at the
+	// tier the provider processed it at: the project's default when the
+	// request names none, as the budget reserved it.
+	mws = append(mws, middleware.Meter(o.catalog, budget.BilledUsageAt(o.estimator(), p.Budget.DefaultServiceTier)))
 	return middleware.Chain(mws...), nil
 }
 

@@ -459,13 +459,31 @@ func choiceOutput(e *tokens.Estimator, model string, m *middleware.Message, refu
 // attempt cancelled or
 // timed out in flight its estimated input — the same counts the budget
 // settles for such an attempt, retried or the call's last.
-func BilledUsage(e *tokens.Estimator) middleware.UsageFunc {
+//
+// Its usage names no service tier: it is billed at the one the request
+// asked for (the standard rates when it names none). [BilledUsageAt]
+// prices a request that names none at its project's default tier.
+func BilledUsage(e *tokens.Estimator) middleware.UsageFunc { return BilledUsageAt(e, "") }
+
+// BilledUsageAt is [BilledUsage] for a provider project whose default
+// service tier is defaultTier (Config.DefaultTier, the policy's
+// budget.default_service_tier): an attempt that asked for no tier (or
+// auto), which the provider processed and billed at that tier, is
+// estimated at it, as its reservation was priced. Empty or "default":
+// the standard rates.
+func BilledUsageAt(e *tokens.Estimator, defaultTier string) middleware.UsageFunc {
+	if defaultTier == "default" {
+		defaultTier = ""
+	}
 	return func(req *middleware.Request, resp *middleware.Response, err error) middleware.Usage {
 		u := middleware.Usage{InputTokens: e.Request(req.Model, req)}
 		if resp != nil {
 			u.OutputTokens = partialOutput(e, req.Model, resp)
 		} else if out, ok := middleware.AnswerBilled(err); ok {
 			u.OutputTokens = out
+		}
+		if defaultTier != "" && middleware.RequestServiceTier(req) == "" {
+			u.ServiceTier = defaultTier
 		}
 		return u
 	}
