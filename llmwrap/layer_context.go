@@ -2,6 +2,7 @@ package llmwrap
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"github.com/tokenwise/tokenwise/llmwrap/compact"
@@ -13,8 +14,11 @@ import (
 // WithContextOffloader sets the artifact store the context layer's offload
 // strategy moves old tool results to (the tools package's artifact store,
 // whose read_artifact tool lets the agent read them back). Without it the
-// offload strategy uses toolwrap.RunArtifacts: a bounded in-memory store
-// per run, which read_artifact also reads.
+// offload strategy uses toolwrap.RunArtifacts: an in-memory store per run,
+// which read_artifact also reads, and which keeps every artifact for the
+// run's life up to toolwrap.RunStoreBytes; past it, a result is replaced
+// by an excerpt that names no artifact and says the full result is not
+// kept (a middleware.StoreFailed event).
 func WithContextOffloader(off compact.Offloader) Option {
 	return func(o *options) { o.contextOpts = append(o.contextOpts, compact.WithOffloader(off)) }
 }
@@ -58,7 +62,16 @@ func contextLayer(p *policies.Policy, o *options) (middleware.Middleware, error)
 		// The default, overridden by WithArtifacts / WithContextOffloader
 		// below (the last WithOffloader wins).
 		opts = append(opts, compact.WithOffloader(compact.OffloaderFunc(func(ctx context.Context, _, _ string, content string) (string, error) {
-			excerpt, _, _, err := toolwrap.RunArtifacts(ctx).Offload(ctx, content)
+			arts := toolwrap.RunArtifacts(ctx)
+			excerpt, _, _, err := arts.Offload(ctx, content)
+			if errors.Is(err, toolwrap.ErrStoreFull) {
+				// The run's store keeps what it holds and is full: the
+				// result is cut to an excerpt that says it is not kept,
+				// rather than left whole (over the ceiling) or offloaded
+				// past what the store can keep.
+				middleware.Emit(ctx, middleware.StoreFailed{Store: "artifacts", Op: "offload", Err: err})
+				return arts.Unkept(content, "the full result is not kept: this run's artifact store is full"), nil
+			}
 			return excerpt, err
 		})))
 	}

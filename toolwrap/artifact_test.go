@@ -283,3 +283,34 @@ func TestEvictedArtifactSaysSo(t *testing.T) {
 		t.Fatalf("read_artifact of an unknown id: %v", err)
 	}
 }
+
+// TestRunStoreKeepsItsArtifacts: the run's default store keeps every
+// artifact for the run's life: one past its bound is refused
+// (ErrStoreFull, which is ErrTooLarge too), and the artifacts it holds
+// stay readable.
+func TestRunStoreKeepsItsArtifacts(t *testing.T) {
+	t.Parallel()
+	ctx, _ := middleware.StartRun(t.Context(), "r")
+	a := toolwrap.RunArtifacts(ctx)
+	chunk := strings.Repeat("line of a log\n", (1<<20)/14)
+	var ids []string
+	var err error
+	for range toolwrap.RunStoreBytes>>20 + 2 {
+		var id string
+		if id, _, err = a.Put(ctx, chunk+strings.Repeat("x", len(ids))); err != nil {
+			break
+		}
+		ids = append(ids, id)
+	}
+	if !errors.Is(err, toolwrap.ErrStoreFull) || !errors.Is(err, toolwrap.ErrTooLarge) {
+		t.Fatalf("past the bound: %v, want ErrStoreFull", err)
+	}
+	if len(ids) == 0 {
+		t.Fatal("nothing stored")
+	}
+	for _, id := range ids {
+		if _, err := a.Get(ctx, id); err != nil {
+			t.Errorf("artifact %s of the run: %v", id, err)
+		}
+	}
+}

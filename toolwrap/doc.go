@@ -51,7 +51,9 @@
 // run id, so an agent steered by injected text to read another run's
 // artifact gets "not found". Stores: [MemoryStore] (bounded by bytes, least
 // recently used evicted; a read of an evicted one is [ErrEvicted], and
-// read_artifact tells the agent it is no longer kept), [DirStore] (a directory) and the Redis store of
+// read_artifact tells the agent it is no longer kept; the per-run store of
+// [RunArtifacts] evicts nothing and refuses an artifact past
+// [RunStoreBytes] with [ErrStoreFull]), [DirStore] (a directory) and the Redis store of
 // adapters/redis. Context compaction reuses [Artifacts.Offload],
 // [Artifacts.Get], [Artifacts.ReadRange] and [Artifacts.Grep].
 //

@@ -20,7 +20,8 @@ import (
 // not copied (a Text is immutable). The zero value is not usable; call
 // NewMemoryStore. A MemoryStore is safe for concurrent use.
 type MemoryStore struct {
-	max int64
+	max     int64
+	noEvict bool // full: Put refuses (ErrStoreFull) instead of evicting
 
 	mu   sync.Mutex
 	size int64
@@ -52,6 +53,15 @@ func NewMemoryStore(maxBytes int64) *MemoryStore {
 	return &MemoryStore{max: maxBytes, ll: list.New(), idx: map[memKey]*list.Element{}}
 }
 
+// newKeepingMemoryStore returns a store of at most maxBytes that evicts
+// nothing: once full, Put refuses with ErrStoreFull (a run's store, whose
+// artifacts the conversation names for the run's life).
+func newKeepingMemoryStore(maxBytes int64) *MemoryStore {
+	s := NewMemoryStore(maxBytes)
+	s.noEvict = true
+	return s
+}
+
 // Put stores t under run and id.
 func (s *MemoryStore) Put(_ context.Context, run, id string, t *Text) error {
 	n := t.memSize()
@@ -61,6 +71,15 @@ func (s *MemoryStore) Put(_ context.Context, run, id string, t *Text) error {
 	k := memKey{run, id}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.noEvict {
+		held := s.size
+		if el, ok := s.idx[k]; ok {
+			held -= el.Value.(*memEntry).t.memSize()
+		}
+		if held+n > s.max {
+			return fmt.Errorf("%w: %d bytes held of %d, %d more asked", ErrStoreFull, held, s.max, n)
+		}
+	}
 	if el, ok := s.idx[k]; ok {
 		s.size -= el.Value.(*memEntry).t.memSize()
 		s.ll.Remove(el)

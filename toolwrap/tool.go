@@ -88,6 +88,10 @@ var (
 	ErrEvicted = fmt.Errorf("%w: evicted from its full store for newer artifacts", ErrNotFound)
 	// ErrTooLarge: an artifact is larger than its store allows.
 	ErrTooLarge = errors.New("tokenwise/toolwrap: artifact too large")
+	// ErrStoreFull: a store that keeps what it holds (a run's store,
+	// RunArtifacts) has no room left for the artifact. It matches
+	// ErrTooLarge too.
+	ErrStoreFull = fmt.Errorf("%w: the run's artifact store is full (it keeps every artifact of the run)", ErrTooLarge)
 	// ErrNoRun: an artifact put outside a run (middleware.StartRun). Every
 	// call outside a run is its own artifact scope, which no later call can
 	// read, so nothing is stored.

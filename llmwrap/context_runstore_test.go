@@ -17,9 +17,12 @@ import (
 // layer offloaded to the run's default store (no WithArtifacts) stays
 // readable with read_artifact for as long as its excerpt is sent in the
 // conversation, also once the run has offloaded more than
-// toolwrap.RunStoreBytes.
+// toolwrap.RunStoreBytes: the run's store keeps its artifacts for the
+// run's life (before, an LRU evicted the oldest while its excerpt was
+// still sent). A result past the store's hard bound is cut to an excerpt
+// that names no artifact and says it is not kept: every artifact id the
+// conversation names can be read.
 func TestOffloadedResultStaysReadableInALongRun(t *testing.T) {
-	t.Skip("unfixed: toolwrap.RunArtifacts is an LRU bounded by RunStoreBytes; past it the oldest offloaded result is evicted while the frozen excerpt naming it is still sent, and read_artifact answers that it is no longer kept (ErrEvicted)")
 	p := policies.Default()
 	p.Budget = policies.Budget{} // no request limit: the conversation is long on purpose
 	p.Context = policies.ContextPolicy{MaxInputTokens: 400_000, KeepLastTurns: 1, BlockSize: 1,
@@ -53,5 +56,22 @@ func TestOffloadedResultStaysReadableInALongRun(t *testing.T) {
 	id := excerpt[i : i+len(toolwrap.IDPrefix)+26]
 	if _, err := toolwrap.RunArtifacts(ctx).Read(ctx, toolwrap.ReadArgs{ID: id, Limit: 1}); err != nil {
 		t.Errorf("the first offloaded result, whose excerpt is still sent, cannot be read back: %v", err)
+	}
+	unkept := 0
+	for i, m := range sent.Messages {
+		if m.Role != middleware.RoleTool {
+			continue
+		}
+		if j := strings.Index(m.Content, toolwrap.IDPrefix); j >= 0 {
+			id := m.Content[j : j+len(toolwrap.IDPrefix)+26]
+			if _, err := toolwrap.RunArtifacts(ctx).Read(ctx, toolwrap.ReadArgs{ID: id, Limit: 1}); err != nil {
+				t.Errorf("message %d names artifact %s, which cannot be read: %v", i, id, err)
+			}
+		} else if strings.Contains(m.Content, "not kept") {
+			unkept++
+		}
+	}
+	if unkept == 0 {
+		t.Error("no result past the run store's bound was cut to an excerpt that says it is not kept")
 	}
 }
