@@ -74,7 +74,11 @@
 // not touch reaches the caller exactly as the inner model produced it; a
 // chunk a middleware synthesised (a cache replay, a router that hid a
 // draft and streams the final answer) is delivered as its text, and tool
-// calls in the openai backend's JSON form.
+// calls in the openai backend's JSON form. A cache hit therefore streams
+// the same text as the call that filled the cache, not the same chunks: a
+// stored answer keeps no chunk boundaries, so the hit comes in the cache's
+// own pieces (at most cache.Config.ReplayChunk bytes each, none empty),
+// without the backend's empty role and finish chunks.
 //
 // A stream cut before its usage is billed an estimate: its input and the
 // output it streamed. The openai backend streams one choice only: of a
