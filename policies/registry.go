@@ -86,16 +86,6 @@ type Change struct {
 	Removed    []string          // teams whose file disappeared
 	Failed     map[string]error  // team → why its file was rejected
 	Files      map[string]string // team → file
-
-	relabelled []relabel // teams whose team ledger a reload moved (warned of)
-}
-
-// relabel is a team whose budget ledger moved to another key: the ledger
-// is keyed on the policy's name, which a reload changed (a rename, or a
-// team given its own file after the default policy's).
-type relabel struct {
-	team, from, to string
-	wasDefault     bool // the team had no file: the default policy's ledger
 }
 
 // RegistryOption configures NewRegistry.
@@ -242,16 +232,6 @@ func (r *Registry) Reload() error {
 	for _, team := range ch.Updated {
 		r.logger.Info("tokenwise: policy reloaded", "team", team, "file", ch.Files[team], "generation", ch.Generation)
 	}
-	for _, rl := range ch.relabelled {
-		msg := "tokenwise: a team's budget ledger is keyed on its policy's name, which this reload changed: " +
-			"the team's spend in the current period starts over under the new name (the old ledger keeps what was spent); " +
-			"keep the name to keep counting"
-		if rl.wasDefault {
-			msg = "tokenwise: a team now has its own policy file, whose budget ledger is keyed on its name: " +
-				"what the team spent this period under the default policy (its ledger) is not counted against it"
-		}
-		r.logger.Warn(msg, "team", rl.team, "file", ch.Files[rl.team], "name_before", rl.from, "name_now", rl.to)
-	}
 	for _, fn := range subs {
 		fn(*ch)
 	}
@@ -283,15 +263,6 @@ func (r *Registry) reloadLocked() (*Change, error) {
 		}
 		next.teams[tr.team] = tr.policy
 		next.files[tr.team] = tr.file
-		if b := tr.policy.Budget.Team; b.MaxUSD > 0 || b.MaxTokens > 0 {
-			from, wasDefault := old.def, true
-			if prev, ok := old.teams[tr.team]; ok {
-				from, wasDefault = prev, false
-			}
-			if from != nil && ledgerName(from) != ledgerName(tr.policy) {
-				ch.relabelled = append(ch.relabelled, relabel{tr.team, ledgerName(from), ledgerName(tr.policy), wasDefault})
-			}
-		}
 		if prev, ok := old.teams[tr.team]; !ok || !samePolicy(prev, tr.policy) {
 			ch.Updated = append(ch.Updated, tr.team)
 		} else if old.files[tr.team] == tr.file && sameLoaded(prev, tr.policy) {
@@ -438,13 +409,4 @@ func withWeights(top string, dirs []string, teams map[string]*Policy) ([]string,
 	}
 	slices.Sort(dirs)
 	return dirs, names
-}
-
-// ledgerName is the name a policy's budget ledgers are keyed on
-// (llmwrap/budget: "<prefix>:budget:<name>:<team>").
-func ledgerName(p *Policy) string {
-	if p.Name == "" {
-		return DefaultTeam
-	}
-	return p.Name
 }

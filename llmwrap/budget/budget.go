@@ -102,7 +102,10 @@ type Budget struct {
 	seq    atomic.Uint64
 	idBase string
 	warned sync.Map // soft-limit flags known to be set → end of their window
-	pruned atomic.Int64
+	// legacyEmpty holds the legacy team ledgers (legacyTeamKey) found
+	// empty, per window: "<key>\x00<window id>".
+	legacyEmpty sync.Map
+	pruned      atomic.Int64
 }
 
 // New returns the Budget of cfg. It fails (every problem joined, each
@@ -180,9 +183,67 @@ func (b *Budget) Team(ctx context.Context) string {
 }
 
 // TeamKey returns the namespaced ledger key of team:
-// "<prefix>:budget:<name>:<team>".
+// "<prefix>:budget:<team>:<team>". It names the team only (the team id the
+// registry or gateway resolves, middleware.TeamFrom), not its policy, so
+// that a reload that renames the policy (its name:) or gives a team that
+// ran under the default policy a file of its own keeps counting the same
+// ledger. The format is that of earlier versions,
+// "<prefix>:budget:<policy name>:<team>", with the team in the policy's
+// place: the key of a team whose policy is named after it (devops.yaml,
+// name: devops) is unchanged, and the ledger of any other team is carried
+// over (see legacyTeamKey).
 func (b *Budget) TeamKey(team string) string {
+	return b.prefix + ":budget:" + team + ":" + team
+}
+
+// legacyTeamKey returns the key earlier versions kept team's ledger under,
+// "<prefix>:budget:<policy name>:<team>", when it is not TeamKey (the
+// policy is not named after the team); "" otherwise. What that ledger
+// holds in a window counts against the team's limit beside TeamKey's (it
+// is read, never written), so that an upgrade does not start a team's
+// spend of the period over.
+func (b *Budget) legacyTeamKey(team string) string {
+	if b.name == team {
+		return ""
+	}
 	return b.prefix + ":budget:" + b.name + ":" + team
+}
+
+// legacyBalance returns the balance of team's legacy ledger
+// (legacyTeamKey) in window w: zero when it has none, or when it was
+// found empty before in this window (only a replica of an earlier version
+// writes it: once empty, it stays so).
+func (b *Budget) legacyBalance(ctx context.Context, team string, w Window, now time.Time) (Balance, error) {
+	lk := b.legacyTeamKey(team)
+	if lk == "" {
+		return Balance{}, nil
+	}
+	memo := lk + "\x00" + w.ID()
+	if _, empty := b.legacyEmpty.Load(memo); empty {
+		return Balance{}, nil
+	}
+	bal, err := b.store.Balance(ctx, lk, w, now)
+	if err != nil {
+		return Balance{}, err
+	}
+	if bal.Used.IsZero() && bal.Reserved.IsZero() && bal.InFlight == 0 {
+		b.legacyEmpty.Store(memo, struct{}{})
+	}
+	return bal, nil
+}
+
+// withoutLegacy returns lim less what the legacy ledger holds (its spend
+// and reservations), in each unit with a limit; a unit the legacy ledger
+// exhausted keeps a limit of 1, which any call's need is over.
+func withoutLegacy(lim Amount, legacy Balance) Amount {
+	held := legacy.Used.Add(legacy.Reserved).Ceil()
+	if lim.USDMicros > 0 {
+		lim.USDMicros = max(lim.USDMicros-held.USDMicros, 1)
+	}
+	if lim.Tokens > 0 {
+		lim.Tokens = max(lim.Tokens-held.Tokens, 1)
+	}
+	return lim
 }
 
 // Remaining is a team's budget in its current window.
@@ -201,6 +262,11 @@ func (b *Budget) Remaining(ctx context.Context, team string) (Remaining, error) 
 	if err != nil {
 		return Remaining{}, &StoreError{Op: "balance", Err: err}
 	}
+	legacy, err := b.legacyBalance(ctx, team, w, now)
+	if err != nil {
+		return Remaining{}, &StoreError{Op: "balance", Err: err}
+	}
+	bal.Used, bal.Reserved, bal.InFlight = bal.Used.Add(legacy.Used), bal.Reserved.Add(legacy.Reserved), bal.InFlight+legacy.InFlight
 	bal.Limit = b.teamLim
 	return Remaining{Team: team, Window: w, Balance: bal}, nil
 }
@@ -874,12 +940,25 @@ func (b *Budget) reserve(ctx context.Context, need, runLim, teamLim Amount) (*ho
 	h.teamW = WindowFor(b.cfg.Team.Period, b.cfg.Team.Window, now)
 	r := Reservation{Key: h.teamKey, ID: b.nextID(), Need: need, Limit: teamLim, Window: h.teamW, Now: now, TTL: b.ttl}
 	h.teamStore = b.store
-	hold, err := b.store.Reserve(ctx, r)
+	legacy, err := b.legacyBalance(ctx, team, h.teamW, now)
+	var hold Hold
+	if err == nil {
+		if !teamLim.IsZero() {
+			r.Limit = withoutLegacy(teamLim, legacy)
+		}
+		hold, err = b.store.Reserve(ctx, r)
+	}
 	if err != nil {
 		var e *ExceededError
 		if errors.As(err, &e) {
 			e.Scope = "team:" + team
+			if e.Unit == UnitUSD {
+				e.Limit, e.Used, e.Reserved = teamLim.USDMicros, e.Used+legacy.Used.Ceil().USDMicros, e.Reserved+legacy.Reserved.Ceil().USDMicros
+			} else {
+				e.Limit, e.Used, e.Reserved = teamLim.Tokens, e.Used+legacy.Used.Tokens, e.Reserved+legacy.Reserved.Tokens
+			}
 		} else {
+			r.Limit = teamLim
 			hold, err = b.unavailable(ctx, r, teamLim, err)
 			h.teamStore = b.local
 		}
