@@ -1,0 +1,72 @@
+package llmwrap_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	goopenai "github.com/sashabaranov/go-openai"
+
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// TestRunBudgetSurvivesARenameOnReload: a run's ledger is kept in the run
+// under the policy's name: (budget.runLedgerKey; a shared run's in the
+// store under "<prefix>:budget:<name>:run:<key>"), so a reload mid-run
+// that only renames the team's policy starts the run's spend over: the
+// run spends its limit a second time.
+func TestRunBudgetSurvivesARenameOnReload(t *testing.T) {
+	t.Skip("unfixed: the run ledger is keyed on the policy's name:, which a reload may change (the team ledger is keyed on the team)")
+	t.Parallel()
+	dir := t.TempDir()
+	policy := func(name string) string {
+		return "version: 1\nname: " + name + "\n" +
+			"budget:\n  request: {max_output_tokens: 100}\n  run: {max_usd: 0.003}\n"
+	}
+	file := filepath.Join(dir, "devops.yaml")
+	if err := os.WriteFile(file, []byte(policy("devops")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	preg, err := policies.NewRegistry(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := llmwrap.NewRegistry(preg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	srv := openaitest.NewServer(t)
+	srv.On().Reply(openaitest.Reply{Content: "ok", Usage: &openaitest.Usage{PromptTokens: 100, CompletionTokens: 100}})
+	cfg := goopenai.DefaultConfig("test")
+	cfg.BaseURL = srv.URL
+	cfg.HTTPClient = twopenai.NewHTTPClient(reg.Middleware())
+	client := goopenai.NewClientWithConfig(cfg)
+	ctx, _ := middleware.StartRun(middleware.WithTeam(context.Background(), "devops"), "agent")
+	ask := func() error {
+		_, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o",
+			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "how full is the disk?"}}})
+		return err
+	}
+	for i := range 2 {
+		if err := ask(); err != nil {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
+	}
+	if err := os.WriteFile(file, []byte(policy("devops-team")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := preg.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ask(); !errors.Is(err, budget.ErrExceeded) {
+		t.Fatalf("third call of the run after a reload that renamed the policy: err = %v, want the run budget exceeded; the upstream was called %d times", err, srv.Count())
+	}
+}
