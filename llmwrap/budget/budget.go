@@ -271,14 +271,14 @@ func (b *Budget) Remaining(ctx context.Context, team string) (Remaining, error) 
 	return Remaining{Team: team, Window: w, Balance: bal}, nil
 }
 
-// runLedgerKey names a run's ledger inside the run (which is the run-id
-// part of the key): the Config's Name, not the *Budget instance, so that
-// a Budget rebuilt by a policy reload keeps charging the same run ledger
-// and the money a run already spent stays spent.
-type runLedgerKey struct{ policy string }
+// runLedgerKey names a run's ledger inside the run: one per run, not per
+// *Budget instance nor per policy name, so that a Budget rebuilt by a
+// policy reload (one that renames the policy too) keeps charging the same
+// run ledger and the money a run already spent stays spent.
+type runLedgerKey struct{}
 
 func (b *Budget) runLedger(run *middleware.Run) *ledger {
-	return middleware.RunValue(run, runLedgerKey{b.name}, func() *ledger { return &ledger{} })
+	return middleware.RunValue(run, runLedgerKey{}, func() *ledger { return &ledger{} })
 }
 
 // RunKey returns the store's ledger key of a shared run

@@ -17,13 +17,11 @@ import (
 	"github.com/tokenwise/tokenwise/policies"
 )
 
-// TestRunBudgetSurvivesARenameOnReload: a run's ledger is kept in the run
-// under the policy's name: (budget.runLedgerKey; a shared run's in the
-// store under "<prefix>:budget:<name>:run:<key>"), so a reload mid-run
-// that only renames the team's policy starts the run's spend over: the
-// run spends its limit a second time.
+// TestRunBudgetSurvivesARenameOnReload: a run's ledger is one per run, not
+// per policy name: a reload mid-run that only renames the team's policy
+// keeps the run's spend (before, it started over and the run spent its
+// limit a second time).
 func TestRunBudgetSurvivesARenameOnReload(t *testing.T) {
-	t.Skip("unfixed: the run ledger is keyed on the policy's name:, which a reload may change (the team ledger is keyed on the team)")
 	t.Parallel()
 	dir := t.TempDir()
 	policy := func(name string) string {
