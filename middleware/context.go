@@ -139,6 +139,12 @@ type CallFacts struct {
 	// downgraded the call. A response cache does not keep such an answer
 	// (the next identical call would get another model's). "": none.
 	OffRoute string
+	// Unkeepable says why a response cache must not keep the answer,
+	// whole as it is to this call: a stream that ended cleanly after its
+	// finish_reason but without [DONE] nor the usage it was asked for,
+	// which may have been cut just before its usage chunk (a hit would
+	// lack the usage). "": none.
+	Unkeepable string
 	// Operation is the GenAI operation of a call that is not a chat
 	// ("embeddings", as the gateway reports its embeddings calls); "":
 	// chat.

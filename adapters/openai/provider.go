@@ -780,6 +780,15 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 		// official SDKs and go-openai read; a stream closed before it is
 		// still cut.
 		done = true
+		if _, ok := acc.Usage(); !ok {
+			// Nor did the usage chunk the stream was asked for come: it
+			// may have been cut just before it. The answer is whole to
+			// this call, but not kept by a cache (a hit would have no
+			// usage).
+			middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+				f.Unkeepable = "the stream ended without [DONE] and without its usage"
+			})
+		}
 	}
 	if errors.Is(readErr, errStreamLineLong) {
 		return partial(), p.fail(middleware.ErrMalformed, req, "", readErr)

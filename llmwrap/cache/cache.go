@@ -593,6 +593,8 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 			// Another model's answer than the route's (a fallback's, a
 			// downgrade's): the answer to this call, not to the request.
 			offRoute, f.CacheReason = true, reasonNotStored+f.OffRoute
+		} else if f.Unkeepable != "" {
+			offRoute, f.CacheReason = true, reasonNotStored+f.Unkeepable
 		}
 	})
 	if offRoute {
