@@ -590,14 +590,16 @@ func (h *responsesHold) chargeInput(ctx context.Context) (middleware.Usage, int6
 
 // responsesUsage is the usage of a Responses answer.
 type responsesUsage struct {
-	InputTokens        int64 `json:"input_tokens"`
-	OutputTokens       int64 `json:"output_tokens"`
-	TotalTokens        int64 `json:"total_tokens"`
+	// (Counts written as floats, as some servers write numbers, are
+	// read as the integers they are: count.)
+	InputTokens        count `json:"input_tokens"`
+	OutputTokens       count `json:"output_tokens"`
+	TotalTokens        count `json:"total_tokens"`
 	InputTokensDetails struct {
-		CachedTokens int64 `json:"cached_tokens"`
+		CachedTokens count `json:"cached_tokens"`
 	} `json:"input_tokens_details"`
 	OutputTokensDetails struct {
-		ReasoningTokens int64 `json:"reasoning_tokens"`
+		ReasoningTokens count `json:"reasoning_tokens"`
 	} `json:"output_tokens_details"`
 }
 
@@ -652,8 +654,9 @@ func (u *responsesUsage) usage() (middleware.Usage, bool) {
 		u.InputTokensDetails.CachedTokens < 0 || u.OutputTokensDetails.ReasoningTokens < 0 {
 		return middleware.Usage{}, false
 	}
-	return middleware.Usage{InputTokens: u.InputTokens, OutputTokens: max(u.OutputTokens, u.TotalTokens-u.InputTokens),
-		CachedInputTokens: u.InputTokensDetails.CachedTokens, ReasoningTokens: u.OutputTokensDetails.ReasoningTokens}, true
+	in, out, total := int64(u.InputTokens), int64(u.OutputTokens), int64(u.TotalTokens)
+	return middleware.Usage{InputTokens: in, OutputTokens: max(out, total-in),
+		CachedInputTokens: int64(u.InputTokensDetails.CachedTokens), ReasoningTokens: int64(u.OutputTokensDetails.ReasoningTokens)}, true
 }
 
 // charge settles h from the upstream's answer and gives the answer back
@@ -950,7 +953,12 @@ func (r *responsesStream) event(line []byte) {
 	case "response.completed", "response.incomplete", "response.failed":
 		var o responseObject
 		if present(ev.Response) && json.Unmarshal(ev.Response, &o) != nil {
-			return
+			// The final event all the same, of a response the gateway
+			// cannot read (a member of another type): the stream is
+			// complete, never ended as cut, and the call is charged as
+			// one without readable usage, as a JSON answer that does not
+			// decode is.
+			o = responseObject{}
 		}
 		if !present(o.Output) && len(r.items) > 0 {
 			// A final event that leaves out the output its events

@@ -1,0 +1,123 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
+)
+
+// usageUpstream answers POST /v1/responses with a completed response, JSON
+// or streamed, whose usage member is usage (verbatim), and POST
+// /v1/embeddings with one vector and the same usage member.
+func usageUpstream(t *testing.T, usage string) *httptest.Server {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Stream bool `json:"stream"`
+		}
+		body, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(body, &req)
+		if r.URL.Path == "/v1/embeddings" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":"text-embedding-3-small","usage":`+usage+`}`)
+			return
+		}
+		resp := func(status, usage string) string {
+			return `{"id":"resp_1","object":"response","created_at":1,"status":"` + status + `","model":"gpt-4o-mini-2024-07-18",` +
+				`"output":[{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"The disks are fine.","annotations":[]}]}],` +
+				`"usage":` + usage + `}`
+		}
+		if !req.Stream {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, resp("completed", usage))
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":%s}\n\n", resp("in_progress", "null"))
+		fmt.Fprintf(w, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"The disks are fine.\"}\n\n")
+		fmt.Fprintf(w, "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":%s}\n\n", resp("completed", usage))
+	}))
+	t.Cleanup(up.Close)
+	return up
+}
+
+// responsesCall makes one Responses call through e with openai-go,
+// streamed or not, and returns its error and the team's spend after it.
+func responsesCall(t *testing.T, e *env, stream bool) (usd string, tokens int64, err error) {
+	t.Helper()
+	oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL(e.url+"/v1/"), option.WithMaxRetries(0))
+	params := responses.ResponseNewParams{Model: "gpt-4o-mini", MaxOutputTokens: openai.Int(500),
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Check the disks of web-1.")}}
+	if stream {
+		st := oc.Responses.NewStreaming(t.Context(), params)
+		completed := false
+		for st.Next() {
+			completed = completed || st.Current().Type == "response.completed"
+		}
+		err = st.Err()
+		_ = st.Close()
+		if err == nil && !completed {
+			err = fmt.Errorf("the stream ended without its response.completed")
+		}
+	} else {
+		var r *responses.Response
+		r, err = oc.Responses.New(t.Context(), params)
+		if err == nil && r.OutputText() != "The disks are fine." {
+			err = fmt.Errorf("answer %q", r.OutputText())
+		}
+	}
+	s := e.spend(t)
+	return s.SpentUSD, s.SpentTokens, err
+}
+
+// TestGatewayResponsesCountsWrittenAsFloatsAreBilled: a Responses answer
+// whose usage writes its counts as floats (1000.0), as some
+// OpenAI-compatible servers write numbers, is billed those counts, as a
+// chat answer's are (600 uncached input, 400 cached and 200 output
+// tokens of gpt-4o-mini: $0.000240); a stream of such an answer, complete
+// with its response.completed, is read by openai-go as complete. Before,
+// the response object did not decode: the answer was charged its
+// reservation, and the complete stream was ended with the gateway's
+// stream_cut error event, an error to the client.
+func TestGatewayResponsesCountsWrittenAsFloatsAreBilled(t *testing.T) {
+	const usage = `{"input_tokens":1000.0,"input_tokens_details":{"cached_tokens":4.0e2},"output_tokens":200.0,"output_tokens_details":{"reasoning_tokens":0.0},"total_tokens":1200.0}`
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprint("stream=", stream), func(t *testing.T) {
+			e := embeddingsGateway(t, usageUpstream(t, usage), "1")
+			usd, tok, err := responsesCall(t, e, stream)
+			if err != nil {
+				t.Fatalf("a complete answer: %v", err)
+			}
+			if usd != "0.000240" || tok != 1200 {
+				t.Fatalf("spent %s USD, %d tokens; the provider billed 0.000240 USD, 1200 tokens", usd, tok)
+			}
+		})
+	}
+}
+
+// TestGatewayResponsesUnreadableFinalEventEndsNoStreamAsCut: a
+// Responses stream that ends with its response.completed, whose response
+// the gateway cannot read (a count written as a string), is complete:
+// openai-go reads it to its end without an error, and the call is charged
+// as an answer without usage is (its reservation), streamed or not.
+// Before, the gateway took the stream for one cut before its final event
+// and added its stream_cut error event after the response.completed.
+func TestGatewayResponsesUnreadableFinalEventEndsNoStreamAsCut(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		none, noneTok, _ := responsesCall(t, embeddingsGateway(t, usageUpstream(t, "null"), "1"), stream)
+		usd, tok, err := responsesCall(t, embeddingsGateway(t, usageUpstream(t, `{"input_tokens":"1000","output_tokens":200,"total_tokens":1200}`), "1"), stream)
+		if err != nil {
+			t.Fatalf("stream %t: a complete answer: %v", stream, err)
+		}
+		if none == "0.000000" || usd != none || tok != noneTok {
+			t.Errorf("stream %t: charged %s USD, %d tokens; an answer without usage is charged %s USD, %d tokens", stream, usd, tok, none, noneTok)
+		}
+	}
+}
