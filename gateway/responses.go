@@ -648,10 +648,13 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) (mi
 
 // usage returns the usage of an answer as the gateway bills it: its
 // output at least total − input (reasoning a server leaves out of
-// output_tokens); false when there is none or a count is negative.
+// output_tokens); false when there is none, when it counts nothing (zeros,
+// or none of the counts: a server that does not count, as the chat
+// calls' Meter reads a usage of zeros) or a count is negative.
 func (u *responsesUsage) usage() (middleware.Usage, bool) {
 	if u == nil || u.InputTokens < 0 || u.OutputTokens < 0 || u.TotalTokens < 0 ||
-		u.InputTokensDetails.CachedTokens < 0 || u.OutputTokensDetails.ReasoningTokens < 0 {
+		u.InputTokensDetails.CachedTokens < 0 || u.OutputTokensDetails.ReasoningTokens < 0 ||
+		u.InputTokens == 0 && u.OutputTokens == 0 && u.TotalTokens == 0 {
 		return middleware.Usage{}, false
 	}
 	in, out, total := int64(u.InputTokens), int64(u.OutputTokens), int64(u.TotalTokens)

@@ -121,3 +121,29 @@ func TestGatewayResponsesUnreadableFinalEventEndsNoStreamAsCut(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayResponsesUsageOfZerosIsNoUsage: a Responses answer whose
+// usage counts nothing (zeros, or an object without the counts: servers
+// that do not count) is charged as one without usage — its reservation,
+// the provider billed the call —, as a chat answer of zero usage is
+// billed its estimate; never charged nothing, which would let a team's
+// calls spend past its budget. Before, it was settled at zero.
+func TestGatewayResponsesUsageOfZerosIsNoUsage(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		none, noneTok, _ := responsesCall(t, embeddingsGateway(t, usageUpstream(t, "null"), "1"), stream)
+		if none == "0.000000" || noneTok == 0 {
+			t.Fatalf("stream %t: an answer without usage charged %s USD, %d tokens", stream, none, noneTok)
+		}
+		for _, usage := range []string{`{"input_tokens":0,"output_tokens":0,"total_tokens":0}`, `{}`,
+			`{"input_tokens":0,"input_tokens_details":{"cached_tokens":0},"output_tokens":0,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":0}`} {
+			usd, tok, err := responsesCall(t, embeddingsGateway(t, usageUpstream(t, usage), "1"), stream)
+			if err != nil {
+				t.Fatalf("stream %t, usage %s: %v", stream, usage, err)
+			}
+			if usd != none || tok != noneTok {
+				t.Errorf("stream %t, usage %s: charged %s USD, %d tokens; an answer without usage is charged %s USD, %d tokens",
+					stream, usage, usd, tok, none, noneTok)
+			}
+		}
+	}
+}
