@@ -345,19 +345,25 @@ func (h *passHold) finishEmbeddings(ctx context.Context, a *embeddingsAnswer, er
 type embeddingsAnswer struct {
 	Model string `json:"model"`
 	Usage *struct {
-		PromptTokens int64 `json:"prompt_tokens"`
-		TotalTokens  int64 `json:"total_tokens"`
+		// (Counts written as floats are read as the integers they are.)
+		PromptTokens count `json:"prompt_tokens"`
+		TotalTokens  count `json:"total_tokens"`
 	} `json:"usage"`
 }
 
-// usable reports whether a has usage that can be charged (a negative
-// count, settled as given, would take spend off the budget).
+// usable reports whether a has usage that can be charged: not a negative
+// count (settled as given, it would take spend off the budget), and not
+// one that counts nothing (zeros, or none of the counts: a server that
+// does not count, whose call is charged its estimate, as a chat call of
+// a usage of zeros is).
 func (a *embeddingsAnswer) usable() bool {
-	return a.Usage != nil && a.Usage.PromptTokens >= 0 && a.Usage.TotalTokens >= 0
+	return a.Usage != nil && a.Usage.PromptTokens >= 0 && a.Usage.TotalTokens >= 0 && a.tokens() > 0
 }
 
 // tokens is what a usable answer's call used.
-func (a *embeddingsAnswer) tokens() int64 { return max(a.Usage.TotalTokens, a.Usage.PromptTokens) }
+func (a *embeddingsAnswer) tokens() int64 {
+	return int64(max(a.Usage.TotalTokens, a.Usage.PromptTokens))
+}
 
 // parseEmbeddingsAnswer reads a whole embeddings answer's model and
 // usage; ok is false when it has no usable usage.

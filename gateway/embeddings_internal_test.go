@@ -86,7 +86,7 @@ func TestScannedBodyReadsUsageAsTheWholeAnswer(t *testing.T) {
 		if err := json.Unmarshal(body, &want); err != nil {
 			t.Fatalf("the test's answer: %v\n%s", err, body)
 		}
-		if want.Model != model || want.Usage.PromptTokens != prompt || want.Usage.TotalTokens != total {
+		if want.Model != model || int64(want.Usage.PromptTokens) != prompt || int64(want.Usage.TotalTokens) != total {
 			t.Fatalf("the test's answer decodes to %+v", want)
 		}
 		length := int64(-1)

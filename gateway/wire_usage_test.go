@@ -147,3 +147,29 @@ func TestGatewayResponsesUsageOfZerosIsNoUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayEmbeddingsUsageOfZerosIsChargedTheEstimate: an embeddings
+// answer, read by openai-go, whose usage counts nothing (zeros, or an
+// object without the counts) is charged the estimate of its input (2
+// tokens of "hello world"), as one without usage is; and one whose counts
+// are written as floats is charged those counts. Before, the first was
+// charged nothing, and the second its estimate.
+func TestGatewayEmbeddingsUsageOfZerosIsChargedTheEstimate(t *testing.T) {
+	for usage, want := range map[string]int64{
+		`{"prompt_tokens":0,"total_tokens":0}`: 2,
+		`{}`:                                   2,
+		`{"prompt_tokens":7.0,"total_tokens":7.0}`: 7,
+		`{"prompt_tokens":7,"total_tokens":7}`:     7,
+	} {
+		e := embeddingsGateway(t, usageUpstream(t, usage), "1")
+		oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL(e.url+"/v1/"), option.WithMaxRetries(0))
+		_, err := oc.Embeddings.New(t.Context(), openai.EmbeddingNewParams{Model: "text-embedding-3-small",
+			Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("hello world")}})
+		if err != nil {
+			t.Fatalf("usage %s: %v", usage, err)
+		}
+		if s := e.spend(t); s.SpentTokens != want || s.ReservedUSD != "0.000000" || s.InFlightCalls != 0 {
+			t.Errorf("usage %s: %+v; want %d tokens spent, nothing held", usage, s, want)
+		}
+	}
+}
