@@ -993,6 +993,11 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	if modify != nil {
 		modify = bound.watch(modify)
+		if call == nil && isResponses(r) {
+			// (First: every hook reads the answer as what it is. The
+			// fallback chain's sender labels its answers itself.)
+			modify = labelledStreams(modify)
+		}
 	} else if id, ok := backgroundPath(r); ok && s.background.has(k.team, id) {
 		// A background response of the team's, held until it is seen
 		// done: its retrieval or cancellation may show it done.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -16,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokenwise/tokenwise/internal/ssesniff"
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
@@ -747,6 +749,37 @@ func (*answerBody) Close() error { return nil }
 // isEventStream reports whether resp is a stream of events.
 func isEventStream(resp *http.Response) bool {
 	return strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+}
+
+// labelStream labels resp, a 2xx answer to a Responses call, an event
+// stream when it is one under another Content-Type (a proxy's
+// application/json, which openai-go and the other SDKs read as a stream
+// all the same, as the chat adapters read a chat stream so labelled):
+// the gateway then reads it as the stream it is — settled at its final
+// event, ended with the stream_cut event when cut —, never as a JSON
+// answer that does not decode. It peeks at the body's first bytes
+// (ssesniff), reading nothing.
+func labelStream(resp *http.Response) {
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 || isEventStream(resp) || resp.Body == nil || resp.Body == http.NoBody {
+		return
+	}
+	br := bufio.NewReader(resp.Body)
+	sse := ssesniff.Sniff(br)
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, resp.Body}
+	if sse {
+		resp.Header.Set("Content-Type", "text/event-stream")
+	}
+}
+
+// labelledStreams returns the answer's hook modify after labelStream.
+func labelledStreams(modify func(*http.Response) error) func(*http.Response) error {
+	return func(resp *http.Response) error {
+		labelStream(resp)
+		return modify(resp)
+	}
 }
 
 // unsized drops a stream's length: the gateway may end it with an event

@@ -518,6 +518,7 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 		}
 		return nil, &middleware.ProviderError{Kind: middleware.ErrNetwork, Provider: up.Name, Model: mreq.Model, Err: err}
 	}
+	labelStream(resp)
 	embeddedError(resp)
 	if resp.StatusCode < 400 {
 		if err := c.bound.firstEvent(resp); err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
@@ -171,5 +172,57 @@ func TestGatewayEmbeddingsUsageOfZerosIsChargedTheEstimate(t *testing.T) {
 		if s := e.spend(t); s.SpentTokens != want || s.ReservedUSD != "0.000000" || s.InFlightCalls != 0 {
 			t.Errorf("usage %s: %+v; want %d tokens spent, nothing held", usage, s, want)
 		}
+	}
+}
+
+// TestGatewayResponsesStreamLabelledJSONIsAStream: a Responses stream
+// that its upstream labels application/json (which openai-go reads as a
+// stream all the same, as the chat adapters read a chat stream so
+// labelled) is policed as the stream it is: complete, it is charged the
+// usage of its response.completed; cut before it, openai-go reads the
+// gateway's stream_cut error event. Before, it was read as a JSON answer
+// that does not decode: charged its reservation, and a cut stream read by
+// openai-go as a complete one.
+func TestGatewayResponsesStreamLabelledJSONIsAStream(t *testing.T) {
+	const usage = `{"input_tokens":1000,"input_tokens_details":{"cached_tokens":400},"output_tokens":200,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":1200}`
+	for _, cut := range []bool{false, true} {
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			resp := func(status, usage string) string {
+				return `{"id":"resp_1","object":"response","created_at":1,"status":"` + status + `","model":"gpt-4o-mini-2024-07-18",` +
+					`"output":[{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"The disks are fine.","annotations":[]}]}],` +
+					`"usage":` + usage + `}`
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":%s}\n\n", resp("in_progress", "null"))
+			fmt.Fprintf(w, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"The disks are fine.\"}\n\n")
+			if !cut {
+				fmt.Fprintf(w, "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":%s}\n\n", resp("completed", usage))
+			}
+		}))
+		e := embeddingsGateway(t, up, "1")
+		usd, tok, err := responsesCall(t, e, true)
+		switch {
+		case !cut && err != nil:
+			t.Errorf("a complete stream: %v", err)
+		case !cut && (usd != "0.000240" || tok != 1200):
+			t.Errorf("a complete stream: spent %s USD, %d tokens; the provider billed 0.000240 USD, 1200 tokens", usd, tok)
+		case cut && (err == nil || !strings.Contains(err.Error(), "stream_cut")):
+			t.Errorf("a cut stream read as %v; want the gateway's stream_cut error", err)
+		}
+		if cut {
+			// A request the gateway cannot read (no model) of a team
+			// without a budget, passed on outside the fallback chain: its
+			// cut stream ends so too.
+			t.Setenv(upstreamEnv, upstreamKey)
+			free := serveFile(t, writeFiles(t, up.URL+"/v1", map[string]string{"default.yaml": "version: 1\nname: default\n", "devops.yaml": "version: 1\nname: devops\n"}, ""))
+			resp := free.do(t, "POST", "/v1/responses", devopsKey, `{"input":"Check the disks of web-1.","stream":true}`)
+			b, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if !strings.Contains(string(b), `"code":"stream_cut"`) {
+				t.Errorf("a cut stream of a request without a model, passed on: %d %s; want it ended with the stream_cut event", resp.StatusCode, b)
+			}
+		}
+		up.Close()
 	}
 }
