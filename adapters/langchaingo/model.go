@@ -356,6 +356,11 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 			partial := ps.acc.Response()
 			partial.Model = req.Model
 			partial.OtherChoices = others
+			// The usage the stream reported before it was cut (in every
+			// chunk, on vLLM and Gemini), which NewTransport, installed,
+			// read: the provider's count, billed as the go-openai
+			// transport bills it (none: the budget's estimate).
+			partial.Usage = fctx.slot.streamedUsage()
 			return partial, err
 		}
 		return nil, err

@@ -204,6 +204,36 @@ type httpFailure struct {
 	// that named one), which the backend does not decode: the tier the
 	// provider billed the tokens at.
 	tier string
+	// usage is the last usage a chunk of the stream reported (vLLM's and
+	// Gemini's, cumulative in every chunk), which a cut stream's partial
+	// answer is billed, as through the go-openai transport: the backend
+	// returns none with its error.
+	usage middleware.Usage
+}
+
+// setUsage records u, a chunk's usage, unless it is no count (negative)
+// or counts nothing.
+func (h *httpFailure) setUsage(u *lcUsage) {
+	if h == nil || u == nil {
+		return
+	}
+	c := u.core()
+	if c.Negative() || c.IsZero() {
+		return
+	}
+	h.mu.Lock()
+	h.usage = c
+	h.mu.Unlock()
+}
+
+// streamedUsage is the usage setUsage recorded last (zero: none).
+func (h *httpFailure) streamedUsage() middleware.Usage {
+	if h == nil {
+		return middleware.Usage{}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.usage
 }
 
 // setTier records the service_tier member raw of an answer or chunk (a
@@ -425,6 +455,10 @@ func (c *failureContext) Value(key any) any {
 //     cut stream to count every choice's (httpFailure.otherChoices) —,
 //     and "reasoning" is
 //     renamed "reasoning_content", the name the backend reads;
+//   - the last usage a chunk reported (vLLM's and Gemini's, cumulative in
+//     every chunk) is kept in the call's slot: a stream cut after it is
+//     billed that count, the provider's, as through the go-openai
+//     transport, not an estimate (httpFailure.streamedUsage);
 //   - a choice-0 entry after choice 0's finish_reason that has none
 //     (Azure's asynchronous content filter annotation, a usage chunk with
 //     an empty choice) gets the finish_reason read last: the backend
@@ -586,6 +620,14 @@ func (s *checkedStream) transform(line []byte) error {
 	s.slot.setTier(c.ServiceTier)
 	rewrite, finish, wasFinished := false, false, s.finished
 	groq := c.groqUsage()
+	if c.Usage != nil {
+		s.slot.setUsage(c.Usage)
+	} else if groq != nil {
+		var u lcUsage
+		if json.Unmarshal(groq, &u) == nil {
+			s.slot.setUsage(&u)
+		}
+	}
 	rewrite = groq != nil || normalized
 	for _, ch := range c.Choices {
 		if ch.Index != 0 {
@@ -809,6 +851,26 @@ type lcUsage struct {
 		AcceptedPredictionTokens int `json:"accepted_prediction_tokens"`
 		RejectedPredictionTokens int `json:"rejected_prediction_tokens"`
 	} `json:"completion_tokens_details"`
+}
+
+// core returns u as the core's usage, read as UsageFromGenerationInfo
+// reads the backend's: the output at least what the total proves was
+// produced (reasoning a server leaves out of completion_tokens).
+func (u *lcUsage) core() middleware.Usage {
+	c := middleware.Usage{InputTokens: int64(u.PromptTokens), OutputTokens: int64(u.CompletionTokens),
+		CachedInputTokens: int64(min(u.PromptTokensDetails.CachedTokens, u.PromptTokens)),
+		ReasoningTokens:   int64(u.CompletionTokensDetails.ReasoningTokens),
+		AudioInputTokens:  int64(u.PromptTokensDetails.AudioTokens), AudioOutputTokens: int64(u.CompletionTokensDetails.AudioTokens)}
+	if c.Negative() || u.TotalTokens < 0 {
+		return c
+	}
+	switch total := int64(u.TotalTokens); {
+	case total-c.InputTokens > c.OutputTokens:
+		c.OutputTokens = total - c.InputTokens
+	case c.ReasoningTokens > c.OutputTokens:
+		c.OutputTokens = middleware.SatAdd(c.OutputTokens, c.ReasoningTokens)
+	}
+	return c
 }
 
 // readAnswer reads a whole plain answer once, for what checkedBody

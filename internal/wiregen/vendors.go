@@ -57,6 +57,13 @@ var Vendors = []Vendor{
 		`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"!"},"logprobs":null,"finish_reason":"stop","stop_reason":null}],"usage":{"prompt_tokens":10,"total_tokens":12,"completion_tokens":2}}`,
 		`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":10,"total_tokens":12,"completion_tokens":2}}`,
 		`[DONE]`), Bill: &Bill{Prompt: 10, Completion: 2}},
+	// Cut after its second chunk (no finish, no [DONE]): a cut, billed
+	// the usage the provider reported last (its bill so far), not an
+	// estimate.
+	{Name: "vllm-continuous-usage-cut", Stream: true, IncludeUsage: true, WantErr: true, body: sse(
+		`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":{"prompt_tokens":1000,"total_tokens":1000,"completion_tokens":0}}`,
+		`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":null,"finish_reason":null}],"usage":{"prompt_tokens":1000,"total_tokens":1500,"completion_tokens":500}}`),
+		Bill: &Bill{Prompt: 1000, Completion: 500}},
 	{Name: "vllm-plain", body: `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","reasoning_content":null,"content":"Hi!","tool_calls":[]},"logprobs":null,"finish_reason":"stop","stop_reason":128009}],"usage":{"prompt_tokens":10,"total_tokens":12,"completion_tokens":2,"prompt_tokens_details":null},"prompt_logprobs":null,"kv_transfer_params":null}`,
 		Bill: &Bill{Prompt: 10, Completion: 2}},
 	{Name: "ollama-no-usage", Stream: true, body: sse(
