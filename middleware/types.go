@@ -29,11 +29,14 @@ const (
 )
 
 // FinishedNormally reports whether a finish reason is a normal end of an
-// answer: stop, tool calls, or the legacy function call; not length, a
-// content filter, an unknown reason or none.
+// answer: stop, tool calls, or the legacy function call — or a server's
+// own name for stop, the model's natural end: Together's "eos",
+// text-generation-inference's "eos_token" (before 2.2.1) and
+// "stop_sequence", Anthropic's "end_turn"; not length, a content filter,
+// an unknown reason or none.
 func FinishedNormally(reason string) bool {
 	switch reason {
-	case FinishStop, FinishToolCalls, "function_call":
+	case FinishStop, FinishToolCalls, "function_call", "eos", "eos_token", "stop_sequence", "end_turn":
 		return true
 	}
 	return false

@@ -126,7 +126,7 @@ func finishReason(s string) string {
 	k := strings.ToLower(strings.ReplaceAll(s, "_", ""))
 	k = strings.TrimPrefix(k, "finishreason")
 	switch k {
-	case "stop", "endturn", "stopsequence", "eos":
+	case "stop", "endturn", "stopsequence", "eos", "eostoken":
 		return middleware.FinishStop
 	case "length", "maxtokens", "modellength":
 		return middleware.FinishLength

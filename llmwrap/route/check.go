@@ -72,8 +72,10 @@ func NonEmpty(_ *middleware.Request, resp *middleware.Response) error {
 	return nil
 }
 
-// FinishedCleanly rejects an answer whose finish reason is not stop or
-// tool_calls (cut by max tokens, filtered, or unknown).
+// FinishedCleanly rejects an answer whose finish reason is not a normal
+// end (middleware.FinishedNormally: stop, tool_calls, or a server's own
+// name for stop such as Together's "eos"): cut by max tokens, filtered,
+// or unknown.
 func FinishedCleanly(_ *middleware.Request, resp *middleware.Response) error {
 	if middleware.FinishedNormally(resp.FinishReason) {
 		return nil
