@@ -372,6 +372,16 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 		return nil, &middleware.ProviderError{Kind: middleware.ErrMalformed, Provider: inner.name, Model: req.Model,
 			Message: "the model returned no choices"}
 	}
+	// The cached input tokens DeepSeek and Moonshot count beside the
+	// prompt's, which the backend does not read: NewTransport, installed,
+	// read them. Billed, and the caller still gets the backend's answer as
+	// it is (the view it is compared with has them too).
+	if u := fctx.slot.otherCached(resp.Usage); u != resp.Usage {
+		resp.Usage = u
+		if nr, ok := resp.Native.(*nativeResponse); ok {
+			nr.view.Usage = u
+		}
+	}
 
 	if inner.name == "openai" && cr.Choices[0].StopReason == "error" {
 		// OpenRouter's finish_reason for a provider that failed mid-answer

@@ -209,6 +209,54 @@ type httpFailure struct {
 	// answer is billed, as through the go-openai transport: the backend
 	// returns none with its error.
 	usage middleware.Usage
+	// cached is the input tokens a provider's prompt cache served, where
+	// the backend does not read them (see setOtherCached).
+	cached int64
+}
+
+// setOtherCached records the input tokens a provider's prompt cache
+// served that the usage object raw (an answer's or a chunk's) counts
+// where servers other than OpenAI's put them, beside the prompt's count:
+// DeepSeek's prompt_cache_hit_tokens, Moonshot's (Kimi's) cached_tokens.
+// The backend reads only prompt_tokens_details.cached_tokens; the call is
+// billed them at the cached rate, as through the go-openai transport
+// (otherCached).
+func (h *httpFailure) setOtherCached(raw []byte) {
+	if h == nil || !bytes.Contains(raw, []byte(`"prompt_cache_hit_tokens"`)) && !bytes.Contains(raw, []byte(`"cached_tokens"`)) {
+		return
+	}
+	var a struct {
+		Usage *struct {
+			Hit    *float64 `json:"prompt_cache_hit_tokens"`
+			Cached *float64 `json:"cached_tokens"` // beside the prompt's count, not in its details
+		} `json:"usage"`
+	}
+	if json.Unmarshal(raw, &a) != nil || a.Usage == nil {
+		return
+	}
+	var n float64
+	for _, v := range []*float64{a.Usage.Hit, a.Usage.Cached} {
+		if v != nil && *v > n && *v < 1<<53 {
+			n = *v
+		}
+	}
+	h.mu.Lock()
+	h.cached = int64(math.Ceil(n))
+	h.mu.Unlock()
+}
+
+// otherCached returns u with the cached input tokens setOtherCached
+// recorded, when u (the backend's reading) counts none: OpenAI's
+// prompt_tokens_details.cached_tokens wins when it counts any.
+func (h *httpFailure) otherCached(u middleware.Usage) middleware.Usage {
+	if h == nil || u.CachedInputTokens != 0 {
+		return u
+	}
+	h.mu.Lock()
+	n := h.cached
+	h.mu.Unlock()
+	u.CachedInputTokens = min(n, u.InputTokens)
+	return u
 }
 
 // setUsage records u, a chunk's usage, unless it is no count (negative)
@@ -222,6 +270,9 @@ func (h *httpFailure) setUsage(u *lcUsage) {
 		return
 	}
 	h.mu.Lock()
+	if c.CachedInputTokens == 0 {
+		c.CachedInputTokens = min(h.cached, c.InputTokens) // (see setOtherCached)
+	}
 	h.usage = c
 	h.mu.Unlock()
 }
@@ -621,6 +672,7 @@ func (s *checkedStream) transform(line []byte) error {
 	rewrite, finish, wasFinished := false, false, s.finished
 	groq := c.groqUsage()
 	if c.Usage != nil {
+		s.slot.setOtherCached(payload)
 		s.slot.setUsage(c.Usage)
 	} else if groq != nil {
 		var u lcUsage
@@ -990,6 +1042,7 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 			// classify reads it as malformed, the answer being whole.
 			b.slot.setAnswered(b.status)
 			b.slot.setTier(tier)
+			b.slot.setOtherCached(body)
 		}
 		b.r, b.tail = bytes.NewReader(body), err
 		if err == nil {

@@ -217,4 +217,13 @@ var Vendors = []Vendor{
 		`{"id":"chatcmpl-l","object":"chat.completion.chunk","created":1,"model":"qwen","system_fingerprint":"qwen","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}`,
 		`{"id":"chatcmpl-l","object":"chat.completion.chunk","created":1,"model":"qwen","system_fingerprint":"qwen","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11}}`,
 		`[DONE]`), Bill: &Bill{Prompt: 10, Completion: 1}},
+	// DeepSeek's and Moonshot's cached input, beside the prompt's count only.
+	{Name: "deepseek-cache-hit-only-plain", body: `{"id":"d","object":"chat.completion","created":1,"model":"deepseek-chat","system_fingerprint":"fp_1","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":2,"total_tokens":22,"prompt_cache_hit_tokens":16,"prompt_cache_miss_tokens":4}}`,
+		Bill: &Bill{Prompt: 20, Completion: 2, Cached: 16}},
+	{Name: "deepseek-cache-hit-only", Stream: true, IncludeUsage: true, body: sse(
+		`{"id":"d","object":"chat.completion.chunk","created":1,"model":"deepseek-chat","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}`,
+		`{"id":"d","object":"chat.completion.chunk","created":1,"model":"deepseek-chat","choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":2,"total_tokens":22,"prompt_cache_hit_tokens":16,"prompt_cache_miss_tokens":4}}`,
+		`[DONE]`), Bill: &Bill{Prompt: 20, Completion: 2, Cached: 16}},
+	{Name: "moonshot-cached-tokens", body: `{"id":"d","object":"chat.completion","created":1,"model":"kimi","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":2,"total_tokens":22,"cached_tokens":16}}`,
+		Bill: &Bill{Prompt: 20, Completion: 2, Cached: 16}},
 }
