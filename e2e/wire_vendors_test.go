@@ -80,7 +80,7 @@ func checkBill(t *testing.T, v wiregen.Vendor, facts []middleware.CallFacts) mid
 	case v.Bill == nil && !billed.Estimated:
 		t.Errorf("billed %+v as the provider's count; it reported none", u)
 	case v.Bill != nil && (billed.Estimated || u.InputTokens != v.Bill.Prompt || u.OutputTokens != v.Bill.Completion ||
-		u.CachedInputTokens != v.Bill.Cached || u.ReasoningTokens != v.Bill.Reasoning):
+		u.CachedInputTokens != v.Bill.Cached || u.ReasoningTokens != v.Bill.Reasoning || u.CacheWriteTokens != v.Bill.CacheWrite):
 		t.Errorf("billed %+v (estimated %t); the provider billed %+v", u, billed.Estimated, *v.Bill)
 	}
 	return f

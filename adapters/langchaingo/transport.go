@@ -209,53 +209,74 @@ type httpFailure struct {
 	// answer is billed, as through the go-openai transport: the backend
 	// returns none with its error.
 	usage middleware.Usage
-	// cached is the input tokens a provider's prompt cache served, where
-	// the backend does not read them (see setOtherCached).
-	cached int64
+	// cached and written are the input tokens a provider's prompt cache
+	// served and was written, where the backend does not read them (see
+	// setOtherCached).
+	cached, written int64
 }
 
 // setOtherCached records the input tokens a provider's prompt cache
-// served that the usage object raw (an answer's or a chunk's) counts
-// where servers other than OpenAI's put them, beside the prompt's count:
-// DeepSeek's prompt_cache_hit_tokens, Moonshot's (Kimi's) cached_tokens.
-// The backend reads only prompt_tokens_details.cached_tokens; the call is
-// billed them at the cached rate, as through the go-openai transport
-// (otherCached).
+// served, or was written, that the usage object raw (an answer's or a
+// chunk's) counts where the backend does not read them: served, where
+// servers other than OpenAI's put them beside the prompt's count
+// (DeepSeek's prompt_cache_hit_tokens, Moonshot's (Kimi's) cached_tokens);
+// written, in prompt_tokens_details.cache_write_tokens (OpenRouter's, of
+// Anthropic's models) or cache_creation_tokens. The backend reads only
+// prompt_tokens_details.cached_tokens; the call is billed them at their
+// rates, as through the go-openai transport (otherCached).
 func (h *httpFailure) setOtherCached(raw []byte) {
-	if h == nil || !bytes.Contains(raw, []byte(`"prompt_cache_hit_tokens"`)) && !bytes.Contains(raw, []byte(`"cached_tokens"`)) {
+	if h == nil || !bytes.Contains(raw, []byte(`"prompt_cache_hit_tokens"`)) && !bytes.Contains(raw, []byte(`"cached_tokens"`)) &&
+		!bytes.Contains(raw, []byte(`"cache_write_tokens"`)) && !bytes.Contains(raw, []byte(`"cache_creation_tokens"`)) {
 		return
 	}
 	var a struct {
 		Usage *struct {
-			Hit    *float64 `json:"prompt_cache_hit_tokens"`
-			Cached *float64 `json:"cached_tokens"` // beside the prompt's count, not in its details
+			Hit     *float64 `json:"prompt_cache_hit_tokens"`
+			Cached  *float64 `json:"cached_tokens"` // beside the prompt's count, not in its details
+			Details *struct {
+				Write    *float64 `json:"cache_write_tokens"`
+				Creation *float64 `json:"cache_creation_tokens"`
+			} `json:"prompt_tokens_details"`
 		} `json:"usage"`
 	}
 	if json.Unmarshal(raw, &a) != nil || a.Usage == nil {
 		return
 	}
-	var n float64
-	for _, v := range []*float64{a.Usage.Hit, a.Usage.Cached} {
-		if v != nil && *v > n && *v < 1<<53 {
-			n = *v
+	largest := func(vs ...*float64) int64 {
+		var n float64
+		for _, v := range vs {
+			if v != nil && *v > n && *v < 1<<53 {
+				n = *v
+			}
 		}
+		return int64(math.Ceil(n))
+	}
+	var written int64
+	if d := a.Usage.Details; d != nil {
+		written = largest(d.Write, d.Creation)
 	}
 	h.mu.Lock()
-	h.cached = int64(math.Ceil(n))
+	h.cached, h.written = largest(a.Usage.Hit, a.Usage.Cached), written
 	h.mu.Unlock()
 }
 
-// otherCached returns u with the cached input tokens setOtherCached
-// recorded, when u (the backend's reading) counts none: OpenAI's
-// prompt_tokens_details.cached_tokens wins when it counts any.
+// otherCached returns u with the cached and written input tokens
+// setOtherCached recorded, each when u (the backend's reading) counts
+// none: OpenAI's prompt_tokens_details.cached_tokens wins when it counts
+// any.
 func (h *httpFailure) otherCached(u middleware.Usage) middleware.Usage {
-	if h == nil || u.CachedInputTokens != 0 {
+	if h == nil {
 		return u
 	}
 	h.mu.Lock()
-	n := h.cached
+	cached, written := h.cached, h.written
 	h.mu.Unlock()
-	u.CachedInputTokens = min(n, u.InputTokens)
+	if u.CachedInputTokens == 0 {
+		u.CachedInputTokens = min(cached, u.InputTokens)
+	}
+	if u.CacheWriteTokens == 0 {
+		u.CacheWriteTokens = min(written, u.InputTokens-u.CachedInputTokens)
+	}
 	return u
 }
 
@@ -269,10 +290,8 @@ func (h *httpFailure) setUsage(u *lcUsage) {
 	if c.Negative() || c.IsZero() {
 		return
 	}
+	c = h.otherCached(c) // (see setOtherCached)
 	h.mu.Lock()
-	if c.CachedInputTokens == 0 {
-		c.CachedInputTokens = min(h.cached, c.InputTokens) // (see setOtherCached)
-	}
 	h.usage = c
 	h.mu.Unlock()
 }

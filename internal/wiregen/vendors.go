@@ -6,7 +6,7 @@ package wiregen
 import "strings"
 
 // Bill is the usage a provider bills for an answer.
-type Bill struct{ Prompt, Completion, Cached, Reasoning int64 }
+type Bill struct{ Prompt, Completion, Cached, Reasoning, CacheWrite int64 }
 
 // Vendor is an answer in one server's shape.
 type Vendor struct {
@@ -226,4 +226,11 @@ var Vendors = []Vendor{
 		`[DONE]`), Bill: &Bill{Prompt: 20, Completion: 2, Cached: 16}},
 	{Name: "moonshot-cached-tokens", body: `{"id":"d","object":"chat.completion","created":1,"model":"kimi","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":2,"total_tokens":22,"cached_tokens":16}}`,
 		Bill: &Bill{Prompt: 20, Completion: 2, Cached: 16}},
+	{Name: "openrouter-cache-write", Stream: true, IncludeUsage: true, body: sse(
+		`{"id":"gen-1","provider":"Anthropic","model":"anthropic/claude-sonnet-4.5","object":"chat.completion.chunk","created":1,"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}`,
+		`{"id":"gen-1","provider":"Anthropic","model":"anthropic/claude-sonnet-4.5","object":"chat.completion.chunk","created":1,"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":"stop","native_finish_reason":"end_turn","logprobs":null}]}`,
+		`{"id":"gen-1","provider":"Anthropic","model":"anthropic/claude-sonnet-4.5","object":"chat.completion.chunk","created":1,"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null,"native_finish_reason":null,"logprobs":null}],"usage":{"prompt_tokens":3000,"completion_tokens":2,"total_tokens":3002,"cost":0.01,"is_byok":false,"prompt_tokens_details":{"cached_tokens":0,"cache_write_tokens":2800,"audio_tokens":0},"cost_details":{"upstream_inference_cost":null},"completion_tokens_details":{"reasoning_tokens":0}}}`,
+		`[DONE]`), Bill: &Bill{Prompt: 3000, Completion: 2, CacheWrite: 2800}},
+	{Name: "openrouter-cache-write-plain", body: `{"id":"gen-1","provider":"Anthropic","model":"anthropic/claude-sonnet-4.5","object":"chat.completion","created":1,"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop","native_finish_reason":"end_turn"}],"usage":{"prompt_tokens":3000,"completion_tokens":2,"total_tokens":3002,"cost":0.01,"prompt_tokens_details":{"cached_tokens":0,"cache_write_tokens":2800}}}`,
+		Bill: &Bill{Prompt: 3000, Completion: 2, CacheWrite: 2800}},
 }
