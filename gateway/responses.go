@@ -598,7 +598,8 @@ type responsesUsage struct {
 	OutputTokens       count `json:"output_tokens"`
 	TotalTokens        count `json:"total_tokens"`
 	InputTokensDetails struct {
-		CachedTokens count `json:"cached_tokens"`
+		CachedTokens     count `json:"cached_tokens"`
+		CacheWriteTokens count `json:"cache_write_tokens"` // billed at the model's cache_write_per_1m
 	} `json:"input_tokens_details"`
 	OutputTokensDetails struct {
 		ReasoningTokens count `json:"reasoning_tokens"`
@@ -628,7 +629,7 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) (mi
 	tier := cmp.Or(o.ServiceTier, h.tier)
 	u.ServiceTier = tier
 	tc := policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
-		Reasoning: u.ReasoningTokens, ServiceTier: tier}
+		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens, ServiceTier: tier}
 	// Billed at the model that answered, by the chat calls' rule
 	// (middleware.BilledModel: a dated name the catalog does not know is
 	// billed at the requested model's price, and so is any answer to a
@@ -655,13 +656,14 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) (mi
 // calls' Meter reads a usage of zeros) or a count is negative.
 func (u *responsesUsage) usage() (middleware.Usage, bool) {
 	if u == nil || u.InputTokens < 0 || u.OutputTokens < 0 || u.TotalTokens < 0 ||
-		u.InputTokensDetails.CachedTokens < 0 || u.OutputTokensDetails.ReasoningTokens < 0 ||
+		u.InputTokensDetails.CachedTokens < 0 || u.InputTokensDetails.CacheWriteTokens < 0 || u.OutputTokensDetails.ReasoningTokens < 0 ||
 		u.InputTokens == 0 && u.OutputTokens == 0 && u.TotalTokens == 0 {
 		return middleware.Usage{}, false
 	}
 	in, out, total := int64(u.InputTokens), int64(u.OutputTokens), int64(u.TotalTokens)
 	return middleware.Usage{InputTokens: in, OutputTokens: max(out, total-in),
-		CachedInputTokens: int64(u.InputTokensDetails.CachedTokens), ReasoningTokens: int64(u.OutputTokensDetails.ReasoningTokens)}, true
+		CachedInputTokens: int64(u.InputTokensDetails.CachedTokens), CacheWriteTokens: int64(u.InputTokensDetails.CacheWriteTokens),
+		ReasoningTokens: int64(u.OutputTokensDetails.ReasoningTokens)}, true
 }
 
 // charge settles h from the upstream's answer and gives the answer back

@@ -331,7 +331,7 @@ func (s *Server) recordHit(run *middleware.Run, team, model, tier string, e *cac
 	pl := s.passLimitsOf(team)
 	if spec, ok := pl.pol.Model(middleware.BilledModel(pl.pricer, model, e.Response.Model)); ok && spec.HasPrice() {
 		saved = int64(spec.Cost(policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens,
-			CachedInput: u.CachedInputTokens, Reasoning: u.ReasoningTokens, ServiceTier: tier}))
+			CachedInput: u.CachedInputTokens, CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens, ServiceTier: tier}))
 	}
 	s.observe(team, middleware.CacheLookup{Status: middleware.CacheHit, Model: model, Saved: u, SavedPico: saved})
 	lat := time.Since(start)

@@ -226,3 +226,30 @@ func TestGatewayResponsesStreamLabelledJSONIsAStream(t *testing.T) {
 		up.Close()
 	}
 }
+
+// TestGatewayResponsesCacheWritesAreBilledAtTheirRate: a Responses answer
+// whose usage counts input written to the provider's prompt cache
+// (input_tokens_details.cache_write_tokens, the Responses API's member) is
+// billed those tokens at the model's cache_write_per_1m, as a chat answer's
+// prompt_tokens_details.cache_write_tokens is: 200 input tokens at $3, 800
+// written at $3.75 and 200 output at $15 per 1M, $0.006600, plain and
+// streamed. Before, the writes were billed as plain input ($0.006000).
+func TestGatewayResponsesCacheWritesAreBilledAtTheirRate(t *testing.T) {
+	const usage = `{"input_tokens":1000,"input_tokens_details":{"cached_tokens":0,"cache_write_tokens":800},"output_tokens":200,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":1200}`
+	for _, stream := range []bool{false, true} {
+		up := usageUpstream(t, usage)
+		t.Setenv(upstreamEnv, upstreamKey)
+		e := serveFile(t, writeFiles(t, up.URL+"/v1", map[string]string{
+			"default.yaml": "version: 1\nname: default\n",
+			"devops.yaml": "version: 1\nname: devops\nmodels:\n  gpt-4o-mini: {provider: openai, input_per_1m: 3, cached_input_per_1m: 0.3, cache_write_per_1m: 3.75, output_per_1m: 15}\n" +
+				"budget:\n  team: {period: monthly, max_usd: 1}\n",
+		}, ""))
+		usd, tok, err := responsesCall(t, e, stream)
+		if err != nil {
+			t.Fatalf("stream %t: %v", stream, err)
+		}
+		if usd != "0.006600" || tok != 1200 {
+			t.Errorf("stream %t: spent %s USD, %d tokens; the provider billed 0.006600 USD, 1200 tokens", stream, usd, tok)
+		}
+	}
+}
