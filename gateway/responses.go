@@ -846,9 +846,14 @@ type responsesStream struct {
 	open     bool      // a line of an event not yet ended by a blank line was read
 	partial  bool      // the stream has a line begun and not ended
 	cr       bool      // the last line ended with a CR: an LF next is the same line end
-	done     bool      // settled
-	tail     []byte    // what is left to read of the cut event
-	ended    bool      // src has ended: tail, then io.EOF
+	// lines counts the data lines of the current event (negative: its
+	// first was read whole); joined is its data of several lines, joined
+	// with line breaks, read at the event's end.
+	lines  int
+	joined []byte
+	done   bool   // settled
+	tail   []byte // what is left to read of the cut event
+	ended  bool   // src has ended: tail, then io.EOF
 }
 
 // cutEvent is the error event the gateway adds to a Responses stream that
@@ -970,17 +975,52 @@ func (r *responsesStream) scan(b []byte) {
 
 // event reads one complete line: the final event settles the call.
 func (r *responsesStream) event(line []byte) {
-	data, ok := bytes.CutPrefix(line, []byte("data:"))
-	if !ok || r.done {
+	if r.done {
 		return
 	}
+	if len(line) == 0 {
+		// The end of an event: one whose data came in several lines
+		// (which the SSE spec joins with line breaks, as the SDKs do) is
+		// read whole.
+		if r.lines > 1 {
+			r.data(r.joined)
+		}
+		r.lines, r.joined = 0, r.joined[:0]
+		return
+	}
+	data, ok := bytes.CutPrefix(line, []byte("data:"))
+	if !ok {
+		return
+	}
+	data = bytes.TrimPrefix(data, []byte(" "))
+	switch r.lines++; {
+	case r.lines == 1:
+		// Most often the whole event: read at once, kept only when it
+		// is not whole JSON (the first of several lines).
+		if !r.data(data) {
+			r.joined = append(r.joined[:0], data...)
+		} else {
+			r.lines = -1 << 30 // (any further line cannot make it JSON)
+		}
+	case r.lines > 1:
+		if len(r.joined)+1+len(data) > maxResponsesEvent {
+			r.lines, r.joined = -1<<30, r.joined[:0]
+			return
+		}
+		r.joined = append(append(r.joined, '\n'), data...)
+	}
+}
+
+// data reads the data of one event, and reports whether it is JSON: the
+// final event settles the call.
+func (r *responsesStream) data(data []byte) bool {
 	var ev struct {
 		Type     string          `json:"type"`
 		Response json.RawMessage `json:"response"`
 		Item     json.RawMessage `json:"item"`
 	}
 	if json.Unmarshal(bytes.TrimSpace(data), &ev) != nil {
-		return
+		return false
 	}
 	switch ev.Type {
 	case "response.output_item.done":
@@ -1012,6 +1052,7 @@ func (r *responsesStream) event(line []byte) {
 			r.completed(ev.Response)
 		}
 	}
+	return true
 }
 
 // finish settles a stream that ended without its final event at what

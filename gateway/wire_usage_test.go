@@ -253,3 +253,31 @@ func TestGatewayResponsesCacheWritesAreBilledAtTheirRate(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayResponsesEventOfSeveralDataLinesIsRead: a Responses stream
+// whose final event's data comes in several data lines (which the SSE
+// spec joins with line breaks, as openai-go does) is complete: openai-go
+// reads it without an error, and the call is billed its usage (600
+// uncached input, 400 cached and 200 output tokens of gpt-4o-mini:
+// $0.000240). Before, the gateway read each data line apart, found no
+// final event, ended the stream with its stream_cut error event and
+// charged the reservation.
+func TestGatewayResponsesEventOfSeveralDataLinesIsRead(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		resp := `{"id":"resp_1","object":"response","created_at":1,"status":"completed","model":"gpt-4o-mini-2024-07-18",` + "\ndata: " +
+			`"output":[{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"The disks are fine.","annotations":[]}]}],` + "\ndata:" +
+			`"usage":{"input_tokens":1000,"input_tokens_details":{"cached_tokens":400},"output_tokens":200,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":1200}}`
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"The disks are fine.\"}\n\n")
+		fmt.Fprintf(w, "event: response.completed\r\ndata: {\"type\":\"response.completed\",\"sequence_number\":2,\r\ndata: \"response\":%s}\r\n\r\n", resp)
+	}))
+	defer up.Close()
+	usd, tok, err := responsesCall(t, embeddingsGateway(t, up, "1"), true)
+	if err != nil {
+		t.Fatalf("a complete stream: %v", err)
+	}
+	if usd != "0.000240" || tok != 1200 {
+		t.Fatalf("spent %s USD, %d tokens; the provider billed 0.000240 USD, 1200 tokens", usd, tok)
+	}
+}
