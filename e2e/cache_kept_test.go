@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/sashabaranov/go-openai"
+	"github.com/tmc/langchaingo/llms"
+	lcopenai "github.com/tmc/langchaingo/llms/openai"
+
+	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
 
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap"
@@ -77,4 +82,33 @@ func TestReloadToAShorterTTLHolds(t *testing.T) {
 			t.Fatalf("%d provider calls: a two-minute-old answer was served under ttl: 1m", srv.Count())
 		}
 	})
+}
+
+// TestLangchaingoStreamCutBeforeItsUsageIsNotKept is
+// TestStreamCutBeforeItsUsageIsNotKept through langchaingo's openai
+// backend with twlc.NewTransport (which reads a stream that ends after its
+// finish_reason without [DONE] as complete): not kept either.
+func TestLangchaingoStreamCutBeforeItsUsageIsNotKept(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	srv.On().Reply(openaitest.Reply{Content: "Freed 20GB.", ChunkSize: 100, Fault: openaitest.Fault{Kind: openaitest.FaultEOF, After: 3}}).Times(1)
+	srv.Default(openaitest.Reply{Content: "Freed 20GB.", ChunkSize: 100})
+	inner, err := lcopenai.New(lcopenai.WithBaseURL(srv.URL), lcopenai.WithToken("k"), lcopenai.WithModel("gpt-4o-mini"),
+		lcopenai.WithHTTPClient(&http.Client{Transport: twlc.NewTransport(nil)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	llm := twlc.New(twlc.Models{"gpt-4o-mini": inner}, llmwrap.MustBuild(cachePolicy(policies.Cache{})))
+	msgs := []llms.MessageContent{llms.TextParts(llms.ChatMessageTypeHuman, "clean the disk")}
+	for i := range 2 {
+		out, err := llm.GenerateContent(context.Background(), msgs, llms.WithStreamingFunc(func(context.Context, []byte) error { return nil }))
+		if err != nil {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
+		if got := out.Choices[0].Content; got != "Freed 20GB." {
+			t.Fatalf("call %d: content %q", i+1, got)
+		}
+	}
+	if n := srv.Count(); n != 2 {
+		t.Fatalf("the provider saw %d calls, want 2: the stream that ended without [DONE] and without its usage was kept", n)
+	}
 }

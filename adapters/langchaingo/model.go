@@ -405,6 +405,11 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 			return resp, &middleware.ProviderError{Kind: middleware.ErrStreamCut, Provider: "openai", Model: req.Model,
 				Message: "the stream ended before a finish reason"}
 		}
+		if fctx.slot.unkeepable() {
+			middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+				f.Unkeepable = "the stream ended without [DONE] and without its usage"
+			})
+		}
 		u := resp.Usage
 		if err := req.Stream(ctx, middleware.Chunk{FinishReason: resp.FinishReason, Usage: &u}); err != nil {
 			return nil, err

@@ -209,6 +209,10 @@ type httpFailure struct {
 	// answer is billed, as through the go-openai transport: the backend
 	// returns none with its error.
 	usage middleware.Usage
+	// unconfirmed: the stream ended after its finish_reason without
+	// [DONE] (a server that never sends it, or a cut just before its
+	// usage chunk and its [DONE]).
+	unconfirmed bool
 	// cached and written are the input tokens a provider's prompt cache
 	// served and was written, where the backend does not read them (see
 	// setOtherCached).
@@ -457,6 +461,30 @@ func (h *httpFailure) setDone() {
 	h.mu.Unlock()
 }
 
+// setUnconfirmed records that checkedStream ended a stream after its
+// finish_reason without its [DONE].
+func (h *httpFailure) setUnconfirmed() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	h.unconfirmed = true
+	h.mu.Unlock()
+}
+
+// unkeepable reports whether the call's stream ended after its
+// finish_reason without [DONE] and without a usage: whole to the call, but
+// it may have been cut just before its usage chunk, and a cache does not
+// keep it (middleware.CallFacts.Unkeepable).
+func (h *httpFailure) unkeepable() bool {
+	if h == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.unconfirmed && h.usage.IsZero()
+}
+
 // sawDone reports whether NewTransport, installed, read the call's stream
 // to its "data: [DONE]": a stream that ended so is complete, with or
 // without a finish_reason (as go-openai and the OpenAI adapter read it).
@@ -614,6 +642,7 @@ func (s *checkedStream) step() {
 		s.done = true
 		s.out = append(s.out, "data: [DONE]\n\n"...)
 		s.err = io.EOF
+		s.slot.setUnconfirmed()
 	case err == io.EOF && !s.done:
 		s.err = &streamFault{kind: middleware.ErrStreamCut, msg: "the stream ended without [DONE]", cause: io.ErrUnexpectedEOF}
 	case err != nil:
