@@ -580,6 +580,39 @@ func (h *responsesHold) chargeReserved(ctx context.Context, err error) {
 	h.record(middleware.Usage{}, middleware.SatMul(h.need.USDMicros, 1_000_000), true, err)
 }
 
+// clientEnded reports whether a stream of the call of ctx, cut by err
+// before its final event, was ended by its client (gone, or aborted): a
+// cancellation of the call's context, not a timeout of the team's or the
+// run's, nor the upstream's cut (that one ends its read with its own
+// error before the call's context is cancelled).
+func clientEnded(ctx context.Context, err error) bool {
+	if errors.Is(err, middleware.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if middleware.IsCancellation(err) {
+		return true
+	}
+	return errors.Is(err, middleware.ErrStreamCut) && ctx.Err() != nil && middleware.IsCancellation(context.Cause(ctx))
+}
+
+// chargeStreamed settles a stream its client ended before its final
+// event at its input and out, the output tokens it streamed (counted from
+// its deltas): an estimate of what the provider bills, as the chain's
+// budget bills a chat stream cut before its usage (its reasoning, which
+// a stream does not show, is not counted, as a chat stream's is not). It
+// records the call in its run, failed with err.
+func (h *responsesHold) chargeStreamed(ctx context.Context, out int64, err error) {
+	ctx = context.WithoutCancel(ctx)
+	pico := h.inPico
+	if spec, ok := h.pl.pol.Model(h.model); ok && spec.HasPrice() {
+		pico = int64(spec.Cost(policies.TokenCounts{Input: h.in, Output: out, ServiceTier: h.tier}))
+	}
+	n := middleware.SatAdd(h.in, out)
+	h.settle(ctx, budget.Settleable(budget.Exact(n, pico)))
+	h.done(ctx, n, 1)
+	h.record(middleware.Usage{InputTokens: h.in, OutputTokens: out}, pico, true, err)
+}
+
 // chargeInput settles an attempt that lost a hedge after it was sent at
 // its input — as the chain's fallback bills the attempt that lost, since
 // a provider bills a prompt it received — and returns that usage and its
@@ -679,12 +712,22 @@ func (h *responsesHold) charge(resp *http.Response) error {
 	}
 	if isEventStream(resp) {
 		unsized(resp)
-		resp.Body = &responsesStream{src: resp.Body, feeItems: h.tools.hosted(),
-			final: func(o *responseObject) { h.settleObject(ctx, o) },
-			cut: func(err error) {
-				h.s.logger.Warn("tokenwise/gateway: a responses stream ended without its final event: charged its reservation", "team", h.team, "err", err)
-				h.chargeReserved(ctx, err)
-			}}
+		rs := &responsesStream{src: resp.Body, feeItems: h.tools.hosted(),
+			count: func(s string) int64 { return h.s.est.Text(h.model, s) },
+			final: func(o *responseObject) { h.settleObject(ctx, o) }}
+		rs.cut = func(err error) {
+			if clientEnded(ctx, err) {
+				// The client went away mid-stream (an SDK's abort): the
+				// provider stops and bills what it produced, as a chat
+				// stream its client aborts is billed its partial answer.
+				h.s.logger.Warn("tokenwise/gateway: a responses stream its client ended before its final event: charged its input and the output it streamed", "team", h.team, "err", err)
+				h.chargeStreamed(ctx, rs.streamed, err)
+				return
+			}
+			h.s.logger.Warn("tokenwise/gateway: a responses stream ended without its final event: charged its reservation", "team", h.team, "err", err)
+			h.chargeReserved(ctx, err)
+		}
+		resp.Body = rs
 		return nil
 	}
 	body, whole, err := readAnswer(resp, maxResponsesEvent)
@@ -833,6 +876,11 @@ type responsesStream struct {
 	final func(*responseObject)
 	cut   func(why error)
 	why   error // what ended a cut stream: the source's error (nil: none)
+	// count, when set, counts the tokens of a delta's text; streamed is
+	// the sum over the stream's deltas so far (the output a stream its
+	// client ends is charged).
+	count    func(string) int64
+	streamed int64
 	// completed, when set, gets the response of a response.completed
 	// final event (the cache keeps it).
 	completed func(answer []byte)
@@ -1018,9 +1066,19 @@ func (r *responsesStream) data(data []byte) bool {
 		Type     string          `json:"type"`
 		Response json.RawMessage `json:"response"`
 		Item     json.RawMessage `json:"item"`
+		Delta    json.RawMessage `json:"delta"`
 	}
 	if json.Unmarshal(bytes.TrimSpace(data), &ev) != nil {
 		return false
+	}
+	if r.count != nil && strings.HasSuffix(ev.Type, ".delta") && ev.Type != "response.audio.delta" {
+		// Text the model produced (an output text's, a refusal's, a
+		// tool call's arguments, a reasoning summary's); not audio's
+		// base64.
+		var d string
+		if json.Unmarshal(ev.Delta, &d) == nil {
+			r.streamed = middleware.SatAdd(r.streamed, r.count(d))
+		}
 	}
 	switch ev.Type {
 	case "response.output_item.done":
