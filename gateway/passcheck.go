@@ -17,7 +17,7 @@ import (
 // "max_output_tokens"), could be policed as one request and served as
 // another — refused instead.
 var (
-	responsesMembers  = []string{"model", "input", "instructions", "tools", "max_output_tokens", "max_tool_calls", "previous_response_id", "conversation", "service_tier", "stream", "background", "temperature", "prompt"}
+	responsesMembers  = []string{"model", "input", "instructions", "tools", "max_output_tokens", "max_tool_calls", "previous_response_id", "conversation", "service_tier", "stream", "background", "temperature", "prompt", "text"}
 	embeddingsMembers = []string{"model", "input"}
 )
 

@@ -35,8 +35,9 @@ import (
 // priced by the team's catalog at the service tier the answer names.
 //
 // The worst case: the input's tokens (its text counted by the model's
-// encoding, each item and tool definition framed conservatively, an
-// image at its detail's worst case) — or the model's whole context window
+// encoding, each item and tool definition framed conservatively, a
+// Structured Outputs schema (text.format, billed as input) as its JSON
+// text, an image at its detail's worst case) — or the model's whole context window
 // when the input cannot be counted here: a previous_response_id or
 // conversation (whose earlier turns the provider keeps), an input file,
 // or a built-in tool (web or file search, code interpreter, computer,
@@ -78,6 +79,9 @@ type responsesRequest struct {
 	PreviousResponseID string          `json:"previous_response_id"`
 	Conversation       json.RawMessage `json:"conversation"`
 	ServiceTier        string          `json:"service_tier"`
+	// Text is the answer's format: a json_schema format's schema is
+	// billed as input, as the tools' definitions are (responsesInput).
+	Text json.RawMessage `json:"text"`
 	// What the cache reads (responses_cache.go), kept raw: a value of a
 	// wrong type is the upstream's to refuse, not a reason to read the
 	// request as one the gateway cannot police.
@@ -278,6 +282,12 @@ func (s *Server) responsesInput(model string, spec policies.ModelSpec, req *resp
 	}
 	if nt > 0 {
 		n += int64(8*nt) + s.est.Text(model, string(req.Tools))
+	}
+	if present(req.Text) {
+		// Structured Outputs' schema (text.format), which the provider
+		// gives the model and bills as input: its JSON text, as the
+		// tools' definitions are counted.
+		n += 8 + s.est.Text(model, string(req.Text))
 	}
 	var text string
 	if json.Unmarshal(req.Input, &text) == nil {
