@@ -49,7 +49,9 @@ import (
 // the answer's usage and the fees of the calls its output holds: every
 // web_search_call (whatever its action), file_search_call, and each
 // container of its code_interpreter_calls when the request made it
-// ("auto"). A call whose hosted tools run more calls or model turns than
+// ("auto"). A stored prompt's tools, which the request does not show, are
+// reserved as the dearest they may be (promptTools) and settled by the
+// tools the answer lists. A call whose hosted tools run more calls or model turns than
 // reserved may settle above its reservation: bound them with
 // max_tool_calls.
 
@@ -111,6 +113,10 @@ type toolsRead struct {
 	// in a container the call creates (its memory in GB; 0: none).
 	webSearch, webSearchPreview, fileSearch bool
 	containerGB                             int64
+	// prompt: the request names a stored prompt, whose tools (hosted
+	// ones among them, with their fees) the request does not show: the
+	// answer's tools say which ran (settleObject).
+	prompt bool
 }
 
 // functionTools returns the number of req's tools and whether they are
@@ -121,43 +127,72 @@ type toolsRead struct {
 // for "type"); the tools are read once per request.
 func (req *responsesRequest) functionTools() (int, bool) {
 	if t := &req.tools; !t.done {
-		t.done, t.ok = true, true
-		if present(req.Tools) {
-			var tools []map[string]any
-			if json.Unmarshal(req.Tools, &tools) != nil {
-				t.ok = false
-			}
-			for _, x := range tools {
-				if x["type"] != "function" && x["type"] != "custom" {
-					t.ok = false
-				}
-				typ, _ := x["type"].(string)
-				switch {
-				case strings.HasPrefix(typ, "web_search_preview"):
-					t.webSearchPreview = true
-				case strings.HasPrefix(typ, "web_search"):
-					t.webSearch = true
-				case typ == "file_search":
-					t.fileSearch = true
-				case typ == "code_interpreter":
-					// A container of the call's own ("auto"), billed per
-					// container by its memory; a container named by id
-					// was billed when it was made.
-					if c, ok := x["container"].(map[string]any); ok {
-						t.containerGB = max(t.containerGB, containerGB(c["memory_limit"]))
-					}
-				}
-			}
-			t.n = len(tools)
-		}
+		t.read(req.Tools)
+		t.prompt = present(req.Prompt)
 	}
 	return req.tools.n, req.tools.ok
+}
+
+// read reads tools, a request's (or a response's) tools, into t.
+func (t *toolsRead) read(tools json.RawMessage) {
+	t.done, t.ok = true, true
+	if !present(tools) {
+		return
+	}
+	var list []map[string]any
+	if json.Unmarshal(tools, &list) != nil {
+		t.ok = false
+	}
+	for _, x := range list {
+		if x["type"] != "function" && x["type"] != "custom" {
+			t.ok = false
+		}
+		typ, _ := x["type"].(string)
+		switch {
+		case strings.HasPrefix(typ, "web_search_preview"):
+			t.webSearchPreview = true
+		case strings.HasPrefix(typ, "web_search"):
+			t.webSearch = true
+		case typ == "file_search":
+			t.fileSearch = true
+		case typ == "code_interpreter":
+			// A container of the call's own ("auto"), billed per
+			// container by its memory; a container named by id
+			// was billed when it was made.
+			if c, ok := x["container"].(map[string]any); ok {
+				t.containerGB = max(t.containerGB, containerGB(c["memory_limit"]))
+			}
+		}
+	}
+	t.n = len(list)
+}
+
+// promptTools is what a call's tools may be when a stored prompt holds
+// tools the request does not show: each hosted tool with a fee, a web
+// search at the dearer of its versions, a container of the call's own
+// of the default size.
+var promptTools = toolsRead{done: true, webSearch: true, webSearchPreview: true, fileSearch: true, containerGB: 1}
+
+// feeTools returns the tools the fees of a call whose request declared
+// t and whose answer lists tools (raw: a response's tools member) are
+// charged by: t, unless the request names a stored prompt, whose tools
+// the answer's list shows (promptTools when it has none).
+func feeTools(t *toolsRead, raw json.RawMessage) *toolsRead {
+	if t == nil || !t.prompt {
+		return t
+	}
+	if !present(raw) {
+		return &promptTools
+	}
+	var rt toolsRead
+	rt.read(raw)
+	return &rt
 }
 
 // hosted reports whether the tools include one with fees (web or file
 // search, a container of the call's own).
 func (t *toolsRead) hosted() bool {
-	return t != nil && (t.webSearch || t.webSearchPreview || t.fileSearch || t.containerGB > 0)
+	return t != nil && (t.webSearch || t.webSearchPreview || t.fileSearch || t.containerGB > 0 || t.prompt)
 }
 
 // containerGB returns the memory of a code interpreter container by its
@@ -205,6 +240,11 @@ func hostedFees(spec policies.ModelSpec, t *toolsRead, webSearches, fileSearches
 // container made once.
 func reservedFees(spec policies.ModelSpec, req *responsesRequest) policies.PicoUSD {
 	t := &req.tools
+	if t.prompt {
+		// A stored prompt's tools are not seen before the answer: each
+		// hosted tool, as the dearest it may be.
+		t = &promptTools
+	}
 	n := int64(1)
 	if req.MaxToolCalls != nil && *req.MaxToolCalls > 1 {
 		n = *req.MaxToolCalls
@@ -657,6 +697,9 @@ type responseObject struct {
 	ServiceTier string          `json:"service_tier"`
 	Usage       *responsesUsage `json:"usage"`
 	Output      json.RawMessage `json:"output"` // read for its hosted tools' calls (outputFees)
+	// Tools are the tools the response ran with: a stored prompt's
+	// included (feeTools).
+	Tools json.RawMessage `json:"tools"`
 }
 
 // settleObject settles h at the usage of the response object o; at what
@@ -681,7 +724,7 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) (mi
 	spec, ok := h.pl.pol.Model(middleware.BilledModel(h.pl.pricer, h.model, o.Model))
 	var pico int64
 	if ok && spec.HasPrice() {
-		fees := outputFees(spec, h.tools, o.Output)
+		fees := outputFees(spec, feeTools(h.tools, o.Tools), o.Output)
 		h.feePico = int64(fees)
 		pico = int64(spec.Cost(tc).Add(fees))
 	}

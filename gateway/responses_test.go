@@ -1419,7 +1419,8 @@ func TestGatewaySendsItsUpstreamsOrganization(t *testing.T) {
 // output tokens and, by the request's metadata, the hosted tool calls
 // the answer's output holds: "web" web search calls (their actions a
 // search, a page opened), "files" file search calls, and code
-// interpreter calls in the containers "containers" names (comma-separated).
+// interpreter calls in the containers "containers" names (comma-separated);
+// "tools", when set, is the answer's tools member.
 func hostedToolsUpstream(t *testing.T, calls *atomic.Int64) *httptest.Server {
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -1453,6 +1454,10 @@ func hostedToolsUpstream(t *testing.T, calls *atomic.Int64) *httptest.Server {
 		}
 		resp := `{"id":"resp_1","object":"response","created_at":1,"status":"completed","model":"gpt-4o-mini-2024-07-18","output":[` + strings.Join(out, ",") +
 			`],"usage":{"input_tokens":1000,"output_tokens":200,"total_tokens":1200}}`
+		if tools := req.Metadata["tools"]; tools != "" {
+			// The tools the response ran with, as the answer lists them.
+			resp = strings.Replace(resp, `"output":[`, `"tools":`+tools+`,"output":[`, 1)
+		}
 		if req.Stream {
 			w.Header().Set("Content-Type", "text/event-stream")
 			if req.Metadata["omit"] == "yes" {
