@@ -330,7 +330,19 @@ func (e *Estimator) Request(model string, req *middleware.Request) int64 {
 	if next != nil {
 		e.convs.store(ck, next)
 	}
-	return n + e.toolsAndReply(enc, c, req.Tools) + e.extraTools(enc, c, req.Extra)
+	return n + e.toolsAndReply(enc, c, req.Tools) + e.extraTools(enc, c, req.Extra) + e.responseFormat(c, req.ResponseFormat)
+}
+
+// responseFormat counts a Structured Outputs schema (response_format of
+// type json_schema), which the provider adds to the prompt and bills as
+// input, as it does tool definitions: the text of its JSON, a little more
+// than the schema itself. Other formats (text, json_object) add nothing
+// worth counting.
+func (e *Estimator) responseFormat(c *bpe, rf []byte) int64 {
+	if len(rf) == 0 || !bytes.Contains(rf, []byte(`"json_schema"`)) {
+		return 0
+	}
+	return e.text(c, string(rf))
 }
 
 // extraTools counts the tool definitions the adapters keep in Extra, as
@@ -420,7 +432,7 @@ func (e *Estimator) Bound(model string, req *middleware.Request) int64 {
 			n += messageBound(c, legacy, m)
 		}
 	}
-	return n + e.toolsAndReply(mi.Encoding, c, req.Tools) + e.extraTools(mi.Encoding, c, req.Extra)
+	return n + e.toolsAndReply(mi.Encoding, c, req.Tools) + e.extraTools(mi.Encoding, c, req.Extra) + e.responseFormat(c, req.ResponseFormat)
 }
 
 // Within reports whether Request(model, req) is at most limit, counting
