@@ -113,6 +113,10 @@ type toolsRead struct {
 	// in a container the call creates (its memory in GB; 0: none).
 	webSearch, webSearchPreview, fileSearch bool
 	containerGB                             int64
+	// imageGen: the image_generation tool, whose images the provider
+	// bills apart from the answer's usage (tool_calls.image_generation,
+	// per image: the catalog has no price, a policy may declare one).
+	imageGen bool
 	// prompt: the request names a stored prompt, whose tools (hosted
 	// ones among them, with their fees) the request does not show: the
 	// answer's tools say which ran (settleObject).
@@ -155,6 +159,8 @@ func (t *toolsRead) read(tools json.RawMessage) {
 			t.webSearch = true
 		case typ == "file_search":
 			t.fileSearch = true
+		case typ == "image_generation":
+			t.imageGen = true
 		case typ == "code_interpreter":
 			// A container of the call's own ("auto"), billed per
 			// container by its memory; a container named by id
@@ -192,7 +198,7 @@ func feeTools(t *toolsRead, raw json.RawMessage) *toolsRead {
 // hosted reports whether the tools include one with fees (web or file
 // search, a container of the call's own).
 func (t *toolsRead) hosted() bool {
-	return t != nil && (t.webSearch || t.webSearchPreview || t.fileSearch || t.containerGB > 0 || t.prompt)
+	return t != nil && (t.webSearch || t.webSearchPreview || t.fileSearch || t.containerGB > 0 || t.imageGen || t.prompt)
 }
 
 // containerGB returns the memory of a code interpreter container by its
@@ -216,7 +222,7 @@ func containerGB(limit any) int64 {
 // tool_calls: a web search at the dearer of the versions the request
 // declares; a container at its memory's multiple, and only when the call
 // makes it.
-func hostedFees(spec policies.ModelSpec, t *toolsRead, webSearches, fileSearches, containers int64) policies.PicoUSD {
+func hostedFees(spec policies.ModelSpec, t *toolsRead, webSearches, fileSearches, containers, images int64) policies.PicoUSD {
 	fee := func(tool string) policies.PicoUSD {
 		return policies.PicoUSD(middleware.SatMul(int64(spec.ToolCalls[tool]), 1_000_000))
 	}
@@ -231,6 +237,9 @@ func hostedFees(spec policies.ModelSpec, t *toolsRead, webSearches, fileSearches
 	c = c.Add(policies.PicoUSD(middleware.SatMul(int64(fee("file_search")), fileSearches)))
 	if t.containerGB > 0 {
 		c = c.Add(policies.PicoUSD(middleware.SatMul(middleware.SatMul(int64(fee("code_interpreter")), t.containerGB), containers)))
+	}
+	if images > 0 {
+		c = c.Add(policies.PicoUSD(middleware.SatMul(int64(fee("image_generation")), images)))
 	}
 	return c
 }
@@ -249,14 +258,17 @@ func reservedFees(spec policies.ModelSpec, req *responsesRequest) policies.PicoU
 	if req.MaxToolCalls != nil && *req.MaxToolCalls > 1 {
 		n = *req.MaxToolCalls
 	}
-	var web, file int64
+	var web, file, images int64
 	if t.webSearch || t.webSearchPreview {
 		web = n
 	}
 	if t.fileSearch {
 		file = n
 	}
-	return hostedFees(spec, t, web, file, 1)
+	if t.imageGen {
+		images = n
+	}
+	return hostedFees(spec, t, web, file, 1, images)
 }
 
 // feeItem is what the fees read of an output item.
@@ -278,7 +290,7 @@ func outputFees(spec policies.ModelSpec, t *toolsRead, output json.RawMessage) p
 	if json.Unmarshal(output, &raw) != nil {
 		return 0
 	}
-	var web, file int64
+	var web, file, images int64
 	containers := map[string]bool{}
 	for _, r := range raw {
 		var it feeItem // (an item that is not one is not a call)
@@ -290,9 +302,11 @@ func outputFees(spec policies.ModelSpec, t *toolsRead, output json.RawMessage) p
 			file++
 		case "code_interpreter_call":
 			containers[it.ContainerID] = true
+		case "image_generation_call":
+			images++
 		}
 	}
-	return hostedFees(spec, t, web, file, int64(len(containers)))
+	return hostedFees(spec, t, web, file, int64(len(containers)), images)
 }
 
 // responsesTier reads a request's service tier as the budget does:
@@ -437,6 +451,14 @@ func (s *Server) holdResponses(ctx context.Context, pl *passLimits, team string,
 		if (runLim.USDMicros > 0 || teamLim.USDMicros > 0) && (!known || !spec.HasPrice()) {
 			return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "model_not_priced", NoRetry: true,
 				Message: "tokenwise/gateway: a USD budget applies and model " + strconv.Quote(req.Model) + " has no price in the catalog or the team's policy"}
+		}
+		if (runLim.USDMicros > 0 || teamLim.USDMicros > 0) && req.tools.imageGen && spec.ToolCalls["image_generation"] == 0 {
+			// Its images are billed apart from the answer's tokens, at
+			// a price the catalog does not know: they would escape the
+			// budget.
+			return nil, &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "tool_not_priced", NoRetry: true,
+				Message: "tokenwise/gateway: a USD budget applies and the image_generation tool has no price for model " + strconv.Quote(req.Model) +
+					": declare its fee per image in the team's policy (models: {" + req.Model + ": {tool_calls: {image_generation: 0.04}}})"}
 		}
 		in, out := in, spec.MaxOutputTokens
 		if req.MaxOutputTokens != nil && *req.MaxOutputTokens > 0 && (out == 0 || *req.MaxOutputTokens < out) {

@@ -114,7 +114,9 @@ type ModelSpec struct {
 	// call, by the tool's type in the Responses API: web_search,
 	// web_search_preview, file_search, and code_interpreter (per container
 	// of 1 GB the call creates; a larger container's memory_limit scales
-	// it: 4g ×4, 16g ×16, 64g ×64). Billed on top of the call's tokens.
+	// it: 4g ×4, 16g ×16, 64g ×64), and image_generation (per image; no
+	// catalog price: a gateway under a USD budget refuses the tool unless a
+	// policy declares it). Billed on top of the call's tokens.
 	ToolCalls map[string]USD `yaml:"tool_calls,omitempty" json:"tool_calls,omitzero"`
 	// RequestFee is the provider's fee per request, in USD, on top of its
 	// tokens: Perplexity's per-request search fee, the per-call fee of
