@@ -101,7 +101,15 @@ func (s steadyResponses) RoundTrip(r *http.Request) (*http.Response, error) {
 			`"usage":` + usage + `}`
 	}
 	go func() {
-		defer stop()
+		defer func() {
+			// Stopped before it ran (the call's context ended as this
+			// goroutine returned), the AfterFunc would not close the
+			// pipe, and the gateway's read would wait for ever.
+			stop()
+			if err := r.Context().Err(); err != nil {
+				pw.CloseWithError(err)
+			}
+		}()
 		w := func(s string) bool { _, err := io.WriteString(pw, s); return err == nil }
 		wait := func() bool {
 			select {
