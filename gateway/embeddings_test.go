@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -51,11 +52,18 @@ func TestGatewayChargesEmbeddings(t *testing.T) {
 	}
 	resp := e.do(t, "POST", "/v1/embeddings", devopsKey, req)
 	var eb struct {
-		Error struct{ Code string } `json:"error"`
+		Error struct{ Code, Message string } `json:"error"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&eb)
 	if resp.StatusCode != 429 || eb.Error.Code != "budget_exceeded" {
 		t.Fatalf("a call with the budget spent: %d %+v, want 429 budget_exceeded", resp.StatusCode, eb)
+	}
+	// LangChain JS (and LangGraph's retry policy) retries a 429 unless its
+	// code is insufficient_quota or its message matches one of its quota
+	// patterns, this one among them (@langchain/core's async_caller): the
+	// refusal says so, and they stop instead of retrying it.
+	if !regexp.MustCompile(`(?i)insufficient[_ -]?quota`).MatchString(eb.Error.Message) {
+		t.Errorf("the refusal's message %q does not say insufficient quota: LangChain JS would retry it", eb.Error.Message)
 	}
 	if n := calls.Load(); n != 2 {
 		t.Fatalf("the upstream was reached %d times, want 2 (the refused call never reaches it)", n)

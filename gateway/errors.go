@@ -189,6 +189,14 @@ func kindStatus(pe *middleware.ProviderError) int {
 	return http.StatusBadGateway
 }
 
+// quotaNote ends the message of a refusal no retry can pass (a budget
+// spent, a run's call limit), a 429 like OpenAI's insufficient_quota: the
+// clients that tell a spent quota from a passing rate limit by the code
+// insufficient_quota (this refusal's code says which limit) read the
+// message too (LangChain JS and LangGraph match "insufficient quota"), and
+// stop instead of retrying.
+const quotaNote = " (insufficient quota: no retry will pass until the limit is raised or its period resets)"
+
 // classify maps a chain failure to the OpenAI-shaped error a client of the
 // gateway gets. secrets are masked out of the message.
 func classify(err error, secrets ...string) *apiError {
@@ -208,9 +216,9 @@ func classify(err error, secrets ...string) *apiError {
 	case errors.Is(err, middleware.ErrBudget):
 		// A 429 like OpenAI's own insufficient_quota, which clients
 		// already handle; never worth a retry.
-		return &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "budget_exceeded", Message: msg, NoRetry: true}
+		return &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "budget_exceeded", Message: msg + quotaNote, NoRetry: true}
 	case errors.Is(err, guard.ErrMaxCalls):
-		return &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "run_call_limit", Message: msg, NoRetry: true}
+		return &apiError{Status: http.StatusTooManyRequests, Type: "insufficient_quota", Code: "run_call_limit", Message: msg + quotaNote, NoRetry: true}
 	case errors.Is(err, middleware.ErrRunStore):
 		// A shared run's call count is out of reach: the call is refused
 		// (its run's limits could not hold); another try may find it.
