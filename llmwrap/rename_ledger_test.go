@@ -35,27 +35,7 @@ func TestTeamBudgetSurvivesARenameOnReload(t *testing.T) {
 	if err := os.WriteFile(file, []byte(policy("devops")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	preg, err := policies.NewRegistry(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := llmwrap.NewRegistry(preg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	srv := openaitest.NewServer(t)
-	srv.On().Reply(openaitest.Reply{Content: "ok", Usage: &openaitest.Usage{PromptTokens: 100, CompletionTokens: 100}})
-	cfg := goopenai.DefaultConfig("test")
-	cfg.BaseURL = srv.URL
-	cfg.HTTPClient = twopenai.NewHTTPClient(reg.Middleware())
-	client := goopenai.NewClientWithConfig(cfg)
-	ctx := middleware.WithTeam(context.Background(), "devops")
-	ask := func() error {
-		_, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o",
-			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "how full is the disk?"}}})
-		return err
-	}
+	preg, srv, ask := registryAsker(t, dir, middleware.WithTeam(context.Background(), "devops"))
 	for i := range 2 {
 		if err := ask(); err != nil {
 			t.Fatalf("call %d: %v", i+1, err)
@@ -84,27 +64,7 @@ func TestTeamBudgetSurvivesItsOwnFile(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "default.yaml"), []byte("version: 1\nname: default\n"+budgetYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	preg, err := policies.NewRegistry(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := llmwrap.NewRegistry(preg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	srv := openaitest.NewServer(t)
-	srv.On().Reply(openaitest.Reply{Content: "ok", Usage: &openaitest.Usage{PromptTokens: 100, CompletionTokens: 100}})
-	cfg := goopenai.DefaultConfig("test")
-	cfg.BaseURL = srv.URL
-	cfg.HTTPClient = twopenai.NewHTTPClient(reg.Middleware())
-	client := goopenai.NewClientWithConfig(cfg)
-	ctx := middleware.WithTeam(context.Background(), "payments")
-	ask := func() error {
-		_, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o",
-			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "how full is the disk?"}}})
-		return err
-	}
+	preg, srv, ask := registryAsker(t, dir, middleware.WithTeam(context.Background(), "payments"))
 	for i := range 2 {
 		if err := ask(); err != nil {
 			t.Fatalf("call %d: %v", i+1, err)
@@ -118,5 +78,33 @@ func TestTeamBudgetSurvivesItsOwnFile(t *testing.T) {
 	}
 	if err := ask(); !errors.Is(err, budget.ErrExceeded) {
 		t.Fatalf("third call after the team got its own file: err = %v, want the team budget exceeded; the upstream was called %d times", err, srv.Count())
+	}
+}
+
+// registryAsker returns the policies registry of dir, the scripted
+// server, and ask: a go-openai call of gpt-4o with ctx through an
+// llmwrap.Registry over the policies, each answered with 100 input and
+// 100 output tokens ($0.00125).
+func registryAsker(t *testing.T, dir string, ctx context.Context) (*policies.Registry, *openaitest.Server, func() error) {
+	t.Helper()
+	preg, err := policies.NewRegistry(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := llmwrap.NewRegistry(preg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	srv := openaitest.NewServer(t)
+	srv.On().Reply(openaitest.Reply{Content: "ok", Usage: &openaitest.Usage{PromptTokens: 100, CompletionTokens: 100}})
+	cfg := goopenai.DefaultConfig("test")
+	cfg.BaseURL = srv.URL
+	cfg.HTTPClient = twopenai.NewHTTPClient(reg.Middleware())
+	client := goopenai.NewClientWithConfig(cfg)
+	return preg, srv, func() error {
+		_, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o",
+			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "how full is the disk?"}}})
+		return err
 	}
 }

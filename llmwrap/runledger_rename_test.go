@@ -7,14 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	goopenai "github.com/sashabaranov/go-openai"
-
-	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
-	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
-	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
-	"github.com/tokenwise/tokenwise/policies"
 )
 
 // TestRunBudgetSurvivesARenameOnReload: a run's ledger is one per run, not
@@ -32,27 +26,8 @@ func TestRunBudgetSurvivesARenameOnReload(t *testing.T) {
 	if err := os.WriteFile(file, []byte(policy("devops")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	preg, err := policies.NewRegistry(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := llmwrap.NewRegistry(preg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	srv := openaitest.NewServer(t)
-	srv.On().Reply(openaitest.Reply{Content: "ok", Usage: &openaitest.Usage{PromptTokens: 100, CompletionTokens: 100}})
-	cfg := goopenai.DefaultConfig("test")
-	cfg.BaseURL = srv.URL
-	cfg.HTTPClient = twopenai.NewHTTPClient(reg.Middleware())
-	client := goopenai.NewClientWithConfig(cfg)
 	ctx, _ := middleware.StartRun(middleware.WithTeam(context.Background(), "devops"), "agent")
-	ask := func() error {
-		_, err := client.CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{Model: "gpt-4o",
-			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "how full is the disk?"}}})
-		return err
-	}
+	preg, srv, ask := registryAsker(t, dir, ctx)
 	for i := range 2 {
 		if err := ask(); err != nil {
 			t.Fatalf("call %d: %v", i+1, err)
