@@ -20,13 +20,23 @@ func WithServedModels(ctx context.Context, sorted []string) context.Context {
 	return context.WithValue(ctx, servedModelsKey{}, sorted)
 }
 
+// ServedModels returns the set WithServedModels gave ctx (sorted); ok is
+// false when it gave none: any model serves.
+func ServedModels(ctx context.Context) (sorted []string, ok bool) {
+	sorted, ok = ctx.Value(servedModelsKey{}).([]string)
+	return sorted, ok
+}
+
 // Serves reports whether a call of ctx may be sent to model: true unless
 // WithServedModels gave ctx a set that does not hold it.
 func Serves(ctx context.Context, model string) bool {
-	set, ok := ctx.Value(servedModelsKey{}).([]string)
-	if !ok {
-		return true
-	}
-	_, found := slices.BinarySearch(set, model)
+	set, ok := ServedModels(ctx)
+	return !ok || InServed(set, model)
+}
+
+// InServed reports whether model is in sorted, a set ServedModels
+// returned.
+func InServed(sorted []string, model string) bool {
+	_, found := slices.BinarySearch(sorted, model)
 	return found
 }

@@ -350,13 +350,18 @@ func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*m
 }
 
 // servedOnly returns the models of ms that ctx's calls may be sent to
-// (middleware.Serves): ms itself when that is all of them.
+// (middleware.Serves): ms itself when that is all of them (one lookup of
+// the served set a call, whatever the cascade's length).
 func servedOnly(ctx context.Context, ms []string) []string {
+	set, ok := middleware.ServedModels(ctx)
+	if !ok {
+		return ms
+	}
 	for i, m := range ms {
-		if !middleware.Serves(ctx, m) {
+		if !middleware.InServed(set, m) {
 			out := slices.Clone(ms[:i])
 			for _, m := range ms[i+1:] {
-				if middleware.Serves(ctx, m) {
+				if middleware.InServed(set, m) {
 					out = append(out, m)
 				}
 			}
