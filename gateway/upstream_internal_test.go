@@ -587,10 +587,6 @@ func TestSyncTransportFallsBack(t *testing.T) {
 	}
 }
 
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // A request body that fails to read fails the call with its own error (as
 // net/http's Transport returns it), e.g. the gateway's size limit.
 func TestSyncTransportReturnsBodyErrors(t *testing.T) {

@@ -122,7 +122,7 @@ func (u *upstreamIdle) transport(next http.RoundTripper) http.RoundTripper {
 	if u == nil {
 		return next
 	}
-	return idleRoundTripper(func(r *http.Request) (*http.Response, error) {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		u.wait()
 		resp, err := next.RoundTrip(r)
 		u.rest()
@@ -138,9 +138,10 @@ func (u *upstreamIdle) transport(next http.RoundTripper) http.RoundTripper {
 	})
 }
 
-type idleRoundTripper func(*http.Request) (*http.Response, error)
+// roundTripFunc is a function as an http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
 
-func (f idleRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // idleBody runs the clock around its reads: an answer's body while a read
 // waits for the upstream; an upload's the other way round, stopped while
