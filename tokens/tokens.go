@@ -406,7 +406,8 @@ func (e *Estimator) toolsAndReply(enc string, c *bpe, tools []middleware.Tool) i
 // least one byte; three a byte for a string that is not valid UTF-8, whose
 // invalid bytes are counted as U+FFFD; 3/2 of that for other models, as
 // Request counts them), their framing, images and binary parts as Request
-// counts them, and the tool definitions counted (memoised as Request does).
+// counts them, the tool definitions counted (memoised as Request does),
+// and a Structured Outputs schema at its text's bound (schemaBound).
 // It costs a pass over the other messages' bytes (as fast as
 // utf8.ValidString), and changes no memo.
 func (e *Estimator) Bound(model string, req *middleware.Request) int64 {
@@ -432,7 +433,16 @@ func (e *Estimator) Bound(model string, req *middleware.Request) int64 {
 			n += messageBound(c, legacy, m)
 		}
 	}
-	return n + e.toolsAndReply(mi.Encoding, c, req.Tools) + e.extraTools(mi.Encoding, c, req.Extra) + e.responseFormat(c, req.ResponseFormat)
+	return n + e.toolsAndReply(mi.Encoding, c, req.Tools) + e.extraTools(mi.Encoding, c, req.Extra) + schemaBound(c, req.ResponseFormat)
+}
+
+// schemaBound is an upper bound of responseFormat(c, rf), without
+// tokenising it (textBound).
+func schemaBound(c *bpe, rf []byte) int64 {
+	if len(rf) == 0 || !bytes.Contains(rf, []byte(`"json_schema"`)) {
+		return 0
+	}
+	return textBound(c, string(rf))
 }
 
 // Within reports whether Request(model, req) is at most limit, counting
