@@ -3,7 +3,8 @@
 //
 //	tokenwise policy check DIR|FILE               validate; every problem as file:line:col: field: message; exit 1 on any (and on a DIR without a policy file)
 //	tokenwise policy explain DIR|FILE --team T    the effective policy after extends, each value with its file:line
-//	tokenwise replay --policy FILE TRACE.jsonl    what the trace would have cost and saved under the policy
+//	tokenwise replay --policy FILE TRACE.jsonl    what the trace would have cost and saved under the policy;
+//	  --runs-per-day N / --calls-per-day N          and what a day, 30 days and the team budget's period of such traffic cost
 //	tokenwise policy schema                       the JSON Schema of policy files (policies/schema.json)
 //	tokenwise route eval ... DATA.jsonl           measure a router on labelled data (see route.go)
 //	tokenwise route train --out W DATA.jsonl      train a learned router on labelled data
@@ -23,11 +24,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/middleware"
@@ -40,7 +44,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 const usage = `usage:
   tokenwise policy check DIR|FILE
   tokenwise policy explain DIR|FILE [--team T]
-  tokenwise replay --policy FILE|DIR [--team T] [--progress auto|always|never] TRACE.jsonl
+  tokenwise replay --policy FILE|DIR [--team T] [--runs-per-day N | --calls-per-day N] [--progress auto|always|never] TRACE.jsonl
   tokenwise policy schema
   tokenwise route eval|train ... DATA.jsonl
   tokenwise catalog import [-o FILE] [--provider P,...] PRICES.json
@@ -350,10 +354,17 @@ func replay(args []string, stdout, stderr io.Writer) int {
 	polPath := fs.String("policy", "", "policy file or directory (required)")
 	team := fs.String("team", "", "team, when --policy is a directory and the trace has no team")
 	progress := fs.String("progress", "auto", "progress bar on stderr: auto (long traces on a terminal), always, never")
+	runsPerDay := fs.Float64("runs-per-day", 0, "forecast a day, a month and the team budget's period at this many runs a day (the mean replayed run)")
+	callsPerDay := fs.Float64("calls-per-day", 0, "forecast at this many calls a day (the mean replayed call)")
 	pos, err := parse(fs, args)
 	if err != nil || len(pos) != 1 || *polPath == "" {
 		fmt.Fprint(stderr, usage)
 		return usageStatus(err)
+	}
+	fo := observe.ForecastOptions{RunsPerDay: *runsPerDay, CallsPerDay: *callsPerDay}
+	if fo.RunsPerDay < 0 || fo.CallsPerDay < 0 || fo.RunsPerDay > 0 && fo.CallsPerDay > 0 {
+		fmt.Fprintln(stderr, "tokenwise replay: --runs-per-day and --calls-per-day are rates a day, not negative, and not both")
+		return 2
 	}
 	p, err := load(*polPath, *team)
 	if err != nil {
@@ -386,7 +397,134 @@ func replay(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printReplay(stdout, pos[0], p, res)
+	fc, err := observe.ForecastReplay(p, recs, res, fo)
+	switch {
+	case errors.Is(err, observe.ErrNoRate):
+		fmt.Fprintf(stdout, "\nforecast: %s; pass --runs-per-day N or --calls-per-day N to project a day and a month\n",
+			strings.TrimPrefix(err.Error(), observe.ErrNoRate.Error()+": "))
+	case err != nil:
+		printErr(stderr, err)
+		return 1
+	default:
+		printForecast(stdout, fc)
+	}
 	return 0
+}
+
+// printForecast writes the forecast section of a replay.
+func printForecast(w io.Writer, f *observe.Forecast) {
+	fmt.Fprintln(w)
+	rate := fmt.Sprintf("%s %ss a day", formatCount(f.PerDay), f.Unit)
+	if f.Span > 0 {
+		rate = fmt.Sprintf("the trace's rate, %d %ss in %s: %s", f.Units, f.Unit, f.Span.Round(time.Minute), rate)
+	}
+	fmt.Fprintf(w, "forecast at %s (a %s: %s under the policy, %s recorded, the mean of %d):\n",
+		rate, f.Unit, formatDollars(f.PerUnit), formatDollars(f.RecordedPerUnit), f.Units)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  \tunder the policy\trecorded\tdifference\ttokens")
+	fmt.Fprintf(tw, "  a day\t%s\t%s\t%s\t%s\n", formatDollars(f.Day), formatDollars(f.RecordedDay),
+		formatSigned(f.Day-f.RecordedDay), formatCount(f.DayTokens))
+	fmt.Fprintf(tw, "  %d days\t%s\t%s\t%s\t%s\n", observe.ForecastDays, formatDollars(f.Month()), formatDollars(f.RecordedMonth()),
+		formatSigned(f.Month()-f.RecordedMonth()), formatCount(f.DayTokens*observe.ForecastDays))
+	tw.Flush()
+	t := f.Team
+	if t == nil {
+		return
+	}
+	var limits []string
+	if t.MaxUSD > 0 {
+		limits = append(limits, t.MaxUSD.String())
+	}
+	if t.MaxTokens > 0 {
+		limits = append(limits, formatCount(float64(t.MaxTokens))+" tokens")
+	}
+	period := string(t.Period)
+	switch t.Period {
+	case policies.PeriodRolling:
+		period = "a rolling " + formatDays(t.Days)
+	case policies.PeriodMonthly:
+		period = fmt.Sprintf("monthly, taken as %d days", observe.ForecastDays)
+	}
+	fmt.Fprintf(w, "team budget (%s, %s): a period's traffic takes %.1f%% of it", period, strings.Join(limits, " and "), 100*t.Fraction)
+	if t.RunsOutAfter == 0 {
+		fmt.Fprintln(w, "; it lasts the period")
+		return
+	}
+	then := "later calls are refused"
+	switch t.OnExceed {
+	case policies.OnExceedDowngrade:
+		then = "later calls are downgraded to " + t.DowngradeTo
+	case policies.OnExceedWarn:
+		then = "later calls only warn"
+	}
+	fmt.Fprintf(w, ": it runs out %s into each period (on_exceed: %s: %s)\n", formatDays(t.RunsOutAfter.Hours()/24), onExceedName(t.OnExceed), then)
+}
+
+func onExceedName(o policies.OnExceed) string {
+	if o == "" {
+		return string(policies.OnExceedReject)
+	}
+	return string(o)
+}
+
+// formatDollars renders a projected amount: cents from a dollar up, four
+// significant digits below.
+func formatDollars(v float64) string {
+	if math.Abs(v) >= 1 {
+		cents := math.Round(v * 100)
+		return "$" + formatCount(math.Trunc(cents/100)) + fmt.Sprintf(".%02d", int64(math.Mod(cents, 100)))
+	}
+	if v == 0 {
+		return "$0.00"
+	}
+	d := strconv.FormatFloat(v, 'f', max(2, 4-int(math.Ceil(math.Log10(math.Abs(v))))), 64)
+	if d = strings.TrimRight(d, "0"); len(d)-strings.IndexByte(d, '.') < 3 {
+		d += strings.Repeat("0", 3-(len(d)-strings.IndexByte(d, '.')))
+	}
+	return "$" + d
+}
+
+func formatSigned(v float64) string {
+	if v < 0 {
+		return "-" + formatDollars(-v)
+	}
+	return "+" + formatDollars(v)
+}
+
+// formatCount renders v with thousands separators, with two decimals when
+// it is not a whole number.
+func formatCount(v float64) string {
+	whole := math.Trunc(v)
+	frac := ""
+	if v != whole {
+		s := strconv.FormatFloat(v-whole, 'f', 2, 64)
+		if s == "1.00" {
+			whole++
+		} else if s != "0.00" {
+			frac = s[1:]
+		}
+	}
+	d := strconv.FormatFloat(whole, 'f', 0, 64)
+	var b strings.Builder
+	for i, c := range d {
+		if i > 0 && (len(d)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String() + frac
+}
+
+// formatDays renders a length in days in the largest unit that reads well.
+func formatDays(days float64) string {
+	switch h := days * 24; {
+	case days >= 2:
+		return strconv.FormatFloat(math.Round(days*10)/10, 'f', -1, 64) + " days"
+	case h >= 2:
+		return strconv.FormatFloat(math.Round(h*10)/10, 'f', -1, 64) + " hours"
+	default:
+		return strconv.FormatFloat(math.Round(h*60), 'f', -1, 64) + " minutes"
+	}
 }
 
 // longTrace is the number of records from which auto shows a progress bar.

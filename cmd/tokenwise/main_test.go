@@ -283,3 +283,46 @@ func TestExplainNamesTheEmbeddedDefault(t *testing.T) {
 		t.Errorf("explain of a directory's own default.yaml (exit %d):\n%s%s", code, out, stderr)
 	}
 }
+
+// TestReplayForecastsAMonth: replay --runs-per-day projects the mean
+// replayed run over a day and 30 days, beside the recorded cost, and says
+// what share of the team budget a period takes. Under the DevOps policy
+// the two example runs cost $0.00631205 (TestReplayDifferenceIsTheDifference),
+// so 2,000 runs a day cost $6.31 and 30 days $189.36, 37.9 % of the
+// team's $500 a month. Without a rate, a trace of seconds is not projected,
+// and the output says how to give one.
+func TestReplayForecastsAMonth(t *testing.T) {
+	code, out, stderr := runCmd("replay", "--policy", "../../examples/policies/devops.yaml", "--runs-per-day", "2000", "../../examples/traces/devops.jsonl")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"forecast at 2,000 runs a day", "  a day    $6.31 ", "  30 days  $189.36 ",
+		"team budget (monthly, taken as 30 days, $500.00): a period's traffic takes 37.9% of it; it lasts the period\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("replay lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, stderr = runCmd("replay", "--policy", "../../examples/policies/devops.yaml", "--calls-per-day", "1000000", "../../examples/traces/devops.jsonl")
+	if code != 0 || !strings.Contains(out, "it runs out 19 hours into each period (on_exceed: downgrade: later calls are downgraded to gpt-4o-mini)") {
+		t.Errorf("a million calls a day: exit %d, %s\n%s", code, out, stderr)
+	}
+	code, out, _ = runCmd("replay", "--policy", "../../examples/policies/devops.yaml", "../../examples/traces/devops.jsonl")
+	if code != 0 || !strings.Contains(out, "forecast: the trace spans 1s, less than an hour; pass --runs-per-day N or --calls-per-day N") {
+		t.Errorf("no rate: exit %d, %s", code, out)
+	}
+	for _, args := range [][]string{{"--runs-per-day", "-3"}, {"--runs-per-day", "1", "--calls-per-day", "1"}} {
+		args = append(append([]string{"replay", "--policy", "../../examples/policies/devops.yaml"}, args...), "../../examples/traces/devops.jsonl")
+		if code, _, stderr := runCmd(args...); code != 2 || !strings.Contains(stderr, "not both") {
+			t.Errorf("%v: exit %d, %s: want a usage error", args, code, stderr)
+		}
+	}
+}
+
+func TestFormatDollars(t *testing.T) {
+	for v, want := range map[float64]string{0: "$0.00", 0.5: "$0.50", 0.003156: "$0.003156", 0.00001: "$0.00001", 1.2e-9: "$0.0000000012",
+		1: "$1.00", 6.31205: "$6.31", 49557: "$49,557.00", 1234567.891: "$1,234,567.89", 0.999999: "$1.00"} {
+		if got := formatDollars(v); got != want {
+			t.Errorf("formatDollars(%g) = %q, want %q", v, got, want)
+		}
+	}
+}
