@@ -42,6 +42,9 @@ type Server struct {
 	cfg     *Config
 	logger  *slog.Logger
 	secrets []string // upstream keys, masked out of every message
+	// budgetOpts are the budget options given with WithLLMOptions (a
+	// clock): the spend endpoint's budget reads the ledgers with them.
+	budgetOpts []budget.Option
 
 	keys atomic.Pointer[keySet]
 	cors atomic.Pointer[corsPolicy] // the file's cors (reloaded with the keys); nil: none
@@ -299,6 +302,8 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 	s.metrics = m
 	llmOpts = append(llmOpts, llmwrap.WithObserver(m.observer))
 	llmOpts = append(llmOpts, o.llm...)
+	// The spend endpoint's budget reads the ledgers by the chains' clock.
+	s.budgetOpts = llmwrap.BudgetOptions(o.llm...)
 	reg, err := llmwrap.NewRegistry(pol, llmOpts...)
 	if err != nil {
 		s.closeRedis()

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/tokenwise/tokenwise/llmwrap"
@@ -36,11 +37,21 @@ type Spend struct {
 	LimitTokens   int64  `json:"limit_tokens,omitempty"`
 	RemainingTok  *int64 `json:"remaining_tokens,omitempty"`
 	InFlightCalls int64  `json:"in_flight_calls"`
+	// ProjectedUSD and ProjectedTokens are the period's spend at its end
+	// at the pace of its elapsed part (spent × period ÷ elapsed), given
+	// once an hour of a daily or monthly period has passed (a rolling
+	// window's spend is already a window's worth). RunsOutAt is when, at
+	// that pace, what remains of a limit is spent (absent when the budget
+	// lasts the period; the time of the answer when nothing remains).
+	// Forecasts, not bills.
+	ProjectedUSD    string     `json:"projected_usd,omitempty"`
+	ProjectedTokens *int64     `json:"projected_tokens,omitempty"`
+	RunsOutAt       *time.Time `json:"runs_out_at,omitempty"`
 }
 
 func (s *Server) spend(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	p := s.pol.Policy(k.team)
-	b, err := llmwrap.NewBudget(p, budget.WithStore(s.budgets), budget.WithLogger(s.logger))
+	b, err := llmwrap.NewBudget(p, append(slices.Clip(s.budgetOpts), budget.WithStore(s.budgets), budget.WithLogger(s.logger))...)
 	if err != nil {
 		classify(err, s.secrets...).write(w)
 		return
@@ -59,6 +70,14 @@ func (s *Server) spend(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	if t := p.Budget.Team; t.MaxUSD > 0 || t.MaxTokens > 0 {
 		out.Tracked, out.Period = true, string(t.Period)
 		out.WindowStart, out.WindowEnd = rem.Window.Start, rem.Window.End
+		if pace, ok := rem.Pace(); ok {
+			out.ProjectedUSD = usd(pace.Projected.USDMicros)
+			out.ProjectedTokens = &pace.Projected.Tokens
+			if !pace.RunsOutAt.IsZero() {
+				at := pace.RunsOutAt.UTC()
+				out.RunsOutAt = &at
+			}
+		}
 	} else {
 		// Nothing keeps it: no "0.000000" that reads as nothing spent.
 		out.SpentUSD, out.ReservedUSD, out.SpentTokens, out.InFlightCalls = "", "", 0, 0

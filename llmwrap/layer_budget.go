@@ -23,6 +23,17 @@ func WithBudgetOptions(opts ...budget.Option) Option {
 	return func(o *options) { o.budgetOpts = append(o.budgetOpts, opts...) }
 }
 
+// BudgetOptions returns the budget options that opts pass to the budget
+// layer (WithBudgetOptions): for a budget made outside a chain (NewBudget)
+// that reads the chains' ledgers as they do, by the same clock.
+func BudgetOptions(opts ...Option) []budget.Option {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	return o.budgetOpts
+}
+
 // budgetLayer builds the budget layer (reserve … settle), under the
 // fallback layer so that every target model is reserved at its own price.
 func budgetLayer(p *policies.Policy, o *options) (middleware.Middleware, error) {

@@ -250,7 +250,8 @@ func withoutLegacy(lim Amount, legacy Balance) Amount {
 type Remaining struct {
 	Team    string
 	Window  Window
-	Balance // limits, used, reserved, in flight
+	At      time.Time // when it was read (the budget's clock)
+	Balance           // limits, used, reserved, in flight
 }
 
 // Remaining reads team's budget in the current window (the limit is zero
@@ -268,7 +269,7 @@ func (b *Budget) Remaining(ctx context.Context, team string) (Remaining, error) 
 	}
 	bal.Used, bal.Reserved, bal.InFlight = bal.Used.Add(legacy.Used), bal.Reserved.Add(legacy.Reserved), bal.InFlight+legacy.InFlight
 	bal.Limit = b.teamLim
-	return Remaining{Team: team, Window: w, Balance: bal}, nil
+	return Remaining{Team: team, Window: w, At: now, Balance: bal}, nil
 }
 
 // runLedgerKey names a run's ledger inside the run: one per run, not per
