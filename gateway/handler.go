@@ -998,9 +998,10 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			// fallback chain's sender labels its answers itself.)
 			modify = labelledStreams(modify)
 		}
-	} else if id, ok := backgroundPath(r); ok && s.background.has(k.team, id) {
+	} else if id, ok := backgroundPath(r); ok && (s.background.has(k.team, id) || s.background.done != nil) {
 		// A background response of the team's, held until it is seen
-		// done: its retrieval or cancellation may show it done.
+		// done (here, or with Redis by another replica): its retrieval
+		// or cancellation may show it done.
 		modify = s.settleBackground(k.team, id)
 	} else {
 		modify = s.maskErrors // an endpoint the gateway does not police

@@ -722,6 +722,8 @@ type responseObject struct {
 	// Tools are the tools the response ran with: a stored prompt's
 	// included (feeTools).
 	Tools json.RawMessage `json:"tools"`
+	// Background is the response's background member (nil: none).
+	Background *bool `json:"background"`
 }
 
 // settleObject settles h at the usage of the response object o; at what

@@ -3,10 +3,14 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // A Responses call with background: true is answered at once, its
@@ -24,6 +28,14 @@ import (
 // never overshot, and a response the gateway sees done is charged
 // exactly.
 
+//
+// With Redis, replicas share what they see: a replica that passes on a
+// retrieval or cancellation showing done a background response it does
+// not hold (the client polled it, not the one that holds it) keeps that
+// answer in Redis for limits.run_idle; the holding replica, when its hold's
+// run_idle ends or it closes, settles the hold at that answer's usage
+// instead of its reservation (backgroundDone).
+
 // backgroundHolds are the holds of the background responses not yet seen
 // done, by team and response id.
 type backgroundHolds struct {
@@ -31,11 +43,75 @@ type backgroundHolds struct {
 	holds map[string]*backgroundHold
 	ttl   time.Duration
 	shut  bool
+	// done is where replicas share the answers that show a background
+	// response done; nil without Redis.
+	done *backgroundDone
+}
+
+// backgroundDone keeps, in Redis, the answers that showed a background
+// response done, by team and response id, for the replica that holds it.
+type backgroundDone struct {
+	rdb    goredis.UniversalClient
+	prefix string
+	ttl    time.Duration
+}
+
+// maxSharedDone is the largest answer backgroundDone shares (a larger one
+// leaves the holder to charge its reservation).
+const maxSharedDone = 16 << 20
+
+// backgroundDoneTimeout bounds each Redis call of backgroundDone.
+const backgroundDoneTimeout = 3 * time.Second
+
+func (d *backgroundDone) key(team, id string) string {
+	return d.prefix + ":responses:done:" + strconv.Itoa(len(team)) + ":" + team + ":" + id
+}
+
+// put keeps body, an answer that shows team's background response id
+// done (a failure to is logged: the holder then charges the reservation).
+func (d *backgroundDone) put(ctx context.Context, logger *slog.Logger, team, id string, body []byte) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backgroundDoneTimeout)
+	defer cancel()
+	if err := d.rdb.Set(ctx, d.key(team, id), body, d.ttl).Err(); err != nil {
+		logger.Warn("tokenwise/gateway: a background response seen done could not be shared through Redis: the replica that holds it will charge its reservation",
+			"team", team, "response_id", id, "error", err)
+	}
+}
+
+// get returns the answer another replica saw showing team's background
+// response id done; nil when there is none (or Redis failed).
+func (d *backgroundDone) get(ctx context.Context, team, id string) *responseObject {
+	ctx, cancel := context.WithTimeout(ctx, backgroundDoneTimeout)
+	defer cancel()
+	body, err := d.rdb.Get(ctx, d.key(team, id)).Bytes()
+	if err != nil {
+		return nil
+	}
+	var o responseObject
+	if json.Unmarshal(body, &o) != nil || o.ID != id || !doneResponse(&o) {
+		return nil
+	}
+	return &o
+}
+
+// finish ends h, the hold of team's background response id not seen done
+// by this replica: at the usage of the answer another replica saw (with
+// Redis), else at its reservation.
+func (b *backgroundHolds) finish(ctx context.Context, team, id string, h *responsesHold) {
+	if b.done != nil {
+		if o := b.done.get(ctx, team, id); o != nil {
+			h.settleObject(ctx, o)
+			return
+		}
+	}
+	h.s.logger.Warn("tokenwise/gateway: a background response not seen done in time: charged its reservation", "team", team, "response_id", id)
+	h.chargeReserved(ctx, nil)
 }
 
 type backgroundHold struct {
-	h     *responsesHold
-	timer *time.Timer
+	h        *responsesHold
+	timer    *time.Timer
+	team, id string
 }
 
 func backgroundKey(team, id string) string { return team + "\n" + id }
@@ -67,11 +143,11 @@ func (b *backgroundHolds) keep(team, id string, h *responsesHold) bool {
 	bh := &backgroundHold{h: h}
 	bh.timer = time.AfterFunc(b.ttl, func() {
 		if b.take(team, id, bh) != nil {
-			h.s.logger.Warn("tokenwise/gateway: a background response not seen done in time: charged its reservation", "team", team, "response_id", id)
-			h.chargeReserved(context.Background(), nil)
+			b.finish(context.Background(), team, id, h)
 		}
 	})
 	b.holds[k] = bh
+	bh.team, bh.id = team, id
 	return true
 }
 
@@ -107,7 +183,7 @@ func (b *backgroundHolds) close() {
 	b.mu.Unlock()
 	for _, bh := range holds {
 		bh.timer.Stop()
-		bh.h.chargeReserved(context.Background(), nil)
+		b.finish(context.Background(), bh.team, bh.id, bh.h)
 	}
 }
 
@@ -178,6 +254,9 @@ func (s *Server) settleBackground(team, id string) func(*http.Response) error {
 		}
 		if h := s.background.take(team, id, nil); h != nil {
 			h.settleObject(context.WithoutCancel(resp.Request.Context()), &o)
+		} else if d := s.background.done; d != nil && o.Background != nil && *o.Background && len(body) <= maxSharedDone {
+			// Another replica may hold it.
+			d.put(resp.Request.Context(), s.logger, team, id, body)
 		}
 		return nil
 	}

@@ -331,6 +331,9 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 	}
 	s.runs = newRunTable(maxRuns, runIdle, runStore)
 	s.background.ttl = runIdle
+	if s.rdb != nil {
+		s.background.done = &backgroundDone{rdb: s.rdb, prefix: prefix, ttl: runIdle + time.Minute}
+	}
 
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	if !o.noWatch {
