@@ -16,7 +16,8 @@ import (
 // A Responses call with background: true is answered at once, its
 // response queued or in progress and without usage; the provider bills
 // what the response uses when it is done, which the client reads when it
-// retrieves it (GET /v1/responses/{id}) or cancels it (POST
+// retrieves it (GET /v1/responses/{id}, as JSON or as a stream of its
+// events) or cancels it (POST
 // /v1/responses/{id}/cancel). Such a call's hold is not settled at its
 // answer (nor released): it is kept, by its team and response id, until
 // a retrieval or cancellation of the same team passed through this
@@ -187,6 +188,33 @@ func (b *backgroundHolds) close() {
 	}
 }
 
+// settleBackgroundStream reads resp, a retrieval of team's background
+// response id as a stream of its events (GET /v1/responses/{id} with
+// stream=true), as the client reads it: its final event, which shows the
+// response done, settles the hold as a JSON retrieval's answer does (or,
+// held by another replica, is shared with it). A stream that ends without
+// its final event is passed on ending in the cut event, as a Responses
+// call's stream is, and leaves the hold as it was: the response may still
+// be running.
+func (s *Server) settleBackgroundStream(resp *http.Response, team, id string) {
+	unsized(resp)
+	ctx := context.WithoutCancel(resp.Request.Context())
+	var final *responseObject
+	rs := &responsesStream{src: resp.Body, feeItems: true, cut: func(error) {}}
+	rs.final = func(o *responseObject) { final = o }
+	rs.finalRaw = func(raw []byte) {
+		if final == nil || final.ID != id || !doneResponse(final) {
+			return
+		}
+		if h := s.background.take(team, id, nil); h != nil {
+			h.settleObject(ctx, final)
+		} else if d := s.background.done; d != nil && final.Background != nil && *final.Background && len(raw) <= maxSharedDone {
+			d.put(ctx, s.logger, team, id, raw)
+		}
+	}
+	resp.Body = rs
+}
+
 // background reports whether req asks for a background response (a
 // background member that is not false: one that is not a boolean, which
 // the provider refuses, is read as one too).
@@ -224,7 +252,8 @@ func backgroundPath(r *http.Request) (string, bool) {
 	}
 	switch r.Method {
 	case http.MethodGet:
-		if strings.Contains(rest, "/") || r.URL.Query().Get("stream") == "true" {
+		// (Read as JSON, or with stream=true as a stream of its events.)
+		if strings.Contains(rest, "/") {
 			return "", false
 		}
 		return rest, true
@@ -241,7 +270,11 @@ func backgroundPath(r *http.Request) (string, bool) {
 // came; any other answer passes as an unpoliced one does (maskErrors).
 func (s *Server) settleBackground(team, id string) func(*http.Response) error {
 	return func(resp *http.Response) error {
-		if resp.StatusCode != http.StatusOK || isEventStream(resp) {
+		if resp.StatusCode == http.StatusOK && isEventStream(resp) {
+			s.settleBackgroundStream(resp, team, id)
+			return nil
+		}
+		if resp.StatusCode != http.StatusOK {
 			return s.maskErrors(resp)
 		}
 		body, whole, err := readAnswer(resp, maxResponsesEvent)

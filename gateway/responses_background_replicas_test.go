@@ -1,9 +1,13 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
@@ -78,5 +82,134 @@ func TestBackgroundResponseSeenDoneOnAnotherReplicaIsChargedItsUsage(t *testing.
 	}
 	if s := spend(); s.SpentTokens != 15 || s.ReservedUSD != "0.000000" || s.InFlightCalls != 0 {
 		t.Errorf("spend after A's hold ended: %+v, want the 15 tokens B saw, nothing held", s)
+	}
+}
+
+// streamingBackgroundUpstream is a backgroundUpstream that answers a
+// retrieval with stream=true (openai-go's GetStreaming) with the
+// response's events: in progress, then its final event when it is done.
+type streamingBackgroundUpstream struct {
+	*backgroundUpstream
+	streamed atomic.Int32
+}
+
+func (u *streamingBackgroundUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	id, ok := strings.CutPrefix(r.URL.Path, "/v1/responses/")
+	if r.Method != http.MethodGet || !ok || r.URL.Query().Get("stream") != "true" && !bytes.Contains(body, []byte(`"stream":true`)) {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		u.backgroundUpstream.ServeHTTP(w, r)
+		return
+	}
+	u.streamed.Add(1)
+	u.mu.Lock()
+	state := u.state[id]
+	u.mu.Unlock()
+	w.Header().Set("Content-Type", "text/event-stream")
+	obj := func(state string) string {
+		return `{"id":"` + id + `","object":"response","created_at":1,"background":true,"model":"gpt-4o-mini","output":[],` + state + `}`
+	}
+	_, _ = io.WriteString(w, "event: response.in_progress\ndata: {\"type\":\"response.in_progress\",\"sequence_number\":1,\"response\":"+obj(`"status":"in_progress","usage":null`)+"}\n\n")
+	if strings.Contains(state, `"completed"`) {
+		_, _ = io.WriteString(w, "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":"+obj(state)+"}\n\n")
+	}
+}
+
+// TestBackgroundResponseReadAsAStreamIsChargedItsUsage: a background
+// response that the client reads as a stream of its events (openai-go's
+// GetStreaming), through the replica that holds it or, with Redis, through
+// another, is settled at the usage of its final event — it was charged its
+// reservation after run_idle, as one never polled. A stream that ends
+// before the response is done is reported cut to the client and leaves
+// the hold as it was.
+func TestBackgroundResponseReadAsAStreamIsChargedItsUsage(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	up := &streamingBackgroundUpstream{backgroundUpstream: &backgroundUpstream{state: map[string]string{}}}
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1}\n  store: {kind: redis, key_prefix: " + prefix + "}\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	cfgPath := writeFiles(t, "http://upstream.invalid/v1", pols, "redis: {addr: "+redisAddr()+", prefix: "+prefix+"}\nlimits: {run_idle: 10m}\n")
+	replica := func() (*gateway.Server, openai.Client) {
+		cfg, err := gateway.LoadConfig(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw, err := gateway.New(cfg, gateway.WithBaseTransport(openaitest.NewTransport(up)), gateway.WithRedisClient(rdb),
+			gateway.WithPolicyWatch(false), gateway.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gw, openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL("http://gateway/v1/"),
+			option.WithHTTPClient(&http.Client{Transport: gw.Transport()}), option.WithMaxRetries(0))
+	}
+	a, ca := replica()
+	b, cb := replica()
+	defer b.Close()
+	ctx := context.Background()
+	spend := func() gateway.Spend {
+		t.Helper()
+		var s gateway.Spend
+		if err := cb.Get(ctx, "spend", nil, &s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	background := func() string {
+		t.Helper()
+		r, err := ca.Responses.New(ctx, responses.ResponseNewParams{Model: "gpt-4o-mini", Background: openai.Bool(true),
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("check the disks")}})
+		if err != nil || r.Status != "queued" {
+			t.Fatalf("a background call through A: %+v %v", r, err)
+		}
+		return r.ID
+	}
+	// read streams the response's events through c; it returns the
+	// final event's usage and the stream's error.
+	read := func(c openai.Client, id string) (int64, error) {
+		s := c.Responses.GetStreaming(ctx, id, responses.ResponseGetParams{})
+		defer s.Close()
+		var total int64
+		for s.Next() {
+			if ev := s.Current(); ev.Type == "response.completed" {
+				total = ev.Response.Usage.TotalTokens
+			}
+		}
+		return total, s.Err()
+	}
+	const usage = `{"input_tokens":10,"input_tokens_details":{"cached_tokens":0},"output_tokens":5,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":15}`
+
+	// Through the replica that holds it: settled when its final event is read.
+	id := background()
+	up.set(id, "completed", usage)
+	if total, err := read(ca, id); err != nil || total != 15 {
+		t.Fatalf("the stream through A: usage %d, %v", total, err)
+	}
+	if s := spend(); s.SpentTokens != 15 || s.ReservedUSD != "0.000000" {
+		t.Errorf("after the stream through A: %+v, want the 15 tokens of its final event, nothing held", s)
+	}
+
+	// Running: the stream ends without its final event, reported cut; held.
+	id = background()
+	up.set(id, "in_progress", "null")
+	if _, err := read(ca, id); err == nil || !strings.Contains(err.Error(), "stream_cut") {
+		t.Errorf("a stream that ended before the response was done: %v, want the cut event", err)
+	}
+	if s := spend(); s.SpentTokens != 15 || s.ReservedUSD == "0.000000" {
+		t.Errorf("after a stream of the running response: %+v, want it still held", s)
+	}
+
+	// Through the other replica: shared, settled when A's hold ends.
+	up.set(id, "completed", usage)
+	if total, err := read(cb, id); err != nil || total != 15 {
+		t.Fatalf("the stream through B: usage %d, %v", total, err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := spend(); s.SpentTokens != 30 || s.ReservedUSD != "0.000000" || s.InFlightCalls != 0 {
+		t.Errorf("after A's hold ended: %+v, want 15 more tokens, nothing held", s)
+	}
+	if up.streamed.Load() != 3 {
+		t.Errorf("the upstream streamed %d retrievals, want 3", up.streamed.Load())
 	}
 }
