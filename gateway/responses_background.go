@@ -17,18 +17,15 @@ import (
 // response queued or in progress and without usage; the provider bills
 // what the response uses when it is done, which the client reads when it
 // retrieves it (GET /v1/responses/{id}, as JSON or as a stream of its
-// events) or cancels it (POST
-// /v1/responses/{id}/cancel). Such a call's hold is not settled at its
-// answer (nor released): it is kept, by its team and response id, until
-// a retrieval or cancellation of the same team passed through this
-// gateway shows the response done — then settled at its usage, as a
-// response answered at once is (at its reservation when a done response
-// has no usage it can read) — or, when none does within limits.run_idle
-// (the client polled another replica, or reads the stream, or never
-// polls), or the gateway closes, charged its reservation: the budget is
-// never overshot, and a response the gateway sees done is charged
-// exactly.
-
+// events) or cancels it (POST /v1/responses/{id}/cancel). Such a call's
+// hold is not settled at its answer (nor released): it is kept, by its
+// team and response id, until a retrieval or cancellation of the same
+// team passed through this gateway shows the response done — then settled
+// at its usage, as a response answered at once is (at its reservation when
+// a done response has no usage it can read) — or, when none does within
+// limits.run_idle (the client never polls), or the gateway closes,
+// charged its reservation: the budget is never overshot, and a response
+// the gateway sees done is charged exactly.
 //
 // With Redis, replicas share what they see: a replica that passes on a
 // retrieval or cancellation showing done a background response it does
