@@ -136,6 +136,22 @@ type BudgetWarning struct {
 	Used     int64
 }
 
+// BudgetPace: at the pace of its period's elapsed part, a team's budget
+// runs out before the period ends (budget.Remaining.Pace): spend Used of
+// Limit now projects to Projected at WindowEnd, and reaches Limit at
+// RunsOutAt. Fired once per period and unit, with soft limits (warn_at)
+// set, once a tenth of the period has passed and before the limit is
+// reached.
+type BudgetPace struct {
+	Scope     string // "team:devops"
+	Unit      string // "usd_micros" or "tokens"
+	Limit     int64
+	Used      int64
+	Projected int64
+	RunsOutAt time.Time
+	WindowEnd time.Time
+}
+
 // BudgetExceeded: a budget refused or downgraded a call.
 type BudgetExceeded struct {
 	Scope    string
@@ -223,6 +239,7 @@ func (Retrying) Kind() string         { return "retry" }
 func (FellBack) Kind() string         { return "fallback" }
 func (BreakerChanged) Kind() string   { return "breaker.changed" }
 func (BudgetWarning) Kind() string    { return "budget.warning" }
+func (BudgetPace) Kind() string       { return "budget.pace" }
 func (BudgetExceeded) Kind() string   { return "budget.exceeded" }
 func (CacheLookup) Kind() string      { return "cache.lookup" }
 func (StoreFailed) Kind() string      { return "store.failed" }

@@ -38,7 +38,7 @@ func Level(e middleware.Event) slog.Level {
 			return slog.LevelWarn
 		}
 		return slog.LevelInfo
-	case middleware.Retrying, middleware.FellBack, middleware.BreakerChanged, middleware.BudgetWarning,
+	case middleware.Retrying, middleware.FellBack, middleware.BreakerChanged, middleware.BudgetWarning, middleware.BudgetPace,
 		middleware.BudgetExceeded, middleware.StoreFailed, middleware.UnknownTeam:
 		return slog.LevelWarn
 	case middleware.PolicyChanged:
@@ -87,6 +87,9 @@ func (s *Slog) Observe(ctx context.Context, e middleware.Event) {
 	case middleware.BudgetWarning:
 		s.log(ctx, lvl, "tokenwise: budget.warning", slog.String("scope", e.Scope), slog.String("unit", e.Unit), slog.Float64("fraction", e.Fraction),
 			slog.Int64("limit", e.Limit), slog.Int64("used", e.Used))
+	case middleware.BudgetPace:
+		s.log(ctx, lvl, "tokenwise: budget.pace", slog.String("scope", e.Scope), slog.String("unit", e.Unit), slog.Int64("limit", e.Limit),
+			slog.Int64("used", e.Used), slog.Int64("projected", e.Projected), slog.Time("runs_out_at", e.RunsOutAt), slog.Time("window_end", e.WindowEnd))
 	case middleware.BudgetExceeded:
 		s.log(ctx, lvl, "tokenwise: budget.exceeded", slog.String("scope", e.Scope), slog.String("unit", e.Unit), slog.Int64("limit", e.Limit),
 			slog.Int64("used", e.Used), slog.Int64("reserved", e.Reserved), slog.Int64("need", e.Need), slog.String("action", e.Action))

@@ -148,6 +148,12 @@ func (o *Observer) Observe(ctx context.Context, e middleware.Event) {
 			cs.span.AddEvent("tokenwise.budget.warning", trace.WithAttributes(attribute.String("tokenwise.budget.scope", e.Scope), attribute.String("tokenwise.budget.unit", e.Unit),
 				attribute.Float64("tokenwise.budget.fraction", e.Fraction), attribute.Int64("tokenwise.budget.limit", e.Limit), attribute.Int64("tokenwise.budget.used", e.Used)))
 		}
+	case middleware.BudgetPace:
+		if cs, ok := o.recording(ctx); ok {
+			cs.span.AddEvent("tokenwise.budget.pace", trace.WithAttributes(attribute.String("tokenwise.budget.scope", e.Scope), attribute.String("tokenwise.budget.unit", e.Unit),
+				attribute.Int64("tokenwise.budget.limit", e.Limit), attribute.Int64("tokenwise.budget.used", e.Used),
+				attribute.Int64("tokenwise.budget.projected", e.Projected), attribute.String("tokenwise.budget.runs_out_at", e.RunsOutAt.UTC().Format(time.RFC3339))))
+		}
 	case middleware.BudgetExceeded:
 		if cs, ok := o.recording(ctx); ok {
 			cs.span.AddEvent("tokenwise.budget.exceeded", trace.WithAttributes(attribute.String("tokenwise.budget.scope", e.Scope), attribute.String("tokenwise.budget.action", e.Action),

@@ -1090,6 +1090,7 @@ func (b *Budget) settle(ctx context.Context, h *holds, actual Amount) {
 				ttl = b.ttl
 			}
 			b.warn(ctx, "team:"+h.teamName, h.teamKey, h.teamW, ttl, b.teamLim, bal, now, nil)
+			b.warnPace(ctx, "team:"+h.teamName, h.teamKey, h.teamW, ttl, b.teamLim, bal, now)
 		}
 	}
 }
@@ -1138,6 +1139,48 @@ func (b *Budget) warn(ctx context.Context, scope, key string, w Window, ttl time
 			if first {
 				b.fire(ctx, scope, u.unit, f, u.limit, u.used)
 			}
+		}
+	}
+}
+
+// warnPace fires middleware.BudgetPace when, at the pace of the elapsed
+// part of w (a fixed window, a tenth of it passed at least), the spend
+// reaches a unit's limit before w ends: once per window and unit (across
+// replicas for a shared store), with soft limits set, and only while the
+// spend is below the limit (past it the soft limits have spoken).
+func (b *Budget) warnPace(ctx context.Context, scope, key string, w Window, ttl time.Duration, limit Amount, bal Balance, now time.Time) {
+	if len(b.warnAt) == 0 || w.Rolling > 0 || !now.Before(w.End) || now.Sub(w.Start)*10 < w.End.Sub(w.Start) {
+		return
+	}
+	for _, u := range [2]struct {
+		unit        string
+		limit, used Amount
+	}{{UnitUSD, Amount{USDMicros: limit.USDMicros}, Amount{USDMicros: bal.Used.USDMicros}},
+		{UnitTokens, Amount{Tokens: limit.Tokens}, Amount{Tokens: bal.Used.Tokens}}} {
+		lim, used := max(u.limit.USDMicros, u.limit.Tokens), max(u.used.USDMicros, u.used.Tokens)
+		if lim <= 0 || used >= lim {
+			continue
+		}
+		p, ok := Remaining{Window: w, At: now, Balance: Balance{Limit: u.limit, Used: u.used}}.Pace()
+		if !ok || p.RunsOutAt.IsZero() {
+			continue
+		}
+		flag := key + ":pace:" + w.ID() + ":" + u.unit
+		if _, seen := b.warned.Load(flag); seen {
+			continue
+		}
+		first, err := b.store.Mark(ctx, flag, ttl, now)
+		if err != nil {
+			first = true // better a duplicate warning than none
+		}
+		b.warned.Store(flag, w.End)
+		b.pruneWarned(now)
+		if first {
+			projected := max(p.Projected.USDMicros, p.Projected.Tokens)
+			b.log.WarnContext(ctx, "tokenwise: budget on pace to run out before its period ends", "scope", scope, "unit", u.unit,
+				"limit", lim, "used", used, "projected", projected, "runs_out_at", p.RunsOutAt, "window_end", w.End)
+			middleware.Emit(ctx, middleware.BudgetPace{Scope: scope, Unit: u.unit, Limit: lim, Used: used, Projected: projected,
+				RunsOutAt: p.RunsOutAt, WindowEnd: w.End})
 		}
 	}
 }

@@ -91,7 +91,11 @@
 //
 // Soft limits ([Config.WarnAt]) fire middleware.BudgetWarning through slog
 // and the observers, once per window and fraction (across replicas for a
-// shared store).
+// shared store). With them, a team budget of a daily or monthly period
+// also fires middleware.BudgetPace, once per window and unit, when at the
+// pace of the window's elapsed part (a tenth of it passed at least) the
+// spend would reach the limit before the window ends: the warning comes
+// while there is time to act, with the time it runs out ([Remaining.Pace]).
 //
 // # Stores
 //

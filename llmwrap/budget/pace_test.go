@@ -1,10 +1,14 @@
 package budget_test
 
 import (
+	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
 )
 
 // TestPaceProjectsAFixedWindow: 10 days into a 31-day month with $0.63
@@ -69,4 +73,82 @@ func TestPaceWaitsForAnHourOfAFixedWindow(t *testing.T) {
 	if p, ok := r.Pace(); ok {
 		t.Errorf("a rolling window: %+v, want no pace", p)
 	}
+}
+
+// TestPaceWarningFiresOncePerPeriod: with soft limits set, a team whose
+// spend, at the pace of the day so far, would reach its limit before the
+// day ends gets one middleware.BudgetPace (per day and unit) saying when: 6
+// hours into the day, 4 calls of 10 allowed are on pace for 16, and the 6
+// left last 9 more hours, to 15:00. Not before a tenth of the day has
+// passed (3 calls 2 hours in, on pace for 36), nor without warn_at.
+func TestPaceWarningFiresOncePerPeriod(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		per := reqTokens("gpt-4o") + 100
+		p := teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: 10 * per})
+		p.Budget.WarnAt = []float64{0.9}
+		rec := &recorder{}
+		_, h := chain(t, p, echo(100))
+		ctx := middleware.WithObserver(context.Background(), rec)
+		call := func(n int) {
+			t.Helper()
+			for range n {
+				if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		paces := func() []middleware.BudgetPace {
+			var out []middleware.BudgetPace
+			for _, e := range rec.Events() {
+				if x, ok := e.(middleware.BudgetPace); ok {
+					out = append(out, x)
+				}
+			}
+			return out
+		}
+		day := time.Now().UTC().Truncate(24 * time.Hour)
+		time.Sleep(2 * time.Hour) // under a tenth of the day: on pace for 36, no warning yet
+		call(3)
+		if got := paces(); len(got) != 0 {
+			t.Fatalf("2 hours into the day: %+v, want no pace warning yet", got)
+		}
+		time.Sleep(4 * time.Hour) // 6 h: 3 calls are on pace for 12 of 10
+		call(1)
+		got := paces()
+		if len(got) != 1 {
+			t.Fatalf("6 hours into the day after 4 calls: %d pace warnings, want 1", len(got))
+		}
+		// 4 of 10 used at 6 h: the 6 left last 9 more hours, to 15:00.
+		w := got[0]
+		if w.Scope != "team:devops" || w.Unit != budget.UnitTokens || w.Limit != 10*per || w.Used != 4*per || w.Projected != 16*per ||
+			!w.RunsOutAt.Equal(day.Add(15*time.Hour)) || !w.WindowEnd.Equal(day.Add(24*time.Hour)) {
+			t.Errorf("pace warning %+v: want 4 of 10 used, 16 projected, out at 15:00, the day ending at midnight", w)
+		}
+		call(2)
+		if n := len(paces()); n != 1 {
+			t.Errorf("more calls the same day: %d pace warnings, want still 1", n)
+		}
+		time.Sleep(24 * time.Hour) // the next day, 6 h in: again
+		call(4)
+		if n := len(paces()); n != 2 {
+			t.Errorf("the next day: %d pace warnings, want 2", n)
+		}
+
+		// Without warn_at: none.
+		p.Budget.WarnAt = nil
+		rec2 := &recorder{}
+		_, h2 := chain(t, p, echo(100))
+		ctx2 := middleware.WithObserver(context.Background(), rec2)
+		for range 5 {
+			if _, err := h2.Handle(ctx2, request("gpt-4o")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, e := range rec2.Events() {
+			if _, ok := e.(middleware.BudgetPace); ok {
+				t.Fatalf("a pace warning without warn_at: %+v", e)
+			}
+		}
+	})
 }
