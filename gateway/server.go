@@ -310,6 +310,10 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.reg = reg
+	if err := s.registerBudgetGauges(); err != nil {
+		s.closeRedis()
+		return nil, err
+	}
 	trOpts := []twopenai.Option{twopenai.WithBaseTransport(s.base)}
 	if len(s.upstreams) > 1 {
 		// Each call goes to the upstream of the model the chain settled

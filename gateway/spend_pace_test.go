@@ -1,6 +1,8 @@
 package gateway_test
 
 import (
+	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,4 +41,41 @@ func TestGatewaySpendProjectsThePeriod(t *testing.T) {
 	if want := time.Date(2026, 3, 16, 20, 57, 8, 0, time.UTC); s.RunsOutAt == nil || !s.RunsOutAt.Equal(want) {
 		t.Errorf("runs out at %v, want %s", s.RunsOutAt, want)
 	}
+
+	// /metrics has the same figures, by team and period: an alert on
+	// projected above limit warns before the budget runs out. The team
+	// without a team budget (devops, on the default policy) has none.
+	resp := e.do(t, "GET", "/metrics", "", "")
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d %v", resp.StatusCode, err)
+	}
+	for name, want := range map[string]string{"tokenwise_budget_spent_usd": "0.00063", "tokenwise_budget_limit_usd": "0.001",
+		"tokenwise_budget_projected_usd": "0.001953", "tokenwise_budget_spent_tokens": "3300", "tokenwise_budget_projected_tokens": "10230"} {
+		if got := gaugeValue(string(body), name, `team="payments"`); got != want {
+			t.Errorf("%s of payments = %q, want %q", name, got, want)
+		}
+		if got := gaugeValue(string(body), name, `team="devops"`); got != "" {
+			t.Errorf("%s of devops = %q, want none (no team budget)", name, got)
+		}
+	}
+	if got := gaugeValue(string(body), "tokenwise_budget_limit_tokens", `team="payments"`); got != "" {
+		t.Errorf("a token limit of payments, which has none: %q", got)
+	}
+}
+
+// gaugeValue returns the value of the sample of metric name whose labels
+// hold label, in the Prometheus text body ("" when there is none).
+func gaugeValue(body, name, label string) string {
+	for _, line := range strings.Split(body, "\n") {
+		rest, ok := strings.CutPrefix(line, name+"{")
+		if !ok || !strings.Contains(rest, label) {
+			continue
+		}
+		if i := strings.LastIndexByte(rest, ' '); i >= 0 {
+			return rest[i+1:]
+		}
+	}
+	return ""
 }
