@@ -26,12 +26,28 @@ func WithContextOffloader(off compact.Offloader) Option {
 // WithArtifacts makes the context layer's offload strategy store old tool
 // results in arts, the same artifact store the agent's tool executor uses
 // (llmwrap.NewExecutor / toolwrap.WithArtifacts), so that the agent reads
-// them back with read_artifact: offloading loses nothing.
+// them back with read_artifact: offloading loses nothing. A store that
+// keeps what it holds and is full (toolwrap.ErrStoreFull: a MemoryStore
+// keeps the artifacts of runs in progress) gets no more: the result is
+// cut to an excerpt that names no artifact and says the full result is not
+// kept (a middleware.StoreFailed event), as with the run's store.
 func WithArtifacts(arts *toolwrap.Artifacts) Option {
 	return WithContextOffloader(compact.OffloaderFunc(func(ctx context.Context, _, _ string, content string) (string, error) {
-		excerpt, _, _, err := arts.Offload(ctx, content)
-		return excerpt, err
+		return offloadOrCut(ctx, arts, content, "the full result is not kept: the artifact store is full")
 	}))
+}
+
+// offloadOrCut offloads content to arts; if arts is full of what it keeps
+// (toolwrap.ErrStoreFull), content is cut to an excerpt that names no
+// artifact and says why (note), rather than left whole (over the
+// ceiling) or offloaded past what the store can keep.
+func offloadOrCut(ctx context.Context, arts *toolwrap.Artifacts, content, note string) (string, error) {
+	excerpt, _, _, err := arts.Offload(ctx, content)
+	if errors.Is(err, toolwrap.ErrStoreFull) {
+		middleware.Emit(ctx, middleware.StoreFailed{Store: "artifacts", Op: "offload", Err: err})
+		return arts.Unkept(content, note), nil
+	}
+	return excerpt, err
 }
 
 // WithContextOptions passes code-side options to the context layer (an
@@ -62,17 +78,7 @@ func contextLayer(p *policies.Policy, o *options) (middleware.Middleware, error)
 		// The default, overridden by WithArtifacts / WithContextOffloader
 		// below (the last WithOffloader wins).
 		opts = append(opts, compact.WithOffloader(compact.OffloaderFunc(func(ctx context.Context, _, _ string, content string) (string, error) {
-			arts := toolwrap.RunArtifacts(ctx)
-			excerpt, _, _, err := arts.Offload(ctx, content)
-			if errors.Is(err, toolwrap.ErrStoreFull) {
-				// The run's store keeps what it holds and is full: the
-				// result is cut to an excerpt that says it is not kept,
-				// rather than left whole (over the ceiling) or offloaded
-				// past what the store can keep.
-				middleware.Emit(ctx, middleware.StoreFailed{Store: "artifacts", Op: "offload", Err: err})
-				return arts.Unkept(content, "the full result is not kept: this run's artifact store is full"), nil
-			}
-			return excerpt, err
+			return offloadOrCut(ctx, toolwrap.RunArtifacts(ctx), content, "the full result is not kept: this run's artifact store is full")
 		})))
 	}
 	opts = append(opts, o.contextOpts...)

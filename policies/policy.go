@@ -715,7 +715,9 @@ type Artifacts struct {
 	Store StoreKind `yaml:"store,omitempty" json:"store,omitzero"`
 	// Dir is the directory of the dir store; required for it.
 	Dir string `yaml:"dir,omitempty" json:"dir,omitzero"`
-	// MaxBytes bounds the memory store. Zero: 64MiB.
+	// MaxBytes bounds the memory store, which the executor's runs share:
+	// it never evicts an artifact of a run in progress, and a result that
+	// does not fit beside them is cut to an excerpt. Zero: 64MiB.
 	MaxBytes ByteSize `yaml:"max_bytes,omitempty" json:"max_bytes,omitzero"`
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -253,24 +254,30 @@ func TestCanonicalArgs(t *testing.T) {
 	}
 }
 
-// An artifact its full MemoryStore evicted is reported as evicted
-// (ErrEvicted, which matches ErrNotFound too), and read_artifact tells
-// the agent it is no longer kept and how to get it again, instead of
-// "not found", as if its id were wrong; an id the store never held is
-// still "not found".
+// An artifact its full MemoryStore evicted (its run had ended: a store
+// evicts nothing of a run in progress) is reported as evicted
+// (ErrEvicted, which matches ErrNotFound too) to a run of the same id
+// resumed later, and read_artifact tells the agent it is no longer kept
+// and how to get it again, instead of "not found", as if its id were
+// wrong; an id the store never held is still "not found".
 func TestEvictedArtifactSaysSo(t *testing.T) {
 	t.Parallel()
 	s := toolwrap.NewMemoryStore(100)
 	a := toolwrap.NewArtifacts(s, toolwrap.ArtifactConfig{}, nil)
-	ctx, _ := middleware.StartRun(t.Context(), "r")
-	first, _, err := a.Put(ctx, strings.Repeat("x", 60))
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := func() string { // a run that ends
+		ctx, _ := middleware.StartRun(t.Context(), "r")
+		id, _, err := a.Put(ctx, strings.Repeat("x", 60))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}()
+	runtime.GC()
+	ctx, _ := middleware.StartRun(t.Context(), "r")                   // resumed
 	if _, _, err := a.Put(ctx, strings.Repeat("y", 60)); err != nil { // evicts the first
 		t.Fatal(err)
 	}
-	_, err = a.Get(ctx, first)
+	_, err := a.Get(ctx, first)
 	if !errors.Is(err, toolwrap.ErrEvicted) || !errors.Is(err, toolwrap.ErrNotFound) {
 		t.Fatalf("the evicted artifact: %v, want ErrEvicted (and ErrNotFound)", err)
 	}

@@ -49,9 +49,11 @@
 // Artifact ids are random ([NewID]: 128 bits from crypto/rand) and scoped
 // to the run that produced them: a [Store] finds an artifact only under its
 // run id, so an agent steered by injected text to read another run's
-// artifact gets "not found". Stores: [MemoryStore] (bounded by bytes, least
-// recently used evicted; a read of an evicted one is [ErrEvicted], and
-// read_artifact tells the agent it is no longer kept; the per-run store of
+// artifact gets "not found". Stores: [MemoryStore] (bounded by bytes; it
+// never evicts an artifact of a run in progress, and refuses one that does
+// not fit beside them with [ErrStoreFull]; the artifacts of ended runs are
+// evicted least recently used first, and a read of an evicted one is
+// [ErrEvicted]: read_artifact tells the agent it is no longer kept; the per-run store of
 // [RunArtifacts] evicts nothing and refuses an artifact past
 // [RunStoreBytes] with [ErrStoreFull]), [DirStore] (a directory) and the Redis store of
 // adapters/redis. Context compaction reuses [Artifacts.Offload],

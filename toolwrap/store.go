@@ -11,12 +11,22 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"weak"
+
+	"github.com/tokenwise/tokenwise/middleware"
 )
 
 // MemoryStore keeps artifacts in process, bounded by the memory they hold
-// (their bytes and their line index, a word a line): putting an artifact
-// evicts the least recently used ones until it fits;
-// one larger than the bound is refused with ErrTooLarge. Content is held,
+// (their bytes and their line index, a word a line). It is shared by the
+// runs it serves, and never evicts an artifact of a run in progress (the
+// run of the context it was put with, middleware.RunFrom, while that
+// *middleware.Run is alive): its excerpt is in that run's conversation. A
+// put evicts the least recently used artifacts of ended runs, and those
+// put outside a run, until it fits; if it cannot fit beside the artifacts
+// of runs in progress it is refused with ErrStoreFull, evicting nothing
+// (the executor cuts the result to an excerpt that names no artifact). One
+// larger than the bound is refused with ErrTooLarge. A run ends for the
+// store when its *middleware.Run is garbage collected. Content is held,
 // not copied (a Text is immutable). The zero value is not usable; call
 // NewMemoryStore. A MemoryStore is safe for concurrent use.
 type MemoryStore struct {
@@ -43,6 +53,23 @@ type memKey struct{ run, id string }
 type memEntry struct {
 	key memKey
 	t   *Text
+	// owner is the run the artifact was put in (the zero Pointer: put
+	// outside a run); while it is alive the artifact is not evicted.
+	owner weak.Pointer[middleware.Run]
+}
+
+// kept reports whether e belongs to a run in progress.
+func (e *memEntry) kept() bool {
+	return e.owner != (weak.Pointer[middleware.Run]{}) && e.owner.Value() != nil
+}
+
+// ownerOf returns the owner of an artifact put or read in ctx under run:
+// the context's run, when it is the run named.
+func ownerOf(ctx context.Context, run string) weak.Pointer[middleware.Run] {
+	if r := middleware.RunFrom(ctx); r != nil && r.ID() == run {
+		return weak.Make(r)
+	}
+	return weak.Pointer[middleware.Run]{}
 }
 
 // NewMemoryStore returns a store of at most maxBytes. Zero or less: 64MiB.
@@ -62,37 +89,54 @@ func newKeepingMemoryStore(maxBytes int64) *MemoryStore {
 	return s
 }
 
-// Put stores t under run and id.
-func (s *MemoryStore) Put(_ context.Context, run, id string, t *Text) error {
+// Put stores t under run and id. The artifact is kept while the run of ctx
+// (when it is the run named) is in progress.
+func (s *MemoryStore) Put(ctx context.Context, run, id string, t *Text) error {
 	n := t.memSize()
 	if n > s.max {
 		return fmt.Errorf("%w: %d bytes, store holds %d", ErrTooLarge, n, s.max)
 	}
 	k := memKey{run, id}
+	var owner weak.Pointer[middleware.Run]
+	if !s.noEvict {
+		owner = ownerOf(ctx, run)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.noEvict {
-		held := s.size
-		if el, ok := s.idx[k]; ok {
-			held -= el.Value.(*memEntry).t.memSize()
+	// held is what stays whatever is evicted: the artifacts of runs in
+	// progress (all of them in a store that evicts nothing), but the one
+	// replaced.
+	held := s.size
+	if el, ok := s.idx[k]; ok {
+		held -= el.Value.(*memEntry).t.memSize()
+	}
+	if held+n > s.max && !s.noEvict {
+		held = 0
+		for el := s.ll.Front(); el != nil; el = el.Next() {
+			if e := el.Value.(*memEntry); e.key != k && e.kept() {
+				held += e.t.memSize()
+			}
 		}
-		if held+n > s.max {
-			return fmt.Errorf("%w: %d bytes held of %d, %d more asked", ErrStoreFull, held, s.max, n)
-		}
+	}
+	if held+n > s.max {
+		return fmt.Errorf("%w: %d bytes held for runs in progress of %d, %d more asked", ErrStoreFull, held, s.max, n)
 	}
 	if el, ok := s.idx[k]; ok {
 		s.size -= el.Value.(*memEntry).t.memSize()
 		s.ll.Remove(el)
 	}
-	for s.size+n > s.max {
-		old := s.ll.Back()
-		e := old.Value.(*memEntry)
-		s.ll.Remove(old)
-		delete(s.idx, e.key)
-		s.size -= e.t.memSize()
-		s.forget(e.key)
+	for el := s.ll.Back(); s.size+n > s.max; {
+		e := el.Value.(*memEntry)
+		prev := el.Prev()
+		if !e.kept() {
+			s.ll.Remove(el)
+			delete(s.idx, e.key)
+			s.size -= e.t.memSize()
+			s.forget(e.key)
+		}
+		el = prev
 	}
-	s.idx[k] = s.ll.PushFront(&memEntry{key: k, t: t})
+	s.idx[k] = s.ll.PushFront(&memEntry{key: k, t: t, owner: owner})
 	s.size += n
 	return nil
 }
@@ -114,8 +158,10 @@ func (s *MemoryStore) forget(k memKey) {
 }
 
 // Get returns the artifact of run and id, or ErrNotFound (ErrEvicted when
-// the store evicted it).
-func (s *MemoryStore) Get(_ context.Context, run, id string) (*Text, error) {
+// the store evicted it). An artifact whose run has ended, read in a run of
+// the same id in progress (a run resumed under a new *middleware.Run), is
+// kept for that run from then on.
+func (s *MemoryStore) Get(ctx context.Context, run, id string) (*Text, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	el, ok := s.idx[memKey{run, id}]
@@ -126,7 +172,11 @@ func (s *MemoryStore) Get(_ context.Context, run, id string) (*Text, error) {
 		return nil, ErrNotFound
 	}
 	s.ll.MoveToFront(el)
-	return el.Value.(*memEntry).t, nil
+	e := el.Value.(*memEntry)
+	if !s.noEvict && !e.kept() {
+		e.owner = ownerOf(ctx, run)
+	}
+	return e.t, nil
 }
 
 // Size returns the memory held: the artifacts' bytes and line indexes.

@@ -83,15 +83,17 @@ var (
 	// ErrNotFound: no artifact with that id in this run.
 	ErrNotFound = errors.New("tokenwise/toolwrap: artifact not found")
 	// ErrEvicted: the artifact was in this run, and its store, full,
-	// evicted it for newer ones (a MemoryStore's bound). It matches
-	// ErrNotFound too.
+	// evicted it for newer ones (a MemoryStore's bound, once the
+	// *middleware.Run it was put in had ended). It matches ErrNotFound
+	// too.
 	ErrEvicted = fmt.Errorf("%w: evicted from its full store for newer artifacts", ErrNotFound)
 	// ErrTooLarge: an artifact is larger than its store allows.
 	ErrTooLarge = errors.New("tokenwise/toolwrap: artifact too large")
 	// ErrStoreFull: a store that keeps what it holds (a run's store,
-	// RunArtifacts) has no room left for the artifact. It matches
-	// ErrTooLarge too.
-	ErrStoreFull = fmt.Errorf("%w: the run's artifact store is full (it keeps every artifact of the run)", ErrTooLarge)
+	// RunArtifacts; a MemoryStore, which keeps the artifacts of runs in
+	// progress) has no room left for the artifact. It matches ErrTooLarge
+	// too.
+	ErrStoreFull = fmt.Errorf("%w: the artifact store is full of artifacts it keeps for runs in progress", ErrTooLarge)
 	// ErrNoRun: an artifact put outside a run (middleware.StartRun). Every
 	// call outside a run is its own artifact scope, which no later call can
 	// read, so nothing is stored.
