@@ -3,10 +3,12 @@ package toolwrap_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/toolwrap"
 )
 
@@ -83,6 +85,96 @@ func TestAbandonedCallLeavesNothingBesideASideEffect(t *testing.T) {
 						t.Errorf("%s: started %v, %v; want it run", name, started, r.Err)
 					}
 				}
+			})
+		})
+	}
+}
+
+// TestAbandonedCallLeavesNothingBesideASideEffectInLaterTurns: the same
+// guarantee across the turns of a run. A call given up on in one turn
+// whose tool still runs (it ignores its context) keeps a later turn of
+// the same run from starting a tool with side effects beside it, and a
+// tool with side effects given up on keeps any later call from starting:
+// those calls are not run (toolwrap.ErrNotRun). Before, the next turn's
+// "rollback" ran beside the "deploy" the previous turn gave up on. A tool
+// that has returned since, another run, or one that stops at its timeout
+// leaves the later turn to run as before.
+func TestAbandonedCallLeavesNothingBesideASideEffectInLaterTurns(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		first    string   // the first turn's call, given up on at 1s; its tool runs until 5s
+		deaf     bool     // it ignores its context
+		later    []string // the later turn's calls
+		at       time.Duration
+		otherRun bool
+		notRun   []string
+	}{
+		{"side effects, then side effects", "deploy", true, []string{"rollback"}, 2 * time.Second, false, []string{"rollback"}},
+		{"side effects, then a read", "deploy", true, []string{"check_disk", "check_net"}, 2 * time.Second, false, []string{"check_disk", "check_net"}},
+		{"a read, then side effects", "status", true, []string{"check_net", "rollback"}, 2 * time.Second, false, []string{"rollback"}},
+		{"the tool has returned since", "deploy", true, []string{"rollback"}, 6 * time.Second, false, nil},
+		{"another run", "deploy", true, []string{"rollback", "check_disk"}, 2 * time.Second, true, nil},
+		{"a tool that stops at its timeout", "deploy", false, []string{"rollback", "check_disk"}, 2 * time.Second, false, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var log eventLog
+				slow := func(name string, side bool) toolwrap.Tool {
+					return toolwrap.Tool{Name: name, Meta: toolwrap.Meta{SideEffects: side, Timeout: time.Second},
+						Call: func(ctx context.Context, _ string) (string, error) {
+							log.add("start " + name)
+							defer log.add("end " + name)
+							done := ctx.Done()
+							if c.deaf {
+								done = nil
+							}
+							select {
+							case <-time.After(5 * time.Second):
+							case <-done:
+								return "", ctx.Err()
+							}
+							return name + " done", nil
+						}}
+				}
+				ex, _ := toolwrap.New([]toolwrap.Tool{
+					slow("deploy", true), slow("status", false),
+					sleepTool("rollback", 100*time.Millisecond, &log, toolwrap.Meta{SideEffects: true}),
+					sleepTool("check_disk", 100*time.Millisecond, &log, toolwrap.Meta{}),
+					sleepTool("check_net", 100*time.Millisecond, &log, toolwrap.Meta{}),
+				}, toolwrap.Config{MaxParallel: 4})
+				ctx, _ := middleware.StartRun(t.Context(), "run")
+				start := time.Now()
+				res, err := ex.Execute(ctx, calls(c.first))
+				if err != nil || !errors.Is(res[0].Err, toolwrap.ErrTimeout) {
+					t.Fatalf("the first turn: %v, %v; want its timeout", res[0].Err, err)
+				}
+				if d := time.Since(start); d != time.Second {
+					t.Errorf("the first turn took %v; want its call's timeout, 1s (no later call of the turn to wait for)", d)
+				}
+				time.Sleep(c.at - time.Since(start))
+				later := ctx
+				if c.otherRun {
+					later, _ = middleware.StartRun(t.Context(), "other")
+				}
+				res, err = ex.Execute(later, calls(c.later...))
+				synctest.Wait()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, r := range res {
+					name := c.later[i]
+					wantNotRun := slices.Contains(c.notRun, name)
+					started := log.index("start "+name) >= 0
+					if wantNotRun && (started || !errors.Is(r.Err, toolwrap.ErrNotRun) || r.Content != r.Err.Error()) {
+						t.Errorf("%s beside the %s an earlier turn gave up on, still running: started %v, %q (%v); want it not run, saying so",
+							name, c.first, started, r.Content, r.Err)
+					}
+					if !wantNotRun && (!started || r.Err != nil) {
+						t.Errorf("%s: started %v, %v; want it run", name, started, r.Err)
+					}
+				}
+				time.Sleep(5 * time.Second) // the deaf tool ends
+				synctest.Wait()
 			})
 		})
 	}

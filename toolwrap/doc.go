@@ -23,7 +23,10 @@
 //     ignoring its context, still runs is waited for up to its timeout
 //     once more; if it still runs, a call of a tool with side effects
 //     after it, and every call after such a tool, is not run ([ErrNotRun]):
-//     nothing starts beside a tool with side effects;
+//     nothing starts beside a tool with side effects; in the later turns
+//     of the run (middleware.RunFrom) too, while that tool runs: a call
+//     of a tool with side effects is not run beside it, and no call
+//     beside such a tool;
 //   - every call has its own timeout (Meta.Timeout, else the executor's),
 //     built with context.WithTimeoutCause and [ErrTimeout]; the run's
 //     context cancels everything, and so does the run's deadline

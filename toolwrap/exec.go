@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -181,7 +182,9 @@ func (e *Executor) Artifacts() *Artifacts { return e.arts }
 // given up on while its tool still runs (a tool that ignores its context)
 // is waited for up to its timeout once more; if it still runs, a call to
 // a tool with side effects after it, or any call after such a tool, is
-// not run (ErrNotRun). When ctx ends
+// not run (ErrNotRun). So in the later turns of the context's run, while
+// such a tool runs: a call of a tool with side effects is not run beside
+// it, nor any call beside such a tool given up on. When ctx ends
 // (the run's deadline or cancellation) every call is cancelled and Execute
 // returns the results so far with context.Cause(ctx). Otherwise the error
 // is nil unless Config.FailOnError is set and a call failed. With
@@ -196,21 +199,35 @@ func (e *Executor) Execute(ctx context.Context, calls []middleware.ToolCall) ([]
 	}
 	results := make([]Result, len(calls))
 	start := e.now()
+	run := middleware.RunFrom(ctx)
+	// earlier holds the calls of the run's earlier turns given up on
+	// while their tools ran: nothing starts beside such a call of a tool
+	// with side effects, and no call of a tool with side effects beside
+	// any such call.
+	var earlier *abandoned
+	if run != nil {
+		earlier = runAbandoned(run)
+	}
 	// given is where the calls given up on while their tools ran begin
 	// (see stillRunning): a call of a tool with side effects, which runs
 	// alone, does not start beside one that still runs, nor does any call
 	// after such a call; they are not run (ErrNotRun).
 	given := 0
-	for lo := 0; lo < len(calls); {
+	lo := 0
+	if len(calls) > 0 && ctx.Err() == nil && earlier.running(ctx, true) {
+		e.notRun(ctx, calls, results, 0, len(calls))
+		lo = len(calls)
+	}
+	for lo < len(calls) {
 		if e.sideEffects(calls[lo].Name) {
-			if ctx.Err() == nil && stillRunning(ctx, results[given:lo]) {
+			if ctx.Err() == nil && (stillRunning(ctx, results[given:lo]) || earlier.running(ctx, false)) {
 				e.notRun(ctx, calls, results, lo, len(calls))
 				break
 			}
 			given = lo
 			results[lo] = e.safeOne(ctx, calls[lo])
 			lo++
-			if ctx.Err() == nil && stillRunning(ctx, results[lo-1:lo]) {
+			if lo < len(calls) && ctx.Err() == nil && stillRunning(ctx, results[lo-1:lo]) {
 				e.notRun(ctx, calls, results, lo, len(calls))
 				break
 			}
@@ -224,7 +241,8 @@ func (e *Executor) Execute(ctx context.Context, calls []middleware.ToolCall) ([]
 		e.group(ctx, calls, results, lo, hi)
 		lo = hi
 	}
-	if run := middleware.RunFrom(ctx); run != nil && len(calls) > 0 {
+	if run != nil && len(calls) > 0 {
+		earlier.add(results, e.sideEffects)
 		recordTurn(run, e.now().Sub(start), results)
 	}
 	if ctx.Err() != nil {
@@ -274,6 +292,89 @@ func stillRunning(ctx context.Context, results []Result) bool {
 		case <-wait:
 			return true
 		case <-ctx.Done():
+			return true
+		}
+	}
+	return false
+}
+
+// abandoned holds the calls of a run given up on while their tools ran
+// (tools that ignore their context), until the tools return: a later turn
+// of the run starts nothing beside such a call of a tool with side
+// effects, and no call of a tool with side effects beside any such call
+// (see Execute).
+type abandoned struct {
+	mu    sync.Mutex
+	calls []abandonedCall
+}
+
+type abandonedCall struct {
+	ended <-chan struct{} // closed when the tool returns
+	until time.Time       // the end of its wait "once more": given up on, plus its timeout
+	side  bool            // a tool with side effects
+}
+
+type abandonedKey struct{}
+
+// runAbandoned returns the calls of run given up on while their tools ran.
+func runAbandoned(run *middleware.Run) *abandoned {
+	return middleware.RunValue(run, abandonedKey{}, func() *abandoned { return new(abandoned) })
+}
+
+// add keeps the calls of results given up on whose tools still run.
+func (a *abandoned) add(results []Result, side func(name string) bool) {
+	for i := range results {
+		var te *Error
+		if !errors.As(results[i].Err, &te) || te.ended == nil {
+			continue
+		}
+		select {
+		case <-te.ended:
+			continue
+		default:
+		}
+		a.mu.Lock()
+		a.calls = append(a.calls, abandonedCall{ended: te.ended, until: te.givenAt.Add(te.Timeout), side: side(results[i].Name)})
+		a.mu.Unlock()
+	}
+}
+
+// running reports whether a call of an earlier turn (of a tool with side
+// effects, if side) still runs, waiting for each up to the end of its
+// timeout once more from when it was given up on (or until ctx ends).
+// Calls whose tools have returned are forgotten.
+func (a *abandoned) running(ctx context.Context, side bool) bool {
+	if a == nil {
+		return false
+	}
+	a.mu.Lock()
+	pending := make([]abandonedCall, 0, len(a.calls))
+	for _, c := range a.calls {
+		select {
+		case <-c.ended:
+		default:
+			pending = append(pending, c)
+		}
+	}
+	a.calls = pending
+	pending = slices.Clone(pending)
+	a.mu.Unlock()
+	for _, c := range pending {
+		if side && !c.side {
+			continue
+		}
+		if d := time.Until(c.until); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-c.ended:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
+		select {
+		case <-c.ended:
+		default:
 			return true
 		}
 	}
@@ -656,7 +757,7 @@ func (e *Executor) await(ctx context.Context, t Tool, c middleware.ToolCall, d t
 func givenUp(err error, ended <-chan struct{}) error {
 	var te *Error
 	if errors.As(err, &te) {
-		te.ended = ended
+		te.ended, te.givenAt = ended, time.Now()
 	}
 	return err
 }

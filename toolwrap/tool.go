@@ -75,11 +75,12 @@ var (
 	ErrPanic = errors.New("tokenwise/toolwrap: tool panicked")
 	// ErrUnknownTool: the model asked for a tool the executor does not have.
 	ErrUnknownTool = errors.New("tokenwise/toolwrap: unknown tool")
-	// ErrNotRun: a call of the turn was not run because an earlier one,
-	// given up on at its timeout, was still running and it could not run
-	// alone: a call after a tool with side effects that was given up on,
-	// or a call of a tool with side effects after any call given up on.
-	ErrNotRun = errors.New("tokenwise/toolwrap: not run: an earlier call of the turn timed out and is still running")
+	// ErrNotRun: a call of the turn was not run because an earlier one
+	// (of the turn, or of an earlier turn of the run), given up on at its
+	// timeout, was still running and it could not run alone: a call after
+	// a tool with side effects that was given up on, or a call of a tool
+	// with side effects after any call given up on.
+	ErrNotRun = errors.New("tokenwise/toolwrap: not run: an earlier call timed out and is still running")
 	// ErrNotFound: no artifact with that id in this run.
 	ErrNotFound = errors.New("tokenwise/toolwrap: artifact not found")
 	// ErrEvicted: the artifact was in this run, and its store, full,
@@ -108,8 +109,10 @@ type Error struct {
 	Timeout time.Duration // set for timeouts
 	Err     error
 	// ended, for a call given up on (its timeout or its context ended)
-	// while its tool still ran, is closed when the tool returns.
-	ended <-chan struct{}
+	// while its tool still ran, is closed when the tool returns; givenAt
+	// is when it was given up on.
+	ended   <-chan struct{}
+	givenAt time.Time
 }
 
 func (e *Error) Error() string {
@@ -120,7 +123,7 @@ func (e *Error) Error() string {
 	case errors.Is(e.Err, ErrUnknownTool):
 		return fmt.Sprintf("tool %s does not exist", name)
 	case errors.Is(e.Err, ErrNotRun):
-		return fmt.Sprintf("tool %s was not run: an earlier call of the turn timed out and is still running", name)
+		return fmt.Sprintf("tool %s was not run: an earlier call timed out and is still running", name)
 	}
 	return fmt.Sprintf("tool %s failed: %v", name, e.Err)
 }

@@ -150,3 +150,68 @@ func TestToolsErrorBecomesObservation(t *testing.T) {
 		t.Errorf("observation %+v", tm)
 	}
 }
+
+// deafTool is a langchaingo tool that ignores its context: it runs for d.
+type deafTool struct {
+	name    string
+	d       time.Duration
+	started *[]string
+	mu      *sync.Mutex
+}
+
+func (s deafTool) Name() string        { return s.name }
+func (s deafTool) Description() string { return "runs " + s.name }
+func (s deafTool) Call(context.Context, string) (string, error) {
+	s.mu.Lock()
+	*s.started = append(*s.started, s.name)
+	s.mu.Unlock()
+	time.Sleep(s.d)
+	return s.name + " done", nil
+}
+
+// A langchaingo agent whose tools run through the executor one action at
+// a time (each a turn of its own): "deploy", a tool with side effects that
+// ignores its context, is given up on at its 1s timeout and still runs;
+// the model then asks for "rollback", which would run beside it. It is not
+// run, and the model reads so. Before, it ran beside the deploy.
+func TestSequentialAgentRunsNoSideEffectBesideAnAbandonedOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := openaitest.New()
+		srv.On(openaitest.LastRole("user")).Reply(openaitest.ToolCalls(openaitest.Call("c1", "deploy", `{"__arg1":"v2"}`)))
+		srv.On(openaitest.LastContains("tool deploy timed out")).Reply(openaitest.ToolCalls(openaitest.Call("c2", "rollback", `{"__arg1":"v1"}`)))
+		srv.On(openaitest.LastRole("tool")).Reply(openaitest.Text("Deploy stuck; rollback not run."))
+		llm, err := openai.New(openai.WithBaseURL(srv.URL), openai.WithToken("test"), openai.WithModel("gpt-4o-mini"),
+			openai.WithHTTPClient(&http.Client{Transport: srv.Transport()}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		model := twlc.New(twlc.Models{"gpt-4o-mini": llm}, passThrough)
+		var mu sync.Mutex
+		var started []string
+		side := toolwrap.Meta{SideEffects: true, Timeout: time.Second}
+		ex, err := toolwrap.New(twlc.FromTools([]tools.Tool{
+			deafTool{"deploy", 5 * time.Second, &started, &mu}, deafTool{"rollback", 0, &started, &mu},
+		}, map[string]toolwrap.Meta{"deploy": side, "rollback": side}), toolwrap.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		executor := agents.NewExecutor(agents.NewOpenAIFunctionsAgent(model, twlc.Tools(ex)))
+		ctx, _ := middleware.StartRun(t.Context(), "lc-deploy")
+		out, err := chains.Run(ctx, executor, "Deploy v2; roll back to v1 if it fails.")
+		if err != nil || out != "Deploy stuck; rollback not run." {
+			t.Errorf("out %q err %v", out, err)
+		}
+		mu.Lock()
+		ran := fmt.Sprint(started)
+		mu.Unlock()
+		if ran != "[deploy]" {
+			t.Errorf("tools started: %s; want the deploy alone (rollback beside the deploy given up on, still running)", ran)
+		}
+		reqs := srv.Requests()
+		if last := reqs[len(reqs)-1].Chat.LastMessage(); last.Role != "tool" || !strings.Contains(last.Content.String(), "rollback was not run") {
+			t.Errorf("the model read %q after asking for the rollback", last.Content.String())
+		}
+		time.Sleep(5 * time.Second) // the deploy ends
+		synctest.Wait()
+	})
+}
