@@ -3,6 +3,7 @@ package toolwrap_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -174,6 +175,48 @@ func TestAbandonedCallLeavesNothingBesideASideEffectInLaterTurns(t *testing.T) {
 					}
 				}
 				time.Sleep(5 * time.Second) // the deaf tool ends
+				synctest.Wait()
+			})
+		})
+	}
+}
+
+// TestAbandonedCachedCallLeavesNothingBesideASideEffect: the guarantee
+// holds for idempotent tools whose results are cached (Config.CacheTTL),
+// whose calls run as a flight that identical calls share: a cached tool
+// ignoring its context, given up on at its timeout in a parallel group,
+// still runs, and the call of a tool with side effects after it is not
+// run. Before, the call's wait ended with its context while the flight
+// still ran the tool, and "rollback" ran beside it.
+func TestAbandonedCachedCallLeavesNothingBesideASideEffect(t *testing.T) {
+	for _, parallel := range []int{1, 4} {
+		t.Run(fmt.Sprintf("max_parallel %d", parallel), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var log eventLog
+				deaf := func(name string) toolwrap.Tool {
+					return toolwrap.Tool{Name: name, Meta: toolwrap.Meta{Idempotent: true, Timeout: time.Second},
+						Call: func(context.Context, string) (string, error) {
+							log.add("start " + name)
+							defer log.add("end " + name)
+							time.Sleep(5 * time.Second) // ignores its context
+							return name + " done", nil
+						}}
+				}
+				ex, _ := toolwrap.New([]toolwrap.Tool{deaf("status"), deaf("health"),
+					sleepTool("rollback", 100*time.Millisecond, &log, toolwrap.Meta{SideEffects: true}),
+				}, toolwrap.Config{MaxParallel: parallel, CacheTTL: time.Minute})
+				ctx, _ := middleware.StartRun(t.Context(), "run")
+				res, err := ex.Execute(ctx, calls("status", "health", "rollback"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !errors.Is(res[0].Err, toolwrap.ErrTimeout) || !errors.Is(res[1].Err, toolwrap.ErrTimeout) {
+					t.Errorf("the cached tools: %v, %v; want their timeouts", res[0].Err, res[1].Err)
+				}
+				if started := log.index("start rollback") >= 0; started || !errors.Is(res[2].Err, toolwrap.ErrNotRun) {
+					t.Errorf("rollback beside the cached tools given up on, still running: started %v, %q; want it not run", started, res[2].Content)
+				}
+				time.Sleep(5 * time.Second)
 				synctest.Wait()
 			})
 		})

@@ -554,6 +554,12 @@ func (e *Executor) directCall(ctx context.Context, s *slot) {
 		}
 	} else {
 		raw, cached, err = e.get(ctx, s.c, t, s.d, true)
+		var te *Error
+		if errors.As(err, &te) && te.ended != nil {
+			// Given up on while its tool (run by a flight of identical
+			// calls) still runs: the slot's call ends with the tool.
+			defer func() { <-te.ended }()
+		}
 	}
 	if !s.state.CompareAndSwap(0, 1) {
 		return // given up on: the group reported it
@@ -638,7 +644,9 @@ func (e *Executor) get(ctx context.Context, c *middleware.ToolCall, t *Tool, d t
 				}
 				return fr.s, false, res.Err
 			case <-ctx.Done():
-				return "", false, callErr(ctx, *c, d, context.Cause(ctx))
+				// Given up on while the flight may still run the tool: the
+				// error says when it ends (see stillRunning).
+				return "", false, givenUp(callErr(ctx, *c, d, context.Cause(ctx)), flightEnded(ch))
 			}
 		}
 	case direct:
@@ -651,6 +659,21 @@ func (e *Executor) get(ctx context.Context, c *middleware.ToolCall, t *Tool, d t
 		raw, err = e.invoke(ctx, *t, *c)
 	}
 	return raw, cached, err
+}
+
+// flightEnded returns a channel closed when the flight of ch has ended
+// and, if it gave up on its tool, the tool has returned.
+func flightEnded(ch <-chan singleflight.Result) <-chan struct{} {
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		res := <-ch
+		var te *Error
+		if errors.As(res.Err, &te) && te.ended != nil {
+			<-te.ended
+		}
+	}()
+	return ended
 }
 
 // maxErrorObservation bounds what the model reads of a failed call: a
