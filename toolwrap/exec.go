@@ -387,7 +387,7 @@ func (e *Executor) notRun(ctx context.Context, calls []middleware.ToolCall, resu
 	now := e.now()
 	for i := lo; i < hi; i++ {
 		c := &calls[i]
-		e.finish(&results[i], ctx, c, e.tools[c.Name], now, "", false, &Error{Tool: c.Name, CallID: c.ID, Err: ErrNotRun})
+		e.safeFinish(&results[i], ctx, c, e.tools[c.Name], now, "", false, &Error{Tool: c.Name, CallID: c.ID, Err: ErrNotRun})
 	}
 }
 
@@ -508,7 +508,7 @@ func (e *Executor) direct(ctx context.Context, d time.Duration, calls []middlewa
 		for i := range slots {
 			if slots[i].state.CompareAndSwap(0, 2) {
 				c := &calls[lo+i]
-				e.finish(&results[lo+i], gctx, c, nil, start, "", false, givenUp(callErr(gctx, *c, d, context.Cause(gctx)), slots[i].ended))
+				e.safeFinish(&results[lo+i], gctx, c, nil, start, "", false, givenUp(callErr(gctx, *c, d, context.Cause(gctx)), slots[i].ended))
 				pending--
 			}
 		}
@@ -565,7 +565,7 @@ func (e *Executor) directCall(ctx context.Context, s *slot) {
 		return // given up on: the group reported it
 	}
 	claimed = true
-	e.finish(&s.r, ctx, s.c, t, start, raw, cached, err)
+	e.safeFinish(&s.r, ctx, s.c, t, start, raw, cached, err)
 	s.done <- struct{}{}
 }
 
@@ -594,7 +594,7 @@ func (e *Executor) one(ctx context.Context, c middleware.ToolCall) (r Result) {
 	t := e.tools[c.Name]
 	start := e.now()
 	raw, cached, err := e.get(ctx, &c, t, 0, false)
-	e.finish(&r, ctx, &c, t, start, raw, cached, err)
+	e.safeFinish(&r, ctx, &c, t, start, raw, cached, err)
 	return r
 }
 
@@ -720,6 +720,24 @@ func (e *Executor) finish(r *Result, ctx context.Context, c *middleware.ToolCall
 		middleware.Emit(ctx, middleware.ToolFinished{Name: r.Name, CallID: r.CallID, Duration: r.Duration,
 			Err: r.Err, Cached: r.Cached, Bytes: r.Bytes})
 	}
+}
+
+// safeFinish is finish whose work's panic (an observer's) is the call's
+// error, never the end of the goroutine it runs on (Execute's own, for a
+// call given up on or not run); a call given up on while its tool runs
+// stays known as such (see stillRunning).
+func (e *Executor) safeFinish(r *Result, ctx context.Context, c *middleware.ToolCall, t *Tool, start time.Time, raw string, cached bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			*r = panicResult(ctx, c, v)
+			// A call given up on stays known to run until its tool returns.
+			var te, pe *Error
+			if errors.As(err, &te) && te.ended != nil && errors.As(r.Err, &pe) {
+				pe.ended, pe.givenAt = te.ended, te.givenAt
+			}
+		}
+	}()
+	e.finish(r, ctx, c, t, start, raw, cached, err)
 }
 
 type outcome struct {

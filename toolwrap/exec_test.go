@@ -399,3 +399,66 @@ func TestPanicInTheExecutorsWorkIsACallError(t *testing.T) {
 		}
 	}
 }
+
+// TestPanicReportingAGivenUpCallIsACallError: an observer that panics
+// while the executor reports a call it gave up on in a direct group (at
+// its timeout, its tool still running) or a call it did not run
+// (toolwrap.ErrNotRun) fails that call with an error matching
+// middleware.ErrPanic, as for a call that ran. Before, those reports were
+// made on Execute's own goroutine without recovery, and the panic ended
+// the caller (the agent's run, the process).
+func TestPanicReportingAGivenUpCallIsACallError(t *testing.T) {
+	for _, workers := range []int{4, 1} { // a direct group; one call at a time
+		t.Run(fmt.Sprintf("max_parallel %d", workers), func(t *testing.T) {
+			testPanicReportingAGivenUpCall(t, workers)
+		})
+	}
+}
+
+func testPanicReportingAGivenUpCall(t *testing.T, workers int) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		deaf := func(context.Context, string) (string, error) { <-release; return "late", nil }
+		ok := func(context.Context, string) (string, error) { return "fine", nil }
+		ex, _ := toolwrap.New([]toolwrap.Tool{{Name: "stuck", Call: deaf}, {Name: "a", Call: ok},
+			{Name: "deploy", Call: ok, Meta: toolwrap.Meta{SideEffects: true}}},
+			toolwrap.Config{MaxParallel: workers, Timeout: time.Second})
+		var deployed bool
+		ctx := middleware.WithObserver(t.Context(), middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
+			if f, isf := e.(middleware.ToolFinished); isf && f.Err != nil {
+				panic("observer broken")
+			} else if isf && f.Name == "deploy" {
+				deployed = true
+			}
+		}))
+		var res []toolwrap.Result
+		var err error
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					t.Errorf("Execute panicked: %v", v)
+				}
+			}()
+			res, err = ex.Execute(ctx, calls("stuck", "a", "deploy"))
+		}()
+		close(release)
+		synctest.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != 3 {
+			t.Fatalf("%d results", len(res))
+		}
+		for _, i := range []int{0, 2} {
+			if !errors.Is(res[i].Err, middleware.ErrPanic) || res[i].Content == "" {
+				t.Errorf("call %s, whose report panicked: %+v", res[i].Name, res[i])
+			}
+		}
+		if deployed {
+			t.Error("deploy ran beside the call given up on, still running, whose report panicked")
+		}
+		if res[1].Err != nil || res[1].Content != "fine" {
+			t.Errorf("the other call: %+v", res[1])
+		}
+	})
+}
