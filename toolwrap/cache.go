@@ -11,17 +11,22 @@ import (
 )
 
 // resultCache is a small LRU with a TTL per entry, for idempotent tools'
-// results. It owns no goroutine: expired entries are dropped when read or
-// evicted. Safe for concurrent use.
+// results, bounded in entries and in bytes. It owns no goroutine: expired
+// entries are dropped when read or evicted. Safe for concurrent use.
 type resultCache struct {
-	ttl time.Duration
-	max int
-	now func() time.Time
+	ttl      time.Duration
+	max      int
+	maxBytes int64
+	now      func() time.Time
 
-	mu  sync.Mutex
-	ll  *list.List
-	idx map[string]*list.Element
+	mu    sync.Mutex
+	ll    *list.List
+	idx   map[string]*list.Element
+	bytes int64 // of the entries' keys and values
 }
+
+// defaultCacheBytes bounds a result cache's bytes by default.
+const defaultCacheBytes = 64 << 20
 
 type cacheEntry struct {
 	key     string
@@ -29,11 +34,24 @@ type cacheEntry struct {
 	expires time.Time
 }
 
-func newResultCache(ttl time.Duration, max int, now func() time.Time) *resultCache {
+func newResultCache(ttl time.Duration, max int, maxBytes int64, now func() time.Time) *resultCache {
 	if max <= 0 {
 		max = 1024
 	}
-	return &resultCache{ttl: ttl, max: max, now: now, ll: list.New(), idx: map[string]*list.Element{}}
+	if maxBytes <= 0 {
+		maxBytes = defaultCacheBytes
+	}
+	return &resultCache{ttl: ttl, max: max, maxBytes: maxBytes, now: now, ll: list.New(), idx: map[string]*list.Element{}}
+}
+
+func (e *cacheEntry) size() int64 { return int64(len(e.key) + len(e.val)) }
+
+// remove drops el. c.mu is held.
+func (c *resultCache) remove(el *list.Element) {
+	ent := el.Value.(*cacheEntry)
+	c.ll.Remove(el)
+	delete(c.idx, ent.key)
+	c.bytes -= ent.size()
 }
 
 func (c *resultCache) get(key string) (string, bool) {
@@ -45,8 +63,7 @@ func (c *resultCache) get(key string) (string, bool) {
 	}
 	ent := el.Value.(*cacheEntry)
 	if !c.now().Before(ent.expires) {
-		c.ll.Remove(el)
-		delete(c.idx, key)
+		c.remove(el)
 		return "", false
 	}
 	c.ll.MoveToFront(el)
@@ -56,18 +73,17 @@ func (c *resultCache) get(key string) (string, bool) {
 func (c *resultCache) put(key, val string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	exp := c.now().Add(c.ttl)
 	if el, ok := c.idx[key]; ok {
-		ent := el.Value.(*cacheEntry)
-		ent.val, ent.expires = val, exp
-		c.ll.MoveToFront(el)
-		return
+		c.remove(el)
 	}
-	c.idx[key] = c.ll.PushFront(&cacheEntry{key: key, val: val, expires: exp})
-	for c.ll.Len() > c.max {
-		old := c.ll.Back()
-		c.ll.Remove(old)
-		delete(c.idx, old.Value.(*cacheEntry).key)
+	ent := &cacheEntry{key: key, val: val, expires: c.now().Add(c.ttl)}
+	if ent.size() > c.maxBytes {
+		return // larger than the cache
+	}
+	c.idx[key] = c.ll.PushFront(ent)
+	c.bytes += ent.size()
+	for c.ll.Len() > c.max || c.bytes > c.maxBytes {
+		c.remove(c.ll.Back())
 	}
 }
 

@@ -40,7 +40,8 @@
 //     range or grep (a long line on by byte), bounded so it cannot flood
 //     the context;
 //   - successful results of idempotent tools are cached by tool name and
-//     canonical arguments (Config.CacheTTL).
+//     canonical arguments (Config.CacheTTL), bounded in entries and bytes
+//     (Config.CacheSize, Config.CacheBytes).
 //
 // Every call is recorded in the run ([middleware.Run.RecordTool]) and
 // emitted as [middleware.ToolFinished]; an offload emits

@@ -37,6 +37,10 @@ type Config struct {
 	CacheTTL time.Duration
 	// CacheSize bounds the cached results. Zero: 1024.
 	CacheSize int
+	// CacheBytes bounds the bytes of the cached results (and their keys):
+	// the least recently used leave to make room, and a result larger
+	// than the bound is not cached. Zero: 64 MiB.
+	CacheBytes int64
 	// Meta overrides the metadata of the named tools (a policy's per_tool
 	// section): side effects if either says so; idempotent and timeout
 	// from the override. Nil: the tools' own.
@@ -96,7 +100,7 @@ type Executor struct {
 // policy's tools section to it: llmwrap.NewExecutor) and functional
 // options for code-side dependencies only.
 func New(tools []Tool, cfg Config, opts ...Option) (*Executor, error) {
-	if cfg.MaxParallel < 0 || cfg.Timeout < 0 || cfg.CacheTTL < 0 || cfg.CacheSize < 0 || cfg.RunTimeout < 0 {
+	if cfg.MaxParallel < 0 || cfg.Timeout < 0 || cfg.CacheTTL < 0 || cfg.CacheSize < 0 || cfg.CacheBytes < 0 || cfg.RunTimeout < 0 {
 		return nil, fmt.Errorf("%w: negative field in %+v", ErrConfig, cfg)
 	}
 	c := options{now: time.Now}
@@ -138,7 +142,7 @@ func New(tools []Tool, cfg Config, opts ...Option) (*Executor, error) {
 		e.order = append(e.order, t.Name)
 	}
 	if cfg.CacheTTL > 0 {
-		e.cache = newResultCache(cfg.CacheTTL, cfg.CacheSize, c.now)
+		e.cache = newResultCache(cfg.CacheTTL, cfg.CacheSize, cfg.CacheBytes, c.now)
 	}
 	return e, nil
 }

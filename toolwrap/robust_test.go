@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -189,5 +190,61 @@ func TestErrorObservationsAreBounded(t *testing.T) {
 	}
 	if res, _ := ex.Execute(ctx, []middleware.ToolCall{{ID: "5", Name: toolwrap.ReadArtifactName, Arguments: `{"id":"art_x","offset":"x"}`}}); !strings.Contains(res[0].Content, "offset must be int") {
 		t.Errorf("a wrong type: %q, want it named", res[0].Content)
+	}
+}
+
+// The result cache of idempotent tools is bounded in bytes as well as in
+// entries (Config.CacheBytes, default 64 MiB): the least recently used
+// results leave to make room, and a result larger than the bound is not
+// kept. Before, it held up to CacheSize results of any size: 1,024
+// results of an idempotent fetch tool of 10 MB each held 10 GB.
+func TestToolCacheIsBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	var runs int
+	var huge string
+	ex, _ := toolwrap.New([]toolwrap.Tool{{Name: "fetch", Meta: toolwrap.Meta{Idempotent: true},
+		Call: func(_ context.Context, args string) (string, error) {
+			runs++
+			if args == "huge" {
+				return huge, nil
+			}
+			n, _ := strconv.Atoi(args)
+			return strings.Repeat("x", n), nil
+		}}}, toolwrap.Config{CacheTTL: time.Hour, CacheBytes: 1000})
+	fetch := func(args string) bool {
+		t.Helper()
+		res, err := ex.Execute(t.Context(), []middleware.ToolCall{{ID: "c", Name: "fetch", Arguments: args}})
+		if err != nil || res[0].Err != nil {
+			t.Fatal(err, res[0].Err)
+		}
+		return res[0].Cached
+	}
+	fetch("600")
+	if !fetch("600") {
+		t.Error("a result within the bound is not cached")
+	}
+	fetch("601") // 1,201 bytes: the first leaves
+	if !fetch("601") {
+		t.Error("the latest result is not cached")
+	}
+	if fetch("600") {
+		t.Error("the cache holds 1,201 bytes of results, bound 1,000")
+	}
+	fetch("2000")
+	if fetch("2000") {
+		t.Error("a result larger than the bound is cached")
+	}
+	if runs != 5 {
+		t.Errorf("the tool ran %d times, want 5", runs)
+	}
+
+	// The default bound: 64 MiB.
+	huge = strings.Repeat("y", 64<<20+1)
+	ex, _ = toolwrap.New([]toolwrap.Tool{{Name: "fetch", Meta: toolwrap.Meta{Idempotent: true},
+		Call: func(_ context.Context, args string) (string, error) { runs++; return huge, nil }}}, toolwrap.Config{CacheTTL: time.Hour})
+	runs = 0
+	fetch("huge")
+	if fetch("huge") || runs != 2 {
+		t.Errorf("a result of 64 MiB and a byte cached by default (the tool ran %d times)", runs)
 	}
 }
