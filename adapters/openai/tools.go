@@ -12,7 +12,8 @@ import (
 
 // ExecuteToolCalls runs the tool calls of an assistant message (msg.ToolCalls)
 // with ex and returns the tool messages to append to the conversation, one
-// per call, in call order, each with its call id: independent calls run in
+// per call, in call order, each with its call id (and, as the OpenAI wire
+// has it, no name): independent calls run in
 // parallel with their own timeouts, errors and timeouts are observations,
 // large results become artifact excerpts (see toolwrap.Executor.Execute).
 // The error is non-nil only when ctx ended or ex fails on errors; the
@@ -25,7 +26,9 @@ func ExecuteToolCalls(ctx context.Context, ex *toolwrap.Executor, calls []goopen
 	res, err := ex.Execute(ctx, cc)
 	msgs := make([]goopenai.ChatCompletionMessage, len(res))
 	for i, r := range res {
-		msgs[i] = goopenai.ChatCompletionMessage{Role: goopenai.ChatMessageRoleTool, ToolCallID: r.CallID, Name: r.Name, Content: r.Content}
+		// No Name: a tool message on the wire is its role, content and
+		// call id; xAI and endpoints that check the schema refuse a name.
+		msgs[i] = goopenai.ChatCompletionMessage{Role: goopenai.ChatMessageRoleTool, ToolCallID: r.CallID, Content: r.Content}
 	}
 	return msgs, err
 }

@@ -2,6 +2,7 @@ package openai_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -364,4 +365,53 @@ func firstDiff(a, b string) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// The tool messages ExecuteToolCalls returns carry what a tool message
+// has on the OpenAI wire (role, content, tool_call_id), and no "name":
+// xAI answers 400 "Only messages of role 'user' can have a name" and
+// other OpenAI-compatible endpoints that check the schema refuse it, so
+// that a go-openai loop failed on its first request after a tool call.
+func TestExecuteToolCallsMessagesHaveNoName(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	srv.On(openaitest.LastRole("user")).Reply(openaitest.ToolCalls(openaitest.Call("c1", "check_disk", `{}`),
+		openaitest.Call("c2", "nope", `{}`)))
+	srv.On(openaitest.LastRole("tool")).Reply(openaitest.Text("Disk fine."))
+	cfg := goopenai.DefaultConfig("test-key")
+	cfg.BaseURL = srv.URL
+	cfg.HTTPClient = twopenai.NewHTTPClient(middleware.Chain())
+	client := goopenai.NewClientWithConfig(cfg)
+	ex, err := toolwrap.New([]toolwrap.Tool{waitTool("check_disk", 0)}, toolwrap.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, _ := middleware.StartRun(t.Context(), "names")
+	if _, answer := agentLoop(ctx, t, client, ex, "Disk?"); answer != "Disk fine." {
+		t.Fatalf("answer %q", answer)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	var body struct {
+		Messages []map[string]json.RawMessage `json:"messages"`
+	}
+	if err := json.Unmarshal(reqs[1].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	tools := 0
+	for i, m := range body.Messages {
+		if string(m["role"]) != `"tool"` {
+			continue
+		}
+		tools++
+		for k := range m {
+			if k != "role" && k != "content" && k != "tool_call_id" {
+				t.Errorf("tool message %d has %q (%s): not a member of a tool message", i, k, m[k])
+			}
+		}
+	}
+	if tools != 2 {
+		t.Errorf("%d tool messages, want 2", tools)
+	}
 }
