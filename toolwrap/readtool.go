@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"reflect"
 	"regexp"
 	"regexp/syntax"
 	"slices"
@@ -53,7 +55,9 @@ func echo(s string) string { return strconv.Quote(clip(s, maxEcho)) }
 // header followed by "line: text" for each match (line numbers 0-based,
 // usable as offset). Answers are bounded by MaxReadLines, MaxMatches,
 // MaxLineBytes and MaxReadBytes, so a read cannot flood the context. An id
-// of another run, or an unknown one, is "not found".
+// of another run, or an unknown one, is "not found". A number argument may
+// be written as a string of an integer or as an integral float, as models
+// often write them.
 //
 // Nothing of an artifact is out of reach, however long its lines (a
 // result of minified JSON is one line): a line longer than MaxLineBytes is
@@ -73,9 +77,10 @@ func (a *Artifacts) ReadTool() Tool {
 
 func (a *Artifacts) read(ctx context.Context, args string) (string, error) {
 	var ra ReadArgs
+	var w readWire
 	if id := strings.Trim(strings.TrimSpace(args), `"`); ValidID(id) {
 		ra.ID = id // frameworks that pass a plain string (langchaingo's __arg1)
-	} else if err := json.Unmarshal([]byte(args), &ra); err != nil {
+	} else if err := json.Unmarshal([]byte(args), &w); err != nil {
 		// Said without the input: a type error's message quotes the
 		// value whole (a number of 5,000 digits).
 		what := "not valid JSON"
@@ -84,8 +89,46 @@ func (a *Artifacts) read(ctx context.Context, args string) (string, error) {
 			what = fmt.Sprintf("%s must be %s", cmp.Or(te.Field, "the value"), te.Type)
 		}
 		return "", fmt.Errorf("arguments must be JSON like {\"id\":\"art_...\",\"offset\":0,\"limit\":50}: %s", clip(what, maxEcho))
+	} else {
+		ra = ReadArgs{ID: w.ID, Grep: w.Grep, Offset: int(w.Offset), Limit: int(w.Limit), Byte: int(w.Byte)}
 	}
 	return a.Read(ctx, ra)
+}
+
+// readWire is ReadArgs as the model writes them: a number may come as a
+// string ("offset":"1000") or as an integral float ("limit":5.0).
+type readWire struct {
+	ID     string   `json:"id"`
+	Offset looseInt `json:"offset"`
+	Limit  looseInt `json:"limit"`
+	Grep   string   `json:"grep"`
+	Byte   looseInt `json:"byte"`
+}
+
+// looseInt is an integer written as a JSON number (integral: 5, 5.0,
+// 5e0) or as a string of one.
+type looseInt int
+
+func (n *looseInt) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if s == "null" {
+		return nil
+	}
+	if strings.HasPrefix(s, `"`) {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		s = strings.TrimSpace(s)
+	}
+	if i, err := strconv.Atoi(s); err == nil {
+		*n = looseInt(i)
+		return nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		*n = looseInt(f)
+		return nil
+	}
+	return &json.UnmarshalTypeError{Value: "number " + clip(s, maxEcho), Type: reflect.TypeFor[int]()}
 }
 
 // Read answers one read_artifact call, bounded as ReadTool describes.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -102,6 +103,42 @@ func TestReadArtifactEchoesOnlyAPrefix(t *testing.T) {
 		}
 		if got.Err != nil && strings.Contains(got.Err.Error(), strings.Repeat("x", 100)) {
 			t.Errorf("%s: the error echoes the argument: %.300q", name, got.Err)
+		}
+	}
+}
+
+// TestReadArtifactTakesNumbersWrittenAsStrings: models often write a
+// number argument as a string ("offset":"1000") or as a float ("limit":
+// 5.0): read_artifact reads them as the integers they are, instead of
+// failing the read ("offset must be int") and costing the agent a turn. A
+// value that is no integer is still refused, saying which.
+func TestReadArtifactTakesNumbersWrittenAsStrings(t *testing.T) {
+	t.Parallel()
+	log, _ := bigLog(1 << 20)
+	ex := newArtifactExecutor(t, toolwrap.NewMemoryStore(0), log)
+	ctx, run := middleware.StartRun(t.Context(), "r")
+	if _, err := ex.Execute(ctx, []middleware.ToolCall{{ID: "c", Name: "read_logs"}}); err != nil {
+		t.Fatal(err)
+	}
+	id := run.Tools()[0].Artifact
+	for _, args := range []string{
+		`{"id":%q,"offset":"1000","limit":"2"}`,
+		`{"id":%q,"offset":1000.0,"limit":2e0}`,
+		`{"id":%q,"offset":" 1000 ","limit":"2"}`,
+	} {
+		got := readArtifact(t, ex, ctx, fmt.Sprintf(args, id))
+		if got.Err != nil || !strings.HasSuffix(got.Content, "\n"+logLine(1000)+"\n"+logLine(1001)) {
+			t.Errorf("%s: %.300q (%v); want lines 1000 and 1001", args, got.Content, got.Err)
+		}
+	}
+	got := readArtifact(t, ex, ctx, fmt.Sprintf(`{"id":%q,"offset":3,"byte":"40"}`, id))
+	if got.Err != nil || !strings.Contains(got.Content, "line 3 bytes 40-") {
+		t.Errorf("byte as a string: %.300q (%v)", got.Content, got.Err)
+	}
+	for _, args := range []string{`{"id":%q,"offset":"ten"}`, `{"id":%q,"offset":1.5}`, `{"id":%q,"limit":[1]}`, `{"id":%q,"offset":"1e400"}`} {
+		got := readArtifact(t, ex, ctx, fmt.Sprintf(args, id))
+		if got.Err == nil || !strings.Contains(got.Content, "must be") {
+			t.Errorf("%s: %.300q; want it refused, saying which", args, got.Content)
 		}
 	}
 }
