@@ -30,3 +30,26 @@ func TestHelpExitsZero(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpNamesEachFlagsArgument: every flag line of a command's -h reads
+// "-name ARG", one word for its argument, as flag.PrintDefaults prints it
+// from the first `backquoted` word of the usage. `route eval -h` once
+// printed "-weights tokenwise route train": the usage backquoted a command
+// ("weights file of `tokenwise route train`"), which flag took for the
+// argument's name.
+func TestHelpNamesEachFlagsArgument(t *testing.T) {
+	for _, args := range [][]string{{"serve", "-h"}, {"gateway", "init", "-h"}, {"route", "eval", "-h"},
+		{"route", "train", "-h"}, {"policy", "explain", "-h"}, {"replay", "-h"}, {"catalog", "import", "-h"}} {
+		_, out, stderr := runCmd(args...)
+		for line := range strings.Lines(out + stderr) {
+			// flag.PrintDefaults: "  -name ARG" (a short one: "  -name ARG\tusage").
+			if !strings.HasPrefix(line, "  -") {
+				continue
+			}
+			flagLine, _, _ := strings.Cut(strings.TrimSpace(line), "\t")
+			if f := strings.Fields(flagLine); len(f) > 2 {
+				t.Errorf("tokenwise %s: flag line %q names its argument in %d words", strings.Join(args, " "), strings.TrimSpace(line), len(f)-1)
+			}
+		}
+	}
+}

@@ -46,7 +46,7 @@ func routeEval(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	polPath := fs.String("policy", "", "policy file or directory: its routing rules (and routing.learned) are the router")
 	team := fs.String("team", "", "team, when --policy is a directory")
-	weights := fs.String("weights", "", "weights file of `tokenwise route train`")
+	weights := fs.String("weights", "", "`FILE` of weights written by tokenwise route train")
 	baseline := fs.String("baseline", "", "built-in scorer: length or category")
 	strong := fs.String("strong", "", "strong model, for prices (default: the policy's, else gpt-4o)")
 	weak := fs.String("weak", "", "weak model, for prices (default: the policy's, else gpt-4o-mini)")
