@@ -50,7 +50,7 @@ type Layer interface{ Middleware() middleware.Middleware }
 // Must returns the middleware of a layer built by its New, panicking when
 // New failed. It is for tests whose Config is known to be good:
 //
-//	h := middlewaretest.Must(retry.New(retry.Config{Attempts: 3}))(next)
+//	h := middlewaretest.Must(retry.New(retry.Config{MaxAttempts: 3}))(next)
 func Must[L Layer](l L, err error) middleware.Middleware {
 	if err != nil {
 		panic(err)
