@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync/atomic"
 	"time"
 
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
@@ -110,8 +111,19 @@ func newHandler(apiKey, baseURL string) (http.Handler, error) {
 		provider = twopenai.NewProvider(fake.URL, "sk-embedded", twopenai.WithBaseTransport(fake.Transport()))
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /chat", sse.CallHandler(chain(provider), decode))
+	mux.Handle("GET /chat", eachRequestARun(sse.CallHandler(chain(provider), decode)))
 	return mux, nil
+}
+
+// eachRequestARun serves every request in a run of its own
+// (middleware.StartRun), so that the policy's run limits (limits.run_timeout,
+// max_calls) bound it: outside a run they do not apply.
+func eachRequestARun(h http.Handler) http.Handler {
+	var n atomic.Uint64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, _ := middleware.StartRun(r.Context(), fmt.Sprintf("chat-%d", n.Add(1)))
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 func decode(r *http.Request) (*middleware.Request, error) {

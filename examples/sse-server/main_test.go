@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -99,5 +101,36 @@ func TestPrintedURLWorks(t *testing.T) {
 			}
 		}
 		srv.Close()
+	}
+}
+
+// Each request is a run, so the run limits the example's policy sets
+// (limits.run_timeout 5m, the default policy's max_calls) bound it. The
+// example once served its calls outside any run: the limits never applied,
+// and its first request logged "a call outside a run: the policy's run
+// limits ... apply only to calls made with the context of
+// middleware.StartRun".
+func TestEachRequestIsARun(t *testing.T) {
+	var logs bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer slog.SetDefault(prev)
+	h, err := newHandler("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/chat?q=" + url.QueryEscape("How full is the disk?"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || !strings.Contains(string(body), "[DONE]") {
+		t.Fatalf("status %d, err %v, body %q", resp.StatusCode, err, body)
+	}
+	if strings.Contains(logs.String(), "outside a run") {
+		t.Errorf("the request was served outside a run, its policy's run limits unapplied:\n%s", logs.String())
 	}
 }
