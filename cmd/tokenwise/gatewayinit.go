@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -109,8 +110,26 @@ func gatewayInit(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "wrote %s and %s\n", cfgPath, polPath)
 	fmt.Fprintf(stdout, "virtual key of team %s (shown once; the file keeps only its SHA-256):\n  %s\n", *team, key)
 	fmt.Fprintf(stdout, "serve it and call it:\n  export %s=...\n  tokenwise serve -config %s\n", *keyEnv, cfgPath)
-	fmt.Fprintf(stdout, "  curl -s http://%s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]}'\n", *listen, key)
+	fmt.Fprintf(stdout, "  curl -s http://%s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]}'\n", callAddr(*listen), key)
 	return 0
+}
+
+// callAddr is the host:port a client on this machine calls a gateway
+// listening on listen at: an address of every interface (":8787",
+// "0.0.0.0:8787", "[::]:8787") is called on the loopback of its family,
+// since a URL needs a host; any other is called as it is written.
+func callAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	switch ip := net.ParseIP(host); {
+	case host == "" || ip != nil && ip.Equal(net.IPv4zero):
+		host = "127.0.0.1"
+	case ip != nil && ip.IsUnspecified():
+		host = "::1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // writeNew writes a file that must not exist yet.

@@ -139,3 +139,30 @@ func TestGatewayInitIntoAnExistingPolicyDirectory(t *testing.T) {
 		})
 	}
 }
+
+// TestGatewayInitPrintsACallableURL: the curl command gateway init prints
+// reaches the gateway whatever -listen says. `-listen :8787` (every
+// interface) once printed `curl -s http://:8787/v1/chat/completions`, a
+// URL without a host that curl refuses (exit 3); an address of every
+// interface is called on the loopback, as serve's clients on the machine
+// call it, and an explicit host is kept.
+func TestGatewayInitPrintsACallableURL(t *testing.T) {
+	for listen, want := range map[string]string{
+		":8787":          "http://127.0.0.1:8787/v1/chat/completions",
+		"0.0.0.0:8787":   "http://127.0.0.1:8787/v1/chat/completions",
+		"[::]:8787":      "http://[::1]:8787/v1/chat/completions",
+		"127.0.0.1:9000": "http://127.0.0.1:9000/v1/chat/completions",
+		"localhost:8787": "http://localhost:8787/v1/chat/completions",
+		"10.1.2.3:8787":  "http://10.1.2.3:8787/v1/chat/completions",
+	} {
+		dir := t.TempDir()
+		code, stdout, stderr := runCmd("gateway", "init", dir, "-listen", listen)
+		if code != 0 {
+			t.Fatalf("-listen %s: exit %d\n%s%s", listen, code, stdout, stderr)
+		}
+		got := regexp.MustCompile(`curl -s (\S+)`).FindStringSubmatch(stdout)
+		if got == nil || got[1] != want {
+			t.Errorf("-listen %s: printed %v, want curl -s %s", listen, got, want)
+		}
+	}
+}
