@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/tokenwise/tokenwise/gateway"
 	"github.com/tokenwise/tokenwise/policies"
@@ -22,8 +24,8 @@ import (
 // upstream whose key is read from an environment variable, and one
 // virtual key of a team, stored as its SHA-256 — and policies/default.yaml,
 // the embedded default policy. It prints the virtual key, which is shown
-// only then, and the commands that serve and call the gateway. It
-// overwrites nothing.
+// only then, and the commands that serve and call the gateway (the call
+// asks for -model). It overwrites nothing.
 func gatewayInit(args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("gateway init", flag.ContinueOnError)
 	fset.SetOutput(stderr)
@@ -31,6 +33,7 @@ func gatewayInit(args []string, stdout, stderr io.Writer) int {
 	keyEnv := fset.String("api-key-env", "OPENAI_API_KEY", "the environment variable that holds the upstream's API key")
 	team := fset.String("team", "default", "the team of the virtual key (its policy: policies/<team>.yaml, else default.yaml)")
 	listen := fset.String("listen", "127.0.0.1:8787", "the address the gateway listens on")
+	model := fset.String("model", "gpt-4o-mini", "the model the printed call asks for (one the upstream serves: Ollama's llama3.2)")
 	pos, err := parse(fset, args)
 	if err != nil || len(pos) > 1 {
 		fmt.Fprint(stderr, usage)
@@ -39,6 +42,13 @@ func gatewayInit(args []string, stdout, stderr io.Writer) int {
 	dir := "."
 	if len(pos) == 1 {
 		dir = pos[0]
+	}
+	// The model as a JSON string inside the printed call's single quotes.
+	mj, _ := json.Marshal(*model)
+	modelJSON := string(mj)
+	if *model == "" || strings.ContainsRune(modelJSON, '\'') {
+		fmt.Fprintf(stderr, "tokenwise gateway init: -model %q: name a model (without a single quote)\n", *model)
+		return 2
 	}
 	cfgPath := filepath.Join(dir, "gateway.yaml")
 	polPath := filepath.Join(dir, "policies", "default.yaml")
@@ -110,7 +120,7 @@ func gatewayInit(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "wrote %s and %s\n", cfgPath, polPath)
 	fmt.Fprintf(stdout, "virtual key of team %s (shown once; the file keeps only its SHA-256):\n  %s\n", *team, key)
 	fmt.Fprintf(stdout, "serve it and call it:\n  export %s=...\n  tokenwise serve -config %s\n", *keyEnv, cfgPath)
-	fmt.Fprintf(stdout, "  curl -s http://%s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]}'\n", callAddr(*listen), key)
+	fmt.Fprintf(stdout, "  curl -s http://%s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]}'\n", callAddr(*listen), key, modelJSON)
 	return 0
 }
 

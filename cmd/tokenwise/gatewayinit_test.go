@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/gateway"
 )
 
@@ -164,5 +165,55 @@ func TestGatewayInitPrintsACallableURL(t *testing.T) {
 		if got == nil || got[1] != want {
 			t.Errorf("-listen %s: printed %v, want curl -s %s", listen, got, want)
 		}
+	}
+}
+
+// TestGatewayInitPrintsACallOfItsUpstreamsModel: for an upstream that is
+// not OpenAI's (-base-url of Ollama, vLLM), -model names the model the
+// printed call asks for, and that call, sent as printed, is answered.
+// Before, the printed call always asked for gpt-4o-mini, which such a
+// server does not serve (Ollama answers 404 "model not found").
+func TestGatewayInitPrintsACallOfItsUpstreamsModel(t *testing.T) {
+	up := openaitest.NewServer(t)
+	up.On(openaitest.Model("llama3.2")).Reply(openaitest.Text("Hi!"))
+	up.Default(openaitest.Reply{Status: http.StatusNotFound, Error: &openaitest.APIError{Message: "model not found", Type: "api_error"}})
+	dir := t.TempDir()
+	code, stdout, stderr := runCmd("gateway", "init", dir, "-base-url", up.URL, "-api-key-env", "TW_INIT_MODEL_KEY", "-model", "llama3.2")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	key := regexp.MustCompile(`tw-[0-9a-f]{32}`).FindString(stdout)
+	body := regexp.MustCompile(`-d '([^']+)'`).FindStringSubmatch(stdout)
+	if key == "" || body == nil {
+		t.Fatalf("no key or call printed:\n%s", stdout)
+	}
+	t.Setenv("TW_INIT_MODEL_KEY", "unused")
+	cfg, err := gateway.LoadConfig(filepath.Join(dir, "gateway.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	gw := httptest.NewServer(srv.Handler())
+	defer gw.Close()
+	req, _ := http.NewRequest("POST", gw.URL+"/v1/chat/completions", strings.NewReader(body[1]))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"Hi!"`) {
+		t.Fatalf("the printed call: %d %s", resp.StatusCode, b)
+	}
+	// Without -model the call is OpenAI's gpt-4o-mini, as before.
+	_, stdout, _ = runCmd("gateway", "init", t.TempDir())
+	if !strings.Contains(stdout, `{"model":"gpt-4o-mini",`) {
+		t.Errorf("init without -model prints:\n%s", stdout)
 	}
 }

@@ -49,7 +49,7 @@ const usage = `usage:
   tokenwise route eval|train ... DATA.jsonl
   tokenwise catalog import [-o FILE] [--provider P,...] PRICES.json
   tokenwise serve [-config gateway.yaml] [-listen ADDR] [-log-level L]
-  tokenwise gateway init [DIR] [-base-url URL] [-api-key-env VAR] [-team T] [-listen ADDR]
+  tokenwise gateway init [DIR] [-base-url URL] [-api-key-env VAR] [-model M] [-team T] [-listen ADDR]
   tokenwise gateway check gateway.yaml
   tokenwise gateway schema
 `
