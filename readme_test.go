@@ -131,3 +131,46 @@ func TestReadmePoliciesLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeNamesTheFuzzTargetsCIRuns: README's paragraph of fuzz targets
+// says `.ci/run` runs each for 15 s; it names exactly the targets .ci/run
+// fuzzes, each in the package .ci/run fuzzes it in. It once left out three
+// that .ci/run ran (the differential checks against go-openai's own reading
+// of answers, chunks and whole calls).
+func TestReadmeNamesTheFuzzTargetsCIRuns(t *testing.T) {
+	ci, err := os.ReadFile(".ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := map[string]string{} // target → package
+	for _, m := range regexp.MustCompile(`(?m)^fuzz (Fuzz\w+) (\S+)`).FindAllStringSubmatch(string(ci), -1) {
+		runs[m[1]] = m[2]
+	}
+	if len(runs) < 10 {
+		t.Fatalf(".ci/run fuzzes %d targets", len(runs))
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	para, _, _ := strings.Cut(string(readme[strings.Index(string(readme), "Fuzz targets cover"):]), "\n\n")
+	para = strings.Join(strings.Fields(para), " ")
+	named := map[string]bool{}
+	for _, m := range regexp.MustCompile("`(Fuzz\\w+)`").FindAllStringSubmatch(para, -1) {
+		named[m[1]] = true
+		if _, ok := runs[m[1]]; !ok {
+			t.Errorf("README names %s among the targets .ci/run fuzzes; .ci/run does not", m[1])
+		}
+	}
+	for target, pkg := range runs {
+		if !named[target] {
+			t.Errorf(".ci/run fuzzes %s (%s); README's list of fuzz targets leaves it out", target, pkg)
+			continue
+		}
+		// The package README gives it: the first `./pkg` after its name.
+		after := para[strings.Index(para, "`"+target+"`"):]
+		if m := regexp.MustCompile("`(\\./[\\w/]+)`").FindStringSubmatch(after); m == nil || m[1] != pkg {
+			t.Errorf("README puts %s in %v; .ci/run fuzzes it in %s", target, m, pkg)
+		}
+	}
+}
