@@ -241,3 +241,47 @@ func TestReadmePackagesTableNamesEveryPackage(t *testing.T) {
 		t.Errorf("README's Packages table does not name the package %s", dir)
 	}
 }
+
+// TestReadmeTestCommandRunsInAPathWithASpace: README's test command finds
+// every package of the workspace from a checkout whose path has a space
+// (macOS's "~/Documents/My Projects/..."). It once expanded the modules'
+// directories, `$(go list -m -f '{{.Dir}}/...')`, which the shell splits at
+// the space: every pattern matched nothing, and the suite did not run. The
+// command is run as README shows it, with go list in place of go test.
+func TestReadmeTestCommandRunsInAPathWithASpace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list over the workspace")
+	}
+	var cmd string
+	for _, b := range blocks(t, "sh") {
+		for line := range strings.Lines(b) {
+			if c := strings.TrimSpace(trailingComment.ReplaceAllString(line, "")); strings.HasPrefix(c, "go test -race ") {
+				cmd = c
+			}
+		}
+	}
+	if cmd == "" {
+		t.Fatal("README shows no `go test -race` command")
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "My Projects")
+	if err := os.Symlink(root, dir); err != nil {
+		t.Fatal(err)
+	}
+	list := "go list " + strings.TrimPrefix(cmd, "go test -race ")
+	c := exec.CommandContext(t.Context(), "sh", "-c", list)
+	c.Dir = dir
+	c.Env = append(os.Environ(), "PWD="+dir)
+	out, err := c.CombinedOutput()
+	if err != nil || strings.Contains(string(out), "matched no packages") {
+		t.Fatalf("%s in %q: %v\n%s", list, dir, err, out)
+	}
+	for _, want := range []string{"github.com/tokenwise/tokenwise\n", "github.com/tokenwise/tokenwise/gateway\n", "github.com/tokenwise/tokenwise/e2e\n"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("%s in %q lists no %s", list, dir, strings.TrimSpace(want))
+		}
+	}
+}
