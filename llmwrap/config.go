@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"time"
 
@@ -343,9 +344,14 @@ func NewBudget(p *policies.Policy, opts ...budget.Option) (*budget.Budget, error
 	if p == nil {
 		p = policies.Default()
 	}
-	base := []budget.Option{budget.WithCatalog(Catalog(p)), budget.WithEstimator(tokens.New(tokens.WithModels(EstimatorModels(p))))}
+	base := []budget.Option{budget.WithCatalog(Catalog(p)), budget.WithEstimator(budgetEstimator().WithModels(EstimatorModels(p)))}
 	return budget.New(budgetConfig(p), append(base, opts...)...)
 }
+
+// budgetEstimator is the estimator NewBudget's budgets share (each with
+// its policy's models): a budget made per request — a gateway's /v1/spend
+// — costs no estimator's tables of its own (1.6 MB).
+var budgetEstimator = sync.OnceValue(func() *tokens.Estimator { return tokens.New() })
 
 // NewRateLimiter returns the rate limiter of p's rate_limits, with the
 // estimator of p's models, for calls made outside a chain (a gateway's
