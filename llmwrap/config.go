@@ -348,9 +348,10 @@ func NewBudget(p *policies.Policy, opts ...budget.Option) (*budget.Budget, error
 	return budget.New(budgetConfig(p), append(base, opts...)...)
 }
 
-// budgetEstimator is the estimator NewBudget's budgets share (each with
-// its policy's models): a budget made per request — a gateway's /v1/spend
-// — costs no estimator's tables of its own (1.6 MB).
+// budgetEstimator is the estimator NewBudget's budgets and
+// NewRateLimiter's limiters share (each with its policy's models): a
+// budget made per request — a gateway's /v1/spend — costs no estimator's
+// tables of its own (1.6 MB).
 var budgetEstimator = sync.OnceValue(func() *tokens.Estimator { return tokens.New() })
 
 // NewRateLimiter returns the rate limiter of p's rate_limits, with the
@@ -362,7 +363,7 @@ func NewRateLimiter(p *policies.Policy, opts ...ratelimit.Option) (*ratelimit.Li
 	if p == nil {
 		p = policies.Default()
 	}
-	base := []ratelimit.Option{ratelimit.WithEstimator(tokens.New(tokens.WithModels(EstimatorModels(p))))}
+	base := []ratelimit.Option{ratelimit.WithEstimator(budgetEstimator().WithModels(EstimatorModels(p)))}
 	return ratelimit.New(rateLimitConfig(p), append(base, opts...)...)
 }
 
