@@ -117,7 +117,7 @@ func serveFile(t *testing.T, cfgPath string) *env {
 	srv := newServer(t, cfgPath)
 	gw := httptest.NewServer(srv.Handler())
 	t.Cleanup(gw.Close)
-	return &env{url: gw.URL, srv: srv, served: gw}
+	return &env{url: gw.URL, srv: srv, served: gw, cfgPath: cfgPath, dir: filepath.Dir(cfgPath)}
 }
 
 // finalMetrics closes the test server of serveFile's gateway — which

@@ -233,7 +233,7 @@ func TestTwoGatewayReplicasShareRunBudget(t *testing.T) {
 	if len(reqs) != ok {
 		t.Fatalf("%d answered, %d upstream calls", ok, len(reqs))
 	}
-	ledger := prefix + ":budget:devops:run:devops/spender"
+	ledger := prefix + ":budget::run:devops/spender"
 	bal, err := twredis.NewBudgetStore(c).Balance(context.Background(), ledger, budget.Window{}, time.Now())
 	if billed > limit {
 		t.Fatalf("OVERSHOOT: the upstream billed %d tokens of the run's %d over two replicas", billed, limit)

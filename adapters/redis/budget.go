@@ -38,7 +38,7 @@ import (
 // a script go-redis retries after a dropped connection, which may have
 // run, is not counted twice), where key is the
 // namespaced ledger key the budget layer passes
-// ("<prefix>:budget:<team>:<team>", or "<prefix>:budget:<policy>:run:<run key>"
+// ("<prefix>:budget:<team>:<team>", or "<prefix>:budget::run:<run key>"
 // for a shared run's ledger) and the braces keep the keys in one Redis
 // Cluster slot. Ledger keys expire after their window (plus a day); a
 // shared run's (window "all") after the run's idle time without a

@@ -69,3 +69,59 @@ func TestTeamLedgerOfAnEarlierVersionCountsAfterTheUpgrade(t *testing.T) {
 		t.Errorf("the refusal says limit %d, used %d; want 10000 and 9950", e.Limit, e.Used)
 	}
 }
+
+// TestRunLedgerOfAnEarlierVersionCountsAfterTheUpgrade: earlier versions
+// keyed a shared run's ledger on its policy's name ("<prefix>:budget:<policy
+// name>:run:<run key>"); the key is now the run's ("<prefix>:budget::run:<run
+// key>"). What a run spent under the old key, in Redis, before the upgrade
+// still counts against its limit after it: the run does not spend its
+// budget a second time.
+func TestRunLedgerOfAnEarlierVersionCountsAfterTheUpgrade(t *testing.T) {
+	c := testRedis(t)
+	prefix := testPrefix(t, c)
+	store := redis.NewBudgetStore(c)
+	ctx := context.Background()
+	now := time.Now()
+	// The spend an earlier version settled for run devops/r under the
+	// policy named devops: $0.00995 of $0.01.
+	hold, err := store.Reserve(ctx, budget.Reservation{Key: prefix + ":budget:devops:run:devops/r", ID: "old-1",
+		Need: budget.Amount{USDMicros: 9_950}, Now: now, TTL: time.Minute, Idle: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hold.Settle(ctx, budget.Amount{USDMicros: 9_950, Tokens: 1000}, now); err != nil {
+		t.Fatal(err)
+	}
+	b, err := budget.New(budget.Config{
+		Name:      "devops",
+		Request:   budget.RequestLimit{MaxOutputTokens: 200},
+		Run:       budget.Amount{USDMicros: 10_000},
+		KeyPrefix: prefix,
+	}, budget.WithStore(store), budget.WithCatalog(llmwrap.Catalog(policies.Default())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := b.RunKey("devops/r"), prefix+":budget::run:devops/r"; got != want {
+		t.Errorf("the run's ledger key is %q, want %q", got, want)
+	}
+	run := middleware.OpenSharedRun("r", "devops/r", redis.NewRunStore(c, prefix, time.Hour))
+	bal, err := b.RunBalanceContext(ctx, run)
+	if err != nil || bal.Used.USDMicros != 9_950 {
+		t.Fatalf("the run's spend after the upgrade: %+v (%v), want the $0.00995 of the earlier ledger", bal, err)
+	}
+	calls := 0
+	h := b.Middleware()(middleware.HandlerFunc(func(context.Context, *middleware.Request) (*middleware.Response, error) {
+		calls++
+		return &middleware.Response{Model: "gpt-4o", Message: middleware.Message{Role: middleware.RoleAssistant, Content: "ok"},
+			Usage: middleware.Usage{InputTokens: 10, OutputTokens: 10}}, nil
+	}))
+	_, err = h.Handle(middleware.WithRun(ctx, run), &middleware.Request{Model: "gpt-4o",
+		Messages: []middleware.Message{{Role: middleware.RoleUser, Content: "Check the disk."}}})
+	var e *budget.ExceededError
+	if !errors.Is(err, budget.ErrExceeded) || !errors.As(err, &e) || calls != 0 {
+		t.Fatalf("a call past what the earlier ledger left: %v after %d calls, want the run budget exceeded", err, calls)
+	}
+	if e.Scope != "run" || e.Limit != 10_000 || e.Used != 9_950 {
+		t.Errorf("the refusal says scope %q, limit %d, used %d; want run, 10000 and 9950", e.Scope, e.Limit, e.Used)
+	}
+}

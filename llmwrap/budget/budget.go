@@ -283,9 +283,49 @@ func (b *Budget) runLedger(run *middleware.Run) *ledger {
 }
 
 // RunKey returns the store's ledger key of a shared run
-// (middleware.OpenSharedRun) named key: "<prefix>:budget:<name>:run:<key>".
+// (middleware.OpenSharedRun) named key: "<prefix>:budget::run:<key>". It
+// names the run only (its key, the one its RunStore counts its calls
+// under: the gateway's is "<team>/<run id>"), not its policy, so that a
+// reload that renames the policy mid-run keeps charging the same ledger in
+// every process. The format is that of earlier versions,
+// "<prefix>:budget:<policy name>:run:<key>", with the policy's place left
+// empty; what an earlier version's ledger of the run holds still counts
+// (see legacyRunKey).
 func (b *Budget) RunKey(key string) string {
+	return b.prefix + ":budget::run:" + key
+}
+
+// legacyRunKey returns the key earlier versions kept the ledger of the
+// shared run named key under, "<prefix>:budget:<policy name>:run:<key>".
+// What it holds counts against the run's limit beside RunKey's (it is
+// read, never written), so that an upgrade mid-run does not start the
+// run's spend over.
+func (b *Budget) legacyRunKey(key string) string {
 	return b.prefix + ":budget:" + b.name + ":run:" + key
+}
+
+// legacyRunEmptyKey names, in a shared run, the set of its legacy ledger
+// keys (legacyRunKey) found empty: only a replica of an earlier version
+// writes one, so once empty it stays so, and is not read again for the
+// run.
+type legacyRunEmptyKey struct{}
+
+// legacyRunBalance returns the balance of the shared run's legacy ledger
+// (legacyRunKey): zero when it has none, or when it was found empty before.
+func (b *Budget) legacyRunBalance(ctx context.Context, run *middleware.Run, key string, now time.Time) (Balance, error) {
+	lk := b.legacyRunKey(key)
+	empty := middleware.RunValue(run, legacyRunEmptyKey{}, func() *sync.Map { return &sync.Map{} })
+	if _, ok := empty.Load(lk); ok {
+		return Balance{}, nil
+	}
+	bal, err := b.store.Balance(ctx, lk, Window{}, now)
+	if err != nil {
+		return Balance{}, err
+	}
+	if bal.Used.IsZero() && bal.Reserved.IsZero() && bal.InFlight == 0 {
+		empty.Store(lk, struct{}{})
+	}
+	return bal, nil
 }
 
 // RunBalance returns the run's spend and reservations under this budget:
@@ -309,6 +349,11 @@ func (b *Budget) RunBalanceContext(ctx context.Context, run *middleware.Run) (Ba
 		if bal, err = b.store.Balance(ctx, b.RunKey(key), Window{}, now); err != nil {
 			return Balance{}, &StoreError{Op: "balance", Err: err}
 		}
+		legacy, err := b.legacyRunBalance(ctx, run, key, now)
+		if err != nil {
+			return Balance{}, &StoreError{Op: "balance", Err: err}
+		}
+		bal.Used, bal.Reserved, bal.InFlight = bal.Used.Add(legacy.Used), bal.Reserved.Add(legacy.Reserved), bal.InFlight+legacy.InFlight
 	} else {
 		bal = b.runLedger(run).balance(now)
 	}
@@ -994,8 +1039,23 @@ func (b *Budget) reserveRun(ctx context.Context, run *middleware.Run, h *holds, 
 	}
 	h.runKey, h.runIdle, h.runStore = b.RunKey(key), rs.Idle(), b.store
 	r := Reservation{Key: h.runKey, ID: b.nextID(), Need: need, Limit: runLim, Now: now, TTL: b.ttl, Idle: h.runIdle}
-	hold, err := b.store.Reserve(ctx, r)
+	legacy, err := b.legacyRunBalance(ctx, run, key, now)
+	var hold Hold
+	if err == nil {
+		if !runLim.IsZero() {
+			r.Limit = withoutLegacy(runLim, legacy)
+		}
+		hold, err = b.store.Reserve(ctx, r)
+	}
 	var e *ExceededError
+	if errors.As(err, &e) {
+		// The figures of the run's whole spend, the legacy ledger's too.
+		if e.Unit == UnitUSD {
+			e.Limit, e.Used, e.Reserved = runLim.USDMicros, e.Used+legacy.Used.Ceil().USDMicros, e.Reserved+legacy.Reserved.Ceil().USDMicros
+		} else {
+			e.Limit, e.Used, e.Reserved = runLim.Tokens, e.Used+legacy.Used.Tokens, e.Reserved+legacy.Reserved.Tokens
+		}
+	}
 	if err != nil && !errors.As(err, &e) {
 		if err = b.storeDown(ctx, err); err != nil {
 			return nil, err

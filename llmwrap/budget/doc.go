@@ -74,9 +74,12 @@
 // charged at its reserved amount, not released: the provider may have
 // billed the call.
 //
-// A run's ledger lives in the run, keyed by the policy's name, so a Budget
-// rebuilt by a policy reload keeps charging it; a shared run's lives in the
-// store under a key of the same name, with the same effect.
+// A run's ledger lives in the run, one per run (not per policy name), so a
+// Budget rebuilt by a policy reload, one that renames the policy too, keeps
+// charging it; a shared run's lives in the store under the run's key
+// ([Budget.RunKey]: the run's, not its policy's), with the same effect in
+// every process. What an earlier version kept under the policy's name
+// still counts.
 //
 // # When a budget says no
 //
