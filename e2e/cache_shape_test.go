@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
@@ -78,39 +79,50 @@ func TestStreamedAnswerIsStoredAsTheAnswer(t *testing.T) {
 
 // TestVersion1EntriesStillRead: entries written before the refusal was
 // stored (version 1), before the audio tokens were (version 2), before
-// the service tier was (version 3) and before the message's legacy
-// function call and refusal were (version 4) still decode, without them.
+// the service tier was (version 3), before the message's legacy
+// function call and refusal were (version 4) and before the entry's
+// storing time and TTL were (version 5) still decode, without them.
 func TestVersion1EntriesStillRead(t *testing.T) {
 	t.Parallel()
 	e := cache.Entry{Request: []byte("req"), Response: middleware.Response{ID: "c", FinishReason: "stop", Refusal: "no",
 		Usage: middleware.Usage{InputTokens: 9, AudioInputTokens: 3, AudioOutputTokens: 4, ServiceTier: "priority"},
 		Message: middleware.Message{Role: middleware.RoleAssistant, Content: "hi", Refusal: "r",
-			FunctionCall: &middleware.ToolCall{Name: "f", Arguments: "{}"}}}}
+			FunctionCall: &middleware.ToolCall{Name: "f", Arguments: "{}"}}},
+		Stored: time.Unix(0, 1_700_000_000_123_456_789), TTL: time.Hour}
 	b, _ := e.MarshalBinary()
 	var back cache.Entry
 	if err := back.UnmarshalBinary(b); err != nil || !reflect.DeepEqual(back, e) {
-		t.Fatalf("version 5 round trip: %v\n%+v", err, back)
+		t.Fatalf("version 6 round trip: %v\n%+v", err, back)
+	}
+	e.Stored, e.TTL = time.Time{}, 0
+	// Each earlier version below is the form of this version without its
+	// storing time and TTL (0 and 0: a byte each), less what it adds.
+	marshal := func() []byte { b, _ := e.MarshalBinary(); return b[:len(b)-2] }
+	b = marshal()
+	v5 := append([]byte{5}, b[1:]...)
+	if err := back.UnmarshalBinary(v5); err != nil || !reflect.DeepEqual(back, e) {
+		t.Fatalf("version 5: %v\n%+v", err, back)
 	}
 	e.Response.Message.Refusal, e.Response.Message.FunctionCall = "", nil
-	b, _ = e.MarshalBinary()
+	b = marshal()
 	v4 := append([]byte{4}, b[1:len(b)-2]...) // version 4: no legacy call nor refusal (absent, empty: a byte each)
 	if err := back.UnmarshalBinary(v4); err != nil || !reflect.DeepEqual(back, e) {
 		t.Fatalf("version 4: %v\n%+v", err, back)
 	}
 	e.Response.Usage.ServiceTier = ""
-	b, _ = e.MarshalBinary()
+	b = marshal()
 	v3 := append([]byte{3}, b[1:len(b)-3]...) // version 3: nor the tier (empty: one byte)
 	if err := back.UnmarshalBinary(v3); err != nil || !reflect.DeepEqual(back, e) {
 		t.Fatalf("version 3: %v\n%+v", err, back)
 	}
 	e.Response.Usage.AudioInputTokens, e.Response.Usage.AudioOutputTokens = 0, 0
-	b, _ = e.MarshalBinary()
+	b = marshal()
 	v2 := append([]byte{2}, b[1:len(b)-5]...) // version 2: nor the audio tokens (0 and 0: a byte each)
 	if err := back.UnmarshalBinary(v2); err != nil || !reflect.DeepEqual(back, e) {
 		t.Fatalf("version 2: %v\n%+v", err, back)
 	}
 	e.Response.Refusal = ""
-	b, _ = e.MarshalBinary()
+	b = marshal()
 	v1 := append([]byte{1}, b[1:len(b)-7]...) // version 1: nor the refusal (empty: one byte) and native flag (one byte)
 	if err := back.UnmarshalBinary(v1); err != nil || !reflect.DeepEqual(back, e) {
 		t.Fatalf("version 1: %v\n%+v", err, back)

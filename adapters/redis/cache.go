@@ -16,7 +16,12 @@ import (
 // the same server and prefix. Each entry is one string key,
 // "<prefix>:cache:<key in hex>", holding the entry's binary form (canonical
 // request included, so a hit is still checked against the request) with
-// the entry's TTL as the key's expiry. It is safe for concurrent use.
+// the entry's TTL as the key's expiry. The binary form carries when the
+// entry was stored and the cache's TTL then (cache.Entry's Stored and
+// TTL), so that a cache whose TTL a reload shortened does not serve an
+// entry kept under the longer one once it is older than the shorter
+// (cache.Entry.Outlived), though Redis still holds it. It is safe for
+// concurrent use.
 type CacheStore struct {
 	client goredis.UniversalClient
 	prefix string

@@ -458,6 +458,11 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 				}
 				reason = ReasonStoreFailed
 			}
+			if e != nil && e.Outlived(c.cfg.TTL, time.Now()) {
+				// Kept under a longer TTL than the one in force (a reload
+				// shortened it), and older than this one: a miss.
+				e = nil
+			}
 			if e != nil {
 				if e.canon().matches(st) {
 					// A Memory store's Get decodes a new entry: its answer
@@ -636,6 +641,7 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	// model (every choice, logprobs, refusal, audio, ...).
 	ea := &entryAlloc{Entry: Entry{Request: f.req.flat, ref: f.req.ref, rope: f.req.rope, shared: f.req.shared}}
 	e := &ea.Entry
+	e.Stored, e.TTL = time.Now(), c.cfg.TTL
 	compact(&e.Response, resp, ea.calls[:0])
 	e.Response.Native = storedNative(resp.Native, &ea.native)
 	e.Response.FromCache = false

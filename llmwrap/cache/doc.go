@@ -161,7 +161,12 @@
 // entry, sharded with a lock per shard when large (the byte bound stays the
 // store's as a whole), keeping each answer packed (pointer-free);
 // adapters/redis.CacheStore shares entries between replicas. Any [Store]
-// will do.
+// will do. An entry given to a store other than a Memory carries when it
+// was stored and the Config.TTL then ([Entry].Stored, [Entry].TTL, kept in
+// its binary form): a cache whose TTL is shorter (a reload shortened it)
+// does not serve an entry kept under a longer one once older than its own
+// ([Entry.Outlived]); a Memory store kept across reloads is told the TTL
+// in force instead ([Memory.HoldTo]).
 //
 // In the default onion (see package llmwrap) the cache sits outside the
 // router and the budget: it keys on the model the caller asked for, and a

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/tokenwise/tokenwise/middleware"
@@ -28,6 +29,15 @@ type Entry struct {
 	// *middleware.StoredNative: the adapter's own form of the answer, kept
 	// so that a hit is lossless (see middleware.NativeMarshaler).
 	Response middleware.Response
+	// Stored is when the cache layer stored the entry in a store other
+	// than a [Memory] (zero: not known, as in an entry of a binary form
+	// before version 6), and TTL the cache's configured TTL then
+	// ([Config.TTL]; 0: none). A cache whose TTL is now shorter — a reload
+	// shortened it — does not serve the entry once it is older than that
+	// TTL ([Entry.Outlived]), whatever expiry its store keeps it for. (A
+	// Memory store holds its own entries: [Memory.HoldTo].)
+	Stored time.Time
+	TTL    time.Duration
 
 	// Set when Request is nil: the canonical request by reference.
 	ref    *canonRef
@@ -74,12 +84,24 @@ func (e *Entry) matches(flat []byte) bool {
 	return bytes.Equal(e.Request, flat)
 }
 
+// Outlived reports whether the entry, stored under a longer TTL than ttl
+// (the cache's TTL in force; 0: none), is older than ttl at now: an answer
+// kept before a reload shortened the TTL, which the cache no longer
+// serves. An entry whose storing time is not known never is.
+func (e *Entry) Outlived(ttl time.Duration, now time.Time) bool {
+	if ttl <= 0 || e.Stored.IsZero() || e.TTL > 0 && e.TTL <= ttl {
+		return false
+	}
+	return now.Sub(e.Stored) >= ttl
+}
+
 // entryVersion prefixes the binary form of an Entry. Version 2 adds the
 // response's refusal and the adapter's stored native answer, version 3
 // the audio tokens of its usage, version 4 its service tier, version 5
-// its message's legacy function call and refusal; entries of earlier
-// versions (without them) are still read.
-const entryVersion = 5
+// its message's legacy function call and refusal, version 6 the entry's
+// Stored and TTL; entries of earlier versions (without them) are still
+// read.
+const entryVersion = 6
 
 // ErrCorruptEntry is returned by [Entry.UnmarshalBinary] for bytes that are
 // not an entry of this version.
@@ -92,7 +114,13 @@ func (e *Entry) MarshalBinary() ([]byte, error) { return e.AppendBinary(nil) }
 func (e *Entry) AppendBinary(dst []byte) ([]byte, error) {
 	dst = append(dst, entryVersion)
 	dst = appendBytes(dst, e.Canonical())
-	return appendResponseBinary(dst, &e.Response), nil
+	dst = appendResponseBinary(dst, &e.Response)
+	var stored int64 // 0: not known
+	if !e.Stored.IsZero() {
+		stored = e.Stored.UnixNano()
+	}
+	dst = binary.AppendVarint(dst, stored)
+	return binary.AppendVarint(dst, int64(e.TTL)), nil
 }
 
 // appendResponseBinary appends the binary form of r (what follows the
@@ -141,6 +169,12 @@ func (e *Entry) UnmarshalBinary(data []byte) error {
 	var out Entry
 	out.Request = d.bytes()
 	d.response(&out.Response, version)
+	if version >= 6 {
+		if stored := d.varint(); stored != 0 {
+			out.Stored = time.Unix(0, stored)
+		}
+		out.TTL = time.Duration(d.varint())
+	}
 	if d.bad || len(d.b) != 0 {
 		return ErrCorruptEntry
 	}
