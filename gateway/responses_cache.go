@@ -99,12 +99,17 @@ func (s *Server) newResponsesCache(team string, pol *policies.Policy) *responses
 			key = "global"
 		}
 		if s.respMem == nil {
-			s.respMem = map[string]cache.Store{}
+			s.respMem = map[string]*cache.Memory{}
 		}
-		if rc.store = s.respMem[key]; rc.store == nil {
-			rc.store = cache.NewMemory(cache.MemoryOptions{MaxEntries: c.MaxEntries, MaxBytes: int64(c.MaxBytes)})
-			s.respMem[key] = rc.store
+		m := s.respMem[key]
+		if m == nil {
+			m = cache.NewMemory(cache.MemoryOptions{MaxEntries: c.MaxEntries, MaxBytes: int64(c.MaxBytes)})
+			s.respMem[key] = m
 		}
+		// A policy that shortened the TTL holds the answers kept before
+		// it to it (a Redis store's entries carry their own: see lookupResponses).
+		m.HoldTo(c.TTL.Duration())
+		rc.store = m
 	}
 	return rc
 }
@@ -233,6 +238,11 @@ func (s *Server) lookupResponses(ctx context.Context, r *http.Request, team stri
 		}
 		s.observe(team, middleware.CacheLookup{Status: middleware.CacheMiss, Model: req.Model})
 		return cc, nil, nil
+	}
+	if e != nil && e.Outlived(rc.cfg.TTL.Duration(), time.Now()) {
+		// Kept under a longer TTL than the policy's (a reload shortened
+		// it), and older than this one: a miss.
+		e = nil
 	}
 	if e != nil {
 		if sn, ok := e.Response.Native.(*middleware.StoredNative); ok && sn.Format == responsesFormat && len(sn.Data) > 0 &&
@@ -396,7 +406,8 @@ func (cc *cachedCall) store(ctx context.Context, answer []byte) {
 	}
 	u, _ := o.Usage.usage() // (none: a hit saves nothing it can name)
 	e := &cache.Entry{Request: cc.canon, Response: middleware.Response{Model: o.Model, Usage: u,
-		Native: &middleware.StoredNative{Format: responsesFormat, Data: answer}}}
+		Native: &middleware.StoredNative{Format: responsesFormat, Data: answer}},
+		Stored: time.Now(), TTL: cc.c.cfg.TTL.Duration()}
 	if err := cc.c.store.Set(ctx, cc.key, e, cc.c.cfg.TTL.Duration()); err != nil {
 		cc.s.logger.Warn("tokenwise/gateway: responses cache store failed", "team", cc.team, "op", "set", "error", err)
 	}

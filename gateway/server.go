@@ -70,7 +70,7 @@ type Server struct {
 	// The stores of the Responses cache (responses_cache.go): Redis's
 	// when the gateway has one, else memory stores by cache scope.
 	respRedis cache.Store
-	respMem   map[string]cache.Store
+	respMem   map[string]*cache.Memory
 
 	est      *tokens.Estimator // counts embeddings inputs
 	rdb      goredis.UniversalClient
