@@ -29,7 +29,11 @@
 // the core request, as a cache key needs. For a model served by the openai
 // backend, what it does not send is left out too: top_p, a seed of 0, and
 // the temperature of the models it takes for reasoning models (o1-*, o3,
-// o3-*, gpt-5*). The call's own messages and
+// o3-*, gpt-5*). A message carrying several tool call responses is one
+// core tool message per response, and Request.Extra says which messages
+// were so split ("grouped_tool_results"): the backend is given the message
+// as it is, which it sends otherwise than separate ones (the openai
+// backend refuses it), so a cache key must tell them apart. The call's own messages and
 // options travel in Request.Native, with (for a response cache to key on)
 // what the Models' langchaingo openai clients add to every request on
 // their own: their endpoint, organization, response format

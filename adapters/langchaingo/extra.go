@@ -71,6 +71,9 @@ func extraOptions(co *llms.CallOptions, msgs []llms.MessageContent) []byte {
 		// "none" (the core's ToolChoice, when no tool choice is given).
 		raw("function_call_behavior", string(co.FunctionCallBehavior))
 	}
+	if g := groupedResults(msgs); g != nil {
+		raw("grouped_tool_results", g)
+	}
 	integer("max_length", co.MaxLength)
 	integer("min_length", co.MinLength)
 	if v, ok := co.Metadata["openai:use_legacy_max_tokens"].(bool); ok && v {
@@ -168,6 +171,29 @@ func callTypes(msgs []llms.MessageContent) []string {
 		}
 	}
 	return types
+}
+
+// groupedResults returns, for every message of msgs that carries more
+// than one tool call response, its index and the number of them, else
+// nil. The core splits such a message into one tool message per response
+// (see coreMessages), the form of separate messages; but the caller's
+// message goes to the backend as it is, which sends it otherwise (the
+// openai backend refuses it: a tool message takes exactly one part), so
+// that the grouping is part of the request, and of its cache key.
+func groupedResults(msgs []llms.MessageContent) [][2]int {
+	var g [][2]int
+	for i, mc := range msgs {
+		n := 0
+		for _, p := range mc.Parts {
+			if _, ok := p.(llms.ToolCallResponse); ok {
+				n++
+			}
+		}
+		if n > 1 {
+			g = append(g, [2]int{i, n})
+		}
+	}
+	return g
 }
 
 // toolTypes returns the type of every tool when one is not a function tool
