@@ -348,12 +348,18 @@ func mustMarshal(v any) []byte {
 	return b
 }
 
+// storedDoc reports whether a decoded request body has store: true.
+func storedDoc(doc any) bool {
+	m, _ := doc.(map[string]any)
+	return m["store"] == true
+}
+
 // TestEveryFieldOutsideTheNeutralListSplitsTheKey: over a corpus of real
 // request bodies, every change at every field path (a value changed, a
 // member or element removed, an unknown member or an element added) sent
 // through the OpenAI transport gives another cache key, unless the path is
-// under a top-level field of middleware.NeutralFields, where it gives the
-// same key.
+// under a top-level field of middleware.NeutralFields (but metadata with
+// store: true: middleware.NeutralMember), where it gives the same key.
 func TestEveryFieldOutsideTheNeutralListSplitsTheKey(t *testing.T) {
 	t.Parallel()
 	k := newKeyer()
@@ -374,7 +380,9 @@ func TestEveryFieldOutsideTheNeutralListSplitsTheKey(t *testing.T) {
 				undecodable++ // sent on untouched: no cache involved
 				continue
 			}
-			neutral := len(m.path) > 0 && middleware.NeutralField(m.path[0].(string))
+			// (metadata is neutral but with store: true, which the
+			// mutations of other paths leave as it is.)
+			neutral := len(m.path) > 0 && middleware.NeutralMember(m.path[0].(string), storedDoc(doc))
 			if same := bytes.Equal(key, baseKey); same != neutral {
 				t.Errorf("%s: %v: same key %v, want %v\n%s\n%s", name, m, same, neutral, base, changed)
 			}
@@ -387,8 +395,9 @@ func TestEveryFieldOutsideTheNeutralListSplitsTheKey(t *testing.T) {
 }
 
 // TestNeutralFieldsDoNotSplitTheKey: adding, changing or removing any of
-// middleware.NeutralFields, in any body of the corpus, keeps the key; the
-// list is the documented one.
+// middleware.NeutralFields, in any body of the corpus, keeps the key (but
+// metadata in a body with store: true, which splits it); the list is the
+// documented one.
 func TestNeutralFieldsDoNotSplitTheKey(t *testing.T) {
 	t.Parallel()
 	want := []string{"metadata", "prompt_cache_key", "safety_identifier", "service_tier", "stream", "stream_options", "user"}
@@ -427,8 +436,11 @@ func TestNeutralFieldsDoNotSplitTheKey(t *testing.T) {
 					withIt[k] = v
 				}
 				key, ok := k.of(mustMarshal(withIt))
-				if !ok || !bytes.Equal(key, baseKey) {
-					t.Errorf("%s: %s = %v split the key", name, f, v)
+				if !ok {
+					t.Fatalf("%s: not decoded with %s = %v", name, f, v)
+				}
+				if neutral := middleware.NeutralMember(f, storedDoc(doc)); bytes.Equal(key, baseKey) != neutral {
+					t.Errorf("%s: %s = %v: same key %v, want %v", name, f, v, !neutral, neutral)
 				}
 			}
 		}
@@ -437,6 +449,9 @@ func TestNeutralFieldsDoNotSplitTheKey(t *testing.T) {
 		if middleware.NeutralField(f) {
 			t.Errorf("NeutralField(%q) = true", f)
 		}
+	}
+	if !middleware.NeutralMember("metadata", false) || middleware.NeutralMember("metadata", true) || !middleware.NeutralMember("user", true) {
+		t.Error("NeutralMember: metadata is neutral but with store: true, the other neutral fields always")
 	}
 }
 
@@ -595,6 +610,34 @@ func TestStoredCompletionIsNeverAnsweredFromAnUnstoredOne(t *testing.T) {
 		}
 		if srv.Count() != c.calls {
 			t.Fatalf("call %d (store %t): %d provider calls, want %d", i+1, c.store, srv.Count(), c.calls)
+		}
+	}
+}
+
+// TestStoredCompletionsMetadataSplitsTheKey: with store: true the provider
+// keeps the completion with the request's metadata, by which the caller
+// lists (GET /v1/chat/completions?metadata[k]=v), evaluates and distils
+// its stored completions; a hit would give it the id of a completion kept
+// with another request's metadata, which its filter never finds. So with
+// store: true two requests whose metadata differ never share an answer;
+// those with the same metadata do, and without store: true metadata stays
+// neutral — through the real go-openai client and the transport.
+func TestStoredCompletionsMetadataSplitsTheKey(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	srv.Default(openaitest.Text("kept with its metadata"))
+	client := goClient(t, srv, cachePolicy(policies.Cache{Enabled: true, TTL: policies.Duration(time.Hour), MaxEntries: 100}))
+	req := openai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "keep this one"}}}
+	for i, c := range []struct {
+		store bool
+		run   string
+		calls int
+	}{{true, "a", 1}, {true, "a", 1}, {true, "b", 2}, {true, "b", 2}, {false, "a", 3}, {false, "c", 3}} {
+		req.Store, req.Metadata = c.store, map[string]string{"run": c.run}
+		if _, err := client.CreateChatCompletion(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		if srv.Count() != c.calls {
+			t.Fatalf("call %d (store %t, metadata run=%s): %d provider calls, want %d", i+1, c.store, c.run, srv.Count(), c.calls)
 		}
 	}
 }

@@ -4,7 +4,7 @@ package middleware
 // their OpenAI wire names. Everything else a request carries is part of a
 // response cache's key.
 var neutralFields = [...]string{
-	"metadata",          // caller's tags, stored with the completion
+	"metadata",          // caller's tags (but with store: true, see NeutralFields)
 	"prompt_cache_key",  // routing hint for the provider's prompt cache
 	"safety_identifier", // end-user id for abuse monitoring
 	"service_tier",      // latency / price class, same model and answer
@@ -20,7 +20,10 @@ var neutralFields = [...]string{
 // store is not neutral: a hit's id must be that of a completion the
 // provider kept when the caller asked for one (it may retrieve or evaluate
 // it by that id), so the answer of a request without store: true never
-// answers one with it.
+// answers one with it; and with store: true metadata is not neutral
+// either: the provider keeps the completion with it, and the caller lists,
+// evaluates and distils its stored completions by it, so the OpenAI
+// transport keys such a request on its metadata.
 func NeutralFields() []string { return append([]string(nil), neutralFields[:]...) }
 
 // NeutralField reports whether the top-level request field name is one of
@@ -31,6 +34,14 @@ func NeutralField(name string) bool {
 		return true
 	}
 	return false
+}
+
+// NeutralMember reports whether the top-level member name of a request is
+// neutral to its answer: NeutralField, but for metadata when the request
+// asks the provider to keep the completion (stored: its store member is
+// true), which the provider keeps with it (see NeutralFields).
+func NeutralMember(name string, stored bool) bool {
+	return NeutralField(name) && !(stored && name == "metadata")
 }
 
 // NativeKeyer is implemented by a Request's Native when the request was

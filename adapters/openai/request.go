@@ -149,6 +149,11 @@ func decodeRequestMemo(body []byte, memo *msgMemo) (*middleware.Request, error) 
 	}
 	s.members = d.members[:0]
 	var extra []extraMember
+	// With store: true the provider keeps the completion with the
+	// request's metadata, by which the caller lists, evaluates and distils
+	// its stored completions: metadata then changes the result, and is
+	// part of the cache key (middleware.NeutralMember).
+	stored, metadata := false, -1
 	for r.more() {
 		start := r.next()
 		name, err := r.name()
@@ -246,6 +251,9 @@ func decodeRequestMemo(body []byte, memo *msgMemo) (*middleware.Request, error) 
 				if v, err = r.raw(); v != nil {
 					extra = append(extra, extraMember{name, v})
 				}
+				if name == "store" {
+					stored = string(v) == "true"
+				}
 			case name == "service_tier":
 				// Neutral to the answer, not to the bill: the budget and
 				// the Meter read it (Wire.RequestedServiceTier).
@@ -261,7 +269,13 @@ func decodeRequestMemo(body []byte, memo *msgMemo) (*middleware.Request, error) 
 		}
 		end := r.offset()
 		s.present[f] = true
+		if name == "metadata" {
+			metadata = len(s.members)
+		}
 		s.members = append(s.members, member{field: f, neutral: middleware.NeutralField(name), span: span{start, end}, value: span{vstart, end}})
+	}
+	if metadata >= 0 {
+		s.members[metadata].neutral = middleware.NeutralMember("metadata", stored)
 	}
 	if err := r.close(); err != nil {
 		return nil, &RequestError{Err: err}

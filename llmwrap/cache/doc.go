@@ -16,7 +16,9 @@
 // is in it except the fields on one short list known not to change the
 // answer, middleware.NeutralFields (metadata, prompt_cache_key,
 // safety_identifier, service_tier, stream, stream_options, user; not
-// store: the id of a hit for store: true must be of a kept completion),
+// store: the id of a hit for store: true must be of a kept completion,
+// and with store: true not metadata either, which the provider keeps with
+// the completion and the caller finds it by),
 // the scope aside: the team (middleware.TeamFrom), or global. The core
 // fields are encoded one by one (temperature omitted is the provider's
 // default, not 0); what the core does not model is in the key through
