@@ -62,3 +62,46 @@ func TestCacheTellsGroupedToolResultsApart(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheTellsGenericMessagesApart: a generic message is not a human
+// one to langchaingo's backends, though both are the user's to the core:
+// the openai backend merges the system prompt into the first human message
+// for the models it takes as without system messages (o1, o3: a generic
+// message goes without it), and the anthropic backend refuses a generic
+// message. A conversation that differs only so never shares its answer, in
+// either order.
+func TestCacheTellsGenericMessagesApart(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	conv := func(role llms.ChatMessageType) []llms.MessageContent {
+		return []llms.MessageContent{{Role: llms.ChatMessageTypeSystem, Parts: []llms.ContentPart{llms.TextContent{Text: "Answer in French."}}},
+			{Role: role, Parts: []llms.ContentPart{llms.TextContent{Text: "how full is the disk?"}}}}
+	}
+	for _, order := range [][2]llms.ChatMessageType{{llms.ChatMessageTypeHuman, llms.ChatMessageTypeGeneric}, {llms.ChatMessageTypeGeneric, llms.ChatMessageTypeHuman}} {
+		models := func(mw middleware.Middleware) *twlc.Model {
+			return twlc.New(twlc.Models{"o1-mini": newOpenAI(t, srv, "o1-mini", true)}, mw, twlc.WithDefaultModel("o1-mini"))
+		}
+		run := func(llm *twlc.Model) {
+			t.Helper()
+			srv.Reset()
+			srv.Default(openaitest.Text("an answer"))
+			for _, role := range order {
+				if _, err := llm.GenerateContent(t.Context(), conv(role)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		run(models(nil))
+		recs := srv.Requests()
+		if sameSent(sentBody(t, recs[0]), sentBody(t, recs[1])) {
+			t.Fatalf("%s then %s: the backend sends the same body; the test needs it to differ", order[0], order[1])
+		}
+		c, err := cache.New(cache.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(models(c.Middleware()))
+		if srv.Count() != 2 {
+			t.Fatalf("a %s message after a %s one was a hit, yet it sends\n%s\nnot\n%s", order[1], order[0], recs[1].Body, recs[0].Body)
+		}
+	}
+}

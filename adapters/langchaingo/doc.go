@@ -33,7 +33,9 @@
 // core tool message per response, and Request.Extra says which messages
 // were so split ("grouped_tool_results"): the backend is given the message
 // as it is, which it sends otherwise than separate ones (the openai
-// backend refuses it), so a cache key must tell them apart. The call's own messages and
+// backend refuses it), so a cache key must tell them apart; so does it
+// name the generic messages ("generic_messages"), which the core takes for
+// the user's as human ones, and the backends do not. The call's own messages and
 // options travel in Request.Native, with (for a response cache to key on)
 // what the Models' langchaingo openai clients add to every request on
 // their own: their endpoint, organization, response format

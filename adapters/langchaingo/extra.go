@@ -71,6 +71,9 @@ func extraOptions(co *llms.CallOptions, msgs []llms.MessageContent) []byte {
 		// "none" (the core's ToolChoice, when no tool choice is given).
 		raw("function_call_behavior", string(co.FunctionCallBehavior))
 	}
+	if g := genericMessages(msgs); g != nil {
+		raw("generic_messages", g)
+	}
 	if g := groupedResults(msgs); g != nil {
 		raw("grouped_tool_results", g)
 	}
@@ -171,6 +174,22 @@ func callTypes(msgs []llms.MessageContent) []string {
 		}
 	}
 	return types
+}
+
+// genericMessages returns the indices of the generic messages of msgs,
+// else nil. The core takes a generic message for the user's, as a human
+// one, but langchaingo's backends do not: the openai backend merges the
+// system prompt into the first human message for the models it takes as
+// without system messages (o1, o3), never into a generic one, and the
+// anthropic backend refuses a generic message.
+func genericMessages(msgs []llms.MessageContent) []int {
+	var g []int
+	for i, mc := range msgs {
+		if mc.Role == llms.ChatMessageTypeGeneric {
+			g = append(g, i)
+		}
+	}
+	return g
 }
 
 // groupedResults returns, for every message of msgs that carries more
