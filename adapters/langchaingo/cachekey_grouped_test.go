@@ -105,3 +105,24 @@ func TestCacheTellsGenericMessagesApart(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheTellsToolResultsOfOtherRolesApart: a tool call response is a
+// tool message's to the core whatever the role of the message that carries
+// it, but langchaingo's openai backend sends an assistant or a human
+// message as what it is, leaving the response out (an empty assistant or
+// user message, which OpenAI refuses after tool calls). Such a
+// conversation never shares the answer of the one with the tool message,
+// in either order.
+func TestCacheTellsToolResultsOfOtherRolesApart(t *testing.T) {
+	srv := openaitest.NewServer(t)
+	call1 := llms.ToolCall{ID: "c1", Type: "function", FunctionCall: &llms.FunctionCall{Name: "f", Arguments: "{}"}}
+	conv := func(role llms.ChatMessageType, parts ...llms.ContentPart) []llms.MessageContent {
+		return []llms.MessageContent{human("what is f?"), {Role: llms.ChatMessageTypeAI, Parts: []llms.ContentPart{call1}},
+			{Role: role, Parts: append(parts, llms.ToolCallResponse{ToolCallID: "c1", Name: "f", Content: "42"})}}
+	}
+	tool := conv(llms.ChatMessageTypeTool)
+	for _, other := range []llms.ChatMessageType{llms.ChatMessageTypeAI, llms.ChatMessageTypeHuman, llms.ChatMessageTypeSystem, llms.ChatMessageTypeGeneric} {
+		checkNoSharedAnswer(t, srv, call{tool, nil}, call{conv(other), nil}, "a tool message, then the result in a message of role "+string(other))
+		checkNoSharedAnswer(t, srv, call{conv(other), nil}, call{tool, nil}, "the result in a message of role "+string(other)+", then a tool message")
+	}
+}

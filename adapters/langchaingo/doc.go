@@ -35,7 +35,9 @@
 // as it is, which it sends otherwise than separate ones (the openai
 // backend refuses it), so a cache key must tell them apart; so does it
 // name the generic messages ("generic_messages"), which the core takes for
-// the user's as human ones, and the backends do not. The call's own messages and
+// the user's as human ones, and the backends do not, and the messages of
+// another role than tool or function that carry a tool call response
+// ("tool_results_in"), which the core takes for tool messages. The call's own messages and
 // options travel in Request.Native, with (for a response cache to key on)
 // what the Models' langchaingo openai clients add to every request on
 // their own: their endpoint, organization, response format

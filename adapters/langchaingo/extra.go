@@ -111,6 +111,9 @@ func extraOptions(co *llms.CallOptions, msgs []llms.MessageContent) []byte {
 		// {"type": "none"} the mode "none".
 		raw("tool_choice_sent", co.ToolChoice)
 	}
+	if r := resultsOfOtherRoles(msgs); r != nil {
+		raw("tool_results_in", r)
+	}
 	if types := toolTypes(co.Tools); types != nil {
 		raw("tool_types", types)
 	}
@@ -190,6 +193,25 @@ func genericMessages(msgs []llms.MessageContent) []int {
 		}
 	}
 	return g
+}
+
+// resultsOfOtherRoles returns the index and role of every message of msgs
+// that carries a tool call response but is neither a tool nor a function
+// message, else nil. The core makes a tool message of such a response
+// whatever the role of its message, but the backends do not: the openai
+// backend sends the message as its role says, without the response (an
+// empty assistant or user message), the anthropic backend refuses it.
+func resultsOfOtherRoles(msgs []llms.MessageContent) [][2]any {
+	var r [][2]any
+	for i, mc := range msgs {
+		if mc.Role == llms.ChatMessageTypeTool || mc.Role == llms.ChatMessageTypeFunction {
+			continue
+		}
+		if slices.ContainsFunc(mc.Parts, func(p llms.ContentPart) bool { _, ok := p.(llms.ToolCallResponse); return ok }) {
+			r = append(r, [2]any{i, string(mc.Role)})
+		}
+	}
+	return r
 }
 
 // groupedResults returns, for every message of msgs that carries more
