@@ -239,7 +239,8 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 // without a response (a whole answer that is malformed:
 // [AnswerMalformedError], a timeout, a cancellation), the input estimate. All estimate one token per
 // three bytes, rounding up, with OpenAI's framing: conservative for every
-// tokenizer tokenwise knows.
+// tokenizer tokenwise knows; the output never past max_tokens per choice
+// ([CapOutput]).
 func EstimateUsage(req *Request, resp *Response, err error) Usage {
 	u := Usage{InputTokens: EstimateInput(req)}
 	if out, ok := AnswerBilled(err); ok && resp == nil {
@@ -253,7 +254,22 @@ func EstimateUsage(req *Request, resp *Response, err error) Usage {
 		}
 		u.OutputTokens = (b + 2) / 3
 	}
+	u.OutputTokens = CapOutput(req, u.OutputTokens)
 	return u
+}
+
+// CapOutput bounds an estimate of the output tokens of an answer to req
+// by what the provider can produce, and bill, for it: max_tokens for each
+// of its n choices (reasoning included). An estimate counts bytes or
+// another tokenizer's tokens (and a cut answer's JSON framing), which may
+// be more than the provider's count; the budget reserved the call's output
+// at that bound, and an estimate past it would spend past the limit. A
+// request without max_tokens is not bounded.
+func CapOutput(req *Request, out int64) int64 {
+	if req == nil || req.MaxTokens <= 0 {
+		return out
+	}
+	return min(out, SatMul(int64(req.MaxTokens), int64(max(req.N, 1))))
 }
 
 // outputBytes counts the bytes of one choice's output: its text,

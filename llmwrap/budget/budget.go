@@ -538,7 +538,7 @@ func (b *Budget) usage(req *middleware.Request, resp *middleware.Response, est *
 	if !resp.Usage.IsZero() && !resp.Usage.Negative() {
 		return resp.Usage, true
 	}
-	return middleware.Usage{InputTokens: est.exact(), OutputTokens: partialOutput(b.est, req.Model, resp)}, true
+	return middleware.Usage{InputTokens: est.exact(), OutputTokens: middleware.CapOutput(req, partialOutput(b.est, req.Model, resp))}, true
 }
 
 // partialOutput counts the output of a response that reported no usage (a
@@ -594,6 +594,8 @@ func BilledUsageAt(e *tokens.Estimator, defaultTier string) middleware.UsageFunc
 		} else if out, ok := middleware.AnswerBilled(err); ok {
 			u.OutputTokens = out
 		}
+		// Never more than the provider can bill: the output reserved.
+		u.OutputTokens = middleware.CapOutput(req, u.OutputTokens)
 		if defaultTier != "" && middleware.RequestServiceTier(req) == "" {
 			u.ServiceTier = defaultTier
 		}

@@ -57,7 +57,9 @@
 // provider billed it), at its estimated input and the output its body
 // read holds, and a whole 2xx answer that is malformed (a
 // *middleware.AnswerMalformedError: not JSON, no choices, a member of the
-// wrong type), at its estimated input. A usage with a
+// wrong type), at its estimated input. An estimated output never passes
+// max_tokens per choice (middleware.CapOutput), what the provider can bill
+// and the call reserved. A usage with a
 // negative count (middleware.Usage.Negative: no provider's count) is
 // billed as none, never settled as given.
 //
