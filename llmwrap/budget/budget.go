@@ -401,15 +401,22 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	}
 	settled := false
 	stop := b.keepAlive(ctx, h)
+	var retries *retryHolds
 	defer func() {
 		stop()
 		if !settled { // a panic below: release, then let it go on
 			b.settle(ctx, h, Amount{})
 		}
+		retries.release(ctx, b)
 	}()
 	ci := middleware.CallInfoFrom(ctx)
 	first := ci.AttemptCount()
-	resp, err := next.Handle(ctx, req)
+	hctx := ctx
+	if h != &nothingHeld {
+		retries = &retryHolds{first: first, hedge: middleware.HedgedAttempt(ctx)}
+		hctx = middleware.WithRetryAdmission(ctx, func(context.Context) error { return b.admitRetry(ctx, req, ci, retries) })
+	}
+	resp, err := next.Handle(hctx, req)
 	usage, billed := b.usage(req, resp, &est)
 	var tokensUsed, pico int64
 	if billed {
@@ -454,6 +461,68 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	settled = true
 	b.settle(ctx, h, actual)
 	return resp, err
+}
+
+// retryHolds are the reservations a call took for its retries: what its
+// failed attempts were billed, beside the reservation of its worst case.
+type retryHolds struct {
+	first   int  // the call's first attempt in the CallInfo
+	hedge   bool // the call is a hedged attempt
+	mu      sync.Mutex
+	covered int // attempts of the call already reserved for
+	holds   []*holds
+	stops   []func()
+}
+
+// admitRetry reserves, before a retry, what the call's failed attempts
+// were billed (their input, a cut answer's output) in every ledger of the
+// call: the call's reservation covers one attempt's worst case, which the
+// next attempt may spend whole. A ledger that cannot hold it refuses the
+// retry (in warn mode it is recorded, not limited).
+func (b *Budget) admitRetry(ctx context.Context, req *middleware.Request, ci *middleware.CallInfo, r *retryHolds) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	attempts := slices.DeleteFunc(ci.AttemptsSince(r.first), func(a middleware.Attempt) bool { return a.Hedge != r.hedge })
+	var tokensUsed, pico int64
+	for _, a := range attempts[min(r.covered, len(attempts)):] {
+		if u := a.Usage; !u.IsZero() && !u.Negative() {
+			tokensUsed, pico = middleware.SatAdd(tokensUsed, u.Total()), middleware.SatAdd(pico, b.answerCost(req.Model, a.Model, u.WithServiceTier(req)))
+		}
+	}
+	r.covered = len(attempts)
+	if tokensUsed == 0 && pico == 0 {
+		return nil
+	}
+	need := Settleable(Exact(tokensUsed, pico)).Ceil()
+	h, err := b.reserve(ctx, need, b.runLim, b.teamLim)
+	if e, ok := errors.AsType[*ExceededError](err); ok {
+		if b.cfg.OnExceed != OnExceedWarn {
+			b.exceeded(ctx, e, OnExceedReject)
+			return err
+		}
+		b.exceeded(ctx, e, OnExceedWarn)
+		h, err = b.reserve(ctx, need, Amount{}, Amount{}) // recorded, not limited
+	}
+	if err != nil {
+		return err
+	}
+	r.holds = append(r.holds, h)
+	r.stops = append(r.stops, b.keepAlive(ctx, h))
+	return nil
+}
+
+// release releases the retries' reservations, once the call is settled.
+func (r *retryHolds) release(ctx context.Context, b *Budget) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, h := range r.holds {
+		r.stops[i]()
+		b.settle(ctx, h, Amount{})
+	}
+	r.holds, r.stops = nil, nil
 }
 
 // keepAlive extends the call's team and shared-run reservations every

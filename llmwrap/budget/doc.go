@@ -49,7 +49,9 @@
 // provider's error, a refusal) and a panic release the reservation; an
 // attempt cancelled or timed out, retried or the call's last, is charged
 // what the Meter bills it (its estimated input: the provider usually bills
-// a prompt it processed); a cut stream (a partial
+// a prompt it processed), and before a retry (middleware.AdmitRetry) what
+// the failed attempts were billed is reserved beside the call's worst
+// case, the retry refused when a ledger cannot hold it; a cut stream (a partial
 // response with middleware.ErrStreamCut) is billed, from its usage or, when
 // it has none, from the estimated input and the tokens of the partial
 // output (BilledUsage, the same counts the Meter bills), and so is an

@@ -26,5 +26,8 @@
 // layer above holds back (the router's draft, middleware.WithStreamHeld)
 // reach no caller.
 //
-// Every retry emits a middleware.Retrying event before its wait.
+// Every retry emits a middleware.Retrying event before its wait. A retry
+// is made only when the call's admission allows it (middleware.AdmitRetry:
+// the budget layer above refuses one its ledgers cannot hold); otherwise
+// the last failure is returned.
 package retry

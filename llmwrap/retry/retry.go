@@ -135,6 +135,15 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 		if !ok {
 			return resp, err
 		}
+		if aerr := middleware.AdmitRetry(ctx); aerr != nil {
+			// The budget cannot hold what the failed attempts were
+			// billed beside the next one's worst case: the provider's
+			// failure stands.
+			middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+				f.Notes = append(f.Notes, "retry: not retried: "+aerr.Error())
+			})
+			return resp, err
+		}
 		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
 			f.Retries = append(f.Retries, middleware.Retry{Model: req.Model, Wait: wait, Err: err})
 		})
