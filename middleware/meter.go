@@ -164,7 +164,10 @@ type UsageFunc func(req *Request, resp *Response, err error) Usage
 //
 // An attempt the provider reported no usage for is billed what fill
 // returns (nil: [EstimateUsage], a conservative estimate), and marked
-// Estimated. pricer may be nil (attempts are recorded, costs stay zero).
+// Estimated. A streamed attempt that a panic ends after its first chunk
+// (the caller's stream callback) is recorded, billed its input and what
+// it streamed, before the panic goes on. pricer may be nil (attempts are
+// recorded, costs stay zero).
 func Meter(pricer Pricer, fill UsageFunc) Middleware {
 	if fill == nil {
 		fill = EstimateUsage
@@ -186,6 +189,25 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 				f.Attempts = append(f.Attempts, Attempt{Model: req.Model, Hedge: hedge})
 			})
 			start := time.Now()
+			var streamed *streamedOutput
+			if req.Stream != nil {
+				// A panic in the caller's stream callback ends the attempt
+				// after the provider answered: it is billed what it streamed.
+				streamed = &streamedOutput{}
+				inner := req.Stream
+				r := req.Clone()
+				r.Stream = func(ctx context.Context, c Chunk) error {
+					streamed.add(&c)
+					return inner(ctx, c)
+				}
+				defer func() {
+					if v := recover(); v != nil {
+						streamed.billPanic(ctx, ci, idx, req, fill, pricer, start, hedge, v)
+						panic(v)
+					}
+				}()
+				req = r
+			}
 			resp, err := next.Handle(ctx, req)
 			countAttempt(ctx, resp, err)
 			a := Attempt{Model: req.Model, Start: start, Latency: time.Since(start), Err: err, Hedge: hedge}
@@ -229,6 +251,45 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 			return resp, err
 		})
 	}
+}
+
+// streamedOutput counts what a streamed attempt passed on: whether a
+// chunk arrived (the provider had the request) and the bytes of its
+// output.
+type streamedOutput struct {
+	chunks atomic.Int64
+	bytes  atomic.Int64
+}
+
+func (s *streamedOutput) add(c *Chunk) {
+	b := len(c.Content) + len(c.Reasoning) + len(c.Refusal)
+	for i := range c.ToolCalls {
+		b += len(c.ToolCalls[i].Name) + len(c.ToolCalls[i].Arguments)
+	}
+	s.chunks.Add(1)
+	s.bytes.Add(int64(b))
+}
+
+// billPanic records the attempt that a panic under the Meter ended (the
+// caller's stream callback, which the provider calls per chunk): after a
+// chunk arrived the provider had the request and produced an answer,
+// which it bills: its input as fill estimates it (as a cancelled
+// attempt's) and the output streamed, one token per three bytes, never
+// past max_tokens ([CapOutput]). Before any chunk, nothing is billed.
+func (s *streamedOutput) billPanic(ctx context.Context, ci *CallInfo, idx int, req *Request, fill UsageFunc, pricer Pricer, start time.Time, hedge bool, v any) {
+	a := Attempt{Model: req.Model, Start: start, Latency: time.Since(start), Err: &PanicError{Value: v}, Hedge: hedge}
+	if s.chunks.Load() > 0 {
+		a.Usage = fill(req, nil, a.Err)
+		a.Usage.OutputTokens = CapOutput(req, SatAdd(a.Usage.OutputTokens, (s.bytes.Load()+2)/3))
+		a.Usage = a.Usage.WithServiceTier(req)
+		a.Estimated = true
+		a.CostPico, _ = CostOfAnswer(pricer, req.Model, a.Model, a.Usage)
+	}
+	ci.Update(func(f *CallFacts) {
+		if idx < len(f.Attempts) {
+			f.Attempts[idx] = a
+		}
+	})
 }
 
 // EstimateUsage is the default [UsageFunc]: for a cut stream, the input

@@ -402,15 +402,22 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	settled := false
 	stop := b.keepAlive(ctx, h)
 	var retries *retryHolds
+	ci := middleware.CallInfoFrom(ctx)
+	first := ci.AttemptCount()
 	defer func() {
 		stop()
-		if !settled { // a panic below: release, then let it go on
-			b.settle(ctx, h, Amount{})
+		if !settled {
+			// A panic below (a stream callback's): charge what the Meter
+			// billed the call's attempts (one that had streamed), release
+			// the rest, then let it go on.
+			var charge Amount
+			if tokensUsed, pico, billed := b.attemptsCost(ctx, req, ci, first, false); billed {
+				charge = Settleable(Exact(tokensUsed, pico))
+			}
+			b.settle(ctx, h, charge)
 		}
 		retries.release(ctx, b)
 	}()
-	ci := middleware.CallInfoFrom(ctx)
-	first := ci.AttemptCount()
 	hctx := ctx
 	if h != &nothingHeld {
 		retries = &retryHolds{first: first, hedge: middleware.HedgedAttempt(ctx)}
@@ -439,16 +446,9 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		// has a response is the answer's, settled above.)
 		// A hedged attempt (the fallback layer's, above) is in the list
 		// too, and is its own call of this layer.
-		hedge := middleware.HedgedAttempt(ctx)
-		extra := slices.DeleteFunc(ci.AttemptsSince(first), func(a middleware.Attempt) bool { return a.Hedge != hedge })
-		if k := len(extra); k > 0 && resp != nil {
-			extra = extra[:k-1] // the answer's, settled above
-		}
-		for _, a := range extra {
-			if u := a.Usage; !u.IsZero() && !u.Negative() {
-				tokensUsed, pico = middleware.SatAdd(tokensUsed, u.Total()), middleware.SatAdd(pico, b.answerCost(req.Model, a.Model, u.WithServiceTier(req)))
-				billed = true
-			}
+		if t, p, ok := b.attemptsCost(ctx, req, ci, first, resp != nil); ok {
+			tokensUsed, pico = middleware.SatAdd(tokensUsed, t), middleware.SatAdd(pico, p)
+			billed = true
 		}
 	}
 	var actual Amount
@@ -461,6 +461,25 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	settled = true
 	b.settle(ctx, h, actual)
 	return resp, err
+}
+
+// attemptsCost sums what the Meter billed the call's attempts since
+// first (a hedged attempt's only, in a hedged attempt's call; the others'
+// only otherwise), but the last when answered (its answer is settled on
+// its own).
+func (b *Budget) attemptsCost(ctx context.Context, req *middleware.Request, ci *middleware.CallInfo, first int, answered bool) (tokensUsed, pico int64, billed bool) {
+	hedge := middleware.HedgedAttempt(ctx)
+	extra := slices.DeleteFunc(ci.AttemptsSince(first), func(a middleware.Attempt) bool { return a.Hedge != hedge })
+	if k := len(extra); k > 0 && answered {
+		extra = extra[:k-1] // the answer's, settled above
+	}
+	for _, a := range extra {
+		if u := a.Usage; !u.IsZero() && !u.Negative() {
+			tokensUsed, pico = middleware.SatAdd(tokensUsed, u.Total()), middleware.SatAdd(pico, b.answerCost(req.Model, a.Model, u.WithServiceTier(req)))
+			billed = true
+		}
+	}
+	return tokensUsed, pico, billed
 }
 
 // retryHolds are the reservations a call took for its retries: what its

@@ -46,7 +46,9 @@
 // exactly, rounding a ledger's total up to a micro-dollar once, when it is
 // read. It does not write the call's cost: middleware.Meter records
 // and prices each provider attempt. A failure without a response (a
-// provider's error, a refusal) and a panic release the reservation; an
+// provider's error, a refusal) and a panic release the reservation (a
+// stream whose callback panicked after a chunk is charged what the Meter
+// billed it: its input and what it streamed); an
 // attempt cancelled or timed out, retried or the call's last, is charged
 // what the Meter bills it (its estimated input: the provider usually bills
 // a prompt it processed), and before a retry (middleware.AdmitRetry) what
