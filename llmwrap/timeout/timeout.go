@@ -32,7 +32,10 @@ type Config struct {
 	// Call bounds one call, from send to the last chunk. Zero: no limit.
 	Call time.Duration
 	// FirstToken bounds, for a streaming call, the wait for the first
-	// chunk. Zero: no limit.
+	// chunk. A chunk that carries nothing of the answer (no content,
+	// reasoning, refusal, tool call, finish reason or usage: a
+	// {"choices":[]} without usage, an empty delta, a delta of the role
+	// alone) does not count, for it or for Idle. Zero: no limit.
 	FirstToken time.Duration
 	// Idle bounds, for a streaming call, the gap between two chunks. It
 	// starts with the first chunk: the wait for the first one is
@@ -102,7 +105,7 @@ func (t *Timeout) Middleware() middleware.Middleware {
 			}
 			sctx, cancel := context.WithCancelCause(ctx)
 			defer cancel(nil)
-			w := &watchdog{cancel: cancel, idle: l.Idle, firstCause: firstCause, idleCause: idleCause, start: time.Now()}
+			w := &watchdog{cancel: cancel, idle: l.Idle, first: l.FirstToken, firstCause: firstCause, idleCause: idleCause, start: time.Now()}
 			w.last.Store(beforeFirst)
 			defer w.stop()
 			if l.FirstToken > 0 {
@@ -111,6 +114,9 @@ func (t *Timeout) Middleware() middleware.Middleware {
 			inner := req.Stream
 			r := req.Clone()
 			r.Stream = func(ctx context.Context, c middleware.Chunk) error {
+				if !carries(&c) {
+					return w.empty(ctx, inner, c)
+				}
 				// Two atomic writes a chunk: in, then the time it ended.
 				if w.last.Swap(inside) == beforeFirst {
 					w.begin()
@@ -159,6 +165,18 @@ func (t *Timeout) TotalMiddleware() middleware.Middleware {
 	}
 }
 
+// carries reports whether a chunk carries something of the answer:
+// content, reasoning, a refusal, a tool call, a finish reason or a usage.
+// A chunk of nothing — {"choices":[]} without usage, an empty delta, a
+// delta of its role alone, a vendor's metadata or keep-alive object — is
+// no activity of the model: it neither meets the first-token limit nor
+// resets the idle clock, or a server that sends such chunks forever would
+// hold a stream open until its call limit.
+func carries(c *middleware.Chunk) bool {
+	return c.Content != "" || c.Reasoning != "" || c.Refusal != "" || len(c.ToolCalls) > 0 ||
+		c.FinishReason != "" || c.Usage != nil
+}
+
 // wrap reports which of this package's deadlines ended the call, if one did.
 func wrap(ctx context.Context, err error) error {
 	if err == nil {
@@ -186,7 +204,7 @@ type watchdog struct {
 	// start), beforeFirst before the first chunk, inside while a chunk's
 	// stream function runs.
 	last                  atomic.Int64
-	idle                  time.Duration
+	idle, first           time.Duration
 	firstCause, idleCause error
 	cancel                context.CancelCauseFunc
 
@@ -198,7 +216,28 @@ type watchdog struct {
 const (
 	beforeFirst = -1
 	inside      = -2
+	// insideFirst: the stream function of a chunk of nothing runs before
+	// the first chunk of something.
+	insideFirst = -3
 )
+
+// empty passes on a chunk that carries nothing (see carries): the clocks
+// stop while its stream function runs, as for any chunk, and then go on
+// from where they were, as if the chunk had not come.
+func (w *watchdog) empty(ctx context.Context, inner middleware.StreamFunc, c middleware.Chunk) error {
+	if w.last.CompareAndSwap(beforeFirst, insideFirst) {
+		err := inner(ctx, c)
+		w.last.Store(beforeFirst)
+		return err
+	}
+	prev := w.last.Swap(inside)
+	in := time.Since(w.start)
+	err := inner(ctx, c)
+	// The gap since the last chunk of something, less the time this
+	// chunk's stream function took.
+	w.last.Store(prev + int64(time.Since(w.start)-in))
+	return err
+}
 
 // begin is called with the first chunk: the first-token limit is met, the
 // idle clock starts when that chunk's function returns.
@@ -229,6 +268,10 @@ func (w *watchdog) fire() {
 		if w.idle > 0 {
 			t.Reset(w.idle)
 		}
+	case last == insideFirst:
+		// A whole first-token limit more, as a chunk's function gets a
+		// whole idle limit more.
+		t.Reset(w.first)
 	case last == beforeFirst:
 		w.cancel(w.firstCause)
 	case w.idle > 0:
