@@ -724,6 +724,10 @@ type responseObject struct {
 	Tools json.RawMessage `json:"tools"`
 	// Background is the response's background member (nil: none).
 	Background *bool `json:"background"`
+	// streamed is, for the response of a stream's response.failed
+	// event, the output tokens its deltas streamed: the least the
+	// provider bills, whatever its usage says (0: not known).
+	streamed int64
 }
 
 // settleObject settles h at the usage of the response object o; at what
@@ -735,6 +739,13 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) (mi
 		h.s.logger.Warn("tokenwise/gateway: a responses answer without readable usage: charged its reservation", "team", h.team)
 		h.chargeReserved(ctx, nil)
 		return middleware.Usage{}, middleware.SatMul(h.need.USDMicros, 1_000_000)
+	}
+	// A stream that failed after its deltas streamed more output than
+	// its usage counts (a running count that lags) is billed that
+	// output, as a cut chat stream is (an estimate).
+	estimated := false
+	if o.streamed > u.OutputTokens {
+		u.OutputTokens, estimated = o.streamed, true
 	}
 	tier := cmp.Or(o.ServiceTier, h.tier)
 	u.ServiceTier = tier
@@ -755,7 +766,7 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) (mi
 	// The exact cost: the ledger sums it exactly and rounds up once.
 	h.settle(ctx, budget.Settleable(budget.Exact(middleware.SatAdd(tc.Input, tc.Output), pico)))
 	h.done(ctx, middleware.SatAdd(tc.Input, tc.Output), 1)
-	h.record(u, pico, false, nil)
+	h.record(u, pico, estimated, nil)
 	return u, pico
 }
 
@@ -1177,6 +1188,11 @@ func (r *responsesStream) data(data []byte) bool {
 			// A final event that leaves out the output its events
 			// carried: the items done are the output (their fees).
 			o.Output, _ = json.Marshal(r.items)
+		}
+		if ev.Type == "response.failed" {
+			// A response that failed mid-answer: its usage may lag
+			// behind what its deltas streamed (settleObject).
+			o.streamed = r.streamed
 		}
 		r.done = true
 		r.final(&o)

@@ -227,6 +227,15 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 				if a.Usage.IsZero() || a.Usage.Negative() {
 					a.Usage = fill(req, resp, err)
 					a.Estimated = !a.Usage.IsZero()
+				} else if err != nil {
+					// A stream cut after a usage (a server that reports
+					// a running usage in its chunks) may have streamed
+					// more than that usage counts: it is billed at
+					// least the output it streamed.
+					if out := fill(req, resp, err).OutputTokens; out > a.Usage.OutputTokens {
+						a.Usage.OutputTokens = out
+						a.Estimated = true
+					}
 				}
 			case UnansweredBilled(err):
 				a.Usage = fill(req, nil, err)

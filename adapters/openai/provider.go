@@ -668,8 +668,10 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 	partial := func() *middleware.Response {
 		resp := acc.Response()
 		resp.ID, resp.Model = meta.id, meta.model
-		if resp.Usage.IsZero() {
-			// Estimated: every choice's output counts.
+		if resp.Usage.IsZero() || !done {
+			// Estimated (a stream without usage, or one cut after a
+			// usage that may lag behind it): every choice's output
+			// counts.
 			resp.OtherChoices = r.others.choices()
 		}
 		if !resp.Usage.IsZero() && resp.Usage.ServiceTier == "" {

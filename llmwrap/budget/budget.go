@@ -424,7 +424,7 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		hctx = middleware.WithRetryAdmission(ctx, func(context.Context) error { return b.admitRetry(ctx, req, ci, retries) })
 	}
 	resp, err := next.Handle(hctx, req)
-	usage, billed := b.usage(req, resp, &est)
+	usage, billed := b.usage(req, resp, err, &est)
 	var tokensUsed, pico int64
 	if billed {
 		// A usage that does not name its service tier is billed at the
@@ -615,8 +615,10 @@ func (b *Budget) keepAlive(ctx context.Context, h *holds) (stop func()) {
 
 // usage returns what to bill: the provider's usage, or for a response that
 // carries none (a cut stream) the estimated input plus the tokens of the
-// partial output. A failure without a response bills nothing.
-func (b *Budget) usage(req *middleware.Request, resp *middleware.Response, est *callEstimate) (middleware.Usage, bool) {
+// partial output. A stream cut (err) after a usage that counts less output
+// than it streamed (a running usage that lags) is billed that output, as
+// the Meter bills it. A failure without a response bills nothing.
+func (b *Budget) usage(req *middleware.Request, resp *middleware.Response, err error, est *callEstimate) (middleware.Usage, bool) {
 	if resp == nil {
 		return middleware.Usage{}, false
 	}
@@ -624,7 +626,11 @@ func (b *Budget) usage(req *middleware.Request, resp *middleware.Response, est *
 		return middleware.Usage{}, false
 	}
 	if !resp.Usage.IsZero() && !resp.Usage.Negative() {
-		return resp.Usage, true
+		u := resp.Usage
+		if err != nil {
+			u.OutputTokens = max(u.OutputTokens, middleware.CapOutput(req, partialOutput(b.est, req.Model, resp)))
+		}
+		return u, true
 	}
 	return middleware.Usage{InputTokens: est.exact(), OutputTokens: middleware.CapOutput(req, partialOutput(b.est, req.Model, resp))}, true
 }
