@@ -747,7 +747,13 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) (mi
 	if o.streamed > u.OutputTokens {
 		u.OutputTokens, estimated = o.streamed, true
 	}
-	tier := cmp.Or(o.ServiceTier, h.tier)
+	// The tier the answer names, else (none, or "auto": the project's,
+	// echoed) the one the call was reserved at: the request's, else the
+	// project's default tier.
+	tier := o.ServiceTier
+	if tier == "" || tier == "auto" {
+		tier = h.tier
+	}
 	u.ServiceTier = tier
 	tc := policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens, CachedInput: u.CachedInputTokens,
 		CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens, ServiceTier: tier}

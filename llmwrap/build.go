@@ -264,6 +264,12 @@ func (c *catalog) Cost(model string, u middleware.Usage) (int64, bool) {
 	if !r.ok || !r.budget.Priced {
 		return 0, false
 	}
+	if u.ServiceTier == "auto" {
+		// An answer that names no processing tier but the project's (see
+		// middleware.Usage.WithServiceTier): billed at the project's
+		// default tier, as such a call was reserved.
+		u.ServiceTier = c.p.Budget.DefaultServiceTier
+	}
 	if t := u.ServiceTier; t != "" && t != "default" && t != "auto" {
 		if _, ok := r.spec.ServiceTiers[t]; !ok {
 			c.unpricedTier(model, t)

@@ -49,10 +49,16 @@ func RequestServiceTier(req *Request) string {
 }
 
 // WithServiceTier returns u billed at req's tier when u does not say its
-// own (see Usage.ServiceTier).
+// own (see Usage.ServiceTier). A usage whose tier is "auto" (an answer
+// that echoes the request's "the project's tier" instead of naming the
+// tier it used) is billed at the tier req asks for, else it stays "auto":
+// the provider project's default tier, which the pricer knows (package
+// llmwrap prices it at the policy's budget.default_service_tier).
 func (u Usage) WithServiceTier(req *Request) Usage {
-	if u.ServiceTier == "" {
-		u.ServiceTier = RequestServiceTier(req)
+	if u.ServiceTier == "" || u.ServiceTier == "auto" {
+		if t := RequestServiceTier(req); t != "" || u.ServiceTier == "" {
+			u.ServiceTier = t
+		}
 	}
 	return u
 }

@@ -280,7 +280,8 @@ type Budget struct {
 	// at that names none (or "auto"): the default tier of the provider's
 	// project, e.g. priority when the OpenAI project is set to priority
 	// processing. Such a call is reserved at that tier's rates (its answer
-	// names the tier it is billed at). Empty: the standard rates.
+	// names the tier it is billed at; an answer that names "auto", no
+	// tier it used, is billed at this one). Empty: the standard rates.
 	DefaultServiceTier string `yaml:"default_service_tier,omitempty" json:"default_service_tier,omitzero"`
 }
 
