@@ -709,6 +709,17 @@ type responsesUsage struct {
 	OutputTokensDetails struct {
 		ReasoningTokens count `json:"reasoning_tokens"`
 	} `json:"output_tokens_details"`
+	// The chat API's names, which some compatible servers and proxies
+	// write in a Responses answer: read when the Responses names count
+	// nothing.
+	PromptTokens        count `json:"prompt_tokens"`
+	CompletionTokens    count `json:"completion_tokens"`
+	PromptTokensDetails struct {
+		CachedTokens count `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+	CompletionTokensDetails struct {
+		ReasoningTokens count `json:"reasoning_tokens"`
+	} `json:"completion_tokens_details"`
 }
 
 // responseObject is what the gateway reads of a response object.
@@ -782,6 +793,15 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) (mi
 // or none of the counts: a server that does not count, as the chat
 // calls' Meter reads a usage of zeros) or a count is negative.
 func (u *responsesUsage) usage() (middleware.Usage, bool) {
+	if u != nil && u.InputTokens == 0 && u.OutputTokens == 0 && (u.PromptTokens != 0 || u.CompletionTokens != 0) {
+		// A usage of the chat API's names: the same counts.
+		c := *u
+		c.InputTokens, c.OutputTokens = u.PromptTokens, u.CompletionTokens
+		c.InputTokensDetails.CachedTokens = cmp.Or(u.InputTokensDetails.CachedTokens, u.PromptTokensDetails.CachedTokens)
+		c.OutputTokensDetails.ReasoningTokens = cmp.Or(u.OutputTokensDetails.ReasoningTokens, u.CompletionTokensDetails.ReasoningTokens)
+		c.PromptTokens, c.CompletionTokens = 0, 0
+		return c.usage()
+	}
 	if u == nil || u.InputTokens < 0 || u.OutputTokens < 0 || u.TotalTokens < 0 ||
 		u.InputTokensDetails.CachedTokens < 0 || u.InputTokensDetails.CacheWriteTokens < 0 || u.OutputTokensDetails.ReasoningTokens < 0 ||
 		u.InputTokens == 0 && u.OutputTokens == 0 && u.TotalTokens == 0 {
