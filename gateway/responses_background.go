@@ -222,9 +222,14 @@ func (req *responsesRequest) background() bool {
 
 // pendingResponse reports whether o, a Responses answer, is a response
 // that is not done (queued or in progress: a background response) and
-// has no usage yet.
+// has no usage yet: none, or one that counts nothing (zeros, as some
+// servers write the usage of a response that has not run), which is no
+// bill of what the response will use.
 func pendingResponse(o *responseObject) bool {
-	if o.ID == "" || o.Usage != nil {
+	if o.ID == "" {
+		return false
+	}
+	if _, counts := o.Usage.usage(); counts {
 		return false
 	}
 	return o.Status == "queued" || o.Status == "in_progress"

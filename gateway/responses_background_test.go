@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,6 +32,8 @@ type backgroundUpstream struct {
 	mu    sync.Mutex
 	n     int
 	state map[string]string // id -> status and usage: `"status":"completed","usage":{...}`
+	// queued is the usage of the queued answer ("": null, as OpenAI's).
+	queued string
 }
 
 func (b *backgroundUpstream) set(id, status, usage string) {
@@ -51,7 +54,7 @@ func (b *backgroundUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && rest == "":
 		b.n++
 		id := fmt.Sprintf("resp_bg_%d", b.n)
-		b.state[id] = `"status":"queued","usage":null`
+		b.state[id] = `"status":"queued","usage":` + cmp.Or(b.queued, "null")
 		answer(id, b.state[id])
 	case r.Method == http.MethodGet && b.state[strings.TrimPrefix(rest, "/")] != "":
 		answer(strings.TrimPrefix(rest, "/"), b.state[strings.TrimPrefix(rest, "/")])
@@ -215,4 +218,60 @@ func TestGatewayNeverCascadesABackgroundResponse(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestGatewayHoldsAQueuedResponseOfZeroUsage: a background call answered
+// queued with a usage of zeros (a server that writes the usage of a
+// response that has not run yet as zeros, not null) has not run: what it
+// costs is known when it is done. Its reservation is held, not charged,
+// until a retrieval shows it completed, which settles it at its usage, as
+// a queued answer without usage is (TestGatewayChargesBackgroundResponsesTheirUsage);
+// never seen done, it is charged its reservation after limits.run_idle.
+// Before, the zeros were read as a usage that counts nothing and the call
+// was charged its whole reservation at once.
+func TestGatewayHoldsAQueuedResponseOfZeroUsage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := &backgroundUpstream{state: map[string]string{}, queued: `{"input_tokens":0,"output_tokens":0,"total_tokens":0}`}
+		pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+			"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1}\n"}
+		t.Setenv(upstreamEnv, upstreamKey)
+		srv, tr, served := servePipe(t, writeFiles(t, "http://upstream.invalid/v1", pols, "limits: {run_idle: 10m}\n"),
+			openaitest.NewTransport(up), slog.New(slog.DiscardHandler))
+		defer func() {
+			tr.CloseIdleConnections()
+			_ = srv.Shutdown(context.Background())
+			<-served
+		}()
+		e := &env{url: "http://gateway", client: &http.Client{Transport: tr}}
+		oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL("http://gateway/v1/"), option.WithHTTPClient(e.client),
+			option.WithMaxRetries(0))
+		ctx := t.Context()
+		background := func() string {
+			t.Helper()
+			r, err := oc.Responses.New(ctx, responses.ResponseNewParams{Model: "gpt-4o-mini", Background: openai.Bool(true),
+				Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("check the disks")}})
+			if err != nil || r.Status != "queued" {
+				t.Fatalf("a background call: %+v %v", r, err)
+			}
+			return r.ID
+		}
+		id := background()
+		if s := e.spend(t); s.SpentTokens != 0 || s.ReservedUSD == "0.000000" {
+			t.Fatalf("a background call queued with a usage of zeros: spend %+v, want its reservation held, nothing charged", s)
+		}
+		up.set(id, "completed", `{"input_tokens":10,"output_tokens":5,"total_tokens":15}`)
+		if r, err := oc.Responses.Get(ctx, id, responses.ResponseGetParams{}); err != nil || r.Status != "completed" {
+			t.Fatalf("retrieval: %+v %v", r, err)
+		}
+		if s := e.spend(t); s.SpentTokens != 15 || s.ReservedUSD != "0.000000" {
+			t.Errorf("a background call retrieved completed: spend %+v, want its usage, 15 tokens, and nothing held", s)
+		}
+		// Never seen done: its reservation, after run_idle.
+		background()
+		time.Sleep(10*time.Minute + time.Second)
+		synctest.Wait()
+		if s := e.spend(t); s.SpentTokens < 15+16384 || s.ReservedUSD != "0.000000" {
+			t.Errorf("a background call not seen done in run_idle: spend %+v, want its reservation charged", s)
+		}
+	})
 }
