@@ -166,11 +166,17 @@ func TestServiceTierIsBilledAtItsRates(t *testing.T) {
 
 // TestUnpricedServiceTierIsWarnedOnce: an answer that names a service
 // tier the catalog has no rates for on its model (gpt-5 billed at
-// "scale") is priced at the model's standard rates — the one price known
-// — and the logger says so once for the model and tier, not once per
-// call.
+// "scale") is priced at 2.5 times the model's standard rates — the
+// catalog's dearest tier, never below what the provider may bill (before,
+// at the standard rates: a priority the catalog lacks was billed half its
+// price) — and the logger says so once for the model and tier, not once
+// per call.
 func TestUnpricedServiceTierIsWarnedOnce(t *testing.T) {
-	const standard = 2_250_000_000 // 1,000 input and 100 output tokens of gpt-5, pico-dollars
+	// 1,000 input and 100 output tokens of gpt-5 at 2.5 times its
+	// standard $1.25/$10 per 1M (its priority is twice them), pico-dollars:
+	// a tier the catalog does not price is never billed below what the
+	// provider may bill.
+	const standard = 1000*3_125_000 + 100*25_000_000
 	var calls atomic.Int64
 	srv := tierServer(t, &calls, func(string) string { return "scale" })
 	var logs bytes.Buffer // (the handler serializes its writes; read after the calls)
@@ -197,7 +203,7 @@ func TestUnpricedServiceTierIsWarnedOnce(t *testing.T) {
 		}
 	}
 	if got := cost.Load(); got != n*standard {
-		t.Errorf("%d calls cost %s, want %s (the standard rates)", n, policies.PicoUSD(got), policies.PicoUSD(n*standard))
+		t.Errorf("%d calls cost %s, want %s (2.5 times the standard rates)", n, policies.PicoUSD(got), policies.PicoUSD(n*standard))
 	}
 	var warnings int
 	for line := range strings.Lines(logs.String()) {

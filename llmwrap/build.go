@@ -300,9 +300,10 @@ func (c *catalog) BilledModel(requested, answered string) string {
 }
 
 // unpricedTier warns, once per model and tier, that usage billed at a
-// service tier the catalog has no rates for on model is priced at the
-// model's standard rates: the provider's bill may differ (priority costs
-// about twice as much, flex half). After maxResolved pairs, further ones
+// service tier the catalog has no rates for on model is priced at 2.5
+// times the model's standard rates (policies.ModelSpec.Rates; flex at the
+// standard rates): never below the provider's bill, but above it for a
+// tier cheaper than that. After maxResolved pairs, further ones
 // are not logged (a server naming ever new tiers cannot grow the set).
 func (c *catalog) unpricedTier(model, tier string) {
 	k := modelTier{model, tier}
@@ -318,7 +319,7 @@ func (c *catalog) unpricedTier(model, tier string) {
 	if log == nil {
 		log = slog.Default()
 	}
-	log.Warn("tokenwise: usage billed at a service tier the catalog has no price for on its model: priced at the model's standard rates; "+
+	log.Warn("tokenwise: usage billed at a service tier the catalog has no price for on its model: priced as its dearest (2.5 times the model's standard rates, or its dearest priced tier; flex at the standard rates); "+
 		"add the tier's rates under the model's service_tiers in the policy's models:", "model", k.model, "service_tier", k.tier)
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	_ "embed"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -305,11 +306,62 @@ func (m ModelSpec) Cost(u TokenCounts) PicoUSD {
 
 // Rates returns the input, cached input, cache write and output rates of a call
 // processed at tier with input tokens of input: m's own, overlaid with
-// the tier's when ServiceTiers has it ("" and "default" are m's own), then
-// with the long-context rule's (the tier's own rule when it has one, else
-// m's) when input is above its threshold. A zero rate of an overlay keeps
-// the rate below it.
+// the tier's when ServiceTiers has it ("", "default" and "auto" are m's
+// own), then with the long-context rule's (the tier's own rule when it has
+// one, else m's) when input is above its threshold. A zero rate of an
+// overlay keeps the rate below it. A tier ServiceTiers does not have is
+// never priced below what the provider may bill: "flex" (cheaper than the
+// standard rates) at m's own rates, any other at 2.5 times them, or at
+// the dearest tier m prices when it is dearer.
 func (m ModelSpec) Rates(tier string, input int64) Rates {
+	switch _, priced := m.ServiceTiers[tier]; {
+	case priced, tier == "", tier == "default", tier == "auto", tier == "flex":
+		// (An unpriced flex is the standard rates: flex is cheaper.)
+		return m.tierRates(tier, input)
+	}
+	// A tier m has no rates for (a priority its catalog entry lacks, a
+	// tier name the catalog does not know): its price is unknown, and
+	// never billed below what the provider may bill — the standard rates
+	// times 2.5 (unpriced: the dearest tier of the catalog, gpt-5.5's
+	// priority, is 2.5 times its standard rates), or the dearest tier m
+	// prices, per rate, when it is dearer still.
+	r := m.tierRates("", input).resolved()
+	r.InputPer1M, r.CachedInputPer1M, r.CacheWritePer1M, r.OutputPer1M =
+		unpriced(r.InputPer1M), unpriced(r.CachedInputPer1M), unpriced(r.CacheWritePer1M), unpriced(r.OutputPer1M)
+	for t := range m.ServiceTiers {
+		d := m.tierRates(t, input).resolved()
+		r.InputPer1M, r.CachedInputPer1M = max(r.InputPer1M, d.InputPer1M), max(r.CachedInputPer1M, d.CachedInputPer1M)
+		r.CacheWritePer1M, r.OutputPer1M = max(r.CacheWritePer1M, d.CacheWritePer1M), max(r.OutputPer1M, d.OutputPer1M)
+	}
+	return r
+}
+
+// resolved is r with its zero cached input and cache write rates made the
+// input rate they stand for (as Cost reads them), for comparing rates.
+func (r Rates) resolved() Rates {
+	r.CachedInputPer1M, r.CacheWritePer1M = or(r.CachedInputPer1M, r.InputPer1M), or(r.CacheWritePer1M, r.InputPer1M)
+	return r
+}
+
+// unpriced is rate at a service tier its model has no rates for
+// (ModelSpec.Rates): times 5/2, rounded up to a micro-dollar per million
+// tokens (saturating) — at least the dearest tier the catalog prices
+// (gpt-5.5's priority, 2.5 times its standard rates), so that such a call
+// is never billed, nor reserved, below what the provider bills
+// (TestUnpricedTierFactorCoversTheCatalog). A policy that knows the
+// tier's price lists it under the model's service_tiers.
+func unpriced(rate USD) USD {
+	if rate <= 0 {
+		return rate
+	}
+	if rate > math.MaxInt64/5 {
+		return math.MaxInt64
+	}
+	return (rate*5 + 1) / 2
+}
+
+// tierRates is Rates of a tier m prices, or of the standard rates.
+func (m ModelSpec) tierRates(tier string, input int64) Rates {
 	r := Rates{InputPer1M: m.InputPer1M, CachedInputPer1M: m.CachedInputPer1M, CacheWritePer1M: m.CacheWritePer1M, OutputPer1M: m.OutputPer1M}
 	long := m.LongContext
 	if t, ok := m.ServiceTiers[tier]; ok && tier != "" {

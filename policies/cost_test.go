@@ -45,8 +45,11 @@ func TestCostIsExactForEveryCatalogModel(t *testing.T) {
 		// Cost's documentation: the tier's non-zero rates over the model's,
 		// then, above the threshold, the long-context rule's (the tier's
 		// own when it has one).
-		rates := func(tier string, input int64) (in, cached, write, audioIn, out, audioOut *big.Rat) {
-			inP, cachedP, writeP, outP := m.InputPer1M, m.CachedInputPer1M, m.CacheWritePer1M, m.OutputPer1M
+		// (A tier the model does not price, but flex: per rate, the
+		// dearest of 2.5 times the standard rate, rounded up to a
+		// micro-dollar per 1M, and every tier's rate.)
+		priced := func(tier string, input int64) (inP, cachedP, writeP, outP USD) {
+			inP, cachedP, writeP, outP = m.InputPer1M, m.CachedInputPer1M, m.CacheWritePer1M, m.OutputPer1M
 			long := m.LongContext
 			if t, ok := m.ServiceTiers[tier]; ok {
 				inP, cachedP, writeP, outP = cmp.Or(t.InputPer1M, inP), cmp.Or(t.CachedInputPer1M, cachedP), cmp.Or(t.CacheWritePer1M, writeP), cmp.Or(t.OutputPer1M, outP)
@@ -56,6 +59,18 @@ func TestCostIsExactForEveryCatalogModel(t *testing.T) {
 			}
 			if long.AboveInputTokens > 0 && input > long.AboveInputTokens {
 				inP, cachedP, writeP, outP = cmp.Or(long.InputPer1M, inP), cmp.Or(long.CachedInputPer1M, cachedP), cmp.Or(long.CacheWritePer1M, writeP), cmp.Or(long.OutputPer1M, outP)
+			}
+			return
+		}
+		rates := func(tier string, input int64) (in, cached, write, audioIn, out, audioOut *big.Rat) {
+			inP, cachedP, writeP, outP := priced(tier, input)
+			if _, ok := m.ServiceTiers[tier]; !ok && tier == "no-such-tier" {
+				up := func(r USD) USD { return (r*5 + 1) / 2 }
+				inP, cachedP, writeP, outP = up(inP), up(cmp.Or(cachedP, inP)), up(cmp.Or(writeP, inP)), up(outP)
+				for t := range m.ServiceTiers {
+					i, c, w, o := priced(t, input)
+					inP, cachedP, writeP, outP = max(inP, i), max(cachedP, cmp.Or(c, i)), max(writeP, cmp.Or(w, i)), max(outP, o)
+				}
 			}
 			in, out = ratPerToken(t, inP), ratPerToken(t, outP)
 			cached, write = in, in
