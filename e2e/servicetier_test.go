@@ -165,8 +165,8 @@ func TestServiceTierIsBilledAtItsRates(t *testing.T) {
 }
 
 // TestUnpricedServiceTierIsWarnedOnce: an answer that names a service
-// tier the catalog has no rates for on its model (gpt-5 billed at
-// "scale") is priced at 2.5 times the model's standard rates — the
+// premium tier the catalog has no rates for on its model (gpt-5 billed
+// at "ultrafast") is priced at 2.5 times the model's standard rates — the
 // catalog's dearest tier, never below what the provider may bill (before,
 // at the standard rates: a priority the catalog lacks was billed half its
 // price) — and the logger says so once for the model and tier, not once
@@ -178,7 +178,7 @@ func TestUnpricedServiceTierIsWarnedOnce(t *testing.T) {
 	// provider may bill.
 	const standard = 1000*3_125_000 + 100*25_000_000
 	var calls atomic.Int64
-	srv := tierServer(t, &calls, func(string) string { return "scale" })
+	srv := tierServer(t, &calls, func(string) string { return "ultrafast" })
 	var logs bytes.Buffer // (the handler serializes its writes; read after the calls)
 	var cost atomic.Int64
 	obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
@@ -216,12 +216,51 @@ func TestUnpricedServiceTierIsWarnedOnce(t *testing.T) {
 		}
 		if strings.Contains(rec.Msg, "service tier the catalog has no price for") {
 			warnings++
-			if rec.Level != "WARN" || rec.Model != "gpt-5" || rec.Tier != "scale" {
+			if rec.Level != "WARN" || rec.Model != "gpt-5" || rec.Tier != "ultrafast" {
 				t.Errorf("warning %s", line)
 			}
 		}
 	}
 	if warnings != 1 {
 		t.Errorf("%d warnings of the unpriced tier over %d calls, want 1:\n%s", warnings, n, logs.String())
+	}
+}
+
+// TestOtherProvidersStandardTierIsTheStandardRates: Groq answers
+// "service_tier": "on_demand" for every call that names no tier, Vertex
+// (through OpenRouter) "standard": their standard tier, billed at the
+// model's standard rates without a warning, as "default" is — not at 2.5
+// times them, as a premium tier the catalog has no rates for is.
+func TestOtherProvidersStandardTierIsTheStandardRates(t *testing.T) {
+	// 1,000 input and 100 output tokens of gpt-5 at $1.25/$10 per 1M.
+	const standard = 1000*1_250_000 + 100*10_000_000
+	for _, tier := range []string{"on_demand", "standard"} {
+		t.Run(tier, func(t *testing.T) {
+			var calls atomic.Int64
+			srv := tierServer(t, &calls, func(string) string { return tier })
+			var logs bytes.Buffer
+			var cost atomic.Int64
+			obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
+				if f, ok := e.(middleware.CallFinished); ok {
+					cost.Add(f.Facts.CostPico)
+				}
+			})
+			chain := llmwrap.MustBuild(&policies.Policy{Version: 1, Name: "tiers"}, llmwrap.WithObserver(obs),
+				llmwrap.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+			cfg := goopenai.DefaultConfig("test-key")
+			cfg.BaseURL = srv.URL
+			cfg.HTTPClient = oaiadapter.NewHTTPClient(chain)
+			client := goopenai.NewClientWithConfig(cfg)
+			if _, err := client.CreateChatCompletion(context.Background(), goopenai.ChatCompletionRequest{Model: "gpt-5", MaxCompletionTokens: 200,
+				Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "Check the disks."}}}); err != nil {
+				t.Fatal(err)
+			}
+			if got := cost.Load(); got != standard {
+				t.Errorf("a call answered at %q cost %s, want %s (the standard rates)", tier, policies.PicoUSD(got), policies.PicoUSD(standard))
+			}
+			if strings.Contains(logs.String(), "no price for") {
+				t.Errorf("a warning of the standard tier %q:\n%s", tier, logs.String())
+			}
+		})
 	}
 }

@@ -270,7 +270,7 @@ func (c *catalog) Cost(model string, u middleware.Usage) (int64, bool) {
 		// default tier, as such a call was reserved.
 		u.ServiceTier = c.p.Budget.DefaultServiceTier
 	}
-	if t := u.ServiceTier; t != "" && t != "default" && t != "auto" {
+	if t := u.ServiceTier; !policies.StandardTier(t) {
 		if _, ok := r.spec.ServiceTiers[t]; !ok {
 			c.unpricedTier(model, t)
 		}
@@ -301,9 +301,9 @@ func (c *catalog) BilledModel(requested, answered string) string {
 
 // unpricedTier warns, once per model and tier, that usage billed at a
 // service tier the catalog has no rates for on model is priced at 2.5
-// times the model's standard rates (policies.ModelSpec.Rates; flex at the
-// standard rates): never below the provider's bill, but above it for a
-// tier cheaper than that. After maxResolved pairs, further ones
+// times the model's standard rates when the tier is a premium one
+// (policies.ModelSpec.Rates: never below the provider's bill), else at
+// the standard rates (a flex: above the bill). After maxResolved pairs, further ones
 // are not logged (a server naming ever new tiers cannot grow the set).
 func (c *catalog) unpricedTier(model, tier string) {
 	k := modelTier{model, tier}
@@ -319,7 +319,11 @@ func (c *catalog) unpricedTier(model, tier string) {
 	if log == nil {
 		log = slog.Default()
 	}
-	log.Warn("tokenwise: usage billed at a service tier the catalog has no price for on its model: priced as its dearest (2.5 times the model's standard rates, or its dearest priced tier; flex at the standard rates); "+
+	priced := "priced at the model's standard rates"
+	if policies.PremiumTier(k.tier) {
+		priced = "priced as its dearest (2.5 times the model's standard rates, or its dearest priced tier)"
+	}
+	log.Warn("tokenwise: usage billed at a service tier the catalog has no price for on its model: "+priced+"; "+
 		"add the tier's rates under the model's service_tiers in the policy's models:", "model", k.model, "service_tier", k.tier)
 }
 

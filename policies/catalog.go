@@ -309,14 +309,15 @@ func (m ModelSpec) Cost(u TokenCounts) PicoUSD {
 // the tier's when ServiceTiers has it ("", "default" and "auto" are m's
 // own), then with the long-context rule's (the tier's own rule when it has
 // one, else m's) when input is above its threshold. A zero rate of an
-// overlay keeps the rate below it. A tier ServiceTiers does not have is
-// never priced below what the provider may bill: "flex" (cheaper than the
-// standard rates) at m's own rates, any other at 2.5 times them, or at
-// the dearest tier m prices when it is dearer.
+// overlay keeps the rate below it. A premium tier ServiceTiers does not
+// have ("priority", "fast", "ultrafast", "performance": PremiumTier) is
+// never priced below what the provider may bill: at 2.5 times m's own
+// rates, or at the dearest tier m prices when it is dearer. Any other tier
+// it does not have — a flex (cheaper), another provider's name of its
+// standard tier (Groq's "on_demand", Vertex's "standard") — is priced at
+// m's own rates.
 func (m ModelSpec) Rates(tier string, input int64) Rates {
-	switch _, priced := m.ServiceTiers[tier]; {
-	case priced, tier == "", tier == "default", tier == "auto", tier == "flex":
-		// (An unpriced flex is the standard rates: flex is cheaper.)
+	if _, priced := m.ServiceTiers[tier]; priced || !PremiumTier(tier) {
 		return m.tierRates(tier, input)
 	}
 	// A tier m has no rates for (a priority its catalog entry lacks, a
@@ -341,6 +342,29 @@ func (m ModelSpec) Rates(tier string, input int64) Rates {
 func (r Rates) resolved() Rates {
 	r.CachedInputPer1M, r.CacheWritePer1M = or(r.CachedInputPer1M, r.InputPer1M), or(r.CacheWritePer1M, r.InputPer1M)
 	return r
+}
+
+// StandardTier reports whether tier names the standard processing tier:
+// none, OpenAI's "default" (and "auto", the project's own), Groq's
+// "on_demand", Vertex's "standard".
+func StandardTier(tier string) bool {
+	switch tier {
+	case "", "default", "auto", "on_demand", "standard":
+		return true
+	}
+	return false
+}
+
+// PremiumTier reports whether tier names a processing tier dearer than the
+// standard one: OpenAI's "priority" (and the "fast" and "ultrafast" some
+// gateways sell), Groq's "performance". A model that has no rates for such
+// a tier is priced at 2.5 times its standard rates there (ModelSpec.Rates).
+func PremiumTier(tier string) bool {
+	switch tier {
+	case "priority", "fast", "ultrafast", "performance":
+		return true
+	}
+	return false
 }
 
 // unpriced is rate at a service tier its model has no rates for

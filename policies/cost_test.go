@@ -64,7 +64,7 @@ func TestCostIsExactForEveryCatalogModel(t *testing.T) {
 		}
 		rates := func(tier string, input int64) (in, cached, write, audioIn, out, audioOut *big.Rat) {
 			inP, cachedP, writeP, outP := priced(tier, input)
-			if _, ok := m.ServiceTiers[tier]; !ok && tier == "no-such-tier" {
+			if _, ok := m.ServiceTiers[tier]; !ok && tier == "ultrafast" {
 				up := func(r USD) USD { return (r*5 + 1) / 2 }
 				inP, cachedP, writeP, outP = up(inP), up(cmp.Or(cachedP, inP)), up(cmp.Or(writeP, inP)), up(outP)
 				for t := range m.ServiceTiers {
@@ -89,7 +89,7 @@ func TestCostIsExactForEveryCatalogModel(t *testing.T) {
 			}
 			return
 		}
-		tiers := append([]string{"", "default", "no-such-tier"}, slices.Sorted(maps.Keys(m.ServiceTiers))...)
+		tiers := append([]string{"", "default", "ultrafast", "on_demand"}, slices.Sorted(maps.Keys(m.ServiceTiers))...)
 		var sum PicoUSD
 		sumRat := new(big.Rat)
 		for i := range 10_000 {

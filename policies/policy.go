@@ -107,10 +107,12 @@ type ModelSpec struct {
 	// than the standard one, by the name its API uses for them (OpenAI's
 	// service_tier: "flex", "priority", "scale"): a call is billed at the
 	// tier its answer says processed it, else the one the request asked
-	// for. A zero rate of a tier is the standard one. "default" and "auto"
-	// are not tiers here: the standard rates are the model's own. A tier
-	// not listed is priced at 2.5 times the standard rates (flex at them):
-	// see ModelSpec.Rates.
+	// for. A zero rate of a tier is the standard one. "default", "auto"
+	// and other providers' names of the standard tier ("on_demand",
+	// "standard") are not tiers here: the standard rates are the model's
+	// own. A premium tier not listed ("priority", "fast", "ultrafast",
+	// "performance") is priced at 2.5 times the standard rates, any other
+	// at them: see ModelSpec.Rates.
 	ServiceTiers map[string]ServiceTierPrices `yaml:"service_tiers,omitempty" json:"service_tiers,omitzero"`
 	// ToolCalls are the fees of the provider's hosted tools, in USD per
 	// call, by the tool's type in the Responses API: web_search,

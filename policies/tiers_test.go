@@ -24,7 +24,8 @@ func TestServiceTiersAndLongContextArePriced(t *testing.T) {
 		// 1,000 × $1.25/1M + 100 × $10/1M
 		{"gpt-5", TokenCounts{Input: 1000, Output: 100}, "$0.00225"},
 		{"gpt-5", TokenCounts{Input: 1000, Output: 100, ServiceTier: "default"}, "$0.00225"},
-		{"gpt-5", TokenCounts{Input: 1000, Output: 100, ServiceTier: "scale"}, "$0.005625"}, // a tier without rates here: 2.5 times standard
+		{"gpt-5", TokenCounts{Input: 1000, Output: 100, ServiceTier: "scale"}, "$0.00225"},      // a tier without rates here, not a premium one: standard
+		{"gpt-5", TokenCounts{Input: 1000, Output: 100, ServiceTier: "ultrafast"}, "$0.005625"}, // a premium tier without rates here: 2.5 times standard
 		// 1,000 × $2.50/1M + 100 × $20/1M
 		{"gpt-5", TokenCounts{Input: 1000, Output: 100, ServiceTier: "priority"}, "$0.0045"},
 		{"gpt-5-2025-08-07", TokenCounts{Input: 1000, Output: 100, ServiceTier: "priority"}, "$0.0045"},
