@@ -1,6 +1,7 @@
 package observe
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -87,7 +88,12 @@ type TeamForecast struct {
 }
 
 // ForecastReplay projects the replay res of recs under p at the rate o
-// gives. It returns ErrNoRate (wrapped, with the trace's span) when o
+// gives. When p sets a team budget, the calls are priced by a replay of
+// recs under p without it (made here, without res's build options): the
+// trace's calls together may exceed it, and the replay then refuses or
+// downgrades the later ones as one period's traffic would be, which says
+// nothing of a call's cost at another rate; the period's projection
+// (Team) applies the budget instead. It returns ErrNoRate (wrapped, with the trace's span) when o
 // gives no rate and the trace spans less than MinForecastSpan, and an error
 // when the rate is negative or both rates are set, or RunsPerDay is set
 // for a trace without runs.
@@ -101,6 +107,15 @@ func ForecastReplay(p *policies.Policy, recs []Record, res *ReplayResult, o Fore
 	}
 	if res.Calls == 0 {
 		return nil, errors.New("tokenwise/observe: no calls to forecast from")
+	}
+	if tb := p.Budget.Team; tb.MaxUSD > 0 || tb.MaxTokens > 0 {
+		free := *p
+		free.Budget.Team = policies.TeamBudget{}
+		r, err := Replay(context.Background(), &free, recs, ReplayOptions{})
+		if err != nil {
+			return nil, err
+		}
+		res = r
 	}
 	f := &Forecast{}
 	switch {

@@ -144,3 +144,49 @@ func TestForecastRefusesWhatItCannotProject(t *testing.T) {
 		t.Errorf("calls a day without runs: %+v, %v: want a forecast per call without a team budget", f, err)
 	}
 }
+
+// TestForecastIsNotCappedByTheTeamBudgetOfTheReplay: the replay of a trace
+// whose calls together exceed the policy's team budget refuses (or
+// downgrades) its later calls, as one period's traffic would be; the
+// forecast projects the traffic at another rate, so its cost of a call is
+// that of the calls as the policy prices them, not the replay's capped
+// mean. The example trace costs about $0.0063 under a policy without a
+// team budget; under a daily $0.002 it is the same per call.
+func TestForecastIsNotCappedByTheTeamBudgetOfTheReplay(t *testing.T) {
+	t.Parallel()
+	_, _, free := replayExample(t, "version: 1\n", 0)
+	f, err := os.Open("../examples/traces/devops.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := observe.ReadTrace(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, onExceed := range []string{"reject", "downgrade, downgrade_to: gpt-4o-mini"} {
+		p, err := policies.LoadBytes([]byte("version: 1\nbudget: {team: {period: daily, max_usd: 0.002}, on_exceed: "+onExceed+"}\n"), "p.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := observe.Replay(context.Background(), p, recs, observe.ReplayOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.CostPico >= free.CostPico {
+			t.Fatalf("%s: the replay costs %d, the free one %d: want the team budget to cut it", onExceed, res.CostPico, free.CostPico)
+		}
+		fc, err := observe.ForecastReplay(p, recs, res, observe.ForecastOptions{CallsPerDay: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		perCall := float64(free.CostPico) / 1e12 / 10
+		if !near(fc.PerUnit, perCall) || !near(fc.Day, 100*perCall) || !near(fc.DayTokens, 100*float64(free.Usage.Total())/10) {
+			t.Errorf("%s: a call %g, a day %g (%g tokens): want %g, %g, %g tokens (the calls' cost, not the replay's capped one)",
+				onExceed, fc.PerUnit, fc.Day, fc.DayTokens, perCall, 100*perCall, 100*float64(free.Usage.Total())/10)
+		}
+		if tf := fc.Team; tf == nil || !near(tf.Fraction, 100*perCall/0.002) || tf.RunsOutAfter == 0 {
+			t.Errorf("%s: team forecast %+v: want %g of the limit, running out", onExceed, tf, 100*perCall/0.002)
+		}
+	}
+}
