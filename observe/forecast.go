@@ -15,8 +15,9 @@ import (
 // trace's own, from the time its first and last records were written, when
 // they are at least MinForecastSpan apart.
 type ForecastOptions struct {
-	// RunsPerDay projects the mean cost of a replayed run (calls outside
-	// runs left out) at this many runs a day.
+	// RunsPerDay projects the mean cost of a run of the trace (calls
+	// outside runs left out; a run whose calls all failed when recorded
+	// counts, at its cost) at this many runs a day.
 	RunsPerDay float64
 	// CallsPerDay projects the mean cost of a replayed call at this many
 	// calls a day.
@@ -120,7 +121,7 @@ func ForecastReplay(p *policies.Policy, recs []Record, res *ReplayResult, o Fore
 	f := &Forecast{}
 	switch {
 	case o.RunsPerDay > 0:
-		if len(res.Runs) == 0 {
+		if traceRuns(recs) == 0 {
 			return nil, errors.New("tokenwise/observe: the trace has no runs (no run ids): forecast at calls a day")
 		}
 		var cost, tokens int64
@@ -135,7 +136,7 @@ func ForecastReplay(p *policies.Policy, recs []Record, res *ReplayResult, o Fore
 				recorded += recs[i].cost()
 			}
 		}
-		f.Unit, f.Units, f.PerDay = "run", len(res.Runs), o.RunsPerDay
+		f.Unit, f.Units, f.PerDay = "run", traceRuns(recs), o.RunsPerDay
 		f.setRate(cost, recorded, tokens)
 	case o.CallsPerDay > 0:
 		f.Unit, f.Units, f.PerDay = "call", res.Calls, o.CallsPerDay
@@ -149,7 +150,7 @@ func ForecastReplay(p *policies.Policy, recs []Record, res *ReplayResult, o Fore
 		f.Span = span
 		f.Unit, f.Units = "call", res.Calls
 		if len(res.Runs) > 0 && allInRuns(recs) {
-			f.Unit, f.Units = "run", len(res.Runs)
+			f.Unit, f.Units = "run", traceRuns(recs)
 		}
 		f.PerDay = float64(f.Units) * float64(24*time.Hour) / float64(span)
 		f.setRate(res.CostPico, res.RecordedCost, res.Usage.Total())
@@ -212,6 +213,19 @@ func traceSpan(recs []Record) (first, last time.Time) {
 		}
 	}
 	return first, last
+}
+
+// traceRuns returns the number of runs of recs: its distinct run ids,
+// those of runs whose calls all failed when recorded (not replayed, so
+// not in a ReplayResult's Runs) included.
+func traceRuns(recs []Record) int {
+	ids := map[string]struct{}{}
+	for i := range recs {
+		if recs[i].Run != "" {
+			ids[recs[i].Run] = struct{}{}
+		}
+	}
+	return len(ids)
 }
 
 func allInRuns(recs []Record) bool {

@@ -190,3 +190,43 @@ func TestForecastIsNotCappedByTheTeamBudgetOfTheReplay(t *testing.T) {
 		}
 	}
 }
+
+// TestForecastCountsRunsWhoseCallsAllFailed: a run whose only call failed
+// when it was recorded (no response: not replayed) is still one of the
+// trace's runs; the mean run is taken over the three runs, not the two
+// replayed ones (the numerator already counted its recorded cost).
+func TestForecastCountsRunsWhoseCallsAllFailed(t *testing.T) {
+	t.Parallel()
+	p, err := policies.LoadBytes([]byte("version: 1\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, recs, _ := replayExample(t, "version: 1\n", 0)
+	failed := recs[0]
+	failed.Run, failed.Response, failed.Error, failed.CostPico = "c/failed", nil, "429 rate limited", 0
+	recs = append(recs, failed)
+	res, err := observe.Replay(context.Background(), p, recs, observe.ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := observe.ForecastReplay(p, recs, res, observe.ForecastOptions{RunsPerDay: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perRun := float64(res.CostPico) / 1e12 / 3
+	if f.Units != 3 || !near(f.PerUnit, perRun) || !near(f.Day, 300*perRun) || !near(f.RecordedPerUnit, float64(res.RecordedCost)/1e12/3) {
+		t.Errorf("forecast %+v: want the mean of 3 runs, %g a run", f, perRun)
+	}
+	// The trace's own rate: 3 runs in 3 hours and a third are 21.6 a day.
+	base := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	for i := range recs {
+		recs[i].Time = base.Add(time.Duration(i) * 20 * time.Minute)
+	}
+	f, err = observe.ForecastReplay(p, recs, res, observe.ForecastOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Unit != "run" || f.Units != 3 || !near(f.PerDay, 3*24/(200.0/60)) || !near(f.Day, float64(res.CostPico)/1e12*24/(200.0/60)) {
+		t.Errorf("forecast at the trace's rate %+v: want 3 runs in 3h20m, %g a day", f, 3*24/(200.0/60))
+	}
+}
