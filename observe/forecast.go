@@ -81,8 +81,8 @@ type TeamForecast struct {
 	// takes; above 1 the budget runs out.
 	Fraction float64
 	// RunsOutAfter is when, counted from the period's start, the budget
-	// runs out at this rate (zero when it lasts the period). Later calls
-	// meet OnExceed.
+	// runs out at this rate, to the minute (exact under a minute; zero
+	// only when it lasts the period). Later calls meet OnExceed.
 	RunsOutAfter time.Duration
 	OnExceed     policies.OnExceed
 	DowngradeTo  string
@@ -192,7 +192,12 @@ func teamForecast(p *policies.Policy, f *Forecast) *TeamForecast {
 		t.Fraction = max(t.Fraction, t.Tokens/float64(tb.MaxTokens))
 	}
 	if t.Fraction > 1 {
-		t.RunsOutAfter = time.Duration(t.Days / t.Fraction * float64(24*time.Hour)).Round(time.Minute)
+		// To the minute; under a minute exact, never zero (which reads
+		// as a budget that lasts).
+		t.RunsOutAfter = max(time.Duration(t.Days/t.Fraction*float64(24*time.Hour)), 1)
+		if t.RunsOutAfter >= time.Minute {
+			t.RunsOutAfter = t.RunsOutAfter.Round(time.Minute)
+		}
 	}
 	return t
 }

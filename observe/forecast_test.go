@@ -230,3 +230,28 @@ func TestForecastCountsRunsWhoseCallsAllFailed(t *testing.T) {
 		t.Errorf("forecast at the trace's rate %+v: want 3 runs in 3h20m, %g a day", f, 3*24/(200.0/60))
 	}
 }
+
+// TestForecastOfTrafficFarAboveTheBudgetRunsOut: traffic thousands of times
+// a daily limit runs it out within a minute of the day's start; the
+// forecast still says it runs out (it rounded that time to zero minutes,
+// which reads as a budget that lasts the period).
+func TestForecastOfTrafficFarAboveTheBudgetRunsOut(t *testing.T) {
+	t.Parallel()
+	_, recs, res := replayExample(t, "version: 1\n", 0)
+	p, err := policies.LoadBytes([]byte("version: 1\nbudget: {team: {period: daily, max_usd: 0.001}}\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := observe.ForecastReplay(p, recs, res, observe.ForecastOptions{CallsPerDay: 10_000_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := f.Team
+	if tf == nil || tf.Fraction <= 2880 {
+		t.Fatalf("team forecast %+v: want more than 2,880 times the limit", tf)
+	}
+	want := time.Duration(24 * float64(time.Hour) / tf.Fraction)
+	if tf.RunsOutAfter <= 0 || tf.RunsOutAfter > time.Minute || (tf.RunsOutAfter-want).Abs() > time.Second {
+		t.Errorf("runs out after %s, want about %s (not zero: it runs out)", tf.RunsOutAfter, want)
+	}
+}

@@ -522,8 +522,12 @@ func formatDays(days float64) string {
 		return strconv.FormatFloat(math.Round(days*10)/10, 'f', -1, 64) + " days"
 	case h >= 2:
 		return strconv.FormatFloat(math.Round(h*10)/10, 'f', -1, 64) + " hours"
-	default:
+	case math.Round(h*60) == 1:
+		return "1 minute"
+	case h*60 >= 1:
 		return strconv.FormatFloat(math.Round(h*60), 'f', -1, 64) + " minutes"
+	default:
+		return "under a minute"
 	}
 }
 

@@ -326,3 +326,19 @@ func TestFormatDollars(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayForecastOfTrafficFarAboveTheBudget: ten billion calls a day
+// run the DevOps team's $500 a month out within seconds of the month's
+// start; the forecast says so (it said "it lasts the period": the time,
+// rounded to zero minutes, read as none).
+func TestReplayForecastOfTrafficFarAboveTheBudget(t *testing.T) {
+	code, out, stderr := runCmd("replay", "--policy", "../../examples/policies/devops.yaml", "--calls-per-day", "10000000000", "../../examples/traces/devops.jsonl")
+	if code != 0 || strings.Contains(out, "it lasts the period") || !strings.Contains(out, "it runs out under a minute into each period (on_exceed: downgrade") {
+		t.Errorf("ten billion calls a day: exit %d, %s\n%s", code, out, stderr)
+	}
+	for days, want := range map[float64]string{1.0 / 1440: "1 minute", 1.4 / 1440: "1 minute", 30.0 / 1440: "30 minutes", 0.2 / 1440: "under a minute", 3: "3 days"} {
+		if got := formatDays(days); got != want {
+			t.Errorf("formatDays(%g) = %q, want %q", days, got, want)
+		}
+	}
+}
