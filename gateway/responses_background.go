@@ -85,6 +85,43 @@ func (d *backgroundDone) get(ctx context.Context, team, id string) *responseObje
 	if err != nil {
 		return nil
 	}
+	return sharedDone(body, id)
+}
+
+// getAll returns, by index, the answers other replicas saw showing done
+// the responses of holds (nil: none), read in pipelines of
+// backgroundDoneBatch within one backgroundDoneTimeout for them all: a
+// Redis that does not answer holds a closing gateway one timeout, not
+// one per response held.
+func (d *backgroundDone) getAll(ctx context.Context, holds []*backgroundHold) []*responseObject {
+	ctx, cancel := context.WithTimeout(ctx, backgroundDoneTimeout)
+	defer cancel()
+	out := make([]*responseObject, len(holds))
+	for lo := 0; lo < len(holds) && ctx.Err() == nil; lo += backgroundDoneBatch {
+		batch := holds[lo:min(lo+backgroundDoneBatch, len(holds))]
+		cmds := make([]*goredis.StringCmd, len(batch))
+		_, _ = d.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, bh := range batch {
+				cmds[i] = p.Get(ctx, d.key(bh.team, bh.id))
+			}
+			return nil
+		})
+		for i, c := range cmds {
+			if body, err := c.Bytes(); err == nil {
+				out[lo+i] = sharedDone(body, batch[i].id)
+			}
+		}
+	}
+	return out
+}
+
+// backgroundDoneBatch is the number of shared answers getAll reads in one
+// pipeline.
+const backgroundDoneBatch = 64
+
+// sharedDone reads body, an answer shared through Redis, as the response
+// id done; nil when it is not.
+func sharedDone(body []byte, id string) *responseObject {
 	var o responseObject
 	if json.Unmarshal(body, &o) != nil || o.ID != id || !doneResponse(&o) {
 		return nil
@@ -96,11 +133,19 @@ func (d *backgroundDone) get(ctx context.Context, team, id string) *responseObje
 // by this replica: at the usage of the answer another replica saw (with
 // Redis), else at its reservation.
 func (b *backgroundHolds) finish(ctx context.Context, team, id string, h *responsesHold) {
+	var o *responseObject
 	if b.done != nil {
-		if o := b.done.get(ctx, team, id); o != nil {
-			h.settleObject(ctx, o)
-			return
-		}
+		o = b.done.get(ctx, team, id)
+	}
+	b.finishAt(ctx, team, id, h, o)
+}
+
+// finishAt ends h at o, the answer another replica saw showing it done,
+// or at its reservation when o is nil.
+func (b *backgroundHolds) finishAt(ctx context.Context, team, id string, h *responsesHold, o *responseObject) {
+	if o != nil {
+		h.settleObject(ctx, o)
+		return
 	}
 	h.s.logger.Warn("tokenwise/gateway: a background response not seen done in time: charged its reservation", "team", team, "response_id", id)
 	h.chargeReserved(ctx, nil)
@@ -171,17 +216,30 @@ func (b *backgroundHolds) has(team, id string) bool {
 	return b.holds[backgroundKey(team, id)] != nil
 }
 
-// close charges every hold kept at its reservation; later ones are not
-// kept.
+// close ends every hold kept — at the usage another replica saw, read
+// from Redis in one bounded read for them all, else at its reservation;
+// later ones are not kept.
 func (b *backgroundHolds) close() {
 	b.mu.Lock()
 	b.shut = true
 	holds := b.holds
 	b.holds = nil
 	b.mu.Unlock()
+	all := make([]*backgroundHold, 0, len(holds))
 	for _, bh := range holds {
 		bh.timer.Stop()
-		b.finish(context.Background(), bh.team, bh.id, bh.h)
+		all = append(all, bh)
+	}
+	var done []*responseObject
+	if b.done != nil && len(all) > 0 {
+		done = b.done.getAll(context.Background(), all)
+	}
+	for i, bh := range all {
+		var o *responseObject
+		if done != nil {
+			o = done[i]
+		}
+		b.finishAt(context.Background(), bh.team, bh.id, bh.h, o)
 	}
 }
 

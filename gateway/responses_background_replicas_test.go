@@ -9,10 +9,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/gateway"
@@ -211,5 +213,105 @@ func TestBackgroundResponseReadAsAStreamIsChargedItsUsage(t *testing.T) {
 	}
 	if up.streamed.Load() != 3 {
 		t.Errorf("the upstream streamed %d retrievals, want 3", up.streamed.Load())
+	}
+}
+
+// slowDoneReads is a go-redis hook under which the reads of the answers
+// replicas share of background responses seen done (":responses:done:"
+// keys) never answer: each waits for its context to end, as on a Redis
+// that stopped answering. It counts the keys they asked for.
+type slowDoneReads struct{ keys atomic.Int32 }
+
+func (*slowDoneReads) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+func (h *slowDoneReads) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		n := 0
+		for _, c := range cmds {
+			n += doneReads(c)
+		}
+		if n == 0 {
+			return next(ctx, cmds)
+		}
+		h.keys.Add(int32(n))
+		<-ctx.Done()
+		for _, c := range cmds {
+			c.SetErr(ctx.Err())
+		}
+		return ctx.Err()
+	}
+}
+
+func (h *slowDoneReads) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		n := doneReads(cmd)
+		if n == 0 {
+			return next(ctx, cmd)
+		}
+		h.keys.Add(int32(n))
+		<-ctx.Done()
+		cmd.SetErr(ctx.Err())
+		return ctx.Err()
+	}
+}
+
+// doneReads returns the number of shared answers cmd reads.
+func doneReads(cmd goredis.Cmder) int {
+	if name := strings.ToLower(cmd.Name()); name != "get" && name != "mget" {
+		return 0
+	}
+	n := 0
+	for _, a := range cmd.Args()[1:] {
+		if s, ok := a.(string); ok && strings.Contains(s, ":responses:done:") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestBackgroundHoldsAtCloseWaitOneTimeoutForAStalledRedis: a replica that
+// closes with background responses held asks Redis whether another
+// replica saw them done; when Redis does not answer, Close waits one
+// bounded read for all of them (then charges their reservations), not one
+// 3-second timeout per response, one after the other (30 held responses
+// held a shutdown 90 s, past a Kubernetes grace period).
+func TestBackgroundHoldsAtCloseWaitOneTimeoutForAStalledRedis(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	hook := &slowDoneReads{}
+	rdb.AddHook(hook)
+	up := &backgroundUpstream{state: map[string]string{}}
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1}\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	cfgPath := writeFiles(t, "http://upstream.invalid/v1", pols, "redis: {addr: "+redisAddr()+", prefix: "+prefix+"}\nlimits: {run_idle: 10m}\n")
+	cfg, err := gateway.LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(cfg, gateway.WithBaseTransport(openaitest.NewTransport(up)), gateway.WithRedisClient(rdb),
+		gateway.WithPolicyWatch(false), gateway.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL("http://gateway/v1/"),
+		option.WithHTTPClient(&http.Client{Transport: gw.Transport()}), option.WithMaxRetries(0))
+	const held = 3
+	for range held {
+		r, err := c.Responses.New(context.Background(), responses.ResponseNewParams{Model: "gpt-4o-mini", Background: openai.Bool(true),
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("check the disks")}})
+		if err != nil || r.Status != "queued" {
+			t.Fatalf("a background call: %+v %v", r, err)
+		}
+	}
+	start := time.Now()
+	if err := gw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// One bounded read (3 s) for all; under two of them leaves room for a
+	// loaded machine, and none for one per response (9 s).
+	if d := time.Since(start); d >= 6*time.Second {
+		t.Errorf("Close took %s with %d background responses held and Redis stalled: want one read's timeout for all", d.Round(time.Millisecond), held)
+	}
+	if n := hook.keys.Load(); n != held {
+		t.Errorf("Close asked Redis for %d shared answers, want %d (one per held response)", n, held)
 	}
 }
