@@ -41,6 +41,9 @@ type backgroundHolds struct {
 	holds map[string]*backgroundHold
 	ttl   time.Duration
 	shut  bool
+	// ending counts the holds their ttl ended that are being settled:
+	// close waits for them.
+	ending sync.WaitGroup
 	// done is where replicas share the answers that show a background
 	// response done; nil without Redis.
 	done *backgroundDone
@@ -185,7 +188,8 @@ func (b *backgroundHolds) keep(team, id string, h *responsesHold) bool {
 	}
 	bh := &backgroundHold{h: h}
 	bh.timer = time.AfterFunc(b.ttl, func() {
-		if b.take(team, id, bh) != nil {
+		if b.takeEnding(team, id, bh) {
+			defer b.ending.Done()
 			b.finish(context.Background(), team, id, h)
 		}
 	})
@@ -209,6 +213,21 @@ func (b *backgroundHolds) take(team, id string, bh *backgroundHold) *responsesHo
 	return cur.h
 }
 
+// takeEnding removes bh, the hold of team's background response id whose
+// ttl ended, and counts it in ending (for close to wait for its settle);
+// false when it is no longer held.
+func (b *backgroundHolds) takeEnding(team, id string, bh *backgroundHold) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := backgroundKey(team, id)
+	if b.holds[k] != bh {
+		return false
+	}
+	delete(b.holds, k)
+	b.ending.Add(1)
+	return true
+}
+
 // has reports whether team's background response id is held.
 func (b *backgroundHolds) has(team, id string) bool {
 	b.mu.Lock()
@@ -217,8 +236,9 @@ func (b *backgroundHolds) has(team, id string) bool {
 }
 
 // close ends every hold kept — at the usage another replica saw, read
-// from Redis in one bounded read for them all, else at its reservation;
-// later ones are not kept.
+// from Redis in one bounded read for them all, else at its reservation —
+// and waits for those whose ttl ended to be settled; later ones are not
+// kept.
 func (b *backgroundHolds) close() {
 	b.mu.Lock()
 	b.shut = true
@@ -241,6 +261,7 @@ func (b *backgroundHolds) close() {
 		}
 		b.finishAt(context.Background(), bh.team, bh.id, bh.h, o)
 	}
+	b.ending.Wait() // the holds whose ttl ended just before
 }
 
 // settleBackgroundStream reads resp, a retrieval of team's background

@@ -315,3 +315,82 @@ func TestBackgroundHoldsAtCloseWaitOneTimeoutForAStalledRedis(t *testing.T) {
 		t.Errorf("Close asked Redis for %d shared answers, want %d (one per held response)", n, held)
 	}
 }
+
+// stalledDoneReads is a go-redis hook under which a read of a shared
+// answer of a background response (":responses:done:" keys) signals
+// entered and waits for its context to end; inflight counts those
+// waiting.
+type stalledDoneReads struct {
+	slowDoneReads
+	entered  chan struct{}
+	inflight atomic.Int32
+}
+
+func (h *stalledDoneReads) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if doneReads(cmd) == 0 {
+			return next(ctx, cmd)
+		}
+		h.inflight.Add(1)
+		defer h.inflight.Add(-1)
+		select {
+		case h.entered <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		cmd.SetErr(ctx.Err())
+		return ctx.Err()
+	}
+}
+
+// TestCloseWaitsForABackgroundHoldEndingAtItsRunIdle: a background hold
+// whose run_idle ended just before the gateway closes is still being
+// settled (it asks Redis whether another replica saw it done); Close
+// returns once it is settled, not while its settle still runs beside a
+// closed gateway (whose Redis client a caller then closes: the settle
+// failed, and its reservation stayed held until its TTL).
+func TestCloseWaitsForABackgroundHoldEndingAtItsRunIdle(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	hook := &stalledDoneReads{entered: make(chan struct{}, 1)}
+	rdb.AddHook(hook)
+	up := &backgroundUpstream{state: map[string]string{}}
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1}\n  store: {kind: redis, key_prefix: " + prefix + "}\n"}
+	t.Setenv(upstreamEnv, upstreamKey)
+	cfgPath := writeFiles(t, "http://upstream.invalid/v1", pols, "redis: {addr: "+redisAddr()+", prefix: "+prefix+"}\nlimits: {run_idle: 1s}\n")
+	replica := func() (*gateway.Server, openai.Client) {
+		cfg, err := gateway.LoadConfig(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw, err := gateway.New(cfg, gateway.WithBaseTransport(openaitest.NewTransport(up)), gateway.WithRedisClient(rdb),
+			gateway.WithPolicyWatch(false), gateway.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gw, openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL("http://gateway/v1/"),
+			option.WithHTTPClient(&http.Client{Transport: gw.Transport()}), option.WithMaxRetries(0))
+	}
+	a, ca := replica()
+	b, cb := replica()
+	defer b.Close()
+	r, err := ca.Responses.New(context.Background(), responses.ResponseNewParams{Model: "gpt-4o-mini", Background: openai.Bool(true),
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("check the disks")}})
+	if err != nil || r.Status != "queued" {
+		t.Fatalf("a background call: %+v %v", r, err)
+	}
+	<-hook.entered // run_idle ended: A asks Redis for an answer another replica saw
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := hook.inflight.Load(); n != 0 {
+		t.Errorf("Close returned while %d hold(s) still waited on Redis to be settled", n)
+	}
+	var s gateway.Spend
+	if err := cb.Get(context.Background(), "spend", nil, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.ReservedUSD != "0.000000" || s.SpentUSD == "0.000000" {
+		t.Errorf("spend right after A closed: %+v, want the hold charged its reservation, nothing held", s)
+	}
+}
