@@ -352,7 +352,7 @@ func replay(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	polPath := fs.String("policy", "", "policy file or directory (required)")
-	team := fs.String("team", "", "team, when --policy is a directory and the trace has no team")
+	team := fs.String("team", "", "team, when --policy is a directory and the trace has no team or several (else the trace's)")
 	progress := fs.String("progress", "auto", "progress bar on stderr: auto (long traces on a terminal), always, never")
 	runsPerDay := fs.Float64("runs-per-day", 0, "forecast a day, a month and the team budget's period at this many runs a day (the mean replayed run)")
 	callsPerDay := fs.Float64("calls-per-day", 0, "forecast at this many calls a day (the mean replayed call)")
@@ -366,11 +366,6 @@ func replay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "tokenwise replay: --runs-per-day and --calls-per-day are rates a day, not negative, and not both")
 		return 2
 	}
-	p, err := load(*polPath, *team)
-	if err != nil {
-		printErr(stderr, err)
-		return 1
-	}
 	f, err := os.Open(pos[0])
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -380,6 +375,15 @@ func replay(args []string, stdout, stderr io.Writer) int {
 	f.Close()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	p, err := loadReplayPolicy(*polPath, *team, recs)
+	if err != nil {
+		printErr(stderr, err)
+		var many *manyTeamsError
+		if errors.As(err, &many) {
+			return 2
+		}
 		return 1
 	}
 	show := *progress == "always" || *progress == "auto" && len(recs) >= longTrace && isTerminal(stderr)
@@ -409,6 +413,44 @@ func replay(args []string, stdout, stderr io.Writer) int {
 		printForecast(stdout, fc)
 	}
 	return 0
+}
+
+// loadReplayPolicy loads the policy a trace is replayed under: load's,
+// and for a directory without team, that of the team the trace's calls
+// name (the default policy when the directory has no file for it, as the
+// gateway serves such a team); a *manyTeamsError when they name several.
+func loadReplayPolicy(path, team string, recs []observe.Record) (*policies.Policy, error) {
+	if st, err := os.Stat(path); team != "" || err != nil || !st.IsDir() {
+		return load(path, team)
+	}
+	var teams []string
+	for i := range recs {
+		if t := recs[i].Team; t != "" && !slices.Contains(teams, t) {
+			teams = append(teams, t)
+		}
+	}
+	switch len(teams) {
+	case 0:
+		return load(path, "")
+	case 1:
+		p, err := load(path, teams[0])
+		var unknown *policies.UnknownTeamError
+		if errors.As(err, &unknown) {
+			return load(path, "")
+		}
+		return p, err
+	}
+	slices.Sort(teams)
+	return nil, &manyTeamsError{teams: teams}
+}
+
+// manyTeamsError: a trace of several teams replayed under a policy
+// directory without --team.
+type manyTeamsError struct{ teams []string }
+
+func (e *manyTeamsError) Error() string {
+	return fmt.Sprintf("tokenwise replay: the trace has calls of %d teams (%s): pass --team T to replay it under one's policy",
+		len(e.teams), strings.Join(e.teams, ", "))
 }
 
 // printForecast writes the forecast section of a replay.

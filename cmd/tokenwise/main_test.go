@@ -342,3 +342,39 @@ func TestReplayForecastOfTrafficFarAboveTheBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayOfAPolicyDirectoryTakesTheTracesTeam: replay --policy DIR of a
+// trace whose calls are the devops team's replays them under devops.yaml
+// (its routing and its $500 team budget, which the forecast weighs), as
+// --team's help says ("when the trace has no team") — not under the
+// directory's default policy, which has no team budget. A trace of two
+// teams needs --team.
+func TestReplayOfAPolicyDirectoryTakesTheTracesTeam(t *testing.T) {
+	src, err := os.ReadFile("../../examples/traces/devops.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trace := filepath.Join(t.TempDir(), "devops.jsonl")
+	if err := os.WriteFile(trace, bytes.ReplaceAll(src, []byte(`{"v":1,`), []byte(`{"v":1,"team":"devops",`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, want, _ := runCmd("replay", "--policy", "../../examples/policies/devops.yaml", "--runs-per-day", "2000", "../../examples/traces/devops.jsonl")
+	code, out, stderr := runCmd("replay", "--policy", "../../examples/policies", "--runs-per-day", "2000", trace)
+	if code != 0 || !strings.Contains(out, `under policy "devops"`) || !strings.Contains(out, "team budget (monthly, taken as 30 days, $500.00)") {
+		t.Errorf("a devops trace replayed under the directory: exit %d\n%s%s", code, out, stderr)
+	}
+	if _, rest, ok := strings.Cut(out, "\n"); !ok || !strings.HasSuffix(want, rest) {
+		t.Errorf("the directory's replay differs from devops.yaml's:\n%s\nwant\n%s", out, want)
+	}
+	mixed := filepath.Join(t.TempDir(), "mixed.jsonl")
+	two := bytes.Replace(bytes.ReplaceAll(src, []byte(`{"v":1,`), []byte(`{"v":1,"team":"devops",`)), []byte(`"team":"devops"`), []byte(`"team":"payments"`), 1)
+	if err := os.WriteFile(mixed, two, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCmd("replay", "--policy", "../../examples/policies", mixed); code == 0 || !strings.Contains(stderr, "--team") {
+		t.Errorf("a trace of two teams without --team: exit %d, %s: want an error asking for --team", code, stderr)
+	}
+	if code, out, stderr := runCmd("replay", "--policy", "../../examples/policies", "--team", "payments", mixed); code != 0 || !strings.Contains(out, `under policy "payments"`) {
+		t.Errorf("with --team payments: exit %d\n%s%s", code, out, stderr)
+	}
+}
