@@ -362,8 +362,10 @@ func replay(args []string, stdout, stderr io.Writer) int {
 		return usageStatus(err)
 	}
 	fo := observe.ForecastOptions{RunsPerDay: *runsPerDay, CallsPerDay: *callsPerDay}
-	if fo.RunsPerDay < 0 || fo.CallsPerDay < 0 || fo.RunsPerDay > 0 && fo.CallsPerDay > 0 {
-		fmt.Fprintln(stderr, "tokenwise replay: --runs-per-day and --calls-per-day are rates a day, not negative, and not both")
+	if !(fo.RunsPerDay >= 0) || !(fo.CallsPerDay >= 0) || math.IsInf(fo.RunsPerDay, 0) || math.IsInf(fo.CallsPerDay, 0) ||
+		fo.RunsPerDay > 0 && fo.CallsPerDay > 0 {
+		// (NaN and infinities too: found before the trace is replayed.)
+		fmt.Fprintln(stderr, "tokenwise replay: --runs-per-day and --calls-per-day are finite rates a day, not negative, and not both")
 		return 2
 	}
 	f, err := os.Open(pos[0])

@@ -310,7 +310,8 @@ func TestReplayForecastsAMonth(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "forecast: the trace spans 1s, less than an hour; pass --runs-per-day N or --calls-per-day N") {
 		t.Errorf("no rate: exit %d, %s", code, out)
 	}
-	for _, args := range [][]string{{"--runs-per-day", "-3"}, {"--runs-per-day", "1", "--calls-per-day", "1"}} {
+	for _, args := range [][]string{{"--runs-per-day", "-3"}, {"--runs-per-day", "1", "--calls-per-day", "1"},
+		{"--runs-per-day", "NaN"}, {"--calls-per-day", "+Inf"}} {
 		args = append(append([]string{"replay", "--policy", "../../examples/policies/devops.yaml"}, args...), "../../examples/traces/devops.jsonl")
 		if code, _, stderr := runCmd(args...); code != 2 || !strings.Contains(stderr, "not both") {
 			t.Errorf("%v: exit %d, %s: want a usage error", args, code, stderr)
