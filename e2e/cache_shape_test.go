@@ -96,8 +96,9 @@ func TestVersion1EntriesStillRead(t *testing.T) {
 	}
 	e.Stored, e.TTL = time.Time{}, 0
 	// Each earlier version below is the form of this version without its
-	// storing time and TTL (0 and 0: a byte each), less what it adds.
-	marshal := func() []byte { b, _ := e.MarshalBinary(); return b[:len(b)-2] }
+	// storing time, TTL and bill (0, 0 and none: a byte each), less what
+	// it adds.
+	marshal := func() []byte { b, _ := e.MarshalBinary(); return b[:len(b)-3] }
 	b = marshal()
 	v5 := append([]byte{5}, b[1:]...)
 	if err := back.UnmarshalBinary(v5); err != nil || !reflect.DeepEqual(back, e) {

@@ -280,6 +280,7 @@ type flight struct {
 	req  canon                // canonical request
 	done chan struct{}        // made by the first follower; nil while there is none
 	resp *middleware.Response // set before done closes; nil when not shareable
+	bill []Billed             // resp's bill (Entry.Bill), set with it
 	err  error                // the provider's refusal, shared with the followers
 }
 
@@ -467,7 +468,7 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 				if e.canon().matches(st) {
 					// A Memory store's Get decodes a new entry: its answer
 					// is the caller's alone.
-					return c.serve(ctx, req, &e.Response, c.memory)
+					return c.serve(ctx, req, &e.Response, e.Bill, c.memory)
 				}
 				reason = ReasonCollision
 			}
@@ -487,7 +488,7 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 			return nil, ctx.Err()
 		}
 		if f.resp != nil {
-			return c.serve(ctx, req, f.resp, false)
+			return c.serve(ctx, req, f.resp, f.bill, false)
 		}
 		if f.err != nil {
 			return nil, f.err
@@ -549,6 +550,7 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	var packed packedEntry          // the answer as a Memory store keeps it, for the followers (resp not nil)
 	var unkept *middleware.Response // an answer not kept, for the followers (shareable)
 	var sharedErr error
+	var bill []Billed // resp's, when it is one to keep or share
 	defer func() {
 		s := c.flightShard(key)
 		s.mu.Lock()
@@ -565,6 +567,9 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 				shared = shareable(unkept)
 			}
 			f.resp, f.err = shared, sharedErr
+			if shared != nil {
+				f.bill = bill
+			}
 			close(done)
 		}
 	}()
@@ -578,6 +583,9 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 		nctx = middleware.WithKeepNative(ctx)
 	}
 	resp, err = next.Handle(nctx, req)
+	if err == nil && resp != nil {
+		bill = billOf(ctx, resp)
+	}
 	if err != nil || resp == nil || !Complete(resp) {
 		switch {
 		case err == nil && resp != nil:
@@ -632,7 +640,7 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 		// Packed straight from resp: no copy of it as an Entry (which the
 		// store would only pack), and none for the followers unless there
 		// are some. A Memory store never looks at the context.
-		packed = packResponse(f.req, resp)
+		packed = packResponse(f.req, resp, bill)
 		m.setPacked(key, packed, ttl)
 		return resp, nil
 	}
@@ -645,6 +653,7 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 	compact(&e.Response, resp, ea.calls[:0])
 	e.Response.Native = storedNative(resp.Native, &ea.native)
 	e.Response.FromCache = false
+	e.Bill = bill
 	shared = &e.Response
 	// A Memory store never looks at the context (and asking for its Done
 	// would start the timer of a deadline nobody watched, see
@@ -696,9 +705,60 @@ func shareable(resp *middleware.Response) *middleware.Response {
 	return r
 }
 
+// billOf returns the bill of resp (Entry.Bill), the answer of the call of
+// ctx: its provider attempts that answered, each on the model it was
+// billed at, when they were made on more than one model and sum to resp's
+// usage; nil otherwise (one model was billed: resp's usage at its model
+// is what it cost).
+func billOf(ctx context.Context, resp *middleware.Response) []Billed {
+	var bill []Billed
+	ci := middleware.CallInfoFrom(ctx)
+	if ci == nil {
+		return nil
+	}
+	ci.Update(func(f *middleware.CallFacts) {
+		multi := false
+		var sum middleware.Usage
+		for _, a := range f.Attempts {
+			if a.Err != nil || a.Usage.IsZero() {
+				continue
+			}
+			if len(bill) > 0 && a.Model != bill[0].Model {
+				multi = true
+			}
+			bill = append(bill, Billed{Model: a.Model, Usage: a.Usage})
+			sum = sum.Add(a.Usage)
+		}
+		if !multi || sum.Counts() != resp.Usage.Counts() {
+			bill = nil
+		}
+	})
+	return bill
+}
+
+// savedBy prices what a hit of an answer billed bill saved, each part at
+// the model it was billed at and the service tier tier; false when a part
+// has no price, or bill is empty.
+func savedBy(p middleware.Pricer, bill []Billed, tier string) (int64, bool) {
+	if p == nil || len(bill) == 0 {
+		return 0, false
+	}
+	var sum int64
+	for _, b := range bill {
+		u := b.Usage
+		u.ServiceTier = tier
+		c, ok := p.Cost(b.Model, u)
+		if !ok {
+			return 0, false
+		}
+		sum = middleware.SatAdd(sum, c)
+	}
+	return sum, true
+}
+
 // serve answers req with a deep copy of stored, or with stored itself
-// when the caller owns it (owned).
-func (c *cacher) serve(ctx context.Context, req *middleware.Request, stored *middleware.Response, owned bool) (*middleware.Response, error) {
+// when the caller owns it (owned); bill is stored's bill (Entry.Bill).
+func (c *cacher) serve(ctx context.Context, req *middleware.Request, stored *middleware.Response, bill []Billed, owned bool) (*middleware.Response, error) {
 	resp := stored
 	if !owned {
 		resp = stored.Clone()
@@ -711,8 +771,12 @@ func (c *cacher) serve(ctx context.Context, req *middleware.Request, stored *mid
 	resp.Usage = middleware.Usage{} // nothing was spent
 	var micros int64
 	if !saved.IsZero() {
-		// At the price the answer was billed at (middleware.BilledModel).
-		micros, _ = middleware.CostOfAnswer(c.pricer, req.Model, resp.Model, saved)
+		// At the price the answer was billed at (middleware.BilledModel),
+		// or, for an answer billed on several models, at theirs.
+		var ok bool
+		if micros, ok = savedBy(c.pricer, bill, saved.ServiceTier); !ok {
+			micros, _ = middleware.CostOfAnswer(c.pricer, req.Model, resp.Model, saved)
+		}
 	}
 	middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
 		f.Cache = middleware.CacheHit

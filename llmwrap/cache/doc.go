@@ -85,7 +85,9 @@
 //
 // A hit is a deep copy with FromCache set and zero Usage: a cached answer
 // costs nothing, so no budget is charged and nothing looks like spend. What
-// the hit saved (the original usage and its price) is recorded in the
+// the hit saved (the original usage and its price: what the call it
+// replaced cost, each provider call of a regenerated or cascaded answer at
+// the model it was billed at, Entry.Bill) is recorded in the
 // call's middleware.CallFacts (Saved, SavedPico, Cache = hit), hence in
 // the run report, and in a middleware.CacheLookup event.
 //

@@ -38,6 +38,13 @@ type Entry struct {
 	// Memory store holds its own entries: [Memory.HoldTo].)
 	Stored time.Time
 	TTL    time.Duration
+	// Bill, when the answer's usage sums provider calls billed on more
+	// than one model (a final answer regenerated from a cheaper model's
+	// draft, a cascade's rejected answers before the one passed on), is
+	// that usage per call, each on the model it was billed at: a hit
+	// saved what they cost, not the whole usage at the price of the model
+	// that wrote the answer. Nil when one model was billed.
+	Bill []Billed
 
 	// Set when Request is nil: the canonical request by reference.
 	ref    *canonRef
@@ -95,12 +102,19 @@ func (e *Entry) Outlived(ttl time.Duration, now time.Time) bool {
 	return now.Sub(e.Stored) >= ttl
 }
 
+// Billed is the usage of one provider call of a cached answer, on the
+// model it was billed at (see Entry.Bill).
+type Billed struct {
+	Model string
+	Usage middleware.Usage
+}
+
 // entryVersion prefixes the binary form of an Entry. Version 2 adds the
 // response's refusal and the adapter's stored native answer, version 3
 // the audio tokens of its usage, version 4 its service tier, version 5
 // its message's legacy function call and refusal, version 6 the entry's
-// Stored and TTL; entries of earlier versions (without them) are still
-// read.
+// Stored and TTL and its bill; entries of earlier versions (without them)
+// are still read.
 const entryVersion = 6
 
 // ErrCorruptEntry is returned by [Entry.UnmarshalBinary] for bytes that are
@@ -120,7 +134,55 @@ func (e *Entry) AppendBinary(dst []byte) ([]byte, error) {
 		stored = e.Stored.UnixNano()
 	}
 	dst = binary.AppendVarint(dst, stored)
-	return binary.AppendVarint(dst, int64(e.TTL)), nil
+	dst = binary.AppendVarint(dst, int64(e.TTL))
+	return appendBill(dst, e.Bill), nil
+}
+
+// appendBill appends the binary form of an entry's bill (what follows its
+// response) to dst.
+func appendBill(dst []byte, bill []Billed) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(bill)))
+	for i := range bill {
+		b := &bill[i]
+		u := &b.Usage
+		dst = appendStr(dst, b.Model)
+		for _, n := range [...]int64{u.InputTokens, u.OutputTokens, u.CachedInputTokens, u.CacheWriteTokens,
+			u.ReasoningTokens, u.AudioInputTokens, u.AudioOutputTokens} {
+			dst = binary.AppendVarint(dst, n)
+		}
+		dst = appendStr(dst, u.ServiceTier)
+	}
+	return dst
+}
+
+// billBound bounds the length of appendBill's form of bill.
+func billBound(bill []Billed) int {
+	const varint = binary.MaxVarintLen64
+	n := varint
+	for i := range bill {
+		n += 10*varint + len(bill[i].Model) + len(bill[i].Usage.ServiceTier)
+	}
+	return n
+}
+
+// bill decodes the binary form of an entry's bill (appendBill).
+func (d *decoder) bill() []Billed {
+	n := d.count()
+	if n == 0 {
+		return nil
+	}
+	bill := make([]Billed, n)
+	for i := range bill {
+		b := &bill[i]
+		u := &b.Usage
+		b.Model = d.str()
+		for _, p := range [...]*int64{&u.InputTokens, &u.OutputTokens, &u.CachedInputTokens, &u.CacheWriteTokens,
+			&u.ReasoningTokens, &u.AudioInputTokens, &u.AudioOutputTokens} {
+			*p = d.varint()
+		}
+		u.ServiceTier = d.str()
+	}
+	return bill
 }
 
 // appendResponseBinary appends the binary form of r (what follows the
@@ -174,6 +236,7 @@ func (e *Entry) UnmarshalBinary(data []byte) error {
 			out.Stored = time.Unix(0, stored)
 		}
 		out.TTL = time.Duration(d.varint())
+		out.Bill = d.bill()
 	}
 	if d.bad || len(d.b) != 0 {
 		return ErrCorruptEntry
@@ -247,20 +310,20 @@ type packedEntry struct {
 	ref     *canonRef
 	rope    *canonRope
 	shared  *canonShared
-	resp    []byte // appendResponseBinary; never modified once packed
+	resp    []byte // appendResponseBinary then appendBill; never modified once packed
 }
 
 // pack returns the packed form of e.
 func pack(e *Entry) packedEntry {
 	sn, _ := e.Response.Native.(*middleware.StoredNative)
-	return packed(e.canon(), &e.Response, sn)
+	return packed(e.canon(), &e.Response, sn, e.Bill)
 }
 
 // packResponse returns the packed form of an entry of the canonical
 // request req whose answer is resp, its Native kept as a
 // middleware.StoredNative when it is one, or a middleware.NativeMarshaler
-// with something to keep (see storedNative).
-func packResponse(req canon, resp *middleware.Response) packedEntry {
+// with something to keep (see storedNative), and bill its Entry.Bill.
+func packResponse(req canon, resp *middleware.Response, bill []Billed) packedEntry {
 	var sn middleware.StoredNative
 	var native *middleware.StoredNative
 	switch n := resp.Native.(type) {
@@ -272,12 +335,13 @@ func packResponse(req canon, resp *middleware.Response) packedEntry {
 			native = &sn
 		}
 	}
-	return packed(req, resp, native)
+	return packed(req, resp, native, bill)
 }
 
-func packed(req canon, r *middleware.Response, sn *middleware.StoredNative) packedEntry {
+func packed(req canon, r *middleware.Response, sn *middleware.StoredNative, bill []Billed) packedEntry {
 	p := packedEntry{request: req.flat, ref: req.ref, rope: req.rope, shared: req.shared}
-	p.resp = appendResponseNative(make([]byte, 0, responseBinaryBound(r, sn)), r, sn)
+	p.resp = appendResponseNative(make([]byte, 0, responseBinaryBound(r, sn)+billBound(bill)), r, sn)
+	p.resp = appendBill(p.resp, bill)
 	return p
 }
 
@@ -314,6 +378,7 @@ func (p *packedEntry) entry() *Entry {
 	e := &Entry{Request: p.request, ref: p.ref, rope: p.rope, shared: p.shared}
 	d := decoder{b: p.resp, alias: true}
 	d.response(&e.Response, entryVersion)
+	e.Bill = d.bill()
 	if d.bad || len(d.b) != 0 {
 		panic("tokenwise/cache: a packed entry does not decode") // cannot happen: pack wrote it
 	}

@@ -147,9 +147,13 @@ func TestPackedAnswerIsOneAllocation(t *testing.T) {
 			Native: &middleware.StoredNative{Format: "f", Data: []byte(strings.Repeat(long, 20))}},
 	} {
 		sn, _ := r.Native.(*middleware.StoredNative)
-		p := packed(canon{flat: []byte("k")}, &r, sn)
-		bound := responseBinaryBound(&r, sn)
-		if n := len(appendResponseBinary(nil, &r)); n > bound || len(p.resp) != n || cap(p.resp) != bound {
+		var bill []Billed
+		if i > 0 {
+			bill = []Billed{{Model: long, Usage: middleware.Usage{InputTokens: -1 << 62, AudioOutputTokens: 1 << 62, ServiceTier: long}}, {}}
+		}
+		p := packed(canon{flat: []byte("k")}, &r, sn, bill)
+		bound := responseBinaryBound(&r, sn) + billBound(bill)
+		if n := len(appendBill(appendResponseBinary(nil, &r), bill)); n > bound || len(p.resp) != n || cap(p.resp) != bound {
 			t.Fatalf("answer %d: %d bytes, bound %d, packed in %d of %d", i, n, bound, len(p.resp), cap(p.resp))
 		}
 	}

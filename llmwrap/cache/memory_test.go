@@ -131,7 +131,9 @@ func TestEntryBinaryRoundTrip(t *testing.T) {
 		Message: middleware.Message{Role: "assistant", Content: "héllo", Reasoning: "because",
 			Parts:     []middleware.Part{{Type: "text", Text: "t", Data: []byte{0, 1}}},
 			ToolCalls: []middleware.ToolCall{{ID: "c1", Name: "f", Arguments: `{"a":1}`}}},
-		Native: &middleware.StoredNative{Format: "openai.chat.completion/v1", Data: []byte(`{"choices":[]}`)}}}
+		Native: &middleware.StoredNative{Format: "openai.chat.completion/v1", Data: []byte(`{"choices":[]}`)}},
+		Bill: []cache.Billed{{Model: "gpt-4o-mini", Usage: middleware.Usage{InputTokens: 60, OutputTokens: 10, CachedInputTokens: 50, ServiceTier: "flex"}},
+			{Model: "gpt-4o", Usage: middleware.Usage{InputTokens: 40, OutputTokens: 10, ReasoningTokens: 7, AudioInputTokens: 3}}}}
 	b, err := e.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -230,6 +232,9 @@ func TestStoresKeepEveryFieldOfTheAnswer(t *testing.T) {
 	m := cache.NewMemory(cache.MemoryOptions{})
 	for i := range 2000 {
 		e := &cache.Entry{Request: []byte("canonical " + strconv.Itoa(i)), Response: randomResponse(rng)}
+		if i%2 == 1 {
+			e.Bill = []cache.Billed{{Model: "a" + strconv.Itoa(i), Usage: middleware.Usage{InputTokens: rng.Int64(), OutputTokens: int64(i)}}, {Model: "b"}}
+		}
 		b, err := e.MarshalBinary()
 		if err != nil {
 			t.Fatal(err)
