@@ -366,7 +366,7 @@ type Totals struct {
 // up to the run's totals exactly.
 type ModelTotals struct {
 	Calls     int
-	CacheHits int // calls answered from the cache (no tokens spent)
+	CacheHits int // calls answered from the cache with an answer of this model (no tokens spent)
 	Usage     Usage
 	CostPico  int64
 	// SavedPico is what the model's cache hits saved (USD pico, exact).

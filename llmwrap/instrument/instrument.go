@@ -86,7 +86,9 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 				sent := f.Model // the model called, before the answer names its own
 				if resp != nil {
 					usage = resp.Usage
-					if resp.Model != "" && !resp.FromCache {
+					if resp.Model != "" {
+						// A hit too: its answer's model (the one a routed
+						// call went to) is what it saved the price of.
 						f.Model = resp.Model
 					}
 					if resp.FromCache && f.Cache == middleware.CacheNone {
