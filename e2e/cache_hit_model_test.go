@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -54,5 +55,46 @@ func TestCacheHitIsReportedUnderTheModelThatAnswered(t *testing.T) {
 	}
 	if rep := observe.Report(run); !strings.Contains(rep, "gpt-4o-mini: 2 calls (1 from the cache, saved "+middleware.FormatPico(cheap)+")") {
 		t.Errorf("report:\n%s", rep)
+	}
+}
+
+// The JSON report's totals per model have what the text report's have: a
+// model's cache hits and what they saved, which add up to the run's.
+func TestReportJSONHasEachModelsCacheHits(t *testing.T) {
+	t.Parallel()
+	srv := openaitest.NewServer(t)
+	call := openaitest.ToolCalls(openaitest.Call("c1", "check_disk", `{"path":"/"}`))
+	call.Usage = &openaitest.Usage{PromptTokens: 1000, CompletionTokens: 100}
+	srv.On(openaitest.LastRole("user")).Reply(call)
+	p := mustPolicy(t, stagePolicy+"cache: {enabled: true, ttl: 1h, max_entries: 100}\n")
+	cheap, _ := llmwrap.Pricer(p).Cost("gpt-4o-mini", middleware.Usage{InputTokens: 1000, OutputTokens: 100})
+	client := goClient(t, srv, p)
+	ctx, run := middleware.StartRun(context.Background(), "hit-json")
+	req := goopenai.ChatCompletionRequest{Model: "gpt-4o",
+		Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "I'm out of disk space."}}, Tools: diskTools}
+	for range 3 {
+		if _, err := client.CreateChatCompletion(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	js, err := observe.ReportJSON(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Saved     int64 `json:"saved_usd_pico"`
+		CacheHits int   `json:"cache_hits"`
+		ByModel   map[string]struct {
+			Calls     int   `json:"calls"`
+			CacheHits int   `json:"cache_hits"`
+			Saved     int64 `json:"saved_usd_pico"`
+		} `json:"by_model"`
+	}
+	if err := json.Unmarshal(js, &doc); err != nil {
+		t.Fatal(err)
+	}
+	m := doc.ByModel["gpt-4o-mini"]
+	if doc.CacheHits != 2 || doc.Saved != 2*cheap || m.Calls != 3 || m.CacheHits != 2 || m.Saved != 2*cheap {
+		t.Errorf("want 2 hits that saved %d, all gpt-4o-mini's of its 3 calls; JSON report: %s", 2*cheap, js)
 	}
 }

@@ -283,7 +283,8 @@ func plural64(n int64, noun string) string {
 }
 
 // ReportJSON renders the run report as JSON: the run's totals, one object
-// per call and the totals per model. A call billed, in part, an estimate
+// per call and the totals per model (with the model's cache hits and what
+// they saved, "cache_hits" and "saved_usd_pico", when it has some). A call billed, in part, an estimate
 // rather than the provider's usage (middleware.Attempt.Estimated) has
 // "usage_estimated": true, and each such attempt of billed_attempts
 // "estimated": true; the run's "estimated_calls" counts those calls and
@@ -318,11 +319,13 @@ func ReportJSON(r *middleware.Run) ([]byte, error) {
 		RateRefused int              `json:"rate_refusals,omitempty"`
 	}
 	type model struct {
-		Calls    int   `json:"calls"`
-		Input    int64 `json:"input_tokens"`
-		Cached   int64 `json:"cached_input_tokens"`
-		Output   int64 `json:"output_tokens"`
-		CostPico int64 `json:"cost_usd_pico"`
+		Calls     int   `json:"calls"`
+		CacheHits int   `json:"cache_hits,omitempty"`
+		Input     int64 `json:"input_tokens"`
+		Cached    int64 `json:"cached_input_tokens"`
+		Output    int64 `json:"output_tokens"`
+		CostPico  int64 `json:"cost_usd_pico"`
+		SavedPico int64 `json:"saved_usd_pico,omitempty"` // what its cache hits saved
 	}
 	t := r.Totals()
 	out := struct {
@@ -349,7 +352,8 @@ func ReportJSON(r *middleware.Run) ([]byte, error) {
 		SavedPico: t.SavedPico, RoutedPico: t.RoutingSavedPico, CacheHits: t.CacheHits, ToolCalls: t.ToolCalls,
 		ToolMs: ms(t.ToolTime), WallMs: ms(t.Wall), Calls: []call{}, ByModel: map[string]model{}}
 	for name, m := range t.ByModel {
-		out.ByModel[name] = model{Calls: m.Calls, Input: m.Usage.InputTokens, Cached: m.Usage.CachedInputTokens, Output: m.Usage.OutputTokens, CostPico: m.CostPico}
+		out.ByModel[name] = model{Calls: m.Calls, CacheHits: m.CacheHits, Input: m.Usage.InputTokens, Cached: m.Usage.CachedInputTokens, Output: m.Usage.OutputTokens,
+			CostPico: m.CostPico, SavedPico: m.SavedPico}
 	}
 	for _, c := range r.Calls() {
 		e := ""
