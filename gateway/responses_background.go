@@ -29,8 +29,10 @@ import (
 //
 // With Redis, replicas share what they see: a replica that passes on a
 // retrieval or cancellation showing done a background response it does
-// not hold (the client polled it, not the one that holds it) keeps that
-// answer in Redis for limits.run_idle; the holding replica, when its hold's
+// not hold (the client polled it, not the one that holds it) keeps what
+// of that answer settles it (billingPart: its usage, model, tier and
+// hosted tools' calls, not its text) in Redis for limits.run_idle; the
+// holding replica, when its hold's
 // run_idle ends or it closes, settles the hold at that answer's usage
 // instead of its reservation (backgroundDone).
 
@@ -71,12 +73,54 @@ func (d *backgroundDone) key(team, id string) string {
 // put keeps body, an answer that shows team's background response id
 // done (a failure to is logged: the holder then charges the reservation).
 func (d *backgroundDone) put(ctx context.Context, logger *slog.Logger, team, id string, body []byte) {
+	if body = billingPart(body); body == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backgroundDoneTimeout)
 	defer cancel()
 	if err := d.rdb.Set(ctx, d.key(team, id), body, d.ttl).Err(); err != nil {
 		logger.Warn("tokenwise/gateway: a background response seen done could not be shared through Redis: the replica that holds it will charge its reservation",
 			"team", team, "response_id", id, "error", err)
 	}
+}
+
+// billingPart returns what the holder of a background response needs of
+// body, a response object, to settle it (settleObject): its id, status,
+// model, service tier, usage and tools, and of its output the items that
+// are not the model's text (a message, a reasoning item) — the hosted
+// tools' calls, whose fees it bills. Not the answer's text, which can be
+// megabytes and which the shared store need not keep. Nil when body is
+// not a response object.
+func billingPart(body []byte) []byte {
+	var o struct {
+		ID          string            `json:"id"`
+		Status      string            `json:"status"`
+		Model       string            `json:"model,omitempty"`
+		ServiceTier string            `json:"service_tier,omitempty"`
+		Usage       json.RawMessage   `json:"usage,omitempty"`
+		Tools       json.RawMessage   `json:"tools,omitempty"`
+		Background  *bool             `json:"background,omitempty"`
+		Output      []json.RawMessage `json:"output"`
+	}
+	if json.Unmarshal(body, &o) != nil {
+		return nil
+	}
+	kept := o.Output[:0]
+	for _, it := range o.Output {
+		var item struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(it, &item) == nil && (item.Type == "message" || item.Type == "reasoning") {
+			continue
+		}
+		kept = append(kept, it)
+	}
+	o.Output = kept
+	b, err := json.Marshal(&o)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // get returns the answer another replica saw showing team's background
