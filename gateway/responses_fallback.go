@@ -32,7 +32,10 @@ import (
 // with a larger window) — or the model's open breaker, or its rate
 // limit's on_limit: fallback, moves it on to the next of
 // fallback.models. Each model is retried first as fallback.retry says
-// (backoff with jitter, the upstream's Retry-After honoured), and guarded
+// (backoff with jitter, the upstream's Retry-After honoured; a request
+// that timed out after it reached the upstream is charged its input
+// before its retry, which a ledger that cannot hold it refuses:
+// responsesCall.admitRetry), and guarded
 // by its circuit breaker: the same breaker as the team's chat calls to
 // that model (shared with the other replicas through Redis).
 //
@@ -141,6 +144,7 @@ func (c *responsesCall) outcome() (string, int) {
 func (c *responsesCall) records(skip *responsesAttempt) []middleware.Attempt {
 	var out []middleware.Attempt
 	for _, a := range c.attempts {
+		out = append(out, a.retried...) // (skip's too: they are the call's, not its answer's)
 		if a != skip {
 			out = append(out, a.rec)
 		}
@@ -158,6 +162,13 @@ type responsesAttempt struct {
 	actx  context.Context
 	rec   middleware.Attempt
 	final *responseObject // the answer's response object, when the cascade read it
+	// err and sentAt are the error and the start of its latest request
+	// to the upstream (sendResponses); retried, the records of its
+	// requests that failed, were billed and were retried (admitRetry),
+	// under the call's mu.
+	err     error
+	sentAt  time.Time
+	retried []middleware.Attempt
 }
 
 type (
@@ -402,7 +413,13 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 			h.start = start
 		}
 		a.hold = h
-		_, err = next.Handle(context.WithValue(ctx, responsesAttemptKey{}, a), mreq)
+		nctx := context.WithValue(ctx, responsesAttemptKey{}, a)
+		if h != nil {
+			// A retry of the model (fallback.retry, below) is admitted
+			// once what its failed request was billed is charged.
+			nctx = middleware.WithRetryAdmission(nctx, func(context.Context) error { return c.admitRetry(ctx, a) })
+		}
+		_, err = next.Handle(nctx, mreq)
 		rec := middleware.Attempt{Model: mreq.Model, Latency: time.Since(start), Err: err, Hedge: hedge}
 		if err != nil && h != nil {
 			rec.Usage, rec.CostPico = c.failed(ctx, a, err)
@@ -442,6 +459,45 @@ func (c *responsesCall) failed(ctx context.Context, a *responsesAttempt, err err
 	return middleware.Usage{}, 0
 }
 
+// admitRetry charges, before a retry of attempt a's model, what its
+// request that just failed was billed: one sent without an answer that
+// timed out (middleware.UnansweredBilled: its call or first_token
+// timeout) is charged its input — the provider bills a prompt it
+// received, as the chain's budget charges a chat attempt retried after a
+// timeout — which the hold's reservation, one request's worst case that
+// the retry may spend whole, does not cover. It is reserved in the
+// budget's ledgers (the run's and the team's) and settled at once at that
+// input; a ledger that cannot hold it refuses the retry (the budget's
+// error: the retry layer returns the provider's failure, which failed
+// charges), so that no request more spends past a limit. A request that
+// was not billed (an error answer, one never sent, a network failure) is
+// retried as it is. The charge is in the run's record, an estimate, with
+// the call's attempts.
+func (c *responsesCall) admitRetry(ctx context.Context, a *responsesAttempt) error {
+	h, err := a.hold, a.err
+	if a.resp != nil || !h.sent || !middleware.UnansweredBilled(err) {
+		return nil
+	}
+	if b := h.pl.budget; b != nil && (h.in > 0 || h.inPico > 0) {
+		charge := budget.Settleable(budget.Exact(h.in, h.inPico))
+		hold, rerr := b.Reserve(ctx, charge.Ceil())
+		if rerr != nil {
+			if ee, ok := errors.AsType[*budget.ExceededError](rerr); ok {
+				ee.Model = h.model
+			}
+			return rerr
+		}
+		hold.Settle(context.WithoutCancel(ctx), charge)
+	}
+	rec := middleware.Attempt{Model: a.model, Latency: time.Since(a.sentAt), Err: err, Hedge: middleware.HedgedAttempt(ctx),
+		Usage: middleware.Usage{InputTokens: h.in}, CostPico: h.inPico}
+	rec.Estimated = !rec.Usage.IsZero()
+	c.mu.Lock()
+	a.retried = append(a.retried, rec)
+	c.mu.Unlock()
+	return nil
+}
+
 // drop frees what a model the call moved on from holds, without a record
 // in the run: the rate limits count a request that reached the upstream.
 func (h *responsesHold) drop(ctx context.Context) {
@@ -458,9 +514,10 @@ func (h *responsesHold) drop(ctx context.Context) {
 // that model and the request to its upstream. An error answer is read
 // (its OpenAI error tells what failed) and kept as the attempt's answer,
 // to pass on should no other model answer.
-func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.Response, error) {
+func sendResponses(ctx context.Context, mreq *middleware.Request) (_ *middleware.Response, err error) {
 	c, a := callOf(ctx), attemptOf(ctx)
-	a.resp = nil
+	a.resp, a.sentAt = nil, time.Now()
+	defer func() { a.err = err }() // (read by admitRetry, before a retry)
 	body, up := c.body, c.up
 	if rb, ok := mreq.Native.(regenBody); ok {
 		body = rb // a final answer's regeneration: without tools
@@ -499,7 +556,8 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 		a.hold.sent = true
 	}
 	o, sent := sendtrack.Track(c.s.pass, o)
-	resp, err := c.s.pass.RoundTrip(o)
+	var resp *http.Response
+	resp, err = c.s.pass.RoundTrip(o)
 	if a.hold != nil && (err == nil || sent.Sent()) {
 		a.hold.sends.Add(1)
 	}
@@ -521,7 +579,7 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 	labelStream(resp)
 	embeddedError(resp)
 	if resp.StatusCode < 400 {
-		if err := c.bound.firstEvent(resp); err != nil {
+		if ferr := c.bound.firstEvent(resp); ferr != nil {
 			// A stream that began without an event: no answer when its
 			// first_token (or call) passed, retried or moved on as a
 			// provider's timeout is.
@@ -529,7 +587,7 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (*middleware.R
 			if ctx.Err() != nil {
 				return nil, context.Cause(ctx)
 			}
-			return nil, &middleware.ProviderError{Kind: middleware.ErrTimeout, Provider: up.Name, Model: mreq.Model, Err: err}
+			return nil, &middleware.ProviderError{Kind: middleware.ErrTimeout, Provider: up.Name, Model: mreq.Model, Err: ferr}
 		}
 		if c.hedged && !isEventStream(resp) {
 			// Read whole now, under the attempt's clocks: should the other
