@@ -45,6 +45,15 @@
 // (a cheap model's final answer written again by the strong model,
 // without tools).
 //
+// # Stored responses
+//
+// The gateway records the team that created each response it passes and
+// answers another team's retrieval, input items listing, cancellation,
+// deletion or previous_response_id of it with OpenAI's 404 for an unknown
+// id (responses_owner.go); with Redis, the replicas share the record for
+// 30 days. An id it never saw created passes. Other objects the upstream
+// keeps (files, batches, conversations, ...) are not isolated.
+//
 // # Shared state
 //
 // With Redis, the replicas also share the team budgets, the response

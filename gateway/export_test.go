@@ -27,3 +27,11 @@ func FailResponsesChains() (restore func()) {
 	}
 	return func() { resilienceOf = r }
 }
+
+// SetMaxResponseOwners sets how many response ids the gateway keeps the
+// creating team of in memory; restore undoes it.
+func SetMaxResponseOwners(n int) (restore func()) {
+	r := maxResponseOwners
+	maxResponseOwners = n
+	return func() { maxResponseOwners = r }
+}

@@ -779,6 +779,14 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			return
 		}
 	}
+	if id, ok := responsePathID(r); ok {
+		// A stored response another team created is not this team's to
+		// read, list, cancel or delete (responses_owner.go).
+		if e := s.checkOwner(r.Context(), k.team, id); e != nil {
+			s.refuse(w, e)
+			return
+		}
+	}
 	var modify func(*http.Response) error
 	var bound *passBound    // the call's timeouts (passtimeout.go)
 	var call *responsesCall // a Responses call's fallback chain (responses_fallback.go)
@@ -897,6 +905,11 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		} else if req.Model == "" {
 			req, unread = nil, "it has no model"
 		}
+		// Nor is another team's conversation to continue.
+		if e := s.checkOwner(r.Context(), k.team, previousResponseID(req, body)); e != nil {
+			s.refuse(w, e)
+			return
+		}
 		ctx, e := s.passContext(r, k.team, callID, true)
 		if e != nil {
 			if e != errInvalidRunID {
@@ -931,6 +944,10 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 				return
 			}
 			if hit != nil {
+				// The team is given the cached response: it may use it.
+				for _, id := range answerResponseIDs(hit.body) {
+					s.owners.record(ctx, s.logger, k.team, id)
+				}
 				serveCached(w, hit)
 				s.recordHit(named, k.team, req.Model, responsesTier(req.ServiceTier), hit.entry, start)
 				s.metrics.request("ok")
@@ -1005,6 +1022,11 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		modify = s.settleBackground(k.team, id)
 	} else {
 		modify = s.maskErrors // an endpoint the gateway does not police
+	}
+	if policed && isResponses(r) {
+		// (Last: the ids of what the client reads are recorded as its
+		// team's.)
+		modify = s.recordOwner(k.team, modify)
 	}
 	if next := modify; next != nil {
 		modify = func(resp *http.Response) error {

@@ -81,6 +81,9 @@ type Server struct {
 	// background holds the Responses calls answered in the background
 	// until they are seen done (responses_background.go).
 	background backgroundHolds
+	// owners are the teams that created the responses the gateway passed
+	// (responses_owner.go).
+	owners responseOwners
 
 	srv        *http.Server
 	handler    http.Handler
@@ -337,6 +340,7 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 	s.background.ttl = runIdle
 	if s.rdb != nil {
 		s.background.done = &backgroundDone{rdb: s.rdb, prefix: prefix, ttl: runIdle + time.Minute}
+		s.owners.rdb, s.owners.key = s.rdb, prefix+":responses:owner:"
 	}
 
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
