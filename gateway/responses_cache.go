@@ -329,20 +329,41 @@ func serveCached(w http.ResponseWriter, a *cachedAnswer) {
 }
 
 // recordHit reports a cache hit (Server.report, and a CacheLookup event),
-// with what it saved: the cached answer's usage, at the team's prices.
+// with what it saved: what the call it replaced cost, at the team's
+// prices — the cached answer's usage, or, for an answer the call paid
+// other answers for (a cascade's rejected answers, a final answer written
+// again: the entry's Bill), every answer's usage, each at the model it was
+// billed at.
 //
 // What it saved is priced at the tier the request asks for (tier, "" for
 // the standard rates), as a chat call's hit is: what the call would have
 // cost now.
 func (s *Server) recordHit(run *middleware.Run, team, model, tier string, e *cache.Entry, start time.Time) {
-	u := e.Response.Usage
-	u.ServiceTier = tier
-	var saved int64
 	pl := s.passLimitsOf(team)
-	if spec, ok := pl.pol.Model(middleware.BilledModel(pl.pricer, model, e.Response.Model)); ok && spec.HasPrice() {
-		saved = int64(spec.Cost(policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens,
-			CachedInput: u.CachedInputTokens, CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens, ServiceTier: tier}))
+	price := func(billed string, u middleware.Usage) (int64, bool) {
+		spec, ok := pl.pol.Model(billed)
+		if !ok || !spec.HasPrice() {
+			return 0, false
+		}
+		return int64(spec.Cost(policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens,
+			CachedInput: u.CachedInputTokens, CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens, ServiceTier: tier})), true
 	}
+	u := e.Response.Usage
+	saved, _ := price(middleware.BilledModel(pl.pricer, model, e.Response.Model), u)
+	if len(e.Bill) > 0 {
+		var sum middleware.Usage
+		var pico int64
+		ok := true
+		for _, b := range e.Bill {
+			p, priced := price(b.Model, b.Usage)
+			ok = ok && priced
+			sum, pico = sum.Add(b.Usage), middleware.SatAdd(pico, p)
+		}
+		if ok {
+			u, saved = sum, pico
+		}
+	}
+	u.ServiceTier = tier
 	s.observe(team, middleware.CacheLookup{Status: middleware.CacheHit, Model: model, Saved: u, SavedPico: saved})
 	lat := time.Since(start)
 	s.report(team, run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: team,
@@ -408,6 +429,11 @@ func (cc *cachedCall) store(ctx context.Context, answer []byte) {
 	e := &cache.Entry{Request: cc.canon, Response: middleware.Response{Model: o.Model, Usage: u,
 		Native: &middleware.StoredNative{Format: responsesFormat, Data: answer}},
 		Stored: time.Now(), TTL: cc.c.cfg.TTL.Duration()}
+	if !u.IsZero() {
+		// The answers the call paid before this one (a cascade's, a
+		// regeneration's), which a hit saved too.
+		e.Bill = cc.call.bill(u, o.Model)
+	}
 	if err := cc.c.store.Set(ctx, cc.key, e, cc.c.cfg.TTL.Duration()); err != nil {
 		cc.s.logger.Warn("tokenwise/gateway: responses cache store failed", "team", cc.team, "op", "set", "error", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidwall/sjson"
 
+	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/llmwrap/route"
 	"github.com/tokenwise/tokenwise/middleware"
@@ -210,18 +211,48 @@ func (c *responsesCall) setAside(ctx context.Context, a *responsesAttempt, why e
 	ctx = context.WithoutCancel(ctx)
 	var u middleware.Usage
 	var pico int64
+	var aside *cache.Billed
 	if a.hold != nil {
 		o := a.final // read by check
 		if o == nil {
 			o = &responseObject{}
 		}
 		u, pico = a.hold.settleObject(ctx, o)
+		if !u.IsZero() {
+			// (At the model settleObject billed it at.)
+			aside = &cache.Billed{Model: middleware.BilledModel(a.hold.pl.pricer, a.hold.model, o.Model), Usage: u}
+		}
 	}
 	_ = a.resp.Body.Close()
 	c.mu.Lock()
 	a.resp = nil
 	a.rec.Usage, a.rec.CostPico, a.rec.Err = u, pico, why
+	a.aside = aside
 	c.mu.Unlock()
+}
+
+// bill returns the bill of the answer c passed on (cache.Entry.Bill),
+// whose usage is final and whose model answered: the answers set aside
+// before it (a cascade's rejected answers, a final answer written again),
+// each on the model it was billed at, then the answer itself; nil when
+// none was set aside (the answer's usage at its model is what the call
+// cost), and for a nil c. A hit of the answer saved what they all cost.
+func (c *responsesCall) bill(final middleware.Usage, answered string) []cache.Billed {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var bill []cache.Billed
+	for _, a := range c.attempts {
+		if a.aside != nil {
+			bill = append(bill, *a.aside)
+		}
+	}
+	if len(bill) == 0 || c.passed == "" {
+		return nil
+	}
+	return append(bill, cache.Billed{Model: middleware.BilledModel(c.pl.pricer, c.passed, answered), Usage: final})
 }
 
 // A Responses call goes through its team's routing.regenerate_final as a

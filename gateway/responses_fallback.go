@@ -19,6 +19,7 @@ import (
 	"github.com/tokenwise/tokenwise/internal/sendtrack"
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/cache"
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
 	"github.com/tokenwise/tokenwise/llmwrap/instrument"
 	"github.com/tokenwise/tokenwise/llmwrap/route"
@@ -169,6 +170,10 @@ type responsesAttempt struct {
 	err     error
 	sentAt  time.Time
 	retried []middleware.Attempt
+	// aside: the answer's usage on the model it was billed at, once it
+	// was set aside (charged, the client getting another model's answer:
+	// setAside); nil otherwise.
+	aside *cache.Billed
 }
 
 type (

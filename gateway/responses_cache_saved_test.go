@@ -1,0 +1,77 @@
+package gateway_test
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
+
+	"github.com/tokenwise/tokenwise/gateway"
+)
+
+// TestGatewayResponsesCacheHitOfAnEscalatedAnswerSavesWhatItCost: a
+// Responses answer written by gpt-4o after gpt-4o-mini's — rejected by the
+// cascade, or a final answer regenerated — cost both answers, each at its
+// model's price; a cache hit of it saved that, as a chat call's hit does
+// (llmwrap/cache Entry.Bill): not gpt-4o's part alone. Through the
+// official openai-go client, as the run's report (saved_usd) and /metrics
+// (tokenwise_cache_saved) show it.
+func TestGatewayResponsesCacheHitOfAnEscalatedAnswerSavesWhatItCost(t *testing.T) {
+	// gpt-4o-mini's usage: 1,000 input tokens at $0.15/M, 100 output at
+	// $0.60/M; gpt-4o's: at $2.50/M and $10/M.
+	const mini, strong = 210_000_000, 3_500_000_000
+	for _, c := range []struct {
+		name, routing, mini string
+	}{
+		// gpt-4o-mini's answer is empty: non_empty escalates to gpt-4o.
+		{"cascade", "cascade: {models: [gpt-4o-mini, gpt-4o]}", cascadeAnswer("gpt-4o-mini", "completed", "")},
+		// gpt-4o-mini's final answer is written again by gpt-4o.
+		{"regenerate", "default: gpt-4o-mini\n  regenerate_final: {enabled: true, model: gpt-4o}", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			up := newModelUpstream(t)
+			if c.mini != "" {
+				up.mu.Lock()
+				up.body["gpt-4o-mini"] = c.mini
+				up.mu.Unlock()
+			}
+			pols := routingPolicies(t, c.routing)
+			pols["devops.yaml"] += "cache: {enabled: true, ttl: 1h}\n"
+			e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+			oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL(e.url+"/v1/"), option.WithMaxRetries(0),
+				option.WithHeader(gateway.RunIDHeader, "run-1"))
+			params := responses.ResponseNewParams{Model: "gpt-4.1",
+				Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Which hosts need cleanup?")}}
+			for i := range 2 {
+				var hr *http.Response
+				r, err := oc.Responses.New(t.Context(), params, option.WithResponseInto(&hr))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.OutputText() != "from gpt-4o" || (hr.Header.Get("X-Tokenwise-Cache") == "hit") != (i == 1) {
+					t.Fatalf("call %d: %q (cache %q), want gpt-4o's answer, the second from the cache", i, r.OutputText(), hr.Header.Get("X-Tokenwise-Cache"))
+				}
+			}
+			if n := up.count(); n != 2 {
+				t.Fatalf("%d upstream calls, want 2 (gpt-4o-mini, then gpt-4o; then a hit)", n)
+			}
+			status, rep, code := e.runReport(t, devopsKey, "run-1")
+			if status != 200 {
+				t.Fatalf("run report: %d %s", status, code)
+			}
+			if rep.Calls != 2 || rep.CacheHits != 1 || rep.CostPico != mini+strong {
+				t.Fatalf("run report %+v: want 2 calls, 1 hit, the first at both answers' cost", rep.RunFigures)
+			}
+			if rep.SavedPico != mini+strong {
+				t.Errorf("the hit saved %d pico-USD (%s), want %d: what the call it replaced cost", rep.SavedPico, rep.SavedUSD, int64(mini+strong))
+			}
+			m := e.finalMetrics(t)
+			if got, _ := metricValue(t, m, "tokenwise_cache_saved_total"); got != strconv.FormatFloat(mini+strong, 'g', -1, 64) {
+				t.Errorf("tokenwise_cache_saved_total = %q, want %g", got, float64(mini+strong))
+			}
+		})
+	}
+}
