@@ -949,7 +949,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 					s.owners.record(ctx, s.logger, k.team, id)
 				}
 				serveCached(w, hit)
-				s.recordHit(named, k.team, req.Model, responsesTier(req.ServiceTier), hit.entry, start)
+				s.recordHit(named, k.team, cmp.Or(req.asked, req.Model), req.Model, responsesTier(req.ServiceTier), hit.entry, start)
 				s.metrics.request("ok")
 				s.logger.Info("tokenwise/gateway: passed through", "team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
 					"method", r.Method, "path", r.URL.Path, "cache", "hit", "ms", since(start))

@@ -337,8 +337,10 @@ func serveCached(w http.ResponseWriter, a *cachedAnswer) {
 //
 // What it saved is priced at the tier the request asks for (tier, "" for
 // the standard rates), as a chat call's hit is: what the call would have
-// cost now.
-func (s *Server) recordHit(run *middleware.Run, team, model, tier string, e *cache.Entry, start time.Time) {
+// cost now. The hit is a call of asked, the model the caller asked for
+// (CallFacts.RequestedModel, and the CacheLookup's model, as a chat call's
+// hit is), answered by model, the model routing sent it to.
+func (s *Server) recordHit(run *middleware.Run, team, asked, model, tier string, e *cache.Entry, start time.Time) {
 	pl := s.passLimitsOf(team)
 	price := func(billed string, u middleware.Usage) (int64, bool) {
 		spec, ok := pl.pol.Model(billed)
@@ -364,10 +366,10 @@ func (s *Server) recordHit(run *middleware.Run, team, model, tier string, e *cac
 		}
 	}
 	u.ServiceTier = tier
-	s.observe(team, middleware.CacheLookup{Status: middleware.CacheHit, Model: model, Saved: u, SavedPico: saved})
+	s.observe(team, middleware.CacheLookup{Status: middleware.CacheHit, Model: asked, Saved: u, SavedPico: saved})
 	lat := time.Since(start)
 	s.report(team, run, middleware.CallRecord{CallFacts: middleware.CallFacts{Team: team,
-		RequestedModel: model, Model: model, Cache: middleware.CacheHit, Saved: u, SavedPico: saved,
+		RequestedModel: asked, Model: model, Cache: middleware.CacheHit, Saved: u, SavedPico: saved,
 		Attempts: []middleware.Attempt{{Model: model, Latency: lat}}}, Latency: lat, Start: start})
 }
 

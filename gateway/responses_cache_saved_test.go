@@ -75,3 +75,45 @@ func TestGatewayResponsesCacheHitOfAnEscalatedAnswerSavesWhatItCost(t *testing.T
 		})
 	}
 }
+
+// TestGatewayResponsesCacheHitIsOfTheModelAskedFor: a Responses call for
+// gpt-4o that routing.default sends to gpt-4o-mini, answered from the
+// cache the second time, is a call of gpt-4o — the model the caller asked
+// for — as its first call was, and as a chat call's hit is: /metrics has
+// both calls under gen_ai_request_model="gpt-4o" (answered by gpt-4o-mini),
+// and what the hit saved under the model asked for. Through the official
+// openai-go client.
+func TestGatewayResponsesCacheHitIsOfTheModelAskedFor(t *testing.T) {
+	const mini = 210_000_000 // gpt-4o-mini's 1,000 + 100 tokens (see TestGatewayResponsesCascade)
+	up := newModelUpstream(t)
+	pols := routingPolicies(t, "default: gpt-4o-mini")
+	pols["devops.yaml"] += "cache: {enabled: true, ttl: 1h}\n"
+	e := serveFile(t, writeFiles(t, up.URL+"/v1", pols, ""))
+	oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL(e.url+"/v1/"), option.WithMaxRetries(0),
+		option.WithHeader(gateway.RunIDHeader, "run-1"))
+	params := responses.ResponseNewParams{Model: "gpt-4o",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Which hosts need cleanup?")}}
+	for i := range 2 {
+		var hr *http.Response
+		r, err := oc.Responses.New(t.Context(), params, option.WithResponseInto(&hr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.OutputText() != "from gpt-4o-mini" || (hr.Header.Get("X-Tokenwise-Cache") == "hit") != (i == 1) {
+			t.Fatalf("call %d: %q (cache %q), want gpt-4o-mini's answer, the second from the cache", i, r.OutputText(), hr.Header.Get("X-Tokenwise-Cache"))
+		}
+	}
+	if n := up.count(); n != 1 {
+		t.Fatalf("%d upstream calls, want 1", n)
+	}
+	m := e.finalMetrics(t)
+	if got, _ := metricValue(t, m, "gen_ai_client_operation_duration_seconds_count", `gen_ai_request_model="gpt-4o"`, `gen_ai_response_model="gpt-4o-mini"`); got != "2" {
+		t.Errorf("calls of gpt-4o answered by gpt-4o-mini: %q, want 2 (the call and its hit)", got)
+	}
+	if got, _ := metricValue(t, m, "tokenwise_cache_saved_total", `gen_ai_request_model="gpt-4o"`); got != strconv.FormatFloat(mini, 'g', -1, 64) {
+		t.Errorf(`tokenwise_cache_saved_total{gen_ai_request_model="gpt-4o"} = %q, want %g`, got, float64(mini))
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", m)
+	}
+}
