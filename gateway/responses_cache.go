@@ -339,7 +339,8 @@ func serveCached(w http.ResponseWriter, a *cachedAnswer) {
 // the standard rates), as a chat call's hit is: what the call would have
 // cost now. The hit is a call of asked, the model the caller asked for
 // (CallFacts.RequestedModel, and the CacheLookup's model, as a chat call's
-// hit is), answered by model, the model routing sent it to.
+// hit is), answered by the model whose answer it is: the last of its
+// bill's, else model, the model routing sent it to.
 func (s *Server) recordHit(run *middleware.Run, team, asked, model, tier string, e *cache.Entry, start time.Time) {
 	pl := s.passLimitsOf(team)
 	price := func(billed string, u middleware.Usage) (int64, bool) {
@@ -364,6 +365,9 @@ func (s *Server) recordHit(run *middleware.Run, team, asked, model, tier string,
 		if ok {
 			u, saved = sum, pico
 		}
+		// (An answer a cascade or a regeneration got from another model
+		// than the call was sent to first.)
+		model = e.Bill[len(e.Bill)-1].Model
 	}
 	u.ServiceTier = tier
 	s.observe(team, middleware.CacheLookup{Status: middleware.CacheHit, Model: asked, Saved: u, SavedPico: saved})
@@ -433,7 +437,8 @@ func (cc *cachedCall) store(ctx context.Context, answer []byte) {
 		Stored: time.Now(), TTL: cc.c.cfg.TTL.Duration()}
 	if !u.IsZero() {
 		// The answers the call paid before this one (a cascade's, a
-		// regeneration's), which a hit saved too.
+		// regeneration's), which a hit saved too, and the model whose
+		// answer it is, when routing sent the call to another first.
 		e.Bill = cc.call.bill(u, o.Model)
 	}
 	if err := cc.c.store.Set(ctx, cc.key, e, cc.c.cfg.TTL.Duration()); err != nil {

@@ -234,9 +234,11 @@ func (c *responsesCall) setAside(ctx context.Context, a *responsesAttempt, why e
 // bill returns the bill of the answer c passed on (cache.Entry.Bill),
 // whose usage is final and whose model answered: the answers set aside
 // before it (a cascade's rejected answers, a final answer written again),
-// each on the model it was billed at, then the answer itself; nil when
-// none was set aside (the answer's usage at its model is what the call
-// cost), and for a nil c. A hit of the answer saved what they all cost.
+// each on the model it was billed at, then the answer itself, on its
+// model — the last part's model is the one whose answer it is. Nil when
+// none was set aside and the answer is of the call's model (its usage at
+// that model is what the call cost), and for a nil c. A hit of the answer
+// saved what they all cost.
 func (c *responsesCall) bill(final middleware.Usage, answered string) []cache.Billed {
 	if c == nil {
 		return nil
@@ -249,7 +251,7 @@ func (c *responsesCall) bill(final middleware.Usage, answered string) []cache.Bi
 			bill = append(bill, *a.aside)
 		}
 	}
-	if len(bill) == 0 || c.passed == "" {
+	if c.passed == "" || len(bill) == 0 && c.passed == c.req.Model {
 		return nil
 	}
 	return append(bill, cache.Billed{Model: middleware.BilledModel(c.pl.pricer, c.passed, answered), Usage: final})
