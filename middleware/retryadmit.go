@@ -14,11 +14,30 @@ func WithRetryAdmission(ctx context.Context, admit func(context.Context) error) 
 	return context.WithValue(ctx, retryAdmitKey{}, admit)
 }
 
-// AdmitRetry asks the admission of ctx ([WithRetryAdmission]) whether the
-// call may be retried: nil when it may (or ctx has none), else why not.
+// RetryAdmitter admits the retry of an attempt, as the function given to
+// [WithRetryAdmission] does.
+type RetryAdmitter interface {
+	AdmitRetry(ctx context.Context) error
+}
+
+// IsRetryAdmissionKey reports whether key is the one [AdmitRetry] looks up:
+// a context type of a layer's own that carries its [RetryAdmitter] — in an
+// allocation the layer makes anyway, sparing [WithRetryAdmission]'s —
+// answers Value(key) with it.
+func IsRetryAdmissionKey(key any) bool {
+	_, ok := key.(retryAdmitKey)
+	return ok
+}
+
+// AdmitRetry asks the admission of ctx ([WithRetryAdmission], or a
+// [RetryAdmitter] its context carries) whether the call may be retried:
+// nil when it may (or ctx has none), else why not.
 func AdmitRetry(ctx context.Context) error {
-	if admit, _ := ctx.Value(retryAdmitKey{}).(func(context.Context) error); admit != nil {
+	switch admit := ctx.Value(retryAdmitKey{}).(type) {
+	case func(context.Context) error:
 		return admit(ctx)
+	case RetryAdmitter:
+		return admit.AdmitRetry(ctx)
 	}
 	return nil
 }

@@ -391,6 +391,31 @@ type holds struct {
 	teamName  string
 	teamKey   string
 	teamStore Store
+	// retry is the call's retry admission (admitRetry), in the same
+	// allocation as its holds: the context its retry layer asks.
+	retry retryAdmission
+}
+
+// retryAdmission is the context below the budget layer of a call that
+// holds something: the call's context, carrying the admission of its
+// retries (middleware.AdmitRetry) without an allocation of its own.
+type retryAdmission struct {
+	context.Context // the call's
+	b               *Budget
+	req             *middleware.Request
+	ci              *middleware.CallInfo
+	retryHolds
+}
+
+func (r *retryAdmission) Value(key any) any {
+	if middleware.IsRetryAdmissionKey(key) {
+		return middleware.RetryAdmitter(r)
+	}
+	return r.Context.Value(key)
+}
+
+func (r *retryAdmission) AdmitRetry(context.Context) error {
+	return r.b.admitRetry(r.Context, r.req, r.ci, &r.retryHolds)
 }
 
 func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
@@ -418,10 +443,12 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		}
 		retries.release(ctx, b)
 	}()
-	hctx := ctx
+	var hctx context.Context = ctx
 	if h != &nothingHeld {
-		retries = &retryHolds{first: first, hedge: middleware.HedgedAttempt(ctx)}
-		hctx = middleware.WithRetryAdmission(ctx, func(context.Context) error { return b.admitRetry(ctx, req, ci, retries) })
+		ra := &h.retry
+		ra.Context, ra.b, ra.req, ra.ci = ctx, b, req, ci
+		ra.first, ra.hedge = first, middleware.HedgedAttempt(ctx)
+		retries, hctx = &ra.retryHolds, ra
 	}
 	resp, err := next.Handle(hctx, req)
 	usage, billed := b.usage(req, resp, err, &est)
