@@ -717,20 +717,31 @@ func billOf(ctx context.Context, resp *middleware.Response) []Billed {
 		return nil
 	}
 	ci.Update(func(f *middleware.CallFacts) {
-		multi := false
+		// First whether more than one model was billed: most calls have
+		// one, and no bill to allocate.
+		multi, n, model := false, 0, ""
 		var sum middleware.Usage
-		for _, a := range f.Attempts {
+		for i := range f.Attempts {
+			a := &f.Attempts[i]
 			if a.Err != nil || a.Usage.IsZero() {
 				continue
 			}
-			if len(bill) > 0 && a.Model != bill[0].Model {
+			if n == 0 {
+				model = a.Model
+			} else if a.Model != model {
 				multi = true
 			}
-			bill = append(bill, Billed{Model: a.Model, Usage: a.Usage})
+			n++
 			sum = sum.Add(a.Usage)
 		}
 		if !multi || sum.Counts() != resp.Usage.Counts() {
-			bill = nil
+			return
+		}
+		bill = make([]Billed, 0, n)
+		for i := range f.Attempts {
+			if a := &f.Attempts[i]; a.Err == nil && !a.Usage.IsZero() {
+				bill = append(bill, Billed{Model: a.Model, Usage: a.Usage})
+			}
 		}
 	})
 	return bill
