@@ -8,8 +8,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/tokenwise/tokenwise/llmwrap"
-	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -52,7 +50,7 @@ func (s *Server) registerBudgetGauges() error {
 			if tb.MaxUSD <= 0 && tb.MaxTokens <= 0 {
 				continue
 			}
-			b, err := llmwrap.NewBudget(p, append(slices.Clip(s.budgetOpts), budget.WithStore(s.budgets), budget.WithLogger(s.logger))...)
+			b, err := s.ledgers(p)
 			if err != nil {
 				continue
 			}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/tokenwise/tokenwise/llmwrap"
-	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -107,7 +106,7 @@ func (s *Server) runLimits(ctx context.Context, team string, run *middleware.Run
 		l.Deadline = st.Start.Add(timeout).UTC()
 	}
 	if rb := p.Budget.Run; rb.MaxUSD > 0 || rb.MaxTokens > 0 {
-		b, err := llmwrap.NewBudget(p, budget.WithStore(s.budgets), budget.WithLogger(s.logger))
+		b, err := s.ledgers(p)
 		if err != nil {
 			return l
 		}

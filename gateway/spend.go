@@ -51,7 +51,7 @@ type Spend struct {
 
 func (s *Server) spend(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	p := s.pol.Policy(k.team)
-	b, err := llmwrap.NewBudget(p, append(slices.Clip(s.budgetOpts), budget.WithStore(s.budgets), budget.WithLogger(s.logger))...)
+	b, err := s.ledgers(p)
 	if err != nil {
 		classify(err, s.secrets...).write(w)
 		return
@@ -94,6 +94,13 @@ func (s *Server) spend(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		out.RemainingTok = &n
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// ledgers returns p's budget for reading the ledgers the chains keep
+// (/v1/spend, the /metrics gauges, a run's report): their store, and the
+// budget options given with WithLLMOptions (a clock).
+func (s *Server) ledgers(p *policies.Policy) (*budget.Budget, error) {
+	return llmwrap.NewBudget(p, append(slices.Clip(s.budgetOpts), budget.WithStore(s.budgets), budget.WithLogger(s.logger))...)
 }
 
 func cmpStr(s, def string) string {
