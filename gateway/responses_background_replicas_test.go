@@ -20,17 +20,14 @@ import (
 	"github.com/tokenwise/tokenwise/gateway"
 )
 
-// TestBackgroundResponseSeenDoneOnAnotherReplicaIsChargedItsUsage: two
-// gateway replicas share one real Redis. A background response created
-// through replica A is held there; the client polls replica B, which sees
-// it completed. A, when its hold ends (here: it closes; else run_idle
-// later), settles it at the usage B saw — 15 tokens — not at its
-// reservation (16,384 output tokens and its input), as it did before.
-// A response B saw done that A does not hold changes nothing; nor does a
-// poll that shows the response still running.
-func TestBackgroundResponseSeenDoneOnAnotherReplicaIsChargedItsUsage(t *testing.T) {
+// backgroundReplicas starts two gateway replicas on one real Redis, in
+// front of up, with a devops team budget of $1 a month kept in Redis and
+// run_idle 10m. It returns replica A (closed by the test), openai-go
+// clients of A and B (B closed at cleanup), and the team's spend as B
+// answers it.
+func backgroundReplicas(t *testing.T, up http.Handler) (a *gateway.Server, ca, cb openai.Client, spend func() gateway.Spend) {
+	t.Helper()
 	rdb, prefix := testRedis(t)
-	up := &backgroundUpstream{state: map[string]string{}}
 	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
 		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1}\n  store: {kind: redis, key_prefix: " + prefix + "}\n"}
 	t.Setenv(upstreamEnv, upstreamKey)
@@ -48,18 +45,32 @@ func TestBackgroundResponseSeenDoneOnAnotherReplicaIsChargedItsUsage(t *testing.
 		return gw, openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL("http://gateway/v1/"),
 			option.WithHTTPClient(&http.Client{Transport: gw.Transport()}), option.WithMaxRetries(0))
 	}
-	a, ca := replica()
+	a, ca = replica()
 	b, cb := replica()
-	defer b.Close()
-	ctx := context.Background()
-	spend := func() gateway.Spend {
+	t.Cleanup(func() { _ = b.Close() })
+	spend = func() gateway.Spend {
 		t.Helper()
 		var s gateway.Spend
-		if err := cb.Get(ctx, "spend", nil, &s); err != nil {
+		if err := cb.Get(context.Background(), "spend", nil, &s); err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
+	return a, ca, cb, spend
+}
+
+// TestBackgroundResponseSeenDoneOnAnotherReplicaIsChargedItsUsage: two
+// gateway replicas share one real Redis. A background response created
+// through replica A is held there; the client polls replica B, which sees
+// it completed. A, when its hold ends (here: it closes; else run_idle
+// later), settles it at the usage B saw — 15 tokens — not at its
+// reservation (16,384 output tokens and its input), as it did before.
+// A response B saw done that A does not hold changes nothing; nor does a
+// poll that shows the response still running.
+func TestBackgroundResponseSeenDoneOnAnotherReplicaIsChargedItsUsage(t *testing.T) {
+	up := &backgroundUpstream{state: map[string]string{}}
+	a, ca, cb, spend := backgroundReplicas(t, up)
+	ctx := context.Background()
 	r, err := ca.Responses.New(ctx, responses.ResponseNewParams{Model: "gpt-4o-mini", Background: openai.Bool(true),
 		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("check the disks")}})
 	if err != nil || r.Status != "queued" {
@@ -125,37 +136,9 @@ func (u *streamingBackgroundUpstream) ServeHTTP(w http.ResponseWriter, r *http.R
 // before the response is done is reported cut to the client and leaves
 // the hold as it was.
 func TestBackgroundResponseReadAsAStreamIsChargedItsUsage(t *testing.T) {
-	rdb, prefix := testRedis(t)
 	up := &streamingBackgroundUpstream{backgroundUpstream: &backgroundUpstream{state: map[string]string{}}}
-	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
-		"devops.yaml": "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1}\n  store: {kind: redis, key_prefix: " + prefix + "}\n"}
-	t.Setenv(upstreamEnv, upstreamKey)
-	cfgPath := writeFiles(t, "http://upstream.invalid/v1", pols, "redis: {addr: "+redisAddr()+", prefix: "+prefix+"}\nlimits: {run_idle: 10m}\n")
-	replica := func() (*gateway.Server, openai.Client) {
-		cfg, err := gateway.LoadConfig(cfgPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gw, err := gateway.New(cfg, gateway.WithBaseTransport(openaitest.NewTransport(up)), gateway.WithRedisClient(rdb),
-			gateway.WithPolicyWatch(false), gateway.WithLogger(slog.New(slog.DiscardHandler)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return gw, openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL("http://gateway/v1/"),
-			option.WithHTTPClient(&http.Client{Transport: gw.Transport()}), option.WithMaxRetries(0))
-	}
-	a, ca := replica()
-	b, cb := replica()
-	defer b.Close()
+	a, ca, cb, spend := backgroundReplicas(t, up)
 	ctx := context.Background()
-	spend := func() gateway.Spend {
-		t.Helper()
-		var s gateway.Spend
-		if err := cb.Get(ctx, "spend", nil, &s); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
 	background := func() string {
 		t.Helper()
 		r, err := ca.Responses.New(ctx, responses.ResponseNewParams{Model: "gpt-4o-mini", Background: openai.Bool(true),
