@@ -41,6 +41,26 @@ func TestBudgetNeverOvershotByAnEstimate(t *testing.T) {
 	}
 }
 
+// budgetedClient returns go-openai through the chain of p against srv,
+// its budgets kept in a memory store, and a Budget of p reading that
+// store's ledgers.
+func budgetedClient(t *testing.T, p *policies.Policy, srv *openaitest.Server) (*goopenai.Client, *budget.Budget) {
+	t.Helper()
+	store := budget.NewMemoryStore()
+	chain, err := llmwrap.Build(p, llmwrap.WithBudgetStore(store), llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := goopenai.DefaultConfig("test")
+	cfg.BaseURL = srv.URL
+	cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(srv.Transport()))
+	ledger, err := llmwrap.NewBudget(p, budget.WithStore(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return goopenai.NewClientWithConfig(cfg), ledger
+}
+
 // words returns n words that are one token each in every encoding.
 func words(n int) string { return strings.TrimSpace(strings.Repeat(" ok", n)) }
 
@@ -112,19 +132,7 @@ budget:
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := budget.NewMemoryStore()
-	chain, err := llmwrap.Build(p, llmwrap.WithBudgetStore(store), llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := goopenai.DefaultConfig("test")
-	cfg.BaseURL = srv.URL
-	cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(srv.Transport()))
-	client := goopenai.NewClientWithConfig(cfg)
-	ledger, err := llmwrap.NewBudget(p, budget.WithStore(store))
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, ledger := budgetedClient(t, p, srv)
 	ctx := middleware.WithTeam(context.Background(), "devops")
 	_, lim := ledger.Limits()
 	over := func(rem budget.Remaining) bool {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -12,9 +11,7 @@ import (
 
 	goopenai "github.com/sashabaranov/go-openai"
 
-	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
-	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
@@ -77,19 +74,7 @@ fallback:
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := budget.NewMemoryStore()
-	chain, err := llmwrap.Build(p, llmwrap.WithBudgetStore(store), llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := goopenai.DefaultConfig("test")
-	cfg.BaseURL = srv.URL
-	cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(srv.Transport()))
-	client := goopenai.NewClientWithConfig(cfg)
-	ledger, err := llmwrap.NewBudget(p, budget.WithStore(store))
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, ledger := budgetedClient(t, p, srv)
 	ctx := middleware.WithTeam(context.Background(), "devops")
 	ctx, run := middleware.StartRun(ctx, "run-1")
 	runLim, teamLim := ledger.Limits()

@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"testing"
 	"testing/synctest"
 
 	goopenai "github.com/sashabaranov/go-openai"
 
-	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
-	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
@@ -42,19 +39,7 @@ budget:
 		if err != nil {
 			t.Fatal(err)
 		}
-		store := budget.NewMemoryStore()
-		chain, err := llmwrap.Build(p, llmwrap.WithBudgetStore(store), llmwrap.WithLogger(slog.New(slog.DiscardHandler)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := goopenai.DefaultConfig("test")
-		cfg.BaseURL = srv.URL
-		cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(srv.Transport()))
-		client := goopenai.NewClientWithConfig(cfg)
-		ledger, err := llmwrap.NewBudget(p, budget.WithStore(store))
-		if err != nil {
-			t.Fatal(err)
-		}
+		client, ledger := budgetedClient(t, p, srv)
 		ctx := middleware.WithTeam(context.Background(), "devops")
 		var wg sync.WaitGroup
 		for g := range 8 {
