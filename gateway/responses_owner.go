@@ -250,9 +250,12 @@ func (t *ownerTap) Read(p []byte) (int, error) {
 
 func (t *ownerTap) Close() error { return t.src.Close() }
 
+// scan reads the lines of b, continuing the current one. A line ends at a
+// CR or an LF, as the SSE spec ends them (a CRLF ends one line and an
+// empty one, which holds no event).
 func (t *ownerTap) scan(b []byte) {
 	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
+		i := bytes.IndexAny(b, "\r\n")
 		part := b
 		if i >= 0 {
 			part = b[:i]
