@@ -195,7 +195,8 @@ func wrap(ctx context.Context, err error) error {
 // timer, when it fires, either cancels the stream or sleeps for what is
 // left of the idle limit since that time. A timer that fires while the
 // stream function runs waits a whole limit more: the clock is stopped
-// then. The timer may fire as a chunk arrives, in which case the stream
+// then (for a chunk of nothing, exactly: the timer looks again when its
+// function returns, that function's time not counted). The timer may fire as a chunk arrives, in which case the stream
 // is cancelled (the limit did run out).
 type watchdog struct {
 	t     atomic.Pointer[time.Timer]
@@ -208,8 +209,15 @@ type watchdog struct {
 	firstCause, idleCause error
 	cancel                context.CancelCauseFunc
 
-	mu      sync.Mutex // serialises fire and stop, never taken by a chunk
+	mu      sync.Mutex // serialises fire and stop; of the chunks, only those of nothing take it
 	stopped bool
+	// paused is the time the stream functions of chunks of nothing took
+	// before the first chunk of something, which the first-token clock
+	// does not count; due, that the timer fired while the function of a
+	// chunk of nothing ran (fire then runs again when it returns, the
+	// time it took not counted). Both under mu.
+	paused time.Duration
+	due    bool
 }
 
 // The values of watchdog.last that are no time.
@@ -217,8 +225,9 @@ const (
 	beforeFirst = -1
 	inside      = -2
 	// insideFirst: the stream function of a chunk of nothing runs before
-	// the first chunk of something.
+	// the first chunk of something; insideEmpty, after it.
 	insideFirst = -3
+	insideEmpty = -4
 )
 
 // empty passes on a chunk that carries nothing (see carries): the clocks
@@ -226,16 +235,32 @@ const (
 // from where they were, as if the chunk had not come.
 func (w *watchdog) empty(ctx context.Context, inner middleware.StreamFunc, c middleware.Chunk) error {
 	if w.last.CompareAndSwap(beforeFirst, insideFirst) {
+		in := time.Since(w.start)
 		err := inner(ctx, c)
+		w.mu.Lock()
+		w.paused += time.Since(w.start) - in
 		w.last.Store(beforeFirst)
+		due := w.due
+		w.due = false
+		w.mu.Unlock()
+		if due {
+			w.fire() // the limit, less the time the function took, may have run out
+		}
 		return err
 	}
-	prev := w.last.Swap(inside)
+	prev := w.last.Swap(insideEmpty)
 	in := time.Since(w.start)
 	err := inner(ctx, c)
 	// The gap since the last chunk of something, less the time this
 	// chunk's stream function took.
+	w.mu.Lock()
 	w.last.Store(prev + int64(time.Since(w.start)-in))
+	due := w.due
+	w.due = false
+	w.mu.Unlock()
+	if due {
+		w.fire()
+	}
 	return err
 }
 
@@ -268,11 +293,16 @@ func (w *watchdog) fire() {
 		if w.idle > 0 {
 			t.Reset(w.idle)
 		}
-	case last == insideFirst:
-		// A whole first-token limit more, as a chunk's function gets a
-		// whole idle limit more.
-		t.Reset(w.first)
+	case last == insideFirst || last == insideEmpty:
+		// The clock is stopped: looked at again when the function returns.
+		w.due = true
 	case last == beforeFirst:
+		// What is left of the limit, the time the functions of chunks of
+		// nothing took not counted.
+		if left := w.first + w.paused - time.Since(w.start); left > 0 {
+			t.Reset(left)
+			return
+		}
 		w.cancel(w.firstCause)
 	case w.idle > 0:
 		if left := w.idle - (time.Since(w.start) - time.Duration(last)); left > 0 {
