@@ -180,6 +180,12 @@ func viewOf(a *responsesAttempt) (*responsesView, bool) {
 		var final []byte
 		s := &responsesStream{src: io.NopCloser(bytes.NewReader(ab.data)), final: func(o *responseObject) { a.final = o },
 			cut: func(error) {}, finalRaw: func(r []byte) { final = r }}
+		if h := a.hold; h != nil {
+			// The output its deltas streamed: a response that failed
+			// mid-answer, set aside, is billed at least that, as one
+			// passed on is (responseObject.streamed).
+			s.count = func(t string) int64 { return h.s.est.Text(h.model, t) }
+		}
 		if _, err := io.Copy(io.Discard, s); err != nil || final == nil {
 			return nil, false
 		}
