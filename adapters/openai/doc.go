@@ -129,8 +129,11 @@
 // error body (Message, Type, Code), with RetryAfter from the response
 // headers and Err an [*HTTPError] holding the response; a network failure
 // is [middleware.ErrNetwork]; a body that is not a valid answer (malformed
-// JSON, no choices, a bad stream chunk) is [middleware.ErrMalformed]; a
-// stream that ends before "data: [DONE]" is [middleware.ErrStreamCut]. An
+// JSON, no choices, a bad stream chunk) is [middleware.ErrMalformed], and
+// so is a stream whose chunks carry nothing (events of no choices, empty
+// deltas: no content, tool call, finish reason or usage) before its
+// "data: [DONE]"; a stream that ends before "data: [DONE]" is
+// [middleware.ErrStreamCut]. An
 // error object inside a 200 body or a stream is classified by its type,
 // and a choice that finishes with finish_reason "error" (OpenRouter's
 // failure of the provider behind it, with or without an error object) is

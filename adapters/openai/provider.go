@@ -809,10 +809,31 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 		return partial(), p.fail(middleware.ErrMalformed, req, "stream has no chunks", nil)
 	}
 	resp := partial()
+	if carriesNothing(resp) {
+		// Chunks of no choices or empty deltas, then [DONE]: no text, tool
+		// call, finish reason or usage. It is no answer, as a whole body
+		// without choices is none (the answer the provider produced, and
+		// bills its input, was malformed), never an empty success.
+		return resp, p.fail(middleware.ErrMalformed, req, fmt.Sprintf("stream of %d chunks carried no answer (no content, tool call, finish reason or usage)", acc.Chunks()),
+			&middleware.AnswerMalformedError{StatusCode: http.StatusOK, Err: errEmptyStream})
+	}
 	if keep {
 		resp.Native = &merged
 	}
 	return resp, nil
+}
+
+// errEmptyStream is what is wrong with a stream whose chunks carried
+// nothing (carriesNothing).
+var errEmptyStream = errors.New("the stream's chunks carried no answer")
+
+// carriesNothing reports whether resp, a stream's answer, got nothing from
+// its chunks: no content, reasoning, refusal, tool call, finish reason or
+// usage in any choice.
+func carriesNothing(resp *middleware.Response) bool {
+	m := &resp.Message
+	return m.Content == "" && m.Reasoning == "" && resp.Refusal == "" && len(m.ToolCalls) == 0 && resp.FinishReason == "" &&
+		resp.Usage.IsZero() && len(resp.OtherChoices) == 0
 }
 
 // completeWithoutDone reports whether a stream that ended cleanly without
