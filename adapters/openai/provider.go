@@ -828,11 +828,12 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 var errEmptyStream = errors.New("the stream's chunks carried no answer")
 
 // carriesNothing reports whether resp, a stream's answer, got nothing from
-// its chunks: no content, reasoning, refusal, tool call, finish reason or
-// usage in any choice.
+// its chunks: no content, reasoning, refusal, tool or function call, part
+// (audio), finish reason or usage in any choice.
 func carriesNothing(resp *middleware.Response) bool {
 	m := &resp.Message
-	return m.Content == "" && m.Reasoning == "" && resp.Refusal == "" && len(m.ToolCalls) == 0 && resp.FinishReason == "" &&
+	return m.Content == "" && m.Reasoning == "" && resp.Refusal == "" && m.Refusal == "" && len(m.ToolCalls) == 0 && m.FunctionCall == nil &&
+		len(m.Parts) == 0 && resp.FinishReason == "" &&
 		resp.Usage.IsZero() && len(resp.OtherChoices) == 0
 }
 
