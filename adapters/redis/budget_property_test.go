@@ -35,7 +35,10 @@ import (
 // the caller gives up — and callers that cancel mid-stream. At the end
 // the team's ledger holds exactly what the calls' reports billed (their
 // attempts' cost summed exactly, rounded up once; their tokens), nothing
-// is left reserved, and the ledger never passed its limit.
+// is left reserved, and the ledger never passed its limit. The limit is
+// low enough to bind when a loaded machine lets most calls reach their
+// deadline before they spend (at $0.2 a loaded run spent $0.074: no call
+// was refused).
 func TestRedisBudgetUnderRandomConcurrency(t *testing.T) {
 	c := testRedis(t)
 	for seed := range uint64(2) {
@@ -68,7 +71,7 @@ func redisBudgetProperty(t *testing.T, seed uint64, c *goredis.Client, prefix st
 	p, err := policies.LoadBytes([]byte(fmt.Sprintf(`version: 1
 name: prop
 budget:
-  team: {period: monthly, max_usd: 0.2}
+  team: {period: monthly, max_usd: 0.05}
   store: {kind: redis, key_prefix: %q}
 fallback:
   models: [gpt-4o, gpt-4o-mini]
