@@ -95,8 +95,11 @@
 // error, never with io.EOF: go-openai's Recv returns that error, so a cut
 // stream is never taken for a complete one. As with any HTTP response, a
 // caller must read the body to its end or close it (go-openai's
-// stream.Close does): a body left open holds the chain until the
-// request's context ends, which stops it.
+// stream.Close does): a body left open holds the chain — its goroutine,
+// its budget reservation (extended in Redis while it is held), its
+// rate-limit slot — until the request's context or the call's deadline
+// (timeouts.call, timeouts.total, the run's) ends, which stops it; with
+// none of them, until it is closed.
 //
 // The provider reads SSE line by line, each "data:" line being one event,
 // as OpenAI sends them and as go-openai reads them: a data line indented
