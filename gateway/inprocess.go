@@ -86,8 +86,15 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	pr, pw := io.Pipe()
 	w := &pipeWriter{header: http.Header{}, pw: pw, ready: make(chan struct{})}
+	// The caller's context ending cuts the body, as net/http's transport
+	// cuts its connection: a handler blocked writing to a caller that no
+	// longer reads ends (the chain's context, cancelled with it, does not
+	// unblock a pipe's write), and the caller's next read fails with the
+	// context's error.
+	unhookPipe := context.AfterFunc(req.Context(), func() { _ = pw.CloseWithError(context.Cause(req.Context())) })
 	go func() {
 		defer func() {
+			unhookPipe()
 			stop()
 			cancel()
 			closeBody(req)
