@@ -27,8 +27,9 @@ import (
 //     as a client's hang-up is. A client that reads, however slowly its
 //     answer's pieces go, is never cut.
 //
-// A ResponseWriter that takes no deadlines (Server.TransportFor's, or a
-// caller's own server's writer without Unwrap) is served as it is.
+// The in-process transport's writer (Server.Transport, TransportFor)
+// takes write deadlines as a connection does. A ResponseWriter that takes
+// none (a caller's own server's writer without Unwrap) is served as it is.
 
 // timed serves r through h with the deadlines above.
 func (s *Server) timed(h http.Handler) http.Handler {

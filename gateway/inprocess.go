@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // Transport returns an [http.RoundTripper] that serves each request in
@@ -31,7 +33,11 @@ import (
 // event by event). The request's context bounds the call, and so does
 // the Server: Close cuts the calls in flight. Close the response body,
 // as with any transport: a body that is never read or closed holds its
-// call. The transport is safe for concurrent use.
+// call until the gateway's write timeout (limits.write_timeout, a
+// stream's idle limit) passes on a write the caller does not read, as
+// over a socket, which cuts it (the caller's next read fails); a done
+// request context cuts it at once. The transport is safe for concurrent
+// use.
 func (s *Server) Transport() http.RoundTripper { return inProcess{s: s} }
 
 // TransportFor is Transport for a caller that is team: its requests need
@@ -195,6 +201,74 @@ type pipeWriter struct {
 	// length is the body's Content-Length as the headers were written
 	// (-1: none), and written what the handler wrote of it.
 	length, written int64
+
+	// The write deadline (SetWriteDeadline): a write still waiting for
+	// the caller to read when it passes cuts the body, as a socket's
+	// write deadline fails the write and net/http closes the connection.
+	dmu      sync.Mutex
+	deadline time.Time   // zero: none
+	timer    *time.Timer // fires at deadline
+	writing  bool        // a Write is waiting on the pipe
+	expired  bool        // deadline passed with no Write waiting: the next one fails
+	cut      bool        // the body was cut at a deadline
+}
+
+// errPipeWriteTimeout is a write to an in-process caller that did not
+// read it within the gateway's write timeout (limits.write_timeout, or the
+// stream's idle limit): it matches os.ErrDeadlineExceeded, as a socket's
+// write that timed out does.
+var errPipeWriteTimeout = fmt.Errorf("tokenwise/gateway: the in-process caller did not read the answer within the write timeout: %w", os.ErrDeadlineExceeded)
+
+// SetWriteDeadline sets the deadline of the writes from now on (the
+// zero time: none), as http.ResponseController sets a connection's: the
+// gateway's write timeout holds in the process as over a socket, so that
+// a caller that stops reading without closing the body does not hold its
+// call for good.
+func (w *pipeWriter) SetWriteDeadline(t time.Time) error {
+	w.dmu.Lock()
+	defer w.dmu.Unlock()
+	w.deadline, w.expired = t, false
+	if t.IsZero() {
+		if w.timer != nil {
+			w.timer.Stop()
+		}
+		return nil
+	}
+	if w.timer == nil {
+		w.timer = time.AfterFunc(time.Until(t), w.expire)
+	} else {
+		w.timer.Reset(time.Until(t))
+	}
+	return nil
+}
+
+// expire runs when the deadline passes: a write waiting on the caller is
+// cut, else the next write fails. (A timer of a deadline since moved
+// changes nothing.)
+func (w *pipeWriter) expire() {
+	w.dmu.Lock()
+	if w.deadline.IsZero() || time.Now().Before(w.deadline) {
+		w.dmu.Unlock()
+		return
+	}
+	if !w.writing {
+		w.expired = true
+		w.dmu.Unlock()
+		return
+	}
+	w.cut = true
+	w.dmu.Unlock()
+	_ = w.pw.CloseWithError(errPipeWriteTimeout)
+}
+
+// stopDeadline stops the deadline's timer: the handler returned.
+func (w *pipeWriter) stopDeadline() {
+	w.dmu.Lock()
+	defer w.dmu.Unlock()
+	w.deadline = time.Time{}
+	if w.timer != nil {
+		w.timer.Stop()
+	}
 }
 
 func (w *pipeWriter) Header() http.Header { return w.header }
@@ -223,7 +297,22 @@ func (w *pipeWriter) Write(p []byte) (int, error) {
 		// net/http's server refuses it.
 		return 0, http.ErrContentLength
 	}
+	w.dmu.Lock()
+	if w.cut || w.expired {
+		w.cut = true
+		w.dmu.Unlock()
+		_ = w.pw.CloseWithError(errPipeWriteTimeout)
+		return 0, errPipeWriteTimeout
+	}
+	w.writing = true
+	w.dmu.Unlock()
 	n, err := w.pw.Write(p)
+	w.dmu.Lock()
+	w.writing = false
+	if err != nil && w.cut {
+		err = errPipeWriteTimeout
+	}
+	w.dmu.Unlock()
 	w.written += int64(n)
 	return n, err
 }
@@ -234,6 +323,7 @@ func (w *pipeWriter) Flush() { w.WriteHeader(http.StatusOK) }
 // finish ends the body when the handler returns (a handler that wrote
 // nothing answered 200 with no body, as net/http's server sends).
 func (w *pipeWriter) finish() {
+	w.stopDeadline()
 	w.WriteHeader(http.StatusOK)
 	_ = w.pw.Close()
 }
@@ -241,6 +331,7 @@ func (w *pipeWriter) finish() {
 // fail ends the call with err: before its headers, RoundTrip returns err;
 // after them, the caller's read of the body does.
 func (w *pipeWriter) fail(err error) {
+	w.stopDeadline()
 	w.once.Do(func() {
 		w.err = err
 		close(w.ready)

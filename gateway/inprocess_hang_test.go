@@ -11,14 +11,16 @@ import (
 )
 
 // A client of the in-process transport (Server.Transport) that reads part
-// of an answer and then cancels its request's context without closing
-// the body does not hold the handler for good: a done request context
-// cuts the body, as net/http's transport does. The call ends — logged,
-// its budget hold settled — and the caller's next read fails, never with
-// io.EOF.
+// of an answer and then stops reading, without closing the body, or
+// cancels its request's context without closing it, does not hold the
+// handler for good: the pipe the answer goes through has the gateway's
+// write deadline, as a socket has (TestGatewayClientThatStopsReadingEndsItsCall),
+// and a done request context cuts the body, as net/http's transport
+// does. The call ends — logged, its budget hold settled — and the
+// caller's next read fails, never with io.EOF.
 func TestInProcessClientThatStopsReadingEndsItsCall(t *testing.T) {
 	calls := append(streamCalls[:len(streamCalls):len(streamCalls)], struct{ name, path, body string }{"chat json", "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`})
-	for _, cancelled := range []bool{true} {
+	for _, cancelled := range []bool{false, true} {
 		for _, call := range calls {
 			name := call.name + "/stops reading"
 			if cancelled {
