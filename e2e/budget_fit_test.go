@@ -26,6 +26,11 @@ import (
 // is refused.
 func TestMaxTokensFitsTheRemainingBudget(t *testing.T) {
 	p := &policies.Policy{Version: 1, Budget: policies.Budget{Run: policies.RunBudget{MaxUSD: policies.MicroUSD(20_000)}, MinOutputTokens: 300}}
+	// gpt-4o priced by the policy itself, at the catalog's figures: billed,
+	// and so reserved, at $2.50/$10 alone, not at its snapshot
+	// gpt-4o-2024-05-13's $5/$15 (policies.Policy.AnswerModels).
+	gpt4o, _ := p.Model("gpt-4o")
+	p.Models = map[string]policies.ModelSpec{"gpt-4o": gpt4o}
 	srv := openaitest.New()
 	srv.On().Reply(openaitest.Reply{Content: "Disk at 95%; clean /var/log.", Usage: &openaitest.Usage{PromptTokens: 30, CompletionTokens: 1_000}})
 	events := &recorder{}

@@ -257,10 +257,16 @@ func (h *passHold) reserve(ctx context.Context, b *budget.Budget) error {
 }
 
 // embeddingsCost is the price in micro-dollars (rounded up) of n input
-// tokens of model under the policy's catalog; 0 when the catalog has no
-// price.
+// tokens of model under the policy's catalog, at the dearest model the
+// answer may be billed as (model, or a snapshot of it at a price of its
+// own: policies.Policy.AnswerModels); 0 when the catalog has no price.
+// It is what a call is reserved, and charged when its usage is not read.
 func (pl *passLimits) embeddingsCost(model string, n int64) int64 {
 	pico, _ := pl.embeddingsPico(model, n)
+	for _, m := range pl.pol.AnswerModels(model) {
+		p, _ := pl.embeddingsPico(m, n)
+		pico = max(pico, p)
+	}
 	return ceilMicro(pico)
 }
 

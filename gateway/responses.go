@@ -478,7 +478,15 @@ func (s *Server) holdResponses(ctx context.Context, pl *passLimits, team string,
 				out = max(spec.ContextWindow-in, 0)
 			}
 		}
+		// At the dearest model the answer may be billed as: the one
+		// asked for or a dated snapshot of it at a price of its own,
+		// which the provider may name in its answer (an Azure deployment
+		// of gpt-4o-2024-05-13 answers calls for gpt-4o as it).
 		cost := spec.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: tier}).Add(reservedFees(spec, req))
+		for _, m := range pl.pol.AnswerModels(req.Model) {
+			ms, _ := pl.pol.Model(m)
+			cost = max(cost, ms.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: tier}).Add(reservedFees(ms, req)))
+		}
 		h.need = budget.Amount{Tokens: in + out, USDMicros: ceilMicro(int64(cost))}
 		h.in, h.inPico = in, int64(spec.Cost(policies.TokenCounts{Input: in, ServiceTier: tier}))
 		if err := h.reserve(ctx, b); err != nil {

@@ -235,7 +235,7 @@ func (c *catalog) resolve(name string) *resolvedModel {
 	if ok {
 		r.budget = budget.Model{Priced: spec.HasPrice(), ContextWindow: spec.ContextWindow, MaxOutputTokens: spec.MaxOutputTokens,
 			OutputPico: int64(spec.OutputPer1M), AudioOutputPico: int64(spec.AudioOutputPer1M),
-			InputPico: int64(spec.InputPer1M), CacheWritePico: int64(spec.CacheWritePer1M)}
+			InputPico: int64(spec.InputPer1M), CacheWritePico: int64(spec.CacheWritePer1M), AnswerModels: c.p.AnswerModels(name)}
 		r.tokens = tokens.Model{Encoding: spec.Encoding, ImageLow: spec.Image.WorstCase("low"), ImageHigh: spec.Image.WorstCase("high")}
 	}
 	if c.n.Load() < maxResolved {

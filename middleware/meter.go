@@ -34,8 +34,9 @@ type AnswerPricer interface {
 // for requested that the provider says answered ("" when it names none):
 // the one rule of which model a call is billed as, which the Meter, the
 // budget layer's settlement and the gateway's passed-through calls share
-// (a reservation, made before there is an answer, is priced at
-// requested). It is answered when the pricer knows its price — a dated
+// (a reservation, made before there is an answer, is priced at the
+// dearest of requested and the snapshots of it this rule may bill:
+// policies.Policy.AnswerModels). It is answered when the pricer knows its price — a dated
 // snapshot may have its own — else requested; an [AnswerPricer] decides
 // for itself.
 func BilledModel(p Pricer, requested, answered string) string {

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"maps"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -411,4 +412,79 @@ func or(rate, def USD) USD {
 		return def
 	}
 	return rate
+}
+
+// AnswerModels returns the names of the models other than name that an
+// answer to a call for name may name and be billed as at prices other
+// than name's: the dated or versioned snapshots of name (as Model reads
+// names: "gpt-4o" → "gpt-4o-2024-05-13", and for a router's name
+// "openai/gpt-4o" those of gpt-4o) that the catalog or the policy's
+// models: price differently — except when the policy itself prices name
+// (OwnsPrice: a deployment's contract price), whose answers are billed at
+// that price unless the policy prices the snapshot too. An answer is
+// billed at the price of the model it names when that price is known
+// (llmwrap.Pricer), and a provider names the snapshot that served a call
+// (an Azure deployment of gpt-4o-2024-05-13 answers calls for gpt-4o as
+// that snapshot, at twice gpt-4o's price): a budget reserves a call at the
+// dearest of name and these, so that whichever of them answers, it is
+// settled within what was reserved. Any name an answer gives that is a
+// snapshot of name is priced as name or one of these (its longest known
+// prefix is). Nil when there are none, as for most models; the names are
+// sorted.
+func (p *Policy) AnswerModels(name string) []string {
+	spec, ok := p.Model(name)
+	if !ok {
+		return nil
+	}
+	bases := [2]string{name}
+	if i := strings.LastIndexByte(name, '/'); i >= 0 && i < len(name)-1 {
+		bases[1] = name[i+1:]
+	}
+	owns := p.OwnsPrice(name)
+	var out []string
+	consider := func(k string) {
+		if k == name || slices.Contains(out, k) || !snapshotOf(bases, k) {
+			return
+		}
+		m, ok := p.Model(k)
+		if !ok || !m.HasPrice() || owns && !p.OwnsPrice(k) || samePrice(m, spec) {
+			return
+		}
+		out = append(out, k)
+	}
+	for _, k := range defaultCatalog().byLen {
+		consider(k)
+	}
+	if p != nil {
+		for k := range p.Models {
+			consider(k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// snapshotOf reports whether k, or k after a router's prefix, is one of
+// the bases or a snapshot (isModelPrefix) of one.
+func snapshotOf(bases [2]string, k string) bool {
+	short := k
+	if i := strings.LastIndexByte(k, '/'); i >= 0 && i < len(k)-1 {
+		short = k[i+1:]
+	}
+	for _, b := range bases {
+		if b != "" && (k == b || short == b || isModelPrefix(b, k) || isModelPrefix(b, short)) {
+			return true
+		}
+	}
+	return false
+}
+
+// samePrice reports whether a and b bill every usage alike: their price
+// fields are equal (limits, encoding and image rules aside).
+func samePrice(a, b ModelSpec) bool {
+	price := func(m ModelSpec) ModelSpec {
+		m.Provider, m.ContextWindow, m.MaxOutputTokens, m.Encoding, m.Image, m.Embeddings = "", 0, 0, "", ImageTokens{}, false
+		return m
+	}
+	return reflect.DeepEqual(price(a), price(b))
 }

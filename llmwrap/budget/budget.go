@@ -869,7 +869,7 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 	}
 	need := func() Amount {
 		all := middleware.SatMul(out, choices) // (a huge n × max_tokens never wraps around to a small need)
-		return Amount{Tokens: middleware.SatAdd(n, all), USDMicros: ceilMicro(b.cost(req.Model, worstCase(spec, n, audio, all, tier)))}
+		return Amount{Tokens: middleware.SatAdd(n, all), USDMicros: ceilMicro(b.worstCost(req.Model, spec, n, audio, all, tier))}
 	}
 	h, err := b.reserve(ctx, need(), b.runLim, b.teamLim)
 	// Fit instead of refuse; another call may take the rest meanwhile: try
@@ -882,8 +882,7 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 		if !errors.As(err, &e) {
 			break
 		}
-		inPico := b.cost(req.Model, worstCase(spec, n, audio, 0, tier))
-		outPico := b.cost(req.Model, worstCase(spec, n, audio, 1, tier)) - inPico // the rate of an output token at this tier and length
+		inPico, outPico := b.worstRates(req.Model, spec, n, audio, tier)
 		fit := affordable(inPico, outPico, choices, n, e)
 		if fit < b.minOutput() {
 			e.Affordable, e.MinOutput = fit, b.minOutput() // said in the refusal
@@ -953,6 +952,36 @@ func (b *Budget) minOutput() int64 {
 		return m
 	}
 	return DefaultMinOutputTokens
+}
+
+// worstCost is the price of the worst case (worstCase) of a call for
+// model, whose catalog entry is spec, at the dearest model its answer may
+// be billed as: model itself or one of spec.AnswerModels (a dated snapshot
+// of it at a price of its own, which the provider may name in its answer
+// and bill), each at its own rates.
+func (b *Budget) worstCost(model string, spec Model, est, audio, out int64, tier string) int64 {
+	c := b.cost(model, worstCase(spec, est, audio, out, tier))
+	for _, m := range spec.AnswerModels {
+		s, _ := b.catalog.Model(m)
+		c = max(c, b.cost(m, worstCase(s, est, audio, out, tier)))
+	}
+	return c
+}
+
+// worstRates returns what the input of a call for model costs at most and
+// an output token at most (at this tier and input length), each the
+// dearest over the models its answer may be billed as (see worstCost): a
+// reservation of est input and k output tokens costs at most inPico +
+// k×outPico.
+func (b *Budget) worstRates(model string, spec Model, est, audio int64, tier string) (inPico, outPico int64) {
+	in := b.cost(model, worstCase(spec, est, audio, 0, tier))
+	inPico, outPico = in, b.cost(model, worstCase(spec, est, audio, 1, tier))-in // the rate of an output token at this tier and length
+	for _, m := range spec.AnswerModels {
+		s, _ := b.catalog.Model(m)
+		in := b.cost(m, worstCase(s, est, audio, 0, tier))
+		inPico, outPico = max(inPico, in), max(outPico, b.cost(m, worstCase(s, est, audio, 1, tier))-in)
+	}
+	return inPico, outPico
 }
 
 // worstCase is what a call may be billed: est input tokens of which audio

@@ -65,6 +65,16 @@ func teamPolicy(tb policies.TeamBudget) *policies.Policy {
 		Request: policies.RequestBudget{MaxOutputTokens: 100}, Team: tb}}
 }
 
+// pinGPT4o prices gpt-4o in p itself, at the catalog's figures: its
+// answers are billed, and so its calls reserved, at that price alone,
+// not at that of a dearer snapshot the provider may name
+// (policies.Policy.AnswerModels: gpt-4o-2024-05-13), so that a limit of
+// one call at gpt-4o's price admits one.
+func pinGPT4o(p *policies.Policy) {
+	spec, _ := (*policies.Policy)(nil).Model("gpt-4o")
+	p.Models = map[string]policies.ModelSpec{"gpt-4o": spec}
+}
+
 func TestRejectIsTyped(t *testing.T) {
 	t.Parallel()
 	per := reqTokens("gpt-4o") + 100
@@ -490,6 +500,7 @@ func TestDowngradeThenReject(t *testing.T) {
 		p := teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxUSD: policies.MicroUSD(cost("gpt-4o") + 2*cost("gpt-4o-mini"))})
 		p.Budget.OnExceed = policies.OnExceedDowngrade
 		p.Budget.DowngradeTo = "gpt-4o-mini"
+		pinGPT4o(p)
 		rec := &recorder{}
 		var models []string
 		var mu sync.Mutex
@@ -731,6 +742,7 @@ func TestFixedModelIsRefusedNotDowngraded(t *testing.T) {
 		p := teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxUSD: policies.MicroUSD(cost("gpt-4o") + 2*cost("gpt-4o-mini"))})
 		p.Budget.OnExceed = policies.OnExceedDowngrade
 		p.Budget.DowngradeTo = "gpt-4o-mini"
+		pinGPT4o(p)
 		var models []string
 		var mu sync.Mutex
 		h0 := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {

@@ -139,6 +139,12 @@ type Model struct {
 	// dearer (Anthropic's), a call is reserved as if its whole prompt
 	// were written.
 	InputPico, CacheWritePico int64
+	// AnswerModels are the other models an answer to a call for this one
+	// may name and be billed as, at prices of their own (its dated
+	// snapshots: policies.Policy.AnswerModels). A reservation is priced
+	// at the dearest of the model and these, so that the answer is
+	// settled within it whichever of them the provider says served it.
+	AnswerModels []string
 }
 
 // Catalog tells the budget what a call costs: it prices usage

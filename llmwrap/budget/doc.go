@@ -30,7 +30,10 @@
 // # Reserve, then settle
 //
 // Before the call the layer reserves the worst case, priced at the model in
-// the request: the estimated input (images by the called model's vision
+// the request — at the dearest of it and the snapshots its answer may be
+// billed as ([Model].AnswerModels: a call for gpt-4o at
+// gpt-4o-2024-05-13's price), so that the settlement, priced at the model
+// that answered, stays within it: the estimated input (images by the called model's vision
 // rule at their detail's worst case, tool definitions; on a model whose
 // prompt-cache writes are dearer than its input, all of it at the
 // cache-write rate) plus the output bound for every one of n choices. It sits under the fallback layer (see
