@@ -64,7 +64,11 @@
 // the standard one (a project whose default is priority processing). With
 // [NewTransport] installed, the tier the answer names (a stream's chunks
 // name it too) is read from the wire and the call billed at it; without
-// it, at the model's standard rates. When the answer reaches the
+// it, at the model's standard rates. Nor does the backend return the model
+// the answer names: with [NewTransport] installed it is read from the wire
+// too, and the call billed as that model (a dated snapshot may have its
+// own price, middleware.BilledModel); without it, as the model requested.
+// When the answer reaches the
 // caller unchanged, the caller gets a copy of the inner model's response
 // (every choice, every GenerationInfo key, the backend's own number types);
 // when a middleware answered (a cache hit carries the original) or rewrote

@@ -1,6 +1,7 @@
 package langchaingo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -354,7 +355,7 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 			// partial answer goes with the error, for the budget to bill,
 			// with what the other choices (n > 1) streamed.
 			partial := ps.acc.Response()
-			partial.Model = req.Model
+			partial.Model = cmp.Or(fctx.slot.answeredModel(), req.Model)
 			partial.OtherChoices = others
 			// The usage the stream reported before it was cut (in every
 			// chunk, on vLLM and Gemini), which NewTransport, installed,
@@ -368,6 +369,18 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 	// The tier the provider billed the tokens at, which the backend does
 	// not decode: NewTransport, installed, read it.
 	resp, ok := coreResponse(cr, req, fctx.slot.serviceTier())
+	if ok {
+		// The model the provider says answered, which the backend does
+		// not return: NewTransport, installed, read it. The call is
+		// billed as it (middleware.BilledModel: a dated snapshot may
+		// have its own price).
+		if m := fctx.slot.answeredModel(); m != "" {
+			resp.Model = m
+			if nr, ok := resp.Native.(*nativeResponse); ok {
+				nr.view.Model = m
+			}
+		}
+	}
 	if !ok {
 		return nil, &middleware.ProviderError{Kind: middleware.ErrMalformed, Provider: inner.name, Model: req.Model,
 			Message: "the model returned no choices"}

@@ -204,6 +204,11 @@ type httpFailure struct {
 	// that named one), which the backend does not decode: the tier the
 	// provider billed the tokens at.
 	tier string
+	// model is the model the answer named (a stream's last chunk that
+	// named one), which the backend does not return: the model the
+	// provider billed the call as (a dated snapshot may have its own
+	// price, middleware.BilledModel).
+	model string
 	// usage is the last usage a chunk of the stream reported (vLLM's and
 	// Gemini's, cumulative in every chunk), which a cut stream's partial
 	// answer is billed, as through the go-openai transport: the backend
@@ -323,6 +328,27 @@ func (h *httpFailure) setTier(raw json.RawMessage) {
 	h.mu.Lock()
 	h.tier = t
 	h.mu.Unlock()
+}
+
+// setModel records the model an answer or chunk named (a name longer
+// than any real one is none).
+func (h *httpFailure) setModel(m string) {
+	if h == nil || m == "" || len(m) > 256 {
+		return
+	}
+	h.mu.Lock()
+	h.model = m
+	h.mu.Unlock()
+}
+
+// answeredModel is the model setModel recorded ("" when none).
+func (h *httpFailure) answeredModel() string {
+	if h == nil {
+		return ""
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.model
 }
 
 // setTracker records the tracker of the call's request.
@@ -717,6 +743,7 @@ func (s *checkedStream) transform(line []byte) error {
 		}
 	}
 	s.slot.setTier(c.ServiceTier)
+	s.slot.setModel(c.Model)
 	rewrite, finish, wasFinished := false, false, s.finished
 	groq := c.groqUsage()
 	if c.Usage != nil {
@@ -977,28 +1004,34 @@ func (u *lcUsage) core() middleware.Usage {
 // decides before the backend decodes it: why it is no answer ("" when it
 // is one) — it is not JSON, or its "choices" are missing, null or empty —
 // and whether the backend's types cannot hold its created time or usage
-// (see normalizeAnswer); and its service_tier member, raw.
-func readAnswer(body []byte) (why string, undecodable bool, tier json.RawMessage) {
+// (see normalizeAnswer); and its service_tier member, raw, and its model
+// ("" when it is no string).
+func readAnswer(body []byte) (why string, undecodable bool, tier json.RawMessage, model string) {
 	var a struct {
 		Choices     json.RawMessage `json:"choices"`
 		Created     int64           `json:"created"`
 		Usage       lcUsage         `json:"usage"`
 		ServiceTier json.RawMessage `json:"service_tier"`
+		Model       json.RawMessage `json:"model"`
 	}
 	err := json.Unmarshal(body, &a) // checks the whole body is valid JSON first
 	var serr *json.SyntaxError
 	if errors.As(err, &serr) {
-		return "the answer is not JSON", false, nil
+		return "the answer is not JSON", false, nil, ""
 	}
 	var terr *json.UnmarshalTypeError
 	if errors.As(err, &terr) && terr.Field == "" {
-		return "", false, nil // not an object: the backend fails on it
+		return "", false, nil, "" // not an object: the backend fails on it
 	}
 	if c := bytes.TrimSpace(a.Choices); len(c) == 0 || string(c) == "null" ||
 		c[0] == '[' && len(bytes.TrimSpace(c[1:len(c)-1])) == 0 {
-		return "the answer has no choices", false, nil
+		return "the answer has no choices", false, nil, ""
 	}
-	return "", err != nil, a.ServiceTier // a type error in its created time or usage
+	var m string
+	if len(a.Model) > 0 && a.Model[0] == '"' && json.Unmarshal(a.Model, &m) != nil {
+		m = ""
+	}
+	return "", err != nil, a.ServiceTier, m // a type error in its created time or usage
 }
 
 type lcToolCall struct {
@@ -1070,7 +1103,7 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 			// without choices (the backend's untyped "empty response") —
 			// is a malformed answer, as the OpenAI adapter reads it, that
 			// the provider produced and bills.
-			why, undecodable, tier := readAnswer(body)
+			why, undecodable, tier, model := readAnswer(body)
 			if why != "" {
 				f := &streamFault{kind: middleware.ErrMalformed, msg: why,
 					cause: &middleware.AnswerMalformedError{StatusCode: b.status, Err: errors.New(why)}}
@@ -1090,6 +1123,7 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 			// classify reads it as malformed, the answer being whole.
 			b.slot.setAnswered(b.status)
 			b.slot.setTier(tier)
+			b.slot.setModel(model)
 			b.slot.setOtherCached(body)
 		}
 		b.r, b.tail = bytes.NewReader(body), err
