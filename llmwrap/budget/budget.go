@@ -1301,6 +1301,11 @@ func (b *Budget) settle(ctx context.Context, h *holds, actual Amount) {
 				// without one would never expire.
 				ttl = b.ttl
 			}
+			// What the team's legacy ledger holds counts against its
+			// limit (legacyTeamKey): its warnings count it too.
+			if legacy, err := b.legacyBalance(ctx, h.teamName, h.teamW, now); err == nil {
+				bal.Used, bal.Reserved = bal.Used.Add(legacy.Used), bal.Reserved.Add(legacy.Reserved)
+			}
 			b.warn(ctx, "team:"+h.teamName, h.teamKey, h.teamW, ttl, b.teamLim, bal, now, nil)
 			b.warnPace(ctx, "team:"+h.teamName, h.teamKey, h.teamW, ttl, b.teamLim, bal, now)
 		}

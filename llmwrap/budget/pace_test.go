@@ -152,3 +152,55 @@ func TestPaceWarningFiresOncePerPeriod(t *testing.T) {
 		}
 	})
 }
+
+// TestTeamWarningsCountTheLegacyLedger: a team whose policy is not named
+// after it has spend of the period in its legacy ledger
+// ("<prefix>:budget:<policy>:<team>", written by an earlier version),
+// which its limit counts: the soft-limit and pace warnings count it too.
+// 5 of 10 calls' worth there and 1 call at 6 hours into the day is 6 of
+// 10 used, on pace for 24: a pace warning and the 0.5 soft limit's fire,
+// with 6 used. (Before, they read the new ledger alone: 1 of 10, on pace
+// for 4, and neither fired.)
+func TestTeamWarningsCountTheLegacyLedger(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		per := reqTokens("gpt-4o") + 100
+		p := teamPolicy(policies.TeamBudget{Period: policies.PeriodDaily, MaxTokens: 10 * per})
+		p.Name = "prop"
+		p.Budget.WarnAt = []float64{0.5}
+		store := budget.NewMemoryStore()
+		now := time.Now()
+		w := budget.WindowFor(budget.PeriodDaily, 0, now)
+		hold, err := store.Reserve(context.Background(), budget.Reservation{Key: "tokenwise:budget:prop:devops", ID: "old-1",
+			Need: budget.Amount{Tokens: 5 * per}, Window: w, Now: now, TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := hold.Settle(context.Background(), budget.Amount{Tokens: 5 * per}, now); err != nil {
+			t.Fatal(err)
+		}
+		rec := &recorder{}
+		_, h := chain(t, p, echo(100), budget.WithStore(store))
+		ctx := middleware.WithTeam(middleware.WithObserver(context.Background(), rec), "devops")
+		time.Sleep(6 * time.Hour)
+		if _, err := h.Handle(ctx, request("gpt-4o")); err != nil {
+			t.Fatal(err)
+		}
+		var paces []middleware.BudgetPace
+		var warnings []middleware.BudgetWarning
+		for _, e := range rec.Events() {
+			switch x := e.(type) {
+			case middleware.BudgetPace:
+				paces = append(paces, x)
+			case middleware.BudgetWarning:
+				warnings = append(warnings, x)
+			}
+		}
+		if len(paces) != 1 || paces[0].Used != 6*per || paces[0].Projected != 24*per {
+			t.Errorf("pace warnings %+v; want one, of 6 calls' worth used (5 in the legacy ledger), 24 projected", paces)
+		}
+		if len(warnings) != 1 || warnings[0].Used != 6*per || warnings[0].Fraction != 0.5 {
+			t.Errorf("soft-limit warnings %+v; want the 0.5 one, of 6 calls' worth used", warnings)
+		}
+	})
+}
