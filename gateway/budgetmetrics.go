@@ -19,9 +19,11 @@ const budgetScrapeTimeout = 2 * time.Second
 // names whose policy sets a team budget, the budget of its current
 // period as /v1/spend gives it, read from the store at each scrape:
 // tokenwise_budget_spent_usd, _limit_usd and _projected_usd (the period's
-// end at its pace: budget.Remaining.Pace), and the same in tokens, by
-// team and period. A Prometheus alert on projected above limit warns of a
-// budget that will run out before its period ends.
+// end at its pace, with what the calls in flight hold:
+// budget.Remaining.Pace), and the same in tokens, by team and period. A
+// Prometheus alert on projected above limit warns of a budget that will
+// run out before its period ends: exactly when /v1/spend gives a
+// runs_out_at.
 func (s *Server) registerBudgetGauges() error {
 	meter := s.metrics.provider.Meter("github.com/tokenwise/tokenwise/gateway")
 	var usd [3]metric.Float64ObservableGauge
@@ -30,7 +32,7 @@ func (s *Server) registerBudgetGauges() error {
 		desc := map[string]string{
 			"spent":     "Spend of the team budget's current period, settled",
 			"limit":     "Limit of the team budget per period",
-			"projected": "Spend of the team budget's current period at its end, at the pace of its elapsed part (daily and monthly periods, once an hour has passed)",
+			"projected": "Spend of the team budget's current period at its end, at the pace of its elapsed part, with what the calls in flight hold (daily and monthly periods, once an hour has passed)",
 		}[what]
 		var err error
 		if usd[i], err = meter.Float64ObservableGauge("tokenwise.budget."+what+"_usd", metric.WithDescription(desc+", in US dollars")); err != nil {

@@ -38,12 +38,13 @@ type Spend struct {
 	RemainingTok  *int64 `json:"remaining_tokens,omitempty"`
 	InFlightCalls int64  `json:"in_flight_calls"`
 	// ProjectedUSD and ProjectedTokens are the period's spend at its end
-	// at the pace of its elapsed part (spent × period ÷ elapsed), given
-	// once an hour of a daily or monthly period has passed (a rolling
-	// window's spend is already a window's worth). RunsOutAt is when, at
-	// that pace, what remains of a limit is spent (absent when the budget
-	// lasts the period; the time of the answer when nothing remains).
-	// Forecasts, not bills.
+	// at the pace of its elapsed part, with what the calls in flight hold
+	// (spent × period ÷ elapsed + reserved), given once an hour of a daily
+	// or monthly period has passed (a rolling window's spend is already a
+	// window's worth). RunsOutAt is when, at that pace, what remains of a
+	// limit (less what is reserved) is spent: present exactly when a
+	// projection is over its limit (the time of the answer when nothing
+	// remains). Forecasts, not bills (budget.Remaining.Pace).
 	ProjectedUSD    string     `json:"projected_usd,omitempty"`
 	ProjectedTokens *int64     `json:"projected_tokens,omitempty"`
 	RunsOutAt       *time.Time `json:"runs_out_at,omitempty"`

@@ -3,6 +3,8 @@ package budget
 import (
 	"math"
 	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
 )
 
 // MinPaceElapsed is how much of a window must have passed before Pace
@@ -15,13 +17,16 @@ const MinPaceElapsed = time.Hour
 type Pace struct {
 	// Elapsed is the part of the window the rate is taken over.
 	Elapsed time.Duration
-	// Projected is the spend at the window's end at that rate: Used ×
-	// window ÷ Elapsed, in each unit (rounded to a micro-dollar and a
-	// token).
+	// Projected is the spend at the window's end at that rate, with the
+	// reservations of the calls in flight counted as spent (their worst
+	// case, as RunsOutAt and the budget's admission count them): Used ×
+	// window ÷ Elapsed + Reserved, in each unit (rounded to a micro-dollar
+	// and a token). The window runs out before its end (RunsOutAt set)
+	// exactly when Projected is over the limit.
 	Projected Amount
 	// RunsOutAt is when, at that rate, the spend reaches the limit of a
 	// unit that has one (the earliest of the units): the remaining amount
-	// (limit less spend and reservations) spent at the rate. Zero when the
+	// (limit less spend and reservations in flight) spent at the rate. Zero when the
 	// budget lasts the window at that rate; At when nothing remains.
 	RunsOutAt time.Time
 }
@@ -43,8 +48,11 @@ func (r Remaining) Pace() (Pace, bool) {
 	elapsed = min(elapsed, length)
 	scale := float64(length) / float64(elapsed)
 	p := Pace{Elapsed: elapsed}
-	p.Projected.USDMicros = projectUnit(r.Used.USDMicros, scale)
-	p.Projected.Tokens = projectUnit(r.Used.Tokens, scale)
+	// The reservations in flight count as spent, as in RunsOutAt (and
+	// the budget's admission): the two forecasts agree.
+	held := r.Reserved.Ceil()
+	p.Projected.USDMicros = middleware.SatAdd(projectUnit(r.Used.USDMicros, scale), max(held.USDMicros, 0))
+	p.Projected.Tokens = middleware.SatAdd(projectUnit(r.Used.Tokens, scale), max(held.Tokens, 0))
 	rem := r.Remaining()
 	for _, u := range [...]struct{ limit, used, remaining int64 }{
 		{r.Limit.USDMicros, r.Used.USDMicros, rem.USDMicros},

@@ -2,6 +2,7 @@ package budget_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,8 +13,9 @@ import (
 )
 
 // TestPaceProjectsAFixedWindow: 10 days into a 31-day month with $0.63
-// spent of $1, the month ends at $1.953 at that pace, and the $0.37 left
-// (less $0.07 held by calls in flight: $0.30) is spent 0.30 / 0.63 × 10
+// spent of $1 and $0.07 held by calls in flight, the month ends at $1.953
+// at that pace and the $0.07 held, $2.023, and the $0.37 left
+// (less the $0.07 held: $0.30) is spent 0.30 / 0.63 × 10
 // days = 4 d 18 h 17 min 8 s later; tokens alike, the earliest unit wins;
 // a budget that lasts has no run-out time; one already spent runs out now.
 func TestPaceProjectsAFixedWindow(t *testing.T) {
@@ -26,8 +28,8 @@ func TestPaceProjectsAFixedWindow(t *testing.T) {
 		Reserved: budget.Amount{USDMicros: 70_000},
 	}}
 	p, ok := r.Pace()
-	if !ok || p.Elapsed != 240*time.Hour || p.Projected.USDMicros != 1_953_000 || p.Projected.Tokens != 10230 {
-		t.Fatalf("pace %+v, %v: want 240 h elapsed, $1.953 and 10,230 tokens projected", p, ok)
+	if !ok || p.Elapsed != 240*time.Hour || p.Projected.USDMicros != 2_023_000 || p.Projected.Tokens != 10230 {
+		t.Fatalf("pace %+v, %v: want 240 h elapsed, $2.023 and 10,230 tokens projected", p, ok)
 	}
 	if want := time.Date(2026, 3, 15, 18, 17, 8, 0, time.UTC); !p.RunsOutAt.Equal(want) {
 		t.Errorf("runs out at %s, want %s", p.RunsOutAt, want)
@@ -44,14 +46,14 @@ func TestPaceProjectsAFixedWindow(t *testing.T) {
 	}
 	r.Limit = budget.Amount{USDMicros: 5_000_000}
 	if p, _ := r.Pace(); !p.RunsOutAt.IsZero() {
-		t.Errorf("$5 lasts the month at $1.953: runs out at %s", p.RunsOutAt)
+		t.Errorf("$5 lasts the month at $2.023: runs out at %s", p.RunsOutAt)
 	}
 	r.Limit = budget.Amount{USDMicros: 600_000}
 	if p, _ := r.Pace(); !p.RunsOutAt.Equal(at) {
 		t.Errorf("nothing left: runs out at %s, want now (%s)", p.RunsOutAt, at)
 	}
 	r.Limit = budget.Amount{}
-	if p, _ := r.Pace(); !p.RunsOutAt.IsZero() || p.Projected.USDMicros != 1_953_000 {
+	if p, _ := r.Pace(); !p.RunsOutAt.IsZero() || p.Projected.USDMicros != 2_023_000 {
 		t.Errorf("no limit: %+v: want the projection and no run-out time", p)
 	}
 }
@@ -203,4 +205,55 @@ func TestTeamWarningsCountTheLegacyLedger(t *testing.T) {
 			t.Errorf("soft-limit warnings %+v; want the 0.5 one, of 6 calls' worth used", warnings)
 		}
 	})
+}
+
+// TestPaceFiguresAgree: over random spend, reservations in flight, limits
+// and elapsed parts of a month, the two forecasts of Pace agree — the
+// budget runs out before the window ends (RunsOutAt set) exactly when
+// the projected spend at its end is over the limit — because both count
+// the reservations in flight, as the budget's admission does. (Before,
+// RunsOutAt counted them and Projected did not: $0.20 spent 10 days
+// into a month with $0.70 held was projected at $0.62 of a $1 limit, yet
+// said to run out on day 14.)
+func TestPaceFiguresAgree(t *testing.T) {
+	t.Parallel()
+	month := budget.WindowFor(budget.PeriodMonthly, 0, time.Date(2026, 3, 5, 0, 0, 0, 0, time.UTC))
+	length := month.End.Sub(month.Start)
+	r := rand.New(rand.NewPCG(7, 11))
+	checked := 0
+	for range 5000 {
+		limit := 1 + r.Int64N(10_000_000)
+		var used, reserved int64
+		if r.IntN(8) > 0 {
+			used = r.Int64N(2 * limit)
+		}
+		if r.IntN(2) == 0 {
+			reserved = r.Int64N(limit)
+		}
+		elapsed := budget.MinPaceElapsed + time.Duration(r.Int64N(int64(length-budget.MinPaceElapsed)))
+		rem := budget.Remaining{Window: month, At: month.Start.Add(elapsed), Balance: budget.Balance{
+			Limit: budget.Amount{USDMicros: limit}, Used: budget.Amount{USDMicros: used}, Reserved: budget.Amount{USDMicros: reserved}}}
+		p, ok := rem.Pace()
+		if !ok {
+			t.Fatalf("%+v: no pace", rem)
+		}
+		over := p.Projected.USDMicros - limit
+		if over >= -1 && over <= 1 {
+			continue // at the limit, within the projection's rounding
+		}
+		if runsOut := !p.RunsOutAt.IsZero(); runsOut != (over > 0) {
+			t.Fatalf("$%d µ spent and %d µ reserved of %d µ after %s: projected %d µ, runs out at %v: the figures disagree",
+				used, reserved, limit, elapsed, p.Projected.USDMicros, p.RunsOutAt)
+		}
+		checked++
+	}
+	if checked < 4000 {
+		t.Errorf("only %d cases checked", checked)
+	}
+	// The example: $0.20 spent and $0.70 held 10 days into March, of $1.
+	rem := budget.Remaining{Window: month, At: time.Date(2026, 3, 11, 0, 0, 0, 0, time.UTC), Balance: budget.Balance{
+		Limit: budget.Amount{USDMicros: 1_000_000}, Used: budget.Amount{USDMicros: 200_000}, Reserved: budget.Amount{USDMicros: 700_000}}}
+	if p, _ := rem.Pace(); p.Projected.USDMicros != 1_320_000 || !p.RunsOutAt.Equal(time.Date(2026, 3, 16, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("pace %+v: want $1.32 projected ($0.62 at the pace and $0.70 held), running out on March 16", p)
+	}
 }
