@@ -51,8 +51,14 @@
 // answers another team's retrieval, input items listing, cancellation,
 // deletion or previous_response_id of it with OpenAI's 404 for an unknown
 // id (responses_owner.go); with Redis, the replicas share the record for
-// 30 days. An id it never saw created passes. Other objects the upstream
-// keeps (files, batches, conversations, ...) are not isolated.
+// 30 days. An id it never saw created passes. The other stateful objects
+// (files, uploads, batches, vector stores, conversations, stored chat
+// completions, containers, fine-tuning jobs, evals, assistants, threads)
+// are kept to the team whose POST made them in the same way
+// (objects_owner.go), and a family's list is filtered to the caller's
+// team's own objects, paged from the upstream's pages. An object named
+// inside a request's body (a file_id given to a vector store) is not
+// checked.
 //
 // # Shared state
 //

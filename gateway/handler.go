@@ -374,6 +374,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	// call is that of the model the chain settles on (Server.route): the
 	// first one is only the URL the transport is handed.
 	body, size := io.Reader(r.Body), r.ContentLength
+	var read []byte // the body, when it was read here
 	if size <= 0 {
 		b, err := io.ReadAll(http.MaxBytesReader(httpWriter(w), r.Body, maxBody))
 		if err != nil {
@@ -390,7 +391,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 			s.refuse(w, e)
 			return
 		}
-		body, size = bytes.NewReader(b), int64(len(b))
+		body, size, read = bytes.NewReader(b), int64(len(b)), b
 	}
 	if size == 0 {
 		// No body: the request the transport would get is not a chat
@@ -402,9 +403,14 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	}
 	up := s.pick("")
 	var out *http.Request
+	// A stored chat completion (store: true) is its team's
+	// (objects_owner.go): the request is read for the name as it is sent.
+	store := &storeScan{}
 	if rc, ok := body.(io.ReadCloser); ok {
-		out = up.newChat(ctx, rc)
+		store.ReadCloser = rc
+		out = up.newChat(ctx, store)
 	} else {
+		store.found = bytes.Contains(read, storeName)
 		var err error
 		if out, err = http.NewRequestWithContext(ctx, http.MethodPost, up.chat, body); err != nil {
 			classify(err, s.secrets...).write(w)
@@ -428,6 +434,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	if resp.StatusCode >= 400 {
 		shapeError(resp, s.secrets)
 	}
+	s.recordStoredChat(r.Context(), k.team, store.found, resp)
 	h := w.Header()
 	for k, v := range resp.Header {
 		if ck := http.CanonicalHeaderKey(k); !isHop(ck) && !isCORS(ck) {
@@ -787,6 +794,16 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			return
 		}
 	}
+	// An object of a family the gateway keeps to the team that created it
+	// (a file, a batch, a vector store…: objects_owner.go): another
+	// team's is not this team's to use, and a list has the team's own.
+	owned, isOwned := ownedPath(r)
+	if isOwned && owned.id != "" {
+		if e := s.checkObject(r.Context(), k.team, owned.fam, owned.id); e != nil {
+			s.refuse(w, e)
+			return
+		}
+	}
 	var modify func(*http.Response) error
 	var bound *passBound    // the call's timeouts (passtimeout.go)
 	var call *responsesCall // a Responses call's fallback chain (responses_fallback.go)
@@ -1028,6 +1045,9 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		// team's.)
 		modify = s.recordOwner(k.team, modify)
 	}
+	if isOwned && !owned.list {
+		modify = s.recordObjects(k.team, owned, modify)
+	}
 	if next := modify; next != nil {
 		modify = func(resp *http.Response) error {
 			dropCORS(resp.Header) // the gateway's file decides (cors.go)
@@ -1117,6 +1137,8 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	if call != nil {
 		p.Transport = call
+	} else if isOwned && owned.list {
+		p.Transport = &ownedList{next: p.Transport, owners: &s.objects, team: k.team}
 	}
 	sw := &statusWriter{ResponseWriter: w}
 	defer func() {

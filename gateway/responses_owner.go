@@ -240,6 +240,9 @@ type ownerTap struct {
 	skip   bool // the current line is over maxOwnerLine
 	last   string
 	record func(id string)
+	// idOf reads the id of an event's data (nil: the response id of a
+	// Responses event).
+	idOf func(data []byte) string
 }
 
 func (t *ownerTap) Read(p []byte) (int, error) {
@@ -280,7 +283,17 @@ func (t *ownerTap) scan(b []byte) {
 
 func (t *ownerTap) event(line []byte) {
 	data, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r"), []byte("data:"))
-	if !ok || !bytes.Contains(data, []byte(`"response"`)) {
+	if !ok {
+		return
+	}
+	if t.idOf != nil {
+		if id := t.idOf(data); id != "" && id != t.last {
+			t.last = id
+			t.record(id)
+		}
+		return
+	}
+	if !bytes.Contains(data, []byte(`"response"`)) {
 		return
 	}
 	var ev struct {

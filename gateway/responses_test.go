@@ -322,6 +322,11 @@ func TestGatewayRefusesUnpolicedSpendOfABudget(t *testing.T) {
 		calls.Add(1)
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodGet && r.URL.Path == "/v1/files" {
+			// A list page: the gateway reads a list for the team's own objects.
+			_, _ = io.WriteString(w, `{"object":"list","data":[],"has_more":false}`)
+			return
+		}
 		_, _ = io.WriteString(w, `{"ok":true}`)
 	}))
 	defer up.Close()

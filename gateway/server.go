@@ -84,6 +84,10 @@ type Server struct {
 	// owners are the teams that created the responses the gateway passed
 	// (responses_owner.go).
 	owners responseOwners
+	// objects are the teams that created the objects of the owned
+	// families the gateway passed: files, batches, vector stores…
+	// (objects_owner.go).
+	objects responseOwners
 
 	srv        *http.Server
 	handler    http.Handler
@@ -341,6 +345,7 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 	if s.rdb != nil {
 		s.background.done = &backgroundDone{rdb: s.rdb, prefix: prefix, ttl: runIdle + time.Minute}
 		s.owners.rdb, s.owners.key = s.rdb, prefix+":responses:owner:"
+		s.objects.rdb, s.objects.key = s.rdb, prefix+":objects:owner:"
 	}
 
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())

@@ -62,7 +62,9 @@ func TestGatewayUnpolicedPassThroughToAHungUpstreamIsBounded(t *testing.T) {
 			return "", 0
 		}
 	}
-	get := "GET /v1/files HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer " + devopsKey + "\r\nX-Run-Id: run-1\r\n\r\n"
+	// A file's content: an answer passed on as it comes (a list of files
+	// is read whole, for the team's own: objects_owner.go).
+	get := "GET /v1/files/file-abc/content HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer " + devopsKey + "\r\nX-Run-Id: run-1\r\n\r\n"
 
 	t.Run("never answers: a 504 after the default 10 minutes", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {

@@ -1,0 +1,429 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Every team's calls go upstream with the one upstream key, so an object a
+// team creates upstream — a file, a batch, a vector store, a conversation,
+// a stored chat completion… — is, upstream, everyone's. As for stored
+// Responses (responses_owner.go, whose record this uses: objectOwners),
+// the gateway records the team that created each object of an owned
+// family it passes (the id of the answer to a POST to the family's path;
+// a batch's output and error files and an upload's file as its owner
+// reads them) and answers another team's request for it — any method,
+// any path under it — with an OpenAI-shaped 404, without asking the
+// upstream. A family's list (GET of its path) is filtered to the team's
+// own objects, page by page (ownedList). An id the gateway never saw
+// created passes as before; it is in no team's list.
+
+// ownedFamily is a family of stateful objects, by the path after /v1.
+type ownedFamily struct {
+	path string
+	// what names the object in the 404 ("No such File object: …").
+	notFound func(id string) string
+	// list: GET path lists the objects, a cursor page ({"data": […],
+	// "has_more": …}).
+	list bool
+	// also are the members of the family's objects naming other objects
+	// they made, recorded as their owner's when it reads them.
+	also []string
+}
+
+func quoted(format string) func(string) string {
+	return func(id string) string { return fmt.Sprintf(format, id) }
+}
+
+// ownedFamilies are the families of objects the gateway keeps to the team
+// that created them.
+var ownedFamilies = []*ownedFamily{
+	{path: "/files", notFound: quoted("No such File object: %s"), list: true},
+	{path: "/uploads", notFound: quoted("No such Upload object: %s"), also: []string{"file"}},
+	{path: "/batches", notFound: quoted("No batch found with id '%s'."), list: true, also: []string{"output_file_id", "error_file_id"}},
+	{path: "/vector_stores", notFound: quoted("No vector store found with id '%s'."), list: true},
+	{path: "/conversations", notFound: quoted("Conversation with id '%s' not found.")},
+	{path: "/chat/completions", notFound: quoted("Chat completion with id '%s' not found."), list: true},
+	{path: "/containers", notFound: quoted("Container with id '%s' not found."), list: true},
+	{path: "/fine_tuning/jobs", notFound: quoted("Fine-tuning job %s not found."), list: true, also: []string{"result_files"}},
+	{path: "/evals", notFound: quoted("Eval with id '%s' not found."), list: true},
+	{path: "/assistants", notFound: quoted("No assistant found with id '%s'."), list: true},
+	{path: "/threads", notFound: quoted("No thread found with id '%s'."), also: []string{"thread_id"}},
+}
+
+// ownedRequest is what an owned family's request is: the creation of an
+// object (a POST to the family's path), its list, or a request for object
+// id (and what is under it).
+type ownedRequest struct {
+	fam    *ownedFamily
+	create bool
+	list   bool
+	id     string
+}
+
+// ownedPath classifies r: ok false when its path is no owned family's.
+func ownedPath(r *http.Request) (ownedRequest, bool) {
+	path := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1"), "/")
+	for _, f := range ownedFamilies {
+		rest, ok := strings.CutPrefix(path, f.path)
+		if !ok || rest != "" && rest[0] != '/' {
+			continue
+		}
+		id, _, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+		switch {
+		case id == "" && r.Method == http.MethodPost:
+			return ownedRequest{fam: f, create: true}, true
+		case id == "" && f.list && r.Method == http.MethodGet:
+			return ownedRequest{fam: f, list: true}, true
+		case f.path == "/threads" && id == "runs":
+			// POST /threads/runs makes a thread and runs it: its answer,
+			// a run, names the thread (also).
+			return ownedRequest{fam: f, create: r.Method == http.MethodPost}, true
+		}
+		return ownedRequest{fam: f, id: id}, id != ""
+	}
+	return ownedRequest{}, false
+}
+
+var errObjectOwnerStore = &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "owner_unavailable",
+	Message: "tokenwise/gateway: the team that created this object could not be read from the gateway's store; retry later"}
+
+// checkObject refuses (the error to write) team's request for object id
+// of family f that another team created; nil when team may use it.
+func (s *Server) checkObject(ctx context.Context, team string, f *ownedFamily, id string) *apiError {
+	ok, err := s.objects.allowed(ctx, team, id)
+	if err != nil {
+		s.logger.Warn("tokenwise/gateway: the team that created an object could not be read from Redis: refused", "team", team, "object_id", id, "error", err)
+		return errObjectOwnerStore
+	}
+	if !ok {
+		s.logger.Warn("tokenwise/gateway: refused another team's object", "team", team, "object_id", id)
+		return &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Message: f.notFound(id)}
+	}
+	return nil
+}
+
+// owns reports, for each of ids, whether team created it (as the gateway
+// recorded it; an id it never saw created is no team's).
+func (o *responseOwners) owns(ctx context.Context, team string, ids []string) ([]bool, error) {
+	mine := make([]bool, len(ids))
+	var ask []int // the ids this replica does not know as team's
+	o.mu.Lock()
+	for i, id := range ids {
+		if e := o.teams[id]; e != nil && time.Since(e.at) < responseOwnerTTL && slices.Contains(e.teams, team) {
+			mine[i] = true
+		} else if id != "" {
+			ask = append(ask, i)
+		}
+	}
+	o.mu.Unlock()
+	if o.rdb == nil || len(ask) == 0 {
+		return mine, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, responseOwnerTimeout)
+	defer cancel()
+	cmds := make([]*goredis.BoolCmd, len(ask))
+	_, err := o.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for j, i := range ask {
+			cmds[j] = p.SIsMember(ctx, o.key+ids[i], team)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, err
+	}
+	for j, i := range ask {
+		mine[i] = cmds[j].Val()
+	}
+	return mine, nil
+}
+
+// maxObjectAnswer bounds an owned family's answer read for the ids it
+// names (a longer one is passed on unread: no id recorded).
+const maxObjectAnswer = 4 << 20
+
+// objectIDs returns the id of obj (a JSON object) and those its members
+// also name (a string, an array of strings, or an object with an id).
+func objectIDs(obj []byte, also []string) (id string, more []string) {
+	var o map[string]json.RawMessage
+	if json.Unmarshal(obj, &o) != nil {
+		return "", nil
+	}
+	_ = json.Unmarshal(o["id"], &id)
+	for _, m := range also {
+		v := o[m]
+		var one string
+		var many []string
+		var nested struct {
+			ID string `json:"id"`
+		}
+		switch {
+		case json.Unmarshal(v, &one) == nil && one != "":
+			more = append(more, one)
+		case json.Unmarshal(v, &many) == nil:
+			more = append(more, slices.DeleteFunc(many, func(s string) bool { return s == "" })...)
+		case json.Unmarshal(v, &nested) == nil && nested.ID != "":
+			more = append(more, nested.ID)
+		}
+	}
+	return id, more
+}
+
+// recordObjects is the answer's hook of an owned family's request of team
+// (after next, the endpoint's own): a creation's object is recorded as
+// team's, and the objects an answer's object names (also) as its owner's,
+// before the client reads them.
+func (s *Server) recordObjects(team string, or ownedRequest, next func(*http.Response) error) func(*http.Response) error {
+	return func(resp *http.Response) error {
+		if err := next(resp); err != nil {
+			return err
+		}
+		if resp.StatusCode/100 != 2 || !or.create && len(or.fam.also) == 0 || isEventStream(resp) {
+			return nil
+		}
+		body, whole, err := readAnswer(resp, maxObjectAnswer)
+		if err != nil || !whole {
+			return err
+		}
+		ctx := resp.Request.Context()
+		id, more := objectIDs(body, or.fam.also)
+		switch {
+		case or.create && or.fam.path == "/threads" && id != "" && !strings.HasPrefix(id, "thread"):
+			// A thread made and run (POST /threads/runs): the answer is the
+			// run; the thread is also named.
+		case or.create:
+			s.objects.record(ctx, s.logger, team, id)
+		case or.id != "":
+			// The objects a team's own object made are its: another
+			// team's, or one made outside the gateway, gives nothing.
+			if mine, err := s.objects.owns(ctx, team, []string{id}); err != nil || !mine[0] {
+				return nil
+			}
+		}
+		for _, m := range more {
+			s.objects.record(ctx, s.logger, team, m)
+		}
+		return nil
+	}
+}
+
+// ownedList is the transport of an owned family's list: it asks the
+// upstream for pages, from the client's cursor on, until it has one more
+// of team's objects than the page's limit or the list ends, and answers
+// the team's objects only — as many as the limit, has_more true when
+// another is left, first_id and last_id those of the objects it returns
+// (when the upstream's page has them). A cursor of "before" pages
+// backward, as the upstream does.
+type ownedList struct {
+	next   http.RoundTripper
+	owners *responseOwners
+	team   string
+}
+
+// listPage is an upstream's list page.
+type listPage struct {
+	Data    []json.RawMessage `json:"data"`
+	HasMore bool              `json:"has_more"`
+}
+
+// maxListPages bounds the upstream pages one list request reads: past it
+// the team's objects found so far are answered, has_more true.
+const maxListPages = 1000
+
+// defaultListLimit is the limit of a list request that gives none: OpenAI's
+// default but for files (10,000, their maximum).
+const defaultListLimit = 20
+
+func (l *ownedList) RoundTrip(req *http.Request) (*http.Response, error) {
+	q := req.URL.Query()
+	limit := defaultListLimit
+	if strings.HasSuffix(strings.TrimSuffix(req.URL.Path, "/"), "/files") {
+		limit = 10000
+	}
+	if n, err := strconv.Atoi(q.Get("limit")); err == nil && n > 0 {
+		limit = n
+	}
+	cursor := "after"
+	if q.Has("before") && !q.Has("after") {
+		cursor = "before"
+	}
+	var kept []json.RawMessage // nearest the cursor first
+	var first *http.Response
+	var top map[string]json.RawMessage
+	upstreamMore := false // the upstream has objects past those read
+	cursors := map[string]bool{}
+	keptIDs := map[string]bool{}
+	for pages := 1; ; pages++ {
+		out := req.Clone(req.Context())
+		out.URL.RawQuery = q.Encode()
+		resp, err := l.next.RoundTrip(out)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return resp, nil // the upstream's error, as it came
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxObjectAnswer+1))
+		_ = resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		var page listPage
+		var members map[string]json.RawMessage
+		if len(b) > maxObjectAnswer || json.Unmarshal(b, &members) != nil || !bytes.HasPrefix(members["data"], []byte("[")) ||
+			json.Unmarshal(b, &page) != nil {
+			return nil, fmt.Errorf("the upstream's answer to a list is not a list page (%d bytes)", len(b))
+		}
+		if top == nil {
+			top = members
+		}
+		if first == nil {
+			first = resp
+		}
+		ids := make([]string, len(page.Data))
+		for i, item := range page.Data {
+			ids[i], _ = objectIDs(item, nil)
+		}
+		mine, err := l.owners.owns(req.Context(), l.team, ids)
+		if err != nil {
+			return nil, err
+		}
+		for j := range page.Data {
+			i := j
+			if cursor == "before" {
+				i = len(page.Data) - 1 - j // the nearest the cursor last in the page
+			}
+			if mine[i] && !keptIDs[ids[i]] { // (an upstream that repeats an object gives it once)
+				keptIDs[ids[i]] = true
+				kept = append(kept, page.Data[i])
+			}
+		}
+		upstreamMore = page.HasMore && len(ids) > 0
+		if len(kept) > limit || !upstreamMore {
+			break
+		}
+		next := ids[len(ids)-1]
+		if cursor == "before" {
+			next = ids[0]
+		}
+		if next == "" || cursors[next] || pages >= maxListPages {
+			// No cursor to go on with, one given already (an upstream
+			// that does not page), or the bound.
+			break
+		}
+		cursors[next] = true
+		q.Set(cursor, next)
+	}
+	more := len(kept) > limit || upstreamMore
+	kept = kept[:min(len(kept), limit)]
+	if cursor == "before" {
+		slices.Reverse(kept)
+	}
+	data := kept
+	if data == nil {
+		data = []json.RawMessage{}
+	}
+	top["data"], _ = json.Marshal(data)
+	top["has_more"], _ = json.Marshal(more)
+	firstID, lastID := json.RawMessage("null"), json.RawMessage("null")
+	if len(kept) > 0 {
+		a, _ := objectIDs(kept[0], nil)
+		z, _ := objectIDs(kept[len(kept)-1], nil)
+		firstID, _ = json.Marshal(a)
+		lastID, _ = json.Marshal(z)
+	}
+	for m, v := range map[string]json.RawMessage{"first_id": firstID, "last_id": lastID} {
+		if _, ok := top[m]; ok {
+			top[m] = v
+		}
+	}
+	body, err := json.Marshal(top)
+	if err != nil {
+		return nil, err
+	}
+	first.Body = io.NopCloser(bytes.NewReader(body))
+	first.ContentLength = int64(len(body))
+	first.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	first.Header.Del("Content-Encoding")
+	return first, nil
+}
+
+// storeScan passes a chat completion's request body on, noting whether it
+// names "store" (a stored chat completion, whose id the gateway records as
+// its team's; a "store": false only costs a record).
+type storeScan struct {
+	io.ReadCloser
+	tail  []byte // the last bytes read, for a name split between reads
+	found bool
+}
+
+var storeName = []byte(`"store"`)
+
+func (s *storeScan) Read(p []byte) (int, error) {
+	n, err := s.ReadCloser.Read(p)
+	if !s.found && n > 0 {
+		s.scan(p[:n])
+	}
+	return n, err
+}
+
+func (s *storeScan) scan(b []byte) {
+	t := append(s.tail, b[:min(len(b), len(storeName))]...)
+	if bytes.Contains(t, storeName) || bytes.Contains(b, storeName) {
+		s.found = true
+		return
+	}
+	if len(b) < len(storeName) {
+		b = t
+	}
+	s.tail = append(s.tail[:0], b[max(0, len(b)-len(storeName)+1):]...)
+}
+
+// recordStoredChat records as team's the chat completion resp answers a
+// request that named "store" (stored), before the client reads it: a JSON
+// answer read first (up to maxObjectAnswer; its read's error is passed on
+// where it came), a stream's id as its first chunk is read.
+func (s *Server) recordStoredChat(ctx context.Context, team string, stored bool, resp *http.Response) {
+	if !stored || resp.StatusCode/100 != 2 {
+		return
+	}
+	rec := func(id string) { s.objects.record(ctx, s.logger, team, id) }
+	if isEventStream(resp) {
+		resp.Body = &ownerTap{src: resp.Body, record: rec, idOf: chunkID}
+		return
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxObjectAnswer+1))
+	if len(b) <= maxObjectAnswer && err == nil {
+		if id, _ := objectIDs(b, nil); id != "" {
+			rec(id)
+		}
+	}
+	rest := resp.Body
+	if err != nil {
+		rest = io.NopCloser(errReader{err})
+	}
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(b), rest), resp.Body}
+}
+
+// chunkID is the id of a chat stream's chunk (an SSE data payload).
+func chunkID(data []byte) string {
+	var c struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(data, &c)
+	return c.ID
+}
