@@ -596,7 +596,8 @@ func (s *Server) maxUpload() int64 {
 // resumed: each runs the agent's model calls), ChatKit sessions (a client
 // secret that spends on the upstream's key, as a Realtime one does), and
 // eval runs and Assistants runs (whose model calls are billed; matched by
-// unpolicedPath).
+// unpolicedPath), and what adds to a vector store's storage (billed by the
+// GB-day: a vector store made, a file or a file batch added; unpolicedPath).
 var unpolicedEndpoints = []string{"/completions", "/images/", "/audio/", "/batches", "/fine_tuning/", "/realtime/", "/videos/",
 	"/responses/compact", "/containers", "/decisions", "/agents/sessions/", "/agents/automations/", "/chatkit/sessions",
 	"/threads/runs"}
@@ -618,6 +619,15 @@ func unpolicedPath(path string) bool {
 	if rest, ok := strings.CutPrefix(path, "/evals/"); ok {
 		_, after, _ := strings.Cut(rest, "/")
 		return after == "runs" || strings.HasPrefix(after, "runs/")
+	}
+	// A vector store made, or a file or file batch added to one: its
+	// storage is billed by the GB-day on the upstream's key.
+	if path == "/vector_stores" {
+		return true
+	}
+	if rest, ok := strings.CutPrefix(path, "/vector_stores/"); ok {
+		_, after, _ := strings.Cut(rest, "/")
+		return after == "files" || after == "file_batches"
 	}
 	// /threads/{id}/runs: an Assistants run, created or given its tool
 	// outputs, calls its assistant's model.
