@@ -937,6 +937,13 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			s.refuse(w, e)
 			return
 		}
+		// Nor another team's conversation object (objects_owner.go).
+		if id := conversationID(req, body); id != "" {
+			if e := s.checkObject(r.Context(), k.team, conversations, id); e != nil {
+				s.refuse(w, e)
+				return
+			}
+		}
 		ctx, e := s.passContext(r, k.team, callID, true)
 		if e != nil {
 			if e != errInvalidRunID {

@@ -62,6 +62,35 @@ var ownedFamilies = []*ownedFamily{
 	{path: "/threads", notFound: quoted("No thread found with id '%s'."), also: []string{"thread_id"}},
 }
 
+// conversations is the family of conversation objects, which a Responses
+// call names by id (conversation).
+var conversations = ownedFamilies[4]
+
+// conversationID returns the id of the conversation a Responses request's
+// body names (req, when the gateway could read it): "conversation": "conv_…"
+// or {"id": "conv_…"}.
+func conversationID(req *responsesRequest, body []byte) string {
+	raw := json.RawMessage(nil)
+	if req != nil {
+		raw = req.Conversation
+	} else {
+		var v struct {
+			Conversation json.RawMessage `json:"conversation"`
+		}
+		_ = json.Unmarshal(body, &v)
+		raw = v.Conversation
+	}
+	var id string
+	if json.Unmarshal(raw, &id) == nil {
+		return id
+	}
+	var o struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(raw, &o)
+	return o.ID
+}
+
 // ownedRequest is what an owned family's request is: the creation of an
 // object (a POST to the family's path), its list, or a request for object
 // id (and what is under it).

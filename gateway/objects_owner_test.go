@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/responses"
 	goopenai "github.com/sashabaranov/go-openai"
 )
 
@@ -102,6 +103,13 @@ func (u *objectStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		fmt.Fprintf(w, `{"id":%q,"object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`, id)
+		return
+	}
+	if r.Method == http.MethodPost && path == "/responses" {
+		u.used++ // a conversation's use
+		u.n++
+		fmt.Fprintf(w, `{"id":"resp_%d","object":"response","created_at":1,"status":"completed","model":"gpt-4o-mini","output":[],`+
+			`"usage":{"input_tokens":10,"input_tokens_details":{"cached_tokens":0},"output_tokens":5,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":15}}`, u.n)
 		return
 	}
 	for fam, f := range objectFamilies {
@@ -651,5 +659,38 @@ func TestGatewayListOfGarbageIsAnError(t *testing.T) {
 	}
 	if err := dev.c.Get(context.Background(), "files?limit=5", nil, &page); err != nil || len(page.Data) != 1 || page.Data[0].ID != "file-mine" || !page.HasMore {
 		t.Errorf("a list whose upstream pages without end: %+v %v, want file-mine once, has_more", page, err)
+	}
+}
+
+// TestGatewayRefusesAnotherTeamsConversationToAResponsesCall: a Responses
+// call that names a conversation (conversation: "conv_…" or {"id": …})
+// another team made is answered the conversation's 404 before the
+// upstream — the model would read that team's conversation and add to
+// it; the team that made it uses it. Before, payments' call naming
+// devops' conversation reached the upstream.
+func TestGatewayRefusesAnotherTeamsConversationToAResponsesCall(t *testing.T) {
+	up := newObjectStore()
+	hs := httptest.NewServer(up)
+	defer hs.Close()
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, hs.URL+"/v1", isolatedPolicies, ""))
+	ctx := context.Background()
+	dev, pay := newObjectAPI(t, e.url, devopsKey, "devops"), newObjectAPI(t, e.url, paymentsKey, "payments")
+	conv := dev.create(4)
+	for _, named := range []responses.ResponseNewParamsConversationUnion{
+		{OfString: openai.String(conv)},
+		{OfConversationObject: &responses.ResponseConversationParam{ID: conv}},
+	} {
+		params := responses.ResponseNewParams{Model: "gpt-4o-mini", Conversation: named,
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("what did they say?")}}
+		before := up.uses()
+		_, err := pay.c.Responses.New(ctx, params)
+		refusedObject(t, "payments continues devops' conversation", 4, conv, err)
+		if n := up.uses() - before; n != 0 {
+			t.Errorf("the upstream got %d of payments' calls naming devops' conversation", n)
+		}
+		if _, err := dev.c.Responses.New(ctx, params); err != nil {
+			t.Errorf("devops continues its conversation: %v", err)
+		}
 	}
 }
