@@ -96,7 +96,8 @@ models:
 		t.Fatalf("the failed embeddings call: %d", r.StatusCode)
 	}
 	up.setFail("text-embedding-3-small", 0)
-	read(e.do(t, "GET", "/v1/files", paymentsKey, ""))
+	// (A file's retrieval: a list of files is read for the team's own, objects_owner.go.)
+	read(e.do(t, "GET", "/v1/files/file-abc", paymentsKey, ""))
 	if s := e.spend(t); s.SpentUSD != "0.003921" {
 		t.Fatalf("devops spent %s, want $0.003921 (0.0035 + 2 × 0.00021 + 0.0000001 rounded up to a micro-dollar)", s.SpentUSD)
 	}
