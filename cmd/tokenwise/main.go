@@ -184,21 +184,25 @@ func loadPolicy(path, team string) (p *policies.Policy, embedded bool, err error
 // extends paths to resolve within: the nearest directory above it (its
 // own included) that holds a default.yaml, as a base in a subdirectory
 // (bases/common.yaml extending ../default.yaml) has; else its own.
+// The root is written as the user wrote path (pol/bases/.. for
+// pol/bases/common.yaml), since the loader names files relative to it:
+// an origin or a problem reads pol/default.yaml:3, not an absolute path.
 func policyRoot(path string) string {
 	dir := filepath.Dir(path)
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return dir
 	}
+	rel := dir
 	for d := abs; ; {
 		if fi, err := os.Stat(filepath.Join(d, policies.DefaultTeam+".yaml")); err == nil && fi.Mode().IsRegular() {
-			return d
+			return filepath.Clean(rel)
 		}
 		up := filepath.Dir(d)
 		if up == d {
 			return dir
 		}
-		d = up
+		d, rel = up, filepath.Join(rel, "..")
 	}
 }
 
