@@ -70,8 +70,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sig)
-	// The address, once listening: scripts (and tests) read it.
-	fmt.Fprintf(stdout, "tokenwise gateway listening on http://%s\n", l.Addr())
+	// The address, once listening: scripts (and tests) read it, the URL
+	// last on the line. A listener of every interface (":8787", whose
+	// address reads [::]:8787) is called on the loopback.
+	fmt.Fprintf(stdout, "tokenwise gateway listening on %shttp://%s\n", everyInterface(l.Addr()), listenURLAddr(cfg.Listen, l.Addr()))
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	for {
@@ -151,4 +153,28 @@ func gatewaySchema(stdout, stderr io.Writer) int {
 	}
 	_, _ = stdout.Write(b)
 	return 0
+}
+
+// listenURLAddr is the host:port a client on this machine calls a gateway
+// at that was told to listen on listen and listens on a: the port the
+// listener got (":0" picks one), the host as callAddr makes it of listen's.
+func listenURLAddr(listen string, a net.Addr) string {
+	_, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		host = ""
+	}
+	return callAddr(net.JoinHostPort(host, port))
+}
+
+// everyInterface says so when a listens on every interface, whose URL
+// names the loopback only.
+func everyInterface(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+		return fmt.Sprintf("every interface, port %d: ", ta.Port)
+	}
+	return ""
 }

@@ -169,3 +169,53 @@ func TestServeRefusesAPositionalArgument(t *testing.T) {
 		t.Errorf("serve prod.yaml started on ./gateway.yaml:\n%s", stderr)
 	}
 }
+
+// TestServePrintsAnAddressToCall: `tokenwise serve -listen :PORT` (every
+// interface) prints a URL a client on this machine can call — the
+// loopback, as `gateway init` prints its call — and says it listens on
+// every interface. Before, it printed http://[::]:PORT, the listener's
+// own address, which is no host to call.
+func TestServePrintsAnAddressToCall(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "policies"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "policies", "default.yaml"), []byte("version: 1\nname: default\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\npolicies: policies\nupstreams:\n  - {name: a, base_url: http://127.0.0.1:9/v1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, listen := range []string{":0", "0.0.0.0:0"} {
+		stdout := &lineWriter{lines: make(chan string, 16)}
+		stderr := &lineWriter{lines: make(chan string, 256)}
+		code := make(chan int, 1)
+		go func() { code <- serve([]string{"-config", cfg, "-listen", listen}, stdout, stderr) }()
+		line := waitLine(t, stdout.lines, "listening on ")
+		url := strings.TrimSpace(line[strings.Index(line, "http://"):])
+		if !strings.HasPrefix(url, "http://127.0.0.1:") || strings.HasSuffix(url, ":0") {
+			t.Errorf("-listen %s: printed %q, want http://127.0.0.1:PORT", listen, line)
+		}
+		if !strings.Contains(line, "every interface") {
+			t.Errorf("-listen %s: %q does not say it listens on every interface", listen, line)
+		}
+		if resp, err := http.Get(url + "/healthz"); err != nil {
+			t.Errorf("-listen %s: GET %s/healthz: %v", listen, url, err)
+		} else {
+			resp.Body.Close()
+		}
+		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case c := <-code:
+			if c != 0 {
+				t.Fatalf("-listen %s: exit %d after SIGTERM", listen, c)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("serve did not stop on SIGTERM")
+		}
+		http.DefaultClient.CloseIdleConnections()
+	}
+}
