@@ -189,9 +189,10 @@ type catalog struct {
 	// hash and lookup.
 	recent [8]atomic.Pointer[resolvedModel]
 
-	// log gets the warning of a service tier without a price, once per
-	// model and tier (up to maxResolved pairs) in tiersWarned; nil:
-	// slog.Default().
+	// log gets the warnings of a model without a price, once per model,
+	// and of a service tier without a price, once per model and tier (up
+	// to maxResolved of them, in tiersWarned: a model's own with tier "");
+	// nil: slog.Default().
 	log         *slog.Logger
 	tiersWarned sync.Map // modelTier -> struct{}
 	nTiers      atomic.Int64
@@ -262,6 +263,9 @@ func recentSlot(name string) int {
 func (c *catalog) Cost(model string, u middleware.Usage) (int64, bool) {
 	r := c.resolve(model)
 	if !r.ok || !r.budget.Priced {
+		if !u.IsZero() {
+			c.unpricedModel(model)
+		}
 		return 0, false
 	}
 	if u.ServiceTier == "auto" {
@@ -315,16 +319,37 @@ func (c *catalog) unpricedTier(model, tier string) {
 		return
 	}
 	c.nTiers.Add(1)
-	log := c.log
-	if log == nil {
-		log = slog.Default()
-	}
 	priced := "priced at the model's standard rates"
 	if policies.PremiumTier(k.tier) {
 		priced = "priced as its dearest (2.5 times the model's standard rates, or its dearest priced tier)"
 	}
-	log.Warn("tokenwise: usage billed at a service tier the catalog has no price for on its model: "+priced+"; "+
+	c.logger().Warn("tokenwise: usage billed at a service tier the catalog has no price for on its model: "+priced+"; "+
 		"add the tier's rates under the model's service_tiers in the policy's models:", "model", k.model, "service_tier", k.tier)
+}
+
+// unpricedModel warns, once per model (up to maxResolved of them), that
+// usage of model, which neither the catalog nor the policy prices (a
+// local model, another server's, one newer than the catalog), costs an
+// unknown amount, reported as $0 in the run report, events and metrics.
+func (c *catalog) unpricedModel(model string) {
+	k := modelTier{model: model}
+	if _, ok := c.tiersWarned.Load(k); ok || c.nTiers.Load() >= maxResolved {
+		return
+	}
+	k.model = strings.Clone(model)
+	if _, loaded := c.tiersWarned.LoadOrStore(k, struct{}{}); loaded {
+		return
+	}
+	c.nTiers.Add(1)
+	c.logger().Warn("tokenwise: model has no price in the catalog or the policy: its calls cost an unknown amount, reported as $0; "+
+		"give it its prices under the policy's models: (input_per_1m, output_per_1m), or free: true for a local model", "model", k.model)
+}
+
+func (c *catalog) logger() *slog.Logger {
+	if c.log == nil {
+		return slog.Default()
+	}
+	return c.log
 }
 
 func (c *catalog) Model(name string) (budget.Model, bool) {
