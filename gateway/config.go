@@ -335,6 +335,10 @@ func (c *Config) problems(src *policies.Source) []policies.Problem {
 			add(p+".base_url", "required, e.g. https://api.openai.com/v1")
 		} else if pu, err := url.Parse(u.BaseURL); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			add(p+".base_url", "not an http(s) URL")
+		} else if strings.EqualFold(pu.Hostname(), "api.openai.com") && pu.Path != "/v1" && !strings.HasPrefix(pu.Path, "/v1/") {
+			// OpenAI serves its API under /v1 alone: any other base
+			// answers every call 404.
+			add(p+".base_url", "OpenAI serves its API under /v1: write https://api.openai.com/v1 (requests go to base_url + /chat/completions)")
 		}
 		if u.APIKey != "" {
 			add(p+".api_key", "a key is never written in the gateway file: name an environment variable (api_key_env) or a file (api_key_file)")

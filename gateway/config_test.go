@@ -132,3 +132,42 @@ func TestConfigChecksTheListenPort(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigRefusesOpenAIsBaseURLWithoutV1: an upstream of OpenAI's API
+// written without its /v1 (https://api.openai.com, as a browser shows the
+// host) sent every call to https://api.openai.com/chat/completions, which
+// OpenAI answers 404: each call failed only once served. The file is
+// refused at its line, saying what to write; OpenAI's /v1, and other
+// servers' paths, load.
+func TestConfigRefusesOpenAIsBaseURLWithoutV1(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "pols"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		base string
+		ok   bool
+	}{
+		{"https://api.openai.com", false},
+		{"https://api.openai.com/", false},
+		{"https://API.OpenAI.com:443/chat", false},
+		{"https://api.openai.com/v1", true},
+		{"https://api.openai.com/v1/", true},
+		{"http://localhost:11434/v1", true},
+		{"https://api.groq.com/openai/v1", true},
+	} {
+		file := "policies: pols\nupstreams:\n  - name: a\n    base_url: " + tc.base + "\n"
+		_, err := gateway.ParseConfig([]byte(file), filepath.Join(dir, "gateway.yaml"))
+		if tc.ok {
+			if err != nil {
+				t.Errorf("base_url %s: %v", tc.base, err)
+			}
+			continue
+		}
+		var ve *policies.ValidationError
+		if !errors.As(err, &ve) || len(ve.Problems) != 1 || ve.Problems[0].Path != "upstreams[0].base_url" || ve.Problems[0].Line != 4 ||
+			!strings.Contains(err.Error(), "https://api.openai.com/v1") {
+			t.Errorf("base_url %s: err %v, want a problem of upstreams[0].base_url at line 4 naming https://api.openai.com/v1", tc.base, err)
+		}
+	}
+}
