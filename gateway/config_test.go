@@ -1,11 +1,19 @@
 package gateway_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tokenwise/tokenwise/gateway"
 	"github.com/tokenwise/tokenwise/policies"
@@ -170,4 +178,95 @@ func TestConfigRefusesOpenAIsBaseURLWithoutV1(t *testing.T) {
 			t.Errorf("base_url %s: err %v, want a problem of upstreams[0].base_url at line 4 naming https://api.openai.com/v1", tc.base, err)
 		}
 	}
+}
+
+// TestServeWarnsOfAnUnreachableRedis: a gateway whose redis does not
+// answer when it starts says so at once, at WARN with the address, and
+// serves (its /readyz answers 503 until Redis does). Before, it logged
+// "serving" with shared_state true and nothing else: the first sign was
+// calls failing or not shared.
+func TestServeWarnsOfAnUnreachableRedis(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "pols"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pols", "default.yaml"), []byte("version: 1\nname: default\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A port nothing listens on: a connection is refused at once.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	cfg, err := gateway.ParseConfig([]byte("policies: pols\nredis: {addr: \""+dead+"\"}\nupstreams:\n  - {name: a, base_url: http://127.0.0.1:9/v1}\n"), filepath.Join(dir, "gateway.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := lockedBuffer{wrote: make(chan struct{}, 1)}
+	srv, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz %d with Redis down, want 503", resp.StatusCode)
+	}
+	// The warning is logged beside serving (a silent Redis must not delay
+	// it): wait for it, the timeout a guard against a hang only.
+	warned := func() bool {
+		for line := range strings.Lines(logs.String()) {
+			var rec struct{ Level, Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Level == "WARN" && strings.Contains(rec.Msg, "redis") && rec.Addr == dead {
+				return true
+			}
+		}
+		return false
+	}
+	for !warned() {
+		select {
+		case <-logs.wrote:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no WARN naming Redis at %s:\n%s", dead, logs.String())
+		}
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+// Each write is signalled on wrote (dropped when a signal waits).
+type lockedBuffer struct {
+	mu    sync.Mutex
+	b     bytes.Buffer
+	wrote chan struct{}
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case l.wrote <- struct{}{}:
+	default:
+	}
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -89,11 +89,13 @@ type Server struct {
 	// (objects_owner.go).
 	objects responseOwners
 
-	srv        *http.Server
-	handler    http.Handler
-	baseCtx    context.Context
-	cancelBase context.CancelFunc
-	stopWatch  context.CancelFunc
+	srv     *http.Server
+	handler http.Handler
+	baseCtx context.Context
+	// redisPinged counts the start's checks of Redis (Serve) running.
+	redisPinged sync.WaitGroup
+	cancelBase  context.CancelFunc
+	stopWatch   context.CancelFunc
 	// stopFileWatch ends the watch of the gateway file.
 	stopFileWatch func()
 	watchDone     func() error
@@ -469,7 +471,27 @@ func (s *Server) ListenAndServe() error {
 // Serve serves on l until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
 	s.logger.Info("tokenwise/gateway: serving", "addr", l.Addr().String(), "policies", s.cfg.PolicyDir(), "teams", s.pol.Names(), "shared_state", s.rdb != nil)
+	if s.rdb != nil {
+		// Said at once, not found out from the first calls: a Redis that
+		// does not answer at start (as /readyz checks it). Checked beside
+		// serving, which a silent Redis must not delay; close waits for it.
+		s.redisPinged.Add(1)
+		go s.warnOfSilentRedis()
+	}
 	return s.srv.Serve(l)
+}
+
+// warnOfSilentRedis logs a warning when Redis does not answer a ping
+// within 2s (as /readyz asks it), or before the Server closes.
+func (s *Server) warnOfSilentRedis() {
+	defer s.redisPinged.Done()
+	ctx, cancel := context.WithTimeout(s.baseCtx, 2*time.Second)
+	err := s.rdb.Ping(ctx).Err()
+	cancel()
+	if err != nil && s.baseCtx.Err() == nil {
+		s.logger.Warn("tokenwise/gateway: redis does not answer: what is shared through it (budgets, rate limits, the cache, breakers) cannot be until it does, and /readyz answers 503",
+			"addr", s.cfg.Redis.Addr, "err", err)
+	}
 }
 
 // Shutdown stops accepting connections, reports not ready, and waits for
@@ -520,6 +542,7 @@ func (s *Server) close() {
 		}
 		s.background.close()
 		_ = s.reg.Close()
+		s.redisPinged.Wait()
 		s.closeRedis()
 		if st, ok := s.base.(*syncTransport); ok {
 			st.CloseIdleConnections() // the default transport is the Server's own
