@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -81,6 +82,12 @@ func TestRetryAfterHeaderForms(t *testing.T) {
 		{"retry-after-ms", func(time.Time) http.Header { return http.Header{"Retry-After-Ms": {"1500"}} }, 1500 * time.Millisecond},
 		{"seconds", func(time.Time) http.Header { return http.Header{"Retry-After": {"4"}} }, 4 * time.Second},
 		{"http-date", func(now time.Time) http.Header { return http.Header{"Retry-After": {date(now)}} }, 3 * time.Second},
+		// OpenRouter's 429 names no Retry-After: X-RateLimit-Reset is the
+		// epoch in milliseconds when its window opens again.
+		{"openrouter reset epoch ms", func(now time.Time) http.Header {
+			return http.Header{"X-Ratelimit-Limit": {"20"}, "X-Ratelimit-Remaining": {"0"},
+				"X-Ratelimit-Reset": {strconv.FormatInt(now.Add(5*time.Second).UnixMilli(), 10)}}
+		}, 5 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -139,28 +146,45 @@ func TestNotRetried(t *testing.T) {
 }
 
 // A wait that would pass the call's deadline is not started: the call
-// fails at once with the provider's error, so a fallback can move on.
+// fails at once with the provider's error, so a fallback can move on —
+// whether the wait is a Retry-After or OpenRouter's X-RateLimit-Reset (an
+// epoch in milliseconds).
 func TestNeverSleepsPastTheDeadline(t *testing.T) {
 	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
-		srv := openaitest.New()
-		srv.On().Reply(openaitest.RateLimited(20*time.Second), openaitest.Text("too late"))
-		c := client(srv, chain(&events{}, retry.Config{MaxAttempts: 3, MaxDelay: time.Minute}))
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		start := time.Now()
-		_, err := ask(ctx, c)
-		var apiErr *openai.APIError
-		if !errors.As(err, &apiErr) || apiErr.HTTPStatusCode != 429 {
-			t.Fatalf("err %v, want the 429", err)
-		}
-		if el := time.Since(start); el != 0 {
-			t.Errorf("failed after %v, want at once", el)
-		}
-		if srv.Count() != 1 {
-			t.Errorf("%d requests", srv.Count())
-		}
-	})
+	for _, tc := range []struct {
+		name    string
+		limited func(now time.Time) openaitest.Reply
+	}{
+		{"retry-after", func(time.Time) openaitest.Reply { return openaitest.RateLimited(20 * time.Second) }},
+		{"openrouter reset", func(now time.Time) openaitest.Reply {
+			r := openaitest.RateLimited(0)
+			r.Header = http.Header{"X-Ratelimit-Limit": {"20"}, "X-Ratelimit-Remaining": {"0"},
+				"X-Ratelimit-Reset": {strconv.FormatInt(now.Add(20*time.Second).UnixMilli(), 10)}}
+			return r
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := openaitest.New()
+				srv.On().Reply(tc.limited(time.Now()), openaitest.Text("too late"))
+				c := client(srv, chain(&events{}, retry.Config{MaxAttempts: 3, MaxDelay: time.Minute}))
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				start := time.Now()
+				_, err := ask(ctx, c)
+				var apiErr *openai.APIError
+				if !errors.As(err, &apiErr) || apiErr.HTTPStatusCode != 429 {
+					t.Fatalf("err %v, want the 429", err)
+				}
+				if el := time.Since(start); el != 0 {
+					t.Errorf("failed after %v, want at once", el)
+				}
+				if srv.Count() != 1 {
+					t.Errorf("%d requests", srv.Count())
+				}
+			})
+		})
+	}
 }
 
 func TestBackoffWithJitterAndTotalCap(t *testing.T) {

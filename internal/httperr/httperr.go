@@ -7,6 +7,7 @@
 package httperr
 
 import (
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -131,8 +132,11 @@ func ParseRateLimitHeaders(h http.Header, status int, now time.Time) (l middlewa
 
 // ParseRetryAfter reads the provider's requested wait from response
 // headers: retry-after-ms (milliseconds), then Retry-After as seconds
-// (fractions allowed) or an HTTP date relative to now. It returns 0 when
-// none is given or the value is unusable.
+// (fractions allowed) or an HTTP date relative to now, then — for servers
+// that name no Retry-After, as OpenRouter — X-RateLimit-Reset when no
+// request is left (X-RateLimit-Remaining 0 or absent): an epoch in
+// milliseconds (OpenRouter's) or seconds, or else seconds from now. It
+// returns 0 when none is given or the value is unusable.
 func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
 		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
@@ -141,7 +145,7 @@ func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 	}
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
-		return 0
+		return resetAfter(h, now)
 	}
 	if s, err := strconv.ParseFloat(v, 64); err == nil {
 		if s <= 0 {
@@ -155,4 +159,48 @@ func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 		}
 	}
 	return 0
+}
+
+// Epochs in X-RateLimit-Reset: a value from epochMillis on is in
+// milliseconds (1973 onwards: as seconds it would be past the year 5000),
+// from epochSeconds on in seconds (1973 onwards: as a wait, three years);
+// below, it counts seconds from now.
+const (
+	epochMillis  = 1e11
+	epochSeconds = 1e8
+)
+
+// resetAfter is the wait X-RateLimit-Reset names when the window it
+// resets has no request left: 0 when it names none, the window has
+// requests left, or its time has passed.
+func resetAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("X-Ratelimit-Reset"))
+	if v == "" {
+		return 0
+	}
+	if r := strings.TrimSpace(h.Get("X-Ratelimit-Remaining")); r != "" {
+		if n, err := strconv.ParseFloat(r, 64); err != nil || n > 0 {
+			return 0 // requests left: the reset is not a wait
+		}
+	}
+	s, err := strconv.ParseFloat(v, 64)
+	if err != nil || s != s || s <= 0 {
+		return 0
+	}
+	var at time.Time
+	switch {
+	case s >= 1e18: // beyond any date a Time holds in int64 units
+		return maxHeaderWait
+	case s >= epochMillis:
+		at = time.UnixMilli(int64(s))
+	case s >= epochSeconds:
+		at = time.Unix(int64(s), int64((s-math.Floor(s))*1e9))
+	default:
+		return seconds(s)
+	}
+	d := at.Sub(now)
+	if d <= 0 {
+		return 0
+	}
+	return min(d, maxHeaderWait)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,6 +66,15 @@ func TestParseRetryAfter(t *testing.T) {
 		{h("Retry-After", now.Add(7*time.Second).Format(http.TimeFormat)), 7 * time.Second},
 		{h("Retry-After", "soon"), 0},
 		{h(), 0},
+		// OpenRouter: no Retry-After, X-RateLimit-Reset in epoch ms.
+		{h("X-RateLimit-Limit", "20", "X-RateLimit-Remaining", "0",
+			"X-RateLimit-Reset", strconv.FormatInt(now.Add(2500*time.Millisecond).UnixMilli(), 10)), 2500 * time.Millisecond},
+		{h("X-RateLimit-Reset", strconv.FormatInt(now.Add(8*time.Second).Unix(), 10)), 8 * time.Second},
+		{h("X-RateLimit-Remaining", "0", "X-RateLimit-Reset", "3"), 3 * time.Second},
+		{h("X-RateLimit-Remaining", "0", "X-RateLimit-Reset", strconv.FormatInt(now.Add(-time.Second).UnixMilli(), 10)), 0},
+		{h("X-RateLimit-Remaining", "7", "X-RateLimit-Reset", strconv.FormatInt(now.Add(9*time.Second).UnixMilli(), 10)), 0},
+		{h("Retry-After", "1", "X-RateLimit-Remaining", "0", "X-RateLimit-Reset", strconv.FormatInt(now.Add(9*time.Second).UnixMilli(), 10)), time.Second},
+		{h("X-RateLimit-Remaining", "0", "X-RateLimit-Reset", "NaN"), 0},
 	}
 	for _, c := range cases {
 		if got := httperr.ParseRetryAfter(c.h, now); got != c.want {
@@ -120,6 +131,36 @@ func FuzzParseRateLimitHeaders(f *testing.F) {
 		}
 		if l.ResetRequests < 0 || l.ResetTokens < 0 || l.RetryAfter < 0 {
 			t.Fatalf("negative duration: %+v", l)
+		}
+	})
+}
+
+// Whatever a server's Retry-After, retry-after-ms, X-RateLimit-Reset and
+// X-RateLimit-Remaining say, the wait read is never negative and never
+// past the cap of a year, and a reset with requests left is no wait.
+func FuzzParseRetryAfter(f *testing.F) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	f.Add("", "", "1764158405000", "0")
+	f.Add("2", "1500", "1764158405", "")
+	f.Add("", "", "3", "7")
+	f.Add("", "", "1e300", "0")
+	f.Add("", "", "-1", "-0")
+	f.Fuzz(func(t *testing.T, retryAfter, retryAfterMs, reset, remaining string) {
+		h := http.Header{}
+		for k, v := range map[string]string{"Retry-After": retryAfter, "Retry-After-Ms": retryAfterMs,
+			"X-Ratelimit-Reset": reset, "X-Ratelimit-Remaining": remaining} {
+			if v != "" {
+				h.Set(k, v)
+			}
+		}
+		d := httperr.ParseRetryAfter(h, now)
+		if d < 0 || d > 365*24*time.Hour {
+			t.Fatalf("%v: wait %v", h, d)
+		}
+		if retryAfter == "" && retryAfterMs == "" {
+			if n, err := strconv.ParseFloat(strings.TrimSpace(remaining), 64); err == nil && n > 0 && d != 0 {
+				t.Fatalf("%v: wait %v with requests left", h, d)
+			}
 		}
 	})
 }
