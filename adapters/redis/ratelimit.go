@@ -47,7 +47,16 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function put(k, v)
   local ttl = math.floor((v - now) / 1000) + 60000
   if ttl < 60000 then ttl = 60000 end
+  -- a TTL past 1e14 ms would reach Redis as "1e+14", not an integer
+  if ttl > 1e12 then ttl = 1e12 end
   redis.call('SET', k, string.format('%.0f', v), 'PX', ttl)
+end
+-- a wait in the reply: within a Go Duration (a Lua number beyond int64 is
+-- no integer reply)
+local function us(d)
+  d = math.ceil(d)
+  if d > 9e15 then d = 9e15 end
+  return d
 end
 `
 
@@ -69,7 +78,7 @@ if prev then
   local at0, w0 = string.match(prev, '^(%S+) (.*)$')
   local d = tonumber(at0) - now
   if d < 0 then d = 0 end
-  return {1, math.ceil(d), w0, 0}
+  return {1, us(d), w0, 0}
 end
 local nc, ns = tonumber(ARGV[1]), tonumber(ARGV[2])
 local maxwait, reqs, toks = tonumber(ARGV[3]) / 1000, tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -88,7 +97,9 @@ for i = 1, nc do
   if base < now then base = now end
   local tl = tol
   if inc > tl then tl = inc end
-  local d = base + inc - tl - now
+  -- (base - now) + (inc - tl), not base + inc - tl - now: with a huge
+  -- need, base + inc loses base's microseconds to the double's precision
+  local d = (base - now) + (inc - tl)
   if d > delay then delay, which = d, name end
   tats[i], incs[i] = tat, inc
 end
@@ -104,17 +115,17 @@ if hasl then
     if base < now then base = now end
     local inc, tl = cost * iv, 60000000
     if inc > tl then tl = inc end
-    local d = base + inc - tl - now
+    local d = (base - now) + (inc - tl)
     if d > delay then delay, which = d, name end
   end
   learned(lv[2], lv[3], reqs, 'provider rpm')
   learned(lv[4], lv[5], toks, 'provider tpm')
 end
-if delay > maxwait then return {0, math.ceil(delay), which, 0} end
+if delay > maxwait then return {0, us(delay), which, 0} end
 local at = now + delay
 if delay > 0 then
   for i = 1, nc do
-    if tats[i] < at then return {0, math.ceil(delay), which, 1} end
+    if tats[i] < at then return {0, us(delay), which, 1} end
   end
 end
 local nowms = math.floor(now / 1000)
@@ -153,7 +164,7 @@ redis.call('ZADD', az, now, tok)
 redis.call('HSET', ah, tok, string.format('%.0f', at) .. ' ' .. which)
 redis.call('PEXPIRE', az, keep / 1000)
 redis.call('PEXPIRE', ah, keep / 1000)
-return {1, math.ceil(delay), which, 0}
+return {1, us(delay), which, 0}
 `)
 
 // settle: KEYS cells.., slots.., [learned], settled; ARGV ncells, nslots,
