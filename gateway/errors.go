@@ -252,7 +252,10 @@ func classify(err error, secrets ...string) *apiError {
 		if typ == "" {
 			typ = httperr.ErrorType(status)
 		}
-		return &apiError{Status: status, Type: typ, Code: pe.Code, Param: pe.Param, Message: msg, RetryAfter: ra}
+		// The provider's spent quota (insufficient_quota, a 429) never
+		// passes on a retry: the SDKs that retry every 429 are told not to.
+		return &apiError{Status: status, Type: typ, Code: pe.Code, Param: pe.Param, Message: msg, RetryAfter: ra,
+			NoRetry: errors.Is(pe, middleware.ErrQuotaExceeded)}
 	}
 	if errors.Is(err, middleware.ErrContextWindow) {
 		// The team's context budget cannot make the conversation fit

@@ -152,9 +152,10 @@
 // The Transport gives a provider error that carries an HTTP status back to
 // the caller as that HTTP response (status, Retry-After, the original error
 // body), so that go-openai returns its usual *openai.APIError; when the
-// chain sent the call more than once (a retry, a fallback, a hedge) it
-// says x-should-retry: false, so that openai-go, which retries such
-// answers on its own, does not multiply the policy's attempts. Every other
+// chain sent the call more than once (a retry, a fallback, a hedge), or
+// the provider's quota is spent (a 429 insufficient_quota, which no retry
+// passes), it says x-should-retry: false, so that openai-go, which retries
+// such answers on its own, does not multiply the policy's attempts. Every other
 // error (tokenwise's own: a budget, a run guard, a timeout, a cut stream, a
 // network failure) is returned by RoundTrip; http.Client wraps it in a
 // *url.Error and go-openai returns that as is, so errors.Is and errors.As

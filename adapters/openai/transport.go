@@ -454,7 +454,9 @@ func statusLine(status int) string {
 // retried says the chain sent the call more than once (its retries, a
 // fallback, a hedge): the response then says x-should-retry: false, so
 // that a client that retries on its own (openai-go retries 408, 409, 429
-// and 5xx) does not multiply the attempts the policy allowed.
+// and 5xx) does not multiply the attempts the policy allowed. So does the
+// provider's spent quota (a 429 insufficient_quota), which no retry ever
+// passes.
 func errorResponse(r *http.Request, err error, retried bool) (*http.Response, error) {
 	var pe *middleware.ProviderError
 	if !errors.As(err, &pe) || pe.StatusCode < 400 {
@@ -481,7 +483,7 @@ func errorResponse(r *http.Request, err error, retried bool) (*http.Response, er
 	if h.Get("Content-Type") == "" {
 		h.Set("Content-Type", "application/json")
 	}
-	if retried {
+	if retried || errors.Is(pe, middleware.ErrQuotaExceeded) {
 		h.Set("X-Should-Retry", "false")
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
