@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -991,7 +992,7 @@ func (s *Server) reportCut(resp *http.Response) error {
 // cut is called instead when the stream ends without one (with why: the
 // error that ended it, middleware.ErrStreamCut when it just ended), and
 // the client then reads, after what the upstream sent, an error event of
-// its own (cutEvent, or the timeout that ended it) that the official SDKs
+// its own (stream_cut, or the timeout that ended it) that the official SDKs
 // raise as an error — a cut stream is never read as a complete one.
 type responsesStream struct {
 	src   io.ReadCloser
@@ -1023,13 +1024,15 @@ type responsesStream struct {
 	joined []byte
 	done   bool   // settled
 	tail   []byte // what is left to read of the cut event
-	ended  bool   // src has ended: tail, then io.EOF
+	// seq is the sequence number of the event the gateway adds: one
+	// more than the last event's (0: none had one).
+	seq   int64
+	ended bool // src has ended: tail, then io.EOF
 }
 
-// cutEvent is the error event the gateway adds to a Responses stream that
-// ended without its final event: the Responses API's error event, with
-// an OpenAI error object that the SDKs' stream readers raise.
-var cutEvent = appendErrorEvent(nil, "stream_cut", "tokenwise/gateway: the upstream's responses stream ended before its final event")
+// cutMessage is the message of the error event the gateway adds to a
+// Responses stream that ended without its final event.
+const cutMessage = "tokenwise/gateway: the upstream's responses stream ended before its final event"
 
 func (r *responsesStream) Read(p []byte) (int, error) {
 	if r.ended {
@@ -1075,17 +1078,22 @@ func (r *responsesStream) cutTail() []byte {
 	if errors.Is(r.why, middleware.ErrTimeout) {
 		// A timeout of the team's or the run's ended it: the event says
 		// which, as a chat stream's does.
-		return appendErrorEvent(b, "timeout", r.why.Error())
+		return appendErrorEvent(b, r.seq, "timeout", r.why.Error())
 	}
-	return append(b, cutEvent...)
+	return appendErrorEvent(b, r.seq, "stream_cut", cutMessage)
 }
 
-// appendErrorEvent appends a Responses stream's error event of code and
-// message: the error's code and message at the top, as the Responses API
-// streams them, and in an OpenAI error object.
-func appendErrorEvent(b []byte, code, msg string) []byte {
+// appendErrorEvent appends a Responses stream's error event of sequence
+// number seq, code and message: the error's code and message at the top,
+// as the Responses API streams them, and in an OpenAI error object. The
+// sequence number is one the Responses API's events all have: a client
+// that checks events against their schema (the Vercel AI SDK) takes an
+// error event without one for a malformed event, not the error it says.
+func appendErrorEvent(b []byte, seq int64, code, msg string) []byte {
 	m, _ := json.Marshal(msg)
-	b = append(b, "event: error\ndata: {\"type\":\"error\",\"code\":\""...)
+	b = append(b, "event: error\ndata: {\"type\":\"error\",\"sequence_number\":"...)
+	b = strconv.AppendInt(b, seq, 10)
+	b = append(b, ",\"code\":\""...)
 	b = append(b, code...)
 	b = append(b, "\",\"message\":"...)
 	b = append(b, m...)
@@ -1189,9 +1197,13 @@ func (r *responsesStream) data(data []byte) bool {
 		Response json.RawMessage `json:"response"`
 		Item     json.RawMessage `json:"item"`
 		Delta    json.RawMessage `json:"delta"`
+		Seq      *int64          `json:"sequence_number"`
 	}
 	if json.Unmarshal(bytes.TrimSpace(data), &ev) != nil {
 		return false
+	}
+	if ev.Seq != nil && *ev.Seq >= r.seq && *ev.Seq < math.MaxInt64 {
+		r.seq = *ev.Seq + 1
 	}
 	if r.count != nil && strings.HasSuffix(ev.Type, ".delta") && ev.Type != "response.audio.delta" {
 		// Text the model produced (an output text's, a refusal's, a

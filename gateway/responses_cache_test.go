@@ -208,7 +208,9 @@ func TestGatewayReplicasShareTheResponsesCache(t *testing.T) {
 // arguments {"host":"web-n"}; completed with 1,200 tokens of usage. It
 // answers a JSON request with the response indented (as OpenAI does) and
 // a streaming one as the Responses API streams: the text and the
-// arguments in pieces, each event flushed.
+// arguments in pieces, each event flushed. With the metadata cut "yes"
+// the stream ends before its final event; with failed "yes" its final
+// event is response.failed.
 func streamingResponses(t *testing.T, calls *atomic.Int64) *httptest.Server {
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -286,6 +288,14 @@ func streamingResponses(t *testing.T, calls *atomic.Int64) *httptest.Server {
 			send("response.output_item.done", map[string]any{"output_index": 0, "item": msg})
 		}
 		if req.Metadata["cut"] == "yes" {
+			return
+		}
+		if req.Metadata["failed"] == "yes" {
+			// The model failed after its output: response.failed, with its
+			// error and the usage the provider bills.
+			failed := resp("failed", output, usage)
+			failed["error"] = map[string]any{"code": "server_error", "message": "The model failed to finish."}
+			send("response.failed", map[string]any{"response": failed})
 			return
 		}
 		final := resp("completed", output, usage)

@@ -15,8 +15,8 @@ import (
 // event (lines end at a CRLF, an LF or a CR; a blank line ends an event):
 // a line left open is ended, an event left open too, then the cut event
 // follows; after a final CR, an LF first, which makes it a CRLF (one
-// line end for every reader).
-func cutEnd(stream []byte) []byte {
+// line end for every reader). seq is the cut event's sequence number.
+func cutEnd(stream []byte, seq int64) []byte {
 	norm := strings.ReplaceAll(strings.ReplaceAll(string(stream), "\r\n", "\n"), "\r", "\n")
 	lines := strings.Split(norm, "\n")
 	last := lines[len(lines)-1] // "" when the stream ends with a line end
@@ -34,7 +34,7 @@ func cutEnd(stream []byte) []byte {
 	if open {
 		b = append(b, '\n')
 	}
-	return append(b, cutEvent...)
+	return appendErrorEvent(b, seq, "stream_cut", cutMessage)
 }
 
 // FuzzResponsesStreamReadsInAnyPieces: whatever bytes a Responses stream
@@ -56,7 +56,7 @@ func FuzzResponsesStreamReadsInAnyPieces(f *testing.F) {
 	f.Add([]byte("data: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\r"), uint64(4))
 	f.Add([]byte("data: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\r\r\n\r"), uint64(6))
 	f.Fuzz(func(t *testing.T, stream []byte, seed uint64) {
-		read := func(split func(int) int) (out []byte, finals []responseObject, cuts int) {
+		read := func(split func(int) int) (out []byte, finals []responseObject, cuts int, seq int64) {
 			r := &responsesStream{src: io.NopCloser(bytes.NewReader(stream)),
 				final: func(o *responseObject) { finals = append(finals, *o) },
 				cut:   func(error) { cuts++ }}
@@ -69,21 +69,23 @@ func FuzzResponsesStreamReadsInAnyPieces(f *testing.F) {
 				}
 			}
 			_ = r.Close()
-			return out, finals, cuts
+			return out, finals, cuts, r.seq
 		}
-		whole, wantFinals, wantCuts := read(func(int) int { return len(stream) + 1 })
+		whole, wantFinals, wantCuts, seq := read(func(int) int { return len(stream) + 1 })
 		x := seed | 1
-		got, finals, cuts := read(func(int) int { // pieces of 1 to 64 bytes
+		got, finals, cuts, _ := read(func(int) int { // pieces of 1 to 64 bytes
 			x ^= x << 13
 			x ^= x >> 7
 			x ^= x << 17
 			return int(x%64) + 1
 		})
 		// Passed on unchanged; a stream without its final event ends with
-		// the cut event, after what ends a line and an event left open.
+		// the cut event, after what ends a line and an event left open
+		// (its sequence number the one read whole gives it: read in
+		// pieces, the stream must end the same).
 		want := stream
 		if len(wantFinals) == 0 {
-			want = append(slices.Clip(stream), cutEnd(stream)...)
+			want = append(slices.Clip(stream), cutEnd(stream, seq)...)
 		}
 		if !bytes.Equal(whole, want) || !bytes.Equal(got, want) {
 			t.Fatalf("read whole %q, in pieces %q; want %q", whole, got, want)
@@ -147,6 +149,27 @@ func TestResponsesStreamReadsEveryLineEnd(t *testing.T) {
 			if cuts != 0 || len(finals) != 1 || finals[0].Usage == nil || finals[0].Usage.InputTokens != 4 || !bytes.Equal(out, stream) {
 				t.Errorf("line end %q, reads of %d: %d cut, finals %+v, passed on %q", end, size, cuts, finals, out)
 			}
+		}
+	}
+}
+
+// TestResponsesCutEventIsNumberedAfterTheStream: the error event that
+// ends a cut stream has the sequence number that follows the last event's
+// (the Vercel AI SDK takes an error event without one for a malformed
+// event), 0 after a stream whose events have none.
+func TestResponsesCutEventIsNumberedAfterTheStream(t *testing.T) {
+	for stream, want := range map[string]string{
+		"data: {\"type\":\"response.created\",\"sequence_number\":0}\n\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":7,\"delta\":\"hi\"}\n\n": `"sequence_number":8,"code":"stream_cut"`,
+		"data: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n":                                                                                      `"sequence_number":0,"code":"stream_cut"`,
+		"data: {\"type\":\"response.created\",\"sequence_number\":3}\n\ndata: {\"type\":\"response.in_progress\",\"sequence_number\":-9}\n\n":                       `"sequence_number":4,"code":"stream_cut"`,
+	} {
+		r := &responsesStream{src: io.NopCloser(strings.NewReader(stream)), final: func(*responseObject) {}, cut: func(error) {}}
+		out, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tail := strings.TrimPrefix(string(out), stream); !strings.HasPrefix(tail, "event: error\ndata: {\"type\":\"error\","+want) {
+			t.Errorf("after %q the stream ended with %q, want its error event with %s", stream, tail, want)
 		}
 	}
 }
