@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -281,3 +282,12 @@ func (e *writeError) Error() string {
 }
 
 func (e *writeError) Unwrap() error { return e.err }
+
+// clientGone reports whether the client ended its request, whose
+// context (as the handler got it, before any timeout of the gateway's)
+// is ctx: its connection closed (net/http then cancels the request's
+// context) or, in process, its caller's context ended — not the
+// gateway's own shutdown, which ends every request's context.
+func (s *Server) clientGone(ctx context.Context) bool {
+	return ctx.Err() != nil && s.baseCtx.Err() == nil
+}

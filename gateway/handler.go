@@ -454,9 +454,17 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
 	n, err := copyFlush(w, rc, resp.Body, sse)
-	if wf := writeFailure(w); err != nil && (isWriteFailure(err) || wf != nil) {
-		if wf != nil {
+	if wf := writeFailure(w); err != nil && (isWriteFailure(err) || wf != nil || s.clientGone(r.Context())) {
+		msg := "tokenwise/gateway: answer cut: the client did not read it"
+		switch {
+		case wf != nil:
 			err = &writeError{wf}
+		case !isWriteFailure(err):
+			// The client closed its connection (or, in process, its
+			// context ended) between two writes: the chain's read failed
+			// with its context's end, which is no failure of the
+			// upstream's. No error event: there is no one to read it.
+			msg = "tokenwise/gateway: answer cut: the client went away"
 		}
 		// The client stopped taking the answer in (the write timed out)
 		// or went away: net/http cancelled the request's context, which
@@ -464,7 +472,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		// as the body's Close (deferred) returns. Nothing more can be
 		// written.
 		s.metrics.request("client_gone")
-		log(slog.LevelWarn, "tokenwise/gateway: answer cut: the client did not read it", "status", resp.StatusCode, "stream", sse,
+		log(slog.LevelWarn, msg, "status", resp.StatusCode, "stream", sse,
 			"err", redact.Mask(err.Error(), s.secrets...), "bytes", n, "ms", since(start))
 		return
 	}
@@ -768,6 +776,7 @@ func modelPath(p string) (string, bool) {
 // model call or a model's retrieval: the upstream that serves the model),
 // with the upstream's key instead of the virtual key.
 func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry) {
+	client := r.Context() // the client's: its end is the client's going away
 	if r.Method == http.MethodPost && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/chat/completions") {
 		s.chat(w, r, k) // e.g. /v1/chat/completions/ with a trailing slash
 		return
@@ -1168,6 +1177,8 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			outcome, why := "upstream_error", "the answer's read failed"
 			if err := writeFailure(w); err != nil {
 				outcome, why = "client_gone", (&writeError{err}).Error()
+			} else if s.clientGone(client) {
+				outcome, why = "client_gone", "the client went away"
 			}
 			s.metrics.request(outcome)
 			s.logger.Warn("tokenwise/gateway: passed-through answer cut", "team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
@@ -1195,6 +1206,16 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		s.metrics.request("client_gone")
 		s.logger.Warn("tokenwise/gateway: passed-through answer cut: the client did not read it", append([]any{"team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
 			"method", r.Method, "path", r.URL.Path, "err", redact.Mask((&writeError{err}).Error(), s.secrets...), "ms", since(start)}, where...)...)
+		return
+	}
+	if s.clientGone(client) {
+		// The client closed its connection (or, in process, its context
+		// ended) before the answer's end: the call ended with it (a
+		// stream is settled as cut, charged what it streamed), no
+		// success and no failure of the upstream's.
+		s.metrics.request("client_gone")
+		s.logger.Warn("tokenwise/gateway: passed-through answer cut: the client went away", append([]any{"team", k.team, "key", k.name, "run_id", runID, "call_id", callID,
+			"method", r.Method, "path", r.URL.Path, "err", redact.Mask(context.Cause(client).Error(), s.secrets...), "ms", since(start)}, where...)...)
 		return
 	}
 	if c := bound.cause(); c != nil {
