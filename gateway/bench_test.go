@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/gateway"
 )
 
@@ -597,5 +598,53 @@ func BenchmarkInProcessAddedLatency(b *testing.B) {
 		b.ReportMetric(float64((cpu[1]/n - cpu[0]/n).Microseconds()), "added-cpu-µs/req")
 		b.Logf("%d req/s, %d rounds of %v each side: direct p50 %v p99 %v; in process p50 %v p99 %v; added p50 %v p99 %v; CPU per request (the process: generator, upstream and, in its rounds, the gateway) direct %v, in process %v",
 			rate, rounds, d, p50[0], p99[0], p50[1], p99[1], p50[1]-p50[0], p99[1]-p99[0], cpu[0]/n, cpu[1]/n)
+	}
+}
+
+// BenchmarkInProcessResponsesStream: a streamed Responses call of 500
+// deltas (113 KB) through the gateway in this process (Server.Transport,
+// the team's budget and the owner record on), from an in-memory upstream,
+// read to its end. Its CPU profile shows what each pass over the stream
+// costs (the first, which settles the call; the owner tap's):
+//
+//	go test -run '^$' -bench InProcessResponsesStream -cpuprofile cpu.out ./gateway
+func BenchmarkInProcessResponsesStream(b *testing.B) {
+	b.Setenv(upstreamEnv, upstreamKey)
+	stream := gateway.BenchResponsesStream(500)
+	up := openaitest.NewTransport(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = w.Write(stream)
+	}))
+	cfg, err := gateway.LoadConfig(writeFiles(b, "http://upstream.invalid/v1", defaultPolicies, ""))
+	if err != nil {
+		b.Fatal(err)
+	}
+	gw, err := gateway.New(cfg, gateway.WithBaseTransport(up), gateway.WithPolicyWatch(false),
+		gateway.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer gw.Close()
+	client := &http.Client{Transport: gw.Transport()}
+	body := `{"model":"gpt-4o-mini","stream":true,"input":"Tell me a story.","max_output_tokens":1000}`
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		req, err := http.NewRequest(http.MethodPost, "http://tokenwise.invalid/v1/responses", strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+devopsKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || n != int64(len(stream)) {
+			b.Fatalf("status %d, read %d of %d bytes: %v", resp.StatusCode, n, len(stream), err)
+		}
 	}
 }

@@ -1010,13 +1010,19 @@ type responsesStream struct {
 	// finalRaw, when set, gets the response of any final event that has
 	// one (the cascade checks it).
 	finalRaw func(response []byte)
-	feeItems bool      // keep the items done (the request has hosted tools with fees)
-	items    []feeItem // the stream's items done, for a final event without output
-	line     []byte    // the current line, up to maxResponsesEvent
-	long     bool      // the current line is longer: not kept
-	open     bool      // a line of an event not yet ended by a blank line was read
-	partial  bool      // the stream has a line begun and not ended
-	cr       bool      // the last line ended with a CR: an LF next is the same line end
+	// owner, when set, gets the id of each response the stream's events
+	// carry (once for a run of events of the same id), before the
+	// client reads the event: the owner record's, read in this one pass
+	// (recordOwner).
+	owner     func(id string)
+	lastOwner string
+	feeItems  bool      // keep the items done (the request has hosted tools with fees)
+	items     []feeItem // the stream's items done, for a final event without output
+	line      []byte    // the current line, up to maxResponsesEvent
+	long      bool      // the current line is longer: not kept
+	open      bool      // a line of an event not yet ended by a blank line was read
+	partial   bool      // the stream has a line begun and not ended
+	cr        bool      // the last line ended with a CR: an LF next is the same line end
 	// lines counts the data lines of the current event (negative: its
 	// first was read whole); joined is its data of several lines, joined
 	// with line breaks, read at the event's end.
@@ -1205,6 +1211,16 @@ func (r *responsesStream) data(data []byte) bool {
 	if ev.Seq != nil && *ev.Seq >= r.seq && *ev.Seq < math.MaxInt64 {
 		r.seq = *ev.Seq + 1
 	}
+	final := ev.Type == "response.completed" || ev.Type == "response.incomplete" || ev.Type == "response.failed"
+	if r.owner != nil && !final && present(ev.Response) {
+		// (A final event's id is read with its response, below.)
+		var o struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(ev.Response, &o) == nil {
+			r.ownedBy(o.ID)
+		}
+	}
 	if r.count != nil && strings.HasSuffix(ev.Type, ".delta") && ev.Type != "response.audio.delta" {
 		// Text the model produced (an output text's, a refusal's, a
 		// tool call's arguments, a reasoning summary's); not audio's
@@ -1230,6 +1246,7 @@ func (r *responsesStream) data(data []byte) bool {
 			// decode is.
 			o = responseObject{}
 		}
+		r.ownedBy(o.ID)
 		if !present(o.Output) && len(r.items) > 0 {
 			// A final event that leaves out the output its events
 			// carried: the items done are the output (their fees).
@@ -1250,6 +1267,15 @@ func (r *responsesStream) data(data []byte) bool {
 		}
 	}
 	return true
+}
+
+// ownedBy passes the response id of an event to owner.
+func (r *responsesStream) ownedBy(id string) {
+	if r.owner == nil || id == "" || id == r.lastOwner {
+		return
+	}
+	r.lastOwner = id
+	r.owner(id)
 }
 
 // finish settles a stream that ended without its final event at what

@@ -198,6 +198,14 @@ func (s *Server) recordOwner(team string, next func(*http.Response) error) func(
 		ctx := resp.Request.Context()
 		rec := func(id string) { s.owners.record(ctx, s.logger, team, id) }
 		if isEventStream(resp) {
+			if rs, ok := resp.Body.(*responsesStream); ok && rs.owner == nil {
+				// The stream the call is settled from reads the ids in
+				// its one pass over the events (a tap over it, a second
+				// pass, cost a tenth of the call's CPU:
+				// BenchmarkInProcessResponsesStream).
+				rs.owner = rec
+				return nil
+			}
 			resp.Body = &ownerTap{src: resp.Body, record: rec}
 			return nil
 		}
