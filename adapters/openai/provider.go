@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -650,6 +651,9 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 		tmpl     chunkTemplate
 		done     bool
 		readErr  error
+		// carried: a chunk carried something (a choice's delta member
+		// other than its role, logprobs, a finish reason, usage).
+		carried bool
 	)
 	// A byte order mark before the first line (.NET's StreamWriter with
 	// Encoding.UTF8 writes one) is not part of it, as the SSE spec says.
@@ -755,6 +759,14 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 			haveMeta = meta.id != "" && meta.model != "" && meta.created != 0
 		}
 		acc.Add(c)
+		if !carried && c.Content == "" && c.Reasoning == "" && c.Refusal == "" && len(c.ToolCalls) == 0 && c.FinishReason == "" && c.Usage == nil {
+			// A chunk the accumulator reads nothing of may still carry a
+			// member it does not model: an audio part, a legacy
+			// function_call, logprobs, another choice's text.
+			carried = chunkCarries(data)
+		} else {
+			carried = true
+		}
 		if keep && merged.mergeErr == nil {
 			merged.size += len(data)
 			if pc.ok {
@@ -809,7 +821,7 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 		return partial(), p.fail(middleware.ErrMalformed, req, "stream has no chunks", nil)
 	}
 	resp := partial()
-	if carriesNothing(resp) {
+	if !carried && carriesNothing(resp) {
 		// Chunks of no choices or empty deltas, then [DONE]: no text, tool
 		// call, finish reason or usage. It is no answer, as a whole body
 		// without choices is none (the answer the provider produced, and
@@ -826,6 +838,61 @@ func (p *Provider) readStreamOf(ctx context.Context, req *middleware.Request, bo
 // errEmptyStream is what is wrong with a stream whose chunks carried
 // nothing (carriesNothing).
 var errEmptyStream = errors.New("the stream's chunks carried no answer")
+
+// chunkCarries reports whether data, a chunk's JSON, carries anything of
+// an answer: a choice whose delta has a member other than its role whose
+// value is not empty ("", null, [] or {}), a choice's logprobs or finish
+// reason, or usage.
+func chunkCarries(data []byte) bool {
+	var c struct {
+		Choices []struct {
+			Delta        map[string]json.RawMessage `json:"delta"`
+			Logprobs     json.RawMessage            `json:"logprobs"`
+			FinishReason json.RawMessage            `json:"finish_reason"`
+		} `json:"choices"`
+		Usage json.RawMessage `json:"usage"`
+	}
+	if json.Unmarshal(data, &c) != nil {
+		return false
+	}
+	for _, ch := range c.Choices {
+		if !emptyJSON(ch.Logprobs) || !emptyJSON(ch.FinishReason) {
+			return true
+		}
+		for k, v := range ch.Delta {
+			if k != "role" && !emptyJSON(v) {
+				return true
+			}
+		}
+	}
+	return !emptyJSON(c.Usage)
+}
+
+// emptyJSON reports whether v is absent or an empty value: null, "", [] or
+// {} (with any white space).
+func emptyJSON(v json.RawMessage) bool {
+	v = bytes.TrimSpace(v)
+	switch len(v) {
+	case 0:
+		return true
+	case 2:
+		return string(v) == `""` || string(v) == "[]" || string(v) == "{}"
+	}
+	if string(v) == "null" {
+		return true
+	}
+	if v[0] == '[' || v[0] == '{' {
+		var inner []json.RawMessage
+		if json.Unmarshal(v, &inner) == nil {
+			return len(inner) == 0
+		}
+		var m map[string]json.RawMessage
+		if json.Unmarshal(v, &m) == nil {
+			return len(m) == 0
+		}
+	}
+	return false
+}
 
 // carriesNothing reports whether resp, a stream's answer, got nothing from
 // its chunks: no content, reasoning, refusal, tool or function call, part
