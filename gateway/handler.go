@@ -410,7 +410,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		store.ReadCloser = rc
 		out = up.newChat(ctx, store)
 	} else {
-		store.found = bytes.Contains(read, storeName)
+		store.found = namesStore(read)
 		var err error
 		if out, err = http.NewRequestWithContext(ctx, http.MethodPost, up.chat, body); err != nil {
 			classify(err, s.secrets...).write(w)

@@ -390,14 +390,18 @@ func (l *ownedList) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // storeScan passes a chat completion's request body on, noting whether it
 // names "store" (a stored chat completion, whose id the gateway records as
-// its team's; a "store": false only costs a record).
+// its team's; a "store": false only costs a record). The name is found as
+// JSON may write it: any of its letters may be a \u escape ("st\u006fre"),
+// which OpenAI's parser reads as store.
 type storeScan struct {
 	io.ReadCloser
 	tail  []byte // the last bytes read, for a name split between reads
 	found bool
 }
 
-var storeName = []byte(`"store"`)
+// maxStoreName is the longest JSON string that reads store: each letter
+// escaped, "\u0073\u0074\u006f\u0072\u0065".
+const maxStoreName = 2 + 5*6
 
 func (s *storeScan) Read(p []byte) (int, error) {
 	n, err := s.ReadCloser.Read(p)
@@ -408,15 +412,52 @@ func (s *storeScan) Read(p []byte) (int, error) {
 }
 
 func (s *storeScan) scan(b []byte) {
-	t := append(s.tail, b[:min(len(b), len(storeName))]...)
-	if bytes.Contains(t, storeName) || bytes.Contains(b, storeName) {
+	t := append(s.tail, b[:min(len(b), maxStoreName)]...)
+	if namesStore(t) || namesStore(b) {
 		s.found = true
 		return
 	}
-	if len(b) < len(storeName) {
+	if len(b) < maxStoreName {
 		b = t
 	}
-	s.tail = append(s.tail[:0], b[max(0, len(b)-len(storeName)+1):]...)
+	s.tail = append(s.tail[:0], b[max(0, len(b)-maxStoreName+1):]...)
+}
+
+// namesStore reports whether b holds the JSON string "store", its letters
+// written as they are or as \u escapes.
+func namesStore(b []byte) bool {
+	for i := bytes.IndexByte(b, '"'); i >= 0; {
+		if jsonStringIs(b[i+1:], "store") {
+			return true
+		}
+		j := bytes.IndexByte(b[i+1:], '"')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// jsonStringIs reports whether b starts with the rest of a JSON string
+// (after its opening quote) that reads word (ASCII), then its closing
+// quote.
+func jsonStringIs(b []byte, word string) bool {
+	for k := 0; k < len(word); k++ {
+		switch {
+		case len(b) > 0 && b[0] == word[k]:
+			b = b[1:]
+		case len(b) >= 6 && b[0] == '\\' && b[1] == 'u':
+			v, err := strconv.ParseUint(string(b[2:6]), 16, 16)
+			if err != nil || v != uint64(word[k]) {
+				return false
+			}
+			b = b[6:]
+		default:
+			return false
+		}
+	}
+	return len(b) > 0 && b[0] == '"'
 }
 
 // recordStoredChat records as team's the chat completion resp answers a

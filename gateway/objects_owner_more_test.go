@@ -1,0 +1,71 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+)
+
+// TestGatewayKeepsAStoredChatCompletionOfAnyWrittenStoreToItsTeam: a chat
+// call's body that says store true in any way JSON allows — spaces around
+// the colon, the name written with \u escapes ("st\u006fre"), a repeated
+// member — stores the completion upstream (the scripted upstream decodes
+// the body as OpenAI's JSON parser does), so the completion is its team's:
+// another team's retrieval is the 404, without the upstream. Before, the
+// gateway looked for the bytes "store" only: the escaped name's completion
+// was no team's, and payments read devops' stored completion.
+func TestGatewayKeepsAStoredChatCompletionOfAnyWrittenStoreToItsTeam(t *testing.T) {
+	up := newObjectStore()
+	hs := httptest.NewServer(up)
+	defer hs.Close()
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, hs.URL+"/v1", isolatedPolicies, ""))
+	pay := newObjectAPI(t, e.url, paymentsKey, "payments")
+	for _, store := range []string{`"store" : true`, `"st\u006fre":true`, `"\u0073\u0074\u006f\u0072\u0065":true`, `"store":false,"stor\u0065":true`} {
+		for _, stream := range []bool{false, true} {
+			body := `{"model":"gpt-4o-mini",` + store + `,"messages":[{"role":"user","content":"devops: secret"}]`
+			if stream {
+				body += `,"stream":true`
+			}
+			body += "}"
+			req, _ := http.NewRequest(http.MethodPost, e.url+"/v1/chat/completions", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+devopsKey)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var id string
+			if stream {
+				_, rest, _ := strings.Cut(string(b), `"id":"`)
+				id, _, _ = strings.Cut(rest, `"`)
+			} else {
+				var c struct {
+					ID string `json:"id"`
+				}
+				_ = json.Unmarshal(b, &c)
+				id = c.ID
+			}
+			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(id, "chatcmpl-") || strings.Contains(id, "unstored") {
+				t.Fatalf("%s (stream %v): %d %s, want a stored completion", store, stream, resp.StatusCode, b)
+			}
+			before := up.uses()
+			var out json.RawMessage
+			err = pay.c.Get(context.Background(), "chat/completions/"+id, nil, &out)
+			var ae *openai.Error
+			if !errors.As(err, &ae) || ae.StatusCode != http.StatusNotFound || up.uses() != before {
+				t.Errorf("%s (stream %v): payments' retrieval of devops' stored completion %s: %s %v (%d upstream uses), want the 404 without the upstream",
+					store, stream, id, out, err, up.uses()-before)
+			}
+		}
+	}
+}
