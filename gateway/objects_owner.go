@@ -270,6 +270,10 @@ type listPage struct {
 // the team's objects found so far are answered, has_more true.
 const maxListPages = 1000
 
+// upstreamPage is the size of the upstream's pages an owned family's list
+// asks for: the largest OpenAI's lists answer but for files (10,000).
+const upstreamPage = 100
+
 // defaultListLimit is the limit of a list request that gives none: OpenAI's
 // default but for files (10,000, their maximum).
 const defaultListLimit = 20
@@ -282,6 +286,14 @@ func (l *ownedList) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if n, err := strconv.Atoi(q.Get("limit")); err == nil && n > 0 {
 		limit = n
+	}
+	if n, err := strconv.Atoi(q.Get("limit")); !q.Has("limit") && limit < upstreamPage || err == nil && n > 0 && n < upstreamPage {
+		// The upstream's pages are read at their largest, whatever the
+		// client's page: the team's objects may be few among many
+		// others', each page a round trip. (A limit the upstream refuses
+		// is its to answer; files' absent limit is their largest page
+		// already.)
+		q.Set("limit", strconv.Itoa(max(upstreamPage, limit)))
 	}
 	cursor := "after"
 	if q.Has("before") && !q.Has("after") {

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
@@ -66,6 +68,50 @@ func TestGatewayKeepsAStoredChatCompletionOfAnyWrittenStoreToItsTeam(t *testing.
 				t.Errorf("%s (stream %v): payments' retrieval of devops' stored completion %s: %s %v (%d upstream uses), want the 404 without the upstream",
 					store, stream, id, out, err, up.uses()-before)
 			}
+		}
+	}
+}
+
+// TestGatewayListOfFewOwnObjectsAsksTheUpstreamFewPages: a team whose one
+// batch comes after 250 it did not make lists its batches a page of one
+// at a time: the gateway reads the upstream's pages 100 objects at a
+// time (its largest), not the client's page size, so the list costs 3
+// upstream requests, not 251 (one per object, each a round trip, for a
+// page of one batch).
+func TestGatewayListOfFewOwnObjectsAsksTheUpstreamFewPages(t *testing.T) {
+	up := newObjectStore()
+	var mu sync.Mutex
+	lists := 0
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/v1/batches" {
+			mu.Lock()
+			lists++
+			mu.Unlock()
+		}
+		up.ServeHTTP(w, r)
+	}))
+	defer hs.Close()
+	up.mu.Lock()
+	for range 250 {
+		up.add(2, "") // made outside the gateway: no team's
+	}
+	up.mu.Unlock()
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, hs.URL+"/v1", isolatedPolicies, ""))
+	dev := newObjectAPI(t, e.url, devopsKey, "devops")
+	mine := dev.create(2)
+	for _, limit := range []int{1, 5, 0} {
+		mu.Lock()
+		lists = 0
+		mu.Unlock()
+		if got := dev.list(2, limit, false); !slices.Equal(got, []string{mine}) {
+			t.Errorf("limit %d: devops lists %v, want [%s]", limit, got, mine)
+		}
+		mu.Lock()
+		n := lists
+		mu.Unlock()
+		if n > 3 {
+			t.Errorf("limit %d: a list of one batch among 251 asked the upstream %d pages, want at most 3", limit, n)
 		}
 	}
 }
