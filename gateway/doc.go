@@ -55,7 +55,8 @@
 // (files, uploads, batches, vector stores, conversations, stored chat
 // completions, containers, fine-tuning jobs, evals, assistants, threads)
 // are kept to the team whose POST made them in the same way
-// (objects_owner.go), and a family's list is filtered to the caller's
+// (objects_owner.go), their record without expiry (they live upstream
+// until deleted; a deletion through the gateway drops it), and a family's list is filtered to the caller's
 // team's own objects, paged from the upstream's pages; a Responses call's
 // conversation is checked as its previous_response_id is. Another object
 // named inside a request's body (a file_id given to a vector store) is

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -99,6 +98,9 @@ type ownedRequest struct {
 	create bool
 	list   bool
 	id     string
+	// whole: the request is for the object itself (/files/{id}), not
+	// what is under it.
+	whole bool
 }
 
 // ownedPath classifies r: ok false when its path is no owned family's.
@@ -109,7 +111,7 @@ func ownedPath(r *http.Request) (ownedRequest, bool) {
 		if !ok || rest != "" && rest[0] != '/' {
 			continue
 		}
-		id, _, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+		id, sub, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
 		switch {
 		case id == "" && r.Method == http.MethodPost:
 			return ownedRequest{fam: f, create: true}, true
@@ -120,7 +122,7 @@ func ownedPath(r *http.Request) (ownedRequest, bool) {
 			// a run, names the thread (also).
 			return ownedRequest{fam: f, create: r.Method == http.MethodPost}, true
 		}
-		return ownedRequest{fam: f, id: id}, id != ""
+		return ownedRequest{fam: f, id: id, whole: sub == ""}, id != ""
 	}
 	return ownedRequest{}, false
 }
@@ -150,7 +152,7 @@ func (o *responseOwners) owns(ctx context.Context, team string, ids []string) ([
 	var ask []int // the ids this replica does not know as team's
 	o.mu.Lock()
 	for i, id := range ids {
-		if e := o.teams[id]; e != nil && time.Since(e.at) < responseOwnerTTL && slices.Contains(e.teams, team) {
+		if e := o.teams[id]; e != nil && o.live(e) && slices.Contains(e.teams, team) {
 			mine[i] = true
 		} else if id != "" {
 			ask = append(ask, i)
@@ -217,6 +219,11 @@ func (s *Server) recordObjects(team string, or ownedRequest, next func(*http.Res
 	return func(resp *http.Response) error {
 		if err := next(resp); err != nil {
 			return err
+		}
+		if resp.StatusCode/100 == 2 && or.whole && resp.Request.Method == http.MethodDelete {
+			// Deleted upstream: nothing is left to keep to its team.
+			s.objects.forget(resp.Request.Context(), s.logger, or.id)
+			return nil
 		}
 		if resp.StatusCode/100 != 2 || !or.create && len(or.fam.also) == 0 || isEventStream(resp) {
 			return nil

@@ -115,3 +115,28 @@ func TestGatewayListOfFewOwnObjectsAsksTheUpstreamFewPages(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayObjectOwnersInRedisDoNotExpire: with Redis, the record of the
+// team that made a file (which lives upstream until it is deleted) has no
+// expiry — after 30 days it would be no team's and any team's to read —
+// and a file its team deleted is forgotten.
+func TestGatewayObjectOwnersInRedisDoNotExpire(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	up := newObjectStore()
+	hs := httptest.NewServer(up)
+	defer hs.Close()
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, hs.URL+"/v1", isolatedPolicies, "redis: {addr: "+redisAddr()+", prefix: "+prefix+"}\n"))
+	dev := newObjectAPI(t, e.url, devopsKey, "devops")
+	kept, deleted := dev.create(0), dev.create(0)
+	ctx := context.Background()
+	if ttl, err := rdb.TTL(ctx, prefix+":objects:owner:"+kept).Result(); err != nil || ttl != -1 {
+		t.Errorf("the record of devops' file %s expires in %v (%v), want never (-1)", kept, ttl, err)
+	}
+	if err := dev.c.Delete(ctx, "files/"+deleted, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rdb.Exists(ctx, prefix+":objects:owner:"+deleted).Result(); err != nil || n != 0 {
+		t.Errorf("the record of devops' deleted file %s: %d keys (%v), want none", deleted, n, err)
+	}
+}

@@ -52,6 +52,9 @@ type responseOwners struct {
 	order []string // the ids in the order they were first recorded
 	rdb   goredis.UniversalClient
 	key   string // <prefix>:responses:owner:
+	// forever: an id's owners are kept until it is forgotten (an object
+	// that lives upstream until it is deleted), not responseOwnerTTL.
+	forever bool
 }
 
 type ownerEntry struct {
@@ -99,12 +102,34 @@ func (o *responseOwners) record(ctx context.Context, logger *slog.Logger, team, 
 	defer cancel()
 	_, err := o.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.SAdd(ctx, o.key+id, team)
-		p.Expire(ctx, o.key+id, responseOwnerTTL)
+		if !o.forever {
+			p.Expire(ctx, o.key+id, responseOwnerTTL)
+		}
 		return nil
 	})
 	if err != nil {
 		logger.Warn("tokenwise/gateway: the team that created a response could not be shared through Redis: other replicas will not refuse it to other teams",
 			"team", team, "response_id", id, "error", err)
+	}
+}
+
+// live reports whether e, an id's owners, is still kept.
+func (o *responseOwners) live(e *ownerEntry) bool {
+	return o.forever || time.Since(e.at) < responseOwnerTTL
+}
+
+// forget drops the record of id (an object its team deleted upstream).
+func (o *responseOwners) forget(ctx context.Context, logger *slog.Logger, id string) {
+	o.mu.Lock()
+	delete(o.teams, id)
+	o.mu.Unlock()
+	if o.rdb == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), responseOwnerTimeout)
+	defer cancel()
+	if err := o.rdb.Del(ctx, o.key+id).Err(); err != nil {
+		logger.Warn("tokenwise/gateway: the record of a deleted object could not be dropped from Redis", "object_id", id, "error", err)
 	}
 }
 
@@ -115,7 +140,7 @@ func (o *responseOwners) allowed(ctx context.Context, team, id string) (bool, er
 	o.mu.Lock()
 	e := o.teams[id]
 	var teams []string
-	if e != nil && time.Since(e.at) < responseOwnerTTL {
+	if e != nil && o.live(e) {
 		teams = slices.Clone(e.teams)
 	}
 	o.mu.Unlock()

@@ -344,6 +344,7 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 	}
 	s.runs = newRunTable(maxRuns, runIdle, runStore)
 	s.background.ttl = runIdle
+	s.objects.forever = true // a file, a vector store… lives until it is deleted
 	if s.rdb != nil {
 		s.background.done = &backgroundDone{rdb: s.rdb, prefix: prefix, ttl: runIdle + time.Minute}
 		s.owners.rdb, s.owners.key = s.rdb, prefix+":responses:owner:"
