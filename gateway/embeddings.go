@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenwise/tokenwise/llmwrap"
@@ -211,6 +212,28 @@ type passLimits struct {
 	hedged   middleware.Handler
 	observer middleware.Observer
 	err      *apiError
+
+	// answers memoizes pol.AnswerModels (a scan of the whole catalog) by
+	// model name, for at most maxAnswerNames names (a request's model is
+	// the caller's to name).
+	answers  sync.Map // string -> []string
+	answersN atomic.Int64
+}
+
+// maxAnswerNames bounds the model names a passLimits memoizes the answer
+// models of.
+const maxAnswerNames = 4096
+
+// answerModels is pl.pol.AnswerModels(model), memoized.
+func (pl *passLimits) answerModels(model string) []string {
+	if v, ok := pl.answers.Load(model); ok {
+		return v.([]string)
+	}
+	out := pl.pol.AnswerModels(model)
+	if pl.answersN.Add(1) <= maxAnswerNames {
+		pl.answers.Store(strings.Clone(model), out)
+	}
+	return out
 }
 
 // passLimitsOf returns team's passLimits under its current policy.
@@ -263,7 +286,7 @@ func (h *passHold) reserve(ctx context.Context, b *budget.Budget) error {
 // It is what a call is reserved, and charged when its usage is not read.
 func (pl *passLimits) embeddingsCost(model string, n int64) int64 {
 	pico, _ := pl.embeddingsPico(model, n)
-	for _, m := range pl.pol.AnswerModels(model) {
+	for _, m := range pl.answerModels(model) {
 		p, _ := pl.embeddingsPico(m, n)
 		pico = max(pico, p)
 	}

@@ -484,7 +484,7 @@ func (s *Server) holdResponses(ctx context.Context, pl *passLimits, team string,
 		// which the provider may name in its answer (an Azure deployment
 		// of gpt-4o-2024-05-13 answers calls for gpt-4o as it).
 		cost := spec.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: tier}).Add(reservedFees(spec, req))
-		for _, m := range pl.pol.AnswerModels(req.Model) {
+		for _, m := range pl.answerModels(req.Model) {
 			ms, _ := pl.pol.Model(m)
 			cost = max(cost, ms.Cost(policies.TokenCounts{Input: in, Output: out, ServiceTier: tier}).Add(reservedFees(ms, req)))
 		}
