@@ -646,6 +646,18 @@ func unpolicedPath(path string) bool {
 	return false
 }
 
+// assistantOrThread reports whether path (after /v1, without a trailing
+// slash) is that of the assistants or the threads, or of one of them:
+// what a POST makes or changes.
+func assistantOrThread(path string) bool {
+	for _, f := range []string{"/assistants", "/threads"} {
+		if rest, ok := strings.CutPrefix(path, f); ok && (rest == "" || rest[0] == '/' && !strings.Contains(rest[1:], "/") && rest != "/runs") {
+			return true
+		}
+	}
+	return false
+}
+
 // inFamily reports whether path is e, or under it when e ends in "/".
 func inFamily(path, e string) bool {
 	return path == strings.TrimSuffix(e, "/") || strings.HasSuffix(e, "/") && strings.HasPrefix(path, e)
@@ -670,10 +682,22 @@ func (s *Server) unpoliced(r *http.Request, team string) *apiError {
 	if upgrade && !billable {
 		billable = unpolicedPath(path) || slices.ContainsFunc(modelCallPaths, func(e string) bool { return inFamily(path, e) })
 	}
-	if !billable {
-		return nil
+	budgeted := func() bool { pl := s.passLimitsOf(team); return pl.err == nil && pl.budget != nil }
+	if !billable && r.Method == http.MethodPost && !upgrade && assistantOrThread(path) && budgeted() {
+		// An assistant or a thread made or changed with
+		// tool_resources.file_search.vector_stores makes those vector
+		// stores, billed as POST /vector_stores (vector_store_ids names
+		// ones that exist). The body is read for the name (up to
+		// maxBody) and passed on whole.
+		b, err := io.ReadAll(io.LimitReader(r.Body, s.maxBody()+1))
+		rest := io.Reader(r.Body)
+		if err != nil {
+			rest = errReader{err}
+		}
+		r.Body = readCloser{io.MultiReader(bytes.NewReader(b), rest), r.Body}
+		billable = namesString(b, "vector_stores")
 	}
-	if pl := s.passLimitsOf(team); pl.err != nil || pl.budget == nil {
+	if !billable || !budgeted() {
 		return nil
 	}
 	what := r.Method + " " + r.URL.Path

@@ -444,9 +444,13 @@ func (s *storeScan) scan(b []byte) {
 
 // namesStore reports whether b holds the JSON string "store", its letters
 // written as they are or as \u escapes.
-func namesStore(b []byte) bool {
+func namesStore(b []byte) bool { return namesString(b, "store") }
+
+// namesString reports whether b holds the JSON string word (ASCII), its
+// letters written as they are or as \u escapes.
+func namesString(b []byte, word string) bool {
 	for i := bytes.IndexByte(b, '"'); i >= 0; {
-		if jsonStringIs(b[i+1:], "store") {
+		if jsonStringIs(b[i+1:], word) {
 			return true
 		}
 		j := bytes.IndexByte(b[i+1:], '"')

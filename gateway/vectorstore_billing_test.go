@@ -2,9 +2,11 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
@@ -89,5 +91,57 @@ func TestGatewayRefusesVectorStoreStorageOfABudget(t *testing.T) {
 			t.Errorf("devops deletes a vector store: %v", err)
 		}
 		hs.Close()
+	}
+}
+
+// TestGatewayRefusesVectorStoresMadeByAnAssistantOrThreadOfABudget: an
+// assistant or a thread made or changed with
+// tool_resources.file_search.vector_stores makes those vector stores,
+// whose storage is billed by the GB-day on the upstream's key, as POST
+// /v1/vector_stores does: a team with a budget gets the 403
+// unpoliced_endpoint before the upstream; naming vector stores that exist
+// (vector_store_ids), or none, passes; a team without a budget passes.
+// Before, all four requests that made vector stores reached the upstream.
+func TestGatewayRefusesVectorStoresMadeByAnAssistantOrThreadOfABudget(t *testing.T) {
+	pols := map[string]string{"default.yaml": "version: 1\nname: default\n",
+		"devops.yaml":   "version: 1\nname: devops\nbudget:\n  team: {period: monthly, max_usd: 1}\n",
+		"payments.yaml": "version: 1\nname: payments\n"}
+	up := newObjectStore()
+	hs := httptest.NewServer(up)
+	defer hs.Close()
+	t.Setenv(upstreamEnv, upstreamKey)
+	e := serveFile(t, writeFiles(t, hs.URL+"/v1", pols, ""))
+	ctx := context.Background()
+	dev, pay := ownerClient(e.url, devopsKey), ownerClient(e.url, paymentsKey)
+	makes := map[string]any{"model": "gpt-4o-mini", "tool_resources": map[string]any{"file_search": map[string]any{
+		"vector_stores": []any{map[string]any{"file_ids": []string{"file-1"}}}}}}
+	names := map[string]any{"model": "gpt-4o-mini", "tool_resources": map[string]any{"file_search": map[string]any{
+		"vector_store_ids": []string{"vs_1"}}}}
+	var asst, thread struct {
+		ID string `json:"id"`
+	}
+	if err := dev.Post(ctx, "assistants", names, &asst); err != nil {
+		t.Fatalf("devops makes an assistant of existing vector stores: %v", err)
+	}
+	if err := dev.Post(ctx, "threads", map[string]any{}, &thread); err != nil {
+		t.Fatalf("devops makes a thread: %v", err)
+	}
+	before := up.uses()
+	for _, path := range []string{"assistants", "assistants/" + asst.ID, "threads", "threads/" + thread.ID} {
+		var out json.RawMessage
+		err := dev.Post(ctx, path, makes, &out)
+		var ae *openai.Error
+		if !errors.As(err, &ae) || ae.StatusCode != http.StatusForbidden || ae.Code != "unpoliced_endpoint" {
+			t.Errorf("devops, with a budget, POST /v1/%s making a vector store: %s %v, want the 403 unpoliced_endpoint", path, out, err)
+		}
+		if err := pay.Post(ctx, strings.Split(path, "/")[0], makes, &out); err != nil {
+			t.Errorf("payments, without a budget, POST /v1/%s making a vector store: %v", path, err)
+		}
+	}
+	if n := up.uses(); n != before {
+		t.Errorf("the upstream got %d of devops' refused requests", n-before)
+	}
+	if err := dev.Post(ctx, "assistants/"+asst.ID, names, &asst); err != nil {
+		t.Errorf("devops changes its assistant to existing vector stores: %v", err)
 	}
 }
