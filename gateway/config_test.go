@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tokenwise/tokenwise/gateway"
 	"github.com/tokenwise/tokenwise/policies"
@@ -224,7 +223,8 @@ func TestServeWarnsOfAnUnreachableRedis(t *testing.T) {
 		t.Errorf("/readyz %d with Redis down, want 503", resp.StatusCode)
 	}
 	// The warning is logged beside serving (a silent Redis must not delay
-	// it): wait for it, the timeout a guard against a hang only.
+	// it): wait for it (a gateway that never warns hangs the test until
+	// go test's -timeout, which names this test).
 	warned := func() bool {
 		for line := range strings.Lines(logs.String()) {
 			var rec struct{ Level, Msg, Addr string }
@@ -235,11 +235,7 @@ func TestServeWarnsOfAnUnreachableRedis(t *testing.T) {
 		return false
 	}
 	for !warned() {
-		select {
-		case <-logs.wrote:
-		case <-time.After(20 * time.Second):
-			t.Fatalf("no WARN naming Redis at %s:\n%s", dead, logs.String())
-		}
+		<-logs.wrote
 	}
 	if err := srv.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
