@@ -28,9 +28,13 @@ import (
 // This file is the one place that maps a policy to the layers' configs:
 // each layer package takes its own plain Config and never reads a policy.
 
-// timeoutConfig maps policy.timeouts.
-func timeoutConfig(p *policies.Policy) timeout.Config {
-	t := p.Timeouts
+// timeoutConfig maps policy.timeouts (its limits for a model no
+// timeouts.models entry matches).
+func timeoutConfig(p *policies.Policy) timeout.Config { return limitsConfig(p.Timeouts) }
+
+// limitsConfig maps one set of timeouts (the policy's, or those
+// policies.Timeouts.For resolves for a model).
+func limitsConfig(t policies.Timeouts) timeout.Config {
 	return timeout.Config{Call: t.Call.Duration(), FirstToken: t.FirstToken.Duration(), Idle: t.Idle.Duration(), Total: t.Total.Duration()}
 }
 
@@ -238,12 +242,13 @@ func rateLimitConfig(p *policies.Policy) ratelimit.Config {
 // Config.MinOutputTokens, on_exceed/downgrade_to/warn_at OnExceed,
 // DowngradeTo and WarnAt; its store kind is the layer's business in
 // layer_budget.go; run.max_calls and run.max_wall_time are the run
-// guard's). A reservation lives at least as long as timeouts.call.
+// guard's). A reservation lives at least as long as the longest call
+// timeout (timeouts.call or one of timeouts.models).
 func budgetConfig(p *policies.Policy) budget.Config {
 	b := p.Budget
 	ttl := b.Store.ReservationTTL.Duration()
 	if ttl <= 0 {
-		ttl = max(budget.DefaultReservationTTL, p.Timeouts.Call.Duration())
+		ttl = max(budget.DefaultReservationTTL, p.Timeouts.MaxCall().Duration())
 	}
 	return budget.Config{
 		Name:    p.Name,

@@ -1,15 +1,74 @@
 package llmwrap
 
 import (
+	"context"
+
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
 
+// timeoutLayer bounds each attempt (timeouts.call, first_token, idle) by
+// the limits of the attempt's model: it is the innermost layer, so a
+// call's model there is the one routing, the cascade or a fallback picked.
 func timeoutLayer(p *policies.Policy, _ *options) (middleware.Middleware, error) {
-	t, err := timeout.New(timeoutConfig(p))
+	return perModel(p, (*timeout.Timeout).Middleware)
+}
+
+// perModel builds the middleware pick makes of a timeout layer for the
+// policy's timeouts and one for each timeouts.models entry, and returns
+// the middleware that hands a call to the one of its model (the first
+// entry matching req.Model, else the policy's). It is nil when none sets
+// a limit.
+func perModel(p *policies.Policy, pick func(*timeout.Timeout) middleware.Middleware) (middleware.Middleware, error) {
+	build := func(t policies.Timeouts) (middleware.Middleware, error) {
+		l, err := timeout.New(limitsConfig(t))
+		if err != nil {
+			return nil, err
+		}
+		return pick(l), nil
+	}
+	base, err := build(p.Timeouts)
 	if err != nil {
 		return nil, err
 	}
-	return t.Middleware(), nil
+	entries := p.Timeouts.Models
+	if len(entries) == 0 {
+		return base, nil
+	}
+	mws := make([]middleware.Middleware, len(entries))
+	some := base != nil
+	for i, m := range entries {
+		// The entry's limits over the policy's, as Timeouts.For resolves
+		// a model it matches.
+		if mws[i], err = build(m.Over(p.Timeouts)); err != nil {
+			return nil, err
+		}
+		some = some || mws[i] != nil
+	}
+	if !some {
+		return nil, nil
+	}
+	return func(next middleware.Handler) middleware.Handler {
+		hs := make([]middleware.Handler, len(mws))
+		for i, mw := range mws {
+			hs[i] = wrapOrNext(mw, next)
+		}
+		bh := wrapOrNext(base, next)
+		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			for i, m := range entries {
+				if m.Matches(req.Model) {
+					return hs[i].Handle(ctx, req)
+				}
+			}
+			return bh.Handle(ctx, req)
+		})
+	}, nil
+}
+
+func wrapOrNext(mw middleware.Middleware, next middleware.Handler) middleware.Handler {
+	if mw == nil {
+		return next
+	}
+	return mw(next)
 }

@@ -107,7 +107,17 @@
 //	limits:                       # run guard
 //	  max_calls: 10               # LLM calls per run; 0 = unlimited
 //	  run_timeout: 5m
-//	timeouts: {call: 30s, total: 60s, first_token: 10s, idle: 15s, tool: 30s}  # call: one attempt; total: all
+//	timeouts:
+//	  call: 30s                   # one attempt
+//	  total: 60s                  # the call with all its attempts
+//	  first_token: 10s
+//	  idle: 15s
+//	  tool: 30s
+//	  models:                     # limits of some models: the first entry that matches wins
+//	    - match: ["o3*", "gpt-5*"]  # names or path.Match patterns
+//	      call: 10m               # each attempt of such a model (after routing and fallback)
+//	      total: 10m              # a call that asked for one; omitted: max(total, call)
+//	      first_token: 10m        # omitted limits are the ones above
 //	budget:
 //	  request: {max_input_tokens: 10000, max_output_tokens: 2000}
 //	  run: {max_tokens: 100000, max_usd: 1.00, max_calls: 0, max_wall_time: 0}

@@ -1,5 +1,7 @@
 package policies
 
+import pathpkg "path"
+
 // Version is the only policy schema version this package reads.
 const Version = 1
 
@@ -244,6 +246,93 @@ type Timeouts struct {
 	// Tool bounds one tool call. Zero: none (see also Tools.Timeout, which
 	// takes precedence).
 	Tool Duration `yaml:"tool,omitempty" json:"tool,omitzero"`
+	// Models gives some models limits of their own (a reasoning model
+	// thinks for minutes where gpt-4o answers in seconds). The first entry
+	// whose match names a model sets its limits; a limit the entry leaves
+	// at zero is the one above (see Timeouts.For). Call, first_token and
+	// idle are those of each attempt's model (after routing and
+	// fallback); total is the one of the model the caller asked for.
+	// Empty: every model gets the limits above.
+	Models []ModelTimeouts `yaml:"models,omitempty" json:"models,omitzero"`
+}
+
+// ModelTimeouts is the limits of the models an entry of timeouts.models
+// matches. A zero limit is the policy's (timeouts.call, ...); a total left
+// at zero is at least the entry's call (max(timeouts.total, call)), as a
+// file that extends a base and raises only call gets its total raised.
+type ModelTimeouts struct {
+	// Match names the models: names or patterns of path.Match ("o3*" for
+	// o3, o3-mini, o3-pro and their dated snapshots), as routing rules'
+	// requested_model. Required.
+	Match []string `yaml:"match,omitempty" json:"match,omitzero"`
+	// Call bounds one attempt of the model. Zero: timeouts.call.
+	Call Duration `yaml:"call,omitempty" json:"call,omitzero"`
+	// Total bounds a call that asked for the model, all its attempts
+	// included. Zero: timeouts.total, raised to Call when shorter.
+	Total Duration `yaml:"total,omitempty" json:"total,omitzero"`
+	// FirstToken bounds the wait for the model's first streamed chunk.
+	// Zero: timeouts.first_token.
+	FirstToken Duration `yaml:"first_token,omitempty" json:"first_token,omitzero"`
+	// Idle bounds the gap between two of the model's streamed chunks.
+	// Zero: timeouts.idle.
+	Idle Duration `yaml:"idle,omitempty" json:"idle,omitzero"`
+}
+
+// Matches reports whether the entry names model.
+func (m ModelTimeouts) Matches(model string) bool {
+	for _, p := range m.Match {
+		if ok, _ := pathpkg.Match(p, model); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// For returns the limits of model: those of the first timeouts.models
+// entry that matches it over the policy's (each limit the entry leaves at
+// zero is the policy's; a total it leaves at zero is raised to its call
+// when shorter), or the policy's when none matches. The result has no
+// Models.
+func (t Timeouts) For(model string) Timeouts {
+	for _, m := range t.Models {
+		if m.Matches(model) {
+			return m.Over(t)
+		}
+	}
+	t.Models = nil
+	return t
+}
+
+// Over returns the entry's limits over t's: each limit the entry leaves at
+// zero is t's, and a total it leaves at zero is raised to its call when
+// shorter. The result has no Models.
+func (m ModelTimeouts) Over(t Timeouts) Timeouts {
+	t.Models = nil
+	if m.Call > 0 {
+		t.Call = m.Call
+	}
+	if m.FirstToken > 0 {
+		t.FirstToken = m.FirstToken
+	}
+	if m.Idle > 0 {
+		t.Idle = m.Idle
+	}
+	if m.Total > 0 {
+		t.Total = m.Total
+	} else if t.Total > 0 && t.Call > t.Total {
+		t.Total = t.Call
+	}
+	return t
+}
+
+// MaxCall returns the longest call limit of any model: timeouts.call or
+// an entry's of timeouts.models, whichever is longer (zero: none set).
+func (t Timeouts) MaxCall() Duration {
+	c := t.Call
+	for _, m := range t.Models {
+		c = max(c, m.Call)
+	}
+	return c
 }
 
 // OnExceed is what happens when a budget would be exceeded.

@@ -94,6 +94,9 @@ var schemaBounds = map[string]map[string]any{
 	"fallback.breaker.failure_ratio":             {"minimum": 0, "maximum": 1},
 	"fallback.hedge.percentile":                  {"minimum": 0, "exclusiveMaximum": 100},
 	"context.window_fraction":                    {"minimum": 0, "maximum": 1},
+	"timeouts.models[]":                          {"required": []string{"match"}},
+	"timeouts.models[].match":                    {"minItems": 1},
+	"timeouts.models[].match[]":                  {"minLength": 1},
 }
 
 // schemaAt returns the schema node at path, or nil.

@@ -288,6 +288,28 @@ func (c *checker) limits() {
 	if total, call := t.Total.Duration(), t.Call.Duration(); total > 0 && call > 0 && total < call {
 		c.add("timeouts.total", "%s is shorter than timeouts.call (%s): the total bounds a call with all its attempts, each of which timeouts.call bounds: raise it, or set it to 0 for none", t.Total, t.Call)
 	}
+	for i, m := range t.Models {
+		path := indexPath("timeouts.models", i)
+		if len(m.Match) == 0 && c.decoded(joinPath(path, "match")) {
+			c.add(joinPath(path, "match"), "is required: the names or path.Match patterns of the models the entry is for")
+		}
+		for j, name := range m.Match {
+			if _, err := pathpkg.Match(name, ""); err != nil || strings.TrimSpace(name) == "" {
+				c.add(indexPath(joinPath(path, "match"), j), "%q is not a model name or a path.Match pattern", clip(name))
+			}
+		}
+		c.nonNegDur(joinPath(path, "call"), m.Call)
+		c.nonNegDur(joinPath(path, "total"), m.Total)
+		c.nonNegDur(joinPath(path, "first_token"), m.FirstToken)
+		c.nonNegDur(joinPath(path, "idle"), m.Idle)
+		if m.Call == 0 && m.Total == 0 && m.FirstToken == 0 && m.Idle == 0 && c.decoded(path) {
+			c.add(path, "sets no limit: add call, total, first_token or idle")
+		}
+		call := cmp.Or(m.Call, t.Call)
+		if total := m.Total.Duration(); total > 0 && call > 0 && total < call.Duration() {
+			c.add(joinPath(path, "total"), "%s is shorter than the entry's call timeout (%s): the total bounds a call with all its attempts: raise it, or leave it out to have it raised to the call timeout", m.Total, call)
+		}
+	}
 }
 
 func (c *checker) budget() {
@@ -352,6 +374,9 @@ func (c *checker) budget() {
 	c.nonNegDur("budget.store.reservation_ttl", s.ReservationTTL)
 	if ttl, call := s.ReservationTTL.Duration(), c.p.Timeouts.Call.Duration(); ttl > 0 && call > 0 && ttl < call {
 		c.add("budget.store.reservation_ttl", "%s is shorter than timeouts.call (%s): a reservation must outlive the call it holds money for", s.ReservationTTL, c.p.Timeouts.Call)
+	} else if longest := c.p.Timeouts.MaxCall(); ttl > 0 && ttl < longest.Duration() {
+		i := slices.IndexFunc(c.p.Timeouts.Models, func(m ModelTimeouts) bool { return m.Call == longest })
+		c.add("budget.store.reservation_ttl", "%s is shorter than timeouts.models[%d].call (%s): a reservation must outlive the call it holds money for", s.ReservationTTL, i, longest)
 	}
 }
 

@@ -1,0 +1,194 @@
+package policies
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A timeouts.models entry with several mistakes is refused with every one
+// of them, each at its field and line.
+func TestTimeoutsModelsProblemsNameTheirLine(t *testing.T) {
+	t.Parallel()
+	src := `version: 1
+timeouts:
+  call: 30s
+  total: 60s
+  models:
+    - match: ["o3*", "o1[", ""]
+      call: -1m
+      first_token: -5s
+    - call: 5m
+      total: 2m
+    - match: [o4-mini]
+    - match: []
+      idle: 1m
+budget:
+  store: {reservation_ttl: 3m}
+`
+	_, err := LoadBytes([]byte(src), "p.yaml")
+	if err == nil {
+		t.Fatal("LoadBytes accepted a policy with bad timeouts.models entries")
+	}
+	want := []struct {
+		path string
+		line int
+		msg  string
+	}{
+		{"timeouts.models[0].match[1]", 6, `"o1[" is not a model name or a path.Match pattern`},
+		{"timeouts.models[0].match[2]", 6, `"" is not a model name or a path.Match pattern`},
+		{"timeouts.models[0].call", 7, "must not be negative, got -1m"},
+		{"timeouts.models[0].first_token", 8, "must not be negative, got -5s"},
+		{"timeouts.models[1].match", 9, "is required"},
+		{"timeouts.models[1].total", 10, "2m is shorter than the entry's call timeout (5m)"},
+		{"timeouts.models[2]", 11, "sets no limit"},
+		{"timeouts.models[3].match", 12, "is required"},
+		{"budget.store.reservation_ttl", 15, "3m is shorter than timeouts.models[1].call (5m)"},
+	}
+	probs := problemsOf(t, err)
+	for _, w := range want {
+		found := false
+		for _, pr := range probs {
+			if pr.Path == w.path && pr.Line == w.line && pr.File == "p.yaml" && strings.Contains(pr.Msg, w.msg) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no problem %s at line %d containing %q; got:\n%v", w.path, w.line, w.msg, err)
+		}
+	}
+	if len(probs) != len(want) {
+		t.Errorf("%d problems, want %d:\n%v", len(probs), len(want), err)
+	}
+}
+
+// An entry of timeouts.models sets the limits of the models it matches,
+// the first matching entry winning; a limit it leaves out is the policy's,
+// and a total it leaves out is raised to its call.
+func TestTimeoutsFor(t *testing.T) {
+	t.Parallel()
+	p, err := LoadBytes([]byte(`version: 1
+timeouts:
+  call: 30s
+  total: 60s
+  first_token: 20s
+  idle: 15s
+  models:
+    - match: [o3-pro]
+      call: 20m
+      total: 30m
+    - match: ["o3*", gpt-5]
+      call: 5m
+      first_token: 4m
+    - match: [o3-mini]
+      call: 1s
+`), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := time.Minute
+	for _, c := range []struct {
+		model                    string
+		call, total, first, idle time.Duration
+	}{
+		{"gpt-4o", 30 * time.Second, 60 * time.Second, 20 * time.Second, 15 * time.Second},
+		{"o3-pro", 20 * m, 30 * m, 20 * time.Second, 15 * time.Second},
+		{"o3", 5 * m, 5 * m, 4 * m, 15 * time.Second},
+		{"o3-mini", 5 * m, 5 * m, 4 * m, 15 * time.Second}, // the first match wins
+		{"gpt-5", 5 * m, 5 * m, 4 * m, 15 * time.Second},
+		{"gpt-5-mini", 30 * time.Second, 60 * time.Second, 20 * time.Second, 15 * time.Second},
+	} {
+		got := p.Timeouts.For(c.model)
+		if got.Call.Duration() != c.call || got.Total.Duration() != c.total || got.FirstToken.Duration() != c.first || got.Idle.Duration() != c.idle || got.Models != nil {
+			t.Errorf("For(%q) = %+v, want call %v total %v first_token %v idle %v", c.model, got, c.call, c.total, c.first, c.idle)
+		}
+	}
+	if got := p.Timeouts.MaxCall().Duration(); got != 20*m {
+		t.Errorf("MaxCall = %v, want 20m", got)
+	}
+}
+
+// The default policy gives every reasoning model of the catalog limits a
+// reasoning call can finish within, and leaves every other chat model of
+// it at 30s a call, 60s in all.
+func TestDefaultTimeoutsOfReasoningModels(t *testing.T) {
+	t.Parallel()
+	p := Default()
+	reasoning := func(name string) bool {
+		for _, pre := range []string{"o1", "o3", "o4", "gpt-5", "claude-opus-4", "claude-opus-5", "claude-sonnet-4", "claude-haiku-4", "claude-3-7-sonnet", "gemini-2.5-pro", "gemini-2.5-flash", "gemini-3"} {
+			if strings.HasPrefix(name, pre) {
+				return true
+			}
+		}
+		return false
+	}
+	n := 0
+	for name := range DefaultCatalog() {
+		got := p.Timeouts.For(name)
+		if reasoning(name) {
+			n++
+			if got.Call.Duration() < 10*time.Minute || got.FirstToken.Duration() < 10*time.Minute || got.Total.Duration() < got.Call.Duration() {
+				t.Errorf("%s: %+v, want at least 10m a call and for its first token", name, got)
+			}
+			continue
+		}
+		if got.Call.Duration() != 30*time.Second || got.Total.Duration() != time.Minute {
+			t.Errorf("%s: %+v, want 30s a call, 60s in all", name, got)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no reasoning model in the catalog")
+	}
+	for _, name := range []string{"deepseek-reasoner", "o3-2025-04-16", "gpt-5.4-mini-2026-01-01"} {
+		if got := p.Timeouts.For(name); got.Call.Duration() < 10*time.Minute {
+			t.Errorf("%s: %+v, want a reasoning model's limits", name, got)
+		}
+	}
+}
+
+// A team file that extends the default inherits its timeouts.models when
+// it writes none (its own call and total apply to the other models), and
+// owns the list when it writes one: lists are replaced, not merged.
+func TestExtendsTimeoutsModels(t *testing.T) {
+	t.Parallel()
+	m := time.Minute
+	for _, c := range []struct {
+		name, team string
+		o3, o1     time.Duration // call of o3 and of o1
+		gpt4o      time.Duration
+	}{
+		{"none written: inherited", "timeouts: {call: 45s}\n", 10 * m, 10 * m, 45 * time.Second},
+		{"own list replaces", "timeouts:\n  models:\n    - match: [\"o3*\"]\n      call: 3m\n", 3 * m, 30 * time.Second, 30 * time.Second},
+		{"null resets", "timeouts: {models: null}\n", 30 * time.Second, 30 * time.Second, 30 * time.Second},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"default.yaml": string(defaultYAML), "ml.yaml": "version: 1\nextends: default.yaml\n" + c.team})
+			set, err := LoadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			to := set.Policy("ml").Timeouts
+			if got := to.For("o3").Call.Duration(); got != c.o3 {
+				t.Errorf("o3 call %v, want %v", got, c.o3)
+			}
+			if got := to.For("o1").Call.Duration(); got != c.o1 {
+				t.Errorf("o1 call %v, want %v", got, c.o1)
+			}
+			if got := to.For("gpt-4o").Call.Duration(); got != c.gpt4o {
+				t.Errorf("gpt-4o call %v, want %v", got, c.gpt4o)
+			}
+		})
+	}
+	// An entry the team file writes wrong is refused at the team file's line.
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"default.yaml": string(defaultYAML),
+		"ml.yaml": "version: 1\nextends: default.yaml\ntimeouts:\n  models:\n    - match: [o3]\n      call: 5m\n      total: 1m\n"})
+	_, err := LoadDir(dir)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), fmt.Sprintf("ml.yaml:%d", 7)) || !strings.Contains(err.Error(), "timeouts.models[0].total") {
+		t.Errorf("err %v, want ml.yaml:7 timeouts.models[0].total refused", err)
+	}
+}
