@@ -2,6 +2,10 @@ package llmwrap
 
 import (
 	"context"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
@@ -49,21 +53,46 @@ func perModel(p *policies.Policy, pick func(*timeout.Timeout) middleware.Middlew
 	if !some {
 		return nil, nil
 	}
+	match := &modelMatch{entries: entries}
 	return func(next middleware.Handler) middleware.Handler {
-		hs := make([]middleware.Handler, len(mws))
+		hs := make([]middleware.Handler, len(mws)+1)
 		for i, mw := range mws {
 			hs[i] = wrapOrNext(mw, next)
 		}
-		bh := wrapOrNext(base, next)
+		hs[len(mws)] = wrapOrNext(base, next)
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
-			for i, m := range entries {
-				if m.Matches(req.Model) {
-					return hs[i].Handle(ctx, req)
-				}
-			}
-			return bh.Handle(ctx, req)
+			return hs[match.index(req.Model)].Handle(ctx, req)
 		})
 	}, nil
+}
+
+// modelMatch finds the timeouts.models entry of a model, remembering up
+// to maxResolved names (a model's patterns, a dozen path.Match calls,
+// would otherwise run twice per call; a gateway's clients naming ever
+// new models cannot grow it past that).
+type modelMatch struct {
+	entries []policies.ModelTimeouts
+	memo    sync.Map // model name -> int
+	n       atomic.Int64
+}
+
+// index returns the index of the first entry matching model, or
+// len(entries) when none does.
+func (m *modelMatch) index(model string) int {
+	if v, ok := m.memo.Load(model); ok {
+		return v.(int)
+	}
+	i := slices.IndexFunc(m.entries, func(e policies.ModelTimeouts) bool { return e.Matches(model) })
+	if i < 0 {
+		i = len(m.entries)
+	}
+	if m.n.Load() < maxResolved {
+		// The name may be a piece of a large request body: keep a copy.
+		if _, loaded := m.memo.LoadOrStore(strings.Clone(model), i); !loaded {
+			m.n.Add(1)
+		}
+	}
+	return i
 }
 
 func wrapOrNext(mw middleware.Middleware, next middleware.Handler) middleware.Handler {
