@@ -3,6 +3,7 @@ package policies
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -190,5 +191,55 @@ func TestExtendsTimeoutsModels(t *testing.T) {
 	_, err := LoadDir(dir)
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), fmt.Sprintf("ml.yaml:%d", 7)) || !strings.Contains(err.Error(), "timeouts.models[0].total") {
 		t.Errorf("err %v, want ml.yaml:7 timeouts.models[0].total refused", err)
+	}
+}
+
+// For every valid policy, the limits For resolves for any model keep the
+// invariant Validate holds for the policy's own: a total, when set, is no
+// shorter than the call it bounds; and each limit is the matching entry's
+// when it sets one, else the policy's.
+func TestTimeoutsForProperty(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(1, 2))
+	durs := []Duration{0, Duration(time.Second), Duration(30 * time.Second), Duration(time.Minute), Duration(10 * time.Minute)}
+	d := func() Duration { return durs[r.IntN(len(durs))] }
+	pats := []string{"o3*", "o3", "gpt-5*", "*", "o[13]*", "gpt-4o"}
+	models := []string{"o3", "o3-mini", "o1", "gpt-5", "gpt-5-mini", "gpt-4o", "gpt-4o-mini", "claude-opus-4-6", ""}
+	valid := 0
+	for range 5000 {
+		p := &Policy{Version: 1, Timeouts: Timeouts{Call: d(), Total: d(), FirstToken: d(), Idle: d()}}
+		for range r.IntN(4) {
+			m := ModelTimeouts{Call: d(), Total: d(), FirstToken: d(), Idle: d()}
+			for range 1 + r.IntN(2) {
+				m.Match = append(m.Match, pats[r.IntN(len(pats))])
+			}
+			p.Timeouts.Models = append(p.Timeouts.Models, m)
+		}
+		if p.Validate() != nil {
+			continue
+		}
+		valid++
+		for _, model := range models {
+			got := p.Timeouts.For(model)
+			if got.Total > 0 && got.Call > 0 && got.Total < got.Call {
+				t.Fatalf("%+v: For(%q) = %+v: total below call", p.Timeouts, model, got)
+			}
+			base := p.Timeouts
+			for _, m := range p.Timeouts.Models {
+				if m.Matches(model) {
+					if (m.Call > 0 && got.Call != m.Call) || (m.Call == 0 && got.Call != base.Call) ||
+						(m.FirstToken > 0 && got.FirstToken != m.FirstToken) || (m.FirstToken == 0 && got.FirstToken != base.FirstToken) ||
+						(m.Idle > 0 && got.Idle != m.Idle) || (m.Idle == 0 && got.Idle != base.Idle) ||
+						(m.Total > 0 && got.Total != m.Total) || (m.Total == 0 && got.Total != max(base.Total, got.Call) && base.Total != 0) ||
+						(m.Total == 0 && base.Total == 0 && got.Total != 0) {
+						t.Fatalf("%+v: For(%q) = %+v, not the first matching entry %+v over the policy's", p.Timeouts, model, got, m)
+					}
+					break
+				}
+			}
+		}
+	}
+	if valid < 500 {
+		t.Fatalf("only %d valid policies of 5000: the generator tests little", valid)
 	}
 }
