@@ -924,7 +924,11 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		// longer than the call's timeouts.total (a store that does not
 		// answer: a 503, in the call's time).
 		rctx := ctx
-		if total := s.pol.Policy(k.team).Timeouts.Total.Duration(); total > 0 {
+		var model string
+		if req != nil {
+			model = req.Model
+		}
+		if total := s.pol.Policy(k.team).Timeouts.For(model).Total.Duration(); total > 0 {
 			var cancel context.CancelFunc
 			rctx, cancel = context.WithTimeoutCause(ctx, total, &middleware.DeadlineError{Cause: timeout.ErrTotal, Limit: total})
 			defer cancel()
@@ -942,7 +946,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		// before the answer (lost).
 		defer func(ctx context.Context) { h.releaseEmbeddings(ctx, lost) }(r.Context())
 		modify = h.chargeEmbeddings
-		r, bound = s.boundPass(ctx, r, k.team, false, false)
+		r, bound = s.boundPass(ctx, r, k.team, model, model, false, false)
 	}
 	if isResponses(r) && r.Body != nil {
 		// The Responses API: the call's worst case is reserved in the
@@ -1059,7 +1063,11 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			cc.call = call
 			modify = cc.keep(modify)
 		}
-		r, bound = s.boundPass(ctx, r, k.team, req != nil && req.streams(), call != nil)
+		var asked, model string
+		if req != nil {
+			asked, model = cmp.Or(req.asked, req.Model), req.Model
+		}
+		r, bound = s.boundPass(ctx, r, k.team, asked, model, req != nil && req.streams(), call != nil)
 		if call != nil {
 			call.bound = bound
 		}

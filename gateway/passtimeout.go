@@ -13,11 +13,13 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/guard"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
 )
 
 // A passed-through call the gateway polices (a Responses or embeddings
 // call) is bounded as the chain bounds a chat call: by its team's
-// timeouts — total the call as a whole, its fallbacks included (an error
+// timeouts (each attempt by those of its model's timeouts.models entry,
+// the call's total by the one of the model its client asked for) — total the call as a whole, its fallbacks included (an error
 // matching timeout.ErrTotal, as a chat call's); call from send to the
 // answer's last byte; for a streamed
 // Responses call, first_token the wait for the stream's first event and
@@ -52,6 +54,11 @@ type passBound struct {
 	first     error         // the first-token cause (nil: no first-token clock)
 	idle      time.Duration // the idle limit (0: none)
 	idleCause error
+	// limits are the team's timeouts, whose timeouts.models entries give
+	// each attempt the limits of its model (see begin); stream says the
+	// call asked for a stream (first_token and idle are a stream's).
+	limits policies.Timeouts
+	stream bool
 
 	mu      sync.Mutex
 	actx    context.Context // the current attempt's, under ctx
@@ -74,6 +81,9 @@ type passAttempt struct {
 	actx   context.Context
 	cancel context.CancelCauseFunc
 	whole  *time.Timer
+	// idle and idleCause are the attempt's idle limit (its model's).
+	idle      time.Duration
+	idleCause error
 }
 
 // boundPass returns r with a context bounded by the team's timeouts and
@@ -83,12 +93,15 @@ type passAttempt struct {
 // call's bound, whose stop ends its clocks when the call is over (nil,
 // and r as it is, when nothing bounds the call). stream says the call
 // asked for a stream (the first-token and idle clocks are a stream's).
-func (s *Server) boundPass(ctx context.Context, r *http.Request, team string, stream, attempts bool) (*http.Request, *passBound) {
+// The limits are those of the team's timeouts.models entry that matches
+// the call's model (asked, the model its client asked for: its total;
+// model, the one its first attempt is sent to: that attempt's call,
+// first-token and idle limits; a later attempt's are its own model's,
+// see begin), else the team's timeouts.
+func (s *Server) boundPass(ctx context.Context, r *http.Request, team, asked, model string, stream, attempts bool) (*http.Request, *passBound) {
 	pol := s.pol.Policy(team)
-	b := &passBound{call: pol.Timeouts.Call.Duration()}
-	if stream {
-		b.firstLim, b.idle = pol.Timeouts.FirstToken.Duration(), pol.Timeouts.Idle.Duration()
-	}
+	b := &passBound{limits: pol.Timeouts, stream: stream}
+	b.setLimits(model)
 	var runLeft time.Duration
 	var runCause error
 	if _, runTimeout := llmwrap.RunLimits(pol); runTimeout > 0 {
@@ -96,8 +109,8 @@ func (s *Server) boundPass(ctx context.Context, r *http.Request, team string, st
 			runLeft, runCause = max(time.Until(run.Started().Add(runTimeout)), 0), &middleware.DeadlineError{Cause: guard.ErrRunDeadline, Limit: runTimeout}
 		}
 	}
-	total := pol.Timeouts.Total.Duration()
-	if b.call <= 0 && runCause == nil && b.firstLim <= 0 && b.idle <= 0 && total <= 0 {
+	total := pol.Timeouts.For(asked).Total.Duration()
+	if runCause == nil && total <= 0 && !b.limited() {
 		return r, nil
 	}
 	parent := r.Context()
@@ -112,6 +125,24 @@ func (s *Server) boundPass(ctx context.Context, r *http.Request, team string, st
 		b.stopTotal = stop
 	}
 	b.ctx, b.cancel = context.WithCancelCause(parent)
+	if runCause != nil {
+		b.run = time.AfterFunc(runLeft, func() { b.cancel(runCause) })
+	}
+	if attempts {
+		return r.WithContext(b.ctx), b
+	}
+	return r.WithContext(b.begin(b.ctx, false, "")), b
+}
+
+// setLimits sets the attempt limits (call, and for a stream first_token
+// and idle) to those of model; b.mu held, or b not yet shared.
+func (b *passBound) setLimits(model string) {
+	t := b.limits.For(model)
+	b.call, b.firstLim, b.idle = t.Call.Duration(), 0, 0
+	if b.stream {
+		b.firstLim, b.idle = t.FirstToken.Duration(), t.Idle.Duration()
+	}
+	b.callCause, b.first, b.idleCause = nil, nil, nil
 	if b.call > 0 {
 		b.callCause = &middleware.DeadlineError{Cause: timeout.ErrCall, Limit: b.call}
 	}
@@ -121,25 +152,37 @@ func (s *Server) boundPass(ctx context.Context, r *http.Request, team string, st
 	if b.idle > 0 {
 		b.idleCause = &middleware.DeadlineError{Cause: timeout.ErrIdle, Limit: b.idle}
 	}
-	if runCause != nil {
-		b.run = time.AfterFunc(runLeft, func() { b.cancel(runCause) })
+}
+
+// limited reports whether an attempt of some model has a limit: the
+// team's timeouts, or one of its timeouts.models entries.
+func (b *passBound) limited() bool {
+	t := b.limits
+	if t.Call > 0 || b.stream && (t.FirstToken > 0 || t.Idle > 0) {
+		return true
 	}
-	if attempts {
-		return r.WithContext(b.ctx), b
+	for _, m := range t.Models {
+		if m.Call > 0 || b.stream && (m.FirstToken > 0 || m.Idle > 0) {
+			return true
+		}
 	}
-	return r.WithContext(b.begin(b.ctx, false)), b
+	return false
 }
 
 // begin starts an attempt of the call: a context under parent (the
 // call's, or one under it) with the attempt's clocks (call, first-token);
 // the previous attempt's stopped, but when keep says it runs on beside
-// this one (a hedge: see answer).
-func (b *passBound) begin(parent context.Context, keep bool) context.Context {
+// this one (a hedge: see answer). model is the attempt's: its limits are
+// that model's ("": those the call's first attempt got).
+func (b *passBound) begin(parent context.Context, keep bool, model string) context.Context {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if keep && b.actx != nil {
-		b.others = append(b.others, passAttempt{b.actx, b.acancel, b.whole})
+		b.others = append(b.others, passAttempt{b.actx, b.acancel, b.whole, b.idle, b.idleCause})
 		b.whole = nil
+	}
+	if model != "" {
+		b.setLimits(model)
 	}
 	b.stopClocks()
 	if b.acancel != nil && !keep {
@@ -180,6 +223,7 @@ func (b *passBound) answer(actx context.Context) {
 		}
 		b.others[i] = passAttempt{}
 		b.actx, b.acancel, b.whole = o.actx, o.cancel, o.whole
+		b.idle, b.idleCause = o.idle, o.idleCause
 		return
 	}
 }
@@ -274,7 +318,15 @@ func (b *passBound) watch(modify func(*http.Response) error) func(*http.Response
 // returned: the stream is passed on as it came. Nothing is read when
 // the call has no first-token clock or resp is no event stream.
 func (b *passBound) firstEvent(resp *http.Response) error {
-	if b == nil || b.first == nil || !isEventStream(resp) {
+	if b == nil || !isEventStream(resp) {
+		return nil
+	}
+	// (Under the lock: a hedge's attempt begins beside this one and sets
+	// the limits of its model.)
+	b.mu.Lock()
+	first := b.first
+	b.mu.Unlock()
+	if first == nil {
 		return nil
 	}
 	src := resp.Body

@@ -53,7 +53,7 @@ func TestWatchedBodyCountsTheUpstreamsTimeOnly(t *testing.T) {
 		if first > 0 {
 			b.firstLim, b.first = first, &middleware.DeadlineError{Cause: timeout.ErrFirstToken, Limit: first}
 		}
-		return b, b.begin(b.ctx, false)
+		return b, b.begin(b.ctx, false, "")
 	}
 	read := func(w *watchedBody, pause time.Duration) (int, error) {
 		var n int

@@ -542,7 +542,7 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (_ *middleware
 	if c.bound != nil {
 		// In a call that may hedge, an attempt begins beside the others:
 		// a retry of the first model must not end the hedge's.
-		actx = c.bound.begin(actx, c.hedged)
+		actx = c.bound.begin(actx, c.hedged, mreq.Model)
 	}
 	a.actx = actx
 	o := c.out.WithContext(actx)
