@@ -2,7 +2,10 @@ module github.com/tokenwise/tokenwise/cmd/tokenwise
 
 go 1.26.0
 
-require github.com/tokenwise/tokenwise v0.0.0-00010101000000-000000000000
+require (
+	github.com/tokenwise/tokenwise v0.0.0-00010101000000-000000000000
+	go.uber.org/goleak v1.3.0
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
@@ -34,7 +37,6 @@ require (
 	go.opentelemetry.io/otel/sdk/metric v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
-	go.uber.org/goleak v1.3.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
