@@ -114,7 +114,7 @@
 //	  idle: 15s
 //	  tool: 30s
 //	  models:                     # limits of some models: the first entry that matches wins
-//	    - match: ["o3*", "gpt-5*"]  # names or path.Match patterns
+//	    - match: ["o3*", "gpt-5*"]  # names or path.Match patterns ("openai/o3": its name after the last '/' too)
 //	      call: 10m               # each attempt of such a model (after routing and fallback)
 //	      total: 10m              # a call that asked for one; omitted: max(total, call)
 //	      first_token: 10m        # omitted limits are the ones above

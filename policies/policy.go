@@ -1,6 +1,9 @@
 package policies
 
-import pathpkg "path"
+import (
+	pathpkg "path"
+	"strings"
+)
 
 // Version is the only policy schema version this package reads.
 const Version = 1
@@ -263,7 +266,9 @@ type Timeouts struct {
 type ModelTimeouts struct {
 	// Match names the models: names or patterns of path.Match ("o3*" for
 	// o3, o3-mini, o3-pro and their dated snapshots), as routing rules'
-	// requested_model. Required.
+	// requested_model; a name with a router's prefix ("openai/o3") that
+	// none matches whole is matched by its part after the last '/'.
+	// Required.
 	Match []string `yaml:"match,omitempty" json:"match,omitzero"`
 	// Call bounds one attempt of the model. Zero: timeouts.call.
 	Call Duration `yaml:"call,omitempty" json:"call,omitzero"`
@@ -278,12 +283,18 @@ type ModelTimeouts struct {
 	Idle Duration `yaml:"idle,omitempty" json:"idle,omitzero"`
 }
 
-// Matches reports whether the entry names model.
+// Matches reports whether the entry names model: the whole name, else,
+// for a name with a router's prefix ("openai/o3", as OpenRouter and
+// LiteLLM name a provider's model), the model after its last '/', as
+// Policy.Model prices it.
 func (m ModelTimeouts) Matches(model string) bool {
 	for _, p := range m.Match {
 		if ok, _ := pathpkg.Match(p, model); ok {
 			return true
 		}
+	}
+	if i := strings.LastIndexByte(model, '/'); i >= 0 && i < len(model)-1 {
+		return m.Matches(model[i+1:])
 	}
 	return false
 }

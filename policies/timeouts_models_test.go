@@ -243,3 +243,31 @@ func TestTimeoutsForProperty(t *testing.T) {
 		t.Fatalf("only %d valid policies of 5000: the generator tests little", valid)
 	}
 }
+
+// A model named with a router's prefix (OpenRouter's and LiteLLM's
+// "openai/o3", "deepseek/deepseek-reasoner") is the catalog's model after
+// the prefix, priced as it (Policy.Model), and gets its timeouts.models
+// limits too: the default policy's reasoning entry, not 30s a call that
+// cuts it, retries it and bills it twice. A pattern that names the prefix
+// itself still matches the whole name, and the whole name is tried first.
+func TestTimeoutsForARoutersPrefixedName(t *testing.T) {
+	t.Parallel()
+	p := Default()
+	for _, name := range []string{"openai/o3", "openai/o3-mini-2025-01-31", "openai/o4-mini", "openrouter/openai/gpt-5", "anthropic/claude-sonnet-4-5"} {
+		if _, ok := p.Model(name); !ok {
+			t.Fatalf("the catalog does not know %s: the test's premise is gone", name)
+		}
+		if got := p.Timeouts.For(name); got.Call.Duration() != 10*time.Minute || got.Idle.Duration() != 5*time.Minute {
+			t.Errorf("For(%q) = %+v, want the reasoning entry's 10m call, 5m idle", name, got)
+		}
+	}
+	for _, name := range []string{"openai/gpt-4o", "o3/", "/", "openai/"} {
+		if got := p.Timeouts.For(name); got.Call.Duration() != 30*time.Second {
+			t.Errorf("For(%q) = %+v, want the policy's 30s", name, got)
+		}
+	}
+	own := ModelTimeouts{Match: []string{"azure/*"}, Call: Duration(time.Minute)}
+	if !own.Matches("azure/o3") || own.Matches("o3") {
+		t.Errorf("a pattern with a prefix: Matches(azure/o3) = %v, Matches(o3) = %v; want true, false", own.Matches("azure/o3"), own.Matches("o3"))
+	}
+}
