@@ -94,9 +94,28 @@ var schemaBounds = map[string]map[string]any{
 	"fallback.breaker.failure_ratio":             {"minimum": 0, "maximum": 1},
 	"fallback.hedge.percentile":                  {"minimum": 0, "exclusiveMaximum": 100},
 	"context.window_fraction":                    {"minimum": 0, "maximum": 1},
-	"timeouts.models[]":                          {"required": []string{"match"}},
+	"timeouts.models[]":                          {"required": []string{"match"}, "anyOf": setsALimit("call", "total", "first_token", "idle")},
 	"timeouts.models[].match":                    {"minItems": 1},
-	"timeouts.models[].match[]":                  {"minLength": 1},
+	"timeouts.models[].match[]":                  {"minLength": 1, "pattern": matchPattern},
+}
+
+// matchPattern is a name or path.Match pattern that is not blank: a
+// character class ([a-z], [^0-9]) is closed and holds at least one
+// character or range, an escape ('\\') escapes something.
+const matchPattern = `^\s*(` + matchToken + `)(\s|` + matchToken + `)*$`
+
+// matchToken is one non-blank piece of a path.Match pattern.
+const matchToken = `[^\[\\\s]|\\[\s\S]|\[(\^([^\]\\-]|\\[\s\S])|([^\]\\^-]|\\[\s\S]))(-([^\]\\-]|\\[\s\S]))?(([^\]\\-]|\\[\s\S])(-([^\]\\-]|\\[\s\S]))?)*\]`
+
+// setsALimit is the schema of an object one of whose duration fields is
+// set and not zero (a zero duration is 0 or a string of no digit but 0).
+func setsALimit(fields ...string) []any {
+	alts := make([]any, len(fields))
+	for i, f := range fields {
+		alts[i] = map[string]any{"type": "object", "required": []string{f},
+			"properties": map[string]any{f: map[string]any{"type": "string", "pattern": "[1-9]"}}}
+	}
+	return alts
 }
 
 // schemaAt returns the schema node at path, or nil.

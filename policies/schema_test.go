@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
 
@@ -169,8 +170,8 @@ func unknownKeys(path string, s map[string]any, v any) []string {
 }
 
 // valid reports whether v satisfies schema s, for the keywords the policy
-// schema uses (type, const, enum, pattern, bounds, anyOf, properties,
-// additionalProperties, items, required).
+// schema uses (type, const, enum, pattern, minLength, bounds, anyOf,
+// properties, additionalProperties, items, minItems, required).
 func valid(s map[string]any, v any) bool {
 	if alts, ok := s["anyOf"].([]any); ok {
 		if !slices.ContainsFunc(alts, func(a any) bool { return valid(a.(map[string]any), v) }) {
@@ -185,6 +186,9 @@ func valid(s map[string]any, v any) bool {
 			return false
 		}
 		if p, ok := s["pattern"].(string); ok && !regexp.MustCompile(p).MatchString(str) {
+			return false
+		}
+		if m, ok := s["minLength"].(float64); ok && float64(utf8.RuneCountInString(str)) < m {
 			return false
 		}
 	case "integer":
@@ -202,6 +206,9 @@ func valid(s map[string]any, v any) bool {
 	case "array":
 		arr, ok := v.([]any)
 		if !ok {
+			return false
+		}
+		if m, ok := s["minItems"].(float64); ok && float64(len(arr)) < m {
 			return false
 		}
 		for _, x := range arr {
@@ -303,6 +310,10 @@ func TestSchemaAsStrictAsTheLoader(t *testing.T) {
 		{"budget:\n  run: {max_usd: %s}", usds},
 		{"cache: {store: %s}", stores},
 		{"tools:\n  artifacts: {store: %s}", []string{"memory", "redis", "disk", "Memory"}}, // dir needs a dir: a cross-field rule
+		{"timeouts:\n  models:\n    - match: [%s]\n      call: 5m", []string{"o3", "\"o3*\"", "\"o3*\", gpt-5", "\"\"", "\" \"", "\"o1[\"", "\"openai/*\"", "\"\\t\""}},
+		{"timeouts:\n  models:\n    - match: %s\n      call: 5m", []string{"[o3]", "[]", "o3", "null", "{o3: 1}"}},
+		{"timeouts:\n  models:\n    - {match: [o3], idle: %s}", durations},
+		{"timeouts:\n  models:\n    - %s", []string{"{match: [o3]}", "{match: [o3], total: 0}", "{match: [o3], total: 5m}", "{match: [o3], call: 0, idle: 1m}", "{match: [o3], tool: 1m, call: 1m}"}},
 	}
 	checked := 0
 	for _, f := range fields {
