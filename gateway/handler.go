@@ -374,7 +374,6 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	// call is that of the model the chain settles on (Server.route): the
 	// first one is only the URL the transport is handed.
 	body, size := io.Reader(r.Body), r.ContentLength
-	var read []byte // the body, when it was read here
 	if size <= 0 {
 		b, err := io.ReadAll(http.MaxBytesReader(httpWriter(w), r.Body, maxBody))
 		if err != nil {
@@ -391,7 +390,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 			s.refuse(w, e)
 			return
 		}
-		body, size, read = bytes.NewReader(b), int64(len(b)), b
+		body, size = bytes.NewReader(b), int64(len(b))
 	}
 	if size == 0 {
 		// No body: the request the transport would get is not a chat
@@ -404,13 +403,13 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	up := s.pick("")
 	var out *http.Request
 	// A stored chat completion (store: true) is its team's
-	// (objects_owner.go): the request is read for the name as it is sent.
-	store := &storeScan{}
+	// (objects_owner.go): the chain notes it as the transport decodes the
+	// request (noteStored).
+	stored := &storedNote{}
+	ctx = context.WithValue(ctx, storedKey{}, stored)
 	if rc, ok := body.(io.ReadCloser); ok {
-		store.ReadCloser = rc
-		out = up.newChat(ctx, store)
+		out = up.newChat(ctx, rc)
 	} else {
-		store.found = namesStore(read)
 		var err error
 		if out, err = http.NewRequestWithContext(ctx, http.MethodPost, up.chat, body); err != nil {
 			classify(err, s.secrets...).write(w)
@@ -434,7 +433,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	if resp.StatusCode >= 400 {
 		shapeError(resp, s.secrets)
 	}
-	s.recordStoredChat(r.Context(), k.team, store.found, resp)
+	s.recordStoredChat(r.Context(), k.team, stored.Load(), resp)
 	h := w.Header()
 	for k, v := range resp.Header {
 		if ck := http.CanonicalHeaderKey(k); !isHop(ck) && !isCORS(ck) {

@@ -11,8 +11,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/tokenwise/tokenwise/middleware"
 )
 
 // Every team's calls go upstream with the one upstream key, so an object a
@@ -407,44 +409,43 @@ func (l *ownedList) RoundTrip(req *http.Request) (*http.Response, error) {
 	return first, nil
 }
 
-// storeScan passes a chat completion's request body on, noting whether it
-// names "store" (a stored chat completion, whose id the gateway records as
-// its team's; a "store": false only costs a record). The name is found as
-// JSON may write it: any of its letters may be a \u escape ("st\u006fre"),
-// which OpenAI's parser reads as store.
-type storeScan struct {
-	io.ReadCloser
-	tail  []byte // the last bytes read, for a name split between reads
-	found bool
+// storedKey is the context key of a chat call's storedNote.
+type storedKey struct{}
+
+// storedNote is marked by noteStored when the chain reads a chat request
+// that asks the provider to store its completion (its store member
+// true): the call's completion id is then its team's (recordStoredChat).
+type storedNote struct{ atomic.Bool }
+
+// noteStored puts in front of mw the layer that marks a call's
+// storedNote (found in its context) when its request is stored, as the
+// go-openai transport decoded it: the name's escapes read and a member
+// given twice refused, by the one reader of the body, before the first
+// chunk of a stream or the answer reaches the client.
+func noteStored(mw middleware.Middleware) middleware.Middleware {
+	return func(next middleware.Handler) middleware.Handler {
+		h := mw(next)
+		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			if n, ok := ctx.Value(storedKey{}).(*storedNote); ok && storedRequest(req) {
+				n.Store(true)
+			}
+			return h.Handle(ctx, req)
+		})
+	}
 }
 
-// maxStoreName is the longest JSON string that reads store: each letter
-// escaped, "\u0073\u0074\u006f\u0072\u0065".
-const maxStoreName = 2 + 5*6
-
-func (s *storeScan) Read(p []byte) (int, error) {
-	n, err := s.ReadCloser.Read(p)
-	if !s.found && n > 0 {
-		s.scan(p[:n])
+// storedRequest reports whether req's top-level store member is true
+// (in req.Extra, canonical JSON of its members: names unescaped).
+func storedRequest(req *middleware.Request) bool {
+	if !bytes.Contains(req.Extra, []byte(`"store":`)) {
+		return false
 	}
-	return n, err
+	var top map[string]json.RawMessage
+	if json.Unmarshal(req.Extra, &top) != nil {
+		return false
+	}
+	return string(bytes.TrimSpace(top["store"])) == "true"
 }
-
-func (s *storeScan) scan(b []byte) {
-	t := append(s.tail, b[:min(len(b), maxStoreName)]...)
-	if namesStore(t) || namesStore(b) {
-		s.found = true
-		return
-	}
-	if len(b) < maxStoreName {
-		b = t
-	}
-	s.tail = append(s.tail[:0], b[max(0, len(b)-maxStoreName+1):]...)
-}
-
-// namesStore reports whether b holds the JSON string "store", its letters
-// written as they are or as \u escapes.
-func namesStore(b []byte) bool { return namesString(b, "store") }
 
 // namesString reports whether b holds the JSON string word (ASCII), its
 // letters written as they are or as \u escapes.

@@ -329,7 +329,7 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		// on (a fallback or a route may move it to another upstream's).
 		trOpts = append(trOpts, twopenai.WithUpstream(s.route))
 	}
-	s.tr = twopenai.NewTransport(reg.Middleware(), trOpts...)
+	s.tr = twopenai.NewTransport(noteStored(reg.Middleware()), trOpts...)
 
 	runIdle := durationOr(cfg.Limits.RunIdle, DefaultRunIdle)
 	maxRuns := cfg.Limits.MaxRuns
