@@ -113,9 +113,11 @@ func lazyOver(ctx context.Context) *Deadline {
 	for range maxValueDepth {
 		switch c := ctx.(type) {
 		case *Deadline:
+			// No defer: one in a loop is a heap record on every call.
 			c.mu.Lock()
-			defer c.mu.Unlock()
-			if c.real != nil || c.stopped {
+			unmade := c.real == nil && !c.stopped
+			c.mu.Unlock()
+			if !unmade {
 				return nil
 			}
 			return c

@@ -93,3 +93,25 @@ func closed(ch <-chan struct{}) bool {
 		return false
 	}
 }
+
+// TestLazyOverAllocatesNothing: finding the unmade Deadline a call
+// deadline sits under (through a run, a CallInfo, a team and a
+// context.WithValue) costs no allocation, as it runs for every call the
+// timeout layer bounds; and it still finds that Deadline, and none once
+// it is stopped.
+func TestLazyOverAllocatesNothing(t *testing.T) {
+	ctx, _ := StartRun(context.Background(), "r")
+	outer := WithDeadline(ctx, time.Now().Add(time.Hour), errors.New("run deadline"))
+	defer outer.Stop()
+	mid, _ := StartCall(context.WithValue(WithTeam(outer, "ops"), sharesKey{}, 1), CallFacts{})
+	if got := lazyOver(mid); got != outer {
+		t.Fatalf("lazyOver = %p, want the run deadline %p", got, outer)
+	}
+	if a := testing.AllocsPerRun(100, func() { _ = lazyOver(mid) }); a != 0 {
+		t.Errorf("lazyOver: %v allocations, want 0", a)
+	}
+	outer.Stop()
+	if got := lazyOver(mid); got != nil {
+		t.Fatalf("lazyOver of a stopped deadline = %p, want nil", got)
+	}
+}
