@@ -896,7 +896,7 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
 			f.Notes = append(f.Notes, fmt.Sprintf("budget: the %s budget affords %d of %d output tokens: max_tokens lowered to %d", e.Scope, fit, out, fit))
 		})
-		out, outWhy = fit, fmt.Sprintf("what the %s budget afforded", e.Scope)
+		out, outWhy = fit, boundWhy{text: fmt.Sprintf("what the %s budget afforded", e.Scope)}
 		req = req.Clone()
 		req.MaxTokens = int(out)
 		h, err = b.reserve(ctx, need(), b.runLim, b.teamLim)
@@ -906,7 +906,7 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 		if !errors.As(err, &e) {
 			return nil, nil, err
 		}
-		e.Output, e.OutputBound = out, outWhy
+		e.Output, e.OutputBound = out, outWhy.String()
 		r, h2, err := exceeded(e)
 		if err != nil || r != nil {
 			return r, h2, err
@@ -1082,32 +1082,39 @@ func (b *Budget) onExceeded(ctx context.Context, req *middleware.Request, e *Exc
 // reserved, and the request goes as the caller wrote it (a bound equal to
 // the model's own limit would change nothing but cost a rewrite of the
 // body).
-func (b *Budget) outputBound(req *middleware.Request, spec Model, est *callEstimate, held bool) (int64, bool, string) {
+func (b *Budget) outputBound(req *middleware.Request, spec Model, est *callEstimate, held bool) (int64, bool, boundWhy) {
 	out := int64(req.MaxTokens)
 	limit := b.cfg.Request.MaxOutputTokens
 	inject := false
-	why := "the request's max_tokens"
+	why := boundWhy{text: "the request's max_tokens"}
 	if out <= 0 || (limit > 0 && out > limit) {
 		switch {
 		case limit > 0 && spec.MaxOutputTokens > 0 && spec.MaxOutputTokens < limit:
 			// The policy's cap serves every model; the provider refuses a
 			// max_tokens above the model's own.
-			out, inject, why = spec.MaxOutputTokens, true, req.Model+"'s maximum output, below budget.request.max_output_tokens"
+			out, inject, why = spec.MaxOutputTokens, true, boundWhy{model: req.Model, text: "'s maximum output, below budget.request.max_output_tokens"}
 		case limit > 0:
-			out, inject, why = limit, true, "budget.request.max_output_tokens"
+			out, inject, why = limit, true, boundWhy{text: "budget.request.max_output_tokens"}
 		case spec.MaxOutputTokens > 0:
-			out, inject, why = spec.MaxOutputTokens, held, req.Model+"'s maximum output, as the request sets no max_tokens"
+			out, inject, why = spec.MaxOutputTokens, held, boundWhy{model: req.Model, text: "'s maximum output, as the request sets no max_tokens"}
 		default:
-			out, inject, why = DefaultMaxOutput, held, "the default for a model without max_output_tokens, as the request sets no max_tokens"
+			out, inject, why = DefaultMaxOutput, held, boundWhy{text: "the default for a model without max_output_tokens, as the request sets no max_tokens"}
 		}
 	}
 	if w := spec.ContextWindow; w > 0 && (out >= w || !est.atMost(w-out)) {
 		if n := est.exact(); n < w && out > w-n {
-			out, inject, why = w-n, inject || req.MaxTokens > 0, "what "+req.Model+"'s context window leaves after the input"
+			out, inject, why = w-n, inject || req.MaxTokens > 0, boundWhy{pre: "what ", model: req.Model, text: "'s context window leaves after the input"}
 		}
 	}
 	return out, inject, why
 }
+
+// boundWhy is where an output bound comes from: pre, model and text
+// joined, only when a refusal's message needs it (outputBound runs on
+// every call).
+type boundWhy struct{ pre, model, text string }
+
+func (w boundWhy) String() string { return w.pre + w.model + w.text }
 
 func (b *Budget) nextID() string {
 	return b.idBase + "-" + strconv.FormatUint(b.seq.Add(1), 36)
