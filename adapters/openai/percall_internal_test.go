@@ -237,3 +237,36 @@ func TestAddedMemberNameAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestNumbersAllocateNothing: a request's temperature, top_p and
+// seed live in its decoding's own allocation: a body with them costs no
+// more allocations than the same body without; each decoding has its own
+// (a layer changing one request's never changes another's), and null
+// reads as absent.
+func TestRequestNumbersAllocateNothing(t *testing.T) {
+	plain := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
+	numbers := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":0.25,"top_p":0.5,"seed":7}`)
+	nulls := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":null,"top_p":null,"seed":null}`)
+	a, err := decodeRequest(numbers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := decodeRequest(numbers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Temperature == nil || *a.Temperature != 0.25 || a.TopP == nil || *a.TopP != 0.5 || a.Seed == nil || *a.Seed != 7 {
+		t.Fatalf("temperature %v, top_p %v, seed %v", a.Temperature, a.TopP, a.Seed)
+	}
+	if a.Temperature == b.Temperature || a.TopP == b.TopP || a.Seed == b.Seed || a.Temperature == a.TopP {
+		t.Fatal("two decodings share a number")
+	}
+	if n, err := decodeRequest(nulls); err != nil || n.Temperature != nil || n.TopP != nil || n.Seed != nil {
+		t.Fatalf("nulls: %v, %v, %v (%v)", n.Temperature, n.TopP, n.Seed, err)
+	}
+	base := testing.AllocsPerRun(100, func() { _, _ = decodeRequest(plain) })
+	with := testing.AllocsPerRun(100, func() { _, _ = decodeRequest(numbers) })
+	if with != base {
+		t.Errorf("%v allocations with temperature, top_p and seed, %v without", with, base)
+	}
+}

@@ -202,14 +202,13 @@ func decodeRequestMemo(body []byte, memo *msgMemo) (*middleware.Request, error) 
 				extra = append(extra, extraMember{name, r.src[vstart:r.offset():r.offset()]})
 			}
 		case fieldTemperature:
-			req.Temperature, err = r.float()
+			req.Temperature, err = r.floatIn(&d.temperature)
 		case fieldTopP:
-			req.TopP, err = r.float()
+			req.TopP, err = r.floatIn(&d.topP)
 		case fieldSeed:
-			var n int64
 			var ok bool
-			if n, ok, err = r.int(); ok {
-				req.Seed = &n
+			if d.seed, ok, err = r.int(); ok {
+				req.Seed = &d.seed
 			}
 		case fieldStop:
 			req.Stop, err = r.stop()
@@ -296,6 +295,9 @@ type decoded struct {
 	members [16]member
 	wire    Wire
 	out     middleware.Request
+	// What out's Temperature, TopP and Seed point to.
+	temperature, topP float64
+	seed              int64
 }
 
 // policedNames are the top-level members the chain reads (fieldNames,

@@ -556,8 +556,9 @@ func (r *reader) int() (n int64, ok bool, err error) {
 	return int64(math.Ceil(f)), true, nil
 }
 
-// float reads a number; null reads as nil.
-func (r *reader) float() (*float64, error) {
+// floatIn reads a number into *dst and returns dst; null reads as nil
+// (dst, in the caller's allocation, is then left alone).
+func (r *reader) floatIn(dst *float64) (*float64, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -576,7 +577,8 @@ func (r *reader) float() (*float64, error) {
 	if err != nil {
 		return nil, r.fail("number out of range")
 	}
-	return &f, nil
+	*dst = f
+	return dst, nil
 }
 
 // bool reads a boolean; null reads as false.
