@@ -95,9 +95,17 @@ func joinLimit(base http.RoundTripper) int {
 }
 
 // reader returns a reader of the body, joined when shorter than join.
-func (b wireBody) reader(join int) io.Reader {
+func (b wireBody) reader(join int) io.Reader { return b.readerIn(join, nil) }
+
+// readerIn is reader reading a body it joins or that is one piece with
+// br, reset (a new bytes.Reader when br is nil).
+func (b wireBody) readerIn(join int, br *bytes.Reader) io.Reader {
 	if len(b.parts) <= 1 || b.n < join {
-		return bytes.NewReader(b.bytes())
+		if br == nil {
+			return bytes.NewReader(b.bytes())
+		}
+		br.Reset(b.bytes())
+		return br
 	}
 	return &piecesReader{parts: b.parts}
 }

@@ -3,8 +3,10 @@ package openai
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"reflect"
 	"strconv"
 	"strings"
@@ -268,5 +270,55 @@ func TestRequestNumbersAllocateNothing(t *testing.T) {
 	with := testing.AllocsPerRun(100, func() { _, _ = decodeRequest(numbers) })
 	if with != base {
 		t.Errorf("%v allocations with temperature, top_p and seed, %v without", with, base)
+	}
+}
+
+// TestUpstreamRequestAllocations: the upstream request of a call whose
+// body is one piece in memory, over net/http's Transport, costs the
+// request's copy, the body's reader with the send tracker, the tracker's
+// trace (its hook and context), the body's NopCloser and GetBody: 6
+// allocations. Its body and GetBody's read the call's bytes, and the
+// tracker says unsent until net/http's trace says written.
+func TestUpstreamRequestAllocations(t *testing.T) {
+	tr := NewTransport(nil)
+	caller, err := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/chat/completions", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller.Header.Set("Content-Type", "application/json")
+	caller.Header.Set("Accept", "application/json")
+	body := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":0.2}`)
+	req, err := decodeRequest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb := encodeRequestBody(req, encodeOptions{})
+	ctx, c := tr.withCall(context.Background(), caller)
+	p := tr.provider
+	hreq, sent, err := p.newRequest(ctx, c, wb, false, "gpt-4o-mini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent.Sent() {
+		t.Fatal("sent before the transport wrote it")
+	}
+	for i, rc := range []func() (io.ReadCloser, error){func() (io.ReadCloser, error) { return hreq.Body, nil }, hreq.GetBody, hreq.GetBody} {
+		r, err := rc()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil || string(got) != string(body) || hreq.ContentLength != int64(len(body)) {
+			t.Fatalf("body %d: %q (%v), length %d", i, got, err, hreq.ContentLength)
+		}
+	}
+	if trace := httptrace.ContextClientTrace(hreq.Context()); trace == nil || trace.WroteRequest == nil {
+		t.Fatal("no trace tells the tracker the request was written")
+	} else if trace.WroteRequest(httptrace.WroteRequestInfo{}); !sent.Sent() {
+		t.Fatal("written, and the tracker says unsent")
+	}
+	allocs := testing.AllocsPerRun(100, func() { hreq, sent, err = p.newRequest(ctx, c, wb, false, "gpt-4o-mini") })
+	if err != nil || allocs != 6 {
+		t.Errorf("%v allocations (%v), want 6", allocs, err)
 	}
 }

@@ -344,14 +344,24 @@ func capEndpointOf(hreq *http.Request) string {
 	return endpointOf(hreq) + "?" + hreq.URL.RawQuery
 }
 
+// readerSent is what newRequest allocates for a request: its tracker and
+// the reader of a body in one piece.
+type readerSent struct {
+	sent sendtrack.Tracker
+	r    bytes.Reader
+}
+
 func (p *Provider) newRequest(ctx context.Context, c *call, body wireBody, stream bool, model string) (*http.Request, *sendtrack.Tracker, error) {
 	// sent records that the base transport wrote the request whole: a
 	// call that ends before never reached the provider
 	// (middleware.NotSentError). net/http's Transport sends a body it
 	// knows to be in memory with its headers, in one write, which a
 	// wrapper would cost: it is told by the Transport's trace instead.
-	r := body.reader(p.cfg.join)
-	sent := &sendtrack.Tracker{}
+	// The tracker and, of a body in one piece, its reader, in one
+	// allocation.
+	rs := &readerSent{}
+	sent := &rs.sent
+	r := body.readerIn(p.cfg.join, &rs.r)
 	_, mem := r.(*bytes.Reader)
 	traced := mem && p.cfg.netHTTP
 	if traced {
