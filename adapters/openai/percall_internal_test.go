@@ -322,3 +322,44 @@ func TestUpstreamRequestAllocations(t *testing.T) {
 		t.Errorf("%v allocations (%v), want 6", allocs, err)
 	}
 }
+
+// TestFewToolsAllocateOnlyTheirSlice: the tools of a request with few
+// (an agent's usual three), decoded through the memo that has seen them,
+// cost one allocation, the slice of tools: their spans and kept values
+// live in the decoding's own allocation. The decoding is the strict
+// reader's, tools and their spans included, and with more tools than
+// fit there, or growing past the memo's hint, it still is.
+func TestFewToolsAllocateOnlyTheirSlice(t *testing.T) {
+	tool := func(i int) string {
+		return `{"type":"function","function":{"name":"tool_` + strconv.Itoa(i) + `","description":"` +
+			strings.Repeat("d", 80) + `","parameters":{"type":"object","properties":{"q":{"type":"string"}}}}}`
+	}
+	tools := func(n int) string {
+		var ts []string
+		for i := range n {
+			ts = append(ts, tool(i))
+		}
+		return `,"tools":[` + strings.Join(ts, ",") + `]`
+	}
+	msgs := []string{`{"role":"user","content":"hi"}`}
+	memo := newMsgMemo(256, 1<<20)
+	for _, n := range []int{3, 3, 12, 12, 3, 20} {
+		body := requestBody(msgs, tools(n))
+		got, gotErr := decodeRequestMemo(body, memo)
+		want, wantErr := decodeRequest(body)
+		decodedEqual(t, body, got, want, gotErr, wantErr)
+		gs, ws := got.Native.(*Wire).req, want.Native.(*Wire).req
+		if len(got.Tools) != n || !reflect.DeepEqual(gs.toolSpans, ws.toolSpans) {
+			t.Fatalf("%d tools: got %d, spans %v, want %v", n, len(got.Tools), gs.toolSpans, ws.toolSpans)
+		}
+	}
+	plain, three := requestBody(msgs, ""), requestBody(msgs, tools(3))
+	for range 2 {
+		_, _ = decodeRequestMemo(three, memo) // seen twice: kept, and the hint is 3
+	}
+	base := testing.AllocsPerRun(100, func() { _, _ = decodeRequestMemo(plain, memo) })
+	with := testing.AllocsPerRun(100, func() { _, _ = decodeRequestMemo(three, memo) })
+	if with-base != 1 {
+		t.Errorf("three tools: %v allocations more than none, want 1", with-base)
+	}
+}

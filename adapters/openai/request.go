@@ -87,6 +87,11 @@ type requestSnapshot struct {
 	// msgKept and toolKept are the messages and tools (in body order)
 	// whose wire JSON is a memo entry's raw copy (see Wire.SharedValues).
 	msgKept, toolKept []keptValue
+
+	// toolSpanArr and toolKeptArr hold toolSpans and toolKept when the
+	// request has few tools, in the snapshot's own allocation.
+	toolSpanArr [8]span
+	toolKeptArr [8]keptValue
 }
 
 // ErrUnreadableRequest: a chat completion request body the adapter cannot
@@ -779,11 +784,13 @@ func (r *reader) tools(s *requestSnapshot) error {
 		return err
 	}
 	var tools []middleware.Tool
-	var spans []span
-	var kept []keptValue
+	spans, kept := s.toolSpanArr[:0], s.toolKeptArr[:0]
 	if r.memo != nil {
 		if n := int(r.memo.toolsHint.Load()); n > 0 {
-			tools, spans, kept = make([]middleware.Tool, 0, n), make([]span, 0, n), make([]keptValue, 0, n)
+			tools = make([]middleware.Tool, 0, n)
+			if n > len(s.toolSpanArr) {
+				spans, kept = make([]span, 0, n), make([]keptValue, 0, n)
+			}
 		}
 	}
 	var prev *memoEntry // the memo's entry of the previous tool
