@@ -321,9 +321,12 @@ func (l *ownedList) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode/100 != 2 {
 			return resp, nil // the upstream's error, as it came
 		}
+		// (Any 2xx is a list page, filtered: a 201 or a 203 of an
+		// OpenAI-compatible server or a proxy in front of it lists
+		// every team's objects as a 200 does.)
 		b, err := io.ReadAll(io.LimitReader(resp.Body, maxObjectAnswer+1))
 		_ = resp.Body.Close()
 		if err != nil {
