@@ -84,7 +84,8 @@ func listPageOf(more bool, ids ...string) string {
 // FuzzGatewayOwnedObjects: whatever an upstream answers to an owned
 // family's creation and list (status, body; one page or more), and
 // whatever query the client lists with, the gateway answers within the
-// timeout, without a panic, an OpenAI-shaped error for every error, and a
+// timeout, without a panic, the upstream's error status as it came, an
+// OpenAI-shaped error for every error of its own (a page that is no list), and a
 // 2xx list that names only the objects the team created through the
 // gateway: never another team's (payments' file-pay), never one the
 // gateway never saw created; no more of them than the limit asked, a
@@ -144,7 +145,11 @@ func FuzzGatewayOwnedObjects(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, fam, status uint8, query, createID string, page1, page2 []byte) {
-		if strings.ContainsAny(query, "#") {
+		// The query as a client's URL library writes it (a raw space or
+		// control character is net/http's own 400, before the gateway).
+		if v, err := url.ParseQuery(query); err == nil {
+			query = v.Encode()
+		} else {
 			query = url.QueryEscape(query)
 		}
 		if _, ok := mine["file-dev"]; !ok {
@@ -163,8 +168,16 @@ func FuzzGatewayOwnedObjects(f *testing.F) {
 		g.checkNoPanic(t)
 		gets, _ := up.counts()
 		if a.status/100 != 2 {
+			if st/100 != 2 {
+				// The upstream's error, passed on as it came (an
+				// endpoint the gateway does not police).
+				if a.status != st {
+					t.Fatalf("the upstream's list page answered %d: the caller got %d: %s", st, a.status, a.body)
+				}
+				return
+			}
 			checkErrorAnswer(t, a)
-			if st/100 == 2 && a.status != http.StatusBadGateway && a.status != http.StatusBadRequest {
+			if a.status != http.StatusBadGateway && a.status != http.StatusBadRequest {
 				t.Fatalf("the upstream's list page answered %d: the caller got %d: %s", st, a.status, a.body)
 			}
 			return
