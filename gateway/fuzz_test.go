@@ -719,7 +719,7 @@ type upstreamSeed struct {
 	status      int
 	contentType string
 	body        string
-	flags       uint8 // 1 Retry-After, 2 cut, 4 pieces, 8 Content-Length, 16 a streaming request, 32 of n 2
+	flags       uint8 // 1 Retry-After, 2 cut, 4 pieces, 8 Content-Length, 16 a streaming request, 32 of n 2, 64 stored
 }
 
 const (
@@ -729,6 +729,7 @@ const (
 	seedLength
 	seedStream
 	seedN2
+	seedStore // the request asks the provider to store the completion (its id is kept to the team)
 )
 
 func upstreamSeeds() []upstreamSeed {
@@ -739,6 +740,11 @@ func upstreamSeeds() []upstreamSeed {
 	okStream := sse(okChunk1, okChunk2, okChunkStop, okChunkUsage, "[DONE]")
 	return []upstreamSeed{
 		{200, js, okCompletion, seedLength},
+		{200, js, okCompletion, seedStore},
+		{200, js, okCompletion[:len(okCompletion)/2], seedStore | seedLength | seedCut},
+		{200, ev, okStream, seedStream | seedStore | seedPieces},
+		{200, ev, sse(`{"id":null,"choices":[{"index":0,"delta":{"content":"a"}}]}`, `{"id":7}`, okChunkStop, "[DONE]"), seedStream | seedStore},
+		{200, ev, sse(okChunk1, okChunk2), seedStream | seedStore | seedCut},
 		{200, js, okCompletion, seedStream},
 		{200, ev, okStream, seedStream | seedPieces},
 		{200, ev, okStream, 0},
@@ -861,7 +867,11 @@ func FuzzGatewayUpstreamAnswer(f *testing.F) {
 		if flags&seedN2 != 0 {
 			n = 2
 		}
-		req := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"n":` + strconv.Itoa(n) + `,"stream":` + strconv.FormatBool(stream) + `}`
+		store := ""
+		if flags&seedStore != 0 {
+			store = `,"store":true`
+		}
+		req := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"n":` + strconv.Itoa(n) + `,"stream":` + strconv.FormatBool(stream) + store + `}`
 		a := g.post(t, devopsKey, []byte(req), false)
 		g.checkNoPanic(t)
 		calls := up.served()
