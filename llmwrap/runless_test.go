@@ -46,7 +46,7 @@ func TestRunLimitsOutsideARunWarnOnce(t *testing.T) {
 	}
 	const notice = "apply only to calls made with the context of middleware.StartRun"
 
-	c, logs := client(policies.Default()) // limits: max_calls 10, run_timeout 5m
+	c, logs := client(policies.Default()) // limits: max_calls 10, run_timeout 15m
 	runCtx, _ := middleware.StartRun(context.Background(), "r")
 	ask(c, runCtx, 0)
 	if strings.Contains(logs.String(), notice) {
@@ -55,7 +55,7 @@ func TestRunLimitsOutsideARunWarnOnce(t *testing.T) {
 	for i := range 5 {
 		ask(c, context.Background(), i+1)
 	}
-	if n := strings.Count(logs.String(), notice); n != 1 || !strings.Contains(logs.String(), "max_calls 10, run_timeout 5m") {
+	if n := strings.Count(logs.String(), notice); n != 1 || !strings.Contains(logs.String(), "max_calls 10, run_timeout 15m") {
 		t.Fatalf("%d notices, want 1 naming the limits:\n%s", n, logs)
 	}
 

@@ -42,7 +42,7 @@ func ExampleDefault() {
 	fmt.Println(p.Limits.MaxCalls, p.Limits.RunTimeout, p.Timeouts.Call)
 	// Output:
 	// default "", tool_selection -> gpt-4o-mini
-	// 10 5m 30s
+	// 10 15m 30s
 }
 
 // Cost prices a call from its token counts, exactly, in pico-dollars.

@@ -49,7 +49,7 @@ func TestDefault(t *testing.T) {
 		{"rule stage", p.Routing.Rules[0].When.Stage, StageToolSelection},
 		{"rule model", p.Routing.Rules[0].Model, "gpt-4o-mini"},
 		{"limits.max_calls", p.Limits.MaxCalls, 10},
-		{"limits.run_timeout", p.Limits.RunTimeout.Duration(), 5 * time.Minute},
+		{"limits.run_timeout", p.Limits.RunTimeout.Duration(), 15 * time.Minute},
 		{"timeouts.call", p.Timeouts.Call.Duration(), 30 * time.Second},
 		{"budget.request.max_input_tokens", p.Budget.Request.MaxInputTokens, int64(10000)},
 		{"cache.enabled", p.Cache.Enabled, true},

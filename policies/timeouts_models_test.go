@@ -271,3 +271,28 @@ func TestTimeoutsForARoutersPrefixedName(t *testing.T) {
 		t.Errorf("a pattern with a prefix: Matches(azure/o3) = %v, Matches(o3) = %v; want true, false", own.Matches("azure/o3"), own.Matches("o3"))
 	}
 }
+
+// The embedded default policy's run deadline is longer than the longest
+// call it lets any model make (a call's total, a reasoning model's 10m):
+// a run is never cut inside a call the same policy allows.
+func TestDefaultRunOutlastsItsLongestCall(t *testing.T) {
+	p := Default()
+	run := p.Limits.RunTimeout.Duration()
+	if run <= 0 {
+		t.Fatal("the default policy has no run_timeout")
+	}
+	longest := p.Timeouts.For("gpt-4o").Total.Duration()
+	for _, m := range p.Timeouts.Models {
+		for _, name := range m.Match {
+			if tt := p.Timeouts.For(strings.TrimSuffix(name, "*")).Total.Duration(); tt > longest {
+				longest = tt
+			}
+		}
+	}
+	if longest < 10*time.Minute {
+		t.Fatalf("the default's longest call total is %v, want a reasoning model's 10m", longest)
+	}
+	if run <= longest {
+		t.Errorf("limits.run_timeout %v is not longer than the longest call the default allows (%v)", run, longest)
+	}
+}
