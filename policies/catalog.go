@@ -146,10 +146,40 @@ func versionToken(t string) bool {
 // policy's models entry of the same or a more specific name, whose non-zero
 // fields win (a zero field keeps the catalog's value). A name neither
 // knows that has a router's prefix ("openai/gpt-4o") is the model after
-// its last '/'. It reports false when neither knows the model. Model may
-// be called on a nil *Policy to read the catalog alone. It does not
-// allocate.
+// its last '/'. A name neither knows as written is read in lower case
+// ("GPT-4o-2024-05-13", as Azure names it, is gpt-4o-2024-05-13). It
+// reports false when neither knows the model. Model may be called on a
+// nil *Policy to read the catalog alone. It does not allocate for a name
+// in the catalog's case.
 func (p *Policy) Model(name string) (ModelSpec, bool) {
+	if m, ok := p.modelAs(name); ok {
+		return m, true
+	}
+	if lower := p.priceName(name); lower != name {
+		return p.modelAs(lower)
+	}
+	return ModelSpec{}, false
+}
+
+// priceName returns the name Model prices name as: name itself when the
+// catalog or the policy knows it (whole, as a snapshot, or after a
+// router's prefix), else its lower case when that is known — providers
+// and routers match model names in any case (Azure answers
+// "GPT-4o-2024-05-13"), the catalog's names are lower case — else name.
+func (p *Policy) priceName(name string) string {
+	if _, ok := p.modelAs(name); ok {
+		return name
+	}
+	if lower := strings.ToLower(name); lower != name {
+		if _, ok := p.modelAs(lower); ok {
+			return lower
+		}
+	}
+	return name
+}
+
+// modelAs is Model without the case folding of priceName.
+func (p *Policy) modelAs(name string) (ModelSpec, bool) {
 	if m, ok := p.model(name); ok {
 		return m, true
 	}
@@ -190,6 +220,7 @@ func (p *Policy) OwnsPrice(name string) bool {
 	if p == nil || len(p.Models) == 0 {
 		return false
 	}
+	name = p.priceName(name)
 	if _, ok := p.model(name); !ok {
 		// A router's name for a provider's model, as Model reads it.
 		if i := strings.LastIndexByte(name, '/'); i >= 0 && i < len(name)-1 {
@@ -436,6 +467,9 @@ func (p *Policy) AnswerModels(name string) []string {
 	if !ok {
 		return nil
 	}
+	// A name in another case than the catalog's ("GPT-4o") is answered
+	// as the model it is priced as, and its snapshots.
+	name = p.priceName(name)
 	bases := [2]string{name}
 	if i := strings.LastIndexByte(name, '/'); i >= 0 && i < len(name)-1 {
 		bases[1] = name[i+1:]
