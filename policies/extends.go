@@ -39,7 +39,13 @@ import (
 //     total it inherits, and no total, gets the total raised to its call
 //     timeout (max(inherited total, call)), so that raising the one does
 //     not ask to know about the other; a total the file writes is its
-//     own, and one below its call timeout is an error.
+//     own, and one below its call timeout is an error;
+//   - timeouts.models entries a file inherits (it writes no
+//     timeouts.models): a call, total, first_token or idle limit the file
+//     raises above an entry's raises the entry's with it, so that the
+//     models an entry gives longer limits never get shorter ones than the
+//     others (a file that writes timeouts.call: 15m gives the default's
+//     reasoning models 15m, not 10m).
 //
 // Validation runs on the merged policy, so a team file may rely on models
 // its base defines; every problem names the file and line the offending
@@ -335,6 +341,32 @@ func mergePolicies(base, child *Policy, csrc *sourceMap) *Policy {
 		if t := &out.Timeouts; t.Total > 0 && t.Call > t.Total {
 			t.Total = t.Call
 		}
+	}
+	if len(out.Timeouts.Models) > 0 && !csrc.has("timeouts.models") {
+		// Inherited timeouts.models entries give their models longer
+		// limits than the others: a limit the file raises above an
+		// entry's raises the entry's with it, so that a file that raises
+		// timeouts.call to 15m does not leave its reasoning models at the
+		// base's 10m.
+		t := &out.Timeouts
+		raise := func(path string, own Duration, entry *Duration) {
+			if csrc.has(path) && *entry > 0 && own > *entry {
+				*entry = own
+			}
+		}
+		models := slices.Clone(t.Models) // base's list is not modified
+		for i := range models {
+			e := &models[i]
+			raise("timeouts.call", t.Call, &e.Call)
+			raise("timeouts.first_token", t.FirstToken, &e.FirstToken)
+			raise("timeouts.idle", t.Idle, &e.Idle)
+			if csrc.has("timeouts.call") || csrc.has("timeouts.total") {
+				if e.Total > 0 && t.Total > e.Total {
+					e.Total = t.Total
+				}
+			}
+		}
+		t.Models = models
 	}
 	// Provenance: base positions, minus what the child replaced wholesale,
 	// plus every position of the child.

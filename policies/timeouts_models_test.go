@@ -296,3 +296,49 @@ func TestDefaultRunOutlastsItsLongestCall(t *testing.T) {
 		t.Errorf("limits.run_timeout %v is not longer than the longest call the default allows (%v)", run, longest)
 	}
 }
+
+// A team file that extends the default, inherits its timeouts.models
+// entries and raises a limit of its own above an entry's (timeouts.call:
+// 15m) does not leave the entry's models with the shorter one: a reasoning
+// model's limits are never below the file's own (o3's call 15m, not the
+// default's 10m while gpt-4o gets 15m); a limit the file keeps below the
+// entry's leaves the entry's. Random limits, each kind checked.
+func TestInheritedTimeoutsModelsFollowTheFilesRaisedLimits(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(3, 5))
+	durs := []string{"20s", "45s", "2m", "6m", "10m", "12m", "15m", "30m"}
+	for i := range 40 {
+		pick := func() string { return durs[r.IntN(len(durs))] }
+		call, first, idle := pick(), pick(), pick()
+		team := fmt.Sprintf("timeouts: {call: %s, first_token: %s, idle: %s}\n", call, first, idle)
+		if i == 0 {
+			team, call, first, idle = "timeouts: {call: 15m}\n", "15m", "", ""
+		}
+		t.Run(strings.TrimSpace(team), func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"default.yaml": string(defaultYAML), "ml.yaml": "version: 1\nextends: default.yaml\n" + team})
+			set, err := LoadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			to := set.Policy("ml").Timeouts
+			base := Default().Timeouts.For("o3")
+			for _, m := range []string{"o3", "gpt-5", "claude-sonnet-4-5"} {
+				got, other := to.For(m), to.For("gpt-4o")
+				for _, k := range []struct {
+					name              string
+					got, other, deflt Duration
+				}{
+					{"call", got.Call, other.Call, base.Call},
+					{"total", got.Total, other.Total, base.Total},
+					{"first_token", got.FirstToken, other.FirstToken, base.FirstToken},
+					{"idle", got.Idle, other.Idle, base.Idle},
+				} {
+					if want := max(k.other, k.deflt); k.got != want {
+						t.Errorf("%s's %s is %v, want %v (the file's %v, the default's entry's %v)", m, k.name, k.got, want, k.other, k.deflt)
+					}
+				}
+			}
+		})
+	}
+}
