@@ -32,9 +32,15 @@ type RunReport struct {
 	RunFigures
 	FailedCalls int `json:"failed_calls"`
 	// SavedUSD is what the cache's hits would have cost (what a context
-	// compaction saved is not the cache's, and not counted).
+	// compaction saved is not the cache's: it is CompactionSavedUSD).
 	SavedUSD  string `json:"saved_usd"`
 	SavedPico int64  `json:"saved_usd_pico"`
+	// CompactionSavedUSD is what the context compaction of the team's
+	// policy saved: the input tokens it took out of the calls' requests,
+	// at their models' input price, as the library's run report counts
+	// them.
+	CompactionSavedUSD  string `json:"compaction_saved_usd"`
+	CompactionSavedPico int64  `json:"compaction_saved_usd_pico"`
 	// RoutingSavedUSD is what routing saved against the models the calls
 	// asked for, at the tokens their answers used (negative: what it cost
 	// more).
@@ -203,6 +209,9 @@ func (s *Server) runReport(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		out.SavedPico = middleware.SatAdd(out.SavedPico, m.SavedPico)
 	}
 	out.SavedUSD = picoUSD(out.SavedPico)
+	// The run's savings less its cache hits' are its compactions'.
+	out.CompactionSavedPico = max(t.SavedPico-out.SavedPico, 0)
+	out.CompactionSavedUSD = picoUSD(out.CompactionSavedPico)
 	out.Limits = s.runLimits(ctx, k.team, run, st)
 	writeJSON(w, http.StatusOK, out)
 }
