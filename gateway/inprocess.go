@@ -36,8 +36,8 @@ import (
 // call until the gateway's write timeout (limits.write_timeout, a
 // stream's idle limit) passes on a write the caller does not read, as
 // over a socket, which cuts it (the caller's next read fails); a done
-// request context cuts it at once. The transport is safe for concurrent
-// use.
+// request context, or Close, cuts it at once. The transport is safe for
+// concurrent use.
 func (s *Server) Transport() http.RoundTripper { return inProcess{s: s} }
 
 // TransportFor is Transport for a caller that is team: its requests need
@@ -98,9 +98,15 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	// unblock a pipe's write), and the caller's next read fails with the
 	// context's error.
 	unhookPipe := context.AfterFunc(req.Context(), func() { _ = pw.CloseWithError(context.Cause(req.Context())) })
+	// Close cuts the body likewise, as it cuts a connection: a handler
+	// blocked writing to a caller that neither reads nor closes ends at
+	// once, not at the write timeout. (A body the handler has finished is
+	// closed already: its caller reads it whole.)
+	unhookClose := context.AfterFunc(t.s.baseCtx, func() { _ = pw.CloseWithError(errInProcessClosed) })
 	go func() {
 		defer func() {
 			unhookPipe()
+			unhookClose()
 			stop()
 			cancel()
 			closeBody(req)
