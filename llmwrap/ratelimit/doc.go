@@ -68,10 +68,20 @@
 // less left becomes a cell that mirrors the provider's own state
 // (remaining of limit, refilled at limit per minute), so admissions slow
 // down before the next 429. With a shared store this is shared: one
-// replica's 429 holds the others. Retries below this layer are charged
-// when the call ends: every request sent counts against the requests per
-// minute, as the attempts middleware.Meter saw (middleware.CountAttempts),
-// or the provider's reports of them, whichever is more.
+// replica's 429 holds the others.
+//
+// # Retries
+//
+// Each retry below this layer is admitted when it is sent, as a first
+// attempt is (middleware.AdmitRetry, after what admits the call's retries
+// above it: the budget's): one request of the requests per minute and the
+// call's tokens of the tokens per minute, waiting for its slot (never past
+// the call's deadline) or refused, in which case the provider's failure
+// stands. It takes no concurrency slot (the call holds one). When the
+// call ends, each request that failed is settled at its input, the last
+// one at the provider's usage; requests the layer did not admit (the
+// attempts middleware.Meter saw, middleware.CountAttempts, or the
+// provider's reports of them, whichever is more) are charged then.
 //
 // # Where it runs
 //

@@ -261,10 +261,20 @@ func (l *Limiter) Middleware() middleware.Middleware {
 type Ticket struct {
 	l      *Limiter
 	p      *plan
+	team   string
 	local  bool // admitted by the local share while the shared store was down
 	tokens int64
 	lease  string
 	polled bool // the admission slept before it was granted
+	// input is the input tokens of one attempt, which a request that
+	// failed is charged of its reservation (-1: unknown, charged whole).
+	input int64
+	// retries are the retries admitted (AdmitRetry) in the ticket's own
+	// store, retryTokens what they reserved; elsewhere the retries
+	// admitted by the local share while the shared store was down (never
+	// refunded).
+	retries, elsewhere int64
+	retryTokens        int64
 }
 
 // Reserve admits one call to model for team costing tokens (input
@@ -284,7 +294,80 @@ func (l *Limiter) Reserve(ctx context.Context, model, team string, tokens int64)
 		t.Done(ctx, 0, 0)
 		return Ticket{}, err
 	}
+	t.input = -1
 	return t, nil
+}
+
+// ReserveInput is Reserve for a call whose attempts each send input of
+// its tokens: a retried attempt that failed is then charged its input,
+// not the whole reservation.
+func (l *Limiter) ReserveInput(ctx context.Context, model, team string, input, tokens int64) (Ticket, error) {
+	t, err := l.Reserve(ctx, model, team, tokens)
+	if t.p != nil {
+		t.input = max(input, 0)
+	}
+	return t, err
+}
+
+// AdmitRetry admits one more request of the ticket's call — a retry, sent
+// as soon as it returns — against the limits of its first attempt
+// (requests, and its tokens again), waiting as the policy says (never
+// past ctx's deadline) or refusing with an [*Error] as an admission does.
+// It takes no concurrency slot: the call holds one. Done settles the
+// retries admitted with the call. AdmitRetry and Done are not safe for
+// concurrent use with each other (the retry layer of a call admits its
+// retries one after the other).
+func (t *Ticket) AdmitRetry(ctx context.Context) error {
+	_, err := t.admitRetry(ctx)
+	return err
+}
+
+// admitRetry is AdmitRetry, which says whether it waited for its slot.
+func (t *Ticket) admitRetry(ctx context.Context) (bool, error) {
+	if t == nil || t.p == nil {
+		return false, nil
+	}
+	l, p := t.l, t.p
+	local := t.local
+	maxWait, deadline := l.maxWait(ctx)
+	adm := Admission{Cells: p.cells, Learned: p.learned, Requests: 1, Tokens: t.tokens, MaxWait: maxWait}
+	if local {
+		adm.Cells, adm.Learned = p.localCells, ""
+	}
+	wait, polled, err := l.acquire(ctx, p, t.team, &local, &adm, deadline)
+	if err != nil {
+		return polled, err
+	}
+	if err := sleep(ctx, wait); err != nil {
+		// Not sent: give the request back where it was taken.
+		s := Settlement{Cells: adm.Cells, Requests: -1, Tokens: -t.tokens}
+		l.settle(ctx, p, local, &s)
+		return true, err
+	}
+	if local == t.local {
+		t.retries++
+		t.retryTokens = middleware.SatAdd(t.retryTokens, t.tokens)
+	} else {
+		t.elsewhere++
+	}
+	return polled || wait > 0, nil
+}
+
+// maxWait returns how long an admission may wait for its slot and until
+// when (zero: it may not wait, on_limit reject or fallback).
+func (l *Limiter) maxWait(ctx context.Context) (time.Duration, time.Time) {
+	if l.rl.OnLimit != "" && l.rl.OnLimit != OnLimitWait {
+		return 0, time.Time{}
+	}
+	now := time.Now()
+	maxWait := l.rl.MaxWait
+	if maxWait <= 0 {
+		maxWait = DefaultMaxWait
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		maxWait = min(maxWait, dl.Sub(now))
+	}
+	return max(maxWait, 0), now.Add(maxWait)
 }
 
 // ReserveOutput is the number of output tokens Reserve's caller counts
@@ -303,14 +386,15 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 	if p == nil {
 		return next.Handle(ctx, req)
 	}
-	var need int64
+	var need, input int64
 	if p.tokens || p.learned != "" { // the provider's token limit is learned too
 		out := int64(req.MaxTokens)
 		if out <= 0 {
 			out = l.ReserveOutput()
 		}
 		// (saturating: a huge n × max_tokens never wraps around to a small need)
-		need = middleware.SatAdd(tokens.ForCall(ctx, l.est, req.Model, req), middleware.SatMul(out, int64(max(req.N, 1))))
+		input = tokens.ForCall(ctx, l.est, req.Model, req)
+		need = middleware.SatAdd(input, middleware.SatMul(out, int64(max(req.N, 1))))
 	}
 	start := time.Now()
 	t, wait, err := l.admit(ctx, p, team, need)
@@ -336,6 +420,10 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 		obs = &feedback{l: l, p: p}
 		ctx = middleware.WithObserver(ctx, obs)
 	}
+	t.input = input
+	// Each retry below is admitted when it is sent, as a first attempt
+	// is, after what admitted the call's retries above (the budget's).
+	ctx = &retryAdmission{Context: ctx, t: &t}
 	sent := new(atomic.Int32) // the requests the provider was sent, retries included
 	ctx = middleware.CountAttempts(ctx, sent)
 	settled := false
@@ -366,25 +454,47 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 	return resp, err
 }
 
+// retryAdmission is the context below the layer of an admitted call: the
+// call's context, carrying the admission of its retries
+// (middleware.AdmitRetry) by the ticket, after the admission the call's
+// context carried (the budget's).
+type retryAdmission struct {
+	context.Context // the call's, as the layer got it
+	t               *Ticket
+}
+
+func (r *retryAdmission) Value(key any) any {
+	if middleware.IsRetryAdmissionKey(key) {
+		return middleware.RetryAdmitter(r)
+	}
+	return r.Context.Value(key)
+}
+
+// AdmitRetry admits a retry by what the call's context admits its retries
+// with, then by the rate limits, waiting for its slot as the call's first
+// attempt did (the wait is in the call's facts).
+func (r *retryAdmission) AdmitRetry(ctx context.Context) error {
+	if err := middleware.AdmitRetry(r.Context); err != nil {
+		return err
+	}
+	start := time.Now()
+	slept, err := r.t.admitRetry(ctx)
+	if waited := time.Since(start); err == nil && slept {
+		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.RateWait += waited })
+		if middleware.Observing(ctx) {
+			middleware.Emit(ctx, middleware.RateLimited{Model: r.t.p.model, Team: r.t.team, Action: "admitted", Wait: waited})
+		}
+	}
+	return err
+}
+
 // admit asks the store, waiting for a slot that cannot be reserved ahead
 // (a full concurrency limit, a limit that would idle) when the policy
 // waits. It returns the admission and how long to sleep for its slot.
 func (l *Limiter) admit(ctx context.Context, p *plan, team string, need int64) (Ticket, time.Duration, error) {
-	maxWait := time.Duration(0)
-	var deadline time.Time
-	if l.rl.OnLimit == "" || l.rl.OnLimit == OnLimitWait {
-		now := time.Now()
-		maxWait = l.rl.MaxWait
-		if maxWait <= 0 {
-			maxWait = DefaultMaxWait
-		}
-		if dl, ok := ctx.Deadline(); ok {
-			maxWait = min(maxWait, dl.Sub(now))
-		}
-		deadline = now.Add(maxWait)
-	}
-	t := Ticket{l: l, p: p, tokens: need}
-	adm := Admission{Cells: p.cells, Slots: p.slots, Learned: p.learned, Requests: 1, Tokens: need, MaxWait: max(maxWait, 0)}
+	maxWait, deadline := l.maxWait(ctx)
+	t := Ticket{l: l, p: p, team: team, tokens: need}
+	adm := Admission{Cells: p.cells, Slots: p.slots, Learned: p.learned, Requests: 1, Tokens: need, MaxWait: maxWait}
 	if len(p.slots) > 0 {
 		t.lease = l.leaseBase + strconv.FormatUint(l.leaseSeq.Add(1), 36)
 		adm.Lease = t.lease
@@ -393,32 +503,49 @@ func (l *Limiter) admit(ctx context.Context, p *plan, team string, need int64) (
 			adm.LeaseTTL = DefaultLeaseTTL
 		}
 	}
+	wait, polled, err := l.acquire(ctx, p, team, &t.local, &adm, deadline)
+	if err != nil {
+		return Ticket{}, 0, err
+	}
+	t.polled = polled
+	return t, wait, nil
+}
+
+// acquire asks the store to admit adm, turning to the local share when
+// the store fails and the policy says so (*local), and asking again at the
+// time it is given until deadline (zero: refuse at once). It returns how
+// long to sleep for the admitted slot, and whether it slept already.
+func (l *Limiter) acquire(ctx context.Context, p *plan, team string, local *bool, adm *Admission, deadline time.Time) (time.Duration, bool, error) {
+	polled := false
 	for {
-		d, err := l.storeAdmit(ctx, p, t.local, &adm)
+		d, err := l.storeAdmit(ctx, p, *local, adm)
 		if err != nil {
 			if ctx.Err() != nil {
-				return Ticket{}, 0, ctx.Err()
+				return 0, polled, ctx.Err()
 			}
 			l.storeFailed(ctx, "admit", err)
 			if l.rl.OnUnavailable != Local {
-				return Ticket{}, 0, l.refuse(ctx, p, team, Decision{Limit: "store", Wait: time.Second}, err)
+				return 0, polled, l.refuse(ctx, p, team, Decision{Limit: "store", Wait: time.Second}, err)
 			}
-			t.local = true
-			adm.Cells, adm.Slots, adm.Learned = p.localCells, p.localSlots, ""
+			*local = true
+			adm.Cells, adm.Learned = p.localCells, ""
+			if adm.Slots != nil {
+				adm.Slots = p.localSlots
+			}
 			continue
 		}
 		if d.OK {
-			return t, d.Wait, nil
+			return d.Wait, polled, nil
 		}
 		if d.Retry && !deadline.IsZero() && time.Now().Add(d.Wait).Before(deadline) {
 			if err := sleep(ctx, d.Wait); err != nil {
-				return Ticket{}, 0, err
+				return 0, polled, err
 			}
-			t.polled = true
+			polled = true
 			adm.MaxWait = max(time.Until(deadline), 0)
 			continue
 		}
-		return Ticket{}, 0, l.refuse(ctx, p, team, d, nil)
+		return 0, polled, l.refuse(ctx, p, team, d, nil)
 	}
 }
 
@@ -435,7 +562,10 @@ func (l *Limiter) storeAdmit(ctx context.Context, p *plan, local bool, a *Admiss
 
 // Done settles the call with what it used: the provider's token count
 // (used < 0: unknown, the reservation stands) and the requests it made
-// upstream (0 refunds the admission; more than 1 charges retries).
+// upstream, retries included (0 refunds the admission; more than 1
+// charges the retries AdmitRetry did not admit). Each request sent before
+// the last is charged its input tokens (ReserveInput; else its whole
+// reservation), the last one used.
 func (t Ticket) Done(ctx context.Context, used int64, requests int) {
 	if t.p == nil {
 		return
@@ -443,26 +573,41 @@ func (t Ticket) Done(ctx context.Context, used int64, requests int) {
 	l, p := t.l, t.p
 	// The provider-learned cells are not settled: the provider's next
 	// report already counts what the call really used.
-	s := Settlement{Cells: p.cells, Slots: p.slots, Lease: t.lease, Requests: int64(requests) - 1}
+	s := Settlement{Cells: p.cells, Slots: p.slots, Lease: t.lease, Requests: int64(requests) - 1 - t.retries - t.elsewhere}
 	if t.local {
 		s.Cells, s.Slots = p.localCells, p.localSlots
 	}
+	reserved := middleware.SatAdd(t.tokens, t.retryTokens)
 	switch {
-	case requests == 0:
-		s.Tokens = -t.tokens
-	case used >= 0 && t.tokens > 0:
-		s.Tokens = used - t.tokens
+	case requests <= 0:
+		s.Requests = -1 - t.retries // the admissions of the ticket's store
+		s.Tokens = -reserved
+	case t.tokens > 0:
+		last := t.tokens
+		if used >= 0 {
+			last = used
+		}
+		each := t.tokens
+		if t.input >= 0 {
+			each = min(t.input, t.tokens)
+		}
+		s.Tokens = middleware.SatAdd(last, middleware.SatMul(int64(requests-1), each)) - reserved
 	}
 	if s.Requests == 0 && s.Tokens == 0 && len(s.Slots) == 0 {
 		return
 	}
+	l.settle(ctx, p, t.local, &s)
+}
+
+// settle applies s in the store of an admission (local: the local share).
+func (l *Limiter) settle(ctx context.Context, p *plan, local bool, s *Settlement) {
 	switch {
-	case t.local:
-		l.local.settle(&s, p.memLocal)
+	case local:
+		l.local.settle(s, p.memLocal)
 	case p.mem != nil:
-		l.store.(*MemoryStore).settle(&s, p.mem)
+		l.store.(*MemoryStore).settle(s, p.mem)
 	default:
-		c := s
+		c := *s
 		if err := l.store.Settle(context.WithoutCancel(ctx), &c); err != nil {
 			l.storeFailed(ctx, "settle", err)
 		}

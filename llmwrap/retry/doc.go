@@ -28,7 +28,9 @@
 // reach no caller.
 //
 // Every retry emits a middleware.Retrying event before its wait. A retry
-// is made only when the call's admission allows it (middleware.AdmitRetry:
-// the budget layer above refuses one its ledgers cannot hold); otherwise
-// the last failure is returned.
+// is made only when the call's admission allows it, asked after the wait,
+// as the retry is sent (middleware.AdmitRetry: the budget layer above
+// refuses one its ledgers cannot hold; the rate limits admit it as a
+// request of its own, waiting for its slot or refusing it); otherwise the
+// last failure is returned.
 package retry

@@ -135,18 +135,6 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 		if !ok {
 			return resp, err
 		}
-		if aerr := middleware.AdmitRetry(ctx); aerr != nil {
-			// The budget cannot hold what the failed attempts were
-			// billed beside the next one's worst case: the provider's
-			// failure stands.
-			middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
-				f.Notes = append(f.Notes, "retry: not retried: "+aerr.Error())
-			})
-			return resp, err
-		}
-		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
-			f.Retries = append(f.Retries, middleware.Retry{Model: req.Model, Wait: wait, Err: err})
-		})
 		if middleware.Observing(ctx) {
 			middleware.Emit(ctx, middleware.Retrying{Model: req.Model, Attempt: attempt, Wait: wait, Err: err})
 		}
@@ -169,6 +157,22 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 			// deadline at the same instant): no attempt starts after it.
 			return resp, err
 		}
+		// Admitted when it is sent, after the wait: the rate limits
+		// count the request then (a slot taken before the wait would let
+		// it go out with the next second's).
+		if aerr := middleware.AdmitRetry(ctx); aerr != nil {
+			// The budget cannot hold what the failed attempts were
+			// billed beside the next one's worst case, or the rate
+			// limits refuse one request more: the provider's failure
+			// stands.
+			middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+				f.Notes = append(f.Notes, "retry: not retried: "+aerr.Error())
+			})
+			return resp, err
+		}
+		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
+			f.Retries = append(f.Retries, middleware.Retry{Model: req.Model, Wait: wait, Err: err})
+		})
 		waited += wait
 	}
 }
