@@ -84,12 +84,13 @@ func (h *passHold) done(ctx context.Context, used int64, requests int) {
 }
 
 // admit admits the call against the rate limits of its model with need
-// tokens (nothing when the policy has no rate limits).
-func (h *passHold) admit(ctx context.Context, l *ratelimit.Limiter, need int64) error {
+// tokens, in of them its input (what each request that failed is charged
+// of them), nothing when the policy has no rate limits.
+func (h *passHold) admit(ctx context.Context, l *ratelimit.Limiter, in, need int64) error {
 	if l == nil {
 		return nil
 	}
-	t, err := l.Reserve(ctx, h.model, h.team, need)
+	t, err := l.ReserveInput(ctx, h.model, h.team, in, need)
 	if err != nil {
 		h.settle(ctx, budget.Amount{})
 		return err
@@ -187,7 +188,7 @@ func (s *Server) reserveEmbeddings(ctx context.Context, team string, req *embedd
 		}
 	}
 	if pl.limiter != nil {
-		if err := h.admit(ctx, pl.limiter, h.need.Tokens); err != nil {
+		if err := h.admit(ctx, pl.limiter, h.need.Tokens, h.need.Tokens); err != nil {
 			return nil, classify(err, s.secrets...)
 		}
 	}

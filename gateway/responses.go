@@ -502,10 +502,12 @@ func (s *Server) holdResponses(ctx context.Context, pl *passLimits, team string,
 		if req.MaxOutputTokens != nil && *req.MaxOutputTokens > 0 {
 			need = *req.MaxOutputTokens
 		}
+		input := int64(-1) // not counted: a failed request is charged its whole admission
 		if counted {
 			need += in
+			input = in
 		}
-		if err := h.admit(ctx, l, need); err != nil {
+		if err := h.admit(ctx, l, input, need); err != nil {
 			return nil, err
 		}
 	}

@@ -421,8 +421,15 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 		nctx := context.WithValue(ctx, responsesAttemptKey{}, a)
 		if h != nil {
 			// A retry of the model (fallback.retry, below) is admitted
-			// once what its failed request was billed is charged.
-			nctx = middleware.WithRetryAdmission(nctx, func(context.Context) error { return c.admitRetry(ctx, a) })
+			// once what its failed request was billed is charged, then by
+			// the model's rate limits as a request of its own, when it is
+			// sent (waiting for its slot or refused, as the first was).
+			nctx = middleware.WithRetryAdmission(nctx, func(rctx context.Context) error {
+				if err := c.admitRetry(ctx, a); err != nil {
+					return err
+				}
+				return h.ticket.AdmitRetry(rctx)
+			})
 		}
 		_, err = next.Handle(nctx, mreq)
 		rec := middleware.Attempt{Model: mreq.Model, Latency: time.Since(start), Err: err, Hedge: hedge}

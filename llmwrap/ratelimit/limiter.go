@@ -300,11 +300,11 @@ func (l *Limiter) Reserve(ctx context.Context, model, team string, tokens int64)
 
 // ReserveInput is Reserve for a call whose attempts each send input of
 // its tokens: a retried attempt that failed is then charged its input,
-// not the whole reservation.
+// not the whole reservation (input < 0: unknown, charged whole).
 func (l *Limiter) ReserveInput(ctx context.Context, model, team string, input, tokens int64) (Ticket, error) {
 	t, err := l.Reserve(ctx, model, team, tokens)
 	if t.p != nil {
-		t.input = max(input, 0)
+		t.input = max(input, -1)
 	}
 	return t, err
 }
