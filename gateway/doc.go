@@ -58,9 +58,12 @@
 // (objects_owner.go), their record without expiry (they live upstream
 // until deleted; a deletion through the gateway drops it), and a family's list is filtered to the caller's
 // team's own objects, paged from the upstream's pages; a Responses call's
-// conversation is checked as its previous_response_id is. Another object
-// named inside a request's body (a file_id given to a vector store) is
-// not checked.
+// conversation is checked as its previous_response_id is. An object named
+// inside a request's JSON body (a file_id given to a vector store, a
+// batch's input_file_id, a Responses call's vector_store_ids, a chat
+// call's file part, tool_resources, attachments…) is checked too
+// (bodyids.go): another team's is refused with its family's 404 before
+// the upstream.
 //
 // # Shared state
 //

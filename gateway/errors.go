@@ -200,6 +200,9 @@ const quotaNote = " (insufficient quota: no retry will pass until the limit is r
 // classify maps a chain failure to the OpenAI-shaped error a client of the
 // gateway gets. secrets are masked out of the message.
 func classify(err error, secrets ...string) *apiError {
+	if ae, ok := errors.AsType[*apiError](err); ok {
+		return ae // the gateway's own refusal, from its layer of the chain
+	}
 	if bt, ok := errors.AsType[*bodyTimeout](err); ok {
 		return bt.apiError() // the request's body did not come in time
 	}

@@ -405,7 +405,13 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	// A stored chat completion (store: true) is its team's
 	// (objects_owner.go): the chain notes it as the transport decodes the
 	// request (noteStored).
-	stored := &storedNote{}
+	stored := &storedNote{check: func(ctx context.Context, body []byte) error {
+		// Another team's file part (bodyids.go).
+		if e := s.checkBodyIDs(ctx, k.team, body, false); e != nil {
+			return e
+		}
+		return nil
+	}}
 	ctx = context.WithValue(ctx, storedKey{}, stored)
 	if rc, ok := body.(io.ReadCloser); ok {
 		out = up.newChat(ctx, rc)
@@ -876,6 +882,28 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(httpWriter(w), r.Body, limit)
 	}
+	if readsBodyIDs(r, isOwned) {
+		// The ids its JSON body names (a file given to a vector store, a
+		// batch's input file…) are checked before it
+		// is sent (bodyids.go): the body is read first.
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			e := bodyError(err)
+			if e == errTooLarge {
+				e = tooLarge
+				s.metrics.request("too_large")
+				e.write(w)
+				return
+			}
+			s.refuse(w, e)
+			return
+		}
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		if e := s.checkBodyIDs(r.Context(), k.team, body, true); e != nil {
+			s.refuse(w, e)
+			return
+		}
+	}
 	if len(s.upstreams) > 1 && r.Method == http.MethodPost && !isEmbeddings(r) && !isResponses(r) {
 		// A call of another endpoint (legacy completions, moderations,
 		// images, audio) goes to the upstream of the model its body names
@@ -979,6 +1007,12 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 				s.refuse(w, e)
 				return
 			}
+		}
+		// Nor another team's file, vector store or container named in
+		// the body (bodyids.go).
+		if e := s.checkBodyIDs(r.Context(), k.team, body, false); e != nil {
+			s.refuse(w, e)
+			return
 		}
 		ctx, e := s.passContext(r, k.team, callID, true)
 		if e != nil {

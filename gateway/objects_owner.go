@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	goredis "github.com/redis/go-redis/v9"
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -35,6 +36,8 @@ type ownedFamily struct {
 	path string
 	// what names the object in the 404 ("No such File object: …").
 	notFound func(id string) string
+	// code is the 404's code ("": null).
+	code string
 	// list: GET path lists the objects, a cursor page ({"data": […],
 	// "has_more": …}).
 	list bool
@@ -142,7 +145,7 @@ func (s *Server) checkObject(ctx context.Context, team string, f *ownedFamily, i
 	}
 	if !ok {
 		s.logger.Warn("tokenwise/gateway: refused another team's object", "team", team, "object_id", id)
-		return &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Message: f.notFound(id)}
+		return f.refusal(id)
 	}
 	return nil
 }
@@ -418,7 +421,14 @@ type storedKey struct{}
 // storedNote is marked by noteStored when the chain reads a chat request
 // that asks the provider to store its completion (its store member
 // true): the call's completion id is then its team's (recordStoredChat).
-type storedNote struct{ atomic.Bool }
+//
+// check, when set, refuses (its error the call's) a request whose body
+// names another team's object (bodyids.go), before
+// the chain sends it.
+type storedNote struct {
+	atomic.Bool
+	check func(ctx context.Context, body []byte) error
+}
 
 // noteStored puts in front of mw the layer that marks a call's
 // storedNote (found in its context) when its request is stored, as the
@@ -429,7 +439,15 @@ func noteStored(mw middleware.Middleware) middleware.Middleware {
 	return func(next middleware.Handler) middleware.Handler {
 		h := mw(next)
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
-			if n, ok := ctx.Value(storedKey{}).(*storedNote); ok && storedRequest(req) {
+			n, ok := ctx.Value(storedKey{}).(*storedNote)
+			if ok && n.check != nil {
+				if w, isWire := req.Native.(*twopenai.Wire); isWire {
+					if err := n.check(ctx, w.JSON); err != nil {
+						return nil, err
+					}
+				}
+			}
+			if ok && storedRequest(req) {
 				n.Store(true)
 			}
 			return h.Handle(ctx, req)

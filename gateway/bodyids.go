@@ -1,0 +1,283 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// The ids a request's body names (objects_owner.go keeps an object to the
+// team that created it by path; this, by body): a file given to a vector
+// store, a batch's input file, a fine-tuning job's training file, a
+// Responses call's vector stores or input file, a chat message's file
+// part, an assistant's or a thread's tool resources, a message's
+// attachments, a run's assistant, a code interpreter's container.
+// Another team's is refused with the 404 its family's path gives, before
+// the upstream is asked.
+
+// familyOf returns the owned family of path (its path after /v1).
+func familyOf(path string) *ownedFamily {
+	for _, f := range ownedFamilies {
+		if f.path == path {
+			return f
+		}
+	}
+	panic("tokenwise/gateway: no owned family " + path)
+}
+
+// bodyMembers are the members that name an owned object by id, wherever
+// they are in a request's body (a string, or an array of strings).
+var bodyMembers = map[string]*ownedFamily{
+	"file_id":          familyOf("/files"),
+	"file_ids":         familyOf("/files"),
+	"input_file_id":    familyOf("/files"),
+	"training_file":    familyOf("/files"),
+	"validation_file":  familyOf("/files"),
+	"vector_store_id":  familyOf("/vector_stores"),
+	"vector_store_ids": familyOf("/vector_stores"),
+	"assistant_id":     familyOf("/assistants"),
+	"container":        familyOf("/containers"),
+}
+
+// bodyRef is an id a request's body names, of family fam.
+type bodyRef struct {
+	fam *ownedFamily
+	id  string
+}
+
+// maxBodyDepth bounds the nesting of a body read for the ids it names
+// (deeper is not read: the upstream's own parsers stop far sooner).
+const maxBodyDepth = 10000
+
+// errBodyDepth ends the read of a body nested deeper than maxBodyDepth.
+var errBodyDepth = errors.New("the JSON is nested too deep")
+
+// mayNameIDs reports whether body may name an owned object's id: a member
+// of bodyMembers, written as it is or with an ASCII
+// letter escaped (\u00XX). A body that cannot is not decoded.
+func mayNameIDs(body []byte) bool {
+	for _, w := range [...]string{"file_id", "training_file", "validation_file", "vector_store_id", "assistant_id", "container"} {
+		if bytes.Contains(body, []byte(w)) {
+			return true
+		}
+	}
+	for b := body; ; {
+		i := bytes.Index(b, []byte(`\u00`))
+		if i < 0 || i+5 >= len(b) {
+			return false
+		}
+		if c := b[i+4]; c >= '0' && c <= '7' {
+			return true
+		}
+		b = b[i+4:]
+	}
+}
+
+// bodyIDs returns the owned objects' ids JSON body names: every member of
+// bodyMembers at any depth (but in metadata, which names nothing), each
+// of its values when it is given twice, its name's escapes read; an eval
+// run's file source ({"type": "file_id", "id": …}). err: the body is not JSON (the
+// ids read before its fault are returned).
+func bodyIDs(body []byte) (refs []bodyRef, err error) {
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.UseNumber()
+	s := &idScan{d: d}
+	if _, _, err := s.value(nil, true, 0); err != nil {
+		return s.refs, err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return s.refs, errors.New("more than one JSON value")
+	}
+	return s.refs, nil
+}
+
+type idScan struct {
+	d    *json.Decoder
+	refs []bodyRef
+}
+
+// value reads the next value; its strings are ids of fam (nil: none). It
+// returns the value's string when it is one.
+func (s *idScan) value(fam *ownedFamily, top bool, depth int) (string, bool, error) {
+	if depth > maxBodyDepth {
+		return "", false, errBodyDepth
+	}
+	t, err := s.d.Token()
+	if err != nil {
+		return "", false, err
+	}
+	switch v := t.(type) {
+	case string:
+		if fam != nil && v != "" {
+			s.refs = append(s.refs, bodyRef{fam, v})
+		}
+		return v, true, nil
+	case json.Delim:
+		if v == '{' {
+			return "", false, s.object(top, depth+1)
+		}
+		if v != '[' {
+			return "", false, fmt.Errorf("unexpected %v", v)
+		}
+		for s.d.More() {
+			if _, _, err := s.value(fam, false, depth+1); err != nil {
+				return "", false, err
+			}
+		}
+		_, err := s.d.Token() // ]
+		return "", false, err
+	}
+	return "", false, nil
+}
+
+func (s *idScan) object(top bool, depth int) error {
+	var types, ids []string // an eval run's source: {"type": "file_id", "id": …}
+	for s.d.More() {
+		t, err := s.d.Token()
+		if err != nil {
+			return err
+		}
+		name, _ := t.(string)
+		fam := bodyMembers[name]
+		if name == "metadata" {
+			var skip json.RawMessage
+			if err := s.d.Decode(&skip); err != nil {
+				return err
+			}
+			continue
+		}
+		v, ok, err := s.value(fam, false, depth)
+		if err != nil {
+			return err
+		}
+		switch {
+		case ok && name == "type":
+			types = append(types, v)
+		case ok && name == "id":
+			ids = append(ids, v)
+		}
+	}
+	if _, err := s.d.Token(); err != nil { // }
+		return err
+	}
+	if slices.Contains(types, "file_id") {
+		for _, id := range ids {
+			if id != "" {
+				s.refs = append(s.refs, bodyRef{familyOf("/files"), id})
+			}
+		}
+	}
+	return nil
+}
+
+// othersOwn returns the index of the first of refs that another team
+// created and team did not (-1: none), as checkObject judges one.
+func (o *responseOwners) othersOwn(ctx context.Context, team string, refs []bodyRef) (int, error) {
+	local := make([][]string, len(refs))
+	var ask []int // the refs this replica does not know as team's
+	o.mu.Lock()
+	for i, r := range refs {
+		if e := o.teams[r.id]; e != nil && o.live(e) {
+			if slices.Contains(e.teams, team) {
+				continue
+			}
+			local[i] = slices.Clone(e.teams)
+		}
+		ask = append(ask, i)
+	}
+	o.mu.Unlock()
+	if o.rdb == nil || len(ask) == 0 {
+		for _, i := range ask {
+			if len(local[i]) > 0 {
+				return i, nil
+			}
+		}
+		return -1, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, responseOwnerTimeout)
+	defer cancel()
+	cmds := make([]*goredis.StringSliceCmd, len(ask))
+	_, err := o.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for j, i := range ask {
+			cmds[j] = p.SMembers(ctx, o.key+refs[i].id)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		for _, i := range ask {
+			if len(local[i]) > 0 {
+				return i, nil // another team's, as this replica saw
+			}
+		}
+		return -1, err
+	}
+	for j, i := range ask {
+		shared := cmds[j].Val()
+		if !slices.Contains(shared, team) && (len(local[i]) > 0 || len(shared) > 0) {
+			return i, nil
+		}
+	}
+	return -1, nil
+}
+
+// checkBodyIDs refuses (the error to write) team's request whose JSON body
+// names another team's object (bodyIDs); nil when it names none. A body
+// that is not JSON is refused when strict and it is meant as JSON
+// (bodyJSON), else checked as far as it reads.
+func (s *Server) checkBodyIDs(ctx context.Context, team string, body []byte, strict bool) *apiError {
+	strict = strict && bodyJSON(body)
+	if !mayNameIDs(body) {
+		return nil
+	}
+	refs, err := bodyIDs(body)
+	if err != nil && strict {
+		return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_json", NoRetry: true,
+			Message: "tokenwise/gateway: the request's body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	i, err := s.objects.othersOwn(ctx, team, refs)
+	if err != nil {
+		s.logger.Warn("tokenwise/gateway: the teams that created the objects a body names could not be read from Redis: refused", "team", team, "error", err)
+		return errObjectOwnerStore
+	}
+	if i < 0 {
+		return nil
+	}
+	s.logger.Warn("tokenwise/gateway: refused another team's object named in a body", "team", team, "object_id", refs[i].id)
+	return refs[i].fam.refusal(refs[i].id)
+}
+
+// refusal is the 404 of f's object id that the team may not use.
+func (f *ownedFamily) refusal(id string) *apiError {
+	return &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: f.code, Message: f.notFound(id)}
+}
+
+// readsBodyIDs reports whether r is a passed-through request whose body
+// is read for the ids it names before it is sent: a POST to an owned
+// family's path, but a multipart form (a file's upload), streamed to the
+// upstream as it comes.
+func readsBodyIDs(r *http.Request, owned bool) bool {
+	if !owned || r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
+		return false
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return !strings.HasPrefix(mt, "multipart/")
+}
+
+// bodyJSON reports whether body is meant as JSON: its first byte but
+// white space opens an object or an array.
+func bodyJSON(body []byte) bool {
+	b := bytes.TrimLeft(body, " \t\r\n")
+	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
+}

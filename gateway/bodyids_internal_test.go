@@ -1,0 +1,80 @@
+package gateway
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// refsRead returns the ids v (a body as encoding/json decodes it: the last
+// of a member given twice, as the upstream reads it) names where the
+// upstream reads one: bodyMembers' strings and arrays of strings at any
+// depth but under metadata, and an eval run's file source.
+func refsRead(v any, top bool, fam *ownedFamily, out map[bodyRef]bool) {
+	switch v := v.(type) {
+	case string:
+		if fam != nil && v != "" {
+			out[bodyRef{fam, v}] = true
+		}
+	case []any:
+		for _, e := range v {
+			refsRead(e, false, fam, out)
+		}
+	case map[string]any:
+		if t, _ := v["type"].(string); t == "file_id" {
+			if id, _ := v["id"].(string); id != "" {
+				out[bodyRef{familyOf("/files"), id}] = true
+			}
+		}
+		for name, m := range v {
+			switch {
+			case name == "metadata":
+			default:
+				refsRead(m, false, bodyMembers[name], out)
+			}
+		}
+	}
+}
+
+// FuzzBodyIDs: whatever the bytes, bodyIDs does not panic; a body
+// encoding/json reads is read without error, and every id the upstream
+// would read in it (refsRead) is among those bodyIDs returns — with its
+// members' names escaped, given twice, nested — and mayNameIDs lets it be
+// read.
+func FuzzBodyIDs(f *testing.F) {
+	for _, s := range []string{
+		`{"file_id":"file-1"}`,
+		`{"file\u005fid":"file-1","file_id":"file-2"}`,
+		`{"tool_resources":{"code_interpreter":{"file_ids":["file-1","file-2"]}}}`,
+		`{"model":"gpt-4o-mini","input":[{"type":"input_file","file_id":"file-3"}]}`,
+		`{"data_source":{"source":{"type":"file_id","id":"file-9"}}}`,
+		`{"metadata":{"file_id":"file-1"},"tools":[{"type":"file_search","vector_store_ids":["vs_1"]}]}`,
+		`{"container":"cntr_1","assistant_id":"asst_1","training_file":"file-1","validation_file":"file-2","input_file_id":"file-3"}`,
+		`[{"file_id":"x"}]`, `{"file_id":[[["file-1"]]]}`, `{"a":NaN,"file_id":"f"}`, `{"file_id":"f"} {"file_id":"g"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		refs, err := bodyIDs(body)
+		var v any
+		if json.Unmarshal(body, &v) != nil {
+			return
+		}
+		if err != nil {
+			t.Fatalf("%q: encoding/json reads it, bodyIDs: %v", body, err)
+		}
+		want := map[bodyRef]bool{}
+		refsRead(v, true, nil, want)
+		got := map[bodyRef]bool{}
+		for _, r := range refs {
+			got[r] = true
+		}
+		for r := range want {
+			if !got[r] {
+				t.Fatalf("%q: the upstream reads %s %q; bodyIDs: %v", body, r.fam.path, r.id, refs)
+			}
+		}
+		if len(want) > 0 && !mayNameIDs(body) {
+			t.Fatalf("%q names ids, mayNameIDs false", body)
+		}
+	})
+}
