@@ -20,9 +20,17 @@ import (
 // store, a batch's input file, a fine-tuning job's training file, a
 // Responses call's vector stores or input file, a chat message's file
 // part, an assistant's or a thread's tool resources, a message's
-// attachments, a run's assistant, a code interpreter's container.
+// attachments, a run's assistant, a code interpreter's container — and a
+// fine-tuned model (ft:…) a team's job made, named as a call's model.
 // Another team's is refused with the 404 its family's path gives, before
 // the upstream is asked.
+
+// fineTunedModels is the family of the fine-tuned models the gateway saw a
+// team's fine-tuning job make (its fine_tuned_model, a checkpoint's
+// fine_tuned_model_checkpoint): named as a call's model, or by path
+// (/v1/models/ft:…), another team's is OpenAI's unknown model.
+var fineTunedModels = &ownedFamily{path: "/models", code: "model_not_found",
+	notFound: quoted("The model `%s` does not exist or you do not have access to it.")}
 
 // familyOf returns the owned family of path (its path after /v1).
 func familyOf(path string) *ownedFamily {
@@ -62,10 +70,10 @@ const maxBodyDepth = 10000
 var errBodyDepth = errors.New("the JSON is nested too deep")
 
 // mayNameIDs reports whether body may name an owned object's id: a member
-// of bodyMembers, written as it is or with an ASCII
+// of bodyMembers or an ft: model, written as it is or with an ASCII
 // letter escaped (\u00XX). A body that cannot is not decoded.
 func mayNameIDs(body []byte) bool {
-	for _, w := range [...]string{"file_id", "training_file", "validation_file", "vector_store_id", "assistant_id", "container"} {
+	for _, w := range [...]string{"file_id", "training_file", "validation_file", "vector_store_id", "assistant_id", "container", "ft:"} {
 		if bytes.Contains(body, []byte(w)) {
 			return true
 		}
@@ -85,7 +93,8 @@ func mayNameIDs(body []byte) bool {
 // bodyIDs returns the owned objects' ids JSON body names: every member of
 // bodyMembers at any depth (but in metadata, which names nothing), each
 // of its values when it is given twice, its name's escapes read; an eval
-// run's file source ({"type": "file_id", "id": …}). err: the body is not JSON (the
+// run's file source ({"type": "file_id", "id": …}); and the ft: models
+// the body's top-level model members name. err: the body is not JSON (the
 // ids read before its fault are returned).
 func bodyIDs(body []byte) (refs []bodyRef, err error) {
 	d := json.NewDecoder(bytes.NewReader(body))
@@ -148,10 +157,20 @@ func (s *idScan) object(top bool, depth int) error {
 		}
 		name, _ := t.(string)
 		fam := bodyMembers[name]
-		if name == "metadata" {
+		switch {
+		case name == "metadata":
 			var skip json.RawMessage
 			if err := s.d.Decode(&skip); err != nil {
 				return err
+			}
+			continue
+		case top && name == "model":
+			v, ok, err := s.value(nil, false, depth)
+			if err != nil {
+				return err
+			}
+			if ok && strings.HasPrefix(v, "ft:") {
+				s.refs = append(s.refs, bodyRef{fineTunedModels, v})
 			}
 			continue
 		}
@@ -265,10 +284,13 @@ func (f *ownedFamily) refusal(id string) *apiError {
 
 // readsBodyIDs reports whether r is a passed-through request whose body
 // is read for the ids it names before it is sent: a POST to an owned
-// family's path, but a multipart form (a file's upload), streamed to the
-// upstream as it comes.
+// family's path or a legacy completion (its model), but a multipart form
+// (a file's upload), streamed to the upstream as it comes.
 func readsBodyIDs(r *http.Request, owned bool) bool {
-	if !owned || r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
+	if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
+		return false
+	}
+	if !owned && strings.TrimSuffix(r.URL.Path, "/") != "/v1/completions" {
 		return false
 	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))

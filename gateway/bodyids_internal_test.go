@@ -2,13 +2,15 @@ package gateway
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
 // refsRead returns the ids v (a body as encoding/json decodes it: the last
 // of a member given twice, as the upstream reads it) names where the
 // upstream reads one: bodyMembers' strings and arrays of strings at any
-// depth but under metadata, and an eval run's file source.
+// depth but under metadata, an eval run's file source, and a top-level
+// ft: model.
 func refsRead(v any, top bool, fam *ownedFamily, out map[bodyRef]bool) {
 	switch v := v.(type) {
 	case string:
@@ -28,6 +30,10 @@ func refsRead(v any, top bool, fam *ownedFamily, out map[bodyRef]bool) {
 		for name, m := range v {
 			switch {
 			case name == "metadata":
+			case top && name == "model":
+				if s, _ := m.(string); strings.HasPrefix(s, "ft:") {
+					out[bodyRef{fineTunedModels, s}] = true
+				}
 			default:
 				refsRead(m, false, bodyMembers[name], out)
 			}
@@ -45,7 +51,8 @@ func FuzzBodyIDs(f *testing.F) {
 		`{"file_id":"file-1"}`,
 		`{"file\u005fid":"file-1","file_id":"file-2"}`,
 		`{"tool_resources":{"code_interpreter":{"file_ids":["file-1","file-2"]}}}`,
-		`{"model":"gpt-4o-mini","input":[{"type":"input_file","file_id":"file-3"}]}`,
+		`{"model":"ft:gpt-4o-mini:org::x","input":[{"type":"input_file","file_id":"file-3"}]}`,
+		`{"m\u006fdel":"\u0066t:x"}`,
 		`{"data_source":{"source":{"type":"file_id","id":"file-9"}}}`,
 		`{"metadata":{"file_id":"file-1"},"tools":[{"type":"file_search","vector_store_ids":["vs_1"]}]}`,
 		`{"container":"cntr_1","assistant_id":"asst_1","training_file":"file-1","validation_file":"file-2","input_file_id":"file-3"}`,

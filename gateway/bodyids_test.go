@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -342,3 +343,118 @@ func TestGatewayRefusesBodiesNamingAnotherTeamsIDsExactly(t *testing.T) {
 }
 
 func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// succeedJob makes the store's fine-tuning job id succeed with model.
+func (u *objectStore) succeedJob(id, model string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.objs[id] = strings.TrimSuffix(u.objs[id], "}") + `,"status":"succeeded","fine_tuned_model":` + strconvQuote(model) + "}"
+}
+
+// checkFineTunedModelsIsolated: the fine-tuned models of devops' jobs,
+// seen through the gateway (one job retrieved, one listed), are refused
+// to payments — a chat call (openai-go, go-openai, a stream), a Responses
+// call, a legacy completion, a fine-tuning job on top of it, the model's
+// retrieval and deletion — with OpenAI's 404 for a model it does not
+// know, before the upstream; devops uses them.
+func checkFineTunedModelsIsolated(t *testing.T, up *countedStore, a, b string) {
+	ctx := context.Background()
+	devA, devB, payB := newObjectAPI(t, a, devopsKey, "devops"), newObjectAPI(t, b, devopsKey, "devops"), newObjectAPI(t, b, paymentsKey, "payments")
+	got, listed := devA.create(7), devA.create(7)
+	gotModel, listedModel := "ft:gpt-4o-mini-2024-07-18:org::"+got, "ft:gpt-4o-mini-2024-07-18:org:custom:"+listed
+	up.succeedJob(got, gotModel)
+	up.succeedJob(listed, listedModel)
+	if j, err := devA.c.FineTuning.Jobs.Get(ctx, got); err != nil || j.FineTunedModel != gotModel {
+		t.Fatalf("devops retrieves its job: %+v %v", j, err)
+	}
+	if l := devA.list(7, 0, false); !slices.Contains(l, listed) {
+		t.Fatalf("devops lists its jobs: %v", l)
+	}
+	for _, model := range []string{gotModel, listedModel} {
+		want := "The model `" + model + "` does not exist or you do not have access to it."
+		calls := []struct {
+			what string
+			do   func(c *objectAPI, g *goopenai.Client) error
+		}{
+			{"openai-go chat", func(c *objectAPI, _ *goopenai.Client) error {
+				_, err := c.c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: model,
+					Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+				return err
+			}},
+			{"go-openai chat stream", func(_ *objectAPI, g *goopenai.Client) error {
+				s, err := g.CreateChatCompletionStream(ctx, goopenai.ChatCompletionRequest{Model: model, Stream: true,
+					Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "hi"}}})
+				if err == nil {
+					defer s.Close()
+					for {
+						if _, err = s.Recv(); err != nil {
+							break
+						}
+					}
+					if errors.Is(err, io.EOF) {
+						err = nil
+					}
+				}
+				return err
+			}},
+			{"a Responses call", func(c *objectAPI, _ *goopenai.Client) error {
+				_, err := c.c.Responses.New(ctx, responses.ResponseNewParams{Model: model, Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
+				return err
+			}},
+			{"go-openai legacy completion", func(_ *objectAPI, g *goopenai.Client) error {
+				_, err := g.CreateCompletion(ctx, goopenai.CompletionRequest{Model: model, Prompt: "hi"})
+				var ae *goopenai.APIError
+				if errors.As(err, &ae) && ae.Message == "unknown path" {
+					return nil // the scripted upstream has no completions: asked
+				}
+				return err
+			}},
+			{"a fine-tuning job on it", func(c *objectAPI, _ *goopenai.Client) error {
+				_, err := c.c.FineTuning.Jobs.New(ctx, openai.FineTuningJobNewParams{Model: openai.FineTuningJobNewParamsModel(model), TrainingFile: "file-unknown"})
+				return err
+			}},
+			{"its retrieval", func(c *objectAPI, _ *goopenai.Client) error {
+				_, err := c.c.Models.Get(ctx, model)
+				var ae *openai.Error
+				if errors.As(err, &ae) && ae.Message == "unknown path" {
+					return nil
+				}
+				return err
+			}},
+		}
+		for _, c := range calls {
+			before := up.n.Load()
+			refusedNotFound(t, "payments: "+c.what+" of "+model, want, c.do(payB, goClient(b, paymentsKey)))
+			if n := up.n.Load() - before; n != 0 {
+				t.Errorf("payments: %s of %s: the upstream got %d requests", c.what, model, n)
+			}
+			before = up.n.Load()
+			if err := c.do(devB, goClient(b, devopsKey)); err != nil || up.n.Load() == before {
+				t.Errorf("devops: %s of %s: %v (upstream asked %v)", c.what, model, err, up.n.Load() > before)
+			}
+		}
+		before := up.n.Load()
+		_, err := payB.c.Models.Delete(ctx, model)
+		refusedNotFound(t, "payments deletes "+model, want, err)
+		if n := up.n.Load() - before; n != 0 {
+			t.Errorf("payments deletes %s: the upstream got %d requests", model, n)
+		}
+	}
+}
+
+// TestGatewayRefusesAnotherTeamsFineTunedModel: a model a devops
+// fine-tuning job made (its fine_tuned_model, seen as devops retrieves or
+// lists its job) is not payments' to call, continue or delete. Before,
+// payments' chat call to devops' ft: model reached the upstream and was
+// answered.
+func TestGatewayRefusesAnotherTeamsFineTunedModel(t *testing.T) {
+	up, a, b := bodyIDsEnv(t, false)
+	checkFineTunedModelsIsolated(t, up, a, b)
+}
+
+// TestGatewayRefusesAnotherTeamsFineTunedModelOverReplicas: the same, the
+// job seen through one replica, the model named through another.
+func TestGatewayRefusesAnotherTeamsFineTunedModelOverReplicas(t *testing.T) {
+	up, a, b := bodyIDsEnv(t, true)
+	checkFineTunedModelsIsolated(t, up, a, b)
+}

@@ -63,7 +63,8 @@
 // batch's input_file_id, a Responses call's vector_store_ids, a chat
 // call's file part, tool_resources, attachments…) is checked too
 // (bodyids.go): another team's is refused with its family's 404 before
-// the upstream.
+// the upstream. So is another team's fine-tuned model (ft:…), as a call's
+// model or by path, once the gateway saw the team's job make it.
 //
 // # Shared state
 //

@@ -406,7 +406,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	// (objects_owner.go): the chain notes it as the transport decodes the
 	// request (noteStored).
 	stored := &storedNote{check: func(ctx context.Context, body []byte) error {
-		// Another team's file part (bodyids.go).
+		// Another team's file part or fine-tuned model (bodyids.go).
 		if e := s.checkBodyIDs(ctx, k.team, body, false); e != nil {
 			return e
 		}
@@ -852,6 +852,13 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			return
 		}
 	}
+	if id, ok := modelPath(r.URL.Path); ok && strings.HasPrefix(id, "ft:") {
+		// Nor another team's fine-tuned model (bodyids.go).
+		if e := s.checkObject(r.Context(), k.team, fineTunedModels, id); e != nil {
+			s.refuse(w, e)
+			return
+		}
+	}
 	var modify func(*http.Response) error
 	var bound *passBound    // the call's timeouts (passtimeout.go)
 	var call *responsesCall // a Responses call's fallback chain (responses_fallback.go)
@@ -884,7 +891,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	}
 	if readsBodyIDs(r, isOwned) {
 		// The ids its JSON body names (a file given to a vector store, a
-		// batch's input file…) are checked before it
+		// batch's input file, a fine-tuned model…) are checked before it
 		// is sent (bodyids.go): the body is read first.
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -1008,8 +1015,8 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 				return
 			}
 		}
-		// Nor another team's file, vector store or container named in
-		// the body (bodyids.go).
+		// Nor another team's file, vector store, container or fine-tuned
+		// model named in the body (bodyids.go).
 		if e := s.checkBodyIDs(r.Context(), k.team, body, false); e != nil {
 			s.refuse(w, e)
 			return
@@ -1229,7 +1236,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	if call != nil {
 		p.Transport = call
 	} else if isOwned && owned.list {
-		p.Transport = &ownedList{next: p.Transport, owners: &s.objects, team: k.team}
+		p.Transport = &ownedList{next: p.Transport, owners: &s.objects, team: k.team, fam: owned.fam, logger: s.logger}
 	}
 	sw := &statusWriter{ResponseWriter: w}
 	defer func() {

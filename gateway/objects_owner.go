@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -60,7 +61,8 @@ var ownedFamilies = []*ownedFamily{
 	{path: "/conversations", notFound: quoted("Conversation with id '%s' not found.")},
 	{path: "/chat/completions", notFound: quoted("Chat completion with id '%s' not found."), list: true},
 	{path: "/containers", notFound: quoted("Container with id '%s' not found."), list: true},
-	{path: "/fine_tuning/jobs", notFound: quoted("Fine-tuning job %s not found."), list: true, also: []string{"result_files"}},
+	{path: "/fine_tuning/jobs", notFound: quoted("Fine-tuning job %s not found."), list: true,
+		also: []string{"result_files", "fine_tuned_model", "fine_tuned_model_checkpoint"}},
 	{path: "/evals", notFound: quoted("Eval with id '%s' not found."), list: true},
 	{path: "/assistants", notFound: quoted("No assistant found with id '%s'."), list: true},
 	{path: "/threads", notFound: quoted("No thread found with id '%s'."), also: []string{"thread_id"}},
@@ -239,6 +241,17 @@ func (s *Server) recordObjects(team string, or ownedRequest, next func(*http.Res
 		}
 		ctx := resp.Request.Context()
 		id, more := objectIDs(body, or.fam.also)
+		if or.id != "" {
+			// A page of what is under the object (a fine-tuning job's
+			// checkpoints): its objects name what the object made.
+			var page listPage
+			if json.Unmarshal(body, &page) == nil {
+				for _, item := range page.Data {
+					_, m := objectIDs(item, or.fam.also)
+					more = append(more, m...)
+				}
+			}
+		}
 		switch {
 		case or.create && or.fam.path == "/threads" && id != "" && !strings.HasPrefix(id, "thread"):
 			// A thread made and run (POST /threads/runs): the answer is the
@@ -270,6 +283,10 @@ type ownedList struct {
 	next   http.RoundTripper
 	owners *responseOwners
 	team   string
+	// fam is the listed family: what the team's objects also name (a
+	// fine-tuning job's model) is recorded as the team's, with logger.
+	fam    *ownedFamily
+	logger *slog.Logger
 }
 
 // listPage is an upstream's list page.
@@ -383,6 +400,14 @@ func (l *ownedList) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	more := len(kept) > limit || upstreamMore
 	kept = kept[:min(len(kept), limit)]
+	if l.fam != nil && len(l.fam.also) > 0 {
+		for _, item := range kept {
+			_, also := objectIDs(item, l.fam.also)
+			for _, id := range also {
+				l.owners.record(req.Context(), l.logger, l.team, id)
+			}
+		}
+	}
 	if cursor == "before" {
 		slices.Reverse(kept)
 	}
@@ -423,7 +448,7 @@ type storedKey struct{}
 // true): the call's completion id is then its team's (recordStoredChat).
 //
 // check, when set, refuses (its error the call's) a request whose body
-// names another team's object (bodyids.go), before
+// names another team's object or fine-tuned model (bodyids.go), before
 // the chain sends it.
 type storedNote struct {
 	atomic.Bool
