@@ -85,3 +85,67 @@ func FuzzBodyIDs(f *testing.F) {
 		}
 	})
 }
+
+// chatBodyOfProse is a 50-message chat call whose text says the words the
+// id members are named by ("left:", "container", file_id) as prose does.
+func chatBodyOfProse() []byte {
+	var b strings.Builder
+	b.WriteString(`{"model":"gpt-4o","messages":[`)
+	for i := range 50 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"role":"user","content":"Two left: the container of draft: notes names its file_id and vector_store_id in \"file_id\" form; the assistant_id too. `)
+		b.WriteString(strings.Repeat("More of the same prose. ", 15))
+		b.WriteString(`"}`)
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
+}
+
+// TestChatProseIsNotDecodedForIDs: a chat call whose messages only say the
+// words ids are named by is not decoded token by token (mayNameIDs is
+// false), while the same words as members or an ft: model are.
+func TestChatProseIsNotDecodedForIDs(t *testing.T) {
+	body := chatBodyOfProse()
+	if mayNameIDs(body) {
+		t.Fatalf("a chat call of prose (%d bytes) is decoded for the ids it names", len(body))
+	}
+	if refs, err := bodyIDs(body); err != nil || len(refs) != 0 {
+		t.Fatalf("bodyIDs of prose: %v, %v", refs, err)
+	}
+	for _, s := range []string{
+		`{"model":"ft:gpt-4o-mini:org::x","messages":[]}`,
+		`{"messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"file-1"}}]}]}`,
+		`{"tools":[{"type":"code_interpreter","container":"cntr_1"}]}`,
+		`{"input_file_id":"file-1"}`, `{"vector_store_ids":["vs_1"]}`, `{"assistant_id":"asst_1"}`,
+		`{"training_file":"file-1"}`, `{"validation_file":"file-1"}`, `{"file_ids":["file-1"]}`,
+		`{"source":{"type":"file_id","id":"file-1"}}`,
+	} {
+		refs, err := bodyIDs([]byte(s))
+		if err != nil || len(refs) == 0 {
+			t.Fatalf("%s: bodyIDs %v, %v", s, refs, err)
+		}
+		if !mayNameIDs([]byte(s)) {
+			t.Errorf("%s names %q but mayNameIDs is false", s, refs[0].id)
+		}
+	}
+}
+
+// BenchmarkChatBodyIDs is what the id check costs a 50-message chat call
+// of prose: the prefilter, and the token-by-token read it spares.
+func BenchmarkChatBodyIDs(b *testing.B) {
+	body := chatBodyOfProse()
+	b.Run("prefilter", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			mayNameIDs(body)
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			_, _ = bodyIDs(body)
+		}
+	})
+}

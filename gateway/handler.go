@@ -405,9 +405,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	// A stored chat completion (store: true) is its team's
 	// (objects_owner.go): the chain notes it as the transport decodes the
 	// request (noteStored).
-	stored := &storedNote{check: func(ctx context.Context, body []byte) error {
+	stored := &storedNote{check: func(ctx context.Context, req *middleware.Request) error {
 		// Another team's file part or fine-tuned model (bodyids.go).
-		if e := s.checkBodyIDs(ctx, k.team, body, false); e != nil {
+		if e := s.refuseRefs(ctx, k.team, chatRefs(req)); e != nil {
 			return e
 		}
 		return nil

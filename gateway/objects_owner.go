@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 
 	goredis "github.com/redis/go-redis/v9"
-	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -452,7 +451,7 @@ type storedKey struct{}
 // the chain sends it.
 type storedNote struct {
 	atomic.Bool
-	check func(ctx context.Context, body []byte) error
+	check func(ctx context.Context, req *middleware.Request) error
 }
 
 // noteStored puts in front of mw the layer that marks a call's
@@ -466,10 +465,8 @@ func noteStored(mw middleware.Middleware) middleware.Middleware {
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 			n, ok := ctx.Value(storedKey{}).(*storedNote)
 			if ok && n.check != nil {
-				if w, isWire := req.Native.(*twopenai.Wire); isWire {
-					if err := n.check(ctx, w.JSON); err != nil {
-						return nil, err
-					}
+				if err := n.check(ctx, req); err != nil {
+					return nil, err
 				}
 			}
 			if ok && storedRequest(req) {
