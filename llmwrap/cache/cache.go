@@ -477,6 +477,9 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 			// A Memory store keeps the canonical request as it is: it may refer to the
 			// request body or to shared message encodings rather than copy.
 			kept, haveKept = st.keep(c.memory, c.shared), true
+			// The memo then gives the rope's shared encodings for these
+			// messages (equal bytes): see msgMemo.adopt.
+			c.memo.adopt(st, kept.rope)
 		}
 		f, leader := c.join(key, kept, st)
 		if leader {

@@ -69,6 +69,11 @@ type msgEnc struct {
 	tmp   bool   // in a keyState's scratch (encScratch): keep copies it
 	owned bool   // a rope's copy, in the rope's allocations (canonRope.size)
 	at    uint32 // a rope's copy: the index of its message in the request
+	// A memo batch's encoding: the batch's weak pointer, this encoding's
+	// index in it and the batch's length, so that a memo entry can be
+	// pointed at it (msgMemo.adopt).
+	w      weak.Pointer[msgEnc]
+	bi, bn int32
 }
 
 // messageLenBound is at least the length of m's encoding (tagMessage
@@ -345,11 +350,60 @@ func (t *msgMemo) encodings(encs []*msgEnc, ihs []uint64, sc *encScratch, msgs [
 		start := len(arena)
 		arena = appendMessage(append(arena, tagMessage), m)
 		b := arena[start:len(arena):len(arena)]
-		batch[j] = msgEnc{b: b, h: xxhash.Sum64(b)}
+		batch[j] = msgEnc{b: b, h: xxhash.Sum64(b), w: w, bi: int32(j), bn: int32(len(batch))}
 		encs[i] = &batch[j]
 		ids = append(ids, idEntry{ih: ihs[i], batch: w, i: int32(j), n: int32(len(batch))})
 		extra = t.put(&ids[len(ids)-1], m, extra)
 		j++
 	}
 	return encs, ihs
+}
+
+// adopt points the memo's entries of st's messages (st a kindCore state
+// the memo keyed) at the encodings r, the rope kept of st, holds in their
+// stead: a rope shares the chain nodes of an earlier request with equal
+// messages (chainTable.make), whose encodings have equal bytes but are
+// other values when the messages are other strings (another conversation
+// with the same system prompt, a request built anew). Pointed at the
+// shared encoding, the memo gives it for these strings from then on: the
+// next chain lookup compares the pointers instead of the bytes, and the
+// request's own encodings, which no entry holds, are not made again when
+// the collector has taken them. An entry is replaced (entries are
+// immutable) only while it still refers to the encoding st has; the
+// encodings are equal bytes, so what the memo gives is unchanged.
+func (t *msgMemo) adopt(st *keyState, r *canonRope) {
+	if t == nil || r == nil || st.kind != kindCore || len(st.ihs) != len(st.msgs) {
+		return
+	}
+	nd := r.msgs
+	for i := len(st.msgs) - 1; i >= 0 && nd != nil; i-- {
+		m := st.msgs[i]
+		if m.tmp {
+			continue // copied into the rope, not in its chain
+		}
+		to := nd.v
+		nd = nd.prev
+		// The chain holds m itself or an encoding its table found equal
+		// (chainTable.find: equal hash and bytes), so to's bytes are m's.
+		if to == m || st.ihs[i] == 0 || m.w == (weak.Pointer[msgEnc]{}) || to.w == (weak.Pointer[msgEnc]{}) || to.h != m.h {
+			continue
+		}
+		t.repoint(st.ihs[i], m, to)
+	}
+}
+
+// repoint replaces the entry of identity hash ih that refers to the
+// encoding old by one that refers to to (equal bytes), if there is one.
+func (t *msgMemo) repoint(ih uint64, old, to *msgEnc) {
+	i := ih & t.mask
+	for range 2 {
+		e := t.slots[i].Load()
+		if e != nil && e.ih == ih && e.batch == old.w && e.i == old.bi {
+			ne := *e
+			ne.batch, ne.i, ne.n = to.w, to.bi, to.bn
+			t.slots[i].CompareAndSwap(e, &ne) // the same strings: the byte count is unchanged
+			return
+		}
+		i ^= 1
+	}
 }
