@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 	"unsafe"
@@ -210,6 +211,23 @@ func (t *msgMemo) get(ih uint64, m *middleware.Message) *msgEnc {
 	return nil
 }
 
+// metBefore reports whether the message of identity hash ih was met
+// before; if not, it notes ih. A slot that holds another message's hash
+// is taken at the toss of a coin only: two messages whose hashes share a
+// slot, met in turn (two conversations resending their messages), would
+// otherwise each overwrite the other's hash, and neither would ever be
+// memoized.
+func (t *msgMemo) metBefore(ih uint64) bool {
+	s := &t.seen[ih&t.mask]
+	switch old := s.Load(); {
+	case old == ih:
+		return true
+	case old == 0 || rand.Uint32()&1 == 0:
+		s.Store(ih)
+	}
+	return false
+}
+
 // put remembers e, the memo entry of m (its encoding set), whose identity
 // hash is e.ih; extra is where to keep m's part and tool call strings.
 func (t *msgMemo) put(e *idEntry, m *middleware.Message, extra []string) []string {
@@ -294,9 +312,8 @@ func (t *msgMemo) encodings(encs []*msgEnc, ihs []uint64, sc *encScratch, msgs [
 			if h, ok := identityHash(m); ok {
 				ih = max(h, 1)
 				if e = t.get(h, m); e == nil {
-					if seen := &t.seen[ih&t.mask]; seen.Load() != ih {
-						seen.Store(ih) // met once: memoized if met again
-						ih = 0
+					if !t.metBefore(ih) {
+						ih = 0 // met once: memoized if met again
 					} else {
 						memoizable++
 						extras += 5*len(m.Parts) + 3*len(m.ToolCalls)
