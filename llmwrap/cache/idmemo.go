@@ -40,10 +40,12 @@ import (
 // the memo finds an encoding only while an entry holds it, and keeps
 // nothing of its own alive but its entries' strings, which are the
 // caller's. The table is two-way (two neighbouring slots per hash), lock-free (an atomic pointer per
-// slot to an immutable entry) and bounded by slots and by the bytes of the
+// slot to an entry immutable but for its used mark) and bounded by slots and by the bytes of the
 // strings it keeps alive (a message over a sixteenth of the bound is
 // never kept, and a full table forgets entries in slot order; an entry
-// whose encoding is gone is forgotten when found). A message not found is
+// whose encoding is gone is forgotten when found; a message whose two
+// slots hold entries found since it last asked for room is not kept:
+// see room). A message not found is
 // encoded and hashed, as every message was before.
 
 const (
@@ -110,6 +112,9 @@ type idEntry struct {
 	batch weak.Pointer[msgEnc]
 	i, n  int32
 	size  int64
+	// used is set (atomically) when a lookup finds the entry, cleared
+	// when a message of the same slots finds no room (see room).
+	used uint32
 }
 
 type msgMemo struct {
@@ -198,6 +203,9 @@ func (t *msgMemo) get(ih uint64, m *middleware.Message) *msgEnc {
 		e := t.slots[i].Load()
 		if e != nil && e.ih == ih && e.matches(m) {
 			if p := e.batch.Value(); p != nil {
+				if atomic.LoadUint32(&e.used) == 0 {
+					atomic.StoreUint32(&e.used, 1)
+				}
 				return &unsafe.Slice(p, int(e.n))[e.i]
 			}
 			// No entry holds the encoding any more: forget the strings too.
@@ -228,6 +236,30 @@ func (t *msgMemo) metBefore(ih uint64) bool {
 	return false
 }
 
+// room reports whether an entry of identity hash ih may be put: one of
+// its two slots is empty or holds an entry no lookup found since room
+// last passed it (a second chance: room clears the used mark of the
+// entries it finds). Three messages met in turn whose hashes pick the
+// same two slots would otherwise each push another out on every call,
+// each time encoded and memoized anew; now two keep the slots while they
+// are used, and the third is encoded in the request's scratch.
+func (t *msgMemo) room(ih uint64) bool {
+	i := ih & t.mask
+	a, b := t.slots[i].Load(), t.slots[i^1].Load()
+	if a == nil || b == nil {
+		return true
+	}
+	free := false
+	for _, e := range [2]*idEntry{a, b} {
+		if atomic.LoadUint32(&e.used) == 0 {
+			free = true
+		} else {
+			atomic.StoreUint32(&e.used, 0)
+		}
+	}
+	return free
+}
+
 // put remembers e, the memo entry of m (its encoding set), whose identity
 // hash is e.ih; extra is where to keep m's part and tool call strings.
 func (t *msgMemo) put(e *idEntry, m *middleware.Message, extra []string) []string {
@@ -250,10 +282,15 @@ func (t *msgMemo) put(e *idEntry, m *middleware.Message, extra []string) []strin
 	if e.size > t.max/16 {
 		return extra // too large to keep alive: encoded on every call instead
 	}
-	// Of the two slots, an empty one, else the one the hash picks.
+	// Of the two slots, an empty one, else one no lookup found since
+	// room last passed it, else the one the hash picks.
 	i := e.ih & t.mask
-	if t.slots[i].Load() != nil && (t.slots[i^1].Load() == nil || e.ih>>63 != 0) {
-		i ^= 1
+	if a := t.slots[i].Load(); a != nil {
+		b := t.slots[i^1].Load()
+		if b == nil || (atomic.LoadUint32(&a.used) != 0 && atomic.LoadUint32(&b.used) == 0) ||
+			(atomic.LoadUint32(&a.used) == atomic.LoadUint32(&b.used) && e.ih>>63 != 0) {
+			i ^= 1
+		}
 	}
 	size := e.size
 	if old := t.slots[i].Swap(e); old != nil {
@@ -312,7 +349,7 @@ func (t *msgMemo) encodings(encs []*msgEnc, ihs []uint64, sc *encScratch, msgs [
 			if h, ok := identityHash(m); ok {
 				ih = max(h, 1)
 				if e = t.get(h, m); e == nil {
-					if !t.metBefore(ih) {
+					if !t.metBefore(ih) || !t.room(ih) {
 						ih = 0 // met once: memoized if met again
 					} else {
 						memoizable++
@@ -416,9 +453,9 @@ func (t *msgMemo) repoint(ih uint64, old, to *msgEnc) {
 	for range 2 {
 		e := t.slots[i].Load()
 		if e != nil && e.ih == ih && e.batch == old.w && e.i == old.bi {
-			ne := *e
-			ne.batch, ne.i, ne.n = to.w, to.bi, to.bn
-			t.slots[i].CompareAndSwap(e, &ne) // the same strings: the byte count is unchanged
+			ne := &idEntry{ih: e.ih, role: e.role, content: e.content, name: e.name, callID: e.callID, reasoning: e.reasoning,
+				extra: e.extra, parts: e.parts, calls: e.calls, batch: to.w, i: to.bi, n: to.bn, size: e.size, used: atomic.LoadUint32(&e.used)}
+			t.slots[i].CompareAndSwap(e, ne) // the same strings: the byte count is unchanged
 			return
 		}
 		i ^= 1

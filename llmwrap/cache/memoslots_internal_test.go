@@ -60,3 +60,25 @@ func TestMemoKeepsMessagesWhoseSeenSlotsCollide(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoKeepsTwoUsedEntriesAgainstAThird: three messages sent in turn
+// whose identity hashes pick the same two slots: two keep the slots
+// (found every round), the third is encoded each call; each of the three
+// pushed another out every round, each time encoded and memoized anew
+// (four allocations).
+func TestMemoKeepsTwoUsedEntriesAgainstAThird(t *testing.T) {
+	memo := newMsgMemo(2, 1<<20, 0)
+	// Hash bits 0, 1 and 0: two share a slot met once, which the coin
+	// settles (TestMemoKeepsMessagesWhoseSeenSlotsCollide).
+	msgs := []middleware.Message{slotMessage(t, 1, 0), slotMessage(t, 2, 1), slotMessage(t, 3, 0)}
+	stable := memoRounds(memo, msgs, 200)
+	kept := 0
+	for _, n := range stable {
+		if n == 100 {
+			kept++
+		}
+	}
+	if kept < 2 {
+		t.Errorf("messages found in every one of the last 100 rounds: %d of 3, want 2 (rounds stable: %v)", kept, stable)
+	}
+}
