@@ -1229,6 +1229,10 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 				}
 				return
 			}
+			if e, ok := errors.AsType[*apiError](err); ok {
+				e.write(w) // the gateway's own answer (an owned list's list_timeout)
+				return
+			}
 			e := &apiError{Status: http.StatusBadGateway, Type: "server_error", Code: "upstream_error", Message: "tokenwise/gateway: " + redact.Mask(err.Error(), s.secrets...)}
 			e.write(w)
 		},
@@ -1236,7 +1240,8 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	if call != nil {
 		p.Transport = call
 	} else if isOwned && owned.list {
-		p.Transport = &ownedList{next: p.Transport, owners: &s.objects, team: k.team, fam: owned.fam, logger: s.logger}
+		p.Transport = &ownedList{next: p.Transport, owners: &s.objects, team: k.team, fam: owned.fam, logger: s.logger,
+			within: s.pol.Policy(k.team).Timeouts.Total.Duration(), resume: &s.listResumes}
 	}
 	sw := &statusWriter{ResponseWriter: w}
 	defer func() {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +13,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/tokenwise/tokenwise/middleware"
@@ -243,7 +246,9 @@ func (s *Server) recordObjects(team string, or ownedRequest, next func(*http.Res
 		if or.id != "" {
 			// A page of what is under the object (a fine-tuning job's
 			// checkpoints): its objects name what the object made.
-			var page listPage
+			var page struct {
+				Data []json.RawMessage `json:"data"`
+			}
 			if json.Unmarshal(body, &page) == nil {
 				for _, item := range page.Data {
 					_, m := objectIDs(item, or.fam.also)
@@ -277,7 +282,17 @@ func (s *Server) recordObjects(team string, or ownedRequest, next func(*http.Res
 // the team's objects only — as many as the limit, has_more true when
 // another is left, first_id and last_id those of the objects it returns
 // (when the upstream's page has them). A cursor of "before" pages
-// backward, as the upstream does.
+// backward, as the upstream does. Each upstream page is decoded as it is
+// read, a hundred objects at a time, so a page of any size (files' 10,000)
+// holds in memory only the team's objects.
+//
+// The whole list is read within within (the team's timeouts.total, else
+// defaultListTime) and maxListPages upstream pages: past either, the
+// team's objects found so far are answered, has_more true (their last
+// object's id continues the list); when none was found, a 504
+// list_timeout. Either way the upstream's object where the reading
+// stopped is kept (resume) for the same request again, which goes on
+// from there: a retry, or the next page's request, makes progress.
 type ownedList struct {
 	next   http.RoundTripper
 	owners *responseOwners
@@ -286,17 +301,16 @@ type ownedList struct {
 	// fine-tuning job's model) is recorded as the team's, with logger.
 	fam    *ownedFamily
 	logger *slog.Logger
+	within time.Duration
+	resume *listResumes
 }
 
-// listPage is an upstream's list page.
-type listPage struct {
-	Data    []json.RawMessage `json:"data"`
-	HasMore bool              `json:"has_more"`
-}
-
-// maxListPages bounds the upstream pages one list request reads: past it
-// the team's objects found so far are answered, has_more true.
+// maxListPages bounds the upstream pages one list request reads.
 const maxListPages = 1000
+
+// defaultListTime bounds the reading of a list whose team's policy sets
+// no timeouts.total.
+const defaultListTime = 60 * time.Second
 
 // upstreamPage is the size of the upstream's pages an owned family's list
 // asks for: the largest OpenAI's lists answer but for files (10,000).
@@ -305,6 +319,21 @@ const upstreamPage = 100
 // defaultListLimit is the limit of a list request that gives none: OpenAI's
 // default but for files (10,000, their maximum).
 const defaultListLimit = 20
+
+// maxListItem bounds one object of an upstream's list page (or another of
+// its members): a larger one is no list page's.
+const maxListItem = maxObjectAnswer
+
+// errListTimeout is the answer to a list that found none of the team's
+// objects within its bound.
+func errListTimeout(within time.Duration, pages int) *apiError {
+	return &apiError{Status: http.StatusGatewayTimeout, Type: "server_error", Code: "list_timeout",
+		Message: fmt.Sprintf("tokenwise/gateway: none of the team's objects was found in the %d upstream list pages read within %v; "+
+			"the same request again continues from where the reading stopped", pages, within)}
+}
+
+// errListBound is the cause of a list's reading that passed its bound.
+var errListBound = errors.New("tokenwise/gateway: the list's bound passed")
 
 func (l *ownedList) RoundTrip(req *http.Request) (*http.Response, error) {
 	q := req.URL.Query()
@@ -327,75 +356,62 @@ func (l *ownedList) RoundTrip(req *http.Request) (*http.Response, error) {
 	if q.Has("before") && !q.Has("after") {
 		cursor = "before"
 	}
+	within := cmp.Or(l.within, defaultListTime)
+	ctx, cancel := context.WithTimeoutCause(req.Context(), within, errListBound)
+	defer cancel()
+	key := l.team + " " + req.URL.Path + "?" + req.URL.Query().Encode()
+	if at := l.resume.take(key); at != "" {
+		q.Set(cursor, at)
+	}
 	var kept []json.RawMessage // nearest the cursor first
 	var first *http.Response
 	var top map[string]json.RawMessage
 	upstreamMore := false // the upstream has objects past those read
 	cursors := map[string]bool{}
 	keptIDs := map[string]bool{}
-	for pages := 1; ; pages++ {
-		out := req.Clone(req.Context())
+	pages := 0
+	bounded := false // the reading stopped at its bound
+	stopped := ""    // the upstream's object it stopped at ("": the list's start)
+	for {
+		out := req.Clone(ctx)
 		out.URL.RawQuery = q.Encode()
-		resp, err := l.next.RoundTrip(out)
+		page, resp, err := l.page(ctx, out, cursor == "before", keptIDs)
 		if err != nil {
+			if context.Cause(ctx) == errListBound && req.Context().Err() == nil {
+				// The bound passed while a page was read: the pages
+				// before it are answered.
+				bounded, stopped, upstreamMore = true, q.Get(cursor), true
+				break
+			}
 			return nil, err
 		}
-		if resp.StatusCode/100 != 2 {
+		if resp != nil {
 			return resp, nil // the upstream's error, as it came
 		}
-		// (Any 2xx is a list page, filtered: a 201 or a 203 of an
-		// OpenAI-compatible server or a proxy in front of it lists
-		// every team's objects as a 200 does.)
-		b, err := io.ReadAll(io.LimitReader(resp.Body, maxObjectAnswer+1))
-		_ = resp.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		var page listPage
-		var members map[string]json.RawMessage
-		if len(b) > maxObjectAnswer || json.Unmarshal(b, &members) != nil || !bytes.HasPrefix(members["data"], []byte("[")) ||
-			json.Unmarshal(b, &page) != nil {
-			return nil, fmt.Errorf("the upstream's answer to a list is not a list page (%d bytes)", len(b))
-		}
+		pages++
 		if top == nil {
-			top = members
+			top, first = page.top, page.resp
 		}
-		if first == nil {
-			first = resp
-		}
-		ids := make([]string, len(page.Data))
-		for i, item := range page.Data {
-			ids[i], _ = objectIDs(item, nil)
-		}
-		mine, err := l.owners.owns(req.Context(), l.team, ids)
-		if err != nil {
-			return nil, err
-		}
-		for j := range page.Data {
-			i := j
-			if cursor == "before" {
-				i = len(page.Data) - 1 - j // the nearest the cursor last in the page
-			}
-			if mine[i] && !keptIDs[ids[i]] { // (an upstream that repeats an object gives it once)
-				keptIDs[ids[i]] = true
-				kept = append(kept, page.Data[i])
-			}
-		}
-		upstreamMore = page.HasMore && len(ids) > 0
+		kept = append(kept, page.kept...)
+		upstreamMore = page.more && page.n > 0
 		if len(kept) > limit || !upstreamMore {
 			break
 		}
-		next := ids[len(ids)-1]
+		next := page.last
 		if cursor == "before" {
-			next = ids[0]
+			next = page.first
 		}
-		if next == "" || cursors[next] || pages >= maxListPages {
-			// No cursor to go on with, one given already (an upstream
-			// that does not page), or the bound.
+		if next == "" || cursors[next] {
+			// No cursor to go on with, or one given already (an upstream
+			// that does not page).
 			break
 		}
 		cursors[next] = true
 		q.Set(cursor, next)
+		if pages >= maxListPages || ctx.Err() != nil {
+			bounded, stopped = true, next
+			break
+		}
 	}
 	more := len(kept) > limit || upstreamMore
 	kept = kept[:min(len(kept), limit)]
@@ -405,6 +421,23 @@ func (l *ownedList) RoundTrip(req *http.Request) (*http.Response, error) {
 			for _, id := range also {
 				l.owners.record(req.Context(), l.logger, l.team, id)
 			}
+		}
+	}
+	if bounded {
+		// The same request again (the next page's, from the last object
+		// answered, or a retry) goes on from stopped.
+		again := req.URL.Query()
+		if len(kept) > 0 {
+			last, _ := objectIDs(kept[len(kept)-1], nil)
+			again.Del("after")
+			again.Del("before")
+			again.Set(cursor, last)
+		}
+		if stopped != "" {
+			l.resume.put(l.team+" "+req.URL.Path+"?"+again.Encode(), stopped)
+		}
+		if len(kept) == 0 {
+			return nil, errListTimeout(within, pages)
 		}
 	}
 	if cursor == "before" {
@@ -437,6 +470,219 @@ func (l *ownedList) RoundTrip(req *http.Request) (*http.Response, error) {
 	first.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	first.Header.Del("Content-Encoding")
 	return first, nil
+}
+
+// readPage is an upstream's list page as ownedList read it: its members
+// but data (top), the team's objects of its data in the order of the
+// list's reading (kept: backward for a "before" cursor), how many objects
+// it had (n), the ids of its first and last, and has_more.
+type readPage struct {
+	resp        *http.Response
+	top         map[string]json.RawMessage
+	kept        []json.RawMessage
+	n           int
+	first, last string
+	more        bool
+}
+
+// page asks the upstream for out's page and reads it, decoding its data a
+// hundred objects at a time: the upstream's answer when it is no 2xx
+// (resp), an error when it is no list page.
+func (l *ownedList) page(ctx context.Context, out *http.Request, backward bool, keptIDs map[string]bool) (readPage, *http.Response, error) {
+	resp, err := l.next.RoundTrip(out)
+	if err != nil {
+		return readPage{}, nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return readPage{}, resp, nil
+	}
+	// (Any 2xx is a list page, filtered: a 201 or a 203 of an
+	// OpenAI-compatible server or a proxy in front of it lists every
+	// team's objects as a 200 does.)
+	defer resp.Body.Close()
+	p := readPage{resp: resp, top: map[string]json.RawMessage{}}
+	cr := &countReader{r: resp.Body}
+	dec := json.NewDecoder(cr)
+	notList := func(why string) error {
+		if err := context.Cause(ctx); err != nil {
+			return err
+		}
+		if cr.err != nil && cr.err != io.EOF && !errors.Is(cr.err, errListItemTooLarge) {
+			return cr.err // the read's failure, not the page's
+		}
+		return fmt.Errorf("the upstream's answer to a list is not a list page (%s, %d bytes read)", why, cr.n)
+	}
+	var pageKept []json.RawMessage
+	var ids []string
+	var items []json.RawMessage
+	flush := func() error {
+		mine, err := l.owners.owns(ctx, l.team, ids)
+		if err != nil {
+			return err
+		}
+		for i, item := range items {
+			if mine[i] && !keptIDs[ids[i]] { // (an upstream that repeats an object gives it once)
+				keptIDs[ids[i]] = true
+				pageKept = append(pageKept, item)
+			}
+		}
+		ids, items = ids[:0], items[:0]
+		return nil
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return p, nil, notList("no JSON object")
+	}
+	sawData := false
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return p, nil, notList("a member's name")
+		}
+		name, _ := t.(string)
+		cr.mark()
+		switch {
+		case strings.EqualFold(name, "data"):
+			// (Go's JSON decoders, go-openai's, read any case of the name
+			// as data: every one is the list's, filtered.)
+			if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+				return p, nil, notList("data is no array")
+			}
+			sawData = true
+			for dec.More() {
+				cr.mark()
+				var item json.RawMessage
+				if err := dec.Decode(&item); err != nil {
+					return p, nil, notList("an object of data")
+				}
+				id, _ := objectIDs(item, nil)
+				if p.n == 0 {
+					p.first = id
+				}
+				p.last = id
+				p.n++
+				ids, items = append(ids, id), append(items, item)
+				if len(items) == upstreamPage {
+					if err := flush(); err != nil {
+						return p, nil, err
+					}
+				}
+			}
+			if _, err := dec.Token(); err != nil {
+				return p, nil, notList("data is cut")
+			}
+			if name != "data" {
+				continue
+			}
+		default:
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				return p, nil, notList("a member's value")
+			}
+			if strings.EqualFold(name, "has_more") && json.Unmarshal(v, &p.more) != nil {
+				return p, nil, notList("has_more is no boolean")
+			}
+			if name != strings.ToLower(name) && slices.Contains([]string{"has_more", "first_id", "last_id"}, strings.ToLower(name)) {
+				continue // (what the gateway writes, in the case it writes it)
+			}
+			p.top[name] = v
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return p, nil, notList("the object is cut")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return p, nil, notList("more after the object")
+	}
+	if !sawData {
+		return p, nil, notList("no data")
+	}
+	if err := flush(); err != nil {
+		return p, nil, err
+	}
+	if backward {
+		slices.Reverse(pageKept) // the nearest the cursor last in the page
+	}
+	p.kept = pageKept
+	return p, nil, nil
+}
+
+var errListItemTooLarge = fmt.Errorf("an object of the list is over %d bytes", maxListItem)
+
+// countReader counts what it reads, and fails a value (from its mark on)
+// over maxListItem.
+type countReader struct {
+	r    io.Reader
+	n    int64
+	from int64
+	err  error
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	if c.n-c.from > maxListItem+64<<10 {
+		c.err = errListItemTooLarge
+		return 0, c.err
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// mark begins a value.
+func (c *countReader) mark() { c.from = c.n }
+
+// listResumes are, for list requests whose reading passed its bound
+// (keyed by team, path and query), the upstream's object to go on from;
+// each kept for listResumeTTL, taken once.
+type listResumes struct {
+	mu sync.Mutex
+	at map[string]listResume
+}
+
+type listResume struct {
+	from string
+	exp  time.Time
+}
+
+const (
+	listResumeTTL = 10 * time.Minute
+	maxResumes    = 4096
+)
+
+func (r *listResumes) put(key, from string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if r.at == nil {
+		r.at = map[string]listResume{}
+	}
+	if len(r.at) >= maxResumes {
+		for k, v := range r.at {
+			if now.After(v.exp) || len(r.at) >= maxResumes {
+				delete(r.at, k)
+			}
+		}
+	}
+	r.at[key] = listResume{from: from, exp: now.Add(listResumeTTL)}
+}
+
+func (r *listResumes) take(key string) string {
+	if r == nil {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.at[key]
+	delete(r.at, key)
+	if !ok || time.Now().After(v.exp) {
+		return ""
+	}
+	return v.from
 }
 
 // storedKey is the context key of a chat call's storedNote.

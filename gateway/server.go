@@ -88,6 +88,8 @@ type Server struct {
 	// families the gateway passed: files, batches, vector stores…
 	// (objects_owner.go).
 	objects responseOwners
+	// listResumes: where owned lists that passed their bound stopped.
+	listResumes listResumes
 
 	srv     *http.Server
 	handler http.Handler
