@@ -775,8 +775,10 @@ func jsonStringIs(b []byte, word string) bool {
 
 // recordStoredChat records as team's the chat completion resp answers a
 // request that named "store" (stored), before the client reads it: a JSON
-// answer read first (up to maxObjectAnswer; its read's error is passed on
-// where it came), a stream's id as its first chunk is read.
+// answer read first (up to maxObjectAnswer, a longer one's id from its
+// first maxObjectAnswer bytes; its read's error is passed on where it
+// came), a stream's id as its first chunk is read (a chunk over
+// maxOwnerLine, from its first maxOwnerLine bytes).
 func (s *Server) recordStoredChat(ctx context.Context, team string, stored bool, resp *http.Response) {
 	if !stored || resp.StatusCode/100 != 2 {
 		return
@@ -787,8 +789,15 @@ func (s *Server) recordStoredChat(ctx context.Context, team string, stored bool,
 		return
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxObjectAnswer+1))
-	if len(b) <= maxObjectAnswer && err == nil {
+	switch {
+	case len(b) <= maxObjectAnswer && err == nil:
 		if id, _ := objectIDs(b, nil); id != "" {
+			rec(id)
+		}
+	case len(b) > maxObjectAnswer:
+		// A longer answer: its id is near its start (OpenAI's first
+		// member), read from what was read.
+		if id := leadingID(b); id != "" {
 			rec(id)
 		}
 	}
@@ -809,4 +818,50 @@ func chunkID(data []byte) string {
 	}
 	_ = json.Unmarshal(data, &c)
 	return c.ID
+}
+
+// leadingID is the id of the JSON object b begins (b may be cut short):
+// the string value of its top-level member named id (in any case, as Go's
+// decoders read it) that b holds whole; "" when b holds none.
+func leadingID(b []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		name, ok := t.(string)
+		if !ok {
+			return ""
+		}
+		if strings.EqualFold(name, "id") {
+			v, err := dec.Token()
+			id, _ := v.(string)
+			if err != nil {
+				return ""
+			}
+			return id
+		}
+		// Skip the member's value, token by token (an array or object's
+		// members to its end).
+		depth := 0
+		for {
+			t, err := dec.Token()
+			if err != nil {
+				return ""
+			}
+			switch t {
+			case json.Delim('{'), json.Delim('['):
+				depth++
+			case json.Delim('}'), json.Delim(']'):
+				depth--
+			}
+			if depth == 0 {
+				break
+			}
+		}
+	}
 }

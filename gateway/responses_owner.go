@@ -298,6 +298,17 @@ func (t *ownerTap) scan(b []byte) {
 		}
 		if !t.skip {
 			if len(t.line)+len(part) > maxOwnerLine {
+				if t.idOf != nil {
+					// A chat chunk over the bound: its id is near its
+					// start, read from its first maxOwnerLine bytes.
+					t.line = append(t.line, part[:maxOwnerLine-len(t.line)]...)
+					if data, ok := bytes.CutPrefix(t.line, []byte("data:")); ok {
+						if id := leadingID(bytes.TrimLeft(data, " ")); id != "" && id != t.last {
+							t.last = id
+							t.record(id)
+						}
+					}
+				}
 				t.skip, t.line = true, t.line[:0]
 			} else {
 				t.line = append(t.line, part...)
