@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -553,6 +554,32 @@ func (r *reader) int() (n int64, ok bool, err error) {
 	// A fraction is rounded up: the sent text is what the server reads,
 	// and a lenient one that rounds max_tokens 1000.5 (or n 1.5) up must
 	// not exceed the bound the chain reserved for; a count is billed up.
+	return int64(math.Ceil(f)), true, nil
+}
+
+// count reads a usage count: a number (int's), or a number written in a
+// string ("7000", as some OpenAI-compatible servers' serializers write
+// counts: the count the server billed, read as it says); null, and a
+// string that holds no number, read as ok == false (no count).
+func (r *reader) count() (n int64, ok bool, err error) {
+	if r.err != nil {
+		return 0, false, r.err
+	}
+	if r.peek() != '"' {
+		return r.int()
+	}
+	s, err := r.string()
+	if err != nil {
+		return 0, false, err
+	}
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n, true, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f != f || f >= 1<<63 || f < -(1<<63) {
+		return 0, false, nil
+	}
 	return int64(math.Ceil(f)), true, nil
 }
 

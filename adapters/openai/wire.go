@@ -308,33 +308,33 @@ func (r *reader) usage() (middleware.Usage, bool, error) {
 		}
 		switch name {
 		case "prompt_tokens":
-			u.InputTokens, _, err = r.int()
+			u.InputTokens, _, err = r.count()
 		case "completion_tokens":
-			u.OutputTokens, _, err = r.int()
+			u.OutputTokens, _, err = r.count()
 		case "total_tokens":
-			total, _, err = r.int()
+			total, _, err = r.count()
 		case "prompt_cache_hit_tokens": // DeepSeek
 			var n int64
-			n, _, err = r.int()
+			n, _, err = r.count()
 			topCached = max(topCached, n)
 		case "cached_tokens": // Moonshot (Kimi), beside the prompt's count
 			var n int64
-			n, _, err = r.int()
+			n, _, err = r.count()
 			topCached = max(topCached, n)
 		case "prompt_tokens_details":
 			sawDetails = true
 			err = r.details(func(name string) (bool, error) {
 				switch name {
 				case "cached_tokens":
-					n, _, err := r.int()
+					n, _, err := r.count()
 					u.CachedInputTokens = n
 					return true, err
 				case "cache_creation_tokens", "cache_write_tokens":
-					n, _, err := r.int()
+					n, _, err := r.count()
 					u.CacheWriteTokens = n
 					return true, err
 				case "audio_tokens":
-					n, _, err := r.int()
+					n, _, err := r.count()
 					u.AudioInputTokens = n
 					return true, err
 				}
@@ -344,11 +344,11 @@ func (r *reader) usage() (middleware.Usage, bool, error) {
 			err = r.details(func(name string) (bool, error) {
 				switch name {
 				case "reasoning_tokens":
-					n, _, err := r.int()
+					n, _, err := r.count()
 					u.ReasoningTokens = n
 					return true, err
 				case "audio_tokens":
-					n, _, err := r.int()
+					n, _, err := r.count()
 					u.AudioOutputTokens = n
 					return true, err
 				}
