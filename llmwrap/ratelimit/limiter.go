@@ -428,8 +428,11 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 	ctx = middleware.CountAttempts(ctx, sent)
 	settled := false
 	defer func() {
-		if !settled { // a panic below: free the slot, keep the reservation
-			t.Done(ctx, -1, 1)
+		if !settled {
+			// A panic below: free the slot, keep the reservation of
+			// every request sent (the retries admitted were sent as
+			// they were admitted).
+			t.Done(ctx, -1, max(1+int(t.retries+t.elsewhere), int(sent.Load())))
 		}
 	}()
 	resp, err := next.Handle(ctx, req)
