@@ -107,7 +107,9 @@ type RouteDecided struct {
 	Stage    Stage
 }
 
-// Retrying: a transient failure will be retried after Wait.
+// Retrying: a transient failure is retried: the retry is sent now,
+// admitted after a wait of Wait (a retry that was not admitted or not
+// sent emits none).
 type Retrying struct {
 	Model   string
 	Attempt int // the attempt that failed, 1-based

@@ -27,10 +27,13 @@
 // layer above holds back (the router's draft, middleware.WithStreamHeld)
 // reach no caller.
 //
-// Every retry emits a middleware.Retrying event before its wait. A retry
-// is made only when the call's admission allows it, asked after the wait,
-// as the retry is sent (middleware.AdmitRetry: the budget layer above
-// refuses one its ledgers cannot hold; the rate limits admit it as a
-// request of its own, waiting for its slot or refusing it); otherwise the
-// last failure is returned.
+// A retry is made only when the call's admission allows it, asked after
+// the wait, as the retry is sent (middleware.AdmitRetry: the budget layer
+// above refuses one its ledgers cannot hold; the rate limits admit it as
+// a request of its own, waiting for its slot or refusing it); otherwise
+// the last failure is returned. Every retry made emits a
+// middleware.Retrying event as it is sent, after its wait and its
+// admission: a retry refused (or cut short by the call's end) emits none,
+// so that the events (the OTel retries counter, the logs) count the
+// retries that went out, as the call's facts (CallFacts.Retries) do.
 package retry

@@ -135,9 +135,6 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 		if !ok {
 			return resp, err
 		}
-		if middleware.Observing(ctx) {
-			middleware.Emit(ctx, middleware.Retrying{Model: req.Model, Attempt: attempt, Wait: wait, Err: err})
-		}
 		if wait > 0 {
 			if timer == nil {
 				timer = time.NewTimer(wait)
@@ -173,6 +170,11 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) {
 			f.Retries = append(f.Retries, middleware.Retry{Model: req.Model, Wait: wait, Err: err})
 		})
+		// Emitted as the retry is sent, once admitted: an observer
+		// counts only retries that went out.
+		if middleware.Observing(ctx) {
+			middleware.Emit(ctx, middleware.Retrying{Model: req.Model, Attempt: attempt, Wait: wait, Err: err})
+		}
 		waited += wait
 	}
 }
