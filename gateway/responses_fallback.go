@@ -421,14 +421,20 @@ func stepResponses(next middleware.Handler) middleware.Handler {
 		nctx := context.WithValue(ctx, responsesAttemptKey{}, a)
 		if h != nil {
 			// A retry of the model (fallback.retry, below) is admitted
-			// once what its failed request was billed is charged, then by
-			// the model's rate limits as a request of its own, when it is
-			// sent (waiting for its slot or refused, as the first was).
+			// by the model's rate limits as a request of its own, when
+			// it is sent (waiting for its slot or refused, as the first
+			// was), then once what its failed request was billed is
+			// charged: that charge is settled at once, so it comes last
+			// (a retry the rate limits refused after it would leave the
+			// failed request charged twice, here and as the call's
+			// last attempt). A retry the budget refuses is not sent:
+			// the ticket gives its request back when it is done (the
+			// requests sent).
 			nctx = middleware.WithRetryAdmission(nctx, func(rctx context.Context) error {
-				if err := c.admitRetry(ctx, a); err != nil {
+				if err := h.ticket.AdmitRetry(rctx); err != nil {
 					return err
 				}
-				return h.ticket.AdmitRetry(rctx)
+				return c.admitRetry(ctx, a)
 			})
 		}
 		_, err = next.Handle(nctx, mreq)
