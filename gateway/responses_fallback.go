@@ -627,9 +627,12 @@ func sendResponses(ctx context.Context, mreq *middleware.Request) (_ *middleware
 	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
 	a.resp = resp
 	e, _ := readErrorObject(b)
+	ra := httperr.ParseRetryAfter(resp.Header, time.Now())
+	if ra == 0 {
+		ra = httperr.BodyRetryDelay(b) // Gemini's RetryInfo
+	}
 	return nil, &middleware.ProviderError{Kind: httperr.Classify(resp.StatusCode, e.code, e.typ), Provider: up.Name, Model: mreq.Model,
-		StatusCode: resp.StatusCode, Type: e.typ, Code: e.code, Message: e.message,
-		RetryAfter: httperr.ParseRetryAfter(resp.Header, time.Now())}
+		StatusCode: resp.StatusCode, Type: e.typ, Code: e.code, Message: e.message, RetryAfter: ra}
 }
 
 // readWhole reads an answer's body (up to maxResponsesEvent bytes: a

@@ -139,6 +139,9 @@ func classifyError(ctx context.Context, err error, c callFacts) error {
 		perr.StatusCode, perr.Type, perr.Code, perr.Message = f.status, f.typ, f.code, f.message
 		perr.Kind = httperr.Classify(f.status, f.code, f.typ)
 		perr.RetryAfter = httperr.ParseRetryAfter(f.header, time.Now())
+		if perr.RetryAfter == 0 {
+			perr.RetryAfter = f.bodyRetryAfter
+		}
 		return perr
 	}
 	var lerr *llms.Error

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -131,7 +132,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			secrets = append(secrets, vs...)
 		}
 	}
-	f := failure{status: resp.StatusCode, header: redact.Header(resp.Header, secrets...), secrets: secrets}
+	f := failure{status: resp.StatusCode, header: redact.Header(resp.Header, secrets...), secrets: secrets,
+		bodyRetryAfter: httperr.BodyRetryDelay(body)}
 	f.typ, f.code, f.message = parseErrorBody(body)
 	f.message = redact.Mask(f.message, secrets...)
 	slot.set(f)
@@ -182,6 +184,9 @@ type failure struct {
 	code    string
 	message string   // masked
 	secrets []string // the request's credentials, for classify to mask
+	// bodyRetryAfter is the wait the body names (Gemini's RetryInfo),
+	// for an answer whose headers name none.
+	bodyRetryAfter time.Duration
 }
 
 // httpFailure is the per-call slot NewTransport fills; the last failure of

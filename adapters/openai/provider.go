@@ -579,6 +579,9 @@ func (p *Provider) statusError(ctx context.Context, req *middleware.Request, hre
 		RetryAfter: httperr.ParseRetryAfter(hresp.Header, time.Now()),
 		Err:        he,
 	}
+	if pe.RetryAfter == 0 {
+		pe.RetryAfter = httperr.BodyRetryDelay(body) // Gemini's RetryInfo
+	}
 	if e := decodeError(body); e != nil {
 		pe.Message, pe.Type, pe.Code, pe.Param, he.Param = e.Message, e.Type, e.Code, e.Param, e.Param
 	}

@@ -7,6 +7,8 @@
 package httperr
 
 import (
+	"bytes"
+	"encoding/json"
 	"math"
 	"net/http"
 	"strconv"
@@ -203,4 +205,54 @@ func resetAfter(h http.Header, now time.Time) time.Duration {
 		return 0
 	}
 	return min(d, maxHeaderWait)
+}
+
+// BodyRetryDelay reads the wait a provider names in its error body rather
+// than in a header: Google's google.rpc.RetryInfo detail, which Gemini
+// sends with a 429 RESOURCE_EXHAUSTED (its OpenAI-compatible endpoint
+// too, in an array: [{"error":{"code":429,"status":"RESOURCE_EXHAUSTED",
+// "details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo",
+// "retryDelay":"17s"}]}}]). The delay is a protobuf Duration in JSON
+// (seconds with up to nine decimals and an "s"). It returns 0 when the
+// body names none or the value is unusable.
+func BodyRetryDelay(body []byte) time.Duration {
+	type errorBody struct {
+		Error struct {
+			Details []struct {
+				Type       string `json:"@type"`
+				RetryDelay string `json:"retryDelay"`
+			} `json:"details"`
+		} `json:"error"`
+	}
+	b := bytes.TrimSpace(body)
+	if len(b) == 0 || !bytes.Contains(b, []byte("RetryInfo")) {
+		return 0
+	}
+	var objs []errorBody
+	if b[0] == '[' {
+		if json.Unmarshal(b, &objs) != nil {
+			return 0
+		}
+	} else {
+		var o errorBody
+		if json.Unmarshal(b, &o) != nil {
+			return 0
+		}
+		objs = []errorBody{o}
+	}
+	for _, o := range objs {
+		for _, d := range o.Error.Details {
+			if !strings.HasSuffix(d.Type, "google.rpc.RetryInfo") {
+				continue
+			}
+			v, ok := strings.CutSuffix(strings.TrimSpace(d.RetryDelay), "s")
+			if !ok {
+				continue
+			}
+			if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
+				return seconds(s)
+			}
+		}
+	}
+	return 0
 }

@@ -164,3 +164,30 @@ func FuzzParseRetryAfter(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBodyRetryDelay: whatever the body, BodyRetryDelay never panics and
+// returns a wait within a year, and a RetryInfo's delay of s seconds is
+// read as s seconds in an object or an array.
+func FuzzBodyRetryDelay(f *testing.F) {
+	f.Add([]byte(`[{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"17s"}]}}]`), "17")
+	f.Add([]byte(`{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"0.5s"}]}}`), "1.25")
+	f.Add([]byte(`{"error":{"message":"x"}}`), "-3")
+	f.Add([]byte(`[`), "1e400")
+	f.Fuzz(func(t *testing.T, body []byte, secs string) {
+		d := httperr.BodyRetryDelay(body)
+		if d < 0 || d > 365*24*time.Hour {
+			t.Fatalf("BodyRetryDelay(%q) = %v", body, d)
+		}
+		s, err := strconv.ParseFloat(secs, 64)
+		if err != nil || s <= 0 || s > 1e6 || strings.ContainsAny(secs, `"\`) {
+			return
+		}
+		want := time.Duration(s * float64(time.Second))
+		obj := `{"error":{"code":429,"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"` + secs + `s"}]}}`
+		for _, b := range []string{obj, "[" + obj + "]", " \n" + obj} {
+			if got := httperr.BodyRetryDelay([]byte(b)); got != want {
+				t.Errorf("BodyRetryDelay(%s) = %v, want %v", b, got, want)
+			}
+		}
+	})
+}

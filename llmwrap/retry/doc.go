@@ -17,7 +17,8 @@
 // [0, min(MaxDelay, BaseDelay·2^(n-1)))) unless the provider asked for a
 // wait with Retry-After (seconds or an HTTP date) or retry-after-ms (or,
 // without them, OpenRouter's X-RateLimit-Reset epoch in milliseconds when
-// no request is left), which is honoured exactly. A wait that would end after the call's deadline, or
+// no request is left, or the retryDelay of a google.rpc.RetryInfo in the
+// error body: Gemini's 429 RESOURCE_EXHAUSTED), which is honoured exactly. A wait that would end after the call's deadline, or
 // push the call's total wait past MaxTotalWait, is not started: the last
 // error is returned at once, so that a fallback can move on immediately
 // instead of sleeping into a timeout.
