@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -148,4 +150,48 @@ func BenchmarkChatBodyIDs(b *testing.B) {
 			_, _ = bodyIDs(body)
 		}
 	})
+}
+
+// TestMayNameIDsIsTheWordScan: the one-pass prefilter says true exactly
+// when the body holds one of the words a member's name ends with (its
+// closing quote), the opening of an ft: string, or an escaped ASCII
+// character — for random bodies made of those words' pieces.
+func TestMayNameIDsIsTheWordScan(t *testing.T) {
+	words := [...]string{`file_id"`, `file_ids"`, `training_file"`, `validation_file"`, `vector_store_id"`, `vector_store_ids"`, `assistant_id"`, `"container"`, `"ft:`}
+	scan := func(body []byte) bool {
+		for _, w := range words {
+			if bytes.Contains(body, []byte(w)) {
+				return true
+			}
+		}
+		for b := body; ; {
+			i := bytes.Index(b, []byte(`\u00`))
+			if i < 0 || i+5 >= len(b) {
+				return false
+			}
+			if c := b[i+4]; c >= '0' && c <= '7' {
+				return true
+			}
+			b = b[i+4:]
+		}
+	}
+	pieces := []string{`"`, `file`, `_id`, `_ids`, `s`, `training_`, `validation_`, `vector_store`, `assistant`, `container`, `ft`, `:`, `f`, `t:`, `\u00`, `5f`, `x`, ` `, `{`, `}`, `,`, `\"`, `id"`, `e"`, `r"`}
+	r := rand.New(rand.NewPCG(rand.Uint64(), 3))
+	hits := 0
+	for range 200000 {
+		var b []byte
+		for range r.IntN(12) {
+			b = append(b, pieces[r.IntN(len(pieces))]...)
+		}
+		want := scan(b)
+		if want {
+			hits++
+		}
+		if got := mayNameIDs(b); got != want {
+			t.Fatalf("mayNameIDs(%q) = %v, the word scan says %v", b, got, want)
+		}
+	}
+	if hits == 0 {
+		t.Fatal("no body held a word")
+	}
 }
