@@ -289,17 +289,28 @@ func (s *Server) checkBodyIDs(ctx context.Context, team string, body []byte, str
 	return nil
 }
 
-// chatRefs returns the owned objects' ids a chat call names, read from
-// the request as the go-openai transport decoded it (a member given twice
-// refused, names' escapes read): its model when it is a fine-tuned one,
-// and the ids in the content parts and top-level members the core does
-// not model (a "file" part's file_id), each kept as its wire JSON. The
-// messages' text is not read again: a 50-message call costs nothing more
-// (a scan of its bytes cost 10–40 µs, BenchmarkChatBodyIDs).
+// chatRefs returns the owned objects' ids a chat call names: its model
+// when it is a fine-tuned one (as the go-openai transport decoded it, its
+// escapes read), and the ids its wire JSON names at any depth, as
+// checkBodyIDs reads a body. The wire JSON is what the upstream gets of
+// every message the chain leaves unchanged, members the core drops
+// included (a text part's stray "file", a message's own "file_id"), so it
+// is read whole, not only the parts and top-level members the core does
+// not model; the prefilter (mayNameIDs: the members' names with their
+// closing quote) keeps prose from being decoded. Without a wire JSON (a
+// request not decoded by the transport), the ids in the content parts and
+// top-level members the core does not model are read.
 func chatRefs(req *middleware.Request) []bodyRef {
 	var refs []bodyRef
 	if strings.HasPrefix(req.Model, "ft:") {
 		refs = append(refs, bodyRef{fineTunedModels, req.Model})
+	}
+	if w, ok := req.Native.(*twopenai.Wire); ok && len(w.JSON) > 0 {
+		if mayNameIDs(w.JSON) {
+			r, _ := bodyIDs(w.JSON)
+			refs = append(refs, r...)
+		}
+		return refs
 	}
 	read := func(raw []byte) {
 		if len(raw) > 0 && mayNameIDs(raw) {
