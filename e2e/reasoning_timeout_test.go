@@ -3,10 +3,13 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	goopenai "github.com/sashabaranov/go-openai"
 
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 	"github.com/tokenwise/tokenwise/llmwrap/timeout"
@@ -192,5 +195,74 @@ fallback:
 				}
 			})
 		})
+	}
+}
+
+// A reasoning model named in another case than the catalog's ("O3",
+// "GPT-5", "OpenAI/O4-Mini": some providers and users write names so, and
+// the catalog prices them as its models) gets its model's limits under
+// the default policy: a call answering after 45s, streamed or not, is
+// answered in one upstream request, billed once, not cut at 30s and sent
+// again.
+func TestDefaultPolicyLetsAReasoningModelInAnotherCaseThink(t *testing.T) {
+	for _, model := range []string{"O3", "GPT-5", "OpenAI/O4-Mini"} {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s stream=%v", model, stream), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					srv := openaitest.New()
+					srv.On().Reply(openaitest.Reply{Content: "the answer", Latency: 45 * time.Second})
+					c := goClient(t, srv, policies.Default())
+					ctx, run := middleware.StartRun(context.Background(), "r")
+					content, err := chatContent(ctx, c, hangChatReq(model, stream))
+					if err != nil || content != "the answer" {
+						t.Fatalf("a %s call answering after 45s: %q, %v (%d upstream requests)", model, content, err, srv.Count())
+					}
+					if n := srv.Count(); n != 1 {
+						t.Errorf("%d upstream requests for one %s call answering after 45s, want 1 (each is billed)", n, model)
+					}
+					u, micro := run.Spent()
+					spec, ok := policies.Default().Model(model)
+					if !ok {
+						t.Fatalf("the catalog does not price %s", model)
+					}
+					if want := (int64(spec.Cost(policies.TokenCounts{Input: u.InputTokens, Output: u.OutputTokens})) + 999_999) / 1_000_000; micro != want || want <= 0 {
+						t.Errorf("run spent %d micro-USD, want the one answer's %d", micro, want)
+					}
+				})
+			})
+		}
+	}
+}
+
+// chatContent makes a chat call with c, streamed when req asks, and
+// returns its answer's content.
+func chatContent(ctx context.Context, c *goopenai.Client, req goopenai.ChatCompletionRequest) (string, error) {
+	if !req.Stream {
+		resp, err := c.CreateChatCompletion(ctx, req)
+		if err != nil {
+			return "", err
+		}
+		if len(resp.Choices) == 0 {
+			return "", errors.New("no choices")
+		}
+		return resp.Choices[0].Message.Content, nil
+	}
+	s, err := c.CreateChatCompletionStream(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	var content string
+	for {
+		chunk, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return content, nil
+		}
+		if err != nil {
+			return content, err
+		}
+		for _, ch := range chunk.Choices {
+			content += ch.Delta.Content
+		}
 	}
 }

@@ -2,7 +2,6 @@ package llmwrap
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,7 +81,7 @@ func (m *modelMatch) index(model string) int {
 	if v, ok := m.memo.Load(model); ok {
 		return v.(int)
 	}
-	i := slices.IndexFunc(m.entries, func(e policies.ModelTimeouts) bool { return e.Matches(model) })
+	i := policies.Timeouts{Models: m.entries}.Entry(model)
 	if i < 0 {
 		i = len(m.entries)
 	}

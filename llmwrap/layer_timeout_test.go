@@ -36,3 +36,39 @@ func TestModelMatchIsForsAndBounded(t *testing.T) {
 		t.Errorf("index of a name past the memo's bound = %d, want 1", got)
 	}
 }
+
+// The per-model timeout layers fold case as Timeouts.For does ("O3" is
+// o3's entry; a name an entry matches as written keeps it), and names in
+// any number of casings still leave the memo bounded.
+func TestModelMatchFoldsCase(t *testing.T) {
+	to := policies.Timeouts{Models: []policies.ModelTimeouts{
+		{Match: []string{"o3*", "gpt-5*"}, Call: policies.Duration(1)},
+		{Match: []string{"O3-Custom"}, Call: policies.Duration(2)},
+	}}
+	m := &modelMatch{entries: to.Models}
+	for range 2 {
+		for _, model := range []string{"O3", "o3", "GPT-5-Mini", "OpenAI/O3", "O3-Custom", "O3-CUSTOM", "gpt-4o", "GPT-4O"} {
+			want := to.Entry(model)
+			if want < 0 {
+				want = len(to.Models)
+			}
+			if got := m.index(model); got != want {
+				t.Errorf("index(%q) = %d, want %d (Timeouts.Entry's)", model, got, want)
+			}
+		}
+	}
+	if got := m.index("O3-Custom"); got != 1 {
+		t.Errorf("index(O3-Custom) = %d, want 1 (matched as written)", got)
+	}
+	if got := m.index("GPT-5"); got != 0 {
+		t.Errorf("index(GPT-5) = %d, want 0", got)
+	}
+	for i := range maxResolved + 100 {
+		name := []byte("o3-" + fmt.Sprint(i))
+		name[0] = 'O'
+		m.index(string(name))
+	}
+	if n := m.n.Load(); n > maxResolved {
+		t.Errorf("%d names remembered, want at most %d", n, maxResolved)
+	}
+}

@@ -286,29 +286,58 @@ type ModelTimeouts struct {
 // Matches reports whether the entry names model: the whole name, else,
 // for a name with a router's prefix ("openai/o3", as OpenRouter and
 // LiteLLM name a provider's model), the model after its last '/', as
-// Policy.Model prices it.
+// Policy.Model prices it; else the same in lower case ("O3", "OpenAI/GPT-5":
+// providers and routers read model names in any case, and the catalog
+// prices them so).
 func (m ModelTimeouts) Matches(model string) bool {
+	if m.matchesAs(model) {
+		return true
+	}
+	lower := strings.ToLower(model)
+	return lower != model && m.matchesAs(lower)
+}
+
+// matchesAs is Matches without the case folding.
+func (m ModelTimeouts) matchesAs(model string) bool {
 	for _, p := range m.Match {
 		if ok, _ := pathpkg.Match(p, model); ok {
 			return true
 		}
 	}
 	if i := strings.LastIndexByte(model, '/'); i >= 0 && i < len(model)-1 {
-		return m.Matches(model[i+1:])
+		return m.matchesAs(model[i+1:])
 	}
 	return false
 }
 
-// For returns the limits of model: those of the first timeouts.models
-// entry that matches it over the policy's (each limit the entry leaves at
-// zero is the policy's; a total it leaves at zero is raised to its call
-// when shorter), or the policy's when none matches. The result has no
-// Models.
-func (t Timeouts) For(model string) Timeouts {
-	for _, m := range t.Models {
-		if m.Matches(model) {
-			return m.Over(t)
+// Entry returns the index in t.Models of the entry that sets model's
+// limits, or -1 when none does: the first that matches the name as
+// written (whole, else after a router's prefix), else the first that
+// matches it in lower case, as Policy.Model reads a name the catalog
+// does not know as written.
+func (t Timeouts) Entry(model string) int {
+	for i, m := range t.Models {
+		if m.matchesAs(model) {
+			return i
 		}
+	}
+	if lower := strings.ToLower(model); lower != model {
+		for i, m := range t.Models {
+			if m.matchesAs(lower) {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// For returns the limits of model: those of its timeouts.models entry
+// (see Entry) over the policy's (each limit the entry leaves at zero is
+// the policy's; a total it leaves at zero is raised to its call when
+// shorter), or the policy's when none matches. The result has no Models.
+func (t Timeouts) For(model string) Timeouts {
+	if i := t.Entry(model); i >= 0 {
+		return t.Models[i].Over(t)
 	}
 	t.Models = nil
 	return t

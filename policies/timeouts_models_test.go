@@ -342,3 +342,55 @@ func TestInheritedTimeoutsModelsFollowTheFilesRaisedLimits(t *testing.T) {
 		})
 	}
 }
+
+// randomCase writes name with each letter in a random case.
+func randomCase(r *rand.Rand, name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if r.IntN(2) == 0 {
+			b[i] = byte(strings.ToUpper(string(c))[0])
+		}
+	}
+	return string(b)
+}
+
+// A model named in another case than the catalog's ("O3", "GPT-5",
+// "OpenAI/o4-mini"), which the catalog prices as its model, gets that
+// model's timeouts.models limits too, not the policy's 30s that cut a
+// reasoning call, retry it and bill it twice: random casings of the
+// default's reasoning families and of other models, with and without a
+// router's prefix in random case. A name an entry matches as written
+// keeps that entry, before one that matches it in lower case.
+func TestTimeoutsModelsFoldCase(t *testing.T) {
+	t.Parallel()
+	p := Default()
+	r := rand.New(rand.NewPCG(7, 11))
+	reasoning := []string{"o1", "o3", "o3-mini-2025-01-31", "o4-mini", "gpt-5", "gpt-5-mini", "claude-sonnet-4-5"}
+	other := []string{"gpt-4o", "gpt-4o-mini", "gpt-4.1"}
+	prefixes := []string{"", "", "openai/", "openrouter/openai/", "azure/"}
+	for range 2000 {
+		base, want := reasoning[r.IntN(len(reasoning))], 10*time.Minute
+		if r.IntN(3) == 0 {
+			base, want = other[r.IntN(len(other))], 30*time.Second
+		}
+		name := randomCase(r, prefixes[r.IntN(len(prefixes))]+base)
+		if _, ok := p.Model(name); !ok {
+			t.Fatalf("the catalog does not price %q: the test's premise is gone", name)
+		}
+		if got := p.Timeouts.For(name).Call.Duration(); got != want {
+			t.Fatalf("For(%q).Call = %v, want %v (as For(%q))", name, got, want, base)
+		}
+	}
+	to := Timeouts{Call: Duration(time.Second), Models: []ModelTimeouts{
+		{Match: []string{"o3*"}, Call: Duration(time.Minute)},
+		{Match: []string{"O3-Custom"}, Call: Duration(time.Hour)},
+	}}
+	for name, want := range map[string]time.Duration{"O3-Custom": time.Hour, "O3-CUSTOM": time.Minute, "O3": time.Minute, "gpt-4o": time.Second} {
+		if got := to.For(name).Call.Duration(); got != want {
+			t.Errorf("For(%q).Call = %v, want %v", name, got, want)
+		}
+	}
+	if !p.Timeouts.Models[0].Matches("OpenAI/O3") {
+		t.Error("the default's reasoning entry does not match OpenAI/O3")
+	}
+}
