@@ -12,7 +12,6 @@ import (
 	goopenai "github.com/sashabaranov/go-openai"
 
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
-	"github.com/tokenwise/tokenwise/llmwrap/timeout"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
@@ -137,8 +136,8 @@ func TestDefaultPolicyBoundsAHungReasoningUpstream(t *testing.T) {
 }
 
 // Each attempt is bounded by the limits of its own model, the one routing
-// or a fallback sent it to, and the call by the total of the model its
-// caller asked for.
+// or a fallback sent it to, and the call by the longest total of the model
+// its caller asked for and of the models its attempts were sent to.
 func TestTimeoutsOfTheAttemptsModel(t *testing.T) {
 	const pol = `version: 1
 timeouts:
@@ -166,8 +165,9 @@ fallback:
 	}{
 		// o3's attempt gets o3's 5m, then gpt-4o-mini its 30s.
 		{"o3 asked", "o3", 5*time.Minute + 10*time.Second, true, nil},
-		// gpt-4o's total (60s) bounds the call routed to o3.
-		{"routed from gpt-4o", "gpt-4o", time.Minute, false, timeout.ErrTotal},
+		// The call's total follows the model it was routed to: o3's 6m,
+		// not gpt-4o's 60s, lets the o3 attempt run its 5m.
+		{"routed from gpt-4o", "gpt-4o", 5*time.Minute + 10*time.Second, true, nil},
 		// gpt-4.1's total (20m) lets the o3 attempt run its 5m.
 		{"routed from gpt-4.1", "gpt-4.1", 5*time.Minute + 10*time.Second, true, nil},
 	} {

@@ -27,7 +27,10 @@
 // admits each target model against its own limits and its refusals are no
 // breaker failures; a breaker and a retry act per model; the call timeout
 // bounds each attempt, the total timeout (timeouts.total) the call with all
-// its attempts, and the run guard's deadline every call of the run. The
+// its attempts (the total of the model asked for, extended by an attempt
+// of a model timeouts.models allows a longer one: a gpt-4o call routed
+// or fallen back to o3 gets o3's), and the run guard's deadline every call
+// of the run. The
 // meter (middleware.Meter), innermost, records and prices each provider
 // attempt once; the instrument layer sums the attempts into the call's cost.
 package llmwrap

@@ -14,8 +14,43 @@ import (
 // timeoutLayer bounds each attempt (timeouts.call, first_token, idle) by
 // the limits of the attempt's model: it is the innermost layer, so a
 // call's model there is the one routing, the cascade or a fallback picked.
+//
+// When a model's total is shorter than another's (gpt-4o's 60s, o3's 10m),
+// the call's total may be extended by its attempts (see totalLayer): each
+// attempt extends it to its own model's total, from the call's start,
+// when that is longer, so that a gpt-4o call a rule routes to o3, or that
+// falls back to it, is bounded by o3's total, not cut at gpt-4o's.
 func timeoutLayer(p *policies.Policy, _ *options) (middleware.Middleware, error) {
+	if extendableTotals(p.Timeouts) {
+		return perModel(p, (*timeout.Timeout).ExtendingMiddleware)
+	}
 	return perModel(p, (*timeout.Timeout).Middleware)
+}
+
+// longestTotal returns the longest total of any model: timeouts.total or
+// an entry's of timeouts.models, as Timeouts.For resolves it.
+func longestTotal(t policies.Timeouts) policies.Duration {
+	longest := t.Total
+	for _, m := range t.Models {
+		longest = max(longest, m.Over(t).Total)
+	}
+	return longest
+}
+
+// extendableTotals reports whether a call's total may be extended by an
+// attempt of another model: some model has a total (not none) shorter
+// than another's.
+func extendableTotals(t policies.Timeouts) bool {
+	longest := longestTotal(t)
+	if t.Total > 0 && t.Total < longest {
+		return true
+	}
+	for _, m := range t.Models {
+		if tt := m.Over(t).Total; tt > 0 && tt < longest {
+			return true
+		}
+	}
+	return false
 }
 
 // perModel builds the middleware pick makes of a timeout layer for the

@@ -254,7 +254,9 @@ type Timeouts struct {
 	// whose match names a model sets its limits; a limit the entry leaves
 	// at zero is the one above (see Timeouts.For). Call, first_token and
 	// idle are those of each attempt's model (after routing and
-	// fallback); total is the one of the model the caller asked for.
+	// fallback); total is the one of the model the caller asked for,
+	// extended to the longer total of an attempt's model (the total
+	// follows the model that answers; it is never shortened).
 	// Empty: every model gets the limits above.
 	Models []ModelTimeouts `yaml:"models,omitempty" json:"models,omitzero"`
 }

@@ -1,7 +1,9 @@
 // Package timeout is a layer of the chain that bounds LLM calls: the whole
 // call, the wait for the first streamed chunk, and the gap between two
 // chunks; and, outside the retries and fallbacks, the call as its caller
-// sees it, all attempts included (Config.Total, [Timeout.TotalMiddleware]).
+// sees it, all attempts included (Config.Total, [Timeout.TotalMiddleware];
+// [Timeout.ExtendableTotalMiddleware] for a total that an attempt of a
+// model allowed a longer one extends, see [Timeout.ExtendingMiddleware]).
 // Every timeout error is a [*middleware.DeadlineError] that matches
 // context.DeadlineExceeded, middleware.ErrTimeout and this package's
 // sentinel for the limit that fired ([ErrCall], [ErrFirstToken], [ErrIdle],

@@ -81,9 +81,20 @@ func New(cfg Config, opts ...Option) (*Timeout, error) {
 //
 // The idle and first-token clocks stop while the caller's stream function
 // runs: a slow consumer is not a stalled provider.
-func (t *Timeout) Middleware() middleware.Middleware {
+func (t *Timeout) Middleware() middleware.Middleware { return t.middleware(false) }
+
+// ExtendingMiddleware is Middleware for a chain whose total is
+// [Timeout.ExtendableTotalMiddleware]'s: each attempt first extends the
+// call's total to Config.Total (its model's, from the call's start) when
+// that is longer, then is bounded as Middleware bounds it (its call limit
+// by a timer of its own, never leaning on the total's deadline, which
+// another attempt running beside it may extend). It is nil when the
+// Config sets no limit, Total included.
+func (t *Timeout) ExtendingMiddleware() middleware.Middleware { return t.middleware(true) }
+
+func (t *Timeout) middleware(extend bool) middleware.Middleware {
 	l := t.cfg
-	if l.Call <= 0 && l.FirstToken <= 0 && l.Idle <= 0 {
+	if l.Call <= 0 && l.FirstToken <= 0 && l.Idle <= 0 && (!extend || l.Total <= 0) {
 		return nil
 	}
 	// DeadlineErrors are immutable: one per limit serves every call.
@@ -92,6 +103,9 @@ func (t *Timeout) Middleware() middleware.Middleware {
 	idleCause := &middleware.DeadlineError{Cause: ErrIdle, Limit: l.Idle}
 	return func(next middleware.Handler) middleware.Handler {
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			if extend {
+				ctx = extendFor(ctx, l.Total, l.Call)
+			}
 			if l.Call > 0 {
 				// Its timer starts only if the inner handler watches
 				// ctx (a provider's HTTP client does).
