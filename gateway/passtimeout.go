@@ -19,7 +19,8 @@ import (
 // A passed-through call the gateway polices (a Responses or embeddings
 // call) is bounded as the chain bounds a chat call: by its team's
 // timeouts (each attempt by those of its model's timeouts.models entry,
-// the call's total by the one of the model its client asked for) — total the call as a whole, its fallbacks included (an error
+// the call's total by the one of the model its client asked for, extended
+// to the longer one of an attempt's model) — total the call as a whole, its fallbacks included (an error
 // matching timeout.ErrTotal, as a chat call's); call from send to the
 // answer's last byte; for a streamed
 // Responses call, first_token the wait for the stream's first event and
@@ -94,7 +95,8 @@ type passAttempt struct {
 // and r as it is, when nothing bounds the call). stream says the call
 // asked for a stream (the first-token and idle clocks are a stream's).
 // The limits are those of the team's timeouts.models entry that matches
-// the call's model (asked, the model its client asked for: its total;
+// the call's model (asked, the model its client asked for: its total,
+// extended to the longer total of an attempt's model;
 // model, the one its first attempt is sent to: that attempt's call,
 // first-token and idle limits; a later attempt's are its own model's,
 // see begin), else the team's timeouts.
@@ -120,8 +122,11 @@ func (s *Server) boundPass(ctx context.Context, r *http.Request, team, asked, mo
 		// middleware). A deadline, not only a cancellation: what waits on a store
 		// (go-redis bounds its reads by the context's deadline) gives up
 		// at the call's total too.
+		// It follows the model that answers: an attempt of a model with
+		// a longer total extends it (see begin), from the call's start.
 		var stop context.CancelFunc
-		parent, stop = context.WithDeadlineCause(parent, time.Now().Add(total), &middleware.DeadlineError{Cause: timeout.ErrTotal, Limit: total})
+		parent, stop = timeout.ExtendableTotal(parent, total)
+		timeout.ExtendTotal(parent, pol.Timeouts.For(model).Total.Duration())
 		b.stopTotal = stop
 	}
 	b.ctx, b.cancel = context.WithCancelCause(parent)
@@ -183,6 +188,9 @@ func (b *passBound) begin(parent context.Context, keep bool, model string) conte
 	}
 	if model != "" {
 		b.setLimits(model)
+		// The call's total follows the attempt's model when it has a
+		// longer one (a fallback from gpt-4o to o3).
+		timeout.ExtendTotal(parent, b.limits.For(model).Total.Duration())
 	}
 	b.stopClocks()
 	if b.acancel != nil && !keep {

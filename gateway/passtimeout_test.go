@@ -43,6 +43,21 @@ func slowResponses() http.Handler {
 		}
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		input := fmt.Sprint(req.Input)
+		if len(req.Messages) > 0 && req.Messages[0].Content == "o3 thinks" || input == "o3 thinks" {
+			// o3 answers after 40 s (a chat call at once after them);
+			// any other model fails at once.
+			if req.Model != "o3" {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, `{"error":{"message":"overloaded","type":"server_error"}}`)
+				return
+			}
+			select {
+			case <-time.After(40 * time.Second):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		if strings.HasSuffix(r.URL.Path, "/chat/completions") {
 			// A chat call: "hang" in its first message hangs; any other is
 			// answered at once.
