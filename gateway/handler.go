@@ -876,9 +876,14 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	// audio file) is streamed to the upstream as it comes, bounded by
 	// limits.max_upload: refused before it is sent when its length says
 	// it is over, cut (a 413) when it comes over it.
+	// A JSON body read whole for the ids it names (readsBodyIDs) is held
+	// as a policed one is: bounded by limits.max_body.
+	readsIDs := readsBodyIDs(r, isOwned)
 	limit, tooLarge := s.maxBody(), errTooLarge
 	if !isEmbeddings(r) && !isResponses(r) {
-		limit, tooLarge = s.maxUpload(), errUploadTooLarge
+		if !readsIDs {
+			limit, tooLarge = s.maxUpload(), errUploadTooLarge
+		}
 		readIdle(w) // limits.read_timeout bounds each wait for its next piece
 	}
 	if r.ContentLength > limit {
@@ -889,7 +894,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(httpWriter(w), r.Body, limit)
 	}
-	if readsBodyIDs(r, isOwned) {
+	if readsIDs {
 		// The ids its JSON body names (a file given to a vector store, a
 		// batch's input file, a fine-tuned model…) are checked before it
 		// is sent (bodyids.go): the body is read first.
