@@ -332,8 +332,12 @@ func chatRefs(req *middleware.Request) []bodyRef {
 // refuseRefs refuses (the error to write) team's request naming refs when
 // one of them is another team's object; nil when none is.
 func (s *Server) refuseRefs(ctx context.Context, team string, refs []bodyRef) *apiError {
+	refs = distinctRefs(refs)
 	if len(refs) == 0 {
 		return nil
+	}
+	if len(refs) > maxBodyRefs {
+		return errTooManyRefs
 	}
 	i, err := s.objects.othersOwn(ctx, team, refs)
 	if err != nil {
@@ -345,6 +349,31 @@ func (s *Server) refuseRefs(ctx context.Context, team string, refs []bodyRef) *a
 	}
 	s.logger.Warn("tokenwise/gateway: refused another team's object named in a body", "team", team, "object_id", refs[i].id)
 	return refs[i].fam.refusal(refs[i].id)
+}
+
+// maxBodyRefs bounds the distinct ids one request's body may name (each
+// one a Redis command of the check's one pipeline): OpenAI's bodies name
+// far fewer.
+const maxBodyRefs = 10000
+
+var errTooManyRefs = &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "too_many_ids", NoRetry: true,
+	Message: fmt.Sprintf("tokenwise/gateway: the request's body names more than %d distinct object ids (files, vector stores, models…)", maxBodyRefs)}
+
+// distinctRefs returns refs without an id named again (the first of
+// each kept, in order): a body naming one id 100,000 times is one check.
+func distinctRefs(refs []bodyRef) []bodyRef {
+	if len(refs) < 2 {
+		return refs
+	}
+	seen := make(map[string]bool, len(refs))
+	out := refs[:0:0]
+	for _, r := range refs {
+		if !seen[r.id] {
+			seen[r.id] = true
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // refusal is the 404 of f's object id that the team may not use.
