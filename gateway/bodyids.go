@@ -383,17 +383,30 @@ func (f *ownedFamily) refusal(id string) *apiError {
 
 // readsBodyIDs reports whether r is a passed-through request whose body
 // is read for the ids it names before it is sent: a POST to an owned
-// family's path or a legacy completion (its model), but a multipart form
-// (a file's upload), streamed to the upstream as it comes.
+// family's path, a legacy completion (its model) or a Responses
+// endpoint that takes a call's input (responsesInput), but a multipart
+// form (a file's upload), streamed to the upstream as it comes.
 func readsBodyIDs(r *http.Request, owned bool) bool {
 	if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
 		return false
 	}
-	if !owned && strings.TrimSuffix(r.URL.Path, "/") != "/v1/completions" {
+	if !owned && strings.TrimSuffix(r.URL.Path, "/") != "/v1/completions" && !responsesInput(r) {
 		return false
 	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	return !strings.HasPrefix(mt, "multipart/")
+}
+
+// responsesInput reports whether r is a POST to an endpoint of the
+// Responses API, other than POST /v1/responses, that takes a call's input
+// (its model, input, tools, conversation, previous_response_id): a count
+// of its input tokens or a compaction.
+func responsesInput(r *http.Request) bool {
+	switch strings.TrimSuffix(r.URL.Path, "/") {
+	case "/v1/responses/input_tokens", "/v1/responses/compact":
+		return r.Method == http.MethodPost
+	}
+	return false
 }
 
 // bodyJSON reports whether body is meant as JSON: its first byte but

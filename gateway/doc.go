@@ -60,7 +60,8 @@
 // team's own objects, paged from the upstream's pages; a Responses call's
 // conversation is checked as its previous_response_id is. An object named
 // inside a request's JSON body (a file_id given to a vector store, a
-// batch's input_file_id, a Responses call's vector_store_ids, a chat
+// batch's input_file_id, a Responses call's vector_store_ids (and those
+// of a count of its input tokens or a compaction), a chat
 // call's file part, tool_resources, attachments…) is checked too
 // (bodyids.go): another team's is refused with its family's 404 before
 // the upstream. So is another team's fine-tuned model (ft:…), as a call's

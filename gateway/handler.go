@@ -915,6 +915,21 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			s.refuse(w, e)
 			return
 		}
+		if responsesInput(r) {
+			// Nor another team's response or conversation, which a count
+			// of a call's input tokens or a compaction reads as a
+			// Responses call does.
+			if e := s.checkOwner(r.Context(), k.team, previousResponseID(nil, body)); e != nil {
+				s.refuse(w, e)
+				return
+			}
+			if id := conversationID(nil, body); id != "" {
+				if e := s.checkObject(r.Context(), k.team, conversations, id); e != nil {
+					s.refuse(w, e)
+					return
+				}
+			}
+		}
 	}
 	if len(s.upstreams) > 1 && r.Method == http.MethodPost && !isEmbeddings(r) && !isResponses(r) {
 		// A call of another endpoint (legacy completions, moderations,
