@@ -265,7 +265,9 @@ func (s *Server) recordObjects(team string, or ownedRequest, next func(*http.Res
 		case or.id != "":
 			// The objects a team's own object made are its: another
 			// team's, or one made outside the gateway, gives nothing.
-			if mine, err := s.objects.owns(ctx, team, []string{id}); err != nil || !mine[0] {
+			// (The object is the path's: a page of what is under it has
+			// no id of its own.)
+			if mine, err := s.objects.owns(ctx, team, []string{or.id}); err != nil || !mine[0] {
 				return nil
 			}
 		}
