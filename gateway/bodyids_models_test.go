@@ -156,6 +156,20 @@ func checkCheckpointsKeptToTheirTeam(t *testing.T, redis bool) {
 	}
 }
 
+// TestGatewayListsFineTunedModelsToTheirTeam: GET /v1/models lists
+// another team's fine-tuned model no more than it serves it. Before, payments' list named devops'
+// ft:…::devops model.
+func TestGatewayListsFineTunedModelsToTheirTeam(t *testing.T) {
+	checkFineTunedModelsListedToTheirTeam(t, false)
+}
+
+// TestGatewayListsFineTunedModelsToTheirTeamOverReplicas: the same, the
+// jobs read through one replica, the models listed through another
+// sharing Redis.
+func TestGatewayListsFineTunedModelsToTheirTeamOverReplicas(t *testing.T) {
+	checkFineTunedModelsListedToTheirTeam(t, true)
+}
+
 // TestGatewayKeepsAJobsCheckpointsToItsTeam: the checkpoints of devops'
 // job, seen as devops lists them, are refused to payments. Before,
 // payments' chat call to devops' ckpt-step-10 reached the upstream.

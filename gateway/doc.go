@@ -65,7 +65,8 @@
 // call's file part, tool_resources, attachments…) is checked too
 // (bodyids.go): another team's is refused with its family's 404 before
 // the upstream. So is another team's fine-tuned model (ft:…), as a call's
-// model or by path, once the gateway saw the team's job make it.
+// model or by path, once the gateway saw the team's job make it, and
+// GET /v1/models does not list it to another team.
 //
 // # Shared state
 //

@@ -1339,8 +1339,9 @@ type modelObject struct {
 }
 
 // models lists the models the caller's policy uses (routing, fallback,
-// downgrade, cascade) and those the upstreams declare, in OpenAI's shape.
-func (s *Server) models(w http.ResponseWriter, _ *http.Request, k keyEntry) {
+// downgrade, cascade) and those the upstreams declare, in OpenAI's shape,
+// but another team's fine-tuned models.
+func (s *Server) models(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	p := s.pol.Policy(k.team)
 	seen := map[string]bool{}
 	var out []modelObject
@@ -1364,6 +1365,18 @@ func (s *Server) models(w http.ResponseWriter, _ *http.Request, k keyEntry) {
 		add(m, owner)
 	}
 	add(p.Budget.DowngradeTo, owner)
+	// Another team's fine-tuned model (bodyids.go) is not listed, as it
+	// is not served: one whose owner cannot be read is left out.
+	out = slices.DeleteFunc(out, func(m modelObject) bool {
+		if !strings.HasPrefix(m.ID, "ft:") {
+			return false
+		}
+		ok, err := s.objects.allowed(r.Context(), k.team, m.ID)
+		if err != nil {
+			s.logger.Warn("tokenwise/gateway: the team that made a fine-tuned model could not be read from Redis: not listed", "team", k.team, "model", m.ID, "error", err)
+		}
+		return !ok || err != nil
+	})
 	slices.SortFunc(out, func(a, b modelObject) int { return strings.Compare(a.ID, b.ID) })
 	writeJSON(w, http.StatusOK, modelList{Object: "list", Data: out})
 }
