@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"sync"
 	"time"
@@ -33,6 +34,12 @@ import (
 // real later, ends at its own deadline as it would have), but a call
 // bounded by both costs one timer instead of two.
 //
+// One of WithExtendableDeadline (a call's total that follows the model
+// that answers it) is as lazy, and its deadline can move later (Extend):
+// unmade, it simply moves; made, its timer is reset. A Deadline under it
+// shares its timer only when its own deadline comes first (the extendable
+// one's may move past it).
+//
 // Stop is the CancelFunc: call it when the call returns (it releases the
 // timer, if one was started). A Deadline is safe for concurrent use.
 type Deadline struct {
@@ -52,12 +59,39 @@ type Deadline struct {
 	// which d's Stop cancels; the first in fusedArr, in d's allocation.
 	fused    []*Deadline
 	fusedArr [1]*Deadline
+
+	// An extendable Deadline (WithExtendableDeadline): start is when its
+	// limits count from; made real, it is a context.WithCancelCause under
+	// its parent (ccancel) ended by a timer of its own, which Extend
+	// resets; fired says that timer ended it.
+	ext     bool
+	start   time.Time
+	ccancel context.CancelCauseFunc
+	timer   *time.Timer
+	fired   bool
 }
 
 // WithDeadline returns parent bounded by deadline; an expired deadline
 // ends it with cause (see context.WithDeadlineCause). Call its Stop when
 // the call returns.
 func WithDeadline(parent context.Context, deadline time.Time, cause error) *Deadline {
+	return withDeadline(parent, deadline, cause, false, time.Time{})
+}
+
+// WithExtendableDeadline is WithDeadline(parent, start.Add(limit), cause)
+// whose deadline [Deadline.Extend] can move later until it has passed.
+// It is as lazy as WithDeadline's: no timer until something watches it,
+// and a WithDeadline under it (with only values between them, or
+// [WithoutDeadline]) stays unmade as well. Made real, it is a
+// context.WithCancelCause under parent ended by a timer of its own with
+// the cause of its current deadline (Err then context.DeadlineExceeded,
+// from the deadline on, even before its timer has fired).
+// [ExtendableDeadline] finds it from a context under it.
+func WithExtendableDeadline(parent context.Context, start time.Time, limit time.Duration, cause error) *Deadline {
+	return withDeadline(parent, start.Add(limit), cause, true, start)
+}
+
+func withDeadline(parent context.Context, deadline time.Time, cause error, ext bool, start time.Time) *Deadline {
 	if parent == nil {
 		panic("tokenwise/middleware: WithDeadline of a nil context")
 	}
@@ -67,7 +101,7 @@ func WithDeadline(parent context.Context, deadline time.Time, cause error) *Dead
 	if d == nil {
 		d = new(Deadline)
 	}
-	d.parent, d.deadline, d.cause = parent, deadline, cause
+	d.parent, d.deadline, d.cause, d.ext, d.start = parent, deadline, cause, ext, start
 	if over := lazyOver(parent); over != nil {
 		// parent can end only by over, which is not made real: d need
 		// not be either (see fuse).
@@ -123,6 +157,8 @@ func lazyOver(ctx context.Context) *Deadline {
 			return c
 		case valueParent:
 			ctx = c.ValueParent(ctxval.Only{})
+		case *noDeadline:
+			ctx = c.Context
 		default:
 			if valueCtxType == nil || reflect.TypeOf(ctx) != valueCtxType {
 				return nil
@@ -171,6 +207,13 @@ func (d *Deadline) materialize() context.Context {
 	case by == byStop:
 		d.real, d.cancel = context.WithCancel(context.WithoutCancel(d.parent))
 		d.cancel()
+	case d.ext:
+		// Under a parent that ended, this takes its cause; else its
+		// own timer, which Extend can reset, ends it.
+		d.real, d.ccancel = context.WithCancelCause(d.parent)
+		if by == 0 {
+			d.timer = time.AfterFunc(time.Until(d.deadline), d.fire)
+		}
 	case by == byParent, d.over == nil, !d.over.fuse(d):
 		// Under a parent that ended, this takes its cause.
 		d.real, d.cancel = context.WithDeadlineCause(d.parent, d.deadline, d.cause)
@@ -190,6 +233,10 @@ func (d *Deadline) fuse(kid *Deadline) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.real != nil || d.stopped || d.over != nil {
+		return false
+	}
+	if d.ext && !kid.deadline.Before(d.deadline) {
+		// d's deadline may move past kid's: kid needs a timer of its own.
 		return false
 	}
 	dl, cause := kid.deadline, kid.cause
@@ -238,11 +285,17 @@ func (d *Deadline) Stop() {
 		d.stoppedAt = time.Now()
 	}
 	d.stopped = true
-	cancel, fused := d.cancel, d.fused
+	cancel, ccancel, fused := d.cancel, d.ccancel, d.fused
 	d.fused = nil
+	if d.timer != nil {
+		d.timer.Stop()
+	}
 	d.mu.Unlock()
 	if cancel != nil {
 		cancel()
+	}
+	if ccancel != nil {
+		ccancel(nil)
 	}
 	for _, k := range fused {
 		// k was made (fuse set its cancel under its lock): cancelling it
@@ -256,10 +309,19 @@ func (d *Deadline) Stop() {
 
 // Deadline returns the earlier of the parent's deadline and d's.
 func (d *Deadline) Deadline() (time.Time, bool) {
-	if p, ok := d.parent.Deadline(); ok && p.Before(d.deadline) {
+	var dl time.Time
+	if d.ext {
+		// Extend moves it.
+		d.mu.Lock()
+		dl = d.deadline
+		d.mu.Unlock()
+	} else {
+		dl = d.deadline
+	}
+	if p, ok := d.parent.Deadline(); ok && p.Before(dl) {
 		return p, true
 	}
-	return d.deadline, true
+	return dl, true
 }
 
 // Done returns the channel closed when the context ends; the timer starts
@@ -269,16 +331,104 @@ func (d *Deadline) Done() <-chan struct{} { return d.materialize().Done() }
 // Err returns nil while the context runs, else why it ended.
 func (d *Deadline) Err() error {
 	if r := d.made(); r != nil {
-		return r.Err()
+		return d.realErr(r)
 	}
 	d.mu.Lock()
-	stopped := d.stopped
+	stopped, due := d.stopped, !time.Now().Before(d.deadline)
 	d.mu.Unlock()
-	if stopped || d.parent.Err() != nil || !time.Now().Before(d.deadline) {
-		return d.materialize().Err()
+	if stopped || d.parent.Err() != nil || due {
+		return d.realErr(d.materialize())
 	}
 	return nil
 }
+
+// realErr is the Err of d made real as r: r's, but for an extendable d
+// (see WithExtendableDeadline), which its deadline ends from the deadline
+// on, its timer fired or not, with context.DeadlineExceeded.
+func (d *Deadline) realErr(r context.Context) error {
+	err := r.Err()
+	if !d.ext {
+		return err
+	}
+	if err == nil {
+		d.mu.Lock()
+		due := !time.Now().Before(d.deadline)
+		d.mu.Unlock()
+		if !due {
+			return nil
+		}
+		d.fire()
+		err = r.Err()
+	}
+	if errors.Is(err, context.Canceled) {
+		d.mu.Lock()
+		fired := d.fired
+		d.mu.Unlock()
+		if fired {
+			return context.DeadlineExceeded
+		}
+	}
+	return err
+}
+
+// fire ends an extendable d made real at its deadline, unless the
+// deadline was extended meanwhile (its timer then fires again at the new
+// one), d was stopped or its parent ended it.
+func (d *Deadline) fire() {
+	d.mu.Lock()
+	if d.ccancel == nil || d.fired || d.stopped || time.Now().Before(d.deadline) || d.real.Err() != nil {
+		d.mu.Unlock()
+		return
+	}
+	d.fired = true
+	cancel, cause := d.ccancel, d.cause
+	d.mu.Unlock()
+	cancel(cause)
+}
+
+// Extend moves the deadline of an extendable d (see
+// WithExtendableDeadline) to limit from its start, with cause, when that
+// is later than its deadline and the deadline has not passed nor anything
+// else ended d. It does nothing to a Deadline of WithDeadline.
+func (d *Deadline) Extend(limit time.Duration, cause error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dl := d.start.Add(limit)
+	if !d.ext || d.stopped || d.fired || !dl.After(d.deadline) || !time.Now().Before(d.deadline) {
+		return
+	}
+	if d.real != nil {
+		if d.timer == nil || d.real.Err() != nil {
+			return
+		}
+		d.timer.Reset(time.Until(dl))
+	}
+	d.deadline, d.cause = dl, cause
+}
+
+// extendableKey is the context key with which ExtendableDeadline finds an
+// extendable Deadline.
+type extendableKey struct{}
+
+// ExtendableDeadline returns the nearest extendable Deadline (see
+// WithExtendableDeadline) ctx is or is under, or nil.
+func ExtendableDeadline(ctx context.Context) *Deadline {
+	d, _ := ctx.Value(extendableKey{}).(*Deadline)
+	return d
+}
+
+// WithoutDeadline returns ctx with no deadline (its Done, Err and values
+// are ctx's): a WithDeadline under it gets a timer of its own instead of
+// leaning on an earlier deadline of ctx, which an extendable Deadline may
+// move past its own. It stays as lazy as under ctx.
+func WithoutDeadline(ctx context.Context) context.Context { return &noDeadline{ctx} }
+
+type noDeadline struct{ context.Context }
+
+func (*noDeadline) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// String names the context as fmt does context's own.
+func (*noDeadline) String() string { return "middleware.WithoutDeadline" }
 
 // Value returns the parent's value for key. The context package's own
 // key (with which context.Cause and child contexts find the nearest
@@ -286,6 +436,9 @@ func (d *Deadline) Err() error {
 func (d *Deadline) Value(key any) any {
 	if isCancelCtxKey(key) {
 		return d.materialize().Value(key)
+	}
+	if _, ok := key.(extendableKey); ok && d.ext {
+		return d
 	}
 	return d.parent.Value(key)
 }

@@ -110,3 +110,35 @@ func TestExtendableTotal(t *testing.T) {
 		})
 	}
 }
+
+// An extendable total that nothing extends costs a call no more
+// allocations than the plain total: both lazy, no timer and no
+// cancellation machinery for a model that never watches its context (the
+// call deadline of the attempt under it stays lazy too).
+func TestExtendableTotalAllocatesAsPlain(t *testing.T) {
+	tm := mustNew(t, timeout.Config{Total: time.Minute, Call: 30 * time.Second})
+	answer := middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		return &middleware.Response{Model: req.Model}, nil
+	})
+	plain := tm.TotalMiddleware()(tm.Middleware()(answer))
+	ext := tm.ExtendableTotalMiddleware(10 * time.Minute)(tm.ExtendingMiddleware()(answer))
+	req := request(nil)
+	for _, instrumented := range []bool{false, true} {
+		allocs := func(h middleware.Handler) float64 {
+			return testing.AllocsPerRun(200, func() {
+				ctx := context.Background()
+				if instrumented {
+					// A CallInfo holds the call's first deadlines.
+					ctx = middleware.WithCallInfo(ctx, middleware.NewCallInfo(middleware.CallFacts{}))
+				}
+				if _, err := h.Handle(ctx, req); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+		p, e := allocs(plain), allocs(ext)
+		if e > p {
+			t.Errorf("instrumented %v: extendable total: %v allocations a call, the plain one %v", instrumented, e, p)
+		}
+	}
+}

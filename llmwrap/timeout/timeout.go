@@ -101,10 +101,11 @@ func (t *Timeout) middleware(extend bool) middleware.Middleware {
 	callCause := &middleware.DeadlineError{Cause: ErrCall, Limit: l.Call}
 	firstCause := &middleware.DeadlineError{Cause: ErrFirstToken, Limit: l.FirstToken}
 	idleCause := &middleware.DeadlineError{Cause: ErrIdle, Limit: l.Idle}
+	totalCause := &middleware.DeadlineError{Cause: ErrTotal, Limit: l.Total}
 	return func(next middleware.Handler) middleware.Handler {
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 			if extend {
-				ctx = extendFor(ctx, l.Total, l.Call)
+				ctx = extendFor(ctx, l.Total, l.Call, totalCause)
 			}
 			if l.Call > 0 {
 				// Its timer starts only if the inner handler watches
