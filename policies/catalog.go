@@ -155,7 +155,7 @@ func (p *Policy) Model(name string) (ModelSpec, bool) {
 	if m, ok := p.modelAs(name); ok {
 		return m, true
 	}
-	if lower := p.priceName(name); lower != name {
+	if lower := strings.ToLower(name); lower != name {
 		return p.modelAs(lower)
 	}
 	return ModelSpec{}, false
