@@ -79,7 +79,13 @@ var errBodyDepth = errors.New("the JSON is nested too deep")
 // (\u00XX). A body that cannot is not decoded. The quotes matter: a chat
 // message's text ("left: the container") does not make the body decoded
 // token by token, which costs a 50-message conversation tens of µs.
-func mayNameIDs(body []byte) bool {
+func mayNameIDs(body []byte) bool { return mayName(body, true) }
+
+// mayName is mayNameIDs; models false leaves out the ft: models (a chat
+// call's, read from its decoded model by chatRefs: an ft: model there
+// would otherwise make every call of a fine-tuned model decode its whole
+// body token by token, for an id already known).
+func mayName(body []byte, models bool) bool {
 	// One pass over the quotes (a scan per word cost a 25 KB chat call
 	// ~100 µs): what precedes a quote may end a member's name, what
 	// follows it may open an ft: model.
@@ -89,7 +95,7 @@ func mayNameIDs(body []byte) bool {
 			break
 		}
 		i += j
-		if bytes.HasPrefix(body[i+1:], []byte("ft:")) {
+		if models && bytes.HasPrefix(body[i+1:], []byte("ft:")) {
 			return true
 		}
 		before := body[:i]
@@ -99,12 +105,19 @@ func mayNameIDs(body []byte) bool {
 			}
 		}
 	}
+	lo := byte('4')
+	if models {
+		lo = '3'
+	}
 	for b := body; ; {
 		i := bytes.Index(b, []byte(`\u00`))
 		if i < 0 || i+5 >= len(b) {
 			return false
 		}
-		if c := b[i+4]; c >= '0' && c <= '7' {
+		// A letter or '_' of a member's name is \u004X–\u007X; an ft:
+		// model's ':' is \u003a. Go's encoders write <, > and & as
+		// \u003c, \u003e and \u0026, which name nothing.
+		if c := b[i+4]; c >= lo && c <= '7' {
 			return true
 		}
 		b = b[i+4:]
@@ -306,7 +319,7 @@ func chatRefs(req *middleware.Request) []bodyRef {
 		refs = append(refs, bodyRef{fineTunedModels, req.Model})
 	}
 	if w, ok := req.Native.(*twopenai.Wire); ok && len(w.JSON) > 0 {
-		if mayNameIDs(w.JSON) {
+		if mayName(w.JSON, false) {
 			r, _ := bodyIDs(w.JSON)
 			refs = append(refs, r...)
 		}

@@ -85,6 +85,11 @@ func FuzzBodyIDs(f *testing.F) {
 		if len(want) > 0 && !mayNameIDs(body) {
 			t.Fatalf("%q names ids, mayNameIDs false", body)
 		}
+		for r := range want {
+			if r.fam != fineTunedModels && !mayName(body, false) {
+				t.Fatalf("%q names %s %q, mayName(body, false) is false", body, r.fam.path, r.id)
+			}
+		}
 	})
 }
 
@@ -193,5 +198,31 @@ func TestMayNameIDsIsTheWordScan(t *testing.T) {
 	}
 	if hits == 0 {
 		t.Fatal("no body held a word")
+	}
+}
+
+// TestChatOfAFineTunedModelIsNotDecodedForIDs: a chat call's wire JSON
+// (whose model chatRefs reads from the decoding) is not decoded token by
+// token for its ft: model, nor for the \u003c, \u003e and \u0026 Go's
+// encoders write for <, > and &; an escaped member name still is.
+func TestChatOfAFineTunedModelIsNotDecodedForIDs(t *testing.T) {
+	msg, err := json.Marshal("Explain <b>bold</b> & <i>italic</i>, left: draft:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"model":"ft:gpt-4o-mini:org::x","messages":[{"role":"user","content":` + string(msg) + `}]}`)
+	if !strings.Contains(string(body), `\u003c`) {
+		t.Fatalf("encoding/json did not escape <: %s", body)
+	}
+	if mayName(body, false) {
+		t.Errorf("a chat call of a fine-tuned model is decoded for its ids: %s", body)
+	}
+	if !mayNameIDs(body) {
+		t.Errorf("another endpoint's body naming an ft: model is not decoded: %s", body)
+	}
+	for _, s := range []string{`{"file\u005fid":"file-1"}`, `{"messages":[{"content":[{"type":"file","file":{"fil\u0065_id":"file-1"}}]}]}`} {
+		if !mayName([]byte(s), false) {
+			t.Errorf("%s names a file, mayName(body, false) is false", s)
+		}
 	}
 }
