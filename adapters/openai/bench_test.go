@@ -401,3 +401,57 @@ func BenchmarkRequestDecodeGrowing(b *testing.B) {
 		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
 	}
 }
+
+// BenchmarkRoundTripNewMessageIn50 is the transport's share of the bench
+// module's PairedNewMessageIn50 without layers and without a network: a
+// 50-message conversation go-openai marshals anew every call (here spliced, not marshalled), with
+// one new 500-byte user message, the upstream's answer read to the end.
+func BenchmarkRoundTripNewMessageIn50(b *testing.B) {
+	msgs := []goopenai.ChatCompletionMessage{{Role: "system", Content: "You are a support assistant for a hosting company."}}
+	for i := 1; i < 50; i++ {
+		role := "user"
+		if i%2 == 0 {
+			role = "assistant"
+		}
+		msgs = append(msgs, goopenai.ChatCompletionMessage{Role: role, Content: fmt.Sprintf("Turn %d: the deployment of service api-%d finished with %d warnings; ", i, i*7, i%5) +
+			strings.Repeat("the health check answered in time and the canary was promoted. ", 5)})
+	}
+	msgs = append(msgs, goopenai.ChatCompletionMessage{Role: "user", Content: "New question : " + strings.Repeat("Please be specific. ", 24)})
+	conv, err := json.Marshal(goopenai.ChatCompletionRequest{Model: "gpt-4o-mini", Messages: msgs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	i := bytes.Index(conv, []byte("New question ")) + len("New question ")
+	t := NewTransport(middleware.Chain(), WithBaseTransport(cannedTransport{"application/json", []byte(benchResponse)}))
+	out := make([]byte, 4<<10)
+	b.ReportAllocs()
+	n := 0
+	start, ok := cpuNanos()
+	for b.Loop() {
+		// A new body every call, as go-openai marshals one.
+		body := make([]byte, 0, len(conv)+20)
+		body = strconv.AppendInt(append(body, conv[:i]...), int64(n), 10)
+		body = append(body, conv[i:]...)
+		r, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/chat/completions", bytes.NewBuffer(body))
+		r.Header.Set("Accept", "application/json")
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "Bearer k")
+		resp, err := t.RoundTrip(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(benchResponse)) {
+			b.Fatalf("status %d, %d bytes", resp.StatusCode, resp.ContentLength)
+		}
+		for {
+			if _, err := resp.Body.Read(out); err != nil {
+				break
+			}
+		}
+		resp.Body.Close()
+		n++
+	}
+	if end, ok2 := cpuNanos(); ok && ok2 {
+		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+	}
+}
