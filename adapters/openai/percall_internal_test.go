@@ -353,6 +353,12 @@ func TestFewToolsAllocateOnlyTheirSlice(t *testing.T) {
 			t.Fatalf("%d tools: got %d, spans %v, want %v", n, len(got.Tools), gs.toolSpans, ws.toolSpans)
 		}
 	}
+	if raceEnabled {
+		// The decoder's reader and scratch come from sync.Pools, which
+		// the race detector empties at random: the two counts below then
+		// differ by chance (3 runs in 20 saw 0 more, not 1).
+		t.Skip("allocation counts vary under the race detector")
+	}
 	plain, three := requestBody(msgs, ""), requestBody(msgs, tools(3))
 	for range 2 {
 		_, _ = decodeRequestMemo(three, memo) // seen twice: kept, and the hint is 3
