@@ -156,3 +156,112 @@ func FuzzBoundIsAtLeastTheCount(f *testing.F) {
 		checkBound(t, "fuzz, counted", warm, cold, model, req)
 	})
 }
+
+// The bound entries of the conversation table (boundPrefix) give Bound
+// exactly what an estimator without memos bounds, whatever callers do
+// between calls (convSteps: re-send, append, copy strings, change or drop
+// messages, fork), whatever the text (invalid UTF-8 included: a string
+// of the entry was bounded at three tokens a byte if it was not valid) and
+// the model (its encoding, none, the legacy framing) on the same
+// conversation; with some requests counted too (their count entries
+// taking over), the bound stays between the count and the cold bound.
+func TestBoundEntriesGiveTheColdBound(t *testing.T) {
+	t.Parallel()
+	cold := New(WithCacheSize(0))
+	words := strings.Repeat("the disk of web-3 is at 95 percent; /var/log holds 40 GB of archives. \xff\xfe日本語 \xe6\x97 ", 8)
+	for _, tc := range []struct {
+		size  int
+		count bool
+	}{{DefaultCacheSize, false}, {64, false}, {DefaultCacheSize, true}} {
+		warm := New(WithCacheSize(tc.size))
+		r := rand.New(rand.NewPCG(uint64(tc.size), 23))
+		convs := make([][]middleware.Message, 8)
+		for i := range convs {
+			convs[i] = []middleware.Message{{Role: middleware.RoleSystem, Content: words[:60]}, newMessage(r, words), newMessage(r, words)}
+		}
+		for step := range 3000 {
+			i := r.IntN(len(convs))
+			s := convSteps[r.IntN(len(convSteps))]
+			if r.IntN(20) == 0 {
+				j := r.IntN(len(convs))
+				convs[i] = append([]middleware.Message(nil), convs[j][:2+r.IntN(len(convs[j])-1)]...)
+			}
+			convs[i] = s.do(r, convs[i], words)
+			if len(convs[i]) > 60 {
+				convs[i] = convs[i][:3]
+			}
+			req := &middleware.Request{Messages: convs[i]}
+			model := boundModels[r.IntN(len(boundModels))]
+			want := cold.Bound(model, req)
+			for range 2 {
+				got := warm.Bound(model, req)
+				if !tc.count && got != want {
+					t.Fatalf("step %d (%s), %s, %d messages: Bound %d, cold %d", step, s.name, model, len(req.Messages), got, want)
+				}
+				if n := cold.Request(model, req); tc.count && (got > want || got < n) {
+					t.Fatalf("step %d (%s), %s, %d messages: Bound %d, cold bound %d, count %d", step, s.name, model, len(req.Messages), got, want, n)
+				}
+			}
+			if tc.count && step%3 == 0 {
+				warm.Request(model, req)
+			}
+		}
+		checkConvTable(t, warm.convs)
+	}
+}
+
+// A conversation gets a bound entry on its second sight, holding every
+// message but the last: a one-shot request costs Bound no allocation, and
+// the next call of a conversation whose last message changed reads only
+// that message's bytes.
+func TestBoundEntryOnSecondSight(t *testing.T) {
+	e := New()
+	variant := variantOf(O200kBase, false)
+	msgs := []middleware.Message{
+		{Role: middleware.RoleSystem, Content: strings.Repeat("You are terse. ", 20)},
+		{Role: middleware.RoleUser, Content: "Which disks are full?"},
+		{Role: middleware.RoleAssistant, Content: "web-3's /var."},
+		{Role: middleware.RoleUser, Content: "Clean it."},
+	}
+	req := &middleware.Request{Messages: msgs}
+	ck, _ := convKey(variant, msgs)
+	held := func() int {
+		_, p, _ := e.convs.find(ck^boundSalt, variant, msgs, true)
+		return p
+	}
+	want := New(WithCacheSize(0)).Bound("gpt-4o", req)
+	// One-shot requests: each another conversation (other strings).
+	var oneShots []*middleware.Request
+	for range 11 {
+		m := append([]middleware.Message(nil), msgs...)
+		for i := range m {
+			m[i].Content = strings.Clone(m[i].Content)
+		}
+		oneShots = append(oneShots, &middleware.Request{Messages: m})
+	}
+	k := 0
+	if allocs := testing.AllocsPerRun(10, func() { e.Bound("gpt-4o", oneShots[k]); k++ }); allocs != 0 {
+		t.Fatalf("one-shot requests: %v allocations each, want none", allocs)
+	}
+	if e.Bound("gpt-4o", req); held() != 0 {
+		t.Fatalf("first sight: entry of %d messages, want none", held())
+	}
+	if got := e.Bound("gpt-4o", req); got != want || held() != len(msgs)-1 {
+		t.Fatalf("second sight: Bound %d (want %d), entry of %d messages, want %d", got, want, held(), len(msgs)-1)
+	}
+	if _, p, _ := e.convs.lookup(ck, variant, msgs); p != 0 {
+		t.Fatalf("the bound entry was found as a count entry of %d messages", p)
+	}
+	msgs[3].Content = "Clean it now."
+	want = New(WithCacheSize(0)).Bound("gpt-4o", req)
+	if allocs := testing.AllocsPerRun(10, func() {
+		if got := e.Bound("gpt-4o", req); got != want {
+			t.Fatalf("last message changed: Bound %d, want %d", got, want)
+		}
+	}); allocs != 0 {
+		t.Fatalf("last message changed: %v allocations, want none", allocs)
+	}
+	if n := New(WithCacheSize(0)).Request("gpt-4o", req); e.Request("gpt-4o", req) != n {
+		t.Fatalf("Request after Bound = %d, want %d", e.Request("gpt-4o", req), n)
+	}
+}

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"math"
+	"sync/atomic"
 
 	"github.com/tokenwise/tokenwise/middleware"
 )
@@ -26,6 +27,10 @@ import (
 // after comparing each of its strings with the entry's (idEntry.matches),
 // messages with binary parts end an entry, and the table is bounded by the
 // bytes its entries keep alive (an entry counts its ancestors').
+//
+// The table keeps bound entries too (convEntry.bounds, Estimator.Bound's
+// sums in place of counts, under a salted key) for conversations of which
+// no count is memoised; a lookup reads one kind only.
 
 // maxConvDepth bounds the chain of entries a lookup walks.
 const maxConvDepth = 6
@@ -46,18 +51,51 @@ type convEntry struct {
 	msgs   []idEntry
 	buf    [2]idEntry
 	xbuf   [idInline]string
+	// bounds: msgs[i].n is Estimator.Bound's sum of messageBound of
+	// messages 0..base+i (a bound entry, see boundPrefix), not their count.
+	bounds bool
 }
 
 func (e *convEntry) bytesKept() int64 { return e.size }
 
 type convTable struct {
 	slotTable[convEntry, *convEntry]
+	// seen holds the bound keys of conversations met (buckets of idWays
+	// slots, as the table's: a full bucket forgets the key a clock points
+	// at): a bound entry is kept on a conversation's second sight (see
+	// boundPrefix).
+	seen []atomic.Uint64
 }
 
 func newConvTable(n int, maxBytes int64) *convTable {
 	t := &convTable{}
 	t.init(n, maxBytes)
+	t.seen = make([]atomic.Uint64, len(t.hs))
 	return t
+}
+
+// metBefore reports whether h was met before (the last key met in its
+// slot), marking it met. A wrong answer costs an entry, or its absence
+// until the next sight, never a wrong bound.
+func (t *convTable) metBefore(h uint64) bool {
+	b := (h & t.mask) * idWays
+	seen := t.seen[b : b+idWays : b+idWays]
+	v := -1
+	for i := range seen {
+		switch seen[i].Load() {
+		case h:
+			return true
+		case 0:
+			if v < 0 {
+				v = i
+			}
+		}
+	}
+	if v < 0 {
+		v = int(t.clock.Add(1) % idWays)
+	}
+	seen[v].Store(h)
+	return false
 }
 
 // convKey returns the conversation table's key of msgs (at least two):
@@ -105,6 +143,12 @@ func (e *convEntry) match(variant uint64, msgs []middleware.Message) (int, int64
 // lookup returns the entry of the bucket of h that holds the most of msgs
 // from the first, how many it holds and their count.
 func (t *convTable) lookup(h, variant uint64, msgs []middleware.Message) (*convEntry, int, int64) {
+	return t.find(h, variant, msgs, false)
+}
+
+// find is lookup among the count entries (bounds false) or the bound
+// entries (bounds true): the one kind is never read as the other.
+func (t *convTable) find(h, variant uint64, msgs []middleware.Message, bounds bool) (*convEntry, int, int64) {
 	var best *convEntry
 	p, cum := 0, int64(0)
 	b := t.bucket(h)
@@ -112,7 +156,7 @@ func (t *convTable) lookup(h, variant uint64, msgs []middleware.Message) (*convE
 		if b.hs[i].Load() != h {
 			continue
 		}
-		if e := b.es[i].Load(); e != nil && e.h == h {
+		if e := b.es[i].Load(); e != nil && e.h == h && e.bounds == bounds {
 			if q, c := e.match(variant, msgs); q > p {
 				best, p, cum = e, q, c
 			}

@@ -93,7 +93,10 @@
 // messages the conversation table knows plus every other message's text
 // at one token a byte (these encodings' tokens are at least a byte each;
 // three a byte for a string that is not valid UTF-8), with framing,
-// images and tools as Request counts them. When the bound is within the
+// images and tools as Request counts them; a conversation no layer counts
+// keeps the bound of its messages but the last in the conversation table
+// from its second sight on, so that its next call reads only its new
+// messages' bytes (the same bound). When the bound is within the
 // limit, so is the count, and no text is tokenised: a request far below
 // its cap costs a pass over its new bytes. Otherwise the layer takes the
 // count ([ForCall]), memoised for the call. The decision is the count's

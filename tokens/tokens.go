@@ -408,8 +408,11 @@ func (e *Estimator) toolsAndReply(enc string, c *bpe, tools []middleware.Tool) i
 // Request counts them), their framing, images and binary parts as Request
 // counts them, the tool definitions counted (memoised as Request does),
 // and a Structured Outputs schema at its text's bound (schemaBound).
-// It costs a pass over the other messages' bytes (as fast as
-// utf8.ValidString), and changes no memo.
+// For a conversation of which no count is memoised (no layer counts it),
+// the bound of its messages but the last is kept from its previous call
+// (from its second sight on, see boundPrefix): the same sum, read from
+// one entry. It costs a pass over the other messages' bytes (as fast as
+// utf8.ValidString), and changes no memo of counts.
 func (e *Estimator) Bound(model string, req *middleware.Request) int64 {
 	if req == nil {
 		return 0
@@ -424,6 +427,11 @@ func (e *Estimator) Bound(model string, req *middleware.Request) int64 {
 	if e.convs != nil && len(all) >= minConvMessages {
 		if ck, ok := convKey(variant, all); ok {
 			_, start, n = e.convs.lookup(ck, variant, all)
+			if start == 0 {
+				// No count of the conversation: the bound of its messages
+				// the table holds.
+				start, n = e.boundPrefix(ck^boundSalt, variant, c, legacy, all)
+			}
 		}
 	}
 	for i := range all {
@@ -434,6 +442,54 @@ func (e *Estimator) Bound(model string, req *middleware.Request) int64 {
 		}
 	}
 	return n + e.toolsAndReply(mi.Encoding, c, req.Tools) + e.extraTools(mi.Encoding, c, req.Extra) + schemaBound(c, req.ResponseFormat)
+}
+
+// boundSalt tells a conversation's bound entry's key from its count
+// entry's: they are kept apart, and a count entry is not replaced by a
+// bound one.
+const boundSalt = 0x5851F42D4C957F2D
+
+// boundPrefix returns how many of msgs, from the first, the conversation
+// table's bound entry of h holds and the sum of their messageBound,
+// extending the entry to every message but the last (up to the first
+// with binary parts) first: a conversation no layer counts (a call
+// outside a run, below its caps) re-sent with a turn more reads the bytes
+// of its new messages only, and the bound is the same sum (Bound's:
+// textBound of each text) whether a message's bound is read from the
+// entry or computed. An entry is kept on the conversation's second sight
+// (its first two messages, by identity): a one-shot request costs no
+// allocation. The last message is left out of the entry: it is the one
+// an agent's next call most often changes (a new question each time).
+// Bound entries are told from count entries apart (convEntry.bounds, the
+// key salted with boundSalt) and their variant says whether the model
+// has a tokenizer (c nil: 3/2 of every text's bound), so an entry is
+// never read as a count nor under another rule.
+func (e *Estimator) boundPrefix(h, variant uint64, c *bpe, legacy bool, msgs []middleware.Message) (int, int64) {
+	if c == nil {
+		variant |= 8
+	}
+	prev, p, cum := e.convs.find(h, variant, msgs, true)
+	q := p
+	for q < len(msgs)-1 && !hasData(&msgs[q]) {
+		q++
+	}
+	if q == p || prev == nil && !e.convs.metBefore(h) {
+		return p, cum
+	}
+	next := newConvEntry(h, variant, prev, p, q, msgs)
+	if next == nil {
+		return p, cum
+	}
+	next.bounds = true
+	if next.base == 0 && p > 0 {
+		prev.copyCounts(next.msgs[:p])
+	}
+	for i := p; i < q; i++ {
+		cum += messageBound(c, legacy, &msgs[i])
+		next.msgs[i-next.base].n = cum
+	}
+	e.convs.store(h, next)
+	return q, cum
 }
 
 // schemaBound is an upper bound of responseFormat(c, rf), without
