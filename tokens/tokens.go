@@ -446,8 +446,9 @@ func (e *Estimator) Bound(model string, req *middleware.Request) int64 {
 
 // boundSalt tells a conversation's bound entry's key from its count
 // entry's: they are kept apart, and a count entry is not replaced by a
-// bound one.
-const boundSalt = 0x5851F42D4C957F2D
+// bound one. Its low 32 bits are zero: the bound entry is in the count
+// entry's bucket, whose lines the count lookup just read.
+const boundSalt = 0x5851F42D00000000
 
 // boundPrefix returns how many of msgs, from the first, the conversation
 // table's bound entry of h holds and the sum of their messageBound,
