@@ -164,8 +164,8 @@ func TestSuccessiveTurnsShareTheirChains(t *testing.T) {
 		if turn > 0 && (turn-1)%3 != 1 {
 			long++ // the message before is memoised now
 		}
-		if e.rope.msgs.length() != long || len(e.rope.own) != turn+1-long {
-			t.Fatalf("turn %d: a chain of %d messages and %d copies, want %d and %d", turn, e.rope.msgs.length(), len(e.rope.own), long, turn+1-long)
+		if e.rope.msgs.length() != long || e.rope.nown != turn+1-long {
+			t.Fatalf("turn %d: a chain of %d messages and %d copies, want %d and %d", turn, e.rope.msgs.length(), e.rope.nown, long, turn+1-long)
 		}
 		switch {
 		case turn == 0:

@@ -67,11 +67,9 @@ const (
 // the store (or a flight) holds it, and no longer (the store's byte bound
 // counts it in the entries).
 type msgEnc struct {
-	b     []byte
-	h     uint64
-	tmp   bool   // in a keyState's scratch (encScratch): keep copies it
-	owned bool   // a rope's copy, in the rope's allocations (canonRope.size)
-	at    uint32 // a rope's copy: the index of its message in the request
+	b   []byte
+	h   uint64
+	tmp bool // in a keyState's scratch (encScratch): keep copies it
 	// A memo batch's encoding: the batch's weak pointer, this encoding's
 	// index in it and the batch's length, so that a memo entry can be
 	// pointed at it (msgMemo.adopt).

@@ -245,27 +245,46 @@ func (c canon) matches(st *keyState) bool {
 // bytes.
 //
 // The encodings of the messages the memo does not keep (in a keyState's
-// scratch) are copied into the rope: their bytes after the header and
-// tail in b's allocation, their msgEnc in the array of the allocation of
-// the rope (ropeOwn), so a rope is two allocations whatever its messages.
+// scratch) are copied into the rope: after the header and tail in b's
+// allocation, their hashes, ends and indices among the messages first
+// (ownRecord bytes each), then their bytes. A rope is two allocations
+// whatever its messages, and the garbage collector scans its head only
+// (b's allocation is pointer-free).
 type canonRope struct {
-	b    []byte // header, then tail (the copied encodings follow, past cap)
+	b    []byte // header, then tail (the copies follow, past cap)
 	hdr  int    // where the tail starts in b
 	tail []byte // when not nil, the tail, shared with other ropes (tailTable); b is then the header
 	// The messages' encodings: the memo's, shared with other ropes, in a
-	// chain (chain.go), and the rope's own copies of the others (each
-	// with its index among the messages), in order.
+	// chain (chain.go), and the rope's own copies of the others (nown,
+	// in order: see own).
 	msgs  *chainNode[*msgEnc]
-	own   []msgEnc
-	bsize int // the size of b's allocation, copied encodings included
-	rsize int // the size of the rope's allocation, its ropeOwn array included
+	nown  int
+	ob    []byte // the copies: nown records, then their bytes, in b's allocation
+	bsize int    // the size of b's allocation, the copies included
+	rsize int    // the size of the rope's allocation
 }
 
-// ropeOwn is a rope with room for the copies of n scratch encodings in
-// the same allocation.
-type ropeOwn[A any] struct {
-	canonRope
-	encs A
+// ownRecord is the size of the record of a rope's copy of an encoding in
+// its ob: the encoding's hash, where its bytes end after the records,
+// and the index of its message among the request's (little-endian
+// uint64s).
+const ownRecord = 24
+
+// own returns the hash, the bytes and the message's index of r's copy k.
+func (r *canonRope) own(k int) (h uint64, b []byte, at int) {
+	rec := r.ob[k*ownRecord : (k+1)*ownRecord]
+	h = binary.LittleEndian.Uint64(rec)
+	end := r.nown*ownRecord + int(binary.LittleEndian.Uint64(rec[8:]))
+	start := r.nown * ownRecord
+	if k > 0 {
+		start += int(binary.LittleEndian.Uint64(r.ob[(k-1)*ownRecord+8:]))
+	}
+	return h, r.ob[start:end:end], int(binary.LittleEndian.Uint64(rec[16:]))
+}
+
+// ownAt returns the index among the request's messages of r's copy k.
+func (r *canonRope) ownAt(k int) int {
+	return int(binary.LittleEndian.Uint64(r.ob[k*ownRecord+16:]))
 }
 
 // newRope returns st's canonical encoding as a rope, st a kindCore state,
@@ -279,45 +298,11 @@ func newRope(st *keyState, tails *tailTable, chains *chainTable[*msgEnc]) *canon
 	for _, m := range st.msgs {
 		if m.tmp {
 			n++
-			size += len(m.b)
+			size += ownRecord + len(m.b)
 		}
 	}
-	var r *canonRope
-	var encs []msgEnc
-	switch {
-	case n == 0:
-		r = &canonRope{}
-		r.rsize = int(unsafe.Sizeof(*r))
-	case n <= 4:
-		x := &ropeOwn[[4]msgEnc]{}
-		r, encs = &x.canonRope, x.encs[:]
-		r.rsize = int(unsafe.Sizeof(*x))
-	case n <= 8:
-		x := &ropeOwn[[8]msgEnc]{}
-		r, encs = &x.canonRope, x.encs[:]
-		r.rsize = int(unsafe.Sizeof(*x))
-	case n <= 10:
-		x := &ropeOwn[[10]msgEnc]{}
-		r, encs = &x.canonRope, x.encs[:]
-		r.rsize = int(unsafe.Sizeof(*x))
-	case n <= 12:
-		x := &ropeOwn[[12]msgEnc]{}
-		r, encs = &x.canonRope, x.encs[:]
-		r.rsize = int(unsafe.Sizeof(*x))
-	case n <= 14:
-		x := &ropeOwn[[14]msgEnc]{}
-		r, encs = &x.canonRope, x.encs[:]
-		r.rsize = int(unsafe.Sizeof(*x))
-	case n <= 16:
-		x := &ropeOwn[[16]msgEnc]{}
-		r, encs = &x.canonRope, x.encs[:]
-		r.rsize = int(unsafe.Sizeof(*x))
-	default:
-		r = &canonRope{}
-		r.rsize = int(unsafe.Sizeof(*r))
-		encs = make([]msgEnc, n)
-		r.rsize = scanAllocSize(r.rsize) + scanAllocSize(int(unsafe.Sizeof(msgEnc{}))*n)
-	}
+	r := &canonRope{}
+	r.rsize = int(unsafe.Sizeof(*r))
 	buf := make([]byte, 0, size)
 	if tail != nil {
 		buf = append(buf, st.buf[:st.hdr]...)
@@ -326,16 +311,23 @@ func newRope(st *keyState, tails *tailTable, chains *chainTable[*msgEnc]) *canon
 		buf = append(buf, st.buf...)
 	}
 	r.b, r.hdr, r.bsize = buf[:len(buf):len(buf)], st.hdr, cap(buf)
-	k := 0
-	for i, m := range st.msgs {
-		if m.tmp {
-			start := len(buf)
-			buf = append(buf, m.b...)
-			encs[k] = msgEnc{b: buf[start:len(buf):len(buf)], h: m.h, owned: true, at: uint32(i)}
-			k++
+	if n > 0 {
+		rec := buf[len(buf) : len(buf)+n*ownRecord]
+		ob := buf[len(buf) : len(buf)+n*ownRecord]
+		end, k := 0, 0
+		for i, m := range st.msgs {
+			if m.tmp {
+				ob = append(ob, m.b...)
+				end += len(m.b)
+				x := rec[k*ownRecord : (k+1)*ownRecord]
+				binary.LittleEndian.PutUint64(x, m.h)
+				binary.LittleEndian.PutUint64(x[8:], uint64(end))
+				binary.LittleEndian.PutUint64(x[16:], uint64(i))
+				k++
+			}
 		}
+		r.nown, r.ob = n, ob[:len(ob):len(ob)]
 	}
-	r.own = encs[:k:k]
 	var arr [64]*msgEnc
 	shared := arr[:0]
 	for _, m := range st.msgs {
@@ -359,39 +351,49 @@ func newEncChains(slots int) *chainTable[*msgEnc] {
 	})
 }
 
-// messages returns r's messages' encodings, in order, in arr if they fit.
+// messages returns r's shared messages' encodings in their places among
+// its messages, nil in the places of its own copies (see own), in arr if
+// they fit.
 func (r *canonRope) messages(arr *[64]*msgEnc) []*msgEnc {
-	n := r.msgs.length() + len(r.own)
+	n := r.msgs.length() + r.nown
 	out := arr[:0]
 	if n > len(arr) {
 		out = make([]*msgEnc, 0, n)
 	}
 	out = out[:n]
-	clear(out)
-	for i := range r.own {
-		out[r.own[i].at] = &r.own[i]
-	}
-	// The shared ones, last to first, in the places left.
-	j := n - 1
+	// The shared ones, last to first, in the places the copies leave.
+	j, k := n-1, r.nown-1
 	for nd := r.msgs; nd != nil; nd = nd.prev {
-		for out[j] != nil {
-			j--
+		for k >= 0 && r.ownAt(k) == j {
+			out[j] = nil
+			j, k = j-1, k-1
 		}
 		out[j] = nd.v
 		j--
+	}
+	for ; j >= 0; j-- {
+		out[j] = nil // copies only, from here down
 	}
 	return out
 }
 
 // equalState reports whether r is the encoding of st, a kindCore state.
 func (r *canonRope) equalState(st *keyState) bool {
-	if r.hdr != st.hdr || r.msgs.length()+len(r.own) != len(st.msgs) || !bytes.Equal(r.b[:r.hdr], st.buf[:st.hdr]) ||
+	if r.hdr != st.hdr || r.msgs.length()+r.nown != len(st.msgs) || !bytes.Equal(r.b[:r.hdr], st.buf[:st.hdr]) ||
 		!bytes.Equal(r.tailBytes(), st.buf[st.hdr:]) {
 		return false
 	}
 	var arr [64]*msgEnc
+	k := 0
 	for i, m := range r.messages(&arr) {
-		if o := st.msgs[i]; m != o && (m.h != o.h || !bytes.Equal(m.b, o.b)) {
+		o := st.msgs[i]
+		if m == nil {
+			h, b, _ := r.own(k)
+			if h != o.h || !bytes.Equal(b, o.b) {
+				return false
+			}
+			k++
+		} else if m != o && (m.h != o.h || !bytes.Equal(m.b, o.b)) {
 			return false
 		}
 	}
@@ -405,11 +407,19 @@ func (r *canonRope) equal(flat []byte) bool {
 	}
 	flat = flat[r.hdr:]
 	var arr [64]*msgEnc
+	k := 0
 	for _, m := range r.messages(&arr) {
-		if !bytes.HasPrefix(flat, m.b) {
+		var b []byte
+		if m == nil {
+			_, b, _ = r.own(k)
+			k++
+		} else {
+			b = m.b
+		}
+		if !bytes.HasPrefix(flat, b) {
 			return false
 		}
-		flat = flat[len(m.b):]
+		flat = flat[len(b):]
 	}
 	return bytes.Equal(flat, r.tailBytes())
 }
@@ -426,8 +436,14 @@ func (r *canonRope) tailBytes() []byte {
 func (r *canonRope) appendTo(dst []byte) []byte {
 	dst = append(dst, r.b[:r.hdr]...)
 	var arr [64]*msgEnc
+	k := 0
 	for _, m := range r.messages(&arr) {
-		dst = append(dst, m.b...)
+		if m == nil {
+			_, b, _ := r.own(k)
+			dst, k = append(dst, b...), k+1
+		} else {
+			dst = append(dst, m.b...)
+		}
 	}
 	return append(dst, r.tailBytes()...)
 }
@@ -438,7 +454,7 @@ func (r *canonRope) appendTo(dst []byte) []byte {
 // full, nodes too, although other entries may share them).
 func (r *canonRope) size() int {
 	n := scanAllocSize(r.rsize) + allocSize(r.bsize) + allocSize(cap(r.tail))
-	// The rope's own copies are in its two allocations.
+	// The rope's own copies are in b's allocation.
 	if r.msgs != nil {
 		n += weakHandleBytes
 	}
