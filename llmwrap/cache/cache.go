@@ -277,7 +277,10 @@ type cacher struct {
 
 // flight is one provider call that identical concurrent misses share.
 type flight struct {
-	req  canon                // canonical request
+	// st is the leader's key state (read-only while the flight is
+	// registered, see join; nil once it is not): what the flight's
+	// request is.
+	st   *keyState
 	done chan struct{}        // made by the first follower; nil while there is none
 	resp *middleware.Response // set before done closes; nil when not shareable
 	bill []Billed             // resp's bill (Entry.Bill), set with it
@@ -430,9 +433,11 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 	}
 	// The key is computed from the pieces of the canonical request (see
 	// keyOf): the messages the memo has seen are neither encoded nor hashed
-	// again. The flat encoding is made only when an entry or flight under
-	// the key is not kept in the same pieces, and a miss keeps the pieces
-	// (a Memory store) rather than a copy.
+	// again. The flat encoding is made only when an entry under the key is
+	// not kept in the same pieces, and a miss whose answer is stored keeps
+	// the pieces (a Memory store) rather than a copy; a miss whose answer
+	// is not stored keeps nothing (followers compare their pieces with
+	// the leader's state).
 	st := statePool.Get().(*keyState)
 	defer putState(st)
 	global, team := c.globalScope, c.teamScope
@@ -446,8 +451,6 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 	}
 	key := st.key
 
-	var kept canon
-	haveKept := false
 	reason := ""
 	for {
 		if !ctl.NoCache {
@@ -473,17 +476,9 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 				reason = ReasonCollision
 			}
 		}
-		if !haveKept {
-			// A Memory store keeps the canonical request as it is: it may refer to the
-			// request body or to shared message encodings rather than copy.
-			kept, haveKept = st.keep(c.memory, c.shared), true
-			// The memo then gives the rope's shared encodings for these
-			// messages (equal bytes): see msgMemo.adopt.
-			c.memo.adopt(st, kept.rope)
-		}
-		f, leader := c.join(key, kept, st)
+		f, leader := c.join(key, st)
 		if leader {
-			return c.lead(ctx, req, next, key, f, ctl, reason)
+			return c.lead(ctx, req, next, key, f, st, ctl, reason)
 		}
 		select {
 		case <-f.done:
@@ -503,25 +498,27 @@ func (c *cacher) handle(ctx context.Context, req *middleware.Request, next middl
 }
 
 // join returns the flight of key, creating it (leader true) when there is
-// none; kept, the canonical request of st as the flight keeps it, is the
-// caller's to give away. A flight of another request with the same key (a
-// hash collision) is not shared: the caller leads an unregistered flight
-// of its own. A flight's done channel is made only when a follower joins:
+// none; a flight made refers to st, the caller's key state, until the
+// caller's lead removes it (the caller must neither reuse nor modify st's
+// pieces meanwhile). A flight of another request with the same key (a
+// hash collision, or the same request in pieces of another kind: see
+// samePieces) is not shared: the caller leads an unregistered flight of
+// its own. A flight's done channel is made only when a follower joins:
 // most flights have none.
-func (c *cacher) join(key uint64, kept canon, st *keyState) (*flight, bool) {
+func (c *cacher) join(key uint64, st *keyState) (*flight, bool) {
 	s := c.flightShard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if f, ok := s.m[key]; ok {
-		if f.req.matches(st) {
+		if f.st.samePieces(st) {
 			if f.done == nil {
 				f.done = make(chan struct{})
 			}
 			return f, false
 		}
-		return &flight{req: kept}, true
+		return &flight{}, true
 	}
-	f := &flight{req: kept}
+	f := &flight{st: st}
 	if s.m == nil {
 		s.m = map[uint64]*flight{}
 	}
@@ -548,7 +545,10 @@ func (c *cacher) flightShard(key uint64) *flightShard {
 	return &c.flights[key>>(64-flightShardBits)] // the key is a hash: its top bits
 }
 
-func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middleware.Handler, key uint64, f *flight, ctl middleware.CacheControl, reason string) (resp *middleware.Response, err error) {
+// lead calls next for the flight f of the request of st and key, and
+// stores the answer when it is complete: only then does it keep the
+// canonical request (st.keep).
+func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middleware.Handler, key uint64, f *flight, st *keyState, ctl middleware.CacheControl, reason string) (resp *middleware.Response, err error) {
 	var shared *middleware.Response
 	var packed packedEntry          // the answer as a Memory store keeps it, for the followers (resp not nil)
 	var unkept *middleware.Response // an answer not kept, for the followers (shareable)
@@ -560,6 +560,7 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 		if s.m[key] == f {
 			delete(s.m, key)
 		}
+		f.st = nil     // st is the caller's again
 		done := f.done // no follower joins once the flight is out of the map
 		s.mu.Unlock()
 		if done != nil {
@@ -638,19 +639,26 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 			}
 		}
 	}
+	// A Memory store keeps the canonical request as it is: it may refer
+	// to the request body or to shared message encodings rather than
+	// copy.
+	kept := st.keep(c.memory, c.shared)
+	// The memo then gives the rope's shared encodings for these messages
+	// (equal bytes): see msgMemo.adopt.
+	c.memo.adopt(st, kept.rope)
 	sctx := ctx
 	if m, ok := c.store.(*Memory); ok {
 		// Packed straight from resp: no copy of it as an Entry (which the
 		// store would only pack), and none for the followers unless there
 		// are some. A Memory store never looks at the context.
-		packed = packResponse(f.req, resp, bill)
+		packed = packResponse(kept, resp, bill)
 		m.setPacked(key, packed, ttl)
 		return resp, nil
 	}
 	// The entry holds a deep copy of resp (stripped, in place) and, when
 	// the adapter can give it as bytes, its Native: what the core does not
 	// model (every choice, logprobs, refusal, audio, ...).
-	ea := &entryAlloc{Entry: Entry{Request: f.req.flat, ref: f.req.ref, rope: f.req.rope, shared: f.req.shared}}
+	ea := &entryAlloc{Entry: Entry{Request: kept.flat, ref: kept.ref, rope: kept.rope, shared: kept.shared}}
 	e := &ea.Entry
 	e.Stored, e.TTL = time.Now(), c.cfg.TTL
 	compact(&e.Response, resp, ea.calls[:0])

@@ -179,7 +179,42 @@ func (st *keyState) flatBytes() []byte {
 	return f
 }
 
-// canon is a canonical encoding as an entry or a flight keeps it: flat
+// samePieces reports whether st and o, two states of the same kind, have
+// the same canonical encoding, piece by piece (messages by pointer first:
+// a shared encoding is equal); false for states of different kinds (a
+// kindCore encoding is never that of another kind; a kindSpans and a
+// kindFlat one may be: false costs a flight shared, never a wrong
+// answer). It reads the pieces only (not the flat encoding flatBytes
+// makes), so the state of a flight's leader can be compared while the
+// leader keeps it.
+func (st *keyState) samePieces(o *keyState) bool {
+	if st.kind != o.kind || !bytes.Equal(st.buf, o.buf) {
+		return false
+	}
+	switch st.kind {
+	case kindCore:
+		if st.hdr != o.hdr || len(st.msgs) != len(o.msgs) {
+			return false
+		}
+		for i, m := range st.msgs {
+			if n := o.msgs[i]; m != n && (m.h != n.h || !bytes.Equal(m.b, n.b)) {
+				return false
+			}
+		}
+	case kindSpans:
+		if len(st.spans) != len(o.spans) {
+			return false
+		}
+		for i := 0; i < len(st.spans); i += 2 {
+			if !bytes.Equal(st.data[st.spans[i]:st.spans[i+1]], o.data[o.spans[i]:o.spans[i+1]]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// canon is a canonical encoding as an entry keeps it: flat
 // bytes, or by reference to a request body (canonRef), or as a rope of
 // shared message encodings (canonRope).
 type canon struct {
