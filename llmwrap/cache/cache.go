@@ -639,22 +639,31 @@ func (c *cacher) lead(ctx context.Context, req *middleware.Request, next middlew
 			}
 		}
 	}
-	// A Memory store keeps the canonical request as it is: it may refer
-	// to the request body or to shared message encodings rather than
-	// copy.
-	kept := st.keep(c.memory, c.shared)
-	// The memo then gives the rope's shared encodings for these messages
-	// (equal bytes): see msgMemo.adopt.
-	c.memo.adopt(st, kept.rope)
 	sctx := ctx
 	if m, ok := c.store.(*Memory); ok {
 		// Packed straight from resp: no copy of it as an Entry (which the
 		// store would only pack), and none for the followers unless there
-		// are some. A Memory store never looks at the context.
-		packed = packResponse(kept, resp, bill)
+		// are some. A Memory store never looks at the context. The
+		// canonical request is kept as it is: it may refer to the request
+		// body or to shared message encodings rather than copy; a rope's
+		// bytes and the answer's are one allocation.
+		var sn middleware.StoredNative
+		native := packNative(resp, &sn)
+		var kept canon
+		var room []byte
+		if st.kind == kindCore {
+			kept.rope, room = newRopeRoom(st, c.shared.tailTable(), c.shared.encChains(), packedBound(resp, native, bill))
+		} else {
+			kept = st.keep(true, c.shared)
+		}
+		// The memo then gives the rope's shared encodings for these
+		// messages (equal bytes): see msgMemo.adopt.
+		c.memo.adopt(st, kept.rope)
+		packed = packedInto(room, kept, resp, native, bill)
 		m.setPacked(key, packed, ttl)
 		return resp, nil
 	}
+	kept := st.keep(c.memory, c.shared)
 	// The entry holds a deep copy of resp (stripped, in place) and, when
 	// the adapter can give it as bytes, its Native: what the core does not
 	// model (every choice, logprobs, refusal, audio, ...).

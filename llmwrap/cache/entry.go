@@ -311,6 +311,9 @@ type packedEntry struct {
 	rope    *canonRope
 	shared  *canonShared
 	resp    []byte // appendResponseBinary then appendBill; never modified once packed
+	// respInRope: resp is in the allocation of rope's bytes, which
+	// rope.size counts.
+	respInRope bool
 }
 
 // pack returns the packed form of e.
@@ -319,29 +322,47 @@ func pack(e *Entry) packedEntry {
 	return packed(e.canon(), &e.Response, sn, e.Bill)
 }
 
-// packResponse returns the packed form of an entry of the canonical
-// request req whose answer is resp, its Native kept as a
-// middleware.StoredNative when it is one, or a middleware.NativeMarshaler
-// with something to keep (see storedNative), and bill its Entry.Bill.
-func packResponse(req canon, resp *middleware.Response, bill []Billed) packedEntry {
-	var sn middleware.StoredNative
-	var native *middleware.StoredNative
+// packNative returns resp's Native as a Memory store keeps it: itself
+// when it is a middleware.StoredNative, its bytes (encoded, not copied)
+// in sn when it is a middleware.NativeMarshaler with something to keep,
+// nil otherwise.
+func packNative(resp *middleware.Response, sn *middleware.StoredNative) *middleware.StoredNative {
 	switch n := resp.Native.(type) {
 	case *middleware.StoredNative:
-		native = n
+		return n
 	case middleware.NativeMarshaler:
 		if format, data, ok := n.MarshalNative(); ok {
-			sn = middleware.StoredNative{Format: format, Data: data} // encoded, not kept
-			native = &sn
+			*sn = middleware.StoredNative{Format: format, Data: data}
+			return sn
 		}
 	}
-	return packed(req, resp, native, bill)
+	return nil
+}
+
+// packedBound bounds the length of the packed form of the answer r with
+// the native answer sn and the bill bill.
+func packedBound(r *middleware.Response, sn *middleware.StoredNative, bill []Billed) int {
+	return responseBinaryBound(r, sn) + billBound(bill)
 }
 
 func packed(req canon, r *middleware.Response, sn *middleware.StoredNative, bill []Billed) packedEntry {
+	return packedInto(nil, req, r, sn, bill)
+}
+
+// packedInto is packed, the answer's binary form appended to dst (empty)
+// when it has the capacity packedBound gives. dst is nil, or room, the
+// room newRope made for the answer in the allocation of req's rope's
+// bytes (which the rope's size counts): the entry then marks its answer
+// so (respInRope).
+func packedInto(room []byte, req canon, r *middleware.Response, sn *middleware.StoredNative, bill []Billed) packedEntry {
 	p := packedEntry{request: req.flat, ref: req.ref, rope: req.rope, shared: req.shared}
-	p.resp = appendResponseNative(make([]byte, 0, responseBinaryBound(r, sn)+billBound(bill)), r, sn)
-	p.resp = appendBill(p.resp, bill)
+	n := packedBound(r, sn, bill)
+	dst := room[:0]
+	if cap(dst) < n {
+		dst = make([]byte, 0, n)
+	}
+	p.resp = appendBill(appendResponseNative(dst, r, sn), bill)
+	p.respInRope = req.rope != nil && cap(room) > 0 && unsafe.SliceData(p.resp) == unsafe.SliceData(room)
 	return p
 }
 
@@ -390,7 +411,10 @@ func (p *packedEntry) entry() *Entry {
 // of a canonical request shared with other entries counted in full), plus
 // the store's per-entry overhead, p's own words included.
 func (p *packedEntry) size() int64 {
-	n := allocSize(cap(p.resp)) + allocSize(cap(p.request))
+	n := allocSize(cap(p.request))
+	if !p.respInRope {
+		n += allocSize(cap(p.resp))
+	}
 	if p.ref != nil {
 		n += p.ref.size()
 	}

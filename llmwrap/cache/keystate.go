@@ -325,6 +325,15 @@ func (r *canonRope) ownAt(k int) int {
 // newRope returns st's canonical encoding as a rope, st a kindCore state,
 // its tail shared through tails (nil: copied).
 func newRope(st *keyState, tails *tailTable, chains *chainTable[*msgEnc]) *canonRope {
+	r, _ := newRopeRoom(st, tails, chains, 0)
+	return r
+}
+
+// newRopeRoom is newRope, and, when room is positive, an empty slice of
+// room bytes of capacity in the allocation of the rope's bytes (for the
+// entry's answer: one allocation fewer a kept miss), which the rope's
+// size counts.
+func newRopeRoom(st *keyState, tails *tailTable, chains *chainTable[*msgEnc], room int) (*canonRope, []byte) {
 	tail := tails.intern(st.buf[st.hdr:])
 	n, size := 0, len(st.buf)
 	if tail != nil {
@@ -338,7 +347,7 @@ func newRope(st *keyState, tails *tailTable, chains *chainTable[*msgEnc]) *canon
 	}
 	r := &canonRope{}
 	r.rsize = int(unsafe.Sizeof(*r))
-	buf := make([]byte, 0, size)
+	buf := make([]byte, 0, size+room)
 	if tail != nil {
 		buf = append(buf, st.buf[:st.hdr]...)
 		r.tail = tail
@@ -371,7 +380,10 @@ func newRope(st *keyState, tails *tailTable, chains *chainTable[*msgEnc]) *canon
 		}
 	}
 	r.msgs = chains.make(shared)
-	return r
+	if room > 0 {
+		return r, buf[size:size:cap(buf)]
+	}
+	return r, nil
 }
 
 // newEncChains returns the chain table of ropes' message encodings.

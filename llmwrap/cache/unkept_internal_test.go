@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 
 	"github.com/tokenwise/tokenwise/middleware"
@@ -91,5 +92,61 @@ func TestSamePiecesIsEqualEncodings(t *testing.T) {
 	}
 	if same < 300 {
 		t.Fatalf("%d pairs of equal requests: the test tests too little", same)
+	}
+}
+
+// TestKeptMissPacksItsAnswerWithItsRope: a miss of the agent request whose
+// answer a Memory store keeps makes the rope's bytes and the packed
+// answer one allocation (respInRope), which its size counts once: a miss
+// allocates at most 4 objects in the cache layer (flight, rope, its bytes
+// with the answer's, the LRU's element; the answer's bytes were a fifth),
+// and the entry serves the answer on a hit.
+func TestKeptMissPacksItsAnswerWithItsRope(t *testing.T) {
+	const n = 400
+	mem := NewMemory(MemoryOptions{MaxEntries: 4 * n})
+	c, err := New(Config{}, WithStore(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := &middleware.Response{ID: "chatcmpl-1", Model: "gpt-4o-mini", FinishReason: "stop",
+		Message: middleware.Message{Role: middleware.RoleAssistant, Content: "web-3 and web-5 need cleanup."},
+		Usage:   middleware.Usage{InputTokens: 2100, OutputTokens: 20}}
+	h := c.Middleware()(middleware.HandlerFunc(func(context.Context, *middleware.Request) (*middleware.Response, error) {
+		return answer, nil
+	}))
+	reqs := make([]*middleware.Request, n+1)
+	for i := range reqs {
+		reqs[i] = middlewaretest.AgentRequest("Summarise (request "+strconv.Itoa(i)+").", 1)
+	}
+	ctx := context.Background()
+	for _, r := range reqs[:2] { // the memo keeps the messages met twice
+		if _, err := h.Handle(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	i := 2
+	allocs := testing.AllocsPerRun(n-2, func() {
+		resp, err := h.Handle(ctx, reqs[i])
+		if err != nil || resp.FromCache {
+			t.Fatal(resp, err)
+		}
+		i++
+	})
+	t.Logf("%.2f allocations a kept miss", allocs)
+	if allocs > 4.1 && !raceEnabled { // the LRU's map grows now and then
+		t.Fatalf("%.2f allocations a kept miss, want at most 4", allocs)
+	}
+	st := &keyState{}
+	keyOf(st, c.c.memo, ScopeTeamPrefix, "", reqs[5])
+	v, ok := mem.shard(st.key).lru.Peek(st.key)
+	if !ok || v.p.rope == nil || !v.p.respInRope {
+		t.Fatalf("entry %+v (found %v): want a rope with the answer in its bytes", v.p, ok)
+	}
+	if v.size != v.p.size() || v.p.size() >= int64(v.p.rope.size()+allocSize(cap(v.p.resp))+perEntryOverhead) {
+		t.Fatalf("size %d: the answer's bytes are counted apart from the rope's allocation", v.size)
+	}
+	resp, err := h.Handle(ctx, reqs[5])
+	if err != nil || !resp.FromCache || resp.Message.Content != answer.Message.Content || resp.ID != answer.ID {
+		t.Fatalf("hit %+v, %v", resp, err)
 	}
 }
