@@ -25,13 +25,20 @@ func adoptRequest(last string) *middleware.Request {
 // for its strings (the next chain lookup compares pointers), and the key
 // stays the key without the memo, also once a message changed.
 func TestMemoAdoptsTheEncodingItsRopeShares(t *testing.T) {
-	memo := newMsgMemo(64, 1<<20, 0)
+	// The memo's slots are picked by the strings' addresses: a memo of
+	// 4,096 slots makes two of these six messages sharing a pair of slots
+	// rare, and a message met once whose seen-slot another holds is noted
+	// at a coin's toss (msgMemo.metBefore), so each request is sent until
+	// its messages are memoized (at its second sight but for such a
+	// collision) rather than exactly twice: with 64 slots and two sights
+	// the test failed 3 runs in 8.
+	memo := newMsgMemo(4096, 1<<20, 0)
 	tables := newKeepTables()
 	last := strings.Repeat("Which hosts need cleanup? ", 12)
 	turn := func(req *middleware.Request) (*keyState, *canonRope) {
 		var st *keyState
 		var r *canonRope
-		for range 2 { // memoized on its second sight
+		for range 40 {
 			st = checkKey(t, memo, "team:a", req)
 			r = st.keep(true, tables).rope
 			memo.adopt(st, r)
