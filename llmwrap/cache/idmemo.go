@@ -234,6 +234,14 @@ func (t *msgMemo) metBefore(ih uint64) bool {
 	return false
 }
 
+// forget clears the note of ih, a message memoized now, from the table
+// of messages met once: a note left there would make the next message
+// whose hash shares its slot win the slot at a coin's toss only, and
+// stay unmemoized at its second sight half the time.
+func (t *msgMemo) forget(ih uint64) {
+	t.seen[ih&t.mask].CompareAndSwap(ih, 0)
+}
+
 // room reports whether an entry of identity hash ih may be put: one of
 // its two slots is empty or holds an entry no lookup found since room
 // last passed it (a second chance: room clears the used mark of the
@@ -350,6 +358,7 @@ func (t *msgMemo) encodings(encs []*msgEnc, ihs []uint64, sc *encScratch, msgs [
 					if !t.metBefore(ih) || !t.room(ih) {
 						ih = 0 // met once: memoized if met again
 					} else {
+						t.forget(ih)
 						memoizable++
 						extras += 5*len(m.Parts) + 3*len(m.ToolCalls)
 						size += bound
