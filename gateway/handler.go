@@ -405,14 +405,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 	// A stored chat completion (store: true) is its team's
 	// (objects_owner.go): the chain notes it as the transport decodes the
 	// request (noteStored).
-	stored := &storedNote{check: func(ctx context.Context, req *middleware.Request) error {
-		// Another team's file part or fine-tuned model (bodyids.go).
-		if e := s.refuseRefs(ctx, k.team, chatRefs(req)); e != nil {
-			return e
-		}
-		return nil
-	}}
-	ctx = context.WithValue(ctx, storedKey{}, stored)
+	// It also checks the ids the body names: another team's file part or
+	// fine-tuned model (bodyids.go).
+	stored := withStoredNote(ctx, s, k.team)
+	ctx = stored
 	if rc, ok := body.(io.ReadCloser); ok {
 		out = up.newChat(ctx, rc)
 	} else {

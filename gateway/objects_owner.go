@@ -694,12 +694,45 @@ type storedKey struct{}
 // that asks the provider to store its completion (its store member
 // true): the call's completion id is then its team's (recordStoredChat).
 //
-// check, when set, refuses (its error the call's) a request whose body
-// names another team's object or fine-tuned model (bodyids.go), before
-// the chain sends it.
+// With s set, the note refuses (its error the call's) a request whose
+// body names another team's object or fine-tuned model (bodyids.go),
+// before the chain sends it (check).
+//
+// A note made by withStoredNote is also the call's context (the one
+// below it, with the note as its storedKey value): the note, its check
+// and its context are one allocation a call, not three (a closure and a
+// context.WithValue besides).
 type storedNote struct {
+	context.Context
 	atomic.Bool
-	check func(ctx context.Context, req *middleware.Request) error
+	s    *Server // nil: no check
+	team string
+}
+
+// withStoredNote returns ctx with a new storedNote of team's chat call
+// (s checks the ids its body names), which is that context.
+func withStoredNote(ctx context.Context, s *Server, team string) *storedNote {
+	return &storedNote{Context: ctx, s: s, team: team}
+}
+
+// Value is the storedNote itself for storedKey, else its context's.
+func (n *storedNote) Value(key any) any {
+	if _, ok := key.(storedKey); ok {
+		return n
+	}
+	return n.Context.Value(key)
+}
+
+// check refuses a request whose body names another team's file part or
+// fine-tuned model (bodyids.go); nil without a Server.
+func (n *storedNote) check(ctx context.Context, req *middleware.Request) error {
+	if n.s == nil {
+		return nil
+	}
+	if e := n.s.refuseRefs(ctx, n.team, chatRefs(req)); e != nil {
+		return e
+	}
+	return nil
 }
 
 // noteStored puts in front of mw the layer that marks a call's
@@ -712,7 +745,7 @@ func noteStored(mw middleware.Middleware) middleware.Middleware {
 		h := mw(next)
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
 			n, ok := ctx.Value(storedKey{}).(*storedNote)
-			if ok && n.check != nil {
+			if ok {
 				if err := n.check(ctx, req); err != nil {
 					return nil, err
 				}
