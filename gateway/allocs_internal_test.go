@@ -2,7 +2,11 @@ package gateway
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestStoredNoteIsItsCallsContext pins the chat call's storedNote as one
@@ -47,3 +51,58 @@ func TestStoredNoteIsItsCallsContext(t *testing.T) {
 
 // noteSink keeps what an allocation test makes from being optimized away.
 var noteSink *storedNote
+
+// deadlineWriter is a ResponseWriter that takes read and write deadlines
+// (what timed arms), as net/http's does.
+type deadlineWriter struct {
+	h    http.Header
+	rd   time.Time
+	wd   time.Time
+	code int
+}
+
+func (w *deadlineWriter) Header() http.Header               { return w.h }
+func (w *deadlineWriter) Write(p []byte) (int, error)       { return len(p), nil }
+func (w *deadlineWriter) WriteHeader(code int)              { w.code = code }
+func (w *deadlineWriter) SetReadDeadline(t time.Time) error { w.rd = t; return nil }
+func (w *deadlineWriter) SetWriteDeadline(t time.Time) error {
+	w.wd = t
+	return nil
+}
+
+// TestTimedCopiesTheRequestInItsWriter pins timed's allocations for a
+// request with a body at one (the writer, with the request's copy and
+// its timed body in it; the copy was a second, r.WithContext), and that
+// the handler gets a copy of the request, not the server's own, with
+// the same context and a body read under the deadline.
+func TestTimedCopiesTheRequestInItsWriter(t *testing.T) {
+	s := &Server{cfg: &Config{}}
+	var got *http.Request
+	h := s.timed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r }))
+	w := &deadlineWriter{h: http.Header{}}
+	body := io.NopCloser(strings.NewReader("{}"))
+	r, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://gw.test/v1/chat/completions", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); n != 1 {
+		t.Errorf("timed: %v allocations a request with a body, want 1", n)
+	}
+	h.ServeHTTP(w, r)
+	switch {
+	case got == r:
+		t.Error("the handler got the server's request, not a copy")
+	case got.Context() != r.Context():
+		t.Error("the copy has another context")
+	case got.URL != r.URL || got.Method != r.Method || got.ContentLength != r.ContentLength:
+		t.Errorf("the copy differs: %s %s %d", got.Method, got.URL, got.ContentLength)
+	case r.Body != body:
+		t.Error("the server's request's body was replaced")
+	}
+	if _, ok := got.Body.(*timedBody); !ok {
+		t.Errorf("the copy's body is a %T, want the *timedBody", got.Body)
+	}
+	if w.rd.IsZero() || w.wd.IsZero() {
+		t.Errorf("deadlines not armed: read %v, write %v", w.rd, w.wd)
+	}
+}
