@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +105,18 @@ func TestTimedCopiesTheRequestInItsWriter(t *testing.T) {
 	}
 	if w.rd.IsZero() || w.wd.IsZero() {
 		t.Errorf("deadlines not armed: read %v, write %v", w.rd, w.wd)
+	}
+}
+
+// TestStatusLineIsNetHTTPs checks statusLine against what it stands for
+// for every three-digit code, and that 200's costs no allocation.
+func TestStatusLineIsNetHTTPs(t *testing.T) {
+	for code := 100; code < 1000; code++ {
+		if got, want := statusLine(code), strconv.Itoa(code)+" "+http.StatusText(code); got != want {
+			t.Errorf("statusLine(%d) = %q, want %q", code, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = statusLine(http.StatusOK) }); n != 0 {
+		t.Errorf("statusLine(200): %v allocations, want 0", n)
 	}
 }

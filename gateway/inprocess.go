@@ -143,7 +143,7 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, w.err
 	}
 	resp := &http.Response{
-		Status:     strconv.Itoa(w.code) + " " + http.StatusText(w.code),
+		Status:     statusLine(w.code),
 		StatusCode: w.code,
 		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header:        w.sent,
@@ -160,6 +160,16 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body = http.NoBody
 	}
 	return resp, nil
+}
+
+// statusLine is an in-process response's Status for code, as net/http's
+// client writes it (strconv.Itoa(code) + " " + http.StatusText(code)):
+// made once for 200, the status of nearly every call.
+func statusLine(code int) string {
+	if code == http.StatusOK {
+		return "200 OK"
+	}
+	return strconv.Itoa(code) + " " + http.StatusText(code)
 }
 
 // inProcessBody is the body of an in-process response. Closing it before
