@@ -120,3 +120,59 @@ func TestStatusLineIsNetHTTPs(t *testing.T) {
 		t.Errorf("statusLine(200): %v allocations, want 0", n)
 	}
 }
+
+// TestInProcessRoundTripAllocations pins the in-process transport's own
+// allocations for a call (a handler that answers a few bytes, read whole
+// by the caller): the gateway's end and the body's cut are one
+// context.AfterFunc on the gateway's context, not two (each costs three
+// allocations), and the Status of a 200 is made once.
+func TestInProcessRoundTripAllocations(t *testing.T) {
+	base, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	s := &Server{baseCtx: base, handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	})}
+	tr := s.Transport()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://tokenwise.invalid/v1/models", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8)
+	call := func() {
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := io.ReadFull(resp.Body, buf)
+		resp.Body.Close()
+		if resp.Status != "200 OK" || string(buf[:n]) != "ok" {
+			t.Fatalf("got %q %q", resp.Status, buf[:n])
+		}
+	}
+	n := testing.AllocsPerRun(200, call)
+	t.Logf("%v allocations a call", n)
+	if n > inProcessAllocs {
+		t.Errorf("an in-process call: %v allocations, want at most %d", n, inProcessAllocs)
+	}
+	// The gateway's end still cuts a call whose answer has begun.
+	block := make(chan struct{})
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		<-r.Context().Done()
+		close(block)
+	})
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	cancel()
+	<-block // the handler's context ended with the gateway's
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Error("the body of a call the gateway's end cut read to its end")
+	}
+}
+
+// inProcessAllocs is the most allocations TestInProcessRoundTripAllocations
+// lets an in-process call make.
+const inProcessAllocs = 26
