@@ -15,7 +15,9 @@ import (
 // float64). Several OpenAI-compatible servers write a count as a float
 // (12.0) and the created time as a string: the backend fails to decode
 // such an answer (a plain one fails, a chunk is skipped). normalizeAnswer
-// rewrites them into what the backend holds.
+// rewrites them into what the backend holds, and a count written as a
+// string of a number ("7000", which the backend cannot decode either)
+// into the number.
 var (
 	usageCountKeys   = []string{"prompt_tokens", "completion_tokens", "total_tokens"}
 	usageDetailsKeys = map[string][]string{
@@ -33,6 +35,8 @@ var errBadCount = errors.New("a usage count is negative or beyond int range")
 // stream) with its usage counts and created time in the types the
 // backend decodes them with, and whether it changed anything:
 //
+//   - a count that is a string holding a number ("7000") is read as that
+//     number;
 //   - a count that is a number but no integer literal: an integral value
 //     (12.0, 1.2e1) becomes the integer, a fraction is rounded up (a
 //     count is billed up); a negative one, or one beyond int range, is no
@@ -172,6 +176,21 @@ func fixCounts(m map[string]json.RawMessage, keys []string) (bool, error) {
 			continue
 		}
 		v = bytes.TrimSpace(v)
+		if len(v) > 0 && v[0] == '"' {
+			// A count written as a string ("7000", as vLLM behind some
+			// proxies writes it): read as the number it holds. A string
+			// that holds no number is left to the backend's decoding.
+			var s string
+			if json.Unmarshal(v, &s) != nil {
+				continue
+			}
+			s = strings.TrimSpace(s)
+			if _, _, ok := decimalCount(s); !ok && !isNumber(s) {
+				continue
+			}
+			v = json.RawMessage(s)
+			m[k], changed = v, true
+		}
 		if len(v) == 0 || !(v[0] == '-' || v[0] >= '0' && v[0] <= '9') {
 			continue // null, or no number: the backend's decoding judges it
 		}
@@ -187,6 +206,12 @@ func fixCounts(m map[string]json.RawMessage, keys []string) (bool, error) {
 		m[k], changed = json.RawMessage(strconv.FormatInt(n, 10)), true
 	}
 	return changed, nil
+}
+
+// isNumber reports whether s is a JSON number literal.
+func isNumber(s string) bool {
+	var n json.Number
+	return s != "" && json.Unmarshal([]byte(s), &n) == nil && string(n) == s
 }
 
 func foldIn(k string, keys []string) bool {

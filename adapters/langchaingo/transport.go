@@ -81,7 +81,8 @@ const (
 // 64 MiB, or a plain answer longer than 256 MiB (a server that never ends
 // one), fails the read with a [middleware.ErrMalformed] error instead of
 // being gathered in memory for as long as it comes. A usage count written as a
-// float (12.0, which several OpenAI-compatible servers send) or a created
+// float (12.0, which several OpenAI-compatible servers send) or as a string
+// ("7000", as vLLM behind some proxies writes it), or a created
 // time as a string, which the backend cannot decode into its Go types, is
 // put in those types, in a stream as in a plain answer (see
 // normalizeAnswer): the provider's count is billed; an answer the backend
