@@ -103,9 +103,33 @@ func TestGatewayResponsesCountsWrittenAsFloatsAreBilled(t *testing.T) {
 	}
 }
 
+// TestGatewayResponsesCountsWrittenAsStringsAreBilled: a Responses answer
+// whose usage writes its counts as strings ("1000", as vLLM behind some
+// proxies writes them) is billed those counts, as a chat answer's are (600
+// uncached input, 400 cached and 200 output tokens of gpt-4o-mini:
+// $0.000240, 1,200 tokens), streamed or not. Before, the usage did not
+// decode and the call was charged its reservation ($0.000305, 532 tokens:
+// the estimated prompt and the 500 max_output_tokens) whatever the
+// upstream billed.
+func TestGatewayResponsesCountsWrittenAsStringsAreBilled(t *testing.T) {
+	const usage = `{"input_tokens":"1000","input_tokens_details":{"cached_tokens":" 400 "},"output_tokens":"200","output_tokens_details":{"reasoning_tokens":"0"},"total_tokens":"1.2e3"}`
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprint("stream=", stream), func(t *testing.T) {
+			e := embeddingsGateway(t, usageUpstream(t, usage), "1")
+			usd, tok, err := responsesCall(t, e, stream)
+			if err != nil {
+				t.Fatalf("a complete answer: %v", err)
+			}
+			if usd != "0.000240" || tok != 1200 {
+				t.Fatalf("spent %s USD, %d tokens; the provider billed 0.000240 USD, 1200 tokens", usd, tok)
+			}
+		})
+	}
+}
+
 // TestGatewayResponsesUnreadableFinalEventEndsNoStreamAsCut: a
 // Responses stream that ends with its response.completed, whose response
-// the gateway cannot read (a count written as a string), is complete:
+// the gateway cannot read (a count written as a string of words), is complete:
 // openai-go reads it to its end without an error, and the call is charged
 // as an answer without usage is (its reservation), streamed or not.
 // Before, the gateway took the stream for one cut before its final event
@@ -113,7 +137,7 @@ func TestGatewayResponsesCountsWrittenAsFloatsAreBilled(t *testing.T) {
 func TestGatewayResponsesUnreadableFinalEventEndsNoStreamAsCut(t *testing.T) {
 	for _, stream := range []bool{false, true} {
 		none, noneTok, _ := responsesCall(t, embeddingsGateway(t, usageUpstream(t, "null"), "1"), stream)
-		usd, tok, err := responsesCall(t, embeddingsGateway(t, usageUpstream(t, `{"input_tokens":"1000","output_tokens":200,"total_tokens":1200}`), "1"), stream)
+		usd, tok, err := responsesCall(t, embeddingsGateway(t, usageUpstream(t, `{"input_tokens":"a thousand","output_tokens":200,"total_tokens":1200}`), "1"), stream)
 		if err != nil {
 			t.Fatalf("stream %t: a complete answer: %v", stream, err)
 		}
@@ -161,6 +185,7 @@ func TestGatewayEmbeddingsUsageOfZerosIsChargedTheEstimate(t *testing.T) {
 		`{}`:                                   2,
 		`{"prompt_tokens":7.0,"total_tokens":7.0}`: 7,
 		`{"prompt_tokens":7,"total_tokens":7}`:     7,
+		`{"prompt_tokens":"7","total_tokens":"7"}`: 7,
 	} {
 		e := embeddingsGateway(t, usageUpstream(t, usage), "1")
 		oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL(e.url+"/v1/"), option.WithMaxRetries(0))
