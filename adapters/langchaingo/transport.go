@@ -151,8 +151,17 @@ func (b *replayBody) Close() error { return b.c.Close() }
 // parseErrorBody reads the error object of OpenAI-style bodies
 // ({"error":{"message","type","code"}}), Anthropic's ({"type":"error",
 // "error":{"type","message"}}) and Google's ({"error":{"code":429,
-// "status":"RESOURCE_EXHAUSTED","message"}}).
+// "status":"RESOURCE_EXHAUSTED","message"}}), which Gemini's
+// OpenAI-compatible endpoint wraps in an array ([{"error":{...}}]: its
+// first element is read).
 func parseErrorBody(body []byte) (typ, code, message string) {
+	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '[' {
+		var elems []map[string]json.RawMessage
+		if json.Unmarshal(t, &elems) == nil && len(elems) > 0 && elems[0]["error"] != nil {
+			body = elems[0]["error"]
+			body = append(append([]byte(`{"error":`), body...), '}')
+		}
+	}
 	var b struct {
 		Error struct {
 			Message string          `json:"message"`

@@ -129,8 +129,11 @@
 //
 // The Provider returns [*middleware.ProviderError]s: a non-2xx answer is
 // classified with internal/httperr.Classify from the status and the OpenAI
-// error body (Message, Type, Code), with RetryAfter from the response
-// headers and Err an [*HTTPError] holding the response; a network failure
+// error body (Message, Type, Code; Gemini's OpenAI-compatible endpoint
+// wraps its error object in an array, [{"error":{...}}], read as the
+// object, and given to the Transport's client as the object, which
+// go-openai decodes into an *openai.APIError), with RetryAfter from the
+// response headers and Err an [*HTTPError] holding the response; a network failure
 // is [middleware.ErrNetwork]; a body that is not a valid answer (malformed
 // JSON, no choices, a bad stream chunk) is [middleware.ErrMalformed], and
 // so is a stream whose chunks carry nothing (events of no choices, empty

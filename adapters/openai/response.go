@@ -2,6 +2,7 @@ package openai
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -290,8 +291,13 @@ func (r *reader) apiError() (*apiError, error) {
 	return e, nil
 }
 
-// decodeError decodes an error response body; nil when it has no error object.
+// decodeError decodes an error response body; nil when it has no error
+// object. A body that is an array (Gemini's OpenAI-compatible endpoint
+// wraps its error object in one) is read as its first element.
 func decodeError(body []byte) *apiError {
+	if e := unwrapErrorArray(body); e != nil {
+		body = e
+	}
 	r := getReader(body)
 	defer putReader(r)
 	if ok, err := r.open('{'); err != nil || !ok {
@@ -1059,4 +1065,24 @@ func (o *otherChoices) choices() []middleware.Choice {
 		out = append(out, middleware.Choice{Message: r.Message, Refusal: r.Refusal, FinishReason: r.FinishReason})
 	}
 	return out
+}
+
+// unwrapErrorArray returns the first element of body when body is a JSON
+// array whose first element is an object with an "error" member, as
+// Gemini's OpenAI-compatible endpoint sends its errors
+// ([{"error":{"code":400,"message":...}}]); nil otherwise.
+func unwrapErrorArray(body []byte) []byte {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '[' {
+		return nil
+	}
+	var elems []json.RawMessage
+	if json.Unmarshal(body, &elems) != nil || len(elems) == 0 {
+		return nil
+	}
+	var first map[string]json.RawMessage
+	if json.Unmarshal(elems[0], &first) != nil || first["error"] == nil {
+		return nil
+	}
+	return bytes.TrimSpace(elems[0])
 }

@@ -467,6 +467,11 @@ func errorResponse(r *http.Request, err error, retried bool) (*http.Response, er
 	var h http.Header
 	if errors.As(pe, &he) && len(he.Body) > 0 {
 		body = he.Body
+		if e := unwrapErrorArray(body); e != nil {
+			// Gemini's error in an array, which OpenAI clients cannot
+			// decode: given as the error object it wraps.
+			body = e
+		}
 		h = responseHeader(he.Header)
 		if ct := he.Header.Get("Content-Type"); ct != "" {
 			h.Set("Content-Type", ct)
