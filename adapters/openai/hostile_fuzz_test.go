@@ -157,7 +157,7 @@ func FuzzHostileAnswerThroughGoOpenAI(f *testing.F) {
 			return openai.NewClientWithConfig(cfg)
 		}
 		// A prompt of its own per call: the cache never answers.
-		req := openai.ChatCompletionRequest{Model: "gpt-4o-mini", MaxTokens: 100,
+		req := openai.ChatCompletionRequest{Model: "gpt-4o-mini", MaxCompletionTokens: 100,
 			Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "q " + key}}}
 		ctx, run := middleware.StartRun(context.Background(), key)
 		var got, want string
