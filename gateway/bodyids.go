@@ -146,6 +146,16 @@ func bodyIDs(body []byte) (refs []bodyRef, err error) {
 type idScan struct {
 	d    *json.Decoder
 	refs []bodyRef
+	// add, when set, gets each id read (refs then holds none).
+	add func(bodyRef)
+}
+
+func (s *idScan) addRef(r bodyRef) {
+	if s.add != nil {
+		s.add(r)
+		return
+	}
+	s.refs = append(s.refs, r)
 }
 
 // value reads the next value; its strings are ids of fam (nil: none). It
@@ -161,7 +171,7 @@ func (s *idScan) value(fam *ownedFamily, top bool, depth int) (string, bool, err
 	switch v := t.(type) {
 	case string:
 		if fam != nil && v != "" {
-			s.refs = append(s.refs, bodyRef{fam, v})
+			s.addRef(bodyRef{fam, v})
 		}
 		return v, true, nil
 	case json.Delim:
@@ -204,7 +214,7 @@ func (s *idScan) object(top bool, depth int) error {
 				return err
 			}
 			if ok && strings.HasPrefix(v, "ft:") {
-				s.refs = append(s.refs, bodyRef{fineTunedModels, v})
+				s.addRef(bodyRef{fineTunedModels, v})
 			}
 			continue
 		}
@@ -225,7 +235,7 @@ func (s *idScan) object(top bool, depth int) error {
 	if slices.Contains(types, "file_id") {
 		for _, id := range ids {
 			if id != "" {
-				s.refs = append(s.refs, bodyRef{familyOf("/files"), id})
+				s.addRef(bodyRef{familyOf("/files"), id})
 			}
 		}
 	}

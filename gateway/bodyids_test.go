@@ -88,6 +88,7 @@ func checkBodyIDsIsolated(t *testing.T, up *countedStore, a, b string) {
 	file, vs, asst, cntr := devA.create(0), devA.create(3), devA.create(9), devA.create(6)
 	payVS, devVS2, payThread, devThread := payB.create(3), devB.create(3), payB.create(10), devB.create(10)
 	evals := map[*objectAPI]string{payB: payB.create(8), devB: devB.create(8)}
+	cntrs := map[*objectAPI]string{payB: payB.create(6), devB: devB.create(6)}
 	fileMsg, vsMsg := fmt.Sprintf("No such File object: %s", file), fmt.Sprintf("No vector store found with id '%s'.", vs)
 	asstMsg, cntrMsg := fmt.Sprintf("No assistant found with id '%s'.", asst), fmt.Sprintf("Container with id '%s' not found.", cntr)
 	type call struct {
@@ -175,6 +176,14 @@ func checkBodyIDsIsolated(t *testing.T, up *countedStore, a, b string) {
 		{"a container made of files", fileMsg, post("containers", map[string]any{"name": "c", "file_ids": []string{file}})},
 		{"an eval run on a file", fileMsg, post("evals/{eval}/runs", map[string]any{"data_source": map[string]any{"type": "jsonl",
 			"source": map[string]any{"type": "file_id", "id": file}}})},
+		{"openai-go adds a file to a container by its form's file_id", fileMsg, func(c *objectAPI, _ *goopenai.Client, _, _ string) error {
+			_, err := c.c.Containers.Files.New(ctx, cntrs[c], openai.ContainerFileNewParams{FileID: openai.String(file)})
+			return err
+		}},
+		{"a JSON image edit of a file", fileMsg, post("images/edits", map[string]any{"model": "gpt-image-1", "prompt": "a hat",
+			"images": []any{map[string]any{"image_url": "https://example.com/a.png"}, map[string]any{"file_id": file}}})},
+		{"a JSON image edit's mask", fileMsg, post("images/edits", map[string]any{"model": "gpt-image-1", "prompt": "a hat",
+			"images": []any{map[string]any{"image_url": "https://example.com/a.png"}}, "mask": map[string]any{"file_id": file}})},
 	}
 	for _, c := range calls {
 		before := up.n.Load()

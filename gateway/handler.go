@@ -927,6 +927,31 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 			}
 		}
 	}
+	if !readsIDs && !isEmbeddings(r) && !isResponses(r) {
+		// A multipart form, or a JSON body of an endpoint of no owned
+		// family (a JSON image edit), is read for the ids it names as it
+		// is streamed (bodyguard.go): up to limits.max_body before
+		// anything is sent, the rest held back until checked.
+		if g := s.guardBody(r.Context(), r, k.team); g != nil {
+			r.Body = g
+			defer g.Close()
+			if err := g.prime(int(s.maxBody())); err != nil {
+				if gr, ok := errors.AsType[*guardRefusal](err); ok {
+					s.refuse(w, gr.e)
+					return
+				}
+				e := bodyError(err)
+				if e == errTooLarge {
+					e = tooLarge
+					s.metrics.request("too_large")
+					e.write(w)
+					return
+				}
+				s.refuse(w, e)
+				return
+			}
+		}
+	}
 	if len(s.upstreams) > 1 && r.Method == http.MethodPost && !isEmbeddings(r) && !isResponses(r) {
 		// A call of another endpoint (legacy completions, moderations,
 		// images, audio) goes to the upstream of the model its body names
@@ -1204,6 +1229,14 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		FlushInterval:  -1,
 		ModifyResponse: modify,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			if gr, ok := errors.AsType[*guardRefusal](err); ok {
+				// A streamed body named another team's id, or could not
+				// be read (bodyguard.go): cut before the upstream had it
+				// whole.
+				s.metrics.request(gr.e.Code)
+				gr.e.write(w)
+				return
+			}
 			if e := bodyError(err); e != errUnreadableBody {
 				// The request's body was over the limit, or did not come
 				// in time (a 408).

@@ -105,6 +105,12 @@ func (u *objectStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"id":%q,"object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`, id)
 		return
 	}
+	if r.Method == http.MethodPost && (strings.HasPrefix(path, "/images/") || strings.HasPrefix(path, "/audio/")) {
+		u.used++
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, `{"created":1,"data":[],"text":"ok"}`)
+		return
+	}
 	if r.Method == http.MethodPost && path == "/responses" {
 		u.used++ // a conversation's use
 		u.n++
