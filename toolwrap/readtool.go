@@ -271,11 +271,23 @@ func (a *Artifacts) readLine(t *Text, id string, i, from int) string {
 }
 
 // runeStart returns i, in [0, len(s)], moved back to the start of the
-// character it falls in.
+// character it falls in: at most utf8.UTFMax-1 bytes back, and only into
+// a valid multi-byte character. A byte of invalid UTF-8 is a character of
+// its own, so that a line of them is cut where asked, not at its start
+// (before, a line of 700 stray continuation bytes was cut to nothing and
+// could never be read on).
 func runeStart(s string, i int) int {
 	i = min(max(i, 0), len(s))
-	for i > 0 && i < len(s) && !utf8.RuneStart(s[i]) {
-		i--
+	if i == 0 || i == len(s) || utf8.RuneStart(s[i]) {
+		return i
+	}
+	for j := i - 1; j >= 0 && j > i-utf8.UTFMax; j-- {
+		if utf8.RuneStart(s[j]) {
+			if r, size := utf8.DecodeRuneInString(s[j:]); (r != utf8.RuneError || size > 1) && j+size > i {
+				return j
+			}
+			break
+		}
 	}
 	return i
 }
