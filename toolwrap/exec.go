@@ -813,8 +813,10 @@ func callErr(ctx context.Context, c middleware.ToolCall, d time.Duration, err er
 	if ctx.Err() != nil && errors.Is(context.Cause(ctx), ErrTimeout) {
 		return &Error{Tool: c.Name, CallID: c.ID, Timeout: d, Err: ErrTimeout}
 	}
+	// The call's own *Error passes as it is; another call's, returned by
+	// the tool (a sub-agent's executor), is the tool's error like any.
 	var te *Error
-	if errors.As(err, &te) {
+	if errors.As(err, &te) && te.CallID == c.ID && te.Tool == c.Name {
 		return err
 	}
 	return &Error{Tool: c.Name, CallID: c.ID, Err: err}

@@ -117,7 +117,12 @@ type Error struct {
 
 func (e *Error) Error() string {
 	name := clip(e.Tool, maxToolName) // a name is the model's to write: any length
+	var inner *Error
 	switch {
+	case errors.As(e.Err, &inner):
+		// A tool's error that is another call's (a sub-agent's): its
+		// timeout is not this call's.
+		return fmt.Sprintf("tool %s failed: %v", name, e.Err)
 	case errors.Is(e.Err, ErrTimeout):
 		return fmt.Sprintf("tool %s timed out after %s", name, e.Timeout)
 	case errors.Is(e.Err, ErrUnknownTool):
