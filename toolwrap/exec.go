@@ -646,7 +646,7 @@ func (e *Executor) get(ctx context.Context, c *middleware.ToolCall, t *Tool, d t
 				if fr.left && ctx.Err() == nil {
 					continue // another run's call ended: this one goes on, leading a flight or joining one
 				}
-				return fr.s, false, res.Err
+				return fr.s, false, ownError(res.Err, c)
 			case <-ctx.Done():
 				// Given up on while the flight may still run the tool: the
 				// error says when it ends (see stillRunning).
@@ -663,6 +663,18 @@ func (e *Executor) get(ctx context.Context, c *middleware.ToolCall, t *Tool, d t
 		raw, err = e.invoke(ctx, *t, *c)
 	}
 	return raw, cached, err
+}
+
+// ownError is err, the *Error of the call that led a flight c joined,
+// as c's own: with c's id (the leader's name and arguments are c's).
+func ownError(err error, c *middleware.ToolCall) error {
+	te, ok := err.(*Error)
+	if !ok || te.CallID == c.ID {
+		return err
+	}
+	own := *te
+	own.CallID = c.ID
+	return &own
 }
 
 // flightEnded returns a channel closed when the flight of ch has ended

@@ -1,0 +1,202 @@
+package toolwrap_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/toolwrap"
+)
+
+// The kinds of tool a fuzzed turn calls.
+const (
+	kindInstant  = iota // returns at once
+	kindSlow            // waits past its own 2s timeout, stops with its context
+	kindStubborn        // sleeps past the 1s timeout, ignoring its context
+	kindPanic           // panics
+	kindError           // returns an error
+	kindHuge            // returns a result over the artifact threshold
+	kindSide            // a tool with side effects, returns at once
+	kindUnknown         // a name the executor does not have
+	kindCount
+)
+
+var kindNames = [kindCount]string{"instant", "slow", "stubborn", "panics", "fails", "huge", "side", "nope"}
+
+func hugeResult(args string) string {
+	return strings.Repeat("a line of the huge result of call "+args+"\n", 100)
+}
+
+func fuzzTools() []toolwrap.Tool {
+	sleep := func(ctx context.Context, d time.Duration) error {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return []toolwrap.Tool{
+		{Name: "instant", Call: func(_ context.Context, a string) (string, error) { return "ok " + a, nil }},
+		{Name: "slow", Meta: toolwrap.Meta{Timeout: 2 * time.Second}, Call: func(ctx context.Context, a string) (string, error) {
+			if err := sleep(ctx, 10*time.Second); err != nil {
+				return "", err
+			}
+			return "slow " + a, nil
+		}},
+		{Name: "stubborn", Call: func(_ context.Context, a string) (string, error) {
+			time.Sleep(5 * time.Second)
+			return "stubborn " + a, nil
+		}},
+		{Name: "panics", Call: func(_ context.Context, a string) (string, error) { panic("tool panic " + a) }},
+		{Name: "fails", Call: func(_ context.Context, a string) (string, error) { return "", errors.New("boom " + a) }},
+		{Name: "huge", Call: func(_ context.Context, a string) (string, error) { return hugeResult(a), nil }},
+		{Name: "side", Meta: toolwrap.Meta{SideEffects: true}, Call: func(_ context.Context, a string) (string, error) { return "side " + a, nil }},
+	}
+}
+
+// Any set of calls of instant, slow, stubborn, panicking, failing, huge
+// and side-effect tools and unknown names, run on any parallelism, with
+// or without a cancellation or a run deadline, over one or two turns:
+// results come in the calls' order, each the call's own result or its
+// typed error; an offloaded result reads back whole; a call is not run
+// only after a call given up on; every goroutine ends (synctest).
+func FuzzExecuteAnyTurn(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7}, byte(4))
+	f.Add([]byte{2, 6, 0}, byte(0x13))
+	f.Add([]byte{5, 5, 5, 5}, byte(3))
+	f.Add([]byte{1, 1, 0, 6, 1}, byte(0x42))
+	f.Add([]byte{0, 0, 0}, byte(0x21))
+	f.Add([]byte{6, 2, 6, 5, 1, 3}, byte(0x94))
+	f.Add([]byte{4, 4, 1, 1, 0, 0}, byte(0x0c))
+	f.Fuzz(func(t *testing.T, ops []byte, cfgb byte) {
+		if len(ops) > 64 {
+			ops = ops[:64]
+		}
+		synctest.Test(t, func(t *testing.T) { checkAnyTurn(t, ops, cfgb) })
+	})
+}
+
+func checkAnyTurn(t *testing.T, ops []byte, cfgb byte) {
+	cfg := toolwrap.Config{MaxParallel: int(cfgb % 5), Timeout: time.Second}
+	if cfgb&0x80 != 0 {
+		cfg.RunTimeout = 3 * time.Second
+	}
+	if cfgb&0x08 != 0 {
+		// Idempotent and cached: identical calls share a flight.
+		cfg.CacheTTL = time.Minute
+		cfg.Meta = map[string]toolwrap.Meta{}
+		for _, n := range []string{"instant", "slow", "stubborn", "panics", "fails", "huge"} {
+			cfg.Meta[n] = toolwrap.Meta{Idempotent: true}
+		}
+	}
+	arts := toolwrap.NewArtifacts(toolwrap.NewMemoryStore(0), toolwrap.ArtifactConfig{ThresholdBytes: 1000}, nil)
+	ex, err := toolwrap.New(fuzzTools(), cfg, toolwrap.WithArtifacts(arts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctx, _ = middleware.StartRun(ctx, "run-fuzz")
+	if cfgb&0x20 != 0 {
+		cancel()
+	}
+	if cfgb&0x40 != 0 {
+		time.AfterFunc(1500*time.Millisecond, cancel)
+	}
+	turns := 1
+	if cfgb&0x10 != 0 {
+		turns = 2
+	}
+	gaveUp := false // a stubborn call was given up on in an earlier turn
+	for turn := range turns {
+		calls := make([]middleware.ToolCall, len(ops))
+		for i, b := range ops {
+			// Calls of the same byte are identical.
+			args := `{"turn":` + strconv.Itoa(turn) + `,"b":` + strconv.Itoa(int(b)) + `}`
+			calls[i] = middleware.ToolCall{ID: "call_" + strconv.Itoa(turn) + "_" + strconv.Itoa(i), Name: kindNames[int(b)%kindCount], Arguments: args}
+		}
+		results, err := ex.Execute(ctx, calls)
+		if len(results) != len(calls) {
+			t.Fatalf("%d results for %d calls", len(results), len(calls))
+		}
+		ended := err != nil // the turn's context ended: any call may have been cut
+		if err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil && cfg.RunTimeout == 0 {
+			t.Fatalf("Execute: %v", err)
+		}
+		stubbornBefore := gaveUp
+		for i, r := range results {
+			c := calls[i]
+			kind := int(ops[i]) % kindCount
+			if r.CallID != c.ID || r.Name != c.Name {
+				t.Fatalf("result %d is of call %s %s, not %s %s", i, r.CallID, r.Name, c.ID, c.Name)
+			}
+			if r.Err != nil {
+				var te *toolwrap.Error
+				if !errors.As(r.Err, &te) || te.CallID != c.ID || te.Tool != c.Name {
+					t.Fatalf("call %d (%s): error %v is not its own *toolwrap.Error", i, c.Name, r.Err)
+				}
+				if r.Content != r.Err.Error() {
+					t.Fatalf("call %d (%s): observation %q is not its error %q", i, c.Name, r.Content, r.Err)
+				}
+			}
+			if r.Err != nil && errors.Is(r.Err, toolwrap.ErrNotRun) {
+				if !stubbornBefore {
+					t.Fatalf("call %d (%s) not run, with no call given up on before it (ops %v)", i, c.Name, ops)
+				}
+				continue
+			}
+			if ended && r.Err != nil && (errors.Is(r.Err, context.Canceled) || errors.Is(r.Err, context.DeadlineExceeded) || errors.Is(r.Err, toolwrap.ErrTimeout)) {
+				if kind == kindStubborn {
+					stubbornBefore = true
+				}
+				continue
+			}
+			switch kind {
+			case kindInstant, kindSide:
+				if want := kindNames[kind] + " "; r.Err != nil || r.Content != strings.Replace(want, "instant ", "ok ", 1)+c.Arguments {
+					t.Fatalf("call %d (%s): %q, %v", i, c.Name, r.Content, r.Err)
+				}
+			case kindSlow, kindStubborn:
+				if !errors.Is(r.Err, toolwrap.ErrTimeout) {
+					t.Fatalf("call %d (%s): %q, %v; want a timeout", i, c.Name, r.Content, r.Err)
+				}
+				if kind == kindStubborn {
+					stubbornBefore = true
+				}
+			case kindPanic:
+				if !errors.Is(r.Err, toolwrap.ErrPanic) {
+					t.Fatalf("call %d (%s): %q, %v; want a panic", i, c.Name, r.Content, r.Err)
+				}
+			case kindError:
+				if r.Err == nil || !strings.Contains(r.Content, "boom "+c.Arguments) {
+					t.Fatalf("call %d (%s): %q, %v; want its error", i, c.Name, r.Content, r.Err)
+				}
+			case kindHuge:
+				if r.Err != nil || r.Artifact == "" || !strings.Contains(r.Content, r.Artifact) {
+					t.Fatalf("call %d (%s): %.200q, %v; want an excerpt naming its artifact", i, c.Name, r.Content, r.Err)
+				}
+				text, err := arts.Get(ctx, r.Artifact)
+				if err != nil || string(text.Bytes()) != hugeResult(c.Arguments) {
+					t.Fatalf("call %d (%s): artifact %s: %v", i, c.Name, r.Artifact, err)
+				}
+			case kindUnknown:
+				if !errors.Is(r.Err, toolwrap.ErrUnknownTool) {
+					t.Fatalf("call %d (%s): %q, %v; want unknown tool", i, c.Name, r.Content, r.Err)
+				}
+			}
+		}
+		gaveUp = gaveUp || stubbornBefore
+	}
+	// A stubborn tool given up on still sleeps: it ends on its own, and
+	// then nothing of the executor may still run (synctest.Test fails on
+	// a goroutine left blocked).
+	time.Sleep(time.Minute)
+}
