@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -14,7 +15,9 @@ import (
 )
 
 // Store keeps artifacts, scoped by run: an artifact is found only under
-// the run and id it was put with; any other pair is ErrNotFound.
+// the run and id it was put with; any other pair is ErrNotFound. The run
+// Artifacts gives is the context's run id, with its team's when the
+// context has one (middleware.WithTeam).
 // Implementations must be safe for concurrent use. MemoryStore, DirStore
 // and the Redis store of adapters/redis implement it.
 type Store interface {
@@ -135,13 +138,21 @@ func NewArtifacts(store Store, cfg ArtifactConfig, count TokenCounter) *Artifact
 // Store returns the underlying store.
 func (a *Artifacts) Store() Store { return a.store }
 
-// runID returns the artifact scope of ctx: its run's id. ok is false
-// outside a run, whose scope holds nothing.
+// runID returns the artifact scope of ctx: its run's id, and its team's
+// (middleware.WithTeam) if it has one, so that the runs of two teams
+// with the same id (a gateway's X-Run-Id is any text) do not share
+// artifacts: the team quoted before the run id (a run id without a team
+// that starts with a quote is quoted with the empty team, so no two
+// scopes meet). ok is false outside a run, whose scope holds nothing.
 func runID(ctx context.Context) (id string, ok bool) {
-	if r := middleware.RunFrom(ctx); r != nil {
-		return r.ID(), true
+	r := middleware.RunFrom(ctx)
+	if r == nil {
+		return "", false
 	}
-	return "", false
+	if team := middleware.TeamFrom(ctx); team != "" || strings.HasPrefix(r.ID(), `"`) {
+		return strconv.Quote(team) + ":" + r.ID(), true
+	}
+	return r.ID(), true
 }
 
 // Exceeds reports whether s is over the configured thresholds.

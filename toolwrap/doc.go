@@ -51,9 +51,11 @@
 // # Artifacts
 //
 // Artifact ids are random ([NewID]: 128 bits from crypto/rand) and scoped
-// to the run that produced them: a [Store] finds an artifact only under its
-// run id, so an agent steered by injected text to read another run's
-// artifact gets "not found". Stores: [MemoryStore] (bounded by bytes; it
+// to the run that produced them and its team (middleware.WithTeam): a
+// [Store] finds an artifact only under its run id (with the team's, when
+// the context has one: two teams' runs of the same id are two scopes), so
+// an agent steered by injected text to read another run's artifact gets
+// "not found". Stores: [MemoryStore] (bounded by bytes; it
 // never evicts an artifact of a run in progress, and refuses one that does
 // not fit beside them with [ErrStoreFull]; the artifacts of ended runs are
 // evicted least recently used first, and a read of an evicted one is

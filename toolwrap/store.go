@@ -63,11 +63,12 @@ func (e *memEntry) kept() bool {
 	return e.owner != (weak.Pointer[middleware.Run]{}) && e.owner.Value() != nil
 }
 
-// ownerOf returns the owner of an artifact put or read in ctx under run:
-// the context's run, when it is the run named.
+// ownerOf returns the owner of an artifact put or read in ctx under run
+// (an artifact scope, see runID): the context's run, when it is the run
+// named.
 func ownerOf(ctx context.Context, run string) weak.Pointer[middleware.Run] {
-	if r := middleware.RunFrom(ctx); r != nil && r.ID() == run {
-		return weak.Make(r)
+	if scope, ok := runID(ctx); ok && scope == run {
+		return weak.Make(middleware.RunFrom(ctx))
 	}
 	return weak.Pointer[middleware.Run]{}
 }
