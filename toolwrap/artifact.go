@@ -65,7 +65,9 @@ type ArtifactConfig struct {
 	// ReadLines is read_artifact's default limit and MaxReadLines its
 	// ceiling. Zero: 50 and 200.
 	ReadLines, MaxReadLines int
-	// MaxReadBytes bounds one read_artifact answer. Zero: 16KiB.
+	// MaxReadBytes bounds one read_artifact answer. Zero: 16KiB. A line
+	// that does not fit in it, even cut to MaxLineBytes, is cut to what
+	// fits (at least one character), so a read always shows a line.
 	MaxReadBytes int
 	// MaxMatches bounds a grep. Zero: 50.
 	MaxMatches int
@@ -306,10 +308,19 @@ func (a *Artifacts) excerpt(id string, t *Text, note string) string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-// clip cuts s to at most n bytes on a rune boundary, marking the cut.
+// clip cuts s to at most n bytes on a rune boundary, marking the cut;
+// it keeps at least the first character of s, so that a line cut always
+// shows something to read on from.
 func clip(s string, n int) string {
-	if len(s) <= n {
+	if len(s) <= max(n, 0) {
 		return s
 	}
-	return s[:runeStart(s, n)] + "…"
+	cut := runeStart(s, n)
+	if cut == 0 {
+		_, cut = utf8.DecodeRuneInString(s)
+		if cut == len(s) {
+			return s
+		}
+	}
+	return s[:cut] + "…"
 }

@@ -222,10 +222,17 @@ func (a *Artifacts) Read(ctx context.Context, ra ReadArgs) (string, error) {
 	cutLine, cutAt, cutLen := -1, 0, 0 // the first line cut
 	for i, l := range lines {
 		full := len(l)
-		l = clip(l, c.MaxLineBytes)
-		if body.Len()+len(l)+1 > room {
-			break
+		cl := clip(l, c.MaxLineBytes)
+		if body.Len()+len(cl)+1 > room {
+			if shown > 0 {
+				break
+			}
+			// The first line, cut, is over what the answer holds
+			// (MaxLineBytes above MaxReadBytes): cut it to fit, so
+			// that the answer shows a line and how to read it on.
+			cl = clip(l, room-1-len("…"))
 		}
+		l = cl
 		if full > len(l) && cutLine < 0 {
 			cutLine, cutAt, cutLen = offset+i, len(l)-len("…"), full
 		}
@@ -253,7 +260,7 @@ func (a *Artifacts) readLine(t *Text, id string, i, from int) string {
 	}
 	from = runeStart(line, from)
 	to := len(line)
-	if room := max(a.cfg.MaxReadBytes-200, a.cfg.MaxLineBytes); to-from > room {
+	if room := max(a.cfg.MaxReadBytes-200, 1); to-from > room {
 		to = runeStart(line, from+room)
 		if to == from { // (a room smaller than a character)
 			_, n := utf8.DecodeRuneInString(line[from:])
