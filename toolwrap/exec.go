@@ -531,9 +531,13 @@ func (e *Executor) direct(ctx context.Context, d time.Duration, calls []middlewa
 // stack starts small: the frames stay lean, pointers rather than values).
 func (e *Executor) directCall(ctx context.Context, s *slot) {
 	defer close(s.ended)
-	claimed := false
+	claimed, returned := false, false
 	defer func() {
-		if v := recover(); v != nil {
+		v := recover()
+		if v == nil && !returned {
+			v = goexitValue // the tool called runtime.Goexit
+		}
+		if v != nil {
 			// The executor's own work panicked (a tool's panic is
 			// recovered by safeCall): the call's error, and the group is
 			// told, whoever claimed the slot.
@@ -553,11 +557,13 @@ func (e *Executor) directCall(ctx context.Context, s *slot) {
 		// starts small.
 		o := safeCall(ctx, t.Call, s.c.Arguments)
 		raw, err = o.s, o.err
+		returned = true
 		if err != nil {
 			err = callErr(ctx, *s.c, s.d, err)
 		}
 	} else {
 		raw, cached, err = e.get(ctx, s.c, t, s.d, true)
+		returned = true
 		var te *Error
 		if errors.As(err, &te) && te.ended != nil {
 			// Given up on while its tool (run by a flight of identical
@@ -788,7 +794,14 @@ func (e *Executor) await(ctx context.Context, t Tool, c middleware.ToolCall, d t
 		ended := make(chan struct{})
 		go func() {
 			defer close(ended)
+			returned := false
+			defer func() {
+				if !returned { // the tool called runtime.Goexit
+					ch <- outcome{err: &panicError{v: goexitValue}}
+				}
+			}()
 			ch <- safeCall(ctx, t.Call, c.Arguments)
+			returned = true
 		}()
 		select {
 		case o = <-ch:
@@ -808,6 +821,11 @@ func (e *Executor) await(ctx context.Context, t Tool, c middleware.ToolCall, d t
 	}
 	return "", callErr(ctx, c, d, o.err)
 }
+
+// goexitValue is the panic value of a call whose tool ended its goroutine
+// with runtime.Goexit (testing's FailNow) instead of returning: a failed
+// call, never a wait without end.
+const goexitValue = "the tool called runtime.Goexit instead of returning"
 
 // givenUp marks err, the *Error of a call given up on while its tool
 // still runs, with ended, closed when the tool returns (see Execute).
