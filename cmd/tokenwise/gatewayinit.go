@@ -30,7 +30,7 @@ func gatewayInit(args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("gateway init", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	baseURL := fset.String("base-url", "https://api.openai.com/v1", "the upstream's OpenAI-compatible base URL (Ollama: http://127.0.0.1:11434/v1)")
-	keyEnv := fset.String("api-key-env", "OPENAI_API_KEY", "the environment variable that holds the upstream's API key")
+	keyEnv := fset.String("api-key-env", "OPENAI_API_KEY", "the name of the environment variable that holds the upstream's API key (\"\": an upstream that takes no key, Ollama's)")
 	team := fset.String("team", "default", "the team of the virtual key (its policy: policies/<team>.yaml, else default.yaml)")
 	listen := fset.String("listen", "127.0.0.1:8787", "the address the gateway listens on")
 	model := fset.String("model", "gpt-4o-mini", "the model the printed call asks for (one the upstream serves: Ollama's llama3.2)")
@@ -49,6 +49,10 @@ func gatewayInit(args []string, stdout, stderr io.Writer) int {
 	if *model == "" || strings.ContainsRune(modelJSON, '\'') {
 		fmt.Fprintf(stderr, "tokenwise gateway init: -model %q: name a model (without a single quote)\n", *model)
 		return 2
+	}
+	keyLine := "    api_key_env: " + strconv.Quote(*keyEnv) + " # or api_key_file: /run/secrets/key; never inline\n"
+	if *keyEnv == "" {
+		keyLine = "    # no key: a local server's (else api_key_env: OPENAI_API_KEY or api_key_file: /run/secrets/key; never inline)\n"
 	}
 	cfgPath := filepath.Join(dir, "gateway.yaml")
 	polPath := filepath.Join(dir, "policies", "default.yaml")
@@ -74,7 +78,7 @@ func gatewayInit(args []string, stdout, stderr io.Writer) int {
 		"upstreams:\n" +
 		"  - name: upstream\n" +
 		"    base_url: " + strconv.Quote(*baseURL) + "\n" +
-		"    api_key_env: " + strconv.Quote(*keyEnv) + " # or api_key_file: /run/secrets/key; never inline\n" +
+		keyLine +
 		"keys:                           # virtual keys: the SHA-256 of the bearer token (printf %s \"$KEY\" | sha256sum) -> team\n" +
 		"  - name: " + strconv.Quote(*team+"-key") + "\n" +
 		"    team: " + strconv.Quote(*team) + "\n" +
@@ -119,7 +123,11 @@ func gatewayInit(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "wrote %s and %s\n", cfgPath, polPath)
 	fmt.Fprintf(stdout, "virtual key of team %s (shown once; the file keeps only its SHA-256):\n  %s\n", *team, key)
-	fmt.Fprintf(stdout, "serve it and call it:\n  export %s=...\n  tokenwise serve -config %s\n", *keyEnv, cfgPath)
+	fmt.Fprintln(stdout, "serve it and call it:")
+	if *keyEnv != "" {
+		fmt.Fprintf(stdout, "  export %s=...\n", *keyEnv)
+	}
+	fmt.Fprintf(stdout, "  tokenwise serve -config %s\n", cfgPath)
 	fmt.Fprintf(stdout, "  curl -s http://%s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]}'\n", callAddr(*listen), key, modelJSON)
 	return 0
 }

@@ -217,3 +217,69 @@ func TestGatewayInitPrintsACallOfItsUpstreamsModel(t *testing.T) {
 		t.Errorf("init without -model prints:\n%s", stdout)
 	}
 }
+
+// TestGatewayInitWithoutAKeyForALocalServer: -api-key-env "" makes a
+// gateway of an upstream that takes no key (Ollama, a local vLLM): the
+// file names no variable, the printed commands export none (where they
+// printed `export =...`, which no shell runs), and the gateway serves the
+// printed call without sending the upstream a key.
+func TestGatewayInitWithoutAKeyForALocalServer(t *testing.T) {
+	var upstreamAuth []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstreamAuth = append(upstreamAuth, r.Header.Get("Authorization"))
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"llama3.2","choices":[{"index":0,"message":{"role":"assistant","content":"Hi!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}`)
+	}))
+	defer up.Close()
+	dir := t.TempDir()
+	code, stdout, stderr := runCmd("gateway", "init", "-base-url", up.URL+"/v1", "-api-key-env", "", "-model", "llama3.2", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	if strings.Contains(stdout, "export") {
+		t.Errorf("init without a key prints an export:\n%s", stdout)
+	}
+	cfgPath := filepath.Join(dir, "gateway.yaml")
+	cfgBytes, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if regexp.MustCompile(`(?m)^\s*api_key_env:`).Match(cfgBytes) {
+		t.Errorf("the file names a variable:\n%s", cfgBytes)
+	}
+	if code, out, errOut := runCmd("gateway", "check", cfgPath); code != 0 {
+		t.Fatalf("gateway check of what init wrote: exit %d\n%s%s", code, out, errOut)
+	}
+	key := regexp.MustCompile(`tw-[0-9a-f]{32}`).FindString(stdout)
+	body := regexp.MustCompile(`-d '([^']+)'`).FindStringSubmatch(stdout)
+	if key == "" || body == nil {
+		t.Fatalf("no key or call printed:\n%s", stdout)
+	}
+	cfg, err := gateway.LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	gw := httptest.NewServer(srv.Handler())
+	defer gw.Close()
+	req, _ := http.NewRequest("POST", gw.URL+"/v1/chat/completions", strings.NewReader(body[1]))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"Hi!"`) {
+		t.Fatalf("the printed call: %d %s", resp.StatusCode, b)
+	}
+	if len(upstreamAuth) != 1 || upstreamAuth[0] != "" {
+		t.Errorf("the upstream got Authorization %q, want one call without a key", upstreamAuth)
+	}
+}
