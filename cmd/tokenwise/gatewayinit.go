@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -48,6 +49,13 @@ func gatewayInit(args []string, stdout, stderr io.Writer) int {
 	modelJSON := string(mj)
 	if *model == "" || strings.ContainsRune(modelJSON, '\'') {
 		fmt.Fprintf(stderr, "tokenwise gateway init: -model %q: name a model (without a single quote)\n", *model)
+		return 2
+	}
+	// The name of a variable a shell exports, never the key itself (a
+	// user who pasted the key would have it written into the file and
+	// printed back); "" is an upstream that takes no key.
+	if *keyEnv != "" && !envName.MatchString(*keyEnv) {
+		fmt.Fprintln(stderr, "tokenwise gateway init: -api-key-env takes the name of the environment variable that holds the upstream's key (letters, digits and _, e.g. OPENAI_API_KEY), not the key; \"\" for an upstream that takes none")
 		return 2
 	}
 	keyLine := "    api_key_env: " + strconv.Quote(*keyEnv) + " # or api_key_file: /run/secrets/key; never inline\n"
@@ -131,6 +139,9 @@ func gatewayInit(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "  curl -s http://%s/v1/chat/completions -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"model\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"Say hi\"}]}'\n", callAddr(*listen), key, modelJSON)
 	return 0
 }
+
+// envName is the name of an environment variable a shell exports.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // callAddr is the host:port a client on this machine calls a gateway
 // listening on listen at: an address of every interface (":8787",

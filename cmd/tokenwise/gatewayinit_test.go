@@ -218,6 +218,30 @@ func TestGatewayInitPrintsACallOfItsUpstreamsModel(t *testing.T) {
 	}
 }
 
+// TestGatewayInitRefusesAKeyAsTheVariablesName: -api-key-env takes the
+// name of the variable that holds the key; given the key itself (a user
+// who pasted it) or a name no shell can export, init says so and writes
+// nothing, where it wrote the key into the gateway file and printed
+// `export sk-...=...`.
+func TestGatewayInitRefusesAKeyAsTheVariablesName(t *testing.T) {
+	for _, env := range []string{"sk-proj-abcdef1234567890", "MY KEY", "1KEY", "KEY=x"} {
+		dir := filepath.Join(t.TempDir(), "gw")
+		code, stdout, stderr := runCmd("gateway", "init", "-api-key-env", env, dir)
+		if code != 2 {
+			t.Errorf("-api-key-env %q: exit %d, want 2\n%s%s", env, code, stdout, stderr)
+		}
+		if !strings.Contains(stderr, "-api-key-env") || !strings.Contains(stderr, "name of the environment variable") {
+			t.Errorf("-api-key-env %q: the message does not say what the flag takes:\n%s", env, stderr)
+		}
+		if strings.Contains(stdout+stderr, "sk-proj-abcdef1234567890") {
+			t.Errorf("-api-key-env %q: the key is echoed:\n%s%s", env, stdout, stderr)
+		}
+		if _, err := os.Lstat(dir); err == nil {
+			t.Errorf("-api-key-env %q: %s was written", env, dir)
+		}
+	}
+}
+
 // TestGatewayInitWithoutAKeyForALocalServer: -api-key-env "" makes a
 // gateway of an upstream that takes no key (Ollama, a local vLLM): the
 // file names no variable, the printed commands export none (where they
