@@ -343,6 +343,10 @@ func (c *Config) problems(src *policies.Source) []policies.Problem {
 		if u.APIKey != "" {
 			add(p+".api_key", "a key is never written in the gateway file: name an environment variable (api_key_env) or a file (api_key_file)")
 		}
+		if u.APIKeyEnv != "" && !isEnvName(u.APIKeyEnv) {
+			// Never quoted: what stands here is most likely the key.
+			add(p+".api_key_env", "takes the name of an environment variable (letters, digits and _, e.g. OPENAI_API_KEY), not the key: a key is never written in the gateway file")
+		}
 		if u.APIKeyEnv != "" && u.APIKeyFile != "" {
 			add(p+".api_key_file", "set api_key_env or api_key_file, not both")
 		}
@@ -477,6 +481,18 @@ func (c *Config) PolicyDir() string { return c.path(c.Policies) }
 
 // File returns the path the config was loaded from ("" when built in code).
 func (c *Config) File() string { return c.file }
+
+// isEnvName reports whether s is the name of an environment variable a
+// shell exports: [A-Za-z_][A-Za-z0-9_]*.
+func isEnvName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '_' && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // apiKey reads an upstream's key from its environment variable or file.
 func (c *Config) apiKey(u Upstream) (string, error) {

@@ -266,3 +266,43 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestConfigRefusesAKeyAsApiKeyEnv: api_key_env names a variable; a key
+// written in its place (a user who pasted it: `api_key_env: sk-proj-...`)
+// is the key inline, refused at its line like api_key, and never quoted
+// back. Before, gateway check passed such a file and serve printed the
+// key in "environment variable sk-proj-... is not set".
+func TestConfigRefusesAKeyAsApiKeyEnv(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "pols"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env string
+		ok  bool
+	}{
+		{"OPENAI_API_KEY", true},
+		{"_groq_key2", true},
+		{"sk-proj-abcdef1234567890", false},
+		{"MY KEY", false},
+		{"1KEY", false},
+		{"KEY=sk-abcdef", false},
+	} {
+		file := "policies: pols\nupstreams:\n  - name: a\n    base_url: https://api.openai.com/v1\n    api_key_env: \"" + tc.env + "\"\n"
+		_, err := gateway.ParseConfig([]byte(file), filepath.Join(dir, "gateway.yaml"))
+		if tc.ok {
+			if err != nil {
+				t.Errorf("api_key_env %q: %v", tc.env, err)
+			}
+			continue
+		}
+		var ve *policies.ValidationError
+		if !errors.As(err, &ve) || len(ve.Problems) != 1 || ve.Problems[0].Path != "upstreams[0].api_key_env" || ve.Problems[0].Line != 5 ||
+			!strings.Contains(err.Error(), "name of an environment variable") {
+			t.Errorf("api_key_env %q: err %v, want a problem of upstreams[0].api_key_env at line 5 saying it takes a variable's name", tc.env, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "abcdef") {
+			t.Errorf("api_key_env %q: the message quotes the key: %v", tc.env, err)
+		}
+	}
+}

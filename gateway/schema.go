@@ -13,7 +13,8 @@ const SchemaID = "https://github.com/tokenwise/tokenwise/gateway/schema.json"
 
 // JSONSchema returns the JSON Schema (draft 2020-12) of the gateway file,
 // generated from Config like the policy schema: every object allows only
-// its own keys (an inline api_key is not one), durations need a unit, a
+// its own keys (an inline api_key is not one), api_key_env is a variable's
+// name (never a key), durations need a unit, a
 // key's sha256 is 64 hex digits. gateway/schema.json in the repository is
 // this output, kept in sync by a test; regenerate it with
 //
@@ -31,6 +32,7 @@ func JSONSchema() ([]byte, error) {
 	delete(up["properties"].(map[string]any), "api_key") // never inline
 	up["required"] = []string{"name", "base_url"}
 	up["properties"].(map[string]any)["base_url"].(map[string]any)["pattern"] = `^https?://[^/\s]+`
+	up["properties"].(map[string]any)["api_key_env"].(map[string]any)["pattern"] = `^([A-Za-z_][A-Za-z0-9_]*)?$`
 	key := props["keys"].(map[string]any)["items"].(map[string]any)
 	key["required"] = []string{"name", "team", "sha256"}
 	key["properties"].(map[string]any)["sha256"].(map[string]any)["pattern"] = `^[0-9a-fA-F]{64}$`
