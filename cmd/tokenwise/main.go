@@ -303,6 +303,11 @@ func learnedWeightsProblem(p *policies.Policy) *policies.Problem {
 	return nil
 }
 
+// explainValueWidth is the widest value policy explain aligns origins
+// after: a longer one (a match list) is written with its origin right
+// after it, so it never pads every other line to its width.
+const explainValueWidth = 40
+
 func explain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("policy explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -340,6 +345,11 @@ func explain(args []string, stdout, stderr io.Writer) int {
 			if embedded {
 				from = "embedded " + from
 			}
+		}
+		if len(o.Value) > explainValueWidth {
+			// Not a cell of the value column: its origin follows it.
+			fmt.Fprintf(tw, "%s:\t%s  # %s\n", o.Path, o.Value, from)
+			continue
 		}
 		fmt.Fprintf(tw, "%s:\t%s\t# %s\n", o.Path, o.Value, from)
 	}

@@ -379,3 +379,39 @@ func TestReplayOfAPolicyDirectoryTakesTheTracesTeam(t *testing.T) {
 		t.Errorf("with --team payments: exit %d\n%s%s", code, out, stderr)
 	}
 }
+
+// TestExplainPadsNoLineToItsLongestValue: policy explain aligns its
+// origins on the short values, not on the longest: the default policy's
+// reasoning-model match list (≈200 characters) padded every line of
+// `policy explain examples/policies --team payments` to ≈240 columns,
+// "timeouts.call: 30s" followed by 200 spaces before its origin. A value
+// longer than explainValueWidth is written whole with its origin after
+// it, out of the column; every line of a short value fits 120 columns,
+// and every line still names its origin.
+func TestExplainPadsNoLineToItsLongestValue(t *testing.T) {
+	code, out, stderr := runCmd("policy", "explain", "../../examples/policies", "--team", "payments")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	long := 0
+	for _, l := range lines[1:] {
+		i, j := strings.Index(l, ":"), strings.LastIndex(l, " # ")
+		if i < 0 || j < i {
+			t.Fatalf("a line without its origin: %q", l)
+		}
+		if v := strings.TrimSpace(l[i+1 : j]); len(v) > explainValueWidth {
+			long++
+			if before := strings.TrimRight(l[:j], " "); !strings.HasSuffix(before, v) || len(l[:j])-len(before) > 1 {
+				t.Errorf("a long value not written whole before its origin: %q", l)
+			}
+			continue
+		}
+		if len(l) > 120 {
+			t.Errorf("a line of a short value is %d columns wide: %q", len(l), l)
+		}
+	}
+	if long == 0 {
+		t.Fatalf("no value longer than %d: the test shows nothing:\n%s", explainValueWidth, out)
+	}
+}
