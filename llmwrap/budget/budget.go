@@ -461,7 +461,25 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		// model asked for, all that was known then.
 		tokensUsed, pico = usage.Total(), b.answerCost(req.Model, resp.Model, usage.WithServiceTier(req))
 	}
-	if n := ci.AttemptCount() - first; n > 1 || n == 1 && resp == nil {
+	n := ci.AttemptCount() - first
+	if n == 0 && resp == nil {
+		// No Meter below recorded the attempt (a budget's Middleware
+		// composed without the chain's meter, or above the instrument
+		// layer of a built chain): an answer cut after its 2xx status or
+		// whole but malformed, which the provider produced and bills, is
+		// charged what the Meter would bill it — its estimated input and
+		// the output its body read holds — so that the ledger does not
+		// depend on how the layers were composed.
+		if out, ok := middleware.AnswerBilled(err); ok {
+			u := middleware.Usage{InputTokens: est.exact(), OutputTokens: middleware.CapOutput(req, out)}
+			if t := b.cfg.DefaultTier; t != "" && t != "default" && middleware.RequestServiceTier(req) == "" {
+				u.ServiceTier = t
+			}
+			tokensUsed, pico = u.Total(), b.answerCost(req.Model, "", u.WithServiceTier(req))
+			billed = true
+		}
+	}
+	if n > 1 || n == 1 && resp == nil {
 		// Attempts the answer does not account for, which the Meter
 		// billed: those a retry layer below discarded — a stream cut
 		// before its first chunk (its input and partial output), an

@@ -64,7 +64,9 @@
 // provider billed it), at its estimated input and the output its body
 // read holds, and a whole 2xx answer that is malformed (a
 // *middleware.AnswerMalformedError: not JSON, no choices, a member of the
-// wrong type), at its estimated input. An estimated output never passes
+// wrong type), at its estimated input — by this layer itself when no
+// middleware.Meter below it recorded the attempt (its Middleware composed
+// without the chain's meter). An estimated output never passes
 // max_tokens per choice (middleware.CapOutput), what the provider can bill
 // and the call reserved. A usage with a
 // negative count (middleware.Usage.Negative: no provider's count) is
