@@ -47,6 +47,12 @@ import (
 // slots hold entries found since it last asked for room is not kept:
 // see room). A message not found is
 // encoded and hashed, as every message was before.
+//
+// The entries of one request's messages are made in one array, in the
+// request's order, each linked to the next: a resent request's lookups
+// after the first follow the link from the entry found before (msgMemo.find)
+// and read the slot table (a random read of 256 KB, a miss of the
+// processor's cache) only when it does not lead to the message's entry.
 
 const (
 	memoSlots    = 1 << 15
@@ -99,20 +105,34 @@ func messageLenBound(m *middleware.Message) int {
 	return n
 }
 
+// idEntry is a memo entry. The fields a lookup that finds it reads
+// come first, in the order it reads them, and extra and size (read when
+// a message has parts or tool calls, and when the entry is put or
+// forgotten) last: a lookup touches as few of the processor's cache
+// lines as may be.
 type idEntry struct {
-	ih                                     uint64
-	role, content, name, callID, reasoning string
-	extra                                  []string // per part Type, Text, URL, Detail, MIMEType; per tool call ID, Name, Arguments
-	parts, calls                           int
+	ih                    uint64
+	content, callID, role string
 	// enc is the message's encoding: element i of the batch of n
 	// encodings made for the request the message was new in (one weak
 	// pointer per batch: see encodings).
 	batch weak.Pointer[msgEnc]
-	i, n  int32
-	size  int64
+	// next is the entry of the message memoized after this one for the
+	// same request (an element of the same array: it keeps nothing alive
+	// that this one does not), set once that entry is put; gone is set
+	// (atomically) when this entry leaves its slot. A lookup that found
+	// this entry for a message tries next for the request's next message
+	// before the slots (see find).
+	next atomic.Pointer[idEntry]
+	i, n int32
 	// used is set (atomically) when a lookup finds the entry, cleared
 	// when a message of the same slots finds no room (see room).
-	used uint32
+	used            uint32
+	gone            uint32
+	parts, calls    int32
+	name, reasoning string
+	extra           []string // per part Type, Text, URL, Detail, MIMEType; per tool call ID, Name, Arguments
+	size            int64
 }
 
 type msgMemo struct {
@@ -170,8 +190,8 @@ func (e *idEntry) matches(m *middleware.Message) bool {
 	if m.FunctionCall != nil || m.Refusal != "" {
 		return false // never memoized (identityHash)
 	}
-	if e.parts != len(m.Parts) || e.calls != len(m.ToolCalls) || !strid.Same(e.role, string(m.Role)) ||
-		!strid.Same(e.content, m.Content) || !strid.Same(e.name, m.Name) || !strid.Same(e.callID, m.ToolCallID) || !strid.Same(e.reasoning, m.Reasoning) {
+	if !strid.Same(e.content, m.Content) || !strid.Same(e.callID, m.ToolCallID) || !strid.Same(e.role, string(m.Role)) ||
+		int(e.parts) != len(m.Parts) || int(e.calls) != len(m.ToolCalls) || !strid.Same(e.name, m.Name) || !strid.Same(e.reasoning, m.Reasoning) {
 		return false
 	}
 	x := e.extra
@@ -192,29 +212,58 @@ func (e *idEntry) matches(m *middleware.Message) bool {
 	return true
 }
 
-// get returns the encoding of m, whose identity hash is ih, or nil when
-// the memo does not have it (or no longer: no entry holds it). An entry
-// is in one of two neighbouring slots.
-func (t *msgMemo) get(ih uint64, m *middleware.Message) *msgEnc {
+// get returns the encoding of m, whose identity hash is ih, and its
+// entry, or nil when the memo does not have it (or no longer: no entry
+// holds it). An entry is in one of two neighbouring slots.
+func (t *msgMemo) get(ih uint64, m *middleware.Message) (*msgEnc, *idEntry) {
 	i := ih & t.mask
 	for range 2 {
 		e := t.slots[i].Load()
 		if e != nil && e.ih == ih && e.matches(m) {
-			if p := e.batch.Value(); p != nil {
-				if atomic.LoadUint32(&e.used) == 0 {
-					atomic.StoreUint32(&e.used, 1)
-				}
-				return &unsafe.Slice(p, int(e.n))[e.i]
+			if enc := e.enc(); enc != nil {
+				return enc, e
 			}
 			// No entry holds the encoding any more: forget the strings too.
 			if t.slots[i].CompareAndSwap(e, nil) {
+				atomic.StoreUint32(&e.gone, 1)
 				t.bytes.Add(-e.size)
 			}
-			return nil
+			return nil, nil
 		}
 		i ^= 1
 	}
-	return nil
+	return nil, nil
+}
+
+// enc returns e's encoding, marking e used, or nil when no entry holds
+// the encoding any more.
+func (e *idEntry) enc() *msgEnc {
+	p := e.batch.Value()
+	if p == nil {
+		return nil
+	}
+	if atomic.LoadUint32(&e.used) == 0 {
+		atomic.StoreUint32(&e.used, 1)
+	}
+	return &unsafe.Slice(p, int(e.n))[e.i]
+}
+
+// find is get, trying first the entry after prev (the entry found for
+// the request's previous memoized message, or nil): a resent request
+// finds its messages' entries in the order they were put, one after the
+// other in one array, which costs no read of the slot table (an array of
+// 256 KB read at random: a miss of the processor's cache for every
+// message). The entry found so is one get would find: it is in its slot
+// (not gone) and matches m, compared string by string as get compares.
+func (t *msgMemo) find(prev *idEntry, ih uint64, m *middleware.Message) (*msgEnc, *idEntry) {
+	if prev != nil {
+		if e := prev.next.Load(); e != nil && e.ih == ih && atomic.LoadUint32(&e.gone) == 0 && e.matches(m) {
+			if enc := e.enc(); enc != nil {
+				return enc, e
+			}
+		}
+	}
+	return t.get(ih, m)
 }
 
 // metBefore reports whether the message of identity hash ih was met
@@ -270,7 +319,9 @@ func (t *msgMemo) room(ih uint64) bool {
 // hash is e.ih; extra is where to keep m's part and tool call strings.
 func (t *msgMemo) put(e *idEntry, m *middleware.Message, extra []string) []string {
 	e.role, e.content, e.name, e.callID, e.reasoning = string(m.Role), m.Content, m.Name, m.ToolCallID, m.Reasoning
-	e.parts, e.calls = len(m.Parts), len(m.ToolCalls)
+	// int32: an entry of more parts or tool calls is too large to keep
+	// (below), and is never compared.
+	e.parts, e.calls = int32(len(m.Parts)), int32(len(m.ToolCalls))
 	e.size = memoEntryOverhead + int64(len(e.role)+len(e.content)+len(e.name)+len(e.callID)+len(e.reasoning))
 	start := len(extra)
 	for i := range m.Parts {
@@ -286,6 +337,7 @@ func (t *msgMemo) put(e *idEntry, m *middleware.Message, extra []string) []strin
 		e.size += int64(len(s)) + 16
 	}
 	if e.size > t.max/16 {
+		e.gone = 1   // never in a slot (not yet published: see encodings)
 		return extra // too large to keep alive: encoded on every call instead
 	}
 	// Of the two slots, an empty one, else one no lookup found since
@@ -300,6 +352,7 @@ func (t *msgMemo) put(e *idEntry, m *middleware.Message, extra []string) []strin
 	}
 	size := e.size
 	if old := t.slots[i].Swap(e); old != nil {
+		atomic.StoreUint32(&old.gone, 1)
 		size -= old.size
 	}
 	if t.bytes.Add(size) > t.max {
@@ -321,6 +374,7 @@ func (t *msgMemo) evict(keep uint64) {
 			continue
 		}
 		if old := t.slots[i].Swap(nil); old != nil {
+			atomic.StoreUint32(&old.gone, 1)
 			t.bytes.Add(-old.size)
 		}
 	}
@@ -346,6 +400,7 @@ func (t *msgMemo) encodings(encs []*msgEnc, ihs []uint64, sc *encScratch, msgs [
 	encs, ihs = encs[:0], ihs[:0]
 	size, owned, memoizable, extras := 0, 0, 0, 0
 	tmpSize, tmp := 0, 0
+	var prev *idEntry // the entry found for the last message looked up
 	for i := range msgs {
 		m := &msgs[i]
 		var e *msgEnc
@@ -354,7 +409,7 @@ func (t *msgMemo) encodings(encs []*msgEnc, ihs []uint64, sc *encScratch, msgs [
 		if t != nil && bound >= t.min {
 			if h, ok := identityHash(m); ok {
 				ih = max(h, 1)
-				if e = t.get(h, m); e == nil {
+				if e, prev = t.find(prev, h, m); e == nil {
 					if !t.metBefore(ih) || !t.room(ih) {
 						ih = 0 // met once: memoized if met again
 					} else {
@@ -415,6 +470,9 @@ func (t *msgMemo) encodings(encs []*msgEnc, ihs []uint64, sc *encScratch, msgs [
 		encs[i] = &batch[j]
 		ids = append(ids, idEntry{ih: ihs[i], batch: w, i: int32(j), n: int32(len(batch))})
 		extra = t.put(&ids[len(ids)-1], m, extra)
+		if k := len(ids) - 1; k > 0 {
+			ids[k-1].next.Store(&ids[k]) // ids never moves (its capacity was counted)
+		}
 		j++
 	}
 	return encs, ihs
@@ -436,6 +494,29 @@ func (t *msgMemo) adopt(st *keyState, r *canonRope) {
 	if t == nil || r == nil || st.kind != kindCore || len(st.ihs) != len(st.msgs) {
 		return
 	}
+	n := 0
+	adoptable(st, r, func(int, *msgEnc, *msgEnc) { n++ })
+	if n == 0 {
+		return
+	}
+	// The new entries, in one array as encodings puts them (the array
+	// lives while one of them is in the table), filled from the end: in
+	// the request's order in memory, as find walks them, each linked to
+	// the one of the request's next message.
+	nes := make([]idEntry, n)
+	var next *idEntry
+	adoptable(st, r, func(i int, m, to *msgEnc) {
+		if ne := &nes[n-1]; t.repoint(st.ihs[i], m, to, ne, next) {
+			next = ne
+			n--
+		} // else not published: the element is reused
+	})
+}
+
+// adoptable calls f, from the last message of st to the first, for each
+// message whose memo entry adopt points at the encoding r holds in its
+// stead: m, the encoding st has, and to, r's.
+func adoptable(st *keyState, r *canonRope, f func(i int, m, to *msgEnc)) {
 	nd := r.msgs
 	for i := len(st.msgs) - 1; i >= 0 && nd != nil; i-- {
 		m := st.msgs[i]
@@ -449,22 +530,28 @@ func (t *msgMemo) adopt(st *keyState, r *canonRope) {
 		if to == m || st.ihs[i] == 0 || m.w == (weak.Pointer[msgEnc]{}) || to.w == (weak.Pointer[msgEnc]{}) || to.h != m.h {
 			continue
 		}
-		t.repoint(st.ihs[i], m, to)
+		f(i, m, to)
 	}
 }
 
 // repoint replaces the entry of identity hash ih that refers to the
-// encoding old by one that refers to to (equal bytes), if there is one.
-func (t *msgMemo) repoint(ih uint64, old, to *msgEnc) {
+// encoding old by ne, set to refer to to (equal bytes) and linked to
+// next, if there is one; it reports whether it did.
+func (t *msgMemo) repoint(ih uint64, old, to *msgEnc, ne, next *idEntry) bool {
 	i := ih & t.mask
 	for range 2 {
 		e := t.slots[i].Load()
 		if e != nil && e.ih == ih && e.batch == old.w && e.i == old.bi {
-			ne := &idEntry{ih: e.ih, role: e.role, content: e.content, name: e.name, callID: e.callID, reasoning: e.reasoning,
+			*ne = idEntry{ih: e.ih, role: e.role, content: e.content, name: e.name, callID: e.callID, reasoning: e.reasoning,
 				extra: e.extra, parts: e.parts, calls: e.calls, batch: to.w, i: to.bi, n: to.bn, size: e.size, used: atomic.LoadUint32(&e.used)}
-			t.slots[i].CompareAndSwap(e, ne) // the same strings: the byte count is unchanged
-			return
+			ne.next.Store(next)
+			if t.slots[i].CompareAndSwap(e, ne) { // the same strings: the byte count is unchanged
+				atomic.StoreUint32(&e.gone, 1)
+				return true
+			}
+			return false
 		}
 		i ^= 1
 	}
+	return false
 }
