@@ -332,7 +332,16 @@ func newRope(st *keyState, tails *tailTable, chains *chainTable[*msgEnc]) *canon
 // newRopeRoom is newRope, and, when room is positive, an empty slice of
 // room bytes of capacity in the allocation of the rope's bytes (for the
 // entry's answer: one allocation fewer a kept miss), which the rope's
-// size counts.
+// size counts; nil when the rope's bytes are more than room and
+// maxRopeWithRoom (see there).
+//
+// The strings of an answer served from the entry point into its packed
+// bytes (packedEntry.entry), and a caller may hold them long after the
+// store dropped the entry (an agent keeps each answer in its history):
+// in the rope's allocation they keep the rope's bytes alive with them,
+// the copies of the request's binary parts and short messages included.
+// Sharing it only with a rope of at most the answer's size or
+// maxRopeWithRoom keeps what an answer holds alive within that.
 func newRopeRoom(st *keyState, tails *tailTable, chains *chainTable[*msgEnc], room int) (*canonRope, []byte) {
 	tail := tails.intern(st.buf[st.hdr:])
 	n, size := 0, len(st.buf)
@@ -344,6 +353,12 @@ func newRopeRoom(st *keyState, tails *tailTable, chains *chainTable[*msgEnc], ro
 			n++
 			size += ownRecord + len(m.b)
 		}
+	}
+	if room > 0 && size > max(room, maxRopeWithRoom) {
+		// The answer's strings would keep these bytes alive as long as
+		// a caller holds them (an entry's answer is decoded in place):
+		// the answer gets an allocation of its own.
+		room = 0
 	}
 	r := &canonRope{}
 	r.rsize = int(unsafe.Sizeof(*r))
@@ -385,6 +400,11 @@ func newRopeRoom(st *keyState, tails *tailTable, chains *chainTable[*msgEnc], ro
 	}
 	return r, nil
 }
+
+// maxRopeWithRoom: a rope of more bytes (header, tail, copies) than this
+// and than its answer's bound does not make room for the answer in its
+// allocation (newRopeRoom).
+const maxRopeWithRoom = 8 << 10
 
 // newEncChains returns the chain table of ropes' message encodings.
 func newEncChains(slots int) *chainTable[*msgEnc] {
