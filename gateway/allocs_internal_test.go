@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -176,3 +177,46 @@ func TestInProcessRoundTripAllocations(t *testing.T) {
 // inProcessAllocs is the most allocations TestInProcessRoundTripAllocations
 // lets an in-process call make.
 const inProcessAllocs = 26
+
+// TestStoredNoteForwardsItsContext: the note answers Deadline, Err, Done,
+// Value (any key but storedKey) and Cause exactly as the context below it
+// does, before and after that context ends, and a context.AfterFunc or a
+// context.WithoutCancel made on the note behaves as on the context below.
+func TestStoredNoteForwardsItsContext(t *testing.T) {
+	type other struct{}
+	at := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
+	cause := errors.New("the caller left")
+	base, cancel := context.WithCancelCause(context.WithValue(t.Context(), other{}, "v"))
+	parent, stop := context.WithDeadline(base, at)
+	defer stop()
+	note := withStoredNote(parent, &Server{}, "devops")
+	check := func(when string) {
+		t.Helper()
+		d, ok := note.Deadline()
+		pd, pok := parent.Deadline()
+		if d != pd || ok != pok || !d.Equal(at) {
+			t.Errorf("%s: Deadline %v %v, want %v %v", when, d, ok, pd, pok)
+		}
+		if note.Err() != parent.Err() || context.Cause(note) != context.Cause(parent) {
+			t.Errorf("%s: Err %v, Cause %v, want %v, %v", when, note.Err(), context.Cause(note), parent.Err(), context.Cause(parent))
+		}
+		if note.Done() != parent.Done() {
+			t.Errorf("%s: Done is not the parent's", when)
+		}
+		if note.Value(other{}) != "v" || note.Value("missing") != nil || note.Value(storedKey{}) != note {
+			t.Errorf("%s: Value %v, %v, %v", when, note.Value(other{}), note.Value("missing"), note.Value(storedKey{}))
+		}
+		if got, _ := context.WithoutCancel(note).Value(storedKey{}).(*storedNote); got != note {
+			t.Errorf("%s: WithoutCancel's Value(storedKey{}) = %v, want the note", when, got)
+		}
+	}
+	check("before the end")
+	fired := make(chan struct{})
+	context.AfterFunc(note, func() { close(fired) })
+	cancel(cause)
+	<-fired
+	check("after the end")
+	if note.Err() != context.Canceled || context.Cause(note) != cause {
+		t.Errorf("after the end: Err %v, Cause %v", note.Err(), context.Cause(note))
+	}
+}
