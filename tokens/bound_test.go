@@ -265,3 +265,68 @@ func TestBoundEntryOnSecondSight(t *testing.T) {
 		t.Fatalf("Request after Bound = %d, want %d", e.Request("gpt-4o", req), n)
 	}
 }
+
+// Bound entries give the cold bound of conversations that share their
+// first two messages (the same strings: one conversation key) and then
+// reorder their messages (two swapped, the last moved into the middle),
+// swap a message for an equal copy or a message of another conversation,
+// or change a binary part's bytes in place, each step on a random model;
+// the bound stays at least the exact count.
+func TestBoundEntriesFollowReorderedConversations(t *testing.T) {
+	t.Parallel()
+	cold := New(WithCacheSize(0))
+	words := strings.Repeat("the disk of web-3 is at 95 percent; \xff\xfe日本語 \xe6\x97 ", 12)
+	for _, size := range []int{DefaultCacheSize, 64} {
+		warm := New(WithCacheSize(size))
+		r := rand.New(rand.NewPCG(uint64(size), 41))
+		first := []middleware.Message{{Role: middleware.RoleSystem, Content: words[:80]}, {Role: middleware.RoleUser, Content: words[3:50]}}
+		convs := make([][]middleware.Message, 6)
+		for i := range convs {
+			convs[i] = append([]middleware.Message(nil), first...)
+			for range 2 + r.IntN(6) {
+				convs[i] = append(convs[i], newMessage(r, words))
+			}
+		}
+		for step := range 4000 {
+			c := convs[r.IntN(len(convs))]
+			if len(c) > 3 {
+				i, j := 2+r.IntN(len(c)-2), 2+r.IntN(len(c)-2)
+				switch r.IntN(5) {
+				case 0:
+					c[i], c[j] = c[j], c[i]
+				case 1:
+					last := c[len(c)-1]
+					copy(c[i+1:], c[i:len(c)-1])
+					c[i] = last
+				case 2:
+					c[i].Content = strings.Clone(c[i].Content)
+				case 3:
+					o := convs[r.IntN(len(convs))]
+					c[i] = o[2+r.IntN(len(o)-2)]
+				case 4:
+					for k := range c[i].Parts {
+						if d := c[i].Parts[k].Data; len(d) > 0 {
+							d[r.IntN(len(d))] ^= 0x80 // in place: the entry must not see it
+						}
+					}
+				}
+			}
+			if r.IntN(4) == 0 && len(c) < 30 {
+				c = append(c, newMessage(r, words))
+			}
+			convs[r.IntN(len(convs))] = c
+			req := &middleware.Request{Messages: c}
+			model := boundModels[r.IntN(len(boundModels))]
+			want := cold.Bound(model, req)
+			for range 2 {
+				if got := warm.Bound(model, req); got != want {
+					t.Fatalf("size %d, step %d, %s, %d messages: Bound %d, cold %d", size, step, model, len(c), got, want)
+				}
+			}
+			if n := cold.Request(model, req); want < n {
+				t.Fatalf("size %d, step %d, %s: bound %d < count %d", size, step, model, want, n)
+			}
+		}
+		checkConvTable(t, warm.convs)
+	}
+}
