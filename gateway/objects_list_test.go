@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -48,12 +49,22 @@ func largeFileOrg(n int) (*objectStore, http.Handler) {
 // files. Before, the gateway read an upstream page into memory up to
 // 4 MiB: a page of 10,000 such files was over it, and the list failed with
 // a 502 ("not a list page").
+//
+// What is checked is what the lists hold, not how fast they are read
+// (TestGatewayListOfFewObjectsAmongManyIsBounded checks the bound, in a
+// synctest bubble): devops' timeouts.total, which bounds a list call, is
+// an hour, so that a slow or loaded machine reads the 490 upstream pages
+// of openai-go's list by two whole. Under the default 60s of wall-clock
+// time, a loaded CI machine found none of devops' files in time and the
+// test failed with the gateway's 504 list_timeout.
 func TestGatewayListsFilesOfALargeOrganisation(t *testing.T) {
 	up, h := largeFileOrg(25_000)
 	hs := httptest.NewServer(h)
 	defer hs.Close()
 	t.Setenv(upstreamEnv, upstreamKey)
-	e := serveFile(t, writeFiles(t, hs.URL+"/v1", isolatedPolicies, ""))
+	pols := maps.Clone(isolatedPolicies)
+	pols["devops.yaml"] = "version: 1\nname: devops\ntimeouts: {total: 1h}\n"
+	e := serveFile(t, writeFiles(t, hs.URL+"/v1", pols, ""))
 	dev := newObjectAPI(t, e.url, devopsKey, "devops")
 	var mine []string
 	for range 2 {
