@@ -102,10 +102,12 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	// once, not at the write timeout. (A body the handler has finished is
 	// closed already: its caller reads it whole.)
 	// (One AfterFunc does both, the call's end and the body's cut: each is
-	// three allocations.)
+	// three allocations. The body is cut first: a handler that returns as
+	// its context ends would otherwise end the body cleanly before the
+	// cut, and its caller would read a cut answer as whole.)
 	unhookClose := context.AfterFunc(t.s.baseCtx, func() {
-		cancel()
 		_ = pw.CloseWithError(errInProcessClosed)
+		cancel()
 	})
 	go func() {
 		defer func() {
