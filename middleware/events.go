@@ -3,6 +3,8 @@ package middleware
 import (
 	"context"
 	"time"
+
+	"github.com/tokenwise/tokenwise/internal/ctxval"
 )
 
 // Event is something that happened in tokenwise, delivered to observers.
@@ -56,18 +58,44 @@ func Observers(obs ...Observer) Observer {
 }
 
 // WithObserver returns a context whose events also go to o, after the
-// observers the context already had.
+// observers the context already had. The context and the observer that
+// fans out to both are one allocation.
 func WithObserver(ctx context.Context, o Observer) context.Context {
 	if o == nil {
 		return ctx
 	}
-	return context.WithValue(ctx, observerKey{}, Observers(ObserverFrom(ctx), o))
+	c := &ctxval.Ctx[observerKey, observerVal]{Context: ctx}
+	if prev := ObserverFrom(ctx); prev != nil {
+		c.Val.pair = pairObserver{prev, o}
+		c.Val.o = &c.Val.pair
+	} else {
+		c.Val.o = o
+	}
+	return c
+}
+
+// observerVal is the value of WithObserver's context: o is the context's
+// observer, &pair when the context had one already.
+type observerVal struct {
+	o    Observer
+	pair pairObserver
+}
+
+// pairObserver fans events out to a, then b.
+type pairObserver struct{ a, b Observer }
+
+func (p *pairObserver) Observe(ctx context.Context, e Event) {
+	p.a.Observe(ctx, e)
+	p.b.Observe(ctx, e)
 }
 
 // ObserverFrom returns the context's observer, or nil.
 func ObserverFrom(ctx context.Context) Observer {
-	o, _ := ctx.Value(observerKey{}).(Observer)
-	return o
+	v, _ := ctx.Value(observerKey{}).(*observerVal)
+	if v == nil {
+		return nil
+	}
+	return v.o
 }
 
 // Emit delivers e to the context's observers. It does nothing when there

@@ -1,0 +1,74 @@
+package middleware_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tokenwise/tokenwise/middleware"
+)
+
+// recorder appends its name and the event's kind to a shared log.
+type recorder struct {
+	name string
+	log  *[]string
+}
+
+func (r *recorder) Observe(_ context.Context, e middleware.Event) {
+	*r.log = append(*r.log, r.name+":"+e.Kind())
+}
+
+var observerCtxSink context.Context
+
+// TestWithObserverIsOneAllocation pins WithObserver at one allocation,
+// on a context without an observer and on one with one already (it was
+// two and three: the context, and the slice fanning out to the
+// observers), and that events reach every observer in the order they were
+// added, under any depth of WithObserver and with values and deadlines of
+// the contexts around it kept.
+func TestWithObserverIsOneAllocation(t *testing.T) {
+	var log []string
+	a, b, c := &recorder{"a", &log}, &recorder{"b", &log}, &recorder{"c", &log}
+	base := context.Background()
+	withA := middleware.WithObserver(base, a)
+	if n := testing.AllocsPerRun(100, func() { observerCtxSink = middleware.WithObserver(base, a) }); n != 1 {
+		t.Errorf("WithObserver on a context without an observer: %v allocations, want 1", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { observerCtxSink = middleware.WithObserver(withA, b) }); n != 1 {
+		t.Errorf("WithObserver on a context with an observer: %v allocations, want 1", n)
+	}
+	if middleware.WithObserver(withA, nil) != withA {
+		t.Error("WithObserver(ctx, nil) is not ctx")
+	}
+	if middleware.Observing(base) || middleware.ObserverFrom(base) != nil {
+		t.Error("a context without an observer is observing")
+	}
+	type vk struct{}
+	dl := time.Now().Add(time.Hour)
+	parent, cancel := context.WithDeadline(context.WithValue(base, vk{}, "v"), dl)
+	defer cancel()
+	ctx := middleware.WithObserver(middleware.WithObserver(middleware.WithTeam(middleware.WithObserver(parent, a), "t"), b), c)
+	middleware.Emit(ctx, middleware.CallStarted{})
+	middleware.Emit(middleware.WithObserver(ctx, middleware.Observers(a, b)), middleware.FellBack{})
+	want := []string{"a:call.started", "b:call.started", "c:call.started",
+		"a:fallback", "b:fallback", "c:fallback", "a:fallback", "b:fallback"}
+	if len(log) != len(want) {
+		t.Fatalf("events %v, want %v", log, want)
+	}
+	for i := range want {
+		if log[i] != want[i] {
+			t.Fatalf("events %v, want %v", log, want)
+		}
+	}
+	if ctx.Value(vk{}) != "v" || middleware.TeamFrom(ctx) != "t" {
+		t.Error("the values around the observers are lost")
+	}
+	if d, ok := ctx.Deadline(); !ok || !d.Equal(dl) {
+		t.Errorf("Deadline = %v, %v; want %v", d, ok, dl)
+	}
+	cancel()
+	<-ctx.Done()
+	if ctx.Err() != context.Canceled {
+		t.Errorf("Err = %v after the parent's cancel", ctx.Err())
+	}
+}
