@@ -65,12 +65,7 @@ func WithObserver(ctx context.Context, o Observer) context.Context {
 		return ctx
 	}
 	c := &ctxval.Ctx[observerKey, observerVal]{Context: ctx}
-	if prev := ObserverFrom(ctx); prev != nil {
-		c.Val.pair = pairObserver{prev, o}
-		c.Val.o = &c.Val.pair
-	} else {
-		c.Val.o = o
-	}
+	c.Val.set(ctx, o)
 	return c
 }
 
@@ -79,6 +74,43 @@ func WithObserver(ctx context.Context, o Observer) context.Context {
 type observerVal struct {
 	o    Observer
 	pair pairObserver
+}
+
+// set makes v the observer of a context under parent adding o (not nil).
+func (v *observerVal) set(parent context.Context, o Observer) {
+	*v = observerVal{}
+	if prev := ObserverFrom(parent); prev != nil {
+		v.pair = pairObserver{prev, o}
+		v.o = &v.pair
+	} else {
+		v.o = o
+	}
+}
+
+// Observed is what [WithObserver] adds to a context, for a context type
+// of a layer's own that adds an observer in an allocation it makes
+// anyway, sparing WithObserver's: Set it, and answer Value(key) with
+// Observed.Value's answer when it has one. The zero Observed adds none.
+type Observed struct{ v observerVal }
+
+// Set makes s add o after the observers of parent, the context the
+// layer's context is under (o nil: none).
+func (s *Observed) Set(parent context.Context, o Observer) {
+	if o == nil {
+		s.v = observerVal{}
+		return
+	}
+	s.v.set(parent, o)
+}
+
+// Value answers key as the context of WithObserver(parent, o) does for
+// its own key; ok is false for every other key, and when s adds no
+// observer.
+func (s *Observed) Value(key any) (v any, ok bool) {
+	if _, is := key.(observerKey); is && s.v.o != nil {
+		return &s.v, true
+	}
+	return nil, false
 }
 
 // pairObserver fans events out to a, then b.

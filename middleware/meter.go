@@ -135,6 +135,15 @@ func CountAttempts(ctx context.Context, n *atomic.Int32) context.Context {
 	return context.WithValue(ctx, attemptsKey{}, n)
 }
 
+// IsAttemptsKey reports whether key is the one the [Meter] looks up the
+// counter of [CountAttempts] with: a context type of a layer's own that
+// carries the counter — in an allocation the layer makes anyway, sparing
+// CountAttempts' — answers Value(key) with its *atomic.Int32.
+func IsAttemptsKey(key any) bool {
+	_, ok := key.(attemptsKey)
+	return ok
+}
+
 // countAttempt counts a provider attempt in the counter of CountAttempts.
 func countAttempt(ctx context.Context, resp *Response, err error) {
 	n, _ := ctx.Value(attemptsKey{}).(*atomic.Int32)

@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,5 +71,46 @@ func TestWithObserverIsOneAllocation(t *testing.T) {
 	<-ctx.Done()
 	if ctx.Err() != context.Canceled {
 		t.Errorf("Err = %v after the parent's cancel", ctx.Err())
+	}
+}
+
+// observedCtx is a layer's own context adding an observer with Observed.
+type observedCtx struct {
+	context.Context
+	obs middleware.Observed
+}
+
+func (c *observedCtx) Value(key any) any {
+	if v, ok := c.obs.Value(key); ok {
+		return v
+	}
+	return c.Context.Value(key)
+}
+
+// TestObservedIsWithObserver: a context adding an observer with Observed
+// delivers events as WithObserver's does, after the parent's observers;
+// without an observer it adds none.
+func TestObservedIsWithObserver(t *testing.T) {
+	var log []string
+	a, b := &recorder{"a", &log}, &recorder{"b", &log}
+	for _, parent := range []context.Context{context.Background(), middleware.WithObserver(context.Background(), a)} {
+		log = nil
+		c := &observedCtx{Context: parent}
+		if middleware.ObserverFrom(c) != middleware.ObserverFrom(parent) {
+			t.Error("the zero Observed adds an observer")
+		}
+		c.obs.Set(parent, nil)
+		if middleware.ObserverFrom(c) != middleware.ObserverFrom(parent) {
+			t.Error("Set(parent, nil) adds an observer")
+		}
+		c.obs.Set(parent, b)
+		middleware.Emit(c, middleware.CallStarted{})
+		want := "b:call.started"
+		if middleware.Observing(parent) {
+			want = "a:call.started b:call.started"
+		}
+		if got := strings.Join(log, " "); got != want {
+			t.Errorf("events %q, want %q", got, want)
+		}
 	}
 }

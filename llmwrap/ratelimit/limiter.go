@@ -397,35 +397,40 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 		need = middleware.SatAdd(input, middleware.SatMul(out, int64(max(req.N, 1))))
 	}
 	start := time.Now()
-	t, wait, err := l.admit(ctx, p, team, need)
+	tk, wait, err := l.admit(ctx, p, team, need)
 	if err == nil && wait > 0 {
 		err = sleep(ctx, wait)
 		if err != nil {
-			t.Done(ctx, 0, 0)
+			tk.Done(ctx, 0, 0)
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	var waited time.Duration
-	if wait > 0 || t.polled {
+	if wait > 0 || tk.polled {
 		waited = time.Since(start)
 		middleware.CallInfoFrom(ctx).Update(func(f *middleware.CallFacts) { f.RateWait += waited })
 	}
 	if middleware.Observing(ctx) {
 		middleware.Emit(ctx, middleware.RateLimited{Model: req.Model, Team: team, Action: "admitted", Wait: waited})
 	}
+	tk.input = input
+	// Each retry below is admitted when it is sent, as a first attempt
+	// is, after what admitted the call's retries above (the budget's);
+	// the Meter counts in sent the requests the provider was sent,
+	// retries included; a limit learned from the provider's reports
+	// observes them (feedback). The context, the ticket, the counter and
+	// the observer are one allocation.
+	rc := &retryAdmission{Context: ctx, t: tk}
 	var obs *feedback
 	if p.learned != "" {
-		obs = &feedback{l: l, p: p}
-		ctx = middleware.WithObserver(ctx, obs)
+		obs = &rc.fb
+		obs.l, obs.p = l, p
+		rc.obs.Set(ctx, obs)
 	}
-	t.input = input
-	// Each retry below is admitted when it is sent, as a first attempt
-	// is, after what admitted the call's retries above (the budget's).
-	ctx = &retryAdmission{Context: ctx, t: &t}
-	sent := new(atomic.Int32) // the requests the provider was sent, retries included
-	ctx = middleware.CountAttempts(ctx, sent)
+	ctx = rc
+	t, sent := &rc.t, &rc.sent
 	settled := false
 	defer func() {
 		if !settled {
@@ -463,12 +468,26 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 // context carried (the budget's).
 type retryAdmission struct {
 	context.Context // the call's, as the layer got it
-	t               *Ticket
+	// t is the call's ticket and sent the requests the provider was sent
+	// for the call, retries included (middleware.CountAttempts), in the
+	// context's own allocation.
+	t    Ticket
+	sent atomic.Int32
+	// obs adds fb, the feedback of a learned limit, to the context's
+	// observers (middleware.WithObserver); it adds none without one.
+	obs middleware.Observed
+	fb  feedback
 }
 
 func (r *retryAdmission) Value(key any) any {
 	if middleware.IsRetryAdmissionKey(key) {
 		return middleware.RetryAdmitter(r)
+	}
+	if middleware.IsAttemptsKey(key) {
+		return &r.sent
+	}
+	if v, ok := r.obs.Value(key); ok {
+		return v
 	}
 	return r.Context.Value(key)
 }
