@@ -342,14 +342,15 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, k keyEntry) {
 		s.refuse(w, errEncodedBody)
 		return
 	}
-	ctx := middleware.WithTeam(r.Context(), k.team)
+	// The team and the run: one allocation with the context.
+	var ctx context.Context
 	if runID == "" {
 		// A run of its own, named callID, which no later request can
 		// join: it is not remembered.
-		ctx, _ = middleware.StartRun(ctx, callID)
+		ctx, _ = middleware.StartTeamRun(r.Context(), k.team, callID)
 		runID = callID
 	} else {
-		ctx = middleware.WithRun(ctx, s.runs.get(r.Context(), runKey(k.team, runID), runID))
+		ctx = middleware.WithTeamRun(r.Context(), k.team, s.runs.get(r.Context(), runKey(k.team, runID), runID))
 	}
 	// The call's attributes are only formatted for a line that is logged
 	// (the hot lines check logs first: not even their arguments are made

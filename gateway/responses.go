@@ -523,19 +523,18 @@ func (s *Server) holdResponses(ctx context.Context, pl *passLimits, team string,
 // Responses call counts as a model call of the run, an embeddings call
 // does not).
 func (s *Server) passContext(r *http.Request, team, callID string, counted bool) (context.Context, *apiError) {
-	ctx := middleware.WithTeam(r.Context(), team)
 	runID := r.Header.Get(RunIDHeader)
 	if runID == "" {
 		// A run of its own, named as the call, as a chat call without
 		// X-Run-Id: the per-run budget bounds the call alone.
-		ctx, _ = middleware.StartRun(ctx, callID)
+		ctx, _ := middleware.StartTeamRun(r.Context(), team, callID)
 		return ctx, nil
 	}
 	if !validRunID(runID) {
 		return nil, errInvalidRunID
 	}
 	run := s.runs.get(r.Context(), runKey(team, runID), runID)
-	ctx = middleware.WithRun(ctx, run)
+	ctx := middleware.WithTeamRun(r.Context(), team, run)
 	maxCalls, timeout := llmwrap.RunLimits(s.pol.Policy(team))
 	if counted && maxCalls > 0 {
 		seq, err := run.NextSeqContext(ctx)

@@ -22,8 +22,13 @@ func WithTeam(ctx context.Context, team string) context.Context {
 
 // TeamFrom returns the team set by WithTeam, or "".
 func TeamFrom(ctx context.Context) string {
-	t, _ := ctx.Value(teamKey{}).(string)
-	return t
+	switch t := ctx.Value(teamKey{}).(type) {
+	case string:
+		return t
+	case *string: // StartTeamRun's and WithTeamRun's
+		return *t
+	}
+	return ""
 }
 
 // Stage is the step of an agent loop a call belongs to.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tokenwise/tokenwise/internal/ctxval"
 )
 
 type runKey struct{}
@@ -135,6 +137,49 @@ func (r *Run) Shared() (key string, store RunStore) { return r.key, r.store }
 func WithRun(ctx context.Context, r *Run) context.Context {
 	return context.WithValue(ctx, runKey{}, r)
 }
+
+// StartTeamRun is StartRun(WithTeam(ctx, team), id) in one allocation:
+// the context, the team and the new Run (the gateway opens one for each
+// request without an X-Run-Id).
+func StartTeamRun(ctx context.Context, team, id string) (context.Context, *Run) {
+	c := &teamRunCtx{Context: ctx, team: team}
+	c.own.id, c.own.start = id, time.Now()
+	c.run = &c.own
+	return c, c.run
+}
+
+// WithTeamRun is WithRun(WithTeam(ctx, team), r) in one allocation.
+func WithTeamRun(ctx context.Context, team string, r *Run) context.Context {
+	return &teamRunCtx{Context: ctx, team: team, run: r}
+}
+
+// teamRunCtx is the context of StartTeamRun and WithTeamRun: ctx with a
+// team and a run, own being the Run StartTeamRun opened.
+type teamRunCtx struct {
+	context.Context
+	team string
+	run  *Run
+	own  Run
+}
+
+func (c *teamRunCtx) Value(key any) any {
+	switch key.(type) {
+	case teamKey:
+		// A pointer: a string would be boxed on every TeamFrom.
+		return &c.team
+	case runKey:
+		return c.run
+	}
+	return c.Context.Value(key)
+}
+
+// String names the context, as context.WithValue's String does.
+func (c *teamRunCtx) String() string { return "middleware.WithTeamRun" }
+
+// ValueParent returns the parent: c adds values to it and nothing else,
+// and a Deadline under it may share the timer of one over it (see
+// lazyOver).
+func (c *teamRunCtx) ValueParent(ctxval.Only) context.Context { return c.Context }
 
 // RunFrom returns the run of ctx, or nil outside a run.
 func RunFrom(ctx context.Context) *Run {
