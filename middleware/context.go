@@ -278,6 +278,45 @@ func StartCall(ctx context.Context, f CallFacts) (context.Context, *CallInfo) {
 	return c, &c.Val
 }
 
+// StartObservedCall is StartCall(WithObserver(ctx, obs), f) in one
+// allocation: the instrument layer opens every call of a chain built
+// with an observer with it. A nil obs adds none.
+func StartObservedCall(ctx context.Context, f CallFacts, obs Observer) (context.Context, *CallInfo) {
+	c := &observedCallCtx{Context: ctx}
+	c.obs.Set(ctx, obs)
+	c.ci.facts = f
+	c.ci.outer = CallInfoFrom(ctx)
+	if f.Attempts == nil {
+		c.ci.facts.Attempts = c.ci.attemptArr[:0]
+	}
+	return c, &c.ci
+}
+
+// observedCallCtx is StartObservedCall's context: its parent with the
+// call's CallInfo and the observer it adds.
+type observedCallCtx struct {
+	context.Context
+	ci  CallInfo
+	obs Observed
+}
+
+func (c *observedCallCtx) Value(key any) any {
+	if _, ok := key.(callKey); ok {
+		return &c.ci
+	}
+	if v, ok := c.obs.Value(key); ok {
+		return v
+	}
+	return c.Context.Value(key)
+}
+
+// String names the context, as context.WithValue's String does.
+func (c *observedCallCtx) String() string { return "tokenwise context value" }
+
+// ValueParent returns the parent: c adds values to it and nothing else
+// (see lazyOver).
+func (c *observedCallCtx) ValueParent(ctxval.Only) context.Context { return c.Context }
+
 // CallMemo returns the per-call value of type V kept in ci under key,
 // computing it with fn the first time. Layers share per-call work this way
 // (the input token estimate is computed once per call and model, whoever

@@ -114,3 +114,36 @@ func TestObservedIsWithObserver(t *testing.T) {
 		}
 	}
 }
+
+var callInfoSink *middleware.CallInfo
+
+// TestStartObservedCallIsOneAllocation pins StartObservedCall at one
+// allocation (StartCall under WithObserver was two), and checks that its
+// context is that pair's: the CallInfo holding the facts, the outer call,
+// the observers in order, and no observer added for a nil one.
+func TestStartObservedCallIsOneAllocation(t *testing.T) {
+	var log []string
+	a, b := &recorder{"a", &log}, &recorder{"b", &log}
+	parent := middleware.WithObserver(context.Background(), a)
+	f := middleware.CallFacts{Team: "sre", Model: "gpt-4o"}
+	if n := testing.AllocsPerRun(100, func() { observerCtxSink, callInfoSink = middleware.StartObservedCall(parent, f, b) }); n != 1 {
+		t.Errorf("StartObservedCall: %v allocations, want 1", n)
+	}
+	outerCtx, outer := middleware.StartCall(parent, middleware.CallFacts{})
+	ctx, ci := middleware.StartObservedCall(outerCtx, f, b)
+	if middleware.CallInfoFrom(ctx) != ci || ci.Outer() != outer || ci.Facts().Team != "sre" || ci.Facts().Model != "gpt-4o" {
+		t.Errorf("CallInfo %v, outer %v", ci.Facts(), ci.Outer())
+	}
+	ci.Update(func(f *middleware.CallFacts) { f.Attempts = append(f.Attempts, middleware.Attempt{Model: "gpt-4o"}) })
+	if len(ci.Facts().Attempts) != 1 {
+		t.Errorf("attempts %v", ci.Facts().Attempts)
+	}
+	middleware.Emit(ctx, middleware.CallStarted{})
+	if got := strings.Join(log, " "); got != "a:call.started b:call.started" {
+		t.Errorf("events %q", got)
+	}
+	ctx2, _ := middleware.StartObservedCall(parent, f, nil)
+	if middleware.ObserverFrom(ctx2) != middleware.ObserverFrom(parent) {
+		t.Error("a nil observer was added")
+	}
+}

@@ -37,10 +37,10 @@ import (
 func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middleware {
 	return func(next middleware.Handler) middleware.Handler {
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
-			if obs != nil {
-				ctx = middleware.WithObserver(ctx, obs)
-			}
-			observing := middleware.Observing(ctx)
+			// The observer is added with the call's CallInfo, in one
+			// allocation (StartObservedCall); only a shared run's store
+			// sees the context before.
+			observing := obs != nil || middleware.Observing(ctx)
 			run := middleware.RunFrom(ctx)
 			f := middleware.CallFacts{
 				Team:           middleware.TeamFrom(ctx),
@@ -50,11 +50,15 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 			}
 			if run != nil {
 				f.Run = run.ID()
-				seq, err := run.NextSeqContext(ctx)
+				seqCtx := ctx
+				if _, store := run.Shared(); store != nil {
+					seqCtx = middleware.WithObserver(ctx, obs)
+				}
+				seq, err := run.NextSeqContext(seqCtx)
 				if err != nil {
 					// A shared run's store failed: the call cannot be
 					// numbered, so no call limit could hold for it.
-					middleware.Emit(ctx, middleware.StoreFailed{Store: "runs", Op: "next", Err: err})
+					middleware.Emit(middleware.WithObserver(ctx, obs), middleware.StoreFailed{Store: "runs", Op: "next", Err: err})
 					return nil, err
 				}
 				f.Seq = seq
@@ -62,7 +66,7 @@ func New(pricer middleware.Pricer, obs middleware.Observer) middleware.Middlewar
 			if f.Stage == middleware.StageUnknown {
 				f.Stage = DetectStage(req)
 			}
-			ctx, ci := middleware.StartCall(ctx, f)
+			ctx, ci := middleware.StartObservedCall(ctx, f, obs)
 			var start time.Time // read by the run's record and the events only
 			if run != nil || observing {
 				start = time.Now()
