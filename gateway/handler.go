@@ -790,6 +790,18 @@ func (s *Server) readPassBody(w http.ResponseWriter, r *http.Request) ([]byte, b
 	return body, true
 }
 
+// refuseBody answers a passed-through request whose body could not be
+// read: tooLarge (the 413 of the limit its path has) when the body passed
+// that limit, counted as too_large; else bodyError's answer.
+func (s *Server) refuseBody(w http.ResponseWriter, err error, tooLarge *apiError) {
+	if e := bodyError(err); e != errTooLarge {
+		s.refuse(w, e)
+		return
+	}
+	s.metrics.request("too_large")
+	tooLarge.write(w)
+}
+
 // modelPath returns the model id of a /v1/models/{id} path (the path
 // decoded, so an id escaped by the client reads as the upstream's list
 // names it).
@@ -897,14 +909,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 		// is sent (bodyids.go): the body is read first.
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
-			e := bodyError(err)
-			if e == errTooLarge {
-				e = tooLarge
-				s.metrics.request("too_large")
-				e.write(w)
-				return
-			}
-			s.refuse(w, e)
+			s.refuseBody(w, err, tooLarge)
 			return
 		}
 		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
@@ -941,14 +946,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, k keyEntry)
 					s.refuse(w, gr.e)
 					return
 				}
-				e := bodyError(err)
-				if e == errTooLarge {
-					e = tooLarge
-					s.metrics.request("too_large")
-					e.write(w)
-					return
-				}
-				s.refuse(w, e)
+				s.refuseBody(w, err, tooLarge)
 				return
 			}
 		}
