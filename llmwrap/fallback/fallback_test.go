@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/tokenwise/tokenwise/llmwrap/fallback"
 	"github.com/tokenwise/tokenwise/middleware"
@@ -116,4 +118,42 @@ func TestFixedModelIsNeverMoved(t *testing.T) {
 	if resp, err := h.Handle(context.Background(), user("How full is the disk?")); err != nil || resp.Model != "gpt-4o-mini" {
 		t.Fatalf("without a fixed model: %v %v, want gpt-4o-mini's answer", resp, err)
 	}
+}
+
+// deadlineModel fails gpt-4o, as an upstream whose own limit ran out, at
+// the instant the call's deadline passes; its fallback answers at once.
+type deadlineModel struct{ models }
+
+func (m *deadlineModel) Handle(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+	if req.Model == "gpt-4o" {
+		if dl, ok := ctx.Deadline(); ok {
+			time.Sleep(time.Until(dl))
+		}
+	}
+	return m.models.Handle(ctx, req)
+}
+
+// An attempt that fails as the call's deadline passes is not followed by
+// one more to the fallback model: it would be sent, and billed, at the
+// deadline. The context's own timer fires at that instant too, and its
+// goroutine may not have run yet when the attempt returns (one in 20
+// streamed o3 calls through the default policy sent a second request
+// before the fix), so each round plays the race once more.
+func TestNoFallbackAtTheCallsDeadline(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		for round := range 200 {
+			p := &deadlineModel{models{errs: map[string]error{"gpt-4o": fault(middleware.ErrUnavailable)}}}
+			h := middlewaretest.Must(fallback.New(fallback.Config{Models: []string{"gpt-4o-mini"}}))(p)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			_, err := h.Handle(ctx, user("How full is the disk?"))
+			cancel()
+			if !slices.Equal(p.seen, []string{"gpt-4o"}) {
+				t.Fatalf("round %d: models asked %v, want only gpt-4o: no attempt is sent at the call's deadline", round, p.seen)
+			}
+			if !errors.Is(err, middleware.ErrUnavailable) {
+				t.Fatalf("round %d: err = %v, want gpt-4o's failure", round, err)
+			}
+		}
+	})
 }
