@@ -89,11 +89,14 @@ type SharedStore interface {
 // Set holds one breaker per model, created on first use. It is safe for
 // concurrent use.
 type Set struct {
-	s        Config
-	off      bool        // trips on nothing: no layer
-	shared   SharedStore // nil: state in this process only
+	s      Config
+	off    bool        // trips on nothing: no layer
+	shared SharedStore // nil: state in this process only
+	// breakers maps a model to its *modelBreaker. A call reads it
+	// without a lock (one lookup per call, from every goroutine); mu
+	// serialises the creation of a model's breaker only.
+	breakers sync.Map
 	mu       sync.Mutex
-	breakers map[string]*modelBreaker
 }
 
 // WithSharedStore shares the breakers' open state through st, so that a
@@ -152,21 +155,29 @@ func New(cfg Config, opts ...Option) (*Set, error) {
 	if s.Window <= 0 {
 		s.Window = DefaultWindow
 	}
-	return &Set{s: s, shared: o.shared, breakers: map[string]*modelBreaker{}}, nil
+	return &Set{s: s, shared: o.shared}, nil
 }
 
 // errExcluded is what done is told about a call that must not count.
 var errExcluded = errors.New("tokenwise/breaker: not counted")
 
+// get returns model's breaker, creating it on first use: one lock-free
+// lookup for a model seen before, so that concurrent calls do not queue
+// on the Set.
 func (s *Set) get(model string) *modelBreaker {
+	if b, ok := s.breakers.Load(model); ok {
+		return b.(*modelBreaker)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b, ok := s.breakers[model]; ok {
-		return b
+	// Another call may have created it since the lookup: there is one
+	// breaker per model.
+	if b, ok := s.breakers.Load(model); ok {
+		return b.(*modelBreaker)
 	}
 	b := &modelBreaker{}
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](s.settings(model, b))
-	s.breakers[model] = b
+	s.breakers.Store(model, b)
 	return b
 }
 
