@@ -41,9 +41,10 @@ func (t *Timeout) ExtendableTotalMiddleware(longest time.Duration) middleware.Mi
 // one, to total (from the call's start; cause, a DeadlineError of total
 // matching ErrTotal, then ends it), and returns the context under
 // which an attempt limited to call makes its call deadline: ctx, or, when
-// the total's deadline was before the end of call from now (so that
-// context.WithDeadline would lean on it), ctx with its deadline hidden.
-func extendFor(ctx context.Context, total, call time.Duration, cause error) context.Context {
+// the total's deadline was before the end of call from now, the
+// attempt's start (so that context.WithDeadline would lean on it), ctx
+// with its deadline hidden.
+func extendFor(ctx context.Context, total, call time.Duration, now time.Time, cause error) context.Context {
 	d := middleware.ExtendableDeadline(ctx)
 	if d == nil {
 		return ctx
@@ -52,7 +53,7 @@ func extendFor(ctx context.Context, total, call time.Duration, cause error) cont
 		d.Extend(total, cause)
 	}
 	if call > 0 {
-		if dl, ok := ctx.Deadline(); ok && dl.Before(time.Now().Add(call)) {
+		if dl, ok := ctx.Deadline(); ok && dl.Before(now.Add(call)) {
 			return middleware.WithoutDeadline(ctx)
 		}
 	}

@@ -104,13 +104,20 @@ func (t *Timeout) middleware(extend bool) middleware.Middleware {
 	totalCause := &middleware.DeadlineError{Cause: ErrTotal, Limit: l.Total}
 	return func(next middleware.Handler) middleware.Handler {
 		return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+			// The attempt's start, read once: the call deadline is from
+			// it, and extendFor judges by it whether the total's deadline
+			// comes before that one.
+			var now time.Time
+			if l.Call > 0 {
+				now = time.Now()
+			}
 			if extend {
-				ctx = extendFor(ctx, l.Total, l.Call, totalCause)
+				ctx = extendFor(ctx, l.Total, l.Call, now, totalCause)
 			}
 			if l.Call > 0 {
 				// Its timer starts only if the inner handler watches
 				// ctx (a provider's HTTP client does).
-				d := middleware.WithDeadline(ctx, time.Now().Add(l.Call), callCause)
+				d := middleware.WithDeadline(ctx, now.Add(l.Call), callCause)
 				defer d.Stop()
 				ctx = d
 			}
