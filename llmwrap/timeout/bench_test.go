@@ -65,3 +65,31 @@ func mw(b *testing.B, cfg timeout.Config) middleware.Middleware {
 	}
 	return t.Middleware()
 }
+
+// BenchmarkExtendingCall is BenchmarkCall as package llmwrap builds the
+// call layer of a policy whose models have totals of their own (the
+// default policy's): an extendable total outside, the call limit inside
+// extending it, and the process's CPU time per call (cpu-ns/op).
+func BenchmarkExtendingCall(b *testing.B) {
+	total, err := timeout.New(timeout.Config{Total: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	call, err := timeout.New(timeout.Config{Call: 30 * time.Second, Total: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := total.ExtendableTotalMiddleware(10 * time.Minute)(call.ExtendingMiddleware()(chunks(0)))
+	req := request(nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	start, ok := cpuNanos()
+	for b.Loop() {
+		if _, err := h.Handle(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if end, ok2 := cpuNanos(); ok && ok2 && b.N > 0 {
+		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+	}
+}
