@@ -5,7 +5,9 @@
 //
 // The wire format: each chunk's text is sent as an event whose data lines
 // are the text's lines (a client joins them with "\n", per the SSE
-// specification). A failure after the first event is sent as an
+// specification); a line ends where the specification ends one, at "\n",
+// "\r\n" or a lone "\r", so every line break of the text reaches the
+// client as a "\n" (the one line break an event's data can carry). A failure after the first event is sent as an
 // "event: error" whose data is the error text, and no "[DONE]" follows, so a
 // client never takes a cut stream for a complete answer. A failure before
 // the first event is an HTTP error status instead (504 for timeouts, 429

@@ -108,23 +108,29 @@ func (s *Stream) end(err error) {
 }
 
 // appendEvent renders one event: an optional event name and the text's
-// lines as data lines.
+// lines as data lines. A line ends where the SSE specification ends one
+// (CRLF, LF or a lone CR), so a client joins the lines with an LF where
+// the text had any of the three.
 func appendEvent(dst []byte, name, text string) []byte {
 	if name != "" {
 		dst = append(dst, "event: "...)
 		dst = append(dst, name...)
 		dst = append(dst, '\n')
 	}
-	text = strings.ReplaceAll(text, "\r\n", "\n")
 	for {
-		line, rest, more := strings.Cut(text, "\n")
 		dst = append(dst, "data: "...)
-		dst = append(dst, strings.ReplaceAll(line, "\r", "")...)
-		dst = append(dst, '\n')
-		if !more {
+		i := strings.IndexAny(text, "\r\n")
+		if i < 0 {
+			dst = append(dst, text...)
+			dst = append(dst, '\n')
 			break
 		}
-		text = rest
+		dst = append(dst, text[:i]...)
+		dst = append(dst, '\n')
+		if text[i] == '\r' && i+1 < len(text) && text[i+1] == '\n' {
+			i++
+		}
+		text = text[i+1:]
 	}
 	return append(dst, '\n')
 }

@@ -1,0 +1,102 @@
+package sse_test
+
+import (
+	"context"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/tokenwise/tokenwise/sse"
+)
+
+// specEvents parses an SSE body as the WHATWG HTML specification's event
+// stream interpretation does (what a browser's EventSource does): a line
+// ends at CRLF, at LF or at a lone CR; a "data" field's value (one leading
+// space removed) is appended to the data buffer with an LF; a blank line
+// dispatches the event (when it has data), its data without the last LF;
+// an "event" field names it.
+func specEvents(body string) (out [][2]string) {
+	var name, data string
+	hasData := false
+	for {
+		i := strings.IndexAny(body, "\r\n")
+		if i < 0 {
+			return out // an unterminated last line dispatches nothing
+		}
+		line := body[:i]
+		if strings.HasPrefix(body[i:], "\r\n") {
+			body = body[i+2:]
+		} else {
+			body = body[i+1:]
+		}
+		if line == "" {
+			if hasData {
+				out = append(out, [2]string{name, strings.TrimSuffix(data, "\n")})
+			}
+			name, data, hasData = "", "", false
+			continue
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch field {
+		case "data":
+			data, hasData = data+value+"\n", true
+		case "event":
+			name = value
+		}
+	}
+}
+
+// TestEveryTextReachesAnEventSourceWithItsLineBreaks: whatever text a run
+// sends (any mix of LF, CRLF and lone CR line breaks, empty lines,
+// "data:"-like text), a client reading the stream as the SSE specification
+// says gets each text back as one event, with every line break, CRLF and
+// lone CR alike, as an LF (the one line break SSE data can carry): no
+// text is merged with the next line, no event is lost or added.
+func TestEveryTextReachesAnEventSourceWithItsLineBreaks(t *testing.T) {
+	t.Parallel()
+	pieces := []string{"a", "bc", " ", "\n", "\r", "\r\n", "\n\r", "data: x", ":", "é", "日本", "\r\r", "\n\n"}
+	for seed := range uint64(300) {
+		rng := rand.New(rand.NewPCG(seed, 17))
+		texts := make([]string, 1+rng.IntN(4))
+		for i := range texts {
+			var b strings.Builder
+			for range 1 + rng.IntN(12) {
+				b.WriteString(pieces[rng.IntN(len(pieces))])
+			}
+			texts[i] = b.String()
+		}
+		srv := httptest.NewServer(sse.Handler(func(_ context.Context, _ *http.Request, s *sse.Stream) error {
+			for _, text := range texts {
+				if err := s.Send(text); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			srv.Close()
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := specEvents(string(body))
+		if len(got) != len(texts)+1 || got[len(got)-1] != [2]string{"", "[DONE]"} {
+			t.Fatalf("seed %d: texts %q: events %q", seed, texts, got)
+		}
+		for i, text := range texts {
+			want := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(text)
+			if got[i] != [2]string{"", want} {
+				t.Fatalf("seed %d: text %q reached the client as %q, want %q", seed, text, got[i][1], want)
+			}
+		}
+	}
+}
