@@ -29,7 +29,9 @@ type Stream struct {
 }
 
 // Send writes text as one event and flushes it. Empty text sends nothing.
-// It returns the write error when the client went away.
+// It returns the write error when the client went away, and an error
+// without writing anything once the stream ended (its handler returned,
+// however it ended).
 func (s *Stream) Send(text string) error {
 	if text == "" {
 		return nil
@@ -91,14 +93,27 @@ func (s *Stream) armWrite() {
 	}
 }
 
-// end writes the final event: [DONE], or the error.
-func (s *Stream) end(err error) {
+// finish ends the stream of r when its run returned err: an HTTP error
+// status for a failure before the first event; else, unless the client is
+// gone, the final event ([DONE], or the error). The stream is closed from
+// then on, whichever way it ended: a goroutine the run left behind cannot
+// write to the ResponseWriter after the handler returned (net/http reuses
+// its buffers), nor between the status and the body of the error.
+func (s *Stream) finish(r *http.Request, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
 	s.closed = true
+	if err != nil && !s.started {
+		s.armWrite()
+		http.Error(s.w, err.Error(), Status(err))
+		return
+	}
+	if r.Context().Err() != nil {
+		return // the client is gone
+	}
 	if err != nil {
 		s.buf = appendEvent(s.buf[:0], "error", err.Error())
 	} else {
@@ -172,16 +187,7 @@ func Handler(run RunFunc, opts ...Option) http.Handler {
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
 		s := &Stream{w: w, rc: http.NewResponseController(w), writeTimeout: o.writeTimeout, cancel: cancel}
-		err := safeRun(ctx, run, r, s)
-		if err != nil && !s.Started() {
-			s.armWrite()
-			http.Error(w, err.Error(), Status(err))
-			return
-		}
-		if r.Context().Err() != nil {
-			return // the client is gone
-		}
-		s.end(err)
+		s.finish(r, safeRun(ctx, run, r, s))
 	})
 }
 
