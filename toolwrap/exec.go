@@ -404,7 +404,8 @@ func (e *Executor) sideEffects(name string) bool {
 
 // group runs calls[lo:hi], all without side effects, on at most
 // MaxParallel workers; the calling goroutine is one of them, and workers
-// take the next call as they become free. When every call of the group
+// take the next call as they become free (each tool itself runs on a
+// goroutine of its own: see await). When every call of the group
 // starts at once under the same timeout (or an abandonable context), the
 // group runs them "direct" instead (see direct).
 func (e *Executor) group(ctx context.Context, calls []middleware.ToolCall, results []Result, lo, hi int) {
@@ -788,21 +789,19 @@ func (e *Executor) invoke(ctx context.Context, t Tool, c middleware.ToolCall) (s
 func (e *Executor) await(ctx context.Context, t Tool, c middleware.ToolCall, d time.Duration) (string, error) {
 	var o outcome
 	if ctx.Done() == nil {
-		o = safeCall(ctx, t.Call, c.Arguments)
+		// Nothing gives up on the call, but the tool still runs on a
+		// goroutine of its own: one that calls runtime.Goexit ends that
+		// goroutine, not Execute's caller's (or a flight's, whose
+		// callers would wait forever).
+		b := &boxedCall{ctx: ctx, call: t.Call, args: c.Arguments}
+		b.wg.Add(1)
+		go b.run()
+		b.wg.Wait()
+		o = b.o
 	} else {
 		ch := make(chan outcome, 1)
 		ended := make(chan struct{})
-		go func() {
-			defer close(ended)
-			returned := false
-			defer func() {
-				if !returned { // the tool called runtime.Goexit
-					ch <- outcome{err: &panicError{v: goexitValue}}
-				}
-			}()
-			ch <- safeCall(ctx, t.Call, c.Arguments)
-			returned = true
-		}()
+		go containedCall(ctx, t.Call, c.Arguments, ch, ended)
 		select {
 		case o = <-ch:
 		case <-ctx.Done():
@@ -820,6 +819,44 @@ func (e *Executor) await(ctx context.Context, t Tool, c middleware.ToolCall, d t
 		return "", givenUp(callErr(ctx, c, d, o.err), o.ended)
 	}
 	return "", callErr(ctx, c, d, o.err)
+}
+
+// boxedCall is a tool call run on a goroutine of its own by run, waited
+// for on wg, with nothing to give up on it: one allocation besides the
+// goroutine.
+type boxedCall struct {
+	ctx  context.Context
+	call Func
+	args string
+	o    outcome
+	wg   sync.WaitGroup
+}
+
+func (b *boxedCall) run() {
+	defer b.wg.Done()
+	returned := false
+	defer func() {
+		if !returned { // the tool called runtime.Goexit
+			b.o = outcome{err: &panicError{v: goexitValue}}
+		}
+	}()
+	b.o = safeCall(b.ctx, b.call, b.args)
+	returned = true
+}
+
+// containedCall sends the outcome of the tool call on ch (buffered), a
+// panic's or a runtime.Goexit's as a panic, and then closes ended. It runs
+// on a goroutine of its own.
+func containedCall(ctx context.Context, call Func, args string, ch chan<- outcome, ended chan<- struct{}) {
+	defer close(ended)
+	returned := false
+	defer func() {
+		if !returned { // the tool called runtime.Goexit
+			ch <- outcome{err: &panicError{v: goexitValue}}
+		}
+	}()
+	ch <- safeCall(ctx, call, args)
+	returned = true
 }
 
 // goexitValue is the panic value of a call whose tool ended its goroutine

@@ -3,6 +3,7 @@ package toolwrap_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,10 +24,11 @@ const (
 	kindHuge            // returns a result over the artifact threshold
 	kindSide            // a tool with side effects, returns at once
 	kindUnknown         // a name the executor does not have
+	kindGoexit          // calls runtime.Goexit (testing's FailNow)
 	kindCount
 )
 
-var kindNames = [kindCount]string{"instant", "slow", "stubborn", "panics", "fails", "huge", "side", "nope"}
+var kindNames = [kindCount]string{"instant", "slow", "stubborn", "panics", "fails", "huge", "side", "nope", "quits"}
 
 func hugeResult(args string) string {
 	return strings.Repeat("a line of the huge result of call "+args+"\n", 100)
@@ -59,12 +61,14 @@ func fuzzTools() []toolwrap.Tool {
 		{Name: "fails", Call: func(_ context.Context, a string) (string, error) { return "", errors.New("boom " + a) }},
 		{Name: "huge", Call: func(_ context.Context, a string) (string, error) { return hugeResult(a), nil }},
 		{Name: "side", Meta: toolwrap.Meta{SideEffects: true}, Call: func(_ context.Context, a string) (string, error) { return "side " + a, nil }},
+		{Name: "quits", Call: func(context.Context, string) (string, error) { runtime.Goexit(); return "", nil }},
 	}
 }
 
-// Any set of calls of instant, slow, stubborn, panicking, failing, huge
-// and side-effect tools and unknown names, run on any parallelism, with
-// or without a cancellation or a run deadline, over one or two turns:
+// Any set of calls of instant, slow, stubborn, panicking, Goexit-calling,
+// failing, huge and side-effect tools and unknown names, run on any
+// parallelism, with or without a cancellation or a run deadline, or under
+// context.Background with no timeout, over one or two turns:
 // results come in the calls' order, each the call's own result or its
 // typed error; an offloaded result reads back whole; a call is not run
 // only after a call given up on; every goroutine ends (synctest).
@@ -76,6 +80,8 @@ func FuzzExecuteAnyTurn(f *testing.F) {
 	f.Add([]byte{0, 0, 0}, byte(0x21))
 	f.Add([]byte{6, 2, 6, 5, 1, 3}, byte(0x94))
 	f.Add([]byte{4, 4, 1, 1, 0, 0}, byte(0x0c))
+	f.Add([]byte{8, 0, 8}, byte(0x62))
+	f.Add([]byte{8, 8, 6, 8}, byte(0x6b))
 	f.Fuzz(func(t *testing.T, ops []byte, cfgb byte) {
 		if len(ops) > 64 {
 			ops = ops[:64]
@@ -85,7 +91,13 @@ func FuzzExecuteAnyTurn(f *testing.F) {
 }
 
 func checkAnyTurn(t *testing.T, ops []byte, cfgb byte) {
+	// Both cancellation bits (a cancellation at once makes the later one
+	// moot): a context that never ends and no timeout.
+	plain := cfgb&0x60 == 0x60
 	cfg := toolwrap.Config{MaxParallel: int(cfgb % 5), Timeout: time.Second}
+	if plain {
+		cfg.Timeout = 0
+	}
 	if cfgb&0x80 != 0 {
 		cfg.RunTimeout = 3 * time.Second
 	}
@@ -93,7 +105,7 @@ func checkAnyTurn(t *testing.T, ops []byte, cfgb byte) {
 		// Idempotent and cached: identical calls share a flight.
 		cfg.CacheTTL = time.Minute
 		cfg.Meta = map[string]toolwrap.Meta{}
-		for _, n := range []string{"instant", "slow", "stubborn", "panics", "fails", "huge"} {
+		for _, n := range []string{"instant", "slow", "stubborn", "panics", "fails", "huge", "quits"} {
 			cfg.Meta[n] = toolwrap.Meta{Idempotent: true}
 		}
 	}
@@ -104,13 +116,15 @@ func checkAnyTurn(t *testing.T, ops []byte, cfgb byte) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ctx, _ = middleware.StartRun(ctx, "run-fuzz")
-	if cfgb&0x20 != 0 {
+	switch {
+	case plain:
+		ctx = context.Background()
+	case cfgb&0x20 != 0:
 		cancel()
-	}
-	if cfgb&0x40 != 0 {
+	case cfgb&0x40 != 0:
 		time.AfterFunc(1500*time.Millisecond, cancel)
 	}
+	ctx, _ = middleware.StartRun(ctx, "run-fuzz")
 	turns := 1
 	if cfgb&0x10 != 0 {
 		turns = 2
@@ -164,14 +178,26 @@ func checkAnyTurn(t *testing.T, ops []byte, cfgb byte) {
 				if want := kindNames[kind] + " "; r.Err != nil || r.Content != strings.Replace(want, "instant ", "ok ", 1)+c.Arguments {
 					t.Fatalf("call %d (%s): %q, %v", i, c.Name, r.Content, r.Err)
 				}
-			case kindSlow, kindStubborn:
+			case kindStubborn:
+				if plain && cfg.RunTimeout == 0 {
+					// No timeout: it returns after its sleep.
+					if r.Err != nil || r.Content != "stubborn "+c.Arguments {
+						t.Fatalf("call %d (%s): %q, %v", i, c.Name, r.Content, r.Err)
+					}
+					break
+				}
+				if !errors.Is(r.Err, toolwrap.ErrTimeout) {
+					t.Fatalf("call %d (%s): %q, %v; want a timeout", i, c.Name, r.Content, r.Err)
+				}
+				stubbornBefore = true
+			case kindSlow:
 				if !errors.Is(r.Err, toolwrap.ErrTimeout) {
 					t.Fatalf("call %d (%s): %q, %v; want a timeout", i, c.Name, r.Content, r.Err)
 				}
 				if kind == kindStubborn {
 					stubbornBefore = true
 				}
-			case kindPanic:
+			case kindPanic, kindGoexit:
 				if !errors.Is(r.Err, toolwrap.ErrPanic) {
 					t.Fatalf("call %d (%s): %q, %v; want a panic", i, c.Name, r.Content, r.Err)
 				}
