@@ -65,7 +65,8 @@ const (
 // backend assembles correctly (see checkedStream): a data line that is not
 // a valid chunk (which the backend would skip, returning a shortened
 // answer as a success) fails the read with a [middleware.ErrMalformed]
-// error, a stream that ends without "data: [DONE]" with a
+// error, and so does a "data: [DONE]" before any chunk (no answer, never an
+// empty one as a success), a stream that ends without "data: [DONE]" with a
 // [middleware.ErrStreamCut] error, and tool-call fragments in any order
 // are merged by index and delivered whole before the finish reason. An
 // error object a server sends with status 200, in the stream (OpenRouter,
@@ -631,6 +632,7 @@ type checkedStream struct {
 	sent     bool                   // the calls were delivered
 	begun    bool                   // a line was read
 	done     bool                   // "data: [DONE]" was read
+	chunked  bool                   // a chunk (a data line of JSON) was read
 	finished bool                   // choice 0's finish_reason was read
 	reason   string                 // choice 0's last finish_reason
 	err      error
@@ -730,12 +732,18 @@ func (s *checkedStream) transform(line []byte) error {
 		s.out = append(s.out, line...)
 		return nil
 	case string(payload) == "[DONE]":
+		if !s.chunked {
+			// Not one chunk before it: no answer (the backend would
+			// return an empty one as a success).
+			return &streamFault{kind: middleware.ErrMalformed, msg: "stream has no chunks"}
+		}
 		s.done = true
 		s.slot.setDone()
 		s.flushCalls()
 		s.out = append(s.out, line...)
 		return nil
 	}
+	s.chunked = true
 	var c lcChunk
 	normalized := false
 	if err := json.Unmarshal(payload, &c); err != nil {
