@@ -25,9 +25,10 @@ var emptyStreams = []string{"", "data: [DONE]\n\n", ": keep-alive\n\n", "\n\n\n"
 // "data: [DONE]") is an error through every way langchaingo reaches the
 // server, streamed or not, with or without twlc.New: never an empty
 // answer returned as a success, which the caller would take for the
-// model's. Through twlc.New with NewTransport, and through the bare
-// backend's stream with NewTransport, it is a typed one
-// (middleware.ErrStreamCut or ErrMalformed).
+// model's. Through twlc.New with NewTransport (alone or over the go-openai
+// Transport), and through the bare backend's stream with NewTransport, it
+// is a typed one (middleware.ErrStreamCut or ErrMalformed), not a network
+// failure.
 func TestEmptyStreamIsNeverASuccess(t *testing.T) {
 	for i, body := range emptyStreams {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -71,9 +72,11 @@ func TestEmptyStreamIsNeverASuccess(t *testing.T) {
 						}
 						// The bare backend returns its client's error as an
 						// untyped fixed text, and a non-stream answer it
-						// cannot decode as a JSON error: an error, not a
-						// typed one.
-						typed := (wrapped && be.name == "NewTransport") || (!wrapped && be.name == "NewTransport" && stream)
+						// cannot decode as a JSON error; twlc.New over the
+						// go-openai Transport alone has no slot to read the
+						// transport's error from (the README says so): an
+						// error, not a typed one.
+						typed := (wrapped && be.name != "openai Transport") || (!wrapped && be.name == "NewTransport" && stream)
 						if typed && !errors.Is(err, middleware.ErrStreamCut) && !errors.Is(err, middleware.ErrMalformed) {
 							t.Fatalf("body %q: err %v (%T), want ErrStreamCut or ErrMalformed", body, err, err)
 						}

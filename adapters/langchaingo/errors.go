@@ -134,6 +134,12 @@ func classifyError(ctx context.Context, err error, c callFacts) error {
 	if errors.As(err, &pe) || errors.As(err, &de) || errors.Is(err, middleware.ErrBudget) {
 		return err
 	}
+	if rerr := c.failure.roundTripErr(); rerr != nil && !errors.Is(err, rerr) {
+		// The base transport's core error (the go-openai Transport's
+		// malformed or cut answer), which the backend returned as its
+		// fixed network text: that error, not a network failure.
+		return rerr
+	}
 	perr := &middleware.ProviderError{Provider: c.provider, Model: model, Err: err}
 	if f, ok := c.failure.get(); ok {
 		perr.StatusCode, perr.Type, perr.Code, perr.Message = f.status, f.typ, f.code, f.message

@@ -109,6 +109,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
+		// The backend turns any error of its client into a fixed text
+		// ("network error: failed to reach API server"): a core error of
+		// the base (the go-openai Transport's malformed or cut answer)
+		// is kept for the adapter to return (see classifyError).
+		slot.setRoundTripErr(err)
 		return resp, err
 	}
 	if resp.StatusCode < 400 {
@@ -238,6 +243,36 @@ type httpFailure struct {
 	// served and was written, where the backend does not read them (see
 	// setOtherCached).
 	cached, written int64
+	// rtErr is the core error (a *middleware.ProviderError, DeadlineError
+	// or NotSentError) the base transport returned, if any.
+	rtErr error
+}
+
+// setRoundTripErr keeps err, the base transport's error, if it is a core
+// error: the backend would return it as an untyped network failure.
+func (h *httpFailure) setRoundTripErr(err error) {
+	if h == nil {
+		return
+	}
+	var pe *middleware.ProviderError
+	var de *middleware.DeadlineError
+	var ne *middleware.NotSentError
+	if !errors.As(err, &pe) && !errors.As(err, &de) && !errors.As(err, &ne) {
+		return
+	}
+	h.mu.Lock()
+	h.rtErr = err
+	h.mu.Unlock()
+}
+
+// roundTripErr returns the core error the base transport returned, or nil.
+func (h *httpFailure) roundTripErr() error {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rtErr
 }
 
 // setOtherCached records the input tokens a provider's prompt cache
