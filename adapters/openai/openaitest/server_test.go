@@ -10,10 +10,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sashabaranov/go-openai"
-	"go.uber.org/goleak"
 
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
 )
@@ -554,45 +554,54 @@ func TestEOFStream(t *testing.T) {
 	}
 }
 
+// TestStall: a stalled answer, before its first byte or after two chunks,
+// ends only at the client's deadline (50ms of synctest's fake time: the
+// server is served in memory, as in a bubble it must be), and nothing of
+// the server is left behind (synctest fails on a goroutine left blocked).
+// Close releasing stalled handlers of the listening server is
+// TestCloseReleasesStalledHandlers'.
 func TestStall(t *testing.T) {
-	srv := openaitest.New()
-	srv.Start()
-	tr := &http.Transport{}
-	cfg := openai.DefaultConfig("sk-test")
-	cfg.BaseURL = srv.URL
-	cfg.HTTPClient = &http.Client{Transport: tr}
-	client := openai.NewClientWithConfig(cfg)
-	req := openai.ChatCompletionRequest{Model: "gpt-4o", Messages: []openai.ChatCompletionMessage{user("hi")}}
+	synctest.Test(t, func(t *testing.T) {
+		srv := openaitest.New()
+		cfg := openai.DefaultConfig("sk-test")
+		cfg.BaseURL = srv.URL
+		cfg.HTTPClient = &http.Client{Transport: srv.Transport()}
+		client := openai.NewClientWithConfig(cfg)
+		req := openai.ChatCompletionRequest{Model: "gpt-4o", Messages: []openai.ChatCompletionMessage{user("hi")}}
 
-	// Before the first byte: only the client's deadline ends the call.
-	srv.On(openaitest.LastContains("before")).Reply(openaitest.Stall())
-	req.Messages = []openai.ChatCompletionMessage{user("before")}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	_, err := client.CreateChatCompletion(ctx, req)
-	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("stall before first byte: err = %v, want context.DeadlineExceeded", err)
-	}
+		// Before the first byte: only the client's deadline ends the call.
+		srv.On(openaitest.LastContains("before")).Reply(openaitest.Stall())
+		req.Messages = []openai.ChatCompletionMessage{user("before")}
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_, err := client.CreateChatCompletion(ctx, req)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("stall before first byte: err = %v, want context.DeadlineExceeded", err)
+		}
+		if d := time.Since(start); d != 50*time.Millisecond {
+			t.Errorf("stall before first byte: the call ended after %v, want the deadline's 50ms", d)
+		}
 
-	// Mid-stream: two chunks arrive, then nothing until the deadline.
-	srv.On(openaitest.LastContains("mid")).Reply(openaitest.StallAfter(2))
-	req.Messages = []openai.ChatCompletionMessage{user("mid")}
-	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	stream, err := client.CreateChatCompletionStream(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := collect(stream)
-	stream.Close()
-	if r.chunks != 2 || !errors.Is(r.err, context.DeadlineExceeded) {
-		t.Errorf("stall mid-stream: %d chunks, err %v; want 2 and context.DeadlineExceeded", r.chunks, r.err)
-	}
-
-	// The stalled handlers have returned: nothing is left behind.
-	srv.Close()
-	tr.CloseIdleConnections()
-	goleak.VerifyNone(t)
+		// Mid-stream: two chunks arrive, then nothing until the deadline.
+		srv.On(openaitest.LastContains("mid")).Reply(openaitest.StallAfter(2))
+		req.Messages = []openai.ChatCompletionMessage{user("mid")}
+		start = time.Now()
+		ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		stream, err := client.CreateChatCompletionStream(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := collect(stream)
+		stream.Close()
+		if r.chunks != 2 || !errors.Is(r.err, context.DeadlineExceeded) {
+			t.Errorf("stall mid-stream: %d chunks, err %v; want 2 and context.DeadlineExceeded", r.chunks, r.err)
+		}
+		if d := time.Since(start); d != 50*time.Millisecond {
+			t.Errorf("stall mid-stream: the call ended after %v, want the deadline's 50ms", d)
+		}
+	})
 }
 
 func TestCloseReleasesStalledHandlers(t *testing.T) {
