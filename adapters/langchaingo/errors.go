@@ -51,6 +51,10 @@ func (e *UnknownModelError) Error() string {
 // Is matches ErrUnknownModel.
 func (e *UnknownModelError) Is(target error) bool { return target == ErrUnknownModel }
 
+// errEventStreamAnswer is the message of a call that did not ask for a
+// stream answered with an event stream.
+const errEventStreamAnswer = "the server answered with an event stream (Content-Type: text/event-stream), not the JSON answer the call asked for"
+
 // callFacts is what classify knows of the failed call.
 type callFacts struct {
 	provider, model string
@@ -176,6 +180,13 @@ func classifyError(ctx context.Context, err error, c callFacts) error {
 		// The backend could not decode a whole 2xx answer (a member of
 		// the wrong type): malformed, and billed by the provider.
 		perr.Kind, perr.Err = middleware.ErrMalformed, &middleware.AnswerMalformedError{StatusCode: st, Err: err}
+		return perr
+	}
+	if st := c.failure.eventStreamStatus(); st != 0 && !c.streaming && (errors.As(err, &serr) || errors.As(err, &terr)) {
+		// A call that did not ask for a stream, answered with one: an
+		// answer the provider produced (and bills), of the wrong shape.
+		perr.Kind, perr.Message = middleware.ErrMalformed, errEventStreamAnswer
+		perr.Err = &middleware.AnswerMalformedError{StatusCode: st, Err: err}
 		return perr
 	}
 	switch {

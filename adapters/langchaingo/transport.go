@@ -119,6 +119,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp.StatusCode < 400 {
 		switch {
 		case strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"):
+			if resp.StatusCode/100 == 2 {
+				slot.setEventStream(resp.StatusCode)
+			}
 			resp.Body = &checkedStream{rc: resp.Body, slot: slot}
 		case resp.StatusCode/100 == 2 && strings.HasSuffix(req.URL.Path, "/chat/completions"):
 			resp.Body = &checkedBody{rc: resp.Body, status: resp.StatusCode, slot: slot}
@@ -213,6 +216,9 @@ type httpFailure struct {
 	f        *failure
 	done     bool
 	answered int // the status of a whole 2xx answer checkedBody read (0: none)
+	// eventStream is the status of a 2xx answer sent as an event stream
+	// (0: none).
+	eventStream int
 	// others accumulate what the choices after the first streamed
 	// (index i at i-1; nil: none yet), which checkedStream drops.
 	others []*middleware.Accumulator
@@ -516,6 +522,28 @@ func (h *httpFailure) setAnswered(status int) {
 	h.mu.Lock()
 	h.answered = status
 	h.mu.Unlock()
+}
+
+// setEventStream records that the answer, of status (2xx), is an event
+// stream: one the backend fails to decode as JSON is a call that did not
+// ask for a stream answered with one (see classifyError).
+func (h *httpFailure) setEventStream(status int) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	h.eventStream = status
+	h.mu.Unlock()
+}
+
+// eventStreamStatus is the status setEventStream recorded (0: none).
+func (h *httpFailure) eventStreamStatus() int {
+	if h == nil {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.eventStream
 }
 
 // answeredStatus is the status setAnswered recorded (0: none).
