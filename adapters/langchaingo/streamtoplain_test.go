@@ -8,10 +8,12 @@ import (
 	"strings"
 	"testing"
 
+	goopenai "github.com/sashabaranov/go-openai"
 	"github.com/tmc/langchaingo/llms"
 	"github.com/tmc/langchaingo/llms/openai"
 
 	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
@@ -20,9 +22,9 @@ import (
 // of a chunk and [DONE]) fails it as a malformed answer the provider
 // produced — middleware.ErrMalformed with a *middleware.AnswerMalformedError
 // cause, so that it is billed its estimate — whose message says the
-// server sent an event stream, through twlc.New with NewTransport
-// (before, a bare JSON syntax error: not billed, and "invalid character
-// 'd'" to read).
+// server sent an event stream, through twlc.New with NewTransport as
+// through the go-openai Transport (before, through langchaingo, a bare
+// JSON syntax error: not billed, and "invalid character 'd'" to read).
 func TestEventStreamAnswerToAPlainRequestIsMalformed(t *testing.T) {
 	const chunk = `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -51,6 +53,14 @@ func TestEventStreamAnswerToAPlainRequestIsMalformed(t *testing.T) {
 		if resp != nil {
 			t.Errorf("an answer with the error: %+v", resp)
 		}
+		check(t, err)
+	})
+	t.Run("go-openai", func(t *testing.T) {
+		cfg := goopenai.DefaultConfig("k")
+		cfg.BaseURL = srv.URL
+		cfg.HTTPClient = twopenai.NewHTTPClient(nil, twopenai.WithBaseTransport(srv.Client().Transport))
+		_, err := goopenai.NewClientWithConfig(cfg).CreateChatCompletion(t.Context(), goopenai.ChatCompletionRequest{Model: "gpt-4o",
+			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "q"}}})
 		check(t, err)
 	})
 }

@@ -277,7 +277,12 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 	case err != nil:
 		// A whole answer the provider produced, and bills: the Meter and
 		// the budget bill the attempt its estimated input.
-		return nil, p.fail(middleware.ErrMalformed, req, "", &middleware.AnswerMalformedError{StatusCode: hresp.StatusCode, Err: err})
+		msg := ""
+		if strings.HasPrefix(hresp.Header.Get("Content-Type"), "text/event-stream") {
+			// What went wrong, for a call that asked for no stream.
+			msg = "the server answered with an event stream (Content-Type: text/event-stream), not the JSON answer the call asked for"
+		}
+		return nil, p.fail(middleware.ErrMalformed, req, msg, &middleware.AnswerMalformedError{StatusCode: hresp.StatusCode, Err: err})
 	case resp.FinishReason == "error":
 		// OpenRouter's finish_reason for a provider that failed
 		// mid-answer: a failure, returned with the answer, whose usage
