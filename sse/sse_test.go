@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -120,9 +121,16 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// A client that disconnects stops the upstream call.
+// A client that disconnects stops the upstream call. The handler is served
+// in memory (openaitest.NewTransport: a client's cancel or Close ends its
+// request's context, as net/http's server does when a client goes), in a
+// synctest bubble: its safety net is fake time.
 func TestDisconnectStopsUpstream(t *testing.T) {
 	t.Parallel()
+	synctest.Test(t, testDisconnectStopsUpstream)
+}
+
+func testDisconnectStopsUpstream(t *testing.T) {
 	up := openaitest.New()
 	up.On().Reply(openaitest.StallAfter(2))
 	ended := make(chan error, 1)
@@ -134,12 +142,11 @@ func TestDisconnectStopsUpstream(t *testing.T) {
 		})
 	}
 	h := sse.CallHandler(middleware.Then(twopenai.NewProvider(up.URL, "k", twopenai.WithBaseTransport(up.Transport())), watch), decode)
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	client := &http.Client{Transport: openaitest.NewTransport(h)}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"?q=hi", nil)
-	resp, err := http.DefaultClient.Do(req)
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://sse.test/?q=hi", nil)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +161,7 @@ func TestDisconnectStopsUpstream(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("upstream ended with %v, want context.Canceled", err)
 		}
-	case <-time.After(10 * time.Second): // a safety net for a hung test, not a timing assertion
+	case <-time.After(10 * time.Second): // a safety net for a hung test (fake time), not a timing assertion
 		t.Fatal("the upstream call outlived the client")
 	}
 }
