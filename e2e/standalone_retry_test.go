@@ -20,8 +20,9 @@ import (
 // "Packages"), a budget's Middleware without the chain's meter and a
 // retry layer, over go-openai's transport, two answers cut after their 200
 // (each billed by the provider): the budget below the retry (nearer the
-// provider) charges each request sent; above it, it sees the call once and
-// charges one. README says which to compose.
+// provider) charges each request sent, and so does one above it, which the
+// retry layer tells of each attempt (middleware.AttemptNoter). (Before, the
+// budget above charged one: 39 µ$ of the 306 µ$ billed.)
 func TestStandaloneBudgetsPlaceBesideRetry(t *testing.T) {
 	prompt := strings.Repeat("Check the disks. ", 200)
 	spent := func(t *testing.T, below bool) int64 {
@@ -58,7 +59,7 @@ func TestStandaloneBudgetsPlaceBesideRetry(t *testing.T) {
 		return ledgerSpent(t, p, store, "sre")
 	}
 	above, below := spent(t, false), spent(t, true)
-	if above <= 0 || below != 2*above {
-		t.Fatalf("budget above the retry charged %d µ$, below it %d µ$; want each request sent charged below (twice %d)", above, below, above)
+	if below <= 0 || above != below {
+		t.Fatalf("budget above the retry charged %d µ$, below it %d µ$; want each request sent charged in both places", above, below)
 	}
 }

@@ -221,47 +221,20 @@ func Meter(pricer Pricer, fill UsageFunc) Middleware {
 			resp, err := next.Handle(ctx, req)
 			countAttempt(ctx, resp, err)
 			a := Attempt{Model: req.Model, Start: start, Latency: time.Since(start), Err: err, Hedge: hedge}
-			switch {
-			case resp != nil && resp.FromCache: // not a provider attempt
+			if resp != nil && resp.FromCache { // not a provider attempt
 				ci.Update(func(f *CallFacts) {
 					if idx == len(f.Attempts)-1 {
 						f.Attempts = f.Attempts[:idx]
 					}
 				})
 				return resp, err
-			case resp != nil:
-				if resp.Model != "" {
-					a.Model = resp.Model // the provider's name: a dated snapshot may have its own price
-				}
-				a.Usage = resp.Usage
-				if a.Usage.IsZero() || a.Usage.Negative() {
-					a.Usage = fill(req, resp, err)
-					a.Estimated = !a.Usage.IsZero()
-				} else if err != nil {
-					// A stream cut after a usage (a server that reports
-					// a running usage in its chunks) may have streamed
-					// more than that usage counts: it is billed at
-					// least the output it streamed.
-					if out := fill(req, resp, err).OutputTokens; out > a.Usage.OutputTokens {
-						a.Usage.OutputTokens = out
-						a.Estimated = true
-					}
-				}
-			case UnansweredBilled(err):
-				a.Usage = fill(req, nil, err)
-				a.Estimated = !a.Usage.IsZero()
-			default:
-				if _, billed := AnswerBilled(err); billed {
-					// An answer cut after its 2xx status, or a whole one
-					// that is malformed: the provider produced it, and
-					// bills it.
-					a.Usage = fill(req, nil, err)
-					a.Estimated = !a.Usage.IsZero()
-				}
 			}
-			// Billed at the service tier the answer names, else the one
-			// the request asked for.
-			a.Usage = a.Usage.WithServiceTier(req)
+			// The answer's usage, else what the provider billed without
+			// saying (a stream cut before its usage, a timed-out attempt,
+			// an answer cut after its 2xx status or malformed: fill), at
+			// the service tier the answer names, else the one the request
+			// asked for (AttemptUsage, the one rule).
+			a.Model, a.Usage, a.Estimated = AttemptUsage(req, resp, err, fill)
 			if !a.Usage.IsZero() {
 				// At the price of the model that answered (BilledModel).
 				a.CostPico, _ = CostOfAnswer(pricer, req.Model, a.Model, a.Usage)

@@ -411,11 +411,57 @@ func (r *retryAdmission) Value(key any) any {
 	if middleware.IsRetryAdmissionKey(key) {
 		return middleware.RetryAdmitter(r)
 	}
+	if middleware.IsAttemptNoteKey(key) {
+		return middleware.AttemptNoter(r)
+	}
 	return r.Context.Value(key)
 }
 
+// AdmitRetry admits a retry in this call's ledgers, then in those of a
+// budget above (one composed around a built chain).
 func (r *retryAdmission) AdmitRetry(context.Context) error {
-	return r.b.admitRetry(r.Context, r.req, r.ci, &r.retryHolds)
+	if err := r.b.admitRetry(r.Context, r.req, r.ci, &r.retryHolds); err != nil {
+		return err
+	}
+	return middleware.AdmitRetry(r.Context)
+}
+
+// NoteAttempt records an attempt a layer below (retry, fallback) sent for
+// the call, when no Meter recorded it in the call's own CallInfo: what a
+// Meter recorded of it in another CallInfo (a built chain's, below), else
+// what the Meter's rule bills it. A budget above this one is told too.
+func (r *retryAdmission) NoteAttempt(ctx context.Context, req *middleware.Request, resp *middleware.Response, err error, ci *middleware.CallInfo, since int) {
+	metered, hedge := ci.AttemptCount() > since, middleware.HedgedAttempt(ctx)
+	if ci != r.ci || !metered {
+		var atts []middleware.Attempt
+		if metered {
+			// (A hedge's attempts, recorded beside the other's, are
+			// noted by its own.)
+			atts = slices.DeleteFunc(ci.AttemptsSince(since), func(a middleware.Attempt) bool { return a.Hedge != hedge })
+		} else {
+			a := middleware.Attempt{Err: err, Hedge: hedge}
+			a.Model, a.Usage, a.Estimated = middleware.AttemptUsage(req, resp, err, BilledUsageAt(r.b.est, r.b.cfg.DefaultTier))
+			atts = []middleware.Attempt{a}
+		}
+		r.mu.Lock()
+		r.noted = append(r.noted, atts...)
+		r.mu.Unlock()
+	}
+	r.notes[b2i(hedge)].Add(1)
+	middleware.NoteAttemptTo(r.Context, ctx, req, resp, err, ci, since)
+}
+
+// Noted returns how many attempts (hedged ones, or the others, as ctx is
+// one) layers below noted.
+func (r *retryAdmission) Noted(ctx context.Context) int {
+	return int(r.notes[b2i(middleware.HedgedAttempt(ctx))].Load())
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
@@ -436,7 +482,7 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 			// billed the call's attempts (one that had streamed), release
 			// the rest, then let it go on.
 			var charge Amount
-			if tokensUsed, pico, billed := b.attemptsCost(ctx, req, ci, first, false); billed {
+			if tokensUsed, pico, billed := b.attemptsCost(ctx, req, ci, first, false, retries); billed {
 				charge = Settleable(Exact(tokensUsed, pico))
 			}
 			b.settle(ctx, h, charge)
@@ -462,6 +508,13 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		tokensUsed, pico = usage.Total(), b.answerCost(req.Model, resp.Model, usage.WithServiceTier(req))
 	}
 	n := ci.AttemptCount() - first
+	if n == 0 && retries != nil {
+		// Attempts a retry or fallback layer below sent, which no Meter
+		// below recorded (a budget composed above them by hand).
+		retries.mu.Lock()
+		n = len(retries.noted)
+		retries.mu.Unlock()
+	}
 	if n == 0 && resp == nil {
 		// No Meter below recorded the attempt (a budget's Middleware
 		// composed without the chain's meter, or above the instrument
@@ -491,7 +544,7 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		// has a response is the answer's, settled above.)
 		// A hedged attempt (the fallback layer's, above) is in the list
 		// too, and is its own call of this layer.
-		if t, p, ok := b.attemptsCost(ctx, req, ci, first, resp != nil); ok {
+		if t, p, ok := b.attemptsCost(ctx, req, ci, first, resp != nil, retries); ok {
 			tokensUsed, pico = middleware.SatAdd(tokensUsed, t), middleware.SatAdd(pico, p)
 			billed = true
 		}
@@ -512,9 +565,8 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 // first (a hedged attempt's only, in a hedged attempt's call; the others'
 // only otherwise), but the last when answered (its answer is settled on
 // its own).
-func (b *Budget) attemptsCost(ctx context.Context, req *middleware.Request, ci *middleware.CallInfo, first int, answered bool) (tokensUsed, pico int64, billed bool) {
-	hedge := middleware.HedgedAttempt(ctx)
-	extra := slices.DeleteFunc(ci.AttemptsSince(first), func(a middleware.Attempt) bool { return a.Hedge != hedge })
+func (b *Budget) attemptsCost(ctx context.Context, req *middleware.Request, ci *middleware.CallInfo, first int, answered bool, r *retryHolds) (tokensUsed, pico int64, billed bool) {
+	extra := r.attempts(ci, first, middleware.HedgedAttempt(ctx), false)
 	if k := len(extra); k > 0 && answered {
 		extra = extra[:k-1] // the answer's, settled above
 	}
@@ -536,6 +588,29 @@ type retryHolds struct {
 	covered int // attempts of the call already reserved for
 	holds   []*holds
 	stops   []func()
+	// noted are the attempts layers below noted (middleware.NoteAttempt)
+	// that no Meter recorded in the call's CallInfo: a budget composed
+	// above a retry or fallback layer reads them as it would read the
+	// Meter's; notes counts every note, recorded or not.
+	noted []middleware.Attempt
+	notes [2]atomic.Int32 // of the call's attempts, of its hedges
+}
+
+// attempts returns the call's attempts since first (a hedged attempt's
+// only, in a hedged attempt's call; the others' only otherwise), as a
+// Meter below recorded them in ci, else as layers below noted them (every
+// one: the call is theirs, hedges included). r may be nil; r.mu is held
+// when locked.
+func (r *retryHolds) attempts(ci *middleware.CallInfo, first int, hedge, locked bool) []middleware.Attempt {
+	atts := slices.DeleteFunc(ci.AttemptsSince(first), func(a middleware.Attempt) bool { return a.Hedge != hedge })
+	if len(atts) > 0 || r == nil {
+		return atts
+	}
+	if !locked {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+	}
+	return slices.Clone(r.noted)
 }
 
 // admitRetry reserves, before a retry, what the call's failed attempts
@@ -546,7 +621,7 @@ type retryHolds struct {
 func (b *Budget) admitRetry(ctx context.Context, req *middleware.Request, ci *middleware.CallInfo, r *retryHolds) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	attempts := slices.DeleteFunc(ci.AttemptsSince(r.first), func(a middleware.Attempt) bool { return a.Hedge != r.hedge })
+	attempts := r.attempts(ci, r.first, r.hedge, true)
 	var tokensUsed, pico int64
 	for _, a := range attempts[min(r.covered, len(attempts)):] {
 		if u := a.Usage; !u.IsZero() && !u.Negative() {

@@ -72,6 +72,16 @@
 // negative count (middleware.Usage.Negative: no provider's count) is
 // billed as none, never settled as given.
 //
+// A budget's Middleware composed by hand above a retry or fallback layer
+// (or around a built chain) reserves the call once while they send several
+// attempts: they tell it of each (middleware.MarkAttempt,
+// middleware.NoteAttempt: the call's context carries the budget as a
+// middleware.AttemptNoter), with what a Meter below recorded of it or,
+// without one, by the Meter's rule (middleware.AttemptUsage), and the call
+// is settled at the sum, as a budget below them charges each request
+// sent. Before a retry it reserves what the failed attempts were billed
+// (and passes the admission on to a budget above).
+//
 // Reserve is atomic in every store (a mutex in memory, one Lua script in
 // Redis), so check-then-charge races cannot overspend: the settled spend
 // stays within the limit as long as the provider's usage stays within the

@@ -31,6 +31,10 @@
 // the call still failed, the error is one [*Error] that lists each attempt
 // and matches each attempt's error with errors.Is and errors.As.
 //
+// A budget above the layer (composed by hand, or around a built chain)
+// is told of each attempt (middleware.NoteAttempt), which it charges what
+// the provider billed it.
+//
 // The whole chain runs under the caller's context: one deadline (the run
 // guard's) bounds every attempt together; per-attempt limits are the
 // timeout layer's.

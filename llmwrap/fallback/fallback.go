@@ -383,8 +383,10 @@ func (f *fallback) try(ctx context.Context, req *middleware.Request, model strin
 	if hedge {
 		ctx = middleware.WithHedgedAttempt(ctx)
 	}
+	mark := middleware.MarkAttempt(ctx)
 	start := time.Now()
 	resp, err := f.next.Handle(ctx, r)
+	middleware.NoteAttempt(ctx, mark, r, resp, err)
 	res := result{model: model, resp: resp, err: err, lat: time.Since(start), hedge: hedge}
 	if started != nil {
 		res.started = started.Load()

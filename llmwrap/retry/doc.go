@@ -37,4 +37,9 @@
 // admission: a retry refused (or cut short by the call's end) emits none,
 // so that the events (the OTel retries counter, the logs) count the
 // retries that went out, as the call's facts (CallFacts.Retries) do.
+//
+// Each attempt is noted to a budget above (middleware.MarkAttempt and
+// middleware.NoteAttempt), which charges it what the provider billed it
+// even when no Meter below records it (a budget composed by hand above
+// the retry layer).
 package retry

@@ -126,7 +126,11 @@ func (h *handler) Handle(ctx context.Context, req *middleware.Request) (*middlew
 		}
 	}()
 	for attempt := 1; ; attempt++ {
+		mark := middleware.MarkAttempt(ctx)
 		resp, err := h.next.Handle(ctx, r)
+		// A budget above that no Meter below tells of each attempt
+		// keeps its record of them (middleware.AttemptNoter).
+		middleware.NoteAttempt(ctx, mark, r, resp, err)
 		if err == nil || attempt >= h.c.MaxAttempts || !middleware.Transient(err) || ctx.Err() != nil ||
 			(started != nil && started.Load()) {
 			return resp, err

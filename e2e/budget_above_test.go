@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	goopenai "github.com/sashabaranov/go-openai"
+	"github.com/tmc/langchaingo/llms"
+	lcopenai "github.com/tmc/langchaingo/llms/openai"
+
+	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/llmwrap"
+	"github.com/tokenwise/tokenwise/llmwrap/budget"
+	"github.com/tokenwise/tokenwise/llmwrap/fallback"
+	"github.com/tokenwise/tokenwise/llmwrap/retry"
+	"github.com/tokenwise/tokenwise/middleware"
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// budgetAboveCall sends one chat call for gpt-4o-mini (fallback model
+// gpt-4o) through chain, with the real go-openai or langchaingo client
+// (twlc.NewTransport) over HTTP to srv.
+func budgetAboveCall(t *testing.T, client string, chain middleware.Middleware, srv *openaitest.Server) error {
+	t.Helper()
+	prompt := strings.Repeat("Check the disks. ", 200)
+	ctx := middleware.WithTeam(context.Background(), "sre")
+	switch client {
+	case "go-openai":
+		cfg := goopenai.DefaultConfig("test-key")
+		cfg.BaseURL = "http://openai.test/v1"
+		cfg.HTTPClient = twopenai.NewHTTPClient(chain, twopenai.WithBaseTransport(srv.Transport()))
+		_, err := goopenai.NewClientWithConfig(cfg).CreateChatCompletion(ctx, goopenai.ChatCompletionRequest{
+			Model: "gpt-4o-mini", MaxCompletionTokens: 2000,
+			Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: prompt}}})
+		return err
+	default:
+		models := twlc.Models{}
+		for _, m := range []string{"gpt-4o-mini", "gpt-4o"} {
+			inner, err := lcopenai.New(lcopenai.WithModel(m), lcopenai.WithToken("test-key"), lcopenai.WithBaseURL("http://openai.test/v1"),
+				lcopenai.WithHTTPClient(&http.Client{Transport: twlc.NewTransport(srv.Transport())}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			models[m] = inner
+		}
+		_, err := twlc.New(models, chain).GenerateContent(ctx, []llms.MessageContent{human(prompt)}, llms.WithModel("gpt-4o-mini"), llms.WithMaxTokens(2000))
+		return err
+	}
+}
+
+// TestBudgetAboveRetryAndFallbackChargesWhatTheProviderBilled: a budget's
+// Middleware composed by hand ABOVE a retry layer, a fallback layer or
+// both (one budget per request, the natural order) charges its ledger
+// exactly what the provider billed for every attempt the layers below it
+// sent — 429 then 200, 500 then 200, a malformed 200 then 200, an answer
+// cut after its 200 then 200, a fallback to gpt-4o (another price) — as a
+// budget at the bottom of the same chain (one charge per request sent)
+// does; and around a built chain (the policy's own retry and fallback) as
+// the built chain's ledger does. Through go-openai and langchaingo.
+// Answers of a 200 are checked against the price list too: the
+// reference ledger charges the answered model's price of the usage the
+// server reported.
+func TestBudgetAboveRetryAndFallbackChargesWhatTheProviderBilled(t *testing.T) {
+	ok := openaitest.Reply{Content: "disks fine", Usage: &openaitest.Usage{PromptTokens: 100, CompletionTokens: 40}}
+	scenarios := []struct {
+		name  string
+		first openaitest.Reply
+		// billedFirst: the provider bills the failed attempt (its
+		// estimated input, as the Meter bills it).
+		billedFirst bool
+	}{
+		{"429 then 200", openaitest.Reply{Status: 429, Error: &openaitest.APIError{Message: "slow down", Type: "rate_limit_exceeded"}}, false},
+		{"500 then 200", openaitest.Reply{Status: 500, Error: &openaitest.APIError{Message: "boom", Type: "server_error"}}, false},
+		{"malformed 200 then 200", openaitest.Reply{Raw: [][]byte{[]byte(`<html><body>502 Bad Gateway</body></html>`)}}, true},
+		{"cut 200 then 200", openaitest.Reply{Content: strings.Repeat("ok ", 300), Fault: openaitest.Fault{Kind: openaitest.FaultCut}}, true},
+	}
+	compositions := []string{"above retry", "above fallback", "above both", "above the built chain"}
+	for _, client := range []string{"go-openai", "langchaingo"} {
+		for _, sc := range scenarios {
+			for _, comp := range compositions {
+				t.Run(client+"/"+sc.name+"/"+comp, func(t *testing.T) {
+					srv := openaitest.New()
+					srv.On().Reply(sc.first, ok)
+					above := ledger{dailyTeamPolicy(), budget.NewMemoryStore()}
+					ref := ledger{dailyTeamPolicy(), budget.NewMemoryStore()}
+					newBudget := func(l ledger) middleware.Middleware {
+						b, err := llmwrap.NewBudget(l.p, budget.WithStore(l.store))
+						if err != nil {
+							t.Fatal(err)
+						}
+						return b.Middleware()
+					}
+					rt, err := retry.New(retry.Config{MaxAttempts: 2, BaseDelay: time.Millisecond})
+					if err != nil {
+						t.Fatal(err)
+					}
+					fb, err := fallback.New(fallback.Config{Models: []string{"gpt-4o"}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					var chain middleware.Middleware
+					switch comp {
+					case "above retry":
+						chain = middleware.Chain(newBudget(above), rt.Middleware(), newBudget(ref))
+					case "above fallback":
+						chain = middleware.Chain(newBudget(above), fb.Middleware(), newBudget(ref))
+					case "above both":
+						chain = middleware.Chain(newBudget(above), fb.Middleware(), rt.Middleware(), newBudget(ref))
+					default:
+						ref.p.Fallback = policies.Fallback{Models: []string{"gpt-4o"},
+							Retry: policies.Retry{MaxAttempts: 2, BaseDelay: policies.Duration(time.Millisecond)}}
+						chain = middleware.Chain(newBudget(above),
+							llmwrap.MustBuild(ref.p, llmwrap.WithBudgetStore(ref.store), llmwrap.WithLogger(slog.New(slog.DiscardHandler))))
+					}
+					// The retry layer does not retry a malformed answer (not
+					// transient): above it alone, the call fails after one
+					// request, which the provider billed.
+					once := comp == "above retry" && strings.HasPrefix(sc.name, "malformed")
+					err = budgetAboveCall(t, client, chain, srv)
+					if once != (err != nil) {
+						t.Fatalf("call: %v", err)
+					}
+					reqs := srv.Requests()
+					if wantN := map[bool]int{false: 2, true: 1}[once]; len(reqs) != wantN {
+						t.Fatalf("%d requests sent, want %d", len(reqs), wantN)
+					}
+					want := ledgerSpent(t, ref.p, ref.store, "sre")
+					if !sc.billedFirst {
+						// Only the 200 was billed: its usage at the price of
+						// the model that answered it.
+						answered := reqs[1].Chat.Model
+						pico, _ := llmwrap.Pricer(ref.p).Cost(answered, middleware.Usage{InputTokens: 100, OutputTokens: 40})
+						if w := (pico + 999_999) / 1_000_000; want != w {
+							t.Fatalf("reference ledger charged %d µ$, the provider billed %d µ$ (%s)", want, w, answered)
+						}
+					}
+					if got := ledgerSpent(t, above.p, above.store, "sre"); got != want {
+						t.Errorf("budget %s charged %d µ$; the provider billed %d µ$ for the %d requests sent", comp, got, want, len(reqs))
+					}
+				})
+			}
+		}
+	}
+}
+
+// ledger is a policy's budget ledger in a store.
+type ledger struct {
+	p     *policies.Policy
+	store budget.Store
+}
