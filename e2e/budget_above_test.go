@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -153,4 +154,62 @@ func TestBudgetAboveRetryAndFallbackChargesWhatTheProviderBilled(t *testing.T) {
 type ledger struct {
 	p     *policies.Policy
 	store budget.Store
+}
+
+// TestBudgetAboveFallbackNeverOvershootsOnADearerModel: a budget composed
+// by hand above a fallback layer reserves the call at the requested
+// model's worst case (gpt-4o-mini: about $0.0014 for 2,000 output tokens);
+// a fallback to gpt-4o must be admitted at gpt-4o's own worst case before
+// it is sent, else its answer (100 input and 250 output tokens, $0.00275)
+// takes the $0.002 ledger past its limit. Through go-openai and
+// langchaingo, budget above the fallback alone and above fallback and
+// retry.
+func TestBudgetAboveFallbackNeverOvershootsOnADearerModel(t *testing.T) {
+	for _, client := range []string{"go-openai", "langchaingo"} {
+		for _, comp := range []string{"above fallback", "above both"} {
+			t.Run(client+"/"+comp, func(t *testing.T) {
+				srv := openaitest.New()
+				srv.On(openaitest.Model("gpt-4o-mini")).Reply(openaitest.Reply{Status: 500, Error: &openaitest.APIError{Message: "boom", Type: "server_error"}})
+				srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Reply{Content: "disks fine", Usage: &openaitest.Usage{PromptTokens: 100, CompletionTokens: 250}})
+				p := dailyTeamPolicy()
+				p.Budget.Team.MaxUSD = policies.USD(2000) // $0.002
+				store := budget.NewMemoryStore()
+				b, err := llmwrap.NewBudget(p, budget.WithStore(store))
+				if err != nil {
+					t.Fatal(err)
+				}
+				fb, err := fallback.New(fallback.Config{Models: []string{"gpt-4o"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rt, err := retry.New(retry.Config{MaxAttempts: 2, BaseDelay: time.Millisecond})
+				if err != nil {
+					t.Fatal(err)
+				}
+				chain := middleware.Chain(b.Middleware(), fb.Middleware())
+				if comp == "above both" {
+					chain = middleware.Chain(b.Middleware(), fb.Middleware(), rt.Middleware())
+				}
+				err = budgetAboveCall(t, client, chain, srv)
+				got := ledgerSpent(t, p, store, "sre")
+				if limit := p.Budget.Team.MaxUSD.Micro(); got > limit {
+					t.Fatalf("ledger charged %d µ$ past its %d µ$ limit (call error: %v)", got, limit, err)
+				}
+				if err == nil {
+					t.Fatal("no error: the fallback to gpt-4o cannot be afforded")
+				}
+				// langchaingo's error is the chain's own: the fallback's,
+				// which lists the budget's refusal of gpt-4o (go-openai's
+				// is the HTTP answer of the provider's failure).
+				if client == "langchaingo" && !errors.Is(err, budget.ErrExceeded) {
+					t.Fatalf("err %v, want the budget's refusal of the fallback to gpt-4o", err)
+				}
+				for _, r := range srv.Requests() {
+					if r.Chat.Model == "gpt-4o" {
+						t.Fatalf("gpt-4o was sent a request the budget cannot afford")
+					}
+				}
+			})
+		}
+	}
 }

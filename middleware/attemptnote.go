@@ -23,10 +23,15 @@ type AttemptNoter interface {
 	// hedge runs beside the call's attempt): a layer above another that
 	// notes (a fallback above a retry) notes none of its own.
 	Noted(ctx context.Context) int
+	// AdmitAttempt admits req, about to be sent as another attempt of
+	// the call (a fallback to another model, a hedge), beside what the
+	// call holds: nil when it may be sent, else why not (a budget's
+	// *ExceededError).
+	AdmitAttempt(ctx context.Context, req *Request) error
 }
 
-// IsAttemptNoteKey reports whether key is the one [NoteAttempt] looks up
-// an [AttemptNoter] with.
+// IsAttemptNoteKey reports whether key is the one [NoteAttempt] and
+// [AdmitAttempt] look up an [AttemptNoter] with.
 func IsAttemptNoteKey(key any) bool {
 	_, ok := key.(attemptNoteKey)
 	return ok
@@ -71,6 +76,16 @@ func NoteAttemptTo(above, ctx context.Context, req *Request, resp *Response, err
 	if n, _ := above.Value(attemptNoteKey{}).(AttemptNoter); n != nil {
 		n.NoteAttempt(ctx, req, resp, err, ci, since)
 	}
+}
+
+// AdmitAttempt asks the [AttemptNoter] of ctx's call (a budget above the
+// layer) whether req may be sent as another attempt of the call: nil when
+// it may (or ctx has none), else why not.
+func AdmitAttempt(ctx context.Context, req *Request) error {
+	if n, _ := ctx.Value(attemptNoteKey{}).(AttemptNoter); n != nil {
+		return n.AdmitAttempt(ctx, req)
+	}
+	return nil
 }
 
 // AttemptUsage returns what a provider attempt for req that ended with

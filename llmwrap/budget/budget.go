@@ -394,6 +394,7 @@ type holds struct {
 	// retry is the call's retry admission (admitRetry), in the same
 	// allocation as its holds: the context its retry layer asks.
 	retry retryAdmission
+	need  Amount // what the call reserved: its worst case
 }
 
 // retryAdmission is the context below the budget layer of a call that
@@ -464,6 +465,21 @@ func b2i(b bool) int {
 	return 0
 }
 
+// AdmitAttempt admits req, another attempt of the call (a fallback to
+// another model, a hedge), before it is sent: what the failed attempts
+// were billed and what req's worst case needs beyond the call's
+// reservation (a dearer model's) are reserved in every ledger of the
+// call, and a budget above this one admits it too.
+func (r *retryAdmission) AdmitAttempt(_ context.Context, req *middleware.Request) error {
+	if err := r.b.admitRetry(r.Context, r.req, r.ci, &r.retryHolds); err != nil {
+		return err
+	}
+	if err := r.b.admitDearer(r.Context, req, &r.retryHolds); err != nil {
+		return err
+	}
+	return middleware.AdmitAttempt(r.Context, req)
+}
+
 func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middleware.Handler) (*middleware.Response, error) {
 	var est callEstimate
 	req, h, err := b.admit(ctx, req, false, &est)
@@ -493,7 +509,7 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 	if h != &nothingHeld {
 		ra := &h.retry
 		ra.Context, ra.b, ra.req, ra.ci = ctx, b, req, ci
-		ra.first, ra.hedge = first, middleware.HedgedAttempt(ctx)
+		ra.first, ra.hedge, ra.need = first, middleware.HedgedAttempt(ctx), h.need
 		retries, hctx = &ra.retryHolds, ra
 	}
 	resp, err := next.Handle(hctx, req)
@@ -582,8 +598,9 @@ func (b *Budget) attemptsCost(ctx context.Context, req *middleware.Request, ci *
 // retryHolds are the reservations a call took for its retries: what its
 // failed attempts were billed, beside the reservation of its worst case.
 type retryHolds struct {
-	first   int  // the call's first attempt in the CallInfo
-	hedge   bool // the call is a hedged attempt
+	first   int    // the call's first attempt in the CallInfo
+	hedge   bool   // the call is a hedged attempt
+	need    Amount // the call's reservation of its worst case
 	mu      sync.Mutex
 	covered int // attempts of the call already reserved for
 	holds   []*holds
@@ -645,6 +662,51 @@ func (b *Budget) admitRetry(ctx context.Context, req *middleware.Request, ci *mi
 	if err != nil {
 		return err
 	}
+	r.holds = append(r.holds, h)
+	r.stops = append(r.stops, b.keepAlive(ctx, h))
+	return nil
+}
+
+// admitDearer reserves, before another attempt of the call is sent with
+// req (a fallback layer below moving on to another model), what req's
+// worst case needs beyond the call's reservation (r.need): an answer of a
+// dearer model is then settled within what the call holds. A ledger that
+// cannot hold it refuses the attempt (in warn mode it is recorded, not
+// limited); a USD budget refuses a model without a price.
+func (b *Budget) admitDearer(ctx context.Context, req *middleware.Request, r *retryHolds) error {
+	spec, _ := b.catalog.Model(req.Model)
+	if (b.runLim.USDMicros > 0 || b.teamLim.USDMicros > 0) && !spec.Priced {
+		return &refusal{kind: ErrUnpriced, msg: fmt.Sprintf("a USD budget applies and model %q, a fallback, has no price in the catalog or the policy: "+
+			"give it one in the policy (models: {%q: {input_per_1m: ..., output_per_1m: ...}}, or free: true)", req.Model, req.Model)}
+	}
+	est := callEstimate{ctx: ctx, e: b.est, req: req}
+	out, _, _ := b.outputBound(req, spec, &est, true)
+	n := est.exact()
+	tier := middleware.RequestServiceTier(req)
+	if tier == "" && b.cfg.DefaultTier != "default" {
+		tier = b.cfg.DefaultTier
+	}
+	all := middleware.SatMul(out, int64(max(req.N, 1)))
+	worst := Amount{Tokens: middleware.SatAdd(n, all), USDMicros: ceilMicro(b.worstCost(req.Model, spec, n, b.est.AudioInput(req), all, tier))}
+	need := Amount{Tokens: max(worst.Tokens-r.need.Tokens, 0), USDMicros: max(worst.USDMicros-r.need.USDMicros, 0)}
+	if need.IsZero() {
+		return nil
+	}
+	h, err := b.reserve(ctx, need, b.runLim, b.teamLim)
+	if e, ok := errors.AsType[*ExceededError](err); ok {
+		e.Model = req.Model
+		if b.cfg.OnExceed != OnExceedWarn {
+			b.exceeded(ctx, e, OnExceedReject)
+			return err
+		}
+		b.exceeded(ctx, e, OnExceedWarn)
+		h, err = b.reserve(ctx, need, Amount{}, Amount{}) // recorded, not limited
+	}
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.holds = append(r.holds, h)
 	r.stops = append(r.stops, b.keepAlive(ctx, h))
 	return nil
@@ -1008,6 +1070,9 @@ func (b *Budget) admit(ctx context.Context, req *middleware.Request, downgraded 
 		if h, err = b.reserve(ctx, need(), Amount{}, Amount{}); err != nil {
 			return nil, nil, err
 		}
+	}
+	if h != &nothingHeld {
+		h.need = need()
 	}
 	return req, h, nil
 }

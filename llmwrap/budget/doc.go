@@ -80,7 +80,11 @@
 // without one, by the Meter's rule (middleware.AttemptUsage), and the call
 // is settled at the sum, as a budget below them charges each request
 // sent. Before a retry it reserves what the failed attempts were billed
-// (and passes the admission on to a budget above).
+// (and passes the admission on to a budget above); before a fallback to
+// another model or a hedge (middleware.AdmitAttempt) it reserves, beside
+// that, what the new model's worst case needs beyond the call's
+// reservation, and refuses the attempt when a ledger cannot hold it: a
+// dearer model's answer never overshoots a limit.
 //
 // Reserve is atomic in every store (a mutex in memory, one Lua script in
 // Redis), so check-then-charge races cannot overspend: the settled spend

@@ -32,8 +32,11 @@
 // and matches each attempt's error with errors.Is and errors.As.
 //
 // A budget above the layer (composed by hand, or around a built chain)
-// is told of each attempt (middleware.NoteAttempt), which it charges what
-// the provider billed it.
+// is told of each attempt (middleware.NoteAttempt) and asked to admit
+// each attempt after the call's first — another model, a hedge — before
+// it is sent (middleware.AdmitAttempt): a refusal (a ledger that cannot
+// hold a dearer model's worst case) ends the chain, listed in the
+// [*Error].
 //
 // The whole chain runs under the caller's context: one deadline (the run
 // guard's) bounds every attempt together; per-attempt limits are the

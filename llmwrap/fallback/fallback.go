@@ -383,6 +383,13 @@ func (f *fallback) try(ctx context.Context, req *middleware.Request, model strin
 	if hedge {
 		ctx = middleware.WithHedgedAttempt(ctx)
 	}
+	if model != req.Model || hedge {
+		// Another attempt than the call's first: a budget above admits
+		// it at its own model's worst case (middleware.AttemptNoter).
+		if err := middleware.AdmitAttempt(ctx, r); err != nil {
+			return result{model: model, err: err, hedge: hedge}
+		}
+	}
 	mark := middleware.MarkAttempt(ctx)
 	start := time.Now()
 	resp, err := f.next.Handle(ctx, r)
