@@ -292,14 +292,27 @@ func (w *pipeWriter) stopDeadline() {
 	}
 }
 
-func (w *pipeWriter) Header() http.Header { return w.header }
+// Header is the handler's header map. Until the headers are written it
+// is the one the caller's response gets (handed over, not copied); from
+// then on it is a map of its own, which nobody sends, as net/http's server
+// ignores changes made after WriteHeader. (The gateway's handlers never
+// change a map they got before WriteHeader after it: each change goes
+// through a call of Header.)
+func (w *pipeWriter) Header() http.Header {
+	if w.header == nil {
+		w.header = http.Header{}
+	}
+	return w.header
+}
 
 func (w *pipeWriter) WriteHeader(code int) {
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
 		return // an informational answer (103 Early Hints): not the response
 	}
 	w.once.Do(func() {
-		w.code, w.sent, w.wrote = code, w.header.Clone(), true
+		// The map is handed over: a copy cost three allocations a call.
+		w.code, w.sent, w.wrote = code, w.header, true
+		w.header = nil
 		w.length = -1
 		if n, err := strconv.ParseInt(w.sent.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
 			w.length = n
