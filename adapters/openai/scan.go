@@ -559,8 +559,11 @@ func (r *reader) int() (n int64, ok bool, err error) {
 
 // count reads a usage count: a number (int's), or a number written in a
 // string ("7000", as some OpenAI-compatible servers' serializers write
-// counts: the count the server billed, read as it says); null, and a
-// string that holds no number, read as ok == false (no count).
+// counts: the count the server billed, read as it says); null reads as
+// ok == false (no count). A string that holds no number, or one beyond
+// the int64 range ("abc", "1e20"), is no count either, and fails the read
+// as such a number does: the answer is malformed and billed an estimate,
+// never read as a count of 0 tokens billed as the provider's.
 func (r *reader) count() (n int64, ok bool, err error) {
 	if r.err != nil {
 		return 0, false, r.err
@@ -578,7 +581,7 @@ func (r *reader) count() (n int64, ok bool, err error) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || f != f || f >= 1<<63 || f < -(1<<63) {
-		return 0, false, nil
+		return 0, false, r.fail("count out of range or not a number")
 	}
 	return int64(math.Ceil(f)), true, nil
 }
