@@ -86,7 +86,7 @@ func FuzzUsageCountInAString(f *testing.F) {
 			string(q) + `,"completion_tokens":5}}`
 		facts = middleware.CallFacts{}
 		mu.Unlock()
-		_, callErr := client.CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{Model: "gpt-4o-mini", MaxTokens: 100,
+		_, callErr := client.CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{Model: "gpt-4o-mini", MaxCompletionTokens: 100,
 			Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "Check disk " + strconv.Itoa(calls) + "."}}})
 		mu.Lock()
 		defer mu.Unlock()
