@@ -533,10 +533,18 @@ func (e *Executor) direct(ctx context.Context, d time.Duration, calls []middlewa
 func (e *Executor) directCall(ctx context.Context, s *slot) {
 	defer close(s.ended)
 	claimed, returned := false, false
+	t := e.tools[s.c.Name]
+	start := e.now()
 	defer func() {
 		v := recover()
 		if v == nil && !returned {
-			v = goexitValue // the tool called runtime.Goexit
+			// The tool called runtime.Goexit: its call failed as a panic,
+			// recorded and emitted as any call's.
+			if s.state.CompareAndSwap(0, 1) {
+				e.safeFinish(&s.r, ctx, s.c, t, start, "", false, &Error{Tool: s.c.Name, CallID: s.c.ID, Err: &panicError{v: goexitValue}})
+				s.done <- struct{}{}
+			}
+			return
 		}
 		if v != nil {
 			// The executor's own work panicked (a tool's panic is
@@ -548,8 +556,6 @@ func (e *Executor) directCall(ctx context.Context, s *slot) {
 			}
 		}
 	}()
-	t := e.tools[s.c.Name]
-	start := e.now()
 	var raw string
 	var cached bool
 	var err error
