@@ -222,6 +222,15 @@ func (e *Executor) Execute(ctx context.Context, calls []middleware.ToolCall) ([]
 		e.notRun(ctx, calls, results, 0, len(calls))
 		lo = len(calls)
 	}
+	if ctx.Done() == nil && lo < len(calls) {
+		// Nothing gives up on a call: the turn runs on goroutines of its
+		// own, which call the tools directly (see turn).
+		t := &turn{e: e, ctx: ctx, calls: calls, results: results, earlier: earlier, own: callState{i: -1}}
+		t.done.Add(1)
+		go t.loop()
+		t.done.Wait()
+		lo = len(calls)
+	}
 	for lo < len(calls) {
 		if e.sideEffects(calls[lo].Name) {
 			if ctx.Err() == nil && (stillRunning(ctx, results[given:lo]) || earlier.running(ctx, false)) {
@@ -405,7 +414,8 @@ func (e *Executor) sideEffects(name string) bool {
 // group runs calls[lo:hi], all without side effects, on at most
 // MaxParallel workers; the calling goroutine is one of them, and workers
 // take the next call as they become free (each tool itself runs on a
-// goroutine of its own: see await). When every call of the group
+// goroutine of its own: see await; under a context that never ends, the
+// turn runs on goroutines of its own instead: see turn). When every call of the group
 // starts at once under the same timeout (or an abandonable context), the
 // group runs them "direct" instead (see direct).
 func (e *Executor) group(ctx context.Context, calls []middleware.ToolCall, results []Result, lo, hi int) {
@@ -569,7 +579,7 @@ func (e *Executor) directCall(ctx context.Context, s *slot) {
 			err = callErr(ctx, *s.c, s.d, err)
 		}
 	} else {
-		raw, cached, err = e.get(ctx, s.c, t, s.d, true)
+		raw, cached, err = e.get(ctx, s.c, t, s.d, true, nil)
 		returned = true
 		var te *Error
 		if errors.As(err, &te) && te.ended != nil {
@@ -610,7 +620,7 @@ func panicResult(ctx context.Context, c *middleware.ToolCall, v any) Result {
 func (e *Executor) one(ctx context.Context, c middleware.ToolCall) (r Result) {
 	t := e.tools[c.Name]
 	start := e.now()
-	raw, cached, err := e.get(ctx, &c, t, 0, false)
+	raw, cached, err := e.get(ctx, &c, t, 0, false, nil)
 	e.safeFinish(&r, ctx, &c, t, start, raw, cached, err)
 	return r
 }
@@ -619,7 +629,10 @@ func (e *Executor) one(ctx context.Context, c middleware.ToolCall) (r Result) {
 // identical call in flight, or from the tool. Direct: ctx already carries
 // the call's timeout d and the caller can abandon it, so the tool is called
 // on the calling goroutine.
-func (e *Executor) get(ctx context.Context, c *middleware.ToolCall, t *Tool, d time.Duration, direct bool) (raw string, cached bool, err error) {
+//
+// inTool, when not nil, says that the calling goroutine is a turn's (see
+// turn), which may call a tool itself: it is true while the tool runs.
+func (e *Executor) get(ctx context.Context, c *middleware.ToolCall, t *Tool, d time.Duration, direct bool, inTool *bool) (raw string, cached bool, err error) {
 	switch {
 	case t == nil:
 		err = &Error{Tool: c.Name, CallID: c.ID, Err: ErrUnknownTool}
@@ -640,9 +653,9 @@ func (e *Executor) get(ctx context.Context, c *middleware.ToolCall, t *Tool, d t
 				if direct {
 					// It must end when the leader's context does, not
 					// when the tool does.
-					s, err = e.await(ctx, tv, cv, d)
+					s, err = e.await(ctx, tv, cv, d, nil)
 				} else {
-					s, err = e.invoke(ctx, tv, cv)
+					s, err = e.invoke(ctx, tv, cv, nil)
 				}
 				if err == nil {
 					e.cache.put(key, s)
@@ -673,7 +686,7 @@ func (e *Executor) get(ctx context.Context, c *middleware.ToolCall, t *Tool, d t
 		}
 		raw = o.s
 	default:
-		raw, err = e.invoke(ctx, *t, *c)
+		raw, err = e.invoke(ctx, *t, *c, inTool)
 	}
 	return raw, cached, err
 }
@@ -780,21 +793,29 @@ type outcome struct {
 // invoke calls the tool under its timeout. A tool that ignores its
 // context is abandoned when the context ends: its goroutine finishes on
 // its own and its result is dropped.
-func (e *Executor) invoke(ctx context.Context, t Tool, c middleware.ToolCall) (string, error) {
+func (e *Executor) invoke(ctx context.Context, t Tool, c middleware.ToolCall, inTool *bool) (string, error) {
 	d := e.timeoutOf(t)
 	if d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, d, ErrTimeout)
 		defer cancel()
 	}
-	return e.await(ctx, t, c, d)
+	return e.await(ctx, t, c, d, inTool)
 }
 
 // await calls the tool under ctx, which carries its timeout d, and gives up
-// on it when ctx ends.
-func (e *Executor) await(ctx context.Context, t Tool, c middleware.ToolCall, d time.Duration) (string, error) {
+// on it when ctx ends. With inTool (the caller is a turn's goroutine, see
+// turn) and a ctx that never ends, the tool runs on the calling goroutine,
+// inTool true meanwhile.
+func (e *Executor) await(ctx context.Context, t Tool, c middleware.ToolCall, d time.Duration, inTool *bool) (string, error) {
 	var o outcome
-	if ctx.Done() == nil {
+	if ctx.Done() == nil && inTool != nil {
+		// A Goexit here ends the turn's goroutine, which fails the call
+		// and goes on on another (see turn.loop).
+		*inTool = true
+		o = safeCall(ctx, t.Call, c.Arguments)
+		*inTool = false
+	} else if ctx.Done() == nil {
 		// Nothing gives up on the call, but the tool still runs on a
 		// goroutine of its own: one that calls runtime.Goexit ends that
 		// goroutine, not Execute's caller's (or a flight's, whose
