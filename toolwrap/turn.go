@@ -55,6 +55,7 @@ type callState struct {
 // loop runs the turn from t.lo on: Execute's loop, one call at a time
 // except a parallel group.
 func (t *turn) loop() {
+	calls := t.calls
 	returned := false
 	defer func() {
 		v := recover()
@@ -64,7 +65,18 @@ func (t *turn) loop() {
 		}
 		i, side := t.own.i, t.own.side
 		if !t.fail(&t.own, v) {
-			t.done.Done() // nothing in flight: the turn cannot go on
+			// No call in flight: the executor's own work between calls
+			// (an observer told of a call given up on) ended the
+			// goroutine. The calls left without a result fail as panics,
+			// told to no observer (one could end this goroutine too).
+			for i := t.lo; i < len(calls); i++ {
+				if r := &t.results[i]; r.Err == nil && r.Name == "" && r.Content == "" {
+					c := &calls[i]
+					err := &Error{Tool: c.Name, CallID: c.ID, Err: &panicError{v: panicValue(v)}}
+					*r = Result{CallID: c.ID, Name: c.Name, Err: err, Content: err.Error()}
+				}
+			}
+			t.done.Done()
 			return
 		}
 		if !t.grouped {
@@ -75,7 +87,7 @@ func (t *turn) loop() {
 		}
 		go t.loop()
 	}()
-	e, ctx, calls, results := t.e, t.ctx, t.calls, t.results
+	e, ctx, results := t.e, t.ctx, t.results
 	for t.lo < len(calls) {
 		lo := t.lo
 		switch {
@@ -199,9 +211,15 @@ func (t *turn) fail(s *callState, v any) bool {
 		t.e.safeFinish(&t.results[i], t.ctx, c, tool, s.start, "", false, &Error{Tool: c.Name, CallID: c.ID, Err: &panicError{v: goexitValue}})
 		return true
 	}
-	if v == nil {
-		v = goexitValue
-	}
-	t.results[i] = panicResult(t.ctx, c, v)
+	t.results[i] = panicResult(t.ctx, c, panicValue(v))
 	return true
+}
+
+// panicValue is v, the panic that ends a goroutine, or goexitValue for a
+// runtime.Goexit (nil).
+func panicValue(v any) any {
+	if v == nil {
+		return goexitValue
+	}
+	return v
 }
