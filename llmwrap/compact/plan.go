@@ -11,10 +11,13 @@ import (
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
-// maxRounds bounds the plan → fetch (excerpts, summaries) → plan rounds of
-// one call. Every round but the last makes a block's work available, so
-// the bound is never reached by a well-behaved conversation.
-const maxRounds = 256
+// minRounds is the least bound of the plan → fetch (excerpts, summaries)
+// → plan rounds of one call. Every round but the last makes the work of
+// one block at one strategy available, so a call needs at most a round
+// per turn and strategy, and one more: the bound of a call is that or
+// minRounds, whichever is larger, and is never reached by a well-behaved
+// conversation, however long.
+const minRounds = 256
 
 // StageSummary is the stage recorded for the summary calls of the
 // summarise strategy.
@@ -100,7 +103,8 @@ func (c *Compactor) compact(ctx context.Context, next middleware.Handler, run *m
 	if run != nil {
 		runID = run.ID()
 	}
-	for range maxRounds {
+	rounds := max(minRounds, (len(lay.starts)+1)*(len(c.strategies)+1))
+	for range rounds {
 		cv.mu.Lock()
 		msgs, res, j, err := c.plan(cv, req, &lay, before, ceiling, smodel)
 		if len(cv.blocks) > 0 && st != nil {
