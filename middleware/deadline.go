@@ -480,3 +480,32 @@ func isCancelCtxKey(key any) bool {
 	_, ok := key.(*int)
 	return ok
 }
+
+// Ended reports whether ctx has ended, or reached its deadline: a context
+// under a deadline's timer reports no error until that timer's goroutine
+// has run, so at the deadline's instant Err alone would let one more
+// attempt, request or call start (and be billed, or act) at the deadline.
+// When the deadline has passed, Ended waits (briefly) for ctx to end, so
+// that its Err and context.Cause say why once it returns true.
+func Ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	if !ok || time.Now().Before(dl) {
+		return false
+	}
+	// Its timer fires at this instant; a context that does not end by its
+	// deadline is ended for the caller all the same.
+	t := time.NewTimer(endedWait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return true
+}
+
+// endedWait bounds how long Ended waits for a context whose deadline has
+// passed to end.
+const endedWait = time.Second

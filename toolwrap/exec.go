@@ -1,6 +1,7 @@
 package toolwrap
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -569,7 +570,7 @@ func (e *Executor) directCall(ctx context.Context, s *slot) {
 	var raw string
 	var cached bool
 	var err error
-	if t != nil && ctx.Err() == nil && (!t.Meta.Idempotent || e.cache == nil) {
+	if t != nil && !middleware.Ended(ctx) && (!t.Meta.Idempotent || e.cache == nil) {
 		// The common call, without get's frame: this goroutine's stack
 		// starts small.
 		o := safeCall(ctx, t.Call, s.c.Arguments)
@@ -636,8 +637,10 @@ func (e *Executor) get(ctx context.Context, c *middleware.ToolCall, t *Tool, d t
 	switch {
 	case t == nil:
 		err = &Error{Tool: c.Name, CallID: c.ID, Err: ErrUnknownTool}
-	case ctx.Err() != nil:
-		err = &Error{Tool: c.Name, CallID: c.ID, Err: context.Cause(ctx)}
+	case middleware.Ended(ctx):
+		// Ended, or at its deadline (whose timer may not have fired
+		// yet): the call does not start at the deadline.
+		err = &Error{Tool: c.Name, CallID: c.ID, Err: cmp.Or(context.Cause(ctx), context.DeadlineExceeded)}
 	case t.Meta.Idempotent && e.cache != nil:
 		key := cacheKey(c.Name, c.Arguments)
 		if v, hit := e.cache.get(key); hit {
@@ -669,7 +672,7 @@ func (e *Executor) get(ctx context.Context, c *middleware.ToolCall, t *Tool, d t
 			select {
 			case res := <-ch:
 				fr := res.Val.(flightResult)
-				if fr.left && ctx.Err() == nil {
+				if fr.left && !middleware.Ended(ctx) {
 					continue // another run's call ended: this one goes on, leading a flight or joining one
 				}
 				return fr.s, false, ownError(res.Err, c)
