@@ -385,9 +385,10 @@ func (h *handler) check(req *middleware.Request, resp *middleware.Response, mode
 // model: a failure of the step's model — the provider's error, the step's
 // own timeout (timeouts.call), its open circuit breaker — not a
 // cancellation, the call's deadline or a budget (ctx is the call's: once
-// it ended, nothing escalates).
+// it ended or reached its deadline, whose timer may not have fired yet,
+// nothing escalates).
 func Escalates(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || middleware.IsCancellation(err) || errors.Is(err, middleware.ErrBudget) {
+	if middleware.Ended(ctx) || middleware.IsCancellation(err) || errors.Is(err, middleware.ErrBudget) {
 		return false
 	}
 	var pe *middleware.ProviderError
