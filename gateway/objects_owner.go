@@ -410,7 +410,9 @@ func (l *ownedList) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		cursors[next] = true
 		q.Set(cursor, next)
-		if pages >= maxListPages || ctx.Err() != nil {
+		// At the bound's instant its timer may not have fired yet: no
+		// page is asked for at the bound.
+		if pages >= maxListPages || middleware.Ended(ctx) {
 			bounded, stopped = true, next
 			break
 		}
