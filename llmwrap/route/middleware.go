@@ -3,6 +3,7 @@ package route
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -335,6 +336,11 @@ func (h *handler) serve(ctx context.Context, c *call, r *middleware.Request) (*m
 			return resp, nil
 		}
 		if rej := h.check(step, resp, m); rej != nil {
+			if middleware.Ended(ctx) {
+				// The next step would go out, and be billed, at the
+				// call's deadline (its timer may not have fired yet).
+				return nil, fmt.Errorf("%w; the call ended before the cascade's next step: %w", rej, context.Cause(ctx))
+			}
 			c.rule = joinRule(c.rule, "cascade: "+m+" "+rej.Check+" failed → "+cascade[i+1])
 			c.note("cascade: " + rej.Error())
 			continue
