@@ -3,10 +3,12 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	goopenai "github.com/sashabaranov/go-openai"
@@ -22,6 +24,7 @@ import (
 	"github.com/tokenwise/tokenwise/llmwrap/retry"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
+	"github.com/tokenwise/tokenwise/tokens"
 )
 
 // budgetAboveCall sends one chat call for gpt-4o-mini (fallback model
@@ -210,6 +213,89 @@ func TestBudgetAboveFallbackNeverOvershootsOnADearerModel(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestBudgetAboveHedgingFallbackChargesEachAttemptOnce: a budget composed
+// by hand above a fallback layer that hedges is told of both attempts of
+// a hedged call — the one that answered and the one cancelled when it
+// lost — and charges each once, as a budget below the fallback with a
+// Meter under it (the built chain's order: one charge per request sent,
+// by the Meter's rule) does: the answer at its usage, the loser, cancelled
+// in flight, its input. The primary answers first, or the hedge does;
+// with a Meter under the fallback, or none. Through go-openai and
+// langchaingo, on synctest's fake time.
+func TestBudgetAboveHedgingFallbackChargesEachAttemptOnce(t *testing.T) {
+	for _, client := range []string{"go-openai", "langchaingo"} {
+		for _, winner := range []string{"primary", "hedge"} {
+			for _, meter := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%s answers/meter below %v", client, winner, meter), func(t *testing.T) {
+					synctest.Test(t, func(t *testing.T) {
+						newBudget := func(l ledger) middleware.Middleware {
+							b, err := llmwrap.NewBudget(l.p, budget.WithStore(l.store))
+							if err != nil {
+								t.Fatal(err)
+							}
+							return b.Middleware()
+						}
+						// The call's record, in which a Meter records each
+						// attempt (as a built chain's instrument layer
+						// starts it).
+						startCall := func(next middleware.Handler) middleware.Handler {
+							return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+								ctx, _ = middleware.StartCall(ctx, middleware.CallFacts{Model: req.Model})
+								return next.Handle(ctx, req)
+							})
+						}
+						// run sends the call through a hedging fallback
+						// with above composed over it and below under it.
+						run := func(above, below middleware.Middleware) {
+							slow, fast := 2*time.Second, 200*time.Millisecond
+							mini, big := slow, fast
+							if winner == "primary" {
+								mini, big = 300*time.Millisecond, slow
+							}
+							srv := openaitest.New()
+							srv.On(openaitest.Model("gpt-4o-mini")).Reply(openaitest.Reply{Content: "disks fine", Latency: mini,
+								Usage: &openaitest.Usage{PromptTokens: 100, CompletionTokens: 40}})
+							srv.On(openaitest.Model("gpt-4o")).Reply(openaitest.Reply{Content: "disks fine", Latency: big,
+								Usage: &openaitest.Usage{PromptTokens: 100, CompletionTokens: 40}})
+							fb, err := fallback.New(fallback.Config{Models: []string{"gpt-4o"}, Hedge: fallback.Hedge{Delay: 100 * time.Millisecond}})
+							if err != nil {
+								t.Fatal(err)
+							}
+							if err := budgetAboveCall(t, client, middleware.Chain(startCall, above, fb.Middleware(), below), srv); err != nil {
+								t.Fatalf("call: %v", err)
+							}
+							synctest.Wait()
+							if n := srv.Count(); n != 2 {
+								t.Fatalf("%d requests sent, want 2 (the call and its hedge)", n)
+							}
+						}
+						above := ledger{dailyTeamPolicy(), budget.NewMemoryStore()}
+						ref := ledger{dailyTeamPolicy(), budget.NewMemoryStore()}
+						// The Meter as a built chain composes it.
+						pricer := llmwrap.Pricer(ref.p)
+						meterMW := middleware.Meter(pricer, budget.BilledUsageAt(tokens.New(), ""))
+						run(nil, middleware.Chain(newBudget(ref), meterMW))
+						var below middleware.Middleware
+						if meter {
+							below = meterMW
+						}
+						run(newBudget(above), below)
+						want := ledgerSpent(t, ref.p, ref.store, "sre")
+						answered := map[string]string{"primary": "gpt-4o-mini", "hedge": "gpt-4o"}[winner]
+						pico, _ := pricer.Cost(answered, middleware.Usage{InputTokens: 100, OutputTokens: 40})
+						if answer := (pico + 999_999) / 1_000_000; want <= answer {
+							t.Fatalf("reference ledger charged %d µ$, not more than the answer's %d µ$: the cancelled loser's input is billed", want, answer)
+						}
+						if got := ledgerSpent(t, above.p, above.store, "sre"); got != want {
+							t.Errorf("budget above the hedging fallback charged %d µ$; the provider billed %d µ$ for the 2 requests sent", got, want)
+						}
+					})
+				})
+			}
 		}
 	}
 }

@@ -428,26 +428,30 @@ func (r *retryAdmission) AdmitRetry(context.Context) error {
 }
 
 // NoteAttempt records an attempt a layer below (retry, fallback) sent for
-// the call, when no Meter recorded it in the call's own CallInfo: what a
-// Meter recorded of it in another CallInfo (a built chain's, below), else
-// what the Meter's rule bills it. A budget above this one is told too.
+// the call: what a Meter recorded of it (in the call's own CallInfo, or
+// another: a built chain's, below), else what the Meter's rule bills it,
+// with the response it ended with. A budget above this one is told too.
 func (r *retryAdmission) NoteAttempt(ctx context.Context, req *middleware.Request, resp *middleware.Response, err error, ci *middleware.CallInfo, since int) {
-	metered, hedge := ci.AttemptCount() > since, middleware.HedgedAttempt(ctx)
-	if ci != r.ci || !metered {
-		var atts []middleware.Attempt
-		if metered {
-			// (A hedge's attempts, recorded beside the other's, are
-			// noted by its own.)
-			atts = slices.DeleteFunc(ci.AttemptsSince(since), func(a middleware.Attempt) bool { return a.Hedge != hedge })
-		} else {
-			a := middleware.Attempt{Err: err, Hedge: hedge}
-			a.Model, a.Usage, a.Estimated = middleware.AttemptUsage(req, resp, err, BilledUsageAt(r.b.est, r.b.cfg.DefaultTier))
-			atts = []middleware.Attempt{a}
-		}
-		r.mu.Lock()
-		r.noted = append(r.noted, atts...)
-		r.mu.Unlock()
+	hedge := middleware.HedgedAttempt(ctx)
+	var atts []middleware.Attempt
+	if ci.AttemptCount() > since {
+		// (A hedge's attempts, recorded beside the other's, are noted
+		// by its own.)
+		atts = slices.DeleteFunc(ci.AttemptsSince(since), func(a middleware.Attempt) bool { return a.Hedge != hedge })
 	}
+	if len(atts) == 0 {
+		a := middleware.Attempt{Err: err, Hedge: hedge}
+		a.Model, a.Usage, a.Estimated = middleware.AttemptUsage(req, resp, err, BilledUsageAt(r.b.est, r.b.cfg.DefaultTier))
+		atts = []middleware.Attempt{a}
+	}
+	r.mu.Lock()
+	r.noted = append(r.noted, atts...)
+	// The answer of the attempt, if any, is its last record's.
+	for range len(atts) - 1 {
+		r.answers = append(r.answers, nil)
+	}
+	r.answers = append(r.answers, resp)
+	r.mu.Unlock()
 	r.notes[b2i(hedge)].Add(1)
 	middleware.NoteAttemptTo(r.Context, ctx, req, resp, err, ci, since)
 }
@@ -498,7 +502,7 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 			// billed the call's attempts (one that had streamed), release
 			// the rest, then let it go on.
 			var charge Amount
-			if tokensUsed, pico, billed := b.attemptsCost(ctx, req, ci, first, false, retries); billed {
+			if tokensUsed, pico, billed := b.attemptsCost(ctx, req, ci, first, nil, retries); billed {
 				charge = Settleable(Exact(tokensUsed, pico))
 			}
 			b.settle(ctx, h, charge)
@@ -524,11 +528,14 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		tokensUsed, pico = usage.Total(), b.answerCost(req.Model, resp.Model, usage.WithServiceTier(req))
 	}
 	n := ci.AttemptCount() - first
-	if n == 0 && retries != nil {
-		// Attempts a retry or fallback layer below sent, which no Meter
-		// below recorded (a budget composed above them by hand).
+	if retries != nil {
+		// Attempts a retry or fallback layer below sent and noted (a
+		// budget composed above them by hand): every one, a hedge's
+		// too, which a Meter below may have recorded or not.
 		retries.mu.Lock()
-		n = len(retries.noted)
+		if k := len(retries.noted); k > 0 {
+			n = k
+		}
 		retries.mu.Unlock()
 	}
 	if n == 0 && resp == nil {
@@ -560,7 +567,7 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		// has a response is the answer's, settled above.)
 		// A hedged attempt (the fallback layer's, above) is in the list
 		// too, and is its own call of this layer.
-		if t, p, ok := b.attemptsCost(ctx, req, ci, first, resp != nil, retries); ok {
+		if t, p, ok := b.attemptsCost(ctx, req, ci, first, resp, retries); ok {
 			tokensUsed, pico = middleware.SatAdd(tokensUsed, t), middleware.SatAdd(pico, p)
 			billed = true
 		}
@@ -579,12 +586,18 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 
 // attemptsCost sums what the Meter billed the call's attempts since
 // first (a hedged attempt's only, in a hedged attempt's call; the others'
-// only otherwise), but the last when answered (its answer is settled on
-// its own).
-func (b *Budget) attemptsCost(ctx context.Context, req *middleware.Request, ci *middleware.CallInfo, first int, answered bool, r *retryHolds) (tokensUsed, pico int64, billed bool) {
-	extra := r.attempts(ci, first, middleware.HedgedAttempt(ctx), false)
-	if k := len(extra); k > 0 && answered {
-		extra = extra[:k-1] // the answer's, settled above
+// only otherwise), but the one that answered the call with answer, when
+// non-nil (its answer is settled on its own): of attempts layers below
+// noted, the one noted with answer (in a hedged call, the loser may be
+// noted after it), else the last.
+func (b *Budget) attemptsCost(ctx context.Context, req *middleware.Request, ci *middleware.CallInfo, first int, answer *middleware.Response, r *retryHolds) (tokensUsed, pico int64, billed bool) {
+	extra, answers := r.attempts(ci, first, middleware.HedgedAttempt(ctx), false)
+	if k := len(extra); k > 0 && answer != nil {
+		i := k - 1
+		if j := slices.Index(answers, answer); j >= 0 {
+			i = j
+		}
+		extra = slices.Delete(extra, i, i+1) // the answer's, settled above
 	}
 	for _, a := range extra {
 		if u := a.Usage; !u.IsZero() && !u.Negative() {
@@ -605,29 +618,34 @@ type retryHolds struct {
 	covered int // attempts of the call already reserved for
 	holds   []*holds
 	stops   []func()
-	// noted are the attempts layers below noted (middleware.NoteAttempt)
-	// that no Meter recorded in the call's CallInfo: a budget composed
-	// above a retry or fallback layer reads them as it would read the
-	// Meter's; notes counts every note, recorded or not.
-	noted []middleware.Attempt
-	notes [2]atomic.Int32 // of the call's attempts, of its hedges
+	// noted are the attempts layers below noted (middleware.NoteAttempt),
+	// as a Meter recorded them or else by its rule: a budget composed
+	// above a retry or fallback layer reads them rather than the
+	// Meter's records in the CallInfo, which leave out a hedge's (a
+	// fallback's below it: its own) and are in the order the attempts
+	// ended; notes counts every note.
+	noted   []middleware.Attempt
+	answers []*middleware.Response // beside noted: the response of each noted attempt's last record
+	notes   [2]atomic.Int32        // of the call's attempts, of its hedges
 }
 
-// attempts returns the call's attempts since first (a hedged attempt's
-// only, in a hedged attempt's call; the others' only otherwise), as a
-// Meter below recorded them in ci, else as layers below noted them (every
-// one: the call is theirs, hedges included). r may be nil; r.mu is held
-// when locked.
-func (r *retryHolds) attempts(ci *middleware.CallInfo, first int, hedge, locked bool) []middleware.Attempt {
-	atts := slices.DeleteFunc(ci.AttemptsSince(first), func(a middleware.Attempt) bool { return a.Hedge != hedge })
-	if len(atts) > 0 || r == nil {
-		return atts
+// attempts returns the call's attempts since first: as layers below
+// noted them when they did (every one: the call is theirs, hedges
+// included), with the response each ended with; else as a Meter below
+// recorded them in ci (a hedged attempt's only, in a hedged attempt's
+// call; the others' only otherwise). r may be nil; r.mu is held when
+// locked.
+func (r *retryHolds) attempts(ci *middleware.CallInfo, first int, hedge, locked bool) ([]middleware.Attempt, []*middleware.Response) {
+	if r != nil {
+		if !locked {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+		}
+		if len(r.noted) > 0 {
+			return slices.Clone(r.noted), slices.Clone(r.answers)
+		}
 	}
-	if !locked {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-	}
-	return slices.Clone(r.noted)
+	return slices.DeleteFunc(ci.AttemptsSince(first), func(a middleware.Attempt) bool { return a.Hedge != hedge }), nil
 }
 
 // admitRetry reserves, before a retry, what the call's failed attempts
@@ -638,7 +656,7 @@ func (r *retryHolds) attempts(ci *middleware.CallInfo, first int, hedge, locked 
 func (b *Budget) admitRetry(ctx context.Context, req *middleware.Request, ci *middleware.CallInfo, r *retryHolds) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	attempts := r.attempts(ci, r.first, r.hedge, true)
+	attempts, _ := r.attempts(ci, r.first, r.hedge, true)
 	var tokensUsed, pico int64
 	for _, a := range attempts[min(r.covered, len(attempts)):] {
 		if u := a.Usage; !u.IsZero() && !u.Negative() {

@@ -79,7 +79,7 @@
 // middleware.AttemptNoter), with what a Meter below recorded of it or,
 // without one, by the Meter's rule (middleware.AttemptUsage), and the call
 // is settled at the sum, as a budget below them charges each request
-// sent. Before a retry it reserves what the failed attempts were billed
+// sent: a hedged call's answer once, and the attempt that lost. Before a retry it reserves what the failed attempts were billed
 // (and passes the admission on to a budget above); before a fallback to
 // another model or a hedge (middleware.AdmitAttempt) it reserves, beside
 // that, what the new model's worst case needs beyond the call's
