@@ -224,7 +224,8 @@ func TestBudgetAboveFallbackNeverOvershootsOnADearerModel(t *testing.T) {
 // Meter under it (the built chain's order: one charge per request sent,
 // by the Meter's rule) does: the answer at its usage, the loser, cancelled
 // in flight, its input. The primary answers first, or the hedge does;
-// with a Meter under the fallback, or none. Through go-openai and
+// with a Meter under the fallback, or none; two budgets stacked above it
+// both charge it. Through go-openai and
 // langchaingo, on synctest's fake time.
 func TestBudgetAboveHedgingFallbackChargesEachAttemptOnce(t *testing.T) {
 	for _, client := range []string{"go-openai", "langchaingo"} {
@@ -283,8 +284,15 @@ func TestBudgetAboveHedgingFallbackChargesEachAttemptOnce(t *testing.T) {
 						if meter {
 							below = meterMW
 						}
-						run(newBudget(above), below)
+						// A second budget between the first and the
+						// fallback: the notes pass through it to the first,
+						// and each charges the same.
+						second := ledger{dailyTeamPolicy(), budget.NewMemoryStore()}
+						run(middleware.Chain(newBudget(above), newBudget(second)), below)
 						want := ledgerSpent(t, ref.p, ref.store, "sre")
+						if got := ledgerSpent(t, second.p, second.store, "sre"); got != want {
+							t.Errorf("the second budget above the hedging fallback charged %d µ$; the provider billed %d µ$ for the 2 requests sent", got, want)
+						}
 						answered := map[string]string{"primary": "gpt-4o-mini", "hedge": "gpt-4o"}[winner]
 						pico, _ := pricer.Cost(answered, middleware.Usage{InputTokens: 100, OutputTokens: 40})
 						if answer := (pico + 999_999) / 1_000_000; want <= answer {
