@@ -60,6 +60,16 @@ func FuzzStoresAgree(f *testing.F) {
 		n++
 		key := fmt.Sprintf("%s:budget:fuzz:%d", prefix, n)
 		nmu.Unlock()
+		// Each input's keys go with it: the fuzz engine's workers are
+		// stopped without the target's own cleanup, and thousands of keys
+		// left with a ledger's long expiry slow Redis's expiry of every
+		// other test's keys (TestCacheStoreTTL waited 30 s in vain).
+		t.Cleanup(func() {
+			iter := c.Scan(ctx, 0, "*"+key+"[:}]*", 1000).Iterator()
+			for iter.Next(ctx) {
+				c.Del(ctx, iter.Val())
+			}
+		})
 
 		t0 := time.Date(2026, 3, 31, 23, 0, 0, 0, time.UTC)
 		now := t0
