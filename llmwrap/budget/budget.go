@@ -668,15 +668,7 @@ func (b *Budget) admitRetry(ctx context.Context, req *middleware.Request, ci *mi
 		return nil
 	}
 	need := Settleable(Exact(tokensUsed, pico)).Ceil()
-	h, err := b.reserve(ctx, need, b.runLim, b.teamLim)
-	if e, ok := errors.AsType[*ExceededError](err); ok {
-		if b.cfg.OnExceed != OnExceedWarn {
-			b.exceeded(ctx, e, OnExceedReject)
-			return err
-		}
-		b.exceeded(ctx, e, OnExceedWarn)
-		h, err = b.reserve(ctx, need, Amount{}, Amount{}) // recorded, not limited
-	}
+	h, err := b.reserveLimited(ctx, need, "")
 	if err != nil {
 		return err
 	}
@@ -710,16 +702,7 @@ func (b *Budget) admitDearer(ctx context.Context, req *middleware.Request, r *re
 	if need.IsZero() {
 		return nil
 	}
-	h, err := b.reserve(ctx, need, b.runLim, b.teamLim)
-	if e, ok := errors.AsType[*ExceededError](err); ok {
-		e.Model = req.Model
-		if b.cfg.OnExceed != OnExceedWarn {
-			b.exceeded(ctx, e, OnExceedReject)
-			return err
-		}
-		b.exceeded(ctx, e, OnExceedWarn)
-		h, err = b.reserve(ctx, need, Amount{}, Amount{}) // recorded, not limited
-	}
+	h, err := b.reserveLimited(ctx, need, req.Model)
 	if err != nil {
 		return err
 	}
@@ -1629,8 +1612,23 @@ type CallHold struct {
 // The hold is settled with Settle; one never settled expires with the
 // reservation TTL at what it holds.
 func (b *Budget) Reserve(ctx context.Context, need Amount) (*CallHold, error) {
+	h, err := b.reserveLimited(ctx, need, "")
+	if err != nil {
+		return nil, err
+	}
+	return &CallHold{b: b, h: h, stop: b.keepAlive(ctx, h)}, nil
+}
+
+// reserveLimited reserves need in every ledger of ctx's call under the
+// budget's limits. A refusal (*ExceededError, naming model when it is not
+// "") is reported; in warn mode need is then reserved all the same,
+// recorded but not limited.
+func (b *Budget) reserveLimited(ctx context.Context, need Amount, model string) (*holds, error) {
 	h, err := b.reserve(ctx, need, b.runLim, b.teamLim)
 	if e, ok := errors.AsType[*ExceededError](err); ok {
+		if model != "" {
+			e.Model = model
+		}
 		if b.cfg.OnExceed != OnExceedWarn {
 			b.exceeded(ctx, e, OnExceedReject)
 			return nil, err
@@ -1638,10 +1636,7 @@ func (b *Budget) Reserve(ctx context.Context, need Amount) (*CallHold, error) {
 		b.exceeded(ctx, e, OnExceedWarn)
 		h, err = b.reserve(ctx, need, Amount{}, Amount{}) // recorded, not limited
 	}
-	if err != nil {
-		return nil, err
-	}
-	return &CallHold{b: b, h: h, stop: b.keepAlive(ctx, h)}, nil
+	return h, err
 }
 
 // Settle settles the hold at actual — what the call cost; the zero Amount
