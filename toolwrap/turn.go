@@ -64,6 +64,9 @@ func (t *turn) loop() {
 			return
 		}
 		i, side := t.own.i, t.own.side
+		// The next goroutine's calls are not this call's: a later Goexit
+		// of a call without side effects must not pass for one with them.
+		t.own.side = false
 		if !t.fail(&t.own, v) {
 			// No call in flight: the executor's own work between calls
 			// (an observer told of a call given up on) ended the
