@@ -543,18 +543,30 @@ func (e *Executor) direct(ctx context.Context, d time.Duration, calls []middlewa
 // stack starts small: the frames stay lean, pointers rather than values).
 func (e *Executor) directCall(ctx context.Context, s *slot) {
 	defer close(s.ended)
-	claimed, returned := false, false
+	claimed, returned, told := false, false, false
 	t := e.tools[s.c.Name]
 	start := e.now()
 	defer func() {
 		v := recover()
+		if told {
+			return
+		}
 		if v == nil && !returned {
 			// The tool called runtime.Goexit: its call failed as a panic,
 			// recorded and emitted as any call's.
 			if s.state.CompareAndSwap(0, 1) {
+				// The group is told even if an observer's Goexit ends
+				// safeFinish (after it wrote the result).
+				defer func() { s.done <- struct{}{} }()
 				e.safeFinish(&s.r, ctx, s.c, t, start, "", false, &Error{Tool: s.c.Name, CallID: s.c.ID, Err: &panicError{v: goexitValue}})
-				s.done <- struct{}{}
 			}
+			return
+		}
+		if v == nil && claimed {
+			// An observer told of the call called runtime.Goexit: finish
+			// wrote the call's result before telling it. The group is
+			// told, or it waits forever.
+			s.done <- struct{}{}
 			return
 		}
 		if v != nil {
@@ -594,6 +606,7 @@ func (e *Executor) directCall(ctx context.Context, s *slot) {
 	}
 	claimed = true
 	e.safeFinish(&s.r, ctx, s.c, t, start, raw, cached, err)
+	told = true
 	s.done <- struct{}{}
 }
 
