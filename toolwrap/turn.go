@@ -67,28 +67,31 @@ func (t *turn) loop() {
 		// The next goroutine's calls are not this call's: a later Goexit
 		// of a call without side effects must not pass for one with them.
 		t.own.side = false
-		if !t.fail(&t.own, v) {
+		if i < 0 {
 			// No call in flight: the executor's own work between calls
 			// (an observer told of a call given up on) ended the
 			// goroutine. The calls left without a result fail as panics,
 			// told to no observer (one could end this goroutine too).
 			for i := t.lo; i < len(calls); i++ {
-				if r := &t.results[i]; r.Err == nil && r.Name == "" && r.Content == "" {
-					c := &calls[i]
-					err := &Error{Tool: c.Name, CallID: c.ID, Err: &panicError{v: panicValue(v)}}
-					*r = Result{CallID: c.ID, Name: c.Name, Err: err, Content: err.Error()}
-				}
+				t.orphan(i, v)
 			}
 			t.done.Done()
 			return
 		}
-		if !t.grouped {
-			t.lo = i + 1
-			if side {
-				t.given = t.lo
+		// fail tells observers of the call's failure, and one may end
+		// this goroutine too (runtime.Goexit): the turn goes on all the
+		// same, the call's result never empty.
+		defer func() {
+			t.orphan(i, v)
+			if !t.grouped {
+				t.lo = i + 1
+				if side {
+					t.given = t.lo
+				}
 			}
-		}
-		go t.loop()
+			go t.loop()
+		}()
+		t.fail(&t.own, v)
 	}()
 	e, ctx, results := t.e, t.ctx, t.results
 	for t.lo < len(calls) {
@@ -156,11 +159,18 @@ func (t *turn) worker() {
 	returned := false
 	defer func() {
 		v := recover()
-		if !returned && t.fail(&s, v) {
-			go t.worker()
+		i := s.i
+		if returned || i < 0 {
+			t.workers.Done()
 			return
 		}
-		t.workers.Done()
+		// Another worker takes this one's place even if an observer told
+		// of the call's failure ends this goroutine too (see loop).
+		defer func() {
+			t.orphan(i, v)
+			go t.worker()
+		}()
+		t.fail(&s, v)
 	}()
 	t.work(&s)
 	returned = true
@@ -200,11 +210,11 @@ func (t *turn) call(s *callState, i int) {
 // fail gives the call in flight of s, whose goroutine is ending (v: its
 // panic, nil for a Goexit), its result: a tool's Goexit is the call's
 // panic, recorded as any call's; the executor's own work's, as in
-// directCall. It reports whether a call was in flight.
-func (t *turn) fail(s *callState, v any) bool {
+// directCall.
+func (t *turn) fail(s *callState, v any) {
 	i := s.i
 	if i < 0 {
-		return false
+		return
 	}
 	s.i = -1
 	c := &t.calls[i]
@@ -212,10 +222,19 @@ func (t *turn) fail(s *callState, v any) bool {
 		s.inTool = false
 		tool := t.e.tools[c.Name]
 		t.e.safeFinish(&t.results[i], t.ctx, c, tool, s.start, "", false, &Error{Tool: c.Name, CallID: c.ID, Err: &panicError{v: goexitValue}})
-		return true
+		return
 	}
 	t.results[i] = panicResult(t.ctx, c, panicValue(v))
-	return true
+}
+
+// orphan gives call i, if it has no result (its goroutine ended before
+// one was written), a panic's (v; nil: a Goexit), told to no observer.
+func (t *turn) orphan(i int, v any) {
+	if r := &t.results[i]; r.Err == nil && r.Name == "" && r.Content == "" {
+		c := &t.calls[i]
+		err := &Error{Tool: c.Name, CallID: c.ID, Err: &panicError{v: panicValue(v)}}
+		*r = Result{CallID: c.ID, Name: c.Name, Err: err, Content: err.Error()}
+	}
 }
 
 // panicValue is v, the panic that ends a goroutine, or goexitValue for a
