@@ -7,9 +7,12 @@
 // are the text's lines (a client joins them with "\n", per the SSE
 // specification); a line ends where the specification ends one, at "\n",
 // "\r\n" or a lone "\r", so every line break of the text reaches the
-// client as a "\n" (the one line break an event's data can carry). A failure after the first event is sent as an
-// "event: error" whose data is the error text, and no "[DONE]" follows, so a
-// client never takes a cut stream for a complete answer. A failure before
+// client as a "\n" (the one line break an event's data can carry); a
+// "\r\n" split across two chunks is one line break too, sent with the
+// first chunk (a chunk of that "\n" alone sends no event). A failure after
+// the first event is sent as an "event: error" whose data is the error
+// text, and no "[DONE]" follows, so a client never takes a cut stream for
+// a complete answer. A failure before
 // the first event is an HTTP error status instead (504 for timeouts, 429
 // for rate limits and budgets, 502 otherwise).
 //

@@ -25,10 +25,15 @@ type Stream struct {
 	mu      sync.Mutex
 	started bool
 	closed  bool
-	buf     []byte
+	// cr: the last text sent ended with a "\r", whose "\n" may begin
+	// the next (a "\r\n" split across chunks is one line break).
+	cr  bool
+	buf []byte
 }
 
-// Send writes text as one event and flushes it. Empty text sends nothing.
+// Send writes text as one event and flushes it. Empty text sends nothing,
+// nor does a "\n" that ends a "\r\n" the previous text began (one line
+// break, already sent: the text after it is sent without it).
 // It returns the write error when the client went away, and an error
 // without writing anything once the stream ended (its handler returned,
 // however it ended).
@@ -40,6 +45,13 @@ func (s *Stream) Send(text string) error {
 	defer s.mu.Unlock()
 	if s.closed {
 		return errClosed
+	}
+	if s.cr && text[0] == '\n' {
+		text = text[1:]
+	}
+	s.cr = text != "" && text[len(text)-1] == '\r'
+	if text == "" {
+		return nil
 	}
 	s.buf = appendEvent(s.buf[:0], "", text)
 	return s.writeLocked()
