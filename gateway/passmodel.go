@@ -13,11 +13,12 @@ import (
 	"mime/multipart"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // peekModel returns the model r's body names — a JSON body's "model", a
 // multipart form's "model" field — reading at most limit bytes of it; ""
-// when it names none within them. r's body is given back whole: what was
+// when it names none within them (or a JSON name that is not valid UTF-8). r's body is given back whole: what was
 // read, then the rest (or the error that ended the read, for the
 // transport to meet as it would have).
 func peekModel(r *http.Request, limit int64) string {
@@ -36,7 +37,11 @@ func peekModel(r *http.Request, limit int64) string {
 		var v struct {
 			Model string `json:"model"`
 		}
-		if err == nil && lim.N > 0 && json.Unmarshal(b, &v) == nil {
+		// A name that is not valid UTF-8 (decoded with U+FFFD in place of
+		// its bytes) names no model an upstream serves, nor the one the
+		// upstream reads from those bytes: the call goes where a call
+		// that names none goes.
+		if err == nil && lim.N > 0 && json.Unmarshal(b, &v) == nil && !strings.ContainsRune(v.Model, utf8.RuneError) {
 			model = v.Model
 		}
 	} else {
