@@ -472,16 +472,20 @@ func (ci *CallInfo) AttemptCount() int {
 
 // AttemptsSince returns a copy of the call's attempts from the i-th on
 // (nil on a nil *CallInfo).
-func (ci *CallInfo) AttemptsSince(i int) []Attempt {
+func (ci *CallInfo) AttemptsSince(i int) []Attempt { return ci.AppendAttemptsSince(nil, i) }
+
+// AppendAttemptsSince appends to dst a copy of the call's attempts from
+// the i-th on, and returns the extended slice (dst on a nil *CallInfo).
+func (ci *CallInfo) AppendAttemptsSince(dst []Attempt, i int) []Attempt {
 	if ci == nil {
-		return nil
+		return dst
 	}
 	ci.mu.Lock()
 	defer ci.mu.Unlock()
 	if i >= len(ci.facts.Attempts) {
-		return nil
+		return dst
 	}
-	return append([]Attempt(nil), ci.facts.Attempts[max(i, 0):]...)
+	return append(dst, ci.facts.Attempts[max(i, 0):]...)
 }
 
 // Facts returns a copy of the facts.

@@ -433,21 +433,27 @@ func (r *retryAdmission) AdmitRetry(context.Context) error {
 // with the response it ended with. A budget above this one is told too.
 func (r *retryAdmission) NoteAttempt(ctx context.Context, req *middleware.Request, resp *middleware.Response, err error, ci *middleware.CallInfo, since int) {
 	hedge := middleware.HedgedAttempt(ctx)
-	var atts []middleware.Attempt
-	if ci.AttemptCount() > since {
-		// (A hedge's attempts, recorded beside the other's, are noted
-		// by its own.)
-		atts = slices.DeleteFunc(ci.AttemptsSince(since), func(a middleware.Attempt) bool { return a.Hedge != hedge })
+	r.mu.Lock()
+	if r.noted == nil {
+		// A call's first note (most have one) fills the arrays in the
+		// call's holds: no allocation.
+		r.noted, r.answers = r.notedIn[:0], r.answersIn[:0]
 	}
-	if len(atts) == 0 {
+	// What the Meter recorded, copied straight from ci into the notes (a
+	// hedge's attempts, recorded beside the other's, are noted by its
+	// own)...
+	n0 := len(r.noted)
+	r.noted = ci.AppendAttemptsSince(r.noted, since)
+	kept := slices.DeleteFunc(r.noted[n0:], func(a middleware.Attempt) bool { return a.Hedge != hedge })
+	r.noted = r.noted[:n0+len(kept)]
+	if len(kept) == 0 {
+		// ... else what its rule bills the attempt.
 		a := middleware.Attempt{Err: err, Hedge: hedge}
 		a.Model, a.Usage, a.Estimated = middleware.AttemptUsage(req, resp, err, BilledUsageAt(r.b.est, r.b.cfg.DefaultTier))
-		atts = []middleware.Attempt{a}
+		r.noted = append(r.noted, a)
 	}
-	r.mu.Lock()
-	r.noted = append(r.noted, atts...)
 	// The answer of the attempt, if any, is its last record's.
-	for range len(atts) - 1 {
+	for range len(r.noted) - n0 - 1 {
 		r.answers = append(r.answers, nil)
 	}
 	r.answers = append(r.answers, resp)
@@ -627,6 +633,9 @@ type retryHolds struct {
 	noted   []middleware.Attempt
 	answers []*middleware.Response // beside noted: the response of each noted attempt's last record
 	notes   [2]atomic.Int32        // of the call's attempts, of its hedges
+	// notedIn and answersIn hold a call's first note (see NoteAttempt).
+	notedIn   [1]middleware.Attempt
+	answersIn [1]*middleware.Response
 }
 
 // attempts returns the call's attempts since first: as layers below
