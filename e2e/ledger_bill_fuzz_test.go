@@ -10,7 +10,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,18 +17,12 @@ import (
 	goopenai "github.com/sashabaranov/go-openai"
 
 	oaiadapter "github.com/tokenwise/tokenwise/adapters/openai"
+	"github.com/tokenwise/tokenwise/internal/wiregen"
 	"github.com/tokenwise/tokenwise/llmwrap"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
-
-// billModels are the models FuzzLedgerEqualsTheBill calls: plain, with
-// service tiers, with long-context rates, with audio rates.
-var billModels = []string{"gpt-4o-mini", "gpt-4o", "gpt-5", "gpt-5.4", "o3", "gpt-4o-audio-preview", "gpt-4.1"}
-
-// billTiers are the service tiers an answer names ("" names none).
-var billTiers = []string{"", "default", "priority", "flex", "auto"}
 
 // billServer answers each chat call with the answer stored under the
 // request's "user" member, as JSON or as an event stream.
@@ -58,22 +51,6 @@ func (s *billServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = io.WriteString(w, a[0])
-}
-
-// wireCount writes n as a usage count the way mode picks: a JSON integer,
-// a string, an integral float, an exponent, a string of a float.
-func wireCount(n int64, mode uint8) string {
-	switch mode % 5 {
-	case 1:
-		return strconv.Quote(strconv.FormatInt(n, 10))
-	case 2:
-		return strconv.FormatInt(n, 10) + ".0"
-	case 3:
-		return strconv.FormatInt(n, 10) + "e0"
-	case 4:
-		return strconv.Quote(strconv.FormatInt(n, 10) + ".0")
-	}
-	return strconv.FormatInt(n, 10)
 }
 
 // FuzzLedgerEqualsTheBill: an OpenAI-compatible upstream answers a call of
@@ -113,13 +90,6 @@ func FuzzLedgerEqualsTheBill(f *testing.F) {
 			data = data[1:]
 			return b
 		}
-		num := func(bits uint) int64 { // a count below 2^bits
-			var n int64
-			for range (bits + 7) / 8 {
-				n = n<<8 | int64(next())
-			}
-			return n & (1<<bits - 1)
-		}
 		store := budget.NewMemoryStore()
 		var costs []int64
 		var mu sync.Mutex
@@ -144,54 +114,12 @@ func FuzzLedgerEqualsTheBill(f *testing.F) {
 		hostile := false
 		calls := int(next()%3) + 1
 		for i := range calls {
-			model := billModels[int(next())%len(billModels)]
+			a := wiregen.NextBilledAnswer(next, maxOut)
+			model, tier, stream, huge, usage := a.Model, a.Tier, a.Stream, a.Huge, a.Usage
 			spec, _ := pol.Model(model)
-			tier := billTiers[int(next())%len(billTiers)]
-			modes := next()
-			stream := modes&1 == 1
-			withTotal := modes&2 == 2
-			huge := modes&0xF0 == 0xF0
-			in := num(20) + 1 // up to a million (both sides of gpt-5.4's long context); never none: an all-zero usage is read as none, billed the estimate
-			out := num(12) % (maxOut + 1)
-			cached := num(20) % (in + 1)
-			audioIn := num(12) % (in - cached + 1)
-			reasoning := num(12) % (out + 1)
-			audioOut := num(12) % (out + 1)
-			accepted := num(12) % (out + 1)
-			rejected := num(12) % (out - accepted + 1)
-			if huge {
-				in = 1 << 62
-				hostile = true
-			}
-			plainInts := true // go-openai reads only integer counts
-			cm := func() uint8 {
-				m := next()
-				if m%5 != 0 {
-					plainInts = false
-				}
-				return m
-			}
-			usage := `{"prompt_tokens":` + wireCount(in, cm()) + `,"completion_tokens":` + wireCount(out, cm())
-			if withTotal && !huge {
-				usage += `,"total_tokens":` + wireCount(in+out, cm())
-			}
-			usage += `,"prompt_tokens_details":{"cached_tokens":` + wireCount(cached, cm()) + `,"audio_tokens":` + wireCount(audioIn, cm()) + `}` +
-				`,"completion_tokens_details":{"reasoning_tokens":` + wireCount(reasoning, cm()) + `,"audio_tokens":` + wireCount(audioOut, cm()) +
-				`,"accepted_prediction_tokens":` + wireCount(accepted, cm()) + `,"rejected_prediction_tokens":` + wireCount(rejected, cm()) + `}}`
-			tierJSON := ""
-			if tier != "" {
-				tierJSON = `,"service_tier":` + strconv.Quote(tier)
-			}
-			plain := `{"id":"c1","object":"chat.completion","created":1,"model":"` + model + `"` + tierJSON +
-				`,"choices":[{"index":0,"message":{"role":"assistant","content":"done"},"finish_reason":"stop"}],"usage":` + usage + `}`
-			chunk := func(delta, finish, extra string) string {
-				return `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"` + model + `"` + tierJSON +
-					`,"choices":[{"index":0,"delta":` + delta + `,"finish_reason":` + finish + `}]` + extra + "}\n\n"
-			}
-			events := chunk(`{"role":"assistant","content":"do"}`, "null", "") + chunk(`{"content":"ne"}`, `"stop"`, "") +
-				`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"` + model + `"` + tierJSON + `,"choices":[],"usage":` + usage + "}\n\ndata: [DONE]\n\n"
+			hostile = hostile || huge
 			user := fmt.Sprintf("%s-%d", team, i)
-			srv.answers.Store(user, []string{plain, events})
+			srv.answers.Store(user, []string{a.Plain, a.Events})
 
 			req := goopenai.ChatCompletionRequest{Model: model, MaxCompletionTokens: maxOut, User: user,
 				Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "Check the disks."}}}
@@ -218,30 +146,10 @@ func FuzzLedgerEqualsTheBill(f *testing.F) {
 				break
 			}
 			var syntax *json.UnmarshalTypeError
-			if err != nil && !(errors.As(err, &syntax) && !plainInts) {
+			if err != nil && !(errors.As(err, &syntax) && !a.PlainInts) {
 				t.Fatalf("call %d (%s, tier %q, stream %v, usage %s): %v", i, model, tier, stream, usage, err)
 			}
-			// The bill: the catalog's per-million prices of the tier the
-			// answer names (the request names none), per token.
-			billedTier := tier
-			if billedTier == "auto" {
-				billedTier = ""
-			}
-			r := spec.Rates(billedTier, in)
-			per := func(usd policies.USD) *big.Rat { return big.NewRat(usd.Micro(), 1) } // pico-dollars a token
-			or := func(a, b policies.USD) policies.USD {
-				if a == 0 {
-					return b
-				}
-				return a
-			}
-			bill := new(big.Rat)
-			add := func(n int64, rate policies.USD) { bill.Add(bill, new(big.Rat).Mul(big.NewRat(n, 1), per(rate))) }
-			add(in-cached-audioIn, r.InputPer1M)
-			add(cached, or(r.CachedInputPer1M, r.InputPer1M))
-			add(audioIn, or(spec.AudioInputPer1M, r.InputPer1M))
-			add(out-audioOut, r.OutputPer1M)
-			add(audioOut, or(spec.AudioOutputPer1M, r.OutputPer1M))
+			bill := a.Bill(spec)
 			want = append(want, bill)
 			wantSum.Add(wantSum, bill)
 		}
@@ -278,13 +186,9 @@ func FuzzLedgerEqualsTheBill(f *testing.F) {
 				t.Fatalf("call %d cost %s, the bill is %s pico-dollars", i, policies.PicoUSD(c), want[i].FloatString(0))
 			}
 		}
-		micro := new(big.Rat).Quo(wantSum, big.NewRat(1_000_000, 1))
-		up := new(big.Int).Quo(micro.Num(), micro.Denom())
-		if !micro.IsInt() {
-			up.Add(up, big.NewInt(1))
-		}
-		if rem.Used.USDMicros != up.Int64() {
-			t.Fatalf("the team ledger spent %d micro-dollars, the bills sum to %s pico-dollars (%s micro-dollars rounded up)",
+		up := wiregen.MicroUp(wantSum)
+		if rem.Used.USDMicros != up {
+			t.Fatalf("the team ledger spent %d micro-dollars, the bills sum to %s pico-dollars (%d micro-dollars rounded up)",
 				rem.Used.USDMicros, wantSum.FloatString(0), up)
 		}
 	})

@@ -1,0 +1,152 @@
+package wiregen
+
+import (
+	"math/big"
+	"strconv"
+
+	"github.com/tokenwise/tokenwise/policies"
+)
+
+// BillModels are the models a billed answer (NextBilledAnswer) names:
+// plain, with service tiers, with long-context rates, with audio rates.
+var BillModels = []string{"gpt-4o-mini", "gpt-4o", "gpt-5", "gpt-5.4", "o3", "gpt-4o-audio-preview", "gpt-4.1"}
+
+// BillTiers are the service tiers a billed answer names ("" names none).
+var BillTiers = []string{"", "default", "priority", "flex", "auto"}
+
+// BilledAnswer is an OpenAI-compatible chat answer with a usage object of
+// random counts — prompt, completion, cached, audio in and out, reasoning,
+// accepted and rejected prediction tokens — each written as an integer, a
+// string or an integral float, naming a random service tier: what the
+// fuzz targets that hold a ledger to the upstream's bill play
+// (FuzzLedgerEqualsTheBill, FuzzGatewaySpendEqualsTheBill).
+type BilledAnswer struct {
+	Model, Tier string
+	Stream      bool // the call streams (its answer: Events)
+	// Huge: the prompt counts 2^62 tokens, a hostile count (an error or
+	// a capped charge).
+	Huge bool
+	// PlainInts: every count is a JSON integer, the only counts
+	// go-openai itself reads.
+	PlainInts bool
+	Usage     string // the usage object
+	Plain     string // the answer as one JSON object
+	Events    string // the answer as an event stream, usage in its last chunk
+
+	in, out, cached, audioIn, audioOut int64
+}
+
+// NextBilledAnswer draws a BilledAnswer from next's bytes (0 once they
+// run out), its completion at most maxOut tokens.
+func NextBilledAnswer(next func() byte, maxOut int64) BilledAnswer {
+	num := func(bits uint) int64 { // a count below 2^bits
+		var n int64
+		for range (bits + 7) / 8 {
+			n = n<<8 | int64(next())
+		}
+		return n & (1<<bits - 1)
+	}
+	a := BilledAnswer{Model: BillModels[int(next())%len(BillModels)], Tier: BillTiers[int(next())%len(BillTiers)]}
+	modes := next()
+	a.Stream = modes&1 == 1
+	withTotal := modes&2 == 2
+	a.Huge = modes&0xF0 == 0xF0
+	// Up to a million (both sides of gpt-5.4's long context); never none:
+	// an all-zero usage is read as none, billed the estimate.
+	a.in = num(20) + 1
+	a.out = num(12) % (maxOut + 1)
+	a.cached = num(20) % (a.in + 1)
+	a.audioIn = num(12) % (a.in - a.cached + 1)
+	reasoning := num(12) % (a.out + 1)
+	a.audioOut = num(12) % (a.out + 1)
+	accepted := num(12) % (a.out + 1)
+	rejected := num(12) % (a.out - accepted + 1)
+	if a.Huge {
+		a.in = 1 << 62
+	}
+	a.PlainInts = true
+	count := func(n int64) string {
+		m := next()
+		if m%5 != 0 {
+			a.PlainInts = false
+		}
+		return wireCount(n, m)
+	}
+	usage := `{"prompt_tokens":` + count(a.in) + `,"completion_tokens":` + count(a.out)
+	if withTotal && !a.Huge {
+		usage += `,"total_tokens":` + count(a.in+a.out)
+	}
+	usage += `,"prompt_tokens_details":{"cached_tokens":` + count(a.cached) + `,"audio_tokens":` + count(a.audioIn) + `}` +
+		`,"completion_tokens_details":{"reasoning_tokens":` + count(reasoning) + `,"audio_tokens":` + count(a.audioOut) +
+		`,"accepted_prediction_tokens":` + count(accepted) + `,"rejected_prediction_tokens":` + count(rejected) + `}}`
+	a.Usage = usage
+	tierJSON := ""
+	if a.Tier != "" {
+		tierJSON = `,"service_tier":` + strconv.Quote(a.Tier)
+	}
+	head := `{"id":"c1","object":"chat.completion","created":1,"model":"` + a.Model + `"` + tierJSON
+	a.Plain = head + `,"choices":[{"index":0,"message":{"role":"assistant","content":"done"},"finish_reason":"stop"}],"usage":` + usage + `}`
+	chunk := func(delta, finish string) string {
+		return `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"` + a.Model + `"` + tierJSON +
+			`,"choices":[{"index":0,"delta":` + delta + `,"finish_reason":` + finish + `}]}` + "\n\n"
+	}
+	a.Events = chunk(`{"role":"assistant","content":"do"}`, "null") + chunk(`{"content":"ne"}`, `"stop"`) +
+		`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"` + a.Model + `"` + tierJSON + `,"choices":[],"usage":` + usage + "}\n\ndata: [DONE]\n\n"
+	return a
+}
+
+// wireCount writes n as a usage count the way mode picks: a JSON integer,
+// a string, an integral float, an exponent, a string of a float.
+func wireCount(n int64, mode uint8) string {
+	switch mode % 5 {
+	case 1:
+		return strconv.Quote(strconv.FormatInt(n, 10))
+	case 2:
+		return strconv.FormatInt(n, 10) + ".0"
+	case 3:
+		return strconv.FormatInt(n, 10) + "e0"
+	case 4:
+		return strconv.Quote(strconv.FormatInt(n, 10) + ".0")
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// Bill returns what the provider bills the answer (not a Huge one), in
+// pico-dollars, exact: spec's per-million prices (micro-dollars a million
+// tokens: pico-dollars a token) of the tier the answer names ("auto": the
+// default's), cached and audio tokens at their own rates where spec has
+// them.
+func (a BilledAnswer) Bill(spec policies.ModelSpec) *big.Rat {
+	tier := a.Tier
+	if tier == "auto" {
+		tier = ""
+	}
+	r := spec.Rates(tier, a.in)
+	or := func(x, y policies.USD) policies.USD {
+		if x == 0 {
+			return y
+		}
+		return x
+	}
+	bill := new(big.Rat)
+	add := func(n int64, rate policies.USD) {
+		bill.Add(bill, new(big.Rat).Mul(big.NewRat(n, 1), big.NewRat(rate.Micro(), 1)))
+	}
+	add(a.in-a.cached-a.audioIn, r.InputPer1M)
+	add(a.cached, or(r.CachedInputPer1M, r.InputPer1M))
+	add(a.audioIn, or(spec.AudioInputPer1M, r.InputPer1M))
+	add(a.out-a.audioOut, r.OutputPer1M)
+	add(a.audioOut, or(spec.AudioOutputPer1M, r.OutputPer1M))
+	return bill
+}
+
+// MicroUp returns pico pico-dollars in micro-dollars rounded up once, as a
+// ledger reads the exact sum of its charges.
+func MicroUp(pico *big.Rat) int64 {
+	micro := new(big.Rat).Quo(pico, big.NewRat(1_000_000, 1))
+	up := new(big.Int).Quo(micro.Num(), micro.Denom())
+	if !micro.IsInt() {
+		up.Add(up, big.NewInt(1))
+	}
+	return up.Int64()
+}
