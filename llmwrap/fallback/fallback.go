@@ -291,24 +291,11 @@ func (f *fallback) Handle(ctx context.Context, req *middleware.Request) (*middle
 			return f.finish(ctx, req, results, win)
 		}
 		last = &results[len(results)-1]
-		if (last.started && !middleware.StreamHeld(ctx)) || ended(ctx) || !f.moveOn(last.err) {
+		if (last.started && !middleware.StreamHeld(ctx)) || middleware.Ended(ctx) || !f.moveOn(last.err) {
 			break
 		}
 	}
 	return f.finish(ctx, req, results, nil)
-}
-
-// ended reports whether the call's context has ended or reached its
-// deadline. A context under a deadline's timer reports no error until that
-// timer's goroutine has run: when an attempt's own limit ends at the same
-// instant as the call's total, Err alone would let one more attempt go out
-// (and be billed) at the deadline.
-func ended(ctx context.Context) bool {
-	if ctx.Err() != nil {
-		return true
-	}
-	dl, ok := ctx.Deadline()
-	return ok && !time.Now().Before(dl)
 }
 
 func winner(rs []result) *result {
