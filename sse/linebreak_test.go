@@ -12,6 +12,31 @@ import (
 	"github.com/tokenwise/tokenwise/sse"
 )
 
+// sendOverHTTP serves texts as one stream (each sent by Stream.Send)
+// through sse.Handler over HTTP, and returns the body a client read.
+func sendOverHTTP(t *testing.T, texts []string) string {
+	t.Helper()
+	srv := httptest.NewServer(sse.Handler(func(_ context.Context, _ *http.Request, s *sse.Stream) error {
+		for _, text := range texts {
+			if err := s.Send(text); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
 // specEvents parses an SSE body as the WHATWG HTML specification's event
 // stream interpretation does (what a browser's EventSource does): a line
 // ends at CRLF, at LF or at a lone CR; a "data" field's value (one leading
@@ -71,26 +96,7 @@ func TestEveryTextReachesAnEventSourceWithItsLineBreaks(t *testing.T) {
 			}
 			texts[i] = b.String()
 		}
-		srv := httptest.NewServer(sse.Handler(func(_ context.Context, _ *http.Request, s *sse.Stream) error {
-			for _, text := range texts {
-				if err := s.Send(text); err != nil {
-					return err
-				}
-			}
-			return nil
-		}))
-		resp, err := http.Get(srv.URL)
-		if err != nil {
-			srv.Close()
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		srv.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := specEvents(string(body))
+		got := specEvents(sendOverHTTP(t, texts))
 		// Each text is one event, but for the "\n" of a "\r\n" split
 		// across two texts: one line break, sent with the first (a text
 		// of that "\n" alone sends nothing).

@@ -1,14 +1,8 @@
 package sse_test
 
 import (
-	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/tokenwise/tokenwise/sse"
 )
 
 // A "\r\n" split across two chunks (the model's stream cut between its CR
@@ -28,26 +22,7 @@ func TestCRLFSplitAcrossChunksIsOneLineBreak(t *testing.T) {
 		{[]string{"a\r", "b", "\nc"}, "a\nb\nc"},
 		{[]string{"a\r\r", "\n\rb\r", "\n"}, "a\n\n\nb\n"},
 	} {
-		srv := httptest.NewServer(sse.Handler(func(_ context.Context, _ *http.Request, s *sse.Stream) error {
-			for _, text := range c.chunks {
-				if err := s.Send(text); err != nil {
-					return err
-				}
-			}
-			return nil
-		}))
-		resp, err := http.Get(srv.URL)
-		if err != nil {
-			srv.Close()
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		srv.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		events := specEvents(string(body))
+		events := specEvents(sendOverHTTP(t, c.chunks))
 		if len(events) == 0 || events[len(events)-1] != [2]string{"", "[DONE]"} {
 			t.Fatalf("chunks %q: events %q", c.chunks, events)
 		}
