@@ -288,9 +288,17 @@ func storedBody(resp *middleware.Response) []byte {
 // readBody reads and closes a request's body, in one allocation when its
 // length is known; a body of another length than its Content-Length is an
 // error, as net/http's transport has it (a longer one was cut before).
+//
+// A body that writes itself out (io.WriterTo: a bytes.Buffer or
+// bytes.Reader through http.NewRequest, as go-openai sends one) is copied
+// by bodyWriter straight into a new slice that is not zeroed first (the
+// copy fills it); any other is read into a zeroed one.
 func readBody(r *http.Request) ([]byte, error) {
 	defer r.Body.Close()
 	if n := r.ContentLength; n > 0 && n < 64<<20 {
+		if wt, ok := r.Body.(io.WriterTo); ok {
+			return readBodyTo(wt, n)
+		}
 		body := make([]byte, n)
 		if _, err := io.ReadFull(r.Body, body); err != nil {
 			return nil, err
@@ -305,6 +313,49 @@ func readBody(r *http.Request) ([]byte, error) {
 }
 
 var errBodyTooLong = errors.New("tokenwise/openai: the request body is longer than its Content-Length")
+
+// readBodyTo is readBody of a body of Content-Length n that writes itself
+// out, with the same results: the body when it is n bytes long (an error of
+// the body after those n bytes ignored, as readBody's reads never see it),
+// else errBodyTooLong, the body's own error, or io.ErrUnexpectedEOF (io.EOF
+// when it is empty), as io.ReadFull has them.
+func readBodyTo(wt io.WriterTo, n int64) ([]byte, error) {
+	w := bodyWriter{n: n}
+	_, err := wt.WriteTo(&w)
+	switch {
+	case w.long:
+		return nil, errBodyTooLong
+	case int64(len(w.b)) == n:
+		return w.b, nil
+	case err != nil:
+		return nil, err
+	case len(w.b) == 0:
+		return nil, io.EOF
+	}
+	return nil, io.ErrUnexpectedEOF
+}
+
+// bodyWriter collects a body of at most n bytes: one written at once (the
+// usual case) is appended to a nil slice, which copies it into a new
+// allocation without zeroing it first; one written in pieces goes into a
+// slice of capacity n. A write past n bytes fails (long).
+type bodyWriter struct {
+	b    []byte
+	n    int64
+	long bool
+}
+
+func (w *bodyWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > w.n-int64(len(w.b)) {
+		w.long = true
+		return 0, errBodyTooLong
+	}
+	if w.b == nil && int64(len(p)) < w.n {
+		w.b = make([]byte, 0, w.n)
+	}
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
 
 // refuseRequest answers a request whose body cannot be decoded with an
 // OpenAI-shaped 400 error naming the member at fault, which go-openai
