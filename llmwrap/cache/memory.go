@@ -45,6 +45,18 @@ type MemoryOptions struct {
 // than MaxBytes, even for a moment. A store of fewer than 4096 entries, or
 // with a byte bound under 64 MiB, has one shard: exactly one LRU order.
 //
+// A Get of a key the store does not hold usually takes no lock: the store
+// counts its entries by the low bits of their keys in a table of its own
+// (about four counters an entry), and a key whose counter is zero is not
+// held, which Get tells without locking the shard (the table takes 4
+// bytes a counter, at most 1 MiB, and at most a 1024th of MaxBytes, besides
+// the bound). A counter is
+// raised before its entry is added and lowered after it is removed, so it
+// is never below the number of the entries held: a key of a counter that
+// is not zero (another key's, or its own) takes the lock as before. A Get
+// that finds nothing changes no order, so the store's answers and its LRU
+// order are those of a store without the table.
+//
 // Each entry carries its own expiry, checked on every Get (an expired
 // entry is never served); the optional sweeper (MemoryOptions.SweepEvery)
 // removes expired entries and is stopped by Close.
@@ -64,6 +76,12 @@ type Memory struct {
 	// its own under its lock, so that concurrent writes to different
 	// shards share no cache line.
 	bytes atomic.Int64
+	// held counts the entries held by the low bits of their keys (see
+	// Memory): an entry's counter is raised before the entry is added to
+	// its shard and lowered after it leaves (the shard's eviction
+	// callback), both under the shard's lock.
+	held     []atomic.Int32
+	heldMask uint64
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -120,9 +138,24 @@ func NewMemory(o MemoryOptions) *Memory {
 	return newMemory(o, n)
 }
 
+// Bounds of a store's table of held keys (Memory.held): heldPerEntry
+// counters an entry, a power of two in [minHeld, maxHeld], and, in a
+// store with a byte bound, of at most a 1024th of it (the table is not an
+// entry's memory, which the bound counts).
+const (
+	heldPerEntry = 4
+	minHeld      = 1 << 8
+	maxHeld      = 1 << 18
+)
+
 // newMemory returns a store of n shards (a power of two).
 func newMemory(o MemoryOptions, n int) *Memory {
 	m := &Memory{shards: make([]memShard, n), mask: uint64(n - 1), maxBytes: o.MaxBytes}
+	h := minHeld
+	for h < maxHeld && h < heldPerEntry*o.MaxEntries && (o.MaxBytes <= 0 || int64(8*h) <= o.MaxBytes/1024) {
+		h <<= 1
+	}
+	m.held, m.heldMask = make([]atomic.Int32, h), uint64(h-1)
 	for i := range m.shards {
 		size := o.MaxEntries / n
 		if i < o.MaxEntries%n {
@@ -130,7 +163,8 @@ func newMemory(o MemoryOptions, n int) *Memory {
 		}
 		// The callback runs under the shard's lock: it only adjusts a counter.
 		s := &m.shards[i]
-		s.lru, _ = simplelru.NewLRU[uint64, memEntry](size, func(_ uint64, v memEntry) {
+		s.lru, _ = simplelru.NewLRU[uint64, memEntry](size, func(k uint64, v memEntry) {
+			m.heldOf(k).Add(-1) // the entry is out of the shard's map
 			if m.maxBytes > 0 {
 				m.bytes.Add(-v.size)
 			} else {
@@ -151,8 +185,16 @@ func (m *Memory) shard(key uint64) *memShard {
 	return &m.shards[(key>>58)&m.mask]
 }
 
+// heldOf returns the counter of key in the table of held keys.
+func (m *Memory) heldOf(key uint64) *atomic.Int32 {
+	return &m.held[key&m.heldMask]
+}
+
 // Get returns the live entry stored under key, or nil.
 func (m *Memory) Get(_ context.Context, key uint64) (*Entry, error) {
+	if m.heldOf(key).Load() == 0 {
+		return nil, nil // no entry of the key's counter: not held (see Memory)
+	}
 	s := m.shard(key)
 	s.mu.Lock()
 	v, ok := s.lru.Get(key)
@@ -230,6 +272,7 @@ func (m *Memory) setPacked(key uint64, p packedEntry, ttl time.Duration) {
 	if m.maxBytes <= 0 {
 		s.bytes += v.size
 	}
+	m.heldOf(key).Add(1) // before the entry is in the shard's map (see Memory)
 	s.lru.Add(key, v)
 }
 
