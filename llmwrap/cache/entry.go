@@ -570,18 +570,41 @@ func scanAllocSize(n int) int {
 	return allocSize(n)
 }
 
-// allocSize returns the heap memory an allocation of n bytes takes.
+// allocSize returns the heap memory an allocation of n bytes takes: the
+// smallest size class of at least n bytes, read from a table as the
+// runtime does (size_to_class8, size_to_class128), not searched for.
 func allocSize(n int) int {
-	if n <= 0 {
+	switch {
+	case n <= 0:
 		return 0
+	case n <= smallSizeMax:
+		return int(classBy8[(n+7)>>3])
+	case n <= sizeClasses[len(sizeClasses)-1]:
+		return int(classBy128[(n-smallSizeMax+127)>>7])
 	}
-	if n > sizeClasses[len(sizeClasses)-1] {
-		const page = 8 << 10
-		return (n + page - 1) / page * page
-	}
-	i, _ := slices.BinarySearch(sizeClasses[:], n)
-	return sizeClasses[i]
+	const page = 8 << 10
+	return (n + page - 1) / page * page
 }
+
+// classBy8[(n+7)/8] is the size class of n bytes up to smallSizeMax;
+// classBy128[(n-smallSizeMax+127)/128] of more, up to 32 KiB. Every size
+// class above smallSizeMax is a multiple of 128 bytes, and every one up
+// to it of 8: all n of one index have the same class.
+const smallSizeMax = 1024
+
+var classBy8, classBy128 = func() (by8 [smallSizeMax/8 + 1]uint16, by128 [(32768-smallSizeMax)/128 + 1]uint16) {
+	class := func(n int) uint16 {
+		i, _ := slices.BinarySearch(sizeClasses[:], n)
+		return uint16(sizeClasses[i])
+	}
+	for i := 1; i < len(by8); i++ {
+		by8[i] = class(8 * i)
+	}
+	for i := 1; i < len(by128); i++ {
+		by128[i] = class(smallSizeMax + 128*i)
+	}
+	return by8, by128
+}()
 
 type decoder struct {
 	b   []byte
