@@ -213,47 +213,17 @@ func (e *Executor) Execute(ctx context.Context, calls []middleware.ToolCall) ([]
 	if run != nil {
 		earlier = runAbandoned(run)
 	}
-	// given is where the calls given up on while their tools ran begin
-	// (see stillRunning): a call of a tool with side effects, which runs
-	// alone, does not start beside one that still runs, nor does any call
-	// after such a call; they are not run (ErrNotRun).
-	given := 0
-	lo := 0
-	if len(calls) > 0 && ctx.Err() == nil && earlier.running(ctx, true) {
-		e.notRun(ctx, calls, results, 0, len(calls))
-		lo = len(calls)
-	}
-	if ctx.Done() == nil && lo < len(calls) {
-		// Nothing gives up on a call: the turn runs on goroutines of its
-		// own, which call the tools directly (see turn).
-		t := &turn{e: e, ctx: ctx, calls: calls, results: results, earlier: earlier, own: callState{i: -1}}
+	if len(calls) > 0 {
+		// The turn runs on goroutines of its own, Execute's caller's only
+		// waiting (see turn): a tool or an observer that calls
+		// runtime.Goexit ends one of them, never the caller. While a call
+		// of an earlier turn of a tool with side effects still runs, no
+		// call is run (ErrNotRun).
+		t := &turn{e: e, ctx: ctx, calls: calls, results: results, earlier: earlier, own: callState{i: -1},
+			stopped: ctx.Err() == nil && earlier.running(ctx, true)}
 		t.done.Add(1)
 		go t.loop()
 		t.done.Wait()
-		lo = len(calls)
-	}
-	for lo < len(calls) {
-		if e.sideEffects(calls[lo].Name) {
-			if ctx.Err() == nil && (stillRunning(ctx, results[given:lo]) || earlier.running(ctx, false)) {
-				e.notRun(ctx, calls, results, lo, len(calls))
-				break
-			}
-			given = lo
-			results[lo] = e.safeOne(ctx, calls[lo])
-			lo++
-			if lo < len(calls) && ctx.Err() == nil && stillRunning(ctx, results[lo-1:lo]) {
-				e.notRun(ctx, calls, results, lo, len(calls))
-				break
-			}
-			given = lo
-			continue
-		}
-		hi := lo + 1
-		for hi < len(calls) && !e.sideEffects(calls[hi].Name) {
-			hi++
-		}
-		e.group(ctx, calls, results, lo, hi)
-		lo = hi
 	}
 	if run != nil && len(calls) > 0 {
 		earlier.add(results, e.sideEffects)
@@ -410,46 +380,6 @@ func (e *Executor) notRun(ctx context.Context, calls []middleware.ToolCall, resu
 func (e *Executor) sideEffects(name string) bool {
 	t, ok := e.tools[name]
 	return ok && t.Meta.SideEffects
-}
-
-// group runs calls[lo:hi], all without side effects, on at most
-// MaxParallel workers; the calling goroutine is one of them, and workers
-// take the next call as they become free (each tool itself runs on a
-// goroutine of its own: see await; under a context that never ends, the
-// turn runs on goroutines of its own instead: see turn). When every call of the group
-// starts at once under the same timeout (or an abandonable context), the
-// group runs them "direct" instead (see direct).
-func (e *Executor) group(ctx context.Context, calls []middleware.ToolCall, results []Result, lo, hi int) {
-	w := min(e.maxParallel, hi-lo)
-	if w <= 1 {
-		for i := lo; i < hi; i++ {
-			results[i] = e.safeOne(ctx, calls[i])
-		}
-		return
-	}
-	if w == hi-lo {
-		if d, same := e.sameTimeout(calls[lo:hi]); same && (d > 0 || ctx.Done() != nil) {
-			e.direct(ctx, d, calls, results, lo, hi)
-			return
-		}
-	}
-	var next atomic.Int64
-	next.Store(int64(lo))
-	work := func() {
-		for {
-			i := int(next.Add(1) - 1)
-			if i >= hi {
-				return
-			}
-			results[i] = e.safeOne(ctx, calls[i])
-		}
-	}
-	var wg sync.WaitGroup
-	for range w - 1 {
-		wg.Go(work)
-	}
-	work()
-	wg.Wait()
 }
 
 // timeoutOf returns the timeout of a call to t (zero: none).
@@ -610,33 +540,26 @@ func (e *Executor) directCall(ctx context.Context, s *slot) {
 	s.done <- struct{}{}
 }
 
-// safeOne is one on a worker goroutine: a panic of the executor's own work
-// for the call (an observer, an artifact store) is the call's error, never
-// the process's end.
-func (e *Executor) safeOne(ctx context.Context, c middleware.ToolCall) (r Result) {
-	defer func() {
-		if v := recover(); v != nil {
-			r = panicResult(ctx, &c, v)
-		}
-	}()
-	return e.one(ctx, c)
-}
-
 // panicResult is the result of call c whose work panicked with v.
-func panicResult(ctx context.Context, c *middleware.ToolCall, v any) Result {
-	pe := &panicError{v: v, stack: middleware.Recovered(ctx, "tool executor", v).Stack}
-	err := &Error{Tool: c.Name, CallID: c.ID, Err: pe}
-	return Result{CallID: c.ID, Name: c.Name, Err: err, Content: err.Error()}
+func panicResult(ctx context.Context, c *middleware.ToolCall, v any) (r Result) {
+	setPanicResult(&r, ctx, c, v, nil)
+	return r
 }
 
-// one runs a single call: cache, timeout, panic recovery, artifact offload,
-// run record and event.
-func (e *Executor) one(ctx context.Context, c middleware.ToolCall) (r Result) {
-	t := e.tools[c.Name]
-	start := e.now()
-	raw, cached, err := e.get(ctx, &c, t, 0, false, nil)
-	e.safeFinish(&r, ctx, &c, t, start, raw, cached, err)
-	return r
+// setPanicResult writes to r the result of call c whose work panicked
+// with v before it tells observers of the panic: one that ends the
+// goroutine (runtime.Goexit) leaves the result written. A call given up
+// on while its tool runs (was, its error) stays known as such (see
+// stillRunning).
+func setPanicResult(r *Result, ctx context.Context, c *middleware.ToolCall, v any, was error) {
+	pe := &panicError{v: v}
+	err := &Error{Tool: c.Name, CallID: c.ID, Err: pe}
+	var te *Error
+	if errors.As(was, &te) && te.ended != nil {
+		err.ended, err.givenAt = te.ended, te.givenAt
+	}
+	*r = Result{CallID: c.ID, Name: c.Name, Err: err, Content: err.Error()}
+	pe.stack = middleware.Recovered(ctx, "tool executor", v).Stack
 }
 
 // get returns the raw result of a call: from the cache, or shared with an
@@ -787,12 +710,10 @@ func (e *Executor) finish(r *Result, ctx context.Context, c *middleware.ToolCall
 func (e *Executor) safeFinish(r *Result, ctx context.Context, c *middleware.ToolCall, t *Tool, start time.Time, raw string, cached bool, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			*r = panicResult(ctx, c, v)
-			// A call given up on stays known to run until its tool returns.
-			var te, pe *Error
-			if errors.As(err, &te) && te.ended != nil && errors.As(r.Err, &pe) {
-				pe.ended, pe.givenAt = te.ended, te.givenAt
-			}
+			// Written before an observer is told of the panic (one may
+			// end the goroutine), the call given up on still known to run
+			// until its tool returns.
+			setPanicResult(r, ctx, c, v, err)
 		}
 	}()
 	e.finish(r, ctx, c, t, start, raw, cached, err)

@@ -9,15 +9,17 @@ import (
 	"github.com/tokenwise/tokenwise/middleware"
 )
 
-// turn runs the calls of one Execute whose context never ends (no Done
-// channel: nothing gives up on a call) on goroutines other than Execute's
-// caller's, which only waits: one goroutine runs the turn (loop), calling
-// the tools directly, and a group of calls without side effects runs on it
-// and MaxParallel-1 more (worker). A tool that calls runtime.Goexit
-// (testing's FailNow) ends the goroutine it runs on, never Execute's
-// caller: that goroutine's deferred call fails the call as a panic
-// (ErrPanic) and starts another goroutine that goes on where it stopped.
-// No goroutine outlives Execute.
+// turn runs the calls of one Execute on goroutines other than Execute's
+// caller's, which only waits: one goroutine runs the turn (loop), and a
+// group of calls without side effects runs on it and MaxParallel-1 more
+// (worker). Under a context that never ends (no Done channel: nothing
+// gives up on a call) they call the tools directly; under one that can
+// end, each tool runs on a goroutine of its own (see await). A tool or an
+// observer that calls runtime.Goexit (testing's FailNow) ends the
+// goroutine it runs on, never Execute's caller: that goroutine's deferred
+// call fails the call as a panic (ErrPanic) and starts another goroutine
+// that goes on where it stopped. No goroutine of the turn outlives
+// Execute.
 //
 // That is one goroutine per turn (and per worker of a parallel group)
 // instead of one per call with its box: the state of the turn is here, so
@@ -134,7 +136,7 @@ func (t *turn) loop() {
 				continue
 			}
 			if w == hi-lo {
-				if d, same := e.sameTimeout(calls[lo:hi]); same && d > 0 {
+				if d, same := e.sameTimeout(calls[lo:hi]); same && (d > 0 || ctx.Done() != nil) {
 					e.direct(ctx, d, calls, results, lo, hi)
 					t.lo = hi
 					continue
@@ -188,8 +190,8 @@ func (t *turn) work(s *callState) {
 }
 
 // call runs call i on the calling goroutine, its tool included: a panic
-// of the executor's own work for the call is the call's error, as in
-// safeOne; a Goexit leaves s saying which call it ended (see fail).
+// of the executor's own work for the call is the call's error (an
+// observer's, an artifact store's); a Goexit leaves s saying which call it ended (see fail).
 func (t *turn) call(s *callState, i int) {
 	s.i = i
 	c := &t.calls[i]
