@@ -502,10 +502,12 @@ func (e *Executor) directCall(ctx context.Context, s *slot) {
 		if v != nil {
 			// The executor's own work panicked (a tool's panic is
 			// recovered by safeCall): the call's error, and the group is
-			// told, whoever claimed the slot.
+			// told, whoever claimed the slot, even if an observer told of
+			// the panic ends this goroutine (runtime.Goexit): the result
+			// is written before the observer is told.
 			if claimed || s.state.CompareAndSwap(0, 1) {
-				s.r = panicResult(ctx, s.c, v)
-				s.done <- struct{}{}
+				defer func() { s.done <- struct{}{} }()
+				setPanicResult(&s.r, ctx, s.c, v, nil)
 			}
 		}
 	}()
