@@ -453,8 +453,6 @@ func (e *Executor) direct(ctx context.Context, d time.Duration, calls []middlewa
 		}
 		for i := range slots {
 			if slots[i].state.CompareAndSwap(0, 2) {
-				c := &calls[lo+i]
-				e.safeFinish(&results[lo+i], gctx, c, nil, start, "", false, givenUp(callErr(gctx, *c, d, context.Cause(gctx)), slots[i].ended))
 				pending--
 			}
 		}
@@ -465,6 +463,15 @@ func (e *Executor) direct(ctx context.Context, d time.Duration, calls []middlewa
 	for i := range slots {
 		if slots[i].state.Load() == 1 {
 			results[lo+i] = slots[i].r
+		}
+	}
+	// The calls given up on are told last: an observer that ends this
+	// goroutine (runtime.Goexit) when told of one loses no other call's
+	// result.
+	for i := range slots {
+		if slots[i].state.Load() == 2 {
+			c := &calls[lo+i]
+			e.safeFinish(&results[lo+i], gctx, c, nil, start, "", false, givenUp(callErr(gctx, *c, d, context.Cause(gctx)), slots[i].ended))
 		}
 	}
 }
