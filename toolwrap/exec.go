@@ -558,14 +558,14 @@ func panicResult(ctx context.Context, c *middleware.ToolCall, v any) (r Result) 
 // setPanicResult writes to r the result of call c whose work panicked
 // with v before it tells observers of the panic: one that ends the
 // goroutine (runtime.Goexit) leaves the result written. A call given up
-// on while its tool runs (was, its error) stays known as such (see
-// stillRunning).
+// on while its tool runs (was, its error) stays known as such, waited for
+// up to its timeout once more as any (see stillRunning).
 func setPanicResult(r *Result, ctx context.Context, c *middleware.ToolCall, v any, was error) {
 	pe := &panicError{v: v}
 	err := &Error{Tool: c.Name, CallID: c.ID, Err: pe}
 	var te *Error
 	if errors.As(was, &te) && te.ended != nil {
-		err.ended, err.givenAt = te.ended, te.givenAt
+		err.ended, err.givenAt, err.Timeout = te.ended, te.givenAt, te.Timeout
 	}
 	*r = Result{CallID: c.ID, Name: c.Name, Err: err, Content: err.Error()}
 	pe.stack = middleware.Recovered(ctx, "tool executor", v).Stack

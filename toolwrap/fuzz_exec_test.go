@@ -68,29 +68,100 @@ func fuzzTools() []toolwrap.Tool {
 // Any set of calls of instant, slow, stubborn, panicking, Goexit-calling,
 // failing, huge and side-effect tools and unknown names, run on any
 // parallelism, with or without a cancellation or a run deadline, or under
-// context.Background with no timeout, over one or two turns:
-// results come in the calls' order, each the call's own result or its
-// typed error; an offloaded result reads back whole; a call is not run
-// only after a call given up on; every goroutine ends (synctest).
+// context.Background with no timeout, over one or two turns, with or
+// without an observer that, told a call finished, calls runtime.Goexit or
+// panics (and then calls Goexit when told of the recovered panic), as obs
+// says call by call: Execute returns to its caller; results come in the
+// calls' order, each the call's own result or its typed error (a call
+// whose report the observer ended: its own result or ErrPanic); an
+// offloaded result reads back whole; a call is not run only after a call
+// given up on; every goroutine ends (synctest).
 func FuzzExecuteAnyTurn(f *testing.F) {
-	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7}, byte(4))
-	f.Add([]byte{2, 6, 0}, byte(0x13))
-	f.Add([]byte{5, 5, 5, 5}, byte(3))
-	f.Add([]byte{1, 1, 0, 6, 1}, byte(0x42))
-	f.Add([]byte{0, 0, 0}, byte(0x21))
-	f.Add([]byte{6, 2, 6, 5, 1, 3}, byte(0x94))
-	f.Add([]byte{4, 4, 1, 1, 0, 0}, byte(0x0c))
-	f.Add([]byte{8, 0, 8}, byte(0x62))
-	f.Add([]byte{8, 8, 6, 8}, byte(0x6b))
-	f.Fuzz(func(t *testing.T, ops []byte, cfgb byte) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7}, byte(4), []byte(nil))
+	f.Add([]byte{2, 6, 0}, byte(0x13), []byte(nil))
+	f.Add([]byte{5, 5, 5, 5}, byte(3), []byte(nil))
+	f.Add([]byte{1, 1, 0, 6, 1}, byte(0x42), []byte(nil))
+	f.Add([]byte{0, 0, 0}, byte(0x21), []byte(nil))
+	f.Add([]byte{6, 2, 6, 5, 1, 3}, byte(0x94), []byte(nil))
+	f.Add([]byte{4, 4, 1, 1, 0, 0}, byte(0x0c), []byte(nil))
+	f.Add([]byte{8, 0, 8}, byte(0x62), []byte(nil))
+	f.Add([]byte{8, 8, 6, 8}, byte(0x6b), []byte(nil))
+	f.Add([]byte{0, 0, 0}, byte(0x03), []byte{0, 1, 2})
+	f.Add([]byte{0, 3, 8, 0}, byte(0x21), []byte{3, 1})
+	f.Add([]byte{2, 0, 6, 0}, byte(0x04), []byte{1, 0, 1, 3})
+	f.Add([]byte{0, 1, 0, 0}, byte(0x92), []byte{2, 3})
+	f.Add([]byte{5, 6, 0}, byte(0x64), []byte{1})
+	f.Fuzz(func(t *testing.T, ops []byte, cfgb byte, obs []byte) {
 		if len(ops) > 64 {
 			ops = ops[:64]
 		}
-		synctest.Test(t, func(t *testing.T) { checkAnyTurn(t, ops, cfgb) })
+		synctest.Test(t, func(t *testing.T) { checkAnyTurn(t, ops, cfgb, obs) })
 	})
 }
 
-func checkAnyTurn(t *testing.T, ops []byte, cfgb byte) {
+// What the fuzzed observer does when told that a call finished (obs).
+const (
+	obsNothing     = iota
+	obsGoexit      // calls runtime.Goexit
+	obsPanic       // panics
+	obsPanicGoexit // panics, and calls Goexit when told of a recovered panic
+	obsCount
+)
+
+// observeTurn returns ctx with the observer obs describes (none if obs is
+// empty): obs[i%len(obs)] is what it does when told that call i finished.
+func observeTurn(ctx context.Context, obs []byte, ids func(string) int) context.Context {
+	if len(obs) == 0 {
+		return ctx
+	}
+	act := func(id string) int {
+		i := ids(id)
+		if i < 0 {
+			return obsNothing
+		}
+		return int(obs[i%len(obs)]) % obsCount
+	}
+	goexitOnPanic := false
+	for _, b := range obs {
+		goexitOnPanic = goexitOnPanic || int(b)%obsCount == obsPanicGoexit
+	}
+	return middleware.WithObserver(ctx, middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
+		switch e := e.(type) {
+		case middleware.ToolFinished:
+			switch act(e.CallID) {
+			case obsGoexit:
+				runtime.Goexit()
+			case obsPanic, obsPanicGoexit:
+				panic("observer broken at " + e.CallID)
+			}
+		case middleware.PanicRecovered:
+			if goexitOnPanic {
+				runtime.Goexit()
+			}
+		}
+	}))
+}
+
+// executeOff runs ex.Execute on a goroutine of its own, failing the test
+// if an observer ended it instead of it returning.
+func executeOff(t *testing.T, ex *toolwrap.Executor, ctx context.Context, calls []middleware.ToolCall) ([]toolwrap.Result, error) {
+	var res []toolwrap.Result
+	var err error
+	returned := false
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res, err = ex.Execute(ctx, calls)
+		returned = true
+	}()
+	<-done
+	if !returned {
+		t.Fatal("Execute's caller was ended by an observer's Goexit")
+	}
+	return res, err
+}
+
+func checkAnyTurn(t *testing.T, ops []byte, cfgb byte, obs []byte) {
 	// Both cancellation bits (a cancellation at once makes the later one
 	// moot): a context that never ends and no timeout.
 	plain := cfgb&0x60 == 0x60
@@ -125,6 +196,14 @@ func checkAnyTurn(t *testing.T, ops []byte, cfgb byte) {
 		time.AfterFunc(1500*time.Millisecond, cancel)
 	}
 	ctx, _ = middleware.StartRun(ctx, "run-fuzz")
+	// Call ids are call_<turn>_<i>.
+	ctx = observeTurn(ctx, obs, func(id string) int {
+		_, i, ok := strings.Cut(strings.TrimPrefix(id, "call_"), "_")
+		if n, err := strconv.Atoi(i); ok && err == nil {
+			return n
+		}
+		return -1
+	})
 	turns := 1
 	if cfgb&0x10 != 0 {
 		turns = 2
@@ -137,7 +216,7 @@ func checkAnyTurn(t *testing.T, ops []byte, cfgb byte) {
 			args := `{"turn":` + strconv.Itoa(turn) + `,"b":` + strconv.Itoa(int(b)) + `}`
 			calls[i] = middleware.ToolCall{ID: "call_" + strconv.Itoa(turn) + "_" + strconv.Itoa(i), Name: kindNames[int(b)%kindCount], Arguments: args}
 		}
-		results, err := ex.Execute(ctx, calls)
+		results, err := executeOff(t, ex, ctx, calls)
 		if len(results) != len(calls) {
 			t.Fatalf("%d results for %d calls", len(results), len(calls))
 		}
@@ -146,6 +225,14 @@ func checkAnyTurn(t *testing.T, ops []byte, cfgb byte) {
 			t.Fatalf("Execute: %v", err)
 		}
 		stubbornBefore := gaveUp
+		// The first call the observer does something when told of.
+		firstAct := len(calls)
+		for i := range calls {
+			if len(obs) > 0 && int(obs[i%len(obs)])%obsCount != obsNothing {
+				firstAct = i
+				break
+			}
+		}
 		for i, r := range results {
 			c := calls[i]
 			kind := int(ops[i]) % kindCount
@@ -160,6 +247,14 @@ func checkAnyTurn(t *testing.T, ops []byte, cfgb byte) {
 				if r.Content != r.Err.Error() {
 					t.Fatalf("call %d (%s): observation %q is not its error %q", i, c.Name, r.Content, r.Err)
 				}
+			}
+			if i >= firstAct && errors.Is(r.Err, toolwrap.ErrPanic) {
+				// The observer told of the call ended its report, or one
+				// told of an earlier call ended the goroutine that ran
+				// the turn (the calls left fail as panics): a stubborn
+				// tool may still run.
+				stubbornBefore = stubbornBefore || kind == kindStubborn
+				continue
 			}
 			if r.Err != nil && errors.Is(r.Err, toolwrap.ErrNotRun) {
 				if !stubbornBefore {

@@ -106,7 +106,7 @@ var (
 type Error struct {
 	Tool    string
 	CallID  string
-	Timeout time.Duration // set for timeouts
+	Timeout time.Duration // set for timeouts (and a call given up on at its timeout whose report panicked)
 	Err     error
 	// ended, for a call given up on (its timeout or its context ended)
 	// while its tool still ran, is closed when the tool returns; givenAt
