@@ -11,6 +11,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tokenwise/tokenwise/middleware"
 )
 
 // A Responses call with background: true is answered at once, its
@@ -144,7 +146,9 @@ func (d *backgroundDone) getAll(ctx context.Context, holds []*backgroundHold) []
 	ctx, cancel := context.WithTimeout(ctx, backgroundDoneTimeout)
 	defer cancel()
 	out := make([]*responseObject, len(holds))
-	for lo := 0; lo < len(holds) && ctx.Err() == nil; lo += backgroundDoneBatch {
+	// No pipeline is sent at the deadline, whose timer may not have fired
+	// yet (middleware.Ended).
+	for lo := 0; lo < len(holds) && !middleware.Ended(ctx); lo += backgroundDoneBatch {
 		batch := holds[lo:min(lo+backgroundDoneBatch, len(holds))]
 		cmds := make([]*goredis.StringCmd, len(batch))
 		_, _ = d.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
