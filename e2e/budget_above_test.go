@@ -32,8 +32,15 @@ import (
 // (twlc.NewTransport) over HTTP to srv.
 func budgetAboveCall(t *testing.T, client string, chain middleware.Middleware, srv *openaitest.Server) error {
 	t.Helper()
+	return budgetAboveCallIn(context.Background(), t, client, chain, srv)
+}
+
+// budgetAboveCallIn is budgetAboveCall under ctx (a deadline of the
+// caller's).
+func budgetAboveCallIn(ctx context.Context, t *testing.T, client string, chain middleware.Middleware, srv *openaitest.Server) error {
+	t.Helper()
 	prompt := strings.Repeat("Check the disks. ", 200)
-	ctx := middleware.WithTeam(context.Background(), "sre")
+	ctx = middleware.WithTeam(ctx, "sre")
 	switch client {
 	case "go-openai":
 		cfg := goopenai.DefaultConfig("test-key")

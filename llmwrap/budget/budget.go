@@ -550,9 +550,12 @@ func (b *Budget) handle(ctx context.Context, req *middleware.Request, next middl
 		// layer of a built chain): an answer cut after its 2xx status or
 		// whole but malformed, which the provider produced and bills, is
 		// charged what the Meter would bill it — its estimated input and
-		// the output its body read holds — so that the ledger does not
-		// depend on how the layers were composed.
-		if out, ok := middleware.AnswerBilled(err); ok {
+		// the output its body read holds — and so is an attempt that
+		// timed out or was cancelled after its request was sent
+		// (middleware.UnansweredBilled: its estimated input), so that the
+		// ledger does not depend on how the layers were composed.
+		out, ok := middleware.AnswerBilled(err)
+		if ok || middleware.UnansweredBilled(err) {
 			u := middleware.Usage{InputTokens: est.exact(), OutputTokens: middleware.CapOutput(req, out)}
 			if t := b.cfg.DefaultTier; t != "" && t != "default" && middleware.RequestServiceTier(req) == "" {
 				u.ServiceTier = t

@@ -66,7 +66,8 @@
 // *middleware.AnswerMalformedError: not JSON, no choices, a member of the
 // wrong type), at its estimated input — by this layer itself when no
 // middleware.Meter below it recorded the attempt (its Middleware composed
-// without the chain's meter). An estimated output never passes
+// without the chain's meter), as is an attempt cancelled or timed out
+// after its request was sent (middleware.UnansweredBilled). An estimated output never passes
 // max_tokens per choice (middleware.CapOutput), what the provider can bill
 // and the call reserved. A usage with a
 // negative count (middleware.Usage.Negative: no provider's count) is
