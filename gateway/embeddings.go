@@ -382,12 +382,13 @@ type embeddingsAnswer struct {
 }
 
 // usable reports whether a has usage that can be charged: not a negative
-// count (settled as given, it would take spend off the budget), and not
+// count (settled as given, it would take spend off the budget) nor one
+// beyond middleware.MaxCount (a whole budget spent on one call), and not
 // one that counts nothing (zeros, or none of the counts: a server that
 // does not count, whose call is charged its estimate, as a chat call of
 // a usage of zeros is).
 func (a *embeddingsAnswer) usable() bool {
-	return a.Usage != nil && a.Usage.PromptTokens >= 0 && a.Usage.TotalTokens >= 0 && a.tokens() > 0
+	return a.Usage != nil && a.Usage.PromptTokens >= 0 && a.Usage.TotalTokens >= 0 && a.tokens() > 0 && a.tokens() <= middleware.MaxCount
 }
 
 // tokens is what a usable answer's call used.

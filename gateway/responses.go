@@ -801,7 +801,8 @@ func (h *responsesHold) settleObject(ctx context.Context, o *responseObject) (mi
 // output at least total − input (reasoning a server leaves out of
 // output_tokens); false when there is none, when it counts nothing (zeros,
 // or none of the counts: a server that does not count, as the chat
-// calls' Meter reads a usage of zeros) or a count is negative.
+// calls' Meter reads a usage of zeros) or a count is negative or beyond
+// middleware.MaxCount.
 func (u *responsesUsage) usage() (middleware.Usage, bool) {
 	if u != nil && u.InputTokens == 0 && u.OutputTokens == 0 && (u.PromptTokens != 0 || u.CompletionTokens != 0) {
 		// A usage of the chat API's names: the same counts.
@@ -815,6 +816,12 @@ func (u *responsesUsage) usage() (middleware.Usage, bool) {
 	if u == nil || u.InputTokens < 0 || u.OutputTokens < 0 || u.TotalTokens < 0 ||
 		u.InputTokensDetails.CachedTokens < 0 || u.InputTokensDetails.CacheWriteTokens < 0 || u.OutputTokensDetails.ReasoningTokens < 0 ||
 		u.InputTokens == 0 && u.OutputTokens == 0 && u.TotalTokens == 0 {
+		return middleware.Usage{}, false
+	}
+	if max(u.InputTokens, u.OutputTokens, u.TotalTokens, u.InputTokensDetails.CachedTokens, u.InputTokensDetails.CacheWriteTokens,
+		u.OutputTokensDetails.ReasoningTokens) > middleware.MaxCount {
+		// No provider's count (middleware.Usage.Implausible): billed as a
+		// usage that has none, not a whole budget spent on one call.
 		return middleware.Usage{}, false
 	}
 	in, out, total := int64(u.InputTokens), int64(u.OutputTokens), int64(u.TotalTokens)

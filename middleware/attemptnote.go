@@ -103,7 +103,7 @@ func AttemptUsage(req *Request, resp *Response, err error, fill UsageFunc) (mode
 			model = resp.Model
 		}
 		u = resp.Usage
-		if u.IsZero() || u.Negative() {
+		if u.IsZero() || u.Implausible() {
 			u = fill(req, resp, err)
 			estimated = !u.IsZero()
 		} else if err != nil {

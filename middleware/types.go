@@ -216,6 +216,23 @@ func (u Usage) Negative() bool {
 		u.ReasoningTokens < 0 || u.AudioInputTokens < 0 || u.AudioOutputTokens < 0
 }
 
+// MaxCount is the largest count of a usage that can be a provider's: 2^50
+// tokens (a million billion, beyond any model's context window by eight
+// orders of magnitude, and the most a budget settles a call at). A larger
+// count is a broken or hostile server's.
+const MaxCount = 1 << 50
+
+// Implausible reports whether a count of u is no provider's count: below
+// zero (Negative) or beyond MaxCount. The adapters read such a usage as
+// none, and the Meter and the budget bill such a call as one without
+// usage (an estimate, flagged as such): settled as given, a negative count
+// would take spend off a budget, and a count of 2^62 tokens would spend a
+// team's whole budget on one call.
+func (u Usage) Implausible() bool {
+	return u.Negative() || max(u.InputTokens, u.OutputTokens, u.CachedInputTokens, u.CacheWriteTokens,
+		u.ReasoningTokens, u.AudioInputTokens, u.AudioOutputTokens) > MaxCount
+}
+
 // Request is one chat completion request in the core's terms.
 //
 // Handlers must treat a received *Request as read-only: a middleware that

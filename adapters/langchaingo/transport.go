@@ -353,7 +353,7 @@ func (h *httpFailure) setUsage(u *lcUsage) {
 		return
 	}
 	c := u.core()
-	if c.Negative() || c.IsZero() {
+	if c.Implausible() || c.IsZero() {
 		return
 	}
 	c = h.otherCached(c) // (see setOtherCached)

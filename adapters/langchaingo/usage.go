@@ -60,11 +60,12 @@ var usageKeys = func() []string {
 // choices (Anthropic returns one per content block) repeat the call's usage
 // in each, so summing choices would count it several times.
 //
-// A negative count is no count (ok false): settled as given, it would take
-// spend off a budget; the call is billed as one without usage.
+// A negative count, or one beyond middleware.MaxCount, is no count (ok
+// false): settled as given, it would take spend off a budget, or spend a
+// whole budget on one call; the call is billed as one without usage.
 func UsageFromGenerationInfo(info map[string]any) (middleware.Usage, bool) {
 	u, ok := usageFromGenerationInfo(info)
-	if u.Negative() {
+	if u.Implausible() {
 		return middleware.Usage{}, false
 	}
 	return u, ok

@@ -381,10 +381,11 @@ func (r *reader) usage() (middleware.Usage, bool, error) {
 			u.OutputTokens = middleware.SatAdd(u.OutputTokens, u.ReasoningTokens)
 		}
 	}
-	if u.Negative() {
-		// A negative count is no count: settled as given, it would take
-		// spend off a budget. The call is billed as one without usage
-		// (the Meter's conservative estimate).
+	if u.Implausible() {
+		// A negative count, or one beyond middleware.MaxCount, is no
+		// count: settled as given, it would take spend off a budget, or
+		// spend a whole budget on one call. The call is billed as one
+		// without usage (the Meter's conservative estimate).
 		return middleware.Usage{}, false, nil
 	}
 	return u, true, nil

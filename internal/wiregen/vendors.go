@@ -184,9 +184,9 @@ var Vendors = []Vendor{
 	{Name: "usage-huge", Stream: true, IncludeUsage: true, body: sse(
 		`{"id":"u","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":"stop"}]}`,
 		`{"id":"u","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":9007199254740993,"completion_tokens":3,"total_tokens":9007199254740996}}`,
-		`[DONE]`), Bill: &Bill{Prompt: 9007199254740993, Completion: 3}},
-	{Name: "usage-huge-plain", body: `{"id":"u","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":4611686018427387904,"completion_tokens":4611686018427387904,"total_tokens":9223372036854775807}}`,
-		Bill: &Bill{Prompt: 4611686018427387904, Completion: 4611686018427387904}},
+		`[DONE]`)}, // beyond middleware.MaxCount: no count, billed an estimate
+	{Name: "usage-huge-plain", body: `{"id":"u","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":4611686018427387904,"completion_tokens":4611686018427387904,"total_tokens":9223372036854775807}}`},
+	// beyond middleware.MaxCount: no count, billed an estimate
 	{Name: "choices-out-of-order", Stream: true, N: 2, body: sse(
 		`{"id":"o","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":1,"delta":{"content":"B"},"finish_reason":null}]}`,
 		`{"id":"o","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"A"},"finish_reason":"stop"},{"index":1,"delta":{},"finish_reason":"stop"}]}`,

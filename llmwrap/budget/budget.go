@@ -609,7 +609,7 @@ func (b *Budget) attemptsCost(ctx context.Context, req *middleware.Request, ci *
 		extra = slices.Delete(extra, i, i+1) // the answer's, settled above
 	}
 	for _, a := range extra {
-		if u := a.Usage; !u.IsZero() && !u.Negative() {
+		if u := a.Usage; !u.IsZero() && !u.Implausible() {
 			tokensUsed, pico = middleware.SatAdd(tokensUsed, u.Total()), middleware.SatAdd(pico, b.answerCost(req.Model, a.Model, u.WithServiceTier(req)))
 			billed = true
 		}
@@ -671,7 +671,7 @@ func (b *Budget) admitRetry(ctx context.Context, req *middleware.Request, ci *mi
 	attempts, _ := r.attempts(ci, r.first, r.hedge, true)
 	var tokensUsed, pico int64
 	for _, a := range attempts[min(r.covered, len(attempts)):] {
-		if u := a.Usage; !u.IsZero() && !u.Negative() {
+		if u := a.Usage; !u.IsZero() && !u.Implausible() {
 			tokensUsed, pico = middleware.SatAdd(tokensUsed, u.Total()), middleware.SatAdd(pico, b.answerCost(req.Model, a.Model, u.WithServiceTier(req)))
 		}
 	}
@@ -820,7 +820,7 @@ func (b *Budget) usage(req *middleware.Request, resp *middleware.Response, err e
 	if resp.FromCache {
 		return middleware.Usage{}, false
 	}
-	if !resp.Usage.IsZero() && !resp.Usage.Negative() {
+	if !resp.Usage.IsZero() && !resp.Usage.Implausible() {
 		u := resp.Usage
 		if err != nil {
 			u.OutputTokens = max(u.OutputTokens, middleware.CapOutput(req, partialOutput(b.est, req.Model, resp)))
@@ -898,8 +898,9 @@ const maxSettle = 1 << 50
 // Settleable bounds what one call settles to [0, 2^50] in each unit (2^50
 // tokens or micro-dollars, about $1.1 billion): far beyond any real call
 // and below what the stores count exactly (Redis's Lua reads numbers as
-// doubles, exact to 2^53). A count beyond it is a server's garbage;
-// settled at the bound, it still spends any budget below it. The budget
+// doubles, exact to 2^53). A count beyond it is a server's garbage, which
+// the budget bills as no count (middleware.Usage.Implausible: the
+// estimate); a sum or cost beyond it settles at the bound. The budget
 // layer settles every call through it; a caller settling a store itself
 // (the gateway's embeddings) does too.
 //

@@ -70,8 +70,9 @@
 // after its request was sent (middleware.UnansweredBilled). An estimated output never passes
 // max_tokens per choice (middleware.CapOutput), what the provider can bill
 // and the call reserved. A usage with a
-// negative count (middleware.Usage.Negative: no provider's count) is
-// billed as none, never settled as given.
+// negative count, or one beyond middleware.MaxCount (2^50 tokens;
+// middleware.Usage.Implausible: no provider's count), is billed as none
+// (the estimate), never settled as given.
 //
 // A budget's Middleware composed by hand above a retry or fallback layer
 // (or around a built chain) reserves the call once while they send several
