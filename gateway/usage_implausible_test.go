@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 )
 
 // An upstream that reports 2^62 prompt tokens (a hostile or broken
@@ -64,5 +65,39 @@ func TestGatewayImplausibleUsageDoesNotEmptyTheBudget(t *testing.T) {
 				t.Errorf("four hellos whose usage is no count: the team spent $%s, %d tokens; want their estimate, a few tokens", sp.SpentUSD, sp.SpentTokens)
 			}
 		})
+	}
+}
+
+// TestGatewayImplausibleResponsesAndEmbeddingsUsageIsNoUsage: a Responses
+// answer (JSON or streamed) and an embeddings answer, read by openai-go,
+// whose usage counts 2^62 tokens are charged as ones without usage — the
+// Responses call its reservation, the embeddings call the 2 tokens of
+// "hello world" it counted —, never a team's budget spent on one call.
+func TestGatewayImplausibleResponsesAndEmbeddingsUsageIsNoUsage(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		none, noneTok, _ := responsesCall(t, embeddingsGateway(t, usageUpstream(t, "null"), "1"), stream)
+		for _, usage := range []string{
+			`{"input_tokens":4611686018427387904,"output_tokens":3,"total_tokens":4611686018427387907}`,
+			`{"input_tokens":9,"output_tokens":4611686018427387904,"total_tokens":4611686018427387913}`,
+			`{"input_tokens":9,"input_tokens_details":{"cached_tokens":4611686018427387904},"output_tokens":3,"total_tokens":12}`,
+		} {
+			usd, tok, err := responsesCall(t, embeddingsGateway(t, usageUpstream(t, usage), "1"), stream)
+			if err != nil {
+				t.Fatalf("stream %t, usage %s: %v", stream, usage, err)
+			}
+			if usd != none || tok != noneTok {
+				t.Errorf("stream %t, usage %s: charged %s USD, %d tokens; an answer without usage is charged %s USD, %d tokens",
+					stream, usage, usd, tok, none, noneTok)
+			}
+		}
+	}
+	e := embeddingsGateway(t, usageUpstream(t, `{"prompt_tokens":4611686018427387904,"total_tokens":4611686018427387904}`), "1")
+	oc := openai.NewClient(option.WithAPIKey(devopsKey), option.WithBaseURL(e.url+"/v1/"), option.WithMaxRetries(0))
+	if _, err := oc.Embeddings.New(t.Context(), openai.EmbeddingNewParams{Model: "text-embedding-3-small",
+		Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("hello world")}}); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.spend(t); s.SpentTokens != 2 || s.ReservedUSD != "0.000000" || s.InFlightCalls != 0 {
+		t.Errorf("embeddings of 2^62 tokens: %+v; want the 2 tokens of its input spent, nothing held", s)
 	}
 }
