@@ -38,6 +38,9 @@ type decoder struct {
 	// merged memoises entries per mapping node that holds a merge key, so
 	// that a mapping merged from many places is expanded once.
 	merged map[ast.Node][]entry
+	// duplicates holds the keys reported as written twice, so that a
+	// mapping read more than once (through aliases) reports them once.
+	duplicates map[ast.Node]bool
 }
 
 // decodeDocument parses b and decodes its single document into v (a
@@ -58,7 +61,10 @@ func decodeDocument(b []byte, v any, src *sourceMap) (probs []Problem, parsed bo
 	if p := invalidUTF8(b, src.file); p != nil {
 		return []Problem{*p}, false
 	}
-	f, err := parser.ParseBytes(b, 0)
+	// Duplicate keys are this decoder's to report (entries), each at its
+	// line beside the file's other problems: the parser would stop at the
+	// first, a syntax error that hides every other problem.
+	f, err := parser.ParseBytes(b, 0, parser.AllowDuplicateMapKey())
 	if err != nil {
 		return []Problem{syntaxProblem(err, b, src.file)}, false
 	}
@@ -442,8 +448,14 @@ func (d *decoder) entries(path string, n ast.Node, depth int) ([]entry, bool) {
 		return nil, false
 	}
 	var explicit, merged []entry
+	first := make(map[string]ast.Node, len(values))
 	for _, mv := range values {
 		if mv.Key != nil && mv.Key.IsMergeKey() {
+			if prev, dup := first["<<"]; dup {
+				d.duplicate(path, entry{key: "<<", keyNode: mv.Key}, prev)
+				continue // one merge key: a list merges several mappings
+			}
+			first["<<"] = mv.Key
 			if depth > maxDecodeDepth {
 				d.problem(path, mv.Key, "merge keys nest too deep")
 				continue
@@ -480,6 +492,13 @@ func (d *decoder) entries(path string, n ast.Node, depth int) ([]entry, bool) {
 		if _, isNull := k.(*ast.NullNode); isNull {
 			e.badKey = true
 		}
+		if !e.badKey {
+			if prev, dup := first[text]; dup {
+				d.duplicate(path, e, prev)
+				continue
+			}
+			first[text] = mv.Key
+		}
 		explicit = append(explicit, e)
 	}
 	if len(merged) == 0 {
@@ -501,6 +520,24 @@ func (d *decoder) entries(path string, n ast.Node, depth int) ([]entry, bool) {
 	}
 	d.merged[n] = out
 	return out, true
+}
+
+// duplicate reports key e, written again in its mapping after prev,
+// once however often the mapping is read. The second value is not read:
+// which one the writer meant is theirs to say.
+func (d *decoder) duplicate(path string, e entry, prev ast.Node) {
+	if d.duplicates[e.keyNode] {
+		return
+	}
+	if d.duplicates == nil {
+		d.duplicates = map[ast.Node]bool{}
+	}
+	d.duplicates[e.keyNode] = true
+	line := 0
+	if tk := prev.GetToken(); tk != nil && tk.Position != nil {
+		line = tk.Position.Line
+	}
+	d.problem(keyPath(path, e.key), e.keyNode, "key %q is given twice in this mapping (first at line %d): keep one", clip(e.key), line)
 }
 
 func (d *decoder) decodeStruct(path string, orig, n ast.Node, v reflect.Value, depth int) {

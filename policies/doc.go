@@ -12,9 +12,10 @@
 //	pol, err := policies.LoadFile("policies/devops.yaml")
 //
 // Load, LoadFile and LoadBytes read YAML or JSON (JSON is read as YAML, so
-// JSON errors carry lines too). Decoding is strict: an unknown key or a
-// value of the wrong type is an error. Every problem of a file is collected
-// — unknown keys, type errors, then the semantic checks of Policy.Validate —
+// JSON errors carry lines too). Decoding is strict: an unknown key, a key
+// written twice in one mapping or a value of the wrong type is an error.
+// Every problem of a file is collected — unknown and duplicate keys, type
+// errors, then the semantic checks of Policy.Validate —
 // and returned at once in a *ValidationError, one problem per line, sorted
 // by position:
 //
