@@ -191,7 +191,11 @@ type Limits struct {
 	// next piece of the answer within it, or the call ends (an
 	// OpenAI-shaped 504 before the answer began, a cut answer after). The
 	// clock runs only while the gateway waits for the upstream, never
-	// for the client. Zero: 10m (the OpenAI SDKs' own request timeout).
+	// for the client. It bounds a chat completion's attempt the same way
+	// when nothing else bounds it in time: its team's policy sets no
+	// timeouts.call, timeouts.total nor limits.run_timeout for it (a team
+	// file that neither extends the default policy nor writes timeouts:).
+	// Zero: 10m (the OpenAI SDKs' own request timeout).
 	UpstreamIdle policies.Duration `yaml:"upstream_idle,omitempty"`
 	// IdleTimeout closes keep-alive connections idle this long. Zero: 2m.
 	IdleTimeout policies.Duration `yaml:"idle_timeout,omitempty"`

@@ -325,7 +325,9 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		s.closeRedis()
 		return nil, err
 	}
-	trOpts := []twopenai.Option{twopenai.WithBaseTransport(s.base)}
+	// A chat call no timeout of its team bounds is bounded by
+	// limits.upstream_idle (upstreamidle.go).
+	trOpts := []twopenai.Option{twopenai.WithBaseTransport(idleBound{next: s.base, limit: s.upstreamIdle})}
 	if len(s.upstreams) > 1 {
 		// Each call goes to the upstream of the model the chain settled
 		// on (a fallback or a route may move it to another upstream's).

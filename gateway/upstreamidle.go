@@ -174,3 +174,51 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// idleBound is the base transport of the chat completions' chain. An
+// attempt whose context has no deadline — its team's policy sets no
+// timeouts.call, timeouts.total or limits.run_timeout for it, and an
+// in-process caller gave it none — has nothing to bound it: its team's
+// file neither extends the default policy nor writes timeouts:, and an
+// upstream that never answers would hold it, its client and its
+// reservation for as long as the client waits. limits.upstream_idle bounds
+// such an attempt as it bounds a passed-through call: its answer's
+// headers and each next piece of its answer must come within it. An
+// attempt its team's timeouts bound is passed on untouched.
+type idleBound struct {
+	next  http.RoundTripper
+	limit func() time.Duration
+}
+
+func (t idleBound) RoundTrip(r *http.Request) (*http.Response, error) {
+	if _, ok := r.Context().Deadline(); ok {
+		return t.next.RoundTrip(r)
+	}
+	limit := t.limit()
+	if limit <= 0 {
+		return t.next.RoundTrip(r)
+	}
+	// The request's body is in memory (the transport encoded it): the
+	// clock runs from the send, without an upload's pauses.
+	ctx, cancel := context.WithCancelCause(r.Context())
+	u := &upstreamIdle{limit: limit, cancel: cancel}
+	resp, err := u.transport(t.next).RoundTrip(r.WithContext(ctx))
+	if err != nil || resp == nil || resp.Body == nil {
+		u.stop()
+		return resp, err
+	}
+	resp.Body = &stopIdle{ReadCloser: resp.Body, u: u}
+	return resp, nil
+}
+
+// stopIdle ends its clock when the answer is closed.
+type stopIdle struct {
+	io.ReadCloser
+	u *upstreamIdle
+}
+
+func (b *stopIdle) Close() error {
+	err := b.ReadCloser.Close()
+	b.u.stop()
+	return err
+}
