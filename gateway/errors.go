@@ -132,8 +132,14 @@ func shapeError(resp *http.Response, secrets []string) {
 			}
 			quote = strings.ToValidUTF8(quote, "\uFFFD")
 		}
+		hint := ""
+		if resp.StatusCode == http.StatusNotFound {
+			// A page of a server that serves no such path: most often a
+			// base_url without the /v1 the server serves the API under.
+			hint = " (the upstream serves no such path: when every call gets this, check the base_url of the upstream in the gateway file; OpenAI-compatible servers such as vLLM, Ollama and LiteLLM serve the API under /v1, as OpenAI's https://api.openai.com/v1)"
+		}
 		b = (&apiError{Type: httperr.ErrorType(resp.StatusCode), Code: "upstream_error",
-			Message: "tokenwise/gateway: the upstream answered " + strconv.Itoa(resp.StatusCode) + " without an OpenAI error object: " + quote}).body()
+			Message: "tokenwise/gateway: the upstream answered " + strconv.Itoa(resp.StatusCode) + " without an OpenAI error object" + hint + ": " + quote}).body()
 	} else {
 		b = redact.Bytes(b, secrets...) // an upstream's key it echoes in its message (masking keeps the JSON whole)
 	}
