@@ -95,10 +95,12 @@ type Upstream struct {
 	// (an Azure deployment's ?api-version=) is sent with every request,
 	// before the client's own.
 	BaseURL string `yaml:"base_url"`
-	// APIKeyEnv names the environment variable holding the API key.
+	// APIKeyEnv names the environment variable holding the API key; New
+	// refuses to start when it is unset or empty.
 	APIKeyEnv string `yaml:"api_key_env,omitempty"`
 	// APIKeyFile is a file holding the API key (surrounding white space is
-	// trimmed). A relative path is relative to the gateway file.
+	// trimmed; New refuses a file of white space only). A relative path is
+	// relative to the gateway file.
 	APIKeyFile string `yaml:"api_key_file,omitempty"`
 	// APIKey is refused: a key is never written in a gateway file. It is
 	// only decoded to say so (without echoing it).
@@ -498,21 +500,36 @@ func isEnvName(s string) bool {
 	return s != ""
 }
 
-// apiKey reads an upstream's key from its environment variable or file.
-func (c *Config) apiKey(u Upstream) (string, error) {
+// apiKey reads the key of upstream i from its environment variable or
+// file. A variable unset or empty, or a file of white space only, is an
+// error at the field's line that says how to give the key: read as no key,
+// every call would go to the upstream without one.
+func (c *Config) apiKey(i int, u Upstream) (string, error) {
 	switch {
 	case u.APIKeyEnv != "":
 		k, ok := os.LookupEnv(u.APIKeyEnv)
 		if !ok || k == "" {
-			return "", fmt.Errorf("tokenwise/gateway: upstream %s: environment variable %s is not set", u.Name, u.APIKeyEnv)
+			state := "is not set"
+			if ok {
+				state = "is empty"
+			}
+			return "", fmt.Errorf("tokenwise/gateway: %s", c.src.Problem(fmt.Sprintf("upstreams[%d].api_key_env", i),
+				"environment variable %s %s: export %s=<the key of upstream %s> in the shell that starts the gateway, or name a file that holds it in api_key_file (api_key_env: \"\" for a server that takes no key)",
+				u.APIKeyEnv, state, u.APIKeyEnv, u.Name))
 		}
 		return k, nil
 	case u.APIKeyFile != "":
 		b, err := os.ReadFile(c.path(u.APIKeyFile))
 		if err != nil {
-			return "", fmt.Errorf("tokenwise/gateway: upstream %s: reading its key: %w", u.Name, err)
+			return "", fmt.Errorf("tokenwise/gateway: %s", c.src.Problem(fmt.Sprintf("upstreams[%d].api_key_file", i),
+				"reading the key of upstream %s: %v: name a file that holds the upstream's key", u.Name, err))
 		}
-		return strings.TrimSpace(string(b)), nil
+		k := strings.TrimSpace(string(b))
+		if k == "" {
+			return "", fmt.Errorf("tokenwise/gateway: %s", c.src.Problem(fmt.Sprintf("upstreams[%d].api_key_file", i),
+				"%s holds no key: name a file that holds the upstream's key (api_key_file removed for a server that takes none)", c.path(u.APIKeyFile)))
+		}
+		return k, nil
 	}
 	return "", nil // an upstream without a key (a local server)
 }

@@ -219,8 +219,8 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 	if len(cfg.Upstreams) == 0 {
 		return nil, errors.New("tokenwise/gateway: no upstream")
 	}
-	for _, u := range cfg.Upstreams {
-		key, err := cfg.apiKey(u)
+	for i, u := range cfg.Upstreams {
+		key, err := cfg.apiKey(i, u)
 		if err != nil {
 			return nil, err
 		}
