@@ -423,6 +423,32 @@ func (c *Config) problems(src *policies.Source) []policies.Problem {
 	return ps
 }
 
+// Warnings returns what is valid in c but is likely not what was meant: an
+// upstream's base_url without a path (http://localhost:8000), where the
+// OpenAI-compatible servers (vLLM, Ollama, LiteLLM, TGI) serve the API
+// under /v1 and answer every call at the root with a 404. (OpenAI's own
+// without its /v1 is an error of the file.) `tokenwise gateway check`
+// prints them and New logs them; they do not stop the gateway, as a
+// server may serve the API at its root.
+func (c *Config) Warnings() []policies.Problem {
+	var out []policies.Problem
+	for i, u := range c.Upstreams {
+		pu, err := url.Parse(u.BaseURL)
+		if err != nil || pu.Host == "" || strings.EqualFold(pu.Hostname(), "api.openai.com") || strings.Trim(pu.Path, "/") != "" {
+			continue
+		}
+		// Quoted as scheme and host only: no user info, no query.
+		root := pu.Scheme + "://" + pu.Host
+		if len(root) > 120 {
+			root = strings.ToValidUTF8(root[:120], "") + "…"
+		}
+		out = append(out, c.src.Problem(fmt.Sprintf("upstreams[%d].base_url", i),
+			"%s has no path: OpenAI-compatible servers (vLLM, Ollama, LiteLLM) serve the API under /v1 and answer %s/chat/completions with a 404: write %s/v1, unless this server serves the API at its root",
+			root, root, root))
+	}
+	return out
+}
+
 // KeyTeamProblems checks the teams of the keys against the policy
 // directory: known are the teams that have a policy file (as
 // policies.Set.Names and Registry.Names list them) and unknown the default

@@ -271,6 +271,9 @@ func New(cfg *Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.pol = pol
+	for _, w := range cfg.Warnings() {
+		s.logger.Warn("tokenwise/gateway: " + w.String())
+	}
 	s.warnKeyTeams(cfg)
 	warmTokenizers(pol, s.upstreams)
 

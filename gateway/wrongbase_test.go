@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	goopenai "github.com/sashabaranov/go-openai"
 
 	"github.com/tokenwise/tokenwise/adapters/openai/openaitest"
+	"github.com/tokenwise/tokenwise/gateway"
 )
 
 // A gateway file whose upstream base_url leaves out the /v1 under which
@@ -60,5 +62,35 @@ func TestGatewayWrongBaseURLSaysToCheckIt(t *testing.T) {
 			!strings.Contains(ae.Message, "check the base_url of the upstream") || !strings.Contains(ae.Message, "/v1") {
 			t.Errorf("%s: %d %q, want the 404 quoted and a hint to check the upstream's base_url (/v1)", name, ae.HTTPStatusCode, ae.Message)
 		}
+	}
+}
+
+// TestNewWarnsOfABaseURLWithoutAPath: the gateway logs, as it starts, an
+// upstream whose base_url has no path (Config.Warnings, which gateway
+// check prints); one with its /v1 is not named.
+func TestNewWarnsOfABaseURLWithoutAPath(t *testing.T) {
+	t.Setenv(upstreamEnv, upstreamKey)
+	for _, c := range []struct {
+		base string
+		warn bool
+	}{{"http://127.0.0.1:8000", true}, {"http://127.0.0.1:8000/v1", false}} {
+		cfg, err := gateway.LoadConfig(writeFiles(t, c.base, defaultPolicies, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs syncBuffer
+		srv, err := gateway.New(cfg, gateway.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Close()
+		got := strings.Contains(logs.String(), "upstreams[0].base_url: http://127.0.0.1:8000 has no path")
+		if got != c.warn {
+			t.Errorf("base_url %s: logged a warning %v, want %v:\n%s", c.base, got, c.warn, logs.String())
+		}
+	}
+	if w := (&gateway.Config{Upstreams: []gateway.Upstream{{Name: "a", BaseURL: "http://user:secret@10.0.0.1:8000?key=abc"}}}).Warnings(); len(w) != 1 ||
+		strings.Contains(w[0].Msg, "secret") || strings.Contains(w[0].Msg, "abc") || !strings.Contains(w[0].Msg, "http://10.0.0.1:8000/v1") {
+		t.Errorf("warnings of a base_url with user info and a query: %v, want one naming http://10.0.0.1:8000/v1 and neither the password nor the query", w)
 	}
 }

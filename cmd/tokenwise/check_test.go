@@ -136,3 +136,39 @@ func TestChecksReadTheLearnedWeights(t *testing.T) {
 		t.Errorf("policy check with valid weights: exit %d:\n%s%s", code, out, stderr)
 	}
 }
+
+// TestGatewayCheckWarnsOfABaseURLWithoutAPath: an upstream's base_url
+// written without a path (http://localhost:8000 for vLLM, whose API is
+// under /v1) passed the check, and every call then got the server's 404.
+// The check says so at the line, exit 0 (a server may serve the API at its
+// root), and serve logs it; a base_url with its path passes in silence.
+func TestGatewayCheckWarnsOfABaseURLWithoutAPath(t *testing.T) {
+	abs, err := filepath.Abs("../../examples/policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(base string) (int, string, string) {
+		dir := t.TempDir()
+		cfg := "policies: " + abs + "\n" +
+			"upstreams:\n  - name: openai\n    base_url: https://api.openai.com/v1\n    api_key_env: OPENAI_API_KEY\n" +
+			"  - name: vllm\n    base_url: " + base + "\n    models: [llama-3.1-8b]\n"
+		path := filepath.Join(dir, "gateway.yaml")
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return runCmd("gateway", "check", path)
+	}
+	for _, base := range []string{"http://localhost:8000", "http://localhost:8000/"} {
+		code, out, stderr := check(base)
+		if code != 0 || !strings.Contains(out, "warning: ") || !strings.Contains(out, "gateway.yaml:7:5: upstreams[1].base_url: http://localhost:8000 has no path") ||
+			!strings.Contains(out, "/v1") || !strings.Contains(out, ": ok") {
+			t.Errorf("gateway check of base_url %s: exit %d, want 0 with a warning at its line naming /v1:\n%s%s", base, code, out, stderr)
+		}
+	}
+	for _, base := range []string{"http://localhost:8000/v1", "https://openrouter.ai/api/v1"} {
+		code, out, stderr := check(base)
+		if code != 0 || strings.Contains(out+stderr, "warning") {
+			t.Errorf("gateway check of base_url %s: exit %d:\n%s%s", base, code, out, stderr)
+		}
+	}
+}

@@ -131,6 +131,7 @@ func gatewayCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	errs, warnings := cfg.KeyTeamProblems(set.Names(), set.Policy(policies.DefaultTeam).Teams.Unknown)
+	warnings = append(cfg.Warnings(), warnings...)
 	for _, p := range warnings {
 		fmt.Fprintf(stdout, "warning: %s\n", p)
 	}
