@@ -53,3 +53,27 @@ func TestHelpNamesEachFlagsArgument(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownCommandIsNamed: a command tokenwise does not have (a typo,
+// `polcy check`, or a subcommand without its group, `check` for `policy
+// check`) is named with the command it is likely meant to be, before the
+// usage, exit 2; before, only the usage came back, and the user had to
+// find the difference.
+func TestUnknownCommandIsNamed(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"check", "examples/policies/"}, `tokenwise: unknown command "check" (did you mean "tokenwise policy check" or "tokenwise gateway check"?)`},
+		{[]string{"explain", "p/", "--team", "x"}, `tokenwise: unknown command "explain" (did you mean "tokenwise policy explain"?)`},
+		{[]string{"polcy", "check", "p/"}, `tokenwise: unknown command "polcy check" (did you mean "tokenwise policy check"?)`},
+		{[]string{"gateway", "chek", "g.yaml"}, `tokenwise: unknown command "gateway chek" (did you mean "tokenwise gateway check"?)`},
+		{[]string{"init"}, `tokenwise: unknown command "init" (did you mean "tokenwise gateway init"?)`},
+		{[]string{"bogus"}, `tokenwise: unknown command "bogus"` + "\n"},
+	} {
+		code, _, stderr := runCmd(c.args...)
+		if code != 2 || !strings.HasPrefix(stderr, c.want) || !strings.Contains(stderr, "usage:") {
+			t.Errorf("tokenwise %s: exit %d, stderr:\n%s\nwant exit 2, %q first, then the usage", strings.Join(c.args, " "), code, stderr, c.want)
+		}
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -92,8 +93,77 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
+	if msg := unknownCommand(args); msg != "" {
+		fmt.Fprintln(stderr, msg)
+	}
 	fmt.Fprint(stderr, usage)
 	return 2
+}
+
+// commands are the commands of run, by their words.
+var commands = []string{"policy check", "policy explain", "policy schema", "replay", "route eval", "route train",
+	"catalog import", "serve", "gateway init", "gateway check", "gateway schema"}
+
+// unknownCommand says which command of args tokenwise does not have, and
+// the one it is likely meant to be: a typo of a command ("polcy check",
+// "gateway chek"), or a command without its group ("check", "init"). It
+// returns "" when args name a command (given wrong arguments: the usage
+// says the rest).
+func unknownCommand(args []string) string {
+	groups := map[string][]string{}
+	var singles []string
+	for _, c := range commands {
+		if g, sub, ok := strings.Cut(c, " "); ok {
+			groups[g] = append(groups[g], sub)
+		} else {
+			singles = append(singles, c)
+		}
+	}
+	names := slices.Sorted(maps.Keys(groups))
+	first := args[0]
+	group := first
+	if _, ok := groups[first]; !ok {
+		group = policies.Suggest(first, names)
+	}
+	var name, meant []string
+	switch {
+	case group != "" && len(args) > 1:
+		name = []string{first + " " + args[1]}
+		sub := args[1]
+		if !slices.Contains(groups[group], sub) {
+			sub = policies.Suggest(sub, groups[group])
+		}
+		if sub != "" {
+			meant = []string{group + " " + sub}
+		}
+	case group != "":
+		return "" // a group alone: the usage lists its commands
+	default:
+		name = []string{first}
+		for _, c := range commands {
+			if _, sub, ok := strings.Cut(c, " "); ok && sub == first {
+				meant = append(meant, c) // a command without its group
+			}
+		}
+		if s := policies.Suggest(first, singles); s != "" && len(meant) == 0 {
+			meant = []string{s}
+		}
+	}
+	if slices.Contains(commands, name[0]) {
+		return "" // a command given wrong arguments
+	}
+	msg := fmt.Sprintf("tokenwise: unknown command %q", name[0])
+	for i, m := range meant {
+		if i == 0 {
+			msg += fmt.Sprintf(" (did you mean %q", "tokenwise "+m)
+		} else {
+			msg += fmt.Sprintf(" or %q", "tokenwise "+m)
+		}
+	}
+	if len(meant) > 0 {
+		msg += "?)"
+	}
+	return msg
 }
 
 // isHelpFlag reports whether arg asks for help as the flag package reads
