@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -154,39 +155,31 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		pc.rb = readErrBody{} // keeps nothing of the call
 	}
+	if err == nil {
+		err = pc.bw.Flush()
+	}
+	reset := false
 	if err != nil {
-		return fail(err)
-	}
-	if err := pc.bw.Flush(); err != nil {
-		return fail(err)
-	}
-	var resp *http.Response
-	for n1xx := 0; ; n1xx++ {
-		// The status line and the headers are read within maxHeader
-		// bytes: an upstream whose headers do not end (or that sends
-		// garbage without a line break) fails the call, never grows the
-		// gateway's memory for as long as it sends.
-		pc.lr.left = t.maxHeader
-		resp, err = http.ReadResponse(pc.br, req)
-		if pc.lr.left <= 0 {
-			err = fmt.Errorf("tokenwise/gateway: the upstream's answer headers exceed %d bytes", t.maxHeader)
-		}
-		pc.lr.left = math.MaxInt64
-		if err != nil {
+		// An upstream that answers from the headers alone (a 401 for a
+		// wrong key, a 413 for a body over its limit) and closes without
+		// reading the body resets the connection under the write: its
+		// answer, sent before the reset, is the call's answer, as
+		// net/http's Transport, which reads while it writes, passes it.
+		// A reset connection has nothing more to send, so the read ends
+		// at once.
+		if body != nil && body.err != nil || !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) || ctx.Err() != nil {
 			return fail(err)
 		}
-		if resp.StatusCode >= 200 || resp.StatusCode < 100 {
-			break
-		}
-		if resp.StatusCode == http.StatusSwitchingProtocols {
-			return fail(errUnexpectedUpgrade)
-		}
-		// 1xx: informational, the answer follows (within max1xx of them).
-		if n1xx >= max1xx {
-			return fail(errTooMany1xx)
-		}
+		reset = true
 	}
-	reuse := !resp.Close && !req.Close
+	resp, rerr := t.readAnswer(pc, req)
+	if rerr != nil {
+		if reset {
+			return fail(err) // no answer before the reset: the write's error says why
+		}
+		return fail(rerr)
+	}
+	reuse := !reset && !resp.Close && !req.Close
 	b := &syncBody{t: t, hp: hp, pc: pc, ctx: ctx, stop: stop, src: resp.Body, reuse: reuse}
 	resp.Body = b
 	if resp.ContentLength == 0 || req.Method == http.MethodHead {
@@ -194,6 +187,36 @@ func (t *syncTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		b.release(true, io.EOF)
 	}
 	return resp, nil
+}
+
+// readAnswer reads the answer to req on pc, after the 1xx informational
+// answers (at most max1xx of them).
+func (t *syncTransport) readAnswer(pc *syncConn, req *http.Request) (*http.Response, error) {
+	for n1xx := 0; ; n1xx++ {
+		// The status line and the headers are read within maxHeader
+		// bytes: an upstream whose headers do not end (or that sends
+		// garbage without a line break) fails the call, never grows the
+		// gateway's memory for as long as it sends.
+		pc.lr.left = t.maxHeader
+		resp, err := http.ReadResponse(pc.br, req)
+		if pc.lr.left <= 0 {
+			err = fmt.Errorf("tokenwise/gateway: the upstream's answer headers exceed %d bytes", t.maxHeader)
+		}
+		pc.lr.left = math.MaxInt64
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode < 100 {
+			return resp, nil
+		}
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			return nil, errUnexpectedUpgrade
+		}
+		// 1xx: informational, the answer follows (within max1xx of them).
+		if n1xx >= max1xx {
+			return nil, errTooMany1xx
+		}
+	}
 }
 
 // readErrBody records the error of a failed read of a request's body.
