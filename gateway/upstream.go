@@ -46,9 +46,12 @@ type syncTransport struct {
 	maxDials    int
 	maxIdle     int
 	idleTimeout time.Duration
-	// checkAfter is how long a connection may have been idle before it is
-	// checked for a close by the upstream (a read that does not wait)
-	// before it is used again.
+	// checkAfter is how long a connection that cannot be checked for a
+	// close by the upstream (a read that does not wait: see alive) may
+	// have been idle and still be used again. One that can be is checked
+	// at every reuse: an upstream may close a connection right after its
+	// answer without saying so (a server shutting down closes its idle
+	// keep-alive connections), and a request written on it fails.
 	checkAfter time.Duration
 	// maxHeader bounds an answer's status line and headers (each 1xx
 	// answer's too), as net/http's Transport bounds them
@@ -315,6 +318,13 @@ type syncConn struct {
 	closeOnce sync.Once
 	closeFn   func() // close, made once: each call's context.AfterFunc takes it
 	rb        readErrBody
+
+	// raw and peekFn check the connection for a close (alive; nil when it
+	// cannot be checked); peekBuf and peekOpen are the check's.
+	raw      syscall.RawConn
+	peekFn   func(fd uintptr) bool
+	peekBuf  [1]byte
+	peekOpen bool
 }
 
 func (pc *syncConn) close() { pc.closeOnce.Do(func() { _ = pc.nc.Close() }) }
@@ -376,7 +386,11 @@ func (hp *hostPool) popIdle(t *syncTransport) *syncConn {
 		hp.idle = hp.idle[:n-1]
 		hp.mu.Unlock()
 		idle := t.now().Sub(pc.idleSince)
-		if idle >= t.idleTimeout || (idle >= t.checkAfter && !pc.alive()) {
+		if idle >= t.idleTimeout {
+			pc.close()
+			continue
+		}
+		if open, checked := pc.alive(); checked && !open || !checked && idle >= t.checkAfter {
 			pc.close()
 			continue
 		}
@@ -426,6 +440,7 @@ func (t *syncTransport) dialConn(ctx context.Context, addr string) (*syncConn, e
 	pc.br = bufio.NewReaderSize(&pc.lr, upstreamBufSize)
 	pc.fw.bw = pc.bw
 	pc.closeFn = pc.close
+	pc.initPeek()
 	return pc, nil
 }
 
