@@ -233,4 +233,41 @@ var Vendors = []Vendor{
 		`[DONE]`), Bill: &Bill{Prompt: 3000, Completion: 2, CacheWrite: 2800}},
 	{Name: "openrouter-cache-write-plain", body: `{"id":"gen-1","provider":"Anthropic","model":"anthropic/claude-sonnet-4.5","object":"chat.completion","created":1,"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop","native_finish_reason":"end_turn"}],"usage":{"prompt_tokens":3000,"completion_tokens":2,"total_tokens":3002,"cost":0.01,"prompt_tokens_details":{"cached_tokens":0,"cache_write_tokens":2800}}}`,
 		Bill: &Bill{Prompt: 3000, Completion: 2, CacheWrite: 2800}},
+	// DeepSeek's answer to a call that does not stream: blank lines while
+	// it works, then the JSON.
+	{Name: "deepseek-plain-keep-alive", body: "\n\n\n" + `{"id":"d","object":"chat.completion","created":1,"model":"deepseek-chat","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":2,"total_tokens":22}}`,
+		Bill: &Bill{Prompt: 20, Completion: 2}},
+	// Hugging Face TGI: "data:" without a space, an empty id, its own
+	// finish reason, the usage in the last chunk.
+	{Name: "tgi", Stream: true, IncludeUsage: true, body: "data:" + `{"object":"chat.completion.chunk","id":"","created":1,"model":"tgi","system_fingerprint":"3.0.1-sha","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"logprobs":null,"finish_reason":null}],"usage":null}` + "\n\ndata:" +
+		`{"object":"chat.completion.chunk","id":"","created":1,"model":"tgi","system_fingerprint":"3.0.1-sha","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":"eos_token"}],"usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9}}` + "\n\ndata:[DONE]\n\n",
+		Bill: &Bill{Prompt: 7, Completion: 2}},
+	// TGI's failure mid-stream: an error that is a string.
+	{Name: "tgi-error-event", Stream: true, WantErr: true, body: "data:" + `{"object":"chat.completion.chunk","id":"","created":1,"model":"tgi","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"logprobs":null,"finish_reason":null}],"usage":null}` + "\n\ndata:" +
+		`{"error":"Request failed during generation: Server error: CUDA out of memory","error_type":"generation"}` + "\n\n"},
+	// OpenAI's chunks of 2025, padded with an obfuscation member.
+	{Name: "openai-obfuscation", Stream: true, IncludeUsage: true, body: sse(
+		`{"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","service_tier":"default","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"zV2"}`,
+		`{"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","service_tier":"default","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"Qx"}`,
+		`{"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","service_tier":"default","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null,"obfuscation":"a"}`,
+		`{"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","service_tier":"default","system_fingerprint":"fp_1","choices":[],"usage":{"prompt_tokens":8,"completion_tokens":1,"total_tokens":9,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"obfuscation":"b"}`,
+		`[DONE]`), Bill: &Bill{Prompt: 8, Completion: 1}},
+	// LocalAI: a zero usage in every chunk but the last.
+	{Name: "localai-zero-usage-each", Stream: true, IncludeUsage: true, body: sse(
+		`{"created":1,"object":"chat.completion.chunk","id":"x","model":"m","choices":[{"index":0,"finish_reason":"","delta":{"role":"assistant","content":""}}],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}`,
+		`{"created":1,"object":"chat.completion.chunk","id":"x","model":"m","choices":[{"index":0,"finish_reason":"","delta":{"content":"Hi"}}],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}`,
+		`{"created":1,"object":"chat.completion.chunk","id":"x","model":"m","choices":[{"index":0,"finish_reason":"stop","delta":{}}],"usage":{"prompt_tokens":11,"completion_tokens":2,"total_tokens":13}}`,
+		`[DONE]`), Bill: &Bill{Prompt: 11, Completion: 2}},
+	// A total above prompt plus completion (thinking a bridge left out of
+	// completion_tokens): the output is the total less the prompt.
+	{Name: "total-above-parts-plain", body: `{"choices":[{"finish_reason":"stop","index":0,"message":{"content":"Hi","role":"assistant"}}],"created":1,"id":"g1","model":"gemini-2.5-flash","object":"chat.completion","usage":{"completion_tokens":1,"prompt_tokens":5,"total_tokens":40}}`,
+		Bill: &Bill{Prompt: 5, Completion: 35}},
+	// xAI: reasoning_tokens beside completion_tokens, not in it; the
+	// total counts both, and both are billed as output.
+	{Name: "xai-reasoning", Stream: true, IncludeUsage: true, body: sse(
+		`{"id":"x","object":"chat.completion.chunk","created":1,"model":"grok-3-mini","choices":[{"index":0,"delta":{"reasoning_content":"hmm","role":"assistant"}}],"system_fingerprint":"fp_1"}`,
+		`{"id":"x","object":"chat.completion.chunk","created":1,"model":"grok-3-mini","choices":[{"index":0,"delta":{"content":"Hi"}}],"system_fingerprint":"fp_1"}`,
+		`{"id":"x","object":"chat.completion.chunk","created":1,"model":"grok-3-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"system_fingerprint":"fp_1"}`,
+		`{"id":"x","object":"chat.completion.chunk","created":1,"model":"grok-3-mini","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":1,"total_tokens":399,"prompt_tokens_details":{"text_tokens":12,"audio_tokens":0,"image_tokens":0,"cached_tokens":6},"completion_tokens_details":{"reasoning_tokens":386,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0},"num_sources_used":0},"system_fingerprint":"fp_1"}`,
+		`[DONE]`), Bill: &Bill{Prompt: 12, Completion: 387, Cached: 6, Reasoning: 386}},
 }

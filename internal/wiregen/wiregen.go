@@ -14,9 +14,9 @@
 // (openaitest) never plays. [Vendors] are answers in the exact shapes of
 // named servers (vLLM, Ollama, llama.cpp, Groq, Azure, DeepSeek,
 // OpenRouter's mid-stream error, Mistral, Gemini, Together, Fireworks,
-// Anthropic's and LM Studio's compatibility layers; usage of nulls,
-// floats, huge and negative counts), each with the usage its provider
-// bills.
+// TGI, xAI, LocalAI, Anthropic's and LM Studio's compatibility layers;
+// usage of nulls, floats, huge and negative counts), each with the usage
+// its provider bills.
 package wiregen
 
 import (
