@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokenwise/tokenwise/internal/ctxval"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/tokens"
 )
@@ -417,6 +418,12 @@ func (r *retryAdmission) Value(key any) any {
 	}
 	return r.Context.Value(key)
 }
+
+// ValueParent returns the call's context: r adds values to it and nothing
+// else (its Done, Err and Deadline are the parent's), so that a
+// middleware.WithDeadline below the layer looks through it for a deadline
+// above it to share a timer with (the run guard's).
+func (r *retryAdmission) ValueParent(ctxval.Only) context.Context { return r.Context }
 
 // AdmitRetry admits a retry in this call's ledgers, then in those of a
 // budget above (one composed around a built chain).

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokenwise/tokenwise/internal/ctxval"
 	"github.com/tokenwise/tokenwise/llmwrap/breaker"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/tokens"
@@ -491,6 +492,13 @@ func (r *retryAdmission) Value(key any) any {
 	}
 	return r.Context.Value(key)
 }
+
+// ValueParent returns the call's context: r adds values to it and nothing
+// else (its Done, Err and Deadline are the parent's), so that a
+// middleware.WithDeadline below the layer looks through it for a deadline
+// above it to share a timer with (the run guard's), as through the
+// context.WithValue contexts the layer added before.
+func (r *retryAdmission) ValueParent(ctxval.Only) context.Context { return r.Context }
 
 // AdmitRetry admits a retry by what the call's context admits its retries
 // with, then by the rate limits, waiting for its slot as the call's first
