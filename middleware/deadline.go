@@ -32,7 +32,12 @@ import (
 // the outer one's Stop cancels. Nothing can tell it from a
 // context.WithDeadlineCause under the outer one (the outer one, if made
 // real later, ends at its own deadline as it would have), but a call
-// bounded by both costs one timer instead of two.
+// bounded by both costs one timer instead of two. Under an outer one
+// that is made real (its parent can end: a request's context), an inner
+// one whose deadline comes first is made under the outer one's parent
+// instead, and the outer one's Stop cancels it: it ends at the same
+// instants with the same causes, and the outer one's context keeps no
+// children (no map of them, no Done channel made for them).
 //
 // One of WithExtendableDeadline (a call's total that follows the model
 // that answers it) is as lazy, and its deadline can move later (Extend):
@@ -102,13 +107,16 @@ func withDeadline(parent context.Context, deadline time.Time, cause error, ext b
 		d = new(Deadline)
 	}
 	d.parent, d.deadline, d.cause, d.ext, d.start = parent, deadline, cause, ext, start
-	if over := lazyOver(parent); over != nil {
+	over := deadlineOver(parent)
+	if over != nil && over.unmade() {
 		// parent can end only by over, which is not made real: d need
 		// not be either (see fuse).
 		d.over = over
 		return d
 	}
-	if parent.Done() != nil {
+	// A Deadline over parent that is made real or stopped can end: its
+	// Done is not asked for (a channel it may never need otherwise).
+	if over != nil || parent.Done() != nil {
 		// A parent that can end makes it real at once: which of the two
 		// ended first decides the cause, and only a timer running from
 		// now can tell.
@@ -144,16 +152,26 @@ type valueParent interface {
 // context.WithValue and of tokenwise), and that Deadline is not made real
 // nor stopped; nil otherwise.
 func lazyOver(ctx context.Context) *Deadline {
+	if d := deadlineOver(ctx); d != nil && d.unmade() {
+		return d
+	}
+	return nil
+}
+
+// unmade reports whether d is neither made real nor stopped.
+func (d *Deadline) unmade() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.real == nil && !d.stopped
+}
+
+// deadlineOver returns the Deadline whose Done the Done of ctx is, when
+// between the two there are only contexts that add a value (those of
+// context.WithValue and of tokenwise), whatever its state; nil otherwise.
+func deadlineOver(ctx context.Context) *Deadline {
 	for range maxValueDepth {
 		switch c := ctx.(type) {
 		case *Deadline:
-			// No defer: one in a loop is a heap record on every call.
-			c.mu.Lock()
-			unmade := c.real == nil && !c.stopped
-			c.mu.Unlock()
-			if !unmade {
-				return nil
-			}
 			return c
 		case valueParent:
 			ctx = c.ValueParent(ctxval.Only{})
@@ -214,11 +232,49 @@ func (d *Deadline) materialize() context.Context {
 		if by == 0 {
 			d.timer = time.AfterFunc(time.Until(d.deadline), d.fire)
 		}
-	case by == byParent, d.over == nil, !d.over.fuse(d):
+	case by == 0 && d.over != nil && d.over.fuse(d):
+	case by == 0 && d.fuseMade():
+	default:
 		// Under a parent that ended, this takes its cause.
 		d.real, d.cancel = context.WithDeadlineCause(d.parent, d.deadline, d.cause)
 	}
 	return d.real
+}
+
+// fuseMade makes d real, its lock held, under the parent of the Deadline
+// over it (see deadlineOver) when that one is made real at its own
+// deadline under its parent, still runs and ends after d's deadline: then
+// only its parent or its Stop can end it before d's own timer, and d
+// under its parent, cancelled by its Stop (see fuse), ends as d under it
+// would, at the same instants with the same causes. The outer one's
+// context then gets no child (no map of children, no Done channel made
+// for d's sake): a call deadline under a run deadline, both under a
+// request's context that can end, costs three allocations fewer.
+func (d *Deadline) fuseMade() bool {
+	if d.ext {
+		return false
+	}
+	o := d.over
+	if o == nil {
+		o = deadlineOver(d.parent)
+	}
+	if o == nil {
+		return false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	// o.over == nil and !o.ext: o.real is
+	// context.WithDeadlineCause(o.parent, o.deadline, o.cause), or o
+	// fused under the Deadline over it by fuseMade, which ends as that.
+	if o.real == nil || o.stopped || o.over != nil || o.ext || !d.deadline.Before(o.deadline) || o.real.Err() != nil {
+		return false
+	}
+	d.real, d.cancel = context.WithDeadlineCause(o.parent, d.deadline, d.cause)
+	if o.fused == nil {
+		o.fused = o.fusedArr[:0]
+	}
+	o.fused = append(o.fused, d)
+	return true
 }
 
 // fuse makes kid, a Deadline under d with only values between them (see

@@ -115,3 +115,77 @@ func TestLazyOverAllocatesNothing(t *testing.T) {
 		t.Fatalf("lazyOver of a stopped deadline = %p, want nil", got)
 	}
 }
+
+// TestCallDeadlineUnderAMadeRunDeadlineAllocatesLess pins what a call
+// deadline under a run deadline made real at once (under a request's
+// context, which can end: the gateway's) costs: the run deadline's
+// context gets no child of its own (no map of children, no Done channel
+// made for it) — the call deadline is made under the request's context,
+// cancelled by the run deadline's Stop — and the call deadline still
+// ends at its deadline with its cause, and at the run deadline's Stop or
+// the request's end with theirs.
+func TestCallDeadlineUnderAMadeRunDeadlineAllocatesLess(t *testing.T) {
+	runWhy, callWhy := errors.New("run deadline"), errors.New("call deadline")
+	req, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	ctx, _ := StartRun(req, "r")
+	call := func() (outer, inner *Deadline) {
+		outer = WithDeadline(ctx, time.Now().Add(time.Hour), runWhy)
+		mid, _ := StartCall(context.WithValue(WithTeam(outer, "ops"), sharesKey{}, 1), CallFacts{})
+		return outer, WithDeadline(mid, time.Now().Add(30*time.Second), callWhy)
+	}
+	outer, inner := call()
+	if outer.made() == nil || inner.made() == nil {
+		t.Fatal("under a context that can end, both are made at once")
+	}
+	if inner.fused != nil || len(outer.fused) != 1 || outer.fused[0] != inner {
+		t.Fatal("the call deadline is not fused under the run deadline's parent")
+	}
+	inner.Stop()
+	outer.Stop()
+	// The run deadline and its timerCtx, timer and closure, the values
+	// and CallInfo between them (the call deadline in the CallInfo's
+	// allocation), the call deadline's timerCtx, timer and closure, and
+	// a Done channel for it (what a transport's AfterFunc asks for): 13.
+	// Under the run deadline's context, the call deadline cost three
+	// more (16): that context's map of children and its Done channel.
+	n := testing.AllocsPerRun(200, func() {
+		o, i := call()
+		_ = i.Done()
+		i.Stop()
+		o.Stop()
+	})
+	if n != 13 {
+		t.Errorf("a call deadline under a made run deadline: %v allocations, want 13", n)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		req, cancel := context.WithCancelCause(context.Background())
+		defer cancel(nil)
+		for _, end := range []string{"deadline", "stop", "request"} {
+			outer := WithDeadline(req, time.Now().Add(time.Hour), runWhy)
+			inner := WithDeadline(context.WithValue(outer, sharesKey{}, 1), time.Now().Add(30*time.Second), callWhy)
+			var why error
+			switch end {
+			case "deadline":
+				why = callWhy
+			case "stop":
+				time.Sleep(time.Second)
+				outer.Stop()
+				why = context.Canceled
+			case "request":
+				time.Sleep(time.Second)
+				cancel(errors.New("client gone"))
+				why = context.Cause(req)
+			}
+			<-inner.Done()
+			if context.Cause(inner) != why || context.Cause(inner) != context.Cause(outer) && end != "deadline" {
+				t.Errorf("%s: the call deadline's cause %v, the run deadline's %v, want %v", end, context.Cause(inner), context.Cause(outer), why)
+			}
+			if inner.Value(sharesKey{}) != 1 {
+				t.Errorf("%s: values lost", end)
+			}
+			inner.Stop()
+			outer.Stop()
+		}
+	})
+}
