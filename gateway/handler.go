@@ -146,17 +146,7 @@ func pathError(u *url.URL) *apiError {
 	case strings.Contains(p, `\`):
 		problem = "a backslash"
 	default:
-		segs := strings.Split(p[1:], "/")
-		for i, seg := range segs {
-			if seg == "." || seg == ".." {
-				problem = "a '" + seg + "' segment"
-				break
-			}
-			if seg == "" && i < len(segs)-1 {
-				problem = "an empty segment (//)"
-				break
-			}
-		}
+		problem = segmentProblem(p[1:])
 	}
 	if problem == "" {
 		return nil
@@ -289,6 +279,27 @@ func outHeader(in http.Header, up *upstream, token string) http.Header {
 	h["Content-Type"], h["Accept"] = jsonValue, jsonValue
 	up.credentials(h)
 	return h
+}
+
+// segmentProblem names the first dot segment ('.' or '..') or empty
+// segment (but the last: a trailing slash) of path, the part of a
+// request's path after its leading slash, or returns "". (It walks the
+// path in place: strings.Split's slice of segments was an allocation of
+// every request.)
+func segmentProblem(path string) string {
+	for {
+		seg, rest, more := strings.Cut(path, "/")
+		if seg == "." || seg == ".." {
+			return "a '" + seg + "' segment"
+		}
+		if !more {
+			return ""
+		}
+		if seg == "" {
+			return "an empty segment (//)"
+		}
+		path = rest
+	}
 }
 
 // urlFor returns the upstream's URL of a passed-through request's URL in
