@@ -329,3 +329,65 @@ func TestInProcessSharesTheCallersHeaders(t *testing.T) {
 		t.Errorf("an in-process call with three headers and a query: %v allocations, want at most %d", n, inProcessAllocs+1)
 	}
 }
+
+// writeDeadlineWriter takes write deadlines only, as the in-process
+// transport's writer does.
+type writeDeadlineWriter struct {
+	h  http.Header
+	wd time.Time
+}
+
+func (w *writeDeadlineWriter) Header() http.Header                { return w.h }
+func (w *writeDeadlineWriter) Write(p []byte) (int, error)        { return len(p), nil }
+func (w *writeDeadlineWriter) WriteHeader(int)                    {}
+func (w *writeDeadlineWriter) SetWriteDeadline(t time.Time) error { w.wd = t; return nil }
+
+// unwrapWriter wraps a writer as a middleware's would, with Unwrap.
+type unwrapWriter struct{ http.ResponseWriter }
+
+func (w *unwrapWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// TestTimedAsksNoReadDeadlineOfAWriterWithoutOne: a request with a body
+// to a writer that takes write deadlines but no read deadline (the
+// in-process transport's) costs timed one allocation, its writer (it
+// cost three: http.ResponseController's error saying no is made by
+// fmt.Errorf), and the handler gets the request as it came, its body
+// unwrapped, as before; a read deadline is still found under a wrapper
+// (Unwrap), as http.ResponseController finds it.
+func TestTimedAsksNoReadDeadlineOfAWriterWithoutOne(t *testing.T) {
+	s := &Server{cfg: &Config{}}
+	var got *http.Request
+	h := s.timed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r }))
+	w := &writeDeadlineWriter{h: http.Header{}}
+	body := io.NopCloser(strings.NewReader("{}"))
+	r, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://gw.test/v1/chat/completions", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); n != 1 {
+		t.Errorf("timed: %v allocations a request with a body to a writer without read deadlines, want 1", n)
+	}
+	h.ServeHTTP(w, r)
+	if got != r || got.Body != body {
+		t.Error("the handler did not get the request as it came")
+	}
+	if w.wd.IsZero() {
+		t.Error("the write deadline was not armed")
+	}
+	for _, c := range []struct {
+		w    http.ResponseWriter
+		want bool
+	}{
+		{w, false},
+		{&unwrapWriter{w}, false},
+		{&deadlineWriter{h: http.Header{}}, true},
+		{&unwrapWriter{&unwrapWriter{&deadlineWriter{h: http.Header{}}}}, true},
+	} {
+		if got := takesReadDeadlines(c.w); got != c.want {
+			t.Errorf("takesReadDeadlines(%T) = %v, want %v", c.w, got, c.want)
+		}
+		if got := http.NewResponseController(c.w).SetReadDeadline(time.Time{}) == nil; got != c.want {
+			t.Errorf("ResponseController.SetReadDeadline of %T succeeded: %v, want %v", c.w, got, c.want)
+		}
+	}
+}

@@ -56,7 +56,7 @@ func (s *Server) timed(h http.Handler) http.Handler {
 		// After the handler, net/http flushes what it buffered: bounded
 		// by the limit too.
 		defer tw.arm()
-		if r.Body != nil && r.Body != http.NoBody && tw.rc.SetReadDeadline(time.Now().Add(readLimit)) == nil {
+		if r.Body != nil && r.Body != http.NoBody && takesReadDeadlines(w) && tw.rc.SetReadDeadline(time.Now().Add(readLimit)) == nil {
 			// A copy of r: net/http looks at its own request's body after
 			// the handler, to close the connection when the body was not
 			// read whole.
@@ -78,6 +78,24 @@ func takesDeadlines(w http.ResponseWriter) bool {
 	for {
 		switch t := w.(type) {
 		case interface{ SetWriteDeadline(time.Time) error }:
+			return true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return false
+		}
+	}
+}
+
+// takesReadDeadlines reports whether w, or a writer it wraps (Unwrap),
+// sets its connection's read deadline, as http.ResponseController's
+// SetReadDeadline looks for, without the error it makes (fmt.Errorf: two
+// allocations) to say no: the in-process transport's writer takes write
+// deadlines only.
+func takesReadDeadlines(w http.ResponseWriter) bool {
+	for {
+		switch t := w.(type) {
+		case interface{ SetReadDeadline(time.Time) error }:
 			return true
 		case interface{ Unwrap() http.ResponseWriter }:
 			w = t.Unwrap()
