@@ -1454,7 +1454,12 @@ func (b *Budget) settle(ctx context.Context, h *holds, actual Amount) {
 	if h.run == nil && h.team == nil {
 		return
 	}
-	if ctx.Done() != nil { // else ctx can never be cancelled
+	// A context with a deadline ends at it: it is not asked for its Done
+	// channel, which would start the timer of a middleware.Deadline
+	// nobody watched (the run guard's, see middleware.Deadline) or make
+	// a channel for a real one. Else one whose Done is nil can never be
+	// cancelled.
+	if _, ok := ctx.Deadline(); ok || ctx.Done() != nil {
 		ctx = context.WithoutCancel(ctx)
 	}
 	now := b.now()
