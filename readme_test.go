@@ -271,7 +271,13 @@ func TestReadmeTestCommandRunsInAPathWithASpace(t *testing.T) {
 	if err := os.Symlink(root, dir); err != nil {
 		t.Fatal(err)
 	}
-	list := "go list " + strings.TrimPrefix(cmd, "go test -race ")
+	// The test flags before the packages (-timeout 30m) are go test's, not
+	// go list's.
+	args := strings.TrimPrefix(cmd, "go test -race ")
+	for strings.HasPrefix(args, "-timeout ") {
+		_, args, _ = strings.Cut(strings.TrimPrefix(args, "-timeout "), " ")
+	}
+	list := "go list " + args
 	c := exec.CommandContext(t.Context(), "sh", "-c", list)
 	c.Dir = dir
 	c.Env = append(os.Environ(), "PWD="+dir)
