@@ -150,3 +150,92 @@ func MicroUp(pico *big.Rat) int64 {
 	}
 	return up.Int64()
 }
+
+// NextBilledResponse draws an answer to a Responses API call (the
+// Responses usage shape: input_tokens, input_tokens_details.cached_tokens,
+// output_tokens, output_tokens_details.reasoning_tokens, total_tokens;
+// no audio) from next's bytes the way NextBilledAnswer draws a chat
+// answer: Plain is the response object, Events its event stream
+// (response.created, a text delta, response.completed with the object).
+// Bill prices it.
+func NextBilledResponse(next func() byte, maxOut int64) BilledAnswer {
+	num := func(bits uint) int64 {
+		var n int64
+		for range (bits + 7) / 8 {
+			n = n<<8 | int64(next())
+		}
+		return n & (1<<bits - 1)
+	}
+	a := BilledAnswer{Model: BillModels[int(next())%len(BillModels)], Tier: BillTiers[int(next())%len(BillTiers)]}
+	modes := next()
+	a.Stream = modes&1 == 1
+	withTotal := modes&2 == 2
+	a.Huge = modes&0xF0 == 0xF0
+	a.in = num(20) + 1
+	a.out = num(12) % (maxOut + 1)
+	a.cached = num(20) % (a.in + 1)
+	reasoning := num(12) % (a.out + 1)
+	if a.Huge {
+		a.in = 1 << 62
+	}
+	a.PlainInts = true
+	count := func(n int64) string {
+		m := next()
+		if m%5 != 0 {
+			a.PlainInts = false
+		}
+		return wireCount(n, m)
+	}
+	usage := `{"input_tokens":` + count(a.in) + `,"input_tokens_details":{"cached_tokens":` + count(a.cached) + `}` +
+		`,"output_tokens":` + count(a.out) + `,"output_tokens_details":{"reasoning_tokens":` + count(reasoning) + `}`
+	if withTotal && !a.Huge {
+		usage += `,"total_tokens":` + count(a.in+a.out)
+	}
+	a.Usage = usage + `}`
+	tierJSON := ""
+	if a.Tier != "" {
+		tierJSON = `,"service_tier":` + strconv.Quote(a.Tier)
+	}
+	head := `{"id":"resp_1","object":"response","created_at":1,"model":"` + a.Model + `"` + tierJSON
+	message := `{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"done","annotations":[]}]}`
+	a.Plain = head + `,"status":"completed","output":[` + message + `],"usage":` + a.Usage + `}`
+	a.Events = "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":" + head + `,"status":"in_progress","output":[]}}` + "\n\n" +
+		"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"done\"}\n\n" +
+		"event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":" + a.Plain + "}\n\n"
+	return a
+}
+
+// BillEmbeddingModels are the embeddings models the catalog prices, which
+// a billed embeddings answer (NextBilledEmbeddings) names.
+var BillEmbeddingModels = []string{"text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"}
+
+// NextBilledEmbeddings draws an embeddings answer from next's bytes: a
+// model of BillEmbeddingModels, one vector, a usage of up to a million
+// prompt tokens (total_tokens the same, or left out) written as
+// NextBilledAnswer writes counts. Plain is the answer; Bill prices it (its
+// input tokens at the model's input rate).
+func NextBilledEmbeddings(next func() byte) BilledAnswer {
+	a := BilledAnswer{Model: BillEmbeddingModels[int(next())%len(BillEmbeddingModels)]}
+	modes := next()
+	withTotal := modes&2 == 2
+	a.Huge = modes&0xF0 == 0xF0
+	a.in = (int64(next())<<16|int64(next())<<8|int64(next()))&(1<<20-1) + 1
+	if a.Huge {
+		a.in = 1 << 62
+	}
+	a.PlainInts = true
+	count := func(n int64) string {
+		m := next()
+		if m%5 != 0 {
+			a.PlainInts = false
+		}
+		return wireCount(n, m)
+	}
+	a.Usage = `{"prompt_tokens":` + count(a.in)
+	if withTotal {
+		a.Usage += `,"total_tokens":` + count(a.in)
+	}
+	a.Usage += `}`
+	a.Plain = `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-0.5]}],"model":"` + a.Model + `","usage":` + a.Usage + `}`
+	return a
+}
