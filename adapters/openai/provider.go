@@ -276,11 +276,16 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 		return nil, p.embeddedError(req, apiErr)
 	case err != nil:
 		// A whole answer the provider produced, and bills: the Meter and
-		// the budget bill the attempt its estimated input.
+		// the budget bill the attempt the usage it counts (an answer
+		// without choices, returned with the error), else its estimated
+		// input.
 		msg := ""
 		if strings.HasPrefix(hresp.Header.Get("Content-Type"), "text/event-stream") {
 			// What went wrong, for a call that asked for no stream.
 			msg = "the server answered with an event stream (Content-Type: text/event-stream), not the JSON answer the call asked for"
+		}
+		if resp != nil {
+			return resp, p.fail(middleware.ErrMalformed, req, msg, &middleware.AnswerMalformedError{StatusCode: hresp.StatusCode, Err: err})
 		}
 		return nil, p.fail(middleware.ErrMalformed, req, msg, &middleware.AnswerMalformedError{StatusCode: hresp.StatusCode, Err: err})
 	case resp.FinishReason == "error":

@@ -26,7 +26,8 @@ type apiError struct {
 
 // decodeResponse decodes a non-streaming chat completion body: the first
 // choice only, and the usage. A body that carries an error object returns
-// it as *apiError.
+// it as *apiError. A body without choices is errNoChoices, with a
+// response that holds only its id, model and usage when it has a usage.
 func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 	r := getReader(body)
 	defer putReader(r)
@@ -111,7 +112,12 @@ func decodeResponse(body []byte) (*middleware.Response, *apiError, error) {
 		return nil, apiErr, nil
 	}
 	if choices == 0 {
-		return nil, nil, errNoChoices
+		if resp.Usage.IsZero() {
+			return nil, nil, errNoChoices
+		}
+		// An answer without choices that counts what the provider
+		// billed: the usage comes back with the error, to be charged.
+		return &middleware.Response{ID: resp.ID, Model: resp.Model, Usage: resp.Usage}, nil, errNoChoices
 	}
 	d.snap = *resp
 	d.snap.Message = resp.Message.Clone()
