@@ -151,7 +151,7 @@ func FuzzRetriedCallChargesEveryBilledAttempt(f *testing.F) {
 					// A 200 without choices, its usage billed.
 					shapes = append(shapes, "no choices "+a.Usage)
 					script = append(script, scriptedAttempt{status: 200, contentType: "application/json",
-						body: `{"id":"c1","object":"chat.completion","created":1,"model":"` + model + `","usage":` + a.Usage + `}`, bill: a.Bill(spec)})
+						body: strings.Replace(named(a.Plain), `"choices":[{"index":0,"message":{"role":"assistant","content":"done"},"finish_reason":"stop"}],`, "", 1), bill: a.Bill(spec)})
 				case stream:
 					shapes = append(shapes, "stream "+a.Usage)
 					script = append(script, scriptedAttempt{status: 200, contentType: "text/event-stream", body: named(a.Events), bill: a.Bill(spec)})
