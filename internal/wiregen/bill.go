@@ -19,7 +19,9 @@ var BillTiers = []string{"", "default", "priority", "flex", "auto"}
 // accepted and rejected prediction tokens — each written as an integer, a
 // string or an integral float, naming a random service tier: what the
 // fuzz targets that hold a ledger to the upstream's bill play
-// (FuzzLedgerEqualsTheBill, FuzzGatewaySpendEqualsTheBill).
+// (FuzzLedgerEqualsTheBill, FuzzGatewaySpendEqualsTheBill,
+// FuzzLangchaingoLedgerEqualsTheBill, FuzzOpenAIGoLedgerEqualsTheBill,
+// FuzzRetriedCallChargesEveryBilledAttempt).
 type BilledAnswer struct {
 	Model, Tier string
 	Stream      bool // the call streams (its answer: Events)
