@@ -52,6 +52,9 @@ type callState struct {
 	side   bool // a call of a tool with side effects, run alone
 	inTool bool // its tool runs
 	start  time.Time
+	// err is the call's error from its tool (the executor's get): a call
+	// given up on while its tool runs stays known as such (see fail).
+	err error
 }
 
 // loop runs the turn from t.lo on: Execute's loop, one call at a time
@@ -88,6 +91,12 @@ func (t *turn) loop() {
 			if !t.grouped {
 				t.lo = i + 1
 				if side {
+					// As after a call with side effects that returned:
+					// given up on while its tool still runs, no call
+					// after it starts beside it.
+					if t.lo < len(calls) && t.ctx.Err() == nil && stillRunning(t.ctx, t.results[i:t.lo]) {
+						t.stopped = true
+					}
 					t.given = t.lo
 				}
 			}
@@ -198,15 +207,16 @@ func (t *turn) call(s *callState, i int) {
 	defer func() {
 		if v := recover(); v != nil {
 			t.results[i] = panicResult(t.ctx, c, v)
-			s.i, s.inTool = -1, false
+			s.i, s.inTool, s.err = -1, false, nil
 		}
 	}()
 	e := t.e
 	tool := e.tools[c.Name]
 	s.start = e.now()
 	raw, cached, err := e.get(t.ctx, c, tool, 0, false, &s.inTool)
+	s.err = err
 	e.safeFinish(&t.results[i], t.ctx, c, tool, s.start, raw, cached, err)
-	s.i = -1
+	s.i, s.err = -1, nil
 }
 
 // fail gives the call in flight of s, whose goroutine is ending (v: its
@@ -219,6 +229,8 @@ func (t *turn) fail(s *callState, v any) {
 		return
 	}
 	s.i = -1
+	was := s.err
+	s.err = nil
 	c := &t.calls[i]
 	if s.inTool {
 		s.inTool = false
@@ -226,7 +238,9 @@ func (t *turn) fail(s *callState, v any) {
 		t.e.safeFinish(&t.results[i], t.ctx, c, tool, s.start, "", false, &Error{Tool: c.Name, CallID: c.ID, Err: &panicError{v: goexitValue}})
 		return
 	}
-	t.results[i] = panicResult(t.ctx, c, panicValue(v))
+	// A call given up on while its tool runs stays known as such (see
+	// stillRunning), whatever ended the goroutine that reported it.
+	setPanicResult(&t.results[i], t.ctx, c, panicValue(v), was)
 }
 
 // orphan gives call i, if it has no result (its goroutine ended before
