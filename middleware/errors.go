@@ -221,7 +221,8 @@ func TimedOut(timeout, err error) error {
 // while the connection was being made, or before the request's body was
 // written. The provider never had the request and bills nothing for it
 // (see [UnansweredBilled]); an adapter returns it only when it knows, by
-// the body its HTTP client did not read to its end. It matches what it
+// the body its HTTP client did not read to its end, and the rate-limit
+// layer when the call ended while it waited for its admission. It matches what it
 // wraps (context.DeadlineExceeded, [ErrTimeout], context.Canceled) with
 // errors.Is, and prints as it.
 type NotSentError struct{ Err error }

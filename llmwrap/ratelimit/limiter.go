@@ -406,6 +406,12 @@ func (l *Limiter) handle(ctx context.Context, req *middleware.Request, next midd
 		}
 	}
 	if err != nil {
+		if ctx.Err() != nil && (middleware.IsCancellation(err) || errors.Is(err, context.DeadlineExceeded)) {
+			// The call ended while it waited for its admission: it was
+			// never sent, and the provider bills nothing for it (a budget
+			// above with no Meter between reads it so).
+			err = &middleware.NotSentError{Err: err}
+		}
 		return nil, err
 	}
 	var waited time.Duration
