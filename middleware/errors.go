@@ -209,11 +209,17 @@ var ErrStoreUnavailable = errors.New("tokenwise: policy store unavailable")
 // whose own error was err: with err when the call was waiting for a store
 // of its policy's state (ErrStoreUnavailable), so that the error says
 // what the time was spent on, and matches both; timeout alone otherwise.
+// Either is a [*NotSentError] when err is one: the call was never sent,
+// which a budget with no Meter below it reads so (see [UnansweredBilled]).
 func TimedOut(timeout, err error) error {
+	out := timeout
 	if errors.Is(err, ErrStoreUnavailable) {
-		return fmt.Errorf("%w, waiting for %w", timeout, err)
+		out = fmt.Errorf("%w, waiting for %w", timeout, err)
 	}
-	return timeout
+	if ns := (*NotSentError)(nil); errors.As(err, &ns) {
+		return &NotSentError{Err: out}
+	}
+	return out
 }
 
 // NotSentError is the error of an attempt that ended before its request
