@@ -113,7 +113,9 @@
 // plain answer's body), which the openai backend ignores or reports as an
 // empty response, into the provider's error. Without it, the openai
 // backend's "empty response" (a 200 answer without choices) is a
-// [middleware.ErrMalformed] error whose attempt is billed, as with it.
+// [middleware.ErrMalformed] error whose attempt is billed, as with it
+// (with it, one that counts a usage is billed that usage, as the provider
+// bills it; without it, its estimated input).
 //
 // An inner model that ignores its context (a model in process, a client
 // without deadlines) is given up on when the context ends (the caller's,

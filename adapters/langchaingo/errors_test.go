@@ -173,8 +173,9 @@ func TestClassifyInnerErrors(t *testing.T) {
 // which langchaingo's openai backend returns as an untyped "empty
 // response" error (a sentinel of its internal client), is a malformed answer the provider bills, with
 // the transport or without it: a typed core error (without the transport
-// still matching the backend's error value), its attempt billed an
-// estimate of its input, never an error the chain cannot classify and
+// still matching the backend's error value), its attempt billed the usage
+// the answer counts (with the transport, which reads it) or an estimate
+// of its input (without), never an error the chain cannot classify and
 // bills nothing for.
 func TestEmptyResponseIsMalformed(t *testing.T) {
 	body := []byte(`{"id":"x","object":"chat.completion","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":0,"total_tokens":9}}`)
@@ -204,7 +205,13 @@ func TestEmptyResponseIsMalformed(t *testing.T) {
 			if len(calls) != 1 || len(calls[0].Attempts) != 1 {
 				t.Fatalf("run calls %+v: want one call of one attempt", calls)
 			}
-			if a := calls[0].Attempts[0]; !a.Estimated || a.Usage.InputTokens <= 0 {
+			a := calls[0].Attempts[0]
+			switch {
+			case capture && (a.Estimated || a.Usage.InputTokens != 9 || a.Usage.OutputTokens != 0):
+				// The transport reads the usage the answer counts, which
+				// the provider bills.
+				t.Errorf("attempt billed %+v (estimated %v), want the answer's usage: 9 input tokens, not an estimate", a.Usage, a.Estimated)
+			case !capture && (!a.Estimated || a.Usage.InputTokens <= 0):
 				t.Errorf("attempt billed %+v (estimated %v), want an estimate of its input", a.Usage, a.Estimated)
 			}
 		})

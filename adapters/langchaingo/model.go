@@ -364,6 +364,16 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 			partial.Usage = fctx.slot.streamedUsage()
 			return partial, err
 		}
+		if u := fctx.slot.streamedUsage(); !u.IsZero() && errors.Is(err, middleware.ErrMalformed) {
+			// An answer without choices that counts a usage, which
+			// NewTransport, installed, read: the provider bills that
+			// usage, which the budget and the Meter charge (as through
+			// the go-openai adapter); the call is still malformed.
+			if t := fctx.slot.serviceTier(); t != "" {
+				u.ServiceTier = t
+			}
+			return &middleware.Response{Model: cmp.Or(fctx.slot.answeredModel(), req.Model), Usage: u}, err
+		}
 		return nil, err
 	}
 	// The tier the provider billed the tokens at, which the backend does

@@ -1091,8 +1091,9 @@ func (u *lcUsage) core() middleware.Usage {
 // is one) — it is not JSON, or its "choices" are missing, null or empty —
 // and whether the backend's types cannot hold its created time or usage
 // (see normalizeAnswer); and its service_tier member, raw, and its model
-// ("" when it is no string).
-func readAnswer(body []byte) (why string, undecodable bool, tier json.RawMessage, model string) {
+// ("" when it is no string). An answer without choices returns its usage
+// too (nil: none), which the provider bills.
+func readAnswer(body []byte) (why string, undecodable bool, tier json.RawMessage, model string, usage *lcUsage) {
 	var a struct {
 		Choices     json.RawMessage `json:"choices"`
 		Created     int64           `json:"created"`
@@ -1103,21 +1104,25 @@ func readAnswer(body []byte) (why string, undecodable bool, tier json.RawMessage
 	err := json.Unmarshal(body, &a) // checks the whole body is valid JSON first
 	var serr *json.SyntaxError
 	if errors.As(err, &serr) {
-		return "the answer is not JSON", false, nil, ""
+		return "the answer is not JSON", false, nil, "", nil
 	}
 	var terr *json.UnmarshalTypeError
 	if errors.As(err, &terr) && terr.Field == "" {
-		return "", false, nil, "" // not an object: the backend fails on it
-	}
-	if c := bytes.TrimSpace(a.Choices); len(c) == 0 || string(c) == "null" ||
-		c[0] == '[' && len(bytes.TrimSpace(c[1:len(c)-1])) == 0 {
-		return "the answer has no choices", false, nil, ""
+		return "", false, nil, "", nil // not an object: the backend fails on it
 	}
 	var m string
 	if len(a.Model) > 0 && a.Model[0] == '"' && json.Unmarshal(a.Model, &m) != nil {
 		m = ""
 	}
-	return "", err != nil, a.ServiceTier, m // a type error in its created time or usage
+	if c := bytes.TrimSpace(a.Choices); len(c) == 0 || string(c) == "null" ||
+		c[0] == '[' && len(bytes.TrimSpace(c[1:len(c)-1])) == 0 {
+		if err != nil {
+			// A usage of the wrong type: none read (the estimate).
+			return "the answer has no choices", false, a.ServiceTier, m, nil
+		}
+		return "the answer has no choices", false, a.ServiceTier, m, &a.Usage
+	}
+	return "", err != nil, a.ServiceTier, m, nil // a type error in its created time or usage
 }
 
 type lcToolCall struct {
@@ -1189,7 +1194,16 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 			// without choices (the backend's untyped "empty response") —
 			// is a malformed answer, as the OpenAI adapter reads it, that
 			// the provider produced and bills.
-			why, undecodable, tier, model := readAnswer(body)
+			why, undecodable, tier, model, usage := readAnswer(body)
+			if usage != nil {
+				// An answer without choices that counts a usage: the
+				// provider bills that usage, which the adapter returns
+				// with the malformed answer's error (streamedUsage).
+				b.slot.setTier(tier)
+				b.slot.setModel(model)
+				b.slot.setOtherCached(body)
+				b.slot.setUsage(usage)
+			}
 			if why != "" {
 				f := &streamFault{kind: middleware.ErrMalformed, msg: why,
 					cause: &middleware.AnswerMalformedError{StatusCode: b.status, Err: errors.New(why)}}
