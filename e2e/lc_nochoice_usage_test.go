@@ -14,6 +14,7 @@ import (
 	lcopenai "github.com/tmc/langchaingo/llms/openai"
 
 	twlc "github.com/tokenwise/tokenwise/adapters/langchaingo"
+	twopenai "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
@@ -22,7 +23,8 @@ import (
 // TestLangchaingoNoChoicesAnswerChargedItsUsage: a gpt-4o 200 answer
 // without choices that counts 100,000 input and 1,000 output tokens is
 // billed 260,000 µ$ by the provider. Through langchaingo's openai client
-// wrapped by twlc.New, its HTTP client twlc.NewTransport, the call is
+// wrapped by twlc.New, its HTTP client twlc.NewTransport (over the bare
+// transport, or over the go-openai adapter's NewTransport), the call is
 // still a malformed answer's typed error, and the report and the team
 // ledger charge the answer's usage: 260,000 µ$ (before, an estimate of
 // 28 µ$). Streamed (chunks without choices, then the usage and [DONE]),
@@ -51,6 +53,9 @@ func TestLangchaingoNoChoicesAnswerChargedItsUsage(t *testing.T) {
 		rt   func() http.RoundTripper
 	}{
 		{"twlc.NewTransport", func() http.RoundTripper { return twlc.NewTransport(srv.Client().Transport) }},
+		{"twlc.NewTransport over the go-openai transport", func() http.RoundTripper {
+			return twlc.NewTransport(twopenai.NewTransport(nil, twopenai.WithBaseTransport(srv.Client().Transport)))
+		}},
 	} {
 		for _, streamed := range []bool{false, true} {
 			name := way.name + "/plain"

@@ -374,6 +374,17 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 			}
 			return &middleware.Response{Model: cmp.Or(fctx.slot.answeredModel(), req.Model), Usage: u}, err
 		}
+		// The same answer, read by the go-openai adapter's Transport
+		// under NewTransport: its malformed error's cause carries the
+		// usage.
+		var counted interface {
+			BilledUsage() (string, middleware.Usage)
+		}
+		if errors.Is(err, middleware.ErrMalformed) && errors.As(err, &counted) {
+			if m, u := counted.BilledUsage(); !u.IsZero() && !u.Implausible() {
+				return &middleware.Response{Model: cmp.Or(m, req.Model), Usage: u}, err
+			}
+		}
 		return nil, err
 	}
 	// The tier the provider billed the tokens at, which the backend does

@@ -285,7 +285,10 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 			msg = "the server answered with an event stream (Content-Type: text/event-stream), not the JSON answer the call asked for"
 		}
 		if resp != nil {
-			return resp, p.fail(middleware.ErrMalformed, req, msg, &middleware.AnswerMalformedError{StatusCode: hresp.StatusCode, Err: err})
+			// The cause carries the usage too, for a caller that gets the
+			// error alone (the Transport's: twlc.NewTransport over it).
+			cause := &countedAnswerError{err: err, model: resp.Model, usage: resp.Usage}
+			return resp, p.fail(middleware.ErrMalformed, req, msg, &middleware.AnswerMalformedError{StatusCode: hresp.StatusCode, Err: cause})
 		}
 		return nil, p.fail(middleware.ErrMalformed, req, msg, &middleware.AnswerMalformedError{StatusCode: hresp.StatusCode, Err: err})
 	case resp.FinishReason == "error":
