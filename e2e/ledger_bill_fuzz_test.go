@@ -18,8 +18,6 @@ import (
 
 	oaiadapter "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/internal/wiregen"
-	"github.com/tokenwise/tokenwise/llmwrap"
-	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
@@ -82,25 +80,8 @@ func FuzzLedgerEqualsTheBill(f *testing.F) {
 	quiet := slog.New(slog.DiscardHandler)
 	var seq atomic.Int64
 	f.Fuzz(func(t *testing.T, data []byte) {
-		next := func() byte {
-			if len(data) == 0 {
-				return 0
-			}
-			b := data[0]
-			data = data[1:]
-			return b
-		}
-		store := budget.NewMemoryStore()
-		var costs []int64
-		var mu sync.Mutex
-		obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
-			if fin, ok := e.(middleware.CallFinished); ok {
-				mu.Lock()
-				costs = append(costs, fin.Facts.CostPico)
-				mu.Unlock()
-			}
-		})
-		chain := llmwrap.MustBuild(pol, llmwrap.WithBudgetStore(store), llmwrap.WithObserver(obs), llmwrap.WithLogger(quiet))
+		next := wiregen.ByteReader(data)
+		ledger, chain := newBillLedger(pol, quiet)
 		cfg := goopenai.DefaultConfig("test-key")
 		cfg.BaseURL = ts.URL
 		cfg.HTTPClient = oaiadapter.NewHTTPClient(chain, oaiadapter.WithBaseTransport(base))
@@ -123,22 +104,7 @@ func FuzzLedgerEqualsTheBill(f *testing.F) {
 
 			req := goopenai.ChatCompletionRequest{Model: model, MaxCompletionTokens: maxOut, User: user,
 				Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "Check the disks."}}}
-			var err error
-			if stream {
-				req.StreamOptions = &goopenai.StreamOptions{IncludeUsage: true}
-				var s *goopenai.ChatCompletionStream
-				if s, err = client.CreateChatCompletionStream(ctx, req); err == nil {
-					for err == nil {
-						_, err = s.Recv()
-					}
-					s.Close()
-					if errors.Is(err, io.EOF) {
-						err = nil
-					}
-				}
-			} else {
-				_, err = client.CreateChatCompletion(ctx, req)
-			}
+			err := wiregen.GoOpenAIChat(ctx, client, req, stream)
 			srv.answers.Delete(user)
 			if huge {
 				// An error or a capped charge, checked on the ledger below; it
@@ -154,42 +120,6 @@ func FuzzLedgerEqualsTheBill(f *testing.F) {
 			wantSum.Add(wantSum, bill)
 		}
 
-		b, err := llmwrap.NewBudget(pol, budget.WithStore(store))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rem, err := b.Remaining(context.Background(), team)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !rem.Reserved.IsZero() {
-			t.Fatalf("the ledger still holds %+v after the calls", rem.Reserved)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range costs {
-			if c < 0 {
-				t.Fatalf("a call cost %d pico-dollars", c)
-			}
-		}
-		if hostile {
-			if rem.Used.USDMicros < 0 || rem.Used.USDMicros > 3<<50 {
-				t.Fatalf("after a usage of 2^62 tokens the ledger spent %d micro-dollars", rem.Used.USDMicros)
-			}
-			return
-		}
-		if len(costs) != len(want) {
-			t.Fatalf("%d calls finished, want %d", len(costs), len(want))
-		}
-		for i, c := range costs {
-			if big.NewRat(c, 1).Cmp(want[i]) != 0 {
-				t.Fatalf("call %d cost %s, the bill is %s pico-dollars", i, policies.PicoUSD(c), want[i].FloatString(0))
-			}
-		}
-		up := wiregen.MicroUp(wantSum)
-		if rem.Used.USDMicros != up {
-			t.Fatalf("the team ledger spent %d micro-dollars, the bills sum to %s pico-dollars (%d micro-dollars rounded up)",
-				rem.Used.USDMicros, wantSum.FloatString(0), up)
-		}
+		ledger.check(t, pol, team, want, wantSum, hostile, "the bill is")
 	})
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,8 +18,6 @@ import (
 
 	oaiadapter "github.com/tokenwise/tokenwise/adapters/openai"
 	"github.com/tokenwise/tokenwise/internal/wiregen"
-	"github.com/tokenwise/tokenwise/llmwrap"
-	"github.com/tokenwise/tokenwise/llmwrap/budget"
 	"github.com/tokenwise/tokenwise/middleware"
 	"github.com/tokenwise/tokenwise/policies"
 )
@@ -89,24 +86,7 @@ func FuzzRetriedCallChargesEveryBilledAttempt(f *testing.F) {
 	quiet := slog.New(slog.DiscardHandler)
 	var seq atomic.Int64
 	f.Fuzz(func(t *testing.T, data []byte) {
-		next := func() byte {
-			if len(data) == 0 {
-				return 0
-			}
-			b := data[0]
-			data = data[1:]
-			return b
-		}
-		store := budget.NewMemoryStore()
-		var costs []int64
-		var mu sync.Mutex
-		obs := middleware.ObserverFunc(func(_ context.Context, e middleware.Event) {
-			if fin, ok := e.(middleware.CallFinished); ok {
-				mu.Lock()
-				costs = append(costs, fin.Facts.CostPico)
-				mu.Unlock()
-			}
-		})
+		next := wiregen.ByteReader(data)
 		calls := int(next()%2) + 1
 		model := wiregen.BillModels[int(next())%len(wiregen.BillModels)]
 		ms := policies.Duration(time.Millisecond)
@@ -115,7 +95,7 @@ func FuzzRetriedCallChargesEveryBilledAttempt(f *testing.F) {
 			Fallback: policies.Fallback{Models: []string{model},
 				Retry: policies.Retry{MaxAttempts: 3, BaseDelay: ms, MaxDelay: ms}}}
 		spec, _ := pol.Model(model)
-		chain := llmwrap.MustBuild(pol, llmwrap.WithBudgetStore(store), llmwrap.WithObserver(obs), llmwrap.WithLogger(quiet))
+		ledger, chain := newBillLedger(pol, quiet)
 		cfg := goopenai.DefaultConfig("test-key")
 		cfg.BaseURL = ts.URL
 		cfg.HTTPClient = oaiadapter.NewHTTPClient(chain, oaiadapter.WithBaseTransport(base))
@@ -169,22 +149,7 @@ func FuzzRetriedCallChargesEveryBilledAttempt(f *testing.F) {
 
 			req := goopenai.ChatCompletionRequest{Model: model, MaxCompletionTokens: maxOut,
 				Messages: []goopenai.ChatCompletionMessage{{Role: "user", Content: "Check the disks. " + marker}}}
-			var err error
-			if stream {
-				req.StreamOptions = &goopenai.StreamOptions{IncludeUsage: true}
-				var s *goopenai.ChatCompletionStream
-				if s, err = client.CreateChatCompletionStream(ctx, req); err == nil {
-					for err == nil {
-						_, err = s.Recv()
-					}
-					s.Close()
-					if errors.Is(err, io.EOF) {
-						err = nil
-					}
-				}
-			} else {
-				_, err = client.CreateChatCompletion(ctx, req)
-			}
+			err := wiregen.GoOpenAIChat(ctx, client, req, stream)
 			srv.mu.Lock()
 			bill, served := srv.billed[marker], srv.served[marker]
 			delete(srv.scripts, marker)
@@ -197,30 +162,6 @@ func FuzzRetriedCallChargesEveryBilledAttempt(f *testing.F) {
 			wantSum.Add(wantSum, bill)
 		}
 
-		b, err := llmwrap.NewBudget(pol, budget.WithStore(store))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rem, err := b.Remaining(context.Background(), team)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !rem.Reserved.IsZero() {
-			t.Fatalf("the ledger still holds %+v after the calls", rem.Reserved)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if len(costs) != len(want) {
-			t.Fatalf("%d calls finished, want %d", len(costs), len(want))
-		}
-		for i, c := range costs {
-			if big.NewRat(c, 1).Cmp(want[i]) != 0 {
-				t.Fatalf("call %d cost %s, the upstream billed its attempts %s pico-dollars", i, policies.PicoUSD(c), want[i].FloatString(0))
-			}
-		}
-		if up := wiregen.MicroUp(wantSum); rem.Used.USDMicros != up {
-			t.Fatalf("the team ledger spent %d micro-dollars, the bills sum to %s pico-dollars (%d micro-dollars rounded up)",
-				rem.Used.USDMicros, wantSum.FloatString(0), up)
-		}
+		ledger.check(t, pol, team, want, wantSum, false, "the upstream billed its attempts")
 	})
 }
