@@ -2,15 +2,11 @@ package gateway_test
 
 import (
 	"context"
-	"io"
-	"log"
 	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/tokenwise/tokenwise/internal/wiregen"
@@ -36,32 +32,13 @@ func FuzzGatewayResponsesSpendEqualsTheBill(f *testing.F) {
 	f.Add([]byte{5, 3, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7})
 	f.Add([]byte{1, 2, 242, 255, 255, 255, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4})
 	f.Add([]byte{128, 1, 3, 1, 0, 16, 0, 0, 1, 0, 0, 1, 0, 5, 5, 5, 5, 5})
-	f.Setenv(upstreamEnv, upstreamKey)
-	up := &rawUpstream{}
-	ts := httptest.NewServer(up)
-	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
-	f.Cleanup(ts.Close)
-	g := startFuzzGateway(f, ts.URL+"/v1", fuzzUpstreamPolicies, "")
+	up, g := startBillGateway(f)
 	pol := policies.Default()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		next := func() byte {
-			if len(data) == 0 {
-				return 0
-			}
-			b := data[0]
-			data = data[1:]
-			return b
-		}
+		next := wiregen.ByteReader(data)
 		g.restart(t) // a fresh ledger
-		opts := []option.RequestOption{option.WithAPIKey(devopsKey), option.WithMaxRetries(0)}
 		inProcess := next()&0x80 != 0
-		if inProcess {
-			opts = append(opts, option.WithBaseURL("http://tokenwise.invalid/v1/"),
-				option.WithHTTPClient(&http.Client{Transport: g.srv.Transport()}))
-		} else {
-			opts = append(opts, option.WithBaseURL(g.url+"/v1/"), option.WithHTTPClient(g.client))
-		}
-		client := openai.NewClient(opts...)
+		client := billClient(g, inProcess)
 		ctx := context.Background()
 
 		const maxOut = 4096
@@ -107,17 +84,7 @@ func FuzzGatewayResponsesSpendEqualsTheBill(f *testing.F) {
 			}
 			wantSum.Add(wantSum, a.Bill(spec))
 		}
-		sp := g.spend(t, devopsKey) // whole: nothing negative, held or in flight
-		if hostile {
-			if sp.spent > 3<<50 {
-				t.Fatalf("after a usage of 2^62 tokens the team spent %d micro-dollars", sp.spent)
-			}
-			return
-		}
-		if upTo := wiregen.MicroUp(wantSum); sp.spent != upTo {
-			t.Fatalf("the team spent %d micro-dollars, the upstream's bills sum to %s pico-dollars (%d micro-dollars rounded up)\ngateway log:\n%s",
-				sp.spent, wantSum.FloatString(0), upTo, g.logs.String())
-		}
+		checkBillSpend(t, g, wantSum, hostile)
 	})
 }
 
@@ -133,32 +100,13 @@ func FuzzGatewayEmbeddingsSpendEqualsTheBill(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
 	f.Add([]byte{129, 2, 1, 2, 15, 255, 255, 1, 2, 2, 0, 0, 9, 9, 4, 4})
 	f.Add([]byte{1, 1, 0, 240, 0, 0, 1, 0})
-	f.Setenv(upstreamEnv, upstreamKey)
-	up := &rawUpstream{}
-	ts := httptest.NewServer(up)
-	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
-	f.Cleanup(ts.Close)
-	g := startFuzzGateway(f, ts.URL+"/v1", fuzzUpstreamPolicies, "")
+	up, g := startBillGateway(f)
 	pol := policies.Default()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		next := func() byte {
-			if len(data) == 0 {
-				return 0
-			}
-			b := data[0]
-			data = data[1:]
-			return b
-		}
+		next := wiregen.ByteReader(data)
 		g.restart(t)
-		opts := []option.RequestOption{option.WithAPIKey(devopsKey), option.WithMaxRetries(0)}
 		inProcess := next()&0x80 != 0
-		if inProcess {
-			opts = append(opts, option.WithBaseURL("http://tokenwise.invalid/v1/"),
-				option.WithHTTPClient(&http.Client{Transport: g.srv.Transport()}))
-		} else {
-			opts = append(opts, option.WithBaseURL(g.url+"/v1/"), option.WithHTTPClient(g.client))
-		}
-		client := openai.NewClient(opts...)
+		client := billClient(g, inProcess)
 		wantSum := new(big.Rat)
 		hostile := false
 		calls := int(next()%3) + 1
@@ -181,16 +129,6 @@ func FuzzGatewayEmbeddingsSpendEqualsTheBill(f *testing.F) {
 			}
 			wantSum.Add(wantSum, a.Bill(spec))
 		}
-		sp := g.spend(t, devopsKey)
-		if hostile {
-			if sp.spent > 3<<50 {
-				t.Fatalf("after a usage of 2^62 tokens the team spent %d micro-dollars", sp.spent)
-			}
-			return
-		}
-		if upTo := wiregen.MicroUp(wantSum); sp.spent != upTo {
-			t.Fatalf("the team spent %d micro-dollars, the upstream's bills sum to %s pico-dollars (%d micro-dollars rounded up)\ngateway log:\n%s",
-				sp.spent, wantSum.FloatString(0), upTo, g.logs.String())
-		}
+		checkBillSpend(t, g, wantSum, hostile)
 	})
 }
