@@ -41,18 +41,8 @@ type BilledAnswer struct {
 // NextBilledAnswer draws a BilledAnswer from next's bytes (0 once they
 // run out), its completion at most maxOut tokens.
 func NextBilledAnswer(next func() byte, maxOut int64) BilledAnswer {
-	num := func(bits uint) int64 { // a count below 2^bits
-		var n int64
-		for range (bits + 7) / 8 {
-			n = n<<8 | int64(next())
-		}
-		return n & (1<<bits - 1)
-	}
-	a := BilledAnswer{Model: BillModels[int(next())%len(BillModels)], Tier: BillTiers[int(next())%len(BillTiers)]}
-	modes := next()
-	a.Stream = modes&1 == 1
-	withTotal := modes&2 == 2
-	a.Huge = modes&0xF0 == 0xF0
+	num := func(bits uint) int64 { return nextNum(next, bits) }
+	a, withTotal := nextChatHead(next)
 	// Up to a million (both sides of gpt-5.4's long context); never none:
 	// an all-zero usage is read as none, billed the estimate.
 	a.in = num(20) + 1
@@ -67,13 +57,7 @@ func NextBilledAnswer(next func() byte, maxOut int64) BilledAnswer {
 		a.in = 1 << 62
 	}
 	a.PlainInts = true
-	count := func(n int64) string {
-		m := next()
-		if m%5 != 0 {
-			a.PlainInts = false
-		}
-		return wireCount(n, m)
-	}
+	count := func(n int64) string { return a.nextCount(next, n) }
 	usage := `{"prompt_tokens":` + count(a.in) + `,"completion_tokens":` + count(a.out)
 	if withTotal && !a.Huge {
 		usage += `,"total_tokens":` + count(a.in+a.out)
@@ -161,18 +145,8 @@ func MicroUp(pico *big.Rat) int64 {
 // (response.created, a text delta, response.completed with the object).
 // Bill prices it.
 func NextBilledResponse(next func() byte, maxOut int64) BilledAnswer {
-	num := func(bits uint) int64 {
-		var n int64
-		for range (bits + 7) / 8 {
-			n = n<<8 | int64(next())
-		}
-		return n & (1<<bits - 1)
-	}
-	a := BilledAnswer{Model: BillModels[int(next())%len(BillModels)], Tier: BillTiers[int(next())%len(BillTiers)]}
-	modes := next()
-	a.Stream = modes&1 == 1
-	withTotal := modes&2 == 2
-	a.Huge = modes&0xF0 == 0xF0
+	num := func(bits uint) int64 { return nextNum(next, bits) }
+	a, withTotal := nextChatHead(next)
 	a.in = num(20) + 1
 	a.out = num(12) % (maxOut + 1)
 	a.cached = num(20) % (a.in + 1)
@@ -181,13 +155,7 @@ func NextBilledResponse(next func() byte, maxOut int64) BilledAnswer {
 		a.in = 1 << 62
 	}
 	a.PlainInts = true
-	count := func(n int64) string {
-		m := next()
-		if m%5 != 0 {
-			a.PlainInts = false
-		}
-		return wireCount(n, m)
-	}
+	count := func(n int64) string { return a.nextCount(next, n) }
 	usage := `{"input_tokens":` + count(a.in) + `,"input_tokens_details":{"cached_tokens":` + count(a.cached) + `}` +
 		`,"output_tokens":` + count(a.out) + `,"output_tokens_details":{"reasoning_tokens":` + count(reasoning) + `}`
 	if withTotal && !a.Huge {
@@ -226,13 +194,7 @@ func NextBilledEmbeddings(next func() byte) BilledAnswer {
 		a.in = 1 << 62
 	}
 	a.PlainInts = true
-	count := func(n int64) string {
-		m := next()
-		if m%5 != 0 {
-			a.PlainInts = false
-		}
-		return wireCount(n, m)
-	}
+	count := func(n int64) string { return a.nextCount(next, n) }
 	a.Usage = `{"prompt_tokens":` + count(a.in)
 	if withTotal {
 		a.Usage += `,"total_tokens":` + count(a.in)
@@ -240,4 +202,34 @@ func NextBilledEmbeddings(next func() byte) BilledAnswer {
 	a.Usage += `}`
 	a.Plain = `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-0.5]}],"model":"` + a.Model + `","usage":` + a.Usage + `}`
 	return a
+}
+
+// nextNum draws a count below 2^bits from next's bytes, big-endian.
+func nextNum(next func() byte, bits uint) int64 {
+	var n int64
+	for range (bits + 7) / 8 {
+		n = n<<8 | int64(next())
+	}
+	return n & (1<<bits - 1)
+}
+
+// nextChatHead draws what NextBilledAnswer and NextBilledResponse draw
+// first: the model, the tier, and the modes byte (streamed, with a
+// total, hostile).
+func nextChatHead(next func() byte) (a BilledAnswer, withTotal bool) {
+	a = BilledAnswer{Model: BillModels[int(next())%len(BillModels)], Tier: BillTiers[int(next())%len(BillTiers)]}
+	modes := next()
+	a.Stream = modes&1 == 1
+	a.Huge = modes&0xF0 == 0xF0
+	return a, modes&2 == 2
+}
+
+// nextCount writes n as the next byte picks (wireCount), clearing
+// PlainInts when that is not a JSON integer.
+func (a *BilledAnswer) nextCount(next func() byte, n int64) string {
+	m := next()
+	if m%5 != 0 {
+		a.PlainInts = false
+	}
+	return wireCount(n, m)
 }
