@@ -40,8 +40,9 @@ func stringCount(s string) (int64, bool) {
 // (a number written in a string, as some servers write counts, or no
 // number at all: "abc", "1e20", twenty nines) beside 5 completion
 // tokens, through go-openai and NewHTTPClient, is billed the count the
-// string holds when it holds one in the int64 range, exactly and
-// unflagged; otherwise the answer is a middleware.ErrMalformed error and
+// string holds when it holds one from 0 to middleware.MaxCount, exactly
+// and unflagged (a negative one, or one beyond MaxCount, is no provider's
+// count: billed the estimate, flagged); otherwise the answer is a middleware.ErrMalformed error and
 // the call is billed its estimated input, flagged as an estimate — never
 // an input of 0 tokens billed as the provider's count.
 func FuzzUsageCountInAString(f *testing.F) {
@@ -96,11 +97,11 @@ func FuzzUsageCountInAString(f *testing.F) {
 		a := facts.Attempts[len(facts.Attempts)-1]
 		n, ok := stringCount(s)
 		switch {
-		case ok && n >= 0:
+		case ok && n >= 0 && n <= middleware.MaxCount:
 			if a.Estimated || a.Usage.InputTokens != n || a.Usage.OutputTokens != 5 {
 				t.Fatalf("prompt_tokens %s: billed %+v (estimated %v), want %d input and 5 output tokens, the provider's count", q, a.Usage, a.Estimated, n)
 			}
-		case ok: // a negative count is no count: billed the estimate
+		case ok: // a negative count, or one beyond middleware.MaxCount, is no count: billed the estimate
 			if !a.Estimated || a.Usage.InputTokens <= 0 {
 				t.Fatalf("prompt_tokens %s: billed %+v (estimated %v), want the estimate", q, a.Usage, a.Estimated)
 			}
