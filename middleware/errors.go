@@ -148,9 +148,20 @@ func AnswerCut(err error) (*AnswerCutError, bool) {
 // input and marks it Estimated, and the budget layer charges it, retried
 // or not, as it does an [AnswerCutError]. Adapters that can tell (the
 // OpenAI and langchaingo adapters) return it; see [AnswerBilled].
+//
+// An answer that counts a usage although it is malformed (one without
+// choices) carries it in Usage and Model: the adapter that read it
+// returns them in a Response beside the error, which the Meter and the
+// budget charge instead of the estimate; an adapter that gets the error
+// alone (langchaingo's over the OpenAI adapter's Transport) reads them
+// here.
 type AnswerMalformedError struct {
 	StatusCode int   // the answer's status (2xx)
 	Err        error // what is wrong with it
+	// Model and Usage are what the answer counts, when it counts a usage
+	// (zero: none).
+	Model string
+	Usage Usage
 }
 
 func (e *AnswerMalformedError) Error() string {

@@ -377,13 +377,8 @@ func (p *provider) Handle(ctx context.Context, req *middleware.Request) (*middle
 		// The same answer, read by the go-openai adapter's Transport
 		// under NewTransport: its malformed error's cause carries the
 		// usage.
-		var counted interface {
-			BilledUsage() (string, middleware.Usage)
-		}
-		if errors.Is(err, middleware.ErrMalformed) && errors.As(err, &counted) {
-			if m, u := counted.BilledUsage(); !u.IsZero() && !u.Implausible() {
-				return &middleware.Response{Model: cmp.Or(m, req.Model), Usage: u}, err
-			}
+		if bad := (*middleware.AnswerMalformedError)(nil); errors.As(err, &bad) && !bad.Usage.IsZero() && !bad.Usage.Implausible() {
+			return &middleware.Response{Model: cmp.Or(bad.Model, req.Model), Usage: bad.Usage}, err
 		}
 		return nil, err
 	}

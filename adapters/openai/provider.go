@@ -284,13 +284,13 @@ func (p *Provider) Handle(ctx context.Context, req *middleware.Request) (_ *midd
 			// What went wrong, for a call that asked for no stream.
 			msg = "the server answered with an event stream (Content-Type: text/event-stream), not the JSON answer the call asked for"
 		}
+		cause := &middleware.AnswerMalformedError{StatusCode: hresp.StatusCode, Err: err}
 		if resp != nil {
 			// The cause carries the usage too, for a caller that gets the
 			// error alone (the Transport's: twlc.NewTransport over it).
-			cause := &countedAnswerError{err: err, model: resp.Model, usage: resp.Usage}
-			return resp, p.fail(middleware.ErrMalformed, req, msg, &middleware.AnswerMalformedError{StatusCode: hresp.StatusCode, Err: cause})
+			cause.Model, cause.Usage = resp.Model, resp.Usage
 		}
-		return nil, p.fail(middleware.ErrMalformed, req, msg, &middleware.AnswerMalformedError{StatusCode: hresp.StatusCode, Err: err})
+		return resp, p.fail(middleware.ErrMalformed, req, msg, cause)
 	case resp.FinishReason == "error":
 		// OpenRouter's finish_reason for a provider that failed
 		// mid-answer: a failure, returned with the answer, whose usage

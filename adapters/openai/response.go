@@ -19,22 +19,6 @@ var (
 	errNotObject = errors.New("not a JSON object")
 )
 
-// countedAnswerError is what is wrong with a malformed answer that counts
-// a usage (one without choices): err, with the model and the usage the
-// provider bills. Its BilledUsage method lets an adapter that gets the
-// error alone (the langchaingo adapter, over the Transport) charge them.
-type countedAnswerError struct {
-	err   error
-	model string
-	usage middleware.Usage
-}
-
-func (e *countedAnswerError) Error() string { return e.err.Error() }
-func (e *countedAnswerError) Unwrap() error { return e.err }
-
-// BilledUsage returns the model and the usage the answer counts.
-func (e *countedAnswerError) BilledUsage() (string, middleware.Usage) { return e.model, e.usage }
-
 // apiError is an OpenAI error object: {"message","type","param","code"}.
 type apiError struct {
 	Message, Type, Param, Code string
