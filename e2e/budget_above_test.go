@@ -100,13 +100,6 @@ func TestBudgetAboveRetryAndFallbackChargesWhatTheProviderBilled(t *testing.T) {
 					srv.On().Reply(sc.first, ok)
 					above := ledger{dailyTeamPolicy(), budget.NewMemoryStore()}
 					ref := ledger{dailyTeamPolicy(), budget.NewMemoryStore()}
-					newBudget := func(l ledger) middleware.Middleware {
-						b, err := llmwrap.NewBudget(l.p, budget.WithStore(l.store))
-						if err != nil {
-							t.Fatal(err)
-						}
-						return b.Middleware()
-					}
 					rt, err := retry.New(retry.Config{MaxAttempts: 2, BaseDelay: time.Millisecond})
 					if err != nil {
 						t.Fatal(err)
@@ -118,15 +111,15 @@ func TestBudgetAboveRetryAndFallbackChargesWhatTheProviderBilled(t *testing.T) {
 					var chain middleware.Middleware
 					switch comp {
 					case "above retry":
-						chain = middleware.Chain(newBudget(above), rt.Middleware(), newBudget(ref))
+						chain = middleware.Chain(above.budget(t), rt.Middleware(), ref.budget(t))
 					case "above fallback":
-						chain = middleware.Chain(newBudget(above), fb.Middleware(), newBudget(ref))
+						chain = middleware.Chain(above.budget(t), fb.Middleware(), ref.budget(t))
 					case "above both":
-						chain = middleware.Chain(newBudget(above), fb.Middleware(), rt.Middleware(), newBudget(ref))
+						chain = middleware.Chain(above.budget(t), fb.Middleware(), rt.Middleware(), ref.budget(t))
 					default:
 						ref.p.Fallback = policies.Fallback{Models: []string{"gpt-4o"},
 							Retry: policies.Retry{MaxAttempts: 2, BaseDelay: policies.Duration(time.Millisecond)}}
-						chain = middleware.Chain(newBudget(above),
+						chain = middleware.Chain(above.budget(t),
 							llmwrap.MustBuild(ref.p, llmwrap.WithBudgetStore(ref.store), llmwrap.WithLogger(slog.New(slog.DiscardHandler))))
 					}
 					// The retry layer does not retry a malformed answer (not
@@ -164,6 +157,25 @@ func TestBudgetAboveRetryAndFallbackChargesWhatTheProviderBilled(t *testing.T) {
 type ledger struct {
 	p     *policies.Policy
 	store budget.Store
+}
+
+// budget is the budget layer of l's policy over l's store, composed by
+// hand.
+func (l ledger) budget(t testing.TB) middleware.Middleware {
+	b, err := llmwrap.NewBudget(l.p, budget.WithStore(l.store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Middleware()
+}
+
+// startCallRecord starts the call's record, in which a Meter records each
+// attempt (as a built chain's instrument layer starts it).
+func startCallRecord(next middleware.Handler) middleware.Handler {
+	return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
+		ctx, _ = middleware.StartCall(ctx, middleware.CallFacts{Model: req.Model})
+		return next.Handle(ctx, req)
+	})
 }
 
 // TestBudgetAboveFallbackNeverOvershootsOnADearerModel: a budget composed
@@ -240,22 +252,6 @@ func TestBudgetAboveHedgingFallbackChargesEachAttemptOnce(t *testing.T) {
 			for _, meter := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s/%s answers/meter below %v", client, winner, meter), func(t *testing.T) {
 					synctest.Test(t, func(t *testing.T) {
-						newBudget := func(l ledger) middleware.Middleware {
-							b, err := llmwrap.NewBudget(l.p, budget.WithStore(l.store))
-							if err != nil {
-								t.Fatal(err)
-							}
-							return b.Middleware()
-						}
-						// The call's record, in which a Meter records each
-						// attempt (as a built chain's instrument layer
-						// starts it).
-						startCall := func(next middleware.Handler) middleware.Handler {
-							return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
-								ctx, _ = middleware.StartCall(ctx, middleware.CallFacts{Model: req.Model})
-								return next.Handle(ctx, req)
-							})
-						}
 						// run sends the call through a hedging fallback
 						// with above composed over it and below under it.
 						run := func(above, below middleware.Middleware) {
@@ -273,7 +269,7 @@ func TestBudgetAboveHedgingFallbackChargesEachAttemptOnce(t *testing.T) {
 							if err != nil {
 								t.Fatal(err)
 							}
-							if err := budgetAboveCall(t, client, middleware.Chain(startCall, above, fb.Middleware(), below), srv); err != nil {
+							if err := budgetAboveCall(t, client, middleware.Chain(startCallRecord, above, fb.Middleware(), below), srv); err != nil {
 								t.Fatalf("call: %v", err)
 							}
 							synctest.Wait()
@@ -286,7 +282,7 @@ func TestBudgetAboveHedgingFallbackChargesEachAttemptOnce(t *testing.T) {
 						// The Meter as a built chain composes it.
 						pricer := llmwrap.Pricer(ref.p)
 						meterMW := middleware.Meter(pricer, budget.BilledUsageAt(tokens.New(), ""))
-						run(nil, middleware.Chain(newBudget(ref), meterMW))
+						run(nil, middleware.Chain(ref.budget(t), meterMW))
 						var below middleware.Middleware
 						if meter {
 							below = meterMW
@@ -295,7 +291,7 @@ func TestBudgetAboveHedgingFallbackChargesEachAttemptOnce(t *testing.T) {
 						// fallback: the notes pass through it to the first,
 						// and each charges the same.
 						second := ledger{dailyTeamPolicy(), budget.NewMemoryStore()}
-						run(middleware.Chain(newBudget(above), newBudget(second)), below)
+						run(middleware.Chain(above.budget(t), second.budget(t)), below)
 						want := ledgerSpent(t, ref.p, ref.store, "sre")
 						if got := ledgerSpent(t, second.p, second.store, "sre"); got != want {
 							t.Errorf("the second budget above the hedging fallback charged %d µ$; the provider billed %d µ$ for the 2 requests sent", got, want)

@@ -35,12 +35,6 @@ func (connectStall) RoundTrip(r *http.Request) (*http.Response, error) {
 // does. Through go-openai, on synctest's fake time.
 func TestBudgetChargesNothingForACallTimedOutBeforeItWasSent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		startCall := func(next middleware.Handler) middleware.Handler {
-			return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
-				ctx, _ = middleware.StartCall(ctx, middleware.CallFacts{Model: req.Model})
-				return next.Handle(ctx, req)
-			})
-		}
 		spent := func(withMeter bool) int64 {
 			l := ledger{dailyTeamPolicy(), budget.NewMemoryStore()}
 			b, err := llmwrap.NewBudget(l.p, budget.WithStore(l.store))
@@ -51,7 +45,7 @@ func TestBudgetChargesNothingForACallTimedOutBeforeItWasSent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			chain := middleware.Chain(startCall, b.Middleware(), to.Middleware())
+			chain := middleware.Chain(startCallRecord, b.Middleware(), to.Middleware())
 			if withMeter {
 				chain = middleware.Chain(chain, middleware.Meter(llmwrap.Pricer(l.p), budget.BilledUsageAt(tokens.New(), "")))
 			}

@@ -27,12 +27,6 @@ func TestBudgetChargesNothingForACallCancelledWhileWaitingForTheRateLimit(t *tes
 	for _, client := range []string{"go-openai", "langchaingo"} {
 		t.Run(client, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				startCall := func(next middleware.Handler) middleware.Handler {
-					return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
-						ctx, _ = middleware.StartCall(ctx, middleware.CallFacts{Model: req.Model})
-						return next.Handle(ctx, req)
-					})
-				}
 				// spent is what a ledger is charged for calls calls, the
 				// last one cancelled after 10s when cancelLast.
 				spent := func(calls int, cancelLast bool) int64 {
@@ -49,7 +43,7 @@ func TestBudgetChargesNothingForACallCancelledWhileWaitingForTheRateLimit(t *tes
 						t.Fatal(err)
 					}
 					meter := middleware.Meter(llmwrap.Pricer(l.p), budget.BilledUsageAt(tokens.New(), ""))
-					chain := middleware.Chain(startCall, b.Middleware(), rl.Middleware(), meter)
+					chain := middleware.Chain(startCallRecord, b.Middleware(), rl.Middleware(), meter)
 					srv := openaitest.New()
 					srv.On().Reply(openaitest.Reply{Content: "Disks are fine."})
 					for i := range calls {

@@ -31,26 +31,10 @@ func TestBudgetWithoutAMeterChargesAnAttemptTimedOutInFlight(t *testing.T) {
 		for _, comp := range []string{"alone", "above retry", "above fallback", "above both"} {
 			t.Run(client+"/"+comp, func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
-					newBudget := func(l ledger) middleware.Middleware {
-						b, err := llmwrap.NewBudget(l.p, budget.WithStore(l.store))
-						if err != nil {
-							t.Fatal(err)
-						}
-						return b.Middleware()
-					}
-					// The call's record, in which a Meter records each
-					// attempt (as a built chain's instrument layer starts
-					// it).
-					startCall := func(next middleware.Handler) middleware.Handler {
-						return middleware.HandlerFunc(func(ctx context.Context, req *middleware.Request) (*middleware.Response, error) {
-							ctx, _ = middleware.StartCall(ctx, middleware.CallFacts{Model: req.Model})
-							return next.Handle(ctx, req)
-						})
-					}
 					// run sends the call, which the server never answers,
 					// through chain under a deadline of 30s.
 					run := func(chain middleware.Middleware) {
-						chain = middleware.Chain(startCall, chain)
+						chain = middleware.Chain(startCallRecord, chain)
 						srv := openaitest.New()
 						srv.On().Reply(openaitest.Reply{Fault: openaitest.Fault{Kind: openaitest.FaultStall}})
 						ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -66,7 +50,7 @@ func TestBudgetWithoutAMeterChargesAnAttemptTimedOutInFlight(t *testing.T) {
 					}
 					metered := ledger{dailyTeamPolicy(), budget.NewMemoryStore()}
 					meterMW := middleware.Meter(llmwrap.Pricer(metered.p), budget.BilledUsageAt(tokens.New(), ""))
-					run(middleware.Chain(newBudget(metered), meterMW))
+					run(middleware.Chain(metered.budget(t), meterMW))
 					want := ledgerSpent(t, metered.p, metered.store, "sre")
 					if want <= 0 {
 						t.Fatalf("a budget with the Meter below it charged %d µ$, want the estimated input", want)
@@ -83,13 +67,13 @@ func TestBudgetWithoutAMeterChargesAnAttemptTimedOutInFlight(t *testing.T) {
 					}
 					switch comp {
 					case "alone":
-						run(middleware.Chain(newBudget(above), newBudget(bottom)))
+						run(middleware.Chain(above.budget(t), bottom.budget(t)))
 					case "above retry":
-						run(middleware.Chain(newBudget(above), rt.Middleware(), newBudget(bottom)))
+						run(middleware.Chain(above.budget(t), rt.Middleware(), bottom.budget(t)))
 					case "above fallback":
-						run(middleware.Chain(newBudget(above), fb.Middleware(), newBudget(bottom)))
+						run(middleware.Chain(above.budget(t), fb.Middleware(), bottom.budget(t)))
 					default:
-						run(middleware.Chain(newBudget(above), fb.Middleware(), rt.Middleware(), newBudget(bottom)))
+						run(middleware.Chain(above.budget(t), fb.Middleware(), rt.Middleware(), bottom.budget(t)))
 					}
 					if got := ledgerSpent(t, bottom.p, bottom.store, "sre"); got != want {
 						t.Errorf("the budget at the bottom (no Meter below) charged %d µ$; with the Meter below, %d µ$", got, want)
